@@ -1,0 +1,1 @@
+"""The edges: storage, locks, payments, the websocket and HTTP server."""

@@ -1,0 +1,71 @@
+"""Per-key leases in Redis: SET NX PX with a unique token, compare-and-delete release, INCR fencing.
+
+The fencing token rises with every acquisition; the store refuses a booking write whose token is
+lower than one already used for that connector, so a holder that paused past its lease cannot write.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class RedisLease:
+    key: str
+    token: str
+    fencing_token: int
+
+
+class RedisLocks:
+    def __init__(self, client: Any, *, prefix: str = "chargeshare:lock:", wait_ms: int = 200) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.wait_ms = wait_ms
+        self._release = client.register_script(RELEASE_SCRIPT)
+
+    def acquire(self, key: str, ttl_ms: int) -> RedisLease | None:
+        """Try for up to `wait_ms`; None when someone else still holds the lease."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_ms / 1000
+        delay = 0.002
+        while True:
+            if self.client.set(self.prefix + key, token, nx=True, px=ttl_ms):
+                fence = int(self.client.incr(self.prefix + key + ":fence"))
+                return RedisLease(key, token, fence)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def release(self, lease: RedisLease) -> bool:
+        """Delete the lease only if it is still ours (it may have expired and been taken)."""
+        return bool(self._release(keys=[self.prefix + lease.key], args=[lease.token]))
+
+    @contextmanager
+    def hold(self, key: str, ttl_ms: int) -> Iterator[RedisLease | None]:
+        lease = self.acquire(key, ttl_ms)
+        try:
+            yield lease
+        finally:
+            if lease is not None:
+                self.release(lease)
+
+
+class NoLocks:
+    """Locking switched off: the database constraint alone keeps bookings apart."""
+
+    @contextmanager
+    def hold(self, key: str, ttl_ms: int) -> Iterator[None]:
+        yield None

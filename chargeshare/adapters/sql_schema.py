@@ -1,0 +1,180 @@
+"""Tables shared by SQLite and PostgreSQL, plus each dialect's own spatial and exclusion DDL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    column,
+    table,
+)
+from sqlalchemy.types import TypeDecorator
+
+from chargeshare.domain.booking import LIVE_STATES
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+drivers = Table(
+    "drivers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("id_tag", String(20), nullable=False, unique=True),  # OCPP 1.6 IdToken is CiString20
+)
+
+chargers = Table(
+    "chargers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charge_point_id", String(64), nullable=False, unique=True),
+    Column("host_id", ForeignKey("hosts.id"), nullable=False),
+    Column("title", String(200), nullable=False, default=""),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("price_per_kwh", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ocpp_version", String(8)),
+    Column("last_seen_at", UTCDateTime()),
+)
+
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charger_id", ForeignKey("chargers.id"), nullable=False),
+    Column("connector_no", Integer, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("max_power_w", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    # Highest lock fencing token that has written a booking for this connector.
+    Column("fence_token", BigInteger, nullable=False, default=0),
+    UniqueConstraint("charger_id", "connector_no"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("driver_id", ForeignKey("drivers.id"), nullable=False),
+    Column("connector_id", ForeignKey("connectors.id"), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("max_energy_wh", Integer, nullable=False),
+    Column("price_per_kwh", Integer, nullable=False),
+    Column("hold_amount", Integer, nullable=False),
+    Column("payment_ref", String(64)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_bookings_connector_period", "connector_id", "starts_at", "ends_at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, unique=True),
+    Column("connector_id", ForeignKey("connectors.id"), nullable=False),
+    Column("id_tag", String(20), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("meter_start_wh", BigInteger, nullable=False),
+    Column("meter_last_wh", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stopped_at", UTCDateTime()),
+    Column("meter_stop_wh", BigInteger),
+    Column("billed_wh", BigInteger),
+    Column("cost", Integer),
+    # A retried StartTransaction carries the same key and must map to the same transaction.
+    UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    # Unique: the database itself refuses to resolve one hold twice.
+    Column("pending_id", ForeignKey("ledger_entries.id"), unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry_id", ForeignKey("ledger_entries.id"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("account", String(64), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+)
+
+# The SQLite R*Tree virtual table, described for queries only (created by SQLITE_DDL, not create_all).
+charger_rtree = table(
+    "charger_rtree", column("id"), column("min_lon"), column("max_lon"), column("min_lat"), column("max_lat")
+)
+
+_live = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATES))
+
+SQLITE_DDL = [
+    # R*Tree spatial index: 32-bit float boxes rounded outward, so it is a safe prefilter.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS charger_rtree USING rtree(id, min_lon, max_lon, min_lat, max_lat)",
+]
+
+POSTGRES_DDL = [
+    "CREATE EXTENSION IF NOT EXISTS postgis",
+    "CREATE EXTENSION IF NOT EXISTS btree_gist",
+    "ALTER TABLE chargers ADD COLUMN IF NOT EXISTS geom geometry(Point, 4326) "
+    "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED",
+    "ALTER TABLE chargers ADD COLUMN IF NOT EXISTS location geography(Point, 4326) "
+    "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography) STORED",
+    "CREATE INDEX IF NOT EXISTS ix_chargers_geom ON chargers USING gist (geom)",
+    "CREATE INDEX IF NOT EXISTS ix_chargers_location ON chargers USING gist (location)",
+    # The no-double-booking guarantee: live bookings on one connector never overlap.
+    "DO $$ BEGIN "
+    "ALTER TABLE bookings ADD CONSTRAINT ex_bookings_no_overlap EXCLUDE USING gist "
+    "(connector_id WITH =, tstzrange(starts_at, ends_at, '[)') WITH &&) "
+    f"WHERE (status IN ({_live})); "
+    "EXCEPTION WHEN duplicate_object OR duplicate_table THEN NULL; END $$",
+]

@@ -1,0 +1,539 @@
+"""The SQLAlchemy store: SQLite (file or memory, R*Tree) or PostgreSQL (PostGIS, exclusion constraint)."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from chargeshare.adapters import sql_schema as t
+from chargeshare.domain.booking import LIVE_STATES, BookingStatus
+from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.errors import BookingConflict, NotFound, StaleFencingToken
+from chargeshare.domain.geo import BBox, Point
+from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
+from chargeshare.domain.session import SessionStatus
+from chargeshare.services.records import (
+    BookingRecord,
+    ChargerView,
+    ConnectorView,
+    DriverRecord,
+    SessionRecord,
+)
+
+PG_EXCLUSION_VIOLATION = "23P01"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            # Let SQLAlchemy's "begin" below issue BEGIN IMMEDIATE: every write transaction is
+            # serialized, which is what makes the check-then-insert for bookings atomic.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        # One shared in-memory connection cannot interleave transactions from several threads.
+        self._memory_lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+
+    def create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(t.POSTGRES_DDL[0])
+                conn.exec_driver_sql(t.POSTGRES_DDL[1])
+            t.metadata.create_all(conn)
+            for ddl in t.SQLITE_DDL if self.dialect == "sqlite" else t.POSTGRES_DDL[2:]:
+                conn.exec_driver_sql(ddl)
+
+    def drop_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("DROP TABLE IF EXISTS charger_rtree")
+            t.metadata.drop_all(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        if self._memory_lock is None:
+            with self.engine.begin() as conn:
+                yield SqlTransaction(conn, self.dialect)
+            return
+        with self._memory_lock, self.engine.begin() as conn:
+            yield SqlTransaction(conn, self.dialect)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _booking(r: RowMapping) -> BookingRecord:
+    return BookingRecord(
+        booking_id=r["id"],
+        driver_id=r["driver_id"],
+        connector_id=r["connector_id"],
+        charger_id=r["charger_id"],
+        host_id=r["host_id"],
+        starts_at=r["starts_at"],
+        ends_at=r["ends_at"],
+        status=BookingStatus(r["status"]),
+        max_energy_wh=r["max_energy_wh"],
+        price_per_kwh=r["price_per_kwh"],
+        hold_amount=r["hold_amount"],
+        payment_ref=r["payment_ref"],
+        created_at=r["created_at"],
+    )
+
+
+def _session(r: RowMapping) -> SessionRecord:
+    return SessionRecord(
+        session_id=r["id"],
+        booking_id=r["booking_id"],
+        connector_id=r["connector_id"],
+        id_tag=r["id_tag"],
+        started_at=r["started_at"],
+        meter_start_wh=r["meter_start_wh"],
+        meter_last_wh=r["meter_last_wh"],
+        status=SessionStatus(r["status"]),
+        stopped_at=r["stopped_at"],
+        meter_stop_wh=r["meter_stop_wh"],
+        billed_wh=r["billed_wh"],
+        cost=r["cost"],
+    )
+
+
+_BOOKING_COLUMNS = select(
+    t.bookings,
+    t.connectors.c.charger_id,
+    t.chargers.c.host_id,
+).select_from(
+    t.bookings.join(t.connectors, t.connectors.c.id == t.bookings.c.connector_id).join(
+        t.chargers, t.chargers.c.id == t.connectors.c.charger_id
+    )
+)
+
+
+class SqlTransaction:
+    """Implements the `Transaction` port over one SQLAlchemy connection in one database transaction."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    # ---- parties -------------------------------------------------------------------------------
+    def add_host(self, name: str) -> int:
+        return int(self.conn.execute(insert(t.hosts).values(name=name).returning(t.hosts.c.id)).scalar_one())
+
+    def add_driver(self, name: str, id_tag: str) -> int:
+        stmt = insert(t.drivers).values(name=name, id_tag=id_tag).returning(t.drivers.c.id)
+        return int(self.conn.execute(stmt).scalar_one())
+
+    def driver(self, driver_id: int) -> DriverRecord:
+        r = self.conn.execute(select(t.drivers).where(t.drivers.c.id == driver_id)).mappings().first()
+        if r is None:
+            raise NotFound(f"no driver {driver_id}")
+        return DriverRecord(r["id"], r["name"], r["id_tag"])
+
+    def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
+        r = self.conn.execute(select(t.drivers).where(t.drivers.c.id_tag == id_tag)).mappings().first()
+        return None if r is None else DriverRecord(r["id"], r["name"], r["id_tag"])
+
+    # ---- chargers ------------------------------------------------------------------------------
+    def add_charger(self, spec: ChargerSpec) -> int:
+        charger_id = int(
+            self.conn.execute(
+                insert(t.chargers)
+                .values(
+                    charge_point_id=spec.charge_point_id,
+                    host_id=spec.host_id,
+                    title=spec.title,
+                    lat=spec.location.lat,
+                    lon=spec.location.lon,
+                    price_per_kwh=spec.tariff.price_per_kwh,
+                    status=ChargerStatus.REGISTERED.value,
+                )
+                .returning(t.chargers.c.id)
+            ).scalar_one()
+        )
+        for c in spec.connectors:
+            self.conn.execute(
+                insert(t.connectors).values(
+                    charger_id=charger_id,
+                    connector_no=c.connector_no,
+                    type=c.type.value,
+                    max_power_w=c.max_power_w,
+                    status=ConnectorStatus.UNAVAILABLE.value,
+                    fence_token=0,
+                )
+            )
+        if self.dialect == "sqlite":
+            lon, lat = spec.location.lon, spec.location.lat
+            self.conn.execute(
+                insert(t.charger_rtree).values(id=charger_id, min_lon=lon, max_lon=lon, min_lat=lat, max_lat=lat)
+            )
+        return charger_id
+
+    def _views(self, where: Any = None, order_by: Any = None, limit: int | None = None) -> list[ChargerView]:
+        q = select(t.chargers)
+        if where is not None:
+            q = q.where(where)
+        q = q.order_by(*(order_by if order_by is not None else [t.chargers.c.id]))
+        if limit is not None:
+            q = q.limit(limit)
+        rows = self.conn.execute(q).mappings().all()
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        by_charger: dict[int, list[ConnectorView]] = defaultdict(list)
+        for c in self.conn.execute(
+            select(t.connectors).where(t.connectors.c.charger_id.in_(ids)).order_by(t.connectors.c.connector_no)
+        ).mappings():
+            by_charger[c["charger_id"]].append(
+                ConnectorView(
+                    c["id"], c["connector_no"], ConnectorType(c["type"]), c["max_power_w"],
+                    ConnectorStatus(c["status"]),
+                )
+            )
+        return [
+            ChargerView(
+                charger_id=r["id"],
+                charge_point_id=r["charge_point_id"],
+                host_id=r["host_id"],
+                title=r["title"],
+                location=Point(r["lat"], r["lon"]),
+                price_per_kwh=r["price_per_kwh"],
+                status=ChargerStatus(r["status"]),
+                ocpp_version=r["ocpp_version"],
+                last_seen_at=r["last_seen_at"],
+                connectors=tuple(by_charger[r["id"]]),
+            )
+            for r in rows
+        ]
+
+    def charger(self, charge_point_id: str) -> ChargerView:
+        views = self._views(t.chargers.c.charge_point_id == charge_point_id)
+        if not views:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return views[0]
+
+    def charger_by_id(self, charger_id: int) -> ChargerView:
+        views = self._views(t.chargers.c.id == charger_id)
+        if not views:
+            raise NotFound(f"no charger {charger_id}")
+        return views[0]
+
+    def chargers(self) -> Sequence[ChargerView]:
+        return self._views()
+
+    def search_bbox(self, bbox: BBox, limit: int) -> Sequence[ChargerView]:
+        c = t.chargers.c
+        exact = and_(c.lon >= bbox.west, c.lon <= bbox.east, c.lat >= bbox.south, c.lat <= bbox.north)
+        if self.dialect == "postgresql":
+            envelope = func.ST_MakeEnvelope(bbox.west, bbox.south, bbox.east, bbox.north, 4326)
+            prefilter = literal_column("chargers.geom").op("&&")(envelope)
+        else:
+            rt = t.charger_rtree.c
+            prefilter = c.id.in_(
+                select(rt.id).where(
+                    rt.min_lon <= bbox.east, rt.max_lon >= bbox.west,
+                    rt.min_lat <= bbox.north, rt.max_lat >= bbox.south,
+                )
+            )
+        where = and_(prefilter, exact)
+        return self._views(where, limit=limit)
+
+    def set_charger_status(
+        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status.value, "last_seen_at": at}
+        if ocpp_version is not None:
+            values["ocpp_version"] = ocpp_version
+        self._update_charger(charge_point_id, values)
+
+    def touch_charger(self, charge_point_id: str, at: datetime) -> None:
+        self._update_charger(charge_point_id, {"last_seen_at": at})
+
+    def _update_charger(self, charge_point_id: str, values: dict[str, Any]) -> None:
+        res = self.conn.execute(
+            update(t.chargers).where(t.chargers.c.charge_point_id == charge_point_id).values(**values)
+        )
+        if res.rowcount == 0:
+            raise NotFound(f"no charger {charge_point_id!r}")
+
+    def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
+        charger_id = select(t.chargers.c.id).where(t.chargers.c.charge_point_id == charge_point_id)
+        q = update(t.connectors).values(status=status.value).where(t.connectors.c.charger_id == charger_id.scalar_subquery())
+        if connector_no != 0:  # OCPP connectorId 0 means the whole charger
+            q = q.where(t.connectors.c.connector_no == connector_no)
+        self.conn.execute(q)
+
+    # ---- bookings ------------------------------------------------------------------------------
+    def insert_booking(
+        self,
+        *,
+        driver_id: int,
+        connector_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        max_energy_wh: int,
+        price_per_kwh: int,
+        hold_amount: int,
+        created_at: datetime,
+        fencing_token: int | None,
+    ) -> int:
+        if fencing_token is not None:
+            # Also locks the connector row on PostgreSQL, queueing writers for this connector.
+            res = self.conn.execute(
+                update(t.connectors)
+                .where(t.connectors.c.id == connector_id, t.connectors.c.fence_token < fencing_token)
+                .values(fence_token=fencing_token)
+            )
+            if res.rowcount == 0:
+                raise StaleFencingToken(f"fencing token {fencing_token} is stale for connector {connector_id}")
+        b = t.bookings.c
+        clash = self.conn.execute(
+            select(b.id)
+            .where(
+                b.connector_id == connector_id,
+                b.status.in_([s.value for s in LIVE_STATES]),
+                b.starts_at < ends_at,
+                starts_at < b.ends_at,
+            )
+            .limit(1)
+        ).first()
+        if clash is not None:
+            raise BookingConflict(f"connector {connector_id} is already booked for an overlapping period")
+        try:
+            with self.conn.begin_nested():
+                return int(
+                    self.conn.execute(
+                        insert(t.bookings)
+                        .values(
+                            driver_id=driver_id,
+                            connector_id=connector_id,
+                            starts_at=starts_at,
+                            ends_at=ends_at,
+                            status=BookingStatus.REQUESTED.value,
+                            max_energy_wh=max_energy_wh,
+                            price_per_kwh=price_per_kwh,
+                            hold_amount=hold_amount,
+                            created_at=created_at,
+                        )
+                        .returning(b.id)
+                    ).scalar_one()
+                )
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) == PG_EXCLUSION_VIOLATION:
+                raise BookingConflict(
+                    f"connector {connector_id} is already booked for an overlapping period"
+                ) from exc
+            raise
+
+    def booking(self, booking_id: int) -> BookingRecord:
+        r = self.conn.execute(_BOOKING_COLUMNS.where(t.bookings.c.id == booking_id)).mappings().first()
+        if r is None:
+            raise NotFound(f"no booking {booking_id}")
+        return _booking(r)
+
+    def bookings(self) -> Sequence[BookingRecord]:
+        rows = self.conn.execute(_BOOKING_COLUMNS.order_by(t.bookings.c.id)).mappings()
+        return [_booking(r) for r in rows]
+
+    def update_booking(
+        self,
+        booking_id: int,
+        status: BookingStatus,
+        *,
+        ends_at: datetime | None = None,
+        payment_ref: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"status": status.value}
+        if ends_at is not None:
+            values["ends_at"] = ends_at
+        if payment_ref is not None:
+            values["payment_ref"] = payment_ref
+        res = self.conn.execute(update(t.bookings).where(t.bookings.c.id == booking_id).values(**values))
+        if res.rowcount == 0:
+            raise NotFound(f"no booking {booking_id}")
+
+    def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
+        b = t.bookings.c
+        r = (
+            self.conn.execute(
+                _BOOKING_COLUMNS.where(
+                    b.connector_id == connector_id,
+                    b.driver_id == driver_id,
+                    b.status == BookingStatus.CONFIRMED.value,
+                    b.ends_at > at,
+                ).order_by(b.starts_at)
+            )
+            .mappings()
+            .first()
+        )
+        return None if r is None else _booking(r)
+
+    # ---- sessions ------------------------------------------------------------------------------
+    def session_by_start_key(
+        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+    ) -> SessionRecord | None:
+        s = t.sessions.c
+        r = (
+            self.conn.execute(
+                select(t.sessions).where(
+                    s.connector_id == connector_id,
+                    s.id_tag == id_tag,
+                    s.meter_start_wh == meter_start,
+                    s.started_at == started_at,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return None if r is None else _session(r)
+
+    def insert_session(
+        self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
+    ) -> int:
+        stmt = (
+            insert(t.sessions)
+            .values(
+                booking_id=booking_id,
+                connector_id=connector_id,
+                id_tag=id_tag,
+                started_at=started_at,
+                meter_start_wh=meter_start_wh,
+                meter_last_wh=meter_start_wh,
+                status=SessionStatus.CHARGING.value,
+            )
+            .returning(t.sessions.c.id)
+        )
+        return int(self.conn.execute(stmt).scalar_one())
+
+    def session(self, session_id: int) -> SessionRecord | None:
+        r = self.conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)).mappings().first()
+        return None if r is None else _session(r)
+
+    def session_for_booking(self, booking_id: int) -> SessionRecord | None:
+        r = (
+            self.conn.execute(select(t.sessions).where(t.sessions.c.booking_id == booking_id))
+            .mappings()
+            .first()
+        )
+        return None if r is None else _session(r)
+
+    def sessions(self) -> Sequence[SessionRecord]:
+        return [_session(r) for r in self.conn.execute(select(t.sessions).order_by(t.sessions.c.id)).mappings()]
+
+    def record_meter(self, session_id: int, meter_wh: int) -> None:
+        s = t.sessions.c
+        # A register only grows: an old, replayed reading never moves it back.
+        self.conn.execute(
+            update(t.sessions)
+            .where(s.id == session_id, s.meter_last_wh < meter_wh)
+            .values(meter_last_wh=meter_wh)
+        )
+
+    def stop_session(
+        self, session_id: int, *, stopped_at: datetime, meter_stop_wh: int, billed_wh: int, cost: int
+    ) -> None:
+        self.conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == session_id)
+            .values(
+                status=SessionStatus.STOPPED.value,
+                stopped_at=stopped_at,
+                meter_stop_wh=meter_stop_wh,
+                meter_last_wh=func.max(t.sessions.c.meter_last_wh, meter_stop_wh)
+                if self.dialect == "sqlite"
+                else func.greatest(t.sessions.c.meter_last_wh, meter_stop_wh),
+                billed_wh=billed_wh,
+                cost=cost,
+            )
+        )
+
+    # ---- ledger --------------------------------------------------------------------------------
+    def add_entries(self, entries: Sequence[JournalEntry]) -> None:
+        for e in entries:
+            self.conn.execute(
+                insert(t.ledger_entries).values(
+                    id=e.entry_id,
+                    kind=e.kind.value,
+                    booking_id=e.booking_id,
+                    pending_id=e.pending_id,
+                    created_at=e.created_at,
+                )
+            )
+            self.conn.execute(
+                insert(t.ledger_postings),
+                [
+                    {"entry_id": e.entry_id, "seq": i, "account": p.account, "amount": p.amount}
+                    for i, p in enumerate(e.postings)
+                ],
+            )
+
+    def entries(self, booking_id: int | None = None) -> Sequence[JournalEntry]:
+        e, p = t.ledger_entries.c, t.ledger_postings.c
+        q = select(t.ledger_entries)
+        pq = select(t.ledger_postings).join(t.ledger_entries, e.id == p.entry_id)
+        if booking_id is not None:
+            q = q.where(e.booking_id == booking_id)
+            pq = pq.where(e.booking_id == booking_id)
+        postings: dict[str, list[Posting]] = defaultdict(list)
+        for r in self.conn.execute(pq.order_by(p.entry_id, p.seq)).mappings():
+            postings[r["entry_id"]].append(Posting(r["account"], r["amount"]))
+        return [
+            JournalEntry(
+                entry_id=r["id"],
+                kind=EntryKind(r["kind"]),
+                postings=tuple(postings[r["id"]]),
+                created_at=r["created_at"],
+                booking_id=r["booking_id"],
+                pending_id=r["pending_id"],
+            )
+            for r in self.conn.execute(q.order_by(e.created_at, e.id)).mappings()
+        ]
+
+    def posting_sums(self) -> dict[str, int]:
+        p = t.ledger_postings.c
+        rows = self.conn.execute(select(p.entry_id, func.sum(p.amount)).group_by(p.entry_id))
+        return {r[0]: int(r[1]) for r in rows}

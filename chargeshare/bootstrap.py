@@ -1,0 +1,122 @@
+"""The one composition root: configuration -> adapters -> services.
+
+The server, the simulator and the tests all build the system here, so they run the same code.
+Embedded default (no configuration): SQLite + fakeredis + simulated payments + in-process events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
+from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.services.booking import BookingService
+from chargeshare.services.charging import ChargingService
+from chargeshare.services.clock import Clock, SystemClock
+from chargeshare.services.events import InProcessBus
+from chargeshare.services.marketplace import MarketplaceService
+from chargeshare.services.ports import LockManager, PaymentGateway
+from chargeshare.services.rules import MarketplaceRules
+from chargeshare.services.settlement import SettlementService
+
+DEFAULT_DATABASE_URL = "sqlite:///chargeshare.db"
+MEMORY_DATABASE_URL = "sqlite://"
+
+
+class ConfigError(Exception):
+    """The configuration asks for something that cannot be built; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None  # None: in-process fakeredis
+    locks_enabled: bool = True
+    stripe_api_key: str | None = None
+    rules: MarketplaceRules = field(default_factory=MarketplaceRules)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "database_url": env.get("CHARGESHARE_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "redis_url": env.get("CHARGESHARE_REDIS_URL") or None,
+            "locks_enabled": env.get("CHARGESHARE_LOCKS", "on").lower() not in ("off", "0", "false"),
+            "stripe_api_key": env.get("CHARGESHARE_STRIPE_API_KEY") or None,
+        }
+        fee = env.get("CHARGESHARE_PLATFORM_FEE_BPS")
+        if fee is not None:
+            try:
+                values["rules"] = MarketplaceRules(platform_fee_bps=int(fee))
+            except ValueError as exc:
+                raise ConfigError(f"CHARGESHARE_PLATFORM_FEE_BPS must be an integer, got {fee!r}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class App:
+    config: Config
+    clock: Clock
+    store: SqlStore
+    gateway: PaymentGateway
+    locks: LockManager
+    bus: InProcessBus
+    marketplace: MarketplaceService
+    settlement: SettlementService
+    bookings: BookingService
+    charging: ChargingService
+    redis: Any = None
+
+    def close(self) -> None:
+        self.store.close()
+        if self.redis is not None:
+            self.redis.close()
+
+
+def _redis_client(url: str | None) -> Any:
+    if url is None:
+        import fakeredis
+
+        return fakeredis.FakeRedis()
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def build(config: Config | None = None, *, clock: Clock | None = None, create_schema: bool = True) -> App:
+    config = config or Config.from_env()
+    if config.stripe_api_key is not None:
+        raise ConfigError(
+            "CHARGESHARE_STRIPE_API_KEY is set, but the Stripe gateway is not built yet; "
+            "unset it to use the simulated payment gateway"
+        )
+    clock = clock or SystemClock()
+    store = SqlStore(config.database_url)
+    if create_schema:
+        store.create_schema()
+    gateway = SimulatedGateway()
+    redis_client = _redis_client(config.redis_url) if config.locks_enabled else None
+    locks: LockManager = (
+        RedisLocks(redis_client, wait_ms=config.rules.lock_wait_ms) if redis_client is not None else NoLocks()
+    )
+    bus = InProcessBus()
+    rules = config.rules
+    settlement = SettlementService(store, gateway, bus, clock, rules)
+    return App(
+        config=config,
+        clock=clock,
+        store=store,
+        gateway=gateway,
+        locks=locks,
+        bus=bus,
+        marketplace=MarketplaceService(store),
+        settlement=settlement,
+        bookings=BookingService(store, locks, settlement, bus, clock, rules),
+        charging=ChargingService(store, settlement, bus, clock, rules),
+        redis=redis_client,
+    )

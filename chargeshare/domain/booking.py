@@ -1,0 +1,63 @@
+"""Booking lifecycle as a transition table, and the overlap rule the store enforces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from chargeshare.domain.errors import InvalidRequest, InvalidTransition
+
+
+class BookingStatus(StrEnum):
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class BookingEvent(StrEnum):
+    HOLD_PLACED = "hold_placed"
+    HOLD_DECLINED = "hold_declined"
+    SESSION_STARTED = "session_started"
+    SESSION_STOPPED = "session_stopped"
+    CANCEL = "cancel"
+    NO_SHOW = "no_show"
+
+
+B, E = BookingStatus, BookingEvent
+
+TRANSITIONS: dict[tuple[BookingStatus, BookingEvent], BookingStatus] = {
+    (B.REQUESTED, E.HOLD_PLACED): B.CONFIRMED,
+    (B.REQUESTED, E.HOLD_DECLINED): B.FAILED,
+    (B.REQUESTED, E.CANCEL): B.CANCELLED,
+    (B.CONFIRMED, E.SESSION_STARTED): B.ACTIVE,
+    (B.CONFIRMED, E.CANCEL): B.CANCELLED,
+    (B.CONFIRMED, E.NO_SHOW): B.EXPIRED,
+    (B.ACTIVE, E.SESSION_STOPPED): B.COMPLETED,
+}
+
+# States that occupy the connector's time: two of these may never overlap on one connector.
+LIVE_STATES: frozenset[BookingStatus] = frozenset({B.REQUESTED, B.CONFIRMED, B.ACTIVE, B.COMPLETED})
+FINAL_STATES: frozenset[BookingStatus] = frozenset({B.COMPLETED, B.CANCELLED, B.EXPIRED, B.FAILED})
+
+
+def next_status(current: BookingStatus, event: BookingEvent) -> BookingStatus:
+    try:
+        return TRANSITIONS[(current, event)]
+    except KeyError:
+        raise InvalidTransition(f"booking cannot go from {current} on {event}") from None
+
+
+def check_period(starts_at: datetime, ends_at: datetime) -> None:
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise InvalidRequest("booking times must be timezone-aware")
+    if ends_at <= starts_at:
+        raise InvalidRequest("a booking must end after it starts")
+
+
+def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
+    """Half-open periods [start, end): touching ends do not overlap."""
+    return a_start < b_end and b_start < a_end

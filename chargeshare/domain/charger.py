@@ -1,0 +1,54 @@
+"""Chargers and their connectors, as hosts list them and as OCPP reports them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+
+
+class ConnectorType(StrEnum):
+    TYPE2 = "type2"
+    CCS = "ccs"
+    CHADEMO = "chademo"
+
+
+class ConnectorStatus(StrEnum):
+    """OCPP 1.6 ChargePointStatus values (2.0.1 maps onto the same set)."""
+
+    AVAILABLE = "Available"
+    PREPARING = "Preparing"
+    CHARGING = "Charging"
+    SUSPENDED_EV = "SuspendedEV"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    FINISHING = "Finishing"
+    RESERVED = "Reserved"
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
+
+
+class ChargerStatus(StrEnum):
+    REGISTERED = "registered"  # known, never booted
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    connector_no: int  # OCPP connectorId, 1-based
+    type: ConnectorType
+    max_power_w: int
+
+
+@dataclass(frozen=True)
+class ChargerSpec:
+    """What a host lists: where the charger is, what it offers and at what price."""
+
+    charge_point_id: str
+    host_id: int
+    location: Point
+    tariff: Tariff
+    connectors: tuple[ConnectorSpec, ...]
+    title: str = ""

@@ -1,0 +1,41 @@
+"""The domain's exception tree. Each error carries a stable code that edges map to HTTP or OCPP."""
+
+
+class DomainError(Exception):
+    """A rule of the marketplace was broken by the request (their fault, not a bug)."""
+
+    code = "domain_error"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+
+
+class BookingConflict(DomainError):
+    """The connector is already booked for an overlapping period."""
+
+    code = "booking_conflict"
+
+
+class StaleFencingToken(BookingConflict):
+    """A lock holder whose lease expired tried to write after a newer holder."""
+
+    code = "stale_fencing_token"
+
+
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
+class PaymentDeclined(DomainError):
+    code = "payment_declined"
+
+
+class LedgerError(DomainError):
+    """A ledger operation that would break double-entry or two-phase rules."""
+
+    code = "ledger_error"

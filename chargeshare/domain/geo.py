@@ -1,0 +1,74 @@
+"""Points, boxes and great-circle distance for the map search."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from chargeshare.domain.errors import InvalidRequest
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class Point:
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
+            raise InvalidRequest(f"point out of range: lat={self.lat} lon={self.lon}")
+
+
+@dataclass(frozen=True)
+class BBox:
+    """A lat/lon rectangle, west/south/east/north in degrees (no antimeridian crossing)."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+
+    def __post_init__(self) -> None:
+        if not (-180 <= self.west <= self.east <= 180 and -90 <= self.south <= self.north <= 90):
+            raise InvalidRequest(
+                "bbox must be west,south,east,north with west<=east and south<=north, in degrees"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise InvalidRequest("bbox must be four numbers: west,south,east,north")
+        try:
+            w, s, e, n = (float(p) for p in parts)
+        except ValueError as exc:
+            raise InvalidRequest(f"bbox has a value that is not a number: {text!r}") from exc
+        if not all(math.isfinite(v) for v in (w, s, e, n)):
+            raise InvalidRequest("bbox values must be finite")
+        return cls(w, s, e, n)
+
+    @classmethod
+    def around(cls, centre: Point, radius_m: float) -> BBox:
+        """The smallest box holding every point within `radius_m` of `centre` (clamped to the globe)."""
+        dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+        coslat = max(math.cos(math.radians(centre.lat)), 1e-6)
+        dlon = math.degrees(radius_m / (EARTH_RADIUS_M * coslat))
+        return cls(
+            max(-180.0, centre.lon - dlon),
+            max(-90.0, centre.lat - dlat),
+            min(180.0, centre.lon + dlon),
+            min(90.0, centre.lat + dlat),
+        )
+
+    def contains(self, p: Point) -> bool:
+        return self.west <= p.lon <= self.east and self.south <= p.lat <= self.north
+
+
+def distance_m(a: Point, b: Point) -> float:
+    """Haversine distance on a spherical Earth, in metres."""
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp = p2 - p1
+    dl = math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))

@@ -1,0 +1,143 @@
+"""Double-entry ledger with two-phase holds, modelled on TigerBeetle's pending transfers.
+
+Every journal entry's postings sum to zero (debits positive, credits negative). History is
+immutable: a hold is never edited; it is resolved by a later CAPTURE or VOID entry that names it.
+A capture posts at most the held amount (the remainder simply returns) and is linked with the
+SPLIT entry that divides it between host and platform, so the two are written together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from chargeshare.domain.errors import LedgerError
+from chargeshare.domain.money import FeeSplit, Pence
+
+PLATFORM_CLEARING = "platform:clearing"
+PLATFORM_REVENUE = "platform:revenue"
+
+
+def driver_card(driver_id: int) -> str:
+    return f"driver:{driver_id}:card"
+
+
+def host_payable(host_id: int) -> str:
+    return f"host:{host_id}:payable"
+
+
+class EntryKind(StrEnum):
+    HOLD = "hold"  # pending: the card is authorised for up to this amount
+    CAPTURE = "capture"  # posts (part of) a hold
+    VOID = "void"  # releases a hold in full
+    SPLIT = "split"  # divides a capture between host payable and platform revenue
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: str
+    amount: Pence  # debit > 0, credit < 0
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    entry_id: str
+    kind: EntryKind
+    postings: tuple[Posting, ...]
+    created_at: datetime
+    booking_id: int
+    pending_id: str | None = None  # for CAPTURE and VOID: the HOLD they resolve
+
+    def __post_init__(self) -> None:
+        if not self.postings:
+            raise LedgerError(f"entry {self.entry_id} has no postings")
+        if sum(p.amount for p in self.postings) != 0:
+            raise LedgerError(f"entry {self.entry_id} does not balance")
+        if self.created_at.tzinfo is None:
+            raise LedgerError("ledger times must be timezone-aware")
+        if (self.kind in (EntryKind.CAPTURE, EntryKind.VOID)) != (self.pending_id is not None):
+            raise LedgerError(f"{self.kind} entry {self.entry_id} must name a hold iff it resolves one")
+
+    @property
+    def amount(self) -> Pence:
+        """The size of the movement: the sum of its debits."""
+        return sum(p.amount for p in self.postings if p.amount > 0)
+
+
+def place_hold(entry_id: str, booking_id: int, driver_id: int, amount: Pence, at: datetime) -> JournalEntry:
+    if amount <= 0:
+        raise LedgerError("a hold must be for a positive amount")
+    return JournalEntry(
+        entry_id,
+        EntryKind.HOLD,
+        (Posting(driver_card(driver_id), amount), Posting(PLATFORM_CLEARING, -amount)),
+        at,
+        booking_id,
+    )
+
+
+def _check_unresolved(hold: JournalEntry, resolutions: Iterable[JournalEntry]) -> None:
+    if hold.kind is not EntryKind.HOLD:
+        raise LedgerError(f"entry {hold.entry_id} is not a hold")
+    if any(r.pending_id == hold.entry_id for r in resolutions):
+        raise LedgerError(f"hold {hold.entry_id} is already resolved")
+
+
+def capture_and_split(
+    hold: JournalEntry,
+    resolutions: Iterable[JournalEntry],
+    *,
+    capture_id: str,
+    split_id: str,
+    amount: Pence,
+    split: FeeSplit,
+    host_id: int,
+    at: datetime,
+) -> tuple[JournalEntry, JournalEntry]:
+    """Post `amount` of the hold and split it; the two entries are linked (stored atomically)."""
+    _check_unresolved(hold, resolutions)
+    if amount < 0 or amount > hold.amount:
+        raise LedgerError(f"capture {amount} is outside the hold of {hold.amount}")
+    if split.total != amount:
+        raise LedgerError(f"split {split} does not add up to the capture {amount}")
+    driver_account = hold.postings[0].account
+    capture = JournalEntry(
+        capture_id,
+        EntryKind.CAPTURE,
+        (Posting(driver_account, amount), Posting(PLATFORM_CLEARING, -amount)),
+        at,
+        hold.booking_id,
+        pending_id=hold.entry_id,
+    )
+    split_entry = JournalEntry(
+        split_id,
+        EntryKind.SPLIT,
+        (
+            Posting(PLATFORM_CLEARING, amount),
+            Posting(host_payable(host_id), -split.host_share),
+            Posting(PLATFORM_REVENUE, -split.platform_fee),
+        ),
+        at,
+        hold.booking_id,
+    )
+    return capture, split_entry
+
+
+def void_hold(
+    hold: JournalEntry, resolutions: Iterable[JournalEntry], *, void_id: str, at: datetime
+) -> JournalEntry:
+    _check_unresolved(hold, resolutions)
+    # The void mirrors the hold's postings: its "amount" is what returns to the driver.
+    return JournalEntry(void_id, EntryKind.VOID, hold.postings, at, hold.booking_id, pending_id=hold.entry_id)
+
+
+def posted_balances(entries: Iterable[JournalEntry]) -> dict[str, Pence]:
+    """Balances from posted movements only (holds and voids reserve, they do not move money)."""
+    balances: dict[str, Pence] = {}
+    for e in entries:
+        if e.kind in (EntryKind.CAPTURE, EntryKind.SPLIT):
+            for p in e.postings:
+                balances[p.account] = balances.get(p.account, 0) + p.amount
+    return balances

@@ -1,0 +1,1 @@
+"""Use cases over the domain, written against ports (Protocols) so adapters can be swapped."""

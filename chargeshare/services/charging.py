@@ -1,0 +1,176 @@
+"""What chargers tell us, whatever their OCPP version: boot, status, authorise, start, meter, stop."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
+from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.errors import DomainError, NotFound
+from chargeshare.domain.session import SessionStatus, billed_energy
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.clock import Clock
+from chargeshare.services.events import (
+    ChargerOffline,
+    ChargerOnline,
+    EnergyLimitReached,
+    InProcessBus,
+    SessionStarted,
+)
+from chargeshare.services.ports import Store
+from chargeshare.services.rules import MarketplaceRules
+from chargeshare.services.settlement import SettlementService
+
+log = logging.getLogger(__name__)
+
+
+class AuthStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    INVALID = "Invalid"
+    BLOCKED = "Blocked"
+
+
+@dataclass(frozen=True)
+class BootResult:
+    accepted: bool
+    interval_s: int
+
+
+@dataclass(frozen=True)
+class StartResult:
+    transaction_id: int
+    status: AuthStatus
+
+
+# The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
+REFUSED_TRANSACTION_ID = 0
+
+
+class ChargingService:
+    def __init__(
+        self,
+        store: Store,
+        settlement: SettlementService,
+        bus: InProcessBus,
+        clock: Clock,
+        rules: MarketplaceRules,
+    ) -> None:
+        self.store, self.settlement, self.bus, self.clock, self.rules = store, settlement, bus, clock, rules
+
+    def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
+        now = self.clock.now()
+        try:
+            with self.store.transaction() as tx:
+                tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
+        except NotFound:
+            return BootResult(False, self.rules.heartbeat_interval_s)
+        self.bus.publish(ChargerOnline(now, cp_id))
+        return BootResult(True, self.rules.heartbeat_interval_s)
+
+    def heartbeat(self, cp_id: str) -> datetime:
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            tx.touch_charger(cp_id, now)
+        return now
+
+    def disconnected(self, cp_id: str) -> None:
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            tx.set_charger_status(cp_id, ChargerStatus.OFFLINE, now)
+        self.bus.publish(ChargerOffline(now, cp_id))
+
+    def status(self, cp_id: str, connector_no: int, status: ConnectorStatus) -> None:
+        with self.store.transaction() as tx:
+            tx.touch_charger(cp_id, self.clock.now())
+            tx.set_connector_status(cp_id, connector_no, status)
+
+    def authorize(self, cp_id: str, id_tag: str) -> AuthStatus:
+        """A tag is accepted when its driver holds a confirmed booking on this charger right now."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            driver = tx.driver_by_tag(id_tag)
+            if driver is None:
+                return AuthStatus.INVALID
+            charger = tx.charger(cp_id)
+            for c in charger.connectors:
+                b = tx.booking_for_start(c.connector_id, driver.driver_id, now)
+                if b is not None and b.starts_at <= now:
+                    return AuthStatus.ACCEPTED
+        return AuthStatus.BLOCKED
+
+    def start(
+        self, cp_id: str, connector_no: int, id_tag: str, meter_start: int, timestamp: datetime
+    ) -> StartResult:
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            charger = tx.charger(cp_id)
+            connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
+            driver = tx.driver_by_tag(id_tag)
+            if connector is None or driver is None:
+                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.INVALID)
+            again = tx.session_by_start_key(connector.connector_id, id_tag, meter_start, timestamp)
+            if again is not None:  # a retried StartTransaction: same answer, nothing new
+                return StartResult(again.session_id, AuthStatus.ACCEPTED)
+            booking = tx.booking_for_start(connector.connector_id, driver.driver_id, now)
+            if booking is None or booking.starts_at > now:
+                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+            session_id = tx.insert_session(
+                booking_id=booking.booking_id,
+                connector_id=connector.connector_id,
+                id_tag=id_tag,
+                started_at=timestamp,
+                meter_start_wh=meter_start,
+            )
+            tx.update_booking(booking.booking_id, next_status(booking.status, BookingEvent.SESSION_STARTED))
+        self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
+        return StartResult(session_id, AuthStatus.ACCEPTED)
+
+    def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
+        with self.store.transaction() as tx:
+            tx.touch_charger(cp_id, self.clock.now())
+            session = tx.session(transaction_id)
+            if session is None or session.status is not SessionStatus.CHARGING:
+                return  # late or replayed reading for a finished session: nothing to change
+            tx.record_meter(transaction_id, register_wh)
+            booking = tx.booking(session.booking_id)
+        if register_wh - session.meter_start_wh >= booking.max_energy_wh:
+            self.bus.publish(EnergyLimitReached(self.clock.now(), cp_id, transaction_id))
+
+    def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
+        """Stop is durable before we answer; settlement follows. A repeated stop changes nothing."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            session = tx.session(transaction_id)
+            if session is None:
+                return AuthStatus.INVALID
+            if session.status is SessionStatus.STOPPED:
+                return AuthStatus.ACCEPTED
+            booking = tx.booking(session.booking_id)
+            try:
+                energy = billed_energy(session.meter_start_wh, meter_stop)
+            except DomainError:
+                log.warning("charger %s sent meterStop below meterStart for tx %s", cp_id, transaction_id)
+                energy, meter_stop = 0, session.meter_start_wh
+            cost = Tariff(booking.price_per_kwh).cost(energy)
+            tx.stop_session(
+                transaction_id, stopped_at=timestamp, meter_stop_wh=meter_stop, billed_wh=energy, cost=cost
+            )
+            # The connector is free again from now: shorten the booking so others can book the rest.
+            ends_at = min(booking.ends_at, max(now, booking.starts_at))
+            if ends_at <= booking.starts_at:
+                ends_at = booking.ends_at
+            tx.update_booking(
+                booking.booking_id,
+                next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),
+                ends_at=ends_at,
+            )
+        try:
+            self.settlement.settle(booking.booking_id)
+        except Exception:
+            # The stop itself is recorded and must be acknowledged; an unsettled booking stays
+            # visible to the invariants (and, later, to the payments retry loop).
+            log.exception("settlement failed for booking %s", booking.booking_id)
+        return AuthStatus.ACCEPTED

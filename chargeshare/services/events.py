@@ -1,0 +1,80 @@
+"""Domain events and the in-process bus that fans them out (to chargers, apps, observers)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ChargerOnline(Event):
+    charge_point_id: str
+
+
+@dataclass(frozen=True)
+class ChargerOffline(Event):
+    charge_point_id: str
+
+
+@dataclass(frozen=True)
+class BookingConfirmed(Event):
+    booking_id: int
+    driver_id: int
+
+
+@dataclass(frozen=True)
+class BookingEnded(Event):
+    booking_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class SessionStarted(Event):
+    session_id: int
+    booking_id: int
+
+
+@dataclass(frozen=True)
+class EnergyLimitReached(Event):
+    """The session used the energy its hold covers: the charger must be told to stop."""
+
+    charge_point_id: str
+    transaction_id: int
+
+
+@dataclass(frozen=True)
+class SessionSettled(Event):
+    session_id: int
+    booking_id: int
+    captured: int
+
+
+Handler = Callable[[Any], None]
+
+
+class InProcessBus:
+    """Synchronous fan-out. A failing subscriber is logged and never breaks the publisher's use case."""
+
+    def __init__(self) -> None:
+        self._subs: dict[type[Event], list[Handler]] = defaultdict(list)
+
+    def subscribe(self, event_type: type[Event], handler: Handler) -> None:
+        self._subs[event_type].append(handler)
+
+    def publish(self, event: Event) -> None:
+        for handler in self._subs.get(type(event), []):
+            try:
+                handler(event)
+            except Exception:
+                log.exception("event handler failed for %r", event)

@@ -1,0 +1,128 @@
+"""The ports services depend on. Adapters implement them; tests swap in fakes or in-memory backends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus
+from chargeshare.domain.geo import BBox
+from chargeshare.domain.ledger import JournalEntry
+from chargeshare.services.records import (
+    BookingRecord,
+    ChargerView,
+    DriverRecord,
+    SessionRecord,
+)
+
+
+class Transaction(Protocol):
+    """One unit of work: everything done through it commits together or not at all."""
+
+    # parties
+    def add_host(self, name: str) -> int: ...
+    def add_driver(self, name: str, id_tag: str) -> int: ...
+    def driver(self, driver_id: int) -> DriverRecord: ...
+    def driver_by_tag(self, id_tag: str) -> DriverRecord | None: ...
+
+    # chargers
+    def add_charger(self, spec: ChargerSpec) -> int: ...
+    def charger(self, charge_point_id: str) -> ChargerView: ...
+    def charger_by_id(self, charger_id: int) -> ChargerView: ...
+    def chargers(self) -> Sequence[ChargerView]: ...
+    def search_bbox(self, bbox: BBox, limit: int) -> Sequence[ChargerView]: ...
+    def set_charger_status(
+        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
+    ) -> None: ...
+    def touch_charger(self, charge_point_id: str, at: datetime) -> None: ...
+    def set_connector_status(
+        self, charge_point_id: str, connector_no: int, status: ConnectorStatus
+    ) -> None: ...
+
+    # bookings
+    def insert_booking(
+        self,
+        *,
+        driver_id: int,
+        connector_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        max_energy_wh: int,
+        price_per_kwh: int,
+        hold_amount: int,
+        created_at: datetime,
+        fencing_token: int | None,
+    ) -> int:
+        """Insert a REQUESTED booking; raise BookingConflict if a live booking overlaps it."""
+        ...
+
+    def booking(self, booking_id: int) -> BookingRecord: ...
+    def bookings(self) -> Sequence[BookingRecord]: ...
+    def update_booking(
+        self,
+        booking_id: int,
+        status: BookingStatus,
+        *,
+        ends_at: datetime | None = None,
+        payment_ref: str | None = None,
+    ) -> None: ...
+    def booking_for_start(
+        self, connector_id: int, driver_id: int, at: datetime
+    ) -> BookingRecord | None: ...
+
+    # sessions
+    def session_by_start_key(
+        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+    ) -> SessionRecord | None: ...
+    def insert_session(
+        self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
+    ) -> int: ...
+    def session(self, session_id: int) -> SessionRecord | None: ...
+    def session_for_booking(self, booking_id: int) -> SessionRecord | None: ...
+    def sessions(self) -> Sequence[SessionRecord]: ...
+    def record_meter(self, session_id: int, meter_wh: int) -> None: ...
+    def stop_session(
+        self, session_id: int, *, stopped_at: datetime, meter_stop_wh: int, billed_wh: int, cost: int
+    ) -> None: ...
+
+    # ledger
+    def add_entries(self, entries: Sequence[JournalEntry]) -> None: ...
+    def entries(self, booking_id: int | None = None) -> Sequence[JournalEntry]: ...
+    def posting_sums(self) -> dict[str, int]:
+        """Sum of postings per entry id, straight from storage (for the invariant checker)."""
+        ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def create_schema(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    approved: bool
+    reference: str
+    reason: str = ""
+
+
+class PaymentGateway(Protocol):
+    """Card payments with manual capture. Every call carries an idempotency key."""
+
+    def authorize(self, *, amount: int, customer: str, idempotency_key: str) -> HoldResult: ...
+    def capture(self, *, reference: str, amount: int, idempotency_key: str) -> None: ...
+    def release(self, *, reference: str, idempotency_key: str) -> None: ...
+
+
+class Lease(Protocol):
+    fencing_token: int
+
+
+class LockManager(Protocol):
+    """Advisory per-key locks. An optimisation in front of the database guarantee, never the guard."""
+
+    def hold(self, key: str, ttl_ms: int) -> AbstractContextManager[Lease | None]: ...

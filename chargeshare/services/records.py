@@ -1,0 +1,74 @@
+"""Plain records that the store hands to services: data only, no behaviour, no ORM attached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.session import SessionStatus
+
+
+@dataclass(frozen=True)
+class ConnectorView:
+    connector_id: int
+    connector_no: int
+    type: ConnectorType
+    max_power_w: int
+    status: ConnectorStatus
+
+
+@dataclass(frozen=True)
+class ChargerView:
+    charger_id: int
+    charge_point_id: str
+    host_id: int
+    title: str
+    location: Point
+    price_per_kwh: int
+    status: ChargerStatus
+    ocpp_version: str | None
+    last_seen_at: datetime | None
+    connectors: tuple[ConnectorView, ...]
+
+
+@dataclass(frozen=True)
+class DriverRecord:
+    driver_id: int
+    name: str
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class BookingRecord:
+    booking_id: int
+    driver_id: int
+    connector_id: int
+    charger_id: int
+    host_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: BookingStatus
+    max_energy_wh: int
+    price_per_kwh: int
+    hold_amount: int
+    payment_ref: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    session_id: int  # also the OCPP transactionId
+    booking_id: int
+    connector_id: int
+    id_tag: str
+    started_at: datetime
+    meter_start_wh: int
+    meter_last_wh: int
+    status: SessionStatus
+    stopped_at: datetime | None
+    meter_stop_wh: int | None
+    billed_wh: int | None
+    cost: int | None
