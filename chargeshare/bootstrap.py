@@ -37,6 +37,7 @@ class Config:
     redis_url: str | None = None  # None: in-process fakeredis
     locks_enabled: bool = True
     stripe_api_key: str | None = None
+    allow_unknown_chargers: bool = False
     rules: MarketplaceRules = field(default_factory=MarketplaceRules)
 
     @classmethod
@@ -117,6 +118,8 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         marketplace=MarketplaceService(store),
         settlement=settlement,
         bookings=BookingService(store, locks, settlement, bus, clock, rules),
-        charging=ChargingService(store, settlement, bus, clock, rules),
+        charging=ChargingService(
+            store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
+        ),
         redis=redis_client,
     )

@@ -1,0 +1,1 @@
+"""Virtual OCPP chargers, scripted drivers and the fleet runners that drive the backend."""

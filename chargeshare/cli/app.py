@@ -1,1 +1,27 @@
-def main() -> None: ...
+"""The `chargeshare` command: one Typer sub-app per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from chargeshare import __version__
+from chargeshare.cli import serve, simulate
+
+app = typer.Typer(
+    name="chargeshare",
+    help="ChargeShare testbed: reference backend, virtual OCPP chargers, scripted drivers, invariants.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("serve")(serve.serve)
+app.command("simulate")(simulate.simulate)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -57,8 +57,12 @@ class ChargingService:
         bus: InProcessBus,
         clock: Clock,
         rules: MarketplaceRules,
+        *,
+        allow_unknown: bool = False,
     ) -> None:
         self.store, self.settlement, self.bus, self.clock, self.rules = store, settlement, bus, clock, rules
+        # Development aid: let unregistered chargers boot and talk (nothing they say is stored).
+        self.allow_unknown = allow_unknown
 
     def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
         now = self.clock.now()

@@ -1,0 +1,237 @@
+"""The HTTP and WebSocket server: one ASGI app with the REST API and the OCPP endpoint.
+
+Routes are thin: parse, call a service, map domain errors to a status with a reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request, WebSocket
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chargeshare import __version__
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App
+from chargeshare.domain import errors
+from chargeshare.domain.geo import BBox
+from chargeshare.domain.ledger import EntryKind
+from chargeshare.domain.money import split_fee
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.records import BookingRecord, ChargerView
+
+STATUS_OF: dict[type[errors.DomainError], int] = {
+    errors.NotFound: 404,
+    errors.BookingConflict: 409,
+    errors.InvalidTransition: 409,
+    errors.PaymentDeclined: 402,
+    errors.InvalidRequest: 400,
+}
+
+
+class ConnectorOut(BaseModel):
+    connector_no: int
+    type: str
+    max_power_w: int
+    status: str
+
+
+class ChargerOut(BaseModel):
+    id: int
+    charge_point_id: str
+    host_id: int
+    title: str
+    lat: float
+    lon: float
+    price_per_kwh: int = Field(description="pence per kWh")
+    status: str
+    connectors: list[ConnectorOut]
+
+
+class DriverIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    id_tag: str = Field(min_length=1, max_length=20)
+
+
+class DriverOut(BaseModel):
+    id: int
+    name: str
+    id_tag: str
+
+
+class BookingIn(BaseModel):
+    driver_id: int
+    charger_id: int
+    connector_no: int = 1
+    minutes: int = Field(ge=1, le=24 * 60)
+    max_energy_wh: int = Field(ge=1)
+    starts_at: datetime | None = Field(default=None, description="omit to charge now")
+
+
+class CancelIn(BaseModel):
+    driver_id: int
+
+
+class ReceiptOut(BaseModel):
+    energy_wh: int
+    cost: int = Field(description="pence captured")
+    host_share: int
+    platform_fee: int
+
+
+class BookingOut(BaseModel):
+    id: int
+    driver_id: int
+    charger_id: int
+    connector_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    max_energy_wh: int
+    hold_amount: int
+    session_id: int | None = None
+    receipt: ReceiptOut | None = None
+
+
+def charger_out(c: ChargerView) -> ChargerOut:
+    return ChargerOut(
+        id=c.charger_id,
+        charge_point_id=c.charge_point_id,
+        host_id=c.host_id,
+        title=c.title,
+        lat=c.location.lat,
+        lon=c.location.lon,
+        price_per_kwh=c.price_per_kwh,
+        status=c.status.value,
+        connectors=[
+            ConnectorOut(connector_no=x.connector_no, type=x.type.value, max_power_w=x.max_power_w,
+                         status=x.status.value)
+            for x in c.connectors
+        ],
+    )
+
+
+def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
+    registry = registry or ChargerRegistry(app)
+    api = FastAPI(title="ChargeShare", version=__version__)
+    api.state.app = app
+    api.state.registry = registry
+
+    @api.exception_handler(errors.DomainError)
+    async def domain_error(_request: Request, exc: errors.DomainError) -> JSONResponse:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
+        return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status)
+
+    api.include_router(_health_router(app, registry))
+    api.include_router(_chargers_router(app))
+    api.include_router(_drivers_router(app))
+    api.include_router(_bookings_router(app))
+
+    @api.websocket("/ocpp/{charge_point_id}")
+    async def ocpp(ws: WebSocket, charge_point_id: str) -> None:
+        await registry.serve(ws, charge_point_id)
+
+    return api
+
+
+def _health_router(app: App, registry: ChargerRegistry) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "database": app.store.dialect,
+            "chargers_connected": len(registry.links),
+        }
+
+    return router
+
+
+def _chargers_router(app: App) -> APIRouter:
+    router = APIRouter(prefix="/chargers", tags=["chargers"])
+
+    @router.get("")
+    def search(
+        bbox: Annotated[str, Query(description="west,south,east,north in degrees", examples=["-2.7,51.4,-2.5,51.5"])],
+        online: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[ChargerOut]:
+        found = app.marketplace.search(BBox.parse(bbox), online_only=online, limit=limit)
+        return [charger_out(c) for c in found]
+
+    @router.get("/{charger_id}")
+    def get(charger_id: int) -> ChargerOut:
+        with app.store.transaction() as tx:
+            return charger_out(tx.charger_by_id(charger_id))
+
+    return router
+
+
+def _drivers_router(app: App) -> APIRouter:
+    router = APIRouter(prefix="/drivers", tags=["drivers"])
+
+    @router.post("", status_code=201)
+    def register(body: DriverIn) -> DriverOut:
+        d = app.marketplace.add_driver(body.name, body.id_tag)
+        return DriverOut(id=d.driver_id, name=d.name, id_tag=d.id_tag)
+
+    return router
+
+
+def booking_out(app: App, b: BookingRecord) -> BookingOut:
+    with app.store.transaction() as tx:
+        session = tx.session_for_booking(b.booking_id)
+        entries = tx.entries(b.booking_id)
+    receipt = None
+    captured = [e for e in entries if e.kind is EntryKind.CAPTURE]
+    if session is not None and session.billed_wh is not None and captured:
+        split = split_fee(captured[0].amount, app.config.rules.platform_fee_bps)
+        receipt = ReceiptOut(energy_wh=session.billed_wh, cost=captured[0].amount,
+                             host_share=split.host_share, platform_fee=split.platform_fee)
+    return BookingOut(
+        id=b.booking_id,
+        driver_id=b.driver_id,
+        charger_id=b.charger_id,
+        connector_id=b.connector_id,
+        starts_at=b.starts_at,
+        ends_at=b.ends_at,
+        status=b.status.value,
+        max_energy_wh=b.max_energy_wh,
+        hold_amount=b.hold_amount,
+        session_id=None if session is None else session.session_id,
+        receipt=receipt,
+    )
+
+
+def _bookings_router(app: App) -> APIRouter:
+    router = APIRouter(prefix="/bookings", tags=["bookings"])
+
+    @router.post("", status_code=201, responses={409: {"description": "connector already booked"}})
+    def book(body: BookingIn) -> BookingOut:
+        record = app.bookings.book(
+            BookRequest(
+                driver_id=body.driver_id,
+                charger_id=body.charger_id,
+                connector_no=body.connector_no,
+                minutes=body.minutes,
+                max_energy_wh=body.max_energy_wh,
+                starts_at=body.starts_at,
+            )
+        )
+        return booking_out(app, record)
+
+    @router.get("/{booking_id}")
+    def get(booking_id: int) -> BookingOut:
+        with app.store.transaction() as tx:
+            record = tx.booking(booking_id)
+        return booking_out(app, record)
+
+    @router.post("/{booking_id}/cancel")
+    def cancel(booking_id: int, body: CancelIn) -> BookingOut:
+        return booking_out(app, app.bookings.cancel(booking_id, body.driver_id))
+
+    return router

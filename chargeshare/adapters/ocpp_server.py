@@ -1,0 +1,122 @@
+"""OCPP over WebSockets: one sans-I/O Connection per charger, and the registry of who is connected.
+
+Commands to chargers go through the registry, which knows each live link and awaits the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
+from chargeshare.ocpp.connection import Connection, Outcome
+from chargeshare.services.events import EnergyLimitReached
+
+log = logging.getLogger(__name__)
+
+
+def choose_subprotocol(offered: list[str]) -> str | None:
+    """Our preference order, among what the charger offers."""
+    return next((p for p in SUPPORTED_SUBPROTOCOLS if p in offered), None)
+
+
+@dataclass
+class ChargerLink:
+    cp_id: str
+    version: str
+    websocket: WebSocket
+    connection: Connection
+    waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
+
+
+class ChargerRegistry:
+    def __init__(self, app: App, *, call_timeout_s: float = 30.0) -> None:
+        self.app = app
+        self.call_timeout_s = call_timeout_s
+        self.links: dict[str, ChargerLink] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stops_sent: set[tuple[str, int]] = set()
+        app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
+
+    def _handlers(self, cp_id: str, version: str) -> dict[str, Any]:
+        module = csms_v16 if version == "1.6" else csms_v201
+        return module.handlers(self.app.charging, cp_id)
+
+    async def serve(self, ws: WebSocket, cp_id: str) -> None:
+        subprotocol = choose_subprotocol(list(ws.scope.get("subprotocols", [])))
+        if subprotocol is None:
+            await ws.close(code=1002, reason="offer ocpp1.6 or ocpp2.0.1")
+            return
+        self._loop = asyncio.get_running_loop()
+        version = VERSION_OF_SUBPROTOCOL[subprotocol]
+        await ws.accept(subprotocol=subprotocol)
+        previous = self.links.get(cp_id)
+        if previous is not None:  # a reconnect replaces a stale link
+            await previous.websocket.close(code=1000, reason="replaced by a new connection")
+        link = ChargerLink(cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-"))
+        self.links[cp_id] = link
+        try:
+            while True:
+                text = await ws.receive_text()
+                received = link.connection.receive(text)
+                if received.reply is not None:
+                    await ws.send_text(received.reply)
+                for outcome in received.outcomes:
+                    fut = link.waiting.pop(outcome.unique_id, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(outcome)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if self.links.get(cp_id) is link:
+                del self.links[cp_id]
+                for fut in link.waiting.values():
+                    if not fut.done():
+                        fut.set_result(Outcome("", "", error="Disconnected"))
+                try:
+                    self.app.charging.disconnected(cp_id)
+                except NotFound:
+                    pass
+
+    async def call(self, cp_id: str, action: str, payload: dict[str, Any]) -> Outcome:
+        """Send a command to a connected charger and wait (bounded) for its answer."""
+        link = self.links.get(cp_id)
+        if link is None:
+            return Outcome("", action, error="NotConnected")
+        loop = asyncio.get_running_loop()
+        uid, text = link.connection.call(action, payload, loop.time())
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        link.waiting[uid] = fut
+        await link.websocket.send_text(text)
+        try:
+            return await asyncio.wait_for(fut, self.call_timeout_s)
+        except TimeoutError:
+            link.waiting.pop(uid, None)
+            link.connection.tick(loop.time() + self.call_timeout_s)
+            return Outcome(uid, action, error="Timeout")
+
+    def _on_energy_limit(self, event: EnergyLimitReached) -> None:
+        link = self.links.get(event.charge_point_id)
+        key = (event.charge_point_id, event.transaction_id)
+        if link is None or self._loop is None or key in self._stops_sent:
+            return
+        self._stops_sent.add(key)
+        if link.version == "1.6":
+            coro = self.call(event.charge_point_id, "RemoteStopTransaction", {"transactionId": event.transaction_id})
+        else:
+            coro = self.call(
+                event.charge_point_id, "RequestStopTransaction", {"transactionId": str(event.transaction_id)}
+            )
+        self._loop.call_soon_threadsafe(self._spawn, coro)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

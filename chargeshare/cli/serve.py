@@ -1,0 +1,56 @@
+"""`chargeshare serve`: the reference backend on one port (REST API + OCPP WebSocket endpoint)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.bootstrap import Config, ConfigError, build
+from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8180,
+    database_url: Annotated[
+        str | None, typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default a SQLite file.")
+    ] = None,
+    allow_unknown_chargers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown-chargers/--known-chargers-only",
+            help="Let chargers that are not registered boot and talk (nothing they say is stored).",
+        ),
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id}."""
+    console = Console(stderr=True)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
+        app = build(config)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except Exception as exc:  # a database that cannot be reached, most often
+        console.print(f"[red]error:[/] could not start the backend: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"ChargeShare backend on http://{host}:{port}  (OCPP: ws://{host}:{port}/ocpp/<charge_point_id>, "
+        f"subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"
+    )
+    if allow_unknown_chargers:
+        console.print("[yellow]unregistered chargers may connect (--known-chargers-only to refuse them)[/]")
+    try:
+        uvicorn.run(
+            create_api(app), host=host, port=port, log_level=log_level, ws="websockets-sansio",
+            ws_max_size=MAX_FRAME_BYTES,
+        )
+    finally:
+        app.close()

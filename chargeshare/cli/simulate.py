@@ -1,0 +1,101 @@
+"""`chargeshare simulate`: a live fleet against the embedded backend, then a summary and invariants."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chargeshare.domain.money import format_gbp, format_kwh
+from simulators.fleet import CITIES
+from simulators.live import LiveParams, run_live
+from simulators.report import RunReport
+
+
+def simulate(
+    chargers: Annotated[int, typer.Option(help="Virtual chargers in the fleet.", min=1, max=2000)] = 20,
+    drivers: Annotated[int, typer.Option(help="Scripted drivers.", min=0, max=20000)] = 50,
+    duration: Annotated[int, typer.Option(help="Simulated minutes.", min=1, max=7 * 24 * 60)] = 120,
+    seed: Annotated[int, typer.Option(help="Seed for fleet, drivers and behaviour.")] = 7,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.", min=1, max=3600)] = 240.0,
+    city: Annotated[str, typer.Option(help=f"One of: {', '.join(CITIES)}.")] = "bristol",
+    locks: Annotated[bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")] = True,
+    report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a live simulation over real loopback WebSockets and HTTP on a scaled clock.
+
+    Exits 1 if any invariant fails, 2 on bad arguments.
+    """
+    console = Console()
+    if city not in CITIES:
+        console.print(f"[red]error:[/] unknown city {city!r}; choose one of {', '.join(CITIES)}")
+        raise typer.Exit(2)
+    if report is not None and not report.parent.exists():
+        console.print(f"[red]error:[/] directory {report.parent} does not exist")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.WARNING)
+    params = LiveParams(chargers=chargers, drivers=drivers, duration_s=duration * 60, seed=seed, speed=speed,
+                        city=city, locks=locks)
+    console.print(
+        f"Simulating {chargers} chargers and {drivers} drivers around {city.title()} for {duration} simulated "
+        f"minutes at {speed:g}x (about {duration * 60 / speed:.0f} s)"
+    )
+    if quiet:
+        result = asyncio.run(run_live(params))
+    else:
+        with Progress(
+            TextColumn("[bold]sim[/]"), BarColumn(), TextColumn("{task.fields[minute]:>4} / {task.total:.0f} min"),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
+        ) as bar:
+            task = bar.add_task("sim", total=duration, minute=0, detail="")
+
+            def on_progress(elapsed_s: float, info: dict[str, Any]) -> None:
+                bar.update(
+                    task, completed=elapsed_s / 60, minute=int(elapsed_s // 60),
+                    detail=f"charging {info['charging']}, drivers done {info['drivers_done']}, "
+                    f"conflicts {info['conflicts']}",
+                )
+
+            result = asyncio.run(run_live(params, on_progress))
+            bar.update(task, completed=duration, minute=duration)
+    print_report(console, result)
+    if report is not None:
+        report.write_text(result.to_json() + "\n")
+        console.print(f"report written to {report}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def print_report(console: Console, result: RunReport) -> None:
+    s = result.summary
+    summary = Table(title="Summary", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row("bookings", f"{s['bookings']} " + str(s["bookings_by_status"]))
+    summary.add_row("booking conflicts (409)", str(s["booking_conflicts"]))
+    summary.add_row("charging sessions", str(s["sessions"]))
+    summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
+    summary.add_row("captured from drivers", format_gbp(s["captured_pence"]))
+    summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
+    summary.add_row("platform fees", format_gbp(s["platform_fees_pence"]))
+    summary.add_row("driver outcomes", str(s["driver_outcomes"]))
+    summary.add_row("wall time", f"{result.wall_s:.1f} s")
+    console.print(summary)
+    table = Table(title="Invariants")
+    table.add_column("invariant")
+    table.add_column("checked", justify="right")
+    table.add_column("result")
+    for r in result.invariants:
+        verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/] " + "; ".join(r.failures)
+        table.add_row(r.description, str(r.checked), verdict)
+    console.print(table)
+    for err in result.errors:
+        console.print(f"[red]error:[/] {err}")
+    console.print("[green]all invariants hold[/]" if result.ok else "[red]invariants failed[/]")

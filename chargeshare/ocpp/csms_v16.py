@@ -1,0 +1,103 @@
+"""OCPP 1.6J actions a charger sends us, mapped onto the charging service."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chargeshare.domain.charger import ConnectorStatus
+from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp.connection import CallRejected, Handler
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from chargeshare.services.charging import ChargingService
+
+log = logging.getLogger(__name__)
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+def energy_register_wh(meter_value: list[dict[str, Any]]) -> int | None:
+    """The latest Energy.Active.Import.Register reading in Wh (measurand defaults to it in 1.6)."""
+    reading: int | None = None
+    for mv in meter_value:
+        for sv in mv.get("sampledValue", []):
+            if sv.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER or sv.get("phase"):
+                continue
+            try:
+                value = float(sv["value"])
+            except (KeyError, ValueError):
+                raise CallRejected("PropertyConstraintViolation", f"not a number: {sv.get('value')!r}") from None
+            unit = sv.get("unit", "Wh")
+            reading = round(value * 1000) if unit == "kWh" else round(value)
+    return reading
+
+
+def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
+    """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
+
+    def touch(fn: Any, *args: Any) -> None:
+        try:
+            fn(cp_id, *args)
+        except NotFound:
+            log.debug("charger %s is not registered; %s not stored", cp_id, fn.__name__)
+
+    def boot(p: dict[str, Any]) -> dict[str, Any]:
+        result = charging.boot(cp_id, "1.6")
+        accepted = result.accepted or charging.allow_unknown
+        return {
+            "status": "Accepted" if accepted else "Rejected",
+            "currentTime": format_ts(charging.clock.now()),
+            "interval": result.interval_s,
+        }
+
+    def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
+        touch(charging.heartbeat)
+        return {"currentTime": format_ts(charging.clock.now())}
+
+    def status(p: dict[str, Any]) -> dict[str, Any]:
+        touch(charging.status, p["connectorId"], ConnectorStatus(p["status"]))
+        return {}
+
+    def authorize(p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            verdict = charging.authorize(cp_id, p["idTag"]).value
+        except NotFound:
+            verdict = "Invalid"
+        return {"idTagInfo": {"status": verdict}}
+
+    def start(p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            r = charging.start(cp_id, p["connectorId"], p["idTag"], p["meterStart"], parse_ts(p["timestamp"]))
+        except NotFound:
+            return {"transactionId": 0, "idTagInfo": {"status": "Invalid"}}
+        return {"transactionId": r.transaction_id, "idTagInfo": {"status": r.status.value}}
+
+    def meter_values(p: dict[str, Any]) -> dict[str, Any]:
+        register = energy_register_wh(p["meterValue"])
+        tx = p.get("transactionId")
+        if tx is not None and register is not None:
+            touch(charging.meter, tx, register)
+        return {}
+
+    def stop(p: dict[str, Any]) -> dict[str, Any]:
+        verdict = charging.stop(cp_id, p["transactionId"], p["meterStop"], parse_ts(p["timestamp"]))
+        return {"idTagInfo": {"status": verdict.value}}
+
+    def data_transfer(p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}
+
+    def ack(p: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    return {
+        "BootNotification": boot,
+        "Heartbeat": heartbeat,
+        "StatusNotification": status,
+        "Authorize": authorize,
+        "StartTransaction": start,
+        "MeterValues": meter_values,
+        "StopTransaction": stop,
+        "DataTransfer": data_transfer,
+        "FirmwareStatusNotification": ack,
+        "DiagnosticsStatusNotification": ack,
+    }

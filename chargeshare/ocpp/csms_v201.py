@@ -1,0 +1,62 @@
+"""OCPP 2.0.1 actions a charger sends us. The skeleton covers provisioning and availability;
+transactions (TransactionEvent) answer NotSupported until the full 2.0.1 ingest lands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chargeshare.domain.charger import ConnectorStatus
+from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp.connection import Handler
+from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services.charging import ChargingService
+
+# 2.0.1 reports fewer connector states; map each onto the 1.6 set the store keeps.
+CONNECTOR_STATUS = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Occupied": ConnectorStatus.CHARGING,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+
+
+def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
+    def boot(p: dict[str, Any]) -> dict[str, Any]:
+        result = charging.boot(cp_id, "2.0.1")
+        accepted = result.accepted or charging.allow_unknown
+        return {
+            "status": "Accepted" if accepted else "Rejected",
+            "currentTime": format_ts(charging.clock.now()),
+            "interval": result.interval_s,
+        }
+
+    def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            charging.heartbeat(cp_id)
+        except NotFound:
+            pass
+        return {"currentTime": format_ts(charging.clock.now())}
+
+    def status(p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            charging.status(cp_id, p["connectorId"], CONNECTOR_STATUS[p["connectorStatus"]])
+        except NotFound:
+            pass
+        return {}
+
+    def data_transfer(p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}
+
+    def ack(p: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    return {
+        "BootNotification": boot,
+        "Heartbeat": heartbeat,
+        "StatusNotification": status,
+        "DataTransfer": data_transfer,
+        "FirmwareStatusNotification": ack,
+        "LogStatusNotification": ack,
+        "NotifyEvent": ack,
+    }

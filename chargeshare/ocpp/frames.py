@@ -1,0 +1,142 @@
+"""OCPP-J frames: parse, validate against the `ocpp` library's JSON schemas, encode.
+
+Errors are split the h11 way: `RemoteProtocolError` is "they sent garbage" (answered with a
+CALLERROR), `LocalProtocolError` is "we were about to send garbage" (a bug on our side).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp.messages import get_validator
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MAX_FRAME_BYTES = 64 * 1024
+UNKNOWN_MESSAGE_ID = "-1"  # what OCPP 2.0.1 says to use when the id cannot be read
+
+
+@dataclass(frozen=True)
+class Call:
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallResult:
+    unique_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallError:
+    unique_id: str
+    code: str
+    description: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Frame = Call | CallResult | CallError
+
+
+class RemoteProtocolError(Exception):
+    """The peer sent something OCPP does not allow. `code` is the version-neutral error name."""
+
+    def __init__(self, code: str, description: str, unique_id: str = UNKNOWN_MESSAGE_ID) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.unique_id = unique_id
+
+
+class LocalProtocolError(Exception):
+    """We built a frame that breaks the schema: a bug here, never the peer's fault."""
+
+
+# Error code spellings differ between versions (1.6 has the misspellings from its spec).
+_CODES = {
+    "1.6": {
+        "FormatViolation": "FormationViolation",
+        "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+        "MessageTypeNotSupported": "ProtocolError",
+        "RpcFrameworkError": "ProtocolError",
+    },
+    "2.0.1": {},
+}
+
+
+def error_code(code: str, version: str) -> str:
+    return _CODES[version].get(code, code)
+
+
+def parse(text: str | bytes) -> Frame:
+    if len(text) > MAX_FRAME_BYTES:
+        raise RemoteProtocolError("FormatViolation", f"frame larger than {MAX_FRAME_BYTES} bytes")
+    try:
+        msg = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RemoteProtocolError("FormatViolation", "frame is not valid JSON") from None
+    if not isinstance(msg, list) or not msg:
+        raise RemoteProtocolError("RpcFrameworkError", "frame must be a non-empty JSON array")
+    kind = msg[0]
+    uid = msg[1] if len(msg) > 1 and isinstance(msg[1], str) and 0 < len(msg[1]) <= 36 else None
+    if kind not in (CALL, CALLRESULT, CALLERROR) or isinstance(kind, bool):
+        raise RemoteProtocolError("MessageTypeNotSupported", f"unknown MessageTypeId {kind!r}",
+                                  uid or UNKNOWN_MESSAGE_ID)
+    if uid is None:
+        raise RemoteProtocolError("RpcFrameworkError", "UniqueId must be a string of 1 to 36 characters")
+    if kind == CALL:
+        if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
+            raise RemoteProtocolError("FormatViolation", "CALL must be [2, id, action, {payload}]", uid)
+        return Call(uid, msg[2], msg[3])
+    if kind == CALLRESULT:
+        if len(msg) != 3 or not isinstance(msg[2], dict):
+            raise RemoteProtocolError("FormatViolation", "CALLRESULT must be [3, id, {payload}]", uid)
+        return CallResult(uid, msg[2])
+    if len(msg) != 5 or not all(isinstance(x, str) for x in msg[2:4]) or not isinstance(msg[4], dict):
+        raise RemoteProtocolError("FormatViolation", "CALLERROR must be [4, id, code, description, {details}]", uid)
+    return CallError(uid, msg[2], msg[3], msg[4])
+
+
+def _schema_code(err: SchemaError) -> str:
+    return {
+        "type": "TypeConstraintViolation",
+        "required": "OccurrenceConstraintViolation",
+        "maxLength": "PropertyConstraintViolation",
+        "enum": "PropertyConstraintViolation",
+        "minimum": "PropertyConstraintViolation",
+        "maximum": "PropertyConstraintViolation",
+    }.get(str(err.validator), "FormatViolation")
+
+
+def has_schema(action: str, version: str, kind: int = CALL) -> bool:
+    try:
+        get_validator(kind, action, version)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def check_payload(action: str, payload: dict[str, Any], version: str, kind: int, unique_id: str) -> None:
+    """Validate against the official schema; raise RemoteProtocolError with the matching code."""
+    try:
+        validator = get_validator(kind, action, version)
+    except (OSError, ValueError):
+        raise RemoteProtocolError("NotImplemented", f"unknown action {action!r}", unique_id) from None
+    err = next(iter(validator.iter_errors(payload)), None)
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "payload"
+        raise RemoteProtocolError(_schema_code(err), f"{action}: {where}: {err.message}", unique_id)
+
+
+def encode(frame: Frame) -> str:
+    if isinstance(frame, Call):
+        body: list[Any] = [CALL, frame.unique_id, frame.action, frame.payload]
+    elif isinstance(frame, CallResult):
+        body = [CALLRESULT, frame.unique_id, frame.payload]
+    else:
+        body = [CALLERROR, frame.unique_id, frame.code, frame.description, frame.details]
+    return json.dumps(body, separators=(",", ":"))

@@ -1,0 +1,261 @@
+"""A virtual OCPP 1.6J charger: boots, heartbeats, reports status, runs transactions and meters energy.
+
+It uses the same sans-I/O `Connection` as the backend, in the client role, over a real websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from chargeshare.ocpp.connection import Connection, Outcome
+from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services.clock import Clock
+from simulators.firmware import ConnectorState, Trigger, step
+from simulators.power import EnergyMeter, Vehicle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plugged:
+    id_tag: str
+    vehicle: Vehicle
+    target_wh: int
+    transaction_id: int | None = None
+    meter_start: int = 0
+    delivered_wh: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class VirtualConnector:
+    no: int
+    max_power_w: int
+    state: ConnectorState = ConnectorState.AVAILABLE
+    meter: EnergyMeter = field(default_factory=EnergyMeter)
+    plugged: Plugged | None = None
+
+
+class VirtualCharger:
+    def __init__(
+        self,
+        cp_id: str,
+        url: str,
+        clock: Clock,
+        connector_power_w: list[int],
+        *,
+        meter_interval_s: int = 60,
+        call_timeout_s: float = 10.0,
+    ) -> None:
+        self.cp_id = cp_id
+        self.url = url.rstrip("/") + "/" + cp_id
+        self.clock = clock
+        self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
+        self.meter_interval_s = meter_interval_s
+        self.heartbeat_interval_s = 300
+        self.conn = Connection("1.6", self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s)
+        self._ws: ClientConnection | None = None
+        self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._last_meter_at = clock.now()
+        self.online = asyncio.Event()
+        self.frames_sent = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._ws = await connect(self.url, subprotocols=["ocpp1.6"], open_timeout=10)  # type: ignore[list-item]
+        self._tasks.append(asyncio.create_task(self._reader()))
+        boot = await self._call(
+            "BootNotification", {"chargePointVendor": "ChargeShare", "chargePointModel": "Virtual-1"}
+        )
+        if not boot.ok or boot.payload is None or boot.payload["status"] != "Accepted":
+            raise RuntimeError(f"{self.cp_id}: boot not accepted: {boot}")
+        self.heartbeat_interval_s = int(boot.payload["interval"]) or self.heartbeat_interval_s
+        for c in self.connectors.values():
+            await self._status(c)
+        self._last_meter_at = self.clock.now()
+        self._tasks.append(asyncio.create_task(self._every(self.heartbeat_interval_s, self._heartbeat)))
+        self._tasks.append(asyncio.create_task(self._every(self.meter_interval_s, self._meter_tick)))
+        self.online.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await task
+        self._tasks.clear()
+        if self._ws is not None:
+            await self._ws.close()
+        self.online.clear()
+
+    async def _every(self, simulated_s: float, fn: Any) -> None:
+        while True:
+            await asyncio.sleep(self.clock.real_seconds(simulated_s))
+            await fn()
+
+    async def _reader(self) -> None:
+        assert self._ws is not None
+        async for text in self._ws:
+            received = self.conn.receive(text)
+            if received.reply is not None:
+                await self._send(received.reply)
+            for outcome in received.outcomes:
+                fut = self._waiting.pop(outcome.unique_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(outcome)
+
+    async def _send(self, text: str) -> None:
+        assert self._ws is not None
+        self.frames_sent += 1
+        await self._ws.send(text)
+
+    async def _call(self, action: str, payload: dict[str, Any]) -> Outcome:
+        loop = asyncio.get_running_loop()
+        uid, text = self.conn.call(action, payload, loop.time())
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        self._waiting[uid] = fut
+        await self._send(text)
+        try:
+            return await asyncio.wait_for(fut, self.conn.call_timeout_s)
+        except TimeoutError:
+            self._waiting.pop(uid, None)
+            self.conn.tick(loop.time() + self.conn.call_timeout_s)
+            return Outcome(uid, action, error="Timeout")
+
+    # ---- what the charger reports --------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        await self._call("Heartbeat", {})
+
+    async def _status(self, c: VirtualConnector) -> None:
+        await self._call(
+            "StatusNotification",
+            {"connectorId": c.no, "errorCode": "NoError", "status": c.state.value,
+             "timestamp": format_ts(self.clock.now())},
+        )
+
+    def _advance_energy(self) -> None:
+        """Integrate each charging connector's power since the last update."""
+        now = self.clock.now()
+        seconds = (now - self._last_meter_at).total_seconds()
+        self._last_meter_at = now
+        for c in self.connectors.values():
+            p = c.plugged
+            if c.state is not ConnectorState.CHARGING or p is None:
+                continue
+            power = p.vehicle.power_w(c.max_power_w)
+            before = c.meter.register_wh
+            c.meter.add(power, seconds)
+            # The car stops taking energy at its target: the register never runs past it.
+            overshoot = (c.meter.register_wh - p.meter_start) - p.target_wh
+            if overshoot > 0:
+                c.meter.register_wh -= overshoot
+            added = c.meter.register_wh - before
+            p.vehicle.soc_wh += added
+            p.delivered_wh = c.meter.register_wh - p.meter_start
+            if p.delivered_wh >= p.target_wh or p.vehicle.power_w(c.max_power_w) == 0:
+                c.state = step(c.state, Trigger.EV_FULL)
+                p.done.set()
+
+    async def _meter_tick(self) -> None:
+        before = {c.no: c.state for c in self.connectors.values()}
+        self._advance_energy()
+        for c in self.connectors.values():
+            p = c.plugged
+            if p is None or p.transaction_id is None or c.state not in (ConnectorState.CHARGING,
+                                                                         ConnectorState.SUSPENDED_EV):
+                continue
+            await self._call(
+                "MeterValues",
+                {
+                    "connectorId": c.no,
+                    "transactionId": p.transaction_id,
+                    "meterValue": [{
+                        "timestamp": format_ts(self.clock.now()),
+                        "sampledValue": [
+                            {"value": str(c.meter.register_wh), "measurand": "Energy.Active.Import.Register",
+                             "unit": "Wh"},
+                            {"value": str(p.vehicle.power_w(c.max_power_w) if c.state is ConnectorState.CHARGING
+                                          else 0), "measurand": "Power.Active.Import", "unit": "W"},
+                        ],
+                    }],
+                },
+            )
+            if before[c.no] is not c.state:
+                await self._status(c)
+
+    # ---- what a driver does at the charger -----------------------------------------------------
+    async def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> Plugged:
+        """Plug in and present a card: Authorize, then StartTransaction if accepted."""
+        c = self.connectors[connector_no]
+        c.state = step(c.state, Trigger.PLUG_IN)
+        c.plugged = Plugged(id_tag, vehicle, target_wh)
+        await self._status(c)
+        auth = await self._call("Authorize", {"idTag": id_tag})
+        if not auth.ok or auth.payload is None or auth.payload["idTagInfo"]["status"] != "Accepted":
+            c.state = step(c.state, Trigger.START_REFUSED)
+            return c.plugged
+        self._advance_energy()
+        c.plugged.meter_start = c.meter.register_wh
+        start = await self._call(
+            "StartTransaction",
+            {"connectorId": connector_no, "idTag": id_tag, "meterStart": c.meter.register_wh,
+             "timestamp": format_ts(self.clock.now())},
+        )
+        if start.ok and start.payload is not None and start.payload["idTagInfo"]["status"] == "Accepted":
+            c.plugged.transaction_id = int(start.payload["transactionId"])
+            c.state = step(c.state, Trigger.START_ACCEPTED)
+            await self._status(c)
+        else:
+            c.state = step(c.state, Trigger.START_REFUSED)
+        return c.plugged
+
+    async def unplug(self, connector_no: int, reason: str = "EVDisconnected") -> None:
+        c = self.connectors[connector_no]
+        if c.plugged is None:
+            return
+        self._advance_energy()
+        if c.plugged.transaction_id is not None:
+            await self._stop_transaction(c, self._end_transaction(c), reason)
+        c.state = step(c.state, Trigger.UNPLUG)
+        c.plugged = None
+        await self._status(c)
+
+    def _end_transaction(self, c: VirtualConnector) -> tuple[int, str]:
+        """Close the transaction locally at once, so a second stop cannot also send one."""
+        assert c.plugged is not None and c.plugged.transaction_id is not None
+        tx, c.plugged.transaction_id = c.plugged.transaction_id, None
+        c.plugged.done.set()
+        return tx, c.plugged.id_tag
+
+    async def _stop_transaction(self, c: VirtualConnector, ended: tuple[int, str], reason: str) -> None:
+        tx, id_tag = ended
+        await self._call(
+            "StopTransaction",
+            {"transactionId": tx, "meterStop": c.meter.register_wh, "timestamp": format_ts(self.clock.now()),
+             "reason": reason, "idTag": id_tag},
+        )
+
+    # ---- what the central system asks of us ----------------------------------------------------
+    def _csms_handlers(self) -> dict[str, Any]:
+        def remote_stop(p: dict[str, Any]) -> dict[str, Any]:
+            for c in self.connectors.values():
+                if c.plugged is not None and c.plugged.transaction_id == p["transactionId"]:
+                    self._advance_energy()
+                    if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
+                        c.state = step(c.state, Trigger.STOP)
+                    task = asyncio.create_task(self._stop_transaction(c, self._end_transaction(c), "Remote"))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                    return {"status": "Accepted"}
+            return {"status": "Rejected"}
+
+        return {"RemoteStopTransaction": remote_stop}

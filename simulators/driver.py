@@ -1,0 +1,133 @@
+"""A scripted driver: searches the map over HTTP, books, travels, plugs in, charges, unplugs, reads
+the receipt. Every step goes through the public API or the charger, as a real driver's would."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from chargeshare.domain.geo import BBox, Point, distance_m
+from chargeshare.services.clock import Clock
+from simulators.charger import VirtualCharger
+from simulators.fleet import DriverPlan
+from simulators.power import Vehicle
+
+SEARCH_RADIUS_M = 8_000
+CANDIDATES = 5
+SEARCH_ROUNDS = 3
+RETRY_AFTER_S = 600
+
+
+@dataclass
+class DriverStats:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    conflicts: int = 0
+    receipts_pence: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    http: httpx.AsyncClient
+    chargers: dict[str, VirtualCharger]
+    clock: Clock
+    window_end: datetime
+    stats: DriverStats
+
+
+async def sleep_sim(clock: Clock, simulated_s: float) -> None:
+    await asyncio.sleep(max(0.0, clock.real_seconds(simulated_s)))
+
+
+def seconds_left(world: World) -> float:
+    return (world.window_end - world.clock.now()).total_seconds()
+
+
+async def run_driver(plan: DriverPlan, driver_id: int, world: World) -> str:
+    outcome = await _run(plan, driver_id, world)
+    world.stats.outcomes[outcome] += 1
+    return outcome
+
+
+async def _run(plan: DriverPlan, driver_id: int, world: World) -> str:
+    await sleep_sim(world.clock, plan.arrives_after_s)
+    if seconds_left(world) <= 0:
+        return "too_late"
+    for _ in range(SEARCH_ROUNDS):
+        booking, charger = await _book_nearby(plan, driver_id, world)
+        if booking is not None and charger is not None:
+            return await _use_booking(plan, driver_id, world, booking, charger)
+        if booking is not None or seconds_left(world) <= RETRY_AFTER_S:
+            break
+        await sleep_sim(world.clock, RETRY_AFTER_S)  # everything near is taken: try again a bit later
+    return "error" if booking is not None else "no_charger"
+
+
+async def _book_nearby(
+    plan: DriverPlan, driver_id: int, world: World
+) -> tuple[dict[str, Any] | None, VirtualCharger | None]:
+    """Search the map around home and book the nearest free charger among the first few.
+
+    Returns (booking, charger); (error-body, None) when the API failed in a way retrying won't fix.
+    """
+    bbox = BBox.around(plan.home, SEARCH_RADIUS_M)
+    r = await world.http.get(
+        "/chargers", params={"bbox": f"{bbox.west},{bbox.south},{bbox.east},{bbox.north}", "online": "true"}
+    )
+    r.raise_for_status()
+    found: list[dict[str, Any]] = r.json()
+    found.sort(key=lambda c: (distance_m(plan.home, Point(c["lat"], c["lon"])), c["id"]))
+    for c in found[:CANDIDATES]:
+        power = min(plan.max_power_w, c["connectors"][0]["max_power_w"])
+        minutes = max(15, min(240, math.ceil(plan.want_wh / power * 60 * 1.3) + 20))
+        resp = await world.http.post(
+            "/bookings",
+            json={"driver_id": driver_id, "charger_id": c["id"], "connector_no": 1, "minutes": minutes,
+                  "max_energy_wh": plan.want_wh},
+        )
+        if resp.status_code == 409:
+            world.stats.conflicts += 1
+            continue
+        if resp.status_code != 201:
+            world.stats.errors.append(f"{plan.name}: booking answered {resp.status_code} {resp.text[:200]}")
+            return {"error": resp.status_code}, None
+        return resp.json(), world.chargers[c["charge_point_id"]]
+    return None, None
+
+
+async def _use_booking(
+    plan: DriverPlan, driver_id: int, world: World, booking: dict[str, Any], charger: VirtualCharger
+) -> str:
+    if plan.cancels:
+        await sleep_sim(world.clock, plan.travel_s / 2)
+        resp = await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})
+        return "cancelled" if resp.status_code == 200 else "error"
+
+    await sleep_sim(world.clock, min(plan.travel_s, max(0.0, seconds_left(world))))
+    vehicle = Vehicle(plan.battery_wh, plan.soc_wh, plan.max_power_w)
+    plugged = await charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
+    if plugged.transaction_id is None:
+        await charger.unplug(1)
+        await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})
+        return "refused_at_charger"
+    ends_at = datetime.fromisoformat(booking["ends_at"])
+    wait_s = min((ends_at - world.clock.now()).total_seconds(), seconds_left(world))
+    if wait_s > 0:
+        try:
+            await asyncio.wait_for(plugged.done.wait(), timeout=world.clock.real_seconds(wait_s))
+        except TimeoutError:
+            pass
+    await charger.unplug(1)
+    resp = await world.http.get(f"/bookings/{booking['id']}")
+    receipt = resp.json().get("receipt")
+    if receipt is None:
+        world.stats.errors.append(f"{plan.name}: no receipt for booking {booking['id']}")
+        return "unpaid"
+    world.stats.receipts_pence += receipt["cost"]
+    return "charged"

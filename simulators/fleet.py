@@ -1,0 +1,82 @@
+"""Seeded generation of a fleet of hosts' chargers and a population of drivers around a UK city."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+
+CITIES: dict[str, Point] = {
+    "bristol": Point(51.4545, -2.5879),
+    "london": Point(51.5072, -0.1276),
+    "manchester": Point(53.4808, -2.2426),
+    "leeds": Point(53.8008, -1.5491),
+    "glasgow": Point(55.8642, -4.2518),
+}
+
+HOME_CHARGER_POWERS_W = (3_700, 7_400, 7_400, 7_400, 11_000, 22_000)
+
+
+@dataclass(frozen=True)
+class DriverPlan:
+    name: str
+    id_tag: str
+    home: Point
+    arrives_after_s: int  # from the start of the window
+    travel_s: int
+    want_wh: int
+    battery_wh: int
+    soc_wh: int
+    max_power_w: int
+    cancels: bool
+
+
+def scatter(rng: random.Random, centre: Point, radius_m: float) -> Point:
+    """A point uniformly distributed in a disc around `centre` (small-area approximation)."""
+    r = radius_m * math.sqrt(rng.random())
+    theta = rng.random() * 2 * math.pi
+    dlat = (r * math.cos(theta)) / 111_320
+    dlon = (r * math.sin(theta)) / (111_320 * math.cos(math.radians(centre.lat)))
+    return Point(round(centre.lat + dlat, 6), round(centre.lon + dlon, 6))
+
+
+def make_chargers(rng: random.Random, count: int, centre: Point, host_ids: list[int],
+                  radius_m: float = 6_000) -> list[ChargerSpec]:
+    return [
+        ChargerSpec(
+            charge_point_id=f"CS{i + 1:05d}",
+            host_id=host_ids[i % len(host_ids)],
+            location=scatter(rng, centre, radius_m),
+            tariff=Tariff(rng.randrange(25, 46)),
+            connectors=(ConnectorSpec(1, ConnectorType.TYPE2, rng.choice(HOME_CHARGER_POWERS_W)),),
+            title=f"Home charger {i + 1}",
+        )
+        for i in range(count)
+    ]
+
+
+def make_drivers(rng: random.Random, count: int, centre: Point, window_s: int, *, cancel_rate: float = 0.1,
+                 radius_m: float = 6_000) -> list[DriverPlan]:
+    plans = []
+    for i in range(count):
+        battery = rng.choice((40_000, 60_000, 77_000, 100_000))
+        soc = int(battery * rng.uniform(0.1, 0.6))
+        plans.append(
+            DriverPlan(
+                name=f"Driver {i + 1}",
+                id_tag=f"TAG{i + 1:06d}",
+                home=scatter(rng, centre, radius_m),
+                arrives_after_s=int(rng.uniform(0, 0.6) * window_s),
+                travel_s=rng.randrange(300, 1_200),
+                want_wh=rng.randrange(4_000, 25_000, 100),
+                battery_wh=battery,
+                soc_wh=soc,
+                max_power_w=rng.choice((7_400, 11_000, 22_000)),
+                cancels=rng.random() < cancel_rate,
+            )
+        )
+    return plans

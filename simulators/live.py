@@ -1,0 +1,159 @@
+"""Live simulation: the backend in-process behind a real loopback server, a fleet of virtual chargers
+over real WebSockets, scripted drivers over real HTTP, all on a scaled clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
+from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+from chargeshare.services.clock import ScaledClock
+from simulators.charger import VirtualCharger
+from simulators.driver import DriverStats, World, run_driver, sleep_sim
+from simulators.fleet import CITIES, make_chargers, make_drivers
+from simulators.report import RunReport, summarise
+
+log = logging.getLogger(__name__)
+
+DEFAULT_START = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+HOSTS_PER_CHARGER = 1
+
+
+@dataclass(frozen=True)
+class LiveParams:
+    chargers: int = 20
+    drivers: int = 50
+    duration_s: int = 2 * 3600
+    seed: int = 7
+    speed: float = 240.0  # simulated seconds per real second
+    city: str = "bristol"
+    database_url: str = MEMORY_DATABASE_URL
+    locks: bool = True
+    start: datetime = DEFAULT_START
+
+
+Progress = Callable[[float, dict[str, Any]], None]
+
+
+class LoopbackServer:
+    """uvicorn on 127.0.0.1 with an OS-chosen port, in the current event loop."""
+
+    def __init__(self, api: Any) -> None:
+        config = uvicorn.Config(
+            api, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+            ws="websockets-sansio", ws_max_size=MAX_FRAME_BYTES, ws_ping_interval=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopbackServer:
+        self.task = asyncio.create_task(self.server.serve())
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if self.task.done() or time.monotonic() > deadline:
+                raise RuntimeError("the backend server did not start")
+            await asyncio.sleep(0.01)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 10)
+
+
+async def run_live(params: LiveParams, progress: Progress | None = None) -> RunReport:
+    if params.city not in CITIES:
+        raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
+    rng = random.Random(params.seed)
+    clock = ScaledClock(params.start, params.speed)
+    app = build(Config(database_url=params.database_url, locks_enabled=params.locks), clock=clock)
+    wall_start = time.monotonic()
+    try:
+        stats = await _run(app, params, rng, clock, progress)
+        return summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
+    finally:
+        app.close()
+
+
+def params_dict(p: LiveParams) -> dict[str, Any]:
+    return {"engine": "live", "chargers": p.chargers, "drivers": p.drivers, "duration_s": p.duration_s,
+            "seed": p.seed, "speed": p.speed, "city": p.city, "locks": p.locks}
+
+
+async def _run(app: App, params: LiveParams, rng: random.Random, clock: ScaledClock,
+               progress: Progress | None) -> DriverStats:
+    centre = CITIES[params.city]
+    host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
+    specs = make_chargers(rng, params.chargers, centre, host_ids)
+    for spec in specs:
+        app.marketplace.add_charger(spec)
+    plans = make_drivers(rng, params.drivers, centre, params.duration_s)
+    stats = DriverStats()
+    async with LoopbackServer(create_api(app)) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        fleet = {
+            s.charge_point_id: VirtualCharger(s.charge_point_id, f"ws://127.0.0.1:{server.port}/ocpp", clock,
+                                              [c.max_power_w for c in s.connectors])
+            for s in specs
+        }
+        await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            driver_ids = []
+            for plan in plans:
+                r = await http.post("/drivers", json={"name": plan.name, "id_tag": plan.id_tag})
+                r.raise_for_status()
+                driver_ids.append(int(r.json()["id"]))
+            window_end = clock.now() + timedelta(seconds=params.duration_s)
+            world = World(http, fleet, clock, window_end, stats)
+            tasks = [asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)]
+            watcher = asyncio.create_task(_report_progress(world, params, tasks, progress))
+            # Drivers finish by the window's end; allow a margin for the last stops to settle.
+            budget = clock.real_seconds(params.duration_s) + 30
+            done, pending = await asyncio.wait(tasks, timeout=budget)
+            for t in pending:
+                t.cancel()
+            for t in done:
+                if t.exception() is not None:
+                    stats.errors.append(f"driver task failed: {t.exception()!r}")
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        # Anything still plugged in is unplugged; bookings never used are released.
+        for charger in fleet.values():
+            for no in charger.connectors:
+                await charger.unplug(no)
+        app.bookings.expire_no_shows(grace=timedelta(0))
+        await asyncio.gather(*(c.stop() for c in fleet.values()))
+    return stats
+
+
+async def _report_progress(world: World, params: LiveParams, tasks: list[asyncio.Task[str]],
+                           progress: Progress | None) -> None:
+    if progress is None:
+        return
+    start = world.window_end - timedelta(seconds=params.duration_s)
+    while True:
+        elapsed = min(params.duration_s, (world.clock.now() - start).total_seconds())
+        charging = sum(
+            1 for c in world.chargers.values() for x in c.connectors.values()
+            if x.plugged is not None and x.plugged.transaction_id is not None
+        )
+        progress(elapsed, {"drivers_done": sum(t.done() for t in tasks), "charging": charging,
+                           "conflicts": world.stats.conflicts})
+        await sleep_sim(world.clock, 60)

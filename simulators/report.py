@@ -1,0 +1,75 @@
+"""The end-of-run report: what happened (summary) and whether it was right (invariants)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App
+from chargeshare.domain.ledger import PLATFORM_REVENUE, EntryKind
+from chargeshare.services.invariants import InvariantResult, check_store
+from simulators.driver import DriverStats
+
+
+@dataclass(frozen=True)
+class RunReport:
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    invariants: list[InvariantResult]
+    errors: list[str]
+    wall_s: float
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.invariants) and not self.errors
+
+    def to_json(self) -> str:
+        body = {
+            "ok": self.ok,
+            "params": self.params,
+            "summary": self.summary,
+            "invariants": [asdict(r) for r in self.invariants],
+            "errors": self.errors,
+            "wall_seconds": round(self.wall_s, 3),
+        }
+        return json.dumps(body, indent=2, sort_keys=True)
+
+
+def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: float) -> RunReport:
+    with app.store.transaction() as tx:
+        bookings = tx.bookings()
+        sessions = tx.sessions()
+        entries = tx.entries()
+    captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
+    splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
+    host = -sum(p.amount for p in splits if p.account.startswith("host:"))
+    fee = -sum(p.amount for p in splits if p.account == PLATFORM_REVENUE)
+    by_status = Counter(b.status.value for b in bookings)
+    summary = {
+        "bookings": len(bookings),
+        "bookings_by_status": dict(sorted(by_status.items())),
+        "booking_conflicts": stats.conflicts,
+        "sessions": len(sessions),
+        "energy_wh": sum(s.billed_wh or 0 for s in sessions),
+        "captured_pence": captured,
+        "host_payouts_pence": host,
+        "platform_fees_pence": fee,
+        "driver_outcomes": dict(sorted(stats.outcomes.items())),
+    }
+    invariants = check_store(app.store, app.config.rules.platform_fee_bps)
+    gateway = app.gateway
+    if isinstance(gateway, SimulatedGateway):
+        agree = gateway.total_captured == captured
+        invariants.append(
+            InvariantResult(
+                name="gateway_agrees_with_ledger",
+                description="the payment gateway captured what the ledger posted",
+                ok=agree,
+                checked=len(gateway.holds),
+                failures=() if agree else (f"gateway {gateway.total_captured}p vs ledger {captured}p",),
+            )
+        )
+    return RunReport(params, summary, invariants, list(stats.errors), wall_s)
