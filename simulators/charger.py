@@ -60,7 +60,9 @@ class VirtualCharger:
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
         self.meter_interval_s = meter_interval_s
         self.heartbeat_interval_s = 300
-        self.conn = Connection("1.6", self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s)
+        self.conn = Connection(
+            "1.6", self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s
+        )
         self._ws: ClientConnection | None = None
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -138,8 +140,12 @@ class VirtualCharger:
     async def _status(self, c: VirtualConnector) -> None:
         await self._call(
             "StatusNotification",
-            {"connectorId": c.no, "errorCode": "NoError", "status": c.state.value,
-             "timestamp": format_ts(self.clock.now())},
+            {
+                "connectorId": c.no,
+                "errorCode": "NoError",
+                "status": c.state.value,
+                "timestamp": format_ts(self.clock.now()),
+            },
         )
 
     def _advance_energy(self) -> None:
@@ -170,23 +176,38 @@ class VirtualCharger:
         self._advance_energy()
         for c in self.connectors.values():
             p = c.plugged
-            if p is None or p.transaction_id is None or c.state not in (ConnectorState.CHARGING,
-                                                                         ConnectorState.SUSPENDED_EV):
+            if (
+                p is None
+                or p.transaction_id is None
+                or c.state not in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV)
+            ):
                 continue
             await self._call(
                 "MeterValues",
                 {
                     "connectorId": c.no,
                     "transactionId": p.transaction_id,
-                    "meterValue": [{
-                        "timestamp": format_ts(self.clock.now()),
-                        "sampledValue": [
-                            {"value": str(c.meter.register_wh), "measurand": "Energy.Active.Import.Register",
-                             "unit": "Wh"},
-                            {"value": str(p.vehicle.power_w(c.max_power_w) if c.state is ConnectorState.CHARGING
-                                          else 0), "measurand": "Power.Active.Import", "unit": "W"},
-                        ],
-                    }],
+                    "meterValue": [
+                        {
+                            "timestamp": format_ts(self.clock.now()),
+                            "sampledValue": [
+                                {
+                                    "value": str(c.meter.register_wh),
+                                    "measurand": "Energy.Active.Import.Register",
+                                    "unit": "Wh",
+                                },
+                                {
+                                    "value": str(
+                                        p.vehicle.power_w(c.max_power_w)
+                                        if c.state is ConnectorState.CHARGING
+                                        else 0
+                                    ),
+                                    "measurand": "Power.Active.Import",
+                                    "unit": "W",
+                                },
+                            ],
+                        }
+                    ],
                 },
             )
             if before[c.no] is not c.state:
@@ -207,8 +228,12 @@ class VirtualCharger:
         c.plugged.meter_start = c.meter.register_wh
         start = await self._call(
             "StartTransaction",
-            {"connectorId": connector_no, "idTag": id_tag, "meterStart": c.meter.register_wh,
-             "timestamp": format_ts(self.clock.now())},
+            {
+                "connectorId": connector_no,
+                "idTag": id_tag,
+                "meterStart": c.meter.register_wh,
+                "timestamp": format_ts(self.clock.now()),
+            },
         )
         if start.ok and start.payload is not None and start.payload["idTagInfo"]["status"] == "Accepted":
             c.plugged.transaction_id = int(start.payload["transactionId"])
@@ -240,8 +265,13 @@ class VirtualCharger:
         tx, id_tag = ended
         await self._call(
             "StopTransaction",
-            {"transactionId": tx, "meterStop": c.meter.register_wh, "timestamp": format_ts(self.clock.now()),
-             "reason": reason, "idTag": id_tag},
+            {
+                "transactionId": tx,
+                "meterStop": c.meter.register_wh,
+                "timestamp": format_ts(self.clock.now()),
+                "reason": reason,
+                "idTag": id_tag,
+            },
         )
 
     # ---- what the central system asks of us ----------------------------------------------------

@@ -4,6 +4,7 @@ the receipt. Every step goes through the public API or the charger, as a real dr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,8 +89,13 @@ async def _book_nearby(
         minutes = max(15, min(240, math.ceil(plan.want_wh / power * 60 * 1.3) + 20))
         resp = await world.http.post(
             "/bookings",
-            json={"driver_id": driver_id, "charger_id": c["id"], "connector_no": 1, "minutes": minutes,
-                  "max_energy_wh": plan.want_wh},
+            json={
+                "driver_id": driver_id,
+                "charger_id": c["id"],
+                "connector_no": 1,
+                "minutes": minutes,
+                "max_energy_wh": plan.want_wh,
+            },
         )
         if resp.status_code == 409:
             world.stats.conflicts += 1
@@ -119,10 +125,8 @@ async def _use_booking(
     ends_at = datetime.fromisoformat(booking["ends_at"])
     wait_s = min((ends_at - world.clock.now()).total_seconds(), seconds_left(world))
     if wait_s > 0:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(plugged.done.wait(), timeout=world.clock.real_seconds(wait_s))
-        except TimeoutError:
-            pass
     await charger.unplug(1)
     resp = await world.http.get(f"/bookings/{booking['id']}")
     receipt = resp.json().get("receipt")

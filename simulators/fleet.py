@@ -44,8 +44,9 @@ def scatter(rng: random.Random, centre: Point, radius_m: float) -> Point:
     return Point(round(centre.lat + dlat, 6), round(centre.lon + dlon, 6))
 
 
-def make_chargers(rng: random.Random, count: int, centre: Point, host_ids: list[int],
-                  radius_m: float = 6_000) -> list[ChargerSpec]:
+def make_chargers(
+    rng: random.Random, count: int, centre: Point, host_ids: list[int], radius_m: float = 6_000
+) -> list[ChargerSpec]:
     return [
         ChargerSpec(
             charge_point_id=f"CS{i + 1:05d}",
@@ -59,8 +60,15 @@ def make_chargers(rng: random.Random, count: int, centre: Point, host_ids: list[
     ]
 
 
-def make_drivers(rng: random.Random, count: int, centre: Point, window_s: int, *, cancel_rate: float = 0.1,
-                 radius_m: float = 6_000) -> list[DriverPlan]:
+def make_drivers(
+    rng: random.Random,
+    count: int,
+    centre: Point,
+    window_s: int,
+    *,
+    cancel_rate: float = 0.1,
+    radius_m: float = 6_000,
+) -> list[DriverPlan]:
     plans = []
     for i in range(count):
         battery = rng.choice((40_000, 60_000, 77_000, 100_000))

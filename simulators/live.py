@@ -14,11 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 
 from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
-from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 from chargeshare.services.clock import ScaledClock
 from simulators.charger import VirtualCharger
 from simulators.driver import DriverStats, World, run_driver, sleep_sim
@@ -47,36 +46,6 @@ class LiveParams:
 Progress = Callable[[float, dict[str, Any]], None]
 
 
-class LoopbackServer:
-    """uvicorn on 127.0.0.1 with an OS-chosen port, in the current event loop."""
-
-    def __init__(self, api: Any) -> None:
-        config = uvicorn.Config(
-            api, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-            ws="websockets-sansio", ws_max_size=MAX_FRAME_BYTES, ws_ping_interval=None,
-        )
-        self.server = uvicorn.Server(config)
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LoopbackServer:
-        self.task = asyncio.create_task(self.server.serve())
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if self.task.done() or time.monotonic() > deadline:
-                raise RuntimeError("the backend server did not start")
-            await asyncio.sleep(0.01)
-        return self
-
-    @property
-    def port(self) -> int:
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            await asyncio.wait_for(self.task, 10)
-
-
 async def run_live(params: LiveParams, progress: Progress | None = None) -> RunReport:
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
@@ -92,12 +61,21 @@ async def run_live(params: LiveParams, progress: Progress | None = None) -> RunR
 
 
 def params_dict(p: LiveParams) -> dict[str, Any]:
-    return {"engine": "live", "chargers": p.chargers, "drivers": p.drivers, "duration_s": p.duration_s,
-            "seed": p.seed, "speed": p.speed, "city": p.city, "locks": p.locks}
+    return {
+        "engine": "live",
+        "chargers": p.chargers,
+        "drivers": p.drivers,
+        "duration_s": p.duration_s,
+        "seed": p.seed,
+        "speed": p.speed,
+        "city": p.city,
+        "locks": p.locks,
+    }
 
 
-async def _run(app: App, params: LiveParams, rng: random.Random, clock: ScaledClock,
-               progress: Progress | None) -> DriverStats:
+async def _run(
+    app: App, params: LiveParams, rng: random.Random, clock: ScaledClock, progress: Progress | None
+) -> DriverStats:
     centre = CITIES[params.city]
     host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
     specs = make_chargers(rng, params.chargers, centre, host_ids)
@@ -108,8 +86,12 @@ async def _run(app: App, params: LiveParams, rng: random.Random, clock: ScaledCl
     async with LoopbackServer(create_api(app)) as server:
         base = f"http://127.0.0.1:{server.port}"
         fleet = {
-            s.charge_point_id: VirtualCharger(s.charge_point_id, f"ws://127.0.0.1:{server.port}/ocpp", clock,
-                                              [c.max_power_w for c in s.connectors])
+            s.charge_point_id: VirtualCharger(
+                s.charge_point_id,
+                f"ws://127.0.0.1:{server.port}/ocpp",
+                clock,
+                [c.max_power_w for c in s.connectors],
+            )
             for s in specs
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
@@ -121,7 +103,9 @@ async def _run(app: App, params: LiveParams, rng: random.Random, clock: ScaledCl
                 driver_ids.append(int(r.json()["id"]))
             window_end = clock.now() + timedelta(seconds=params.duration_s)
             world = World(http, fleet, clock, window_end, stats)
-            tasks = [asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)]
+            tasks = [
+                asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
+            ]
             watcher = asyncio.create_task(_report_progress(world, params, tasks, progress))
             # Drivers finish by the window's end; allow a margin for the last stops to settle.
             budget = clock.real_seconds(params.duration_s) + 30
@@ -143,17 +127,26 @@ async def _run(app: App, params: LiveParams, rng: random.Random, clock: ScaledCl
     return stats
 
 
-async def _report_progress(world: World, params: LiveParams, tasks: list[asyncio.Task[str]],
-                           progress: Progress | None) -> None:
+async def _report_progress(
+    world: World, params: LiveParams, tasks: list[asyncio.Task[str]], progress: Progress | None
+) -> None:
     if progress is None:
         return
     start = world.window_end - timedelta(seconds=params.duration_s)
     while True:
         elapsed = min(params.duration_s, (world.clock.now() - start).total_seconds())
         charging = sum(
-            1 for c in world.chargers.values() for x in c.connectors.values()
+            1
+            for c in world.chargers.values()
+            for x in c.connectors.values()
             if x.plugged is not None and x.plugged.transaction_id is not None
         )
-        progress(elapsed, {"drivers_done": sum(t.done() for t in tasks), "charging": charging,
-                           "conflicts": world.stats.conflicts})
+        progress(
+            elapsed,
+            {
+                "drivers_done": sum(t.done() for t in tasks),
+                "charging": charging,
+                "conflicts": world.stats.conflicts,
+            },
+        )
         await sleep_sim(world.clock, 60)

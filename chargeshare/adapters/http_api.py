@@ -106,8 +106,12 @@ def charger_out(c: ChargerView) -> ChargerOut:
         price_per_kwh=c.price_per_kwh,
         status=c.status.value,
         connectors=[
-            ConnectorOut(connector_no=x.connector_no, type=x.type.value, max_power_w=x.max_power_w,
-                         status=x.status.value)
+            ConnectorOut(
+                connector_no=x.connector_no,
+                type=x.type.value,
+                max_power_w=x.max_power_w,
+                status=x.status.value,
+            )
             for x in c.connectors
         ],
     )
@@ -156,7 +160,9 @@ def _chargers_router(app: App) -> APIRouter:
 
     @router.get("")
     def search(
-        bbox: Annotated[str, Query(description="west,south,east,north in degrees", examples=["-2.7,51.4,-2.5,51.5"])],
+        bbox: Annotated[
+            str, Query(description="west,south,east,north in degrees", examples=["-2.7,51.4,-2.5,51.5"])
+        ],
         online: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[ChargerOut]:
@@ -190,8 +196,12 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
     captured = [e for e in entries if e.kind is EntryKind.CAPTURE]
     if session is not None and session.billed_wh is not None and captured:
         split = split_fee(captured[0].amount, app.config.rules.platform_fee_bps)
-        receipt = ReceiptOut(energy_wh=session.billed_wh, cost=captured[0].amount,
-                             host_share=split.host_share, platform_fee=split.platform_fee)
+        receipt = ReceiptOut(
+            energy_wh=session.billed_wh,
+            cost=captured[0].amount,
+            host_share=split.host_share,
+            platform_fee=split.platform_fee,
+        )
     return BookingOut(
         id=b.booking_id,
         driver_id=b.driver_id,

@@ -6,6 +6,7 @@ Commands to chargers go through the registry, which knows each live link and awa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
-from chargeshare.ocpp.connection import Connection, Outcome
+from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.services.events import EnergyLimitReached
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ class ChargerRegistry:
         self._stops_sent: set[tuple[str, int]] = set()
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
 
-    def _handlers(self, cp_id: str, version: str) -> dict[str, Any]:
-        module = csms_v16 if version == "1.6" else csms_v201
-        return module.handlers(self.app.charging, cp_id)
+    def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
+        if version == "1.6":
+            return csms_v16.handlers(self.app.charging, cp_id)
+        return csms_v201.handlers(self.app.charging, cp_id)
 
     async def serve(self, ws: WebSocket, cp_id: str) -> None:
         subprotocol = choose_subprotocol(list(ws.scope.get("subprotocols", [])))
@@ -60,7 +62,9 @@ class ChargerRegistry:
         previous = self.links.get(cp_id)
         if previous is not None:  # a reconnect replaces a stale link
             await previous.websocket.close(code=1000, reason="replaced by a new connection")
-        link = ChargerLink(cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-"))
+        link = ChargerLink(
+            cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-")
+        )
         self.links[cp_id] = link
         try:
             while True:
@@ -80,10 +84,8 @@ class ChargerRegistry:
                 for fut in link.waiting.values():
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
-                try:
+                with contextlib.suppress(NotFound):
                     self.app.charging.disconnected(cp_id)
-                except NotFound:
-                    pass
 
     async def call(self, cp_id: str, action: str, payload: dict[str, Any]) -> Outcome:
         """Send a command to a connected charger and wait (bounded) for its answer."""
@@ -109,7 +111,9 @@ class ChargerRegistry:
             return
         self._stops_sent.add(key)
         if link.version == "1.6":
-            coro = self.call(event.charge_point_id, "RemoteStopTransaction", {"transactionId": event.transaction_id})
+            coro = self.call(
+                event.charge_point_id, "RemoteStopTransaction", {"transactionId": event.transaction_id}
+            )
         else:
             coro = self.call(
                 event.charge_point_id, "RequestStopTransaction", {"transactionId": str(event.transaction_id)}

@@ -38,7 +38,9 @@ class SimulatedGateway:
             if isinstance(seen, HoldResult):
                 return seen
             ref = f"sim_hold_{len(self.holds) + 1}"
-            if customer in self.decline_customers or (self.decline_over is not None and amount > self.decline_over):
+            if customer in self.decline_customers or (
+                self.decline_over is not None and amount > self.decline_over
+            ):
                 result = HoldResult(False, ref, "card_declined")
             else:
                 self.holds[ref] = SimHold(ref, customer, amount)

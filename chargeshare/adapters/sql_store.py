@@ -209,7 +209,9 @@ class SqlTransaction:
         if self.dialect == "sqlite":
             lon, lat = spec.location.lon, spec.location.lat
             self.conn.execute(
-                insert(t.charger_rtree).values(id=charger_id, min_lon=lon, max_lon=lon, min_lat=lat, max_lat=lat)
+                insert(t.charger_rtree).values(
+                    id=charger_id, min_lon=lon, max_lon=lon, min_lat=lat, max_lat=lat
+                )
             )
         return charger_id
 
@@ -226,11 +228,16 @@ class SqlTransaction:
         ids = [r["id"] for r in rows]
         by_charger: dict[int, list[ConnectorView]] = defaultdict(list)
         for c in self.conn.execute(
-            select(t.connectors).where(t.connectors.c.charger_id.in_(ids)).order_by(t.connectors.c.connector_no)
+            select(t.connectors)
+            .where(t.connectors.c.charger_id.in_(ids))
+            .order_by(t.connectors.c.connector_no)
         ).mappings():
             by_charger[c["charger_id"]].append(
                 ConnectorView(
-                    c["id"], c["connector_no"], ConnectorType(c["type"]), c["max_power_w"],
+                    c["id"],
+                    c["connector_no"],
+                    ConnectorType(c["type"]),
+                    c["max_power_w"],
                     ConnectorStatus(c["status"]),
                 )
             )
@@ -275,8 +282,10 @@ class SqlTransaction:
             rt = t.charger_rtree.c
             prefilter = c.id.in_(
                 select(rt.id).where(
-                    rt.min_lon <= bbox.east, rt.max_lon >= bbox.west,
-                    rt.min_lat <= bbox.north, rt.max_lat >= bbox.south,
+                    rt.min_lon <= bbox.east,
+                    rt.max_lon >= bbox.west,
+                    rt.min_lat <= bbox.north,
+                    rt.max_lat >= bbox.south,
                 )
             )
         where = and_(prefilter, exact)
@@ -302,7 +311,11 @@ class SqlTransaction:
 
     def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
         charger_id = select(t.chargers.c.id).where(t.chargers.c.charge_point_id == charge_point_id)
-        q = update(t.connectors).values(status=status.value).where(t.connectors.c.charger_id == charger_id.scalar_subquery())
+        q = (
+            update(t.connectors)
+            .values(status=status.value)
+            .where(t.connectors.c.charger_id == charger_id.scalar_subquery())
+        )
         if connector_no != 0:  # OCPP connectorId 0 means the whole charger
             q = q.where(t.connectors.c.connector_no == connector_no)
         self.conn.execute(q)
@@ -329,7 +342,9 @@ class SqlTransaction:
                 .values(fence_token=fencing_token)
             )
             if res.rowcount == 0:
-                raise StaleFencingToken(f"fencing token {fencing_token} is stale for connector {connector_id}")
+                raise StaleFencingToken(
+                    f"fencing token {fencing_token} is stale for connector {connector_id}"
+                )
         b = t.bookings.c
         clash = self.conn.execute(
             select(b.id)
@@ -462,7 +477,9 @@ class SqlTransaction:
         return None if r is None else _session(r)
 
     def sessions(self) -> Sequence[SessionRecord]:
-        return [_session(r) for r in self.conn.execute(select(t.sessions).order_by(t.sessions.c.id)).mappings()]
+        return [
+            _session(r) for r in self.conn.execute(select(t.sessions).order_by(t.sessions.c.id)).mappings()
+        ]
 
     def record_meter(self, session_id: int, meter_wh: int) -> None:
         s = t.sessions.c

@@ -18,7 +18,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8180,
     database_url: Annotated[
-        str | None, typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default a SQLite file.")
+        str | None,
+        typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default a SQLite file."),
     ] = None,
     allow_unknown_chargers: Annotated[
         bool,
@@ -30,7 +31,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id}."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
@@ -49,7 +50,11 @@ def serve(
         console.print("[yellow]unregistered chargers may connect (--known-chargers-only to refuse them)[/]")
     try:
         uvicorn.run(
-            create_api(app), host=host, port=port, log_level=log_level, ws="websockets-sansio",
+            create_api(app),
+            host=host,
+            port=port,
+            log_level=log_level,
+            ws="websockets-sansio",
             ws_max_size=MAX_FRAME_BYTES,
         )
     finally:

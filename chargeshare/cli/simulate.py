@@ -25,7 +25,9 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed for fleet, drivers and behaviour.")] = 7,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.", min=1, max=3600)] = 240.0,
     city: Annotated[str, typer.Option(help=f"One of: {', '.join(CITIES)}.")] = "bristol",
-    locks: Annotated[bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")] = True,
+    locks: Annotated[
+        bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")
+    ] = True,
     report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -41,24 +43,38 @@ def simulate(
         console.print(f"[red]error:[/] directory {report.parent} does not exist")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.WARNING)
-    params = LiveParams(chargers=chargers, drivers=drivers, duration_s=duration * 60, seed=seed, speed=speed,
-                        city=city, locks=locks)
+    params = LiveParams(
+        chargers=chargers,
+        drivers=drivers,
+        duration_s=duration * 60,
+        seed=seed,
+        speed=speed,
+        city=city,
+        locks=locks,
+    )
     console.print(
-        f"Simulating {chargers} chargers and {drivers} drivers around {city.title()} for {duration} simulated "
-        f"minutes at {speed:g}x (about {duration * 60 / speed:.0f} s)"
+        f"Simulating {chargers} chargers and {drivers} drivers around {city.title()} "
+        f"for {duration} simulated minutes at {speed:g}x (about {duration * 60 / speed:.0f} s)"
     )
     if quiet:
         result = asyncio.run(run_live(params))
     else:
         with Progress(
-            TextColumn("[bold]sim[/]"), BarColumn(), TextColumn("{task.fields[minute]:>4} / {task.total:.0f} min"),
-            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
+            TextColumn("[bold]sim[/]"),
+            BarColumn(),
+            TextColumn("{task.fields[minute]:>4} / {task.total:.0f} min"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         ) as bar:
             task = bar.add_task("sim", total=duration, minute=0, detail="")
 
             def on_progress(elapsed_s: float, info: dict[str, Any]) -> None:
                 bar.update(
-                    task, completed=elapsed_s / 60, minute=int(elapsed_s // 60),
+                    task,
+                    completed=elapsed_s / 60,
+                    minute=int(elapsed_s // 60),
                     detail=f"charging {info['charging']}, drivers done {info['drivers_done']}, "
                     f"conflicts {info['conflicts']}",
                 )

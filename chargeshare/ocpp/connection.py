@@ -108,7 +108,9 @@ class Connection:
             check_payload(call.action, call.payload, self.version, CALL, call.unique_id)
             handler = self.handlers.get(call.action)
             if handler is None:
-                raise RemoteProtocolError("NotSupported", f"{call.action} is not supported here", call.unique_id)
+                raise RemoteProtocolError(
+                    "NotSupported", f"{call.action} is not supported here", call.unique_id
+                )
             response = handler(call.payload)
         except RemoteProtocolError as exc:
             return self._error(call.unique_id, exc.code, exc.description)

@@ -26,7 +26,9 @@ def energy_register_wh(meter_value: list[dict[str, Any]]) -> int | None:
             try:
                 value = float(sv["value"])
             except (KeyError, ValueError):
-                raise CallRejected("PropertyConstraintViolation", f"not a number: {sv.get('value')!r}") from None
+                raise CallRejected(
+                    "PropertyConstraintViolation", f"not a number: {sv.get('value')!r}"
+                ) from None
             unit = sv.get("unit", "Wh")
             reading = round(value * 1000) if unit == "kWh" else round(value)
     return reading

@@ -3,6 +3,7 @@ transactions (TransactionEvent) answer NotSupported until the full 2.0.1 ingest 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from chargeshare.domain.charger import ConnectorStatus
@@ -32,17 +33,13 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         }
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
-        try:
+        with contextlib.suppress(NotFound):
             charging.heartbeat(cp_id)
-        except NotFound:
-            pass
         return {"currentTime": format_ts(charging.clock.now())}
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
-        try:
+        with contextlib.suppress(NotFound):
             charging.status(cp_id, p["connectorId"], CONNECTOR_STATUS[p["connectorStatus"]])
-        except NotFound:
-            pass
         return {}
 
     def data_transfer(p: dict[str, Any]) -> dict[str, Any]:

@@ -84,8 +84,9 @@ def parse(text: str | bytes) -> Frame:
     kind = msg[0]
     uid = msg[1] if len(msg) > 1 and isinstance(msg[1], str) and 0 < len(msg[1]) <= 36 else None
     if kind not in (CALL, CALLRESULT, CALLERROR) or isinstance(kind, bool):
-        raise RemoteProtocolError("MessageTypeNotSupported", f"unknown MessageTypeId {kind!r}",
-                                  uid or UNKNOWN_MESSAGE_ID)
+        raise RemoteProtocolError(
+            "MessageTypeNotSupported", f"unknown MessageTypeId {kind!r}", uid or UNKNOWN_MESSAGE_ID
+        )
     if uid is None:
         raise RemoteProtocolError("RpcFrameworkError", "UniqueId must be a string of 1 to 36 characters")
     if kind == CALL:
@@ -97,7 +98,9 @@ def parse(text: str | bytes) -> Frame:
             raise RemoteProtocolError("FormatViolation", "CALLRESULT must be [3, id, {payload}]", uid)
         return CallResult(uid, msg[2])
     if len(msg) != 5 or not all(isinstance(x, str) for x in msg[2:4]) or not isinstance(msg[4], dict):
-        raise RemoteProtocolError("FormatViolation", "CALLERROR must be [4, id, code, description, {details}]", uid)
+        raise RemoteProtocolError(
+            "FormatViolation", "CALLERROR must be [4, id, code, description, {details}]", uid
+        )
     return CallError(uid, msg[2], msg[3], msg[4])
 
 

@@ -66,24 +66,26 @@ class BookingService:
         if hold_amount <= 0:
             raise InvalidRequest("this booking costs nothing to hold; free chargers are not supported yet")
 
-        with self.locks.hold(f"connector:{connector.connector_id}", self.rules.lock_ttl_ms) as lease:
-            with self.store.transaction() as tx:
-                booking_id = tx.insert_booking(
-                    driver_id=req.driver_id,
-                    connector_id=connector.connector_id,
-                    starts_at=starts_at,
-                    ends_at=ends_at,
-                    max_energy_wh=req.max_energy_wh,
-                    price_per_kwh=charger.price_per_kwh,
-                    hold_amount=hold_amount,
-                    created_at=now,
-                    fencing_token=None if lease is None else lease.fencing_token,
-                )
+        lock_key = f"connector:{connector.connector_id}"
+        with self.locks.hold(lock_key, self.rules.lock_ttl_ms) as lease, self.store.transaction() as tx:
+            booking_id = tx.insert_booking(
+                driver_id=req.driver_id,
+                connector_id=connector.connector_id,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                max_energy_wh=req.max_energy_wh,
+                price_per_kwh=charger.price_per_kwh,
+                hold_amount=hold_amount,
+                created_at=now,
+                fencing_token=None if lease is None else lease.fencing_token,
+            )
         try:
             hold = self.settlement.place_hold(booking_id, req.driver_id, hold_amount)
         except PaymentDeclined:
             with self.store.transaction() as tx:
-                tx.update_booking(booking_id, next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED))
+                tx.update_booking(
+                    booking_id, next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED)
+                )
             raise
         entry = self.settlement.hold_entry(booking_id, req.driver_id, hold_amount)
         with self.store.transaction() as tx:

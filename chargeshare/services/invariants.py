@@ -5,6 +5,7 @@ Each check returns a result naming what it proves and, when it fails, the first 
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,16 +62,21 @@ def no_overlapping_bookings(s: Snapshot) -> InvariantResult:
     failures = []
     for connector_id, items in per_connector.items():
         items.sort(key=lambda b: b.starts_at)
-        for a, b in zip(items, items[1:], strict=False):
+        for a, b in itertools.pairwise(items):
             if overlaps(a.starts_at, a.ends_at, b.starts_at, b.ends_at):
-                failures.append(f"connector {connector_id}: bookings {a.booking_id} and {b.booking_id} overlap")
-    return _result("no_overlapping_bookings", "no two live bookings overlap on a connector",
-                   len(s.bookings), failures)
+                failures.append(
+                    f"connector {connector_id}: bookings {a.booking_id} and {b.booking_id} overlap"
+                )
+    return _result(
+        "no_overlapping_bookings", "no two live bookings overlap on a connector", len(s.bookings), failures
+    )
 
 
 def journal_balanced(s: Snapshot) -> InvariantResult:
     failures = [f"entry {eid} sums to {total}" for eid, total in s.posting_sums.items() if total != 0]
-    return _result("journal_balanced", "every journal entry's postings sum to zero", len(s.posting_sums), failures)
+    return _result(
+        "journal_balanced", "every journal entry's postings sum to zero", len(s.posting_sums), failures
+    )
 
 
 def _captured(entries: list[JournalEntry]) -> int:
@@ -87,8 +93,12 @@ def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
         captured = _captured(ledger[x.booking_id])
         if captured != cost or x.cost != cost:
             failures.append(f"session {x.session_id}: captured {captured}p, metered cost {cost}p")
-    return _result("captured_equals_metered_cost", "captured = tariff x metered energy, per session",
-                   len(stopped), failures)
+    return _result(
+        "captured_equals_metered_cost",
+        "captured = tariff x metered energy, per session",
+        len(stopped),
+        failures,
+    )
 
 
 def cost_split(s: Snapshot) -> InvariantResult:
@@ -130,8 +140,9 @@ def _hold_resolutions(s: Snapshot) -> tuple[list[JournalEntry], dict[str, int]]:
 
 def hold_resolved_at_most_once(s: Snapshot) -> InvariantResult:
     holds, resolved = _hold_resolutions(s)
-    failures = [f"hold {h.entry_id} resolved {resolved[h.entry_id]} times" for h in holds
-                if resolved[h.entry_id] > 1]
+    failures = [
+        f"hold {h.entry_id} resolved {resolved[h.entry_id]} times" for h in holds if resolved[h.entry_id] > 1
+    ]
     return _result("hold_resolved_once", "no hold is captured or released twice", len(holds), failures)
 
 
@@ -148,7 +159,9 @@ def billed_energy_matches_meter(s: Snapshot) -> InvariantResult:
         for x in stopped
         if x.meter_stop_wh is None or x.billed_wh != x.meter_stop_wh - x.meter_start_wh
     ]
-    return _result("billed_energy_matches_meter", "billed Wh = meter stop - meter start", len(stopped), failures)
+    return _result(
+        "billed_energy_matches_meter", "billed Wh = meter stop - meter start", len(stopped), failures
+    )
 
 
 def no_open_sessions(s: Snapshot) -> InvariantResult:
@@ -156,8 +169,12 @@ def no_open_sessions(s: Snapshot) -> InvariantResult:
     active = [b for b in s.bookings if b.status in (BookingStatus.ACTIVE, BookingStatus.REQUESTED)]
     failures = [f"session {x.session_id} still charging" for x in open_]
     failures += [f"booking {b.booking_id} still {b.status}" for b in active]
-    return _result("everything_settled", "at the end no session is charging and no booking is in flight",
-                   len(s.sessions) + len(s.bookings), failures)
+    return _result(
+        "everything_settled",
+        "at the end no session is charging and no booking is in flight",
+        len(s.sessions) + len(s.bookings),
+        failures,
+    )
 
 
 CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (

@@ -70,9 +70,7 @@ class Transaction(Protocol):
         ends_at: datetime | None = None,
         payment_ref: str | None = None,
     ) -> None: ...
-    def booking_for_start(
-        self, connector_id: int, driver_id: int, at: datetime
-    ) -> BookingRecord | None: ...
+    def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None: ...
 
     # sessions
     def session_by_start_key(
@@ -119,7 +117,8 @@ class PaymentGateway(Protocol):
 
 
 class Lease(Protocol):
-    fencing_token: int
+    @property
+    def fencing_token(self) -> int: ...
 
 
 class LockManager(Protocol):

@@ -62,7 +62,9 @@ class SettlementService:
             at=now,
         )
         self.gateway.capture(
-            reference=booking.payment_ref, amount=session.cost, idempotency_key=f"booking:{booking_id}:capture"
+            reference=booking.payment_ref,
+            amount=session.cost,
+            idempotency_key=f"booking:{booking_id}:capture",
         )
         with self.store.transaction() as tx:
             tx.add_entries([capture, split_entry])
@@ -78,6 +80,8 @@ class SettlementService:
             return
         void = ledger.void_hold(hold, entries, void_id=f"b{booking_id}:void", at=self.clock.now())
         if booking.payment_ref is not None:
-            self.gateway.release(reference=booking.payment_ref, idempotency_key=f"booking:{booking_id}:release")
+            self.gateway.release(
+                reference=booking.payment_ref, idempotency_key=f"booking:{booking_id}:release"
+            )
         with self.store.transaction() as tx:
             tx.add_entries([void])

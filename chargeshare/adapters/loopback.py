@@ -1,0 +1,48 @@
+"""Serve the ASGI app on 127.0.0.1 with an OS-chosen port inside the running event loop
+(simulations and end-to-end tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import uvicorn
+
+from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+
+
+class LoopbackServer:
+    """uvicorn on 127.0.0.1 with an OS-chosen port, in the current event loop."""
+
+    def __init__(self, api: Any) -> None:
+        config = uvicorn.Config(
+            api,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            ws_max_size=MAX_FRAME_BYTES,
+            ws_ping_interval=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopbackServer:
+        self.task = asyncio.create_task(self.server.serve())
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if self.task.done() or time.monotonic() > deadline:
+                raise RuntimeError("the backend server did not start")
+            await asyncio.sleep(0.01)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await asyncio.wait_for(self.task, 10)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from chargeshare import __version__
+from chargeshare.cli.app import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["version"])
+    assert result.exit_code == 0 and result.stdout.strip() == __version__
+
+
+def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--chargers",
+            "4",
+            "--drivers",
+            "6",
+            "--duration",
+            "40",
+            "--speed",
+            "1200",
+            "--seed",
+            "5",
+            "--report",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.stdout
+    assert "all invariants hold" in result.stdout and "Invariants" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["ok"] is True and report["params"]["seed"] == 5
+    assert {r["name"] for r in report["invariants"]} >= {
+        "no_overlapping_bookings",
+        "journal_balanced",
+        "captured_equals_metered_cost",
+        "every_hold_ended",
+    }
+
+
+def test_simulate_rejects_bad_arguments(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["simulate", "--city", "atlantis"]).exit_code == 2
+    assert runner.invoke(app, ["simulate", "--chargers", "0"]).exit_code == 2
+    assert (
+        runner.invoke(app, ["simulate", "--report", str(tmp_path / "no" / "such" / "r.json")]).exit_code == 2
+    )
+
+
+def test_serve_reports_an_unusable_configuration() -> None:
+    result = runner.invoke(app, ["serve"], env={"CHARGESHARE_STRIPE_API_KEY": "sk_test_x"})
+    assert result.exit_code == 2
+    assert "Stripe gateway is not built yet" in result.output

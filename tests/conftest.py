@@ -1,0 +1,99 @@
+"""Shared fixtures. Real services are used when reachable; with CHARGESHARE_REQUIRE_SERVICES=1 (CI)
+a missing PostgreSQL/PostGIS or Redis is a failure, never a skip."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.clock import ManualClock
+
+POSTGRES_URL = os.environ.get(
+    "CHARGESHARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/chargeshare_test"
+)
+REDIS_URL = os.environ.get("CHARGESHARE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVICES = os.environ.get("CHARGESHARE_REQUIRE_SERVICES") == "1"
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def service_missing(what: str, why: object) -> None:
+    message = f"{what} is not reachable: {why}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (CHARGESHARE_REQUIRE_SERVICES=1 makes this a failure)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def app(clock: ManualClock) -> Iterator[App]:
+    a = build(Config(database_url="sqlite://"), clock=clock)
+    yield a
+    a.close()
+
+
+def add_charger(
+    app: App,
+    cp_id: str = "CP1",
+    *,
+    lat: float = 51.45,
+    lon: float = -2.59,
+    price: int = 30,
+    power_w: int = 7400,
+) -> int:
+    host = app.marketplace.add_host(f"host of {cp_id}")
+    view = app.marketplace.add_charger(
+        ChargerSpec(
+            cp_id, host, Point(lat, lon), Tariff(price), (ConnectorSpec(1, ConnectorType.TYPE2, power_w),)
+        )
+    )
+    return view.charger_id
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema-less database for each test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(POSTGRES_URL)
+    admin_url = base.set(database="postgres")
+    name = f"cs_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        service_missing("PostgreSQL", exc)
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as exc:
+        service_missing("Redis", exc)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

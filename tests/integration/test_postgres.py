@@ -1,0 +1,108 @@
+"""PostgreSQL + PostGIS for real: the exclusion constraint, the GiST bbox search, concurrent bookers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError
+
+from chargeshare.adapters import sql_schema as t
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.geo import BBox
+from chargeshare.services.invariants import check_store
+from tests.conftest import add_charger
+from tests.integration.helpers import bbox_matches_oracle, race_for_one_connector, random_fleet
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_app(postgres_url: str) -> Iterator[App]:
+    app = build(Config(database_url=postgres_url))
+    yield app
+    app.close()
+
+
+def test_schema_has_postgis_and_the_exclusion_constraint(pg_app: App) -> None:
+    with pg_app.store.engine.connect() as conn:
+        assert conn.execute(text("SELECT postgis_version()")).scalar()
+        names = (
+            conn.execute(
+                text(
+                    "SELECT conname FROM pg_constraint "
+                    "WHERE conrelid = 'bookings'::regclass AND contype = 'x'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert names == ["ex_bookings_no_overlap"]
+    pg_app.store.create_schema()  # idempotent
+
+
+def test_the_database_itself_refuses_an_overlap(pg_app: App) -> None:
+    """Written around the service (no check, no lock): the constraint alone stops it."""
+    add_charger(pg_app)
+    d = pg_app.marketplace.add_driver("A", "A").driver_id
+    t0 = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    row = dict(
+        driver_id=d,
+        connector_id=1,
+        status="confirmed",
+        max_energy_wh=1,
+        price_per_kwh=1,
+        hold_amount=1,
+        created_at=t0,
+    )
+    with pg_app.store.engine.begin() as conn:
+        conn.execute(insert(t.bookings).values(starts_at=t0, ends_at=t0 + timedelta(hours=1), **row))
+        # touching periods are fine ([) ranges), and cancelled bookings do not count
+        conn.execute(
+            insert(t.bookings).values(
+                starts_at=t0 + timedelta(hours=1), ends_at=t0 + timedelta(hours=2), **row
+            )
+        )
+        conn.execute(
+            insert(t.bookings).values(
+                starts_at=t0, ends_at=t0 + timedelta(hours=2), **{**row, "status": "cancelled"}
+            )
+        )
+    with pytest.raises(IntegrityError) as err, pg_app.store.engine.begin() as conn:
+        conn.execute(
+            insert(t.bookings).values(
+                starts_at=t0 + timedelta(minutes=30), ends_at=t0 + timedelta(minutes=90), **row
+            )
+        )
+    assert getattr(err.value.orig, "sqlstate", None) == "23P01"
+
+
+@pytest.mark.parametrize("locks", [True, False], ids=["with-lock", "db-only"])
+def test_concurrent_bookings_have_exactly_one_winner(postgres_url: str, locks: bool) -> None:
+    app = build(Config(database_url=postgres_url, locks_enabled=locks))
+    try:
+        outcomes = race_for_one_connector(app, attempts=200)
+        assert outcomes == {"won": 1, "conflict": 199}
+        assert [r for r in check_store(app.store, 1500, final=False) if not r.ok] == []
+    finally:
+        app.close()
+
+
+def test_bbox_search_matches_brute_force_and_uses_the_gist_index(pg_app: App) -> None:
+    rng = random.Random(3)
+    fleet = random_fleet(pg_app, rng, 300)
+    for _ in range(40):
+        south, west = rng.uniform(50, 55), rng.uniform(-1.5, 1.0)
+        box = BBox(west, south, west + rng.uniform(0, 2), min(90, south + rng.uniform(0, 3)))
+        bbox_matches_oracle(pg_app, fleet, box)
+    with pg_app.store.engine.connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(
+            conn.execute(
+                text("EXPLAIN SELECT id FROM chargers WHERE geom && ST_MakeEnvelope(-1, 51, 0, 52, 4326)")
+            ).scalars()
+        )
+    assert "ix_chargers_geom" in plan

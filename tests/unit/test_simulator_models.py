@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulators.firmware import TRANSITIONS, ConnectorState, FirmwareError, Trigger, step
+from simulators.power import EnergyMeter, Vehicle
+
+
+@given(st.lists(st.tuples(st.integers(0, 50_000), st.floats(0, 600)), max_size=50))
+def test_meter_never_loses_or_invents_energy(samples: list[tuple[int, float]]) -> None:
+    m = EnergyMeter()
+    joules = 0
+    for power, seconds in samples:
+        m.add(power, seconds)
+        joules += int(power * seconds)
+    assert m.register_wh == joules // 3600
+
+
+def test_power_tapers_above_80_percent() -> None:
+    assert Vehicle(10_000, 5_000, 11_000).power_w(7_400) == 7_400
+    assert Vehicle(10_000, 9_000, 11_000).power_w(7_400) == 3_700
+    assert Vehicle(10_000, 10_000, 11_000).power_w(7_400) == 0
+
+
+@given(st.sampled_from(ConnectorState), st.sampled_from(Trigger))
+def test_connector_table(state: ConnectorState, trigger: Trigger) -> None:
+    if (state, trigger) in TRANSITIONS:
+        assert step(state, trigger) is TRANSITIONS[(state, trigger)]
+    else:
+        with pytest.raises(FirmwareError):
+            step(state, trigger)
