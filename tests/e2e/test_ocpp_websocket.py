@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import websockets
+from ocpp.routing import on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -20,7 +21,6 @@ from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call as call201
 from ocpp.v201.datatypes import ChargingStationType
 from ocpp.v201.enums import BootReasonEnumType
-from ocpp.routing import on
 from websockets.asyncio.client import connect
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
