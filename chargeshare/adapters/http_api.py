@@ -5,7 +5,7 @@ Routes are thin: parse, call a service, map domain errors to a status with a rea
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, WebSocket
@@ -16,9 +16,11 @@ from chargeshare import __version__
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
-from chargeshare.domain.geo import BBox
+from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.geo import BBox, Point
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.money import split_fee
+from chargeshare.domain.search import SearchQuery
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.records import BookingRecord, ChargerView
 
@@ -48,6 +50,7 @@ class ChargerOut(BaseModel):
     price_per_kwh: int = Field(description="pence per kWh")
     status: str
     connectors: list[ConnectorOut]
+    distance_m: float | None = Field(default=None, description="from the centre, for radius searches")
 
 
 class DriverIn(BaseModel):
@@ -105,6 +108,7 @@ def charger_out(c: ChargerView) -> ChargerOut:
         lon=c.location.lon,
         price_per_kwh=c.price_per_kwh,
         status=c.status.value,
+        distance_m=None if c.distance_m is None else round(c.distance_m, 1),
         connectors=[
             ConnectorOut(
                 connector_no=x.connector_no,
@@ -161,13 +165,44 @@ def _chargers_router(app: App) -> APIRouter:
     @router.get("")
     def search(
         bbox: Annotated[
-            str, Query(description="west,south,east,north in degrees", examples=["-2.7,51.4,-2.5,51.5"])
-        ],
+            str | None,
+            Query(description="west,south,east,north in degrees", examples=["-2.7,51.4,-2.5,51.5"]),
+        ] = None,
+        lat: Annotated[float | None, Query(ge=-90, le=90, description="radius search centre")] = None,
+        lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+        radius_m: Annotated[float | None, Query(gt=0, le=200_000)] = None,
+        connector_type: ConnectorType | None = None,
+        min_power_w: Annotated[int | None, Query(ge=0)] = None,
+        max_price_per_kwh: Annotated[int | None, Query(ge=0, description="pence")] = None,
+        available_from: datetime | None = None,
+        available_until: datetime | None = None,
+        available_now: Annotated[bool, Query(description="free for the next booking slot from now")] = False,
         online: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[ChargerOut]:
-        found = app.marketplace.search(BBox.parse(bbox), online_only=online, limit=limit)
-        return [charger_out(c) for c in found]
+        if available_now:
+            if available_from is not None or available_until is not None:
+                raise errors.InvalidRequest("give available_now or an available_from/until window, not both")
+            available_from = app.clock.now()
+            available_until = available_from + timedelta(minutes=app.config.rules.min_booking_minutes)
+        centre = None
+        if lat is not None or lon is not None:
+            if lat is None or lon is None:
+                raise errors.InvalidRequest("a radius search needs lat, lon and radius_m")
+            centre = Point(lat, lon)
+        query = SearchQuery(
+            bbox=None if bbox is None else BBox.parse(bbox),
+            centre=centre,
+            radius_m=radius_m,
+            connector_type=connector_type,
+            min_power_w=min_power_w,
+            max_price_per_kwh=max_price_per_kwh,
+            available_from=available_from,
+            available_until=available_until,
+            online_only=online,
+            limit=limit,
+        )
+        return [charger_out(c) for c in app.marketplace.search(query)]
 
     @router.get("/{charger_id}")
     def get(charger_id: int) -> ChargerOut:

@@ -93,6 +93,16 @@ connectors = Table(
     UniqueConstraint("charger_id", "connector_no"),
 )
 
+availability = Table(
+    "availability",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charger_id", ForeignKey("chargers.id"), nullable=False, index=True),
+    Column("weekday", Integer, nullable=False),
+    Column("start_minute", Integer, nullable=False),
+    Column("end_minute", Integer, nullable=False),
+)
+
 bookings = Table(
     "bookings",
     metadata,
@@ -107,6 +117,9 @@ bookings = Table(
     Column("hold_amount", Integer, nullable=False),
     Column("payment_ref", String(64)),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("fee", Integer, nullable=False, default=0),  # no-show or late-cancellation fee, pence
+    Column("cancelled_by", String(8)),  # driver | host
+    Column("reservation", String(16), nullable=False, default="none"),  # OCPP ReserveNow state
     Index("ix_bookings_connector_period", "connector_id", "starts_at", "ends_at"),
 )
 

@@ -6,14 +6,16 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from geoalchemy2 import Geography
 from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
-    and_,
+    cast,
     create_engine,
     event,
     func,
@@ -26,11 +28,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from chargeshare.adapters import sql_schema as t
+from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import BookingConflict, NotFound, StaleFencingToken
-from chargeshare.domain.geo import BBox, Point
+from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
+from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.records import (
     BookingRecord,
@@ -41,6 +45,11 @@ from chargeshare.services.records import (
 )
 
 PG_EXCLUSION_VIOLATION = "23P01"
+
+
+def _haversine_sql(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """SQLite has no geodesy: the same spherical distance the domain uses, as a SQL function."""
+    return distance_m(Point(lat1, lon1), Point(lat2, lon2))
 
 
 def make_engine(url: str) -> Engine:
@@ -62,6 +71,7 @@ def make_engine(url: str) -> Engine:
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+            dbapi_conn.create_function("cs_distance_m", 4, _haversine_sql, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
@@ -122,6 +132,9 @@ def _booking(r: RowMapping) -> BookingRecord:
         hold_amount=r["hold_amount"],
         payment_ref=r["payment_ref"],
         created_at=r["created_at"],
+        fee=r["fee"],
+        cancelled_by=r["cancelled_by"],
+        reservation=r["reservation"],
     )
 
 
@@ -272,24 +285,111 @@ class SqlTransaction:
     def chargers(self) -> Sequence[ChargerView]:
         return self._views()
 
-    def search_bbox(self, bbox: BBox, limit: int) -> Sequence[ChargerView]:
-        c = t.chargers.c
-        exact = and_(c.lon >= bbox.west, c.lon <= bbox.east, c.lat >= bbox.south, c.lat <= bbox.north)
+    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
+        c, k, b = t.chargers.c, t.connectors.c, t.bookings.c
+        area = query.area
+        conds: list[Any] = [c.lon >= area.west, c.lon <= area.east, c.lat >= area.south, c.lat <= area.north]
+        distance: Any = None
         if self.dialect == "postgresql":
-            envelope = func.ST_MakeEnvelope(bbox.west, bbox.south, bbox.east, bbox.north, 4326)
-            prefilter = literal_column("chargers.geom").op("&&")(envelope)
+            envelope = func.ST_MakeEnvelope(area.west, area.south, area.east, area.north, 4326)
+            conds.append(literal_column("chargers.geom").op("&&")(envelope))
+            if query.centre is not None:
+                location = literal_column("chargers.location", Geography(srid=4326))
+                point = cast(
+                    func.ST_SetSRID(func.ST_MakePoint(query.centre.lon, query.centre.lat), 4326),
+                    Geography(srid=4326),
+                )
+                # Sphere, not spheroid, so both backends measure distance the same way.
+                conds.append(func.ST_DWithin(location, point, query.radius_m, False))
+                distance = func.ST_Distance(location, point, False)
+                knn: Any = location.op("<->")(point)
         else:
             rt = t.charger_rtree.c
-            prefilter = c.id.in_(
-                select(rt.id).where(
-                    rt.min_lon <= bbox.east,
-                    rt.max_lon >= bbox.west,
-                    rt.min_lat <= bbox.north,
-                    rt.max_lat >= bbox.south,
+            conds.append(
+                c.id.in_(
+                    select(rt.id).where(
+                        rt.min_lon <= area.east,
+                        rt.max_lon >= area.west,
+                        rt.min_lat <= area.north,
+                        rt.max_lat >= area.south,
+                    )
                 )
             )
-        where = and_(prefilter, exact)
-        return self._views(where, limit=limit)
+            if query.centre is not None:
+                distance = func.cs_distance_m(c.lat, c.lon, query.centre.lat, query.centre.lon)
+                conds.append(distance <= query.radius_m)
+                knn = distance
+        if query.max_price_per_kwh is not None:
+            conds.append(c.price_per_kwh <= query.max_price_per_kwh)
+        if query.online_only:
+            conds.append(c.status == ChargerStatus.ONLINE.value)
+        connector_conds: list[Any] = [k.charger_id == c.id]
+        if query.connector_type is not None:
+            connector_conds.append(k.type == query.connector_type.value)
+        if query.min_power_w is not None:
+            connector_conds.append(k.max_power_w >= query.min_power_w)
+        if query.online_only:
+            connector_conds.append(
+                k.status.notin_([ConnectorStatus.FAULTED.value, ConnectorStatus.UNAVAILABLE.value])
+            )
+        window = query.available_from, query.available_until
+        if window[0] is not None and window[1] is not None:
+            clash = select(b.id).where(
+                b.connector_id == k.id,
+                b.status.in_([s.value for s in LIVE_STATES]),
+                b.starts_at < window[1],
+                window[0] < b.ends_at,
+            )
+            connector_conds.append(~clash.exists())
+        conds.append(select(k.id).where(*connector_conds).exists())
+
+        columns: list[Any] = [c.id] if distance is None else [c.id, distance.label("distance")]
+        stmt = select(*columns).where(*conds)
+        stmt = stmt.order_by(c.id) if distance is None else stmt.order_by(knn, c.id)
+        calendar = window[0] is not None
+        if not calendar:
+            stmt = stmt.limit(query.limit)
+        picked: list[tuple[int, float | None]] = []
+        for rows in self.conn.execute(stmt).partitions(max(query.limit, 100)):
+            candidates = [(r[0], None if distance is None else float(r[1])) for r in rows]
+            if calendar:
+                assert window[0] is not None and window[1] is not None
+                cal = self.availability([cid for cid, _ in candidates])
+                candidates = [x for x in candidates if covers(cal.get(x[0], []), window[0], window[1])]
+            picked.extend(candidates[: query.limit - len(picked)])
+            if len(picked) >= query.limit:
+                break
+        views = {v.charger_id: v for v in self._views(c.id.in_([cid for cid, _ in picked]))}
+        return [replace(views[cid], distance_m=d) for cid, d in picked]
+
+    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
+        a = t.availability.c
+        self.conn.execute(t.availability.delete().where(a.charger_id == charger_id))
+        if windows:
+            self.conn.execute(
+                insert(t.availability),
+                [
+                    {
+                        "charger_id": charger_id,
+                        "weekday": w.weekday,
+                        "start_minute": w.start_minute,
+                        "end_minute": w.end_minute,
+                    }
+                    for w in windows
+                ],
+            )
+
+    def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]:
+        if not charger_ids:
+            return {}
+        a = t.availability.c
+        out: dict[int, list[WeeklyWindow]] = defaultdict(list)
+        rows = self.conn.execute(
+            select(t.availability).where(a.charger_id.in_(list(charger_ids))).order_by(a.id)
+        )
+        for r in rows.mappings():
+            out[r["charger_id"]].append(WeeklyWindow(r["weekday"], r["start_minute"], r["end_minute"]))
+        return dict(out)
 
     def set_charger_status(
         self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
@@ -373,6 +473,8 @@ class SqlTransaction:
                             price_per_kwh=price_per_kwh,
                             hold_amount=hold_amount,
                             created_at=created_at,
+                            fee=0,
+                            reservation="none",
                         )
                         .returning(b.id)
                     ).scalar_one()
@@ -401,15 +503,18 @@ class SqlTransaction:
         *,
         ends_at: datetime | None = None,
         payment_ref: str | None = None,
+        fee: int | None = None,
+        cancelled_by: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"status": status.value}
-        if ends_at is not None:
-            values["ends_at"] = ends_at
-        if payment_ref is not None:
-            values["payment_ref"] = payment_ref
+        optional = {"ends_at": ends_at, "payment_ref": payment_ref, "fee": fee, "cancelled_by": cancelled_by}
+        values.update({k: v for k, v in optional.items() if v is not None})
         res = self.conn.execute(update(t.bookings).where(t.bookings.c.id == booking_id).values(**values))
         if res.rowcount == 0:
             raise NotFound(f"no booking {booking_id}")
+
+    def set_reservation(self, booking_id: int, state: str) -> None:
+        self.conn.execute(update(t.bookings).where(t.bookings.c.id == booking_id).values(reservation=state))
 
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         b = t.bookings.c

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chargeshare.domain.charger import ChargerSpec, ChargerStatus
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.charger import ChargerSpec
 from chargeshare.domain.errors import InvalidRequest
-from chargeshare.domain.geo import BBox
+from chargeshare.domain.search import SearchQuery
 from chargeshare.services.ports import Store
 from chargeshare.services.records import ChargerView, DriverRecord
-
-MAX_SEARCH_LIMIT = 500
 
 
 class MarketplaceService:
@@ -41,11 +40,11 @@ class MarketplaceService:
             tx.add_charger(spec)
             return tx.charger(spec.charge_point_id)
 
-    def search(self, bbox: BBox, *, online_only: bool = False, limit: int = 100) -> Sequence[ChargerView]:
-        if not 0 < limit <= MAX_SEARCH_LIMIT:
-            raise InvalidRequest(f"limit must be between 1 and {MAX_SEARCH_LIMIT}")
+    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         with self.store.transaction() as tx:
-            found = tx.search_bbox(bbox, limit if not online_only else MAX_SEARCH_LIMIT)
-        if online_only:
-            found = [c for c in found if c.status is ChargerStatus.ONLINE][:limit]
-        return found
+            return tx.search(query)
+
+    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
+        with self.store.transaction() as tx:
+            tx.charger_by_id(charger_id)
+            tx.set_availability(charger_id, windows)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus
-from chargeshare.domain.geo import BBox
 from chargeshare.domain.ledger import JournalEntry
+from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import (
     BookingRecord,
     ChargerView,
@@ -34,7 +35,12 @@ class Transaction(Protocol):
     def charger(self, charge_point_id: str) -> ChargerView: ...
     def charger_by_id(self, charger_id: int) -> ChargerView: ...
     def chargers(self) -> Sequence[ChargerView]: ...
-    def search_bbox(self, bbox: BBox, limit: int) -> Sequence[ChargerView]: ...
+    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
+        """Chargers matching the query: by id for a box, nearest first (then id) for a radius."""
+        ...
+
+    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None: ...
+    def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]: ...
     def set_charger_status(
         self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
     ) -> None: ...
@@ -69,7 +75,11 @@ class Transaction(Protocol):
         *,
         ends_at: datetime | None = None,
         payment_ref: str | None = None,
+        fee: int | None = None,
+        cancelled_by: str | None = None,
     ) -> None: ...
+
+    def set_reservation(self, booking_id: int, state: str) -> None: ...
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None: ...
 
     # sessions

@@ -32,6 +32,7 @@ class ChargerView:
     ocpp_version: str | None
     last_seen_at: datetime | None
     connectors: tuple[ConnectorView, ...]
+    distance_m: float | None = None  # set by radius searches
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class BookingRecord:
     hold_amount: int
     payment_ref: str | None
     created_at: datetime
+    fee: int = 0
+    cancelled_by: str | None = None
+    reservation: str = "none"
 
 
 @dataclass(frozen=True)

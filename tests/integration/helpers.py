@@ -5,13 +5,28 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.availability import WeeklyWindow, covers
+from chargeshare.domain.booking import overlaps
+from chargeshare.domain.charger import (
+    ChargerSpec,
+    ChargerStatus,
+    ConnectorSpec,
+    ConnectorStatus,
+    ConnectorType,
+)
 from chargeshare.domain.errors import BookingConflict
-from chargeshare.domain.geo import BBox, Point
+from chargeshare.domain.geo import Point, distance_m
+from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.booking import BookRequest
+from chargeshare.services.records import ChargerView
+
+# Points this close to a radius boundary may fall either side by floating-point rounding.
+BOUNDARY_TOLERANCE_M = 0.01
 
 
 def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter[str]:
@@ -49,24 +64,154 @@ def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter
     for th in pool:
         th.start()
     for th in pool:
-        th.join(timeout=120)
+        th.join(timeout=300)
     return outcomes
 
 
-def random_fleet(app: App, rng: random.Random, n: int) -> list[tuple[int, Point]]:
+@dataclass
+class Fleet:
+    views: dict[int, ChargerView]
+    calendars: dict[int, list[WeeklyWindow]]
+    # (connector_id, starts_at, ends_at) of live bookings
+    bookings: list[tuple[int, datetime, datetime]]
+
+
+def random_fleet(app: App, rng: random.Random, n: int, *, at: datetime | None = None) -> Fleet:
+    """UK-ish chargers straddling the Greenwich meridian, with varied connectors, prices, states,
+    calendars and bookings (bookings and calendars only when `at` is given)."""
     host = app.marketplace.add_host("h")
-    out = []
+    calendars: dict[int, list[WeeklyWindow]] = {}
     for i in range(n):
-        # UK-ish, deliberately straddling the Greenwich meridian
         p = Point(round(rng.uniform(50.0, 55.0), 6), round(rng.uniform(-1.0, 1.0), 6))
-        v = app.marketplace.add_charger(
-            ChargerSpec(f"F{i}", host, p, Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),))
+        connectors = tuple(
+            ConnectorSpec(no, rng.choice(list(ConnectorType)), rng.choice((3_700, 7_400, 22_000, 50_000)))
+            for no in range(1, rng.choice((1, 1, 2)) + 1)
         )
-        out.append((v.charger_id, p))
-    return out
+        v = app.marketplace.add_charger(
+            ChargerSpec(f"F{i}", host, p, Tariff(rng.randrange(20, 60)), connectors)
+        )
+        if rng.random() < 0.5:
+            app.charging.boot(f"F{i}", "1.6")
+            app.charging.status(f"F{i}", 0, rng.choice((ConnectorStatus.AVAILABLE, ConnectorStatus.FAULTED)))
+        if at is not None and rng.random() < 0.3:
+            start = rng.randrange(0, 20) * 60
+            calendars[v.charger_id] = [WeeklyWindow(d, start, min(1440, start + 240)) for d in range(7)]
+            app.marketplace.set_availability(v.charger_id, calendars[v.charger_id])
+    with app.store.transaction() as tx:
+        views = {v.charger_id: v for v in tx.chargers()}
+    bookings = []
+    if at is not None:
+        driver = app.marketplace.add_driver("oracle", "ORACLE")
+        for v in views.values():
+            if rng.random() < 0.3:
+                c = v.connectors[0]
+                start = at + timedelta(minutes=rng.randrange(-120, 240))
+                with app.store.transaction() as tx:
+                    tx.insert_booking(
+                        driver_id=driver.driver_id,
+                        connector_id=c.connector_id,
+                        starts_at=start,
+                        ends_at=start + timedelta(minutes=60),
+                        max_energy_wh=1,
+                        price_per_kwh=1,
+                        hold_amount=1,
+                        created_at=at,
+                        fencing_token=None,
+                    )
+                bookings.append((c.connector_id, start, start + timedelta(minutes=60)))
+    return Fleet(views, calendars, bookings)
 
 
-def bbox_matches_oracle(app: App, fleet: list[tuple[int, Point]], box: BBox) -> None:
-    got = [c.charger_id for c in app.marketplace.search(box, limit=500)]
-    want = sorted(cid for cid, p in fleet if box.contains(p))[:500]
-    assert got == want, f"bbox {box}: got {got}, want {want}"
+def oracle(fleet: Fleet, q: SearchQuery) -> list[tuple[int, float | None]]:
+    """Brute force over every charger: what the search must return, in order."""
+    hits: list[tuple[int, float | None]] = []
+    box = q.bbox
+    for cid, v in fleet.views.items():
+        d = None
+        if box is not None:
+            if not box.contains(v.location):
+                continue
+        else:
+            assert q.centre is not None and q.radius_m is not None
+            d = distance_m(q.centre, v.location)
+            if d > q.radius_m:
+                continue
+        if q.max_price_per_kwh is not None and v.price_per_kwh > q.max_price_per_kwh:
+            continue
+        if q.online_only and v.status is not ChargerStatus.ONLINE:
+            continue
+        ok = False
+        for c in v.connectors:
+            if q.connector_type is not None and c.type is not q.connector_type:
+                continue
+            if q.min_power_w is not None and c.max_power_w < q.min_power_w:
+                continue
+            if q.online_only and c.status in (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE):
+                continue
+            if (
+                q.available_from is not None
+                and q.available_until is not None
+                and any(
+                    k == c.connector_id and overlaps(s, e, q.available_from, q.available_until)
+                    for k, s, e in fleet.bookings
+                )
+            ):
+                continue
+            ok = True
+        if not ok:
+            continue
+        window = q.available_from, q.available_until
+        if window[0] and window[1] and not covers(fleet.calendars.get(cid, []), window[0], window[1]):
+            continue
+        hits.append((cid, d))
+    hits.sort(key=lambda h: (h[1] or 0.0, h[0]))
+    return hits[: q.limit]
+
+
+def search_matches_oracle(app: App, fleet: Fleet, q: SearchQuery) -> None:
+    got = [(c.charger_id, c.distance_m) for c in app.marketplace.search(q)]
+    want = oracle(fleet, q)
+    if q.centre is None:
+        assert got == want, f"{q}: got {got}, want {want}"
+        return
+    assert q.radius_m is not None
+
+    # Radius: same members except within a hair of the boundary; each side sorted by distance.
+    def firm(hits: list[tuple[int, float | None]]) -> set[int]:
+        return {cid for cid, d in hits if d is not None and d < q.radius_m - BOUNDARY_TOLERANCE_M}  # type: ignore[operator]
+
+    assert [d for _, d in got] == sorted(d for _, d in got)  # type: ignore[type-var]
+    for (gid, gd), (wid, wd) in zip(got, want, strict=False):
+        assert gd is not None and wd is not None and abs(gd - wd) < 1.0, (q, gid, gd, wid, wd)
+    if len(want) < q.limit and len(got) < q.limit:
+        assert firm(got) == firm(want), f"{q}: got {got}, want {want}"
+    else:
+        assert len(got) == len(want) == q.limit
+
+
+def random_query(rng: random.Random, at: datetime | None) -> SearchQuery:
+    from chargeshare.domain.geo import BBox
+
+    kw: dict[str, object] = {}
+    if rng.random() < 0.5:
+        south, west = rng.uniform(49.8, 55.2), rng.uniform(-1.5, 1.0)
+        kw["bbox"] = BBox(
+            west, south, min(180.0, west + rng.uniform(0, 2)), min(90.0, south + rng.uniform(0, 3))
+        )
+    else:
+        kw["centre"] = Point(rng.uniform(50, 55), rng.uniform(-1.0, 1.0))
+        kw["radius_m"] = rng.uniform(1_000, 150_000)
+    if rng.random() < 0.3:
+        kw["connector_type"] = rng.choice(list(ConnectorType))
+    if rng.random() < 0.3:
+        kw["min_power_w"] = rng.choice((3_700, 7_400, 22_000))
+    if rng.random() < 0.3:
+        kw["max_price_per_kwh"] = rng.randrange(20, 60)
+    if rng.random() < 0.3:
+        kw["online_only"] = True
+    if at is not None and rng.random() < 0.5:
+        start = at + timedelta(minutes=rng.randrange(-60, 300))
+        kw["available_from"] = start
+        kw["available_until"] = start + timedelta(minutes=rng.randrange(15, 180))
+    kw["limit"] = rng.choice((5, 20, 500))
+    return SearchQuery(**kw)  # type: ignore[arg-type]

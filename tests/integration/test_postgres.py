@@ -12,10 +12,14 @@ from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters import sql_schema as t
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.geo import BBox
 from chargeshare.services.invariants import check_store
-from tests.conftest import add_charger
-from tests.integration.helpers import bbox_matches_oracle, race_for_one_connector, random_fleet
+from tests.conftest import T0, add_charger
+from tests.integration.helpers import (
+    race_for_one_connector,
+    random_fleet,
+    random_query,
+    search_matches_oracle,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -91,18 +95,25 @@ def test_concurrent_bookings_have_exactly_one_winner(postgres_url: str, locks: b
         app.close()
 
 
-def test_bbox_search_matches_brute_force_and_uses_the_gist_index(pg_app: App) -> None:
+def test_search_matches_brute_force_and_uses_the_spatial_indexes(pg_app: App) -> None:
     rng = random.Random(3)
-    fleet = random_fleet(pg_app, rng, 300)
-    for _ in range(40):
-        south, west = rng.uniform(50, 55), rng.uniform(-1.5, 1.0)
-        box = BBox(west, south, west + rng.uniform(0, 2), min(90, south + rng.uniform(0, 3)))
-        bbox_matches_oracle(pg_app, fleet, box)
+    fleet = random_fleet(pg_app, rng, 300, at=T0)
+    for _ in range(150):
+        search_matches_oracle(pg_app, fleet, random_query(rng, T0))
     with pg_app.store.engine.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))
-        plan = "\n".join(
+        box = "\n".join(
             conn.execute(
                 text("EXPLAIN SELECT id FROM chargers WHERE geom && ST_MakeEnvelope(-1, 51, 0, 52, 4326)")
             ).scalars()
         )
-    assert "ix_chargers_geom" in plan
+        knn = "\n".join(
+            conn.execute(
+                text(
+                    "EXPLAIN SELECT id FROM chargers "
+                    "ORDER BY location <-> ST_MakePoint(0, 51)::geography LIMIT 5"
+                )
+            ).scalars()
+        )
+    assert "ix_chargers_geom" in box
+    assert "ix_chargers_location" in knn

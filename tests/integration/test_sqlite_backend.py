@@ -11,16 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.geo import BBox, Point
+from chargeshare.domain.geo import BBox
+from chargeshare.domain.search import SearchQuery
 from chargeshare.services.invariants import check_store
-from tests.integration.helpers import bbox_matches_oracle, race_for_one_connector, random_fleet
-
-
-@pytest.fixture
-def file_app(tmp_path: Path) -> Iterator[App]:
-    app = build(Config(database_url=f"sqlite:///{tmp_path / 'cs.db'}"))
-    yield app
-    app.close()
+from tests.conftest import T0
+from tests.integration.helpers import (
+    Fleet,
+    race_for_one_connector,
+    random_fleet,
+    random_query,
+    search_matches_oracle,
+)
 
 
 @pytest.mark.parametrize("locks", [True, False], ids=["with-lock", "db-only"])
@@ -36,28 +37,23 @@ def test_concurrent_bookings_have_exactly_one_winner(tmp_path: Path, locks: bool
 
 
 @pytest.fixture(scope="module")
-def fleet_app() -> Iterator[tuple[App, list[tuple[int, Point]]]]:
+def fleet_app() -> Iterator[tuple[App, Fleet]]:
     app = build(Config(database_url="sqlite://"))
-    fleet = random_fleet(app, random.Random(1), 400)
+    fleet = random_fleet(app, random.Random(1), 400, at=T0)
     yield app, fleet
     app.close()
 
 
-coord = st.floats(-1.5, 1.5, allow_nan=False)
-
-
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.floats(50, 55), st.floats(0, 3), coord, st.floats(0, 2))
-def test_bbox_search_matches_brute_force(
-    fleet_app: tuple[App, list[tuple[int, Point]]], south: float, height: float, west: float, width: float
-) -> None:
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.integers(0, 2**32))
+def test_search_matches_brute_force(fleet_app: tuple[App, Fleet], seed: int) -> None:
     app, fleet = fleet_app
-    box = BBox(west, south, min(180, west + width), min(90, south + height))
-    bbox_matches_oracle(app, fleet, box)
+    search_matches_oracle(app, fleet, random_query(random.Random(seed), T0))
 
 
-def test_points_on_the_box_edge_are_inside(fleet_app: tuple[App, list[tuple[int, Point]]]) -> None:
+def test_points_on_the_box_edge_are_inside(fleet_app: tuple[App, Fleet]) -> None:
     app, fleet = fleet_app
-    cid, p = fleet[0]
-    exact = BBox(p.lon, p.lat, p.lon, p.lat)
+    cid, view = next(iter(fleet.views.items()))
+    p = view.location
+    exact = SearchQuery(bbox=BBox(p.lon, p.lat, p.lon, p.lat))
     assert [c.charger_id for c in app.marketplace.search(exact)] == [cid]
