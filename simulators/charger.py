@@ -8,14 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chargeshare.ocpp.connection import Connection, Outcome
-from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.clock import Clock
 from simulators.firmware import ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
@@ -34,6 +36,13 @@ class Plugged:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: int
+    id_tag: str
+    expires_at: datetime
+
+
 @dataclass
 class VirtualConnector:
     no: int
@@ -41,6 +50,11 @@ class VirtualConnector:
     state: ConnectorState = ConnectorState.AVAILABLE
     meter: EnergyMeter = field(default_factory=EnergyMeter)
     plugged: Plugged | None = None
+    reservation: Reservation | None = None
+
+
+class PlugRefused(Exception):
+    """The connector is reserved for someone else: the charger will not even authorise this card."""
 
 
 class VirtualCharger:
@@ -175,6 +189,11 @@ class VirtualCharger:
         before = {c.no: c.state for c in self.connectors.values()}
         self._advance_energy()
         for c in self.connectors.values():
+            r = c.reservation
+            if r is not None and c.state is ConnectorState.RESERVED and self.clock.now() >= r.expires_at:
+                c.reservation, c.state = None, step(c.state, Trigger.RESERVATION_ENDED)
+                await self._status(c)
+        for c in self.connectors.values():
             p = c.plugged
             if (
                 p is None
@@ -217,7 +236,11 @@ class VirtualCharger:
     async def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> Plugged:
         """Plug in and present a card: Authorize, then StartTransaction if accepted."""
         c = self.connectors[connector_no]
+        reservation = c.reservation
+        if reservation is not None and reservation.id_tag != id_tag:
+            raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
         c.state = step(c.state, Trigger.PLUG_IN)
+        c.reservation = None
         c.plugged = Plugged(id_tag, vehicle, target_wh)
         await self._status(c)
         auth = await self._call("Authorize", {"idTag": id_tag})
@@ -282,10 +305,39 @@ class VirtualCharger:
                     self._advance_energy()
                     if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
                         c.state = step(c.state, Trigger.STOP)
-                    task = asyncio.create_task(self._stop_transaction(c, self._end_transaction(c), "Remote"))
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
+                    self._spawn(self._stop_transaction(c, self._end_transaction(c), "Remote"))
                     return {"status": "Accepted"}
             return {"status": "Rejected"}
 
-        return {"RemoteStopTransaction": remote_stop}
+        def reserve_now(p: dict[str, Any]) -> dict[str, Any]:
+            c = self.connectors.get(p["connectorId"])
+            if c is None:
+                return {"status": "Rejected"}
+            if c.state is not ConnectorState.AVAILABLE:
+                return {"status": "Occupied" if c.plugged is not None else "Rejected"}
+            c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
+            c.state = step(c.state, Trigger.RESERVE)
+            self._spawn(self._status(c))
+            return {"status": "Accepted"}
+
+        def cancel_reservation(p: dict[str, Any]) -> dict[str, Any]:
+            for c in self.connectors.values():
+                if c.reservation is not None and c.reservation.reservation_id == p["reservationId"]:
+                    c.reservation = None
+                    if c.state is ConnectorState.RESERVED:
+                        c.state = step(c.state, Trigger.RESERVATION_ENDED)
+                        self._spawn(self._status(c))
+                    return {"status": "Accepted"}
+            return {"status": "Rejected"}
+
+        return {
+            "RemoteStopTransaction": remote_stop,
+            "ReserveNow": reserve_now,
+            "CancelReservation": cancel_reservation,
+        }
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Send follow-up frames after the current reply (OCPP: answer first, then report)."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

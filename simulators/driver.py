@@ -8,12 +8,12 @@ import contextlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from chargeshare.domain.geo import BBox, Point, distance_m
+from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators.charger import VirtualCharger
 from simulators.fleet import DriverPlan
@@ -77,16 +77,24 @@ async def _book_nearby(
 
     Returns (booking, charger); (error-body, None) when the API failed in a way retrying won't fix.
     """
-    bbox = BBox.around(plan.home, SEARCH_RADIUS_M)
+    # Book a slot from when we will get there, for as long as the car needs at a modest 7 kW.
+    starts_at = world.clock.now() + timedelta(seconds=plan.travel_s)
+    minutes = max(15, min(240, math.ceil(plan.want_wh / 7_000 * 60 * 1.3) + 20))
     r = await world.http.get(
-        "/chargers", params={"bbox": f"{bbox.west},{bbox.south},{bbox.east},{bbox.north}", "online": "true"}
+        "/chargers",
+        params={
+            "lat": plan.home.lat,
+            "lon": plan.home.lon,
+            "radius_m": SEARCH_RADIUS_M,
+            "online": "true",
+            "available_from": format_ts(starts_at),
+            "available_until": format_ts(starts_at + timedelta(minutes=minutes)),
+            "limit": CANDIDATES,
+        },
     )
     r.raise_for_status()
     found: list[dict[str, Any]] = r.json()
-    found.sort(key=lambda c: (distance_m(plan.home, Point(c["lat"], c["lon"])), c["id"]))
-    for c in found[:CANDIDATES]:
-        power = min(plan.max_power_w, c["connectors"][0]["max_power_w"])
-        minutes = max(15, min(240, math.ceil(plan.want_wh / power * 60 * 1.3) + 20))
+    for c in found:
         resp = await world.http.post(
             "/bookings",
             json={
@@ -95,6 +103,7 @@ async def _book_nearby(
                 "connector_no": 1,
                 "minutes": minutes,
                 "max_energy_wh": plan.want_wh,
+                "starts_at": format_ts(starts_at),
             },
         )
         if resp.status_code == 409:
@@ -115,7 +124,10 @@ async def _use_booking(
         resp = await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})
         return "cancelled" if resp.status_code == 200 else "error"
 
-    await sleep_sim(world.clock, min(plan.travel_s, max(0.0, seconds_left(world))))
+    arrival = datetime.fromisoformat(booking["starts_at"])
+    await sleep_sim(
+        world.clock, min((arrival - world.clock.now()).total_seconds(), max(0.0, seconds_left(world)))
+    )
     vehicle = Vehicle(plan.battery_wh, plan.soc_wh, plan.max_power_w)
     plugged = await charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
     if plugged.transaction_id is None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class ConnectorState(StrEnum):
     AVAILABLE = "Available"
+    RESERVED = "Reserved"
     PREPARING = "Preparing"
     CHARGING = "Charging"
     SUSPENDED_EV = "SuspendedEV"
@@ -14,6 +15,8 @@ class ConnectorState(StrEnum):
 
 
 class Trigger(StrEnum):
+    RESERVE = "reserve"
+    RESERVATION_ENDED = "reservation_ended"  # cancelled by the CSMS or expired
     PLUG_IN = "plug_in"
     START_ACCEPTED = "start_accepted"
     START_REFUSED = "start_refused"
@@ -25,6 +28,9 @@ class Trigger(StrEnum):
 S, T = ConnectorState, Trigger
 
 TRANSITIONS: dict[tuple[ConnectorState, Trigger], ConnectorState] = {
+    (S.AVAILABLE, T.RESERVE): S.RESERVED,
+    (S.RESERVED, T.RESERVATION_ENDED): S.AVAILABLE,
+    (S.RESERVED, T.PLUG_IN): S.PREPARING,  # only the reserved driver gets this far
     (S.AVAILABLE, T.PLUG_IN): S.PREPARING,
     (S.PREPARING, T.START_ACCEPTED): S.CHARGING,
     (S.PREPARING, T.START_REFUSED): S.PREPARING,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import ManualClock
@@ -51,13 +51,18 @@ def add_charger(
     lon: float = -2.59,
     price: int = 30,
     power_w: int = 7400,
+    online: bool = True,
 ) -> int:
+    """A registered charger; `online` also boots it and reports its connector Available."""
     host = app.marketplace.add_host(f"host of {cp_id}")
     view = app.marketplace.add_charger(
         ChargerSpec(
             cp_id, host, Point(lat, lon), Tariff(price), (ConnectorSpec(1, ConnectorType.TYPE2, power_w),)
         )
     )
+    if online:
+        app.charging.boot(cp_id, "1.6")
+        app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
     return view.charger_id
 
 

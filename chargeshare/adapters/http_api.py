@@ -5,6 +5,11 @@ Routes are thin: parse, call a service, map domain errors to a status with a rea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -23,6 +28,8 @@ from chargeshare.domain.money import split_fee
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.records import BookingRecord, ChargerView
+
+log = logging.getLogger(__name__)
 
 STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.NotFound: 404,
@@ -74,7 +81,8 @@ class BookingIn(BaseModel):
 
 
 class CancelIn(BaseModel):
-    driver_id: int
+    driver_id: int | None = Field(default=None, description="cancel as the booking's driver")
+    host_id: int | None = Field(default=None, description="cancel as the charger's host")
 
 
 class ReceiptOut(BaseModel):
@@ -94,6 +102,9 @@ class BookingOut(BaseModel):
     status: str
     max_energy_wh: int
     hold_amount: int
+    fee: int = Field(description="no-show or late-cancellation fee charged, pence")
+    cancelled_by: str | None = None
+    reservation: str = Field(description="none | sent | accepted: the charger's answer to ReserveNow")
     session_id: int | None = None
     receipt: ReceiptOut | None = None
 
@@ -121,9 +132,37 @@ def charger_out(c: ChargerView) -> ChargerOut:
     )
 
 
+HOUSEKEEPING_EVERY_SIMULATED_S = 30
+MIN_HOUSEKEEPING_REAL_S = 0.05
+
+
+async def housekeeping(app: App) -> None:
+    """Periodic work that time alone triggers: reservations coming due, no-shows expiring."""
+    while True:
+        await asyncio.sleep(
+            max(MIN_HOUSEKEEPING_REAL_S, app.clock.real_seconds(HOUSEKEEPING_EVERY_SIMULATED_S))
+        )
+        try:
+            app.bookings.reservations_due()
+            app.bookings.expire_no_shows()
+        except Exception:
+            log.exception("housekeeping failed; trying again next round")
+
+
 def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     registry = registry or ChargerRegistry(app)
-    api = FastAPI(title="ChargeShare", version=__version__)
+
+    @asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(housekeeping(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    api = FastAPI(title="ChargeShare", version=__version__, lifespan=lifespan)
     api.state.app = app
     api.state.registry = registry
 
@@ -247,6 +286,9 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
         status=b.status.value,
         max_energy_wh=b.max_energy_wh,
         hold_amount=b.hold_amount,
+        fee=b.fee,
+        cancelled_by=b.cancelled_by,
+        reservation=b.reservation,
         session_id=None if session is None else session.session_id,
         receipt=receipt,
     )
@@ -277,6 +319,8 @@ def _bookings_router(app: App) -> APIRouter:
 
     @router.post("/{booking_id}/cancel")
     def cancel(booking_id: int, body: CancelIn) -> BookingOut:
-        return booking_out(app, app.bookings.cancel(booking_id, body.driver_id))
+        return booking_out(
+            app, app.bookings.cancel(booking_id, driver_id=body.driver_id, host_id=body.host_id)
+        )
 
     return router

@@ -21,7 +21,7 @@ class LoopbackServer:
             host="127.0.0.1",
             port=0,
             log_level="warning",
-            lifespan="off",
+            lifespan="on",
             ws="websockets-sansio",
             ws_max_size=MAX_FRAME_BYTES,
             ws_ping_interval=None,

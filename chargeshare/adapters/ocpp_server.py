@@ -17,7 +17,8 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
-from chargeshare.services.events import EnergyLimitReached
+from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class ChargerRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stops_sent: set[tuple[str, int]] = set()
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
+        app.bus.subscribe(ReservationDue, self._on_reservation_due)
+        app.bus.subscribe(BookingEnded, self._on_booking_ended)
 
     def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
         if version == "1.6":
@@ -118,6 +121,42 @@ class ChargerRegistry:
             coro = self.call(
                 event.charge_point_id, "RequestStopTransaction", {"transactionId": str(event.transaction_id)}
             )
+        self._loop.call_soon_threadsafe(self._spawn, coro)
+
+    def _on_reservation_due(self, event: ReservationDue) -> None:
+        link = self.links.get(event.charge_point_id)
+        if link is None or self._loop is None:
+            return  # offline: the booking stands, and the backend alone refuses other drivers
+        if link.version == "1.6":
+            payload: dict[str, Any] = {
+                "connectorId": event.connector_no,
+                "expiryDate": format_ts(event.expires_at),
+                "idTag": event.id_tag,
+                "reservationId": event.booking_id,
+            }
+        else:
+            payload = {
+                "id": event.booking_id,
+                "expiryDateTime": format_ts(event.expires_at),
+                "idToken": {"idToken": event.id_tag, "type": "ISO14443"},
+                "evseId": event.connector_no,
+            }
+        self._loop.call_soon_threadsafe(
+            self._spawn, self._reserve(event.charge_point_id, event.booking_id, payload)
+        )
+
+    async def _reserve(self, cp_id: str, booking_id: int, payload: dict[str, Any]) -> None:
+        outcome = await self.call(cp_id, "ReserveNow", payload)
+        if outcome.ok and outcome.payload is not None:
+            self.app.bookings.reservation_answered(booking_id, outcome.payload.get("status") == "Accepted")
+        else:
+            log.warning("ReserveNow for booking %s to %s got no answer: %s", booking_id, cp_id, outcome.error)
+
+    def _on_booking_ended(self, event: BookingEnded) -> None:
+        link = self.links.get(event.charge_point_id)
+        if link is None or self._loop is None or event.reservation not in ("sent", "accepted"):
+            return
+        coro = self.call(event.charge_point_id, "CancelReservation", {"reservationId": event.booking_id})
         self._loop.call_soon_threadsafe(self._spawn, coro)
 
     def _spawn(self, coro: Any) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from chargeshare.domain.errors import InvalidRequest, InvalidTransition
+from chargeshare.domain.money import Pence
 
 
 class BookingStatus(StrEnum):
@@ -25,6 +27,7 @@ class BookingEvent(StrEnum):
     SESSION_STOPPED = "session_stopped"
     CANCEL = "cancel"
     NO_SHOW = "no_show"
+    RESERVATION_REJECTED = "reservation_rejected"
 
 
 B, E = BookingStatus, BookingEvent
@@ -36,12 +39,36 @@ TRANSITIONS: dict[tuple[BookingStatus, BookingEvent], BookingStatus] = {
     (B.CONFIRMED, E.SESSION_STARTED): B.ACTIVE,
     (B.CONFIRMED, E.CANCEL): B.CANCELLED,
     (B.CONFIRMED, E.NO_SHOW): B.EXPIRED,
+    (B.CONFIRMED, E.RESERVATION_REJECTED): B.FAILED,
     (B.ACTIVE, E.SESSION_STOPPED): B.COMPLETED,
 }
 
 # States that occupy the connector's time: two of these may never overlap on one connector.
 LIVE_STATES: frozenset[BookingStatus] = frozenset({B.REQUESTED, B.CONFIRMED, B.ACTIVE, B.COMPLETED})
 FINAL_STATES: frozenset[BookingStatus] = frozenset({B.COMPLETED, B.CANCELLED, B.EXPIRED, B.FAILED})
+
+
+class Party(StrEnum):
+    DRIVER = "driver"
+    HOST = "host"
+
+
+@dataclass(frozen=True)
+class CancellationPolicy:
+    """What a driver pays when a booking ends unused. Hosts cancelling never cost the driver anything."""
+
+    late_cancel_minutes: int = 30  # a driver cancelling this close to the start pays the late fee
+    late_cancel_fee: Pence = 150
+    no_show_fee: Pence = 300
+    no_show_grace_minutes: int = 15
+
+    def cancellation_fee(self, by: Party, now: datetime, starts_at: datetime, hold: Pence) -> Pence:
+        if by is Party.HOST or now < starts_at - timedelta(minutes=self.late_cancel_minutes):
+            return 0
+        return min(self.late_cancel_fee, hold)
+
+    def no_show_charge(self, hold: Pence) -> Pence:
+        return min(self.no_show_fee, hold)
 
 
 def next_status(current: BookingStatus, event: BookingEvent) -> BookingStatus:

@@ -21,6 +21,12 @@ class BookingConflict(DomainError):
     code = "booking_conflict"
 
 
+class ChargerUnavailable(BookingConflict):
+    """Outside the host's availability calendar, or the charger cannot take a booking now."""
+
+    code = "charger_unavailable"
+
+
 class StaleFencingToken(BookingConflict):
     """A lock holder whose lease expired tried to write after a newer holder."""
 

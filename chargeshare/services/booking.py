@@ -1,19 +1,24 @@
-"""Book, cancel and expire: the connector's calendar and the payment hold that backs each booking."""
+"""Book, cancel, expire and reserve: the connector's calendar and the payment hold behind each booking."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chargeshare.domain.booking import BookingEvent, BookingStatus, check_period, next_status
-from chargeshare.domain.errors import InvalidRequest, NotFound, PaymentDeclined
+from chargeshare.domain.availability import covers
+from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
+from chargeshare.domain.charger import ChargerStatus
+from chargeshare.domain.errors import ChargerUnavailable, InvalidRequest, NotFound, PaymentDeclined
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus
+from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus, ReservationDue
 from chargeshare.services.ports import LockManager, Store
 from chargeshare.services.records import BookingRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+
+# Reservation states kept on the booking (the charger's answer to ReserveNow).
+RESERVATION_NONE, RESERVATION_SENT, RESERVATION_ACCEPTED = "none", "sent", "accepted"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class BookingService:
             raise InvalidRequest(f"max_energy_wh must be between 1 and {r.max_energy_wh}")
 
     def book(self, req: BookRequest) -> BookingRecord:
+        """Reserve the connector's time, then place the card hold. Conflicts never reach the card."""
         self._validate(req)
         now = self.clock.now()
         starts_at = req.starts_at or now
@@ -59,9 +65,14 @@ class BookingService:
         with self.store.transaction() as tx:
             tx.driver(req.driver_id)
             charger = tx.charger_by_id(req.charger_id)
+            calendar = tx.availability([req.charger_id]).get(req.charger_id, [])
         connector = next((c for c in charger.connectors if c.connector_no == req.connector_no), None)
         if connector is None:
             raise NotFound(f"charger {req.charger_id} has no connector {req.connector_no}")
+        if not covers(calendar, starts_at, ends_at):
+            raise ChargerUnavailable("the host has not made the charger available for that whole period")
+        if self._starts_soon(starts_at, now) and charger.status is not ChargerStatus.ONLINE:
+            raise ChargerUnavailable("the charger is offline, so it cannot be booked to charge now")
         hold_amount = self.rules.hold_amount(Tariff(charger.price_per_kwh).cost(req.max_energy_wh))
         if hold_amount <= 0:
             raise InvalidRequest("this booking costs nothing to hold; free chargers are not supported yet")
@@ -97,33 +108,110 @@ class BookingService:
             )
             record = tx.booking(booking_id)
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
+        if self._starts_soon(starts_at, now):
+            self._request_reservation(record)
         return record
 
-    def cancel(self, booking_id: int, driver_id: int | None = None) -> BookingRecord:
-        """Cancel before charging starts; the whole hold goes back to the driver."""
-        return self._end_unstarted(booking_id, BookingEvent.CANCEL, driver_id)
+    def _starts_soon(self, starts_at: datetime, now: datetime) -> bool:
+        return starts_at <= now + timedelta(minutes=self.rules.reserve_lead_minutes)
 
-    def expire_no_shows(self, grace: timedelta) -> list[int]:
-        """Confirmed bookings whose driver never plugged in within `grace` of the start are expired."""
+    # ---- reservations (OCPP ReserveNow) ---------------------------------------------------------
+    def _request_reservation(self, booking: BookingRecord) -> None:
+        with self.store.transaction() as tx:
+            charger = tx.charger_by_id(booking.charger_id)
+            driver = tx.driver(booking.driver_id)
+            tx.set_reservation(booking.booking_id, RESERVATION_SENT)
+        connector_no = next(
+            c.connector_no for c in charger.connectors if c.connector_id == booking.connector_id
+        )
+        grace = timedelta(minutes=self.rules.cancellation.no_show_grace_minutes)
+        self.bus.publish(
+            ReservationDue(
+                self.clock.now(),
+                booking.booking_id,
+                charger.charge_point_id,
+                connector_no,
+                driver.id_tag,
+                booking.starts_at + grace,
+            )
+        )
+
+    def reservations_due(self) -> list[int]:
+        """Confirmed bookings that start within the lead time and have no reservation yet."""
         now = self.clock.now()
         with self.store.transaction() as tx:
             due = [
-                b.booking_id
+                b
                 for b in tx.bookings()
-                if b.status is BookingStatus.CONFIRMED and b.starts_at + grace <= now
+                if b.status is BookingStatus.CONFIRMED
+                and b.reservation == RESERVATION_NONE
+                and self._starts_soon(b.starts_at, now)
             ]
-        for booking_id in due:
-            self._end_unstarted(booking_id, BookingEvent.NO_SHOW, None)
-        return due
+        for b in due:
+            self._request_reservation(b)
+        return [b.booking_id for b in due]
 
-    def _end_unstarted(self, booking_id: int, event: BookingEvent, driver_id: int | None) -> BookingRecord:
+    def reservation_answered(self, booking_id: int, accepted: bool) -> None:
+        """The charger answered ReserveNow: accepted, or refused (the booking fails, the hold returns)."""
         with self.store.transaction() as tx:
             booking = tx.booking(booking_id)
-            if driver_id is not None and booking.driver_id != driver_id:
-                raise NotFound(f"no booking {booking_id} for driver {driver_id}")
-            status = next_status(booking.status, event)
-            tx.update_booking(booking_id, status)
+            if accepted or booking.status is not BookingStatus.CONFIRMED:
+                if accepted:
+                    tx.set_reservation(booking_id, RESERVATION_ACCEPTED)
+                return
+            tx.update_booking(booking_id, next_status(booking.status, BookingEvent.RESERVATION_REJECTED))
         self.settlement.release(booking_id)
-        self.bus.publish(BookingEnded(self.clock.now(), booking_id, status.value))
+        self._ended(booking_id)
+
+    # ---- ending unused bookings -----------------------------------------------------------------
+    def cancel(
+        self, booking_id: int, *, driver_id: int | None = None, host_id: int | None = None
+    ) -> BookingRecord:
+        """Cancel before charging starts, as its driver or as the charger's host (free for the driver)."""
+        if (driver_id is None) == (host_id is None):
+            raise InvalidRequest("cancel as the booking's driver or as the charger's host")
         with self.store.transaction() as tx:
-            return tx.booking(booking_id)
+            booking = tx.booking(booking_id)
+            if (driver_id is not None and booking.driver_id != driver_id) or (
+                host_id is not None and booking.host_id != host_id
+            ):
+                raise NotFound(f"no booking {booking_id} for you")
+            party = Party.DRIVER if driver_id is not None else Party.HOST
+            status = next_status(booking.status, BookingEvent.CANCEL)
+            fee = self.rules.cancellation.cancellation_fee(
+                party, self.clock.now(), booking.starts_at, booking.hold_amount
+            )
+            tx.update_booking(booking_id, status, fee=fee, cancelled_by=party.value)
+        self.settlement.close_unused(booking_id, fee)
+        return self._ended(booking_id)
+
+    def expire_no_shows(self, grace: timedelta | None = None) -> list[int]:
+        """Confirmed bookings whose driver never plugged in within the grace period are expired."""
+        policy = self.rules.cancellation
+        grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            due = [
+                b for b in tx.bookings() if b.status is BookingStatus.CONFIRMED and b.starts_at + grace <= now
+            ]
+        for b in due:
+            fee = policy.no_show_charge(b.hold_amount)
+            with self.store.transaction() as tx:
+                current = tx.booking(b.booking_id)
+                if current.status is not BookingStatus.CONFIRMED:
+                    continue  # it started or was cancelled meanwhile
+                tx.update_booking(b.booking_id, next_status(current.status, BookingEvent.NO_SHOW), fee=fee)
+            self.settlement.close_unused(b.booking_id, fee)
+            self._ended(b.booking_id)
+        return [b.booking_id for b in due]
+
+    def _ended(self, booking_id: int) -> BookingRecord:
+        with self.store.transaction() as tx:
+            record = tx.booking(booking_id)
+            charger = tx.charger_by_id(record.charger_id)
+        self.bus.publish(
+            BookingEnded(
+                self.clock.now(), booking_id, record.status.value, charger.charge_point_id, record.reservation
+            )
+        )
+        return record

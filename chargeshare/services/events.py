@@ -34,9 +34,22 @@ class BookingConfirmed(Event):
 
 
 @dataclass(frozen=True)
+class ReservationDue(Event):
+    """A confirmed booking starts soon: hold the connector for its driver (OCPP ReserveNow)."""
+
+    booking_id: int
+    charge_point_id: str
+    connector_no: int
+    id_tag: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class BookingEnded(Event):
     booking_id: int
     status: str
+    charge_point_id: str
+    reservation: str  # "accepted" means the charger still holds a reservation to cancel
 
 
 @dataclass(frozen=True)

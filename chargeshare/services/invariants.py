@@ -84,19 +84,26 @@ def _captured(entries: list[JournalEntry]) -> int:
 
 
 def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
+    """Per booking: captured = tariff x metered energy of its stopped session + its fee (if any)."""
     ledger = s.by_booking()
-    bookings = {b.booking_id: b for b in s.bookings}
+    sessions = {x.booking_id: x for x in s.sessions if x.status is SessionStatus.STOPPED}
     failures = []
-    stopped = [x for x in s.sessions if x.status is SessionStatus.STOPPED]
-    for x in stopped:
-        cost = Tariff(bookings[x.booking_id].price_per_kwh).cost(x.billed_wh or 0)
-        captured = _captured(ledger[x.booking_id])
-        if captured != cost or x.cost != cost:
-            failures.append(f"session {x.session_id}: captured {captured}p, metered cost {cost}p")
+    checked = 0
+    for b in s.bookings:
+        session = sessions.get(b.booking_id)
+        captured = _captured(ledger[b.booking_id])
+        if session is None and not b.fee and not captured:
+            continue
+        checked += 1
+        cost = 0 if session is None else Tariff(b.price_per_kwh).cost(session.billed_wh or 0)
+        if captured != cost + b.fee or (session is not None and session.cost != cost):
+            failures.append(
+                f"booking {b.booking_id}: captured {captured}p, metered cost {cost}p + fee {b.fee}p"
+            )
     return _result(
         "captured_equals_metered_cost",
-        "captured = tariff x metered energy, per session",
-        len(stopped),
+        "captured = tariff x metered energy (+ fees), per booking",
+        checked,
         failures,
     )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from chargeshare.domain.booking import CancellationPolicy
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,9 @@ class MarketplaceRules:
     lock_ttl_ms: int = 5_000
     lock_wait_ms: int = 200
     heartbeat_interval_s: int = 300
+    # Send ReserveNow to the charger this long before a booking starts (at once for "charge now").
+    reserve_lead_minutes: int = 15
+    cancellation: CancellationPolicy = field(default_factory=CancellationPolicy)
 
     def hold_amount(self, energy_cost: int) -> int:
         return energy_cost + energy_cost * self.hold_headroom_pct // 100

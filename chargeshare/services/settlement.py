@@ -41,34 +41,45 @@ class SettlementService:
     def settle(self, booking_id: int) -> None:
         """Capture the stopped session's exact cost and split it. Safe to call again: it does nothing."""
         with self.store.transaction() as tx:
-            booking = tx.booking(booking_id)
             session = tx.session_for_booking(booking_id)
+        if session is None or session.cost is None:
+            raise LedgerError(f"booking {booking_id} has no stopped session to settle")
+        if self._capture(booking_id, session.cost):
+            self.bus.publish(SessionSettled(self.clock.now(), session.session_id, booking_id, session.cost))
+
+    def close_unused(self, booking_id: int, fee: int) -> None:
+        """A booking that ended without charging: capture its fee (no-show, late cancel), or release."""
+        if fee > 0:
+            self._capture(booking_id, fee)
+        else:
+            self.release(booking_id)
+
+    def _capture(self, booking_id: int, amount: int) -> bool:
+        """Capture `amount` of the booking's hold and split it; False if the hold was already resolved."""
+        with self.store.transaction() as tx:
+            booking = tx.booking(booking_id)
             entries = tuple(tx.entries(booking_id))
         hold = _hold_of(entries)
-        if hold is None or session is None or session.cost is None or booking.payment_ref is None:
-            raise LedgerError(f"booking {booking_id} has nothing to settle")
+        if hold is None or booking.payment_ref is None:
+            raise LedgerError(f"booking {booking_id} has no hold to capture")
         if any(e.pending_id == hold.entry_id for e in entries):
-            return  # already settled: a duplicate stop or a retry
-        now = self.clock.now()
-        split = split_fee(session.cost, self.rules.platform_fee_bps)
+            return False  # already settled: a duplicate stop or a retry
         capture, split_entry = ledger.capture_and_split(
             hold,
             entries,
             capture_id=f"b{booking_id}:capture",
             split_id=f"b{booking_id}:split",
-            amount=session.cost,
-            split=split,
+            amount=amount,
+            split=split_fee(amount, self.rules.platform_fee_bps),
             host_id=booking.host_id,
-            at=now,
+            at=self.clock.now(),
         )
         self.gateway.capture(
-            reference=booking.payment_ref,
-            amount=session.cost,
-            idempotency_key=f"booking:{booking_id}:capture",
+            reference=booking.payment_ref, amount=amount, idempotency_key=f"booking:{booking_id}:capture"
         )
         with self.store.transaction() as tx:
             tx.add_entries([capture, split_entry])
-        self.bus.publish(SessionSettled(now, session.session_id, booking_id, session.cost))
+        return True
 
     def release(self, booking_id: int) -> None:
         """Return the whole hold to the driver (cancel, no-show, failure). Idempotent."""

@@ -40,7 +40,7 @@ def now() -> str:
 class LibraryChargePoint(Cp16):  # type: ignore[misc]
     remote_stops: list[int]
 
-    @on(enums16.Action.remote_stop_transaction)  # type: ignore[misc]
+    @on(enums16.Action.remote_stop_transaction)  # type: ignore[untyped-decorator]
     def remote_stop(self, transaction_id: int, **_: Any) -> Any:
         self.remote_stops.append(transaction_id)
         return result16.RemoteStopTransaction(status=enums16.RemoteStartStopStatus.accepted)

@@ -37,6 +37,7 @@ def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter
             "RACE", host, Point(51.5, -0.1), Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
         )
     )
+    app.charging.boot("RACE", "1.6")
     drivers = [app.marketplace.add_driver(f"d{i}", f"T{i}").driver_id for i in range(attempts)]
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
@@ -94,8 +95,8 @@ def random_fleet(app: App, rng: random.Random, n: int, *, at: datetime | None = 
             app.charging.boot(f"F{i}", "1.6")
             app.charging.status(f"F{i}", 0, rng.choice((ConnectorStatus.AVAILABLE, ConnectorStatus.FAULTED)))
         if at is not None and rng.random() < 0.3:
-            start = rng.randrange(0, 20) * 60
-            calendars[v.charger_id] = [WeeklyWindow(d, start, min(1440, start + 240)) for d in range(7)]
+            opens = rng.randrange(0, 20) * 60
+            calendars[v.charger_id] = [WeeklyWindow(d, opens, min(1440, opens + 240)) for d in range(7)]
             app.marketplace.set_availability(v.charger_id, calendars[v.charger_id])
     with app.store.transaction() as tx:
         views = {v.charger_id: v for v in tx.chargers()}

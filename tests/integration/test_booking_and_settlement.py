@@ -10,8 +10,15 @@ from sqlalchemy import insert, update
 from chargeshare.adapters import sql_schema as t
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
+from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, PaymentDeclined
+from chargeshare.domain.errors import (
+    BookingConflict,
+    ChargerUnavailable,
+    InvalidRequest,
+    NotFound,
+    PaymentDeclined,
+)
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
@@ -68,15 +75,51 @@ def test_overlapping_booking_is_a_conflict_and_touching_is_not(app: App, clock: 
     assert failing(app) == {"every_hold_ended"}  # both holds are still open: the run is not over
 
 
-def test_cancel_releases_the_hold(app: App) -> None:
+def test_cancelling_early_is_free_late_costs_the_fee_and_host_cancels_are_free(
+    app: App, clock: ManualClock
+) -> None:
     charger = add_charger(app)
     d = app.marketplace.add_driver("A", "A").driver_id
-    b = book(app, charger, d)
-    assert app.bookings.cancel(b, d).status is BookingStatus.CANCELLED
+    host = app.marketplace.add_driver("B", "B").driver_id
+    tomorrow = clock.now() + timedelta(days=1)
+    early = app.bookings.book(BookRequest(d, charger, 1, 60, 10_000, starts_at=tomorrow)).booking_id
+    assert app.bookings.cancel(early, driver_id=d).fee == 0
     with pytest.raises(NotFound):
-        app.bookings.cancel(b, d + 1)
+        app.bookings.cancel(early, driver_id=host)  # someone else's booking: as if it did not exist
+    late = book(app, charger, d)  # starts now: inside the late-cancellation window
+    record = app.bookings.cancel(late, driver_id=d)
+    assert (record.status, record.fee, record.cancelled_by) == (BookingStatus.CANCELLED, 150, "driver")
+    by_host = book(app, charger, d)
+    with app.store.transaction() as tx:
+        host_id = tx.booking(by_host).host_id
+    record = app.bookings.cancel(by_host, host_id=host_id)
+    assert (record.fee, record.cancelled_by) == (0, "host")
     assert failing(app) == set()
-    assert isinstance(app.gateway, SimulatedGateway) and app.gateway.holds["sim_hold_1"].state == "released"
+    assert isinstance(app.gateway, SimulatedGateway)
+    assert [(h.state, h.captured) for h in app.gateway.holds.values()] == [
+        ("released", 0),
+        ("captured", 150),
+        ("released", 0),
+    ]
+
+
+def test_bookings_respect_the_hosts_calendar_and_need_an_online_charger_to_start_now(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app)
+    offline = add_charger(app, "OFF", online=False)
+    d = app.marketplace.add_driver("A", "A").driver_id
+    # T0 is Monday 09:00 UTC (= local time in March): open weekdays 10:00-12:00 only
+    app.marketplace.set_availability(charger, [WeeklyWindow(day, 600, 720) for day in range(5)])
+    with pytest.raises(ChargerUnavailable):
+        book(app, charger, d)  # 09:00 is closed
+    ten = clock.now() + timedelta(hours=1)
+    app.bookings.book(BookRequest(d, charger, 1, 120, 5_000, starts_at=ten))
+    with pytest.raises(ChargerUnavailable):
+        app.bookings.book(BookRequest(d, charger, 1, 30, 5_000, starts_at=ten + timedelta(hours=2)))
+    with pytest.raises(ChargerUnavailable):
+        book(app, offline, d)
+    app.bookings.book(BookRequest(d, offline, 1, 30, 5_000, starts_at=clock.now() + timedelta(days=2)))
 
 
 def test_declined_card_fails_the_booking_and_frees_the_slot(app: App) -> None:
@@ -92,13 +135,28 @@ def test_declined_card_fails_the_booking_and_frees_the_slot(app: App) -> None:
         assert [b.status for b in tx.bookings()] == [BookingStatus.FAILED, BookingStatus.CONFIRMED]
 
 
-def test_no_show_expires_after_grace(app: App, clock: ManualClock) -> None:
+def test_no_show_expires_after_grace_and_pays_the_no_show_fee(app: App, clock: ManualClock) -> None:
     charger = add_charger(app)
     d = app.marketplace.add_driver("A", "A").driver_id
     b = book(app, charger, d)
-    assert app.bookings.expire_no_shows(timedelta(minutes=15)) == []
+    assert app.bookings.expire_no_shows() == []
     clock.advance(16 * 60)
-    assert app.bookings.expire_no_shows(timedelta(minutes=15)) == [b]
+    assert app.bookings.expire_no_shows() == [b]
+    with app.store.transaction() as tx:
+        record = tx.booking(b)
+    assert (record.status, record.fee) == (BookingStatus.EXPIRED, 300)
+    assert failing(app) == set()
+
+
+def test_a_rejected_reservation_fails_the_booking_and_returns_the_hold(app: App) -> None:
+    charger = add_charger(app)
+    d = app.marketplace.add_driver("A", "A").driver_id
+    b = book(app, charger, d)
+    with app.store.transaction() as tx:
+        assert tx.booking(b).reservation == "sent"  # "charge now": ReserveNow goes out at once
+    app.bookings.reservation_answered(b, accepted=False)
+    with app.store.transaction() as tx:
+        assert tx.booking(b).status is BookingStatus.FAILED
     assert failing(app) == set()
 
 
