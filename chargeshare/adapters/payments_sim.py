@@ -8,11 +8,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+# Re-exported: GatewayError used to live here and callers still import it from this module.
+from chargeshare.adapters.gateway_errors import GatewayError as GatewayError
 from chargeshare.services.ports import HoldResult
-
-
-class GatewayError(Exception):
-    """The gateway refused an operation (our bug or their outage), as opposed to a card decline."""
 
 
 @dataclass

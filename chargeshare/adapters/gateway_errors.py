@@ -1,0 +1,5 @@
+"""Errors shared by the payment gateway adapters, so services need not import a particular adapter."""
+
+
+class GatewayError(Exception):
+    """The gateway refused an operation (our bug or their outage), as opposed to a card decline."""
