@@ -8,9 +8,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.availability import WeeklyWindow, covers
-from chargeshare.domain.booking import overlaps
+from chargeshare.domain.booking import LIVE_STATES, overlaps
 from chargeshare.domain.charger import (
     ChargerSpec,
     ChargerStatus,
@@ -67,6 +68,16 @@ def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter
     for th in pool:
         th.join(timeout=300)
     return outcomes
+
+
+def assert_one_hold(app: App) -> None:
+    """Losers of a race never reach the card: exactly one hold, and no overlap in the table."""
+    gateway = app.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    assert len(gateway.holds) == 1
+    with app.store.transaction() as tx:
+        live = [b for b in tx.bookings() if b.status in LIVE_STATES]
+    assert len(live) == 1
 
 
 @dataclass

@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from chargeshare.adapters import sql_schema as t
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.invariants import check_store
-from tests.conftest import T0, add_charger
+from tests.conftest import REDIS_URL, T0, add_charger
 from tests.integration.helpers import (
+    assert_one_hold,
     race_for_one_connector,
     random_fleet,
     random_query,
@@ -84,12 +85,15 @@ def test_the_database_itself_refuses_an_overlap(pg_app: App) -> None:
     assert getattr(err.value.orig, "sqlstate", None) == "23P01"
 
 
-@pytest.mark.parametrize("locks", [True, False], ids=["with-lock", "db-only"])
-def test_concurrent_bookings_have_exactly_one_winner(postgres_url: str, locks: bool) -> None:
-    app = build(Config(database_url=postgres_url, locks_enabled=locks))
+@pytest.mark.parametrize("locks", [True, False], ids=["real-redis-lock", "db-only"])
+def test_concurrent_bookings_have_exactly_one_winner(
+    postgres_url: str, redis_client: object, locks: bool
+) -> None:
+    app = build(Config(database_url=postgres_url, redis_url=REDIS_URL, locks_enabled=locks))
     try:
-        outcomes = race_for_one_connector(app, attempts=200)
-        assert outcomes == {"won": 1, "conflict": 199}
+        outcomes = race_for_one_connector(app, attempts=1000)
+        assert outcomes == {"won": 1, "conflict": 999}
+        assert_one_hold(app)
         assert [r for r in check_store(app.store, 1500, final=False) if not r.ok] == []
     finally:
         app.close()

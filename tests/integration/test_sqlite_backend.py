@@ -17,6 +17,7 @@ from chargeshare.services.invariants import check_store
 from tests.conftest import T0
 from tests.integration.helpers import (
     Fleet,
+    assert_one_hold,
     race_for_one_connector,
     random_fleet,
     random_query,
@@ -28,8 +29,9 @@ from tests.integration.helpers import (
 def test_concurrent_bookings_have_exactly_one_winner(tmp_path: Path, locks: bool) -> None:
     app = build(Config(database_url=f"sqlite:///{tmp_path / 'race.db'}", locks_enabled=locks))
     try:
-        outcomes = race_for_one_connector(app, attempts=200)
-        assert outcomes == {"won": 1, "conflict": 199}
+        outcomes = race_for_one_connector(app, attempts=1000)
+        assert outcomes == {"won": 1, "conflict": 999}
+        assert_one_hold(app)
         failed = [r for r in check_store(app.store, 1500, final=False) if not r.ok]
         assert failed == []
     finally:
