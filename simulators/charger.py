@@ -54,7 +54,7 @@ class VirtualConnector:
 
 
 class PlugRefused(Exception):
-    """The connector is reserved for someone else: the charger will not even authorise this card."""
+    """The connector is in use or reserved for someone else: this driver cannot start here."""
 
 
 class VirtualCharger:
@@ -239,6 +239,8 @@ class VirtualCharger:
         reservation = c.reservation
         if reservation is not None and reservation.id_tag != id_tag:
             raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
+        if c.state not in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
+            raise PlugRefused(f"{self.cp_id}/{connector_no} is in use ({c.state})")
         c.state = step(c.state, Trigger.PLUG_IN)
         c.reservation = None
         c.plugged = Plugged(id_tag, vehicle, target_wh)

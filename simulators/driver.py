@@ -15,7 +15,7 @@ import httpx
 
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
-from simulators.charger import VirtualCharger
+from simulators.charger import PlugRefused, VirtualCharger
 from simulators.fleet import DriverPlan
 from simulators.power import Vehicle
 
@@ -31,6 +31,8 @@ class DriverStats:
     conflicts: int = 0
     receipts_pence: int = 0
     errors: list[str] = field(default_factory=list)
+    faults_fired: int = 0
+    outcomes_of_faults: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -119,7 +121,9 @@ async def _book_nearby(
 async def _use_booking(
     plan: DriverPlan, driver_id: int, world: World, booking: dict[str, Any], charger: VirtualCharger
 ) -> str:
-    if plan.cancels:
+    if plan.intent == "no_show":
+        return "no_show"  # the booking expires after its grace period and the no-show fee is charged
+    if plan.intent == "cancel":
         await sleep_sim(world.clock, plan.travel_s / 2)
         resp = await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})
         return "cancelled" if resp.status_code == 200 else "error"
@@ -129,7 +133,11 @@ async def _use_booking(
         world.clock, min((arrival - world.clock.now()).total_seconds(), max(0.0, seconds_left(world)))
     )
     vehicle = Vehicle(plan.battery_wh, plan.soc_wh, plan.max_power_w)
-    plugged = await charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
+    try:
+        plugged = await charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
+    except PlugRefused:
+        # In use or reserved for someone else: our booking was cancelled or failed meanwhile.
+        return "refused_at_charger"
     if plugged.transaction_id is None:
         await charger.unplug(1)
         await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})

@@ -22,6 +22,28 @@ HOME_CHARGER_POWERS_W = (3_700, 7_400, 7_400, 7_400, 11_000, 22_000)
 
 
 @dataclass(frozen=True)
+class FleetShape:
+    """Where chargers are and what they offer (a scenario's `fleet` section)."""
+
+    radius_m: float = 6_000
+    powers_w: tuple[int, ...] = HOME_CHARGER_POWERS_W
+    price_min: int = 25  # pence per kWh, inclusive
+    price_max: int = 45
+
+
+@dataclass(frozen=True)
+class DriverBehaviour:
+    """How drivers behave (a scenario's `drivers` section). Rates are probabilities per driver."""
+
+    arrival_window: float = 0.6  # drivers first look for a charger within this fraction of the run
+    cancel_rate: float = 0.1
+    no_show_rate: float = 0.0
+    travel_min_s: int = 300
+    travel_max_s: int = 1_200
+    radius_m: float = 6_000
+
+
+@dataclass(frozen=True)
 class DriverPlan:
     name: str
     id_tag: str
@@ -32,7 +54,7 @@ class DriverPlan:
     battery_wh: int
     soc_wh: int
     max_power_w: int
-    cancels: bool
+    intent: str  # "charge", "cancel" (cancels before arriving) or "no_show" (never turns up)
 
 
 def scatter(rng: random.Random, centre: Point, radius_m: float) -> Point:
@@ -45,15 +67,16 @@ def scatter(rng: random.Random, centre: Point, radius_m: float) -> Point:
 
 
 def make_chargers(
-    rng: random.Random, count: int, centre: Point, host_ids: list[int], radius_m: float = 6_000
+    rng: random.Random, count: int, centre: Point, host_ids: list[int], shape: FleetShape | None = None
 ) -> list[ChargerSpec]:
+    shape = shape or FleetShape()
     return [
         ChargerSpec(
             charge_point_id=f"CS{i + 1:05d}",
             host_id=host_ids[i % len(host_ids)],
-            location=scatter(rng, centre, radius_m),
-            tariff=Tariff(rng.randrange(25, 46)),
-            connectors=(ConnectorSpec(1, ConnectorType.TYPE2, rng.choice(HOME_CHARGER_POWERS_W)),),
+            location=scatter(rng, centre, shape.radius_m),
+            tariff=Tariff(rng.randint(shape.price_min, shape.price_max)),
+            connectors=(ConnectorSpec(1, ConnectorType.TYPE2, rng.choice(shape.powers_w)),),
             title=f"Home charger {i + 1}",
         )
         for i in range(count)
@@ -61,30 +84,33 @@ def make_chargers(
 
 
 def make_drivers(
-    rng: random.Random,
-    count: int,
-    centre: Point,
-    window_s: int,
-    *,
-    cancel_rate: float = 0.1,
-    radius_m: float = 6_000,
+    rng: random.Random, count: int, centre: Point, window_s: int, behaviour: DriverBehaviour | None = None
 ) -> list[DriverPlan]:
+    b = behaviour or DriverBehaviour()
     plans = []
     for i in range(count):
         battery = rng.choice((40_000, 60_000, 77_000, 100_000))
         soc = int(battery * rng.uniform(0.1, 0.6))
+        roll = rng.random()
+        intent = (
+            "cancel"
+            if roll < b.cancel_rate
+            else "no_show"
+            if roll < b.cancel_rate + b.no_show_rate
+            else "charge"
+        )
         plans.append(
             DriverPlan(
                 name=f"Driver {i + 1}",
                 id_tag=f"TAG{i + 1:06d}",
-                home=scatter(rng, centre, radius_m),
-                arrives_after_s=int(rng.uniform(0, 0.6) * window_s),
-                travel_s=rng.randrange(300, 1_200),
+                home=scatter(rng, centre, b.radius_m),
+                arrives_after_s=int(rng.uniform(0, b.arrival_window) * window_s),
+                travel_s=rng.randint(b.travel_min_s, b.travel_max_s),
                 want_wh=rng.randrange(4_000, 25_000, 100),
                 battery_wh=battery,
                 soc_wh=soc,
                 max_power_w=rng.choice((7_400, 11_000, 22_000)),
-                cancels=rng.random() < cancel_rate,
+                intent=intent,
             )
         )
     return plans

@@ -9,7 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,8 @@ from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.clock import ScaledClock
 from simulators.charger import VirtualCharger
 from simulators.driver import DriverStats, World, run_driver, sleep_sim
-from simulators.fleet import CITIES, make_chargers, make_drivers
+from simulators.faults import Fault, run_faults
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class LiveParams:
     database_url: str = MEMORY_DATABASE_URL
     locks: bool = True
     start: datetime = DEFAULT_START
+    fleet: FleetShape = field(default_factory=FleetShape)
+    behaviour: DriverBehaviour = field(default_factory=DriverBehaviour)
+    faults: tuple[Fault, ...] = ()
 
 
 Progress = Callable[[float, dict[str, Any]], None]
@@ -78,10 +82,10 @@ async def _run(
 ) -> DriverStats:
     centre = CITIES[params.city]
     host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
-    specs = make_chargers(rng, params.chargers, centre, host_ids)
+    specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
     for spec in specs:
         app.marketplace.add_charger(spec)
-    plans = make_drivers(rng, params.drivers, centre, params.duration_s)
+    plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats()
     async with LoopbackServer(create_api(app)) as server:
         base = f"http://127.0.0.1:{server.port}"
@@ -107,6 +111,7 @@ async def _run(
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
             ]
             watcher = asyncio.create_task(_report_progress(world, params, tasks, progress))
+            faults = asyncio.create_task(run_faults(app, world, params.faults))
             # Drivers finish by the window's end; allow a margin for the last stops to settle.
             budget = clock.real_seconds(params.duration_s) + 30
             done, pending = await asyncio.wait(tasks, timeout=budget)
@@ -115,9 +120,12 @@ async def _run(
             for t in done:
                 if t.exception() is not None:
                     stats.errors.append(f"driver task failed: {t.exception()!r}")
-            watcher.cancel()
+            for helper in (watcher, faults):
+                if helper.done() and not helper.cancelled() and helper.exception() is not None:
+                    stats.errors.append(f"{helper.get_coro()!r} failed: {helper.exception()!r}")
+                helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+                await asyncio.gather(watcher, faults)
         # Anything still plugged in is unplugged; bookings never used are released.
         for charger in fleet.values():
             for no in charger.connectors:

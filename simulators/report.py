@@ -58,6 +58,9 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "host_payouts_pence": host,
         "platform_fees_pence": fee,
         "driver_outcomes": dict(sorted(stats.outcomes.items())),
+        "cancelled_by_host": sum(1 for b in bookings if b.cancelled_by == "host"),
+        "fees_pence": sum(b.fee for b in bookings),
+        "faults_fired": stats.faults_fired,
     }
     invariants = check_store(app.store, app.config.rules.platform_fee_bps)
     gateway = app.gateway

@@ -148,7 +148,7 @@ class ChargerRegistry:
     async def _reserve(self, cp_id: str, booking_id: int, payload: dict[str, Any]) -> None:
         outcome = await self.call(cp_id, "ReserveNow", payload)
         if outcome.ok and outcome.payload is not None:
-            self.app.bookings.reservation_answered(booking_id, outcome.payload.get("status") == "Accepted")
+            self.app.bookings.reservation_answered(booking_id, str(outcome.payload.get("status")))
         else:
             log.warning("ReserveNow for booking %s to %s got no answer: %s", booking_id, cp_id, outcome.error)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from chargeshare import __version__
-from chargeshare.cli import serve, simulate
+from chargeshare.cli import scenario, serve, simulate
 
 app = typer.Typer(
     name="chargeshare",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+app.add_typer(scenario.app, name="scenario")
 
 
 @app.command("version")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
-from chargeshare.domain.charger import ChargerStatus
+from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import ChargerUnavailable, InvalidRequest, NotFound, PaymentDeclined
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import Clock
@@ -137,27 +137,38 @@ class BookingService:
         )
 
     def reservations_due(self) -> list[int]:
-        """Confirmed bookings that start within the lead time and have no reservation yet."""
+        """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector."""
         now = self.clock.now()
+        due = []
         with self.store.transaction() as tx:
-            due = [
-                b
-                for b in tx.bookings()
-                if b.status is BookingStatus.CONFIRMED
-                and b.reservation == RESERVATION_NONE
-                and self._starts_soon(b.starts_at, now)
-            ]
+            for b in tx.bookings():
+                if not (
+                    b.status is BookingStatus.CONFIRMED
+                    and b.reservation == RESERVATION_NONE
+                    and self._starts_soon(b.starts_at, now)
+                ):
+                    continue
+                connector = next(
+                    c for c in tx.charger_by_id(b.charger_id).connectors if c.connector_id == b.connector_id
+                )
+                if connector.status is ConnectorStatus.AVAILABLE:  # else: the earlier driver has not left yet
+                    due.append(b)
         for b in due:
             self._request_reservation(b)
         return [b.booking_id for b in due]
 
-    def reservation_answered(self, booking_id: int, accepted: bool) -> None:
-        """The charger answered ReserveNow: accepted, or refused (the booking fails, the hold returns)."""
+    def reservation_answered(self, booking_id: int, status: str) -> None:
+        """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
+        Any other refusal fails the booking and returns the hold."""
         with self.store.transaction() as tx:
             booking = tx.booking(booking_id)
-            if accepted or booking.status is not BookingStatus.CONFIRMED:
-                if accepted:
-                    tx.set_reservation(booking_id, RESERVATION_ACCEPTED)
+            if booking.status is not BookingStatus.CONFIRMED:
+                return
+            if status == "Accepted":
+                tx.set_reservation(booking_id, RESERVATION_ACCEPTED)
+                return
+            if status == "Occupied" and self.clock.now() < booking.starts_at:
+                tx.set_reservation(booking_id, RESERVATION_NONE)
                 return
             tx.update_booking(booking_id, next_status(booking.status, BookingEvent.RESERVATION_REJECTED))
         self.settlement.release(booking_id)

@@ -154,7 +154,7 @@ def test_a_rejected_reservation_fails_the_booking_and_returns_the_hold(app: App)
     b = book(app, charger, d)
     with app.store.transaction() as tx:
         assert tx.booking(b).reservation == "sent"  # "charge now": ReserveNow goes out at once
-    app.bookings.reservation_answered(b, accepted=False)
+    app.bookings.reservation_answered(b, "Rejected")
     with app.store.transaction() as tx:
         assert tx.booking(b).status is BookingStatus.FAILED
     assert failing(app) == set()

@@ -1,0 +1,138 @@
+"""`chargeshare scenario`: list, validate and run scenario files (what CI pipelines call)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chargeshare.adapters.pg_admin import temporary_database
+from simulators.scenario import SCHEMA, Scenario, ScenarioError, discover, load
+from simulators.scenario_runner import ScenarioResult, junit_xml, run_scenario, write_report
+
+app = typer.Typer(
+    help="Declarative scenarios: fleet, drivers, faults and expectations.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DEFAULT_DIR = Path("scenarios")
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+class Backend(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+def _load_all(paths: list[Path]) -> list[Scenario]:
+    """Load every file first: one bad file stops everything before anything runs."""
+    try:
+        files = discover(paths)
+    except ScenarioError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if not files:
+        err.print(f"[red]error:[/] no scenario files in {', '.join(map(str, paths))}")
+        raise typer.Exit(2)
+    scenarios, problems = [], []
+    for f in files:
+        try:
+            scenarios.append(load(f))
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if problems:
+        for p in problems:
+            err.print(f"[red]invalid:[/] {p}")
+        raise typer.Exit(2)
+    return scenarios
+
+
+@app.command("list")
+def list_(directory: Annotated[Path, typer.Argument(help="Where to look.")] = DEFAULT_DIR) -> None:
+    """List the scenarios in a directory."""
+    table = Table("name", "file", "chargers", "drivers", "minutes", "description")
+    for s in _load_all([directory]):
+        p = s.params
+        table.add_row(
+            s.name, str(s.path), str(p.chargers), str(p.drivers), str(p.duration_s // 60), s.description
+        )
+    console.print(table)
+
+
+@app.command("validate")
+def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")]) -> None:
+    """Check scenario files; exit 2 with file, line and field on the first problems found."""
+    for s in _load_all(files):
+        console.print(f"[green]ok[/] {s.path} ({s.name})")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema scenario files follow."""
+    console.print_json(json.dumps(SCHEMA))
+
+
+@contextlib.contextmanager
+def _database(backend: Backend, postgres_url: str) -> Iterator[str | None]:
+    if backend is Backend.SQLITE:
+        yield None
+        return
+    with temporary_database(postgres_url, prefix="cs_scenario") as url:
+        yield url
+
+
+@app.command("run")
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML here (one test case per scenario).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write every run's full report as JSON here.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override every scenario's seed.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Store for the backend under test.")] = Backend.SQLITE,
+    postgres_url: Annotated[
+        str, typer.Option(envvar="CHARGESHARE_POSTGRES_ADMIN_URL", help="Server for --backend postgres.")
+    ] = DEFAULT_POSTGRES,
+) -> None:
+    """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
+    logging.basicConfig(level=logging.WARNING)
+    for out in (junit, report):
+        if out is not None and not out.parent.exists():
+            err.print(f"[red]error:[/] directory {out.parent} does not exist")
+            raise typer.Exit(2)
+    scenarios = _load_all(paths)
+    results: list[ScenarioResult] = []
+    for i, s in enumerate(scenarios, 1):
+        with console.status(
+            f"[{i}/{len(scenarios)}] {s.name}: {s.params.chargers} chargers, "
+            f"{s.params.drivers} drivers, {s.params.duration_s // 60} simulated minutes"
+        ):
+            try:
+                with _database(backend, postgres_url) as url:
+                    result = asyncio.run(run_scenario(s, seed=seed, database_url=url))
+            except Exception as exc:  # a backend that cannot be reached, most often
+                err.print(f"[red]error:[/] {s.name}: could not run: {exc}")
+                raise typer.Exit(2) from exc
+        results.append(result)
+        mark = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
+        console.print(f"{mark} {s.name} ({result.report.wall_s:.1f} s)")
+        for failure in result.failures:
+            console.print(f"     {failure}")
+    if junit is not None:
+        junit.write_text(junit_xml(results))
+    if report is not None:
+        write_report(results, report)
+    passed = sum(r.ok for r in results)
+    console.print(f"{passed} passed, {len(results) - passed} failed")
+    if passed != len(results):
+        raise typer.Exit(1)

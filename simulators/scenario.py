@@ -1,0 +1,253 @@
+"""Scenario files: a fleet, drivers, a fault timeline and expectations, in YAML.
+
+Loading is strict: a bad file is refused with its path, line and field, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft7Validator
+
+from simulators.faults import ACTIONS, Fault
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape
+from simulators.live import LiveParams
+
+SUFFIXES = (".yaml", ".yml")
+
+_range = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["min", "max"],
+    "properties": {"min": {"type": "integer", "minimum": 0}, "max": {"type": "integer", "minimum": 0}},
+}
+_rate = {"type": "number", "minimum": 0, "maximum": 1}
+_comparison = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "equals": {"type": "integer"},
+        "at_least": {"type": "integer"},
+        "at_most": {"type": "integer"},
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "ChargeShare scenario",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "fleet", "drivers"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
+        "description": {"type": "string"},
+        "seed": {"type": "integer"},
+        "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 60},
+        "speed": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        "city": {"enum": sorted(CITIES)},
+        "fleet": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["chargers"],
+            "properties": {
+                "chargers": {"type": "integer", "minimum": 1, "maximum": 2000},
+                "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000},
+                "powers_w": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1_000}},
+                "price_per_kwh": _range,
+                "protocols": {"type": "array", "items": {"enum": ["1.6"]}, "minItems": 1},
+            },
+        },
+        "drivers": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["count"],
+            "properties": {
+                "count": {"type": "integer", "minimum": 0, "maximum": 20_000},
+                "arrival_window": _rate,
+                "cancel_rate": _rate,
+                "no_show_rate": _rate,
+                "travel_minutes": _range,
+                "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000},
+            },
+        },
+        "faults": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["at_minute", "action"],
+                "properties": {
+                    "at_minute": {"type": "number", "minimum": 0},
+                    "action": {"enum": sorted(ACTIONS)},
+                    "count": {"type": "integer", "minimum": 1},
+                },
+            },
+        },
+        "expect": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "invariants": {"enum": ["all"]},
+                "metrics": {"type": "object", "additionalProperties": _comparison},
+            },
+        },
+    },
+}
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot run; the message names the file, the line and the field."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    metric: str  # dotted path into the run summary, e.g. "bookings_by_status.completed"
+    equals: int | None = None
+    at_least: int | None = None
+    at_most: int | None = None
+
+    def check(self, summary: dict[str, Any]) -> tuple[bool, str]:
+        value: Any = summary
+        for part in self.metric.split("."):
+            value = value.get(part, 0) if isinstance(value, dict) else 0
+        if not isinstance(value, int):
+            return False, f"{self.metric} is not a number in the summary"
+        ok = (
+            (self.equals is None or value == self.equals)
+            and (self.at_least is None or value >= self.at_least)
+            and (self.at_most is None or value <= self.at_most)
+        )
+        wanted = ", ".join(
+            f"{k.replace('_', ' ')} {v}"
+            for k, v in (("equals", self.equals), ("at_least", self.at_least), ("at_most", self.at_most))
+            if v is not None
+        )
+        return ok, f"{self.metric} = {value} (expected {wanted})"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    name: str
+    description: str
+    params: LiveParams
+    expectations: tuple[Expectation, ...] = field(default=())
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Keeps each mapping value's line so errors can point into the file."""
+
+
+def _lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[(*path, key.value)] = key.start_mark.line + 1
+            _lines(value, (*path, key.value), out)
+            out[(*path, key.value)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out)
+
+
+def _where(lines: dict[tuple[Any, ...], int], path: Iterable[Any]) -> int:
+    parts = tuple(path)
+    while parts not in lines and parts:
+        parts = parts[:-1]
+    return lines.get(parts, 1)
+
+
+def load(path: Path) -> Scenario:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    errors = sorted(Draft7Validator(SCHEMA).iter_errors(data), key=lambda e: _where(lines, e.absolute_path))
+    if errors:
+        raise ScenarioError(
+            "\n".join(
+                f"{path}:{_where(lines, e.absolute_path)}: {'.'.join(map(str, e.absolute_path)) or '(top)'}: "
+                f"{e.message}"
+                for e in errors
+            )
+        )
+    return _build(path, data, lines)
+
+
+def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> Scenario:
+    def refuse(field_path: tuple[Any, ...], message: str) -> ScenarioError:
+        return ScenarioError(
+            f"{path}:{_where(lines, field_path)}: {'.'.join(map(str, field_path))}: {message}"
+        )
+
+    fleet, drivers = d["fleet"], d["drivers"]
+    for section, key in (("fleet", "price_per_kwh"), ("drivers", "travel_minutes")):
+        r = d[section].get(key)
+        if r is not None and r["min"] > r["max"]:
+            raise refuse((section, key), "min must not exceed max")
+    if drivers.get("cancel_rate", 0.1) + drivers.get("no_show_rate", 0.0) > 1:
+        raise refuse(("drivers",), "cancel_rate + no_show_rate cannot exceed 1")
+    duration_s = int(d.get("duration_minutes", 120)) * 60
+    for i, f in enumerate(d.get("faults", [])):
+        if f["at_minute"] * 60 > duration_s:
+            raise refuse(("faults", i, "at_minute"), "fires after the run has ended")
+    price = fleet.get("price_per_kwh", {"min": 25, "max": 45})
+    travel = drivers.get("travel_minutes", {"min": 5, "max": 20})
+    params = LiveParams(
+        chargers=fleet["chargers"],
+        drivers=drivers["count"],
+        duration_s=duration_s,
+        seed=d.get("seed", 7),
+        speed=float(d.get("speed", 240.0)),
+        city=d.get("city", "bristol"),
+        fleet=FleetShape(
+            radius_m=float(fleet.get("radius_m", 6_000)),
+            powers_w=tuple(fleet.get("powers_w", FleetShape().powers_w)),
+            price_min=price["min"],
+            price_max=price["max"],
+        ),
+        behaviour=DriverBehaviour(
+            arrival_window=float(drivers.get("arrival_window", 0.6)),
+            cancel_rate=float(drivers.get("cancel_rate", 0.1)),
+            no_show_rate=float(drivers.get("no_show_rate", 0.0)),
+            travel_min_s=travel["min"] * 60,
+            travel_max_s=travel["max"] * 60,
+            radius_m=float(drivers.get("radius_m", 6_000)),
+        ),
+        faults=tuple(
+            Fault(at_s=math.floor(f["at_minute"] * 60), action=f["action"], count=f.get("count", 1))
+            for f in d.get("faults", [])
+        ),
+    )
+    metrics = d.get("expect", {}).get("metrics", {})
+    expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
+    return Scenario(path, d["name"], d.get("description", ""), params, expectations)
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Scenario files named directly, plus every *.yaml/*.yml in named directories (sorted)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(sorted(q for q in p.iterdir() if q.suffix in SUFFIXES and q.is_file()))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ScenarioError(f"{p}: no such file or directory")
+    return found

@@ -1,0 +1,121 @@
+"""Every shipped scenario runs green; a broken system turns the right one red; bad files are refused."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chargeshare.cli.app import app
+from chargeshare.domain.tariff import Tariff
+from simulators.scenario import ScenarioError, discover, load
+from simulators.scenario_runner import run_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = discover([ROOT / "scenarios"])
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+async def test_shipped_scenario_passes(path: Path) -> None:
+    result = await run_scenario(load(path))
+    assert result.ok, result.failures
+    assert result.expectations, "a scenario must expect something of its own"
+
+
+def test_at_least_the_booking_scenarios_ship() -> None:
+    assert {"happy-path", "race-same-charger", "host-cancels", "no-show"} <= {p.stem for p in SCENARIOS}
+
+
+async def test_without_the_overlap_check_the_race_scenario_goes_red(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Mutate the store: its overlap query no longer sees any live booking (SQLite has no constraint).
+    # The charger's reservations then turn the extra bookings away, but the scenario must still fail.
+    monkeypatch.setattr("chargeshare.adapters.sql_store.LIVE_STATES", frozenset())
+    result = await run_scenario(load(ROOT / "scenarios" / "race-same-charger.yaml"))
+    assert not result.ok
+    assert any(f.startswith("expectation: bookings = ") for f in result.failures), result.failures
+
+
+async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.MonkeyPatch) -> None:
+    class DoubleTariff(Tariff):
+        def cost(self, energy: int) -> int:
+            return 2 * super().cost(energy)
+
+    monkeypatch.setattr("chargeshare.services.charging.Tariff", DoubleTariff)
+    result = await run_scenario(load(ROOT / "scenarios" / "happy-path.yaml"))
+    assert any(f.startswith("invariant captured_equals_metered_cost") for f in result.failures)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("name: x\nfleet: {chargers: 1}\ndrivers:\n  count: -1\n", ":4: drivers.count: -1 is less than"),
+        (
+            "name: x\nfleet:\n  chargers: 1\n  colour: red\ndrivers: {count: 1}\n",
+            ":2: fleet: Additional properties",
+        ),
+        ("name: x\nfleet: {chargers: 1}\n", ":1: (top): 'drivers' is a required property"),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\n"
+            "faults:\n  - {at_minute: 1, action: meteor}\n",
+            ":5: faults.0.action: 'meteor' is not one of",
+        ),
+        (
+            "name: x\nduration_minutes: 10\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 11, action: host_cancels}\n",
+            ":6: faults.0.at_minute: fires after the run has ended",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1, price_per_kwh: {min: 9, max: 3}}\ndrivers: {count: 1}\n",
+            ":2: fleet.price_per_kwh: min must not exceed max",
+        ),
+        ("name: [unclosed\n", ":2: not valid YAML"),
+    ],
+)
+def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as err:
+        load(path)
+    assert f"{path}{where}" in str(err.value)
+
+
+def test_cli_validate_and_run_with_junit(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: Bad Name\nfleet: {chargers: 1}\ndrivers: {count: 1}\n")
+    result = runner.invoke(app, ["scenario", "validate", str(bad)])
+    assert result.exit_code == 2 and f"{bad}:1: name" in result.output
+    # one bad file means nothing runs
+    result = runner.invoke(
+        app, ["scenario", "run", str(ROOT / "scenarios" / "race-same-charger.yaml"), str(bad)]
+    )
+    assert result.exit_code == 2 and "PASS" not in result.output
+    junit = tmp_path / "out.xml"
+    result = runner.invoke(
+        app, ["scenario", "run", str(ROOT / "scenarios" / "race-same-charger.yaml"), "--junit", str(junit)]
+    )
+    assert result.exit_code == 0, result.output
+    suite = ET.parse(junit).getroot()
+    assert suite.get("tests") == "1" and suite.get("failures") == "0"
+    assert [c.get("name") for c in suite.iter("testcase")] == ["race-same-charger"]
+    listing = runner.invoke(app, ["scenario", "list", str(ROOT / "scenarios")])
+    assert listing.exit_code == 0 and "host-cancels" in listing.output
+
+
+@pytest.mark.postgres
+def test_a_scenario_runs_on_postgres(postgres_url: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "scenario",
+            "run",
+            str(ROOT / "scenarios" / "race-same-charger.yaml"),
+            "--backend",
+            "postgres",
+            "--postgres-url",
+            postgres_url,
+        ],
+    )
+    assert result.exit_code == 0, result.output
