@@ -315,6 +315,10 @@ class VirtualCharger:
             c = self.connectors.get(p["connectorId"])
             if c is None:
                 return {"status": "Rejected"}
+            if c.reservation is not None and c.reservation.reservation_id == p["reservationId"]:
+                # OCPP 1.6: a ReserveNow for an existing reservationId replaces that reservation.
+                c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
+                return {"status": "Accepted"}
             if c.state is not ConnectorState.AVAILABLE:
                 return {"status": "Occupied" if c.plugged is not None else "Rejected"}
             c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))

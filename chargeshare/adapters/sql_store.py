@@ -513,8 +513,11 @@ class SqlTransaction:
         if res.rowcount == 0:
             raise NotFound(f"no booking {booking_id}")
 
-    def set_reservation(self, booking_id: int, state: str) -> None:
-        self.conn.execute(update(t.bookings).where(t.bookings.c.id == booking_id).values(reservation=state))
+    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+        q = update(t.bookings).where(t.bookings.c.id == booking_id)
+        if expected is not None:
+            q = q.where(t.bookings.c.reservation == expected)
+        return bool(self.conn.execute(q.values(reservation=state)).rowcount)
 
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         b = t.bookings.c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +17,16 @@ from chargeshare.domain.money import format_gbp, format_kwh
 from simulators.fleet import CITIES
 from simulators.live import LiveParams, run_live
 from simulators.report import RunReport
+from simulators.scenario import Expectation, ScenarioError, load
 
 
 def simulate(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A scenario file to run instead of the default fleet (fleet flags are then ignored)."
+        ),
+    ] = None,
     chargers: Annotated[int, typer.Option(help="Virtual chargers in the fleet.", min=1, max=2000)] = 20,
     drivers: Annotated[int, typer.Option(help="Scripted drivers.", min=0, max=20000)] = 50,
     duration: Annotated[int, typer.Option(help="Simulated minutes.", min=1, max=7 * 24 * 60)] = 120,
@@ -52,9 +60,20 @@ def simulate(
         city=city,
         locks=locks,
     )
+    expectations: tuple[Expectation, ...] = ()
+    if scenario is not None:
+        try:
+            loaded = load(scenario)
+        except ScenarioError as exc:
+            console.print(f"[red]invalid:[/] {exc}")
+            raise typer.Exit(2) from exc
+        params, expectations = replace(loaded.params, seed=seed, locks=locks), loaded.expectations
+        console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
+    duration = params.duration_s // 60
+    real_s = params.duration_s / params.speed
     console.print(
-        f"Simulating {chargers} chargers and {drivers} drivers around {city.title()} "
-        f"for {duration} simulated minutes at {speed:g}x (about {duration * 60 / speed:.0f} s)"
+        f"Simulating {params.chargers} chargers and {params.drivers} drivers around {params.city.title()} for "
+        f"{duration} simulated minutes at {params.speed:g}x (about {real_s:.0f} s)"
     )
     if quiet:
         result = asyncio.run(run_live(params))
@@ -82,10 +101,13 @@ def simulate(
             result = asyncio.run(run_live(params, on_progress))
             bar.update(task, completed=duration, minute=duration)
     print_report(console, result)
+    checks = [e.check(result.summary) for e in expectations]
+    for ok, text in checks:
+        console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
     if report is not None:
         report.write_text(result.to_json() + "\n")
         console.print(f"report written to {report}")
-    if not result.ok:
+    if not result.ok or not all(ok for ok, _ in checks):
         raise typer.Exit(1)
 
 

@@ -118,9 +118,11 @@ class BookingService:
     # ---- reservations (OCPP ReserveNow) ---------------------------------------------------------
     def _request_reservation(self, booking: BookingRecord) -> None:
         with self.store.transaction() as tx:
+            # Claimed atomically: the booking call and the housekeeping sweep may both get here.
+            if not tx.set_reservation(booking.booking_id, RESERVATION_SENT, expected=RESERVATION_NONE):
+                return
             charger = tx.charger_by_id(booking.charger_id)
             driver = tx.driver(booking.driver_id)
-            tx.set_reservation(booking.booking_id, RESERVATION_SENT)
         connector_no = next(
             c.connector_no for c in charger.connectors if c.connector_id == booking.connector_id
         )
