@@ -30,7 +30,10 @@ def simulate(
     chargers: Annotated[int, typer.Option(help="Virtual chargers in the fleet.", min=1, max=2000)] = 20,
     drivers: Annotated[int, typer.Option(help="Scripted drivers.", min=0, max=20000)] = 50,
     duration: Annotated[int, typer.Option(help="Simulated minutes.", min=1, max=7 * 24 * 60)] = 120,
-    seed: Annotated[int, typer.Option(help="Seed for fleet, drivers and behaviour.")] = 7,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for fleet, drivers and behaviour [default: the scenario's, or 7]."),
+    ] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.", min=1, max=3600)] = 240.0,
     city: Annotated[str, typer.Option(help=f"One of: {', '.join(CITIES)}.")] = "bristol",
     locks: Annotated[
@@ -55,7 +58,7 @@ def simulate(
         chargers=chargers,
         drivers=drivers,
         duration_s=duration * 60,
-        seed=seed,
+        seed=7 if seed is None else seed,
         speed=speed,
         city=city,
         locks=locks,
@@ -67,13 +70,14 @@ def simulate(
         except ScenarioError as exc:
             console.print(f"[red]invalid:[/] {exc}")
             raise typer.Exit(2) from exc
-        params, expectations = replace(loaded.params, seed=seed, locks=locks), loaded.expectations
+        params = replace(loaded.params, seed=loaded.params.seed if seed is None else seed, locks=locks)
+        expectations = loaded.expectations
         console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
     duration = params.duration_s // 60
     real_s = params.duration_s / params.speed
     console.print(
-        f"Simulating {params.chargers} chargers and {params.drivers} drivers around {params.city.title()} for "
-        f"{duration} simulated minutes at {params.speed:g}x (about {real_s:.0f} s)"
+        f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
+        f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x (about {real_s:.0f} s)"
     )
     if quiet:
         result = asyncio.run(run_live(params))
