@@ -119,3 +119,11 @@ def test_a_scenario_runs_on_postgres(postgres_url: str) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
+
+
+def test_the_published_schema_is_the_one_in_use() -> None:
+    import json
+
+    from simulators.scenario import SCHEMA
+
+    assert json.loads((ROOT / "docs" / "scenario.schema.json").read_text()) == SCHEMA
