@@ -100,7 +100,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     store = SqlStore(config.database_url)
     if create_schema:
         store.create_schema()
-    gateway = SimulatedGateway()
+    gateway = SimulatedGateway(clock=clock)
     redis_client = _redis_client(config.redis_url) if config.locks_enabled else None
     locks: LockManager = (
         RedisLocks(redis_client, wait_ms=config.rules.lock_wait_ms) if redis_client is not None else NoLocks()

@@ -23,15 +23,18 @@ SEARCH_RADIUS_M = 8_000
 CANDIDATES = 5
 SEARCH_ROUNDS = 3
 RETRY_AFTER_S = 600
+PAYMENTS_DOWN = 503
 
 
 @dataclass
 class DriverStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
+    payments_down: int = 0  # booking attempts answered 503 (payment provider unavailable)
     receipts_pence: int = 0
     errors: list[str] = field(default_factory=list)
     faults_fired: int = 0
+    payments_backlog: int = 0  # payment steps not yet done when the run ended (before reconcile)
     outcomes_of_faults: Counter[str] = field(default_factory=Counter)
 
 
@@ -62,14 +65,21 @@ async def _run(plan: DriverPlan, driver_id: int, world: World) -> str:
     await sleep_sim(world.clock, plan.arrives_after_s)
     if seconds_left(world) <= 0:
         return "too_late"
+    outcome = "no_charger"
     for _ in range(SEARCH_ROUNDS):
         booking, charger = await _book_nearby(plan, driver_id, world)
         if booking is not None and charger is not None:
             return await _use_booking(plan, driver_id, world, booking, charger)
-        if booking is not None or seconds_left(world) <= RETRY_AFTER_S:
+        if booking is not None and booking.get("error") == PAYMENTS_DOWN:
+            outcome = "payments_down"  # a clean 503: worth trying again later, like a full map
+        elif booking is not None:
+            return "error"
+        else:
+            outcome = "no_charger"
+        if seconds_left(world) <= RETRY_AFTER_S:
             break
-        await sleep_sim(world.clock, RETRY_AFTER_S)  # everything near is taken: try again a bit later
-    return "error" if booking is not None else "no_charger"
+        await sleep_sim(world.clock, RETRY_AFTER_S)  # try again a bit later
+    return outcome
 
 
 async def _book_nearby(
@@ -111,6 +121,9 @@ async def _book_nearby(
         if resp.status_code == 409:
             world.stats.conflicts += 1
             continue
+        if resp.status_code == PAYMENTS_DOWN:
+            world.stats.payments_down += 1
+            return {"error": PAYMENTS_DOWN}, None
         if resp.status_code != 201:
             world.stats.errors.append(f"{plan.name}: booking answered {resp.status_code} {resp.text[:200]}")
             return {"error": resp.status_code}, None

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from simulators.driver import World, sleep_sim
@@ -18,6 +19,7 @@ class Fault:
     at_s: int  # simulated seconds after the start of the run
     action: str
     count: int = 1
+    duration_s: int = 0  # for faults that last (outages)
 
 
 async def host_cancels(app: App, world: World, fault: Fault) -> int:
@@ -36,8 +38,23 @@ async def host_cancels(app: App, world: World, fault: Fault) -> int:
     return done
 
 
+async def payment_outage(app: App, world: World, fault: Fault) -> int:
+    """The payment provider is unreachable for `duration_s`; charging must carry on regardless."""
+    gateway = app.gateway
+    if not isinstance(gateway, SimulatedGateway):
+        raise RuntimeError("payment_outage needs the simulated payment gateway")
+    gateway.down = True
+    world.stats.faults_fired += 1
+    try:
+        await sleep_sim(world.clock, fault.duration_s)
+    finally:
+        gateway.down = False
+    return 1
+
+
 ACTIONS: dict[str, Callable[[App, World, Fault], Awaitable[int]]] = {
     "host_cancels": host_cancels,
+    "payment_outage": payment_outage,
 }
 
 

@@ -74,6 +74,10 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
         "speed": p.speed,
         "city": p.city,
         "locks": p.locks,
+        "faults": [
+            {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
+            for f in p.faults
+        ],
     }
 
 
@@ -132,6 +136,10 @@ async def _run(
                 await charger.unplug(no)
         app.bookings.expire_no_shows(grace=timedelta(0))
         await asyncio.gather(*(c.stop() for c in fleet.values()))
+    # Wind-down: what the payments outbox still holds, then what reconcile leaves behind.
+    with app.store.transaction() as tx:
+        stats.payments_backlog = len(tx.payments("pending")) + len(tx.payments("dead"))
+    app.settlement.reconcile()
     return stats
 
 

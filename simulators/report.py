@@ -9,7 +9,7 @@ from typing import Any
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
-from chargeshare.domain.ledger import PLATFORM_REVENUE, EntryKind
+from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind
 from chargeshare.services.invariants import InvariantResult, check_store
 from simulators.driver import DriverStats
 
@@ -43,26 +43,34 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         bookings = tx.bookings()
         sessions = tx.sessions()
         entries = tx.entries()
+        payments = tx.payments()
+        dead = tx.payments("dead")
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
     host = -sum(p.amount for p in splits if p.account.startswith("host:"))
-    fee = -sum(p.amount for p in splits if p.account == PLATFORM_REVENUE)
+    vat = -sum(p.amount for p in splits if p.account == VAT_PAYABLE)
+    fee = -sum(p.amount for p in splits if p.account == PLATFORM_REVENUE) + vat  # fees are VAT-inclusive
     by_status = Counter(b.status.value for b in bookings)
     summary = {
         "bookings": len(bookings),
         "bookings_by_status": dict(sorted(by_status.items())),
         "booking_conflicts": stats.conflicts,
+        "bookings_refused_payments_down": stats.payments_down,
         "sessions": len(sessions),
         "energy_wh": sum(s.billed_wh or 0 for s in sessions),
         "captured_pence": captured,
         "host_payouts_pence": host,
         "platform_fees_pence": fee,
+        "vat_pence": vat,
         "driver_outcomes": dict(sorted(stats.outcomes.items())),
         "cancelled_by_host": sum(1 for b in bookings if b.cancelled_by == "host"),
         "fees_pence": sum(b.fee for b in bookings),
         "faults_fired": stats.faults_fired,
+        "payments_backlog": stats.payments_backlog,
+        "dead_letters": len(dead),
+        "payments_retried": sum(1 for p in payments if p.attempts > 1),
     }
-    invariants = check_store(app.store, app.config.rules.platform_fee_bps)
+    invariants = check_store(app.store, app.config.rules, now=app.clock.now())
     gateway = app.gateway
     if isinstance(gateway, SimulatedGateway):
         agree = gateway.total_captured == captured

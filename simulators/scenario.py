@@ -86,6 +86,7 @@ SCHEMA: dict[str, Any] = {
                     "at_minute": {"type": "number", "minimum": 0},
                     "action": {"enum": sorted(ACTIONS)},
                     "count": {"type": "integer", "minimum": 1},
+                    "minutes": {"type": "number", "exclusiveMinimum": 0},
                 },
             },
         },
@@ -207,6 +208,8 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
     for i, f in enumerate(d.get("faults", [])):
         if f["at_minute"] * 60 > duration_s:
             raise refuse(("faults", i, "at_minute"), "fires after the run has ended")
+        if f["action"] == "payment_outage" and "minutes" not in f:
+            raise refuse(("faults", i), "payment_outage needs minutes (how long it lasts)")
     price = fleet.get("price_per_kwh", {"min": 25, "max": 45})
     travel = drivers.get("travel_minutes", {"min": 5, "max": 20})
     params = LiveParams(
@@ -231,7 +234,12 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             radius_m=float(drivers.get("radius_m", 6_000)),
         ),
         faults=tuple(
-            Fault(at_s=math.floor(f["at_minute"] * 60), action=f["action"], count=f.get("count", 1))
+            Fault(
+                at_s=math.floor(f["at_minute"] * 60),
+                action=f["action"],
+                count=f.get("count", 1),
+                duration_s=math.floor(f.get("minutes", 0) * 60),
+            )
             for f in d.get("faults", [])
         ),
     )

@@ -36,6 +36,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.BookingConflict: 409,
     errors.InvalidTransition: 409,
     errors.PaymentDeclined: 402,
+    errors.PaymentUnavailable: 503,
     errors.InvalidRequest: 400,
 }
 
@@ -145,6 +146,7 @@ async def housekeeping(app: App) -> None:
         try:
             app.bookings.reservations_due()
             app.bookings.expire_no_shows()
+            app.settlement.process_due()
         except Exception:
             log.exception("housekeeping failed; trying again next round")
 
@@ -175,6 +177,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(_chargers_router(app))
     api.include_router(_drivers_router(app))
     api.include_router(_bookings_router(app))
+    api.include_router(_admin_router(app))
 
     @api.websocket("/ocpp/{charge_point_id}")
     async def ocpp(ws: WebSocket, charge_point_id: str) -> None:
@@ -322,5 +325,61 @@ def _bookings_router(app: App) -> APIRouter:
         return booking_out(
             app, app.bookings.cancel(booking_id, driver_id=body.driver_id, host_id=body.host_id)
         )
+
+    return router
+
+
+class PaymentStepOut(BaseModel):
+    id: int
+    booking_id: int
+    step: str
+    amount: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+class OutboxRunOut(BaseModel):
+    done: int
+    retried: int
+    dead: int
+    dead_letters_left: int
+
+
+def _admin_router(app: App) -> APIRouter:
+    """Operator endpoints. Not yet behind authentication: bind the server to loopback until it is."""
+    router = APIRouter(prefix="/admin", tags=["admin"])
+
+    @router.get("/payments")
+    def payments(
+        status: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
+    ) -> list[PaymentStepOut]:
+        with app.store.transaction() as tx:
+            items = tx.payments(status)
+        return [
+            PaymentStepOut(
+                id=i.item_id,
+                booking_id=i.booking_id,
+                step=i.step,
+                amount=i.amount,
+                status=i.status,
+                attempts=i.attempts,
+                next_attempt_at=i.next_attempt_at,
+                last_error=i.last_error,
+            )
+            for i in items
+        ]
+
+    @router.post("/payments/reconcile")
+    def reconcile() -> OutboxRunOut:
+        run = app.settlement.reconcile()
+        with app.store.transaction() as tx:
+            left = len(tx.payments("dead"))
+        return OutboxRunOut(done=run.done, retried=run.retried, dead=run.dead, dead_letters_left=left)
+
+    @router.post("/payouts")
+    def payouts() -> dict[str, int]:
+        return {str(host): pence for host, pence in app.settlement.pay_out_hosts().items()}
 
     return router

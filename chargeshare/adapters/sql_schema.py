@@ -147,7 +147,7 @@ ledger_entries = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),
-    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("booking_id", ForeignKey("bookings.id"), index=True),  # null for payouts
     # Unique: the database itself refuses to resolve one hold twice.
     Column("pending_id", ForeignKey("ledger_entries.id"), unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -166,6 +166,24 @@ ledger_postings = Table(
 # The SQLite R*Tree virtual table, described for queries only (created by SQLITE_DDL, not create_all).
 charger_rtree = table(
     "charger_rtree", column("id"), column("min_lon"), column("max_lon"), column("min_lat"), column("max_lat")
+)
+
+payment_outbox = Table(
+    "payment_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("step", String(16), nullable=False),  # capture | release | fee | charge | void_auth
+    Column("amount", Integer, nullable=False),
+    # The gateway call's idempotency key; unique so a step is queued once however often it is asked for.
+    Column("idempotency_key", String(80), nullable=False, unique=True),
+    Column("status", String(8), nullable=False),  # pending | done | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("done_at", UTCDateTime()),
+    Index("ix_payment_outbox_due", "status", "next_attempt_at"),
 )
 
 _live = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATES))

@@ -41,6 +41,7 @@ from chargeshare.services.records import (
     ChargerView,
     ConnectorView,
     DriverRecord,
+    OutboxItem,
     SessionRecord,
 )
 
@@ -152,6 +153,22 @@ def _session(r: RowMapping) -> SessionRecord:
         meter_stop_wh=r["meter_stop_wh"],
         billed_wh=r["billed_wh"],
         cost=r["cost"],
+    )
+
+
+def _outbox(r: RowMapping) -> OutboxItem:
+    return OutboxItem(
+        item_id=r["id"],
+        booking_id=r["booking_id"],
+        step=r["step"],
+        amount=r["amount"],
+        idempotency_key=r["idempotency_key"],
+        status=r["status"],
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        last_error=r["last_error"],
+        created_at=r["created_at"],
+        done_at=r["done_at"],
     )
 
 
@@ -662,3 +679,65 @@ class SqlTransaction:
         p = t.ledger_postings.c
         rows = self.conn.execute(select(p.entry_id, func.sum(p.amount)).group_by(p.entry_id))
         return {r[0]: int(r[1]) for r in rows}
+
+    # ---- payments outbox -----------------------------------------------------------------------
+    def enqueue_payment(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
+        if self.payment(key) is not None:
+            return False
+        self.conn.execute(
+            insert(t.payment_outbox).values(
+                booking_id=booking_id,
+                step=step,
+                amount=amount,
+                idempotency_key=key,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        return True
+
+    def payment(self, key: str) -> OutboxItem | None:
+        o = t.payment_outbox.c
+        r = self.conn.execute(select(t.payment_outbox).where(o.idempotency_key == key)).mappings().first()
+        return None if r is None else _outbox(r)
+
+    def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
+        o = t.payment_outbox.c
+        q = (
+            select(t.payment_outbox)
+            .where(o.status == "pending", o.next_attempt_at <= now)
+            .order_by(o.next_attempt_at, o.id)
+            .limit(limit)
+        )
+        return [_outbox(r) for r in self.conn.execute(q).mappings()]
+
+    def payments(self, status: str | None = None) -> Sequence[OutboxItem]:
+        o = t.payment_outbox.c
+        q = select(t.payment_outbox).order_by(o.id)
+        if status is not None:
+            q = q.where(o.status == status)
+        return [_outbox(r) for r in self.conn.execute(q).mappings()]
+
+    def update_payment(
+        self,
+        item_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+    ) -> None:
+        self.conn.execute(
+            update(t.payment_outbox)
+            .where(t.payment_outbox.c.id == item_id)
+            .values(
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                last_error=None if last_error is None else last_error[:500],
+                done_at=done_at,
+            )
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from chargeshare import __version__
-from chargeshare.cli import scenario, serve, simulate
+from chargeshare.cli import payments, scenario, serve, simulate
 
 app = typer.Typer(
     name="chargeshare",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
 app.add_typer(scenario.app, name="scenario")
+app.add_typer(payments.app, name="payments")
 
 
 @app.command("version")

@@ -105,7 +105,7 @@ def run(
     ] = DEFAULT_POSTGRES,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
     for out in (junit, report):
         if out is not None and not out.parent.exists():
             err.print(f"[red]error:[/] directory {out.parent} does not exist")

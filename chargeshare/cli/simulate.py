@@ -53,7 +53,7 @@ def simulate(
     if report is not None and not report.parent.exists():
         console.print(f"[red]error:[/] directory {report.parent} does not exist")
         raise typer.Exit(2)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
     params = LiveParams(
         chargers=chargers,
         drivers=drivers,
@@ -126,7 +126,8 @@ def print_report(console: Console, result: RunReport) -> None:
     summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
     summary.add_row("captured from drivers", format_gbp(s["captured_pence"]))
     summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
-    summary.add_row("platform fees", format_gbp(s["platform_fees_pence"]))
+    summary.add_row("platform fees (incl. VAT)", format_gbp(s["platform_fees_pence"]))
+    summary.add_row("VAT on fees", format_gbp(s["vat_pence"]))
     summary.add_row("driver outcomes", str(s["driver_outcomes"]))
     summary.add_row("wall time", f"{result.wall_s:.1f} s")
     console.print(summary)

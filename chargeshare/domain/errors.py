@@ -41,6 +41,12 @@ class PaymentDeclined(DomainError):
     code = "payment_declined"
 
 
+class PaymentUnavailable(DomainError):
+    """The payment provider cannot be reached now; nothing was booked or charged."""
+
+    code = "payment_unavailable"
+
+
 class LedgerError(DomainError):
     """A ledger operation that would break double-entry or two-phase rules."""
 

@@ -18,6 +18,8 @@ from chargeshare.domain.money import FeeSplit, Pence
 
 PLATFORM_CLEARING = "platform:clearing"
 PLATFORM_REVENUE = "platform:revenue"
+VAT_PAYABLE = "platform:vat_payable"
+PLATFORM_BANK = "platform:bank"  # host payouts leave through here
 
 
 def driver_card(driver_id: int) -> str:
@@ -32,7 +34,12 @@ class EntryKind(StrEnum):
     HOLD = "hold"  # pending: the card is authorised for up to this amount
     CAPTURE = "capture"  # posts (part of) a hold
     VOID = "void"  # releases a hold in full
-    SPLIT = "split"  # divides a capture between host payable and platform revenue
+    EXPIRE = "expire"  # the provider let the authorisation lapse before capture
+    SPLIT = "split"  # divides a capture between host payable, platform revenue and VAT
+    PAYOUT = "payout"  # pays a host's payable balance out
+
+
+RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,8 @@ class JournalEntry:
     kind: EntryKind
     postings: tuple[Posting, ...]
     created_at: datetime
-    booking_id: int
-    pending_id: str | None = None  # for CAPTURE and VOID: the HOLD they resolve
+    booking_id: int | None  # None only for payouts, which span bookings
+    pending_id: str | None = None  # for CAPTURE, VOID and EXPIRE: the HOLD they resolve
 
     def __post_init__(self) -> None:
         if not self.postings:
@@ -57,7 +64,7 @@ class JournalEntry:
             raise LedgerError(f"entry {self.entry_id} does not balance")
         if self.created_at.tzinfo is None:
             raise LedgerError("ledger times must be timezone-aware")
-        if (self.kind in (EntryKind.CAPTURE, EntryKind.VOID)) != (self.pending_id is not None):
+        if (self.kind in RESOLUTIONS) != (self.pending_id is not None):
             raise LedgerError(f"{self.kind} entry {self.entry_id} must name a hold iff it resolves one")
 
     @property
@@ -111,33 +118,57 @@ def capture_and_split(
         hold.booking_id,
         pending_id=hold.entry_id,
     )
-    split_entry = JournalEntry(
-        split_id,
-        EntryKind.SPLIT,
-        (
-            Posting(PLATFORM_CLEARING, amount),
-            Posting(host_payable(host_id), -split.host_share),
-            Posting(PLATFORM_REVENUE, -split.platform_fee),
-        ),
-        at,
-        hold.booking_id,
-    )
+    postings = [
+        Posting(PLATFORM_CLEARING, amount),
+        Posting(host_payable(host_id), -split.host_share),
+        Posting(PLATFORM_REVENUE, -split.platform_revenue),
+    ]
+    if split.vat:
+        postings.append(Posting(VAT_PAYABLE, -split.vat))
+    split_entry = JournalEntry(split_id, EntryKind.SPLIT, tuple(postings), at, hold.booking_id)
     return capture, split_entry
 
 
 def void_hold(
-    hold: JournalEntry, resolutions: Iterable[JournalEntry], *, void_id: str, at: datetime
+    hold: JournalEntry,
+    resolutions: Iterable[JournalEntry],
+    *,
+    void_id: str,
+    at: datetime,
+    kind: EntryKind = EntryKind.VOID,
 ) -> JournalEntry:
+    """Release (VOID) or record the lapse (EXPIRE) of a hold: nothing moves, the reservation ends."""
+    if kind not in (EntryKind.VOID, EntryKind.EXPIRE):
+        raise LedgerError(f"{kind} does not end a hold without capture")
     _check_unresolved(hold, resolutions)
-    # The void mirrors the hold's postings: its "amount" is what returns to the driver.
-    return JournalEntry(void_id, EntryKind.VOID, hold.postings, at, hold.booking_id, pending_id=hold.entry_id)
+    # Mirrors the hold's postings: its "amount" is what returns to the driver.
+    return JournalEntry(void_id, kind, hold.postings, at, hold.booking_id, pending_id=hold.entry_id)
+
+
+def open_hold(entries: Iterable[JournalEntry]) -> JournalEntry | None:
+    """The booking's hold that no entry has resolved yet (a booking may hold again after a lapse)."""
+    entries = list(entries)
+    resolved = {e.pending_id for e in entries if e.pending_id is not None}
+    return next((e for e in entries if e.kind is EntryKind.HOLD and e.entry_id not in resolved), None)
+
+
+def payout(entry_id: str, host_id: int, amount: Pence, at: datetime) -> JournalEntry:
+    if amount <= 0:
+        raise LedgerError("a payout must be for a positive amount")
+    return JournalEntry(
+        entry_id,
+        EntryKind.PAYOUT,
+        (Posting(host_payable(host_id), amount), Posting(PLATFORM_BANK, -amount)),
+        at,
+        None,
+    )
 
 
 def posted_balances(entries: Iterable[JournalEntry]) -> dict[str, Pence]:
     """Balances from posted movements only (holds and voids reserve, they do not move money)."""
     balances: dict[str, Pence] = {}
     for e in entries:
-        if e.kind in (EntryKind.CAPTURE, EntryKind.SPLIT):
+        if e.kind in (EntryKind.CAPTURE, EntryKind.SPLIT, EntryKind.PAYOUT):
             for p in e.postings:
                 balances[p.account] = balances.get(p.account, 0) + p.amount
     return balances

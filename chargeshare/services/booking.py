@@ -8,7 +8,13 @@ from datetime import datetime, timedelta
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
-from chargeshare.domain.errors import ChargerUnavailable, InvalidRequest, NotFound, PaymentDeclined
+from chargeshare.domain.errors import (
+    ChargerUnavailable,
+    InvalidRequest,
+    NotFound,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus, ReservationDue
@@ -62,6 +68,11 @@ class BookingService:
         check_period(starts_at, ends_at)
         if ends_at <= now:
             raise InvalidRequest("that booking would already be over")
+        if starts_at > now + timedelta(days=self.rules.max_advance_days):
+            raise InvalidRequest(
+                f"bookings can be made at most {self.rules.max_advance_days} days ahead "
+                f"(a card hold lapses after {self.rules.hold_lifetime_days})"
+            )
         with self.store.transaction() as tx:
             tx.driver(req.driver_id)
             charger = tx.charger_by_id(req.charger_id)
@@ -92,7 +103,7 @@ class BookingService:
             )
         try:
             hold = self.settlement.place_hold(booking_id, req.driver_id, hold_amount)
-        except PaymentDeclined:
+        except (PaymentDeclined, PaymentUnavailable):
             with self.store.transaction() as tx:
                 tx.update_booking(
                     booking_id, next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED)

@@ -9,15 +9,17 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus, overlaps
 from chargeshare.domain.errors import LedgerError
-from chargeshare.domain.ledger import EntryKind, JournalEntry
+from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.ports import Store, Transaction
 from chargeshare.services.records import BookingRecord, SessionRecord
+from chargeshare.services.rules import MarketplaceRules
 
 MAX_DETAILS = 5
 
@@ -37,16 +39,18 @@ class Snapshot:
     sessions: Sequence[SessionRecord]
     entries: Sequence[JournalEntry]
     posting_sums: dict[str, int]
-    platform_fee_bps: int
+    rules: MarketplaceRules
+    now: datetime | None = None  # when given, open holds must not have outlived their lifetime
 
     @classmethod
-    def read(cls, tx: Transaction, platform_fee_bps: int) -> Snapshot:
-        return cls(tx.bookings(), tx.sessions(), tx.entries(), tx.posting_sums(), platform_fee_bps)
+    def read(cls, tx: Transaction, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
+        return cls(tx.bookings(), tx.sessions(), tx.entries(), tx.posting_sums(), rules, now)
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
         out: dict[int, list[JournalEntry]] = defaultdict(list)
         for e in self.entries:
-            out[e.booking_id].append(e)
+            if e.booking_id is not None:
+                out[e.booking_id].append(e)
         return out
 
 
@@ -109,6 +113,7 @@ def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
 
 
 def cost_split(s: Snapshot) -> InvariantResult:
+    """Per booking: captured = host share + platform fee, the fee's VAT owed in full."""
     failures = []
     checked = 0
     for booking_id, entries in s.by_booking().items():
@@ -117,24 +122,74 @@ def cost_split(s: Snapshot) -> InvariantResult:
         if not captured and not splits:
             continue
         checked += 1
-        expected = split_fee(captured, s.platform_fee_bps)
-        host = -sum(p.amount for e in splits for p in e.postings if p.account.startswith("host:"))
-        fee = -sum(p.amount for e in splits for p in e.postings if p.account == "platform:revenue")
-        if (host, fee) != (expected.host_share, expected.platform_fee) or host + fee != captured:
-            failures.append(f"booking {booking_id}: captured {captured}p split host {host}p + fee {fee}p")
-    return _result("cost_split", "captured = host share + platform fee", checked, failures)
+        # Each capture is split on its own, so compare against the sum of the per-capture splits.
+        expected = [
+            split_fee(e.amount, s.rules.platform_fee_bps, s.rules.vat_bps)
+            for e in entries
+            if e.kind is EntryKind.CAPTURE
+        ]
+        want = (
+            sum(x.host_share for x in expected),
+            sum(x.platform_revenue for x in expected),
+            sum(x.vat for x in expected),
+        )
+        credits: dict[str, int] = defaultdict(int)
+        for e in splits:
+            for p in e.postings:
+                kind = "host" if p.account.startswith("host:") else p.account
+                credits[kind] -= p.amount
+        got = (credits["host"], credits[PLATFORM_REVENUE], credits[VAT_PAYABLE])
+        if got != want or sum(got) != captured:
+            failures.append(
+                f"booking {booking_id}: captured {captured}p split host/revenue/VAT {got}, want {want}"
+            )
+    return _result("cost_split", "captured = host share + platform fee (incl. VAT)", checked, failures)
 
 
 def capture_within_hold(s: Snapshot) -> InvariantResult:
+    holds = {e.entry_id: e for e in s.entries if e.kind is EntryKind.HOLD}
+    captures = [e for e in s.entries if e.kind is EntryKind.CAPTURE]
+    failures = [
+        f"capture {c.entry_id} of {c.amount}p beyond its hold"
+        for c in captures
+        if c.pending_id not in holds or c.amount > holds[c.pending_id].amount
+    ]
+    return _result("capture_within_hold", "nothing captured beyond its hold", len(captures), failures)
+
+
+def holds_within_lifetime(s: Snapshot) -> InvariantResult:
+    holds, resolved = _hold_resolutions(s)
+    open_ = [h for h in holds if resolved[h.entry_id] == 0]
     failures = []
-    checked = 0
-    for booking_id, entries in s.by_booking().items():
-        held = sum(e.amount for e in entries if e.kind is EntryKind.HOLD)
-        captured = _captured(entries)
-        checked += 1
-        if captured > held:
-            failures.append(f"booking {booking_id}: captured {captured}p beyond hold {held}p")
-    return _result("capture_within_hold", "nothing captured beyond its hold", checked, failures)
+    if s.now is not None:
+        limit = timedelta(days=s.rules.hold_lifetime_days)
+        failures = [
+            f"hold {h.entry_id} from {h.created_at:%Y-%m-%d %H:%M} has lapsed"
+            for h in open_
+            if h.created_at + limit <= s.now
+        ]
+    return _result(
+        "holds_within_lifetime", "no open hold older than the provider keeps it", len(open_), failures
+    )
+
+
+def payouts_within_earnings(s: Snapshot) -> InvariantResult:
+    earned: dict[str, int] = defaultdict(int)
+    paid: dict[str, int] = defaultdict(int)
+    for e in s.entries:
+        for p in e.postings:
+            if p.account.startswith("host:"):
+                if e.kind is EntryKind.SPLIT:
+                    earned[p.account] -= p.amount
+                elif e.kind is EntryKind.PAYOUT:
+                    paid[p.account] += p.amount
+    failures = [f"{a}: paid {paid[a]}p of {earned[a]}p earned" for a in paid if paid[a] > earned[a]]
+    return _result(
+        "payouts_within_earnings",
+        "host payouts never exceed their shares of settled sessions",
+        len(earned),
+        failures,
+    )
 
 
 def _hold_resolutions(s: Snapshot) -> tuple[list[JournalEntry], dict[str, int]]:
@@ -191,6 +246,8 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     cost_split,
     capture_within_hold,
     hold_resolved_at_most_once,
+    holds_within_lifetime,
+    payouts_within_earnings,
     billed_energy_matches_meter,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (every_hold_ended, no_open_sessions)
@@ -201,10 +258,12 @@ def check_snapshot(s: Snapshot, *, final: bool = True) -> list[InvariantResult]:
     return [check(s) for check in CHECKS + (FINAL_CHECKS if final else ())]
 
 
-def check_store(store: Store, platform_fee_bps: int, *, final: bool = True) -> list[InvariantResult]:
+def check_store(
+    store: Store, rules: MarketplaceRules, *, now: datetime | None = None, final: bool = True
+) -> list[InvariantResult]:
     with store.transaction() as tx:
         try:
-            snapshot = Snapshot.read(tx, platform_fee_bps)
+            snapshot = Snapshot.read(tx, rules, now)
         except LedgerError as exc:  # an entry so broken it cannot even be loaded
             sums = tx.posting_sums()
             bad = [f"{eid} sums to {v}" for eid, v in sums.items() if v != 0] or [str(exc)]

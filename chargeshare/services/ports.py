@@ -17,6 +17,7 @@ from chargeshare.services.records import (
     BookingRecord,
     ChargerView,
     DriverRecord,
+    OutboxItem,
     SessionRecord,
 )
 
@@ -103,6 +104,25 @@ class Transaction(Protocol):
     # ledger
     def add_entries(self, entries: Sequence[JournalEntry]) -> None: ...
     def entries(self, booking_id: int | None = None) -> Sequence[JournalEntry]: ...
+    # payments outbox
+    def enqueue_payment(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
+        """Queue a gateway step; False if one with this idempotency key is already queued."""
+        ...
+
+    def payment(self, key: str) -> OutboxItem | None: ...
+    def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]: ...
+    def payments(self, status: str | None = None) -> Sequence[OutboxItem]: ...
+    def update_payment(
+        self,
+        item_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+    ) -> None: ...
+
     def posting_sums(self) -> dict[str, int]:
         """Sum of postings per entry id, straight from storage (for the invariant checker)."""
         ...
@@ -119,6 +139,21 @@ class HoldResult:
     approved: bool
     reference: str
     reason: str = ""
+
+
+class GatewayFailure(Exception):
+    """A payment call that did not happen: the provider refused it, failed or could not be reached.
+
+    Distinct from a card decline (a normal answer, HoldResult.approved = False). The payments outbox
+    retries these with backoff and dead-letters them after too many attempts."""
+
+
+class ProviderUnavailable(GatewayFailure):
+    """An outage or timeout: worth retrying later."""
+
+
+class HoldExpired(GatewayFailure):
+    """The authorisation lapsed before capture (Stripe cancels uncaptured ones after 7 days)."""
 
 
 class PaymentGateway(Protocol):

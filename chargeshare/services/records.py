@@ -76,3 +76,20 @@ class SessionRecord:
     meter_stop_wh: int | None
     billed_wh: int | None
     cost: int | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One payment step waiting for (or done by) the gateway."""
+
+    item_id: int
+    booking_id: int
+    step: str
+    amount: int
+    idempotency_key: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    done_at: datetime | None

@@ -10,6 +10,7 @@ from chargeshare.domain.booking import CancellationPolicy
 @dataclass(frozen=True)
 class MarketplaceRules:
     platform_fee_bps: int = 1500  # 15% of each session's cost
+    vat_bps: int = 2000  # UK VAT on the platform's (VAT-inclusive) fee; hosts are private individuals
     # The hold covers the booked energy plus headroom for the last meter interval's overshoot.
     hold_headroom_pct: int = 10
     min_booking_minutes: int = 15
@@ -21,6 +22,14 @@ class MarketplaceRules:
     # Send ReserveNow to the charger this long before a booking starts (at once for "charge now").
     reserve_lead_minutes: int = 15
     cancellation: CancellationPolicy = field(default_factory=CancellationPolicy)
+    # Stripe cancels uncaptured manual-capture PaymentIntents after 7 days: bookings may not be made
+    # further ahead than a hold can live, with a margin for the session and a settlement retry.
+    hold_lifetime_days: int = 7
+    max_advance_days: int = 5
+    # Payments outbox: retries with exponential backoff (simulated seconds), then the dead-letter queue.
+    payment_max_attempts: int = 6
+    payment_backoff_s: int = 30
+    payment_backoff_cap_s: int = 3_600
 
     def hold_amount(self, energy_cost: int) -> int:
         return energy_cost + energy_cost * self.hold_headroom_pct // 100

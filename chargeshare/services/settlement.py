@@ -1,23 +1,52 @@
-"""Money for one booking: place the hold, capture the exact metered cost and split it, or release."""
+"""The payments saga for one booking: hold, then capture-and-split or release, through an outbox.
+
+Every gateway step is first written to the payments outbox (in its own committed transaction) and
+then executed; its idempotency key is derived from the booking and the step, so a retry, a crash
+between the gateway call and the ledger write, or a second worker can never charge twice. Failed
+steps are retried with exponential backoff and dead-lettered after `payment_max_attempts`;
+`reconcile()` puts dead letters back once the provider has recovered. Charging never waits for it.
+"""
 
 from __future__ import annotations
 
 import logging
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
 
 from chargeshare.domain import ledger
-from chargeshare.domain.errors import LedgerError, PaymentDeclined
+from chargeshare.domain.errors import LedgerError, PaymentDeclined, PaymentUnavailable
 from chargeshare.domain.ledger import EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import InProcessBus, SessionSettled
-from chargeshare.services.ports import HoldResult, PaymentGateway, Store
+from chargeshare.services.ports import (
+    GatewayFailure,
+    HoldExpired,
+    HoldResult,
+    PaymentGateway,
+    Store,
+    Transaction,
+)
+from chargeshare.services.records import OutboxItem
 from chargeshare.services.rules import MarketplaceRules
 
 log = logging.getLogger(__name__)
 
+PENDING, DONE, DEAD = "pending", "done", "dead"
+CAPTURE, FEE, RELEASE, CHARGE, VOID_AUTH = "capture", "fee", "release", "charge", "void_auth"
+RECONCILE_ROUNDS = 10
 
-def _hold_of(entries: list[JournalEntry] | tuple[JournalEntry, ...]) -> JournalEntry | None:
-    return next((e for e in entries if e.kind is EntryKind.HOLD), None)
+
+@dataclass
+class OutboxRun:
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+def _key(booking_id: int, step: str) -> str:
+    return f"booking:{booking_id}:{step}"
 
 
 class SettlementService:
@@ -26,11 +55,21 @@ class SettlementService:
     ) -> None:
         self.store, self.gateway, self.bus, self.clock, self.rules = store, gateway, bus, clock, rules
 
+    # ---- the hold: synchronous, because the booking needs the answer -----------------------------
     def place_hold(self, booking_id: int, driver_id: int, amount: int) -> HoldResult:
-        """Authorise the card and record the pending hold. Raises PaymentDeclined."""
-        result = self.gateway.authorize(
-            amount=amount, customer=f"driver:{driver_id}", idempotency_key=f"booking:{booking_id}:hold"
-        )
+        """Authorise the card. Raises PaymentDeclined, or PaymentUnavailable on an outage (after
+        queueing a compensation that voids the authorisation if the provider did make one)."""
+        key = _key(booking_id, "hold")
+        try:
+            result = self.gateway.authorize(
+                amount=amount, customer=f"driver:{driver_id}", idempotency_key=key
+            )
+        except GatewayFailure as exc:
+            with self.store.transaction() as tx:
+                tx.enqueue_payment(
+                    booking_id, VOID_AUTH, amount, _key(booking_id, VOID_AUTH), self.clock.now()
+                )
+            raise PaymentUnavailable(f"the payment provider is unavailable: {exc}") from exc
         if not result.approved:
             raise PaymentDeclined(result.reason or "card declined")
         return result
@@ -38,61 +77,214 @@ class SettlementService:
     def hold_entry(self, booking_id: int, driver_id: int, amount: int) -> JournalEntry:
         return ledger.place_hold(f"b{booking_id}:hold", booking_id, driver_id, amount, self.clock.now())
 
+    # ---- what ends a booking: queued, then attempted at once ----------------------------------
     def settle(self, booking_id: int) -> None:
-        """Capture the stopped session's exact cost and split it. Safe to call again: it does nothing."""
+        """Capture the stopped session's exact cost and split it. Asking twice queues it once."""
         with self.store.transaction() as tx:
             session = tx.session_for_booking(booking_id)
-        if session is None or session.cost is None:
-            raise LedgerError(f"booking {booking_id} has no stopped session to settle")
-        if self._capture(booking_id, session.cost):
-            self.bus.publish(SessionSettled(self.clock.now(), session.session_id, booking_id, session.cost))
+            if session is None or session.cost is None:
+                raise LedgerError(f"booking {booking_id} has no stopped session to settle")
+            tx.enqueue_payment(booking_id, CAPTURE, session.cost, _key(booking_id, CAPTURE), self.clock.now())
+        self.process_booking(booking_id)
 
     def close_unused(self, booking_id: int, fee: int) -> None:
         """A booking that ended without charging: capture its fee (no-show, late cancel), or release."""
         if fee > 0:
-            self._capture(booking_id, fee)
+            with self.store.transaction() as tx:
+                tx.enqueue_payment(booking_id, FEE, fee, _key(booking_id, FEE), self.clock.now())
+            self.process_booking(booking_id)
         else:
             self.release(booking_id)
 
-    def _capture(self, booking_id: int, amount: int) -> bool:
-        """Capture `amount` of the booking's hold and split it; False if the hold was already resolved."""
+    def release(self, booking_id: int) -> None:
+        """Return the whole hold to the driver (cancel, no-show without fee, failure)."""
         with self.store.transaction() as tx:
-            booking = tx.booking(booking_id)
-            entries = tuple(tx.entries(booking_id))
-        hold = _hold_of(entries)
-        if hold is None or booking.payment_ref is None:
-            raise LedgerError(f"booking {booking_id} has no hold to capture")
-        if any(e.pending_id == hold.entry_id for e in entries):
-            return False  # already settled: a duplicate stop or a retry
-        capture, split_entry = ledger.capture_and_split(
+            tx.enqueue_payment(booking_id, RELEASE, 0, _key(booking_id, RELEASE), self.clock.now())
+        self.process_booking(booking_id)
+
+    # ---- the outbox worker ---------------------------------------------------------------------
+    def process_booking(self, booking_id: int) -> None:
+        with self.store.transaction() as tx:
+            items = [i for i in tx.payments(PENDING) if i.booking_id == booking_id]
+        for item in items:
+            self._attempt(item)
+
+    def process_due(self, limit: int = 100) -> OutboxRun:
+        with self.store.transaction() as tx:
+            items = tx.due_payments(self.clock.now(), limit)
+        run = OutboxRun()
+        for item in items:
+            status = self._attempt(item)
+            run.done += status == DONE
+            run.retried += status == PENDING
+            run.dead += status == DEAD
+        return run
+
+    def reconcile(self) -> OutboxRun:
+        """Give dead letters a fresh set of attempts and work the backlog off now (bounded rounds)."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            for item in tx.payments(DEAD):
+                tx.update_payment(
+                    item.item_id, status=PENDING, attempts=0, next_attempt_at=now, last_error=None
+                )
+        total = OutboxRun()
+        for _ in range(RECONCILE_ROUNDS):
+            with self.store.transaction() as tx:
+                pending = tx.payments(PENDING)
+            if not pending:
+                break
+            for item in pending:
+                status = self._attempt(item)
+                total.done += status == DONE
+                total.retried += status == PENDING
+                total.dead += status == DEAD
+        return total
+
+    def _attempt(self, item: OutboxItem) -> str:
+        try:
+            self._execute(item)
+        except (GatewayFailure, LedgerError) as exc:
+            return self._failed(item, exc)
+        return DONE
+
+    def _failed(self, item: OutboxItem, exc: Exception) -> str:
+        attempts = item.attempts + 1
+        status = DEAD if attempts >= self.rules.payment_max_attempts else PENDING
+        backoff = min(self.rules.payment_backoff_s * 2 ** (attempts - 1), self.rules.payment_backoff_cap_s)
+        jitter = zlib.crc32(item.idempotency_key.encode()) % max(
+            1, backoff // 4
+        )  # spread retries, reproducibly
+        with self.store.transaction() as tx:
+            tx.update_payment(
+                item.item_id,
+                status=status,
+                attempts=attempts,
+                next_attempt_at=self.clock.now() + timedelta(seconds=backoff + jitter),
+                last_error=f"{type(exc).__name__}: {exc}",
+            )
+        log.warning("payment step %s failed (attempt %s): %s", item.idempotency_key, attempts, exc)
+        return status
+
+    def _done(
+        self, tx: Transaction, item: OutboxItem, entries: list[JournalEntry], note: str | None = None
+    ) -> None:
+        existing = {e.entry_id for e in tx.entries(item.booking_id)}
+        tx.add_entries([e for e in entries if e.entry_id not in existing])
+        now = self.clock.now()
+        tx.update_payment(
+            item.item_id,
+            status=DONE,
+            attempts=item.attempts + 1,
+            next_attempt_at=now,
+            last_error=note,
+            done_at=now,
+        )
+
+    def _execute(self, item: OutboxItem) -> None:
+        with self.store.transaction() as tx:
+            booking = tx.booking(item.booking_id)
+            entries = list(tx.entries(item.booking_id))
+        hold = ledger.open_hold(entries)
+        now = self.clock.now()
+        if item.step == VOID_AUTH:
+            # Replaying the hold's key returns the authorisation if the provider made one; void it.
+            result = self.gateway.authorize(
+                amount=item.amount,
+                customer=f"driver:{booking.driver_id}",
+                idempotency_key=_key(item.booking_id, "hold"),
+            )
+            if result.approved:
+                self.gateway.release(reference=result.reference, idempotency_key=item.idempotency_key)
+            with self.store.transaction() as tx:
+                self._done(tx, item, [])
+            return
+        reference = booking.payment_ref
+        if item.step == CHARGE:
+            hold, reference = self._charge_afresh(item, booking.driver_id, entries)
+        if hold is None or reference is None:
+            raise LedgerError(f"booking {item.booking_id} has no open hold for {item.step}")
+        if item.step == RELEASE:
+            kind = EntryKind.VOID
+            try:
+                self.gateway.release(reference=reference, idempotency_key=item.idempotency_key)
+            except HoldExpired:
+                kind = EntryKind.EXPIRE  # it lapsed by itself: nothing left to release
+            void = ledger.void_hold(
+                hold, entries, void_id=f"b{item.booking_id}:{kind.value}", at=now, kind=kind
+            )
+            with self.store.transaction() as tx:
+                self._done(tx, item, [void])
+            return
+        capture, split = ledger.capture_and_split(
             hold,
             entries,
-            capture_id=f"b{booking_id}:capture",
-            split_id=f"b{booking_id}:split",
-            amount=amount,
-            split=split_fee(amount, self.rules.platform_fee_bps),
+            capture_id=f"b{item.booking_id}:{item.step}",
+            split_id=f"b{item.booking_id}:{item.step}-split",
+            amount=item.amount,
+            split=split_fee(item.amount, self.rules.platform_fee_bps, self.rules.vat_bps),
             host_id=booking.host_id,
-            at=self.clock.now(),
+            at=now,
         )
-        self.gateway.capture(
-            reference=booking.payment_ref, amount=amount, idempotency_key=f"booking:{booking_id}:capture"
-        )
-        with self.store.transaction() as tx:
-            tx.add_entries([capture, split_entry])
-        return True
-
-    def release(self, booking_id: int) -> None:
-        """Return the whole hold to the driver (cancel, no-show, failure). Idempotent."""
-        with self.store.transaction() as tx:
-            booking = tx.booking(booking_id)
-            entries = tuple(tx.entries(booking_id))
-        hold = _hold_of(entries)
-        if hold is None or any(e.pending_id == hold.entry_id for e in entries):
-            return
-        void = ledger.void_hold(hold, entries, void_id=f"b{booking_id}:void", at=self.clock.now())
-        if booking.payment_ref is not None:
-            self.gateway.release(
-                reference=booking.payment_ref, idempotency_key=f"booking:{booking_id}:release"
+        try:
+            self.gateway.capture(
+                reference=reference,
+                amount=item.amount,
+                idempotency_key=_key(item.booking_id, f"{item.step}-capture"),
             )
+        except HoldExpired:
+            self._hold_lapsed(item, hold, entries)
+            return
         with self.store.transaction() as tx:
-            tx.add_entries([void])
+            self._done(tx, item, [capture, split])
+        if item.step == CAPTURE:
+            with self.store.transaction() as tx:
+                session = tx.session_for_booking(item.booking_id)
+            if session is not None:
+                self.bus.publish(SessionSettled(now, session.session_id, item.booking_id, item.amount))
+
+    def _hold_lapsed(self, item: OutboxItem, hold: JournalEntry, entries: list[JournalEntry]) -> None:
+        """The authorisation expired before capture: record the lapse and charge the card afresh."""
+        expire = ledger.void_hold(
+            hold, entries, void_id=f"b{item.booking_id}:expire", at=self.clock.now(), kind=EntryKind.EXPIRE
+        )
+        with self.store.transaction() as tx:
+            tx.enqueue_payment(
+                item.booking_id, CHARGE, item.amount, _key(item.booking_id, CHARGE), self.clock.now()
+            )
+            self._done(tx, item, [expire], note="hold expired before capture; charging the card afresh")
+        self.process_booking(item.booking_id)
+
+    def _charge_afresh(
+        self, item: OutboxItem, driver_id: int, entries: list[JournalEntry]
+    ) -> tuple[JournalEntry, str]:
+        """A new authorisation for exactly the amount owed, then captured as usual (same item)."""
+        result = self.gateway.authorize(
+            amount=item.amount, customer=f"driver:{driver_id}", idempotency_key=f"{item.idempotency_key}:hold"
+        )
+        if not result.approved:
+            raise LedgerError(f"card declined when charging afresh: {result.reason}; collect manually")
+        hold_id = f"b{item.booking_id}:charge-hold"
+        hold = next((e for e in entries if e.entry_id == hold_id), None)
+        if hold is None:
+            hold = ledger.place_hold(hold_id, item.booking_id, driver_id, item.amount, self.clock.now())
+            with self.store.transaction() as tx:
+                tx.add_entries([hold])
+            entries.append(hold)
+        return hold, result.reference
+
+    # ---- payouts -------------------------------------------------------------------------------
+    def pay_out_hosts(self) -> dict[int, int]:
+        """Pay every host their payable balance (in the ledger; the provider's transfers are the
+        destination charges themselves). Returns host id -> pence paid."""
+        now = self.clock.now()
+        paid: dict[int, int] = {}
+        with self.store.transaction() as tx:
+            balances = ledger.posted_balances(tx.entries())
+            for account, balance in sorted(balances.items()):
+                if account.startswith("host:") and balance < 0:
+                    host_id = int(account.split(":")[1])
+                    entry_id = f"payout:{host_id}:{now.isoformat()}"
+                    tx.add_entries([ledger.payout(entry_id, host_id, -balance, now)])
+                    paid[host_id] = -balance
+        return paid

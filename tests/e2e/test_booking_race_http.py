@@ -36,7 +36,7 @@ async def race_over_http(config: Config) -> list[int]:
                     *(http.post("/bookings", json={"driver_id": d, **body}) for d in drivers)
                 )
         assert_one_hold(app)
-        assert [r.name for r in check_store(app.store, 1500, final=False) if not r.ok] == []
+        assert [r.name for r in check_store(app.store, app.config.rules, final=False) if not r.ok] == []
         return sorted(r.status_code for r in replies)
     finally:
         app.close()

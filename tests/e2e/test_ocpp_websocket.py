@@ -108,7 +108,7 @@ async def test_independent_client_boot_authorize_start_meter_stop_is_billed_once
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway)
     assert gateway.total_captured == 240  # 6.000 kWh x 40p, once
-    assert all(r.ok for r in check_store(app.store, app.config.rules.platform_fee_bps))
+    assert all(r.ok for r in check_store(app.store, app.config.rules, now=app.clock.now()))
     with app.store.transaction() as tx:
         assert tx.booking(booking.booking_id).status.value == "completed"
 

@@ -27,7 +27,7 @@ from tests.conftest import add_charger
 
 
 def failing(app: App) -> set[str]:
-    return {r.name for r in check_store(app.store, app.config.rules.platform_fee_bps) if not r.ok}
+    return {r.name for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok}
 
 
 def book(app: App, charger_id: int, driver_id: int, minutes: int = 60, wh: int = 10_000) -> int:
@@ -211,7 +211,7 @@ def test_invariants_catch_a_doubled_capture(app: App, clock: ManualClock) -> Non
 def test_invariants_catch_an_unbalanced_entry(app: App, clock: ManualClock) -> None:
     settled(app, clock)
     with app.store.engine.begin() as conn:
-        conn.execute(insert(t.ledger_postings).values(entry_id="b1:split", seq=9, account="x", amount=1))
+        conn.execute(insert(t.ledger_postings).values(entry_id="b1:capture-split", seq=9, account="x", amount=1))
     assert failing(app) == {"journal_balanced"}
 
 

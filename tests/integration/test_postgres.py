@@ -94,7 +94,7 @@ def test_concurrent_bookings_have_exactly_one_winner(
         outcomes = race_for_one_connector(app, attempts=1000)
         assert outcomes == {"won": 1, "conflict": 999}
         assert_one_hold(app)
-        assert [r for r in check_store(app.store, 1500, final=False) if not r.ok] == []
+        assert [r for r in check_store(app.store, app.config.rules, final=False) if not r.ok] == []
     finally:
         app.close()
 

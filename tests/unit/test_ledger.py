@@ -55,7 +55,7 @@ def test_any_sequence_keeps_the_rules(sequence: list[tuple[str, int, int]], bps:
     assert len(resolved) == len(set(resolved)), "a hold was resolved twice"
     for e in entries:
         if e.kind is EntryKind.CAPTURE:
-            assert 0 <= e.amount <= holds[e.booking_id].amount
+            assert e.booking_id is not None and 0 <= e.amount <= holds[e.booking_id].amount
     balances = posted_balances(entries)
     assert sum(balances.values()) == 0
     assert balances.get(ledger.PLATFORM_CLEARING, 0) == 0  # every capture was split in full

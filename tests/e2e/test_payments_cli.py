@@ -1,0 +1,62 @@
+"""`chargeshare payments` against a running backend: dead letters during an outage, reconcile, payouts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from typer.testing import CliRunner
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import Config, build
+from chargeshare.cli.app import app as cli
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.rules import MarketplaceRules
+from tests.conftest import add_charger
+
+pytestmark = pytest.mark.e2e
+runner = CliRunner()
+
+
+async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
+    app = build(Config(database_url="sqlite://", rules=MarketplaceRules(payment_max_attempts=1)))
+    gateway = app.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    charger = add_charger(app, price=40)
+    driver = app.marketplace.add_driver("D", "TAG1")
+    app.bookings.book(BookRequest(driver.driver_id, charger, 1, 60, 10_000))
+    tx = app.charging.start("CP1", 1, "TAG1", 0, datetime.now(UTC)).transaction_id
+    gateway.down = True
+    app.charging.stop("CP1", tx, 5_000, datetime.now(UTC))  # capture fails once: dead-lettered at once
+    try:
+        async with LoopbackServer(create_api(app)) as server:
+            url = f"http://127.0.0.1:{server.port}"
+
+            def run(*args: str) -> tuple[int, str]:
+                result = runner.invoke(cli, ["payments", *args, "--server", url])
+                return result.exit_code, " ".join(result.output.split())
+
+            code, out = await asyncio.to_thread(run, "status", "--only", "dead", "--json")
+            assert code == 0
+            (dead,) = json.loads(out)
+            assert (dead["step"], dead["amount"], dead["attempts"]) == ("capture", 200, 1)
+            assert dead["last_error"].startswith("ProviderUnavailable")
+            code, out = await asyncio.to_thread(run, "reconcile")
+            assert code == 1 and "dead letters left 1" in out  # the provider is still down
+            gateway.down = False
+            code, out = await asyncio.to_thread(run, "reconcile")
+            assert code == 0 and "settled 1" in out and "dead letters left 0" in out
+            code, out = await asyncio.to_thread(run, "payout")
+            assert code == 0 and "£1.70" in out  # 200p captured, 15% fee: the host's 170p
+        assert gateway.total_captured == 200
+    finally:
+        app.close()
+
+
+def test_an_unreachable_backend_is_a_clear_error() -> None:
+    result = runner.invoke(cli, ["payments", "status", "--server", "http://127.0.0.1:9"])
+    assert result.exit_code == 2 and "cannot reach the backend" in result.output

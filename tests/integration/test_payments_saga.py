@@ -1,0 +1,183 @@
+"""The payments saga at each failure point: decline, outage, crash between steps, duplicate stop,
+a hold that lapses before capture; plus VAT on the platform fee and host payouts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.errors import InvalidRequest, PaymentDeclined, PaymentUnavailable
+from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, posted_balances
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.invariants import check_store
+from chargeshare.services.settlement import SettlementService
+from tests.conftest import add_charger
+
+
+def gateway(app: App) -> SimulatedGateway:
+    assert isinstance(app.gateway, SimulatedGateway)
+    return app.gateway
+
+
+def failing(app: App) -> set[str]:
+    return {r.name for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok}
+
+
+def outbox(app: App) -> list[tuple[str, str, int]]:
+    with app.store.transaction() as tx:
+        return [(i.step, i.status, i.attempts) for i in tx.payments()]
+
+
+def booked_and_charging(app: App, clock: ManualClock, price: int = 40) -> tuple[int, int]:
+    charger = add_charger(app, price=price)
+    driver = app.marketplace.add_driver("D", "TAG1")
+    booking = app.bookings.book(BookRequest(driver.driver_id, charger, 1, 120, 30_000))
+    clock.advance(60)
+    tx = app.charging.start("CP1", 1, "TAG1", 1_000, clock.now()).transaction_id
+    clock.advance(3_600)
+    return booking.booking_id, tx
+
+
+def test_a_declined_card_fails_the_booking_and_leaves_no_trace(app: App) -> None:
+    charger = add_charger(app)
+    d = app.marketplace.add_driver("D", "D").driver_id
+    gateway(app).decline_customers.add(f"driver:{d}")
+    with pytest.raises(PaymentDeclined):
+        app.bookings.book(BookRequest(d, charger, 1, 60, 5_000))
+    with app.store.transaction() as tx:
+        assert [b.status for b in tx.bookings()] == [BookingStatus.FAILED]
+        assert tx.entries() == []
+    assert gateway(app).holds == {}
+
+
+def test_an_outage_at_booking_is_a_clean_503_and_any_stray_authorisation_is_voided(app: App) -> None:
+    charger = add_charger(app)
+    d = app.marketplace.add_driver("D", "D").driver_id
+    gateway(app).down = True
+    with pytest.raises(PaymentUnavailable):
+        app.bookings.book(BookRequest(d, charger, 1, 60, 5_000))
+    assert outbox(app) == [("void_auth", "pending", 0)]
+    gateway(app).down = False
+    app.clock.advance(60)  # type: ignore[attr-defined]
+    app.settlement.process_due()
+    assert outbox(app) == [("void_auth", "done", 1)]
+    # The replayed authorisation was voided at once: nothing stays held on the card.
+    assert [h.state for h in gateway(app).holds.values()] == ["released"]
+    assert failing(app) == set()
+
+
+def test_an_outage_at_stop_does_not_block_charging_and_reconcile_settles_the_backlog(
+    app: App, clock: ManualClock
+) -> None:
+    booking_id, tx = booked_and_charging(app, clock)
+    gateway(app).down = True
+    assert app.charging.stop("CP1", tx, 8_000, clock.now()).value == "Accepted"  # the charger is answered
+    with app.store.transaction() as t:
+        assert t.booking(booking_id).status is BookingStatus.COMPLETED
+    for _ in range(20):  # bounded: back off, retry, until the item is dead-lettered
+        clock.advance(app.config.rules.payment_backoff_cap_s * 2)
+        app.settlement.process_due()
+        if outbox(app)[0][1] == "dead":
+            break
+    assert outbox(app)[0][:2] == ("capture", "dead")
+    assert outbox(app)[0][2] == app.config.rules.payment_max_attempts
+    assert failing(app) == {"captured_equals_metered_cost", "every_hold_ended"}  # visibly unsettled
+    gateway(app).down = False
+    run = app.settlement.reconcile()
+    assert (run.done, run.dead) == (1, 0)
+    assert gateway(app).total_captured == 280  # 7 kWh x 40p, once
+    assert failing(app) == set()
+
+
+class WorkerKilled(BaseException):
+    """Stands in for the process dying: not an Exception, so nothing on the way catches it."""
+
+
+class DiesAfterCapture:
+    """The real gateway, but the worker dies right after the provider has captured."""
+
+    def __init__(self, inner: SimulatedGateway) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def capture(self, **kw: Any) -> None:
+        self.inner.capture(**kw)
+        raise WorkerKilled
+
+
+def test_a_crash_between_the_capture_and_the_ledger_write_resumes_without_charging_twice(
+    app: App, clock: ManualClock
+) -> None:
+    booking_id, tx = booked_and_charging(app, clock)
+    app.settlement.gateway = DiesAfterCapture(gateway(app))
+    with pytest.raises(WorkerKilled):
+        app.charging.stop("CP1", tx, 8_000, clock.now())
+    assert gateway(app).total_captured == 280 and outbox(app) == [("capture", "pending", 0)]
+    with app.store.transaction() as t:
+        assert not [e for e in t.entries(booking_id) if e.kind is EntryKind.CAPTURE]
+    # "Restart": a fresh worker over the same database and provider picks the step up again.
+    restarted = SettlementService(app.store, gateway(app), app.bus, clock, app.config.rules)
+    assert restarted.process_due().done == 1
+    assert gateway(app).total_captured == 280  # the replayed capture was idempotent
+    assert failing(app) == set()
+
+
+def test_a_duplicate_stop_queues_and_captures_once(app: App, clock: ManualClock) -> None:
+    _, tx = booked_and_charging(app, clock)
+    for _ in range(3):
+        app.charging.stop("CP1", tx, 8_000, clock.now())
+    assert outbox(app) == [("capture", "done", 1)]
+    assert gateway(app).total_captured == 280
+
+
+def test_a_hold_that_lapses_before_capture_is_recorded_and_the_card_charged_afresh(
+    app: App, clock: ManualClock
+) -> None:
+    _, tx = booked_and_charging(app, clock)
+    gateway(app).down = True
+    app.charging.stop("CP1", tx, 8_000, clock.now())
+    clock.advance(8 * 24 * 3600)  # a week-long outage: the authorisation lapses meanwhile
+    gateway(app).down = False
+    app.settlement.reconcile()
+    assert [(s, st) for s, st, _ in outbox(app)] == [("capture", "done"), ("charge", "done")]
+    with app.store.transaction() as t:
+        kinds = [e.kind for e in t.entries()]
+    assert kinds.count(EntryKind.EXPIRE) == 1 and kinds.count(EntryKind.HOLD) == 2
+    assert [h.state for h in gateway(app).holds.values()] == ["expired", "captured"]
+    assert gateway(app).total_captured == 280
+    assert failing(app) == set()
+
+
+def test_open_holds_past_their_lifetime_are_an_invariant_failure(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app)
+    d = app.marketplace.add_driver("D", "D").driver_id
+    app.bookings.book(BookRequest(d, charger, 1, 60, 5_000, starts_at=clock.now() + timedelta(days=5)))
+    assert "holds_within_lifetime" not in failing(app)
+    clock.advance(7 * 24 * 3600)
+    assert "holds_within_lifetime" in failing(app)
+    with pytest.raises(InvalidRequest):
+        app.bookings.book(BookRequest(d, charger, 1, 60, 5_000, starts_at=clock.now() + timedelta(days=6)))
+
+
+def test_vat_on_the_platform_fee_and_host_payouts(app: App, clock: ManualClock) -> None:
+    booking_id, tx = booked_and_charging(app, clock, price=50)
+    app.charging.stop("CP1", tx, 21_000, clock.now())  # 20 kWh x 50p = 1000p
+    with app.store.transaction() as t:
+        balances = posted_balances(t.entries())
+        host_id = t.booking(booking_id).host_id
+    # 15% fee = 150p, VAT-inclusive at 20%: 25p VAT, 125p revenue; the host gets 850p.
+    assert balances[f"host:{host_id}:payable"] == -850
+    assert (balances[PLATFORM_REVENUE], balances[VAT_PAYABLE]) == (-125, -25)
+    assert app.settlement.pay_out_hosts() == {host_id: 850}
+    assert app.settlement.pay_out_hosts() == {}  # nothing left to pay
+    with app.store.transaction() as t:
+        assert posted_balances(t.entries())[f"host:{host_id}:payable"] == 0
+    assert failing(app) == set()
