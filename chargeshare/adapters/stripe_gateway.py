@@ -19,7 +19,7 @@ from typing import Final
 import stripe
 from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams
 
-from chargeshare.adapters.gateway_errors import GatewayError
+from chargeshare.adapters.gateway_errors import GatewayError, GatewayHoldExpired, GatewayUnavailable
 from chargeshare.domain.money import BPS_DENOMINATOR, split_fee
 from chargeshare.services.ports import HoldResult
 
@@ -113,7 +113,17 @@ class StripeGateway:
                     params["application_fee_amount"] = split_fee(amount, self.platform_fee_bps).platform_fee
             self._client.v1.payment_intents.capture(reference, params, options)
         except stripe.StripeError as exc:
+            if exc.code == "payment_intent_unexpected_state" and self._lapsed(reference):
+                raise GatewayHoldExpired(f"{reference} was cancelled by Stripe before capture") from exc
             raise _refused("capture", reference, exc) from exc
+
+    def _lapsed(self, reference: str) -> bool:
+        """Stripe cancels an uncaptured manual-capture PaymentIntent by itself after its hold lapses."""
+        try:
+            intent = self._client.v1.payment_intents.retrieve(reference)
+        except stripe.StripeError:
+            return False
+        return intent.status == "canceled" and intent.cancellation_reason == "automatic"
 
     def release(self, *, reference: str, idempotency_key: str) -> None:
         try:
@@ -145,7 +155,12 @@ def _decline_reason(exc: stripe.CardError) -> str:
 
 def _refused(action: str, subject: str, exc: stripe.StripeError) -> GatewayError:
     status = exc.http_status if exc.http_status is not None else "no response"
-    return GatewayError(f"Stripe would not {action} {subject} ({status}, {exc.code or 'no code'}): {exc}")
+    message = f"Stripe would not {action} {subject} ({status}, {exc.code or 'no code'}): {exc}"
+    # Unreachable, rate-limited or failing on Stripe's side: the outbox should retry later.
+    transient = isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (
+        exc.http_status is not None and exc.http_status >= 500
+    )
+    return GatewayUnavailable(message) if transient else GatewayError(message)
 
 
 # --- webhooks -------------------------------------------------------------------------------------

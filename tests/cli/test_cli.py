@@ -58,6 +58,6 @@ def test_simulate_rejects_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_serve_reports_an_unusable_configuration() -> None:
-    result = runner.invoke(app, ["serve"], env={"CHARGESHARE_STRIPE_API_KEY": "sk_test_x"})
+    result = runner.invoke(app, ["serve"], env={"CHARGESHARE_PLATFORM_FEE_BPS": "fifteen percent"})
     assert result.exit_code == 2
-    assert "Stripe gateway is not built yet" in result.output
+    assert "CHARGESHARE_PLATFORM_FEE_BPS must be an integer" in result.output
