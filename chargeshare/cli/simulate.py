@@ -128,6 +128,7 @@ def print_report(console: Console, result: RunReport) -> None:
     summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
     summary.add_row("platform fees (incl. VAT)", format_gbp(s["platform_fees_pence"]))
     summary.add_row("VAT on fees", format_gbp(s["vat_pence"]))
+    summary.add_row("card processing (platform's cost)", format_gbp(s["processor_fees_pence"]))
     summary.add_row("driver outcomes", str(s["driver_outcomes"]))
     summary.add_row("wall time", f"{result.wall_s:.1f} s")
     console.print(summary)

@@ -20,6 +20,8 @@ PLATFORM_CLEARING = "platform:clearing"
 PLATFORM_REVENUE = "platform:revenue"
 VAT_PAYABLE = "platform:vat_payable"
 PLATFORM_BANK = "platform:bank"  # host payouts leave through here
+PROCESSOR_FEES = "platform:processor_fees"  # what card processing costs the platform (an expense)
+PROCESSOR_PAYABLE = "processor:withheld"  # the processor keeps its fee out of what it settles to us
 
 
 def driver_card(driver_id: int) -> str:
@@ -37,6 +39,7 @@ class EntryKind(StrEnum):
     EXPIRE = "expire"  # the provider let the authorisation lapse before capture
     SPLIT = "split"  # divides a capture between host payable, platform revenue and VAT
     PAYOUT = "payout"  # pays a host's payable balance out
+    PROCESSOR_FEE = "processor_fee"  # the card processor's charge for a capture, borne by the platform
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
@@ -152,6 +155,16 @@ def open_hold(entries: Iterable[JournalEntry]) -> JournalEntry | None:
     return next((e for e in entries if e.kind is EntryKind.HOLD and e.entry_id not in resolved), None)
 
 
+def processor_fee(entry_id: str, booking_id: int, amount: Pence, at: datetime) -> JournalEntry | None:
+    """The processor's fee for one capture, as an expense of the platform (never the host's)."""
+    if amount < 0:
+        raise LedgerError("a processor fee cannot be negative")
+    if amount == 0:
+        return None
+    postings = (Posting(PROCESSOR_FEES, amount), Posting(PROCESSOR_PAYABLE, -amount))
+    return JournalEntry(entry_id, EntryKind.PROCESSOR_FEE, postings, at, booking_id)
+
+
 def payout(entry_id: str, host_id: int, amount: Pence, at: datetime) -> JournalEntry:
     if amount <= 0:
         raise LedgerError("a payout must be for a positive amount")
@@ -168,7 +181,7 @@ def posted_balances(entries: Iterable[JournalEntry]) -> dict[str, Pence]:
     """Balances from posted movements only (holds and voids reserve, they do not move money)."""
     balances: dict[str, Pence] = {}
     for e in entries:
-        if e.kind in (EntryKind.CAPTURE, EntryKind.SPLIT, EntryKind.PAYOUT):
+        if e.kind in (EntryKind.CAPTURE, EntryKind.SPLIT, EntryKind.PAYOUT, EntryKind.PROCESSOR_FEE):
             for p in e.postings:
                 balances[p.account] = balances.get(p.account, 0) + p.amount
     return balances

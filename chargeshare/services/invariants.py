@@ -173,6 +173,24 @@ def holds_within_lifetime(s: Snapshot) -> InvariantResult:
     )
 
 
+def processor_fees_recorded(s: Snapshot) -> InvariantResult:
+    """Every capture carries the processor's fee for it, so the platform's margin is never overstated."""
+    fees = {e.entry_id: e.amount for e in s.entries if e.kind is EntryKind.PROCESSOR_FEE}
+    captures = [e for e in s.entries if e.kind is EntryKind.CAPTURE]
+    failures = [
+        f"capture {c.entry_id}: processor fee {fees.get(c.entry_id + '-processing', 0)}p, "
+        f"want {s.rules.processor_fee(c.amount)}p"
+        for c in captures
+        if fees.get(c.entry_id + "-processing", 0) != s.rules.processor_fee(c.amount)
+    ]
+    return _result(
+        "processor_fees_recorded",
+        "each capture's processing fee is booked as the platform's cost",
+        len(captures),
+        failures,
+    )
+
+
 def payouts_within_earnings(s: Snapshot) -> InvariantResult:
     earned: dict[str, int] = defaultdict(int)
     paid: dict[str, int] = defaultdict(int)
@@ -247,6 +265,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     capture_within_hold,
     hold_resolved_at_most_once,
     holds_within_lifetime,
+    processor_fees_recorded,
     payouts_within_earnings,
     billed_energy_matches_meter,
 )

@@ -10,6 +10,9 @@ from chargeshare.domain.booking import CancellationPolicy
 @dataclass(frozen=True)
 class MarketplaceRules:
     platform_fee_bps: int = 1500  # 15% of each session's cost
+    # Card processing (UK cards, Stripe-like): a share of each capture plus a fixed amount.
+    processor_fee_bps: int = 150
+    processor_fee_fixed: int = 20
     vat_bps: int = 2000  # UK VAT on the platform's (VAT-inclusive) fee; hosts are private individuals
     # The hold covers the booked energy plus headroom for the last meter interval's overshoot.
     hold_headroom_pct: int = 10
@@ -30,6 +33,12 @@ class MarketplaceRules:
     payment_max_attempts: int = 6
     payment_backoff_s: int = 30
     payment_backoff_cap_s: int = 3_600
+
+    def processor_fee(self, captured: int) -> int:
+        """Rounded up to the penny, as processors do; nothing is charged on nothing captured."""
+        if captured <= 0:
+            return 0
+        return -(-captured * self.processor_fee_bps // 10_000) + self.processor_fee_fixed
 
     def hold_amount(self, energy_cost: int) -> int:
         return energy_cost + energy_cost * self.hold_headroom_pct // 100

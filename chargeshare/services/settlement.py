@@ -235,8 +235,14 @@ class SettlementService:
         except HoldExpired:
             self._hold_lapsed(item, hold, entries)
             return
+        fee = ledger.processor_fee(
+            f"b{item.booking_id}:{item.step}-processing",
+            item.booking_id,
+            self.rules.processor_fee(item.amount),
+            now,
+        )
         with self.store.transaction() as tx:
-            self._done(tx, item, [capture, split])
+            self._done(tx, item, [capture, split] if fee is None else [capture, split, fee])
         if item.step == CAPTURE:
             with self.store.transaction() as tx:
                 session = tx.session_for_booking(item.booking_id)

@@ -176,6 +176,8 @@ def test_vat_on_the_platform_fee_and_host_payouts(app: App, clock: ManualClock) 
     # 15% fee = 150p, VAT-inclusive at 20%: 25p VAT, 125p revenue; the host gets 850p.
     assert balances[f"host:{host_id}:payable"] == -850
     assert (balances[PLATFORM_REVENUE], balances[VAT_PAYABLE]) == (-125, -25)
+    # Processing (1.5% rounded up + 20p = 35p) is the platform's cost, booked beside the split.
+    assert balances["platform:processor_fees"] == 35
     assert app.settlement.pay_out_hosts() == {host_id: 850}
     assert app.settlement.pay_out_hosts() == {}  # nothing left to pay
     with app.store.transaction() as t:
