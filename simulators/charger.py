@@ -16,6 +16,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.ocpp.connection import Connection, Outcome
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.clock import Clock
@@ -67,8 +68,10 @@ class VirtualCharger:
         *,
         meter_interval_s: int = 60,
         call_timeout_s: float = 10.0,
+        password: str | None = None,
     ) -> None:
         self.cp_id = cp_id
+        self.password = password  # HTTP Basic auth on the upgrade (OCPP security profile 1)
         self.url = url.rstrip("/") + "/" + cp_id
         self.clock = clock
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
@@ -87,7 +90,15 @@ class VirtualCharger:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        self._ws = await connect(self.url, subprotocols=["ocpp1.6"], open_timeout=10)  # type: ignore[list-item]
+        headers = (
+            {} if self.password is None else {"Authorization": basic_auth_header(self.cp_id, self.password)}
+        )
+        self._ws = await connect(
+            self.url,
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            additional_headers=headers,
+            open_timeout=10,
+        )
         self._tasks.append(asyncio.create_task(self._reader()))
         boot = await self._call(
             "BootNotification", {"chargePointVendor": "ChargeShare", "chargePointModel": "Virtual-1"}

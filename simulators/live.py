@@ -87,8 +87,9 @@ async def _run(
     centre = CITIES[params.city]
     host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
     specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
+    passwords = {s.charge_point_id: f"pw-{s.charge_point_id}-{rng.getrandbits(64):016x}" for s in specs}
     for spec in specs:
-        app.marketplace.add_charger(spec)
+        app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id])
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats()
     async with LoopbackServer(create_api(app)) as server:
@@ -99,6 +100,7 @@ async def _run(
                 f"ws://127.0.0.1:{server.port}/ocpp",
                 clock,
                 [c.max_power_w for c in s.connectors],
+                password=passwords[s.charge_point_id],
             )
             for s in specs
         }

@@ -147,6 +147,7 @@ async def housekeeping(app: App) -> None:
             app.bookings.reservations_due()
             app.bookings.expire_no_shows()
             app.settlement.process_due()
+            app.charging.watchdog()
         except Exception:
             log.exception("housekeeping failed; trying again next round")
 

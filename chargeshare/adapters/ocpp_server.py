@@ -59,6 +59,13 @@ class ChargerRegistry:
         if subprotocol is None:
             await ws.close(code=1002, reason="offer ocpp1.6 or ocpp2.0.1")
             return
+        refused = self.app.marketplace.authenticate_charger(
+            cp_id, ws.headers.get("authorization"), allow_unknown=self.app.charging.allow_unknown
+        )
+        if refused is not None:
+            log.warning("refused charger %r: %s", cp_id, refused)
+            await ws.close(code=1008, reason="not authorised")  # before accept: HTTP 403
+            return
         self._loop = asyncio.get_running_loop()
         version = VERSION_OF_SUBPROTOCOL[subprotocol]
         await ws.accept(subprotocol=subprotocol)

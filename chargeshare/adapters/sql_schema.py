@@ -77,6 +77,19 @@ chargers = Table(
     Column("status", String(16), nullable=False),
     Column("ocpp_version", String(8)),
     Column("last_seen_at", UTCDateTime()),
+    Column("password_hash", String(200)),  # null: no Basic auth set (only if unknown chargers are allowed)
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host_id", ForeignKey("hosts.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("body", String(1000), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),  # the outbox: a sender marks what it has delivered
 )
 
 connectors = Table(

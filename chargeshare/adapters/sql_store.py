@@ -15,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    and_,
     cast,
     create_engine,
     event,
@@ -31,7 +32,7 @@ from chargeshare.adapters import sql_schema as t
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
-from chargeshare.domain.errors import BookingConflict, NotFound, StaleFencingToken
+from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
@@ -425,6 +426,47 @@ class SqlTransaction:
         )
         if res.rowcount == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
+
+    def set_charger_password(self, charge_point_id: str, password_hash: str | None) -> None:
+        self._update_charger(charge_point_id, {"password_hash": password_hash})
+
+    def charger_password(self, charge_point_id: str) -> str | None:
+        r = self.conn.execute(
+            select(t.chargers.c.password_hash).where(t.chargers.c.charge_point_id == charge_point_id)
+        ).first()
+        if r is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return None if r[0] is None else str(r[0])
+
+    def remove_charger(self, charge_point_id: str) -> None:
+        view = self.charger(charge_point_id)
+        ids = [c.connector_id for c in view.connectors]
+        if self.conn.execute(
+            select(t.bookings.c.id).where(t.bookings.c.connector_id.in_(ids)).limit(1)
+        ).first():
+            raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
+        self.conn.execute(t.availability.delete().where(t.availability.c.charger_id == view.charger_id))
+        self.conn.execute(t.connectors.delete().where(t.connectors.c.charger_id == view.charger_id))
+        if self.dialect == "sqlite":
+            self.conn.execute(t.charger_rtree.delete().where(t.charger_rtree.c.id == view.charger_id))
+        self.conn.execute(t.chargers.delete().where(t.chargers.c.id == view.charger_id))
+
+    def silent_chargers(self, seen_before: datetime) -> Sequence[ChargerView]:
+        c = t.chargers.c
+        return self._views(and_(c.status == ChargerStatus.ONLINE.value, c.last_seen_at < seen_before))
+
+    def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None:
+        self.conn.execute(
+            insert(t.notifications).values(
+                host_id=host_id, kind=kind, subject=subject, body=body, created_at=at
+            )
+        )
+
+    def notifications(self, host_id: int | None = None) -> Sequence[dict[str, object]]:
+        q = select(t.notifications).order_by(t.notifications.c.id)
+        if host_id is not None:
+            q = q.where(t.notifications.c.host_id == host_id)
+        return [dict(r) for r in self.conn.execute(q).mappings()]
 
     def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
         charger_id = select(t.chargers.c.id).where(t.chargers.c.charge_point_id == charge_point_id)

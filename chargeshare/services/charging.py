@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
@@ -81,15 +81,47 @@ class ChargingService:
         return now
 
     def disconnected(self, cp_id: str) -> None:
+        self._gone_offline(cp_id, "its connection closed")
+
+    def watchdog(self) -> list[str]:
+        """Chargers silent for `offline_after_intervals` heartbeat intervals go OFFLINE (and out of
+        search); their hosts are told. Returns the ids marked."""
+        now = self.clock.now()
+        silence = timedelta(seconds=self.rules.heartbeat_interval_s * self.rules.offline_after_intervals)
+        with self.store.transaction() as tx:
+            silent = [c.charge_point_id for c in tx.silent_chargers(now - silence)]
+        for cp_id in silent:
+            self._gone_offline(cp_id, f"nothing heard for {int(silence.total_seconds() // 60)} minutes")
+        return silent
+
+    def _gone_offline(self, cp_id: str, why: str) -> None:
         now = self.clock.now()
         with self.store.transaction() as tx:
+            charger = tx.charger(cp_id)
+            if charger.status is ChargerStatus.OFFLINE:
+                return
             tx.set_charger_status(cp_id, ChargerStatus.OFFLINE, now)
+            tx.notify_host(
+                charger.host_id,
+                "charger_offline",
+                f"{charger.title or cp_id} is offline",
+                f"Charger {cp_id} went offline at {now:%Y-%m-%d %H:%M} UTC: {why}. "
+                "Drivers cannot find or book it until it reconnects.",
+                now,
+            )
         self.bus.publish(ChargerOffline(now, cp_id))
 
     def status(self, cp_id: str, connector_no: int, status: ConnectorStatus) -> None:
+        """A StatusNotification; from an OFFLINE charger it is the sign it is back."""
+        now = self.clock.now()
         with self.store.transaction() as tx:
-            tx.touch_charger(cp_id, self.clock.now())
+            back = tx.charger(cp_id).status is ChargerStatus.OFFLINE
+            if back:
+                tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
+            tx.touch_charger(cp_id, now)
             tx.set_connector_status(cp_id, connector_no, status)
+        if back:
+            self.bus.publish(ChargerOnline(now, cp_id))
 
     def authorize(self, cp_id: str, id_tag: str) -> AuthStatus:
         """A tag is accepted when its driver holds a confirmed booking on this charger right now."""

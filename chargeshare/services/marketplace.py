@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.charger import ChargerSpec
-from chargeshare.domain.errors import InvalidRequest
+from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
+from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.ports import Store
 from chargeshare.services.records import ChargerView, DriverRecord
 
 
 class MarketplaceService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, salt: Callable[[], bytes] = lambda: secrets.token_bytes(16)) -> None:
         self.store = store
+        self.salt = salt
 
     def add_host(self, name: str) -> int:
         if not name.strip():
@@ -33,12 +36,50 @@ class MarketplaceService:
             driver_id = tx.add_driver(name, id_tag)
             return tx.driver(driver_id)
 
-    def add_charger(self, spec: ChargerSpec) -> ChargerView:
+    def add_charger(self, spec: ChargerSpec, password: str | None = None) -> ChargerView:
+        """Register a charger; with a password it must present HTTP Basic auth when it connects."""
         if not spec.connectors:
             raise InvalidRequest("a charger needs at least one connector")
+        hashed = None if password is None else hash_password(password, self.salt())
         with self.store.transaction() as tx:
+            try:
+                tx.charger(spec.charge_point_id)
+            except NotFound:
+                pass
+            else:
+                raise InvalidRequest(f"charger {spec.charge_point_id!r} is already registered")
             tx.add_charger(spec)
+            if hashed is not None:
+                tx.set_charger_password(spec.charge_point_id, hashed)
             return tx.charger(spec.charge_point_id)
+
+    def set_charger_password(self, charge_point_id: str, password: str) -> None:
+        hashed = hash_password(password, self.salt())
+        with self.store.transaction() as tx:
+            tx.set_charger_password(charge_point_id, hashed)
+
+    def remove_charger(self, charge_point_id: str) -> None:
+        with self.store.transaction() as tx:
+            tx.remove_charger(charge_point_id)
+
+    def authenticate_charger(
+        self, charge_point_id: str, authorization: str | None, *, allow_unknown: bool
+    ) -> str | None:
+        """None if the charger may connect, else the reason it may not (said to nobody but the log)."""
+        try:
+            with self.store.transaction() as tx:
+                stored = tx.charger_password(charge_point_id)
+        except NotFound:
+            return None if allow_unknown else "unknown charge point"
+        if stored is None:
+            return None  # registered without a password (development fleets)
+        creds = parse_basic_auth(authorization)
+        if creds is None:
+            return "no HTTP Basic credentials"
+        user, password = creds
+        if user != charge_point_id or not verify_password(password, stored):
+            return "wrong credentials"
+        return None
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         with self.store.transaction() as tx:

@@ -22,6 +22,7 @@ class MarketplaceRules:
     lock_ttl_ms: int = 5_000
     lock_wait_ms: int = 200
     heartbeat_interval_s: int = 300
+    offline_after_intervals: int = 3  # silent this many heartbeat intervals -> OFFLINE
     # Send ReserveNow to the charger this long before a booking starts (at once for "charge now").
     reserve_lead_minutes: int = 15
     cancellation: CancellationPolicy = field(default_factory=CancellationPolicy)

@@ -1,0 +1,126 @@
+"""`chargeshare chargers`: register, list and remove chargers in the backend's database."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chargeshare.bootstrap import App, Config, ConfigError, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.errors import DomainError
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+
+app = typer.Typer(help="Register, list and remove chargers (and set their passwords).", no_args_is_help=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default the SQLite file."),
+]
+
+
+@contextmanager
+def _app(database_url: str | None) -> Iterator[App]:
+    try:
+        app = build(Config.from_env(database_url=database_url))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except Exception as exc:
+        err.print(f"[red]error:[/] cannot open the database: {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        yield app
+    except DomainError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        app.close()
+
+
+@app.command()
+def add(
+    charge_point_id: Annotated[str, typer.Argument(help="The id the charger connects with.")],
+    lat: Annotated[float, typer.Option(help="Latitude.")],
+    lon: Annotated[float, typer.Option(help="Longitude.")],
+    price_per_kwh: Annotated[int, typer.Option(help="Pence per kWh.", min=0)] = 35,
+    power_w: Annotated[int, typer.Option(help="Connector power in watts.", min=1000)] = 7_400,
+    connector_type: Annotated[ConnectorType, typer.Option(help="Connector type.")] = ConnectorType.TYPE2,
+    host: Annotated[str, typer.Option(help="The host's name.")] = "Host",
+    password: Annotated[
+        str | None, typer.Option(help="16-40 characters; generated and printed if not given.")
+    ] = None,
+    public_url: Annotated[
+        str, typer.Option(help="Where chargers reach the backend.")
+    ] = "ws://127.0.0.1:8180",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Register a charger with one connector and print what to configure on it."""
+    password = password or secrets.token_urlsafe(18)[:24]
+    with _app(database_url) as a:
+        host_id = a.marketplace.add_host(host)
+        spec = ChargerSpec(
+            charge_point_id,
+            host_id,
+            Point(lat, lon),
+            Tariff(price_per_kwh),
+            (ConnectorSpec(1, connector_type, power_w),),
+            title=f"{host}'s charger",
+        )
+        a.marketplace.add_charger(spec, password=password)
+    console.print(f"registered [bold]{charge_point_id}[/]")
+    console.print(f"  central system URL: {public_url.rstrip('/')}/ocpp/{charge_point_id}")
+    console.print("  subprotocol:        ocpp1.6 or ocpp2.0.1")
+    console.print(f"  Basic auth:         user {charge_point_id}, password {password}")
+
+
+@app.command("list")
+def list_(database_url: DatabaseUrl = None) -> None:
+    """List registered chargers and their state."""
+    with _app(database_url) as a, a.store.transaction() as tx:
+        views = tx.chargers()
+    table = Table("id", "status", "ocpp", "last seen", "lat", "lon", "p/kWh", "connectors")
+    for v in views:
+        table.add_row(
+            v.charge_point_id,
+            v.status.value,
+            v.ocpp_version or "-",
+            "-" if v.last_seen_at is None else f"{v.last_seen_at:%Y-%m-%d %H:%M:%S}",
+            f"{v.location.lat:.5f}",
+            f"{v.location.lon:.5f}",
+            str(v.price_per_kwh),
+            ", ".join(
+                f"{c.connector_no}:{c.type.value}/{c.max_power_w // 1000}kW {c.status.value}"
+                for c in v.connectors
+            ),
+        )
+    console.print(table)
+
+
+@app.command()
+def remove(charge_point_id: str, database_url: DatabaseUrl = None) -> None:
+    """Remove a charger that has never been booked."""
+    with _app(database_url) as a:
+        a.marketplace.remove_charger(charge_point_id)
+    console.print(f"removed {charge_point_id}")
+
+
+@app.command()
+def passwd(
+    charge_point_id: str,
+    password: Annotated[str | None, typer.Option(help="16-40 characters; generated if not given.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set a new password for a charger."""
+    password = password or secrets.token_urlsafe(18)[:24]
+    with _app(database_url) as a:
+        a.marketplace.set_charger_password(charge_point_id, password)
+    console.print(f"{charge_point_id}: new password {password}")

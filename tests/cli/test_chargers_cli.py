@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from chargeshare.cli.app import app
+
+runner = CliRunner()
+
+
+def test_add_list_passwd_remove(tmp_path: Path) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'cs.db'}"]
+    added = runner.invoke(
+        app,
+        [
+            "chargers",
+            "add",
+            "CP-9",
+            "--lat",
+            "51.45",
+            "--lon",
+            "-2.59",
+            "--password",
+            "sixteen-chars-ok!",
+            *db,
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert "/ocpp/CP-9" in added.output and "password sixteen-chars-ok!" in added.output
+    listed = runner.invoke(app, ["chargers", "list", *db], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "CP-9" in listed.output and "registered" in listed.output
+    again = runner.invoke(app, ["chargers", "add", "CP-9", "--lat", "51", "--lon", "0", *db])
+    assert again.exit_code == 2 and "error" in again.output
+    short = runner.invoke(app, ["chargers", "passwd", "CP-9", "--password", "short", *db])
+    assert short.exit_code == 2 and "16 to 40" in short.output
+    generated = runner.invoke(app, ["chargers", "passwd", "CP-9", *db])
+    assert generated.exit_code == 0 and "new password" in generated.output
+    assert runner.invoke(app, ["chargers", "remove", "CP-9", *db]).exit_code == 0
+    gone = runner.invoke(app, ["chargers", "remove", "CP-9", *db])
+    assert gone.exit_code == 2 and "no charger" in gone.output

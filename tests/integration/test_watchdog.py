@@ -1,0 +1,40 @@
+"""The heartbeat watchdog: silent chargers go OFFLINE, leave the map, their hosts are told; the next
+StatusNotification brings them back."""
+
+from __future__ import annotations
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.geo import BBox
+from chargeshare.domain.search import SearchQuery
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import ChargerOffline, ChargerOnline
+from tests.conftest import add_charger
+
+
+def test_silent_charger_goes_offline_and_comes_back(app: App, clock: ManualClock) -> None:
+    add_charger(app, "QUIET")
+    add_charger(app, "CHATTY")
+    seen: list[object] = []
+    app.bus.subscribe(ChargerOffline, seen.append)
+    app.bus.subscribe(ChargerOnline, seen.append)
+    online = SearchQuery(bbox=BBox(-3, 51, -2, 52), online_only=True)
+    interval = app.config.rules.heartbeat_interval_s
+    for _ in range(3):
+        clock.advance(interval)
+        app.charging.heartbeat("CHATTY")
+        assert app.charging.watchdog() == []  # exactly k intervals of silence is still tolerated
+    clock.advance(1)
+    assert app.charging.watchdog() == ["QUIET"]
+    assert app.charging.watchdog() == []  # told once
+    with app.store.transaction() as tx:
+        assert tx.charger("QUIET").status is ChargerStatus.OFFLINE
+        (note,) = tx.notifications()
+    assert note["kind"] == "charger_offline" and "QUIET" in str(note["body"])
+    assert [c.charge_point_id for c in app.marketplace.search(online)] == ["CHATTY"]
+    app.charging.heartbeat("QUIET")  # a heartbeat alone does not bring it back
+    with app.store.transaction() as tx:
+        assert tx.charger("QUIET").status is ChargerStatus.OFFLINE
+    app.charging.status("QUIET", 1, ConnectorStatus.AVAILABLE)
+    assert sorted(c.charge_point_id for c in app.marketplace.search(online)) == ["CHATTY", "QUIET"]
+    assert [type(e).__name__ for e in seen] == ["ChargerOffline", "ChargerOnline"]
