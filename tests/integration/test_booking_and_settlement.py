@@ -211,7 +211,9 @@ def test_invariants_catch_a_doubled_capture(app: App, clock: ManualClock) -> Non
 def test_invariants_catch_an_unbalanced_entry(app: App, clock: ManualClock) -> None:
     settled(app, clock)
     with app.store.engine.begin() as conn:
-        conn.execute(insert(t.ledger_postings).values(entry_id="b1:capture-split", seq=9, account="x", amount=1))
+        conn.execute(
+            insert(t.ledger_postings).values(entry_id="b1:capture-split", seq=9, account="x", amount=1)
+        )
     assert failing(app) == {"journal_balanced"}
 
 
