@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +25,12 @@ from simulators.firmware import ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
 
 log = logging.getLogger(__name__)
+
+TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+TRANSACTION_ATTEMPTS = 3  # OCPP 1.6 TransactionMessageAttempts
+RECONNECT_ATTEMPTS = 8
+RECONNECT_BASE_S = 5.0  # simulated seconds, doubled each attempt, with jitter
+REBOOT_S = 30.0  # simulated seconds a reboot takes
 
 
 @dataclass
@@ -69,6 +76,7 @@ class VirtualCharger:
         meter_interval_s: int = 60,
         call_timeout_s: float = 10.0,
         password: str | None = None,
+        seed: int = 0,
     ) -> None:
         self.cp_id = cp_id
         self.password = password  # HTTP Basic auth on the upgrade (OCPP security profile 1)
@@ -87,9 +95,25 @@ class VirtualCharger:
         self._last_meter_at = clock.now()
         self.online = asyncio.Event()
         self.frames_sent = 0
+        # The link and its faults. Transaction messages survive a lost link in `queue` (as firmware
+        # keeps them in flash) and are replayed in order, with their original timestamps, on reconnect.
+        self.connected = False
+        self.queue: list[tuple[str, dict[str, Any]]] = []
+        self.duplicate_sends = False  # send every transaction frame twice (a flaky network)
+        self.silent = False  # say nothing, keep the socket: only a watchdog can notice
+        self.clock_skew_s = 0.0
+        self.reconnects = 0
+        self._rng = random.Random(f"{seed}:{cp_id}")
+        self._closing = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
+        await self._connect()
+        self._last_meter_at = self.clock.now()
+        self._tasks.append(asyncio.create_task(self._every(self.heartbeat_interval_s, self._heartbeat)))
+        self._tasks.append(asyncio.create_task(self._every(self.meter_interval_s, self._meter_tick)))
+
+    async def _connect(self) -> None:
         headers = (
             {} if self.password is None else {"Authorization": basic_auth_header(self.cp_id, self.password)}
         )
@@ -100,20 +124,81 @@ class VirtualCharger:
             open_timeout=10,
         )
         self._tasks.append(asyncio.create_task(self._reader()))
+        self.connected = True
         boot = await self._call(
             "BootNotification", {"chargePointVendor": "ChargeShare", "chargePointModel": "Virtual-1"}
         )
         if not boot.ok or boot.payload is None or boot.payload["status"] != "Accepted":
             raise RuntimeError(f"{self.cp_id}: boot not accepted: {boot}")
         self.heartbeat_interval_s = int(boot.payload["interval"]) or self.heartbeat_interval_s
+        await self._resume()
+
+    async def _resume(self) -> None:
+        """Back in touch: replay what was queued first (so the CSMS sees the real meter stops), then
+        report every connector (which is what brings an offline charger back on the map)."""
+        while self.queue and self.connected and not self.silent:
+            action, payload = self.queue[0]
+            outcome = await self._call(action, payload, queue_if_offline=False)
+            if outcome.error in ("Offline", "Timeout"):
+                break
+            self.queue.pop(0)
         for c in self.connectors.values():
             await self._status(c)
-        self._last_meter_at = self.clock.now()
-        self._tasks.append(asyncio.create_task(self._every(self.heartbeat_interval_s, self._heartbeat)))
-        self._tasks.append(asyncio.create_task(self._every(self.meter_interval_s, self._meter_tick)))
         self.online.set()
 
+    # ---- faults --------------------------------------------------------------------------------
+    async def disconnect_for(self, simulated_s: float) -> None:
+        """Lose the link for a while, then reconnect with backoff and jitter (bounded attempts)."""
+        await self._drop_link()
+        await asyncio.sleep(self.clock.real_seconds(simulated_s))
+        await self._reconnect()
+
+    async def reboot(self, *, lose_queue: bool) -> None:
+        """Power-cycle mid-transaction: transactions end with reason Reboot (queued for the CSMS),
+        unless the queue is lost with the power, in which case the CSMS never hears the stops."""
+        self._advance_energy()
+        await self._drop_link()
+        for c in self.connectors.values():
+            if c.plugged is not None and c.plugged.transaction_id is not None:
+                ended = self._end_transaction(c)
+                if not lose_queue:
+                    self.queue.append(("StopTransaction", self._stop_payload(c, ended, "Reboot")))
+                if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
+                    c.state = step(c.state, Trigger.STOP)
+        if lose_queue:
+            self.queue.clear()
+        await asyncio.sleep(self.clock.real_seconds(REBOOT_S))
+        await self._reconnect()
+
+    async def silence_for(self, simulated_s: float) -> None:
+        """Keep the socket but say nothing (a hung firmware); then carry on as if nothing happened."""
+        self.silent = True
+        self.online.clear()
+        await asyncio.sleep(self.clock.real_seconds(simulated_s))
+        self.silent = False
+        await self._resume()
+
+    async def _drop_link(self) -> None:
+        self.connected = False
+        self.online.clear()
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def _reconnect(self) -> None:
+        delay_s = RECONNECT_BASE_S
+        for _ in range(RECONNECT_ATTEMPTS):
+            try:
+                await self._connect()
+                self.reconnects += 1
+                return
+            except (OSError, RuntimeError, ConnectionClosed, TimeoutError) as exc:
+                log.info("%s: reconnect failed: %s", self.cp_id, exc)
+            await asyncio.sleep(self.clock.real_seconds(delay_s * (1 + self._rng.random())))
+            delay_s *= 2
+        log.warning("%s: gave up reconnecting after %s attempts", self.cp_id, RECONNECT_ATTEMPTS)
+
     async def stop(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -131,7 +216,8 @@ class VirtualCharger:
 
     async def _reader(self) -> None:
         assert self._ws is not None
-        async for text in self._ws:
+        ws = self._ws
+        async for text in ws:
             received = self.conn.receive(text)
             if received.reply is not None:
                 await self._send(received.reply)
@@ -145,18 +231,45 @@ class VirtualCharger:
         self.frames_sent += 1
         await self._ws.send(text)
 
-    async def _call(self, action: str, payload: dict[str, Any]) -> Outcome:
+    async def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
+        """Send a call and wait for its answer. Offline (or silent), transaction messages are queued
+        for replay and everything else is dropped, as firmware does."""
+        if not self.connected or self.silent:
+            if action in TRANSACTION_ACTIONS and queue_if_offline:
+                self.queue.append((action, payload))
+                return Outcome("", action, error="Queued")
+            return Outcome("", action, error="Offline")
+        attempts = TRANSACTION_ATTEMPTS if action in TRANSACTION_ACTIONS else 1
+        outcome = Outcome("", action, error="Timeout")
+        for _ in range(attempts):
+            outcome = await self._call_once(action, payload)
+            if outcome.error != "Timeout":
+                break
+        return outcome
+
+    async def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
         loop = asyncio.get_running_loop()
         uid, text = self.conn.call(action, payload, loop.time())
         fut: asyncio.Future[Outcome] = loop.create_future()
         self._waiting[uid] = fut
-        await self._send(text)
+        try:
+            await self._send(text)
+            if self.duplicate_sends and action in TRANSACTION_ACTIONS:
+                await self._send(text)  # the same frame again: the CSMS must not count it twice
+        except ConnectionClosed:
+            self._waiting.pop(uid, None)
+            self.connected = False
+            return Outcome(uid, action, error="Offline")
         try:
             return await asyncio.wait_for(fut, self.conn.call_timeout_s)
         except TimeoutError:
             self._waiting.pop(uid, None)
             self.conn.tick(loop.time() + self.conn.call_timeout_s)
             return Outcome(uid, action, error="Timeout")
+
+    def _ts(self) -> str:
+        """This charger's idea of now: its clock may be skewed (a fault scenarios inject)."""
+        return format_ts(self.clock.now() + timedelta(seconds=self.clock_skew_s))
 
     # ---- what the charger reports --------------------------------------------------------------
     async def _heartbeat(self) -> None:
@@ -169,7 +282,7 @@ class VirtualCharger:
                 "connectorId": c.no,
                 "errorCode": "NoError",
                 "status": c.state.value,
-                "timestamp": format_ts(self.clock.now()),
+                "timestamp": self._ts(),
             },
         )
 
@@ -219,7 +332,7 @@ class VirtualCharger:
                     "transactionId": p.transaction_id,
                     "meterValue": [
                         {
-                            "timestamp": format_ts(self.clock.now()),
+                            "timestamp": self._ts(),
                             "sampledValue": [
                                 {
                                     "value": str(c.meter.register_wh),
@@ -252,6 +365,8 @@ class VirtualCharger:
             raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
         if c.state not in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
             raise PlugRefused(f"{self.cp_id}/{connector_no} is in use ({c.state})")
+        if not self.connected or self.silent:
+            raise PlugRefused(f"{self.cp_id} is offline and cannot authorise cards")
         c.state = step(c.state, Trigger.PLUG_IN)
         c.reservation = None
         c.plugged = Plugged(id_tag, vehicle, target_wh)
@@ -268,7 +383,7 @@ class VirtualCharger:
                 "connectorId": connector_no,
                 "idTag": id_tag,
                 "meterStart": c.meter.register_wh,
-                "timestamp": format_ts(self.clock.now()),
+                "timestamp": self._ts(),
             },
         )
         if start.ok and start.payload is not None and start.payload["idTagInfo"]["status"] == "Accepted":
@@ -298,17 +413,17 @@ class VirtualCharger:
         return tx, c.plugged.id_tag
 
     async def _stop_transaction(self, c: VirtualConnector, ended: tuple[int, str], reason: str) -> None:
+        await self._call("StopTransaction", self._stop_payload(c, ended, reason))
+
+    def _stop_payload(self, c: VirtualConnector, ended: tuple[int, str], reason: str) -> dict[str, Any]:
         tx, id_tag = ended
-        await self._call(
-            "StopTransaction",
-            {
-                "transactionId": tx,
-                "meterStop": c.meter.register_wh,
-                "timestamp": format_ts(self.clock.now()),
-                "reason": reason,
-                "idTag": id_tag,
-            },
-        )
+        return {
+            "transactionId": tx,
+            "meterStop": c.meter.register_wh,
+            "timestamp": self._ts(),
+            "reason": reason,
+            "idTag": id_tag,
+        }
 
     # ---- what the central system asks of us ----------------------------------------------------
     def _csms_handlers(self) -> dict[str, Any]:
@@ -331,7 +446,8 @@ class VirtualCharger:
                 c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
                 return {"status": "Accepted"}
             if c.state is not ConnectorState.AVAILABLE:
-                return {"status": "Occupied" if c.plugged is not None else "Rejected"}
+                # OCPP 1.6 5.13: Occupied also when already reserved, for this or another idTag.
+                return {"status": "Occupied"}
             c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
             c.state = step(c.state, Trigger.RESERVE)
             self._spawn(self._status(c))

@@ -25,6 +25,7 @@ from chargeshare.services.settlement import SettlementService
 
 # Reservation states kept on the booking (the charger's answer to ReserveNow).
 RESERVATION_NONE, RESERVATION_SENT, RESERVATION_ACCEPTED = "none", "sent", "accepted"
+PAST_START_TOLERANCE = timedelta(minutes=1)  # clocks differ a little between app and server
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class BookingService:
         starts_at = req.starts_at or now
         ends_at = starts_at + timedelta(minutes=req.minutes)
         check_period(starts_at, ends_at)
-        if ends_at <= now:
-            raise InvalidRequest("that booking would already be over")
+        if starts_at < now - PAST_START_TOLERANCE:
+            raise InvalidRequest("a booking cannot start in the past")
         if starts_at > now + timedelta(days=self.rules.max_advance_days):
             raise InvalidRequest(
                 f"bookings can be made at most {self.rules.max_advance_days} days ahead "
@@ -84,7 +85,7 @@ class BookingService:
             raise ChargerUnavailable("the host has not made the charger available for that whole period")
         if self._starts_soon(starts_at, now) and charger.status is not ChargerStatus.ONLINE:
             raise ChargerUnavailable("the charger is offline, so it cannot be booked to charge now")
-        hold_amount = self.rules.hold_amount(Tariff(charger.price_per_kwh).cost(req.max_energy_wh))
+        hold_amount = Tariff(charger.price_per_kwh).cost(self.rules.hold_energy(req.max_energy_wh))
         if hold_amount <= 0:
             raise InvalidRequest("this booking costs nothing to hold; free chargers are not supported yet")
 
@@ -119,9 +120,17 @@ class BookingService:
             )
             record = tx.booking(booking_id)
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
-        if self._starts_soon(starts_at, now):
-            self._request_reservation(record)
+        if self._starts_soon(starts_at, now) and self._connector_free(record):
+            self._request_reservation(record)  # else the housekeeping sweep sends it once it is free
+            with self.store.transaction() as tx:
+                record = tx.booking(booking_id)
         return record
+
+    def _connector_free(self, booking: BookingRecord) -> bool:
+        with self.store.transaction() as tx:
+            charger = tx.charger_by_id(booking.charger_id)
+        connector = next(c for c in charger.connectors if c.connector_id == booking.connector_id)
+        return connector.status is ConnectorStatus.AVAILABLE
 
     def _starts_soon(self, starts_at: datetime, now: datetime) -> bool:
         return starts_at <= now + timedelta(minutes=self.rules.reserve_lead_minutes)
@@ -150,22 +159,18 @@ class BookingService:
         )
 
     def reservations_due(self) -> list[int]:
-        """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector."""
+        """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector
+        (an occupied one means the earlier driver has not left yet: try again next sweep)."""
         now = self.clock.now()
-        due = []
         with self.store.transaction() as tx:
-            for b in tx.bookings():
-                if not (
-                    b.status is BookingStatus.CONFIRMED
-                    and b.reservation == RESERVATION_NONE
-                    and self._starts_soon(b.starts_at, now)
-                ):
-                    continue
-                connector = next(
-                    c for c in tx.charger_by_id(b.charger_id).connectors if c.connector_id == b.connector_id
-                )
-                if connector.status is ConnectorStatus.AVAILABLE:  # else: the earlier driver has not left yet
-                    due.append(b)
+            due = [
+                b
+                for b in tx.bookings()
+                if b.status is BookingStatus.CONFIRMED
+                and b.reservation == RESERVATION_NONE
+                and self._starts_soon(b.starts_at, now)
+            ]
+        due = [b for b in due if self._connector_free(b)]
         for b in due:
             self._request_reservation(b)
         return [b.booking_id for b in due]
@@ -184,6 +189,7 @@ class BookingService:
                 tx.set_reservation(booking_id, RESERVATION_NONE)
                 return
             tx.update_booking(booking_id, next_status(booking.status, BookingEvent.RESERVATION_REJECTED))
+            tx.set_reservation(booking_id, RESERVATION_NONE)  # refused: nothing to cancel on the charger
         self.settlement.release(booking_id)
         self._ended(booking_id)
 

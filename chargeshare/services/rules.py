@@ -41,5 +41,7 @@ class MarketplaceRules:
             return 0
         return -(-captured * self.processor_fee_bps // 10_000) + self.processor_fee_fixed
 
-    def hold_amount(self, energy_cost: int) -> int:
-        return energy_cost + energy_cost * self.hold_headroom_pct // 100
+    def hold_energy(self, max_energy_wh: int) -> int:
+        """Energy the hold covers: the booked energy plus headroom, rounded up to the watt-hour, so the
+        hold always covers the cost of that much energy (rounding pence down could not)."""
+        return max_energy_wh + -(-max_energy_wh * self.hold_headroom_pct // 100)

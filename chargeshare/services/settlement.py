@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
 CAPTURE, FEE, RELEASE, CHARGE, VOID_AUTH = "capture", "fee", "release", "charge", "void_auth"
+TOPUP = "topup"  # the part of a cost beyond its hold (a fast charger overshooting the booked energy)
+FRESH_CHARGES = (CHARGE, TOPUP)  # steps that authorise and capture anew, with no booking hold
 RECONCILE_ROUNDS = 10
 
 
@@ -200,7 +202,7 @@ class SettlementService:
                 self._done(tx, item, [])
             return
         reference = booking.payment_ref
-        if item.step == CHARGE:
+        if item.step in FRESH_CHARGES:
             hold, reference = self._charge_afresh(item, booking.driver_id, entries)
         if hold is None or reference is None:
             raise LedgerError(f"booking {item.booking_id} has no open hold for {item.step}")
@@ -216,20 +218,22 @@ class SettlementService:
             with self.store.transaction() as tx:
                 self._done(tx, item, [void])
             return
+        # Capture what the hold covers; anything beyond it is charged afresh as a top-up.
+        amount = min(item.amount, hold.amount)
         capture, split = ledger.capture_and_split(
             hold,
             entries,
             capture_id=f"b{item.booking_id}:{item.step}",
             split_id=f"b{item.booking_id}:{item.step}-split",
-            amount=item.amount,
-            split=split_fee(item.amount, self.rules.platform_fee_bps, self.rules.vat_bps),
+            amount=amount,
+            split=split_fee(amount, self.rules.platform_fee_bps, self.rules.vat_bps),
             host_id=booking.host_id,
             at=now,
         )
         try:
             self.gateway.capture(
                 reference=reference,
-                amount=item.amount,
+                amount=amount,
                 idempotency_key=_key(item.booking_id, f"{item.step}-capture"),
             )
         except HoldExpired:
@@ -238,11 +242,17 @@ class SettlementService:
         fee = ledger.processor_fee(
             f"b{item.booking_id}:{item.step}-processing",
             item.booking_id,
-            self.rules.processor_fee(item.amount),
+            self.rules.processor_fee(amount),
             now,
         )
         with self.store.transaction() as tx:
+            if item.amount > amount:
+                tx.enqueue_payment(
+                    item.booking_id, TOPUP, item.amount - amount, _key(item.booking_id, TOPUP), now
+                )
             self._done(tx, item, [capture, split] if fee is None else [capture, split, fee])
+        if item.amount > amount:
+            self.process_booking(item.booking_id)
         if item.step == CAPTURE:
             with self.store.transaction() as tx:
                 session = tx.session_for_booking(item.booking_id)
@@ -270,7 +280,7 @@ class SettlementService:
         )
         if not result.approved:
             raise LedgerError(f"card declined when charging afresh: {result.reason}; collect manually")
-        hold_id = f"b{item.booking_id}:charge-hold"
+        hold_id = f"b{item.booking_id}:{item.step}-hold"
         hold = next((e for e in entries if e.entry_id == hold_id), None)
         if hold is None:
             hold = ledger.place_hold(hold_id, item.booking_id, driver_id, item.amount, self.clock.now())

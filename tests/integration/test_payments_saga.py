@@ -183,3 +183,16 @@ def test_vat_on_the_platform_fee_and_host_payouts(app: App, clock: ManualClock) 
     with app.store.transaction() as t:
         assert posted_balances(t.entries())[f"host:{host_id}:payable"] == 0
     assert failing(app) == set()
+
+
+def test_energy_beyond_the_hold_is_charged_as_a_top_up(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app, price=35)
+    d = app.marketplace.add_driver("D", "TAG1").driver_id
+    booking = app.bookings.book(BookRequest(d, charger, 1, 60, 1_000))
+    assert booking.hold_amount == 39  # 1.1 kWh (10% headroom on energy) x 35p, rounded half up
+    clock.advance(60)
+    tx = app.charging.start("CP1", 1, "TAG1", 0, clock.now()).transaction_id
+    app.charging.stop("CP1", tx, 1_300, clock.now())  # a fast charger overshot: 46p owed
+    assert [(s, st) for s, st, _ in outbox(app)] == [("capture", "done"), ("topup", "done")]
+    assert gateway(app).total_captured == 46
+    assert failing(app) == set()

@@ -1,0 +1,444 @@
+"""Charger reservations over real loopback WebSockets: ReserveNow when a booking comes due, the charger's
+answer, CancelReservation when a reserved booking ends, and a reserved connector at the charger.
+
+Two charge points speak to the backend: an independent client built on the `ocpp` library (its
+answers are scripted by the test), and the project's own `VirtualCharger`, which decides for itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import websockets
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16 import enums as enums16
+from websockets.asyncio.client import connect
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ConnectorStatus
+from chargeshare.domain.ledger import EntryKind
+from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import Clock, ManualClock, ScaledClock
+from chargeshare.services.invariants import check_store
+from chargeshare.services.records import BookingRecord
+from simulators.charger import PlugRefused, VirtualCharger
+from simulators.firmware import ConnectorState
+from simulators.power import Vehicle
+from tests.conftest import T0, add_charger
+
+pytestmark = pytest.mark.e2e
+
+GRACE = timedelta(minutes=15)  # the default no-show grace: a reservation expires this long after the start
+LEAD = timedelta(minutes=15)  # the default reserve lead time: ReserveNow goes out this long before the start
+SPEED = 60.0  # the ScaledClock used with the virtual charger: one real second is one simulated minute
+
+
+# ---- the backend, served on loopback ---------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    app: App
+    port: int
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    @property
+    def gateway(self) -> SimulatedGateway:
+        gateway = self.app.gateway
+        assert isinstance(gateway, SimulatedGateway)
+        return gateway
+
+    def booking(self, booking_id: int) -> BookingRecord:
+        with self.app.store.transaction() as tx:
+            return tx.booking(booking_id)
+
+    def connector_status(self, cp_id: str, connector_no: int = 1) -> ConnectorStatus:
+        with self.app.store.transaction() as tx:
+            charger = tx.charger(cp_id)
+        return next(c.status for c in charger.connectors if c.connector_no == connector_no)
+
+    def entry_kinds(self, booking_id: int) -> list[EntryKind]:
+        with self.app.store.transaction() as tx:
+            return sorted(e.kind for e in tx.entries(booking_id))
+
+    def captures(self, booking_id: int) -> list[int]:
+        with self.app.store.transaction() as tx:
+            return [e.amount for e in tx.entries(booking_id) if e.kind is EntryKind.CAPTURE]
+
+    def failing_invariants(self) -> list[str]:
+        results = check_store(self.app.store, self.app.config.rules, now=self.app.clock.now())
+        return [f"{r.name}: {r.failures}" for r in results if not r.ok]
+
+
+@contextlib.asynccontextmanager
+async def serve(clock: Clock) -> AsyncIterator[Backend]:
+    app = build(Config(database_url="sqlite://"), clock=clock)
+    try:
+        async with LoopbackServer(create_api(app)) as server:
+            yield Backend(app, server.port)
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+async def manual(manual_clock: ManualClock) -> AsyncIterator[Backend]:
+    """The backend on a manual clock: the housekeeping sweep runs every 50 ms of real time, but only
+    ever sees the time the test sets."""
+    async with serve(manual_clock) as backend:
+        yield backend
+
+
+@pytest.fixture
+def scaled_clock() -> ScaledClock:
+    return ScaledClock(T0, SPEED)
+
+
+@pytest.fixture
+async def scaled(scaled_clock: ScaledClock) -> AsyncIterator[Backend]:
+    async with serve(scaled_clock) as backend:
+        yield backend
+
+
+async def eventually(
+    check: Callable[[], bool], what: str, *, tries: int = 250, pause_s: float = 0.02
+) -> None:
+    """Wait (bounded: at most tries x pause_s) for `check` to hold."""
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(pause_s)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+async def sweeps(n: int = 6) -> None:
+    """Let the housekeeping task (every 50 ms on a manual clock) run a few rounds."""
+    await asyncio.sleep(0.05 * n)
+
+
+# ---- an independent charge point, on the `ocpp` library --------------------------------------------
+
+
+@dataclass
+class Reserve:
+    connector_id: int
+    id_tag: str
+    reservation_id: int
+    expires_at: datetime
+
+
+class ReservingChargePoint(Cp16):  # type: ignore[misc]
+    """Answers ReserveNow with whatever the test sets, and records what the backend asked."""
+
+    reserve_answer: str
+    reserves: list[Reserve]
+    cancels: list[int]
+
+    @on(enums16.Action.reserve_now)  # type: ignore[untyped-decorator]
+    def on_reserve_now(
+        self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int, **_: Any
+    ) -> Any:
+        self.reserves.append(Reserve(connector_id, id_tag, reservation_id, parse_ts(expiry_date)))
+        return result16.ReserveNow(status=self.reserve_answer)
+
+    @on(enums16.Action.cancel_reservation)  # type: ignore[untyped-decorator]
+    def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
+        self.cancels.append(reservation_id)
+        return result16.CancelReservation(status=enums16.CancelReservationStatus.accepted)
+
+    async def status(self, status: str, connector_id: int = 1) -> None:
+        await self.call(
+            call16.StatusNotification(connector_id=connector_id, error_code="NoError", status=status)
+        )
+
+
+@contextlib.asynccontextmanager
+async def library_cp(
+    backend: Backend, cp_id: str, answer: str = "Accepted"
+) -> AsyncIterator[ReservingChargePoint]:
+    """Connected, booted and reporting its connector Available."""
+    async with connect(f"{backend.ws}/{cp_id}", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        cp = ReservingChargePoint(cp_id, ws, response_timeout=5)
+        cp.reserve_answer, cp.reserves, cp.cancels = answer, [], []
+        task = asyncio.create_task(cp.start())
+        try:
+            boot = await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            assert boot.status == "Accepted"
+            await cp.status("Available")
+            yield cp
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                await task
+
+
+@dataclass
+class World:
+    backend: Backend
+    charger_id: int
+    drivers: dict[str, int] = field(default_factory=dict)
+
+    def book(self, tag: str, minutes: int = 60, starts_at: datetime | None = None) -> BookingRecord:
+        return self.backend.app.bookings.book(
+            BookRequest(self.drivers[tag], self.charger_id, 1, minutes, 10_000, starts_at=starts_at)
+        )
+
+
+def world(backend: Backend, cp_id: str, *tags: str, price: int = 30) -> World:
+    charger_id = add_charger(backend.app, cp_id, price=price, online=False)  # it boots over the socket
+    w = World(backend, charger_id)
+    for tag in tags:
+        w.drivers[tag] = backend.app.marketplace.add_driver(f"driver {tag}", tag).driver_id
+    return w
+
+
+# ---- the library charge point ------------------------------------------------------------------------
+
+
+async def test_charge_now_sends_reserve_now_and_an_accepted_answer_is_recorded(manual: Backend) -> None:
+    w = world(manual, "RES1", "CARD-A")
+    async with library_cp(manual, "RES1") as cp:
+        booking = w.book("CARD-A")
+        await eventually(lambda: manual.booking(booking.booking_id).reservation == "accepted", "Accepted")
+        assert cp.reserves == [Reserve(1, "CARD-A", booking.booking_id, T0 + GRACE)]
+        record = manual.booking(booking.booking_id)
+        assert record.status is BookingStatus.CONFIRMED
+        assert record.starts_at == T0 and record.starts_at + GRACE == cp.reserves[0].expires_at
+        await sweeps()
+        assert len(cp.reserves) == 1, "the sweep must not send a second ReserveNow"
+        assert cp.cancels == []
+    assert manual.gateway.holds[str(record.payment_ref)].state == "authorized"
+
+
+@pytest.mark.parametrize("answer", ["Rejected", "Occupied", "Faulted", "Unavailable"])
+async def test_a_refused_charge_now_reservation_fails_the_booking_and_releases_the_hold(
+    manual: Backend, answer: str
+) -> None:
+    w = world(manual, "RES2", "CARD-A", "CARD-B")
+    async with library_cp(manual, "RES2", answer=answer) as cp:
+        booking = w.book("CARD-A")
+        await eventually(lambda: manual.booking(booking.booking_id).status is BookingStatus.FAILED, "FAILED")
+        assert [r.reservation_id for r in cp.reserves] == [booking.booking_id]
+        record = manual.booking(booking.booking_id)
+        assert record.fee == 0
+        # The hold is released in our ledger and at the (simulated) card network, and nothing captured.
+        assert manual.entry_kinds(booking.booking_id) == sorted([EntryKind.HOLD, EntryKind.VOID])
+        hold = manual.gateway.holds[str(record.payment_ref)]
+        assert (hold.state, hold.captured) == ("released", 0)
+        assert manual.gateway.total_captured == 0
+        assert manual.failing_invariants() == []
+        # The failed booking no longer holds the connector: the slot can be booked again at once.
+        cp.reserve_answer = "Accepted"
+        again = w.book("CARD-B")
+        await eventually(lambda: manual.booking(again.booking_id).reservation == "accepted", "second booking")
+        assert manual.booking(again.booking_id).status is BookingStatus.CONFIRMED
+
+
+@pytest.mark.parametrize("how", ["driver", "host", "no-show"])
+async def test_a_reserved_booking_that_ends_unused_sends_cancel_reservation(
+    manual: Backend, manual_clock: ManualClock, how: str
+) -> None:
+    w = world(manual, "RES3", "CARD-A")
+    async with library_cp(manual, "RES3") as cp:
+        booking = w.book("CARD-A")
+        await eventually(lambda: manual.booking(booking.booking_id).reservation == "accepted", "Accepted")
+        assert cp.cancels == []
+        if how == "driver":
+            manual.app.bookings.cancel(booking.booking_id, driver_id=booking.driver_id)
+            status, fee = BookingStatus.CANCELLED, 150  # inside the late-cancellation window
+        elif how == "host":
+            manual.app.bookings.cancel(booking.booking_id, host_id=booking.host_id)
+            status, fee = BookingStatus.CANCELLED, 0
+        else:
+            manual_clock.advance(GRACE.total_seconds())  # the housekeeping sweep expires it
+            status, fee = BookingStatus.EXPIRED, 300
+        await eventually(lambda: cp.cancels != [], "CancelReservation")
+        assert cp.cancels == [booking.booking_id]
+        record = manual.booking(booking.booking_id)
+        assert (record.status, record.fee) == (status, fee)
+        assert manual.captures(booking.booking_id) == ([fee] if fee else [])
+        assert manual.gateway.total_captured == fee
+        await sweeps()
+        assert cp.cancels == [booking.booking_id], "CancelReservation is sent once"
+        assert manual.failing_invariants() == []
+
+
+async def test_a_scheduled_booking_is_reserved_only_when_the_sweep_finds_it_due(
+    manual: Backend, manual_clock: ManualClock
+) -> None:
+    w = world(manual, "RES4", "CARD-A")
+    starts_at = T0 + timedelta(hours=2)
+    async with library_cp(manual, "RES4") as cp:
+        booking = w.book("CARD-A", starts_at=starts_at)
+        assert booking.reservation == "none"
+        await sweeps()
+        assert cp.reserves == [] and manual.booking(booking.booking_id).reservation == "none"
+        manual_clock.advance((starts_at - LEAD - T0).total_seconds() - 60)  # a minute before it is due
+        assert manual.app.bookings.reservations_due() == []
+        await sweeps()
+        assert cp.reserves == [] and manual.booking(booking.booking_id).reservation == "none"
+        manual_clock.advance(60)  # exactly the lead time before the start: due
+        await eventually(lambda: cp.reserves != [], "ReserveNow from the housekeeping sweep")
+        assert cp.reserves == [Reserve(1, "CARD-A", booking.booking_id, starts_at + GRACE)]
+        await eventually(lambda: manual.booking(booking.booking_id).reservation == "accepted", "Accepted")
+        await sweeps()
+        assert len(cp.reserves) == 1
+        assert manual.booking(booking.booking_id).status is BookingStatus.CONFIRMED
+
+
+async def test_occupied_before_the_start_is_not_yet_and_the_reservation_is_sent_again_once_free(
+    manual: Backend, manual_clock: ManualClock
+) -> None:
+    w = world(manual, "RES5", "CARD-A")
+    starts_at = T0 + timedelta(hours=1)
+    async with library_cp(manual, "RES5", answer="Occupied") as cp:
+        booking = w.book("CARD-A", starts_at=starts_at)
+        manual_clock.advance((starts_at - LEAD - T0).total_seconds())
+        await eventually(lambda: cp.reserves != [], "the first ReserveNow")
+        await cp.status("Preparing")  # someone's car is still plugged in
+        await sweeps()
+        record = manual.booking(booking.booking_id)
+        assert record.status is BookingStatus.CONFIRMED and record.reservation == "none"
+        assert manual.gateway.holds[str(record.payment_ref)].state == "authorized"
+        asked = len(cp.reserves)
+        await sweeps()
+        assert len(cp.reserves) == asked, "no ReserveNow while the connector is not free"
+        cp.reserve_answer = "Accepted"
+        await cp.status("Available")
+        await eventually(lambda: manual.booking(booking.booking_id).reservation == "accepted", "Accepted")
+        assert cp.reserves[-1] == Reserve(1, "CARD-A", booking.booking_id, starts_at + GRACE)
+        assert manual.booking(booking.booking_id).status is BookingStatus.CONFIRMED
+
+
+# ---- the project's virtual charger ---------------------------------------------------------------
+
+
+def vehicle() -> Vehicle:
+    return Vehicle(battery_wh=60_000, soc_wh=30_000, max_power_w=7_400)
+
+
+@contextlib.asynccontextmanager
+async def virtual_charger(backend: Backend, cp_id: str, clock: Clock) -> AsyncIterator[VirtualCharger]:
+    vc = VirtualCharger(cp_id, backend.ws, clock, [7_400], meter_interval_s=10, call_timeout_s=5)
+    await vc.start()
+    try:
+        yield vc
+    finally:
+        await vc.stop()
+
+
+async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_only(
+    scaled: Backend, scaled_clock: ScaledClock
+) -> None:
+    w = world(scaled, "VC1", "VC-A", "VC-B", price=36)
+    async with virtual_charger(scaled, "VC1", scaled_clock) as vc:
+        assert scaled.connector_status("VC1") is ConnectorStatus.AVAILABLE
+        booking = w.book("VC-A")
+        await eventually(
+            lambda: (
+                scaled.booking(booking.booking_id).reservation == "accepted"
+                and scaled.connector_status("VC1") is ConnectorStatus.RESERVED
+            ),
+            "the connector Reserved, at the charger and in the backend",
+        )
+        assert vc.connectors[1].state is ConnectorState.RESERVED
+
+        # Another driver: the charger will not take the card, and nor will the backend.
+        with pytest.raises(PlugRefused):
+            await vc.plug_in(1, "VC-B", vehicle(), 5_000)
+        auth = await vc._call("Authorize", {"idTag": "VC-B"})
+        assert auth.payload is not None and auth.payload["idTagInfo"]["status"] == "Blocked"
+        refused = await vc._call(
+            "StartTransaction",
+            {
+                "connectorId": 1,
+                "idTag": "VC-B",
+                "meterStart": vc.connectors[1].meter.register_wh,
+                "timestamp": format_ts(scaled_clock.now()),
+            },
+        )
+        assert refused.payload is not None
+        assert (refused.payload["transactionId"], refused.payload["idTagInfo"]["status"]) == (0, "Blocked")
+        with scaled.app.store.transaction() as tx:
+            assert tx.sessions() == []
+
+        # The booked driver plugs in and charges.
+        plugged = await vc.plug_in(1, "VC-A", vehicle(), 5_000)
+        assert plugged.transaction_id is not None
+        transaction_id = plugged.transaction_id
+        assert scaled.booking(booking.booking_id).status is BookingStatus.ACTIVE
+
+        def metered() -> bool:
+            with scaled.app.store.transaction() as tx:
+                s = tx.session(transaction_id)
+            return s is not None and s.meter_last_wh > s.meter_start_wh
+
+        await eventually(metered, "MeterValues to reach the backend")
+        await vc.unplug(1)
+        record = scaled.booking(booking.booking_id)
+        assert record.status is BookingStatus.COMPLETED
+        with scaled.app.store.transaction() as tx:
+            session = tx.session(transaction_id)
+        assert session is not None and session.billed_wh is not None and session.meter_stop_wh is not None
+        assert session.billed_wh == session.meter_stop_wh - session.meter_start_wh > 0
+        cost = Tariff(36).cost(session.billed_wh)
+        assert session.cost == cost > 0
+        assert scaled.captures(booking.booking_id) == [cost]
+        assert scaled.gateway.total_captured == cost
+
+        # A repeated StopTransaction is acknowledged and bills nothing more.
+        again = await vc._call(
+            "StopTransaction",
+            {
+                "transactionId": transaction_id,
+                "meterStop": session.meter_stop_wh + 500,
+                "timestamp": format_ts(scaled_clock.now()),
+            },
+        )
+        assert again.payload is not None and again.payload["idTagInfo"]["status"] == "Accepted"
+        assert scaled.captures(booking.booking_id) == [cost]
+        assert scaled.gateway.total_captured == cost
+        assert scaled.failing_invariants() == []
+
+
+async def test_a_back_to_back_booking_survives_the_reservation_of_the_booking_before_it(
+    scaled: Backend, scaled_clock: ScaledClock
+) -> None:
+    w = world(scaled, "VC2", "VC-A", "VC-B")
+    async with virtual_charger(scaled, "VC2", scaled_clock) as vc:
+        first = w.book("VC-A", minutes=15)
+        await eventually(lambda: vc.connectors[1].state is ConnectorState.RESERVED, "the first reservation")
+        # The next slot, straight after the first: it starts within the lead time, so ReserveNow goes now.
+        second = w.book("VC-B", minutes=30, starts_at=first.ends_at)
+        await eventually(
+            lambda: (
+                scaled.booking(second.booking_id).reservation != "sent"
+                or scaled.booking(second.booking_id).status is not BookingStatus.CONFIRMED
+            ),
+            "the charger's answer to the second ReserveNow",
+        )
+        record = scaled.booking(second.booking_id)
+        assert record.status is BookingStatus.CONFIRMED, "a valid booking must not fail"
+        assert scaled.gateway.holds[str(record.payment_ref)].state == "authorized"
