@@ -1,0 +1,251 @@
+"""`chargeshare bench race`: many drivers book one connector at once, through the booking service.
+
+Each backend x lock mode gets a fresh database and an app built by `chargeshare.bootstrap.build`.
+One charger with one connector is registered and booted (instant bookings need an online charger),
+`attempts` drivers are added, then `threads` threads release together from a barrier and take drivers
+off a shared queue until it is empty, each calling `BookingService.book` for an overlapping
+"charge now" window. Wall time runs from the barrier's release to the last thread's exit.
+
+Exactly one booking may win and exactly one card hold may be placed; everything else must be a
+`BookingConflict`. Any other exception counts as an error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from rich.console import Console
+from rich.table import Table
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.adapters.redis_locks import RedisLocks
+from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.booking import LIVE_STATES
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.errors import BookingConflict
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.booking import BookRequest
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+JOIN_TIMEOUT_S = 300.0
+CHARGE_POINT_ID = "BENCH-RACE"
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    backend: str
+    locks: bool
+    lock_store: str  # "none", "fakeredis" or the Redis URL
+    attempts: int
+    threads: int
+    wall_s: float
+    winners: int
+    conflicts: int
+    errors: int
+    holds: int
+    live_bookings: int
+    error_samples: tuple[str, ...] = ()
+
+    @property
+    def attempts_per_s(self) -> float:
+        return self.attempts / self.wall_s if self.wall_s > 0 else float("inf")
+
+    @property
+    def ok(self) -> bool:
+        return self.winners == 1 and self.holds == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["error_samples"] = list(self.error_samples)
+        d["attempts_per_s"] = round(self.attempts_per_s, 1)
+        d["ok"] = self.ok
+        return d
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for reports."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_reachable(url: str) -> str | None:
+    """None if a Redis answers PING at `url`, else why not."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    except Exception as exc:
+        return str(exc)
+    try:
+        client.ping()
+        return None
+    except Exception as exc:
+        return str(exc)
+    finally:
+        client.close()
+
+
+def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], list[str]]:
+    """Set the charger up, then run the race. Returns wall seconds, outcomes and error samples."""
+    host = app.marketplace.add_host("bench host")
+    charger = app.marketplace.add_charger(
+        ChargerSpec(
+            CHARGE_POINT_ID,
+            host,
+            Point(51.5072, -0.1276),
+            Tariff(30),
+            (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),),
+        )
+    )
+    app.charging.boot(CHARGE_POINT_ID, "1.6")
+    with app.store.transaction() as tx:
+        queue = [tx.add_driver(f"driver {i}", f"BENCH{i}") for i in range(attempts)]
+    outcomes: Counter[str] = Counter()
+    samples: list[str] = []
+    guard = threading.Lock()
+    started: list[float] = []
+    barrier = threading.Barrier(threads, action=lambda: started.append(time.perf_counter()))
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=JOIN_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            return
+        for _ in range(attempts):  # bounded: at most every driver, and the queue empties first
+            with guard:
+                if not queue:
+                    return
+                driver_id = queue.pop()
+            try:
+                app.bookings.book(BookRequest(driver_id, charger.charger_id, 1, 60 + driver_id % 30, 5_000))
+                result = "won"
+            except BookingConflict:
+                result = "conflict"
+            except Exception as exc:  # anything else is a bug the benchmark must show
+                result = "error"
+                with guard:
+                    if len(samples) < 5:
+                        samples.append(f"{type(exc).__name__}: {exc}")
+            with guard:
+                outcomes[result] += 1
+
+    pool = [threading.Thread(target=worker, name=f"race-{i}", daemon=True) for i in range(threads)]
+    for th in pool:
+        th.start()
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    for th in pool:
+        th.join(timeout=max(0.0, deadline - time.monotonic()))
+    ended = time.perf_counter()
+    stuck = sum(th.is_alive() for th in pool)
+    if stuck:
+        barrier.abort()
+        samples.append(f"{stuck} thread(s) still running after {JOIN_TIMEOUT_S:.0f} s")
+        outcomes["error"] += stuck
+    wall = ended - started[0] if started else 0.0
+    return wall, outcomes, samples
+
+
+def run_one(
+    backend: str, database_url: str, locks: bool, redis_url: str | None, attempts: int, threads: int
+) -> RaceResult:
+    app = build(Config(database_url=database_url, redis_url=redis_url, locks_enabled=locks))
+    try:
+        wall, outcomes, samples = race(app, attempts, threads)
+        gateway = app.gateway
+        holds = len(gateway.holds) if isinstance(gateway, SimulatedGateway) else -1
+        with app.store.transaction() as tx:
+            live = sum(1 for b in tx.bookings() if b.status in LIVE_STATES)
+            connector_id = tx.charger(CHARGE_POINT_ID).connectors[0].connector_id
+        if redis_url is not None and isinstance(app.locks, RedisLocks):
+            # Leave nothing behind on a shared Redis: the lease (if any) and the fencing counter.
+            key = f"{app.locks.prefix}connector:{connector_id}"
+            app.redis.delete(key, key + ":fence")
+    finally:
+        app.close()
+    return RaceResult(
+        backend=backend,
+        locks=locks,
+        lock_store="none" if not locks else (redact(redis_url) if redis_url else "fakeredis"),
+        attempts=attempts,
+        threads=threads,
+        wall_s=round(wall, 4),
+        winners=outcomes["won"],
+        conflicts=outcomes["conflict"],
+        errors=outcomes["error"],
+        holds=holds,
+        live_bookings=live,
+        error_samples=tuple(samples),
+    )
+
+
+@dataclass(frozen=True)
+class RaceParams:
+    attempts: int
+    backends: tuple[str, ...]
+    locks: tuple[bool, ...]
+    threads: int
+    redis_url: str
+    postgres_url: str
+
+
+def run_races(p: RaceParams, console: Console) -> list[RaceResult]:
+    """Every backend x lock mode, each on a fresh database."""
+    real_redis: str | None = None
+    if "postgres" in p.backends and True in p.locks:
+        why = redis_reachable(p.redis_url)
+        if why is None:
+            real_redis = p.redis_url
+            console.print(f"postgres with locks: real Redis at {redact(p.redis_url)}")
+        else:
+            console.print(
+                f"[yellow]Redis at {redact(p.redis_url)} is not reachable ({why}); using fakeredis[/]"
+            )
+    results: list[RaceResult] = []
+    for backend in p.backends:
+        for locks in p.locks:
+            database: AbstractContextManager[str] = (
+                temporary_sqlite("race.db") if backend == "sqlite" else temporary_postgres(p.postgres_url)
+            )
+            redis_url = real_redis if backend == "postgres" and locks else None
+            mode = "on" if locks else "off"
+            console.print(f"{backend}, locks {mode}: {p.attempts} attempts on {p.threads} threads ...")
+            with database as url:
+                results.append(run_one(backend, url, locks, redis_url, p.attempts, p.threads))
+    return results
+
+
+def render(results: list[RaceResult], console: Console) -> None:
+    table = Table(title="One connector, concurrent bookings through BookingService.book")
+    for col in ("backend", "locks", "tries", "thr", "wall s", "tries/s", "won", "lost", "err", "holds", "ok"):
+        table.add_column(col, justify="left" if col in ("backend", "locks") else "right")
+    for r in results:
+        locks = "off" if not r.locks else ("fakeredis" if r.lock_store == "fakeredis" else "redis")
+        table.add_row(
+            r.backend,
+            locks,
+            str(r.attempts),
+            str(r.threads),
+            f"{r.wall_s:.2f}",
+            f"{r.attempts_per_s:,.0f}",
+            str(r.winners),
+            str(r.conflicts),
+            str(r.errors),
+            str(r.holds),
+            "[green]yes[/]" if r.ok else "[red]NO[/]",
+        )
+    console.print(table)
+    for r in results:
+        for s in r.error_samples:
+            console.print(f"[red]error[/] ({r.backend}, locks {'on' if r.locks else 'off'}): {s}")
