@@ -6,7 +6,6 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +13,11 @@ from geoalchemy2 import Geography
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     RowMapping,
     and_,
+    any_,
+    bindparam,
     cast,
     create_engine,
     event,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
@@ -173,6 +176,22 @@ def _outbox(r: RowMapping) -> OutboxItem:
     )
 
 
+_CHARGER_COLUMNS = (
+    t.chargers.c.id,
+    t.chargers.c.charge_point_id,
+    t.chargers.c.host_id,
+    t.chargers.c.title,
+    t.chargers.c.lat,
+    t.chargers.c.lon,
+    t.chargers.c.price_per_kwh,
+    t.chargers.c.status,
+    t.chargers.c.ocpp_version,
+    t.chargers.c.last_seen_at,
+)
+_CONNECTOR_TYPES = {e.value: e for e in ConnectorType}
+_CONNECTOR_STATUSES = {e.value: e for e in ConnectorStatus}
+_CHARGER_STATUSES = {e.value: e for e in ChargerStatus}
+
 _BOOKING_COLUMNS = select(
     t.bookings,
     t.connectors.c.charger_id,
@@ -247,43 +266,45 @@ class SqlTransaction:
         return charger_id
 
     def _views(self, where: Any = None, order_by: Any = None, limit: int | None = None) -> list[ChargerView]:
-        q = select(t.chargers)
+        q = select(*_CHARGER_COLUMNS)
         if where is not None:
             q = q.where(where)
         q = q.order_by(*(order_by if order_by is not None else [t.chargers.c.id]))
         if limit is not None:
             q = q.limit(limit)
-        rows = self.conn.execute(q).mappings().all()
+        return self._hydrate(list(self.conn.execute(q)), with_distance=False)
+
+    def _hydrate(self, rows: Sequence[Any], *, with_distance: bool) -> list[ChargerView]:
+        """Views from charger rows (`_CHARGER_COLUMNS`, then the distance if any) and one query for
+        their connectors. Rows are read by position: this is the map's hot path."""
         if not rows:
             return []
-        ids = [r["id"] for r in rows]
+        ids = [r[0] for r in rows]
+        k = t.connectors.c
+        if self.dialect == "postgresql":
+            # One statement text whatever the number of ids, so the server can reuse its plan.
+            owner = k.charger_id == any_(bindparam("ids", ids, type_=pg.ARRAY(Integer)))
+        else:
+            owner = k.charger_id.in_(ids)
         by_charger: dict[int, list[ConnectorView]] = defaultdict(list)
-        for c in self.conn.execute(
-            select(t.connectors)
-            .where(t.connectors.c.charger_id.in_(ids))
-            .order_by(t.connectors.c.connector_no)
-        ).mappings():
-            by_charger[c["charger_id"]].append(
-                ConnectorView(
-                    c["id"],
-                    c["connector_no"],
-                    ConnectorType(c["type"]),
-                    c["max_power_w"],
-                    ConnectorStatus(c["status"]),
-                )
+        q = select(k.charger_id, k.id, k.connector_no, k.type, k.max_power_w, k.status).where(owner)
+        for charger_id, cid, no, type_, power, status in self.conn.execute(q.order_by(k.connector_no)):
+            by_charger[charger_id].append(
+                ConnectorView(cid, no, _CONNECTOR_TYPES[type_], power, _CONNECTOR_STATUSES[status])
             )
         return [
             ChargerView(
-                charger_id=r["id"],
-                charge_point_id=r["charge_point_id"],
-                host_id=r["host_id"],
-                title=r["title"],
-                location=Point(r["lat"], r["lon"]),
-                price_per_kwh=r["price_per_kwh"],
-                status=ChargerStatus(r["status"]),
-                ocpp_version=r["ocpp_version"],
-                last_seen_at=r["last_seen_at"],
-                connectors=tuple(by_charger[r["id"]]),
+                charger_id=r[0],
+                charge_point_id=r[1],
+                host_id=r[2],
+                title=r[3],
+                location=Point(r[4], r[5]),
+                price_per_kwh=r[6],
+                status=_CHARGER_STATUSES[r[7]],
+                ocpp_version=r[8],
+                last_seen_at=r[9],
+                connectors=tuple(by_charger[r[0]]),
+                distance_m=float(r[10]) if with_distance else None,
             )
             for r in rows
         ]
@@ -361,24 +382,23 @@ class SqlTransaction:
             connector_conds.append(~clash.exists())
         conds.append(select(k.id).where(*connector_conds).exists())
 
-        columns: list[Any] = [c.id] if distance is None else [c.id, distance.label("distance")]
+        columns: list[Any] = [*_CHARGER_COLUMNS] if distance is None else [*_CHARGER_COLUMNS, distance]
         stmt = select(*columns).where(*conds)
         stmt = stmt.order_by(c.id) if distance is None else stmt.order_by(knn, c.id)
         calendar = window[0] is not None
         if not calendar:
             stmt = stmt.limit(query.limit)
-        picked: list[tuple[int, float | None]] = []
+        picked: list[Any] = []
         for rows in self.conn.execute(stmt).partitions(max(query.limit, 100)):
-            candidates = [(r[0], None if distance is None else float(r[1])) for r in rows]
+            candidates = list(rows)
             if calendar:
                 assert window[0] is not None and window[1] is not None
-                cal = self.availability([cid for cid, _ in candidates])
-                candidates = [x for x in candidates if covers(cal.get(x[0], []), window[0], window[1])]
+                cal = self.availability([r[0] for r in candidates])
+                candidates = [r for r in candidates if covers(cal.get(r[0], []), window[0], window[1])]
             picked.extend(candidates[: query.limit - len(picked)])
             if len(picked) >= query.limit:
                 break
-        views = {v.charger_id: v for v in self._views(c.id.in_([cid for cid, _ in picked]))}
-        return [replace(views[cid], distance_m=d) for cid, d in picked]
+        return self._hydrate(picked, with_distance=distance is not None)
 
     def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
         a = t.availability.c
@@ -493,6 +513,7 @@ class SqlTransaction:
         created_at: datetime,
         fencing_token: int | None,
     ) -> int:
+        self._lock_connector(connector_id)
         if fencing_token is not None:
             # Also locks the connector row on PostgreSQL, queueing writers for this connector.
             res = self.conn.execute(
@@ -545,6 +566,15 @@ class SqlTransaction:
                 ) from exc
             raise
 
+    def _lock_connector(self, connector_id: int) -> None:
+        """Queue every booking write on one connector behind a row lock (PostgreSQL). Without it, an
+        insert and a status change can each wait on the other's exclusion-constraint check: deadlock.
+        SQLite needs nothing: its write transactions are already serialized (BEGIN IMMEDIATE)."""
+        if self.dialect == "postgresql":
+            self.conn.execute(
+                select(t.connectors.c.id).where(t.connectors.c.id == connector_id).with_for_update()
+            )
+
     def booking(self, booking_id: int) -> BookingRecord:
         r = self.conn.execute(_BOOKING_COLUMNS.where(t.bookings.c.id == booking_id)).mappings().first()
         if r is None:
@@ -565,6 +595,12 @@ class SqlTransaction:
         fee: int | None = None,
         cancelled_by: str | None = None,
     ) -> None:
+        connector_id = self.conn.execute(
+            select(t.bookings.c.connector_id).where(t.bookings.c.id == booking_id)
+        ).scalar()
+        if connector_id is None:
+            raise NotFound(f"no booking {booking_id}")
+        self._lock_connector(connector_id)
         values: dict[str, Any] = {"status": status.value}
         optional = {"ends_at": ends_at, "payment_ref": payment_ref, "fee": fee, "cancelled_by": cancelled_by}
         values.update({k: v for k, v in optional.items() if v is not None})
