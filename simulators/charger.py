@@ -178,6 +178,14 @@ class VirtualCharger:
         self.silent = False
         await self._resume()
 
+    async def settle_down(self) -> None:
+        """End of a run: get back in touch if a fault left us out of it, so nothing stays queued."""
+        if self.silent:
+            self.silent = False
+            await self._resume()
+        if not self.connected:
+            await self._reconnect()
+
     async def _drop_link(self) -> None:
         self.connected = False
         self.online.clear()

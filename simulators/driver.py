@@ -24,6 +24,8 @@ CANDIDATES = 5
 SEARCH_ROUNDS = 3
 RETRY_AFTER_S = 600
 PAYMENTS_DOWN = 503
+RECEIPT_CHECKS = 20
+RECEIPT_CHECK_EVERY_S = 30
 
 
 @dataclass
@@ -34,6 +36,18 @@ class DriverStats:
     receipts_pence: int = 0
     errors: list[str] = field(default_factory=list)
     faults_fired: int = 0
+    charger_reconnects: int = 0
+    chargers_went_offline: int = 0  # during the run window (not the wind-down's disconnects)
+
+    sessions_closed_without_stop: int = 0  # the backend closed them: the charger's stop was lost
+
+    def count_offline(self, in_window: bool) -> None:
+        self.chargers_went_offline += in_window
+
+    def count_closed_without_stop(self) -> None:
+        self.sessions_closed_without_stop += 1
+
+    frames_left_queued: int = 0  # transaction messages a charger never got to replay
     payments_backlog: int = 0  # payment steps not yet done when the run ended (before reconcile)
     outcomes_of_faults: Counter[str] = field(default_factory=Counter)
 
@@ -161,10 +175,14 @@ async def _use_booking(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(plugged.done.wait(), timeout=world.clock.real_seconds(wait_s))
     await charger.unplug(1)
-    resp = await world.http.get(f"/bookings/{booking['id']}")
-    receipt = resp.json().get("receipt")
-    if receipt is None:
-        world.stats.errors.append(f"{plan.name}: no receipt for booking {booking['id']}")
-        return "unpaid"
-    world.stats.receipts_pence += receipt["cost"]
-    return "charged"
+    # The receipt follows the charger's StopTransaction, which a charger offline or rebooting sends
+    # later: look again for a while (bounded) before calling it missing.
+    for _ in range(RECEIPT_CHECKS):
+        resp = await world.http.get(f"/bookings/{booking['id']}")
+        receipt = resp.json().get("receipt")
+        if receipt is not None:
+            world.stats.receipts_pence += receipt["cost"]
+            return "charged"
+        await sleep_sim(world.clock, RECEIPT_CHECK_EVERY_S)
+    world.stats.errors.append(f"{plan.name}: no receipt for booking {booking['id']}")
+    return "unpaid"

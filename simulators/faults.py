@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
+from simulators.charger import VirtualCharger
 from simulators.driver import World, sleep_sim
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,9 @@ class Fault:
     at_s: int  # simulated seconds after the start of the run
     action: str
     count: int = 1
-    duration_s: int = 0  # for faults that last (outages)
+    duration_s: int = 0  # for faults that last (outages, disconnections, silences)
+    lose_queue: bool = False  # reboot: the queued transaction messages die with the power
+    skew_s: float = 0.0  # clock_skew: how far the chargers' clocks are off
 
 
 async def host_cancels(app: App, world: World, fault: Fault) -> int:
@@ -52,9 +56,66 @@ async def payment_outage(app: App, world: World, fault: Fault) -> int:
     return 1
 
 
+def _victims(world: World, count: int, *, charging_first: bool) -> list[VirtualCharger]:
+    """`count` chargers, those mid-transaction first (the interesting case), then by id."""
+
+    def busy(vc: VirtualCharger) -> bool:
+        return any(
+            c.plugged is not None and c.plugged.transaction_id is not None for c in vc.connectors.values()
+        )
+
+    ordered = sorted(world.chargers.values(), key=lambda vc: (charging_first and not busy(vc), vc.cp_id))
+    return ordered[:count]
+
+
+async def _each(world: World, fault: Fault, action: Callable[[VirtualCharger], Awaitable[None]]) -> int:
+    victims = _victims(world, fault.count, charging_first=True)
+    world.stats.faults_fired += 1
+    await asyncio.gather(*(action(vc) for vc in victims))
+    return len(victims)
+
+
+async def disconnect(app: App, world: World, fault: Fault) -> int:
+    """Chargers lose their link for `duration_s`, keep charging offline, queue and replay."""
+    return await _each(world, fault, lambda vc: vc.disconnect_for(fault.duration_s))
+
+
+async def reboot(app: App, world: World, fault: Fault) -> int:
+    """Chargers power-cycle mid-transaction, with or without losing their message queue."""
+    return await _each(world, fault, lambda vc: vc.reboot(lose_queue=fault.lose_queue))
+
+
+async def silence(app: App, world: World, fault: Fault) -> int:
+    """Chargers hang for `duration_s`: socket open, nothing said; only the heartbeat watchdog notices."""
+    return await _each(world, fault, lambda vc: vc.silence_for(fault.duration_s))
+
+
+async def duplicate_frames(app: App, world: World, fault: Fault) -> int:
+    """From now on chargers send every transaction frame twice (a flaky network)."""
+
+    async def on(vc: VirtualCharger) -> None:
+        vc.duplicate_sends = True
+
+    return await _each(world, fault, on)
+
+
+async def clock_skew(app: App, world: World, fault: Fault) -> int:
+    """Chargers' clocks drift by `skew_s`: their timestamps are wrong, our bookings must not be."""
+
+    async def skew(vc: VirtualCharger) -> None:
+        vc.clock_skew_s = fault.skew_s
+
+    return await _each(world, fault, skew)
+
+
 ACTIONS: dict[str, Callable[[App, World, Fault], Awaitable[int]]] = {
     "host_cancels": host_cancels,
     "payment_outage": payment_outage,
+    "disconnect": disconnect,
+    "reboot": reboot,
+    "silence": silence,
+    "duplicate_frames": duplicate_frames,
+    "clock_skew": clock_skew,
 }
 
 

@@ -19,6 +19,7 @@ from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.clock import ScaledClock
+from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from simulators.charger import VirtualCharger
 from simulators.driver import DriverStats, World, run_driver, sleep_sim
 from simulators.faults import Fault, run_faults
@@ -112,6 +113,8 @@ async def _run(
                 r.raise_for_status()
                 driver_ids.append(int(r.json()["id"]))
             window_end = clock.now() + timedelta(seconds=params.duration_s)
+            app.bus.subscribe(ChargerOffline, lambda _e: stats.count_offline(clock.now() < window_end))
+            app.bus.subscribe(SessionClosedWithoutStop, lambda _e: stats.count_closed_without_stop())
             world = World(http, fleet, clock, window_end, stats)
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
@@ -132,10 +135,14 @@ async def _run(
                 helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(watcher, faults)
-        # Anything still plugged in is unplugged; bookings never used are released.
+        # Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released.
+        await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         for charger in fleet.values():
             for no in charger.connectors:
                 await charger.unplug(no)
+        await asyncio.gather(*(c.settle_down() for c in fleet.values()))
+        stats.charger_reconnects = sum(c.reconnects for c in fleet.values())
+        stats.frames_left_queued = sum(len(c.queue) for c in fleet.values())
         app.bookings.expire_no_shows(grace=timedelta(0))
         await asyncio.gather(*(c.stop() for c in fleet.values()))
     # Wind-down: what the payments outbox still holds, then what reconcile leaves behind.

@@ -44,6 +44,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         sessions = tx.sessions()
         entries = tx.entries()
         payments = tx.payments()
+        notes = tx.notifications()
         dead = tx.payments("dead")
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
@@ -68,6 +69,11 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "fees_pence": sum(b.fee for b in bookings),
         "faults_fired": stats.faults_fired,
         "payments_backlog": stats.payments_backlog,
+        "charger_reconnects": stats.charger_reconnects,
+        "frames_left_queued": stats.frames_left_queued,
+        "chargers_went_offline": stats.chargers_went_offline,
+        "hosts_notified": len(notes),
+        "sessions_closed_without_stop": stats.sessions_closed_without_stop,
         "dead_letters": len(dead),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
     }

@@ -19,6 +19,7 @@ from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import LiveParams
 
 SUFFIXES = (".yaml", ".yml")
+LASTING = frozenset({"payment_outage", "disconnect", "silence"})  # faults that need a duration
 
 _range = {
     "type": "object",
@@ -87,6 +88,8 @@ SCHEMA: dict[str, Any] = {
                     "action": {"enum": sorted(ACTIONS)},
                     "count": {"type": "integer", "minimum": 1},
                     "minutes": {"type": "number", "exclusiveMinimum": 0},
+                    "lose_queue": {"type": "boolean"},
+                    "seconds": {"type": "number"},
                 },
             },
         },
@@ -208,8 +211,10 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
     for i, f in enumerate(d.get("faults", [])):
         if f["at_minute"] * 60 > duration_s:
             raise refuse(("faults", i, "at_minute"), "fires after the run has ended")
-        if f["action"] == "payment_outage" and "minutes" not in f:
-            raise refuse(("faults", i), "payment_outage needs minutes (how long it lasts)")
+        if f["action"] in LASTING and "minutes" not in f:
+            raise refuse(("faults", i), f"{f['action']} needs minutes (how long it lasts)")
+        if f["action"] == "clock_skew" and "seconds" not in f:
+            raise refuse(("faults", i), "clock_skew needs seconds (how far the clocks are off)")
     price = fleet.get("price_per_kwh", {"min": 25, "max": 45})
     travel = drivers.get("travel_minutes", {"min": 5, "max": 20})
     params = LiveParams(
@@ -239,6 +244,8 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
                 action=f["action"],
                 count=f.get("count", 1),
                 duration_s=math.floor(f.get("minutes", 0) * 60),
+                lose_queue=bool(f.get("lose_queue", False)),
+                skew_s=float(f.get("seconds", 0)),
             )
             for f in d.get("faults", [])
         ),

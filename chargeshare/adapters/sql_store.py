@@ -50,6 +50,7 @@ from chargeshare.services.records import (
 )
 
 PG_EXCLUSION_VIOLATION = "23P01"
+READ_ONLY = "chargeshare_read_only"  # execution option: begin a reading transaction
 
 
 def _haversine_sql(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -80,7 +81,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers take no write lock (a deferred BEGIN), so the map never waits on a booking.
+            conn.exec_driver_sql(
+                "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            )
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -116,6 +120,16 @@ class SqlStore:
                 yield SqlTransaction(conn, self.dialect)
             return
         with self._memory_lock, self.engine.begin() as conn:
+            yield SqlTransaction(conn, self.dialect)
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlTransaction]:
+        """A transaction that only reads: on SQLite it does not take the write lock."""
+        if self._memory_lock is not None:
+            with self.transaction() as tx:
+                yield tx
+            return
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
             yield SqlTransaction(conn, self.dialect)
 
     def close(self) -> None:
@@ -677,6 +691,12 @@ class SqlTransaction:
             .mappings()
             .first()
         )
+        return None if r is None else _session(r)
+
+    def open_session(self, connector_id: int) -> SessionRecord | None:
+        s = t.sessions.c
+        q = select(t.sessions).where(s.connector_id == connector_id, s.status == SessionStatus.CHARGING.value)
+        r = self.conn.execute(q.order_by(s.id.desc())).mappings().first()
         return None if r is None else _session(r)
 
     def sessions(self) -> Sequence[SessionRecord]:

@@ -6,8 +6,9 @@ PostgreSQL: `COPY`, the generated `geom`/`location` columns fill themselves, the
 
 Two query kinds run against it, the same seeded queries for "ours" and "raw":
 
-- ours: `store.transaction()` + `tx.search(SearchQuery(...))`, the real code path: the id query,
-  the charger rows, the connectors, hydrated into `ChargerView`s, in one store transaction.
+- ours: `store.reading()` + `tx.search(SearchQuery(...))`, the real code path (as
+  `MarketplaceService.search`): the charger rows with the same prefilter, order and LIMIT, then their
+  connectors, hydrated into `ChargerView`s, in one reading transaction.
 - raw: hand-written SQL through the raw DBAPI cursor of the same engine, in one transaction
   (`BEGIN` ... `COMMIT` on SQLite, psycopg's implicit transaction + `commit()` on PostgreSQL), as
   TWO queries: (1) the charger columns with the same spatial prefilter, the same "has a connector"
@@ -281,7 +282,7 @@ def load_postgres(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
 # ---- ours and raw ----------------------------------------------------------------------------------
 def ours_search(store: SqlStore, query: SearchQuery) -> Sequence[ChargerView]:
     """The real code path the HTTP API and the marketplace service use."""
-    with store.transaction() as tx:
+    with store.reading() as tx:
         return tx.search(query)
 
 

@@ -18,6 +18,7 @@ from chargeshare.services.events import (
     ChargerOnline,
     EnergyLimitReached,
     InProcessBus,
+    SessionClosedWithoutStop,
     SessionStarted,
 )
 from chargeshare.services.ports import Store
@@ -114,14 +115,25 @@ class ChargingService:
     def status(self, cp_id: str, connector_no: int, status: ConnectorStatus) -> None:
         """A StatusNotification; from an OFFLINE charger it is the sign it is back."""
         now = self.clock.now()
+        dangling = None
         with self.store.transaction() as tx:
-            back = tx.charger(cp_id).status is ChargerStatus.OFFLINE
+            charger = tx.charger(cp_id)
+            back = charger.status is ChargerStatus.OFFLINE
             if back:
                 tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
             tx.touch_charger(cp_id, now)
             tx.set_connector_status(cp_id, connector_no, status)
+            if status is ConnectorStatus.AVAILABLE:
+                connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
+                dangling = None if connector is None else tx.open_session(connector.connector_id)
         if back:
             self.bus.publish(ChargerOnline(now, cp_id))
+        if dangling is not None:
+            # Available with a transaction still open: its StopTransaction was lost (a reboot that
+            # lost its queue). Close it on the last reading we have; what came after is unbilled.
+            log.warning("closing session %s: %s reports its connector free", dangling.session_id, cp_id)
+            self.stop(cp_id, dangling.session_id, dangling.meter_last_wh, now)
+            self.bus.publish(SessionClosedWithoutStop(now, dangling.session_id, cp_id))
 
     def authorize(self, cp_id: str, id_tag: str) -> AuthStatus:
         """A tag is accepted when its driver holds a confirmed booking on this charger right now."""

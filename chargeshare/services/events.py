@@ -67,6 +67,14 @@ class EnergyLimitReached(Event):
 
 
 @dataclass(frozen=True)
+class SessionClosedWithoutStop(Event):
+    """A charger reported a connector free while its transaction was open: its stop was lost."""
+
+    session_id: int
+    charge_point_id: str
+
+
+@dataclass(frozen=True)
 class SessionSettled(Event):
     session_id: int
     booking_id: int

@@ -82,7 +82,7 @@ class MarketplaceService:
         return None
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
-        with self.store.transaction() as tx:
+        with self.store.reading() as tx:
             return tx.search(query)
 
     def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
