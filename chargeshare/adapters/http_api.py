@@ -89,6 +89,7 @@ class CancelIn(BaseModel):
 class ReceiptOut(BaseModel):
     energy_wh: int
     cost: int = Field(description="pence captured")
+    idle_fee: int = Field(description="pence for staying plugged in after charging, included in cost")
     host_share: int
     platform_fee: int
 
@@ -271,14 +272,26 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
         session = tx.session_for_booking(b.booking_id)
         entries = tx.entries(b.booking_id)
     receipt = None
-    captured = [e for e in entries if e.kind is EntryKind.CAPTURE]
-    if session is not None and session.billed_wh is not None and captured:
-        split = split_fee(captured[0].amount, app.config.rules.platform_fee_bps)
+    rules = app.config.rules
+    # A cost beyond the hold is captured in more than one step: the receipt is ready once all are.
+    splits = [
+        split_fee(e.amount, rules.platform_fee_bps, rules.vat_bps)
+        for e in entries
+        if e.kind is EntryKind.CAPTURE
+    ]
+    captured = sum(x.total for x in splits)
+    if (
+        session is not None
+        and session.billed_wh is not None
+        and session.cost is not None
+        and captured >= session.cost
+    ):
         receipt = ReceiptOut(
+            idle_fee=session.idle_fee,
             energy_wh=session.billed_wh,
-            cost=captured[0].amount,
-            host_share=split.host_share,
-            platform_fee=split.platform_fee,
+            cost=captured,
+            host_share=sum(x.host_share for x in splits),
+            platform_fee=sum(x.platform_fee for x in splits),
         )
     return BookingOut(
         id=b.booking_id,

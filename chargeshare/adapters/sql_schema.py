@@ -150,7 +150,9 @@ sessions = Table(
     Column("stopped_at", UTCDateTime()),
     Column("meter_stop_wh", BigInteger),
     Column("billed_wh", BigInteger),
-    Column("cost", Integer),
+    Column("cost", Integer),  # energy cost + idle fee, pence
+    Column("idle_since", UTCDateTime()),  # the car stopped drawing power (SuspendedEV/Finishing)
+    Column("idle_fee", Integer, nullable=False, default=0),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
 )

@@ -171,6 +171,8 @@ def _session(r: RowMapping) -> SessionRecord:
         meter_stop_wh=r["meter_stop_wh"],
         billed_wh=r["billed_wh"],
         cost=r["cost"],
+        idle_since=r["idle_since"],
+        idle_fee=r["idle_fee"],
     )
 
 
@@ -676,6 +678,7 @@ class SqlTransaction:
                 meter_start_wh=meter_start_wh,
                 meter_last_wh=meter_start_wh,
                 status=SessionStatus.CHARGING.value,
+                idle_fee=0,
             )
             .returning(t.sessions.c.id)
         )
@@ -713,8 +716,22 @@ class SqlTransaction:
             .values(meter_last_wh=meter_wh)
         )
 
+    def mark_idle(self, session_id: int, since: datetime | None) -> None:
+        s = t.sessions.c
+        q = update(t.sessions).where(s.id == session_id)
+        if since is not None:
+            q = q.where(s.idle_since.is_(None))  # idle from the first report, not the latest
+        self.conn.execute(q.values(idle_since=since))
+
     def stop_session(
-        self, session_id: int, *, stopped_at: datetime, meter_stop_wh: int, billed_wh: int, cost: int
+        self,
+        session_id: int,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        idle_fee: int = 0,
     ) -> None:
         self.conn.execute(
             update(t.sessions)
@@ -728,6 +745,7 @@ class SqlTransaction:
                 else func.greatest(t.sessions.c.meter_last_wh, meter_stop_wh),
                 billed_wh=billed_wh,
                 cost=cost,
+                idle_fee=idle_fee,
             )
         )
 

@@ -46,6 +46,9 @@ class StartResult:
     status: AuthStatus
 
 
+# A car in these states has stopped drawing power while still plugged in.
+IDLE_STATES = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING})
+
 # The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
 REFUSED_TRANSACTION_ID = 0
 
@@ -123,9 +126,14 @@ class ChargingService:
                 tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
             tx.touch_charger(cp_id, now)
             tx.set_connector_status(cp_id, connector_no, status)
-            if status is ConnectorStatus.AVAILABLE:
-                connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
-                dangling = None if connector is None else tx.open_session(connector.connector_id)
+            connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
+            open_ = None if connector is None else tx.open_session(connector.connector_id)
+            if open_ is not None and status in IDLE_STATES:
+                tx.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
+            elif open_ is not None and status is ConnectorStatus.CHARGING:
+                tx.mark_idle(open_.session_id, None)
+            elif status is ConnectorStatus.AVAILABLE:
+                dangling = open_
         if back:
             self.bus.publish(ChargerOnline(now, cp_id))
         if dangling is not None:
@@ -202,9 +210,15 @@ class ChargingService:
             except DomainError:
                 log.warning("charger %s sent meterStop below meterStart for tx %s", cp_id, transaction_id)
                 energy, meter_stop = 0, session.meter_start_wh
-            cost = Tariff(booking.price_per_kwh).cost(energy)
+            idle_fee = self.rules.idle_fee(session.idle_since, now)
+            cost = Tariff(booking.price_per_kwh).cost(energy) + idle_fee
             tx.stop_session(
-                transaction_id, stopped_at=timestamp, meter_stop_wh=meter_stop, billed_wh=energy, cost=cost
+                transaction_id,
+                stopped_at=timestamp,
+                meter_stop_wh=meter_stop,
+                billed_wh=energy,
+                cost=cost,
+                idle_fee=idle_fee,
             )
             # The connector is free again from now: shorten the booking so others can book the rest.
             ends_at = min(booking.ends_at, max(now, booking.starts_at))

@@ -99,14 +99,16 @@ def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
         if session is None and not b.fee and not captured:
             continue
         checked += 1
-        cost = 0 if session is None else Tariff(b.price_per_kwh).cost(session.billed_wh or 0)
+        cost = 0
+        if session is not None:
+            cost = Tariff(b.price_per_kwh).cost(session.billed_wh or 0) + session.idle_fee
         if captured != cost + b.fee or (session is not None and session.cost != cost):
             failures.append(
-                f"booking {b.booking_id}: captured {captured}p, metered cost {cost}p + fee {b.fee}p"
+                f"booking {b.booking_id}: captured {captured}p, session cost {cost}p + fee {b.fee}p"
             )
     return _result(
         "captured_equals_metered_cost",
-        "captured = tariff x metered energy (+ fees), per booking",
+        "captured = tariff x metered energy (+ idle, no-show and late fees), per booking",
         checked,
         failures,
     )

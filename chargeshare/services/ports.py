@@ -110,8 +110,19 @@ class Transaction(Protocol):
     def open_session(self, connector_id: int) -> SessionRecord | None: ...
     def sessions(self) -> Sequence[SessionRecord]: ...
     def record_meter(self, session_id: int, meter_wh: int) -> None: ...
+    def mark_idle(self, session_id: int, since: datetime | None) -> None:
+        """Note when the car stopped drawing power (kept from the first report); None: charging again."""
+        ...
+
     def stop_session(
-        self, session_id: int, *, stopped_at: datetime, meter_stop_wh: int, billed_wh: int, cost: int
+        self,
+        session_id: int,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        idle_fee: int = 0,
     ) -> None: ...
 
     # ledger

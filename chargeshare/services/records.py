@@ -75,7 +75,9 @@ class SessionRecord:
     stopped_at: datetime | None
     meter_stop_wh: int | None
     billed_wh: int | None
-    cost: int | None
+    cost: int | None  # energy cost + idle fee
+    idle_since: datetime | None = None
+    idle_fee: int = 0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from chargeshare.domain.booking import CancellationPolicy
 
@@ -26,6 +27,17 @@ class MarketplaceRules:
     # Send ReserveNow to the charger this long before a booking starts (at once for "charge now").
     reserve_lead_minutes: int = 15
     cancellation: CancellationPolicy = field(default_factory=CancellationPolicy)
+    # A car left plugged in after it stopped charging blocks the host's charger: after a grace
+    # period each further whole minute costs the idle fee.
+    idle_grace_minutes: int = 30
+    idle_fee_per_minute: int = 10
+
+    def idle_fee(self, idle_since: datetime | None, stopped: datetime) -> int:
+        if idle_since is None:
+            return 0
+        minutes = int((stopped - idle_since).total_seconds() // 60) - self.idle_grace_minutes
+        return max(0, minutes) * self.idle_fee_per_minute
+
     # Stripe cancels uncaptured manual-capture PaymentIntents after 7 days: bookings may not be made
     # further ahead than a hold can live, with a margin for the session and a settlement retry.
     hold_lifetime_days: int = 7

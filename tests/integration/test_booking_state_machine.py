@@ -101,6 +101,7 @@ class MSession:
     meter_stop: int | None = None
     billed: int | None = None
     cost: int | None = None
+    idle_since: datetime | None = None  # the car stopped drawing power (the idle fee's clock)
 
     @property
     def charging(self) -> bool:
@@ -383,6 +384,18 @@ class BookingMachine(RuleBasedStateMachine):
         self.app.charging.status(c.cp_id, connector_no, status)
         self.connector_status[(charger, connector_no)] = status
         c.online = True  # a StatusNotification from an offline charger is the sign it is back
+        open_ = [x for x in self._charging() if (x.charger, x.connector_no) == (charger, connector_no)]
+        if not open_:
+            return
+        latest = max(open_, key=lambda x: x.session_id)  # the backend looks at the newest one
+        if status in (ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING):
+            latest.idle_since = latest.idle_since or self.now
+        elif status is ConnectorStatus.CHARGING:
+            latest.idle_since = None
+        elif status is ConnectorStatus.AVAILABLE:
+            # Free while its transaction is open: the stop was lost; closed on the last reading.
+            event("status", "closed a session whose stop was lost")
+            self._record_stop(latest, latest.meter_last)
 
     # ---- rules: ending unused bookings -----------------------------------------------------------
     @precondition(lambda self: self.model.bookings)
@@ -628,24 +641,30 @@ class BookingMachine(RuleBasedStateMachine):
     )
     def stop(self, index: int, add_wh: int, reading: str) -> None:
         s = _pick(self._charging(), index)
-        b = self.model.bookings[s.booking_id]
         cp_id = self.chargers[s.charger].cp_id
         meter_stop = self._deliver(s, add_wh)
         if reading == "below" and s.meter_start > 0:
             meter_stop = s.meter_start - 1  # a broken meter: billed as nothing, never as negative
-        billed = max(0, meter_stop - s.meter_start)
-        cost = Tariff(self.chargers[s.charger].price).cost(billed)
         assert self.app.charging.stop(cp_id, s.session_id, meter_stop, self.now) is AuthStatus.ACCEPTED
+        cost = self._record_stop(s, meter_stop)
         event("stop", "billed" if cost else "nothing to bill")
+        # The charger did not hear our answer and sends the same stop again: nothing changes.
+        before = self._snapshot()
+        assert self.app.charging.stop(cp_id, s.session_id, meter_stop, self.now) is AuthStatus.ACCEPTED
+        assert self._snapshot() == before
+
+    def _record_stop(self, s: MSession, meter_stop: int) -> int:
+        b = self.model.bookings[s.booking_id]
+        billed = max(0, meter_stop - s.meter_start)
+        cost = Tariff(self.chargers[s.charger].price).cost(billed) + self.rules.idle_fee(
+            s.idle_since, self.now
+        )
         s.meter_stop = s.meter_start + billed
         s.meter_last = max(s.meter_last, s.meter_stop)
         s.billed, s.cost = billed, cost
         b.ends_at = self._expected_ends_at(b)
         b.status, b.captured, b.gateway = B.COMPLETED, cost, "captured"
-        # The charger did not hear our answer and sends the same stop again: nothing changes.
-        before = self._snapshot()
-        assert self.app.charging.stop(cp_id, s.session_id, meter_stop, self.now) is AuthStatus.ACCEPTED
-        assert self._snapshot() == before
+        return cost
 
     @precondition(lambda self: self._stopped())
     @rule(index=st.integers(0, 1_000), extra_wh=st.integers(0, 5_000))
@@ -719,9 +738,10 @@ class BookingMachine(RuleBasedStateMachine):
             if m.gateway == "none":
                 assert hold is None, f"booking {b.booking_id}: a declined card left a hold {hold}"
             else:
+                # Beyond the hold (an idle fee), the rest is captured from a top-up hold of its own.
                 assert hold is not None and (hold.state, hold.captured, hold.amount) == (
                     m.gateway,
-                    m.captured,
+                    min(m.captured, m.hold),
                     m.hold,
                 ), f"booking {b.booking_id}: gateway {hold}, model {m.gateway} {m.captured}p of {m.hold}p"
         # No two live bookings overlap on one connector (computed here, not by the invariants module).

@@ -11,6 +11,7 @@ import pytest
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import InvalidRequest, PaymentDeclined, PaymentUnavailable
 from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, posted_balances
 from chargeshare.services.booking import BookRequest
@@ -195,4 +196,18 @@ def test_energy_beyond_the_hold_is_charged_as_a_top_up(app: App, clock: ManualCl
     app.charging.stop("CP1", tx, 1_300, clock.now())  # a fast charger overshot: 46p owed
     assert [(s, st) for s, st, _ in outbox(app)] == [("capture", "done"), ("topup", "done")]
     assert gateway(app).total_captured == 46
+    assert failing(app) == set()
+
+
+def test_a_car_left_plugged_in_after_charging_pays_the_idle_fee(app: App, clock: ManualClock) -> None:
+    _, tx = booked_and_charging(app, clock, price=40)  # an hour in, 7 kWh so far
+    app.charging.status("CP1", 1, ConnectorStatus.SUSPENDED_EV)  # the car is full
+    clock.advance(20 * 60)
+    app.charging.status("CP1", 1, ConnectorStatus.FINISHING)  # a later report does not restart it
+    clock.advance(25 * 60)  # 45 minutes idle: 15 beyond the 30-minute grace
+    app.charging.stop("CP1", tx, 8_000, clock.now())
+    with app.store.transaction() as t:
+        session = t.session(tx)
+    assert session is not None and (session.idle_fee, session.cost) == (150, 280 + 150)
+    assert gateway(app).total_captured == 430  # beyond the hold: the rest is a top-up
     assert failing(app) == set()
