@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import NoReturn
 
 import pytest
 
@@ -24,7 +25,7 @@ REQUIRE_SERVICES = os.environ.get("CHARGESHARE_REQUIRE_SERVICES") == "1"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def service_missing(what: str, why: object) -> None:
+def service_missing(what: str, why: object) -> NoReturn:
     message = f"{what} is not reachable: {why}"
     if REQUIRE_SERVICES:
         pytest.fail(message + " (CHARGESHARE_REQUIRE_SERVICES=1 makes this a failure)")

@@ -7,14 +7,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters import sql_schema as t
+from chargeshare.adapters.pg_admin import temporary_database
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.invariants import check_store
-from tests.conftest import REDIS_URL, T0, add_charger
+from tests.conftest import POSTGRES_URL, REDIS_URL, T0, add_charger, service_missing
 from tests.integration.helpers import (
+    Fleet,
     assert_one_hold,
     race_for_one_connector,
     random_fleet,
@@ -99,11 +103,31 @@ def test_concurrent_bookings_have_exactly_one_winner(
         app.close()
 
 
-def test_search_matches_brute_force_and_uses_the_spatial_indexes(pg_app: App) -> None:
-    rng = random.Random(3)
-    fleet = random_fleet(pg_app, rng, 300, at=T0)
-    for _ in range(150):
-        search_matches_oracle(pg_app, fleet, random_query(rng, T0))
+@pytest.fixture(scope="module")
+def pg_fleet() -> Iterator[tuple[App, Fleet]]:
+    """One PostGIS database with a random fleet, shared by the examples of the oracle test."""
+    try:
+        db = temporary_database(POSTGRES_URL, prefix="cs_test_fleet")
+        url = db.__enter__()
+    except Exception as exc:
+        service_missing("PostgreSQL", exc)
+    app = build(Config(database_url=url))
+    try:
+        yield app, random_fleet(app, random.Random(3), 300, at=T0)
+    finally:
+        app.close()
+        db.__exit__(None, None, None)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.integers(0, 2**32))
+def test_search_matches_brute_force(pg_fleet: tuple[App, Fleet], seed: int) -> None:
+    app, fleet = pg_fleet
+    search_matches_oracle(app, fleet, random_query(random.Random(seed), T0))
+
+
+def test_searches_use_the_spatial_indexes(pg_app: App) -> None:
+    random_fleet(pg_app, random.Random(4), 200)
     with pg_app.store.engine.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))
         box = "\n".join(
