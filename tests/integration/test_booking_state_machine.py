@@ -656,9 +656,8 @@ class BookingMachine(RuleBasedStateMachine):
     def _record_stop(self, s: MSession, meter_stop: int) -> int:
         b = self.model.bookings[s.booking_id]
         billed = max(0, meter_stop - s.meter_start)
-        cost = Tariff(self.chargers[s.charger].price).cost(billed) + self.rules.idle_fee(
-            s.idle_since, self.now
-        )
+        idle_fee: int = self.rules.idle_fee(s.idle_since, self.now)
+        cost = Tariff(self.chargers[s.charger].price).cost(billed) + idle_fee
         s.meter_stop = s.meter_start + billed
         s.meter_last = max(s.meter_last, s.meter_stop)
         s.billed, s.cost = billed, cost
