@@ -4,13 +4,14 @@ database created on a server (from an admin URL) and dropped again afterwards.""
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from chargeshare.adapters.pg_admin import temporary_database
 
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT_S = 5
@@ -57,21 +58,8 @@ def check_postgres(admin_url: str) -> str:
 @contextmanager
 def temporary_postgres(admin_url: str, prefix: str = "cs_bench") -> Iterator[str]:
     """Create a fresh, empty database on the admin URL's server; yield its URL; drop it (FORCE)."""
-    base = make_url(admin_url)
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with temporary_database(admin_url, prefix, connect_timeout_s=CONNECT_TIMEOUT_S) as url:
+        yield url
 
 
 @contextmanager

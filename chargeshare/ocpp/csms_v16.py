@@ -8,7 +8,8 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.connection import CallRejected, Handler
-from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
+from chargeshare.ocpp.timestamps import parse_ts
 from chargeshare.services.charging import ChargingService
 
 log = logging.getLogger(__name__)
@@ -44,17 +45,10 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
             log.debug("charger %s is not registered; %s not stored", cp_id, fn.__name__)
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
-        result = charging.boot(cp_id, "1.6")
-        accepted = result.accepted or charging.allow_unknown
-        return {
-            "status": "Accepted" if accepted else "Rejected",
-            "currentTime": format_ts(charging.clock.now()),
-            "interval": result.interval_s,
-        }
+        return boot_reply(charging, cp_id, "1.6")
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
-        touch(charging.heartbeat)
-        return {"currentTime": format_ts(charging.clock.now())}
+        return heartbeat_reply(charging, cp_id)
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
         touch(charging.status, p["connectorId"], ConnectorStatus(p["status"]))

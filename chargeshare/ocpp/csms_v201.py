@@ -9,7 +9,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.connection import Handler
-from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
 from chargeshare.services.charging import ChargingService
 
 # 2.0.1 reports fewer connector states; map each onto the 1.6 set the store keeps.
@@ -24,18 +24,10 @@ CONNECTOR_STATUS = {
 
 def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
     def boot(p: dict[str, Any]) -> dict[str, Any]:
-        result = charging.boot(cp_id, "2.0.1")
-        accepted = result.accepted or charging.allow_unknown
-        return {
-            "status": "Accepted" if accepted else "Rejected",
-            "currentTime": format_ts(charging.clock.now()),
-            "interval": result.interval_s,
-        }
+        return boot_reply(charging, cp_id, "2.0.1")
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
-        with contextlib.suppress(NotFound):
-            charging.heartbeat(cp_id)
-        return {"currentTime": format_ts(charging.clock.now())}
+        return heartbeat_reply(charging, cp_id)
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(NotFound):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -114,13 +115,7 @@ class SettlementService:
     def process_due(self, limit: int = 100) -> OutboxRun:
         with self.store.transaction() as tx:
             items = tx.due_payments(self.clock.now(), limit)
-        run = OutboxRun()
-        for item in items:
-            status = self._attempt(item)
-            run.done += status == DONE
-            run.retried += status == PENDING
-            run.dead += status == DEAD
-        return run
+        return self._work(items, OutboxRun())
 
     def reconcile(self) -> OutboxRun:
         """Give dead letters a fresh set of attempts and work the backlog off now (bounded rounds)."""
@@ -136,12 +131,16 @@ class SettlementService:
                 pending = tx.payments(PENDING)
             if not pending:
                 break
-            for item in pending:
-                status = self._attempt(item)
-                total.done += status == DONE
-                total.retried += status == PENDING
-                total.dead += status == DEAD
+            self._work(pending, total)
         return total
+
+    def _work(self, items: Sequence[OutboxItem], run: OutboxRun) -> OutboxRun:
+        for item in items:
+            status = self._attempt(item)
+            run.done += status == DONE
+            run.retried += status == PENDING
+            run.dead += status == DEAD
+        return run
 
     def _attempt(self, item: OutboxItem) -> str:
         try:
