@@ -25,6 +25,9 @@ class LoopbackServer:
             ws="websockets-sansio",
             ws_max_size=MAX_FRAME_BYTES,
             ws_ping_interval=None,
+            # Load tests keep pooled connections busy for long stretches on a loaded machine; a short
+            # keep-alive lets the server close one just as the client reuses it (a spurious ReadError).
+            timeout_keep_alive=60,
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
