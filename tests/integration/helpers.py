@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.benchmarks.race import race
 from chargeshare.bootstrap import App
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, overlaps
@@ -19,11 +19,9 @@ from chargeshare.domain.charger import (
     ConnectorStatus,
     ConnectorType,
 )
-from chargeshare.domain.errors import BookingConflict
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.tariff import Tariff
-from chargeshare.services.booking import BookRequest
 from chargeshare.services.records import ChargerView
 
 # Points this close to a radius boundary may fall either side by floating-point rounding.
@@ -31,42 +29,10 @@ BOUNDARY_TOLERANCE_M = 0.01
 
 
 def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter[str]:
-    """`attempts` drivers book overlapping windows on one connector from `threads` threads at once."""
-    host = app.marketplace.add_host("h")
-    charger = app.marketplace.add_charger(
-        ChargerSpec(
-            "RACE", host, Point(51.5, -0.1), Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
-        )
-    )
-    app.charging.boot("RACE", "1.6")
-    drivers = [app.marketplace.add_driver(f"d{i}", f"T{i}").driver_id for i in range(attempts)]
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(threads)
-    queue = list(drivers)
-
-    def worker() -> None:
-        barrier.wait()
-        while True:
-            with lock:
-                if not queue:
-                    return
-                d = queue.pop()
-            try:
-                app.bookings.book(BookRequest(d, charger.charger_id, 1, 60 + d % 30, 5_000))
-                result = "won"
-            except BookingConflict:
-                result = "conflict"
-            except Exception as exc:  # anything else is a bug the test must show
-                result = f"error:{type(exc).__name__}:{exc}"
-            with lock:
-                outcomes[result] += 1
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join(timeout=300)
+    """`attempts` drivers book overlapping windows on one connector from `threads` threads at once
+    (the same race `chargeshare bench race` times)."""
+    _, outcomes, errors = race(app, attempts, threads)
+    assert not errors, f"bookings failed with something other than a conflict: {errors}"
     return outcomes
 
 
