@@ -8,7 +8,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.connection import CallRejected, Handler
-from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
+from chargeshare.ocpp.provisioning import acknowledge, boot_reply, heartbeat_reply, unknown_vendor
 from chargeshare.ocpp.timestamps import parse_ts
 from chargeshare.services.charging import ChargingService
 
@@ -79,12 +79,6 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         verdict = charging.stop(cp_id, p["transactionId"], p["meterStop"], parse_ts(p["timestamp"]))
         return {"idTagInfo": {"status": verdict.value}}
 
-    def data_transfer(p: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "UnknownVendorId"}
-
-    def ack(p: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
     return {
         "BootNotification": boot,
         "Heartbeat": heartbeat,
@@ -93,7 +87,7 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         "StartTransaction": start,
         "MeterValues": meter_values,
         "StopTransaction": stop,
-        "DataTransfer": data_transfer,
-        "FirmwareStatusNotification": ack,
-        "DiagnosticsStatusNotification": ack,
+        "DataTransfer": unknown_vendor,
+        "FirmwareStatusNotification": acknowledge,
+        "DiagnosticsStatusNotification": acknowledge,
     }

@@ -9,7 +9,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.connection import Handler
-from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
+from chargeshare.ocpp.provisioning import acknowledge, boot_reply, heartbeat_reply, unknown_vendor
 from chargeshare.services.charging import ChargingService
 
 # 2.0.1 reports fewer connector states; map each onto the 1.6 set the store keeps.
@@ -34,18 +34,12 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
             charging.status(cp_id, p["connectorId"], CONNECTOR_STATUS[p["connectorStatus"]])
         return {}
 
-    def data_transfer(p: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "UnknownVendorId"}
-
-    def ack(p: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
     return {
         "BootNotification": boot,
         "Heartbeat": heartbeat,
         "StatusNotification": status,
-        "DataTransfer": data_transfer,
-        "FirmwareStatusNotification": ack,
-        "LogStatusNotification": ack,
-        "NotifyEvent": ack,
+        "DataTransfer": unknown_vendor,
+        "FirmwareStatusNotification": acknowledge,
+        "LogStatusNotification": acknowledge,
+        "NotifyEvent": acknowledge,
     }

@@ -24,3 +24,13 @@ def heartbeat_reply(charging: ChargingService, cp_id: str) -> dict[str, Any]:
     with contextlib.suppress(NotFound):  # an unregistered charger may talk; nothing is stored
         charging.heartbeat(cp_id)
     return {"currentTime": format_ts(charging.clock.now())}
+
+
+def unknown_vendor(_payload: dict[str, Any]) -> dict[str, Any]:
+    """DataTransfer: we implement no vendor extensions, and say so clearly."""
+    return {"status": "UnknownVendorId"}
+
+
+def acknowledge(_payload: dict[str, Any]) -> dict[str, Any]:
+    """Notifications we take note of with an empty confirmation (firmware, diagnostics, logs)."""
+    return {}
