@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -26,6 +27,12 @@ log = logging.getLogger(__name__)
 def choose_subprotocol(offered: list[str]) -> str | None:
     """Our preference order, among what the charger offers."""
     return next((p for p in SUPPORTED_SUBPROTOCOLS if p in offered), None)
+
+
+Direction = Literal["in", "out"]
+FrameTap = Callable[[str, Direction, str], None]
+"""Sees every frame on every link, as text: (charge point id, "in" from the charger | "out" to it, frame).
+Certification's wire log and replay traces are taps; a tap must be quick and must not raise."""
 
 
 @dataclass
@@ -45,9 +52,22 @@ class ChargerRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stops_sent: set[tuple[str, int]] = set()
+        self._taps: list[FrameTap] = []
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
+
+    def add_tap(self, tap: FrameTap) -> Callable[[], None]:
+        """Watch every frame; returns the function that stops watching."""
+        self._taps.append(tap)
+        return lambda: self._taps.remove(tap)
+
+    def _tap(self, cp_id: str, direction: Direction, text: str) -> None:
+        for tap in self._taps:
+            try:
+                tap(cp_id, direction, text)
+            except Exception:
+                log.exception("a frame tap failed; the frame itself is unaffected")
 
     def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
         if version == "1.6":
@@ -79,8 +99,10 @@ class ChargerRegistry:
         try:
             while True:
                 text = await ws.receive_text()
+                self._tap(cp_id, "in", text)
                 received = link.connection.receive(text)
                 if received.reply is not None:
+                    self._tap(cp_id, "out", received.reply)
                     await ws.send_text(received.reply)
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
@@ -106,6 +128,7 @@ class ChargerRegistry:
         uid, text = link.connection.call(action, payload, loop.time())
         fut: asyncio.Future[Outcome] = loop.create_future()
         link.waiting[uid] = fut
+        self._tap(cp_id, "out", text)
         await link.websocket.send_text(text)
         try:
             return await asyncio.wait_for(fut, self.call_timeout_s)

@@ -23,9 +23,14 @@ from ocpp.v201.datatypes import ChargingStationType
 from ocpp.v201.enums import BootReasonEnumType
 from websockets.asyncio.client import connect
 
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import ChargerStatus
 from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import SystemClock
 from chargeshare.services.invariants import check_store
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served
@@ -200,3 +205,21 @@ async def test_ocpp201_client_boots_over_the_same_endpoint(served: Served) -> No
                 await task
     with served.app.store.transaction() as tx:
         assert tx.charger("V201").ocpp_version == "2.0.1"
+
+
+async def test_a_frame_tap_sees_both_directions_in_order() -> None:
+    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
+    registry = ChargerRegistry(app)
+    seen: list[tuple[str, str, str]] = []
+    stop_watching = registry.add_tap(lambda cp, direction, text: seen.append((cp, direction, text)))
+    async with LoopbackServer(create_api(app, registry)) as server:
+        url = f"ws://127.0.0.1:{server.port}/ocpp/TAP1"
+        async with connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            await ws.send('[2,"h1","Heartbeat",{}]')
+            await ws.recv()
+            stop_watching()
+            await ws.send('[2,"h2","Heartbeat",{}]')
+            await ws.recv()
+    app.close()
+    assert [(cp, d) for cp, d, _ in seen] == [("TAP1", "in"), ("TAP1", "out")]
+    assert json.loads(seen[1][2])[:2] == [3, "h1"]
