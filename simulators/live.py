@@ -11,20 +11,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from simulators.charger import VirtualCharger
-from simulators.driver import DriverStats, World, run_driver, sleep_sim
+from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
 from simulators.faults import Fault, run_faults
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
+from simulators.timeline import take_sample
+from simulators.trace import ASGIApp, TraceRecorder
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +55,39 @@ class LiveParams:
 Progress = Callable[[float, dict[str, Any]], None]
 
 
-async def run_live(params: LiveParams, progress: Progress | None = None) -> RunReport:
+async def run_live(
+    params: LiveParams, progress: Progress | None = None, *, trace: Path | None = None
+) -> RunReport:
+    """`progress` gets a sample of the backend's state every simulated minute or so (and once more
+    after the wind-down, with "final"); `trace` records every frame and API call as JSONL."""
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
     rng = random.Random(params.seed)
     clock = ScaledClock(params.start, params.speed)
-    app = build(Config(database_url=params.database_url, locks_enabled=params.locks), clock=clock)
+    # Throw-away accounts: the cheap password hash, so signing up a fleet of drivers costs no seconds.
+    config = Config(database_url=params.database_url, locks_enabled=params.locks, password_hash="fast")
+    app = build(config, clock=clock)
     wall_start = time.monotonic()
+    recorder = None
     try:
-        stats = await _run(app, params, rng, clock, progress)
+        if trace is not None:
+            recorder = TraceRecorder.open(trace, app, {"seed": params.seed, "params": params_dict(params)})
+        stats = await _run(app, params, rng, clock, progress, recorder)
         return summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
     finally:
+        if recorder is not None:
+            recorder.close()
         app.close()
+
+
+def _served(app: App, recorder: TraceRecorder | None) -> ASGIApp:
+    registry = ChargerRegistry(app)
+    api: ASGIApp = create_api(app, registry)
+    if recorder is None:
+        return api
+    recorder.snapshot_fleet()
+    recorder.attach(registry)
+    return recorder.wrap(api)
 
 
 def params_dict(p: LiveParams) -> dict[str, Any]:
@@ -83,17 +108,29 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
 
 
 async def _run(
-    app: App, params: LiveParams, rng: random.Random, clock: ScaledClock, progress: Progress | None
+    app: App,
+    params: LiveParams,
+    rng: random.Random,
+    clock: ScaledClock,
+    progress: Progress | None,
+    recorder: TraceRecorder | None = None,
 ) -> DriverStats:
     centre = CITIES[params.city]
-    host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
+    host_logins = {
+        f"host{i + 1}@hosts.example": f"pw-host-{i + 1}-{rng.getrandbits(64):016x}"
+        for i in range(max(1, params.chargers))
+    }
+    host_ids = [
+        app.auth.register_host(email, pw, f"Host {i + 1}").host_id or 0
+        for i, (email, pw) in enumerate(host_logins.items())
+    ]
     specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
     passwords = {s.charge_point_id: f"pw-{s.charge_point_id}-{rng.getrandbits(64):016x}" for s in specs}
     for spec in specs:
         app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id])
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats()
-    async with LoopbackServer(create_api(app)) as server:
+    async with LoopbackServer(_served(app, recorder)) as server:
         base = f"http://127.0.0.1:{server.port}"
         fleet = {
             s.charge_point_id: VirtualCharger(
@@ -107,19 +144,27 @@ async def _run(
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            driver_ids = []
-            for plan in plans:
-                r = await http.post("/drivers", json={"name": plan.name, "id_tag": plan.id_tag})
-                r.raise_for_status()
-                driver_ids.append(int(r.json()["id"]))
+            sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
+            driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
             app.bus.subscribe(ChargerOffline, lambda _e: stats.count_offline(clock.now() < window_end))
             app.bus.subscribe(SessionClosedWithoutStop, lambda _e: stats.count_closed_without_stop())
-            world = World(http, fleet, clock, window_end, stats)
+            world = World(
+                http,
+                fleet,
+                clock,
+                window_end,
+                stats,
+                drivers=dict(sessions),
+                hosts={
+                    h: ApiSession(http, clock, email, pw)
+                    for h, (email, pw) in zip(host_ids, host_logins.items(), strict=True)
+                },
+            )
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
             ]
-            watcher = asyncio.create_task(_report_progress(world, params, tasks, progress))
+            watcher = asyncio.create_task(_report_progress(app, world, params, tasks, progress))
             faults = asyncio.create_task(run_faults(app, world, params.faults))
             # Drivers finish by the window's end; allow a margin for the last stops to settle.
             budget = clock.real_seconds(params.duration_s) + 30
@@ -143,17 +188,31 @@ async def _run(
         await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         stats.charger_reconnects = sum(c.reconnects for c in fleet.values())
         stats.frames_left_queued = sum(len(c.queue) for c in fleet.values())
+        if recorder is not None:
+            recorder.op("expire_no_shows", grace_s=0)
         app.bookings.expire_no_shows(grace=timedelta(0))
         await asyncio.gather(*(c.stop() for c in fleet.values()))
     # Wind-down: what the payments outbox still holds, then what reconcile leaves behind.
     with app.store.transaction() as tx:
         stats.payments_backlog = len(tx.payments("pending")) + len(tx.payments("dead"))
+    if recorder is not None:
+        recorder.op("reconcile")
     app.settlement.reconcile()
+    if progress is not None:
+        info = {"drivers_done": len(plans), "charging": 0, "conflicts": stats.conflicts}
+        final = take_sample(
+            app,
+            params.start,
+            faults_fired=stats.faults_fired,
+            drivers_done=len(plans),
+            conflicts=stats.conflicts,
+        )
+        progress(params.duration_s, {**info, "sample": final, "final": True})
     return stats
 
 
 async def _report_progress(
-    world: World, params: LiveParams, tasks: list[asyncio.Task[str]], progress: Progress | None
+    app: App, world: World, params: LiveParams, tasks: list[asyncio.Task[str]], progress: Progress | None
 ) -> None:
     if progress is None:
         return
@@ -166,12 +225,22 @@ async def _report_progress(
             for x in c.connectors.values()
             if x.plugged is not None and x.plugged.transaction_id is not None
         )
+        drivers_done = sum(t.done() for t in tasks)
+        sample = take_sample(
+            app,
+            start,
+            faults_fired=world.stats.faults_fired,
+            drivers_done=drivers_done,
+            conflicts=world.stats.conflicts,
+        )
         progress(
             elapsed,
             {
-                "drivers_done": sum(t.done() for t in tasks),
+                "drivers_done": drivers_done,
                 "charging": charging,
                 "conflicts": world.stats.conflicts,
+                "sample": sample,
             },
         )
-        await sleep_sim(world.clock, 60)
+        # Sampling reads the store in the event loop: at most about twice per real second.
+        await sleep_sim(world.clock, max(60.0, params.speed / 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from chargeshare import __version__
-from chargeshare.cli import bench, chargers, payments, scenario, serve, simulate
+from chargeshare.cli import accounts, bench, chargers, payments, replay, scenario, serve, simulate
 
 app = typer.Typer(
     name="chargeshare",
@@ -15,10 +15,12 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+app.command("replay")(replay.replay_command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(scenario.app, name="scenario")
 app.add_typer(payments.app, name="payments")
 app.add_typer(chargers.app, name="chargers")
+app.add_typer(accounts.app, name="accounts")
 
 
 @app.command("version")

@@ -10,14 +10,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from chargeshare.cli.live_view import LiveView
 from chargeshare.domain.money import format_gbp, format_kwh
 from simulators.fleet import CITIES
 from simulators.live import LiveParams, run_live
 from simulators.report import RunReport
 from simulators.scenario import Expectation, ScenarioError, load
+from simulators.timeline import Timeline
 
 
 def simulate(
@@ -40,7 +41,17 @@ def simulate(
         bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")
     ] = True,
     report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Record every OCPP frame and API call here as JSONL (for `chargeshare replay`)."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Plot utilisation, kW drawn and revenue over time: a .png, or else an HTML report."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
 ) -> None:
     """Run a live simulation over real loopback WebSockets and HTTP on a scaled clock.
 
@@ -50,9 +61,10 @@ def simulate(
     if city not in CITIES:
         console.print(f"[red]error:[/] unknown city {city!r}; choose one of {', '.join(CITIES)}")
         raise typer.Exit(2)
-    if report is not None and not report.parent.exists():
-        console.print(f"[red]error:[/] directory {report.parent} does not exist")
-        raise typer.Exit(2)
+    for out in (report, trace, plot):
+        if out is not None and not out.parent.exists():
+            console.print(f"[red]error:[/] directory {out.parent} does not exist")
+            raise typer.Exit(2)
     logging.basicConfig(level=logging.ERROR)
     params = LiveParams(
         chargers=chargers,
@@ -79,32 +91,26 @@ def simulate(
         f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
         f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x (about {real_s:.0f} s)"
     )
+    timeline = Timeline()
     if quiet:
-        result = asyncio.run(run_live(params))
+
+        def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
+            timeline.add(info["sample"])
+
+        result = asyncio.run(run_live(params, collect if plot is not None else None, trace=trace))
     else:
-        with Progress(
-            TextColumn("[bold]sim[/]"),
-            BarColumn(),
-            TextColumn("{task.fields[minute]:>4} / {task.total:.0f} min"),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
-            task = bar.add_task("sim", total=duration, minute=0, detail="")
-
-            def on_progress(elapsed_s: float, info: dict[str, Any]) -> None:
-                bar.update(
-                    task,
-                    completed=elapsed_s / 60,
-                    minute=int(elapsed_s // 60),
-                    detail=f"charging {info['charging']}, drivers done {info['drivers_done']}, "
-                    f"conflicts {info['conflicts']}",
-                )
-
-            result = asyncio.run(run_live(params, on_progress))
-            bar.update(task, completed=duration, minute=duration)
+        with LiveView(console, minutes=duration, drivers=params.drivers, timeline=timeline) as view:
+            result = asyncio.run(run_live(params, view.update, trace=trace))
     print_report(console, result)
+    if trace is not None:
+        console.print(f"trace written to {trace}")
+    if plot is not None:
+        from simulators.plots import write_plot  # matplotlib loads only when a plot is asked for
+
+        write_plot(
+            plot, timeline, title=f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
+        )
+        console.print(f"plot written to {plot}")
     checks = [e.check(result.summary) for e in expectations]
     for ok, text in checks:
         console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
@@ -130,6 +136,8 @@ def print_report(console: Console, result: RunReport) -> None:
     summary.add_row("VAT on fees", format_gbp(s["vat_pence"]))
     summary.add_row("card processing (platform's cost)", format_gbp(s["processor_fees_pence"]))
     summary.add_row("driver outcomes", str(s["driver_outcomes"]))
+    summary.add_row("faults fired", str(s["faults_fired"]))
+    summary.add_row("chargers that went offline", str(s["chargers_went_offline"]))
     summary.add_row("wall time", f"{result.wall_s:.1f} s")
     console.print(summary)
     table = Table(title="Invariants")

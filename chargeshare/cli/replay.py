@@ -1,0 +1,124 @@
+"""`chargeshare replay TRACE.jsonl`: drive a fresh backend with a recorded run (or a vendor's charger
+trace) and check the same invariants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chargeshare.adapters.pg_admin import temporary_database
+from chargeshare.bootstrap import MEMORY_DATABASE_URL, App
+from chargeshare.domain.money import format_gbp, format_kwh
+from simulators.replay import ReplayReport, replay
+from simulators.timeline import Timeline, take_sample
+from simulators.trace import TraceError, read_trace
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+class Backend(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+@contextlib.contextmanager
+def _database(backend: Backend, postgres_url: str) -> Iterator[str]:
+    if backend is Backend.SQLITE:
+        yield MEMORY_DATABASE_URL
+        return
+    with temporary_database(postgres_url, prefix="cs_replay") as url:
+        yield url
+
+
+def replay_command(
+    trace: Annotated[Path, typer.Argument(help="A JSONL trace (see docs/replay.md).")],
+    backend: Annotated[Backend, typer.Option(help="Store for the fresh backend.")] = Backend.SQLITE,
+    postgres_url: Annotated[
+        str, typer.Option(envvar="CHARGESHARE_POSTGRES_ADMIN_URL", help="Server for --backend postgres.")
+    ] = DEFAULT_POSTGRES,
+    report: Annotated[Path | None, typer.Option(help="Write the replay report as JSON here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Plot utilisation, kW and revenue over the replay (.png or .html).")
+    ] = None,
+) -> None:
+    """Replay a trace against a fresh backend; exit 1 if an invariant or a charger check fails, 2 if the
+    trace is invalid (nothing runs then)."""
+    console = Console(soft_wrap=True)
+    for out in (report, plot):
+        if out is not None and not out.parent.exists():
+            console.print(f"[red]error:[/] directory {out.parent} does not exist")
+            raise typer.Exit(2)
+    try:
+        parsed = read_trace(trace)
+    except TraceError as exc:
+        for line in str(exc).splitlines():
+            console.print(f"[red]invalid:[/] {line}", highlight=False)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=logging.ERROR)
+    timeline = Timeline()
+    start = parsed.start
+
+    def sample(app: App) -> None:
+        if start is not None:
+            timeline.add(take_sample(app, start))
+
+    try:
+        with _database(backend, postgres_url) as url:
+            result = asyncio.run(replay(parsed, database_url=url, sampler=None if plot is None else sample))
+    except Exception as exc:  # a backend that cannot be reached, most often
+        console.print(f"[red]error:[/] could not replay: {exc}")
+        raise typer.Exit(2) from exc
+    print_replay(console, result)
+    if report is not None:
+        report.write_text(result.to_json() + "\n")
+        console.print(f"report written to {report}")
+    if plot is not None:
+        from simulators.plots import write_plot
+
+        write_plot(plot, timeline, title=f"Replay of {trace.name}")
+        console.print(f"plot written to {plot}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def print_replay(console: Console, result: ReplayReport) -> None:
+    s = result.run.summary
+    fed = result.fed
+    console.print(
+        f"Replayed {fed.get('ocpp', 0)} charger frames, {fed.get('http', 0)} API calls and "
+        f"{fed.get('op', 0)} backend events from {result.trace}"
+    )
+    summary = Table(title="Summary", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row("bookings", f"{s['bookings']} " + str(s["bookings_by_status"]))
+    summary.add_row("charging sessions", str(s["sessions"]))
+    summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
+    summary.add_row("captured from drivers", format_gbp(s["captured_pence"]))
+    summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
+    summary.add_row("answers unlike the recording", str(result.divergence_count))
+    console.print(summary)
+    table = Table(title="Invariants and charger checks")
+    table.add_column("check")
+    table.add_column("checked", justify="right")
+    table.add_column("result")
+    for r in [*result.run.invariants, *result.charger_checks]:
+        verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/] " + "; ".join(r.failures)
+        table.add_row(r.description, str(r.checked), verdict)
+    console.print(table)
+    for d in result.divergences[:10]:
+        console.print(f"[yellow]differs:[/] {d}", highlight=False)
+    if result.divergence_count > 10:
+        console.print(f"[yellow]... and {result.divergence_count - 10} more (see --report)[/]")
+    for err in result.run.errors:
+        console.print(f"[red]error:[/] {err}", highlight=False)
+    console.print("[green]all checks hold[/]" if result.ok else "[red]checks failed[/]")

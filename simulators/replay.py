@@ -1,0 +1,521 @@
+"""Replay a trace into a fresh backend, in order, on a manual clock, and judge the result.
+
+Charger-originated OCPP calls go through a real `Connection` with the real CSMS handler tables; the
+CSMS's own calls are not re-sent (no charger is connected), but the charger's recorded answers to them
+are applied where the backend acts on them (ReserveNow). API calls are re-issued against the same ASGI
+app in-process. Identifiers the backend hands out (transaction, driver, booking, charger ids) are
+mapped from the recorded answers to the new ones. A trace with no API calls is a vendor's: its
+chargers, drivers and bookings are created as its frames need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.errors import DomainError, NotFound
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import csms_v16, csms_v201
+from chargeshare.ocpp.connection import CallRejected, Connection, Handler
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.invariants import InvariantResult
+from simulators.driver import DriverStats
+from simulators.fleet import CITIES
+from simulators.live import DEFAULT_START
+from simulators.report import RunReport, summarise
+from simulators.trace import Record, Trace
+
+HOUSEKEEPING_EVERY_S = 30  # as the served API's housekeeping loop
+MAX_ROUNDS_PER_GAP = 240  # a long silence in a vendor trace: the rounds in between change nothing
+VENDOR_PRICE_PER_KWH = 45
+VENDOR_POWER_W = 7_400
+MAX_DETAILS = 5
+ID_PATH = re.compile(r"^/(bookings|chargers|drivers|hosts)/(\d+)")
+ID_FIELDS = {"driver_id": "drivers", "charger_id": "chargers", "host_id": "hosts", "booking_id": "bookings"}
+
+Sampler = Callable[[App], None]
+
+
+@dataclass
+class ReplayReport:
+    trace: str
+    run: RunReport
+    charger_checks: list[InvariantResult]
+    fed: dict[str, int]
+    divergences: list[str] = field(default_factory=list)
+    divergence_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok and all(c.ok for c in self.charger_checks)
+
+    def to_json(self) -> str:
+        body = {
+            "ok": self.ok,
+            "trace": self.trace,
+            "fed": self.fed,
+            "summary": self.run.summary,
+            "invariants": [asdict(r) for r in self.run.invariants],
+            "charger_checks": [asdict(r) for r in self.charger_checks],
+            "divergences": self.divergences,
+            "divergence_count": self.divergence_count,
+            "errors": self.run.errors,
+        }
+        return json.dumps(body, indent=2, sort_keys=True)
+
+
+@dataclass
+class _Pairs:
+    """Which recorded frame answered which call, per charger and message id (FIFO for repeats)."""
+
+    answer_to: dict[int, Record] = field(default_factory=dict)  # line of a call -> its answer
+    call_of: dict[int, Record] = field(default_factory=dict)  # line of an answer -> its call
+
+    @classmethod
+    def scan(cls, trace: Trace) -> _Pairs:
+        pairs = cls()
+        open_calls: dict[tuple[str, str, str], deque[Record]] = defaultdict(deque)
+        for r in trace.records:
+            if r.kind != "ocpp":
+                continue
+            frame = _decode(r.data["frame"])
+            if frame is None or len(frame) < 2:
+                continue
+            uid = str(frame[1])
+            if frame[0] == 2:
+                open_calls[(r.data["cp"], r.data["dir"], uid)].append(r)
+            elif frame[0] in (3, 4):
+                caller_dir = "out" if r.data["dir"] == "in" else "in"
+                waiting = open_calls.get((r.data["cp"], caller_dir, uid))
+                if waiting:
+                    call = waiting.popleft()
+                    pairs.answer_to[call.line] = r
+                    pairs.call_of[r.line] = call
+        return pairs
+
+
+def _decode(text: str) -> list[Any] | None:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    return frame if isinstance(frame, list) else None
+
+
+class _ChargerChecks:
+    """What the trace says about the charger itself, whatever the backend made of it."""
+
+    def __init__(self) -> None:
+        self.stops: dict[tuple[str, Any], tuple[Any, Any, int]] = {}  # -> (meterStop, timestamp, line)
+        self.registers: dict[tuple[str, Any], tuple[int, int]] = {}  # -> (highest Wh, line)
+        self.stop_conflicts: list[str] = []
+        self.backwards: list[str] = []
+        self.transactions = 0
+
+    def see(self, r: Record, action: str, payload: dict[str, Any]) -> None:
+        cp = r.data["cp"]
+        if action == "StopTransaction":
+            key = (cp, payload.get("transactionId"))
+            seen = (payload.get("meterStop"), payload.get("timestamp"))
+            first = self.stops.get(key)
+            if first is None:
+                self.stops[key] = (*seen, r.line)
+            elif (first[0], first[1]) != seen:
+                self.stop_conflicts.append(
+                    f"line {r.line}: transaction {key[1]} on {cp} stopped again with meterStop "
+                    f"{seen[0]} at {seen[1]} (line {first[2]} said {first[0]} at {first[1]})"
+                )
+            self._reading(r, key, payload.get("meterStop"))
+        elif action == "MeterValues" and payload.get("transactionId") is not None:
+            try:
+                register = csms_v16.energy_register_wh(payload.get("meterValue", []))
+            except CallRejected:
+                return
+            self._reading(r, (cp, payload["transactionId"]), register)
+
+    def _reading(self, r: Record, key: tuple[str, Any], wh: Any) -> None:
+        if not isinstance(wh, int):
+            return
+        highest = self.registers.get(key)
+        if highest is not None and wh < highest[0]:
+            self.backwards.append(
+                f"line {r.line}: transaction {key[1]} on {key[0]} read {wh} Wh after "
+                f"{highest[0]} Wh (line {highest[1]})"
+            )
+        if highest is None or wh >= highest[0]:
+            self.registers[key] = (wh, r.line)
+
+    def results(self) -> list[InvariantResult]:
+        checked = len(self.registers)
+        return [
+            InvariantResult(
+                "charger_stops_agree",
+                "a repeated StopTransaction repeats the first (same meterStop and timestamp)",
+                not self.stop_conflicts,
+                len(self.stops),
+                tuple(self.stop_conflicts[:MAX_DETAILS]),
+            ),
+            InvariantResult(
+                "charger_register_never_decreases",
+                "a transaction's energy register never goes backwards",
+                not self.backwards,
+                checked,
+                tuple(self.backwards[:MAX_DETAILS]),
+            ),
+        ]
+
+
+class Replayer:
+    def __init__(
+        self,
+        trace: Trace,
+        *,
+        database_url: str = MEMORY_DATABASE_URL,
+        sampler: Sampler | None = None,
+        sample_every_s: int = 60,
+    ) -> None:
+        self.trace = trace
+        self.start = trace.start or DEFAULT_START
+        self.clock = ManualClock(self.start)
+        self.app = build(Config(database_url=database_url, rules=trace.rules), clock=self.clock)
+        self.vendor = not any(r.kind == "http" for r in trace.records)
+        self.pairs = _Pairs.scan(trace)
+        self.ids: dict[str, dict[int, int]] = defaultdict(dict)
+        self.transactions: dict[tuple[str, Any], Any] = {}
+        self.connections: dict[tuple[str, str], Connection] = {}
+        self.checks = _ChargerChecks()
+        self.fed: Counter[str] = Counter()
+        self.divergences: list[str] = []
+        self.divergence_count = 0
+        self.errors: list[str] = []
+        self.sampler = sampler
+        self.sample_every_s = sample_every_s
+        self._next_round = self.start + timedelta(seconds=HOUSEKEEPING_EVERY_S)
+        self._next_sample = self.start
+        self._connectors_needed = self._vendor_connectors()
+
+    # ---- driving ---------------------------------------------------------------------------------
+    async def run(self) -> ReplayReport:
+        wall = time.monotonic()
+        try:
+            api = create_api(self.app)
+            transport = httpx.ASGITransport(app=api)
+            async with httpx.AsyncClient(transport=transport, base_url="http://replay") as http:
+                for r in self.trace.records:
+                    self._advance(r.t)
+                    try:
+                        await self._apply(r, http)
+                    except Exception as exc:  # the replay goes on; the report says what broke
+                        self.errors.append(f"line {r.line}: {r.kind} could not be replayed: {exc!r}")
+            if not any(r.kind == "op" and r.data["op"] == "reconcile" for r in self.trace.records):
+                # No wind-down recorded (a vendor's trace): end as a run does.
+                self.app.bookings.expire_no_shows(grace=timedelta(0))
+                self.app.settlement.reconcile()
+            if self.sampler is not None:
+                self.sampler(self.app)
+            run = summarise(
+                self.app,
+                {"engine": "replay"},
+                DriverStats(errors=self.errors),
+                wall_s=time.monotonic() - wall,
+            )
+            return ReplayReport(
+                str(self.trace.path),
+                run,
+                self.checks.results(),
+                dict(sorted(self.fed.items())),
+                self.divergences[:50],
+                self.divergence_count,
+            )
+        finally:
+            self.app.close()
+
+    def _advance(self, t: datetime) -> None:
+        """Move the clock to `t`, running housekeeping (and sampling) at each boundary on the way."""
+        rounds = 0
+        while self._next_round <= t:
+            if rounds < MAX_ROUNDS_PER_GAP or self._next_round + timedelta(seconds=HOUSEKEEPING_EVERY_S) > t:
+                self._set_clock(self._next_round)
+                self._housekeeping()
+            rounds += 1
+            self._next_round += timedelta(seconds=HOUSEKEEPING_EVERY_S)
+        self._set_clock(t)
+
+    def _set_clock(self, t: datetime) -> None:
+        if self.sampler is not None:
+            while self._next_sample <= t:
+                delta = (self._next_sample - self.clock.now()).total_seconds()
+                if delta > 0:
+                    self.clock.advance(delta)
+                self.sampler(self.app)
+                self._next_sample += timedelta(seconds=self.sample_every_s)
+        delta = (t - self.clock.now()).total_seconds()
+        if delta > 0:
+            self.clock.advance(delta)
+
+    def _housekeeping(self) -> None:
+        try:
+            self.app.bookings.reservations_due()
+            self.app.bookings.expire_no_shows()
+            self.app.settlement.process_due()
+            self.app.charging.watchdog()
+        except Exception as exc:
+            self.errors.append(f"housekeeping at {self.clock.now().isoformat()} failed: {exc!r}")
+
+    async def _apply(self, r: Record, http: httpx.AsyncClient) -> None:
+        self.fed[r.kind] += 1
+        if r.kind == "host":
+            self.ids["hosts"][r.data["id"]] = self.app.marketplace.add_host(
+                str(r.data.get("name") or f"Host {r.data['id']}")
+            )
+        elif r.kind == "charger":
+            self._add_charger(r.data)
+        elif r.kind == "op":
+            self._op(r)
+        elif r.kind == "http":
+            await self._http(r, http)
+        elif r.data["dir"] == "in":
+            self._ocpp_in(r)
+        else:
+            self.fed[r.kind] -= 1  # our own frames are only read to pair calls with answers
+            self.fed["ocpp_out_read"] += 1
+
+    # ---- setup ------------------------------------------------------------------------------------
+    def _add_charger(self, d: dict[str, Any]) -> None:
+        host = self.ids["hosts"].get(d["host"])
+        if host is None:
+            host = self.ids["hosts"][d["host"]] = self.app.marketplace.add_host(f"Host {d['host']}")
+        spec = ChargerSpec(
+            charge_point_id=d["cp"],
+            host_id=host,
+            location=Point(float(d["lat"]), float(d["lon"])),
+            tariff=Tariff(d["price_per_kwh"]),
+            connectors=tuple(
+                ConnectorSpec(c["no"], ConnectorType(c["type"]), c["max_power_w"]) for c in d["connectors"]
+            ),
+            title=str(d.get("title") or ""),
+        )
+        view = self.app.marketplace.add_charger(spec)
+        self.ids["chargers"][d["id"]] = view.charger_id
+
+    def _vendor_connectors(self) -> dict[str, int]:
+        """Chargers the trace talks for but never registers, with the highest connector each uses."""
+        registered = {r.data["cp"] for r in self.trace.records if r.kind == "charger"}
+        needed: dict[str, int] = {}
+        for r in self.trace.records:
+            if r.kind != "ocpp" or r.data["cp"] in registered:
+                continue
+            frame = _decode(r.data["frame"])
+            highest = 1
+            if frame is not None and len(frame) == 4 and isinstance(frame[3], dict):
+                payload = frame[3]
+                evse = payload.get("evse")
+                for n in (payload.get("connectorId"), payload.get("evseId"), evse and evse.get("id")):
+                    if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 16:
+                        highest = max(highest, n)
+            needed[r.data["cp"]] = max(needed.get(r.data["cp"], 1), highest)
+        return needed
+
+    def _ensure_charger(self, cp: str) -> None:
+        count = self._connectors_needed.pop(cp, None)
+        if count is None:
+            return
+        host = self.app.marketplace.add_host(f"Host of {cp}")
+        centre = CITIES["bristol"]
+        self.app.marketplace.add_charger(
+            ChargerSpec(
+                charge_point_id=cp,
+                host_id=host,
+                location=Point(centre.lat, centre.lon),
+                tariff=Tariff(VENDOR_PRICE_PER_KWH),
+                connectors=tuple(
+                    ConnectorSpec(n, ConnectorType.TYPE2, VENDOR_POWER_W) for n in range(1, count + 1)
+                ),
+                title=f"{cp} (from its trace)",
+            )
+        )
+
+    def _ensure_booking(self, cp: str, connector_no: int, id_tag: str) -> None:
+        """A vendor's trace has no driver app: book the connector for the tag just before it starts."""
+        app = self.app
+        with app.store.transaction() as tx:
+            driver = tx.driver_by_tag(id_tag)
+            charger = tx.charger(cp)
+        if driver is None:
+            driver = app.marketplace.add_driver(f"Driver {id_tag}", id_tag)
+        connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
+        if connector is None:
+            return
+        with app.store.transaction() as tx:
+            if tx.booking_for_start(connector.connector_id, driver.driver_id, self.clock.now()) is not None:
+                return
+        try:
+            app.bookings.book(
+                BookRequest(
+                    driver_id=driver.driver_id,
+                    charger_id=charger.charger_id,
+                    connector_no=connector_no,
+                    minutes=app.config.rules.max_booking_minutes,
+                    max_energy_wh=app.config.rules.max_energy_wh,
+                )
+            )
+        except DomainError as exc:
+            self._diverge(f"{cp}: could not book connector {connector_no} for {id_tag}: {exc}")
+
+    # ---- records ----------------------------------------------------------------------------------
+    def _op(self, r: Record) -> None:
+        op = r.data["op"]
+        gateway = self.app.gateway
+        if op == "charger_offline":
+            with contextlib.suppress(NotFound):
+                self.app.charging.disconnected(r.data["cp"])
+        elif op in ("payments_down", "payments_up") and isinstance(gateway, SimulatedGateway):
+            gateway.down = op == "payments_down"
+        elif op == "expire_no_shows":
+            grace = r.data.get("grace_s")
+            self.app.bookings.expire_no_shows(grace=None if grace is None else timedelta(seconds=grace))
+        elif op == "reconcile":
+            self.app.settlement.reconcile()
+
+    def _connection(self, cp: str, version: str) -> Connection:
+        conn = self.connections.get((cp, version))
+        if conn is None:
+            handlers: dict[str, Handler] = (
+                csms_v16.handlers(self.app.charging, cp)
+                if version == "1.6"
+                else csms_v201.handlers(self.app.charging, cp)
+            )
+            conn = self.connections[(cp, version)] = Connection(version, handlers, id_prefix="cs-")
+        return conn
+
+    def _ocpp_in(self, r: Record) -> None:
+        cp, version, text = r.data["cp"], r.data["version"], r.data["frame"]
+        self._ensure_charger(cp)
+        frame = _decode(text)
+        if frame is not None and len(frame) >= 3 and frame[0] in (3, 4):
+            self._answer_to_us(r, frame)
+            return
+        action = frame[2] if frame is not None and len(frame) == 4 and frame[0] == 2 else None
+        if isinstance(action, str) and isinstance(frame, list) and isinstance(frame[3], dict):
+            payload = frame[3]
+            self.checks.see(r, action, payload)
+            tx = payload.get("transactionId")
+            if version == "1.6" and (cp, tx) in self.transactions:
+                payload = {**payload, "transactionId": self.transactions[(cp, tx)]}
+                text = json.dumps([2, frame[1], action, payload], separators=(",", ":"))
+            start = _start_of(action, payload)
+            if self.vendor and start is not None:
+                self._ensure_booking(cp, *start)
+        reply = self._connection(cp, version).receive(text).reply
+        recorded = self.pairs.answer_to.get(r.line)
+        if reply is None or recorded is None:
+            return
+        self._compare(r, action, _decode(reply), _decode(recorded.data["frame"]))
+
+    def _compare(self, r: Record, action: Any, ours: list[Any] | None, theirs: list[Any] | None) -> None:
+        if ours is None or theirs is None:
+            return
+        if ours[0] != theirs[0]:
+            self._diverge(f"line {r.line}: {action} answered {_kind(ours)}, recorded {_kind(theirs)}")
+            return
+        if ours[0] != 3 or not isinstance(ours[2], dict) or not isinstance(theirs[2], dict):
+            return
+        mine, recorded = ours[2], theirs[2]
+        if action == "StartTransaction" and r.data["version"] == "1.6":
+            old, new = recorded.get("transactionId"), mine.get("transactionId")
+            if old not in (None, 0) and new not in (None, 0):
+                self.transactions[(r.data["cp"], old)] = new
+        verdict = _verdict(mine), _verdict(recorded)
+        if verdict[0] != verdict[1]:
+            self._diverge(f"line {r.line}: {action} answered {verdict[0]}, recorded {verdict[1]}")
+
+    def _answer_to_us(self, r: Record, frame: list[Any]) -> None:
+        """The charger answering a CSMS call: the backend only acts on ReserveNow's answer."""
+        call = self.pairs.call_of.get(r.line)
+        if call is None or frame[0] != 3:
+            return
+        sent = _decode(call.data["frame"])
+        if sent is None or len(sent) != 4 or sent[2] != "ReserveNow" or not isinstance(frame[2], dict):
+            return
+        booking = sent[3].get("reservationId", sent[3].get("id"))
+        if isinstance(booking, int):
+            new = self.ids["bookings"].get(booking, booking)
+            with contextlib.suppress(NotFound):
+                self.app.bookings.reservation_answered(new, str(frame[2].get("status")))
+
+    async def _http(self, r: Record, http: httpx.AsyncClient) -> None:
+        d = r.data
+        path = ID_PATH.sub(lambda m: f"/{m[1]}/{self._map(m[1], int(m[2]))}", d["path"])
+        body = d.get("body")
+        if isinstance(body, dict):
+            body = {
+                k: self._map(ID_FIELDS[k], v) if k in ID_FIELDS and isinstance(v, int) else v
+                for k, v in body.items()
+            }
+        response = await http.request(d["method"], path, json=body)
+        if response.status_code != d["status"]:
+            self._diverge(
+                f"line {r.line}: {d['method']} {d['path']} answered {response.status_code}, "
+                f"recorded {d['status']}"
+            )
+            return
+        resource = d["path"].strip("/").split("/")[0].split("?")[0]
+        recorded = d.get("response")
+        if d["method"] == "POST" and isinstance(recorded, dict) and resource in ("drivers", "bookings"):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self.ids[resource][int(recorded["id"])] = int(response.json()["id"])
+
+    def _map(self, resource: str, recorded: int) -> int:
+        return self.ids[resource].get(recorded, recorded)
+
+    def _diverge(self, text: str) -> None:
+        self.divergence_count += 1
+        if len(self.divergences) < 50:
+            self.divergences.append(text)
+
+
+def _start_of(action: str, payload: dict[str, Any]) -> tuple[int, str] | None:
+    """(connector, id tag) of a transaction start in either version."""
+    if action == "StartTransaction":
+        return int(payload.get("connectorId", 1)), str(payload.get("idTag"))
+    if action == "TransactionEvent" and payload.get("eventType") == "Started":
+        token = payload.get("idToken") or {}
+        evse = payload.get("evse") or {}
+        if token.get("idToken"):
+            return int(evse.get("id", 1)), str(token["idToken"])
+    return None
+
+
+def _kind(frame: list[Any]) -> str:
+    return {2: "CALL", 3: "CALLRESULT", 4: f"CALLERROR {frame[2] if len(frame) > 2 else ''}"}.get(
+        frame[0], str(frame[0])
+    )
+
+
+def _verdict(payload: dict[str, Any]) -> str:
+    """The part of an answer that says yes or no."""
+    info = payload.get("idTagInfo") or payload.get("idTokenInfo") or {}
+    status = payload.get("status", info.get("status") if isinstance(info, dict) else None)
+    refused = payload.get("transactionId") == 0
+    return f"{status}{' (refused)' if refused else ''}"
+
+
+async def replay(
+    trace: Trace, *, database_url: str = MEMORY_DATABASE_URL, sampler: Sampler | None = None
+) -> ReplayReport:
+    return await Replayer(trace, database_url=database_url, sampler=sampler).run()

@@ -1,0 +1,106 @@
+"""What a run looks like over time: periodic samples of the backend's own view (the store), so a live
+run, a replay and a plot all read the same numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.ledger import EntryKind
+from chargeshare.domain.session import SessionStatus
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float  # simulated seconds since the run began
+    chargers: int
+    online: int
+    offline: int
+    charging: int  # chargers with at least one connector charging
+    connectors: int
+    connectors_charging: int
+    sessions: int
+    open_sessions: int
+    energy_wh: int  # delivered so far, open sessions included
+    captured_pence: int
+    faults_fired: int = 0
+    drivers_done: int = 0
+    conflicts: int = 0
+
+    @property
+    def utilisation(self) -> float:
+        """Share of connectors charging, 0 to 1."""
+        return self.connectors_charging / self.connectors if self.connectors else 0.0
+
+
+def take_sample(app: App, start: datetime, **extra: int) -> Sample:
+    with app.store.reading() as tx:
+        chargers = list(tx.chargers())
+        sessions = list(tx.sessions())
+        entries = list(tx.entries())
+    charging_connectors = [
+        sum(1 for x in c.connectors if x.status is ConnectorStatus.CHARGING) for c in chargers
+    ]
+    energy = sum(
+        (s.billed_wh or 0)
+        if s.status is SessionStatus.STOPPED
+        else max(0, s.meter_last_wh - s.meter_start_wh)
+        for s in sessions
+    )
+    return Sample(
+        t_s=(app.clock.now() - start).total_seconds(),
+        chargers=len(chargers),
+        online=sum(1 for c in chargers if c.status is ChargerStatus.ONLINE),
+        offline=sum(1 for c in chargers if c.status is ChargerStatus.OFFLINE),
+        charging=sum(1 for n in charging_connectors if n),
+        connectors=sum(len(c.connectors) for c in chargers),
+        connectors_charging=sum(charging_connectors),
+        sessions=len(sessions),
+        open_sessions=sum(1 for s in sessions if s.status is not SessionStatus.STOPPED),
+        energy_wh=energy,
+        captured_pence=sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE),
+        **extra,
+    )
+
+
+@dataclass
+class Timeline:
+    samples: list[Sample] = field(default_factory=list)
+
+    def add(self, sample: Sample) -> None:
+        if self.samples and sample.t_s <= self.samples[-1].t_s:
+            self.samples[-1] = sample  # same instant sampled twice: keep the later view
+        else:
+            self.samples.append(sample)
+
+    def minutes(self) -> list[float]:
+        return [s.t_s / 60 for s in self.samples]
+
+    def utilisation_pct(self) -> list[float]:
+        return [100 * s.utilisation for s in self.samples]
+
+    def power_kw(self) -> list[float]:
+        """Average power drawn over the interval ending at each sample (energy delta over time)."""
+        out: list[float] = []
+        prev: Sample | None = None
+        for s in self.samples:
+            if prev is None or s.t_s <= prev.t_s:
+                out.append(0.0)
+            else:
+                out.append(max(0, s.energy_wh - prev.energy_wh) / 1000 / ((s.t_s - prev.t_s) / 3600))
+            prev = s
+        return out
+
+    def revenue_pence(self) -> list[int]:
+        return [s.captured_pence for s in self.samples]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "minutes": [round(m, 3) for m in self.minutes()],
+            "utilisation_pct": [round(u, 2) for u in self.utilisation_pct()],
+            "power_kw": [round(p, 3) for p in self.power_kw()],
+            "revenue_pence": self.revenue_pence(),
+        }

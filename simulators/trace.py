@@ -1,0 +1,363 @@
+"""Run traces: every OCPP frame and API call of a run, one JSON object per line, in order.
+
+The recorder is a frame tap on the charger registry plus an ASGI middleware around the API, so the
+backend's own modules stay untouched. `read_trace` checks a whole file before anything runs and names
+the line and field of the first problems. The format is documented in docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from chargeshare.adapters.ocpp_server import ChargerRegistry, Direction
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App
+from chargeshare.domain.booking import CancellationPolicy
+from chargeshare.services.events import ChargerOffline
+from chargeshare.services.rules import MarketplaceRules
+
+FORMAT = "chargeshare-trace"
+FORMAT_VERSION = 1
+PROTOCOLS = ("1.6", "2.0.1")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Backend-side events that no frame or API call shows, but that change what later calls see.
+OPS = ("charger_offline", "payments_down", "payments_up", "expire_no_shows", "reconcile")
+KINDS = ("host", "charger", "ocpp", "http", "op")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class TraceError(Exception):
+    """A trace file that cannot be replayed; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int
+    t: datetime
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Trace:
+    path: Path
+    header: dict[str, Any]
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def rules(self) -> MarketplaceRules:
+        raw = dict(self.header.get("rules") or {})
+        policy = raw.pop("cancellation", None)
+        if policy is not None:
+            raw["cancellation"] = CancellationPolicy(**policy)
+        return MarketplaceRules(**raw)
+
+    @property
+    def start(self) -> datetime | None:
+        text = self.header.get("start")
+        if text is not None:
+            return datetime.fromisoformat(text)
+        return self.records[0].t if self.records else None
+
+
+# ---- recording -----------------------------------------------------------------------------------
+
+
+class TraceRecorder:
+    """Writes a trace as the run goes. Taps and middleware call it from the event loop; domain events
+    may arrive from worker threads, so writes are serialised."""
+
+    def __init__(self, out: IO[str], app: App, header: dict[str, Any]) -> None:
+        self.out = out
+        self.app = app
+        self._lock = threading.Lock()
+        self._versions: dict[str, str] = {}
+        self._payments_down = False
+        self._registry: ChargerRegistry | None = None
+        rules = asdict(app.config.rules)
+        self._write(
+            {
+                "kind": "header",
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "protocols": list(PROTOCOLS),
+                "start": app.clock.now().isoformat(),
+                "rules": rules,
+                **header,
+            }
+        )
+
+    @classmethod
+    def open(cls, path: Path, app: App, header: dict[str, Any]) -> TraceRecorder:
+        return cls(path.open("w", encoding="utf-8"), app, header)
+
+    def close(self) -> None:
+        with self._lock:
+            self.out.close()
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        text = json.dumps(obj, separators=(",", ":"), sort_keys=False)
+        with self._lock:
+            self.out.write(text + "\n")
+
+    def _record(self, kind: str, **data: Any) -> None:
+        self._watch_gateway()
+        self._write({"t": self.app.clock.now().isoformat(), "kind": kind, **data})
+
+    def _watch_gateway(self) -> None:
+        """An outage of the simulated gateway shows in no frame or call: note each change of state."""
+        gateway = self.app.gateway
+        if isinstance(gateway, SimulatedGateway) and gateway.down != self._payments_down:
+            self._payments_down = gateway.down
+            op = "payments_down" if gateway.down else "payments_up"
+            self._write({"t": self.app.clock.now().isoformat(), "kind": "op", "op": op})
+
+    # The fleet is registered straight through the services before the server starts.
+    def snapshot_fleet(self) -> None:
+        with self.app.store.reading() as tx:
+            chargers = list(tx.chargers())
+        for host_id in sorted({c.host_id for c in chargers}):
+            self._record("host", id=host_id, name=f"Host {host_id}")
+        for c in sorted(chargers, key=lambda c: c.charger_id):
+            self._record(
+                "charger",
+                id=c.charger_id,
+                cp=c.charge_point_id,
+                host=c.host_id,
+                title=c.title,
+                lat=c.location.lat,
+                lon=c.location.lon,
+                price_per_kwh=c.price_per_kwh,
+                connectors=[
+                    {"no": x.connector_no, "type": x.type.value, "max_power_w": x.max_power_w}
+                    for x in c.connectors
+                ],
+            )
+
+    def attach(self, registry: ChargerRegistry) -> None:
+        self._registry = registry
+        registry.add_tap(self.frame)
+        self.app.bus.subscribe(ChargerOffline, lambda e: self.op("charger_offline", cp=e.charge_point_id))
+
+    def frame(self, cp_id: str, direction: Direction, text: str) -> None:
+        link = None if self._registry is None else self._registry.links.get(cp_id)
+        if link is not None:
+            self._versions[cp_id] = link.version
+        version = self._versions.get(cp_id, "1.6")
+        self._record("ocpp", cp=cp_id, dir=direction, version=version, frame=text)
+
+    def op(self, name: str, **args: Any) -> None:
+        if name not in OPS:
+            raise ValueError(f"unknown trace op {name!r}")
+        self._record("op", op=name, **args)
+
+    def wrap(self, api: ASGIApp) -> ASGIApp:
+        """The API with every HTTP call recorded once its response is complete."""
+        recorder = self
+
+        async def traced(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await api(scope, receive, send)
+                return
+            request = bytearray()
+            response = bytearray()
+            status = 0
+
+            async def receive_body() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    request.extend(message.get("body", b""))
+                return message
+
+            async def send_body(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                elif message["type"] == "http.response.body":
+                    response.extend(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        recorder._http(scope, bytes(request), status, bytes(response))
+                await send(message)
+
+            await api(scope, receive_body, send_body)
+
+        return traced
+
+    def _http(self, scope: Scope, request: bytes, status: int, response: bytes) -> None:
+        path = str(scope["path"])
+        query = scope.get("query_string", b"").decode("latin-1")
+        if query:
+            path += "?" + query
+        self._record(
+            "http",
+            method=str(scope["method"]),
+            path=path,
+            body=_json_or_none(request),
+            status=status,
+            response=_json_or_none(response),
+        )
+
+
+def _json_or_none(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+
+def read_trace(path: Path) -> Trace:
+    """Parse and check every line; raise TraceError naming each of the first problems."""
+    problems: list[str] = []
+    header: dict[str, Any] | None = None
+    records: list[Record] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{path}: cannot read: {exc}") from exc
+    for no, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        where = f"{path}:{no}"
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{where}: not JSON: {exc.msg}")
+            continue
+        if not isinstance(obj, dict):
+            problems.append(f"{where}: a line must be a JSON object")
+            continue
+        if header is None:
+            problem = _check_header(obj)
+            if problem is not None:
+                problems.append(f"{where}: {problem}")
+                break
+            header = obj
+            continue
+        try:
+            records.append(_record(no, obj))
+        except TraceError as exc:
+            problems.append(f"{where}: {exc}")
+        if len(problems) >= 10:
+            break
+    if header is None and not problems:
+        problems.append(f"{path}: empty trace (the first line must be the header)")
+    if problems:
+        raise TraceError("\n".join(problems))
+    assert header is not None
+    if "rules" in header:
+        try:
+            _ = Trace(path, header).rules  # built now so a bad field stops the replay before it runs
+        except (TypeError, ValueError) as exc:
+            raise TraceError(f"{path}:1: field 'rules': {exc}") from exc
+    return Trace(path, header, records)
+
+
+def _check_header(obj: dict[str, Any]) -> str | None:
+    if obj.get("kind") != "header":
+        return 'field \'kind\': the first line must be the header ({"kind": "header", ...})'
+    if obj.get("format") != FORMAT:
+        return f"field 'format': expected {FORMAT!r}, got {obj.get('format')!r}"
+    if obj.get("version") != FORMAT_VERSION:
+        return f"field 'version': this replay reads version {FORMAT_VERSION}, got {obj.get('version')!r}"
+    if "start" in obj and _time(obj["start"]) is None:
+        return "field 'start': not an ISO 8601 time with a UTC offset"
+    if "rules" in obj and not isinstance(obj["rules"], dict):
+        return "field 'rules': must be an object"
+    return None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def _need(obj: dict[str, Any], name: str, kinds: type | tuple[type, ...], what: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kinds) or isinstance(value, bool):  # no field is a flag; JSON true is 1
+        raise TraceError(f"field {name!r}: {what}, got {value!r}"[:300])
+    return value
+
+
+def _record(line: int, obj: dict[str, Any]) -> Record:
+    t = _time(obj.get("t"))
+    if t is None:
+        raise TraceError(f"field 't': an ISO 8601 time with a UTC offset, got {obj.get('t')!r}")
+    kind = obj.get("kind")
+    if kind not in KINDS:
+        raise TraceError(f"field 'kind': one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "ocpp":
+        cp = _need(obj, "cp", str, "a charge point id")
+        if not cp:
+            raise TraceError("field 'cp': must not be empty")
+        if obj.get("dir") not in ("in", "out"):
+            raise TraceError(f"field 'dir': 'in' (from the charger) or 'out', got {obj.get('dir')!r}")
+        if obj.get("version") not in PROTOCOLS:
+            raise TraceError(f"field 'version': one of {', '.join(PROTOCOLS)}, got {obj.get('version')!r}")
+        _need(obj, "frame", str, "the frame's text")
+    elif kind == "http":
+        if obj.get("method") not in HTTP_METHODS:
+            raise TraceError(f"field 'method': one of {', '.join(HTTP_METHODS)}, got {obj.get('method')!r}")
+        path = _need(obj, "path", str, "a path starting with /")
+        if not path.startswith("/"):
+            raise TraceError(f"field 'path': must start with /, got {path!r}")
+        status = _need(obj, "status", int, "the recorded status code")
+        if not 100 <= status <= 599:
+            raise TraceError(f"field 'status': an HTTP status code, got {status!r}")
+    elif kind == "host":
+        _need(obj, "id", int, "the recorded host id")
+    elif kind == "charger":
+        _check_charger(obj)
+    else:
+        op = obj.get("op")
+        if op not in OPS:
+            raise TraceError(f"field 'op': one of {', '.join(OPS)}, got {op!r}")
+        if op == "charger_offline":
+            _need(obj, "cp", str, "a charge point id")
+        if op == "expire_no_shows" and "grace_s" in obj:
+            _need(obj, "grace_s", int, "seconds")
+    return Record(line, t, str(kind), obj)
+
+
+def _check_charger(obj: dict[str, Any]) -> None:
+    _need(obj, "id", int, "the recorded charger id")
+    _need(obj, "cp", str, "a charge point id")
+    _need(obj, "host", int, "the recorded host id")
+    lat = _need(obj, "lat", (int, float), "a latitude")
+    lon = _need(obj, "lon", (int, float), "a longitude")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise TraceError(f"field 'lat'/'lon': not a place on Earth: {lat}, {lon}")
+    price = _need(obj, "price_per_kwh", int, "pence per kWh")
+    if price < 0:
+        raise TraceError("field 'price_per_kwh': cannot be negative")
+    connectors = _need(obj, "connectors", list, "a list of connectors")
+    if not connectors:
+        raise TraceError("field 'connectors': a charger needs at least one connector")
+    for i, c in enumerate(connectors):
+        if not isinstance(c, dict):
+            raise TraceError(f"field 'connectors[{i}]': must be an object")
+        for name in ("no", "max_power_w"):
+            if not isinstance(c.get(name), int) or c[name] < 1:
+                raise TraceError(f"field 'connectors[{i}].{name}': a positive integer, got {c.get(name)!r}")
+        if c.get("type") not in ("type2", "ccs", "chademo"):
+            raise TraceError(f"field 'connectors[{i}].type': type2, ccs or chademo, got {c.get('type')!r}")
