@@ -148,9 +148,11 @@ class ChargerRegistry:
                 event.charge_point_id, "RemoteStopTransaction", {"transactionId": event.transaction_id}
             )
         else:
-            coro = self.call(
-                event.charge_point_id, "RequestStopTransaction", {"transactionId": str(event.transaction_id)}
-            )
+            charger_tx = self.app.charging.charger_tx_id(event.transaction_id)
+            if charger_tx is None:
+                log.warning("no 2.0.1 transaction id for session %s; cannot stop it", event.transaction_id)
+                return
+            coro = self.call(event.charge_point_id, "RequestStopTransaction", {"transactionId": charger_tx})
         self._loop.call_soon_threadsafe(self._spawn, coro)
 
     def _on_reservation_due(self, event: ReservationDue) -> None:

@@ -157,6 +157,19 @@ sessions = Table(
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
 )
 
+# OCPP 2.0.1: the charger names its transactions (a string unique per charger); this maps each onto
+# our session, durably, and keeps the highest TransactionEvent seqNo applied so a replay changes nothing.
+# A table of its own, so databases made before it gain it on the next start.
+charger_transactions = Table(
+    "charger_transactions",
+    metadata,
+    Column("session_id", ForeignKey("sessions.id"), primary_key=True),
+    Column("charger_id", ForeignKey("chargers.id"), nullable=False),
+    Column("transaction_id", String(36), nullable=False),
+    Column("seq_no", Integer),
+    UniqueConstraint("charger_id", "transaction_id", name="uq_charger_transaction"),
+)
+
 ledger_entries = Table(
     "ledger_entries",
     metadata,

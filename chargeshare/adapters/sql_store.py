@@ -707,6 +707,37 @@ class SqlTransaction:
             _session(r) for r in self.conn.execute(select(t.sessions).order_by(t.sessions.c.id)).mappings()
         ]
 
+    def link_charger_transaction(self, session_id: int, charger_id: int, transaction_id: str) -> None:
+        self.conn.execute(
+            insert(t.charger_transactions).values(
+                session_id=session_id, charger_id=charger_id, transaction_id=transaction_id
+            )
+        )
+
+    def session_by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None:
+        ct = t.charger_transactions.c
+        q = (
+            select(t.sessions)
+            .join(t.charger_transactions, ct.session_id == t.sessions.c.id)
+            .where(ct.charger_id == charger_id, ct.transaction_id == transaction_id)
+        )
+        r = self.conn.execute(q).mappings().first()
+        return None if r is None else _session(r)
+
+    def charger_transaction_id(self, session_id: int) -> str | None:
+        ct = t.charger_transactions.c
+        return self.conn.execute(select(ct.transaction_id).where(ct.session_id == session_id)).scalar()
+
+    def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
+        ct = t.charger_transactions.c
+        # Compare-and-set: only a seqNo beyond the highest applied counts as new.
+        q = (
+            update(t.charger_transactions)
+            .where(ct.session_id == session_id, (ct.seq_no.is_(None)) | (ct.seq_no < seq_no))
+            .values(seq_no=seq_no)
+        )
+        return bool(self.conn.execute(q).rowcount)
+
     def record_meter(self, session_id: int, meter_wh: int) -> None:
         s = t.sessions.c
         # A register only grows: an old, replayed reading never moves it back.

@@ -15,6 +15,7 @@ from chargeshare.services.charging import ChargingService
 log = logging.getLogger(__name__)
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+MAX_REGISTER_WH = 10**15  # far beyond any real meter; a larger reading is garbage, not energy
 
 
 def energy_register_wh(meter_value: list[dict[str, Any]]) -> int | None:
@@ -25,13 +26,14 @@ def energy_register_wh(meter_value: list[dict[str, Any]]) -> int | None:
             if sv.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER or sv.get("phase"):
                 continue
             try:
-                value = float(sv["value"])
+                value = float(sv["value"]) * (1000 if sv.get("unit", "Wh") == "kWh" else 1)
+                if not 0 <= value <= MAX_REGISTER_WH:  # also refuses nan and inf
+                    raise ValueError
             except (KeyError, ValueError):
                 raise CallRejected(
-                    "PropertyConstraintViolation", f"not a number: {sv.get('value')!r}"
+                    "PropertyConstraintViolation", f"not an energy register: {sv.get('value')!r}"
                 ) from None
-            unit = sv.get("unit", "Wh")
-            reading = round(value * 1000) if unit == "kWh" else round(value)
+            reading = round(value)
     return reading
 
 

@@ -1,16 +1,29 @@
-"""OCPP 2.0.1 actions a charger sends us. The skeleton covers provisioning and availability;
-transactions (TransactionEvent) answer NotSupported until the full 2.0.1 ingest lands."""
+"""OCPP 2.0.1 actions a charger sends us, mapped onto the same charging service as 1.6.
+
+Our model has one connector per EVSE: a 2.0.1 `evseId` is our connector number. The charger names
+its own transactions (a string); the first event that carries an idToken opens our session and maps
+that string onto it durably. Every TransactionEvent is idempotent: a seqNo already applied changes
+nothing, a meter register only moves up, and a stopped session ignores later events, so duplicates,
+retries and offline replays (offline=true, old timestamps) never count energy or money twice.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from typing import Any
 
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
-from chargeshare.ocpp.connection import Handler
+from chargeshare.ocpp.connection import CallRejected, Handler
+from chargeshare.ocpp.csms_v16 import ENERGY_REGISTER, MAX_REGISTER_WH
 from chargeshare.ocpp.provisioning import acknowledge, boot_reply, heartbeat_reply, unknown_vendor
-from chargeshare.services.charging import ChargingService
+from chargeshare.ocpp.timestamps import parse_ts
+from chargeshare.services.charging import AuthStatus, ChargingService
+
+log = logging.getLogger(__name__)
+
 
 # 2.0.1 reports fewer connector states; map each onto the 1.6 set the store keeps.
 CONNECTOR_STATUS = {
@@ -21,8 +34,31 @@ CONNECTOR_STATUS = {
     "Faulted": ConnectorStatus.FAULTED,
 }
 
+# transactionInfo.chargingState: the car stopped drawing power (the idle fee clock) or draws again.
+IDLE_CHARGING_STATES = frozenset({"SuspendedEV"})
+ACTIVE_CHARGING_STATES = frozenset({"Charging"})
+
+
+def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
+    """Every Energy.Active.Import.Register reading (the default measurand) in Wh, phases skipped.
+    2.0.1 values are numbers, scaled by unitOfMeasure (unit Wh or kWh, multiplier a power of ten)."""
+    readings: list[int] = []
+    for mv in meter_value:
+        for sv in mv.get("sampledValue", []):
+            if sv.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER or sv.get("phase"):
+                continue
+            unit = sv.get("unitOfMeasure", {})
+            scale = (1000 if unit.get("unit", "Wh") == "kWh" else 1) * 10.0 ** unit.get("multiplier", 0)
+            value = float(sv["value"]) * scale
+            if not math.isfinite(value) or not 0 <= value <= MAX_REGISTER_WH:
+                raise CallRejected("PropertyConstraintViolation", f"not an energy register: {sv['value']!r}")
+            readings.append(round(value))
+    return readings
+
 
 def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
+    """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
+
     def boot(p: dict[str, Any]) -> dict[str, Any]:
         return boot_reply(charging, cp_id, "2.0.1")
 
@@ -31,15 +67,115 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(NotFound):
-            charging.status(cp_id, p["connectorId"], CONNECTOR_STATUS[p["connectorStatus"]])
+            charging.status(cp_id, p["evseId"], CONNECTOR_STATUS[p["connectorStatus"]])
+        return {}
+
+    def verdict(id_tag: str) -> str:
+        try:
+            return charging.authorize(cp_id, id_tag).value
+        except NotFound:
+            return AuthStatus.INVALID.value
+
+    def authorize(p: dict[str, Any]) -> dict[str, Any]:
+        return {"idTokenInfo": {"status": verdict(p["idToken"]["idToken"])}}
+
+    def connector_of(p: dict[str, Any]) -> int | None:
+        """The event's EVSE; a charger with one connector may leave it out."""
+        evse = p.get("evse")
+        return int(evse["id"]) if evse is not None else charging.only_connector(cp_id)
+
+    def transaction_event(p: dict[str, Any]) -> dict[str, Any]:
+        info = p["transactionInfo"]
+        charger_tx = info["transactionId"]
+        timestamp = parse_ts(p["timestamp"])
+        readings = energy_readings_wh(p.get("meterValue", []))
+        id_tag = p["idToken"]["idToken"] if "idToken" in p else None
+        try:
+            session = charging.session_for_charger_tx(cp_id, charger_tx)
+        except NotFound:
+            return {"idTokenInfo": {"status": "Invalid"}} if id_tag is not None else {}
+        reply: dict[str, Any] = {}
+        if session is None:
+            if id_tag is None:
+                return reply  # not authorised yet (e.g. started on plug-in): nothing to bill
+            connector_no = connector_of(p)
+            if connector_no is None:
+                log.warning("%s: transaction %s names no EVSE; not opened", cp_id, charger_tx)
+                return {"idTokenInfo": {"status": AuthStatus.INVALID.value}}
+            # The charger should sample the register at start; without it the session counts from 0.
+            started = charging.start(
+                cp_id,
+                connector_no,
+                id_tag,
+                min(readings, default=0),
+                timestamp,
+                charger_tx_id=charger_tx,
+            )
+            reply["idTokenInfo"] = {"status": started.status.value}
+            if started.status is not AuthStatus.ACCEPTED:
+                return reply  # refused (no booking, someone else's booking): Invalid or Blocked
+            session = charging.session_for_charger_tx(cp_id, charger_tx)
+            assert session is not None
+        elif id_tag is not None:
+            reply["idTokenInfo"] = {
+                "status": AuthStatus.ACCEPTED.value if id_tag == session.id_tag else verdict(id_tag)
+            }
+        fresh = charging.event_is_new(session.session_id, p["seqNo"])
+        if p["eventType"] == "Ended":
+            # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
+            meter_stop = max(readings, default=session.meter_last_wh)
+            charging.stop(cp_id, session.session_id, max(meter_stop, session.meter_last_wh), timestamp)
+        elif fresh:
+            if readings:
+                charging.meter(cp_id, session.session_id, max(readings))
+            state = info.get("chargingState")
+            if state in IDLE_CHARGING_STATES or state in ACTIVE_CHARGING_STATES:
+                charging.charging_state(session.session_id, idle=state in IDLE_CHARGING_STATES)
+        return reply
+
+    def meter_values(p: dict[str, Any]) -> dict[str, Any]:
+        readings = energy_readings_wh(p["meterValue"])
+        if p["evseId"] == 0 or not readings:
+            return {}  # the station's main meter, or no energy register: nothing to bill
+        with contextlib.suppress(NotFound):
+            session = charging.open_session_on(cp_id, p["evseId"])
+            if session is not None:
+                charging.meter(cp_id, session.session_id, max(readings))
+        return {}
+
+    def notify_event(p: dict[str, Any]) -> dict[str, Any]:
+        for event in p["eventData"]:
+            component, variable = event["component"], event["variable"]
+            evse = component.get("evse")
+            new_status = CONNECTOR_STATUS.get(event["actualValue"])
+            if (
+                component["name"] == "Connector"
+                and variable["name"] == "AvailabilityState"
+                and evse is not None
+                and new_status is not None
+            ):
+                with contextlib.suppress(NotFound):
+                    charging.status(cp_id, evse["id"], new_status)
+            else:
+                log.info(
+                    "%s event: %s.%s = %r (%s)",
+                    cp_id,
+                    component["name"],
+                    variable["name"],
+                    event["actualValue"],
+                    event["trigger"],
+                )
         return {}
 
     return {
         "BootNotification": boot,
         "Heartbeat": heartbeat,
         "StatusNotification": status,
+        "Authorize": authorize,
+        "TransactionEvent": transaction_event,
+        "MeterValues": meter_values,
+        "NotifyEvent": notify_event,
         "DataTransfer": unknown_vendor,
         "FirmwareStatusNotification": acknowledge,
         "LogStatusNotification": acknowledge,
-        "NotifyEvent": acknowledge,
     }

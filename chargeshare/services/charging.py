@@ -22,6 +22,7 @@ from chargeshare.services.events import (
     SessionStarted,
 )
 from chargeshare.services.ports import Store
+from chargeshare.services.records import SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 
@@ -158,11 +159,25 @@ class ChargingService:
         return AuthStatus.BLOCKED
 
     def start(
-        self, cp_id: str, connector_no: int, id_tag: str, meter_start: int, timestamp: datetime
+        self,
+        cp_id: str,
+        connector_no: int,
+        id_tag: str,
+        meter_start: int,
+        timestamp: datetime,
+        *,
+        charger_tx_id: str | None = None,
     ) -> StartResult:
+        """Open a session for the driver's booking on this connector. `charger_tx_id` is the charger's
+        own transaction id (OCPP 2.0.1): stored with the session in the same unit of work, and the key
+        that makes a repeated start return the first answer."""
         now = self.clock.now()
         with self.store.transaction() as tx:
             charger = tx.charger(cp_id)
+            if charger_tx_id is not None:
+                known = tx.session_by_charger_transaction(charger.charger_id, charger_tx_id)
+                if known is not None:
+                    return StartResult(known.session_id, AuthStatus.ACCEPTED)
             connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
             driver = tx.driver_by_tag(id_tag)
             if connector is None or driver is None:
@@ -180,9 +195,45 @@ class ChargingService:
                 started_at=timestamp,
                 meter_start_wh=meter_start,
             )
+            if charger_tx_id is not None:
+                tx.link_charger_transaction(session_id, charger.charger_id, charger_tx_id)
             tx.update_booking(booking.booking_id, next_status(booking.status, BookingEvent.SESSION_STARTED))
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
+
+    def session_for_charger_tx(self, cp_id: str, charger_tx_id: str) -> SessionRecord | None:
+        """The session a charger's own (OCPP 2.0.1) transaction id maps to, if we opened one."""
+        with self.store.reading() as tx:
+            return tx.session_by_charger_transaction(tx.charger(cp_id).charger_id, charger_tx_id)
+
+    def charger_tx_id(self, session_id: int) -> str | None:
+        """The charger's own transaction id for one of our sessions (None for OCPP 1.6 sessions)."""
+        with self.store.reading() as tx:
+            return tx.charger_transaction_id(session_id)
+
+    def open_session_on(self, cp_id: str, connector_no: int) -> SessionRecord | None:
+        with self.store.reading() as tx:
+            charger = tx.charger(cp_id)
+            connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
+            return None if connector is None else tx.open_session(connector.connector_id)
+
+    def only_connector(self, cp_id: str) -> int | None:
+        """The connector number of a single-connector charger (None when it has several)."""
+        with self.store.reading() as tx:
+            connectors = tx.charger(cp_id).connectors
+        return connectors[0].connector_no if len(connectors) == 1 else None
+
+    def charging_state(self, session_id: int, *, idle: bool) -> None:
+        """The car stopped drawing power (the idle fee clock starts, once) or draws again."""
+        with self.store.transaction() as tx:
+            session = tx.session(session_id)
+            if session is not None and session.status is SessionStatus.CHARGING:
+                tx.mark_idle(session_id, self.clock.now() if idle else None)
+
+    def event_is_new(self, session_id: int, seq_no: int) -> bool:
+        """Note a transaction event's sequence number; False when one as high was applied (a replay)."""
+        with self.store.transaction() as tx:
+            return tx.advance_charger_seq(session_id, seq_no)
 
     def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
         with self.store.transaction() as tx:

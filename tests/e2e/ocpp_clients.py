@@ -1,0 +1,315 @@
+"""Independent charge points built directly on the `ocpp` library (not the project's simulator), for
+end-to-end tests of the central system over real WebSockets, in both OCPP versions.
+
+Each answers every CSMS command with a scripted status, records what it was asked, and can be told
+to stay silent (for timeouts) or answer with a CALLERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import websockets
+from ocpp.exceptions import GenericError
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from websockets.asyncio.client import connect
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Script:
+    """What a library charge point answers: a status per action (default Accepted), actions it
+    leaves unanswered, and actions it answers with a CALLERROR."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    silent: set[str] = field(default_factory=set)
+    fail: set[str] = field(default_factory=set)
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def answer(self, action: str, request: dict[str, Any], default: str = "Accepted") -> str:
+        self.received.append((action, request))
+        if action in self.fail:
+            raise GenericError(f"{action} failed on the charger")
+        if action in self.silent:
+            await asyncio.sleep(3600)
+        return self.status.get(action, default)
+
+    def asked(self, action: str) -> list[dict[str, Any]]:
+        return [r for a, r in self.received if a == action]
+
+
+class LibraryCp16(Cp16):  # type: ignore[misc]
+    script: Script
+
+    @on("RemoteStartTransaction")  # type: ignore[untyped-decorator]
+    async def remote_start(self, **kw: Any) -> Any:
+        return result16.RemoteStartTransaction(status=await self.script.answer("RemoteStartTransaction", kw))
+
+    @on("RemoteStopTransaction")  # type: ignore[untyped-decorator]
+    async def remote_stop(self, **kw: Any) -> Any:
+        return result16.RemoteStopTransaction(status=await self.script.answer("RemoteStopTransaction", kw))
+
+    @on("ReserveNow")  # type: ignore[untyped-decorator]
+    async def reserve_now(self, **kw: Any) -> Any:
+        return result16.ReserveNow(status=await self.script.answer("ReserveNow", kw))
+
+    @on("CancelReservation")  # type: ignore[untyped-decorator]
+    async def cancel_reservation(self, **kw: Any) -> Any:
+        return result16.CancelReservation(status=await self.script.answer("CancelReservation", kw))
+
+    @on("ChangeAvailability")  # type: ignore[untyped-decorator]
+    async def change_availability(self, **kw: Any) -> Any:
+        return result16.ChangeAvailability(status=await self.script.answer("ChangeAvailability", kw))
+
+    @on("Reset")  # type: ignore[untyped-decorator]
+    async def reset(self, **kw: Any) -> Any:
+        return result16.Reset(status=await self.script.answer("Reset", kw))
+
+    @on("TriggerMessage")  # type: ignore[untyped-decorator]
+    async def trigger_message(self, **kw: Any) -> Any:
+        return result16.TriggerMessage(status=await self.script.answer("TriggerMessage", kw))
+
+    @on("UnlockConnector")  # type: ignore[untyped-decorator]
+    async def unlock_connector(self, **kw: Any) -> Any:
+        return result16.UnlockConnector(status=await self.script.answer("UnlockConnector", kw, "Unlocked"))
+
+    @on("SetChargingProfile")  # type: ignore[untyped-decorator]
+    async def set_charging_profile(self, **kw: Any) -> Any:
+        return result16.SetChargingProfile(status=await self.script.answer("SetChargingProfile", kw))
+
+    @on("ClearChargingProfile")  # type: ignore[untyped-decorator]
+    async def clear_charging_profile(self, **kw: Any) -> Any:
+        return result16.ClearChargingProfile(status=await self.script.answer("ClearChargingProfile", kw))
+
+    @on("GetCompositeSchedule")  # type: ignore[untyped-decorator]
+    async def get_composite_schedule(self, connector_id: int, duration: int, **kw: Any) -> Any:
+        status = await self.script.answer(
+            "GetCompositeSchedule", {"connector_id": connector_id, "duration": duration, **kw}
+        )
+        if status != "Accepted":
+            return result16.GetCompositeSchedule(status=status)
+        return result16.GetCompositeSchedule(
+            status=status,
+            connector_id=connector_id,
+            schedule_start="2026-03-02T09:00:00Z",
+            charging_schedule={
+                "charging_rate_unit": "W",
+                "duration": duration,
+                "charging_schedule_period": [
+                    {"start_period": 0, "limit": 7400},
+                    {"start_period": 600, "limit": 3700},
+                ],
+            },
+        )
+
+    @on("GetConfiguration")  # type: ignore[untyped-decorator]
+    async def get_configuration(self, key: list[str] | None = None, **kw: Any) -> Any:
+        await self.script.answer("GetConfiguration", {"key": key})
+        known = {"HeartbeatInterval": "300", "MeterValueSampleInterval": "60"}
+        wanted = key if key else list(known)
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": k, "readonly": k == "MeterValueSampleInterval", "value": known[k]}
+                for k in wanted
+                if k in known
+            ],
+            unknown_key=[k for k in wanted if k not in known] or None,
+        )
+
+    @on("ChangeConfiguration")  # type: ignore[untyped-decorator]
+    async def change_configuration(self, **kw: Any) -> Any:
+        return result16.ChangeConfiguration(status=await self.script.answer("ChangeConfiguration", kw))
+
+
+class LibraryCp201(Cp201):  # type: ignore[misc]
+    script: Script
+
+    @on("RequestStartTransaction")  # type: ignore[untyped-decorator]
+    async def request_start(self, **kw: Any) -> Any:
+        status = await self.script.answer("RequestStartTransaction", kw)
+        return result201.RequestStartTransaction(status=status, transaction_id="LIB-TX-9")
+
+    @on("RequestStopTransaction")  # type: ignore[untyped-decorator]
+    async def request_stop(self, **kw: Any) -> Any:
+        return result201.RequestStopTransaction(status=await self.script.answer("RequestStopTransaction", kw))
+
+    @on("ReserveNow")  # type: ignore[untyped-decorator]
+    async def reserve_now(self, **kw: Any) -> Any:
+        return result201.ReserveNow(status=await self.script.answer("ReserveNow", kw))
+
+    @on("CancelReservation")  # type: ignore[untyped-decorator]
+    async def cancel_reservation(self, **kw: Any) -> Any:
+        return result201.CancelReservation(status=await self.script.answer("CancelReservation", kw))
+
+    @on("ChangeAvailability")  # type: ignore[untyped-decorator]
+    async def change_availability(self, **kw: Any) -> Any:
+        return result201.ChangeAvailability(status=await self.script.answer("ChangeAvailability", kw))
+
+    @on("Reset")  # type: ignore[untyped-decorator]
+    async def reset(self, **kw: Any) -> Any:
+        return result201.Reset(status=await self.script.answer("Reset", kw))
+
+    @on("TriggerMessage")  # type: ignore[untyped-decorator]
+    async def trigger_message(self, **kw: Any) -> Any:
+        return result201.TriggerMessage(status=await self.script.answer("TriggerMessage", kw))
+
+    @on("UnlockConnector")  # type: ignore[untyped-decorator]
+    async def unlock_connector(self, **kw: Any) -> Any:
+        return result201.UnlockConnector(status=await self.script.answer("UnlockConnector", kw, "Unlocked"))
+
+    @on("SetChargingProfile")  # type: ignore[untyped-decorator]
+    async def set_charging_profile(self, **kw: Any) -> Any:
+        return result201.SetChargingProfile(status=await self.script.answer("SetChargingProfile", kw))
+
+    @on("ClearChargingProfile")  # type: ignore[untyped-decorator]
+    async def clear_charging_profile(self, **kw: Any) -> Any:
+        return result201.ClearChargingProfile(status=await self.script.answer("ClearChargingProfile", kw))
+
+    @on("GetCompositeSchedule")  # type: ignore[untyped-decorator]
+    async def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
+        status = await self.script.answer(
+            "GetCompositeSchedule", {"duration": duration, "evse_id": evse_id, **kw}
+        )
+        if status != "Accepted":
+            return result201.GetCompositeSchedule(status=status)
+        return result201.GetCompositeSchedule(
+            status=status,
+            schedule={
+                "evse_id": evse_id,
+                "duration": duration,
+                "schedule_start": "2026-03-02T09:00:00Z",
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 16}],
+            },
+        )
+
+    @on("GetVariables")  # type: ignore[untyped-decorator]
+    async def get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
+        await self.script.answer("GetVariables", {"get_variable_data": get_variable_data})
+        known = {("OCPPCommCtrlr", "HeartbeatInterval"): "300"}
+        results = []
+        for d in get_variable_data:
+            key = (d["component"]["name"], d["variable"]["name"])
+            result: dict[str, Any] = {
+                "attribute_status": "Accepted" if key in known else "UnknownVariable",
+                "component": d["component"],
+                "variable": d["variable"],
+            }
+            if key in known:
+                result["attribute_value"] = known[key]
+            results.append(result)
+        return result201.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")  # type: ignore[untyped-decorator]
+    async def set_variables(self, set_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
+        status = await self.script.answer("SetVariables", {"set_variable_data": set_variable_data})
+        return result201.SetVariables(
+            set_variable_result=[
+                {"attribute_status": status, "component": d["component"], "variable": d["variable"]}
+                for d in set_variable_data
+            ]
+        )
+
+
+@contextlib.asynccontextmanager
+async def library_cp16(
+    url: str, cp_id: str, script: Script | None = None, **connect_kw: Any
+) -> AsyncIterator[LibraryCp16]:
+    async with connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], **connect_kw) as ws:  # type: ignore[list-item]
+        cp = LibraryCp16(cp_id, ws)
+        cp.script = script or Script()
+        async with _running(cp):
+            yield cp
+
+
+@contextlib.asynccontextmanager
+async def library_cp201(
+    url: str, cp_id: str, script: Script | None = None, **connect_kw: Any
+) -> AsyncIterator[LibraryCp201]:
+    async with connect(f"{url}/{cp_id}", subprotocols=["ocpp2.0.1"], **connect_kw) as ws:  # type: ignore[list-item]
+        cp = LibraryCp201(cp_id, ws)
+        cp.script = script or Script()
+        async with _running(cp):
+            yield cp
+
+
+@contextlib.asynccontextmanager
+async def _running(cp: Any) -> AsyncIterator[None]:
+    task = asyncio.create_task(cp.start())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await task
+
+
+async def boot16(cp: LibraryCp16) -> Any:
+    return await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+
+
+async def boot201(cp: LibraryCp201) -> Any:
+    return await cp.call(
+        call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+    )
+
+
+def energy201(wh: int, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
+    """One 2.0.1 meterValue carrying the energy register in Wh."""
+    return [
+        {
+            "timestamp": now(),
+            "sampled_value": [
+                {
+                    "value": wh,
+                    "context": context,
+                    "measurand": "Energy.Active.Import.Register",
+                    "unit_of_measure": {"unit": "Wh"},
+                }
+            ],
+        }
+    ]
+
+
+def tx_event(
+    event_type: str,
+    seq_no: int,
+    transaction_id: str,
+    *,
+    trigger: str = "MeterValuePeriodic",
+    wh: int | None = None,
+    id_tag: str | None = None,
+    evse: int | None = None,
+    timestamp: str | None = None,
+    offline: bool | None = None,
+    charging_state: str | None = None,
+) -> Any:
+    """A TransactionEvent as the `ocpp` library frames it."""
+    info: dict[str, Any] = {"transaction_id": transaction_id}
+    if charging_state is not None:
+        info["charging_state"] = charging_state
+    return call201.TransactionEvent(
+        event_type=event_type,
+        timestamp=timestamp or now(),
+        trigger_reason=trigger,
+        seq_no=seq_no,
+        transaction_info=info,
+        meter_value=None if wh is None else energy201(wh),
+        offline=offline,
+        evse=None if evse is None else {"id": evse, "connector_id": 1},
+        id_token=None if id_tag is None else {"id_token": id_tag, "type": "ISO14443"},
+    )
