@@ -1,6 +1,8 @@
 """OCPP over WebSockets: one sans-I/O Connection per charger, and the registry of who is connected.
 
-Commands to chargers go through the registry, which knows each live link and awaits the answer.
+Commands to chargers go through the registry, which knows each live link (and its OCPP version) and
+awaits the answer: typed commands (`send`, or the named methods such as `remote_start`, `reset`,
+`get_settings`) return a typed result; `call` sends a raw action and returns the raw outcome.
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
+from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
-from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def choose_subprotocol(offered: list[str]) -> str | None:
@@ -119,11 +124,15 @@ class ChargerRegistry:
                 with contextlib.suppress(NotFound):
                     self.app.charging.disconnected(cp_id)
 
-    async def call(self, cp_id: str, action: str, payload: dict[str, Any]) -> Outcome:
-        """Send a command to a connected charger and wait (bounded) for its answer."""
+    async def call(
+        self, cp_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None = None
+    ) -> Outcome:
+        """Send a raw action to a connected charger and wait (bounded) for its answer. The typed
+        commands below are the usual way; this stays for anything they do not cover."""
         link = self.links.get(cp_id)
         if link is None:
             return Outcome("", action, error="NotConnected")
+        wait_s = self.call_timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
         uid, text = link.connection.call(action, payload, loop.time())
         fut: asyncio.Future[Outcome] = loop.create_future()
@@ -131,65 +140,179 @@ class ChargerRegistry:
         self._tap(cp_id, "out", text)
         await link.websocket.send_text(text)
         try:
-            return await asyncio.wait_for(fut, self.call_timeout_s)
+            return await asyncio.wait_for(fut, wait_s)
         except TimeoutError:
             link.waiting.pop(uid, None)
-            link.connection.tick(loop.time() + self.call_timeout_s)
+            link.connection.forget(uid)
             return Outcome(uid, action, error="Timeout")
 
+    # ---- who is connected ----------------------------------------------------------------------
+    def connected(self) -> dict[str, str]:
+        """Charge point id -> OCPP version ("1.6" or "2.0.1") of every live link."""
+        return {cp_id: link.version for cp_id, link in self.links.items()}
+
+    def version_of(self, cp_id: str) -> str | None:
+        link = self.links.get(cp_id)
+        return None if link is None else link.version
+
+    # ---- typed commands (chargeshare.ocpp.commands) ----------------------------------------------
+    async def send(
+        self, cp_id: str, command: cmd.Command[T], *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[T]:
+        """Send one typed command in the charger's own version and read its answer. Never raises
+        for the charger's behaviour: every ending is a typed result (see chargeshare.ocpp.commands)."""
+        version = self.version_of(cp_id)
+        if version is None:
+            return cmd.NotConnected()
+        try:
+            payload = command.payload(version, self.app.charging.charger_tx_id)
+        except cmd.CannotSay as exc:
+            return cmd.NotApplicable(str(exc))
+        outcome = await self.call(cp_id, command.action(version), payload, timeout_s=timeout_s)
+        if outcome.error == "Timeout":
+            return cmd.Timeout(self.call_timeout_s if timeout_s is None else timeout_s)
+        if outcome.error == "NotConnected":
+            return cmd.NotConnected()
+        if outcome.error == "Disconnected":
+            return cmd.NotConnected("disconnected before answering")
+        if outcome.error is not None or outcome.payload is None:
+            return cmd.CallError(outcome.error or "GenericError")
+        try:
+            return command.result(version, outcome.payload)
+        except (KeyError, ValueError, TypeError):  # valid by schema, yet not what we asked for
+            log.warning("%s answered %s with %r", cp_id, command.action(version), outcome.payload)
+            return cmd.CallError("FormatViolation")
+
+    async def remote_start(
+        self, cp_id: str, id_tag: str, connector_no: int | None = None, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[str | None]:
+        """RemoteStartTransaction / RequestStartTransaction. Done.details: a 2.0.1 transactionId."""
+        return await self.send(cp_id, cmd.StartCharging(id_tag, connector_no), timeout_s=timeout_s)
+
+    async def remote_stop(
+        self, cp_id: str, transaction: cmd.TransactionRef, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """RemoteStopTransaction / RequestStopTransaction. `transaction`: our session id (int) or a
+        2.0.1 charger's own transactionId (str)."""
+        return await self.send(cp_id, cmd.StopCharging(transaction), timeout_s=timeout_s)
+
+    async def reserve(
+        self,
+        cp_id: str,
+        reservation_id: int,
+        connector_no: int,
+        id_tag: str,
+        expires_at: datetime,
+        *,
+        timeout_s: float | None = None,
+    ) -> cmd.CommandResult[None]:
+        """ReserveNow."""
+        command = cmd.Reserve(reservation_id, connector_no, id_tag, expires_at)
+        return await self.send(cp_id, command, timeout_s=timeout_s)
+
+    async def cancel_reservation(
+        self, cp_id: str, reservation_id: int, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """CancelReservation."""
+        return await self.send(cp_id, cmd.CancelReservation(reservation_id), timeout_s=timeout_s)
+
+    async def change_availability(
+        self, cp_id: str, connector_no: int, operative: bool, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """ChangeAvailability; connector 0 is the whole charger."""
+        return await self.send(cp_id, cmd.ChangeAvailability(connector_no, operative), timeout_s=timeout_s)
+
+    async def reset(
+        self, cp_id: str, *, hard: bool = False, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """Reset: hard is 1.6 Hard / 2.0.1 Immediate, otherwise Soft / OnIdle."""
+        return await self.send(cp_id, cmd.Reset(hard), timeout_s=timeout_s)
+
+    async def trigger_message(
+        self, cp_id: str, message: str, connector_no: int | None = None, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """TriggerMessage (`message` in the charger's version's words)."""
+        return await self.send(cp_id, cmd.TriggerMessage(message, connector_no), timeout_s=timeout_s)
+
+    async def unlock_connector(
+        self, cp_id: str, connector_no: int, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """UnlockConnector; done when the charger says Unlocked."""
+        return await self.send(cp_id, cmd.UnlockConnector(connector_no), timeout_s=timeout_s)
+
+    async def set_charging_profile(
+        self, cp_id: str, connector_no: int, profile: cmd.ChargingProfile, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """SetChargingProfile."""
+        return await self.send(cp_id, cmd.SetChargingProfile(connector_no, profile), timeout_s=timeout_s)
+
+    async def clear_charging_profile(
+        self, cp_id: str, command: cmd.ClearChargingProfile, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """ClearChargingProfile (by id, or by connector / purpose / stack level)."""
+        return await self.send(cp_id, command, timeout_s=timeout_s)
+
+    async def get_composite_schedule(
+        self,
+        cp_id: str,
+        connector_no: int,
+        duration_s: int,
+        rate_unit: cmd.RateUnit | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> cmd.CommandResult[cmd.CompositeSchedule | None]:
+        """GetCompositeSchedule; Done.details: the schedule, if the charger sent one."""
+        command = cmd.GetCompositeSchedule(connector_no, duration_s, rate_unit)
+        return await self.send(cp_id, command, timeout_s=timeout_s)
+
+    async def get_settings(
+        self, cp_id: str, *keys: cmd.SettingKey, timeout_s: float | None = None
+    ) -> cmd.CommandResult[tuple[cmd.SettingValue, ...]]:
+        """GetConfiguration (1.6) / GetVariables (2.0.1); Done.details: one SettingValue per key."""
+        return await self.send(cp_id, cmd.GetSettings(keys), timeout_s=timeout_s)
+
+    async def change_setting(
+        self, cp_id: str, key: cmd.SettingKey, value: str, *, timeout_s: float | None = None
+    ) -> cmd.CommandResult[None]:
+        """ChangeConfiguration (1.6) / SetVariables (2.0.1); done when Accepted or RebootRequired."""
+        return await self.send(cp_id, cmd.ChangeSetting(key, value), timeout_s=timeout_s)
+
+    # ---- what the backend itself sends, on domain events -----------------------------------------
     def _on_energy_limit(self, event: EnergyLimitReached) -> None:
-        link = self.links.get(event.charge_point_id)
         key = (event.charge_point_id, event.transaction_id)
-        if link is None or self._loop is None or key in self._stops_sent:
+        if event.charge_point_id not in self.links or self._loop is None or key in self._stops_sent:
             return
         self._stops_sent.add(key)
-        if link.version == "1.6":
-            coro = self.call(
-                event.charge_point_id, "RemoteStopTransaction", {"transactionId": event.transaction_id}
-            )
-        else:
-            charger_tx = self.app.charging.charger_tx_id(event.transaction_id)
-            if charger_tx is None:
-                log.warning("no 2.0.1 transaction id for session %s; cannot stop it", event.transaction_id)
-                return
-            coro = self.call(event.charge_point_id, "RequestStopTransaction", {"transactionId": charger_tx})
+        coro = self._logged(event.charge_point_id, cmd.StopCharging(event.transaction_id))
         self._loop.call_soon_threadsafe(self._spawn, coro)
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
-        link = self.links.get(event.charge_point_id)
-        if link is None or self._loop is None:
+        if event.charge_point_id not in self.links or self._loop is None:
             return  # offline: the booking stands, and the backend alone refuses other drivers
-        if link.version == "1.6":
-            payload: dict[str, Any] = {
-                "connectorId": event.connector_no,
-                "expiryDate": format_ts(event.expires_at),
-                "idTag": event.id_tag,
-                "reservationId": event.booking_id,
-            }
-        else:
-            payload = {
-                "id": event.booking_id,
-                "expiryDateTime": format_ts(event.expires_at),
-                "idToken": {"idToken": event.id_tag, "type": "ISO14443"},
-                "evseId": event.connector_no,
-            }
-        self._loop.call_soon_threadsafe(
-            self._spawn, self._reserve(event.charge_point_id, event.booking_id, payload)
-        )
+        command = cmd.Reserve(event.booking_id, event.connector_no, event.id_tag, event.expires_at)
+        self._loop.call_soon_threadsafe(self._spawn, self._reserve(event.charge_point_id, command))
 
-    async def _reserve(self, cp_id: str, booking_id: int, payload: dict[str, Any]) -> None:
-        outcome = await self.call(cp_id, "ReserveNow", payload)
-        if outcome.ok and outcome.payload is not None:
-            self.app.bookings.reservation_answered(booking_id, str(outcome.payload.get("status")))
+    async def _reserve(self, cp_id: str, command: cmd.Reserve) -> None:
+        result = await self.send(cp_id, command)
+        if isinstance(result, cmd.Done | cmd.Rejected):
+            self.app.bookings.reservation_answered(command.reservation_id, result.status.value)
         else:
-            log.warning("ReserveNow for booking %s to %s got no answer: %s", booking_id, cp_id, outcome.error)
+            log.warning(
+                "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
+            )
 
     def _on_booking_ended(self, event: BookingEnded) -> None:
-        link = self.links.get(event.charge_point_id)
-        if link is None or self._loop is None or event.reservation not in ("sent", "accepted"):
+        if event.charge_point_id not in self.links or self._loop is None:
             return
-        coro = self.call(event.charge_point_id, "CancelReservation", {"reservationId": event.booking_id})
+        if event.reservation not in ("sent", "accepted"):
+            return
+        coro = self._logged(event.charge_point_id, cmd.CancelReservation(event.booking_id))
         self._loop.call_soon_threadsafe(self._spawn, coro)
+
+    async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> None:
+        result = await self.send(cp_id, command)
+        if not isinstance(result, cmd.Done):
+            log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -142,6 +142,10 @@ class Connection:
         self._pending[uid] = _Pending(action, now + self.call_timeout_s)
         return uid, encode(Call(uid, action, payload))
 
+    def forget(self, unique_id: str) -> None:
+        """Stop waiting for one call (its caller gave up); a late answer is then ignored."""
+        self._pending.pop(unique_id, None)
+
     def tick(self, now: float) -> list[Outcome]:
         expired = [uid for uid, p in self._pending.items() if p.deadline <= now]
         return [Outcome(uid, self._pending.pop(uid).action, error="Timeout") for uid in expired]

@@ -33,10 +33,12 @@ def now() -> str:
 @dataclass
 class Script:
     """What a library charge point answers: a status per action (default Accepted), actions it
-    leaves unanswered, and actions it answers with a CALLERROR."""
+    answers only after `late_s` (the library handles one message at a time, so it cannot stay
+    silent for good without blocking everything after), and actions it answers with a CALLERROR."""
 
     status: dict[str, str] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)
+    late_s: float = 1.0
     fail: set[str] = field(default_factory=set)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -45,7 +47,7 @@ class Script:
         if action in self.fail:
             raise GenericError(f"{action} failed on the charger")
         if action in self.silent:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(self.late_s)
         return self.status.get(action, default)
 
     def asked(self, action: str) -> list[dict[str, Any]]:

@@ -1,0 +1,557 @@
+"""Commands the central system sends to chargers, defined once, version-neutral and typed.
+
+Each command is a frozen dataclass (the request) that knows how to say itself in OCPP 1.6 and in
+2.0.1 (`action`, `payload`) and how to read the charger's answer (`result`). Sans-I/O: the
+`ChargerRegistry` (adapters/ocpp_server.py) sends them and awaits the answer, so every send ends in
+exactly one of:
+
+- `Done(status, details)`: the charger did it (`status` is the charger's own word, e.g. Accepted,
+  Scheduled, Unlocked, RebootRequired; `details` is the command's typed extra, often None);
+- `Rejected(status, reason)`: the charger answered but declined (Rejected, Occupied, Unknown, ...);
+- `NotConnected(reason)`: no link to that charger, or it dropped before answering;
+- `Timeout(after_s)`: no answer in time;
+- `CallError(code)`: a CALLERROR, or an answer that broke the schema (code FormatViolation etc.);
+- `NotApplicable(reason)`: the request cannot be said in this charger's version (e.g. a 2.0.1
+  stop for a transaction the charger never reported to us).
+
+Transactions are named by `TransactionRef`: an int is our session id (which is the transactionId a
+1.6 charger knows; for 2.0.1 it is translated to the charger's own string), a str is a 2.0.1
+charger's own transactionId, passed through as is.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
+
+T = TypeVar("T")
+
+V16, V201 = "1.6", "2.0.1"
+
+TransactionRef: TypeAlias = int | str
+ChargerTxLookup = Callable[[int], str | None]
+"""Our session id -> the 2.0.1 charger's own transactionId (None if it never reported one)."""
+
+
+class Status(StrEnum):
+    """Every status a charger may answer a command with, in either version."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    SCHEDULED = "Scheduled"
+    REBOOT_REQUIRED = "RebootRequired"
+    NOT_SUPPORTED = "NotSupported"
+    NOT_IMPLEMENTED = "NotImplemented"
+    UNLOCKED = "Unlocked"
+    UNLOCK_FAILED = "UnlockFailed"
+    ONGOING_AUTHORIZED_TRANSACTION = "OngoingAuthorizedTransaction"
+    UNKNOWN_CONNECTOR = "UnknownConnector"
+    FAULTED = "Faulted"
+    OCCUPIED = "Occupied"
+    UNAVAILABLE = "Unavailable"
+    UNKNOWN = "Unknown"
+    UNKNOWN_COMPONENT = "UnknownComponent"
+    UNKNOWN_VARIABLE = "UnknownVariable"
+    NOT_SUPPORTED_ATTRIBUTE_TYPE = "NotSupportedAttributeType"
+
+
+# ---- results ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    status: Status
+    details: T
+
+
+@dataclass(frozen=True)
+class Rejected:
+    status: Status
+    reason: str | None = None  # 2.0.1 statusInfo.reasonCode, when the charger gave one
+
+
+@dataclass(frozen=True)
+class NotConnected:
+    reason: str = "not connected"
+
+
+@dataclass(frozen=True)
+class Timeout:
+    after_s: float
+
+
+@dataclass(frozen=True)
+class CallError:
+    code: str
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    reason: str
+
+
+Failure: TypeAlias = Rejected | NotConnected | Timeout | CallError | NotApplicable
+CommandResult: TypeAlias = Done[T] | Failure
+
+
+class CannotSay(Exception):
+    """Raised by `payload` when the request cannot be said in this version (becomes NotApplicable)."""
+
+
+# ---- the command base -------------------------------------------------------------------------------
+
+
+class Command(ABC, Generic[T]):
+    """A request to a charger. Subclasses name their action per version, build the payload, and say
+    which statuses mean done; `details` reads any typed extra from the answer."""
+
+    actions: ClassVar[dict[str, str]]
+    done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED})
+
+    def action(self, version: str) -> str:
+        return self.actions[version]
+
+    @abstractmethod
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def details(self, version: str, answer: dict[str, Any]) -> T: ...
+
+    def result(self, version: str, answer: dict[str, Any]) -> Done[T] | Rejected:
+        status = Status(answer["status"])
+        if status not in self.done:
+            return Rejected(status, answer.get("statusInfo", {}).get("reasonCode"))
+        return Done(status, self.details(version, answer))
+
+
+class _NoDetails(Command[None]):
+    def details(self, version: str, answer: dict[str, Any]) -> None:
+        return None
+
+
+def _id_token(id_tag: str) -> dict[str, str]:
+    return {"idToken": id_tag, "type": "ISO14443"}
+
+
+def _transaction(ref: TransactionRef, version: str, charger_tx: ChargerTxLookup) -> int | str:
+    if version == V16:
+        if isinstance(ref, int):
+            return ref
+        if ref.isdigit():
+            return int(ref)
+        raise CannotSay(f"OCPP 1.6 transaction ids are integers, not {ref!r}")
+    if isinstance(ref, str):
+        return ref
+    found = charger_tx(ref)
+    if found is None:
+        raise CannotSay(f"the charger never reported a transaction for session {ref}")
+    return found
+
+
+# ---- transactions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartCharging(Command[str | None]):
+    """RemoteStartTransaction (1.6) / RequestStartTransaction (2.0.1). `details`: the 2.0.1
+    charger's transactionId when it already had one (None otherwise, and always in 1.6)."""
+
+    id_tag: str
+    connector_no: int | None = None
+    remote_start_id: int = 1  # 2.0.1 only: echoed in the charger's TransactionEvent
+
+    actions: ClassVar[dict[str, str]] = {V16: "RemoteStartTransaction", V201: "RequestStartTransaction"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            p16: dict[str, Any] = {"idTag": self.id_tag}
+            if self.connector_no is not None:
+                p16["connectorId"] = self.connector_no
+            return p16
+        p: dict[str, Any] = {"idToken": _id_token(self.id_tag), "remoteStartId": self.remote_start_id}
+        if self.connector_no is not None:
+            p["evseId"] = self.connector_no
+        return p
+
+    def details(self, version: str, answer: dict[str, Any]) -> str | None:
+        tx = answer.get("transactionId")
+        return None if tx is None else str(tx)
+
+
+@dataclass(frozen=True)
+class StopCharging(_NoDetails):
+    """RemoteStopTransaction (1.6) / RequestStopTransaction (2.0.1)."""
+
+    transaction: TransactionRef
+
+    actions: ClassVar[dict[str, str]] = {V16: "RemoteStopTransaction", V201: "RequestStopTransaction"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        return {"transactionId": _transaction(self.transaction, version, charger_tx)}
+
+
+# ---- reservations -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reserve(_NoDetails):
+    """ReserveNow: hold `connector_no` (2.0.1: the EVSE) for `id_tag` until `expires_at`."""
+
+    reservation_id: int
+    connector_no: int
+    id_tag: str
+    expires_at: datetime
+
+    actions: ClassVar[dict[str, str]] = {V16: "ReserveNow", V201: "ReserveNow"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            return {
+                "connectorId": self.connector_no,
+                "expiryDate": format_ts(self.expires_at),
+                "idTag": self.id_tag,
+                "reservationId": self.reservation_id,
+            }
+        return {
+            "id": self.reservation_id,
+            "expiryDateTime": format_ts(self.expires_at),
+            "idToken": _id_token(self.id_tag),
+            "evseId": self.connector_no,
+        }
+
+
+@dataclass(frozen=True)
+class CancelReservation(_NoDetails):
+    reservation_id: int
+
+    actions: ClassVar[dict[str, str]] = {V16: "CancelReservation", V201: "CancelReservation"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        return {"reservationId": self.reservation_id}
+
+
+# ---- availability, reset, triggers, unlock ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeAvailability(_NoDetails):
+    """Operative or inoperative; `connector_no` 0 means the whole charger. Done: Accepted, Scheduled."""
+
+    connector_no: int
+    operative: bool
+
+    actions: ClassVar[dict[str, str]] = {V16: "ChangeAvailability", V201: "ChangeAvailability"}
+    done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.SCHEDULED})
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        word = "Operative" if self.operative else "Inoperative"
+        if version == V16:
+            return {"connectorId": self.connector_no, "type": word}
+        p: dict[str, Any] = {"operationalStatus": word}
+        if self.connector_no:
+            p["evse"] = {"id": self.connector_no}
+        return p
+
+
+@dataclass(frozen=True)
+class Reset(_NoDetails):
+    """`hard`: 1.6 Hard / 2.0.1 Immediate; otherwise 1.6 Soft / 2.0.1 OnIdle. Done: Accepted, Scheduled."""
+
+    hard: bool = False
+
+    actions: ClassVar[dict[str, str]] = {V16: "Reset", V201: "Reset"}
+    done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.SCHEDULED})
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            return {"type": "Hard" if self.hard else "Soft"}
+        return {"type": "Immediate" if self.hard else "OnIdle"}
+
+
+@dataclass(frozen=True)
+class TriggerMessage(_NoDetails):
+    """Ask the charger to send `message` now (the version's own name, e.g. StatusNotification,
+    MeterValues, Heartbeat, BootNotification; 2.0.1 also TransactionEvent)."""
+
+    message: str
+    connector_no: int | None = None
+
+    actions: ClassVar[dict[str, str]] = {V16: "TriggerMessage", V201: "TriggerMessage"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        p: dict[str, Any] = {"requestedMessage": self.message}
+        if self.connector_no is not None:
+            if version == V16:
+                p["connectorId"] = self.connector_no
+            else:
+                p["evse"] = {"id": self.connector_no}
+        return p
+
+
+@dataclass(frozen=True)
+class UnlockConnector(_NoDetails):
+    """Done: Unlocked. 2.0.1: the EVSE `connector_no`, its connector 1."""
+
+    connector_no: int
+
+    actions: ClassVar[dict[str, str]] = {V16: "UnlockConnector", V201: "UnlockConnector"}
+    done: ClassVar[frozenset[Status]] = frozenset({Status.UNLOCKED})
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            return {"connectorId": self.connector_no}
+        return {"evseId": self.connector_no, "connectorId": 1}
+
+
+# ---- smart charging ---------------------------------------------------------------------------------
+
+
+class ProfilePurpose(StrEnum):
+    CHARGER_MAX = "ChargerMax"  # 1.6 ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile
+    TX_DEFAULT = "TxDefaultProfile"
+    TX = "TxProfile"
+
+    def word(self, version: str) -> str:
+        if self is ProfilePurpose.CHARGER_MAX:
+            return "ChargePointMaxProfile" if version == V16 else "ChargingStationMaxProfile"
+        return self.value
+
+
+class ProfileKind(StrEnum):
+    ABSOLUTE = "Absolute"
+    RELATIVE = "Relative"
+    RECURRING = "Recurring"
+
+
+class RateUnit(StrEnum):
+    WATTS = "W"
+    AMPS = "A"
+
+
+@dataclass(frozen=True)
+class SchedulePeriod:
+    start_s: int  # seconds from the schedule's start
+    limit: float  # in the schedule's rate unit (W or A): a rate, not energy or money
+
+
+@dataclass(frozen=True)
+class ChargingProfile:
+    profile_id: int
+    stack_level: int
+    purpose: ProfilePurpose
+    kind: ProfileKind
+    rate_unit: RateUnit
+    periods: tuple[SchedulePeriod, ...]
+    duration_s: int | None = None
+    starts_at: datetime | None = None  # required by Absolute and Recurring profiles
+    transaction: TransactionRef | None = None  # TxProfile only
+
+    def schedule(self) -> dict[str, Any]:
+        s: dict[str, Any] = {
+            "chargingRateUnit": self.rate_unit.value,
+            "chargingSchedulePeriod": [{"startPeriod": p.start_s, "limit": p.limit} for p in self.periods],
+        }
+        if self.duration_s is not None:
+            s["duration"] = self.duration_s
+        if self.starts_at is not None:
+            s["startSchedule"] = format_ts(self.starts_at)
+        return s
+
+
+@dataclass(frozen=True)
+class SetChargingProfile(_NoDetails):
+    """Install a charging profile on `connector_no` (2.0.1: the EVSE; 0 is the whole charger)."""
+
+    connector_no: int
+    profile: ChargingProfile
+
+    actions: ClassVar[dict[str, str]] = {V16: "SetChargingProfile", V201: "SetChargingProfile"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        pr = self.profile
+        body: dict[str, Any] = {
+            "stackLevel": pr.stack_level,
+            "chargingProfilePurpose": pr.purpose.word(version),
+            "chargingProfileKind": pr.kind.value,
+        }
+        if pr.transaction is not None:
+            body["transactionId"] = _transaction(pr.transaction, version, charger_tx)
+        if version == V16:
+            body["chargingProfileId"] = pr.profile_id
+            body["chargingSchedule"] = pr.schedule()
+            return {"connectorId": self.connector_no, "csChargingProfiles": body}
+        body["id"] = pr.profile_id
+        body["chargingSchedule"] = [{"id": pr.profile_id, **pr.schedule()}]
+        return {"evseId": self.connector_no, "chargingProfile": body}
+
+
+@dataclass(frozen=True)
+class ClearChargingProfile(_NoDetails):
+    """Clear profiles by id, or by any of connector, purpose and stack level. Unknown: Rejected."""
+
+    profile_id: int | None = None
+    connector_no: int | None = None
+    purpose: ProfilePurpose | None = None
+    stack_level: int | None = None
+
+    actions: ClassVar[dict[str, str]] = {V16: "ClearChargingProfile", V201: "ClearChargingProfile"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        criteria: dict[str, Any] = {}
+        if self.purpose is not None:
+            criteria["chargingProfilePurpose"] = self.purpose.word(version)
+        if self.stack_level is not None:
+            criteria["stackLevel"] = self.stack_level
+        if version == V16:
+            p16 = dict(criteria)
+            if self.profile_id is not None:
+                p16["id"] = self.profile_id
+            if self.connector_no is not None:
+                p16["connectorId"] = self.connector_no
+            return p16
+        p: dict[str, Any] = {}
+        if self.profile_id is not None:
+            p["chargingProfileId"] = self.profile_id
+        if self.connector_no is not None:
+            criteria["evseId"] = self.connector_no
+        if criteria:
+            p["chargingProfileCriteria"] = criteria
+        return p
+
+
+@dataclass(frozen=True)
+class CompositeSchedule:
+    rate_unit: RateUnit
+    periods: tuple[SchedulePeriod, ...]
+    starts_at: datetime | None
+    duration_s: int | None
+
+
+@dataclass(frozen=True)
+class GetCompositeSchedule(Command[CompositeSchedule | None]):
+    """The limit the charger will apply over the next `duration_s` on `connector_no`."""
+
+    connector_no: int
+    duration_s: int
+    rate_unit: RateUnit | None = None
+
+    actions: ClassVar[dict[str, str]] = {V16: "GetCompositeSchedule", V201: "GetCompositeSchedule"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        p: dict[str, Any] = {"duration": self.duration_s}
+        p["connectorId" if version == V16 else "evseId"] = self.connector_no
+        if self.rate_unit is not None:
+            p["chargingRateUnit"] = self.rate_unit.value
+        return p
+
+    def details(self, version: str, answer: dict[str, Any]) -> CompositeSchedule | None:
+        if version == V16:
+            schedule, start = answer.get("chargingSchedule"), answer.get("scheduleStart")
+        else:
+            schedule = answer.get("schedule")
+            start = None if schedule is None else schedule["scheduleStart"]
+        if schedule is None:
+            return None
+        return CompositeSchedule(
+            RateUnit(schedule["chargingRateUnit"]),
+            tuple(SchedulePeriod(p["startPeriod"], p["limit"]) for p in schedule["chargingSchedulePeriod"]),
+            None if start is None else parse_ts(start),
+            schedule.get("duration"),
+        )
+
+
+# ---- settings: GetConfiguration / ChangeConfiguration (1.6), GetVariables / SetVariables (2.0.1) ----
+
+
+@dataclass(frozen=True)
+class SettingKey:
+    """A setting: 1.6 knows only `name` (a configuration key); 2.0.1 needs its `component` too."""
+
+    name: str
+    component: str = ""
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    key: SettingKey
+    status: Status  # Accepted, or why not (1.6 unknown keys: UnknownVariable)
+    value: str | None = None
+    readonly: bool | None = None  # 1.6 says; 2.0.1 does not in this answer
+
+
+@dataclass(frozen=True)
+class GetSettings(Command[tuple[SettingValue, ...]]):
+    """Read settings. No keys: every 1.6 configuration key (2.0.1 has no such read: NotApplicable)."""
+
+    keys: tuple[SettingKey, ...] = ()
+
+    actions: ClassVar[dict[str, str]] = {V16: "GetConfiguration", V201: "GetVariables"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            return {"key": [k.name for k in self.keys]} if self.keys else {}
+        if not self.keys:
+            raise CannotSay("OCPP 2.0.1 reads named variables only (a full read is GetBaseReport)")
+        return {
+            "getVariableData": [
+                {"component": {"name": k.component}, "variable": {"name": k.name}} for k in self.keys
+            ]
+        }
+
+    def result(self, version: str, answer: dict[str, Any]) -> Done[tuple[SettingValue, ...]] | Rejected:
+        return Done(Status.ACCEPTED, self.details(version, answer))
+
+    def details(self, version: str, answer: dict[str, Any]) -> tuple[SettingValue, ...]:
+        if version == V16:
+            found = [
+                SettingValue(SettingKey(c["key"]), Status.ACCEPTED, c.get("value"), c["readonly"])
+                for c in answer.get("configurationKey", [])
+            ]
+            unknown = [
+                SettingValue(SettingKey(k), Status.UNKNOWN_VARIABLE) for k in answer.get("unknownKey", [])
+            ]
+            return tuple(found + unknown)
+        return tuple(
+            SettingValue(
+                SettingKey(r["variable"]["name"], r["component"]["name"]),
+                Status(r["attributeStatus"]),
+                r.get("attributeValue"),
+            )
+            for r in answer["getVariableResult"]
+        )
+
+
+@dataclass(frozen=True)
+class ChangeSetting(_NoDetails):
+    """Set one setting. Done: Accepted or RebootRequired."""
+
+    key: SettingKey
+    value: str
+
+    actions: ClassVar[dict[str, str]] = {V16: "ChangeConfiguration", V201: "SetVariables"}
+    done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.REBOOT_REQUIRED})
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            return {"key": self.key.name, "value": self.value}
+        return {
+            "setVariableData": [
+                {
+                    "attributeValue": self.value,
+                    "component": {"name": self.key.component},
+                    "variable": {"name": self.key.name},
+                }
+            ]
+        }
+
+    def result(self, version: str, answer: dict[str, Any]) -> Done[None] | Rejected:
+        if version == V16:
+            return super().result(version, answer)
+        (first,) = answer["setVariableResult"]
+        return super().result(version, {"status": first["attributeStatus"], **first})

@@ -1,0 +1,258 @@
+"""The typed command registry over real loopback WebSockets, in both OCPP versions, against
+independent charge points built on the `ocpp` library: every command gets its typed result,
+including refusals, a timeout, a CALLERROR and a charger that is not connected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.ocpp import commands as cmd
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import SystemClock
+from tests.conftest import add_charger
+from tests.e2e.ocpp_clients import Script, boot16, boot201, library_cp16, library_cp201, tx_event
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT_S = 0.3  # for the one command a charger leaves unanswered
+
+
+@dataclass
+class Central:
+    app: App
+    registry: ChargerRegistry
+    port: int
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+
+@pytest.fixture
+async def central() -> AsyncIterator[Central]:
+    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
+    registry = ChargerRegistry(app, call_timeout_s=5)
+    async with LoopbackServer(create_api(app, registry)) as server:
+        yield Central(app, registry, server.port)
+    app.close()
+
+
+Connect = Callable[..., AbstractAsyncContextManager[Any]]
+
+
+@pytest.fixture(params=["1.6", "2.0.1"])
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def charge_point(
+    version: str, central: Central, cp_id: str, script: Script
+) -> AbstractAsyncContextManager[Any]:
+    opener: Connect = library_cp16 if version == "1.6" else library_cp201
+    return opener(central.ws, cp_id, script)
+
+
+async def boot(version: str, cp: Any) -> None:
+    assert (await (boot16(cp) if version == "1.6" else boot201(cp))).status == "Accepted"
+
+
+PROFILE = cmd.ChargingProfile(
+    profile_id=7,
+    stack_level=1,
+    purpose=cmd.ProfilePurpose.TX_DEFAULT,
+    kind=cmd.ProfileKind.ABSOLUTE,
+    rate_unit=cmd.RateUnit.WATTS,
+    periods=(cmd.SchedulePeriod(0, 7400), cmd.SchedulePeriod(3600, 3700)),
+    starts_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+)
+
+
+async def test_every_command_is_done_and_said_in_the_chargers_version(central: Central, version: str) -> None:
+    r, script = central.registry, Script()
+    v16 = version == "1.6"
+    async with charge_point(version, central, "CMD", script) as cp:
+        await boot(version, cp)
+        assert r.connected() == {"CMD": version} and r.version_of("CMD") == version
+
+        started = await r.remote_start("CMD", "TAG1", 1)
+        assert started == cmd.Done(cmd.Status.ACCEPTED, None if v16 else "LIB-TX-9")
+        stop_ref: cmd.TransactionRef = 42 if v16 else "LIB-TX-9"
+        assert await r.remote_stop("CMD", stop_ref) == cmd.Done(cmd.Status.ACCEPTED, None)
+        expires = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+        assert await r.reserve("CMD", 5, 1, "TAG1", expires) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.cancel_reservation("CMD", 5) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.change_availability("CMD", 1, False) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.reset("CMD", hard=True) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.trigger_message("CMD", "StatusNotification", 1) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.unlock_connector("CMD", 1) == cmd.Done(cmd.Status.UNLOCKED, None)
+        assert await r.set_charging_profile("CMD", 1, PROFILE) == cmd.Done(cmd.Status.ACCEPTED, None)
+        cleared = await r.clear_charging_profile("CMD", cmd.ClearChargingProfile(profile_id=7))
+        assert cleared == cmd.Done(cmd.Status.ACCEPTED, None)
+
+        composite = await r.get_composite_schedule("CMD", 1, 3600)
+        assert isinstance(composite, cmd.Done) and composite.details is not None
+        if v16:
+            assert composite.details.rate_unit is cmd.RateUnit.WATTS
+            assert composite.details.periods == (cmd.SchedulePeriod(0, 7400), cmd.SchedulePeriod(600, 3700))
+        else:
+            assert composite.details.rate_unit is cmd.RateUnit.AMPS
+            assert composite.details.periods == (cmd.SchedulePeriod(0, 16),)
+        assert composite.details.starts_at == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+        heartbeat = cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr")
+        missing = cmd.SettingKey("NoSuchThing", "OCPPCommCtrlr")
+        settings = await r.get_settings("CMD", heartbeat, missing)
+        assert isinstance(settings, cmd.Done)
+        by_name = {s.key.name: s for s in settings.details}
+        assert (by_name["HeartbeatInterval"].status, by_name["HeartbeatInterval"].value) == (
+            cmd.Status.ACCEPTED,
+            "300",
+        )
+        assert by_name["NoSuchThing"].status is cmd.Status.UNKNOWN_VARIABLE
+        changed = await r.change_setting("CMD", heartbeat, "600")
+        assert changed == cmd.Done(cmd.Status.ACCEPTED, None)
+
+    # What the charger was asked, in its own version's words.
+    asked = dict(script.received)
+    if v16:
+        assert asked["RemoteStartTransaction"] == {"id_tag": "TAG1", "connector_id": 1}
+        assert asked["RemoteStopTransaction"] == {"transaction_id": 42}
+        assert asked["ChangeAvailability"] == {"connector_id": 1, "type": "Inoperative"}
+        assert asked["Reset"] == {"type": "Hard"}
+        assert asked["ChangeConfiguration"] == {"key": "HeartbeatInterval", "value": "600"}
+        profile = asked["SetChargingProfile"]["cs_charging_profiles"]
+        assert (
+            profile["charging_profile_id"] == 7 and profile["charging_profile_purpose"] == "TxDefaultProfile"
+        )
+        assert asked["ReserveNow"]["reservation_id"] == 5
+    else:
+        assert asked["RequestStartTransaction"]["id_token"] == {"id_token": "TAG1", "type": "ISO14443"}
+        assert asked["RequestStartTransaction"]["evse_id"] == 1
+        assert asked["RequestStopTransaction"] == {"transaction_id": "LIB-TX-9"}
+        assert asked["ChangeAvailability"] == {"operational_status": "Inoperative", "evse": {"id": 1}}
+        assert asked["Reset"] == {"type": "Immediate"}
+        assert asked["UnlockConnector"] == {"evse_id": 1, "connector_id": 1}
+        assert asked["SetVariables"]["set_variable_data"][0]["attribute_value"] == "600"
+        profile = asked["SetChargingProfile"]["charging_profile"]
+        assert profile["id"] == 7 and profile["charging_schedule"][0]["charging_rate_unit"] == "W"
+        assert asked["ReserveNow"]["id"] == 5 and asked["ReserveNow"]["evse_id"] == 1
+        assert asked["ClearChargingProfile"] == {"charging_profile_id": 7}
+    assert central.registry.connected() == {}
+
+
+async def test_refusals_are_typed_with_the_chargers_status(central: Central, version: str) -> None:
+    r = central.registry
+    script = Script(
+        status={
+            "Reset": "Rejected",
+            "ReserveNow": "Occupied",
+            "UnlockConnector": "UnlockFailed",
+            "ClearChargingProfile": "Unknown",
+            "ChangeAvailability": "Scheduled",
+            "ChangeConfiguration": "RebootRequired",
+            "SetVariables": "RebootRequired",
+            "TriggerMessage": "NotImplemented",
+        }
+    )
+    async with charge_point(version, central, "NO", script) as cp:
+        await boot(version, cp)
+        assert await r.reset("NO") == cmd.Rejected(cmd.Status.REJECTED)
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        assert await r.reserve("NO", 1, 1, "T", expires) == cmd.Rejected(cmd.Status.OCCUPIED)
+        assert await r.unlock_connector("NO", 1) == cmd.Rejected(cmd.Status.UNLOCK_FAILED)
+        assert await r.clear_charging_profile("NO", cmd.ClearChargingProfile(stack_level=3)) == cmd.Rejected(
+            cmd.Status.UNKNOWN
+        )
+        assert await r.trigger_message("NO", "Heartbeat") == cmd.Rejected(cmd.Status.NOT_IMPLEMENTED)
+        # Not refusals: a change the charger will make later, or after a reboot.
+        assert await r.change_availability("NO", 0, True) == cmd.Done(cmd.Status.SCHEDULED, None)
+        key = cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr")
+        assert await r.change_setting("NO", key, "60") == cmd.Done(cmd.Status.REBOOT_REQUIRED, None)
+
+
+async def test_timeout_callerror_not_connected_and_not_applicable(central: Central, version: str) -> None:
+    r = central.registry
+    script = Script(silent={"Reset"}, fail={"UnlockConnector"})
+    async with charge_point(version, central, "BAD", script) as cp:
+        await boot(version, cp)
+        assert await r.reset("BAD", timeout_s=TIMEOUT_S) == cmd.Timeout(TIMEOUT_S)
+        assert await r.unlock_connector("BAD", 1) == cmd.CallError("GenericError")
+        # The link survives both, and a late answer to nothing is ignored.
+        assert await r.cancel_reservation("BAD", 9) == cmd.Done(cmd.Status.ACCEPTED, None)
+        if version == "2.0.1":  # a session the charger never named cannot be stopped by its id
+            assert isinstance(await r.remote_stop("BAD", 12345), cmd.NotApplicable)
+            assert isinstance(await r.get_settings("BAD"), cmd.NotApplicable)
+        else:
+            assert isinstance(await r.remote_stop("BAD", "not-a-number"), cmd.NotApplicable)
+    assert await r.reset("BAD") == cmd.NotConnected()
+    outcome = await r.call("BAD", "Reset", {"type": "Soft"})  # the raw call stays available
+    assert outcome.error == "NotConnected"
+
+
+async def test_raw_call_reaches_the_charger(central: Central) -> None:
+    script = Script()
+    async with library_cp16(central.ws, "RAW", script) as cp:
+        await boot16(cp)
+        outcome = await central.registry.call("RAW", "Reset", {"type": "Soft"}, timeout_s=2)
+    assert outcome.ok and outcome.payload == {"status": "Accepted"}
+    assert script.asked("Reset") == [{"type": "Soft"}]
+
+
+async def test_reservation_flow_for_a_201_charger(central: Central) -> None:
+    """ReserveNow when a charge-now booking is made, CancelReservation when the driver cancels it."""
+    app, script = central.app, Script()
+    charger_id = add_charger(app, "RES201")
+    driver = app.marketplace.add_driver("d", "RTAG")
+    async with library_cp201(central.ws, "RES201", script) as cp:
+        await boot201(cp)
+        booking = app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, 5_000))
+        await eventually(lambda: reservation(app, booking.booking_id) == "accepted")
+        (reserve,) = script.asked("ReserveNow")
+        assert (reserve["id"], reserve["evse_id"], reserve["id_token"]["id_token"]) == (
+            booking.booking_id,
+            1,
+            "RTAG",
+        )
+        app.bookings.cancel(booking.booking_id, driver_id=driver.driver_id)
+        await eventually(lambda: script.asked("CancelReservation") != [])
+    assert script.asked("CancelReservation") == [{"reservation_id": booking.booking_id}]
+
+
+async def test_a_201_session_is_stopped_by_our_session_id(central: Central) -> None:
+    """The registry translates our session id into the charger's own transactionId."""
+    app, script = central.app, Script()
+    charger_id = add_charger(app, "STOP201")
+    driver = app.marketplace.add_driver("d", "STAG")
+    app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, 5_000))
+    async with library_cp201(central.ws, "STOP201", script) as cp:
+        await boot201(cp)
+        await cp.call(tx_event("Started", 0, "their-id-1", wh=0, id_tag="STAG", evse=1))
+        with app.store.transaction() as tx:
+            (session,) = tx.sessions()
+        result = await central.registry.remote_stop("STOP201", session.session_id)
+    assert result == cmd.Done(cmd.Status.ACCEPTED, None)
+    assert script.asked("RequestStopTransaction") == [{"transaction_id": "their-id-1"}]
+
+
+def reservation(app: App, booking_id: int) -> str:
+    with app.store.transaction() as tx:
+        return tx.booking(booking_id).reservation
+
+
+async def eventually(check: Callable[[], bool], tries: int = 150) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("gave up waiting")
