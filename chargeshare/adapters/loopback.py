@@ -1,9 +1,10 @@
 """Serve the ASGI app on 127.0.0.1 with an OS-chosen port inside the running event loop
-(simulations and end-to-end tests)."""
+(simulations and end-to-end tests), optionally over TLS."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 class LoopbackServer:
     """uvicorn on 127.0.0.1 with an OS-chosen port, in the current event loop."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, *, ssl_context: ssl.SSLContext | None = None) -> None:
         config = uvicorn.Config(
             api,
             host="127.0.0.1",
@@ -29,6 +30,11 @@ class LoopbackServer:
             # keep-alive lets the server close one just as the client reuses it (a spurious ReadError).
             timeout_keep_alive=60,
         )
+        if ssl_context is not None:
+            # TLS (OCPP security profile 2: wss + Basic auth). uvicorn builds its context from files;
+            # loading the config first and swapping the context in lets tests use one made in memory.
+            config.load()
+            config.ssl = ssl_context
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
 

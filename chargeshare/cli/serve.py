@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,9 +30,24 @@ def serve(
         ),
     ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM certificate (chain): serve https and wss (OCPP security profile 2).", exists=True
+        ),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="PEM private key for --ssl-certfile.", exists=True)
+    ] = None,
 ) -> None:
-    """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id}."""
+    """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id} (https and
+    wss with --ssl-certfile/--ssl-keyfile; chargers still authenticate with HTTP Basic)."""
     console = Console(stderr=True, soft_wrap=True)
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        console.print("[red]error:[/] --ssl-certfile and --ssl-keyfile go together")
+        raise typer.Exit(2)
+    secure = ssl_certfile is not None
+    http, ws = ("https", "wss") if secure else ("http", "ws")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
@@ -43,7 +59,7 @@ def serve(
         console.print(f"[red]error:[/] could not start the backend: {exc}")
         raise typer.Exit(1) from exc
     console.print(
-        f"ChargeShare backend on http://{host}:{port}  (OCPP: ws://{host}:{port}/ocpp/<charge_point_id>, "
+        f"ChargeShare backend on {http}://{host}:{port}  (OCPP: {ws}://{host}:{port}/ocpp/<charge_point_id>, "
         f"subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"
     )
     if allow_unknown_chargers:
@@ -56,6 +72,8 @@ def serve(
             log_level=log_level,
             ws="websockets-sansio",
             ws_max_size=MAX_FRAME_BYTES,
+            ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
+            ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
         )
     finally:
         app.close()
