@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from chargeshare.benchmarks import geo as geo_bench
+from chargeshare.benchmarks import ocpp as ocpp_bench
 from chargeshare.benchmarks import race as race_bench
 from chargeshare.benchmarks.databases import DEFAULT_POSTGRES_ADMIN_URL, BenchUnavailable, check_postgres
 
@@ -132,3 +133,69 @@ def race(
         console.print("[red]a race did not end with exactly one winner and one hold[/]")
         raise typer.Exit(1)
     console.print("[green]every race: one winner, one hold[/]")
+
+
+class OcppBackend(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected numbers separated by commas, got {text!r}") from None
+    if not sizes or any(not 1 <= n <= ocpp_bench.MAX_CHARGERS for n in sizes):
+        raise typer.BadParameter(f"each size must be between 1 and {ocpp_bench.MAX_CHARGERS:,}")
+    return sizes
+
+
+@app.command("ocpp")
+def ocpp(
+    chargers: Annotated[
+        str, typer.Option(help="Connected chargers per run, comma-separated (e.g. 1000,5000).")
+    ] = "1000,5000",
+    messages: Annotated[
+        int, typer.Option(help="Frames in the throughput phase, over all chargers.", min=1, max=1_000_000)
+    ] = 20_000,
+    paced_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Length of the paced phase (1 MeterValues per 10 s per charger); 0 skips it.", min=0, max=600
+        ),
+    ] = 30.0,
+    throughput_limit: Annotated[
+        float, typer.Option(help="Time limit of the throughput phase, seconds.", min=1, max=1800)
+    ] = 120.0,
+    backend: Annotated[OcppBackend, typer.Option(help="Our server's database.")] = OcppBackend.SQLITE,
+    postgres_url: PostgresOpt = DEFAULT_POSTGRES_ADMIN_URL,
+    json_out: JsonOpt = None,
+) -> None:
+    """OCPP 1.6J round trips/s and ack latency: `chargeshare serve`'s stack with persistence on, against a
+    central system on the `ocpp` library's defaults, under the same load in the same run.
+
+    Reports the ratio (target: ours >= 2x) and ours' paced p99 (target: < 50 ms at 5,000 chargers).
+    Exits 1 if a call went unanswered or a server does not hold a charger's last acknowledged reading,
+    2 on bad arguments, too low an open-files limit, or an unusable PostgreSQL.
+    """
+    console = _console()
+    sizes = _sizes(chargers)
+    _preflight(console, (backend.value,), postgres_url, json_out)
+    try:
+        ocpp_bench.ensure_file_limit(max(sizes))
+    except ocpp_bench.BenchUnfit as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    params = ocpp_bench.OcppParams(
+        sizes, messages, paced_seconds, backend.value, postgres_url, throughput_limit
+    )
+    console.print(
+        f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {messages:,} frames, "
+        f"paced {paced_seconds:g} s, ours on {backend.value}"
+    )
+    report = ocpp_bench.run_ocpp(params, console)
+    ocpp_bench.render(report, console)
+    _write_json(console, json_out, report.to_dict())
+    if not report.ok:
+        console.print("[red]a call went unanswered, or a server does not hold a charger's last reading[/]")
+        raise typer.Exit(1)

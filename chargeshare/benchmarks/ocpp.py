@@ -1,0 +1,423 @@
+"""`chargeshare bench ocpp`: our OCPP 1.6J central system, persistence on, against a central system
+built on the `ocpp` library's defaults, under the same load in the same run.
+
+For each fleet size N (default 1,000 and 5,000 connected chargers):
+
+1. A fresh database (a temporary SQLite file, or a temporary PostgreSQL database) gets N registered
+   chargers (one connector each, no password), N drivers, and one "charge now" booking per charger
+   through `BookingService.book` (each with its card hold), so every StartTransaction opens a real
+   session and every MeterValues is stored: nothing is answered without touching the database.
+2. **ours** (`ocpp_servers.ours_process`: uvicorn + `create_api`, as `chargeshare serve`) and then the
+   **baseline** (`ocpp_servers.baseline_process`) each run in a process of their own, and the load
+   generator (`ocpp_load.load_process`) in another: N raw websocket chargers connect (at most 50
+   handshakes at a time), boot, start a transaction and report Charging, then
+   - throughput: each charger sends its next frame as soon as the previous one is answered, M frames in
+     all (8 MeterValues : 1 Heartbeat : 1 StatusNotification), bounded by a time limit;
+   - paced: each charger sends one MeterValues every 10 s, staggered evenly, for S seconds.
+3. Checks: every call answered with a CALLRESULT, and each charger's last acknowledged reading is the
+   one the server holds (ours: the session row in the database; baseline: its dictionary).
+
+Latency is the charger's view: from just before `send` to the answer's arrival. Target: ours at least
+2x the baseline's round trips/s, and ours' p99 under 50 ms in the paced phase at 5,000 chargers.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
+from chargeshare.benchmarks.ocpp_load import ChargerPlan, LoadParams, load_process
+from chargeshare.benchmarks.ocpp_servers import baseline_process, ours_process
+from chargeshare.benchmarks.stats import ratio
+from chargeshare.bootstrap import Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.booking import BookRequest
+
+TARGET_RATIO = 2.0
+TARGET_PACED_P99_MS = 50.0
+TARGET_SIZE = 5_000  # the paced p99 target is stated at this size
+PACE_INTERVAL_S = 10.0
+BOOKING_MINUTES = 240
+BOOKING_MAX_WH = 60_000
+FD_HEADROOM = 512  # files and sockets a process needs besides its chargers' sockets
+SERVER_START_TIMEOUT_S = 60.0
+TARGETS = ("ours", "baseline")
+MAX_CHARGERS = 15_000  # within the ephemeral port range, per run
+
+
+class BenchUnfit(Exception):
+    """The machine cannot run the benchmark as asked (too few file descriptors); the message says why."""
+
+
+def ensure_file_limit(chargers: int) -> int:
+    """Raise the soft open-file limit towards the hard one if needed; BenchUnfit if still too low.
+
+    The load generator holds one socket per charger, and so does the server under test.
+    """
+    need = chargers + FD_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need and (hard == resource.RLIM_INFINITY or hard >= need):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            soft = need
+        except (ValueError, OSError):
+            pass  # the kernel's own ceiling: reported below
+    if soft < need:
+        raise BenchUnfit(
+            f"{chargers:,} chargers need at least {need:,} open files per process, but the limit is "
+            f"{soft:,} (hard {hard:,}): raise it (ulimit -n) or bench fewer chargers"
+        )
+    return soft
+
+
+@dataclass(frozen=True)
+class OcppParams:
+    sizes: tuple[int, ...]
+    messages: int
+    paced_seconds: float
+    backend: str
+    postgres_url: str
+    throughput_limit_s: float = 120.0
+    pace_interval_s: float = PACE_INTERVAL_S
+
+    def load(self) -> LoadParams:
+        return LoadParams(self.messages, self.throughput_limit_s, self.paced_seconds, self.pace_interval_s)
+
+
+@dataclass
+class TargetRun:
+    """One server under one fleet size: what the chargers measured and what the server held."""
+
+    target: str
+    chargers: int
+    load: dict[str, Any]
+    server: dict[str, Any]
+    stored_ok: int  # chargers whose last acknowledged reading is the one the server holds
+
+    def phase(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.load.get(name, {})
+        return found
+
+    @property
+    def all_answered(self) -> bool:
+        phases = [self.phase(n) for n in ("setup", "throughput", "paced") if n in self.load]
+        return bool(phases) and all(p["answered"] == p["sent"] for p in phases)
+
+    def to_dict(self) -> dict[str, Any]:
+        load = {k: v for k, v in self.load.items() if k != "acked_registers"}
+        server = {k: v for k, v in self.server.items() if k != "readings"}
+        return {
+            "target": self.target,
+            "chargers": self.chargers,
+            "all_answered": self.all_answered,
+            "stored_ok": self.stored_ok,
+            "load": load,
+            "server": server,
+        }
+
+
+@dataclass
+class SizeResult:
+    chargers: int
+    setup_s: float
+    runs: dict[str, TargetRun] = field(default_factory=dict)
+
+    def rate(self, target: str) -> float:
+        return float(self.runs[target].phase("throughput").get("round_trips_per_s", 0.0))
+
+    @property
+    def throughput_ratio(self) -> float:
+        return ratio(self.rate("ours"), self.rate("baseline"))
+
+    @property
+    def paced_p99_ms(self) -> float:
+        return float(self.runs["ours"].phase("paced").get("p99_ms", math.inf))
+
+    @property
+    def meets_throughput(self) -> bool:
+        return self.throughput_ratio >= TARGET_RATIO
+
+    @property
+    def meets_paced(self) -> bool | None:
+        """The p99 target is stated at 5,000 chargers; None at other sizes or without a paced phase."""
+        if self.chargers != TARGET_SIZE or "paced" not in self.runs["ours"].load:
+            return None
+        return self.paced_p99_ms < TARGET_PACED_P99_MS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chargers": self.chargers,
+            "fleet_setup_s": round(self.setup_s, 2),
+            "throughput_ratio": round(self.throughput_ratio, 3),
+            "meets_throughput_target": self.meets_throughput,
+            "meets_paced_target": self.meets_paced,
+            "runs": [r.to_dict() for r in self.runs.values()],
+        }
+
+
+@dataclass
+class OcppReport:
+    params: dict[str, Any]
+    machine: dict[str, Any]
+    sizes: list[SizeResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every call answered and every charger's reading held, by both servers, at every size."""
+        return all(r.all_answered and r.stored_ok == r.chargers for s in self.sizes for r in s.runs.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": "ocpp",
+            "target_ratio": TARGET_RATIO,
+            "target_paced_p99_ms": TARGET_PACED_P99_MS,
+            "ok": self.ok,
+            "params": self.params,
+            "machine": self.machine,
+            "sizes": [s.to_dict() for s in self.sizes],
+        }
+
+
+# ---- the fleet in the database ------------------------------------------------------------------------
+def cp_id(i: int) -> str:
+    return f"BENCH{i:06d}"
+
+
+def prepare_fleet(database_url: str, chargers: int) -> list[ChargerPlan]:
+    """Register the chargers and drivers, and book every charger "now" through the booking service."""
+    app = build(Config(database_url=database_url))
+    try:
+        host = app.marketplace.add_host("bench host")
+        plans = [ChargerPlan(cp_id(i), f"BT{i:06d}") for i in range(chargers)]
+        ids: list[tuple[int, int]] = []
+        with app.store.transaction() as tx:
+            for i, plan in enumerate(plans):
+                spec = ChargerSpec(
+                    plan.cp_id,
+                    host,
+                    Point(51.0 + (i % 100) * 0.02, -2.0 + (i // 100) * 0.002),
+                    Tariff(30),
+                    (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),),
+                    title=f"bench charger {i}",
+                )
+                ids.append((tx.add_charger(spec), tx.add_driver(f"driver {i}", plan.id_tag)))
+        for plan, (charger_id, driver_id) in zip(plans, ids, strict=True):
+            app.charging.boot(plan.cp_id, "1.6")  # "charge now" needs an online charger
+            app.bookings.book(BookRequest(driver_id, charger_id, 1, BOOKING_MINUTES, BOOKING_MAX_WH))
+    finally:
+        app.close()
+    return plans
+
+
+def stored_readings(database_url: str, acked: dict[str, list[int]]) -> int:
+    """How many chargers' sessions hold exactly the reading the charger last had acknowledged."""
+    app = build(Config(database_url=database_url), create_schema=False)
+    try:
+        with app.store.reading() as tx:
+            return sum(
+                1
+                for tx_id, wh in acked.values()
+                if (s := tx.session(tx_id)) is not None and s.meter_last_wh == wh
+            )
+    finally:
+        app.close()
+
+
+def baseline_readings(server: dict[str, Any], acked: dict[str, list[int]]) -> int:
+    readings: dict[int, int] = server.get("readings", {})
+    return sum(1 for tx_id, wh in acked.values() if readings.get(tx_id) == wh)
+
+
+# ---- processes -----------------------------------------------------------------------------------------
+def _receive(pipe: Connection, timeout_s: float, say: Callable[[str], None], what: str) -> Any:
+    """The next ("ready" | "done", value) from a child, printing its progress lines meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not pipe.poll(min(left, 1.0)):
+            if left <= 0:
+                raise TimeoutError(f"{what} gave no answer within {timeout_s:.0f} s")
+            continue
+        try:
+            kind, value = pipe.recv()
+        except EOFError as exc:
+            raise RuntimeError(f"{what} exited without an answer") from exc
+        if kind == "progress":
+            say(str(value))
+        elif kind == "error":
+            raise RuntimeError(f"{what} failed: {value}")
+        else:
+            return value
+
+
+def _load_timeout(p: OcppParams, chargers: int) -> float:
+    return 600.0 + chargers * 0.05 + p.throughput_limit_s + p.paced_seconds + p.pace_interval_s
+
+
+def run_target(
+    target: str, database_url: str | None, plans: list[ChargerPlan], p: OcppParams, say: Callable[[str], None]
+) -> TargetRun:
+    # fork: a spawned child would re-import the whole CLI first (seconds per process on a busy box).
+    # The parent runs no event loop and no threads of its own, so forking it is safe.
+    ctx = multiprocessing.get_context("fork")
+    server_end, server_child = ctx.Pipe()
+    if target == "ours":
+        assert database_url is not None
+        server = ctx.Process(target=ours_process, args=(database_url, server_child), name="bench-ours")
+    else:
+        server = ctx.Process(target=baseline_process, args=(server_child,), name="bench-baseline")
+    server.start()
+    server_child.close()
+    load: Any = None
+    try:
+        port = _receive(server_end, SERVER_START_TIMEOUT_S, say, f"the {target} server")
+        load_end, load_child = ctx.Pipe()
+        url = f"ws://127.0.0.1:{port}" + ("/ocpp" if target == "ours" else "")
+        load = ctx.Process(target=load_process, args=(url, plans, p.load(), load_child), name="bench-load")
+        load.start()
+        load_child.close()
+        figures = _receive(load_end, _load_timeout(p, len(plans)), say, "the load generator")
+        load.join(30)
+        server_end.send("stop")
+        held = _receive(server_end, 60.0, say, f"the {target} server")
+    finally:
+        for proc in (load, server):
+            if proc is not None:
+                proc.join(5)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(5)
+    acked = figures.get("acked_registers", {})
+    stored = stored_readings(database_url, acked) if database_url else baseline_readings(held, acked)
+    return TargetRun(target, len(plans), figures, held, stored)
+
+
+# ---- running -------------------------------------------------------------------------------------------
+def machine_info() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        "ocpp": installed("ocpp"),
+        "websockets": installed("websockets"),
+        "uvicorn": installed("uvicorn"),
+        "uvloop": installed("uvloop"),
+        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+    }
+
+
+@contextmanager
+def _database(backend: str, postgres_url: str) -> Iterator[str]:
+    db: AbstractContextManager[str] = (
+        temporary_sqlite("ocpp.db") if backend == "sqlite" else temporary_postgres(postgres_url)
+    )
+    with db as url:
+        yield url
+
+
+def run_ocpp(p: OcppParams, console: Console) -> OcppReport:
+    ensure_file_limit(max(p.sizes))
+    shown = {
+        "chargers": list(p.sizes),
+        "messages": p.messages,
+        "throughput_limit_s": p.throughput_limit_s,
+        "paced_seconds": p.paced_seconds,
+        "pace_interval_s": p.pace_interval_s,
+        "backend": p.backend,
+    }
+    report = OcppReport(params=shown, machine=machine_info())
+    for n in p.sizes:
+        with _database(p.backend, p.postgres_url) as url:
+            console.print(f"[bold]{n:,} chargers[/]: registering and booking them ({p.backend}) ...")
+            started = time.perf_counter()
+            plans = prepare_fleet(url, n)
+            size = SizeResult(n, time.perf_counter() - started)
+            console.print(f"  fleet ready in {size.setup_s:.1f} s")
+            for target in TARGETS:
+                console.print(f"  {target}:")
+                size.runs[target] = run_target(
+                    target, url if target == "ours" else None, plans, p, lambda t: console.print(f"    {t}")
+                )
+        report.sizes.append(size)
+    return report
+
+
+# ---- the report ----------------------------------------------------------------------------------------
+def _yes(flag: bool | None) -> str:
+    return "-" if flag is None else ("[green]yes[/]" if flag else "[red]no[/]")
+
+
+def render(report: OcppReport, console: Console) -> None:
+    p = report.params
+    table = Table(
+        title=f"OCPP 1.6J round trips, ours ({p['backend']}, persistence on) vs the ocpp library's defaults "
+        f"(in memory); throughput: {p['messages']:,} frames 8 MeterValues : 1 Heartbeat : 1 "
+        f"StatusNotification; paced: 1 MeterValues per {p['pace_interval_s']:g} s per charger for "
+        f"{p['paced_seconds']:g} s"
+    )
+    for col in (
+        "chargers",
+        "server",
+        "round trips/s",
+        "p50/p99 ms",
+        "paced p50/p99 ms",
+        "answered",
+        "stored",
+        "cpu s",
+    ):
+        table.add_column(col, justify="left" if col == "server" else "right")
+    for s in report.sizes:
+        for r in s.runs.values():
+            t, pc = r.phase("throughput"), r.phase("paced")
+            sent = sum(r.phase(n).get("sent", 0) for n in ("setup", "throughput", "paced"))
+            answered = sum(r.phase(n).get("answered", 0) for n in ("setup", "throughput", "paced"))
+            table.add_row(
+                f"{s.chargers:,}",
+                r.target,
+                f"{t.get('round_trips_per_s', 0):,.0f}",
+                f"{t.get('p50_ms', 0):.1f}/{t.get('p99_ms', 0):.1f}" if t else "-",
+                f"{pc['p50_ms']:.1f}/{pc['p99_ms']:.1f}" if pc else "-",
+                f"{answered:,}/{sent:,}",
+                f"{r.stored_ok:,}/{r.chargers:,}",
+                f"{r.server.get('cpu_s', 0):.1f}",
+            )
+    console.print(table)
+    verdict = Table(
+        title="Targets: ours/baseline round trips/s >= 2; ours paced p99 < 50 ms at 5,000 chargers"
+    )
+    for col in ("chargers", "ours/baseline", f">= {TARGET_RATIO:g}x", "ours paced p99 ms", "< 50 ms"):
+        verdict.add_column(col, justify="right")
+    for s in report.sizes:
+        verdict.add_row(
+            f"{s.chargers:,}",
+            f"{s.throughput_ratio:.2f}",
+            _yes(s.meets_throughput),
+            f"{s.paced_p99_ms:.1f}" if "paced" in s.runs["ours"].load else "-",
+            _yes(s.meets_paced),
+        )
+    console.print(verdict)

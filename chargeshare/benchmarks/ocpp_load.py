@@ -1,0 +1,347 @@
+"""The load generator for `bench ocpp`: light OCPP 1.6J chargers made of a raw websocket and pre-built
+frames (not the virtual charger, whose firmware model would cost more CPU than the server under test).
+
+It runs in its own process (`load_process`), so the server and the chargers never share an event loop.
+Every loop is bounded by a message count and a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import resource
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from chargeshare.benchmarks.stats import Latency
+
+SUBPROTOCOL = "ocpp1.6"
+CONNECT_CONCURRENCY = 50  # handshakes in flight at once: well inside both servers' listen backlogs
+CONNECT_ATTEMPTS = 3
+OPEN_TIMEOUT_S = 30.0
+REPLY_TIMEOUT_S = 30.0
+SETUP_TIMEOUT_S = 300.0
+CLOSE_TIMEOUT_S = 30.0
+METER_STEP_WH = 10  # per MeterValues; far below any booking's energy limit over a bounded run
+# The throughput mix, repeated: MeterValues mostly, with a Heartbeat and a StatusNotification.
+MIX = ("MeterValues",) * 8 + ("Heartbeat", "StatusNotification")
+
+
+@dataclass(frozen=True)
+class ChargerPlan:
+    """One charger of the load: the id it connects with and the tag it starts its transaction with."""
+
+    cp_id: str
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    messages: int  # throughput phase, in total over all chargers
+    throughput_limit_s: float
+    paced_seconds: float
+    pace_interval_s: float
+
+
+@dataclass
+class PhaseResult:
+    """One timed phase, as the chargers saw it."""
+
+    sent: int = 0
+    answered: int = 0  # a CALLRESULT for our call
+    call_errors: int = 0  # a CALLERROR for our call
+    failures: int = 0  # no answer in time, or the link dropped
+    wall_s: float = 0.0
+    latencies_ns: list[int] = field(default_factory=list)
+    by_action: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        lat = Latency.of_ns(self.latencies_ns) if self.latencies_ns else Latency(0, 0.0, 0.0)
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "call_errors": self.call_errors,
+            "failures": self.failures,
+            "wall_s": round(self.wall_s, 3),
+            "round_trips_per_s": round(self.answered / self.wall_s, 1) if self.wall_s > 0 else 0.0,
+            "p50_ms": round(lat.p50_ms, 3),
+            "p99_ms": round(lat.p99_ms, 3),
+            "by_action": dict(sorted(self.by_action.items())),
+        }
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Frame:
+    action: str
+    unique_id: str
+    text: str
+    register_wh: int | None = None  # the reading a MeterValues carries
+
+
+class LightCharger:
+    """One charger: a websocket, a message counter and a meter register. One call in flight at a time."""
+
+    def __init__(self, plan: ChargerPlan, ws: ClientConnection) -> None:
+        self.plan, self.ws = plan, ws
+        self.seq = 0
+        self.register_wh = 0
+        self.acked_register_wh = 0
+        self.transaction_id: int | None = None
+        self.server_calls = 0
+        self.broken = False
+
+    def custom(self, action: str, payload: str) -> Frame:
+        self.seq += 1
+        uid = f"{self.plan.cp_id}-{self.seq}"
+        return Frame(action, uid, f'[2,"{uid}","{action}",{payload}]')
+
+    def frame(self, action: str, stamp: str) -> Frame:
+        """The next call; MeterValues advance the register."""
+        self.seq += 1
+        uid = f"{self.plan.cp_id}-{self.seq}"
+        register: int | None = None
+        if action == "MeterValues":
+            self.register_wh += METER_STEP_WH
+            payload = (
+                f'{{"connectorId":1,"transactionId":{self.transaction_id},"meterValue":[{{"timestamp":'
+                f'"{stamp}","sampledValue":[{{"value":"{self.register_wh}",'
+                f'"measurand":"Energy.Active.Import.Register","unit":"Wh"}}]}}]}}'
+            )
+            register = self.register_wh
+        elif action == "Heartbeat":
+            payload = "{}"
+        elif action == "StatusNotification":
+            payload = f'{{"connectorId":1,"errorCode":"NoError","status":"Charging","timestamp":"{stamp}"}}'
+        else:
+            raise ValueError(f"no pre-built frame for {action}")
+        return Frame(action, uid, f'[2,"{uid}","{action}",{payload}]', register)
+
+    async def call(self, f: Frame, phase: PhaseResult) -> dict[str, Any] | None:
+        """Send one call and wait (bounded) for its answer; records the round trip in `phase`."""
+        phase.sent += 1
+        phase.by_action[f.action] += 1
+        started = time.perf_counter_ns()
+        try:
+            await self.ws.send(f.text)
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                while True:
+                    raw = await self.ws.recv()
+                    ended = time.perf_counter_ns()
+                    msg = json.loads(raw)
+                    if msg[0] == 2:  # a command from the central system: refuse it and keep waiting
+                        self.server_calls += 1
+                        await self.ws.send(json.dumps([4, msg[1], "NotImplemented", "bench charger", {}]))
+                        continue
+                    if msg[1] != f.unique_id:
+                        continue
+                    break
+        except (TimeoutError, WebSocketException, OSError):
+            phase.failures += 1
+            self.broken = True
+            return None
+        phase.latencies_ns.append(ended - started)
+        if msg[0] == 3:
+            phase.answered += 1
+            if f.register_wh is not None:
+                self.acked_register_wh = f.register_wh
+            result: dict[str, Any] = msg[2]
+            return result
+        phase.call_errors += 1
+        return None
+
+
+async def _connect(url: str, plan: ChargerPlan) -> ClientConnection:
+    last: Exception | None = None
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return await connect(
+                f"{url}/{plan.cp_id}",
+                subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                compression=None,  # the same uncompressed frames for both servers
+                open_timeout=OPEN_TIMEOUT_S,
+                ping_interval=None,  # each server pings on its own defaults
+                proxy=None,
+            )
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            last = exc
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise ConnectionError(f"{plan.cp_id} could not connect: {last!r}")
+
+
+async def connect_all(url: str, plans: Sequence[ChargerPlan]) -> tuple[list[LightCharger], list[str]]:
+    """Open every link, at most CONNECT_CONCURRENCY handshakes at a time. Returns chargers and failures."""
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    failed: list[str] = []
+
+    async def one(plan: ChargerPlan) -> LightCharger | None:
+        async with gate:
+            try:
+                return LightCharger(plan, await _connect(url, plan))
+            except ConnectionError as exc:
+                failed.append(str(exc))
+                return None
+
+    got = await asyncio.gather(*(one(p) for p in plans))
+    return [c for c in got if c is not None], failed
+
+
+async def setup(chargers: Sequence[LightCharger]) -> PhaseResult:
+    """Boot, start a transaction, report Charging: what a charger says before it sends readings."""
+    phase = PhaseResult()
+    stamp = _now_iso()
+
+    async def one(c: LightCharger) -> None:
+        boot = '{"chargePointVendor":"ChargeShare","chargePointModel":"bench"}'
+        await c.call(c.custom("BootNotification", boot), phase)
+        start = f'{{"connectorId":1,"idTag":"{c.plan.id_tag}","meterStart":0,"timestamp":"{stamp}"}}'
+        result = await c.call(c.custom("StartTransaction", start), phase)
+        if result is not None and result.get("idTagInfo", {}).get("status") == "Accepted":
+            c.transaction_id = int(result["transactionId"])
+        await c.call(c.frame("StatusNotification", stamp), phase)
+
+    started = time.perf_counter()
+    async with asyncio.timeout(SETUP_TIMEOUT_S):
+        await asyncio.gather(*(one(c) for c in chargers))
+    phase.wall_s = time.perf_counter() - started
+    return phase
+
+
+async def throughput(chargers: Sequence[LightCharger], messages: int, limit_s: float) -> PhaseResult:
+    """Every charger sends its next frame as soon as the previous one is answered."""
+    phase = PhaseResult()
+    stamp = _now_iso()
+    share, extra = divmod(messages, len(chargers))
+    # Pre-built before the clock starts: the load generator should cost as little as possible.
+    frames = [
+        [c.frame(MIX[(i + k) % len(MIX)], stamp) for k in range(share + (i < extra))]
+        for i, c in enumerate(chargers)
+    ]
+    deadline = time.monotonic() + limit_s
+
+    async def one(c: LightCharger, own: list[Frame]) -> None:
+        for f in own:
+            if c.broken or time.monotonic() > deadline:
+                return
+            await c.call(f, phase)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(c, own) for c, own in zip(chargers, frames, strict=True)))
+    phase.wall_s = time.perf_counter() - started
+    return phase
+
+
+async def paced(chargers: Sequence[LightCharger], seconds: float, interval_s: float) -> PhaseResult:
+    """Each charger sends one MeterValues every `interval_s`, staggered evenly, for `seconds`."""
+    phase = PhaseResult()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.5
+    end = t0 + seconds
+    n = len(chargers)
+
+    async def one(i: int, c: LightCharger) -> None:
+        due = t0 + interval_s * i / n
+        while due < end and not c.broken:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await c.call(c.frame("MeterValues", _now_iso()), phase)
+            due += interval_s
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, c) for i, c in enumerate(chargers)))
+    phase.wall_s = time.perf_counter() - started
+    return phase
+
+
+async def close_all(chargers: Sequence[LightCharger]) -> None:
+    async def one(c: LightCharger) -> None:
+        with contextlib.suppress(Exception):
+            await c.ws.close()
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await asyncio.gather(*(one(c) for c in chargers))
+
+
+async def run_load(
+    url: str, plans: Sequence[ChargerPlan], params: LoadParams, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Connect, set up, then the throughput and paced phases; the figures as a plain dict."""
+    started = time.perf_counter()
+    chargers, failed = await connect_all(url, plans)
+    connect_s = time.perf_counter() - started
+    say(f"{len(chargers):,} connected in {connect_s:.1f} s" + (f", {len(failed)} failed" if failed else ""))
+    report: dict[str, Any] = {
+        "connected": len(chargers),
+        "connect_failures": failed[:5],
+        "connect_s": round(connect_s, 2),
+    }
+    try:
+        if failed:
+            return report
+        setup_phase = await setup(chargers)
+        report["setup"] = setup_phase.summary()
+        say(f"set up ({setup_phase.answered:,} calls answered) in {setup_phase.wall_s:.1f} s")
+        await _phase(
+            report, "throughput", say, throughput(chargers, params.messages, params.throughput_limit_s)
+        )
+        if params.paced_seconds > 0:
+            await _phase(report, "paced", say, paced(chargers, params.paced_seconds, params.pace_interval_s))
+        report["transactions"] = sum(c.transaction_id is not None for c in chargers)
+        report["acked_registers"] = {
+            c.plan.cp_id: [c.transaction_id, c.acked_register_wh] for c in chargers if c.transaction_id
+        }
+        report["server_calls"] = sum(c.server_calls for c in chargers)
+    finally:
+        await close_all(chargers)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
+    return report
+
+
+async def _phase(
+    report: dict[str, Any], name: str, say: Callable[[str], None], run: Awaitable[PhaseResult]
+) -> None:
+    result = await run
+    report[name] = result.summary()
+    s = report[name]
+    say(
+        f"{name}: {s['answered']:,} answered, {s['round_trips_per_s']:,.0f}/s, "
+        f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
+    )
+
+
+T = TypeVar("T")
+
+
+def run_on_loop(main: Coroutine[Any, Any, T]) -> T:
+    """uvloop when installed (what uvicorn's "auto" picks for `chargeshare serve`), else asyncio.
+
+    Both servers and the load generator run on it, so the event loop is not what differs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def load_process(url: str, plans: list[ChargerPlan], params: LoadParams, pipe: Connection) -> None:
+    """Entry point of the load generator's process: figures (or an error) go back over `pipe`."""
+    try:
+        report = run_on_loop(run_load(url, plans, params, lambda text: pipe.send(("progress", text))))
+        pipe.send(("done", report))
+    except Exception as exc:
+        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        pipe.close()

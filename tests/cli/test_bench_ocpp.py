@@ -1,0 +1,95 @@
+"""`chargeshare bench ocpp` at a tiny size: the report's shape, that both servers answered every call and
+hold every charger's last reading, and that the load's frames are valid OCPP (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import resource
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from chargeshare.benchmarks.ocpp import BenchUnfit, ensure_file_limit
+from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger
+from chargeshare.benchmarks.ocpp_servers import _register_wh
+from chargeshare.cli.app import app
+from chargeshare.ocpp.frames import CALL, Call, check_payload, parse
+
+runner = CliRunner()
+
+
+def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None:
+    out = tmp_path / "ocpp.json"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "ocpp",
+            "--chargers",
+            "20",
+            "--messages",
+            "100",
+            "--paced-seconds",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ours/baseline" in result.output and "round trips/s" in result.output
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "ocpp" and report["ok"] is True and report["target_ratio"] == 2.0
+    assert report["params"]["chargers"] == [20] and report["params"]["backend"] == "sqlite"
+    (size,) = report["sizes"]
+    runs = {r["target"]: r for r in size["runs"]}
+    assert set(runs) == {"ours", "baseline"}
+    for r in runs.values():
+        load = r["load"]
+        assert load["connected"] == 20 and load["transactions"] == 20 and r["stored_ok"] == 20
+        assert r["all_answered"] is True
+        setup, thr, paced = load["setup"], load["throughput"], load["paced"]
+        assert setup["answered"] == setup["sent"] == 60
+        assert thr["answered"] == thr["sent"] == 100 and thr["call_errors"] == thr["failures"] == 0
+        # The same mix for both servers: 8 MeterValues : 1 Heartbeat : 1 StatusNotification.
+        assert thr["by_action"] == {"Heartbeat": 10, "MeterValues": 80, "StatusNotification": 10}
+        assert thr["round_trips_per_s"] > 0 and thr["p99_ms"] >= thr["p50_ms"] > 0
+        # 2 s of a 10 s pace, staggered over 20 chargers: the first four send once each.
+        assert paced["answered"] == paced["sent"] == 4
+    ours, base = (runs[t]["load"]["throughput"]["round_trips_per_s"] for t in ("ours", "baseline"))
+    assert size["throughput_ratio"] == pytest.approx(ours / base, abs=2e-3)  # rounded to 3 places
+    assert size["meets_paced_target"] is None  # the p99 target is stated at 5,000 chargers
+    assert runs["baseline"]["server"]["handled"]["MeterValues"] == 84  # 80 + 4 paced
+
+
+def test_bench_ocpp_rejects_bad_arguments(tmp_path: Path) -> None:
+    for args in (["--chargers", "0"], ["--chargers", "ten"], ["--chargers", ""], ["--backend", "both"]):
+        result = runner.invoke(app, ["bench", "ocpp", *args])
+        assert result.exit_code == 2, (args, result.output)
+    missing = runner.invoke(app, ["bench", "ocpp", "--json", str(tmp_path / "no" / "o.json")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_too_few_open_files_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (1024, 2048))
+    with pytest.raises(BenchUnfit, match="5,000 chargers need at least 5,512 open files"):
+        ensure_file_limit(5000)
+
+
+def test_the_load_sends_valid_ocpp_frames() -> None:
+    charger = LightCharger(ChargerPlan("CP1", "TAG1"), ws=None)  # type: ignore[arg-type]
+    charger.transaction_id = 7
+    frames = [charger.frame(action, "2026-01-01T00:00:00Z") for action in MIX]
+    frames.append(charger.custom("BootNotification", '{"chargePointVendor":"v","chargePointModel":"m"}'))
+    for f in frames:
+        call = parse(f.text)
+        assert isinstance(call, Call) and call.action == f.action and call.unique_id == f.unique_id
+        check_payload(call.action, call.payload, "1.6", CALL, call.unique_id)
+    assert len({f.unique_id for f in frames}) == len(frames)
+    readings = [f.register_wh or 0 for f in frames if f.action == "MeterValues"]
+    assert readings == sorted(readings) and len(set(readings)) == 8
+    meter = parse(frames[0].text)
+    assert isinstance(meter, Call) and meter.payload["transactionId"] == 7
+    # The baseline reads the same register our handler does (its payload arrives in snake_case).
+    snake = [{"sampled_value": [{"value": "1.5", "unit": "kWh"}, {"value": "9", "phase": "L1"}]}]
+    assert _register_wh(snake) == 1500
