@@ -111,9 +111,9 @@ class TraceRecorder:
         with self._lock:
             self.out.write(text + "\n")
 
-    def _record(self, kind: str, **data: Any) -> None:
+    def _record(self, kind: str, *, at: datetime | None = None, **data: Any) -> None:
         self._watch_gateway()
-        self._write({"t": self.app.clock.now().isoformat(), "kind": kind, **data})
+        self._write({"t": (at or self.app.clock.now()).isoformat(), "kind": kind, **data})
 
     def _watch_gateway(self) -> None:
         """An outage of the simulated gateway shows in no frame or call: note each change of state."""
@@ -173,6 +173,7 @@ class TraceRecorder:
             request = bytearray()
             response = bytearray()
             status = 0
+            arrived = recorder.app.clock.now()
 
             async def receive_body() -> Message:
                 message = await receive()
@@ -187,25 +188,34 @@ class TraceRecorder:
                 elif message["type"] == "http.response.body":
                     response.extend(message.get("body", b""))
                     if not message.get("more_body", False):
-                        recorder._http(scope, bytes(request), status, bytes(response))
+                        recorder._http(scope, arrived, bytes(request), status, bytes(response))
                 await send(message)
 
             await api(scope, receive_body, send_body)
 
         return traced
 
-    def _http(self, scope: Scope, request: bytes, status: int, response: bytes) -> None:
+    def _http(self, scope: Scope, arrived: datetime, request: bytes, status: int, response: bytes) -> None:
+        """Written once the response is complete (so in the order effects became visible), stamped
+        with the time the request arrived (what the handler saw as "now", near enough)."""
         path = str(scope["path"])
         query = scope.get("query_string", b"").decode("latin-1")
         if query:
             path += "?" + query
+        extra: dict[str, Any] = {}
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"authorization":
+                # The run's own throw-away accounts: replay maps each token to the one it gets anew.
+                extra["auth"] = value.decode("latin-1")
         self._record(
             "http",
+            at=arrived,
             method=str(scope["method"]),
             path=path,
             body=_json_or_none(request),
             status=status,
             response=_json_or_none(response),
+            **extra,
         )
 
 
@@ -322,6 +332,8 @@ def _record(line: int, obj: dict[str, Any]) -> Record:
         if not path.startswith("/"):
             raise TraceError(f"field 'path': must start with /, got {path!r}")
         status = _need(obj, "status", int, "the recorded status code")
+        if "auth" in obj:
+            _need(obj, "auth", str, "the Authorization header sent")
         if not 100 <= status <= 599:
             raise TraceError(f"field 'status': an HTTP status code, got {status!r}")
     elif kind == "host":

@@ -1,0 +1,143 @@
+"""Trace files are checked line by line before anything runs; timelines and plots carry three series."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from chargeshare.domain.booking import CancellationPolicy
+from chargeshare.services.rules import MarketplaceRules
+from simulators.plots import build_figure, html_report, write_plot
+from simulators.timeline import Sample, Timeline
+from simulators.trace import FORMAT, FORMAT_VERSION, TraceError, read_trace
+
+HEADER = {"kind": "header", "format": FORMAT, "version": FORMAT_VERSION}
+FRAME = {
+    "t": "2026-03-02T09:00:00Z",
+    "kind": "ocpp",
+    "cp": "CP1",
+    "dir": "in",
+    "version": "1.6",
+    "frame": '[2,"1","Heartbeat",{}]',
+}
+
+
+def write(tmp_path: Path, *lines: object) -> Path:
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def test_a_good_trace_reads_in_order(tmp_path: Path) -> None:
+    http = {"t": "2026-03-02T09:01:00+00:00", "kind": "http", "method": "GET", "path": "/health"}
+    trace = read_trace(write(tmp_path, HEADER, FRAME, {**http, "status": 200, "response": {"status": "ok"}}))
+    assert [r.kind for r in trace.records] == ["ocpp", "http"]
+    assert [r.line for r in trace.records] == [2, 3]
+    assert trace.start == trace.records[0].t
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({k: v for k, v in FRAME.items() if k != "cp"}, "'cp'"),
+        ({**FRAME, "dir": "sideways"}, "'dir'"),
+        ({**FRAME, "version": "1.5"}, "'version'"),
+        ({**FRAME, "t": "2026-03-02T09:00:00"}, "'t'"),  # no UTC offset
+        ({**FRAME, "kind": "smoke"}, "'kind'"),
+        ({**FRAME, "frame": ["not", "text"]}, "'frame'"),
+        ({"t": FRAME["t"], "kind": "http", "method": "BREW", "path": "/", "status": 200}, "'method'"),
+        ({"t": FRAME["t"], "kind": "http", "method": "GET", "path": "/", "status": 999}, "'status'"),
+        ({"t": FRAME["t"], "kind": "op", "op": "explode"}, "'op'"),
+    ],
+)
+def test_a_bad_line_is_named_with_its_field(tmp_path: Path, record: dict[str, object], field: str) -> None:
+    path = write(tmp_path, HEADER, FRAME, record, FRAME)
+    with pytest.raises(TraceError) as caught:
+        read_trace(path)
+    message = str(caught.value)
+    assert f"{path}:3:" in message and field in message
+    assert ":2:" not in message and ":4:" not in message
+
+
+def test_header_problems_and_non_json_lines(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match=r":1: field 'kind'"):
+        read_trace(write(tmp_path, FRAME))
+    with pytest.raises(TraceError, match=r":1: field 'version'"):
+        read_trace(write(tmp_path, {**HEADER, "version": 99}))
+    with pytest.raises(TraceError, match=r":2: not JSON"):
+        read_trace(write(tmp_path, HEADER, "{oops"))
+    with pytest.raises(TraceError, match=r"field 'rules'"):
+        read_trace(write(tmp_path, {**HEADER, "rules": {"no_such_rule": 1}}))
+
+
+def test_rules_round_trip_through_the_header(tmp_path: Path) -> None:
+    rules = replace(MarketplaceRules(platform_fee_bps=900), cancellation=CancellationPolicy(no_show_fee=123))
+    trace = read_trace(write(tmp_path, {**HEADER, "rules": asdict(rules)}))
+    assert trace.rules == rules
+
+
+def sample(t_s: float, charging: int, energy_wh: int, pence: int) -> Sample:
+    return Sample(t_s, 2, 2, 0, charging, 4, charging, 1, charging, energy_wh, pence)
+
+
+TIMELINE = Timeline([sample(0, 0, 0, 0), sample(600, 2, 1_000, 0), sample(1200, 1, 4_000, 250)])
+
+
+def test_power_is_energy_over_time_and_utilisation_a_share() -> None:
+    # 1 kWh in 10 minutes is 6 kW; 3 kWh in the next 10 minutes is 18 kW.
+    assert TIMELINE.power_kw() == [0.0, pytest.approx(6.0), pytest.approx(18.0)]
+    assert TIMELINE.utilisation_pct() == [0.0, 50.0, 25.0]
+    assert TIMELINE.minutes() == [0.0, 10.0, 20.0]
+
+
+def test_the_figure_has_the_three_series() -> None:
+    figure = build_figure(TIMELINE, title="t")
+    lines = [ax.get_lines() for ax in figure.axes]
+    assert [len(x) for x in lines] == [1, 1, 1]
+    labels = [x[0].get_label() for x in lines]
+    assert labels == ["Utilisation (connectors charging)", "Power drawn", "Revenue captured (cumulative)"]
+    assert list(lines[2][0].get_ydata()) == [0, 0, 2.5]  # pounds on the axis
+
+
+def test_png_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "run.png"
+    write_plot(out, TIMELINE, title="t")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 100 and height > 100
+
+
+class _Svgs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.series: list[str] = []
+        self.points: list[str] = []
+        self.json = ""
+        self._in_json = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "svg":
+            self.series.append(str(a.get("data-series")))
+        if tag == "polyline":
+            self.points.append(str(a.get("points")))
+        self._in_json = tag == "script" and a.get("id") == "series"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_json:
+            self.json += data
+
+
+def test_html_report_has_three_inline_svg_series() -> None:
+    parser = _Svgs()
+    parser.feed(html_report(TIMELINE, title="a <run>"))
+    assert parser.series == ["utilisation", "power", "revenue"]
+    assert all(len(p.split()) == 3 for p in parser.points)
+    data = json.loads(parser.json)
+    assert data["revenue_pence"] == [0, 0, 250] and len(data["power_kw"]) == 3
