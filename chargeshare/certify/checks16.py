@@ -94,20 +94,29 @@ async def expect_start(ctx: CaseContext, id_tag: str, *, since: int) -> Started:
         since=since,
         what=f"StartTransaction for {id_tag}",
     )
+    early = [
+        e
+        for e in statuses(ctx, since)
+        if e.seq < start.seq and e.payload is not None and e.payload["status"] in DURING_TRANSACTION
+    ]
+    if early:
+        said = early[0].payload and early[0].payload["status"]
+        raise ctx.fail(
+            f"the connector reported {said} before any transaction started",
+            early[0],
+            start,
+        )
     answer = ctx.log.answer_to(start)
     if answer is None or answer.kind != CALLRESULT or answer.payload is None:
         raise ctx.fail("StartTransaction went unanswered", start)
     ctx.cite(answer)
     assert start.payload is not None
     tx = int(answer.payload["transactionId"])
-    await ctx.wait_for(
+    first = await ctx.wait_for(
         "StatusNotification",
-        lambda p: (
-            p["connectorId"] == ctx.settings.connector
-            and p["status"] in ("Charging", "SuspendedEV", "SuspendedEVSE")
-        ),
+        lambda p: p["connectorId"] == ctx.settings.connector,
         since=start.seq,
-        what="StatusNotification Charging after the start",
+        what="StatusNotification after the start",
     )
     for status in statuses(ctx, start.seq):
         assert status.payload is not None
@@ -115,6 +124,9 @@ async def expect_start(ctx: CaseContext, id_tag: str, *, since: int) -> Started:
             raise ctx.fail(
                 f"connector reported {status.payload['status']} during transaction {tx}", start, status
             )
+    assert first.payload is not None
+    if first.payload["status"] == "Finishing":
+        raise ctx.fail("the connector went to Finishing without charging", start, first)
     await ctx.wait_for(
         "MeterValues",
         lambda p: p["transactionId"] == tx,

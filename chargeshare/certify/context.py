@@ -56,6 +56,9 @@ class CaseContext:
         self.log, self.operator, self.clock, self.settings = log, operator, clock, settings
         self.start = log.mark()
         self.cited: list[Entry] = []
+        # What the case left behind, for the runner to undo if the case stops half-way.
+        self.car_plugged = False
+        self.reservations: set[int] = set()
 
     # ---- evidence ------------------------------------------------------------------------------
     def cite(self, *entries: Entry | None) -> None:
@@ -166,6 +169,16 @@ class CaseContext:
         step = Step(action, self.settings.connector, id_tag)
         if not await self.operator.perform(step):
             raise self.not_applicable(f"needs an operator to: {step.instruction()}")
+        self.car_plugged = action is not Action.UNPLUG
+
+    async def restore(self) -> None:
+        """After a case stopped half-way: unplug its car and cancel its reservations, so the next
+        case starts from an idle connector (best effort: the verdict is already decided)."""
+        with contextlib.suppress(Exception):
+            if self.car_plugged:
+                await self.operator.perform(Step(Action.UNPLUG, self.settings.connector))
+            for reservation_id in sorted(self.reservations):
+                await self.registry.call(self.cp_id, "CancelReservation", {"reservationId": reservation_id})
 
 
 def _safe(match: Match, payload: dict[str, Any]) -> bool:

@@ -21,9 +21,29 @@ from chargeshare.certify.model import (
     Verdict,
 )
 from chargeshare.certify.operator import Operator
-from chargeshare.certify.wirelog import CALLRESULT, Entry, WireLog, excerpt
+from chargeshare.certify.wirelog import CALL, CALLRESULT, Entry, WireLog, excerpt
+from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
+
+
+def malformed(entries: list[Entry], version: str) -> list[tuple[Entry, str]]:
+    """Calls from the party under test that are not OCPP: unreadable, or outside the schema. Any of
+    them fails the case it appears in, whatever else the case checks."""
+    found = []
+    for e in entries:
+        if e.direction != "in":
+            continue
+        if e.kind is None:
+            found.append((e, "the charger sent a frame that is not OCPP-J"))
+        elif e.kind == CALL and e.action is not None and e.payload is not None:
+            try:
+                check_payload(e.action, e.payload, version, CALL, e.unique_id or "-")
+            except RemoteProtocolError as exc:
+                found.append(
+                    (e, f"the charger's {e.action} breaks the OCPP {version} schema: {exc.description}")
+                )
+    return found
 
 
 @dataclass
@@ -119,17 +139,24 @@ class Certifier:
             await ctx.connected()
             await asyncio.wait_for(case.body(ctx), self.case_timeout_s)
         except CaseFailed as exc:
+            await ctx.restore()
             return result(Verdict.FAIL, exc.reason, ctx.cited or ctx.window())
         except NotApplicable as exc:
+            await ctx.restore()
             return result(Verdict.NOT_APPLICABLE, exc.reason, ctx.cited)
         except TimeoutError:
+            await ctx.restore()
             return result(Verdict.ERROR, f"did not finish within {self.case_timeout_s:.0f} s", ctx.window())
         except LinkLost as exc:
             return result(Verdict.ERROR, str(exc), ctx.window())
         except Exception as exc:  # a bug in a case must not hide the others' verdicts
+            await ctx.restore()
             return result(Verdict.ERROR, f"{type(exc).__name__}: {exc}", ctx.window())
         finally:
             await self._settle()
+        broken = malformed(ctx.window(), version)
+        if broken:
+            return result(Verdict.FAIL, broken[0][1], [e for e, _ in broken])
         return result(Verdict.PASS, case.checks, ctx.cited or ctx.window())
 
     async def _settle(self) -> None:

@@ -130,10 +130,11 @@ class WireLog:
         )
 
     def by_uid(self, unique_id: str, direction: Direction) -> Entry | None:
+        """The latest call with this id (ids start again on a new connection)."""
         return next(
             (
                 e
-                for e in self.entries
+                for e in reversed(self.entries)
                 if e.kind == CALL and e.direction == direction and e.unique_id == unique_id
             ),
             None,

@@ -1,0 +1,13 @@
+"""Every case, by protocol version, in the order they run."""
+
+from __future__ import annotations
+
+from chargeshare.certify.cases16 import CASES_16
+from chargeshare.certify.model import Case, Profile
+
+ALL_CASES: tuple[Case, ...] = CASES_16
+
+
+def cases_for(version: str, profiles: set[Profile] | None = None) -> list[Case]:
+    """The cases for a version, limited to the chosen profiles (None: all)."""
+    return [c for c in ALL_CASES if version in c.versions and (profiles is None or c.profile in profiles)]
