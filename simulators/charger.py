@@ -1,16 +1,23 @@
-"""A virtual OCPP 1.6J charger: boots, heartbeats, reports status, runs transactions and meters energy.
+"""A virtual OCPP charger, in 1.6J or 2.0.1: boots, heartbeats, reports status, runs transactions,
+meters energy under its charging profiles, and answers the central system's commands.
 
-It uses the same sans-I/O `Connection` as the backend, in the client role, over a real websocket.
+One firmware model (connector state table, transactions, reservations, settings, profiles) serves
+both versions; the wire format lives in `dialect_v16` / `dialect_v201`. It uses the same sans-I/O
+`Connection` as the backend, in the client role, over a real websocket.
+
+Behaviour a deliberately faulty variant may want to change is in small public methods
+(`report_status`, `stop_message`, `meter_message`, `expire_reservations`, `perform_reset`, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,51 +25,40 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chargeshare.domain.credentials import basic_auth_header
-from chargeshare.ocpp.connection import Connection, Outcome
-from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
+from chargeshare.ocpp.frames import Call, encode
+from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
-from simulators.firmware import ConnectorState, Trigger, step
-from simulators.power import EnergyMeter, Vehicle
+from simulators.dialect import Dialect, Message, dialect_for
+from simulators.evse import (
+    BootReason,
+    Plugged,
+    Requested,
+    Reservation,
+    ResetKind,
+    StopReason,
+    Transaction,
+    Unlock,
+    VirtualConnector,
+)
+from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
+from simulators.power import Vehicle
+from simulators.settings import HEARTBEAT_INTERVAL, METER_INTERVAL, TRANSACTION_ATTEMPTS, Settings
+from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, TxContext
+from simulators.wire_faults import WireFaults, malformed_frames
+
+__all__ = ["PlugRefused", "Plugged", "Reservation", "VirtualCharger", "VirtualConnector"]
 
 log = logging.getLogger(__name__)
 
-TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
-TRANSACTION_ATTEMPTS = 3  # OCPP 1.6 TransactionMessageAttempts
 RECONNECT_ATTEMPTS = 8
 RECONNECT_BASE_S = 5.0  # simulated seconds, doubled each attempt, with jitter
 REBOOT_S = 30.0  # simulated seconds a reboot takes
-
-
-@dataclass
-class Plugged:
-    id_tag: str
-    vehicle: Vehicle
-    target_wh: int
-    transaction_id: int | None = None
-    meter_start: int = 0
-    delivered_wh: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True)
-class Reservation:
-    reservation_id: int
-    id_tag: str
-    expires_at: datetime
-
-
-@dataclass
-class VirtualConnector:
-    no: int
-    max_power_w: int
-    state: ConnectorState = ConnectorState.AVAILABLE
-    meter: EnergyMeter = field(default_factory=EnergyMeter)
-    plugged: Plugged | None = None
-    reservation: Reservation | None = None
+RESET_S = 10.0  # simulated seconds a commanded reset takes
 
 
 class PlugRefused(Exception):
-    """The connector is in use or reserved for someone else: this driver cannot start here."""
+    """The connector is in use, reserved for someone else or out of service: this driver cannot start here."""
 
 
 class VirtualCharger:
@@ -73,6 +69,7 @@ class VirtualCharger:
         clock: Clock,
         connector_power_w: list[int],
         *,
+        protocol: str = "1.6",
         meter_interval_s: int = 60,
         call_timeout_s: float = 10.0,
         password: str | None = None,
@@ -82,56 +79,93 @@ class VirtualCharger:
         self.password = password  # HTTP Basic auth on the upgrade (OCPP security profile 1)
         self.url = url.rstrip("/") + "/" + cp_id
         self.clock = clock
+        self.dialect: Dialect = dialect_for(protocol)
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
-        self.meter_interval_s = meter_interval_s
-        self.heartbeat_interval_s = 300
+        self.settings = Settings(len(self.connectors))
+        self.settings.values[METER_INTERVAL] = str(meter_interval_s)
+        self.profiles = ProfileBook()
         self.conn = Connection(
-            "1.6", self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s
+            self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s
         )
         self._ws: ClientConnection | None = None
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        self._followups: list[Coroutine[Any, Any, None]] | None = None
         self._last_meter_at = clock.now()
+        self._tx_counter = 0
+        self._reset_when_idle = False
         self.online = asyncio.Event()
+        self.boot_accepted = False
         self.frames_sent = 0
+        self.boots = 0
+        self.resets = 0
+        self.transactions_started = 0
         # The link and its faults. Transaction messages survive a lost link in `queue` (as firmware
         # keeps them in flash) and are replayed in order, with their original timestamps, on reconnect.
         self.connected = False
-        self.queue: list[tuple[str, dict[str, Any]]] = []
+        self.queue: list[Message] = []
         self.duplicate_sends = False  # send every transaction frame twice (a flaky network)
         self.silent = False  # say nothing, keep the socket: only a watchdog can notice
         self.clock_skew_s = 0.0
         self.reconnects = 0
+        self.messages_given_up = 0  # transaction messages unanswered after every attempt
         self._rng = random.Random(f"{seed}:{cp_id}")
+        self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
+        self._malformed_ids: set[str] = set()
         self._closing = False
+
+    @property
+    def protocol(self) -> str:
+        return self.dialect.version
+
+    @property
+    def heartbeat_interval_s(self) -> int:
+        return self.settings.number(HEARTBEAT_INTERVAL)
+
+    @property
+    def meter_interval_s(self) -> int:
+        return self.settings.number(METER_INTERVAL)
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        await self._connect()
+        await self._connect(BootReason.POWER_UP)
         self._last_meter_at = self.clock.now()
-        self._tasks.append(asyncio.create_task(self._every(self.heartbeat_interval_s, self._heartbeat)))
-        self._tasks.append(asyncio.create_task(self._every(self.meter_interval_s, self._meter_tick)))
+        self._tasks.append(
+            asyncio.create_task(self._every(lambda: self.heartbeat_interval_s, self._heartbeat))
+        )
+        self._tasks.append(asyncio.create_task(self._every(lambda: self.meter_interval_s, self._meter_tick)))
 
-    async def _connect(self) -> None:
+    async def _connect(self, reason: BootReason) -> None:
         headers = (
             {} if self.password is None else {"Authorization": basic_auth_header(self.cp_id, self.password)}
         )
-        self._ws = await connect(
+        ws = await connect(
             self.url,
-            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            subprotocols=[self.dialect.subprotocol],  # type: ignore[list-item]
             additional_headers=headers,
             open_timeout=10,
         )
-        self._tasks.append(asyncio.create_task(self._reader()))
+        self._ws = ws
+        self._tasks.append(asyncio.create_task(self._reader(ws)))
         self.connected = True
-        boot = await self._call(
-            "BootNotification", {"chargePointVendor": "ChargeShare", "chargePointModel": "Virtual-1"}
-        )
-        if not boot.ok or boot.payload is None or boot.payload["status"] != "Accepted":
-            raise RuntimeError(f"{self.cp_id}: boot not accepted: {boot}")
-        self.heartbeat_interval_s = int(boot.payload["interval"]) or self.heartbeat_interval_s
+        if not await self.boot(reason):
+            self.connected = False
+            await ws.close()
+            raise RuntimeError(f"{self.cp_id}: boot not accepted")
         await self._resume()
+
+    async def boot(self, reason: BootReason) -> bool:
+        """BootNotification; adopt the CSMS's heartbeat interval when accepted."""
+        outcome = await self._call(*self.dialect.boot(reason))
+        self.boots += 1
+        if not outcome.ok or outcome.payload is None:
+            return False
+        status, interval = self.dialect.read_boot(outcome.payload)
+        self.boot_accepted = status == "Accepted"
+        if self.boot_accepted and interval > 0:
+            self.settings.values[HEARTBEAT_INTERVAL] = str(interval)
+        return self.boot_accepted
 
     async def _resume(self) -> None:
         """Back in touch: replay what was queued first (so the CSMS sees the real meter stops), then
@@ -143,7 +177,7 @@ class VirtualCharger:
                 break
             self.queue.pop(0)
         for c in self.connectors.values():
-            await self._status(c)
+            await self.report_status(c)
         self.online.set()
 
     # ---- faults --------------------------------------------------------------------------------
@@ -151,7 +185,7 @@ class VirtualCharger:
         """Lose the link for a while, then reconnect with backoff and jitter (bounded attempts)."""
         await self._drop_link()
         await asyncio.sleep(self.clock.real_seconds(simulated_s))
-        await self._reconnect()
+        await self._reconnect(BootReason.POWER_UP)
 
     async def reboot(self, *, lose_queue: bool) -> None:
         """Power-cycle mid-transaction: transactions end with reason Reboot (queued for the CSMS),
@@ -159,16 +193,16 @@ class VirtualCharger:
         self._advance_energy()
         await self._drop_link()
         for c in self.connectors.values():
-            if c.plugged is not None and c.plugged.transaction_id is not None:
-                ended = self._end_transaction(c)
+            if c.transaction is not None:
+                tx = self._end_transaction(c)
                 if not lose_queue:
-                    self.queue.append(("StopTransaction", self._stop_payload(c, ended, "Reboot")))
-                if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
+                    self._enqueue(self.stop_message(c, tx, StopReason.REBOOT))
+                if c.state in IN_TRANSACTION:
                     c.state = step(c.state, Trigger.STOP)
         if lose_queue:
             self.queue.clear()
         await asyncio.sleep(self.clock.real_seconds(REBOOT_S))
-        await self._reconnect()
+        await self._reconnect(BootReason.POWER_UP)
 
     async def silence_for(self, simulated_s: float) -> None:
         """Keep the socket but say nothing (a hung firmware); then carry on as if nothing happened."""
@@ -178,13 +212,37 @@ class VirtualCharger:
         self.silent = False
         await self._resume()
 
+    async def send_malformed(self, n: int) -> None:
+        """Send `n` frames that break OCPP; the CSMS must answer each with a CALLERROR (or ignore
+        what it cannot even read) and carry on."""
+        prefix = f"bad-{self.frames_sent}-"
+        for uid, text in malformed_frames(prefix, n, self.dialect.bad_meter_values()):
+            self._malformed_ids.add(uid)
+            await self.send_raw(text)
+            self.wire.malformed_sent += 1
+
+    async def send_raw(self, text: str) -> None:
+        """Put a frame on the wire exactly as given (no schema check): for frames that break OCPP."""
+        if self.connected and self._ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(text)
+
+    async def send_unchecked(self, action: str, payload: dict[str, Any]) -> str:
+        """A CALL the schema would refuse, sent anyway; the CSMS's CALLERROR lands in
+        `wire.malformed_answers`. Returns the unique id."""
+        uid = f"raw-{self.frames_sent}-{len(self._malformed_ids)}"
+        self._malformed_ids.add(uid)
+        await self.send_raw(encode(Call(uid, action, payload)))
+        return uid
+
     async def settle_down(self) -> None:
         """End of a run: get back in touch if a fault left us out of it, so nothing stays queued."""
+        self.wire.clear()
         if self.silent:
             self.silent = False
             await self._resume()
         if not self.connected:
-            await self._reconnect()
+            await self._reconnect(BootReason.POWER_UP)
 
     async def _drop_link(self) -> None:
         self.connected = False
@@ -192,11 +250,11 @@ class VirtualCharger:
         if self._ws is not None:
             await self._ws.close()
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self, reason: BootReason) -> None:
         delay_s = RECONNECT_BASE_S
         for _ in range(RECONNECT_ATTEMPTS):
             try:
-                await self._connect()
+                await self._connect(reason)
                 self.reconnects += 1
                 return
             except (OSError, RuntimeError, ConnectionClosed, TimeoutError) as exc:
@@ -207,9 +265,9 @@ class VirtualCharger:
 
     async def stop(self) -> None:
         self._closing = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
         self._tasks.clear()
@@ -217,42 +275,86 @@ class VirtualCharger:
             await self._ws.close()
         self.online.clear()
 
-    async def _every(self, simulated_s: float, fn: Any) -> None:
+    async def _every(self, interval_s: Callable[[], float], fn: Any) -> None:
+        """Run `fn` every interval, reading the interval afresh (the CSMS may change it)."""
         while True:
-            await asyncio.sleep(self.clock.real_seconds(simulated_s))
+            await asyncio.sleep(self.clock.real_seconds(interval_s()))
             await fn()
 
-    async def _reader(self) -> None:
-        assert self._ws is not None
-        ws = self._ws
+    # ---- the wire ------------------------------------------------------------------------------
+    async def _reader(self, ws: ClientConnection) -> None:
         async for text in ws:
+            if isinstance(text, bytes):
+                text = text.decode(errors="replace")
+            self._note_answer_to_raw(text)
+            if self.wire.delay_s > 0 and text.lstrip().startswith("[2"):
+                self.wire.delayed += 1
+                self._start(self._answer_later(text, self.wire.delay_s))
+                continue
+            await self._take(text)
+
+    async def _take(self, text: str) -> None:
+        self._followups = []
+        try:
             received = self.conn.receive(text)
-            if received.reply is not None:
+        finally:
+            followups, self._followups = self._followups, None
+        if received.reply is not None:
+            with contextlib.suppress(ConnectionClosed):
                 await self._send(received.reply)
-            for outcome in received.outcomes:
-                fut = self._waiting.pop(outcome.unique_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(outcome)
+        for coro in followups:  # OCPP: answer first, then report
+            self._start(coro)
+        for outcome in received.outcomes:
+            fut = self._waiting.pop(outcome.unique_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(outcome)
+
+    async def _answer_later(self, text: str, delay_s: float) -> None:
+        await asyncio.sleep(self.clock.real_seconds(delay_s))
+        if self.connected:
+            await self._take(text)
+
+    def _note_answer_to_raw(self, text: str) -> None:
+        if not self._malformed_ids or not text.lstrip().startswith("[4"):
+            return
+        with contextlib.suppress(ValueError, TypeError, IndexError):
+            frame = json.loads(text)
+            if frame[1] in self._malformed_ids or frame[1] == "-1":
+                self.wire.malformed_answers.append(str(frame[2]))
 
     async def _send(self, text: str) -> None:
         assert self._ws is not None
+        if self.wire.drops():
+            self.wire.dropped += 1
+            return
         self.frames_sent += 1
         await self._ws.send(text)
 
+    def _enqueue(self, message: Message) -> None:
+        self.queue.append((message[0], self.dialect.mark_offline(*message)))
+
     async def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
         """Send a call and wait for its answer. Offline (or silent), transaction messages are queued
-        for replay and everything else is dropped, as firmware does."""
+        for replay and everything else is dropped, as firmware does; while a queue is being replayed,
+        new transaction messages join its end so the order holds."""
+        transactional = action in self.dialect.transaction_actions
+        if transactional and queue_if_offline and (not self.connected or self.silent or self.queue):
+            self._enqueue((action, payload))
+            return Outcome("", action, error="Queued")
         if not self.connected or self.silent:
-            if action in TRANSACTION_ACTIONS and queue_if_offline:
-                self.queue.append((action, payload))
-                return Outcome("", action, error="Queued")
             return Outcome("", action, error="Offline")
-        attempts = TRANSACTION_ATTEMPTS if action in TRANSACTION_ACTIONS else 1
+        attempts = self.settings.number(TRANSACTION_ATTEMPTS) if transactional else 1
         outcome = Outcome("", action, error="Timeout")
         for _ in range(attempts):
             outcome = await self._call_once(action, payload)
             if outcome.error != "Timeout":
                 break
+        if transactional and queue_if_offline:
+            if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
+                self._enqueue((action, payload))
+                return Outcome(outcome.unique_id, action, error="Queued")
+            if outcome.error == "Timeout":
+                self.messages_given_up += 1
         return outcome
 
     async def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
@@ -262,10 +364,11 @@ class VirtualCharger:
         self._waiting[uid] = fut
         try:
             await self._send(text)
-            if self.duplicate_sends and action in TRANSACTION_ACTIONS:
+            if self.duplicate_sends and action in self.dialect.transaction_actions:
                 await self._send(text)  # the same frame again: the CSMS must not count it twice
         except ConnectionClosed:
             self._waiting.pop(uid, None)
+            self.conn.tick(loop.time() + self.conn.call_timeout_s)
             self.connected = False
             return Outcome(uid, action, error="Offline")
         try:
@@ -279,20 +382,47 @@ class VirtualCharger:
         """This charger's idea of now: its clock may be skewed (a fault scenarios inject)."""
         return format_ts(self.clock.now() + timedelta(seconds=self.clock_skew_s))
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Follow-up frames of a command: sent after its answer (OCPP: answer first, then report)."""
+        if self._followups is not None:
+            self._followups.append(coro)
+        else:
+            self._start(coro)
+
+    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # ---- what the charger reports --------------------------------------------------------------
     async def _heartbeat(self) -> None:
-        await self._call("Heartbeat", {})
+        await self._call(*self.dialect.heartbeat())
 
-    async def _status(self, c: VirtualConnector) -> None:
-        await self._call(
-            "StatusNotification",
-            {
-                "connectorId": c.no,
-                "errorCode": "NoError",
-                "status": c.state.value,
-                "timestamp": self._ts(),
-            },
-        )
+    async def report_status(self, c: VirtualConnector) -> None:
+        """StatusNotification for a connector's current state."""
+        await self._call(*self.dialect.status(c, self._ts()))
+
+    def meter_message(self, c: VirtualConnector, tx: Transaction) -> Message:
+        """The periodic meter reading of a running transaction (MeterValues / TransactionEvent Updated)."""
+        return self.dialect.meter(c, tx, self._ts(), self.power_w(c))
+
+    def stop_message(self, c: VirtualConnector, tx: Transaction, reason: StopReason) -> Message:
+        """How a transaction's end is told (StopTransaction / TransactionEvent Ended)."""
+        return self.dialect.ended(c, tx, self._ts(), reason)
+
+    def power_w(self, c: VirtualConnector) -> int:
+        """What the car draws now: its own curve, under the connector's rating and charging limit."""
+        p = c.plugged
+        if p is None or c.state is not ConnectorState.CHARGING:
+            return 0
+        return p.vehicle.power_w(self.limit_w(c))
+
+    def limit_w(self, c: VirtualConnector) -> int:
+        return self.profiles.limit_w(c.no, self.clock.now(), self._tx_context(c), c.max_power_w, c.phases)
+
+    def _tx_context(self, c: VirtualConnector) -> TxContext | None:
+        tx = c.transaction
+        return None if tx is None else TxContext(tx.local_id, tx.started_at)
 
     def _advance_energy(self) -> None:
         """Integrate each charging connector's power since the last update."""
@@ -303,15 +433,13 @@ class VirtualCharger:
             p = c.plugged
             if c.state is not ConnectorState.CHARGING or p is None:
                 continue
-            power = p.vehicle.power_w(c.max_power_w)
             before = c.meter.register_wh
-            c.meter.add(power, seconds)
+            c.meter.add(self.power_w(c), seconds)
             # The car stops taking energy at its target: the register never runs past it.
             overshoot = (c.meter.register_wh - p.meter_start) - p.target_wh
             if overshoot > 0:
                 c.meter.register_wh -= overshoot
-            added = c.meter.register_wh - before
-            p.vehicle.soc_wh += added
+            p.vehicle.soc_wh += c.meter.register_wh - before
             p.delivered_wh = c.meter.register_wh - p.meter_start
             if p.delivered_wh >= p.target_wh or p.vehicle.power_w(c.max_power_w) == 0:
                 c.state = step(c.state, Trigger.EV_FULL)
@@ -320,165 +448,359 @@ class VirtualCharger:
     async def _meter_tick(self) -> None:
         before = {c.no: c.state for c in self.connectors.values()}
         self._advance_energy()
+        await self.expire_reservations()
+        for c in self.connectors.values():
+            tx = c.transaction
+            if tx is None or c.state not in IN_TRANSACTION:
+                continue
+            await self._call(*self.meter_message(c, tx))
+            if before[c.no] is not c.state:
+                changed = self.dialect.charging_state_changed(c, tx, self._ts())
+                if changed is not None:
+                    await self._call(*changed)
+                await self.report_status(c)
+
+    async def expire_reservations(self) -> None:
+        """A reservation past its expiry frees the connector (and says so)."""
         for c in self.connectors.values():
             r = c.reservation
             if r is not None and c.state is ConnectorState.RESERVED and self.clock.now() >= r.expires_at:
                 c.reservation, c.state = None, step(c.state, Trigger.RESERVATION_ENDED)
-                await self._status(c)
-        for c in self.connectors.values():
-            p = c.plugged
-            if (
-                p is None
-                or p.transaction_id is None
-                or c.state not in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV)
-            ):
-                continue
-            await self._call(
-                "MeterValues",
-                {
-                    "connectorId": c.no,
-                    "transactionId": p.transaction_id,
-                    "meterValue": [
-                        {
-                            "timestamp": self._ts(),
-                            "sampledValue": [
-                                {
-                                    "value": str(c.meter.register_wh),
-                                    "measurand": "Energy.Active.Import.Register",
-                                    "unit": "Wh",
-                                },
-                                {
-                                    "value": str(
-                                        p.vehicle.power_w(c.max_power_w)
-                                        if c.state is ConnectorState.CHARGING
-                                        else 0
-                                    ),
-                                    "measurand": "Power.Active.Import",
-                                    "unit": "W",
-                                },
-                            ],
-                        }
-                    ],
-                },
-            )
-            if before[c.no] is not c.state:
-                await self._status(c)
+                await self.report_status(c)
 
     # ---- what a driver does at the charger -----------------------------------------------------
     async def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> Plugged:
-        """Plug in and present a card: Authorize, then StartTransaction if accepted."""
+        """Plug in and present a card: Authorize, then start a transaction if accepted."""
+        plugged = await self.plug_car(connector_no, vehicle, target_wh, id_tag=id_tag)
+        c = self.connectors[connector_no]
+        auth = await self._call(*self.dialect.authorize(id_tag))
+        if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
+            c.state = step(c.state, Trigger.START_REFUSED)
+            return plugged
+        await self.start_transaction(c, id_tag)
+        return plugged
+
+    async def plug_car(
+        self, connector_no: int, vehicle: Vehicle, target_wh: int, *, id_tag: str = ""
+    ) -> Plugged:
+        """Plug a car in without presenting a card (a remote start may follow)."""
         c = self.connectors[connector_no]
         reservation = c.reservation
         if reservation is not None and reservation.id_tag != id_tag:
             raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
         if c.state not in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
-            raise PlugRefused(f"{self.cp_id}/{connector_no} is in use ({c.state})")
+            raise PlugRefused(f"{self.cp_id}/{connector_no} is in use or out of service ({c.state})")
         if not self.connected or self.silent:
             raise PlugRefused(f"{self.cp_id} is offline and cannot authorise cards")
         c.state = step(c.state, Trigger.PLUG_IN)
-        c.reservation = None
         c.plugged = Plugged(id_tag, vehicle, target_wh)
-        await self._status(c)
-        auth = await self._call("Authorize", {"idTag": id_tag})
-        if not auth.ok or auth.payload is None or auth.payload["idTagInfo"]["status"] != "Accepted":
-            c.state = step(c.state, Trigger.START_REFUSED)
-            return c.plugged
-        self._advance_energy()
-        c.plugged.meter_start = c.meter.register_wh
-        start = await self._call(
-            "StartTransaction",
-            {
-                "connectorId": connector_no,
-                "idTag": id_tag,
-                "meterStart": c.meter.register_wh,
-                "timestamp": self._ts(),
-            },
-        )
-        if start.ok and start.payload is not None and start.payload["idTagInfo"]["status"] == "Accepted":
-            c.plugged.transaction_id = int(start.payload["transactionId"])
-            c.state = step(c.state, Trigger.START_ACCEPTED)
-            await self._status(c)
-        else:
-            c.state = step(c.state, Trigger.START_REFUSED)
+        await self.report_status(c)
         return c.plugged
 
-    async def unplug(self, connector_no: int, reason: str = "EVDisconnected") -> None:
+    async def start_transaction(
+        self, c: VirtualConnector, id_tag: str, *, remote_start_id: int | None = None
+    ) -> bool:
+        """Start on a plugged connector; True when the CSMS accepted the transaction."""
+        assert c.plugged is not None
+        self._advance_energy()
+        self._tx_counter += 1
+        tx = Transaction(
+            str(uuid.uuid4()),  # unique across reboots and runs, as 2.0.1 wants
+            id_tag,
+            c.meter.register_wh,
+            self.clock.now(),
+            remote_start_id=remote_start_id,
+        )
+        reservation_id = None if c.reservation is None else c.reservation.reservation_id
+        c.reservation = None
+        c.plugged.id_tag, c.plugged.meter_start = id_tag, tx.meter_start
+        outcome = await self._call(*self.dialect.started(c, tx, self._ts(), reservation_id))
+        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+            return False  # unplugged meanwhile
+        if self.dialect.start_accepted(tx, outcome):
+            c.plugged.transaction = tx
+            self.transactions_started += 1
+            c.state = step(c.state, Trigger.START_ACCEPTED)
+            await self.report_status(c)
+            return True
+        c.state = step(c.state, Trigger.START_REFUSED)
+        if tx.wire_id is not None and self.dialect.ends_refused_start:
+            # 2.0.1: the transaction exists once announced; a refused card ends it at once.
+            await self._call(*self.stop_message(c, tx, StopReason.DEAUTHORIZED))
+        return False
+
+    async def unplug(self, connector_no: int, reason: StopReason = StopReason.EV_DISCONNECTED) -> None:
         c = self.connectors[connector_no]
         if c.plugged is None:
             return
         self._advance_energy()
-        if c.plugged.transaction_id is not None:
+        if c.transaction is not None:
             await self._stop_transaction(c, self._end_transaction(c), reason)
         c.state = step(c.state, Trigger.UNPLUG)
         c.plugged = None
-        await self._status(c)
+        if c.inoperative_scheduled:  # a ChangeAvailability Inoperative waited for the car to leave
+            c.inoperative_scheduled = False
+            c.state = step(c.state, Trigger.INOPERATIVE)
+        await self.report_status(c)
+        self._reset_if_idle()
 
-    def _end_transaction(self, c: VirtualConnector) -> tuple[int, str]:
+    def _end_transaction(self, c: VirtualConnector) -> Transaction:
         """Close the transaction locally at once, so a second stop cannot also send one."""
-        assert c.plugged is not None and c.plugged.transaction_id is not None
-        tx, c.plugged.transaction_id = c.plugged.transaction_id, None
+        assert c.plugged is not None and c.plugged.transaction is not None
+        tx, c.plugged.transaction = c.plugged.transaction, None
         c.plugged.done.set()
-        return tx, c.plugged.id_tag
+        self.profiles.end_transaction(tx.local_id)
+        return tx
 
-    async def _stop_transaction(self, c: VirtualConnector, ended: tuple[int, str], reason: str) -> None:
-        await self._call("StopTransaction", self._stop_payload(c, ended, reason))
+    async def _stop_transaction(self, c: VirtualConnector, tx: Transaction, reason: StopReason) -> None:
+        await self._call(*self.stop_message(c, tx, reason))
 
-    def _stop_payload(self, c: VirtualConnector, ended: tuple[int, str], reason: str) -> dict[str, Any]:
-        tx, id_tag = ended
-        return {
-            "transactionId": tx,
-            "meterStop": c.meter.register_wh,
-            "timestamp": self._ts(),
-            "reason": reason,
-            "idTag": id_tag,
-        }
+    def _stop_now(self, c: VirtualConnector, reason: StopReason) -> None:
+        """End the running transaction at once; the stop message follows the current answer."""
+        self._advance_energy()
+        if c.state in IN_TRANSACTION:
+            c.state = step(c.state, Trigger.STOP)
+        tx = self._end_transaction(c)
+        self._spawn(self._stop_and_report(c, tx, reason))
 
-    # ---- what the central system asks of us ----------------------------------------------------
-    def _csms_handlers(self) -> dict[str, Any]:
-        def remote_stop(p: dict[str, Any]) -> dict[str, Any]:
-            for c in self.connectors.values():
-                if c.plugged is not None and c.plugged.transaction_id == p["transactionId"]:
-                    self._advance_energy()
-                    if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
-                        c.state = step(c.state, Trigger.STOP)
-                    self._spawn(self._stop_transaction(c, self._end_transaction(c), "Remote"))
-                    return {"status": "Accepted"}
-            return {"status": "Rejected"}
+    async def _stop_and_report(self, c: VirtualConnector, tx: Transaction, reason: StopReason) -> None:
+        await self._stop_transaction(c, tx, reason)
+        await self.report_status(c)
+        self._reset_if_idle()
 
-        def reserve_now(p: dict[str, Any]) -> dict[str, Any]:
-            c = self.connectors.get(p["connectorId"])
+    def transactions(self) -> Iterator[tuple[VirtualConnector, Transaction]]:
+        for c in self.connectors.values():
+            if c.transaction is not None:
+                yield c, c.transaction
+
+    # ---- what the central system asks of us (version-neutral; the dialects parse and answer) ---
+    def _csms_handlers(self) -> dict[str, Handler]:
+        def guarded(action: str, handler: Handler) -> Handler:
+            def answer(payload: dict[str, Any]) -> dict[str, Any]:
+                if self.wire.rejects(action):
+                    self.wire.rejected += 1
+                    refusal = self.dialect.refusal(action, payload)
+                    if refusal is None:
+                        raise CallRejected("GenericError", f"{action} refused")
+                    return refusal
+                return handler(payload)
+
+            return answer
+
+        return {action: guarded(action, h) for action, h in self.dialect.handlers(self).items()}
+
+    def remote_start(
+        self,
+        connector_no: int | None,
+        id_tag: str,
+        *,
+        remote_start_id: int | None = None,
+        profile: Profile | None = None,
+    ) -> bool:
+        """Accepted only where a car is plugged in and no transaction runs (this model does not wait
+        for a car to arrive); the transaction starts after the answer."""
+        candidates = self.connectors.values() if connector_no is None else [self.connectors.get(connector_no)]
+        c = next(
+            (
+                x
+                for x in candidates
+                if x is not None
+                and x.plugged is not None
+                and x.transaction is None
+                and x.state is ConnectorState.PREPARING
+            ),
+            None,
+        )
+        if c is None:
+            return False
+        self._spawn(self._remote_started(c, id_tag, remote_start_id, profile))
+        return True
+
+    async def _remote_started(
+        self, c: VirtualConnector, id_tag: str, remote_start_id: int | None, profile: Profile | None
+    ) -> None:
+        if self.settings.flag("authorize_remote_start"):
+            auth = await self._call(*self.dialect.authorize(id_tag))
+            if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
+                return
+        if await self.start_transaction(c, id_tag, remote_start_id=remote_start_id) and profile is not None:
+            with contextlib.suppress(ProfileRefused):
+                self.profiles.install(profile, self._tx_context(c))
+
+    def remote_stop(self, tx: Transaction | None) -> bool:
+        for c, running in self.transactions():
+            if running is tx:
+                self._stop_now(c, StopReason.REMOTE)
+                return True
+        return False
+
+    def reserve(
+        self, connector_no: int | None, reservation_id: int, id_tag: str, expires_at: datetime
+    ) -> str:
+        """ReserveNow: Accepted, Occupied, Unavailable or Rejected (the same words in both versions).
+        `None` reserves whichever connector is free."""
+        if connector_no is None:
+            c = next(
+                (
+                    x
+                    for x in self.connectors.values()
+                    if x.reservation and x.reservation.reservation_id == reservation_id
+                ),
+                None,
+            ) or next((x for x in self.connectors.values() if x.state is ConnectorState.AVAILABLE), None)
             if c is None:
-                return {"status": "Rejected"}
-            if c.reservation is not None and c.reservation.reservation_id == p["reservationId"]:
-                # OCPP 1.6: a ReserveNow for an existing reservationId replaces that reservation.
-                c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
-                return {"status": "Accepted"}
-            if c.state is not ConnectorState.AVAILABLE:
-                # OCPP 1.6 5.13: Occupied also when already reserved, for this or another idTag.
-                return {"status": "Occupied"}
-            c.reservation = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
-            c.state = step(c.state, Trigger.RESERVE)
-            self._spawn(self._status(c))
-            return {"status": "Accepted"}
+                return "Occupied"
+        else:
+            found = self.connectors.get(connector_no)
+            if found is None:
+                return "Rejected"
+            c = found
+        if c.reservation is not None and c.reservation.reservation_id == reservation_id:
+            # A ReserveNow for an existing reservation id replaces that reservation.
+            c.reservation = Reservation(reservation_id, id_tag, expires_at)
+            return "Accepted"
+        if c.state is ConnectorState.UNAVAILABLE:
+            return "Unavailable"
+        if c.state is not ConnectorState.AVAILABLE:
+            # OCPP 1.6 5.13: Occupied also when already reserved, for this or another idTag.
+            return "Occupied"
+        c.reservation = Reservation(reservation_id, id_tag, expires_at)
+        c.state = step(c.state, Trigger.RESERVE)
+        self._spawn(self.report_status(c))
+        return "Accepted"
 
-        def cancel_reservation(p: dict[str, Any]) -> dict[str, Any]:
-            for c in self.connectors.values():
-                if c.reservation is not None and c.reservation.reservation_id == p["reservationId"]:
-                    c.reservation = None
-                    if c.state is ConnectorState.RESERVED:
-                        c.state = step(c.state, Trigger.RESERVATION_ENDED)
-                        self._spawn(self._status(c))
-                    return {"status": "Accepted"}
-            return {"status": "Rejected"}
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        for c in self.connectors.values():
+            if c.reservation is not None and c.reservation.reservation_id == reservation_id:
+                c.reservation = None
+                if c.state is ConnectorState.RESERVED:
+                    c.state = step(c.state, Trigger.RESERVATION_ENDED)
+                    self._spawn(self.report_status(c))
+                return True
+        return False
 
-        return {
-            "RemoteStopTransaction": remote_stop,
-            "ReserveNow": reserve_now,
-            "CancelReservation": cancel_reservation,
-        }
+    def change_availability(self, connector_no: int, operative: bool) -> str:
+        """Accepted, or Scheduled when a connector is in use (it goes out of service once free);
+        connector 0 is the whole charger; an unknown connector is Rejected."""
+        if connector_no == 0:
+            targets = list(self.connectors.values())
+        elif connector_no in self.connectors:
+            targets = [self.connectors[connector_no]]
+        else:
+            return "Rejected"
+        scheduled = False
+        for c in targets:
+            if operative:
+                c.inoperative_scheduled = False
+                if c.state is ConnectorState.UNAVAILABLE:
+                    c.state = step(c.state, Trigger.OPERATIVE)
+                    self._spawn(self.report_status(c))
+            elif c.state in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
+                c.reservation = None
+                c.state = step(c.state, Trigger.INOPERATIVE)
+                self._spawn(self.report_status(c))
+            elif c.state is not ConnectorState.UNAVAILABLE:
+                c.inoperative_scheduled = scheduled = True
+        return "Scheduled" if scheduled else "Accepted"
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Send follow-up frames after the current reply (OCPP: answer first, then report)."""
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def reset(self, kind: ResetKind) -> str:
+        """Accepted (the reset follows the answer), or Scheduled for OnIdle while a transaction runs."""
+        if kind is ResetKind.ON_IDLE and any(True for _ in self.transactions()):
+            self._reset_when_idle = True
+            return "Scheduled"
+        self._spawn(self.perform_reset(kind))
+        return "Accepted"
+
+    def _reset_if_idle(self) -> None:
+        if self._reset_when_idle and not any(True for _ in self.transactions()):
+            self._reset_when_idle = False
+            self._start(self.perform_reset(ResetKind.ON_IDLE))
+
+    async def perform_reset(self, kind: ResetKind) -> None:
+        """Stop every transaction (telling the CSMS), go down, come back and boot again."""
+        reason = {
+            ResetKind.HARD: StopReason.HARD_RESET,
+            ResetKind.SOFT: StopReason.SOFT_RESET,
+        }.get(kind, StopReason.IMMEDIATE_RESET)
+        self._advance_energy()
+        for c in self.connectors.values():
+            if c.transaction is not None:
+                if c.state in IN_TRANSACTION:
+                    c.state = step(c.state, Trigger.STOP)
+                await self._stop_transaction(c, self._end_transaction(c), reason)
+        self.resets += 1
+        await self._drop_link()
+        await asyncio.sleep(self.clock.real_seconds(RESET_S))
+        await self._reconnect(BootReason.REMOTE_RESET)
+
+    def trigger(self, what: Requested, connector_no: int | None) -> str:
+        """TriggerMessage: Accepted and the message follows the answer; Rejected for a connector we
+        do not have."""
+        if connector_no is not None and connector_no not in self.connectors:
+            return "Rejected"
+        targets = (
+            [self.connectors[connector_no]] if connector_no is not None else list(self.connectors.values())
+        )
+        if what is Requested.BOOT:
+            self._spawn(self._triggered_boot())
+        elif what is Requested.HEARTBEAT:
+            self._spawn(self._heartbeat())
+        elif what is Requested.STATUS:
+            for c in targets:
+                self._spawn(self.report_status(c))
+        elif what is Requested.METER_VALUES:
+            for c in targets:
+                self._spawn(self._triggered_meter(c))
+        else:
+            running = [c for c in targets if c.transaction is not None]
+            if not running:
+                return "Rejected"
+            for c in running:
+                self._spawn(self._triggered_meter(c))
+        return "Accepted"
+
+    async def _triggered_boot(self) -> None:
+        await self.boot(BootReason.TRIGGERED)
+
+    async def _triggered_meter(self, c: VirtualConnector) -> None:
+        self._advance_energy()
+        tx = c.transaction
+        await self._call(*self.dialect.triggered_meter(c, tx, self._ts(), self.power_w(c)))
+
+    def unlock(self, connector_no: int, *, stop_transaction: bool) -> Unlock:
+        """Release the cable. 1.6 stops a running transaction first; 2.0.1 refuses while one runs."""
+        c = self.connectors.get(connector_no)
+        if c is None:
+            return Unlock.UNKNOWN_CONNECTOR
+        if c.transaction is not None:
+            if not stop_transaction:
+                return Unlock.ONGOING_TRANSACTION
+            self._stop_now(c, StopReason.UNLOCK)
+        return Unlock.UNLOCKED
+
+    def set_profile(self, profile: Profile) -> bool:
+        if profile.connector_no != 0 and profile.connector_no not in self.connectors:
+            return False
+        c = self.connectors.get(profile.connector_no)
+        self._advance_energy()  # energy so far at the old limit; the new one applies from now
+        try:
+            self.profiles.install(profile, None if c is None else self._tx_context(c))
+        except ProfileRefused as exc:
+            log.info("%s: charging profile refused: %s", self.cp_id, exc)
+            return False
+        return True
+
+    def composite_schedule(self, connector_no: int, duration_s: int) -> list[tuple[int, int]] | None:
+        """(offset s, limit W) over the next `duration_s`; None for a connector we do not have."""
+        now = self.clock.now()
+        if connector_no == 0:
+            rating = sum(c.max_power_w for c in self.connectors.values())
+            return self.profiles.composite(0, now, duration_s, None, rating, 3)
+        c = self.connectors.get(connector_no)
+        if c is None:
+            return None
+        return self.profiles.composite(c.no, now, duration_s, self._tx_context(c), c.max_power_w, c.phases)
+
+    def phases(self, connector_no: int) -> int:
+        c = self.connectors.get(connector_no)
+        return 3 if c is None else c.phases

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from simulators.charger import VirtualCharger
 from simulators.driver import World, sleep_sim
+from simulators.wire_faults import ALL_COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,11 @@ class Fault:
     duration_s: int = 0  # for faults that last (outages, disconnections, silences)
     lose_queue: bool = False  # reboot: the queued transaction messages die with the power
     skew_s: float = 0.0  # clock_skew: how far the chargers' clocks are off
+    percent: float = 0.0  # drop_frames: share of each victim's outgoing frames lost, 0..100
+    delay_s: float = 0.0  # delay_responses: how late each victim handles and answers a command
+    commands: tuple[str, ...] = ()  # reject_commands: the actions refused; empty means all of them
+    frames: int = 0  # malformed_frames: how many broken frames each victim sends
+    protocol: str | None = None  # only chargers speaking this OCPP version ("1.6" or "2.0.1")
 
 
 async def host_cancels(app: App, world: World, fault: Fault) -> int:
@@ -32,7 +39,7 @@ async def host_cancels(app: App, world: World, fault: Fault) -> int:
         due = [b for b in tx.bookings() if b.status is BookingStatus.CONFIRMED][: fault.count]
     done = 0
     for b in due:
-        r = await world.http.post(f"/bookings/{b.booking_id}/cancel", json={"host_id": b.host_id})
+        r = await world.hosts[b.host_id].request("POST", f"/bookings/{b.booking_id}/cancel")
         if r.status_code == 200:
             done += 1
         else:
@@ -56,20 +63,24 @@ async def payment_outage(app: App, world: World, fault: Fault) -> int:
     return 1
 
 
-def _victims(world: World, count: int, *, charging_first: bool) -> list[VirtualCharger]:
-    """`count` chargers, those mid-transaction first (the interesting case), then by id."""
+def _victims(
+    world: World, count: int, *, charging_first: bool, protocol: str | None = None
+) -> list[VirtualCharger]:
+    """`count` chargers (of one OCPP version if asked), those mid-transaction first (the
+    interesting case), then by id."""
 
     def busy(vc: VirtualCharger) -> bool:
         return any(
             c.plugged is not None and c.plugged.transaction_id is not None for c in vc.connectors.values()
         )
 
-    ordered = sorted(world.chargers.values(), key=lambda vc: (charging_first and not busy(vc), vc.cp_id))
+    eligible = [vc for vc in world.chargers.values() if protocol is None or vc.protocol == protocol]
+    ordered = sorted(eligible, key=lambda vc: (charging_first and not busy(vc), vc.cp_id))
     return ordered[:count]
 
 
 async def _each(world: World, fault: Fault, action: Callable[[VirtualCharger], Awaitable[None]]) -> int:
-    victims = _victims(world, fault.count, charging_first=True)
+    victims = _victims(world, fault.count, charging_first=True, protocol=fault.protocol)
     world.stats.faults_fired += 1
     await asyncio.gather(*(action(vc) for vc in victims))
     return len(victims)
@@ -108,7 +119,52 @@ async def clock_skew(app: App, world: World, fault: Fault) -> int:
     return await _each(world, fault, skew)
 
 
-ACTIONS: dict[str, Callable[[App, World, Fault], Awaitable[int]]] = {
+async def _for_a_while(world: World, fault: Fault, on: Callable[[VirtualCharger], None]) -> int:
+    """Switch a wire fault on for each victim; with `duration_s`, switch it off again after."""
+    victims = _victims(world, fault.count, charging_first=True, protocol=fault.protocol)
+    world.stats.faults_fired += 1
+    for vc in victims:
+        on(vc)
+    if fault.duration_s > 0:
+        await sleep_sim(world.clock, fault.duration_s)
+        for vc in victims:
+            vc.wire.clear()
+    return len(victims)
+
+
+async def drop_frames(app: App, world: World, fault: Fault) -> int:
+    """Chargers lose `percent` of the frames they send; transaction messages are retried."""
+
+    def on(vc: VirtualCharger) -> None:
+        vc.wire.drop_rate = fault.percent / 100
+
+    return await _for_a_while(world, fault, on)
+
+
+async def delay_responses(app: App, world: World, fault: Fault) -> int:
+    """Chargers handle and answer every CSMS command `seconds` late."""
+
+    def on(vc: VirtualCharger) -> None:
+        vc.wire.delay_s = fault.delay_s
+
+    return await _for_a_while(world, fault, on)
+
+
+async def reject_commands(app: App, world: World, fault: Fault) -> int:
+    """Chargers refuse the named CSMS commands (all of them if none are named)."""
+
+    def on(vc: VirtualCharger) -> None:
+        vc.wire.reject = frozenset(fault.commands) if fault.commands else frozenset({ALL_COMMANDS})
+
+    return await _for_a_while(world, fault, on)
+
+
+async def malformed_frames(app: App, world: World, fault: Fault) -> int:
+    """Chargers send `frames` frames that break OCPP; the CSMS answers CALLERROR and carries on."""
+    return await _each(world, fault, lambda vc: vc.send_malformed(fault.frames))
+
+
+ACTIONS: dict[str, Callable[[App, World, Fault], Coroutine[Any, Any, int]]] = {
     "host_cancels": host_cancels,
     "payment_outage": payment_outage,
     "disconnect": disconnect,
@@ -116,13 +172,24 @@ ACTIONS: dict[str, Callable[[App, World, Fault], Awaitable[int]]] = {
     "silence": silence,
     "duplicate_frames": duplicate_frames,
     "clock_skew": clock_skew,
+    "drop_frames": drop_frames,
+    "delay_responses": delay_responses,
+    "reject_commands": reject_commands,
+    "malformed_frames": malformed_frames,
 }
 
 
 async def run_faults(app: App, world: World, faults: tuple[Fault, ...]) -> None:
-    """Fire each fault at its time (in order); bounded by the number of faults."""
+    """Fire each fault at its time, while earlier ones may still be lasting; bounded by the number
+    of faults."""
     elapsed = 0.0
-    for fault in sorted(faults, key=lambda f: f.at_s):
-        await sleep_sim(world.clock, fault.at_s - elapsed)
-        elapsed = fault.at_s
-        await ACTIONS[fault.action](app, world, fault)
+    fired: list[asyncio.Task[int]] = []
+    try:
+        for fault in sorted(faults, key=lambda f: f.at_s):
+            await sleep_sim(world.clock, fault.at_s - elapsed)
+            elapsed = fault.at_s
+            fired.append(asyncio.create_task(ACTIONS[fault.action](app, world, fault)))
+        await asyncio.gather(*fired)
+    finally:
+        for task in fired:
+            task.cancel()

@@ -1,4 +1,8 @@
-"""The virtual charger's connector state machine, as a transition table (OCPP 1.6 status names)."""
+"""The virtual charger's connector state machine, as a transition table.
+
+The states are OCPP 1.6 status names (the finer of the two versions); the 2.0.1 dialect folds them
+onto its coarser connector statuses. Both protocol versions drive this one table.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from enum import StrEnum
 class ConnectorState(StrEnum):
     AVAILABLE = "Available"
     RESERVED = "Reserved"
-    PREPARING = "Preparing"
+    PREPARING = "Preparing"  # a car is plugged in, no transaction yet
     CHARGING = "Charging"
     SUSPENDED_EV = "SuspendedEV"
-    FINISHING = "Finishing"
+    FINISHING = "Finishing"  # the transaction has ended, the car is still plugged in
+    UNAVAILABLE = "Unavailable"  # taken out of service (ChangeAvailability Inoperative)
 
 
 class Trigger(StrEnum):
@@ -23,6 +28,8 @@ class Trigger(StrEnum):
     EV_FULL = "ev_full"
     STOP = "stop"  # local or remote stop while plugged in
     UNPLUG = "unplug"
+    INOPERATIVE = "inoperative"  # ChangeAvailability Inoperative, applied now (never mid-transaction)
+    OPERATIVE = "operative"
 
 
 S, T = ConnectorState, Trigger
@@ -41,7 +48,14 @@ TRANSITIONS: dict[tuple[ConnectorState, Trigger], ConnectorState] = {
     (S.CHARGING, T.UNPLUG): S.AVAILABLE,
     (S.SUSPENDED_EV, T.UNPLUG): S.AVAILABLE,
     (S.FINISHING, T.UNPLUG): S.AVAILABLE,
+    # Out of service: only an idle connector goes at once (a reservation on it is dropped); one in
+    # use is Scheduled and goes when its car leaves. Operative brings it back.
+    (S.AVAILABLE, T.INOPERATIVE): S.UNAVAILABLE,
+    (S.RESERVED, T.INOPERATIVE): S.UNAVAILABLE,
+    (S.UNAVAILABLE, T.OPERATIVE): S.AVAILABLE,
 }
+
+IN_TRANSACTION = frozenset({S.CHARGING, S.SUSPENDED_EV})
 
 
 class FirmwareError(Exception):

@@ -29,6 +29,12 @@ class FleetShape:
     powers_w: tuple[int, ...] = HOME_CHARGER_POWERS_W
     price_min: int = 25  # pence per kWh, inclusive
     price_max: int = 45
+    # OCPP versions, dealt out in turn: charger i speaks protocols[i % len(protocols)], so
+    # ("1.6", "2.0.1") alternates and ("1.6", "1.6", "2.0.1") makes a third of the fleet 2.0.1.
+    protocols: tuple[str, ...] = ("1.6",)
+
+    def protocol_of(self, index: int) -> str:
+        return self.protocols[index % len(self.protocols)]
 
 
 @dataclass(frozen=True)

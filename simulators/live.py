@@ -8,6 +8,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,11 +72,24 @@ async def run_live(
         if trace is not None:
             recorder = TraceRecorder.open(trace, app, {"seed": params.seed, "params": params_dict(params)})
         stats = await _run(app, params, rng, clock, progress, recorder)
-        return summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
+        report = summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
+        report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
+        return report
     finally:
         if recorder is not None:
             recorder.close()
         app.close()
+
+
+def sessions_by_protocol(app: App) -> dict[str, int]:
+    """Sessions the backend recorded, by the OCPP version their charger spoke ("ocpp16", "ocpp201")."""
+    with app.store.transaction() as tx:
+        version_of = {
+            c.connector_id: (v.ocpp_version or "unknown") for v in tx.chargers() for c in v.connectors
+        }
+        sessions = tx.sessions()
+    counts = Counter("ocpp" + version_of.get(s.connector_id, "unknown").replace(".", "") for s in sessions)
+    return dict(sorted(counts.items()))
 
 
 def _served(app: App, recorder: TraceRecorder | None) -> ASGIApp:
@@ -98,6 +112,7 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
         "speed": p.speed,
         "city": p.city,
         "locks": p.locks,
+        "protocols": list(p.fleet.protocols),
         "faults": [
             {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
             for f in p.faults
@@ -129,9 +144,11 @@ async def _run(
                 f"ws://127.0.0.1:{server.port}/ocpp",
                 clock,
                 [c.max_power_w for c in s.connectors],
+                protocol=params.fleet.protocol_of(i),
                 password=passwords[s.charge_point_id],
+                seed=params.seed,
             )
-            for s in specs
+            for i, s in enumerate(specs)
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:

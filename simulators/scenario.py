@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
+from simulators.dialect import PROTOCOLS
 from simulators.faults import ACTIONS, Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import LiveParams
@@ -61,7 +62,8 @@ SCHEMA: dict[str, Any] = {
                 "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000},
                 "powers_w": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1_000}},
                 "price_per_kwh": _range,
-                "protocols": {"type": "array", "items": {"enum": ["1.6"]}, "minItems": 1},
+                # Dealt out in turn (charger i gets protocols[i % n]); YAML reads an unquoted 1.6 as a number.
+                "protocols": {"type": "array", "items": {"enum": [1.6, *PROTOCOLS]}, "minItems": 1},
             },
         },
         "drivers": {
@@ -90,6 +92,10 @@ SCHEMA: dict[str, Any] = {
                     "minutes": {"type": "number", "exclusiveMinimum": 0},
                     "lose_queue": {"type": "boolean"},
                     "seconds": {"type": "number"},
+                    "percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                    "commands": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][A-Za-z]+$"}},
+                    "frames": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "protocol": {"enum": [1.6, *PROTOCOLS]},
                 },
             },
         },
@@ -215,6 +221,12 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             raise refuse(("faults", i), f"{f['action']} needs minutes (how long it lasts)")
         if f["action"] == "clock_skew" and "seconds" not in f:
             raise refuse(("faults", i), "clock_skew needs seconds (how far the clocks are off)")
+        if f["action"] == "delay_responses" and f.get("seconds", 0) <= 0:
+            raise refuse(("faults", i), "delay_responses needs seconds (how late the answers come), above 0")
+        if f["action"] == "drop_frames" and "percent" not in f:
+            raise refuse(("faults", i), "drop_frames needs percent (the share of frames lost)")
+        if f["action"] == "malformed_frames" and "frames" not in f:
+            raise refuse(("faults", i), "malformed_frames needs frames (how many to send)")
     price = fleet.get("price_per_kwh", {"min": 25, "max": 45})
     travel = drivers.get("travel_minutes", {"min": 5, "max": 20})
     params = LiveParams(
@@ -227,6 +239,7 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
         fleet=FleetShape(
             radius_m=float(fleet.get("radius_m", 6_000)),
             powers_w=tuple(fleet.get("powers_w", FleetShape().powers_w)),
+            protocols=tuple(str(p) for p in fleet.get("protocols", ["1.6"])),
             price_min=price["min"],
             price_max=price["max"],
         ),
@@ -245,7 +258,12 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
                 count=f.get("count", 1),
                 duration_s=math.floor(f.get("minutes", 0) * 60),
                 lose_queue=bool(f.get("lose_queue", False)),
-                skew_s=float(f.get("seconds", 0)),
+                skew_s=float(f.get("seconds", 0)) if f["action"] == "clock_skew" else 0.0,
+                delay_s=float(f.get("seconds", 0)) if f["action"] == "delay_responses" else 0.0,
+                percent=float(f.get("percent", 0)),
+                commands=tuple(f.get("commands", ())),
+                frames=int(f.get("frames", 0)),
+                protocol=None if "protocol" not in f else str(f["protocol"]),
             )
             for f in d.get("faults", [])
         ),

@@ -386,7 +386,7 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
 
         # The booked driver plugs in and charges.
         plugged = await vc.plug_in(1, "VC-A", vehicle(), 5_000)
-        assert plugged.transaction_id is not None
+        assert isinstance(plugged.transaction_id, int)  # OCPP 1.6: the backend's session id
         transaction_id = plugged.transaction_id
         assert scaled.booking(booking.booking_id).status is BookingStatus.ACTIVE
 

@@ -1,0 +1,72 @@
+"""What a protocol dialect does for the virtual charger: build the payloads it sends, read the answers,
+and turn the CSMS's commands into the firmware's version-neutral operations. One per OCPP version."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chargeshare.ocpp.connection import Handler, Outcome
+from simulators.evse import BootReason, StopReason, Transaction, VirtualConnector
+
+if TYPE_CHECKING:
+    from simulators.charger import VirtualCharger
+
+Message = tuple[str, dict[str, Any]]  # (action, payload)
+
+
+class Dialect(Protocol):
+    version: str
+    subprotocol: str
+    transaction_actions: frozenset[str]
+    ends_refused_start: bool  # a refused start is itself a transaction the CSMS must see end
+
+    def boot(self, reason: BootReason) -> Message: ...
+    def read_boot(self, payload: dict[str, Any]) -> tuple[str, int]: ...
+    def heartbeat(self) -> Message: ...
+    def status(self, c: VirtualConnector, ts: str) -> Message: ...
+    def authorize(self, id_tag: str) -> Message: ...
+    def id_status(self, payload: dict[str, Any]) -> str: ...
+    def started(
+        self, c: VirtualConnector, tx: Transaction, ts: str, reservation_id: int | None
+    ) -> Message: ...
+    def start_accepted(self, tx: Transaction, outcome: Outcome) -> bool: ...
+    def meter(self, c: VirtualConnector, tx: Transaction, ts: str, power_w: int) -> Message: ...
+    def triggered_meter(
+        self, c: VirtualConnector, tx: Transaction | None, ts: str, power_w: int
+    ) -> Message: ...
+    def charging_state_changed(self, c: VirtualConnector, tx: Transaction, ts: str) -> Message | None: ...
+    def ended(self, c: VirtualConnector, tx: Transaction, ts: str, reason: StopReason) -> Message: ...
+    def mark_offline(self, action: str, payload: dict[str, Any]) -> dict[str, Any]: ...
+    def bad_meter_values(self) -> dict[str, Any]: ...
+    def handlers(self, cp: VirtualCharger) -> dict[str, Handler]: ...
+    def refusal(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+PROTOCOLS = ("1.6", "2.0.1")
+
+
+def dialect_for(protocol: str) -> Dialect:
+    from simulators import dialect_v16, dialect_v201
+
+    if protocol == "1.6":
+        return dialect_v16.V16()
+    if protocol == "2.0.1":
+        return dialect_v201.V201()
+    raise ValueError(f"unknown OCPP version {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def status_refusal(action: str, version: str) -> dict[str, Any] | None:
+    """{"status": "Rejected"} where the action's response allows it, from the library's schema."""
+    from ocpp.messages import get_validator
+
+    from chargeshare.ocpp.frames import CALLRESULT
+
+    try:
+        schema = get_validator(CALLRESULT, action, version).schema
+    except (OSError, ValueError):
+        return None
+    status = schema.get("properties", {}).get("status", {})
+    enum = status.get("enum")
+    if enum is None and "$ref" in status:
+        enum = schema["definitions"][status["$ref"].split("/")[-1]].get("enum")
+    return {"status": "Rejected"} if enum and "Rejected" in enum else None

@@ -1,0 +1,427 @@
+"""OCPP 2.0.1 as the virtual charger speaks it: one EVSE per connector (each with connector 1),
+transactions as TransactionEvent Started/Updated/Ended with the charger's own string id and a seqNo,
+configuration as components and variables."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from chargeshare.ocpp.connection import Handler, Outcome
+from chargeshare.ocpp.provisioning import unknown_vendor
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from simulators.dialect import Message, status_refusal
+from simulators.evse import (
+    BootReason,
+    Requested,
+    ResetKind,
+    StopReason,
+    Transaction,
+    Unlock,
+    VirtualConnector,
+)
+from simulators.firmware import ConnectorState
+from simulators.settings import BY_COMPONENT_VARIABLE, COMPONENTS, SetResult
+from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
+
+if TYPE_CHECKING:
+    from simulators.charger import VirtualCharger
+
+ENERGY = "Energy.Active.Import.Register"
+TOKEN_TYPE = "ISO14443"  # RFID cards
+CONNECTOR_ID = 1  # every EVSE has one connector
+BOOT_REASONS = {
+    BootReason.POWER_UP: "PowerUp",
+    BootReason.REMOTE_RESET: "RemoteReset",
+    BootReason.TRIGGERED: "Triggered",
+}
+# 2.0.1 folds the connector's states onto fewer words: a car plugged in is Occupied.
+CONNECTOR_STATUS = {
+    ConnectorState.AVAILABLE: "Available",
+    ConnectorState.RESERVED: "Reserved",
+    ConnectorState.PREPARING: "Occupied",
+    ConnectorState.CHARGING: "Occupied",
+    ConnectorState.SUSPENDED_EV: "Occupied",
+    ConnectorState.FINISHING: "Occupied",
+    ConnectorState.UNAVAILABLE: "Unavailable",
+}
+CHARGING_STATE = {
+    ConnectorState.CHARGING: "Charging",
+    ConnectorState.SUSPENDED_EV: "SuspendedEV",
+}
+# (triggerReason, stoppedReason) of an Ended event.
+ENDINGS = {
+    StopReason.EV_DISCONNECTED: ("EVCommunicationLost", "EVDisconnected"),
+    StopReason.REMOTE: ("RemoteStop", "Remote"),
+    StopReason.LOCAL: ("StopAuthorized", "Local"),
+    StopReason.REBOOT: ("AbnormalCondition", "Reboot"),
+    StopReason.HARD_RESET: ("ResetCommand", "ImmediateReset"),
+    StopReason.SOFT_RESET: ("ResetCommand", "ImmediateReset"),
+    StopReason.IMMEDIATE_RESET: ("ResetCommand", "ImmediateReset"),
+    StopReason.UNLOCK: ("UnlockCommand", "Other"),
+    StopReason.DEAUTHORIZED: ("Deauthorized", "DeAuthorized"),
+}
+PURPOSES = {
+    "ChargingStationMaxProfile": Purpose.CHARGER_MAX,
+    "TxDefaultProfile": Purpose.TX_DEFAULT,
+    "TxProfile": Purpose.TX,
+}
+TRIGGERS = {
+    "BootNotification": Requested.BOOT,
+    "Heartbeat": Requested.HEARTBEAT,
+    "StatusNotification": Requested.STATUS,
+    "MeterValues": Requested.METER_VALUES,
+    "TransactionEvent": Requested.TRANSACTION_EVENT,
+}
+UNLOCK = {
+    Unlock.UNLOCKED: "Unlocked",
+    Unlock.FAILED: "UnlockFailed",
+    Unlock.UNKNOWN_CONNECTOR: "UnknownConnector",
+    Unlock.ONGOING_TRANSACTION: "OngoingAuthorizedTransaction",
+}
+SET_RESULT = {
+    SetResult.ACCEPTED: "Accepted",
+    SetResult.REJECTED: "Rejected",
+    SetResult.UNKNOWN: "UnknownVariable",
+}
+
+
+def id_token(id_tag: str) -> dict[str, Any]:
+    return {"idToken": id_tag, "type": TOKEN_TYPE}
+
+
+def _readings(register_wh: int, power_w: int | None, ts: str, context: str) -> list[dict[str, Any]]:
+    values: list[dict[str, Any]] = [
+        {"value": register_wh, "context": context, "measurand": ENERGY, "unitOfMeasure": {"unit": "Wh"}}
+    ]
+    if power_w is not None:
+        values.append(
+            {
+                "value": power_w,
+                "context": context,
+                "measurand": "Power.Active.Import",
+                "unitOfMeasure": {"unit": "W"},
+            }
+        )
+    return [{"timestamp": ts, "sampledValue": values}]
+
+
+def profile_from(p: dict[str, Any], evse_id: int, set_at: Any) -> Profile:
+    schedule = p["chargingSchedule"][0]  # one schedule per profile (more only for ISO 15118)
+    return Profile(
+        profile_id=p["id"],
+        connector_no=evse_id,
+        stack_level=p["stackLevel"],
+        purpose=PURPOSES.get(p["chargingProfilePurpose"], Purpose.CHARGER_MAX),
+        kind=Kind(p["chargingProfileKind"]),
+        unit=schedule["chargingRateUnit"],
+        periods=tuple(
+            Period(x["startPeriod"], float(x["limit"]), x.get("numberPhases"))
+            for x in schedule["chargingSchedulePeriod"]
+        ),
+        set_at=set_at,
+        start=parse_ts(schedule["startSchedule"]) if "startSchedule" in schedule else None,
+        duration_s=schedule.get("duration"),
+        recurrency=p.get("recurrencyKind"),
+        valid_from=parse_ts(p["validFrom"]) if "validFrom" in p else None,
+        valid_to=parse_ts(p["validTo"]) if "validTo" in p else None,
+        transaction=p.get("transactionId"),
+    )
+
+
+class V201:
+    version = "2.0.1"
+    subprotocol = "ocpp2.0.1"
+    transaction_actions = frozenset({"TransactionEvent"})
+    ends_refused_start = True
+
+    # ---- what the charger sends ----------------------------------------------------------------
+    def boot(self, reason: BootReason) -> Message:
+        return "BootNotification", {
+            "reason": BOOT_REASONS[reason],
+            "chargingStation": {
+                "vendorName": "ChargeShare",
+                "model": "Virtual-1",
+                "firmwareVersion": "chargeshare-sim",
+            },
+        }
+
+    def read_boot(self, payload: dict[str, Any]) -> tuple[str, int]:
+        return str(payload["status"]), int(payload["interval"])
+
+    def heartbeat(self) -> Message:
+        return "Heartbeat", {}
+
+    def status(self, c: VirtualConnector, ts: str) -> Message:
+        return "StatusNotification", {
+            "timestamp": ts,
+            "connectorStatus": CONNECTOR_STATUS[c.state],
+            "evseId": c.no,
+            "connectorId": CONNECTOR_ID,
+        }
+
+    def authorize(self, id_tag: str) -> Message:
+        return "Authorize", {"idToken": id_token(id_tag)}
+
+    def id_status(self, payload: dict[str, Any]) -> str:
+        return str(payload["idTokenInfo"]["status"])
+
+    def _event(
+        self, kind: str, c: VirtualConnector, tx: Transaction, ts: str, trigger: str, info: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "eventType": kind,
+            "timestamp": ts,
+            "triggerReason": trigger,
+            "seqNo": tx.next_seq(),
+            "transactionInfo": {"transactionId": tx.local_id, **info},
+            "evse": {"id": c.no, "connectorId": CONNECTOR_ID},
+        }
+
+    def started(self, c: VirtualConnector, tx: Transaction, ts: str, reservation_id: int | None) -> Message:
+        remote = tx.remote_start_id is not None
+        info: dict[str, Any] = {"chargingState": "Charging"}
+        if remote:
+            info["remoteStartId"] = tx.remote_start_id
+        payload = self._event("Started", c, tx, ts, "RemoteStart" if remote else "Authorized", info)
+        payload["idToken"] = id_token(tx.id_tag)
+        payload["meterValue"] = _readings(tx.meter_start, None, ts, "Transaction.Begin")
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
+        return "TransactionEvent", payload
+
+    def start_accepted(self, tx: Transaction, outcome: Outcome) -> bool:
+        tx.wire_id = tx.local_id  # ours from the moment it was announced
+        if not outcome.ok or outcome.payload is None:
+            return False
+        info = outcome.payload.get("idTokenInfo")
+        return info is None or info.get("status") == "Accepted"
+
+    def meter(self, c: VirtualConnector, tx: Transaction, ts: str, power_w: int) -> Message:
+        payload = self._event(
+            "Updated",
+            c,
+            tx,
+            ts,
+            "MeterValuePeriodic",
+            {"chargingState": CHARGING_STATE.get(c.state, "EVConnected")},
+        )
+        payload["meterValue"] = _readings(c.meter.register_wh, power_w, ts, "Sample.Periodic")
+        return "TransactionEvent", payload
+
+    def triggered_meter(self, c: VirtualConnector, tx: Transaction | None, ts: str, power_w: int) -> Message:
+        readings = _readings(c.meter.register_wh, power_w, ts, "Trigger")
+        if tx is None:
+            return "MeterValues", {"evseId": c.no, "meterValue": readings}
+        payload = self._event(
+            "Updated", c, tx, ts, "Trigger", {"chargingState": CHARGING_STATE.get(c.state, "EVConnected")}
+        )
+        payload["meterValue"] = readings
+        return "TransactionEvent", payload
+
+    def charging_state_changed(self, c: VirtualConnector, tx: Transaction, ts: str) -> Message | None:
+        return "TransactionEvent", self._event(
+            "Updated",
+            c,
+            tx,
+            ts,
+            "ChargingStateChanged",
+            {"chargingState": CHARGING_STATE.get(c.state, "EVConnected")},
+        )
+
+    def ended(self, c: VirtualConnector, tx: Transaction, ts: str, reason: StopReason) -> Message:
+        trigger, stopped = ENDINGS[reason]
+        plugged = c.plugged is not None and reason is not StopReason.EV_DISCONNECTED
+        payload = self._event(
+            "Ended",
+            c,
+            tx,
+            ts,
+            trigger,
+            {"stoppedReason": stopped, "chargingState": "EVConnected" if plugged else "Idle"},
+        )
+        payload["meterValue"] = _readings(c.meter.register_wh, None, ts, "Transaction.End")
+        return "TransactionEvent", payload
+
+    def mark_offline(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "offline": True} if action == "TransactionEvent" else payload
+
+    def bad_meter_values(self) -> dict[str, Any]:
+        return {"evseId": "one", "meterValue": [{"timestamp": "soon", "sampledValue": []}]}
+
+    def refusal(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if action == "UnlockConnector":
+            return {"status": "UnlockFailed"}
+        if action == "ClearChargingProfile":
+            return {"status": "Unknown"}
+        if action == "GetVariables":
+            return {
+                "getVariableResult": [
+                    {"attributeStatus": "Rejected", "component": d["component"], "variable": d["variable"]}
+                    for d in payload["getVariableData"]
+                ]
+            }
+        if action == "SetVariables":
+            return {
+                "setVariableResult": [
+                    {"attributeStatus": "Rejected", "component": d["component"], "variable": d["variable"]}
+                    for d in payload["setVariableData"]
+                ]
+            }
+        return status_refusal(action, self.version)
+
+    # ---- what the CSMS asks --------------------------------------------------------------------
+    def handlers(self, cp: VirtualCharger) -> dict[str, Handler]:
+        def status(ok: bool) -> dict[str, Any]:
+            return {"status": "Accepted" if ok else "Rejected"}
+
+        def request_start(p: dict[str, Any]) -> dict[str, Any]:
+            evse_id = p.get("evseId")
+            profile = None
+            if "chargingProfile" in p:
+                if p["chargingProfile"]["chargingProfilePurpose"] != "TxProfile" or evse_id is None:
+                    return status(False)
+                profile = profile_from(p["chargingProfile"], evse_id, cp.clock.now())
+            ok = cp.remote_start(
+                evse_id, p["idToken"]["idToken"], remote_start_id=p["remoteStartId"], profile=profile
+            )
+            return status(ok)
+
+        def request_stop(p: dict[str, Any]) -> dict[str, Any]:
+            tx = next((t for _, t in cp.transactions() if t.local_id == p["transactionId"]), None)
+            return status(cp.remote_stop(tx))
+
+        def reserve_now(p: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "status": cp.reserve(
+                    p.get("evseId"), p["id"], p["idToken"]["idToken"], parse_ts(p["expiryDateTime"])
+                )
+            }
+
+        def cancel_reservation(p: dict[str, Any]) -> dict[str, Any]:
+            return status(cp.cancel_reservation(p["reservationId"]))
+
+        def change_availability(p: dict[str, Any]) -> dict[str, Any]:
+            evse = p.get("evse")
+            if evse is not None and evse.get("connectorId", CONNECTOR_ID) != CONNECTOR_ID:
+                return status(False)
+            return {
+                "status": cp.change_availability(
+                    0 if evse is None else evse["id"], p["operationalStatus"] == "Operative"
+                )
+            }
+
+        def reset(p: dict[str, Any]) -> dict[str, Any]:
+            if p.get("evseId") is not None:
+                return status(False)  # only the whole station resets
+            return {
+                "status": cp.reset(ResetKind.IMMEDIATE if p["type"] == "Immediate" else ResetKind.ON_IDLE)
+            }
+
+        def trigger(p: dict[str, Any]) -> dict[str, Any]:
+            what = TRIGGERS.get(p["requestedMessage"])
+            if what is None:
+                return {"status": "NotImplemented"}
+            if what is Requested.BOOT and cp.boot_accepted:
+                return status(False)  # 2.0.1: no triggered BootNotification once registered
+            evse = p.get("evse")
+            return {"status": cp.trigger(what, None if evse is None else evse["id"])}
+
+        def unlock(p: dict[str, Any]) -> dict[str, Any]:
+            if p["connectorId"] != CONNECTOR_ID:
+                return {"status": UNLOCK[Unlock.UNKNOWN_CONNECTOR]}
+            return {"status": UNLOCK[cp.unlock(p["evseId"], stop_transaction=False)]}
+
+        def set_profile(p: dict[str, Any]) -> dict[str, Any]:
+            raw = p["chargingProfile"]
+            if raw["chargingProfilePurpose"] not in PURPOSES:
+                return status(False)  # external constraints are the CSMS's to set, not ours to obey
+            profile = profile_from(raw, p["evseId"], cp.clock.now())
+            if profile.purpose is Purpose.TX:
+                c = cp.connectors.get(p["evseId"])
+                tx = None if c is None else c.transaction
+                if tx is None or (profile.transaction is not None and profile.transaction != tx.local_id):
+                    return status(False)
+                profile = replace(profile, transaction=tx.local_id)
+            return status(cp.set_profile(profile))
+
+        def clear_profile(p: dict[str, Any]) -> dict[str, Any]:
+            criteria = p.get("chargingProfileCriteria", {})
+            purpose = criteria.get("chargingProfilePurpose")
+            if purpose is not None and purpose not in PURPOSES:
+                return {"status": "Unknown"}
+            cleared = cp.profiles.clear(
+                profile_id=p.get("chargingProfileId"),
+                connector_no=criteria.get("evseId"),
+                purpose=None if purpose is None else PURPOSES[purpose],
+                stack_level=criteria.get("stackLevel"),
+            )
+            return {"status": "Accepted" if cleared else "Unknown"}
+
+        def composite(p: dict[str, Any]) -> dict[str, Any]:
+            periods = cp.composite_schedule(p["evseId"], p["duration"])
+            if periods is None:
+                return {"status": "Rejected"}
+            unit = p.get("chargingRateUnit", "W")
+            phases = cp.phases(p["evseId"])
+            return {
+                "status": "Accepted",
+                "schedule": {
+                    "evseId": p["evseId"],
+                    "duration": p["duration"],
+                    "scheduleStart": format_ts(cp.clock.now()),
+                    "chargingRateUnit": unit,
+                    "chargingSchedulePeriod": [
+                        {"startPeriod": offset, "limit": from_watts(w, unit, phases)} for offset, w in periods
+                    ],
+                },
+            }
+
+        def lookup(d: dict[str, Any]) -> tuple[str | None, Any]:
+            """(error attributeStatus or None, the setting)."""
+            if d.get("attributeType", "Actual") != "Actual":
+                return "NotSupportedAttributeType", None
+            if d["component"]["name"] not in COMPONENTS:
+                return "UnknownComponent", None
+            setting = BY_COMPONENT_VARIABLE.get((d["component"]["name"], d["variable"]["name"]))
+            return (None, setting) if setting is not None else ("UnknownVariable", None)
+
+        def get_variables(p: dict[str, Any]) -> dict[str, Any]:
+            results = []
+            for d in p["getVariableData"]:
+                error, setting = lookup(d)
+                result: dict[str, Any] = {"component": d["component"], "variable": d["variable"]}
+                if error is not None:
+                    result["attributeStatus"] = error
+                else:
+                    result["attributeStatus"] = "Accepted"
+                    result["attributeValue"] = cp.settings.get(setting.name)
+                results.append(result)
+            return {"getVariableResult": results}
+
+        def set_variables(p: dict[str, Any]) -> dict[str, Any]:
+            results = []
+            for d in p["setVariableData"]:
+                error, setting = lookup(d)
+                verdict = error or SET_RESULT[cp.settings.set(setting, d["attributeValue"])]
+                results.append(
+                    {"attributeStatus": verdict, "component": d["component"], "variable": d["variable"]}
+                )
+            return {"setVariableResult": results}
+
+        return {
+            "RequestStartTransaction": request_start,
+            "RequestStopTransaction": request_stop,
+            "ReserveNow": reserve_now,
+            "CancelReservation": cancel_reservation,
+            "ChangeAvailability": change_availability,
+            "Reset": reset,
+            "TriggerMessage": trigger,
+            "UnlockConnector": unlock,
+            "SetChargingProfile": set_profile,
+            "ClearChargingProfile": clear_profile,
+            "GetCompositeSchedule": composite,
+            "GetVariables": get_variables,
+            "SetVariables": set_variables,
+            "DataTransfer": unknown_vendor,
+        }

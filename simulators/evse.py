@@ -1,0 +1,112 @@
+"""What a virtual connector holds, in words both OCPP versions share: the car plugged in, its
+transaction, a reservation, and the reasons a transaction ends or a charger boots."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from simulators.firmware import ConnectorState
+from simulators.power import EnergyMeter, Vehicle
+
+
+class StopReason(StrEnum):
+    EV_DISCONNECTED = "ev_disconnected"
+    REMOTE = "remote"
+    LOCAL = "local"
+    REBOOT = "reboot"  # power lost: a reboot fault
+    HARD_RESET = "hard_reset"
+    SOFT_RESET = "soft_reset"
+    IMMEDIATE_RESET = "immediate_reset"
+    UNLOCK = "unlock"
+    DEAUTHORIZED = "deauthorized"
+
+
+class BootReason(StrEnum):
+    POWER_UP = "power_up"
+    REMOTE_RESET = "remote_reset"
+    TRIGGERED = "triggered"
+
+
+class ResetKind(StrEnum):
+    HARD = "hard"  # 1.6
+    SOFT = "soft"  # 1.6
+    IMMEDIATE = "immediate"  # 2.0.1
+    ON_IDLE = "on_idle"  # 2.0.1: once no transaction runs
+
+
+class Requested(StrEnum):
+    """What a TriggerMessage may ask for (the messages this charger can send on demand)."""
+
+    BOOT = "boot"
+    HEARTBEAT = "heartbeat"
+    STATUS = "status"
+    METER_VALUES = "meter_values"
+    TRANSACTION_EVENT = "transaction_event"
+
+
+class Unlock(StrEnum):
+    UNLOCKED = "unlocked"
+    FAILED = "failed"
+    UNKNOWN_CONNECTOR = "unknown_connector"
+    ONGOING_TRANSACTION = "ongoing_transaction"
+
+
+@dataclass
+class Transaction:
+    local_id: str  # charger-generated: the 2.0.1 transactionId
+    id_tag: str
+    meter_start: int
+    started_at: datetime
+    remote_start_id: int | None = None
+    wire_id: int | str | None = None  # as the CSMS knows it (1.6: what StartTransaction.conf assigned)
+    seq_no: int = 0  # 2.0.1: the next TransactionEvent's seqNo
+
+    def next_seq(self) -> int:
+        n, self.seq_no = self.seq_no, self.seq_no + 1
+        return n
+
+
+@dataclass
+class Plugged:
+    id_tag: str
+    vehicle: Vehicle
+    target_wh: int
+    transaction: Transaction | None = None
+    meter_start: int = 0
+    delivered_wh: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def transaction_id(self) -> int | str | None:
+        """The running transaction's id as the CSMS knows it (int in 1.6, str in 2.0.1)."""
+        return None if self.transaction is None else self.transaction.wire_id
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: int
+    id_tag: str
+    expires_at: datetime
+
+
+@dataclass
+class VirtualConnector:
+    no: int
+    max_power_w: int
+    state: ConnectorState = ConnectorState.AVAILABLE
+    meter: EnergyMeter = field(default_factory=EnergyMeter)
+    plugged: Plugged | None = None
+    reservation: Reservation | None = None
+    inoperative_scheduled: bool = False  # ChangeAvailability Inoperative while in use: applied when free
+
+    @property
+    def phases(self) -> int:
+        """Home chargers up to 7.4 kW are single-phase; above, three-phase."""
+        return 1 if self.max_power_w <= 7_400 else 3
+
+    @property
+    def transaction(self) -> Transaction | None:
+        return None if self.plugged is None else self.plugged.transaction
