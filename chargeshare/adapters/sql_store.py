@@ -597,8 +597,11 @@ class SqlTransaction:
             raise NotFound(f"no booking {booking_id}")
         return _booking(r)
 
-    def bookings(self) -> Sequence[BookingRecord]:
-        rows = self.conn.execute(_BOOKING_COLUMNS.order_by(t.bookings.c.id)).mappings()
+    def bookings(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
+        q = _BOOKING_COLUMNS
+        if status is not None:
+            q = q.where(t.bookings.c.status == status.value)
+        rows = self.conn.execute(q.order_by(t.bookings.c.id)).mappings()
         return [_booking(r) for r in rows]
 
     def update_booking(

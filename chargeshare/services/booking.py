@@ -165,10 +165,8 @@ class BookingService:
         with self.store.transaction() as tx:
             due = [
                 b
-                for b in tx.bookings()
-                if b.status is BookingStatus.CONFIRMED
-                and b.reservation == RESERVATION_NONE
-                and self._starts_soon(b.starts_at, now)
+                for b in tx.bookings(BookingStatus.CONFIRMED)
+                if b.reservation == RESERVATION_NONE and self._starts_soon(b.starts_at, now)
             ]
         due = [b for b in due if self._connector_free(b)]
         for b in due:
@@ -221,9 +219,7 @@ class BookingService:
         grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
         now = self.clock.now()
         with self.store.transaction() as tx:
-            due = [
-                b for b in tx.bookings() if b.status is BookingStatus.CONFIRMED and b.starts_at + grace <= now
-            ]
+            due = [b for b in tx.bookings(BookingStatus.CONFIRMED) if b.starts_at + grace <= now]
         for b in due:
             fee = policy.no_show_charge(b.hold_amount)
             with self.store.transaction() as tx:

@@ -1,0 +1,246 @@
+"""Run a fleet and its drivers against the real services in SimPy virtual time.
+
+The composition is the live runner's (`simulators.live`) without sockets or wall-clock waits: the
+same backend from `bootstrap.build` on an in-memory SQLite store, a `SimClock` for every "now",
+chargers on in-process links, drivers calling the services, and the server's housekeeping sweep as
+a process. Randomness comes only from seeded `random.Random` instances and SimPy breaks ties in
+scheduling order, so the same parameters give the same report, byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import simpy
+
+from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
+from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
+from chargeshare.services.rules import MarketplaceRules
+from simulators.des.central import DesCentral
+from simulators.des.charger import DesCharger, Process
+from simulators.des.clock import SimClock
+from simulators.des.driver import DesWorld, run_driver
+from simulators.des.faults import check_supported, run_faults
+from simulators.driver import DriverStats
+from simulators.faults import Fault
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
+from simulators.live import DEFAULT_START, LiveParams
+from simulators.report import RunReport, summarise
+
+HOUSEKEEPING_EVERY_S = 30  # as the HTTP server's housekeeping task (simulated seconds)
+SETTLE_S = 2 * 3600  # after the window: time for late receipts and replays, as the live runner allows
+
+
+@dataclass(frozen=True)
+class DesParams:
+    chargers: int = 20
+    drivers: int = 50
+    duration_s: int = 2 * 3600
+    seed: int = 7
+    city: str = "bristol"
+    database_url: str = MEMORY_DATABASE_URL
+    # One process, one thread: no booking ever races another, so the Redis lock in front of the
+    # store's serialized write would only add cost. Turn it on to exercise it anyway.
+    locks: bool = False
+    start: datetime = DEFAULT_START
+    fleet: FleetShape = field(default_factory=FleetShape)
+    behaviour: DriverBehaviour = field(default_factory=DriverBehaviour)
+    faults: tuple[Fault, ...] = ()
+    heartbeat_s: int = MarketplaceRules().heartbeat_interval_s  # the boot interval the CSMS hands out
+    meter_interval_s: int = 900  # MeterValues while charging
+
+    @classmethod
+    def from_live(cls, p: LiveParams, **overrides: Any) -> DesParams:
+        base = cls(
+            chargers=p.chargers,
+            drivers=p.drivers,
+            duration_s=p.duration_s,
+            seed=p.seed,
+            city=p.city,
+            locks=p.locks,
+            start=p.start,
+            fleet=p.fleet,
+            behaviour=p.behaviour,
+            faults=p.faults,
+        )
+        return dataclasses.replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class DesResult:
+    report: RunReport
+    events: int  # SimPy events processed
+    frames: int  # OCPP frames over the in-process links, both ways
+    setup_s: float  # wall seconds building the store, fleet and drivers
+    run_s: float  # wall seconds simulating, winding down and checking
+
+
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.processed = 0
+
+    def step(self) -> None:
+        self.processed += 1
+        super().step()
+
+
+Progress = Callable[[float, dict[str, Any]], None]
+
+
+def params_dict(p: DesParams) -> dict[str, Any]:
+    return {
+        "engine": "des",
+        "chargers": p.chargers,
+        "drivers": p.drivers,
+        "duration_s": p.duration_s,
+        "seed": p.seed,
+        "city": p.city,
+        "locks": p.locks,
+        "start": p.start.isoformat(),
+        "heartbeat_s": p.heartbeat_s,
+        "meter_interval_s": p.meter_interval_s,
+        "faults": [
+            {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
+            for f in p.faults
+        ],
+    }
+
+
+def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
+    if params.city not in CITIES:
+        raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
+    check_supported(params.faults)
+    wall_start = time.perf_counter()
+    env = CountingEnvironment()
+    clock = SimClock(env, params.start)
+    rules = MarketplaceRules(heartbeat_interval_s=params.heartbeat_s)
+    app = build(
+        Config(database_url=params.database_url, locks_enabled=params.locks, rules=rules), clock=clock
+    )
+    try:
+        central = DesCentral(env, app)
+        world, plans = _populate(env, app, central, params)
+        setup_s = time.perf_counter() - wall_start
+        _simulate(world, central, params, plans, progress)
+        report = summarise(app, params_dict(params), world.stats, wall_s=time.perf_counter() - wall_start)
+        report = dataclasses.replace(report, deterministic=True)
+        return DesResult(
+            report, env.processed, central.frames, setup_s, time.perf_counter() - wall_start - setup_s
+        )
+    finally:
+        app.close()
+
+
+def _populate(
+    env: simpy.Environment, app: App, central: DesCentral, params: DesParams
+) -> tuple[DesWorld, list[tuple[Any, int]]]:
+    rng = random.Random(params.seed)
+    centre = CITIES[params.city]
+    host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
+    specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
+    for spec in specs:
+        app.marketplace.add_charger(spec)  # no password: an in-process link has no upgrade to authenticate
+    plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
+    driver_ids = [app.marketplace.add_driver(p.name, p.id_tag).driver_id for p in plans]
+    chargers = {
+        s.charge_point_id: DesCharger(
+            env,
+            central,
+            s.charge_point_id,
+            [c.max_power_w for c in s.connectors],
+            epoch=params.start,
+            meter_interval_s=params.meter_interval_s,
+        )
+        for s in specs
+    }
+    world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats())
+    return world, list(zip(plans, driver_ids, strict=True))
+
+
+def _housekeeping(world: DesWorld) -> Process:
+    """The HTTP server's periodic sweep: reservations due, no-shows, the payments outbox, the watchdog."""
+    app = world.app
+    while True:
+        yield world.env.timeout(HOUSEKEEPING_EVERY_S)
+        app.bookings.reservations_due()
+        app.bookings.expire_no_shows()
+        app.settlement.process_due()
+        app.charging.watchdog()
+
+
+def _report_progress(world: DesWorld, progress: Progress, every_s: float) -> Process:
+    while True:
+        charging = sum(
+            1
+            for c in world.chargers.values()
+            for x in c.connectors.values()
+            if x.plugged is not None and x.plugged.transaction_id is not None
+        )
+        progress(
+            min(world.env.now, world.window_end_s),
+            {
+                "drivers_done": sum(world.stats.outcomes.values()),
+                "charging": charging,
+                "conflicts": world.stats.conflicts,
+            },
+        )
+        yield world.env.timeout(every_s)
+
+
+def _simulate(
+    world: DesWorld,
+    central: DesCentral,
+    params: DesParams,
+    plans: list[tuple[Any, int]],
+    progress: Progress | None,
+) -> None:
+    env, app, stats = world.env, world.app, world.stats
+    window_end = params.start + timedelta(seconds=params.duration_s)
+    app.bus.subscribe(ChargerOffline, lambda _e: stats.count_offline(app.clock.now() < window_end))
+    app.bus.subscribe(SessionClosedWithoutStop, lambda _e: stats.count_closed_without_stop())
+    for charger in world.chargers.values():
+        charger.connect()
+        env.process(charger.heartbeats())
+    env.process(_housekeeping(world))
+    if progress is not None:
+        env.process(_report_progress(world, progress, max(60.0, params.duration_s / 100)))
+    drivers = [env.process(run_driver(plan, driver_id, world)) for plan, driver_id in plans]
+    faults = env.process(run_faults(world, params.faults))
+    env.run(until=env.all_of(drivers) | env.timeout(params.duration_s + SETTLE_S))
+    for process in (faults, *drivers):
+        if process.triggered and not process.ok:
+            stats.errors.append(f"a process failed: {process.value!r}")
+    env.run(until=env.process(_wind_down(world)))
+
+
+def _wind_down(world: DesWorld) -> Process:
+    """Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released;
+    then every link closed, as the live runner stops its chargers."""
+    env, app, stats = world.env, world.app, world.stats
+    for charger in world.chargers.values():
+        charger.settle_down()
+    yield env.timeout(1)  # let commands already on their way land first
+    for charger in world.chargers.values():
+        for no in charger.connectors:
+            charger.unplug(no)
+    yield env.timeout(1)
+    for charger in world.chargers.values():
+        charger.settle_down()
+    stats.charger_reconnects = sum(c.reconnects for c in world.chargers.values())
+    stats.frames_left_queued = sum(len(c.queue) for c in world.chargers.values())
+    app.bookings.expire_no_shows(grace=timedelta(0))
+    yield env.timeout(1)
+    for charger in world.chargers.values():
+        charger.stop()
+    with app.store.transaction() as tx:
+        stats.payments_backlog = len(tx.payments("pending")) + len(tx.payments("dead"))
+    app.settlement.reconcile()
