@@ -7,6 +7,7 @@ import struct
 from dataclasses import asdict, replace
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,8 @@ def test_the_figure_has_the_three_series() -> None:
     assert [len(x) for x in lines] == [1, 1, 1]
     labels = [x[0].get_label() for x in lines]
     assert labels == ["Utilisation (connectors charging)", "Power drawn", "Revenue captured (cumulative)"]
-    assert list(lines[2][0].get_ydata()) == [0, 0, 2.5]  # pounds on the axis
+    revenue: Any = lines[2][0].get_ydata()
+    assert [float(y) for y in revenue] == [0, 0, 2.5]  # pounds on the axis
 
 
 def test_png_is_written(tmp_path: Path) -> None:
