@@ -166,7 +166,7 @@ charger_transactions = Table(
     Column("session_id", ForeignKey("sessions.id"), primary_key=True),
     Column("charger_id", ForeignKey("chargers.id"), nullable=False),
     Column("transaction_id", String(36), nullable=False),
-    Column("seq_no", Integer),
+    Column("seq_no", BigInteger),
     UniqueConstraint("charger_id", "transaction_id", name="uq_charger_transaction"),
 )
 

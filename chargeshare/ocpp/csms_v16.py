@@ -63,7 +63,13 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
             verdict = "Invalid"
         return {"idTagInfo": {"status": verdict}}
 
+    def register(wh: int) -> int:
+        if not 0 <= wh <= MAX_REGISTER_WH:
+            raise CallRejected("PropertyConstraintViolation", f"not an energy register: {wh}")
+        return wh
+
     def start(p: dict[str, Any]) -> dict[str, Any]:
+        register(p["meterStart"])
         try:
             r = charging.start(cp_id, p["connectorId"], p["idTag"], p["meterStart"], parse_ts(p["timestamp"]))
         except NotFound:
@@ -78,7 +84,8 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         return {}
 
     def stop(p: dict[str, Any]) -> dict[str, Any]:
-        verdict = charging.stop(cp_id, p["transactionId"], p["meterStop"], parse_ts(p["timestamp"]))
+        meter_stop = register(p["meterStop"])
+        verdict = charging.stop(cp_id, p["transactionId"], meter_stop, parse_ts(p["timestamp"]))
         return {"idTagInfo": {"status": verdict.value}}
 
     return {

@@ -48,8 +48,11 @@ def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
             if sv.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER or sv.get("phase"):
                 continue
             unit = sv.get("unitOfMeasure", {})
-            scale = (1000 if unit.get("unit", "Wh") == "kWh" else 1) * 10.0 ** unit.get("multiplier", 0)
-            value = float(sv["value"]) * scale
+            try:
+                scale = (1000 if unit.get("unit", "Wh") == "kWh" else 1) * 10.0 ** unit.get("multiplier", 0)
+                value = float(sv["value"]) * scale
+            except OverflowError:
+                value = math.inf
             if not math.isfinite(value) or not 0 <= value <= MAX_REGISTER_WH:
                 raise CallRejected("PropertyConstraintViolation", f"not an energy register: {sv['value']!r}")
             readings.append(round(value))

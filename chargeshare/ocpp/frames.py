@@ -123,6 +123,17 @@ def has_schema(action: str, version: str, kind: int = CALL) -> bool:
     return True
 
 
+INT_RANGE = range(-(2**63), 2**63)  # what a database integer column holds
+
+
+def _oversized_int(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_oversized_int(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_oversized_int(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE
+
+
 def check_payload(action: str, payload: dict[str, Any], version: str, kind: int, unique_id: str) -> None:
     """Validate against the official schema; raise RemoteProtocolError with the matching code."""
     try:
@@ -133,6 +144,11 @@ def check_payload(action: str, payload: dict[str, Any], version: str, kind: int,
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "payload"
         raise RemoteProtocolError(_schema_code(err), f"{action}: {where}: {err.message}", unique_id)
+    # The schemas set no bounds on integers; JSON allows any size, storage does not.
+    if _oversized_int(payload):
+        raise RemoteProtocolError(
+            "PropertyConstraintViolation", f"{action}: an integer out of range", unique_id
+        )
 
 
 def encode(frame: Frame) -> str:

@@ -127,3 +127,221 @@ def test_arbitrary_input_only_ever_gets_a_frame_back(text: str) -> None:
     if r.reply is not None:
         frame = json.loads(r.reply)
         assert frame[0] in (3, 4)
+
+
+# ---- arbitrary frames at a Connection wired to the real central-system handlers --------------------
+
+_FIELDS = [
+    "connectorId", "idTag", "meterStart", "meterStop", "timestamp", "transactionId", "meterValue",
+    "sampledValue", "value", "unit", "status", "errorCode", "eventType", "triggerReason", "seqNo",
+    "transactionInfo", "idToken", "evse", "evseId", "connectorStatus", "chargePointVendor",
+    "chargePointModel", "reason", "chargingStation", "eventData", "offline", "vendorId",
+]  # fmt: skip
+_ACTIONS = [
+    "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction",
+    "MeterValues", "StopTransaction", "TransactionEvent", "NotifyEvent", "DataTransfer",
+    "FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification",
+    "RemoteStartTransaction", "Reset",
+]  # fmt: skip
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=10,
+)
+_ids = st.text(min_size=1, max_size=36)
+
+
+def _valid_templates(version: str) -> list[tuple[str, dict[str, Any]]]:
+    """Frames that pass the schema against the seeded charger, so a mutation reaches the handler."""
+    ts = "2026-03-02T09:05:00Z"
+    if version == "1.6":
+        meter = [{"timestamp": ts, "sampledValue": [{"value": "1500", "unit": "Wh"}]}]
+        return [
+            ("StartTransaction", {"connectorId": 1, "idTag": "FUZZ", "meterStart": 0, "timestamp": ts}),
+            ("MeterValues", {"connectorId": 1, "transactionId": 1, "meterValue": meter}),
+            ("StopTransaction", {"transactionId": 1, "meterStop": 2000, "timestamp": ts}),
+            ("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging"}),
+        ]
+    meter201 = [{"timestamp": ts, "sampledValue": [{"value": 1500}]}]
+    event = {
+        "eventType": "Updated",
+        "timestamp": ts,
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": 5,
+        "transactionInfo": {"transactionId": "FZ-TX"},
+        "idToken": {"idToken": "FUZZ", "type": "ISO14443"},
+        "evse": {"id": 1},
+        "meterValue": meter201,
+    }
+    return [
+        ("TransactionEvent", event),
+        ("MeterValues", {"evseId": 1, "meterValue": meter201}),
+        (
+            "StatusNotification",
+            {"timestamp": ts, "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1},
+        ),
+    ]
+
+
+def _mutated(version: str) -> st.SearchStrategy[str]:
+    """A valid frame with one field, at any depth, replaced by garbage (wrong type, bad timestamp,
+    a non-finite or negative meter reading, an unknown enum)."""
+
+    def mutate(template: tuple[str, dict[str, Any]], path_seed: int, garbage: Any, uid: str) -> str:
+        action, payload = template
+        payload = json.loads(json.dumps(payload))
+        node: Any = payload
+        while True:
+            keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+            key = keys[path_seed % len(keys)]
+            path_seed //= len(keys)
+            child = node[key]
+            if isinstance(child, dict | list) and child and path_seed % 3:
+                node = child
+                continue
+            node[key] = garbage
+            break
+        return json.dumps([2, uid, action, payload])
+
+    garbage = st.one_of(
+        _json,
+        st.sampled_from(["not-a-time", "-5", "NaN", "1e400", "kWh", "", "Ended", "Started"]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(2**70), max_value=2**70),
+    )
+    return st.builds(mutate, st.sampled_from(_valid_templates(version)), st.integers(0, 10**6), garbage, _ids)
+
+
+def _frames(version: str) -> st.SearchStrategy[str]:
+    payloads = st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=8), _json, max_size=6)
+    actions = st.sampled_from(_ACTIONS) | st.text(max_size=12)
+    calls = st.builds(lambda u, a, p: json.dumps([2, u, a, p]), _ids, actions, payloads)
+    answers = st.builds(lambda k, u, p: json.dumps([k, u, p]), st.sampled_from([3, 4]), _ids, _json)
+    short = st.lists(_json, max_size=3).map(json.dumps)
+    return st.one_of(calls, answers, short, st.text(max_size=200), _mutated(version))
+
+
+def _seeded_app() -> Any:
+    """A registered charger with a confirmed booking for driver FUZZ and one open session."""
+    from chargeshare.bootstrap import Config, build
+    from chargeshare.services.booking import BookRequest
+    from chargeshare.services.clock import ManualClock
+    from tests.conftest import T0, add_charger
+
+    app = build(Config(database_url="sqlite://"), clock=ManualClock(T0))
+    charger_id = add_charger(app, "FZ1")
+    driver = app.marketplace.add_driver("fuzz", "FUZZ")
+    app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, 10_000))
+    app.charging.start("FZ1", 1, "FUZZ", 0, T0, charger_tx_id="FZ-TX")
+    return app
+
+
+def _snapshot(app: Any) -> dict[str, list[tuple[Any, ...]]]:
+    from sqlalchemy import select
+
+    from chargeshare.adapters.sql_schema import metadata
+
+    with app.store.engine.connect() as conn:
+        return {
+            table.name: [tuple(row) for row in conn.execute(select(table))]
+            for table in metadata.sorted_tables
+        }
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_arbitrary_frames_at_the_real_handlers_never_raise_and_refused_ones_change_nothing(
+    version: str,
+) -> None:
+    from hypothesis import HealthCheck, settings
+
+    from chargeshare.ocpp import csms_v16, csms_v201
+
+    app = _seeded_app()
+    module = csms_v16 if version == "1.6" else csms_v201
+    connection = Connection(version, module.handlers(app.charging, "FZ1"))
+    seen = {"refused": 0, "accepted": 0}
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_frames(version))
+    def throw(text: str) -> None:
+        before = _snapshot(app)
+        received = connection.receive(text)  # must never raise
+        if received.reply is None:  # an answer to a call we never made: ignored
+            assert _snapshot(app) == before
+            return
+        frame = json.loads(received.reply)
+        assert frame[0] in (3, 4) and isinstance(frame[1], str)
+        if frame[0] == 4:
+            seen["refused"] += 1
+            assert frame[2] != "InternalError", (text, frame)  # garbage is theirs, never our crash
+            assert _snapshot(app) == before, (text, frame)
+        else:
+            seen["accepted"] += 1
+
+    try:
+        throw()
+    finally:
+        app.close()
+    assert seen["refused"] > seen["accepted"]  # the strategy mostly throws garbage, as intended
+
+
+_TS = "2026-03-02T09:05:00Z"
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload"),
+    [
+        (
+            "1.6",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "FUZZ", "meterStart": 2**70, "timestamp": _TS},
+        ),
+        ("1.6", "StopTransaction", {"transactionId": 1, "meterStop": 2**62, "timestamp": _TS}),
+        ("1.6", "StopTransaction", {"transactionId": 1, "meterStop": -5, "timestamp": _TS}),
+        (
+            "1.6",
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "transactionId": 1,
+                "meterValue": [{"timestamp": _TS, "sampledValue": [{"value": "inf"}]}],
+            },
+        ),
+        (
+            "2.0.1",
+            "MeterValues",
+            {
+                "evseId": 1,
+                "meterValue": [
+                    {"timestamp": _TS, "sampledValue": [{"value": 1, "unitOfMeasure": {"multiplier": 2**62}}]}
+                ],
+            },
+        ),
+        (
+            "2.0.1",
+            "TransactionEvent",
+            {
+                "eventType": "Updated",
+                "timestamp": _TS,
+                "triggerReason": "MeterValuePeriodic",
+                "seqNo": 2**64,
+                "transactionInfo": {"transactionId": "FZ-TX"},
+            },
+        ),
+    ],
+)
+def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
+    version: str, action: str, payload: dict[str, Any]
+) -> None:
+    from chargeshare.ocpp import csms_v16, csms_v201
+
+    app = _seeded_app()
+    module = csms_v16 if version == "1.6" else csms_v201
+    before = _snapshot(app)
+    frame = reply(
+        Connection(version, module.handlers(app.charging, "FZ1")), json.dumps([2, "n", action, payload])
+    )
+    assert frame[:3] == [4, "n", "PropertyConstraintViolation"]
+    assert _snapshot(app) == before
+    app.close()
