@@ -51,13 +51,14 @@ async def run_scenario(
     seed: int | None = None,
     database_url: str | None = None,
     progress: Progress | None = None,
+    trace: Path | None = None,
 ) -> ScenarioResult:
     params = scenario.params
     if seed is not None:
         params = replace(params, seed=seed)
     if database_url is not None:
         params = replace(params, database_url=database_url)
-    report = await run_live(params, progress)
+    report = await run_live(params, progress, trace=trace)
     return ScenarioResult(scenario, report, [e.check(report.summary) for e in scenario.expectations])
 
 

@@ -9,15 +9,17 @@ import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from chargeshare.adapters.pg_admin import temporary_database
+from simulators.live import Progress
 from simulators.scenario import SCHEMA, Scenario, ScenarioError, discover, load
 from simulators.scenario_runner import ScenarioResult, junit_xml, run_scenario, write_report
+from simulators.timeline import Timeline
 
 app = typer.Typer(
     help="Declarative scenarios: fleet, drivers, faults and expectations.", no_args_is_help=True
@@ -91,6 +93,13 @@ def _database(backend: Backend, postgres_url: str) -> Iterator[str | None]:
         yield url
 
 
+def _sampler(timeline: Timeline) -> Progress:
+    def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
+        timeline.add(info["sample"])
+
+    return collect
+
+
 @app.command("run")
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
@@ -103,12 +112,22 @@ def run(
     postgres_url: Annotated[
         str, typer.Option(envvar="CHARGESHARE_POSTGRES_ADMIN_URL", help="Server for --backend postgres.")
     ] = DEFAULT_POSTGRES,
+    trace_dir: Annotated[
+        Path | None, typer.Option(help="Record each scenario's frames and API calls here as NAME.jsonl.")
+    ] = None,
+    plot_dir: Annotated[
+        Path | None, typer.Option(help="Plot each scenario's utilisation, kW and revenue here as NAME.png.")
+    ] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
     logging.basicConfig(level=logging.ERROR)
     for out in (junit, report):
         if out is not None and not out.parent.exists():
             err.print(f"[red]error:[/] directory {out.parent} does not exist")
+            raise typer.Exit(2)
+    for directory in (trace_dir, plot_dir):
+        if directory is not None and not directory.is_dir():
+            err.print(f"[red]error:[/] directory {directory} does not exist")
             raise typer.Exit(2)
     scenarios = _load_all(paths)
     results: list[ScenarioResult] = []
@@ -118,12 +137,25 @@ def run(
             f"{s.params.drivers} drivers, {s.params.duration_s // 60} simulated minutes"
         ):
             try:
+                timeline = Timeline()
                 with _database(backend, postgres_url) as url:
-                    result = asyncio.run(run_scenario(s, seed=seed, database_url=url))
+                    result = asyncio.run(
+                        run_scenario(
+                            s,
+                            seed=seed,
+                            database_url=url,
+                            progress=None if plot_dir is None else _sampler(timeline),
+                            trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
+                        )
+                    )
             except Exception as exc:  # a backend that cannot be reached, most often
                 err.print(f"[red]error:[/] {s.name}: could not run: {exc}")
                 raise typer.Exit(2) from exc
         results.append(result)
+        if plot_dir is not None:
+            from simulators.plots import write_plot  # matplotlib loads only when plots are asked for
+
+            write_plot(plot_dir / f"{s.name}.png", timeline, title=f"Scenario {s.name}")
         mark = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
         console.print(f"{mark} {s.name} ({result.report.wall_s:.1f} s)")
         for failure in result.failures:

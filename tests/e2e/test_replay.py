@@ -165,3 +165,30 @@ def test_a_bad_line_stops_the_replay_before_anything_runs(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "bad.jsonl:5:" in result.stdout and "'cp'" in result.stdout
     assert "Replayed" not in result.stdout
+
+
+TINY_SCENARIO = """\
+name: tiny-traced
+description: Two chargers and three drivers for a short window, traced and plotted.
+seed: 3
+duration_minutes: 40
+speed: 900
+fleet:
+  chargers: 2
+drivers:
+  count: 3
+"""
+
+
+def test_scenario_run_writes_a_trace_and_a_plot_per_scenario(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_SCENARIO)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["scenario", "run", str(tmp_path / "tiny.yaml"), "--trace-dir", str(out), "--plot-dir", str(out)]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.stdout
+    assert (out / "tiny-traced.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    replayed = runner.invoke(cli, ["replay", str(out / "tiny-traced.jsonl")])
+    assert replayed.exit_code == 0, replayed.stdout
+    missing = runner.invoke(cli, [*args[:3], "--trace-dir", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2
