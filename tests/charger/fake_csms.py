@@ -1,0 +1,140 @@
+"""An in-process central system for testing the virtual charger: a loopback websocket server whose
+every frame, both ways, goes through the project's sans-I/O `Connection`, so the `ocpp` library's
+JSON schemas check everything the charger sends and everything it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from chargeshare.ocpp.connection import Connection, Handler, Outcome
+from chargeshare.ocpp.timestamps import format_ts
+
+
+@dataclass
+class FakeCsms:
+    """Answers like an accepting CSMS; records (direction, frame) and each call the charger makes."""
+
+    version: str
+    id_status: str = "Accepted"
+    frames: list[tuple[str, list[Any]]] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    connections: int = 0
+    _ws: ServerConnection | None = None
+    _conn: Connection | None = None
+    _waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
+    _tx_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
+    server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        port = next(iter(self.server.sockets)).getsockname()[1]
+        return f"ws://127.0.0.1:{port}/ocpp"
+
+    def sent_by_charger(self, action: str) -> list[dict[str, Any]]:
+        return [p for a, p in self.calls if a == action]
+
+    def errors_we_sent(self) -> list[list[Any]]:
+        """CALLERRORs this CSMS answered with: each one a frame the charger got wrong."""
+        return [f for d, f in self.frames if d == "out" and f[0] == 4]
+
+    def answers_from_charger(self) -> list[list[Any]]:
+        return [f for d, f in self.frames if d == "in" and f[0] in (3, 4)]
+
+    def _handlers(self) -> dict[str, Handler]:
+        def record(action: str, reply: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+            def handle(p: dict[str, Any]) -> dict[str, Any]:
+                self.calls.append((action, p))
+                return reply(p)
+
+            return handle
+
+        def now() -> str:
+            return format_ts(datetime.now(UTC))
+
+        common: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "BootNotification": lambda p: {"status": "Accepted", "currentTime": now(), "interval": 300},
+            "Heartbeat": lambda p: {"currentTime": now()},
+            "StatusNotification": lambda p: {},
+            "MeterValues": lambda p: {},
+        }
+        if self.version == "1.6":
+            common |= {
+                "Authorize": lambda p: {"idTagInfo": {"status": self.id_status}},
+                "StartTransaction": lambda p: {
+                    "transactionId": next(self._tx_ids),
+                    "idTagInfo": {"status": self.id_status},
+                },
+                "StopTransaction": lambda p: {"idTagInfo": {"status": "Accepted"}},
+            }
+        else:
+            common |= {
+                "Authorize": lambda p: {"idTokenInfo": {"status": self.id_status}},
+                "TransactionEvent": lambda p: (
+                    {"idTokenInfo": {"status": self.id_status}} if p["eventType"] == "Started" else {}
+                ),
+            }
+        return {a: record(a, r) for a, r in common.items()}
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        self._ws = ws
+        self._conn = conn = Connection(self.version, self._handlers(), id_prefix="cs-")
+        async for text in ws:
+            assert isinstance(text, str)
+            self.frames.append(("in", _frame(text)))
+            received = conn.receive(text)
+            if received.reply is not None:
+                self.frames.append(("out", _frame(received.reply)))
+                await ws.send(received.reply)
+            for outcome in received.outcomes:
+                fut = self._waiting.pop(outcome.unique_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(outcome)
+
+    async def command(self, action: str, payload: dict[str, Any], timeout_s: float = 5.0) -> Outcome:
+        """Send a command to the charger (schema-checked) and wait for its answer."""
+        assert self._ws is not None and self._conn is not None
+        loop = asyncio.get_running_loop()
+        uid, text = self._conn.call(action, payload, loop.time())
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        self._waiting[uid] = fut
+        self.frames.append(("out", _frame(text)))
+        await self._ws.send(text)
+        return await asyncio.wait_for(fut, timeout_s)
+
+
+def _frame(text: str) -> list[Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return [0, "", text]  # not JSON: kept as text
+    return parsed if isinstance(parsed, list) else [0, "", text]
+
+
+@contextlib.asynccontextmanager
+async def fake_csms(version: str) -> AsyncIterator[FakeCsms]:
+    csms = FakeCsms(version)
+    async with serve(csms._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1"]) as server:  # type: ignore[list-item]
+        csms.server = server
+        yield csms
+
+
+async def eventually(
+    check: Callable[[], bool], what: str, *, tries: int = 200, pause_s: float = 0.02
+) -> None:
+    """Wait (bounded) for `check` to hold."""
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(pause_s)
+    raise AssertionError(f"gave up waiting for {what}")

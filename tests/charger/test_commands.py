@@ -1,0 +1,338 @@
+"""The virtual charger answers every CSMS command, in both OCPP versions, and follows up as a real
+charger would. The CSMS is in-process (tests/charger/fake_csms.py), so each frame both ways is
+checked against the `ocpp` library's schemas; the fixture fails a test in which the charger sent
+anything the schemas refuse."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chargeshare.ocpp.timestamps import format_ts
+from simulators.firmware import ConnectorState
+from simulators.power import Vehicle
+from tests.charger.conftest import Rig
+from tests.charger.fake_csms import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def car() -> Vehicle:
+    return Vehicle(battery_wh=60_000, soc_wh=20_000, max_power_w=22_000)
+
+
+def v(rig: Rig, v16: Any, v201: Any) -> Any:
+    """The same command, said in the rig's version."""
+    return v16 if rig.version == "1.6" else v201
+
+
+def statuses(rig: Rig, connector_no: int = 1) -> list[str]:
+    key = v(rig, "connectorId", "evseId")
+    word = v(rig, "status", "connectorStatus")
+    return [p[word] for p in rig.csms.sent_by_charger("StatusNotification") if p[key] == connector_no]
+
+
+def tx_messages(rig: Rig) -> list[tuple[str, dict[str, Any]]]:
+    return [(a, p) for a, p in rig.csms.calls if a in rig.charger.dialect.transaction_actions]
+
+
+async def charging(rig: Rig, connector_no: int = 1) -> Any:
+    plugged = await rig.charger.plug_in(connector_no, "TAG-1", car(), 20_000)
+    assert plugged.transaction_id is not None
+    return plugged.transaction_id
+
+
+async def status_of(rig: Rig, action: str, p16: dict[str, Any], p201: dict[str, Any]) -> Any:
+    outcome = await rig.csms.command(action, v(rig, p16, p201))
+    assert outcome.ok and outcome.payload is not None, outcome
+    return outcome.payload.get("status", outcome.payload)
+
+
+async def test_remote_start_needs_a_car_then_starts_and_remote_stop_ends_it(rig: Rig) -> None:
+    start = v(rig, "RemoteStartTransaction", "RequestStartTransaction")
+    p16 = {"connectorId": 1, "idTag": "TAG-R"}
+    p201 = {"evseId": 1, "idToken": {"idToken": "TAG-R", "type": "Central"}, "remoteStartId": 77}
+    assert await status_of(rig, start, p16, p201) == "Rejected"  # nothing plugged in
+    await rig.charger.plug_car(1, car(), 10_000)
+    assert await status_of(rig, start, p16, p201) == "Accepted"
+    c = rig.charger.connectors[1]
+    await eventually(lambda: c.state is ConnectorState.CHARGING, "the remote start")
+    started = tx_messages(rig)[0][1]
+    if rig.version == "2.0.1":
+        assert (started["triggerReason"], started["transactionInfo"]["remoteStartId"]) == ("RemoteStart", 77)
+    assert started[v(rig, "idTag", "idToken")] == v(rig, "TAG-R", {"idToken": "TAG-R", "type": "ISO14443"})
+    wire_id = c.plugged.transaction_id if c.plugged else None
+    stop = v(rig, "RemoteStopTransaction", "RequestStopTransaction")
+    assert await status_of(rig, stop, {"transactionId": 999}, {"transactionId": "no-such"}) == "Rejected"
+    assert await status_of(rig, stop, {"transactionId": wire_id}, {"transactionId": wire_id}) == "Accepted"
+    await eventually(
+        lambda: len(tx_messages(rig)) >= 2 and tx_messages(rig)[-1][0] != "MeterValues", "the stop"
+    )
+    action, ended = tx_messages(rig)[-1]
+    if rig.version == "1.6":
+        assert (action, ended["transactionId"], ended["reason"]) == ("StopTransaction", wire_id, "Remote")
+    else:
+        assert (ended["eventType"], ended["transactionInfo"]["stoppedReason"]) == ("Ended", "Remote")
+    assert c.state is ConnectorState.FINISHING and c.transaction is None
+
+
+async def test_reservations_hold_a_connector_and_cancel_frees_it(rig: Rig) -> None:
+    expiry = format_ts(rig.clock.now() + timedelta(hours=1))
+
+    def reserve(rid: int, connector_no: int, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (
+            {"connectorId": connector_no, "expiryDate": expiry, "idTag": tag, "reservationId": rid},
+            {
+                "id": rid,
+                "expiryDateTime": expiry,
+                "idToken": {"idToken": tag, "type": "ISO14443"},
+                "evseId": connector_no,
+            },
+        )
+
+    assert await status_of(rig, "ReserveNow", *reserve(5, 1, "TAG-A")) == "Accepted"
+    await eventually(lambda: statuses(rig)[-1:] == ["Reserved"], "Reserved reported")
+    assert await status_of(rig, "ReserveNow", *reserve(6, 1, "TAG-B")) == "Occupied"
+    assert await status_of(rig, "ReserveNow", *reserve(7, 9, "TAG-B")) == "Rejected"  # no such connector
+    assert await status_of(rig, "CancelReservation", {"reservationId": 6}, {"reservationId": 6}) == "Rejected"
+    assert await status_of(rig, "CancelReservation", {"reservationId": 5}, {"reservationId": 5}) == "Accepted"
+    await eventually(lambda: statuses(rig)[-1:] == ["Available"], "Available again")
+
+
+async def test_change_availability_now_when_idle_and_scheduled_while_charging(rig: Rig) -> None:
+    def change(connector_no: int, kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (
+            {"connectorId": connector_no, "type": kind},
+            {"operationalStatus": kind, "evse": {"id": connector_no}},
+        )
+
+    assert await status_of(rig, "ChangeAvailability", *change(1, "Inoperative")) == "Accepted"
+    await eventually(lambda: statuses(rig)[-1:] == ["Unavailable"], "Unavailable reported")
+    assert await status_of(rig, "ChangeAvailability", *change(1, "Operative")) == "Accepted"
+    await eventually(lambda: statuses(rig)[-1:] == ["Available"], "Available again")
+    await charging(rig, 2)
+    assert await status_of(rig, "ChangeAvailability", *change(2, "Inoperative")) == "Scheduled"
+    assert rig.charger.connectors[2].state is ConnectorState.CHARGING  # the car charges on
+    await rig.charger.unplug(2)
+    assert statuses(rig, 2)[-1] == "Unavailable"  # once the car left
+    assert await status_of(rig, "ChangeAvailability", *change(9, "Inoperative")) == "Rejected"
+
+
+async def test_reset_stops_the_transaction_reboots_and_boots_again(rig: Rig) -> None:
+    await charging(rig)
+    boots_before = len(rig.csms.sent_by_charger("BootNotification"))
+    kind = v(rig, {"type": "Soft"}, {"type": "Immediate"})
+    assert await status_of(rig, "Reset", kind, kind) == "Accepted"
+    await eventually(lambda: len(rig.csms.sent_by_charger("BootNotification")) > boots_before, "the boot")
+    _, ended = tx_messages(rig)[-1]
+    if rig.version == "1.6":
+        assert ended["reason"] == "SoftReset"
+    else:
+        assert ended["transactionInfo"]["stoppedReason"] == "ImmediateReset"
+        assert rig.csms.sent_by_charger("BootNotification")[-1]["reason"] == "RemoteReset"
+    assert rig.csms.connections == 2 and rig.charger.resets == 1
+
+
+async def test_reset_on_idle_waits_for_the_transaction_to_end(rig: Rig) -> None:
+    if rig.version == "1.6":
+        pytest.skip("OnIdle is a 2.0.1 reset type")
+    await charging(rig)
+    assert await status_of(rig, "Reset", {}, {"type": "OnIdle"}) == "Scheduled"
+    await rig.charger.unplug(1)
+    await eventually(lambda: rig.charger.resets == 1 and rig.csms.connections == 2, "the reset once idle")
+
+
+async def test_trigger_message_sends_what_was_asked(rig: Rig) -> None:
+    await charging(rig)
+    beats = len(rig.csms.sent_by_charger("Heartbeat"))
+
+    def trigger(name: str, evse: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (
+            {"requestedMessage": name, **({"connectorId": evse} if evse else {})},
+            {"requestedMessage": name, **({"evse": {"id": evse}} if evse else {})},
+        )
+
+    assert await status_of(rig, "TriggerMessage", *trigger("Heartbeat")) == "Accepted"
+    await eventually(lambda: len(rig.csms.sent_by_charger("Heartbeat")) > beats, "the heartbeat")
+    n = len(statuses(rig, 2))
+    assert await status_of(rig, "TriggerMessage", *trigger("StatusNotification", 2)) == "Accepted"
+    await eventually(lambda: len(statuses(rig, 2)) > n, "connector 2's status")
+    meter_before = len(tx_messages(rig)) + len(rig.csms.sent_by_charger("MeterValues"))
+    assert await status_of(rig, "TriggerMessage", *trigger("MeterValues", 1)) == "Accepted"
+    await eventually(
+        lambda: len(tx_messages(rig)) + len(rig.csms.sent_by_charger("MeterValues")) > meter_before,
+        "readings",
+    )
+    boot = await status_of(rig, "TriggerMessage", *trigger("BootNotification"))
+    assert boot == v(rig, "Accepted", "Rejected")  # 2.0.1: not once the boot was accepted
+    assert await status_of(rig, "TriggerMessage", *trigger("FirmwareStatusNotification")) == "NotImplemented"
+
+
+async def test_unlock_connector(rig: Rig) -> None:
+    await charging(rig)
+    p16, p201 = {"connectorId": 1}, {"evseId": 1, "connectorId": 1}
+    if rig.version == "1.6":
+        assert await status_of(rig, "UnlockConnector", p16, p201) == "Unlocked"  # stops the transaction first
+        await eventually(lambda: tx_messages(rig)[-1][0] == "StopTransaction", "the stop")
+        assert tx_messages(rig)[-1][1]["reason"] == "UnlockCommand"
+    else:
+        assert await status_of(rig, "UnlockConnector", p16, p201) == "OngoingAuthorizedTransaction"
+        assert await status_of(rig, "UnlockConnector", p16, {"evseId": 2, "connectorId": 1}) == "Unlocked"
+        assert (
+            await status_of(rig, "UnlockConnector", p16, {"evseId": 7, "connectorId": 1})
+            == "UnknownConnector"
+        )
+
+
+async def test_a_charging_profile_limits_the_power_and_shows_in_the_composite_schedule(rig: Rig) -> None:
+    await charging(rig, 2)  # the 22 kW connector
+    c = rig.charger.connectors[2]
+    assert rig.charger.power_w(c) == 22_000
+    period = [{"startPeriod": 0, "limit": 16}]  # amps
+    p16 = {
+        "connectorId": 2,
+        "csChargingProfiles": {
+            "chargingProfileId": 1,
+            "stackLevel": 1,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": period},
+        },
+    }
+    p201 = {
+        "evseId": 2,
+        "chargingProfile": {
+            "id": 1,
+            "stackLevel": 1,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": [{"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": period}],
+        },
+    }
+    assert await status_of(rig, "SetChargingProfile", p16, p201) == "Accepted"
+    assert rig.charger.power_w(c) == 16 * 230 * 3  # 11,040 W on three phases
+    composite = await rig.csms.command(
+        "GetCompositeSchedule",
+        v(
+            rig,
+            {"connectorId": 2, "duration": 600, "chargingRateUnit": "W"},
+            {"evseId": 2, "duration": 600, "chargingRateUnit": "W"},
+        ),
+    )
+    assert composite.payload is not None and composite.payload["status"] == "Accepted"
+    schedule = composite.payload[v(rig, "chargingSchedule", "schedule")]
+    assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 11_040}]
+    clear = v(rig, {"id": 1}, {"chargingProfileId": 1})
+    assert await status_of(rig, "ClearChargingProfile", clear, clear) == "Accepted"
+    assert await status_of(rig, "ClearChargingProfile", clear, clear) == "Unknown"
+    assert rig.charger.power_w(c) == 22_000
+
+
+async def test_configuration_keys_in_16(rig: Rig) -> None:
+    if rig.version != "1.6":
+        pytest.skip("1.6 configuration keys")
+    got = await rig.csms.command(
+        "GetConfiguration", {"key": ["HeartbeatInterval", "NumberOfConnectors", "Nope"]}
+    )
+    assert got.payload is not None
+    assert {(k["key"], k["readonly"], k["value"]) for k in got.payload["configurationKey"]} == {
+        ("HeartbeatInterval", False, "300"),
+        ("NumberOfConnectors", True, "2"),
+    }
+    assert got.payload["unknownKey"] == ["Nope"]
+    change = "ChangeConfiguration"
+    assert await status_of(rig, change, {"key": "MeterValueSampleInterval", "value": "30"}, {}) == "Accepted"
+    assert rig.charger.meter_interval_s == 30
+    assert await status_of(rig, change, {"key": "NumberOfConnectors", "value": "4"}, {}) == "Rejected"
+    assert await status_of(rig, change, {"key": "HeartbeatInterval", "value": "-5"}, {}) == "Rejected"
+    assert await status_of(rig, change, {"key": "Nope", "value": "1"}, {}) == "NotSupported"
+    everything = await rig.csms.command("GetConfiguration", {})
+    assert everything.payload is not None and len(everything.payload["configurationKey"]) > 5
+
+
+async def test_variables_in_201(rig: Rig) -> None:
+    if rig.version != "2.0.1":
+        pytest.skip("2.0.1 device model variables")
+
+    def item(component: str, variable: str, value: str | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {"component": {"name": component}, "variable": {"name": variable}}
+        return d if value is None else {**d, "attributeValue": value}
+
+    got = await rig.csms.command(
+        "GetVariables",
+        {
+            "getVariableData": [
+                item("OCPPCommCtrlr", "HeartbeatInterval"),
+                item("OCPPCommCtrlr", "Nope"),
+                item("NoSuchCtrlr", "HeartbeatInterval"),
+                {**item("SampledDataCtrlr", "TxUpdatedInterval"), "attributeType": "MaxSet"},
+            ]
+        },
+    )
+    assert got.payload is not None
+    results = got.payload["getVariableResult"]
+    assert [r["attributeStatus"] for r in results] == [
+        "Accepted",
+        "UnknownVariable",
+        "UnknownComponent",
+        "NotSupportedAttributeType",
+    ]
+    assert results[0]["attributeValue"] == "300"
+    put = await rig.csms.command(
+        "SetVariables",
+        {
+            "setVariableData": [
+                item("SampledDataCtrlr", "TxUpdatedInterval", "15"),
+                item("EVSE", "Count", "8"),
+                item("OCPPCommCtrlr", "HeartbeatInterval", "never"),
+                item("Nowhere", "Thing", "1"),
+            ]
+        },
+    )
+    assert put.payload is not None
+    assert [r["attributeStatus"] for r in put.payload["setVariableResult"]] == [
+        "Accepted",
+        "Rejected",
+        "Rejected",
+        "UnknownComponent",
+    ]
+    assert rig.charger.meter_interval_s == 15
+
+
+async def test_a_refused_card_ends_the_201_transaction_it_announced(rig: Rig) -> None:
+    rig.csms.id_status = "Blocked"
+    plugged = await rig.charger.plug_in(1, "TAG-X", car(), 5_000)
+    assert plugged.transaction_id is None
+    if rig.version == "1.6":
+        assert [a for a, _ in tx_messages(rig)] == []  # Authorize refused it: no transaction at all
+        return
+    rig.csms.id_status = "Accepted"
+    assert (await rig.charger.start_transaction(rig.charger.connectors[1], "TAG-X")) is True
+    rig.csms.id_status = "Blocked"
+    await rig.charger.unplug(1)
+    await rig.charger.plug_car(1, car(), 5_000)
+    await rig.charger.start_transaction(rig.charger.connectors[1], "TAG-X")
+    ended = tx_messages(rig)[-1][1]
+    assert (ended["eventType"], ended["transactionInfo"]["stoppedReason"]) == ("Ended", "DeAuthorized")
+
+
+async def test_offline_transaction_messages_are_queued_marked_and_replayed_in_order(rig: Rig) -> None:
+    await charging(rig)
+    await rig.charger.disconnect_for(0)  # reconnects at once, with nothing queued
+    rig.charger.connected = False  # now lose it for real, mid-session
+    await rig.charger._meter_tick()
+    await rig.charger.unplug(1)
+    queued = list(rig.charger.queue)
+    assert [a for a, _ in queued][-1] == v(rig, "StopTransaction", "TransactionEvent")
+    if rig.version == "2.0.1":
+        assert all(p["offline"] is True for _, p in queued)
+    rig.charger.connected = True
+    await rig.charger._resume()
+    assert rig.charger.queue == []
+    replayed = tx_messages(rig)[-len(queued) :]
+    assert replayed == queued
+    if rig.version == "2.0.1":
+        seq = [p["seqNo"] for _, p in tx_messages(rig)]
+        assert seq == sorted(seq) and len(set(seq)) == len(seq)
