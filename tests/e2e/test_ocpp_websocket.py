@@ -223,3 +223,19 @@ async def test_a_frame_tap_sees_both_directions_in_order() -> None:
     app.close()
     assert [(cp, d) for cp, d, _ in seen] == [("TAP1", "in"), ("TAP1", "out")]
     assert json.loads(seen[1][2])[:2] == [3, "h1"]
+
+
+async def test_ocpp16_notifications_are_acknowledged_and_data_transfer_refused(served: Served) -> None:
+    add_charger(served.app, "N16")
+    async with library_cp(served, "N16") as cp:
+        await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+        for request in (
+            call16.FirmwareStatusNotification(status="Installed"),
+            call16.DiagnosticsStatusNotification(status="Uploaded"),
+        ):
+            assert await cp.call(request) is not None
+        refusal = await cp.call(call16.DataTransfer(vendor_id="acme", message_id="x", data="{}"))
+        assert refusal.status == "UnknownVendorId"
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted"))
+    with served.app.store.transaction() as tx:
+        assert tx.charger("N16").connectors[0].status.value == "Faulted"
