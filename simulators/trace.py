@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -74,14 +75,22 @@ class Trace:
 # ---- recording -----------------------------------------------------------------------------------
 
 
+Slot = list[dict[str, Any] | None]  # one line to be; None while its API call is in flight
+
+
 class TraceRecorder:
     """Writes a trace as the run goes. Taps and middleware call it from the event loop; domain events
-    may arrive from worker threads, so writes are serialised."""
+    may arrive from worker threads, so writes are serialised.
+
+    An API call takes its place in the trace when it arrives and is written once it completes (lines
+    after it wait): concurrent bookings keep the order they reached the backend in, which is the
+    order their conflicts were decided in, near enough, rather than the order they finished in."""
 
     def __init__(self, out: IO[str], app: App, header: dict[str, Any]) -> None:
         self.out = out
         self.app = app
         self._lock = threading.Lock()
+        self._slots: deque[Slot] = deque()
         self._versions: dict[str, str] = {}
         self._payments_down = False
         self._registry: ChargerRegistry | None = None
@@ -103,17 +112,38 @@ class TraceRecorder:
         return cls(path.open("w", encoding="utf-8"), app, header)
 
     def close(self) -> None:
+        """Write what is complete; an API call still unanswered at the end is left out."""
         with self._lock:
+            for slot in self._slots:
+                if slot[0]:
+                    self.out.write(json.dumps(slot[0], separators=(",", ":")) + "\n")
+            self._slots.clear()
             self.out.close()
 
     def _write(self, obj: dict[str, Any]) -> None:
-        text = json.dumps(obj, separators=(",", ":"), sort_keys=False)
-        with self._lock:
-            self.out.write(text + "\n")
+        self._fill(self._reserve(), obj)
 
-    def _record(self, kind: str, *, at: datetime | None = None, **data: Any) -> None:
+    def _reserve(self) -> Slot:
+        slot: Slot = [None]
+        with self._lock:
+            self._slots.append(slot)
+        return slot
+
+    def _fill(self, slot: Slot, obj: dict[str, Any]) -> None:
+        """Complete a line (an empty one is dropped) and write every complete line at the front."""
+        with self._lock:
+            slot[0] = obj
+            while self._slots and self._slots[0][0] is not None:
+                done = self._slots.popleft()[0]
+                if done:
+                    self.out.write(json.dumps(done, separators=(",", ":")) + "\n")
+
+    def _record(
+        self, kind: str, *, slot: Slot | None = None, at: datetime | None = None, **data: Any
+    ) -> None:
         self._watch_gateway()
-        self._write({"t": (at or self.app.clock.now()).isoformat(), "kind": kind, **data})
+        obj = {"t": (at or self.app.clock.now()).isoformat(), "kind": kind, **data}
+        self._fill(slot or self._reserve(), obj)
 
     def _watch_gateway(self) -> None:
         """An outage of the simulated gateway shows in no frame or call: note each change of state."""
@@ -174,6 +204,7 @@ class TraceRecorder:
             response = bytearray()
             status = 0
             arrived = recorder.app.clock.now()
+            slot = recorder._reserve()
 
             async def receive_body() -> Message:
                 message = await receive()
@@ -188,16 +219,21 @@ class TraceRecorder:
                 elif message["type"] == "http.response.body":
                     response.extend(message.get("body", b""))
                     if not message.get("more_body", False):
-                        recorder._http(scope, arrived, bytes(request), status, bytes(response))
+                        recorder._http(slot, scope, arrived, bytes(request), status, bytes(response))
                 await send(message)
 
-            await api(scope, receive_body, send_body)
+            try:
+                await api(scope, receive_body, send_body)
+            finally:
+                if slot[0] is None:
+                    recorder._fill(slot, {})  # never answered: nothing to replay
 
         return traced
 
-    def _http(self, scope: Scope, arrived: datetime, request: bytes, status: int, response: bytes) -> None:
-        """Written once the response is complete (so in the order effects became visible), stamped
-        with the time the request arrived (what the handler saw as "now", near enough)."""
+    def _http(
+        self, slot: Slot, scope: Scope, arrived: datetime, request: bytes, status: int, response: bytes
+    ) -> None:
+        """Stamped with the time the request arrived (what the handler saw as "now", near enough)."""
         path = str(scope["path"])
         query = scope.get("query_string", b"").decode("latin-1")
         if query:
@@ -209,6 +245,7 @@ class TraceRecorder:
                 extra["auth"] = value.decode("latin-1")
         self._record(
             "http",
+            slot=slot,
             at=arrived,
             method=str(scope["method"]),
             path=path,

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -167,6 +168,8 @@ charger_transactions = Table(
     Column("charger_id", ForeignKey("chargers.id"), nullable=False),
     Column("transaction_id", String(36), nullable=False),
     Column("seq_no", BigInteger),
+    # Opened before any meter reading: the first reading becomes the session's meter start.
+    Column("meter_start_pending", Boolean, nullable=False, default=False),
     UniqueConstraint("charger_id", "transaction_id", name="uq_charger_transaction"),
 )
 

@@ -710,12 +710,32 @@ class SqlTransaction:
             _session(r) for r in self.conn.execute(select(t.sessions).order_by(t.sessions.c.id)).mappings()
         ]
 
-    def link_charger_transaction(self, session_id: int, charger_id: int, transaction_id: str) -> None:
+    def link_charger_transaction(
+        self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
+    ) -> None:
         self.conn.execute(
             insert(t.charger_transactions).values(
-                session_id=session_id, charger_id=charger_id, transaction_id=transaction_id
+                session_id=session_id,
+                charger_id=charger_id,
+                transaction_id=transaction_id,
+                meter_start_pending=meter_start_pending,
             )
         )
+
+    def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
+        ct, s = t.charger_transactions.c, t.sessions.c
+        pending = self.conn.execute(
+            update(t.charger_transactions)
+            .where(ct.session_id == session_id, ct.meter_start_pending.is_(True))
+            .values(meter_start_pending=False)
+        ).rowcount
+        if pending:
+            self.conn.execute(
+                update(t.sessions)
+                .where(s.id == session_id)
+                .values(meter_start_wh=meter_wh, meter_last_wh=meter_wh)
+            )
+        return bool(pending)
 
     def session_by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None:
         ct = t.charger_transactions.c

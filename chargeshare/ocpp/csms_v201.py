@@ -105,7 +105,6 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
             if connector_no is None:
                 log.warning("%s: transaction %s names no EVSE; not opened", cp_id, charger_tx)
                 return {"idTokenInfo": {"status": AuthStatus.INVALID.value}}
-            # The charger should sample the register at start; without it the session counts from 0.
             started = charging.start(
                 cp_id,
                 connector_no,
@@ -113,6 +112,7 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
                 min(readings, default=0),
                 timestamp,
                 charger_tx_id=charger_tx,
+                meter_start_known=bool(readings),  # else the first reading to come is the start
             )
             reply["idTokenInfo"] = {"status": started.status.value}
             if started.status is not AuthStatus.ACCEPTED:
@@ -124,9 +124,11 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
                 "status": AuthStatus.ACCEPTED.value if id_tag == session.id_tag else verdict(id_tag)
             }
         fresh = charging.event_is_new(session.session_id, p["seqNo"])
+        if readings:
+            charging.first_reading(session.session_id, min(readings))
         if p["eventType"] == "Ended":
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
-            meter_stop = max(readings, default=session.meter_last_wh)
+            meter_stop = max(readings, default=0)
             charging.stop(cp_id, session.session_id, max(meter_stop, session.meter_last_wh), timestamp)
         elif fresh:
             if readings:
@@ -143,6 +145,7 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         with contextlib.suppress(NotFound):
             session = charging.open_session_on(cp_id, p["evseId"])
             if session is not None:
+                charging.first_reading(session.session_id, min(readings))
                 charging.meter(cp_id, session.session_id, max(readings))
         return {}
 

@@ -167,10 +167,12 @@ class ChargingService:
         timestamp: datetime,
         *,
         charger_tx_id: str | None = None,
+        meter_start_known: bool = True,
     ) -> StartResult:
         """Open a session for the driver's booking on this connector. `charger_tx_id` is the charger's
         own transaction id (OCPP 2.0.1): stored with the session in the same unit of work, and the key
-        that makes a repeated start return the first answer."""
+        that makes a repeated start return the first answer. A 2.0.1 start may come without a meter
+        reading (`meter_start_known=False`): the first reading that follows becomes the start."""
         now = self.clock.now()
         with self.store.transaction() as tx:
             charger = tx.charger(cp_id)
@@ -196,7 +198,9 @@ class ChargingService:
                 meter_start_wh=meter_start,
             )
             if charger_tx_id is not None:
-                tx.link_charger_transaction(session_id, charger.charger_id, charger_tx_id)
+                tx.link_charger_transaction(
+                    session_id, charger.charger_id, charger_tx_id, meter_start_pending=not meter_start_known
+                )
             tx.update_booking(booking.booking_id, next_status(booking.status, BookingEvent.SESSION_STARTED))
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
@@ -229,6 +233,11 @@ class ChargingService:
             session = tx.session(session_id)
             if session is not None and session.status is SessionStatus.CHARGING:
                 tx.mark_idle(session_id, self.clock.now() if idle else None)
+
+    def first_reading(self, session_id: int, register_wh: int) -> None:
+        """A reading for a session opened without one: it becomes the meter start (only the first)."""
+        with self.store.transaction() as tx:
+            tx.settle_meter_start(session_id, register_wh)
 
     def event_is_new(self, session_id: int, seq_no: int) -> bool:
         """Note a transaction event's sequence number; False when one as high was applied (a replay)."""

@@ -134,6 +134,24 @@ async def test_a_transaction_started_on_plug_in_opens_our_session_once_authorise
     assert_invariants(app)
 
 
+async def test_a_start_without_a_reading_counts_from_the_first_reading_not_from_zero(
+    served: Served,
+) -> None:
+    app = served.app
+    booking = book(app, "NOREG201", "NOREG", price=50)
+    async with library_cp201(served.ws, "NOREG201") as cp:
+        await boot201(cp)
+        started = await cp.call(tx_event("Started", 0, "N1", trigger="Authorized", id_tag="NOREG", evse=1))
+        assert started.id_token_info["status"] == "Accepted"
+        await cp.call(call201.MeterValues(evse_id=1, meter_value=energy201(1_000_000)))  # a lifetime register
+        await cp.call(tx_event("Updated", 1, "N1", wh=1_001_000))
+        await cp.call(tx_event("Ended", 2, "N1", wh=1_002_000))
+    (session,) = sessions(app)
+    assert (session.meter_start_wh, session.billed_wh) == (1_000_000, 2_000)
+    assert captures(app, booking.booking_id) == [100]  # 2.000 kWh x 50p
+    assert_invariants(app)
+
+
 async def test_meter_values_by_evse_reach_the_running_transaction(served: Served) -> None:
     app = served.app
     book(app, "MV201", "MV")
