@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from chargeshare.certify.cases16 import CASES_16
+from chargeshare.certify.cases201 import CASES_201
 from chargeshare.certify.model import Case, Profile
 
-ALL_CASES: tuple[Case, ...] = CASES_16
+ALL_CASES: tuple[Case, ...] = CASES_16 + CASES_201
 
 
 def cases_for(version: str, profiles: set[Profile] | None = None) -> list[Case]:

@@ -125,9 +125,9 @@ async def remote_stop(ctx: CaseContext) -> None:
 # ---- Core: reset, unlock, configuration ----------------------------------------------------------
 def _reset(kind: str) -> Any:
     async def body(ctx: CaseContext) -> None:
+        reset_at = ctx.log.mark()
         answer = await ctx.command("Reset", {"type": kind})
         ctx.status_is(answer, "Accepted", what=f"{kind} Reset")
-        reset_at = ctx.log.mark()
         boot = await ctx.wait_for("BootNotification", since=reset_at, what="BootNotification after the reset")
         await ctx.wait_for(
             "StatusNotification",

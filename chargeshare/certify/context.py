@@ -31,6 +31,7 @@ class Settings:
     event_timeout_s: float = 60.0  # frames a charger sends on its own (status, meter values, boot)
     quiet_s: float = 5.0  # how long "nothing happens" is watched for
     reservation_s: float = 120.0
+    settle_s: float = 0.2  # between cases: the last case's follow-up frames arrive first
     firmware_url: str | None = None
     diagnostics_url: str | None = None
 

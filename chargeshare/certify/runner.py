@@ -161,4 +161,4 @@ class Certifier:
 
     async def _settle(self) -> None:
         """Let the last case's follow-up frames arrive before the next case starts watching."""
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(self.settings.settle_s)

@@ -6,10 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from chargeshare.bootstrap import Config, build
+from chargeshare.certify.cases import cases_for
+from chargeshare.certify.context import Settings
+from chargeshare.certify.model import CertificationReport, Profile
 from chargeshare.certify.operator import Action, Step
+from chargeshare.certify.runner import Certifier
+from chargeshare.certify.server import CertificationServer, register
+from chargeshare.services.clock import ScaledClock
 from simulators.charger import PlugRefused, VirtualCharger
+from simulators.faulty_chargers import charger_class
 from simulators.power import Vehicle
 
 log = logging.getLogger(__name__)
@@ -60,3 +69,49 @@ class VirtualOperator:
                     await asyncio.wait_for(asyncio.shield(task), 5)
                 except TimeoutError:
                     log.info("a plug-in was still under way when the car left")
+
+
+async def certify_virtual(
+    protocol: str,
+    variant: str | None = None,
+    *,
+    settings: Settings,
+    clock_factor: float = 30.0,
+    meter_interval_s: int = 30,
+    profiles: set[Profile] | None = None,
+    cp_id: str = "CERT-VIRTUAL",
+) -> CertificationReport:
+    """Certify our virtual charger (or a faulty variant) end to end: a throw-away backend database,
+    the certifier's endpoint on a loopback port, the charger over a real WebSocket."""
+    clock = ScaledClock(datetime.now(UTC), clock_factor)
+    app = build(Config(database_url="sqlite://"), clock=clock)
+    password = "certify-virtual-charger"
+    try:
+        async with CertificationServer(app, cp_id, {settings.id_tag, settings.other_tag}) as server:
+            register(app, cp_id, password)
+            charger = charger_class(variant)(
+                cp_id,
+                server.ocpp_url,
+                clock,
+                [7_400],
+                protocol=protocol,
+                meter_interval_s=meter_interval_s,
+                password=password,
+            )
+            await charger.start()
+            try:
+                certifier = Certifier(
+                    server.registry,
+                    cp_id,
+                    server.log,
+                    VirtualOperator(charger),
+                    clock,
+                    settings,
+                    case_timeout_s=settings.event_timeout_s * 6,
+                )
+                version = await certifier.wait_for_charger(settings.event_timeout_s)
+                return await certifier.run(cases_for(version, profiles), version)
+            finally:
+                await charger.stop()
+    finally:
+        app.close()

@@ -1,0 +1,72 @@
+"""The certifier certified: our virtual charger passes every applicable case in both versions, and
+each deliberately faulty variant fails exactly the cases written to catch it (mutation testing).
+
+Every certification runs end to end (its own endpoint, a real WebSocket, the whole case list); the
+fourteen runs go concurrently, once per module, and the parametrised tests judge one report each."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+from chargeshare.certify.context import Settings
+from chargeshare.certify.model import CertificationReport, Verdict
+from chargeshare.certify.virtual import certify_virtual
+from simulators.faulty_chargers import CAUGHT_BY, VARIANTS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+PROTOCOLS = ("1.6", "2.0.1")
+# A virtual charger answers at once: short waits keep a failing case short.
+FAST = Settings(event_timeout_s=3.0, quiet_s=0.6, settle_s=0.05)
+# Not applicable on our virtual charger: it implements neither local lists nor firmware updates (and
+# says so), and refuses a remote start with no car plugged in, as OCPP 1.6 allows.
+NOT_APPLICABLE = {
+    "1.6": {"TC_011", "TC_042", "TC_043", "TC_044", "TC_045"},
+    "2.0.1": {"TC_D_01", "TC_L_01"},
+}
+Runs = dict[tuple[str, str | None], CertificationReport]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def reports() -> Runs:
+    keys = [(p, v) for p in PROTOCOLS for v in (None, *sorted(VARIANTS))]
+    done = await asyncio.gather(
+        *(
+            certify_virtual(p, v, settings=FAST, clock_factor=60, cp_id=f"CERT-{i}")
+            for i, (p, v) in enumerate(keys)
+        )
+    )
+    return dict(zip(keys, done, strict=True))
+
+
+def failed(report: CertificationReport) -> set[str]:
+    return {r.case_id for r in report.results if r.verdict in (Verdict.FAIL, Verdict.ERROR)}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_our_virtual_charger_passes_every_applicable_case(reports: Runs, protocol: str) -> None:
+    report = reports[(protocol, None)]
+    problems = [(r.case_id, r.reason, r.excerpt[-6:]) for r in report.results if r.case_id in failed(report)]
+    assert not problems
+    skipped = {r.case_id for r in report.results if r.verdict is Verdict.NOT_APPLICABLE}
+    assert skipped == NOT_APPLICABLE[protocol]
+    assert all(r.reason for r in report.results if r.verdict is Verdict.NOT_APPLICABLE)
+    passed = [r for r in report.results if r.verdict is Verdict.PASS]
+    assert len(passed) == len(report.results) - len(skipped) >= 15
+    assert all(r.excerpt for r in passed), "every verdict quotes the frames behind it"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+async def test_each_faulty_charger_fails_exactly_the_cases_meant_to_catch_it(
+    reports: Runs, protocol: str, variant: str
+) -> None:
+    report = reports[(protocol, variant)]
+    assert [(r.case_id, r.reason) for r in report.results if r.verdict is Verdict.ERROR] == []
+    assert failed(report) == CAUGHT_BY[protocol][variant]
+    for r in report.results:
+        if r.verdict is Verdict.FAIL:
+            assert r.excerpt, f"{r.case_id} failed without quoting the frames that show it"
