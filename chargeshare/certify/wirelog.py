@@ -29,10 +29,10 @@ class Entry:
     action: str | None  # for results and errors: the action of the call they answer
     payload: dict[str, Any] | None  # CALL / CALLRESULT payload; CALLERROR details
     error_code: str | None = None
+    arrow: str = ""  # who sent it to whom, in words
 
     def line(self) -> str:
-        arrow = "charger -> CSMS" if self.direction == "in" else "CSMS -> charger"
-        return f"#{self.seq:<4} {self.at:8.3f}s  {arrow}  {self.text}"
+        return f"#{self.seq:<4} {self.at:8.3f}s  {self.arrow}  {self.text}"
 
 
 def _read(text: str) -> tuple[int | None, str | None, str | None, dict[str, Any] | None, str | None]:
@@ -57,8 +57,17 @@ def _read(text: str) -> tuple[int | None, str | None, str | None, dict[str, Any]
 class WireLog:
     """Collects the frames of one charge point (a registry tap or the virtual charger's own link)."""
 
-    def __init__(self, cp_id: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cp_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        under_test: str = "charger",
+    ) -> None:
+        """`under_test` names the party whose frames are "in": the charger, or the CSMS."""
         self.cp_id = cp_id
+        other = "CSMS" if under_test == "charger" else "charger"
+        self._arrows = {"in": f"{under_test} -> {other}", "out": f"{other} -> {under_test}"}
         self.entries: list[Entry] = []
         self._clock = clock
         self._t0 = clock()
@@ -88,6 +97,7 @@ class WireLog:
                 action,
                 payload,
                 code,
+                self._arrows[direction],
             )
         )
         for listener in list(self._listeners):

@@ -6,6 +6,7 @@ import typer
 
 from chargeshare import __version__
 from chargeshare.cli import accounts, bench, chargers, payments, replay, scenario, serve, simulate
+from chargeshare.cli import certify as certify_cli
 
 app = typer.Typer(
     name="chargeshare",
@@ -16,6 +17,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
 app.command("replay")(replay.replay_command)
+app.command("certify")(certify_cli.certify)
+app.command("certify-csms")(certify_cli.certify_csms)
 app.add_typer(bench.app, name="bench")
 app.add_typer(scenario.app, name="scenario")
 app.add_typer(payments.app, name="payments")

@@ -1,0 +1,304 @@
+"""`chargeshare certify` (a charger against our certifier) and `chargeshare certify-csms` (our virtual
+charger against someone's Central System)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.certify.cases import cases_for
+from chargeshare.certify.context import LinkLost, Settings
+from chargeshare.certify.model import Case, CaseResult, CertificationReport, Profile, Verdict
+from chargeshare.certify.operator import Operator, PromptOperator
+from chargeshare.certify.report import write_reports
+from chargeshare.certify.runner import Certifier
+from chargeshare.certify.runner import Progress as Hooks
+from chargeshare.certify.server import CertificationServer, register
+from chargeshare.services.clock import Clock, ScaledClock, SystemClock
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+AUTO_CLOCK_FACTOR = 10  # --auto: the virtual charger's minutes pass in seconds (meter values, reboots)
+AUTO_METER_INTERVAL_S = 10
+
+
+class Protocol(StrEnum):
+    V16 = "1.6"
+    V201 = "2.0.1"
+
+
+_COLOUR = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "yellow", Verdict.NOT_APPLICABLE: "dim"}
+
+ReportPath = Annotated[Path | None, typer.Option(help="Write the HTML report here.")]
+JunitPath = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
+JsonPath = Annotated[Path | None, typer.Option("--json", help="Write a JSON report here.")]
+
+
+def parse_profiles(text: str | None) -> set[Profile] | None:
+    if text is None:
+        return None
+    try:
+        return {Profile(p.strip()) for p in text.split(",") if p.strip()}
+    except ValueError as exc:
+        names = ", ".join(p.value for p in Profile)
+        raise typer.BadParameter(f"{exc}; choose from {names}", param_hint="--profile") from exc
+
+
+def show(report: CertificationReport) -> None:
+    table = Table("case", "title", "profile", "verdict", "reason")
+    for r in report.results:
+        reason = "" if r.verdict is Verdict.PASS else r.reason  # a pass's reason is the case's own text
+        table.add_row(r.case_id, r.title, r.profile, f"[{_COLOUR[r.verdict]}]{r.verdict.value}[/]", reason)
+    console.print(table)
+    counts = ", ".join(f"{report.count(v)} {v.value}" for v in Verdict)
+    verdict = "[green]certified[/]" if report.passed else "[red]not certified[/]"
+    console.print(f"{report.charge_point_id} (OCPP {report.protocol}): {verdict} — {counts}")
+
+
+class _Live:
+    """Rich progress for the cases as they run, one line per verdict."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("certifying", total=None)
+
+    def hooks(self, total: int) -> Hooks:
+        self.progress.update(self.task, total=total)
+
+        def started(case: Case) -> None:
+            self.progress.update(self.task, description=f"{case.id} {case.title}")
+
+        def finished(case: Case, result: CaseResult) -> None:
+            colour = _COLOUR[result.verdict]
+            self.progress.console.print(f"  [{colour}]{result.verdict.value:>14}[/]  {case.id} {case.title}")
+            self.progress.advance(self.task)
+
+        return Hooks(started, finished)
+
+
+def _finish(report: CertificationReport, html: Path | None, junit: Path | None, json_: Path | None) -> None:
+    show(report)
+    write_reports(report, html_path=html, junit_path=junit, json_path=json_)
+    for path in (html, junit, json_):
+        if path is not None:
+            console.print(f"wrote {path}")
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def certify(
+    charger_id: Annotated[
+        str, typer.Option("--charger-id", help="The charge point id the charger connects with.")
+    ],
+    protocol: Annotated[
+        Protocol | None,
+        typer.Option(help="Require this OCPP version (default: whatever the charger offers)."),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated profiles to run: " + ", ".join(p.value for p in Profile) + " (default all)."
+        ),
+    ] = None,
+    report: ReportPath = None,
+    junit: JunitPath = None,
+    json_: JsonPath = None,
+    auto: Annotated[
+        bool,
+        typer.Option(help="Certify our virtual charger, run in this process and driven without a person."),
+    ] = False,
+    variant: Annotated[
+        str | None,
+        typer.Option(help="With --auto: a deliberately faulty virtual charger (see docs/certification.md)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address the certifier listens on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port the certifier listens on (0: any free port).", min=0, max=65535)
+    ] = 8181,
+    public_url: Annotated[
+        str | None, typer.Option(help="The URL chargers reach the certifier at, if not ws://HOST:PORT.")
+    ] = None,
+    password: Annotated[str | None, typer.Option(help="16-40 characters; generated if not given.")] = None,
+    id_tag: Annotated[
+        str, typer.Option(help="A card the operator will present (accepted by the test bench).")
+    ] = (Settings.id_tag),
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the charger to connect.")
+    ] = 600.0,
+    case_timeout: Annotated[float, typer.Option(help="Seconds each case may take.")] = 300.0,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for a frame the charger sends by itself (default 60; 20 with --auto)."
+        ),
+    ] = None,
+    firmware_url: Annotated[str | None, typer.Option(help="A firmware image URL for TC_044.")] = None,
+    diagnostics_url: Annotated[str | None, typer.Option(help="An upload location for TC_045.")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Where to register the charger (default: a throw-away in-memory database)."),
+    ] = None,
+) -> None:
+    """Certify a charger: register it, wait for it to connect, run the cases, report the verdicts."""
+    profiles = parse_profiles(profile)
+    settings = Settings(id_tag=id_tag, firmware_url=firmware_url, diagnostics_url=diagnostics_url)
+    if auto:  # a virtual charger answers at once: shorter waits keep a failing run short
+        settings = replace(settings, event_timeout_s=20.0, quiet_s=2.0)
+    if wait is not None:
+        settings = replace(settings, event_timeout_s=wait)
+    password = password or secrets.token_urlsafe(18)[:24]
+    clock: Clock = ScaledClock(datetime.now(UTC), AUTO_CLOCK_FACTOR) if auto else SystemClock()
+    if variant is not None and not auto:
+        raise typer.BadParameter("--variant needs --auto", param_hint="--variant")
+    try:
+        app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
+    except Exception as exc:  # a configuration or a database that cannot be opened
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        result = asyncio.run(
+            _certify(
+                app,
+                charger_id,
+                password,
+                settings,
+                clock,
+                protocol=None if protocol is None else protocol.value,
+                profiles=profiles,
+                auto=auto,
+                variant=variant,
+                host=host,
+                port=port,
+                public_url=public_url,
+                connect_timeout=connect_timeout,
+                case_timeout=case_timeout,
+            )
+        )
+    except LinkLost as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        app.close()
+    _finish(result, report, junit, json_)
+
+
+async def _certify(
+    app: App,
+    charger_id: str,
+    password: str,
+    settings: Settings,
+    clock: Clock,
+    *,
+    protocol: str | None,
+    profiles: set[Profile] | None,
+    auto: bool,
+    variant: str | None,
+    host: str,
+    port: int,
+    public_url: str | None,
+    connect_timeout: float,
+    case_timeout: float,
+) -> CertificationReport:
+    tags = {settings.id_tag, settings.other_tag}
+    async with CertificationServer(app, charger_id, tags, host=host, port=port) as server:
+        creds = register(app, charger_id, password)
+        url = (public_url or server.ocpp_url).rstrip("/")
+        console.print(f"certifying [bold]{charger_id}[/]; configure the charger with:")
+        console.print(f"  central system URL: {url}/{charger_id}")
+        console.print(f"  subprotocol:        {'ocpp' + protocol if protocol else 'ocpp1.6 or ocpp2.0.1'}")
+        console.print(f"  Basic auth:         user {creds.charge_point_id}, password {creds.password}")
+        async with _operator(
+            auto, variant, charger_id, server.ocpp_url, password, clock, protocol
+        ) as operator:
+            certifier = Certifier(
+                server.registry, charger_id, server.log, operator, clock, settings, case_timeout
+            )
+            console.print("waiting for the charger to connect and boot...")
+            version = await certifier.wait_for_charger(connect_timeout)
+            if protocol is not None and version != protocol:
+                raise LinkLost(f"{charger_id} connected with OCPP {version}, not {protocol}")
+            cases = cases_for(version, profiles)
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                certifier.progress = _Live(bar).hooks(len(cases))
+                return await certifier.run(cases, version)
+
+
+@contextlib.asynccontextmanager
+async def _operator(
+    auto: bool, variant: str | None, cp_id: str, url: str, password: str, clock: Clock, protocol: str | None
+) -> AsyncIterator[Operator]:
+    if not auto:
+        yield PromptOperator()
+        return
+    from chargeshare.certify.virtual import VirtualOperator
+    from simulators.faulty_chargers import charger_class
+
+    try:
+        cls = charger_class(variant)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--variant") from exc
+    charger = cls(
+        cp_id,
+        url,
+        clock,
+        [7_400],
+        protocol=protocol or "1.6",
+        meter_interval_s=AUTO_METER_INTERVAL_S,
+        password=password,
+    )
+    await charger.start()
+    try:
+        yield VirtualOperator(charger)
+    finally:
+        await charger.stop()
+
+
+def certify_csms(
+    url: Annotated[str, typer.Argument(help="The Central System's OCPP endpoint, e.g. ws://host:port/ocpp.")],
+    charger_id: Annotated[
+        str, typer.Option("--charger-id", help="The id our virtual charger connects as.")
+    ] = ("CERTIFY-VIRTUAL"),
+    protocol: Annotated[Protocol, typer.Option(help="The OCPP version our charger speaks.")] = Protocol.V16,
+    password: Annotated[str | None, typer.Option(help="HTTP Basic password, if the CSMS wants one.")] = None,
+    id_tag: Annotated[str, typer.Option(help="A card the CSMS should accept, for the transaction case.")] = (
+        "CERT-VALID-1"
+    ),
+    listen: Annotated[
+        float, typer.Option(help="Seconds to stay connected answering whatever the CSMS sends.")
+    ] = 5.0,
+    report: ReportPath = None,
+    junit: JunitPath = None,
+    json_: JsonPath = None,
+) -> None:
+    """Certify a Central System: our virtual charger boots, heartbeats, reports status, authorises and
+    runs a transaction against it, answers its commands, and judges what it sent back."""
+    from chargeshare.certify.csms import certify_csms as run
+
+    try:
+        result = asyncio.run(
+            run(url, charger_id, protocol=protocol.value, password=password, id_tag=id_tag, listen_s=listen)
+        )
+    except (OSError, LinkLost) as exc:
+        err.print(f"[red]error:[/] cannot certify {url}: {exc}")
+        raise typer.Exit(2) from exc
+    _finish(result, report, junit, json_)

@@ -1,0 +1,52 @@
+"""`chargeshare certify --auto` end to end through the CLI, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from typer.testing import CliRunner
+
+from chargeshare.cli.app import app
+
+runner = CliRunner()
+
+
+def test_certify_auto_writes_three_reports_and_exits_by_the_verdict(tmp_path: Path) -> None:
+    html, xml, js = tmp_path / "r.html", tmp_path / "r.xml", tmp_path / "r.json"
+    args = [
+        "certify",
+        "--charger-id",
+        "CLI-1",
+        "--auto",
+        "--port",
+        "0",
+        "--profile",
+        "remote-trigger,smart-charging",
+    ]
+    result = runner.invoke(app, [*args, "--report", str(html), "--junit", str(xml), "--json", str(js)])
+    assert result.exit_code == 0, result.output
+    assert "central system URL: ws://127.0.0.1:" in result.output and "password" in result.output
+    body = json.loads(js.read_text())
+    ids = [r["case_id"] for r in body["results"]]
+    assert ids == ["TC_054", "TC_055", "TC_056", "TC_057", "TC_066", "TC_067"] and body["certified"]
+    assert ET.parse(xml).getroot().find("testsuite").attrib["tests"] == "6"  # type: ignore[union-attr]
+    assert all(i in html.read_text() for i in ids)
+
+
+def test_a_faulty_charger_is_not_certified(tmp_path: Path) -> None:
+    args = ["certify", "--charger-id", "CLI-2", "--auto", "--port", "0", "--profile", "core", "--wait", "2"]
+    result = runner.invoke(app, [*args, "--protocol", "2.0.1", "--variant", "reset-without-reboot"])
+    assert result.exit_code == 1, result.output
+    assert "not certified" in result.output and "TC_B_11" in result.output
+
+
+def test_refusals_name_the_option() -> None:
+    assert runner.invoke(app, ["certify", "--charger-id", "X", "--profile", "teleport"]).exit_code == 2
+    assert (
+        runner.invoke(app, ["certify", "--charger-id", "X", "--variant", "wrong-status-sequence"]).exit_code
+        == 2
+    )
+    unreachable = runner.invoke(app, ["certify-csms", "ws://127.0.0.1:9/ocpp", "--listen", "0"])
+    assert unreachable.exit_code == 2 and "cannot certify" in unreachable.output

@@ -1,0 +1,114 @@
+"""Certification reports and the wire log they quote, without a charger."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargeshare.certify.model import CaseResult, CertificationReport, Verdict
+from chargeshare.certify.report import from_json, to_html, to_json, to_junit
+from chargeshare.certify.runner import malformed
+from chargeshare.certify.wirelog import CALLERROR, CALLRESULT, WireLog, excerpt
+
+NASTY = 'reason with <tags> & "quotes" \u2014 and ]]> too'
+
+
+def report_with(verdicts: list[Verdict]) -> CertificationReport:
+    results = [
+        CaseResult(
+            f"TC_{i:03}",
+            f"OCTT TC_{i:03}_CS",
+            f"case {i} {NASTY}",
+            "core",
+            v,
+            NASTY,
+            0.25 * i,
+            [f"#1 {NASTY}"],
+        )
+        for i, v in enumerate(verdicts)
+    ]
+    return CertificationReport("CP<1>", "1.6", "charger", "2026-01-01T00:00:00.000Z", results)
+
+
+verdict_lists = st.lists(st.sampled_from(list(Verdict)), max_size=12)
+
+
+@given(verdict_lists)
+def test_junit_parses_and_counts_each_verdict(verdicts: list[Verdict]) -> None:
+    root = ET.fromstring(to_junit(report_with(verdicts)))
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert int(suite.attrib["tests"]) == len(verdicts) == len(suite.findall("testcase"))
+    assert (
+        int(suite.attrib["failures"])
+        == verdicts.count(Verdict.FAIL)
+        == len(suite.findall("testcase/failure"))
+    )
+    assert (
+        int(suite.attrib["errors"]) == verdicts.count(Verdict.ERROR) == len(suite.findall("testcase/error"))
+    )
+    skipped = verdicts.count(Verdict.NOT_APPLICABLE)
+    assert int(suite.attrib["skipped"]) == skipped == len(suite.findall("testcase/skipped"))
+    for failure in suite.findall("testcase/failure"):
+        assert failure.attrib["message"] == NASTY and NASTY in (failure.text or "")
+
+
+@given(verdict_lists)
+def test_json_round_trips(verdicts: list[Verdict]) -> None:
+    report = report_with(verdicts)
+    text = to_json(report)
+    assert from_json(text) == report
+    body = json.loads(text)
+    assert body["summary"]["FAIL"] == verdicts.count(Verdict.FAIL)
+    assert body["certified"] is all(v in (Verdict.PASS, Verdict.NOT_APPLICABLE) for v in verdicts)
+
+
+def test_html_shows_every_case_with_its_verdict_escaped() -> None:
+    verdicts = list(Verdict)
+    page = to_html(report_with(verdicts))
+    for i, v in enumerate(verdicts):
+        assert f'id="TC_{i:03}"' in page and v.value in page
+    assert "<tags>" not in page and "&lt;tags&gt;" in page
+    assert "not certified" in page
+
+
+def test_the_wire_log_pairs_answers_with_calls_per_direction() -> None:
+    log = WireLog("CP1", clock=iter(range(100)).__next__)
+    log.record("in", '[2,"1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]')
+    log.record("out", '[2,"1","Reset",{"type":"Hard"}]')  # the same id the other way is another call
+    log.record("out", '[3,"1",{"status":"Accepted","currentTime":"2026-01-01T00:00:00Z","interval":300}]')
+    log.record("in", '[4,"1","NotSupported","no",{}]')
+    log.record("in", "not json at all")
+    boot, reset = log.calls("BootNotification")[0], log.calls("Reset", direction="out")[0]
+    boot_answer, reset_answer = log.answer_to(boot), log.answer_to(reset)
+    assert (
+        boot_answer is not None
+        and boot_answer.kind == CALLRESULT
+        and boot_answer.action == "BootNotification"
+    )
+    assert (
+        reset_answer is not None
+        and reset_answer.kind == CALLERROR
+        and reset_answer.error_code == "NotSupported"
+    )
+    assert log.entries[-1].kind is None
+    assert [e.seq for e, _ in malformed(log.entries, "1.6")] == [5]  # only the unreadable frame
+    assert "charger -> CSMS" in boot.line() and "CSMS -> charger" in reset.line()
+
+
+def test_a_call_outside_the_schema_is_malformed() -> None:
+    log = WireLog("CP1")
+    log.record("in", '[2,"9","StatusNotification",{"connectorId":1}]')
+    [(entry, why)] = malformed(log.entries, "1.6")
+    assert entry.action == "StatusNotification" and "schema" in why
+
+
+def test_long_excerpts_keep_both_ends() -> None:
+    log = WireLog("CP1")
+    for i in range(100):
+        log.record("in", f'[2,"{i}","Heartbeat",{{}}]')
+    lines = excerpt(log.entries, limit=10)
+    assert len(lines) == 11 and '"0"' in lines[0] and '"99"' in lines[-1] and "90 frames omitted" in lines[5]
