@@ -123,9 +123,7 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
             reply["idTokenInfo"] = {
                 "status": AuthStatus.ACCEPTED.value if id_tag == session.id_tag else verdict(id_tag)
             }
-        fresh = charging.event_is_new(session.session_id, p["seqNo"])
-        if readings:
-            charging.first_reading(session.session_id, min(readings))
+        fresh = charging.event_is_new(session.session_id, p["seqNo"], min(readings, default=None))
         if p["eventType"] == "Ended":
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
             meter_stop = max(readings, default=0)

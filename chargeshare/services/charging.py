@@ -239,9 +239,12 @@ class ChargingService:
         with self.store.transaction() as tx:
             tx.settle_meter_start(session_id, register_wh)
 
-    def event_is_new(self, session_id: int, seq_no: int) -> bool:
-        """Note a transaction event's sequence number; False when one as high was applied (a replay)."""
+    def event_is_new(self, session_id: int, seq_no: int, first_reading_wh: int | None = None) -> bool:
+        """Note a transaction event's sequence number; False when one as high was applied (a replay).
+        `first_reading_wh`: the event's earliest reading, the meter start of a session opened without one."""
         with self.store.transaction() as tx:
+            if first_reading_wh is not None:
+                tx.settle_meter_start(session_id, first_reading_wh)
             return tx.advance_charger_seq(session_id, seq_no)
 
     def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
