@@ -398,9 +398,19 @@ class VirtualCharger:
     async def _heartbeat(self) -> None:
         await self._call(*self.dialect.heartbeat())
 
-    async def report_status(self, c: VirtualConnector) -> None:
+    def status_message(self, c: VirtualConnector) -> Message:
         """StatusNotification for a connector's current state."""
-        await self._call(*self.dialect.status(c, self._ts()))
+        return self.dialect.status(c, self._ts())
+
+    async def report_status(self, c: VirtualConnector) -> None:
+        await self._call(*self.status_message(c))
+
+    def _report_later(self, c: VirtualConnector) -> None:
+        """Report the state as it is now, after the current answer (by then it may have moved on)."""
+        self._spawn(self._send_message(self.status_message(c)))
+
+    async def _send_message(self, message: Message) -> None:
+        await self._call(*message)
 
     def meter_message(self, c: VirtualConnector, tx: Transaction) -> Message:
         """The periodic meter reading of a running transaction (MeterValues / TransactionEvent Updated)."""
@@ -561,11 +571,13 @@ class VirtualCharger:
         if c.state in IN_TRANSACTION:
             c.state = step(c.state, Trigger.STOP)
         tx = self._end_transaction(c)
-        self._spawn(self._stop_and_report(c, tx, reason))
+        self._spawn(self._stop_and_report(c, tx, reason, self.status_message(c)))
 
-    async def _stop_and_report(self, c: VirtualConnector, tx: Transaction, reason: StopReason) -> None:
+    async def _stop_and_report(
+        self, c: VirtualConnector, tx: Transaction, reason: StopReason, status: Message
+    ) -> None:
         await self._stop_transaction(c, tx, reason)
-        await self.report_status(c)
+        await self._call(*status)  # the state when it stopped, even if the car has left since
         self._reset_if_idle()
 
     def transactions(self) -> Iterator[tuple[VirtualConnector, Transaction]]:
@@ -666,7 +678,7 @@ class VirtualCharger:
             return "Occupied"
         c.reservation = Reservation(reservation_id, id_tag, expires_at)
         c.state = step(c.state, Trigger.RESERVE)
-        self._spawn(self.report_status(c))
+        self._report_later(c)
         return "Accepted"
 
     def cancel_reservation(self, reservation_id: int) -> bool:
@@ -675,7 +687,7 @@ class VirtualCharger:
                 c.reservation = None
                 if c.state is ConnectorState.RESERVED:
                     c.state = step(c.state, Trigger.RESERVATION_ENDED)
-                    self._spawn(self.report_status(c))
+                    self._report_later(c)
                 return True
         return False
 
@@ -694,11 +706,11 @@ class VirtualCharger:
                 c.inoperative_scheduled = False
                 if c.state is ConnectorState.UNAVAILABLE:
                     c.state = step(c.state, Trigger.OPERATIVE)
-                    self._spawn(self.report_status(c))
+                    self._report_later(c)
             elif c.state in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
                 c.reservation = None
                 c.state = step(c.state, Trigger.INOPERATIVE)
-                self._spawn(self.report_status(c))
+                self._report_later(c)
             elif c.state is not ConnectorState.UNAVAILABLE:
                 c.inoperative_scheduled = scheduled = True
         return "Scheduled" if scheduled else "Accepted"
@@ -747,7 +759,7 @@ class VirtualCharger:
             self._spawn(self._heartbeat())
         elif what is Requested.STATUS:
             for c in targets:
-                self._spawn(self.report_status(c))
+                self._report_later(c)
         elif what is Requested.METER_VALUES:
             for c in targets:
                 self._spawn(self._triggered_meter(c))

@@ -1,0 +1,275 @@
+"""The project's virtual charger against the real backend over loopback WebSockets, in OCPP 2.0.1
+(and, where the behaviour is shared, 1.6J too): sessions billed from TransactionEvents, an offline
+replay billed once, the backend's own commands (energy-limit stop, reservations) and the typed
+command registry answered, and wire faults seen from the server side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ConnectorStatus
+from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import commands as cmd
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ScaledClock
+from chargeshare.services.invariants import check_store
+from chargeshare.services.records import SessionRecord
+from simulators.charger import VirtualCharger
+from simulators.firmware import ConnectorState
+from simulators.power import Vehicle
+from tests.conftest import T0, add_charger
+
+pytestmark = pytest.mark.e2e
+
+SPEED = 60.0  # one real second is one simulated minute
+PRICE = 36
+
+
+@dataclass
+class Backend:
+    app: App
+    registry: ChargerRegistry
+    port: int
+    frames: list[tuple[str, str, list[Any]]] = field(default_factory=list)  # (cp, direction, frame)
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    def sessions(self) -> list[SessionRecord]:
+        with self.app.store.transaction() as tx:
+            return list(tx.sessions())
+
+    def booking_status(self, booking_id: int) -> BookingStatus:
+        with self.app.store.transaction() as tx:
+            return tx.booking(booking_id).status
+
+    def connector_status(self, cp_id: str) -> ConnectorStatus:
+        with self.app.store.transaction() as tx:
+            return tx.charger(cp_id).connectors[0].status
+
+    def failing_invariants(self) -> list[str]:
+        results = check_store(self.app.store, self.app.config.rules, now=self.app.clock.now())
+        return [f"{r.name}: {r.failures}" for r in results if not r.ok]
+
+    async def book(self, vc: VirtualCharger, tag: str, *, max_wh: int = 20_000, minutes: int = 120) -> int:
+        """Book `vc` (registered by `charger`, and online) to charge now, and wait for the backend's
+        ReserveNow to hold it (a driver plugged in before that would find it refused as Occupied)."""
+        cp_id = vc.cp_id
+        with self.app.store.transaction() as tx:
+            charger_id = tx.charger(cp_id).charger_id
+        driver = self.app.marketplace.add_driver(f"driver {tag}", tag)
+        booking = self.app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, minutes, max_wh))
+        await eventually(lambda: vc.connectors[1].state is ConnectorState.RESERVED, "the reservation")
+        return booking.booking_id
+
+
+@pytest.fixture
+def clock() -> ScaledClock:
+    return ScaledClock(T0, SPEED)
+
+
+@pytest.fixture
+async def backend(clock: ScaledClock) -> AsyncIterator[Backend]:
+    app = build(Config(database_url="sqlite://"), clock=clock)
+    registry = ChargerRegistry(app, call_timeout_s=5)
+    try:
+        async with LoopbackServer(create_api(app, registry)) as server:
+            b = Backend(app, registry, server.port)
+            registry.add_tap(lambda cp, direction, text: b.frames.append((cp, direction, json.loads(text))))
+            yield b
+    finally:
+        app.close()
+
+
+@contextlib.asynccontextmanager
+async def charger(
+    backend: Backend, cp_id: str, clock: ScaledClock, protocol: str
+) -> AsyncIterator[VirtualCharger]:
+    add_charger(backend.app, cp_id, price=PRICE, online=False)  # it boots over the socket
+    vc = VirtualCharger(
+        cp_id, backend.ws, clock, [7_400], protocol=protocol, meter_interval_s=60, call_timeout_s=5
+    )
+    await vc.start()
+    try:
+        yield vc
+    finally:
+        await vc.stop()
+
+
+async def eventually(
+    check: Callable[[], bool], what: str, *, tries: int = 300, pause_s: float = 0.02
+) -> None:
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(pause_s)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def car() -> Vehicle:
+    return Vehicle(battery_wh=60_000, soc_wh=20_000, max_power_w=7_400)
+
+
+def metered(backend: Backend) -> bool:
+    return any(s.meter_last_wh > s.meter_start_wh for s in backend.sessions())
+
+
+def billed_once(backend: Backend, booking_id: int) -> SessionRecord:
+    """The booking completed, its one session billed from the meter, captured once, books balanced."""
+    assert backend.booking_status(booking_id) is BookingStatus.COMPLETED
+    (session,) = backend.sessions()
+    assert session.billed_wh is not None and session.meter_stop_wh is not None
+    assert session.billed_wh == session.meter_stop_wh - session.meter_start_wh > 0
+    gateway = backend.app.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    assert gateway.total_captured == Tariff(PRICE).cost(session.billed_wh)
+    assert backend.failing_invariants() == []
+    return session
+
+
+async def test_a_201_session_is_billed_from_its_transaction_events(
+    backend: Backend, clock: ScaledClock
+) -> None:
+    async with charger(backend, "V201A", clock, "2.0.1") as vc:
+        booking_id = await backend.book(vc, "TAG-A")
+        with backend.app.store.transaction() as tx:
+            assert tx.charger("V201A").ocpp_version == "2.0.1"
+        plugged = await vc.plug_in(1, "TAG-A", car(), 20_000)
+        assert isinstance(plugged.transaction_id, str)  # the charger's own id
+        assert backend.booking_status(booking_id) is BookingStatus.ACTIVE
+        await eventually(lambda: metered(backend), "TransactionEvent Updated readings to reach the backend")
+        await vc.unplug(1)
+        session = billed_once(backend, booking_id)
+        assert session.meter_stop_wh == vc.connectors[1].meter.register_wh
+    events = [f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "TransactionEvent"]
+    assert [e["eventType"] for e in (events[0], events[-1])] == ["Started", "Ended"]
+    assert [e["seqNo"] for e in events] == list(range(len(events)))
+    answers = [f for _, d, f in backend.frames if d == "out" and f[0] == 4]
+    assert answers == [], "the backend refused nothing the charger sent"
+
+
+async def test_a_201_charger_offline_mid_session_replays_its_events_and_is_billed_once(
+    backend: Backend, clock: ScaledClock
+) -> None:
+    async with charger(backend, "V201B", clock, "2.0.1") as vc:
+        booking_id = await backend.book(vc, "TAG-B")
+        await vc.plug_in(1, "TAG-B", car(), 20_000)
+        outage = asyncio.create_task(vc.disconnect_for(120))  # two simulated minutes
+        await eventually(lambda: not vc.connected, "the link to drop")
+        await asyncio.sleep(clock.real_seconds(60))
+        await vc.unplug(1)  # the car leaves while the charger is offline
+        assert vc.queue and all(p.get("offline") is True for _, p in vc.queue)
+        await outage
+        await eventually(lambda: not vc.queue, "the queue replayed")
+        billed_once(backend, booking_id)
+    replayed = [f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "TransactionEvent"]
+    assert any(e.get("offline") for e in replayed)
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_the_backend_stops_a_session_at_its_energy_limit(
+    backend: Backend, clock: ScaledClock, protocol: str
+) -> None:
+    async with charger(backend, "VLIM", clock, protocol) as vc:
+        booking_id = await backend.book(vc, "TAG-L", max_wh=150)
+        await vc.plug_in(1, "TAG-L", car(), 20_000)
+        c = vc.connectors[1]
+        await eventually(lambda: c.state is ConnectorState.FINISHING, "the backend's remote stop", tries=600)
+        stop = "RemoteStopTransaction" if protocol == "1.6" else "RequestStopTransaction"
+        assert any(d == "out" and f[0] == 2 and f[2] == stop for _, d, f in backend.frames)
+        await vc.unplug(1)
+    assert backend.booking_status(booking_id) is BookingStatus.COMPLETED
+    assert backend.failing_invariants() == []
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_a_due_booking_reserves_the_connector_for_its_driver(
+    backend: Backend, clock: ScaledClock, protocol: str
+) -> None:
+    async with charger(backend, "VRES", clock, protocol) as vc:
+        booking_id = await backend.book(vc, "TAG-R")
+        await eventually(lambda: vc.connectors[1].state is ConnectorState.RESERVED, "ReserveNow")
+        await eventually(
+            lambda: backend.connector_status("VRES") is ConnectorStatus.RESERVED, "Reserved reported"
+        )
+        with backend.app.store.transaction() as tx:
+            assert tx.booking(booking_id).reservation == "accepted"
+        plugged = await vc.plug_in(1, "TAG-R", car(), 2_000)
+        assert plugged.transaction_id is not None
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_the_typed_command_registry_is_answered_in_either_version(
+    backend: Backend, clock: ScaledClock, protocol: str
+) -> None:
+    reg = backend.registry
+    async with charger(backend, "VCMD", clock, protocol) as vc:
+        interval = cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr")
+        assert isinstance(await reg.change_setting("VCMD", interval, "120"), cmd.Done)
+        got = await reg.get_settings("VCMD", interval, cmd.SettingKey("NoSuchThing", "OCPPCommCtrlr"))
+        assert isinstance(got, cmd.Done)
+        assert [(s.status, s.value) for s in got.details] == [
+            (cmd.Status.ACCEPTED, "120"),
+            (cmd.Status.UNKNOWN_VARIABLE, None),
+        ]
+        assert isinstance(await reg.change_availability("VCMD", 1, operative=False), cmd.Done)
+        await eventually(
+            lambda: backend.connector_status("VCMD") is ConnectorStatus.UNAVAILABLE, "Unavailable"
+        )
+        assert isinstance(await reg.change_availability("VCMD", 1, operative=True), cmd.Done)
+        await eventually(lambda: backend.connector_status("VCMD") is ConnectorStatus.AVAILABLE, "Available")
+        profile = cmd.ChargingProfile(
+            1,
+            0,
+            cmd.ProfilePurpose.TX_DEFAULT,
+            cmd.ProfileKind.ABSOLUTE,
+            cmd.RateUnit.WATTS,
+            (cmd.SchedulePeriod(0, 3_000),),
+            starts_at=clock.now(),
+        )
+        assert isinstance(await reg.set_charging_profile("VCMD", 1, profile), cmd.Done)
+        schedule = await reg.get_composite_schedule("VCMD", 1, 600, cmd.RateUnit.WATTS)
+        assert isinstance(schedule, cmd.Done) and schedule.details is not None
+        assert schedule.details.periods[0].limit == 3_000
+        assert vc.limit_w(vc.connectors[1]) == 3_000
+        trigger = await reg.trigger_message("VCMD", "StatusNotification", 1)
+        assert isinstance(trigger, cmd.Done)
+        boots = vc.boots
+        assert isinstance(await reg.reset("VCMD", hard=True), cmd.Done)
+        await eventually(lambda: vc.boots > boots and vc.online.is_set(), "the reboot")
+        assert vc.resets == 1
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_wire_faults_as_the_server_sees_them(
+    backend: Backend, clock: ScaledClock, protocol: str
+) -> None:
+    reg = backend.registry
+    async with charger(backend, "VFLT", clock, protocol) as vc:
+        vc.wire.reject = frozenset({"Reset"})
+        refused = await reg.reset("VFLT", hard=True)
+        assert isinstance(refused, cmd.Rejected) and vc.resets == 0
+        vc.wire.reject = frozenset()
+        vc.wire.delay_s = SPEED  # one real second: past the half second the registry waits here
+        late = await reg.trigger_message("VFLT", "Heartbeat", timeout_s=0.5)
+        assert isinstance(late, cmd.Timeout)
+        vc.wire.delay_s = 0
+        await vc.send_malformed(4)
+        await eventually(lambda: len(vc.wire.malformed_answers) == 4, "a CALLERROR for each broken frame")
+        errors = [f for cp, d, f in backend.frames if cp == "VFLT" and d == "out" and f[0] == 4]
+        assert [e[2] for e in errors] == vc.wire.malformed_answers
+        assert isinstance(await reg.trigger_message("VFLT", "Heartbeat"), cmd.Done)  # still talking
