@@ -148,16 +148,17 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         return {}
 
     def notify_event(p: dict[str, Any]) -> dict[str, Any]:
+        """Acknowledged; a connector's availability, or a problem raised on it, sets its status."""
         for event in p["eventData"]:
-            component, variable = event["component"], event["variable"]
+            component, variable, value = event["component"], event["variable"], event["actualValue"]
             evse = component.get("evse")
-            new_status = CONNECTOR_STATUS.get(event["actualValue"])
-            if (
-                component["name"] == "Connector"
-                and variable["name"] == "AvailabilityState"
-                and evse is not None
-                and new_status is not None
-            ):
+            new_status = None
+            if component["name"] == "Connector" and evse is not None:
+                if variable["name"] == "AvailabilityState":
+                    new_status = CONNECTOR_STATUS.get(value)
+                elif variable["name"] == "Problem" and value.lower() == "true":
+                    new_status = ConnectorStatus.FAULTED  # a cleared problem waits for the next status
+            if new_status is not None:
                 with contextlib.suppress(NotFound):
                     charging.status(cp_id, evse["id"], new_status)
             else:
@@ -166,7 +167,7 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
                     cp_id,
                     component["name"],
                     variable["name"],
-                    event["actualValue"],
+                    value,
                     event["trigger"],
                 )
         return {}

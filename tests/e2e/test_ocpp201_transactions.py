@@ -253,6 +253,17 @@ async def test_notify_event_availability_and_status_notification_set_the_connect
             )
         )
         assert status() is ConnectorStatus.AVAILABLE
+        problem = {
+            "event_id": 3,
+            "timestamp": now(),
+            "trigger": "Alerting",
+            "actual_value": "true",
+            "event_notification_type": "HardWiredNotification",
+            "component": {"name": "Connector", "evse": {"id": 1, "connector_id": 1}},
+            "variable": {"name": "Problem"},
+        }
+        await cp.call(call201.NotifyEvent(generated_at=now(), seq_no=1, event_data=[problem]))
+        assert status() is ConnectorStatus.FAULTED
         for request in (
             call201.FirmwareStatusNotification(status="Downloaded"),
             call201.LogStatusNotification(status="Uploaded"),
