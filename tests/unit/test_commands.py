@@ -1,0 +1,136 @@
+"""The typed commands, sans-I/O: every request says itself in each OCPP version within the official
+schema, and answers are read into the typed result."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.frames import CALL, CALLRESULT, check_payload
+
+WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PROFILE = cmd.ChargingProfile(
+    profile_id=3,
+    stack_level=0,
+    purpose=cmd.ProfilePurpose.TX,
+    kind=cmd.ProfileKind.RELATIVE,
+    rate_unit=cmd.RateUnit.AMPS,
+    periods=(cmd.SchedulePeriod(0, 16), cmd.SchedulePeriod(900, 6.5)),
+    duration_s=3600,
+    transaction=7,
+)
+COMMANDS: list[cmd.Command[Any]] = [
+    cmd.StartCharging("TAG"),
+    cmd.StartCharging("TAG", 2, remote_start_id=9),
+    cmd.StopCharging(7),
+    cmd.Reserve(11, 1, "TAG", WHEN),
+    cmd.CancelReservation(11),
+    cmd.ChangeAvailability(0, True),
+    cmd.ChangeAvailability(2, False),
+    cmd.Reset(),
+    cmd.Reset(hard=True),
+    cmd.TriggerMessage("StatusNotification", 1),
+    cmd.TriggerMessage("Heartbeat"),
+    cmd.UnlockConnector(1),
+    cmd.SetChargingProfile(1, PROFILE),
+    cmd.SetChargingProfile(
+        0,
+        cmd.ChargingProfile(
+            1,
+            0,
+            cmd.ProfilePurpose.CHARGER_MAX,
+            cmd.ProfileKind.ABSOLUTE,
+            cmd.RateUnit.WATTS,
+            (cmd.SchedulePeriod(0, 11_000),),
+            starts_at=WHEN,
+        ),
+    ),
+    cmd.ClearChargingProfile(),
+    cmd.ClearChargingProfile(profile_id=3),
+    cmd.ClearChargingProfile(connector_no=1, purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=2),
+    cmd.GetCompositeSchedule(1, 600),
+    cmd.GetCompositeSchedule(1, 600, cmd.RateUnit.WATTS),
+    cmd.GetSettings((cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr"),)),
+    cmd.ChangeSetting(cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr"), "60"),
+]
+
+
+def charger_tx(session_id: int) -> str | None:
+    return {7: "their-7"}.get(session_id)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
+def test_every_command_is_valid_ocpp_in_both_versions(command: cmd.Command[Any], version: str) -> None:
+    check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
+
+
+def test_transactions_are_named_in_each_versions_terms() -> None:
+    assert cmd.StopCharging(7).payload("1.6", charger_tx) == {"transactionId": 7}
+    assert cmd.StopCharging(7).payload("2.0.1", charger_tx) == {"transactionId": "their-7"}
+    assert cmd.StopCharging("raw-id").payload("2.0.1", charger_tx) == {"transactionId": "raw-id"}
+    assert cmd.StopCharging("12").payload("1.6", charger_tx) == {"transactionId": 12}
+    with pytest.raises(cmd.CannotSay):
+        cmd.StopCharging(8).payload("2.0.1", charger_tx)  # a session the charger never reported
+    with pytest.raises(cmd.CannotSay):
+        cmd.StopCharging("their-7").payload("1.6", charger_tx)
+    with pytest.raises(cmd.CannotSay):
+        cmd.GetSettings().payload("2.0.1", charger_tx)
+    profile = cmd.SetChargingProfile(1, PROFILE).payload("2.0.1", charger_tx)["chargingProfile"]
+    assert profile["transactionId"] == "their-7" and profile["chargingSchedule"][0]["id"] == 3
+    purpose = cmd.ProfilePurpose.CHARGER_MAX
+    assert (purpose.word("1.6"), purpose.word("2.0.1")) == (
+        "ChargePointMaxProfile",
+        "ChargingStationMaxProfile",
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "version", "answer", "expected"),
+    [
+        (cmd.Reset(), "2.0.1", {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
+        (cmd.Reset(), "1.6", {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
+        (
+            cmd.StartCharging("T"),
+            "2.0.1",
+            {"status": "Rejected", "statusInfo": {"reasonCode": "NoCable"}},
+            cmd.Rejected(cmd.Status.REJECTED, "NoCable"),
+        ),
+        (cmd.UnlockConnector(1), "1.6", {"status": "NotSupported"}, cmd.Rejected(cmd.Status.NOT_SUPPORTED)),
+        (
+            cmd.ChangeSetting(cmd.SettingKey("X", "C"), "1"),
+            "2.0.1",
+            {
+                "setVariableResult": [
+                    {
+                        "attributeStatus": "UnknownVariable",
+                        "component": {"name": "C"},
+                        "variable": {"name": "X"},
+                    }
+                ]
+            },
+            cmd.Rejected(cmd.Status.UNKNOWN_VARIABLE),
+        ),
+        (
+            cmd.GetSettings((cmd.SettingKey("A"), cmd.SettingKey("B"))),
+            "1.6",
+            {"configurationKey": [{"key": "A", "readonly": True, "value": "1"}], "unknownKey": ["B"]},
+            cmd.Done(
+                cmd.Status.ACCEPTED,
+                (
+                    cmd.SettingValue(cmd.SettingKey("A"), cmd.Status.ACCEPTED, "1", True),
+                    cmd.SettingValue(cmd.SettingKey("B"), cmd.Status.UNKNOWN_VARIABLE),
+                ),
+            ),
+        ),
+        (cmd.GetCompositeSchedule(1, 60), "1.6", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
+    ],
+)
+def test_answers_become_typed_results(
+    command: cmd.Command[Any], version: str, answer: dict[str, Any], expected: object
+) -> None:
+    check_payload(command.action(version), answer, version, CALLRESULT, "1")  # a valid answer
+    assert command.result(version, answer) == expected
