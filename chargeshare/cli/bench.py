@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from chargeshare.benchmarks import des as des_bench
 from chargeshare.benchmarks import geo as geo_bench
 from chargeshare.benchmarks import ocpp as ocpp_bench
 from chargeshare.benchmarks import race as race_bench
@@ -198,4 +199,41 @@ def ocpp(
     _write_json(console, json_out, report.to_dict())
     if not report.ok:
         console.print("[red]a call went unanswered, or a server does not hold a charger's last reading[/]")
+        raise typer.Exit(1)
+
+
+@app.command("des")
+def des(
+    chargers: Annotated[int, typer.Option(help="Chargers in the fleet.", min=1, max=100_000)] = 10_000,
+    hours: Annotated[float, typer.Option(help="Simulated hours.", min=0.1, max=7 * 24)] = 24.0,
+    drivers: Annotated[
+        int | None, typer.Option(help="Drivers [default: one per charger].", min=0, max=200_000)
+    ] = None,
+    heartbeat_s: Annotated[
+        int, typer.Option(help="Heartbeat interval the backend hands out (sent only when idle).", min=60)
+    ] = 3_600,
+    meter_interval_s: Annotated[int, typer.Option(help="MeterValues interval while charging.", min=60)] = 900,
+    radius_km: Annotated[float, typer.Option(help="Radius the fleet and drivers spread over.", min=1)] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed for the fleet, drivers and the bare loop.")] = 1,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Also show where the time goes (cProfile).")
+    ] = False,
+    json_out: JsonOpt = None,
+) -> None:
+    """The discrete-event engine at fleet scale: simulated events per second and wall time, beside a
+    bare SimPy loop of the same event count in the same run.
+
+    Exits 1 if the run's invariants fail, 2 on bad arguments; the figures themselves never fail it.
+    """
+    console = _console()
+    _preflight(console, (), "", json_out)
+    params = des_bench.DesBenchParams(
+        chargers, drivers, hours, heartbeat_s, meter_interval_s, radius_km, seed, profile
+    )
+    console.print(f"bench des: {chargers:,} chargers for {hours:g} simulated hours, seed {seed}")
+    result = des_bench.run_bench(params)
+    des_bench.render(result, console)
+    _write_json(console, json_out, result.to_dict())
+    if not result.invariants_ok:
+        console.print("[red]the simulated day broke an invariant[/]")
         raise typer.Exit(1)

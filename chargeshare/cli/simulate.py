@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.live_view import LiveView
+from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine, run_des_command
 from chargeshare.domain.money import format_gbp, format_kwh
 from simulators.fleet import CITIES
 from simulators.live import LiveParams, run_live
@@ -28,7 +29,9 @@ def simulate(
             help="A scenario file to run instead of the default fleet (fleet flags are then ignored)."
         ),
     ] = None,
-    chargers: Annotated[int, typer.Option(help="Virtual chargers in the fleet.", min=1, max=2000)] = 20,
+    chargers: Annotated[
+        int, typer.Option(help=f"Virtual chargers (live: at most {LIVE_MAX_CHARGERS}).", min=1, max=100_000)
+    ] = 20,
     drivers: Annotated[int, typer.Option(help="Scripted drivers.", min=0, max=20000)] = 50,
     duration: Annotated[int, typer.Option(help="Simulated minutes.", min=1, max=7 * 24 * 60)] = 120,
     seed: Annotated[
@@ -52,6 +55,13 @@ def simulate(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="live: real WebSockets and HTTP on a scaled clock; des: SimPy virtual time, in-process "
+            "links, the same report bytes for the same seed."
+        ),
+    ] = Engine.LIVE,
 ) -> None:
     """Run a live simulation over real loopback WebSockets and HTTP on a scaled clock.
 
@@ -87,20 +97,27 @@ def simulate(
         console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
     duration = params.duration_s // 60
     real_s = params.duration_s / params.speed
-    console.print(
-        f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
-        f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x (about {real_s:.0f} s)"
-    )
     timeline = Timeline()
-    if quiet:
-
-        def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
-            timeline.add(info["sample"])
-
-        result = asyncio.run(run_live(params, collect if plot is not None else None, trace=trace))
+    if engine is Engine.DES:
+        result = run_des_command(console, params, trace=trace, plot=plot)
+    elif params.chargers > LIVE_MAX_CHARGERS:
+        console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
+        raise typer.Exit(2)
     else:
-        with LiveView(console, minutes=duration, drivers=params.drivers, timeline=timeline) as view:
-            result = asyncio.run(run_live(params, view.update, trace=trace))
+        console.print(
+            f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
+            f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x "
+            f"(about {real_s:.0f} s)"
+        )
+        if quiet:
+
+            def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
+                timeline.add(info["sample"])
+
+            result = asyncio.run(run_live(params, collect if plot is not None else None, trace=trace))
+        else:
+            with LiveView(console, minutes=duration, drivers=params.drivers, timeline=timeline) as view:
+                result = asyncio.run(run_live(params, view.update, trace=trace))
     print_report(console, result)
     if trace is not None:
         console.print(f"trace written to {trace}")

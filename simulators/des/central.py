@@ -26,6 +26,10 @@ from chargeshare.services.events import BookingEnded, EnergyLimitReached, Reserv
 SUPPORTED_VERSIONS = ("1.6",)
 
 
+class NotSupportedInDes(ValueError):
+    """Something a run asks for that the discrete-event engine cannot model; the message says what."""
+
+
 class ChargerEnd(Protocol):
     """What the central system needs of the charger on the other end of a link."""
 
@@ -48,7 +52,9 @@ class DesCentral:
     # ---- the link ------------------------------------------------------------------------------
     def attach(self, charger: ChargerEnd, version: str) -> None:
         if version not in SUPPORTED_VERSIONS:
-            raise ValueError(f"the DES engine speaks OCPP {', '.join(SUPPORTED_VERSIONS)}, not {version}")
+            raise NotSupportedInDes(
+                f"the DES engine speaks OCPP {', '.join(SUPPORTED_VERSIONS)}, not {version}"
+            )
         conn = Connection(version, csms_v16.handlers(self.app.charging, charger.cp_id), id_prefix="cs-")
         self.links[charger.cp_id] = (conn, charger)
 

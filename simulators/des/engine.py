@@ -22,15 +22,16 @@ import simpy
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from chargeshare.services.rules import MarketplaceRules
-from simulators.des.central import DesCentral
+from simulators.des.central import SUPPORTED_VERSIONS, DesCentral, NotSupportedInDes
 from simulators.des.charger import DesCharger, Process
 from simulators.des.clock import SimClock
 from simulators.des.driver import DesWorld, run_driver
-from simulators.des.faults import check_supported, run_faults
+from simulators.des.faults import check_supported as check_faults
+from simulators.des.faults import run_faults
 from simulators.driver import DriverStats
 from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
-from simulators.live import DEFAULT_START, LiveParams
+from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
 
 HOUSEKEEPING_EVERY_S = 30  # as the HTTP server's housekeeping task (simulated seconds)
@@ -106,6 +107,7 @@ def params_dict(p: DesParams) -> dict[str, Any]:
         "city": p.city,
         "locks": p.locks,
         "start": p.start.isoformat(),
+        "protocols": list(p.fleet.protocols),
         "heartbeat_s": p.heartbeat_s,
         "meter_interval_s": p.meter_interval_s,
         "faults": [
@@ -115,10 +117,21 @@ def params_dict(p: DesParams) -> dict[str, Any]:
     }
 
 
+def check_supported(params: DesParams) -> None:
+    """Refuse, before any work, what this engine cannot model (naming it and what it can)."""
+    check_faults(params.faults)
+    others = sorted(set(params.fleet.protocols) - set(SUPPORTED_VERSIONS))
+    if others:
+        raise NotSupportedInDes(
+            f"the DES engine's chargers speak OCPP {', '.join(SUPPORTED_VERSIONS)}, not {', '.join(others)} "
+            "(use --engine live for a mixed-protocol fleet)"
+        )
+
+
 def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
-    check_supported(params.faults)
+    check_supported(params)
     wall_start = time.perf_counter()
     env = CountingEnvironment()
     clock = SimClock(env, params.start)
@@ -133,6 +146,7 @@ def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
         _simulate(world, central, params, plans, progress)
         report = summarise(app, params_dict(params), world.stats, wall_s=time.perf_counter() - wall_start)
         report = dataclasses.replace(report, deterministic=True)
+        report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
         return DesResult(
             report, env.processed, central.frames, setup_s, time.perf_counter() - wall_start - setup_s
         )

@@ -13,6 +13,7 @@ import simpy
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.errors import DomainError
+from simulators.des.central import NotSupportedInDes
 from simulators.des.charger import DesCharger, Process
 from simulators.des.driver import DesWorld
 from simulators.faults import Fault
@@ -20,7 +21,7 @@ from simulators.faults import Fault
 Action = Callable[[DesWorld, Fault], Process]
 
 
-class UnsupportedFault(ValueError):
+class UnsupportedFault(NotSupportedInDes):
     """A fault the discrete-event engine cannot model; the message names the ones it can."""
 
 
