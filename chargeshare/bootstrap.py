@@ -7,6 +7,7 @@ Embedded default (no configuration): SQLite + fakeredis + simulated payments + i
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,12 +16,15 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.sql_store import SqlStore
 from chargeshare.adapters.stripe_gateway import StripeGateway
+from chargeshare.services.auth import AuthService, password_hasher
 from chargeshare.services.booking import BookingService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus
+from chargeshare.services.hosting import HostingService
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.ports import LockManager, PaymentGateway
+from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 
@@ -41,6 +45,12 @@ class Config:
     stripe_api_base: str | None = None  # a Stripe-compatible server (tests, local stand-ins)
     allow_unknown_chargers: bool = False
     rules: MarketplaceRules = field(default_factory=MarketplaceRules)
+    # Signs access tokens. Without CHARGESHARE_JWT_SECRET each process makes up its own, so tokens
+    # last until it restarts and work on that process only: set it when running more than one.
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    token_minutes: int = 60
+    password_hash: str = "standard"  # argon2 profile: standard, or fast for throw-away accounts
+    limits: ApiLimits = field(default_factory=ApiLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -52,6 +62,7 @@ class Config:
             "stripe_api_key": env.get("CHARGESHARE_STRIPE_API_KEY") or None,
             "stripe_api_base": env.get("CHARGESHARE_STRIPE_API_BASE") or None,
         }
+        values.update(_auth_settings(env))
         fee = env.get("CHARGESHARE_PLATFORM_FEE_BPS")
         if fee is not None:
             try:
@@ -60,6 +71,26 @@ class Config:
                 raise ConfigError(f"CHARGESHARE_PLATFORM_FEE_BPS must be an integer, got {fee!r}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    secret = env.get("CHARGESHARE_JWT_SECRET")
+    if secret:
+        if len(secret) < 32:
+            raise ConfigError("CHARGESHARE_JWT_SECRET must be at least 32 characters")
+        out["jwt_secret"] = secret
+    minutes = env.get("CHARGESHARE_TOKEN_MINUTES")
+    if minutes:
+        if not minutes.isdigit() or int(minutes) < 1:
+            raise ConfigError(f"CHARGESHARE_TOKEN_MINUTES must be a whole number of minutes, got {minutes!r}")
+        out["token_minutes"] = int(minutes)
+    profile = env.get("CHARGESHARE_PASSWORD_HASH")
+    if profile:
+        if profile not in ("standard", "fast"):
+            raise ConfigError("CHARGESHARE_PASSWORD_HASH must be standard or fast")
+        out["password_hash"] = profile
+    return out
 
 
 @dataclass
@@ -74,6 +105,9 @@ class App:
     settlement: SettlementService
     bookings: BookingService
     charging: ChargingService
+    auth: AuthService
+    limiter: RateLimiter
+    hosting: HostingService
     redis: Any = None
 
     def close(self) -> None:
@@ -111,6 +145,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     bus = InProcessBus()
     rules = config.rules
     settlement = SettlementService(store, gateway, bus, clock, rules)
+    marketplace = MarketplaceService(store)
     return App(
         config=config,
         clock=clock,
@@ -118,11 +153,20 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         gateway=gateway,
         locks=locks,
         bus=bus,
-        marketplace=MarketplaceService(store),
+        marketplace=marketplace,
         settlement=settlement,
         bookings=BookingService(store, locks, settlement, bus, clock, rules),
         charging=ChargingService(
             store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
         ),
+        auth=AuthService(
+            store,
+            clock,
+            secret=config.jwt_secret,
+            token_minutes=config.token_minutes,
+            hasher=password_hasher(config.password_hash),
+        ),
+        limiter=RateLimiter(clock),
+        hosting=HostingService(store, marketplace, clock),
         redis=redis_client,
     )

@@ -1,11 +1,13 @@
-"""A scripted driver: searches the map over HTTP, books, travels, plugs in, charges, unplugs, reads
-the receipt. Every step goes through the public API or the charger, as a real driver's would."""
+"""A scripted driver: signs up, logs in, searches the map over HTTP, books, travels, plugs in, charges,
+unplugs, reads the receipt. Every step goes through the public API (with the access token, logging in
+again when it lapses) or the charger, as a real driver's app would."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +35,7 @@ class DriverStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
     payments_down: int = 0  # booking attempts answered 503 (payment provider unavailable)
+    rate_limited: int = 0  # booking attempts answered 429
     receipts_pence: int = 0
     errors: list[str] = field(default_factory=list)
     faults_fired: int = 0
@@ -52,6 +55,72 @@ class DriverStats:
     outcomes_of_faults: Counter[str] = field(default_factory=Counter)
 
 
+LOGIN_TRIES = 5
+BOOKING_LEAD = timedelta(minutes=10)
+TOKEN_RENEW_BEFORE = timedelta(minutes=5)
+
+
+class ApiRefused(Exception):
+    """The API would not sign this user up or in."""
+
+
+@dataclass
+class ApiSession:
+    """One app user against the API: sends the access token on every call and logs in again once
+    when it is refused (the token lapsed), waiting out a 429's Retry-After (in simulated seconds)."""
+
+    http: httpx.AsyncClient
+    clock: Clock
+    email: str
+    password: str
+    token: str | None = None
+    expires_at: datetime | None = None
+    logins: int = 0
+
+    async def login(self) -> None:
+        for _ in range(LOGIN_TRIES):
+            r = await self.http.post("/auth/login", json={"email": self.email, "password": self.password})
+            if r.status_code == 429:
+                await sleep_sim(self.clock, float(r.headers.get("Retry-After", "1")))
+                continue
+            if r.status_code != 200:
+                raise ApiRefused(f"login as {self.email} answered {r.status_code}: {r.text[:200]}")
+            self.token = str(r.json()["access_token"])
+            self.expires_at = datetime.fromisoformat(r.json()["expires_at"])
+            self.logins += 1
+            return
+        raise ApiRefused(f"login as {self.email} was rate limited {LOGIN_TRIES} times")
+
+    async def fresh(self) -> None:
+        """As apps do, renew the token before it lapses rather than after a refusal."""
+        if self.expires_at is None or self.clock.now() >= self.expires_at - TOKEN_RENEW_BEFORE:
+            await self.login()
+
+    async def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        await self.fresh()
+        r = await self.http.request(method, path, headers=self._auth(), **kw)
+        if r.status_code == 401:
+            await self.login()
+            r = await self.http.request(method, path, headers=self._auth(), **kw)
+        return r
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def sign_up_driver(http: httpx.AsyncClient, clock: Clock, plan: DriverPlan) -> tuple[int, ApiSession]:
+    """Register the plan's driver (with its tag, which the charger is given) and log in."""
+    session = ApiSession(http, clock, f"{plan.id_tag.lower()}@drivers.example", secrets.token_urlsafe(12))
+    r = await http.post(
+        "/auth/register/driver",
+        json={"email": session.email, "password": session.password, "name": plan.name, "id_tag": plan.id_tag},
+    )
+    if r.status_code != 201:
+        raise ApiRefused(f"sign-up of {plan.name} answered {r.status_code}: {r.text[:200]}")
+    await session.login()
+    return int(r.json()["driver_id"]), session
+
+
 @dataclass
 class World:
     http: httpx.AsyncClient
@@ -59,6 +128,8 @@ class World:
     clock: Clock
     window_end: datetime
     stats: DriverStats
+    drivers: dict[int, ApiSession] = field(default_factory=dict)  # driver id -> the app's session
+    hosts: dict[int, ApiSession] = field(default_factory=dict)  # host id -> the host app's session
 
 
 async def sleep_sim(clock: Clock, simulated_s: float) -> None:
@@ -106,7 +177,9 @@ async def _book_nearby(
     # Book a slot from when we will get there, for as long as the car needs at a modest 7 kW.
     starts_at = world.clock.now() + timedelta(seconds=plan.travel_s)
     minutes = max(15, min(240, math.ceil(plan.want_wh / 7_000 * 60 * 1.3) + 20))
-    r = await world.http.get(
+    api = world.drivers[driver_id]
+    r = await api.request(
+        "GET",
         "/chargers",
         params={
             "lat": plan.home.lat,
@@ -121,20 +194,26 @@ async def _book_nearby(
     r.raise_for_status()
     found: list[dict[str, Any]] = r.json()
     for c in found:
-        resp = await world.http.post(
+        await api.fresh()  # before reading the clock for the start: a fast clock moves on meanwhile
+        resp = await api.request(
+            "POST",
             "/bookings",
             json={
-                "driver_id": driver_id,
                 "charger_id": c["id"],
                 "connector_no": 1,
                 "minutes": minutes,
                 "max_energy_wh": plan.want_wh,
-                "starts_at": format_ts(starts_at),
+                # A fast simulated clock races the request (a 0.3 s answer is minutes at 900x): never
+                # ask to start sooner than the server could still call "now".
+                "starts_at": format_ts(max(starts_at, world.clock.now() + BOOKING_LEAD)),
             },
         )
         if resp.status_code == 409:
             world.stats.conflicts += 1
             continue
+        if resp.status_code == 429:  # booking too often: back off like a full map
+            world.stats.rate_limited += 1
+            return None, None
         if resp.status_code == PAYMENTS_DOWN:
             world.stats.payments_down += 1
             return {"error": PAYMENTS_DOWN}, None
@@ -152,7 +231,7 @@ async def _use_booking(
         return "no_show"  # the booking expires after its grace period and the no-show fee is charged
     if plan.intent == "cancel":
         await sleep_sim(world.clock, plan.travel_s / 2)
-        resp = await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})
+        resp = await world.drivers[driver_id].request("POST", f"/bookings/{booking['id']}/cancel")
         return "cancelled" if resp.status_code == 200 else "error"
 
     arrival = datetime.fromisoformat(booking["starts_at"])
@@ -167,7 +246,7 @@ async def _use_booking(
         return "refused_at_charger"
     if plugged.transaction_id is None:
         await charger.unplug(1)
-        await world.http.post(f"/bookings/{booking['id']}/cancel", json={"driver_id": driver_id})
+        await world.drivers[driver_id].request("POST", f"/bookings/{booking['id']}/cancel")
         return "refused_at_charger"
     ends_at = datetime.fromisoformat(booking["ends_at"])
     wait_s = min((ends_at - world.clock.now()).total_seconds(), seconds_left(world))
@@ -178,7 +257,7 @@ async def _use_booking(
     # The receipt follows the charger's StopTransaction, which a charger offline or rebooting sends
     # later: look again for a while (bounded) before calling it missing.
     for _ in range(RECEIPT_CHECKS):
-        resp = await world.http.get(f"/bookings/{booking['id']}")
+        resp = await world.drivers[driver_id].request("GET", f"/bookings/{booking['id']}")
         receipt = resp.json().get("receipt")
         if receipt is not None:
             world.stats.receipts_pence += receipt["cost"]

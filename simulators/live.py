@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from simulators.charger import VirtualCharger
-from simulators.driver import DriverStats, World, run_driver, sleep_sim
+from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
 from simulators.faults import Fault, run_faults
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
@@ -65,7 +66,9 @@ async def run_live(
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
     rng = random.Random(params.seed)
     clock = ScaledClock(params.start, params.speed)
-    app = build(Config(database_url=params.database_url, locks_enabled=params.locks), clock=clock)
+    # Throw-away accounts: the cheap password hash, so signing up a fleet of drivers costs no seconds.
+    config = Config(database_url=params.database_url, locks_enabled=params.locks, password_hash="fast")
+    app = build(config, clock=clock)
     wall_start = time.monotonic()
     recorder = None
     try:
@@ -129,7 +132,14 @@ async def _run(
     recorder: TraceRecorder | None = None,
 ) -> DriverStats:
     centre = CITIES[params.city]
-    host_ids = [app.marketplace.add_host(f"Host {i + 1}") for i in range(max(1, params.chargers))]
+    host_logins = {
+        f"host{i + 1}@hosts.example": secrets.token_urlsafe(12)  # not from `rng`: the fleet stays the same
+        for i in range(max(1, params.chargers))
+    }
+    host_ids = [
+        app.auth.register_host(email, pw, f"Host {i + 1}").host_id or 0
+        for i, (email, pw) in enumerate(host_logins.items())
+    ]
     specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
     passwords = {s.charge_point_id: f"pw-{s.charge_point_id}-{rng.getrandbits(64):016x}" for s in specs}
     for spec in specs:
@@ -152,15 +162,23 @@ async def _run(
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            driver_ids = []
-            for plan in plans:
-                r = await http.post("/drivers", json={"name": plan.name, "id_tag": plan.id_tag})
-                r.raise_for_status()
-                driver_ids.append(int(r.json()["id"]))
+            sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
+            driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
             app.bus.subscribe(ChargerOffline, lambda _e: stats.count_offline(clock.now() < window_end))
             app.bus.subscribe(SessionClosedWithoutStop, lambda _e: stats.count_closed_without_stop())
-            world = World(http, fleet, clock, window_end, stats)
+            world = World(
+                http,
+                fleet,
+                clock,
+                window_end,
+                stats,
+                drivers=dict(sessions),
+                hosts={
+                    h: ApiSession(http, clock, email, pw)
+                    for h, (email, pw) in zip(host_ids, host_logins.items(), strict=True)
+                },
+            )
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
             ]

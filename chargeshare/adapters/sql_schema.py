@@ -217,6 +217,34 @@ payment_outbox = Table(
     Index("ix_payment_outbox_due", "status", "next_attempt_at"),
 )
 
+# Sign-in accounts (new tables only, so databases made before them gain them on the next start).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),  # normalised: trimmed, lower case
+    Column("password_hash", String(200), nullable=False),  # argon2id, with its parameters
+    Column("role", String(8), nullable=False),  # driver | host | admin
+    Column("driver_id", ForeignKey("drivers.id"), unique=True),
+    Column("host_id", ForeignKey("hosts.id"), unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+host_kyc = Table(
+    "host_kyc",
+    metadata,
+    Column("host_id", ForeignKey("hosts.id"), primary_key=True),  # no row: pending
+    Column("status", String(16), nullable=False),  # pending | verified | rejected
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+charger_notes = Table(
+    "charger_notes",
+    metadata,
+    Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
+    Column("access_notes", String(2000), nullable=False),  # for drivers with a booking: gate code, parking
+)
+
 _live = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATES))
 
 SQLITE_DDL = [

@@ -41,10 +41,12 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.records import (
+    AccountRecord,
     BookingRecord,
     ChargerView,
     ConnectorView,
     DriverRecord,
+    HostRecord,
     OutboxItem,
     SessionRecord,
 )
@@ -482,6 +484,7 @@ class SqlTransaction:
         ).first():
             raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
         self.conn.execute(t.availability.delete().where(t.availability.c.charger_id == view.charger_id))
+        self.conn.execute(t.charger_notes.delete().where(t.charger_notes.c.charger_id == view.charger_id))
         self.conn.execute(t.connectors.delete().where(t.connectors.c.charger_id == view.charger_id))
         if self.dialect == "sqlite":
             self.conn.execute(t.charger_rtree.delete().where(t.charger_rtree.c.id == view.charger_id))
@@ -823,13 +826,17 @@ class SqlTransaction:
                 ],
             )
 
-    def entries(self, booking_id: int | None = None) -> Sequence[JournalEntry]:
+    def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
         e, p = t.ledger_entries.c, t.ledger_postings.c
         q = select(t.ledger_entries)
         pq = select(t.ledger_postings).join(t.ledger_entries, e.id == p.entry_id)
         if booking_id is not None:
             q = q.where(e.booking_id == booking_id)
             pq = pq.where(e.booking_id == booking_id)
+        if account is not None:  # entries with a posting on this account (all their postings)
+            touching = e.id.in_(select(p.entry_id).where(p.account == account))
+            q = q.where(touching)
+            pq = pq.where(touching)
         postings: dict[str, list[Posting]] = defaultdict(list)
         for r in self.conn.execute(pq.order_by(p.entry_id, p.seq)).mappings():
             postings[r["entry_id"]].append(Posting(r["account"], r["amount"]))
@@ -911,3 +918,165 @@ class SqlTransaction:
                 done_at=done_at,
             )
         )
+
+    # ---- accounts, hosts' KYC and what hosts edit ---------------------------------------------------
+    def add_account(
+        self,
+        *,
+        email: str,
+        password_hash: str,
+        role: str,
+        created_at: datetime,
+        driver_id: int | None = None,
+        host_id: int | None = None,
+    ) -> int:
+        if self.account_by_email(email) is not None:
+            raise InvalidRequest("an account with this email exists")
+        try:
+            with self.conn.begin_nested():
+                stmt = insert(t.accounts).values(
+                    email=email,
+                    password_hash=password_hash,
+                    role=role,
+                    driver_id=driver_id,
+                    host_id=host_id,
+                    created_at=created_at,
+                )
+                return int(self.conn.execute(stmt.returning(t.accounts.c.id)).scalar_one())
+        except IntegrityError as exc:  # a concurrent sign-up with the same email won
+            raise InvalidRequest("an account with this email exists") from exc
+
+    def _account(self, where: Any) -> AccountRecord | None:
+        r = self.conn.execute(select(t.accounts).where(where)).mappings().first()
+        if r is None:
+            return None
+        return AccountRecord(
+            r["id"], r["email"], r["password_hash"], r["role"], r["driver_id"], r["host_id"], r["created_at"]
+        )
+
+    def account_by_email(self, email: str) -> AccountRecord | None:
+        return self._account(t.accounts.c.email == email)
+
+    def account(self, account_id: int) -> AccountRecord:
+        found = self._account(t.accounts.c.id == account_id)
+        if found is None:
+            raise NotFound(f"no account {account_id}")
+        return found
+
+    def host(self, host_id: int) -> HostRecord:
+        h, k = t.hosts.c, t.host_kyc.c
+        r = self.conn.execute(
+            select(h.id, h.name, k.status)
+            .select_from(t.hosts.outerjoin(t.host_kyc, k.host_id == h.id))
+            .where(h.id == host_id)
+        ).first()
+        if r is None:
+            raise NotFound(f"no host {host_id}")
+        return HostRecord(r[0], r[1], r[2] or "pending")
+
+    def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None:
+        self.host(host_id)
+        k = t.host_kyc.c
+        changed = self.conn.execute(
+            update(t.host_kyc).where(k.host_id == host_id).values(status=status, updated_at=at)
+        ).rowcount
+        if not changed:
+            self.conn.execute(insert(t.host_kyc).values(host_id=host_id, status=status, updated_at=at))
+
+    def verified_hosts(self) -> set[int]:
+        k = t.host_kyc.c
+        return {int(r[0]) for r in self.conn.execute(select(k.host_id).where(k.status == "verified"))}
+
+    def chargers_of_host(self, host_id: int) -> Sequence[ChargerView]:
+        return self._views(t.chargers.c.host_id == host_id)
+
+    def update_charger(
+        self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None
+    ) -> None:
+        values: dict[str, Any] = {}
+        if title is not None:
+            values["title"] = title
+        if price_per_kwh is not None:
+            values["price_per_kwh"] = price_per_kwh
+        if values:
+            res = self.conn.execute(update(t.chargers).where(t.chargers.c.id == charger_id).values(**values))
+            if res.rowcount == 0:
+                raise NotFound(f"no charger {charger_id}")
+
+    def access_notes(self, charger_id: int) -> str:
+        n = t.charger_notes.c
+        r = self.conn.execute(select(n.access_notes).where(n.charger_id == charger_id)).first()
+        return "" if r is None else str(r[0])
+
+    def set_access_notes(self, charger_id: int, notes: str) -> None:
+        n = t.charger_notes.c
+        self.conn.execute(t.charger_notes.delete().where(n.charger_id == charger_id))
+        if notes:
+            self.conn.execute(insert(t.charger_notes).values(charger_id=charger_id, access_notes=notes))
+
+    def add_connector(
+        self, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
+    ) -> None:
+        k = t.connectors.c
+        if self.conn.execute(
+            select(k.id).where(k.charger_id == charger_id, k.connector_no == connector_no)
+        ).first():
+            raise InvalidRequest(f"charger {charger_id} already has connector {connector_no}")
+        self.conn.execute(
+            insert(t.connectors).values(
+                charger_id=charger_id,
+                connector_no=connector_no,
+                type=type_.value,
+                max_power_w=max_power_w,
+                status=ConnectorStatus.UNAVAILABLE.value,
+                fence_token=0,
+            )
+        )
+
+    def update_connector(
+        self,
+        charger_id: int,
+        connector_no: int,
+        *,
+        type_: ConnectorType | None = None,
+        max_power_w: int | None = None,
+    ) -> None:
+        k = t.connectors.c
+        values: dict[str, Any] = {}
+        if type_ is not None:
+            values["type"] = type_.value
+        if max_power_w is not None:
+            values["max_power_w"] = max_power_w
+        where = (k.charger_id == charger_id) & (k.connector_no == connector_no)
+        if not self.conn.execute(select(k.id).where(where)).first():
+            raise NotFound(f"charger {charger_id} has no connector {connector_no}")
+        if values:
+            self.conn.execute(update(t.connectors).where(where).values(**values))
+
+    def remove_connector(self, charger_id: int, connector_no: int) -> None:
+        """Delete a connector that has never been booked (bookings keep their history)."""
+        k = t.connectors.c
+        r = self.conn.execute(
+            select(k.id).where(k.charger_id == charger_id, k.connector_no == connector_no)
+        ).first()
+        if r is None:
+            raise NotFound(f"charger {charger_id} has no connector {connector_no}")
+        if self.conn.execute(
+            select(t.bookings.c.id).where(t.bookings.c.connector_id == r[0]).limit(1)
+        ).first():
+            raise InvalidRequest(f"connector {connector_no} has bookings; it cannot be removed")
+        count = self.conn.execute(select(func.count()).where(k.charger_id == charger_id)).scalar_one()
+        if count <= 1:
+            raise InvalidRequest("a charger needs at least one connector")
+        self.conn.execute(t.connectors.delete().where(k.id == r[0]))
+
+    def bookings_of(
+        self, *, driver_id: int | None = None, host_id: int | None = None
+    ) -> Sequence[BookingRecord]:
+        """One party's bookings: a driver's own, or those on a host's chargers (newest first)."""
+        if (driver_id is None) == (host_id is None):
+            raise ValueError("give a driver or a host")
+        q = _BOOKING_COLUMNS.where(
+            t.bookings.c.driver_id == driver_id if driver_id is not None else t.chargers.c.host_id == host_id
+        )
+        return [_booking(r) for r in self.conn.execute(q.order_by(t.bookings.c.id.desc())).mappings()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
@@ -17,15 +18,47 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 Server = Annotated[str, typer.Option(envvar="CHARGESHARE_SERVER", help="The backend's base URL.")]
+Email = Annotated[
+    str | None, typer.Option(envvar="CHARGESHARE_ADMIN_EMAIL", help="An admin account (see 'accounts').")
+]
+Password = Annotated[str | None, typer.Option(envvar="CHARGESHARE_ADMIN_PASSWORD", help="Its password.")]
+Token = Annotated[
+    str | None, typer.Option(envvar="CHARGESHARE_TOKEN", help="An admin access token, instead of logging in.")
+]
 DEFAULT_SERVER = "http://127.0.0.1:8180"
 
 
-def _call(method: str, server: str, path: str, **kw: Any) -> Any:
+@dataclass(frozen=True)
+class Operator:
+    server: str
+    email: str | None
+    password: str | None
+    token: str | None
+
+
+def _request(method: str, op: Operator, path: str, **kw: Any) -> httpx.Response:
     try:
-        r = httpx.request(method, server.rstrip("/") + path, timeout=120, **kw)
+        return httpx.request(method, op.server.rstrip("/") + path, timeout=120, **kw)
     except httpx.HTTPError as exc:
-        err.print(f"[red]error:[/] cannot reach the backend at {server}: {exc}")
+        err.print(f"[red]error:[/] cannot reach the backend at {op.server}: {exc}")
         raise typer.Exit(2) from exc
+
+
+def _token(op: Operator) -> str:
+    if op.token:
+        return op.token
+    if not (op.email and op.password):
+        err.print("[red]error:[/] give --token, or --email and --password of an admin account")
+        raise typer.Exit(2)
+    r = _request("POST", op, "/auth/login", json={"email": op.email, "password": op.password})
+    if r.status_code != 200:
+        err.print(f"[red]error:[/] login as {op.email} answered {r.status_code}: {r.text[:300]}")
+        raise typer.Exit(2)
+    return str(r.json()["access_token"])
+
+
+def _call(method: str, op: Operator, path: str, **kw: Any) -> Any:
+    r = _request(method, op, path, headers={"Authorization": f"Bearer {_token(op)}"}, **kw)
     if r.status_code >= 400:
         err.print(f"[red]error:[/] {method} {path} answered {r.status_code}: {r.text[:300]}")
         raise typer.Exit(2)
@@ -35,11 +68,15 @@ def _call(method: str, server: str, path: str, **kw: Any) -> Any:
 @app.command()
 def status(
     server: Server = DEFAULT_SERVER,
+    email: Email = None,
+    password: Password = None,
+    token: Token = None,
     only: Annotated[str | None, typer.Option(help="pending, done or dead")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List payment steps (the dead-letter queue with --only dead)."""
-    items = _call("GET", server, "/admin/payments", params={} if only is None else {"status": only})
+    op = Operator(server, email, password, token)
+    items = _call("GET", op, "/admin/payments", params={} if only is None else {"status": only})
     if as_json:
         console.print_json(json.dumps(items))
         return
@@ -59,10 +96,12 @@ def status(
 
 
 @app.command()
-def reconcile(server: Server = DEFAULT_SERVER) -> None:
+def reconcile(
+    server: Server = DEFAULT_SERVER, email: Email = None, password: Password = None, token: Token = None
+) -> None:
     """Retry every dead letter and the pending backlog now (once the provider is back). Exit 1 if any
     step is still dead afterwards."""
-    run = _call("POST", server, "/admin/payments/reconcile")
+    run = _call("POST", Operator(server, email, password, token), "/admin/payments/reconcile")
     left = run["dead_letters_left"]
     console.print(f"settled {run['done']}, still retrying {run['retried']}, dead letters left {left}")
     if left:
@@ -70,9 +109,18 @@ def reconcile(server: Server = DEFAULT_SERVER) -> None:
 
 
 @app.command()
-def payout(server: Server = DEFAULT_SERVER) -> None:
-    """Pay every host their payable balance."""
-    paid = _call("POST", server, "/admin/payouts")
+def payout(
+    server: Server = DEFAULT_SERVER, email: Email = None, password: Password = None, token: Token = None
+) -> None:
+    """Pay every verified host their payable balance; hosts whose KYC is not verified are skipped."""
+    run = _call("POST", Operator(server, email, password, token), "/admin/payouts")
+    paid: dict[str, int] = run["paid"]
     for host, pence in paid.items():
         console.print(f"host {host}: {format_gbp(pence)}")
-    console.print(f"{len(paid)} hosts paid, {format_gbp(sum(paid.values()))} in all")
+    for skipped in run["skipped"]:
+        console.print(
+            f"host {skipped['host_id']}: {format_gbp(skipped['amount'])} not paid: {skipped['reason']}"
+        )
+    console.print(
+        f"{len(paid)} hosts paid, {format_gbp(sum(paid.values()))} in all; {len(run['skipped'])} skipped"
+    )

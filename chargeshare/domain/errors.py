@@ -51,3 +51,23 @@ class LedgerError(DomainError):
     """A ledger operation that would break double-entry or two-phase rules."""
 
     code = "ledger_error"
+
+
+class Unauthorized(DomainError):
+    """No credentials, or ones that are wrong, malformed or expired."""
+
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """Signed in, but this role may not do that."""
+
+    code = "forbidden"
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -10,13 +10,15 @@ from typing import Protocol
 
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus
+from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import (
+    AccountRecord,
     BookingRecord,
     ChargerView,
     DriverRecord,
+    HostRecord,
     OutboxItem,
     SessionRecord,
 )
@@ -146,7 +148,9 @@ class Transaction(Protocol):
 
     # ledger
     def add_entries(self, entries: Sequence[JournalEntry]) -> None: ...
-    def entries(self, booking_id: int | None = None) -> Sequence[JournalEntry]: ...
+    def entries(
+        self, booking_id: int | None = None, account: str | None = None
+    ) -> Sequence[JournalEntry]: ...
     # payments outbox
     def enqueue_payment(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
         """Queue a gateway step; False if one with this idempotency key is already queued."""
@@ -169,6 +173,47 @@ class Transaction(Protocol):
     def posting_sums(self) -> dict[str, int]:
         """Sum of postings per entry id, straight from storage (for the invariant checker)."""
         ...
+
+    # accounts, hosts' KYC and what hosts edit
+    def add_account(
+        self,
+        *,
+        email: str,
+        password_hash: str,
+        role: str,
+        created_at: datetime,
+        driver_id: int | None = None,
+        host_id: int | None = None,
+    ) -> int:
+        """Raise InvalidRequest if the (normalised) email already has an account."""
+        ...
+
+    def account_by_email(self, email: str) -> AccountRecord | None: ...
+    def account(self, account_id: int) -> AccountRecord: ...
+    def host(self, host_id: int) -> HostRecord: ...
+    def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None: ...
+    def verified_hosts(self) -> set[int]: ...
+    def chargers_of_host(self, host_id: int) -> Sequence[ChargerView]: ...
+    def update_charger(
+        self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None
+    ) -> None: ...
+    def access_notes(self, charger_id: int) -> str: ...
+    def set_access_notes(self, charger_id: int, notes: str) -> None: ...
+    def add_connector(
+        self, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
+    ) -> None: ...
+    def update_connector(
+        self,
+        charger_id: int,
+        connector_no: int,
+        *,
+        type_: ConnectorType | None = None,
+        max_power_w: int | None = None,
+    ) -> None: ...
+    def remove_connector(self, charger_id: int, connector_no: int) -> None: ...
+    def bookings_of(
+        self, *, driver_id: int | None = None, host_id: int | None = None
+    ) -> Sequence[BookingRecord]: ...
 
 
 class Store(Protocol):

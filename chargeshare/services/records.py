@@ -95,3 +95,21 @@ class OutboxItem:
     last_error: str | None
     created_at: datetime
     done_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    account_id: int
+    email: str
+    password_hash: str
+    role: str  # driver | host | admin
+    driver_id: int | None
+    host_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    host_id: int
+    name: str
+    kyc_status: str  # pending | verified | rejected

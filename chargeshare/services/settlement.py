@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from chargeshare.domain import ledger
@@ -289,17 +289,30 @@ class SettlementService:
         return hold, result.reference
 
     # ---- payouts -------------------------------------------------------------------------------
-    def pay_out_hosts(self) -> dict[int, int]:
-        """Pay every host their payable balance (in the ledger; the provider's transfers are the
-        destination charges themselves). Returns host id -> pence paid."""
+    def pay_out_hosts(self) -> PayoutRun:
+        """Pay every host whose KYC checks are verified their payable balance (in the ledger; the
+        provider's transfers are the destination charges themselves). Others are skipped, with why."""
         now = self.clock.now()
-        paid: dict[int, int] = {}
+        run = PayoutRun()
         with self.store.transaction() as tx:
+            verified = tx.verified_hosts()
             balances = ledger.posted_balances(tx.entries())
             for account, balance in sorted(balances.items()):
-                if account.startswith("host:") and balance < 0:
-                    host_id = int(account.split(":")[1])
-                    entry_id = f"payout:{host_id}:{now.isoformat()}"
-                    tx.add_entries([ledger.payout(entry_id, host_id, -balance, now)])
-                    paid[host_id] = -balance
-        return paid
+                if not (account.startswith("host:") and balance < 0):
+                    continue
+                host_id = int(account.split(":")[1])
+                if host_id not in verified:
+                    run.skipped[host_id] = (-balance, "KYC not verified: payouts wait for verification")
+                    continue
+                entry_id = f"payout:{host_id}:{now.isoformat()}"
+                tx.add_entries([ledger.payout(entry_id, host_id, -balance, now)])
+                run.paid[host_id] = -balance
+        for host_id, (pence, why) in run.skipped.items():
+            log.info("payout of %s pence to host %s skipped: %s", pence, host_id, why)
+        return run
+
+
+@dataclass
+class PayoutRun:
+    paid: dict[int, int] = field(default_factory=dict)  # host id -> pence paid
+    skipped: dict[int, tuple[int, str]] = field(default_factory=dict)  # host id -> (pence owed, why)

@@ -30,7 +30,10 @@ class Served:
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
     # As `chargeshare serve` by default: unregistered chargers may connect (and change nothing).
-    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
+    app = build(
+        Config(database_url="sqlite://", allow_unknown_chargers=True, password_hash="fast"),
+        clock=SystemClock(),
+    )
     async with LoopbackServer(create_api(app)) as server:
         yield Served(app, server.port)
     app.close()

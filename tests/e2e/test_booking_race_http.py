@@ -12,6 +12,7 @@ from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import Config, build
 from chargeshare.services.invariants import check_store
+from tests import api_helpers as accounts
 from tests.conftest import REDIS_URL, add_charger
 from tests.integration.helpers import assert_one_hold
 
@@ -26,7 +27,7 @@ async def race_over_http(config: Config) -> list[int]:
     app = build(config)
     try:
         charger = add_charger(app, "HTTPRACE")
-        drivers = [app.marketplace.add_driver(f"d{i}", f"H{i}").driver_id for i in range(ATTEMPTS)]
+        drivers = [accounts.driver(app, f"d{i}", f"H{i}").headers for i in range(ATTEMPTS)]
         async with LoopbackServer(create_api(app)) as server:
             limits = httpx.Limits(max_connections=IN_FLIGHT)
             async with httpx.AsyncClient(
@@ -34,7 +35,7 @@ async def race_over_http(config: Config) -> list[int]:
             ) as http:
                 body = {"charger_id": charger, "connector_no": 1, "minutes": 45, "max_energy_wh": 5_000}
                 replies = await asyncio.gather(
-                    *(http.post("/bookings", json={"driver_id": d, **body}) for d in drivers)
+                    *(http.post("/bookings", json=body, headers=d) for d in drivers)
                 )
         assert_one_hold(app)
         assert [r.name for r in check_store(app.store, app.config.rules, final=False) if not r.ok] == []
@@ -46,7 +47,7 @@ async def race_over_http(config: Config) -> list[int]:
 @pytest.mark.parametrize("locks", [True, False], ids=["fakeredis-lock", "db-only"])
 async def test_sqlite(tmp_path: Path, locks: bool) -> None:
     codes = await race_over_http(
-        Config(database_url=f"sqlite:///{tmp_path / 'race.db'}", locks_enabled=locks)
+        Config(database_url=f"sqlite:///{tmp_path / 'race.db'}", locks_enabled=locks, password_hash="fast")
     )
     assert codes == [201] + [409] * (ATTEMPTS - 1)
 
@@ -54,5 +55,7 @@ async def test_sqlite(tmp_path: Path, locks: bool) -> None:
 @pytest.mark.postgres
 @pytest.mark.parametrize("locks", [True, False], ids=["real-redis-lock", "db-only"])
 async def test_postgres(postgres_url: str, redis_client: object, locks: bool) -> None:
-    codes = await race_over_http(Config(database_url=postgres_url, redis_url=REDIS_URL, locks_enabled=locks))
+    codes = await race_over_http(
+        Config(database_url=postgres_url, redis_url=REDIS_URL, locks_enabled=locks, password_hash="fast")
+    )
     assert codes == [201] + [409] * (ATTEMPTS - 1)

@@ -14,6 +14,7 @@ from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli.app import app as cli
+from chargeshare.domain.accounts import KycStatus
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.rules import MarketplaceRules
 from tests.conftest import add_charger
@@ -23,10 +24,15 @@ runner = CliRunner()
 
 
 async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
-    app = build(Config(database_url="sqlite://", rules=MarketplaceRules(payment_max_attempts=1)))
+    app = build(
+        Config(database_url="sqlite://", rules=MarketplaceRules(payment_max_attempts=1), password_hash="fast")
+    )
+    app.auth.add_admin("ops@operators.example", "ops password 1")
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway)
     charger = add_charger(app, price=40)
+    with app.store.reading() as t:
+        host_id = t.charger_by_id(charger).host_id
     driver = app.marketplace.add_driver("D", "TAG1")
     app.bookings.book(BookRequest(driver.driver_id, charger, 1, 60, 10_000))
     tx = app.charging.start("CP1", 1, "TAG1", 0, datetime.now(UTC)).transaction_id
@@ -36,9 +42,24 @@ async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
         async with LoopbackServer(create_api(app)) as server:
             url = f"http://127.0.0.1:{server.port}"
 
-            def run(*args: str) -> tuple[int, str]:
+            def invoke(*args: str) -> tuple[int, str]:
                 result = runner.invoke(cli, ["payments", *args, "--server", url])
                 return result.exit_code, " ".join(result.output.split())
+
+            def login(password: str) -> list[str]:
+                return ["--email", "ops@operators.example", "--password", password]
+
+            code, out = await asyncio.to_thread(invoke, "status", *login("not the password"))
+            assert code == 2 and "answered 401" in out
+            code, out = await asyncio.to_thread(invoke, "status")
+            assert code == 2 and "--token" in out
+            code, out = await asyncio.to_thread(invoke, "status", *login("ops password 1"))
+            assert code == 0 and "capture" in out
+            # Each command logs in afresh unless given a token (logins are rate limited per account).
+            token = app.auth.login("ops@operators.example", "ops password 1").token
+
+            def run(*args: str) -> tuple[int, str]:
+                return invoke(*args, "--token", token)
 
             code, out = await asyncio.to_thread(run, "status", "--only", "dead", "--json")
             assert code == 0
@@ -51,12 +72,15 @@ async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
             code, out = await asyncio.to_thread(run, "reconcile")
             assert code == 0 and "settled 1" in out and "dead letters left 0" in out
             code, out = await asyncio.to_thread(run, "payout")
-            assert code == 0 and "£1.70" in out  # 200p captured, 15% fee: the host's 170p
+            assert code == 0 and "£1.70 not paid: KYC not verified" in out and "0 hosts paid" in out
+            app.hosting.set_kyc(host_id, KycStatus.VERIFIED)
+            code, out = await asyncio.to_thread(run, "payout")
+            assert code == 0 and "£1.70" in out and "1 hosts paid" in out  # 200p, 15% fee: the host's 170p
         assert gateway.total_captured == 200
     finally:
         app.close()
 
 
 def test_an_unreachable_backend_is_a_clear_error() -> None:
-    result = runner.invoke(cli, ["payments", "status", "--server", "http://127.0.0.1:9"])
+    result = runner.invoke(cli, ["payments", "status", "--server", "http://127.0.0.1:9", "--token", "t"])
     assert result.exit_code == 2 and "cannot reach the backend" in result.output

@@ -10,6 +10,7 @@ import pytest
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import InvalidRequest, PaymentDeclined, PaymentUnavailable
@@ -179,8 +180,11 @@ def test_vat_on_the_platform_fee_and_host_payouts(app: App, clock: ManualClock) 
     assert (balances[PLATFORM_REVENUE], balances[VAT_PAYABLE]) == (-125, -25)
     # Processing (1.5% rounded up + 20p = 35p) is the platform's cost, booked beside the split.
     assert balances["platform:processor_fees"] == 35
-    assert app.settlement.pay_out_hosts() == {host_id: 850}
-    assert app.settlement.pay_out_hosts() == {}  # nothing left to pay
+    pending = app.settlement.pay_out_hosts()  # KYC not verified yet: owed, not paid, and said so
+    assert pending.paid == {} and pending.skipped[host_id][0] == 850
+    app.hosting.set_kyc(host_id, KycStatus.VERIFIED)
+    assert app.settlement.pay_out_hosts().paid == {host_id: 850}
+    assert app.settlement.pay_out_hosts().paid == {}  # nothing left to pay
     with app.store.transaction() as t:
         assert posted_balances(t.entries())[f"host:{host_id}:payable"] == 0
     assert failing(app) == set()

@@ -1,0 +1,112 @@
+"""The HTTP and WebSocket server: one ASGI app with the REST API, live push and the OCPP endpoint.
+
+One router per resource; routes are thin: check who is calling, call a service, map domain errors to
+a status with a reason (`{"error": code, "detail": sentence}`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse
+
+from chargeshare import __version__
+from chargeshare.adapters.api import (
+    routes_admin,
+    routes_auth,
+    routes_bookings,
+    routes_chargers,
+    routes_health,
+    routes_host_chargers,
+    routes_host_money,
+    routes_sessions,
+)
+from chargeshare.adapters.api.housekeeping import housekeeping
+from chargeshare.adapters.api.schemas import Problem
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App
+from chargeshare.domain import errors
+from chargeshare.domain.rate_limit import retry_after_header
+
+STATUS_OF: dict[type[errors.DomainError], int] = {
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
+    errors.NotFound: 404,
+    errors.BookingConflict: 409,
+    errors.InvalidTransition: 409,
+    errors.PaymentDeclined: 402,
+    errors.PaymentUnavailable: 503,
+    errors.InvalidRequest: 400,
+}
+
+_problem: dict[str, Any] = {"model": Problem}
+SIGNED_IN: dict[int | str, dict[str, Any]] = {
+    401: {**_problem, "description": "no token, or a wrong or expired one"},
+    403: {**_problem, "description": "this role may not do that"},
+}
+COMMON: dict[int | str, dict[str, Any]] = {
+    400: {**_problem, "description": "the request breaks a rule; `detail` says which"},
+    404: {**_problem, "description": "no such thing, or not yours"},
+}
+
+
+def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
+    registry = registry or ChargerRegistry(app)
+
+    @asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(housekeeping(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    api = FastAPI(title="ChargeShare", version=__version__, lifespan=lifespan)
+    api.state.app = app
+    api.state.registry = registry
+
+    @api.exception_handler(errors.DomainError)
+    async def domain_error(_request: Request, exc: errors.DomainError) -> JSONResponse:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
+        headers = {}
+        if isinstance(exc, errors.Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, errors.RateLimited):
+            headers["Retry-After"] = retry_after_header(exc.retry_after_s)
+        return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status, headers=headers)
+
+    signed_in = {**COMMON, **SIGNED_IN}
+    limited: dict[int | str, dict[str, Any]] = {
+        429: {**_problem, "description": "too many requests: see Retry-After"}
+    }
+    api.include_router(routes_health.router(app, registry))
+    api.include_router(routes_auth.router(app), responses={**signed_in, **limited})
+    api.include_router(routes_chargers.router(app), responses=COMMON)
+    api.include_router(routes_host_chargers.router(app), responses=signed_in)
+    api.include_router(
+        routes_bookings.router(app),
+        responses={
+            **signed_in,
+            **limited,
+            402: {**_problem, "description": "card declined"},
+            409: {**_problem, "description": "booked already, or not allowed in its state"},
+            503: {**_problem, "description": "the payment provider is unavailable; nothing was booked"},
+        },
+    )
+    api.include_router(routes_sessions.router(app), responses=signed_in)
+    api.include_router(routes_host_money.router(app), responses=signed_in)
+    api.include_router(routes_admin.router(app), responses=signed_in)
+
+    @api.websocket("/ocpp/{charge_point_id}")
+    async def ocpp(ws: WebSocket, charge_point_id: str) -> None:
+        await registry.serve(ws, charge_point_id)
+
+    return api

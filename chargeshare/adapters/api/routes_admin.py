@@ -1,0 +1,91 @@
+"""Operator endpoints (admin role): chargers online/offline, the payments outbox and its dead letters,
+reconcile, host payouts and hosts' KYC status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from chargeshare.adapters.api.deps import Admin
+from chargeshare.adapters.api.schemas import (
+    AdminChargerOut,
+    HostOut,
+    KycIn,
+    OutboxRunOut,
+    PaymentStepOut,
+    PayoutRunOut,
+    SkippedPayout,
+)
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import KycStatus
+
+
+def router(app: App) -> APIRouter:
+    r = APIRouter(prefix="/admin", tags=["admin"])
+
+    @r.get("/chargers")
+    def chargers(
+        _who: Admin,
+        status: Annotated[str | None, Query(pattern="^(registered|online|offline)$")] = None,
+    ) -> list[AdminChargerOut]:
+        with app.store.reading() as tx:
+            views = tx.chargers()
+        return [
+            AdminChargerOut(
+                id=c.charger_id,
+                charge_point_id=c.charge_point_id,
+                host_id=c.host_id,
+                status=c.status.value,
+                ocpp_version=c.ocpp_version,
+                last_seen_at=c.last_seen_at,
+            )
+            for c in views
+            if status is None or c.status.value == status
+        ]
+
+    @r.get("/payments")
+    def payments(
+        _who: Admin,
+        status: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
+    ) -> list[PaymentStepOut]:
+        """Payment steps; `status=dead` is the dead-letter queue."""
+        with app.store.reading() as tx:
+            items = tx.payments(status)
+        return [
+            PaymentStepOut(
+                id=i.item_id,
+                booking_id=i.booking_id,
+                step=i.step,
+                amount=i.amount,
+                status=i.status,
+                attempts=i.attempts,
+                next_attempt_at=i.next_attempt_at,
+                last_error=i.last_error,
+            )
+            for i in items
+        ]
+
+    @r.post("/payments/reconcile")
+    def reconcile(_who: Admin) -> OutboxRunOut:
+        run = app.settlement.reconcile()
+        with app.store.reading() as tx:
+            left = len(tx.payments("dead"))
+        return OutboxRunOut(done=run.done, retried=run.retried, dead=run.dead, dead_letters_left=left)
+
+    @r.post("/payouts")
+    def payouts(_who: Admin) -> PayoutRunOut:
+        """Pay verified hosts their balances; hosts whose KYC is not verified are listed as skipped."""
+        run = app.settlement.pay_out_hosts()
+        return PayoutRunOut(
+            paid={str(h): pence for h, pence in run.paid.items()},
+            skipped=[SkippedPayout(host_id=h, amount=p, reason=why) for h, (p, why) in run.skipped.items()],
+        )
+
+    @r.put("/hosts/{host_id}/kyc")
+    def set_kyc(host_id: int, body: KycIn, _who: Admin) -> HostOut:
+        """Record the outcome of a host's identity checks; only verified hosts are paid out."""
+        host = app.hosting.set_kyc(host_id, KycStatus(body.status))
+        return HostOut(host_id=host.host_id, name=host.name, kyc_status=host.kyc_status)
+
+    return r

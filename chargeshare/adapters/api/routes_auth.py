@@ -1,0 +1,71 @@
+"""Sign up as a driver or host, log in for an access token, and see who you are."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from chargeshare.adapters.api.deps import Anyone, client_address
+from chargeshare.adapters.api.schemas import AccountOut, DriverSignUp, HostSignUp, LoginIn, TokenOut
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import normalise_email
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.services.auth import AccessToken
+
+
+def token_out(t: AccessToken) -> TokenOut:
+    p = t.principal
+    return TokenOut(
+        access_token=t.token,
+        expires_at=t.expires_at,
+        role=p.role.value,
+        account_id=p.account_id,
+        driver_id=p.driver_id,
+        host_id=p.host_id,
+    )
+
+
+def router(app: App) -> APIRouter:
+    r = APIRouter(prefix="/auth", tags=["auth"])
+    limits = app.config.limits
+
+    @r.post("/register/driver", status_code=201)
+    def register_driver(body: DriverSignUp) -> TokenOut:
+        account = app.auth.register_driver(body.email, body.password, body.name, body.id_tag)
+        return token_out(app.auth.issue(account))
+
+    @r.post("/register/host", status_code=201)
+    def register_host(body: HostSignUp) -> TokenOut:
+        account = app.auth.register_host(body.email, body.password, body.name)
+        return token_out(app.auth.issue(account))
+
+    @r.post("/login")
+    def login(body: LoginIn, address: Annotated[str, Depends(client_address)]) -> TokenOut:
+        """Limited per address and per account (Retry-After on 429), so passwords cannot be guessed
+        at speed. Wrong email and wrong password get the same answer."""
+        app.limiter.check("login", f"address:{address}", limits.login_per_address)
+        try:
+            key = normalise_email(body.email)
+        except InvalidRequest:
+            key = body.email.strip().lower()
+        app.limiter.check("login", f"account:{key}", limits.login_per_account)
+        return token_out(app.auth.login(body.email, body.password))
+
+    @r.get("/me")
+    def me(who: Anyone) -> AccountOut:
+        with app.store.reading() as tx:
+            account = tx.account(who.account_id)
+            driver = None if account.driver_id is None else tx.driver(account.driver_id)
+            host = None if account.host_id is None else tx.host(account.host_id)
+        return AccountOut(
+            account_id=account.account_id,
+            email=account.email,
+            role=account.role,
+            driver_id=account.driver_id,
+            host_id=account.host_id,
+            id_tag=None if driver is None else driver.id_tag,
+            kyc_status=None if host is None else host.kyc_status,
+        )
+
+    return r

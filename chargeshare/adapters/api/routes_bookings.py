@@ -1,0 +1,88 @@
+"""Bookings: drivers book and cancel; hosts see and cancel bookings on their chargers. Someone else's
+booking answers 404, as if it did not exist."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chargeshare.adapters.api.deps import Driver, DriverOrHost
+from chargeshare.adapters.api.schemas import BookingIn, BookingOut, ReceiptOut
+from chargeshare.adapters.api.views import booking_out, receipt_out
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import Principal, Role
+from chargeshare.domain.errors import NotFound
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.receipts import receipt_for
+from chargeshare.services.records import BookingRecord
+
+
+def visible_to(p: Principal, b: BookingRecord) -> bool:
+    if p.role is Role.DRIVER:
+        return b.driver_id == p.driver_id
+    if p.role is Role.HOST:
+        return b.host_id == p.host_id
+    return p.role is Role.ADMIN
+
+
+def router(app: App) -> APIRouter:
+    r = APIRouter(prefix="/bookings", tags=["bookings"])
+
+    def own_booking(who: Principal, booking_id: int) -> BookingRecord:
+        with app.store.reading() as tx:
+            b = tx.booking(booking_id)
+        if not visible_to(who, b):
+            raise NotFound(f"no booking {booking_id}")
+        return b
+
+    @r.post("", status_code=201, responses={409: {"description": "connector already booked"}})
+    def book(body: BookingIn, who: Driver) -> BookingOut:
+        """Book a connector for a period and place the card hold. Limited per account (429)."""
+        assert who.driver_id is not None
+        app.limiter.check("booking", f"driver:{who.driver_id}", app.config.limits.booking_per_account)
+        record = app.bookings.book(
+            BookRequest(
+                driver_id=who.driver_id,
+                charger_id=body.charger_id,
+                connector_no=body.connector_no,
+                minutes=body.minutes,
+                max_energy_wh=body.max_energy_wh,
+                starts_at=body.starts_at,
+            )
+        )
+        return booking_out(app, record)
+
+    @r.get("")
+    def mine(who: DriverOrHost) -> list[BookingOut]:
+        """A driver's own bookings, or those on a host's chargers, newest first."""
+        with app.store.reading() as tx:
+            records = (
+                tx.bookings_of(driver_id=who.driver_id)
+                if who.role is Role.DRIVER
+                else tx.bookings_of(host_id=who.host_id)
+            )
+        return [booking_out(app, b) for b in records]
+
+    @r.get("/{booking_id}")
+    def get(booking_id: int, who: DriverOrHost) -> BookingOut:
+        return booking_out(app, own_booking(who, booking_id))
+
+    @r.post("/{booking_id}/cancel")
+    def cancel(booking_id: int, who: DriverOrHost) -> BookingOut:
+        """Cancel before charging starts: as its driver (a fee if late) or as the charger's host (free
+        for the driver)."""
+        own_booking(who, booking_id)
+        if who.role is Role.DRIVER:
+            return booking_out(app, app.bookings.cancel(booking_id, driver_id=who.driver_id))
+        return booking_out(app, app.bookings.cancel(booking_id, host_id=who.host_id))
+
+    @r.get("/{booking_id}/receipt")
+    def receipt(booking_id: int, who: DriverOrHost) -> ReceiptOut:
+        """Energy, price, fee and the VAT line; 404 until the session is stopped and paid."""
+        b = own_booking(who, booking_id)
+        with app.store.reading() as tx:
+            found = receipt_for(tx, b, app.config.rules)
+        if found is None:
+            raise NotFound(f"booking {booking_id} has no receipt yet")
+        return receipt_out(found)
+
+    return r

@@ -1,0 +1,105 @@
+"""A host's own chargers: list, create, edit (title, price, access notes), remove; connectors; the
+weekly availability calendar. Another host's charger answers 404, as if it did not exist."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from chargeshare.adapters.api.deps import Host
+from chargeshare.adapters.api.schemas import (
+    ChargerCreated,
+    ChargerIn,
+    ChargerPatch,
+    ConnectorIn,
+    ConnectorPatch,
+    HostChargerOut,
+    WindowIO,
+)
+from chargeshare.adapters.api.views import host_charger_out
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import Principal
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+
+
+def _host_id(p: Principal) -> int:
+    assert p.host_id is not None, "a host token always names its host"
+    return p.host_id
+
+
+def router(app: App) -> APIRouter:
+    r = APIRouter(prefix="/host/chargers", tags=["host chargers"])
+    hosting = app.hosting
+
+    def details(host_id: int, charger_id: int) -> HostChargerOut:
+        view, notes, windows = hosting.details(host_id, charger_id)
+        return host_charger_out(view, notes, windows)
+
+    @r.get("")
+    def list_mine(who: Host) -> list[HostChargerOut]:
+        return [details(_host_id(who), c.charger_id) for c in hosting.list_chargers(_host_id(who))]
+
+    @r.post("", status_code=201)
+    def create(body: ChargerIn, who: Host) -> ChargerCreated:
+        """List a new charger. The answer carries the charger's OCPP password, shown this once."""
+        if len({c.connector_no for c in body.connectors}) != len(body.connectors):
+            raise InvalidRequest("connector numbers must differ")
+        spec = ChargerSpec(
+            charge_point_id=body.charge_point_id,
+            host_id=_host_id(who),
+            location=Point(body.lat, body.lon),
+            tariff=Tariff(body.price_per_kwh),
+            connectors=tuple(ConnectorSpec(c.connector_no, c.type, c.max_power_w) for c in body.connectors),
+            title=body.title,
+        )
+        view, password = hosting.add_charger(spec, body.access_notes)
+        return ChargerCreated(charger=details(_host_id(who), view.charger_id), password=password)
+
+    @r.get("/{charger_id}")
+    def get(charger_id: int, who: Host) -> HostChargerOut:
+        return details(_host_id(who), charger_id)
+
+    @r.patch("/{charger_id}")
+    def edit(charger_id: int, body: ChargerPatch, who: Host) -> HostChargerOut:
+        hosting.update_charger(
+            _host_id(who),
+            charger_id,
+            title=body.title,
+            price_per_kwh=body.price_per_kwh,
+            access_notes=body.access_notes,
+        )
+        return details(_host_id(who), charger_id)
+
+    @r.delete("/{charger_id}", status_code=204)
+    def remove(charger_id: int, who: Host) -> Response:
+        hosting.remove_charger(_host_id(who), charger_id)
+        return Response(status_code=204)
+
+    @r.put("/{charger_id}/availability")
+    def set_availability(charger_id: int, body: list[WindowIO], who: Host) -> HostChargerOut:
+        """Replace the weekly calendar (UK local time). An empty list means always open."""
+        windows = [WeeklyWindow(w.weekday, w.start_minute, w.end_minute) for w in body]
+        hosting.set_availability(_host_id(who), charger_id, windows)
+        return details(_host_id(who), charger_id)
+
+    @r.post("/{charger_id}/connectors", status_code=201)
+    def add_connector(charger_id: int, body: ConnectorIn, who: Host) -> HostChargerOut:
+        hosting.add_connector(_host_id(who), charger_id, body.connector_no, body.type, body.max_power_w)
+        return details(_host_id(who), charger_id)
+
+    @r.patch("/{charger_id}/connectors/{connector_no}")
+    def edit_connector(charger_id: int, connector_no: int, body: ConnectorPatch, who: Host) -> HostChargerOut:
+        hosting.update_connector(
+            _host_id(who), charger_id, connector_no, type_=body.type, max_power_w=body.max_power_w
+        )
+        return details(_host_id(who), charger_id)
+
+    @r.delete("/{charger_id}/connectors/{connector_no}")
+    def remove_connector(charger_id: int, connector_no: int, who: Host) -> HostChargerOut:
+        hosting.remove_connector(_host_id(who), charger_id, connector_no)
+        return details(_host_id(who), charger_id)
+
+    return r

@@ -1,0 +1,260 @@
+"""Request and response bodies of the REST API. Money in integer pence, energy in integer Wh."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from chargeshare.domain.charger import ConnectorType
+
+
+class Problem(BaseModel):
+    """Every 4xx and 5xx answer: a stable code and a sentence for people."""
+
+    error: str
+    detail: str
+
+
+# ---- accounts ------------------------------------------------------------------------------------
+class DriverSignUp(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=10, max_length=128)
+    name: str = Field(min_length=1, max_length=200)
+    id_tag: str | None = Field(
+        default=None, min_length=1, max_length=20, description="the RFID tag or app id; made up if omitted"
+    )
+
+
+class HostSignUp(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=10, max_length=128)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class LoginIn(BaseModel):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    role: str
+    account_id: int
+    driver_id: int | None = None
+    host_id: int | None = None
+
+
+class AccountOut(BaseModel):
+    account_id: int
+    email: str
+    role: str
+    driver_id: int | None = None
+    host_id: int | None = None
+    id_tag: str | None = Field(default=None, description="drivers: the tag a charger is given")
+    kyc_status: str | None = Field(default=None, description="hosts: pending, verified or rejected")
+
+
+# ---- chargers ------------------------------------------------------------------------------------
+class ConnectorOut(BaseModel):
+    connector_no: int
+    type: str
+    max_power_w: int
+    status: str
+
+
+class ChargerOut(BaseModel):
+    id: int
+    charge_point_id: str
+    host_id: int
+    title: str
+    lat: float
+    lon: float
+    price_per_kwh: int = Field(description="pence per kWh")
+    status: str
+    connectors: list[ConnectorOut]
+    distance_m: float | None = Field(default=None, description="from the centre, for radius searches")
+
+
+class WindowIO(BaseModel):
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    start_minute: int = Field(ge=0, lt=1440, description="minutes after local (UK) midnight")
+    end_minute: int = Field(gt=0, le=1440)
+
+
+class HostChargerOut(ChargerOut):
+    access_notes: str
+    availability: list[WindowIO] = Field(description="weekly calendar; empty means always open")
+    ocpp_version: str | None
+    last_seen_at: datetime | None
+
+
+class ConnectorIn(BaseModel):
+    connector_no: int = Field(ge=1, le=99)
+    type: ConnectorType = ConnectorType.TYPE2
+    max_power_w: int = Field(ge=1000, le=400_000)
+
+
+class ChargerIn(BaseModel):
+    charge_point_id: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")
+    title: str = Field(default="", max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    price_per_kwh: int = Field(ge=1, le=1000, description="pence per kWh")
+    connectors: list[ConnectorIn] = Field(min_length=1, max_length=8)
+    access_notes: str = Field(default="", max_length=2000)
+
+
+class ChargerCreated(BaseModel):
+    charger: HostChargerOut
+    password: str = Field(description="the charger's OCPP Basic-auth password; shown once")
+
+
+class ChargerPatch(BaseModel):
+    title: str | None = Field(default=None, max_length=200)
+    price_per_kwh: int | None = Field(default=None, ge=1, le=1000)
+    access_notes: str | None = Field(default=None, max_length=2000)
+
+
+class ConnectorPatch(BaseModel):
+    type: ConnectorType | None = None
+    max_power_w: int | None = Field(default=None, ge=1000, le=400_000)
+
+
+# ---- bookings, sessions, receipts -------------------------------------------------------------------
+class BookingIn(BaseModel):
+    charger_id: int = Field(ge=1)
+    connector_no: int = Field(default=1, ge=1, le=99)
+    minutes: int = Field(ge=1, le=24 * 60)
+    max_energy_wh: int = Field(ge=1, le=1_000_000)
+    starts_at: datetime | None = Field(default=None, description="omit to charge now; with a time zone")
+
+
+class ReceiptOut(BaseModel):
+    booking_id: int
+    energy_wh: int
+    price_per_kwh: int = Field(description="pence per kWh")
+    energy_cost: int = Field(description="pence for the energy")
+    idle_fee: int = Field(description="pence for staying plugged in after charging, included in cost")
+    cost: int = Field(description="pence captured in all")
+    platform_fee: int = Field(description="the platform's fee inside the cost, VAT included")
+    vat: int = Field(description="the VAT inside the platform fee")
+    host_share: int
+
+
+class BookingOut(BaseModel):
+    id: int
+    driver_id: int
+    charger_id: int
+    connector_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    max_energy_wh: int
+    price_per_kwh: int
+    hold_amount: int
+    fee: int = Field(description="no-show or late-cancellation fee charged, pence")
+    cancelled_by: str | None = None
+    reservation: str = Field(description="none | sent | accepted: the charger's answer to ReserveNow")
+    session_id: int | None = None
+    receipt: ReceiptOut | None = None
+    access_notes: str | None = Field(default=None, description="the host's notes, for a live booking")
+
+
+class SessionOut(BaseModel):
+    id: int
+    booking_id: int
+    charger_id: int
+    status: str
+    started_at: datetime
+    stopped_at: datetime | None
+    energy_wh: int = Field(description="so far, or billed once stopped")
+    cost: int = Field(description="pence so far at the booking's price, or the final cost")
+
+
+# ---- host money ----------------------------------------------------------------------------------
+class PayoutOut(BaseModel):
+    id: str
+    amount: int
+    paid_at: datetime
+
+
+class EarningsOut(BaseModel):
+    host_id: int
+    kyc_status: str
+    gross_consideration: int = Field(description="pence drivers paid for this host's charging")
+    fees_withheld: int = Field(description="the platform's fees, VAT included")
+    earned: int = Field(description="the host's share")
+    paid_out: int
+    balance: int = Field(description="earned but not yet paid out")
+    activities: int
+
+
+class QuarterOut(BaseModel):
+    quarter: int = Field(ge=1, le=4)
+    gross_consideration: int
+    fees_withheld: int
+    net_paid: int
+    activities: int
+
+
+class StatementOut(BaseModel):
+    host_id: int
+    year: int
+    currency: str = "GBP"
+    gross_consideration: int
+    fees_withheld: int
+    net_paid: int
+    activities: int
+    quarters: list[QuarterOut]
+
+
+# ---- admin ---------------------------------------------------------------------------------------
+class PaymentStepOut(BaseModel):
+    id: int
+    booking_id: int
+    step: str
+    amount: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+class OutboxRunOut(BaseModel):
+    done: int
+    retried: int
+    dead: int
+    dead_letters_left: int
+
+
+class SkippedPayout(BaseModel):
+    host_id: int
+    amount: int = Field(description="pence owed and not paid")
+    reason: str
+
+
+class PayoutRunOut(BaseModel):
+    paid: dict[str, int] = Field(description="host id -> pence paid")
+    skipped: list[SkippedPayout]
+
+
+class HostOut(BaseModel):
+    host_id: int
+    name: str
+    kyc_status: str
+
+
+class KycIn(BaseModel):
+    status: str = Field(pattern="^(pending|verified|rejected)$")
+
+
+class AdminChargerOut(BaseModel):
+    id: int
+    charge_point_id: str
+    host_id: int
+    status: str
+    ocpp_version: str | None
+    last_seen_at: datetime | None

@@ -1,0 +1,111 @@
+"""Records to response bodies."""
+
+from __future__ import annotations
+
+from chargeshare.adapters.api.schemas import (
+    BookingOut,
+    ChargerOut,
+    ConnectorOut,
+    HostChargerOut,
+    ReceiptOut,
+    SessionOut,
+    WindowIO,
+)
+from chargeshare.bootstrap import App
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.receipts import Receipt, receipt_for
+from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
+
+NOTES_SHOWN = frozenset({BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
+
+
+def charger_out(c: ChargerView) -> ChargerOut:
+    return ChargerOut(
+        id=c.charger_id,
+        charge_point_id=c.charge_point_id,
+        host_id=c.host_id,
+        title=c.title,
+        lat=c.location.lat,
+        lon=c.location.lon,
+        price_per_kwh=c.price_per_kwh,
+        status=c.status.value,
+        distance_m=None if c.distance_m is None else round(c.distance_m, 1),
+        connectors=[
+            ConnectorOut(
+                connector_no=x.connector_no,
+                type=x.type.value,
+                max_power_w=x.max_power_w,
+                status=x.status.value,
+            )
+            for x in c.connectors
+        ],
+    )
+
+
+def host_charger_out(c: ChargerView, notes: str, windows: list[WeeklyWindow]) -> HostChargerOut:
+    return HostChargerOut(
+        **charger_out(c).model_dump(),
+        access_notes=notes,
+        availability=[
+            WindowIO(weekday=w.weekday, start_minute=w.start_minute, end_minute=w.end_minute) for w in windows
+        ],
+        ocpp_version=c.ocpp_version,
+        last_seen_at=c.last_seen_at,
+    )
+
+
+def receipt_out(r: Receipt) -> ReceiptOut:
+    return ReceiptOut(
+        booking_id=r.booking_id,
+        energy_wh=r.energy_wh,
+        price_per_kwh=r.price_per_kwh,
+        energy_cost=r.energy_cost,
+        idle_fee=r.idle_fee,
+        cost=r.cost,
+        platform_fee=r.platform_fee,
+        vat=r.vat,
+        host_share=r.host_share,
+    )
+
+
+def booking_out(app: App, b: BookingRecord) -> BookingOut:
+    with app.store.reading() as tx:
+        session = tx.session_for_booking(b.booking_id)
+        receipt = receipt_for(tx, b, app.config.rules)
+        # The host's access notes (gate codes and the like) go to drivers with a live booking only.
+        notes = tx.access_notes(b.charger_id) if b.status in NOTES_SHOWN else None
+    return BookingOut(
+        id=b.booking_id,
+        driver_id=b.driver_id,
+        charger_id=b.charger_id,
+        connector_id=b.connector_id,
+        starts_at=b.starts_at,
+        ends_at=b.ends_at,
+        status=b.status.value,
+        max_energy_wh=b.max_energy_wh,
+        price_per_kwh=b.price_per_kwh,
+        hold_amount=b.hold_amount,
+        fee=b.fee,
+        cancelled_by=b.cancelled_by,
+        reservation=b.reservation,
+        session_id=None if session is None else session.session_id,
+        receipt=None if receipt is None else receipt_out(receipt),
+        access_notes=notes or None,
+    )
+
+
+def session_out(s: SessionRecord, b: BookingRecord) -> SessionOut:
+    energy = s.billed_wh if s.billed_wh is not None else max(0, s.meter_last_wh - s.meter_start_wh)
+    cost = s.cost if s.cost is not None else Tariff(b.price_per_kwh).cost(energy)
+    return SessionOut(
+        id=s.session_id,
+        booking_id=s.booking_id,
+        charger_id=b.charger_id,
+        status=s.status.value,
+        started_at=s.started_at,
+        stopped_at=s.stopped_at,
+        energy_wh=energy,
+        cost=cost,
+    )

@@ -1,0 +1,179 @@
+"""What a host manages: their chargers, connectors, prices, calendars and access notes; their money
+(earnings, payouts, the yearly statement); and the operator's KYC decision about them.
+
+Every call names the host acting; a charger of another host is "not found", never "forbidden", so
+nobody learns what others have listed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from chargeshare.domain.accounts import KycStatus
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.charger import ChargerSpec, ConnectorType
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.ledger import EntryKind, JournalEntry, host_payable
+from chargeshare.domain.statement import YearStatement, earnings_of, year_statement
+from chargeshare.services.clock import Clock
+from chargeshare.services.marketplace import MarketplaceService
+from chargeshare.services.ports import Store, Transaction
+from chargeshare.services.records import ChargerView, HostRecord
+
+PASSWORD_BYTES = 18  # 24 URL-safe characters: inside OCPP's 16-40
+
+
+@dataclass(frozen=True)
+class Payout:
+    entry_id: str
+    amount: int
+    paid_at: datetime
+
+
+@dataclass(frozen=True)
+class Earnings:
+    host: HostRecord
+    gross_consideration: int
+    fees_withheld: int
+    earned: int
+    paid_out: int
+    activities: int
+
+    @property
+    def balance(self) -> int:
+        return self.earned - self.paid_out
+
+
+class HostingService:
+    def __init__(self, store: Store, marketplace: MarketplaceService, clock: Clock) -> None:
+        self.store, self.marketplace, self.clock = store, marketplace, clock
+
+    # ---- chargers --------------------------------------------------------------------------------
+    def list_chargers(self, host_id: int) -> Sequence[ChargerView]:
+        with self.store.reading() as tx:
+            return tx.chargers_of_host(host_id)
+
+    def charger(self, host_id: int, charger_id: int) -> ChargerView:
+        with self.store.reading() as tx:
+            return _own(tx, host_id, charger_id)
+
+    def details(self, host_id: int, charger_id: int) -> tuple[ChargerView, str, list[WeeklyWindow]]:
+        with self.store.reading() as tx:
+            view = _own(tx, host_id, charger_id)
+            return view, tx.access_notes(charger_id), tx.availability([charger_id]).get(charger_id, [])
+
+    def add_charger(self, spec: ChargerSpec, access_notes: str = "") -> tuple[ChargerView, str]:
+        """List a charger; returns it with its generated OCPP password (shown to the host once)."""
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        view = self.marketplace.add_charger(spec, password=password)
+        if access_notes:
+            with self.store.transaction() as tx:
+                tx.set_access_notes(view.charger_id, access_notes)
+        return view, password
+
+    def update_charger(
+        self,
+        host_id: int,
+        charger_id: int,
+        *,
+        title: str | None = None,
+        price_per_kwh: int | None = None,
+        access_notes: str | None = None,
+    ) -> None:
+        """A new price applies to bookings made from now; existing ones keep the price they were made at."""
+        with self.store.transaction() as tx:
+            _own(tx, host_id, charger_id)
+            tx.update_charger(charger_id, title=title, price_per_kwh=price_per_kwh)
+            if access_notes is not None:
+                tx.set_access_notes(charger_id, access_notes)
+
+    def remove_charger(self, host_id: int, charger_id: int) -> None:
+        with self.store.transaction() as tx:
+            view = _own(tx, host_id, charger_id)
+            tx.remove_charger(view.charge_point_id)
+
+    def set_availability(self, host_id: int, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
+        with self.store.transaction() as tx:
+            _own(tx, host_id, charger_id)
+            tx.set_availability(charger_id, windows)
+
+    def add_connector(
+        self, host_id: int, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
+    ) -> None:
+        with self.store.transaction() as tx:
+            _own(tx, host_id, charger_id)
+            tx.add_connector(charger_id, connector_no, type_, max_power_w)
+
+    def update_connector(
+        self,
+        host_id: int,
+        charger_id: int,
+        connector_no: int,
+        *,
+        type_: ConnectorType | None = None,
+        max_power_w: int | None = None,
+    ) -> None:
+        with self.store.transaction() as tx:
+            _own(tx, host_id, charger_id)
+            tx.update_connector(charger_id, connector_no, type_=type_, max_power_w=max_power_w)
+
+    def remove_connector(self, host_id: int, charger_id: int, connector_no: int) -> None:
+        with self.store.transaction() as tx:
+            _own(tx, host_id, charger_id)
+            tx.remove_connector(charger_id, connector_no)
+
+    # ---- money -----------------------------------------------------------------------------------
+    def earnings(self, host_id: int) -> Earnings:
+        with self.store.reading() as tx:
+            host = tx.host(host_id)
+            entries = tx.entries(account=host_payable(host_id))
+        earned = earnings_of(host_id, entries)
+        payouts = _payouts(host_id, entries)
+        return Earnings(
+            host=host,
+            gross_consideration=sum(e.consideration for e in earned),
+            fees_withheld=sum(e.fee for e in earned),
+            earned=sum(e.host_share for e in earned),
+            paid_out=sum(p.amount for p in payouts),
+            activities=len({e.booking_id for e in earned if e.consideration > 0}),
+        )
+
+    def payouts(self, host_id: int) -> list[Payout]:
+        with self.store.reading() as tx:
+            tx.host(host_id)
+            return _payouts(host_id, tx.entries(account=host_payable(host_id)))
+
+    def statement(self, host_id: int, year: int) -> YearStatement:
+        with self.store.reading() as tx:
+            tx.host(host_id)
+            entries = tx.entries(account=host_payable(host_id))
+        return year_statement(host_id, year, earnings_of(host_id, entries))
+
+    # ---- the operator's side -----------------------------------------------------------------------
+    def host(self, host_id: int) -> HostRecord:
+        with self.store.reading() as tx:
+            return tx.host(host_id)
+
+    def set_kyc(self, host_id: int, status: KycStatus) -> HostRecord:
+        with self.store.transaction() as tx:
+            tx.set_host_kyc(host_id, status.value, self.clock.now())
+            return tx.host(host_id)
+
+
+def _own(tx: Transaction, host_id: int, charger_id: int) -> ChargerView:
+    view = tx.charger_by_id(charger_id)
+    if view.host_id != host_id:
+        raise NotFound(f"no charger {charger_id}")  # the same answer as for one that does not exist
+    return view
+
+
+def _payouts(host_id: int, entries: Sequence[JournalEntry]) -> list[Payout]:
+    account = host_payable(host_id)
+    return [
+        Payout(e.entry_id, sum(p.amount for p in e.postings if p.account == account), e.created_at)
+        for e in entries
+        if e.kind is EntryKind.PAYOUT
+    ]
