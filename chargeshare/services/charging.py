@@ -18,8 +18,10 @@ from chargeshare.services.events import (
     ChargerOnline,
     EnergyLimitReached,
     InProcessBus,
+    MeterReading,
     SessionClosedWithoutStop,
     SessionStarted,
+    SessionStopped,
 )
 from chargeshare.services.ports import Store
 from chargeshare.services.records import SessionRecord
@@ -255,6 +257,8 @@ class ChargingService:
                 return  # late or replayed reading for a finished session: nothing to change
             tx.record_meter(transaction_id, register_wh)
             booking = tx.booking(session.booking_id)
+        energy = max(register_wh, session.meter_last_wh) - session.meter_start_wh  # registers only grow
+        self.bus.publish(MeterReading(self.clock.now(), transaction_id, session.booking_id, cp_id, energy))
         if register_wh - session.meter_start_wh >= booking.max_energy_wh:
             self.bus.publish(EnergyLimitReached(self.clock.now(), cp_id, transaction_id))
 
@@ -292,6 +296,7 @@ class ChargingService:
                 next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),
                 ends_at=ends_at,
             )
+        self.bus.publish(SessionStopped(now, transaction_id, booking.booking_id, energy, cost))
         try:
             self.settlement.settle(booking.booking_id)
         except Exception:

@@ -99,3 +99,21 @@ class InProcessBus:
                 handler(event)
             except Exception:
                 log.exception("event handler failed for %r", event)
+
+
+@dataclass(frozen=True)
+class MeterReading(Event):
+    """A charging session's meter moved (a live tick for the apps)."""
+
+    session_id: int
+    booking_id: int
+    charge_point_id: str
+    energy_wh: int  # since the session started
+
+
+@dataclass(frozen=True)
+class SessionStopped(Event):
+    session_id: int
+    booking_id: int
+    energy_wh: int
+    cost: int

@@ -252,7 +252,7 @@ class SettlementService:
             self._done(tx, item, [capture, split] if fee is None else [capture, split, fee])
         if item.amount > amount:
             self.process_booking(item.booking_id)
-        if item.step == CAPTURE:
+        if item.step in (CAPTURE, CHARGE):  # CHARGE: the capture made afresh after a lapsed hold
             with self.store.transaction() as tx:
                 session = tx.session_for_booking(item.booking_id)
             if session is not None:
