@@ -117,7 +117,16 @@ async def remote_stop(ctx: CaseContext) -> None:
     started = await expect_start(ctx, ctx.settings.id_tag, since=mark)
     answer = await ctx.command("RemoteStopTransaction", {"transactionId": started.transaction_id})
     ctx.status_is(answer, "Accepted", what="RemoteStopTransaction")
-    await ctx.wait_for("StopTransaction", since=started.mark, what="StopTransaction after the remote stop")
+    stop = await ctx.wait_for(
+        "StopTransaction", since=started.mark, what="StopTransaction after the remote stop"
+    )
+    # The car is still plugged in: the connector says the transaction is over before it leaves.
+    await ctx.wait_for(
+        "StatusNotification",
+        lambda p: p["connectorId"] == ctx.settings.connector and p["status"] in ("Finishing", "Available"),
+        since=stop.seq,
+        what="StatusNotification Finishing after the remote stop",
+    )
     await ctx.operator_does(Action.UNPLUG)
     await expect_stop(ctx, started, reasons=("Remote",))
 
@@ -219,8 +228,8 @@ async def reserve_then_charge(ctx: CaseContext) -> None:
 async def reservation_expires(ctx: CaseContext) -> None:
     mark = ctx.log.mark()
     seconds = ctx.settings.reservation_s / 20
+    expires_at = ctx.log.now() + ctx.clock.real_seconds(seconds)  # no earlier than this
     await _reserve(ctx, ctx.settings.id_tag, seconds, mark, RESERVATION_ID + 1)
-    expires_at = ctx.log.now() + ctx.clock.real_seconds(seconds)
     wait = ctx.clock.real_seconds(seconds) + ctx.settings.event_timeout_s
     available = await _status_within(
         ctx, "Available", mark, wait, "StatusNotification Available once the reservation expired"

@@ -4,6 +4,7 @@ list and L firmware where the charger offers them), after the public OCTT 2.0.1 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -173,7 +174,9 @@ async def remote_stop(ctx: CaseContext) -> None:
     started = await expect_started(ctx, ctx.settings.id_tag, since=mark, remote_start_id=7002)
     answer = await ctx.command("RequestStopTransaction", {"transactionId": started.transaction_id})
     ctx.status_is(answer, "Accepted", what="RequestStopTransaction")
-    await ctx.wait_for("TransactionEvent", lambda p: p["eventType"] == "Ended", since=started.mark)
+    ended = await ctx.wait_for("TransactionEvent", lambda p: p["eventType"] == "Ended", since=started.mark)
+    await asyncio.sleep(ctx.settings.settle_s)  # the car leaves after the charger has said its piece
+    ctx.cite(ended)
     await ctx.operator_does(Action.UNPLUG)
     await expect_ended(ctx, started, reasons=("Remote",))
 
@@ -233,8 +236,8 @@ async def reserve_and_cancel(ctx: CaseContext) -> None:
 async def reservation_expires(ctx: CaseContext) -> None:
     mark = ctx.log.mark()
     seconds = ctx.settings.reservation_s / 20
+    expires_at = ctx.log.now() + ctx.clock.real_seconds(seconds)  # no earlier than this
     await _reserve(ctx, RESERVATION_ID + 1, seconds, mark)
-    expires_at = ctx.log.now() + ctx.clock.real_seconds(seconds)
     available = await ctx.wait_for(
         "StatusNotification",
         _status_is(ctx, "Available"),

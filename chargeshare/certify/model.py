@@ -54,7 +54,6 @@ class Case:
     body: CaseBody
     checks: str  # what the case asserts, in a sentence or two (also the docs' wording)
     needs_operator: bool = False  # a physical action: plugging a cable, presenting a card
-    timeout_s: float = 60.0
 
 
 class CaseFailed(Exception):

@@ -30,6 +30,11 @@ class Step:
         return f"Unplug the car from connector {self.connector}."
 
 
+class Pausable(Protocol):
+    def stop(self) -> None: ...
+    def start(self) -> None: ...
+
+
 class Operator(Protocol):
     async def perform(self, step: Step) -> bool:
         """Carry the step out (or have it carried out); False when it cannot be done."""
@@ -41,10 +46,17 @@ class PromptOperator:
 
     def __init__(self, ask: Callable[[str], bool] | None = None) -> None:
         self._ask = ask or _confirm
+        self.around: Pausable | None = None  # a live display to stop while the question is asked
 
     async def perform(self, step: Step) -> bool:
         question = f"[bold yellow]operator:[/] {step.instruction()} Done?"
-        return await asyncio.to_thread(self._ask, question)
+        if self.around is not None:
+            self.around.stop()
+        try:
+            return await asyncio.to_thread(self._ask, question)
+        finally:
+            if self.around is not None:
+                self.around.start()
 
 
 def _confirm(question: str) -> bool:

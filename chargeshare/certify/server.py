@@ -24,12 +24,12 @@ from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 @dataclass(frozen=True)
 class Credentials:
     charge_point_id: str
-    password: str
+    password: str | None
 
 
-def register(app: App, cp_id: str, password: str) -> Credentials:
+def register(app: App, cp_id: str, password: str | None) -> Credentials:
     """Register the charger under test with its password (a charger registered before keeps its
-    record and gets the new password)."""
+    record and gets the new password); None registers it without one (a development fleet)."""
     try:
         with app.store.transaction() as tx:
             tx.charger(cp_id)
@@ -45,7 +45,8 @@ def register(app: App, cp_id: str, password: str) -> Credentials:
         )
         app.marketplace.add_charger(spec, password=password)
     else:
-        app.marketplace.set_charger_password(cp_id, password)
+        if password is not None:
+            app.marketplace.set_charger_password(cp_id, password)
     return Credentials(cp_id, password)
 
 

@@ -240,6 +240,8 @@ async def _certify(
                 transient=True,
             ) as bar:
                 certifier.progress = _Live(bar).hooks(len(cases))
+                if isinstance(operator, PromptOperator):
+                    operator.around = bar  # the question is asked with the progress bar out of the way
                 return await certifier.run(cases, version)
 
 
