@@ -82,16 +82,20 @@ class Timeline:
     def utilisation_pct(self) -> list[float]:
         return [100 * s.utilisation for s in self.samples]
 
-    def power_kw(self) -> list[float]:
-        """Average power drawn over the interval ending at each sample (energy delta over time)."""
+    def power_kw(self, window_s: float = 300.0) -> list[float]:
+        """Average power drawn over the `window_s` (or, if sparser, the one interval) before each
+        sample. Meter readings arrive in steps, so a window wider than one sample keeps the line
+        from jumping with the steps."""
         out: list[float] = []
-        prev: Sample | None = None
-        for s in self.samples:
-            if prev is None or s.t_s <= prev.t_s:
+        for i, s in enumerate(self.samples):
+            j = i - 1
+            while j > 0 and s.t_s - self.samples[j - 1].t_s <= window_s:
+                j -= 1
+            if j < 0 or s.t_s <= self.samples[j].t_s:
                 out.append(0.0)
-            else:
-                out.append(max(0, s.energy_wh - prev.energy_wh) / 1000 / ((s.t_s - prev.t_s) / 3600))
-            prev = s
+                continue
+            then = self.samples[j]
+            out.append(max(0, s.energy_wh - then.energy_wh) / 1000 / ((s.t_s - then.t_s) / 3600))
         return out
 
     def revenue_pence(self) -> list[int]:

@@ -96,6 +96,28 @@ def test_power_is_energy_over_time_and_utilisation_a_share() -> None:
     assert TIMELINE.minutes() == [0.0, 10.0, 20.0]
 
 
+def test_power_is_averaged_over_a_window_of_samples() -> None:
+    # Readings every two minutes, sampled every minute (60 kW throughout): one-minute deltas swing
+    # between 0 and 120 kW; five minutes of samples hold it near 60.
+    steps = Timeline([sample(60 * m, 1, 1_000 * (m - m % 2), 0) for m in range(12)])
+    assert steps.power_kw(window_s=60) == [
+        0.0,
+        0.0,
+        120.0,
+        0.0,
+        120.0,
+        0.0,
+        120.0,
+        0.0,
+        120.0,
+        0.0,
+        120.0,
+        0.0,
+    ]
+    smooth = steps.power_kw(window_s=300)
+    assert smooth[6:] == [pytest.approx(72.0), pytest.approx(48.0)] * 3
+
+
 def test_the_figure_has_the_three_series() -> None:
     figure = build_figure(TIMELINE, title="t")
     lines = [ax.get_lines() for ax in figure.axes]
