@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +163,19 @@ async def reject_commands(app: App, world: World, fault: Fault) -> int:
 async def malformed_frames(app: App, world: World, fault: Fault) -> int:
     """Chargers send `frames` frames that break OCPP; the CSMS answers CALLERROR and carries on."""
     return await _each(world, fault, lambda vc: vc.send_malformed(fault.frames))
+
+
+def wire_outcomes(chargers: Iterable[VirtualCharger]) -> dict[str, int]:
+    """What the wire faults did across a fleet, for the run summary (`fault_outcomes.<name>`)."""
+    totals: Counter[str] = Counter()
+    for vc in chargers:
+        totals["frames_dropped"] += vc.wire.dropped
+        totals["responses_delayed"] += vc.wire.delayed
+        totals["commands_rejected"] += vc.wire.rejected
+        totals["malformed_frames_sent"] += vc.wire.malformed_sent
+        totals["malformed_frames_answered"] += len(vc.wire.malformed_answers)
+        totals["transaction_messages_given_up"] += vc.messages_given_up
+    return dict(totals)
 
 
 ACTIONS: dict[str, Callable[[App, World, Fault], Coroutine[Any, Any, int]]] = {

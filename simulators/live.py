@@ -26,7 +26,7 @@ from chargeshare.services.clock import ScaledClock
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from simulators.charger import VirtualCharger
 from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
-from simulators.faults import Fault, run_faults
+from simulators.faults import Fault, run_faults, wire_outcomes
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample
@@ -77,6 +77,7 @@ async def run_live(
         stats = await _run(app, params, rng, clock, progress, recorder)
         report = summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
         report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
+        report.summary["fault_outcomes"] = dict(sorted(stats.outcomes_of_faults.items()))
         return report
     finally:
         if recorder is not None:
@@ -206,6 +207,7 @@ async def _run(
         await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         stats.charger_reconnects = sum(c.reconnects for c in fleet.values())
         stats.frames_left_queued = sum(len(c.queue) for c in fleet.values())
+        stats.outcomes_of_faults.update(wire_outcomes(fleet.values()))
         if recorder is not None:
             recorder.op("expire_no_shows", grace_s=0)
         app.bookings.expire_no_shows(grace=timedelta(0))
