@@ -81,16 +81,17 @@ async def certify_virtual(
     profiles: set[Profile] | None = None,
     cp_id: str = "CERT-VIRTUAL",
     password: str | None = "certify-virtual-charger",
+    charger: type[VirtualCharger] | None = None,
 ) -> CertificationReport:
-    """Certify our virtual charger (or a faulty variant) end to end: a throw-away backend database,
-    the certifier's endpoint on a loopback port, the charger over a real WebSocket (with HTTP Basic
-    auth unless `password` is None: checking a password costs a tenth of a second of CPU)."""
+    """Certify our virtual charger (or a faulty variant, by name or class) end to end: a throw-away
+    backend database, the certifier's endpoint on a loopback port, the charger over a real WebSocket
+    (with HTTP Basic auth unless `password` is None: checking one costs a tenth of a second of CPU)."""
     clock = ScaledClock(datetime.now(UTC), clock_factor)
     app = build(Config(database_url="sqlite://"), clock=clock)
     try:
         async with CertificationServer(app, cp_id, {settings.id_tag, settings.other_tag}) as server:
             register(app, cp_id, password)
-            charger = charger_class(variant)(
+            cp = (charger or charger_class(variant))(
                 cp_id,
                 server.ocpp_url,
                 clock,
@@ -99,13 +100,13 @@ async def certify_virtual(
                 meter_interval_s=meter_interval_s,
                 password=password,
             )
-            await charger.start()
+            await cp.start()
             try:
                 certifier = Certifier(
                     server.registry,
                     cp_id,
                     server.log,
-                    VirtualOperator(charger),
+                    VirtualOperator(cp),
                     clock,
                     settings,
                     case_timeout_s=settings.event_timeout_s * 6,
@@ -113,6 +114,6 @@ async def certify_virtual(
                 version = await certifier.wait_for_charger(settings.event_timeout_s)
                 return await certifier.run(cases_for(version, profiles), version)
             finally:
-                await charger.stop()
+                await cp.stop()
     finally:
         app.close()

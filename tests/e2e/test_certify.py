@@ -14,6 +14,8 @@ import pytest_asyncio
 from chargeshare.certify.context import Settings
 from chargeshare.certify.model import CertificationReport, Verdict
 from chargeshare.certify.virtual import certify_virtual
+from chargeshare.ocpp.connection import Handler
+from simulators.charger import VirtualCharger
 from simulators.faulty_chargers import CAUGHT_BY, VARIANTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -28,6 +30,16 @@ NOT_APPLICABLE = {
     "2.0.1": {"TC_D_01", "TC_L_01"},
 }
 Runs = dict[tuple[str, str | None], CertificationReport]
+UNFINISHED = "unfinished"
+
+
+class Unfinished(VirtualCharger):
+    """Knows neither UnlockConnector (Core) nor TriggerMessage (Remote Trigger, which it claims)."""
+
+    def _csms_handlers(self) -> dict[str, Handler]:
+        handlers = super()._csms_handlers()
+        del handlers["UnlockConnector"], handlers["TriggerMessage"]
+        return handlers
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -47,7 +59,11 @@ async def reports() -> Runs:
             for i, (p, v) in enumerate(keys)
         )
     )
-    return dict(zip(keys, done, strict=True))
+    runs = dict(zip(keys, done, strict=True))
+    runs[("1.6", UNFINISHED)] = await certify_virtual(
+        "1.6", settings=FAST, clock_factor=60, cp_id="CERT-U", password=None, charger=Unfinished
+    )
+    return runs
 
 
 def failed(report: CertificationReport) -> set[str]:
@@ -78,3 +94,11 @@ async def test_each_faulty_charger_fails_exactly_the_cases_meant_to_catch_it(
     for r in report.results:
         if r.verdict is Verdict.FAIL:
             assert r.excerpt, f"{r.case_id} failed without quoting the frames that show it"
+
+
+async def test_an_unsupported_command_fails_in_core_and_is_not_applicable_elsewhere(reports: Runs) -> None:
+    by_id = {r.case_id: r for r in reports[("1.6", UNFINISHED)].results}
+    assert failed(reports[("1.6", UNFINISHED)]) == {"TC_017"}
+    assert "Core" in by_id["TC_017"].reason and "NotSupported" in by_id["TC_017"].reason
+    for case in ("TC_054", "TC_055"):
+        assert by_id[case].verdict is Verdict.NOT_APPLICABLE and "NotSupported" in by_id[case].reason
