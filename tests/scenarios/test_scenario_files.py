@@ -72,6 +72,25 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
             ":2: fleet.price_per_kwh: min must not exceed max",
         ),
         ("name: [unclosed\n", ":2: not valid YAML"),
+        (
+            "name: x\nfleet: {chargers: 2, protocols: [1.6, '2.0']}\ndrivers: {count: 1}\n",
+            ":2: fleet.protocols.1: '2.0' is not one of",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: drop_frames, count: 1}\n",
+            ":5: faults.0: drop_frames needs percent",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: delay_responses}\n",
+            ":5: faults.0: delay_responses needs seconds",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: malformed_frames}\n",
+            ":5: faults.0: malformed_frames needs frames",
+        ),
     ],
 )
 def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
@@ -80,6 +99,24 @@ def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where
     with pytest.raises(ScenarioError) as err:
         load(path)
     assert f"{path}{where}" in str(err.value)
+
+
+def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "wire.yaml"
+    path.write_text(
+        "name: wire\nfleet: {chargers: 3, protocols: [1.6, '2.0.1']}\ndrivers: {count: 1}\nfaults:\n"
+        "  - {at_minute: 1, action: reject_commands, count: 2, commands: [Reset], minutes: 5,\n"
+        "     protocol: '2.0.1'}\n"
+        "  - {at_minute: 2, action: delay_responses, count: 1, seconds: 30}\n"
+        "  - {at_minute: 3, action: drop_frames, count: 1, percent: 12.5}\n"
+    )
+    params = load(path).params
+    assert params.fleet.protocols == ("1.6", "2.0.1")
+    assert [params.fleet.protocol_of(i) for i in range(3)] == ["1.6", "2.0.1", "1.6"]
+    reject, delay, drop = params.faults
+    assert (reject.commands, reject.duration_s, reject.protocol) == (("Reset",), 300, "2.0.1")
+    assert (delay.delay_s, delay.skew_s) == (30.0, 0.0)
+    assert drop.percent == 12.5
 
 
 def test_cli_validate_and_run_with_junit(tmp_path: Path) -> None:
