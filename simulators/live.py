@@ -96,12 +96,14 @@ def sessions_by_protocol(app: App) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _served(app: App, recorder: TraceRecorder | None) -> ASGIApp:
+def _served(
+    app: App, recorder: TraceRecorder | None, host_logins: dict[int, tuple[str, str]] | None = None
+) -> ASGIApp:
     registry = ChargerRegistry(app)
     api: ASGIApp = create_api(app, registry)
     if recorder is None:
         return api
-    recorder.snapshot_fleet()
+    recorder.snapshot_fleet(host_logins or {})
     recorder.attach(registry)
     return recorder.wrap(api)
 
@@ -147,7 +149,8 @@ async def _run(
         app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id])
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats()
-    async with LoopbackServer(_served(app, recorder)) as server:
+    logins = dict(zip(host_ids, host_logins.items(), strict=True))
+    async with LoopbackServer(_served(app, recorder, logins)) as server:
         base = f"http://127.0.0.1:{server.port}"
         fleet = {
             s.charge_point_id: VirtualCharger(

@@ -288,9 +288,7 @@ class Replayer:
     async def _apply(self, r: Record, http: httpx.AsyncClient) -> None:
         self.fed[r.kind] += 1
         if r.kind == "host":
-            self.ids["hosts"][r.data["id"]] = self.app.marketplace.add_host(
-                str(r.data.get("name") or f"Host {r.data['id']}")
-            )
+            self._add_host(r.data)
         elif r.kind == "charger":
             self._add_charger(r.data)
         elif r.kind == "op":
@@ -304,6 +302,16 @@ class Replayer:
             self.fed["ocpp_out_read"] += 1
 
     # ---- setup ------------------------------------------------------------------------------------
+    def _add_host(self, d: dict[str, Any]) -> None:
+        name = str(d.get("name") or f"Host {d['id']}")
+        if "email" in d:  # the host had an account: make it, so the host's app can log in
+            account = self.app.auth.register_host(d["email"], d["password"], name)
+            if account.host_id is None:
+                raise ValueError(f"host account {d['email']} has no host")
+            self.ids["hosts"][d["id"]] = account.host_id
+        else:
+            self.ids["hosts"][d["id"]] = self.app.marketplace.add_host(name)
+
     def _add_charger(self, d: dict[str, Any]) -> None:
         host = self.ids["hosts"].get(d["host"])
         if host is None:

@@ -154,11 +154,15 @@ class TraceRecorder:
             self._write({"t": self.app.clock.now().isoformat(), "kind": "op", "op": op})
 
     # The fleet is registered straight through the services before the server starts.
-    def snapshot_fleet(self) -> None:
+    def snapshot_fleet(self, host_logins: dict[int, tuple[str, str]]) -> None:
+        """`host_logins`: the run's throw-away host accounts (email, password), so a replay can make
+        the same accounts and the hosts' logins work there too."""
         with self.app.store.reading() as tx:
             chargers = list(tx.chargers())
         for host_id in sorted({c.host_id for c in chargers}):
-            self._record("host", id=host_id, name=f"Host {host_id}")
+            login = host_logins.get(host_id)
+            account: dict[str, Any] = {} if login is None else {"email": login[0], "password": login[1]}
+            self._record("host", id=host_id, name=f"Host {host_id}", **account)
         for c in sorted(chargers, key=lambda c: c.charger_id):
             self._record(
                 "charger",
@@ -375,6 +379,9 @@ def _record(line: int, obj: dict[str, Any]) -> Record:
             raise TraceError(f"field 'status': an HTTP status code, got {status!r}")
     elif kind == "host":
         _need(obj, "id", int, "the recorded host id")
+        if "email" in obj or "password" in obj:
+            _need(obj, "email", str, "the host account's email")
+            _need(obj, "password", str, "the host account's password")
     elif kind == "charger":
         _check_charger(obj)
     else:
