@@ -21,6 +21,7 @@ from chargeshare.adapters.api import (
     routes_auth,
     routes_bookings,
     routes_chargers,
+    routes_events,
     routes_health,
     routes_host_chargers,
     routes_host_money,
@@ -28,10 +29,12 @@ from chargeshare.adapters.api import (
 )
 from chargeshare.adapters.api.housekeeping import housekeeping
 from chargeshare.adapters.api.schemas import Problem
+from chargeshare.adapters.event_fanout import EventHub, channel_for
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
 from chargeshare.domain.rate_limit import retry_after_header
+from chargeshare.services.live_push import LivePush
 
 STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.Unauthorized: 401,
@@ -58,20 +61,30 @@ COMMON: dict[int | str, dict[str, Any]] = {
 
 def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     registry = registry or ChargerRegistry(app)
+    hub = EventHub(app.config.redis_url, channel_for(app.config.database_url))
+    LivePush(app.store, app.config.rules, hub.publish, hub.heard).subscribe(app.bus)
 
     @asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(housekeeping(app))
+        ready = asyncio.Event()
+        tasks = [asyncio.create_task(housekeeping(app)), asyncio.create_task(hub.relay(ready))]
+        if app.config.redis_url is not None:
+            # Serve only once subscribed, so no push published meanwhile is missed.
+            await asyncio.wait_for(ready.wait(), timeout=10)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            hub.close()
 
     api = FastAPI(title="ChargeShare", version=__version__, lifespan=lifespan)
     api.state.app = app
     api.state.registry = registry
+    api.state.hub = hub
 
     @api.exception_handler(errors.DomainError)
     async def domain_error(_request: Request, exc: errors.DomainError) -> JSONResponse:
@@ -104,6 +117,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_sessions.router(app), responses=signed_in)
     api.include_router(routes_host_money.router(app), responses=signed_in)
     api.include_router(routes_admin.router(app), responses=signed_in)
+    api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")
     async def ocpp(ws: WebSocket, charge_point_id: str) -> None:

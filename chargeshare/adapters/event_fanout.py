@@ -1,0 +1,142 @@
+"""Live pushes to connected apps: this process's WebSocket connections, and, when Redis is configured,
+every other server process's through pub/sub (each process delivers to its own connections).
+
+Bus handlers run on whatever thread published the event (a request's worker thread, or the event
+loop for OCPP), so delivery into a connection's queue goes through its loop, thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from chargeshare.domain.accounts import Principal, Role
+from chargeshare.services.live_push import Push
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1_000  # messages waiting for one slow app before it misses some
+
+
+def channel_for(database_url: str) -> str:
+    """Processes sharing a database share a channel; others (other test runs) do not hear them."""
+    return "chargeshare:events:" + hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Listener:
+    principal: Principal
+    queue: asyncio.Queue[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
+    dropped: int = 0
+
+    def wants(self, push: Push) -> bool:
+        p = self.principal
+        if p.role is Role.ADMIN:
+            return True
+        if p.role is Role.DRIVER:
+            return p.driver_id in push.drivers
+        return p.host_id in push.hosts
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """Runs on the listener's loop."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+
+class EventHub:
+    def __init__(self, redis_url: str | None, channel: str) -> None:
+        self.redis_url, self.channel = redis_url, channel
+        self._listeners: dict[int, Listener] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._publisher: Any = None
+        if redis_url is not None:
+            import redis
+
+            self._publisher = redis.Redis.from_url(redis_url)
+
+    # ---- from the bus ----------------------------------------------------------------------------
+    def publish(self, push: Push) -> None:
+        if self._publisher is None:
+            self.deliver(push)
+            return
+        try:
+            self._publisher.publish(self.channel, json.dumps(push.to_wire()))
+        except Exception:
+            # Redis down: this process's apps still hear it; other processes' miss it (logged).
+            log.exception("could not publish %s to Redis; delivering locally only", push.kind)
+            self.deliver(push)
+
+    def deliver(self, push: Push) -> None:
+        with self._lock:
+            targets = [x for x in self._listeners.values() if x.wants(push)]
+        message = push.message()
+        for x in targets:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: the app is gone
+                x.loop.call_soon_threadsafe(x.offer, message)
+
+    # ---- to the apps -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def listen(self, principal: Principal) -> Any:
+        listener = Listener(principal, asyncio.Queue(QUEUE_LIMIT), asyncio.get_running_loop())
+        key = next(self._ids)
+        with self._lock:
+            self._listeners[key] = listener
+        try:
+            yield listener
+        finally:
+            with self._lock:
+                self._listeners.pop(key, None)
+
+    def heard(self) -> bool:
+        """Could anyone hear a push now: an app connected here, or other processes through Redis?"""
+        return self._publisher is not None or self.connections > 0
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._listeners)
+
+    # ---- from Redis ------------------------------------------------------------------------------
+    async def relay(self, ready: asyncio.Event | None = None) -> None:
+        """Deliver what any process published on the channel to this process's connections."""
+        if self.redis_url is None:
+            return
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self.redis_url)
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(self.channel)
+                if ready is not None:
+                    ready.set()
+                async for push in _pushes(pubsub):
+                    self.deliver(push)
+        finally:
+            await client.aclose()
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+async def _pushes(pubsub: Any) -> AsyncIterator[Push]:
+    while True:
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if msg is None:
+            continue
+        try:
+            yield Push.from_wire(json.loads(msg["data"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed message on the events channel")
