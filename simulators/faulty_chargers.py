@@ -12,7 +12,7 @@ from simulators.dialect import Message
 from simulators.evse import ResetKind, StopReason, Transaction, VirtualConnector
 
 # The cases that run a charging session from start to stop.
-SESSIONS_16 = frozenset({"TC_003", "TC_010", "TC_012", "TC_046"})
+SESSIONS_16 = frozenset({"TC_003", "TC_010", "TC_012", "TC_018", "TC_046"})
 SESSIONS_201 = frozenset({"TC_B_12", "TC_E_02", "TC_F_01", "TC_F_03"})
 
 

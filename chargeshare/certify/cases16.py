@@ -158,6 +158,35 @@ async def unlock_connector(ctx: CaseContext) -> None:
         raise ctx.fail("unlocking an idle connector started a transaction", *started)
 
 
+async def unlock_during_session(ctx: CaseContext) -> None:
+    mark = ctx.log.mark()
+    await ctx.operator_does(Action.PLUG_AND_PRESENT, ctx.settings.id_tag)
+    started = await expect_start(ctx, ctx.settings.id_tag, since=mark)
+    answer = await ctx.command("UnlockConnector", {"connectorId": ctx.settings.connector})
+    if answer.get("status") == "NotSupported":
+        raise ctx.not_applicable("the charger has no lock to release (answered NotSupported)")
+    ctx.status_is(answer, "Unlocked", what="UnlockConnector during a transaction")
+    stop = await ctx.wait_for("StopTransaction", since=started.mark, what="StopTransaction after the unlock")
+    await ctx.wait_for(
+        "StatusNotification",
+        lambda p: p["connectorId"] == ctx.settings.connector and p["status"] in ("Finishing", "Available"),
+        since=stop.seq,
+        what="StatusNotification Finishing after the unlock",
+    )
+    await ctx.operator_does(Action.UNPLUG)
+    await expect_stop(ctx, started, reasons=("UnlockCommand",))
+
+
+async def card_first_session(ctx: CaseContext) -> None:
+    mark = ctx.log.mark()
+    await ctx.operator_does(Action.PRESENT_CARD, ctx.settings.id_tag)
+    auth = await ctx.wait_for("Authorize", lambda p: p["idTag"] == ctx.settings.id_tag, since=mark)
+    await ctx.operator_does(Action.PLUG_CABLE)
+    started = await expect_start(ctx, ctx.settings.id_tag, since=auth.seq)
+    await ctx.operator_does(Action.UNPLUG)
+    await expect_stop(ctx, started, reasons=("EVDisconnected", "Local"))
+
+
 REQUIRED_KEYS = (
     "HeartbeatInterval",
     "MeterValueSampleInterval",
@@ -481,6 +510,16 @@ CASES_16: tuple[Case, ...] = (
         operator=True,
     ),
     _case(
+        "TC_004",
+        "OCTT TC_004_CS",
+        "Charging session, present card then plug in",
+        P.CORE,
+        card_first_session,
+        "The card is authorised before any car is plugged in; plugging in then starts the transaction, "
+        "checked as in TC_003.",
+        operator=True,
+    ),
+    _case(
         "TC_023",
         "OCTT TC_023_CS",
         "Card the CSMS calls invalid",
@@ -546,6 +585,16 @@ CASES_16: tuple[Case, ...] = (
         unlock_connector,
         "UnlockConnector answers Unlocked and starts nothing (NotSupported, a tethered cable, is not "
         "applicable).",
+    ),
+    _case(
+        "TC_018",
+        "OCTT TC_018_CS",
+        "Unlock a connector during a session",
+        P.CORE,
+        unlock_during_session,
+        "UnlockConnector on a charging connector answers Unlocked and ends the transaction with "
+        "StopTransaction reason UnlockCommand, checked as in TC_003.",
+        operator=True,
     ),
     _case(
         "TC_019",

@@ -13,6 +13,7 @@ from typing import Protocol
 class Action(StrEnum):
     PLUG_AND_PRESENT = "plug_and_present"  # plug the cable in, then present the card
     PLUG_CABLE = "plug_cable"  # plug the cable in, no card (a remote start follows)
+    PRESENT_CARD = "present_card"  # present the card with no car plugged in yet
     UNPLUG = "unplug"  # stop charging at the car and unplug the cable
 
 
@@ -27,6 +28,8 @@ class Step:
             return f"Plug a car into connector {self.connector}, then present the card {self.id_tag!r}."
         if self.action is Action.PLUG_CABLE:
             return f"Plug a car into connector {self.connector} (do not present a card)."
+        if self.action is Action.PRESENT_CARD:
+            return f"Present the card {self.id_tag!r} at the charger, with no car plugged in yet."
         return f"Unplug the car from connector {self.connector}."
 
 

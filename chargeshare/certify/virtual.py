@@ -43,6 +43,8 @@ class VirtualOperator:
             assert step.id_tag is not None
             self._spawn(c.plug_in(step.connector, step.id_tag, test_car(), TARGET_WH))
             return True
+        if step.action is Action.PRESENT_CARD:
+            return False  # the virtual charger reads cards only once a car is plugged in
         if step.action is Action.PLUG_CABLE:
             with contextlib.suppress(PlugRefused):  # a case may expect the refusal
                 await c.plug_car(step.connector, test_car(), TARGET_WH)
