@@ -1,29 +1,34 @@
 """The backend's end of every in-process link.
 
-Each charger gets a CSMS-role `Connection` over the real handler table (`csms_v16`), exactly as the
-websocket server gives it one, so every frame is encoded, schema-checked and parsed on both ends.
-Commands the services' events ask for (RemoteStopTransaction, ReserveNow, CancelReservation) go out
-as `ChargerRegistry` sends them, but one virtual instant later rather than inside the handler that
-raised the event, as a task would on the socket.
+Each charger gets a CSMS-role `Connection` over the real handler table of its OCPP version
+(`csms_v16` / `csms_v201`), exactly as the websocket server gives it one, so every frame is encoded,
+schema-checked and parsed on both ends. Commands the services' events ask for (stop at the energy
+limit, reserve, cancel a reservation) are the registry's typed commands (`chargeshare.ocpp.commands`)
+sent as `ChargerRegistry` sends them, but one virtual instant later rather than inside the handler
+that raised the event, as a task would on the socket.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
-from chargeshare.ocpp import csms_v16
-from chargeshare.ocpp.connection import Connection, Outcome
-from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import csms_v16, csms_v201
+from chargeshare.ocpp.connection import Connection
 from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
 
-SUPPORTED_VERSIONS = ("1.6",)
+log = logging.getLogger(__name__)
+
+SUPPORTED_VERSIONS = ("1.6", "2.0.1")
+T = TypeVar("T")
 
 
 class NotSupportedInDes(ValueError):
@@ -52,10 +57,9 @@ class DesCentral:
     # ---- the link ------------------------------------------------------------------------------
     def attach(self, charger: ChargerEnd, version: str) -> None:
         if version not in SUPPORTED_VERSIONS:
-            raise NotSupportedInDes(
-                f"the DES engine speaks OCPP {', '.join(SUPPORTED_VERSIONS)}, not {version}"
-            )
-        conn = Connection(version, csms_v16.handlers(self.app.charging, charger.cp_id), id_prefix="cs-")
+            raise NotSupportedInDes(f"the DES engine speaks OCPP {SUPPORTED_VERSIONS}, not {version}")
+        table = csms_v16 if version == "1.6" else csms_v201
+        conn = Connection(version, table.handlers(self.app.charging, charger.cp_id), id_prefix="cs-")
         self.links[charger.cp_id] = (conn, charger)
 
     def detach(self, cp_id: str) -> None:
@@ -75,21 +79,28 @@ class DesCentral:
             self.frames += 1
         return received.reply
 
-    def command(self, cp_id: str, action: str, payload: dict[str, Any]) -> Outcome:
-        """Send a command to a linked charger; the answer comes back in the same instant."""
+    def send(self, cp_id: str, command: cmd.Command[T]) -> cmd.CommandResult[T]:
+        """A typed command in the charger's own version; its answer comes back in the same instant."""
         link = self.links.get(cp_id)
         if link is None:
-            return Outcome("", action, error="NotConnected")
+            return cmd.NotConnected()
         conn, charger = link
-        uid, text = conn.call(action, payload, self.env.now)
+        try:
+            payload = command.payload(conn.version, self.app.charging.charger_tx_id)
+        except cmd.CannotSay as exc:
+            return cmd.NotApplicable(str(exc))
+        _uid, text = conn.call(command.action(conn.version), payload, self.env.now)
         self.frames += 1
         reply = charger.receive(text)
         if reply is None:
             conn.tick(self.env.now + conn.call_timeout_s)
-            return Outcome(uid, action, error="Timeout")
+            return cmd.Timeout(conn.call_timeout_s)
         self.frames += 1
         outcomes = conn.receive(reply).outcomes
-        return outcomes[0] if outcomes else Outcome(uid, action, error="NoAnswer")
+        answer = outcomes[0] if outcomes else None
+        if answer is None or answer.error is not None or answer.payload is None:
+            return cmd.CallError((answer and answer.error) or "GenericError")
+        return command.result(conn.version, answer.payload)
 
     def later(self, fn: Callable[[], object]) -> None:
         """Run `fn` one virtual instant from now, after whatever is running finishes."""
@@ -101,33 +112,31 @@ class DesCentral:
         event.callbacks.append(run)
 
     # ---- what the services' events ask of chargers ---------------------------------------------
+    def _logged(self, cp_id: str, command: cmd.Command[Any]) -> None:
+        result = self.send(cp_id, command)
+        if not isinstance(result, cmd.Done):
+            log.info("%s to %s: %s", type(command).__name__, cp_id, result)
+
     def _on_energy_limit(self, event: EnergyLimitReached) -> None:
         key = (event.charge_point_id, event.transaction_id)
         if event.charge_point_id not in self.links or key in self._stops_sent:
             return
         self._stops_sent.add(key)
-        payload = {"transactionId": event.transaction_id}
-        self.later(partial(self.command, event.charge_point_id, "RemoteStopTransaction", payload))
+        self.later(partial(self._logged, event.charge_point_id, cmd.StopCharging(event.transaction_id)))
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
         if event.charge_point_id not in self.links:
             return  # offline: the booking stands, and the backend alone refuses other drivers
-        payload = {
-            "connectorId": event.connector_no,
-            "expiryDate": format_ts(event.expires_at),
-            "idTag": event.id_tag,
-            "reservationId": event.booking_id,
-        }
+        command = cmd.Reserve(event.booking_id, event.connector_no, event.id_tag, event.expires_at)
 
         def reserve() -> None:
-            outcome = self.command(event.charge_point_id, "ReserveNow", payload)
-            if outcome.ok and outcome.payload is not None:
-                self.app.bookings.reservation_answered(event.booking_id, str(outcome.payload.get("status")))
+            result = self.send(event.charge_point_id, command)
+            if isinstance(result, cmd.Done | cmd.Rejected):
+                self.app.bookings.reservation_answered(command.reservation_id, result.status.value)
 
         self.later(reserve)
 
     def _on_booking_ended(self, event: BookingEnded) -> None:
         if event.charge_point_id not in self.links or event.reservation not in ("sent", "accepted"):
             return
-        payload = {"reservationId": event.booking_id}
-        self.later(partial(self.command, event.charge_point_id, "CancelReservation", payload))
+        self.later(partial(self._logged, event.charge_point_id, cmd.CancelReservation(event.booking_id)))

@@ -1,70 +1,41 @@
-"""A virtual OCPP 1.6J charger as SimPy processes, over an in-process link to the central system.
+"""A virtual charger (OCPP 1.6J or 2.0.1) as SimPy processes, over an in-process link to the CSMS.
 
-It reuses the live charger's models: the connector transition table (`firmware.step`), the vehicle
-and meter (`power`), and the sans-I/O `Connection` in the client role. What differs is only time and
+It reuses the live charger's models: what a connector holds (`evse`), its transition table
+(`firmware.step`), the vehicle and meter (`power`), each OCPP version's payloads (`dialect_v16`,
+`dialect_v201`), and the sans-I/O `Connection` in the client role. What differs is only time and
 transport: waits are SimPy timeouts, frames go straight to the central system's `Connection`. Energy
-is integrated in the live charger's 60 s steps, but the charger only wakes to report: a MeterValues
-every `meter_interval_s` and the moment the car stops taking energy (predicted, then integrated).
-Heartbeats go out only when nothing else was sent for a whole heartbeat interval (OCPP 1.6 4.6: any
-message counts as a sign of life).
+is integrated in the live charger's 60 s steps, but the charger wakes only to report: a meter reading
+every `meter_interval_s`, and the moment the car stops taking energy (predicted, then integrated).
+Heartbeats go out only when nothing else was sent for a whole interval (any message is a sign of life).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import simpy
 
-from chargeshare.ocpp.connection import Connection, Outcome
+from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from simulators.des.central import DesCentral
-from simulators.firmware import ConnectorState, Trigger, step
+from simulators.dialect import Message, dialect_for
+from simulators.evse import BootReason, Plugged, Reservation, StopReason, Transaction, VirtualConnector
+from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
 
-TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 STEP_S = 60.0  # energy integration step: the live charger's meter tick
 REBOOT_S = 30.0
-VENDOR = {"chargePointVendor": "ChargeShare", "chargePointModel": "Virtual-DES"}
 
 Process = Generator[simpy.Event, Any, None]
 
 
 class PlugRefused(Exception):
     """The connector is in use, reserved for someone else, or the charger cannot authorise now."""
-
-
-@dataclass
-class Session:
-    id_tag: str
-    vehicle: Vehicle
-    target_wh: int
-    done: simpy.Event
-    transaction_id: int | None = None
-    meter_start: int = 0
-
-
-@dataclass(frozen=True)
-class Reservation:
-    reservation_id: int
-    id_tag: str
-    expires_at: datetime
-
-
-@dataclass
-class DesConnector:
-    no: int
-    max_power_w: int
-    state: ConnectorState = ConnectorState.AVAILABLE
-    meter: EnergyMeter = field(default_factory=EnergyMeter)
-    plugged: Session | None = None
-    reservation: Reservation | None = None
-    updated_at: float = 0.0  # virtual seconds: energy integrated up to here
-    metered_at: float = 0.0  # last MeterValues sent
 
 
 def integrate(
@@ -96,22 +67,28 @@ class DesCharger:
         *,
         epoch: datetime,
         meter_interval_s: int,
+        protocol: str = "1.6",
     ) -> None:
         self.env = env
         self.central = central
         self.cp_id = cp_id
         self.epoch = epoch
         self.meter_interval_s = meter_interval_s
+        self.dialect = dialect_for(protocol)
         self.heartbeat_interval_s = 300
-        self.connectors = {i + 1: DesConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
-        self.conn = Connection("1.6", self._csms_handlers(), id_prefix=f"{cp_id}-")
+        self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
+        self.conn = Connection(self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-")
         self.connected = False
         self.silent = False
         self.duplicate_sends = False
         self.clock_skew_s = 0.0
-        self.queue: list[tuple[str, dict[str, Any]]] = []
+        self.queue: list[Message] = []
         self.reconnects = 0
         self.last_sent_at = 0.0
+        self._tx_ids = (f"{cp_id}-tx{n}" for n in itertools.count(1))  # deterministic, unique per run
+        self._done: dict[int, simpy.Event] = {}  # per connector: the car stopped taking energy
+        self._updated_at = dict.fromkeys(self.connectors, 0.0)  # energy integrated up to here
+        self._metered_at = dict.fromkeys(self.connectors, 0.0)  # last periodic reading sent
 
     # ---- the link --------------------------------------------------------------------------------
     def receive(self, text: str) -> str | None:
@@ -121,15 +98,18 @@ class DesCharger:
         return self.conn.receive(text).reply
 
     def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
+        """Offline or silent, transaction messages are queued for replay (behind any queue still
+        waiting, so the order holds) and everything else is dropped, as the live charger does."""
+        transactional = action in self.dialect.transaction_actions
+        if transactional and queue_if_offline and (not self.connected or self.silent or self.queue):
+            self.queue.append((action, self.dialect.mark_offline(action, payload)))
+            return Outcome("", action, error="Queued")
         if not self.connected or self.silent:
-            if action in TRANSACTION_ACTIONS and queue_if_offline:
-                self.queue.append((action, payload))
-                return Outcome("", action, error="Queued")
             return Outcome("", action, error="Offline")
         uid, text = self.conn.call(action, payload, self.env.now)
         self.last_sent_at = self.env.now
         reply = self.central.deliver(self.cp_id, text)
-        if self.duplicate_sends and action in TRANSACTION_ACTIONS:
+        if self.duplicate_sends and transactional:
             # The same frame again: the CSMS must not count it twice (our side ignores the 2nd answer).
             second = self.central.deliver(self.cp_id, text)
             if second is not None:
@@ -140,27 +120,35 @@ class DesCharger:
         outcomes = self.conn.receive(reply).outcomes
         return outcomes[0] if outcomes else Outcome(uid, action, error="NoAnswer")
 
+    def _send(self, message: Message) -> None:
+        self._call(*message)
+
     def _ts(self) -> str:
         return format_ts(self.epoch + timedelta(seconds=self.env.now + self.clock_skew_s))
+
+    def _now(self) -> datetime:
+        return self.epoch + timedelta(seconds=self.env.now)
 
     def later(self, fn: Callable[[], object]) -> None:
         self.central.later(fn)
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def connect(self) -> None:
-        self.central.attach(self, "1.6")
+    def connect(self, reason: BootReason = BootReason.POWER_UP) -> None:
+        self.central.attach(self, self.dialect.version)
         self.connected = True
-        boot = self._call("BootNotification", dict(VENDOR))
-        if not boot.ok or boot.payload is None or boot.payload["status"] != "Accepted":
+        boot = self._call(*self.dialect.boot(reason))
+        if not boot.ok or boot.payload is None:
+            raise RuntimeError(f"{self.cp_id}: boot not answered: {boot}")
+        status, interval = self.dialect.read_boot(boot.payload)
+        if status != "Accepted":
             raise RuntimeError(f"{self.cp_id}: boot not accepted: {boot}")
-        self.heartbeat_interval_s = int(boot.payload["interval"]) or self.heartbeat_interval_s
+        self.heartbeat_interval_s = interval or self.heartbeat_interval_s
         self._resume()
 
     def _resume(self) -> None:
         """Replay what was queued (so the CSMS sees the real meter stops), then report every connector."""
         while self.queue and self.connected and not self.silent:
-            action, payload = self.queue[0]
-            outcome = self._call(action, payload, queue_if_offline=False)
+            outcome = self._call(*self.queue[0], queue_if_offline=False)
             if outcome.error in ("Offline", "Timeout"):
                 break
             self.queue.pop(0)
@@ -174,7 +162,7 @@ class DesCharger:
                 yield self.env.timeout(wait)
                 continue
             if self.connected and not self.silent:
-                self._call("Heartbeat", {})
+                self._send(self.dialect.heartbeat())
             else:
                 self.last_sent_at = self.env.now  # nothing can be sent: look again an interval later
 
@@ -197,13 +185,11 @@ class DesCharger:
         self._drop_link()
         for c in self.connectors.values():
             self._advance(c)
-            s = c.plugged
-            if s is not None and s.transaction_id is not None:
-                stop = self._end_transaction(c, s, "Reboot")
-                if not lose_queue:
-                    self.queue.append(("StopTransaction", stop))
-                if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
+            if c.transaction is not None:
+                if c.state in IN_TRANSACTION:
                     c.state = step(c.state, Trigger.STOP)
+                tx = self._end_transaction(c)
+                self._send(self.dialect.ended(c, tx, self._ts(), StopReason.REBOOT))  # queued: offline
         if lose_queue:
             self.queue.clear()
         yield self.env.timeout(REBOOT_S)
@@ -227,75 +213,64 @@ class DesCharger:
         self._drop_link()
 
     # ---- energy ----------------------------------------------------------------------------------
-    def _advance(self, c: DesConnector) -> None:
+    def _advance(self, c: VirtualConnector) -> None:
         """Integrate a charging connector up to now; a car that stopped taking energy is SuspendedEV."""
-        seconds, c.updated_at = self.env.now - c.updated_at, self.env.now
-        s = c.plugged
-        if c.state is not ConnectorState.CHARGING or s is None:
+        seconds, self._updated_at[c.no] = self.env.now - self._updated_at[c.no], self.env.now
+        p = c.plugged
+        if c.state is not ConnectorState.CHARGING or p is None:
             return
-        cap = s.meter_start + s.target_wh
-        if integrate(s.vehicle, c.meter, c.max_power_w, cap, seconds) is not None:
+        if integrate(p.vehicle, c.meter, c.max_power_w, p.meter_start + p.target_wh, seconds) is not None:
             c.state = step(c.state, Trigger.EV_FULL)
+        p.delivered_wh = c.meter.register_wh - p.meter_start
 
-    def _charging(self, c: DesConnector, s: Session) -> Process:
-        """One transaction's reports: MeterValues every interval, and the moment the car is done."""
+    def _power_w(self, c: VirtualConnector) -> int:
+        p = c.plugged
+        if p is None or c.state is not ConnectorState.CHARGING:
+            return 0
+        return p.vehicle.power_w(c.max_power_w)
+
+    def _charging(self, c: VirtualConnector, tx: Transaction) -> Process:
+        """One transaction's reports: a reading every interval, and the moment the car is done."""
         while True:
-            horizon = max(0.0, c.metered_at + self.meter_interval_s - self.env.now)
-            if c.state is ConnectorState.CHARGING:
+            horizon = max(0.0, self._metered_at[c.no] + self.meter_interval_s - self.env.now)
+            p = c.plugged
+            if c.state is ConnectorState.CHARGING and p is not None:
                 probe = integrate(
-                    dataclasses.replace(s.vehicle),
+                    dataclasses.replace(p.vehicle),
                     dataclasses.replace(c.meter),
                     c.max_power_w,
-                    s.meter_start + s.target_wh,
+                    p.meter_start + p.target_wh,
                     horizon,
                 )
                 horizon = horizon if probe is None else probe
             yield self.env.timeout(horizon)
-            if c.plugged is not s or s.transaction_id is None:
+            if c.transaction is not tx:
                 return  # unplugged, stopped remotely or rebooted meanwhile
             was = c.state
             self._advance(c)
-            if self.env.now - c.metered_at >= self.meter_interval_s or c.state is not was:
-                self._meter_values(c, s)
+            if self.env.now - self._metered_at[c.no] >= self.meter_interval_s or c.state is not was:
+                self._metered_at[c.no] = self.env.now
+                self._send(self.dialect.meter(c, tx, self._ts(), self._power_w(c)))
             if c.state is not was:
+                changed = self.dialect.charging_state_changed(c, tx, self._ts())
+                if changed is not None:
+                    self._send(changed)
                 self._status(c)
-                if not s.done.triggered:
-                    s.done.succeed()
+                self._finished(c)
+
+    def _finished(self, c: VirtualConnector) -> None:
+        done = self._done.get(c.no)
+        if done is not None and not done.triggered:
+            done.succeed()
 
     # ---- what the charger reports ----------------------------------------------------------------
-    def _status(self, c: DesConnector) -> None:
-        self._call(
-            "StatusNotification",
-            {"connectorId": c.no, "errorCode": "NoError", "status": c.state.value, "timestamp": self._ts()},
-        )
-
-    def _meter_values(self, c: DesConnector, s: Session) -> None:
-        c.metered_at = self.env.now
-        power = s.vehicle.power_w(c.max_power_w) if c.state is ConnectorState.CHARGING else 0
-        self._call(
-            "MeterValues",
-            {
-                "connectorId": c.no,
-                "transactionId": s.transaction_id,
-                "meterValue": [
-                    {
-                        "timestamp": self._ts(),
-                        "sampledValue": [
-                            {
-                                "value": str(c.meter.register_wh),
-                                "measurand": "Energy.Active.Import.Register",
-                                "unit": "Wh",
-                            },
-                            {"value": str(power), "measurand": "Power.Active.Import", "unit": "W"},
-                        ],
-                    }
-                ],
-            },
-        )
+    def _status(self, c: VirtualConnector) -> None:
+        self._send(self.dialect.status(c, self._ts()))
 
     # ---- what a driver does at the charger -------------------------------------------------------
-    def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> Session:
-        """Plug in and present a card: Authorize, then StartTransaction if accepted."""
+    def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> simpy.Event:
+        """Plug in and present a card: Authorize, then start a transaction if accepted. Returns the
+        event that fires when the car stops taking energy or the transaction ends."""
         c = self.connectors[connector_no]
         if c.reservation is not None and c.reservation.id_tag != id_tag:
             raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
@@ -304,110 +279,126 @@ class DesCharger:
         if not self.connected or self.silent:
             raise PlugRefused(f"{self.cp_id} is offline and cannot authorise cards")
         c.state = step(c.state, Trigger.PLUG_IN)
-        c.reservation = None
-        s = c.plugged = Session(id_tag, vehicle, target_wh, self.env.event())
+        c.plugged = Plugged(id_tag, vehicle, target_wh)
+        done = self._done[c.no] = self.env.event()
         self._status(c)
-        auth = self._call("Authorize", {"idTag": id_tag})
-        if not auth.ok or auth.payload is None or auth.payload["idTagInfo"]["status"] != "Accepted":
+        auth = self._call(*self.dialect.authorize(id_tag))
+        if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
             c.state = step(c.state, Trigger.START_REFUSED)
-            return s
+            return done
         self._advance(c)
-        s.meter_start = c.meter.register_wh
-        start = self._call(
-            "StartTransaction",
-            {
-                "connectorId": connector_no,
-                "idTag": id_tag,
-                "meterStart": s.meter_start,
-                "timestamp": self._ts(),
-            },
-        )
-        if start.ok and start.payload is not None and start.payload["idTagInfo"]["status"] == "Accepted":
-            s.transaction_id = int(start.payload["transactionId"])
+        tx = Transaction(next(self._tx_ids), id_tag, c.meter.register_wh, self._now())
+        reservation_id = None if c.reservation is None else c.reservation.reservation_id
+        c.reservation = None
+        c.plugged.meter_start = tx.meter_start
+        outcome = self._call(*self.dialect.started(c, tx, self._ts(), reservation_id))
+        if self.dialect.start_accepted(tx, outcome):
+            c.plugged.transaction = tx
             c.state = step(c.state, Trigger.START_ACCEPTED)
-            c.updated_at = c.metered_at = self.env.now
+            self._updated_at[c.no] = self._metered_at[c.no] = self.env.now
             self._status(c)
-            self.env.process(self._charging(c, s))
-        else:
-            c.state = step(c.state, Trigger.START_REFUSED)
-        return s
+            self.env.process(self._charging(c, tx))
+            return done
+        c.state = step(c.state, Trigger.START_REFUSED)
+        if tx.wire_id is not None and self.dialect.ends_refused_start:
+            # 2.0.1: the transaction exists once announced; a refused card ends it at once.
+            self._send(self.dialect.ended(c, tx, self._ts(), StopReason.DEAUTHORIZED))
+        return done
 
-    def unplug(self, connector_no: int, reason: str = "EVDisconnected") -> None:
+    def transaction_running(self, connector_no: int) -> bool:
+        return self.connectors[connector_no].transaction is not None
+
+    def unplug(self, connector_no: int, reason: StopReason = StopReason.EV_DISCONNECTED) -> None:
         c = self.connectors[connector_no]
-        s = c.plugged
-        if s is None:
+        if c.plugged is None:
             return
         self._advance(c)
-        if s.transaction_id is not None:
-            self._call("StopTransaction", self._end_transaction(c, s, reason))
+        if c.transaction is not None:
+            tx = self._end_transaction(c)
+            self._send(self.dialect.ended(c, tx, self._ts(), reason))
         c.state = step(c.state, Trigger.UNPLUG)
         c.plugged = None
         self._status(c)
 
-    def _end_transaction(self, c: DesConnector, s: Session, reason: str) -> dict[str, Any]:
+    def _end_transaction(self, c: VirtualConnector) -> Transaction:
         """Close the transaction locally at once, so a second stop cannot also send one."""
-        assert s.transaction_id is not None
-        payload = {
-            "transactionId": s.transaction_id,
-            "meterStop": c.meter.register_wh,
-            "timestamp": self._ts(),
-            "reason": reason,
-            "idTag": s.id_tag,
-        }
-        s.transaction_id = None
-        if not s.done.triggered:
-            s.done.succeed()
-        return payload
+        assert c.plugged is not None and c.plugged.transaction is not None
+        tx, c.plugged.transaction = c.plugged.transaction, None
+        self._finished(c)
+        return tx
+
+    def _stop_now(self, c: VirtualConnector, reason: StopReason) -> None:
+        """A remote stop: end at once; the stop message and the status follow our answer."""
+        self._advance(c)
+        if c.state in IN_TRANSACTION:
+            c.state = step(c.state, Trigger.STOP)
+        tx = self._end_transaction(c)
+        stop, status = self.dialect.ended(c, tx, self._ts(), reason), self.dialect.status(c, self._ts())
+        self.later(partial(self._send, stop))
+        self.later(partial(self._send, status))
 
     # ---- what the central system asks of us ------------------------------------------------------
-    def _csms_handlers(self) -> dict[str, Any]:
-        def remote_stop(p: dict[str, Any]) -> dict[str, Any]:
-            for c in self.connectors.values():
-                s = c.plugged
-                if s is not None and s.transaction_id == p["transactionId"]:
-                    self._advance(c)
-                    if c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EV):
-                        c.state = step(c.state, Trigger.STOP)
-                    stop = self._end_transaction(c, s, "Remote")
-                    self.later(partial(self._call, "StopTransaction", stop))
-                    return {"status": "Accepted"}
-            return {"status": "Rejected"}
+    def _reserve(self, connector_no: int, r: Reservation) -> str:
+        c = self.connectors.get(connector_no)
+        if c is None:
+            return "Rejected"
+        if c.reservation is not None and c.reservation.reservation_id == r.reservation_id:
+            c.reservation = r  # the same reservation id replaces that reservation
+            return "Accepted"
+        if c.state is not ConnectorState.AVAILABLE:
+            return "Occupied"  # OCPP 1.6 5.13: also when already reserved
+        c.reservation, c.state = r, step(c.state, Trigger.RESERVE)
+        self.later(partial(self._status, c))
+        self.env.process(self._expire(c, r))
+        return "Accepted"
 
-        def reserve_now(p: dict[str, Any]) -> dict[str, Any]:
-            c = self.connectors.get(p["connectorId"])
-            if c is None:
-                return {"status": "Rejected"}
-            r = Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"]))
-            if c.reservation is not None and c.reservation.reservation_id == r.reservation_id:
-                c.reservation = r  # OCPP 1.6: the same reservationId replaces that reservation
-                return {"status": "Accepted"}
-            if c.state is not ConnectorState.AVAILABLE:
-                return {"status": "Occupied"}  # OCPP 1.6 5.13: also when already reserved
-            c.reservation, c.state = r, step(c.state, Trigger.RESERVE)
-            self.later(partial(self._status, c))
-            self.env.process(self._expire(c, r))
-            return {"status": "Accepted"}
+    def _cancel_reservation(self, reservation_id: int) -> str:
+        for c in self.connectors.values():
+            if c.reservation is not None and c.reservation.reservation_id == reservation_id:
+                c.reservation = None
+                if c.state is ConnectorState.RESERVED:
+                    c.state = step(c.state, Trigger.RESERVATION_ENDED)
+                    self.later(partial(self._status, c))
+                return "Accepted"
+        return "Rejected"
 
-        def cancel_reservation(p: dict[str, Any]) -> dict[str, Any]:
-            for c in self.connectors.values():
-                if c.reservation is not None and c.reservation.reservation_id == p["reservationId"]:
-                    c.reservation = None
-                    if c.state is ConnectorState.RESERVED:
-                        c.state = step(c.state, Trigger.RESERVATION_ENDED)
-                        self.later(partial(self._status, c))
-                    return {"status": "Accepted"}
-            return {"status": "Rejected"}
+    def _remote_stop(self, matches: Callable[[Transaction], bool]) -> str:
+        for c in self.connectors.values():
+            if c.transaction is not None and matches(c.transaction):
+                self._stop_now(c, StopReason.REMOTE)
+                return "Accepted"
+        return "Rejected"
 
+    def _csms_handlers(self) -> dict[str, Handler]:
+        if self.dialect.version == "1.6":
+            return {
+                "RemoteStopTransaction": lambda p: {
+                    "status": self._remote_stop(lambda tx: tx.wire_id == p["transactionId"])
+                },
+                "ReserveNow": lambda p: {
+                    "status": self._reserve(
+                        p["connectorId"],
+                        Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"])),
+                    )
+                },
+                "CancelReservation": lambda p: {"status": self._cancel_reservation(p["reservationId"])},
+            }
         return {
-            "RemoteStopTransaction": remote_stop,
-            "ReserveNow": reserve_now,
-            "CancelReservation": cancel_reservation,
+            "RequestStopTransaction": lambda p: {
+                "status": self._remote_stop(lambda tx: tx.local_id == p["transactionId"])
+            },
+            "ReserveNow": lambda p: {
+                "status": self._reserve(
+                    p.get("evseId", 1),
+                    Reservation(p["id"], p["idToken"]["idToken"], parse_ts(p["expiryDateTime"])),
+                )
+            },
+            "CancelReservation": lambda p: {"status": self._cancel_reservation(p["reservationId"])},
         }
 
-    def _expire(self, c: DesConnector, r: Reservation) -> Process:
+    def _expire(self, c: VirtualConnector, r: Reservation) -> Process:
         """A reservation nobody used ends at its expiry (the live charger checks on its meter tick)."""
-        wait = (r.expires_at - self.epoch).total_seconds() - self.env.now
-        yield self.env.timeout(max(0.0, wait))
+        yield self.env.timeout(max(0.0, (r.expires_at - self._now()).total_seconds()))
         if c.reservation is r and c.state is ConnectorState.RESERVED:
             c.reservation, c.state = None, step(c.state, Trigger.RESERVATION_ENDED)
             self._status(c)

@@ -118,17 +118,17 @@ def _use_booking(
     yield env.timeout(max(0.0, min(_until(world, booking.starts_at), world.seconds_left())))
     vehicle = Vehicle(plan.battery_wh, plan.soc_wh, plan.max_power_w)
     try:
-        session = charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
+        done = charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
     except PlugRefused:
         return "refused_at_charger"  # in use or reserved for someone else: our booking failed meanwhile
-    if session.transaction_id is None:
+    if not charger.transaction_running(1):
         charger.unplug(1)
         with contextlib.suppress(DomainError):  # already ended: the live driver ignores this answer too
             app.bookings.cancel(booking.booking_id, driver_id=driver_id)
         return "refused_at_charger"
     wait_s = min(_until(world, booking.ends_at), world.seconds_left())
     if wait_s > 0:
-        yield session.done | env.timeout(wait_s)
+        yield done | env.timeout(wait_s)
     charger.unplug(1)
     for _ in range(RECEIPT_CHECKS):
         cost = receipt_cost(app, booking.booking_id)

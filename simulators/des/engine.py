@@ -123,8 +123,7 @@ def check_supported(params: DesParams) -> None:
     others = sorted(set(params.fleet.protocols) - set(SUPPORTED_VERSIONS))
     if others:
         raise NotSupportedInDes(
-            f"the DES engine's chargers speak OCPP {', '.join(SUPPORTED_VERSIONS)}, not {', '.join(others)} "
-            "(use --engine live for a mixed-protocol fleet)"
+            f"the DES engine's chargers speak OCPP {', '.join(SUPPORTED_VERSIONS)}, not {', '.join(others)}"
         )
 
 
@@ -147,6 +146,7 @@ def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
         report = summarise(app, params_dict(params), world.stats, wall_s=time.perf_counter() - wall_start)
         report = dataclasses.replace(report, deterministic=True)
         report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
+        report.summary["fault_outcomes"] = dict(sorted(world.stats.outcomes_of_faults.items()))
         return DesResult(
             report, env.processed, central.frames, setup_s, time.perf_counter() - wall_start - setup_s
         )
@@ -173,8 +173,9 @@ def _populate(
             [c.max_power_w for c in s.connectors],
             epoch=params.start,
             meter_interval_s=params.meter_interval_s,
+            protocol=params.fleet.protocol_of(i),
         )
-        for s in specs
+        for i, s in enumerate(specs)
     }
     world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats())
     return world, list(zip(plans, driver_ids, strict=True))

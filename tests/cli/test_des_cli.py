@@ -12,7 +12,6 @@ from chargeshare.benchmarks.des import bare_loop
 from chargeshare.cli.app import app
 
 runner = CliRunner()
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def _simulate(out: Path, *extra: str) -> int:
@@ -31,8 +30,6 @@ def test_simulate_des_writes_the_same_report_twice(tmp_path: Path) -> None:
 
 def test_simulate_des_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert _simulate(tmp_path / "r.json", "--trace", str(tmp_path / "t.jsonl")) == 2
-    mixed = runner.invoke(app, ["simulate", str(SCENARIOS / "mixed-protocol-fleet.yaml"), "--engine", "des"])
-    assert mixed.exit_code == 2 and "2.0.1" in mixed.output
     too_big_for_live = runner.invoke(app, ["simulate", "--chargers", "5000", "--quiet"])
     assert too_big_for_live.exit_code == 2 and "--engine des" in too_big_for_live.output
 
