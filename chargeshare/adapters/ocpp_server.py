@@ -84,8 +84,13 @@ class ChargerRegistry:
         if subprotocol is None:
             await ws.close(code=1002, reason="offer ocpp1.6 or ocpp2.0.1")
             return
-        refused = self.app.marketplace.authenticate_charger(
-            cp_id, ws.headers.get("authorization"), allow_unknown=self.app.charging.allow_unknown
+        # Off the event loop: checking a password is deliberately slow (PBKDF2), and a fleet
+        # reconnecting at once must not stall every other charger's frames behind it.
+        refused = await asyncio.to_thread(
+            self.app.marketplace.authenticate_charger,
+            cp_id,
+            ws.headers.get("authorization"),
+            allow_unknown=self.app.charging.allow_unknown,
         )
         if refused is not None:
             log.warning("refused charger %r: %s", cp_id, refused)

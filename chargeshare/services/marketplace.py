@@ -67,7 +67,7 @@ class MarketplaceService:
     ) -> str | None:
         """None if the charger may connect, else the reason it may not (said to nobody but the log)."""
         try:
-            with self.store.transaction() as tx:
+            with self.store.reading() as tx:
                 stored = tx.charger_password(charge_point_id)
         except NotFound:
             return None if allow_unknown else "unknown charge point"
