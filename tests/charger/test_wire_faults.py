@@ -1,12 +1,16 @@
-"""Wire faults are observable on the wire: dropped frames never arrive, delayed answers come late,
-refused commands are answered with a refusal and change nothing, malformed frames draw CALLERRORs."""
+"""Faults are observable on the wire, in both versions: dropped frames never arrive, delayed answers
+come late, refused commands are answered with a refusal and change nothing, malformed frames draw
+CALLERRORs; a reboot keeps (or loses) the stop, duplicates repeat one frame, a skewed clock shows."""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
+from chargeshare.ocpp.timestamps import parse_ts
+from simulators.power import Vehicle
 from simulators.wire_faults import ALL_COMMANDS
 from tests.charger.conftest import SPEED, Rig
 from tests.charger.fake_csms import eventually
@@ -81,3 +85,44 @@ async def test_malformed_frames_draw_callerrors_and_the_charger_carries_on(rig: 
     assert codes[2] in ("TypeConstraintViolation", format_violation)
     rig.csms.frames = [(d, f) for d, f in rig.csms.frames if f[0] != 4 or d != "out"]  # expected errors
     assert (await rig.charger._call("Heartbeat", {})).ok
+
+
+async def test_a_reboot_keeps_the_stop_for_the_csms_unless_the_queue_is_lost(rig: Rig) -> None:
+    vc = rig.charger
+    await vc.plug_in(1, "TAG-1", Vehicle(60_000, 20_000, 7_400), 20_000)
+    await vc.reboot(lose_queue=False)
+    assert rig.csms.connections == 2 and vc.queue == []
+    action, stop = [(a, p) for a, p in rig.csms.calls if a in vc.dialect.transaction_actions][-1]
+    if rig.version == "1.6":
+        assert (action, stop["reason"]) == ("StopTransaction", "Reboot")
+    else:
+        assert (stop["eventType"], stop["transactionInfo"]["stoppedReason"], stop["offline"]) == (
+            "Ended",
+            "Reboot",
+            True,
+        )
+    sent = len(rig.csms.calls)
+    await vc.unplug(1)
+    await vc.plug_in(1, "TAG-1", Vehicle(60_000, 20_000, 7_400), 20_000)
+    await vc.reboot(lose_queue=True)
+    new = [a for a, p in rig.csms.calls[sent:] if a in ("StopTransaction",) or p.get("eventType") == "Ended"]
+    assert new == [] and vc.queue == []  # the stop died with the power
+
+
+async def test_duplicated_transaction_frames_reach_the_csms_twice_with_one_id(rig: Rig) -> None:
+    rig.charger.duplicate_sends = True
+    await rig.charger.plug_in(1, "TAG-1", Vehicle(60_000, 20_000, 7_400), 20_000)
+    await rig.charger.unplug(1)
+    sent = [f for d, f in rig.csms.frames if d == "in" and f[0] == 2]
+    transactional = [f for f in sent if f[2] in rig.charger.dialect.transaction_actions]
+    ids = [f[1] for f in transactional]
+    assert len(ids) >= 4 and all(ids.count(i) == 2 for i in ids)
+    heartbeats_and_statuses = [f[1] for f in sent if f[2] not in rig.charger.dialect.transaction_actions]
+    assert len(heartbeats_and_statuses) == len(set(heartbeats_and_statuses))  # only transaction frames
+
+
+async def test_a_skewed_clock_shows_in_every_timestamp(rig: Rig) -> None:
+    rig.charger.clock_skew_s = 7_200
+    await rig.charger.report_status(rig.charger.connectors[1])
+    (status,) = rig.csms.sent_by_charger("StatusNotification")[-1:]
+    assert parse_ts(status["timestamp"]) - rig.clock.now() > timedelta(hours=1, minutes=59)
