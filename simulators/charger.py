@@ -5,8 +5,12 @@ One firmware model (connector state table, transactions, reservations, settings,
 both versions; the wire format lives in `dialect_v16` / `dialect_v201`. It uses the same sans-I/O
 `Connection` as the backend, in the client role, over a real websocket.
 
-Behaviour a deliberately faulty variant may want to change is in small public methods
-(`report_status`, `stop_message`, `meter_message`, `expire_reservations`, `perform_reset`, ...).
+Behaviour a deliberately faulty variant may want to change is in small methods to override:
+`status_message` (every StatusNotification; `report_status` sends the awaited ones), `meter_message`,
+`stop_message` and `_stop_transaction` (how a transaction's end is told and sent),
+`expire_reservations`, `reset` / `perform_reset`, and the command operations (`remote_start`,
+`reserve`, `change_availability`, ...). `send_unchecked` and `send_raw` put frames on the wire that
+the schema would refuse.
 """
 
 from __future__ import annotations
