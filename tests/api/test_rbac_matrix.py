@@ -1,0 +1,289 @@
+"""Every endpoint x every role (anonymous, driver, host, admin) x own and another tenant's resource.
+
+Refusals are exact (401 without a token, 403 for the wrong role, 404 for another tenant's resource, as
+if it did not exist) and a refused write changes nothing in the database. Every operation in the
+OpenAPI document must have a row here, so a new endpoint cannot skip the matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from chargeshare.adapters import sql_schema
+from chargeshare.adapters.http_api import create_api
+from chargeshare.bootstrap import App
+from tests.api.world import Side, World, client, world
+from tests.api_helpers import PASSWORD
+
+ROLES = ("anonymous", "driver", "host", "admin")
+
+# Who may call: public (anyone), signed_in (any role), driver, host, party (driver or host), admin.
+Request = tuple[str, dict[str, Any] | list[Any] | None]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str  # as in the OpenAPI document
+    who: str
+    ok: int  # the status when allowed
+    request: Callable[[World, Side, str], Request]  # (world, the side aimed at, caller role) -> url, body
+    per_tenant: bool = True  # False: no tenant's resource in the path (collections, sign-up)
+
+
+def fixed(url: str, body: dict[str, Any] | None = None) -> Callable[[World, Side, str], Request]:
+    return lambda _w, _s, _r: (url, body)
+
+
+ROWS = [
+    Row("GET", "/health", "public", 200, fixed("/health"), per_tenant=False),
+    Row("GET", "/chargers", "public", 200, fixed("/chargers?bbox=-3,51,-2,52"), per_tenant=False),
+    Row(
+        "GET", "/chargers/{charger_id}", "public", 200, lambda _w, s, _r: (f"/chargers/{s.charger_id}", None)
+    ),
+    Row(
+        "POST",
+        "/auth/register/driver",
+        "public",
+        201,
+        lambda _w, _s, r: (
+            "/auth/register/driver",
+            {"email": f"new-{r}@x.example", "password": PASSWORD, "name": r},
+        ),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/auth/register/host",
+        "public",
+        201,
+        lambda _w, _s, r: (
+            "/auth/register/host",
+            {"email": f"new-{r}@y.example", "password": PASSWORD, "name": r},
+        ),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/auth/login",
+        "public",
+        200,
+        lambda _w, s, _r: ("/auth/login", {"email": s.driver.email, "password": PASSWORD}),
+        per_tenant=False,
+    ),
+    Row("GET", "/auth/me", "signed_in", 200, fixed("/auth/me"), per_tenant=False),
+    Row("GET", "/host/chargers", "host", 200, fixed("/host/chargers"), per_tenant=False),
+    Row(
+        "POST",
+        "/host/chargers",
+        "host",
+        201,
+        fixed(
+            "/host/chargers",
+            {
+                "charge_point_id": "NEW1",
+                "lat": 51.4,
+                "lon": -2.6,
+                "price_per_kwh": 30,
+                "connectors": [{"connector_no": 1, "max_power_w": 7400}],
+            },
+        ),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/host/chargers/{charger_id}",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}", None),
+    ),
+    Row(
+        "PATCH",
+        "/host/chargers/{charger_id}",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}", {"title": "renamed", "price_per_kwh": 55}),
+    ),
+    Row(
+        "DELETE",
+        "/host/chargers/{charger_id}",
+        "host",
+        204,
+        lambda _w, s, _r: (f"/host/chargers/{s.spare_charger_id}", None),
+    ),
+    Row(
+        "PUT",
+        "/host/chargers/{charger_id}/availability",
+        "host",
+        200,
+        lambda _w, s, _r: (
+            f"/host/chargers/{s.charger_id}/availability",
+            [{"weekday": 0, "start_minute": 0, "end_minute": 1440}],
+        ),
+    ),
+    Row(
+        "POST",
+        "/host/chargers/{charger_id}/connectors",
+        "host",
+        201,
+        lambda _w, s, _r: (
+            f"/host/chargers/{s.charger_id}/connectors",
+            {"connector_no": 5, "max_power_w": 7400},
+        ),
+    ),
+    Row(
+        "PATCH",
+        "/host/chargers/{charger_id}/connectors/{connector_no}",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}/connectors/1", {"max_power_w": 11_000}),
+    ),
+    Row(
+        "DELETE",
+        "/host/chargers/{charger_id}/connectors/{connector_no}",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.spare_charger_id}/connectors/2", None),
+    ),
+    Row("GET", "/host/earnings", "host", 200, fixed("/host/earnings"), per_tenant=False),
+    Row("GET", "/host/payouts", "host", 200, fixed("/host/payouts"), per_tenant=False),
+    Row("GET", "/host/statements/{year}", "host", 200, fixed("/host/statements/2026"), per_tenant=False),
+    Row(
+        "POST",
+        "/bookings",
+        "driver",
+        201,
+        lambda w, s, _r: (
+            "/bookings",
+            {
+                "charger_id": s.charger_id,
+                "connector_no": 1,
+                "minutes": 60,
+                "max_energy_wh": 5_000,
+                "starts_at": (w.clock.now().replace(hour=20)).isoformat(),
+            },
+        ),
+        per_tenant=False,
+    ),
+    Row("GET", "/bookings", "party", 200, fixed("/bookings"), per_tenant=False),
+    Row(
+        "GET", "/bookings/{booking_id}", "party", 200, lambda _w, s, _r: (f"/bookings/{s.done_booking}", None)
+    ),
+    Row(
+        "POST",
+        "/bookings/{booking_id}/cancel",
+        "party",
+        200,
+        lambda _w, s, r: (f"/bookings/{s.live_booking if r == 'driver' else s.live_booking_2}/cancel", None),
+    ),
+    Row(
+        "GET",
+        "/bookings/{booking_id}/receipt",
+        "party",
+        200,
+        lambda _w, s, _r: (f"/bookings/{s.done_booking}/receipt", None),
+    ),
+    Row("GET", "/sessions", "party", 200, fixed("/sessions"), per_tenant=False),
+    Row("GET", "/sessions/{session_id}", "party", 200, lambda _w, s, _r: (f"/sessions/{s.session_id}", None)),
+    Row("GET", "/admin/chargers", "admin", 200, fixed("/admin/chargers?status=online"), per_tenant=False),
+    Row("GET", "/admin/payments", "admin", 200, fixed("/admin/payments"), per_tenant=False),
+    Row(
+        "POST",
+        "/admin/payments/reconcile",
+        "admin",
+        200,
+        fixed("/admin/payments/reconcile"),
+        per_tenant=False,
+    ),
+    Row("POST", "/admin/payouts", "admin", 200, fixed("/admin/payouts"), per_tenant=False),
+    Row(
+        "PUT",
+        "/admin/hosts/{host_id}/kyc",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/hosts/{s.host.hid}/kyc", {"status": "verified"}),
+        per_tenant=False,  # the operator acts on any host: there is no "own" for an admin
+    ),
+]
+
+ALLOWED = {
+    "public": set(ROLES),
+    "signed_in": {"driver", "host", "admin"},
+    "driver": {"driver"},
+    "host": {"host"},
+    "party": {"driver", "host"},
+    "admin": {"admin"},
+}
+
+
+def expected(row: Row, role: str, own: bool) -> int:
+    if row.who == "public":
+        return row.ok
+    if role == "anonymous":
+        return 401
+    if role not in ALLOWED[row.who]:
+        return 403
+    return row.ok if own or not row.per_tenant or row.who == "public" else 404
+
+
+def headers(w: World, role: str) -> dict[str, str]:
+    return {
+        "anonymous": {},
+        "driver": w.mine.driver.headers,
+        "host": w.mine.host.headers,
+        "admin": w.admin.headers,
+    }[role]
+
+
+def fingerprint(app: App) -> dict[str, list[str]]:
+    """Every row of every table: a refused write must leave all of them as they were."""
+    with app.store.reading() as tx:
+        conn = tx.conn  # type: ignore[attr-defined]
+        return {t.name: sorted(map(str, conn.execute(select(t)))) for t in sql_schema.metadata.sorted_tables}
+
+
+def test_every_operation_has_a_row() -> None:
+    with world() as w:
+        spec = create_api(w.app).openapi()
+    operations = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    assert operations == {(r.method, r.path) for r in ROWS}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.method} {r.path}")
+async def test_matrix(row: Row) -> None:
+    with world() as w:
+        async with client(w.app) as http:
+            # The refused first (each leaves no trace), then those allowed, each on their own resource.
+            for role, own in sorted(
+                ((role, own) for role in ROLES for own in ((False, True) if row.per_tenant else (True,))),
+                key=lambda x: expected(row, *x) == row.ok,
+            ):
+                side = w.mine if own else w.theirs
+                url, body = row.request(w, side, role)
+                want = expected(row, role, own)
+                before = fingerprint(w.app) if want != row.ok else None
+                r = await http.request(row.method, url, json=body, headers=headers(w, role))
+                assert r.status_code == want, (role, "own" if own else "other's", r.text[:300])
+                if before is not None:
+                    assert r.json()["error"] in ("unauthorized", "forbidden", "not_found")
+                    assert fingerprint(w.app) == before, "a refused request changed the database"
+                elif row.method == "GET" and row.path in ("/bookings", "/sessions", "/host/chargers"):
+                    assert_only_own(w, role, row.path, r.json())
+
+
+def assert_only_own(w: World, role: str, path: str, items: list[dict[str, Any]]) -> None:
+    """Listings hold the caller's own things, and all of them."""
+    mine = w.mine
+    if path == "/host/chargers":
+        assert {c["id"] for c in items} == {mine.charger_id, mine.spare_charger_id}
+        return
+    key = "id" if path == "/bookings" else "booking_id"
+    got = {x[key] for x in items}
+    everything = {mine.done_booking, mine.live_booking, mine.live_booking_2}
+    want = everything if path == "/bookings" else {mine.done_booking}
+    assert got == want, (role, path)
