@@ -243,7 +243,7 @@ def headers(w: World, role: str) -> dict[str, str]:
 def fingerprint(app: App) -> dict[str, list[str]]:
     """Every row of every table: a refused write must leave all of them as they were."""
     with app.store.reading() as tx:
-        conn = tx.conn  # type: ignore[attr-defined]
+        conn = tx.conn
         return {t.name: sorted(map(str, conn.execute(select(t)))) for t in sql_schema.metadata.sorted_tables}
 
 
