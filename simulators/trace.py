@@ -413,7 +413,7 @@ def _check_charger(obj: dict[str, Any]) -> None:
         if not isinstance(c, dict):
             raise TraceError(f"field 'connectors[{i}]': must be an object")
         for name in ("no", "max_power_w"):
-            if not isinstance(c.get(name), int) or c[name] < 1:
+            if not isinstance(c.get(name), int) or isinstance(c[name], bool) or c[name] < 1:
                 raise TraceError(f"field 'connectors[{i}].{name}': a positive integer, got {c.get(name)!r}")
         if c.get("type") not in ("type2", "ccs", "chademo"):
             raise TraceError(f"field 'connectors[{i}].type': type2, ccs or chademo, got {c.get('type')!r}")

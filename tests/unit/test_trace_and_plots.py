@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import asdict, replace
 from html.parser import HTMLParser
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chargeshare.domain.booking import CancellationPolicy
 from chargeshare.services.rules import MarketplaceRules
@@ -165,3 +168,39 @@ def test_html_report_has_three_inline_svg_series() -> None:
     assert all(len(p.split()) == 3 for p in parser.points)
     data = json.loads(parser.json)
     assert data["revenue_pence"] == [0, 0, 250] and len(data["power_kw"]) == 3
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+record_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "t": st.sampled_from(["2026-03-02T09:00:00Z", "yesterday", 5]) | json_values,
+        "kind": st.sampled_from(["ocpp", "http", "host", "charger", "op", "header"]) | json_values,
+        "cp": json_values,
+        "dir": st.sampled_from(["in", "out"]) | json_values,
+        "version": st.sampled_from(["1.6", "2.0.1"]) | json_values,
+        "frame": json_values,
+        "method": st.sampled_from(["GET", "POST"]) | json_values,
+        "path": json_values,
+        "status": json_values,
+        "op": st.sampled_from(["reconcile", "charger_offline"]) | json_values,
+        "id": json_values,
+        "connectors": json_values,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(record_like | json_values, max_size=4))
+def test_any_line_is_read_or_refused_with_its_line_number(tmp_path: Path, lines: list[object]) -> None:
+    path = write(tmp_path, HEADER, *[json.dumps(x) for x in lines])
+    try:
+        trace = read_trace(path)
+    except TraceError as exc:
+        assert re.search(rf"{re.escape(str(path))}:\d+: ", str(exc))
+    else:
+        assert len(trace.records) == len(lines)
