@@ -46,9 +46,9 @@ def test_bench_des_smoke_reports_both_loops(tmp_path: Path) -> None:
     assert figures["events"] > 0 and figures["frames"] > 0
     # The baseline processes the same number of events, give or take each process's start and end.
     assert abs(figures["bare_events"] - figures["events"]) <= 2 * (figures["chargers"] + figures["drivers"])
-    assert figures["ratio"] > 0 and "bare SimPy loop" in result.output
+    assert figures["ratio"] > 0 and figures["cpu_ratio"] > 0 and "bare SimPy loop" in result.output
 
 
 def test_bare_loop_processes_the_events_asked_for() -> None:
-    events, wall_s = bare_loop(10_000, 50, 3600.0, seed=1)
-    assert abs(events - 10_000) <= 100 and wall_s >= 0
+    events, wall_s, cpu_s = bare_loop(10_000, 50, 3600.0, seed=1)
+    assert abs(events - 10_000) <= 100 and wall_s >= 0 and cpu_s >= 0
