@@ -45,6 +45,7 @@ MAX_ROUNDS_PER_GAP = 240  # a long silence in a vendor trace: the rounds in betw
 VENDOR_PRICE_PER_KWH = 45
 VENDOR_POWER_W = 7_400
 MAX_DETAILS = 5
+MAX_IN_FLIGHT = 500  # how far ahead to look for the calls that overlapped a refused one
 ID_PATH = re.compile(r"^/(bookings|chargers|drivers|hosts)/(\d+)")
 ID_FIELDS = {"driver_id": "drivers", "charger_id": "chargers", "host_id": "hosts", "booking_id": "bookings"}
 
@@ -203,6 +204,7 @@ class Replayer:
         self.pairs = _Pairs.scan(trace)
         self.ids: dict[str, dict[int, int]] = defaultdict(dict)
         self.tokens: dict[str, str] = {}
+        self.deferred: list[tuple[datetime, Record]] = []  # API calls to try again when they finished
         self.unmapped: dict[str, deque[int]] = defaultdict(deque)  # our transaction ids, awaiting theirs
         self.transactions: dict[tuple[str, Any], Any] = {}
         self.connections: dict[tuple[str, str], Connection] = {}
@@ -224,12 +226,21 @@ class Replayer:
             api = create_api(self.app)
             transport = httpx.ASGITransport(app=api)
             async with httpx.AsyncClient(transport=transport, base_url="http://replay") as http:
-                for r in self.trace.records:
+                done: set[int] = set()
+                for i, r in enumerate(self.trace.records):
+                    if r.line in done:
+                        continue
+                    await self._retry_deferred(r.t, http)
                     self._advance(r.t if r.kind != "http" else max(r.t, self.clock.now()))
-                    try:
-                        await self._apply(r, http)
-                    except Exception as exc:  # the replay goes on; the report says what broke
-                        self.errors.append(f"line {r.line}: {r.kind} could not be replayed: {exc!r}")
+                    for first in [*self._winners_first(i, done), r]:
+                        done.add(first.line)
+                        try:
+                            await self._apply(first, http)
+                        except Exception as exc:  # the replay goes on; the report says what broke
+                            self.errors.append(
+                                f"line {first.line}: {first.kind} could not be replayed: {exc!r}"
+                            )
+                await self._retry_deferred(None, http)
             if not any(r.kind == "op" and r.data["op"] == "reconcile" for r in self.trace.records):
                 # No wind-down recorded (a vendor's trace): end as a run does.
                 self.app.bookings.expire_no_shows(grace=timedelta(0))
@@ -252,6 +263,45 @@ class Replayer:
             )
         finally:
             self.app.close()
+
+    async def _retry_deferred(self, before: datetime | None, http: httpx.AsyncClient) -> None:
+        """Try again the deferred calls that had finished by `before` (all of them for None)."""
+        self.deferred.sort(key=lambda x: x[0])
+        while self.deferred and (before is None or self.deferred[0][0] <= before):
+            finished, r = self.deferred.pop(0)
+            self._advance(max(finished, self.clock.now()))
+            try:
+                await self._http(r, http, retry=True)
+            except Exception as exc:
+                self.errors.append(f"line {r.line}: http could not be replayed: {exc!r}")
+
+    def _winners_first(self, i: int, done: set[int]) -> list[Record]:
+        """A write the recording refused while others like it were in flight lost to one of them: the
+        ones that arrived before it finished and succeeded go first, as they did on the backend."""
+        r = self.trace.records[i]
+        d = r.data
+        if r.kind != "http" or d["method"] == "GET" or d["status"] < 400 or "done" not in d:
+            return []
+        finished = datetime.fromisoformat(d["done"])
+        winners = []
+        for later in self.trace.records[i + 1 : i + 1 + MAX_IN_FLIGHT]:
+            if later.t > finished:
+                break
+            x = later.data
+            if (
+                later.kind == "http"
+                and later.line not in done
+                and (x["method"], x["path"]) == (d["method"], d["path"])
+                and x["status"] < 400
+                and self._signed_in(x)
+            ):
+                winners.append(later)
+        return winners
+
+    def _signed_in(self, d: dict[str, Any]) -> bool:
+        """The call's token is one replay has met (or it needs none): it can go early."""
+        auth = d.get("auth")
+        return not isinstance(auth, str) or auth.partition(" ")[2] in self.tokens
 
     def _advance(self, t: datetime) -> None:
         """Move the clock to `t`, running housekeeping (and sampling) at each boundary on the way."""
@@ -487,7 +537,7 @@ class Replayer:
             with contextlib.suppress(NotFound):
                 self.app.bookings.reservation_answered(new, str(frame[2].get("status")))
 
-    async def _http(self, r: Record, http: httpx.AsyncClient) -> None:
+    async def _http(self, r: Record, http: httpx.AsyncClient, *, retry: bool = False) -> None:
         d = r.data
         path = ID_PATH.sub(lambda m: f"/{m[1]}/{self._map(m[1], int(m[2]))}", d["path"])
         body = d.get("body")
@@ -504,11 +554,24 @@ class Replayer:
         # An API call is stamped with its arrival but written when it completed, so it may be a
         # little behind the clock: handle it at its own time, as the backend did.
         resume = self.clock.now()
-        self.clock.advance(min(0.0, (r.t - resume).total_seconds()))
+        if not retry:
+            self.clock.advance(min(0.0, (r.t - resume).total_seconds()))
         try:
             response = await http.request(d["method"], path, json=body, headers=headers)
         finally:
             self.clock.advance((resume - self.clock.now()).total_seconds())
+        if (
+            not retry
+            and response.status_code >= 400 > d["status"]
+            and d["method"] != "GET"
+            and "done" in d
+            and datetime.fromisoformat(d["done"]) > self.clock.now()
+        ):
+            # Refused here, done on the backend: its effect may have come late in its time in
+            # flight (after a cancellation that arrived later, say). A refusal changed nothing, so
+            # try again where the recording says it finished.
+            self.deferred.append((datetime.fromisoformat(d["done"]), r))
+            return
         if response.status_code != d["status"]:
             self._diverge(
                 f"line {r.line}: {d['method']} {d['path']} answered {response.status_code}, "

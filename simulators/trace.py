@@ -251,6 +251,7 @@ class TraceRecorder:
             "http",
             slot=slot,
             at=arrived,
+            done=self.app.clock.now().isoformat(),
             method=str(scope["method"]),
             path=path,
             body=_json_or_none(request),
@@ -375,6 +376,8 @@ def _record(line: int, obj: dict[str, Any]) -> Record:
         status = _need(obj, "status", int, "the recorded status code")
         if "auth" in obj:
             _need(obj, "auth", str, "the Authorization header sent")
+        if "done" in obj and _time(obj["done"]) is None:
+            raise TraceError(f"field 'done': an ISO 8601 time with a UTC offset, got {obj['done']!r}")
         if not 100 <= status <= 599:
             raise TraceError(f"field 'status': an HTTP status code, got {status!r}")
     elif kind == "host":
