@@ -507,7 +507,10 @@ class VirtualCharger:
         if not self.connected or self.silent:
             raise PlugRefused(f"{self.cp_id} is offline and cannot authorise cards")
         c.state = step(c.state, Trigger.PLUG_IN)
-        c.plugged = Plugged(id_tag, vehicle, target_wh)
+        # The reservation is taken up by this car: the connector is no longer free to reserve.
+        taken = None if reservation is None else reservation.reservation_id
+        c.plugged = Plugged(id_tag, vehicle, target_wh, reservation_id=taken)
+        c.reservation = None
         await self.report_status(c)
         return c.plugged
 
@@ -525,8 +528,7 @@ class VirtualCharger:
             self.clock.now(),
             remote_start_id=remote_start_id,
         )
-        reservation_id = None if c.reservation is None else c.reservation.reservation_id
-        c.reservation = None
+        reservation_id = c.plugged.reservation_id
         c.plugged.id_tag, c.plugged.meter_start = id_tag, tx.meter_start
         outcome = await self._call(*self.dialect.started(c, tx, self._ts(), reservation_id))
         if c.plugged is None or c.state is not ConnectorState.PREPARING:

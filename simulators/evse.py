@@ -75,6 +75,7 @@ class Plugged:
     vehicle: Vehicle
     target_wh: int
     transaction: Transaction | None = None
+    reservation_id: int | None = None  # the reservation this car took up when it plugged in
     meter_start: int = 0
     delivered_wh: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)

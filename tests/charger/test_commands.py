@@ -336,3 +336,26 @@ async def test_offline_transaction_messages_are_queued_marked_and_replayed_in_or
     if rig.version == "2.0.1":
         seq = [p["seqNo"] for _, p in tx_messages(rig)]
         assert seq == sorted(seq) and len(set(seq)) == len(seq)
+
+
+async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_it(rig: Rig) -> None:
+    expiry = format_ts(rig.clock.now() + timedelta(hours=1))
+    p16 = {"connectorId": 1, "expiryDate": expiry, "idTag": "TAG-1", "reservationId": 9}
+    p201 = {
+        "id": 9,
+        "expiryDateTime": expiry,
+        "idToken": {"idToken": "TAG-1", "type": "ISO14443"},
+        "evseId": 1,
+    }
+    assert await status_of(rig, "ReserveNow", p16, p201) == "Accepted"
+    await eventually(lambda: rig.charger.connectors[1].state is ConnectorState.RESERVED, "Reserved")
+    rig.csms.id_status = "Blocked"  # the card is refused this time: the car leaves, nothing stays held
+    await rig.charger.plug_in(1, "TAG-1", car(), 5_000)
+    await rig.charger.unplug(1)
+    c = rig.charger.connectors[1]
+    assert (c.state, c.reservation) == (ConnectorState.AVAILABLE, None)
+    assert await status_of(rig, "ReserveNow", p16, p201) == "Accepted"
+    rig.csms.id_status = "Accepted"
+    await charging(rig)
+    started = tx_messages(rig)[0][1]
+    assert started["reservationId"] == 9
