@@ -136,15 +136,7 @@ class _ChargerChecks:
         cp = r.data["cp"]
         if action == "StopTransaction":
             key = (cp, payload.get("transactionId"))
-            seen = (payload.get("meterStop"), payload.get("timestamp"))
-            first = self.stops.get(key)
-            if first is None:
-                self.stops[key] = (*seen, r.line)
-            elif (first[0], first[1]) != seen:
-                self.stop_conflicts.append(
-                    f"line {r.line}: transaction {key[1]} on {cp} stopped again with meterStop "
-                    f"{seen[0]} at {seen[1]} (line {first[2]} said {first[0]} at {first[1]})"
-                )
+            self._stop(r, key, payload.get("meterStop"), payload.get("timestamp"))
             self._reading(r, key, payload.get("meterStop"))
         elif action == "MeterValues" and payload.get("transactionId") is not None:
             try:
@@ -152,6 +144,26 @@ class _ChargerChecks:
             except CallRejected:
                 return
             self._reading(r, (cp, payload["transactionId"]), register)
+        elif action == "TransactionEvent" and isinstance(payload.get("transactionInfo"), dict):
+            key = (cp, payload["transactionInfo"].get("transactionId"))
+            try:
+                readings = csms_v201.energy_readings_wh(payload.get("meterValue", []))
+            except (CallRejected, AttributeError, KeyError, TypeError, ValueError):
+                readings = []  # the backend's own CALLERROR covers a malformed reading
+            for wh in readings:
+                self._reading(r, key, wh)
+            if payload.get("eventType") == "Ended":
+                self._stop(r, key, readings[-1] if readings else None, payload.get("timestamp"))
+
+    def _stop(self, r: Record, key: tuple[str, Any], meter: Any, at: Any) -> None:
+        first = self.stops.get(key)
+        if first is None:
+            self.stops[key] = (meter, at, r.line)
+        elif (first[0], first[1]) != (meter, at):
+            self.stop_conflicts.append(
+                f"line {r.line}: transaction {key[1]} on {key[0]} stopped again at {meter} Wh, {at} "
+                f"(line {first[2]} said {first[0]} Wh, {first[1]})"
+            )
 
     def _reading(self, r: Record, key: tuple[str, Any], wh: Any) -> None:
         if not isinstance(wh, int):
@@ -170,7 +182,7 @@ class _ChargerChecks:
         return [
             InvariantResult(
                 "charger_stops_agree",
-                "a repeated StopTransaction repeats the first (same meterStop and timestamp)",
+                "a repeated stop (StopTransaction, TransactionEvent Ended) repeats the first reading, time",
                 not self.stop_conflicts,
                 len(self.stops),
                 tuple(self.stop_conflicts[:MAX_DETAILS]),

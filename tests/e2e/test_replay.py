@@ -197,3 +197,29 @@ def test_replay_on_postgresql_reproduces_the_run(recorded: Recorded, postgres_ur
     live, again = recorded.report["summary"], result.run.summary
     for key in ("bookings", "sessions", "energy_wh", "captured_pence"):
         assert again[key] == live[key], key
+
+
+VENDOR_TRACE_201 = VENDOR_TRACE.with_name("vendor-trace-2.0.1.jsonl")
+
+
+def ended_again(lines: list[dict[str, Any]], reading_wh: int) -> list[dict[str, Any]]:
+    """The same transaction ended a second time, with another final reading."""
+    at = next(i for i, x in enumerate(lines) if '"Ended"' in x.get("frame", ""))
+    frame = json.loads(lines[at]["frame"])
+    frame[1] = f"{frame[1]}-again"
+    frame[3]["seqNo"] += 1
+    frame[3]["meterValue"][0]["sampledValue"][0]["value"] = reading_wh
+    return [*lines[: at + 1], {**lines[at], "frame": json.dumps(frame)}, *lines[at + 1 :]]
+
+
+def test_a_vendor_trace_in_ocpp_201_replays_and_its_checks_apply(tmp_path: Path) -> None:
+    lines = lines_of(VENDOR_TRACE_201)
+    events = [json.loads(x["frame"])[3] for x in lines if '"TransactionEvent"' in x.get("frame", "")]
+    readings = [e["meterValue"][0]["sampledValue"][0]["value"] for e in events]
+    result = run_replay(VENDOR_TRACE_201)
+    assert result.ok, (result.run.invariants, result.run.errors, result.divergences)
+    s = result.run.summary
+    assert s["sessions"] == 1 and s["energy_wh"] == readings[-1] - readings[0]
+    assert s["captured_pence"] == Tariff(VENDOR_PRICE_PER_KWH).cost(readings[-1] - readings[0])
+    corrupt = run_replay(write_lines(tmp_path / "ended-twice.jsonl", ended_again(lines, readings[-1] + 700)))
+    assert [c.name for c in corrupt.charger_checks if not c.ok] == ["charger_stops_agree"]
