@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargeshare import __version__
 from chargeshare.adapters.api import (
@@ -47,6 +48,8 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.PaymentUnavailable: 503,
     errors.InvalidRequest: 400,
 }
+
+HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 _problem: dict[str, Any] = {"model": Problem}
 SIGNED_IN: dict[int | str, dict[str, Any]] = {
@@ -95,6 +98,14 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         if isinstance(exc, errors.RateLimited):
             headers["Retry-After"] = retry_after_header(exc.retry_after_s)
         return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status, headers=headers)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (a body that is not JSON, an unknown path) in the same shape.
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(
+            {"error": code, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
 
     signed_in = {**COMMON, **SIGNED_IN}
     limited: dict[int | str, dict[str, Any]] = {

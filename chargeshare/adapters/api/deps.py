@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Principal, Role
 from chargeshare.domain.errors import Forbidden, Unauthorized
+
+MAX_ID = 2**31 - 1  # ids are 32-bit in the database: larger ones are "not found", never an overflow
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+ConnectorNo = Annotated[int, Path(ge=1, le=99)]
 
 bearer = HTTPBearer(auto_error=False, description="an access token from POST /auth/login")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import Admin
+from chargeshare.adapters.api.deps import Admin, IdPath
 from chargeshare.adapters.api.schemas import (
     AdminChargerOut,
     HostOut,
@@ -83,7 +83,7 @@ def router(app: App) -> APIRouter:
         )
 
     @r.put("/hosts/{host_id}/kyc")
-    def set_kyc(host_id: int, body: KycIn, _who: Admin) -> HostOut:
+    def set_kyc(host_id: IdPath, body: KycIn, _who: Admin) -> HostOut:
         """Record the outcome of a host's identity checks; only verified hosts are paid out."""
         host = app.hosting.set_kyc(host_id, KycStatus(body.status))
         return HostOut(host_id=host.host_id, name=host.name, kyc_status=host.kyc_status)

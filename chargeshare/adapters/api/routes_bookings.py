@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chargeshare.adapters.api.deps import Driver, DriverOrHost
+from chargeshare.adapters.api.deps import Driver, DriverOrHost, IdPath
 from chargeshare.adapters.api.schemas import BookingIn, BookingOut, ReceiptOut
 from chargeshare.adapters.api.views import booking_out, receipt_out
 from chargeshare.bootstrap import App
@@ -63,11 +63,11 @@ def router(app: App) -> APIRouter:
         return [booking_out(app, b) for b in records]
 
     @r.get("/{booking_id}")
-    def get(booking_id: int, who: DriverOrHost) -> BookingOut:
+    def get(booking_id: IdPath, who: DriverOrHost) -> BookingOut:
         return booking_out(app, own_booking(who, booking_id))
 
     @r.post("/{booking_id}/cancel")
-    def cancel(booking_id: int, who: DriverOrHost) -> BookingOut:
+    def cancel(booking_id: IdPath, who: DriverOrHost) -> BookingOut:
         """Cancel before charging starts: as its driver (a fee if late) or as the charger's host (free
         for the driver)."""
         own_booking(who, booking_id)
@@ -76,7 +76,7 @@ def router(app: App) -> APIRouter:
         return booking_out(app, app.bookings.cancel(booking_id, host_id=who.host_id))
 
     @r.get("/{booking_id}/receipt")
-    def receipt(booking_id: int, who: DriverOrHost) -> ReceiptOut:
+    def receipt(booking_id: IdPath, who: DriverOrHost) -> ReceiptOut:
         """Energy, price, fee and the VAT line; 404 until the session is stopped and paid."""
         b = own_booking(who, booking_id)
         with app.store.reading() as tx:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from chargeshare.adapters.api.deps import IdPath
 from chargeshare.adapters.api.schemas import ChargerOut
 from chargeshare.adapters.api.views import charger_out
 from chargeshare.bootstrap import App
@@ -30,8 +31,8 @@ def router(app: App) -> APIRouter:
         lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
         radius_m: Annotated[float | None, Query(gt=0, le=200_000)] = None,
         connector_type: ConnectorType | None = None,
-        min_power_w: Annotated[int | None, Query(ge=0)] = None,
-        max_price_per_kwh: Annotated[int | None, Query(ge=0, description="pence")] = None,
+        min_power_w: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+        max_price_per_kwh: Annotated[int | None, Query(ge=0, le=1_000_000, description="pence")] = None,
         available_from: datetime | None = None,
         available_until: datetime | None = None,
         available_now: Annotated[bool, Query(description="free for the next booking slot from now")] = False,
@@ -63,7 +64,7 @@ def router(app: App) -> APIRouter:
         return [charger_out(c) for c in app.marketplace.search(query)]
 
     @r.get("/{charger_id}")
-    def get(charger_id: int) -> ChargerOut:
+    def get(charger_id: IdPath) -> ChargerOut:
         with app.store.reading() as tx:
             return charger_out(tx.charger_by_id(charger_id))
 

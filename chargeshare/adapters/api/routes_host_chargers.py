@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from chargeshare.adapters.api.deps import Host
+from chargeshare.adapters.api.deps import ConnectorNo, Host, IdPath
 from chargeshare.adapters.api.schemas import (
     ChargerCreated,
     ChargerIn,
@@ -59,11 +59,11 @@ def router(app: App) -> APIRouter:
         return ChargerCreated(charger=details(_host_id(who), view.charger_id), password=password)
 
     @r.get("/{charger_id}")
-    def get(charger_id: int, who: Host) -> HostChargerOut:
+    def get(charger_id: IdPath, who: Host) -> HostChargerOut:
         return details(_host_id(who), charger_id)
 
     @r.patch("/{charger_id}")
-    def edit(charger_id: int, body: ChargerPatch, who: Host) -> HostChargerOut:
+    def edit(charger_id: IdPath, body: ChargerPatch, who: Host) -> HostChargerOut:
         hosting.update_charger(
             _host_id(who),
             charger_id,
@@ -74,31 +74,33 @@ def router(app: App) -> APIRouter:
         return details(_host_id(who), charger_id)
 
     @r.delete("/{charger_id}", status_code=204)
-    def remove(charger_id: int, who: Host) -> Response:
+    def remove(charger_id: IdPath, who: Host) -> Response:
         hosting.remove_charger(_host_id(who), charger_id)
         return Response(status_code=204)
 
     @r.put("/{charger_id}/availability")
-    def set_availability(charger_id: int, body: list[WindowIO], who: Host) -> HostChargerOut:
+    def set_availability(charger_id: IdPath, body: list[WindowIO], who: Host) -> HostChargerOut:
         """Replace the weekly calendar (UK local time). An empty list means always open."""
         windows = [WeeklyWindow(w.weekday, w.start_minute, w.end_minute) for w in body]
         hosting.set_availability(_host_id(who), charger_id, windows)
         return details(_host_id(who), charger_id)
 
     @r.post("/{charger_id}/connectors", status_code=201)
-    def add_connector(charger_id: int, body: ConnectorIn, who: Host) -> HostChargerOut:
+    def add_connector(charger_id: IdPath, body: ConnectorIn, who: Host) -> HostChargerOut:
         hosting.add_connector(_host_id(who), charger_id, body.connector_no, body.type, body.max_power_w)
         return details(_host_id(who), charger_id)
 
     @r.patch("/{charger_id}/connectors/{connector_no}")
-    def edit_connector(charger_id: int, connector_no: int, body: ConnectorPatch, who: Host) -> HostChargerOut:
+    def edit_connector(
+        charger_id: IdPath, connector_no: ConnectorNo, body: ConnectorPatch, who: Host
+    ) -> HostChargerOut:
         hosting.update_connector(
             _host_id(who), charger_id, connector_no, type_=body.type, max_power_w=body.max_power_w
         )
         return details(_host_id(who), charger_id)
 
     @r.delete("/{charger_id}/connectors/{connector_no}")
-    def remove_connector(charger_id: int, connector_no: int, who: Host) -> HostChargerOut:
+    def remove_connector(charger_id: IdPath, connector_no: ConnectorNo, who: Host) -> HostChargerOut:
         hosting.remove_connector(_host_id(who), charger_id, connector_no)
         return details(_host_id(who), charger_id)
 

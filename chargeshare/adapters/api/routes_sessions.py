@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import DriverOrHost
+from chargeshare.adapters.api.deps import DriverOrHost, IdPath
 from chargeshare.adapters.api.routes_bookings import visible_to
 from chargeshare.adapters.api.schemas import SessionOut
 from chargeshare.adapters.api.views import session_out
@@ -37,7 +37,7 @@ def router(app: App) -> APIRouter:
         return out
 
     @r.get("/{session_id}")
-    def get(session_id: int, who: DriverOrHost) -> SessionOut:
+    def get(session_id: IdPath, who: DriverOrHost) -> SessionOut:
         with app.store.reading() as tx:
             s = tx.session(session_id)
             b = None if s is None else tx.booking(s.booking_id)

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from chargeshare.domain.charger import ConnectorType
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")  # PostgreSQL cannot store them
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class Problem(BaseModel):
@@ -18,23 +28,23 @@ class Problem(BaseModel):
 
 # ---- accounts ------------------------------------------------------------------------------------
 class DriverSignUp(BaseModel):
-    email: str = Field(min_length=3, max_length=254)
-    password: str = Field(min_length=10, max_length=128)
-    name: str = Field(min_length=1, max_length=200)
-    id_tag: str | None = Field(
+    email: Text = Field(min_length=3, max_length=254)
+    password: Text = Field(min_length=10, max_length=128)
+    name: Text = Field(min_length=1, max_length=200)
+    id_tag: Text | None = Field(
         default=None, min_length=1, max_length=20, description="the RFID tag or app id; made up if omitted"
     )
 
 
 class HostSignUp(BaseModel):
-    email: str = Field(min_length=3, max_length=254)
-    password: str = Field(min_length=10, max_length=128)
-    name: str = Field(min_length=1, max_length=200)
+    email: Text = Field(min_length=3, max_length=254)
+    password: Text = Field(min_length=10, max_length=128)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class LoginIn(BaseModel):
-    email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=128)
+    email: Text = Field(min_length=1, max_length=254)
+    password: Text = Field(min_length=1, max_length=128)
 
 
 class TokenOut(BaseModel):
@@ -53,7 +63,7 @@ class AccountOut(BaseModel):
     role: str
     driver_id: int | None = None
     host_id: int | None = None
-    id_tag: str | None = Field(default=None, description="drivers: the tag a charger is given")
+    id_tag: Text | None = Field(default=None, description="drivers: the tag a charger is given")
     kyc_status: str | None = Field(default=None, description="hosts: pending, verified or rejected")
 
 
@@ -98,24 +108,24 @@ class ConnectorIn(BaseModel):
 
 
 class ChargerIn(BaseModel):
-    charge_point_id: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")
-    title: str = Field(default="", max_length=200)
+    charge_point_id: Text = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")
+    title: Text = Field(default="", max_length=200)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     price_per_kwh: int = Field(ge=1, le=1000, description="pence per kWh")
     connectors: list[ConnectorIn] = Field(min_length=1, max_length=8)
-    access_notes: str = Field(default="", max_length=2000)
+    access_notes: Text = Field(default="", max_length=2000)
 
 
 class ChargerCreated(BaseModel):
     charger: HostChargerOut
-    password: str = Field(description="the charger's OCPP Basic-auth password; shown once")
+    password: Text = Field(description="the charger's OCPP Basic-auth password; shown once")
 
 
 class ChargerPatch(BaseModel):
-    title: str | None = Field(default=None, max_length=200)
+    title: Text | None = Field(default=None, max_length=200)
     price_per_kwh: int | None = Field(default=None, ge=1, le=1000)
-    access_notes: str | None = Field(default=None, max_length=2000)
+    access_notes: Text | None = Field(default=None, max_length=2000)
 
 
 class ConnectorPatch(BaseModel):
@@ -125,7 +135,7 @@ class ConnectorPatch(BaseModel):
 
 # ---- bookings, sessions, receipts -------------------------------------------------------------------
 class BookingIn(BaseModel):
-    charger_id: int = Field(ge=1)
+    charger_id: int = Field(ge=1, le=2**31 - 1)
     connector_no: int = Field(default=1, ge=1, le=99)
     minutes: int = Field(ge=1, le=24 * 60)
     max_energy_wh: int = Field(ge=1, le=1_000_000)
@@ -160,7 +170,7 @@ class BookingOut(BaseModel):
     reservation: str = Field(description="none | sent | accepted: the charger's answer to ReserveNow")
     session_id: int | None = None
     receipt: ReceiptOut | None = None
-    access_notes: str | None = Field(default=None, description="the host's notes, for a live booking")
+    access_notes: Text | None = Field(default=None, description="the host's notes, for a live booking")
 
 
 class SessionOut(BaseModel):
