@@ -4,6 +4,9 @@ reports through the CLI, clear refusals, and the bench's figures (no timing asse
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -26,6 +29,29 @@ def test_simulate_des_writes_the_same_report_twice(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
     body = json.loads(first.read_text())
     assert body["ok"] and body["params"]["engine"] == "des" and "wall_seconds" not in body
+
+
+def test_simulate_des_report_does_not_depend_on_hash_randomisation(tmp_path: Path) -> None:
+    reports = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"h{hash_seed}.json"
+        args = ["simulate", "--engine", "des", "--chargers", "3", "--drivers", "6", "--duration", "60"]
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from chargeshare.cli.app import main; main()",
+                *args,
+                "--report",
+                str(out),
+            ],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        reports.append(out.read_bytes())
+    assert reports[0] == reports[1]
 
 
 def test_simulate_des_refuses_what_it_cannot_do(tmp_path: Path) -> None:
