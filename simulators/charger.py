@@ -97,8 +97,8 @@ class VirtualCharger:
         self._background: set[asyncio.Task[None]] = set()
         self._followups: list[Coroutine[Any, Any, None]] | None = None
         self._last_meter_at = clock.now()
-        self._tx_counter = 0
         self._reset_when_idle = False
+        self._replaying = False
         self.online = asyncio.Event()
         self.boot_accepted = False
         self.frames_sent = 0
@@ -174,12 +174,7 @@ class VirtualCharger:
     async def _resume(self) -> None:
         """Back in touch: replay what was queued first (so the CSMS sees the real meter stops), then
         report every connector (which is what brings an offline charger back on the map)."""
-        while self.queue and self.connected and not self.silent:
-            action, payload = self.queue[0]
-            outcome = await self._call(action, payload, queue_if_offline=False)
-            if outcome.error in ("Offline", "Timeout"):
-                break
-            self.queue.pop(0)
+        await self._replay()
         for c in self.connectors.values():
             await self.report_status(c)
         self.online.set()
@@ -239,6 +234,22 @@ class VirtualCharger:
         await self.send_raw(encode(Call(uid, action, payload)))
         return uid
 
+    async def _replay(self) -> None:
+        """Send the queue in order, one at a time; stop at the first that gets no answer (it stays
+        first in line for the next attempt)."""
+        if self._replaying:
+            return
+        self._replaying = True
+        try:
+            while self.queue and self.connected and not self.silent:
+                action, payload = self.queue[0]
+                outcome = await self._call(action, payload, queue_if_offline=False)
+                if outcome.error in ("Offline", "Timeout"):
+                    break
+                self.queue.pop(0)
+        finally:
+            self._replaying = False
+
     async def settle_down(self) -> None:
         """End of a run: get back in touch if a fault left us out of it, so nothing stays queued."""
         self.wire.clear()
@@ -247,6 +258,7 @@ class VirtualCharger:
             await self._resume()
         if not self.connected:
             await self._reconnect(BootReason.POWER_UP)
+        await self._replay()
 
     async def _drop_link(self) -> None:
         self.connected = False
@@ -257,6 +269,8 @@ class VirtualCharger:
     async def _reconnect(self, reason: BootReason) -> None:
         delay_s = RECONNECT_BASE_S
         for _ in range(RECONNECT_ATTEMPTS):
+            if self._closing:
+                return
             try:
                 await self._connect(reason)
                 self.reconnects += 1
@@ -344,6 +358,8 @@ class VirtualCharger:
         transactional = action in self.dialect.transaction_actions
         if transactional and queue_if_offline and (not self.connected or self.silent or self.queue):
             self._enqueue((action, payload))
+            if self.connected and not self.silent:
+                self._start(self._replay())  # a replay cut short earlier: take it up again
             return Outcome("", action, error="Queued")
         if not self.connected or self.silent:
             return Outcome("", action, error="Offline")
@@ -520,7 +536,6 @@ class VirtualCharger:
         """Start on a plugged connector; True when the CSMS accepted the transaction."""
         assert c.plugged is not None
         self._advance_energy()
-        self._tx_counter += 1
         tx = Transaction(
             str(uuid.uuid4()),  # unique across reboots and runs, as 2.0.1 wants
             id_tag,

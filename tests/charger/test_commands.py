@@ -359,3 +359,18 @@ async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_
     await charging(rig)
     started = tx_messages(rig)[0][1]
     assert started["reservationId"] == 9
+
+
+async def test_a_replay_cut_short_is_taken_up_by_the_next_transaction_message(rig: Rig) -> None:
+    await charging(rig)
+    rig.charger.connected = False  # the link goes mid-session: the next reading waits in the queue
+    await rig.charger._meter_tick()
+    rig.charger.connected = True  # back, but nothing replayed the queue yet
+    before = len(tx_messages(rig))
+    await rig.charger.unplug(1)  # its stop joins the end of the queue and starts the replay
+    await eventually(lambda: rig.charger.queue == [] and len(tx_messages(rig)) == before + 2, "the replay")
+    meter, stop = tx_messages(rig)[-2:]
+    assert (meter[0], stop[0]) == v(rig, ("MeterValues", "StopTransaction"), ("TransactionEvent",) * 2)
+    if rig.version == "2.0.1":
+        assert (meter[1]["eventType"], stop[1]["eventType"]) == ("Updated", "Ended")
+        assert meter[1]["seqNo"] < stop[1]["seqNo"]
