@@ -6,13 +6,24 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from chargeshare.domain.accounts import KycStatus
 from tests.api.world import client, world
 from tests.api_helpers import PASSWORD
 
 
-async def test_a_host_lists_edits_and_removes_a_charger() -> None:
-    with world() as w:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The store's new tables and queries on both backends."""
+    if request.param == "sqlite":
+        return "sqlite://"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_a_host_lists_edits_and_removes_a_charger(database_url: str) -> None:
+    with world(database_url) as w:
         host = w.mine.host.headers
         async with client(w.app) as http:
             body = {
@@ -86,8 +97,8 @@ async def test_prices_calendars_and_notes_as_a_driver_meets_them() -> None:
             assert refused.status_code == 409 and refused.json()["error"] == "charger_unavailable"
 
 
-async def test_receipts_earnings_payouts_and_the_statement() -> None:
-    with world() as w:
+async def test_receipts_earnings_payouts_and_the_statement(database_url: str) -> None:
+    with world(database_url) as w:
         driver, host, admin = w.mine.driver.headers, w.mine.host.headers, w.admin.headers
         async with client(w.app) as http:
             receipt = (await http.get(f"/bookings/{w.mine.done_booking}/receipt", headers=driver)).json()

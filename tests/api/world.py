@@ -98,9 +98,9 @@ def _side(app: App, clock: ManualClock, tag: str, lon: float) -> Side:
 
 
 @contextmanager
-def world() -> Iterator[World]:
+def world(database_url: str = "sqlite://") -> Iterator[World]:
     clock = ManualClock(T0)
-    app = build(Config(database_url="sqlite://", password_hash="fast"), clock=clock)
+    app = build(Config(database_url=database_url, password_hash="fast"), clock=clock)
     try:
         mine, theirs = _side(app, clock, "A", -2.59), _side(app, clock, "B", -2.58)
         app.hosting.set_kyc(mine.host.hid, KycStatus.VERIFIED)
