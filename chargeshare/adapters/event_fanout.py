@@ -23,6 +23,7 @@ from chargeshare.services.live_push import Push
 
 log = logging.getLogger(__name__)
 
+RESUBSCRIBE_S = 1.0
 QUEUE_LIMIT = 1_000  # messages waiting for one slow app before it misses some
 
 
@@ -115,16 +116,20 @@ class EventHub:
             return
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(self.redis_url)
-        try:
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(self.channel)
-                if ready is not None:
-                    ready.set()
-                async for push in _pushes(pubsub):
-                    self.deliver(push)
-        finally:
-            await client.aclose()
+        while True:  # a lost Redis connection is re-made; pushes published meanwhile are missed
+            client = aioredis.Redis.from_url(self.redis_url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    if ready is not None:
+                        ready.set()
+                    async for push in _pushes(pubsub):
+                        self.deliver(push)
+            except (OSError, aioredis.RedisError):
+                log.exception("lost the events channel; subscribing again in %s s", RESUBSCRIBE_S)
+                await asyncio.sleep(RESUBSCRIBE_S)
+            finally:
+                await client.aclose()
 
     def close(self) -> None:
         if self._publisher is not None:
