@@ -93,3 +93,18 @@ def test_the_load_sends_valid_ocpp_frames() -> None:
     # The baseline reads the same register our handler does (its payload arrives in snake_case).
     snake = [{"sampled_value": [{"value": "1.5", "unit": "kWh"}, {"value": "9", "phase": "L1"}]}]
     assert _register_wh(snake) == 1500
+
+
+@pytest.mark.postgres
+def test_bench_ocpp_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    # The fixture's database serves as the "admin" connection; the bench makes and drops its own.
+    out = tmp_path / "ocpp.json"
+    args = ["--chargers", "10", "--messages", "50", "--paced-seconds", "0", "--backend", "postgres"]
+    result = runner.invoke(app, ["bench", "ocpp", *args, "--postgres-url", postgres_url, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["ok"] is True and report["params"]["backend"] == "postgres"
+    (size,) = report["sizes"]
+    for r in size["runs"]:
+        assert r["stored_ok"] == 10 and r["load"]["throughput"]["answered"] == 50
+        assert "paced" not in r["load"]
