@@ -45,6 +45,7 @@ from chargeshare.benchmarks.ocpp_load import (
     CLOSE_TIMEOUT_S,
     CONNECT_ATTEMPTS,
     CONNECT_CONCURRENCY,
+    METER_STEP_WH,
     OPEN_TIMEOUT_S,
     REPLY_TIMEOUT_S,
     SETUP_TIMEOUT_S,
@@ -70,6 +71,7 @@ FD_HEADROOM = 512  # files and sockets a process needs besides its chargers' soc
 SERVER_START_TIMEOUT_S = 60.0
 TARGETS = ("ours", "baseline")
 MAX_CHARGERS = 15_000  # within the ephemeral port range, per run
+MAX_PACED_READINGS = 61  # 600 s at most of one reading per 10 s, plus the first
 
 
 class BenchUnfit(Exception):
@@ -95,6 +97,18 @@ def ensure_file_limit(chargers: int) -> int:
             f"{soft:,} (hard {hard:,}): raise it (ulimit -n) or bench fewer chargers"
         )
     return soft
+
+
+def check_messages(sizes: tuple[int, ...], messages: int) -> None:
+    """BenchUnfit if the smallest fleet would read so much energy that a booking's limit is reached
+    (ours would then send RemoteStopTransaction, and the two servers would no longer do the same work)."""
+    most = BOOKING_MAX_WH // METER_STEP_WH - MAX_PACED_READINGS
+    per_charger = -(-messages // min(sizes))
+    if per_charger > most:
+        raise BenchUnfit(
+            f"{messages:,} frames over {min(sizes):,} chargers is {per_charger:,} each; at most {most:,} "
+            "keep every session below its booking's energy limit"
+        )
 
 
 @dataclass(frozen=True)

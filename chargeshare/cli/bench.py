@@ -183,6 +183,7 @@ def ocpp(
     sizes = _sizes(chargers)
     _preflight(console, (backend.value,), postgres_url, json_out)
     try:
+        ocpp_bench.check_messages(sizes, messages)
         ocpp_bench.ensure_file_limit(max(sizes))
     except ocpp_bench.BenchUnfit as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -66,6 +66,8 @@ def test_bench_ocpp_rejects_bad_arguments(tmp_path: Path) -> None:
     for args in (["--chargers", "0"], ["--chargers", "ten"], ["--chargers", ""], ["--backend", "both"]):
         result = runner.invoke(app, ["bench", "ocpp", *args])
         assert result.exit_code == 2, (args, result.output)
+    too_many = runner.invoke(app, ["bench", "ocpp", "--chargers", "10", "--messages", "100000"])
+    assert too_many.exit_code == 2 and "energy limit" in too_many.output
     missing = runner.invoke(app, ["bench", "ocpp", "--json", str(tmp_path / "no" / "o.json")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
