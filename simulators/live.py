@@ -11,7 +11,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
+from chargeshare.services.rules import MarketplaceRules
 from simulators.charger import VirtualCharger
 from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
 from simulators.faults import Fault, run_faults, wire_outcomes
@@ -67,7 +68,12 @@ async def run_live(
     rng = random.Random(params.seed)
     clock = ScaledClock(params.start, params.speed)
     # Throw-away accounts: the cheap password hash, so signing up a fleet of drivers costs no seconds.
-    config = Config(database_url=params.database_url, locks_enabled=params.locks, password_hash="fast")
+    # Allow a booking request up to 5 real seconds in flight (a loaded machine) before its start
+    # counts as in the past; at full speed that is many simulated minutes.
+    rules = replace(MarketplaceRules(), past_start_tolerance_s=max(60, round(5 * params.speed)))
+    config = Config(
+        database_url=params.database_url, locks_enabled=params.locks, password_hash="fast", rules=rules
+    )
     app = build(config, clock=clock)
     wall_start = time.monotonic()
     recorder = None

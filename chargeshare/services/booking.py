@@ -25,7 +25,6 @@ from chargeshare.services.settlement import SettlementService
 
 # Reservation states kept on the booking (the charger's answer to ReserveNow).
 RESERVATION_NONE, RESERVATION_SENT, RESERVATION_ACCEPTED = "none", "sent", "accepted"
-PAST_START_TOLERANCE = timedelta(minutes=1)  # clocks differ a little between app and server
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class BookingService:
         starts_at = req.starts_at or now
         ends_at = starts_at + timedelta(minutes=req.minutes)
         check_period(starts_at, ends_at)
-        if starts_at < now - PAST_START_TOLERANCE:
+        if starts_at < now - timedelta(seconds=self.rules.past_start_tolerance_s):
             raise InvalidRequest("a booking cannot start in the past")
         if starts_at > now + timedelta(days=self.rules.max_advance_days):
             raise InvalidRequest(

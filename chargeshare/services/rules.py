@@ -18,6 +18,9 @@ class MarketplaceRules:
     # The hold covers the booked energy plus headroom for the last meter interval's overshoot.
     hold_headroom_pct: int = 10
     min_booking_minutes: int = 15
+    # A start this far in the past is still "now": the app's clock and the request's travel time.
+    # Simulations at N x real time multiply request latency by N, so they widen it.
+    past_start_tolerance_s: int = 60
     max_booking_minutes: int = 24 * 60
     max_energy_wh: int = 150_000
     lock_ttl_ms: int = 5_000
