@@ -135,9 +135,8 @@ async def test_reset_stops_the_transaction_reboots_and_boots_again(rig: Rig) -> 
     assert rig.csms.connections == 2 and rig.charger.resets == 1
 
 
+@pytest.mark.parametrize("rig", ["2.0.1"], indirect=True)  # only this version has it
 async def test_reset_on_idle_waits_for_the_transaction_to_end(rig: Rig) -> None:
-    if rig.version == "1.6":
-        pytest.skip("OnIdle is a 2.0.1 reset type")
     await charging(rig)
     assert await status_of(rig, "Reset", {}, {"type": "OnIdle"}) == "Scheduled"
     await rig.charger.unplug(1)
@@ -230,9 +229,8 @@ async def test_a_charging_profile_limits_the_power_and_shows_in_the_composite_sc
     assert rig.charger.power_w(c) == 22_000
 
 
+@pytest.mark.parametrize("rig", ["1.6"], indirect=True)  # only this version has it
 async def test_configuration_keys_in_16(rig: Rig) -> None:
-    if rig.version != "1.6":
-        pytest.skip("1.6 configuration keys")
     got = await rig.csms.command(
         "GetConfiguration", {"key": ["HeartbeatInterval", "NumberOfConnectors", "Nope"]}
     )
@@ -252,9 +250,8 @@ async def test_configuration_keys_in_16(rig: Rig) -> None:
     assert everything.payload is not None and len(everything.payload["configurationKey"]) > 5
 
 
+@pytest.mark.parametrize("rig", ["2.0.1"], indirect=True)  # only this version has it
 async def test_variables_in_201(rig: Rig) -> None:
-    if rig.version != "2.0.1":
-        pytest.skip("2.0.1 device model variables")
 
     def item(component: str, variable: str, value: str | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {"component": {"name": component}, "variable": {"name": variable}}
