@@ -17,7 +17,10 @@ from chargeshare.benchmarks import race as race_bench
 from chargeshare.benchmarks.databases import DEFAULT_POSTGRES_ADMIN_URL, BenchUnavailable, check_postgres
 
 app = typer.Typer(
-    help="Benchmarks: map search against raw SQL, and the one-connector booking race.",
+    help=(
+        "Benchmarks, each beside a baseline measured in the same run: map search (geo), the booking "
+        "race (race), the OCPP server (ocpp), the discrete-event engine (des)."
+    ),
     no_args_is_help=True,
 )
 

@@ -63,7 +63,8 @@ def simulate(
         ),
     ] = Engine.LIVE,
 ) -> None:
-    """Run a live simulation over real loopback WebSockets and HTTP on a scaled clock.
+    """Run a simulation: live over real loopback WebSockets and HTTP on a scaled clock (default), or
+    in SimPy virtual time with --engine des for large fleets and long horizons.
 
     Exits 1 if any invariant fails, 2 on bad arguments.
     """
