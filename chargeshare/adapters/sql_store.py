@@ -84,7 +84,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
             # Readers take no write lock (a deferred BEGIN), so the map never waits on a booking.
-            conn.exec_driver_sql(
+            # Straight to the driver: this runs once per unit of work, and SQLAlchemy's own execution
+            # path (events, result set-up) costs more than the statement.
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
                 "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
             )
 
@@ -220,6 +222,57 @@ _BOOKING_COLUMNS = select(
     )
 )
 
+# Hot-path statements, built once with bound parameters: executing the same statement object lets
+# SQLAlchemy skip rebuilding the expression and recomputing its cache key on every call, which was
+# most of the cost of a charger's frame on SQLite. Parameter names never match a column of the
+# table an UPDATE writes (a matching key would become a SET clause).
+_k, _s, _b = t.connectors.c, t.sessions.c, t.bookings.c
+_CONNECTORS = select(_k.charger_id, _k.id, _k.connector_no, _k.type, _k.max_power_w, _k.status).order_by(
+    _k.connector_no
+)
+_CONNECTORS_IN = _CONNECTORS.where(_k.charger_id.in_(bindparam("ids", expanding=True)))
+# One statement text whatever the number of ids, so the PostgreSQL server can reuse its plan.
+_CONNECTORS_ANY = _CONNECTORS.where(_k.charger_id == any_(bindparam("ids", type_=pg.ARRAY(Integer))))
+_STATUS_OF_CONNECTORS = select(_k.id, _k.status).where(_k.id.in_(bindparam("ids", expanding=True)))
+_CHARGER_BY_CP = select(*_CHARGER_COLUMNS).where(t.chargers.c.charge_point_id == bindparam("cp_id"))
+_CHARGER_BY_ID = select(*_CHARGER_COLUMNS).where(t.chargers.c.id == bindparam("charger_pk"))
+_TOUCH_CHARGER = (
+    update(t.chargers)
+    .where(t.chargers.c.charge_point_id == bindparam("cp_id"))
+    .values(last_seen_at=bindparam("seen_at"))
+)
+_CHARGER_ID_OF = select(t.chargers.c.id).where(t.chargers.c.charge_point_id == bindparam("cp_id"))
+_SET_CONNECTORS_STATUS = (
+    update(t.connectors)
+    .values(status=bindparam("new_status"))
+    .where(_k.charger_id == _CHARGER_ID_OF.scalar_subquery())
+)
+_SET_CONNECTOR_STATUS = _SET_CONNECTORS_STATUS.where(_k.connector_no == bindparam("no"))
+_DRIVER_BY_TAG = select(t.drivers).where(t.drivers.c.id_tag == bindparam("tag"))
+_BOOKING_BY_ID = _BOOKING_COLUMNS.where(_b.id == bindparam("booking_pk"))
+_BOOKINGS = _BOOKING_COLUMNS.order_by(_b.id)
+_BOOKINGS_IN_STATUS = _BOOKING_COLUMNS.where(_b.status == bindparam("in_status")).order_by(_b.id)
+_CONNECTOR_OF_BOOKING = select(_b.connector_id).where(_b.id == bindparam("booking_pk"))
+_BOOKING_FOR_START = _BOOKING_COLUMNS.where(
+    _b.connector_id == bindparam("connector_pk"),
+    _b.driver_id == bindparam("driver_pk"),
+    _b.status == BookingStatus.CONFIRMED.value,
+    _b.ends_at > bindparam("at"),
+).order_by(_b.starts_at)
+_SESSION_BY_ID = select(t.sessions).where(_s.id == bindparam("session_pk"))
+_OPEN_SESSION = (
+    select(t.sessions)
+    .where(_s.connector_id == bindparam("connector_pk"), _s.status == SessionStatus.CHARGING.value)
+    .order_by(_s.id.desc())
+)
+_RECORD_METER = (
+    update(t.sessions)
+    .where(_s.id == bindparam("session_pk"), _s.meter_last_wh < bindparam("reading"))
+    .values(meter_last_wh=bindparam("new_last"))
+)
+_MARK_IDLE = update(t.sessions).where(_s.id == bindparam("session_pk")).values(idle_since=bindparam("since"))
+_MARK_IDLE_ONCE = _MARK_IDLE.where(_s.idle_since.is_(None))
+
 
 class SqlTransaction:
     """Implements the `Transaction` port over one SQLAlchemy connection in one database transaction."""
@@ -243,7 +296,7 @@ class SqlTransaction:
         return DriverRecord(r["id"], r["name"], r["id_tag"])
 
     def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
-        r = self.conn.execute(select(t.drivers).where(t.drivers.c.id_tag == id_tag)).mappings().first()
+        r = self.conn.execute(_DRIVER_BY_TAG, {"tag": id_tag}).mappings().first()
         return None if r is None else DriverRecord(r["id"], r["name"], r["id_tag"])
 
     # ---- chargers ------------------------------------------------------------------------------
@@ -298,15 +351,9 @@ class SqlTransaction:
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        k = t.connectors.c
-        if self.dialect == "postgresql":
-            # One statement text whatever the number of ids, so the server can reuse its plan.
-            owner = k.charger_id == any_(bindparam("ids", ids, type_=pg.ARRAY(Integer)))
-        else:
-            owner = k.charger_id.in_(ids)
+        q = _CONNECTORS_ANY if self.dialect == "postgresql" else _CONNECTORS_IN
         by_charger: dict[int, list[ConnectorView]] = defaultdict(list)
-        q = select(k.charger_id, k.id, k.connector_no, k.type, k.max_power_w, k.status).where(owner)
-        for charger_id, cid, no, type_, power, status in self.conn.execute(q.order_by(k.connector_no)):
+        for charger_id, cid, no, type_, power, status in self.conn.execute(q, {"ids": ids}):
             by_charger[charger_id].append(
                 ConnectorView(cid, no, _CONNECTOR_TYPES[type_], power, _CONNECTOR_STATUSES[status])
             )
@@ -328,13 +375,15 @@ class SqlTransaction:
         ]
 
     def charger(self, charge_point_id: str) -> ChargerView:
-        views = self._views(t.chargers.c.charge_point_id == charge_point_id)
+        rows = list(self.conn.execute(_CHARGER_BY_CP, {"cp_id": charge_point_id}))
+        views = self._hydrate(rows, with_distance=False)
         if not views:
             raise NotFound(f"no charger {charge_point_id!r}")
         return views[0]
 
     def charger_by_id(self, charger_id: int) -> ChargerView:
-        views = self._views(t.chargers.c.id == charger_id)
+        rows = list(self.conn.execute(_CHARGER_BY_ID, {"charger_pk": charger_id}))
+        views = self._hydrate(rows, with_distance=False)
         if not views:
             raise NotFound(f"no charger {charger_id}")
         return views[0]
@@ -456,7 +505,8 @@ class SqlTransaction:
         self._update_charger(charge_point_id, values)
 
     def touch_charger(self, charge_point_id: str, at: datetime) -> None:
-        self._update_charger(charge_point_id, {"last_seen_at": at})
+        if self.conn.execute(_TOUCH_CHARGER, {"cp_id": charge_point_id, "seen_at": at}).rowcount == 0:
+            raise NotFound(f"no charger {charge_point_id!r}")
 
     def _update_charger(self, charge_point_id: str, values: dict[str, Any]) -> None:
         res = self.conn.execute(
@@ -508,15 +558,15 @@ class SqlTransaction:
         return [dict(r) for r in self.conn.execute(q).mappings()]
 
     def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
-        charger_id = select(t.chargers.c.id).where(t.chargers.c.charge_point_id == charge_point_id)
-        q = (
-            update(t.connectors)
-            .values(status=status.value)
-            .where(t.connectors.c.charger_id == charger_id.scalar_subquery())
-        )
-        if connector_no != 0:  # OCPP connectorId 0 means the whole charger
-            q = q.where(t.connectors.c.connector_no == connector_no)
-        self.conn.execute(q)
+        params = {"cp_id": charge_point_id, "new_status": status.value, "no": connector_no}
+        # OCPP connectorId 0 means the whole charger
+        self.conn.execute(_SET_CONNECTORS_STATUS if connector_no == 0 else _SET_CONNECTOR_STATUS, params)
+
+    def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
+        if not connector_ids:
+            return {}
+        rows = self.conn.execute(_STATUS_OF_CONNECTORS, {"ids": list(connector_ids)})
+        return {r[0]: _CONNECTOR_STATUSES[r[1]] for r in rows}
 
     # ---- bookings ------------------------------------------------------------------------------
     def insert_booking(
@@ -595,16 +645,16 @@ class SqlTransaction:
             )
 
     def booking(self, booking_id: int) -> BookingRecord:
-        r = self.conn.execute(_BOOKING_COLUMNS.where(t.bookings.c.id == booking_id)).mappings().first()
+        r = self.conn.execute(_BOOKING_BY_ID, {"booking_pk": booking_id}).mappings().first()
         if r is None:
             raise NotFound(f"no booking {booking_id}")
         return _booking(r)
 
     def bookings(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
-        q = _BOOKING_COLUMNS
-        if status is not None:
-            q = q.where(t.bookings.c.status == status.value)
-        rows = self.conn.execute(q.order_by(t.bookings.c.id)).mappings()
+        if status is None:
+            rows = self.conn.execute(_BOOKINGS).mappings()
+        else:
+            rows = self.conn.execute(_BOOKINGS_IN_STATUS, {"in_status": status.value}).mappings()
         return [_booking(r) for r in rows]
 
     def update_booking(
@@ -617,9 +667,7 @@ class SqlTransaction:
         fee: int | None = None,
         cancelled_by: str | None = None,
     ) -> None:
-        connector_id = self.conn.execute(
-            select(t.bookings.c.connector_id).where(t.bookings.c.id == booking_id)
-        ).scalar()
+        connector_id = self.conn.execute(_CONNECTOR_OF_BOOKING, {"booking_pk": booking_id}).scalar()
         if connector_id is None:
             raise NotFound(f"no booking {booking_id}")
         self._lock_connector(connector_id)
@@ -637,19 +685,8 @@ class SqlTransaction:
         return bool(self.conn.execute(q.values(reservation=state)).rowcount)
 
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
-        b = t.bookings.c
-        r = (
-            self.conn.execute(
-                _BOOKING_COLUMNS.where(
-                    b.connector_id == connector_id,
-                    b.driver_id == driver_id,
-                    b.status == BookingStatus.CONFIRMED.value,
-                    b.ends_at > at,
-                ).order_by(b.starts_at)
-            )
-            .mappings()
-            .first()
-        )
+        params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
+        r = self.conn.execute(_BOOKING_FOR_START, params).mappings().first()
         return None if r is None else _booking(r)
 
     # ---- sessions ------------------------------------------------------------------------------
@@ -691,7 +728,7 @@ class SqlTransaction:
         return int(self.conn.execute(stmt).scalar_one())
 
     def session(self, session_id: int) -> SessionRecord | None:
-        r = self.conn.execute(select(t.sessions).where(t.sessions.c.id == session_id)).mappings().first()
+        r = self.conn.execute(_SESSION_BY_ID, {"session_pk": session_id}).mappings().first()
         return None if r is None else _session(r)
 
     def session_for_booking(self, booking_id: int) -> SessionRecord | None:
@@ -703,9 +740,7 @@ class SqlTransaction:
         return None if r is None else _session(r)
 
     def open_session(self, connector_id: int) -> SessionRecord | None:
-        s = t.sessions.c
-        q = select(t.sessions).where(s.connector_id == connector_id, s.status == SessionStatus.CHARGING.value)
-        r = self.conn.execute(q.order_by(s.id.desc())).mappings().first()
+        r = self.conn.execute(_OPEN_SESSION, {"connector_pk": connector_id}).mappings().first()
         return None if r is None else _session(r)
 
     def sessions(self) -> Sequence[SessionRecord]:
@@ -765,20 +800,14 @@ class SqlTransaction:
         return bool(self.conn.execute(q).rowcount)
 
     def record_meter(self, session_id: int, meter_wh: int) -> None:
-        s = t.sessions.c
         # A register only grows: an old, replayed reading never moves it back.
-        self.conn.execute(
-            update(t.sessions)
-            .where(s.id == session_id, s.meter_last_wh < meter_wh)
-            .values(meter_last_wh=meter_wh)
-        )
+        params = {"session_pk": session_id, "reading": meter_wh, "new_last": meter_wh}
+        self.conn.execute(_RECORD_METER, params)
 
     def mark_idle(self, session_id: int, since: datetime | None) -> None:
-        s = t.sessions.c
-        q = update(t.sessions).where(s.id == session_id)
-        if since is not None:
-            q = q.where(s.idle_since.is_(None))  # idle from the first report, not the latest
-        self.conn.execute(q.values(idle_since=since))
+        # Idle from the first report, not the latest; None (charging again) always clears it.
+        q = _MARK_IDLE if since is None else _MARK_IDLE_ONCE
+        self.conn.execute(q, {"session_pk": session_id, "since": since})
 
     def stop_session(
         self,

@@ -162,12 +162,13 @@ class BookingService:
         (an occupied one means the earlier driver has not left yet: try again next sweep)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            due = [
+            soon = [
                 b
                 for b in tx.bookings(BookingStatus.CONFIRMED)
                 if b.reservation == RESERVATION_NONE and self._starts_soon(b.starts_at, now)
             ]
-        due = [b for b in due if self._connector_free(b)]
+            statuses = tx.connector_statuses([b.connector_id for b in soon])  # one query, not one each
+        due = [b for b in soon if statuses.get(b.connector_id) is ConnectorStatus.AVAILABLE]
         for b in due:
             self._request_reservation(b)
         return [b.booking_id for b in due]

@@ -63,6 +63,9 @@ class Transaction(Protocol):
     def set_connector_status(
         self, charge_point_id: str, connector_no: int, status: ConnectorStatus
     ) -> None: ...
+    def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
+        """The status of each of these connectors, in one query (ids that do not exist are left out)."""
+        ...
 
     # bookings
     def insert_booking(
