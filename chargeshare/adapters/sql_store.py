@@ -15,7 +15,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     RowMapping,
-    and_,
     any_,
     bindparam,
     cast,
@@ -272,6 +271,17 @@ _RECORD_METER = (
 )
 _MARK_IDLE = update(t.sessions).where(_s.id == bindparam("session_pk")).values(idle_since=bindparam("since"))
 _MARK_IDLE_ONCE = _MARK_IDLE.where(_s.idle_since.is_(None))
+_SILENT_CHARGERS = (
+    select(*_CHARGER_COLUMNS)
+    .where(t.chargers.c.status == ChargerStatus.ONLINE.value, t.chargers.c.last_seen_at < bindparam("before"))
+    .order_by(t.chargers.c.id)
+)
+_DUE_PAYMENTS = (
+    select(t.payment_outbox)
+    .where(t.payment_outbox.c.status == "pending", t.payment_outbox.c.next_attempt_at <= bindparam("now"))
+    .order_by(t.payment_outbox.c.next_attempt_at, t.payment_outbox.c.id)
+    .limit(bindparam("most", type_=Integer))
+)
 
 
 class SqlTransaction:
@@ -541,8 +551,8 @@ class SqlTransaction:
         self.conn.execute(t.chargers.delete().where(t.chargers.c.id == view.charger_id))
 
     def silent_chargers(self, seen_before: datetime) -> Sequence[ChargerView]:
-        c = t.chargers.c
-        return self._views(and_(c.status == ChargerStatus.ONLINE.value, c.last_seen_at < seen_before))
+        rows = list(self.conn.execute(_SILENT_CHARGERS, {"before": seen_before}))
+        return self._hydrate(rows, with_distance=False)
 
     def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None:
         self.conn.execute(
@@ -910,14 +920,8 @@ class SqlTransaction:
         return None if r is None else _outbox(r)
 
     def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
-        o = t.payment_outbox.c
-        q = (
-            select(t.payment_outbox)
-            .where(o.status == "pending", o.next_attempt_at <= now)
-            .order_by(o.next_attempt_at, o.id)
-            .limit(limit)
-        )
-        return [_outbox(r) for r in self.conn.execute(q).mappings()]
+        rows = self.conn.execute(_DUE_PAYMENTS, {"now": now, "most": limit}).mappings()
+        return [_outbox(r) for r in rows]
 
     def payments(self, status: str | None = None) -> Sequence[OutboxItem]:
         o = t.payment_outbox.c
