@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from geoalchemy2 import Geography
 from sqlalchemy import (
     Connection,
     Engine,
+    Float,
     Integer,
     RowMapping,
     any_,
@@ -284,6 +286,83 @@ _DUE_PAYMENTS = (
 )
 
 
+class _SearchShape(NamedTuple):
+    """Which filters a map search uses: each shape gets one statement, built once, with bound values."""
+
+    dialect: str
+    centre: bool
+    max_price: bool
+    online_only: bool
+    connector_type: bool
+    min_power: bool
+    window: bool
+    limited: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _search_statement(shape: _SearchShape) -> Any:
+    c, k, b = t.chargers.c, t.connectors.c, t.bookings.c
+    west, east = bindparam("west", type_=Float), bindparam("east", type_=Float)
+    south, north = bindparam("south", type_=Float), bindparam("north", type_=Float)
+    conds: list[Any] = [c.lon >= west, c.lon <= east, c.lat >= south, c.lat <= north]
+    distance: Any = None
+    knn: Any = None
+    lat, lon = bindparam("centre_lat", type_=Float), bindparam("centre_lon", type_=Float)
+    radius = bindparam("radius", type_=Float)
+    if shape.dialect == "postgresql":
+        envelope = func.ST_MakeEnvelope(west, south, east, north, 4326)
+        conds.append(literal_column("chargers.geom").op("&&")(envelope))
+        if shape.centre:
+            location = literal_column("chargers.location", Geography(srid=4326))
+            point = cast(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), Geography(srid=4326))
+            # Sphere, not spheroid, so both backends measure distance the same way.
+            conds.append(func.ST_DWithin(location, point, radius, False))
+            distance = func.ST_Distance(location, point, False)
+            knn = location.op("<->")(point)
+    else:
+        rt = t.charger_rtree.c
+        conds.append(
+            c.id.in_(
+                select(rt.id).where(
+                    rt.min_lon <= east, rt.max_lon >= west, rt.min_lat <= north, rt.max_lat >= south
+                )
+            )
+        )
+        if shape.centre:
+            distance = func.cs_distance_m(c.lat, c.lon, lat, lon)
+            conds.append(distance <= radius)
+            knn = distance
+    if shape.max_price:
+        conds.append(c.price_per_kwh <= bindparam("max_price"))
+    if shape.online_only:
+        conds.append(c.status == ChargerStatus.ONLINE.value)
+    connector_conds: list[Any] = [k.charger_id == c.id]
+    if shape.connector_type:
+        connector_conds.append(k.type == bindparam("connector_type"))
+    if shape.min_power:
+        connector_conds.append(k.max_power_w >= bindparam("min_power"))
+    if shape.online_only:
+        connector_conds.append(
+            k.status.notin_([ConnectorStatus.FAULTED.value, ConnectorStatus.UNAVAILABLE.value])
+        )
+    if shape.window:
+        clash = select(b.id).where(
+            b.connector_id == k.id,
+            b.status.in_([s.value for s in LIVE_STATES]),
+            b.starts_at < bindparam("window_until", type_=t.UTCDateTime()),
+            bindparam("window_from", type_=t.UTCDateTime()) < b.ends_at,
+        )
+        connector_conds.append(~clash.exists())
+    conds.append(select(k.id).where(*connector_conds).exists())
+
+    columns: list[Any] = [*_CHARGER_COLUMNS] if distance is None else [*_CHARGER_COLUMNS, distance]
+    stmt = select(*columns).where(*conds)
+    stmt = stmt.order_by(c.id) if distance is None else stmt.order_by(knn, c.id)
+    if shape.limited:
+        stmt = stmt.limit(bindparam("most", type_=Integer))
+    return stmt
+
+
 class SqlTransaction:
     """Implements the `Transaction` port over one SQLAlchemy connection in one database transaction."""
 
@@ -402,71 +481,38 @@ class SqlTransaction:
         return self._views()
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
-        c, k, b = t.chargers.c, t.connectors.c, t.bookings.c
         area = query.area
-        conds: list[Any] = [c.lon >= area.west, c.lon <= area.east, c.lat >= area.south, c.lat <= area.north]
-        distance: Any = None
-        if self.dialect == "postgresql":
-            envelope = func.ST_MakeEnvelope(area.west, area.south, area.east, area.north, 4326)
-            conds.append(literal_column("chargers.geom").op("&&")(envelope))
-            if query.centre is not None:
-                location = literal_column("chargers.location", Geography(srid=4326))
-                point = cast(
-                    func.ST_SetSRID(func.ST_MakePoint(query.centre.lon, query.centre.lat), 4326),
-                    Geography(srid=4326),
-                )
-                # Sphere, not spheroid, so both backends measure distance the same way.
-                conds.append(func.ST_DWithin(location, point, query.radius_m, False))
-                distance = func.ST_Distance(location, point, False)
-                knn: Any = location.op("<->")(point)
-        else:
-            rt = t.charger_rtree.c
-            conds.append(
-                c.id.in_(
-                    select(rt.id).where(
-                        rt.min_lon <= area.east,
-                        rt.max_lon >= area.west,
-                        rt.min_lat <= area.north,
-                        rt.max_lat >= area.south,
-                    )
-                )
-            )
-            if query.centre is not None:
-                distance = func.cs_distance_m(c.lat, c.lon, query.centre.lat, query.centre.lon)
-                conds.append(distance <= query.radius_m)
-                knn = distance
-        if query.max_price_per_kwh is not None:
-            conds.append(c.price_per_kwh <= query.max_price_per_kwh)
-        if query.online_only:
-            conds.append(c.status == ChargerStatus.ONLINE.value)
-        connector_conds: list[Any] = [k.charger_id == c.id]
-        if query.connector_type is not None:
-            connector_conds.append(k.type == query.connector_type.value)
-        if query.min_power_w is not None:
-            connector_conds.append(k.max_power_w >= query.min_power_w)
-        if query.online_only:
-            connector_conds.append(
-                k.status.notin_([ConnectorStatus.FAULTED.value, ConnectorStatus.UNAVAILABLE.value])
-            )
         window = query.available_from, query.available_until
-        if window[0] is not None and window[1] is not None:
-            clash = select(b.id).where(
-                b.connector_id == k.id,
-                b.status.in_([s.value for s in LIVE_STATES]),
-                b.starts_at < window[1],
-                window[0] < b.ends_at,
-            )
-            connector_conds.append(~clash.exists())
-        conds.append(select(k.id).where(*connector_conds).exists())
-
-        columns: list[Any] = [*_CHARGER_COLUMNS] if distance is None else [*_CHARGER_COLUMNS, distance]
-        stmt = select(*columns).where(*conds)
-        stmt = stmt.order_by(c.id) if distance is None else stmt.order_by(knn, c.id)
+        timed = window[0] is not None and window[1] is not None
         calendar = window[0] is not None
-        if not calendar:
-            stmt = stmt.limit(query.limit)
+        shape = _SearchShape(
+            self.dialect,
+            query.centre is not None,
+            query.max_price_per_kwh is not None,
+            query.online_only,
+            query.connector_type is not None,
+            query.min_power_w is not None,
+            timed,
+            not calendar,
+        )
+        params: dict[str, Any] = {
+            "west": area.west,
+            "east": area.east,
+            "south": area.south,
+            "north": area.north,
+            "max_price": query.max_price_per_kwh,
+            "connector_type": None if query.connector_type is None else query.connector_type.value,
+            "min_power": query.min_power_w,
+            "window_from": window[0],
+            "window_until": window[1],
+            "most": query.limit,
+        }
+        if query.centre is not None:
+            params.update(centre_lat=query.centre.lat, centre_lon=query.centre.lon, radius=query.radius_m)
+        stmt = _search_statement(shape)
+        distance = query.centre is not None
         picked: list[Any] = []
-        for rows in self.conn.execute(stmt).partitions(max(query.limit, 100)):
+        for rows in self.conn.execute(stmt, params).partitions(max(query.limit, 100)):
             candidates = list(rows)
             if calendar:
                 assert window[0] is not None and window[1] is not None
@@ -475,7 +521,7 @@ class SqlTransaction:
             picked.extend(candidates[: query.limit - len(picked)])
             if len(picked) >= query.limit:
                 break
-        return self._hydrate(picked, with_distance=distance is not None)
+        return self._hydrate(picked, with_distance=distance)
 
     def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
         a = t.availability.c
