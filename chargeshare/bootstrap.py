@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chargeshare.adapters.durability import ImmediateDurability, durability_for
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.sql_store import SqlStore
@@ -23,7 +24,7 @@ from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.marketplace import MarketplaceService
-from chargeshare.services.ports import LockManager, PaymentGateway
+from chargeshare.services.ports import Durability, LockManager, PaymentGateway
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -109,6 +110,8 @@ class App:
     limiter: RateLimiter
     hosting: HostingService
     redis: Any = None
+    # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
+    durability: Durability = field(default_factory=ImmediateDurability)
 
     def close(self) -> None:
         self.store.close()
@@ -169,4 +172,5 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         limiter=RateLimiter(clock),
         hosting=HostingService(store, marketplace, clock),
         redis=redis_client,
+        durability=durability_for(store),
     )

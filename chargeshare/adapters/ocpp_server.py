@@ -110,8 +110,12 @@ class ChargerRegistry:
             while True:
                 text = await ws.receive_text()
                 self._tap(cp_id, "in", text)
-                received = link.connection.receive(text)
+                # Handlers commit without waiting for the disk; one shared fsync covers every reply
+                # waiting at the time, and no reply leaves before it (see adapters/durability.py).
+                with self.app.durability.deferred():
+                    received = link.connection.receive(text)
                 if received.reply is not None:
+                    await self.app.durability.flushed()
                     self._tap(cp_id, "out", received.reply)
                     await ws.send_text(received.reply)
                 for outcome in received.outcomes:

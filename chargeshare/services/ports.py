@@ -268,3 +268,12 @@ class LockManager(Protocol):
     """Advisory per-key locks. An optimisation in front of the database guarantee, never the guard."""
 
     def hold(self, key: str, ttl_ms: int) -> AbstractContextManager[Lease | None]: ...
+
+
+class Durability(Protocol):
+    """When commits reach the disk. Writes made inside `deferred()` may commit without waiting for
+    the disk; `flushed()` returns once every commit made before the call is durable. Whoever
+    acknowledges such a write (an OCPP CALLRESULT) awaits `flushed()` first."""
+
+    def deferred(self) -> AbstractContextManager[None]: ...
+    async def flushed(self) -> None: ...

@@ -1,0 +1,144 @@
+"""Group commit for OCPP acknowledgements: many commits, one fsync.
+
+A CALLRESULT may only leave once its effect is durable. On a SQLite file, a commit with
+synchronous=FULL fsyncs on the committing thread, which for the OCPP server is the event loop: every
+other charger waits behind each disk flush. Instead, writes made while handling a charger frame
+commit with synchronous=NORMAL (in WAL mode: safe against a process crash, not yet against an OS
+crash), and the reply waits for `flushed()`: an fsync of the write-ahead log, run in a thread, shared
+by every reply waiting at the time. Writes made anywhere else (HTTP API, housekeeping) keep
+synchronous=FULL and are durable when their commit returns, as before.
+
+PostgreSQL's commit already waits for its own WAL flush, and an in-memory database has no disk, so
+there `flushed()` returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from chargeshare.adapters.sql_store import SqlStore
+
+_SYNC_KEY = "chargeshare_synchronous"  # per pooled DBAPI connection: the synchronous level it runs at
+_FULL, _NORMAL = 2, 1
+
+
+class GroupFlusher:
+    """Runs `sync` in a thread, at most one at a time; `flushed()` returns after a run of `sync` that
+    started after the call. Callers that arrive while a run is in flight share the next run."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self._sync = sync
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = False
+        self._next: asyncio.Future[None] | None = None  # released by the next run to start
+        self.runs = 0  # how many times `sync` has started (for tests and benchmarks)
+
+    async def flushed(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests, a restarted server): nothing carries over
+            self._loop, self._in_flight, self._next = loop, False, None
+        if self._next is None:
+            self._next = loop.create_future()
+        waiting = self._next
+        if not self._in_flight:
+            self._start(loop)
+        # Shielded: one caller giving up must not cancel the run others are waiting on.
+        await asyncio.shield(waiting)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._in_flight = True
+        loop.create_task(self._run(loop))
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The batch closes only now, just before the flush starts: callers arriving before this
+        # task runs (in the same turn of the loop) still ride on it.
+        batch, self._next = self._next, None
+        assert batch is not None
+        self.runs += 1
+        try:
+            await asyncio.to_thread(self._sync)
+        except Exception as exc:  # nobody in this batch may be acknowledged
+            if not batch.done():
+                batch.set_exception(exc)
+        else:
+            if not batch.done():
+                batch.set_result(None)
+        finally:
+            if loop is self._loop:
+                self._in_flight = False
+                if self._next is not None:
+                    self._start(loop)
+
+
+def fsync_file(path: str) -> None:
+    """fsync a file by name. A missing write-ahead log means SQLite checkpointed it into the database
+    (and synced that) and removed it: nothing is left to flush."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ImmediateDurability:
+    """Every commit is durable when it returns (PostgreSQL, in-memory SQLite)."""
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        yield
+
+    async def flushed(self) -> None:
+        return None
+
+
+class SqliteGroupCommit:
+    """SQLite file in WAL mode: commits inside `deferred()` skip their own fsync; `flushed()` makes
+    every commit made before it durable with one shared fsync of the write-ahead log."""
+
+    def __init__(self, store: SqlStore, *, sync: Callable[[], None] | None = None) -> None:
+        database = store.engine.url.database
+        assert database, "group commit needs a SQLite file"
+        self.wal_path = database + "-wal"
+        self.flusher = GroupFlusher(sync or (lambda: fsync_file(self.wal_path)))
+        self._local = threading.local()
+        # On checkout from the pool: every store transaction takes its own connection, and between
+        # transactions is the only time SQLite lets the level change.
+        event.listen(store.engine, "checkout", self._on_checkout)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Writes committed on this thread inside the block skip their fsync: whoever opened the
+        block must await `flushed()` before telling anyone they are durable. A thread-local, not a
+        context variable, so a task spawned from inside the block does not inherit it."""
+        outer = getattr(self._local, "deferred", False)
+        self._local.deferred = True
+        try:
+            yield
+        finally:
+            self._local.deferred = outer
+
+    async def flushed(self) -> None:
+        await self.flusher.flushed()
+
+    def _on_checkout(self, dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        level = _NORMAL if getattr(self._local, "deferred", False) else _FULL
+        if record.info.get(_SYNC_KEY) != level:
+            dbapi_conn.execute(f"PRAGMA synchronous={level}")
+            record.info[_SYNC_KEY] = level
+
+
+def durability_for(store: SqlStore) -> SqliteGroupCommit | ImmediateDurability:
+    if store.dialect == "sqlite" and not isinstance(store.engine.pool, StaticPool):
+        return SqliteGroupCommit(store)
+    return ImmediateDurability()

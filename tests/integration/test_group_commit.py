@@ -1,0 +1,77 @@
+"""OCPP group commit on a SQLite file: deferred writes skip their own fsync, everything acknowledged
+after `flushed()` is still there when the file is opened again, and other writers keep FULL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chargeshare.adapters.durability import ImmediateDurability, SqliteGroupCommit
+from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.bootstrap import Config, build
+from chargeshare.domain.charger import (
+    ChargerSpec,
+    ChargerStatus,
+    ConnectorSpec,
+    ConnectorStatus,
+    ConnectorType,
+)
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+
+
+def _synchronous_level(store: SqlStore) -> int:
+    """The level the connection a write transaction gets runs at (1 NORMAL, 2 FULL)."""
+    with store.transaction() as tx:
+        return int(tx.conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+
+def test_deferred_writes_run_at_normal_and_every_other_write_at_full(tmp_path: Path) -> None:
+    app = build(Config(database_url=f"sqlite:///{tmp_path / 'levels.db'}"))
+    try:
+        assert isinstance(app.durability, SqliteGroupCommit)
+        with app.durability.deferred():
+            assert _synchronous_level(app.store) == 1
+        assert _synchronous_level(app.store) == 2
+    finally:
+        app.close()
+
+
+def test_memory_database_acknowledges_at_once() -> None:
+    app = build(Config(database_url="sqlite://"))
+    try:
+        assert isinstance(app.durability, ImmediateDurability)
+    finally:
+        app.close()
+
+
+async def test_acknowledged_writes_survive_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'acks.db'}"
+    app = build(Config(database_url=url))
+    n = 60
+    try:
+        host = app.marketplace.add_host("h")
+        for i in range(n):
+            connectors = (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),)
+            app.marketplace.add_charger(ChargerSpec(f"G{i}", host, Point(51.5, -0.1), Tariff(30), connectors))
+        assert isinstance(app.durability, SqliteGroupCommit)
+        runs_before = app.durability.flusher.runs
+        for i in range(n):  # as the OCPP serve loop does: write deferred, ack after flushed()
+            with app.durability.deferred():
+                app.charging.boot(f"G{i}", "1.6")
+                app.charging.status(f"G{i}", 1, ConnectorStatus.CHARGING)
+            await app.durability.flushed()
+        assert app.durability.flusher.runs - runs_before == n
+    finally:
+        app.close()
+
+    reopened = build(Config(database_url=url), create_schema=False)
+    try:
+        with reopened.store.reading() as tx:
+            views = {v.charge_point_id: v for v in tx.chargers()}
+        assert len(views) == n
+        for i in range(n):
+            view = views[f"G{i}"]
+            assert view.status == ChargerStatus.ONLINE and view.ocpp_version == "1.6"
+            assert [c.status for c in view.connectors] == [ConnectorStatus.CHARGING]
+    finally:
+        reopened.close()
