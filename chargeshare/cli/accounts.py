@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from chargeshare.bootstrap import App, Config, ConfigError, build
+from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.domain.accounts import KycStatus
-from chargeshare.domain.errors import DomainError
 
 app = typer.Typer(help="Admin accounts and hosts' KYC status.", no_args_is_help=True)
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default the SQLite file."),
-]
-
-
-@contextmanager
-def _app(database_url: str | None) -> Iterator[App]:
-    try:
-        a = build(Config.from_env(database_url=database_url))
-    except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except Exception as exc:
-        err.print(f"[red]error:[/] cannot open the database: {exc}")
-        raise typer.Exit(2) from exc
-    try:
-        yield a
-    except DomainError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    finally:
-        a.close()
 
 
 @app.command("add-admin")
@@ -52,7 +24,7 @@ def add_admin(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an admin account (admins are never made through the API)."""
-    with _app(database_url) as a:
+    with open_app(database_url) as a:
         account = a.auth.add_admin(email, password)
     console.print(f"admin account {account.account_id} for {account.email}")
 
@@ -64,6 +36,6 @@ def kyc(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Record a host's KYC status; only verified hosts are paid out."""
-    with _app(database_url) as a:
+    with open_app(database_url) as a:
         host = a.hosting.set_kyc(host_id, status)
     console.print(f"host {host.host_id} ({host.name}): KYC {host.kyc_status}")

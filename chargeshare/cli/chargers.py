@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.bootstrap import App, Config, ConfigError, build
+from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
-from chargeshare.domain.errors import DomainError
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 
 app = typer.Typer(help="Register, list and remove chargers (and set their passwords).", no_args_is_help=True)
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default the SQLite file."),
-]
-
-
-@contextmanager
-def _app(database_url: str | None) -> Iterator[App]:
-    try:
-        app = build(Config.from_env(database_url=database_url))
-    except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except Exception as exc:
-        err.print(f"[red]error:[/] cannot open the database: {exc}")
-        raise typer.Exit(2) from exc
-    try:
-        yield app
-    except DomainError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    finally:
-        app.close()
 
 
 @app.command()
@@ -65,7 +37,7 @@ def add(
 ) -> None:
     """Register a charger with one connector and print what to configure on it."""
     password = password or secrets.token_urlsafe(18)[:24]
-    with _app(database_url) as a:
+    with open_app(database_url) as a:
         host_id = a.marketplace.add_host(host)
         spec = ChargerSpec(
             charge_point_id,
@@ -85,7 +57,7 @@ def add(
 @app.command("list")
 def list_(database_url: DatabaseUrl = None) -> None:
     """List registered chargers and their state."""
-    with _app(database_url) as a, a.store.transaction() as tx:
+    with open_app(database_url) as a, a.store.transaction() as tx:
         views = tx.chargers()
     table = Table("id", "status", "ocpp", "last seen", "lat", "lon", "p/kWh", "connectors")
     for v in views:
@@ -108,7 +80,7 @@ def list_(database_url: DatabaseUrl = None) -> None:
 @app.command()
 def remove(charge_point_id: str, database_url: DatabaseUrl = None) -> None:
     """Remove a charger that has never been booked."""
-    with _app(database_url) as a:
+    with open_app(database_url) as a:
         a.marketplace.remove_charger(charge_point_id)
     console.print(f"removed {charge_point_id}")
 
@@ -121,6 +93,6 @@ def passwd(
 ) -> None:
     """Set a new password for a charger."""
     password = password or secrets.token_urlsafe(18)[:24]
-    with _app(database_url) as a:
+    with open_app(database_url) as a:
         a.marketplace.set_charger_password(charge_point_id, password)
     console.print(f"{charge_point_id}: new password {password}")

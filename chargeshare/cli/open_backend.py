@@ -1,0 +1,40 @@
+"""Open the backend's database for a CLI command, turning failures into a clean exit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chargeshare.bootstrap import App, Config, ConfigError, build
+from chargeshare.domain.errors import DomainError
+
+err = Console(stderr=True, soft_wrap=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(envvar="CHARGESHARE_DATABASE_URL", help="SQLAlchemy URL; default the SQLite file."),
+]
+
+
+@contextmanager
+def open_app(database_url: str | None) -> Iterator[App]:
+    """Build the app, print configuration and domain errors as one line, exit 2 on them."""
+    try:
+        a = build(Config.from_env(database_url=database_url))
+    except ConfigError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    except Exception as exc:
+        err.print(f"[red]error:[/] cannot open the database: {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        yield a
+    except DomainError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        a.close()
