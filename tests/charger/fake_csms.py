@@ -127,14 +127,3 @@ async def fake_csms(version: str) -> AsyncIterator[FakeCsms]:
     async with serve(csms._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1"]) as server:  # type: ignore[list-item]
         csms.server = server
         yield csms
-
-
-async def eventually(
-    check: Callable[[], bool], what: str, *, tries: int = 200, pause_s: float = 0.02
-) -> None:
-    """Wait (bounded) for `check` to hold."""
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(pause_s)
-    raise AssertionError(f"gave up waiting for {what}")

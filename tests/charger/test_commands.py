@@ -14,7 +14,7 @@ from chargeshare.ocpp.timestamps import format_ts
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.charger.conftest import Rig
-from tests.charger.fake_csms import eventually
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

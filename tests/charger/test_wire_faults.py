@@ -13,7 +13,7 @@ from chargeshare.ocpp.timestamps import parse_ts
 from simulators.power import Vehicle
 from simulators.wire_faults import ALL_COMMANDS
 from tests.charger.conftest import SPEED, Rig
-from tests.charger.fake_csms import eventually
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

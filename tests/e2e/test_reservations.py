@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +40,7 @@ from simulators.charger import PlugRefused, VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.conftest import T0, add_charger
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -120,17 +121,6 @@ def scaled_clock() -> ScaledClock:
 async def scaled(scaled_clock: ScaledClock) -> AsyncIterator[Backend]:
     async with serve(scaled_clock) as backend:
         yield backend
-
-
-async def eventually(
-    check: Callable[[], bool], what: str, *, tries: int = 250, pause_s: float = 0.02
-) -> None:
-    """Wait (bounded: at most tries x pause_s) for `check` to hold."""
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(pause_s)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def sweeps(n: int = 6) -> None:

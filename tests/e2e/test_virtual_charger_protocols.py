@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.conftest import T0, add_charger
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -108,16 +109,6 @@ async def charger(
         yield vc
     finally:
         await vc.stop()
-
-
-async def eventually(
-    check: Callable[[], bool], what: str, *, tries: int = 300, pause_s: float = 0.02
-) -> None:
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(pause_s)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def car() -> Vehicle:
