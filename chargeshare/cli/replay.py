@@ -17,6 +17,7 @@ from rich.table import Table
 
 from chargeshare.adapters.pg_admin import temporary_database
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App
+from chargeshare.cli.check_table import check_table
 from chargeshare.domain.money import format_gbp, format_kwh
 from simulators.replay import ReplayReport, replay
 from simulators.timeline import Timeline, take_sample
@@ -107,14 +108,8 @@ def print_replay(console: Console, result: ReplayReport) -> None:
     summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
     summary.add_row("answers unlike the recording", str(result.divergence_count))
     console.print(summary)
-    table = Table(title="Invariants and charger checks")
-    table.add_column("check")
-    table.add_column("checked", justify="right")
-    table.add_column("result")
-    for r in [*result.run.invariants, *result.charger_checks]:
-        verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/] " + "; ".join(r.failures)
-        table.add_row(r.description, str(r.checked), verdict)
-    console.print(table)
+    checks = [*result.run.invariants, *result.charger_checks]
+    console.print(check_table("Invariants and charger checks", "check", checks))
     for d in result.divergences[:10]:
         console.print(f"[yellow]differs:[/] {d}", highlight=False)
     if result.divergence_count > 10:

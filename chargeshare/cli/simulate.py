@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chargeshare.cli.check_table import check_table
 from chargeshare.cli.live_view import LiveView
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine, run_des_command
 from chargeshare.domain.money import format_gbp, format_kwh
@@ -158,14 +159,7 @@ def print_report(console: Console, result: RunReport) -> None:
     summary.add_row("chargers that went offline", str(s["chargers_went_offline"]))
     summary.add_row("wall time", f"{result.wall_s:.1f} s")
     console.print(summary)
-    table = Table(title="Invariants")
-    table.add_column("invariant")
-    table.add_column("checked", justify="right")
-    table.add_column("result")
-    for r in result.invariants:
-        verdict = "[green]PASS[/]" if r.ok else "[red]FAIL[/] " + "; ".join(r.failures)
-        table.add_row(r.description, str(r.checked), verdict)
-    console.print(table)
+    console.print(check_table("Invariants", "invariant", result.invariants))
     for err in result.errors:
         console.print(f"[red]error:[/] {err}")
     console.print("[green]all invariants hold[/]" if result.ok else "[red]invariants failed[/]")
