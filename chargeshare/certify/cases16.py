@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chargeshare.certify.checks16 import check_status_sequence, expect_start, expect_stop
+from chargeshare.certify.checks16 import Started, check_status_sequence, expect_start, expect_stop
 from chargeshare.certify.context import NOT_SUPPORTED, CaseContext, Match
 from chargeshare.certify.model import Case, CaseBody, Profile
 from chargeshare.certify.operator import Action
@@ -117,18 +117,22 @@ async def remote_stop(ctx: CaseContext) -> None:
     started = await expect_start(ctx, ctx.settings.id_tag, since=mark)
     answer = await ctx.command("RemoteStopTransaction", {"transactionId": started.transaction_id})
     ctx.status_is(answer, "Accepted", what="RemoteStopTransaction")
-    stop = await ctx.wait_for(
-        "StopTransaction", since=started.mark, what="StopTransaction after the remote stop"
-    )
-    # The car is still plugged in: the connector says the transaction is over before it leaves.
+    await _stops_before_unplug(ctx, started, "after the remote stop", reasons=("Remote",))
+
+
+async def _stops_before_unplug(
+    ctx: CaseContext, started: Started, after: str, *, reasons: tuple[str, ...]
+) -> None:
+    """StopTransaction, then Finishing, while the car is still plugged in; then the car leaves."""
+    stop = await ctx.wait_for("StopTransaction", since=started.mark, what=f"StopTransaction {after}")
     await ctx.wait_for(
         "StatusNotification",
         lambda p: p["connectorId"] == ctx.settings.connector and p["status"] in ("Finishing", "Available"),
         since=stop.seq,
-        what="StatusNotification Finishing after the remote stop",
+        what=f"StatusNotification Finishing {after}",
     )
     await ctx.operator_does(Action.UNPLUG)
-    await expect_stop(ctx, started, reasons=("Remote",))
+    await expect_stop(ctx, started, reasons=reasons)
 
 
 # ---- Core: reset, unlock, configuration ----------------------------------------------------------
@@ -166,15 +170,7 @@ async def unlock_during_session(ctx: CaseContext) -> None:
     if answer.get("status") == "NotSupported":
         raise ctx.not_applicable("the charger has no lock to release (answered NotSupported)")
     ctx.status_is(answer, "Unlocked", what="UnlockConnector during a transaction")
-    stop = await ctx.wait_for("StopTransaction", since=started.mark, what="StopTransaction after the unlock")
-    await ctx.wait_for(
-        "StatusNotification",
-        lambda p: p["connectorId"] == ctx.settings.connector and p["status"] in ("Finishing", "Available"),
-        since=stop.seq,
-        what="StatusNotification Finishing after the unlock",
-    )
-    await ctx.operator_does(Action.UNPLUG)
-    await expect_stop(ctx, started, reasons=("UnlockCommand",))
+    await _stops_before_unplug(ctx, started, "after the unlock", reasons=("UnlockCommand",))
 
 
 async def card_first_session(ctx: CaseContext) -> None:
