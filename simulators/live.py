@@ -146,7 +146,7 @@ async def _run(
         for i in range(max(1, params.chargers))
     }
     host_ids = [
-        app.auth.register_host(email, pw, f"Host {i + 1}").host_id or 0
+        app.auth.register_host(email, pw, f"Host {i + 1}").host
         for i, (email, pw) in enumerate(host_logins.items())
     ]
     specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)

@@ -367,10 +367,7 @@ class Replayer:
     def _add_host(self, d: dict[str, Any]) -> None:
         name = str(d.get("name") or f"Host {d['id']}")
         if "email" in d:  # the host had an account: make it, so the host's app can log in
-            account = self.app.auth.register_host(d["email"], d["password"], name)
-            if account.host_id is None:
-                raise ValueError(f"host account {d['email']} has no host")
-            self.ids["hosts"][d["id"]] = account.host_id
+            self.ids["hosts"][d["id"]] = self.app.auth.register_host(d["email"], d["password"], name).host
         else:
             self.ids["hosts"][d["id"]] = self.app.marketplace.add_host(name)
 

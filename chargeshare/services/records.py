@@ -107,6 +107,13 @@ class AccountRecord:
     host_id: int | None
     created_at: datetime
 
+    @property
+    def host(self) -> int:
+        """The host this account acts for; asking it of a driver or admin account is a bug."""
+        if self.host_id is None:
+            raise ValueError(f"account {self.email} is not a host's")
+        return self.host_id
+
 
 @dataclass(frozen=True)
 class HostRecord:
