@@ -37,6 +37,7 @@ from simulators.dialect import Dialect, Message, dialect_for
 from simulators.evse import (
     BootReason,
     Plugged,
+    PlugRefused,
     Requested,
     Reservation,
     ResetKind,
@@ -44,6 +45,7 @@ from simulators.evse import (
     Transaction,
     Unlock,
     VirtualConnector,
+    check_plug_in,
 )
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.power import Vehicle
@@ -59,10 +61,6 @@ RECONNECT_ATTEMPTS = 8
 RECONNECT_BASE_S = 5.0  # simulated seconds, doubled each attempt, with jitter
 REBOOT_S = 30.0  # simulated seconds a reboot takes
 RESET_S = 10.0  # simulated seconds a commanded reset takes
-
-
-class PlugRefused(Exception):
-    """The connector is in use, reserved for someone else or out of service: this driver cannot start here."""
 
 
 class VirtualCharger:
@@ -516,12 +514,7 @@ class VirtualCharger:
         """Plug a car in without presenting a card (a remote start may follow)."""
         c = self.connectors[connector_no]
         reservation = c.reservation
-        if reservation is not None and reservation.id_tag != id_tag:
-            raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
-        if c.state not in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
-            raise PlugRefused(f"{self.cp_id}/{connector_no} is in use or out of service ({c.state})")
-        if not self.connected or self.silent:
-            raise PlugRefused(f"{self.cp_id} is offline and cannot authorise cards")
+        check_plug_in(self.cp_id, c, id_tag, online=self.connected and not self.silent)
         c.state = step(c.state, Trigger.PLUG_IN)
         # The reservation is taken up by this car: the connector is no longer free to reserve.
         taken = None if reservation is None else reservation.reservation_id

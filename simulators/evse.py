@@ -111,3 +111,18 @@ class VirtualConnector:
     @property
     def transaction(self) -> Transaction | None:
         return None if self.plugged is None else self.plugged.transaction
+
+
+class PlugRefused(Exception):
+    """The connector is in use, reserved for someone else or out of service, or the charger cannot
+    authorise cards now: this driver cannot start here."""
+
+
+def check_plug_in(cp_id: str, c: VirtualConnector, id_tag: str, *, online: bool) -> None:
+    """Whether a car may plug in here: one rule for the live and the discrete-event charger."""
+    if c.reservation is not None and c.reservation.id_tag != id_tag:
+        raise PlugRefused(f"{cp_id}/{c.no} is reserved for another driver")
+    if c.state not in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
+        raise PlugRefused(f"{cp_id}/{c.no} is in use or out of service ({c.state})")
+    if not online:
+        raise PlugRefused(f"{cp_id} is offline and cannot authorise cards")

@@ -24,7 +24,15 @@ from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from simulators.des.central import DesCentral
 from simulators.dialect import Message, dialect_for
-from simulators.evse import BootReason, Plugged, Reservation, StopReason, Transaction, VirtualConnector
+from simulators.evse import (
+    BootReason,
+    Plugged,
+    Reservation,
+    StopReason,
+    Transaction,
+    VirtualConnector,
+    check_plug_in,
+)
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
 
@@ -32,10 +40,6 @@ STEP_S = 60.0  # energy integration step: the live charger's meter tick
 REBOOT_S = 30.0
 
 Process = Generator[simpy.Event, Any, None]
-
-
-class PlugRefused(Exception):
-    """The connector is in use, reserved for someone else, or the charger cannot authorise now."""
 
 
 def integrate(
@@ -272,12 +276,7 @@ class DesCharger:
         """Plug in and present a card: Authorize, then start a transaction if accepted. Returns the
         event that fires when the car stops taking energy or the transaction ends."""
         c = self.connectors[connector_no]
-        if c.reservation is not None and c.reservation.id_tag != id_tag:
-            raise PlugRefused(f"{self.cp_id}/{connector_no} is reserved for another driver")
-        if c.state not in (ConnectorState.AVAILABLE, ConnectorState.RESERVED):
-            raise PlugRefused(f"{self.cp_id}/{connector_no} is in use ({c.state})")
-        if not self.connected or self.silent:
-            raise PlugRefused(f"{self.cp_id} is offline and cannot authorise cards")
+        check_plug_in(self.cp_id, c, id_tag, online=self.connected and not self.silent)
         c.state = step(c.state, Trigger.PLUG_IN)
         c.plugged = Plugged(id_tag, vehicle, target_wh)
         done = self._done[c.no] = self.env.event()

@@ -20,7 +20,7 @@ from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.records import BookingRecord
-from simulators.des.charger import DesCharger, PlugRefused, Process
+from simulators.des.charger import DesCharger, Process
 from simulators.driver import (
     CANDIDATES,
     RECEIPT_CHECK_EVERY_S,
@@ -30,6 +30,7 @@ from simulators.driver import (
     SEARCH_ROUNDS,
     DriverStats,
 )
+from simulators.evse import PlugRefused
 from simulators.fleet import DriverPlan
 from simulators.power import Vehicle
 
