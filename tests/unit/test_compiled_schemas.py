@@ -1,0 +1,129 @@
+"""The compiled schema checks (fastjsonschema) agree with the `ocpp` library's jsonschema validators.
+
+`check_payload` trusts a compiled "valid" outright, so a compiled check that accepted what jsonschema
+refuses would let garbage through. Payloads are drawn near each schema's shape (right keys, values
+of the right or a wrong type, missing or extra keys, strings past their limits, booleans and floats
+where integers belong) so most of them exercise the interesting boundaries, not just "not an object".
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ocpp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ocpp.messages import get_validator
+
+from chargeshare.ocpp.frames import (
+    CALL,
+    CALLRESULT,
+    RemoteProtocolError,
+    check_payload,
+    compiled_check,
+    schema_accepts,
+)
+
+Json = Any
+
+
+def _schemas(version: str) -> list[tuple[int, str]]:
+    folder = os.path.join(os.path.dirname(ocpp.__file__), f"v{version.replace('.', '')}", "schemas")
+    out = []
+    for name in sorted(os.listdir(folder)):
+        stem = name.removesuffix(".json")
+        if stem.endswith("Response"):
+            out.append((CALLRESULT, stem.removesuffix("Response")))
+        else:
+            out.append((CALL, stem.removesuffix("Request")))
+    return out
+
+
+CASES = [(v, kind, action) for v in ("1.6", "2.0.1") for kind, action in _schemas(v)]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def _mostly(draw: st.DrawFn, good: st.SearchStrategy[Json], bad: st.SearchStrategy[Json]) -> Json:
+    """Usually a right value, one time in eight a wrong one: whole payloads are often valid."""
+    return draw(bad) if draw(st.integers(0, 7)) == 0 else draw(good)
+
+
+def near(node: Json, root: Json, depth: int = 0) -> st.SearchStrategy[Json]:
+    """Values shaped by `node` (a schema), sometimes deliberately wrong."""
+    if isinstance(node, dict) and "$ref" in node:
+        target: Json = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return near(target, root, depth)
+    wrong = scalars if depth < 4 else st.just(None)
+    kind = node.get("type") if isinstance(node, dict) else None
+    if "enum" in node:
+        return _mostly(st.sampled_from(node["enum"]), st.one_of(st.text(max_size=3), wrong))
+    if kind == "object" or "properties" in node:
+        props: dict[str, Json] = node.get("properties", {})
+        if depth >= 4 or not props:
+            return st.one_of(st.just({}), st.dictionaries(st.text(max_size=4), scalars, max_size=2))
+        fields = {k: near(v, root, depth + 1) for k, v in props.items()}
+        required = set(node.get("required", []))
+
+        @st.composite
+        def obj(draw: st.DrawFn) -> dict[str, Json]:
+            out = {}
+            for k, strat in fields.items():
+                keep = draw(st.integers(0, 9))
+                if (k in required and keep > 0) or (k not in required and keep > 6):
+                    out[k] = draw(strat)
+            if draw(st.integers(0, 9)) == 0:
+                out[draw(st.text(max_size=4))] = draw(scalars)
+            return out
+
+        return _mostly(obj(), wrong) if depth else obj()
+    if kind == "array":
+        items = node.get("items", {})
+        return _mostly(st.lists(near(items, root, depth + 1), max_size=3), wrong)
+    if kind == "string":
+        limit = min(node.get("maxLength", 20), 600)  # the longest OCPP limits are bounded by Hypothesis
+        long = st.integers(limit, limit + 2).map(lambda n: "x" * n)
+        return _mostly(st.text(max_size=min(limit, 40)), st.one_of(long, wrong))
+    if kind == "integer":
+        return _mostly(st.integers(-5, 10**6), st.one_of(st.just(1.0), st.just(2.5), st.booleans(), wrong))
+    if kind == "number":
+        return _mostly(st.one_of(st.floats(-1e6, 1e6), st.integers(-5, 10**6)), st.one_of(st.booleans(), wrong))
+    if kind == "boolean":
+        return _mostly(st.booleans(), st.one_of(st.integers(0, 1), wrong))
+    return wrong
+
+
+@pytest.mark.parametrize(("version", "kind", "action"), CASES, ids=[f"{v}-{k}-{a}" for v, k, a in CASES])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_compiled_check_gives_jsonschemas_verdict(version: str, kind: int, action: str, data: st.DataObject) -> None:
+    schema = get_validator(kind, action, version).schema
+    payload = data.draw(near(schema, schema))
+    assert compiled_check(kind, action, version) is not None, "every OCPP schema compiles"
+    assert schema_accepts(kind, action, version, payload) == get_validator(kind, action, version).is_valid(
+        payload
+    ), payload
+
+
+def test_an_invalid_payload_is_still_named_by_jsonschema() -> None:
+    with pytest.raises(RemoteProtocolError) as caught:
+        check_payload("MeterValues", {"connectorId": "one", "meterValue": []}, "1.6", CALL, "7")
+    assert caught.value.code == "TypeConstraintViolation"
+    assert "connectorId" in str(caught.value)
+
+
+def test_unknown_action_is_not_implemented() -> None:
+    with pytest.raises(RemoteProtocolError) as caught:
+        check_payload("NoSuchAction", {}, "1.6", CALL, "7")
+    assert caught.value.code == "NotImplemented"
