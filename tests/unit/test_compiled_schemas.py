@@ -98,7 +98,8 @@ def near(node: Json, root: Json, depth: int = 0) -> st.SearchStrategy[Json]:
     if kind == "integer":
         return _mostly(st.integers(-5, 10**6), st.one_of(st.just(1.0), st.just(2.5), st.booleans(), wrong))
     if kind == "number":
-        return _mostly(st.one_of(st.floats(-1e6, 1e6), st.integers(-5, 10**6)), st.one_of(st.booleans(), wrong))
+        numbers = st.one_of(st.floats(-1e6, 1e6), st.integers(-5, 10**6))
+        return _mostly(numbers, st.one_of(st.booleans(), wrong))
     if kind == "boolean":
         return _mostly(st.booleans(), st.one_of(st.integers(0, 1), wrong))
     return wrong
@@ -107,7 +108,9 @@ def near(node: Json, root: Json, depth: int = 0) -> st.SearchStrategy[Json]:
 @pytest.mark.parametrize(("version", "kind", "action"), CASES, ids=[f"{v}-{k}-{a}" for v, k, a in CASES])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_compiled_check_gives_jsonschemas_verdict(version: str, kind: int, action: str, data: st.DataObject) -> None:
+def test_compiled_check_gives_jsonschemas_verdict(
+    version: str, kind: int, action: str, data: st.DataObject
+) -> None:
     schema = get_validator(kind, action, version).schema
     payload = data.draw(near(schema, schema))
     assert compiled_check(kind, action, version) is not None, "every OCPP schema compiles"
