@@ -165,7 +165,7 @@ def schema_accepts(kind: int, action: str, version: str, payload: Any) -> bool:
     """The compiled check's verdict alone (no error naming): for tests and diagnostics."""
     check = compiled_check(kind, action, version)
     if check is None:
-        return get_validator(kind, action, version).is_valid(payload)
+        return bool(get_validator(kind, action, version).is_valid(payload))
     try:
         check(payload)
     except fastjsonschema.JsonSchemaValueException:
