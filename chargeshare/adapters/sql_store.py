@@ -19,6 +19,7 @@ from sqlalchemy import (
     RowMapping,
     any_,
     bindparam,
+    case,
     cast,
     create_engine,
     event,
@@ -48,6 +49,7 @@ from chargeshare.services.records import (
     ConnectorView,
     DriverRecord,
     HostRecord,
+    MeterAdvance,
     OutboxItem,
     SessionRecord,
 )
@@ -266,10 +268,25 @@ _OPEN_SESSION = (
     .where(_s.connector_id == bindparam("connector_pk"), _s.status == SessionStatus.CHARGING.value)
     .order_by(_s.id.desc())
 )
-_RECORD_METER = (
+# A reading applied to a charging session and what the meter path needs back, in one statement:
+# the register only grows (an old, replayed reading never moves it back), and the booking's energy
+# limit comes along in a scalar subquery rather than a second round trip.
+_ADVANCE_METER = (
     update(t.sessions)
-    .where(_s.id == bindparam("session_pk"), _s.meter_last_wh < bindparam("reading"))
-    .values(meter_last_wh=bindparam("new_last"))
+    .where(_s.id == bindparam("session_pk"), _s.status == SessionStatus.CHARGING.value)
+    .values(
+        meter_last_wh=case(
+            (_s.meter_last_wh < bindparam("reading"), bindparam("reading")), else_=_s.meter_last_wh
+        )
+    )
+    .returning(
+        _s.booking_id,
+        _s.meter_start_wh,
+        _s.meter_last_wh,
+        # SQLite renders this `WHERE id = booking_id`: `id` resolves to the booking (innermost
+        # scope) and only sessions has a booking_id, so it still means the booking of this session.
+        select(_b.max_energy_wh).where(_b.id == _s.booking_id).scalar_subquery(),
+    )
 )
 _MARK_IDLE = update(t.sessions).where(_s.id == bindparam("session_pk")).values(idle_since=bindparam("since"))
 _MARK_IDLE_ONCE = _MARK_IDLE.where(_s.idle_since.is_(None))
@@ -855,10 +872,9 @@ class SqlTransaction:
         )
         return bool(self.conn.execute(q).rowcount)
 
-    def record_meter(self, session_id: int, meter_wh: int) -> None:
-        # A register only grows: an old, replayed reading never moves it back.
-        params = {"session_pk": session_id, "reading": meter_wh, "new_last": meter_wh}
-        self.conn.execute(_RECORD_METER, params)
+    def advance_meter(self, session_id: int, meter_wh: int) -> MeterAdvance | None:
+        row = self.conn.execute(_ADVANCE_METER, {"session_pk": session_id, "reading": meter_wh}).first()
+        return None if row is None else MeterAdvance(row[0], row[1], row[2], row[3])
 
     def mark_idle(self, session_id: int, since: datetime | None) -> None:
         # Idle from the first report, not the latest; None (charging again) always clears it.

@@ -23,7 +23,7 @@ from chargeshare.services.events import (
     SessionStarted,
     SessionStopped,
 )
-from chargeshare.services.ports import Store
+from chargeshare.services.ports import Store, Transaction
 from chargeshare.services.records import SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -70,6 +70,7 @@ class ChargingService:
         self.store, self.settlement, self.bus, self.clock, self.rules = store, settlement, bus, clock, rules
         # Development aid: let unregistered chargers boot and talk (nothing they say is stored).
         self.allow_unknown = allow_unknown
+        self._stamps: dict[str, datetime] = {}  # last_seen_at this process last wrote, per charger
 
     def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
         now = self.clock.now()
@@ -77,15 +78,39 @@ class ChargingService:
             with self.store.transaction() as tx:
                 tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
         except NotFound:
+            self._stamps.pop(cp_id, None)
             return BootResult(False, self.rules.heartbeat_interval_s)
+        self._stamps[cp_id] = now
         self.bus.publish(ChargerOnline(now, cp_id))
         return BootResult(True, self.rules.heartbeat_interval_s)
 
     def heartbeat(self, cp_id: str) -> datetime:
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            tx.touch_charger(cp_id, now)
+        if not self._stamped_lately(cp_id, now):
+            with self.store.transaction() as tx:
+                self._seen(tx, cp_id, now)
         return now
+
+    # ---- last seen -----------------------------------------------------------------------------
+    # Every frame is a sign of life, but writing last_seen_at on each one was a row update per
+    # MeterValues. The watchdog only needs it to within a fraction of a heartbeat interval, so a
+    # charger's stamp is rewritten at most every `stamp_every`; the stamp this process last wrote is
+    # remembered (only this process talks to the charger while it is connected to it).
+    @property
+    def stamp_every(self) -> timedelta:
+        return timedelta(seconds=min(60.0, self.rules.heartbeat_interval_s / 4))
+
+    def _stamped_lately(self, cp_id: str, now: datetime) -> bool:
+        last = self._stamps.get(cp_id)
+        return last is not None and timedelta(0) <= now - last < self.stamp_every
+
+    def _seen(self, tx: Transaction, cp_id: str, now: datetime) -> None:
+        """Stamp last seen unless stamped lately; raises NotFound for an unregistered charger (which
+        is never remembered as stamped, so it is looked up every time)."""
+        if self._stamped_lately(cp_id, now):
+            return
+        tx.touch_charger(cp_id, now)
+        self._stamps[cp_id] = now
 
     def disconnected(self, cp_id: str) -> None:
         self._gone_offline(cp_id, "its connection closed")
@@ -103,6 +128,7 @@ class ChargingService:
 
     def _gone_offline(self, cp_id: str, why: str) -> None:
         now = self.clock.now()
+        self._stamps.pop(cp_id, None)  # back online, it is stamped at once
         with self.store.transaction() as tx:
             charger = tx.charger(cp_id)
             if charger.status is ChargerStatus.OFFLINE:
@@ -127,7 +153,8 @@ class ChargingService:
             back = charger.status is ChargerStatus.OFFLINE
             if back:
                 tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
-            tx.touch_charger(cp_id, now)
+                self._stamps[cp_id] = now
+            self._seen(tx, cp_id, now)
             tx.set_connector_status(cp_id, connector_no, status)
             connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
             open_ = None if connector is None else tx.open_session(connector.connector_id)
@@ -250,17 +277,16 @@ class ChargingService:
             return tx.advance_charger_seq(session_id, seq_no)
 
     def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
+        now = self.clock.now()
         with self.store.transaction() as tx:
-            tx.touch_charger(cp_id, self.clock.now())
-            session = tx.session(transaction_id)
-            if session is None or session.status is not SessionStatus.CHARGING:
-                return  # late or replayed reading for a finished session: nothing to change
-            tx.record_meter(transaction_id, register_wh)
-            booking = tx.booking(session.booking_id)
-        energy = max(register_wh, session.meter_last_wh) - session.meter_start_wh  # registers only grow
-        self.bus.publish(MeterReading(self.clock.now(), transaction_id, session.booking_id, cp_id, energy))
-        if register_wh - session.meter_start_wh >= booking.max_energy_wh:
-            self.bus.publish(EnergyLimitReached(self.clock.now(), cp_id, transaction_id))
+            self._seen(tx, cp_id, now)
+            advance = tx.advance_meter(transaction_id, register_wh)
+        if advance is None:
+            return  # late or replayed reading for a finished session: nothing changed
+        energy = advance.meter_last_wh - advance.meter_start_wh  # registers only grow
+        self.bus.publish(MeterReading(now, transaction_id, advance.booking_id, cp_id, energy))
+        if register_wh - advance.meter_start_wh >= advance.max_energy_wh:
+            self.bus.publish(EnergyLimitReached(now, cp_id, transaction_id))
 
     def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing."""

@@ -19,6 +19,7 @@ from chargeshare.services.records import (
     ChargerView,
     DriverRecord,
     HostRecord,
+    MeterAdvance,
     OutboxItem,
     SessionRecord,
 )
@@ -133,7 +134,11 @@ class Transaction(Protocol):
         """Note a TransactionEvent seqNo; False if one as high was already applied (a replay)."""
         ...
 
-    def record_meter(self, session_id: int, meter_wh: int) -> None: ...
+    def advance_meter(self, session_id: int, meter_wh: int) -> MeterAdvance | None:
+        """Apply a reading to a CHARGING session (a register only grows); None if the session is not
+        charging (unknown, or finished: a late or replayed reading changes nothing)."""
+        ...
+
     def mark_idle(self, session_id: int, since: datetime | None) -> None:
         """Note when the car stopped drawing power (kept from the first report); None: charging again."""
         ...

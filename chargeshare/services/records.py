@@ -81,6 +81,16 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
+class MeterAdvance:
+    """A charging session after a reading was applied: what the meter path needs, in one round trip."""
+
+    booking_id: int
+    meter_start_wh: int
+    meter_last_wh: int  # the highest reading so far, this one included
+    max_energy_wh: int  # the booking's energy limit
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """One payment step waiting for (or done by) the gateway."""
 

@@ -1,0 +1,115 @@
+"""The meter path's one-statement update and the throttled last-seen stamp, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerStatus
+from chargeshare.domain.errors import NotFound
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.charging import AuthStatus
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import EnergyLimitReached, MeterReading
+from chargeshare.services.invariants import check_store
+from tests.conftest import add_charger
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
+    url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    app = build(Config(database_url=url, locks_enabled=False), clock=clock)
+    yield app
+    app.close()
+
+
+def last_seen(app: App, cp_id: str = "CP1") -> object:
+    with app.store.reading() as tx:
+        return tx.charger(cp_id).last_seen_at
+
+
+def started(app: App, clock: ManualClock, max_energy_wh: int = 10_000) -> int:
+    charger = add_charger(app, price=40)
+    driver = app.marketplace.add_driver("D", "TAG1").driver_id
+    app.bookings.book(BookRequest(driver, charger, 1, 120, max_energy_wh))
+    clock.advance(60)
+    r = app.charging.start("CP1", 1, "TAG1", 1_000, clock.now())
+    assert r.status is AuthStatus.ACCEPTED
+    return r.transaction_id
+
+
+def test_readings_only_grow_and_the_energy_limit_is_announced(any_app: App, clock: ManualClock) -> None:
+    tx = started(any_app, clock, max_energy_wh=5_000)
+    readings: list[MeterReading] = []
+    limits: list[EnergyLimitReached] = []
+    any_app.bus.subscribe(MeterReading, readings.append)
+    any_app.bus.subscribe(EnergyLimitReached, limits.append)
+
+    any_app.charging.meter("CP1", tx, 3_000)
+    any_app.charging.meter("CP1", tx, 2_000)  # an old reading, replayed late: the register stays
+    with any_app.store.reading() as t_:
+        session = t_.session(tx)
+    assert session is not None and session.meter_last_wh == 3_000
+    assert [r.energy_wh for r in readings] == [2_000, 2_000]
+    assert limits == []
+
+    any_app.charging.meter("CP1", tx, 6_000)  # 5,000 Wh drawn: the booking's limit
+    assert readings[-1].energy_wh == 5_000 and readings[-1].booking_id == session.booking_id
+    assert [(e.charge_point_id, e.transaction_id) for e in limits] == [("CP1", tx)]
+
+    clock.advance(60)
+    assert any_app.charging.stop("CP1", tx, 6_000, clock.now()) is AuthStatus.ACCEPTED
+    before = len(readings)
+    any_app.charging.meter("CP1", tx, 9_000)  # after the stop: changes nothing, says nothing
+    with any_app.store.reading() as t_:
+        after = t_.session(tx)
+    assert after is not None and after.meter_last_wh == 6_000 and after.billed_wh == 5_000
+    assert len(readings) == before
+    assert all(r.ok for r in check_store(any_app.store, any_app.config.rules, now=clock.now()))
+
+
+def test_last_seen_is_rewritten_at_most_once_per_stamp_interval(any_app: App, clock: ManualClock) -> None:
+    tx = started(any_app, clock)
+    every = any_app.charging.stamp_every
+    assert timedelta(0) < every <= timedelta(seconds=any_app.config.rules.heartbeat_interval_s / 4)
+    any_app.charging.heartbeat("CP1")
+    stamped = last_seen(any_app)
+    assert stamped == clock.now()
+
+    clock.advance(every.total_seconds() / 2)
+    any_app.charging.meter("CP1", tx, 2_000)
+    any_app.charging.heartbeat("CP1")
+    assert last_seen(any_app) == stamped  # within the interval: no write
+
+    clock.advance(every.total_seconds())
+    any_app.charging.meter("CP1", tx, 3_000)
+    assert last_seen(any_app) == clock.now()  # past it: the next frame stamps
+
+
+def test_the_watchdog_still_finds_a_silent_charger_and_a_return_is_stamped_at_once(
+    any_app: App, clock: ManualClock
+) -> None:
+    add_charger(any_app)
+    rules = any_app.config.rules
+    silence = rules.heartbeat_interval_s * rules.offline_after_intervals
+    for _ in range(rules.offline_after_intervals * 2):  # a charger heartbeating on time stays online
+        clock.advance(rules.heartbeat_interval_s)
+        any_app.charging.heartbeat("CP1")
+        assert any_app.charging.watchdog() == []
+    clock.advance(silence + 1)
+    assert any_app.charging.watchdog() == ["CP1"]
+
+    clock.advance(5)
+    any_app.charging.heartbeat("CP1")  # a heartbeat alone does not bring it back...
+    assert last_seen(any_app) == clock.now()  # ...but it is stamped, not skipped as "lately"
+    with any_app.store.reading() as t_:
+        assert t_.charger("CP1").status is ChargerStatus.OFFLINE
+
+
+def test_an_unregistered_charger_is_never_taken_for_stamped(any_app: App) -> None:
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            any_app.charging.heartbeat("NOPE")
