@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -16,7 +16,6 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
-    RowMapping,
     any_,
     bindparam,
     case,
@@ -34,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from chargeshare.adapters import sql_schema as t
+from chargeshare.adapters.sql_direct import DirectStatement
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
@@ -143,7 +143,7 @@ class SqlStore:
         self.engine.dispose()
 
 
-def _booking(r: RowMapping) -> BookingRecord:
+def _booking(r: Mapping[Any, Any]) -> BookingRecord:
     return BookingRecord(
         booking_id=r["id"],
         driver_id=r["driver_id"],
@@ -164,7 +164,7 @@ def _booking(r: RowMapping) -> BookingRecord:
     )
 
 
-def _session(r: RowMapping) -> SessionRecord:
+def _session(r: Mapping[Any, Any]) -> SessionRecord:
     return SessionRecord(
         session_id=r["id"],
         booking_id=r["booking_id"],
@@ -183,7 +183,7 @@ def _session(r: RowMapping) -> SessionRecord:
     )
 
 
-def _outbox(r: RowMapping) -> OutboxItem:
+def _outbox(r: Mapping[Any, Any]) -> OutboxItem:
     return OutboxItem(
         item_id=r["id"],
         booking_id=r["booking_id"],
@@ -303,6 +303,27 @@ _DUE_PAYMENTS = (
 )
 
 
+# The statements a charger's frames and the housekeeping sweep run, straight on the driver
+# (`sql_direct`): built above, compiled once per dialect.
+_CHARGER_BY_CP_D = DirectStatement(_CHARGER_BY_CP)
+_CHARGER_BY_ID_D = DirectStatement(_CHARGER_BY_ID)
+_TOUCH_CHARGER_D = DirectStatement(_TOUCH_CHARGER)
+_SET_CONNECTORS_STATUS_D = DirectStatement(_SET_CONNECTORS_STATUS)
+_SET_CONNECTOR_STATUS_D = DirectStatement(_SET_CONNECTOR_STATUS)
+_DRIVER_BY_TAG_D = DirectStatement(_DRIVER_BY_TAG)
+_BOOKING_BY_ID_D = DirectStatement(_BOOKING_BY_ID)
+_CONNECTOR_OF_BOOKING_D = DirectStatement(_CONNECTOR_OF_BOOKING)
+_BOOKING_FOR_START_D = DirectStatement(_BOOKING_FOR_START)
+_SESSION_BY_ID_D = DirectStatement(_SESSION_BY_ID)
+_OPEN_SESSION_D = DirectStatement(_OPEN_SESSION)
+_ADVANCE_METER_D = DirectStatement(_ADVANCE_METER)
+_MARK_IDLE_D = DirectStatement(_MARK_IDLE)
+_MARK_IDLE_ONCE_D = DirectStatement(_MARK_IDLE_ONCE)
+_SILENT_CHARGERS_D = DirectStatement(_SILENT_CHARGERS)
+_DUE_PAYMENTS_D = DirectStatement(_DUE_PAYMENTS)
+_CONNECTORS_OF_D = DirectStatement(_CONNECTORS.where(_k.charger_id == bindparam("charger_pk")))
+
+
 class _SearchShape(NamedTuple):
     """Which filters a map search uses: each shape gets one statement, built once, with bound values."""
 
@@ -402,7 +423,7 @@ class SqlTransaction:
         return DriverRecord(r["id"], r["name"], r["id_tag"])
 
     def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
-        r = self.conn.execute(_DRIVER_BY_TAG, {"tag": id_tag}).mappings().first()
+        r = _DRIVER_BY_TAG_D.first_mapping(self.conn, {"tag": id_tag})
         return None if r is None else DriverRecord(r["id"], r["name"], r["id_tag"])
 
     # ---- chargers ------------------------------------------------------------------------------
@@ -457,9 +478,13 @@ class SqlTransaction:
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        q = _CONNECTORS_ANY if self.dialect == "postgresql" else _CONNECTORS_IN
+        if len(ids) == 1:  # one charger (a frame's lookup): straight to the driver
+            found: Any = _CONNECTORS_OF_D.rows(self.conn, {"charger_pk": ids[0]})
+        else:
+            q = _CONNECTORS_ANY if self.dialect == "postgresql" else _CONNECTORS_IN
+            found = self.conn.execute(q, {"ids": ids})
         by_charger: dict[int, list[ConnectorView]] = defaultdict(list)
-        for charger_id, cid, no, type_, power, status in self.conn.execute(q, {"ids": ids}):
+        for charger_id, cid, no, type_, power, status in found:
             by_charger[charger_id].append(
                 ConnectorView(cid, no, _CONNECTOR_TYPES[type_], power, _CONNECTOR_STATUSES[status])
             )
@@ -481,14 +506,14 @@ class SqlTransaction:
         ]
 
     def charger(self, charge_point_id: str) -> ChargerView:
-        rows = list(self.conn.execute(_CHARGER_BY_CP, {"cp_id": charge_point_id}))
+        rows = _CHARGER_BY_CP_D.rows(self.conn, {"cp_id": charge_point_id})
         views = self._hydrate(rows, with_distance=False)
         if not views:
             raise NotFound(f"no charger {charge_point_id!r}")
         return views[0]
 
     def charger_by_id(self, charger_id: int) -> ChargerView:
-        rows = list(self.conn.execute(_CHARGER_BY_ID, {"charger_pk": charger_id}))
+        rows = _CHARGER_BY_ID_D.rows(self.conn, {"charger_pk": charger_id})
         views = self._hydrate(rows, with_distance=False)
         if not views:
             raise NotFound(f"no charger {charger_id}")
@@ -578,7 +603,7 @@ class SqlTransaction:
         self._update_charger(charge_point_id, values)
 
     def touch_charger(self, charge_point_id: str, at: datetime) -> None:
-        if self.conn.execute(_TOUCH_CHARGER, {"cp_id": charge_point_id, "seen_at": at}).rowcount == 0:
+        if _TOUCH_CHARGER_D.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
 
     def _update_charger(self, charge_point_id: str, values: dict[str, Any]) -> None:
@@ -614,7 +639,7 @@ class SqlTransaction:
         self.conn.execute(t.chargers.delete().where(t.chargers.c.id == view.charger_id))
 
     def silent_chargers(self, seen_before: datetime) -> Sequence[ChargerView]:
-        rows = list(self.conn.execute(_SILENT_CHARGERS, {"before": seen_before}))
+        rows = _SILENT_CHARGERS_D.rows(self.conn, {"before": seen_before})
         return self._hydrate(rows, with_distance=False)
 
     def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None:
@@ -633,7 +658,7 @@ class SqlTransaction:
     def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
         params = {"cp_id": charge_point_id, "new_status": status.value, "no": connector_no}
         # OCPP connectorId 0 means the whole charger
-        self.conn.execute(_SET_CONNECTORS_STATUS if connector_no == 0 else _SET_CONNECTOR_STATUS, params)
+        (_SET_CONNECTORS_STATUS_D if connector_no == 0 else _SET_CONNECTOR_STATUS_D).write(self.conn, params)
 
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         if not connector_ids:
@@ -718,7 +743,7 @@ class SqlTransaction:
             )
 
     def booking(self, booking_id: int) -> BookingRecord:
-        r = self.conn.execute(_BOOKING_BY_ID, {"booking_pk": booking_id}).mappings().first()
+        r = _BOOKING_BY_ID_D.first_mapping(self.conn, {"booking_pk": booking_id})
         if r is None:
             raise NotFound(f"no booking {booking_id}")
         return _booking(r)
@@ -740,7 +765,8 @@ class SqlTransaction:
         fee: int | None = None,
         cancelled_by: str | None = None,
     ) -> None:
-        connector_id = self.conn.execute(_CONNECTOR_OF_BOOKING, {"booking_pk": booking_id}).scalar()
+        found = _CONNECTOR_OF_BOOKING_D.first(self.conn, {"booking_pk": booking_id})
+        connector_id = None if found is None else found[0]
         if connector_id is None:
             raise NotFound(f"no booking {booking_id}")
         self._lock_connector(connector_id)
@@ -759,7 +785,7 @@ class SqlTransaction:
 
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
-        r = self.conn.execute(_BOOKING_FOR_START, params).mappings().first()
+        r = _BOOKING_FOR_START_D.first_mapping(self.conn, params)
         return None if r is None else _booking(r)
 
     # ---- sessions ------------------------------------------------------------------------------
@@ -801,7 +827,7 @@ class SqlTransaction:
         return int(self.conn.execute(stmt).scalar_one())
 
     def session(self, session_id: int) -> SessionRecord | None:
-        r = self.conn.execute(_SESSION_BY_ID, {"session_pk": session_id}).mappings().first()
+        r = _SESSION_BY_ID_D.first_mapping(self.conn, {"session_pk": session_id})
         return None if r is None else _session(r)
 
     def session_for_booking(self, booking_id: int) -> SessionRecord | None:
@@ -813,7 +839,7 @@ class SqlTransaction:
         return None if r is None else _session(r)
 
     def open_session(self, connector_id: int) -> SessionRecord | None:
-        r = self.conn.execute(_OPEN_SESSION, {"connector_pk": connector_id}).mappings().first()
+        r = _OPEN_SESSION_D.first_mapping(self.conn, {"connector_pk": connector_id})
         return None if r is None else _session(r)
 
     def sessions(self) -> Sequence[SessionRecord]:
@@ -873,13 +899,13 @@ class SqlTransaction:
         return bool(self.conn.execute(q).rowcount)
 
     def advance_meter(self, session_id: int, meter_wh: int) -> MeterAdvance | None:
-        row = self.conn.execute(_ADVANCE_METER, {"session_pk": session_id, "reading": meter_wh}).first()
+        row = _ADVANCE_METER_D.first(self.conn, {"session_pk": session_id, "reading": meter_wh})
         return None if row is None else MeterAdvance(row[0], row[1], row[2], row[3])
 
     def mark_idle(self, session_id: int, since: datetime | None) -> None:
         # Idle from the first report, not the latest; None (charging again) always clears it.
-        q = _MARK_IDLE if since is None else _MARK_IDLE_ONCE
-        self.conn.execute(q, {"session_pk": session_id, "since": since})
+        q = _MARK_IDLE_D if since is None else _MARK_IDLE_ONCE_D
+        q.write(self.conn, {"session_pk": session_id, "since": since})
 
     def stop_session(
         self,
@@ -982,8 +1008,9 @@ class SqlTransaction:
         return None if r is None else _outbox(r)
 
     def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
-        rows = self.conn.execute(_DUE_PAYMENTS, {"now": now, "most": limit}).mappings()
-        return [_outbox(r) for r in rows]
+        keys = _DUE_PAYMENTS_D.compiled(self.conn.dialect).keys
+        rows = _DUE_PAYMENTS_D.rows(self.conn, {"now": now, "most": limit})
+        return [_outbox(dict(zip(keys, r, strict=True))) for r in rows]
 
     def payments(self, status: str | None = None) -> Sequence[OutboxItem]:
         o = t.payment_outbox.c
