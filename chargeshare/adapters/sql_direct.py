@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 Processor = Callable[[Any], Any]
 
@@ -28,8 +28,8 @@ Processor = Callable[[Any], Any]
 class Compiled:
     """One statement's SQL for one dialect, with how to bind its parameters and read its rows."""
 
-    def __init__(self, stmt: ClauseElement, dialect: Dialect) -> None:
-        compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect))
         if any(bp.expanding for bp in compiled.binds.values()):
             raise ValueError("expanding IN parameters are rendered per call: use Connection.execute")
         self.sql = compiled.string
@@ -74,7 +74,7 @@ class Compiled:
 class DirectStatement:
     """A statement built once at import, compiled lazily for each dialect it meets."""
 
-    def __init__(self, stmt: ClauseElement) -> None:
+    def __init__(self, stmt: Executable) -> None:
         self.stmt = stmt
         self._by_dialect: dict[str, Compiled] = {}
 
