@@ -102,8 +102,12 @@ class SqlStore:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
-        # One shared in-memory connection cannot interleave transactions from several threads.
-        self._memory_lock = threading.RLock() if isinstance(self.engine.pool, StaticPool) else None
+        # One shared in-memory connection cannot interleave transactions from several threads. It is
+        # also held open for the store's life: checking it out of the pool for every unit of work
+        # cost as much as the unit of work itself (the DES runs on it).
+        memory = isinstance(self.engine.pool, StaticPool)
+        self._memory_lock = threading.RLock() if memory else None
+        self._memory_conn: Connection | None = None
 
     def create_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -126,8 +130,12 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield SqlTransaction(conn, self.dialect)
             return
-        with self._memory_lock, self.engine.begin() as conn:
-            yield SqlTransaction(conn, self.dialect)
+        with self._memory_lock:
+            conn = self._memory_conn
+            if conn is None or conn.closed:
+                conn = self._memory_conn = self.engine.connect()
+            with conn.begin():
+                yield SqlTransaction(conn, self.dialect)
 
     @contextmanager
     def reading(self) -> Iterator[SqlTransaction]:
@@ -140,6 +148,9 @@ class SqlStore:
             yield SqlTransaction(conn, self.dialect)
 
     def close(self) -> None:
+        if self._memory_conn is not None:
+            self._memory_conn.close()
+            self._memory_conn = None
         self.engine.dispose()
 
 
