@@ -131,11 +131,11 @@ class SqlStore:
                 yield SqlTransaction(conn, self.dialect)
             return
         with self._memory_lock:
-            conn = self._memory_conn
-            if conn is None or conn.closed:
-                conn = self._memory_conn = self.engine.connect()
-            with conn.begin():
-                yield SqlTransaction(conn, self.dialect)
+            held = self._memory_conn
+            if held is None or held.closed:
+                held = self._memory_conn = self.engine.connect()
+            with held.begin():
+                yield SqlTransaction(held, self.dialect)
 
     @contextmanager
     def reading(self) -> Iterator[SqlTransaction]:
