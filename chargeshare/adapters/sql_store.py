@@ -314,6 +314,102 @@ _DUE_PAYMENTS = (
 )
 
 
+# A session's and a booking's end, and the money that follows: the same for every session, so built
+# once. Optional booking fields keep their value when not given (COALESCE with the column).
+_o, _le, _lp = t.payment_outbox.c, t.ledger_entries.c, t.ledger_postings.c
+_STOP_SESSION = (
+    update(t.sessions)
+    .where(_s.id == bindparam("session_pk"))
+    .values(
+        status=SessionStatus.STOPPED.value,
+        stopped_at=bindparam("stop_at"),
+        meter_stop_wh=bindparam("stop_wh"),
+        meter_last_wh=case(
+            (_s.meter_last_wh < bindparam("stop_wh"), bindparam("stop_wh")), else_=_s.meter_last_wh
+        ),
+        billed_wh=bindparam("billed"),
+        cost=bindparam("cost_p"),
+        idle_fee=bindparam("idle_fee_p"),
+    )
+)
+_UPDATE_BOOKING = (
+    update(t.bookings)
+    .where(_b.id == bindparam("booking_pk"))
+    .values(
+        status=bindparam("new_status"),
+        ends_at=func.coalesce(bindparam("new_ends_at", type_=t.UTCDateTime()), _b.ends_at),
+        payment_ref=func.coalesce(bindparam("new_ref", type_=_b.payment_ref.type), _b.payment_ref),
+        fee=func.coalesce(bindparam("new_fee", type_=_b.fee.type), _b.fee),
+        cancelled_by=func.coalesce(bindparam("new_by", type_=_b.cancelled_by.type), _b.cancelled_by),
+    )
+)
+_SESSION_FOR_BOOKING = select(t.sessions).where(_s.booking_id == bindparam("booking_pk"))
+_SESSION_BY_START_KEY = select(t.sessions).where(
+    _s.connector_id == bindparam("connector_pk"),
+    _s.id_tag == bindparam("tag"),
+    _s.meter_start_wh == bindparam("start_wh"),
+    _s.started_at == bindparam("start_at"),
+)
+_INSERT_SESSION = (
+    insert(t.sessions)
+    .values(
+        booking_id=bindparam("booking_pk"),
+        connector_id=bindparam("connector_pk"),
+        id_tag=bindparam("tag"),
+        started_at=bindparam("start_at"),
+        meter_start_wh=bindparam("start_wh"),
+        meter_last_wh=bindparam("start_wh"),
+        status=SessionStatus.CHARGING.value,
+        idle_fee=0,
+    )
+    .returning(_s.id)
+)
+_DRIVER_BY_ID = select(t.drivers).where(t.drivers.c.id == bindparam("driver_pk"))
+_PAYMENT_BY_KEY = select(t.payment_outbox).where(_o.idempotency_key == bindparam("key"))
+_ENQUEUE_PAYMENT = insert(t.payment_outbox).values(
+    booking_id=bindparam("booking_pk"),
+    step=bindparam("step_name"),
+    amount=bindparam("amount_p"),
+    idempotency_key=bindparam("key"),
+    status="pending",
+    attempts=0,
+    next_attempt_at=bindparam("now"),
+    created_at=bindparam("now"),
+)
+_UPDATE_PAYMENT = (
+    update(t.payment_outbox)
+    .where(_o.id == bindparam("item_pk"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("tries"),
+        next_attempt_at=bindparam("next_at"),
+        last_error=bindparam("error_text"),
+        done_at=bindparam("done"),
+    )
+)
+_INSERT_ENTRY = insert(t.ledger_entries).values(
+    id=bindparam("entry_key"),
+    kind=bindparam("entry_kind"),
+    booking_id=bindparam("booking_pk"),
+    pending_id=bindparam("pending_key"),
+    created_at=bindparam("at"),
+)
+_INSERT_POSTING = insert(t.ledger_postings).values(
+    entry_id=bindparam("entry_key"),
+    seq=bindparam("n"),
+    account=bindparam("acct"),
+    amount=bindparam("amount_p"),
+)
+_ENTRIES_OF_BOOKING = (
+    select(t.ledger_entries).where(_le.booking_id == bindparam("booking_pk")).order_by(_le.created_at, _le.id)
+)
+_POSTINGS_OF_BOOKING = (
+    select(_lp.entry_id, _lp.account, _lp.amount)
+    .join(t.ledger_entries, _le.id == _lp.entry_id)
+    .where(_le.booking_id == bindparam("booking_pk"))
+    .order_by(_lp.entry_id, _lp.seq)
+)
+
 # The statements a charger's frames and the housekeeping sweep run, straight on the driver
 # (`sql_direct`): built above, compiled once per dialect.
 _CHARGER_BY_CP_D = DirectStatement(_CHARGER_BY_CP)
@@ -332,6 +428,19 @@ _MARK_IDLE_D = DirectStatement(_MARK_IDLE)
 _MARK_IDLE_ONCE_D = DirectStatement(_MARK_IDLE_ONCE)
 _SILENT_CHARGERS_D = DirectStatement(_SILENT_CHARGERS)
 _DUE_PAYMENTS_D = DirectStatement(_DUE_PAYMENTS)
+_STOP_SESSION_D = DirectStatement(_STOP_SESSION)
+_UPDATE_BOOKING_D = DirectStatement(_UPDATE_BOOKING)
+_SESSION_FOR_BOOKING_D = DirectStatement(_SESSION_FOR_BOOKING)
+_SESSION_BY_START_KEY_D = DirectStatement(_SESSION_BY_START_KEY)
+_INSERT_SESSION_D = DirectStatement(_INSERT_SESSION)
+_DRIVER_BY_ID_D = DirectStatement(_DRIVER_BY_ID)
+_PAYMENT_BY_KEY_D = DirectStatement(_PAYMENT_BY_KEY)
+_ENQUEUE_PAYMENT_D = DirectStatement(_ENQUEUE_PAYMENT)
+_UPDATE_PAYMENT_D = DirectStatement(_UPDATE_PAYMENT)
+_INSERT_ENTRY_D = DirectStatement(_INSERT_ENTRY)
+_INSERT_POSTING_D = DirectStatement(_INSERT_POSTING)
+_ENTRIES_OF_BOOKING_D = DirectStatement(_ENTRIES_OF_BOOKING)
+_POSTINGS_OF_BOOKING_D = DirectStatement(_POSTINGS_OF_BOOKING)
 _CONNECTORS_OF_D = DirectStatement(_CONNECTORS.where(_k.charger_id == bindparam("charger_pk")))
 
 
@@ -428,7 +537,7 @@ class SqlTransaction:
         return int(self.conn.execute(stmt).scalar_one())
 
     def driver(self, driver_id: int) -> DriverRecord:
-        r = self.conn.execute(select(t.drivers).where(t.drivers.c.id == driver_id)).mappings().first()
+        r = _DRIVER_BY_ID_D.first_mapping(self.conn, {"driver_pk": driver_id})
         if r is None:
             raise NotFound(f"no driver {driver_id}")
         return DriverRecord(r["id"], r["name"], r["id_tag"])
@@ -781,11 +890,15 @@ class SqlTransaction:
         if connector_id is None:
             raise NotFound(f"no booking {booking_id}")
         self._lock_connector(connector_id)
-        values: dict[str, Any] = {"status": status.value}
-        optional = {"ends_at": ends_at, "payment_ref": payment_ref, "fee": fee, "cancelled_by": cancelled_by}
-        values.update({k: v for k, v in optional.items() if v is not None})
-        res = self.conn.execute(update(t.bookings).where(t.bookings.c.id == booking_id).values(**values))
-        if res.rowcount == 0:
+        params = {
+            "booking_pk": booking_id,
+            "new_status": status.value,
+            "new_ends_at": ends_at,
+            "new_ref": payment_ref,
+            "new_fee": fee,
+            "new_by": cancelled_by,
+        }
+        if _UPDATE_BOOKING_D.write(self.conn, params) == 0:
             raise NotFound(f"no booking {booking_id}")
 
     def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
@@ -803,50 +916,35 @@ class SqlTransaction:
     def session_by_start_key(
         self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
     ) -> SessionRecord | None:
-        s = t.sessions.c
-        r = (
-            self.conn.execute(
-                select(t.sessions).where(
-                    s.connector_id == connector_id,
-                    s.id_tag == id_tag,
-                    s.meter_start_wh == meter_start,
-                    s.started_at == started_at,
-                )
-            )
-            .mappings()
-            .first()
-        )
+        params = {
+            "connector_pk": connector_id,
+            "tag": id_tag,
+            "start_wh": meter_start,
+            "start_at": started_at,
+        }
+        r = _SESSION_BY_START_KEY_D.first_mapping(self.conn, params)
         return None if r is None else _session(r)
 
     def insert_session(
         self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
     ) -> int:
-        stmt = (
-            insert(t.sessions)
-            .values(
-                booking_id=booking_id,
-                connector_id=connector_id,
-                id_tag=id_tag,
-                started_at=started_at,
-                meter_start_wh=meter_start_wh,
-                meter_last_wh=meter_start_wh,
-                status=SessionStatus.CHARGING.value,
-                idle_fee=0,
-            )
-            .returning(t.sessions.c.id)
-        )
-        return int(self.conn.execute(stmt).scalar_one())
+        params = {
+            "booking_pk": booking_id,
+            "connector_pk": connector_id,
+            "tag": id_tag,
+            "start_at": started_at,
+            "start_wh": meter_start_wh,
+        }
+        row = _INSERT_SESSION_D.first(self.conn, params)
+        assert row is not None  # INSERT ... RETURNING always gives the row
+        return int(row[0])
 
     def session(self, session_id: int) -> SessionRecord | None:
         r = _SESSION_BY_ID_D.first_mapping(self.conn, {"session_pk": session_id})
         return None if r is None else _session(r)
 
     def session_for_booking(self, booking_id: int) -> SessionRecord | None:
-        r = (
-            self.conn.execute(select(t.sessions).where(t.sessions.c.booking_id == booking_id))
-            .mappings()
-            .first()
-        )
+        r = _SESSION_FOR_BOOKING_D.first_mapping(self.conn, {"booking_pk": booking_id})
         return None if r is None else _session(r)
 
     def open_session(self, connector_id: int) -> SessionRecord | None:
@@ -928,43 +1026,36 @@ class SqlTransaction:
         cost: int,
         idle_fee: int = 0,
     ) -> None:
-        self.conn.execute(
-            update(t.sessions)
-            .where(t.sessions.c.id == session_id)
-            .values(
-                status=SessionStatus.STOPPED.value,
-                stopped_at=stopped_at,
-                meter_stop_wh=meter_stop_wh,
-                meter_last_wh=func.max(t.sessions.c.meter_last_wh, meter_stop_wh)
-                if self.dialect == "sqlite"
-                else func.greatest(t.sessions.c.meter_last_wh, meter_stop_wh),
-                billed_wh=billed_wh,
-                cost=cost,
-                idle_fee=idle_fee,
-            )
-        )
+        params = {
+            "session_pk": session_id,
+            "stop_at": stopped_at,
+            "stop_wh": meter_stop_wh,
+            "billed": billed_wh,
+            "cost_p": cost,
+            "idle_fee_p": idle_fee,
+        }
+        _STOP_SESSION_D.write(self.conn, params)
 
     # ---- ledger --------------------------------------------------------------------------------
     def add_entries(self, entries: Sequence[JournalEntry]) -> None:
         for e in entries:
-            self.conn.execute(
-                insert(t.ledger_entries).values(
-                    id=e.entry_id,
-                    kind=e.kind.value,
-                    booking_id=e.booking_id,
-                    pending_id=e.pending_id,
-                    created_at=e.created_at,
-                )
+            _INSERT_ENTRY_D.write(
+                self.conn,
+                {
+                    "entry_key": e.entry_id,
+                    "entry_kind": e.kind.value,
+                    "booking_pk": e.booking_id,
+                    "pending_key": e.pending_id,
+                    "at": e.created_at,
+                },
             )
-            self.conn.execute(
-                insert(t.ledger_postings),
-                [
-                    {"entry_id": e.entry_id, "seq": i, "account": p.account, "amount": p.amount}
-                    for i, p in enumerate(e.postings)
-                ],
-            )
+            for i, p in enumerate(e.postings):
+                params = {"entry_key": e.entry_id, "n": i, "acct": p.account, "amount_p": p.amount}
+                _INSERT_POSTING_D.write(self.conn, params)
 
     def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
+        if booking_id is not None and account is None:
+            return self._entries_of_booking(booking_id)
         e, p = t.ledger_entries.c, t.ledger_postings.c
         q = select(t.ledger_entries)
         pq = select(t.ledger_postings).join(t.ledger_entries, e.id == p.entry_id)
@@ -990,6 +1081,27 @@ class SqlTransaction:
             for r in self.conn.execute(q.order_by(e.created_at, e.id)).mappings()
         ]
 
+    def _entries_of_booking(self, booking_id: int) -> list[JournalEntry]:
+        """One booking's entries (settlement reads them on every step): straight to the driver."""
+        postings: dict[str, list[Posting]] = defaultdict(list)
+        for entry_id, account, amount in _POSTINGS_OF_BOOKING_D.rows(self.conn, {"booking_pk": booking_id}):
+            postings[entry_id].append(Posting(account, amount))
+        keys = _ENTRIES_OF_BOOKING_D.compiled(self.conn.dialect).keys
+        out = []
+        for row in _ENTRIES_OF_BOOKING_D.rows(self.conn, {"booking_pk": booking_id}):
+            r = dict(zip(keys, row, strict=True))
+            out.append(
+                JournalEntry(
+                    entry_id=r["id"],
+                    kind=EntryKind(r["kind"]),
+                    postings=tuple(postings[r["id"]]),
+                    created_at=r["created_at"],
+                    booking_id=r["booking_id"],
+                    pending_id=r["pending_id"],
+                )
+            )
+        return out
+
     def posting_sums(self) -> dict[str, int]:
         p = t.ledger_postings.c
         rows = self.conn.execute(select(p.entry_id, func.sum(p.amount)).group_by(p.entry_id))
@@ -999,23 +1111,12 @@ class SqlTransaction:
     def enqueue_payment(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
         if self.payment(key) is not None:
             return False
-        self.conn.execute(
-            insert(t.payment_outbox).values(
-                booking_id=booking_id,
-                step=step,
-                amount=amount,
-                idempotency_key=key,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        params = {"booking_pk": booking_id, "step_name": step, "amount_p": amount, "key": key, "now": now}
+        _ENQUEUE_PAYMENT_D.write(self.conn, params)
         return True
 
     def payment(self, key: str) -> OutboxItem | None:
-        o = t.payment_outbox.c
-        r = self.conn.execute(select(t.payment_outbox).where(o.idempotency_key == key)).mappings().first()
+        r = _PAYMENT_BY_KEY_D.first_mapping(self.conn, {"key": key})
         return None if r is None else _outbox(r)
 
     def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
@@ -1040,17 +1141,15 @@ class SqlTransaction:
         last_error: str | None,
         done_at: datetime | None = None,
     ) -> None:
-        self.conn.execute(
-            update(t.payment_outbox)
-            .where(t.payment_outbox.c.id == item_id)
-            .values(
-                status=status,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                last_error=None if last_error is None else last_error[:500],
-                done_at=done_at,
-            )
-        )
+        params = {
+            "item_pk": item_id,
+            "new_status": status,
+            "tries": attempts,
+            "next_at": next_attempt_at,
+            "error_text": None if last_error is None else last_error[:500],
+            "done": done_at,
+        }
+        _UPDATE_PAYMENT_D.write(self.conn, params)
 
     # ---- accounts, hosts' KYC and what hosts edit ---------------------------------------------------
     def add_account(
