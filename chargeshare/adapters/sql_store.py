@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections import defaultdict
@@ -34,11 +35,12 @@ from sqlalchemy.pool import StaticPool
 
 from chargeshare.adapters import sql_schema as t
 from chargeshare.adapters.sql_direct import DirectStatement
+from chargeshare.adapters.sqlite_geo import distance_expr, ensure_math_functions
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
-from chargeshare.domain.geo import Point, distance_m
+from chargeshare.domain.geo import Point
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
@@ -56,11 +58,6 @@ from chargeshare.services.records import (
 
 PG_EXCLUSION_VIOLATION = "23P01"
 READ_ONLY = "chargeshare_read_only"  # execution option: begin a reading transaction
-
-
-def _haversine_sql(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """SQLite has no geodesy: the same spherical distance the domain uses, as a SQL function."""
-    return distance_m(Point(lat1, lon1), Point(lat2, lon2))
 
 
 def make_engine(url: str) -> Engine:
@@ -82,7 +79,7 @@ def make_engine(url: str) -> Engine:
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
-            dbapi_conn.create_function("cs_distance_m", 4, _haversine_sql, deterministic=True)
+            ensure_math_functions(dbapi_conn)  # the map search's distance is SQL arithmetic
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
@@ -444,6 +441,9 @@ _POSTINGS_OF_BOOKING_D = DirectStatement(_POSTINGS_OF_BOOKING)
 _CONNECTORS_OF_D = DirectStatement(_CONNECTORS.where(_k.charger_id == bindparam("charger_pk")))
 
 
+_FIRST_RING = 0.25  # of a windowed radius search's radius, searched first
+
+
 class _SearchShape(NamedTuple):
     """Which filters a map search uses: each shape gets one statement, built once, with bound values."""
 
@@ -487,7 +487,7 @@ def _search_statement(shape: _SearchShape) -> Any:
             )
         )
         if shape.centre:
-            distance = func.cs_distance_m(c.lat, c.lon, lat, lon)
+            distance = distance_expr(c.lat, c.lon, lat, lon)
             conds.append(distance <= radius)
             knn = distance
     if shape.max_price:
@@ -643,6 +643,18 @@ class SqlTransaction:
         return self._views()
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
+        if query.centre is not None and query.radius_m is not None and query.available_from is not None:
+            # A search with a booking window cannot LIMIT in SQL (host calendars are checked here),
+            # so each pass sorts every charger in its box by distance. The nearest matches are
+            # usually close: look in a quarter of the radius first. Everything outside it is
+            # farther, so `limit` matches found inside are the answer; otherwise search it all.
+            inner = dataclasses.replace(query, radius_m=query.radius_m * _FIRST_RING)
+            found = self._search_within(inner)
+            if len(found) >= query.limit:
+                return found
+        return self._search_within(query)
+
+    def _search_within(self, query: SearchQuery) -> Sequence[ChargerView]:
         area = query.area
         window = query.available_from, query.available_until
         timed = window[0] is not None and window[1] is not None

@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from chargeshare.adapters.sql_schema import POSTGRES_DDL
 from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.adapters.sqlite_geo import distance_sql
 from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
 from chargeshare.benchmarks.stats import Latency, ratio
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
@@ -319,7 +320,7 @@ class RawSearch:
                 f"WHERE c.lon BETWEEN ? AND ? AND c.lat BETWEEN ? AND ? AND {rtree} AND {has_connector} "
                 "ORDER BY c.id LIMIT ?"
             )
-            params: tuple[Any, ...] = (
+            params: tuple[Any, ...] | dict[str, Any] = (
                 a.west,
                 a.east,
                 a.south,
@@ -331,13 +332,27 @@ class RawSearch:
                 q.limit,
             )
         else:
-            lat, lon = q.centre.lat, q.centre.lon
-            sql = (
-                f"SELECT {_SELECT_CHARGER}, cs_distance_m(c.lat, c.lon, ?, ?) AS distance FROM chargers c "
-                f"WHERE {rtree} AND cs_distance_m(c.lat, c.lon, ?, ?) <= ? AND {has_connector} "
-                "ORDER BY distance, c.id LIMIT ?"
+            # The store's own distance (SQLite math functions, sqlite_geo), with named parameters.
+            distance = distance_sql("c.lat", "c.lon", ":clat", ":clon")
+            named_rtree = (
+                "c.id IN (SELECT id FROM charger_rtree "
+                "WHERE min_lon <= :e AND max_lon >= :w AND min_lat <= :n AND max_lat >= :s)"
             )
-            params = (lat, lon, a.east, a.west, a.north, a.south, lat, lon, q.radius_m, q.limit)
+            sql = (
+                f"SELECT {_SELECT_CHARGER}, {distance} AS distance FROM chargers c "
+                f"WHERE {named_rtree} AND {distance} <= :radius AND {has_connector} "
+                "ORDER BY distance, c.id LIMIT :most"
+            )
+            params = {
+                "clat": q.centre.lat,
+                "clon": q.centre.lon,
+                "e": a.east,
+                "w": a.west,
+                "n": a.north,
+                "s": a.south,
+                "radius": q.radius_m,
+                "most": q.limit,
+            }
         cur = self.db.cursor()
         try:
             cur.execute("BEGIN")
