@@ -18,6 +18,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +29,11 @@ from chargeshare.adapters.sql_store import SqlStore
 
 _SYNC_KEY = "chargeshare_synchronous"  # per pooled DBAPI connection: the synchronous level it runs at
 _FULL, _NORMAL = 2, 1
+
+# Flushes run on a thread of their own, not the loop's default executor: that one also checks charger
+# passwords (PBKDF2, deliberately slow), and a fleet reconnecting at once would queue every
+# acknowledgement's fsync behind them. One thread for the process: flushes run one at a time anyway.
+_FSYNC_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
 
 
 class GroupFlusher:
@@ -64,7 +70,7 @@ class GroupFlusher:
         assert batch is not None
         self.runs += 1
         try:
-            await asyncio.to_thread(self._sync)
+            await loop.run_in_executor(_FSYNC_THREAD, self._sync)
         except Exception as exc:  # nobody in this batch may be acknowledged
             if not batch.done():
                 batch.set_exception(exc)

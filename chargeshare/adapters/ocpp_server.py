@@ -130,8 +130,12 @@ class ChargerRegistry:
                 for fut in link.waiting.values():
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
-                with contextlib.suppress(NotFound):
+                # Like a frame's effect: committed without its own fsync, then one shared flush. A
+                # fleet dropping at once (a restart) would otherwise stall the loop on a disk flush
+                # per charger.
+                with contextlib.suppress(NotFound), self.app.durability.deferred():
                     self.app.charging.disconnected(cp_id)
+                await self.app.durability.flushed()
 
     async def call(
         self, cp_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None = None

@@ -45,13 +45,16 @@ async def _serve_ours(database_url: str, pipe: Connection) -> dict[str, Any]:
     import uvicorn
 
     from chargeshare.adapters.http_api import create_api
+    from chargeshare.adapters.serving import tune_gc_for_serving
     from chargeshare.bootstrap import Config, build
     from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
     app = build(Config(database_url=database_url), create_schema=False)
     # The same settings as `chargeshare serve` (cli/serve.py), on an OS-chosen loopback port.
+    api = create_api(app)
+    tune_gc_for_serving()
     config = uvicorn.Config(
-        create_api(app),
+        api,
         host="127.0.0.1",
         port=0,
         log_level="warning",

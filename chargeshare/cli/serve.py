@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.serving import tune_gc_for_serving
 from chargeshare.bootstrap import Config, ConfigError, build
 from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
@@ -64,9 +65,11 @@ def serve(
     )
     if allow_unknown_chargers:
         console.print("[yellow]unregistered chargers may connect (--known-chargers-only to refuse them)[/]")
+    api = create_api(app)
+    tune_gc_for_serving()
     try:
         uvicorn.run(
-            create_api(app),
+            api,
             host=host,
             port=port,
             log_level=log_level,

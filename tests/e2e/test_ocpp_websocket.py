@@ -158,6 +158,29 @@ async def test_a_client_offering_no_ocpp_subprotocol_is_refused(served: Served) 
     assert err.value.response.status_code == 403
 
 
+async def test_only_one_path_segment_names_a_charger(served: Served) -> None:
+    # The OCPP socket skips FastAPI's router; a URL its route would not match is still refused.
+    for path in ("/A/B", "/", ""):
+        with pytest.raises(websockets.InvalidStatus) as err:
+            async with connect(f"{served.ws}{path}", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
+                pass
+        assert err.value.response.status_code == 403
+
+
+async def test_an_escaped_charge_point_id_is_read_as_the_route_read_it() -> None:
+    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
+    api = create_api(app)
+    try:
+        async with LoopbackServer(api) as server:
+            url = f"ws://127.0.0.1:{server.port}/ocpp/CP%201"
+            async with connect(url, subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+                await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
+                assert json.loads(await ws.recv())[0] == 3
+                assert list(api.state.registry.links) == ["CP 1"]
+    finally:
+        app.close()
+
+
 async def test_garbage_gets_callerrors_and_the_connection_survives(served: Served) -> None:
     async with connect(f"{served.ws}/RAW", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "ocpp1.6"
