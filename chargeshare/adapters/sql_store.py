@@ -111,6 +111,8 @@ class SqlStore:
             t.metadata.create_all(conn)
             for ddl in t.SQLITE_DDL if self.dialect == "sqlite" else t.POSTGRES_DDL[2:]:
                 conn.exec_driver_sql(ddl)
+            for ddl in t.HOUSEKEEPING_INDEX_DDL:
+                conn.exec_driver_sql(ddl)
 
     def drop_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -286,6 +288,75 @@ _DUE_PAYMENTS = (
 )
 
 
+# The housekeeping sweep's statements: the due condition is in the WHERE clause, on an index
+# (sql_schema.HOUSEKEEPING_INDEX_DDL), so a sweep costs what is due rather than every row there is.
+_o = t.payment_outbox.c
+_BOOKINGS_STARTING_BY = _BOOKING_COLUMNS.where(
+    _b.status == bindparam("in_status"), _b.starts_at <= bindparam("starts_by")
+).order_by(_b.id)
+_UNRESERVED_STARTING_BY = _BOOKING_COLUMNS.where(
+    _b.status == bindparam("in_status"),
+    _b.starts_at <= bindparam("starts_by"),
+    _b.reservation == bindparam("reservation_state"),
+).order_by(_b.id)
+_PENDING_PAYMENTS_OF = (
+    select(t.payment_outbox)
+    .where(_o.booking_id == bindparam("booking_pk"), _o.status == "pending")
+    .order_by(_o.id)
+)
+
+
+# Once per registration, booking, payment step or ledger write (not per frame): prebuilt for the same
+# reason as the hot-path statements, since a fleet-scale run makes tens of thousands of each.
+_e, _p, _a = t.ledger_entries.c, t.ledger_postings.c, t.availability.c
+_ADD_HOST = insert(t.hosts).returning(t.hosts.c.id)
+_ADD_DRIVER = insert(t.drivers).returning(t.drivers.c.id)
+_ADD_CHARGER = insert(t.chargers).returning(t.chargers.c.id)
+_ADD_CONNECTOR = insert(t.connectors)
+_ADD_RTREE_BOX = insert(t.charger_rtree)
+_DRIVER_BY_ID = select(t.drivers).where(t.drivers.c.id == bindparam("driver_pk"))
+_AVAILABILITY_IN = (
+    select(t.availability).where(_a.charger_id.in_(bindparam("ids", expanding=True))).order_by(_a.id)
+)
+_NOTIFY_HOST = insert(t.notifications)
+_SET_RESERVATION = (
+    update(t.bookings).where(_b.id == bindparam("booking_pk")).values(reservation=bindparam("state"))
+)
+_SET_RESERVATION_IF = _SET_RESERVATION.where(_b.reservation == bindparam("expected_state"))
+_SESSION_FOR_BOOKING = select(t.sessions).where(_s.booking_id == bindparam("booking_pk"))
+_ADD_ENTRY = insert(t.ledger_entries)
+_ADD_POSTING = insert(t.ledger_postings)
+_ENTRIES_OF_BOOKING = (
+    select(t.ledger_entries).where(_e.booking_id == bindparam("booking_pk")).order_by(_e.created_at, _e.id)
+)
+_POSTINGS_OF_BOOKING = (
+    select(t.ledger_postings)
+    .join(t.ledger_entries, _e.id == _p.entry_id)
+    .where(_e.booking_id == bindparam("booking_pk"))
+    .order_by(_p.entry_id, _p.seq)
+)
+_PAYMENT_BY_KEY = select(t.payment_outbox).where(_o.idempotency_key == bindparam("key"))
+_ENQUEUE_PAYMENT = insert(t.payment_outbox)
+_UPDATE_PAYMENT = (
+    update(t.payment_outbox)
+    .where(_o.id == bindparam("item_pk"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        next_attempt_at=bindparam("next_at"),
+        last_error=bindparam("error"),
+        done_at=bindparam("done"),
+    )
+)
+
+
+@functools.cache
+def _update_booking_statement(fields: tuple[str, ...]) -> Any:
+    """One prebuilt UPDATE per set of booking fields written (parameters `new_<field>`)."""
+    values: dict[str, Any] = {f: bindparam(f"new_{f}") for f in fields}
+    return update(t.bookings).where(_b.id == bindparam("booking_pk")).values(**values)
+
+
 class _SearchShape(NamedTuple):
     """Which filters a map search uses: each shape gets one statement, built once, with bound values."""
 
@@ -372,14 +443,13 @@ class SqlTransaction:
 
     # ---- parties -------------------------------------------------------------------------------
     def add_host(self, name: str) -> int:
-        return int(self.conn.execute(insert(t.hosts).values(name=name).returning(t.hosts.c.id)).scalar_one())
+        return int(self.conn.execute(_ADD_HOST, {"name": name}).scalar_one())
 
     def add_driver(self, name: str, id_tag: str) -> int:
-        stmt = insert(t.drivers).values(name=name, id_tag=id_tag).returning(t.drivers.c.id)
-        return int(self.conn.execute(stmt).scalar_one())
+        return int(self.conn.execute(_ADD_DRIVER, {"name": name, "id_tag": id_tag}).scalar_one())
 
     def driver(self, driver_id: int) -> DriverRecord:
-        r = self.conn.execute(select(t.drivers).where(t.drivers.c.id == driver_id)).mappings().first()
+        r = self.conn.execute(_DRIVER_BY_ID, {"driver_pk": driver_id}).mappings().first()
         if r is None:
             raise NotFound(f"no driver {driver_id}")
         return DriverRecord(r["id"], r["name"], r["id_tag"])
@@ -390,39 +460,30 @@ class SqlTransaction:
 
     # ---- chargers ------------------------------------------------------------------------------
     def add_charger(self, spec: ChargerSpec) -> int:
-        charger_id = int(
-            self.conn.execute(
-                insert(t.chargers)
-                .values(
-                    charge_point_id=spec.charge_point_id,
-                    host_id=spec.host_id,
-                    title=spec.title,
-                    lat=spec.location.lat,
-                    lon=spec.location.lon,
-                    price_per_kwh=spec.tariff.price_per_kwh,
-                    status=ChargerStatus.REGISTERED.value,
-                )
-                .returning(t.chargers.c.id)
-            ).scalar_one()
-        )
+        row = {
+            "charge_point_id": spec.charge_point_id,
+            "host_id": spec.host_id,
+            "title": spec.title,
+            "lat": spec.location.lat,
+            "lon": spec.location.lon,
+            "price_per_kwh": spec.tariff.price_per_kwh,
+            "status": ChargerStatus.REGISTERED.value,
+        }
+        charger_id = int(self.conn.execute(_ADD_CHARGER, row).scalar_one())
         for c in spec.connectors:
-            self.conn.execute(
-                insert(t.connectors).values(
-                    charger_id=charger_id,
-                    connector_no=c.connector_no,
-                    type=c.type.value,
-                    max_power_w=c.max_power_w,
-                    status=ConnectorStatus.UNAVAILABLE.value,
-                    fence_token=0,
-                )
-            )
+            connector = {
+                "charger_id": charger_id,
+                "connector_no": c.connector_no,
+                "type": c.type.value,
+                "max_power_w": c.max_power_w,
+                "status": ConnectorStatus.UNAVAILABLE.value,
+                "fence_token": 0,
+            }
+            self.conn.execute(_ADD_CONNECTOR, connector)
         if self.dialect == "sqlite":
             lon, lat = spec.location.lon, spec.location.lat
-            self.conn.execute(
-                insert(t.charger_rtree).values(
-                    id=charger_id, min_lon=lon, max_lon=lon, min_lat=lat, max_lat=lat
-                )
-            )
+            box = {"id": charger_id, "min_lon": lon, "max_lon": lon, "min_lat": lat, "max_lat": lat}
+            self.conn.execute(_ADD_RTREE_BOX, box)
         return charger_id
 
     def _views(self, where: Any = None, order_by: Any = None, limit: int | None = None) -> list[ChargerView]:
@@ -543,11 +604,8 @@ class SqlTransaction:
     def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]:
         if not charger_ids:
             return {}
-        a = t.availability.c
         out: dict[int, list[WeeklyWindow]] = defaultdict(list)
-        rows = self.conn.execute(
-            select(t.availability).where(a.charger_id.in_(list(charger_ids))).order_by(a.id)
-        )
+        rows = self.conn.execute(_AVAILABILITY_IN, {"ids": list(charger_ids)})
         for r in rows.mappings():
             out[r["charger_id"]].append(WeeklyWindow(r["weekday"], r["start_minute"], r["end_minute"]))
         return dict(out)
@@ -601,11 +659,8 @@ class SqlTransaction:
         return self._hydrate(rows, with_distance=False)
 
     def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None:
-        self.conn.execute(
-            insert(t.notifications).values(
-                host_id=host_id, kind=kind, subject=subject, body=body, created_at=at
-            )
-        )
+        row = {"host_id": host_id, "kind": kind, "subject": subject, "body": body, "created_at": at}
+        self.conn.execute(_NOTIFY_HOST, row)
 
     def notifications(self, host_id: int | None = None) -> Sequence[dict[str, object]]:
         q = select(t.notifications).order_by(t.notifications.c.id)
@@ -713,6 +768,13 @@ class SqlTransaction:
             rows = self.conn.execute(_BOOKINGS_IN_STATUS, {"in_status": status.value}).mappings()
         return [_booking(r) for r in rows]
 
+    def bookings_starting_by(
+        self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
+    ) -> Sequence[BookingRecord]:
+        params = {"in_status": status.value, "starts_by": starts_by, "reservation_state": reservation}
+        q = _BOOKINGS_STARTING_BY if reservation is None else _UNRESERVED_STARTING_BY
+        return [_booking(r) for r in self.conn.execute(q, params).mappings()]
+
     def update_booking(
         self,
         booking_id: int,
@@ -730,15 +792,19 @@ class SqlTransaction:
         values: dict[str, Any] = {"status": status.value}
         optional = {"ends_at": ends_at, "payment_ref": payment_ref, "fee": fee, "cancelled_by": cancelled_by}
         values.update({k: v for k, v in optional.items() if v is not None})
-        res = self.conn.execute(update(t.bookings).where(t.bookings.c.id == booking_id).values(**values))
+        params = {f"new_{k}": v for k, v in values.items()}
+        params["booking_pk"] = booking_id
+        res = self.conn.execute(_update_booking_statement(tuple(values)), params)
         if res.rowcount == 0:
             raise NotFound(f"no booking {booking_id}")
 
     def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
-        q = update(t.bookings).where(t.bookings.c.id == booking_id)
-        if expected is not None:
-            q = q.where(t.bookings.c.reservation == expected)
-        return bool(self.conn.execute(q.values(reservation=state)).rowcount)
+        if expected is None:
+            return bool(
+                self.conn.execute(_SET_RESERVATION, {"booking_pk": booking_id, "state": state}).rowcount
+            )
+        params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
+        return bool(self.conn.execute(_SET_RESERVATION_IF, params).rowcount)
 
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
@@ -788,11 +854,7 @@ class SqlTransaction:
         return None if r is None else _session(r)
 
     def session_for_booking(self, booking_id: int) -> SessionRecord | None:
-        r = (
-            self.conn.execute(select(t.sessions).where(t.sessions.c.booking_id == booking_id))
-            .mappings()
-            .first()
-        )
+        r = self.conn.execute(_SESSION_FOR_BOOKING, {"booking_pk": booking_id}).mappings().first()
         return None if r is None else _session(r)
 
     def open_session(self, connector_id: int) -> SessionRecord | None:
@@ -894,17 +956,16 @@ class SqlTransaction:
     # ---- ledger --------------------------------------------------------------------------------
     def add_entries(self, entries: Sequence[JournalEntry]) -> None:
         for e in entries:
+            entry = {
+                "id": e.entry_id,
+                "kind": e.kind.value,
+                "booking_id": e.booking_id,
+                "pending_id": e.pending_id,
+                "created_at": e.created_at,
+            }
+            self.conn.execute(_ADD_ENTRY, entry)
             self.conn.execute(
-                insert(t.ledger_entries).values(
-                    id=e.entry_id,
-                    kind=e.kind.value,
-                    booking_id=e.booking_id,
-                    pending_id=e.pending_id,
-                    created_at=e.created_at,
-                )
-            )
-            self.conn.execute(
-                insert(t.ledger_postings),
+                _ADD_POSTING,
                 [
                     {"entry_id": e.entry_id, "seq": i, "account": p.account, "amount": p.amount}
                     for i, p in enumerate(e.postings)
@@ -913,17 +974,22 @@ class SqlTransaction:
 
     def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
         e, p = t.ledger_entries.c, t.ledger_postings.c
-        q = select(t.ledger_entries)
-        pq = select(t.ledger_postings).join(t.ledger_entries, e.id == p.entry_id)
-        if booking_id is not None:
-            q = q.where(e.booking_id == booking_id)
-            pq = pq.where(e.booking_id == booking_id)
-        if account is not None:  # entries with a posting on this account (all their postings)
-            touching = e.id.in_(select(p.entry_id).where(p.account == account))
-            q = q.where(touching)
-            pq = pq.where(touching)
+        q: Any = select(t.ledger_entries)
+        pq: Any = select(t.ledger_postings).join(t.ledger_entries, e.id == p.entry_id)
+        params: dict[str, Any] = {}
+        if booking_id is not None and account is None:  # one booking's: the settlement's own read
+            q, pq, params = _ENTRIES_OF_BOOKING, _POSTINGS_OF_BOOKING, {"booking_pk": booking_id}
+        else:
+            if booking_id is not None:
+                q = q.where(e.booking_id == booking_id)
+                pq = pq.where(e.booking_id == booking_id)
+            if account is not None:  # entries with a posting on this account (all their postings)
+                touching = e.id.in_(select(p.entry_id).where(p.account == account))
+                q = q.where(touching)
+                pq = pq.where(touching)
+            q, pq = q.order_by(e.created_at, e.id), pq.order_by(p.entry_id, p.seq)
         postings: dict[str, list[Posting]] = defaultdict(list)
-        for r in self.conn.execute(pq.order_by(p.entry_id, p.seq)).mappings():
+        for r in self.conn.execute(pq, params).mappings():
             postings[r["entry_id"]].append(Posting(r["account"], r["amount"]))
         return [
             JournalEntry(
@@ -934,7 +1000,7 @@ class SqlTransaction:
                 booking_id=r["booking_id"],
                 pending_id=r["pending_id"],
             )
-            for r in self.conn.execute(q.order_by(e.created_at, e.id)).mappings()
+            for r in self.conn.execute(q, params).mappings()
         ]
 
     def posting_sums(self) -> dict[str, int]:
@@ -946,23 +1012,21 @@ class SqlTransaction:
     def enqueue_payment(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
         if self.payment(key) is not None:
             return False
-        self.conn.execute(
-            insert(t.payment_outbox).values(
-                booking_id=booking_id,
-                step=step,
-                amount=amount,
-                idempotency_key=key,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        row = {
+            "booking_id": booking_id,
+            "step": step,
+            "amount": amount,
+            "idempotency_key": key,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        self.conn.execute(_ENQUEUE_PAYMENT, row)
         return True
 
     def payment(self, key: str) -> OutboxItem | None:
-        o = t.payment_outbox.c
-        r = self.conn.execute(select(t.payment_outbox).where(o.idempotency_key == key)).mappings().first()
+        r = self.conn.execute(_PAYMENT_BY_KEY, {"key": key}).mappings().first()
         return None if r is None else _outbox(r)
 
     def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
@@ -976,6 +1040,10 @@ class SqlTransaction:
             q = q.where(o.status == status)
         return [_outbox(r) for r in self.conn.execute(q).mappings()]
 
+    def pending_payments_of(self, booking_id: int) -> Sequence[OutboxItem]:
+        rows = self.conn.execute(_PENDING_PAYMENTS_OF, {"booking_pk": booking_id}).mappings()
+        return [_outbox(r) for r in rows]
+
     def update_payment(
         self,
         item_id: int,
@@ -986,17 +1054,15 @@ class SqlTransaction:
         last_error: str | None,
         done_at: datetime | None = None,
     ) -> None:
-        self.conn.execute(
-            update(t.payment_outbox)
-            .where(t.payment_outbox.c.id == item_id)
-            .values(
-                status=status,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                last_error=None if last_error is None else last_error[:500],
-                done_at=done_at,
-            )
-        )
+        params = {
+            "item_pk": item_id,
+            "new_status": status,
+            "new_attempts": attempts,
+            "next_at": next_attempt_at,
+            "error": None if last_error is None else last_error[:500],
+            "done": done_at,
+        }
+        self.conn.execute(_UPDATE_PAYMENT, params)
 
     # ---- accounts, hosts' KYC and what hosts edit ---------------------------------------------------
     def add_account(
