@@ -310,6 +310,13 @@ _PENDING_PAYMENTS_OF = (
 # Once per registration, booking, payment step or ledger write (not per frame): prebuilt for the same
 # reason as the hot-path statements, since a fleet-scale run makes tens of thousands of each.
 _e, _p, _a = t.ledger_entries.c, t.ledger_postings.c, t.availability.c
+_INSERT_BOOKING = insert(t.bookings).returning(_b.id)
+_SET_CHARGER_STATUS = (
+    update(t.chargers)
+    .where(t.chargers.c.charge_point_id == bindparam("cp_id"))
+    .values(status=bindparam("new_status"), last_seen_at=bindparam("seen_at"))
+)
+_SET_CHARGER_STATUS_AND_VERSION = _SET_CHARGER_STATUS.values(ocpp_version=bindparam("version"))
 _ADD_HOST = insert(t.hosts).returning(t.hosts.c.id)
 _ADD_DRIVER = insert(t.drivers).returning(t.drivers.c.id)
 _ADD_CHARGER = insert(t.chargers).returning(t.chargers.c.id)
@@ -632,10 +639,15 @@ class SqlTransaction:
     def set_charger_status(
         self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
     ) -> None:
-        values: dict[str, Any] = {"status": status.value, "last_seen_at": at}
-        if ocpp_version is not None:
-            values["ocpp_version"] = ocpp_version
-        self._update_charger(charge_point_id, values)
+        params = {
+            "cp_id": charge_point_id,
+            "new_status": status.value,
+            "seen_at": at,
+            "version": ocpp_version,
+        }
+        q = _SET_CHARGER_STATUS if ocpp_version is None else _SET_CHARGER_STATUS_AND_VERSION
+        if self.conn.execute(q, params).rowcount == 0:
+            raise NotFound(f"no charger {charge_point_id!r}")
 
     def touch_charger(self, charge_point_id: str, at: datetime) -> None:
         if self.conn.execute(_TOUCH_CHARGER, {"cp_id": charge_point_id, "seen_at": at}).rowcount == 0:
@@ -739,25 +751,20 @@ class SqlTransaction:
             raise BookingConflict(f"connector {connector_id} is already booked for an overlapping period")
         try:
             with self.conn.begin_nested():
-                return int(
-                    self.conn.execute(
-                        insert(t.bookings)
-                        .values(
-                            driver_id=driver_id,
-                            connector_id=connector_id,
-                            starts_at=starts_at,
-                            ends_at=ends_at,
-                            status=BookingStatus.REQUESTED.value,
-                            max_energy_wh=max_energy_wh,
-                            price_per_kwh=price_per_kwh,
-                            hold_amount=hold_amount,
-                            created_at=created_at,
-                            fee=0,
-                            reservation="none",
-                        )
-                        .returning(b.id)
-                    ).scalar_one()
-                )
+                row = {
+                    "driver_id": driver_id,
+                    "connector_id": connector_id,
+                    "starts_at": starts_at,
+                    "ends_at": ends_at,
+                    "status": BookingStatus.REQUESTED.value,
+                    "max_energy_wh": max_energy_wh,
+                    "price_per_kwh": price_per_kwh,
+                    "hold_amount": hold_amount,
+                    "created_at": created_at,
+                    "fee": 0,
+                    "reservation": "none",
+                }
+                return int(self.conn.execute(_INSERT_BOOKING, row).scalar_one())
         except IntegrityError as exc:
             if getattr(exc.orig, "sqlstate", None) == PG_EXCLUSION_VIOLATION:
                 raise BookingConflict(
