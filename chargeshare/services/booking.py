@@ -160,13 +160,9 @@ class BookingService:
     def reservations_due(self) -> list[int]:
         """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector
         (an occupied one means the earlier driver has not left yet: try again next sweep)."""
-        now = self.clock.now()
+        starts_by = self.clock.now() + timedelta(minutes=self.rules.reserve_lead_minutes)  # as _starts_soon
         with self.store.transaction() as tx:
-            soon = [
-                b
-                for b in tx.bookings(BookingStatus.CONFIRMED)
-                if b.reservation == RESERVATION_NONE and self._starts_soon(b.starts_at, now)
-            ]
+            soon = tx.bookings_starting_by(BookingStatus.CONFIRMED, starts_by, reservation=RESERVATION_NONE)
             statuses = tx.connector_statuses([b.connector_id for b in soon])  # one query, not one each
         due = [b for b in soon if statuses.get(b.connector_id) is ConnectorStatus.AVAILABLE]
         for b in due:
@@ -219,7 +215,7 @@ class BookingService:
         grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
         now = self.clock.now()
         with self.store.transaction() as tx:
-            due = [b for b in tx.bookings(BookingStatus.CONFIRMED) if b.starts_at + grace <= now]
+            due = tx.bookings_starting_by(BookingStatus.CONFIRMED, now - grace)
         for b in due:
             fee = policy.no_show_charge(b.hold_amount)
             with self.store.transaction() as tx:

@@ -10,7 +10,7 @@ from chargeshare.domain.charger import ChargerSpec
 from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
-from chargeshare.services.ports import Store
+from chargeshare.services.ports import Store, Transaction
 from chargeshare.services.records import ChargerView, DriverRecord
 
 
@@ -20,38 +20,63 @@ class MarketplaceService:
         self.salt = salt
 
     def add_host(self, name: str) -> int:
-        if not name.strip():
+        return self.add_hosts([name])[0]
+
+    def add_hosts(self, names: Sequence[str]) -> list[int]:
+        """Several hosts in one transaction (all or none): a simulated fleet's thousands at once."""
+        if any(not name.strip() for name in names):
             raise InvalidRequest("a host needs a name")
         with self.store.transaction() as tx:
-            return tx.add_host(name)
+            return [tx.add_host(name) for name in names]
 
     def add_driver(self, name: str, id_tag: str) -> DriverRecord:
-        if not name.strip():
-            raise InvalidRequest("a driver needs a name")
-        if not 0 < len(id_tag) <= 20:
-            raise InvalidRequest("id_tag must be 1 to 20 characters (OCPP IdToken)")
+        return self.add_drivers([(name, id_tag)])[0]
+
+    def add_drivers(self, people: Sequence[tuple[str, str]]) -> list[DriverRecord]:
+        """Drivers (name, id_tag) in one transaction (all or none), each checked as `add_driver` does."""
+        for name, id_tag in people:
+            if not name.strip():
+                raise InvalidRequest("a driver needs a name")
+            if not 0 < len(id_tag) <= 20:
+                raise InvalidRequest("id_tag must be 1 to 20 characters (OCPP IdToken)")
         with self.store.transaction() as tx:
-            if tx.driver_by_tag(id_tag) is not None:
-                raise InvalidRequest(f"id_tag {id_tag!r} is taken")
-            driver_id = tx.add_driver(name, id_tag)
-            return tx.driver(driver_id)
+            return [self._add_driver(tx, name, id_tag) for name, id_tag in people]
+
+    @staticmethod
+    def _add_driver(tx: Transaction, name: str, id_tag: str) -> DriverRecord:
+        if tx.driver_by_tag(id_tag) is not None:
+            raise InvalidRequest(f"id_tag {id_tag!r} is taken")
+        return tx.driver(tx.add_driver(name, id_tag))
 
     def add_charger(self, spec: ChargerSpec, password: str | None = None) -> ChargerView:
         """Register a charger; with a password it must present HTTP Basic auth when it connects."""
         if not spec.connectors:
             raise InvalidRequest("a charger needs at least one connector")
         hashed = None if password is None else hash_password(password, self.salt())
+        return self._add_chargers([spec], hashed)[0]
+
+    def add_chargers(self, specs: Sequence[ChargerSpec]) -> list[ChargerView]:
+        """Chargers without passwords in one transaction (all or none), each checked as `add_charger`."""
+        return self._add_chargers(specs, None)
+
+    def _add_chargers(self, specs: Sequence[ChargerSpec], hashed: str | None) -> list[ChargerView]:
+        if any(not spec.connectors for spec in specs):
+            raise InvalidRequest("a charger needs at least one connector")
         with self.store.transaction() as tx:
-            try:
-                tx.charger(spec.charge_point_id)
-            except NotFound:
-                pass
-            else:
-                raise InvalidRequest(f"charger {spec.charge_point_id!r} is already registered")
-            tx.add_charger(spec)
-            if hashed is not None:
-                tx.set_charger_password(spec.charge_point_id, hashed)
-            return tx.charger(spec.charge_point_id)
+            return [self._add_charger(tx, spec, hashed) for spec in specs]
+
+    @staticmethod
+    def _add_charger(tx: Transaction, spec: ChargerSpec, hashed: str | None) -> ChargerView:
+        try:
+            tx.charger(spec.charge_point_id)
+        except NotFound:
+            pass
+        else:
+            raise InvalidRequest(f"charger {spec.charge_point_id!r} is already registered")
+        tx.add_charger(spec)
+        if hashed is not None:
+            tx.set_charger_password(spec.charge_point_id, hashed)
+        return tx.charger(spec.charge_point_id)
 
     def set_charger_password(self, charge_point_id: str, password: str) -> None:
         hashed = hash_password(password, self.salt())

@@ -87,6 +87,13 @@ class Transaction(Protocol):
 
     def booking(self, booking_id: int) -> BookingRecord: ...
     def bookings(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]: ...
+    def bookings_starting_by(
+        self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
+    ) -> Sequence[BookingRecord]:
+        """Bookings in `status` starting at or before `starts_by` (and in this reservation state if
+        given), by id: what the housekeeping sweep is due to act on, without reading the rest."""
+        ...
+
     def update_booking(
         self,
         booking_id: int,
@@ -167,6 +174,10 @@ class Transaction(Protocol):
     def payment(self, key: str) -> OutboxItem | None: ...
     def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]: ...
     def payments(self, status: str | None = None) -> Sequence[OutboxItem]: ...
+    def pending_payments_of(self, booking_id: int) -> Sequence[OutboxItem]:
+        """One booking's pending outbox steps, by id."""
+        ...
+
     def update_payment(
         self,
         item_id: int,

@@ -108,7 +108,7 @@ class SettlementService:
     # ---- the outbox worker ---------------------------------------------------------------------
     def process_booking(self, booking_id: int) -> None:
         with self.store.transaction() as tx:
-            items = [i for i in tx.payments(PENDING) if i.booking_id == booking_id]
+            items = tx.pending_payments_of(booking_id)
         for item in items:
             self._attempt(item)
 

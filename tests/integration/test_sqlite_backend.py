@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chargeshare.adapters.sql_store import SqlTransaction
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.geo import BBox
+from chargeshare.domain.geo import BBox, Point
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.invariants import check_store
 from tests.conftest import T0
@@ -59,3 +62,26 @@ def test_points_on_the_box_edge_are_inside(fleet_app: tuple[App, Fleet]) -> None
     p = view.location
     exact = SearchQuery(bbox=BBox(p.lon, p.lat, p.lon, p.lat))
     assert [c.charger_id for c in app.marketplace.search(exact)] == [cid]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.integers(0, 2**32))
+def test_inner_rings_give_exactly_the_whole_radius_answer(fleet_app: tuple[App, Fleet], seed: int) -> None:
+    """A radius search tries smaller circles first; what it returns must be what one query over the
+    whole radius returns, row for row, distances included."""
+    app, _fleet = fleet_app
+    rng = random.Random(seed)
+    q = random_query(rng, T0)
+    if q.centre is None:
+        q = SearchQuery(
+            centre=Point(rng.uniform(50, 55), rng.uniform(-1.0, 1.0)),
+            radius_m=rng.uniform(5_000, 150_000),
+            online_only=rng.random() < 0.5,
+            limit=rng.choice((1, 5, 20)),
+        )
+    if q.available_from is None:  # the rings are tried for searches with a booking window
+        start = T0 + timedelta(minutes=rng.randrange(-60, 300))
+        q = dataclasses.replace(q, available_from=start, available_until=start + timedelta(hours=2))
+    with app.store.reading() as tx:
+        assert isinstance(tx, SqlTransaction)
+        assert list(tx.search(q)) == tx._search_once(q, q.area)
