@@ -86,7 +86,10 @@ def make_engine(url: str) -> Engine:
             # Readers take no write lock (a deferred BEGIN), so the map never waits on a booking.
             # Straight to the driver: this runs once per unit of work, and SQLAlchemy's own execution
             # path (events, result set-up) costs more than the statement.
-            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            raw = conn.connection.driver_connection
+            if raw.in_transaction:  # type: ignore[union-attr]
+                return  # begun on the driver already (the in-memory store's units of work)
+            raw.execute(  # type: ignore[union-attr]
                 "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
             )
 
@@ -133,8 +136,25 @@ class SqlStore:
             held = self._memory_conn
             if held is None or held.closed:
                 held = self._memory_conn = self.engine.connect()
-            with held.begin():
+            # BEGIN and COMMIT straight on the driver: SQLAlchemy's transaction objects and events
+            # cost more than the statements of a heartbeat. A statement that goes through
+            # `Connection.execute` makes SQLAlchemy begin too (its "begin" listener sees the driver
+            # already in a transaction and sends nothing); then SQLAlchemy commits or rolls back.
+            raw = held.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("BEGIN IMMEDIATE")
+            try:
                 yield SqlTransaction(held, self.dialect)
+            except BaseException:
+                if held.in_transaction():
+                    held.rollback()
+                elif raw.in_transaction:
+                    raw.rollback()
+                raise
+            if held.in_transaction():
+                held.commit()
+            else:
+                raw.commit()
 
     @contextmanager
     def reading(self) -> Iterator[SqlTransaction]:

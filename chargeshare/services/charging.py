@@ -93,12 +93,13 @@ class ChargingService:
 
     # ---- last seen -----------------------------------------------------------------------------
     # Every frame is a sign of life, but writing last_seen_at on each one was a row update per
-    # MeterValues. The watchdog only needs it to within a fraction of a heartbeat interval, so a
-    # charger's stamp is rewritten at most every `stamp_every`; the stamp this process last wrote is
-    # remembered (only this process talks to the charger while it is connected to it).
+    # MeterValues. The watchdog only needs it to within a fraction of a heartbeat interval (it
+    # waits `offline_after_intervals` whole intervals), so a charger's stamp is rewritten at most
+    # every quarter interval; the stamp this process last wrote is remembered (only this process
+    # talks to the charger while it is connected to it).
     @property
     def stamp_every(self) -> timedelta:
-        return timedelta(seconds=min(60.0, self.rules.heartbeat_interval_s / 4))
+        return timedelta(seconds=self.rules.heartbeat_interval_s / 4)
 
     def _stamped_lately(self, cp_id: str, now: datetime) -> bool:
         last = self._stamps.get(cp_id)

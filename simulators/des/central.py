@@ -1,8 +1,9 @@
 """The backend's end of every in-process link.
 
 Each charger gets a CSMS-role `Connection` over the real handler table of its OCPP version
-(`csms_v16` / `csms_v201`), exactly as the websocket server gives it one, so every frame is encoded,
-schema-checked and parsed on both ends. Commands the services' events ask for (stop at the energy
+(`csms_v16` / `csms_v201`), as the websocket server gives it one, so every frame is encoded and
+parsed on both ends and schema-checked by the end that receives it (both ends are ours, so neither
+re-checks what it sends). Commands the services' events ask for (stop at the energy
 limit, reserve, cancel a reservation) are the registry's typed commands (`chargeshare.ocpp.commands`)
 sent as `ChargerRegistry` sends them, but one virtual instant later rather than inside the handler
 that raised the event, as a task would on the socket.
@@ -59,7 +60,8 @@ class DesCentral:
         if version not in SUPPORTED_VERSIONS:
             raise NotSupportedInDes(f"the DES engine speaks OCPP {SUPPORTED_VERSIONS}, not {version}")
         table = csms_v16 if version == "1.6" else csms_v201
-        conn = Connection(version, table.handlers(self.app.charging, charger.cp_id), id_prefix="cs-")
+        handlers = table.handlers(self.app.charging, charger.cp_id)
+        conn = Connection(version, handlers, id_prefix="cs-", check_own=False)  # the charger checks
         self.links[charger.cp_id] = (conn, charger)
 
     def detach(self, cp_id: str) -> None:

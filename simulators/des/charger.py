@@ -81,7 +81,10 @@ class DesCharger:
         self.dialect = dialect_for(protocol)
         self.heartbeat_interval_s = 300
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
-        self.conn = Connection(self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-")
+        # Both ends of the link are ours: each checks what it receives, the central what we send.
+        self.conn = Connection(
+            self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", check_own=False
+        )
         self.connected = False
         self.silent = False
         self.duplicate_sends = False
