@@ -128,33 +128,40 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
-        if self._memory_lock is None:
+        if self.dialect != "sqlite":
             with self.engine.begin() as conn:
                 yield SqlTransaction(conn, self.dialect)
+            return
+        if self._memory_lock is None:
+            with self.engine.connect() as conn:  # a checkout per unit of work (durability hooks it)
+                yield from self._on_the_driver(conn)
             return
         with self._memory_lock:
             held = self._memory_conn
             if held is None or held.closed:
                 held = self._memory_conn = self.engine.connect()
-            # BEGIN and COMMIT straight on the driver: SQLAlchemy's transaction objects and events
-            # cost more than the statements of a heartbeat. A statement that goes through
-            # `Connection.execute` makes SQLAlchemy begin too (its "begin" listener sees the driver
-            # already in a transaction and sends nothing); then SQLAlchemy commits or rolls back.
-            raw = held.connection.dbapi_connection
-            assert raw is not None
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                yield SqlTransaction(held, self.dialect)
-            except BaseException:
-                if held.in_transaction():
-                    held.rollback()
-                elif raw.in_transaction:
-                    raw.rollback()
-                raise
-            if held.in_transaction():
-                held.commit()
-            else:
-                raw.commit()
+            yield from self._on_the_driver(held)
+
+    def _on_the_driver(self, conn: Connection) -> Iterator[SqlTransaction]:
+        """One SQLite unit of work begun and committed straight on the driver: SQLAlchemy's
+        transaction objects and events cost more than the statements of a heartbeat. A statement
+        that goes through `Connection.execute` makes SQLAlchemy begin too (its "begin" listener sees
+        the driver already in a transaction and sends nothing); then SQLAlchemy commits or rolls back."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqlTransaction(conn, self.dialect)
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            elif raw.in_transaction:
+                raw.rollback()
+            raise
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            raw.commit()
 
     @contextmanager
     def reading(self) -> Iterator[SqlTransaction]:
