@@ -132,7 +132,11 @@ class BookingService:
         return connector.status is ConnectorStatus.AVAILABLE
 
     def _starts_soon(self, starts_at: datetime, now: datetime) -> bool:
-        return starts_at <= now + timedelta(minutes=self.rules.reserve_lead_minutes)
+        return starts_at <= self._soon_by(now)
+
+    def _soon_by(self, now: datetime) -> datetime:
+        """The latest start that counts as soon: the charger is asked to reserve from then on."""
+        return now + timedelta(minutes=self.rules.reserve_lead_minutes)
 
     # ---- reservations (OCPP ReserveNow) ---------------------------------------------------------
     def _request_reservation(self, booking: BookingRecord) -> None:
@@ -160,7 +164,7 @@ class BookingService:
     def reservations_due(self) -> list[int]:
         """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector
         (an occupied one means the earlier driver has not left yet: try again next sweep)."""
-        starts_by = self.clock.now() + timedelta(minutes=self.rules.reserve_lead_minutes)  # as _starts_soon
+        starts_by = self._soon_by(self.clock.now())
         with self.store.transaction() as tx:
             soon = tx.bookings_starting_by(BookingStatus.CONFIRMED, starts_by, reservation=RESERVATION_NONE)
             statuses = tx.connector_statuses([b.connector_id for b in soon])  # one query, not one each
