@@ -110,6 +110,11 @@ class DirectStatement:
         row = self.first(conn, values)
         return None if row is None else dict(zip(self.compiled(conn.dialect).keys, row, strict=True))
 
+    def mappings(self, conn: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row, keyed by column name (as `Connection.execute(...).mappings()`)."""
+        keys = self.compiled(conn.dialect).keys
+        return [dict(zip(keys, row, strict=True)) for row in self.rows(conn, values)]
+
     def write(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run an INSERT/UPDATE/DELETE without RETURNING; the number of rows it touched."""
         _c, cursor = self._cursor(conn, values)

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -220,6 +220,24 @@ def _session(r: Mapping[Any, Any]) -> SessionRecord:
     )
 
 
+def _journal(entries: Iterable[Mapping[Any, Any]], postings: Iterable[Sequence[Any]]) -> list[JournalEntry]:
+    """Journal entries from entry rows (in order) and (entry_id, account, amount) posting rows."""
+    by_entry: dict[str, list[Posting]] = defaultdict(list)
+    for entry_id, account, amount in postings:
+        by_entry[entry_id].append(Posting(account, amount))
+    return [
+        JournalEntry(
+            entry_id=r["id"],
+            kind=EntryKind(r["kind"]),
+            postings=tuple(by_entry[r["id"]]),
+            created_at=r["created_at"],
+            booking_id=r["booking_id"],
+            pending_id=r["pending_id"],
+        )
+        for r in entries
+    ]
+
+
 def _outbox(r: Mapping[Any, Any]) -> OutboxItem:
     return OutboxItem(
         item_id=r["id"],
@@ -305,17 +323,20 @@ _OPEN_SESSION = (
     .where(_s.connector_id == bindparam("connector_pk"), _s.status == SessionStatus.CHARGING.value)
     .order_by(_s.id.desc())
 )
-# A reading applied to a charging session and what the meter path needs back, in one statement:
-# the register only grows (an old, replayed reading never moves it back), and the booking's energy
-# limit comes along in a scalar subquery rather than a second round trip.
+
+
+def _register_at_least(param: str) -> Any:
+    """The session's last register reading, raised to the bound value if that is higher: a register
+    only grows, so an old or replayed reading never moves it back."""
+    return case((_s.meter_last_wh < bindparam(param), bindparam(param)), else_=_s.meter_last_wh)
+
+
+# A reading applied to a charging session and what the meter path needs back, in one statement;
+# the booking's energy limit comes along in a scalar subquery rather than a second round trip.
 _ADVANCE_METER = (
     update(t.sessions)
     .where(_s.id == bindparam("session_pk"), _s.status == SessionStatus.CHARGING.value)
-    .values(
-        meter_last_wh=case(
-            (_s.meter_last_wh < bindparam("reading"), bindparam("reading")), else_=_s.meter_last_wh
-        )
-    )
+    .values(meter_last_wh=_register_at_least("reading"))
     .returning(
         _s.booking_id,
         _s.meter_start_wh,
@@ -350,9 +371,7 @@ _STOP_SESSION = (
         status=SessionStatus.STOPPED.value,
         stopped_at=bindparam("stop_at"),
         meter_stop_wh=bindparam("stop_wh"),
-        meter_last_wh=case(
-            (_s.meter_last_wh < bindparam("stop_wh"), bindparam("stop_wh")), else_=_s.meter_last_wh
-        ),
+        meter_last_wh=_register_at_least("stop_wh"),
         billed_wh=bindparam("billed"),
         cost=bindparam("cost_p"),
         idle_fee=bindparam("idle_fee_p"),
@@ -422,7 +441,7 @@ _PENDING_PAYMENTS_OF = (
 
 # Once per registration, booking, payment step or ledger write (not per frame): prebuilt for the same
 # reason as the hot-path statements, since a fleet-scale run makes tens of thousands of each.
-_e, _p, _a = t.ledger_entries.c, t.ledger_postings.c, t.availability.c
+_a = t.availability.c
 _INSERT_BOOKING = insert(t.bookings).returning(_b.id)
 _SET_CHARGER_STATUS = (
     update(t.chargers)
@@ -1142,58 +1161,26 @@ class SqlTransaction:
                 _INSERT_POSTING_D.write(self.conn, params)
 
     def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
-        if booking_id is not None and account is None:
-            return self._entries_of_booking(booking_id)
+        if booking_id is not None and account is None:  # one booking's (settlement, every step)
+            params = {"booking_pk": booking_id}
+            return _journal(
+                _ENTRIES_OF_BOOKING_D.mappings(self.conn, params),
+                _POSTINGS_OF_BOOKING_D.rows(self.conn, params),
+            )
         e, p = t.ledger_entries.c, t.ledger_postings.c
-        q: Any = select(t.ledger_entries)
-        pq: Any = select(t.ledger_postings).join(t.ledger_entries, e.id == p.entry_id)
-        params: dict[str, Any] = {}
-        if booking_id is not None and account is None:  # one booking's: the settlement's own read
-            q, pq, params = _ENTRIES_OF_BOOKING, _POSTINGS_OF_BOOKING, {"booking_pk": booking_id}
-        else:
-            if booking_id is not None:
-                q = q.where(e.booking_id == booking_id)
-                pq = pq.where(e.booking_id == booking_id)
-            if account is not None:  # entries with a posting on this account (all their postings)
-                touching = e.id.in_(select(p.entry_id).where(p.account == account))
-                q = q.where(touching)
-                pq = pq.where(touching)
-            q, pq = q.order_by(e.created_at, e.id), pq.order_by(p.entry_id, p.seq)
-        postings: dict[str, list[Posting]] = defaultdict(list)
-        for r in self.conn.execute(pq, params).mappings():
-            postings[r["entry_id"]].append(Posting(r["account"], r["amount"]))
-        return [
-            JournalEntry(
-                entry_id=r["id"],
-                kind=EntryKind(r["kind"]),
-                postings=tuple(postings[r["id"]]),
-                created_at=r["created_at"],
-                booking_id=r["booking_id"],
-                pending_id=r["pending_id"],
-            )
-            for r in self.conn.execute(q, params).mappings()
-        ]
-
-    def _entries_of_booking(self, booking_id: int) -> list[JournalEntry]:
-        """One booking's entries (settlement reads them on every step): straight to the driver."""
-        postings: dict[str, list[Posting]] = defaultdict(list)
-        for entry_id, account, amount in _POSTINGS_OF_BOOKING_D.rows(self.conn, {"booking_pk": booking_id}):
-            postings[entry_id].append(Posting(account, amount))
-        keys = _ENTRIES_OF_BOOKING_D.compiled(self.conn.dialect).keys
-        out = []
-        for row in _ENTRIES_OF_BOOKING_D.rows(self.conn, {"booking_pk": booking_id}):
-            r = dict(zip(keys, row, strict=True))
-            out.append(
-                JournalEntry(
-                    entry_id=r["id"],
-                    kind=EntryKind(r["kind"]),
-                    postings=tuple(postings[r["id"]]),
-                    created_at=r["created_at"],
-                    booking_id=r["booking_id"],
-                    pending_id=r["pending_id"],
-                )
-            )
-        return out
+        q = select(t.ledger_entries)
+        pq = select(p.entry_id, p.account, p.amount).join(t.ledger_entries, e.id == p.entry_id)
+        if booking_id is not None:
+            q = q.where(e.booking_id == booking_id)
+            pq = pq.where(e.booking_id == booking_id)
+        if account is not None:  # entries with a posting on this account (all their postings)
+            touching = e.id.in_(select(p.entry_id).where(p.account == account))
+            q = q.where(touching)
+            pq = pq.where(touching)
+        return _journal(
+            self.conn.execute(q.order_by(e.created_at, e.id)).mappings(),
+            self.conn.execute(pq.order_by(p.entry_id, p.seq)),
+        )
 
     def posting_sums(self) -> dict[str, int]:
         p = t.ledger_postings.c
@@ -1213,9 +1200,7 @@ class SqlTransaction:
         return None if r is None else _outbox(r)
 
     def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
-        keys = _DUE_PAYMENTS_D.compiled(self.conn.dialect).keys
-        rows = _DUE_PAYMENTS_D.rows(self.conn, {"now": now, "most": limit})
-        return [_outbox(dict(zip(keys, r, strict=True))) for r in rows]
+        return [_outbox(r) for r in _DUE_PAYMENTS_D.mappings(self.conn, {"now": now, "most": limit})]
 
     def payments(self, status: str | None = None) -> Sequence[OutboxItem]:
         o = t.payment_outbox.c
