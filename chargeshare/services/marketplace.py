@@ -14,6 +14,11 @@ from chargeshare.services.ports import Store, Transaction
 from chargeshare.services.records import ChargerView, DriverRecord
 
 
+def _check_connectors(specs: Sequence[ChargerSpec]) -> None:
+    if any(not spec.connectors for spec in specs):
+        raise InvalidRequest("a charger needs at least one connector")
+
+
 class MarketplaceService:
     def __init__(self, store: Store, salt: Callable[[], bytes] = lambda: secrets.token_bytes(16)) -> None:
         self.store = store
@@ -50,18 +55,16 @@ class MarketplaceService:
 
     def add_charger(self, spec: ChargerSpec, password: str | None = None) -> ChargerView:
         """Register a charger; with a password it must present HTTP Basic auth when it connects."""
-        if not spec.connectors:
-            raise InvalidRequest("a charger needs at least one connector")
+        _check_connectors([spec])  # before hashing: a refused charger costs no PBKDF2
         hashed = None if password is None else hash_password(password, self.salt())
         return self._add_chargers([spec], hashed)[0]
 
     def add_chargers(self, specs: Sequence[ChargerSpec]) -> list[ChargerView]:
         """Chargers without passwords in one transaction (all or none), each checked as `add_charger`."""
+        _check_connectors(specs)
         return self._add_chargers(specs, None)
 
     def _add_chargers(self, specs: Sequence[ChargerSpec], hashed: str | None) -> list[ChargerView]:
-        if any(not spec.connectors for spec in specs):
-            raise InvalidRequest("a charger needs at least one connector")
         with self.store.transaction() as tx:
             return [self._add_charger(tx, spec, hashed) for spec in specs]
 
