@@ -14,7 +14,7 @@ SQLite and PostgreSQL and compares the results.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection
@@ -95,6 +95,18 @@ class DirectStatement:
         try:
             results = c.results(cursor.description)
             return [c.row(r, results) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def batches(
+        self, conn: Connection, values: Mapping[str, Any], size: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows `size` at a time, for a reader that may stop early (the cursor closes then)."""
+        c, cursor = self._cursor(conn, values)
+        try:
+            results = c.results(cursor.description)
+            while batch := cursor.fetchmany(size):
+                yield [c.row(r, results) for r in batch]
         finally:
             cursor.close()
 

@@ -17,24 +17,25 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
-    any_,
     bindparam,
     case,
     cast,
     create_engine,
     event,
+    false,
     func,
     insert,
+    literal,
     literal_column,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from chargeshare.adapters import sql_schema as t
 from chargeshare.adapters.sql_direct import DirectStatement
+from chargeshare.adapters.sql_id_lists import in_ids
 from chargeshare.adapters.sqlite_geo import distance_expr, ensure_math_functions
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
@@ -270,6 +271,14 @@ _CONNECTOR_TYPES = {e.value: e for e in ConnectorType}
 _CONNECTOR_STATUSES = {e.value: e for e in ConnectorStatus}
 _CHARGER_STATUSES = {e.value: e for e in ChargerStatus}
 
+
+def _one_of(column: Any, values: Iterable[str]) -> Any:
+    """`column IN (constants)` with one placeholder per constant, fixed when the statement is
+    built: a plain `in_([...])` list expands on every execution, which `DirectStatement` refuses."""
+    constants = [literal(v) for v in sorted(values)]
+    return column.in_(constants) if constants else false()
+
+
 _BOOKING_COLUMNS = select(
     t.bookings,
     t.connectors.c.charger_id,
@@ -288,10 +297,8 @@ _k, _s, _b = t.connectors.c, t.sessions.c, t.bookings.c
 _CONNECTORS = select(_k.charger_id, _k.id, _k.connector_no, _k.type, _k.max_power_w, _k.status).order_by(
     _k.connector_no
 )
-_CONNECTORS_IN = _CONNECTORS.where(_k.charger_id.in_(bindparam("ids", expanding=True)))
-# One statement text whatever the number of ids, so the PostgreSQL server can reuse its plan.
-_CONNECTORS_ANY = _CONNECTORS.where(_k.charger_id == any_(bindparam("ids", type_=pg.ARRAY(Integer))))
-_STATUS_OF_CONNECTORS = select(_k.id, _k.status).where(_k.id.in_(bindparam("ids", expanding=True)))
+_CONNECTORS_OF_MANY = _CONNECTORS.where(in_ids(_k.charger_id, "ids"))
+_STATUS_OF_CONNECTORS = select(_k.id, _k.status).where(in_ids(_k.id, "ids"))
 _CHARGER_BY_CP = select(*_CHARGER_COLUMNS).where(t.chargers.c.charge_point_id == bindparam("cp_id"))
 _CHARGER_BY_ID = select(*_CHARGER_COLUMNS).where(t.chargers.c.id == bindparam("charger_pk"))
 _TOUCH_CHARGER = (
@@ -442,7 +449,34 @@ _PENDING_PAYMENTS_OF = (
 # Once per registration, booking, payment step or ledger write (not per frame): prebuilt for the same
 # reason as the hot-path statements, since a fleet-scale run makes tens of thousands of each.
 _a = t.availability.c
-_INSERT_BOOKING = insert(t.bookings).returning(_b.id)
+
+
+def _insert_of(table: Any, *columns: str) -> Any:
+    """An INSERT naming its columns, each bound to the parameter `row_<column>` (a bare `insert(table)`
+    names every column when compiled on its own, as `DirectStatement` does; and a parameter named
+    like a column would become a value of any insert that `Connection.execute` is given it with)."""
+    return insert(table).values({name: bindparam(f"row_{name}") for name in columns})
+
+
+_INSERT_BOOKING = _insert_of(
+    t.bookings,
+    "driver_id",
+    "connector_id",
+    "starts_at",
+    "ends_at",
+    "status",
+    "max_energy_wh",
+    "price_per_kwh",
+    "hold_amount",
+    "created_at",
+    "fee",
+    "reservation",
+).returning(_b.id)
+_RAISE_FENCE = (
+    update(t.connectors)
+    .where(_k.id == bindparam("connector_pk"), _k.fence_token < bindparam("token"))
+    .values(fence_token=bindparam("token"))
+)
 _SET_CHARGER_STATUS = (
     update(t.chargers)
     .where(t.chargers.c.charge_point_id == bindparam("cp_id"))
@@ -454,10 +488,8 @@ _ADD_DRIVER = insert(t.drivers).returning(t.drivers.c.id)
 _ADD_CHARGER = insert(t.chargers).returning(t.chargers.c.id)
 _ADD_CONNECTOR = insert(t.connectors)
 _ADD_RTREE_BOX = insert(t.charger_rtree)
-_AVAILABILITY_IN = (
-    select(t.availability).where(_a.charger_id.in_(bindparam("ids", expanding=True))).order_by(_a.id)
-)
-_NOTIFY_HOST = insert(t.notifications)
+_AVAILABILITY_IN = select(t.availability).where(in_ids(_a.charger_id, "ids")).order_by(_a.id)
+_NOTIFY_HOST = _insert_of(t.notifications, "host_id", "kind", "subject", "body", "created_at")
 _SET_RESERVATION = (
     update(t.bookings).where(_b.id == bindparam("booking_pk")).values(reservation=bindparam("state"))
 )
@@ -528,6 +560,38 @@ _INSERT_POSTING_D = DirectStatement(_INSERT_POSTING)
 _ENTRIES_OF_BOOKING_D = DirectStatement(_ENTRIES_OF_BOOKING)
 _POSTINGS_OF_BOOKING_D = DirectStatement(_POSTINGS_OF_BOOKING)
 _CONNECTORS_OF_D = DirectStatement(_CONNECTORS.where(_k.charger_id == bindparam("charger_pk")))
+_CONNECTORS_OF_MANY_D = DirectStatement(_CONNECTORS_OF_MANY)
+_STATUS_OF_CONNECTORS_D = DirectStatement(_STATUS_OF_CONNECTORS)
+_AVAILABILITY_IN_D = DirectStatement(_AVAILABILITY_IN)
+_BOOKINGS_STARTING_BY_D = DirectStatement(_BOOKINGS_STARTING_BY)
+_UNRESERVED_STARTING_BY_D = DirectStatement(_UNRESERVED_STARTING_BY)
+_PENDING_PAYMENTS_OF_D = DirectStatement(_PENDING_PAYMENTS_OF)
+_INSERT_BOOKING_D = DirectStatement(_INSERT_BOOKING)
+_SET_CHARGER_STATUS_D = DirectStatement(_SET_CHARGER_STATUS)
+_SET_CHARGER_STATUS_AND_VERSION_D = DirectStatement(_SET_CHARGER_STATUS_AND_VERSION)
+_NOTIFY_HOST_D = DirectStatement(_NOTIFY_HOST)
+_SET_RESERVATION_D = DirectStatement(_SET_RESERVATION)
+_SET_RESERVATION_IF_D = DirectStatement(_SET_RESERVATION_IF)
+_RAISE_FENCE_D = DirectStatement(_RAISE_FENCE)
+
+
+@functools.lru_cache(maxsize=4)
+def _clash_statement(live: frozenset[BookingStatus]) -> DirectStatement:
+    """The first live booking on a connector overlapping a period. Keyed by the live states, so a
+    test that mutates `LIVE_STATES` (to show a scenario turning red) gets a statement built from them."""
+    return DirectStatement(
+        select(_b.id)
+        .where(
+            _b.connector_id == bindparam("connector_pk"),
+            _one_of(_b.status, [s.value for s in live]),
+            _b.starts_at < bindparam("until"),
+            _b.ends_at > bindparam("since"),  # column first: the parameter takes the column's type
+        )
+        .limit(1)
+    )
+
+
+_CLASH_D = _clash_statement(LIVE_STATES)
 
 
 # Fractions of a radius search's radius tried first on SQLite (see SqlTransaction.search): at most a
@@ -549,7 +613,7 @@ class _SearchShape(NamedTuple):
 
 
 @functools.lru_cache(maxsize=256)
-def _search_statement(shape: _SearchShape) -> Any:
+def _search_statement(shape: _SearchShape) -> DirectStatement:
     c, k, b = t.chargers.c, t.connectors.c, t.bookings.c
     west, east = bindparam("west", type_=Float), bindparam("east", type_=Float)
     south, north = bindparam("south", type_=Float), bindparam("north", type_=Float)
@@ -597,13 +661,12 @@ def _search_statement(shape: _SearchShape) -> Any:
     if shape.min_power:
         connector_conds.append(k.max_power_w >= bindparam("min_power"))
     if shape.online_only:
-        connector_conds.append(
-            k.status.notin_([ConnectorStatus.FAULTED.value, ConnectorStatus.UNAVAILABLE.value])
-        )
+        out_of_use = [ConnectorStatus.FAULTED.value, ConnectorStatus.UNAVAILABLE.value]
+        connector_conds.append(~_one_of(k.status, out_of_use))
     if shape.window:
         clash = select(b.id).where(
             b.connector_id == k.id,
-            b.status.in_([s.value for s in LIVE_STATES]),
+            _one_of(b.status, [s.value for s in LIVE_STATES]),
             b.starts_at < bindparam("window_until", type_=t.UTCDateTime()),
             bindparam("window_from", type_=t.UTCDateTime()) < b.ends_at,
         )
@@ -615,7 +678,7 @@ def _search_statement(shape: _SearchShape) -> Any:
     stmt = stmt.order_by(c.id) if distance is None else stmt.order_by(knn, c.id)
     if shape.limited:
         stmt = stmt.limit(bindparam("most", type_=Integer))
-    return stmt
+    return DirectStatement(stmt)
 
 
 class SqlTransaction:
@@ -685,11 +748,10 @@ class SqlTransaction:
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        if len(ids) == 1:  # one charger (a frame's lookup): straight to the driver
-            found: Any = _CONNECTORS_OF_D.rows(self.conn, {"charger_pk": ids[0]})
+        if len(ids) == 1:  # one charger (a frame's lookup)
+            found = _CONNECTORS_OF_D.rows(self.conn, {"charger_pk": ids[0]})
         else:
-            q = _CONNECTORS_ANY if self.dialect == "postgresql" else _CONNECTORS_IN
-            found = self.conn.execute(q, {"ids": ids})
+            found = _CONNECTORS_OF_MANY_D.rows(self.conn, {"ids": ids})
         by_charger: dict[int, list[ConnectorView]] = defaultdict(list)
         for charger_id, cid, no, type_, power, status in found:
             by_charger[charger_id].append(
@@ -778,8 +840,7 @@ class SqlTransaction:
         stmt = _search_statement(shape)
         distance = query.centre is not None
         picked: list[Any] = []
-        for rows in self.conn.execute(stmt, params).partitions(max(query.limit, 100)):
-            candidates = list(rows)
+        for candidates in stmt.batches(self.conn, params, max(query.limit, 100)):
             if calendar:
                 assert window[0] is not None and window[1] is not None
                 cal = self.availability([r[0] for r in candidates])
@@ -810,8 +871,7 @@ class SqlTransaction:
         if not charger_ids:
             return {}
         out: dict[int, list[WeeklyWindow]] = defaultdict(list)
-        rows = self.conn.execute(_AVAILABILITY_IN, {"ids": list(charger_ids)})
-        for r in rows.mappings():
+        for r in _AVAILABILITY_IN_D.mappings(self.conn, {"ids": charger_ids}):
             out[r["charger_id"]].append(WeeklyWindow(r["weekday"], r["start_minute"], r["end_minute"]))
         return dict(out)
 
@@ -824,8 +884,8 @@ class SqlTransaction:
             "seen_at": at,
             "version": ocpp_version,
         }
-        q = _SET_CHARGER_STATUS if ocpp_version is None else _SET_CHARGER_STATUS_AND_VERSION
-        if self.conn.execute(q, params).rowcount == 0:
+        q = _SET_CHARGER_STATUS_D if ocpp_version is None else _SET_CHARGER_STATUS_AND_VERSION_D
+        if q.write(self.conn, params) == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
 
     def touch_charger(self, charge_point_id: str, at: datetime) -> None:
@@ -869,8 +929,14 @@ class SqlTransaction:
         return self._hydrate(rows, with_distance=False)
 
     def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None:
-        row = {"host_id": host_id, "kind": kind, "subject": subject, "body": body, "created_at": at}
-        self.conn.execute(_NOTIFY_HOST, row)
+        row = {
+            "row_host_id": host_id,
+            "row_kind": kind,
+            "row_subject": subject,
+            "row_body": body,
+            "row_created_at": at,
+        }
+        _NOTIFY_HOST_D.write(self.conn, row)
 
     def notifications(self, host_id: int | None = None) -> Sequence[dict[str, object]]:
         q = select(t.notifications).order_by(t.notifications.c.id)
@@ -886,7 +952,7 @@ class SqlTransaction:
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         if not connector_ids:
             return {}
-        rows = self.conn.execute(_STATUS_OF_CONNECTORS, {"ids": list(connector_ids)})
+        rows = _STATUS_OF_CONNECTORS_D.rows(self.conn, {"ids": connector_ids})
         return {r[0]: _CONNECTOR_STATUSES[r[1]] for r in rows}
 
     # ---- bookings ------------------------------------------------------------------------------
@@ -906,43 +972,35 @@ class SqlTransaction:
         self._lock_connector(connector_id)
         if fencing_token is not None:
             # Also locks the connector row on PostgreSQL, queueing writers for this connector.
-            res = self.conn.execute(
-                update(t.connectors)
-                .where(t.connectors.c.id == connector_id, t.connectors.c.fence_token < fencing_token)
-                .values(fence_token=fencing_token)
-            )
-            if res.rowcount == 0:
+            params = {"connector_pk": connector_id, "token": fencing_token}
+            if _RAISE_FENCE_D.write(self.conn, params) == 0:
                 raise StaleFencingToken(
                     f"fencing token {fencing_token} is stale for connector {connector_id}"
                 )
-        b = t.bookings.c
-        clash = self.conn.execute(
-            select(b.id)
-            .where(
-                b.connector_id == connector_id,
-                b.status.in_([s.value for s in LIVE_STATES]),
-                b.starts_at < ends_at,
-                starts_at < b.ends_at,
-            )
-            .limit(1)
-        ).first()
-        if clash is not None:
+        period = {"connector_pk": connector_id, "since": starts_at, "until": ends_at}
+        if _clash_statement(LIVE_STATES).first(self.conn, period) is not None:
             raise BookingConflict(f"connector {connector_id} is already booked for an overlapping period")
+        row = {
+            "row_driver_id": driver_id,
+            "row_connector_id": connector_id,
+            "row_starts_at": starts_at,
+            "row_ends_at": ends_at,
+            "row_status": BookingStatus.REQUESTED.value,
+            "row_max_energy_wh": max_energy_wh,
+            "row_price_per_kwh": price_per_kwh,
+            "row_hold_amount": hold_amount,
+            "row_created_at": created_at,
+            "row_fee": 0,
+            "row_reservation": "none",
+        }
+        if self.dialect == "sqlite":  # no constraint to trip: the check above is the whole guard
+            inserted = _INSERT_BOOKING_D.first(self.conn, row)
+            assert inserted is not None
+            return int(inserted[0])
         try:
+            # A savepoint, so an exclusion violation (a racing booking got in first) leaves the
+            # transaction usable; through SQLAlchemy, which names the driver's error.
             with self.conn.begin_nested():
-                row = {
-                    "driver_id": driver_id,
-                    "connector_id": connector_id,
-                    "starts_at": starts_at,
-                    "ends_at": ends_at,
-                    "status": BookingStatus.REQUESTED.value,
-                    "max_energy_wh": max_energy_wh,
-                    "price_per_kwh": price_per_kwh,
-                    "hold_amount": hold_amount,
-                    "created_at": created_at,
-                    "fee": 0,
-                    "reservation": "none",
-                }
                 return int(self.conn.execute(_INSERT_BOOKING, row).scalar_one())
         except IntegrityError as exc:
             if getattr(exc.orig, "sqlstate", None) == PG_EXCLUSION_VIOLATION:
@@ -977,8 +1035,8 @@ class SqlTransaction:
         self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
     ) -> Sequence[BookingRecord]:
         params = {"in_status": status.value, "starts_by": starts_by, "reservation_state": reservation}
-        q = _BOOKINGS_STARTING_BY if reservation is None else _UNRESERVED_STARTING_BY
-        return [_booking(r) for r in self.conn.execute(q, params).mappings()]
+        q = _BOOKINGS_STARTING_BY_D if reservation is None else _UNRESERVED_STARTING_BY_D
+        return [_booking(r) for r in q.mappings(self.conn, params)]
 
     def update_booking(
         self,
@@ -1008,11 +1066,9 @@ class SqlTransaction:
 
     def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
         if expected is None:
-            return bool(
-                self.conn.execute(_SET_RESERVATION, {"booking_pk": booking_id, "state": state}).rowcount
-            )
+            return bool(_SET_RESERVATION_D.write(self.conn, {"booking_pk": booking_id, "state": state}))
         params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
-        return bool(self.conn.execute(_SET_RESERVATION_IF, params).rowcount)
+        return bool(_SET_RESERVATION_IF_D.write(self.conn, params))
 
     def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
@@ -1210,8 +1266,7 @@ class SqlTransaction:
         return [_outbox(r) for r in self.conn.execute(q).mappings()]
 
     def pending_payments_of(self, booking_id: int) -> Sequence[OutboxItem]:
-        rows = self.conn.execute(_PENDING_PAYMENTS_OF, {"booking_pk": booking_id}).mappings()
-        return [_outbox(r) for r in rows]
+        return [_outbox(r) for r in _PENDING_PAYMENTS_OF_D.mappings(self.conn, {"booking_pk": booking_id})]
 
     def update_payment(
         self,

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import sqlite
 from chargeshare.adapters import sql_store
 from chargeshare.adapters.sql_direct import DirectStatement
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests.conftest import add_charger
@@ -38,6 +39,9 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         connector = tx.charger("CP1").connectors[0].connector_id
         tx.enqueue_payment(booking, "capture", 100, "test-capture", clock.now())
         an_entry = tx.entries(booking)[0].entry_id
+        host = tx.charger("CP1").host_id
+        # Weekly hours (set after the bookings, which any window would have had to cover).
+        tx.set_availability(charger, [WeeklyWindow(0, 0, 600)])
     values = {
         "cp_id": "CP1",
         "seen_at": clock.now(),
@@ -82,6 +86,33 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "acct": "platform:fees",
         "an_entry": an_entry,
         "later_booking": later_booking,
+        # lists of ids as one parameter (an unknown id among them finds nothing more)
+        "ids": [charger, 999],
+        "connector_ids": [connector, 999],
+        # the housekeeping sweep, reservations, the booking guard and a new booking
+        "in_status": "confirmed",
+        "starts_by": clock.now() + timedelta(days=1),
+        "reservation_state": "none",
+        "state": "sent",
+        "expected_state": "none",
+        "token": 10**6,
+        "until": clock.now() + timedelta(hours=1),
+        "version": "2.0.1",
+        "row_host_id": host,
+        "row_kind": "offline",
+        "row_subject": "a subject",
+        "row_body": "a body",
+        "row_created_at": clock.now(),
+        "row_driver_id": driver,
+        "row_connector_id": connector,
+        "row_starts_at": clock.now() + timedelta(days=2),
+        "row_ends_at": clock.now() + timedelta(days=2, hours=1),
+        "row_status": "requested",
+        "row_max_energy_wh": 10_000,
+        "row_price_per_kwh": 30,
+        "row_hold_amount": 500,
+        "row_fee": 0,
+        "row_reservation": "none",
     }
     yield app, values
     app.close()
@@ -123,10 +154,12 @@ FRESH: dict[str, dict[str, Any]] = {
     "_ENQUEUE_PAYMENT_D": {"key": "fresh-key"},
     "_INSERT_POSTING_D": {"entry_key": "an_entry", "n": 99},
     "_INSERT_SESSION_D": {"booking_pk": "later_booking", "start_wh": 1_500},
+    "_STATUS_OF_CONNECTORS_D": {"ids": "connector_ids"},
+    "_SET_RESERVATION_IF_D": {"booking_pk": "later_booking"},
 }
 
 
-NEW_IDS = {"_INSERT_SESSION_D"}
+NEW_IDS = {"_INSERT_SESSION_D", "_INSERT_BOOKING_D"}
 
 
 @pytest.mark.parametrize("name", sorted(DIRECT))
