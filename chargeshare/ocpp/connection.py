@@ -103,14 +103,28 @@ class Connection:
         if isinstance(frame, CallError):
             return Received(outcomes=[Outcome(frame.unique_id, pending.action, error=frame.code)])
         try:
-            check_payload(pending.action, frame.payload, self.version, CALLRESULT, frame.unique_id)
+            check_payload(
+                pending.action,
+                frame.payload,
+                self.version,
+                CALLRESULT,
+                frame.unique_id,
+                small_numbers=frame.small_numbers,
+            )
         except RemoteProtocolError as exc:
             return Received(outcomes=[Outcome(frame.unique_id, pending.action, error=exc.code)])
         return Received(outcomes=[Outcome(frame.unique_id, pending.action, payload=frame.payload)])
 
     def _handle(self, call: Call) -> str:
         try:
-            check_payload(call.action, call.payload, self.version, CALL, call.unique_id)
+            check_payload(
+                call.action,
+                call.payload,
+                self.version,
+                CALL,
+                call.unique_id,
+                small_numbers=call.small_numbers,
+            )
             handler = self.handlers.get(call.action)
             if handler is None:
                 raise RemoteProtocolError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +33,15 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
+    # Parsed from text with no run of 19 digits, so no integer in it can be out of INT_RANGE.
+    small_numbers: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
 class CallResult:
     unique_id: str
     payload: dict[str, Any]
+    small_numbers: bool = field(default=False, compare=False)  # as for Call
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ def parse(text: str | bytes) -> Frame:
         raise RemoteProtocolError("FormatViolation", f"frame larger than {MAX_FRAME_BYTES} bytes")
     try:
         msg = json.loads(text)
+        small = isinstance(text, str) and _LONG_DIGITS.search(text) is None  # bytes: check the values
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise RemoteProtocolError("FormatViolation", "frame is not valid JSON") from None
     if not isinstance(msg, list) or not msg:
@@ -101,11 +106,11 @@ def parse(text: str | bytes) -> Frame:
     if kind == CALL:
         if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             raise RemoteProtocolError("FormatViolation", "CALL must be [2, id, action, {payload}]", uid)
-        return Call(uid, msg[2], msg[3])
+        return Call(uid, msg[2], msg[3], small)
     if kind == CALLRESULT:
         if len(msg) != 3 or not isinstance(msg[2], dict):
             raise RemoteProtocolError("FormatViolation", "CALLRESULT must be [3, id, {payload}]", uid)
-        return CallResult(uid, msg[2])
+        return CallResult(uid, msg[2], small)
     if len(msg) != 5 or not all(isinstance(x, str) for x in msg[2:4]) or not isinstance(msg[4], dict):
         raise RemoteProtocolError(
             "FormatViolation", "CALLERROR must be [4, id, code, description, {details}]", uid
@@ -133,6 +138,8 @@ def has_schema(action: str, version: str, kind: int = CALL) -> bool:
 
 
 INT_RANGE = range(-(2**63), 2**63)  # what a database integer column holds
+# An integer out of INT_RANGE has at least 19 digits; most frames have no such run of digits at all.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def _oversized_int(value: Any) -> bool:
@@ -173,8 +180,17 @@ def schema_accepts(kind: int, action: str, version: str, payload: Any) -> bool:
     return True
 
 
-def check_payload(action: str, payload: dict[str, Any], version: str, kind: int, unique_id: str) -> None:
-    """Validate against the official schema; raise RemoteProtocolError with the matching code."""
+def check_payload(
+    action: str,
+    payload: dict[str, Any],
+    version: str,
+    kind: int,
+    unique_id: str,
+    *,
+    small_numbers: bool = False,
+) -> None:
+    """Validate against the official schema; raise RemoteProtocolError with the matching code.
+    `small_numbers`: the payload is known to hold no integer out of range (see `Call`)."""
     try:
         fast = compiled_check(kind, action, version)
     except (OSError, ValueError):
@@ -190,10 +206,14 @@ def check_payload(action: str, payload: dict[str, Any], version: str, kind: int,
             where = "/".join(str(p) for p in err.absolute_path) or "payload"
             raise RemoteProtocolError(_schema_code(err), f"{action}: {where}: {err.message}", unique_id)
     # The schemas set no bounds on integers; JSON allows any size, storage does not.
-    if _oversized_int(payload):
+    if not small_numbers and _oversized_int(payload):
         raise RemoteProtocolError(
             "PropertyConstraintViolation", f"{action}: an integer out of range", unique_id
         )
+
+
+# One encoder for every frame: `json.dumps` with any option builds a new encoder on each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode(frame: Frame) -> str:
@@ -203,4 +223,4 @@ def encode(frame: Frame) -> str:
         body = [CALLRESULT, frame.unique_id, frame.payload]
     else:
         body = [CALLERROR, frame.unique_id, frame.code, frame.description, frame.details]
-    return json.dumps(body, separators=(",", ":"))
+    return _ENCODER.encode(body)

@@ -345,3 +345,46 @@ def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
     assert frame[:3] == [4, "n", "PropertyConstraintViolation"]
     assert _snapshot(app) == before
     app.close()
+
+
+def _meter_call(value: str) -> str:
+    """A 1.6 MeterValues whose transactionId is written as `value` (raw JSON number text)."""
+    sampled = '{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "100"}]}'
+    return (
+        f'[2, "m1", "MeterValues", {{"connectorId": 1, "transactionId": {value}, "meterValue": [{sampled}]}}]'
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "refused"),
+    [
+        (str(2**63 - 1), False),  # 19 digits, the largest a database integer holds
+        (str(2**63), True),
+        (str(-(2**63) - 1), True),
+        ("1" + "0" * 30, True),
+        ("12", False),
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_integers_out_of_database_range_are_refused(number: str, refused: bool, as_bytes: bool) -> None:
+    c = Connection("1.6", {"MeterValues": lambda p: {}})
+    text = _meter_call(number)
+    reply = json.loads(c.receive(text.encode() if as_bytes else text).reply or "null")
+    if refused:
+        assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation", reply
+    else:
+        assert reply == [3, "m1", {}]
+
+
+def test_a_long_run_of_digits_in_a_string_is_not_an_integer() -> None:
+    c = Connection("1.6", {"DataTransfer": lambda p: {"status": "Accepted"}})
+    text = '[2, "d1", "DataTransfer", {"vendorId": "v", "data": "' + "9" * 40 + '"}]'
+    assert json.loads(c.receive(text).reply or "null") == [3, "d1", {"status": "Accepted"}]
+
+
+def test_parse_marks_frames_whose_text_cannot_hold_a_large_integer() -> None:
+    small = parse(_meter_call("12"))
+    large = parse(_meter_call(str(2**63 - 1)))
+    assert isinstance(small, Call) and small.small_numbers
+    assert isinstance(large, Call) and not large.small_numbers
+    assert small == Call(small.unique_id, small.action, small.payload)  # the mark is not part of equality
