@@ -49,13 +49,14 @@ def integrate(
     offset at which the car stopped taking energy (full, or at its target), or None if it still is."""
     t = 0.0
     while True:
-        if meter.register_wh >= cap_wh or vehicle.power_w(max_power_w) == 0:
+        power = vehicle.power_w(max_power_w)
+        if meter.register_wh >= cap_wh or power == 0:
             return t
         if t >= seconds:
             return None
         dt = min(STEP_S, seconds - t)
         before = meter.register_wh
-        meter.add(vehicle.power_w(max_power_w), dt)
+        meter.add(power, dt)
         meter.register_wh = min(meter.register_wh, cap_wh)
         vehicle.soc_wh += meter.register_wh - before
         t += dt
