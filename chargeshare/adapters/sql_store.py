@@ -483,11 +483,15 @@ _SET_CHARGER_STATUS = (
     .values(status=bindparam("new_status"), last_seen_at=bindparam("seen_at"))
 )
 _SET_CHARGER_STATUS_AND_VERSION = _SET_CHARGER_STATUS.values(ocpp_version=bindparam("version"))
-_ADD_HOST = insert(t.hosts).returning(t.hosts.c.id)
-_ADD_DRIVER = insert(t.drivers).returning(t.drivers.c.id)
-_ADD_CHARGER = insert(t.chargers).returning(t.chargers.c.id)
-_ADD_CONNECTOR = insert(t.connectors)
-_ADD_RTREE_BOX = insert(t.charger_rtree)
+_ADD_HOST = _insert_of(t.hosts, "name").returning(t.hosts.c.id)
+_ADD_DRIVER = _insert_of(t.drivers, "name", "id_tag").returning(t.drivers.c.id)
+_ADD_CHARGER = _insert_of(
+    t.chargers, "charge_point_id", "host_id", "title", "lat", "lon", "price_per_kwh", "status"
+).returning(t.chargers.c.id)
+_ADD_CONNECTOR = _insert_of(
+    t.connectors, "charger_id", "connector_no", "type", "max_power_w", "status", "fence_token"
+)
+_ADD_RTREE_BOX = _insert_of(t.charger_rtree, "id", "min_lon", "max_lon", "min_lat", "max_lat")  # SQLite only
 _AVAILABILITY_IN = select(t.availability).where(in_ids(_a.charger_id, "ids")).order_by(_a.id)
 _NOTIFY_HOST = _insert_of(t.notifications, "host_id", "kind", "subject", "body", "created_at")
 _SET_RESERVATION = (
@@ -573,6 +577,17 @@ _NOTIFY_HOST_D = DirectStatement(_NOTIFY_HOST)
 _SET_RESERVATION_D = DirectStatement(_SET_RESERVATION)
 _SET_RESERVATION_IF_D = DirectStatement(_SET_RESERVATION_IF)
 _RAISE_FENCE_D = DirectStatement(_RAISE_FENCE)
+_ADD_HOST_D = DirectStatement(_ADD_HOST)
+_ADD_DRIVER_D = DirectStatement(_ADD_DRIVER)
+_ADD_CHARGER_D = DirectStatement(_ADD_CHARGER)
+_ADD_CONNECTOR_D = DirectStatement(_ADD_CONNECTOR)
+# Statements for one dialect only (tests/integration/test_sql_direct.py checks them on it alone).
+SQLITE_ONLY = {"add_rtree_box": DirectStatement(_ADD_RTREE_BOX)}
+# Whole-table reads (a run's report and its invariants read every row once).
+_BOOKINGS_D = DirectStatement(_BOOKINGS)
+_SESSIONS_D = DirectStatement(select(t.sessions).order_by(_s.id))
+_ENTRIES_D = DirectStatement(select(t.ledger_entries).order_by(_le.created_at, _le.id))
+_POSTINGS_D = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
 
 
 @functools.lru_cache(maxsize=4)
@@ -690,10 +705,16 @@ class SqlTransaction:
 
     # ---- parties -------------------------------------------------------------------------------
     def add_host(self, name: str) -> int:
-        return int(self.conn.execute(_ADD_HOST, {"name": name}).scalar_one())
+        return self._inserted(_ADD_HOST_D, {"row_name": name})
 
     def add_driver(self, name: str, id_tag: str) -> int:
-        return int(self.conn.execute(_ADD_DRIVER, {"name": name, "id_tag": id_tag}).scalar_one())
+        return self._inserted(_ADD_DRIVER_D, {"row_name": name, "row_id_tag": id_tag})
+
+    def _inserted(self, stmt: DirectStatement, row: Mapping[str, Any]) -> int:
+        """Run an INSERT ... RETURNING id; the new row's id."""
+        found = stmt.first(self.conn, row)
+        assert found is not None
+        return int(found[0])
 
     def driver(self, driver_id: int) -> DriverRecord:
         r = _DRIVER_BY_ID_D.first_mapping(self.conn, {"driver_pk": driver_id})
@@ -708,29 +729,29 @@ class SqlTransaction:
     # ---- chargers ------------------------------------------------------------------------------
     def add_charger(self, spec: ChargerSpec) -> int:
         row = {
-            "charge_point_id": spec.charge_point_id,
-            "host_id": spec.host_id,
-            "title": spec.title,
-            "lat": spec.location.lat,
-            "lon": spec.location.lon,
-            "price_per_kwh": spec.tariff.price_per_kwh,
-            "status": ChargerStatus.REGISTERED.value,
+            "row_charge_point_id": spec.charge_point_id,
+            "row_host_id": spec.host_id,
+            "row_title": spec.title,
+            "row_lat": spec.location.lat,
+            "row_lon": spec.location.lon,
+            "row_price_per_kwh": spec.tariff.price_per_kwh,
+            "row_status": ChargerStatus.REGISTERED.value,
         }
-        charger_id = int(self.conn.execute(_ADD_CHARGER, row).scalar_one())
+        charger_id = self._inserted(_ADD_CHARGER_D, row)
         for c in spec.connectors:
             connector = {
-                "charger_id": charger_id,
-                "connector_no": c.connector_no,
-                "type": c.type.value,
-                "max_power_w": c.max_power_w,
-                "status": ConnectorStatus.UNAVAILABLE.value,
-                "fence_token": 0,
+                "row_charger_id": charger_id,
+                "row_connector_no": c.connector_no,
+                "row_type": c.type.value,
+                "row_max_power_w": c.max_power_w,
+                "row_status": ConnectorStatus.UNAVAILABLE.value,
+                "row_fence_token": 0,
             }
-            self.conn.execute(_ADD_CONNECTOR, connector)
+            _ADD_CONNECTOR_D.write(self.conn, connector)
         if self.dialect == "sqlite":
             lon, lat = spec.location.lon, spec.location.lat
-            box = {"id": charger_id, "min_lon": lon, "max_lon": lon, "min_lat": lat, "max_lat": lat}
-            self.conn.execute(_ADD_RTREE_BOX, box)
+            box = {"row_id": charger_id, "row_min_lon": lon, "row_max_lon": lon}
+            SQLITE_ONLY["add_rtree_box"].write(self.conn, {**box, "row_min_lat": lat, "row_max_lat": lat})
         return charger_id
 
     def _views(self, where: Any = None, order_by: Any = None, limit: int | None = None) -> list[ChargerView]:
@@ -1026,9 +1047,8 @@ class SqlTransaction:
 
     def bookings(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
         if status is None:
-            rows = self.conn.execute(_BOOKINGS).mappings()
-        else:
-            rows = self.conn.execute(_BOOKINGS_IN_STATUS, {"in_status": status.value}).mappings()
+            return [_booking(r) for r in _BOOKINGS_D.mappings(self.conn, {})]
+        rows = self.conn.execute(_BOOKINGS_IN_STATUS, {"in_status": status.value}).mappings()
         return [_booking(r) for r in rows]
 
     def bookings_starting_by(
@@ -1115,9 +1135,7 @@ class SqlTransaction:
         return None if r is None else _session(r)
 
     def sessions(self) -> Sequence[SessionRecord]:
-        return [
-            _session(r) for r in self.conn.execute(select(t.sessions).order_by(t.sessions.c.id)).mappings()
-        ]
+        return [_session(r) for r in _SESSIONS_D.mappings(self.conn, {})]
 
     def link_charger_transaction(
         self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
@@ -1223,6 +1241,8 @@ class SqlTransaction:
                 _ENTRIES_OF_BOOKING_D.mappings(self.conn, params),
                 _POSTINGS_OF_BOOKING_D.rows(self.conn, params),
             )
+        if booking_id is None and account is None:  # the whole journal (reports, invariants)
+            return _journal(_ENTRIES_D.mappings(self.conn, {}), _POSTINGS_D.rows(self.conn, {}))
         e, p = t.ledger_entries.c, t.ledger_postings.c
         q = select(t.ledger_entries)
         pq = select(p.entry_id, p.account, p.amount).join(t.ledger_entries, e.id == p.entry_id)
