@@ -910,8 +910,11 @@ class SqlTransaction:
             raise NotFound(f"no charger {charge_point_id!r}")
 
     def touch_charger(self, charge_point_id: str, at: datetime) -> None:
-        if _TOUCH_CHARGER_D.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) == 0:
+        if not self.touch_charger_if_known(charge_point_id, at):
             raise NotFound(f"no charger {charge_point_id!r}")
+
+    def touch_charger_if_known(self, charge_point_id: str, at: datetime) -> bool:
+        return _TOUCH_CHARGER_D.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) > 0
 
     def _update_charger(self, charge_point_id: str, values: dict[str, Any]) -> None:
         res = self.conn.execute(

@@ -70,7 +70,8 @@ class ChargingService:
         self.store, self.settlement, self.bus, self.clock, self.rules = store, settlement, bus, clock, rules
         # Development aid: let unregistered chargers boot and talk (nothing they say is stored).
         self.allow_unknown = allow_unknown
-        self._stamps: dict[str, datetime] = {}  # last_seen_at this process last wrote, per charger
+        self._stamps: dict[str, datetime] = {}  # last_seen_at this process last stamped, per charger
+        self._unwritten: dict[str, datetime] = {}  # stamps not yet in the store (see flush_last_seen)
 
     def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
         now = self.clock.now()
@@ -80,13 +81,16 @@ class ChargingService:
         except NotFound:
             self._stamps.pop(cp_id, None)
             return BootResult(False, self.rules.heartbeat_interval_s)
-        self._stamps[cp_id] = now
+        self._stamped(cp_id, now)
         self.bus.publish(ChargerOnline(now, cp_id))
         return BootResult(True, self.rules.heartbeat_interval_s)
 
     def heartbeat(self, cp_id: str) -> datetime:
+        """Raises NotFound for a charger that is not registered (see `_seen`)."""
         now = self.clock.now()
-        if not self._stamped_lately(cp_id, now):
+        if cp_id in self._stamps:  # known here: no unit of work at all
+            self._seen(None, cp_id, now)
+        else:
             with self.store.transaction() as tx:
                 self._seen(tx, cp_id, now)
         return now
@@ -94,9 +98,14 @@ class ChargingService:
     # ---- last seen -----------------------------------------------------------------------------
     # Every frame is a sign of life, but writing last_seen_at on each one was a row update per
     # MeterValues. The watchdog only needs it to within a fraction of a heartbeat interval (it
-    # waits `offline_after_intervals` whole intervals), so a charger's stamp is rewritten at most
-    # every quarter interval; the stamp this process last wrote is remembered (only this process
-    # talks to the charger while it is connected to it).
+    # waits `offline_after_intervals` whole intervals), so a charger's stamp is renewed at most
+    # every quarter interval; the stamp this process last made is remembered (only this process
+    # talks to the charger while it is connected to it). A renewed stamp is written behind: the
+    # housekeeping sweep writes all of them in one unit of work just before the watchdog reads
+    # them (`flush_last_seen`), instead of one unit of work per heartbeat. So the stored stamp may
+    # lag by one sweep (30 s), or by one more if the process dies; both are far inside the
+    # watchdog's margin. A charger's first stamp in this process is written at once, and must find
+    # its row: that is how an unregistered charger is told apart.
     @property
     def stamp_every(self) -> timedelta:
         return timedelta(seconds=self.rules.heartbeat_interval_s / 4)
@@ -105,13 +114,40 @@ class ChargingService:
         last = self._stamps.get(cp_id)
         return last is not None and timedelta(0) <= now - last < self.stamp_every
 
-    def _seen(self, tx: Transaction, cp_id: str, now: datetime) -> None:
-        """Stamp last seen unless stamped lately; raises NotFound for an unregistered charger (which
-        is never remembered as stamped, so it is looked up every time)."""
+    def _seen(self, tx: Transaction | None, cp_id: str, now: datetime) -> None:
+        """Stamp last seen unless stamped lately. A charger this process has not stamped yet is
+        written at once, in `tx`, which raises NotFound if it is not registered (so it is never
+        remembered as stamped, and looked up every time); `tx` may be None only for one it has."""
         if self._stamped_lately(cp_id, now):
             return
+        if cp_id in self._stamps:
+            self._stamps[cp_id] = self._unwritten[cp_id] = now
+            return
+        assert tx is not None, "a charger's first stamp is written in a unit of work"
         tx.touch_charger(cp_id, now)
         self._stamps[cp_id] = now
+
+    def _stamped(self, cp_id: str, now: datetime) -> None:
+        """The store was just given `now` as the charger's last seen (a status change writes it)."""
+        self._stamps[cp_id] = now
+        self._unwritten.pop(cp_id, None)
+
+    def flush_last_seen(self) -> int:
+        """Write every stamp not yet written, in one unit of work; how many. A charger removed
+        meanwhile is forgotten. If the write fails, the stamps wait for the next flush."""
+        pending, self._unwritten = self._unwritten, {}
+        if not pending:
+            return 0
+        try:
+            with self.store.transaction() as tx:
+                gone = [cp_id for cp_id, at in pending.items() if not tx.touch_charger_if_known(cp_id, at)]
+        except BaseException:
+            for cp_id, at in pending.items():
+                self._unwritten.setdefault(cp_id, at)  # a newer stamp made meanwhile wins
+            raise
+        for cp_id in gone:
+            self._stamps.pop(cp_id, None)
+        return len(pending)
 
     def disconnected(self, cp_id: str) -> None:
         self._gone_offline(cp_id, "its connection closed")
@@ -119,6 +155,7 @@ class ChargingService:
     def watchdog(self) -> list[str]:
         """Chargers silent for `offline_after_intervals` heartbeat intervals go OFFLINE (and out of
         search); their hosts are told. Returns the ids marked."""
+        self.flush_last_seen()  # the stamps it judges by, all of them
         now = self.clock.now()
         silence = timedelta(seconds=self.rules.heartbeat_interval_s * self.rules.offline_after_intervals)
         with self.store.transaction() as tx:
@@ -130,6 +167,7 @@ class ChargingService:
     def _gone_offline(self, cp_id: str, why: str) -> None:
         now = self.clock.now()
         self._stamps.pop(cp_id, None)  # back online, it is stamped at once
+        self._unwritten.pop(cp_id, None)  # going offline writes its own last seen
         with self.store.transaction() as tx:
             charger = tx.charger(cp_id)
             if charger.status is ChargerStatus.OFFLINE:
@@ -154,7 +192,7 @@ class ChargingService:
             back = charger.status is ChargerStatus.OFFLINE
             if back:
                 tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
-                self._stamps[cp_id] = now
+                self._stamped(cp_id, now)
             self._seen(tx, cp_id, now)
             tx.set_connector_status(cp_id, connector_no, status)
             connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)

@@ -1,4 +1,5 @@
-"""The meter path's one-statement update and the throttled last-seen stamp, on SQLite and PostgreSQL."""
+"""The meter path's one-statement update and the throttled, written-behind last-seen stamp, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -71,23 +72,61 @@ def test_readings_only_grow_and_the_energy_limit_is_announced(any_app: App, cloc
     assert all(r.ok for r in check_store(any_app.store, any_app.config.rules, now=clock.now()))
 
 
-def test_last_seen_is_rewritten_at_most_once_per_stamp_interval(any_app: App, clock: ManualClock) -> None:
+def test_last_seen_is_renewed_at_most_once_per_stamp_interval_and_written_behind(
+    any_app: App, clock: ManualClock
+) -> None:
     tx = started(any_app, clock)
+    booted = last_seen(any_app)
     every = any_app.charging.stamp_every
     assert timedelta(0) < every <= timedelta(seconds=any_app.config.rules.heartbeat_interval_s / 4)
     clock.advance(every.total_seconds())  # past the stamp the boot wrote
     any_app.charging.heartbeat("CP1")
+    assert last_seen(any_app) == booted  # renewed, not written yet...
+    assert any_app.charging.flush_last_seen() == 1
     stamped = last_seen(any_app)
-    assert stamped == clock.now()
+    assert stamped == clock.now()  # ...until the flush
 
     clock.advance(every.total_seconds() / 2)
     any_app.charging.meter("CP1", tx, 2_000)
     any_app.charging.heartbeat("CP1")
-    assert last_seen(any_app) == stamped  # within the interval: no write
+    assert any_app.charging.flush_last_seen() == 0  # within the interval: nothing renewed
+    assert last_seen(any_app) == stamped
 
     clock.advance(every.total_seconds())
     any_app.charging.meter("CP1", tx, 3_000)
-    assert last_seen(any_app) == clock.now()  # past it: the next frame stamps
+    any_app.charging.watchdog()  # the sweep flushes before it judges
+    assert last_seen(any_app) == clock.now()  # past it: the next frame renewed it
+
+
+def test_a_removed_chargers_pending_stamp_is_dropped_and_it_is_looked_up_again(
+    any_app: App, clock: ManualClock
+) -> None:
+    add_charger(any_app, "CP2")
+    clock.advance(any_app.charging.stamp_every.total_seconds())
+    any_app.charging.heartbeat("CP2")  # known here: renewed without a unit of work
+    any_app.marketplace.remove_charger("CP2")
+    assert any_app.charging.flush_last_seen() == 1  # written to no row
+    with pytest.raises(NotFound):
+        any_app.charging.heartbeat("CP2")  # forgotten: looked up, and found missing
+
+
+def test_stamps_a_failed_flush_could_not_write_wait_for_the_next(
+    any_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_charger(any_app)
+    clock.advance(any_app.charging.stamp_every.total_seconds())
+    any_app.charging.heartbeat("CP1")
+    seen_at = clock.now()
+
+    def down() -> object:
+        raise ConnectionError("database away")
+
+    with monkeypatch.context() as m:
+        m.setattr(any_app.store, "transaction", down)
+        with pytest.raises(ConnectionError):
+            any_app.charging.flush_last_seen()
+    assert any_app.charging.flush_last_seen() == 1
+    assert last_seen(any_app) == seen_at
 
 
 def test_the_watchdog_still_finds_a_silent_charger_and_a_return_is_stamped_at_once(
