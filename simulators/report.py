@@ -10,7 +10,7 @@ from typing import Any
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind
-from chargeshare.services.invariants import InvariantResult, check_store
+from chargeshare.services.invariants import InvariantResult, read_and_check
 from simulators.driver import DriverStats
 
 
@@ -42,13 +42,14 @@ class RunReport:
 
 
 def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: float) -> RunReport:
+    snapshot, invariants = read_and_check(app.store, app.config.rules, now=app.clock.now())
     with app.store.transaction() as tx:
-        bookings = tx.bookings()
-        sessions = tx.sessions()
-        entries = tx.entries()
+        if snapshot is None:  # the journal cannot be loaded: reading it again says why
+            bookings, sessions, entries = tx.bookings(), tx.sessions(), tx.entries()
+        else:
+            bookings, sessions, entries = snapshot.bookings, snapshot.sessions, snapshot.entries
         payments = tx.payments()
         notes = tx.notifications()
-        dead = tx.payments("dead")
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
     host = -sum(p.amount for p in splits if p.account.startswith("host:"))
@@ -77,10 +78,9 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "chargers_went_offline": stats.chargers_went_offline,
         "hosts_notified": len(notes),
         "sessions_closed_without_stop": stats.sessions_closed_without_stop,
-        "dead_letters": len(dead),
+        "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
     }
-    invariants = check_store(app.store, app.config.rules, now=app.clock.now())
     gateway = app.gateway
     if isinstance(gateway, SimulatedGateway):
         agree = gateway.total_captured == captured

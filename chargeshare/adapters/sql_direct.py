@@ -147,6 +147,18 @@ class DirectStatement:
         keys = self.compiled(conn.dialect).keys
         return [dict(zip(keys, row, strict=True)) for row in self.rows(conn, values)]
 
+    def write_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run an INSERT/UPDATE/DELETE once per row of values, in one driver call; the rows touched
+        in all (as the driver reports it: -1 if it cannot tell)."""
+        c = self.compiled(conn.dialect)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            params: Any = [c.parameters(values) for values in rows]
+            cursor.executemany(c.sql, params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
     def write(self, conn: Connection, values: Mapping[str, Any]) -> int:
         """Run an INSERT/UPDATE/DELETE without RETURNING; the number of rows it touched."""
         _c, cursor = self._cursor(conn, values)

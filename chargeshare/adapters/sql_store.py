@@ -221,21 +221,20 @@ def _session(r: Mapping[Any, Any]) -> SessionRecord:
     )
 
 
-def _journal(entries: Iterable[Mapping[Any, Any]], postings: Iterable[Sequence[Any]]) -> list[JournalEntry]:
-    """Journal entries from entry rows (in order) and (entry_id, account, amount) posting rows."""
+_ENTRY_KINDS = {e.value: e for e in EntryKind}
+
+
+def _journal(entries: Iterable[Sequence[Any]], postings: Iterable[Sequence[Any]]) -> list[JournalEntry]:
+    """Journal entries from entry rows (`_ENTRY_COLUMNS`, in order) and (entry_id, account, amount)
+    posting rows. Read by position: a run's report and invariants read the whole journal."""
     by_entry: dict[str, list[Posting]] = defaultdict(list)
     for entry_id, account, amount in postings:
         by_entry[entry_id].append(Posting(account, amount))
     return [
         JournalEntry(
-            entry_id=r["id"],
-            kind=EntryKind(r["kind"]),
-            postings=tuple(by_entry[r["id"]]),
-            created_at=r["created_at"],
-            booking_id=r["booking_id"],
-            pending_id=r["pending_id"],
+            entry_id, _ENTRY_KINDS[kind], tuple(by_entry[entry_id]), created_at, booking_id, pending_id
         )
-        for r in entries
+        for entry_id, kind, booking_id, pending_id, created_at in entries
     ]
 
 
@@ -522,8 +521,9 @@ _INSERT_POSTING = insert(t.ledger_postings).values(
     account=bindparam("acct"),
     amount=bindparam("amount_p"),
 )
+_ENTRY_COLUMNS = (_le.id, _le.kind, _le.booking_id, _le.pending_id, _le.created_at)  # as `_journal` reads
 _ENTRIES_OF_BOOKING = (
-    select(t.ledger_entries).where(_le.booking_id == bindparam("booking_pk")).order_by(_le.created_at, _le.id)
+    select(*_ENTRY_COLUMNS).where(_le.booking_id == bindparam("booking_pk")).order_by(_le.created_at, _le.id)
 )
 _POSTINGS_OF_BOOKING = (
     select(_lp.entry_id, _lp.account, _lp.amount)
@@ -586,7 +586,7 @@ SQLITE_ONLY = {"add_rtree_box": DirectStatement(_ADD_RTREE_BOX)}
 # Whole-table reads (a run's report and its invariants read every row once).
 _BOOKINGS_D = DirectStatement(_BOOKINGS)
 _SESSIONS_D = DirectStatement(select(t.sessions).order_by(_s.id))
-_ENTRIES_D = DirectStatement(select(t.ledger_entries).order_by(_le.created_at, _le.id))
+_ENTRIES_D = DirectStatement(select(*_ENTRY_COLUMNS).order_by(_le.created_at, _le.id))
 _POSTINGS_D = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
 
 
@@ -916,6 +916,14 @@ class SqlTransaction:
     def touch_charger_if_known(self, charge_point_id: str, at: datetime) -> bool:
         return _TOUCH_CHARGER_D.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) > 0
 
+    def touch_chargers(self, stamps: Mapping[str, datetime]) -> list[str]:
+        rows = [{"cp_id": cp_id, "seen_at": at} for cp_id, at in stamps.items()]
+        if _TOUCH_CHARGER_D.write_many(self.conn, rows) == len(rows):
+            return []
+        # Some id matched no row (or the driver cannot count): find which, one by one. Rewriting a
+        # stamp just written changes nothing.
+        return [cp_id for cp_id, at in stamps.items() if not self.touch_charger_if_known(cp_id, at)]
+
     def _update_charger(self, charge_point_id: str, values: dict[str, Any]) -> None:
         res = self.conn.execute(
             update(t.chargers).where(t.chargers.c.charge_point_id == charge_point_id).values(**values)
@@ -1241,13 +1249,12 @@ class SqlTransaction:
         if booking_id is not None and account is None:  # one booking's (settlement, every step)
             params = {"booking_pk": booking_id}
             return _journal(
-                _ENTRIES_OF_BOOKING_D.mappings(self.conn, params),
-                _POSTINGS_OF_BOOKING_D.rows(self.conn, params),
+                _ENTRIES_OF_BOOKING_D.rows(self.conn, params), _POSTINGS_OF_BOOKING_D.rows(self.conn, params)
             )
         if booking_id is None and account is None:  # the whole journal (reports, invariants)
-            return _journal(_ENTRIES_D.mappings(self.conn, {}), _POSTINGS_D.rows(self.conn, {}))
+            return _journal(_ENTRIES_D.rows(self.conn, {}), _POSTINGS_D.rows(self.conn, {}))
         e, p = t.ledger_entries.c, t.ledger_postings.c
-        q = select(t.ledger_entries)
+        q = select(*_ENTRY_COLUMNS)
         pq = select(p.entry_id, p.account, p.amount).join(t.ledger_entries, e.id == p.entry_id)
         if booking_id is not None:
             q = q.where(e.booking_id == booking_id)
@@ -1257,7 +1264,7 @@ class SqlTransaction:
             q = q.where(touching)
             pq = pq.where(touching)
         return _journal(
-            self.conn.execute(q.order_by(e.created_at, e.id)).mappings(),
+            self.conn.execute(q.order_by(e.created_at, e.id)),
             self.conn.execute(pq.order_by(p.entry_id, p.seq)),
         )
 

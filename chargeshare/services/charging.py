@@ -140,7 +140,7 @@ class ChargingService:
             return 0
         try:
             with self.store.transaction() as tx:
-                gone = [cp_id for cp_id, at in pending.items() if not tx.touch_charger_if_known(cp_id, at)]
+                gone = tx.touch_chargers(pending)
         except BaseException:
             for cp_id, at in pending.items():
                 self._unwritten.setdefault(cp_id, at)  # a newer stamp made meanwhile wins

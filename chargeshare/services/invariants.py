@@ -282,11 +282,20 @@ def check_snapshot(s: Snapshot, *, final: bool = True) -> list[InvariantResult]:
 def check_store(
     store: Store, rules: MarketplaceRules, *, now: datetime | None = None, final: bool = True
 ) -> list[InvariantResult]:
+    return read_and_check(store, rules, now=now, final=final)[1]
+
+
+def read_and_check(
+    store: Store, rules: MarketplaceRules, *, now: datetime | None = None, final: bool = True
+) -> tuple[Snapshot | None, list[InvariantResult]]:
+    """`check_store`, also giving the snapshot it checked (None if the journal could not be loaded),
+    for a report that needs the same rows: at fleet scale, reading them twice was seconds."""
     with store.transaction() as tx:
         try:
             snapshot = Snapshot.read(tx, rules, now)
         except LedgerError as exc:  # an entry so broken it cannot even be loaded
             sums = tx.posting_sums()
             bad = [f"{eid} sums to {v}" for eid, v in sums.items() if v != 0] or [str(exc)]
-            return [_result("journal_balanced", "every journal entry's postings sum to zero", len(sums), bad)]
-    return check_snapshot(snapshot, final=final)
+            name, what = "journal_balanced", "every journal entry's postings sum to zero"
+            return None, [_result(name, what, len(sums), bad)]
+    return snapshot, check_snapshot(snapshot, final=final)

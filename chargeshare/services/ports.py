@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +54,10 @@ class Transaction(Protocol):
 
     def touch_charger_if_known(self, charge_point_id: str, at: datetime) -> bool:
         """Set last seen; False (and nothing written) for an unregistered charger."""
+        ...
+
+    def touch_chargers(self, stamps: Mapping[str, datetime]) -> list[str]:
+        """Set each charger's last seen; the ids that are not registered (nothing written for them)."""
         ...
 
     def set_charger_password(self, charge_point_id: str, password_hash: str | None) -> None: ...
