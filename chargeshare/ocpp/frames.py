@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
-    # Parsed from text with no run of 19 digits, so no integer in it can be out of INT_RANGE.
+    # Parsed from text holding no integer out of INT_RANGE (see `parse`).
     small_numbers: bool = field(default=False, compare=False)
 
 
@@ -88,9 +87,12 @@ def error_code(code: str, version: str) -> str:
 def parse(text: str | bytes) -> Frame:
     if len(text) > MAX_FRAME_BYTES:
         raise RemoteProtocolError("FormatViolation", f"frame larger than {MAX_FRAME_BYTES} bytes")
+    small = isinstance(text, str)  # bytes: the values are checked after the schema
     try:
-        msg = json.loads(text)
-        small = isinstance(text, str) and _LONG_DIGITS.search(text) is None  # bytes: check the values
+        try:
+            msg = _DECODER.decode(text) if isinstance(text, str) else json.loads(text)
+        except _OutOfRange:
+            msg, small = json.loads(text), False  # the schema check comes first, then this refusal
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise RemoteProtocolError("FormatViolation", "frame is not valid JSON") from None
     if not isinstance(msg, list) or not msg:
@@ -138,8 +140,22 @@ def has_schema(action: str, version: str, kind: int = CALL) -> bool:
 
 
 INT_RANGE = range(-(2**63), 2**63)  # what a database integer column holds
-# An integer out of INT_RANGE has at least 19 digits; most frames have no such run of digits at all.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+class _OutOfRange(Exception):
+    pass
+
+
+def _int_in_range(digits: str) -> int:
+    value = int(digits)
+    if len(digits) > 18 and value not in INT_RANGE:  # 18 digits (and a sign) always fit
+        raise _OutOfRange
+    return value
+
+
+# Each integer is looked at as it is parsed, so that a payload is walked for large ones (after the
+# schema check, which decides first) only when one is there.
+_DECODER = json.JSONDecoder(parse_int=_int_in_range)
 
 
 def _oversized_int(value: Any) -> bool:

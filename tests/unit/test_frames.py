@@ -382,9 +382,19 @@ def test_a_long_run_of_digits_in_a_string_is_not_an_integer() -> None:
     assert json.loads(c.receive(text).reply or "null") == [3, "d1", {"status": "Accepted"}]
 
 
-def test_parse_marks_frames_whose_text_cannot_hold_a_large_integer() -> None:
+def test_parse_marks_frames_holding_no_integer_out_of_range() -> None:
     small = parse(_meter_call("12"))
-    large = parse(_meter_call(str(2**63 - 1)))
+    largest = parse(_meter_call(str(2**63 - 1)))
+    too_large = parse(_meter_call(str(2**63)))
     assert isinstance(small, Call) and small.small_numbers
-    assert isinstance(large, Call) and not large.small_numbers
+    assert isinstance(largest, Call) and largest.small_numbers
+    assert isinstance(too_large, Call) and not too_large.small_numbers
+    assert too_large.payload["transactionId"] == 2**63  # parsed all the same: the schema check is first
     assert small == Call(small.unique_id, small.action, small.payload)  # the mark is not part of equality
+
+
+def test_a_schema_error_is_named_before_an_integer_out_of_range() -> None:
+    c = Connection("1.6", {"MeterValues": lambda p: {}})
+    text = _meter_call(str(2**64)).replace('"connectorId": 1', '"connectorId": "one"')
+    reply = json.loads(c.receive(text).reply or "null")
+    assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", reply
