@@ -17,6 +17,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    and_,
     bindparam,
     case,
     cast,
@@ -305,6 +306,16 @@ _TOUCH_CHARGER = (
     .where(t.chargers.c.charge_point_id == bindparam("cp_id"))
     .values(last_seen_at=bindparam("seen_at"))
 )
+# A StatusNotification's lookup: the charger's status and the id of the connector it names, if any.
+_STATUS_AND_CONNECTOR = (
+    select(t.chargers.c.status, _k.id)
+    .select_from(
+        t.chargers.outerjoin(
+            t.connectors, and_(_k.charger_id == t.chargers.c.id, _k.connector_no == bindparam("no"))
+        )
+    )
+    .where(t.chargers.c.charge_point_id == bindparam("cp_id"))
+)
 _CHARGER_ID_OF = select(t.chargers.c.id).where(t.chargers.c.charge_point_id == bindparam("cp_id"))
 _SET_CONNECTORS_STATUS = (
     update(t.connectors)
@@ -565,6 +576,7 @@ _ENTRIES_OF_BOOKING_D = DirectStatement(_ENTRIES_OF_BOOKING)
 _POSTINGS_OF_BOOKING_D = DirectStatement(_POSTINGS_OF_BOOKING)
 _CONNECTORS_OF_D = DirectStatement(_CONNECTORS.where(_k.charger_id == bindparam("charger_pk")))
 _CONNECTORS_OF_MANY_D = DirectStatement(_CONNECTORS_OF_MANY)
+_STATUS_AND_CONNECTOR_D = DirectStatement(_STATUS_AND_CONNECTOR)
 _STATUS_OF_CONNECTORS_D = DirectStatement(_STATUS_OF_CONNECTORS)
 _AVAILABILITY_IN_D = DirectStatement(_AVAILABILITY_IN)
 _BOOKINGS_STARTING_BY_D = DirectStatement(_BOOKINGS_STARTING_BY)
@@ -801,6 +813,14 @@ class SqlTransaction:
         if not views:
             raise NotFound(f"no charger {charge_point_id!r}")
         return views[0]
+
+    def status_and_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None]:
+        found = _STATUS_AND_CONNECTOR_D.first(self.conn, {"cp_id": charge_point_id, "no": connector_no})
+        if found is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return _CHARGER_STATUSES[found[0]], found[1]
 
     def charger_by_id(self, charger_id: int) -> ChargerView:
         rows = _CHARGER_BY_ID_D.rows(self.conn, {"charger_pk": charger_id})

@@ -188,15 +188,14 @@ class ChargingService:
         now = self.clock.now()
         dangling = None
         with self.store.transaction() as tx:
-            charger = tx.charger(cp_id)
-            back = charger.status is ChargerStatus.OFFLINE
+            charger_status, connector_id = tx.status_and_connector(cp_id, connector_no)
+            back = charger_status is ChargerStatus.OFFLINE
             if back:
                 tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
                 self._stamped(cp_id, now)
             self._seen(tx, cp_id, now)
             tx.set_connector_status(cp_id, connector_no, status)
-            connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
-            open_ = None if connector is None else tx.open_session(connector.connector_id)
+            open_ = None if connector_id is None else tx.open_session(connector_id)
             if open_ is not None and status in IDLE_STATES:
                 tx.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
             elif open_ is not None and status is ConnectorStatus.CHARGING:

@@ -153,3 +153,14 @@ def test_an_unregistered_charger_is_never_taken_for_stamped(any_app: App) -> Non
     for _ in range(2):
         with pytest.raises(NotFound):
             any_app.charging.heartbeat("NOPE")
+
+
+def test_a_status_lookup_names_the_chargers_status_and_the_connector(any_app: App) -> None:
+    add_charger(any_app)
+    with any_app.store.reading() as tx:
+        connector = tx.charger("CP1").connectors[0].connector_id
+        assert tx.status_and_connector("CP1", 1) == (ChargerStatus.ONLINE, connector)
+        assert tx.status_and_connector("CP1", 0) == (ChargerStatus.ONLINE, None)  # the charger itself
+        assert tx.status_and_connector("CP1", 7) == (ChargerStatus.ONLINE, None)
+        with pytest.raises(NotFound):
+            tx.status_and_connector("NOPE", 1)
