@@ -118,9 +118,11 @@ class SqliteGroupCommit:
         self.wal_path = database + "-wal"
         self.flusher = GroupFlusher(sync or (lambda: fsync_file(self.wal_path)))
         self._local = threading.local()
-        # On checkout from the pool: every store transaction takes its own connection, and between
-        # transactions is the only time SQLite lets the level change.
+        self._store = store
+        # Before each unit of work: on checkout from the pool, or on a connection a thread holds
+        # (`SqlStore.hold_here`); between transactions is the only time SQLite lets the level change.
         event.listen(store.engine, "checkout", self._on_checkout)
+        store.unit_hooks.append(self._set_level)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -129,6 +131,7 @@ class SqliteGroupCommit:
         context variable, so a task spawned from inside the block does not inherit it."""
         outer = getattr(self._local, "deferred", False)
         self._local.deferred = True
+        self._store.hold_here()  # such a thread (the OCPP server's loop) runs unit after unit
         try:
             yield
         finally:
@@ -138,10 +141,13 @@ class SqliteGroupCommit:
         await self.flusher.flushed()
 
     def _on_checkout(self, dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        self._set_level(dbapi_conn, record.info)
+
+    def _set_level(self, dbapi_conn: Any, info: dict[Any, Any]) -> None:
         level = _NORMAL if getattr(self._local, "deferred", False) else _FULL
-        if record.info.get(_SYNC_KEY) != level:
+        if info.get(_SYNC_KEY) != level:
             dbapi_conn.execute(f"PRAGMA synchronous={level}")
-            record.info[_SYNC_KEY] = level
+            info[_SYNC_KEY] = level
 
 
 def durability_for(store: SqlStore) -> SqliteGroupCommit | ImmediateDurability:

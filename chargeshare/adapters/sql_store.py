@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -110,6 +110,24 @@ class SqlStore:
         memory = isinstance(self.engine.pool, StaticPool)
         self._memory_lock = threading.RLock() if memory else None
         self._memory_conn: Connection | None = None
+        # A SQLite file: connections kept by the threads that asked (`hold_here`), and what runs on
+        # one before each unit of work (a pooled connection gets the same from a "checkout" hook).
+        self._held: dict[int, Connection] = {}
+        self._held_lock = threading.Lock()
+        self.unit_hooks: list[Callable[[Any, dict[Any, Any]], None]] = []
+
+    def hold_here(self) -> None:
+        """From now on, this thread's units of work (on a SQLite file) all use one connection of its
+        own instead of a pool checkout each: for a thread running many small units one after another
+        (the OCPP server's event loop), the checkout cost as much as a MeterValues' statement. The
+        connections of threads that have ended are closed as another is taken."""
+        if self.dialect != "sqlite" or self._memory_lock is not None or threading.get_ident() in self._held:
+            return
+        with self._held_lock:
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [i for i in self._held if i not in alive]:
+                self._held.pop(ident).close()
+            self._held[threading.get_ident()] = self.engine.connect()
 
     def create_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -135,6 +153,12 @@ class SqlStore:
                 yield SqlTransaction(conn, self.dialect)
             return
         if self._memory_lock is None:
+            held = self._held.get(threading.get_ident()) if self._held else None
+            if held is not None:
+                for hook in self.unit_hooks:
+                    hook(held.connection.dbapi_connection, held.info)
+                yield from self._on_the_driver(held)
+                return
             with self.engine.connect() as conn:  # a checkout per unit of work (durability hooks it)
                 yield from self._on_the_driver(conn)
             return
@@ -179,6 +203,10 @@ class SqlStore:
         if self._memory_conn is not None:
             self._memory_conn.close()
             self._memory_conn = None
+        with self._held_lock:
+            for conn in self._held.values():
+                conn.close()
+            self._held.clear()
         self.engine.dispose()
 
 

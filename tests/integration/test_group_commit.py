@@ -3,7 +3,11 @@ after `flushed()` is still there when the file is opened again, and other writer
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
 
 from chargeshare.adapters.durability import ImmediateDurability, SqliteGroupCommit
 from chargeshare.adapters.sql_store import SqlStore
@@ -75,3 +79,35 @@ async def test_acknowledged_writes_survive_closing_and_reopening_the_file(tmp_pa
             assert [c.status for c in view.connectors] == [ConnectorStatus.CHARGING]
     finally:
         reopened.close()
+
+
+def test_a_thread_that_defers_keeps_one_connection_and_an_ended_threads_is_closed(tmp_path: Path) -> None:
+    app = build(Config(database_url=f"sqlite:///{tmp_path / 'held.db'}"))
+    checkouts: list[object] = []
+    event.listen(app.store.engine, "checkout", lambda *args: checkouts.append(args[0]))
+    try:
+        before = len(checkouts)
+        with app.durability.deferred():  # from now on this thread keeps its connection
+            pass
+        for _ in range(5):
+            assert _synchronous_level(app.store) == 2  # outside deferred(): FULL, on the kept one
+            with app.durability.deferred():
+                assert _synchronous_level(app.store) == 1
+        assert len(checkouts) - before == 1  # one checkout for eleven units of work
+
+        def elsewhere() -> None:
+            with app.durability.deferred():
+                assert _synchronous_level(app.store) == 1
+
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        pool = app.store.engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedout() == 2  # this thread's and the ended worker's
+        other = threading.Thread(target=elsewhere)
+        other.start()
+        other.join()
+        assert pool.checkedout() == 2  # the ended worker's went back as the new one was taken
+    finally:
+        app.close()
