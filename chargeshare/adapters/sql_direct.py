@@ -22,6 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
+from chargeshare.adapters.sql_schema import UTCDateTime, utc_to_sqlite_text
+
 Processor = Callable[[Any], Any]
 
 
@@ -42,9 +44,12 @@ class Compiled:
         # Values the statement carries itself (`status == 'Charging'` becomes a bound literal).
         self.fixed = {name: bp.value for name, bp in compiled.binds.items() if not bp.required}
         binds: list[tuple[str, Processor]] = []
+        sqlite = dialect.name == "sqlite"
         for name, fn in compiled._bind_processors.items():
             if not callable(fn):  # a processor per element: tuple-valued parameters
                 raise ValueError("tuple-valued parameters are not supported: use Connection.execute")
+            if sqlite and isinstance(compiled.binds[name].type, UTCDateTime):
+                fn = utc_to_sqlite_text  # the same text in one step (tests/unit/test_sqlite_datetimes.py)
             binds.append((name, fn))
         self.binds = tuple(binds)
         # How each parameter is made, in the order the driver takes them: a constant the statement

@@ -48,6 +48,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def utc_to_sqlite_text(value: datetime | None) -> str | None:
+    """`UTCDateTime`'s bind conversion on SQLite in one step: the same text SQLAlchemy's chain
+    (`process_bind_param`, then SQLite's DATETIME storage format) gives, in 1.5 us instead of 2.5
+    (timeit); the store's direct statements bind several per frame. (Reading back is already fast.)"""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 metadata = MetaData()
 
 hosts = Table(

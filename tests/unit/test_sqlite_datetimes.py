@@ -1,0 +1,46 @@
+"""The store's one-step datetime conversion on SQLite gives exactly what SQLAlchemy's chain gives
+(`UTCDateTime` over SQLite's DATETIME): the same stored text, so comparisons in SQL are unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+
+from chargeshare.adapters.sql_schema import UTCDateTime, utc_to_sqlite_text
+
+DIALECT = sqlite.dialect()
+# As SQLAlchemy runs them for a statement on SQLite: the decorator's step, then the dialect's.
+_bind = UTCDateTime()._cached_bind_processor(DIALECT)
+_result = UTCDateTime()._cached_result_processor(DIALECT, None)
+assert _bind is not None and _result is not None
+SA_BIND: Callable[[Any], Any] = _bind
+SA_RESULT: Callable[[Any], Any] = _result
+
+zones = st.one_of(
+    st.just(UTC),
+    st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m))),
+)
+aware = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30), timezones=zones)
+
+
+@given(aware)
+def test_the_stored_text_is_sqlalchemys(value: datetime) -> None:
+    assert utc_to_sqlite_text(value) == SA_BIND(value)
+
+
+@given(aware)
+def test_what_is_stored_reads_back_as_the_same_instant(value: datetime) -> None:
+    back = SA_RESULT(utc_to_sqlite_text(value))
+    assert back == value and back.tzinfo is UTC
+
+
+def test_none_and_naive_values() -> None:
+    assert utc_to_sqlite_text(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        utc_to_sqlite_text(datetime(2026, 3, 2, 9, 1))
