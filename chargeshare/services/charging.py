@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -132,10 +133,15 @@ class ChargingService:
         self._stamps[cp_id] = now
         self._unwritten.pop(cp_id, None)
 
-    def flush_last_seen(self) -> int:
-        """Write every stamp not yet written, in one unit of work; how many. A charger removed
-        meanwhile is forgotten. If the write fails, the stamps wait for the next flush."""
-        pending, self._unwritten = self._unwritten, {}
+    def flush_last_seen(self, most: int | None = None) -> int:
+        """Write the stamps not yet written (the `most` oldest, if given), in one unit of work; how
+        many. A charger removed meanwhile is forgotten. If the write fails, they wait for the next."""
+        if most is None or most >= len(self._unwritten):
+            pending, self._unwritten = self._unwritten, {}
+        else:
+            pending = dict(itertools.islice(self._unwritten.items(), most))
+            for cp_id in pending:
+                del self._unwritten[cp_id]
         if not pending:
             return 0
         try:

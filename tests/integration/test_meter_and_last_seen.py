@@ -4,7 +4,7 @@ and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ def any_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]
     app.close()
 
 
-def last_seen(app: App, cp_id: str = "CP1") -> object:
+def last_seen(app: App, cp_id: str = "CP1") -> datetime | None:
     with app.store.reading() as tx:
         return tx.charger(cp_id).last_seen_at
 
@@ -164,3 +164,19 @@ def test_a_status_lookup_names_the_chargers_status_and_the_connector(any_app: Ap
         assert tx.status_and_connector("CP1", 7) == (ChargerStatus.ONLINE, None)
         with pytest.raises(NotFound):
             tx.status_and_connector("NOPE", 1)
+
+
+def test_a_flush_can_take_the_oldest_stamps_a_few_at_a_time(any_app: App, clock: ManualClock) -> None:
+    for cp in ("CP1", "CP2", "CP3"):
+        add_charger(any_app, cp)
+    clock.advance(any_app.charging.stamp_every.total_seconds())
+    for cp in ("CP2", "CP1", "CP3"):  # renewed in this order
+        any_app.charging.heartbeat(cp)
+        clock.advance(1)
+    assert any_app.charging.flush_last_seen(most=2) == 2
+    renewed = [clock.now() - timedelta(seconds=n) for n in (3, 2, 1)]  # CP2, CP1, CP3
+    assert [last_seen(any_app, cp) for cp in ("CP2", "CP1")] == renewed[:2]  # the oldest two
+    assert last_seen(any_app, "CP3") != renewed[2]  # not yet
+    assert any_app.charging.flush_last_seen(most=2) == 1
+    assert last_seen(any_app, "CP3") == renewed[2]
+    assert any_app.charging.flush_last_seen(most=2) == 0
