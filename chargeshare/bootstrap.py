@@ -6,6 +6,7 @@ Embedded default (no configuration): SQLite + fakeredis + simulated payments + i
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ from chargeshare.services.ports import Durability, LockManager, PaymentGateway
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///chargeshare.db"
 MEMORY_DATABASE_URL = "sqlite://"
@@ -114,6 +117,10 @@ class App:
     durability: Durability = field(default_factory=ImmediateDurability)
 
     def close(self) -> None:
+        try:  # last-seen stamps still waiting for the housekeeping sweep (a clean stop loses none)
+            self.charging.flush_last_seen()
+        except Exception:
+            log.exception("could not write the last-seen stamps still pending; closing anyway")
         self.store.close()
         if self.redis is not None:
             self.redis.close()

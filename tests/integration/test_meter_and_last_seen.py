@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,18 @@ def test_a_flush_can_take_the_oldest_stamps_a_few_at_a_time(any_app: App, clock:
     assert any_app.charging.flush_last_seen(most=2) == 1
     assert last_seen(any_app, "CP3") == renewed[2]
     assert any_app.charging.flush_last_seen(most=2) == 0
+
+
+def test_stamps_still_pending_are_written_when_the_app_closes(tmp_path: Path, clock: ManualClock) -> None:
+    url = f"sqlite:///{tmp_path / 'stamps.db'}"
+    app = build(Config(database_url=url, locks_enabled=False), clock=clock)
+    add_charger(app)
+    clock.advance(app.charging.stamp_every.total_seconds())
+    app.charging.heartbeat("CP1")  # renewed, waiting for a sweep that never comes
+    seen_at = clock.now()
+    app.close()
+    reopened = build(Config(database_url=url, locks_enabled=False), clock=clock)
+    try:
+        assert last_seen(reopened) == seen_at
+    finally:
+        reopened.close()
