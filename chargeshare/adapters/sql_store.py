@@ -625,6 +625,7 @@ _ADD_CONNECTOR_D = DirectStatement(_ADD_CONNECTOR)
 SQLITE_ONLY = {"add_rtree_box": DirectStatement(_ADD_RTREE_BOX)}
 # Whole-table reads (a run's report and its invariants read every row once).
 _BOOKINGS_D = DirectStatement(_BOOKINGS)
+_ALL_CHARGERS_D = DirectStatement(select(*_CHARGER_COLUMNS).order_by(t.chargers.c.id))
 _SESSIONS_D = DirectStatement(select(t.sessions).order_by(_s.id))
 _ENTRIES_D = DirectStatement(select(*_ENTRY_COLUMNS).order_by(_le.created_at, _le.id))
 _POSTINGS_D = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
@@ -858,7 +859,7 @@ class SqlTransaction:
         return views[0]
 
     def chargers(self) -> Sequence[ChargerView]:
-        return self._views()
+        return self._hydrate(_ALL_CHARGERS_D.rows(self.conn, {}), with_distance=False)
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         windowed = query.available_from is not None
