@@ -472,11 +472,7 @@ _ENQUEUE_PAYMENT = insert(t.payment_outbox).values(
 _BOOKINGS_STARTING_BY = _BOOKING_COLUMNS.where(
     _b.status == bindparam("in_status"), _b.starts_at <= bindparam("starts_by")
 ).order_by(_b.id)
-_UNRESERVED_STARTING_BY = _BOOKING_COLUMNS.where(
-    _b.status == bindparam("in_status"),
-    _b.starts_at <= bindparam("starts_by"),
-    _b.reservation == bindparam("reservation_state"),
-).order_by(_b.id)
+_UNRESERVED_STARTING_BY = _BOOKINGS_STARTING_BY.where(_b.reservation == bindparam("reservation_state"))
 _PENDING_PAYMENTS_OF = (
     select(t.payment_outbox)
     .where(_o.booking_id == bindparam("booking_pk"), _o.status == "pending")
@@ -631,20 +627,24 @@ _ENTRIES_D = DirectStatement(select(*_ENTRY_COLUMNS).order_by(_le.created_at, _l
 _POSTINGS_D = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
 
 
+def _live_overlap(connector: Any, since: Any, until: Any, live: Iterable[BookingStatus]) -> list[Any]:
+    """Conditions for a booking in one of the `live` states on `connector` overlapping [since, until):
+    the booking guard's and the map search's booking window's. Columns come first in each comparison,
+    so an untyped parameter takes the column's type."""
+    return [
+        _b.connector_id == connector,
+        _one_of(_b.status, [s.value for s in live]),
+        _b.starts_at < until,
+        _b.ends_at > since,
+    ]
+
+
 @functools.lru_cache(maxsize=4)
 def _clash_statement(live: frozenset[BookingStatus]) -> DirectStatement:
     """The first live booking on a connector overlapping a period. Keyed by the live states, so a
     test that mutates `LIVE_STATES` (to show a scenario turning red) gets a statement built from them."""
-    return DirectStatement(
-        select(_b.id)
-        .where(
-            _b.connector_id == bindparam("connector_pk"),
-            _one_of(_b.status, [s.value for s in live]),
-            _b.starts_at < bindparam("until"),
-            _b.ends_at > bindparam("since"),  # column first: the parameter takes the column's type
-        )
-        .limit(1)
-    )
+    overlap = _live_overlap(bindparam("connector_pk"), bindparam("since"), bindparam("until"), live)
+    return DirectStatement(select(_b.id).where(*overlap).limit(1))
 
 
 _CLASH_D = _clash_statement(LIVE_STATES)
@@ -720,12 +720,11 @@ def _search_statement(shape: _SearchShape) -> DirectStatement:
         out_of_use = [ConnectorStatus.FAULTED.value, ConnectorStatus.UNAVAILABLE.value]
         connector_conds.append(~_one_of(k.status, out_of_use))
     if shape.window:
-        clash = select(b.id).where(
-            b.connector_id == k.id,
-            _one_of(b.status, [s.value for s in LIVE_STATES]),
-            b.starts_at < bindparam("window_until", type_=t.UTCDateTime()),
-            bindparam("window_from", type_=t.UTCDateTime()) < b.ends_at,
+        window = (
+            bindparam("window_from", type_=t.UTCDateTime()),
+            bindparam("window_until", type_=t.UTCDateTime()),
         )
+        clash = select(b.id).where(*_live_overlap(k.id, *window, LIVE_STATES))
         connector_conds.append(~clash.exists())
     conds.append(select(k.id).where(*connector_conds).exists())
 
