@@ -90,7 +90,7 @@ def make_engine(url: str) -> Engine:
             # path (events, result set-up) costs more than the statement.
             raw = conn.connection.driver_connection
             if raw.in_transaction:  # type: ignore[union-attr]
-                return  # begun on the driver already (the in-memory store's units of work)
+                return  # begun on the driver already (`SqlStore.transaction` on SQLite: `_on_the_driver`)
             raw.execute(  # type: ignore[union-attr]
                 "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
             )
@@ -794,13 +794,8 @@ class SqlTransaction:
             SQLITE_ONLY["add_rtree_box"].write(self.conn, {**box, "row_min_lat": lat, "row_max_lat": lat})
         return charger_id
 
-    def _views(self, where: Any = None, order_by: Any = None, limit: int | None = None) -> list[ChargerView]:
-        q = select(*_CHARGER_COLUMNS)
-        if where is not None:
-            q = q.where(where)
-        q = q.order_by(*(order_by if order_by is not None else [t.chargers.c.id]))
-        if limit is not None:
-            q = q.limit(limit)
+    def _views(self, where: Any) -> list[ChargerView]:
+        q = select(*_CHARGER_COLUMNS).where(where).order_by(t.chargers.c.id)
         return self._hydrate(list(self.conn.execute(q)), with_distance=False)
 
     def _hydrate(self, rows: Sequence[Any], *, with_distance: bool) -> list[ChargerView]:
@@ -958,10 +953,10 @@ class SqlTransaction:
             raise NotFound(f"no charger {charge_point_id!r}")
 
     def touch_charger(self, charge_point_id: str, at: datetime) -> None:
-        if not self.touch_charger_if_known(charge_point_id, at):
+        if not self._touched(charge_point_id, at):
             raise NotFound(f"no charger {charge_point_id!r}")
 
-    def touch_charger_if_known(self, charge_point_id: str, at: datetime) -> bool:
+    def _touched(self, charge_point_id: str, at: datetime) -> bool:
         return _TOUCH_CHARGER_D.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) > 0
 
     def touch_chargers(self, stamps: Mapping[str, datetime]) -> list[str]:
@@ -970,7 +965,7 @@ class SqlTransaction:
             return []
         # Some id matched no row (or the driver cannot count): find which, one by one. Rewriting a
         # stamp just written changes nothing.
-        return [cp_id for cp_id, at in stamps.items() if not self.touch_charger_if_known(cp_id, at)]
+        return [cp_id for cp_id, at in stamps.items() if not self._touched(cp_id, at)]
 
     def _update_charger(self, charge_point_id: str, values: dict[str, Any]) -> None:
         res = self.conn.execute(

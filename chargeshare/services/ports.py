@@ -59,10 +59,6 @@ class Transaction(Protocol):
         """Set last seen; raises NotFound for an unregistered charger."""
         ...
 
-    def touch_charger_if_known(self, charge_point_id: str, at: datetime) -> bool:
-        """Set last seen; False (and nothing written) for an unregistered charger."""
-        ...
-
     def touch_chargers(self, stamps: Mapping[str, datetime]) -> list[str]:
         """Set each charger's last seen; the ids that are not registered (nothing written for them)."""
         ...
