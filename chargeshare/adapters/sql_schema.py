@@ -258,6 +258,18 @@ charger_notes = Table(
     Column("access_notes", String(2000), nullable=False),  # for drivers with a booking: gate code, parking
 )
 
+# What a charger did that it must not: a frame naming another charger's transaction, for example.
+# The charge point id is kept as given (no foreign key): an unregistered charger can be the culprit.
+security_events = Table(
+    "security_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charge_point_id", String(64), nullable=False, index=True),
+    Column("kind", String(48), nullable=False),
+    Column("detail", String(500), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # The housekeeping sweep's lookups (every 30 s): bookings by status and start, chargers by status and
 # last sign of life, so each sweep reads what is due rather than every row. Plain DDL valid on both
 # dialects, run on every start, so databases made before these indexes gain them.

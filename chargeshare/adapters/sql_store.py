@@ -55,6 +55,7 @@ from chargeshare.services.records import (
     HostRecord,
     MeterAdvance,
     OutboxItem,
+    SecurityEvent,
     SessionRecord,
 )
 
@@ -380,7 +381,12 @@ def _register_at_least(param: str) -> Any:
 # the booking's energy limit comes along in a scalar subquery rather than a second round trip.
 _ADVANCE_METER = (
     update(t.sessions)
-    .where(_s.id == bindparam("session_pk"), _s.status == SessionStatus.CHARGING.value)
+    .where(
+        _s.id == bindparam("session_pk"),
+        _s.status == SessionStatus.CHARGING.value,
+        # Only the charger the session runs on moves its meter.
+        _s.connector_id.in_(select(_k.id).where(_k.charger_id == _CHARGER_ID_OF.scalar_subquery())),
+    )
     .values(meter_last_wh=_register_at_least("reading"))
     .returning(
         _s.booking_id,
@@ -390,6 +396,13 @@ _ADVANCE_METER = (
         # scope) and only sessions has a booking_id, so it still means the booking of this session.
         select(_b.max_energy_wh).where(_b.id == _s.booking_id).scalar_subquery(),
     )
+)
+# The charge point id of the charger a session runs on.
+_SESSION_CHARGER = (
+    select(t.chargers.c.charge_point_id)
+    .select_from(t.sessions.join(t.connectors, _k.id == _s.connector_id))
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(_s.id == bindparam("session_pk"))
 )
 _MARK_IDLE = update(t.sessions).where(_s.id == bindparam("session_pk")).values(idle_since=bindparam("since"))
 _MARK_IDLE_ONCE = _MARK_IDLE.where(_s.idle_since.is_(None))
@@ -581,6 +594,7 @@ _BOOKING_FOR_START_D = DirectStatement(_BOOKING_FOR_START)
 _SESSION_BY_ID_D = DirectStatement(_SESSION_BY_ID)
 _OPEN_SESSION_D = DirectStatement(_OPEN_SESSION)
 _ADVANCE_METER_D = DirectStatement(_ADVANCE_METER)
+_SESSION_CHARGER_D = DirectStatement(_SESSION_CHARGER)
 _MARK_IDLE_D = DirectStatement(_MARK_IDLE)
 _MARK_IDLE_ONCE_D = DirectStatement(_MARK_IDLE_ONCE)
 _SILENT_CHARGERS_D = DirectStatement(_SILENT_CHARGERS)
@@ -1019,6 +1033,20 @@ class SqlTransaction:
             q = q.where(t.notifications.c.host_id == host_id)
         return [dict(r) for r in self.conn.execute(q).mappings()]
 
+    def record_security_event(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None:
+        self.conn.execute(
+            insert(t.security_events).values(
+                charge_point_id=charge_point_id[:64], kind=kind, detail=detail[:500], created_at=at
+            )
+        )
+
+    def security_events(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]:
+        e = t.security_events.c
+        q = select(e.id, e.charge_point_id, e.kind, e.detail, e.created_at).order_by(e.id)
+        if charge_point_id is not None:
+            q = q.where(e.charge_point_id == charge_point_id)
+        return [SecurityEvent(*r) for r in self.conn.execute(q)]
+
     def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
         params = {"cp_id": charge_point_id, "new_status": status.value, "no": connector_no}
         # OCPP connectorId 0 means the whole charger
@@ -1242,9 +1270,14 @@ class SqlTransaction:
         )
         return bool(self.conn.execute(q).rowcount)
 
-    def advance_meter(self, session_id: int, meter_wh: int) -> MeterAdvance | None:
-        row = _ADVANCE_METER_D.first(self.conn, {"session_pk": session_id, "reading": meter_wh})
+    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+        params = {"session_pk": session_id, "reading": meter_wh, "cp_id": charge_point_id}
+        row = _ADVANCE_METER_D.first(self.conn, params)
         return None if row is None else MeterAdvance(row[0], row[1], row[2], row[3])
+
+    def session_charger(self, session_id: int) -> str | None:
+        row = _SESSION_CHARGER_D.first(self.conn, {"session_pk": session_id})
+        return None if row is None else str(row[0])
 
     def mark_idle(self, session_id: int, since: datetime | None) -> None:
         # Idle from the first report, not the latest; None (charging again) always clears it.

@@ -96,3 +96,19 @@ def passwd(
     with open_app(database_url) as a:
         a.marketplace.set_charger_password(charge_point_id, password)
     console.print(f"{charge_point_id}: new password {password}")
+
+
+@app.command("security-events")
+def security_events(
+    charge_point_id: Annotated[
+        str | None, typer.Argument(help="Only this charger's (the culprit's id, as it connected).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """What chargers did that they must not, such as naming another charger's transaction."""
+    with open_app(database_url) as a, a.store.reading() as tx:
+        events = tx.security_events(charge_point_id)
+    table = Table("at", "charger", "kind", "detail")
+    for e in events:
+        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.charge_point_id, e.kind, e.detail)
+    console.print(table if events else "no security events")

@@ -53,6 +53,9 @@ class StartResult:
 # A car in these states has stopped drawing power while still plugged in.
 IDLE_STATES = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING})
 
+# The kind of security event kept when a charger names a transaction that runs on another charger.
+FOREIGN_TRANSACTION = "ForeignTransaction"
+
 # The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
 REFUSED_TRANSACTION_ID = 0
 
@@ -321,23 +324,51 @@ class ChargingService:
             return tx.advance_charger_seq(session_id, seq_no)
 
     def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
+        """A reading for one of this charger's sessions. One naming another charger's session
+        changes nothing and is kept as a security event. Raises NotFound for an unregistered charger."""
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            self._seen(tx, cp_id, now)
-            advance = tx.advance_meter(transaction_id, register_wh)
+        try:
+            with self.store.transaction() as tx:
+                self._seen(tx, cp_id, now)
+                advance = tx.advance_meter(transaction_id, register_wh, cp_id)
+        except NotFound:
+            self.foreign_transaction(cp_id, transaction_id, "MeterValues")
+            raise
         if advance is None:
-            return  # late or replayed reading for a finished session: nothing changed
+            # A late or replayed reading for a finished session changes nothing; so does a spoof.
+            self.foreign_transaction(cp_id, transaction_id, "MeterValues")
+            return
         energy = advance.meter_last_wh - advance.meter_start_wh  # registers only grow
         self.bus.publish(MeterReading(now, transaction_id, advance.booking_id, cp_id, energy))
         if register_wh - advance.meter_start_wh >= advance.max_energy_wh:
             self.bus.publish(EnergyLimitReached(now, cp_id, transaction_id))
 
+    def foreign_transaction(self, cp_id: str, session_id: int, action: str) -> bool:
+        """If `session_id` runs on another charger than `cp_id`, keep a security event for the
+        operator and say so. Whoever sent it, registered or not, changes nothing of that session."""
+        with self.store.transaction() as tx:
+            return self._foreign(tx, cp_id, session_id, action)
+
+    def _foreign(self, tx: Transaction, cp_id: str, session_id: int, action: str) -> bool:
+        owner = tx.session_charger(session_id)
+        if owner is None or owner == cp_id:
+            return False
+        tx.record_security_event(
+            cp_id,
+            FOREIGN_TRANSACTION,
+            f"{action} named transaction {session_id}, which runs on another charger",
+            self.clock.now(),
+        )
+        log.warning("%s: %s named transaction %s of another charger; ignored", cp_id, action, session_id)
+        return True
+
     def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
-        """Stop is durable before we answer; settlement follows. A repeated stop changes nothing."""
+        """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
+        so does a stop naming another charger's transaction (Invalid, and a security event)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
             session = tx.session(transaction_id)
-            if session is None:
+            if session is None or self._foreign(tx, cp_id, transaction_id, "StopTransaction"):
                 return AuthStatus.INVALID
             if session.status is SessionStatus.STOPPED:
                 return AuthStatus.ACCEPTED

@@ -21,6 +21,7 @@ from chargeshare.services.records import (
     HostRecord,
     MeterAdvance,
     OutboxItem,
+    SecurityEvent,
     SessionRecord,
 )
 
@@ -75,6 +76,8 @@ class Transaction(Protocol):
     def silent_chargers(self, seen_before: datetime) -> Sequence[ChargerView]: ...
     def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None: ...
     def notifications(self, host_id: int | None = None) -> Sequence[dict[str, object]]: ...
+    def record_security_event(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None: ...
+    def security_events(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]: ...
     def set_connector_status(
         self, charge_point_id: str, connector_no: int, status: ConnectorStatus
     ) -> None: ...
@@ -155,9 +158,13 @@ class Transaction(Protocol):
         """Note a TransactionEvent seqNo; False if one as high was already applied (a replay)."""
         ...
 
-    def advance_meter(self, session_id: int, meter_wh: int) -> MeterAdvance | None:
-        """Apply a reading to a CHARGING session (a register only grows); None if the session is not
-        charging (unknown, or finished: a late or replayed reading changes nothing)."""
+    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+        """Apply a reading to a CHARGING session on this charger (a register only grows); None if
+        there is no such session (unknown, finished, or another charger's: nothing changes)."""
+        ...
+
+    def session_charger(self, session_id: int) -> str | None:
+        """The charge point id of the charger the session runs on (None: no such session)."""
         ...
 
     def mark_idle(self, session_id: int, since: datetime | None) -> None:

@@ -130,3 +130,14 @@ class HostRecord:
     host_id: int
     name: str
     kyc_status: str  # pending | verified | rejected
+
+
+@dataclass(frozen=True)
+class SecurityEvent:
+    """Something a charger did that it must not (or reported itself), kept for the operator."""
+
+    event_id: int
+    charge_point_id: str
+    kind: str
+    detail: str
+    at: datetime

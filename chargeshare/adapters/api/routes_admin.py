@@ -1,5 +1,5 @@
-"""Operator endpoints (admin role): chargers online/offline, the payments outbox and its dead letters,
-reconcile, host payouts and hosts' KYC status."""
+"""Operator endpoints (admin role): chargers online/offline, chargers' security events, the payments
+outbox and its dead letters, reconcile, host payouts and hosts' KYC status."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from chargeshare.adapters.api.schemas import (
     OutboxRunOut,
     PaymentStepOut,
     PayoutRunOut,
+    SecurityEventOut,
     SkippedPayout,
 )
 from chargeshare.bootstrap import App
@@ -42,6 +43,21 @@ def router(app: App) -> APIRouter:
             )
             for c in views
             if status is None or c.status.value == status
+        ]
+
+    @r.get("/security-events")
+    def security_events(
+        _who: Admin,
+        charge_point_id: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> list[SecurityEventOut]:
+        """What chargers did that they must not (a frame naming another charger's transaction)."""
+        with app.store.reading() as tx:
+            events = tx.security_events(charge_point_id)
+        return [
+            SecurityEventOut(
+                id=e.event_id, charge_point_id=e.charge_point_id, kind=e.kind, detail=e.detail, at=e.at
+            )
+            for e in events
         ]
 
     @r.get("/payments")

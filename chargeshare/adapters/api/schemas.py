@@ -268,3 +268,11 @@ class AdminChargerOut(BaseModel):
     status: str
     ocpp_version: str | None
     last_seen_at: datetime | None
+
+
+class SecurityEventOut(BaseModel):
+    id: int
+    charge_point_id: str
+    kind: str
+    detail: str
+    at: datetime
