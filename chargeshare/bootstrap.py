@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chargeshare.adapters.durability import ImmediateDurability, durability_for
+from chargeshare.adapters.memory_store import MEMORY_URL, MemoryStore
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
-from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.adapters.stripe_gateway import StripeGateway
 from chargeshare.services.auth import AuthService, password_hasher
 from chargeshare.services.booking import BookingService
@@ -25,7 +26,7 @@ from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.marketplace import MarketplaceService
-from chargeshare.services.ports import Durability, LockManager, PaymentGateway
+from chargeshare.services.ports import Durability, LockManager, PaymentGateway, Store
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -101,7 +102,7 @@ def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
 class App:
     config: Config
     clock: Clock
-    store: SqlStore
+    store: Store
     gateway: PaymentGateway
     locks: LockManager
     bus: InProcessBus
@@ -139,7 +140,7 @@ def _redis_client(url: str | None) -> Any:
 def build(config: Config | None = None, *, clock: Clock | None = None, create_schema: bool = True) -> App:
     config = config or Config.from_env()
     clock = clock or SystemClock()
-    store = SqlStore(config.database_url)
+    store: Store = MemoryStore() if config.database_url == MEMORY_URL else SqlStore(config.database_url)
     if create_schema:
         store.create_schema()
     gateway: PaymentGateway

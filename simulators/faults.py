@@ -37,7 +37,7 @@ class Fault:
 async def host_cancels(app: App, world: World, fault: Fault) -> int:
     """Hosts cancel the `count` oldest bookings that have not started, through the public API."""
     with app.store.transaction() as tx:
-        due = [b for b in tx.bookings() if b.status is BookingStatus.CONFIRMED][: fault.count]
+        due = [b for b in tx.bookings.all() if b.status is BookingStatus.CONFIRMED][: fault.count]
     done = 0
     for b in due:
         r = await world.hosts[b.host_id].request("POST", f"/bookings/{b.booking_id}/cancel")

@@ -95,9 +95,9 @@ def sessions_by_protocol(app: App) -> dict[str, int]:
     """Sessions the backend recorded, by the OCPP version their charger spoke ("ocpp16", "ocpp201")."""
     with app.store.transaction() as tx:
         version_of = {
-            c.connector_id: (v.ocpp_version or "unknown") for v in tx.chargers() for c in v.connectors
+            c.connector_id: (v.ocpp_version or "unknown") for v in tx.chargers.all() for c in v.connectors
         }
-        sessions = tx.sessions()
+        sessions = tx.sessions.all()
     counts = Counter("ocpp" + version_of.get(s.connector_id, "unknown").replace(".", "") for s in sessions)
     return dict(sorted(counts.items()))
 
@@ -223,7 +223,7 @@ async def _run(
         await asyncio.gather(*(c.stop() for c in fleet.values()))
     # Wind-down: what the payments outbox still holds, then what reconcile leaves behind.
     with app.store.transaction() as tx:
-        stats.payments_backlog = len(tx.payments("pending")) + len(tx.payments("dead"))
+        stats.payments_backlog = len(tx.outbox.all("pending")) + len(tx.outbox.all("dead"))
     if recorder is not None:
         recorder.op("reconcile")
     app.settlement.reconcile()

@@ -429,15 +429,15 @@ class Replayer:
         """A vendor's trace has no driver app: book the connector for the tag just before it starts."""
         app = self.app
         with app.store.transaction() as tx:
-            driver = tx.driver_by_tag(id_tag)
-            charger = tx.charger(cp)
+            driver = tx.accounts.driver_by_tag(id_tag)
+            charger = tx.chargers.get(cp)
         if driver is None:
             driver = app.marketplace.add_driver(f"Driver {id_tag}", id_tag)
         connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
         if connector is None:
             return
         with app.store.transaction() as tx:
-            if tx.booking_for_start(connector.connector_id, driver.driver_id, self.clock.now()) is not None:
+            if tx.bookings.for_start(connector.connector_id, driver.driver_id, self.clock.now()) is not None:
                 return
         try:
             app.bookings.book(

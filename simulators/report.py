@@ -45,11 +45,11 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     snapshot, invariants = read_and_check(app.store, app.config.rules, now=app.clock.now())
     with app.store.transaction() as tx:
         if snapshot is None:  # the journal cannot be loaded: reading it again says why
-            bookings, sessions, entries = tx.bookings(), tx.sessions(), tx.entries()
+            bookings, sessions, entries = tx.bookings.all(), tx.sessions.all(), tx.ledger.entries()
         else:
             bookings, sessions, entries = snapshot.bookings, snapshot.sessions, snapshot.entries
-        payments = tx.payments()
-        notes = tx.notifications()
+        payments = tx.outbox.all()
+        notes = tx.notifications.all()
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
     host = -sum(p.amount for p in splits if p.account.startswith("host:"))

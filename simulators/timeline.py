@@ -38,9 +38,9 @@ class Sample:
 
 def take_sample(app: App, start: datetime, **extra: int) -> Sample:
     with app.store.reading() as tx:
-        chargers = list(tx.chargers())
-        sessions = list(tx.sessions())
-        entries = list(tx.entries())
+        chargers = list(tx.chargers.all())
+        sessions = list(tx.sessions.all())
+        entries = list(tx.ledger.entries())
     charging_connectors = [
         sum(1 for x in c.connectors if x.status is ConnectorStatus.CHARGING) for c in chargers
     ]

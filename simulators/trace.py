@@ -158,7 +158,7 @@ class TraceRecorder:
         """`host_logins`: the run's throw-away host accounts (email, password), so a replay can make
         the same accounts and the hosts' logins work there too."""
         with self.app.store.reading() as tx:
-            chargers = list(tx.chargers())
+            chargers = list(tx.chargers.all())
         for host_id in sorted({c.host_id for c in chargers}):
             login = host_logins.get(host_id)
             account: dict[str, Any] = {} if login is None else {"email": login[0], "password": login[1]}

@@ -30,7 +30,7 @@ class Caller:
 
 def _caller(app: App, account_id: int) -> Caller:
     with app.store.reading() as tx:
-        account = tx.account(account_id)
+        account = tx.accounts.get(account_id)
     token = app.auth.issue(account).token
     return Caller(
         account.account_id,

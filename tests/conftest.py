@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import pytest
 
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
@@ -23,6 +24,12 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("CHARGESHARE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("CHARGESHARE_REQUIRE_SERVICES") == "1"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def sql_store(app: App) -> SqlStore:
+    """The app's store, which this test needs to be the SQL one (it reaches the engine)."""
+    assert isinstance(app.store, SqlStore), f"this test needs a SQL store, not {app.store.dialect}"
+    return app.store
 
 
 def service_missing(what: str, why: object) -> NoReturn:
@@ -39,7 +46,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def app(clock: ManualClock) -> Iterator[App]:
-    a = build(Config(database_url="sqlite://"), clock=clock)
+    a = build(Config(database_url="memory://"), clock=clock)
     yield a
     a.close()
 

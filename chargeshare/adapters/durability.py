@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.adapters.sql import SqlStore
 
 _SYNC_KEY = "chargeshare_synchronous"  # per pooled DBAPI connection: the synchronous level it runs at
 _FULL, _NORMAL = 2, 1
@@ -150,7 +150,11 @@ class SqliteGroupCommit:
             info[_SYNC_KEY] = level
 
 
-def durability_for(store: SqlStore) -> SqliteGroupCommit | ImmediateDurability:
-    if store.dialect == "sqlite" and not isinstance(store.engine.pool, StaticPool):
+def durability_for(store: object) -> SqliteGroupCommit | ImmediateDurability:
+    if (
+        isinstance(store, SqlStore)
+        and store.dialect == "sqlite"
+        and not isinstance(store.engine.pool, StaticPool)
+    ):
         return SqliteGroupCommit(store)
     return ImmediateDurability()

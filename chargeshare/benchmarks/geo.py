@@ -6,7 +6,7 @@ PostgreSQL: `COPY`, the generated `geom`/`location` columns fill themselves, the
 
 Two query kinds run against it, the same seeded queries for "ours" and "raw":
 
-- ours: `store.reading()` + `tx.search(SearchQuery(...))`, the real code path (as
+- ours: `store.reading()` + `tx.chargers.search(SearchQuery(...))`, the real code path (as
   `MarketplaceService.search`): the charger rows with the same prefilter, order and LIMIT, then their
   connectors, hydrated into `ChargerView`s, in one reading transaction.
 - raw: hand-written SQL through the raw DBAPI cursor of the same engine, in one transaction
@@ -37,9 +37,9 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from chargeshare.adapters.sql_schema import POSTGRES_DDL
-from chargeshare.adapters.sql_store import SqlStore
-from chargeshare.adapters.sqlite_geo import distance_sql
+from chargeshare.adapters.sql import SqlStore
+from chargeshare.adapters.sql.schema import POSTGRES_DDL
+from chargeshare.adapters.sql.sqlite_geo import distance_sql
 from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
 from chargeshare.benchmarks.stats import Latency, ratio
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
@@ -284,7 +284,7 @@ def load_postgres(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
 def ours_search(store: SqlStore, query: SearchQuery) -> Sequence[ChargerView]:
     """The real code path the HTTP API and the marketplace service use."""
     with store.reading() as tx:
-        return tx.search(query)
+        return tx.chargers.search(query)
 
 
 RawCharger = tuple[tuple[Any, ...], list[tuple[Any, ...]]]  # (charger row, its connector rows)

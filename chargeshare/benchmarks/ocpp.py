@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import event
 
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
 from chargeshare.benchmarks.ocpp_load import (
     CLOSE_TIMEOUT_S,
@@ -231,7 +232,7 @@ def _no_fsync(dbapi_conn: Any, _record: Any) -> None:
 def prepare_fleet(database_url: str, chargers: int) -> list[ChargerPlan]:
     """Register the chargers and drivers, and book every charger "now" through the booking service."""
     app = build(Config(database_url=database_url))
-    if app.store.dialect == "sqlite":
+    if isinstance(app.store, SqlStore) and app.store.dialect == "sqlite":
         # Setting up is not measured: skip the fsync per commit here (the server under test opens the
         # database afresh, with the store's own settings).
         event.listen(app.store.engine, "connect", _no_fsync)
@@ -250,7 +251,7 @@ def prepare_fleet(database_url: str, chargers: int) -> list[ChargerPlan]:
                     (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),),
                     title=f"bench charger {i}",
                 )
-                ids.append((tx.add_charger(spec), tx.add_driver(f"driver {i}", plan.id_tag)))
+                ids.append((tx.chargers.add(spec), tx.accounts.add_driver(f"driver {i}", plan.id_tag)))
         for plan, (charger_id, driver_id) in zip(plans, ids, strict=True):
             app.charging.boot(plan.cp_id, "1.6")  # "charge now" needs an online charger
             app.bookings.book(BookRequest(driver_id, charger_id, 1, BOOKING_MINUTES, BOOKING_MAX_WH))
@@ -267,7 +268,7 @@ def stored_readings(database_url: str, acked: dict[str, list[int]]) -> int:
             return sum(
                 1
                 for tx_id, wh in acked.values()
-                if (s := tx.session(tx_id)) is not None and s.meter_last_wh == wh
+                if (s := tx.sessions.get(tx_id)) is not None and s.meter_last_wh == wh
             )
     finally:
         app.close()

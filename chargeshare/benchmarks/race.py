@@ -111,7 +111,7 @@ def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], li
     )
     app.charging.boot(CHARGE_POINT_ID, "1.6")
     with app.store.transaction() as tx:
-        queue = [tx.add_driver(f"driver {i}", f"BENCH{i}") for i in range(attempts)]
+        queue = [tx.accounts.add_driver(f"driver {i}", f"BENCH{i}") for i in range(attempts)]
     outcomes: Counter[str] = Counter()
     samples: list[str] = []
     guard = threading.Lock()
@@ -166,8 +166,8 @@ def run_one(
         gateway = app.gateway
         holds = len(gateway.holds) if isinstance(gateway, SimulatedGateway) else -1
         with app.store.transaction() as tx:
-            live = sum(1 for b in tx.bookings() if b.status in LIVE_STATES)
-            connector_id = tx.charger(CHARGE_POINT_ID).connectors[0].connector_id
+            live = sum(1 for b in tx.bookings.all() if b.status in LIVE_STATES)
+            connector_id = tx.chargers.get(CHARGE_POINT_ID).connectors[0].connector_id
         if redis_url is not None and isinstance(app.locks, RedisLocks):
             # Leave nothing behind on a shared Redis: the lease (if any) and the fencing counter.
             key = f"{app.locks.prefix}connector:{connector_id}"

@@ -32,7 +32,7 @@ def register(app: App, cp_id: str, password: str | None) -> Credentials:
     record and gets the new password); None registers it without one (a development fleet)."""
     try:
         with app.store.transaction() as tx:
-            tx.charger(cp_id)
+            tx.chargers.get(cp_id)
     except NotFound:
         host = app.marketplace.add_host("Certification bench")
         spec = ChargerSpec(

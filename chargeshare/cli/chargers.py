@@ -58,7 +58,7 @@ def add(
 def list_(database_url: DatabaseUrl = None) -> None:
     """List registered chargers and their state."""
     with open_app(database_url) as a, a.store.transaction() as tx:
-        views = tx.chargers()
+        views = tx.chargers.all()
     table = Table("id", "status", "ocpp", "last seen", "lat", "lon", "p/kWh", "connectors")
     for v in views:
         table.add_row(
@@ -107,7 +107,7 @@ def security_events(
 ) -> None:
     """What chargers did that they must not, such as naming another charger's transaction."""
     with open_app(database_url) as a, a.store.reading() as tx:
-        events = tx.security_events(charge_point_id)
+        events = tx.security.all(charge_point_id)
     table = Table("at", "charger", "kind", "detail")
     for e in events:
         table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.charge_point_id, e.kind, e.detail)

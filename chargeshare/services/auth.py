@@ -73,45 +73,45 @@ class AuthService:
         if not 0 < len(tag) <= 20:
             raise InvalidRequest("id_tag must be 1 to 20 characters (OCPP IdToken)")
         with self.store.transaction() as tx:
-            if tx.account_by_email(email) is not None:
+            if tx.accounts.by_email(email) is not None:
                 raise InvalidRequest("an account with this email exists")
-            if tx.driver_by_tag(tag) is not None:
+            if tx.accounts.driver_by_tag(tag) is not None:
                 raise InvalidRequest(f"id_tag {tag!r} is taken")
-            driver_id = tx.add_driver(name.strip(), tag)
-            account_id = tx.add_account(
+            driver_id = tx.accounts.add_driver(name.strip(), tag)
+            account_id = tx.accounts.add(
                 email=email,
                 password_hash=hashed,
                 role=Role.DRIVER.value,
                 created_at=self.clock.now(),
                 driver_id=driver_id,
             )
-            return tx.account(account_id)
+            return tx.accounts.get(account_id)
 
     def register_host(self, email: str, password: str, name: str) -> AccountRecord:
         """A host starts with KYC pending: they can list chargers but are not paid out until verified."""
         email, hashed = self._credentials(email, password, name)
         with self.store.transaction() as tx:
-            if tx.account_by_email(email) is not None:
+            if tx.accounts.by_email(email) is not None:
                 raise InvalidRequest("an account with this email exists")
-            host_id = tx.add_host(name.strip())
-            tx.set_host_kyc(host_id, KycStatus.PENDING.value, self.clock.now())
-            account_id = tx.add_account(
+            host_id = tx.accounts.add_host(name.strip())
+            tx.accounts.set_host_kyc(host_id, KycStatus.PENDING.value, self.clock.now())
+            account_id = tx.accounts.add(
                 email=email,
                 password_hash=hashed,
                 role=Role.HOST.value,
                 created_at=self.clock.now(),
                 host_id=host_id,
             )
-            return tx.account(account_id)
+            return tx.accounts.get(account_id)
 
     def add_admin(self, email: str, password: str) -> AccountRecord:
         """Operators are made from the command line, never through the API."""
         email, hashed = self._credentials(email, password, "admin")
         with self.store.transaction() as tx:
-            account_id = tx.add_account(
+            account_id = tx.accounts.add(
                 email=email, password_hash=hashed, role=Role.ADMIN.value, created_at=self.clock.now()
             )
-            return tx.account(account_id)
+            return tx.accounts.get(account_id)
 
     def _credentials(self, email: str, password: str, name: str) -> tuple[str, str]:
         if not name.strip():
@@ -126,7 +126,7 @@ class AuthService:
         except InvalidRequest:
             email = ""
         with self.store.transaction() as tx:
-            account = tx.account_by_email(email) if email else None
+            account = tx.accounts.by_email(email) if email else None
         try:
             self.hasher.verify(account.password_hash if account else self._decoy_hash(), password)
         except (VerificationError, InvalidHashError):

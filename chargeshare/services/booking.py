@@ -74,9 +74,9 @@ class BookingService:
                 f"(a card hold lapses after {self.rules.hold_lifetime_days})"
             )
         with self.store.transaction() as tx:
-            tx.driver(req.driver_id)
-            charger = tx.charger_by_id(req.charger_id)
-            calendar = tx.availability([req.charger_id]).get(req.charger_id, [])
+            tx.accounts.driver(req.driver_id)
+            charger = tx.chargers.by_id(req.charger_id)
+            calendar = tx.chargers.availability([req.charger_id]).get(req.charger_id, [])
         connector = next((c for c in charger.connectors if c.connector_no == req.connector_no), None)
         if connector is None:
             raise NotFound(f"charger {req.charger_id} has no connector {req.connector_no}")
@@ -90,7 +90,7 @@ class BookingService:
 
         lock_key = f"connector:{connector.connector_id}"
         with self.locks.hold(lock_key, self.rules.lock_ttl_ms) as lease, self.store.transaction() as tx:
-            booking_id = tx.insert_booking(
+            booking_id = tx.bookings.add(
                 driver_id=req.driver_id,
                 connector_id=connector.connector_id,
                 starts_at=starts_at,
@@ -105,29 +105,29 @@ class BookingService:
             hold = self.settlement.place_hold(booking_id, req.driver_id, hold_amount)
         except (PaymentDeclined, PaymentUnavailable):
             with self.store.transaction() as tx:
-                tx.update_booking(
+                tx.bookings.update(
                     booking_id, next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED)
                 )
             raise
         entry = self.settlement.hold_entry(booking_id, req.driver_id, hold_amount)
         with self.store.transaction() as tx:
-            tx.add_entries([entry])
-            tx.update_booking(
+            tx.ledger.add([entry])
+            tx.bookings.update(
                 booking_id,
                 next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_PLACED),
                 payment_ref=hold.reference,
             )
-            record = tx.booking(booking_id)
+            record = tx.bookings.get(booking_id)
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
         if self._starts_soon(starts_at, now) and self._connector_free(record):
             self._request_reservation(record)  # else the housekeeping sweep sends it once it is free
             with self.store.transaction() as tx:
-                record = tx.booking(booking_id)
+                record = tx.bookings.get(booking_id)
         return record
 
     def _connector_free(self, booking: BookingRecord) -> bool:
         with self.store.transaction() as tx:
-            charger = tx.charger_by_id(booking.charger_id)
+            charger = tx.chargers.by_id(booking.charger_id)
         connector = next(c for c in charger.connectors if c.connector_id == booking.connector_id)
         return connector.status is ConnectorStatus.AVAILABLE
 
@@ -142,10 +142,12 @@ class BookingService:
     def _request_reservation(self, booking: BookingRecord) -> None:
         with self.store.transaction() as tx:
             # Claimed atomically: the booking call and the housekeeping sweep may both get here.
-            if not tx.set_reservation(booking.booking_id, RESERVATION_SENT, expected=RESERVATION_NONE):
+            if not tx.bookings.set_reservation(
+                booking.booking_id, RESERVATION_SENT, expected=RESERVATION_NONE
+            ):
                 return
-            charger = tx.charger_by_id(booking.charger_id)
-            driver = tx.driver(booking.driver_id)
+            charger = tx.chargers.by_id(booking.charger_id)
+            driver = tx.accounts.driver(booking.driver_id)
         connector_no = next(
             c.connector_no for c in charger.connectors if c.connector_id == booking.connector_id
         )
@@ -166,8 +168,10 @@ class BookingService:
         (an occupied one means the earlier driver has not left yet: try again next sweep)."""
         starts_by = self._soon_by(self.clock.now())
         with self.store.transaction() as tx:
-            soon = tx.bookings_starting_by(BookingStatus.CONFIRMED, starts_by, reservation=RESERVATION_NONE)
-            statuses = tx.connector_statuses([b.connector_id for b in soon])  # one query, not one each
+            soon = tx.bookings.starting_by(BookingStatus.CONFIRMED, starts_by, reservation=RESERVATION_NONE)
+            statuses = tx.chargers.connector_statuses(
+                [b.connector_id for b in soon]
+            )  # one query, not one each
         due = [b for b in soon if statuses.get(b.connector_id) is ConnectorStatus.AVAILABLE]
         for b in due:
             self._request_reservation(b)
@@ -177,17 +181,19 @@ class BookingService:
         """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
         Any other refusal fails the booking and returns the hold."""
         with self.store.transaction() as tx:
-            booking = tx.booking(booking_id)
+            booking = tx.bookings.get(booking_id)
             if booking.status is not BookingStatus.CONFIRMED:
                 return
             if status == "Accepted":
-                tx.set_reservation(booking_id, RESERVATION_ACCEPTED)
+                tx.bookings.set_reservation(booking_id, RESERVATION_ACCEPTED)
                 return
             if status == "Occupied" and self.clock.now() < booking.starts_at:
-                tx.set_reservation(booking_id, RESERVATION_NONE)
+                tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
                 return
-            tx.update_booking(booking_id, next_status(booking.status, BookingEvent.RESERVATION_REJECTED))
-            tx.set_reservation(booking_id, RESERVATION_NONE)  # refused: nothing to cancel on the charger
+            tx.bookings.update(booking_id, next_status(booking.status, BookingEvent.RESERVATION_REJECTED))
+            tx.bookings.set_reservation(
+                booking_id, RESERVATION_NONE
+            )  # refused: nothing to cancel on the charger
         self.settlement.release(booking_id)
         self._ended(booking_id)
 
@@ -199,7 +205,7 @@ class BookingService:
         if (driver_id is None) == (host_id is None):
             raise InvalidRequest("cancel as the booking's driver or as the charger's host")
         with self.store.transaction() as tx:
-            booking = tx.booking(booking_id)
+            booking = tx.bookings.get(booking_id)
             if (driver_id is not None and booking.driver_id != driver_id) or (
                 host_id is not None and booking.host_id != host_id
             ):
@@ -209,7 +215,7 @@ class BookingService:
             fee = self.rules.cancellation.cancellation_fee(
                 party, self.clock.now(), booking.starts_at, booking.hold_amount
             )
-            tx.update_booking(booking_id, status, fee=fee, cancelled_by=party.value)
+            tx.bookings.update(booking_id, status, fee=fee, cancelled_by=party.value)
         self.settlement.close_unused(booking_id, fee)
         return self._ended(booking_id)
 
@@ -219,22 +225,22 @@ class BookingService:
         grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
         now = self.clock.now()
         with self.store.transaction() as tx:
-            due = tx.bookings_starting_by(BookingStatus.CONFIRMED, now - grace)
+            due = tx.bookings.starting_by(BookingStatus.CONFIRMED, now - grace)
         for b in due:
             fee = policy.no_show_charge(b.hold_amount)
             with self.store.transaction() as tx:
-                current = tx.booking(b.booking_id)
+                current = tx.bookings.get(b.booking_id)
                 if current.status is not BookingStatus.CONFIRMED:
                     continue  # it started or was cancelled meanwhile
-                tx.update_booking(b.booking_id, next_status(current.status, BookingEvent.NO_SHOW), fee=fee)
+                tx.bookings.update(b.booking_id, next_status(current.status, BookingEvent.NO_SHOW), fee=fee)
             self.settlement.close_unused(b.booking_id, fee)
             self._ended(b.booking_id)
         return [b.booking_id for b in due]
 
     def _ended(self, booking_id: int) -> BookingRecord:
         with self.store.transaction() as tx:
-            record = tx.booking(booking_id)
-            charger = tx.charger_by_id(record.charger_id)
+            record = tx.bookings.get(booking_id)
+            charger = tx.chargers.by_id(record.charger_id)
         self.bus.publish(
             BookingEnded(
                 self.clock.now(), booking_id, record.status.value, charger.charge_point_id, record.reservation

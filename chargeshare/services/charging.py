@@ -24,7 +24,7 @@ from chargeshare.services.events import (
     SessionStarted,
     SessionStopped,
 )
-from chargeshare.services.ports import Store, Transaction
+from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -81,7 +81,7 @@ class ChargingService:
         now = self.clock.now()
         try:
             with self.store.transaction() as tx:
-                tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
+                tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
         except NotFound:
             self._stamps.pop(cp_id, None)
             return BootResult(False, self.rules.heartbeat_interval_s)
@@ -118,7 +118,7 @@ class ChargingService:
         last = self._stamps.get(cp_id)
         return last is not None and timedelta(0) <= now - last < self.stamp_every
 
-    def _seen(self, tx: Transaction | None, cp_id: str, now: datetime) -> None:
+    def _seen(self, tx: UnitOfWork | None, cp_id: str, now: datetime) -> None:
         """Stamp last seen unless stamped lately. A charger this process has not stamped yet is
         written at once, in `tx`, which raises NotFound if it is not registered (so it is never
         remembered as stamped, and looked up every time); `tx` may be None only for one it has."""
@@ -128,7 +128,7 @@ class ChargingService:
             self._stamps[cp_id] = self._unwritten[cp_id] = now
             return
         assert tx is not None, "a charger's first stamp is written in a unit of work"
-        tx.touch_charger(cp_id, now)
+        tx.chargers.touch(cp_id, now)
         self._stamps[cp_id] = now
 
     def _stamped(self, cp_id: str, now: datetime) -> None:
@@ -149,7 +149,7 @@ class ChargingService:
             return 0
         try:
             with self.store.transaction() as tx:
-                gone = tx.touch_chargers(pending)
+                gone = tx.chargers.touch_many(pending)
         except BaseException:
             for cp_id, at in pending.items():
                 self._unwritten.setdefault(cp_id, at)  # a newer stamp made meanwhile wins
@@ -168,7 +168,7 @@ class ChargingService:
         now = self.clock.now()
         silence = timedelta(seconds=self.rules.heartbeat_interval_s * self.rules.offline_after_intervals)
         with self.store.transaction() as tx:
-            silent = [c.charge_point_id for c in tx.silent_chargers(now - silence)]
+            silent = [c.charge_point_id for c in tx.chargers.silent(now - silence)]
         for cp_id in silent:
             self._gone_offline(cp_id, f"nothing heard for {int(silence.total_seconds() // 60)} minutes")
         return silent
@@ -178,11 +178,11 @@ class ChargingService:
         self._stamps.pop(cp_id, None)  # back online, it is stamped at once
         self._unwritten.pop(cp_id, None)  # going offline writes its own last seen
         with self.store.transaction() as tx:
-            charger = tx.charger(cp_id)
+            charger = tx.chargers.get(cp_id)
             if charger.status is ChargerStatus.OFFLINE:
                 return
-            tx.set_charger_status(cp_id, ChargerStatus.OFFLINE, now)
-            tx.notify_host(
+            tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now)
+            tx.notifications.add(
                 charger.host_id,
                 "charger_offline",
                 f"{charger.title or cp_id} is offline",
@@ -197,18 +197,18 @@ class ChargingService:
         now = self.clock.now()
         dangling = None
         with self.store.transaction() as tx:
-            charger_status, connector_id = tx.status_and_connector(cp_id, connector_no)
+            charger_status, connector_id = tx.chargers.status_and_connector(cp_id, connector_no)
             back = charger_status is ChargerStatus.OFFLINE
             if back:
-                tx.set_charger_status(cp_id, ChargerStatus.ONLINE, now)
+                tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now)
                 self._stamped(cp_id, now)
             self._seen(tx, cp_id, now)
-            tx.set_connector_status(cp_id, connector_no, status)
-            open_ = None if connector_id is None else tx.open_session(connector_id)
+            tx.chargers.set_connector_status(cp_id, connector_no, status)
+            open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
             if open_ is not None and status in IDLE_STATES:
-                tx.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
+                tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
             elif open_ is not None and status is ConnectorStatus.CHARGING:
-                tx.mark_idle(open_.session_id, None)
+                tx.sessions.mark_idle(open_.session_id, None)
             elif status is ConnectorStatus.AVAILABLE:
                 dangling = open_
         if back:
@@ -224,12 +224,12 @@ class ChargingService:
         """A tag is accepted when its driver holds a confirmed booking on this charger right now."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            driver = tx.driver_by_tag(id_tag)
+            driver = tx.accounts.driver_by_tag(id_tag)
             if driver is None:
                 return AuthStatus.INVALID
-            charger = tx.charger(cp_id)
+            charger = tx.chargers.get(cp_id)
             for c in charger.connectors:
-                b = tx.booking_for_start(c.connector_id, driver.driver_id, now)
+                b = tx.bookings.for_start(c.connector_id, driver.driver_id, now)
                 if b is not None and b.starts_at <= now:
                     return AuthStatus.ACCEPTED
         return AuthStatus.BLOCKED
@@ -251,22 +251,22 @@ class ChargingService:
         reading (`meter_start_known=False`): the first reading that follows becomes the start."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            charger = tx.charger(cp_id)
+            charger = tx.chargers.get(cp_id)
             if charger_tx_id is not None:
-                known = tx.session_by_charger_transaction(charger.charger_id, charger_tx_id)
+                known = tx.sessions.by_charger_transaction(charger.charger_id, charger_tx_id)
                 if known is not None:
                     return StartResult(known.session_id, AuthStatus.ACCEPTED)
             connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
-            driver = tx.driver_by_tag(id_tag)
+            driver = tx.accounts.driver_by_tag(id_tag)
             if connector is None or driver is None:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.INVALID)
-            again = tx.session_by_start_key(connector.connector_id, id_tag, meter_start, timestamp)
+            again = tx.sessions.by_start_key(connector.connector_id, id_tag, meter_start, timestamp)
             if again is not None:  # a retried StartTransaction: same answer, nothing new
                 return StartResult(again.session_id, AuthStatus.ACCEPTED)
-            booking = tx.booking_for_start(connector.connector_id, driver.driver_id, now)
+            booking = tx.bookings.for_start(connector.connector_id, driver.driver_id, now)
             if booking is None or booking.starts_at > now:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
-            session_id = tx.insert_session(
+            session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
                 id_tag=id_tag,
@@ -274,54 +274,54 @@ class ChargingService:
                 meter_start_wh=meter_start,
             )
             if charger_tx_id is not None:
-                tx.link_charger_transaction(
+                tx.sessions.link_charger_transaction(
                     session_id, charger.charger_id, charger_tx_id, meter_start_pending=not meter_start_known
                 )
-            tx.update_booking(booking.booking_id, next_status(booking.status, BookingEvent.SESSION_STARTED))
+            tx.bookings.update(booking.booking_id, next_status(booking.status, BookingEvent.SESSION_STARTED))
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
 
     def session_for_charger_tx(self, cp_id: str, charger_tx_id: str) -> SessionRecord | None:
         """The session a charger's own (OCPP 2.0.1) transaction id maps to, if we opened one."""
         with self.store.reading() as tx:
-            return tx.session_by_charger_transaction(tx.charger(cp_id).charger_id, charger_tx_id)
+            return tx.sessions.by_charger_transaction(tx.chargers.get(cp_id).charger_id, charger_tx_id)
 
     def charger_tx_id(self, session_id: int) -> str | None:
         """The charger's own transaction id for one of our sessions (None for OCPP 1.6 sessions)."""
         with self.store.reading() as tx:
-            return tx.charger_transaction_id(session_id)
+            return tx.sessions.charger_transaction_id(session_id)
 
     def open_session_on(self, cp_id: str, connector_no: int) -> SessionRecord | None:
         with self.store.reading() as tx:
-            charger = tx.charger(cp_id)
+            charger = tx.chargers.get(cp_id)
             connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
-            return None if connector is None else tx.open_session(connector.connector_id)
+            return None if connector is None else tx.sessions.open_on(connector.connector_id)
 
     def only_connector(self, cp_id: str) -> int | None:
         """The connector number of a single-connector charger (None when it has several)."""
         with self.store.reading() as tx:
-            connectors = tx.charger(cp_id).connectors
+            connectors = tx.chargers.get(cp_id).connectors
         return connectors[0].connector_no if len(connectors) == 1 else None
 
     def charging_state(self, session_id: int, *, idle: bool) -> None:
         """The car stopped drawing power (the idle fee clock starts, once) or draws again."""
         with self.store.transaction() as tx:
-            session = tx.session(session_id)
+            session = tx.sessions.get(session_id)
             if session is not None and session.status is SessionStatus.CHARGING:
-                tx.mark_idle(session_id, self.clock.now() if idle else None)
+                tx.sessions.mark_idle(session_id, self.clock.now() if idle else None)
 
     def first_reading(self, session_id: int, register_wh: int) -> None:
         """A reading for a session opened without one: it becomes the meter start (only the first)."""
         with self.store.transaction() as tx:
-            tx.settle_meter_start(session_id, register_wh)
+            tx.sessions.settle_meter_start(session_id, register_wh)
 
     def event_is_new(self, session_id: int, seq_no: int, first_reading_wh: int | None = None) -> bool:
         """Note a transaction event's sequence number; False when one as high was applied (a replay).
         `first_reading_wh`: the event's earliest reading, the meter start of a session opened without one."""
         with self.store.transaction() as tx:
             if first_reading_wh is not None:
-                tx.settle_meter_start(session_id, first_reading_wh)
-            return tx.advance_charger_seq(session_id, seq_no)
+                tx.sessions.settle_meter_start(session_id, first_reading_wh)
+            return tx.sessions.advance_charger_seq(session_id, seq_no)
 
     def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
         """A reading for one of this charger's sessions. One naming another charger's session
@@ -330,7 +330,7 @@ class ChargingService:
         try:
             with self.store.transaction() as tx:
                 self._seen(tx, cp_id, now)
-                advance = tx.advance_meter(transaction_id, register_wh, cp_id)
+                advance = tx.sessions.advance_meter(transaction_id, register_wh, cp_id)
         except NotFound:
             self.foreign_transaction(cp_id, transaction_id, "MeterValues")
             raise
@@ -349,11 +349,11 @@ class ChargingService:
         with self.store.transaction() as tx:
             return self._foreign(tx, cp_id, session_id, action)
 
-    def _foreign(self, tx: Transaction, cp_id: str, session_id: int, action: str) -> bool:
-        owner = tx.session_charger(session_id)
+    def _foreign(self, tx: UnitOfWork, cp_id: str, session_id: int, action: str) -> bool:
+        owner = tx.sessions.charger_of(session_id)
         if owner is None or owner == cp_id:
             return False
-        tx.record_security_event(
+        tx.security.record(
             cp_id,
             FOREIGN_TRANSACTION,
             f"{action} named transaction {session_id}, which runs on another charger",
@@ -367,12 +367,12 @@ class ChargingService:
         so does a stop naming another charger's transaction (Invalid, and a security event)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            session = tx.session(transaction_id)
+            session = tx.sessions.get(transaction_id)
             if session is None or self._foreign(tx, cp_id, transaction_id, "StopTransaction"):
                 return AuthStatus.INVALID
             if session.status is SessionStatus.STOPPED:
                 return AuthStatus.ACCEPTED
-            booking = tx.booking(session.booking_id)
+            booking = tx.bookings.get(session.booking_id)
             try:
                 energy = billed_energy(session.meter_start_wh, meter_stop)
             except DomainError:
@@ -380,7 +380,7 @@ class ChargingService:
                 energy, meter_stop = 0, session.meter_start_wh
             idle_fee = self.rules.idle_fee(session.idle_since, now)
             cost = Tariff(booking.price_per_kwh).cost(energy) + idle_fee
-            tx.stop_session(
+            tx.sessions.stop(
                 transaction_id,
                 stopped_at=timestamp,
                 meter_stop_wh=meter_stop,
@@ -392,7 +392,7 @@ class ChargingService:
             ends_at = min(booking.ends_at, max(now, booking.starts_at))
             if ends_at <= booking.starts_at:
                 ends_at = booking.ends_at
-            tx.update_booking(
+            tx.bookings.update(
                 booking.booking_id,
                 next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),
                 ends_at=ends_at,

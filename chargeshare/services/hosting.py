@@ -20,7 +20,7 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, host_payable
 from chargeshare.domain.statement import YearStatement, earnings_of, year_statement
 from chargeshare.services.clock import Clock
 from chargeshare.services.marketplace import MarketplaceService
-from chargeshare.services.ports import Store, Transaction
+from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, HostRecord
 
 PASSWORD_BYTES = 18  # 24 URL-safe characters: inside OCPP's 16-40
@@ -54,7 +54,7 @@ class HostingService:
     # ---- chargers --------------------------------------------------------------------------------
     def list_chargers(self, host_id: int) -> Sequence[ChargerView]:
         with self.store.reading() as tx:
-            return tx.chargers_of_host(host_id)
+            return tx.chargers.of_host(host_id)
 
     def charger(self, host_id: int, charger_id: int) -> ChargerView:
         with self.store.reading() as tx:
@@ -63,7 +63,11 @@ class HostingService:
     def details(self, host_id: int, charger_id: int) -> tuple[ChargerView, str, list[WeeklyWindow]]:
         with self.store.reading() as tx:
             view = _own(tx, host_id, charger_id)
-            return view, tx.access_notes(charger_id), tx.availability([charger_id]).get(charger_id, [])
+            return (
+                view,
+                tx.chargers.access_notes(charger_id),
+                tx.chargers.availability([charger_id]).get(charger_id, []),
+            )
 
     def add_charger(self, spec: ChargerSpec, access_notes: str = "") -> tuple[ChargerView, str]:
         """List a charger; returns it with its generated OCPP password (shown to the host once)."""
@@ -71,7 +75,7 @@ class HostingService:
         view = self.marketplace.add_charger(spec, password=password)
         if access_notes:
             with self.store.transaction() as tx:
-                tx.set_access_notes(view.charger_id, access_notes)
+                tx.chargers.set_access_notes(view.charger_id, access_notes)
         return view, password
 
     def update_charger(
@@ -86,26 +90,26 @@ class HostingService:
         """A new price applies to bookings made from now; existing ones keep the price they were made at."""
         with self.store.transaction() as tx:
             _own(tx, host_id, charger_id)
-            tx.update_charger(charger_id, title=title, price_per_kwh=price_per_kwh)
+            tx.chargers.update(charger_id, title=title, price_per_kwh=price_per_kwh)
             if access_notes is not None:
-                tx.set_access_notes(charger_id, access_notes)
+                tx.chargers.set_access_notes(charger_id, access_notes)
 
     def remove_charger(self, host_id: int, charger_id: int) -> None:
         with self.store.transaction() as tx:
             view = _own(tx, host_id, charger_id)
-            tx.remove_charger(view.charge_point_id)
+            tx.chargers.remove(view.charge_point_id)
 
     def set_availability(self, host_id: int, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
         with self.store.transaction() as tx:
             _own(tx, host_id, charger_id)
-            tx.set_availability(charger_id, windows)
+            tx.chargers.set_availability(charger_id, windows)
 
     def add_connector(
         self, host_id: int, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
     ) -> None:
         with self.store.transaction() as tx:
             _own(tx, host_id, charger_id)
-            tx.add_connector(charger_id, connector_no, type_, max_power_w)
+            tx.chargers.add_connector(charger_id, connector_no, type_, max_power_w)
 
     def update_connector(
         self,
@@ -118,18 +122,18 @@ class HostingService:
     ) -> None:
         with self.store.transaction() as tx:
             _own(tx, host_id, charger_id)
-            tx.update_connector(charger_id, connector_no, type_=type_, max_power_w=max_power_w)
+            tx.chargers.update_connector(charger_id, connector_no, type_=type_, max_power_w=max_power_w)
 
     def remove_connector(self, host_id: int, charger_id: int, connector_no: int) -> None:
         with self.store.transaction() as tx:
             _own(tx, host_id, charger_id)
-            tx.remove_connector(charger_id, connector_no)
+            tx.chargers.remove_connector(charger_id, connector_no)
 
     # ---- money -----------------------------------------------------------------------------------
     def earnings(self, host_id: int) -> Earnings:
         with self.store.reading() as tx:
-            host = tx.host(host_id)
-            entries = tx.entries(account=host_payable(host_id))
+            host = tx.accounts.host(host_id)
+            entries = tx.ledger.entries(account=host_payable(host_id))
         earned = earnings_of(host_id, entries)
         payouts = _payouts(host_id, entries)
         return Earnings(
@@ -143,28 +147,28 @@ class HostingService:
 
     def payouts(self, host_id: int) -> list[Payout]:
         with self.store.reading() as tx:
-            tx.host(host_id)
-            return _payouts(host_id, tx.entries(account=host_payable(host_id)))
+            tx.accounts.host(host_id)
+            return _payouts(host_id, tx.ledger.entries(account=host_payable(host_id)))
 
     def statement(self, host_id: int, year: int) -> YearStatement:
         with self.store.reading() as tx:
-            tx.host(host_id)
-            entries = tx.entries(account=host_payable(host_id))
+            tx.accounts.host(host_id)
+            entries = tx.ledger.entries(account=host_payable(host_id))
         return year_statement(host_id, year, earnings_of(host_id, entries))
 
     # ---- the operator's side -----------------------------------------------------------------------
     def host(self, host_id: int) -> HostRecord:
         with self.store.reading() as tx:
-            return tx.host(host_id)
+            return tx.accounts.host(host_id)
 
     def set_kyc(self, host_id: int, status: KycStatus) -> HostRecord:
         with self.store.transaction() as tx:
-            tx.set_host_kyc(host_id, status.value, self.clock.now())
-            return tx.host(host_id)
+            tx.accounts.set_host_kyc(host_id, status.value, self.clock.now())
+            return tx.accounts.host(host_id)
 
 
-def _own(tx: Transaction, host_id: int, charger_id: int) -> ChargerView:
-    view = tx.charger_by_id(charger_id)
+def _own(tx: UnitOfWork, host_id: int, charger_id: int) -> ChargerView:
+    view = tx.chargers.by_id(charger_id)
     if view.host_id != host_id:
         raise NotFound(f"no charger {charger_id}")  # the same answer as for one that does not exist
     return view

@@ -17,7 +17,7 @@ from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, 
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
-from chargeshare.services.ports import Store, Transaction
+from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 
@@ -43,8 +43,10 @@ class Snapshot:
     now: datetime | None = None  # when given, open holds must not have outlived their lifetime
 
     @classmethod
-    def read(cls, tx: Transaction, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
-        return cls(tx.bookings(), tx.sessions(), tx.entries(), tx.posting_sums(), rules, now)
+    def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
+        return cls(
+            tx.bookings.all(), tx.sessions.all(), tx.ledger.entries(), tx.ledger.posting_sums(), rules, now
+        )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
         out: dict[int, list[JournalEntry]] = defaultdict(list)
@@ -294,7 +296,7 @@ def read_and_check(
         try:
             snapshot = Snapshot.read(tx, rules, now)
         except LedgerError as exc:  # an entry so broken it cannot even be loaded
-            sums = tx.posting_sums()
+            sums = tx.ledger.posting_sums()
             bad = [f"{eid} sums to {v}" for eid, v in sums.items() if v != 0] or [str(exc)]
             name, what = "journal_balanced", "every journal entry's postings sum to zero"
             return None, [_result(name, what, len(sums), bad)]

@@ -106,7 +106,7 @@ class LivePush:
 
     def _booking_push(self, kind: str, at: datetime, booking_id: int, **body: Any) -> None:
         with self.store.reading() as tx:
-            b = tx.booking(booking_id)
+            b = tx.bookings.get(booking_id)
         self.sink(
             Push(
                 kind,
@@ -138,7 +138,7 @@ class LivePush:
         if before is not None and e.at > before[0]:
             power_w = max(0, round((e.energy_wh - before[1]) * 3600 / (e.at - before[0]).total_seconds()))
         with self.store.reading() as tx:
-            b = tx.booking(e.booking_id)
+            b = tx.bookings.get(e.booking_id)
         self.sink(
             Push(
                 "charging.tick",
@@ -170,7 +170,7 @@ class LivePush:
 
     def session_settled(self, e: SessionSettled) -> None:
         with self.store.reading() as tx:
-            b = tx.booking(e.booking_id)
+            b = tx.bookings.get(e.booking_id)
             r = receipt_for(tx, b, self.rules)
         if r is None:
             return  # part of the cost is still being collected: the receipt is not ready yet
@@ -188,11 +188,11 @@ class LivePush:
 
     def _charger_push(self, kind: str, at: datetime, charge_point_id: str) -> None:
         with self.store.reading() as tx:
-            c = tx.charger(charge_point_id)
+            c = tx.chargers.get(charge_point_id)
             # Drivers whose booking on it has not finished hear of it too.
             drivers = frozenset(
                 b.driver_id
-                for b in tx.bookings_of(host_id=c.host_id)
+                for b in tx.bookings.of(host_id=c.host_id)
                 if b.charger_id == c.charger_id and b.status.value in ("confirmed", "active")
             )
         self.sink(

@@ -10,7 +10,7 @@ from chargeshare.domain.charger import ChargerSpec
 from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
-from chargeshare.services.ports import Store, Transaction
+from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, DriverRecord
 
 
@@ -32,7 +32,7 @@ class MarketplaceService:
         if any(not name.strip() for name in names):
             raise InvalidRequest("a host needs a name")
         with self.store.transaction() as tx:
-            return [tx.add_host(name) for name in names]
+            return [tx.accounts.add_host(name) for name in names]
 
     def add_driver(self, name: str, id_tag: str) -> DriverRecord:
         return self.add_drivers([(name, id_tag)])[0]
@@ -48,10 +48,10 @@ class MarketplaceService:
             return [self._add_driver(tx, name, id_tag) for name, id_tag in people]
 
     @staticmethod
-    def _add_driver(tx: Transaction, name: str, id_tag: str) -> DriverRecord:
-        if tx.driver_by_tag(id_tag) is not None:
+    def _add_driver(tx: UnitOfWork, name: str, id_tag: str) -> DriverRecord:
+        if tx.accounts.driver_by_tag(id_tag) is not None:
             raise InvalidRequest(f"id_tag {id_tag!r} is taken")
-        return tx.driver(tx.add_driver(name, id_tag))
+        return tx.accounts.driver(tx.accounts.add_driver(name, id_tag))
 
     def add_charger(self, spec: ChargerSpec, password: str | None = None) -> ChargerView:
         """Register a charger; with a password it must present HTTP Basic auth when it connects."""
@@ -69,26 +69,26 @@ class MarketplaceService:
             return [self._add_charger(tx, spec, hashed) for spec in specs]
 
     @staticmethod
-    def _add_charger(tx: Transaction, spec: ChargerSpec, hashed: str | None) -> ChargerView:
+    def _add_charger(tx: UnitOfWork, spec: ChargerSpec, hashed: str | None) -> ChargerView:
         try:
-            tx.charger(spec.charge_point_id)
+            tx.chargers.get(spec.charge_point_id)
         except NotFound:
             pass
         else:
             raise InvalidRequest(f"charger {spec.charge_point_id!r} is already registered")
-        tx.add_charger(spec)
+        tx.chargers.add(spec)
         if hashed is not None:
-            tx.set_charger_password(spec.charge_point_id, hashed)
-        return tx.charger(spec.charge_point_id)
+            tx.chargers.set_password(spec.charge_point_id, hashed)
+        return tx.chargers.get(spec.charge_point_id)
 
     def set_charger_password(self, charge_point_id: str, password: str) -> None:
         hashed = hash_password(password, self.salt())
         with self.store.transaction() as tx:
-            tx.set_charger_password(charge_point_id, hashed)
+            tx.chargers.set_password(charge_point_id, hashed)
 
     def remove_charger(self, charge_point_id: str) -> None:
         with self.store.transaction() as tx:
-            tx.remove_charger(charge_point_id)
+            tx.chargers.remove(charge_point_id)
 
     def authenticate_charger(
         self, charge_point_id: str, authorization: str | None, *, allow_unknown: bool
@@ -96,7 +96,7 @@ class MarketplaceService:
         """None if the charger may connect, else the reason it may not (said to nobody but the log)."""
         try:
             with self.store.reading() as tx:
-                stored = tx.charger_password(charge_point_id)
+                stored = tx.chargers.password(charge_point_id)
         except NotFound:
             return None if allow_unknown else "unknown charge point"
         if stored is None:
@@ -111,9 +111,9 @@ class MarketplaceService:
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         with self.store.reading() as tx:
-            return tx.search(query)
+            return tx.chargers.search(query)
 
     def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
         with self.store.transaction() as tx:
-            tx.charger_by_id(charger_id)
-            tx.set_availability(charger_id, windows)
+            tx.chargers.by_id(charger_id)
+            tx.chargers.set_availability(charger_id, windows)

@@ -26,196 +26,17 @@ from chargeshare.services.records import (
 )
 
 
-class Transaction(Protocol):
-    """One unit of work: everything done through it commits together or not at all."""
+class Accounts(Protocol):
+    """Hosts, drivers, their sign-in accounts and hosts' KYC status."""
 
-    # parties
     def add_host(self, name: str) -> int: ...
     def add_driver(self, name: str, id_tag: str) -> int: ...
     def driver(self, driver_id: int) -> DriverRecord: ...
     def driver_by_tag(self, id_tag: str) -> DriverRecord | None: ...
-
-    # chargers
-    def add_charger(self, spec: ChargerSpec) -> int: ...
-    def charger(self, charge_point_id: str) -> ChargerView: ...
-    def status_and_connector(
-        self, charge_point_id: str, connector_no: int
-    ) -> tuple[ChargerStatus, int | None]:
-        """The charger's status and the id of its connector `connector_no` (None if it has no such
-        connector: OCPP's 0 is the charger itself); raises NotFound for an unregistered charger."""
-        ...
-
-    def charger_by_id(self, charger_id: int) -> ChargerView: ...
-    def chargers(self) -> Sequence[ChargerView]: ...
-    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
-        """Chargers matching the query: by id for a box, nearest first (then id) for a radius."""
-        ...
-
-    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None: ...
-    def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]: ...
-    def set_charger_status(
-        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
-    ) -> None: ...
-    def touch_charger(self, charge_point_id: str, at: datetime) -> None:
-        """Set last seen; raises NotFound for an unregistered charger."""
-        ...
-
-    def touch_chargers(self, stamps: Mapping[str, datetime]) -> list[str]:
-        """Set each charger's last seen; the ids that are not registered (nothing written for them)."""
-        ...
-
-    def set_charger_password(self, charge_point_id: str, password_hash: str | None) -> None: ...
-    def charger_password(self, charge_point_id: str) -> str | None:
-        """The stored hash; raises NotFound for an unregistered charger."""
-        ...
-
-    def remove_charger(self, charge_point_id: str) -> None:
-        """Delete a charger that has never been booked (raise InvalidRequest otherwise)."""
-        ...
-
-    def silent_chargers(self, seen_before: datetime) -> Sequence[ChargerView]: ...
-    def notify_host(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None: ...
-    def notifications(self, host_id: int | None = None) -> Sequence[dict[str, object]]: ...
-    def record_security_event(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None: ...
-    def security_events(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]: ...
-    def set_connector_status(
-        self, charge_point_id: str, connector_no: int, status: ConnectorStatus
-    ) -> None: ...
-    def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
-        """The status of each of these connectors, in one query (ids that do not exist are left out)."""
-        ...
-
-    # bookings
-    def insert_booking(
-        self,
-        *,
-        driver_id: int,
-        connector_id: int,
-        starts_at: datetime,
-        ends_at: datetime,
-        max_energy_wh: int,
-        price_per_kwh: int,
-        hold_amount: int,
-        created_at: datetime,
-        fencing_token: int | None,
-    ) -> int:
-        """Insert a REQUESTED booking; raise BookingConflict if a live booking overlaps it."""
-        ...
-
-    def booking(self, booking_id: int) -> BookingRecord: ...
-    def bookings(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]: ...
-    def bookings_starting_by(
-        self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
-    ) -> Sequence[BookingRecord]:
-        """Bookings in `status` starting at or before `starts_by` (and in this reservation state if
-        given), by id: what the housekeeping sweep is due to act on, without reading the rest."""
-        ...
-
-    def update_booking(
-        self,
-        booking_id: int,
-        status: BookingStatus,
-        *,
-        ends_at: datetime | None = None,
-        payment_ref: str | None = None,
-        fee: int | None = None,
-        cancelled_by: str | None = None,
-    ) -> None: ...
-
-    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
-        """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
-        ...
-
-    def booking_for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None: ...
-
-    # sessions
-    def session_by_start_key(
-        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
-    ) -> SessionRecord | None: ...
-    def insert_session(
-        self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
-    ) -> int: ...
-    def session(self, session_id: int) -> SessionRecord | None: ...
-    def session_for_booking(self, booking_id: int) -> SessionRecord | None: ...
-    def open_session(self, connector_id: int) -> SessionRecord | None: ...
-    def sessions(self) -> Sequence[SessionRecord]: ...
-    # OCPP 2.0.1: the charger's own transaction ids, mapped onto sessions
-    def link_charger_transaction(
-        self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
-    ) -> None:
-        """Raises on a second session for one (charger, transactionId): the key is unique."""
-        ...
-
-    def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
-        """If the session was opened without a reading, make this first one its meter start (once)."""
-        ...
-
-    def session_by_charger_transaction(
-        self, charger_id: int, transaction_id: str
-    ) -> SessionRecord | None: ...
-    def charger_transaction_id(self, session_id: int) -> str | None: ...
-    def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
-        """Note a TransactionEvent seqNo; False if one as high was already applied (a replay)."""
-        ...
-
-    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
-        """Apply a reading to a CHARGING session on this charger (a register only grows); None if
-        there is no such session (unknown, finished, or another charger's: nothing changes)."""
-        ...
-
-    def session_charger(self, session_id: int) -> str | None:
-        """The charge point id of the charger the session runs on (None: no such session)."""
-        ...
-
-    def mark_idle(self, session_id: int, since: datetime | None) -> None:
-        """Note when the car stopped drawing power (kept from the first report); None: charging again."""
-        ...
-
-    def stop_session(
-        self,
-        session_id: int,
-        *,
-        stopped_at: datetime,
-        meter_stop_wh: int,
-        billed_wh: int,
-        cost: int,
-        idle_fee: int = 0,
-    ) -> None: ...
-
-    # ledger
-    def add_entries(self, entries: Sequence[JournalEntry]) -> None: ...
-    def entries(
-        self, booking_id: int | None = None, account: str | None = None
-    ) -> Sequence[JournalEntry]: ...
-    # payments outbox
-    def enqueue_payment(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
-        """Queue a gateway step; False if one with this idempotency key is already queued."""
-        ...
-
-    def payment(self, key: str) -> OutboxItem | None: ...
-    def due_payments(self, now: datetime, limit: int) -> Sequence[OutboxItem]: ...
-    def payments(self, status: str | None = None) -> Sequence[OutboxItem]: ...
-    def pending_payments_of(self, booking_id: int) -> Sequence[OutboxItem]:
-        """One booking's pending outbox steps, by id."""
-        ...
-
-    def update_payment(
-        self,
-        item_id: int,
-        *,
-        status: str,
-        attempts: int,
-        next_attempt_at: datetime,
-        last_error: str | None,
-        done_at: datetime | None = None,
-    ) -> None: ...
-
-    def posting_sums(self) -> dict[str, int]:
-        """Sum of postings per entry id, straight from storage (for the invariant checker)."""
-        ...
-
-    # accounts, hosts' KYC and what hosts edit
-    def add_account(
+    def host(self, host_id: int) -> HostRecord: ...
+    def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None: ...
+    def verified_hosts(self) -> set[int]: ...
+    def add(
         self,
         *,
         email: str,
@@ -228,13 +49,63 @@ class Transaction(Protocol):
         """Raise InvalidRequest if the (normalised) email already has an account."""
         ...
 
-    def account_by_email(self, email: str) -> AccountRecord | None: ...
-    def account(self, account_id: int) -> AccountRecord: ...
-    def host(self, host_id: int) -> HostRecord: ...
-    def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None: ...
-    def verified_hosts(self) -> set[int]: ...
-    def chargers_of_host(self, host_id: int) -> Sequence[ChargerView]: ...
-    def update_charger(
+    def by_email(self, email: str) -> AccountRecord | None: ...
+    def get(self, account_id: int) -> AccountRecord: ...
+
+
+class Chargers(Protocol):
+    """Chargers, their connectors, calendars and access notes, and the map search."""
+
+    def add(self, spec: ChargerSpec) -> int: ...
+    def get(self, charge_point_id: str) -> ChargerView: ...
+    def by_id(self, charger_id: int) -> ChargerView: ...
+    def all(self) -> Sequence[ChargerView]: ...
+    def of_host(self, host_id: int) -> Sequence[ChargerView]: ...
+    def status_and_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None]:
+        """The charger's status and the id of its connector `connector_no` (None if it has no such
+        connector: OCPP's 0 is the charger itself); raises NotFound for an unregistered charger."""
+        ...
+
+    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
+        """Chargers matching the query: by id for a box, nearest first (then id) for a radius."""
+        ...
+
+    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None: ...
+    def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]: ...
+    def set_status(
+        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
+    ) -> None: ...
+    def touch(self, charge_point_id: str, at: datetime) -> None:
+        """Set last seen; raises NotFound for an unregistered charger."""
+        ...
+
+    def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
+        """Set each charger's last seen; the ids that are not registered (nothing written for them)."""
+        ...
+
+    def set_password(self, charge_point_id: str, password_hash: str | None) -> None: ...
+    def password(self, charge_point_id: str) -> str | None:
+        """The stored hash; raises NotFound for an unregistered charger."""
+        ...
+
+    def remove(self, charge_point_id: str) -> None:
+        """Delete a charger that has never been booked (raise InvalidRequest otherwise)."""
+        ...
+
+    def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
+        """Online chargers last seen before `seen_before`."""
+        ...
+
+    def set_connector_status(
+        self, charge_point_id: str, connector_no: int, status: ConnectorStatus
+    ) -> None: ...
+    def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
+        """The status of each of these connectors, in one query (ids that do not exist are left out)."""
+        ...
+
+    def update(
         self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None
     ) -> None: ...
     def access_notes(self, charger_id: int) -> str: ...
@@ -251,14 +122,196 @@ class Transaction(Protocol):
         max_power_w: int | None = None,
     ) -> None: ...
     def remove_connector(self, charger_id: int, connector_no: int) -> None: ...
-    def bookings_of(
-        self, *, driver_id: int | None = None, host_id: int | None = None
-    ) -> Sequence[BookingRecord]: ...
+
+
+class Bookings(Protocol):
+    def add(
+        self,
+        *,
+        driver_id: int,
+        connector_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        max_energy_wh: int,
+        price_per_kwh: int,
+        hold_amount: int,
+        created_at: datetime,
+        fencing_token: int | None,
+    ) -> int:
+        """Insert a REQUESTED booking; raise BookingConflict if a live booking overlaps it, and
+        StaleFencingToken if a later lock holder has already written for this connector."""
+        ...
+
+    def get(self, booking_id: int) -> BookingRecord: ...
+    def all(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]: ...
+    def of(self, *, driver_id: int | None = None, host_id: int | None = None) -> Sequence[BookingRecord]:
+        """One party's bookings: a driver's own, or those on a host's chargers (newest first)."""
+        ...
+
+    def starting_by(
+        self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
+    ) -> Sequence[BookingRecord]:
+        """Bookings in `status` starting at or before `starts_by` (and in this reservation state if
+        given), by id: what the housekeeping sweep is due to act on, without reading the rest."""
+        ...
+
+    def update(
+        self,
+        booking_id: int,
+        status: BookingStatus,
+        *,
+        ends_at: datetime | None = None,
+        payment_ref: str | None = None,
+        fee: int | None = None,
+        cancelled_by: str | None = None,
+    ) -> None: ...
+
+    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+        """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
+        ...
+
+    def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
+        """The driver's confirmed booking on this connector not yet ended at `at` (earliest first)."""
+        ...
+
+
+class Sessions(Protocol):
+    """Charging sessions (a session id is the OCPP 1.6 transactionId) and, for OCPP 2.0.1, the
+    charger's own transaction ids mapped onto them."""
+
+    def add(
+        self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
+    ) -> int: ...
+    def get(self, session_id: int) -> SessionRecord | None: ...
+    def all(self) -> Sequence[SessionRecord]: ...
+    def by_start_key(
+        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+    ) -> SessionRecord | None: ...
+    def for_booking(self, booking_id: int) -> SessionRecord | None: ...
+    def open_on(self, connector_id: int) -> SessionRecord | None:
+        """The newest session still charging on this connector."""
+        ...
+
+    def charger_of(self, session_id: int) -> str | None:
+        """The charge point id of the charger the session runs on (None: no such session)."""
+        ...
+
+    def link_charger_transaction(
+        self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
+    ) -> None:
+        """Raises on a second session for one (charger, transactionId): the key is unique."""
+        ...
+
+    def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
+        """If the session was opened without a reading, make this first one its meter start (once)."""
+        ...
+
+    def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None: ...
+    def charger_transaction_id(self, session_id: int) -> str | None: ...
+    def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
+        """Note a TransactionEvent seqNo; False if one as high was already applied (a replay)."""
+        ...
+
+    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+        """Apply a reading to a CHARGING session on this charger (a register only grows); None if
+        there is no such session (unknown, finished, or another charger's: nothing changes)."""
+        ...
+
+    def mark_idle(self, session_id: int, since: datetime | None) -> None:
+        """Note when the car stopped drawing power (kept from the first report); None: charging again."""
+        ...
+
+    def stop(
+        self,
+        session_id: int,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        idle_fee: int = 0,
+    ) -> None: ...
+
+
+class Ledger(Protocol):
+    def add(self, entries: Sequence[JournalEntry]) -> None: ...
+    def entries(
+        self, booking_id: int | None = None, account: str | None = None
+    ) -> Sequence[JournalEntry]: ...
+    def posting_sums(self) -> dict[str, int]:
+        """Sum of postings per entry id, straight from storage (for the invariant checker)."""
+        ...
+
+
+class PaymentsOutbox(Protocol):
+    """Payment steps to run against the gateway, each under its idempotency key."""
+
+    def enqueue(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
+        """Queue a gateway step; False if one with this idempotency key is already queued."""
+        ...
+
+    def get(self, key: str) -> OutboxItem | None: ...
+    def due(self, now: datetime, limit: int) -> Sequence[OutboxItem]: ...
+    def all(self, status: str | None = None) -> Sequence[OutboxItem]: ...
+    def pending_of(self, booking_id: int) -> Sequence[OutboxItem]:
+        """One booking's pending steps, by id."""
+        ...
+
+    def update(
+        self,
+        item_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+    ) -> None: ...
+
+
+class Notifications(Protocol):
+    """Messages to hosts, kept until a sender delivers them."""
+
+    def add(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None: ...
+    def all(self, host_id: int | None = None) -> Sequence[dict[str, object]]: ...
+
+
+class SecurityLog(Protocol):
+    """What chargers did that they must not, for the operator."""
+
+    def record(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None: ...
+    def all(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]: ...
+
+
+class UnitOfWork(Protocol):
+    """One unit of work: everything done through its repositories commits together or not at all."""
+
+    @property
+    def accounts(self) -> Accounts: ...
+    @property
+    def chargers(self) -> Chargers: ...
+    @property
+    def bookings(self) -> Bookings: ...
+    @property
+    def sessions(self) -> Sessions: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def outbox(self) -> PaymentsOutbox: ...
+    @property
+    def notifications(self) -> Notifications: ...
+    @property
+    def security(self) -> SecurityLog: ...
 
 
 class Store(Protocol):
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
-    def reading(self) -> AbstractContextManager[Transaction]:
+    @property
+    def dialect(self) -> str:
+        """What it stores to: "sqlite", "postgresql" or "memory"."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...
+    def reading(self) -> AbstractContextManager[UnitOfWork]:
         """A unit of work that only reads (it may skip write locks)."""
         ...
 

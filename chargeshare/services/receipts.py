@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.tariff import Tariff
-from chargeshare.services.ports import Transaction
+from chargeshare.services.ports import UnitOfWork
 from chargeshare.services.records import BookingRecord
 from chargeshare.services.rules import MarketplaceRules
 
@@ -25,15 +25,15 @@ class Receipt:
     host_share: int
 
 
-def receipt_for(tx: Transaction, booking: BookingRecord, rules: MarketplaceRules) -> Receipt | None:
+def receipt_for(tx: UnitOfWork, booking: BookingRecord, rules: MarketplaceRules) -> Receipt | None:
     """None until the session has stopped and every capture of its cost is done (a cost beyond the
     hold is captured in more than one step)."""
-    session = tx.session_for_booking(booking.booking_id)
+    session = tx.sessions.for_booking(booking.booking_id)
     if session is None or session.billed_wh is None or session.cost is None:
         return None
     splits = [
         split_fee(e.amount, rules.platform_fee_bps, rules.vat_bps)
-        for e in tx.entries(booking.booking_id)
+        for e in tx.ledger.entries(booking.booking_id)
         if e.kind is EntryKind.CAPTURE
     ]
     captured = sum(s.total for s in splits)

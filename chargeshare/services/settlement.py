@@ -27,7 +27,7 @@ from chargeshare.services.ports import (
     HoldResult,
     PaymentGateway,
     Store,
-    Transaction,
+    UnitOfWork,
 )
 from chargeshare.services.records import OutboxItem
 from chargeshare.services.rules import MarketplaceRules
@@ -69,7 +69,7 @@ class SettlementService:
             )
         except GatewayFailure as exc:
             with self.store.transaction() as tx:
-                tx.enqueue_payment(
+                tx.outbox.enqueue(
                     booking_id, VOID_AUTH, amount, _key(booking_id, VOID_AUTH), self.clock.now()
                 )
             raise PaymentUnavailable(f"the payment provider is unavailable: {exc}") from exc
@@ -84,17 +84,17 @@ class SettlementService:
     def settle(self, booking_id: int) -> None:
         """Capture the stopped session's exact cost and split it. Asking twice queues it once."""
         with self.store.transaction() as tx:
-            session = tx.session_for_booking(booking_id)
+            session = tx.sessions.for_booking(booking_id)
             if session is None or session.cost is None:
                 raise LedgerError(f"booking {booking_id} has no stopped session to settle")
-            tx.enqueue_payment(booking_id, CAPTURE, session.cost, _key(booking_id, CAPTURE), self.clock.now())
+            tx.outbox.enqueue(booking_id, CAPTURE, session.cost, _key(booking_id, CAPTURE), self.clock.now())
         self.process_booking(booking_id)
 
     def close_unused(self, booking_id: int, fee: int) -> None:
         """A booking that ended without charging: capture its fee (no-show, late cancel), or release."""
         if fee > 0:
             with self.store.transaction() as tx:
-                tx.enqueue_payment(booking_id, FEE, fee, _key(booking_id, FEE), self.clock.now())
+                tx.outbox.enqueue(booking_id, FEE, fee, _key(booking_id, FEE), self.clock.now())
             self.process_booking(booking_id)
         else:
             self.release(booking_id)
@@ -102,33 +102,33 @@ class SettlementService:
     def release(self, booking_id: int) -> None:
         """Return the whole hold to the driver (cancel, no-show without fee, failure)."""
         with self.store.transaction() as tx:
-            tx.enqueue_payment(booking_id, RELEASE, 0, _key(booking_id, RELEASE), self.clock.now())
+            tx.outbox.enqueue(booking_id, RELEASE, 0, _key(booking_id, RELEASE), self.clock.now())
         self.process_booking(booking_id)
 
     # ---- the outbox worker ---------------------------------------------------------------------
     def process_booking(self, booking_id: int) -> None:
         with self.store.transaction() as tx:
-            items = tx.pending_payments_of(booking_id)
+            items = tx.outbox.pending_of(booking_id)
         for item in items:
             self._attempt(item)
 
     def process_due(self, limit: int = 100) -> OutboxRun:
         with self.store.transaction() as tx:
-            items = tx.due_payments(self.clock.now(), limit)
+            items = tx.outbox.due(self.clock.now(), limit)
         return self._work(items, OutboxRun())
 
     def reconcile(self) -> OutboxRun:
         """Give dead letters a fresh set of attempts and work the backlog off now (bounded rounds)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            for item in tx.payments(DEAD):
-                tx.update_payment(
+            for item in tx.outbox.all(DEAD):
+                tx.outbox.update(
                     item.item_id, status=PENDING, attempts=0, next_attempt_at=now, last_error=None
                 )
         total = OutboxRun()
         for _ in range(RECONCILE_ROUNDS):
             with self.store.transaction() as tx:
-                pending = tx.payments(PENDING)
+                pending = tx.outbox.all(PENDING)
             if not pending:
                 break
             self._work(pending, total)
@@ -157,7 +157,7 @@ class SettlementService:
             1, backoff // 4
         )  # spread retries, reproducibly
         with self.store.transaction() as tx:
-            tx.update_payment(
+            tx.outbox.update(
                 item.item_id,
                 status=status,
                 attempts=attempts,
@@ -168,12 +168,12 @@ class SettlementService:
         return status
 
     def _done(
-        self, tx: Transaction, item: OutboxItem, entries: list[JournalEntry], note: str | None = None
+        self, tx: UnitOfWork, item: OutboxItem, entries: list[JournalEntry], note: str | None = None
     ) -> None:
-        existing = {e.entry_id for e in tx.entries(item.booking_id)}
-        tx.add_entries([e for e in entries if e.entry_id not in existing])
+        existing = {e.entry_id for e in tx.ledger.entries(item.booking_id)}
+        tx.ledger.add([e for e in entries if e.entry_id not in existing])
         now = self.clock.now()
-        tx.update_payment(
+        tx.outbox.update(
             item.item_id,
             status=DONE,
             attempts=item.attempts + 1,
@@ -184,8 +184,8 @@ class SettlementService:
 
     def _execute(self, item: OutboxItem) -> None:
         with self.store.transaction() as tx:
-            booking = tx.booking(item.booking_id)
-            entries = list(tx.entries(item.booking_id))
+            booking = tx.bookings.get(item.booking_id)
+            entries = list(tx.ledger.entries(item.booking_id))
         hold = ledger.open_hold(entries)
         now = self.clock.now()
         if item.step == VOID_AUTH:
@@ -246,7 +246,7 @@ class SettlementService:
         )
         with self.store.transaction() as tx:
             if item.amount > amount:
-                tx.enqueue_payment(
+                tx.outbox.enqueue(
                     item.booking_id, TOPUP, item.amount - amount, _key(item.booking_id, TOPUP), now
                 )
             self._done(tx, item, [capture, split] if fee is None else [capture, split, fee])
@@ -254,7 +254,7 @@ class SettlementService:
             self.process_booking(item.booking_id)
         if item.step in (CAPTURE, CHARGE):  # CHARGE: the capture made afresh after a lapsed hold
             with self.store.transaction() as tx:
-                session = tx.session_for_booking(item.booking_id)
+                session = tx.sessions.for_booking(item.booking_id)
             if session is not None:
                 self.bus.publish(SessionSettled(now, session.session_id, item.booking_id, item.amount))
 
@@ -264,7 +264,7 @@ class SettlementService:
             hold, entries, void_id=f"b{item.booking_id}:expire", at=self.clock.now(), kind=EntryKind.EXPIRE
         )
         with self.store.transaction() as tx:
-            tx.enqueue_payment(
+            tx.outbox.enqueue(
                 item.booking_id, CHARGE, item.amount, _key(item.booking_id, CHARGE), self.clock.now()
             )
             self._done(tx, item, [expire], note="hold expired before capture; charging the card afresh")
@@ -284,7 +284,7 @@ class SettlementService:
         if hold is None:
             hold = ledger.place_hold(hold_id, item.booking_id, driver_id, item.amount, self.clock.now())
             with self.store.transaction() as tx:
-                tx.add_entries([hold])
+                tx.ledger.add([hold])
             entries.append(hold)
         return hold, result.reference
 
@@ -295,8 +295,8 @@ class SettlementService:
         now = self.clock.now()
         run = PayoutRun()
         with self.store.transaction() as tx:
-            verified = tx.verified_hosts()
-            balances = ledger.posted_balances(tx.entries())
+            verified = tx.accounts.verified_hosts()
+            balances = ledger.posted_balances(tx.ledger.entries())
             for account, balance in sorted(balances.items()):
                 if not (account.startswith("host:") and balance < 0):
                     continue
@@ -305,7 +305,7 @@ class SettlementService:
                     run.skipped[host_id] = (-balance, "KYC not verified: payouts wait for verification")
                     continue
                 entry_id = f"payout:{host_id}:{now.isoformat()}"
-                tx.add_entries([ledger.payout(entry_id, host_id, -balance, now)])
+                tx.ledger.add([ledger.payout(entry_id, host_id, -balance, now)])
                 run.paid[host_id] = -balance
         for host_id, (pence, why) in run.skipped.items():
             log.info("payout of %s pence to host %s skipped: %s", pence, host_id, why)

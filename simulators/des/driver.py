@@ -148,8 +148,8 @@ def _until(world: DesWorld, at: datetime) -> float:
 def receipt_cost(app: App, booking_id: int) -> int | None:
     """What the API's receipt shows: the captured total, once the session is billed and fully captured."""
     with app.store.transaction() as tx:
-        session = tx.session_for_booking(booking_id)
-        entries = tx.entries(booking_id)
+        session = tx.sessions.for_booking(booking_id)
+        entries = tx.ledger.entries(booking_id)
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     if session is None or session.billed_wh is None or session.cost is None or captured < session.cost:
         return None

@@ -257,5 +257,5 @@ def _wind_down(world: DesWorld) -> Process:
     for charger in world.chargers.values():
         charger.stop()
     with app.store.transaction() as tx:
-        stats.payments_backlog = len(tx.payments("pending")) + len(tx.payments("dead"))
+        stats.payments_backlog = len(tx.outbox.all("pending")) + len(tx.outbox.all("dead"))
     app.settlement.reconcile()

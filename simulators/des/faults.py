@@ -52,7 +52,7 @@ def host_cancels(world: DesWorld, fault: Fault) -> Process:
     """Hosts cancel the `count` oldest bookings that have not started."""
     app = world.app
     with app.store.transaction() as tx:
-        due = [b for b in tx.bookings() if b.status is BookingStatus.CONFIRMED][: fault.count]
+        due = [b for b in tx.bookings.all() if b.status is BookingStatus.CONFIRMED][: fault.count]
     done = 0
     for b in due:
         try:

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from chargeshare.adapters import sql_schema
 from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.sql import schema as sql_schema
 from chargeshare.bootstrap import App
 from tests.api.world import Side, World, client, world
 from tests.api_helpers import PASSWORD
+from tests.conftest import sql_store
 
 ROLES = ("anonymous", "driver", "host", "admin")
 
@@ -191,6 +192,7 @@ ROWS = [
     Row("GET", "/sessions", "party", 200, fixed("/sessions"), per_tenant=False),
     Row("GET", "/sessions/{session_id}", "party", 200, lambda _w, s, _r: (f"/sessions/{s.session_id}", None)),
     Row("GET", "/admin/chargers", "admin", 200, fixed("/admin/chargers?status=online"), per_tenant=False),
+    Row("GET", "/admin/security-events", "admin", 200, fixed("/admin/security-events"), per_tenant=False),
     Row("GET", "/admin/payments", "admin", 200, fixed("/admin/payments"), per_tenant=False),
     Row(
         "POST",
@@ -242,8 +244,7 @@ def headers(w: World, role: str) -> dict[str, str]:
 
 def fingerprint(app: App) -> dict[str, list[str]]:
     """Every row of every table: a refused write must leave all of them as they were."""
-    with app.store.reading() as tx:
-        conn = tx.conn
+    with sql_store(app).engine.connect() as conn:
         return {t.name: sorted(map(str, conn.execute(select(t)))) for t in sql_schema.metadata.sorted_tables}
 
 

@@ -62,7 +62,7 @@ def _side(app: App, clock: ManualClock, tag: str, lon: float) -> Side:
     # Registered without a charger password: hashing one costs more than the rest of the world.
     view = app.marketplace.add_charger(spec)
     with app.store.transaction() as tx:
-        tx.set_access_notes(view.charger_id, f"gate code {tag}")
+        tx.chargers.set_access_notes(view.charger_id, f"gate code {tag}")
     app.charging.boot(cp_id, "1.6")
     app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
     done = app.bookings.book(BookRequest(driver.did, view.charger_id, 1, 60, 10_000))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.benchmarks.geo import (
     KINDS,
     RawSearch,
@@ -115,14 +115,14 @@ def _agree(store: SqlStore, per_kind: int) -> None:
 def _store_still_writes(store: SqlStore) -> None:
     """Bulk-loaded rows satisfy the store: it reads them back and can add the next charger."""
     with store.transaction() as tx:
-        first = tx.charger("UK00000001")
+        first = tx.chargers.get("UK00000001")
         assert first.charger_id == 1 and first.connectors and first.connectors[0].connector_no == 1
-        new_id = tx.add_charger(
+        new_id = tx.chargers.add(
             ChargerSpec(
                 "AFTER-LOAD", 1, Point(51.5, 0.0), Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
             )
         )
-        assert tx.charger_by_id(new_id).charge_point_id == "AFTER-LOAD"
+        assert tx.chargers.by_id(new_id).charge_point_id == "AFTER-LOAD"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ async def test_our_backend_passes_certify_csms(served: Served, protocol: str) ->
     assert verdicts.pop("TC_CSMS_COMMANDS")[0] is Verdict.NOT_APPLICABLE  # nothing to command mid-test
     assert {case: v for case, (v, _) in verdicts.items() if v is not Verdict.PASS} == {}, verdicts
     with served.app.store.transaction() as tx:
-        sessions = list(tx.sessions())
+        sessions = list(tx.sessions.all())
     assert len(sessions) == 1 and sessions[0].meter_stop_wh is not None  # the backend saw it all
 
 

@@ -35,7 +35,7 @@ def meter16(transaction_id: int, wh: int) -> call16.MeterValues:
 
 def captured(app: App, booking_id: int) -> int:
     with app.store.reading() as tx:
-        return sum(e.amount for e in tx.entries(booking_id) if e.kind is EntryKind.CAPTURE)
+        return sum(e.amount for e in tx.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE)
 
 
 def assert_invariants(app: App) -> None:
@@ -73,11 +73,11 @@ async def test_a_16_charger_cannot_stop_or_meter_another_chargers_transaction(se
             assert stop.id_tag_info["status"] == "Invalid"
 
         with app.store.reading() as tx:
-            session = tx.session(tx_id)
+            session = tx.sessions.get(tx_id)
             assert session is not None
             assert session.status is SessionStatus.CHARGING
             assert session.meter_last_wh == 1_500
-            events = tx.security_events()
+            events = tx.security.all()
         assert {e.charge_point_id for e in events} == {"ROGUE", "NOBODY"}
         assert {e.kind for e in events} == {FOREIGN_TRANSACTION}
         assert len(events) == 4  # a MeterValues and a StopTransaction from each
@@ -90,7 +90,7 @@ async def test_a_16_charger_cannot_stop_or_meter_another_chargers_transaction(se
         )
         assert stop.id_tag_info["status"] == "Accepted"
     with app.store.reading() as tx:
-        session = tx.session(tx_id)
+        session = tx.sessions.get(tx_id)
         assert session is not None and session.billed_wh == 4_000
     assert captured(app, booking.booking_id) == 160
     gateway = app.gateway
@@ -129,11 +129,11 @@ async def test_a_201_charger_cannot_reach_another_chargers_transaction(served: S
         )
         await asyncio.sleep(0)
         with app.store.reading() as tx:
-            (session,) = tx.sessions()
+            (session,) = tx.sessions.all()
         assert session.status is SessionStatus.CHARGING
         assert session.meter_last_wh == 100
         await victim.call(tx_event("Ended", 1, "TX-V", trigger="EVCommunicationLost", wh=1_100))
     with app.store.reading() as tx:
-        (session,) = tx.sessions()
+        (session,) = tx.sessions.all()
     assert session.status is SessionStatus.STOPPED and session.billed_wh == 1_000
     assert_invariants(app)

@@ -33,12 +33,12 @@ def book(app: App, cp_id: str, tag: str, *, price: int = 40, max_wh: int = 10_00
 
 def sessions(app: App) -> list[SessionRecord]:
     with app.store.transaction() as tx:
-        return list(tx.sessions())
+        return list(tx.sessions.all())
 
 
 def captures(app: App, booking_id: int) -> list[int]:
     with app.store.transaction() as tx:
-        return [e.amount for e in tx.entries(booking_id) if e.kind is EntryKind.CAPTURE]
+        return [e.amount for e in tx.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE]
 
 
 def assert_invariants(app: App) -> None:
@@ -69,7 +69,7 @@ async def test_boot_authorize_started_updated_ended_is_billed_once(served: Serve
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 240
     with app.store.transaction() as tx:
-        assert tx.booking(booking.booking_id).status.value == "completed"
+        assert tx.bookings.get(booking.booking_id).status.value == "completed"
     assert_invariants(app)
 
 
@@ -116,7 +116,7 @@ async def test_a_start_on_someone_elses_booking_is_blocked_and_opens_nothing(ser
         await cp.call(tx_event("Ended", 1, "X1", wh=5_000))  # the charger stops what we refused
     assert sessions(app) == []
     with app.store.transaction() as tx:
-        assert tx.booking(booking.booking_id).status.value == "confirmed"  # still the owner's
+        assert tx.bookings.get(booking.booking_id).status.value == "confirmed"  # still the owner's
 
 
 async def test_a_transaction_started_on_plug_in_opens_our_session_once_authorised(served: Served) -> None:
@@ -216,7 +216,7 @@ async def test_notify_event_availability_and_status_notification_set_the_connect
 
     def status() -> ConnectorStatus:
         with app.store.transaction() as tx:
-            return tx.charger("EV201").connectors[0].status
+            return tx.chargers.get("EV201").connectors[0].status
 
     async with library_cp201(served.ws, "EV201") as cp:
         await boot201(cp)

@@ -239,7 +239,7 @@ async def test_a_201_session_is_stopped_by_our_session_id(central: Central) -> N
         await boot201(cp)
         await cp.call(tx_event("Started", 0, "their-id-1", wh=0, id_tag="STAG", evse=1))
         with app.store.transaction() as tx:
-            (session,) = tx.sessions()
+            (session,) = tx.sessions.all()
         result = await central.registry.remote_stop("STOP201", session.session_id)
     assert result == cmd.Done(cmd.Status.ACCEPTED, None)
     assert script.asked("RequestStopTransaction") == [{"transaction_id": "their-id-1"}]
@@ -247,7 +247,7 @@ async def test_a_201_session_is_stopped_by_our_session_id(central: Central) -> N
 
 def reservation(app: App, booking_id: int) -> str:
     with app.store.transaction() as tx:
-        return tx.booking(booking_id).reservation
+        return tx.bookings.get(booking_id).reservation
 
 
 async def eventually(check: Callable[[], bool], tries: int = 150) -> None:

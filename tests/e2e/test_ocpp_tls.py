@@ -64,8 +64,8 @@ async def test_chargers_boot_over_wss_with_basic_auth(secure: tuple[App, str], c
     async with library_cp201(url, "TLS201", ssl=tls, additional_headers=auth) as cp:
         assert (await boot201(cp)).status == "Accepted"
     with app.store.transaction() as tx:
-        assert tx.charger("TLS16").ocpp_version == "1.6"
-        assert tx.charger("TLS201").ocpp_version == "2.0.1"
+        assert tx.chargers.get("TLS16").ocpp_version == "1.6"
+        assert tx.chargers.get("TLS201").ocpp_version == "2.0.1"
 
 
 async def test_a_wrong_password_over_wss_is_refused(secure: tuple[App, str], cert: SelfSigned) -> None:

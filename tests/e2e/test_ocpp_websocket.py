@@ -74,7 +74,7 @@ async def test_independent_client_boot_authorize_start_meter_stop_is_billed_once
         boot = await cp.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
         assert boot.status == "Accepted" and boot.interval > 0
         with app.store.transaction() as tx:
-            assert tx.charger("LIB1").status is ChargerStatus.ONLINE
+            assert tx.chargers.get("LIB1").status is ChargerStatus.ONLINE
         await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
         auth = await cp.call(call16.Authorize(id_tag="CARD1"))
         assert auth.id_tag_info["status"] == "Accepted"
@@ -115,12 +115,12 @@ async def test_independent_client_boot_authorize_start_meter_stop_is_billed_once
     assert gateway.total_captured == 240  # 6.000 kWh x 40p, once
     assert all(r.ok for r in check_store(app.store, app.config.rules, now=app.clock.now()))
     with app.store.transaction() as tx:
-        assert tx.booking(booking.booking_id).status.value == "completed"
+        assert tx.bookings.get(booking.booking_id).status.value == "completed"
 
 
 def started_ts(served_app: Any, transaction_id: int) -> str:
     with served_app.store.transaction() as tx:
-        s = tx.session(transaction_id)
+        s = tx.sessions.get(transaction_id)
     assert s is not None
     return str(s.started_at.isoformat())
 
@@ -197,7 +197,7 @@ async def test_garbage_gets_callerrors_and_the_connection_survives(served: Serve
         reply = json.loads(await ws.recv())
         assert reply[:2] == [3, "ok"] and "currentTime" in reply[2]
     with served.app.store.transaction() as tx:
-        assert tx.sessions() == [] and tx.bookings() == []
+        assert tx.sessions.all() == [] and tx.bookings.all() == []
 
 
 async def test_oversized_frames_are_refused(served: Served) -> None:
@@ -227,7 +227,7 @@ async def test_ocpp201_client_boots_over_the_same_endpoint(served: Served) -> No
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     with served.app.store.transaction() as tx:
-        assert tx.charger("V201").ocpp_version == "2.0.1"
+        assert tx.chargers.get("V201").ocpp_version == "2.0.1"
 
 
 async def test_a_frame_tap_sees_both_directions_in_order() -> None:
@@ -261,4 +261,4 @@ async def test_ocpp16_notifications_are_acknowledged_and_data_transfer_refused(s
         assert refusal.status == "UnknownVendorId"
         await cp.call(call16.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted"))
     with served.app.store.transaction() as tx:
-        assert tx.charger("N16").connectors[0].status.value == "Faulted"
+        assert tx.chargers.get("N16").connectors[0].status.value == "Faulted"

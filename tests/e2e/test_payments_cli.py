@@ -32,7 +32,7 @@ async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
     assert isinstance(gateway, SimulatedGateway)
     charger = add_charger(app, price=40)
     with app.store.reading() as t:
-        host_id = t.charger_by_id(charger).host_id
+        host_id = t.chargers.by_id(charger).host_id
     driver = app.marketplace.add_driver("D", "TAG1")
     app.bookings.book(BookRequest(driver.driver_id, charger, 1, 60, 10_000))
     tx = app.charging.start("CP1", 1, "TAG1", 0, datetime.now(UTC)).transaction_id

@@ -69,20 +69,20 @@ class Backend:
 
     def booking(self, booking_id: int) -> BookingRecord:
         with self.app.store.transaction() as tx:
-            return tx.booking(booking_id)
+            return tx.bookings.get(booking_id)
 
     def connector_status(self, cp_id: str, connector_no: int = 1) -> ConnectorStatus:
         with self.app.store.transaction() as tx:
-            charger = tx.charger(cp_id)
+            charger = tx.chargers.get(cp_id)
         return next(c.status for c in charger.connectors if c.connector_no == connector_no)
 
     def entry_kinds(self, booking_id: int) -> list[EntryKind]:
         with self.app.store.transaction() as tx:
-            return sorted(e.kind for e in tx.entries(booking_id))
+            return sorted(e.kind for e in tx.ledger.entries(booking_id))
 
     def captures(self, booking_id: int) -> list[int]:
         with self.app.store.transaction() as tx:
-            return [e.amount for e in tx.entries(booking_id) if e.kind is EntryKind.CAPTURE]
+            return [e.amount for e in tx.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE]
 
     def failing_invariants(self) -> list[str]:
         results = check_store(self.app.store, self.app.config.rules, now=self.app.clock.now())
@@ -372,7 +372,7 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
         assert refused.payload is not None
         assert (refused.payload["transactionId"], refused.payload["idTagInfo"]["status"]) == (0, "Blocked")
         with scaled.app.store.transaction() as tx:
-            assert tx.sessions() == []
+            assert tx.sessions.all() == []
 
         # The booked driver plugs in and charges.
         plugged = await vc.plug_in(1, "VC-A", vehicle(), 5_000)
@@ -382,7 +382,7 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
 
         def metered() -> bool:
             with scaled.app.store.transaction() as tx:
-                s = tx.session(transaction_id)
+                s = tx.sessions.get(transaction_id)
             # Enough energy to cost at least a penny (36p/kWh), so the capture below is not zero.
             return s is not None and s.meter_last_wh - s.meter_start_wh >= 50
 
@@ -391,7 +391,7 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
         record = scaled.booking(booking.booking_id)
         assert record.status is BookingStatus.COMPLETED
         with scaled.app.store.transaction() as tx:
-            session = tx.session(transaction_id)
+            session = tx.sessions.get(transaction_id)
         assert session is not None and session.billed_wh is not None and session.meter_stop_wh is not None
         assert session.billed_wh == session.meter_stop_wh - session.meter_start_wh > 0
         cost = Tariff(36).cost(session.billed_wh)

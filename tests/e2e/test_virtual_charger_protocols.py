@@ -52,15 +52,15 @@ class Backend:
 
     def sessions(self) -> list[SessionRecord]:
         with self.app.store.transaction() as tx:
-            return list(tx.sessions())
+            return list(tx.sessions.all())
 
     def booking_status(self, booking_id: int) -> BookingStatus:
         with self.app.store.transaction() as tx:
-            return tx.booking(booking_id).status
+            return tx.bookings.get(booking_id).status
 
     def connector_status(self, cp_id: str) -> ConnectorStatus:
         with self.app.store.transaction() as tx:
-            return tx.charger(cp_id).connectors[0].status
+            return tx.chargers.get(cp_id).connectors[0].status
 
     def failing_invariants(self) -> list[str]:
         results = check_store(self.app.store, self.app.config.rules, now=self.app.clock.now())
@@ -71,7 +71,7 @@ class Backend:
         ReserveNow to hold it (a driver plugged in before that would find it refused as Occupied)."""
         cp_id = vc.cp_id
         with self.app.store.transaction() as tx:
-            charger_id = tx.charger(cp_id).charger_id
+            charger_id = tx.chargers.get(cp_id).charger_id
         driver = self.app.marketplace.add_driver(f"driver {tag}", tag)
         booking = self.app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, minutes, max_wh))
         await eventually(lambda: vc.connectors[1].state is ConnectorState.RESERVED, "the reservation")
@@ -138,7 +138,7 @@ async def test_a_201_session_is_billed_from_its_transaction_events(
     async with charger(backend, "V201A", clock, "2.0.1") as vc:
         booking_id = await backend.book(vc, "TAG-A")
         with backend.app.store.transaction() as tx:
-            assert tx.charger("V201A").ocpp_version == "2.0.1"
+            assert tx.chargers.get("V201A").ocpp_version == "2.0.1"
         plugged = await vc.plug_in(1, "TAG-A", car(), 20_000)
         assert isinstance(plugged.transaction_id, str)  # the charger's own id
         assert backend.booking_status(booking_id) is BookingStatus.ACTIVE
@@ -198,7 +198,7 @@ async def test_a_due_booking_reserves_the_connector_for_its_driver(
             lambda: backend.connector_status("VRES") is ConnectorStatus.RESERVED, "Reserved reported"
         )
         with backend.app.store.transaction() as tx:
-            assert tx.booking(booking_id).reservation == "accepted"
+            assert tx.bookings.get(booking_id).reservation == "accepted"
         plugged = await vc.plug_in(1, "TAG-R", car(), 2_000)
         assert plugged.transaction_id is not None
 

@@ -42,7 +42,7 @@ def assert_one_hold(app: App) -> None:
     assert isinstance(gateway, SimulatedGateway)
     assert len(gateway.holds) == 1
     with app.store.transaction() as tx:
-        live = [b for b in tx.bookings() if b.status in LIVE_STATES]
+        live = [b for b in tx.bookings.all() if b.status in LIVE_STATES]
     assert len(live) == 1
 
 
@@ -76,7 +76,7 @@ def random_fleet(app: App, rng: random.Random, n: int, *, at: datetime | None = 
             calendars[v.charger_id] = [WeeklyWindow(d, opens, min(1440, opens + 240)) for d in range(7)]
             app.marketplace.set_availability(v.charger_id, calendars[v.charger_id])
     with app.store.transaction() as tx:
-        views = {v.charger_id: v for v in tx.chargers()}
+        views = {v.charger_id: v for v in tx.chargers.all()}
     bookings = []
     if at is not None:
         driver = app.marketplace.add_driver("oracle", "ORACLE")
@@ -85,7 +85,7 @@ def random_fleet(app: App, rng: random.Random, n: int, *, at: datetime | None = 
                 c = v.connectors[0]
                 start = at + timedelta(minutes=rng.randrange(-120, 240))
                 with app.store.transaction() as tx:
-                    tx.insert_booking(
+                    tx.bookings.add(
                         driver_id=driver.driver_id,
                         connector_id=c.connector_id,
                         starts_at=start,

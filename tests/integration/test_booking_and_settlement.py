@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, update
 
-from chargeshare.adapters import sql_schema as t
 from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.adapters.sql import schema as t
 from chargeshare.bootstrap import App
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
@@ -23,7 +23,7 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
-from tests.conftest import add_charger
+from tests.conftest import add_charger, sql_store
 
 
 def failing(app: App) -> set[str]:
@@ -56,8 +56,8 @@ def test_full_loop_bills_exactly_once(app: App, clock: ManualClock) -> None:
     assert isinstance(app.gateway, SimulatedGateway)
     assert app.gateway.total_captured == 272  # 7.777 kWh x 35p = 272.195 -> 272p
     with app.store.transaction() as t_:
-        b = t_.booking(booking_id)
-        s = t_.session(tx)
+        b = t_.bookings.get(booking_id)
+        s = t_.sessions.get(tx)
     assert b.status is BookingStatus.COMPLETED and b.ends_at == clock.now()
     assert s is not None and s.billed_wh == 7_777 and s.cost == 272
     assert failing(app) == set()
@@ -91,7 +91,7 @@ def test_cancelling_early_is_free_late_costs_the_fee_and_host_cancels_are_free(
     assert (record.status, record.fee, record.cancelled_by) == (BookingStatus.CANCELLED, 150, "driver")
     by_host = book(app, charger, d)
     with app.store.transaction() as tx:
-        host_id = tx.booking(by_host).host_id
+        host_id = tx.bookings.get(by_host).host_id
     record = app.bookings.cancel(by_host, host_id=host_id)
     assert (record.fee, record.cancelled_by) == (0, "host")
     assert failing(app) == set()
@@ -132,7 +132,7 @@ def test_declined_card_fails_the_booking_and_frees_the_slot(app: App) -> None:
     d2 = app.marketplace.add_driver("B", "B").driver_id
     book(app, charger, d2)  # the failed booking does not hold the connector
     with app.store.transaction() as tx:
-        assert [b.status for b in tx.bookings()] == [BookingStatus.FAILED, BookingStatus.CONFIRMED]
+        assert [b.status for b in tx.bookings.all()] == [BookingStatus.FAILED, BookingStatus.CONFIRMED]
 
 
 def test_no_show_expires_after_grace_and_pays_the_no_show_fee(app: App, clock: ManualClock) -> None:
@@ -143,7 +143,7 @@ def test_no_show_expires_after_grace_and_pays_the_no_show_fee(app: App, clock: M
     clock.advance(16 * 60)
     assert app.bookings.expire_no_shows() == [b]
     with app.store.transaction() as tx:
-        record = tx.booking(b)
+        record = tx.bookings.get(b)
     assert (record.status, record.fee) == (BookingStatus.EXPIRED, 300)
     assert failing(app) == set()
 
@@ -153,10 +153,10 @@ def test_a_rejected_reservation_fails_the_booking_and_returns_the_hold(app: App)
     d = app.marketplace.add_driver("A", "A").driver_id
     b = book(app, charger, d)
     with app.store.transaction() as tx:
-        assert tx.booking(b).reservation == "sent"  # "charge now": ReserveNow goes out at once
+        assert tx.bookings.get(b).reservation == "sent"  # "charge now": ReserveNow goes out at once
     app.bookings.reservation_answered(b, "Rejected")
     with app.store.transaction() as tx:
-        assert tx.booking(b).status is BookingStatus.FAILED
+        assert tx.bookings.get(b).status is BookingStatus.FAILED
     assert failing(app) == set()
 
 
@@ -184,7 +184,7 @@ def test_bad_requests_change_nothing(app: App) -> None:
     with pytest.raises(NotFound):
         app.bookings.book(BookRequest(d, charger, 2, 60, 1000))
     with app.store.transaction() as tx:
-        assert tx.bookings() == []
+        assert tx.bookings.all() == []
 
 
 # ---- the invariants catch broken data: each mutation turns exactly its check red ----------------
@@ -199,7 +199,7 @@ def settled(app: App, clock: ManualClock) -> int:
 
 def test_invariants_catch_a_doubled_capture(app: App, clock: ManualClock) -> None:
     settled(app, clock)
-    with app.store.engine.begin() as conn:
+    with sql_store(app).engine.begin() as conn:
         conn.execute(
             update(t.ledger_postings)
             .where(t.ledger_postings.c.entry_id == "b1:capture")
@@ -210,7 +210,7 @@ def test_invariants_catch_a_doubled_capture(app: App, clock: ManualClock) -> Non
 
 def test_invariants_catch_an_unbalanced_entry(app: App, clock: ManualClock) -> None:
     settled(app, clock)
-    with app.store.engine.begin() as conn:
+    with sql_store(app).engine.begin() as conn:
         conn.execute(
             insert(t.ledger_postings).values(entry_id="b1:capture-split", seq=9, account="x", amount=1)
         )
@@ -219,7 +219,7 @@ def test_invariants_catch_an_unbalanced_entry(app: App, clock: ManualClock) -> N
 
 def test_invariants_catch_an_overlap_written_around_the_service(app: App, clock: ManualClock) -> None:
     settled(app, clock)
-    with app.store.engine.begin() as conn:
+    with sql_store(app).engine.begin() as conn:
         conn.execute(
             insert(t.bookings).values(
                 driver_id=1,
@@ -238,6 +238,6 @@ def test_invariants_catch_an_overlap_written_around_the_service(app: App, clock:
 
 def test_invariants_catch_billing_off_the_meter(app: App, clock: ManualClock) -> None:
     tx = settled(app, clock)
-    with app.store.engine.begin() as conn:
+    with sql_store(app).engine.begin() as conn:
         conn.execute(update(t.sessions).where(t.sessions.c.id == tx).values(billed_wh=4_000))
     assert "billed_energy_matches_meter" in failing(app)

@@ -54,6 +54,6 @@ def test_a_charger_transaction_maps_to_one_session_and_replays_are_spotted(store
     second = app.charging.start("MAP1", 1, "TAG", 1_100, clock.now())
     assert second.status is AuthStatus.ACCEPTED and second.transaction_id != first.transaction_id
     with pytest.raises(IntegrityError), app.store.transaction() as tx:
-        tx.link_charger_transaction(second.transaction_id, charger_id, "tx-1")
+        tx.sessions.link_charger_transaction(second.transaction_id, charger_id, "tx-1")
     with app.store.transaction() as tx:  # the same id on another charger is another transaction
-        assert tx.session_by_charger_transaction(other_id, "tx-1") is None
+        assert tx.sessions.by_charger_transaction(other_id, "tx-1") is None

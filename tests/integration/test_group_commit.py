@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
 from chargeshare.adapters.durability import ImmediateDurability, SqliteGroupCommit
-from chargeshare.adapters.sql_store import SqlStore
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import (
     ChargerSpec,
@@ -21,6 +21,7 @@ from chargeshare.domain.charger import (
 )
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from tests.conftest import sql_store
 
 
 def _synchronous_level(store: SqlStore) -> int:
@@ -34,8 +35,8 @@ def test_deferred_writes_run_at_normal_and_every_other_write_at_full(tmp_path: P
     try:
         assert isinstance(app.durability, SqliteGroupCommit)
         with app.durability.deferred():
-            assert _synchronous_level(app.store) == 1
-        assert _synchronous_level(app.store) == 2
+            assert _synchronous_level(sql_store(app)) == 1
+        assert _synchronous_level(sql_store(app)) == 2
     finally:
         app.close()
 
@@ -71,7 +72,7 @@ async def test_acknowledged_writes_survive_closing_and_reopening_the_file(tmp_pa
     reopened = build(Config(database_url=url), create_schema=False)
     try:
         with reopened.store.reading() as tx:
-            views = {v.charge_point_id: v for v in tx.chargers()}
+            views = {v.charge_point_id: v for v in tx.chargers.all()}
         assert len(views) == n
         for i in range(n):
             view = views[f"G{i}"]
@@ -84,25 +85,25 @@ async def test_acknowledged_writes_survive_closing_and_reopening_the_file(tmp_pa
 def test_a_thread_that_defers_keeps_one_connection_and_an_ended_threads_is_closed(tmp_path: Path) -> None:
     app = build(Config(database_url=f"sqlite:///{tmp_path / 'held.db'}"))
     checkouts: list[object] = []
-    event.listen(app.store.engine, "checkout", lambda *args: checkouts.append(args[0]))
+    event.listen(sql_store(app).engine, "checkout", lambda *args: checkouts.append(args[0]))
     try:
         before = len(checkouts)
         with app.durability.deferred():  # from now on this thread keeps its connection
             pass
         for _ in range(5):
-            assert _synchronous_level(app.store) == 2  # outside deferred(): FULL, on the kept one
+            assert _synchronous_level(sql_store(app)) == 2  # outside deferred(): FULL, on the kept one
             with app.durability.deferred():
-                assert _synchronous_level(app.store) == 1
+                assert _synchronous_level(sql_store(app)) == 1
         assert len(checkouts) - before == 1  # one checkout for eleven units of work
 
         def elsewhere() -> None:
             with app.durability.deferred():
-                assert _synchronous_level(app.store) == 1
+                assert _synchronous_level(sql_store(app)) == 1
 
         worker = threading.Thread(target=elsewhere)
         worker.start()
         worker.join()
-        pool = app.store.engine.pool
+        pool = sql_store(app).engine.pool
         assert isinstance(pool, QueuePool)
         assert pool.checkedout() == 2  # this thread's and the ended worker's
         other = threading.Thread(target=elsewhere)

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, inspect
 
-from chargeshare.adapters import sql_schema as t
+from chargeshare.adapters.sql import schema as t
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.booking import BookingStatus
-from tests.conftest import add_charger
+from tests.conftest import add_charger, sql_store
 
 T = datetime(2026, 5, 1, 9, tzinfo=UTC)
 STATUSES = ("requested", "confirmed", "active", "cancelled", "expired")
@@ -50,29 +50,29 @@ def _fill(app: App) -> None:
                 reservation=RESERVATIONS[i % len(RESERVATIONS)],
             )
         )
-    with app.store.engine.begin() as conn:
+    with sql_store(app).engine.begin() as conn:
         conn.execute(insert(t.bookings), rows)
     with app.store.transaction() as tx:
         for n, status in enumerate(("pending", "done", "pending", "dead", "pending")):
             booking_id = 1 + n % 2
-            tx.enqueue_payment(booking_id, f"s{n}", 1, f"k{n}", T)
+            tx.outbox.enqueue(booking_id, f"s{n}", 1, f"k{n}", T)
             if status != "pending":
-                item = tx.payment(f"k{n}")
+                item = tx.outbox.get(f"k{n}")
                 assert item is not None
-                tx.update_payment(item.item_id, status=status, attempts=1, next_attempt_at=T, last_error=None)
+                tx.outbox.update(item.item_id, status=status, attempts=1, next_attempt_at=T, last_error=None)
 
 
 def test_bookings_starting_by_match_the_full_read(store_app: App) -> None:
     _fill(store_app)
     with store_app.store.transaction() as tx:
-        everything = tx.bookings()
+        everything = tx.bookings.all()
         for status in (BookingStatus.CONFIRMED, BookingStatus.ACTIVE):
             for offset_s in (-1800, -600, -300, 0, 1, 300, 3600):
                 by = T + timedelta(seconds=offset_s)
                 want = [b for b in everything if b.status is status and b.starts_at <= by]
-                assert tx.bookings_starting_by(status, by) == want
+                assert tx.bookings.starting_by(status, by) == want
                 for r in RESERVATIONS:
-                    assert tx.bookings_starting_by(status, by, reservation=r) == [
+                    assert tx.bookings.starting_by(status, by, reservation=r) == [
                         b for b in want if b.reservation == r
                     ]
 
@@ -81,9 +81,9 @@ def test_pending_payments_of_one_booking(store_app: App) -> None:
     _fill(store_app)
     with store_app.store.transaction() as tx:
         for booking_id in (1, 2, 3):
-            want = [i for i in tx.payments("pending") if i.booking_id == booking_id]
-            assert tx.pending_payments_of(booking_id) == want
-        assert [i.idempotency_key for i in tx.pending_payments_of(1)] == ["k0", "k2", "k4"]
+            want = [i for i in tx.outbox.all("pending") if i.booking_id == booking_id]
+            assert tx.outbox.pending_of(booking_id) == want
+        assert [i.idempotency_key for i in tx.outbox.pending_of(1)] == ["k0", "k2", "k4"]
 
 
 def test_the_sweeps_indexes_exist(store_app: App) -> None:
@@ -91,6 +91,6 @@ def test_the_sweeps_indexes_exist(store_app: App) -> None:
     names = {
         ix["name"]
         for table in ("bookings", "chargers")
-        for ix in inspect(store_app.store.engine).get_indexes(table)
+        for ix in inspect(sql_store(store_app).engine).get_indexes(table)
     }
     assert {"ix_bookings_status_start", "ix_chargers_status_seen"} <= names

@@ -30,7 +30,7 @@ def any_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]
 
 def last_seen(app: App, cp_id: str = "CP1") -> datetime | None:
     with app.store.reading() as tx:
-        return tx.charger(cp_id).last_seen_at
+        return tx.chargers.get(cp_id).last_seen_at
 
 
 def started(app: App, clock: ManualClock, max_energy_wh: int = 10_000) -> int:
@@ -53,7 +53,7 @@ def test_readings_only_grow_and_the_energy_limit_is_announced(any_app: App, cloc
     any_app.charging.meter("CP1", tx, 3_000)
     any_app.charging.meter("CP1", tx, 2_000)  # an old reading, replayed late: the register stays
     with any_app.store.reading() as t_:
-        session = t_.session(tx)
+        session = t_.sessions.get(tx)
     assert session is not None and session.meter_last_wh == 3_000
     assert [r.energy_wh for r in readings] == [2_000, 2_000]
     assert limits == []
@@ -67,7 +67,7 @@ def test_readings_only_grow_and_the_energy_limit_is_announced(any_app: App, cloc
     before = len(readings)
     any_app.charging.meter("CP1", tx, 9_000)  # after the stop: changes nothing, says nothing
     with any_app.store.reading() as t_:
-        after = t_.session(tx)
+        after = t_.sessions.get(tx)
     assert after is not None and after.meter_last_wh == 6_000 and after.billed_wh == 5_000
     assert len(readings) == before
     assert all(r.ok for r in check_store(any_app.store, any_app.config.rules, now=clock.now()))
@@ -147,7 +147,7 @@ def test_the_watchdog_still_finds_a_silent_charger_and_a_return_is_stamped_at_on
     any_app.charging.heartbeat("CP1")  # a heartbeat alone does not bring it back...
     assert last_seen(any_app) == clock.now()  # ...but it is stamped, not skipped as "lately"
     with any_app.store.reading() as t_:
-        assert t_.charger("CP1").status is ChargerStatus.OFFLINE
+        assert t_.chargers.get("CP1").status is ChargerStatus.OFFLINE
 
 
 def test_an_unregistered_charger_is_never_taken_for_stamped(any_app: App) -> None:
@@ -159,12 +159,15 @@ def test_an_unregistered_charger_is_never_taken_for_stamped(any_app: App) -> Non
 def test_a_status_lookup_names_the_chargers_status_and_the_connector(any_app: App) -> None:
     add_charger(any_app)
     with any_app.store.reading() as tx:
-        connector = tx.charger("CP1").connectors[0].connector_id
-        assert tx.status_and_connector("CP1", 1) == (ChargerStatus.ONLINE, connector)
-        assert tx.status_and_connector("CP1", 0) == (ChargerStatus.ONLINE, None)  # the charger itself
-        assert tx.status_and_connector("CP1", 7) == (ChargerStatus.ONLINE, None)
+        connector = tx.chargers.get("CP1").connectors[0].connector_id
+        assert tx.chargers.status_and_connector("CP1", 1) == (ChargerStatus.ONLINE, connector)
+        assert tx.chargers.status_and_connector("CP1", 0) == (
+            ChargerStatus.ONLINE,
+            None,
+        )  # the charger itself
+        assert tx.chargers.status_and_connector("CP1", 7) == (ChargerStatus.ONLINE, None)
         with pytest.raises(NotFound):
-            tx.status_and_connector("NOPE", 1)
+            tx.chargers.status_and_connector("NOPE", 1)
 
 
 def test_a_flush_can_take_the_oldest_stamps_a_few_at_a_time(any_app: App, clock: ManualClock) -> None:

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
-from chargeshare.adapters import sql_schema as t
 from chargeshare.adapters.pg_admin import temporary_database
+from chargeshare.adapters.sql import schema as t
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.invariants import check_store
-from tests.conftest import POSTGRES_URL, REDIS_URL, T0, add_charger, service_missing
+from tests.conftest import POSTGRES_URL, REDIS_URL, T0, add_charger, service_missing, sql_store
 from tests.integration.helpers import (
     Fleet,
     assert_one_hold,
@@ -37,7 +37,7 @@ def pg_app(postgres_url: str) -> Iterator[App]:
 
 
 def test_schema_has_postgis_and_the_exclusion_constraint(pg_app: App) -> None:
-    with pg_app.store.engine.connect() as conn:
+    with sql_store(pg_app).engine.connect() as conn:
         assert conn.execute(text("SELECT postgis_version()")).scalar()
         names = (
             conn.execute(
@@ -67,7 +67,7 @@ def test_the_database_itself_refuses_an_overlap(pg_app: App) -> None:
         hold_amount=1,
         created_at=t0,
     )
-    with pg_app.store.engine.begin() as conn:
+    with sql_store(pg_app).engine.begin() as conn:
         conn.execute(insert(t.bookings).values(starts_at=t0, ends_at=t0 + timedelta(hours=1), **row))
         # touching periods are fine ([) ranges), and cancelled bookings do not count
         conn.execute(
@@ -80,7 +80,7 @@ def test_the_database_itself_refuses_an_overlap(pg_app: App) -> None:
                 starts_at=t0, ends_at=t0 + timedelta(hours=2), **{**row, "status": "cancelled"}
             )
         )
-    with pytest.raises(IntegrityError) as err, pg_app.store.engine.begin() as conn:
+    with pytest.raises(IntegrityError) as err, sql_store(pg_app).engine.begin() as conn:
         conn.execute(
             insert(t.bookings).values(
                 starts_at=t0 + timedelta(minutes=30), ends_at=t0 + timedelta(minutes=90), **row
@@ -128,7 +128,7 @@ def test_search_matches_brute_force(pg_fleet: tuple[App, Fleet], seed: int) -> N
 
 def test_searches_use_the_spatial_indexes(pg_app: App) -> None:
     random_fleet(pg_app, random.Random(4), 200)
-    with pg_app.store.engine.connect() as conn:
+    with sql_store(pg_app).engine.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))
         box = "\n".join(
             conn.execute(

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import sqlite
 
-from chargeshare.adapters import sql_store
-from chargeshare.adapters.sql_direct import DirectStatement
+from chargeshare.adapters.sql import statements
+from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from tests.conftest import add_charger
+from tests.conftest import add_charger, sql_store
 
-DIRECT = {name: v for name, v in vars(sql_store).items() if isinstance(v, DirectStatement)}
+DIRECT = statements.ALL
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -36,12 +36,12 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     later = BookRequest(driver, charger, 1, 60, 10_000, starts_at=clock.now() + timedelta(hours=3))
     later_booking = app.bookings.book(later).booking_id
     with app.store.transaction() as tx:
-        connector = tx.charger("CP1").connectors[0].connector_id
-        tx.enqueue_payment(booking, "capture", 100, "test-capture", clock.now())
-        an_entry = tx.entries(booking)[0].entry_id
-        host = tx.charger("CP1").host_id
+        connector = tx.chargers.get("CP1").connectors[0].connector_id
+        tx.outbox.enqueue(booking, "capture", 100, "test-capture", clock.now())
+        an_entry = tx.ledger.entries(booking)[0].entry_id
+        host = tx.chargers.get("CP1").host_id
         # Weekly hours (set after the bookings, which any window would have had to cover).
-        tx.set_availability(charger, [WeeklyWindow(0, 0, 600)])
+        tx.chargers.set_availability(charger, [WeeklyWindow(0, 0, 600)])
     values = {
         "cp_id": "CP1",
         "seen_at": clock.now(),
@@ -139,7 +139,7 @@ def both_ways(app: App, direct: DirectStatement, values: dict[str, Any]) -> tupl
     """The statement through SQLAlchemy and straight on the driver, each in a rolled-back transaction."""
     out = []
     for straight in (False, True):
-        conn = app.store.engine.connect()
+        conn = sql_store(app).engine.connect()
         try:
             with conn.begin() as tx:
                 # Rows only from an explicit RETURNING (PostgreSQL adds one to inserts for their ids,
@@ -168,15 +168,15 @@ def test_every_direct_statement_is_covered_here() -> None:
 
 # Inserts that would collide with the world's own rows get fresh keys (or the keys they must meet).
 FRESH: dict[str, dict[str, Any]] = {
-    "_ENQUEUE_PAYMENT_D": {"key": "fresh-key"},
-    "_INSERT_POSTING_D": {"entry_key": "an_entry", "n": 99},
-    "_INSERT_SESSION_D": {"booking_pk": "later_booking", "start_wh": 1_500},
-    "_STATUS_OF_CONNECTORS_D": {"ids": "connector_ids"},
-    "_SET_RESERVATION_IF_D": {"booking_pk": "later_booking"},
+    "outbox.enqueue": {"key": "fresh-key"},
+    "ledger.insert_posting": {"entry_key": "an_entry", "n": 99},
+    "sessions.insert": {"booking_pk": "later_booking", "start_wh": 1_500},
+    "chargers.status_of_connectors": {"ids": "connector_ids"},
+    "bookings.set_reservation_if": {"booking_pk": "later_booking"},
 }
 
 
-NEW_IDS = {"_INSERT_SESSION_D", "_INSERT_BOOKING_D", "_ADD_HOST_D", "_ADD_DRIVER_D", "_ADD_CHARGER_D"}
+NEW_IDS = {"sessions.insert", "bookings.insert", "accounts.add_host", "accounts.add_driver", "chargers.add"}
 
 
 @pytest.mark.parametrize("name", sorted(DIRECT))
@@ -198,13 +198,15 @@ def test_direct_statement_matches_sqlalchemy(world: tuple[App, dict[str, Any]], 
         assert [type(v) for v in via_driver[0]] == [type(v) for v in via_sqlalchemy[0]]
 
 
-@pytest.mark.parametrize("name", sorted(sql_store.SQLITE_ONLY))
+@pytest.mark.parametrize("name", sorted(statements.SQLITE_ONLY))
 def test_sqlite_only_statement_matches_sqlalchemy(clock: ManualClock, name: str) -> None:
     # PostgreSQL has no R*Tree table (PostGIS indexes the row itself), so these run on SQLite alone.
     app = build(Config(database_url="sqlite://", locks_enabled=False), clock=clock)
     try:
         box = {"row_id": 1000, "row_min_lon": -0.1, "row_max_lon": -0.1, "row_min_lat": 51.5}
-        via_sqlalchemy, via_driver = both_ways(app, sql_store.SQLITE_ONLY[name], {**box, "row_max_lat": 51.5})
+        via_sqlalchemy, via_driver = both_ways(
+            app, statements.SQLITE_ONLY[name], {**box, "row_max_lat": 51.5}
+        )
         assert via_driver == via_sqlalchemy == 1
     finally:
         app.close()

@@ -32,7 +32,7 @@ def test_at_least_the_booking_scenarios_ship() -> None:
 async def test_without_the_overlap_check_the_race_scenario_goes_red(monkeypatch: pytest.MonkeyPatch) -> None:
     # Mutate the store: its overlap query no longer sees any live booking (SQLite has no constraint).
     # The charger's reservations then turn the extra bookings away, but the scenario must still fail.
-    monkeypatch.setattr("chargeshare.adapters.sql_store.LIVE_STATES", frozenset())
+    monkeypatch.setattr("chargeshare.adapters.sql.bookings.LIVE_STATES", frozenset())
     result = await run_scenario(load(ROOT / "scenarios" / "race-same-charger.yaml"))
     assert not result.ok
     assert any(f.startswith("expectation: bookings = ") for f in result.failures), result.failures

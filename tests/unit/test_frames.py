@@ -240,7 +240,7 @@ def _seeded_app() -> Any:
 def _snapshot(app: Any) -> dict[str, list[tuple[Any, ...]]]:
     from sqlalchemy import select
 
-    from chargeshare.adapters.sql_schema import metadata
+    from chargeshare.adapters.sql.schema import metadata
 
     with app.store.engine.connect() as conn:
         return {

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from chargeshare.adapters.sql_schema import UTCDateTime, utc_to_sqlite_text
+from chargeshare.adapters.sql.schema import UTCDateTime, utc_to_sqlite_text
 
 DIALECT = sqlite.dialect()
 # As SQLAlchemy runs them for a statement on SQLite: the decorator's step, then the dialect's.

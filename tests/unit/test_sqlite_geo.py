@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Float, bindparam, select
 from sqlalchemy.dialects import sqlite
 
-from chargeshare.adapters.sqlite_geo import distance_expr, distance_sql, ensure_math_functions
+from chargeshare.adapters.sql.sqlite_geo import distance_expr, distance_sql, ensure_math_functions
 from chargeshare.domain.geo import haversine_m
 
 lats = st.floats(-89.9, 89.9)

@@ -31,7 +31,7 @@ def router(app: App) -> APIRouter:
         status: Annotated[str | None, Query(pattern="^(registered|online|offline)$")] = None,
     ) -> list[AdminChargerOut]:
         with app.store.reading() as tx:
-            views = tx.chargers()
+            views = tx.chargers.all()
         return [
             AdminChargerOut(
                 id=c.charger_id,
@@ -52,7 +52,7 @@ def router(app: App) -> APIRouter:
     ) -> list[SecurityEventOut]:
         """What chargers did that they must not (a frame naming another charger's transaction)."""
         with app.store.reading() as tx:
-            events = tx.security_events(charge_point_id)
+            events = tx.security.all(charge_point_id)
         return [
             SecurityEventOut(
                 id=e.event_id, charge_point_id=e.charge_point_id, kind=e.kind, detail=e.detail, at=e.at
@@ -67,7 +67,7 @@ def router(app: App) -> APIRouter:
     ) -> list[PaymentStepOut]:
         """Payment steps; `status=dead` is the dead-letter queue."""
         with app.store.reading() as tx:
-            items = tx.payments(status)
+            items = tx.outbox.all(status)
         return [
             PaymentStepOut(
                 id=i.item_id,
@@ -86,7 +86,7 @@ def router(app: App) -> APIRouter:
     def reconcile(_who: Admin) -> OutboxRunOut:
         run = app.settlement.reconcile()
         with app.store.reading() as tx:
-            left = len(tx.payments("dead"))
+            left = len(tx.outbox.all("dead"))
         return OutboxRunOut(done=run.done, retried=run.retried, dead=run.dead, dead_letters_left=left)
 
     @r.post("/payouts")

@@ -55,9 +55,9 @@ def router(app: App) -> APIRouter:
     @r.get("/me")
     def me(who: Anyone) -> AccountOut:
         with app.store.reading() as tx:
-            account = tx.account(who.account_id)
-            driver = None if account.driver_id is None else tx.driver(account.driver_id)
-            host = None if account.host_id is None else tx.host(account.host_id)
+            account = tx.accounts.get(who.account_id)
+            driver = None if account.driver_id is None else tx.accounts.driver(account.driver_id)
+            host = None if account.host_id is None else tx.accounts.host(account.host_id)
         return AccountOut(
             account_id=account.account_id,
             email=account.email,

@@ -29,7 +29,7 @@ def router(app: App) -> APIRouter:
 
     def own_booking(who: Principal, booking_id: int) -> BookingRecord:
         with app.store.reading() as tx:
-            b = tx.booking(booking_id)
+            b = tx.bookings.get(booking_id)
         if not visible_to(who, b):
             raise NotFound(f"no booking {booking_id}")
         return b
@@ -56,9 +56,9 @@ def router(app: App) -> APIRouter:
         """A driver's own bookings, or those on a host's chargers, newest first."""
         with app.store.reading() as tx:
             records = (
-                tx.bookings_of(driver_id=who.driver_id)
+                tx.bookings.of(driver_id=who.driver_id)
                 if who.role is Role.DRIVER
-                else tx.bookings_of(host_id=who.host_id)
+                else tx.bookings.of(host_id=who.host_id)
             )
         return [booking_out(app, b) for b in records]
 

@@ -66,6 +66,6 @@ def router(app: App) -> APIRouter:
     @r.get("/{charger_id}")
     def get(charger_id: IdPath) -> ChargerOut:
         with app.store.reading() as tx:
-            return charger_out(tx.charger_by_id(charger_id))
+            return charger_out(tx.chargers.by_id(charger_id))
 
     return r

@@ -26,12 +26,12 @@ def router(app: App) -> APIRouter:
         out = []
         with app.store.reading() as tx:
             bookings = (
-                tx.bookings_of(driver_id=who.driver_id)
+                tx.bookings.of(driver_id=who.driver_id)
                 if who.role is Role.DRIVER
-                else tx.bookings_of(host_id=who.host_id)
+                else tx.bookings.of(host_id=who.host_id)
             )
             for b in bookings:
-                s = tx.session_for_booking(b.booking_id)
+                s = tx.sessions.for_booking(b.booking_id)
                 if s is not None and (not live or s.status is SessionStatus.CHARGING):
                     out.append(session_out(s, b))
         return out
@@ -39,8 +39,8 @@ def router(app: App) -> APIRouter:
     @r.get("/{session_id}")
     def get(session_id: IdPath, who: DriverOrHost) -> SessionOut:
         with app.store.reading() as tx:
-            s = tx.session(session_id)
-            b = None if s is None else tx.booking(s.booking_id)
+            s = tx.sessions.get(session_id)
+            b = None if s is None else tx.bookings.get(s.booking_id)
         if s is None or b is None or not visible_to(who, b):
             raise NotFound(f"no session {session_id}")
         return session_out(s, b)

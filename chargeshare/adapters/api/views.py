@@ -72,10 +72,10 @@ def receipt_out(r: Receipt) -> ReceiptOut:
 
 def booking_out(app: App, b: BookingRecord) -> BookingOut:
     with app.store.reading() as tx:
-        session = tx.session_for_booking(b.booking_id)
+        session = tx.sessions.for_booking(b.booking_id)
         receipt = receipt_for(tx, b, app.config.rules)
         # The host's access notes (gate codes and the like) go to drivers with a live booking only.
-        notes = tx.access_notes(b.charger_id) if b.status in NOTES_SHOWN else None
+        notes = tx.chargers.access_notes(b.charger_id) if b.status in NOTES_SHOWN else None
     return BookingOut(
         id=b.booking_id,
         driver_id=b.driver_id,

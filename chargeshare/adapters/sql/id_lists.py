@@ -2,7 +2,7 @@
 
 SQLAlchemy's `in_([...])` expands into one placeholder per id when it runs, so the SQL differs with
 the list's length and is re-rendered on every call; such a statement cannot be compiled once and run
-straight on the driver (`sql_direct`). Here the whole list is one bound value: a JSON array read with
+straight on the driver (`direct`). Here the whole list is one bound value: a JSON array read with
 `json_each` on SQLite, an integer array compared with `= ANY(...)` on PostgreSQL. One SQL text for
 every length also lets PostgreSQL keep its plan.
 """

@@ -28,13 +28,13 @@ def test_silent_charger_goes_offline_and_comes_back(app: App, clock: ManualClock
     assert app.charging.watchdog() == ["QUIET"]
     assert app.charging.watchdog() == []  # told once
     with app.store.transaction() as tx:
-        assert tx.charger("QUIET").status is ChargerStatus.OFFLINE
-        (note,) = tx.notifications()
+        assert tx.chargers.get("QUIET").status is ChargerStatus.OFFLINE
+        (note,) = tx.notifications.all()
     assert note["kind"] == "charger_offline" and "QUIET" in str(note["body"])
     assert [c.charge_point_id for c in app.marketplace.search(online)] == ["CHATTY"]
     app.charging.heartbeat("QUIET")  # a heartbeat alone does not bring it back
     with app.store.transaction() as tx:
-        assert tx.charger("QUIET").status is ChargerStatus.OFFLINE
+        assert tx.chargers.get("QUIET").status is ChargerStatus.OFFLINE
     app.charging.status("QUIET", 1, ConnectorStatus.AVAILABLE)
     assert sorted(c.charge_point_id for c in app.marketplace.search(online)) == ["CHATTY", "QUIET"]
     assert [type(e).__name__ for e in seen] == ["ChargerOffline", "ChargerOnline"]

@@ -33,7 +33,7 @@ def failing(app: App) -> set[str]:
 
 def outbox(app: App) -> list[tuple[str, str, int]]:
     with app.store.transaction() as tx:
-        return [(i.step, i.status, i.attempts) for i in tx.payments()]
+        return [(i.step, i.status, i.attempts) for i in tx.outbox.all()]
 
 
 def booked_and_charging(app: App, clock: ManualClock, price: int = 40) -> tuple[int, int]:
@@ -53,8 +53,8 @@ def test_a_declined_card_fails_the_booking_and_leaves_no_trace(app: App) -> None
     with pytest.raises(PaymentDeclined):
         app.bookings.book(BookRequest(d, charger, 1, 60, 5_000))
     with app.store.transaction() as tx:
-        assert [b.status for b in tx.bookings()] == [BookingStatus.FAILED]
-        assert tx.entries() == []
+        assert [b.status for b in tx.bookings.all()] == [BookingStatus.FAILED]
+        assert tx.ledger.entries() == []
     assert gateway(app).holds == {}
 
 
@@ -81,7 +81,7 @@ def test_an_outage_at_stop_does_not_block_charging_and_reconcile_settles_the_bac
     gateway(app).down = True
     assert app.charging.stop("CP1", tx, 8_000, clock.now()).value == "Accepted"  # the charger is answered
     with app.store.transaction() as t:
-        assert t.booking(booking_id).status is BookingStatus.COMPLETED
+        assert t.bookings.get(booking_id).status is BookingStatus.COMPLETED
     for _ in range(20):  # bounded: back off, retry, until the item is dead-lettered
         clock.advance(app.config.rules.payment_backoff_cap_s * 2)
         app.settlement.process_due()
@@ -124,7 +124,7 @@ def test_a_crash_between_the_capture_and_the_ledger_write_resumes_without_chargi
         app.charging.stop("CP1", tx, 8_000, clock.now())
     assert gateway(app).total_captured == 280 and outbox(app) == [("capture", "pending", 0)]
     with app.store.transaction() as t:
-        assert not [e for e in t.entries(booking_id) if e.kind is EntryKind.CAPTURE]
+        assert not [e for e in t.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE]
     # "Restart": a fresh worker over the same database and provider picks the step up again.
     restarted = SettlementService(app.store, gateway(app), app.bus, clock, app.config.rules)
     assert restarted.process_due().done == 1
@@ -151,7 +151,7 @@ def test_a_hold_that_lapses_before_capture_is_recorded_and_the_card_charged_afre
     app.settlement.reconcile()
     assert [(s, st) for s, st, _ in outbox(app)] == [("capture", "done"), ("charge", "done")]
     with app.store.transaction() as t:
-        kinds = [e.kind for e in t.entries()]
+        kinds = [e.kind for e in t.ledger.entries()]
     assert kinds.count(EntryKind.EXPIRE) == 1 and kinds.count(EntryKind.HOLD) == 2
     assert [h.state for h in gateway(app).holds.values()] == ["expired", "captured"]
     assert gateway(app).total_captured == 280
@@ -173,8 +173,8 @@ def test_vat_on_the_platform_fee_and_host_payouts(app: App, clock: ManualClock) 
     booking_id, tx = booked_and_charging(app, clock, price=50)
     app.charging.stop("CP1", tx, 21_000, clock.now())  # 20 kWh x 50p = 1000p
     with app.store.transaction() as t:
-        balances = posted_balances(t.entries())
-        host_id = t.booking(booking_id).host_id
+        balances = posted_balances(t.ledger.entries())
+        host_id = t.bookings.get(booking_id).host_id
     # 15% fee = 150p, VAT-inclusive at 20%: 25p VAT, 125p revenue; the host gets 850p.
     assert balances[f"host:{host_id}:payable"] == -850
     assert (balances[PLATFORM_REVENUE], balances[VAT_PAYABLE]) == (-125, -25)
@@ -186,7 +186,7 @@ def test_vat_on_the_platform_fee_and_host_payouts(app: App, clock: ManualClock) 
     assert app.settlement.pay_out_hosts().paid == {host_id: 850}
     assert app.settlement.pay_out_hosts().paid == {}  # nothing left to pay
     with app.store.transaction() as t:
-        assert posted_balances(t.entries())[f"host:{host_id}:payable"] == 0
+        assert posted_balances(t.ledger.entries())[f"host:{host_id}:payable"] == 0
     assert failing(app) == set()
 
 
@@ -211,7 +211,7 @@ def test_a_car_left_plugged_in_after_charging_pays_the_idle_fee(app: App, clock:
     clock.advance(25 * 60)  # 45 minutes idle: 15 beyond the 30-minute grace
     app.charging.stop("CP1", tx, 8_000, clock.now())
     with app.store.transaction() as t:
-        session = t.session(tx)
+        session = t.sessions.get(tx)
     assert session is not None and (session.idle_fee, session.cost) == (150, 280 + 150)
     assert gateway(app).total_captured == 430  # beyond the hold: the rest is a top-up
     assert failing(app) == set()

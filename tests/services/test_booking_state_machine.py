@@ -126,7 +126,7 @@ class BookingMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(T0)
-        self.app: App = build(Config(database_url="sqlite://"), clock=self.clock)
+        self.app: App = build(Config(database_url="memory://"), clock=self.clock)
         self.rules = self.app.config.rules
         gateway = self.app.gateway
         assert isinstance(gateway, SimulatedGateway)
@@ -166,7 +166,7 @@ class BookingMachine(RuleBasedStateMachine):
 
     def _remember_charger(self, charger_id: int) -> None:
         with self.app.store.transaction() as tx:
-            view = tx.charger_by_id(charger_id)
+            view = tx.chargers.by_id(charger_id)
         self.chargers.append(
             MCharger(
                 view.charge_point_id,
@@ -184,10 +184,10 @@ class BookingMachine(RuleBasedStateMachine):
 
     def _snapshot(self) -> tuple[object, ...]:
         with self.app.store.transaction() as tx:
-            bookings = tuple(tx.bookings())
-            sessions = tuple(tx.sessions())
-            entries = tuple(e.entry_id for e in tx.entries())
-            chargers = tuple((c.status, tuple(c.connectors)) for c in tx.chargers())
+            bookings = tuple(tx.bookings.all())
+            sessions = tuple(tx.sessions.all())
+            entries = tuple(e.entry_id for e in tx.ledger.entries())
+            chargers = tuple((c.status, tuple(c.connectors)) for c in tx.chargers.all())
         holds = tuple((h.reference, h.state, h.captured) for h in self.gateway.holds.values())
         return bookings, sessions, entries, chargers, holds
 
@@ -225,7 +225,7 @@ class BookingMachine(RuleBasedStateMachine):
 
     def _booking_ids(self) -> set[int]:
         with self.app.store.transaction() as tx:
-            return {b.booking_id for b in tx.bookings()}
+            return {b.booking_id for b in tx.bookings.all()}
 
     # ---- rules: booking --------------------------------------------------------------------------
     @rule(
@@ -704,9 +704,9 @@ class BookingMachine(RuleBasedStateMachine):
         failed = [r for r in check_store(self.app.store, self.rules, now=self.now, final=final) if not r.ok]
         assert failed == [], failed
         with self.app.store.transaction() as tx:
-            bookings = tx.bookings()
-            sessions = tx.sessions()
-            entries = tx.entries()
+            bookings = tx.bookings.all()
+            sessions = tx.sessions.all()
+            entries = tx.ledger.entries()
         model = self.model
         assert {b.booking_id for b in bookings} == set(model.bookings)
         captured: dict[int, int] = {}
@@ -794,7 +794,7 @@ def test_booking_lifecycle_keeps_the_model_and_every_invariant() -> None:
 
 def _one_charger_app(price: int) -> tuple[App, ManualClock, int, int]:
     clock = ManualClock(T0)
-    app = build(Config(database_url="sqlite://"), clock=clock)
+    app = build(Config(database_url="memory://"), clock=clock)
     charger_id = add_charger(app, "EDGE", price=price)
     driver_id = app.marketplace.add_driver("D", "EDGE-TAG").driver_id
     return app, clock, charger_id, driver_id
@@ -817,7 +817,9 @@ def test_an_overshoot_within_the_hold_headroom_is_captured() -> None:
         )
         cost = Tariff(35).cost(overshoot_wh)
         with app.store.transaction() as tx:
-            captured = [e.amount for e in tx.entries(booking.booking_id) if e.kind is EntryKind.CAPTURE]
+            captured = [
+                e.amount for e in tx.ledger.entries(booking.booking_id) if e.kind is EntryKind.CAPTURE
+            ]
         assert captured == [cost], f"hold {booking.hold_amount}p, metered cost {cost}p, captured {captured}"
         failed = [r.name for r in check_store(app.store, rules, now=clock.now()) if not r.ok]
         assert failed == []
@@ -836,6 +838,6 @@ def test_a_booking_is_never_a_no_show_the_moment_it_is_made() -> None:
         # Accepting it is another, as long as the driver is given the time to turn up.
         assert app.bookings.expire_no_shows() == []
         with app.store.transaction() as tx:
-            assert tx.booking(booking.booking_id).fee == 0
+            assert tx.bookings.get(booking.booking_id).fee == 0
     finally:
         app.close()

@@ -23,7 +23,7 @@ def test_batches_give_what_single_calls_give(app: App) -> None:
     views = app.marketplace.add_chargers([_spec("CP1", 1, 2), _spec("CP2", 2)])
     single = app.marketplace.add_charger(_spec("CP3", 3))
     with app.store.transaction() as tx:
-        assert views == [tx.charger("CP1"), tx.charger("CP2")] and single == tx.charger("CP3")
+        assert views == [tx.chargers.get("CP1"), tx.chargers.get("CP2")] and single == tx.chargers.get("CP3")
     drivers = app.marketplace.add_drivers([("D1", "T1"), ("D2", "T2")])
     assert [(d.driver_id, d.id_tag) for d in drivers] == [(1, "T1"), (2, "T2")]
     assert app.marketplace.add_driver("D3", "T3").driver_id == 3
@@ -40,5 +40,5 @@ def test_one_bad_item_adds_nothing(app: App) -> None:
     with pytest.raises(InvalidRequest, match="name"):
         app.marketplace.add_hosts(["B", " "])
     with app.store.transaction() as tx:
-        assert tx.driver_by_tag("T1") is None and tx.chargers() == []
+        assert tx.accounts.driver_by_tag("T1") is None and tx.chargers.all() == []
     assert app.marketplace.add_host("B") == 2

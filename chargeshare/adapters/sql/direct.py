@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from chargeshare.adapters.sql_schema import UTCDateTime, utc_to_sqlite_text
+from chargeshare.adapters.sql.schema import UTCDateTime, utc_to_sqlite_text
 
 Processor = Callable[[Any], Any]
 

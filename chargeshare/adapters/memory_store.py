@@ -1,0 +1,894 @@
+"""An in-memory store: the `Store` port over plain dictionaries, for service tests that need no SQL.
+
+It keeps the SQL store's promises, checked by the same repository contract tests
+(tests/contract/): units of work are serialized and roll back on an exception; unique keys refuse
+duplicates; a booking overlapping a live one is refused; a register only grows; a session moves
+only for its own charger. Records are frozen, so a unit of work's snapshot is a shallow copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chargeshare.domain.availability import WeeklyWindow, covers
+from chargeshare.domain.booking import LIVE_STATES, BookingStatus
+from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
+from chargeshare.domain.geo import Point, distance_m
+from chargeshare.domain.ledger import JournalEntry
+from chargeshare.domain.search import SearchQuery
+from chargeshare.domain.session import SessionStatus
+from chargeshare.services.records import (
+    AccountRecord,
+    BookingRecord,
+    ChargerView,
+    ConnectorView,
+    DriverRecord,
+    HostRecord,
+    MeterAdvance,
+    OutboxItem,
+    SecurityEvent,
+    SessionRecord,
+)
+
+MEMORY_URL = "memory://"
+OUT_OF_USE = frozenset({ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE})
+
+
+class DuplicateKey(Exception):
+    """A unique key already taken: what the SQL store's database refuses with an integrity error."""
+
+
+@dataclass(frozen=True)
+class _Charger:
+    charger_id: int
+    charge_point_id: str
+    host_id: int
+    title: str
+    location: Point
+    price_per_kwh: int
+    status: ChargerStatus
+    ocpp_version: str | None = None
+    last_seen_at: datetime | None = None
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class _Connector:
+    connector_id: int
+    charger_id: int
+    connector_no: int
+    type: ConnectorType
+    max_power_w: int
+    status: ConnectorStatus
+    fence_token: int = 0
+
+
+@dataclass(frozen=True)
+class _Booking:
+    booking_id: int
+    driver_id: int
+    connector_id: int
+    starts_at: datetime
+    ends_at: datetime
+    status: BookingStatus
+    max_energy_wh: int
+    price_per_kwh: int
+    hold_amount: int
+    payment_ref: str | None
+    created_at: datetime
+    fee: int = 0
+    cancelled_by: str | None = None
+    reservation: str = "none"
+
+
+@dataclass(frozen=True)
+class _ChargerTransaction:
+    charger_id: int
+    transaction_id: str
+    seq_no: int | None
+    meter_start_pending: bool
+
+
+@dataclass
+class _Tables:
+    """Every table, each a dict of frozen records by key (lists for append-only logs)."""
+
+    hosts: dict[int, str] = field(default_factory=dict)
+    kyc: dict[int, str] = field(default_factory=dict)
+    drivers: dict[int, DriverRecord] = field(default_factory=dict)
+    accounts: dict[int, AccountRecord] = field(default_factory=dict)
+    chargers: dict[int, _Charger] = field(default_factory=dict)
+    connectors: dict[int, _Connector] = field(default_factory=dict)
+    availability: dict[int, tuple[WeeklyWindow, ...]] = field(default_factory=dict)
+    notes: dict[int, str] = field(default_factory=dict)
+    bookings: dict[int, _Booking] = field(default_factory=dict)
+    sessions: dict[int, SessionRecord] = field(default_factory=dict)
+    charger_transactions: dict[int, _ChargerTransaction] = field(default_factory=dict)
+    entries: dict[str, JournalEntry] = field(default_factory=dict)
+    outbox: dict[int, OutboxItem] = field(default_factory=dict)
+    notifications: list[dict[str, object]] = field(default_factory=list)
+    security: list[SecurityEvent] = field(default_factory=list)
+    last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
+
+    def snapshot(self) -> _Tables:
+        return _Tables(**{f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+
+class MemoryStore:
+    dialect = "memory"
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+        self._lock = threading.RLock()
+        self._open = False
+
+    def next_id(self, table: str) -> int:
+        """The table's next id; a rolled-back unit of work gives its ids back (as SQLite does)."""
+        last = self.tables.last_ids.get(table, 0) + 1
+        self.tables.last_ids[table] = last
+        return last
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryUnitOfWork]:
+        with self._lock:
+            if self._open:
+                raise RuntimeError("a unit of work is already open on this store")
+            before = self.tables.snapshot()
+            self._open = True
+            try:
+                yield MemoryUnitOfWork(self)
+            except BaseException:
+                self.tables = before
+                raise
+            finally:
+                self._open = False
+
+    reading = transaction
+
+    def create_schema(self) -> None:
+        """Nothing to create: the tables are dictionaries."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _Repository:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    @property
+    def t(self) -> _Tables:
+        return self.store.tables
+
+
+class MemoryUnitOfWork:
+    def __init__(self, store: MemoryStore) -> None:
+        self.accounts = MemoryAccounts(store)
+        self.chargers = MemoryChargers(store)
+        self.bookings = MemoryBookings(store)
+        self.sessions = MemorySessions(store)
+        self.ledger = MemoryLedger(store)
+        self.outbox = MemoryPaymentsOutbox(store)
+        self.notifications = MemoryNotifications(store)
+        self.security = MemorySecurityLog(store)
+
+
+# ---- accounts ------------------------------------------------------------------------------------
+class MemoryAccounts(_Repository):
+    def add_host(self, name: str) -> int:
+        host_id = self.store.next_id("hosts")
+        self.t.hosts[host_id] = name
+        return host_id
+
+    def add_driver(self, name: str, id_tag: str) -> int:
+        if self.driver_by_tag(id_tag) is not None:
+            raise DuplicateKey(f"id_tag {id_tag!r}")
+        driver_id = self.store.next_id("drivers")
+        self.t.drivers[driver_id] = DriverRecord(driver_id, name, id_tag)
+        return driver_id
+
+    def driver(self, driver_id: int) -> DriverRecord:
+        found = self.t.drivers.get(driver_id)
+        if found is None:
+            raise NotFound(f"no driver {driver_id}")
+        return found
+
+    def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
+        return next((d for d in self.t.drivers.values() if d.id_tag == id_tag), None)
+
+    def host(self, host_id: int) -> HostRecord:
+        if host_id not in self.t.hosts:
+            raise NotFound(f"no host {host_id}")
+        return HostRecord(host_id, self.t.hosts[host_id], self.t.kyc.get(host_id, "pending"))
+
+    def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None:
+        self.host(host_id)
+        self.t.kyc[host_id] = status
+
+    def verified_hosts(self) -> set[int]:
+        return {h for h, status in self.t.kyc.items() if status == "verified"}
+
+    def add(
+        self,
+        *,
+        email: str,
+        password_hash: str,
+        role: str,
+        created_at: datetime,
+        driver_id: int | None = None,
+        host_id: int | None = None,
+    ) -> int:
+        if self.by_email(email) is not None:
+            raise InvalidRequest("an account with this email exists")
+        account_id = self.store.next_id("accounts")
+        self.t.accounts[account_id] = AccountRecord(
+            account_id, email, password_hash, role, driver_id, host_id, created_at
+        )
+        return account_id
+
+    def by_email(self, email: str) -> AccountRecord | None:
+        return next((a for a in self.t.accounts.values() if a.email == email), None)
+
+    def get(self, account_id: int) -> AccountRecord:
+        found = self.t.accounts.get(account_id)
+        if found is None:
+            raise NotFound(f"no account {account_id}")
+        return found
+
+
+# ---- chargers ------------------------------------------------------------------------------------
+class MemoryChargers(_Repository):
+    def _view(self, c: _Charger, distance: float | None = None) -> ChargerView:
+        connectors = sorted(
+            (k for k in self.t.connectors.values() if k.charger_id == c.charger_id),
+            key=lambda k: k.connector_no,
+        )
+        return ChargerView(
+            charger_id=c.charger_id,
+            charge_point_id=c.charge_point_id,
+            host_id=c.host_id,
+            title=c.title,
+            location=c.location,
+            price_per_kwh=c.price_per_kwh,
+            status=c.status,
+            ocpp_version=c.ocpp_version,
+            last_seen_at=c.last_seen_at,
+            connectors=tuple(
+                ConnectorView(k.connector_id, k.connector_no, k.type, k.max_power_w, k.status)
+                for k in connectors
+            ),
+            distance_m=distance,
+        )
+
+    def _by_cp(self, charge_point_id: str) -> _Charger:
+        found = next((c for c in self.t.chargers.values() if c.charge_point_id == charge_point_id), None)
+        if found is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return found
+
+    def _replace(self, c: _Charger, **changes: Any) -> None:
+        self.t.chargers[c.charger_id] = dataclasses.replace(c, **changes)
+
+    def add(self, spec: ChargerSpec) -> int:
+        if any(c.charge_point_id == spec.charge_point_id for c in self.t.chargers.values()):
+            raise DuplicateKey(f"charge point id {spec.charge_point_id!r}")
+        charger_id = self.store.next_id("chargers")
+        self.t.chargers[charger_id] = _Charger(
+            charger_id,
+            spec.charge_point_id,
+            spec.host_id,
+            spec.title,
+            spec.location,
+            spec.tariff.price_per_kwh,
+            ChargerStatus.REGISTERED,
+        )
+        for c in spec.connectors:
+            self.add_connector(charger_id, c.connector_no, c.type, c.max_power_w)
+        return charger_id
+
+    def get(self, charge_point_id: str) -> ChargerView:
+        return self._view(self._by_cp(charge_point_id))
+
+    def by_id(self, charger_id: int) -> ChargerView:
+        found = self.t.chargers.get(charger_id)
+        if found is None:
+            raise NotFound(f"no charger {charger_id}")
+        return self._view(found)
+
+    def all(self) -> Sequence[ChargerView]:
+        return [self._view(c) for _, c in sorted(self.t.chargers.items())]
+
+    def of_host(self, host_id: int) -> Sequence[ChargerView]:
+        return [self._view(c) for _, c in sorted(self.t.chargers.items()) if c.host_id == host_id]
+
+    def status_and_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None]:
+        c = self._by_cp(charge_point_id)
+        connector = next(
+            (
+                k.connector_id
+                for k in self.t.connectors.values()
+                if k.charger_id == c.charger_id and k.connector_no == connector_no
+            ),
+            None,
+        )
+        return c.status, connector
+
+    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
+        area = query.area
+        window = query.available_from, query.available_until
+        found: list[tuple[float, int, _Charger]] = []
+        for c in self.t.chargers.values():
+            if not area.contains(c.location):
+                continue
+            distance = 0.0
+            if query.centre is not None:
+                assert query.radius_m is not None
+                distance = distance_m(c.location, query.centre)
+                if distance > query.radius_m:
+                    continue
+            if query.max_price_per_kwh is not None and c.price_per_kwh > query.max_price_per_kwh:
+                continue
+            if query.online_only and c.status is not ChargerStatus.ONLINE:
+                continue
+            if not any(
+                self._connector_matches(k, query)
+                for k in self.t.connectors.values()
+                if k.charger_id == c.charger_id
+            ):
+                continue
+            calendar = list(self.t.availability.get(c.charger_id, ()))
+            if window[0] is not None and window[1] is not None and not covers(calendar, window[0], window[1]):
+                continue
+            found.append((distance if query.centre is not None else 0.0, c.charger_id, c))
+        found.sort(key=lambda f: (f[0], f[1]))
+        return [self._view(c, d if query.centre is not None else None) for d, _, c in found[: query.limit]]
+
+    def _connector_matches(self, k: _Connector, query: SearchQuery) -> bool:
+        if query.connector_type is not None and k.type is not query.connector_type:
+            return False
+        if query.min_power_w is not None and k.max_power_w < query.min_power_w:
+            return False
+        if query.online_only and k.status in OUT_OF_USE:
+            return False
+        since, until = query.available_from, query.available_until
+        if since is not None and until is not None:
+            return not any(
+                b.connector_id == k.connector_id
+                and b.status in LIVE_STATES
+                and b.starts_at < until
+                and b.ends_at > since
+                for b in self.t.bookings.values()
+            )
+        return True
+
+    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
+        if windows:
+            self.t.availability[charger_id] = tuple(windows)
+        else:
+            self.t.availability.pop(charger_id, None)
+
+    def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]:
+        return {i: list(self.t.availability[i]) for i in charger_ids if i in self.t.availability}
+
+    def set_status(
+        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
+    ) -> None:
+        c = self._by_cp(charge_point_id)
+        changes: dict[str, Any] = {"status": status, "last_seen_at": at}
+        if ocpp_version is not None:
+            changes["ocpp_version"] = ocpp_version
+        self._replace(c, **changes)
+
+    def touch(self, charge_point_id: str, at: datetime) -> None:
+        self._replace(self._by_cp(charge_point_id), last_seen_at=at)
+
+    def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
+        gone = []
+        for cp_id, at in stamps.items():
+            try:
+                self.touch(cp_id, at)
+            except NotFound:
+                gone.append(cp_id)
+        return gone
+
+    def set_password(self, charge_point_id: str, password_hash: str | None) -> None:
+        self._replace(self._by_cp(charge_point_id), password_hash=password_hash)
+
+    def password(self, charge_point_id: str) -> str | None:
+        return self._by_cp(charge_point_id).password_hash
+
+    def remove(self, charge_point_id: str) -> None:
+        c = self._by_cp(charge_point_id)
+        ids = {k.connector_id for k in self.t.connectors.values() if k.charger_id == c.charger_id}
+        if any(b.connector_id in ids for b in self.t.bookings.values()):
+            raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
+        for i in ids:
+            del self.t.connectors[i]
+        self.t.availability.pop(c.charger_id, None)
+        self.t.notes.pop(c.charger_id, None)
+        del self.t.chargers[c.charger_id]
+
+    def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
+        return [
+            self._view(c)
+            for _, c in sorted(self.t.chargers.items())
+            if c.status is ChargerStatus.ONLINE
+            and c.last_seen_at is not None
+            and c.last_seen_at < seen_before
+        ]
+
+    def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
+        found = next((c for c in self.t.chargers.values() if c.charge_point_id == charge_point_id), None)
+        if found is None:
+            return  # as an UPDATE that matches no row
+        for k in list(self.t.connectors.values()):
+            if k.charger_id == found.charger_id and connector_no in (0, k.connector_no):
+                self.t.connectors[k.connector_id] = dataclasses.replace(k, status=status)
+
+    def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
+        return {i: self.t.connectors[i].status for i in connector_ids if i in self.t.connectors}
+
+    def update(self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None) -> None:
+        changes: dict[str, Any] = {}
+        if title is not None:
+            changes["title"] = title
+        if price_per_kwh is not None:
+            changes["price_per_kwh"] = price_per_kwh
+        if changes:
+            c = self.t.chargers.get(charger_id)
+            if c is None:
+                raise NotFound(f"no charger {charger_id}")
+            self._replace(c, **changes)
+
+    def access_notes(self, charger_id: int) -> str:
+        return self.t.notes.get(charger_id, "")
+
+    def set_access_notes(self, charger_id: int, notes: str) -> None:
+        if notes:
+            self.t.notes[charger_id] = notes
+        else:
+            self.t.notes.pop(charger_id, None)
+
+    def _connector(self, charger_id: int, connector_no: int) -> _Connector | None:
+        return next(
+            (
+                k
+                for k in self.t.connectors.values()
+                if k.charger_id == charger_id and k.connector_no == connector_no
+            ),
+            None,
+        )
+
+    def add_connector(
+        self, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
+    ) -> None:
+        if self._connector(charger_id, connector_no) is not None:
+            raise InvalidRequest(f"charger {charger_id} already has connector {connector_no}")
+        connector_id = self.store.next_id("connectors")
+        self.t.connectors[connector_id] = _Connector(
+            connector_id, charger_id, connector_no, type_, max_power_w, ConnectorStatus.UNAVAILABLE
+        )
+
+    def update_connector(
+        self,
+        charger_id: int,
+        connector_no: int,
+        *,
+        type_: ConnectorType | None = None,
+        max_power_w: int | None = None,
+    ) -> None:
+        k = self._connector(charger_id, connector_no)
+        if k is None:
+            raise NotFound(f"charger {charger_id} has no connector {connector_no}")
+        changes: dict[str, Any] = {}
+        if type_ is not None:
+            changes["type"] = type_
+        if max_power_w is not None:
+            changes["max_power_w"] = max_power_w
+        self.t.connectors[k.connector_id] = dataclasses.replace(k, **changes)
+
+    def remove_connector(self, charger_id: int, connector_no: int) -> None:
+        k = self._connector(charger_id, connector_no)
+        if k is None:
+            raise NotFound(f"charger {charger_id} has no connector {connector_no}")
+        if any(b.connector_id == k.connector_id for b in self.t.bookings.values()):
+            raise InvalidRequest(f"connector {connector_no} has bookings; it cannot be removed")
+        if sum(1 for c in self.t.connectors.values() if c.charger_id == charger_id) <= 1:
+            raise InvalidRequest("a charger needs at least one connector")
+        del self.t.connectors[k.connector_id]
+
+
+# ---- bookings ------------------------------------------------------------------------------------
+class MemoryBookings(_Repository):
+    def _record(self, b: _Booking) -> BookingRecord:
+        connector = self.t.connectors[b.connector_id]
+        charger = self.t.chargers[connector.charger_id]
+        return BookingRecord(
+            booking_id=b.booking_id,
+            driver_id=b.driver_id,
+            connector_id=b.connector_id,
+            charger_id=charger.charger_id,
+            host_id=charger.host_id,
+            starts_at=b.starts_at,
+            ends_at=b.ends_at,
+            status=b.status,
+            max_energy_wh=b.max_energy_wh,
+            price_per_kwh=b.price_per_kwh,
+            hold_amount=b.hold_amount,
+            payment_ref=b.payment_ref,
+            created_at=b.created_at,
+            fee=b.fee,
+            cancelled_by=b.cancelled_by,
+            reservation=b.reservation,
+        )
+
+    def add(
+        self,
+        *,
+        driver_id: int,
+        connector_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        max_energy_wh: int,
+        price_per_kwh: int,
+        hold_amount: int,
+        created_at: datetime,
+        fencing_token: int | None,
+    ) -> int:
+        connector = self.t.connectors.get(connector_id)
+        if connector is None:
+            raise NotFound(f"no connector {connector_id}")
+        if fencing_token is not None:
+            if connector.fence_token >= fencing_token:
+                raise StaleFencingToken(
+                    f"fencing token {fencing_token} is stale for connector {connector_id}"
+                )
+            self.t.connectors[connector_id] = dataclasses.replace(connector, fence_token=fencing_token)
+        if any(
+            b.connector_id == connector_id
+            and b.status in LIVE_STATES
+            and b.starts_at < ends_at
+            and b.ends_at > starts_at
+            for b in self.t.bookings.values()
+        ):
+            raise BookingConflict(f"connector {connector_id} is already booked for an overlapping period")
+        booking_id = self.store.next_id("bookings")
+        self.t.bookings[booking_id] = _Booking(
+            booking_id,
+            driver_id,
+            connector_id,
+            starts_at,
+            ends_at,
+            BookingStatus.REQUESTED,
+            max_energy_wh,
+            price_per_kwh,
+            hold_amount,
+            None,
+            created_at,
+        )
+        return booking_id
+
+    def _row(self, booking_id: int) -> _Booking:
+        found = self.t.bookings.get(booking_id)
+        if found is None:
+            raise NotFound(f"no booking {booking_id}")
+        return found
+
+    def get(self, booking_id: int) -> BookingRecord:
+        return self._record(self._row(booking_id))
+
+    def all(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
+        return [self._record(b) for _, b in sorted(self.t.bookings.items()) if status in (None, b.status)]
+
+    def of(self, *, driver_id: int | None = None, host_id: int | None = None) -> Sequence[BookingRecord]:
+        if (driver_id is None) == (host_id is None):
+            raise ValueError("give a driver or a host")
+        records = [self._record(b) for _, b in sorted(self.t.bookings.items(), reverse=True)]
+        if driver_id is not None:
+            return [r for r in records if r.driver_id == driver_id]
+        return [r for r in records if r.host_id == host_id]
+
+    def starting_by(
+        self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
+    ) -> Sequence[BookingRecord]:
+        return [
+            self._record(b)
+            for _, b in sorted(self.t.bookings.items())
+            if b.status is status and b.starts_at <= starts_by and reservation in (None, b.reservation)
+        ]
+
+    def update(
+        self,
+        booking_id: int,
+        status: BookingStatus,
+        *,
+        ends_at: datetime | None = None,
+        payment_ref: str | None = None,
+        fee: int | None = None,
+        cancelled_by: str | None = None,
+    ) -> None:
+        b = self._row(booking_id)
+        self.t.bookings[booking_id] = dataclasses.replace(
+            b,
+            status=status,
+            ends_at=b.ends_at if ends_at is None else ends_at,
+            payment_ref=b.payment_ref if payment_ref is None else payment_ref,
+            fee=b.fee if fee is None else fee,
+            cancelled_by=b.cancelled_by if cancelled_by is None else cancelled_by,
+        )
+
+    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+        b = self.t.bookings.get(booking_id)
+        if b is None or (expected is not None and b.reservation != expected):
+            return False
+        self.t.bookings[booking_id] = dataclasses.replace(b, reservation=state)
+        return True
+
+    def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
+        fits = [
+            b
+            for b in self.t.bookings.values()
+            if b.connector_id == connector_id
+            and b.driver_id == driver_id
+            and b.status is BookingStatus.CONFIRMED
+            and b.ends_at > at
+        ]
+        return None if not fits else self._record(min(fits, key=lambda b: (b.starts_at, b.booking_id)))
+
+
+# ---- sessions ------------------------------------------------------------------------------------
+class MemorySessions(_Repository):
+    def add(
+        self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
+    ) -> int:
+        if any(s.booking_id == booking_id for s in self.t.sessions.values()):
+            raise DuplicateKey(f"a session for booking {booking_id}")
+        if self.by_start_key(connector_id, id_tag, meter_start_wh, started_at) is not None:
+            raise DuplicateKey("a session with this start key")
+        session_id = self.store.next_id("sessions")
+        self.t.sessions[session_id] = SessionRecord(
+            session_id=session_id,
+            booking_id=booking_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            started_at=started_at,
+            meter_start_wh=meter_start_wh,
+            meter_last_wh=meter_start_wh,
+            status=SessionStatus.CHARGING,
+            stopped_at=None,
+            meter_stop_wh=None,
+            billed_wh=None,
+            cost=None,
+        )
+        return session_id
+
+    def get(self, session_id: int) -> SessionRecord | None:
+        return self.t.sessions.get(session_id)
+
+    def all(self) -> Sequence[SessionRecord]:
+        return [s for _, s in sorted(self.t.sessions.items())]
+
+    def by_start_key(
+        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+    ) -> SessionRecord | None:
+        return next(
+            (
+                s
+                for s in self.t.sessions.values()
+                if (s.connector_id, s.id_tag, s.meter_start_wh, s.started_at)
+                == (connector_id, id_tag, meter_start, started_at)
+            ),
+            None,
+        )
+
+    def for_booking(self, booking_id: int) -> SessionRecord | None:
+        return next((s for s in self.t.sessions.values() if s.booking_id == booking_id), None)
+
+    def open_on(self, connector_id: int) -> SessionRecord | None:
+        charging = [
+            s
+            for s in self.t.sessions.values()
+            if s.connector_id == connector_id and s.status is SessionStatus.CHARGING
+        ]
+        return max(charging, key=lambda s: s.session_id, default=None)
+
+    def charger_of(self, session_id: int) -> str | None:
+        s = self.t.sessions.get(session_id)
+        if s is None:
+            return None
+        return self.t.chargers[self.t.connectors[s.connector_id].charger_id].charge_point_id
+
+    def link_charger_transaction(
+        self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
+    ) -> None:
+        taken = any(
+            (ct.charger_id, ct.transaction_id) == (charger_id, transaction_id)
+            for ct in self.t.charger_transactions.values()
+        )
+        if taken or session_id in self.t.charger_transactions:
+            raise DuplicateKey(f"charger transaction {transaction_id!r}")
+        self.t.charger_transactions[session_id] = _ChargerTransaction(
+            charger_id, transaction_id, None, meter_start_pending
+        )
+
+    def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
+        ct = self.t.charger_transactions.get(session_id)
+        if ct is None or not ct.meter_start_pending:
+            return False
+        self.t.charger_transactions[session_id] = dataclasses.replace(ct, meter_start_pending=False)
+        s = self.t.sessions[session_id]
+        self.t.sessions[session_id] = dataclasses.replace(s, meter_start_wh=meter_wh, meter_last_wh=meter_wh)
+        return True
+
+    def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None:
+        for session_id, ct in self.t.charger_transactions.items():
+            if (ct.charger_id, ct.transaction_id) == (charger_id, transaction_id):
+                return self.t.sessions.get(session_id)
+        return None
+
+    def charger_transaction_id(self, session_id: int) -> str | None:
+        ct = self.t.charger_transactions.get(session_id)
+        return None if ct is None else ct.transaction_id
+
+    def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
+        ct = self.t.charger_transactions.get(session_id)
+        if ct is None or (ct.seq_no is not None and ct.seq_no >= seq_no):
+            return False
+        self.t.charger_transactions[session_id] = dataclasses.replace(ct, seq_no=seq_no)
+        return True
+
+    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+        s = self.t.sessions.get(session_id)
+        if (
+            s is None
+            or s.status is not SessionStatus.CHARGING
+            or self.charger_of(session_id) != charge_point_id
+        ):
+            return None
+        s = dataclasses.replace(s, meter_last_wh=max(s.meter_last_wh, meter_wh))
+        self.t.sessions[session_id] = s
+        booking = self.t.bookings[s.booking_id]
+        return MeterAdvance(s.booking_id, s.meter_start_wh, s.meter_last_wh, booking.max_energy_wh)
+
+    def mark_idle(self, session_id: int, since: datetime | None) -> None:
+        s = self.t.sessions.get(session_id)
+        if s is None or (since is not None and s.idle_since is not None):
+            return  # idle from the first report; None (charging again) always clears it
+        self.t.sessions[session_id] = dataclasses.replace(s, idle_since=since)
+
+    def stop(
+        self,
+        session_id: int,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        idle_fee: int = 0,
+    ) -> None:
+        s = self.t.sessions.get(session_id)
+        if s is None:
+            return
+        self.t.sessions[session_id] = dataclasses.replace(
+            s,
+            status=SessionStatus.STOPPED,
+            stopped_at=stopped_at,
+            meter_stop_wh=meter_stop_wh,
+            meter_last_wh=max(s.meter_last_wh, meter_stop_wh),
+            billed_wh=billed_wh,
+            cost=cost,
+            idle_fee=idle_fee,
+        )
+
+
+# ---- the journal, the outbox, notices ----------------------------------------------------------------
+class MemoryLedger(_Repository):
+    def add(self, entries: Sequence[JournalEntry]) -> None:
+        for e in entries:
+            if e.entry_id in self.t.entries:
+                raise DuplicateKey(f"journal entry {e.entry_id!r}")
+            if e.pending_id is not None and any(
+                x.pending_id == e.pending_id for x in self.t.entries.values()
+            ):
+                raise DuplicateKey(f"a second resolution of hold {e.pending_id!r}")
+            self.t.entries[e.entry_id] = e
+
+    def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
+        found = [
+            e
+            for e in self.t.entries.values()
+            if (booking_id is None or e.booking_id == booking_id)
+            and (account is None or any(p.account == account for p in e.postings))
+        ]
+        return sorted(found, key=lambda e: (e.created_at, e.entry_id))
+
+    def posting_sums(self) -> dict[str, int]:
+        return {e.entry_id: sum(p.amount for p in e.postings) for e in self.t.entries.values() if e.postings}
+
+
+class MemoryPaymentsOutbox(_Repository):
+    def enqueue(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
+        if self.get(key) is not None:
+            return False
+        item_id = self.store.next_id("payment_outbox")
+        self.t.outbox[item_id] = OutboxItem(
+            item_id, booking_id, step, amount, key, "pending", 0, now, None, now, None
+        )
+        return True
+
+    def get(self, key: str) -> OutboxItem | None:
+        return next((i for i in self.t.outbox.values() if i.idempotency_key == key), None)
+
+    def due(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
+        due = [i for i in self.t.outbox.values() if i.status == "pending" and i.next_attempt_at <= now]
+        return sorted(due, key=lambda i: (i.next_attempt_at, i.item_id))[:limit]
+
+    def all(self, status: str | None = None) -> Sequence[OutboxItem]:
+        return [i for _, i in sorted(self.t.outbox.items()) if status in (None, i.status)]
+
+    def pending_of(self, booking_id: int) -> Sequence[OutboxItem]:
+        return [
+            i
+            for _, i in sorted(self.t.outbox.items())
+            if i.booking_id == booking_id and i.status == "pending"
+        ]
+
+    def update(
+        self,
+        item_id: int,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+    ) -> None:
+        item = self.t.outbox.get(item_id)
+        if item is None:
+            return
+        self.t.outbox[item_id] = dataclasses.replace(
+            item,
+            status=status,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            last_error=None if last_error is None else last_error[:500],
+            done_at=done_at,
+        )
+
+
+class MemoryNotifications(_Repository):
+    def add(self, host_id: int, kind: str, subject: str, body: str, at: datetime) -> None:
+        self.t.notifications.append(
+            {
+                "id": self.store.next_id("notifications"),
+                "host_id": host_id,
+                "kind": kind,
+                "subject": subject,
+                "body": body,
+                "created_at": at,
+                "delivered_at": None,
+            }
+        )
+
+    def all(self, host_id: int | None = None) -> Sequence[dict[str, object]]:
+        return [dict(n) for n in self.t.notifications if host_id in (None, n["host_id"])]
+
+
+class MemorySecurityLog(_Repository):
+    def record(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None:
+        self.t.security.append(
+            SecurityEvent(self.store.next_id("security_events"), charge_point_id[:64], kind, detail[:500], at)
+        )
+
+    def all(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]:
+        return [e for e in self.t.security if charge_point_id in (None, e.charge_point_id)]

@@ -1,0 +1,121 @@
+"""Hosts, drivers, sign-in accounts and hosts' KYC status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.rows import insert_of
+from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.services.records import AccountRecord, DriverRecord, HostRecord
+
+ADD_HOST = DirectStatement(insert_of(t.hosts, "name").returning(t.hosts.c.id))
+ADD_DRIVER = DirectStatement(insert_of(t.drivers, "name", "id_tag").returning(t.drivers.c.id))
+DRIVER_BY_ID = DirectStatement(select(t.drivers).where(t.drivers.c.id == bindparam("driver_pk")))
+DRIVER_BY_TAG = DirectStatement(select(t.drivers).where(t.drivers.c.id_tag == bindparam("tag")))
+
+STATEMENTS = {
+    "accounts.add_host": ADD_HOST,
+    "accounts.add_driver": ADD_DRIVER,
+    "accounts.driver_by_id": DRIVER_BY_ID,
+    "accounts.driver_by_tag": DRIVER_BY_TAG,
+}
+
+
+class SqlAccounts:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def add_host(self, name: str) -> int:
+        return self._inserted(ADD_HOST, {"row_name": name})
+
+    def add_driver(self, name: str, id_tag: str) -> int:
+        return self._inserted(ADD_DRIVER, {"row_name": name, "row_id_tag": id_tag})
+
+    def _inserted(self, stmt: DirectStatement, row: dict[str, Any]) -> int:
+        """Run an INSERT ... RETURNING id; the new row's id."""
+        found = stmt.first(self.conn, row)
+        assert found is not None
+        return int(found[0])
+
+    def driver(self, driver_id: int) -> DriverRecord:
+        r = DRIVER_BY_ID.first_mapping(self.conn, {"driver_pk": driver_id})
+        if r is None:
+            raise NotFound(f"no driver {driver_id}")
+        return DriverRecord(r["id"], r["name"], r["id_tag"])
+
+    def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
+        r = DRIVER_BY_TAG.first_mapping(self.conn, {"tag": id_tag})
+        return None if r is None else DriverRecord(r["id"], r["name"], r["id_tag"])
+
+    def host(self, host_id: int) -> HostRecord:
+        h, k = t.hosts.c, t.host_kyc.c
+        r = self.conn.execute(
+            select(h.id, h.name, k.status)
+            .select_from(t.hosts.outerjoin(t.host_kyc, k.host_id == h.id))
+            .where(h.id == host_id)
+        ).first()
+        if r is None:
+            raise NotFound(f"no host {host_id}")
+        return HostRecord(r[0], r[1], r[2] or "pending")
+
+    def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None:
+        self.host(host_id)
+        k = t.host_kyc.c
+        changed = self.conn.execute(
+            update(t.host_kyc).where(k.host_id == host_id).values(status=status, updated_at=at)
+        ).rowcount
+        if not changed:
+            self.conn.execute(insert(t.host_kyc).values(host_id=host_id, status=status, updated_at=at))
+
+    def verified_hosts(self) -> set[int]:
+        k = t.host_kyc.c
+        return {int(r[0]) for r in self.conn.execute(select(k.host_id).where(k.status == "verified"))}
+
+    def add(
+        self,
+        *,
+        email: str,
+        password_hash: str,
+        role: str,
+        created_at: datetime,
+        driver_id: int | None = None,
+        host_id: int | None = None,
+    ) -> int:
+        if self.by_email(email) is not None:
+            raise InvalidRequest("an account with this email exists")
+        try:
+            with self.conn.begin_nested():
+                stmt = insert(t.accounts).values(
+                    email=email,
+                    password_hash=password_hash,
+                    role=role,
+                    driver_id=driver_id,
+                    host_id=host_id,
+                    created_at=created_at,
+                )
+                return int(self.conn.execute(stmt.returning(t.accounts.c.id)).scalar_one())
+        except IntegrityError as exc:  # a concurrent sign-up with the same email won
+            raise InvalidRequest("an account with this email exists") from exc
+
+    def _account(self, where: Any) -> AccountRecord | None:
+        r = self.conn.execute(select(t.accounts).where(where)).mappings().first()
+        if r is None:
+            return None
+        return AccountRecord(
+            r["id"], r["email"], r["password_hash"], r["role"], r["driver_id"], r["host_id"], r["created_at"]
+        )
+
+    def by_email(self, email: str) -> AccountRecord | None:
+        return self._account(t.accounts.c.email == email)
+
+    def get(self, account_id: int) -> AccountRecord:
+        found = self._account(t.accounts.c.id == account_id)
+        if found is None:
+            raise NotFound(f"no account {account_id}")
+        return found

@@ -1,0 +1,230 @@
+"""Bookings: the no-double-booking guard, status changes and the housekeeping sweep's lookups."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.rows import BOOKING_COLUMNS, booking_record, insert_of, live_overlap
+from chargeshare.domain.booking import LIVE_STATES, BookingStatus
+from chargeshare.domain.errors import BookingConflict, NotFound, StaleFencingToken
+from chargeshare.services.records import BookingRecord
+
+PG_EXCLUSION_VIOLATION = "23P01"
+
+_b, _k = t.bookings.c, t.connectors.c
+
+BY_ID = DirectStatement(BOOKING_COLUMNS.where(_b.id == bindparam("booking_pk")))
+ALL = DirectStatement(BOOKING_COLUMNS.order_by(_b.id))
+_IN_STATUS = BOOKING_COLUMNS.where(_b.status == bindparam("in_status")).order_by(_b.id)
+CONNECTOR_OF = DirectStatement(select(_b.connector_id).where(_b.id == bindparam("booking_pk")))
+FOR_START = DirectStatement(
+    BOOKING_COLUMNS.where(
+        _b.connector_id == bindparam("connector_pk"),
+        _b.driver_id == bindparam("driver_pk"),
+        _b.status == BookingStatus.CONFIRMED.value,
+        _b.ends_at > bindparam("at"),
+    ).order_by(_b.starts_at)
+)
+# Optional fields keep their value when not given (COALESCE with the column).
+UPDATE = DirectStatement(
+    update(t.bookings)
+    .where(_b.id == bindparam("booking_pk"))
+    .values(
+        status=bindparam("new_status"),
+        ends_at=func.coalesce(bindparam("new_ends_at", type_=t.UTCDateTime()), _b.ends_at),
+        payment_ref=func.coalesce(bindparam("new_ref", type_=_b.payment_ref.type), _b.payment_ref),
+        fee=func.coalesce(bindparam("new_fee", type_=_b.fee.type), _b.fee),
+        cancelled_by=func.coalesce(bindparam("new_by", type_=_b.cancelled_by.type), _b.cancelled_by),
+    )
+)
+# The housekeeping sweep's statements: the due condition is in the WHERE clause, on an index
+# (schema.HOUSEKEEPING_INDEX_DDL), so a sweep costs what is due rather than every row there is.
+_STARTING_BY = BOOKING_COLUMNS.where(
+    _b.status == bindparam("in_status"), _b.starts_at <= bindparam("starts_by")
+).order_by(_b.id)
+STARTING_BY = DirectStatement(_STARTING_BY)
+UNRESERVED_STARTING_BY = DirectStatement(_STARTING_BY.where(_b.reservation == bindparam("reservation_state")))
+_INSERT = insert_of(
+    t.bookings,
+    "driver_id",
+    "connector_id",
+    "starts_at",
+    "ends_at",
+    "status",
+    "max_energy_wh",
+    "price_per_kwh",
+    "hold_amount",
+    "created_at",
+    "fee",
+    "reservation",
+).returning(_b.id)
+INSERT = DirectStatement(_INSERT)
+RAISE_FENCE = DirectStatement(
+    update(t.connectors)
+    .where(_k.id == bindparam("connector_pk"), _k.fence_token < bindparam("token"))
+    .values(fence_token=bindparam("token"))
+)
+_SET_RESERVATION = (
+    update(t.bookings).where(_b.id == bindparam("booking_pk")).values(reservation=bindparam("state"))
+)
+SET_RESERVATION = DirectStatement(_SET_RESERVATION)
+SET_RESERVATION_IF = DirectStatement(_SET_RESERVATION.where(_b.reservation == bindparam("expected_state")))
+
+
+@functools.lru_cache(maxsize=4)
+def clash_statement(live: frozenset[BookingStatus]) -> DirectStatement:
+    """The first live booking on a connector overlapping a period. Keyed by the live states, so a
+    test that mutates `LIVE_STATES` (to show a scenario turning red) gets a statement built from them."""
+    overlap = live_overlap(bindparam("connector_pk"), bindparam("since"), bindparam("until"), live)
+    return DirectStatement(select(_b.id).where(*overlap).limit(1))
+
+
+STATEMENTS = {
+    "bookings.by_id": BY_ID,
+    "bookings.all": ALL,
+    "bookings.connector_of": CONNECTOR_OF,
+    "bookings.for_start": FOR_START,
+    "bookings.update": UPDATE,
+    "bookings.starting_by": STARTING_BY,
+    "bookings.unreserved_starting_by": UNRESERVED_STARTING_BY,
+    "bookings.insert": INSERT,
+    "bookings.raise_fence": RAISE_FENCE,
+    "bookings.set_reservation": SET_RESERVATION,
+    "bookings.set_reservation_if": SET_RESERVATION_IF,
+    "bookings.clash": clash_statement(LIVE_STATES),
+}
+
+
+class SqlBookings:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def add(
+        self,
+        *,
+        driver_id: int,
+        connector_id: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        max_energy_wh: int,
+        price_per_kwh: int,
+        hold_amount: int,
+        created_at: datetime,
+        fencing_token: int | None,
+    ) -> int:
+        self._lock_connector(connector_id)
+        if fencing_token is not None:
+            # Also locks the connector row on PostgreSQL, queueing writers for this connector.
+            params = {"connector_pk": connector_id, "token": fencing_token}
+            if RAISE_FENCE.write(self.conn, params) == 0:
+                raise StaleFencingToken(
+                    f"fencing token {fencing_token} is stale for connector {connector_id}"
+                )
+        period = {"connector_pk": connector_id, "since": starts_at, "until": ends_at}
+        if clash_statement(LIVE_STATES).first(self.conn, period) is not None:
+            raise BookingConflict(f"connector {connector_id} is already booked for an overlapping period")
+        row = {
+            "row_driver_id": driver_id,
+            "row_connector_id": connector_id,
+            "row_starts_at": starts_at,
+            "row_ends_at": ends_at,
+            "row_status": BookingStatus.REQUESTED.value,
+            "row_max_energy_wh": max_energy_wh,
+            "row_price_per_kwh": price_per_kwh,
+            "row_hold_amount": hold_amount,
+            "row_created_at": created_at,
+            "row_fee": 0,
+            "row_reservation": "none",
+        }
+        if self.dialect == "sqlite":  # no constraint to trip: the check above is the whole guard
+            inserted = INSERT.first(self.conn, row)
+            assert inserted is not None
+            return int(inserted[0])
+        try:
+            # A savepoint, so an exclusion violation (a racing booking got in first) leaves the
+            # transaction usable; through SQLAlchemy, which names the driver's error.
+            with self.conn.begin_nested():
+                return int(self.conn.execute(_INSERT, row).scalar_one())
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) == PG_EXCLUSION_VIOLATION:
+                raise BookingConflict(
+                    f"connector {connector_id} is already booked for an overlapping period"
+                ) from exc
+            raise
+
+    def _lock_connector(self, connector_id: int) -> None:
+        """Queue every booking write on one connector behind a row lock (PostgreSQL). Without it, an
+        insert and a status change can each wait on the other's exclusion-constraint check: deadlock.
+        SQLite needs nothing: its write transactions are already serialized (BEGIN IMMEDIATE)."""
+        if self.dialect == "postgresql":
+            self.conn.execute(select(_k.id).where(_k.id == connector_id).with_for_update())
+
+    def get(self, booking_id: int) -> BookingRecord:
+        r = BY_ID.first_mapping(self.conn, {"booking_pk": booking_id})
+        if r is None:
+            raise NotFound(f"no booking {booking_id}")
+        return booking_record(r)
+
+    def all(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
+        if status is None:
+            return [booking_record(r) for r in ALL.mappings(self.conn, {})]
+        rows = self.conn.execute(_IN_STATUS, {"in_status": status.value}).mappings()
+        return [booking_record(r) for r in rows]
+
+    def of(self, *, driver_id: int | None = None, host_id: int | None = None) -> Sequence[BookingRecord]:
+        if (driver_id is None) == (host_id is None):
+            raise ValueError("give a driver or a host")
+        q = BOOKING_COLUMNS.where(
+            _b.driver_id == driver_id if driver_id is not None else t.chargers.c.host_id == host_id
+        )
+        return [booking_record(r) for r in self.conn.execute(q.order_by(_b.id.desc())).mappings()]
+
+    def starting_by(
+        self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None
+    ) -> Sequence[BookingRecord]:
+        params = {"in_status": status.value, "starts_by": starts_by, "reservation_state": reservation}
+        q = STARTING_BY if reservation is None else UNRESERVED_STARTING_BY
+        return [booking_record(r) for r in q.mappings(self.conn, params)]
+
+    def update(
+        self,
+        booking_id: int,
+        status: BookingStatus,
+        *,
+        ends_at: datetime | None = None,
+        payment_ref: str | None = None,
+        fee: int | None = None,
+        cancelled_by: str | None = None,
+    ) -> None:
+        found = CONNECTOR_OF.first(self.conn, {"booking_pk": booking_id})
+        if found is None:
+            raise NotFound(f"no booking {booking_id}")
+        self._lock_connector(found[0])
+        params = {
+            "booking_pk": booking_id,
+            "new_status": status.value,
+            "new_ends_at": ends_at,
+            "new_ref": payment_ref,
+            "new_fee": fee,
+            "new_by": cancelled_by,
+        }
+        if UPDATE.write(self.conn, params) == 0:
+            raise NotFound(f"no booking {booking_id}")
+
+    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+        if expected is None:
+            return bool(SET_RESERVATION.write(self.conn, {"booking_pk": booking_id, "state": state}))
+        params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
+        return bool(SET_RESERVATION_IF.write(self.conn, params))
+
+    def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
+        params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
+        r = FOR_START.first_mapping(self.conn, params)
+        return None if r is None else booking_record(r)

@@ -1,0 +1,332 @@
+"""Chargers, connectors, weekly calendars and access notes; the map search is `search`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql import search as map_search
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.id_lists import in_ids
+from chargeshare.adapters.sql.rows import (
+    CHARGER_COLUMNS,
+    CHARGER_ID_OF,
+    CHARGER_STATUSES,
+    CONNECTOR_STATUSES,
+    hydrate,
+    insert_of,
+)
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.search import SearchQuery
+from chargeshare.services.records import ChargerView
+
+_c, _k, _a = t.chargers.c, t.connectors.c, t.availability.c
+
+# Built once with bound parameters and run straight on the driver (`direct`): a charger's frames
+# and the housekeeping sweep run these.
+BY_CP = DirectStatement(select(*CHARGER_COLUMNS).where(_c.charge_point_id == bindparam("cp_id")))
+BY_ID = DirectStatement(select(*CHARGER_COLUMNS).where(_c.id == bindparam("charger_pk")))
+ALL = DirectStatement(select(*CHARGER_COLUMNS).order_by(_c.id))
+TOUCH = DirectStatement(
+    update(t.chargers)
+    .where(_c.charge_point_id == bindparam("cp_id"))
+    .values(last_seen_at=bindparam("seen_at"))
+)
+# A StatusNotification's lookup: the charger's status and the id of the connector it names, if any.
+STATUS_AND_CONNECTOR = DirectStatement(
+    select(_c.status, _k.id)
+    .select_from(
+        t.chargers.outerjoin(t.connectors, and_(_k.charger_id == _c.id, _k.connector_no == bindparam("no")))
+    )
+    .where(_c.charge_point_id == bindparam("cp_id"))
+)
+_SET_CONNECTORS_STATUS = (
+    update(t.connectors)
+    .values(status=bindparam("new_status"))
+    .where(_k.charger_id == CHARGER_ID_OF.scalar_subquery())
+)
+SET_CONNECTORS_STATUS = DirectStatement(_SET_CONNECTORS_STATUS)
+SET_CONNECTOR_STATUS = DirectStatement(_SET_CONNECTORS_STATUS.where(_k.connector_no == bindparam("no")))
+STATUS_OF_CONNECTORS = DirectStatement(select(_k.id, _k.status).where(in_ids(_k.id, "ids")))
+SILENT = DirectStatement(
+    select(*CHARGER_COLUMNS)
+    .where(_c.status == ChargerStatus.ONLINE.value, _c.last_seen_at < bindparam("before"))
+    .order_by(_c.id)
+)
+_SET_STATUS = (
+    update(t.chargers)
+    .where(_c.charge_point_id == bindparam("cp_id"))
+    .values(status=bindparam("new_status"), last_seen_at=bindparam("seen_at"))
+)
+SET_STATUS = DirectStatement(_SET_STATUS)
+SET_STATUS_AND_VERSION = DirectStatement(_SET_STATUS.values(ocpp_version=bindparam("version")))
+ADD = DirectStatement(
+    insert_of(
+        t.chargers, "charge_point_id", "host_id", "title", "lat", "lon", "price_per_kwh", "status"
+    ).returning(_c.id)
+)
+ADD_CONNECTOR = DirectStatement(
+    insert_of(t.connectors, "charger_id", "connector_no", "type", "max_power_w", "status", "fence_token")
+)
+AVAILABILITY_IN = DirectStatement(select(t.availability).where(in_ids(_a.charger_id, "ids")).order_by(_a.id))
+# SQLite only: PostgreSQL has no R*Tree table (PostGIS indexes the row itself).
+ADD_RTREE_BOX = DirectStatement(insert_of(t.charger_rtree, "id", "min_lon", "max_lon", "min_lat", "max_lat"))
+
+STATEMENTS = {
+    "chargers.by_cp": BY_CP,
+    "chargers.by_id": BY_ID,
+    "chargers.all": ALL,
+    "chargers.touch": TOUCH,
+    "chargers.status_and_connector": STATUS_AND_CONNECTOR,
+    "chargers.set_connectors_status": SET_CONNECTORS_STATUS,
+    "chargers.set_connector_status": SET_CONNECTOR_STATUS,
+    "chargers.status_of_connectors": STATUS_OF_CONNECTORS,
+    "chargers.silent": SILENT,
+    "chargers.set_status": SET_STATUS,
+    "chargers.set_status_and_version": SET_STATUS_AND_VERSION,
+    "chargers.add": ADD,
+    "chargers.add_connector": ADD_CONNECTOR,
+    "chargers.availability_in": AVAILABILITY_IN,
+}
+SQLITE_ONLY = {"chargers.add_rtree_box": ADD_RTREE_BOX}
+
+
+class SqlChargers:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def add(self, spec: ChargerSpec) -> int:
+        row = {
+            "row_charge_point_id": spec.charge_point_id,
+            "row_host_id": spec.host_id,
+            "row_title": spec.title,
+            "row_lat": spec.location.lat,
+            "row_lon": spec.location.lon,
+            "row_price_per_kwh": spec.tariff.price_per_kwh,
+            "row_status": ChargerStatus.REGISTERED.value,
+        }
+        found = ADD.first(self.conn, row)
+        assert found is not None
+        charger_id = int(found[0])
+        for c in spec.connectors:
+            connector = {
+                "row_charger_id": charger_id,
+                "row_connector_no": c.connector_no,
+                "row_type": c.type.value,
+                "row_max_power_w": c.max_power_w,
+                "row_status": ConnectorStatus.UNAVAILABLE.value,
+                "row_fence_token": 0,
+            }
+            ADD_CONNECTOR.write(self.conn, connector)
+        if self.dialect == "sqlite":
+            lon, lat = spec.location.lon, spec.location.lat
+            box = {"row_id": charger_id, "row_min_lon": lon, "row_max_lon": lon}
+            ADD_RTREE_BOX.write(self.conn, {**box, "row_min_lat": lat, "row_max_lat": lat})
+        return charger_id
+
+    def get(self, charge_point_id: str) -> ChargerView:
+        views = hydrate(self.conn, BY_CP.rows(self.conn, {"cp_id": charge_point_id}), with_distance=False)
+        if not views:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return views[0]
+
+    def by_id(self, charger_id: int) -> ChargerView:
+        views = hydrate(self.conn, BY_ID.rows(self.conn, {"charger_pk": charger_id}), with_distance=False)
+        if not views:
+            raise NotFound(f"no charger {charger_id}")
+        return views[0]
+
+    def all(self) -> Sequence[ChargerView]:
+        return hydrate(self.conn, ALL.rows(self.conn, {}), with_distance=False)
+
+    def of_host(self, host_id: int) -> Sequence[ChargerView]:
+        q = select(*CHARGER_COLUMNS).where(_c.host_id == host_id).order_by(_c.id)
+        return hydrate(self.conn, list(self.conn.execute(q)), with_distance=False)
+
+    def status_and_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None]:
+        found = STATUS_AND_CONNECTOR.first(self.conn, {"cp_id": charge_point_id, "no": connector_no})
+        if found is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return CHARGER_STATUSES[found[0]], found[1]
+
+    def search(self, query: SearchQuery) -> Sequence[ChargerView]:
+        return map_search.search(self.conn, self.dialect, query, self.availability)
+
+    def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None:
+        self.conn.execute(t.availability.delete().where(_a.charger_id == charger_id))
+        if windows:
+            self.conn.execute(
+                insert(t.availability),
+                [
+                    {
+                        "charger_id": charger_id,
+                        "weekday": w.weekday,
+                        "start_minute": w.start_minute,
+                        "end_minute": w.end_minute,
+                    }
+                    for w in windows
+                ],
+            )
+
+    def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]:
+        if not charger_ids:
+            return {}
+        out: dict[int, list[WeeklyWindow]] = defaultdict(list)
+        for r in AVAILABILITY_IN.mappings(self.conn, {"ids": charger_ids}):
+            out[r["charger_id"]].append(WeeklyWindow(r["weekday"], r["start_minute"], r["end_minute"]))
+        return dict(out)
+
+    def set_status(
+        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
+    ) -> None:
+        params = {
+            "cp_id": charge_point_id,
+            "new_status": status.value,
+            "seen_at": at,
+            "version": ocpp_version,
+        }
+        q = SET_STATUS if ocpp_version is None else SET_STATUS_AND_VERSION
+        if q.write(self.conn, params) == 0:
+            raise NotFound(f"no charger {charge_point_id!r}")
+
+    def touch(self, charge_point_id: str, at: datetime) -> None:
+        if not self._touched(charge_point_id, at):
+            raise NotFound(f"no charger {charge_point_id!r}")
+
+    def _touched(self, charge_point_id: str, at: datetime) -> bool:
+        return TOUCH.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) > 0
+
+    def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
+        rows = [{"cp_id": cp_id, "seen_at": at} for cp_id, at in stamps.items()]
+        if TOUCH.write_many(self.conn, rows) == len(rows):
+            return []
+        # Some id matched no row (or the driver cannot count): find which, one by one. Rewriting a
+        # stamp just written changes nothing.
+        return [cp_id for cp_id, at in stamps.items() if not self._touched(cp_id, at)]
+
+    def set_password(self, charge_point_id: str, password_hash: str | None) -> None:
+        res = self.conn.execute(
+            update(t.chargers)
+            .where(_c.charge_point_id == charge_point_id)
+            .values(password_hash=password_hash)
+        )
+        if res.rowcount == 0:
+            raise NotFound(f"no charger {charge_point_id!r}")
+
+    def password(self, charge_point_id: str) -> str | None:
+        r = self.conn.execute(select(_c.password_hash).where(_c.charge_point_id == charge_point_id)).first()
+        if r is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return None if r[0] is None else str(r[0])
+
+    def remove(self, charge_point_id: str) -> None:
+        view = self.get(charge_point_id)
+        ids = [c.connector_id for c in view.connectors]
+        if self.conn.execute(
+            select(t.bookings.c.id).where(t.bookings.c.connector_id.in_(ids)).limit(1)
+        ).first():
+            raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
+        self.conn.execute(t.availability.delete().where(_a.charger_id == view.charger_id))
+        self.conn.execute(t.charger_notes.delete().where(t.charger_notes.c.charger_id == view.charger_id))
+        self.conn.execute(t.connectors.delete().where(_k.charger_id == view.charger_id))
+        if self.dialect == "sqlite":
+            self.conn.execute(t.charger_rtree.delete().where(t.charger_rtree.c.id == view.charger_id))
+        self.conn.execute(t.chargers.delete().where(_c.id == view.charger_id))
+
+    def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
+        return hydrate(self.conn, SILENT.rows(self.conn, {"before": seen_before}), with_distance=False)
+
+    def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
+        params = {"cp_id": charge_point_id, "new_status": status.value, "no": connector_no}
+        # OCPP connectorId 0 means the whole charger
+        (SET_CONNECTORS_STATUS if connector_no == 0 else SET_CONNECTOR_STATUS).write(self.conn, params)
+
+    def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
+        if not connector_ids:
+            return {}
+        rows = STATUS_OF_CONNECTORS.rows(self.conn, {"ids": connector_ids})
+        return {r[0]: CONNECTOR_STATUSES[r[1]] for r in rows}
+
+    def update(self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None) -> None:
+        values: dict[str, Any] = {}
+        if title is not None:
+            values["title"] = title
+        if price_per_kwh is not None:
+            values["price_per_kwh"] = price_per_kwh
+        if values:
+            res = self.conn.execute(update(t.chargers).where(_c.id == charger_id).values(**values))
+            if res.rowcount == 0:
+                raise NotFound(f"no charger {charger_id}")
+
+    def access_notes(self, charger_id: int) -> str:
+        n = t.charger_notes.c
+        r = self.conn.execute(select(n.access_notes).where(n.charger_id == charger_id)).first()
+        return "" if r is None else str(r[0])
+
+    def set_access_notes(self, charger_id: int, notes: str) -> None:
+        n = t.charger_notes.c
+        self.conn.execute(t.charger_notes.delete().where(n.charger_id == charger_id))
+        if notes:
+            self.conn.execute(insert(t.charger_notes).values(charger_id=charger_id, access_notes=notes))
+
+    def add_connector(
+        self, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
+    ) -> None:
+        if self.conn.execute(
+            select(_k.id).where(_k.charger_id == charger_id, _k.connector_no == connector_no)
+        ).first():
+            raise InvalidRequest(f"charger {charger_id} already has connector {connector_no}")
+        self.conn.execute(
+            insert(t.connectors).values(
+                charger_id=charger_id,
+                connector_no=connector_no,
+                type=type_.value,
+                max_power_w=max_power_w,
+                status=ConnectorStatus.UNAVAILABLE.value,
+                fence_token=0,
+            )
+        )
+
+    def update_connector(
+        self,
+        charger_id: int,
+        connector_no: int,
+        *,
+        type_: ConnectorType | None = None,
+        max_power_w: int | None = None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if type_ is not None:
+            values["type"] = type_.value
+        if max_power_w is not None:
+            values["max_power_w"] = max_power_w
+        where = (_k.charger_id == charger_id) & (_k.connector_no == connector_no)
+        if not self.conn.execute(select(_k.id).where(where)).first():
+            raise NotFound(f"charger {charger_id} has no connector {connector_no}")
+        if values:
+            self.conn.execute(update(t.connectors).where(where).values(**values))
+
+    def remove_connector(self, charger_id: int, connector_no: int) -> None:
+        """Delete a connector that has never been booked (bookings keep their history)."""
+        r = self.conn.execute(
+            select(_k.id).where(_k.charger_id == charger_id, _k.connector_no == connector_no)
+        ).first()
+        if r is None:
+            raise NotFound(f"charger {charger_id} has no connector {connector_no}")
+        if self.conn.execute(
+            select(t.bookings.c.id).where(t.bookings.c.connector_id == r[0]).limit(1)
+        ).first():
+            raise InvalidRequest(f"connector {connector_no} has bookings; it cannot be removed")
+        count = self.conn.execute(select(func.count()).where(_k.charger_id == charger_id)).scalar_one()
+        if count <= 1:
+            raise InvalidRequest("a charger needs at least one connector")
+        self.conn.execute(t.connectors.delete().where(_k.id == r[0]))

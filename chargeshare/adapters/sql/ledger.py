@@ -1,0 +1,100 @@
+"""The double-entry journal: entries and their postings, written once, never changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, bindparam, func, insert, select
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.rows import journal
+from chargeshare.domain.ledger import JournalEntry
+
+_le, _lp = t.ledger_entries.c, t.ledger_postings.c
+ENTRY_COLUMNS = (_le.id, _le.kind, _le.booking_id, _le.pending_id, _le.created_at)  # as `journal` reads
+
+INSERT_ENTRY = DirectStatement(
+    insert(t.ledger_entries).values(
+        id=bindparam("entry_key"),
+        kind=bindparam("entry_kind"),
+        booking_id=bindparam("booking_pk"),
+        pending_id=bindparam("pending_key"),
+        created_at=bindparam("at"),
+    )
+)
+INSERT_POSTING = DirectStatement(
+    insert(t.ledger_postings).values(
+        entry_id=bindparam("entry_key"),
+        seq=bindparam("n"),
+        account=bindparam("acct"),
+        amount=bindparam("amount_p"),
+    )
+)
+ENTRIES_OF_BOOKING = DirectStatement(
+    select(*ENTRY_COLUMNS).where(_le.booking_id == bindparam("booking_pk")).order_by(_le.created_at, _le.id)
+)
+POSTINGS_OF_BOOKING = DirectStatement(
+    select(_lp.entry_id, _lp.account, _lp.amount)
+    .join(t.ledger_entries, _le.id == _lp.entry_id)
+    .where(_le.booking_id == bindparam("booking_pk"))
+    .order_by(_lp.entry_id, _lp.seq)
+)
+ENTRIES = DirectStatement(select(*ENTRY_COLUMNS).order_by(_le.created_at, _le.id))
+POSTINGS = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
+
+STATEMENTS = {
+    "ledger.insert_entry": INSERT_ENTRY,
+    "ledger.insert_posting": INSERT_POSTING,
+    "ledger.entries_of_booking": ENTRIES_OF_BOOKING,
+    "ledger.postings_of_booking": POSTINGS_OF_BOOKING,
+    "ledger.entries": ENTRIES,
+    "ledger.postings": POSTINGS,
+}
+
+
+class SqlLedger:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def add(self, entries: Sequence[JournalEntry]) -> None:
+        for e in entries:
+            INSERT_ENTRY.write(
+                self.conn,
+                {
+                    "entry_key": e.entry_id,
+                    "entry_kind": e.kind.value,
+                    "booking_pk": e.booking_id,
+                    "pending_key": e.pending_id,
+                    "at": e.created_at,
+                },
+            )
+            for i, p in enumerate(e.postings):
+                params = {"entry_key": e.entry_id, "n": i, "acct": p.account, "amount_p": p.amount}
+                INSERT_POSTING.write(self.conn, params)
+
+    def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
+        if booking_id is not None and account is None:  # one booking's (settlement, every step)
+            params = {"booking_pk": booking_id}
+            return journal(
+                ENTRIES_OF_BOOKING.rows(self.conn, params), POSTINGS_OF_BOOKING.rows(self.conn, params)
+            )
+        if booking_id is None and account is None:  # the whole journal (reports, invariants)
+            return journal(ENTRIES.rows(self.conn, {}), POSTINGS.rows(self.conn, {}))
+        q = select(*ENTRY_COLUMNS)
+        pq = select(_lp.entry_id, _lp.account, _lp.amount).join(t.ledger_entries, _le.id == _lp.entry_id)
+        if booking_id is not None:
+            q = q.where(_le.booking_id == booking_id)
+            pq = pq.where(_le.booking_id == booking_id)
+        if account is not None:  # entries with a posting on this account (all their postings)
+            touching = _le.id.in_(select(_lp.entry_id).where(_lp.account == account))
+            q = q.where(touching)
+            pq = pq.where(touching)
+        return journal(
+            self.conn.execute(q.order_by(_le.created_at, _le.id)),
+            self.conn.execute(pq.order_by(_lp.entry_id, _lp.seq)),
+        )
+
+    def posting_sums(self) -> dict[str, int]:
+        rows = self.conn.execute(select(_lp.entry_id, func.sum(_lp.amount)).group_by(_lp.entry_id))
+        return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,239 @@
+"""Charging sessions, and OCPP 2.0.1 chargers' own transaction ids mapped onto them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, insert, select, update
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.rows import CHARGER_ID_OF, session_record
+from chargeshare.domain.session import SessionStatus
+from chargeshare.services.records import MeterAdvance, SessionRecord
+
+_s, _k, _b, _ct = t.sessions.c, t.connectors.c, t.bookings.c, t.charger_transactions.c
+
+
+def _register_at_least(param: str) -> Any:
+    """The session's last register reading, raised to the bound value if that is higher: a register
+    only grows, so an old or replayed reading never moves it back."""
+    return case((_s.meter_last_wh < bindparam(param), bindparam(param)), else_=_s.meter_last_wh)
+
+
+BY_ID = DirectStatement(select(t.sessions).where(_s.id == bindparam("session_pk")))
+ALL = DirectStatement(select(t.sessions).order_by(_s.id))
+OPEN_ON = DirectStatement(
+    select(t.sessions)
+    .where(_s.connector_id == bindparam("connector_pk"), _s.status == SessionStatus.CHARGING.value)
+    .order_by(_s.id.desc())
+)
+# A reading applied to a charging session and what the meter path needs back, in one statement;
+# the booking's energy limit comes along in a scalar subquery rather than a second round trip.
+ADVANCE_METER = DirectStatement(
+    update(t.sessions)
+    .where(
+        _s.id == bindparam("session_pk"),
+        _s.status == SessionStatus.CHARGING.value,
+        # Only the charger the session runs on moves its meter.
+        _s.connector_id.in_(select(_k.id).where(_k.charger_id == CHARGER_ID_OF.scalar_subquery())),
+    )
+    .values(meter_last_wh=_register_at_least("reading"))
+    .returning(
+        _s.booking_id,
+        _s.meter_start_wh,
+        _s.meter_last_wh,
+        # SQLite renders this `WHERE id = booking_id`: `id` resolves to the booking (innermost
+        # scope) and only sessions has a booking_id, so it still means the booking of this session.
+        select(_b.max_energy_wh).where(_b.id == _s.booking_id).scalar_subquery(),
+    )
+)
+# The charge point id of the charger a session runs on.
+CHARGER_OF = DirectStatement(
+    select(t.chargers.c.charge_point_id)
+    .select_from(t.sessions.join(t.connectors, _k.id == _s.connector_id))
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(_s.id == bindparam("session_pk"))
+)
+_MARK_IDLE = update(t.sessions).where(_s.id == bindparam("session_pk")).values(idle_since=bindparam("since"))
+MARK_IDLE = DirectStatement(_MARK_IDLE)
+MARK_IDLE_ONCE = DirectStatement(_MARK_IDLE.where(_s.idle_since.is_(None)))
+STOP = DirectStatement(
+    update(t.sessions)
+    .where(_s.id == bindparam("session_pk"))
+    .values(
+        status=SessionStatus.STOPPED.value,
+        stopped_at=bindparam("stop_at"),
+        meter_stop_wh=bindparam("stop_wh"),
+        meter_last_wh=_register_at_least("stop_wh"),
+        billed_wh=bindparam("billed"),
+        cost=bindparam("cost_p"),
+        idle_fee=bindparam("idle_fee_p"),
+    )
+)
+FOR_BOOKING = DirectStatement(select(t.sessions).where(_s.booking_id == bindparam("booking_pk")))
+BY_START_KEY = DirectStatement(
+    select(t.sessions).where(
+        _s.connector_id == bindparam("connector_pk"),
+        _s.id_tag == bindparam("tag"),
+        _s.meter_start_wh == bindparam("start_wh"),
+        _s.started_at == bindparam("start_at"),
+    )
+)
+INSERT = DirectStatement(
+    insert(t.sessions)
+    .values(
+        booking_id=bindparam("booking_pk"),
+        connector_id=bindparam("connector_pk"),
+        id_tag=bindparam("tag"),
+        started_at=bindparam("start_at"),
+        meter_start_wh=bindparam("start_wh"),
+        meter_last_wh=bindparam("start_wh"),
+        status=SessionStatus.CHARGING.value,
+        idle_fee=0,
+    )
+    .returning(_s.id)
+)
+
+STATEMENTS = {
+    "sessions.by_id": BY_ID,
+    "sessions.all": ALL,
+    "sessions.open_on": OPEN_ON,
+    "sessions.advance_meter": ADVANCE_METER,
+    "sessions.charger_of": CHARGER_OF,
+    "sessions.mark_idle": MARK_IDLE,
+    "sessions.mark_idle_once": MARK_IDLE_ONCE,
+    "sessions.stop": STOP,
+    "sessions.for_booking": FOR_BOOKING,
+    "sessions.by_start_key": BY_START_KEY,
+    "sessions.insert": INSERT,
+}
+
+
+class SqlSessions:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def add(
+        self, *, booking_id: int, connector_id: int, id_tag: str, started_at: datetime, meter_start_wh: int
+    ) -> int:
+        params = {
+            "booking_pk": booking_id,
+            "connector_pk": connector_id,
+            "tag": id_tag,
+            "start_at": started_at,
+            "start_wh": meter_start_wh,
+        }
+        row = INSERT.first(self.conn, params)
+        assert row is not None  # INSERT ... RETURNING always gives the row
+        return int(row[0])
+
+    def get(self, session_id: int) -> SessionRecord | None:
+        r = BY_ID.first_mapping(self.conn, {"session_pk": session_id})
+        return None if r is None else session_record(r)
+
+    def all(self) -> Sequence[SessionRecord]:
+        return [session_record(r) for r in ALL.mappings(self.conn, {})]
+
+    def by_start_key(
+        self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+    ) -> SessionRecord | None:
+        params = {
+            "connector_pk": connector_id,
+            "tag": id_tag,
+            "start_wh": meter_start,
+            "start_at": started_at,
+        }
+        r = BY_START_KEY.first_mapping(self.conn, params)
+        return None if r is None else session_record(r)
+
+    def for_booking(self, booking_id: int) -> SessionRecord | None:
+        r = FOR_BOOKING.first_mapping(self.conn, {"booking_pk": booking_id})
+        return None if r is None else session_record(r)
+
+    def open_on(self, connector_id: int) -> SessionRecord | None:
+        r = OPEN_ON.first_mapping(self.conn, {"connector_pk": connector_id})
+        return None if r is None else session_record(r)
+
+    def charger_of(self, session_id: int) -> str | None:
+        row = CHARGER_OF.first(self.conn, {"session_pk": session_id})
+        return None if row is None else str(row[0])
+
+    def link_charger_transaction(
+        self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
+    ) -> None:
+        self.conn.execute(
+            insert(t.charger_transactions).values(
+                session_id=session_id,
+                charger_id=charger_id,
+                transaction_id=transaction_id,
+                meter_start_pending=meter_start_pending,
+            )
+        )
+
+    def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
+        pending = self.conn.execute(
+            update(t.charger_transactions)
+            .where(_ct.session_id == session_id, _ct.meter_start_pending.is_(True))
+            .values(meter_start_pending=False)
+        ).rowcount
+        if pending:
+            self.conn.execute(
+                update(t.sessions)
+                .where(_s.id == session_id)
+                .values(meter_start_wh=meter_wh, meter_last_wh=meter_wh)
+            )
+        return bool(pending)
+
+    def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None:
+        q = (
+            select(t.sessions)
+            .join(t.charger_transactions, _ct.session_id == _s.id)
+            .where(_ct.charger_id == charger_id, _ct.transaction_id == transaction_id)
+        )
+        r = self.conn.execute(q).mappings().first()
+        return None if r is None else session_record(r)
+
+    def charger_transaction_id(self, session_id: int) -> str | None:
+        return self.conn.execute(select(_ct.transaction_id).where(_ct.session_id == session_id)).scalar()
+
+    def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
+        # Compare-and-set: only a seqNo beyond the highest applied counts as new.
+        q = (
+            update(t.charger_transactions)
+            .where(_ct.session_id == session_id, (_ct.seq_no.is_(None)) | (_ct.seq_no < seq_no))
+            .values(seq_no=seq_no)
+        )
+        return bool(self.conn.execute(q).rowcount)
+
+    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+        params = {"session_pk": session_id, "reading": meter_wh, "cp_id": charge_point_id}
+        row = ADVANCE_METER.first(self.conn, params)
+        return None if row is None else MeterAdvance(row[0], row[1], row[2], row[3])
+
+    def mark_idle(self, session_id: int, since: datetime | None) -> None:
+        # Idle from the first report, not the latest; None (charging again) always clears it.
+        q = MARK_IDLE if since is None else MARK_IDLE_ONCE
+        q.write(self.conn, {"session_pk": session_id, "since": since})
+
+    def stop(
+        self,
+        session_id: int,
+        *,
+        stopped_at: datetime,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        idle_fee: int = 0,
+    ) -> None:
+        params = {
+            "session_pk": session_id,
+            "stop_at": stopped_at,
+            "stop_wh": meter_stop_wh,
+            "billed": billed_wh,
+            "cost_p": cost,
+            "idle_fee_p": idle_fee,
+        }
+        STOP.write(self.conn, params)

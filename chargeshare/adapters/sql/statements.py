@@ -1,0 +1,20 @@
+"""Every statement the repositories run straight on the driver, by name: the list that
+tests/integration/test_sql_direct.py checks against `Connection.execute` on both databases."""
+
+from __future__ import annotations
+
+from chargeshare.adapters.sql import accounts, bookings, chargers, ledger, notices, outbox, rows, sessions
+from chargeshare.adapters.sql.direct import DirectStatement
+
+ALL: dict[str, DirectStatement] = {
+    **rows.STATEMENTS,
+    **accounts.STATEMENTS,
+    **chargers.STATEMENTS,
+    **bookings.STATEMENTS,
+    **sessions.STATEMENTS,
+    **ledger.STATEMENTS,
+    **outbox.STATEMENTS,
+    **notices.STATEMENTS,
+}
+# Statements for one dialect only, checked on it alone.
+SQLITE_ONLY: dict[str, DirectStatement] = dict(chargers.SQLITE_ONLY)

@@ -1,0 +1,237 @@
+"""The SQL store: its engine and connection policy (SQLite file or memory, or PostgreSQL), and the
+unit of work whose repositories each own their statements (one module per aggregate)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.accounts import SqlAccounts
+from chargeshare.adapters.sql.bookings import SqlBookings
+from chargeshare.adapters.sql.chargers import SqlChargers
+from chargeshare.adapters.sql.ledger import SqlLedger
+from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
+from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
+from chargeshare.adapters.sql.sessions import SqlSessions
+from chargeshare.adapters.sql.sqlite_geo import ensure_math_functions
+
+READ_ONLY = "chargeshare_read_only"  # execution option: begin a reading transaction
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            # Let SQLAlchemy's "begin" below issue BEGIN IMMEDIATE: every write transaction is
+            # serialized, which is what makes the check-then-insert for bookings atomic.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+            ensure_math_functions(dbapi_conn)  # the map search's distance is SQL arithmetic
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Readers take no write lock (a deferred BEGIN), so the map never waits on a booking.
+            # Straight to the driver: this runs once per unit of work, and SQLAlchemy's own execution
+            # path (events, result set-up) costs more than the statement.
+            raw = conn.connection.driver_connection
+            if raw.in_transaction:  # type: ignore[union-attr]
+                return  # begun on the driver already (`SqlStore.transaction` on SQLite: `_on_the_driver`)
+            raw.execute(  # type: ignore[union-attr]
+                "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            )
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        # One shared in-memory connection cannot interleave transactions from several threads. It is
+        # also held open for the store's life: checking it out of the pool for every unit of work
+        # cost as much as the unit of work itself (the DES runs on it).
+        memory = isinstance(self.engine.pool, StaticPool)
+        self._memory_lock = threading.RLock() if memory else None
+        self._memory_conn: Connection | None = None
+        # A SQLite file: connections kept by the threads that asked (`hold_here`), and what runs on
+        # one before each unit of work (a pooled connection gets the same from a "checkout" hook).
+        self._held: dict[int, Connection] = {}
+        self._held_lock = threading.Lock()
+        self.unit_hooks: list[Callable[[Any, dict[Any, Any]], None]] = []
+
+    def hold_here(self) -> None:
+        """From now on, this thread's units of work (on a SQLite file) all use one connection of its
+        own instead of a pool checkout each: for a thread running many small units one after another
+        (the OCPP server's event loop), the checkout cost as much as a MeterValues' statement. The
+        connections of threads that have ended are closed as another is taken."""
+        if self.dialect != "sqlite" or self._memory_lock is not None or threading.get_ident() in self._held:
+            return
+        with self._held_lock:
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [i for i in self._held if i not in alive]:
+                self._held.pop(ident).close()
+            self._held[threading.get_ident()] = self.engine.connect()
+
+    def create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(t.POSTGRES_DDL[0])
+                conn.exec_driver_sql(t.POSTGRES_DDL[1])
+            t.metadata.create_all(conn)
+            for ddl in t.SQLITE_DDL if self.dialect == "sqlite" else t.POSTGRES_DDL[2:]:
+                conn.exec_driver_sql(ddl)
+            for ddl in t.HOUSEKEEPING_INDEX_DDL:
+                conn.exec_driver_sql(ddl)
+
+    def drop_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("DROP TABLE IF EXISTS charger_rtree")
+            t.metadata.drop_all(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlUnitOfWork]:
+        if self.dialect != "sqlite":
+            with self.engine.begin() as conn:
+                yield SqlUnitOfWork(conn, self.dialect)
+            return
+        if self._memory_lock is None:
+            held = self._held.get(threading.get_ident()) if self._held else None
+            if held is not None:
+                for hook in self.unit_hooks:
+                    hook(held.connection.dbapi_connection, held.info)
+                yield from self._on_the_driver(held)
+                return
+            with self.engine.connect() as conn:  # a checkout per unit of work (durability hooks it)
+                yield from self._on_the_driver(conn)
+            return
+        with self._memory_lock:
+            held = self._memory_conn
+            if held is None or held.closed:
+                held = self._memory_conn = self.engine.connect()
+            yield from self._on_the_driver(held)
+
+    def _on_the_driver(self, conn: Connection) -> Iterator[SqlUnitOfWork]:
+        """One SQLite unit of work begun and committed straight on the driver: SQLAlchemy's
+        transaction objects and events cost more than the statements of a heartbeat. A statement
+        that goes through `Connection.execute` makes SQLAlchemy begin too (its "begin" listener sees
+        the driver already in a transaction and sends nothing); then SQLAlchemy commits or rolls back."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqlUnitOfWork(conn, self.dialect)
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            elif raw.in_transaction:
+                raw.rollback()
+            raise
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            raw.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[SqlUnitOfWork]:
+        """A transaction that only reads: on SQLite it does not take the write lock."""
+        if self._memory_lock is not None:
+            with self.transaction() as tx:
+                yield tx
+            return
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+            yield SqlUnitOfWork(conn, self.dialect)
+
+    def close(self) -> None:
+        if self._memory_conn is not None:
+            self._memory_conn.close()
+            self._memory_conn = None
+        with self._held_lock:
+            for conn in self._held.values():
+                conn.close()
+            self._held.clear()
+        self.engine.dispose()
+
+
+class SqlUnitOfWork:
+    """The `UnitOfWork` port over one SQLAlchemy connection in one database transaction. Each
+    repository is made when first asked for: a charger's frame touches one or two of them."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self._accounts: SqlAccounts | None = None
+        self._chargers: SqlChargers | None = None
+        self._bookings: SqlBookings | None = None
+        self._sessions: SqlSessions | None = None
+        self._ledger: SqlLedger | None = None
+        self._outbox: SqlPaymentsOutbox | None = None
+        self._notifications: SqlNotifications | None = None
+        self._security: SqlSecurityLog | None = None
+
+    @property
+    def accounts(self) -> SqlAccounts:
+        if self._accounts is None:
+            self._accounts = SqlAccounts(self.conn, self.dialect)
+        return self._accounts
+
+    @property
+    def chargers(self) -> SqlChargers:
+        if self._chargers is None:
+            self._chargers = SqlChargers(self.conn, self.dialect)
+        return self._chargers
+
+    @property
+    def bookings(self) -> SqlBookings:
+        if self._bookings is None:
+            self._bookings = SqlBookings(self.conn, self.dialect)
+        return self._bookings
+
+    @property
+    def sessions(self) -> SqlSessions:
+        if self._sessions is None:
+            self._sessions = SqlSessions(self.conn, self.dialect)
+        return self._sessions
+
+    @property
+    def ledger(self) -> SqlLedger:
+        if self._ledger is None:
+            self._ledger = SqlLedger(self.conn, self.dialect)
+        return self._ledger
+
+    @property
+    def outbox(self) -> SqlPaymentsOutbox:
+        if self._outbox is None:
+            self._outbox = SqlPaymentsOutbox(self.conn, self.dialect)
+        return self._outbox
+
+    @property
+    def notifications(self) -> SqlNotifications:
+        if self._notifications is None:
+            self._notifications = SqlNotifications(self.conn, self.dialect)
+        return self._notifications
+
+    @property
+    def security(self) -> SqlSecurityLog:
+        if self._security is None:
+            self._security = SqlSecurityLog(self.conn, self.dialect)
+        return self._security

@@ -1,0 +1,550 @@
+"""The repositories' contract, held by every store: the in-memory fake, SQLite and PostgreSQL.
+
+Service tests run on the fake; these tests are what lets them: whatever a service can observe of a
+repository, the fake does as the SQL store does."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import (
+    ChargerSpec,
+    ChargerStatus,
+    ConnectorSpec,
+    ConnectorStatus,
+    ConnectorType,
+)
+from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
+from chargeshare.domain.geo import Point
+from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
+from chargeshare.domain.session import SessionStatus
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.ports import UnitOfWork
+from tests.conftest import T0
+from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
+    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
+    if url is None:
+        url = request.getfixturevalue("postgres_url")
+    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    yield a
+    a.close()
+
+
+def spec(cp_id: str, host: int, *connectors: int, lat: float = 51.45, lon: float = -2.59) -> ChargerSpec:
+    nos = connectors or (1,)
+    return ChargerSpec(
+        cp_id,
+        host,
+        Point(lat, lon),
+        Tariff(30),
+        tuple(ConnectorSpec(n, ConnectorType.TYPE2, 7_400) for n in nos),
+        title=f"title of {cp_id}",
+    )
+
+
+def a_charger(tx: UnitOfWork, cp_id: str = "CP1", *connectors: int) -> tuple[int, list[int]]:
+    host = tx.accounts.add_host(f"host of {cp_id}")
+    charger_id = tx.chargers.add(spec(cp_id, host, *connectors))
+    return charger_id, [c.connector_id for c in tx.chargers.by_id(charger_id).connectors]
+
+
+def a_booking(tx: UnitOfWork, connector: int, driver: int, start_h: float = 0, hours: float = 1) -> int:
+    starts = T0 + timedelta(hours=start_h)
+    return tx.bookings.add(
+        driver_id=driver,
+        connector_id=connector,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=hours),
+        max_energy_wh=10_000,
+        price_per_kwh=30,
+        hold_amount=300,
+        created_at=T0,
+        fencing_token=None,
+    )
+
+
+# ---- units of work ----------------------------------------------------------------------------------
+def test_a_failed_unit_of_work_changes_nothing(app: App) -> None:
+    with pytest.raises(RuntimeError), app.store.transaction() as tx:
+        a_charger(tx, "GONE")
+        raise RuntimeError("boom")
+    with app.store.reading() as tx:
+        assert not tx.chargers.all()
+        with pytest.raises(NotFound):
+            tx.chargers.get("GONE")
+
+
+# ---- accounts ------------------------------------------------------------------------------------------
+def test_accounts(app: App) -> None:
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("Hannah")
+        driver = tx.accounts.add_driver("Dev", "TAG1")
+        account = tx.accounts.add(
+            email="h@x.uk", password_hash="hash", role="host", created_at=T0, host_id=host
+        )
+    with app.store.transaction() as tx:
+        assert tx.accounts.host(host).kyc_status == "pending"
+        tx.accounts.set_host_kyc(host, "verified", T0)
+        assert tx.accounts.host(host).kyc_status == "verified"
+        assert tx.accounts.verified_hosts() == {host}
+        assert tx.accounts.driver(driver).id_tag == "TAG1"
+        assert tx.accounts.driver_by_tag("TAG1") == tx.accounts.driver(driver)
+        assert tx.accounts.driver_by_tag("NOPE") is None
+        got = tx.accounts.get(account)
+        assert (got.email, got.role, got.host_id, got.created_at) == ("h@x.uk", "host", host, T0)
+        assert tx.accounts.by_email("h@x.uk") == got
+        assert tx.accounts.by_email("other@x.uk") is None
+        with pytest.raises(InvalidRequest):
+            tx.accounts.add(email="h@x.uk", password_hash="h2", role="driver", created_at=T0)
+        for missing in (tx.accounts.driver, tx.accounts.host, tx.accounts.get):
+            with pytest.raises(NotFound):
+                missing(999_999)
+        with pytest.raises(NotFound):
+            tx.accounts.set_host_kyc(999_999, "verified", T0)
+
+
+def test_an_id_tag_belongs_to_one_driver(app: App) -> None:
+    with app.store.transaction() as tx:
+        tx.accounts.add_driver("A", "SAME")
+    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - each store names it its own way
+        tx.accounts.add_driver("B", "SAME")
+
+
+# ---- chargers --------------------------------------------------------------------------------------------
+def test_chargers_and_their_connectors(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx, "CP1", 2, 1)
+        other, _ = a_charger(tx, "CP2")
+        view = tx.chargers.get("CP1")
+        assert view == tx.chargers.by_id(charger)
+        assert view.status is ChargerStatus.REGISTERED and view.last_seen_at is None
+        assert [c.connector_no for c in view.connectors] == [1, 2]
+        assert all(c.status is ConnectorStatus.UNAVAILABLE for c in view.connectors)
+        assert [v.charger_id for v in tx.chargers.all()] == [charger, other]
+        assert [v.charge_point_id for v in tx.chargers.of_host(view.host_id)] == ["CP1"]
+        assert tx.chargers.status_and_connector("CP1", 1) == (
+            ChargerStatus.REGISTERED,
+            view.connectors[0].connector_id,
+        )
+        assert tx.chargers.status_and_connector("CP1", 0) == (ChargerStatus.REGISTERED, None)
+        with pytest.raises(NotFound):
+            tx.chargers.status_and_connector("NOPE", 1)
+        for missing in (tx.chargers.get, tx.chargers.password, tx.chargers.remove):
+            with pytest.raises(NotFound):
+                missing("NOPE")
+        with pytest.raises(NotFound):
+            tx.chargers.by_id(999_999)
+
+
+def test_charger_status_last_seen_and_password(app: App) -> None:
+    with app.store.transaction() as tx:
+        a_charger(tx, "CP1")
+        a_charger(tx, "CP2")
+        tx.chargers.set_status("CP1", ChargerStatus.ONLINE, T0, ocpp_version="2.0.1")
+        tx.chargers.set_status("CP2", ChargerStatus.ONLINE, T0)
+        tx.chargers.touch("CP2", T0 + HOUR)
+        assert tx.chargers.touch_many({"CP1": T0 + HOUR, "GHOST": T0}) == ["GHOST"]
+        with pytest.raises(NotFound):
+            tx.chargers.touch("GHOST", T0)
+        with pytest.raises(NotFound):
+            tx.chargers.set_status("GHOST", ChargerStatus.ONLINE, T0)
+        cp1 = tx.chargers.get("CP1")
+        assert (cp1.status, cp1.ocpp_version, cp1.last_seen_at) == (ChargerStatus.ONLINE, "2.0.1", T0 + HOUR)
+        assert tx.chargers.get("CP2").ocpp_version is None
+        tx.chargers.set_status("CP2", ChargerStatus.OFFLINE, T0)
+        assert [v.charge_point_id for v in tx.chargers.silent(T0 + HOUR)] == []  # seen just then
+        assert [v.charge_point_id for v in tx.chargers.silent(T0 + 2 * HOUR)] == ["CP1"]  # CP2 is offline
+        assert tx.chargers.password("CP1") is None
+        tx.chargers.set_password("CP1", "pbkdf2$...")
+        assert tx.chargers.password("CP1") == "pbkdf2$..."
+        with pytest.raises(NotFound):
+            tx.chargers.set_password("GHOST", "x")
+
+
+def test_connector_statuses(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1, c2) = a_charger(tx, "CP1", 1, 2)
+        tx.chargers.set_connector_status("CP1", 0, ConnectorStatus.AVAILABLE)  # 0: the whole charger
+        assert tx.chargers.connector_statuses([c1, c2, 999_999]) == {
+            c1: ConnectorStatus.AVAILABLE,
+            c2: ConnectorStatus.AVAILABLE,
+        }
+        tx.chargers.set_connector_status("CP1", 2, ConnectorStatus.CHARGING)
+        tx.chargers.set_connector_status("GHOST", 1, ConnectorStatus.CHARGING)  # nobody: nothing
+        assert tx.chargers.connector_statuses([c2]) == {c2: ConnectorStatus.CHARGING}
+        assert tx.chargers.connector_statuses([]) == {}
+
+
+def test_what_hosts_edit(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx, "CP1")
+        tx.chargers.update(charger, title="Driveway", price_per_kwh=45)
+        tx.chargers.update(charger)  # nothing to change
+        view = tx.chargers.by_id(charger)
+        assert (view.title, view.price_per_kwh) == ("Driveway", 45)
+        with pytest.raises(NotFound):
+            tx.chargers.update(999_999, title="x")
+        assert tx.chargers.access_notes(charger) == ""
+        tx.chargers.set_access_notes(charger, "gate 1234")
+        assert tx.chargers.access_notes(charger) == "gate 1234"
+        tx.chargers.set_access_notes(charger, "")
+        assert tx.chargers.access_notes(charger) == ""
+        windows = [WeeklyWindow(0, 60, 600), WeeklyWindow(3, 0, 1440)]
+        tx.chargers.set_availability(charger, windows)
+        assert tx.chargers.availability([charger, 999_999]) == {charger: windows}
+        tx.chargers.set_availability(charger, [])
+        assert tx.chargers.availability([charger]) == {}
+        tx.chargers.add_connector(charger, 2, ConnectorType.CCS, 50_000)
+        with pytest.raises(InvalidRequest):
+            tx.chargers.add_connector(charger, 2, ConnectorType.CCS, 50_000)
+        tx.chargers.update_connector(charger, 2, max_power_w=22_000)
+        with pytest.raises(NotFound):
+            tx.chargers.update_connector(charger, 9, max_power_w=1)
+        second = tx.chargers.by_id(charger).connectors[1]
+        assert (second.type, second.max_power_w) == (ConnectorType.CCS, 22_000)
+        tx.chargers.remove_connector(charger, 2)
+        with pytest.raises(InvalidRequest):  # the last one
+            tx.chargers.remove_connector(charger, 1)
+        with pytest.raises(NotFound):
+            tx.chargers.remove_connector(charger, 2)
+
+
+def test_a_booked_charger_cannot_be_removed(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, (_, c2) = a_charger(tx, "CP1", 1, 2)
+        a_charger(tx, "FREE")
+        driver = tx.accounts.add_driver("D", "T")
+        a_booking(tx, c2, driver)
+        with pytest.raises(InvalidRequest):
+            tx.chargers.remove_connector(charger, 2)
+        with pytest.raises(InvalidRequest):
+            tx.chargers.remove("CP1")
+        tx.chargers.remove("FREE")
+        with pytest.raises(NotFound):
+            tx.chargers.get("FREE")
+    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017
+        a_charger(tx, "CP1")  # a charge point id names one charger
+
+
+# ---- bookings --------------------------------------------------------------------------------------------
+def test_live_bookings_never_overlap_on_a_connector(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1, c2) = a_charger(tx, "CP1", 1, 2)
+        driver = tx.accounts.add_driver("D", "T")
+        first = a_booking(tx, c1, driver, 0, 1)
+        assert tx.bookings.get(first).status is BookingStatus.REQUESTED
+        a_booking(tx, c1, driver, 1, 1)  # back to back: periods are half-open
+        a_booking(tx, c2, driver, 0, 1)  # another connector
+    with pytest.raises(BookingConflict), app.store.transaction() as tx:
+        a_booking(tx, c1, driver, 0.5, 1)
+    with app.store.transaction() as tx:
+        tx.bookings.update(first, BookingStatus.FAILED)
+        a_booking(tx, c1, driver, 0.5, 0.5)  # a failed booking holds nothing
+
+
+def test_a_stale_fencing_token_is_refused(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+
+    def book(token: int, start_h: float) -> int:
+        with app.store.transaction() as tx:
+            return tx.bookings.add(
+                driver_id=driver,
+                connector_id=c1,
+                starts_at=T0 + timedelta(hours=start_h),
+                ends_at=T0 + timedelta(hours=start_h + 1),
+                max_energy_wh=1,
+                price_per_kwh=1,
+                hold_amount=1,
+                created_at=T0,
+                fencing_token=token,
+            )
+
+    book(5, 0)
+    with pytest.raises(StaleFencingToken):
+        book(5, 2)
+    with pytest.raises(StaleFencingToken):
+        book(4, 2)
+    book(6, 2)
+
+
+def test_booking_reads_and_updates(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (other,) = a_charger(tx, "CP2")
+        d1, d2 = tx.accounts.add_driver("D1", "T1"), tx.accounts.add_driver("D2", "T2")
+        b1 = a_booking(tx, c1, d1, 0)
+        b2 = a_booking(tx, c1, d2, 2)
+        b3 = a_booking(tx, other, d1, 4)
+        host = tx.chargers.get("CP1").host_id
+        assert [b.booking_id for b in tx.bookings.all()] == [b1, b2, b3]
+        assert [b.booking_id for b in tx.bookings.of(driver_id=d1)] == [b3, b1]  # newest first
+        assert [b.booking_id for b in tx.bookings.of(host_id=host)] == [b2, b1]
+        with pytest.raises(ValueError):
+            tx.bookings.of()
+        got = tx.bookings.get(b1)
+        assert (got.driver_id, got.connector_id, got.host_id, got.hold_amount) == (d1, c1, host, 300)
+        assert (got.fee, got.cancelled_by, got.reservation, got.payment_ref) == (0, None, "none", None)
+        tx.bookings.update(b1, BookingStatus.CONFIRMED, payment_ref="ref-1")
+        tx.bookings.update(b2, BookingStatus.CONFIRMED, payment_ref="ref-2")
+        tx.bookings.update(b1, BookingStatus.CANCELLED, fee=50, cancelled_by="driver")  # the rest kept
+        got = tx.bookings.get(b1)
+        assert (got.status, got.payment_ref, got.fee, got.cancelled_by) == (
+            BookingStatus.CANCELLED,
+            "ref-1",
+            50,
+            "driver",
+        )
+        tx.bookings.update(b2, BookingStatus.CONFIRMED, ends_at=T0 + timedelta(hours=2, minutes=30))
+        assert tx.bookings.get(b2).ends_at == T0 + timedelta(hours=2, minutes=30)
+        assert [b.booking_id for b in tx.bookings.all(BookingStatus.CONFIRMED)] == [b2]
+        with pytest.raises(NotFound):
+            tx.bookings.get(999_999)
+        with pytest.raises(NotFound):
+            tx.bookings.update(999_999, BookingStatus.FAILED)
+
+
+def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+        soon, later = a_booking(tx, c1, driver, 0), a_booking(tx, c1, driver, 5)
+        for b in (soon, later):
+            tx.bookings.update(b, BookingStatus.CONFIRMED)
+        by = T0 + HOUR
+        assert [b.booking_id for b in tx.bookings.starting_by(BookingStatus.CONFIRMED, by)] == [soon]
+        assert [b.booking_id for b in tx.bookings.starting_by(BookingStatus.CONFIRMED, T0)] == [
+            soon
+        ]  # at or before
+        assert tx.bookings.starting_by(BookingStatus.REQUESTED, by) == []
+        assert tx.bookings.set_reservation(soon, "sent", expected="none")
+        assert not tx.bookings.set_reservation(soon, "sent", expected="none")  # compare-and-set
+        assert tx.bookings.starting_by(BookingStatus.CONFIRMED, by, reservation="none") == []
+        assert [
+            b.booking_id for b in tx.bookings.starting_by(BookingStatus.CONFIRMED, by, reservation="sent")
+        ] == [soon]
+        assert tx.bookings.set_reservation(soon, "accepted")
+        assert tx.bookings.get(soon).reservation == "accepted"
+        assert not tx.bookings.set_reservation(999_999, "sent")
+        # The start a charger asks about: the driver's earliest confirmed booking not yet over.
+        found = tx.bookings.for_start(c1, driver, T0 + timedelta(minutes=30))
+        assert found is not None and found.booking_id == soon
+        found = tx.bookings.for_start(c1, driver, T0 + HOUR)
+        assert found is not None and found.booking_id == later
+        assert tx.bookings.for_start(c1, 999_999, T0) is None
+
+
+# ---- sessions --------------------------------------------------------------------------------------------
+def test_a_session_from_start_to_stop(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        a_charger(tx, "CP2")
+        driver = tx.accounts.add_driver("D", "T")
+        booking = a_booking(tx, c1, driver)
+        session = tx.sessions.add(
+            booking_id=booking, connector_id=c1, id_tag="T", started_at=T0, meter_start_wh=1_000
+        )
+        got = tx.sessions.get(session)
+        assert got is not None and (got.status, got.meter_start_wh, got.meter_last_wh) == (
+            SessionStatus.CHARGING,
+            1_000,
+            1_000,
+        )
+        assert tx.sessions.by_start_key(c1, "T", 1_000, T0) == got
+        assert tx.sessions.by_start_key(c1, "T", 1_001, T0) is None
+        assert tx.sessions.for_booking(booking) == got
+        assert tx.sessions.open_on(c1) == got
+        assert tx.sessions.charger_of(session) == "CP1"
+        assert tx.sessions.charger_of(999_999) is None
+        advance = tx.sessions.advance_meter(session, 3_000, "CP1")
+        assert advance is not None
+        assert (advance.booking_id, advance.meter_start_wh, advance.meter_last_wh, advance.max_energy_wh) == (
+            booking,
+            1_000,
+            3_000,
+            10_000,
+        )
+        advance = tx.sessions.advance_meter(session, 2_000, "CP1")  # an old reading: the register stays
+        assert advance is not None and advance.meter_last_wh == 3_000
+        assert tx.sessions.advance_meter(session, 9_000, "CP2") is None  # another charger's session
+        assert tx.sessions.advance_meter(999_999, 9_000, "CP1") is None
+        tx.sessions.mark_idle(session, T0 + HOUR)
+        tx.sessions.mark_idle(session, T0 + 2 * HOUR)  # idle from the first report
+        idle = tx.sessions.get(session)
+        assert idle is not None and idle.idle_since == T0 + HOUR
+        tx.sessions.mark_idle(session, None)
+        idle = tx.sessions.get(session)
+        assert idle is not None and idle.idle_since is None
+        tx.sessions.stop(
+            session, stopped_at=T0 + HOUR, meter_stop_wh=2_500, billed_wh=1_500, cost=45, idle_fee=5
+        )
+        stopped = tx.sessions.get(session)
+        assert stopped is not None
+        assert (stopped.status, stopped.meter_stop_wh, stopped.meter_last_wh, stopped.billed_wh) == (
+            SessionStatus.STOPPED,
+            2_500,
+            3_000,
+            1_500,
+        )
+        assert (stopped.cost, stopped.idle_fee, stopped.stopped_at) == (45, 5, T0 + HOUR)
+        assert tx.sessions.advance_meter(session, 9_000, "CP1") is None  # finished: nothing moves
+        assert tx.sessions.open_on(c1) is None
+        assert [s.session_id for s in tx.sessions.all()] == [session]
+
+
+def test_ocpp_201_transaction_ids(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+        session = tx.sessions.add(
+            booking_id=a_booking(tx, c1, driver), connector_id=c1, id_tag="T", started_at=T0, meter_start_wh=0
+        )
+        tx.sessions.link_charger_transaction(session, charger, "TX-1", meter_start_pending=True)
+        assert tx.sessions.charger_transaction_id(session) == "TX-1"
+        assert tx.sessions.by_charger_transaction(charger, "TX-1") == tx.sessions.get(session)
+        assert tx.sessions.by_charger_transaction(charger, "TX-2") is None
+        assert tx.sessions.settle_meter_start(session, 700)
+        assert not tx.sessions.settle_meter_start(session, 900)  # only the first reading
+        started = tx.sessions.get(session)
+        assert started is not None and (started.meter_start_wh, started.meter_last_wh) == (700, 700)
+        assert tx.sessions.advance_charger_seq(session, 3)
+        assert not tx.sessions.advance_charger_seq(session, 3)
+        assert not tx.sessions.advance_charger_seq(session, 2)
+        assert tx.sessions.advance_charger_seq(session, 4)
+        other = tx.sessions.add(
+            booking_id=a_booking(tx, c1, driver, 2),
+            connector_id=c1,
+            id_tag="T",
+            started_at=T0 + HOUR,
+            meter_start_wh=0,
+        )
+    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017
+        tx.sessions.link_charger_transaction(other, charger, "TX-1")
+
+
+# ---- the journal, the outbox, notices ----------------------------------------------------------------
+def entry(
+    entry_id: str,
+    booking: int | None,
+    amount: int,
+    *,
+    kind: EntryKind = EntryKind.HOLD,
+    pending: str | None = None,
+    at_h: float = 0,
+) -> JournalEntry:
+    postings = (Posting("driver:1:card", -amount), Posting("platform:holds", amount))
+    return JournalEntry(entry_id, kind, postings, T0 + timedelta(hours=at_h), booking, pending)
+
+
+def test_the_journal(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+        b1, b2 = a_booking(tx, c1, driver), a_booking(tx, c1, driver, 3)
+        tx.ledger.add([entry("b", b1, 300, at_h=1), entry("a", b1, 200, at_h=1), entry("c", b2, 100)])
+        payout = JournalEntry(
+            "p", EntryKind.PAYOUT, (Posting("host:1:payable", 50), Posting("bank", -50)), T0, None
+        )
+        tx.ledger.add([payout, entry("v", b1, 0, kind=EntryKind.VOID, pending="a", at_h=2)])
+    with app.store.reading() as tx:
+        assert [e.entry_id for e in tx.ledger.entries()] == ["c", "p", "a", "b", "v"]  # by time, then id
+        assert [e.entry_id for e in tx.ledger.entries(b1)] == ["a", "b", "v"]
+        assert [e.entry_id for e in tx.ledger.entries(account="bank")] == ["p"]
+        assert [e.entry_id for e in tx.ledger.entries(b1, account="platform:holds")] == ["a", "b", "v"]
+        a = tx.ledger.entries(b1)[0]
+        assert (a.kind, a.postings, a.booking_id, a.pending_id) == (
+            EntryKind.HOLD,
+            (Posting("driver:1:card", -200), Posting("platform:holds", 200)),
+            b1,
+            None,
+        )
+        assert tx.ledger.entries(b1)[2].pending_id == "a"
+        assert tx.ledger.posting_sums() == {"a": 0, "b": 0, "c": 0, "p": 0, "v": 0}
+    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - an entry is written once
+        tx.ledger.add([entry("a", b1, 200)])
+    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - a hold is resolved once
+        tx.ledger.add([entry("v2", b1, 0, kind=EntryKind.VOID, pending="a")])
+
+
+def test_the_payments_outbox(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+        b1, b2 = a_booking(tx, c1, driver), a_booking(tx, c1, driver, 3)
+        assert tx.outbox.enqueue(b1, "capture", 120, "k1", T0 + HOUR)
+        assert not tx.outbox.enqueue(b1, "capture", 999, "k1", T0)  # one step per key
+        assert tx.outbox.enqueue(b2, "release", 0, "k2", T0)
+        assert tx.outbox.enqueue(b1, "fee", 50, "k3", T0 + 2 * HOUR)
+        k1 = tx.outbox.get("k1")
+        assert k1 is not None and (k1.booking_id, k1.step, k1.amount, k1.status, k1.attempts) == (
+            b1,
+            "capture",
+            120,
+            "pending",
+            0,
+        )
+        assert tx.outbox.get("nope") is None
+        assert [i.idempotency_key for i in tx.outbox.due(T0 + HOUR, 10)] == ["k2", "k1"]
+        assert [i.idempotency_key for i in tx.outbox.due(T0 + HOUR, 1)] == ["k2"]
+        assert [i.idempotency_key for i in tx.outbox.pending_of(b1)] == ["k1", "k3"]
+        tx.outbox.update(
+            k1.item_id, status="done", attempts=1, next_attempt_at=T0, last_error=None, done_at=T0
+        )
+        tx.outbox.update(
+            k1.item_id + 0, status="done", attempts=1, next_attempt_at=T0, last_error="x" * 600, done_at=T0
+        )
+        done = tx.outbox.get("k1")
+        assert done is not None and (done.status, done.done_at, len(done.last_error or "")) == (
+            "done",
+            T0,
+            500,
+        )
+        assert [i.idempotency_key for i in tx.outbox.pending_of(b1)] == ["k3"]
+        assert [i.idempotency_key for i in tx.outbox.all("done")] == ["k1"]
+        assert [i.idempotency_key for i in tx.outbox.all()] == ["k1", "k2", "k3"]
+
+
+def test_notifications_and_security_events(app: App) -> None:
+    with app.store.transaction() as tx:
+        h1, h2 = tx.accounts.add_host("A"), tx.accounts.add_host("B")
+        tx.notifications.add(h1, "charger_offline", "subject", "body", T0)
+        tx.notifications.add(h2, "charger_offline", "s2", "b2", T0 + HOUR)
+        (n,) = tx.notifications.all(h1)
+        assert (n["host_id"], n["kind"], n["subject"], n["body"], n["created_at"], n["delivered_at"]) == (
+            h1,
+            "charger_offline",
+            "subject",
+            "body",
+            T0,
+            None,
+        )
+        assert [x["subject"] for x in tx.notifications.all()] == ["subject", "s2"]
+        tx.security.record("ROGUE", "ForeignTransaction", "x" * 600, T0)
+        tx.security.record("OTHER", "ForeignTransaction", "detail", T0)
+        (e,) = tx.security.all("ROGUE")
+        assert (e.charge_point_id, e.kind, len(e.detail), e.at) == ("ROGUE", "ForeignTransaction", 500, T0)
+        assert [x.charge_point_id for x in tx.security.all()] == ["ROGUE", "OTHER"]
+
+
+# ---- the map search ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(3))
+def test_search_matches_the_brute_force_oracle(app: App, seed: int) -> None:
+    rng = random.Random(seed)
+    fleet = random_fleet(app, rng, 60, at=T0)
+    for _ in range(40):
+        search_matches_oracle(app, fleet, random_query(rng, T0))
