@@ -43,7 +43,8 @@ def router(app: App) -> APIRouter:
     @r.post("/login")
     def login(body: LoginIn, address: Annotated[str, Depends(client_address)]) -> TokenOut:
         """Limited per address and per account (Retry-After on 429), so passwords cannot be guessed
-        at speed. Wrong email and wrong password get the same answer."""
+        at speed. Wrong email and wrong password get the same answer. The password check waits for
+        a turn; with too many waiting already, 503 with Retry-After."""
         app.limiter.check("login", f"address:{address}", limits.login_per_address)
         try:
             key = normalise_email(body.email)
