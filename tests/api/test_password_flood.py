@@ -1,6 +1,6 @@
 """Password hashing is bounded: a flood of logins and sign-ups beyond the hashing gate's workers and
 queue is answered 503 with Retry-After at once, never more than `workers` argon2 calls run together,
-and /health still answers meanwhile.
+and /health still answers meanwhile. Sign-up is limited per address (429), unless lifted.
 
 argon2 itself is instrumented (its hash and verify count how many run at once and are held until the
 test lets them go), so what is counted is the real work, whatever wraps it."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +20,7 @@ from argon2 import PasswordHasher
 from chargeshare.adapters.http_api import create_api
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.rate_limits import ApiLimits
 from tests import api_helpers as accounts
 from tests.conftest import T0
 from tests.waiting import eventually
@@ -121,3 +123,40 @@ async def test_a_login_flood_is_refused_past_the_gate_and_health_still_answers(
     assert len(admitted) == WORKERS + QUEUE
     assert all(code == (201 if path.endswith("/driver") else 401) for path, code in admitted)
     assert argon2.most == WORKERS
+
+
+async def sign_up(http: httpx.AsyncClient, i: int, role: str = "driver") -> int:
+    body = {"email": f"s{i}@x.example", "password": "long enough pw", "name": "S"}
+    return (await http.post(f"/auth/register/{role}", json=body)).status_code
+
+
+async def test_sign_up_is_limited_per_address_unless_lifted(gated: App) -> None:
+    limit, clock = gated.config.limits.signup_per_address, gated.clock
+    assert limit is not None and isinstance(clock, ManualClock)
+    async with _client(gated) as http, _client(gated, "198.51.100.9") as elsewhere:
+        codes = [await sign_up(http, i, ("driver", "host")[i % 2]) for i in range(limit.burst)]
+        assert codes == [201] * limit.burst  # drivers and hosts in one count
+        over = await http.post(
+            "/auth/register/driver",
+            json={"email": "over@x.example", "password": "long enough pw", "name": "O"},
+        )
+        assert over.status_code == 429 and over.json()["error"] == "rate_limited"
+        retry = int(over.headers["Retry-After"])
+        assert retry >= 1
+        assert await sign_up(http, 100, "host") == 429
+        assert await sign_up(elsewhere, 101) == 201  # per address
+        clock.advance(retry)
+        assert await sign_up(http, 102) == 201
+
+    lifted = build(
+        Config(
+            database_url="sqlite://",
+            password_hash="fast",
+            limits=replace(ApiLimits(), signup_per_address=None),
+        )
+    )
+    try:
+        async with _client(lifted) as http:
+            assert [await sign_up(http, i) for i in range(limit.burst + 5)] == [201] * (limit.burst + 5)
+    finally:
+        lifted.close()
