@@ -19,13 +19,14 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.adapters.stripe_gateway import StripeGateway
-from chargeshare.services.auth import AuthService, password_hasher
+from chargeshare.services.auth import AuthService
 from chargeshare.services.booking import BookingService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.marketplace import MarketplaceService
+from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
 from chargeshare.services.ports import Durability, LockManager, PaymentGateway, Store
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
@@ -55,6 +56,10 @@ class Config:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     token_minutes: int = 60
     password_hash: str = "standard"  # argon2 profile: standard, or fast for throw-away accounts
+    # Password hashes at once, and how many more may wait for a turn before sign-ups and logins are
+    # answered 503: each standard hash holds 64 MiB, and a waiting request holds a request thread.
+    hash_workers: int = field(default_factory=default_workers)
+    hash_queue: int = DEFAULT_QUEUE
     limits: ApiLimits = field(default_factory=ApiLimits)
 
     @classmethod
@@ -95,6 +100,15 @@ def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
         if profile not in ("standard", "fast"):
             raise ConfigError("CHARGESHARE_PASSWORD_HASH must be standard or fast")
         out["password_hash"] = profile
+    for name, key, least in (
+        ("CHARGESHARE_HASH_WORKERS", "hash_workers", 1),
+        ("CHARGESHARE_HASH_QUEUE", "hash_queue", 0),
+    ):
+        value = env.get(name)
+        if value:
+            if not value.isdigit() or int(value) < least:
+                raise ConfigError(f"{name} must be a whole number of at least {least}, got {value!r}")
+            out[key] = int(value)
     return out
 
 
@@ -175,7 +189,9 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
             clock,
             secret=config.jwt_secret,
             token_minutes=config.token_minutes,
-            hasher=password_hasher(config.password_hash),
+            hasher=BoundedPasswords(
+                password_hasher(config.password_hash), workers=config.hash_workers, queue=config.hash_queue
+            ),
         ),
         limiter=RateLimiter(clock),
         hosting=HostingService(store, marketplace, clock),

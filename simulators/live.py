@@ -24,6 +24,7 @@ from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
+from chargeshare.services.rate_limits import ApiLimits
 from chargeshare.services.rules import MarketplaceRules
 from simulators.charger import VirtualCharger
 from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
@@ -68,11 +69,19 @@ async def run_live(
     rng = random.Random(params.seed)
     clock = ScaledClock(params.start, params.speed)
     # Throw-away accounts: the cheap password hash, so signing up a fleet of drivers costs no seconds.
+    # They all sign up from one address, so without the sign-up limit; and every simulated user may
+    # wait for a turn to hash (a fast hash is a millisecond), since a login refused as busy would
+    # make the run depend on how loaded the machine is.
     # Allow a booking request up to 5 real seconds in flight (a loaded machine) before its start
     # counts as in the past; at full speed that is many simulated minutes.
     rules = replace(MarketplaceRules(), past_start_tolerance_s=max(60, round(5 * params.speed)))
     config = Config(
-        database_url=params.database_url, locks_enabled=params.locks, password_hash="fast", rules=rules
+        database_url=params.database_url,
+        locks_enabled=params.locks,
+        password_hash="fast",
+        hash_queue=params.drivers + max(1, params.chargers),  # every driver and host
+        limits=replace(ApiLimits(), signup_per_address=None),
+        rules=rules,
     )
     app = build(config, clock=clock)
     wall_start = time.monotonic()

@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from chargeshare.ocpp.connection import CallRejected, Connection, Handler
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import InvariantResult
+from chargeshare.services.rate_limits import ApiLimits
 from simulators.driver import DriverStats
 from simulators.fleet import CITIES
 from simulators.live import DEFAULT_START
@@ -209,8 +210,15 @@ class Replayer:
         self.trace = trace
         self.start = trace.start or DEFAULT_START
         self.clock = ManualClock(self.start)
+        # The recorded run signed its drivers up from one address without a sign-up limit: so here.
         self.app = build(
-            Config(database_url=database_url, rules=trace.rules, **_FAST_ACCOUNTS), clock=self.clock
+            Config(
+                database_url=database_url,
+                rules=trace.rules,
+                limits=replace(ApiLimits(), signup_per_address=None),
+                **_FAST_ACCOUNTS,
+            ),
+            clock=self.clock,
         )
         self.vendor = not any(r.kind == "http" for r in trace.records)
         self.pairs = _Pairs.scan(trace)

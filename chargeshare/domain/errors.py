@@ -71,3 +71,13 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Busy(DomainError):
+    """The server has as much of this work in hand as it takes on at once; nothing was done."""
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,7 +1,8 @@
 """Accounts and access tokens: sign up as a driver or host, log in, and check a bearer token.
 
-Passwords are hashed with argon2id; tokens are HS256 JWTs whose expiry is judged on the injected
-clock (not the wall clock), so tests and simulations can let them lapse.
+Passwords are hashed with argon2id (through the bounded gate in `passwords`); tokens are HS256 JWTs
+whose expiry is judged on the injected clock (not the wall clock), so tests and simulations can let
+them lapse.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from chargeshare.domain.accounts import (
     KycStatus,
@@ -24,21 +23,12 @@ from chargeshare.domain.accounts import (
 )
 from chargeshare.domain.errors import InvalidRequest, Unauthorized
 from chargeshare.services.clock import Clock
+from chargeshare.services.passwords import PasswordHashing
 from chargeshare.services.ports import Store
 from chargeshare.services.records import AccountRecord
 
 ALGORITHM = "HS256"
 ID_TAG_PREFIX = "D"
-
-
-def password_hasher(profile: str) -> PasswordHasher:
-    """`standard`: argon2-cffi's RFC 9106 low-memory profile. `fast`: a cheap one for tests and
-    simulations, whose throw-away accounts must not spend seconds of CPU signing up."""
-    if profile == "fast":
-        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    if profile == "standard":
-        return PasswordHasher()
-    raise ValueError(f"unknown password hash profile {profile!r}: standard or fast")
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class AuthService:
         *,
         secret: str,
         token_minutes: int,
-        hasher: PasswordHasher,
+        hasher: PasswordHashing,
     ) -> None:
         if len(secret) < 32:
             raise ValueError("the token secret must be at least 32 characters")
@@ -127,9 +117,8 @@ class AuthService:
             email = ""
         with self.store.transaction() as tx:
             account = tx.accounts.by_email(email) if email else None
-        try:
-            self.hasher.verify(account.password_hash if account else self._decoy_hash(), password)
-        except (VerificationError, InvalidHashError):
+        # An unknown email is checked against the decoy, so it costs (and waits for) a real check.
+        if not self.hasher.matches(account.password_hash if account else self._decoy_hash(), password):
             account = None
         if account is None:
             raise Unauthorized("wrong email or password")

@@ -1,4 +1,5 @@
-"""Per-key rate limits (login per account and per address, bookings per account) on the injected clock.
+"""Per-key rate limits (login per account and per address, sign-up per address, bookings per account)
+on the injected clock.
 
 Kept in the process: each server process limits what reaches it. The buckets are small and bounded
 by the number of keys seen; a full table is cleared rather than grown without bound.
@@ -20,6 +21,9 @@ MAX_KEYS = 100_000
 class ApiLimits:
     login_per_account: Limit = field(default_factory=lambda: Limit(burst=5, per_minute=5))
     login_per_address: Limit = field(default_factory=lambda: Limit(burst=100, per_minute=100))
+    # Every sign-up costs a password hash. None: no limit, for simulations that sign a whole fleet of
+    # drivers up from one address.
+    signup_per_address: Limit | None = field(default_factory=lambda: Limit(burst=10, per_minute=10))
     booking_per_account: Limit = field(default_factory=lambda: Limit(burst=20, per_minute=20))
 
 

@@ -14,8 +14,9 @@ from chargeshare.domain.accounts import Principal, Role, normalise_email
 from chargeshare.domain.errors import InvalidRequest, Unauthorized
 from chargeshare.domain.rate_limit import Limit, retry_after_header, take
 from chargeshare.domain.statement import Earning, year_statement
-from chargeshare.services.auth import AuthService, password_hasher
+from chargeshare.services.auth import AuthService
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.passwords import password_hasher
 from chargeshare.services.records import AccountRecord
 
 T = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

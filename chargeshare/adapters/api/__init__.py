@@ -48,6 +48,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.InvalidTransition: 409,
     errors.PaymentDeclined: 402,
     errors.PaymentUnavailable: 503,
+    errors.Busy: 503,
     errors.InvalidRequest: 400,
 }
 
@@ -121,7 +122,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         headers = {}
         if isinstance(exc, errors.Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, errors.RateLimited):
+        if isinstance(exc, errors.RateLimited | errors.Busy):
             headers["Retry-After"] = retry_after_header(exc.retry_after_s)
         return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status, headers=headers)
 
@@ -138,7 +139,14 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         429: {**_problem, "description": "too many requests: see Retry-After"}
     }
     api.include_router(routes_health.router(app, registry))
-    api.include_router(routes_auth.router(app), responses={**signed_in, **limited})
+    api.include_router(
+        routes_auth.router(app),
+        responses={
+            **signed_in,
+            **limited,
+            503: {**_problem, "description": "too many passwords being checked at once: see Retry-After"},
+        },
+    )
     api.include_router(routes_chargers.router(app), responses=COMMON)
     api.include_router(routes_host_chargers.router(app), responses=signed_in)
     api.include_router(

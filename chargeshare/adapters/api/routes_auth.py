@@ -30,20 +30,29 @@ def router(app: App) -> APIRouter:
     r = APIRouter(prefix="/auth", tags=["auth"])
     limits = app.config.limits
 
+    def signup_allowed(address: str) -> None:
+        if limits.signup_per_address is not None:
+            app.limiter.check("sign-up", f"address:{address}", limits.signup_per_address)
+
     @r.post("/register/driver", status_code=201)
-    def register_driver(body: DriverSignUp) -> TokenOut:
+    def register_driver(body: DriverSignUp, address: Annotated[str, Depends(client_address)]) -> TokenOut:
+        """Limited per address (Retry-After on 429): each sign-up costs a password hash."""
+        signup_allowed(address)
         account = app.auth.register_driver(body.email, body.password, body.name, body.id_tag)
         return token_out(app.auth.issue(account))
 
     @r.post("/register/host", status_code=201)
-    def register_host(body: HostSignUp) -> TokenOut:
+    def register_host(body: HostSignUp, address: Annotated[str, Depends(client_address)]) -> TokenOut:
+        """Limited per address (Retry-After on 429), as drivers' sign-ups are, in the same count."""
+        signup_allowed(address)
         account = app.auth.register_host(body.email, body.password, body.name)
         return token_out(app.auth.issue(account))
 
     @r.post("/login")
     def login(body: LoginIn, address: Annotated[str, Depends(client_address)]) -> TokenOut:
         """Limited per address and per account (Retry-After on 429), so passwords cannot be guessed
-        at speed. Wrong email and wrong password get the same answer."""
+        at speed. Wrong email and wrong password get the same answer. The password check waits for
+        a turn; with too many waiting already, 503 with Retry-After."""
         app.limiter.check("login", f"address:{address}", limits.login_per_address)
         try:
             key = normalise_email(body.email)
