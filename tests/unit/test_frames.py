@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import (
+    MAX_DEPTH,
     MAX_FRAME_BYTES,
     Call,
     CallError,
@@ -51,7 +52,7 @@ def test_round_trip() -> None:
         assert parse(encode(f)) == f
 
 
-def reply(c: Connection, text: str) -> list[Any]:
+def reply(c: Connection, text: str | bytes) -> list[Any]:
     r = c.receive(text)
     assert r.reply is not None
     return list(json.loads(r.reply))
@@ -398,3 +399,56 @@ def test_a_schema_error_is_named_before_an_integer_out_of_range() -> None:
     text = _meter_call(str(2**64)).replace('"connectorId": 1', '"connectorId": "one"')
     reply = json.loads(c.receive(text).reply or "null")
     assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", reply
+
+
+# ---- frames nested too deep, and numbers JSON does not have -------------------------------------
+
+
+def _nested(depth: int, uid: str = "d1") -> str:
+    """A DataTransfer whose frame nests arrays and objects `depth` deep in all."""
+    inner = "[" * (depth - 2) + "]" * (depth - 2)
+    return f'[2, "{uid}", "DataTransfer", {{"vendorId": "v", "data": {inner or "1"}}}]'
+
+
+@pytest.mark.parametrize(("version", "code"), [("1.6", "FormationViolation"), ("2.0.1", "FormatViolation")])
+@pytest.mark.parametrize(
+    ("text", "uid"),
+    [
+        (_nested(20_000), "d1"),
+        ('[2, "d2", "Heartbeat", ' + "[" * 20_000, "d2"),  # unclosed: the decoder's recursion is caught
+        ("[" * 20_000, "-1"),  # no id to read
+        (_nested(MAX_DEPTH + 1, "d3"), "d3"),
+    ],
+)
+def test_a_frame_nested_too_deep_gets_a_format_callerror(
+    version: str, code: str, text: str, uid: str
+) -> None:
+    assert reply(Connection(version, {}), text)[:3] == [4, uid, code]
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    assert isinstance(parse(_nested(MAX_DEPTH)), Call)
+    brackets = "[{" * MAX_DEPTH
+    in_strings = f'[2, "s1", "DataTransfer", {{"vendorId": "{brackets}", "data": "{brackets}"}}]'
+    assert isinstance(parse(in_strings), Call)
+    escaped = f'[2, "s2", "DataTransfer", {{"vendorId": "\\"{brackets}", "data": [[1], [2]]}}]'
+    assert isinstance(parse(escaped), Call)
+    # Closing brackets in a string must not hide opening ones outside it.
+    n = MAX_DEPTH // 2 + 1
+    hidden = "[" * n + '"' + "]" * n + '", ' + "[" * n + "]" * n + ', "' + "[" * n + '"' + "]" * n
+    with pytest.raises(RemoteProtocolError, match="nested deeper"):
+        parse(f'[2, "s3", "DataTransfer", {{"vendorId": "v", "data": {hidden}}}]')
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400", "-1E999"])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_numbers_json_does_not_have_are_a_format_violation(token: str, as_bytes: bool) -> None:
+    sampled = f'{{"timestamp": "{_TS}", "sampledValue": [{{"value": {token}}}]}}'
+    text = f'[2, "n1", "MeterValues", {{"evseId": 1, "meterValue": [{sampled}]}}]'
+    frame = reply(Connection("2.0.1", {"MeterValues": lambda p: {}}), text.encode() if as_bytes else text)
+    assert frame[:3] == [4, "n1", "FormatViolation"]
+
+
+def test_a_frame_that_is_not_json_is_answered_under_its_id_when_that_can_be_read() -> None:
+    assert reply(conn(), '[2, "x1", "Heartbeat", {,}]')[:3] == [4, "x1", "FormationViolation"]
+    assert reply(conn(), "not json")[:3] == [4, "-1", "FormationViolation"]

@@ -1,0 +1,53 @@
+"""Hostile input on the OCPP endpoint, over real loopback WebSockets: each gets OCPP's or the WebSocket
+protocol's answer, never an unhandled exception or a link dropped without one (1006)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.e2e.conftest import Served
+
+pytestmark = pytest.mark.e2e
+
+WAIT_S = 10
+VERSIONS = [("ocpp1.6", "FormationViolation"), ("ocpp2.0.1", "FormatViolation")]
+
+
+async def answer(ws: ClientConnection, frame: str | bytes) -> list[Any]:
+    await ws.send(frame)
+    reply: list[Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT_S))
+    return reply
+
+
+async def heartbeat_answered(ws: ClientConnection) -> bool:
+    reply = await answer(ws, '[2,"hb","Heartbeat",{}]')
+    return reply[:2] == [3, "hb"]
+
+
+@pytest.mark.parametrize(("subprotocol", "code"), VERSIONS)
+async def test_a_frame_nested_too_deep_gets_a_callerror_and_the_link_lives(
+    served: Served, subprotocol: str, code: str
+) -> None:
+    deep = 20_000
+    async with connect(f"{served.ws}/DEEP", subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
+        nested = '[2,"deep-1","Heartbeat",{"a":' + "[" * deep + "]" * deep + "}]"
+        assert (await answer(ws, nested))[:3] == [4, "deep-1", code]
+        unclosed = '[2,"deep-2","Heartbeat",' + "[" * deep
+        assert (await answer(ws, unclosed))[:3] == [4, "deep-2", code]
+        assert await heartbeat_answered(ws)
+
+
+@pytest.mark.parametrize(("subprotocol", "code"), VERSIONS)
+async def test_numbers_json_does_not_have_get_a_format_callerror(
+    served: Served, subprotocol: str, code: str
+) -> None:
+    async with connect(f"{served.ws}/NAN", subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
+        for n, token in enumerate(["NaN", "Infinity", "-Infinity", "1e400"]):
+            frame = f'[2,"n{n}","DataTransfer",{{"vendorId":"v","data":{token}}}]'
+            assert (await answer(ws, frame))[:3] == [4, f"n{n}", code]
+        assert await heartbeat_answered(ws)
