@@ -226,6 +226,18 @@ def _head_id(text: str) -> str:
     return head.group(1) if head is not None else UNKNOWN_MESSAGE_ID
 
 
+def read_json(text: str) -> Any:
+    """The JSON value of `text`, read by `parse`'s rules, for those who look at frames without
+    answering them (wire logs): ValueError if it is not JSON, holds a number JSON does not have, or
+    nests deeper than MAX_DEPTH."""
+    try:
+        if _too_deep(text):
+            raise RecursionError
+        return _WIDE_DECODER.decode(text)
+    except (_NotJsonNumber, RecursionError):
+        raise ValueError("not a JSON value OCPP-J allows") from None
+
+
 def _oversized_int(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_oversized_int(v) for v in value.values())
