@@ -34,6 +34,23 @@ def choose_subprotocol(offered: list[str]) -> str | None:
     return next((p for p in SUPPORTED_SUBPROTOCOLS if p in offered), None)
 
 
+# RFC 6455 7.4.1: the close code for "a type of data it cannot accept (e.g., an endpoint that
+# understands only text data MAY send this if it receives a binary message)".
+UNSUPPORTED_DATA = 1003
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text frame; None for a binary one. OCPP-J messages are JSON text, so a charger sending
+    binary speaks something else: its link is closed with 1003 rather than its bytes guessed at (or
+    ignored, leaving it waiting for answers that never come). Raises WebSocketDisconnect once the
+    charger has gone."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text: str | None = message.get("text")
+    return text
+
+
 Direction = Literal["in", "out"]
 FrameTap = Callable[[str, Direction, str], None]
 """Sees every frame on every link, as text: (charge point id, "in" from the charger | "out" to it, frame).
@@ -108,7 +125,11 @@ class ChargerRegistry:
         self.links[cp_id] = link
         try:
             while True:
-                text = await ws.receive_text()
+                text = await _receive_text(ws)
+                if text is None:
+                    log.warning("closed %r's link: it sent a binary frame", cp_id)
+                    await ws.close(code=UNSUPPORTED_DATA, reason="OCPP-J frames are text")
+                    return
                 self._tap(cp_id, "in", text)
                 # Handlers commit without waiting for the disk; one shared fsync covers every reply
                 # waiting at the time, and no reply leaves before it (see adapters/durability.py).

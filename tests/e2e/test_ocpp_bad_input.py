@@ -7,7 +7,9 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
+import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.e2e.conftest import Served
@@ -51,3 +53,22 @@ async def test_numbers_json_does_not_have_get_a_format_callerror(
             frame = f'[2,"n{n}","DataTransfer",{{"vendorId":"v","data":{token}}}]'
             assert (await answer(ws, frame))[:3] == [4, f"n{n}", code]
         assert await heartbeat_answered(ws)
+
+
+@pytest.mark.parametrize("subprotocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_a_binary_frame_closes_the_link_as_unsupported_data(served: Served, subprotocol: str) -> None:
+    async with connect(f"{served.ws}/BIN", subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
+        assert await heartbeat_answered(ws)
+        await ws.send(b'[2,"b1","Heartbeat",{}]')
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT_S)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+    async with httpx.AsyncClient(base_url=served.http) as http:
+        for _ in range(300):  # bounded: the server notes the close just after sending it
+            if (await http.get("/health")).json()["chargers_connected"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the closed link is still listed as connected")
+    async with connect(f"{served.ws}/BIN", subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
+        assert await heartbeat_answered(ws)  # the server and the charger's id are fine

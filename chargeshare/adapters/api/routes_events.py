@@ -64,10 +64,10 @@ def router(app: App, hub: EventHub) -> APIRouter:
 
 
 async def _until_closed(ws: WebSocket) -> None:
-    """Apps send nothing; reading is how we notice they went away."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await ws.receive_text()
+    """Apps send nothing; reading is how we notice they went away. Whatever they do send, text or
+    binary, is read and dropped."""
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        pass
 
 
 async def _refuse(ws: WebSocket, detail: str) -> None:
