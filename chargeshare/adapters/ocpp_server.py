@@ -110,7 +110,7 @@ class ChargerRegistry:
             allow_unknown=self.app.charging.allow_unknown,
         )
         if refused is not None:
-            log.warning("refused charger %r: %s", cp_id, refused)
+            log.warning("refused charger %.64r: %s", cp_id, refused)  # the id is anyone's URL: cut short
             await ws.close(code=1008, reason="not authorised")  # before accept: HTTP 403
             return
         self._loop = asyncio.get_running_loop()

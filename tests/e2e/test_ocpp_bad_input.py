@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,6 +13,10 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.bootstrap import Config, build
+from chargeshare.services.clock import SystemClock
 from tests.e2e.conftest import Served
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +34,14 @@ async def answer(ws: ClientConnection, frame: str | bytes) -> list[Any]:
 async def heartbeat_answered(ws: ClientConnection) -> bool:
     reply = await answer(ws, '[2,"hb","Heartbeat",{}]')
     return reply[:2] == [3, "hb"]
+
+
+async def upgrade_status(url: str) -> int:
+    try:
+        async with connect(url, subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
+            return 101
+    except websockets.InvalidStatus as exc:
+        return exc.response.status_code
 
 
 @pytest.mark.parametrize(("subprotocol", "code"), VERSIONS)
@@ -72,3 +85,45 @@ async def test_a_binary_frame_closes_the_link_as_unsupported_data(served: Served
             raise AssertionError("the closed link is still listed as connected")
     async with connect(f"{served.ws}/BIN", subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
         assert await heartbeat_answered(ws)  # the server and the charger's id are fine
+
+
+# ---- charge point ids ---------------------------------------------------------------------------
+BAD_IDS = {
+    "NUL": "A%00B",
+    "control character": "A%01B",
+    "newline": "A%0AB",
+    "delete": "A%7FB",
+    "zero-width space": "A%E2%80%8BB",
+    "longer than 48": "X" * 49,
+}
+
+
+@pytest.mark.parametrize("cp_id", BAD_IDS.values(), ids=BAD_IDS.keys())
+async def test_charge_point_ids_that_cannot_be_stored_are_refused_at_the_upgrade(
+    served: Served, cp_id: str
+) -> None:
+    assert await upgrade_status(f"{served.ws}/{cp_id}") == 403
+    assert await upgrade_status(f"{served.ws}/{'X' * 48}") == 101
+
+
+@pytest.fixture
+async def on_postgres(postgres_url: str) -> AsyncIterator[str]:
+    app = build(
+        Config(database_url=postgres_url, allow_unknown_chargers=True, password_hash="fast"),
+        clock=SystemClock(),
+    )
+    try:
+        async with LoopbackServer(create_api(app)) as server:
+            yield f"ws://127.0.0.1:{server.port}/ocpp"
+    finally:
+        app.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("cp_id", BAD_IDS.values(), ids=BAD_IDS.keys())
+async def test_on_postgresql_an_id_it_cannot_store_is_refused_not_a_server_error(
+    on_postgres: str, cp_id: str
+) -> None:
+    assert await upgrade_status(f"{on_postgres}/{cp_id}") == 403
+    async with connect(f"{on_postgres}/FINE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        assert await heartbeat_answered(ws)
