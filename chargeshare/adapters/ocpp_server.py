@@ -21,7 +21,7 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp.connection import Connection, Handler, Outcome
+from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,8 @@ class ChargerRegistry:
             return cmd.CallError(outcome.error or "GenericError")
         try:
             return command.result(version, outcome.payload)
-        except (KeyError, ValueError, TypeError):  # valid by schema, yet not what we asked for
+        # Valid by schema, yet not what we asked for, or holding a time we cannot read.
+        except (KeyError, ValueError, TypeError, CallRejected):
             log.warning("%s answered %s with %r", cp_id, command.action(version), outcome.payload)
             return cmd.CallError("FormatViolation")
 

@@ -348,6 +348,36 @@ def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
     app.close()
 
 
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "9999-12-31T23:59:59Z",  # storable, but no charger means it
+        "9999-12-31T23:30:00-05:00",  # past year 9999 in UTC: datetime overflows
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "1899-12-31T23:59:59Z",
+    ],
+)
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_timestamps_out_of_range_are_the_chargers_error_and_change_nothing(
+    version: str, timestamp: str
+) -> None:
+    from chargeshare.ocpp import csms_v16, csms_v201
+
+    app = _seeded_app()
+    before = _snapshot(app)
+    if version == "1.6":
+        connection = Connection(version, csms_v16.handlers(app.charging, "FZ1"))
+        payload = {"transactionId": 1, "meterStop": 2000, "timestamp": timestamp}
+        frame = reply(connection, json.dumps([2, "t", "StopTransaction", payload]))
+    else:
+        connection = Connection(version, csms_v201.handlers(app.charging, "FZ1"))
+        event = dict(_valid_templates("2.0.1")[0][1], eventType="Ended", timestamp=timestamp)
+        frame = reply(connection, json.dumps([2, "t", "TransactionEvent", event]))
+    assert frame[:3] == [4, "t", "PropertyConstraintViolation"]
+    assert _snapshot(app) == before
+    app.close()
+
+
 def _meter_call(value: str) -> str:
     """A 1.6 MeterValues whose transactionId is written as `value` (raw JSON number text)."""
     sampled = '{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "100"}]}'
