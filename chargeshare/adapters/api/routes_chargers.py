@@ -3,13 +3,13 @@ listings are public; hosts' notes and calendars are not shown here."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from chargeshare.adapters.api.deps import IdPath
-from chargeshare.adapters.api.schemas import ChargerOut
+from chargeshare.adapters.api.schemas import ChargerOut, Instant
 from chargeshare.adapters.api.views import charger_out
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
@@ -33,8 +33,8 @@ def router(app: App) -> APIRouter:
         connector_type: ConnectorType | None = None,
         min_power_w: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
         max_price_per_kwh: Annotated[int | None, Query(ge=0, le=1_000_000, description="pence")] = None,
-        available_from: datetime | None = None,
-        available_until: datetime | None = None,
+        available_from: Instant | None = None,
+        available_until: Instant | None = None,
         available_now: Annotated[bool, Query(description="free for the next booking slot from now")] = False,
         online: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field
 
 from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.instants import RANGE, in_range
 
 
 def _no_nul(value: str) -> str:
@@ -17,6 +18,17 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _in_range(value: datetime) -> datetime:
+    if not in_range(value):
+        raise ValueError(f"times must lie {RANGE}")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_in_range)]
+"""Every time the API takes, in bodies and queries: checked against the domain's range before any
+arithmetic or storage can overflow on it."""
 
 
 class Problem(BaseModel):
@@ -139,7 +151,7 @@ class BookingIn(BaseModel):
     connector_no: int = Field(default=1, ge=1, le=99)
     minutes: int = Field(ge=1, le=24 * 60)
     max_energy_wh: int = Field(ge=1, le=1_000_000)
-    starts_at: datetime | None = Field(default=None, description="omit to charge now; with a time zone")
+    starts_at: Instant | None = Field(default=None, description="omit to charge now; with a time zone")
 
 
 class ReceiptOut(BaseModel):
