@@ -122,8 +122,8 @@ class ConnectorIn(BaseModel):
 class ChargerIn(BaseModel):
     charge_point_id: Text = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")
     title: Text = Field(default="", max_length=200)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     price_per_kwh: int = Field(ge=1, le=1000, description="pence per kWh")
     connectors: list[ConnectorIn] = Field(min_length=1, max_length=8)
     access_notes: Text = Field(default="", max_length=2000)
