@@ -34,15 +34,16 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
-    # Parsed from text holding no integer out of INT_RANGE (see `parse`).
-    small_numbers: bool = field(default=False, compare=False)
+    # Parsed from text holding nothing a store cannot take: no integer out of INT_RANGE, no NUL in a
+    # string (see `parse`). Then `check_payload` need not walk the payload for them.
+    storable: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
 class CallResult:
     unique_id: str
     payload: dict[str, Any]
-    small_numbers: bool = field(default=False, compare=False)  # as for Call
+    storable: bool = field(default=False, compare=False)  # as for Call
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,15 @@ def parse(data: str | bytes) -> Frame:
         text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
     except UnicodeDecodeError:
         raise RemoteProtocolError("FormatViolation", "frame is not valid JSON") from None
-    small = True
+    # JSON writes a NUL in a string as \u0000, so text without that holds none.
+    storable = "\\u0000" not in text
     try:
         if _too_deep(text):
             raise RecursionError
         try:
             msg = _DECODER.decode(text)
         except _OutOfRange:
-            msg, small = _WIDE_DECODER.decode(text), False  # the schema check comes first, then this refusal
+            msg, storable = _WIDE_DECODER.decode(text), False  # the schema check first, then this refusal
     except (json.JSONDecodeError, _NotJsonNumber):
         raise RemoteProtocolError("FormatViolation", "frame is not valid JSON", _head_id(text)) from None
     except RecursionError:  # from the check above, or from an unbalanced frame it lets through
@@ -121,11 +123,11 @@ def parse(data: str | bytes) -> Frame:
     if kind == CALL:
         if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             raise RemoteProtocolError("FormatViolation", "CALL must be [2, id, action, {payload}]", uid)
-        return Call(uid, msg[2], msg[3], small)
+        return Call(uid, msg[2], msg[3], storable)
     if kind == CALLRESULT:
         if len(msg) != 3 or not isinstance(msg[2], dict):
             raise RemoteProtocolError("FormatViolation", "CALLRESULT must be [3, id, {payload}]", uid)
-        return CallResult(uid, msg[2], small)
+        return CallResult(uid, msg[2], storable)
     if len(msg) != 5 or not all(isinstance(x, str) for x in msg[2:4]) or not isinstance(msg[4], dict):
         raise RemoteProtocolError(
             "FormatViolation", "CALLERROR must be [4, id, code, description, {details}]", uid
@@ -182,7 +184,7 @@ def _no_constant(name: str) -> NoReturn:
 
 
 # Each integer is looked at as it is parsed, so that a payload is walked for large ones (after the
-# schema check, which decides first) only when one is there.
+# schema check, which decides first) only when one is there; likewise for NUL, found in the text.
 _DECODER = json.JSONDecoder(parse_int=_int_in_range, parse_float=_finite, parse_constant=_no_constant)
 _WIDE_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 
@@ -238,12 +240,18 @@ def read_json(text: str) -> Any:
         raise ValueError("not a JSON value OCPP-J allows") from None
 
 
-def _oversized_int(value: Any) -> bool:
+def _unstorable(value: Any) -> str | None:
+    """What in `value` no store takes, if anything: the schemas set no bounds on integers and JSON
+    allows any size; JSON strings may hold NUL, PostgreSQL's text cannot."""
     if isinstance(value, dict):
-        return any(_oversized_int(v) for v in value.values())
+        return next(filter(None, map(_unstorable, [*value, *value.values()])), None)
     if isinstance(value, list):
-        return any(_oversized_int(v) for v in value)
-    return isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE
+        return next(filter(None, map(_unstorable, value)), None)
+    if isinstance(value, str):
+        return "a string holding NUL" if "\x00" in value else None
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE:
+        return "an integer out of range"
+    return None
 
 
 # The library validates every version's schemas as draft 4 (`Draft4Validator`); compile them the same.
@@ -283,10 +291,10 @@ def check_payload(
     kind: int,
     unique_id: str,
     *,
-    small_numbers: bool = False,
+    storable: bool = False,
 ) -> None:
     """Validate against the official schema; raise RemoteProtocolError with the matching code.
-    `small_numbers`: the payload is known to hold no integer out of range (see `Call`)."""
+    `storable`: the payload is known to hold nothing a store cannot take (see `Call`)."""
     try:
         fast = compiled_check(kind, action, version)
     except (OSError, ValueError):
@@ -301,11 +309,9 @@ def check_payload(
         if err is not None:
             where = "/".join(str(p) for p in err.absolute_path) or "payload"
             raise RemoteProtocolError(_schema_code(err), f"{action}: {where}: {err.message}", unique_id)
-    # The schemas set no bounds on integers; JSON allows any size, storage does not.
-    if not small_numbers and _oversized_int(payload):
-        raise RemoteProtocolError(
-            "PropertyConstraintViolation", f"{action}: an integer out of range", unique_id
-        )
+    unstorable = None if storable else _unstorable(payload)
+    if unstorable is not None:
+        raise RemoteProtocolError("PropertyConstraintViolation", f"{action}: {unstorable}", unique_id)
 
 
 # One encoder for every frame: `json.dumps` with any option builds a new encoder on each call.

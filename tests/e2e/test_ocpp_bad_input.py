@@ -127,3 +127,11 @@ async def test_on_postgresql_an_id_it_cannot_store_is_refused_not_a_server_error
     assert await upgrade_status(f"{on_postgres}/{cp_id}") == 403
     async with connect(f"{on_postgres}/FINE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
         assert await heartbeat_answered(ws)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_string_holding_nul_is_the_chargers_error(on_postgres: str) -> None:
+    async with connect(f"{on_postgres}/FINE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        frame = json.dumps([2, "nul", "Authorize", {"idTag": "A\x00B"}])
+        assert (await answer(ws, frame))[:3] == [4, "nul", "PropertyConstraintViolation"]
+        assert await heartbeat_answered(ws)

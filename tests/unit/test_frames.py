@@ -378,6 +378,42 @@ def test_timestamps_out_of_range_are_the_chargers_error_and_change_nothing(
     app.close()
 
 
+@pytest.mark.parametrize(
+    ("version", "action", "payload"),
+    [
+        ("1.6", "Authorize", {"idTag": "FU\x00ZZ"}),
+        ("1.6", "StartTransaction", {"connectorId": 1, "idTag": "\x00", "meterStart": 0, "timestamp": _TS}),
+        (
+            "1.6",
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "\x00"},
+        ),
+        ("2.0.1", "Authorize", {"idToken": {"idToken": "FUZZ\x00", "type": "ISO14443"}}),
+    ],
+)
+def test_strings_holding_nul_are_the_chargers_error_and_change_nothing(
+    version: str, action: str, payload: dict[str, Any]
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a string would fail in the store, as our error."""
+    from chargeshare.ocpp import csms_v16, csms_v201
+
+    app = _seeded_app()
+    module = csms_v16 if version == "1.6" else csms_v201
+    before = _snapshot(app)
+    text = json.dumps([2, "z", action, payload])
+    assert "\\u0000" in text
+    frame = reply(Connection(version, module.handlers(app.charging, "FZ1")), text)
+    assert frame[:3] == [4, "z", "PropertyConstraintViolation"]
+    assert _snapshot(app) == before
+    app.close()
+
+
+def test_a_backslash_before_u0000_is_not_a_nul() -> None:
+    c = Connection("1.6", {"DataTransfer": lambda p: {"status": "Accepted"}})
+    text = json.dumps([2, "d", "DataTransfer", {"vendorId": "v", "data": "\\u0000"}])
+    assert json.loads(c.receive(text).reply or "null") == [3, "d", {"status": "Accepted"}]
+
+
 def _meter_call(value: str) -> str:
     """A 1.6 MeterValues whose transactionId is written as `value` (raw JSON number text)."""
     sampled = '{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "100"}]}'
@@ -417,9 +453,9 @@ def test_parse_marks_frames_holding_no_integer_out_of_range() -> None:
     small = parse(_meter_call("12"))
     largest = parse(_meter_call(str(2**63 - 1)))
     too_large = parse(_meter_call(str(2**63)))
-    assert isinstance(small, Call) and small.small_numbers
-    assert isinstance(largest, Call) and largest.small_numbers
-    assert isinstance(too_large, Call) and not too_large.small_numbers
+    assert isinstance(small, Call) and small.storable
+    assert isinstance(largest, Call) and largest.storable
+    assert isinstance(too_large, Call) and not too_large.storable
     assert too_large.payload["transactionId"] == 2**63  # parsed all the same: the schema check is first
     assert small == Call(small.unique_id, small.action, small.payload)  # the mark is not part of equality
 
