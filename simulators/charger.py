@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import uuid
@@ -30,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
-from chargeshare.ocpp.frames import Call, encode
+from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators.dialect import Dialect, Message, dialect_for
@@ -334,7 +333,7 @@ class VirtualCharger:
         if not self._malformed_ids or not text.lstrip().startswith("[4"):
             return
         with contextlib.suppress(ValueError, TypeError, IndexError):
-            frame = json.loads(text)
+            frame = read_json(text)
             if frame[1] in self._malformed_ids or frame[1] == "-1":
                 self.wire.malformed_answers.append(str(frame[2]))
 

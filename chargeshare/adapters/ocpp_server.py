@@ -21,7 +21,7 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp.connection import Connection, Handler, Outcome
+from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,23 @@ T = TypeVar("T")
 def choose_subprotocol(offered: list[str]) -> str | None:
     """Our preference order, among what the charger offers."""
     return next((p for p in SUPPORTED_SUBPROTOCOLS if p in offered), None)
+
+
+# RFC 6455 7.4.1: the close code for "a type of data it cannot accept (e.g., an endpoint that
+# understands only text data MAY send this if it receives a binary message)".
+UNSUPPORTED_DATA = 1003
+
+
+async def _receive_text(ws: WebSocket) -> str | None:
+    """The next text frame; None for a binary one. OCPP-J messages are JSON text, so a charger sending
+    binary speaks something else: its link is closed with 1003 rather than its bytes guessed at (or
+    ignored, leaving it waiting for answers that never come). Raises WebSocketDisconnect once the
+    charger has gone."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text: str | None = message.get("text")
+    return text
 
 
 Direction = Literal["in", "out"]
@@ -93,7 +110,7 @@ class ChargerRegistry:
             allow_unknown=self.app.charging.allow_unknown,
         )
         if refused is not None:
-            log.warning("refused charger %r: %s", cp_id, refused)
+            log.warning("refused charger %.64r: %s", cp_id, refused)  # the id is anyone's URL: cut short
             await ws.close(code=1008, reason="not authorised")  # before accept: HTTP 403
             return
         self._loop = asyncio.get_running_loop()
@@ -108,7 +125,11 @@ class ChargerRegistry:
         self.links[cp_id] = link
         try:
             while True:
-                text = await ws.receive_text()
+                text = await _receive_text(ws)
+                if text is None:
+                    log.warning("closed %r's link: it sent a binary frame", cp_id)
+                    await ws.close(code=UNSUPPORTED_DATA, reason="OCPP-J frames are text")
+                    return
                 self._tap(cp_id, "in", text)
                 # Handlers commit without waiting for the disk; one shared fsync covers every reply
                 # waiting at the time, and no reply leaves before it (see adapters/durability.py).
@@ -192,7 +213,8 @@ class ChargerRegistry:
             return cmd.CallError(outcome.error or "GenericError")
         try:
             return command.result(version, outcome.payload)
-        except (KeyError, ValueError, TypeError):  # valid by schema, yet not what we asked for
+        # Valid by schema, yet not what we asked for, or holding a time we cannot read.
+        except (KeyError, ValueError, TypeError, CallRejected):
             log.warning("%s answered %s with %r", cp_id, command.action(version), outcome.payload)
             return cmd.CallError("FormatViolation")
 

@@ -6,11 +6,12 @@ itself, and each verdict quotes the entries that prove it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from chargeshare.ocpp.frames import read_json
 
 Direction = Literal["in", "out"]
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
@@ -38,7 +39,7 @@ class Entry:
 def _read(text: str) -> tuple[int | None, str | None, str | None, dict[str, Any] | None, str | None]:
     """(kind, unique id, action, payload, error code); Nones where the frame is not well formed."""
     try:
-        msg = json.loads(text)
+        msg = read_json(text)
     except ValueError:
         return None, None, None, None, None
     if not isinstance(msg, list) or len(msg) < 3 or msg[0] not in (CALL, CALLRESULT, CALLERROR):

@@ -35,6 +35,23 @@ class ChargerStatus(StrEnum):
     OFFLINE = "offline"
 
 
+# OCPP 2.0.1's limit on a charging station's identity, and the REST API's; the column holds 64.
+MAX_CHARGE_POINT_ID = 48
+
+
+def charge_point_id_problem(charge_point_id: str) -> str | None:
+    """Why `charge_point_id` cannot name a charger, or None if it can. Control and other unprintable
+    characters are refused: PostgreSQL cannot store NUL at all, and the others (newlines, zero-width
+    spaces) only confuse logs and operators."""
+    if not charge_point_id:
+        return "charge point id is empty"
+    if len(charge_point_id) > MAX_CHARGE_POINT_ID:
+        return f"charge point id is longer than {MAX_CHARGE_POINT_ID} characters"
+    if not charge_point_id.isprintable():
+        return "charge point id holds a control or other unprintable character"
+    return None
+
+
 @dataclass(frozen=True)
 class ConnectorSpec:
     connector_no: int  # OCPP connectorId, 1-based

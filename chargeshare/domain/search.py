@@ -8,6 +8,7 @@ from datetime import datetime
 from chargeshare.domain.charger import ConnectorType
 from chargeshare.domain.errors import InvalidRequest
 from chargeshare.domain.geo import BBox, Point
+from chargeshare.domain.instants import RANGE, in_range
 
 MAX_RADIUS_M = 200_000
 MAX_LIMIT = 500
@@ -42,6 +43,8 @@ class SearchQuery:
         if self.available_from is not None and self.available_until is not None:
             if self.available_from.tzinfo is None or self.available_until.tzinfo is None:
                 raise InvalidRequest("availability times must be timezone-aware")
+            if not (in_range(self.available_from) and in_range(self.available_until)):
+                raise InvalidRequest(f"availability times must lie {RANGE}")
             if self.available_until <= self.available_from:
                 raise InvalidRequest("an availability window must end after it starts")
         if self.min_power_w is not None and self.min_power_w < 0:

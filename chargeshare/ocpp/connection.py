@@ -109,7 +109,7 @@ class Connection:
                 self.version,
                 CALLRESULT,
                 frame.unique_id,
-                small_numbers=frame.small_numbers,
+                storable=frame.storable,
             )
         except RemoteProtocolError as exc:
             return Received(outcomes=[Outcome(frame.unique_id, pending.action, error=exc.code)])
@@ -123,7 +123,7 @@ class Connection:
                 self.version,
                 CALL,
                 call.unique_id,
-                small_numbers=call.small_numbers,
+                storable=call.storable,
             )
             handler = self.handlers.get(call.action)
             if handler is None:

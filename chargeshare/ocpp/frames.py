@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import fastjsonschema
 from jsonschema.exceptions import ValidationError as SchemaError
@@ -32,15 +34,16 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
-    # Parsed from text holding no integer out of INT_RANGE (see `parse`).
-    small_numbers: bool = field(default=False, compare=False)
+    # Parsed from text holding nothing a store cannot take: no integer out of INT_RANGE, no NUL in a
+    # string (see `parse`). Then `check_payload` need not walk the payload for them.
+    storable: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
 class CallResult:
     unique_id: str
     payload: dict[str, Any]
-    small_numbers: bool = field(default=False, compare=False)  # as for Call
+    storable: bool = field(default=False, compare=False)  # as for Call
 
 
 @dataclass(frozen=True)
@@ -84,17 +87,29 @@ def error_code(code: str, version: str) -> str:
     return _CODES[version].get(code, code)
 
 
-def parse(text: str | bytes) -> Frame:
-    if len(text) > MAX_FRAME_BYTES:
+def parse(data: str | bytes) -> Frame:
+    if len(data) > MAX_FRAME_BYTES:
         raise RemoteProtocolError("FormatViolation", f"frame larger than {MAX_FRAME_BYTES} bytes")
-    small = isinstance(text, str)  # bytes: the values are checked after the schema
     try:
-        try:
-            msg = _DECODER.decode(text) if isinstance(text, str) else json.loads(text)
-        except _OutOfRange:
-            msg, small = json.loads(text), False  # the schema check comes first, then this refusal
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # Bytes are read as json.loads reads them, then as text: one decoder, one set of rules.
+        text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
+    except UnicodeDecodeError:
         raise RemoteProtocolError("FormatViolation", "frame is not valid JSON") from None
+    # JSON writes a NUL in a string as \u0000, so text without that holds none.
+    storable = "\\u0000" not in text
+    try:
+        if _too_deep(text):
+            raise RecursionError
+        try:
+            msg = _DECODER.decode(text)
+        except _OutOfRange:
+            msg, storable = _WIDE_DECODER.decode(text), False  # the schema check first, then this refusal
+    except (json.JSONDecodeError, _NotJsonNumber):
+        raise RemoteProtocolError("FormatViolation", "frame is not valid JSON", _head_id(text)) from None
+    except RecursionError:  # from the check above, or from an unbalanced frame it lets through
+        raise RemoteProtocolError(
+            "FormatViolation", f"frame nested deeper than {MAX_DEPTH} levels", _head_id(text)
+        ) from None
     if not isinstance(msg, list) or not msg:
         raise RemoteProtocolError("RpcFrameworkError", "frame must be a non-empty JSON array")
     kind = msg[0]
@@ -108,11 +123,11 @@ def parse(text: str | bytes) -> Frame:
     if kind == CALL:
         if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
             raise RemoteProtocolError("FormatViolation", "CALL must be [2, id, action, {payload}]", uid)
-        return Call(uid, msg[2], msg[3], small)
+        return Call(uid, msg[2], msg[3], storable)
     if kind == CALLRESULT:
         if len(msg) != 3 or not isinstance(msg[2], dict):
             raise RemoteProtocolError("FormatViolation", "CALLRESULT must be [3, id, {payload}]", uid)
-        return CallResult(uid, msg[2], small)
+        return CallResult(uid, msg[2], storable)
     if len(msg) != 5 or not all(isinstance(x, str) for x in msg[2:4]) or not isinstance(msg[4], dict):
         raise RemoteProtocolError(
             "FormatViolation", "CALLERROR must be [4, id, code, description, {details}]", uid
@@ -146,6 +161,10 @@ class _OutOfRange(Exception):
     pass
 
 
+class _NotJsonNumber(Exception):
+    pass
+
+
 def _int_in_range(digits: str) -> int:
     value = int(digits)
     if len(digits) > 18 and value not in INT_RANGE:  # 18 digits (and a sign) always fit
@@ -153,17 +172,86 @@ def _int_in_range(digits: str) -> int:
     return value
 
 
+def _finite(digits: str) -> float:
+    value = float(digits)
+    if math.isinf(value):  # 1e400: a number JSON can write, but no float holds
+        raise _NotJsonNumber
+    return value
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise _NotJsonNumber  # NaN, Infinity, -Infinity: Python's json reads them; JSON has no such numbers
+
+
 # Each integer is looked at as it is parsed, so that a payload is walked for large ones (after the
-# schema check, which decides first) only when one is there.
-_DECODER = json.JSONDecoder(parse_int=_int_in_range)
+# schema check, which decides first) only when one is there; likewise for NUL, found in the text.
+_DECODER = json.JSONDecoder(parse_int=_int_in_range, parse_float=_finite, parse_constant=_no_constant)
+_WIDE_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
+
+# Arrays and objects inside one another. The deepest OCPP message (a 2.0.1 ReportChargingProfiles) is
+# 14 deep with its frame; the rest is room for vendors' customData. Deeper, the decoder and everything
+# that walks a payload would recurse towards Python's limit.
+MAX_DEPTH = 64
+_HEAD = re.compile(r'\s*\[\s*\d+\s*,\s*"([^"\\]{1,36})"')
+_ESCAPED_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_PLAIN_STRING = re.compile(rb'"[^"]*"')
+# The frame's structure: quotes and brackets, each bracket as "[" or "]" (a mismatched pair is the
+# decoder's error to name, not this count's).
+_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"[]{}')))
 
 
-def _oversized_int(value: Any) -> bool:
+def _too_deep(text: str) -> bool:
+    """Whether the arrays and objects nest deeper than MAX_DEPTH. A frame with no more brackets than
+    that (nearly every frame) is answered by counting alone; otherwise strings are set aside and the
+    brackets peeled, each step a pass in C over the text or what is left of it."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    if "\\" in text:  # an escaped quote would end a string early: empty the strings the careful way
+        text = _ESCAPED_STRING.sub('""', text)
+    structure = text.encode("utf-8", "surrogatepass").translate(_AS_SQUARE, _NOT_STRUCTURE)
+    brackets = structure.replace(b'""', b"")  # strings without brackets in them
+    if b'"' in brackets:
+        brackets = _PLAIN_STRING.sub(b"", brackets)  # and those with
+    for _ in range(MAX_DEPTH):  # each pass peels the innermost pairs: emptied after `depth` passes
+        peeled = brackets.replace(b"[]", b"")
+        if len(peeled) == len(brackets):
+            return False  # unbalanced: the decoder names that (or recurses, caught in `parse`)
+        brackets = peeled
+    return bool(brackets)
+
+
+def _head_id(text: str) -> str:
+    """The UniqueId of a frame that cannot be decoded, if its start reads as one: the CALLERROR then
+    answers the call it was, instead of leaving the charger to time out."""
+    head = _HEAD.match(text)
+    return head.group(1) if head is not None else UNKNOWN_MESSAGE_ID
+
+
+def read_json(text: str) -> Any:
+    """The JSON value of `text`, read by `parse`'s rules, for those who look at frames without
+    answering them (wire logs): ValueError if it is not JSON, holds a number JSON does not have, or
+    nests deeper than MAX_DEPTH."""
+    try:
+        if _too_deep(text):
+            raise RecursionError
+        return _WIDE_DECODER.decode(text)
+    except (_NotJsonNumber, RecursionError):
+        raise ValueError("not a JSON value OCPP-J allows") from None
+
+
+def _unstorable(value: Any) -> str | None:
+    """What in `value` no store takes, if anything: the schemas set no bounds on integers and JSON
+    allows any size; JSON strings may hold NUL, PostgreSQL's text cannot."""
     if isinstance(value, dict):
-        return any(_oversized_int(v) for v in value.values())
+        return next(filter(None, map(_unstorable, [*value, *value.values()])), None)
     if isinstance(value, list):
-        return any(_oversized_int(v) for v in value)
-    return isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE
+        return next(filter(None, map(_unstorable, value)), None)
+    if isinstance(value, str):
+        return "a string holding NUL" if "\x00" in value else None
+    if isinstance(value, int) and not isinstance(value, bool) and value not in INT_RANGE:
+        return "an integer out of range"
+    return None
 
 
 # The library validates every version's schemas as draft 4 (`Draft4Validator`); compile them the same.
@@ -203,10 +291,10 @@ def check_payload(
     kind: int,
     unique_id: str,
     *,
-    small_numbers: bool = False,
+    storable: bool = False,
 ) -> None:
     """Validate against the official schema; raise RemoteProtocolError with the matching code.
-    `small_numbers`: the payload is known to hold no integer out of range (see `Call`)."""
+    `storable`: the payload is known to hold nothing a store cannot take (see `Call`)."""
     try:
         fast = compiled_check(kind, action, version)
     except (OSError, ValueError):
@@ -221,11 +309,9 @@ def check_payload(
         if err is not None:
             where = "/".join(str(p) for p in err.absolute_path) or "payload"
             raise RemoteProtocolError(_schema_code(err), f"{action}: {where}: {err.message}", unique_id)
-    # The schemas set no bounds on integers; JSON allows any size, storage does not.
-    if not small_numbers and _oversized_int(payload):
-        raise RemoteProtocolError(
-            "PropertyConstraintViolation", f"{action}: an integer out of range", unique_id
-        )
+    unstorable = None if storable else _unstorable(payload)
+    if unstorable is not None:
+        raise RemoteProtocolError("PropertyConstraintViolation", f"{action}: {unstorable}", unique_id)
 
 
 # One encoder for every frame: `json.dumps` with any option builds a new encoder on each call.

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.charger import ChargerSpec
+from chargeshare.domain.charger import ChargerSpec, charge_point_id_problem
 from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
@@ -14,9 +14,13 @@ from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, DriverRecord
 
 
-def _check_connectors(specs: Sequence[ChargerSpec]) -> None:
-    if any(not spec.connectors for spec in specs):
-        raise InvalidRequest("a charger needs at least one connector")
+def _check_specs(specs: Sequence[ChargerSpec]) -> None:
+    for spec in specs:
+        problem = charge_point_id_problem(spec.charge_point_id)
+        if problem is not None:
+            raise InvalidRequest(problem)  # a charger it names could never connect
+        if not spec.connectors:
+            raise InvalidRequest("a charger needs at least one connector")
 
 
 class MarketplaceService:
@@ -55,13 +59,13 @@ class MarketplaceService:
 
     def add_charger(self, spec: ChargerSpec, password: str | None = None) -> ChargerView:
         """Register a charger; with a password it must present HTTP Basic auth when it connects."""
-        _check_connectors([spec])  # before hashing: a refused charger costs no PBKDF2
+        _check_specs([spec])  # before hashing: a refused charger costs no PBKDF2
         hashed = None if password is None else hash_password(password, self.salt())
         return self._add_chargers([spec], hashed)[0]
 
     def add_chargers(self, specs: Sequence[ChargerSpec]) -> list[ChargerView]:
         """Chargers without passwords in one transaction (all or none), each checked as `add_charger`."""
-        _check_connectors(specs)
+        _check_specs(specs)
         return self._add_chargers(specs, None)
 
     def _add_chargers(self, specs: Sequence[ChargerSpec], hashed: str | None) -> list[ChargerView]:
@@ -94,6 +98,9 @@ class MarketplaceService:
         self, charge_point_id: str, authorization: str | None, *, allow_unknown: bool
     ) -> str | None:
         """None if the charger may connect, else the reason it may not (said to nobody but the log)."""
+        problem = charge_point_id_problem(charge_point_id)
+        if problem is not None:
+            return problem  # before the database, which may not even take it as a parameter
         try:
             with self.store.reading() as tx:
                 stored = tx.chargers.password(charge_point_id)

@@ -41,6 +41,7 @@ class Script:
     late_s: float = 1.0
     fail: set[str] = field(default_factory=set)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    schedule_start: str = "2026-03-02T09:00:00Z"  # in an accepted GetCompositeSchedule's answer
 
     async def answer(self, action: str, request: dict[str, Any], default: str = "Accepted") -> str:
         self.received.append((action, request))
@@ -107,7 +108,7 @@ class LibraryCp16(Cp16):  # type: ignore[misc]
         return result16.GetCompositeSchedule(
             status=status,
             connector_id=connector_id,
-            schedule_start="2026-03-02T09:00:00Z",
+            schedule_start=self.script.schedule_start,
             charging_schedule={
                 "charging_rate_unit": "W",
                 "duration": duration,
@@ -193,7 +194,7 @@ class LibraryCp201(Cp201):  # type: ignore[misc]
             schedule={
                 "evse_id": evse_id,
                 "duration": duration,
-                "schedule_start": "2026-03-02T09:00:00Z",
+                "schedule_start": self.script.schedule_start,
                 "charging_rate_unit": "A",
                 "charging_schedule_period": [{"start_period": 0, "limit": 16}],
             },

@@ -120,6 +120,17 @@ async def test_driver_and_host_hear_the_whole_session_and_others_hear_nothing(se
         assert (await next_message(oh_ws))["type"] == "booking.confirmed"
 
 
+async def test_what_an_app_sends_is_ignored_even_binary(served: Served) -> None:
+    driver = accounts.driver(served.app, "Bea", "BEA1")
+    charger = hosted_charger(served.app, accounts.host(served.app, "Hal").hid)
+    async with events(served.port, driver.headers) as ws, httpx.AsyncClient(base_url=served.http) as http:
+        await ws.send(b"\x00\x01")
+        await ws.send("hello?")
+        body = {"charger_id": charger, "minutes": 60, "max_energy_wh": 10_000}
+        assert (await http.post("/bookings", json=body, headers=driver.headers)).status_code == 201
+        assert (await next_of(ws, "booking.confirmed"))["status"] == "confirmed"
+
+
 async def test_a_bad_token_is_refused_with_a_reason(served: Served) -> None:
     async with connect(f"ws://127.0.0.1:{served.port}/ws/events?token=not.a.token") as ws:
         m = await next_message(ws)

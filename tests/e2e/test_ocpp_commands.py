@@ -200,6 +200,17 @@ async def test_timeout_callerror_not_connected_and_not_applicable(central: Centr
     assert outcome.error == "NotConnected"
 
 
+@pytest.mark.parametrize("start", ["not a time", "9999-12-31T23:30:00-05:00", "9999-12-31T23:59:59Z"])
+async def test_an_answer_whose_time_cannot_be_read_is_a_typed_failure(
+    central: Central, version: str, start: str
+) -> None:
+    async with charge_point(version, central, "ODD", Script(schedule_start=start)) as cp:
+        await boot(version, cp)
+        schedule = await central.registry.get_composite_schedule("ODD", 1, 600)
+        assert schedule == cmd.CallError("FormatViolation")
+        assert await central.registry.reset("ODD") == cmd.Done(cmd.Status.ACCEPTED, None)  # the link lives
+
+
 async def test_raw_call_reaches_the_charger(central: Central) -> None:
     script = Script()
     async with library_cp16(central.ws, "RAW", script) as cp:

@@ -37,6 +37,10 @@ def test_one_bad_item_adds_nothing(app: App) -> None:
         app.marketplace.add_chargers([_spec("CP1", 1), _spec("CP1", 1)])
     with pytest.raises(InvalidRequest, match="connector"):
         app.marketplace.add_chargers([_spec("CP2", 1), _spec("CP3", 1, connectors=0)])
+    with pytest.raises(InvalidRequest, match="charge point id"):
+        app.marketplace.add_chargers([_spec("CP4", 1), _spec("CP\x005", 1)])
+    with pytest.raises(InvalidRequest, match="longer than 48"):
+        app.marketplace.add_charger(_spec("X" * 49, 1))
     with pytest.raises(InvalidRequest, match="name"):
         app.marketplace.add_hosts(["B", " "])
     with app.store.transaction() as tx:

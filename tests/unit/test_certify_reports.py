@@ -106,6 +106,15 @@ def test_a_call_outside_the_schema_is_malformed() -> None:
     assert entry.action == "StatusNotification" and "schema" in why
 
 
+def test_frames_the_backend_would_not_read_are_logged_as_not_ocpp_j() -> None:
+    log = WireLog("CP1")
+    deep = "[" * 20_000 + "]" * 20_000
+    log.record("in", f'[2,"1","DataTransfer",{{"vendorId":"v","data":{deep}}}]')
+    log.record("in", '[2,"2","DataTransfer",{"vendorId":"v","data":NaN}]')
+    assert [e.kind for e in log.entries] == [None, None]
+    assert [e.seq for e, _ in malformed(log.entries, "2.0.1")] == [1, 2]
+
+
 def test_long_excerpts_keep_both_ends() -> None:
     log = WireLog("CP1")
     for i in range(100):

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import (
+    MAX_DEPTH,
     MAX_FRAME_BYTES,
     Call,
     CallError,
@@ -51,7 +52,7 @@ def test_round_trip() -> None:
         assert parse(encode(f)) == f
 
 
-def reply(c: Connection, text: str) -> list[Any]:
+def reply(c: Connection, text: str | bytes) -> list[Any]:
     r = c.receive(text)
     assert r.reply is not None
     return list(json.loads(r.reply))
@@ -347,6 +348,72 @@ def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
     app.close()
 
 
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "9999-12-31T23:59:59Z",  # storable, but no charger means it
+        "9999-12-31T23:30:00-05:00",  # past year 9999 in UTC: datetime overflows
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "1899-12-31T23:59:59Z",
+    ],
+)
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_timestamps_out_of_range_are_the_chargers_error_and_change_nothing(
+    version: str, timestamp: str
+) -> None:
+    from chargeshare.ocpp import csms_v16, csms_v201
+
+    app = _seeded_app()
+    before = _snapshot(app)
+    if version == "1.6":
+        connection = Connection(version, csms_v16.handlers(app.charging, "FZ1"))
+        payload = {"transactionId": 1, "meterStop": 2000, "timestamp": timestamp}
+        frame = reply(connection, json.dumps([2, "t", "StopTransaction", payload]))
+    else:
+        connection = Connection(version, csms_v201.handlers(app.charging, "FZ1"))
+        event = dict(_valid_templates("2.0.1")[0][1], eventType="Ended", timestamp=timestamp)
+        frame = reply(connection, json.dumps([2, "t", "TransactionEvent", event]))
+    assert frame[:3] == [4, "t", "PropertyConstraintViolation"]
+    assert _snapshot(app) == before
+    app.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload"),
+    [
+        ("1.6", "Authorize", {"idTag": "FU\x00ZZ"}),
+        ("1.6", "StartTransaction", {"connectorId": 1, "idTag": "\x00", "meterStart": 0, "timestamp": _TS}),
+        (
+            "1.6",
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "\x00"},
+        ),
+        ("2.0.1", "Authorize", {"idToken": {"idToken": "FUZZ\x00", "type": "ISO14443"}}),
+    ],
+)
+def test_strings_holding_nul_are_the_chargers_error_and_change_nothing(
+    version: str, action: str, payload: dict[str, Any]
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a string would fail in the store, as our error."""
+    from chargeshare.ocpp import csms_v16, csms_v201
+
+    app = _seeded_app()
+    module = csms_v16 if version == "1.6" else csms_v201
+    before = _snapshot(app)
+    text = json.dumps([2, "z", action, payload])
+    assert "\\u0000" in text
+    frame = reply(Connection(version, module.handlers(app.charging, "FZ1")), text)
+    assert frame[:3] == [4, "z", "PropertyConstraintViolation"]
+    assert _snapshot(app) == before
+    app.close()
+
+
+def test_a_backslash_before_u0000_is_not_a_nul() -> None:
+    c = Connection("1.6", {"DataTransfer": lambda p: {"status": "Accepted"}})
+    text = json.dumps([2, "d", "DataTransfer", {"vendorId": "v", "data": "\\u0000"}])
+    assert json.loads(c.receive(text).reply or "null") == [3, "d", {"status": "Accepted"}]
+
+
 def _meter_call(value: str) -> str:
     """A 1.6 MeterValues whose transactionId is written as `value` (raw JSON number text)."""
     sampled = '{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "100"}]}'
@@ -386,9 +453,9 @@ def test_parse_marks_frames_holding_no_integer_out_of_range() -> None:
     small = parse(_meter_call("12"))
     largest = parse(_meter_call(str(2**63 - 1)))
     too_large = parse(_meter_call(str(2**63)))
-    assert isinstance(small, Call) and small.small_numbers
-    assert isinstance(largest, Call) and largest.small_numbers
-    assert isinstance(too_large, Call) and not too_large.small_numbers
+    assert isinstance(small, Call) and small.storable
+    assert isinstance(largest, Call) and largest.storable
+    assert isinstance(too_large, Call) and not too_large.storable
     assert too_large.payload["transactionId"] == 2**63  # parsed all the same: the schema check is first
     assert small == Call(small.unique_id, small.action, small.payload)  # the mark is not part of equality
 
@@ -398,3 +465,56 @@ def test_a_schema_error_is_named_before_an_integer_out_of_range() -> None:
     text = _meter_call(str(2**64)).replace('"connectorId": 1', '"connectorId": "one"')
     reply = json.loads(c.receive(text).reply or "null")
     assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", reply
+
+
+# ---- frames nested too deep, and numbers JSON does not have -------------------------------------
+
+
+def _nested(depth: int, uid: str = "d1") -> str:
+    """A DataTransfer whose frame nests arrays and objects `depth` deep in all."""
+    inner = "[" * (depth - 2) + "]" * (depth - 2)
+    return f'[2, "{uid}", "DataTransfer", {{"vendorId": "v", "data": {inner or "1"}}}]'
+
+
+@pytest.mark.parametrize(("version", "code"), [("1.6", "FormationViolation"), ("2.0.1", "FormatViolation")])
+@pytest.mark.parametrize(
+    ("text", "uid"),
+    [
+        (_nested(20_000), "d1"),
+        ('[2, "d2", "Heartbeat", ' + "[" * 20_000, "d2"),  # unclosed: the decoder's recursion is caught
+        ("[" * 20_000, "-1"),  # no id to read
+        (_nested(MAX_DEPTH + 1, "d3"), "d3"),
+    ],
+)
+def test_a_frame_nested_too_deep_gets_a_format_callerror(
+    version: str, code: str, text: str, uid: str
+) -> None:
+    assert reply(Connection(version, {}), text)[:3] == [4, uid, code]
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    assert isinstance(parse(_nested(MAX_DEPTH)), Call)
+    brackets = "[{" * MAX_DEPTH
+    in_strings = f'[2, "s1", "DataTransfer", {{"vendorId": "{brackets}", "data": "{brackets}"}}]'
+    assert isinstance(parse(in_strings), Call)
+    escaped = f'[2, "s2", "DataTransfer", {{"vendorId": "\\"{brackets}", "data": [[1], [2]]}}]'
+    assert isinstance(parse(escaped), Call)
+    # Closing brackets in a string must not hide opening ones outside it.
+    n = MAX_DEPTH // 2 + 1
+    hidden = "[" * n + '"' + "]" * n + '", ' + "[" * n + "]" * n + ', "' + "[" * n + '"' + "]" * n
+    with pytest.raises(RemoteProtocolError, match="nested deeper"):
+        parse(f'[2, "s3", "DataTransfer", {{"vendorId": "v", "data": {hidden}}}]')
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400", "-1E999"])
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_numbers_json_does_not_have_are_a_format_violation(token: str, as_bytes: bool) -> None:
+    sampled = f'{{"timestamp": "{_TS}", "sampledValue": [{{"value": {token}}}]}}'
+    text = f'[2, "n1", "MeterValues", {{"evseId": 1, "meterValue": [{sampled}]}}]'
+    frame = reply(Connection("2.0.1", {"MeterValues": lambda p: {}}), text.encode() if as_bytes else text)
+    assert frame[:3] == [4, "n1", "FormatViolation"]
+
+
+def test_a_frame_that_is_not_json_is_answered_under_its_id_when_that_can_be_read() -> None:
+    assert reply(conn(), '[2, "x1", "Heartbeat", {,}]')[:3] == [4, "x1", "FormationViolation"]
+    assert reply(conn(), "not json")[:3] == [4, "-1", "FormationViolation"]

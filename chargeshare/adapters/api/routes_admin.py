@@ -18,12 +18,13 @@ from chargeshare.adapters.api.schemas import (
     SecurityEventOut,
     SkippedPayout,
 )
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import KycStatus
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/admin", tags=["admin"])
+    r = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictJsonRoute)
 
     @r.get("/chargers")
     def chargers(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from chargeshare.adapters.api.deps import Anyone, client_address
 from chargeshare.adapters.api.schemas import AccountOut, DriverSignUp, HostSignUp, LoginIn, TokenOut
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import normalise_email
 from chargeshare.domain.errors import InvalidRequest
@@ -27,7 +28,7 @@ def token_out(t: AccessToken) -> TokenOut:
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/auth", tags=["auth"])
+    r = APIRouter(prefix="/auth", tags=["auth"], route_class=StrictJsonRoute)
     limits = app.config.limits
 
     def signup_allowed(address: str) -> None:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from chargeshare.adapters.api.deps import Driver, DriverOrHost, IdPath
 from chargeshare.adapters.api.schemas import BookingIn, BookingOut, ReceiptOut
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.api.views import booking_out, receipt_out
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Principal, Role
@@ -25,7 +26,7 @@ def visible_to(p: Principal, b: BookingRecord) -> bool:
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/bookings", tags=["bookings"])
+    r = APIRouter(prefix="/bookings", tags=["bookings"], route_class=StrictJsonRoute)
 
     def own_booking(who: Principal, booking_id: int) -> BookingRecord:
         with app.store.reading() as tx:

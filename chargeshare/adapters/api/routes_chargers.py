@@ -3,13 +3,14 @@ listings are public; hosts' notes and calendars are not shown here."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from chargeshare.adapters.api.deps import IdPath
-from chargeshare.adapters.api.schemas import ChargerOut
+from chargeshare.adapters.api.schemas import ChargerOut, Instant
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.api.views import charger_out
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
@@ -19,7 +20,7 @@ from chargeshare.domain.search import SearchQuery
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/chargers", tags=["chargers"])
+    r = APIRouter(prefix="/chargers", tags=["chargers"], route_class=StrictJsonRoute)
 
     @r.get("")
     def search(
@@ -27,14 +28,16 @@ def router(app: App) -> APIRouter:
             str | None,
             Query(description="west,south,east,north in degrees", examples=["-2.7,51.4,-2.5,51.5"]),
         ] = None,
-        lat: Annotated[float | None, Query(ge=-90, le=90, description="radius search centre")] = None,
-        lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
-        radius_m: Annotated[float | None, Query(gt=0, le=200_000)] = None,
+        lat: Annotated[
+            float | None, Query(ge=-90, le=90, allow_inf_nan=False, description="radius search centre")
+        ] = None,
+        lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False)] = None,
+        radius_m: Annotated[float | None, Query(gt=0, le=200_000, allow_inf_nan=False)] = None,
         connector_type: ConnectorType | None = None,
         min_power_w: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
         max_price_per_kwh: Annotated[int | None, Query(ge=0, le=1_000_000, description="pence")] = None,
-        available_from: datetime | None = None,
-        available_until: datetime | None = None,
+        available_from: Instant | None = None,
+        available_until: Instant | None = None,
         available_now: Annotated[bool, Query(description="free for the next booking slot from now")] = False,
         online: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,

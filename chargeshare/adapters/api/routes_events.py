@@ -13,6 +13,7 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.event_fanout import EventHub
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Unauthorized
@@ -21,7 +22,7 @@ CLOSE_UNAUTHORIZED = 4401  # 4000-4999: application codes; 401 as in HTTP
 
 
 def router(app: App, hub: EventHub) -> APIRouter:
-    r = APIRouter(tags=["live push"])
+    r = APIRouter(tags=["live push"], route_class=StrictJsonRoute)
 
     @r.websocket("/ws/events")
     async def events(ws: WebSocket, token: str = "") -> None:
@@ -64,10 +65,10 @@ def router(app: App, hub: EventHub) -> APIRouter:
 
 
 async def _until_closed(ws: WebSocket) -> None:
-    """Apps send nothing; reading is how we notice they went away."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await ws.receive_text()
+    """Apps send nothing; reading is how we notice they went away. Whatever they do send, text or
+    binary, is read and dropped."""
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        pass
 
 
 async def _refuse(ws: WebSocket, detail: str) -> None:

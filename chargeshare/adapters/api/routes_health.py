@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from chargeshare import __version__
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 
@@ -18,7 +19,7 @@ class HealthOut(BaseModel):
 
 
 def router(app: App, registry: ChargerRegistry) -> APIRouter:
-    r = APIRouter(tags=["health"])
+    r = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
     @r.get("/health")
     def health() -> HealthOut:

@@ -15,6 +15,7 @@ from chargeshare.adapters.api.schemas import (
     HostChargerOut,
     WindowIO,
 )
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.api.views import host_charger_out
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Principal
@@ -31,7 +32,7 @@ def _host_id(p: Principal) -> int:
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/host/chargers", tags=["host chargers"])
+    r = APIRouter(prefix="/host/chargers", tags=["host chargers"], route_class=StrictJsonRoute)
     hosting = app.hosting
 
     def details(host_id: int, charger_id: int) -> HostChargerOut:

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Path
 
 from chargeshare.adapters.api.deps import Host
 from chargeshare.adapters.api.schemas import EarningsOut, PayoutOut, QuarterOut, StatementOut
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.statement import FIRST_YEAR, LAST_YEAR
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/host", tags=["host money"])
+    r = APIRouter(prefix="/host", tags=["host money"], route_class=StrictJsonRoute)
 
     @r.get("/earnings")
     def earnings(who: Host) -> EarningsOut:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from chargeshare.adapters.api.deps import DriverOrHost, IdPath
 from chargeshare.adapters.api.routes_bookings import visible_to
 from chargeshare.adapters.api.schemas import SessionOut
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.api.views import session_out
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Role
@@ -17,7 +18,7 @@ from chargeshare.domain.session import SessionStatus
 
 
 def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/sessions", tags=["sessions"])
+    r = APIRouter(prefix="/sessions", tags=["sessions"], route_class=StrictJsonRoute)
 
     @r.get("")
     def mine(

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field
 
 from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.instants import RANGE, in_range
 
 
 def _no_nul(value: str) -> str:
@@ -17,6 +18,17 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _in_range(value: datetime) -> datetime:
+    if not in_range(value):
+        raise ValueError(f"times must lie {RANGE}")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_in_range)]
+"""Every time the API takes, in bodies and queries: checked against the domain's range before any
+arithmetic or storage can overflow on it."""
 
 
 class Problem(BaseModel):
@@ -110,8 +122,8 @@ class ConnectorIn(BaseModel):
 class ChargerIn(BaseModel):
     charge_point_id: Text = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.\-]+$")
     title: Text = Field(default="", max_length=200)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     price_per_kwh: int = Field(ge=1, le=1000, description="pence per kWh")
     connectors: list[ConnectorIn] = Field(min_length=1, max_length=8)
     access_notes: Text = Field(default="", max_length=2000)
@@ -139,7 +151,7 @@ class BookingIn(BaseModel):
     connector_no: int = Field(default=1, ge=1, le=99)
     minutes: int = Field(ge=1, le=24 * 60)
     max_energy_wh: int = Field(ge=1, le=1_000_000)
-    starts_at: datetime | None = Field(default=None, description="omit to charge now; with a time zone")
+    starts_at: Instant | None = Field(default=None, description="omit to charge now; with a time zone")
 
 
 class ReceiptOut(BaseModel):
