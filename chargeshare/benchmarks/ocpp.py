@@ -308,12 +308,19 @@ def _load_timeout(p: OcppParams, chargers: int) -> float:
     return connecting + SETUP_TIMEOUT_S + phases + CLOSE_TIMEOUT_S + 60.0
 
 
+def _process_context() -> Any:
+    """Children forked from a clean, single-threaded server process with the bench's modules loaded:
+    forking the caller itself is unsafe once it has threads (a test run's, or an app's), since a lock
+    held by another thread at the fork stays held in the child forever; spawning re-imports the CLI."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["chargeshare.benchmarks.ocpp_servers", "chargeshare.benchmarks.ocpp_load"])
+    return ctx
+
+
 def run_target(
     target: str, database_url: str | None, plans: list[ChargerPlan], p: OcppParams, say: Callable[[str], None]
 ) -> TargetRun:
-    # fork: a spawned child would re-import the whole CLI first (seconds per process on a busy box).
-    # The parent runs no event loop and no threads of its own, so forking it is safe.
-    ctx = multiprocessing.get_context("fork")
+    ctx = _process_context()
     server_end, server_child = ctx.Pipe()
     if target == "ours":
         assert database_url is not None
