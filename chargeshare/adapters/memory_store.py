@@ -153,8 +153,9 @@ class MemoryStore:
 
     reading = transaction
 
-    def create_schema(self) -> None:
+    def create_schema(self) -> str:
         """Nothing to create: the tables are dictionaries."""
+        return "current"
 
     def close(self) -> None:
         """Nothing to release."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from chargeshare import __version__
-from chargeshare.cli import accounts, bench, chargers, payments, replay, scenario, serve, simulate
+from chargeshare.cli import accounts, bench, chargers, db, payments, replay, scenario, serve, simulate
 from chargeshare.cli import certify as certify_cli
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(scenario.app, name="scenario")
 app.add_typer(payments.app, name="payments")
 app.add_typer(chargers.app, name="chargers")
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(db.app, name="db")
 
 
 @app.command("version")

@@ -227,6 +227,10 @@ payment_outbox = Table(
     Column("last_error", String(500)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("done_at", UTCDateTime()),
+    # A worker's claim: it alone may finish the step until the lease runs out (then anyone may).
+    Column("claimed_by", String(64)),
+    Column("lease_until", UTCDateTime()),
+    Column("reference", String(64)),  # the provider's authorisation this step made, if any
     Index("ix_payment_outbox_due", "status", "next_attempt_at"),
 )
 
@@ -268,6 +272,36 @@ security_events = Table(
     Column("kind", String(48), nullable=False),
     Column("detail", String(500), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# The simulated payment provider's own books, in the same database so they survive a restart and
+# are shared by every server process (a real provider keeps its books itself).
+sim_gateway_holds = Table(
+    "sim_gateway_holds",
+    metadata,
+    Column("id", Integer, primary_key=True),  # the reference is made from it: never repeats
+    Column("customer", String(64), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("captured", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),  # authorized -> captured | released | expired
+)
+
+sim_gateway_replies = Table(
+    "sim_gateway_replies",
+    metadata,
+    Column("idempotency_key", String(120), primary_key=True),
+    Column("approved", Boolean),  # authorisations: the answer given; null for captures and releases
+    Column("reference", String(64)),
+    Column("reason", String(200)),
+)
+
+# Its knobs (outage, latency, declines), set by tests and scenario faults from any process.
+sim_gateway_settings = Table(
+    "sim_gateway_settings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("settings", String(2000), nullable=False),
 )
 
 # The housekeeping sweep's lookups (every 30 s): bookings by status and start, chargers by status and

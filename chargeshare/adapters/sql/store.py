@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
+from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.accounts import SqlAccounts
 from chargeshare.adapters.sql.bookings import SqlBookings
@@ -91,22 +92,16 @@ class SqlStore:
                 self._held.pop(ident).close()
             self._held[threading.get_ident()] = self.engine.connect()
 
-    def create_schema(self) -> None:
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql(t.POSTGRES_DDL[0])
-                conn.exec_driver_sql(t.POSTGRES_DDL[1])
-            t.metadata.create_all(conn)
-            for ddl in t.SQLITE_DDL if self.dialect == "sqlite" else t.POSTGRES_DDL[2:]:
-                conn.exec_driver_sql(ddl)
-            for ddl in t.HOUSEKEEPING_INDEX_DDL:
-                conn.exec_driver_sql(ddl)
+    def create_schema(self) -> str:
+        """Bring the schema to the head revision (see `migrate`); says what was done."""
+        return migrate.upgrade(self.engine)
 
     def drop_schema(self) -> None:
         with self.engine.begin() as conn:
             if self.dialect == "sqlite":
                 conn.exec_driver_sql("DROP TABLE IF EXISTS charger_rtree")
             t.metadata.drop_all(conn)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:

@@ -1,0 +1,54 @@
+"""`chargeshare db`: the database schema's version, and upgrades to the code's."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from chargeshare.cli.open_backend import DatabaseUrl, err
+
+app = typer.Typer(help="The database schema: its version, and upgrades to this code's.", no_args_is_help=True)
+console = Console(soft_wrap=True)
+
+
+def _url(database_url: str | None) -> str:
+    from chargeshare.bootstrap import DEFAULT_DATABASE_URL
+
+    return database_url or DEFAULT_DATABASE_URL
+
+
+@app.command()
+def upgrade(database_url: DatabaseUrl = None) -> None:
+    """Bring the schema to this code's version (PostgreSQL: one process at a time, by advisory lock)."""
+    from chargeshare.adapters.sql import migrate
+    from chargeshare.adapters.sql.store import make_engine
+
+    engine = make_engine(_url(database_url))
+    try:
+        done = migrate.upgrade(engine)
+    except Exception as exc:
+        err.print(f"[red]error:[/] cannot upgrade the database: {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    console.print(f"schema {migrate.HEAD}: {done}")
+
+
+@app.command()
+def version(database_url: DatabaseUrl = None) -> None:
+    """Print the schema version the database is at, and the one this code needs."""
+    from chargeshare.adapters.sql import migrate
+    from chargeshare.adapters.sql.store import make_engine
+
+    engine = make_engine(_url(database_url))
+    try:
+        with engine.connect() as conn:
+            at = migrate.current(conn)
+    except Exception as exc:
+        err.print(f"[red]error:[/] cannot read the database: {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    console.print(f"database: {at or 'no version'}; this code: {migrate.HEAD}")
+    if at != migrate.HEAD:
+        raise typer.Exit(1)

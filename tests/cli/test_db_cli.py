@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from chargeshare.adapters.sql import migrate
+from chargeshare.cli.app import app
+
+runner = CliRunner()
+
+
+def test_version_then_upgrade_then_current(tmp_path: Path) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'cs.db'}"]
+    behind = runner.invoke(app, ["db", "version", *db])
+    assert behind.exit_code == 1 and f"database: no version; this code: {migrate.HEAD}" in behind.output
+    created = runner.invoke(app, ["db", "upgrade", *db])
+    assert created.exit_code == 0 and "created" in created.output, created.output
+    again = runner.invoke(app, ["db", "upgrade", *db])
+    assert again.exit_code == 0 and "current" in again.output
+    at = runner.invoke(app, ["db", "version", *db])
+    assert at.exit_code == 0 and f"database: {migrate.HEAD}" in at.output
+
+
+def test_an_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'no' / 'dir.db'}"])
+    assert bad.exit_code == 2 and "cannot upgrade the database" in bad.output
