@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chargeshare.adapters.durability import ImmediateDurability, durability_for
 from chargeshare.adapters.memory_store import MEMORY_URL, MemoryStore
-from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.adapters.payments_sim import MemoryBooks, SimulatedGateway, SqlBooks
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.adapters.stripe_gateway import StripeGateway
@@ -151,6 +151,27 @@ def _redis_client(url: str | None) -> Any:
     return redis.Redis.from_url(url)
 
 
+def _fence_floor(store: Store) -> Callable[[str], int]:
+    """The highest fencing token the database has seen for a lock key ("connector:<id>")."""
+
+    def floor(key: str) -> int:
+        kind, _, ident = key.partition(":")
+        if kind != "connector" or not ident.isdigit():
+            return 0
+        with store.reading() as tx:
+            return tx.bookings.fence_of(int(ident))
+
+    return floor
+
+
+def _sim_books(store: Store) -> MemoryBooks | SqlBooks:
+    """The simulated provider keeps its books in a database that outlives the process, if there is
+    one; an in-memory store's world ends with the process anyway."""
+    if isinstance(store, SqlStore) and not store.in_memory:
+        return SqlBooks(store.engine)
+    return MemoryBooks()
+
+
 def build(config: Config | None = None, *, clock: Clock | None = None, create_schema: bool = True) -> App:
     config = config or Config.from_env()
     clock = clock or SystemClock()
@@ -162,10 +183,12 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         # Hosts' connected accounts are not modelled yet, so no destination charges: plain holds.
         gateway = StripeGateway(config.stripe_api_key, base_url=config.stripe_api_base)
     else:
-        gateway = SimulatedGateway(clock=clock)
+        gateway = SimulatedGateway(clock=clock, books=_sim_books(store))
     redis_client = _redis_client(config.redis_url) if config.locks_enabled else None
     locks: LockManager = (
-        RedisLocks(redis_client, wait_ms=config.rules.lock_wait_ms) if redis_client is not None else NoLocks()
+        RedisLocks(redis_client, wait_ms=config.rules.lock_wait_ms, fence_floor=_fence_floor(store))
+        if redis_client is not None
+        else NoLocks()
     )
     bus = InProcessBus()
     rules = config.rules

@@ -10,7 +10,7 @@ from typing import Any
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind
-from chargeshare.services.invariants import InvariantResult, read_and_check
+from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
 from simulators.driver import DriverStats
 
 
@@ -83,14 +83,6 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     }
     gateway = app.gateway
     if isinstance(gateway, SimulatedGateway):
-        agree = gateway.total_captured == captured
-        invariants.append(
-            InvariantResult(
-                name="gateway_agrees_with_ledger",
-                description="the payment gateway captured what the ledger posted",
-                ok=agree,
-                checked=len(gateway.holds),
-                failures=() if agree else (f"gateway {gateway.total_captured}p vs ledger {captured}p",),
-            )
-        )
+        provider = gateway.total_captured, gateway.open_authorisations()
+        invariants += provider_agrees_with_ledger(entries, *provider)
     return RunReport(params, summary, invariants, list(stats.errors), wall_s)

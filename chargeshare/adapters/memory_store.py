@@ -217,6 +217,9 @@ class MemoryAccounts(_Repository):
     def verified_hosts(self) -> set[int]:
         return {h for h, status in self.t.kyc.items() if status == "verified"}
 
+    def lock_host(self, host_id: int) -> None:
+        """Units of work on this store are serialized already."""
+
     def add(
         self,
         *,
@@ -617,8 +620,11 @@ class MemoryBookings(_Repository):
         payment_ref: str | None = None,
         fee: int | None = None,
         cancelled_by: str | None = None,
-    ) -> None:
+        expected: BookingStatus | None = None,
+    ) -> bool:
         b = self._row(booking_id)
+        if expected is not None and b.status is not expected:
+            return False
         self.t.bookings[booking_id] = dataclasses.replace(
             b,
             status=status,
@@ -627,6 +633,11 @@ class MemoryBookings(_Repository):
             fee=b.fee if fee is None else fee,
             cancelled_by=b.cancelled_by if cancelled_by is None else cancelled_by,
         )
+        return True
+
+    def fence_of(self, connector_id: int) -> int:
+        connector = self.t.connectors.get(connector_id)
+        return 0 if connector is None else connector.fence_token
 
     def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
         b = self.t.bookings.get(booking_id)
@@ -797,7 +808,7 @@ class MemoryLedger(_Repository):
     def add(self, entries: Sequence[JournalEntry]) -> None:
         for e in entries:
             if e.entry_id in self.t.entries:
-                raise DuplicateKey(f"journal entry {e.entry_id!r}")
+                continue  # written already: the same step done again
             if e.pending_id is not None and any(
                 x.pending_id == e.pending_id for x in self.t.entries.values()
             ):
@@ -818,12 +829,77 @@ class MemoryLedger(_Repository):
 
 
 class MemoryPaymentsOutbox(_Repository):
-    def enqueue(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
+    def enqueue(
+        self,
+        booking_id: int,
+        step: str,
+        amount: int,
+        key: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        claimed_by: str | None = None,
+    ) -> bool:
         if self.get(key) is not None:
             return False
         item_id = self.store.next_id("payment_outbox")
+        due = now if due_at is None else due_at
+        lease = None if claimed_by is None else due
         self.t.outbox[item_id] = OutboxItem(
-            item_id, booking_id, step, amount, key, "pending", 0, now, None, now, None
+            item_id, booking_id, step, amount, key, "pending", 0, due, None, now, None, claimed_by, lease
+        )
+        return True
+
+    @staticmethod
+    def _unheld(i: OutboxItem, now: datetime) -> bool:
+        return i.status == "pending" and (i.lease_until is None or i.lease_until <= now)
+
+    def _claimed(self, items: list[OutboxItem], worker: str, lease_until: datetime) -> list[OutboxItem]:
+        out = []
+        for i in items:
+            i = dataclasses.replace(i, claimed_by=worker, lease_until=lease_until)
+            self.t.outbox[i.item_id] = i
+            out.append(i)
+        return out
+
+    def claim_due(
+        self, now: datetime, limit: int, worker: str, lease_until: datetime
+    ) -> Sequence[OutboxItem]:
+        due = [i for i in self.t.outbox.values() if self._unheld(i, now) and i.next_attempt_at <= now]
+        due.sort(key=lambda i: (i.next_attempt_at, i.item_id))
+        return self._claimed(due[:limit], worker, lease_until)
+
+    def claim_of(
+        self, booking_id: int, now: datetime, worker: str, lease_until: datetime
+    ) -> Sequence[OutboxItem]:
+        mine = [i for _, i in sorted(self.t.outbox.items()) if i.booking_id == booking_id]
+        return self._claimed([i for i in mine if self._unheld(i, now)], worker, lease_until)
+
+    def finish(
+        self,
+        item_id: int,
+        worker: str,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+        reference: str | None = None,
+    ) -> bool:
+        item = self.t.outbox.get(item_id)
+        if item is None or item.claimed_by != worker or item.status != "pending":
+            return False
+        self.t.outbox[item_id] = dataclasses.replace(
+            item,
+            status=status,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            last_error=None if last_error is None else last_error[:500],
+            done_at=done_at,
+            reference=item.reference if reference is None else reference,
+            claimed_by=None,
+            lease_until=None,
         )
         return True
 
@@ -864,6 +940,8 @@ class MemoryPaymentsOutbox(_Repository):
             next_attempt_at=next_attempt_at,
             last_error=None if last_error is None else last_error[:500],
             done_at=done_at,
+            claimed_by=None,
+            lease_until=None,
         )
 
 

@@ -2,13 +2,16 @@
 
 The fencing token rises with every acquisition; the store refuses a booking write whose token is
 lower than one already used for that connector, so a holder that paused past its lease cannot write.
+Redis may forget the counter (a flush, a restart without persistence, the embedded fakeredis of a
+restarted process) while the database keeps the highest token each connector has seen: a counter
+that is missing is started from the database's (`fence_floor`), never from zero.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +24,16 @@ return 0
 """
 
 
+# The next fencing token; -1 when the counter is missing and no floor was given to start it from.
+FENCE_SCRIPT = """
+if redis.call('exists', KEYS[1]) == 0 then
+  if ARGV[1] == '' then return -1 end
+  redis.call('set', KEYS[1], ARGV[1])
+end
+return redis.call('incr', KEYS[1])
+"""
+
+
 @dataclass(frozen=True)
 class RedisLease:
     key: str
@@ -29,11 +42,20 @@ class RedisLease:
 
 
 class RedisLocks:
-    def __init__(self, client: Any, *, prefix: str = "chargeshare:lock:", wait_ms: int = 200) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "chargeshare:lock:",
+        wait_ms: int = 200,
+        fence_floor: Callable[[str], int] | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.wait_ms = wait_ms
+        self.fence_floor = fence_floor  # the highest token already used for a key, from the database
         self._release = client.register_script(RELEASE_SCRIPT)
+        self._next_fence = client.register_script(FENCE_SCRIPT)
 
     def acquire(self, key: str, ttl_ms: int) -> RedisLease | None:
         """Try for up to `wait_ms`; None when someone else still holds the lease."""
@@ -42,12 +64,19 @@ class RedisLocks:
         delay = 0.002
         while True:
             if self.client.set(self.prefix + key, token, nx=True, px=ttl_ms):
-                fence = int(self.client.incr(self.prefix + key + ":fence"))
-                return RedisLease(key, token, fence)
+                return RedisLease(key, token, self._fence(key))
             if time.monotonic() >= deadline:
                 return None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _fence(self, key: str) -> int:
+        counter = [self.prefix + key + ":fence"]
+        fence = int(self._next_fence(keys=counter, args=[""]))
+        if fence < 0:  # forgotten: start above every token the database has seen for this key
+            floor = 0 if self.fence_floor is None else self.fence_floor(key)
+            fence = int(self._next_fence(keys=counter, args=[str(floor)]))
+        return fence
 
     def release(self, lease: RedisLease) -> bool:
         """Delete the lease only if it is still ours (it may have expired and been taken)."""

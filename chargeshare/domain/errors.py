@@ -33,6 +33,12 @@ class StaleFencingToken(BookingConflict):
     code = "stale_fencing_token"
 
 
+class ConcurrentChange(DomainError):
+    """Someone else changed it between our reading it and writing it: look again."""
+
+    code = "concurrent_change"
+
+
 class InvalidRequest(DomainError):
     code = "invalid_request"
 

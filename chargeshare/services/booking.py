@@ -8,14 +8,10 @@ from datetime import datetime, timedelta
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
-from chargeshare.domain.errors import (
-    ChargerUnavailable,
-    InvalidRequest,
-    NotFound,
-    PaymentDeclined,
-    PaymentUnavailable,
-)
+from chargeshare.domain.errors import ChargerUnavailable, ConcurrentChange, InvalidRequest, NotFound
+from chargeshare.domain.instants import RANGE, in_range
 from chargeshare.domain.tariff import Tariff
+from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus, ReservationDue
 from chargeshare.services.ports import LockManager, Store
@@ -63,6 +59,8 @@ class BookingService:
         """Reserve the connector's time, then place the card hold. Conflicts never reach the card."""
         self._validate(req)
         now = self.clock.now()
+        if req.starts_at is not None and not in_range(req.starts_at):
+            raise InvalidRequest(f"a booking must start {RANGE}")
         starts_at = req.starts_at or now
         ends_at = starts_at + timedelta(minutes=req.minutes)
         check_period(starts_at, ends_at)
@@ -73,7 +71,7 @@ class BookingService:
                 f"bookings can be made at most {self.rules.max_advance_days} days ahead "
                 f"(a card hold lapses after {self.rules.hold_lifetime_days})"
             )
-        with self.store.transaction() as tx:
+        with self.store.reading() as tx:
             tx.accounts.driver(req.driver_id)
             charger = tx.chargers.by_id(req.charger_id)
             calendar = tx.chargers.availability([req.charger_id]).get(req.charger_id, [])
@@ -88,6 +86,8 @@ class BookingService:
         if hold_amount <= 0:
             raise InvalidRequest("this booking costs nothing to hold; free chargers are not supported yet")
 
+        # The booking and its hold placement commit together, before the provider is asked: a crash
+        # from here on leaves a placement that recovery finishes (fails the booking, voids the hold).
         lock_key = f"connector:{connector.connector_id}"
         with self.locks.hold(lock_key, self.rules.lock_ttl_ms) as lease, self.store.transaction() as tx:
             booking_id = tx.bookings.add(
@@ -101,27 +101,15 @@ class BookingService:
                 created_at=now,
                 fencing_token=None if lease is None else lease.fencing_token,
             )
-        try:
-            hold = self.settlement.place_hold(booking_id, req.driver_id, hold_amount)
-        except (PaymentDeclined, PaymentUnavailable):
-            with self.store.transaction() as tx:
-                tx.bookings.update(
-                    booking_id, next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED)
-                )
-            raise
-        entry = self.settlement.hold_entry(booking_id, req.driver_id, hold_amount)
-        with self.store.transaction() as tx:
-            tx.ledger.add([entry])
-            tx.bookings.update(
-                booking_id,
-                next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_PLACED),
-                payment_ref=hold.reference,
-            )
-            record = tx.bookings.get(booking_id)
+            self.settlement.record_placement(tx, booking_id, hold_amount)
+        failpoint("booking-committed")
+        placement = self.settlement.authorize(booking_id, req.driver_id, hold_amount)
+        failpoint("hold-authorized")
+        record = self.settlement.finish_placement(booking_id, req.driver_id, hold_amount, placement)
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
         if self._starts_soon(starts_at, now) and self._connector_free(record):
             self._request_reservation(record)  # else the housekeeping sweep sends it once it is free
-            with self.store.transaction() as tx:
+            with self.store.reading() as tx:
                 record = tx.bookings.get(booking_id)
         return record
 
@@ -190,18 +178,21 @@ class BookingService:
             if status == "Occupied" and self.clock.now() < booking.starts_at:
                 tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
                 return
-            tx.bookings.update(booking_id, next_status(booking.status, BookingEvent.RESERVATION_REJECTED))
-            tx.bookings.set_reservation(
-                booking_id, RESERVATION_NONE
-            )  # refused: nothing to cancel on the charger
-        self.settlement.release(booking_id)
+            failed = next_status(booking.status, BookingEvent.RESERVATION_REJECTED)
+            if not tx.bookings.update(booking_id, failed, expected=booking.status):
+                return  # it started, or was cancelled, meanwhile
+            tx.bookings.set_reservation(booking_id, RESERVATION_NONE)  # refused: nothing to cancel on it
+            self.settlement.queue_release(tx, booking_id)
+        self.settlement.queued(booking_id)
         self._ended(booking_id)
 
     # ---- ending unused bookings -----------------------------------------------------------------
     def cancel(
         self, booking_id: int, *, driver_id: int | None = None, host_id: int | None = None
     ) -> BookingRecord:
-        """Cancel before charging starts, as its driver or as the charger's host (free for the driver)."""
+        """Cancel before charging starts, as its driver or as the charger's host (free for the driver).
+        The status change is a compare-and-set: of two cancellations at once, one wins, the other is
+        told the booking changed; the fee or release is queued with it, once."""
         if (driver_id is None) == (host_id is None):
             raise InvalidRequest("cancel as the booking's driver or as the charger's host")
         with self.store.transaction() as tx:
@@ -215,8 +206,15 @@ class BookingService:
             fee = self.rules.cancellation.cancellation_fee(
                 party, self.clock.now(), booking.starts_at, booking.hold_amount
             )
-            tx.bookings.update(booking_id, status, fee=fee, cancelled_by=party.value)
-        self.settlement.close_unused(booking_id, fee)
+            if booking.status is BookingStatus.REQUESTED:
+                fee = 0  # no hold yet to take a fee from
+            if not tx.bookings.update(
+                booking_id, status, fee=fee, cancelled_by=party.value, expected=booking.status
+            ):
+                raise ConcurrentChange(f"booking {booking_id} changed meanwhile; look at it again")
+            if booking.status is not BookingStatus.REQUESTED:  # a placement in flight voids its own hold
+                self.settlement.queue_close(tx, booking_id, fee)
+        self.settlement.queued(booking_id)
         return self._ended(booking_id)
 
     def expire_no_shows(self, grace: timedelta | None = None) -> list[int]:
@@ -224,18 +222,22 @@ class BookingService:
         policy = self.rules.cancellation
         grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
         now = self.clock.now()
-        with self.store.transaction() as tx:
+        with self.store.reading() as tx:
             due = tx.bookings.starting_by(BookingStatus.CONFIRMED, now - grace)
+        expired = []
         for b in due:
             fee = policy.no_show_charge(b.hold_amount)
             with self.store.transaction() as tx:
-                current = tx.bookings.get(b.booking_id)
-                if current.status is not BookingStatus.CONFIRMED:
+                expired_status = next_status(BookingStatus.CONFIRMED, BookingEvent.NO_SHOW)
+                if not tx.bookings.update(
+                    b.booking_id, expired_status, fee=fee, expected=BookingStatus.CONFIRMED
+                ):
                     continue  # it started or was cancelled meanwhile
-                tx.bookings.update(b.booking_id, next_status(current.status, BookingEvent.NO_SHOW), fee=fee)
-            self.settlement.close_unused(b.booking_id, fee)
+                self.settlement.queue_close(tx, b.booking_id, fee)
+            expired.append(b.booking_id)
+            self.settlement.queued(b.booking_id)
             self._ended(b.booking_id)
-        return [b.booking_id for b in due]
+        return expired
 
     def _ended(self, booking_id: int) -> BookingRecord:
         with self.store.transaction() as tx:

@@ -13,6 +13,7 @@ from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy
 from chargeshare.domain.tariff import Tariff
+from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     ChargerOffline,
@@ -266,6 +267,9 @@ class ChargingService:
             booking = tx.bookings.for_start(connector.connector_id, driver.driver_id, now)
             if booking is None or booking.starts_at > now:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+            active = next_status(booking.status, BookingEvent.SESSION_STARTED)
+            if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
+                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
@@ -277,7 +281,6 @@ class ChargingService:
                 tx.sessions.link_charger_transaction(
                     session_id, charger.charger_id, charger_tx_id, meter_start_pending=not meter_start_known
                 )
-            tx.bookings.update(booking.booking_id, next_status(booking.status, BookingEvent.SESSION_STARTED))
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
 
@@ -397,11 +400,9 @@ class ChargingService:
                 next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),
                 ends_at=ends_at,
             )
+            # The capture commits with the stop (transactional outbox): neither without the other.
+            self.settlement.queue_capture(tx, booking.booking_id, cost)
+        failpoint("stop-committed")
         self.bus.publish(SessionStopped(now, transaction_id, booking.booking_id, energy, cost))
-        try:
-            self.settlement.settle(booking.booking_id)
-        except Exception:
-            # The stop itself is recorded and must be acknowledged; an unsettled booking stays
-            # visible to the invariants (and, later, to the payments retry loop).
-            log.exception("settlement failed for booking %s", booking.booking_id)
+        self.settlement.queued(booking.booking_id)
         return AuthStatus.ACCEPTED

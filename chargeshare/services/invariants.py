@@ -18,7 +18,7 @@ from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.ports import Store, UnitOfWork
-from chargeshare.services.records import BookingRecord, SessionRecord
+from chargeshare.services.records import BookingRecord, OutboxItem, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 
 MAX_DETAILS = 5
@@ -41,11 +41,18 @@ class Snapshot:
     posting_sums: dict[str, int]
     rules: MarketplaceRules
     now: datetime | None = None  # when given, open holds must not have outlived their lifetime
+    payments: Sequence[OutboxItem] = ()
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
         return cls(
-            tx.bookings.all(), tx.sessions.all(), tx.ledger.entries(), tx.ledger.posting_sums(), rules, now
+            tx.bookings.all(),
+            tx.sessions.all(),
+            tx.ledger.entries(),
+            tx.ledger.posting_sums(),
+            rules,
+            now,
+            tx.outbox.all(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -215,11 +222,15 @@ def payouts_within_earnings(s: Snapshot) -> InvariantResult:
 
 
 def _hold_resolutions(s: Snapshot) -> tuple[list[JournalEntry], dict[str, int]]:
+    return _hold_resolutions_of(s.entries)
+
+
+def _hold_resolutions_of(entries: Sequence[JournalEntry]) -> tuple[list[JournalEntry], dict[str, int]]:
     resolved: dict[str, int] = defaultdict(int)
-    for e in s.entries:
+    for e in entries:
         if e.pending_id is not None:
             resolved[e.pending_id] += 1
-    return [e for e in s.entries if e.kind is EntryKind.HOLD], resolved
+    return [e for e in entries if e.kind is EntryKind.HOLD], resolved
 
 
 def hold_resolved_at_most_once(s: Snapshot) -> InvariantResult:
@@ -261,6 +272,88 @@ def no_open_sessions(s: Snapshot) -> InvariantResult:
     )
 
 
+def no_stale_placement(s: Snapshot) -> InvariantResult:
+    """A booking waits for its card hold no longer than the placement timeout: after it, recovery has
+    failed the booking (and voided the hold) even if the request placing it died."""
+    waiting = [b for b in s.bookings if b.status is BookingStatus.REQUESTED]
+    failures = []
+    if s.now is not None:
+        limit = timedelta(seconds=s.rules.hold_placement_timeout_s)
+        failures = [
+            f"booking {b.booking_id} has waited for its hold since {b.created_at:%Y-%m-%d %H:%M:%S}"
+            for b in waiting
+            if b.created_at + limit < s.now
+        ]
+    return _result(
+        "no_stale_placement",
+        "no booking waits for its card hold beyond the placement timeout",
+        len(waiting),
+        failures,
+    )
+
+
+def one_settlement_per_stopped_session(s: Snapshot) -> InvariantResult:
+    """Each stopped session has exactly one capture step queued: none lost, none doubled."""
+    captures: dict[int, int] = defaultdict(int)
+    for item in s.payments:
+        if item.step == "capture":
+            captures[item.booking_id] += 1
+    stopped = [x for x in s.sessions if x.status is SessionStatus.STOPPED]
+    failures = [
+        f"session {x.session_id} (booking {x.booking_id}) has {captures[x.booking_id]} capture steps"
+        for x in stopped
+        if captures[x.booking_id] != 1
+    ]
+    return _result(
+        "one_settlement_per_stopped_session",
+        "each stopped session has exactly one capture step",
+        len(stopped),
+        failures,
+    )
+
+
+def ledger_open_holds(entries: Sequence[JournalEntry]) -> dict[str, tuple[int, int]]:
+    """Open holds per customer ("driver:<id>"): how many, and how much, the ledger still reserves."""
+    holds, resolved = _hold_resolutions_of(entries)
+    out: dict[str, tuple[int, int]] = {}
+    for h in holds:
+        if resolved[h.entry_id]:
+            continue
+        card = next(p.account for p in h.postings if p.amount > 0)
+        customer = card.removesuffix(":card")
+        count, amount = out.get(customer, (0, 0))
+        out[customer] = (count + 1, amount + h.amount)
+    return out
+
+
+def provider_agrees_with_ledger(
+    entries: Sequence[JournalEntry], captured: int, open_authorisations: dict[str, tuple[int, int]]
+) -> list[InvariantResult]:
+    """The provider's books against ours: what it captured is what the ledger posted, and every
+    authorisation still open there is a hold still open in the ledger (none orphaned, none missing)."""
+    posted = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
+    ours = ledger_open_holds(entries)
+    differ = [
+        f"{c}: provider holds {open_authorisations.get(c, (0, 0))}, ledger {ours.get(c, (0, 0))}"
+        for c in sorted(set(ours) | set(open_authorisations))
+        if ours.get(c, (0, 0)) != open_authorisations.get(c, (0, 0))
+    ]
+    return [
+        _result(
+            "gateway_agrees_with_ledger",
+            "the payment gateway captured what the ledger posted",
+            1,
+            [] if posted == captured else [f"gateway {captured}p vs ledger {posted}p"],
+        ),
+        _result(
+            "provider_holds_match_ledger",
+            "authorisations open at the provider = holds open in the ledger, per customer",
+            len(set(ours) | set(open_authorisations)),
+            differ,
+        ),
+    ]
+
+
 CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     no_overlapping_bookings,
     journal_balanced,
@@ -272,6 +365,8 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     processor_fees_recorded,
     payouts_within_earnings,
     billed_energy_matches_meter,
+    no_stale_placement,
+    one_settlement_per_stopped_session,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (every_hold_ended, no_open_sessions)
 

@@ -36,6 +36,10 @@ class Accounts(Protocol):
     def host(self, host_id: int) -> HostRecord: ...
     def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None: ...
     def verified_hosts(self) -> set[int]: ...
+    def lock_host(self, host_id: int) -> None:
+        """Hold the host's row until this unit of work ends: one payout of a host at a time."""
+        ...
+
     def add(
         self,
         *,
@@ -164,7 +168,15 @@ class Bookings(Protocol):
         payment_ref: str | None = None,
         fee: int | None = None,
         cancelled_by: str | None = None,
-    ) -> None: ...
+        expected: BookingStatus | None = None,
+    ) -> bool:
+        """Change the booking; with `expected`, only if it is still in that status (compare-and-set:
+        False when another request changed it first). NotFound if there is no such booking."""
+        ...
+
+    def fence_of(self, connector_id: int) -> int:
+        """The highest lock fencing token that has written a booking for this connector (0: none)."""
+        ...
 
     def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
         """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
@@ -234,7 +246,11 @@ class Sessions(Protocol):
 
 
 class Ledger(Protocol):
-    def add(self, entries: Sequence[JournalEntry]) -> None: ...
+    def add(self, entries: Sequence[JournalEntry]) -> None:
+        """Write entries; one whose id is already written is skipped (a step done again writes the
+        same ids). A second resolution of one hold is refused."""
+        ...
+
     def entries(
         self, booking_id: int | None = None, account: str | None = None
     ) -> Sequence[JournalEntry]: ...
@@ -246,8 +262,49 @@ class Ledger(Protocol):
 class PaymentsOutbox(Protocol):
     """Payment steps to run against the gateway, each under its idempotency key."""
 
-    def enqueue(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
-        """Queue a gateway step; False if one with this idempotency key is already queued."""
+    def enqueue(
+        self,
+        booking_id: int,
+        step: str,
+        amount: int,
+        key: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        claimed_by: str | None = None,
+    ) -> bool:
+        """Queue a gateway step (due at `due_at`, default now); False if one with this idempotency key
+        is already queued. With `claimed_by`, that worker holds it until it is due."""
+        ...
+
+    def claim_due(
+        self, now: datetime, limit: int, worker: str, lease_until: datetime
+    ) -> Sequence[OutboxItem]:
+        """Claim up to `limit` pending steps due by `now` that nobody holds (or whose lease has run
+        out), oldest first: each is `worker`'s until `lease_until`. Steps another worker is claiming
+        at the same moment are skipped, never waited for."""
+        ...
+
+    def claim_of(
+        self, booking_id: int, now: datetime, worker: str, lease_until: datetime
+    ) -> Sequence[OutboxItem]:
+        """Claim the booking's pending steps that nobody holds, due or not (the caller works them now)."""
+        ...
+
+    def finish(
+        self,
+        item_id: int,
+        worker: str,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+        reference: str | None = None,
+    ) -> bool:
+        """Record how a step `worker` holds went and let it go; False if the claim was lost (its
+        lease ran out and another worker took it), in which case nothing is written."""
         ...
 
     def get(self, key: str) -> OutboxItem | None: ...
@@ -266,7 +323,9 @@ class PaymentsOutbox(Protocol):
         next_attempt_at: datetime,
         last_error: str | None,
         done_at: datetime | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Set a step's state whoever holds it (an operator's reconcile); the claim is let go."""
+        ...
 
 
 class Notifications(Protocol):

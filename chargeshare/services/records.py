@@ -105,6 +105,9 @@ class OutboxItem:
     last_error: str | None
     created_at: datetime
     done_at: datetime | None
+    claimed_by: str | None = None  # the worker that alone may finish it, until the lease runs out
+    lease_until: datetime | None = None
+    reference: str | None = None  # the provider's authorisation this step made, if any
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,12 @@ class MarketplaceRules:
     payment_max_attempts: int = 6
     payment_backoff_s: int = 30
     payment_backoff_cap_s: int = 3_600
+    # A worker holds a payment step this long (clock seconds) before another may take it over: longer
+    # than the gateway's own timeout, so a slow call is never worked twice at once.
+    payment_lease_s: int = 120
+    # A booking's hold placement not finished by then is taken as abandoned (its request died):
+    # recovery fails the booking and voids whatever the provider authorised.
+    hold_placement_timeout_s: int = 120
 
     def processor_fee(self, captured: int) -> int:
         """Rounded up to the penny, as processors do; nothing is charged on nothing captured."""

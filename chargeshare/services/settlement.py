@@ -1,24 +1,35 @@
 """The payments saga for one booking: hold, then capture-and-split or release, through an outbox.
 
-Every gateway step is first written to the payments outbox (in its own committed transaction) and
-then executed; its idempotency key is derived from the booking and the step, so a retry, a crash
-between the gateway call and the ledger write, or a second worker can never charge twice. Failed
-steps are retried with exponential backoff and dead-lettered after `payment_max_attempts`;
-`reconcile()` puts dead letters back once the provider has recovered. Charging never waits for it.
+Every gateway step is a row of the payments outbox, written in the same unit of work as the state
+change that calls for it (a session's stop queues its capture; a cancellation its fee or release),
+so a crash can lose neither. A hold's placement is recorded before the provider is asked. Each step
+is worked by one worker at a time, which claims it with a lease; its idempotency key is derived from
+the booking and the step, so a retry, a crash between the gateway call and the ledger write, or a
+second worker taking over a lapsed lease never charges twice, and the ledger skips an entry it has.
+Failed steps are retried with exponential backoff and dead-lettered after `payment_max_attempts`;
+`reconcile()` puts dead letters back once the provider has recovered.
+
+Who works the steps: by default the caller, right after its unit of work commits (tests, the DES, the
+CLI); a server hands them to a background worker instead (`on_queued`), so nothing waits on the
+provider on the OCPP event loop.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chargeshare.domain import ledger
-from chargeshare.domain.errors import LedgerError, PaymentDeclined, PaymentUnavailable
+from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
+from chargeshare.domain.errors import ConcurrentChange, LedgerError, PaymentDeclined, PaymentUnavailable
 from chargeshare.domain.ledger import EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
+from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import InProcessBus, SessionSettled
 from chargeshare.services.ports import (
@@ -29,16 +40,18 @@ from chargeshare.services.ports import (
     Store,
     UnitOfWork,
 )
-from chargeshare.services.records import OutboxItem
+from chargeshare.services.records import BookingRecord, OutboxItem
 from chargeshare.services.rules import MarketplaceRules
 
 log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
+HOLD = "hold"  # a placement in flight: finished by the booking request, or voided by recovery
 CAPTURE, FEE, RELEASE, CHARGE, VOID_AUTH = "capture", "fee", "release", "charge", "void_auth"
 TOPUP = "topup"  # the part of a cost beyond its hold (a fast charger overshooting the booked energy)
 FRESH_CHARGES = (CHARGE, TOPUP)  # steps that authorise and capture anew, with no booking hold
 RECONCILE_ROUNDS = 10
+DUE_BATCH = 100
 
 
 @dataclass
@@ -46,92 +59,194 @@ class OutboxRun:
     done: int = 0
     retried: int = 0
     dead: int = 0
+    lost: int = 0  # steps whose claim lapsed before they finished: another worker has them
+
+
+class LostClaim(Exception):
+    """This worker's lease on a step ran out and another took it: its outcome must not be written."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How asking the provider for a booking's hold went."""
+
+    result: HoldResult | None  # None: the provider could not be reached
+    error: str = ""
 
 
 def _key(booking_id: int, step: str) -> str:
     return f"booking:{booking_id}:{step}"
 
 
+def worker_name() -> str:
+    """Unique per process and start: a claim names the worker that made it."""
+    return f"{os.uname().nodename[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class SettlementService:
     def __init__(
-        self, store: Store, gateway: PaymentGateway, bus: InProcessBus, clock: Clock, rules: MarketplaceRules
+        self,
+        store: Store,
+        gateway: PaymentGateway,
+        bus: InProcessBus,
+        clock: Clock,
+        rules: MarketplaceRules,
+        *,
+        worker: str | None = None,
     ) -> None:
         self.store, self.gateway, self.bus, self.clock, self.rules = store, gateway, bus, clock, rules
+        self.worker = worker or worker_name()
+        # Called with a booking id once steps are queued for it; None: work them at once, here.
+        self.on_queued: Callable[[int], None] | None = None
 
-    # ---- the hold: synchronous, because the booking needs the answer -----------------------------
-    def place_hold(self, booking_id: int, driver_id: int, amount: int) -> HoldResult:
-        """Authorise the card. Raises PaymentDeclined, or PaymentUnavailable on an outage (after
-        queueing a compensation that voids the authorisation if the provider did make one)."""
-        key = _key(booking_id, "hold")
+    def _lease(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.rules.payment_lease_s)
+
+    # ---- the hold: the booking waits for its answer -----------------------------------------------
+    def record_placement(self, tx: UnitOfWork, booking_id: int, amount: int) -> None:
+        """In the booking's own unit of work: the placement, under its idempotency key, held by this
+        worker until the placement timeout. If this process dies before finishing it, recovery
+        (`process_due`) takes it over then and voids whatever the provider authorised."""
+        now = self.clock.now()
+        timeout = now + timedelta(seconds=self.rules.hold_placement_timeout_s)
+        tx.outbox.enqueue(
+            booking_id, HOLD, amount, _key(booking_id, HOLD), now, due_at=timeout, claimed_by=self.worker
+        )
+
+    def authorize(self, booking_id: int, driver_id: int, amount: int) -> Placement:
         try:
             result = self.gateway.authorize(
-                amount=amount, customer=f"driver:{driver_id}", idempotency_key=key
+                amount=amount, customer=f"driver:{driver_id}", idempotency_key=_key(booking_id, HOLD)
             )
         except GatewayFailure as exc:
-            with self.store.transaction() as tx:
-                tx.outbox.enqueue(
-                    booking_id, VOID_AUTH, amount, _key(booking_id, VOID_AUTH), self.clock.now()
-                )
-            raise PaymentUnavailable(f"the payment provider is unavailable: {exc}") from exc
-        if not result.approved:
-            raise PaymentDeclined(result.reason or "card declined")
-        return result
+            return Placement(None, str(exc))
+        return Placement(result)
 
-    def hold_entry(self, booking_id: int, driver_id: int, amount: int) -> JournalEntry:
-        return ledger.place_hold(f"b{booking_id}:hold", booking_id, driver_id, amount, self.clock.now())
-
-    # ---- what ends a booking: queued, then attempted at once ----------------------------------
-    def settle(self, booking_id: int) -> None:
-        """Capture the stopped session's exact cost and split it. Asking twice queues it once."""
+    def finish_placement(
+        self, booking_id: int, driver_id: int, amount: int, placement: Placement
+    ) -> BookingRecord:
+        """Confirm the booking with its hold in the ledger, or fail it (declined, or the provider
+        unreachable: then voiding whatever it may have authorised is queued). Raises PaymentDeclined
+        or PaymentUnavailable for the refused ones, after their unit of work has committed."""
+        now = self.clock.now()
+        result = placement.result
         with self.store.transaction() as tx:
-            session = tx.sessions.for_booking(booking_id)
-            if session is None or session.cost is None:
-                raise LedgerError(f"booking {booking_id} has no stopped session to settle")
-            tx.outbox.enqueue(booking_id, CAPTURE, session.cost, _key(booking_id, CAPTURE), self.clock.now())
-        self.process_booking(booking_id)
+            item = tx.outbox.get(_key(booking_id, HOLD))
+            assert item is not None, "a placement is recorded before the provider is asked"
+            done = tx.outbox.finish(
+                item.item_id,
+                self.worker,
+                status=DONE,
+                attempts=1,
+                next_attempt_at=now,
+                last_error=None
+                if result is not None and result.approved
+                else (placement.error or "declined"),
+                done_at=now,
+                reference=None if result is None else result.reference,
+            )
+            if not done:  # recovery has taken the placement over (we were too slow): it voids it
+                raise PaymentUnavailable("the payment provider took too long to answer; nothing was booked")
+            approved = result is not None and result.approved
+            if result is not None and approved:
+                confirmed = next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_PLACED)
+                if tx.bookings.update(
+                    booking_id, confirmed, payment_ref=result.reference, expected=BookingStatus.REQUESTED
+                ):
+                    tx.ledger.add(
+                        [ledger.place_hold(f"b{booking_id}:hold", booking_id, driver_id, amount, now)]
+                    )
+                    return tx.bookings.get(booking_id)
+            else:
+                failed = next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED)
+                tx.bookings.update(booking_id, failed, expected=BookingStatus.REQUESTED)
+            if result is None or approved:  # unheard, or cancelled while the provider was asked
+                tx.outbox.enqueue(booking_id, VOID_AUTH, amount, _key(booking_id, VOID_AUTH), now)
+        if result is None or approved:
+            self.queued(booking_id)
+        if result is None:
+            raise PaymentUnavailable(f"the payment provider is unavailable: {placement.error}")
+        if approved:
+            raise ConcurrentChange(f"booking {booking_id} was cancelled while its hold was placed")
+        raise PaymentDeclined(result.reason or "card declined")
 
-    def close_unused(self, booking_id: int, fee: int) -> None:
+    # ---- what ends a booking: queued with the state change, worked after it commits ---------------
+    def queue_capture(self, tx: UnitOfWork, booking_id: int, cost: int) -> None:
+        """The stopped session's exact cost, captured and split. Asking twice queues it once."""
+        tx.outbox.enqueue(booking_id, CAPTURE, cost, _key(booking_id, CAPTURE), self.clock.now())
+
+    def queue_close(self, tx: UnitOfWork, booking_id: int, fee: int) -> None:
         """A booking that ended without charging: capture its fee (no-show, late cancel), or release."""
         if fee > 0:
-            with self.store.transaction() as tx:
-                tx.outbox.enqueue(booking_id, FEE, fee, _key(booking_id, FEE), self.clock.now())
-            self.process_booking(booking_id)
+            tx.outbox.enqueue(booking_id, FEE, fee, _key(booking_id, FEE), self.clock.now())
         else:
-            self.release(booking_id)
+            self.queue_release(tx, booking_id)
 
-    def release(self, booking_id: int) -> None:
-        """Return the whole hold to the driver (cancel, no-show without fee, failure)."""
-        with self.store.transaction() as tx:
-            tx.outbox.enqueue(booking_id, RELEASE, 0, _key(booking_id, RELEASE), self.clock.now())
-        self.process_booking(booking_id)
+    def queue_release(self, tx: UnitOfWork, booking_id: int) -> None:
+        """Return the whole hold to the driver (cancel, no-show without fee, refusal)."""
+        tx.outbox.enqueue(booking_id, RELEASE, 0, _key(booking_id, RELEASE), self.clock.now())
+
+    def queued(self, booking_id: int) -> None:
+        """Steps were queued for this booking (and committed): work them, here or in the background."""
+        if self.on_queued is not None:
+            self.on_queued(booking_id)
+            return
+        try:
+            self.process_booking(booking_id)
+        except Exception:
+            # The steps are durable in the outbox; the sweep retries them.
+            log.exception("payment steps of booking %s failed; the outbox keeps them", booking_id)
 
     # ---- the outbox worker ---------------------------------------------------------------------
-    def process_booking(self, booking_id: int) -> None:
+    def process_booking(self, booking_id: int) -> OutboxRun:
+        """Work one booking's pending steps now, whether due or not (those nobody else holds)."""
+        now = self.clock.now()
         with self.store.transaction() as tx:
-            items = tx.outbox.pending_of(booking_id)
-        for item in items:
-            self._attempt(item)
+            items = tx.outbox.claim_of(booking_id, now, self.worker, self._lease(now))
+        return self._work(items, OutboxRun())
 
-    def process_due(self, limit: int = 100) -> OutboxRun:
+    def process_due(self, limit: int = DUE_BATCH) -> OutboxRun:
+        """Claim and work the steps that are due, including placements whose request died."""
+        now = self.clock.now()
         with self.store.transaction() as tx:
-            items = tx.outbox.due(self.clock.now(), limit)
+            items = tx.outbox.claim_due(now, limit, self.worker, self._lease(now))
         return self._work(items, OutboxRun())
 
     def reconcile(self) -> OutboxRun:
         """Give dead letters a fresh set of attempts and work the backlog off now (bounded rounds)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            for item in tx.outbox.all(DEAD):
-                tx.outbox.update(
-                    item.item_id, status=PENDING, attempts=0, next_attempt_at=now, last_error=None
-                )
+            for item in [*tx.outbox.all(DEAD), *tx.outbox.all(PENDING)]:
+                if item.claimed_by is None or (item.lease_until is not None and item.lease_until <= now):
+                    attempts = 0 if item.status == DEAD else item.attempts
+                    tx.outbox.update(
+                        item.item_id,
+                        status=PENDING,
+                        attempts=attempts,
+                        next_attempt_at=now,
+                        last_error=item.last_error,
+                    )
         total = OutboxRun()
         for _ in range(RECONCILE_ROUNDS):
-            with self.store.transaction() as tx:
-                pending = tx.outbox.all(PENDING)
-            if not pending:
+            run = self.process_due(limit=10_000)
+            total.done, total.retried, total.dead, total.lost = (
+                total.done + run.done,
+                total.retried + run.retried,
+                total.dead + run.dead,
+                total.lost + run.lost,
+            )
+            if not (run.done or run.retried or run.dead):
                 break
-            self._work(pending, total)
+            with self.store.transaction() as tx:  # retries are due again at once: this is the operator asking
+                for item in tx.outbox.all(PENDING):
+                    if item.claimed_by is None:
+                        tx.outbox.update(
+                            item.item_id,
+                            status=PENDING,
+                            attempts=item.attempts,
+                            next_attempt_at=self.clock.now(),
+                            last_error=item.last_error,
+                        )
         return total
 
     def _work(self, items: Sequence[OutboxItem], run: OutboxRun) -> OutboxRun:
@@ -140,11 +255,15 @@ class SettlementService:
             run.done += status == DONE
             run.retried += status == PENDING
             run.dead += status == DEAD
+            run.lost += status == "lost"
         return run
 
     def _attempt(self, item: OutboxItem) -> str:
         try:
             self._execute(item)
+        except LostClaim:
+            log.warning("payment step %s: lease lapsed, another worker has it", item.idempotency_key)
+            return "lost"
         except (GatewayFailure, LedgerError) as exc:
             return self._failed(item, exc)
         return DONE
@@ -157,49 +276,51 @@ class SettlementService:
             1, backoff // 4
         )  # spread retries, reproducibly
         with self.store.transaction() as tx:
-            tx.outbox.update(
+            if not tx.outbox.finish(
                 item.item_id,
+                self.worker,
                 status=status,
                 attempts=attempts,
                 next_attempt_at=self.clock.now() + timedelta(seconds=backoff + jitter),
                 last_error=f"{type(exc).__name__}: {exc}",
-            )
+            ):
+                return "lost"
         log.warning("payment step %s failed (attempt %s): %s", item.idempotency_key, attempts, exc)
         return status
 
     def _done(
-        self, tx: UnitOfWork, item: OutboxItem, entries: list[JournalEntry], note: str | None = None
+        self,
+        tx: UnitOfWork,
+        item: OutboxItem,
+        entries: list[JournalEntry],
+        note: str | None = None,
+        reference: str | None = None,
     ) -> None:
-        existing = {e.entry_id for e in tx.ledger.entries(item.booking_id)}
-        tx.ledger.add([e for e in entries if e.entry_id not in existing])
+        """Write the step's entries and mark it done, in the caller's unit of work; LostClaim (which
+        rolls that unit back) if the lease lapsed meanwhile."""
         now = self.clock.now()
-        tx.outbox.update(
+        if not tx.outbox.finish(
             item.item_id,
+            self.worker,
             status=DONE,
             attempts=item.attempts + 1,
             next_attempt_at=now,
             last_error=note,
             done_at=now,
-        )
+            reference=reference,
+        ):
+            raise LostClaim(item.idempotency_key)
+        tx.ledger.add(entries)
 
     def _execute(self, item: OutboxItem) -> None:
-        with self.store.transaction() as tx:
+        with self.store.reading() as tx:
             booking = tx.bookings.get(item.booking_id)
             entries = list(tx.ledger.entries(item.booking_id))
+        if item.step in (HOLD, VOID_AUTH):
+            self._void_placement(item, booking)
+            return
         hold = ledger.open_hold(entries)
         now = self.clock.now()
-        if item.step == VOID_AUTH:
-            # Replaying the hold's key returns the authorisation if the provider made one; void it.
-            result = self.gateway.authorize(
-                amount=item.amount,
-                customer=f"driver:{booking.driver_id}",
-                idempotency_key=_key(item.booking_id, "hold"),
-            )
-            if result.approved:
-                self.gateway.release(reference=result.reference, idempotency_key=item.idempotency_key)
-            with self.store.transaction() as tx:
-                self._done(tx, item, [])
-            return
         reference = booking.payment_ref
         if item.step in FRESH_CHARGES:
             hold, reference = self._charge_afresh(item, booking.driver_id, entries)
@@ -211,6 +332,7 @@ class SettlementService:
                 self.gateway.release(reference=reference, idempotency_key=item.idempotency_key)
             except HoldExpired:
                 kind = EntryKind.EXPIRE  # it lapsed by itself: nothing left to release
+            failpoint("release-called")
             void = ledger.void_hold(
                 hold, entries, void_id=f"b{item.booking_id}:{kind.value}", at=now, kind=kind
             )
@@ -238,37 +360,58 @@ class SettlementService:
         except HoldExpired:
             self._hold_lapsed(item, hold, entries)
             return
+        failpoint("capture-called")
         fee = ledger.processor_fee(
             f"b{item.booking_id}:{item.step}-processing",
             item.booking_id,
             self.rules.processor_fee(amount),
             now,
         )
+        topup = item.amount > amount
         with self.store.transaction() as tx:
-            if item.amount > amount:
+            if topup:
                 tx.outbox.enqueue(
                     item.booking_id, TOPUP, item.amount - amount, _key(item.booking_id, TOPUP), now
                 )
             self._done(tx, item, [capture, split] if fee is None else [capture, split, fee])
-        if item.amount > amount:
-            self.process_booking(item.booking_id)
+        if topup:
+            self.queued(item.booking_id)
         if item.step in (CAPTURE, CHARGE):  # CHARGE: the capture made afresh after a lapsed hold
-            with self.store.transaction() as tx:
+            with self.store.reading() as tx:
                 session = tx.sessions.for_booking(item.booking_id)
             if session is not None:
                 self.bus.publish(SessionSettled(now, session.session_id, item.booking_id, item.amount))
 
+    def _void_placement(self, item: OutboxItem, booking: BookingRecord) -> None:
+        """A placement whose request died (HOLD), or one the provider may have made while we could
+        not hear it (VOID_AUTH): the booking fails if it is still waiting, and replaying the hold's
+        key returns the authorisation if the provider made one, which is then released."""
+        if item.step == HOLD:
+            with self.store.transaction() as tx:
+                failed = next_status(BookingStatus.REQUESTED, BookingEvent.HOLD_DECLINED)
+                tx.bookings.update(item.booking_id, failed, expected=BookingStatus.REQUESTED)
+        result = self.gateway.authorize(
+            amount=item.amount,
+            customer=f"driver:{booking.driver_id}",
+            idempotency_key=_key(item.booking_id, HOLD),
+        )
+        if result.approved:
+            self.gateway.release(reference=result.reference, idempotency_key=_key(item.booking_id, VOID_AUTH))
+        failpoint("release-called")
+        with self.store.transaction() as tx:
+            note = "placement abandoned: its authorisation voided" if item.step == HOLD else None
+            self._done(tx, item, [], note=note, reference=result.reference if result.approved else None)
+
     def _hold_lapsed(self, item: OutboxItem, hold: JournalEntry, entries: list[JournalEntry]) -> None:
         """The authorisation expired before capture: record the lapse and charge the card afresh."""
+        now = self.clock.now()
         expire = ledger.void_hold(
-            hold, entries, void_id=f"b{item.booking_id}:expire", at=self.clock.now(), kind=EntryKind.EXPIRE
+            hold, entries, void_id=f"b{item.booking_id}:expire", at=now, kind=EntryKind.EXPIRE
         )
         with self.store.transaction() as tx:
-            tx.outbox.enqueue(
-                item.booking_id, CHARGE, item.amount, _key(item.booking_id, CHARGE), self.clock.now()
-            )
+            tx.outbox.enqueue(item.booking_id, CHARGE, item.amount, _key(item.booking_id, CHARGE), now)
             self._done(tx, item, [expire], note="hold expired before capture; charging the card afresh")
-        self.process_booking(item.booking_id)
+        self.queued(item.booking_id)
 
     def _charge_afresh(
         self, item: OutboxItem, driver_id: int, entries: list[JournalEntry]
@@ -291,25 +434,41 @@ class SettlementService:
     # ---- payouts -------------------------------------------------------------------------------
     def pay_out_hosts(self) -> PayoutRun:
         """Pay every host whose KYC checks are verified their payable balance (in the ledger; the
-        provider's transfers are the destination charges themselves). Others are skipped, with why."""
-        now = self.clock.now()
+        provider's transfers are the destination charges themselves). Others are skipped, with why.
+        Each host is paid under a lock on its row, from the balance read under that lock, with an
+        entry id counting its payouts: racing runs pay a host once between them."""
         run = PayoutRun()
-        with self.store.transaction() as tx:
+        with self.store.reading() as tx:
             verified = tx.accounts.verified_hosts()
-            balances = ledger.posted_balances(tx.ledger.entries())
-            for account, balance in sorted(balances.items()):
-                if not (account.startswith("host:") and balance < 0):
-                    continue
-                host_id = int(account.split(":")[1])
-                if host_id not in verified:
-                    run.skipped[host_id] = (-balance, "KYC not verified: payouts wait for verification")
-                    continue
-                entry_id = f"payout:{host_id}:{now.isoformat()}"
-                tx.ledger.add([ledger.payout(entry_id, host_id, -balance, now)])
-                run.paid[host_id] = -balance
-        for host_id, (pence, why) in run.skipped.items():
-            log.info("payout of %s pence to host %s skipped: %s", pence, host_id, why)
+            owed = {
+                int(account.split(":")[1]): -balance
+                for account, balance in ledger.posted_balances(tx.ledger.entries()).items()
+                if account.startswith("host:") and balance < 0
+            }
+        for host_id in sorted(owed):
+            if host_id not in verified:
+                run.skipped[host_id] = (owed[host_id], "KYC not verified: payouts wait for verification")
+                log.info("payout of %s pence to host %s skipped: KYC not verified", owed[host_id], host_id)
+                continue
+            paid = self._pay_out(host_id)
+            if paid:
+                run.paid[host_id] = paid
+        if run.paid:
+            failpoint("payout-committed")
         return run
+
+    def _pay_out(self, host_id: int) -> int:
+        now = self.clock.now()
+        account = ledger.host_payable(host_id)
+        with self.store.transaction() as tx:
+            tx.accounts.lock_host(host_id)
+            entries = tx.ledger.entries(account=account)
+            balance = -ledger.posted_balances(entries).get(account, 0)
+            if balance <= 0:
+                return 0
+            done = sum(1 for e in entries if e.kind is EntryKind.PAYOUT)
+            tx.ledger.add([ledger.payout(f"payout:{host_id}:{done + 1}", host_id, balance, now)])
+        return balance
 
 
 @dataclass

@@ -475,8 +475,11 @@ def test_the_journal(app: App) -> None:
         )
         assert tx.ledger.entries(b1)[2].pending_id == "a"
         assert tx.ledger.posting_sums() == {"a": 0, "b": 0, "c": 0, "p": 0, "v": 0}
-    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - an entry is written once
+    with app.store.transaction() as tx:  # a step done again writes the same entry: skipped
         tx.ledger.add([entry("a", b1, 200)])
+    with app.store.reading() as tx:
+        assert tx.ledger.posting_sums()["a"] == 0 and len(tx.ledger.entries(b1)) == 3
+        assert len(tx.ledger.entries(b1)[0].postings) == 2
     with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - a hold is resolved once
         tx.ledger.add([entry("v2", b1, 0, kind=EntryKind.VOID, pending="a")])
 
@@ -548,3 +551,99 @@ def test_search_matches_the_brute_force_oracle(app: App, seed: int) -> None:
     fleet = random_fleet(app, rng, 60, at=T0)
     for _ in range(40):
         search_matches_oracle(app, fleet, random_query(rng, T0))
+
+
+def test_payment_steps_are_claimed_by_one_worker_at_a_time(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+        b1, b2 = a_booking(tx, c1, driver), a_booking(tx, c1, driver, 3)
+        tx.outbox.enqueue(b1, "capture", 120, "k1", T0)
+        tx.outbox.enqueue(b2, "release", 0, "k2", T0, due_at=T0 + HOUR)  # backing off
+        # A placement in flight: its worker holds it until it is due (the placement timeout).
+        tx.outbox.enqueue(b2, "hold", 300, "k3", T0, due_at=T0 + 2 * HOUR, claimed_by="web-1")
+    lease = T0 + timedelta(minutes=5)
+    with app.store.transaction() as tx:
+        (k1,) = tx.outbox.claim_due(T0, 10, "w1", lease)
+        assert (k1.idempotency_key, k1.claimed_by, k1.lease_until) == ("k1", "w1", lease)
+        assert tx.outbox.claim_due(T0, 10, "w2", lease) == []  # held by w1, the rest not due
+        assert tx.outbox.claim_of(b1, T0, "w2", lease) == []
+        held = tx.outbox.get("k3")
+        assert held is not None and (held.claimed_by, held.next_attempt_at) == ("web-1", T0 + 2 * HOUR)
+        # Only the holder may finish it, and only once.
+        assert not tx.outbox.finish(
+            k1.item_id, "w2", status="done", attempts=1, next_attempt_at=T0, last_error=None
+        )
+        assert tx.outbox.finish(
+            k1.item_id,
+            "w1",
+            status="done",
+            attempts=1,
+            next_attempt_at=T0,
+            last_error=None,
+            done_at=T0,
+            reference="r1",
+        )
+        assert not tx.outbox.finish(
+            k1.item_id, "w1", status="done", attempts=2, next_attempt_at=T0, last_error=None
+        )
+        done = tx.outbox.get("k1")
+        assert done is not None and (done.status, done.attempts, done.claimed_by, done.reference) == (
+            "done",
+            1,
+            None,
+            "r1",
+        )
+    with app.store.transaction() as tx:
+        # Due, and k3's lease has run out: whoever comes next takes both, oldest first.
+        late = T0 + 3 * HOUR
+        assert [i.idempotency_key for i in tx.outbox.claim_due(late, 10, "w2", late + HOUR)] == ["k2", "k3"]
+        # A lapsed lease can be taken over; the first holder has lost it.
+        taken = tx.outbox.claim_of(b2, late + 2 * HOUR, "w3", late + 3 * HOUR)
+        assert [i.idempotency_key for i in taken] == ["k2", "k3"]
+        k2 = taken[0]
+        assert not tx.outbox.finish(
+            k2.item_id, "w2", status="done", attempts=1, next_attempt_at=late, last_error=None
+        )
+        assert tx.outbox.finish(
+            k2.item_id, "w3", status="pending", attempts=1, next_attempt_at=late, last_error="x"
+        )
+        again = tx.outbox.get("k2")
+        assert again is not None and (again.status, again.claimed_by, again.last_error) == (
+            "pending",
+            None,
+            "x",
+        )
+        tx.outbox.update(taken[1].item_id, status="dead", attempts=6, next_attempt_at=late, last_error="gone")
+        dead = tx.outbox.get("k3")
+        assert dead is not None and (dead.status, dead.claimed_by, dead.lease_until) == ("dead", None, None)
+
+
+def test_a_booking_changes_status_only_from_the_status_read(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        booking = a_booking(tx, c1, tx.accounts.add_driver("D", "T"))
+        assert tx.bookings.update(booking, BookingStatus.CONFIRMED, expected=BookingStatus.REQUESTED)
+        assert not tx.bookings.update(
+            booking, BookingStatus.CANCELLED, fee=99, expected=BookingStatus.REQUESTED
+        )
+        got = tx.bookings.get(booking)
+        assert (got.status, got.fee) == (BookingStatus.CONFIRMED, 0)
+        assert tx.bookings.update(booking, BookingStatus.CANCELLED)  # unconditional
+        with pytest.raises(NotFound):
+            tx.bookings.update(999_999, BookingStatus.FAILED, expected=BookingStatus.REQUESTED)
+        assert tx.bookings.fence_of(c1) == 0
+        tx.bookings.add(
+            driver_id=got.driver_id,
+            connector_id=c1,
+            starts_at=T0 + 9 * HOUR,
+            ends_at=T0 + 10 * HOUR,
+            max_energy_wh=1,
+            price_per_kwh=1,
+            hold_amount=1,
+            created_at=T0,
+            fencing_token=41,
+        )
+        assert tx.bookings.fence_of(c1) == 41
+        assert tx.bookings.fence_of(999_999) == 0
+        tx.accounts.lock_host(tx.chargers.all()[0].host_id)  # held to the end of the unit of work

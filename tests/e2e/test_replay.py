@@ -113,7 +113,11 @@ def test_a_backend_that_captures_twice_fails_the_replay(
 
     def capture_twice(self: SimulatedGateway, *, reference: str, amount: int, idempotency_key: str) -> None:
         real_capture(self, reference=reference, amount=amount, idempotency_key=idempotency_key)
-        self.holds[reference].captured += amount  # the card is charged a second time
+        with self.books.open() as books:  # the card is charged a second time
+            hold = books.hold(reference)
+            assert hold is not None
+            hold.captured += amount
+            books.save(hold)
 
     monkeypatch.setattr(SimulatedGateway, "capture", capture_twice)
     result = run_replay(recorded.trace)

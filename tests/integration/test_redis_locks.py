@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chargeshare.adapters.redis_locks import RedisLocks
-from chargeshare.bootstrap import App
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.errors import StaleFencingToken
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
 from tests.conftest import T0, add_charger
 
 pytestmark = pytest.mark.redis
@@ -66,3 +71,45 @@ def test_a_stale_fencing_token_cannot_write_a_booking(redis_client: Any, app: Ap
     write(new.fencing_token, 10)
     with pytest.raises(StaleFencingToken):
         write(old.fencing_token, 12)  # a different, free slot: refused only because the token is stale
+
+
+def later_slot(driver: int, charger: int, hours: int) -> BookRequest:
+    return BookRequest(driver, charger, 1, 60, 5_000, starts_at=T0 + timedelta(hours=hours))
+
+
+def test_a_forgotten_fence_counter_starts_above_the_databases(redis_client: Any) -> None:
+    """Redis flushed (or restarted without persistence) while the database kept each connector's
+    fence: the next booking must not be refused as stale."""
+    from tests.conftest import REDIS_URL
+
+    app = build(
+        Config(database_url="sqlite://", redis_url=REDIS_URL, password_hash="fast"), clock=ManualClock(T0)
+    )
+    try:
+        charger = add_charger(app)
+        driver = app.marketplace.add_driver("D", "D").driver_id
+        app.bookings.book(BookRequest(driver, charger, 1, 60, 5_000))
+        app.bookings.book(later_slot(driver, charger, 2))
+        redis_client.flushdb()
+        later = app.bookings.book(later_slot(driver, charger, 4))
+        assert later.status is BookingStatus.CONFIRMED
+    finally:
+        app.close()
+
+
+def test_the_embedded_lock_counter_survives_a_restart_of_the_process(tmp_path: Path) -> None:
+    """The default (fakeredis) keeps its counter in the process; a restarted backend on the same
+    database file must book again."""
+    url = f"sqlite:///{tmp_path / 'cs.db'}"
+    first = build(Config(database_url=url, password_hash="fast"), clock=ManualClock(T0))
+    charger = add_charger(first)
+    driver = first.marketplace.add_driver("D", "D").driver_id
+    for hours in (0, 2, 4):
+        first.bookings.book(later_slot(driver, charger, hours))
+    first.close()
+    again = build(Config(database_url=url, password_hash="fast"), clock=ManualClock(T0))
+    try:
+        booked = again.bookings.book(later_slot(driver, charger, 6))
+        assert booked.status is BookingStatus.CONFIRMED
+    finally:
+        again.close()

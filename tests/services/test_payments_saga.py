@@ -64,11 +64,13 @@ def test_an_outage_at_booking_is_a_clean_503_and_any_stray_authorisation_is_void
     gateway(app).down = True
     with pytest.raises(PaymentUnavailable):
         app.bookings.book(BookRequest(d, charger, 1, 60, 5_000))
-    assert outbox(app) == [("void_auth", "pending", 0)]
+    # The placement is done (it failed); voiding whatever the provider might have authorised is queued,
+    # and tried at once (the provider still down).
+    assert outbox(app) == [("hold", "done", 1), ("void_auth", "pending", 1)]
     gateway(app).down = False
-    app.clock.advance(60)  # type: ignore[attr-defined]
+    app.clock.advance(app.config.rules.payment_backoff_s * 2)  # type: ignore[attr-defined]
     app.settlement.process_due()
-    assert outbox(app) == [("void_auth", "done", 1)]
+    assert outbox(app) == [("hold", "done", 1), ("void_auth", "done", 2)]
     # The replayed authorisation was voided at once: nothing stays held on the card.
     assert [h.state for h in gateway(app).holds.values()] == ["released"]
     assert failing(app) == set()
@@ -85,10 +87,10 @@ def test_an_outage_at_stop_does_not_block_charging_and_reconcile_settles_the_bac
     for _ in range(20):  # bounded: back off, retry, until the item is dead-lettered
         clock.advance(app.config.rules.payment_backoff_cap_s * 2)
         app.settlement.process_due()
-        if outbox(app)[0][1] == "dead":
+        if outbox(app)[1][1] == "dead":
             break
-    assert outbox(app)[0][:2] == ("capture", "dead")
-    assert outbox(app)[0][2] == app.config.rules.payment_max_attempts
+    assert outbox(app)[1][:2] == ("capture", "dead")
+    assert outbox(app)[1][2] == app.config.rules.payment_max_attempts
     assert failing(app) == {"captured_equals_metered_cost", "every_hold_ended"}  # visibly unsettled
     gateway(app).down = False
     run = app.settlement.reconcile()
@@ -122,11 +124,14 @@ def test_a_crash_between_the_capture_and_the_ledger_write_resumes_without_chargi
     app.settlement.gateway = DiesAfterCapture(gateway(app))
     with pytest.raises(WorkerKilled):
         app.charging.stop("CP1", tx, 8_000, clock.now())
-    assert gateway(app).total_captured == 280 and outbox(app) == [("capture", "pending", 0)]
+    assert gateway(app).total_captured == 280 and outbox(app)[1] == ("capture", "pending", 0)
     with app.store.transaction() as t:
         assert not [e for e in t.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE]
-    # "Restart": a fresh worker over the same database and provider picks the step up again.
+    # "Restart": a fresh worker over the same database and provider picks the step up again once the
+    # dead worker's lease on it has run out (not before: it might still be working it).
     restarted = SettlementService(app.store, gateway(app), app.bus, clock, app.config.rules)
+    assert restarted.process_due().done == 0
+    clock.advance(app.config.rules.payment_lease_s)
     assert restarted.process_due().done == 1
     assert gateway(app).total_captured == 280  # the replayed capture was idempotent
     assert failing(app) == set()
@@ -136,7 +141,7 @@ def test_a_duplicate_stop_queues_and_captures_once(app: App, clock: ManualClock)
     _, tx = booked_and_charging(app, clock)
     for _ in range(3):
         app.charging.stop("CP1", tx, 8_000, clock.now())
-    assert outbox(app) == [("capture", "done", 1)]
+    assert outbox(app) == [("hold", "done", 1), ("capture", "done", 1)]
     assert gateway(app).total_captured == 280
 
 
@@ -149,7 +154,11 @@ def test_a_hold_that_lapses_before_capture_is_recorded_and_the_card_charged_afre
     clock.advance(8 * 24 * 3600)  # a week-long outage: the authorisation lapses meanwhile
     gateway(app).down = False
     app.settlement.reconcile()
-    assert [(s, st) for s, st, _ in outbox(app)] == [("capture", "done"), ("charge", "done")]
+    assert [(s, st) for s, st, _ in outbox(app)] == [
+        ("hold", "done"),
+        ("capture", "done"),
+        ("charge", "done"),
+    ]
     with app.store.transaction() as t:
         kinds = [e.kind for e in t.ledger.entries()]
     assert kinds.count(EntryKind.EXPIRE) == 1 and kinds.count(EntryKind.HOLD) == 2
@@ -198,7 +207,7 @@ def test_energy_beyond_the_hold_is_charged_as_a_top_up(app: App, clock: ManualCl
     clock.advance(60)
     tx = app.charging.start("CP1", 1, "TAG1", 0, clock.now()).transaction_id
     app.charging.stop("CP1", tx, 1_300, clock.now())  # a fast charger overshot: 46p owed
-    assert [(s, st) for s, st, _ in outbox(app)] == [("capture", "done"), ("topup", "done")]
+    assert [(s, st) for s, st, _ in outbox(app)] == [("hold", "done"), ("capture", "done"), ("topup", "done")]
     assert gateway(app).total_captured == 46
     assert failing(app) == set()
 

@@ -46,6 +46,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.NotFound: 404,
     errors.BookingConflict: 409,
     errors.InvalidTransition: 409,
+    errors.ConcurrentChange: 409,
     errors.PaymentDeclined: 402,
     errors.PaymentUnavailable: 503,
     errors.Busy: 503,

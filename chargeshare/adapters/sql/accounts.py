@@ -77,6 +77,11 @@ class SqlAccounts:
         k = t.host_kyc.c
         return {int(r[0]) for r in self.conn.execute(select(k.host_id).where(k.status == "verified"))}
 
+    def lock_host(self, host_id: int) -> None:
+        # SQLite's write transactions are serialized already (BEGIN IMMEDIATE).
+        if self.dialect == "postgresql":
+            self.conn.execute(select(t.hosts.c.id).where(t.hosts.c.id == host_id).with_for_update())
+
     def add(
         self,
         *,

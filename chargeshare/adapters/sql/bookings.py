@@ -33,7 +33,7 @@ FOR_START = DirectStatement(
     ).order_by(_b.starts_at)
 )
 # Optional fields keep their value when not given (COALESCE with the column).
-UPDATE = DirectStatement(
+_UPDATE = (
     update(t.bookings)
     .where(_b.id == bindparam("booking_pk"))
     .values(
@@ -44,6 +44,10 @@ UPDATE = DirectStatement(
         cancelled_by=func.coalesce(bindparam("new_by", type_=_b.cancelled_by.type), _b.cancelled_by),
     )
 )
+UPDATE = DirectStatement(_UPDATE)
+# Compare-and-set: only while the booking is still in the status the caller read.
+UPDATE_IF = DirectStatement(_UPDATE.where(_b.status == bindparam("old_status")))
+FENCE_OF = DirectStatement(select(_k.fence_token).where(_k.id == bindparam("connector_pk")))
 # The housekeeping sweep's statements: the due condition is in the WHERE clause, on an index
 # (schema.HOUSEKEEPING_INDEX_DDL), so a sweep costs what is due rather than every row there is.
 _STARTING_BY = BOOKING_COLUMNS.where(
@@ -92,6 +96,8 @@ STATEMENTS = {
     "bookings.connector_of": CONNECTOR_OF,
     "bookings.for_start": FOR_START,
     "bookings.update": UPDATE,
+    "bookings.update_if": UPDATE_IF,
+    "bookings.fence_of": FENCE_OF,
     "bookings.starting_by": STARTING_BY,
     "bookings.unreserved_starting_by": UNRESERVED_STARTING_BY,
     "bookings.insert": INSERT,
@@ -202,7 +208,8 @@ class SqlBookings:
         payment_ref: str | None = None,
         fee: int | None = None,
         cancelled_by: str | None = None,
-    ) -> None:
+        expected: BookingStatus | None = None,
+    ) -> bool:
         found = CONNECTOR_OF.first(self.conn, {"booking_pk": booking_id})
         if found is None:
             raise NotFound(f"no booking {booking_id}")
@@ -214,9 +221,13 @@ class SqlBookings:
             "new_ref": payment_ref,
             "new_fee": fee,
             "new_by": cancelled_by,
+            "old_status": None if expected is None else expected.value,
         }
-        if UPDATE.write(self.conn, params) == 0:
-            raise NotFound(f"no booking {booking_id}")
+        return (UPDATE if expected is None else UPDATE_IF).write(self.conn, params) == 1
+
+    def fence_of(self, connector_id: int) -> int:
+        found = FENCE_OF.first(self.conn, {"connector_pk": connector_id})
+        return 0 if found is None else int(found[0])
 
     def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
         if expected is None:

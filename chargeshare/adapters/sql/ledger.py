@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -14,15 +17,23 @@ from chargeshare.domain.ledger import JournalEntry
 _le, _lp = t.ledger_entries.c, t.ledger_postings.c
 ENTRY_COLUMNS = (_le.id, _le.kind, _le.booking_id, _le.pending_id, _le.created_at)  # as `journal` reads
 
-INSERT_ENTRY = DirectStatement(
-    insert(t.ledger_entries).values(
-        id=bindparam("entry_key"),
-        kind=bindparam("entry_kind"),
-        booking_id=bindparam("booking_pk"),
-        pending_id=bindparam("pending_key"),
-        created_at=bindparam("at"),
-    )
-)
+_ENTRY_VALUES: dict[str, Any] = {
+    "id": bindparam("entry_key"),
+    "kind": bindparam("entry_kind"),
+    "booking_id": bindparam("booking_pk"),
+    "pending_id": bindparam("pending_key"),
+    "created_at": bindparam("at"),
+}
+# An entry already written (its step done again, by a retry or after a crash) is skipped, not a
+# failure; only the id is the conflict target, so a second resolution of one hold still raises.
+INSERT_ENTRY = {
+    "sqlite": DirectStatement(
+        sqlite_insert(t.ledger_entries).values(_ENTRY_VALUES).on_conflict_do_nothing(index_elements=["id"])
+    ),
+    "postgresql": DirectStatement(
+        pg_insert(t.ledger_entries).values(_ENTRY_VALUES).on_conflict_do_nothing(index_elements=["id"])
+    ),
+}
 INSERT_POSTING = DirectStatement(
     insert(t.ledger_postings).values(
         entry_id=bindparam("entry_key"),
@@ -44,13 +55,14 @@ ENTRIES = DirectStatement(select(*ENTRY_COLUMNS).order_by(_le.created_at, _le.id
 POSTINGS = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
 
 STATEMENTS = {
-    "ledger.insert_entry": INSERT_ENTRY,
     "ledger.insert_posting": INSERT_POSTING,
     "ledger.entries_of_booking": ENTRIES_OF_BOOKING,
     "ledger.postings_of_booking": POSTINGS_OF_BOOKING,
     "ledger.entries": ENTRIES,
     "ledger.postings": POSTINGS,
 }
+SQLITE_ONLY = {"ledger.insert_entry": INSERT_ENTRY["sqlite"]}
+POSTGRES_ONLY = {"ledger.insert_entry": INSERT_ENTRY["postgresql"]}
 
 
 class SqlLedger:
@@ -58,8 +70,9 @@ class SqlLedger:
         self.conn, self.dialect = conn, dialect
 
     def add(self, entries: Sequence[JournalEntry]) -> None:
+        insert_entry = INSERT_ENTRY[self.dialect]
         for e in entries:
-            INSERT_ENTRY.write(
+            written = insert_entry.write(
                 self.conn,
                 {
                     "entry_key": e.entry_id,
@@ -69,6 +82,8 @@ class SqlLedger:
                     "at": e.created_at,
                 },
             )
+            if not written:
+                continue
             for i, p in enumerate(e.postings):
                 params = {"entry_key": e.entry_id, "n": i, "acct": p.account, "amount_p": p.amount}
                 INSERT_POSTING.write(self.conn, params)

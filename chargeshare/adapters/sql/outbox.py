@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, func, insert, or_, select, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -23,8 +24,48 @@ ENQUEUE = DirectStatement(
         idempotency_key=bindparam("key"),
         status="pending",
         attempts=0,
-        next_attempt_at=bindparam("now"),
+        next_attempt_at=bindparam("due"),
         created_at=bindparam("now"),
+        claimed_by=bindparam("worker"),
+        lease_until=bindparam("lease", type_=t.UTCDateTime()),
+    )
+)
+_UNHELD = or_(_o.lease_until.is_(None), _o.lease_until <= bindparam("now"))
+
+
+def _claim(candidates: Any) -> DirectStatement:
+    """Take the candidate rows for one worker. On PostgreSQL rows another transaction is claiming
+    are skipped (SKIP LOCKED), not waited for; SQLite's write transactions are serialized anyway."""
+    chosen = candidates.with_for_update(skip_locked=True)
+    return DirectStatement(
+        update(t.payment_outbox)
+        .where(_o.id.in_(chosen))
+        .values(claimed_by=bindparam("worker"), lease_until=bindparam("lease", type_=t.UTCDateTime()))
+        .returning(*t.payment_outbox.c)
+    )
+
+
+CLAIM_DUE = _claim(
+    select(_o.id)
+    .where(_o.status == "pending", _o.next_attempt_at <= bindparam("now"), _UNHELD)
+    .order_by(_o.next_attempt_at, _o.id)
+    .limit(bindparam("most", type_=Integer))
+)
+CLAIM_OF = _claim(
+    select(_o.id).where(_o.booking_id == bindparam("booking_pk"), _o.status == "pending", _UNHELD)
+)
+FINISH = DirectStatement(
+    update(t.payment_outbox)
+    .where(_o.id == bindparam("item_pk"), _o.claimed_by == bindparam("worker"), _o.status == "pending")
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("tries"),
+        next_attempt_at=bindparam("next_at"),
+        last_error=bindparam("error_text"),
+        done_at=bindparam("done"),
+        reference=func.coalesce(bindparam("ref", type_=_o.reference.type), _o.reference),
+        claimed_by=None,
+        lease_until=None,
     )
 )
 DUE = DirectStatement(
@@ -47,6 +88,8 @@ UPDATE = DirectStatement(
         next_attempt_at=bindparam("next_at"),
         last_error=bindparam("error_text"),
         done_at=bindparam("done"),
+        claimed_by=None,
+        lease_until=None,
     )
 )
 
@@ -56,6 +99,9 @@ STATEMENTS = {
     "outbox.due": DUE,
     "outbox.pending_of": PENDING_OF,
     "outbox.update": UPDATE,
+    "outbox.claim_due": CLAIM_DUE,
+    "outbox.claim_of": CLAIM_OF,
+    "outbox.finish": FINISH,
 }
 
 
@@ -63,12 +109,68 @@ class SqlPaymentsOutbox:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    def enqueue(self, booking_id: int, step: str, amount: int, key: str, now: datetime) -> bool:
+    def enqueue(
+        self,
+        booking_id: int,
+        step: str,
+        amount: int,
+        key: str,
+        now: datetime,
+        *,
+        due_at: datetime | None = None,
+        claimed_by: str | None = None,
+    ) -> bool:
         if self.get(key) is not None:
             return False
-        params = {"booking_pk": booking_id, "step_name": step, "amount_p": amount, "key": key, "now": now}
+        due = now if due_at is None else due_at
+        params = {
+            "booking_pk": booking_id,
+            "step_name": step,
+            "amount_p": amount,
+            "key": key,
+            "now": now,
+            "due": due,
+            "worker": claimed_by,
+            "lease": None if claimed_by is None else due,
+        }
         ENQUEUE.write(self.conn, params)
         return True
+
+    def claim_due(
+        self, now: datetime, limit: int, worker: str, lease_until: datetime
+    ) -> Sequence[OutboxItem]:
+        params = {"now": now, "most": limit, "worker": worker, "lease": lease_until}
+        return _oldest_first(CLAIM_DUE.mappings(self.conn, params))
+
+    def claim_of(
+        self, booking_id: int, now: datetime, worker: str, lease_until: datetime
+    ) -> Sequence[OutboxItem]:
+        params = {"booking_pk": booking_id, "now": now, "worker": worker, "lease": lease_until}
+        return sorted((outbox_item(r) for r in CLAIM_OF.mappings(self.conn, params)), key=lambda i: i.item_id)
+
+    def finish(
+        self,
+        item_id: int,
+        worker: str,
+        *,
+        status: str,
+        attempts: int,
+        next_attempt_at: datetime,
+        last_error: str | None,
+        done_at: datetime | None = None,
+        reference: str | None = None,
+    ) -> bool:
+        params = {
+            "item_pk": item_id,
+            "worker": worker,
+            "new_status": status,
+            "tries": attempts,
+            "next_at": next_attempt_at,
+            "error_text": None if last_error is None else last_error[:500],
+            "done": done_at,
+            "ref": reference,
+        }
+        return FINISH.write(self.conn, params) == 1
 
     def get(self, key: str) -> OutboxItem | None:
         r = BY_KEY.first_mapping(self.conn, {"key": key})
@@ -105,3 +207,8 @@ class SqlPaymentsOutbox:
             "done": done_at,
         }
         UPDATE.write(self.conn, params)
+
+
+def _oldest_first(rows: Iterable[Mapping[str, Any]]) -> list[OutboxItem]:
+    # RETURNING gives rows in no promised order.
+    return sorted((outbox_item(r) for r in rows), key=lambda i: (i.next_attempt_at, i.item_id))

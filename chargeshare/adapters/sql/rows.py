@@ -193,6 +193,9 @@ def outbox_item(r: Mapping[Any, Any]) -> OutboxItem:
         last_error=r["last_error"],
         created_at=r["created_at"],
         done_at=r["done_at"],
+        claimed_by=r["claimed_by"],
+        lease_until=r["lease_until"],
+        reference=r["reference"],
     )
 
 

@@ -17,4 +17,5 @@ ALL: dict[str, DirectStatement] = {
     **notices.STATEMENTS,
 }
 # Statements for one dialect only, checked on it alone.
-SQLITE_ONLY: dict[str, DirectStatement] = dict(chargers.SQLITE_ONLY)
+SQLITE_ONLY: dict[str, DirectStatement] = {**chargers.SQLITE_ONLY, **ledger.SQLITE_ONLY}
+POSTGRES_ONLY: dict[str, DirectStatement] = dict(ledger.POSTGRES_ONLY)

@@ -79,6 +79,10 @@ class SqlStore:
         self._held_lock = threading.Lock()
         self.unit_hooks: list[Callable[[Any, dict[Any, Any]], None]] = []
 
+    @property
+    def in_memory(self) -> bool:
+        return self._memory_lock is not None
+
     def hold_here(self) -> None:
         """From now on, this thread's units of work (on a SQLite file) all use one connection of its
         own instead of a pool checkout each: for a thread running many small units one after another

@@ -1,0 +1,37 @@
+"""Named failpoints: the process exits on the spot at a chosen step, for crash tests.
+
+Inert unless switched on: `CHARGESHARE_FAILPOINT=stop-committed` (several: comma-separated), read
+once when this module is imported, so only a process started with it set can die at one. The exit
+skips every cleanup (`os._exit`), as a kill -9 or a power cut would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EXIT_CODE = 86
+
+# Each a boundary of the money path where a crash must lose nothing.
+POINTS = frozenset(
+    {
+        "booking-committed",  # the booking and its hold placement are recorded; the provider not yet asked
+        "hold-authorized",  # the provider authorised the hold; the booking not yet confirmed
+        "stop-committed",  # the session's stop and its capture step are committed; the charger not answered
+        "capture-called",  # the provider captured; the ledger not yet written
+        "release-called",  # the provider released a hold; the ledger not yet written
+        "payout-committed",  # a payout is in the ledger; the operator not answered
+    }
+)
+
+ARMED = frozenset(p.strip() for p in os.environ.get("CHARGESHARE_FAILPOINT", "").split(",") if p.strip())
+if ARMED - POINTS:
+    raise SystemExit(f"CHARGESHARE_FAILPOINT names unknown failpoints: {', '.join(sorted(ARMED - POINTS))}")
+
+
+def failpoint(name: str) -> None:
+    """Exit at once if `name` is armed; nothing otherwise."""
+    if name in ARMED:
+        sys.stderr.write(f"failpoint {name}: exiting\n")
+        sys.stderr.flush()
+        os._exit(EXIT_CODE)
