@@ -25,6 +25,7 @@ from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus
 from chargeshare.services.hosting import HostingService
+from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
 from chargeshare.services.ports import Durability, LockManager, PaymentGateway, Store
@@ -127,6 +128,7 @@ class App:
     auth: AuthService
     limiter: RateLimiter
     hosting: HostingService
+    housekeeping: Housekeeping
     redis: Any = None
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -194,6 +196,10 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     rules = config.rules
     settlement = SettlementService(store, gateway, bus, clock, rules)
     marketplace = MarketplaceService(store)
+    bookings = BookingService(store, locks, settlement, bus, clock, rules)
+    charging = ChargingService(
+        store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
+    )
     return App(
         config=config,
         clock=clock,
@@ -203,10 +209,8 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         bus=bus,
         marketplace=marketplace,
         settlement=settlement,
-        bookings=BookingService(store, locks, settlement, bus, clock, rules),
-        charging=ChargingService(
-            store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
-        ),
+        bookings=bookings,
+        charging=charging,
         auth=AuthService(
             store,
             clock,
@@ -218,6 +222,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         ),
         limiter=RateLimiter(clock),
         hosting=HostingService(store, marketplace, clock),
+        housekeeping=Housekeeping(bookings, charging, settlement),
         redis=redis_client,
         durability=durability_for(store),
     )

@@ -133,7 +133,11 @@ class World:
 
 
 async def sleep_sim(clock: Clock, simulated_s: float) -> None:
-    await asyncio.sleep(max(0.0, clock.real_seconds(simulated_s)))
+    """Until `simulated_s` of the clock's time has passed: a clock held back while the machine was
+    busy (`ScaledClock.keep_up`) takes longer than its factor says."""
+    until = clock.now() + timedelta(seconds=simulated_s)
+    while (real := clock.real_seconds((until - clock.now()).total_seconds())) > 0:
+        await asyncio.sleep(real)
 
 
 def seconds_left(world: World) -> float:

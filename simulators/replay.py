@@ -263,7 +263,7 @@ class Replayer:
                 await self._retry_deferred(None, http)
             if not any(r.kind == "op" and r.data["op"] == "reconcile" for r in self.trace.records):
                 # No wind-down recorded (a vendor's trace): end as a run does.
-                self.app.bookings.expire_no_shows(grace=timedelta(0))
+                self.app.housekeeping.wind_down()
                 self.app.settlement.reconcile()
             if self.sampler is not None:
                 self.sampler(self.app)
@@ -347,13 +347,8 @@ class Replayer:
             self.clock.advance(delta)
 
     def _housekeeping(self) -> None:
-        try:
-            self.app.bookings.reservations_due()
-            self.app.bookings.expire_no_shows()
-            self.app.settlement.process_due()
-            self.app.charging.watchdog()
-        except Exception as exc:
-            self.errors.append(f"housekeeping at {self.clock.now().isoformat()} failed: {exc!r}")
+        for step, why in self.app.housekeeping.sweep().failed.items():
+            self.errors.append(f"housekeeping {step} at {self.clock.now().isoformat()} failed: {why}")
 
     async def _apply(self, r: Record, http: httpx.AsyncClient) -> None:
         self.fed[r.kind] += 1
@@ -471,7 +466,10 @@ class Replayer:
             gateway.down = op == "payments_down"
         elif op == "expire_no_shows":
             grace = r.data.get("grace_s")
-            self.app.bookings.expire_no_shows(grace=None if grace is None else timedelta(seconds=grace))
+            if grace == 0:  # a run's wind-down
+                self.app.housekeeping.wind_down()
+            else:
+                self.app.bookings.expire_no_shows(grace=None if grace is None else timedelta(seconds=grace))
         elif op == "reconcile":
             self.app.settlement.reconcile()
 

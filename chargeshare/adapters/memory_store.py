@@ -778,6 +778,19 @@ class MemorySessions(_Repository):
             return  # idle from the first report; None (charging again) always clears it
         self.t.sessions[session_id] = dataclasses.replace(s, idle_since=since)
 
+    def mark_freed(self, session_id: int, at: datetime | None) -> None:
+        s = self.t.sessions.get(session_id)
+        if s is None or (at is not None and s.freed_at is not None):
+            return  # freed from the first report; None (in use again) always clears it
+        self.t.sessions[session_id] = dataclasses.replace(s, freed_at=at)
+
+    def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
+        return [
+            s
+            for _, s in sorted(self.t.sessions.items())
+            if s.status is SessionStatus.CHARGING and s.freed_at is not None and s.freed_at < cutoff
+        ]
+
     def stop(
         self,
         session_id: int,

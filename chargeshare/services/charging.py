@@ -51,6 +51,9 @@ class StartResult:
     status: AuthStatus
 
 
+# `close_lost_stops` with no grace also takes a connector freed this very instant.
+EPSILON = timedelta(microseconds=1)
+
 # A car in these states has stopped drawing power while still plugged in.
 IDLE_STATES = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING})
 
@@ -196,7 +199,6 @@ class ChargingService:
     def status(self, cp_id: str, connector_no: int, status: ConnectorStatus) -> None:
         """A StatusNotification; from an OFFLINE charger it is the sign it is back."""
         now = self.clock.now()
-        dangling = None
         with self.store.transaction() as tx:
             charger_status, connector_id = tx.chargers.status_and_connector(cp_id, connector_no)
             back = charger_status is ChargerStatus.OFFLINE
@@ -206,20 +208,43 @@ class ChargingService:
             self._seen(tx, cp_id, now)
             tx.chargers.set_connector_status(cp_id, connector_no, status)
             open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
-            if open_ is not None and status in IDLE_STATES:
-                tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
-            elif open_ is not None and status is ConnectorStatus.CHARGING:
-                tx.sessions.mark_idle(open_.session_id, None)
-            elif status is ConnectorStatus.AVAILABLE:
-                dangling = open_
+            if open_ is not None and status is ConnectorStatus.AVAILABLE:
+                # Free with its transaction open: the stop is on its way (or was lost); see
+                # `close_lost_stops`. The reading it carries is the one to bill.
+                tx.sessions.mark_freed(open_.session_id, now)
+            elif open_ is not None:
+                tx.sessions.mark_freed(open_.session_id, None)
+                if status in IDLE_STATES:
+                    tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
+                elif status is ConnectorStatus.CHARGING:
+                    tx.sessions.mark_idle(open_.session_id, None)
         if back:
             self.bus.publish(ChargerOnline(now, cp_id))
-        if dangling is not None:
-            # Available with a transaction still open: its StopTransaction was lost (a reboot that
-            # lost its queue). Close it on the last reading we have; what came after is unbilled.
-            log.warning("closing session %s: %s reports its connector free", dangling.session_id, cp_id)
-            self.stop(cp_id, dangling.session_id, dangling.meter_last_wh, now)
-            self.bus.publish(SessionClosedWithoutStop(now, dangling.session_id, cp_id))
+
+    def close_lost_stops(self, grace: timedelta | None = None) -> list[int]:
+        """Sessions whose connector was reported free more than `grace` ago (the rules' lost-stop grace
+        by default) and whose stop never came: closed on the last reading we have (what came after
+        is unbilled). Returns their ids."""
+        now = self.clock.now()
+        grace = timedelta(seconds=self.rules.lost_stop_grace_s) if grace is None else grace
+        with self.store.reading() as tx:
+            lost = [
+                (s, tx.sessions.charger_of(s.session_id))
+                for s in tx.sessions.freed_before(now - grace + EPSILON)
+            ]
+        closed = []
+        for session, cp_id in lost:
+            if cp_id is None:
+                continue
+            log.warning(
+                "closing session %s: %s reported its connector free and no stop came",
+                session.session_id,
+                cp_id,
+            )
+            self.stop(cp_id, session.session_id, session.meter_last_wh, now)
+            self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
+            closed.append(session.session_id)
+        return closed
 
     def authorize(self, cp_id: str, id_tag: str) -> AuthStatus:
         """A tag is accepted when its driver holds a confirmed booking on this charger right now."""

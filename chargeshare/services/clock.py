@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -43,19 +44,45 @@ class ManualClock:
 
 
 class ScaledClock:
-    """Simulated time running `factor` times faster than the monotonic clock, from a fixed start."""
+    """Simulated time running `factor` times faster than the monotonic clock, from a fixed start.
 
-    def __init__(self, start: datetime, factor: float) -> None:
+    A simulation that runs its own backend keeps the clock on a leash (`keep_up`): time runs only a
+    little past the last moment the simulation's event loop got to run, so a loaded machine slows the
+    simulation down instead of letting simulated time race past work that could not run.
+    """
+
+    def __init__(
+        self, start: datetime, factor: float, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         if start.tzinfo is None:
             raise ValueError("clock start must be timezone-aware")
         if factor <= 0:
             raise ValueError("clock factor must be positive")
         self.start = start.astimezone(UTC)
         self.factor = factor
-        self._t0 = time.monotonic()
+        self._monotonic = monotonic
+        # (monotonic origin, monotonic instant time stops at or None): one tuple, so a thread reading
+        # the clock never sees one updated without the other.
+        self._state: tuple[float, float | None] = (monotonic(), None)
+        self.held_s = 0.0  # real seconds simulated time stood still, waiting for the process
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.factor)
+        t0, stops_at = self._state
+        real = self._monotonic()
+        if stops_at is not None:
+            real = min(real, stops_at)
+        return self.start + timedelta(seconds=(real - t0) * self.factor)
 
     def real_seconds(self, simulated: float) -> float:
         return simulated / self.factor
+
+    def keep_up(self, slack_s: float) -> None:
+        """The caller got its turn to run: time may go on for `slack_s` real seconds more. Whatever
+        real time passed since time stopped (the caller got no turn) is taken back, so simulated time
+        resumes from where it stood rather than jumping."""
+        t0, stops_at = self._state
+        real = self._monotonic()
+        if stops_at is not None and real > stops_at:
+            t0 += real - stops_at
+            self.held_s += real - stops_at
+        self._state = (t0, real + slack_s)

@@ -233,6 +233,15 @@ class Sessions(Protocol):
         """Note when the car stopped drawing power (kept from the first report); None: charging again."""
         ...
 
+    def mark_freed(self, session_id: int, at: datetime | None) -> None:
+        """Note when the charger reported the session's connector free (kept from the first report);
+        None: it is in use again."""
+        ...
+
+    def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
+        """Sessions still charging whose connector was reported free before `cutoff`, by id."""
+        ...
+
     def stop(
         self,
         session_id: int,

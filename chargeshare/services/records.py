@@ -78,6 +78,7 @@ class SessionRecord:
     cost: int | None  # energy cost + idle fee
     idle_since: datetime | None = None
     idle_fee: int = 0
+    freed_at: datetime | None = None  # its connector was reported free before its stop arrived
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,11 @@ class MarketplaceRules:
     # A worker holds a payment step this long (clock seconds) before another may take it over: longer
     # than the gateway's own timeout, so a slow call is never worked twice at once.
     payment_lease_s: int = 120
+    # A connector reported free while its session is open: the session's stop is awaited this long
+    # (2.0.1 firmware reports Available before TransactionEvent Ended; a 1.6 charger back from
+    # offline reports its status before replaying its queued stop), then it is closed on its last
+    # reading (the stop was lost, say with a reboot's queue).
+    lost_stop_grace_s: int = 300
     # A booking's hold placement not finished by then is taken as abandoned (its request died):
     # recovery fails the booking and voids whatever the provider authorised.
     hold_placement_timeout_s: int = 120

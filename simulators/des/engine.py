@@ -182,14 +182,11 @@ def _populate(
 
 
 def _housekeeping(world: DesWorld) -> Process:
-    """The HTTP server's periodic sweep: reservations due, no-shows, the payments outbox, the watchdog."""
-    app = world.app
+    """The server's periodic sweep (`services.housekeeping`), on simulated time."""
     while True:
         yield world.env.timeout(HOUSEKEEPING_EVERY_S)
-        app.bookings.reservations_due()
-        app.bookings.expire_no_shows()
-        app.settlement.process_due()
-        app.charging.watchdog()
+        for step, why in world.app.housekeeping.sweep().failed.items():
+            world.stats.errors.append(f"housekeeping {step} failed: {why}")
 
 
 def _report_progress(world: DesWorld, progress: Progress, every_s: float) -> Process:
@@ -252,7 +249,7 @@ def _wind_down(world: DesWorld) -> Process:
         charger.settle_down()
     stats.charger_reconnects = sum(c.reconnects for c in world.chargers.values())
     stats.frames_left_queued = sum(len(c.queue) for c in world.chargers.values())
-    app.bookings.expire_no_shows(grace=timedelta(0))
+    app.housekeeping.wind_down()
     yield env.timeout(1)
     for charger in world.chargers.values():
         charger.stop()

@@ -390,6 +390,15 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         tx.sessions.mark_idle(session, None)
         idle = tx.sessions.get(session)
         assert idle is not None and idle.idle_since is None
+        assert tx.sessions.freed_before(T0 + 9 * HOUR) == []
+        tx.sessions.mark_freed(session, T0 + HOUR)
+        tx.sessions.mark_freed(session, T0 + 2 * HOUR)  # freed from the first report
+        assert [s.session_id for s in tx.sessions.freed_before(T0 + HOUR)] == []  # strictly before
+        freed = tx.sessions.freed_before(T0 + 2 * HOUR)
+        assert [(s.session_id, s.freed_at) for s in freed] == [(session, T0 + HOUR)]
+        tx.sessions.mark_freed(session, None)  # in use again
+        assert tx.sessions.freed_before(T0 + 9 * HOUR) == []
+        tx.sessions.mark_freed(session, T0 + HOUR)
         tx.sessions.stop(
             session, stopped_at=T0 + HOUR, meter_stop_wh=2_500, billed_wh=1_500, cost=45, idle_fee=5
         )
@@ -403,6 +412,7 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         )
         assert (stopped.cost, stopped.idle_fee, stopped.stopped_at) == (45, 5, T0 + HOUR)
         assert tx.sessions.advance_meter(session, 9_000, "CP1") is None  # finished: nothing moves
+        assert tx.sessions.freed_before(T0 + 9 * HOUR) == []  # a stopped session is not lost
         assert tx.sessions.open_on(c1) is None
         assert [s.session_id for s in tx.sessions.all()] == [session]
 

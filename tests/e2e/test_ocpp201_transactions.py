@@ -73,6 +73,30 @@ async def test_boot_authorize_started_updated_ended_is_billed_once(served: Serve
     assert_invariants(app)
 
 
+async def test_unplugging_reports_available_before_ended_and_ended_is_billed(served: Served) -> None:
+    """Real firmware sends StatusNotification Available and then TransactionEvent Ended on unplug: the
+    free connector alone does not close the session, so Ended's reading is the one billed."""
+    app = served.app
+    booking = book(app, "UNPLUG", "TAGUNP", price=40)
+    async with library_cp201(served.ws, "UNPLUG") as cp:
+        assert (await boot201(cp)).status == "Accepted"
+        await cp.call(tx_event("Started", 0, "TX-U", trigger="Authorized", wh=0, id_tag="TAGUNP", evse=1))
+        await cp.call(tx_event("Updated", 1, "TX-U", wh=300, charging_state="Charging"))
+        await cp.call(
+            call201.StatusNotification(
+                timestamp=now(), connector_status="Available", evse_id=1, connector_id=1
+            )
+        )
+        (session,) = sessions(app)
+        assert session.status is SessionStatus.CHARGING  # free, but its stop is on the way
+        await cp.call(tx_event("Ended", 2, "TX-U", trigger="EVCommunicationLost", wh=900))
+    (session,) = sessions(app)
+    assert session.status is SessionStatus.STOPPED and session.billed_wh == 900
+    assert captures(app, booking.booking_id) == [36]  # 0.900 kWh x 40p
+    assert app.charging.close_lost_stops(grace=timedelta(0)) == []  # nothing left to take as lost
+    assert_invariants(app)
+
+
 async def test_an_offline_queue_replayed_twice_with_old_timestamps_counts_once(served: Served) -> None:
     app = served.app
     booking = book(app, "OFF201", "TAGOFF", price=30)

@@ -13,10 +13,12 @@ import pytest
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import ConcurrentChange
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import SessionClosedWithoutStop
 from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
 from chargeshare.services.ports import HoldResult, Store, UnitOfWork
 from chargeshare.services.settlement import SettlementService
@@ -173,3 +175,36 @@ def test_a_stopped_session_without_its_capture_step_is_an_invariant_failure(
     assert "one_settlement_per_stopped_session" in failing(app)
     with app.store.reading() as tx:
         assert tx.bookings.get(booking).status is BookingStatus.COMPLETED
+
+
+def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app, price=40)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    clock.advance(60)
+    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    app.charging.meter("CP1", tx_id, 1_300)
+    lost: list[SessionClosedWithoutStop] = []
+    app.bus.subscribe(SessionClosedWithoutStop, lost.append)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # unplugged; the stop is on its way
+    grace = app.config.rules.lost_stop_grace_s
+    clock.advance(grace - 1)
+    assert app.charging.close_lost_stops() == []
+    app.charging.status("CP1", 1, ConnectorStatus.CHARGING)  # plugged in again: not free after all
+    clock.advance(grace + 1)
+    assert app.charging.close_lost_stops() == []
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(grace)
+    # The stop never came (a reboot lost its queue): closed on the last reading, told once.
+    assert app.charging.close_lost_stops() == [tx_id]
+    assert app.charging.close_lost_stops() == []
+    with app.store.reading() as tx:
+        session = tx.sessions.get(tx_id)
+    assert session is not None and session.status is SessionStatus.STOPPED and session.billed_wh == 300
+    assert [e.session_id for e in lost] == [tx_id]
+    # A stop that arrives after all is a repeat: acknowledged, billed nothing more.
+    assert app.charging.stop("CP1", tx_id, 5_000, clock.now()).value == "Accepted"
+    assert gateway(app).total_captured == 12
+    assert failing(app) == set()

@@ -34,6 +34,7 @@ from chargeshare.adapters.api.housekeeping import housekeeping
 from chargeshare.adapters.api.schemas import Problem
 from chargeshare.adapters.event_fanout import EventHub, channel_for
 from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.adapters.payments_worker import PaymentsWorker
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
 from chargeshare.domain.rate_limit import retry_after_header
@@ -92,11 +93,13 @@ class _Api(FastAPI):
 def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     registry = registry or ChargerRegistry(app)
     hub = EventHub(app.config.redis_url, channel_for(app.config.database_url))
+    payments = PaymentsWorker(app.settlement, app.clock)
     LivePush(app.store, app.config.rules, hub.publish, hub.heard).subscribe(app.bus)
 
     @asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
         ready = asyncio.Event()
+        payments.start()
         tasks = [asyncio.create_task(housekeeping(app)), asyncio.create_task(hub.relay(ready))]
         if app.config.redis_url is not None:
             # Serve only once subscribed, so no push published meanwhile is missed.
@@ -109,6 +112,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.to_thread(payments.stop)
             hub.close()
 
     api = _Api(title="ChargeShare", version=__version__, lifespan=lifespan)
@@ -116,6 +120,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.state.app = app
     api.state.registry = registry
     api.state.hub = hub
+    api.state.payments = payments
 
     @api.exception_handler(errors.DomainError)
     async def domain_error(_request: Request, exc: errors.DomainError) -> JSONResponse:

@@ -17,7 +17,8 @@ STAMPS_PER_FLUSH = 500
 
 
 async def housekeeping(app: App) -> None:
-    """Reservations coming due, no-shows expiring, the payments outbox, the heartbeat watchdog."""
+    """Last-seen stamps written behind, then the one sweep (`services.housekeeping`); the payments
+    outbox is the payments worker's (adapters/payments_worker.py), off the event loop."""
     while True:
         await asyncio.sleep(
             max(MIN_HOUSEKEEPING_REAL_S, app.clock.real_seconds(HOUSEKEEPING_EVERY_SIMULATED_S))
@@ -25,9 +26,6 @@ async def housekeeping(app: App) -> None:
         try:
             while app.charging.flush_last_seen(most=STAMPS_PER_FLUSH) == STAMPS_PER_FLUSH:
                 await asyncio.sleep(0)
-            app.bookings.reservations_due()
-            app.bookings.expire_no_shows()
-            app.settlement.process_due()
-            app.charging.watchdog()
         except Exception:
-            log.exception("housekeeping failed; trying again next round")
+            log.exception("writing last-seen stamps failed; they wait for the next round")
+        app.housekeeping.sweep(payments=False)

@@ -162,6 +162,7 @@ def session_record(r: Mapping[Any, Any]) -> SessionRecord:
         cost=r["cost"],
         idle_since=r["idle_since"],
         idle_fee=r["idle_fee"],
+        freed_at=r["freed_at"],
     )
 
 

@@ -167,6 +167,9 @@ sessions = Table(
     Column("cost", Integer),  # energy cost + idle fee, pence
     Column("idle_since", UTCDateTime()),  # the car stopped drawing power (SuspendedEV/Finishing)
     Column("idle_fee", Integer, nullable=False, default=0),
+    # The charger reported the connector free with the session still open: its stop is awaited
+    # until the lost-stop grace has passed, then the session is closed on its last reading.
+    Column("freed_at", UTCDateTime()),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
 )

@@ -60,6 +60,14 @@ CHARGER_OF = DirectStatement(
 _MARK_IDLE = update(t.sessions).where(_s.id == bindparam("session_pk")).values(idle_since=bindparam("since"))
 MARK_IDLE = DirectStatement(_MARK_IDLE)
 MARK_IDLE_ONCE = DirectStatement(_MARK_IDLE.where(_s.idle_since.is_(None)))
+_MARK_FREED = update(t.sessions).where(_s.id == bindparam("session_pk")).values(freed_at=bindparam("since"))
+MARK_FREED = DirectStatement(_MARK_FREED)
+MARK_FREED_ONCE = DirectStatement(_MARK_FREED.where(_s.freed_at.is_(None)))
+FREED_BEFORE = DirectStatement(
+    select(t.sessions)
+    .where(_s.status == SessionStatus.CHARGING.value, _s.freed_at < bindparam("cutoff"))
+    .order_by(_s.id)
+)
 STOP = DirectStatement(
     update(t.sessions)
     .where(_s.id == bindparam("session_pk"))
@@ -106,6 +114,9 @@ STATEMENTS = {
     "sessions.mark_idle": MARK_IDLE,
     "sessions.mark_idle_once": MARK_IDLE_ONCE,
     "sessions.stop": STOP,
+    "sessions.mark_freed": MARK_FREED,
+    "sessions.mark_freed_once": MARK_FREED_ONCE,
+    "sessions.freed_before": FREED_BEFORE,
     "sessions.for_booking": FOR_BOOKING,
     "sessions.by_start_key": BY_START_KEY,
     "sessions.insert": INSERT,
@@ -217,6 +228,13 @@ class SqlSessions:
         # Idle from the first report, not the latest; None (charging again) always clears it.
         q = MARK_IDLE if since is None else MARK_IDLE_ONCE
         q.write(self.conn, {"session_pk": session_id, "since": since})
+
+    def mark_freed(self, session_id: int, at: datetime | None) -> None:
+        q = MARK_FREED if at is None else MARK_FREED_ONCE
+        q.write(self.conn, {"session_pk": session_id, "since": at})
+
+    def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
+        return [session_record(r) for r in FREED_BEFORE.mappings(self.conn, {"cutoff": cutoff})]
 
     def stop(
         self,

@@ -1,0 +1,71 @@
+"""The periodic work time alone triggers: one sweep, run by the server, the DES and replay alike.
+
+Each step stands alone: one that fails is logged and the rest still run. What a step changes is
+claimed per row (compare-and-set status changes, claimed payment steps), so a sweep may run in
+several processes at once without doing anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from chargeshare.services.booking import BookingService
+from chargeshare.services.charging import ChargingService
+from chargeshare.services.settlement import SettlementService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepRun:
+    """What one sweep did, step by step; `failed` names the steps that raised."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Housekeeping:
+    def __init__(
+        self, bookings: BookingService, charging: ChargingService, settlement: SettlementService
+    ) -> None:
+        self.bookings, self.charging, self.settlement = bookings, charging, settlement
+
+    def sweep(self, *, payments: bool = True) -> SweepRun:
+        """Reservations coming due, no-shows expiring, lost stops closed, payment steps due (unless a
+        background worker has them: `payments=False`), the heartbeat watchdog."""
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("reservations_due", self.bookings.reservations_due),
+            ("no_shows_expired", self.bookings.expire_no_shows),
+            ("lost_stops_closed", self.charging.close_lost_stops),
+        ]
+        if payments:
+            steps.append(("payment_steps_done", lambda: self.settlement.process_due().done))
+        steps.append(("chargers_gone_offline", self.charging.watchdog))
+        return self._run(steps)
+
+    def wind_down(self) -> SweepRun:
+        """The end of a simulation: no one is coming any more, so every unused booking expires and
+        every stop still awaited is taken as lost, now."""
+        return self._run(
+            [
+                ("no_shows_expired", lambda: self.bookings.expire_no_shows(grace=timedelta(0))),
+                ("lost_stops_closed", lambda: self.charging.close_lost_stops(grace=timedelta(0))),
+            ]
+        )
+
+    @staticmethod
+    def _run(steps: list[tuple[str, Callable[[], Any]]]) -> SweepRun:
+        run = SweepRun()
+        for name, step in steps:
+            try:
+                done = step()
+            except Exception as exc:
+                log.exception("housekeeping step %s failed; the others still run", name)
+                run.failed[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            run.counts[name] = done if isinstance(done, int) else len(done)
+        return run
