@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from dataclasses import dataclass
@@ -94,14 +95,31 @@ class ChargingService:
         return BootResult(True, self.rules.heartbeat_interval_s)
 
     def heartbeat(self, cp_id: str) -> datetime:
-        """Raises NotFound for a charger that is not registered (see `_seen`)."""
+        """Raises NotFound for a charger that is not registered (see `_seen`). From a charger marked
+        offline it is the sign it is back, as any frame is."""
         now = self.clock.now()
         if cp_id in self._stamps:  # known here: no unit of work at all
             self._seen(None, cp_id, now)
-        else:
-            with self.store.transaction() as tx:
-                self._seen(tx, cp_id, now)
+            return now
+        with self.store.transaction() as tx:
+            back = self._seen(tx, cp_id, now)
+        self._announce_back(back, cp_id, now)
         return now
+
+    def forget_stamp(self, cp_id: str) -> None:
+        """Stop trusting this process's memory of the charger's last stamp: its next frame is written
+        at once, and brings it back online if another process marked it offline meanwhile."""
+        self._stamps.pop(cp_id, None)
+
+    def _alive(self, cp_id: str) -> None:
+        """Any frame is a sign of life, as a heartbeat is (no unit of work for a charger stamped here
+        already). An unregistered charger's frame changes nothing, here as elsewhere."""
+        with contextlib.suppress(NotFound):
+            self.heartbeat(cp_id)
+
+    def _announce_back(self, back: bool, cp_id: str, now: datetime) -> None:
+        if back:
+            self.bus.publish(ChargerOnline(now, cp_id))
 
     # ---- last seen -----------------------------------------------------------------------------
     # Every frame is a sign of life, but writing last_seen_at on each one was a row update per
@@ -122,18 +140,26 @@ class ChargingService:
         last = self._stamps.get(cp_id)
         return last is not None and timedelta(0) <= now - last < self.stamp_every
 
-    def _seen(self, tx: UnitOfWork | None, cp_id: str, now: datetime) -> None:
+    def _seen(self, tx: UnitOfWork | None, cp_id: str, now: datetime) -> bool:
         """Stamp last seen unless stamped lately. A charger this process has not stamped yet is
         written at once, in `tx`, which raises NotFound if it is not registered (so it is never
-        remembered as stamped, and looked up every time); `tx` may be None only for one it has."""
+        remembered as stamped, and looked up every time); `tx` may be None only for one it has.
+        True when that first stamp found the charger marked offline and brought it back online (the
+        caller announces it once `tx` has committed)."""
         if self._stamped_lately(cp_id, now):
-            return
+            return False
         if cp_id in self._stamps:
             self._stamps[cp_id] = self._unwritten[cp_id] = now
-            return
+            return False
         assert tx is not None, "a charger's first stamp is written in a unit of work"
+        status, _ = tx.chargers.status_and_connector(cp_id, 0)
+        if status is ChargerStatus.OFFLINE:
+            tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now)
+            self._stamped(cp_id, now)
+            return True
         tx.chargers.touch(cp_id, now)
         self._stamps[cp_id] = now
+        return False
 
     def _stamped(self, cp_id: str, now: datetime) -> None:
         """The store was just given `now` as the charger's last seen (a status change writes it)."""
@@ -248,6 +274,7 @@ class ChargingService:
 
     def authorize(self, cp_id: str, id_tag: str) -> AuthStatus:
         """A tag is accepted when its driver holds a confirmed booking on this charger right now."""
+        self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             driver = tx.accounts.driver_by_tag(id_tag)
@@ -275,6 +302,7 @@ class ChargingService:
         own transaction id (OCPP 2.0.1): stored with the session in the same unit of work, and the key
         that makes a repeated start return the first answer. A 2.0.1 start may come without a meter
         reading (`meter_start_known=False`): the first reading that follows becomes the start."""
+        self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
@@ -357,11 +385,12 @@ class ChargingService:
         now = self.clock.now()
         try:
             with self.store.transaction() as tx:
-                self._seen(tx, cp_id, now)
+                back = self._seen(tx, cp_id, now)
                 advance = tx.sessions.advance_meter(transaction_id, register_wh, cp_id)
         except NotFound:
             self.foreign_transaction(cp_id, transaction_id, "MeterValues")
             raise
+        self._announce_back(back, cp_id, now)
         if advance is None:
             # A late or replayed reading for a finished session changes nothing; so does a spoof.
             self.foreign_transaction(cp_id, transaction_id, "MeterValues")
@@ -393,6 +422,7 @@ class ChargingService:
     def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
         so does a stop naming another charger's transaction (Invalid, and a security event)."""
+        self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             session = tx.sessions.get(transaction_id)

@@ -144,10 +144,10 @@ def test_the_watchdog_still_finds_a_silent_charger_and_a_return_is_stamped_at_on
     assert any_app.charging.watchdog() == ["CP1"]
 
     clock.advance(5)
-    any_app.charging.heartbeat("CP1")  # a heartbeat alone does not bring it back...
-    assert last_seen(any_app) == clock.now()  # ...but it is stamped, not skipped as "lately"
+    any_app.charging.heartbeat("CP1")  # a heartbeat alone brings it back...
+    assert last_seen(any_app) == clock.now()  # ...and it is stamped, not skipped as "lately"
     with any_app.store.reading() as t_:
-        assert t_.chargers.get("CP1").status is ChargerStatus.OFFLINE
+        assert t_.chargers.get("CP1").status is ChargerStatus.ONLINE
 
 
 def test_an_unregistered_charger_is_never_taken_for_stamped(any_app: App) -> None:

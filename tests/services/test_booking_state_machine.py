@@ -27,7 +27,13 @@ from hypothesis.stateful import (
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import (
+    ChargerSpec,
+    ChargerStatus,
+    ConnectorSpec,
+    ConnectorStatus,
+    ConnectorType,
+)
 from chargeshare.domain.errors import (
     BookingConflict,
     ChargerUnavailable,
@@ -182,12 +188,18 @@ class BookingMachine(RuleBasedStateMachine):
     def now(self) -> datetime:
         return self.clock.now()
 
-    def _snapshot(self) -> tuple[object, ...]:
+    def _snapshot(self, heard_from: int | None = None) -> tuple[object, ...]:
+        """Everything a frame could change. `heard_from`: the charger about to send one, read as
+        online, since any frame from a charger marked offline brings it back."""
+        back = None if heard_from is None else self.chargers[heard_from].cp_id
         with self.app.store.transaction() as tx:
             bookings = tuple(tx.bookings.all())
             sessions = tuple(tx.sessions.all())
             entries = tuple(e.entry_id for e in tx.ledger.entries())
-            chargers = tuple((c.status, tuple(c.connectors)) for c in tx.chargers.all())
+            chargers = tuple(
+                (ChargerStatus.ONLINE if c.charge_point_id == back else c.status, tuple(c.connectors))
+                for c in tx.chargers.all()
+            )
         holds = tuple((h.reference, h.state, h.captured) for h in self.gateway.holds.values())
         return bookings, sessions, entries, chargers, holds
 
@@ -510,8 +522,9 @@ class BookingMachine(RuleBasedStateMachine):
     def authorize(self, driver: int, charger: int, unknown_tag: bool) -> None:
         c = self.chargers[charger]
         tag = UNKNOWN_TAG if unknown_tag else self.drivers[driver][1]
-        before = self._snapshot()
+        before = self._snapshot(heard_from=charger)
         verdict = self.app.charging.authorize(c.cp_id, tag)
+        c.online = True
         assert self._snapshot() == before
         if unknown_tag:
             assert verdict is AuthStatus.INVALID
@@ -530,8 +543,9 @@ class BookingMachine(RuleBasedStateMachine):
         tag = UNKNOWN_TAG if unknown_tag else self.drivers[driver][1]
         meter_start = self.model.registers.get((charger, connector_no), 0)
         now = self.now
-        before = self._snapshot()
+        before = self._snapshot(heard_from=charger)
         result = self.app.charging.start(c.cp_id, connector_no, tag, meter_start, now)
+        c.online = True
         if unknown_tag or connector_no not in c.connectors:
             assert (result.transaction_id, result.status) == (REFUSED_TRANSACTION_ID, AuthStatus.INVALID)
             assert self._snapshot() == before
@@ -624,6 +638,7 @@ class BookingMachine(RuleBasedStateMachine):
         reading = self._deliver(s, add_wh)
         cp_id = self.chargers[s.charger].cp_id
         self.app.charging.meter(cp_id, s.session_id, reading)
+        self.chargers[s.charger].online = True
         s.meter_last = max(s.meter_last, reading)
         if replay_old:  # an old reading arriving late never moves the register back
             self.app.charging.meter(cp_id, s.session_id, s.meter_start)
@@ -646,6 +661,7 @@ class BookingMachine(RuleBasedStateMachine):
         if reading == "below" and s.meter_start > 0:
             meter_stop = s.meter_start - 1  # a broken meter: billed as nothing, never as negative
         assert self.app.charging.stop(cp_id, s.session_id, meter_stop, self.now) is AuthStatus.ACCEPTED
+        self.chargers[s.charger].online = True
         cost = self._record_stop(s, meter_stop)
         event("stop", "billed" if cost else "nothing to bill")
         # The charger did not hear our answer and sends the same stop again: nothing changes.
@@ -670,28 +686,31 @@ class BookingMachine(RuleBasedStateMachine):
     def duplicate_stop_later(self, index: int, extra_wh: int) -> None:
         s = _pick(self._stopped(), index)
         assert s.meter_stop is not None
-        before = self._snapshot()
+        before = self._snapshot(heard_from=s.charger)
         verdict = self.app.charging.stop(
             self.chargers[s.charger].cp_id, s.session_id, s.meter_stop + extra_wh, self.now
         )
+        self.chargers[s.charger].online = True
         assert verdict is AuthStatus.ACCEPTED
         assert self._snapshot() == before
 
     @rule()
     def stop_unknown_transaction(self) -> None:
-        before = self._snapshot()
+        before = self._snapshot(heard_from=0)
         unknown = max(self.model.sessions, default=0) + 1_000
         assert self.app.charging.stop(self.chargers[0].cp_id, unknown, 0, self.now) is AuthStatus.INVALID
+        self.chargers[0].online = True
         assert self._snapshot() == before
 
     @precondition(lambda self: self.model.sessions)
     @rule(index=st.integers(0, 1_000))
     def replayed_start(self, index: int) -> None:
         s = _pick(sorted(self.model.sessions.values(), key=lambda x: x.session_id), index)
-        before = self._snapshot()
+        before = self._snapshot(heard_from=s.charger)
         result = self.app.charging.start(
             self.chargers[s.charger].cp_id, s.connector_no, s.id_tag, s.meter_start, s.started_at
         )
+        self.chargers[s.charger].online = True
         assert (result.transaction_id, result.status) == (s.session_id, AuthStatus.ACCEPTED)
         assert self._snapshot() == before
 

@@ -1,5 +1,5 @@
-"""The heartbeat watchdog: silent chargers go OFFLINE, leave the map, their hosts are told; the next
-StatusNotification brings them back."""
+"""The heartbeat watchdog: silent chargers go OFFLINE, leave the map, their hosts are told; their next
+frame, a Heartbeat included, brings them back."""
 
 from __future__ import annotations
 
@@ -32,9 +32,20 @@ def test_silent_charger_goes_offline_and_comes_back(app: App, clock: ManualClock
         (note,) = tx.notifications.all()
     assert note["kind"] == "charger_offline" and "QUIET" in str(note["body"])
     assert [c.charge_point_id for c in app.marketplace.search(online)] == ["CHATTY"]
-    app.charging.heartbeat("QUIET")  # a heartbeat alone does not bring it back
-    with app.store.transaction() as tx:
-        assert tx.chargers.get("QUIET").status is ChargerStatus.OFFLINE
-    app.charging.status("QUIET", 1, ConnectorStatus.AVAILABLE)
+    app.charging.heartbeat("QUIET")  # a heartbeat alone brings it back
     assert sorted(c.charge_point_id for c in app.marketplace.search(online)) == ["CHATTY", "QUIET"]
+    app.charging.status("QUIET", 1, ConnectorStatus.AVAILABLE)
     assert [type(e).__name__ for e in seen] == ["ChargerOffline", "ChargerOnline"]
+
+
+def test_any_frame_from_a_charger_marked_offline_brings_it_back(app: App, clock: ManualClock) -> None:
+    """Marked offline while this process still remembers stamping it (another process's watchdog, or
+    a stale link's close elsewhere): once told to forget its stamp, the next frame is written at once."""
+    add_charger(app, "CP1")
+    app.charging.heartbeat("CP1")
+    with app.store.transaction() as tx:
+        tx.chargers.set_status("CP1", ChargerStatus.OFFLINE, clock.now())  # as another process would
+    app.charging.forget_stamp("CP1")
+    app.charging.authorize("CP1", "no such tag")
+    with app.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
