@@ -15,7 +15,7 @@ from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus, ReservationDue
 from chargeshare.services.ports import LockManager, Store
-from chargeshare.services.records import BookingRecord
+from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 
@@ -136,20 +136,31 @@ class BookingService:
                 return
             charger = tx.chargers.by_id(booking.charger_id)
             driver = tx.accounts.driver(booking.driver_id)
+        self.bus.publish(self._reservation_due(booking, charger, driver.id_tag))
+
+    def _reservation_due(self, booking: BookingRecord, charger: ChargerView, id_tag: str) -> ReservationDue:
         connector_no = next(
             c.connector_no for c in charger.connectors if c.connector_id == booking.connector_id
         )
         grace = timedelta(minutes=self.rules.cancellation.no_show_grace_minutes)
-        self.bus.publish(
-            ReservationDue(
-                self.clock.now(),
-                booking.booking_id,
-                charger.charge_point_id,
-                connector_no,
-                driver.id_tag,
-                booking.starts_at + grace,
-            )
+        return ReservationDue(
+            self.clock.now(),
+            booking.booking_id,
+            charger.charge_point_id,
+            connector_no,
+            id_tag,
+            booking.starts_at + grace,
         )
+
+    def reservations_unanswered(self, cp_id: str) -> list[ReservationDue]:
+        """Reservations asked of this charger that it never answered (it was not connected, or the
+        answer was lost): its confirmed bookings still "sent", to be asked again when it connects.
+        Raises NotFound for an unregistered charger."""
+        with self.store.reading() as tx:
+            charger = tx.chargers.get(cp_id)
+            sent = tx.bookings.reservations_on(charger.charger_id, RESERVATION_SENT)
+            tags = {b.driver_id: tx.accounts.driver(b.driver_id).id_tag for b in sent}
+        return [self._reservation_due(b, charger, tags[b.driver_id]) for b in sent]
 
     def reservations_due(self) -> list[int]:
         """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector

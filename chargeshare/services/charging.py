@@ -400,6 +400,22 @@ class ChargingService:
         if register_wh - advance.meter_start_wh >= advance.max_energy_wh:
             self.bus.publish(EnergyLimitReached(now, cp_id, transaction_id))
 
+    def stops_due(self, cp_id: str) -> list[EnergyLimitReached]:
+        """Sessions on this charger that used the energy their booking holds and are still open:
+        the stop was due and may never have reached the charger, so it is asked again when it
+        connects. Raises NotFound for an unregistered charger."""
+        now = self.clock.now()
+        due = []
+        with self.store.reading() as tx:
+            for connector in tx.chargers.get(cp_id).connectors:
+                session = tx.sessions.open_on(connector.connector_id)
+                if session is None:
+                    continue
+                limit = tx.bookings.get(session.booking_id).max_energy_wh
+                if session.meter_last_wh - session.meter_start_wh >= limit:
+                    due.append(EnergyLimitReached(now, cp_id, session.session_id))
+        return due
+
     def foreign_transaction(self, cp_id: str, session_id: int, action: str) -> bool:
         """If `session_id` runs on another charger than `cp_id`, keep a security event for the
         operator and say so. Whoever sent it, registered or not, changes nothing of that session."""

@@ -338,8 +338,13 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
         assert [
             b.booking_id for b in tx.bookings.starting_by(BookingStatus.CONFIRMED, by, reservation="sent")
         ] == [soon]
+        charger_id = tx.bookings.get(soon).charger_id
+        # What a charger is asked again when it connects: its confirmed bookings still "sent".
+        assert [b.booking_id for b in tx.bookings.reservations_on(charger_id, "sent")] == [soon]
+        assert tx.bookings.reservations_on(charger_id + 1, "sent") == []
         assert tx.bookings.set_reservation(soon, "accepted")
         assert tx.bookings.get(soon).reservation == "accepted"
+        assert tx.bookings.reservations_on(charger_id, "sent") == []
         assert not tx.bookings.set_reservation(999_999, "sent")
         # The start a charger asks about: the driver's earliest confirmed booking not yet over.
         found = tx.bookings.for_start(c1, driver, T0 + timedelta(minutes=30))
@@ -347,6 +352,9 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
         found = tx.bookings.for_start(c1, driver, T0 + HOUR)
         assert found is not None and found.booking_id == later
         assert tx.bookings.for_start(c1, 999_999, T0) is None
+        assert tx.bookings.set_reservation(later, "sent")
+        tx.bookings.update(later, BookingStatus.CANCELLED)
+        assert tx.bookings.reservations_on(charger_id, "sent") == []  # confirmed ones only
 
 
 # ---- sessions --------------------------------------------------------------------------------------------

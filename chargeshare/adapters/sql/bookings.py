@@ -55,6 +55,15 @@ _STARTING_BY = BOOKING_COLUMNS.where(
 ).order_by(_b.id)
 STARTING_BY = DirectStatement(_STARTING_BY)
 UNRESERVED_STARTING_BY = DirectStatement(_STARTING_BY.where(_b.reservation == bindparam("reservation_state")))
+# A charger's confirmed bookings in one reservation state: looked up when it connects, through its
+# connectors (indexed by charger) and their bookings (indexed by connector).
+RESERVATIONS_ON = DirectStatement(
+    BOOKING_COLUMNS.where(
+        _k.charger_id == bindparam("charger_pk"),
+        _b.status == BookingStatus.CONFIRMED.value,
+        _b.reservation == bindparam("reservation_state"),
+    ).order_by(_b.id)
+)
 _INSERT = insert_of(
     t.bookings,
     "driver_id",
@@ -100,6 +109,7 @@ STATEMENTS = {
     "bookings.fence_of": FENCE_OF,
     "bookings.starting_by": STARTING_BY,
     "bookings.unreserved_starting_by": UNRESERVED_STARTING_BY,
+    "bookings.reservations_on": RESERVATIONS_ON,
     "bookings.insert": INSERT,
     "bookings.raise_fence": RAISE_FENCE,
     "bookings.set_reservation": SET_RESERVATION,
@@ -234,6 +244,10 @@ class SqlBookings:
             return bool(SET_RESERVATION.write(self.conn, {"booking_pk": booking_id, "state": state}))
         params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
         return bool(SET_RESERVATION_IF.write(self.conn, params))
+
+    def reservations_on(self, charger_id: int, state: str) -> Sequence[BookingRecord]:
+        params = {"charger_pk": charger_id, "reservation_state": state}
+        return [booking_record(r) for r in RESERVATIONS_ON.mappings(self.conn, params)]
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
