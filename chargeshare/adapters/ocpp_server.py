@@ -2,7 +2,9 @@
 
 Commands to chargers go through the registry, which knows each live link (and its OCPP version) and
 awaits the answer: typed commands (`send`, or the named methods such as `remote_start`, `reset`,
-`get_settings`) return a typed result; `call` sends a raw action and returns the raw outcome.
+`get_settings`) return a typed result; `call` sends a raw action and returns the raw outcome. With a
+`CommandRouter` (several server processes sharing Redis), a command for a charger whose link another
+process holds is carried there and answered from there (adapters/command_routing.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from typing import Any, Literal, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from chargeshare.adapters.charger_ownership import Owner
+from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
-from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
+from chargeshare.services.events import (
+    BookingEnded,
+    ChargerOffline,
+    EnergyLimitReached,
+    ReservationDue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +73,47 @@ class ChargerLink:
     websocket: WebSocket
     connection: Connection
     waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
+    owner: Owner | None = None  # this link's ownership record, when processes share Redis
+
+
+ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
+ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
 
 
 class ChargerRegistry:
-    def __init__(self, app: App, *, call_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, app: App, *, call_timeout_s: float = 30.0, router: CommandRouter | None = None
+    ) -> None:
         self.app = app
         self.call_timeout_s = call_timeout_s
+        self.router = router
         self.links: dict[str, ChargerLink] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._router_task: asyncio.Task[None] | None = None
         self._stops_sent: set[tuple[str, int]] = set()
         self._taps: list[FrameTap] = []
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
+        app.bus.subscribe(ChargerOffline, self._on_charger_offline)
+
+    async def start(self) -> None:
+        """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
+        any charger connects; with a router, listen for commands from other processes (returns once
+        subscribed)."""
+        self._loop = asyncio.get_running_loop()
+        if self.router is not None and self._router_task is None:
+            ready = asyncio.Event()
+            self._router_task = asyncio.create_task(self.router.run(self, ready))
+            await asyncio.wait_for(ready.wait(), timeout=ROUTER_READY_S)
+
+    async def stop(self) -> None:
+        if self._router_task is not None:
+            self._router_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._router_task
+            self._router_task = None
 
     def add_tap(self, tap: FrameTap) -> Callable[[], None]:
         """Watch every frame; returns the function that stops watching."""
@@ -123,6 +159,11 @@ class ChargerRegistry:
             cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-")
         )
         self.links[cp_id] = link
+        if self.router is not None:
+            link.owner = await self.router.claimed(cp_id, version)
+            # Another process may have marked it offline while this one remembers it online.
+            self.app.charging.forget_stamp(cp_id)
+        self._spawn(self._send_due(cp_id))
         try:
             while True:
                 text = await _receive_text(ws)
@@ -151,22 +192,64 @@ class ChargerRegistry:
                 for fut in link.waiting.values():
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
-                # Like a frame's effect: committed without its own fsync, then one shared flush. A
-                # fleet dropping at once (a restart) would otherwise stall the loop on a disk flush
-                # per charger.
-                with contextlib.suppress(NotFound), self.app.durability.deferred():
-                    self.app.charging.disconnected(cp_id)
-                await self.app.durability.flushed()
+                await self._closed(cp_id, link)
+
+    async def _closed(self, cp_id: str, link: ChargerLink) -> None:
+        """The charger goes offline with its newest link: a stale link closing after it connected
+        through another process changes nothing (the ownership epoch says which is newer)."""
+        newest = self.router is None or link.owner is None or await self.router.released(cp_id, link.owner)
+        if not newest:
+            return
+        # Like a frame's effect: committed without its own fsync, then one shared flush. A fleet
+        # dropping at once (a restart) would otherwise stall the loop on a disk flush per charger.
+        with contextlib.suppress(NotFound), self.app.durability.deferred():
+            self.app.charging.disconnected(cp_id)
+        await self.app.durability.flushed()
+        if self.router is not None:
+            await self.router.marked_offline(cp_id, self)
 
     async def call(
         self, cp_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None = None
     ) -> Outcome:
         """Send a raw action to a connected charger and wait (bounded) for its answer. The typed
         commands below are the usual way; this stays for anything they do not cover."""
+        wait_s = self.call_timeout_s if timeout_s is None else timeout_s
+        for _ in range(ROUTE_ATTEMPTS):
+            route = await self._route(cp_id)
+            if route is None:
+                break
+            outcome = await self._deliver(cp_id, route[1], action, payload, wait_s)
+            if outcome.error != MOVED:
+                return outcome
+        return Outcome("", action, error=NOT_CONNECTED)
+
+    async def _route(self, cp_id: str) -> tuple[str, Owner | None] | None:
+        """How to reach the charger: (its OCPP version, None) over our own link, (version, owner)
+        through the process holding it, or None when no process does."""
+        link = self.links.get(cp_id)
+        if link is not None:
+            return link.version, None
+        if self.router is None:
+            return None
+        owner = await self.router.owner_of(cp_id)
+        if owner is None or owner.node == self.router.node:  # ours, but the link has just closed
+            return None
+        return owner.version, owner
+
+    async def _deliver(
+        self, cp_id: str, owner: Owner | None, action: str, payload: dict[str, Any], wait_s: float
+    ) -> Outcome:
+        if owner is not None and self.router is not None:
+            return await self.router.call(owner, cp_id, action, payload, wait_s)
         link = self.links.get(cp_id)
         if link is None:
-            return Outcome("", action, error="NotConnected")
-        wait_s = self.call_timeout_s if timeout_s is None else timeout_s
+            return Outcome("", action, error=NOT_CONNECTED)
+        return await self._call_link(link, action, payload, wait_s)
+
+    async def _call_link(
+        self, link: ChargerLink, action: str, payload: dict[str, Any], wait_s: float
+    ) -> Outcome:
+        cp_id = link.cp_id
         loop = asyncio.get_running_loop()
         uid, text = link.connection.call(action, payload, loop.time())
         fut: asyncio.Future[Outcome] = loop.create_future()
@@ -195,20 +278,32 @@ class ChargerRegistry:
     ) -> cmd.CommandResult[T]:
         """Send one typed command in the charger's own version and read its answer. Never raises
         for the charger's behaviour: every ending is a typed result (see chargeshare.ocpp.commands)."""
-        version = self.version_of(cp_id)
-        if version is None:
-            return cmd.NotConnected()
-        try:
-            payload = command.payload(version, self.app.charging.charger_tx_id)
-        except cmd.CannotSay as exc:
-            return cmd.NotApplicable(str(exc))
-        outcome = await self.call(cp_id, command.action(version), payload, timeout_s=timeout_s)
+        wait_s = self.call_timeout_s if timeout_s is None else timeout_s
+        for _ in range(ROUTE_ATTEMPTS):
+            route = await self._route(cp_id)
+            if route is None:
+                return cmd.NotConnected()
+            version, owner = route
+            try:
+                payload = command.payload(version, self.app.charging.charger_tx_id)
+            except cmd.CannotSay as exc:
+                return cmd.NotApplicable(str(exc))
+            outcome = await self._deliver(cp_id, owner, command.action(version), payload, wait_s)
+            if outcome.error != MOVED:
+                return self._result(cp_id, command, version, outcome, wait_s)
+        return cmd.NotConnected("it connected elsewhere while the command was on its way")
+
+    def _result(
+        self, cp_id: str, command: cmd.Command[T], version: str, outcome: Outcome, wait_s: float
+    ) -> cmd.CommandResult[T]:
         if outcome.error == "Timeout":
-            return cmd.Timeout(self.call_timeout_s if timeout_s is None else timeout_s)
-        if outcome.error == "NotConnected":
+            return cmd.Timeout(wait_s)
+        if outcome.error == NOT_CONNECTED:
             return cmd.NotConnected()
         if outcome.error == "Disconnected":
             return cmd.NotConnected("disconnected before answering")
+        if outcome.error == UNREACHABLE:
+            return cmd.NotConnected("the process holding its link could not be reached")
         if outcome.error is not None or outcome.payload is None:
             return cmd.CallError(outcome.error or "GenericError")
         try:
@@ -313,43 +408,120 @@ class ChargerRegistry:
         return await self.send(cp_id, cmd.ChangeSetting(key, value), timeout_s=timeout_s)
 
     # ---- what the backend itself sends, on domain events -----------------------------------------
+    # Bus handlers run on whichever thread published the event (a request's worker thread, or the
+    # loop), so each hands its command to the loop. A command for a charger no process holds is not
+    # sent; what the database still shows undone is sent when the charger connects (`_send_due`).
+    def _reachable(self, cp_id: str) -> bool:
+        return self._loop is not None and (cp_id in self.links or self.router is not None)
+
     def _on_energy_limit(self, event: EnergyLimitReached) -> None:
         key = (event.charge_point_id, event.transaction_id)
-        if event.charge_point_id not in self.links or self._loop is None or key in self._stops_sent:
+        if not self._reachable(event.charge_point_id) or key in self._stops_sent:
             return
         self._stops_sent.add(key)
-        coro = self._logged(event.charge_point_id, cmd.StopCharging(event.transaction_id))
-        self._loop.call_soon_threadsafe(self._spawn, coro)
+        self._soon(self._stop(key))
+
+    async def _stop(self, key: tuple[str, int]) -> None:
+        cp_id, transaction_id = key
+        if not await self._logged(cp_id, cmd.StopCharging(transaction_id)):
+            self._stops_sent.discard(key)  # the next reading over the limit, or a reconnect, asks again
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
-        if event.charge_point_id not in self.links or self._loop is None:
+        if not self._reachable(event.charge_point_id):
             return  # offline: the booking stands, and the backend alone refuses other drivers
         command = cmd.Reserve(event.booking_id, event.connector_no, event.id_tag, event.expires_at)
-        self._loop.call_soon_threadsafe(self._spawn, self._reserve(event.charge_point_id, command))
+        self._soon(self._reserve(event.charge_point_id, command))
 
     async def _reserve(self, cp_id: str, command: cmd.Reserve) -> None:
         result = await self.send(cp_id, command)
         if isinstance(result, cmd.Done | cmd.Rejected):
             self.app.bookings.reservation_answered(command.reservation_id, result.status.value)
-        else:
+        else:  # still "sent": asked again when the charger next connects
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
             )
 
     def _on_booking_ended(self, event: BookingEnded) -> None:
-        if event.charge_point_id not in self.links or self._loop is None:
+        if not self._reachable(event.charge_point_id):
             return
         if event.reservation not in ("sent", "accepted"):
             return
-        coro = self._logged(event.charge_point_id, cmd.CancelReservation(event.booking_id))
-        self._loop.call_soon_threadsafe(self._spawn, coro)
+        self._soon(self._logged(event.charge_point_id, cmd.CancelReservation(event.booking_id)))
 
-    async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> None:
+    def _on_charger_offline(self, event: ChargerOffline) -> None:
+        """Marked offline here while another process holds its link (its watchdog judged it silent,
+        say): that process must write the charger's next frame at once, which brings it back."""
+        if self.router is not None and self._loop is not None and event.charge_point_id not in self.links:
+            self._soon(self._tell_owner_to_forget(event.charge_point_id))
+
+    async def _tell_owner_to_forget(self, cp_id: str) -> None:
+        assert self.router is not None
+        owner = await self.router.owner_of(cp_id)
+        if owner is not None and owner.node != self.router.node:
+            await self.router.notify(owner.node, "forget", cp_id, owner.epoch)
+
+    async def _send_due(self, cp_id: str) -> None:
+        """On connecting: what was decided for this charger and never acknowledged (reservations still
+        "sent", stops still due), asked again. The database, not any process's memory, says what."""
+        try:
+            reservations, stops = await asyncio.to_thread(self._due, cp_id)
+        except NotFound:
+            return  # an unregistered charger: nothing is ever decided for it
+        for reservation in reservations:
+            self._on_reservation_due(reservation)
+        for stop in stops:
+            self._on_energy_limit(stop)
+
+    def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[EnergyLimitReached]]:
+        return self.app.bookings.reservations_unanswered(cp_id), self.app.charging.stops_due(cp_id)
+
+    async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> bool:
         result = await self.send(cp_id, command)
         if not isinstance(result, cmd.Done):
             log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
+        return isinstance(result, cmd.Done)
+
+    def _soon(self, coro: Any) -> None:
+        """Run `coro` on the registry's loop, from any thread."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._spawn, coro)
+        except RuntimeError:  # the loop has closed: the server is stopping
+            coro.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # ---- what other processes ask of the links held here (adapters/command_routing.py) ------------
+    def held(self) -> dict[str, Owner]:
+        return {cp_id: link.owner for cp_id, link in self.links.items() if link.owner is not None}
+
+    async def answer_call(
+        self, cp_id: str, epoch: int, action: str, payload: dict[str, Any], wait_s: float
+    ) -> Outcome:
+        link = self.links.get(cp_id)
+        if link is None:
+            return Outcome("", action, error=NOT_CONNECTED)
+        if link.owner is None or link.owner.epoch != epoch:
+            return Outcome("", action, error=MOVED)
+        return await self._call_link(link, action, payload, wait_s)
+
+    def evict(self, cp_id: str, epoch: int) -> None:
+        """A newer connection holds the charger elsewhere: close our link, as a reconnect to this
+        process would (its close then changes nothing: see `_closed`)."""
+        link = self.links.get(cp_id)
+        if link is None or link.owner is None or link.owner.epoch > epoch:
+            return
+        self._spawn(link.websocket.close(code=1000, reason="connected through another server"))
+
+    def heal(self, cp_id: str) -> None:
+        """Our link is open, yet a stale link's close elsewhere marked the charger offline."""
+        if cp_id in self.links:
+            self.app.charging.forget_stamp(cp_id)
+            with contextlib.suppress(NotFound):
+                self.app.charging.heartbeat(cp_id)
+
+    def forget(self, cp_id: str) -> None:
+        self.app.charging.forget_stamp(cp_id)

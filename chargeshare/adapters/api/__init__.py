@@ -32,6 +32,7 @@ from chargeshare.adapters.api import (
 )
 from chargeshare.adapters.api.housekeeping import housekeeping
 from chargeshare.adapters.api.schemas import Problem
+from chargeshare.adapters.command_routing import router_for
 from chargeshare.adapters.event_fanout import EventHub, channel_for
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.payments_worker import PaymentsWorker
@@ -91,7 +92,11 @@ class _Api(FastAPI):
 
 
 def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
-    registry = registry or ChargerRegistry(app)
+    router = None
+    if registry is None:
+        # With Redis, commands reach chargers whichever process holds their link.
+        router = router_for(app.config.redis_url, app.config.database_url)
+        registry = ChargerRegistry(app, router=router)
     hub = EventHub(app.config.redis_url, channel_for(app.config.database_url))
     payments = PaymentsWorker(app.settlement, app.clock)
     LivePush(app.store, app.config.rules, hub.publish, hub.heard).subscribe(app.bus)
@@ -104,6 +109,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         if app.config.redis_url is not None:
             # Serve only once subscribed, so no push published meanwhile is missed.
             await asyncio.wait_for(ready.wait(), timeout=10)
+        await registry.start()
         try:
             yield
         finally:
@@ -112,6 +118,9 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await registry.stop()
+            if router is not None:
+                await router.close()
             await asyncio.to_thread(payments.stop)
             hub.close()
 
