@@ -17,6 +17,8 @@ from chargeshare.adapters.durability import ImmediateDurability, durability_for
 from chargeshare.adapters.memory_store import MEMORY_URL, MemoryStore
 from chargeshare.adapters.payments_sim import MemoryBooks, SimulatedGateway, SqlBooks
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
+from chargeshare.adapters.redis_namespace import namespace_for
+from chargeshare.adapters.redis_rate_limits import RedisBuckets
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.adapters.stripe_gateway import StripeGateway
 from chargeshare.services.auth import AuthService
@@ -186,12 +188,15 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         gateway = StripeGateway(config.stripe_api_key, base_url=config.stripe_api_base)
     else:
         gateway = SimulatedGateway(clock=clock, books=_sim_books(store))
-    redis_client = _redis_client(config.redis_url) if config.locks_enabled else None
+    shared_redis = config.redis_url is not None
+    redis_client = _redis_client(config.redis_url) if config.locks_enabled or shared_redis else None
     locks: LockManager = (
         RedisLocks(redis_client, wait_ms=config.rules.lock_wait_ms, fence_floor=_fence_floor(store))
-        if redis_client is not None
+        if redis_client is not None and config.locks_enabled
         else NoLocks()
     )
+    # Shared through Redis when processes share one, so a login limit holds across all of them.
+    buckets = RedisBuckets(redis_client, namespace_for(config.database_url)) if shared_redis else None
     bus = InProcessBus()
     rules = config.rules
     settlement = SettlementService(store, gateway, bus, clock, rules)
@@ -220,7 +225,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
                 password_hasher(config.password_hash), workers=config.hash_workers, queue=config.hash_queue
             ),
         ),
-        limiter=RateLimiter(clock),
+        limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
         housekeeping=Housekeeping(bookings, charging, settlement),
         redis=redis_client,

@@ -1,14 +1,18 @@
 """Per-key rate limits (login per account and per address, sign-up per address, bookings per account)
 on the injected clock.
 
-Kept in the process: each server process limits what reaches it. The buckets are small and bounded
-by the number of keys seen; a full table is cleared rather than grown without bound.
+The buckets live in the process by default: each server process limits what reaches it. With Redis
+configured they live there (adapters/redis_rate_limits.py), so a limit holds across every process
+serving the same database. In the process they are small and bounded by the number of keys seen; a
+full table is cleared rather than grown without bound.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 from chargeshare.domain.errors import RateLimited
 from chargeshare.domain.rate_limit import Bucket, Limit, take
@@ -27,19 +31,35 @@ class ApiLimits:
     booking_per_account: Limit = field(default_factory=lambda: Limit(burst=20, per_minute=20))
 
 
-class RateLimiter:
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
+class Buckets(Protocol):
+    def take(self, kind: str, key: str, limit: Limit, now: datetime) -> float:
+        """Spend one token from the bucket of (`kind`, `key`); 0, or the seconds until one is back."""
+        ...
+
+
+class LocalBuckets:
+    """The buckets in this process's memory."""
+
+    def __init__(self) -> None:
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._lock = threading.Lock()
 
-    def check(self, kind: str, key: str, limit: Limit) -> None:
-        """Spend one request of `kind` for `key`; raise RateLimited (with the wait) when none is left."""
-        now = self.clock.now()
+    def take(self, kind: str, key: str, limit: Limit, now: datetime) -> float:
         with self._lock:
             if len(self._buckets) >= MAX_KEYS:
                 self._buckets.clear()
             bucket, wait = take(limit, self._buckets.get((kind, key)), now)
             self._buckets[(kind, key)] = bucket
+        return wait
+
+
+class RateLimiter:
+    def __init__(self, clock: Clock, buckets: Buckets | None = None) -> None:
+        self.clock = clock
+        self.buckets = buckets or LocalBuckets()
+
+    def check(self, kind: str, key: str, limit: Limit) -> None:
+        """Spend one request of `kind` for `key`; raise RateLimited (with the wait) when none is left."""
+        wait = self.buckets.take(kind, key, limit, self.clock.now())
         if wait > 0:
             raise RateLimited(f"too many {kind} requests; try again in {wait:.0f} s", wait)
