@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.cli.open_backend import DatabaseUrl, open_app
+from chargeshare.adapters.command_routing import CommandRouter, router_for
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App
+from chargeshare.cli.open_backend import DatabaseUrl, err, open_app
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.command_names import COMMANDS, BadCommand, parse_command, result_json
 
 app = typer.Typer(help="Register, list and remove chargers (and set their passwords).", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -112,3 +119,51 @@ def security_events(
     for e in events:
         table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.charge_point_id, e.kind, e.detail)
     console.print(table if events else "no security events")
+
+
+@app.command()
+def command(
+    charge_point_id: Annotated[str, typer.Argument(help="The charger's id, as it connects.")],
+    action: Annotated[str, typer.Argument(help="A command's name: " + ", ".join(sorted(COMMANDS)) + ".")],
+    payload: Annotated[str, typer.Option(help="The command's fields, as a JSON object.")] = "{}",
+    timeout: Annotated[
+        float, typer.Option(help="Seconds the charger has to answer.", min=0.1, max=120)
+    ] = 30.0,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Send a command to a charger connected to any `chargeshare serve` process sharing this database
+    and CHARGESHARE_REDIS_URL; prints its typed result as JSON. Exit 0 when done, 1 otherwise."""
+    try:
+        fields = json.loads(payload)
+        if not isinstance(fields, dict):
+            raise BadCommand("--payload must be a JSON object")
+        parsed = parse_command(action, fields)
+    except (ValueError, BadCommand) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    with open_app(database_url) as a:
+        router = router_for(a.config.redis_url, a.config.database_url)
+        if router is None:
+            err.print(
+                "[red]error:[/] set CHARGESHARE_REDIS_URL to the serve processes' Redis: chargers are "
+                "reached through the process holding their connection"
+            )
+            raise typer.Exit(2)
+        with a.store.reading() as tx:
+            tx.chargers.get(charge_point_id)  # an unknown id is an error, not "not connected"
+        result = asyncio.run(_send(a, router, charge_point_id, parsed, timeout))
+    console.print_json(json.dumps(result_json(result)))
+    if not isinstance(result, cmd.Done):
+        raise typer.Exit(1)
+
+
+async def _send(
+    a: App, router: CommandRouter, cp_id: str, command: cmd.Command[Any], timeout_s: float
+) -> cmd.CommandResult[Any]:
+    registry = ChargerRegistry(a, router=router)
+    await registry.start()
+    try:
+        return await registry.send(cp_id, command, timeout_s=timeout_s)
+    finally:
+        await registry.stop()
+        await router.close()

@@ -204,6 +204,14 @@ ROWS = [
     ),
     Row("POST", "/admin/payouts", "admin", 200, fixed("/admin/payouts"), per_tenant=False),
     Row(
+        "POST",
+        "/admin/chargers/{charger_id}/commands",
+        "admin",
+        200,  # a typed result, here "not_connected"
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/commands", {"action": "Reset", "payload": {}}),
+        per_tenant=False,
+    ),
+    Row(
         "PUT",
         "/admin/hosts/{host_id}/kyc",
         "admin",

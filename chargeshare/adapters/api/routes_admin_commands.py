@@ -1,0 +1,54 @@
+"""POST /admin/chargers/{id}/commands: an operator's command to a charger, answered with its typed
+result, from whichever server process holds the charger's link (adapters/command_routing.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from chargeshare.adapters.api.deps import Admin, IdPath
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.ocpp.command_names import COMMANDS, BadCommand, parse_command, result_json
+
+MAX_WAIT_S = 120.0
+
+
+class CommandIn(BaseModel):
+    action: str = Field(
+        min_length=1, max_length=64, description="a command's name: " + ", ".join(sorted(COMMANDS))
+    )
+    payload: dict[str, Any] = Field(default_factory=dict, description="the command's own fields")
+    timeout_s: float = Field(default=30.0, gt=0, le=MAX_WAIT_S, description="how long the charger has")
+
+
+class CommandResultOut(BaseModel):
+    result: Literal["done", "rejected", "not_connected", "timeout", "call_error", "not_applicable"]
+    status: str | None = Field(default=None, description="the charger's word (done, rejected)")
+    details: Any = Field(default=None, description="what the command reads from the answer (done)")
+    reason: str | None = None
+    code: str | None = Field(default=None, description="the CALLERROR code (call_error)")
+    after_s: float | None = Field(default=None, description="how long it waited (timeout)")
+
+
+def router(app: App, registry: ChargerRegistry) -> APIRouter:
+    r = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictJsonRoute)
+
+    @r.post("/chargers/{charger_id}/commands")
+    async def command(charger_id: IdPath, body: CommandIn, _who: Admin) -> CommandResultOut:
+        """Send one of the typed commands by name. Every ending is a 200 with a typed result; a name
+        or payload that does not make a command is a 400."""
+        try:
+            parsed = parse_command(body.action, body.payload)
+        except BadCommand as exc:
+            raise InvalidRequest(str(exc)) from None
+        with app.store.reading() as tx:
+            cp_id = tx.chargers.by_id(charger_id).charge_point_id
+        result = await registry.send(cp_id, parsed, timeout_s=body.timeout_s)
+        return CommandResultOut(**result_json(result))
+
+    return r
