@@ -396,7 +396,8 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
         assert session.billed_wh == session.meter_stop_wh - session.meter_start_wh > 0
         cost = Tariff(36).cost(session.billed_wh)
         assert session.cost == cost > 0
-        assert scaled.captures(booking.booking_id) == [cost]
+        # The capture is the payments worker's, on its own thread: wait for it rather than race it.
+        await eventually(lambda: scaled.captures(booking.booking_id) == [cost], "the capture")
         assert scaled.gateway.total_captured == cost
 
         # A repeated StopTransaction is acknowledged and bills nothing more.
