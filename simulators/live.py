@@ -74,7 +74,17 @@ async def run_live(
     # make the run depend on how loaded the machine is.
     # Allow a booking request up to 5 real seconds in flight (a loaded machine) before its start
     # counts as in the past; at full speed that is many simulated minutes.
-    rules = replace(MarketplaceRules(), past_start_tolerance_s=max(60, round(5 * params.speed)))
+    # Likewise what waits on real work in flight (a provider call, a stop on its way, a worker's
+    # claim): a few real seconds of it, however fast the clock runs.
+    in_flight = round(5 * params.speed)
+    defaults = MarketplaceRules()
+    rules = replace(
+        defaults,
+        past_start_tolerance_s=max(60, in_flight),
+        hold_placement_timeout_s=max(defaults.hold_placement_timeout_s, 6 * in_flight),
+        payment_lease_s=max(defaults.payment_lease_s, 6 * in_flight),
+        lost_stop_grace_s=max(defaults.lost_stop_grace_s, 2 * in_flight),
+    )
     config = Config(
         database_url=params.database_url,
         locks_enabled=params.locks,
