@@ -42,6 +42,7 @@ def test_percentiles_interpolate_between_ranks() -> None:
         percentile([], 50)
 
 
+@pytest.mark.slow
 def test_bench_geo_on_sqlite_reports_both_query_kinds(tmp_path: Path) -> None:
     out = tmp_path / "geo.json"
     result = runner.invoke(

@@ -121,6 +121,7 @@ def test_power_is_averaged_over_a_window_of_samples() -> None:
     assert smooth[6:] == [pytest.approx(72.0), pytest.approx(48.0)] * 3
 
 
+@pytest.mark.slow
 def test_the_figure_has_the_three_series() -> None:
     figure = build_figure(TIMELINE, title="t")
     lines = [ax.get_lines() for ax in figure.axes]
@@ -196,6 +197,7 @@ record_like = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(record_like | json_values, max_size=4))
+@pytest.mark.slow
 def test_any_line_is_read_or_refused_with_its_line_number(tmp_path: Path, lines: list[object]) -> None:
     path = write(tmp_path, HEADER, *[json.dumps(x) for x in lines])
     try:
