@@ -27,7 +27,16 @@ from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from chargeshare.services.rate_limits import ApiLimits
 from chargeshare.services.rules import MarketplaceRules
 from simulators.charger import VirtualCharger
-from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
+from simulators.driver import (
+    RECEIPT_CHECK_EVERY_S,
+    RECEIPT_CHECKS,
+    ApiSession,
+    DriverStats,
+    World,
+    run_driver,
+    sign_up_driver,
+    sleep_sim,
+)
 from simulators.faults import Fault, run_faults, wire_outcomes
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
@@ -83,7 +92,8 @@ async def run_live(
         past_start_tolerance_s=max(60, in_flight),
         hold_placement_timeout_s=max(defaults.hold_placement_timeout_s, 6 * in_flight),
         payment_lease_s=max(defaults.payment_lease_s, 6 * in_flight),
-        lost_stop_grace_s=max(defaults.lost_stop_grace_s, 2 * in_flight),
+        # A stop follows its connector's Available within moments of real time.
+        lost_stop_grace_s=max(defaults.lost_stop_grace_s, round(2 * params.speed)),
     )
     config = Config(
         database_url=params.database_url,
@@ -226,6 +236,9 @@ async def _run(
                     h: ApiSession(http, clock, email, pw)
                     for h, (email, pw) in zip(host_ids, host_logins.items(), strict=True)
                 },
+                receipt_patience_s=(
+                    app.config.rules.lost_stop_grace_s + RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
+                ),
             )
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
