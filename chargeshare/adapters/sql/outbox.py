@@ -179,6 +179,10 @@ class SqlPaymentsOutbox:
     def due(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
         return [outbox_item(r) for r in DUE.mappings(self.conn, {"now": now, "most": limit})]
 
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.conn.execute(select(_o.status, func.count()).group_by(_o.status))
+        return {str(status): int(n) for status, n in rows}
+
     def all(self, status: str | None = None) -> Sequence[OutboxItem]:
         q = select(t.payment_outbox).order_by(_o.id)
         if status is not None:
