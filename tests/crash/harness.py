@@ -58,9 +58,11 @@ SERVER_ENV = {
 }
 CONFIG = Config.from_env(SERVER_ENV)
 
-START_WITHIN_S = 60.0  # imports and the schema check on a loaded two-core machine
-EXIT_WITHIN_S = 20.0
-RECOVER_WITHIN_S = 20.0
+# Bounds, not expectations: a loaded two-core machine may take seconds over what is quick when idle.
+START_WITHIN_S = 60.0  # imports and the schema check
+EXIT_WITHIN_S = 30.0
+RECOVER_WITHIN_S = 30.0
+ANSWER_WITHIN_S = 30.0  # one HTTP request or OCPP call
 POLL_S = 0.05
 
 
@@ -160,7 +162,7 @@ class Server:
                 return None
             return True if r.status_code == 200 else None
 
-        async with httpx.AsyncClient(base_url=self.http, timeout=5.0) as http:
+        async with httpx.AsyncClient(base_url=self.http, timeout=ANSWER_WITHIN_S) as http:
             await poll(answered, "the server to answer /health", START_WITHIN_S)
 
     async def died_at(self, failpoint: str) -> None:
@@ -230,8 +232,9 @@ class Charger:
 @contextlib.asynccontextmanager
 async def charger(server: Server, cp_id: str) -> AsyncIterator[Charger]:
     """Connect and boot; a charger whose server died is left to close with it."""
-    async with connect(f"{server.ocpp}/{cp_id}", subprotocols=["ocpp1.6"], open_timeout=10) as ws:  # type: ignore[list-item]
-        cp = LibraryCp16(cp_id, ws, response_timeout=10)
+    url = f"{server.ocpp}/{cp_id}"
+    async with connect(url, subprotocols=["ocpp1.6"], open_timeout=ANSWER_WITHIN_S) as ws:  # type: ignore[list-item]
+        cp = LibraryCp16(cp_id, ws, response_timeout=ANSWER_WITHIN_S)
         cp.script = Script()
         reader = asyncio.create_task(cp.start())
         try:

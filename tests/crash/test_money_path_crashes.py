@@ -28,6 +28,8 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.services.booking import BookRequest
 from tests.api_helpers import Caller
 from tests.crash.harness import (
+    ANSWER_WITHIN_S,
+    RECOVER_WITHIN_S,
     Charger,
     Crash,
     Server,
@@ -53,7 +55,7 @@ COST = 200  # 5 kWh at 40p
 
 
 def client(server: Server, caller: Caller) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.http, headers=caller.headers, timeout=10.0)
+    return httpx.AsyncClient(base_url=server.http, headers=caller.headers, timeout=ANSWER_WITHIN_S)
 
 
 def booking_body(world: World, starts_at: datetime | None = None) -> dict[str, Any]:
@@ -84,7 +86,7 @@ async def settled_bookings(http: httpx.AsyncClient) -> list[str]:
         statuses = [b["status"] for b in mine]
         return None if "requested" in statuses else statuses
 
-    return await poll(settled, "the driver's booking to leave 'requested'", 20.0)
+    return await poll(settled, "the driver's booking to leave 'requested'", RECOVER_WITHIN_S)
 
 
 async def book_now(http: httpx.AsyncClient, world: World) -> int:
