@@ -1,0 +1,5 @@
+"""`python -m chargeshare ...`: the same as the `chargeshare` console script."""
+
+from chargeshare.cli.app import main
+
+main()
