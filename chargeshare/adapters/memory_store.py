@@ -930,6 +930,14 @@ class MemoryPaymentsOutbox(_Repository):
     def count_by_status(self) -> dict[str, int]:
         return dict(Counter(i.status for i in self.t.outbox.values()))
 
+    def next_claimable_at(self) -> datetime | None:
+        moments = [
+            i.next_attempt_at if i.lease_until is None else max(i.next_attempt_at, i.lease_until)
+            for i in self.t.outbox.values()
+            if i.status == "pending"
+        ]
+        return min(moments, default=None)
+
     def all(self, status: str | None = None) -> Sequence[OutboxItem]:
         return [i for _, i in sorted(self.t.outbox.items()) if status in (None, i.status)]
 
