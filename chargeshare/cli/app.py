@@ -1,6 +1,12 @@
-"""The `chargeshare` command: one Typer sub-app per command group."""
+"""The `chargeshare` command: one Typer sub-app per command group.
+
+Command modules import only typer, rich, the standard library and chargeshare.domain at the top, and
+the rest inside the command, so that `--help` and `--version` load no web, database or simulator code.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -27,6 +33,22 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(db.app, name="db")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    pass  # only --version: the help text is the Typer's above
+
+
 @app.command("version")
 def version() -> None:
     """Print the version."""
@@ -35,3 +57,7 @@ def version() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from chargeshare.bootstrap import App, Config, ConfigError, build
 from chargeshare.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from chargeshare.bootstrap import App
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -23,6 +25,8 @@ DatabaseUrl = Annotated[
 @contextmanager
 def open_app(database_url: str | None) -> Iterator[App]:
     """Build the app, print configuration and domain errors as one line, exit 2 on them."""
+    from chargeshare.bootstrap import Config, ConfigError, build
+
     try:
         a = build(Config.from_env(database_url=database_url))
     except ConfigError as exc:

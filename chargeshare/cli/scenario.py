@@ -9,17 +9,17 @@ import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.adapters.pg_admin import temporary_database
-from simulators.live import Progress
-from simulators.scenario import SCHEMA, Scenario, ScenarioError, discover, load
-from simulators.scenario_runner import ScenarioResult, junit_xml, run_scenario, write_report
-from simulators.timeline import Timeline
+if TYPE_CHECKING:
+    from simulators.live import Progress
+    from simulators.scenario import Scenario
+    from simulators.scenario_runner import ScenarioResult
+    from simulators.timeline import Timeline
 
 app = typer.Typer(
     help="Declarative scenarios: fleet, drivers, faults and expectations.", no_args_is_help=True
@@ -38,6 +38,8 @@ class Backend(StrEnum):
 
 def _load_all(paths: list[Path]) -> list[Scenario]:
     """Load every file first: one bad file stops everything before anything runs."""
+    from simulators.scenario import ScenarioError, discover, load
+
     try:
         files = discover(paths)
     except ScenarioError as exc:
@@ -81,11 +83,15 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files or
 @app.command("schema")
 def schema() -> None:
     """Print the JSON Schema scenario files follow."""
+    from simulators.scenario import SCHEMA
+
     console.print_json(json.dumps(SCHEMA))
 
 
 @contextlib.contextmanager
 def _database(backend: Backend, postgres_url: str) -> Iterator[str | None]:
+    from chargeshare.adapters.pg_admin import temporary_database
+
     if backend is Backend.SQLITE:
         yield None
         return
@@ -120,6 +126,9 @@ def run(
     ] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
+    from simulators.scenario_runner import junit_xml, run_scenario, write_report
+    from simulators.timeline import Timeline
+
     logging.basicConfig(level=logging.ERROR)
     for out in (junit, report):
         if out is not None and not out.parent.exists():

@@ -7,13 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
-
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.serving import tune_gc_for_serving
-from chargeshare.bootstrap import Config, ConfigError, build
-from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
 
 def serve(
@@ -43,6 +37,13 @@ def serve(
 ) -> None:
     """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id} (https and
     wss with --ssl-certfile/--ssl-keyfile; chargers still authenticate with HTTP Basic)."""
+    import uvicorn
+
+    from chargeshare.adapters.http_api import create_api
+    from chargeshare.adapters.serving import tune_gc_for_serving
+    from chargeshare.bootstrap import Config, ConfigError, build
+    from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+
     console = Console(stderr=True, soft_wrap=True)
     if (ssl_certfile is None) != (ssl_keyfile is None):
         console.print("[red]error:[/] --ssl-certfile and --ssl-keyfile go together")

@@ -6,21 +6,21 @@ import asyncio
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.cli.check_table import check_table
-from chargeshare.cli.live_view import LiveView
-from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine, run_des_command
+from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
 from chargeshare.domain.money import format_gbp, format_kwh
-from simulators.fleet import CITIES
-from simulators.live import LiveParams, run_live
-from simulators.report import RunReport
-from simulators.scenario import Expectation, ScenarioError, load
-from simulators.timeline import Timeline
+
+if TYPE_CHECKING:
+    from simulators.report import RunReport
+    from simulators.scenario import Expectation
+
+# The names of simulators.fleet.CITIES, here so that --help loads no simulator (a test keeps them equal).
+CITIES = ("bristol", "london", "manchester", "leeds", "glasgow")
 
 
 def simulate(
@@ -77,6 +77,12 @@ def simulate(
         if out is not None and not out.parent.exists():
             console.print(f"[red]error:[/] directory {out.parent} does not exist")
             raise typer.Exit(2)
+    from chargeshare.cli.live_view import LiveView
+    from chargeshare.cli.simulate_des import run_des_command
+    from simulators.live import LiveParams, run_live
+    from simulators.scenario import ScenarioError, load
+    from simulators.timeline import Timeline
+
     logging.basicConfig(level=logging.ERROR)
     params = LiveParams(
         chargers=chargers,
@@ -141,6 +147,8 @@ def simulate(
 
 
 def print_report(console: Console, result: RunReport) -> None:
+    from chargeshare.cli.check_table import check_table
+
     s = result.summary
     summary = Table(title="Summary", show_header=False)
     summary.add_column("what")
