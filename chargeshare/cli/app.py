@@ -6,17 +6,42 @@ the rest inside the command, so that `--help` and `--version` load no web, datab
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from chargeshare import __version__
-from chargeshare.cli import accounts, bench, chargers, db, payments, replay, scenario, serve, simulate
+from chargeshare.cli import accounts, bench, chargers, db, errors, payments, replay, scenario, serve, simulate
 from chargeshare.cli import certify as certify_cli
+
+
+class Commands(TyperGroup):
+    """Every command's failures end here: one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type lives in a private module
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, exits: typer's own
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            problem = errors.describe(exc)
+            if problem is None:
+                raise
+            prefix = "" if problem.code == errors.INTERRUPTED else "[red]error:[/] "
+            Console(stderr=True, soft_wrap=True, highlight=False).print(prefix + escape(problem.message))
+            raise typer.Exit(problem.code) from None
+
+
+EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in errors.EXIT_CODES) + "."
 
 app = typer.Typer(
     name="chargeshare",
+    cls=Commands,
     help="ChargeShare testbed: reference backend, virtual OCPP chargers, scripted drivers, invariants.",
+    epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,
 )

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from chargeshare.cli.errors import ENVIRONMENT, Problem
+
 # Defaults of chargeshare.benchmarks, repeated so that --help loads no benchmark (a test keeps them equal).
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -60,7 +62,7 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the fig
 
 
 def _preflight(console: Console, backends: tuple[str, ...], postgres_url: str, out: Path | None) -> None:
-    """Exit 2 before any work if the output cannot be written or PostgreSQL cannot be used."""
+    """Exit before any work if the output cannot be written (2) or PostgreSQL cannot be used (3)."""
     if out is not None and not out.parent.is_dir():
         console.print(f"[red]error:[/] directory {out.parent} does not exist")
         raise typer.Exit(2)
@@ -70,8 +72,7 @@ def _preflight(console: Console, backends: tuple[str, ...], postgres_url: str, o
         try:
             check_postgres(postgres_url)
         except BenchUnavailable as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from exc
+            raise Problem(str(exc), ENVIRONMENT) from exc
 
 
 def _write_json(console: Console, out: Path | None, data: dict[str, Any]) -> None:

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chargeshare.cli.errors import ENVIRONMENT, Problem, doing
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from chargeshare.services.clock import Clock
 
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 AUTO_CLOCK_FACTOR = 10  # --auto: the virtual charger's minutes pass in seconds (meter values, reboots)
 AUTO_METER_INTERVAL_S = 10
@@ -177,11 +178,8 @@ def certify(
     clock: Clock = ScaledClock(datetime.now(UTC), AUTO_CLOCK_FACTOR) if auto else SystemClock()
     if variant is not None and not auto:
         raise typer.BadParameter("--variant needs --auto", param_hint="--variant")
-    try:
+    with doing("cannot open the database"):
         app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
-    except Exception as exc:  # a configuration or a database that cannot be opened
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
     try:
         result = asyncio.run(
             _certify(
@@ -201,9 +199,8 @@ def certify(
                 case_timeout=case_timeout,
             )
         )
-    except LinkLost as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    except LinkLost as exc:  # the charger never came, or went
+        raise Problem(str(exc), ENVIRONMENT) from exc
     finally:
         app.close()
     _finish(result, report, junit, json_)
@@ -327,7 +324,6 @@ def certify_csms(
         result = asyncio.run(
             run(url, charger_id, protocol=protocol.value, password=password, id_tag=id_tag, listen_s=listen)
         )
-    except (OSError, LinkLost) as exc:
-        err.print(f"[red]error:[/] cannot certify {url}: {exc}")
-        raise typer.Exit(2) from exc
+    except (OSError, LinkLost) as exc:  # the Central System is unreachable, or hung up
+        raise Problem(f"cannot certify {url}: {exc}", ENVIRONMENT) from exc
     _finish(result, report, junit, json_)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chargeshare.cli.errors import ENVIRONMENT, Problem
 from chargeshare.domain.money import format_gbp
 
 if TYPE_CHECKING:
@@ -44,8 +45,7 @@ def _request(method: str, op: Operator, path: str, **kw: Any) -> httpx.Response:
     try:
         return httpx.request(method, op.server.rstrip("/") + path, timeout=120, **kw)
     except httpx.HTTPError as exc:
-        err.print(f"[red]error:[/] cannot reach the backend at {op.server}: {exc}")
-        raise typer.Exit(2) from exc
+        raise Problem(f"cannot reach the backend at {op.server}: {exc}", ENVIRONMENT) from exc
 
 
 def _token(op: Operator) -> str:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chargeshare.cli.errors import doing
 from chargeshare.domain.money import format_gbp, format_kwh
 
 if TYPE_CHECKING:
@@ -77,12 +78,8 @@ def replay_command(
         if start is not None:
             timeline.add(take_sample(app, start))
 
-    try:
-        with _database(backend, postgres_url) as url:
-            result = asyncio.run(replay(parsed, database_url=url, sampler=None if plot is None else sample))
-    except Exception as exc:  # a backend that cannot be reached, most often
-        console.print(f"[red]error:[/] could not replay: {exc}")
-        raise typer.Exit(2) from exc
+    with doing("could not replay"), _database(backend, postgres_url) as url:
+        result = asyncio.run(replay(parsed, database_url=url, sampler=None if plot is None else sample))
     print_replay(console, result)
     if report is not None:
         report.write_text(result.to_json() + "\n")

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chargeshare.cli.errors import doing
+
 if TYPE_CHECKING:
     from simulators.live import Progress
     from simulators.scenario import Scenario
@@ -145,21 +147,17 @@ def run(
             f"[{i}/{len(scenarios)}] {s.name}: {s.params.chargers} chargers, "
             f"{s.params.drivers} drivers, {s.params.duration_s // 60} simulated minutes"
         ):
-            try:
-                timeline = Timeline()
-                with _database(backend, postgres_url) as url:
-                    result = asyncio.run(
-                        run_scenario(
-                            s,
-                            seed=seed,
-                            database_url=url,
-                            progress=None if plot_dir is None else _sampler(timeline),
-                            trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
-                        )
+            timeline = Timeline()
+            with doing(f"{s.name}: could not run"), _database(backend, postgres_url) as url:
+                result = asyncio.run(
+                    run_scenario(
+                        s,
+                        seed=seed,
+                        database_url=url,
+                        progress=None if plot_dir is None else _sampler(timeline),
+                        trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
                     )
-            except Exception as exc:  # a backend that cannot be reached, most often
-                err.print(f"[red]error:[/] {s.name}: could not run: {exc}")
-                raise typer.Exit(2) from exc
+                )
         results.append(result)
         if plot_dir is not None:
             from simulators.plots import write_plot  # matplotlib loads only when plots are asked for

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from chargeshare.cli.errors import doing
+
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -41,7 +43,7 @@ def serve(
 
     from chargeshare.adapters.http_api import create_api
     from chargeshare.adapters.serving import tune_gc_for_serving
-    from chargeshare.bootstrap import Config, ConfigError, build
+    from chargeshare.bootstrap import Config, build
     from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
     console = Console(stderr=True, soft_wrap=True)
@@ -51,15 +53,9 @@ def serve(
     secure = ssl_certfile is not None
     http, ws = ("https", "wss") if secure else ("http", "ws")
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
+    config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
+    with doing("could not start the backend"):
         app = build(config)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except Exception as exc:  # a database that cannot be reached, most often
-        console.print(f"[red]error:[/] could not start the backend: {exc}")
-        raise typer.Exit(1) from exc
     console.print(
         f"ChargeShare backend on {http}://{host}:{port}  (OCPP: {ws}://{host}:{port}/ocpp/<charge_point_id>, "
         f"subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"

@@ -80,6 +80,7 @@ def test_help_version_and_every_command_help_load_nothing_heavy(tmp_path: Path) 
     assert isinstance(runs, list)
     by_args = {" ".join(r["args"]): r for r in runs}
     assert by_args["--version"]["out"].strip() == __version__
+    assert "Exit codes" in by_args["--help"]["out"]
     for name in ("serve", "simulate", "replay", "certify", "scenario run", "bench geo", "db upgrade"):
         assert f"{name} --help" in by_args, f"the walk missed {name}"
     for r in runs:

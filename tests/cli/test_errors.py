@@ -1,0 +1,89 @@
+"""Failures are one line, no traceback, and a documented exit code: 1 a failed check, 2 usage or
+configuration, 3 an environment problem, 130 Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from chargeshare.cli import errors
+from chargeshare.cli.app import app
+from tests.conftest import POSTGRES_URL, service_missing
+
+runner = CliRunner()
+CLI = [sys.executable, "-c", "from chargeshare.cli.app import main; main()"]
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_what_is_not_recognised_keeps_its_traceback() -> None:
+    assert errors.describe(ValueError("a bug")) is None
+    interrupted = errors.describe(KeyboardInterrupt())
+    assert interrupted is not None and interrupted.code == errors.INTERRUPTED
+
+
+def test_a_postgres_scheme_url_gets_the_url_to_use_instead() -> None:
+    url = "postgres://postgres@127.0.0.1:5432/chargeshare"
+    result = runner.invoke(app, ["chargers", "list", "--database-url", url])
+    assert result.exit_code == errors.USAGE
+    assert "use postgresql+psycopg://" in one_line(result.output)
+
+
+@pytest.fixture
+def no_postgis_url() -> Iterator[str]:
+    """A database whose owner may not create PostGIS. The local server has PostGIS installed, so a
+    superuser would add it on the fly; a plain owner meets the same error a server without it gives."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(POSTGRES_URL)
+    name = f"cs_test_nopostgis_{uuid.uuid4().hex[:8]}"
+    password = secrets.token_hex(8)
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"))
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        service_missing("PostgreSQL", exc)
+    try:
+        url = base.set(database=name, username=name, password=password)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_without_postgis_names_the_fix_without_sql(no_postgis_url: str) -> None:
+    listed = runner.invoke(app, ["chargers", "list", "--database-url", no_postgis_url])
+    served = cli("serve", "--port", "0", "--log-level", "warning", "--database-url", no_postgis_url)
+    for code, output in ((listed.exit_code, listed.output), (served.returncode, served.stderr)):
+        assert code == errors.ENVIRONMENT, output
+        line = one_line(output)
+        assert "CREATE EXTENSION postgis" in line and "postgresql-15-postgis-3" in line
+        assert "[SQL:" not in line and "sqlalche.me" not in line
+    assert "backend on" not in served.stderr
