@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import uuid
@@ -36,10 +37,36 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_what_is_not_recognised_keeps_its_traceback() -> None:
     assert errors.describe(ValueError("a bug")) is None
     interrupted = errors.describe(KeyboardInterrupt())
     assert interrupted is not None and interrupted.code == errors.INTERRUPTED
+
+
+def test_serve_with_redis_unreachable_is_one_line_and_exit_3() -> None:
+    env = {"CHARGESHARE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+    result = cli("serve", "--port", "0", "--database-url", "sqlite://", env=env)
+    assert result.returncode == errors.ENVIRONMENT, result.stderr
+    assert "cannot reach Redis" in one_line(result.stderr)
+    assert "backend on" not in result.stdout + result.stderr
+
+
+def test_serve_on_a_port_in_use_does_not_claim_to_have_started() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = cli("serve", "--port", port, "--database-url", "sqlite://")
+    assert result.returncode == errors.ENVIRONMENT, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in one_line(result.stderr)
+    assert "backend on" not in result.stdout + result.stderr
 
 
 def test_a_postgres_scheme_url_gets_the_url_to_use_instead() -> None:
