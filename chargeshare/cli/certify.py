@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.cli.errors import ENVIRONMENT, Problem, doing
+from chargeshare.cli.errors import ENVIRONMENT, Problem, doing, run_async
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -161,7 +161,6 @@ def certify(
     ] = None,
 ) -> None:
     """Certify a charger: register it, wait for it to connect, run the cases, report the verdicts."""
-    import asyncio
     import secrets
 
     from chargeshare.bootstrap import Config, build
@@ -181,7 +180,7 @@ def certify(
     with doing("cannot open the database"):
         app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
     try:
-        result = asyncio.run(
+        result = run_async(
             _certify(
                 app,
                 charger_id,
@@ -315,13 +314,11 @@ def certify_csms(
 ) -> None:
     """Certify a Central System: our virtual charger boots, heartbeats, reports status, authorises and
     runs a transaction against it, answers its commands, and judges what it sent back."""
-    import asyncio
-
     from chargeshare.certify.context import LinkLost
     from chargeshare.certify.csms import certify_csms as run
 
     try:
-        result = asyncio.run(
+        result = run_async(
             run(url, charger_id, protocol=protocol.value, password=password, id_tag=id_tag, listen_s=listen)
         )
     except (OSError, LinkLost) as exc:  # the Central System is unreachable, or hung up

@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 OK = 0
 FAILED = 1  # an invariant, an expectation or a verdict failed
@@ -26,6 +27,8 @@ EXIT_CODES = (
     (ENVIRONMENT, "an environment problem (a service unreachable, a port in use, PostGIS missing)"),
     (INTERRUPTED, "interrupted (Ctrl-C)"),
 )
+
+T = TypeVar("T")
 
 
 class Problem(Exception):
@@ -126,3 +129,30 @@ def _network(exc: BaseException) -> Problem | None:
     if isinstance(exc, ConnectionError) or _is(exc, "socket", "gaierror"):
         return Problem(f"cannot connect: {_first_line(exc)}", ENVIRONMENT)
     return None
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, without the "Task exception was never retrieved" tracebacks of every task a
+    Ctrl-C stops mid-conversation (their peers hang up as the run unwinds)."""
+    import asyncio
+
+    interrupted = False
+
+    async def watched() -> T:
+        nonlocal interrupted
+        loop = asyncio.get_running_loop()
+        this = asyncio.current_task()
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            if interrupted or (this is not None and this.cancelling()):
+                return
+            loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+        try:
+            return await main
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+
+    return asyncio.run(watched())

@@ -3,7 +3,6 @@ trace) and check the same invariants."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.cli.errors import doing
+from chargeshare.cli.errors import doing, run_async
 from chargeshare.domain.money import format_gbp, format_kwh
 
 if TYPE_CHECKING:
@@ -79,7 +78,7 @@ def replay_command(
             timeline.add(take_sample(app, start))
 
     with doing("could not replay"), _database(backend, postgres_url) as url:
-        result = asyncio.run(replay(parsed, database_url=url, sampler=None if plot is None else sample))
+        result = run_async(replay(parsed, database_url=url, sampler=None if plot is None else sample))
     print_replay(console, result)
     if report is not None:
         report.write_text(result.to_json() + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -15,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.cli.errors import doing
+from chargeshare.cli.errors import doing, run_async
+from chargeshare.cli.simulate import note_ignored_services
 
 if TYPE_CHECKING:
     from simulators.live import Progress
@@ -141,6 +141,7 @@ def run(
             err.print(f"[red]error:[/] directory {directory} does not exist")
             raise typer.Exit(2)
     scenarios = _load_all(paths)
+    note_ignored_services()
     results: list[ScenarioResult] = []
     for i, s in enumerate(scenarios, 1):
         with console.status(
@@ -149,7 +150,7 @@ def run(
         ):
             timeline = Timeline()
             with doing(f"{s.name}: could not run"), _database(backend, postgres_url) as url:
-                result = asyncio.run(
+                result = run_async(
                     run_scenario(
                         s,
                         seed=seed,

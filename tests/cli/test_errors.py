@@ -3,13 +3,17 @@ configuration, 3 an environment problem, 130 Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -114,3 +118,48 @@ def test_a_database_without_postgis_names_the_fix_without_sql(no_postgis_url: st
         assert "CREATE EXTENSION postgis" in line and "postgresql-15-postgis-3" in line
         assert "[SQL:" not in line and "sqlalche.me" not in line
     assert "backend on" not in served.stderr
+
+
+def test_simulate_says_it_ignores_the_redis_url() -> None:
+    env = {"CHARGESHARE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+    args = ["simulate", "--engine", "des", "--chargers", "2", "--drivers", "2", "--duration", "30"]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "CHARGESHARE_REDIS_URL ignored" in result.output
+
+
+def test_ctrl_c_during_simulate_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
+    report = tmp_path / "partial.json"
+    args = ["simulate", "--chargers", "4", "--drivers", "6", "--duration", "600", "--speed", "60"]
+    run = subprocess.Popen(
+        [*CLI, *args, "--report", str(report)],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watchdog = threading.Timer(120, run.kill)  # a run that never shows progress fails, not hangs
+    watchdog.start()
+    try:
+        assert run.stdout is not None
+        seen = []
+        for line in run.stdout:  # off a terminal, progress is a plain "sim ..." line
+            seen.append(line)
+            if line.startswith("sim ") and "online" in line:
+                break
+        else:
+            pytest.fail("simulate showed no progress:\n" + "".join(seen))
+        run.send_signal(signal.SIGINT)
+        rest, _ = run.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        run.kill()
+    assert run.returncode == errors.INTERRUPTED, rest
+    assert "Traceback" not in rest and "Task exception" not in rest
+    *progress, last = [line for line in rest.splitlines() if line.strip()]
+    assert all(line.startswith("sim ") for line in progress), rest
+    assert last.startswith("interrupted at simulated minute"), rest
+    assert f"partial report written to {report} (complete: false)" in last
+    body = json.loads(report.read_text())
+    assert body["complete"] is False and body["ok"] is False and body["invariants"] == []
+    assert body["params"]["chargers"] == 4 and body["last_sample"]["chargers"] == 4
