@@ -24,6 +24,7 @@ from tests.conftest import POSTGRES_URL, service_missing
 
 runner = CliRunner()
 CLI = [sys.executable, "-c", "from chargeshare.cli.app import main; main()"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(
@@ -46,6 +47,14 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_exit_codes_are_in_the_help_and_the_readme() -> None:
+    help_text = runner.invoke(app, ["--help"]).output
+    readme = (ROOT / "README.md").read_text()
+    for code, meaning in errors.EXIT_CODES:
+        assert f"{code} {meaning}" in " ".join(help_text.replace("│", " ").split())
+        assert f"| {code} |" in readme
 
 
 def test_what_is_not_recognised_keeps_its_traceback() -> None:
