@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 import typer
@@ -36,6 +35,8 @@ def add(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Register a charger with one connector and print what to configure on it."""
+    import secrets
+
     password = password or secrets.token_urlsafe(18)[:24]
     with open_app(database_url) as a:
         host_id = a.marketplace.add_host(host)
@@ -92,6 +93,8 @@ def passwd(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Set a new password for a charger."""
+    import secrets
+
     password = password or secrets.token_urlsafe(18)[:24]
     with open_app(database_url) as a:
         a.marketplace.set_charger_password(charge_point_id, password)

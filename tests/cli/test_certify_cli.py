@@ -52,4 +52,4 @@ def test_refusals_name_the_option() -> None:
         == 2
     )
     unreachable = runner.invoke(app, ["certify-csms", "ws://127.0.0.1:9/ocpp", "--listen", "0"])
-    assert unreachable.exit_code == 2 and "cannot certify" in unreachable.output
+    assert unreachable.exit_code == 3 and "cannot certify" in unreachable.output
