@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 from rich.console import Console
 
+from chargeshare.cli import log_format as log_format_module
 from chargeshare.cli.errors import ENVIRONMENT, Problem, doing
 
 
@@ -33,6 +33,12 @@ def serve(
         ),
     ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="text (lines for people) or json (one JSON object per line, uvicorn's log included).",
+        ),
+    ] = "text",
     ssl_certfile: Annotated[
         Path | None,
         typer.Option(
@@ -46,6 +52,8 @@ def serve(
     """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id} (https and
     wss with --ssl-certfile/--ssl-keyfile; chargers still authenticate with HTTP Basic)."""
     console = Console(stderr=True, soft_wrap=True)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r}: choose text or json", param_hint="--log-format")
     if (ssl_certfile is None) != (ssl_keyfile is None):
         console.print("[red]error:[/] --ssl-certfile and --ssl-keyfile go together")
         raise typer.Exit(2)
@@ -64,7 +72,7 @@ def serve(
         from chargeshare.bootstrap import Config, build
         from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        log_format_module.configure(log_level, log_format)
         config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
         with doing("could not start the backend"):
             app = build(config)
@@ -86,6 +94,8 @@ def serve(
                     host=host,
                     port=port,
                     log_level=log_level,
+                    # JSON: uvicorn's loggers pass through the root logger's JSON handler.
+                    log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
                     ws="websockets-sansio",
                     ws_max_size=MAX_FRAME_BYTES,
                     ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
