@@ -1,4 +1,4 @@
-"""`python -m chargeshare ...` is the `chargeshare` console script."""
+"""`python -m chargeshare ...`: the same as the `chargeshare` console script."""
 
 from chargeshare.cli.app import main
 

@@ -76,14 +76,33 @@ class Config:
             "stripe_api_base": env.get("CHARGESHARE_STRIPE_API_BASE") or None,
         }
         values.update(_auth_settings(env))
-        fee = env.get("CHARGESHARE_PLATFORM_FEE_BPS")
-        if fee is not None:
-            try:
-                values["rules"] = MarketplaceRules(platform_fee_bps=int(fee))
-            except ValueError as exc:
-                raise ConfigError(f"CHARGESHARE_PLATFORM_FEE_BPS must be an integer, got {fee!r}") from exc
+        rules = _rule_settings(env)
+        if rules:
+            values["rules"] = MarketplaceRules(**rules)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    fee = env.get("CHARGESHARE_PLATFORM_FEE_BPS")
+    if fee is not None:
+        try:
+            out["platform_fee_bps"] = int(fee)
+        except ValueError as exc:
+            raise ConfigError(f"CHARGESHARE_PLATFORM_FEE_BPS must be an integer, got {fee!r}") from exc
+    # How long a dead process's payment step or hold placement is waited for before another takes it
+    # over: short in crash tests, which would otherwise wait minutes for a restart to recover.
+    for name, key in (
+        ("CHARGESHARE_PAYMENT_LEASE_S", "payment_lease_s"),
+        ("CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S", "hold_placement_timeout_s"),
+    ):
+        value = env.get(name)
+        if value:
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigError(f"{name} must be a whole number of seconds, at least 1, got {value!r}")
+            out[key] = int(value)
+    return out
 
 
 def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:

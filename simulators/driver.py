@@ -130,6 +130,9 @@ class World:
     stats: DriverStats
     drivers: dict[int, ApiSession] = field(default_factory=dict)  # driver id -> the app's session
     hosts: dict[int, ApiSession] = field(default_factory=dict)  # host id -> the host app's session
+    # How long (simulated) a driver keeps looking for a receipt after unplugging: at least as long as
+    # the backend waits for a stop before taking it as lost, so a lost stop still ends in a receipt.
+    receipt_patience_s: float = RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
 
 
 async def sleep_sim(clock: Clock, simulated_s: float) -> None:
@@ -260,7 +263,7 @@ async def _use_booking(
     await charger.unplug(1)
     # The receipt follows the charger's StopTransaction, which a charger offline or rebooting sends
     # later: look again for a while (bounded) before calling it missing.
-    for _ in range(RECEIPT_CHECKS):
+    for _ in range(max(RECEIPT_CHECKS, math.ceil(world.receipt_patience_s / RECEIPT_CHECK_EVERY_S))):
         resp = await world.drivers[driver_id].request("GET", f"/bookings/{booking['id']}")
         receipt = resp.json().get("receipt")
         if receipt is not None:

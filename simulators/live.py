@@ -27,7 +27,16 @@ from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from chargeshare.services.rate_limits import ApiLimits
 from chargeshare.services.rules import MarketplaceRules
 from simulators.charger import VirtualCharger
-from simulators.driver import ApiSession, DriverStats, World, run_driver, sign_up_driver, sleep_sim
+from simulators.driver import (
+    RECEIPT_CHECK_EVERY_S,
+    RECEIPT_CHECKS,
+    ApiSession,
+    DriverStats,
+    World,
+    run_driver,
+    sign_up_driver,
+    sleep_sim,
+)
 from simulators.faults import Fault, run_faults, wire_outcomes
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
@@ -74,7 +83,18 @@ async def run_live(
     # make the run depend on how loaded the machine is.
     # Allow a booking request up to 5 real seconds in flight (a loaded machine) before its start
     # counts as in the past; at full speed that is many simulated minutes.
-    rules = replace(MarketplaceRules(), past_start_tolerance_s=max(60, round(5 * params.speed)))
+    # Likewise what waits on real work in flight (a provider call, a stop on its way, a worker's
+    # claim): a few real seconds of it, however fast the clock runs.
+    in_flight = round(5 * params.speed)
+    defaults = MarketplaceRules()
+    rules = replace(
+        defaults,
+        past_start_tolerance_s=max(60, in_flight),
+        hold_placement_timeout_s=max(defaults.hold_placement_timeout_s, 6 * in_flight),
+        payment_lease_s=max(defaults.payment_lease_s, 6 * in_flight),
+        # A stop follows its connector's Available within moments of real time.
+        lost_stop_grace_s=max(defaults.lost_stop_grace_s, round(2 * params.speed)),
+    )
     config = Config(
         database_url=params.database_url,
         locks_enabled=params.locks,
@@ -99,8 +119,7 @@ async def run_live(
         report = summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
         report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
         report.summary["fault_outcomes"] = dict(sorted(stats.outcomes_of_faults.items()))
-        # Real seconds simulated time waited for a busy machine: large means the run was starved.
-        report.summary["clock_held_s"] = round(clock.held_s, 2)
+        report = replace(report, clock_held_s=clock.held_s)
         return report
     finally:
         if recorder is not None:
@@ -217,6 +236,9 @@ async def _run(
                     h: ApiSession(http, clock, email, pw)
                     for h, (email, pw) in zip(host_ids, host_logins.items(), strict=True)
                 },
+                receipt_patience_s=(
+                    app.config.rules.lost_stop_grace_s + RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
+                ),
             )
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)

@@ -23,6 +23,8 @@ class RunReport:
     wall_s: float
     # A discrete-event run's report leaves the wall time out, so the same seed gives the same bytes.
     deterministic: bool = False
+    # Live runs: real seconds simulated time stood still waiting for a busy machine (large: starved).
+    clock_held_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -38,6 +40,7 @@ class RunReport:
         }
         if not self.deterministic:
             body["wall_seconds"] = round(self.wall_s, 3)
+            body["clock_held_seconds"] = round(self.clock_held_s, 3)
         return json.dumps(body, indent=2, sort_keys=True)
 
 

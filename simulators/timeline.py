@@ -3,6 +3,7 @@ run, a replay and a plot all read the same numbers."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ class Sample:
     faults_fired: int = 0
     drivers_done: int = 0
     conflicts: int = 0
+    capacity_w: int = 0  # every connector at its maximum at once; 0: not known
 
     @property
     def utilisation(self) -> float:
@@ -62,6 +64,7 @@ def take_sample(app: App, start: datetime, **extra: int) -> Sample:
         open_sessions=sum(1 for s in sessions if s.status is not SessionStatus.STOPPED),
         energy_wh=energy,
         captured_pence=sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE),
+        capacity_w=sum(x.max_power_w for c in chargers for x in c.connectors),
         **extra,
     )
 
@@ -82,10 +85,36 @@ class Timeline:
     def utilisation_pct(self) -> list[float]:
         return [100 * s.utilisation for s in self.samples]
 
+    def drawn_wh(self) -> list[float]:
+        """Energy drawn by each sample's time. Readings a charger queued while offline arrive in a
+        burst, later than the energy was drawn: what an interval shows beyond the fleet's capacity
+        was drawn before it, so it is moved back into earlier intervals that had room."""
+        pairs = list(itertools.pairwise(self.samples))
+        per = [0.0] + [max(0.0, float(b.energy_wh - a.energy_wh)) for a, b in pairs]
+        capacity_w = max((s.capacity_w for s in self.samples), default=0)
+        if capacity_w > 0:
+            room = [0.0] + [capacity_w * max(0.0, b.t_s - a.t_s) / 3600 for a, b in pairs]
+            for i in range(len(per)):
+                excess = per[i] - room[i]
+                j = i - 1
+                while excess > 0 and j >= 1:
+                    moved = min(excess, room[j] - per[j])
+                    if moved > 0:
+                        per[j] += moved
+                        per[i] -= moved
+                        excess -= moved
+                    j -= 1
+        drawn, total = [], 0.0
+        for e in per:
+            total += e
+            drawn.append(total)
+        return drawn
+
     def power_kw(self, window_s: float = 300.0) -> list[float]:
         """Average power drawn over the `window_s` (or, if sparser, the one interval) before each
-        sample. Meter readings arrive in steps, so a window wider than one sample keeps the line
-        from jumping with the steps."""
+        sample, from `drawn_wh`. Meter readings arrive in steps, so a window wider than one sample
+        keeps the line from jumping with the steps."""
+        drawn = self.drawn_wh()
         out: list[float] = []
         for i, s in enumerate(self.samples):
             j = i - 1
@@ -94,8 +123,7 @@ class Timeline:
             if j < 0 or s.t_s <= self.samples[j].t_s:
                 out.append(0.0)
                 continue
-            then = self.samples[j]
-            out.append(max(0, s.energy_wh - then.energy_wh) / 1000 / ((s.t_s - then.t_s) / 3600))
+            out.append(max(0.0, drawn[i] - drawn[j]) / 1000 / ((s.t_s - self.samples[j].t_s) / 3600))
         return out
 
     def revenue_pence(self) -> list[int]:

@@ -110,3 +110,10 @@ def redis_client() -> Iterator[object]:
     yield client
     client.flushdb()
     client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Over real sockets or on real PostgreSQL is `slow` too, so `-m "not slow"` is the quick loop."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.slow)

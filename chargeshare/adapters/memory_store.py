@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -591,6 +592,9 @@ class MemoryBookings(_Repository):
     def get(self, booking_id: int) -> BookingRecord:
         return self._record(self._row(booking_id))
 
+    def count_by_status(self) -> dict[str, int]:
+        return dict(Counter(b.status.value for b in self.t.bookings.values()))
+
     def all(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
         return [self._record(b) for _, b in sorted(self.t.bookings.items()) if status in (None, b.status)]
 
@@ -930,6 +934,17 @@ class MemoryPaymentsOutbox(_Repository):
     def due(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
         due = [i for i in self.t.outbox.values() if i.status == "pending" and i.next_attempt_at <= now]
         return sorted(due, key=lambda i: (i.next_attempt_at, i.item_id))[:limit]
+
+    def count_by_status(self) -> dict[str, int]:
+        return dict(Counter(i.status for i in self.t.outbox.values()))
+
+    def next_claimable_at(self) -> datetime | None:
+        moments = [
+            i.next_attempt_at if i.lease_until is None else max(i.next_attempt_at, i.lease_until)
+            for i in self.t.outbox.values()
+            if i.status == "pending"
+        ]
+        return min(moments, default=None)
 
     def all(self, status: str | None = None) -> Sequence[OutboxItem]:
         return [i for _, i in sorted(self.t.outbox.items()) if status in (None, i.status)]

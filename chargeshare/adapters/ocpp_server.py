@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -32,6 +33,9 @@ from chargeshare.services.events import (
     EnergyLimitReached,
     ReservationDue,
 )
+
+if TYPE_CHECKING:
+    from chargeshare.adapters.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,7 @@ class ChargerRegistry:
         self._router_task: asyncio.Task[None] | None = None
         self._stops_sent: set[tuple[str, int]] = set()
         self._taps: list[FrameTap] = []
+        self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
@@ -172,6 +177,7 @@ class ChargerRegistry:
                     await ws.close(code=UNSUPPORTED_DATA, reason="OCPP-J frames are text")
                     return
                 self._tap(cp_id, "in", text)
+                began = time.perf_counter()
                 # Handlers commit without waiting for the disk; one shared fsync covers every reply
                 # waiting at the time, and no reply leaves before it (see adapters/durability.py).
                 with self.app.durability.deferred():
@@ -180,6 +186,8 @@ class ChargerRegistry:
                     await self.app.durability.flushed()
                     self._tap(cp_id, "out", received.reply)
                     await ws.send_text(received.reply)
+                    if self.metrics is not None:
+                        self.metrics.answered(received.action or "(unreadable)", received.reply, began)
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
                     if fut is not None and not fut.done():

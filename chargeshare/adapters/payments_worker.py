@@ -3,8 +3,9 @@
 A stop, a cancellation or a sweep only queues a step and wakes the worker (`kick`); the worker's
 threads claim due steps one at a time and call the provider, so a slow or hanging provider holds a
 worker thread, never a charger's acknowledgement. With several server processes, each has its own
-worker and the claims keep them from working a step twice. Steps that are not due yet (backing off)
-are picked up by the poll.
+worker and the claims keep them from working a step twice. Between rounds a thread sleeps until the
+earliest moment a step may be claimed (a retry falling due, a dead worker's lease lapsing), or the
+poll, whichever comes first.
 """
 
 from __future__ import annotations
@@ -53,10 +54,23 @@ class PaymentsWorker:
             thread.join(timeout_s)
         self._running.clear()
 
+    def _until_next(self, poll: float) -> float:
+        """Real seconds to sleep: until the earliest claimable step, at most `poll`."""
+        try:
+            with self.settlement.store.reading() as tx:
+                at = tx.outbox.next_claimable_at()
+        except Exception:
+            log.exception("the payments worker could not read the outbox; it polls")
+            return poll
+        if at is None:
+            return poll
+        ahead = (at - self.clock.now()).total_seconds()
+        return min(poll, max(MIN_POLL_REAL_S, self.clock.real_seconds(ahead)))
+
     def _run(self) -> None:
         poll = max(MIN_POLL_REAL_S, self.clock.real_seconds(POLL_SIMULATED_S))
         while not self._stop.is_set():
-            self._wake.wait(poll)
+            self._wake.wait(self._until_next(poll))
             self._wake.clear()
             for _ in range(MAX_STEPS_PER_WAKE):
                 if self._stop.is_set():

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from chargeshare.benchmarks import des as des_bench
-from chargeshare.benchmarks import geo as geo_bench
-from chargeshare.benchmarks import ocpp as ocpp_bench
-from chargeshare.benchmarks import race as race_bench
-from chargeshare.benchmarks.databases import DEFAULT_POSTGRES_ADMIN_URL, BenchUnavailable, check_postgres
+from chargeshare.cli.errors import ENVIRONMENT, Problem
+
+# Defaults of chargeshare.benchmarks, repeated so that --help loads no benchmark (a test keeps them equal).
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 
 app = typer.Typer(
     help=(
@@ -62,16 +62,17 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the fig
 
 
 def _preflight(console: Console, backends: tuple[str, ...], postgres_url: str, out: Path | None) -> None:
-    """Exit 2 before any work if the output cannot be written or PostgreSQL cannot be used."""
+    """Exit before any work if the output cannot be written (2) or PostgreSQL cannot be used (3)."""
     if out is not None and not out.parent.is_dir():
         console.print(f"[red]error:[/] directory {out.parent} does not exist")
         raise typer.Exit(2)
     if "postgres" in backends:
+        from chargeshare.benchmarks.databases import BenchUnavailable, check_postgres
+
         try:
             check_postgres(postgres_url)
         except BenchUnavailable as exc:
-            console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from exc
+            raise Problem(str(exc), ENVIRONMENT) from exc
 
 
 def _write_json(console: Console, out: Path | None, data: dict[str, Any]) -> None:
@@ -94,6 +95,8 @@ def geo(
     Reports p50/p99 and their ratios (target: ours <= 1.5x raw). Exits 0 whatever the ratios,
     2 on bad arguments or when PostgreSQL is asked for and cannot be used.
     """
+    from chargeshare.benchmarks import geo as geo_bench
+
     console = _console()
     backends = backend.backends()
     _preflight(console, backends, postgres_url, json_out)
@@ -116,7 +119,7 @@ def race(
     threads: Annotated[int, typer.Option(help="Concurrent threads.", min=1, max=64)] = 8,
     redis_url: Annotated[
         str, typer.Option(help="Redis for PostgreSQL with locks on (fakeredis if unreachable).")
-    ] = race_bench.DEFAULT_REDIS_URL,
+    ] = DEFAULT_REDIS_URL,
     postgres_url: PostgresOpt = DEFAULT_POSTGRES_ADMIN_URL,
     json_out: JsonOpt = None,
 ) -> None:
@@ -125,6 +128,8 @@ def race(
     Exits 1 unless every run has exactly one winner and exactly one card hold; 2 on bad arguments or
     when PostgreSQL is asked for and cannot be used.
     """
+    from chargeshare.benchmarks import race as race_bench
+
     console = _console()
     backends = backend.backends()
     _preflight(console, backends, postgres_url, json_out)
@@ -145,12 +150,14 @@ class OcppBackend(StrEnum):
 
 
 def _sizes(text: str) -> tuple[int, ...]:
+    from chargeshare.benchmarks.ocpp import MAX_CHARGERS
+
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise typer.BadParameter(f"expected numbers separated by commas, got {text!r}") from None
-    if not sizes or any(not 1 <= n <= ocpp_bench.MAX_CHARGERS for n in sizes):
-        raise typer.BadParameter(f"each size must be between 1 and {ocpp_bench.MAX_CHARGERS:,}")
+    if not sizes or any(not 1 <= n <= MAX_CHARGERS for n in sizes):
+        raise typer.BadParameter(f"each size must be between 1 and {MAX_CHARGERS:,}")
     return sizes
 
 
@@ -182,6 +189,8 @@ def ocpp(
     Exits 1 if a call went unanswered or a server does not hold a charger's last acknowledged reading,
     2 on bad arguments, too low an open-files limit, or an unusable PostgreSQL.
     """
+    from chargeshare.benchmarks import ocpp as ocpp_bench
+
     console = _console()
     sizes = _sizes(chargers)
     _preflight(console, (backend.value,), postgres_url, json_out)
@@ -229,6 +238,8 @@ def des(
 
     Exits 1 if the run's invariants fail, 2 on bad arguments; the figures themselves never fail it.
     """
+    from chargeshare.benchmarks import des as des_bench
+
     console = _console()
     _preflight(console, (), "", json_out)
     params = des_bench.DesBenchParams(

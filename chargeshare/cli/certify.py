@@ -3,37 +3,38 @@ charger against someone's Central System)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chargeshare.bootstrap import App, Config, build
-from chargeshare.certify.cases import cases_for
-from chargeshare.certify.context import LinkLost, Settings
-from chargeshare.certify.model import Case, CaseResult, CertificationReport, Profile, Verdict
-from chargeshare.certify.operator import Operator, PromptOperator
-from chargeshare.certify.report import write_reports
-from chargeshare.certify.runner import Certifier
-from chargeshare.certify.runner import Progress as Hooks
-from chargeshare.certify.server import CertificationServer, register
-from chargeshare.services.clock import Clock, ScaledClock, SystemClock
+from chargeshare.cli.errors import ENVIRONMENT, Problem, doing, run_async
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from chargeshare.bootstrap import App
+    from chargeshare.certify.context import Settings
+    from chargeshare.certify.model import CertificationReport, Profile
+    from chargeshare.certify.operator import Operator
+    from chargeshare.certify.runner import Progress as Hooks
+    from chargeshare.services.clock import Clock
 
 console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 AUTO_CLOCK_FACTOR = 10  # --auto: the virtual charger's minutes pass in seconds (meter values, reboots)
 AUTO_METER_INTERVAL_S = 10
+# chargeshare.certify's profile names and Settings.id_tag, repeated so that --help loads no certifier
+# (a test keeps them equal).
+PROFILES = ("core", "remote-trigger", "reservation", "smart-charging", "local-auth-list", "firmware")
+DEFAULT_ID_TAG = "CERT-VALID-1"
 
 
 class Protocol(StrEnum):
@@ -41,7 +42,7 @@ class Protocol(StrEnum):
     V201 = "2.0.1"
 
 
-_COLOUR = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "yellow", Verdict.NOT_APPLICABLE: "dim"}
+_COLOUR = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "NOT APPLICABLE": "dim"}  # by Verdict
 
 ReportPath = Annotated[Path | None, typer.Option(help="Write the HTML report here.")]
 JunitPath = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
@@ -49,6 +50,8 @@ JsonPath = Annotated[Path | None, typer.Option("--json", help="Write a JSON repo
 
 
 def parse_profiles(text: str | None) -> set[Profile] | None:
+    from chargeshare.certify.model import Profile
+
     if text is None:
         return None
     try:
@@ -59,6 +62,8 @@ def parse_profiles(text: str | None) -> set[Profile] | None:
 
 
 def show(report: CertificationReport) -> None:
+    from chargeshare.certify.model import Verdict
+
     table = Table("case", "title", "profile", "verdict", "reason")
     for r in report.results:
         reason = "" if r.verdict is Verdict.PASS else r.reason  # a pass's reason is the case's own text
@@ -77,6 +82,9 @@ class _Live:
         self.task = progress.add_task("certifying", total=None)
 
     def hooks(self, total: int) -> Hooks:
+        from chargeshare.certify.model import Case, CaseResult
+        from chargeshare.certify.runner import Progress as Hooks
+
         self.progress.update(self.task, total=total)
 
         def started(case: Case) -> None:
@@ -91,6 +99,8 @@ class _Live:
 
 
 def _finish(report: CertificationReport, html: Path | None, junit: Path | None, json_: Path | None) -> None:
+    from chargeshare.certify.report import write_reports
+
     show(report)
     write_reports(report, html_path=html, junit_path=junit, json_path=json_)
     for path in (html, junit, json_):
@@ -109,9 +119,7 @@ def certify(
     ] = None,
     profile: Annotated[
         str | None,
-        typer.Option(
-            help="Comma-separated profiles to run: " + ", ".join(p.value for p in Profile) + " (default all)."
-        ),
+        typer.Option(help="Comma-separated profiles to run: " + ", ".join(PROFILES) + " (default all)."),
     ] = None,
     report: ReportPath = None,
     junit: JunitPath = None,
@@ -134,7 +142,7 @@ def certify(
     password: Annotated[str | None, typer.Option(help="16-40 characters; generated if not given.")] = None,
     id_tag: Annotated[
         str, typer.Option(help="A card the operator will present (accepted by the test bench).")
-    ] = (Settings.id_tag),
+    ] = DEFAULT_ID_TAG,
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the charger to connect.")
     ] = 600.0,
@@ -153,6 +161,12 @@ def certify(
     ] = None,
 ) -> None:
     """Certify a charger: register it, wait for it to connect, run the cases, report the verdicts."""
+    import secrets
+
+    from chargeshare.bootstrap import Config, build
+    from chargeshare.certify.context import LinkLost, Settings
+    from chargeshare.services.clock import ScaledClock, SystemClock
+
     profiles = parse_profiles(profile)
     settings = Settings(id_tag=id_tag, firmware_url=firmware_url, diagnostics_url=diagnostics_url)
     if auto:  # a virtual charger answers at once: shorter waits keep a failing run short
@@ -163,13 +177,10 @@ def certify(
     clock: Clock = ScaledClock(datetime.now(UTC), AUTO_CLOCK_FACTOR) if auto else SystemClock()
     if variant is not None and not auto:
         raise typer.BadParameter("--variant needs --auto", param_hint="--variant")
-    try:
+    with doing("cannot open the database"):
         app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
-    except Exception as exc:  # a configuration or a database that cannot be opened
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
     try:
-        result = asyncio.run(
+        result = run_async(
             _certify(
                 app,
                 charger_id,
@@ -187,9 +198,8 @@ def certify(
                 case_timeout=case_timeout,
             )
         )
-    except LinkLost as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    except LinkLost as exc:  # the charger never came, or went
+        raise Problem(str(exc), ENVIRONMENT) from exc
     finally:
         app.close()
     _finish(result, report, junit, json_)
@@ -212,6 +222,14 @@ async def _certify(
     connect_timeout: float,
     case_timeout: float,
 ) -> CertificationReport:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from chargeshare.certify.cases import cases_for
+    from chargeshare.certify.context import LinkLost
+    from chargeshare.certify.operator import PromptOperator
+    from chargeshare.certify.runner import Certifier
+    from chargeshare.certify.server import CertificationServer, register
+
     tags = {settings.id_tag, settings.other_tag}
     async with CertificationServer(app, charger_id, tags, host=host, port=port) as server:
         creds = register(app, charger_id, password)
@@ -249,6 +267,8 @@ async def _certify(
 async def _operator(
     auto: bool, variant: str | None, cp_id: str, url: str, password: str, clock: Clock, protocol: str | None
 ) -> AsyncIterator[Operator]:
+    from chargeshare.certify.operator import PromptOperator
+
     if not auto:
         yield PromptOperator()
         return
@@ -294,13 +314,13 @@ def certify_csms(
 ) -> None:
     """Certify a Central System: our virtual charger boots, heartbeats, reports status, authorises and
     runs a transaction against it, answers its commands, and judges what it sent back."""
+    from chargeshare.certify.context import LinkLost
     from chargeshare.certify.csms import certify_csms as run
 
     try:
-        result = asyncio.run(
+        result = run_async(
             run(url, charger_id, protocol=protocol.value, password=password, id_tag=id_tag, listen_s=listen)
         )
-    except (OSError, LinkLost) as exc:
-        err.print(f"[red]error:[/] cannot certify {url}: {exc}")
-        raise typer.Exit(2) from exc
+    except (OSError, LinkLost) as exc:  # the Central System is unreachable, or hung up
+        raise Problem(f"cannot certify {url}: {exc}", ENVIRONMENT) from exc
     _finish(result, report, junit, json_)

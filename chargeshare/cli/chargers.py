@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import secrets
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.adapters.command_routing import CommandRouter, router_for
-from chargeshare.adapters.ocpp_server import ChargerRegistry
-from chargeshare.bootstrap import App
-from chargeshare.cli.open_backend import DatabaseUrl, err, open_app
+from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp.command_names import COMMANDS, BadCommand, parse_command, result_json
 
-app = typer.Typer(help="Register, list and remove chargers (and set their passwords).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from chargeshare.bootstrap import App
+    from chargeshare.ocpp.commands import Command, CommandResult
+
+app = typer.Typer(
+    help="Register, list and remove chargers, set their passwords, send them commands.", no_args_is_help=True
+)
 console = Console(soft_wrap=True)
 
 
@@ -43,6 +41,8 @@ def add(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Register a charger with one connector and print what to configure on it."""
+    import secrets
+
     password = password or secrets.token_urlsafe(18)[:24]
     with open_app(database_url) as a:
         host_id = a.marketplace.add_host(host)
@@ -99,6 +99,8 @@ def passwd(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Set a new password for a charger."""
+    import secrets
+
     password = password or secrets.token_urlsafe(18)[:24]
     with open_app(database_url) as a:
         a.marketplace.set_charger_password(charge_point_id, password)
@@ -124,7 +126,9 @@ def security_events(
 @app.command()
 def command(
     charge_point_id: Annotated[str, typer.Argument(help="The charger's id, as it connects.")],
-    action: Annotated[str, typer.Argument(help="A command's name: " + ", ".join(sorted(COMMANDS)) + ".")],
+    action: Annotated[
+        str, typer.Argument(help="A typed command's name: Reset, TriggerMessage, ChangeSetting, ...")
+    ],
     payload: Annotated[str, typer.Option(help="The command's fields, as a JSON object.")] = "{}",
     timeout: Annotated[
         float, typer.Option(help="Seconds the charger has to answer.", min=0.1, max=120)
@@ -133,36 +137,44 @@ def command(
 ) -> None:
     """Send a command to a charger connected to any `chargeshare serve` process sharing this database
     and CHARGESHARE_REDIS_URL; prints its typed result as JSON. Exit 0 when done, 1 otherwise."""
+    import json
+
+    from chargeshare.cli.errors import FAILED, USAGE, Problem, run_async
+    from chargeshare.ocpp import commands as cmd
+    from chargeshare.ocpp.command_names import BadCommand, parse_command, result_json
+
     try:
         fields = json.loads(payload)
         if not isinstance(fields, dict):
             raise BadCommand("--payload must be a JSON object")
         parsed = parse_command(action, fields)
-    except (ValueError, BadCommand) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    except ValueError as exc:  # BadCommand is one
+        raise Problem(str(exc), USAGE) from exc
     with open_app(database_url) as a:
-        router = router_for(a.config.redis_url, a.config.database_url)
-        if router is None:
-            err.print(
-                "[red]error:[/] set CHARGESHARE_REDIS_URL to the serve processes' Redis: chargers are "
-                "reached through the process holding their connection"
+        if a.config.redis_url is None:
+            raise Problem(
+                "set CHARGESHARE_REDIS_URL to the serve processes' Redis: a charger is reached through "
+                "the process holding its connection",
+                USAGE,
             )
-            raise typer.Exit(2)
         with a.store.reading() as tx:
             tx.chargers.get(charge_point_id)  # an unknown id is an error, not "not connected"
-        result = asyncio.run(_send(a, router, charge_point_id, parsed, timeout))
+        result = run_async(_send(a, charge_point_id, parsed, timeout))
     console.print_json(json.dumps(result_json(result)))
     if not isinstance(result, cmd.Done):
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
-async def _send(
-    a: App, router: CommandRouter, cp_id: str, command: cmd.Command[Any], timeout_s: float
-) -> cmd.CommandResult[Any]:
+async def _send(a: App, cp_id: str, command: Command[Any], timeout_s: float) -> CommandResult[Any]:
+    """Through a registry holding no links: every command is routed to the process holding the link."""
+    from chargeshare.adapters.command_routing import router_for
+    from chargeshare.adapters.ocpp_server import ChargerRegistry
+
+    router = router_for(a.config.redis_url, a.config.database_url)
+    assert router is not None
     registry = ChargerRegistry(a, router=router)
-    await registry.start()
     try:
+        await registry.start()
         return await registry.send(cp_id, command, timeout_s=timeout_s)
     finally:
         await registry.stop()

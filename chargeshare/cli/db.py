@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from chargeshare.cli.open_backend import DatabaseUrl, err
+from chargeshare.cli.errors import doing
+from chargeshare.cli.open_backend import DatabaseUrl
 
 app = typer.Typer(help="The database schema: its version, and upgrades to this code's.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -25,10 +26,8 @@ def upgrade(database_url: DatabaseUrl = None) -> None:
 
     engine = make_engine(_url(database_url))
     try:
-        done = migrate.upgrade(engine)
-    except Exception as exc:
-        err.print(f"[red]error:[/] cannot upgrade the database: {exc}")
-        raise typer.Exit(2) from exc
+        with doing("cannot upgrade the database"):
+            done = migrate.upgrade(engine)
     finally:
         engine.dispose()
     console.print(f"schema {migrate.HEAD}: {done}")
@@ -42,11 +41,8 @@ def version(database_url: DatabaseUrl = None) -> None:
 
     engine = make_engine(_url(database_url))
     try:
-        with engine.connect() as conn:
+        with doing("cannot read the database"), engine.connect() as conn:
             at = migrate.current(conn)
-    except Exception as exc:
-        err.print(f"[red]error:[/] cannot read the database: {exc}")
-        raise typer.Exit(2) from exc
     finally:
         engine.dispose()
     console.print(f"database: {at or 'no version'}; this code: {migrate.HEAD}")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from chargeshare.bootstrap import App, Config, ConfigError, build
+from chargeshare.cli.errors import doing
 from chargeshare.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from chargeshare.bootstrap import App
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -22,15 +25,12 @@ DatabaseUrl = Annotated[
 
 @contextmanager
 def open_app(database_url: str | None) -> Iterator[App]:
-    """Build the app, print configuration and domain errors as one line, exit 2 on them."""
-    try:
+    """Build the app and print domain errors as one line, exit 2 on them (configuration and database
+    failures are chargeshare.cli.errors' to explain)."""
+    from chargeshare.bootstrap import Config, build
+
+    with doing("cannot open the database"):
         a = build(Config.from_env(database_url=database_url))
-    except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except Exception as exc:
-        err.print(f"[red]error:[/] cannot open the database: {exc}")
-        raise typer.Exit(2) from exc
     try:
         yield a
     except DomainError as exc:

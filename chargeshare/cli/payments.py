@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from chargeshare.cli.errors import ENVIRONMENT, Problem
 from chargeshare.domain.money import format_gbp
+
+if TYPE_CHECKING:
+    import httpx
 
 app = typer.Typer(help="Payments outbox and host payouts of a running backend.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -37,11 +40,12 @@ class Operator:
 
 
 def _request(method: str, op: Operator, path: str, **kw: Any) -> httpx.Response:
+    import httpx
+
     try:
         return httpx.request(method, op.server.rstrip("/") + path, timeout=120, **kw)
     except httpx.HTTPError as exc:
-        err.print(f"[red]error:[/] cannot reach the backend at {op.server}: {exc}")
-        raise typer.Exit(2) from exc
+        raise Problem(f"cannot reach the backend at {op.server}: {exc}", ENVIRONMENT) from exc
 
 
 def _token(op: Operator) -> str:

@@ -3,25 +3,23 @@ trace) and check the same invariants."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.adapters.pg_admin import temporary_database
-from chargeshare.bootstrap import MEMORY_DATABASE_URL, App
-from chargeshare.cli.check_table import check_table
+from chargeshare.cli.errors import doing, run_async
 from chargeshare.domain.money import format_gbp, format_kwh
-from simulators.replay import ReplayReport, replay
-from simulators.timeline import Timeline, take_sample
-from simulators.trace import TraceError, read_trace
+
+if TYPE_CHECKING:
+    from chargeshare.bootstrap import App
+    from simulators.replay import ReplayReport
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -33,6 +31,9 @@ class Backend(StrEnum):
 
 @contextlib.contextmanager
 def _database(backend: Backend, postgres_url: str) -> Iterator[str]:
+    from chargeshare.adapters.pg_admin import temporary_database
+    from chargeshare.bootstrap import MEMORY_DATABASE_URL
+
     if backend is Backend.SQLITE:
         yield MEMORY_DATABASE_URL
         return
@@ -53,6 +54,10 @@ def replay_command(
 ) -> None:
     """Replay a trace against a fresh backend; exit 1 if an invariant or a charger check fails, 2 if the
     trace is invalid (nothing runs then)."""
+    from simulators.replay import replay
+    from simulators.timeline import Timeline, take_sample
+    from simulators.trace import TraceError, read_trace
+
     console = Console(soft_wrap=True)
     for out in (report, plot):
         if out is not None and not out.parent.exists():
@@ -72,12 +77,8 @@ def replay_command(
         if start is not None:
             timeline.add(take_sample(app, start))
 
-    try:
-        with _database(backend, postgres_url) as url:
-            result = asyncio.run(replay(parsed, database_url=url, sampler=None if plot is None else sample))
-    except Exception as exc:  # a backend that cannot be reached, most often
-        console.print(f"[red]error:[/] could not replay: {exc}")
-        raise typer.Exit(2) from exc
+    with doing("could not replay"), _database(backend, postgres_url) as url:
+        result = run_async(replay(parsed, database_url=url, sampler=None if plot is None else sample))
     print_replay(console, result)
     if report is not None:
         report.write_text(result.to_json() + "\n")
@@ -92,6 +93,8 @@ def replay_command(
 
 
 def print_replay(console: Console, result: ReplayReport) -> None:
+    from chargeshare.cli.check_table import check_table
+
     s = result.run.summary
     fed = result.fed
     console.print(

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.adapters.pg_admin import temporary_database
-from simulators.live import Progress
-from simulators.scenario import SCHEMA, Scenario, ScenarioError, discover, load
-from simulators.scenario_runner import ScenarioResult, junit_xml, run_scenario, write_report
-from simulators.timeline import Timeline
+from chargeshare.cli.errors import doing, run_async
+from chargeshare.cli.simulate import note_ignored_services
+
+if TYPE_CHECKING:
+    from simulators.live import Progress
+    from simulators.scenario import Scenario
+    from simulators.scenario_runner import ScenarioResult
+    from simulators.timeline import Timeline
 
 app = typer.Typer(
     help="Declarative scenarios: fleet, drivers, faults and expectations.", no_args_is_help=True
@@ -38,6 +40,8 @@ class Backend(StrEnum):
 
 def _load_all(paths: list[Path]) -> list[Scenario]:
     """Load every file first: one bad file stops everything before anything runs."""
+    from simulators.scenario import ScenarioError, discover, load
+
     try:
         files = discover(paths)
     except ScenarioError as exc:
@@ -81,11 +85,15 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files or
 @app.command("schema")
 def schema() -> None:
     """Print the JSON Schema scenario files follow."""
+    from simulators.scenario import SCHEMA
+
     console.print_json(json.dumps(SCHEMA))
 
 
 @contextlib.contextmanager
 def _database(backend: Backend, postgres_url: str) -> Iterator[str | None]:
+    from chargeshare.adapters.pg_admin import temporary_database
+
     if backend is Backend.SQLITE:
         yield None
         return
@@ -120,6 +128,9 @@ def run(
     ] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
+    from simulators.scenario_runner import junit_xml, run_scenario, write_report
+    from simulators.timeline import Timeline
+
     logging.basicConfig(level=logging.ERROR)
     for out in (junit, report):
         if out is not None and not out.parent.exists():
@@ -130,27 +141,24 @@ def run(
             err.print(f"[red]error:[/] directory {directory} does not exist")
             raise typer.Exit(2)
     scenarios = _load_all(paths)
+    note_ignored_services()
     results: list[ScenarioResult] = []
     for i, s in enumerate(scenarios, 1):
         with console.status(
             f"[{i}/{len(scenarios)}] {s.name}: {s.params.chargers} chargers, "
             f"{s.params.drivers} drivers, {s.params.duration_s // 60} simulated minutes"
         ):
-            try:
-                timeline = Timeline()
-                with _database(backend, postgres_url) as url:
-                    result = asyncio.run(
-                        run_scenario(
-                            s,
-                            seed=seed,
-                            database_url=url,
-                            progress=None if plot_dir is None else _sampler(timeline),
-                            trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
-                        )
+            timeline = Timeline()
+            with doing(f"{s.name}: could not run"), _database(backend, postgres_url) as url:
+                result = run_async(
+                    run_scenario(
+                        s,
+                        seed=seed,
+                        database_url=url,
+                        progress=None if plot_dir is None else _sampler(timeline),
+                        trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
                     )
-            except Exception as exc:  # a backend that cannot be reached, most often
-                err.print(f"[red]error:[/] {s.name}: could not run: {exc}")
-                raise typer.Exit(2) from exc
+                )
         results.append(result)
         if plot_dir is not None:
             from simulators.plots import write_plot  # matplotlib loads only when plots are asked for

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import logging
+import errno
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
-import uvicorn
 from rich.console import Console
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.serving import tune_gc_for_serving
-from chargeshare.bootstrap import Config, ConfigError, build
-from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+from chargeshare.cli import log_format as log_format_module
+from chargeshare.cli.errors import ENVIRONMENT, Problem, doing
 
 
 def serve(
@@ -31,6 +33,12 @@ def serve(
         ),
     ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="text (lines for people) or json (one JSON object per line, uvicorn's log included).",
+        ),
+    ] = "text",
     ssl_certfile: Annotated[
         Path | None,
         typer.Option(
@@ -44,39 +52,97 @@ def serve(
     """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id} (https and
     wss with --ssl-certfile/--ssl-keyfile; chargers still authenticate with HTTP Basic)."""
     console = Console(stderr=True, soft_wrap=True)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r}: choose text or json", param_hint="--log-format")
     if (ssl_certfile is None) != (ssl_keyfile is None):
         console.print("[red]error:[/] --ssl-certfile and --ssl-keyfile go together")
         raise typer.Exit(2)
     secure = ssl_certfile is not None
     http, ws = ("https", "wss") if secure else ("http", "ws")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    # The port and Redis are checked before the backend's code is even imported (seconds), so that
+    # either one missing fails at once. The variable is read as Config.from_env reads it.
+    redis_url = os.environ.get("CHARGESHARE_REDIS_URL") or None
+    with bind(host, port) as sock:
+        if redis_url is not None:
+            check_redis(redis_url)
+        import uvicorn
+
+        from chargeshare.adapters.http_api import create_api
+        from chargeshare.adapters.serving import tune_gc_for_serving
+        from chargeshare.bootstrap import Config, build
+        from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+
+        log_format_module.configure(log_level, log_format)
         config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
-        app = build(config)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except Exception as exc:  # a database that cannot be reached, most often
-        console.print(f"[red]error:[/] could not start the backend: {exc}")
-        raise typer.Exit(1) from exc
-    console.print(
-        f"ChargeShare backend on {http}://{host}:{port}  (OCPP: {ws}://{host}:{port}/ocpp/<charge_point_id>, "
-        f"subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"
-    )
-    if allow_unknown_chargers:
-        console.print("[yellow]unregistered chargers may connect (--known-chargers-only to refuse them)[/]")
-    api = create_api(app)
-    tune_gc_for_serving()
+        with doing("could not start the backend"):
+            app = build(config)
+        try:
+            port = sock.getsockname()[1]  # what --port 0 picked
+            console.print(
+                f"ChargeShare backend on {http}://{host}:{port}  (OCPP: {ws}://{host}:{port}/ocpp/"
+                f"<charge_point_id>, subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"
+            )
+            if allow_unknown_chargers:
+                console.print(
+                    "[yellow]unregistered chargers may connect (--known-chargers-only to refuse them)[/]"
+                )
+            api = create_api(app)
+            tune_gc_for_serving()
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    api,
+                    host=host,
+                    port=port,
+                    log_level=log_level,
+                    # JSON: uvicorn's loggers pass through the root logger's JSON handler.
+                    log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+                    ws="websockets-sansio",
+                    ws_max_size=MAX_FRAME_BYTES,
+                    ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
+                    ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
+                )
+            )
+            server.run(sockets=[sock])
+        finally:
+            app.close()
+    if not server.started:
+        raise Problem("the backend did not start (see the log above)", ENVIRONMENT)
+
+
+@contextmanager
+def bind(host: str, port: int) -> Iterator[socket.socket]:
+    """The listening address, taken before anything is built or announced, so that a port in use is
+    one line rather than a server that says it started."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        uvicorn.run(
-            api,
-            host=host,
-            port=port,
-            log_level=log_level,
-            ws="websockets-sansio",
-            ws_max_size=MAX_FRAME_BYTES,
-            ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
-            ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
-        )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: no wait for TIME_WAIT
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = "the port is in use (choose another with --port)" if exc.errno == errno.EADDRINUSE else exc
+            raise Problem(f"cannot listen on {host}:{port}: {why}", ENVIRONMENT) from exc
+        sock.set_inheritable(True)
+        yield sock
     finally:
-        app.close()
+        sock.close()
+
+
+def check_redis(url: str) -> None:
+    """One line within seconds when CHARGESHARE_REDIS_URL points at no Redis: the server would
+    otherwise retry its subscription, a traceback each time, until its startup times out."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise Problem(f"cannot reach Redis at {_without_password(url)}: {exc}", ENVIRONMENT) from exc
+    finally:
+        client.close()
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-from dataclasses import replace
+import os
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from chargeshare.cli.check_table import check_table
-from chargeshare.cli.live_view import LiveView
-from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine, run_des_command
+from chargeshare.cli.errors import INTERRUPTED, Problem
+from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
 from chargeshare.domain.money import format_gbp, format_kwh
-from simulators.fleet import CITIES
-from simulators.live import LiveParams, run_live
-from simulators.report import RunReport
-from simulators.scenario import Expectation, ScenarioError, load
-from simulators.timeline import Timeline
+
+if TYPE_CHECKING:
+    from simulators.live import LiveParams
+    from simulators.report import RunReport
+    from simulators.scenario import Expectation
+    from simulators.timeline import Sample
+
+# The names of simulators.fleet.CITIES, here so that --help loads no simulator (a test keeps them equal).
+CITIES = ("bristol", "london", "manchester", "leeds", "glasgow")
 
 
 def simulate(
@@ -67,7 +72,9 @@ def simulate(
     """Run a simulation: live over real loopback WebSockets and HTTP on a scaled clock (default), or
     in SimPy virtual time with --engine des for large fleets and long horizons.
 
-    Exits 1 if any invariant fails, 2 on bad arguments.
+    It brings its own in-memory database, fakeredis and simulated payments (CHARGESHARE_DATABASE_URL,
+    CHARGESHARE_REDIS_URL and CHARGESHARE_STRIPE_API_KEY are ignored). Exits 1 if any invariant fails,
+    2 on bad arguments, 130 on Ctrl-C (after writing --report marked "complete": false).
     """
     console = Console()
     if city not in CITIES:
@@ -77,6 +84,14 @@ def simulate(
         if out is not None and not out.parent.exists():
             console.print(f"[red]error:[/] directory {out.parent} does not exist")
             raise typer.Exit(2)
+    from chargeshare.cli.errors import run_async
+    from chargeshare.cli.live_view import LiveView
+    from chargeshare.cli.simulate_des import run_des_command
+    from simulators.live import LiveParams, run_live
+    from simulators.scenario import ScenarioError, load
+    from simulators.timeline import Timeline
+
+    note_ignored_services()
     logging.basicConfig(level=logging.ERROR)
     params = LiveParams(
         chargers=chargers,
@@ -100,26 +115,33 @@ def simulate(
     duration = params.duration_s // 60
     real_s = params.duration_s / params.speed
     timeline = Timeline()
-    if engine is Engine.DES:
-        result = run_des_command(console, params, trace=trace, plot=plot)
-    elif params.chargers > LIVE_MAX_CHARGERS:
-        console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
-        raise typer.Exit(2)
-    else:
-        console.print(
-            f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
-            f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x "
-            f"(about {real_s:.0f} s)"
-        )
-        if quiet:
-
-            def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
-                timeline.add(info["sample"])
-
-            result = asyncio.run(run_live(params, collect if plot is not None else None, trace=trace))
+    latest: Latest | None = None
+    try:
+        if engine is Engine.DES:
+            result = run_des_command(console, params, trace=trace, plot=plot)
+        elif params.chargers > LIVE_MAX_CHARGERS:
+            console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
+            raise typer.Exit(2)
         else:
-            with LiveView(console, minutes=duration, drivers=params.drivers, timeline=timeline) as view:
-                result = asyncio.run(run_live(params, view.update, trace=trace))
+            console.print(
+                f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
+                f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x "
+                f"(about {real_s:.0f} s)"
+            )
+            if quiet:
+
+                def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
+                    timeline.add(info["sample"])
+
+                latest = Latest(collect)
+                watch = plot is not None or report is not None
+                result = run_async(run_live(params, latest.update if watch else None, trace=trace))
+            else:
+                with LiveView(console, minutes=duration, drivers=params.drivers, timeline=timeline) as view:
+                    latest = Latest(view.update)
+                    result = run_async(run_live(params, latest.update, trace=trace))
+    except KeyboardInterrupt:
+        raise interrupted(params, engine, latest, report) from None
     print_report(console, result)
     if trace is not None:
         console.print(f"trace written to {trace}")
@@ -140,7 +162,57 @@ def simulate(
         raise typer.Exit(1)
 
 
+def note_ignored_services() -> None:
+    """Say so when the environment names services a simulation does not use (it brings its own)."""
+    names = ("CHARGESHARE_DATABASE_URL", "CHARGESHARE_REDIS_URL", "CHARGESHARE_STRIPE_API_KEY")
+    ignored = [name for name in names if os.environ.get(name)]
+    if ignored:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(
+            "[yellow]note:[/] simulations bring their own database, fakeredis and simulated payments; "
+            f"{', '.join(ignored)} ignored"
+        )
+
+
+class Latest:
+    """The live runner's last progress, passed on to `forward`: what an interrupted run can report."""
+
+    def __init__(self, forward: Callable[[float, dict[str, Any]], None]) -> None:
+        self.forward = forward
+        self.elapsed_s: float | None = None  # simulated seconds, once the run has said
+        self.sample: Sample | None = None
+
+    def update(self, elapsed_s: float, info: dict[str, Any]) -> None:
+        self.elapsed_s = elapsed_s
+        self.sample = info.get("sample", self.sample)
+        self.forward(elapsed_s, info)
+
+
+def interrupted(params: LiveParams, engine: Engine, latest: Latest | None, report: Path | None) -> Problem:
+    """The one line for Ctrl-C, after writing what the run got to as a report marked incomplete."""
+    from simulators.live import params_dict
+
+    elapsed_s = None if latest is None else latest.elapsed_s
+    message = "interrupted"
+    if elapsed_s is not None:
+        message += f" at simulated minute {elapsed_s / 60:.0f} of {params.duration_s // 60}"
+    if report is None:
+        return Problem(message, INTERRUPTED)
+    body = {
+        "complete": False,
+        "ok": False,  # nothing was checked: never to be read as a passing run
+        "params": {**params_dict(params), "engine": engine.value},
+        "simulated_s": None if elapsed_s is None else round(elapsed_s, 1),
+        "last_sample": None if latest is None or latest.sample is None else asdict(latest.sample),
+        "invariants": [],
+        "errors": ["interrupted (Ctrl-C) before the end of the run: invariants not checked"],
+    }
+    report.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return Problem(f"{message}; partial report written to {report} (complete: false)", INTERRUPTED)
+
+
 def print_report(console: Console, result: RunReport) -> None:
+    from chargeshare.cli.check_table import check_table
+
     s = result.summary
     summary = Table(title="Summary", show_header=False)
     summary.add_column("what")

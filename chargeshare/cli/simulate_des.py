@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from simulators.des import DesParams, run_des
-from simulators.des.central import NotSupportedInDes
-from simulators.des.engine import check_supported
-from simulators.live import LiveParams
-from simulators.report import RunReport
+if TYPE_CHECKING:
+    from simulators.live import LiveParams
+    from simulators.report import RunReport
 
 LIVE_MAX_CHARGERS = 2_000  # one websocket and one asyncio task each, on one loop
 
@@ -26,6 +25,10 @@ def run_des_command(
     console: Console, params: LiveParams, *, trace: Path | None, plot: Path | None
 ) -> RunReport:
     """Run `params` under the discrete-event engine; exit 2 for what it cannot do."""
+    from simulators.des import DesParams, run_des
+    from simulators.des.central import NotSupportedInDes
+    from simulators.des.engine import check_supported
+
     if trace is not None or plot is not None:
         console.print("[red]error:[/] --trace and --plot record a live run; use them with --engine live")
         raise typer.Exit(2)

@@ -60,6 +60,7 @@ class Outcome:
 class Received:
     reply: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
+    action: str = ""  # the call answered by `reply`; "" for a frame too broken to name one
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Connection:
         except RemoteProtocolError as exc:
             return Received(reply=self._error(exc.unique_id, exc.code, exc.description))
         if isinstance(frame, Call):
-            return Received(reply=self._handle(frame))
+            return Received(reply=self._handle(frame), action=frame.action)
         pending = self._pending.pop(frame.unique_id, None)
         if pending is None:
             log.info("ignoring a response to unknown call %s", frame.unique_id)

@@ -101,11 +101,11 @@ class BookingService:
                 created_at=now,
                 fencing_token=None if lease is None else lease.fencing_token,
             )
-            self.settlement.record_placement(tx, booking_id, hold_amount)
+            claim = self.settlement.record_placement(tx, booking_id, hold_amount)
         failpoint("booking-committed")
         placement = self.settlement.authorize(booking_id, req.driver_id, hold_amount)
         failpoint("hold-authorized")
-        record = self.settlement.finish_placement(booking_id, req.driver_id, hold_amount, placement)
+        record = self.settlement.finish_placement(booking_id, req.driver_id, hold_amount, placement, claim)
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
         if self._starts_soon(starts_at, now) and self._connector_free(record):
             self._request_reservation(record)  # else the housekeeping sweep sends it once it is free

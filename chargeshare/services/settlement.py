@@ -16,6 +16,7 @@ provider on the OCPP event loop.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import uuid
@@ -74,12 +75,17 @@ class Placement:
     error: str = ""
 
 
+def _claim_of(item: OutboxItem) -> str:
+    assert item.claimed_by is not None, "a step is worked only under a claim"
+    return item.claimed_by
+
+
 def _key(booking_id: int, step: str) -> str:
     return f"booking:{booking_id}:{step}"
 
 
 def worker_name() -> str:
-    """Unique per process and start: a claim names the worker that made it."""
+    """Unique per process and start; each claim adds a number of its own (`_claim`)."""
     return f"{os.uname().nodename[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -96,22 +102,32 @@ class SettlementService:
     ) -> None:
         self.store, self.gateway, self.bus, self.clock, self.rules = store, gateway, bus, clock, rules
         self.worker = worker or worker_name()
+        self._claims = itertools.count(1)
         # Called with a booking id once steps are queued for it; None: work them at once, here.
         self.on_queued: Callable[[int], None] | None = None
+
+    def _claim(self) -> str:
+        """A name for one claim: finishing a step needs the very claim that took it, so a request
+        thread and a worker thread of one process (or a worker whose lease lapsed and was taken over)
+        can never finish each other's claims."""
+        return f"{self.worker}/{next(self._claims)}"
 
     def _lease(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.rules.payment_lease_s)
 
     # ---- the hold: the booking waits for its answer -----------------------------------------------
-    def record_placement(self, tx: UnitOfWork, booking_id: int, amount: int) -> None:
-        """In the booking's own unit of work: the placement, under its idempotency key, held by this
-        worker until the placement timeout. If this process dies before finishing it, recovery
-        (`process_due`) takes it over then and voids whatever the provider authorised."""
+    def record_placement(self, tx: UnitOfWork, booking_id: int, amount: int) -> str:
+        """In the booking's own unit of work: the placement, under its idempotency key, claimed until
+        the placement timeout; returns the claim `finish_placement` needs. If the request dies or takes
+        longer, recovery (`process_due`) takes the placement over and voids whatever the provider
+        authorised, and the claim can no longer finish it."""
         now = self.clock.now()
         timeout = now + timedelta(seconds=self.rules.hold_placement_timeout_s)
+        claim = self._claim()
         tx.outbox.enqueue(
-            booking_id, HOLD, amount, _key(booking_id, HOLD), now, due_at=timeout, claimed_by=self.worker
+            booking_id, HOLD, amount, _key(booking_id, HOLD), now, due_at=timeout, claimed_by=claim
         )
+        return claim
 
     def authorize(self, booking_id: int, driver_id: int, amount: int) -> Placement:
         try:
@@ -123,7 +139,7 @@ class SettlementService:
         return Placement(result)
 
     def finish_placement(
-        self, booking_id: int, driver_id: int, amount: int, placement: Placement
+        self, booking_id: int, driver_id: int, amount: int, placement: Placement, claim: str
     ) -> BookingRecord:
         """Confirm the booking with its hold in the ledger, or fail it (declined, or the provider
         unreachable: then voiding whatever it may have authorised is queued). Raises PaymentDeclined
@@ -135,7 +151,7 @@ class SettlementService:
             assert item is not None, "a placement is recorded before the provider is asked"
             done = tx.outbox.finish(
                 item.item_id,
-                self.worker,
+                claim,
                 status=DONE,
                 attempts=1,
                 next_attempt_at=now,
@@ -202,14 +218,14 @@ class SettlementService:
         """Work one booking's pending steps now, whether due or not (those nobody else holds)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            items = tx.outbox.claim_of(booking_id, now, self.worker, self._lease(now))
+            items = tx.outbox.claim_of(booking_id, now, self._claim(), self._lease(now))
         return self._work(items, OutboxRun())
 
     def process_due(self, limit: int = DUE_BATCH) -> OutboxRun:
         """Claim and work the steps that are due, including placements whose request died."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            items = tx.outbox.claim_due(now, limit, self.worker, self._lease(now))
+            items = tx.outbox.claim_due(now, limit, self._claim(), self._lease(now))
         return self._work(items, OutboxRun())
 
     def reconcile(self) -> OutboxRun:
@@ -278,7 +294,7 @@ class SettlementService:
         with self.store.transaction() as tx:
             if not tx.outbox.finish(
                 item.item_id,
-                self.worker,
+                _claim_of(item),
                 status=status,
                 attempts=attempts,
                 next_attempt_at=self.clock.now() + timedelta(seconds=backoff + jitter),
@@ -301,7 +317,7 @@ class SettlementService:
         now = self.clock.now()
         if not tx.outbox.finish(
             item.item_id,
-            self.worker,
+            _claim_of(item),
             status=DONE,
             attempts=item.attempts + 1,
             next_attempt_at=now,

@@ -45,6 +45,7 @@ EXTREME_TIMES = [
 
 
 @pytest.mark.parametrize("starts_at", EXTREME_TIMES)
+@pytest.mark.slow
 async def test_a_booking_at_a_time_out_of_range_is_refused_and_books_nothing(
     database_url: str, starts_at: str
 ) -> None:
@@ -65,6 +66,7 @@ async def test_a_booking_at_a_time_out_of_range_is_refused_and_books_nothing(
 
 
 @pytest.mark.parametrize("at", EXTREME_TIMES)
+@pytest.mark.slow
 async def test_a_search_window_out_of_range_is_refused(database_url: str, at: str) -> None:
     with world(database_url) as w:
         query = {"bbox": "-3,51,-2,52", "available_from": at, "available_until": "2026-03-03T00:00:00Z"}
@@ -85,6 +87,7 @@ async def post_raw(http: httpx.AsyncClient, path: str, body: str, headers: dict[
 
 
 @pytest.mark.parametrize("token", NOT_JSON_NUMBERS)
+@pytest.mark.slow
 async def test_numbers_json_does_not_have_are_refused_with_a_reason_and_change_nothing(token: str) -> None:
     with world() as w:
         host, driver = w.mine.host.headers, w.mine.driver
@@ -133,6 +136,7 @@ def json_body_operations(w: World) -> list[tuple[str, str, dict[str, str]]]:
     return found
 
 
+@pytest.mark.slow
 async def test_every_json_body_is_read_strictly() -> None:
     with world() as w:
         operations = json_body_operations(w)

@@ -22,6 +22,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+@pytest.mark.slow
 async def test_a_host_lists_edits_and_removes_a_charger(database_url: str) -> None:
     with world(database_url) as w:
         host = w.mine.host.headers

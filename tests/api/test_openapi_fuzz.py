@@ -44,6 +44,7 @@ def role_headers(path: str) -> dict[str, str]:
     suppress_health_check=list(HealthCheck),
     database=None,
 )
+@pytest.mark.slow
 def test_no_server_errors_and_answers_match_the_schema(case: schemathesis.Case[Any]) -> None:
     checks = [not_a_server_error, response_schema_conformance]
     for headers in (role_headers(case.path), {}):

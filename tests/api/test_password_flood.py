@@ -130,6 +130,7 @@ async def sign_up(http: httpx.AsyncClient, i: int, role: str = "driver") -> int:
     return (await http.post(f"/auth/register/{role}", json=body)).status_code
 
 
+@pytest.mark.slow
 async def test_sign_up_is_limited_per_address_unless_lifted(gated: App) -> None:
     limit, clock = gated.config.limits.signup_per_address, gated.clock
     assert limit is not None and isinstance(clock, ManualClock)

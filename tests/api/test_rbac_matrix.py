@@ -256,6 +256,7 @@ def fingerprint(app: App) -> dict[str, list[str]]:
         return {t.name: sorted(map(str, conn.execute(select(t)))) for t in sql_schema.metadata.sorted_tables}
 
 
+@pytest.mark.slow
 def test_every_operation_has_a_row() -> None:
     with world() as w:
         spec = create_api(w.app).openapi()
@@ -264,6 +265,7 @@ def test_every_operation_has_a_row() -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.method} {r.path}")
+@pytest.mark.slow
 async def test_matrix(row: Row) -> None:
     with world() as w:
         async with client(w.app) as http:

@@ -18,6 +18,7 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.slow
 async def test_dropped_frames_never_reach_the_csms(rig: Rig) -> None:
     rig.charger.conn.call_timeout_s = 0.05  # a dropped call is given up quickly
     rig.charger.wire.drop_rate = 0.5

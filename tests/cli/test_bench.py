@@ -42,6 +42,7 @@ def test_percentiles_interpolate_between_ranks() -> None:
         percentile([], 50)
 
 
+@pytest.mark.slow
 def test_bench_geo_on_sqlite_reports_both_query_kinds(tmp_path: Path) -> None:
     out = tmp_path / "geo.json"
     result = runner.invoke(
@@ -75,9 +76,9 @@ def test_bench_geo_rejects_bad_arguments(tmp_path: Path) -> None:
     down = runner.invoke(
         app, ["bench", "geo", "--backend", "postgres", "--postgres-url", UNREACHABLE_POSTGRES]
     )
-    assert down.exit_code == 2 and "not reachable" in down.output
+    assert down.exit_code == 3 and "not reachable" in down.output
     down = runner.invoke(app, ["bench", "race", "--backend", "both", "--postgres-url", UNREACHABLE_POSTGRES])
-    assert down.exit_code == 2 and "not reachable" in down.output
+    assert down.exit_code == 3 and "not reachable" in down.output
 
 
 def test_bench_race_on_sqlite_has_one_winner_and_one_hold(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from chargeshare.ocpp.frames import CALL, Call, check_payload, parse
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None:
     out = tmp_path / "ocpp.json"
     result = runner.invoke(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
 from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
@@ -13,6 +14,7 @@ from chargeshare.cli.app import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_certify_auto_writes_three_reports_and_exits_by_the_verdict(tmp_path: Path) -> None:
     html, xml, js = tmp_path / "r.html", tmp_path / "r.xml", tmp_path / "r.json"
     args = [
@@ -35,6 +37,7 @@ def test_certify_auto_writes_three_reports_and_exits_by_the_verdict(tmp_path: Pa
     assert all(i in html.read_text() for i in ids)
 
 
+@pytest.mark.slow
 def test_a_faulty_charger_is_not_certified(tmp_path: Path) -> None:
     args = ["certify", "--charger-id", "CLI-2", "--auto", "--port", "0", "--profile", "core", "--wait", "2"]
     result = runner.invoke(app, [*args, "--protocol", "2.0.1", "--variant", "reset-without-reboot"])
@@ -49,4 +52,4 @@ def test_refusals_name_the_option() -> None:
         == 2
     )
     unreachable = runner.invoke(app, ["certify-csms", "ws://127.0.0.1:9/ocpp", "--listen", "0"])
-    assert unreachable.exit_code == 2 and "cannot certify" in unreachable.output
+    assert unreachable.exit_code == 3 and "cannot certify" in unreachable.output

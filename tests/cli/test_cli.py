@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from chargeshare import __version__
@@ -16,6 +17,7 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.strip() == __version__
 
 
+@pytest.mark.slow
 def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     result = runner.invoke(

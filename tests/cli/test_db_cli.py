@@ -22,6 +22,7 @@ def test_version_then_upgrade_then_current(tmp_path: Path) -> None:
     assert at.exit_code == 0 and f"database: {migrate.HEAD}" in at.output
 
 
-def test_an_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_an_unreachable_database_is_one_line_and_exit_3(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'no' / 'dir.db'}"])
-    assert bad.exit_code == 2 and "cannot upgrade the database" in bad.output
+    assert bad.exit_code == 3 and "cannot upgrade the database" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1, bad.output

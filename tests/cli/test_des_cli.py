@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from chargeshare.benchmarks.des import bare_loop
@@ -31,6 +32,7 @@ def test_simulate_des_writes_the_same_report_twice(tmp_path: Path) -> None:
     assert body["ok"] and body["params"]["engine"] == "des" and "wall_seconds" not in body
 
 
+@pytest.mark.slow
 def test_simulate_des_report_does_not_depend_on_hash_randomisation(tmp_path: Path) -> None:
     reports = []
     for hash_seed in ("1", "2"):

@@ -582,8 +582,10 @@ def test_payment_steps_are_claimed_by_one_worker_at_a_time(app: App) -> None:
         tx.outbox.enqueue(b2, "hold", 300, "k3", T0, due_at=T0 + 2 * HOUR, claimed_by="web-1")
     lease = T0 + timedelta(minutes=5)
     with app.store.transaction() as tx:
+        assert tx.outbox.next_claimable_at() == T0  # k1, due now and unheld
         (k1,) = tx.outbox.claim_due(T0, 10, "w1", lease)
         assert (k1.idempotency_key, k1.claimed_by, k1.lease_until) == ("k1", "w1", lease)
+        assert tx.outbox.next_claimable_at() == lease  # k1 again, should w1 die; before k2 is due
         assert tx.outbox.claim_due(T0, 10, "w2", lease) == []  # held by w1, the rest not due
         assert tx.outbox.claim_of(b1, T0, "w2", lease) == []
         held = tx.outbox.get("k3")

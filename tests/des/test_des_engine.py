@@ -115,6 +115,7 @@ def _fault_scenarios() -> list[Path]:
 
 
 @pytest.mark.parametrize("path", _fault_scenarios(), ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_fault_scenarios_meet_their_expectations_under_des(path: Path) -> None:
     scenario = load(path)
     report = run_des(DesParams.from_live(scenario.params)).report
@@ -124,6 +125,7 @@ def test_fault_scenarios_meet_their_expectations_under_des(path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 async def test_des_and_live_agree_in_shape() -> None:
     live = await run_live(LiveParams(chargers=5, drivers=10, duration_s=90 * 60, seed=4, speed=900))
     des = run_des(DesParams(chargers=5, drivers=10, duration_s=90 * 60, seed=4)).report

@@ -21,6 +21,7 @@ from chargeshare.services.invariants import check_store
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served
 from tests.e2e.ocpp_clients import boot201, library_cp16, library_cp201, now, tx_event
+from tests.waiting import settled
 
 pytestmark = pytest.mark.e2e
 
@@ -95,6 +96,7 @@ async def test_a_16_charger_cannot_stop_or_meter_another_chargers_transaction(se
     assert captured(app, booking.booking_id) == 160
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway)
+    await settled(app)
     assert gateway.total_captured == 160
     assert_invariants(app)
 
@@ -136,4 +138,5 @@ async def test_a_201_charger_cannot_reach_another_chargers_transaction(served: S
     with app.store.reading() as tx:
         (session,) = tx.sessions.all()
     assert session.status is SessionStatus.STOPPED and session.billed_wh == 1_000
+    await settled(app)
     assert_invariants(app)

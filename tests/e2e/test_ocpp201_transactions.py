@@ -21,6 +21,7 @@ from chargeshare.services.records import BookingRecord, SessionRecord
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served
 from tests.e2e.ocpp_clients import boot201, energy201, library_cp201, now, tx_event
+from tests.waiting import settled
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +66,7 @@ async def test_boot_authorize_started_updated_ended_is_billed_once(served: Serve
             await cp.call(tx_event("Ended", 3, "TX-A", trigger="EVCommunicationLost", wh=6_500))
     (session,) = sessions(app)
     assert session.status is SessionStatus.STOPPED and session.billed_wh == 6_000
+    await settled(app)
     assert captures(app, booking.booking_id) == [240]  # 6.000 kWh x 40p, once
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 240
@@ -92,6 +94,7 @@ async def test_unplugging_reports_available_before_ended_and_ended_is_billed(ser
         await cp.call(tx_event("Ended", 2, "TX-U", trigger="EVCommunicationLost", wh=900))
     (session,) = sessions(app)
     assert session.status is SessionStatus.STOPPED and session.billed_wh == 900
+    await settled(app)
     assert captures(app, booking.booking_id) == [36]  # 0.900 kWh x 40p
     assert app.charging.close_lost_stops(grace=timedelta(0)) == []  # nothing left to take as lost
     assert_invariants(app)
@@ -119,6 +122,7 @@ async def test_an_offline_queue_replayed_twice_with_old_timestamps_counts_once(s
     (session,) = sessions(app)
     assert session.billed_wh == 3_000 and session.started_at == datetime.fromisoformat(at(0))
     assert session.stopped_at == datetime.fromisoformat(at(3))
+    await settled(app)
     assert captures(app, booking.booking_id) == [90]  # 3.000 kWh x 30p
     assert_invariants(app)
 
@@ -155,6 +159,7 @@ async def test_a_transaction_started_on_plug_in_opens_our_session_once_authorise
         await cp.call(tx_event("Ended", 2, "P1", wh=1_120))
     (session,) = sessions(app)
     assert (session.meter_start_wh, session.billed_wh) == (120, 1_000)
+    await settled(app)
     assert_invariants(app)
 
 
@@ -172,6 +177,7 @@ async def test_a_start_without_a_reading_counts_from_the_first_reading_not_from_
         await cp.call(tx_event("Ended", 2, "N1", wh=1_002_000))
     (session,) = sessions(app)
     assert (session.meter_start_wh, session.billed_wh) == (1_000_000, 2_000)
+    await settled(app)
     assert captures(app, booking.booking_id) == [100]  # 2.000 kWh x 50p
     assert_invariants(app)
 

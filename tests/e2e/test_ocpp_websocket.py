@@ -34,6 +34,7 @@ from chargeshare.services.clock import SystemClock
 from chargeshare.services.invariants import check_store
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served
+from tests.waiting import settled
 
 pytestmark = pytest.mark.e2e
 
@@ -112,6 +113,7 @@ async def test_independent_client_boot_authorize_start_meter_stop_is_billed_once
             assert stopped.id_tag_info["status"] == "Accepted"
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway)
+    await settled(app)
     assert gateway.total_captured == 240  # 6.000 kWh x 40p, once
     assert all(r.ok for r in check_store(app.store, app.config.rules, now=app.clock.now()))
     with app.store.transaction() as tx:

@@ -83,4 +83,4 @@ async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
 
 def test_an_unreachable_backend_is_a_clear_error() -> None:
     result = runner.invoke(cli, ["payments", "status", "--server", "http://127.0.0.1:9", "--token", "t"])
-    assert result.exit_code == 2 and "cannot reach the backend" in result.output
+    assert result.exit_code == 3 and "cannot reach the backend" in result.output

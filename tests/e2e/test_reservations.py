@@ -40,7 +40,7 @@ from simulators.charger import PlugRefused, VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.conftest import T0, add_charger
-from tests.waiting import eventually
+from tests.waiting import eventually, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -234,6 +234,7 @@ async def test_a_refused_charge_now_reservation_fails_the_booking_and_releases_t
         record = manual.booking(booking.booking_id)
         assert record.fee == 0
         # The hold is released in our ledger and at the (simulated) card network, and nothing captured.
+        await settled(manual.app)
         assert manual.entry_kinds(booking.booking_id) == sorted([EntryKind.HOLD, EntryKind.VOID])
         hold = manual.gateway.holds[str(record.payment_ref)]
         assert (hold.state, hold.captured) == ("released", 0)
@@ -268,6 +269,7 @@ async def test_a_reserved_booking_that_ends_unused_sends_cancel_reservation(
         assert cp.cancels == [booking.booking_id]
         record = manual.booking(booking.booking_id)
         assert (record.status, record.fee) == (status, fee)
+        await settled(manual.app)
         assert manual.captures(booking.booking_id) == ([fee] if fee else [])
         assert manual.gateway.total_captured == fee
         await sweeps()
@@ -396,8 +398,8 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
         assert session.billed_wh == session.meter_stop_wh - session.meter_start_wh > 0
         cost = Tariff(36).cost(session.billed_wh)
         assert session.cost == cost > 0
-        # The capture is the payments worker's, on its own thread: wait for it rather than race it.
-        await eventually(lambda: scaled.captures(booking.booking_id) == [cost], "the capture")
+        await settled(scaled.app)
+        assert scaled.captures(booking.booking_id) == [cost]
         assert scaled.gateway.total_captured == cost
 
         # A repeated StopTransaction is acknowledged and bills nothing more.
@@ -410,6 +412,7 @@ async def test_virtual_charger_holds_a_reserved_connector_for_the_booked_driver_
             },
         )
         assert again.payload is not None and again.payload["idTagInfo"]["status"] == "Accepted"
+        await settled(scaled.app)
         assert scaled.captures(booking.booking_id) == [cost]
         assert scaled.gateway.total_captured == cost
         assert scaled.failing_invariants() == []

@@ -31,7 +31,7 @@ from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.conftest import T0, add_charger
-from tests.waiting import eventually
+from tests.waiting import eventually, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -119,8 +119,9 @@ def metered(backend: Backend) -> bool:
     return any(s.meter_last_wh > s.meter_start_wh for s in backend.sessions())
 
 
-def billed_once(backend: Backend, booking_id: int) -> SessionRecord:
+async def billed_once(backend: Backend, booking_id: int) -> SessionRecord:
     """The booking completed, its one session billed from the meter, captured once, books balanced."""
+    await settled(backend.app)
     assert backend.booking_status(booking_id) is BookingStatus.COMPLETED
     (session,) = backend.sessions()
     assert session.billed_wh is not None and session.meter_stop_wh is not None
@@ -144,7 +145,7 @@ async def test_a_201_session_is_billed_from_its_transaction_events(
         assert backend.booking_status(booking_id) is BookingStatus.ACTIVE
         await eventually(lambda: metered(backend), "TransactionEvent Updated readings to reach the backend")
         await vc.unplug(1)
-        session = billed_once(backend, booking_id)
+        session = await billed_once(backend, booking_id)
         assert session.meter_stop_wh == vc.connectors[1].meter.register_wh
     events = [f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "TransactionEvent"]
     assert [e["eventType"] for e in (events[0], events[-1])] == ["Started", "Ended"]
@@ -166,7 +167,7 @@ async def test_a_201_charger_offline_mid_session_replays_its_events_and_is_bille
         assert vc.queue and all(p.get("offline") is True for _, p in vc.queue)
         await outage
         await eventually(lambda: not vc.queue, "the queue replayed")
-        billed_once(backend, booking_id)
+        await billed_once(backend, booking_id)
     replayed = [f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "TransactionEvent"]
     assert any(e.get("offline") for e in replayed)
 

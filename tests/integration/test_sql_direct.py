@@ -38,6 +38,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     with app.store.transaction() as tx:
         connector = tx.chargers.get("CP1").connectors[0].connector_id
         tx.outbox.enqueue(booking, "capture", 100, "test-capture", clock.now())
+        tx.sessions.mark_freed(session, clock.now())  # so the lost-stop lookup finds a row
         tx.outbox.enqueue(booking, "fee", 10, "test-claimed", clock.now(), claimed_by="test-worker")
         claimed_item = tx.outbox.get("test-claimed")
         assert claimed_item is not None
@@ -61,6 +62,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "reading": 2_500,
         "since": clock.now() - timedelta(minutes=5),
         "before": clock.now() + timedelta(hours=1),
+        "cutoff": clock.now() + timedelta(hours=1),
         "now": clock.now() + timedelta(days=1),
         "most": 10,
         # a stop, a booking's update, a start replayed, the payments outbox and the ledger

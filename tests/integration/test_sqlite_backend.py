@@ -30,6 +30,7 @@ from tests.integration.helpers import (
 
 
 @pytest.mark.parametrize("locks", [True, False], ids=["with-lock", "db-only"])
+@pytest.mark.slow
 def test_concurrent_bookings_have_exactly_one_winner(tmp_path: Path, locks: bool) -> None:
     app = build(Config(database_url=f"sqlite:///{tmp_path / 'race.db'}", locks_enabled=locks))
     try:
@@ -52,6 +53,7 @@ def fleet_app() -> Iterator[tuple[App, Fleet]]:
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(st.integers(0, 2**32))
+@pytest.mark.slow
 def test_search_matches_brute_force(fleet_app: tuple[App, Fleet], seed: int) -> None:
     app, fleet = fleet_app
     search_matches_oracle(app, fleet, random_query(random.Random(seed), T0))
@@ -67,6 +69,7 @@ def test_points_on_the_box_edge_are_inside(fleet_app: tuple[App, Fleet]) -> None
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(st.integers(0, 2**32))
+@pytest.mark.slow
 def test_inner_rings_give_exactly_the_whole_radius_answer(fleet_app: tuple[App, Fleet], seed: int) -> None:
     """A radius search tries smaller circles first; what it returns must be what one query over the
     whole radius returns, row for row, distances included."""

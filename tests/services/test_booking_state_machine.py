@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -803,6 +804,7 @@ class BookingMachine(RuleBasedStateMachine):
             self.app.close()
 
 
+@pytest.mark.slow
 def test_booking_lifecycle_keeps_the_model_and_every_invariant() -> None:
     run_state_machine_as_test(BookingMachine, settings=SETTINGS)  # type: ignore[no-untyped-call]
 

@@ -4,6 +4,7 @@ cancellation while the hold is placed gives the authorisation back; the invarian
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +15,7 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
-from chargeshare.domain.errors import ConcurrentChange
+from chargeshare.domain.errors import ConcurrentChange, PaymentUnavailable
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -137,6 +138,46 @@ def test_a_placement_whose_request_died_is_voided_by_recovery(
     app.settlement.gateway = real
     vars(app.settlement).pop("authorize", None)
     assert app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).status is BookingStatus.CONFIRMED
+
+
+def test_a_slow_placement_taken_over_by_this_processs_own_sweep_is_not_confirmed_as_well(
+    app: App, clock: ManualClock
+) -> None:
+    """A request thread and the payments worker share one process. Once the worker has claimed a
+    placement that took too long, the request must not confirm the booking in the moment before the
+    worker voids the authorisation at the provider."""
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    authorize, void_placement = app.settlement.authorize, app.settlement._void_placement
+    claimed, go_on = threading.Event(), threading.Event()
+    recovery = threading.Thread(target=app.settlement.process_due)
+
+    def worker_voids(item: Any, booking: Any) -> None:
+        claimed.set()
+        assert go_on.wait(10)
+        void_placement(item, booking)
+
+    def slow(booking_id: int, driver_id: int, amount: int) -> Any:
+        placement = authorize(booking_id, driver_id, amount)
+        clock.advance(app.config.rules.hold_placement_timeout_s + 1)
+        recovery.start()  # the worker takes the placement over...
+        assert claimed.wait(10)
+        return placement  # ...and the request answers just after its claim
+
+    app.settlement.authorize = slow  # type: ignore[method-assign]
+    app.settlement._void_placement = worker_voids  # type: ignore[method-assign]
+    try:
+        with pytest.raises(PaymentUnavailable):
+            app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    finally:
+        go_on.set()
+        recovery.join(10)
+    with app.store.reading() as tx:
+        (booking,) = tx.bookings.all()
+        assert booking.status is BookingStatus.FAILED
+        assert tx.ledger.entries() == []
+    assert gateway(app).open_authorisations() == {}
+    assert failing(app) == set()
 
 
 def test_a_booking_cancelled_while_its_hold_is_placed_gives_the_authorisation_back(

@@ -68,6 +68,7 @@ earning = st.builds(
 
 
 @given(st.lists(earning, max_size=40))
+@pytest.mark.slow
 def test_statement_quarters_add_up_to_the_year(earnings: list[Earning]) -> None:
     s = year_statement(7, 2026, earnings)
     in_year = [e for e in earnings if e.at.year == 2026]

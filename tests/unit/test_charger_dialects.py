@@ -216,6 +216,7 @@ def test_amps_become_watts_per_phase_and_a_tx_profile_lives_with_its_transaction
 
 
 @given(st.lists(st.tuples(st.integers(0, 7_200), st.integers(0, 22_000)), min_size=1, max_size=6))
+@pytest.mark.slow
 def test_the_composite_schedule_says_what_the_limit_will_be(steps: list[tuple[int, int]]) -> None:
     periods = tuple(
         Period(start, float(w)) for start, w in sorted({0: steps[0][1], **dict(steps[1:])}.items())

@@ -251,6 +251,7 @@ def _snapshot(app: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.slow
 def test_arbitrary_frames_at_the_real_handlers_never_raise_and_refused_ones_change_nothing(
     version: str,
 ) -> None:

@@ -30,6 +30,7 @@ aware = st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12
 
 
 @given(aware)
+@pytest.mark.slow
 def test_the_stored_text_is_sqlalchemys(value: datetime) -> None:
     assert utc_to_sqlite_text(value) == SA_BIND(value)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Float, bindparam, select
@@ -30,6 +31,7 @@ DBS = [_db(True), _db(False)]
 
 
 @given(lats, lons, lats, lons)
+@pytest.mark.slow
 def test_sql_distance_is_the_domains(lat1: float, lon1: float, lat2: float, lon2: float) -> None:
     want = haversine_m(lat1, lon1, lat2, lon2)
     text = "SELECT " + distance_sql(":a", ":b", ":c", ":d")

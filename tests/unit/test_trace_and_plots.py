@@ -121,6 +121,24 @@ def test_power_is_averaged_over_a_window_of_samples() -> None:
     assert smooth[6:] == [pytest.approx(72.0), pytest.approx(48.0)] * 3
 
 
+def test_readings_that_arrive_in_a_burst_never_draw_more_than_the_fleet_can() -> None:
+    # A 14.8 kW fleet: 7.4 kW for an hour goes unreported (the charger was offline), then arrives at
+    # once. The plot puts it back where there was room, never above 14.8 kW, and loses none of it.
+    fleet = [
+        Sample(600 * m, 2, 2, 0, 1, 2, 1, 1, 1, 0 if m < 6 else 7_400 + 1_233 * (m - 6), 0, capacity_w=14_800)
+        for m in range(9)
+    ]
+    power = Timeline(fleet).power_kw(window_s=600)
+    assert max(power) <= 14.8 + 1e-9
+    drawn = Timeline(fleet).drawn_wh()
+    assert drawn[-1] == pytest.approx(fleet[-1].energy_wh)
+    assert drawn == sorted(drawn)
+    # Without a known capacity (older traces), the burst shows as it arrived.
+    raw = [replace(s, capacity_w=0) for s in fleet]
+    assert max(Timeline(raw).power_kw(window_s=600)) == pytest.approx(7_400 / 1000 * 6)
+
+
+@pytest.mark.slow
 def test_the_figure_has_the_three_series() -> None:
     figure = build_figure(TIMELINE, title="t")
     lines = [ax.get_lines() for ax in figure.axes]
@@ -196,6 +214,7 @@ record_like = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(record_like | json_values, max_size=4))
+@pytest.mark.slow
 def test_any_line_is_read_or_refused_with_its_line_number(tmp_path: Path, lines: list[object]) -> None:
     path = write(tmp_path, HEADER, *[json.dumps(x) for x in lines])
     try:

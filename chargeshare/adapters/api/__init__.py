@@ -35,8 +35,10 @@ from chargeshare.adapters.api.housekeeping import housekeeping
 from chargeshare.adapters.api.schemas import Problem
 from chargeshare.adapters.command_routing import router_for
 from chargeshare.adapters.event_fanout import EventHub, channel_for
+from chargeshare.adapters.metrics import Metrics
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.payments_worker import PaymentsWorker
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
 from chargeshare.domain.rate_limit import retry_after_header
@@ -100,6 +102,10 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         registry = ChargerRegistry(app, router=router)
     hub = EventHub(app.config.redis_url, channel_for(app.config.database_url))
     payments = PaymentsWorker(app.settlement, app.clock)
+    metrics = Metrics(app, registry.connected)
+    registry.metrics = metrics
+    if isinstance(app.store, SqlStore):
+        app.store.unit_observers.append(metrics.unit_of_work_seconds.observe)
     LivePush(app.store, app.config.rules, hub.publish, hub.heard).subscribe(app.bus)
 
     @asynccontextmanager
@@ -124,6 +130,9 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
                 await router.close()
             await asyncio.to_thread(payments.stop)
             hub.close()
+            if isinstance(app.store, SqlStore):
+                with contextlib.suppress(ValueError):
+                    app.store.unit_observers.remove(metrics.unit_of_work_seconds.observe)
 
     api = _Api(title="ChargeShare", version=__version__, lifespan=lifespan)
     api.ocpp_registry = registry
@@ -154,7 +163,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     limited: dict[int | str, dict[str, Any]] = {
         429: {**_problem, "description": "too many requests: see Retry-After"}
     }
-    api.include_router(routes_health.router(app, registry))
+    api.include_router(routes_health.router(app, registry, metrics))
     api.include_router(
         routes_auth.router(app),
         responses={

@@ -1,12 +1,18 @@
-"""GET /health: liveness for operators and load balancers (no secrets, no auth)."""
+"""Operations endpoints for operators, load balancers and Prometheus (no secrets, no auth):
+`/health` (a summary), `/healthz` (the process answers), `/readyz` (its database, and Redis when
+configured, answer too) and `/metrics`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chargeshare import __version__
 from chargeshare.adapters.api.strict_json import StrictJsonRoute
+from chargeshare.adapters.metrics import CONTENT_TYPE, Metrics
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 
@@ -18,7 +24,29 @@ class HealthOut(BaseModel):
     chargers_connected: int
 
 
-def router(app: App, registry: ChargerRegistry) -> APIRouter:
+class ReadyOut(BaseModel):
+    status: str  # "ready" or "not ready"
+    checks: dict[str, str]  # what was checked: "ok" or why not
+
+
+def readiness(app: App) -> dict[str, str]:
+    """Each dependency a request needs, "ok" or the reason it failed."""
+    checks: dict[str, str] = {}
+    try:
+        with app.store.reading() as tx:
+            tx.outbox.count_by_status()
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason is for the operator
+        checks["database"] = f"{type(exc).__name__}: {exc}"[:200]
+    if app.config.redis_url is not None:
+        try:
+            checks["redis"] = "ok" if app.redis.ping() else "no answer to PING"
+        except Exception as exc:
+            checks["redis"] = f"{type(exc).__name__}: {exc}"[:200]
+    return checks
+
+
+def router(app: App, registry: ChargerRegistry, metrics: Metrics) -> APIRouter:
     r = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
     @r.get("/health")
@@ -29,5 +57,21 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
             database=app.store.dialect,
             chargers_connected=len(registry.links),
         )
+
+    @r.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: answered by the event loop itself, touching nothing else."""
+        return {"status": "ok"}
+
+    @r.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+    def readyz() -> Any:
+        checks = readiness(app)
+        ready = all(v == "ok" for v in checks.values())
+        body = ReadyOut(status="ready" if ready else "not ready", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    @r.get("/metrics", response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     return r

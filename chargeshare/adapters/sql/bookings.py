@@ -188,6 +188,10 @@ class SqlBookings:
             raise NotFound(f"no booking {booking_id}")
         return booking_record(r)
 
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.conn.execute(select(_b.status, func.count()).group_by(_b.status))
+        return {str(status): int(n) for status, n in rows}
+
     def all(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]:
         if status is None:
             return [booking_record(r) for r in ALL.mappings(self.conn, {})]

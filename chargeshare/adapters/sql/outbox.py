@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Integer, bindparam, case, func, insert, or_, select, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -178,6 +178,26 @@ class SqlPaymentsOutbox:
 
     def due(self, now: datetime, limit: int) -> Sequence[OutboxItem]:
         return [outbox_item(r) for r in DUE.mappings(self.conn, {"now": now, "most": limit})]
+
+    def next_claimable_at(self) -> datetime | None:
+        at = case((_o.lease_until > _o.next_attempt_at, _o.lease_until), else_=_o.next_attempt_at).label(
+            "claimable_at"
+        )
+        row = self.conn.execute(
+            select(t.payment_outbox.c.next_attempt_at, t.payment_outbox.c.lease_until)
+            .where(_o.status == "pending")
+            .order_by(at)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        due: datetime = row[0]
+        lease: datetime | None = row[1]
+        return due if lease is None or lease <= due else lease
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.conn.execute(select(_o.status, func.count()).group_by(_o.status))
+        return {str(status): int(n) for status, n in rows}
 
     def all(self, status: str | None = None) -> Sequence[OutboxItem]:
         q = select(t.payment_outbox).order_by(_o.id)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -62,7 +62,11 @@ MARK_IDLE = DirectStatement(_MARK_IDLE)
 MARK_IDLE_ONCE = DirectStatement(_MARK_IDLE.where(_s.idle_since.is_(None)))
 _MARK_FREED = update(t.sessions).where(_s.id == bindparam("session_pk")).values(freed_at=bindparam("since"))
 MARK_FREED = DirectStatement(_MARK_FREED)
-MARK_FREED_ONCE = DirectStatement(_MARK_FREED.where(_s.freed_at.is_(None)))
+MARK_FREED_ONCE = DirectStatement(  # the first report's instant stands
+    update(t.sessions)
+    .where(_s.id == bindparam("session_pk"))
+    .values(freed_at=func.coalesce(_s.freed_at, bindparam("since", type_=_s.freed_at.type)))
+)
 FREED_BEFORE = DirectStatement(
     select(t.sessions)
     .where(_s.status == SessionStatus.CHARGING.value, _s.freed_at < bindparam("cutoff"))

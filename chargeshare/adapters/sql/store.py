@@ -4,6 +4,7 @@ unit of work whose repositories each own their statements (one module per aggreg
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -78,6 +79,8 @@ class SqlStore:
         self._held: dict[int, Connection] = {}
         self._held_lock = threading.Lock()
         self.unit_hooks: list[Callable[[Any, dict[Any, Any]], None]] = []
+        # Told how long each unit of work took, in seconds (metrics).
+        self.unit_observers: list[Callable[[float], None]] = []
 
     @property
     def in_memory(self) -> bool:
@@ -109,6 +112,21 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[SqlUnitOfWork]:
+        if not self.unit_observers:
+            with self._transaction() as tx:
+                yield tx
+            return
+        began = time.perf_counter()
+        try:
+            with self._transaction() as tx:
+                yield tx
+        finally:
+            took = time.perf_counter() - began
+            for observe in self.unit_observers:
+                observe(took)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[SqlUnitOfWork]:
         if self.dialect != "sqlite":
             with self.engine.begin() as conn:
                 yield SqlUnitOfWork(conn, self.dialect)

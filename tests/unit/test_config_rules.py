@@ -1,0 +1,31 @@
+"""Marketplace rules an operator sets through the environment, each checked before anything is built."""
+
+from __future__ import annotations
+
+import pytest
+
+from chargeshare.bootstrap import Config, ConfigError
+from chargeshare.services.rules import MarketplaceRules
+
+
+def test_rules_default_when_the_environment_sets_none() -> None:
+    assert Config.from_env({}).rules == MarketplaceRules()
+
+
+def test_the_fee_lease_and_placement_timeout_are_read_together() -> None:
+    rules = Config.from_env(
+        {
+            "CHARGESHARE_PLATFORM_FEE_BPS": "1200",
+            "CHARGESHARE_PAYMENT_LEASE_S": "2",
+            "CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S": "3",
+        }
+    ).rules
+    assert (rules.platform_fee_bps, rules.payment_lease_s, rules.hold_placement_timeout_s) == (1200, 2, 3)
+    assert rules.hold_lifetime_days == MarketplaceRules().hold_lifetime_days  # the rest as defaulted
+
+
+@pytest.mark.parametrize("name", ["CHARGESHARE_PAYMENT_LEASE_S", "CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S"])
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "two"])
+def test_a_lease_or_timeout_must_be_whole_seconds(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({name: value})
