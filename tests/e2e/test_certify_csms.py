@@ -23,7 +23,8 @@ async def test_our_backend_passes_certify_csms(served: Served, protocol: str) ->
         served.ws, "CSMS-PROBE", protocol=protocol, password=None, id_tag="CERT-CARD", listen_s=0.2
     )
     verdicts = {r.case_id: (r.verdict, r.reason) for r in report.results}
-    assert verdicts.pop("TC_CSMS_COMMANDS")[0] is Verdict.NOT_APPLICABLE  # nothing to command mid-test
+    # The booking's ReserveNow was decided before the charger connected: it goes out on connecting,
+    # so the commands case has a command to judge, and it fits the schema.
     assert {case: v for case, (v, _) in verdicts.items() if v is not Verdict.PASS} == {}, verdicts
     with served.app.store.transaction() as tx:
         sessions = list(tx.sessions.all())
