@@ -31,7 +31,7 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
 from tests.api_helpers import admin
 from tests.conftest import REDIS_URL, add_charger, service_missing
-from tests.e2e.ocpp_clients import LibraryCp16, Script, boot16, library_cp16
+from tests.e2e.ocpp_clients import LibraryCp16, Script, boot16, library_cp16, now
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -156,6 +156,27 @@ async def test_a_charger_that_reconnects_through_the_other_node_stays_online(two
         assert isinstance(result, cmd.NotConnected)
 
 
+async def test_a_charger_marked_offline_by_another_node_comes_back_with_its_next_heartbeat(
+    two_nodes: list[Node],
+) -> None:
+    a, b = two_nodes
+    add_charger(a.app, "CP1", online=False)
+    async with library_cp16(a.ws, "CP1") as cp:
+        await boot16(cp)  # A has stamped it: its heartbeats touch no database
+        b.app.charging.disconnected("CP1")  # as B's watchdog would, judging a lagging stamp
+        assert status(a.app, "CP1") is ChargerStatus.OFFLINE
+
+        async def heartbeat_brings_it_back() -> bool:
+            await cp.call(call16.Heartbeat())
+            return status(a.app, "CP1") is ChargerStatus.ONLINE
+
+        for _ in range(100):  # until A has heard B's "forget": then one heartbeat is written
+            if await heartbeat_brings_it_back():
+                break
+            await asyncio.sleep(0.02)
+        assert status(a.app, "CP1") is ChargerStatus.ONLINE
+
+
 async def test_an_operator_command_answers_its_typed_result(two_nodes: list[Node]) -> None:
     a, b = two_nodes
     charger_id = add_charger(a.app, "CP1", online=False)
@@ -208,5 +229,43 @@ async def test_a_reservation_decided_while_the_charger_was_away_is_sent_when_it_
             async with library_cp16(f"ws://127.0.0.1:{server.port}/ocpp", "CP1", script):
                 await eventually(lambda: bool(script.asked("ReserveNow")), "ReserveNow on connecting")
                 await eventually(lambda: reservation(app, booking.booking_id) == "accepted", "answer kept")
+    finally:
+        app.close()
+
+
+async def test_a_stop_due_is_asked_again_until_the_charger_takes_it() -> None:
+    """The energy limit is reached; the charger refuses the stop, and is asked again at its next
+    reading over the limit and when it reconnects."""
+    app = build(Config(database_url="sqlite://"), clock=SystemClock())
+    try:
+        charger_id = add_charger(app, "CP1", online=False)
+        driver = a_driver(app, "TAG1")
+        async with LoopbackServer(create_api(app)) as server:
+            url = f"ws://127.0.0.1:{server.port}/ocpp"
+            refusing = Script(status={"RemoteStopTransaction": "Rejected"})
+            async with library_cp16(url, "CP1", refusing) as cp:
+                await boot16(cp)
+                await available(cp)
+                app.bookings.book(BookRequest(driver, charger_id, 1, 60, 1_000))
+                started = await cp.call(
+                    call16.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=0, timestamp=now())
+                )
+                tx_id = started.transaction_id
+
+                async def reading(wh: int) -> None:
+                    value = [{"timestamp": now(), "sampled_value": [{"value": str(wh)}]}]
+                    await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=value))
+
+                await reading(1_000)  # the limit: a stop, refused
+                await eventually(lambda: len(refusing.asked("RemoteStopTransaction")) == 1, "a stop")
+                for wh in range(1_001, 1_200):  # later readings over the limit ask again (once answered)
+                    await reading(wh)
+                    if len(refusing.asked("RemoteStopTransaction")) == 2:
+                        break
+                assert len(refusing.asked("RemoteStopTransaction")) == 2
+            taking = Script()
+            async with library_cp16(url, "CP1", taking):
+                await eventually(lambda: bool(taking.asked("RemoteStopTransaction")), "a stop on connecting")
+            assert taking.asked("RemoteStopTransaction") == [{"transaction_id": tx_id}]
     finally:
         app.close()
