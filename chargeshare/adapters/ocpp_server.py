@@ -95,6 +95,7 @@ class ChargerRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router_task: asyncio.Task[None] | None = None
+        self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
         self._stops_sent: set[tuple[str, int]] = set()
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
@@ -165,9 +166,7 @@ class ChargerRegistry:
         )
         self.links[cp_id] = link
         if self.router is not None:
-            link.owner = await self.router.claimed(cp_id, version)
-            # Another process may have marked it offline while this one remembers it online.
-            self.app.charging.forget_stamp(cp_id)
+            await self._claim(link)
         self._spawn(self._send_due(cp_id))
         try:
             while True:
@@ -201,6 +200,17 @@ class ChargerRegistry:
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
                 await self._closed(cp_id, link)
+
+    async def _claim(self, link: ChargerLink) -> None:
+        """Record this process as holding the charger (through the router)."""
+        assert self.router is not None
+        cp_id = link.cp_id
+        link.owner = await self.router.claimed(cp_id, link.version)
+        # Another process may have marked it offline while this one remembers it online.
+        self.app.charging.forget_stamp(cp_id)
+        replaced = self._evictions.pop(cp_id, None)
+        if replaced is not None and link.owner is not None and link.owner.epoch <= replaced:
+            self.evict(cp_id, replaced)  # a newer connection was made before our claim returned
 
     async def _closed(self, cp_id: str, link: ChargerLink) -> None:
         """The charger goes offline with its newest link: a stale link closing after it connected
@@ -520,6 +530,9 @@ class ChargerRegistry:
         """A newer connection holds the charger elsewhere: close our link, as a reconnect to this
         process would (its close then changes nothing: see `_closed`)."""
         link = self.links.get(cp_id)
+        if link is not None and link.owner is None:
+            self._evictions[cp_id] = max(epoch, self._evictions.get(cp_id, epoch))
+            return
         if link is None or link.owner is None or link.owner.epoch > epoch:
             return
         self._spawn(link.websocket.close(code=1000, reason="connected through another server"))

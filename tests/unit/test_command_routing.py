@@ -8,14 +8,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
+from starlette.websockets import WebSocket
 
 from chargeshare.adapters.charger_ownership import ChargerOwnership, Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, CommandRouter
-from chargeshare.ocpp.connection import Outcome
+from chargeshare.adapters.ocpp_server import ChargerLink, ChargerRegistry
+from chargeshare.bootstrap import App
+from chargeshare.ocpp.connection import Connection, Outcome
 from tests.waiting import eventually
 
 NS = "chargeshare:test"
@@ -220,3 +223,29 @@ async def test_notices_reach_the_named_node_only(server: fakeredis.FakeServer) -
         await eventually(lambda: b.links.forgotten == ["CP1"], "B told to forget its stamp")
         assert a.links.forgotten == []
         assert not await a.router.notify("nobody", "forget", "CP1")
+
+
+# ---- the registry's side ----------------------------------------------------------------------------
+
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.closed: list[int] = []
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        self.closed.append(code)
+
+
+async def test_an_eviction_heard_before_the_claim_returns_closes_the_link_once_claimed(
+    server: fakeredis.FakeServer, app: App
+) -> None:
+    registry = ChargerRegistry(app, router=CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS))
+    socket = FakeSocket()
+    link = ChargerLink("CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"))
+    registry.links["CP1"] = link
+    registry.evict("CP1", 10)  # a newer connection elsewhere, while our claim is on its way
+    assert socket.closed == []
+    await registry._claim(link)
+    await eventually(lambda: socket.closed == [1000], "the stale link closed")
+    registry.evict("CP1", 0)  # an older record's eviction closes nothing newer
+    assert socket.closed == [1000]
