@@ -338,7 +338,14 @@ class ChargerRegistry:
     async def _reserve(self, cp_id: str, command: cmd.Reserve) -> None:
         result = await self.send(cp_id, command)
         if isinstance(result, cmd.Done | cmd.Rejected):
-            self.app.bookings.reservation_answered(command.reservation_id, result.status.value)
+            # In a thread: a refusal fails the booking and releases its hold, and neither that unit of
+            # work nor a release worked where it is queued may hold up other chargers' frames.
+            try:
+                await asyncio.to_thread(
+                    self.app.bookings.reservation_answered, command.reservation_id, result.status.value
+                )
+            except Exception:
+                log.exception("recording %s's answer to ReserveNow %s failed", cp_id, command.reservation_id)
         else:
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
