@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
@@ -162,8 +162,11 @@ class ChargerRegistry:
                 # Like a frame's effect: committed without its own fsync, then one shared flush. A
                 # fleet dropping at once (a restart) would otherwise stall the loop on a disk flush
                 # per charger.
-                with contextlib.suppress(NotFound), self.app.durability.deferred():
-                    self.app.charging.disconnected(cp_id)
+                try:
+                    with contextlib.suppress(NotFound), self.app.durability.deferred():
+                        self.app.charging.disconnected(cp_id)
+                except Busy as exc:  # the watchdog marks it offline once its silence is long enough
+                    log.warning("could not mark %r offline as it left: %s", cp_id, exc)
                 await self.app.durability.flushed()
 
     async def call(
