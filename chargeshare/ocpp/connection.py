@@ -137,8 +137,8 @@ class Connection:
         except CallRejected as exc:
             return self._error(call.unique_id, exc.code, exc.description)
         except Busy as exc:
-            # Nothing was kept, and the same frame may succeed shortly: a charger retries a
-            # transaction message it was answered with a CALLERROR.
+            # Nothing was kept, and the same frame may succeed shortly: a charger sends a transaction
+            # message the central system failed to process again (TransactionMessageAttempts).
             log.warning("%s answered busy: %s", call.action, exc)
             return self._error(call.unique_id, "InternalError", f"busy, try again: {exc}")
         except DomainError as exc:
