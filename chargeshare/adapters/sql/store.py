@@ -52,7 +52,8 @@ def busy_error(exc: BaseException) -> DatabaseBusy | None:
         return DatabaseBusy("the database is busy: a lock was not granted in time", BUSY_RETRY_AFTER_S)
     if sqlstate == _PG_QUERY_CANCELED:
         return DatabaseBusy("the database is busy: a statement ran past its time limit", BUSY_RETRY_AFTER_S)
-    if isinstance(orig, sqlite3.OperationalError) and orig.sqlite_errorcode & 0xFF in _SQLITE_BUSY_CODES:
+    code = getattr(orig, "sqlite_errorcode", None)  # absent on one the module raises by itself
+    if isinstance(orig, sqlite3.OperationalError) and code is not None and code & 0xFF in _SQLITE_BUSY_CODES:
         return DatabaseBusy(
             "the database is busy: it stayed locked past the busy timeout", BUSY_RETRY_AFTER_S
         )
