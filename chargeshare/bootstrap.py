@@ -7,6 +7,7 @@ Embedded default (no configuration): SQLite + fakeredis + simulated payments + i
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -20,7 +21,8 @@ from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.redis_namespace import namespace_for
 from chargeshare.adapters.redis_rate_limits import RedisBuckets
 from chargeshare.adapters.sql import SqlStore
-from chargeshare.adapters.stripe_gateway import StripeGateway
+from chargeshare.adapters.sql.store import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
+from chargeshare.adapters.stripe_gateway import DEFAULT_NETWORK_RETRIES, DEFAULT_TIMEOUT_S, StripeGateway
 from chargeshare.services.auth import AuthService
 from chargeshare.services.booking import BookingService
 from chargeshare.services.charging import ChargingService
@@ -52,6 +54,13 @@ class Config:
     locks_enabled: bool = True
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None  # a Stripe-compatible server (tests, local stand-ins)
+    # Each Stripe call gives up after this long, unretried: the payments outbox retries the step.
+    stripe_timeout_s: float = DEFAULT_TIMEOUT_S
+    stripe_max_network_retries: int = DEFAULT_NETWORK_RETRIES
+    # A statement waits at most this long for a lock (SQLite: the busy timeout), and runs at most the
+    # statement timeout (PostgreSQL; 0: no limit); past either, the request is answered "busy".
+    db_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    db_statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     allow_unknown_chargers: bool = False
     rules: MarketplaceRules = field(default_factory=MarketplaceRules)
     # Signs access tokens. Without CHARGESHARE_JWT_SECRET each process makes up its own, so tokens
@@ -76,6 +85,7 @@ class Config:
             "stripe_api_base": env.get("CHARGESHARE_STRIPE_API_BASE") or None,
         }
         values.update(_auth_settings(env))
+        values.update(_timeout_settings(env))
         rules = _rule_settings(env)
         if rules:
             values["rules"] = MarketplaceRules(**rules)
@@ -131,6 +141,34 @@ def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
             if not value.isdigit() or int(value) < least:
                 raise ConfigError(f"{name} must be a whole number of at least {least}, got {value!r}")
             out[key] = int(value)
+    return out
+
+
+def _timeout_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, key, zero_ok in (
+        ("CHARGESHARE_STRIPE_TIMEOUT_S", "stripe_timeout_s", False),
+        ("CHARGESHARE_DB_LOCK_TIMEOUT_S", "db_lock_timeout_s", False),
+        ("CHARGESHARE_DB_STATEMENT_TIMEOUT_S", "db_statement_timeout_s", True),
+    ):
+        value = env.get(name)
+        if not value:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not (seconds >= 0 if zero_ok else seconds > 0) or math.isinf(seconds):
+            least = "0 (no limit) or more" if zero_ok else "more than 0"
+            raise ConfigError(f"{name} must be a number of seconds, {least}, got {value!r}")
+        out[key] = seconds
+    retries = env.get("CHARGESHARE_STRIPE_RETRIES")
+    if retries:
+        if not retries.isdigit() or int(retries) > 5:
+            raise ConfigError(
+                f"CHARGESHARE_STRIPE_RETRIES must be a whole number from 0 to 5, got {retries!r}"
+            )
+        out["stripe_max_network_retries"] = int(retries)
     return out
 
 
@@ -198,13 +236,26 @@ def _sim_books(store: Store) -> MemoryBooks | SqlBooks:
 def build(config: Config | None = None, *, clock: Clock | None = None, create_schema: bool = True) -> App:
     config = config or Config.from_env()
     clock = clock or SystemClock()
-    store: Store = MemoryStore() if config.database_url == MEMORY_URL else SqlStore(config.database_url)
+    store: Store = (
+        MemoryStore()
+        if config.database_url == MEMORY_URL
+        else SqlStore(
+            config.database_url,
+            lock_timeout_s=config.db_lock_timeout_s,
+            statement_timeout_s=config.db_statement_timeout_s,
+        )
+    )
     if create_schema:
         store.create_schema()
     gateway: PaymentGateway
     if config.stripe_api_key is not None:
         # Hosts' connected accounts are not modelled yet, so no destination charges: plain holds.
-        gateway = StripeGateway(config.stripe_api_key, base_url=config.stripe_api_base)
+        gateway = StripeGateway(
+            config.stripe_api_key,
+            base_url=config.stripe_api_base,
+            timeout_s=config.stripe_timeout_s,
+            max_network_retries=config.stripe_max_network_retries,
+        )
     else:
         gateway = SimulatedGateway(clock=clock, books=_sim_books(store))
     shared_redis = config.redis_url is not None

@@ -13,7 +13,7 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from simulators.charger import VirtualCharger
-from simulators.driver import World, sleep_sim
+from simulators.driver import World, seconds_left, sleep_sim
 from simulators.wire_faults import ALL_COMMANDS
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,22 @@ class Fault:
     protocol: str | None = None  # only chargers speaking this OCPP version ("1.6" or "2.0.1")
 
 
+# A fault that needs victims waits for them a while (bookings a loaded machine is still placing).
+VICTIMS_WAIT_REAL_S = 30.0
+VICTIMS_POLL_SIM_S = 10.0
+
+
 async def host_cancels(app: App, world: World, fault: Fault) -> int:
-    """Hosts cancel the `count` oldest bookings that have not started, through the public API."""
-    with app.store.transaction() as tx:
-        due = [b for b in tx.bookings.all() if b.status is BookingStatus.CONFIRMED][: fault.count]
+    """Hosts cancel the `count` oldest bookings that have not started, through the public API. Fewer
+    than `count` confirmed yet: wait for more (bounded), as the drivers' requests may still be in
+    flight on a loaded machine; their travel starts only once they are booked, so nobody has arrived."""
+    give_up = asyncio.get_running_loop().time() + VICTIMS_WAIT_REAL_S
+    while True:
+        with app.store.reading() as tx:
+            due = [b for b in tx.bookings.all() if b.status is BookingStatus.CONFIRMED][: fault.count]
+        if len(due) >= fault.count or asyncio.get_running_loop().time() > give_up or seconds_left(world) <= 0:
+            break
+        await sleep_sim(world.clock, VICTIMS_POLL_SIM_S)
     done = 0
     for b in due:
         r = await world.hosts[b.host_id].request("POST", f"/bookings/{b.booking_id}/cancel")

@@ -199,6 +199,8 @@ class CommandRouter:
                 log.warning("ignoring a %r message on %s", kind, self.channel(self.node))
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed message on %s", self.channel(self.node))
+        except Exception:  # a notice's handler failed: this node keeps listening
+            log.exception("handling a message on %s failed", self.channel(self.node))
 
     def _replied(self, m: dict[str, Any]) -> None:
         reply = self._pending.pop(str(m["id"]), None)

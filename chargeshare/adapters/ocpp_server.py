@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter
 from chargeshare.bootstrap import App
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
@@ -220,8 +220,11 @@ class ChargerRegistry:
             return
         # Like a frame's effect: committed without its own fsync, then one shared flush. A fleet
         # dropping at once (a restart) would otherwise stall the loop on a disk flush per charger.
-        with contextlib.suppress(NotFound), self.app.durability.deferred():
-            self.app.charging.disconnected(cp_id)
+        try:
+            with contextlib.suppress(NotFound), self.app.durability.deferred():
+                self.app.charging.disconnected(cp_id)
+        except Busy as exc:  # the watchdog marks it offline once its silence is long enough
+            log.warning("could not mark %r offline as it left: %s", cp_id, exc)
         await self.app.durability.flushed()
         if self.router is not None:
             await self.router.marked_offline(cp_id, self)
@@ -453,7 +456,14 @@ class ChargerRegistry:
     async def _reserve(self, cp_id: str, command: cmd.Reserve) -> None:
         result = await self.send(cp_id, command)
         if isinstance(result, cmd.Done | cmd.Rejected):
-            self.app.bookings.reservation_answered(command.reservation_id, result.status.value)
+            # In a thread: a refusal fails the booking and releases its hold, and neither that unit of
+            # work nor a release worked where it is queued may hold up other chargers' frames.
+            try:
+                await asyncio.to_thread(
+                    self.app.bookings.reservation_answered, command.reservation_id, result.status.value
+                )
+            except Exception:
+                log.exception("recording %s's answer to ReserveNow %s failed", cp_id, command.reservation_id)
         else:  # still "sent": asked again when the charger next connects
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
@@ -485,6 +495,9 @@ class ChargerRegistry:
             reservations, stops = await asyncio.to_thread(self._due, cp_id)
         except NotFound:
             return  # an unregistered charger: nothing is ever decided for it
+        except Busy as exc:
+            log.warning("could not look up what %r is due (asked when it next connects): %s", cp_id, exc)
+            return
         for reservation in reservations:
             self._on_reservation_due(reservation)
         for stop in stops:
@@ -541,7 +554,7 @@ class ChargerRegistry:
         """Our link is open, yet a stale link's close elsewhere marked the charger offline."""
         if cp_id in self.links:
             self.app.charging.forget_stamp(cp_id)
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, Busy):  # if busy, its next frame is written anyway
                 self.app.charging.heartbeat(cp_id)
 
     def forget(self, cp_id: str) -> None:

@@ -26,6 +26,11 @@ from chargeshare.services.ports import HoldResult
 log = logging.getLogger(__name__)
 
 DEFAULT_PAYMENT_METHOD: Final = "pm_card_visa"  # Stripe's always-approved test Visa
+# The SDK waits 80 s per request and retries twice: a hanging Stripe would hold a payments worker (or a
+# driver's booking request) for minutes. The outbox retries a failed step with backoff, under the same
+# idempotency key, so giving up early and not retrying here loses nothing.
+DEFAULT_TIMEOUT_S: Final = 10.0
+DEFAULT_NETWORK_RETRIES: Final = 0
 
 DestinationLookup = Callable[[str, str], str | None]
 """(customer, idempotency_key) -> the host's connected account (acct_...), or None for no transfer.
@@ -48,15 +53,21 @@ class StripeGateway:
         payment_method: str = DEFAULT_PAYMENT_METHOD,
         destination_for: DestinationLookup | None = None,
         platform_fee_bps: int = 0,
-        max_network_retries: int = 2,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_network_retries: int = DEFAULT_NETWORK_RETRIES,
     ) -> None:
         if not 0 <= platform_fee_bps <= BPS_DENOMINATOR:
             raise ValueError(f"platform_fee_bps must be within 0..{BPS_DENOMINATOR}, got {platform_fee_bps}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         # Retries are safe: every call carries an idempotency key, which Stripe replays, not re-runs.
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": base_url} if base_url is not None else None,
             max_network_retries=max_network_retries,
+            # requests applies it to the connect and to each read; Stripe's replies are small, so
+            # that bounds a call to about this long.
+            http_client=stripe.RequestsClient(timeout=timeout_s),
         )
         self.payment_method = payment_method
         self.destination_for = destination_for

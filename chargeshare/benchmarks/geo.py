@@ -577,7 +577,8 @@ def run_geo(p: GeoParams, console: Console) -> GeoReport:
     for backend in p.backends:
         database = temporary_sqlite() if backend == "sqlite" else temporary_postgres(p.postgres_url)
         with database as url:
-            store = SqlStore(url)
+            # No statement time limit: the bulk load's COPYs and index builds run as long as they need.
+            store = SqlStore(url, statement_timeout_s=0)
             try:
                 report.loads.append(_load(store, backend, p, console))
                 if backend == "postgres":

@@ -13,12 +13,18 @@ For each fleet size N (default 1,000 and 5,000 connected chargers):
    handshakes at a time), boot, start a transaction and report Charging, then
    - throughput: each charger sends its next frame as soon as the previous one is answered, M frames in
      all (8 MeterValues : 1 Heartbeat : 1 StatusNotification), bounded by a time limit;
-   - paced: each charger sends one MeterValues every 10 s, staggered evenly, for S seconds.
+   - paced: each charger sends one MeterValues every 10 s, staggered evenly, for S seconds;
+   - slow provider (ours only; the baseline takes no payments): ours' payment provider answers every
+     capture only after D seconds (default 12). The other chargers keep up a steady load (one frame
+     per 10 s each, MeterValues and Heartbeat in turn) for D seconds; then 1% of the fleet stop their
+     transactions at once, each stop queuing a capture that is stuck at the provider, and the others
+     keep the same load for D seconds more. Their acknowledgements before and during are compared.
 3. Checks: every call answered with a CALLRESULT, and each charger's last acknowledged reading is the
    one the server holds (ours: the session row in the database; baseline: its dictionary).
 
 Latency is the charger's view: from just before `send` to the answer's arrival. Target: ours at least
-2x the baseline's round trips/s, and ours' p99 under 50 ms in the paced phase at 5,000 chargers.
+2x the baseline's round trips/s, ours' p99 under 50 ms in the paced phase at 5,000 chargers, and the
+other chargers' p99 under 50 ms while captures are stuck at a 12 s provider, at 1,000 chargers.
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ from chargeshare.services.booking import BookRequest
 TARGET_RATIO = 2.0
 TARGET_PACED_P99_MS = 50.0
 TARGET_SIZE = 5_000  # the paced p99 target is stated at this size
+TARGET_SLOW_P99_MS = 50.0  # the other chargers' acks while captures are stuck at the provider
+TARGET_SLOW_SIZE = 1_000  # ... stated at this size
+TARGET_SLOW_DELAY_S = 12.0  # ... and this provider delay
+SLOW_STOPPERS_SHARE = 0.01  # of the fleet, stopping at once in the slow-provider phase (at least 1)
 PACE_INTERVAL_S = 10.0
 BOOKING_MINUTES = 240
 BOOKING_MAX_WH = 60_000
@@ -73,6 +83,7 @@ SERVER_START_TIMEOUT_S = 60.0
 TARGETS = ("ours", "baseline")
 MAX_CHARGERS = 15_000  # within the ephemeral port range, per run
 MAX_PACED_READINGS = 61  # 600 s at most of one reading per 10 s, plus the first
+MAX_SLOW_READINGS = 14  # 2 x 120 s at most of one frame per 10 s, every other one a reading, plus one
 
 
 class BenchUnfit(Exception):
@@ -103,7 +114,7 @@ def ensure_file_limit(chargers: int) -> int:
 def check_messages(sizes: tuple[int, ...], messages: int) -> None:
     """BenchUnfit if the smallest fleet would read so much energy that a booking's limit is reached
     (ours would then send RemoteStopTransaction, and the two servers would no longer do the same work)."""
-    most = BOOKING_MAX_WH // METER_STEP_WH - MAX_PACED_READINGS
+    most = BOOKING_MAX_WH // METER_STEP_WH - MAX_PACED_READINGS - MAX_SLOW_READINGS
     per_charger = -(-messages // min(sizes))
     if per_charger > most:
         raise BenchUnfit(
@@ -121,9 +132,22 @@ class OcppParams:
     postgres_url: str
     throughput_limit_s: float = 120.0
     pace_interval_s: float = PACE_INTERVAL_S
+    slow_provider_s: float = 0.0  # capture delay of the slow-provider phase; 0: no such phase
 
-    def load(self) -> LoadParams:
-        return LoadParams(self.messages, self.throughput_limit_s, self.paced_seconds, self.pace_interval_s)
+    def load(self, target: str, chargers: int) -> LoadParams:
+        slow = self.slow_provider_s if target == "ours" and chargers >= 2 else 0.0
+        return LoadParams(
+            self.messages,
+            self.throughput_limit_s,
+            self.paced_seconds,
+            self.pace_interval_s,
+            slow,
+            stoppers(chargers) if slow else 0,
+        )
+
+
+def stoppers(chargers: int) -> int:
+    return max(1, round(chargers * SLOW_STOPPERS_SHARE))
 
 
 @dataclass
@@ -141,8 +165,18 @@ class TargetRun:
         return found
 
     @property
+    def slow(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.load.get("slow_provider", {})
+        return found
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Every timed phase's figures, the slow-provider phase's parts included."""
+        found = [self.phase(n) for n in ("setup", "throughput", "paced") if n in self.load]
+        return found + [self.slow[n] for n in ("before", "stops", "during") if n in self.slow]
+
+    @property
     def all_answered(self) -> bool:
-        phases = [self.phase(n) for n in ("setup", "throughput", "paced") if n in self.load]
+        phases = self.phases()
         return bool(phases) and all(p["answered"] == p["sent"] for p in phases)
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,6 +220,25 @@ class SizeResult:
             return None
         return self.paced_p99_ms < TARGET_PACED_P99_MS
 
+    def slow_p99_ms(self, half: str) -> float:
+        """The other chargers' ack p99 in the slow-provider phase's half "before" or "during"."""
+        return float(self.runs["ours"].slow.get(half, {}).get("p99_ms", math.inf))
+
+    @property
+    def slow_ratio(self) -> float:
+        """p99 while captures are stuck at the provider over p99 just before: 1 is no effect."""
+        return ratio(self.slow_p99_ms("during"), self.slow_p99_ms("before"))
+
+    @property
+    def meets_slow(self) -> bool | None:
+        """Stated at 1,000 chargers with a 12 s provider; None elsewhere or without the phase."""
+        captures = self.runs["ours"].server.get("captures", {})
+        if not self.runs["ours"].slow or self.chargers != TARGET_SLOW_SIZE:
+            return None
+        if captures.get("delay_s") != TARGET_SLOW_DELAY_S:
+            return None
+        return self.slow_p99_ms("during") < TARGET_SLOW_P99_MS
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "chargers": self.chargers,
@@ -193,6 +246,8 @@ class SizeResult:
             "throughput_ratio": round(self.throughput_ratio, 3),
             "meets_throughput_target": self.meets_throughput,
             "meets_paced_target": self.meets_paced,
+            "slow_provider_p99_ratio": round(self.slow_ratio, 3) if self.runs["ours"].slow else None,
+            "meets_slow_provider_target": self.meets_slow,
             "runs": [r.to_dict() for r in self.runs.values()],
         }
 
@@ -213,6 +268,7 @@ class OcppReport:
             "benchmark": "ocpp",
             "target_ratio": TARGET_RATIO,
             "target_paced_p99_ms": TARGET_PACED_P99_MS,
+            "target_slow_provider_p99_ms": TARGET_SLOW_P99_MS,
             "ok": self.ok,
             "params": self.params,
             "machine": self.machine,
@@ -305,6 +361,8 @@ def _load_timeout(p: OcppParams, chargers: int) -> float:
     """Connecting, setting up, both phases and closing, each with its own bound, plus a margin."""
     connecting = chargers * CONNECT_ATTEMPTS * OPEN_TIMEOUT_S / CONNECT_CONCURRENCY
     phases = p.throughput_limit_s + p.paced_seconds + p.pace_interval_s + 2 * REPLY_TIMEOUT_S
+    if p.slow_provider_s:  # two halves, each with a call that may be answered late
+        phases += 2 * p.slow_provider_s + 3 * REPLY_TIMEOUT_S
     return connecting + SETUP_TIMEOUT_S + phases + CLOSE_TIMEOUT_S + 60.0
 
 
@@ -324,7 +382,9 @@ def run_target(
     server_end, server_child = ctx.Pipe()
     if target == "ours":
         assert database_url is not None
-        server = ctx.Process(target=ours_process, args=(database_url, server_child), name="bench-ours")
+        server = ctx.Process(
+            target=ours_process, args=(database_url, server_child, p.slow_provider_s), name="bench-ours"
+        )
     else:
         server = ctx.Process(target=baseline_process, args=(server_child,), name="bench-baseline")
     server.start()
@@ -334,7 +394,8 @@ def run_target(
         port = _receive(server_end, SERVER_START_TIMEOUT_S, say, f"the {target} server")
         load_end, load_child = ctx.Pipe()
         url = f"ws://127.0.0.1:{port}" + ("/ocpp" if target == "ours" else "")
-        load = ctx.Process(target=load_process, args=(url, plans, p.load(), load_child), name="bench-load")
+        params = p.load(target, len(plans))
+        load = ctx.Process(target=load_process, args=(url, plans, params, load_child), name="bench-load")
         load.start()
         load_child.close()
         figures = _receive(load_end, _load_timeout(p, len(plans)), say, "the load generator")
@@ -397,6 +458,7 @@ def run_ocpp(p: OcppParams, console: Console) -> OcppReport:
         "throughput_limit_s": p.throughput_limit_s,
         "paced_seconds": p.paced_seconds,
         "pace_interval_s": p.pace_interval_s,
+        "slow_provider_s": p.slow_provider_s,
         "backend": p.backend,
     }
     report = OcppReport(params=shown, machine=machine_info())
@@ -443,8 +505,8 @@ def render(report: OcppReport, console: Console) -> None:
     for s in report.sizes:
         for r in s.runs.values():
             t, pc = r.phase("throughput"), r.phase("paced")
-            sent = sum(r.phase(n).get("sent", 0) for n in ("setup", "throughput", "paced"))
-            answered = sum(r.phase(n).get("answered", 0) for n in ("setup", "throughput", "paced"))
+            sent = sum(phase["sent"] for phase in r.phases())
+            answered = sum(phase["answered"] for phase in r.phases())
             table.add_row(
                 f"{s.chargers:,}",
                 r.target,
@@ -470,3 +532,43 @@ def render(report: OcppReport, console: Console) -> None:
             _yes(s.meets_paced),
         )
     console.print(verdict)
+    if any(s.runs["ours"].slow for s in report.sizes):
+        render_slow(report, console)
+
+
+def render_slow(report: OcppReport, console: Console) -> None:
+    delay = report.params["slow_provider_s"]
+    table = Table(
+        title=f"Slow provider, ours: captures answered after {delay:g} s. The other chargers' acks (1 frame "
+        f"per {min(report.params['pace_interval_s'], delay):g} s each, MeterValues and Heartbeat in turn) "
+        f"for {delay:g} s before and {delay:g} s after 1% of the fleet stop. Target: p99 during "
+        f"< {TARGET_SLOW_P99_MS:g} ms at {TARGET_SLOW_SIZE:,} chargers, {TARGET_SLOW_DELAY_S:g} s provider"
+    )
+    for col in (
+        "chargers",
+        "stops",
+        "before p50/p99 ms",
+        "during p50/p99 ms",
+        "p99 during/before",
+        "captures asked/answered",
+        "on the loop",
+        f"< {TARGET_SLOW_P99_MS:g} ms",
+    ):
+        table.add_column(col, justify="right")
+    for s in report.sizes:
+        ours = s.runs["ours"]
+        if not ours.slow:
+            continue
+        before, during, stops = ours.slow["before"], ours.slow["during"], ours.slow["stops"]
+        captures = ours.server.get("captures", {})
+        table.add_row(
+            f"{s.chargers:,}",
+            f"{stops['answered']}/{stops['sent']}",
+            f"{before['p50_ms']:.1f}/{before['p99_ms']:.1f}",
+            f"{during['p50_ms']:.1f}/{during['p99_ms']:.1f}",
+            f"{s.slow_ratio:.2f}",
+            f"{captures.get('asked', 0)}/{captures.get('answered', 0)}",
+            str(captures.get("on_event_loop", "-")),
+            _yes(s.meets_slow),
+        )
+    console.print(table)

@@ -36,6 +36,8 @@ CLOSE_TIMEOUT_S = 30.0
 METER_STEP_WH = 10  # per MeterValues; far below any booking's energy limit over a bounded run
 # The throughput mix, repeated: MeterValues mostly, with a Heartbeat and a StatusNotification.
 MIX = ("MeterValues",) * 8 + ("Heartbeat", "StatusNotification")
+# The slow-provider phase's steady load: each charger alternates a reading and a heartbeat.
+STEADY_MIX = ("MeterValues", "Heartbeat")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class LoadParams:
     throughput_limit_s: float
     paced_seconds: float
     pace_interval_s: float
+    # The slow-provider phase (0: none): `stoppers` chargers stop their transactions, and the others'
+    # acknowledgements are measured for `slow_seconds` before and `slow_seconds` after the stops.
+    slow_seconds: float = 0.0
+    stoppers: int = 0
 
 
 @dataclass
@@ -109,6 +115,14 @@ class LightCharger:
         self.seq += 1
         uid = f"{self.plan.cp_id}-{self.seq}"
         return Frame(action, uid, f'[2,"{uid}","{action}",{payload}]')
+
+    def stop(self, stamp: str) -> Frame:
+        """StopTransaction at the register's present reading (the last one acknowledged)."""
+        payload = (
+            f'{{"transactionId":{self.transaction_id},"meterStop":{self.register_wh},"timestamp":"{stamp}"}}'
+        )
+        custom = self.custom("StopTransaction", payload)
+        return Frame(custom.action, custom.unique_id, custom.text, self.register_wh)
 
     def frame(self, action: str, stamp: str) -> Frame:
         """The next call; MeterValues advance the register."""
@@ -269,6 +283,55 @@ async def paced(chargers: Sequence[LightCharger], seconds: float, interval_s: fl
     return phase
 
 
+async def steady(chargers: Sequence[LightCharger], seconds: float, interval_s: float) -> PhaseResult:
+    """Each charger sends one frame every `interval_s` (STEADY_MIX in turn), staggered evenly, for
+    `seconds`."""
+    phase = PhaseResult()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.1
+    end = t0 + seconds
+    n = len(chargers)
+
+    async def one(i: int, c: LightCharger) -> None:
+        due = t0 + interval_s * i / n
+        k = i
+        while due < end and not c.broken:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await c.call(c.frame(STEADY_MIX[k % len(STEADY_MIX)], _now_iso()), phase)
+            due += interval_s
+            k += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i, c) for i, c in enumerate(chargers)))
+    phase.wall_s = time.perf_counter() - started
+    return phase
+
+
+async def slow_provider(
+    chargers: Sequence[LightCharger], stoppers: int, seconds: float, interval_s: float
+) -> dict[str, Any]:
+    """The other chargers' acknowledgements before and while captures are stuck at a slow provider.
+
+    The last `stoppers` chargers stop their transactions at once between the two halves; each stop
+    queues a capture, which the server's provider answers only after `seconds`. The rest keep up the
+    same steady load throughout, so the two halves differ only in the captures in flight."""
+    others, stopping = chargers[: len(chargers) - stoppers], chargers[len(chargers) - stoppers :]
+    before = await steady(others, seconds, interval_s)
+    stops = PhaseResult()
+    stamp = _now_iso()
+    started = time.perf_counter()
+    await asyncio.gather(*(c.call(c.stop(stamp), stops) for c in stopping if c.transaction_id is not None))
+    stops.wall_s = time.perf_counter() - started
+    during = await steady(others, seconds, interval_s)
+    return {
+        "stoppers": len(stopping),
+        "measured_chargers": len(others),
+        "stops": stops.summary(),
+        "before": before.summary(),
+        "during": during.summary(),
+    }
+
+
 async def close_all(chargers: Sequence[LightCharger]) -> None:
     async def one(c: LightCharger) -> None:
         with contextlib.suppress(Exception):
@@ -303,6 +366,16 @@ async def run_load(
         )
         if params.paced_seconds > 0:
             await _phase(report, "paced", say, paced(chargers, params.paced_seconds, params.pace_interval_s))
+        if params.slow_seconds > 0 and 0 < params.stoppers < len(chargers):
+            interval = min(params.pace_interval_s, params.slow_seconds)  # every charger sends in each half
+            slow = await slow_provider(chargers, params.stoppers, params.slow_seconds, interval)
+            report["slow_provider"] = slow
+            b, d = slow["before"], slow["during"]
+            say(
+                f"slow provider: {slow['stops']['answered']} stops answered; the other chargers' p50/p99 "
+                f"{b['p50_ms']:.1f}/{b['p99_ms']:.1f} ms before, {d['p50_ms']:.1f}/{d['p99_ms']:.1f} ms "
+                "with captures stuck"
+            )
         report["transactions"] = sum(c.transaction_id is not None for c in chargers)
         report["acked_registers"] = {
             c.plan.cp_id: [c.transaction_id, c.acked_register_wh] for c in chargers if c.transaction_id

@@ -8,6 +8,8 @@
   latest reading): it persists nothing.
 
 Both processes report "ready" with their port over a pipe, then serve until the parent says "stop".
+For the slow-provider phase, ours' payment provider answers every capture only after a delay
+(`SlowCaptures`), and its report says how many it was asked for and on which threads.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import asyncio
 import contextlib
 import itertools
 import resource
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -24,6 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from chargeshare.benchmarks.ocpp_load import run_on_loop
+from chargeshare.services.ports import HoldResult, PaymentGateway
 
 POLL_S = 0.2
 SERVER_EXIT_TIMEOUT_S = 30.0
@@ -41,7 +46,41 @@ def _cpu_s() -> float:
 
 
 # ---- ours -------------------------------------------------------------------------------------------
-async def _serve_ours(database_url: str, pipe: Connection) -> dict[str, Any]:
+class SlowCaptures:
+    """The payment provider, except that it answers a capture only `delay_s` after being asked, and
+    counts the captures asked on the server's event loop thread (which must be none)."""
+
+    def __init__(self, inner: PaymentGateway, delay_s: float, loop_thread: int) -> None:
+        self.inner, self.delay_s, self.loop_thread = inner, delay_s, loop_thread
+        self._lock = threading.Lock()
+        self.asked = self.answered = self.on_event_loop = 0
+
+    def authorize(self, *, amount: int, customer: str, idempotency_key: str) -> HoldResult:
+        return self.inner.authorize(amount=amount, customer=customer, idempotency_key=idempotency_key)
+
+    def release(self, *, reference: str, idempotency_key: str) -> None:
+        self.inner.release(reference=reference, idempotency_key=idempotency_key)
+
+    def capture(self, *, reference: str, amount: int, idempotency_key: str) -> None:
+        with self._lock:
+            self.asked += 1
+            self.on_event_loop += threading.get_ident() == self.loop_thread
+        time.sleep(self.delay_s)
+        self.inner.capture(reference=reference, amount=amount, idempotency_key=idempotency_key)
+        with self._lock:
+            self.answered += 1
+
+    def figures(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "delay_s": self.delay_s,
+                "asked": self.asked,
+                "answered": self.answered,
+                "on_event_loop": self.on_event_loop,
+            }
+
+
+async def _serve_ours(database_url: str, pipe: Connection, capture_delay_s: float) -> dict[str, Any]:
     import uvicorn
 
     from chargeshare.adapters.http_api import create_api
@@ -50,6 +89,10 @@ async def _serve_ours(database_url: str, pipe: Connection) -> dict[str, Any]:
     from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
     app = build(Config(database_url=database_url), create_schema=False)
+    slow: SlowCaptures | None = None
+    if capture_delay_s > 0:
+        slow = SlowCaptures(app.settlement.gateway, capture_delay_s, threading.get_ident())
+        app.settlement.gateway = slow
     # The same settings as `chargeshare serve` (cli/serve.py), on an OS-chosen loopback port.
     api = create_api(app)
     tune_gc_for_serving()
@@ -78,11 +121,14 @@ async def _serve_ours(database_url: str, pipe: Connection) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, SERVER_EXIT_TIMEOUT_S)
         app.close()
-    return {"cpu_s": round(cpu, 2)}
+    held: dict[str, Any] = {"cpu_s": round(cpu, 2)}
+    if slow is not None:
+        held["captures"] = slow.figures()
+    return held
 
 
-def ours_process(database_url: str, pipe: Connection) -> None:
-    _run(pipe, lambda: _serve_ours(database_url, pipe))
+def ours_process(database_url: str, pipe: Connection, capture_delay_s: float = 0.0) -> None:
+    _run(pipe, lambda: _serve_ours(database_url, pipe, capture_delay_s))
 
 
 # ---- baseline ---------------------------------------------------------------------------------------

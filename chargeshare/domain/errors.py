@@ -87,3 +87,10 @@ class Busy(DomainError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class DatabaseBusy(Busy):
+    """The database did not grant a lock, or finish a statement, within its bounded wait: whatever
+    holds it is still at work. Nothing of this unit of work was kept; try again shortly."""
+
+    code = "database_busy"

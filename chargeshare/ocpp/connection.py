@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chargeshare.domain.errors import DomainError
+from chargeshare.domain.errors import Busy, DomainError
 from chargeshare.ocpp.frames import (
     CALL,
     CALLRESULT,
@@ -136,6 +136,11 @@ class Connection:
             return self._error(call.unique_id, exc.code, exc.description)
         except CallRejected as exc:
             return self._error(call.unique_id, exc.code, exc.description)
+        except Busy as exc:
+            # Nothing was kept, and the same frame may succeed shortly: a charger sends a transaction
+            # message the central system failed to process again (TransactionMessageAttempts).
+            log.warning("%s answered busy: %s", call.action, exc)
+            return self._error(call.unique_id, "InternalError", f"busy, try again: {exc}")
         except DomainError as exc:
             return self._error(call.unique_id, "GenericError", str(exc))
         except Exception:

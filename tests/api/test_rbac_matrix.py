@@ -43,6 +43,9 @@ def fixed(url: str, body: dict[str, Any] | None = None) -> Callable[[World, Side
 
 ROWS = [
     Row("GET", "/health", "public", 200, fixed("/health"), per_tenant=False),
+    Row("GET", "/healthz", "public", 200, fixed("/healthz"), per_tenant=False),
+    Row("GET", "/readyz", "public", 200, fixed("/readyz"), per_tenant=False),
+    Row("GET", "/metrics", "public", 200, fixed("/metrics"), per_tenant=False),
     Row("GET", "/chargers", "public", 200, fixed("/chargers?bbox=-3,51,-2,52"), per_tenant=False),
     Row(
         "GET", "/chargers/{charger_id}", "public", 200, lambda _w, s, _r: (f"/chargers/{s.charger_id}", None)

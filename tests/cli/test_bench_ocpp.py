@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chargeshare.benchmarks.ocpp import BenchUnfit, ensure_file_limit
+from chargeshare.benchmarks.ocpp import BenchUnfit, SizeResult, TargetRun, ensure_file_limit
 from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger
 from chargeshare.benchmarks.ocpp_servers import _register_wh
 from chargeshare.cli.app import app
@@ -33,6 +33,8 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
             "100",
             "--paced-seconds",
             "2",
+            "--slow-provider-seconds",
+            "0",
             "--json",
             str(out),
         ],
@@ -61,6 +63,36 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
     assert size["throughput_ratio"] == pytest.approx(ours / base, abs=2e-3)  # rounded to 3 places
     assert size["meets_paced_target"] is None  # the p99 target is stated at 5,000 chargers
     assert runs["baseline"]["server"]["handled"]["MeterValues"] == 84  # 80 + 4 paced
+    assert "slow_provider" not in runs["ours"]["load"] and size["meets_slow_provider_target"] is None
+
+
+def test_bench_ocpp_slow_provider_phase_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "slow.json"
+    args = ["--chargers", "10", "--messages", "20", "--paced-seconds", "0", "--slow-provider-seconds", "1"]
+    result = runner.invoke(app, ["bench", "ocpp", *args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Slow provider" in result.output and "p99 during/before" in result.output
+    report = json.loads(out.read_text())
+    assert report["ok"] is True and report["params"]["slow_provider_s"] == 1.0
+    assert report["target_slow_provider_p99_ms"] == 50.0
+    (size,) = report["sizes"]
+    runs = {r["target"]: r for r in size["runs"]}
+    ours, base = runs["ours"], runs["baseline"]
+    assert ours["all_answered"] is True and ours["stored_ok"] == 10  # the stopped session too
+    slow = ours["load"]["slow_provider"]
+    assert (slow["stoppers"], slow["measured_chargers"]) == (1, 9)
+    assert slow["stops"]["answered"] == slow["stops"]["sent"] == 1
+    for half in ("before", "during"):  # one frame per charger per 1 s half, reading and heartbeat in turn
+        figures = slow[half]
+        assert figures["answered"] == figures["sent"] == 9 and figures["failures"] == 0
+        assert figures["by_action"] == {"Heartbeat": 4, "MeterValues": 5}
+        assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    # The stop's capture was asked once, answered after the delay, and never on the event loop.
+    assert ours["server"]["captures"] == {"delay_s": 1.0, "asked": 1, "answered": 1, "on_event_loop": 0}
+    assert size["slow_provider_p99_ratio"] > 0
+    assert size["meets_slow_provider_target"] is None  # stated at 1,000 chargers, a 12 s provider
+    # The baseline takes no payments: it has no such phase.
+    assert "slow_provider" not in base["load"] and "captures" not in base["server"]
 
 
 def test_bench_ocpp_rejects_bad_arguments(tmp_path: Path) -> None:
@@ -111,3 +143,15 @@ def test_bench_ocpp_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     for r in size["runs"]:
         assert r["stored_ok"] == 10 and r["load"]["throughput"]["answered"] == 50
         assert "paced" not in r["load"]
+
+
+def test_the_slow_provider_target_is_judged_at_1000_chargers_with_a_12_s_provider() -> None:
+    def size(chargers: int, delay_s: float, during_p99_ms: float) -> SizeResult:
+        slow = {"before": {"p99_ms": 10.0}, "during": {"p99_ms": during_p99_ms}}
+        ours = TargetRun("ours", chargers, {"slow_provider": slow}, {"captures": {"delay_s": delay_s}}, 0)
+        return SizeResult(chargers, 0.0, {"ours": ours})
+
+    assert size(1_000, 12.0, 49.0).meets_slow is True
+    assert size(1_000, 12.0, 51.0).meets_slow is False
+    assert size(1_000, 12.0, 20.0).slow_ratio == 2.0
+    assert size(5_000, 12.0, 20.0).meets_slow is None and size(1_000, 1.0, 20.0).meets_slow is None

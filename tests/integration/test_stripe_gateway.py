@@ -16,20 +16,28 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import stripe
 
-from chargeshare.adapters.gateway_errors import GatewayError
-from chargeshare.adapters.stripe_gateway import InvalidWebhook, StripeGateway, verify_webhook
+from chargeshare.adapters.gateway_errors import GatewayError, GatewayUnavailable
+from chargeshare.adapters.stripe_gateway import (
+    DEFAULT_NETWORK_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    InvalidWebhook,
+    StripeGateway,
+    verify_webhook,
+)
 from chargeshare.services.ports import PaymentGateway
 from tests.conftest import service_missing
 from tests.stripe_fake_server import FakeStripe, RunningFakeStripe
@@ -288,6 +296,45 @@ def test_an_unreachable_stripe_is_a_gateway_error() -> None:
     )
     with pytest.raises(GatewayError, match="no response"):
         gateway.authorize(amount=2000, customer="driver:1", idempotency_key=_key("hold"))
+
+
+class _HangingStripe(ThreadingHTTPServer):
+    """Takes every request and holds it, unanswered, until released: a Stripe that hangs."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HoldRequest)
+        self.requests = 0
+        self.release = threading.Event()
+
+
+class _HoldRequest(BaseHTTPRequestHandler):
+    server: _HangingStripe
+
+    def do_POST(self) -> None:
+        self.server.requests += 1
+        self.server.release.wait(60)  # bounded: a test that fails must still end
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_hanging_stripe_is_given_up_on_after_our_timeout_and_not_retried() -> None:
+    hanging = _HangingStripe()
+    threading.Thread(target=hanging.serve_forever, daemon=True).start()
+    try:
+        # The default retries: none (the payments outbox retries the step, under the same key).
+        gateway = StripeGateway(API_KEY, base_url=f"http://127.0.0.1:{hanging.server_port}", timeout_s=0.2)
+        with pytest.raises(GatewayUnavailable, match="no response"):
+            gateway.capture(reference="pi_hanging", amount=500, idempotency_key=_key("capture"))
+        # It gave up by itself, while Stripe still held the request; and it asked once.
+        assert not hanging.release.is_set() and hanging.requests == 1
+    finally:
+        hanging.release.set()
+        hanging.shutdown()
+        hanging.server_close()
+    assert DEFAULT_TIMEOUT_S < 80 and DEFAULT_NETWORK_RETRIES == 0  # the SDK's own: 80 s, 2 retries
 
 
 def test_gateway_error_is_still_importable_from_the_simulator() -> None:

@@ -49,8 +49,10 @@ def readiness(app: App) -> dict[str, str]:
 def router(app: App, registry: ChargerRegistry, metrics: Metrics) -> APIRouter:
     r = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
+    # On the event loop, not in the request threads: it touches nothing but memory, and answers even
+    # while every request thread waits on a slow payment provider or database.
     @r.get("/health")
-    def health() -> HealthOut:
+    async def health() -> HealthOut:
         return HealthOut(
             status="ok",
             version=__version__,

@@ -47,11 +47,16 @@ def current(conn: Connection) -> str | None:
 
 
 def upgrade(engine: Engine, *, lock_timeout_s: int = 60) -> str:
-    """Bring the database to HEAD; says what was done: "created", "upgraded from X" or "current"."""
+    """Bring the database to HEAD; says what was done: "created", "upgraded from X" or "current".
+
+    On PostgreSQL its statements may wait `lock_timeout_s` for a lock (the advisory one, or a table
+    under DDL) and run as long as they need: rewriting a large table may take longer than the
+    store's statement timeout allows a request. Both return to the connection's defaults after."""
     with engine.connect() as conn:
         postgres = engine.dialect.name == "postgresql"
         if postgres:
             conn.exec_driver_sql(f"SET lock_timeout = '{int(lock_timeout_s)}s'")
+            conn.exec_driver_sql("SET statement_timeout = 0")
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
             conn.commit()
         try:
@@ -61,6 +66,7 @@ def upgrade(engine: Engine, *, lock_timeout_s: int = 60) -> str:
                 conn.rollback()
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
                 conn.exec_driver_sql("RESET lock_timeout")
+                conn.exec_driver_sql("RESET statement_timeout")
                 conn.commit()
 
 

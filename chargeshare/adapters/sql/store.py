@@ -3,6 +3,7 @@ unit of work whose repositories each own their statements (one module per aggreg
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from chargeshare.adapters.sql import migrate
@@ -22,16 +25,69 @@ from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
 from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.adapters.sql.sqlite_geo import ensure_math_functions
+from chargeshare.domain.errors import DatabaseBusy
 
 READ_ONLY = "chargeshare_read_only"  # execution option: begin a reading transaction
 
+# How long a statement may wait for a lock, and run at all, before it gives up with DatabaseBusy. A
+# table locked by someone else must not hold a caller (on the OCPP server, possibly its event loop)
+# for as long as the holder pleases. Schema migrations set their own (see `migrate.upgrade`).
+DEFAULT_LOCK_TIMEOUT_S = 5.0
+DEFAULT_STATEMENT_TIMEOUT_S = 30.0  # PostgreSQL only; 0: no limit
+BUSY_RETRY_AFTER_S = 1.0
 
-def make_engine(url: str) -> Engine:
+_PG_LOCK_NOT_AVAILABLE, _PG_QUERY_CANCELED = "55P03", "57014"  # lock_timeout, statement_timeout
+_SQLITE_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def busy_error(exc: BaseException) -> DatabaseBusy | None:
+    """DatabaseBusy for a wait the database bounded (a lock not granted in time, a statement the
+    statement timeout cancelled, SQLite's busy timeout, no pooled connection free in time), raised
+    by SQLAlchemy or straight by the driver; None for any other error."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return DatabaseBusy(f"no database connection came free in time: {exc}", BUSY_RETRY_AFTER_S)
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == _PG_LOCK_NOT_AVAILABLE:
+        return DatabaseBusy("the database is busy: a lock was not granted in time", BUSY_RETRY_AFTER_S)
+    if sqlstate == _PG_QUERY_CANCELED:
+        return DatabaseBusy("the database is busy: a statement ran past its time limit", BUSY_RETRY_AFTER_S)
+    code = getattr(orig, "sqlite_errorcode", None)  # absent on one the module raises by itself
+    if isinstance(orig, sqlite3.OperationalError) and code is not None and code & 0xFF in _SQLITE_BUSY_CODES:
+        return DatabaseBusy(
+            "the database is busy: it stayed locked past the busy timeout", BUSY_RETRY_AFTER_S
+        )
+    return None
+
+
+def _pg_timeouts(url: str, lock_timeout_s: float, statement_timeout_s: float) -> dict[str, str]:
+    """Both timeouts as the connection's startup options rather than a SET after connecting, so they
+    are the session's defaults: a `RESET` (the migration's) returns to them, not to the server's.
+    Options already in the URL come after ours, and win."""
+    lock_ms = max(1, round(lock_timeout_s * 1000))  # 0 would mean no limit at all
+    statement_ms = round(statement_timeout_s * 1000)
+    ours = f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms}"
+    given = make_url(url).query.get("options")
+    return {"options": f"{ours} {given}" if isinstance(given, str) else ours}
+
+
+def make_engine(
+    url: str,
+    *,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+) -> Engine:
+    if not lock_timeout_s > 0 or statement_timeout_s < 0:
+        raise ValueError(
+            f"the lock timeout must be positive and the statement timeout 0 (none) or more, "
+            f"got {lock_timeout_s} and {statement_timeout_s}"
+        )
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            # SQLite's busy timeout: how long a statement waits for another connection's lock.
+            connect_args={"check_same_thread": False, "timeout": lock_timeout_s},
             poolclass=StaticPool if memory else None,
         )
 
@@ -60,13 +116,28 @@ def make_engine(url: str) -> Engine:
             )
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=lock_timeout_s,  # waiting for a free connection is waiting for a lock too
+        connect_args=_pg_timeouts(url, lock_timeout_s, statement_timeout_s)
+        if url.startswith("postgres")
+        else {},
+    )
 
 
 class SqlStore:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+        statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s)
         self.dialect = self.engine.dialect.name
         # One shared in-memory connection cannot interleave transactions from several threads. It is
         # also held open for the store's life: checking it out of the pool for every unit of work
@@ -127,25 +198,33 @@ class SqlStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[SqlUnitOfWork]:
-        if self.dialect != "sqlite":
-            with self.engine.begin() as conn:
-                yield SqlUnitOfWork(conn, self.dialect)
-            return
-        if self._memory_lock is None:
-            held = self._held.get(threading.get_ident()) if self._held else None
-            if held is not None:
-                for hook in self.unit_hooks:
-                    hook(held.connection.dbapi_connection, held.info)
-                yield from self._on_the_driver(held)
+        """A unit of work; DatabaseBusy if the database would not answer within its bounded waits
+        (rolled back: nothing of it is kept)."""
+        try:
+            if self.dialect != "sqlite":
+                with self.engine.begin() as conn:
+                    yield SqlUnitOfWork(conn, self.dialect)
                 return
-            with self.engine.connect() as conn:  # a checkout per unit of work (durability hooks it)
-                yield from self._on_the_driver(conn)
-            return
-        with self._memory_lock:
-            held = self._memory_conn
-            if held is None or held.closed:
-                held = self._memory_conn = self.engine.connect()
-            yield from self._on_the_driver(held)
+            if self._memory_lock is None:
+                held = self._held.get(threading.get_ident()) if self._held else None
+                if held is not None:
+                    for hook in self.unit_hooks:
+                        hook(held.connection.dbapi_connection, held.info)
+                    yield from self._on_the_driver(held)
+                    return
+                with self.engine.connect() as conn:  # a checkout per unit of work (durability hooks it)
+                    yield from self._on_the_driver(conn)
+                return
+            with self._memory_lock:
+                held = self._memory_conn
+                if held is None or held.closed:
+                    held = self._memory_conn = self.engine.connect()
+                yield from self._on_the_driver(held)
+        except Exception as exc:
+            busy = busy_error(exc)
+            if busy is None:
+                raise
+            raise busy from exc
 
     def _on_the_driver(self, conn: Connection) -> Iterator[SqlUnitOfWork]:
         """One SQLite unit of work begun and committed straight on the driver: SQLAlchemy's
@@ -175,8 +254,14 @@ class SqlStore:
             with self.transaction() as tx:
                 yield tx
             return
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
-            yield SqlUnitOfWork(conn, self.dialect)
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+                yield SqlUnitOfWork(conn, self.dialect)
+        except Exception as exc:
+            busy = busy_error(exc)
+            if busy is None:
+                raise
+            raise busy from exc
 
     def close(self) -> None:
         if self._memory_conn is not None:
