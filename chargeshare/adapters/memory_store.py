@@ -760,6 +760,18 @@ class MemorySessions(_Repository):
                 return self.t.sessions.get(session_id)
         return None
 
+    def running_elsewhere(self, transaction_id: str, charger_id: int | None) -> int | None:
+        for session_id, ct in self.t.charger_transactions.items():
+            s = self.t.sessions.get(session_id)
+            if (
+                ct.transaction_id == transaction_id
+                and ct.charger_id != charger_id
+                and s is not None
+                and s.status is SessionStatus.CHARGING
+            ):
+                return session_id
+        return None
+
     def charger_transaction_id(self, session_id: int) -> str | None:
         ct = self.t.charger_transactions.get(session_id)
         return None if ct is None else ct.transaction_id

@@ -96,11 +96,15 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         try:
             session = charging.session_for_charger_tx(cp_id, charger_tx)
         except NotFound:
+            charging.foreign_charger_transaction(cp_id, charger_tx, "TransactionEvent")
             return {"idTokenInfo": {"status": "Invalid"}} if id_tag is not None else {}
         reply: dict[str, Any] = {}
         if session is None:
             if id_tag is None:
-                return reply  # not authorised yet (e.g. started on plug-in): nothing to bill
+                # Not authorised yet (e.g. started on plug-in): nothing to bill. Unless another
+                # charger runs a transaction under this id: then it is a spoof, kept for the operator.
+                charging.foreign_charger_transaction(cp_id, charger_tx, "TransactionEvent")
+                return reply
             connector_no = connector_of(p)
             if connector_no is None:
                 log.warning("%s: transaction %s names no EVSE; not opened", cp_id, charger_tx)

@@ -435,6 +435,26 @@ class ChargingService:
         log.warning("%s: %s named transaction %s of another charger; ignored", cp_id, action, session_id)
         return True
 
+    def foreign_charger_transaction(self, cp_id: str, charger_tx_id: str, action: str) -> bool:
+        """A 2.0.1 event for a transaction this charger (registered or not) never opened: if another
+        charger is charging under that id, keep a security event and say so. It changes nothing."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            try:
+                own: int | None = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                own = None
+            if tx.sessions.running_elsewhere(charger_tx_id, own) is None:
+                return False
+            tx.security.record(
+                cp_id,
+                FOREIGN_TRANSACTION,
+                f"{action} named transaction {charger_tx_id[:40]!r}, which runs on another charger",
+                now,
+            )
+        log.warning("%s: %s named another charger's transaction %.40r; ignored", cp_id, action, charger_tx_id)
+        return True
+
     def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
         so does a stop naming another charger's transaction (Invalid, and a security event)."""

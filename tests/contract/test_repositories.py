@@ -436,6 +436,11 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
         assert tx.sessions.charger_transaction_id(session) == "TX-1"
         assert tx.sessions.by_charger_transaction(charger, "TX-1") == tx.sessions.get(session)
         assert tx.sessions.by_charger_transaction(charger, "TX-2") is None
+        # Another charger (or an unregistered one) naming it finds it; this charger does not.
+        assert tx.sessions.running_elsewhere("TX-1", charger + 1_000) == session
+        assert tx.sessions.running_elsewhere("TX-1", None) == session
+        assert tx.sessions.running_elsewhere("TX-1", charger) is None
+        assert tx.sessions.running_elsewhere("TX-2", None) is None
         assert tx.sessions.settle_meter_start(session, 700)
         assert not tx.sessions.settle_meter_start(session, 900)  # only the first reading
         started = tx.sessions.get(session)
@@ -451,6 +456,8 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
             started_at=T0 + HOUR,
             meter_start_wh=0,
         )
+        tx.sessions.stop(session, stopped_at=T0 + HOUR, meter_stop_wh=900, billed_wh=200, cost=6, idle_fee=0)
+        assert tx.sessions.running_elsewhere("TX-1", None) is None  # only a running one counts
     with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017
         tx.sessions.link_charger_transaction(other, charger, "TX-1")
 

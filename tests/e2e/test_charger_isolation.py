@@ -114,7 +114,8 @@ async def test_a_201_charger_cannot_reach_another_chargers_transaction(served: S
             tx_event("Started", 0, "TX-V", trigger="Authorized", wh=100, id_tag="TAG-V", evse=1)
         )
         # The rogue names the victim's transaction id: to us it is a transaction of its own, never
-        # opened (no idToken), so nothing is billed anywhere.
+        # opened (no idToken), so nothing is billed anywhere; since the victim runs one under that
+        # id, each such event is kept as a security event.
         await rogue.call(tx_event("Updated", 1, "TX-V", trigger="MeterValuePeriodic", wh=900_000))
         ended = tx_event("Ended", 2, "TX-V", trigger="StopAuthorized", wh=900_000)
         await rogue.call(ended)
@@ -134,9 +135,15 @@ async def test_a_201_charger_cannot_reach_another_chargers_transaction(served: S
             (session,) = tx.sessions.all()
         assert session.status is SessionStatus.CHARGING
         assert session.meter_last_wh == 100
+        with app.store.reading() as tx:
+            events = tx.security.all()
+        assert [(e.charge_point_id, e.kind) for e in events] == [("R201", FOREIGN_TRANSACTION)] * 2
         await victim.call(tx_event("Ended", 1, "TX-V", trigger="EVCommunicationLost", wh=1_100))
+        # Once the victim's transaction has ended, its id names nothing running: no event.
+        await rogue.call(tx_event("Updated", 3, "TX-V", trigger="MeterValuePeriodic", wh=900_000))
     with app.store.reading() as tx:
         (session,) = tx.sessions.all()
+        assert len(tx.security.all()) == 2
     assert session.status is SessionStatus.STOPPED and session.billed_wh == 1_000
     await settled(app)
     assert_invariants(app)

@@ -187,6 +187,8 @@ charger_transactions = Table(
     # Opened before any meter reading: the first reading becomes the session's meter start.
     Column("meter_start_pending", Boolean, nullable=False, default=False),
     UniqueConstraint("charger_id", "transaction_id", name="uq_charger_transaction"),
+    # By the id alone: a charger naming a transaction it never opened is looked up among the others'.
+    Index("ix_charger_transactions_transaction_id", "transaction_id"),
 )
 
 ledger_entries = Table(

@@ -211,6 +211,16 @@ class SqlSessions:
         r = self.conn.execute(q).mappings().first()
         return None if r is None else session_record(r)
 
+    def running_elsewhere(self, transaction_id: str, charger_id: int | None) -> int | None:
+        q = (
+            select(_s.id)
+            .join(t.charger_transactions, _ct.session_id == _s.id)
+            .where(_ct.transaction_id == transaction_id, _s.status == SessionStatus.CHARGING.value)
+        )
+        if charger_id is not None:
+            q = q.where(_ct.charger_id != charger_id)
+        return self.conn.execute(q.limit(1)).scalar()
+
     def charger_transaction_id(self, session_id: int) -> str | None:
         return self.conn.execute(select(_ct.transaction_id).where(_ct.session_id == session_id)).scalar()
 
