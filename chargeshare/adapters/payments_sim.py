@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Engine, insert, select, text, update
 
@@ -31,6 +31,7 @@ from chargeshare.services.ports import HoldExpired, HoldResult, ProviderUnavaila
 HOLD_LIFETIME = timedelta(days=7)  # as Stripe's uncaptured manual-capture PaymentIntents
 DEFAULT_TIMEOUT_S = 10.0  # we give up on a call after this long (Stripe's own SDK waits 80 s)
 SIM_LOCK_KEY = 0x43535047  # pg_advisory_xact_lock for the provider's books ("CSPG")
+CLOCK_POLL_S = 0.005  # real seconds between looks at a clock that may stand still (a manual one)
 
 
 @dataclass
@@ -47,6 +48,9 @@ class SimHold:
 class Knobs:
     down: bool = False  # an outage: every call fails as unreachable, and nothing happens
     latency_s: float = 0.0  # real seconds each call takes
+    # Seconds of the gateway's clock each call takes: simulated ones in a scaled simulation, which
+    # pass only while the simulation runs, so a caller that holds it up never hears back in time.
+    clock_latency_s: float = 0.0
     timeout_s: float = DEFAULT_TIMEOUT_S  # beyond this the call fails as a timeout, though it happened
     decline_over: int | None = None  # decline any authorisation above this many pence
 
@@ -194,6 +198,9 @@ class SimulatedGateway:
     books: MemoryBooks | SqlBooks = field(default_factory=MemoryBooks)
     decline_customers: set[str] = field(default_factory=set)  # this process's test knob
     calls: int = 0
+    slowed: int = 0  # calls in this process that took a latency
+    timed_out: int = 0  # calls in this process the caller gave up on (its timeout passed)
+    _counting: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # ---- the knobs, shared through the books ------------------------------------------------
     def _knobs(self) -> Knobs:
@@ -219,6 +226,14 @@ class SimulatedGateway:
     @latency_s.setter
     def latency_s(self, value: float) -> None:
         self._set(latency_s=value)
+
+    @property
+    def clock_latency_s(self) -> float:
+        return self._knobs().clock_latency_s
+
+    @clock_latency_s.setter
+    def clock_latency_s(self, value: float) -> None:
+        self._set(clock_latency_s=value)
 
     @property
     def timeout_s(self) -> float:
@@ -257,11 +272,29 @@ class SimulatedGateway:
 
     # ---- the provider's calls --------------------------------------------------------------
     def _slow(self, knobs: Knobs) -> None:
-        """The call takes its latency; past the timeout the caller gives up, though it was done."""
+        """The call takes its latency (real, then on the clock); past the timeout (real seconds) the
+        caller gives up, though it was done."""
+        if knobs.latency_s <= 0 and knobs.clock_latency_s <= 0:
+            return
+        with self._counting:
+            self.slowed += 1
+        deadline = time.monotonic() + knobs.timeout_s
         if knobs.latency_s > 0:
             time.sleep(min(knobs.latency_s, knobs.timeout_s))
             if knobs.latency_s > knobs.timeout_s:
-                raise ProviderUnavailable(f"the payment provider did not answer within {knobs.timeout_s:g} s")
+                self._gave_up(knobs)
+        if knobs.clock_latency_s > 0:
+            until = self.clock.now() + timedelta(seconds=knobs.clock_latency_s)
+            while (left := (until - self.clock.now()).total_seconds()) > 0:
+                patience = deadline - time.monotonic()
+                if patience <= 0:
+                    self._gave_up(knobs)
+                time.sleep(min(patience, max(self.clock.real_seconds(left), CLOCK_POLL_S)))
+
+    def _gave_up(self, knobs: Knobs) -> NoReturn:
+        with self._counting:
+            self.timed_out += 1
+        raise ProviderUnavailable(f"the payment provider did not answer within {knobs.timeout_s:g} s")
 
     def _enter(self) -> Knobs:
         self.calls += 1

@@ -3,6 +3,8 @@ never repeat, and every process sees the same knobs (an outage switched on by a 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -93,5 +95,44 @@ def test_a_call_slower_than_the_timeout_fails_but_happened(url: str) -> None:
         # The provider did authorise: the retry with the same key is given that authorisation.
         again = gateway.authorize(amount=200, customer="driver:1", idempotency_key="slow")
         assert again.approved and list(gateway.holds) == [again.reference]
+    finally:
+        engine.dispose()
+
+
+def test_a_latency_on_the_clock_passes_only_as_the_clock_moves(url: str) -> None:
+    clock = ManualClock(T0)
+    gateway, engine = provider(url, clock)
+    try:
+        gateway.clock_latency_s = 60.0
+        answered: list[bool] = []
+        caller = threading.Thread(
+            target=lambda: answered.append(
+                gateway.authorize(amount=200, customer="driver:1", idempotency_key="k").approved
+            )
+        )
+        caller.start()
+        for _ in range(1_000):  # bounded: until the call is waiting on the clock
+            if gateway.slowed:
+                break
+            time.sleep(0.005)
+        assert gateway.slowed == 1 and answered == []
+        clock.advance(60)
+        caller.join(timeout=10)
+        assert answered == [True] and gateway.timed_out == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_clock_that_stands_still_never_answers_within_the_timeout(url: str) -> None:
+    # A caller holding up a simulation's clock (its event loop) waits out its own patience.
+    clock = ManualClock(T0)
+    gateway, engine = provider(url, clock)
+    try:
+        gateway.clock_latency_s = 60.0
+        gateway.timeout_s = 0.05
+        with pytest.raises(ProviderUnavailable, match="did not answer"):
+            gateway.authorize(amount=200, customer="driver:1", idempotency_key="k")
+        assert (gateway.slowed, gateway.timed_out) == (1, 1)
+        assert len(gateway.holds) == 1  # it happened all the same
     finally:
         engine.dispose()
