@@ -10,7 +10,7 @@ Behaviour a deliberately faulty variant may want to change is in small methods t
 `stop_message` and `_stop_transaction` (how a transaction's end is told and sent),
 `expire_reservations`, `reset` / `perform_reset`, and the command operations (`remote_start`,
 `reserve`, `change_availability`, ...). `send_unchecked` and `send_raw` put frames on the wire that
-the schema would refuse.
+the schema would refuse; `send_call` sends a valid call of the caller's making (a spoof).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class VirtualCharger:
     ) -> None:
         self.cp_id = cp_id
         self.password = password  # HTTP Basic auth on the upgrade (OCPP security profile 1)
-        self.url = url.rstrip("/") + "/" + cp_id
+        self.server_url = url.rstrip("/")
+        self.url = self.server_url + "/" + cp_id
         self.clock = clock
         self.dialect: Dialect = dialect_for(protocol)
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
@@ -230,6 +231,13 @@ class VirtualCharger:
         self._malformed_ids.add(uid)
         await self.send_raw(encode(Call(uid, action, payload)))
         return uid
+
+    async def send_call(self, action: str, payload: dict[str, Any]) -> Outcome:
+        """One call exactly as given, sent once and never queued, answered like any other: for a
+        charger made to misbehave, such as one naming another charger's transaction."""
+        if not self.connected or self.silent:
+            return Outcome("", action, error="Offline")
+        return await self._call_once(action, payload)
 
     async def _replay(self) -> None:
         """Send the queue in order, one at a time; stop at the first that gets no answer (it stays

@@ -133,6 +133,7 @@ class World:
     # How long (simulated) a driver keeps looking for a receipt after unplugging: at least as long as
     # the backend waits for a stop before taking it as lost, so a lost stop still ends in a receipt.
     receipt_patience_s: float = RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
+    admin: ApiSession | None = None  # the operator's app, once a fault needs it
 
 
 async def sleep_sim(clock: Clock, simulated_s: float) -> None:

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from websockets.exceptions import WebSocketException
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
+from chargeshare.domain import ledger
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services.records import BookingRecord
+from chargeshare.services.settlement import FEE, PENDING, RELEASE
 from simulators.charger import VirtualCharger
-from simulators.driver import World, seconds_left, sleep_sim
+from simulators.driver import ApiSession, World, seconds_left, sleep_sim
+from simulators.evse import Transaction, VirtualConnector
+from simulators.spoofing import spoof_applied, spoof_messages
 from simulators.wire_faults import ALL_COMMANDS
 
 log = logging.getLogger(__name__)
@@ -32,6 +43,8 @@ class Fault:
     commands: tuple[str, ...] = ()  # reject_commands: the actions refused; empty means all of them
     frames: int = 0  # malformed_frames: how many broken frames each victim sends
     protocol: str | None = None  # only chargers speaking this OCPP version ("1.6" or "2.0.1")
+    latency_s: float = 0.0  # provider_slow: simulated seconds each payment provider call takes
+    spoofer: str = "fleet"  # spoofed_charger: another charger of the fleet, or an "unregistered" one
 
 
 # A fault that needs victims waits for them a while (bookings a loaded machine is still placing).
@@ -177,6 +190,205 @@ async def malformed_frames(app: App, world: World, fault: Fault) -> int:
     return await _each(world, fault, lambda vc: vc.send_malformed(fault.frames))
 
 
+async def _wait_for(world: World, ready: Callable[[], bool], *, until: datetime | None) -> bool:
+    """Until `ready()` holds (True) or the clock reaches `until` (False); None: no bound but the
+    run's own."""
+    while not ready():
+        if until is not None and world.clock.now() >= until:
+            return False
+        await sleep_sim(world.clock, VICTIMS_POLL_SIM_S)
+    return True
+
+
+def _gateway(app: App, action: str) -> SimulatedGateway:
+    gateway = app.gateway
+    if not isinstance(gateway, SimulatedGateway):
+        raise RuntimeError(f"{action} needs the simulated payment gateway")
+    return gateway
+
+
+async def provider_slow(app: App, world: World, fault: Fault) -> int:
+    """For `duration_s` every payment provider call takes `latency_s` simulated seconds to answer
+    (in the server's worker threads); chargers, bookings and stops must carry on meanwhile."""
+    gateway = _gateway(app, fault.action)
+    gateway.clock_latency_s = fault.latency_s
+    world.stats.faults_fired += 1
+    try:
+        await sleep_sim(world.clock, fault.duration_s)
+    finally:
+        gateway.clock_latency_s = 0.0
+    return 1
+
+
+def provider_outcomes(app: App) -> dict[str, int]:
+    """What a slow provider did, for the run summary (`fault_outcomes.<name>`)."""
+    gateway = app.gateway
+    if not isinstance(gateway, SimulatedGateway):
+        return {}
+    return {"provider_calls_slowed": gateway.slowed, "provider_calls_timed_out": gateway.timed_out}
+
+
+Running = tuple[VirtualCharger, VirtualConnector, Transaction]
+
+
+def _running(world: World, protocol: str | None, spoofed: set[str]) -> Running | None:
+    """A transaction the backend knows of, on a charger not spoofed yet (by id; of one OCPP version
+    if asked)."""
+    for vc in sorted(world.chargers.values(), key=lambda vc: vc.cp_id):
+        if vc.cp_id in spoofed or (protocol is not None and vc.protocol != protocol):
+            continue
+        for c in vc.connectors.values():
+            tx = c.transaction
+            if tx is not None and tx.wire_id is not None:
+                return vc, c, tx
+    return None
+
+
+async def _unregistered(victim: VirtualCharger, n: int) -> VirtualCharger | None:
+    """A charger the backend has never heard of, speaking the victim's version, connected without
+    credentials; None when the server refuses it (as it does unless unknown chargers are allowed)."""
+    rogue = VirtualCharger(
+        f"UNREGISTERED{n}", victim.server_url, victim.clock, [7_400], protocol=victim.protocol
+    )
+    try:
+        await rogue.start()
+    except (OSError, RuntimeError, TimeoutError, WebSocketException) as exc:
+        log.info("the unregistered spoofer was refused: %s", exc)
+        await rogue.stop()
+        return None
+    return rogue
+
+
+async def spoofed_charger(app: App, world: World, fault: Fault) -> int:
+    """`count` times: once a charger (of `protocol` if given) runs a transaction, another charger
+    names it with a reading no car could draw and a stop (see `simulators.spoofing`). The spoofer
+    is another charger of the fleet speaking the victim's version, or an unregistered one."""
+    world.stats.faults_fired += 1
+    outcomes = world.stats.outcomes_of_faults
+    spoofed: set[str] = set()
+    for n in range(1, fault.count + 1):
+        await _wait_for(
+            world, lambda: _running(world, fault.protocol, spoofed) is not None, until=world.window_end
+        )
+        found = _running(world, fault.protocol, spoofed)
+        if found is None:
+            outcomes["spoofs_without_victim"] += 1
+            continue
+        victim, connector, tx = found
+        spoofed.add(victim.cp_id)
+        if fault.spoofer == "unregistered":
+            rogue = await _unregistered(victim, n)
+            if rogue is None:
+                outcomes["spoof_links_refused"] += 1
+                continue
+        else:
+            others = [
+                vc
+                for vc in sorted(world.chargers.values(), key=lambda vc: vc.cp_id)
+                if vc is not victim and vc.protocol == victim.protocol and vc.connected and not vc.silent
+            ]
+            if not others:
+                outcomes["spoofs_without_spoofer"] += 1
+                continue
+            rogue = others[0]
+        try:
+            claimed, messages = spoof_messages(victim.dialect, connector, tx, format_ts(world.clock.now()))
+            for action, payload in messages:
+                await rogue.send_call(action, payload)
+                outcomes["spoof_frames_sent"] += 1
+        finally:
+            if fault.spoofer == "unregistered":
+                await rogue.stop()
+        outcomes["spoofs"] += 1
+        outcomes["spoofs_applied"] += spoof_applied(app, victim.cp_id, tx, claimed)
+    return fault.count
+
+
+def _confirmed(app: App) -> list[BookingRecord]:
+    with app.store.reading() as tx:
+        return [b for b in tx.bookings.all() if b.status is BookingStatus.CONFIRMED]
+
+
+async def racing_cancels(app: App, world: World, fault: Fault) -> int:
+    """The driver and the host cancel the same booking at the same instant (two HTTP requests at
+    once), for each of the `count` oldest confirmed bookings in turn: exactly one may win, the other
+    is told 409, and the hold is closed once (a fee or a release)."""
+    world.stats.faults_fired += 1
+    outcomes = world.stats.outcomes_of_faults
+    await _wait_for(world, lambda: len(_confirmed(app)) >= fault.count, until=world.window_end)
+    for b in _confirmed(app)[: fault.count]:
+        driver, host = world.drivers[b.driver_id], world.hosts[b.host_id]
+        await asyncio.gather(driver.fresh(), host.fresh())  # so neither logs in on the way
+        path = f"/bookings/{b.booking_id}/cancel"
+        answers = sorted(
+            r.status_code for r in await asyncio.gather(*(a.request("POST", path) for a in (driver, host)))
+        )
+        outcomes["racing_cancels"] += 1
+        if answers == [200, 409]:
+            outcomes["racing_cancels_one_won"] += 1
+        elif answers == [200, 200]:
+            outcomes["racing_cancels_both_won"] += 1
+        else:
+            log.info("racing cancels of booking %s answered %s", b.booking_id, answers)
+            outcomes["racing_cancels_other"] += 1
+        with app.store.reading() as tx:
+            closing = [
+                i for i in tx.outbox.all() if i.booking_id == b.booking_id and i.step in (FEE, RELEASE)
+            ]
+        outcomes["racing_cancels_closed_twice"] += len(closing) > 1
+    return fault.count
+
+
+def _quiet(app: App) -> bool:
+    """No session charging and no payment step waiting: every host's earnings are in the ledger."""
+    with app.store.reading() as tx:
+        charging = any(s.status is SessionStatus.CHARGING for s in tx.sessions.all())
+        return not charging and not tx.outbox.all(PENDING)
+
+
+async def _admin(app: App, world: World) -> ApiSession:
+    """The operator's app, signed in (admins are made on the command line, never through the API)."""
+    if world.admin is None:
+        email, password = "ops@operators.example", secrets.token_urlsafe(12)
+        await asyncio.to_thread(app.auth.add_admin, email, password)
+        world.admin = ApiSession(world.http, world.clock, email, password)
+    await world.admin.fresh()
+    return world.admin
+
+
+async def racing_payouts(app: App, world: World, fault: Fault) -> int:
+    """Every host's KYC is verified; once no session is charging and no payment step waits, the
+    operator asks for host payouts `count` times at once. Each host must be paid what it is owed,
+    by exactly one of the requests."""
+    world.stats.faults_fired += 1
+    outcomes = world.stats.outcomes_of_faults
+    admin = await _admin(app, world)
+    for host_id in sorted(world.hosts):
+        r = await admin.request("PUT", f"/admin/hosts/{host_id}/kyc", json={"status": "verified"})
+        if r.status_code != 200:
+            world.stats.errors.append(f"verifying host {host_id} answered {r.status_code}: {r.text[:200]}")
+    await _wait_for(world, lambda: _quiet(app), until=None)
+    with app.store.reading() as tx:
+        balances = ledger.posted_balances(tx.ledger.entries())
+    owed = {h: -balances.get(ledger.host_payable(h), 0) for h in world.hosts}
+    answers = await asyncio.gather(*(admin.request("POST", "/admin/payouts") for _ in range(fault.count)))
+    paid: Counter[int] = Counter()
+    times_paid: Counter[int] = Counter()
+    for r in answers:
+        if r.status_code != 200:
+            log.info("a racing payout request answered %s: %s", r.status_code, r.text[:200])
+            continue
+        outcomes["payout_requests_ok"] += 1
+        for host, pence in r.json()["paid"].items():
+            paid[int(host)] += int(pence)
+            times_paid[int(host)] += 1
+    outcomes["payout_requests"] += fault.count
+    outcomes["hosts_paid"] += len(times_paid)
+    outcomes["hosts_paid_twice"] += sum(1 for n in times_paid.values() if n > 1)
+    outcomes["payouts_off_pence"] += sum(abs(paid[h] - max(0, owed[h])) for h in owed)
+    return fault.count
+
+
 def wire_outcomes(chargers: Iterable[VirtualCharger]) -> dict[str, int]:
     """What the wire faults did across a fleet, for the run summary (`fault_outcomes.<name>`)."""
     totals: Counter[str] = Counter()
@@ -202,6 +414,10 @@ ACTIONS: dict[str, Callable[[App, World, Fault], Coroutine[Any, Any, int]]] = {
     "delay_responses": delay_responses,
     "reject_commands": reject_commands,
     "malformed_frames": malformed_frames,
+    "provider_slow": provider_slow,
+    "spoofed_charger": spoofed_charger,
+    "racing_cancels": racing_cancels,
+    "racing_payouts": racing_payouts,
 }
 
 

@@ -37,7 +37,7 @@ from simulators.driver import (
     sign_up_driver,
     sleep_sim,
 )
-from simulators.faults import Fault, run_faults, wire_outcomes
+from simulators.faults import Fault, provider_outcomes, run_faults, wire_outcomes
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample
@@ -63,6 +63,8 @@ class LiveParams:
     fleet: FleetShape = field(default_factory=FleetShape)
     behaviour: DriverBehaviour = field(default_factory=DriverBehaviour)
     faults: tuple[Fault, ...] = ()
+    # Development mode: unregistered charge point ids may connect (nothing they say is stored).
+    allow_unknown_chargers: bool = False
 
 
 Progress = Callable[[float, dict[str, Any]], None]
@@ -102,6 +104,7 @@ async def run_live(
         hash_queue=params.drivers + max(1, params.chargers),  # every driver and host
         limits=replace(ApiLimits(), signup_per_address=None),
         rules=rules,
+        allow_unknown_chargers=params.allow_unknown_chargers,
     )
     app = build(config, clock=clock)
     wall_start = time.monotonic()
@@ -173,6 +176,7 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
         "city": p.city,
         "locks": p.locks,
         "protocols": list(p.fleet.protocols),
+        "allow_unknown_chargers": p.allow_unknown_chargers,
         "faults": [
             {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
             for f in p.faults
@@ -245,15 +249,15 @@ async def _run(
             ]
             watcher = asyncio.create_task(_report_progress(app, world, params, tasks, progress))
             faults = asyncio.create_task(run_faults(app, world, params.faults))
-            # Drivers finish by the window's end; allow a margin for the last stops to settle.
-            # (plus however long the clock stood still for a busy machine).
+            # Drivers finish by the window's end, and so does the fault timeline; allow a margin for
+            # the last stops to settle (plus however long the clock stood still for a busy machine).
             budget = clock.real_seconds(params.duration_s) + 30
             loop, began, held = asyncio.get_running_loop(), asyncio.get_running_loop().time(), clock.held_s
-            pending = set(tasks)
+            pending: set[asyncio.Task[Any]] = {*tasks, faults}
             while pending and loop.time() - began < budget + clock.held_s - held:
                 _, pending = await asyncio.wait(pending, timeout=1)
             done = {t for t in tasks if t.done()}
-            for t in pending:
+            for t in pending - {faults}:
                 t.cancel()
             for t in done:
                 if t.exception() is not None:
@@ -273,6 +277,7 @@ async def _run(
         stats.charger_reconnects = sum(c.reconnects for c in fleet.values())
         stats.frames_left_queued = sum(len(c.queue) for c in fleet.values())
         stats.outcomes_of_faults.update(wire_outcomes(fleet.values()))
+        stats.outcomes_of_faults.update(provider_outcomes(app))
         if recorder is not None:
             recorder.op("expire_no_shows", grace_s=0)
         app.housekeeping.wind_down()

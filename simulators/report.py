@@ -53,6 +53,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
             bookings, sessions, entries = snapshot.bookings, snapshot.sessions, snapshot.entries
         payments = tx.outbox.all()
         notes = tx.notifications.all()
+        security_events = len(tx.security.all())
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
     host = -sum(p.amount for p in splits if p.account.startswith("host:"))
@@ -68,6 +69,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "energy_wh": sum(s.billed_wh or 0 for s in sessions),
         "captured_pence": captured,
         "host_payouts_pence": host,
+        "paid_out_pence": sum(e.amount for e in entries if e.kind is EntryKind.PAYOUT),
         "platform_fees_pence": fee,
         "vat_pence": vat,
         "processor_fees_pence": sum(e.amount for e in entries if e.kind is EntryKind.PROCESSOR_FEE),
@@ -80,6 +82,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "frames_left_queued": stats.frames_left_queued,
         "chargers_went_offline": stats.chargers_went_offline,
         "hosts_notified": len(notes),
+        "security_events": security_events,
         "sessions_closed_without_stop": stats.sessions_closed_without_stop,
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),

@@ -14,13 +14,19 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
+from chargeshare.services.rules import MarketplaceRules
 from simulators.dialect import PROTOCOLS
 from simulators.faults import ACTIONS, Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import LiveParams
 
 SUFFIXES = (".yaml", ".yml")
-LASTING = frozenset({"payment_outage", "disconnect", "silence"})  # faults that need a duration
+LASTING = frozenset(
+    {"payment_outage", "disconnect", "silence", "provider_slow"}
+)  # faults that need a duration
+# A provider slower than this is an outage: a payment step's lease and a booking's hold placement
+# lapse first (simulated seconds).
+PROVIDER_SLOW_MAX_S = min(MarketplaceRules().payment_lease_s, MarketplaceRules().hold_placement_timeout_s)
 
 _range = {
     "type": "object",
@@ -64,6 +70,8 @@ SCHEMA: dict[str, Any] = {
                 "price_per_kwh": _range,
                 # Dealt out in turn (charger i gets protocols[i % n]); YAML reads an unquoted 1.6 as a number.
                 "protocols": {"type": "array", "items": {"enum": [1.6, *PROTOCOLS]}, "minItems": 1},
+                # Development mode: the backend lets unregistered charge point ids connect.
+                "allow_unknown_chargers": {"type": "boolean"},
             },
         },
         "drivers": {
@@ -96,6 +104,7 @@ SCHEMA: dict[str, Any] = {
                     "commands": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][A-Za-z]+$"}},
                     "frames": {"type": "integer", "minimum": 1, "maximum": 1000},
                     "protocol": {"enum": [1.6, *PROTOCOLS]},
+                    "spoofer": {"enum": ["fleet", "unregistered"]},
                 },
             },
         },
@@ -227,6 +236,12 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             raise refuse(("faults", i), "drop_frames needs percent (the share of frames lost)")
         if f["action"] == "malformed_frames" and "frames" not in f:
             raise refuse(("faults", i), "malformed_frames needs frames (how many to send)")
+        if f["action"] == "provider_slow" and not 0 < f.get("seconds", 0) < PROVIDER_SLOW_MAX_S:
+            raise refuse(
+                ("faults", i),
+                "provider_slow needs seconds (how long each provider call takes), above 0 and under "
+                f"{PROVIDER_SLOW_MAX_S} (slower is an outage: use payment_outage)",
+            )
     price = fleet.get("price_per_kwh", {"min": 25, "max": 45})
     travel = drivers.get("travel_minutes", {"min": 5, "max": 20})
     params = LiveParams(
@@ -243,6 +258,7 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             price_min=price["min"],
             price_max=price["max"],
         ),
+        allow_unknown_chargers=bool(fleet.get("allow_unknown_chargers", False)),
         behaviour=DriverBehaviour(
             arrival_window=float(drivers.get("arrival_window", 0.6)),
             cancel_rate=float(drivers.get("cancel_rate", 0.1)),
@@ -264,6 +280,8 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
                 commands=tuple(f.get("commands", ())),
                 frames=int(f.get("frames", 0)),
                 protocol=None if "protocol" not in f else str(f["protocol"]),
+                latency_s=float(f.get("seconds", 0)) if f["action"] == "provider_slow" else 0.0,
+                spoofer=f.get("spoofer", "fleet"),
             )
             for f in d.get("faults", [])
         ),

@@ -97,6 +97,22 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
             "  - {at_minute: 1, action: malformed_frames}\n",
             ":5: faults.0: malformed_frames needs frames",
         ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: provider_slow, minutes: 5}\n",
+            ":5: faults.0: provider_slow needs seconds",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: provider_slow, minutes: 5, seconds: 120}\n",
+            ":5: faults.0: provider_slow needs seconds (how long each provider call takes), above 0 and "
+            "under 120 (slower is an outage: use payment_outage)",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: spoofed_charger, spoofer: a-stranger}\n",
+            ":5: faults.0.spoofer: 'a-stranger' is not one of",
+        ),
     ],
 )
 def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
@@ -123,6 +139,23 @@ def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
     assert (reject.commands, reject.duration_s, reject.protocol) == (("Reset",), 300, "2.0.1")
     assert (delay.delay_s, delay.skew_s) == (30.0, 0.0)
     assert drop.percent == 12.5
+
+
+def test_the_new_faults_load_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_text(
+        "name: faults\nfleet: {chargers: 2, allow_unknown_chargers: true}\ndrivers: {count: 1}\nfaults:\n"
+        "  - {at_minute: 1, action: provider_slow, minutes: 10, seconds: 45}\n"
+        "  - {at_minute: 2, action: spoofed_charger, count: 2, spoofer: unregistered, protocol: 1.6}\n"
+        "  - {at_minute: 3, action: racing_cancels, count: 3}\n"
+        "  - {at_minute: 4, action: racing_payouts, count: 6}\n"
+    )
+    params = load(path).params
+    assert params.allow_unknown_chargers
+    slow, spoof, cancels, payouts = params.faults
+    assert (slow.latency_s, slow.duration_s, slow.delay_s) == (45.0, 600, 0.0)
+    assert (spoof.spoofer, spoof.count, spoof.protocol) == ("unregistered", 2, "1.6")
+    assert (cancels.count, cancels.spoofer, payouts.count) == (3, "fleet", 6)
 
 
 @pytest.mark.slow
