@@ -128,6 +128,11 @@ class DesCharger:
         outcomes = self.conn.receive(reply).outcomes
         return outcomes[0] if outcomes else Outcome(uid, action, error="NoAnswer")
 
+    def send_call(self, action: str, payload: dict[str, Any]) -> Outcome:
+        """One call exactly as given, never queued, answered like any other: for a charger made to
+        misbehave, such as one naming another charger's transaction."""
+        return self._call(action, payload, queue_if_offline=False)
+
     def _send(self, message: Message) -> None:
         self._call(*message)
 

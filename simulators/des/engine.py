@@ -53,6 +53,7 @@ class DesParams:
     fleet: FleetShape = field(default_factory=FleetShape)
     behaviour: DriverBehaviour = field(default_factory=DriverBehaviour)
     faults: tuple[Fault, ...] = ()
+    allow_unknown_chargers: bool = False  # development mode, as the live server's
     heartbeat_s: int = MarketplaceRules().heartbeat_interval_s  # the boot interval the CSMS hands out
     meter_interval_s: int = 900  # MeterValues while charging
 
@@ -69,6 +70,7 @@ class DesParams:
             fleet=p.fleet,
             behaviour=p.behaviour,
             faults=p.faults,
+            allow_unknown_chargers=p.allow_unknown_chargers,
         )
         return dataclasses.replace(base, **overrides)
 
@@ -108,6 +110,7 @@ def params_dict(p: DesParams) -> dict[str, Any]:
         "locks": p.locks,
         "start": p.start.isoformat(),
         "protocols": list(p.fleet.protocols),
+        "allow_unknown_chargers": p.allow_unknown_chargers,
         "heartbeat_s": p.heartbeat_s,
         "meter_interval_s": p.meter_interval_s,
         "faults": [
@@ -135,9 +138,13 @@ def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
     env = CountingEnvironment()
     clock = SimClock(env, params.start)
     rules = MarketplaceRules(heartbeat_interval_s=params.heartbeat_s)
-    app = build(
-        Config(database_url=params.database_url, locks_enabled=params.locks, rules=rules), clock=clock
+    config = Config(
+        database_url=params.database_url,
+        locks_enabled=params.locks,
+        rules=rules,
+        allow_unknown_chargers=params.allow_unknown_chargers,
     )
+    app = build(config, clock=clock)
     try:
         central = DesCentral(env, app)
         world, plans = _populate(env, app, central, params)

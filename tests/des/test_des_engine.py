@@ -105,6 +105,28 @@ def test_refuses_what_it_cannot_model_by_name() -> None:
         check_supported(dataclasses.replace(SMALL, faults=(Fault(60, "solar_flare"),)))
 
 
+def test_refuses_the_live_only_faults_saying_why() -> None:
+    for action, why in (
+        ("provider_slow", "answered in the virtual instant"),
+        ("racing_cancels", "no two requests race"),
+        ("racing_payouts", "no two requests race"),
+    ):
+        with pytest.raises(NotSupportedInDes, match=rf"{action} \([^)]*{why}"):
+            check_supported(dataclasses.replace(SMALL, faults=(Fault(60, action),)))
+
+
+def test_an_unregistered_spoofer_is_let_in_only_as_the_server_would() -> None:
+    spoofed = load(SCENARIOS / "spoofed-charger.yaml").params
+    assert spoofed.allow_unknown_chargers
+    allowed = run_des(DesParams.from_live(spoofed)).report.summary
+    refused = run_des(DesParams.from_live(dataclasses.replace(spoofed, allow_unknown_chargers=False)))
+    summary = refused.report.summary
+    assert allowed["fault_outcomes"].get("spoof_links_refused", 0) == 0
+    assert summary["fault_outcomes"]["spoof_links_refused"] == 1
+    assert summary["security_events"] == allowed["security_events"] - 2  # its reading and its stop
+    assert refused.report.ok
+
+
 def _fault_scenarios() -> list[Path]:
     """Shipped scenarios with faults the DES engine models (every scenario runs live in its own tests)."""
     return [
