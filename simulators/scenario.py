@@ -5,6 +5,7 @@ Loading is strict: a bad file is refused with its path, line and field, and noth
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
+from chargeshare.domain.booking import BookingStatus
 from chargeshare.services.rules import MarketplaceRules
 from simulators.dialect import PROTOCOLS
 from simulators.faults import ACTIONS, Fault
@@ -122,6 +124,81 @@ SCHEMA: dict[str, Any] = {
 
 class ScenarioError(Exception):
     """A scenario file that cannot run; the message names the file, the line and the field."""
+
+
+# What a run's summary holds (simulators/report.py; a test keeps the two in step), so an expectation
+# naming anything else is a typo, refused when the file is read rather than counted as 0.
+SUMMARY_METRICS = frozenset(
+    {
+        "booking_conflicts",
+        "bookings",
+        "bookings_by_status",
+        "bookings_refused_payments_down",
+        "cancelled_by_host",
+        "captured_pence",
+        "charger_reconnects",
+        "chargers_went_offline",
+        "dead_letters",
+        "driver_outcomes",
+        "energy_wh",
+        "fault_outcomes",
+        "faults_fired",
+        "fees_pence",
+        "frames_left_queued",
+        "host_payouts_pence",
+        "hosts_notified",
+        "paid_out_pence",
+        "payments_backlog",
+        "payments_retried",
+        "platform_fees_pence",
+        "processor_fees_pence",
+        "security_events",
+        "sessions",
+        "sessions_by_protocol",
+        "sessions_closed_without_stop",
+        "vat_pence",
+    }
+)
+# The summary's breakdowns and the names under them; fault outcomes are each fault's own.
+SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
+    "bookings_by_status": frozenset(s.value for s in BookingStatus),
+    "driver_outcomes": frozenset(
+        {
+            "cancelled",
+            "charged",
+            "error",
+            "no_charger",
+            "no_show",
+            "payments_down",
+            "refused_at_charger",
+            "too_late",
+            "unpaid",
+        }
+    ),
+    "sessions_by_protocol": frozenset({"ocpp16", "ocpp201"}),
+    "fault_outcomes": None,
+}
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why `metric` names nothing in a run's summary (with the likeliest name meant), or None."""
+    head, _, rest = metric.partition(".")
+    if head not in SUMMARY_METRICS:
+        return _unknown("metric", head, SUMMARY_METRICS)
+    if head not in SUMMARY_BREAKDOWNS:
+        return None if not rest else f"{head} is a number, not a breakdown: drop .{rest}"
+    names = SUMMARY_BREAKDOWNS[head]
+    if not rest:
+        return f"{head} is a breakdown: name one of it, e.g. {head}.{min(names or {'<name>'})}"
+    if names is not None and rest not in names:
+        return _unknown(f"{head} name", rest, names)
+    return None
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (one of {', '.join(sorted(known))})"
+    return f"unknown {what} {name!r}{hint}"
 
 
 @dataclass(frozen=True)
@@ -287,6 +364,10 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
         ),
     )
     metrics = d.get("expect", {}).get("metrics", {})
+    for metric in metrics:
+        problem = metric_problem(metric)
+        if problem is not None:
+            raise refuse(("expect", "metrics", metric), problem)
     expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
     return Scenario(path, d["name"], d.get("description", ""), params, expectations)
 

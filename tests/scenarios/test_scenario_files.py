@@ -113,6 +113,22 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
             "  - {at_minute: 1, action: spoofed_charger, spoofer: a-stranger}\n",
             ":5: faults.0.spoofer: 'a-stranger' is not one of",
         ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nexpect:\n  metrics:\n"
+            "    sesions: {at_least: 1}\n",
+            ":6: expect.metrics.sesions: unknown metric 'sesions'; did you mean 'sessions'?",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nexpect:\n  metrics:\n"
+            "    driver_outcomes.chargd: {equals: 1}\n",
+            ":6: expect.metrics.driver_outcomes.chargd: unknown driver_outcomes name 'chargd'; "
+            "did you mean 'charged'?",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nexpect:\n  metrics:\n"
+            "    sessions.open: {equals: 1}\n",
+            ":6: expect.metrics.sessions.open: sessions is a number, not a breakdown",
+        ),
     ],
 )
 def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
@@ -196,6 +212,15 @@ def test_a_scenario_runs_on_postgres(postgres_url: str) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
+
+
+def test_the_metric_names_are_the_summarys() -> None:
+    from simulators.des.engine import DesParams, run_des
+    from simulators.scenario import SUMMARY_BREAKDOWNS, SUMMARY_METRICS
+
+    summary = run_des(DesParams(chargers=2, drivers=4, duration_s=1_800, seed=1)).report.summary
+    assert set(summary) == SUMMARY_METRICS
+    assert {k for k, v in summary.items() if isinstance(v, dict)} == set(SUMMARY_BREAKDOWNS)
 
 
 def test_the_published_schema_is_the_one_in_use() -> None:
