@@ -248,6 +248,12 @@ class MemoryAccounts(_Repository):
             raise NotFound(f"no account {account_id}")
         return found
 
+    def all(self) -> Sequence[AccountRecord]:
+        return [a for _, a in sorted(self.t.accounts.items())]
+
+    def hosts(self) -> Sequence[HostRecord]:
+        return [self.host(host_id) for host_id in sorted(self.t.hosts)]
+
 
 # ---- chargers ------------------------------------------------------------------------------------
 class MemoryChargers(_Repository):

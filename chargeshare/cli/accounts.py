@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.domain.accounts import KycStatus
 
-app = typer.Typer(help="Admin accounts and hosts' KYC status.", no_args_is_help=True)
+app = typer.Typer(help="Accounts, admin accounts and hosts' KYC status.", no_args_is_help=True)
 console = Console(soft_wrap=True)
 
 
@@ -39,3 +40,30 @@ def kyc(
     with open_app(database_url) as a:
         host = a.hosting.set_kyc(host_id, status)
     console.print(f"host {host.host_id} ({host.name}): KYC {host.kyc_status}")
+
+
+@app.command("list")
+def list_accounts(
+    role: Annotated[str | None, typer.Option(help="Only this role: driver, host or admin.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Every account with its role; hosts with their host id (what `accounts kyc` takes) and KYC."""
+    if role not in (None, "driver", "host", "admin"):
+        raise typer.BadParameter(f"{role!r}: choose driver, host or admin", param_hint="--role")
+    with open_app(database_url) as a, a.store.reading() as tx:
+        accounts = [x for x in tx.accounts.all() if role in (None, x.role)]
+        hosts = {h.host_id: h for h in tx.accounts.hosts()}
+    table = Table("account", "email", "role", "host id", "host", "KYC", "driver id")
+    for x in accounts:
+        host = None if x.host_id is None else hosts.get(x.host_id)
+        table.add_row(
+            str(x.account_id),
+            x.email,
+            x.role,
+            "" if x.host_id is None else str(x.host_id),
+            "" if host is None else host.name,
+            "" if host is None else host.kyc_status,
+            "" if x.driver_id is None else str(x.driver_id),
+        )
+    console.print(table)
+    console.print(f"{len(accounts)} accounts")

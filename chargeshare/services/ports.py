@@ -55,6 +55,13 @@ class Accounts(Protocol):
 
     def by_email(self, email: str) -> AccountRecord | None: ...
     def get(self, account_id: int) -> AccountRecord: ...
+    def all(self) -> Sequence[AccountRecord]:
+        """Every account, by id (for operators)."""
+        ...
+
+    def hosts(self) -> Sequence[HostRecord]:
+        """Every host with its KYC status, by id."""
+        ...
 
 
 class Chargers(Protocol):

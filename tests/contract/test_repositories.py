@@ -108,6 +108,12 @@ def test_accounts(app: App) -> None:
         assert (got.email, got.role, got.host_id, got.created_at) == ("h@x.uk", "host", host, T0)
         assert tx.accounts.by_email("h@x.uk") == got
         assert tx.accounts.by_email("other@x.uk") is None
+        assert tx.accounts.all() == [got]
+        second = tx.accounts.add_host("Ivo")
+        assert [(h.host_id, h.name, h.kyc_status) for h in tx.accounts.hosts()] == [
+            (host, "Hannah", "verified"),
+            (second, "Ivo", "pending"),
+        ]
         with pytest.raises(InvalidRequest):
             tx.accounts.add(email="h@x.uk", password_hash="h2", role="driver", created_at=T0)
         for missing in (tx.accounts.driver, tx.accounts.host, tx.accounts.get):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -110,17 +111,32 @@ class SqlAccounts:
 
     def _account(self, where: Any) -> AccountRecord | None:
         r = self.conn.execute(select(t.accounts).where(where)).mappings().first()
-        if r is None:
-            return None
-        return AccountRecord(
-            r["id"], r["email"], r["password_hash"], r["role"], r["driver_id"], r["host_id"], r["created_at"]
-        )
+        return None if r is None else _account_record(r)
 
     def by_email(self, email: str) -> AccountRecord | None:
         return self._account(t.accounts.c.email == email)
+
+    def all(self) -> Sequence[AccountRecord]:
+        rows = self.conn.execute(select(t.accounts).order_by(t.accounts.c.id)).mappings()
+        return [_account_record(r) for r in rows]
+
+    def hosts(self) -> Sequence[HostRecord]:
+        h, k = t.hosts.c, t.host_kyc.c
+        rows = self.conn.execute(
+            select(h.id, h.name, k.status)
+            .select_from(t.hosts.outerjoin(t.host_kyc, k.host_id == h.id))
+            .order_by(h.id)
+        )
+        return [HostRecord(r[0], r[1], r[2] or "pending") for r in rows]
 
     def get(self, account_id: int) -> AccountRecord:
         found = self._account(t.accounts.c.id == account_id)
         if found is None:
             raise NotFound(f"no account {account_id}")
         return found
+
+
+def _account_record(r: Any) -> AccountRecord:
+    return AccountRecord(
+        r["id"], r["email"], r["password_hash"], r["role"], r["driver_id"], r["host_id"], r["created_at"]
+    )

@@ -1,0 +1,40 @@
+"""`chargeshare accounts`: an admin made, the accounts listed with the host ids `kyc` takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from chargeshare.bootstrap import Config, build
+from chargeshare.cli.app import app
+
+runner = CliRunner()
+
+
+def test_list_shows_the_host_ids_kyc_takes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cs.db'}"
+    backend = build(Config(database_url=url, password_hash="fast"))
+    try:
+        host = backend.auth.register_host("hannah@hosts.example", "a long password 1", "Hannah").host
+        backend.auth.register_driver("dev@drivers.example", "a long password 2", "Dev", "TAG-1")
+    finally:
+        backend.close()
+    db = ["--database-url", url]
+    wide = {"COLUMNS": "200"}
+    made = runner.invoke(
+        app, ["accounts", "add-admin", "ops@ops.example", "--password", "an operator pw", *db]
+    )
+    assert made.exit_code == 0, made.output
+    assert runner.invoke(app, ["accounts", "kyc", str(host), "verified", *db]).exit_code == 0
+    listed = runner.invoke(app, ["accounts", "list", *db], env=wide)
+    assert listed.exit_code == 0, listed.output
+    rows = [line for line in listed.output.splitlines() if "@" in line]
+    assert len(rows) == 3 and "3 accounts" in listed.output
+    (hannah,) = [r for r in rows if "hannah@" in r]
+    assert "host" in hannah and f" {host} " in hannah and "Hannah" in hannah and "verified" in hannah
+    hosts_only = runner.invoke(app, ["accounts", "list", "--role", "host", *db], env=wide)
+    assert hosts_only.exit_code == 0 and "1 accounts" in hosts_only.output
+    assert "dev@" not in hosts_only.output and "ops@" not in hosts_only.output
+    bad = runner.invoke(app, ["accounts", "list", "--role", "owner", *db])
+    assert bad.exit_code == 2 and "choose driver, host or admin" in bad.output
