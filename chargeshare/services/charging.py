@@ -244,8 +244,7 @@ class ChargingService:
                     tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
                 elif status is ConnectorStatus.CHARGING:
                     tx.sessions.mark_idle(open_.session_id, None)
-        if back:
-            self.bus.publish(ChargerOnline(now, cp_id))
+        self._announce_back(back, cp_id, now)
 
     def close_lost_stops(self, grace: timedelta | None = None) -> list[int]:
         """Sessions whose connector was reported free more than `grace` ago (the rules' lost-stop grace
