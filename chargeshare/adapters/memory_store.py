@@ -29,6 +29,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
+    ChargerReport,
     ChargerView,
     ConnectorView,
     DriverRecord,
@@ -117,6 +118,7 @@ class _Tables:
     outbox: dict[int, OutboxItem] = field(default_factory=dict)
     notifications: list[dict[str, object]] = field(default_factory=list)
     security: list[SecurityEvent] = field(default_factory=list)
+    reports: list[ChargerReport] = field(default_factory=list)
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -181,6 +183,7 @@ class MemoryUnitOfWork:
         self.outbox = MemoryPaymentsOutbox(store)
         self.notifications = MemoryNotifications(store)
         self.security = MemorySecurityLog(store)
+        self.reports = MemoryChargerReports(store)
 
 
 # ---- accounts ------------------------------------------------------------------------------------
@@ -427,6 +430,7 @@ class MemoryChargers(_Repository):
             del self.t.connectors[i]
         self.t.availability.pop(c.charger_id, None)
         self.t.notes.pop(c.charger_id, None)
+        self.t.reports = [r for r in self.t.reports if r.charger_id != c.charger_id]
         del self.t.chargers[c.charger_id]
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -760,6 +764,10 @@ class MemorySessions(_Repository):
         self.t.sessions[session_id] = dataclasses.replace(s, meter_start_wh=meter_wh, meter_last_wh=meter_wh)
         return True
 
+    def awaits_first_reading(self, session_id: int) -> bool:
+        ct = self.t.charger_transactions.get(session_id)
+        return ct is not None and ct.meter_start_pending
+
     def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None:
         for session_id, ct in self.t.charger_transactions.items():
             if (ct.charger_id, ct.transaction_id) == (charger_id, transaction_id):
@@ -830,6 +838,7 @@ class MemorySessions(_Repository):
         billed_wh: int,
         cost: int,
         idle_fee: int = 0,
+        unmetered: bool = False,
     ) -> None:
         s = self.t.sessions.get(session_id)
         if s is None:
@@ -843,7 +852,11 @@ class MemorySessions(_Repository):
             billed_wh=billed_wh,
             cost=cost,
             idle_fee=idle_fee,
+            unmetered=unmetered,
         )
+
+    def unmetered(self) -> Sequence[SessionRecord]:
+        return [s for _, s in sorted(self.t.sessions.items()) if s.unmetered]
 
 
 # ---- the journal, the outbox, notices ----------------------------------------------------------------
@@ -1018,10 +1031,42 @@ class MemoryNotifications(_Repository):
 
 
 class MemorySecurityLog(_Repository):
-    def record(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None:
+    def record(
+        self, charge_point_id: str, kind: str, detail: str, at: datetime, *, source: str = "backend"
+    ) -> None:
+        event_id = self.store.next_id("security_events")
         self.t.security.append(
-            SecurityEvent(self.store.next_id("security_events"), charge_point_id[:64], kind, detail[:500], at)
+            SecurityEvent(event_id, charge_point_id[:64], kind[:48], detail[:500], at, source)
         )
 
     def all(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]:
         return [e for e in self.t.security if charge_point_id in (None, e.charge_point_id)]
+
+
+class MemoryChargerReports(_Repository):
+    def add(
+        self,
+        charger_id: int,
+        action: str,
+        summary: str,
+        body: Mapping[str, Any],
+        *,
+        received_at: datetime,
+        reported_at: datetime | None = None,
+    ) -> int:
+        if charger_id not in self.t.chargers:
+            raise DuplicateKey(f"no charger {charger_id} to report on")  # the SQL foreign key's refusal
+        report_id = self.store.next_id("charger_reports")
+        # Stored as JSON is: a copy the caller cannot change afterwards.
+        body_copy = copy.deepcopy(dict(body))
+        self.t.reports.append(
+            ChargerReport(
+                report_id, charger_id, action[:48], summary[:500], body_copy, reported_at, received_at
+            )
+        )
+        return report_id
+
+    def of(self, charger_id: int, actions: Sequence[str] = ()) -> Sequence[ChargerReport]:
+        return [
+            r for r in self.t.reports if r.charger_id == charger_id and (not actions or r.action in actions)
+        ]

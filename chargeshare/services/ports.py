@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
@@ -16,6 +16,7 @@ from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
+    ChargerReport,
     ChargerView,
     DriverRecord,
     HostRecord,
@@ -102,7 +103,8 @@ class Chargers(Protocol):
         ...
 
     def remove(self, charge_point_id: str) -> None:
-        """Delete a charger that has never been booked (raise InvalidRequest otherwise)."""
+        """Delete a charger that has never been booked, with its reports (raise InvalidRequest
+        otherwise)."""
         ...
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -233,6 +235,10 @@ class Sessions(Protocol):
         """If the session was opened without a reading, make this first one its meter start (once)."""
         ...
 
+    def awaits_first_reading(self, session_id: int) -> bool:
+        """True while a session opened without a reading has had none since (its start is unknown)."""
+        ...
+
     def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None: ...
     def running_elsewhere(self, transaction_id: str, charger_id: int | None) -> int | None:
         """A session still charging under this (2.0.1) transactionId on a charger other than
@@ -271,7 +277,11 @@ class Sessions(Protocol):
         billed_wh: int,
         cost: int,
         idle_fee: int = 0,
+        unmetered: bool = False,
     ) -> None: ...
+    def unmetered(self) -> Sequence[SessionRecord]:
+        """Stopped sessions billed without a measurement, by id (for operators)."""
+        ...
 
 
 class Ledger(Protocol):
@@ -375,8 +385,32 @@ class Notifications(Protocol):
 class SecurityLog(Protocol):
     """What chargers did that they must not, for the operator."""
 
-    def record(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None: ...
+    def record(
+        self, charge_point_id: str, kind: str, detail: str, at: datetime, *, source: str = "backend"
+    ) -> None:
+        """`source` "charger": the charger reported it (SecurityEventNotification); `at` is then
+        its own timestamp."""
+        ...
+
     def all(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]: ...
+
+
+class ChargerReports(Protocol):
+    """What registered chargers report about themselves, kept as received (append only)."""
+
+    def add(
+        self,
+        charger_id: int,
+        action: str,
+        summary: str,
+        body: Mapping[str, Any],
+        *,
+        received_at: datetime,
+        reported_at: datetime | None = None,
+    ) -> int: ...
+    def of(self, charger_id: int, actions: Sequence[str] = ()) -> Sequence[ChargerReport]:
+        """The charger's reports (only these actions, if given), oldest first."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -398,6 +432,8 @@ class UnitOfWork(Protocol):
     def notifications(self) -> Notifications: ...
     @property
     def security(self) -> SecurityLog: ...
+    @property
+    def reports(self) -> ChargerReports: ...
 
 
 class Store(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
@@ -79,6 +80,7 @@ class SessionRecord:
     idle_since: datetime | None = None
     idle_fee: int = 0
     freed_at: datetime | None = None  # its connector was reported free before its stop arrived
+    unmetered: bool = False  # billed without a measurement (see domain.session.unmetered)
 
 
 @dataclass(frozen=True)
@@ -145,3 +147,17 @@ class SecurityEvent:
     kind: str
     detail: str
     at: datetime
+    source: str = "backend"  # or "charger": a SecurityEventNotification it sent about itself
+
+
+@dataclass(frozen=True)
+class ChargerReport:
+    """One message a registered charger sent about itself, kept as received."""
+
+    report_id: int
+    charger_id: int
+    action: str  # the OCPP action, e.g. FirmwareStatusNotification
+    summary: str  # one line for operators
+    body: dict[str, Any]  # the payload
+    reported_at: datetime | None  # the charger's own timestamp, when the message carries one
+    received_at: datetime

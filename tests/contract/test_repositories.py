@@ -425,6 +425,8 @@ def test_a_session_from_start_to_stop(app: App) -> None:
             1_500,
         )
         assert (stopped.cost, stopped.idle_fee, stopped.stopped_at) == (45, 5, T0 + HOUR)
+        assert not stopped.unmetered and tx.sessions.unmetered() == []
+        assert not tx.sessions.awaits_first_reading(session)  # a 1.6 session starts with its reading
         assert tx.sessions.advance_meter(session, 9_000, "CP1") is None  # finished: nothing moves
         assert tx.sessions.freed_before(T0 + 9 * HOUR) == []  # a stopped session is not lost
         assert tx.sessions.open_on(c1) is None
@@ -439,6 +441,7 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
             booking_id=a_booking(tx, c1, driver), connector_id=c1, id_tag="T", started_at=T0, meter_start_wh=0
         )
         tx.sessions.link_charger_transaction(session, charger, "TX-1", meter_start_pending=True)
+        assert tx.sessions.awaits_first_reading(session)
         assert tx.sessions.charger_transaction_id(session) == "TX-1"
         assert tx.sessions.by_charger_transaction(charger, "TX-1") == tx.sessions.get(session)
         assert tx.sessions.by_charger_transaction(charger, "TX-2") is None
@@ -449,6 +452,7 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
         assert tx.sessions.running_elsewhere("TX-2", None) is None
         assert tx.sessions.settle_meter_start(session, 700)
         assert not tx.sessions.settle_meter_start(session, 900)  # only the first reading
+        assert not tx.sessions.awaits_first_reading(session)
         started = tx.sessions.get(session)
         assert started is not None and (started.meter_start_wh, started.meter_last_wh) == (700, 700)
         assert tx.sessions.advance_charger_seq(session, 3)
@@ -464,6 +468,10 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
         )
         tx.sessions.stop(session, stopped_at=T0 + HOUR, meter_stop_wh=900, billed_wh=200, cost=6, idle_fee=0)
         assert tx.sessions.running_elsewhere("TX-1", None) is None  # only a running one counts
+        tx.sessions.stop(other, stopped_at=T0 + HOUR, meter_stop_wh=0, billed_wh=0, cost=0, unmetered=True)
+        flagged = tx.sessions.get(other)
+        assert flagged is not None and flagged.unmetered
+        assert tx.sessions.unmetered() == [flagged]
     with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017
         tx.sessions.link_charger_transaction(other, charger, "TX-1")
 
@@ -573,6 +581,57 @@ def test_notifications_and_security_events(app: App) -> None:
         (e,) = tx.security.all("ROGUE")
         assert (e.charge_point_id, e.kind, len(e.detail), e.at) == ("ROGUE", "ForeignTransaction", 500, T0)
         assert [x.charge_point_id for x in tx.security.all()] == ["ROGUE", "OTHER"]
+        assert e.source == "backend"  # what we saw it do, unless said otherwise
+        tx.security.record("ROGUE", "TamperDetectionActivated", "lid opened", T0 + HOUR, source="charger")
+        told = tx.security.all("ROGUE")[-1]
+        assert (told.kind, told.detail, told.at, told.source) == (
+            "TamperDetectionActivated",
+            "lid opened",
+            T0 + HOUR,
+            "charger",
+        )
+
+
+def test_what_chargers_report_about_themselves(app: App) -> None:
+    body = {"status": "Installed", "requestId": 7, "nested": [{"name": "Zähler", "value": None}]}
+    with app.store.transaction() as tx:
+        c1, _ = a_charger(tx, "CP1")
+        c2, _ = a_charger(tx, "CP2")
+        first = tx.reports.add(c1, "FirmwareStatusNotification", "Installed", body, received_at=T0)
+        tx.reports.add(c1, "LogStatusNotification", "x" * 600, {"status": "Uploaded"}, received_at=T0 + HOUR)
+        tx.reports.add(
+            c2,
+            "SecurityEventNotification",
+            "other charger",
+            {},
+            received_at=T0 + HOUR,
+            reported_at=T0,
+        )
+        body["status"] = "changed after the fact"  # what was stored stays as it was received
+    with app.store.reading() as tx:
+        mine = tx.reports.of(c1)
+        assert [(r.action, r.charger_id) for r in mine] == [
+            ("FirmwareStatusNotification", c1),
+            ("LogStatusNotification", c1),
+        ]
+        firmware, log = mine
+        assert firmware.report_id == first
+        assert firmware.body == {
+            "status": "Installed",
+            "requestId": 7,
+            "nested": [{"name": "Zähler", "value": None}],
+        }
+        assert (firmware.summary, firmware.reported_at, firmware.received_at) == ("Installed", None, T0)
+        assert len(log.summary) == 500
+        assert [r.action for r in tx.reports.of(c1, ["LogStatusNotification"])] == ["LogStatusNotification"]
+        assert tx.reports.of(c1, ["NotifyReport"]) == []
+        (theirs,) = tx.reports.of(c2)
+        assert theirs.reported_at == T0
+    with app.store.transaction() as tx:  # a charger removed takes its reports with it
+        tx.chargers.remove("CP1")
+        assert tx.reports.of(c1) == [] and len(tx.reports.of(c2)) == 1
+    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017
+        tx.reports.add(c1, "FirmwareStatusNotification", "gone", {}, received_at=T0)  # no such charger
 
 
 # ---- the map search ----------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "billed": 3_000,
         "cost_p": 120,
         "idle_fee_p": 0,
+        "unmetered_flag": True,
         "new_ends_at": None,
         "new_ref": "pi_test",
         "new_fee": None,

@@ -42,16 +42,22 @@ class SqlSecurityLog:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    def record(self, charge_point_id: str, kind: str, detail: str, at: datetime) -> None:
+    def record(
+        self, charge_point_id: str, kind: str, detail: str, at: datetime, *, source: str = "backend"
+    ) -> None:
         self.conn.execute(
             insert(t.security_events).values(
-                charge_point_id=charge_point_id[:64], kind=kind, detail=detail[:500], created_at=at
+                charge_point_id=charge_point_id[:64],
+                kind=kind[:48],
+                detail=detail[:500],
+                created_at=at,
+                source=source,
             )
         )
 
     def all(self, charge_point_id: str | None = None) -> Sequence[SecurityEvent]:
         e = t.security_events.c
-        q = select(e.id, e.charge_point_id, e.kind, e.detail, e.created_at).order_by(e.id)
+        q = select(e.id, e.charge_point_id, e.kind, e.detail, e.created_at, e.source).order_by(e.id)
         if charge_point_id is not None:
             q = q.where(e.charge_point_id == charge_point_id)
         return [SecurityEvent(*r) for r in self.conn.execute(q)]

@@ -163,6 +163,7 @@ def session_record(r: Mapping[Any, Any]) -> SessionRecord:
         idle_since=r["idle_since"],
         idle_fee=r["idle_fee"],
         freed_at=r["freed_at"],
+        unmetered=bool(r["unmetered"]),
     )
 
 

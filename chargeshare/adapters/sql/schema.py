@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     column,
+    false,
     table,
 )
 from sqlalchemy.types import TypeDecorator
@@ -170,6 +172,8 @@ sessions = Table(
     # The charger reported the connector free with the session still open: its stop is awaited
     # until the lost-stop grace has passed, then the session is closed on its last reading.
     Column("freed_at", UTCDateTime()),
+    # Billed without a measurement: the start register was never read, or nothing was read after it.
+    Column("unmetered", Boolean, nullable=False, default=False, server_default=false()),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
 )
@@ -277,6 +281,25 @@ security_events = Table(
     Column("kind", String(48), nullable=False),
     Column("detail", String(500), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # "backend": what we saw the charger do; "charger": a SecurityEventNotification it sent itself.
+    Column("source", String(8), nullable=False, default="backend", server_default="backend"),
+)
+
+# What registered chargers report about themselves, as received, oldest first: firmware, log and
+# diagnostics status, device-model and monitoring reports, charging limits, EV charging needs,
+# certificate requests, vendor data. Operators' views (the current firmware status, the device
+# model, the limits in force) are folded from it (chargeshare/domain/charger_reports.py).
+charger_reports = Table(
+    "charger_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charger_id", ForeignKey("chargers.id"), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("summary", String(500), nullable=False),
+    Column("body", JSON, nullable=False),  # the message's payload
+    Column("reported_at", UTCDateTime()),  # the charger's own timestamp, when the message has one
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_charger_reports_charger_action", "charger_id", "action"),
 )
 
 # The simulated payment provider's own books, in the same database so they survive a restart and

@@ -83,6 +83,7 @@ STOP = DirectStatement(
         billed_wh=bindparam("billed"),
         cost=bindparam("cost_p"),
         idle_fee=bindparam("idle_fee_p"),
+        unmetered=bindparam("unmetered_flag"),
     )
 )
 FOR_BOOKING = DirectStatement(select(t.sessions).where(_s.booking_id == bindparam("booking_pk")))
@@ -105,6 +106,7 @@ INSERT = DirectStatement(
         meter_last_wh=bindparam("start_wh"),
         status=SessionStatus.CHARGING.value,
         idle_fee=0,
+        unmetered=False,
     )
     .returning(_s.id)
 )
@@ -202,6 +204,10 @@ class SqlSessions:
             )
         return bool(pending)
 
+    def awaits_first_reading(self, session_id: int) -> bool:
+        q = select(_ct.meter_start_pending).where(_ct.session_id == session_id)
+        return bool(self.conn.execute(q).scalar())
+
     def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None:
         q = (
             select(t.sessions)
@@ -259,6 +265,7 @@ class SqlSessions:
         billed_wh: int,
         cost: int,
         idle_fee: int = 0,
+        unmetered: bool = False,
     ) -> None:
         params = {
             "session_pk": session_id,
@@ -267,5 +274,10 @@ class SqlSessions:
             "billed": billed_wh,
             "cost_p": cost,
             "idle_fee_p": idle_fee,
+            "unmetered_flag": unmetered,
         }
         STOP.write(self.conn, params)
+
+    def unmetered(self) -> Sequence[SessionRecord]:
+        q = select(t.sessions).where(_s.unmetered.is_(True)).order_by(_s.id)
+        return [session_record(r) for r in self.conn.execute(q).mappings()]

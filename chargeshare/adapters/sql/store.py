@@ -19,6 +19,7 @@ from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.accounts import SqlAccounts
 from chargeshare.adapters.sql.bookings import SqlBookings
+from chargeshare.adapters.sql.charger_reports import SqlChargerReports
 from chargeshare.adapters.sql.chargers import SqlChargers
 from chargeshare.adapters.sql.ledger import SqlLedger
 from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
@@ -289,6 +290,7 @@ class SqlUnitOfWork:
         self._outbox: SqlPaymentsOutbox | None = None
         self._notifications: SqlNotifications | None = None
         self._security: SqlSecurityLog | None = None
+        self._reports: SqlChargerReports | None = None
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -337,3 +339,9 @@ class SqlUnitOfWork:
         if self._security is None:
             self._security = SqlSecurityLog(self.conn, self.dialect)
         return self._security
+
+    @property
+    def reports(self) -> SqlChargerReports:
+        if self._reports is None:
+            self._reports = SqlChargerReports(self.conn, self.dialect)
+        return self._reports
