@@ -406,9 +406,9 @@ class BookingMachine(RuleBasedStateMachine):
         elif status is ConnectorStatus.CHARGING:
             latest.idle_since = None
         elif status is ConnectorStatus.AVAILABLE:
-            # Free while its transaction is open: the stop was lost; closed on the last reading.
-            event("status", "closed a session whose stop was lost")
-            self._record_stop(latest, latest.meter_last)
+            # Free while its transaction is open: only marked; the stop that follows is the one billed
+            # (a stop never coming is the housekeeping sweep's, after the lost-stop grace).
+            event("status", "a session's connector reported free before its stop")
 
     # ---- rules: ending unused bookings -----------------------------------------------------------
     @precondition(lambda self: self.model.bookings)
