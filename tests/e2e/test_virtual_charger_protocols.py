@@ -185,6 +185,7 @@ async def test_the_backend_stops_a_session_at_its_energy_limit(
         assert any(d == "out" and f[0] == 2 and f[2] == stop for _, d, f in backend.frames)
         await vc.unplug(1)
     assert backend.booking_status(booking_id) is BookingStatus.COMPLETED
+    await settled(backend.app)  # the capture is worked in the background after the stop
     assert backend.failing_invariants() == []
 
 
