@@ -25,6 +25,7 @@ from chargeshare.adapters.sql.store import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATE
 from chargeshare.adapters.stripe_gateway import DEFAULT_NETWORK_RETRIES, DEFAULT_TIMEOUT_S, StripeGateway
 from chargeshare.services.auth import AuthService
 from chargeshare.services.booking import BookingService
+from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus
@@ -188,6 +189,7 @@ class App:
     limiter: RateLimiter
     hosting: HostingService
     housekeeping: Housekeeping
+    reports: ChargerReportsService
     redis: Any = None
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -298,6 +300,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
         housekeeping=Housekeeping(bookings, charging, settlement),
+        reports=ChargerReportsService(store, clock, bookings),
         redis=redis_client,
         durability=durability_for(store),
     )

@@ -477,9 +477,9 @@ class Replayer:
         conn = self.connections.get((cp, version))
         if conn is None:
             handlers: dict[str, Handler] = (
-                csms_v16.handlers(self.app.charging, cp)
+                csms_v16.handlers(self.app.charging, cp, self.app.reports)
                 if version == "1.6"
-                else csms_v201.handlers(self.app.charging, cp)
+                else csms_v201.handlers(self.app.charging, cp, self.app.reports)
             )
             conn = self.connections[(cp, version)] = Connection(version, handlers, id_prefix="cs-")
         return conn

@@ -135,8 +135,8 @@ class ChargerRegistry:
 
     def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
         if version == "1.6":
-            return csms_v16.handlers(self.app.charging, cp_id)
-        return csms_v201.handlers(self.app.charging, cp_id)
+            return csms_v16.handlers(self.app.charging, cp_id, self.app.reports)
+        return csms_v201.handlers(self.app.charging, cp_id, self.app.reports)
 
     async def serve(self, ws: WebSocket, cp_id: str) -> None:
         subprotocol = choose_subprotocol(list(ws.scope.get("subprotocols", [])))

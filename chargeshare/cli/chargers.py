@@ -117,10 +117,98 @@ def security_events(
     """What chargers did that they must not, such as naming another charger's transaction."""
     with open_app(database_url) as a, a.store.reading() as tx:
         events = tx.security.all(charge_point_id)
-    table = Table("at", "charger", "kind", "detail")
+    table = Table("at", "charger", "kind", "detail", "source")
     for e in events:
-        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.charge_point_id, e.kind, e.detail)
+        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.charge_point_id, e.kind, e.detail, e.source)
     console.print(table if events else "no security events")
+
+
+@app.command()
+def reports(
+    charge_point_id: Annotated[str, typer.Argument(help="The charger's id, as it connects.")],
+    action: Annotated[
+        list[str] | None, typer.Option(help="Only this OCPP action (repeatable), e.g. NotifyReport.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Each message's payload as JSON lines.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """What the charger reported about itself (firmware and log status, device-model reports, charging
+    limits, EV charging needs, certificate requests, vendor data), oldest first."""
+    import json
+
+    with open_app(database_url) as a:
+        kept = a.reports.reports(charge_point_id, action or ())
+    if as_json:
+        for k in kept:
+            line = {"action": k.action, "received_at": k.received_at.isoformat(), "body": k.body}
+            console.print(json.dumps(line), markup=False, highlight=False)
+        return
+    table = Table("received", "action", "summary")
+    for k in kept:
+        table.add_row(f"{k.received_at:%Y-%m-%d %H:%M:%S}", k.action, k.summary)
+    console.print(table if kept else "no reports")
+
+
+@app.command()
+def state(
+    charge_point_id: Annotated[str, typer.Argument(help="The charger's id, as it connects.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """What the charger's reports add up to now: firmware, log and diagnostics status, charging limits
+    in force, what the cars on it asked for, and its device model."""
+    with open_app(database_url) as a:
+        now = a.reports.reported_state(charge_point_id)
+    statuses = Table("job", "status", "request", "since", title="Status")
+    for s in now.statuses:
+        statuses.add_row(
+            s.kind, s.status, "-" if s.request_id is None else str(s.request_id), f"{s.at:%Y-%m-%d %H:%M:%S}"
+        )
+    limits = Table("source", "where", "grid critical", "since", title="Charging limits in force")
+    for x in now.charging_limits:
+        where = "charger" if x.evse_id is None else f"EVSE {x.evse_id}"
+        limits.add_row(
+            x.source,
+            where,
+            {None: "-", True: "yes", False: "no"}[x.grid_critical],
+            f"{x.since:%Y-%m-%d %H:%M:%S}",
+        )
+    needs = Table("EVSE", "transfer", "energy Wh", "departure", "car's schedule", title="EV charging needs")
+    for n in now.ev_charging_needs:
+        needs.add_row(
+            str(n.evse_id),
+            n.transfer_mode,
+            "-" if n.energy_wh is None else str(n.energy_wh),
+            n.departure_at or "-",
+            "yes" if n.schedule is not None else "no",
+        )
+    model = Table("component", "variable", "attribute", "value", "mutability", title="Device model")
+    for v in now.device_model:
+        component = v.component if v.evse_id is None else f"{v.component} (EVSE {v.evse_id})"
+        model.add_row(component, v.variable, v.attribute, v.value or "", v.mutability or "")
+    for table, rows in (
+        (statuses, now.statuses),
+        (limits, now.charging_limits),
+        (needs, now.ev_charging_needs),
+        (model, now.device_model),
+    ):
+        console.print(table if rows else f"{table.title}: none reported")
+
+
+@app.command()
+def unmetered(database_url: DatabaseUrl = None) -> None:
+    """Sessions billed without a meter measurement: their chargers' metering needs a look."""
+    with open_app(database_url) as a, a.store.reading() as tx:
+        flagged = [(s, tx.sessions.charger_of(s.session_id)) for s in tx.sessions.unmetered()]
+    table = Table("session", "booking", "charger", "started", "billed Wh")
+    for s, cp_id in flagged:
+        table.add_row(
+            str(s.session_id),
+            str(s.booking_id),
+            cp_id or "-",
+            f"{s.started_at:%Y-%m-%d %H:%M:%S}",
+            str(s.billed_wh),
+        )
+    console.print(table if flagged else "no unmetered sessions")
 
 
 @app.command()

@@ -20,3 +20,10 @@ def billed_energy(meter_start: Wh, meter_stop: Wh) -> Wh:
     if meter_stop < meter_start:
         raise InvalidRequest(f"meter stop {meter_stop} Wh is below meter start {meter_start} Wh")
     return meter_stop - meter_start
+
+
+def unmetered(*, start_read: bool, stop_read: bool, register_moved: bool) -> bool:
+    """Whether a session's bill rests on no measurement: its start register was never read before
+    it ended, or nothing was read after the start (no reading with the stop, none that moved the
+    register). Such a session is billed what the readings allow (often 0 Wh) and flagged."""
+    return not start_read or not (stop_read or register_moved)

@@ -8,8 +8,10 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.connection import CallRejected, Handler
-from chargeshare.ocpp.provisioning import acknowledge, boot_reply, heartbeat_reply, unknown_vendor
+from chargeshare.ocpp.csms_reports import handlers16
+from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
 from chargeshare.ocpp.timestamps import parse_ts
+from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ def energy_register_wh(meter_value: list[dict[str, Any]]) -> int | None:
     return reading
 
 
-def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
+def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsService) -> dict[str, Handler]:
     """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
 
     def touch(fn: Any, *args: Any) -> None:
@@ -85,7 +87,10 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
 
     def stop(p: dict[str, Any]) -> dict[str, Any]:
         meter_stop = register(p["meterStop"])
-        verdict = charging.stop(cp_id, p["transactionId"], meter_stop, parse_ts(p["timestamp"]))
+        # meterStart and meterStop are required in 1.6: a 1.6 session is always measured.
+        verdict = charging.stop(
+            cp_id, p["transactionId"], meter_stop, parse_ts(p["timestamp"]), start_read=True
+        )
         return {"idTagInfo": {"status": verdict.value}}
 
     return {
@@ -96,7 +101,5 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         "StartTransaction": start,
         "MeterValues": meter_values,
         "StopTransaction": stop,
-        "DataTransfer": unknown_vendor,
-        "FirmwareStatusNotification": acknowledge,
-        "DiagnosticsStatusNotification": acknowledge,
+        **handlers16(reports, cp_id),
     }

@@ -17,9 +17,11 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.connection import CallRejected, Handler
+from chargeshare.ocpp.csms_reports import handlers201
 from chargeshare.ocpp.csms_v16 import ENERGY_REGISTER, MAX_REGISTER_WH
-from chargeshare.ocpp.provisioning import acknowledge, boot_reply, heartbeat_reply, unknown_vendor
+from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
 from chargeshare.ocpp.timestamps import parse_ts
+from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import AuthStatus, ChargingService
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
     return readings
 
 
-def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
+def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsService) -> dict[str, Handler]:
     """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
@@ -127,11 +129,22 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
             reply["idTokenInfo"] = {
                 "status": AuthStatus.ACCEPTED.value if id_tag == session.id_tag else verdict(id_tag)
             }
+        ended = p["eventType"] == "Ended"
+        # Asked before this event's own readings can become the start: a session whose first reading
+        # comes with its end was never measured.
+        start_read = ended and not charging.awaits_first_reading(session.session_id)
         fresh = charging.event_is_new(session.session_id, p["seqNo"], min(readings, default=None))
-        if p["eventType"] == "Ended":
+        if ended:
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
-            meter_stop = max(readings, default=0)
-            charging.stop(cp_id, session.session_id, max(meter_stop, session.meter_last_wh), timestamp)
+            meter_stop = max(max(readings, default=0), session.meter_last_wh)
+            charging.stop(
+                cp_id,
+                session.session_id,
+                meter_stop,
+                timestamp,
+                start_read=start_read,
+                stop_read=bool(readings),
+            )
         elif fresh:
             if readings:
                 charging.meter(cp_id, session.session_id, max(readings))
@@ -184,7 +197,5 @@ def handlers(charging: ChargingService, cp_id: str) -> dict[str, Handler]:
         "TransactionEvent": transaction_event,
         "MeterValues": meter_values,
         "NotifyEvent": notify_event,
-        "DataTransfer": unknown_vendor,
-        "FirmwareStatusNotification": acknowledge,
-        "LogStatusNotification": acknowledge,
+        **handlers201(reports, cp_id),
     }

@@ -29,8 +29,3 @@ def heartbeat_reply(charging: ChargingService, cp_id: str) -> dict[str, Any]:
 def unknown_vendor(_payload: dict[str, Any]) -> dict[str, Any]:
     """DataTransfer: we implement no vendor extensions, and say so clearly."""
     return {"status": "UnknownVendorId"}
-
-
-def acknowledge(_payload: dict[str, Any]) -> dict[str, Any]:
-    """Notifications we take note of with an empty confirmation (firmware, diagnostics, logs)."""
-    return {}

@@ -19,8 +19,13 @@ from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 
-# Reservation states kept on the booking (the charger's answer to ReserveNow).
+# Reservation states kept on the booking (the charger's answer to ReserveNow, and what it said of the
+# reservation since: "expired" is the charger's own word that it no longer holds it).
 RESERVATION_NONE, RESERVATION_SENT, RESERVATION_ACCEPTED = "none", "sent", "accepted"
+RESERVATION_EXPIRED = "expired"
+
+# The security event kept when a charger speaks of a reservation another charger holds.
+FOREIGN_RESERVATION = "ForeignReservation"
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,41 @@ class BookingService:
         self.settlement.queued(booking_id)
         self._ended(booking_id)
 
+    def reservation_ended_on_charger(self, cp_id: str, reservation_id: int, status: str) -> str:
+        """OCPP 2.0.1 ReservationStatusUpdate: the charger no longer holds the reservation (our
+        booking id). "Expired": kept so, and never cancelled or asked again; a booking whose no-show
+        grace is over is expired now, as the sweep would. "Removed" (taken away on the charger, not
+        by us): a booking still to come is asked again once its connector is free. A reservation
+        on another charger changes nothing and is kept as a security event. Says what was done.
+        Raises NotFound for an unregistered charger."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            charger = tx.chargers.get(cp_id)
+            try:
+                booking = tx.bookings.get(reservation_id)
+            except NotFound:
+                return f"no reservation {reservation_id}"
+            if booking.charger_id != charger.charger_id:
+                tx.security.record(
+                    cp_id,
+                    FOREIGN_RESERVATION,
+                    f"ReservationStatusUpdate named reservation {reservation_id}, another charger's",
+                    now,
+                )
+                return "another charger's reservation: ignored"
+            if booking.reservation not in (RESERVATION_SENT, RESERVATION_ACCEPTED):
+                return f"reservation already {booking.reservation}"
+            live = booking.status is BookingStatus.CONFIRMED
+            after = RESERVATION_NONE if status == "Removed" else RESERVATION_EXPIRED
+            if not tx.bookings.set_reservation(reservation_id, after, expected=booking.reservation):
+                return "reservation changed meanwhile"
+        if status == "Removed":
+            return "removed on the charger: asked again when the connector is free" if live else "removed"
+        grace = timedelta(minutes=self.rules.cancellation.no_show_grace_minutes)
+        if live and now >= booking.starts_at + grace and self._expire_no_show(booking):
+            return "expired: the booking is a no-show"
+        return "expired"
+
     # ---- ending unused bookings -----------------------------------------------------------------
     def cancel(
         self, booking_id: int, *, driver_id: int | None = None, host_id: int | None = None
@@ -235,20 +275,22 @@ class BookingService:
         now = self.clock.now()
         with self.store.reading() as tx:
             due = tx.bookings.starting_by(BookingStatus.CONFIRMED, now - grace)
-        expired = []
-        for b in due:
-            fee = policy.no_show_charge(b.hold_amount)
-            with self.store.transaction() as tx:
-                expired_status = next_status(BookingStatus.CONFIRMED, BookingEvent.NO_SHOW)
-                if not tx.bookings.update(
-                    b.booking_id, expired_status, fee=fee, expected=BookingStatus.CONFIRMED
-                ):
-                    continue  # it started or was cancelled meanwhile
-                self.settlement.queue_close(tx, b.booking_id, fee)
-            expired.append(b.booking_id)
-            self.settlement.queued(b.booking_id)
-            self._ended(b.booking_id)
-        return expired
+        return [b.booking_id for b in due if self._expire_no_show(b)]
+
+    def _expire_no_show(self, b: BookingRecord) -> bool:
+        """Expire a confirmed booking whose driver never came, with its fee; False if it started or
+        was cancelled meanwhile."""
+        fee = self.rules.cancellation.no_show_charge(b.hold_amount)
+        with self.store.transaction() as tx:
+            expired_status = next_status(BookingStatus.CONFIRMED, BookingEvent.NO_SHOW)
+            if not tx.bookings.update(
+                b.booking_id, expired_status, fee=fee, expected=BookingStatus.CONFIRMED
+            ):
+                return False
+            self.settlement.queue_close(tx, b.booking_id, fee)
+        self.settlement.queued(b.booking_id)
+        self._ended(b.booking_id)
+        return True
 
     def _ended(self, booking_id: int) -> BookingRecord:
         with self.store.transaction() as tx:

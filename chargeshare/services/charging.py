@@ -12,7 +12,7 @@ from enum import StrEnum
 from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import DomainError, NotFound
-from chargeshare.domain.session import SessionStatus, billed_energy
+from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
@@ -25,6 +25,7 @@ from chargeshare.services.events import (
     SessionClosedWithoutStop,
     SessionStarted,
     SessionStopped,
+    SessionUnmetered,
 )
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import SessionRecord
@@ -266,7 +267,7 @@ class ChargingService:
                 session.session_id,
                 cp_id,
             )
-            self.stop(cp_id, session.session_id, session.meter_last_wh, now)
+            self.stop(cp_id, session.session_id, session.meter_last_wh, now, stop_read=False)
             self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
             closed.append(session.session_id)
         return closed
@@ -365,6 +366,11 @@ class ChargingService:
             if session is not None and session.status is SessionStatus.CHARGING:
                 tx.sessions.mark_idle(session_id, self.clock.now() if idle else None)
 
+    def awaits_first_reading(self, session_id: int) -> bool:
+        """True while a session opened without a reading has had none since."""
+        with self.store.reading() as tx:
+            return tx.sessions.awaits_first_reading(session_id)
+
     def first_reading(self, session_id: int, register_wh: int) -> None:
         """A reading for a session opened without one: it becomes the meter start (only the first)."""
         with self.store.transaction() as tx:
@@ -454,9 +460,21 @@ class ChargingService:
         log.warning("%s: %s named another charger's transaction %.40r; ignored", cp_id, action, charger_tx_id)
         return True
 
-    def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
+    def stop(
+        self,
+        cp_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: datetime,
+        *,
+        start_read: bool | None = None,
+        stop_read: bool = True,
+    ) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
-        so does a stop naming another charger's transaction (Invalid, and a security event)."""
+        so does a stop naming another charger's transaction (Invalid, and a security event).
+        `stop_read`: the stop carried an energy reading (`meter_stop` is one). `start_read`: the
+        start register had been read before the stop (None: as the store knows it). A session
+        billed without both is flagged unmetered, on its receipt and for the operator."""
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
@@ -473,6 +491,13 @@ class ChargingService:
                 energy, meter_stop = 0, session.meter_start_wh
             idle_fee = self.rules.idle_fee(session.idle_since, now)
             cost = Tariff(booking.price_per_kwh).cost(energy) + idle_fee
+            if start_read is None:
+                start_read = not tx.sessions.awaits_first_reading(transaction_id)
+            flagged = unmetered(
+                start_read=start_read,
+                stop_read=stop_read,
+                register_moved=max(meter_stop, session.meter_last_wh) > session.meter_start_wh,
+            )
             tx.sessions.stop(
                 transaction_id,
                 stopped_at=timestamp,
@@ -480,6 +505,7 @@ class ChargingService:
                 billed_wh=energy,
                 cost=cost,
                 idle_fee=idle_fee,
+                unmetered=flagged,
             )
             # The connector is free again from now: shorten the booking so others can book the rest.
             ends_at = min(booking.ends_at, max(now, booking.starts_at))
@@ -493,6 +519,15 @@ class ChargingService:
             # The capture commits with the stop (transactional outbox): neither without the other.
             self.settlement.queue_capture(tx, booking.booking_id, cost)
         failpoint("stop-committed")
+        if flagged:
+            log.warning(
+                "session %s on %s was billed %s Wh without a meter measurement; check the charger's "
+                "metering settings",
+                transaction_id,
+                cp_id,
+                energy,
+            )
+            self.bus.publish(SessionUnmetered(now, transaction_id, booking.booking_id, cp_id, energy))
         self.bus.publish(SessionStopped(now, transaction_id, booking.booking_id, energy, cost))
         self.settlement.queued(booking.booking_id)
         return AuthStatus.ACCEPTED

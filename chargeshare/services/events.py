@@ -75,6 +75,16 @@ class SessionClosedWithoutStop(Event):
 
 
 @dataclass(frozen=True)
+class SessionUnmetered(Event):
+    """A session ended billed without a meter measurement (see domain.session.unmetered)."""
+
+    session_id: int
+    booking_id: int
+    charge_point_id: str
+    billed_wh: int
+
+
+@dataclass(frozen=True)
 class SessionSettled(Event):
     session_id: int
     booking_id: int

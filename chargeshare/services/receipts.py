@@ -23,6 +23,7 @@ class Receipt:
     platform_fee: int  # VAT included
     vat: int
     host_share: int
+    unmetered: bool = False  # billed without a measurement (see domain.session.unmetered)
 
 
 def receipt_for(tx: UnitOfWork, booking: BookingRecord, rules: MarketplaceRules) -> Receipt | None:
@@ -49,4 +50,5 @@ def receipt_for(tx: UnitOfWork, booking: BookingRecord, rules: MarketplaceRules)
         platform_fee=sum(s.platform_fee for s in splits),
         vat=sum(s.vat for s in splits),
         host_share=sum(s.host_share for s in splits),
+        unmetered=session.unmetered,
     )

@@ -60,7 +60,7 @@ class DesCentral:
         if version not in SUPPORTED_VERSIONS:
             raise NotSupportedInDes(f"the DES engine speaks OCPP {SUPPORTED_VERSIONS}, not {version}")
         table = csms_v16 if version == "1.6" else csms_v201
-        handlers = table.handlers(self.app.charging, charger.cp_id)
+        handlers = table.handlers(self.app.charging, charger.cp_id, self.app.reports)
         conn = Connection(version, handlers, id_prefix="cs-", check_own=False)  # the charger checks
         self.links[charger.cp_id] = (conn, charger)
 

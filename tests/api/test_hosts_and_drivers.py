@@ -114,6 +114,7 @@ async def test_receipts_earnings_payouts_and_the_statement(database_url: str) ->
                 "platform_fee": 30,
                 "vat": 5,
                 "host_share": 170,
+                "unmetered": False,  # measured from its start to its stop reading
             }
             live = await http.get(f"/bookings/{w.mine.live_booking}/receipt", headers=driver)
             assert live.status_code == 404 and "no receipt yet" in live.json()["detail"]

@@ -215,6 +215,25 @@ ROWS = [
         per_tenant=False,
     ),
     Row(
+        "GET",
+        "/admin/chargers/{charger_id}/reports",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/reports", None),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/admin/chargers/{charger_id}/reported-state",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/reported-state", None),
+        per_tenant=False,
+    ),
+    Row(
+        "GET", "/admin/unmetered-sessions", "admin", 200, fixed("/admin/unmetered-sessions"), per_tenant=False
+    ),
+    Row(
         "PUT",
         "/admin/hosts/{host_id}/kyc",
         "admin",

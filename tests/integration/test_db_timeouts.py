@@ -60,7 +60,7 @@ class Scene:
         self.app = app
         self.host = accounts.host(app, "Hana")
         self.charger_id = _charger(app, self.host.hid)
-        self.ocpp = Connection("1.6", csms_v16.handlers(app.charging, CP))
+        self.ocpp = Connection("1.6", csms_v16.handlers(app.charging, CP, app.reports))
         self.frames = 0
 
     def status(self, status: str) -> CallResult | CallError:

@@ -261,7 +261,7 @@ def test_arbitrary_frames_at_the_real_handlers_never_raise_and_refused_ones_chan
 
     app = _seeded_app()
     module = csms_v16 if version == "1.6" else csms_v201
-    connection = Connection(version, module.handlers(app.charging, "FZ1"))
+    connection = Connection(version, module.handlers(app.charging, "FZ1", app.reports))
     seen = {"refused": 0, "accepted": 0}
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -342,7 +342,8 @@ def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
     module = csms_v16 if version == "1.6" else csms_v201
     before = _snapshot(app)
     frame = reply(
-        Connection(version, module.handlers(app.charging, "FZ1")), json.dumps([2, "n", action, payload])
+        Connection(version, module.handlers(app.charging, "FZ1", app.reports)),
+        json.dumps([2, "n", action, payload]),
     )
     assert frame[:3] == [4, "n", "PropertyConstraintViolation"]
     assert _snapshot(app) == before
@@ -367,11 +368,11 @@ def test_timestamps_out_of_range_are_the_chargers_error_and_change_nothing(
     app = _seeded_app()
     before = _snapshot(app)
     if version == "1.6":
-        connection = Connection(version, csms_v16.handlers(app.charging, "FZ1"))
+        connection = Connection(version, csms_v16.handlers(app.charging, "FZ1", app.reports))
         payload = {"transactionId": 1, "meterStop": 2000, "timestamp": timestamp}
         frame = reply(connection, json.dumps([2, "t", "StopTransaction", payload]))
     else:
-        connection = Connection(version, csms_v201.handlers(app.charging, "FZ1"))
+        connection = Connection(version, csms_v201.handlers(app.charging, "FZ1", app.reports))
         event = dict(_valid_templates("2.0.1")[0][1], eventType="Ended", timestamp=timestamp)
         frame = reply(connection, json.dumps([2, "t", "TransactionEvent", event]))
     assert frame[:3] == [4, "t", "PropertyConstraintViolation"]
@@ -403,7 +404,7 @@ def test_strings_holding_nul_are_the_chargers_error_and_change_nothing(
     before = _snapshot(app)
     text = json.dumps([2, "z", action, payload])
     assert "\\u0000" in text
-    frame = reply(Connection(version, module.handlers(app.charging, "FZ1")), text)
+    frame = reply(Connection(version, module.handlers(app.charging, "FZ1", app.reports)), text)
     assert frame[:3] == [4, "z", "PropertyConstraintViolation"]
     assert _snapshot(app) == before
     app.close()

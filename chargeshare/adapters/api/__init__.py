@@ -22,6 +22,7 @@ from chargeshare import __version__
 from chargeshare.adapters.api import (
     routes_admin,
     routes_admin_commands,
+    routes_admin_reports,
     routes_auth,
     routes_bookings,
     routes_chargers,
@@ -188,6 +189,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_host_money.router(app), responses=signed_in)
     api.include_router(routes_admin.router(app), responses=signed_in)
     api.include_router(routes_admin_commands.router(app, registry), responses=signed_in)
+    api.include_router(routes_admin_reports.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

@@ -51,12 +51,18 @@ def router(app: App) -> APIRouter:
         _who: Admin,
         charge_point_id: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[SecurityEventOut]:
-        """What chargers did that they must not (a frame naming another charger's transaction)."""
+        """What chargers did that they must not (a frame naming another charger's transaction), and
+        the security events they reported themselves (source "charger")."""
         with app.store.reading() as tx:
             events = tx.security.all(charge_point_id)
         return [
             SecurityEventOut(
-                id=e.event_id, charge_point_id=e.charge_point_id, kind=e.kind, detail=e.detail, at=e.at
+                id=e.event_id,
+                charge_point_id=e.charge_point_id,
+                kind=e.kind,
+                detail=e.detail,
+                at=e.at,
+                source=e.source,
             )
             for e in events
         ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -164,6 +164,10 @@ class ReceiptOut(BaseModel):
     platform_fee: int = Field(description="the platform's fee inside the cost, VAT included")
     vat: int = Field(description="the VAT inside the platform fee")
     host_share: int
+    unmetered: bool = Field(
+        description="the charger sent no measurement to bill by (its start or end register was never "
+        "read): energy_wh is what the readings allow, often 0"
+    )
 
 
 class BookingOut(BaseModel):
@@ -288,3 +292,73 @@ class SecurityEventOut(BaseModel):
     kind: str
     detail: str
     at: datetime
+    source: str = Field(
+        description="backend: what we saw the charger do; charger: a SecurityEventNotification it sent"
+    )
+
+
+class ChargerReportOut(BaseModel):
+    id: int
+    action: str = Field(description="the OCPP action the charger sent")
+    summary: str
+    body: dict[str, Any] = Field(description="the message's payload, as received")
+    reported_at: datetime | None = Field(description="the charger's own time for it, if it gave one")
+    received_at: datetime
+
+
+class LatestStatusOut(BaseModel):
+    kind: str = Field(description="firmware, firmware_publishing, log or diagnostics")
+    status: str
+    request_id: int | None
+    action: str
+    at: datetime
+
+
+class DeviceVariableOut(BaseModel):
+    component: str
+    variable: str
+    attribute: str
+    value: str | None
+    mutability: str | None
+    evse_id: int | None
+    connector_id: int | None
+    component_instance: str | None
+    variable_instance: str | None
+    reported_at: datetime | None
+
+
+class ChargingLimitOut(BaseModel):
+    source: str
+    evse_id: int | None = Field(description="null: the whole charger")
+    grid_critical: bool | None
+    schedules: list[dict[str, Any]]
+    since: datetime
+
+
+class EvChargingNeedsOut(BaseModel):
+    evse_id: int
+    transfer_mode: str
+    energy_wh: int | None
+    departure_at: str | None
+    needs: dict[str, Any]
+    reported_at: datetime
+    schedule: dict[str, Any] | None
+
+
+class ReportedStateOut(BaseModel):
+    """What a charger's reports add up to now."""
+
+    charge_point_id: str
+    statuses: list[LatestStatusOut]
+    device_model: list[DeviceVariableOut]
+    charging_limits: list[ChargingLimitOut]
+    ev_charging_needs: list[EvChargingNeedsOut]
+
+
+class UnmeteredSessionOut(BaseModel):
+    session_id: int
+    booking_id: int
+    charge_point_id: str | None
+    started_at: datetime
+    stopped_at: datetime | None
+    billed_wh: int | None

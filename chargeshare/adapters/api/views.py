@@ -67,6 +67,7 @@ def receipt_out(r: Receipt) -> ReceiptOut:
         platform_fee=r.platform_fee,
         vat=r.vat,
         host_share=r.host_share,
+        unmetered=r.unmetered,
     )
 
 

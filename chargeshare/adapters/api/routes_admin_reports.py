@@ -1,0 +1,104 @@
+"""Operator endpoints (admin role) on what chargers report about themselves, and on sessions billed
+without a meter measurement."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from chargeshare.adapters.api.deps import Admin, IdPath
+from chargeshare.adapters.api.schemas import (
+    ChargerReportOut,
+    ChargingLimitOut,
+    DeviceVariableOut,
+    EvChargingNeedsOut,
+    LatestStatusOut,
+    ReportedStateOut,
+    UnmeteredSessionOut,
+)
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
+from chargeshare.bootstrap import App
+
+
+def router(app: App) -> APIRouter:
+    r = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictJsonRoute)
+
+    def cp_id_of(charger_id: int) -> str:
+        with app.store.reading() as tx:
+            return tx.chargers.by_id(charger_id).charge_point_id
+
+    @r.get("/chargers/{charger_id}/reports")
+    def reports(
+        charger_id: IdPath,
+        _who: Admin,
+        action: Annotated[list[str] | None, Query(max_length=20)] = None,
+    ) -> list[ChargerReportOut]:
+        """The charger's own messages (firmware and log status, reports, limits, EV needs, ...) as
+        received, oldest first; `action` (repeatable) keeps only those."""
+        kept = app.reports.reports(cp_id_of(charger_id), action or ())
+        return [
+            ChargerReportOut(
+                id=k.report_id,
+                action=k.action,
+                summary=k.summary,
+                body=k.body,
+                reported_at=k.reported_at,
+                received_at=k.received_at,
+            )
+            for k in kept
+        ]
+
+    @r.get("/chargers/{charger_id}/reported-state")
+    def reported_state(charger_id: IdPath, _who: Admin) -> ReportedStateOut:
+        """What the charger's reports add up to now: the last firmware, log and diagnostics status,
+        its device model, the charging limits in force and what the cars on it asked for."""
+        cp_id = cp_id_of(charger_id)
+        state = app.reports.reported_state(cp_id)
+        return ReportedStateOut(
+            charge_point_id=cp_id,
+            statuses=[LatestStatusOut(**asdict(s)) for s in state.statuses],
+            device_model=[DeviceVariableOut(**asdict(v)) for v in state.device_model],
+            charging_limits=[
+                ChargingLimitOut(
+                    source=x.source,
+                    evse_id=x.evse_id,
+                    grid_critical=x.grid_critical,
+                    schedules=[dict(s) for s in x.schedules],
+                    since=x.since,
+                )
+                for x in state.charging_limits
+            ],
+            ev_charging_needs=[
+                EvChargingNeedsOut(
+                    evse_id=n.evse_id,
+                    transfer_mode=n.transfer_mode,
+                    energy_wh=n.energy_wh,
+                    departure_at=n.departure_at,
+                    needs=dict(n.needs),
+                    reported_at=n.reported_at,
+                    schedule=None if n.schedule is None else dict(n.schedule),
+                )
+                for n in state.ev_charging_needs
+            ],
+        )
+
+    @r.get("/unmetered-sessions")
+    def unmetered_sessions(_who: Admin) -> list[UnmeteredSessionOut]:
+        """Sessions billed without a meter measurement: their charger's metering needs a look."""
+        with app.store.reading() as tx:
+            flagged = [(s, tx.sessions.charger_of(s.session_id)) for s in tx.sessions.unmetered()]
+        return [
+            UnmeteredSessionOut(
+                session_id=s.session_id,
+                booking_id=s.booking_id,
+                charge_point_id=cp_id,
+                started_at=s.started_at,
+                stopped_at=s.stopped_at,
+                billed_wh=s.billed_wh,
+            )
+            for s, cp_id in flagged
+        ]
+
+    return r

@@ -1,0 +1,133 @@
+"""What chargers report about themselves: kept as received, folded into operators' views, and acted
+on where it concerns our own objects (a reservation's end, a vendor's DataTransfer)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chargeshare.domain import charger_reports as fold
+from chargeshare.domain.errors import NotFound
+from chargeshare.services.booking import BookingService
+from chargeshare.services.clock import Clock
+from chargeshare.services.ports import Store
+from chargeshare.services.records import ChargerReport
+
+log = logging.getLogger(__name__)
+
+# SecurityLog `source` of what a charger reported itself.
+FROM_CHARGER = "charger"
+
+
+@dataclass(frozen=True)
+class VendorAnswer:
+    """A vendor hook's answer to a DataTransfer: Accepted, Rejected or UnknownMessageId, and data."""
+
+    status: str
+    data: Any = None
+
+
+VendorHook = Callable[[str, str | None, Any], VendorAnswer]
+"""(charge point id, messageId or None, data) -> the answer. Registered per vendorId."""
+
+UNKNOWN_VENDOR = VendorAnswer("UnknownVendorId")
+
+
+@dataclass(frozen=True)
+class ReportedState:
+    """What a charger's reports add up to now."""
+
+    statuses: list[fold.LatestStatus]
+    device_model: list[fold.DeviceVariable]
+    charging_limits: list[fold.ChargingLimit]
+    ev_charging_needs: list[fold.EvChargingNeeds]
+
+
+class ChargerReportsService:
+    def __init__(self, store: Store, clock: Clock, bookings: BookingService) -> None:
+        self.store, self.clock, self.bookings = store, clock, bookings
+        self._vendors: dict[str, VendorHook] = {}
+
+    # ---- what chargers send ----------------------------------------------------------------------
+    def record(
+        self,
+        cp_id: str,
+        action: str,
+        summary: str,
+        body: Mapping[str, Any],
+        *,
+        reported_at: datetime | None = None,
+    ) -> bool:
+        """Keep a registered charger's message; an unregistered one's changes nothing (False)."""
+        with self.store.transaction() as tx:
+            try:
+                charger_id = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                return False
+            tx.reports.add(
+                charger_id, action, summary, body, received_at=self.clock.now(), reported_at=reported_at
+            )
+        return True
+
+    def security_event(self, cp_id: str, kind: str, detail: str, at: datetime) -> bool:
+        """A SecurityEventNotification: kept with the backend's own security events, marked as the
+        charger's word, at the charger's time. An unregistered charger's changes nothing (False)."""
+        with self.store.transaction() as tx:
+            try:
+                tx.chargers.get(cp_id)
+            except NotFound:
+                return False
+            tx.security.record(cp_id, kind, detail, at, source=FROM_CHARGER)
+        log.info("%s reports security event %s: %s", cp_id, kind, detail)
+        return True
+
+    def reservation_ended(
+        self, cp_id: str, reservation_id: int, status: str, body: Mapping[str, Any]
+    ) -> None:
+        """A 2.0.1 ReservationStatusUpdate: acted on (see BookingService), and kept with what was done."""
+        try:
+            outcome = self.bookings.reservation_ended_on_charger(cp_id, reservation_id, status)
+        except NotFound:
+            return  # an unregistered charger
+        self.record(
+            cp_id, "ReservationStatusUpdate", f"reservation {reservation_id} {status}: {outcome}", body
+        )
+
+    # ---- DataTransfer ----------------------------------------------------------------------------
+    def add_vendor_hook(self, vendor_id: str, hook: VendorHook) -> None:
+        """Answer DataTransfer for `vendor_id` with `hook` (one per vendor; a later one replaces it)."""
+        self._vendors[vendor_id] = hook
+
+    def data_transfer(self, cp_id: str, vendor_id: str, message_id: str | None, data: Any) -> VendorAnswer:
+        """Hand a DataTransfer to its vendor's hook; UnknownVendorId when none is registered, Rejected
+        when the hook fails. Kept, with the answer, for a registered charger."""
+        hook = self._vendors.get(vendor_id)
+        answer = UNKNOWN_VENDOR
+        if hook is not None:
+            try:
+                answer = hook(cp_id, message_id, data)
+            except Exception:
+                log.exception("the DataTransfer hook for vendor %r failed on %s's message", vendor_id, cp_id)
+                answer = VendorAnswer("Rejected")
+        body = {"vendorId": vendor_id, "messageId": message_id, "data": data}
+        self.record(cp_id, "DataTransfer", f"{vendor_id}/{message_id or '-'}: {answer.status}", body)
+        return answer
+
+    # ---- what operators read ---------------------------------------------------------------------
+    def reports(self, cp_id: str, actions: Sequence[str] = ()) -> list[ChargerReport]:
+        """The charger's messages as received, oldest first. Raises NotFound for an unknown charger."""
+        with self.store.reading() as tx:
+            return list(tx.reports.of(tx.chargers.get(cp_id).charger_id, actions))
+
+    def reported_state(self, cp_id: str) -> ReportedState:
+        """Firmware and log status, device model, charging limits and EV needs, as reported last."""
+        reports = self.reports(cp_id)
+        return ReportedState(
+            statuses=fold.latest_statuses(reports),
+            device_model=fold.device_model(reports),
+            charging_limits=fold.charging_limits(reports),
+            ev_charging_needs=fold.ev_charging_needs(reports),
+        )
