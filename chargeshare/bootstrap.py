@@ -107,6 +107,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
     for name, key in (
         ("CHARGESHARE_PAYMENT_LEASE_S", "payment_lease_s"),
         ("CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S", "hold_placement_timeout_s"),
+        ("CHARGESHARE_METER_SAMPLE_INTERVAL_S", "meter_sample_interval_s"),
     ):
         value = env.get(name)
         if value:

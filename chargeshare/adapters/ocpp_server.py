@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from chargeshare.adapters import metering_setup
 from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter
 from chargeshare.bootstrap import App
@@ -27,8 +28,10 @@ from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
+from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.services.events import (
     BookingEnded,
+    ChargerBooted,
     ChargerOffline,
     EnergyLimitReached,
     ReservationDue,
@@ -99,10 +102,13 @@ class ChargerRegistry:
         self._stops_sent: set[tuple[str, int]] = set()
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
+        self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
         app.bus.subscribe(ChargerOffline, self._on_charger_offline)
+        if app.config.rules.configure_metering:
+            app.bus.subscribe(ChargerBooted, self._on_booted)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -187,6 +193,10 @@ class ChargerRegistry:
                     await ws.send_text(received.reply)
                     if self.metrics is not None:
                         self.metrics.answered(received.action or "(unreadable)", received.reply, began)
+                    if received.action == "BootNotification" and cp_id in self._booted:
+                        # Only now: nothing may reach a charger before its boot's answer.
+                        self._booted.discard(cp_id)
+                        self._spawn(self._configure_metering(cp_id, version))
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
                     if fut is not None and not fut.done():
@@ -475,6 +485,24 @@ class ChargerRegistry:
         if event.reservation not in ("sent", "accepted"):
             return
         self._soon(self._logged(event.charge_point_id, cmd.CancelReservation(event.booking_id)))
+
+    def _on_booted(self, event: ChargerBooted) -> None:
+        if event.charge_point_id in self.links:
+            self._booted.add(event.charge_point_id)
+
+    async def _configure_metering(self, cp_id: str, version: str) -> None:
+        """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
+        or could not, is kept among its reports for the operator."""
+        rules = self.app.config.rules
+        policy = MeteringPolicy(rules.meter_sample_interval_s, rules.meter_quarter_interval_s)
+        setup = await metering_setup.configure(lambda c: self.send(cp_id, c), version, policy)
+        if setup.needed_nothing:
+            return
+        log.info("%s metering: %s", cp_id, setup.summary())
+        try:
+            await asyncio.to_thread(self.app.reports.record, cp_id, "MeteringSetup", setup.summary(), {})
+        except Exception:
+            log.exception("keeping %s's metering setup failed", cp_id)
 
     def _on_charger_offline(self, event: ChargerOffline) -> None:
         """Marked offline here while another process holds its link (its watchdog judged it silent,

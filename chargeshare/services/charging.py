@@ -17,6 +17,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
+    ChargerBooted,
     ChargerOffline,
     ChargerOnline,
     EnergyLimitReached,
@@ -93,6 +94,7 @@ class ChargingService:
             return BootResult(False, self.rules.heartbeat_interval_s)
         self._stamped(cp_id, now)
         self.bus.publish(ChargerOnline(now, cp_id))
+        self.bus.publish(ChargerBooted(now, cp_id, ocpp_version))
         return BootResult(True, self.rules.heartbeat_interval_s)
 
     def heartbeat(self, cp_id: str) -> datetime:

@@ -28,6 +28,14 @@ class ChargerOffline(Event):
 
 
 @dataclass(frozen=True)
+class ChargerBooted(Event):
+    """A registered charger's BootNotification was accepted: it may be configured (metering)."""
+
+    charge_point_id: str
+    ocpp_version: str
+
+
+@dataclass(frozen=True)
 class BookingConfirmed(Event):
     booking_id: int
     driver_id: int

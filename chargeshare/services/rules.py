@@ -34,6 +34,11 @@ class MarketplaceRules:
     # period each further whole minute costs the idle fee.
     idle_grace_minutes: int = 30
     idle_fee_per_minute: int = 10
+    # Metering asked of every charger on an accepted boot (chargeshare/ocpp/metering.py): readings
+    # during a transaction at least this often, and per quarter hour in the Ended event and aligned.
+    configure_metering: bool = True
+    meter_sample_interval_s: int = 60
+    meter_quarter_interval_s: int = 900
 
     def idle_fee(self, idle_since: datetime | None, stopped: datetime) -> int:
         if idle_since is None:

@@ -42,6 +42,14 @@ class Script:
     fail: set[str] = field(default_factory=set)
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     schedule_start: str = "2026-03-02T09:00:00Z"  # in an accepted GetCompositeSchedule's answer
+    # What GetConfiguration (1.6) and GetVariables (2.0.1) read; an accepted change is kept.
+    config16: dict[str, str] = field(
+        default_factory=lambda: {"HeartbeatInterval": "300", "MeterValueSampleInterval": "60"}
+    )
+    readonly16: set[str] = field(default_factory=lambda: {"MeterValueSampleInterval"})
+    variables: dict[tuple[str, str], str] = field(
+        default_factory=lambda: {("OCPPCommCtrlr", "HeartbeatInterval"): "300"}
+    )
 
     async def answer(self, action: str, request: dict[str, Any], default: str = "Accepted") -> str:
         self.received.append((action, request))
@@ -122,11 +130,11 @@ class LibraryCp16(Cp16):  # type: ignore[misc]
     @on("GetConfiguration")  # type: ignore[untyped-decorator]
     async def get_configuration(self, key: list[str] | None = None, **kw: Any) -> Any:
         await self.script.answer("GetConfiguration", {"key": key})
-        known = {"HeartbeatInterval": "300", "MeterValueSampleInterval": "60"}
+        known = self.script.config16
         wanted = key if key else list(known)
         return result16.GetConfiguration(
             configuration_key=[
-                {"key": k, "readonly": k == "MeterValueSampleInterval", "value": known[k]}
+                {"key": k, "readonly": k in self.script.readonly16, "value": known[k]}
                 for k in wanted
                 if k in known
             ],
@@ -134,8 +142,11 @@ class LibraryCp16(Cp16):  # type: ignore[misc]
         )
 
     @on("ChangeConfiguration")  # type: ignore[untyped-decorator]
-    async def change_configuration(self, **kw: Any) -> Any:
-        return result16.ChangeConfiguration(status=await self.script.answer("ChangeConfiguration", kw))
+    async def change_configuration(self, key: str, value: str, **kw: Any) -> Any:
+        status = await self.script.answer("ChangeConfiguration", {"key": key, "value": value, **kw})
+        if status == "Accepted":
+            self.script.config16[key] = value
+        return result16.ChangeConfiguration(status=status)
 
 
 class LibraryCp201(Cp201):  # type: ignore[misc]
@@ -203,7 +214,7 @@ class LibraryCp201(Cp201):  # type: ignore[misc]
     @on("GetVariables")  # type: ignore[untyped-decorator]
     async def get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
         await self.script.answer("GetVariables", {"get_variable_data": get_variable_data})
-        known = {("OCPPCommCtrlr", "HeartbeatInterval"): "300"}
+        known = self.script.variables
         results = []
         for d in get_variable_data:
             key = (d["component"]["name"], d["variable"]["name"])
@@ -220,6 +231,9 @@ class LibraryCp201(Cp201):  # type: ignore[misc]
     @on("SetVariables")  # type: ignore[untyped-decorator]
     async def set_variables(self, set_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
         status = await self.script.answer("SetVariables", {"set_variable_data": set_variable_data})
+        if status == "Accepted":
+            for d in set_variable_data:
+                self.script.variables[(d["component"]["name"], d["variable"]["name"])] = d["attribute_value"]
         return result201.SetVariables(
             set_variable_result=[
                 {"attribute_status": status, "component": d["component"], "variable": d["variable"]}

@@ -1,0 +1,50 @@
+"""Configure a charger's metering after its accepted boot: read its sampling settings, change those
+that fall short of the policy (chargeshare/ocpp/metering.py), and say what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import metering
+
+Send = Callable[[cmd.Command[Any]], Awaitable[cmd.CommandResult[Any]]]
+
+
+@dataclass(frozen=True)
+class MeteringSetup:
+    """How it went: the read's failure (None if it was answered) and each change with its result."""
+
+    read_failure: cmd.Failure | None
+    changes: tuple[tuple[cmd.ChangeSetting, cmd.CommandResult[None]], ...] = ()
+
+    @property
+    def needed_nothing(self) -> bool:
+        return self.read_failure is None and not self.changes
+
+    def summary(self) -> str:
+        if self.read_failure is not None:
+            return f"could not read the sampling settings: {_said(self.read_failure)}"
+        return "; ".join(f"set {_name(c.key)}={c.value}: {_said(result)}" for c, result in self.changes)
+
+
+def _name(key: cmd.SettingKey) -> str:
+    return f"{key.component}.{key.name}" if key.component else key.name
+
+
+def _said(result: cmd.CommandResult[Any]) -> str:
+    if isinstance(result, cmd.Done | cmd.Rejected):
+        return result.status.value
+    return type(result).__name__
+
+
+async def configure(send: Send, version: str, policy: metering.MeteringPolicy) -> MeteringSetup:
+    read = await send(cmd.GetSettings(metering.keys(version)))
+    if not isinstance(read, cmd.Done):
+        return MeteringSetup(read)
+    changes = []
+    for change in metering.plan(version, read.details, policy):
+        changes.append((change, await send(change)))
+    return MeteringSetup(None, tuple(changes))

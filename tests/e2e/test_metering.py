@@ -1,0 +1,186 @@
+"""Metering configured by the backend after an accepted boot, over real loopback WebSockets with
+chargers built on the `ocpp` library: what falls short is set, nothing is sent before the boot's
+answer, and a session that ends without a measurement is flagged on its receipt and to the
+operator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.ocpp.metering import ENERGY
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import SystemClock
+from tests.api_helpers import admin, driver
+from tests.conftest import add_charger
+from tests.e2e.ocpp_clients import Script, boot16, boot201, library_cp16, library_cp201, now, tx_event
+from tests.waiting import eventually, settled
+
+pytestmark = pytest.mark.e2e
+
+SAMPLED, ALIGNED = "SampledDataCtrlr", "AlignedDataCtrlr"
+
+
+@dataclass
+class Central:
+    app: App
+    port: int
+    frames: list[tuple[str, str, list[object]]] = field(default_factory=list)  # (cp, direction, frame)
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    def sent_to(self, cp_id: str) -> list[list[object]]:
+        return [f for cp, d, f in self.frames if cp == cp_id and d == "out"]
+
+    def kept(self, cp_id: str, action: str) -> list[str]:
+        return [k.summary for k in self.app.reports.reports(cp_id, [action])]
+
+
+@pytest.fixture
+async def central() -> AsyncIterator[Central]:
+    app = build(
+        Config(database_url="sqlite://", allow_unknown_chargers=True, password_hash="fast"),
+        clock=SystemClock(),
+    )
+    registry = ChargerRegistry(app, call_timeout_s=5)
+    async with LoopbackServer(create_api(app, registry)) as server:
+        c = Central(app, server.port)
+        registry.add_tap(lambda cp, direction, text: c.frames.append((cp, direction, json.loads(text))))
+        yield c
+    app.close()
+
+
+async def test_a_16_charger_is_made_to_meter_after_its_boot_is_answered(central: Central) -> None:
+    add_charger(central.app, "M16", online=False)
+    script = Script(
+        config16={"MeterValueSampleInterval": "0", "MeterValuesSampledData": "Power.Active.Import"},
+        readonly16=set(),
+    )
+    async with library_cp16(central.ws, "M16", script) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+        await eventually(lambda: len(script.asked("ChangeConfiguration")) == 2, "the metering settings")
+    assert script.asked("GetConfiguration") == [
+        {"key": ["MeterValueSampleInterval", "MeterValuesSampledData"]}
+    ]
+    assert script.config16 == {
+        "MeterValueSampleInterval": "60",
+        "MeterValuesSampledData": f"{ENERGY},Power.Active.Import",  # the charger's own measurand kept
+    }
+    boot_answer, first_call = central.sent_to("M16")[:2]
+    assert boot_answer[0] == 3 and first_call[:3] == [2, first_call[1], "GetConfiguration"]
+    (kept,) = central.kept("M16", "MeteringSetup")
+    assert kept == (
+        "set MeterValueSampleInterval=60: Accepted; "
+        f"set MeterValuesSampledData={ENERGY},Power.Active.Import: Accepted"
+    )
+
+
+async def test_a_charger_that_already_meters_or_is_unregistered_is_left_alone(central: Central) -> None:
+    add_charger(central.app, "GOOD16", online=False)
+    good = Script(config16={"MeterValueSampleInterval": "30", "MeterValuesSampledData": ENERGY})
+    async with library_cp16(central.ws, "GOOD16", good) as cp:
+        await boot16(cp)
+        # Its answer in: whatever the backend makes of it is sent before the next frame is served.
+        await eventually(
+            lambda: any(d == "in" and f[0] == 3 for c, d, f in central.frames if c == "GOOD16"), "read"
+        )
+        refused = Script(
+            config16={"MeterValueSampleInterval": "0"},
+            readonly16=set(),
+            status={"ChangeConfiguration": "Rejected"},
+        )
+        add_charger(central.app, "STUBBORN", online=False)
+        async with library_cp16(central.ws, "STUBBORN", refused) as stubborn:
+            await boot16(stubborn)
+            await eventually(lambda: bool(central.kept("STUBBORN", "MeteringSetup")), "the refusal kept")
+        stranger = Script(config16={"MeterValueSampleInterval": "0"}, readonly16=set())
+        async with library_cp16(central.ws, "STRANGER", stranger) as unknown:
+            assert (await boot16(unknown)).status == "Accepted"  # allowed to talk, never configured
+            # A round trip after the boot: a configuration would have been sent before its answer.
+            await unknown.call(call16.Heartbeat())
+    assert good.asked("ChangeConfiguration") == [] and central.kept("GOOD16", "MeteringSetup") == []
+    assert central.kept("STUBBORN", "MeteringSetup") == ["set MeterValueSampleInterval=60: Rejected"]
+    assert refused.config16 == {"MeterValueSampleInterval": "0"}
+    assert stranger.received == [] and central.sent_to("STRANGER")[0][0] == 3
+
+
+async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Central) -> None:
+    add_charger(central.app, "M201", online=False)
+    script = Script(
+        variables={
+            (SAMPLED, "TxUpdatedInterval"): "0",
+            (SAMPLED, "TxEndedInterval"): "900",
+            (SAMPLED, "TxUpdatedMeasurands"): "Power.Active.Import",
+            (SAMPLED, "TxEndedMeasurands"): ENERGY,
+            (ALIGNED, "Measurands"): "",
+        }
+    )
+    async with library_cp201(central.ws, "M201", script) as cp:
+        assert (await boot201(cp)).status == "Accepted"
+        await eventually(lambda: len(script.asked("SetVariables")) == 3, "the metering settings")
+    (read,) = script.asked("GetVariables")
+    assert [(d["component"]["name"], d["variable"]["name"]) for d in read["get_variable_data"]] == [
+        (SAMPLED, "TxUpdatedInterval"),
+        (SAMPLED, "TxEndedInterval"),
+        (SAMPLED, "TxStartedMeasurands"),
+        (SAMPLED, "TxUpdatedMeasurands"),
+        (SAMPLED, "TxEndedMeasurands"),
+        (ALIGNED, "Interval"),
+        (ALIGNED, "Measurands"),
+    ]
+    assert script.variables == {
+        (SAMPLED, "TxUpdatedInterval"): "60",
+        (SAMPLED, "TxEndedInterval"): "900",  # already a quarter hour
+        (SAMPLED, "TxUpdatedMeasurands"): f"{ENERGY},Power.Active.Import",
+        (SAMPLED, "TxEndedMeasurands"): ENERGY,
+        (ALIGNED, "Measurands"): ENERGY,
+    }
+    boot_answer, first_call = central.sent_to("M201")[:2]
+    assert boot_answer[0] == 3 and first_call[2] == "GetVariables"
+
+
+async def test_a_201_session_without_readings_is_flagged_on_its_receipt_and_to_the_operator(
+    central: Central,
+) -> None:
+    app = central.app
+    charger_id = add_charger(app, "BLIND", online=False)
+    una = driver(app, "Una", "TAG-UNA")
+    ops = admin(app)
+    script = Script(variables={(SAMPLED, "TxUpdatedInterval"): "0"}, status={"SetVariables": "Rejected"})
+    async with library_cp201(central.ws, "BLIND", script) as cp:
+        await boot201(cp)
+        await cp.call(
+            call201.StatusNotification(
+                timestamp=now(), connector_status="Available", evse_id=1, connector_id=1
+            )
+        )
+        booking = app.bookings.book(BookRequest(una.did, charger_id, 1, 60, 10_000))
+        # A charger the backend could not configure: no reading at the start, nor after, nor at the end.
+        started = await cp.call(
+            tx_event("Started", 0, "BLIND-1", trigger="Authorized", id_tag="TAG-UNA", evse=1)
+        )
+        assert started.id_token_info["status"] == "Accepted"
+        await cp.call(tx_event("Ended", 1, "BLIND-1", trigger="EVCommunicationLost"))
+    await settled(app)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{central.port}") as http:
+        receipt = (await http.get(f"/bookings/{booking.booking_id}/receipt", headers=una.headers)).json()
+        flagged = (await http.get("/admin/unmetered-sessions", headers=ops.headers)).json()
+    assert (receipt["energy_wh"], receipt["cost"], receipt["unmetered"]) == (0, 0, True)
+    (session,) = flagged
+    assert (session["booking_id"], session["charge_point_id"], session["billed_wh"]) == (
+        booking.booking_id,
+        "BLIND",
+        0,
+    )
