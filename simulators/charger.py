@@ -502,6 +502,9 @@ class VirtualCharger:
             if r is not None and c.state is ConnectorState.RESERVED and self.clock.now() >= r.expires_at:
                 c.reservation, c.state = None, step(c.state, Trigger.RESERVATION_ENDED)
                 await self.report_status(c)
+                expired = self.dialect.reservation_expired(r.reservation_id)
+                if expired is not None:
+                    await self._call(*expired)
 
     # ---- what a driver does at the charger -----------------------------------------------------
     async def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> Plugged:

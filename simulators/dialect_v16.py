@@ -167,6 +167,9 @@ class V16:
             "transactionData": _readings(c.meter.register_wh, None, ts, "Transaction.End"),
         }
 
+    def reservation_expired(self, reservation_id: int) -> Message | None:
+        return None  # a 1.6 charger lets a reservation lapse without a word (its status says it)
+
     def mark_offline(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         return payload  # 1.6 has no way to say a message was held back
 

@@ -243,6 +243,12 @@ class V201:
         payload["meterValue"] = _readings(c.meter.register_wh, None, ts, "Transaction.End")
         return "TransactionEvent", payload
 
+    def reservation_expired(self, reservation_id: int) -> Message | None:
+        return "ReservationStatusUpdate", {
+            "reservationId": reservation_id,
+            "reservationUpdateStatus": "Expired",
+        }
+
     def mark_offline(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         return {**payload, "offline": True} if action == "TransactionEvent" else payload
 

@@ -103,6 +103,14 @@ DEFINITIONS: tuple[Setting, ...] = (
         "TxUpdatedMeasurands",
         "Energy.Active.Import.Register,Power.Active.Import",
     ),
+    # What the end of a transaction carries: the register, always (2.0.1 Ended event, 1.6 meterStop).
+    Setting(
+        "ended_measurands",
+        "StopTxnSampledData",
+        "SampledDataCtrlr",
+        "TxEndedMeasurands",
+        "Energy.Active.Import.Register",
+    ),
     Setting("connectors", "NumberOfConnectors", "EVSE", "Count", "1", readonly=True),
     Setting(
         "profile_max_stack",

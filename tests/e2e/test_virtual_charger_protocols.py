@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -23,10 +23,11 @@ from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.metering import ENERGY
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.invariants import check_store
-from chargeshare.services.records import SessionRecord
+from chargeshare.services.records import ChargerReport, SessionRecord
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
@@ -266,3 +267,50 @@ async def test_wire_faults_as_the_server_sees_them(
         errors = [f for cp, d, f in backend.frames if cp == "VFLT" and d == "out" and f[0] == 4]
         assert [e[2] for e in errors] == vc.wire.malformed_answers
         assert isinstance(await reg.trigger_message("VFLT", "Heartbeat"), cmd.Done)  # still talking
+
+
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+async def test_the_virtual_charger_takes_the_metering_the_backend_asks_for(
+    backend: Backend, clock: ScaledClock, protocol: str
+) -> None:
+    add_charger(backend.app, "VMTR", price=PRICE, online=False)
+    vc = VirtualCharger(
+        "VMTR", backend.ws, clock, [7_400], protocol=protocol, meter_interval_s=600, call_timeout_s=5
+    )
+    vc.settings.values["meter_measurands"] = "Power.Active.Import"  # firmware that would bill nothing
+
+    def kept() -> list[ChargerReport]:
+        return backend.app.reports.reports("VMTR", ["MeteringSetup"])
+
+    await vc.start()
+    try:
+        await eventually(lambda: bool(kept()), "the metering set up")
+        assert vc.meter_interval_s == 60
+        assert vc.settings.get("meter_measurands") == f"{ENERGY},Power.Active.Import"
+    finally:
+        await vc.stop()
+    (setup,) = kept()
+    assert setup.summary.count(": Accepted") == 2 and "Rejected" not in setup.summary
+
+
+async def test_the_virtual_201_charger_says_when_a_reservation_lapses(
+    backend: Backend, clock: ScaledClock
+) -> None:
+    async with charger(backend, "VEXP", clock, "2.0.1") as vc:
+        booking_id = await backend.book(vc, "TAG-X")
+        c = vc.connectors[1]
+        assert c.reservation is not None
+        # Its clock says the reservation is over before the backend's does (skew, or a rounding).
+        c.reservation = replace(c.reservation, expires_at=clock.now())
+
+        def reservation() -> str:
+            with backend.app.store.reading() as tx:
+                return tx.bookings.get(booking_id).reservation
+
+        await eventually(lambda: reservation() == "expired", "ReservationStatusUpdate Expired")
+        assert c.state is ConnectorState.AVAILABLE
+        assert backend.booking_status(booking_id) is BookingStatus.CONFIRMED  # the driver's grace stands
+    updates = [
+        f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "ReservationStatusUpdate"
+    ]
+    assert updates == [{"reservationId": booking_id, "reservationUpdateStatus": "Expired"}]
