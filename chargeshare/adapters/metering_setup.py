@@ -24,6 +24,16 @@ class MeteringSetup:
     def needed_nothing(self) -> bool:
         return self.read_failure is None and not self.changes
 
+    def body(self) -> dict[str, object]:
+        """What it read and set, for the charger's reports."""
+        return {
+            "readFailure": None if self.read_failure is None else _said(self.read_failure),
+            "changes": [
+                {"setting": _name(c.key), "value": c.value, "result": _said(result)}
+                for c, result in self.changes
+            ],
+        }
+
     def summary(self) -> str:
         if self.read_failure is not None:
             return f"could not read the sampling settings: {_said(self.read_failure)}"

@@ -500,7 +500,9 @@ class ChargerRegistry:
             return
         log.info("%s metering: %s", cp_id, setup.summary())
         try:
-            await asyncio.to_thread(self.app.reports.record, cp_id, "MeteringSetup", setup.summary(), {})
+            await asyncio.to_thread(
+                self.app.reports.record, cp_id, "MeteringSetup", setup.summary(), setup.body()
+            )
         except Exception:
             log.exception("keeping %s's metering setup failed", cp_id)
 

@@ -112,6 +112,11 @@ async def test_a_charger_that_already_meters_or_is_unregistered_is_left_alone(ce
             await unknown.call(call16.Heartbeat())
     assert good.asked("ChangeConfiguration") == [] and central.kept("GOOD16", "MeteringSetup") == []
     assert central.kept("STUBBORN", "MeteringSetup") == ["set MeterValueSampleInterval=60: Rejected"]
+    (refusal,) = central.app.reports.reports("STUBBORN", ["MeteringSetup"])
+    assert refusal.body == {
+        "readFailure": None,
+        "changes": [{"setting": "MeterValueSampleInterval", "value": "60", "result": "Rejected"}],
+    }
     assert refused.config16 == {"MeterValueSampleInterval": "0"}
     assert stranger.received == [] and central.sent_to("STRANGER")[0][0] == 3
 
