@@ -183,6 +183,7 @@ class LivePush:
             "platform_fee": r.platform_fee,
             "vat": r.vat,
             "host_share": r.host_share,
+            "unmetered": r.unmetered,
         }
         self._booking_push("receipt.ready", e.at, e.booking_id, receipt=receipt)
 
