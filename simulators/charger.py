@@ -299,9 +299,13 @@ class VirtualCharger:
         self.online.clear()
 
     async def _every(self, interval_s: Callable[[], float], fn: Any) -> None:
-        """Run `fn` every interval, reading the interval afresh (the CSMS may change it)."""
-        while True:
+        """Run `fn` every interval, reading the interval afresh (the CSMS may change it). It also
+        ends once the charger is closing: asyncio.wait_for (Python 3.11) can swallow the cancellation
+        `stop` sends when an answer arrives at the same moment, and `stop` waits for this loop."""
+        while not self._closing:
             await asyncio.sleep(self.clock.real_seconds(interval_s()))
+            if self._closing:
+                return
             await fn()
 
     # ---- the wire ------------------------------------------------------------------------------
