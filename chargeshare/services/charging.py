@@ -60,6 +60,9 @@ IDLE_STATES = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING
 
 # The kind of security event kept when a charger names a transaction that runs on another charger.
 FOREIGN_TRANSACTION = "ForeignTransaction"
+# Hosts' notification kinds this service writes.
+CHARGER_OFFLINE = "charger_offline"
+STOP_LOST = "stop_lost"
 
 # The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
 REFUSED_TRANSACTION_ID = 0
@@ -214,7 +217,7 @@ class ChargingService:
             tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now)
             tx.notifications.add(
                 charger.host_id,
-                "charger_offline",
+                CHARGER_OFFLINE,
                 f"{charger.title or cp_id} is offline",
                 f"Charger {cp_id} went offline at {now:%Y-%m-%d %H:%M} UTC: {why}. "
                 "Drivers cannot find or book it until it reconnects.",
@@ -266,7 +269,7 @@ class ChargingService:
                 session.session_id,
                 cp_id,
             )
-            self.stop(cp_id, session.session_id, session.meter_last_wh, now)
+            self.stop(cp_id, session.session_id, session.meter_last_wh, now, lost=True)
             self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
             closed.append(session.session_id)
         return closed
@@ -454,9 +457,12 @@ class ChargingService:
         log.warning("%s: %s named another charger's transaction %.40r; ignored", cp_id, action, charger_tx_id)
         return True
 
-    def stop(self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime) -> AuthStatus:
+    def stop(
+        self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime, *, lost: bool = False
+    ) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
-        so does a stop naming another charger's transaction (Invalid, and a security event)."""
+        so does a stop naming another charger's transaction (Invalid, and a security event). `lost`:
+        we close it ourselves, the charger's stop never came; the host is told in the same unit."""
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
@@ -481,6 +487,16 @@ class ChargingService:
                 cost=cost,
                 idle_fee=idle_fee,
             )
+            if lost:
+                tx.notifications.add(
+                    booking.host_id,
+                    STOP_LOST,
+                    f"Session {transaction_id} closed without its charger's stop",
+                    f"Charger {cp_id} reported the connector free and never sent the stop of session "
+                    f"{transaction_id}; it was closed at {now:%Y-%m-%d %H:%M} UTC and billed "
+                    f"{energy} Wh, its last reading.",
+                    now,
+                )
             # The connector is free again from now: shorten the booking so others can book the rest.
             ends_at = min(booking.ends_at, max(now, booking.starts_at))
             if ends_at <= booking.starts_at:
