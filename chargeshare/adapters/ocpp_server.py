@@ -80,6 +80,10 @@ class ChargerLink:
     owner: Owner | None = None  # this link's ownership record, when processes share Redis
 
 
+# What sending on a link raises once it is closing: Starlette's RuntimeError after our own close,
+# WebSocketDisconnect (or the server's OSError) once the charger has gone.
+SEND_FAILURES = (RuntimeError, WebSocketDisconnect, OSError)
+
 ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
 ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
 
@@ -160,7 +164,9 @@ class ChargerRegistry:
         await ws.accept(subprotocol=subprotocol)
         previous = self.links.get(cp_id)
         if previous is not None:  # a reconnect replaces a stale link
-            await previous.websocket.close(code=1000, reason="replaced by a new connection")
+            # It may be closing already (evicted, its charger's close not yet heard).
+            with contextlib.suppress(*SEND_FAILURES):
+                await previous.websocket.close(code=1000, reason="replaced by a new connection")
         link = ChargerLink(
             cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-")
         )
@@ -276,7 +282,12 @@ class ChargerRegistry:
         fut: asyncio.Future[Outcome] = loop.create_future()
         link.waiting[uid] = fut
         self._tap(cp_id, "out", text)
-        await link.websocket.send_text(text)
+        try:
+            await link.websocket.send_text(text)
+        except SEND_FAILURES:  # closed by us (an eviction) or gone, but not yet out of `links`
+            link.waiting.pop(uid, None)
+            link.connection.forget(uid)
+            return Outcome(uid, action, error="Disconnected")
         try:
             return await asyncio.wait_for(fut, wait_s)
         except TimeoutError:
