@@ -470,11 +470,14 @@ class ChargerRegistry:
             # In a thread: a refusal fails the booking and releases its hold, and neither that unit of
             # work nor a release worked where it is queued may hold up other chargers' frames.
             try:
-                await asyncio.to_thread(
+                ended = await asyncio.to_thread(
                     self.app.bookings.reservation_answered, command.reservation_id, result.status.value
                 )
             except Exception:
                 log.exception("recording %s's answer to ReserveNow %s failed", cp_id, command.reservation_id)
+                return
+            if ended:  # cancelled while the ReserveNow was on its way
+                await self._cancel_reservation(cp_id, command.reservation_id)
         else:  # still "sent": asked again when the charger next connects
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
@@ -485,7 +488,19 @@ class ChargerRegistry:
             return
         if event.reservation not in ("sent", "accepted"):
             return
-        self._soon(self._logged(event.charge_point_id, cmd.CancelReservation(event.booking_id)))
+        self._soon(self._cancel_reservation(event.charge_point_id, event.booking_id))
+
+    async def _cancel_reservation(self, cp_id: str, booking_id: int) -> None:
+        """CancelReservation; once the charger holds it no more (cancelled, or it had none), that is
+        recorded. Otherwise the booking's reservation stays on record, asked again on connecting."""
+        result = await self.send(cp_id, cmd.CancelReservation(booking_id))
+        if not isinstance(result, cmd.Done | cmd.Rejected):
+            log.warning("CancelReservation to %s: %s", cp_id, result)
+            return
+        try:
+            await asyncio.to_thread(self.app.bookings.reservation_cancelled, booking_id)
+        except Exception:
+            log.exception("recording %s's answer to CancelReservation %s failed", cp_id, booking_id)
 
     def _on_charger_offline(self, event: ChargerOffline) -> None:
         """Marked offline here while another process holds its link (its watchdog judged it silent,
@@ -501,9 +516,10 @@ class ChargerRegistry:
 
     async def _send_due(self, cp_id: str) -> None:
         """On connecting: what was decided for this charger and never acknowledged (reservations still
-        "sent", stops still due), asked again. The database, not any process's memory, says what."""
+        "sent", cancelled ones it may still hold, stops still due), asked again. The database, not
+        any process's memory, says what."""
         try:
-            reservations, stops = await asyncio.to_thread(self._due, cp_id)
+            reservations, cancellations, stops = await asyncio.to_thread(self._due, cp_id)
         except NotFound:
             return  # an unregistered charger: nothing is ever decided for it
         except Busy as exc:
@@ -511,11 +527,18 @@ class ChargerRegistry:
             return
         for reservation in reservations:
             self._on_reservation_due(reservation)
+        for cancellation in cancellations:
+            self._on_booking_ended(cancellation)
         for stop in stops:
             self._on_energy_limit(stop)
 
-    def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[EnergyLimitReached]]:
-        return self.app.bookings.reservations_unanswered(cp_id), self.app.charging.stops_due(cp_id)
+    def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached]]:
+        bookings = self.app.bookings
+        return (
+            bookings.reservations_unanswered(cp_id),
+            bookings.cancellations_unanswered(cp_id),
+            self.app.charging.stops_due(cp_id),
+        )
 
     async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> bool:
         result = await self.send(cp_id, command)

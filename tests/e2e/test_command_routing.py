@@ -129,6 +129,32 @@ async def test_a_reservation_made_on_one_node_reaches_the_charger_on_the_other(t
         assert script.asked("CancelReservation") == [{"reservation_id": booking.booking_id}]
 
 
+async def test_a_cancellation_decided_while_the_charger_was_away_is_sent_when_it_connects(
+    two_nodes: list[Node],
+) -> None:
+    """The charger accepted a reservation, then its link dropped (its node crashed, say) and the
+    booking was cancelled meanwhile: CancelReservation reached no one. Reconnecting through either
+    node, it is told, or it would stay Reserved and refuse the next driver until the grace ends."""
+    a, b = two_nodes
+    charger_id = add_charger(a.app, "CP1", online=False)
+    driver = a_driver(a.app, "TAG1")
+    async with library_cp16(a.ws, "CP1") as cp:
+        await boot16(cp)
+        await available(cp)
+        starts = b.app.clock.now() + timedelta(minutes=2)
+        request = BookRequest(driver, charger_id, 1, 60, 10_000, starts_at=starts)
+        booking = await asyncio.to_thread(b.app.bookings.book, request)
+        await eventually(lambda: reservation(b.app, booking.booking_id) == "accepted", "reserved")
+    await eventually(lambda: "CP1" not in a.registry.links, "A's link gone")
+    await asyncio.to_thread(b.app.bookings.cancel, booking.booking_id, driver_id=driver)
+    script = Script()
+    async with library_cp16(b.ws, "CP1", script):
+        await eventually(lambda: bool(script.asked("CancelReservation")), "CancelReservation on connecting")
+        assert script.asked("CancelReservation") == [{"reservation_id": booking.booking_id}]
+        await eventually(lambda: reservation(b.app, booking.booking_id) == "none", "the cancel kept")
+    assert b.app.bookings.cancellations_unanswered("CP1") == []  # told once is enough
+
+
 async def test_a_charger_that_reconnects_through_the_other_node_stays_online(two_nodes: list[Node]) -> None:
     a, b = two_nodes
     charger_id = add_charger(a.app, "CP1", online=False)
