@@ -32,6 +32,8 @@ from chargeshare.services.events import (
     ChargerOffline,
     EnergyLimitReached,
     ReservationDue,
+    SessionClosedWithoutStop,
+    SessionStopped,
 )
 
 if TYPE_CHECKING:
@@ -100,13 +102,17 @@ class ChargerRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router_task: asyncio.Task[None] | None = None
         self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
-        self._stops_sent: set[tuple[str, int]] = set()
+        # Sessions (by id) whose stop was sent and taken: not asked again at every reading over the
+        # limit. Forgotten once the session stops, so the set holds only sessions still running.
+        self._stops_sent: set[int] = set()
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
         app.bus.subscribe(ChargerOffline, self._on_charger_offline)
+        app.bus.subscribe(SessionStopped, self._on_session_ended)
+        app.bus.subscribe(SessionClosedWithoutStop, self._on_session_ended)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -447,16 +453,18 @@ class ChargerRegistry:
         return self._loop is not None and (cp_id in self.links or self.router is not None)
 
     def _on_energy_limit(self, event: EnergyLimitReached) -> None:
-        key = (event.charge_point_id, event.transaction_id)
-        if not self._reachable(event.charge_point_id) or key in self._stops_sent:
+        session_id = event.transaction_id
+        if not self._reachable(event.charge_point_id) or session_id in self._stops_sent:
             return
-        self._stops_sent.add(key)
-        self._soon(self._stop(key))
+        self._stops_sent.add(session_id)
+        self._soon(self._stop(event.charge_point_id, session_id))
 
-    async def _stop(self, key: tuple[str, int]) -> None:
-        cp_id, transaction_id = key
-        if not await self._logged(cp_id, cmd.StopCharging(transaction_id)):
-            self._stops_sent.discard(key)  # the next reading over the limit, or a reconnect, asks again
+    async def _stop(self, cp_id: str, session_id: int) -> None:
+        if not await self._logged(cp_id, cmd.StopCharging(session_id)):
+            self._stops_sent.discard(session_id)  # the next reading over the limit, or a reconnect, asks
+
+    def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
+        self._stops_sent.discard(event.session_id)
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
         if not self._reachable(event.charge_point_id):

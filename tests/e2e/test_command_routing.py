@@ -295,3 +295,31 @@ async def test_a_stop_due_is_asked_again_until_the_charger_takes_it() -> None:
             assert taking.asked("RemoteStopTransaction") == [{"transaction_id": tx_id}]
     finally:
         app.close()
+
+
+async def test_a_stop_taken_is_forgotten_once_the_session_stops() -> None:
+    """The registry remembers a stop it has sent so that every reading over the limit does not send
+    another; once the session has stopped there is nothing left to remember (or a long-running server
+    would keep one entry per energy-limited session, for good)."""
+    app = build(Config(database_url="sqlite://"), clock=SystemClock())
+    registry = ChargerRegistry(app)
+    try:
+        charger_id = add_charger(app, "CP1", online=False)
+        driver = a_driver(app, "TAG1")
+        async with LoopbackServer(create_api(app, registry)) as server:
+            script = Script()
+            async with library_cp16(f"ws://127.0.0.1:{server.port}/ocpp", "CP1", script) as cp:
+                await boot16(cp)
+                await available(cp)
+                app.bookings.book(BookRequest(driver, charger_id, 1, 60, 1_000))
+                started = await cp.call(
+                    call16.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=0, timestamp=now())
+                )
+                tx_id = started.transaction_id
+                value = [{"timestamp": now(), "sampled_value": [{"value": "1000"}]}]
+                await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=value))
+                await eventually(lambda: bool(script.asked("RemoteStopTransaction")), "a stop")
+                await cp.call(call16.StopTransaction(transaction_id=tx_id, meter_stop=1_000, timestamp=now()))
+                await eventually(lambda: not registry._stops_sent, "the stop forgotten")
+    finally:
+        app.close()
