@@ -60,7 +60,7 @@ UNRESERVED_STARTING_BY = DirectStatement(_STARTING_BY.where(_b.reservation == bi
 RESERVATIONS_ON = DirectStatement(
     BOOKING_COLUMNS.where(
         _k.charger_id == bindparam("charger_pk"),
-        _b.status == bindparam("status"),
+        _b.status == bindparam("booking_status"),
         _b.reservation == bindparam("reservation_state"),
     ).order_by(_b.id)
 )
@@ -252,7 +252,7 @@ class SqlBookings:
     def reservations_on(
         self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
     ) -> Sequence[BookingRecord]:
-        params = {"charger_pk": charger_id, "reservation_state": state, "status": status.value}
+        params = {"charger_pk": charger_id, "reservation_state": state, "booking_status": status.value}
         return [booking_record(r) for r in RESERVATIONS_ON.mappings(self.conn, params)]
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
