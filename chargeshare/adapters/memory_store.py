@@ -656,12 +656,12 @@ class MemoryBookings(_Repository):
         self.t.bookings[booking_id] = dataclasses.replace(b, reservation=state)
         return True
 
-    def reservations_on(self, charger_id: int, state: str) -> Sequence[BookingRecord]:
+    def reservations_on(
+        self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
+    ) -> Sequence[BookingRecord]:
         records = (self._record(b) for _, b in sorted(self.t.bookings.items()))
         return [
-            r
-            for r in records
-            if r.charger_id == charger_id and r.status is BookingStatus.CONFIRMED and r.reservation == state
+            r for r in records if r.charger_id == charger_id and r.status is status and r.reservation == state
         ]
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:

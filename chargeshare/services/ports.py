@@ -193,8 +193,11 @@ class Bookings(Protocol):
         """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
         ...
 
-    def reservations_on(self, charger_id: int, state: str) -> Sequence[BookingRecord]:
-        """The charger's confirmed bookings whose reservation is in `state`, by id."""
+    def reservations_on(
+        self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
+    ) -> Sequence[BookingRecord]:
+        """The charger's bookings in `status` (confirmed unless said) whose reservation is in
+        `state`, by id."""
         ...
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:

@@ -43,3 +43,27 @@ def test_a_session_over_its_energy_limit_is_due_a_stop_until_it_stops(app: App, 
     assert app.charging.stops_due("CP1") == [EnergyLimitReached(clock.now(), "CP1", tx_id)]
     app.charging.stop("CP1", tx_id, 6_100, clock.now())
     assert app.charging.stops_due("CP1") == []
+
+
+def test_a_reservation_accepted_for_a_booking_cancelled_meanwhile_is_to_be_cancelled(
+    app: App, clock: ManualClock
+) -> None:
+    """The cancellation's CancelReservation may overtake the ReserveNow (two processes, two routes):
+    the charger then holds a reservation for nothing, so its late Accepted asks for another cancel,
+    and until one is answered the reservation stays due a cancel on connecting."""
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    starts = clock.now() + timedelta(minutes=5)
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000, starts_at=starts))
+    app.bookings.cancel(booking.booking_id, driver_id=driver)
+    (due,) = app.bookings.cancellations_unanswered("CP1")  # "sent": it may hold it
+    assert (due.booking_id, due.reservation) == (booking.booking_id, "sent")
+    app.bookings.reservation_cancelled(booking.booking_id)  # the cancel answered (it had none yet)
+    assert app.bookings.cancellations_unanswered("CP1") == []
+    assert app.bookings.reservation_answered(booking.booking_id, "Accepted")  # then the ReserveNow
+    (due,) = app.bookings.cancellations_unanswered("CP1")
+    assert due.reservation == "accepted"
+    app.bookings.reservation_cancelled(booking.booking_id)
+    assert app.bookings.cancellations_unanswered("CP1") == []
+    assert not app.bookings.reservation_answered(booking.booking_id, "Rejected")
+    assert app.bookings.cancellations_unanswered("CP1") == []
