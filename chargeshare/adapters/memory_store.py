@@ -336,17 +336,15 @@ class MemoryChargers(_Repository):
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         area = query.area
+        origin = query.origin
         window = query.available_from, query.available_until
         found: list[tuple[float, int, _Charger]] = []
         for c in self.t.chargers.values():
             if not area.contains(c.location):
                 continue
-            distance = 0.0
-            if query.centre is not None:
-                assert query.radius_m is not None
-                distance = distance_m(c.location, query.centre)
-                if distance > query.radius_m:
-                    continue
+            distance = distance_m(c.location, origin)
+            if query.radius_m is not None and distance > query.radius_m:
+                continue
             if query.max_price_per_kwh is not None and c.price_per_kwh > query.max_price_per_kwh:
                 continue
             if query.online_only and c.status is not ChargerStatus.ONLINE:
@@ -360,7 +358,7 @@ class MemoryChargers(_Repository):
             calendar = list(self.t.availability.get(c.charger_id, ()))
             if window[0] is not None and window[1] is not None and not covers(calendar, window[0], window[1]):
                 continue
-            found.append((distance if query.centre is not None else 0.0, c.charger_id, c))
+            found.append((distance, c.charger_id, c))
         found.sort(key=lambda f: (f[0], f[1]))
         return [self._view(c, d if query.centre is not None else None) for d, _, c in found[: query.limit]]
 
