@@ -152,13 +152,14 @@ class Node:
 
 HAPROXY_CONFIG = """\
 global
-    maxconn 20000
+    maxconn 8000
 defaults
     mode http
     timeout connect 2s
     timeout client 1h
     timeout server 1h
     timeout tunnel 1h
+    timeout check 2s
     option redispatch
     retries 3
 frontend chargeshare
@@ -167,7 +168,8 @@ frontend chargeshare
 backend nodes
     balance roundrobin
     option httpchk GET /healthz
-    default-server check inter 200ms fall 1 rise 1 on-marked-down shutdown-sessions
+    # A killed process refuses at once and drops its links itself; a busy one must not be taken out.
+    default-server check inter 500ms fall 3 rise 2
 {servers}
 """
 

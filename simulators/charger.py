@@ -57,8 +57,11 @@ __all__ = ["PlugRefused", "Plugged", "Reservation", "VirtualCharger", "VirtualCo
 
 log = logging.getLogger(__name__)
 
-RECONNECT_ATTEMPTS = 8
+RECONNECT_ATTEMPTS = 20
 RECONNECT_BASE_S = 5.0  # simulated seconds, doubled each attempt, with jitter
+# Doubling stops here, as OCPP 2.0.1's RetryBackOffRepeatTimes stops it: a charger back within a
+# couple of minutes of its CSMS, well inside the heartbeat watchdog's patience.
+RECONNECT_CAP_S = 120.0
 REBOOT_S = 30.0  # simulated seconds a reboot takes
 RESET_S = 10.0  # simulated seconds a commanded reset takes
 
@@ -299,7 +302,7 @@ class VirtualCharger:
                 log.info("%s: reconnect failed: %s", self.cp_id, exc)
             # Simulated seconds: a clock held while the backend restarts does not use up attempts.
             await sleep_sim(self.clock, delay_s * (1 + self._rng.random()))
-            delay_s *= 2
+            delay_s = min(2 * delay_s, RECONNECT_CAP_S)
         log.warning("%s: gave up reconnecting after %s attempts", self.cp_id, RECONNECT_ATTEMPTS)
 
     async def stop(self) -> None:
@@ -338,10 +341,16 @@ class VirtualCharger:
                 await self._take(text)
         # Whoever sent last may have seen the link fail first (and set `connected` false).
         if self._ws is ws and not self._closing:
-            # The CSMS's end went away (its process died or restarted): firmware reconnects.
+            # The CSMS's end went away (its process died or restarted): firmware reconnects. Calls
+            # waiting for an answer will get none: offline now (a transaction message is queued).
             log.info("%s: the link was closed by the other end; reconnecting", self.cp_id)
             self.connected = False
             self.online.clear()
+            waiting, self._waiting = self._waiting, {}
+            self.conn.tick(asyncio.get_running_loop().time() + self.conn.call_timeout_s)
+            for uid, fut in waiting.items():
+                if not fut.done():
+                    fut.set_result(Outcome(uid, "", error="Offline"))
             self._start(self._reconnect(BootReason.POWER_UP))
 
     async def _take(self, text: str) -> None:

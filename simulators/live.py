@@ -107,8 +107,6 @@ def problems(params: LiveParams, *, trace: bool = False) -> list[str]:
                 out.append(f"fault {f.action} needs backend processes")  # not reached: they ask for one
     if processes > 1 and params.redis_url is None:
         out.append(f"{processes} backend processes share commands and limits through Redis: give a Redis URL")
-    if processes > 1 and params.database_url == MEMORY_DATABASE_URL:
-        out.append(f"{processes} backend processes need a shared database: SQLite file or PostgreSQL")
     for f in params.faults:
         if f.action == "node_crash" and f.count >= max(processes, 1):
             out.append(
