@@ -84,6 +84,9 @@ class ChargingService:
         self.allow_unknown = allow_unknown
         self._stamps: dict[str, datetime] = {}  # last_seen_at this process last stamped, per charger
         self._unwritten: dict[str, datetime] = {}  # stamps not yet in the store (see flush_last_seen)
+        # A process heard nothing before it started: a stop sent while no process was up (a restart)
+        # gets a whole grace from the start to be replayed before it is taken as lost.
+        self.started_at = clock.now()
 
     def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
         now = self.clock.now()
@@ -252,9 +255,11 @@ class ChargingService:
     def close_lost_stops(self, grace: timedelta | None = None) -> list[int]:
         """Sessions whose connector was reported free more than `grace` ago (the rules' lost-stop grace
         by default) and whose stop never came: closed on the last reading we have (what came after
-        is unbilled). Returns their ids."""
+        is unbilled). Nothing while this process is younger than `grace`. Returns their ids."""
         now = self.clock.now()
         grace = timedelta(seconds=self.rules.lost_stop_grace_s) if grace is None else grace
+        if now - self.started_at < grace:
+            return []
         with self.store.reading() as tx:
             lost = [
                 (s, tx.sessions.charger_of(s.session_id))

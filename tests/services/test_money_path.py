@@ -18,6 +18,7 @@ from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import ConcurrentChange, PaymentUnavailable
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.booking import BookRequest
+from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import SessionClosedWithoutStop
 from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
@@ -249,3 +250,25 @@ def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
     assert app.charging.stop("CP1", tx_id, 5_000, clock.now()).value == "Accepted"
     assert gateway(app).total_captured == 12
     assert failing(app) == set()
+
+
+def test_a_process_just_started_gives_a_stop_sent_while_none_was_up_the_whole_grace(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app, price=40)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    clock.advance(60)
+    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # then the process dies: the stop is queued
+    grace = app.config.rules.lost_stop_grace_s
+    clock.advance(grace - 60)  # the backend is down all this time
+    restarted = ChargingService(app.store, app.settlement, app.bus, clock, app.config.rules)
+    clock.advance(120)  # freed longer ago than the grace, but this process has heard nothing yet
+    assert restarted.close_lost_stops() == []
+    assert restarted.stop("CP1", tx_id, 1_900, clock.now()).value == "Accepted"  # replayed: billed right
+    with app.store.reading() as tx:
+        session = tx.sessions.get(tx_id)
+    assert session is not None and session.billed_wh == 900
+    clock.advance(grace)
+    assert restarted.close_lost_stops() == []
