@@ -486,10 +486,16 @@ class ChargerRegistry:
                 return
             if ended:  # cancelled while the ReserveNow was on its way
                 await self._cancel_reservation(cp_id, command.reservation_id)
-        else:  # still "sent": asked again when the charger next connects
+        else:
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
             )
+            # The next sweep asks again if it can reach the charger (else it stays "sent" and is
+            # asked when the charger connects): a lost answer or a routing gap costs one sweep.
+            try:
+                await asyncio.to_thread(self.app.bookings.reservation_unanswered, command.reservation_id)
+            except Exception:
+                log.exception("could not mark ReserveNow %s unanswered", command.reservation_id)
 
     def _on_booking_ended(self, event: BookingEnded) -> None:
         if not self._reachable(event.charge_point_id):

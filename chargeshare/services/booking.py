@@ -196,6 +196,18 @@ class BookingService:
             self._request_reservation(b)
         return [b.booking_id for b in due]
 
+    def reservation_unanswered(self, booking_id: int) -> bool:
+        """A ReserveNow that got no answer (timed out, a CALLERROR, or no process to carry it): a
+        confirmed booking's reservation goes back to "none", so the next sweep asks again rather
+        than waiting for the charger to reconnect. Asking twice is harmless: a charger holding the
+        reservation answers Accepted for the same id. True when reset."""
+        with self.store.transaction() as tx:
+            booking = tx.bookings.get(booking_id)
+            if booking.status is not BookingStatus.CONFIRMED or booking.reservation != RESERVATION_SENT:
+                return False
+            tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
+            return True
+
     def reservation_answered(self, booking_id: int, status: str) -> bool:
         """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
         Any other refusal fails the booking and returns the hold. True when the charger accepted a

@@ -32,6 +32,24 @@ def test_a_reservation_sent_and_never_answered_is_due_again(app: App, clock: Man
         app.bookings.reservations_unanswered("NOPE")
 
 
+def test_a_reservation_that_got_no_answer_is_asked_again_at_the_next_sweep(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    starts = clock.now() + timedelta(minutes=60)  # beyond the lead: the sweep asks for it later
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000, starts_at=starts))
+    clock.advance(50 * 60)
+    assert app.bookings.reservations_due() == [booking.booking_id]  # now "sent"
+    assert app.bookings.reservations_due() == []  # asked once while it waits for the answer
+    assert app.bookings.reservation_unanswered(booking.booking_id)  # the call timed out
+    assert app.bookings.reservations_due() == [booking.booking_id]  # asked again
+    app.bookings.reservation_answered(booking.booking_id, "Accepted")
+    assert not app.bookings.reservation_unanswered(booking.booking_id)  # answered: left alone
+    app.bookings.cancel(booking.booking_id, driver_id=driver)
+    assert not app.bookings.reservation_unanswered(booking.booking_id)
+
+
 def test_a_session_over_its_energy_limit_is_due_a_stop_until_it_stops(app: App, clock: ManualClock) -> None:
     charger = add_charger(app)
     driver = app.marketplace.add_driver("D", "TAG").driver_id
