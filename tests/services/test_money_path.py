@@ -219,14 +219,20 @@ def test_a_stopped_session_without_its_capture_step_is_an_invariant_failure(
         assert tx.bookings.get(booking).status is BookingStatus.COMPLETED
 
 
-def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
-    app: App, clock: ManualClock
-) -> None:
+def charging_session(app: App, clock: ManualClock) -> int:
+    """A driver booked CP1's connector a minute ago and is charging from a 1,000 Wh register."""
     charger = add_charger(app, price=40)
     driver = app.marketplace.add_driver("D", "TAG").driver_id
     app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
     clock.advance(60)
-    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    tx_id: int = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    return tx_id
+
+
+def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
+    app: App, clock: ManualClock
+) -> None:
+    tx_id = charging_session(app, clock)
     app.charging.meter("CP1", tx_id, 1_300)
     lost: list[SessionClosedWithoutStop] = []
     app.bus.subscribe(SessionClosedWithoutStop, lost.append)
@@ -255,11 +261,7 @@ def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
 def test_a_process_just_started_gives_a_stop_sent_while_none_was_up_the_whole_grace(
     app: App, clock: ManualClock
 ) -> None:
-    charger = add_charger(app, price=40)
-    driver = app.marketplace.add_driver("D", "TAG").driver_id
-    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
-    clock.advance(60)
-    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    tx_id = charging_session(app, clock)
     app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # then the process dies: the stop is queued
     grace = app.config.rules.lost_stop_grace_s
     clock.advance(grace - 60)  # the backend is down all this time

@@ -13,21 +13,9 @@ import pytest
 from chargeshare.adapters.shared_clock import ClockFileError, FollowedClock, PublishedClock
 from chargeshare.bootstrap import ConfigError, clock_from_env
 from chargeshare.services.clock import SystemClock
+from tests.fake_monotonic import FakeMonotonic
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def real() -> FakeMonotonic:
-    return FakeMonotonic()
 
 
 def sim_s(clock: PublishedClock | FollowedClock) -> float:
