@@ -15,6 +15,7 @@ from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy
 from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
+from chargeshare.services.booking import RESERVATION_NONE
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     ChargerOffline,
@@ -326,6 +327,9 @@ class ChargingService:
             active = next_status(booking.status, BookingEvent.SESSION_STARTED)
             if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
+            if booking.reservation != RESERVATION_NONE:
+                # The driver's start takes the reservation up: the charger holds it no more.
+                tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
