@@ -753,6 +753,8 @@ class MemorySessions(_Repository):
         ct = self.t.charger_transactions.get(session_id)
         if ct is None or not ct.meter_start_pending:
             return False
+        if self.t.sessions[session_id].status is not SessionStatus.CHARGING:
+            return False
         self.t.charger_transactions[session_id] = dataclasses.replace(ct, meter_start_pending=False)
         s = self.t.sessions[session_id]
         self.t.sessions[session_id] = dataclasses.replace(s, meter_start_wh=meter_wh, meter_last_wh=meter_wh)
@@ -828,10 +830,10 @@ class MemorySessions(_Repository):
         billed_wh: int,
         cost: int,
         idle_fee: int = 0,
-    ) -> None:
+    ) -> bool:
         s = self.t.sessions.get(session_id)
-        if s is None:
-            return
+        if s is None or s.status is not SessionStatus.CHARGING:
+            return False
         self.t.sessions[session_id] = dataclasses.replace(
             s,
             status=SessionStatus.STOPPED,
@@ -842,6 +844,7 @@ class MemorySessions(_Repository):
             cost=cost,
             idle_fee=idle_fee,
         )
+        return True
 
 
 # ---- the journal, the outbox, notices ----------------------------------------------------------------

@@ -163,15 +163,16 @@ class BookingService:
         return [self._reservation_due(b, charger, tags[b.driver_id]) for b in sent]
 
     def cancellations_unanswered(self, cp_id: str) -> list[BookingEnded]:
-        """Cancelled bookings whose reservation the charger may still hold (the CancelReservation
-        reached no one: the charger was away, or the process holding its link died), to be cancelled
-        when it connects. Raises NotFound for an unregistered charger."""
+        """Cancelled or expired bookings whose reservation the charger may still hold (the
+        CancelReservation reached no one: the charger was away, or the process holding its link
+        died), to be cancelled when it connects. Raises NotFound for an unregistered charger."""
         with self.store.reading() as tx:
             charger = tx.chargers.get(cp_id)
             held = [
                 b
+                for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
                 for state in (RESERVATION_SENT, RESERVATION_ACCEPTED)
-                for b in tx.bookings.reservations_on(charger.charger_id, state, BookingStatus.CANCELLED)
+                for b in tx.bookings.reservations_on(charger.charger_id, state, status)
             ]
         now = self.clock.now()
         return [BookingEnded(now, b.booking_id, b.status.value, cp_id, b.reservation) for b in held]

@@ -15,6 +15,7 @@ from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy
 from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
+from chargeshare.services.booking import RESERVATION_NONE
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     ChargerOffline,
@@ -274,7 +275,8 @@ class ChargingService:
                 session.session_id,
                 cp_id,
             )
-            self.stop(cp_id, session.session_id, session.meter_last_wh, now, lost=True)
+            if not self._stop(cp_id, session.session_id, session.meter_last_wh, now, lost=True)[1]:
+                continue  # its stop came after all, and closed it first
             self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
             closed.append(session.session_id)
         return closed
@@ -330,6 +332,9 @@ class ChargingService:
             active = next_status(booking.status, BookingEvent.SESSION_STARTED)
             if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
+            if booking.reservation != RESERVATION_NONE:
+                # The driver's start takes the reservation up: the charger holds it no more.
+                tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
@@ -468,14 +473,20 @@ class ChargingService:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
         so does a stop naming another charger's transaction (Invalid, and a security event). `lost`:
         we close it ourselves, the charger's stop never came; the host is told in the same unit."""
+        return self._stop(cp_id, transaction_id, meter_stop, timestamp, lost=lost)[0]
+
+    def _stop(
+        self, cp_id: str, transaction_id: int, meter_stop: int, timestamp: datetime, *, lost: bool
+    ) -> tuple[AuthStatus, bool]:
+        """`stop`, also saying whether this call is the one that stopped (and billed) the session."""
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             session = tx.sessions.get(transaction_id)
             if session is None or self._foreign(tx, cp_id, transaction_id, "StopTransaction"):
-                return AuthStatus.INVALID
+                return AuthStatus.INVALID, False
             if session.status is SessionStatus.STOPPED:
-                return AuthStatus.ACCEPTED
+                return AuthStatus.ACCEPTED, False
             booking = tx.bookings.get(session.booking_id)
             try:
                 energy = billed_energy(session.meter_start_wh, meter_stop)
@@ -484,14 +495,17 @@ class ChargingService:
                 energy, meter_stop = 0, session.meter_start_wh
             idle_fee = self.rules.idle_fee(session.idle_since, now)
             cost = Tariff(booking.price_per_kwh).cost(energy) + idle_fee
-            tx.sessions.stop(
+            # The status read above may be stale (another process's stop or lost-stop close can
+            # commit meanwhile): only the stop that flips the session bills it and queues its capture.
+            if not tx.sessions.stop(
                 transaction_id,
                 stopped_at=timestamp,
                 meter_stop_wh=meter_stop,
                 billed_wh=energy,
                 cost=cost,
                 idle_fee=idle_fee,
-            )
+            ):
+                return AuthStatus.ACCEPTED, False
             if lost:
                 tx.notifications.add(
                     booking.host_id,
@@ -516,4 +530,4 @@ class ChargingService:
         failpoint("stop-committed")
         self.bus.publish(SessionStopped(now, transaction_id, booking.booking_id, energy, cost))
         self.settlement.queued(booking.booking_id)
-        return AuthStatus.ACCEPTED
+        return AuthStatus.ACCEPTED, True

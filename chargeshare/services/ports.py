@@ -233,7 +233,8 @@ class Sessions(Protocol):
         ...
 
     def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
-        """If the session was opened without a reading, make this first one its meter start (once)."""
+        """If the session was opened without a reading, make this first one its meter start (once,
+        and only while it charges: a stopped session's bill stays as it was stopped)."""
         ...
 
     def by_charger_transaction(self, charger_id: int, transaction_id: str) -> SessionRecord | None: ...
@@ -274,7 +275,10 @@ class Sessions(Protocol):
         billed_wh: int,
         cost: int,
         idle_fee: int = 0,
-    ) -> None: ...
+    ) -> bool:
+        """Stop a charging session with its bill (compare-and-set on its status): False, changing
+        nothing, when it is not charging any more (or does not exist)."""
+        ...
 
 
 class Ledger(Protocol):

@@ -85,3 +85,30 @@ def test_a_reservation_accepted_for_a_booking_cancelled_meanwhile_is_to_be_cance
     assert app.bookings.cancellations_unanswered("CP1") == []
     assert not app.bookings.reservation_answered(booking.booking_id, "Rejected")
     assert app.bookings.cancellations_unanswered("CP1") == []
+
+
+def test_a_started_session_takes_its_reservation_up(app: App, clock: ManualClock) -> None:
+    """The charger ends a reservation when its driver starts on it: nothing is left to cancel."""
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    app.bookings.reservation_answered(booking, "Accepted")
+    tx_id = app.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    app.charging.stop("CP1", tx_id, 1_000, clock.now())
+    with app.store.reading() as tx:
+        assert tx.bookings.get(booking).reservation == "none"
+    assert app.bookings.cancellations_unanswered("CP1") == []
+
+
+def test_an_expired_bookings_reservation_unanswered_is_cancelled_on_connecting(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    app.bookings.reservation_answered(booking, "Accepted")
+    assert app.bookings.expire_no_shows(grace=timedelta(0)) == [booking]  # no charger link to tell
+    (due,) = app.bookings.cancellations_unanswered("CP1")
+    assert (due.booking_id, due.status, due.reservation) == (booking, "expired", "accepted")
+    app.bookings.reservation_cancelled(booking)
+    assert app.bookings.cancellations_unanswered("CP1") == []

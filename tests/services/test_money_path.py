@@ -23,6 +23,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import SessionClosedWithoutStop
 from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
 from chargeshare.services.ports import HoldResult, Store, UnitOfWork
+from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.settlement import SettlementService
 from tests.conftest import add_charger
 
@@ -274,3 +275,50 @@ def test_a_process_just_started_gives_a_stop_sent_while_none_was_up_the_whole_gr
     assert session is not None and session.billed_wh == 900
     clock.advance(grace)
     assert restarted.close_lost_stops() == []
+
+
+class ReadsFromBefore:
+    """The store, but a session or booking is read as it was at `records`: what a unit of work sees
+    when it read those rows just before another committed (READ COMMITTED on PostgreSQL)."""
+
+    def __init__(self, inner: Store, session: SessionRecord, booking: BookingRecord) -> None:
+        self.inner, self.session, self.booking = inner, session, booking
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        with self.inner.transaction() as tx:
+            tx.sessions.get = lambda session_id: self.session  # type: ignore[method-assign]
+            tx.bookings.get = lambda booking_id: self.booking  # type: ignore[method-assign]
+            yield tx
+
+
+def test_a_stop_that_read_its_session_before_the_lost_stop_close_committed_changes_nothing(
+    app: App, clock: ManualClock
+) -> None:
+    """The interleaving `tests/integration/test_money_races.py` forces on PostgreSQL, on the fake:
+    the charger's stop read the session charging, the sweep's lost-stop close committed, then the stop
+    writes. Only the close bills it, so the capture queued with it is the session's cost."""
+    charger = add_charger(app, price=40)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    clock.advance(60)
+    tx_id = app.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    app.charging.meter("CP1", tx_id, 2_000)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(app.config.rules.lost_stop_grace_s + 1)
+    with app.store.reading() as tx:
+        session, record = tx.sessions.get(tx_id), tx.bookings.get(booking)
+    assert session is not None
+    assert app.charging.close_lost_stops() == [tx_id]  # billed 2000 Wh: 80p
+    store = app.charging.store
+    app.charging.store = ReadsFromBefore(store, session, record)
+    assert app.charging.stop("CP1", tx_id, 3_000, clock.now()).value == "Accepted"
+    app.charging.store = store
+    with app.store.reading() as tx:
+        stopped = tx.sessions.get(tx_id)
+    assert stopped is not None and (stopped.billed_wh, stopped.cost) == (2_000, 80)
+    assert gateway(app).total_captured == 80
+    assert failing(app) == set()
