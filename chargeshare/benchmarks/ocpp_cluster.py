@@ -300,8 +300,9 @@ async def commands(chargers: Sequence[LightCharger], load: ClusterLoad) -> dict[
             route.latencies_ns.append(time.perf_counter_ns() - started)
             route.outcomes[outcome] = route.outcomes.get(outcome, 0) + 1
 
+    warmup = picked[: COMMAND_WARMUP * n]
     try:
-        for k, i in enumerate(picked[: COMMAND_WARMUP * n]):  # every client's connection, every route
+        for k, i in enumerate(warmup):  # every client's connection, every route
             await send(clients[(i + k) % n], chargers[i], None)
         for k, i in enumerate(picked):
             if time.monotonic() > deadline:
@@ -318,6 +319,7 @@ async def commands(chargers: Sequence[LightCharger], load: ClusterLoad) -> dict[
             await c.aclose()
     return {
         "sampled": len(picked),
+        "warmup": len(warmup),  # sent before the measured ones, not counted in the routes
         "answered_by_chargers": sum(chargers[i].commands_answered for i in picked),
         **{name: route.summary() for name, route in routes.items()},
     }
