@@ -11,7 +11,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chargeshare.adapters.durability import ImmediateDurability, durability_for
@@ -20,9 +20,12 @@ from chargeshare.adapters.payments_sim import MemoryBooks, SimulatedGateway, Sql
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.redis_namespace import namespace_for
 from chargeshare.adapters.redis_rate_limits import RedisBuckets
+from chargeshare.adapters.shared_clock import ENV as SIM_CLOCK_ENV
+from chargeshare.adapters.shared_clock import ClockFileError, FollowedClock
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.adapters.sql.store import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from chargeshare.adapters.stripe_gateway import DEFAULT_NETWORK_RETRIES, DEFAULT_TIMEOUT_S, StripeGateway
+from chargeshare.domain.rate_limit import Limit
 from chargeshare.services.auth import AuthService
 from chargeshare.services.booking import BookingService
 from chargeshare.services.charger_reports import ChargerReportsService
@@ -86,6 +89,7 @@ class Config:
             "stripe_api_base": env.get("CHARGESHARE_STRIPE_API_BASE") or None,
         }
         values.update(_auth_settings(env))
+        values.update(_limit_settings(env))
         values.update(_timeout_settings(env))
         rules = _rule_settings(env)
         if rules:
@@ -108,6 +112,9 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
         ("CHARGESHARE_PAYMENT_LEASE_S", "payment_lease_s"),
         ("CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S", "hold_placement_timeout_s"),
         ("CHARGESHARE_METER_SAMPLE_INTERVAL_S", "meter_sample_interval_s"),
+        # A simulation's fast clock stretches what waits on real work in flight (see simulators.live).
+        ("CHARGESHARE_PAST_START_TOLERANCE_S", "past_start_tolerance_s"),
+        ("CHARGESHARE_LOST_STOP_GRACE_S", "lost_stop_grace_s"),
     ):
         value = env.get(name)
         if value:
@@ -115,6 +122,35 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"{name} must be a whole number of seconds, at least 1, got {value!r}")
             out[key] = int(value)
     return out
+
+
+def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
+    """The system clock; or, in a backend a simulation started, the simulation's clock
+    (CHARGESHARE_SIM_CLOCK, see adapters.shared_clock)."""
+    env = os.environ if env is None else env
+    setting = env.get(SIM_CLOCK_ENV)
+    if not setting:
+        return SystemClock()
+    try:
+        return FollowedClock.from_setting(setting)
+    except ClockFileError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _limit_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """CHARGESHARE_SIGNUPS_PER_MINUTE: sign-ups per address and minute, or "off" for a simulation
+    that signs a fleet of drivers up from one address."""
+    value = env.get("CHARGESHARE_SIGNUPS_PER_MINUTE")
+    if not value:
+        return {}
+    if value == "off":
+        return {"limits": replace(ApiLimits(), signup_per_address=None)}
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"CHARGESHARE_SIGNUPS_PER_MINUTE must be off or a whole number of at least 1, got {value!r}"
+        )
+    n = int(value)
+    return {"limits": replace(ApiLimits(), signup_per_address=Limit(burst=n, per_minute=n))}
 
 
 def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Named failpoints: the process exits on the spot at a chosen step, for crash tests.
 
 Inert unless switched on: `CHARGESHARE_FAILPOINT=stop-committed` (several: comma-separated), read
-once when this module is imported, so only a process started with it set can die at one. The exit
-skips every cleanup (`os._exit`), as a kill -9 or a power cut would.
+once when this module is imported, so only a process started with it set can die at one; or
+`CHARGESHARE_FAILPOINT_FILE=PATH`, a file read at each failpoint, so that a simulation can arm one in
+a running process (the file holding the names, as the variable does). The exit skips every cleanup
+(`os._exit`), as a kill -9 or a power cut would.
 """
 
 from __future__ import annotations
@@ -24,14 +26,28 @@ POINTS = frozenset(
     }
 )
 
-ARMED = frozenset(p.strip() for p in os.environ.get("CHARGESHARE_FAILPOINT", "").split(",") if p.strip())
+
+def names(text: str) -> frozenset[str]:
+    return frozenset(p.strip() for p in text.split(",") if p.strip())
+
+
+ARMED = names(os.environ.get("CHARGESHARE_FAILPOINT", ""))
 if ARMED - POINTS:
     raise SystemExit(f"CHARGESHARE_FAILPOINT names unknown failpoints: {', '.join(sorted(ARMED - POINTS))}")
+ARMED_FILE = os.environ.get("CHARGESHARE_FAILPOINT_FILE") or None
+
+
+def _armed_in_file(path: str) -> frozenset[str]:
+    try:
+        with open(path) as f:
+            return names(f.read())
+    except OSError:
+        return frozenset()
 
 
 def failpoint(name: str) -> None:
     """Exit at once if `name` is armed; nothing otherwise."""
-    if name in ARMED:
+    if name in ARMED or (ARMED_FILE is not None and name in _armed_in_file(ARMED_FILE)):
         sys.stderr.write(f"failpoint {name}: exiting\n")
         sys.stderr.flush()
         os._exit(EXIT_CODE)

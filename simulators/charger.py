@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
@@ -47,6 +47,7 @@ from simulators.evse import (
     check_plug_in,
 )
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
+from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
 from simulators.settings import HEARTBEAT_INTERVAL, METER_INTERVAL, TRANSACTION_ATTEMPTS, Settings
 from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, TxContext
@@ -56,8 +57,11 @@ __all__ = ["PlugRefused", "Plugged", "Reservation", "VirtualCharger", "VirtualCo
 
 log = logging.getLogger(__name__)
 
-RECONNECT_ATTEMPTS = 8
+RECONNECT_ATTEMPTS = 20
 RECONNECT_BASE_S = 5.0  # simulated seconds, doubled each attempt, with jitter
+# Doubling stops here, as OCPP 2.0.1's RetryBackOffRepeatTimes stops it: a charger back within a
+# couple of minutes of its CSMS, well inside the heartbeat watchdog's patience.
+RECONNECT_CAP_S = 120.0
 REBOOT_S = 30.0  # simulated seconds a reboot takes
 RESET_S = 10.0  # simulated seconds a commanded reset takes
 
@@ -116,6 +120,7 @@ class VirtualCharger:
         self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
         self._malformed_ids: set[str] = set()
         self._closing = False
+        self._reconnecting: asyncio.Task[None] | None = None
 
     @property
     def protocol(self) -> str:
@@ -153,6 +158,7 @@ class VirtualCharger:
         self.connected = True
         if not await self.boot(reason):
             self.connected = False
+            self._ws = None  # given up on, not lost: its reader must not reconnect
             await ws.close()
             raise RuntimeError(f"{self.cp_id}: boot not accepted")
         await self._resume()
@@ -268,10 +274,17 @@ class VirtualCharger:
     async def _drop_link(self) -> None:
         self.connected = False
         self.online.clear()
-        if self._ws is not None:
-            await self._ws.close()
+        ws, self._ws = self._ws, None  # dropped on purpose: its reader must not reconnect
+        if ws is not None:
+            await ws.close()
 
     async def _reconnect(self, reason: BootReason) -> None:
+        """One reconnection at a time: whoever asks while one is under way waits for it."""
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.create_task(self._reconnect_with_backoff(reason))
+        await asyncio.shield(self._reconnecting)
+
+    async def _reconnect_with_backoff(self, reason: BootReason) -> None:
         delay_s = RECONNECT_BASE_S
         for _ in range(RECONNECT_ATTEMPTS):
             if self._closing:
@@ -279,15 +292,25 @@ class VirtualCharger:
             try:
                 await self._connect(reason)
                 self.reconnects += 1
-                return
-            except (OSError, RuntimeError, ConnectionClosed, TimeoutError) as exc:
+                if self.connected:
+                    return
+                # Lost again while booting or replaying (the other end died meanwhile): its reader
+                # asked for a reconnection, and this one is it.
+                log.info("%s: the link was lost while resuming; reconnecting", self.cp_id)
+            # A handshake cut short by a process dying or starting is a failed attempt like a refusal.
+            except (OSError, RuntimeError, TimeoutError, WebSocketException) as exc:
                 log.info("%s: reconnect failed: %s", self.cp_id, exc)
-            await asyncio.sleep(self.clock.real_seconds(delay_s * (1 + self._rng.random())))
-            delay_s *= 2
+            # Simulated seconds: a clock held while the backend restarts does not use up attempts.
+            await sleep_sim(self.clock, delay_s * (1 + self._rng.random()))
+            delay_s = min(2 * delay_s, RECONNECT_CAP_S)
         log.warning("%s: gave up reconnecting after %s attempts", self.cp_id, RECONNECT_ATTEMPTS)
 
     async def stop(self) -> None:
         self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
         for task in [*self._tasks, *self._background]:
             task.cancel()
         for task in [*self._tasks, *self._background]:
@@ -310,15 +333,29 @@ class VirtualCharger:
 
     # ---- the wire ------------------------------------------------------------------------------
     async def _reader(self, ws: ClientConnection) -> None:
-        async for text in ws:
-            if isinstance(text, bytes):
-                text = text.decode(errors="replace")
-            self._note_answer_to_raw(text)
-            if self.wire.delay_s > 0 and text.lstrip().startswith("[2"):
-                self.wire.delayed += 1
-                self._start(self._answer_later(text, self.wire.delay_s))
-                continue
-            await self._take(text)
+        with contextlib.suppress(ConnectionClosed):
+            async for text in ws:
+                if isinstance(text, bytes):
+                    text = text.decode(errors="replace")
+                self._note_answer_to_raw(text)
+                if self.wire.delay_s > 0 and text.lstrip().startswith("[2"):
+                    self.wire.delayed += 1
+                    self._start(self._answer_later(text, self.wire.delay_s))
+                    continue
+                await self._take(text)
+        # Whoever sent last may have seen the link fail first (and set `connected` false).
+        if self._ws is ws and not self._closing:
+            # The CSMS's end went away (its process died or restarted): firmware reconnects. Calls
+            # waiting for an answer will get none: offline now (a transaction message is queued).
+            log.info("%s: the link was closed by the other end; reconnecting", self.cp_id)
+            self.connected = False
+            self.online.clear()
+            waiting, self._waiting = self._waiting, {}
+            self.conn.tick(asyncio.get_running_loop().time() + self.conn.call_timeout_s)
+            for uid, fut in waiting.items():
+                if not fut.done():
+                    fut.set_result(Outcome(uid, "", error="Offline"))
+            self._start(self._reconnect(BootReason.POWER_UP))
 
     async def _take(self, text: str) -> None:
         self._followups = []
@@ -350,7 +387,8 @@ class VirtualCharger:
                 self.wire.malformed_answers.append(str(frame[2]))
 
     async def _send(self, text: str) -> None:
-        assert self._ws is not None
+        if self._ws is None:  # the link was dropped on purpose meanwhile
+            raise ConnectionClosed(None, None)
         if self.wire.drops():
             self.wire.dropped += 1
             return

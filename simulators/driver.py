@@ -17,8 +17,11 @@ import httpx
 
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
+from simulators.backend_nodes import BackendProcesses
 from simulators.charger import PlugRefused, VirtualCharger
 from simulators.fleet import DriverPlan
+from simulators.http_retry import RequestLost
+from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
 
 SEARCH_RADIUS_M = 8_000
@@ -134,14 +137,7 @@ class World:
     # the backend waits for a stop before taking it as lost, so a lost stop still ends in a receipt.
     receipt_patience_s: float = RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
     admin: ApiSession | None = None  # the operator's app, once a fault needs it
-
-
-async def sleep_sim(clock: Clock, simulated_s: float) -> None:
-    """Until `simulated_s` of the clock's time has passed: a clock held back while the machine was
-    busy (`ScaledClock.keep_up`) takes longer than its factor says."""
-    until = clock.now() + timedelta(seconds=simulated_s)
-    while (real := clock.real_seconds((until - clock.now()).total_seconds())) > 0:
-        await asyncio.sleep(real)
+    backend: BackendProcesses | None = None  # the backend's processes, when it runs as such
 
 
 def seconds_left(world: World) -> float:
@@ -149,7 +145,12 @@ def seconds_left(world: World) -> float:
 
 
 async def run_driver(plan: DriverPlan, driver_id: int, world: World) -> str:
-    outcome = await _run(plan, driver_id, world)
+    try:
+        outcome = await _run(plan, driver_id, world)
+    except RequestLost:
+        # The backend process died with a request of ours: the app cannot tell what became of it,
+        # and its user gives up (a booking made meanwhile ends as a no-show).
+        outcome = "request_lost"
     world.stats.outcomes[outcome] += 1
     return outcome
 

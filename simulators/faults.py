@@ -21,9 +21,11 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.records import BookingRecord
 from chargeshare.services.settlement import FEE, PENDING, RELEASE
+from simulators.backend_nodes import BackendProcesses
 from simulators.charger import VirtualCharger
-from simulators.driver import ApiSession, World, seconds_left, sleep_sim
+from simulators.driver import ApiSession, World, seconds_left
 from simulators.evse import Transaction, VirtualConnector
+from simulators.pacing import sleep_sim
 from simulators.spoofing import spoof_applied, spoof_messages
 from simulators.wire_faults import ALL_COMMANDS
 
@@ -45,6 +47,7 @@ class Fault:
     protocol: str | None = None  # only chargers speaking this OCPP version ("1.6" or "2.0.1")
     latency_s: float = 0.0  # provider_slow: simulated seconds each payment provider call takes
     spoofer: str = "fleet"  # spoofed_charger: another charger of the fleet, or an "unregistered" one
+    failpoint: str | None = None  # backend_crash: die at this money-path boundary (chargeshare.failpoints)
 
 
 # A fault that needs victims waits for them a while (bookings a loaded machine is still placing).
@@ -389,6 +392,79 @@ async def racing_payouts(app: App, world: World, fault: Fault) -> int:
     return fault.count
 
 
+def _processes(world: World, action: str) -> BackendProcesses:
+    if world.backend is None:
+        raise RuntimeError(f"{action} needs the backend running as processes")
+    return world.backend
+
+
+async def backend_crash(app: App, world: World, fault: Fault) -> int:
+    """Every backend process is killed (kill -9: nothing written, nothing closed) and, `duration_s`
+    later, started again on the same database. Chargers keep charging, queue what they cannot send
+    and reconnect; what was committed survives, what was in flight is recovered by the new process.
+    With `failpoint`, the processes are not killed from outside: each exits when it next reaches
+    that boundary of the money path (if it does before the run's window ends)."""
+    backend = _processes(world, fault.action)
+    world.stats.faults_fired += 1
+    if fault.failpoint is None:
+        killed = backend.up()
+        for index in killed:
+            backend.crash(index)
+    else:
+        killed = await _crashed_at(backend, world, fault.failpoint)
+    await sleep_sim(world.clock, fault.duration_s)
+    for index in killed:
+        await backend.restart(index)
+    return len(killed)
+
+
+async def _crashed_at(backend: BackendProcesses, world: World, failpoint: str) -> list[int]:
+    backend.arm(failpoint)
+    running = len(backend.up())
+    try:
+        await _wait_for(world, lambda: len(backend.up()) < running, until=world.window_end)
+    finally:
+        backend.disarm()
+    died = backend.exited()
+    if not died:
+        world.stats.outcomes_of_faults["failpoints_not_reached"] += 1
+    return died
+
+
+async def node_crash(app: App, world: World, fault: Fault) -> int:
+    """`count` of the processes behind the balancer are killed (the last ones up first); their
+    chargers reconnect through the balancer to the others. `duration_s` > 0: started again after."""
+    backend = _processes(world, fault.action)
+    world.stats.faults_fired += 1
+    killed = backend.up()[-fault.count :]
+    for index in killed:
+        backend.crash(index)
+    if fault.duration_s > 0:
+        await sleep_sim(world.clock, fault.duration_s)
+        for index in killed:
+            await backend.restart(index)
+    return len(killed)
+
+
+async def node_restart(app: App, world: World, fault: Fault) -> int:
+    """Every process that is down is started again (a supervisor's restart)."""
+    backend = _processes(world, fault.action)
+    world.stats.faults_fired += 1
+    down = [n.index for n in backend.nodes if not n.running]
+    for index in down:
+        await backend.restart(index)
+    return len(down)
+
+
+def backend_outcomes(backend: BackendProcesses) -> dict[str, int]:
+    """What the process faults did, for the run summary (`fault_outcomes.<name>`)."""
+    return {
+        "backend_processes_killed": backend.crashes,
+        "backend_processes_restarted": backend.restarts,
+        "backend_failpoint_exits": backend.failpoint_exits,
+    }
+
+
 def wire_outcomes(chargers: Iterable[VirtualCharger]) -> dict[str, int]:
     """What the wire faults did across a fleet, for the run summary (`fault_outcomes.<name>`)."""
     totals: Counter[str] = Counter()
@@ -418,6 +494,9 @@ ACTIONS: dict[str, Callable[[App, World, Fault], Coroutine[Any, Any, int]]] = {
     "spoofed_charger": spoofed_charger,
     "racing_cancels": racing_cancels,
     "racing_payouts": racing_payouts,
+    "backend_crash": backend_crash,
+    "node_crash": node_crash,
+    "node_restart": node_restart,
 }
 
 

@@ -8,9 +8,10 @@ import contextlib
 import logging
 import random
 import secrets
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,11 +22,13 @@ import httpx
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.adapters.shared_clock import PublishedClock
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
+from chargeshare.services.charging import CHARGER_OFFLINE, STOP_LOST
 from chargeshare.services.clock import ScaledClock
-from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
 from chargeshare.services.rate_limits import ApiLimits
 from chargeshare.services.rules import MarketplaceRules
+from simulators.backend_nodes import MAX_PROCESSES, START_WITHIN_S, BackendFailed, BackendProcesses
 from simulators.charger import VirtualCharger
 from simulators.driver import (
     RECEIPT_CHECK_EVERY_S,
@@ -35,10 +38,11 @@ from simulators.driver import (
     World,
     run_driver,
     sign_up_driver,
-    sleep_sim,
 )
-from simulators.faults import Fault, provider_outcomes, run_faults, wire_outcomes
+from simulators.faults import Fault, backend_outcomes, provider_outcomes, run_faults, wire_outcomes
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
+from simulators.http_retry import RetryWhileAway
+from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample
 from simulators.trace import ASGIApp, TraceRecorder
@@ -65,6 +69,50 @@ class LiveParams:
     faults: tuple[Fault, ...] = ()
     # Development mode: unregistered charge point ids may connect (nothing they say is stored).
     allow_unknown_chargers: bool = False
+    # 0: the backend in this process; N: N `chargeshare serve` processes on the database (several
+    # behind HAProxy), as a crash or a cluster needs. A backend crash fault asks for one by itself.
+    processes: int = 0
+    redis_url: str | None = None  # what the processes share (needed by more than one)
+
+
+# Faults that kill backend processes, and faults that reach into the backend's own memory.
+PROCESS_FAULTS = frozenset({"backend_crash", "node_crash", "node_restart"})
+IN_PROCESS_FAULTS = frozenset({"payment_outage", "provider_slow"})
+
+
+def backend_processes(params: LiveParams) -> int:
+    """How many `serve` processes the run starts (0: the backend runs in this process)."""
+    if params.processes:
+        return params.processes
+    return 1 if any(f.action in PROCESS_FAULTS for f in params.faults) else 0
+
+
+def problems(params: LiveParams, *, trace: bool = False) -> list[str]:
+    """What makes these parameters impossible to run, said so that the user can change it."""
+    out = []
+    processes = backend_processes(params)
+    if not 0 <= params.processes <= MAX_PROCESSES:
+        out.append(f"processes must be from 0 (in this process) to {MAX_PROCESSES}, got {params.processes}")
+    if processes:
+        for f in params.faults:
+            if f.action in IN_PROCESS_FAULTS:
+                out.append(
+                    f"fault {f.action} reaches into the backend's memory: it needs the backend in process"
+                )
+        if trace:
+            out.append("a trace records the backend in process: it cannot follow backend processes")
+    else:
+        for f in params.faults:
+            if f.action in PROCESS_FAULTS:
+                out.append(f"fault {f.action} needs backend processes")  # not reached: they ask for one
+    if processes > 1 and params.redis_url is None:
+        out.append(f"{processes} backend processes share commands and limits through Redis: give a Redis URL")
+    for f in params.faults:
+        if f.action == "node_crash" and f.count >= max(processes, 1):
+            out.append(
+                f"node_crash of {f.count} process(es) leaves none of {processes} to serve; use backend_crash"
+            )
+    return out
 
 
 Progress = Callable[[float, dict[str, Any]], None]
@@ -77,8 +125,31 @@ async def run_live(
     after the wind-down, with "final"); `trace` records every frame and API call as JSONL."""
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
+    wrong = problems(params, trace=trace is not None)
+    if wrong:
+        raise ValueError("; ".join(wrong))
+    processes = backend_processes(params)
+    with contextlib.ExitStack() as stack:
+        if not processes:
+            return await _run_live(params, ScaledClock(params.start, params.speed), None, progress, trace)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chargeshare-backend-")))
+        if params.database_url == MEMORY_DATABASE_URL:
+            # Processes that crash need a database outside themselves: a file of the run's own.
+            params = replace(params, database_url=f"sqlite:///{workdir / 'chargeshare.db'}")
+        clock = PublishedClock(workdir / "clock", params.start, params.speed)
+        stack.callback(clock.close)
+        return await _run_live(params, clock, (workdir, processes), progress, trace)
+    raise AssertionError("unreachable")
+
+
+async def _run_live(
+    params: LiveParams,
+    clock: ScaledClock,
+    served_by: tuple[Path, int] | None,
+    progress: Progress | None,
+    trace: Path | None,
+) -> RunReport:
     rng = random.Random(params.seed)
-    clock = ScaledClock(params.start, params.speed)
     # Throw-away accounts: the cheap password hash, so signing up a fleet of drivers costs no seconds.
     # They all sign up from one address, so without the sign-up limit; and every simulated user may
     # wait for a turn to hash (a fast hash is a millisecond), since a login refused as busy would
@@ -99,6 +170,7 @@ async def run_live(
     )
     config = Config(
         database_url=params.database_url,
+        redis_url=params.redis_url if served_by is not None else None,
         locks_enabled=params.locks,
         password_hash="fast",
         hash_queue=params.drivers + max(1, params.chargers),  # every driver and host
@@ -114,7 +186,7 @@ async def run_live(
             recorder = TraceRecorder.open(trace, app, {"seed": params.seed, "params": params_dict(params)})
         pacing = asyncio.create_task(keep_clock_with_loop(clock))
         try:
-            stats = await _run(app, params, rng, clock, progress, recorder)
+            stats = await _run(app, params, rng, clock, progress, recorder, served_by)
         finally:
             pacing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -165,6 +237,62 @@ def _served(
     return recorder.wrap(api)
 
 
+@dataclass
+class Backend:
+    """Where chargers and apps reach the backend; `processes` when it runs as `serve` processes."""
+
+    http_url: str
+    ocpp_url: str
+    processes: BackendProcesses | None = None
+
+
+@contextlib.asynccontextmanager
+async def _backend(
+    app: App,
+    params: LiveParams,
+    clock: ScaledClock,
+    recorder: TraceRecorder | None,
+    logins: dict[int, tuple[str, str]],
+    served_by: tuple[Path, int] | None,
+) -> AsyncIterator[Backend]:
+    if served_by is None:
+        async with LoopbackServer(_served(app, recorder, logins)) as server:
+            yield Backend(f"http://127.0.0.1:{server.port}", f"ws://127.0.0.1:{server.port}/ocpp")
+        return
+    assert isinstance(clock, PublishedClock)
+    workdir, processes = served_by
+    # The processes do their own housekeeping: this process's view of the store only seeds the world
+    # and reads it. Last-seen stamps it would write are none (it serves no charger).
+    nodes = BackendProcesses(
+        app.config, clock, workdir, processes, allow_unknown_chargers=params.allow_unknown_chargers
+    )
+    try:
+        await nodes.start()
+        yield Backend(nodes.http_url, nodes.ocpp_url, nodes)
+    except BackendFailed:
+        raise
+    except BaseException:
+        log.warning("backend processes' logs:\n%s", nodes.logs())
+        raise
+    finally:
+        await asyncio.to_thread(nodes.stop)
+
+
+def _told_hosts(app: App, wind_down_from: datetime) -> tuple[int, int]:
+    """Chargers that went offline before the wind-down, and sessions closed without their stop, as
+    their hosts were told (durably, whichever process saw it)."""
+    with app.store.reading() as tx:
+        told = tx.notifications.all()
+    offline = sum(1 for n in told if n["kind"] == CHARGER_OFFLINE and _at(n["created_at"]) < wind_down_from)
+    lost = sum(1 for n in told if n["kind"] == STOP_LOST)
+    return offline, lost
+
+
+def _at(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return value
+
+
 def params_dict(p: LiveParams) -> dict[str, Any]:
     return {
         "engine": "live",
@@ -177,6 +305,7 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
         "locks": p.locks,
         "protocols": list(p.fleet.protocols),
         "allow_unknown_chargers": p.allow_unknown_chargers,
+        "processes": backend_processes(p),
         "faults": [
             {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
             for f in p.faults
@@ -191,6 +320,7 @@ async def _run(
     clock: ScaledClock,
     progress: Progress | None,
     recorder: TraceRecorder | None = None,
+    served_by: tuple[Path, int] | None = None,
 ) -> DriverStats:
     centre = CITIES[params.city]
     host_logins = {
@@ -208,12 +338,11 @@ async def _run(
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats()
     logins = dict(zip(host_ids, host_logins.items(), strict=True))
-    async with LoopbackServer(_served(app, recorder, logins)) as server:
-        base = f"http://127.0.0.1:{server.port}"
+    async with _backend(app, params, clock, recorder, logins, served_by) as backend:
         fleet = {
             s.charge_point_id: VirtualCharger(
                 s.charge_point_id,
-                f"ws://127.0.0.1:{server.port}/ocpp",
+                backend.ocpp_url,
                 clock,
                 [c.max_power_w for c in s.connectors],
                 protocol=params.fleet.protocol_of(i),
@@ -223,12 +352,11 @@ async def _run(
             for i, s in enumerate(specs)
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S)
+        async with httpx.AsyncClient(base_url=backend.http_url, timeout=30, transport=transport) as http:
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
-            app.bus.subscribe(ChargerOffline, lambda _e: stats.count_offline(clock.now() < window_end))
-            app.bus.subscribe(SessionClosedWithoutStop, lambda _e: stats.count_closed_without_stop())
             world = World(
                 http,
                 fleet,
@@ -243,6 +371,7 @@ async def _run(
                 receipt_patience_s=(
                     app.config.rules.lost_stop_grace_s + RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
                 ),
+                backend=backend.processes,
             )
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
@@ -269,6 +398,8 @@ async def _run(
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(watcher, faults)
         # Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released.
+        # What happens from here (chargers leaving, say) is the wind-down's, not the run's.
+        wind_down_from = min(window_end, clock.now())
         await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         for charger in fleet.values():
             for no in charger.connectors:
@@ -278,10 +409,19 @@ async def _run(
         stats.frames_left_queued = sum(len(c.queue) for c in fleet.values())
         stats.outcomes_of_faults.update(wire_outcomes(fleet.values()))
         stats.outcomes_of_faults.update(provider_outcomes(app))
+        if backend.processes is not None:
+            for index in backend.processes.exited():  # none but at a fault's failpoint
+                node = backend.processes.nodes[index]
+                stats.errors.append(f"backend process {index} exited on its own:\n{node.output()[-2000:]}")
+            stats.outcomes_of_faults.update(backend_outcomes(backend.processes))
+            if transport is not None:
+                stats.outcomes_of_faults["api_requests_retried"] += transport.retried
+                stats.outcomes_of_faults["api_requests_lost"] += transport.lost
         if recorder is not None:
             recorder.op("expire_no_shows", grace_s=0)
         app.housekeeping.wind_down()
         await asyncio.gather(*(c.stop() for c in fleet.values()))
+    stats.chargers_went_offline, stats.sessions_closed_without_stop = _told_hosts(app, wind_down_from)
     # Wind-down: what the payments outbox still holds, then what reconcile leaves behind.
     with app.store.transaction() as tx:
         stats.payments_backlog = len(tx.outbox.all("pending")) + len(tx.outbox.all("dead"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,17 @@ import yaml
 from jsonschema import Draft7Validator
 
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.failpoints import POINTS as FAILPOINTS
 from chargeshare.services.rules import MarketplaceRules
+from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
 from simulators.faults import ACTIONS, Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
-from simulators.live import LiveParams
+from simulators.live import LiveParams, problems
 
 SUFFIXES = (".yaml", ".yml")
 LASTING = frozenset(
-    {"payment_outage", "disconnect", "silence", "provider_slow"}
+    {"payment_outage", "disconnect", "silence", "provider_slow", "backend_crash"}
 )  # faults that need a duration
 # A provider slower than this is an outage: a payment step's lease and a booking's hold placement
 # lapse first (simulated seconds).
@@ -61,6 +63,12 @@ SCHEMA: dict[str, Any] = {
         "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 60},
         "speed": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
         "city": {"enum": sorted(CITIES)},
+        # The backend as `chargeshare serve` processes (several behind HAProxy) instead of in process.
+        "backend": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"processes": {"type": "integer", "minimum": 1, "maximum": MAX_PROCESSES}},
+        },
         "fleet": {
             "type": "object",
             "additionalProperties": False,
@@ -107,6 +115,7 @@ SCHEMA: dict[str, Any] = {
                     "frames": {"type": "integer", "minimum": 1, "maximum": 1000},
                     "protocol": {"enum": [1.6, *PROTOCOLS]},
                     "spoofer": {"enum": ["fleet", "unregistered"]},
+                    "failpoint": {"enum": sorted(FAILPOINTS)},
                 },
             },
         },
@@ -171,6 +180,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
             "no_show",
             "payments_down",
             "refused_at_charger",
+            "request_lost",
             "too_late",
             "unpaid",
         }
@@ -313,6 +323,8 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             raise refuse(("faults", i), "drop_frames needs percent (the share of frames lost)")
         if f["action"] == "malformed_frames" and "frames" not in f:
             raise refuse(("faults", i), "malformed_frames needs frames (how many to send)")
+        if "failpoint" in f and f["action"] != "backend_crash":
+            raise refuse(("faults", i, "failpoint"), "only backend_crash takes a failpoint")
         if f["action"] == "provider_slow" and not 0 < f.get("seconds", 0) < PROVIDER_SLOW_MAX_S:
             raise refuse(
                 ("faults", i),
@@ -336,6 +348,7 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             price_max=price["max"],
         ),
         allow_unknown_chargers=bool(fleet.get("allow_unknown_chargers", False)),
+        processes=int(d.get("backend", {}).get("processes", 0)),
         behaviour=DriverBehaviour(
             arrival_window=float(drivers.get("arrival_window", 0.6)),
             cancel_rate=float(drivers.get("cancel_rate", 0.1)),
@@ -359,10 +372,15 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
                 protocol=None if "protocol" not in f else str(f["protocol"]),
                 latency_s=float(f.get("seconds", 0)) if f["action"] == "provider_slow" else 0.0,
                 spoofer=f.get("spoofer", "fleet"),
+                failpoint=f.get("failpoint"),
             )
             for f in d.get("faults", [])
         ),
     )
+    # Whether it can run at all depends on where it runs too (a Redis URL, a database): `run_live`
+    # says what is missing then; the file alone is refused for what no run could mend.
+    for wrong in problems(replace(params, redis_url="redis://", database_url="sqlite:///file.db")):
+        raise refuse(("faults",) if "fault" in wrong else ("backend",), wrong)
     metrics = d.get("expect", {}).get("metrics", {})
     for metric in metrics:
         problem = metric_problem(metric)

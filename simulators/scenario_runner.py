@@ -52,10 +52,16 @@ async def run_scenario(
     database_url: str | None = None,
     progress: Progress | None = None,
     trace: Path | None = None,
+    processes: int | None = None,
+    redis_url: str | None = None,
 ) -> ScenarioResult:
     params = scenario.params
     if seed is not None:
         params = replace(params, seed=seed)
+    if processes is not None:
+        params = replace(params, processes=processes)
+    if redis_url is not None:
+        params = replace(params, redis_url=redis_url)
     if database_url is not None:
         params = replace(params, database_url=database_url)
     report = await run_live(params, progress, trace=trace)

@@ -1,8 +1,9 @@
 """Which server process holds each charger's WebSocket: one ownership record per charger in Redis.
 
 `{namespace}:owner:{charge point id}` holds "node|epoch|version" with a time to live that the holder
-renews while its link is open. Every claim draws a new epoch from one counter, so of two links to a
-charger the later connection's record has the higher epoch. The scripts compare epochs inside Redis
+renews while its link is open. Every claim draws a new epoch from one counter, floored at Redis's
+clock so that a flush cannot make it count again from 1, so of two links to a charger the later
+connection's record has the higher epoch. The scripts compare epochs inside Redis
 (a script runs atomically), so a link that closes, or renews, after a newer connection was made
 elsewhere never removes or overwrites that connection's record.
 """
@@ -17,12 +18,27 @@ from typing import Any
 _EPOCH_OF = "local function epoch_of(v) return tonumber(string.match(v, '^[^|]*|(%d+)|')) end\n"
 
 # KEYS: record, epoch counter. ARGV: node, version, ttl ms. Returns {epoch, previous record or ""}.
-CLAIM_SCRIPT = """
+# The counter alone does not survive a flush or a restart without persistence, while links held
+# before it do (and put their records back as they renew): counting again from 1 would make every
+# new connection older than those stale links. So an epoch is never below Redis's clock in
+# microseconds (one counter still orders claims within a microsecond), nor below the record it
+# replaces. Numbers are written with %d: Lua's own tostring would round them to 14 digits.
+CLAIM_SCRIPT = (
+    _EPOCH_OF
+    + """
 local previous = redis.call('get', KEYS[1])
 local epoch = redis.call('incr', KEYS[2])
-redis.call('set', KEYS[1], ARGV[1] .. '|' .. epoch .. '|' .. ARGV[2], 'PX', ARGV[3])
+local now = redis.call('time')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+if previous then floor = math.max(floor, (epoch_of(previous) or 0) + 1) end
+if epoch < floor then
+  epoch = floor
+  redis.call('set', KEYS[2], string.format('%d', epoch))
+end
+redis.call('set', KEYS[1], ARGV[1] .. '|' .. string.format('%d', epoch) .. '|' .. ARGV[2], 'PX', ARGV[3])
 return {epoch, previous or ''}
 """
+)
 
 # KEYS: records. ARGV: our record for each key, then the ttl ms. Per key 1: still ours (renewed, or
 # put back after it lapsed, unless a newer connection holds it); 0: a newer connection holds it.

@@ -339,17 +339,15 @@ class MemoryChargers(_Repository):
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         area = query.area
+        origin = query.origin
         window = query.available_from, query.available_until
         found: list[tuple[float, int, _Charger]] = []
         for c in self.t.chargers.values():
             if not area.contains(c.location):
                 continue
-            distance = 0.0
-            if query.centre is not None:
-                assert query.radius_m is not None
-                distance = distance_m(c.location, query.centre)
-                if distance > query.radius_m:
-                    continue
+            distance = distance_m(c.location, origin)
+            if query.radius_m is not None and distance > query.radius_m:
+                continue
             if query.max_price_per_kwh is not None and c.price_per_kwh > query.max_price_per_kwh:
                 continue
             if query.online_only and c.status is not ChargerStatus.ONLINE:
@@ -363,7 +361,7 @@ class MemoryChargers(_Repository):
             calendar = list(self.t.availability.get(c.charger_id, ()))
             if window[0] is not None and window[1] is not None and not covers(calendar, window[0], window[1]):
                 continue
-            found.append((distance if query.centre is not None else 0.0, c.charger_id, c))
+            found.append((distance, c.charger_id, c))
         found.sort(key=lambda f: (f[0], f[1]))
         return [self._view(c, d if query.centre is not None else None) for d, _, c in found[: query.limit]]
 
@@ -660,12 +658,12 @@ class MemoryBookings(_Repository):
         self.t.bookings[booking_id] = dataclasses.replace(b, reservation=state)
         return True
 
-    def reservations_on(self, charger_id: int, state: str) -> Sequence[BookingRecord]:
+    def reservations_on(
+        self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
+    ) -> Sequence[BookingRecord]:
         records = (self._record(b) for _, b in sorted(self.t.bookings.items()))
         return [
-            r
-            for r in records
-            if r.charger_id == charger_id and r.status is BookingStatus.CONFIRMED and r.reservation == state
+            r for r in records if r.charger_id == charger_id and r.status is status and r.reservation == state
         ]
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
@@ -759,6 +757,8 @@ class MemorySessions(_Repository):
         ct = self.t.charger_transactions.get(session_id)
         if ct is None or not ct.meter_start_pending:
             return False
+        if self.t.sessions[session_id].status is not SessionStatus.CHARGING:
+            return False
         self.t.charger_transactions[session_id] = dataclasses.replace(ct, meter_start_pending=False)
         s = self.t.sessions[session_id]
         self.t.sessions[session_id] = dataclasses.replace(s, meter_start_wh=meter_wh, meter_last_wh=meter_wh)
@@ -839,10 +839,10 @@ class MemorySessions(_Repository):
         cost: int,
         idle_fee: int = 0,
         unmetered: bool = False,
-    ) -> None:
+    ) -> bool:
         s = self.t.sessions.get(session_id)
-        if s is None:
-            return
+        if s is None or s.status is not SessionStatus.CHARGING:
+            return False
         self.t.sessions[session_id] = dataclasses.replace(
             s,
             status=SessionStatus.STOPPED,
@@ -854,6 +854,7 @@ class MemorySessions(_Repository):
             idle_fee=idle_fee,
             unmetered=unmetered,
         )
+        return True
 
     def unmetered(self) -> Sequence[SessionRecord]:
         return [s for _, s in sorted(self.t.sessions.items()) if s.unmetered]

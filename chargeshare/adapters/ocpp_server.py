@@ -35,6 +35,8 @@ from chargeshare.services.events import (
     ChargerOffline,
     EnergyLimitReached,
     ReservationDue,
+    SessionClosedWithoutStop,
+    SessionStopped,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +85,10 @@ class ChargerLink:
     owner: Owner | None = None  # this link's ownership record, when processes share Redis
 
 
+# What sending on a link raises once it is closing: Starlette's RuntimeError after our own close,
+# WebSocketDisconnect (or the server's OSError) once the charger has gone.
+SEND_FAILURES = (RuntimeError, WebSocketDisconnect, OSError)
+
 ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
 ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
 
@@ -99,7 +105,9 @@ class ChargerRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router_task: asyncio.Task[None] | None = None
         self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
-        self._stops_sent: set[tuple[str, int]] = set()
+        # Sessions (by id) whose stop was sent and taken: not asked again at every reading over the
+        # limit. Forgotten once the session stops, so the set holds only sessions still running.
+        self._stops_sent: set[int] = set()
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
@@ -107,6 +115,8 @@ class ChargerRegistry:
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
         app.bus.subscribe(ChargerOffline, self._on_charger_offline)
+        app.bus.subscribe(SessionStopped, self._on_session_ended)
+        app.bus.subscribe(SessionClosedWithoutStop, self._on_session_ended)
         if app.config.rules.configure_metering:
             app.bus.subscribe(ChargerBooted, self._on_booted)
 
@@ -166,7 +176,9 @@ class ChargerRegistry:
         await ws.accept(subprotocol=subprotocol)
         previous = self.links.get(cp_id)
         if previous is not None:  # a reconnect replaces a stale link
-            await previous.websocket.close(code=1000, reason="replaced by a new connection")
+            # It may be closing already (evicted, its charger's close not yet heard).
+            with contextlib.suppress(*SEND_FAILURES):
+                await previous.websocket.close(code=1000, reason="replaced by a new connection")
         link = ChargerLink(
             cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-")
         )
@@ -286,7 +298,12 @@ class ChargerRegistry:
         fut: asyncio.Future[Outcome] = loop.create_future()
         link.waiting[uid] = fut
         self._tap(cp_id, "out", text)
-        await link.websocket.send_text(text)
+        try:
+            await link.websocket.send_text(text)
+        except SEND_FAILURES:  # closed by us (an eviction) or gone, but not yet out of `links`
+            link.waiting.pop(uid, None)
+            link.connection.forget(uid)
+            return Outcome(uid, action, error="Disconnected")
         try:
             return await asyncio.wait_for(fut, wait_s)
         except TimeoutError:
@@ -446,16 +463,18 @@ class ChargerRegistry:
         return self._loop is not None and (cp_id in self.links or self.router is not None)
 
     def _on_energy_limit(self, event: EnergyLimitReached) -> None:
-        key = (event.charge_point_id, event.transaction_id)
-        if not self._reachable(event.charge_point_id) or key in self._stops_sent:
+        session_id = event.transaction_id
+        if not self._reachable(event.charge_point_id) or session_id in self._stops_sent:
             return
-        self._stops_sent.add(key)
-        self._soon(self._stop(key))
+        self._stops_sent.add(session_id)
+        self._soon(self._stop(event.charge_point_id, session_id))
 
-    async def _stop(self, key: tuple[str, int]) -> None:
-        cp_id, transaction_id = key
-        if not await self._logged(cp_id, cmd.StopCharging(transaction_id)):
-            self._stops_sent.discard(key)  # the next reading over the limit, or a reconnect, asks again
+    async def _stop(self, cp_id: str, session_id: int) -> None:
+        if not await self._logged(cp_id, cmd.StopCharging(session_id)):
+            self._stops_sent.discard(session_id)  # the next reading over the limit, or a reconnect, asks
+
+    def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
+        self._stops_sent.discard(event.session_id)
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
         if not self._reachable(event.charge_point_id):
@@ -469,22 +488,43 @@ class ChargerRegistry:
             # In a thread: a refusal fails the booking and releases its hold, and neither that unit of
             # work nor a release worked where it is queued may hold up other chargers' frames.
             try:
-                await asyncio.to_thread(
+                ended = await asyncio.to_thread(
                     self.app.bookings.reservation_answered, command.reservation_id, result.status.value
                 )
             except Exception:
                 log.exception("recording %s's answer to ReserveNow %s failed", cp_id, command.reservation_id)
-        else:  # still "sent": asked again when the charger next connects
+                return
+            if ended:  # cancelled while the ReserveNow was on its way
+                await self._cancel_reservation(cp_id, command.reservation_id)
+        else:
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
             )
+            # The next sweep asks again if it can reach the charger (else it stays "sent" and is
+            # asked when the charger connects): a lost answer or a routing gap costs one sweep.
+            try:
+                await asyncio.to_thread(self.app.bookings.reservation_unanswered, command.reservation_id)
+            except Exception:
+                log.exception("could not mark ReserveNow %s unanswered", command.reservation_id)
 
     def _on_booking_ended(self, event: BookingEnded) -> None:
         if not self._reachable(event.charge_point_id):
             return
         if event.reservation not in ("sent", "accepted"):
             return
-        self._soon(self._logged(event.charge_point_id, cmd.CancelReservation(event.booking_id)))
+        self._soon(self._cancel_reservation(event.charge_point_id, event.booking_id))
+
+    async def _cancel_reservation(self, cp_id: str, booking_id: int) -> None:
+        """CancelReservation; once the charger holds it no more (cancelled, or it had none), that is
+        recorded. Otherwise the booking's reservation stays on record, asked again on connecting."""
+        result = await self.send(cp_id, cmd.CancelReservation(booking_id))
+        if not isinstance(result, cmd.Done | cmd.Rejected):
+            log.warning("CancelReservation to %s: %s", cp_id, result)
+            return
+        try:
+            await asyncio.to_thread(self.app.bookings.reservation_cancelled, booking_id)
+        except Exception:
+            log.exception("recording %s's answer to CancelReservation %s failed", cp_id, booking_id)
 
     def _on_booted(self, event: ChargerBooted) -> None:
         if event.charge_point_id in self.links:
@@ -520,9 +560,10 @@ class ChargerRegistry:
 
     async def _send_due(self, cp_id: str) -> None:
         """On connecting: what was decided for this charger and never acknowledged (reservations still
-        "sent", stops still due), asked again. The database, not any process's memory, says what."""
+        "sent", cancelled ones it may still hold, stops still due), asked again. The database, not
+        any process's memory, says what."""
         try:
-            reservations, stops = await asyncio.to_thread(self._due, cp_id)
+            reservations, cancellations, stops = await asyncio.to_thread(self._due, cp_id)
         except NotFound:
             return  # an unregistered charger: nothing is ever decided for it
         except Busy as exc:
@@ -530,11 +571,18 @@ class ChargerRegistry:
             return
         for reservation in reservations:
             self._on_reservation_due(reservation)
+        for cancellation in cancellations:
+            self._on_booking_ended(cancellation)
         for stop in stops:
             self._on_energy_limit(stop)
 
-    def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[EnergyLimitReached]]:
-        return self.app.bookings.reservations_unanswered(cp_id), self.app.charging.stops_due(cp_id)
+    def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached]]:
+        bookings = self.app.bookings
+        return (
+            bookings.reservations_unanswered(cp_id),
+            bookings.cancellations_unanswered(cp_id),
+            self.app.charging.stops_due(cp_id),
+        )
 
     async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> bool:
         result = await self.send(cp_id, command)

@@ -1,26 +1,27 @@
-"""`chargeshare bench geo`: map search over a UK-wide fleet, our store against hand-written SQL.
+"""`chargeshare bench geo`: map search over a UK-wide fleet, our store against the best hand-written SQL.
 
 For each backend a fresh database is created with the store's own schema (`SqlStore.create_schema()`)
 and bulk-loaded (SQLite: `executemany` in one transaction, including the `charger_rtree` rows;
-PostgreSQL: `COPY`, the generated `geom`/`location` columns fill themselves, then `ANALYZE`).
+PostgreSQL: `COPY`, the generated `geom`/`location` columns fill themselves, then `ANALYZE`): chargers
+with their status, connectors, hosts' calendars and live bookings (`UkFleet`).
 
-Two query kinds run against it, the same seeded queries for "ours" and "raw":
+Two query kinds (boxes, radii) with a driver's usual filters run against it, the same seeded queries
+for "ours" and "best":
 
 - ours: `store.reading()` + `tx.chargers.search(SearchQuery(...))`, the real code path (as
-  `MarketplaceService.search`): the charger rows with the same prefilter, order and LIMIT, then their
-  connectors, hydrated into `ChargerView`s, in one reading transaction.
-- raw: hand-written SQL through the raw DBAPI cursor of the same engine, in one transaction
-  (`BEGIN` ... `COMMIT` on SQLite, psycopg's implicit transaction + `commit()` on PostgreSQL), as
-  TWO queries: (1) the charger columns with the same spatial prefilter, the same "has a connector"
-  semi-join, the same order and LIMIT; (2) their connectors by `charger_id IN (...)` ordered by
-  `connector_no`, grouped per charger in a dict (tuples, no dataclasses).
+  `MarketplaceService.search`), hydrated into `ChargerView`s, in one reading transaction.
+- best: the fastest hand-written SQL we know for the same answer (`BestSearch`: an index-ordered
+  nearest-neighbour scan on PostGIS, expanding boxes on SQLite's R*Tree) through the raw DBAPI cursor
+  of the same engine, in one transaction, rows as tuples.
 
-Latency is `time.perf_counter_ns()` around each call, after a warm-up; ours and raw alternate which
-goes first, query by query. Every query's charger ids (and connector ids) are compared between the two.
+Latency is `time.perf_counter_ns()` around each call, after a warm-up; ours and best alternate which
+goes first, query by query. Every query's charger ids, in order, and their connector ids are compared
+between the two. Targets: ours <= 1.5x best, and p99 <= 20 ms, at p50 and p99.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -29,6 +30,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from rich.console import Console
@@ -38,16 +40,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from chargeshare.adapters.sql import SqlStore
-from chargeshare.adapters.sql.schema import POSTGRES_DDL
+from chargeshare.adapters.sql.schema import utc_to_sqlite_text
 from chargeshare.adapters.sql.sqlite_geo import distance_sql
 from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
 from chargeshare.benchmarks.stats import Latency, ratio
+from chargeshare.domain.availability import WeeklyWindow, covers
+from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import BBox, Point
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import ChargerView
 
 TARGET_RATIO = 1.5
+TARGET_P99_MS = 20.0
 QUERY_LIMIT = 100
 BATCH = 20_000
 Kind = Literal["bbox", "radius"]
@@ -91,7 +96,7 @@ UK_BOX = BBox(-8.2, 49.9, 1.8, 58.7)  # west, south, east, north
 # Where the Greenwich meridian runs over England (Peacehaven to Tunstall).
 MERIDIAN_LATS = (50.80, 53.70)
 
-_CHARGER_COLUMNS = "id, charge_point_id, host_id, title, lat, lon, price_per_kwh, status"
+_CHARGER_COLUMNS = "id, charge_point_id, host_id, title, lat, lon, price_per_kwh, status, ocpp_version"
 _CONNECTOR_COLUMNS = "id, charger_id, connector_no, type, max_power_w, status, fence_token"
 _SELECT_CHARGER = (
     "c.id, c.charge_point_id, c.host_id, c.title, c.lat, c.lon, c.price_per_kwh, c.status, "
@@ -100,17 +105,38 @@ _SELECT_CHARGER = (
 
 
 # ---- the fleet -------------------------------------------------------------------------------------
+# The instant the workload's availability windows are asked about; bookings lie around it.
+T0 = datetime(2025, 6, 4, 11, 0, tzinfo=UTC)  # a Wednesday, noon in London
+
+ChargerRow = tuple[int, str, int, str, float, float, int, str, str | None]
+ConnectorRow = tuple[int, int, int, str, int, str, int]
+WindowRow = tuple[int, int, int, int]  # charger_id, weekday, start_minute, end_minute
+BookingRow = tuple[int, int, int, datetime, datetime, str, int, int, int, datetime, int, str]
+
+# Hosts' weekly calendars (UK local time), one picked per charger that has one.
+CALENDARS: tuple[tuple[tuple[int, int, int], ...], ...] = (
+    tuple((d, 7 * 60, 22 * 60) for d in range(7)),  # daytime, every day
+    tuple((d, 9 * 60, 17 * 60) for d in range(5)),  # office hours
+    tuple(w for d in range(7) for w in ((d, 0, 8 * 60), (d, 18 * 60, 24 * 60))),  # overnight
+)
+
+
 @dataclass(frozen=True)
 class FleetBatch:
-    chargers: list[tuple[int, str, int, str, float, float, int, str]]
-    connectors: list[tuple[int, int, int, str, int, str, int]]
+    chargers: list[ChargerRow]
+    connectors: list[ConnectorRow]
+    windows: list[WindowRow]
+    bookings: list[BookingRow]
 
 
 class UkFleet:
     """A seeded, UK-wide fleet generated in batches (never all in memory at once).
 
     80% of chargers sit within a few km of a city (weighted by size), the rest scattered up to
-    ~50 km around one. Ids are assigned here, 1..n for chargers and 1..m for connectors.
+    ~50 km around one. 75% are online (their connectors mostly Available, some Charging, Faulted or
+    Unavailable), 15% offline, 10% registered and never booted. A fifth have a weekly calendar;
+    a tenth of connectors have a live booking within hours of `T0`. Ids are assigned here, 1..n for
+    chargers and 1..m for connectors.
     """
 
     def __init__(self, chargers: int, seed: int) -> None:
@@ -119,21 +145,31 @@ class UkFleet:
         self.size = chargers
         self.seed = seed
         self.hosts = max(1, chargers // 20)
+        self.drivers = max(1, chargers // 50)
         self.connectors = 0  # known after a full iteration
+        self.bookings = 0
 
     def batches(self, batch: int = BATCH) -> Iterator[FleetBatch]:
         rng = random.Random(f"fleet-{self.seed}")
         cum = _cum_weights()
         types = [t.value for t in ConnectorType]
         powers = (3_700, 7_400, 7_400, 11_000, 22_000, 50_000)
+        online, offline = ChargerStatus.ONLINE.value, ChargerStatus.OFFLINE.value
         registered = ChargerStatus.REGISTERED.value
-        unavailable = ConnectorStatus.UNAVAILABLE.value
-        connector_id = 0
+        S = ConnectorStatus
+        in_use = [S.AVAILABLE.value] * 16 + [S.CHARGING.value] * 2 + [S.FAULTED.value, S.UNAVAILABLE.value]
+        confirmed = BookingStatus.CONFIRMED.value
+        connector_id = booking_id = 0
         for start in range(0, self.size, batch):
-            chargers: list[tuple[int, str, int, str, float, float, int, str]] = []
-            connectors: list[tuple[int, int, int, str, int, str, int]] = []
+            chargers: list[ChargerRow] = []
+            connectors: list[ConnectorRow] = []
+            windows: list[WindowRow] = []
+            bookings: list[BookingRow] = []
             for charger_id in range(start + 1, min(self.size, start + batch) + 1):
                 p = _fleet_point(rng, cum)
+                roll = rng.random()
+                status = online if roll < 0.75 else offline if roll < 0.9 else registered
+                version = None if status == registered else "1.6"
                 chargers.append(
                     (
                         charger_id,
@@ -143,16 +179,41 @@ class UkFleet:
                         p.lat,
                         p.lon,
                         rng.randrange(20, 60),
-                        registered,
+                        status,
+                        version,
                     )
                 )
                 for no in range(1, (2 if rng.random() < 0.3 else 1) + 1):
                     connector_id += 1
+                    k_status = rng.choice(in_use) if status == online else S.UNAVAILABLE.value
                     connectors.append(
-                        (connector_id, charger_id, no, rng.choice(types), rng.choice(powers), unavailable, 0)
+                        (connector_id, charger_id, no, rng.choice(types), rng.choice(powers), k_status, 0)
                     )
+                    if rng.random() < 0.1:
+                        booking_id += 1
+                        begins = T0 + timedelta(minutes=15 * rng.randrange(-8, 32))
+                        ends = begins + timedelta(minutes=15 * rng.randrange(2, 9))
+                        bookings.append(
+                            (
+                                booking_id,
+                                rng.randrange(1, self.drivers + 1),
+                                connector_id,
+                                begins,
+                                ends,
+                                confirmed,
+                                20_000,
+                                40,
+                                1_000,
+                                T0 - timedelta(days=1),
+                                0,
+                                "none",
+                            )
+                        )
+                if rng.random() < 0.2:
+                    windows.extend((charger_id, *w) for w in rng.choice(CALENDARS))
             self.connectors = connector_id
-            yield FleetBatch(chargers, connectors)
+            self.bookings = booking_id
+            yield FleetBatch(chargers, connectors, windows, bookings)
 
 
 def _cum_weights() -> list[int]:
@@ -181,7 +242,8 @@ def _fleet_point(rng: random.Random, cum: list[int]) -> Point:
 # ---- the workload ----------------------------------------------------------------------------------
 def make_queries(kind: Kind, count: int, seed: int, *, salt: str = "") -> list[SearchQuery]:
     """Seeded queries: city-sized boxes (0.1-0.3 degrees a side; a quarter of them straddle the
-    Greenwich meridian) or 2-20 km radius searches around points of the fleet's geography."""
+    Greenwich meridian) or 2-20 km radius searches around points of the fleet's geography, each
+    with a driver's usual filters (`_filters`)."""
     rng = random.Random(f"queries-{kind}-{seed}{salt}")
     cum = _cum_weights()
     out: list[SearchQuery] = []
@@ -199,21 +261,44 @@ def make_queries(kind: Kind, count: int, seed: int, *, salt: str = "") -> list[S
                 round(centre.lon + w / 2, 6),
                 round(centre.lat + h / 2, 6),
             )
-            out.append(SearchQuery(bbox=box, limit=QUERY_LIMIT))
+            out.append(SearchQuery(bbox=box, limit=QUERY_LIMIT, **_filters(rng)))
         else:
             centre = _near_city(rng, cum, 0.25)
-            out.append(
-                SearchQuery(centre=centre, radius_m=round(rng.uniform(2_000, 20_000), 1), limit=QUERY_LIMIT)
-            )
+            radius = round(rng.uniform(2_000, 20_000), 1)
+            out.append(SearchQuery(centre=centre, radius_m=radius, limit=QUERY_LIMIT, **_filters(rng)))
     return out
+
+
+def _filters(rng: random.Random) -> dict[str, Any]:
+    """What a driver's app adds: online chargers (80% of searches), the car's connector type (50%), a
+    minimum power (30%), a price cap (25%), and a booking window within 8 hours of `T0` (30%)."""
+    kw: dict[str, Any] = {"online_only": rng.random() < 0.8}
+    if rng.random() < 0.5:
+        kw["connector_type"] = rng.choice(list(ConnectorType))
+    if rng.random() < 0.3:
+        kw["min_power_w"] = rng.choice((7_400, 11_000, 22_000, 50_000))
+    if rng.random() < 0.25:
+        kw["max_price_per_kwh"] = rng.randrange(30, 60)
+    if rng.random() < 0.3:
+        since = T0 + timedelta(minutes=15 * rng.randrange(0, 32))
+        kw["available_from"] = since
+        kw["available_until"] = since + timedelta(minutes=15 * rng.randrange(2, 9))
+    return kw
 
 
 # ---- loading ---------------------------------------------------------------------------------------
 ProgressFn = Callable[[int], None]
 
+_WINDOW_COLUMNS = "charger_id, weekday, start_minute, end_minute"
+_BOOKING_COLUMNS = (
+    "id, driver_id, connector_id, starts_at, ends_at, status, max_energy_wh, price_per_kwh, "
+    "hold_amount, created_at, fee, reservation"
+)
+
 
 def load_sqlite(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
-    """executemany in one transaction: hosts, chargers, connectors and the R*Tree rows."""
+    """executemany in one transaction: hosts, drivers, chargers, connectors, the R*Tree rows,
+    calendars and bookings (times as the store writes them: naive UTC text)."""
     raw = store.engine.raw_connection()
     try:
         db: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
@@ -223,9 +308,13 @@ def load_sqlite(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
             "INSERT INTO hosts (id, name) VALUES (?, ?)",
             ((i, f"host {i}") for i in range(1, fleet.hosts + 1)),
         )
+        cur.executemany(
+            "INSERT INTO drivers (id, name, id_tag) VALUES (?, ?, ?)",
+            ((i, f"driver {i}", f"D{i:08d}") for i in range(1, fleet.drivers + 1)),
+        )
         for b in fleet.batches():
             cur.executemany(
-                f"INSERT INTO chargers ({_CHARGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", b.chargers
+                f"INSERT INTO chargers ({_CHARGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", b.chargers
             )
             cur.executemany(
                 f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", b.connectors
@@ -233,6 +322,11 @@ def load_sqlite(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
             cur.executemany(
                 "INSERT INTO charger_rtree (id, min_lon, max_lon, min_lat, max_lat) VALUES (?, ?, ?, ?, ?)",
                 ((c[0], c[5], c[5], c[4], c[4]) for c in b.chargers),
+            )
+            cur.executemany(f"INSERT INTO availability ({_WINDOW_COLUMNS}) VALUES (?, ?, ?, ?)", b.windows)
+            cur.executemany(
+                f"INSERT INTO bookings ({_BOOKING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ([utc_to_sqlite_text(v) if isinstance(v, datetime) else v for v in r] for r in b.bookings),
             )
             advance(len(b.chargers))
         cur.execute("COMMIT")
@@ -244,19 +338,22 @@ def load_sqlite(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
 def load_postgres(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
     """COPY into the store's tables, sequences moved past the ids used, then ANALYZE.
 
-    The two GiST indexes are dropped for the load and rebuilt afterwards with the store's own DDL
-    (building a GiST index once is much faster than growing it a row at a time).
+    The charger GiST indexes are dropped for the load and rebuilt afterwards with the store's own
+    DDL and migrations (building a GiST index once is much faster than growing it a row at a time).
     """
-    index_ddl = [ddl for ddl in POSTGRES_DDL if ddl.startswith("CREATE INDEX")]
+    rebuilt = _charger_gist_indexes(store)
     raw = store.engine.raw_connection()
     try:
         pg: Any = raw.driver_connection
         with pg.cursor() as cur:
-            cur.execute("DROP INDEX IF EXISTS ix_chargers_geom")
-            cur.execute("DROP INDEX IF EXISTS ix_chargers_location")
+            for name, _ in rebuilt:
+                cur.execute(f"DROP INDEX IF EXISTS {name}")
             with cur.copy("COPY hosts (id, name) FROM STDIN") as cp:
                 for i in range(1, fleet.hosts + 1):
                     cp.write_row((i, f"host {i}"))
+            with cur.copy("COPY drivers (id, name, id_tag) FROM STDIN") as cp:
+                for i in range(1, fleet.drivers + 1):
+                    cp.write_row((i, f"driver {i}", f"D{i:08d}"))
             for b in fleet.batches():
                 with cur.copy(f"COPY chargers ({_CHARGER_COLUMNS}) FROM STDIN") as cp:
                     for row in b.chargers:
@@ -264,10 +361,16 @@ def load_postgres(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
                 with cur.copy(f"COPY connectors ({_CONNECTOR_COLUMNS}) FROM STDIN") as cp:
                     for crow in b.connectors:
                         cp.write_row(crow)
+                with cur.copy(f"COPY availability ({_WINDOW_COLUMNS}) FROM STDIN") as cp:
+                    for wrow in b.windows:
+                        cp.write_row(wrow)
+                with cur.copy(f"COPY bookings ({_BOOKING_COLUMNS}) FROM STDIN") as cp:
+                    for brow in b.bookings:
+                        cp.write_row(brow)
                 advance(len(b.chargers))
-            for ddl in index_ddl:
+            for _, ddl in rebuilt:
                 cur.execute(ddl)
-            for table in ("hosts", "chargers", "connectors"):
+            for table in ("hosts", "drivers", "chargers", "connectors", "availability", "bookings"):
                 cur.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
@@ -280,6 +383,18 @@ def load_postgres(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
         raw.close()
 
 
+def _charger_gist_indexes(store: SqlStore) -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of every GiST index on `chargers`, as the schema made them."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chargers' "
+                "AND indexdef LIKE '%USING gist%' ORDER BY indexname"
+            )
+        ).all()
+    return [(str(name), str(ddl)) for name, ddl in rows]
+
+
 # ---- ours and raw ----------------------------------------------------------------------------------
 def ours_search(store: SqlStore, query: SearchQuery) -> Sequence[ChargerView]:
     """The real code path the HTTP API and the marketplace service use."""
@@ -287,120 +402,176 @@ def ours_search(store: SqlStore, query: SearchQuery) -> Sequence[ChargerView]:
         return tx.chargers.search(query)
 
 
-RawCharger = tuple[tuple[Any, ...], list[tuple[Any, ...]]]  # (charger row, its connector rows)
+BestCharger = tuple[tuple[Any, ...], list[tuple[Any, ...]]]  # (charger row, its connector rows)
+
+_LIVE = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATES))
+_OUT_OF_USE = f"'{ConnectorStatus.FAULTED.value}', '{ConnectorStatus.UNAVAILABLE.value}'"
 
 
-class RawSearch:
-    """Hand-written SQL of the same shape as the store's search, on the raw DBAPI connection of the
-    store's own engine: one query for the charger columns, one for their connectors."""
+class BestSearch:
+    """The fastest hand-written SQL we know for the same answer, on the raw DBAPI connection of the
+    store's own engine: the nearest matches first (then by id), at most `limit`, connectors after.
+
+    PostGIS: one index-ordered nearest-neighbour scan (`ORDER BY location <-> origin LIMIT n`) inside
+    `ST_DWithin(location, origin, reach)`, with explicit sorts and JIT switched off for it (else the
+    planner sorts the whole area). SQLite: expanding boxes on the R*Tree, the radius doubled from
+    300 m until the circle inside the box holds `limit` matches. Both fetch `limit + 1` rows (a
+    quarter more with a booking window, whose hosts' calendars are checked in Python with the
+    domain's `covers`), and fetch again, more, when ties or calendars leave the last place open.
+    """
 
     def __init__(self, store: SqlStore) -> None:
         self.dialect = store.dialect
         self._fairy = store.engine.raw_connection()
         self.db: Any = self._fairy.driver_connection
+        self.mark = "?" if self.dialect == "sqlite" else "%s"
 
     def close(self) -> None:
         self._fairy.close()
 
-    def search(self, q: SearchQuery) -> list[RawCharger]:
-        if self.dialect == "sqlite":
-            return self._sqlite(q)
-        return self._postgres(q)
-
-    def _sqlite(self, q: SearchQuery) -> list[RawCharger]:
-        a = q.area
-        rtree = (
-            "c.id IN (SELECT id FROM charger_rtree "
-            "WHERE min_lon <= ? AND max_lon >= ? AND min_lat <= ? AND max_lat >= ?)"
-        )
-        has_connector = "EXISTS (SELECT 1 FROM connectors k WHERE k.charger_id = c.id)"
-        if q.centre is None:
-            sql = (
-                f"SELECT {_SELECT_CHARGER} FROM chargers c "
-                f"WHERE c.lon BETWEEN ? AND ? AND c.lat BETWEEN ? AND ? AND {rtree} AND {has_connector} "
-                "ORDER BY c.id LIMIT ?"
-            )
-            params: tuple[Any, ...] | dict[str, Any] = (
-                a.west,
-                a.east,
-                a.south,
-                a.north,
-                a.east,
-                a.west,
-                a.north,
-                a.south,
-                q.limit,
-            )
-        else:
-            # The store's own distance (SQLite math functions, sqlite_geo), with named parameters.
-            distance = distance_sql("c.lat", "c.lon", ":clat", ":clon")
-            named_rtree = (
-                "c.id IN (SELECT id FROM charger_rtree "
-                "WHERE min_lon <= :e AND max_lon >= :w AND min_lat <= :n AND max_lat >= :s)"
-            )
-            sql = (
-                f"SELECT {_SELECT_CHARGER}, {distance} AS distance FROM chargers c "
-                f"WHERE {named_rtree} AND {distance} <= :radius AND {has_connector} "
-                "ORDER BY distance, c.id LIMIT :most"
-            )
-            params = {
-                "clat": q.centre.lat,
-                "clon": q.centre.lon,
-                "e": a.east,
-                "w": a.west,
-                "n": a.north,
-                "s": a.south,
-                "radius": q.radius_m,
-                "most": q.limit,
-            }
+    def search(self, q: SearchQuery) -> list[BestCharger]:
         cur = self.db.cursor()
         try:
-            cur.execute("BEGIN")
-            rows = cur.execute(sql, params).fetchall()
-            out = self._with_connectors(cur, rows, "?")
-            cur.execute("COMMIT")
+            if self.dialect == "sqlite":
+                cur.execute("BEGIN")
+            rows = self._nearest(cur, q)
+            out = self._with_connectors(cur, rows)
+            if self.dialect == "sqlite":
+                cur.execute("COMMIT")
+            else:
+                self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
         finally:
             cur.close()
         return out
 
-    def _postgres(self, q: SearchQuery) -> list[RawCharger]:
-        has_connector = "EXISTS (SELECT 1 FROM connectors k WHERE k.charger_id = c.id)"
-        if q.centre is None:
-            a = q.area
-            sql = (
-                f"SELECT {_SELECT_CHARGER} FROM chargers c "
-                "WHERE c.lon BETWEEN %(w)s AND %(e)s AND c.lat BETWEEN %(s)s AND %(n)s "
-                "AND c.geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326) "
-                f"AND {has_connector} ORDER BY c.id LIMIT %(limit)s"
-            )
-            params: dict[str, Any] = {"w": a.west, "s": a.south, "e": a.east, "n": a.north, "limit": q.limit}
-        else:
-            point = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography"
-            sql = (
-                f"SELECT {_SELECT_CHARGER}, ST_Distance(c.location, {point}, false) AS distance "
-                f"FROM chargers c WHERE ST_DWithin(c.location, {point}, %(r)s, false) AND {has_connector} "
-                f"ORDER BY c.location <-> {point}, c.id LIMIT %(limit)s"
-            )
-            params = {"lon": q.centre.lon, "lat": q.centre.lat, "r": q.radius_m, "limit": q.limit}
-        try:
-            with self.db.cursor() as cur:
-                cur.execute(sql, params)
-                rows = cur.fetchall()
-                out = self._with_connectors(cur, rows, "pg")
-            self.db.commit()
-        except BaseException:
-            self.db.rollback()
-            raise
-        return out
+    def _bind(self, args: dict[str, Any], value: Any) -> str:
+        """A named placeholder for `value`, added to `args`."""
+        name = f"p{len(args)}"
+        args[name] = value
+        return f":{name}" if self.dialect == "sqlite" else f"%({name})s"
 
-    @staticmethod
-    def _with_connectors(cur: Any, rows: list[tuple[Any, ...]], style: str) -> list[RawCharger]:
+    def _filters(self, q: SearchQuery, args: dict[str, Any]) -> str:
+        m = functools.partial(self._bind, args)
+        sql: list[str] = []
+        if q.bbox is not None:
+            b = q.bbox
+            sql.append(f"c.lon BETWEEN {m(b.west)} AND {m(b.east)}")
+            sql.append(f"c.lat BETWEEN {m(b.south)} AND {m(b.north)}")
+        if q.max_price_per_kwh is not None:
+            sql.append(f"c.price_per_kwh <= {m(q.max_price_per_kwh)}")
+        if q.online_only:
+            # `|| ''`: SQLite's planner would otherwise scan the status index (no statistics).
+            status = "c.status || ''" if self.dialect == "sqlite" else "c.status"
+            sql.append(f"{status} = 'online'")
+        k = ["k.charger_id = c.id"]
+        if q.connector_type is not None:
+            k.append(f"k.type = {m(q.connector_type.value)}")
+        if q.min_power_w is not None:
+            k.append(f"k.max_power_w >= {m(q.min_power_w)}")
+        if q.online_only:
+            k.append(f"k.status NOT IN ({_OUT_OF_USE})")
+        if q.available_from is not None and q.available_until is not None:
+            until, since = self._instant(q.available_until), self._instant(q.available_from)
+            k.append(
+                "NOT EXISTS (SELECT 1 FROM bookings b WHERE b.connector_id = k.id "
+                f"AND b.status IN ({_LIVE}) AND b.starts_at < {m(until)} AND b.ends_at > {m(since)})"
+            )
+        sql.append(f"EXISTS (SELECT 1 FROM connectors k WHERE {' AND '.join(k)})")
+        return " AND ".join(sql)
+
+    def _instant(self, at: datetime) -> Any:
+        return utc_to_sqlite_text(at) if self.dialect == "sqlite" else at
+
+    def _nearest(self, cur: Any, q: SearchQuery) -> list[tuple[Any, ...]]:
+        o, reach = q.origin, q.reach_m
+        args: dict[str, Any] = {}
+        m = functools.partial(self._bind, args)
+        lat, lon = m(o.lat), m(o.lon)
+        filters = self._filters(q, args)
+        most = q.limit + 1 if q.available_from is None else q.limit * 5 // 4 + 1
+        if self.dialect == "postgresql":
+            point = f"ST_SetSRID(ST_MakePoint({lon}, {lat}), 4326)::geography"
+            sql = (
+                f"SELECT {_SELECT_CHARGER}, c.location <-> {point} AS d FROM chargers c "
+                f"WHERE ST_DWithin(c.location, {point}, {m(reach)}, false) AND {filters} "
+                f"ORDER BY c.location <-> {point} LIMIT %(most)s"
+            )
+            radius = reach
+        else:
+            distance = distance_sql("c.lat", "c.lon", lat, lon)
+            sql = (
+                f"SELECT {_SELECT_CHARGER}, {distance} AS d FROM charger_rtree r "
+                "JOIN chargers c ON c.id = r.id "
+                "WHERE r.min_lon <= :e AND r.max_lon >= :w AND r.min_lat <= :n AND r.max_lat >= :s "
+                f"AND d <= :cut AND {filters} ORDER BY d, c.id LIMIT :most"
+            )
+            radius = min(300.0, reach)
+        while True:
+            final = radius >= reach
+            args["most"] = most
+            if self.dialect == "postgresql":
+                cur.execute(
+                    "SELECT current_setting('enable_sort'), current_setting('jit'), "
+                    "set_config('enable_sort', 'off', true), set_config('jit', 'off', true)"
+                )
+                sort, jit, *_ = cur.fetchone()
+                cur.execute(sql, args)
+                rows = cur.fetchall()
+                cur.execute(
+                    "SELECT set_config('enable_sort', %s, true), set_config('jit', %s, true)", [sort, jit]
+                )
+            else:
+                box, a = BBox.around(o, radius * 1.01 + 1.0), q.area
+                args.update(
+                    e=min(box.east, a.east),
+                    w=max(box.west, a.west),
+                    n=min(box.north, a.north),
+                    s=max(box.south, a.south),
+                    cut=reach if final else radius,
+                )
+                rows = cur.execute(sql, args).fetchall()
+            truncated = len(rows) == most
+            last = rows[-1][-1] if truncated else math.inf
+            rows.sort(key=lambda r: (r[-1], r[0]))
+            if q.available_from is not None and q.available_until is not None:
+                rows = self._open(cur, rows, q.available_from, q.available_until)
+            complete = [r for r in rows if r[-1] < last]
+            if len(complete) >= q.limit or (final and not truncated):
+                return complete[: q.limit]
+            if truncated:
+                most *= 4
+            else:
+                radius = min(reach, radius * 2)
+
+    def _open(
+        self, cur: Any, rows: list[tuple[Any, ...]], since: datetime, until: datetime
+    ) -> list[tuple[Any, ...]]:
+        """The rows whose host's weekly calendar (if any) covers the whole window."""
+        if not rows:
+            return rows
+        ids = [r[0] for r in rows]
+        columns = "charger_id, weekday, start_minute, end_minute"
+        if self.dialect == "sqlite":
+            cur.execute(
+                f"SELECT {columns} FROM availability WHERE charger_id IN ({', '.join('?' * len(ids))})", ids
+            )
+        else:
+            cur.execute(f"SELECT {columns} FROM availability WHERE charger_id = ANY(%s)", (ids,))
+        calendars: dict[int, list[WeeklyWindow]] = {}
+        for cid, day, start, end in cur.fetchall():
+            calendars.setdefault(cid, []).append(WeeklyWindow(day, start, end))
+        return [r for r in rows if covers(calendars.get(r[0], ()), since, until)]
+
+    def _with_connectors(self, cur: Any, rows: list[tuple[Any, ...]]) -> list[BestCharger]:
         if not rows:
             return []
-        by_id: dict[int, RawCharger] = {r[0]: (r, []) for r in rows}
+        by_id: dict[int, BestCharger] = {r[0]: (r, []) for r in rows}
         ids = list(by_id)
         columns = "id, charger_id, connector_no, type, max_power_w, status"
-        if style == "?":
+        if self.dialect == "sqlite":
             marks = ", ".join("?" * len(ids))
             cur.execute(
                 f"SELECT {columns} FROM connectors WHERE charger_id IN ({marks}) ORDER BY connector_no", ids
@@ -418,7 +589,7 @@ def ours_ids(views: Sequence[ChargerView]) -> list[tuple[int, tuple[int, ...]]]:
     return [(v.charger_id, tuple(c.connector_id for c in v.connectors)) for v in views]
 
 
-def raw_ids(found: list[RawCharger]) -> list[tuple[int, tuple[int, ...]]]:
+def best_ids(found: list[BestCharger]) -> list[tuple[int, tuple[int, ...]]]:
     return [(int(row[0]), tuple(int(k[0]) for k in ks)) for row, ks in found]
 
 
@@ -441,21 +612,25 @@ class KindResult:
     kind: Kind
     queries: int
     ours: Latency
-    raw: Latency
+    best: Latency
     mismatches: int
     mean_results: float
 
     @property
     def ratio_p50(self) -> float:
-        return ratio(self.ours.p50_ms, self.raw.p50_ms)
+        return ratio(self.ours.p50_ms, self.best.p50_ms)
 
     @property
     def ratio_p99(self) -> float:
-        return ratio(self.ours.p99_ms, self.raw.p99_ms)
+        return ratio(self.ours.p99_ms, self.best.p99_ms)
 
     @property
     def meets_target(self) -> bool:
         return self.ratio_p50 <= TARGET_RATIO and self.ratio_p99 <= TARGET_RATIO
+
+    @property
+    def meets_p99(self) -> bool:
+        return self.ours.p99_ms <= TARGET_P99_MS
 
 
 @dataclass
@@ -469,6 +644,7 @@ class GeoReport:
         return {
             "benchmark": "geo",
             "target_ratio": TARGET_RATIO,
+            "target_p99_ms": TARGET_P99_MS,
             "params": self.params,
             "machine": self.machine,
             "loads": [asdict(x) | {"chargers_per_s": round(x.chargers_per_s, 1)} for x in self.loads],
@@ -478,10 +654,11 @@ class GeoReport:
                     "kind": r.kind,
                     "queries": r.queries,
                     "ours_ms": {"p50": round(r.ours.p50_ms, 4), "p99": round(r.ours.p99_ms, 4)},
-                    "raw_ms": {"p50": round(r.raw.p50_ms, 4), "p99": round(r.raw.p99_ms, 4)},
+                    "best_ms": {"p50": round(r.best.p50_ms, 4), "p99": round(r.best.p99_ms, 4)},
                     "ratio_p50": round(r.ratio_p50, 3),
                     "ratio_p99": round(r.ratio_p99, 3),
                     "meets_target": r.meets_target,
+                    "meets_p99": r.meets_p99,
                     "mismatches": r.mismatches,
                     "mean_results": round(r.mean_results, 1),
                 }
@@ -507,20 +684,20 @@ def measure(
     queries: Sequence[SearchQuery],
     warmup: Sequence[SearchQuery],
 ) -> KindResult:
-    """Time ours and raw on the same queries, alternating which runs first; compare their answers."""
-    raw = RawSearch(store)
+    """Time ours and best on the same queries, alternating which runs first; compare their answers."""
+    best = BestSearch(store)
     try:
         for q in warmup:
             ours_search(store, q)
-            raw.search(q)
+            best.search(q)
         ours_ns: list[int] = []
-        raw_ns: list[int] = []
+        best_ns: list[int] = []
         mismatches = 0
         results = 0
         for i, q in enumerate(queries):
             order = (0, 1) if i % 2 == 0 else (1, 0)
             got_ours: Sequence[ChargerView] = ()
-            got_raw: list[RawCharger] = []
+            got_best: list[BestCharger] = []
             for which in order:
                 if which == 0:
                     t0 = time.perf_counter_ns()
@@ -528,19 +705,19 @@ def measure(
                     ours_ns.append(time.perf_counter_ns() - t0)
                 else:
                     t0 = time.perf_counter_ns()
-                    got_raw = raw.search(q)
-                    raw_ns.append(time.perf_counter_ns() - t0)
-            if ours_ids(got_ours) != raw_ids(got_raw):
+                    got_best = best.search(q)
+                    best_ns.append(time.perf_counter_ns() - t0)
+            if ours_ids(got_ours) != best_ids(got_best):
                 mismatches += 1
             results += len(got_ours)
     finally:
-        raw.close()
+        best.close()
     return KindResult(
         backend=backend,
         kind=kind,
         queries=len(queries),
         ours=Latency.of_ns(ours_ns),
-        raw=Latency.of_ns(raw_ns),
+        best=Latency.of_ns(best_ns),
         mismatches=mismatches,
         mean_results=results / len(queries) if queries else 0.0,
     )
@@ -568,7 +745,7 @@ class GeoParams:
 
 
 def run_geo(p: GeoParams, console: Console) -> GeoReport:
-    """Load a fresh database per backend, then measure ours and raw on each query kind."""
+    """Load a fresh database per backend, then measure ours and best on each query kind."""
     shown = dict(asdict(p), postgres_url=make_url(p.postgres_url).render_as_string(hide_password=True))
     shown["backends"] = list(p.backends)
     report = GeoReport(params=shown, machine=machine_info())
@@ -584,7 +761,7 @@ def run_geo(p: GeoParams, console: Console) -> GeoReport:
                 if backend == "postgres":
                     report.machine.update(postgres_versions(store))
                 for kind in KINDS:
-                    console.print(f"{backend}: {p.queries} {kind} queries, ours and raw ...")
+                    console.print(f"{backend}: {p.queries} {kind} queries, ours and best ...")
                     report.results.append(measure(store, backend, kind, workloads[kind], warmups[kind]))
             finally:
                 store.close()
@@ -629,16 +806,17 @@ def render(report: GeoReport, console: Console) -> None:
     n = {r.queries for r in report.results}
     table = Table(
         title=f"Map search, limit {QUERY_LIMIT}, {'/'.join(map(str, sorted(n)))} queries each: "
-        "ours (store.search) vs raw SQL, ms p50/p99"
+        "ours (store.search) vs the best hand-written SQL, ms p50/p99"
     )
     for col in (
         "backend",
         "query",
         "hits",
         "ours ms",
-        "raw ms",
-        "ours/raw",
+        "best ms",
+        "ours/best",
         f"<={TARGET_RATIO}x",
+        f"p99<={TARGET_P99_MS:.0f}ms",
         "same ids",
     ):
         table.add_column(col, justify="left" if col in ("backend", "query") else "right")
@@ -648,9 +826,10 @@ def render(report: GeoReport, console: Console) -> None:
             r.kind,
             f"{r.mean_results:.0f}",
             f"{_ms(r.ours.p50_ms)}/{_ms(r.ours.p99_ms)}",
-            f"{_ms(r.raw.p50_ms)}/{_ms(r.raw.p99_ms)}",
+            f"{_ms(r.best.p50_ms)}/{_ms(r.best.p99_ms)}",
             f"{_ratio(r.ratio_p50)}/{_ratio(r.ratio_p99)}",
             "[green]yes[/]" if r.meets_target else "[red]no[/]",
+            "[green]yes[/]" if r.meets_p99 else "[red]no[/]",
             "yes" if r.mismatches == 0 else f"[red]{r.mismatches} differ[/]",
         )
     console.print(table)

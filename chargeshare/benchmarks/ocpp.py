@@ -38,7 +38,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -313,7 +313,7 @@ def prepare_fleet(database_url: str, chargers: int) -> list[ChargerPlan]:
             app.bookings.book(BookRequest(driver_id, charger_id, 1, BOOKING_MINUTES, BOOKING_MAX_WH))
     finally:
         app.close()
-    return plans
+    return [replace(plan, charger_id=charger_id) for plan, (charger_id, _) in zip(plans, ids, strict=True)]
 
 
 def stored_readings(database_url: str, acked: dict[str, list[int]]) -> int:

@@ -46,6 +46,7 @@ class ChargerPlan:
 
     cp_id: str
     id_tag: str
+    charger_id: int = 0  # the database's id, for the operator API (`bench ocpp --processes`)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class LightCharger:
         self.acked_register_wh = 0
         self.transaction_id: int | None = None
         self.server_calls = 0
+        self.commands_answered = 0  # server calls answered with a CALLRESULT (TriggerMessage)
         self.broken = False
 
     def custom(self, action: str, payload: str) -> Frame:
@@ -157,9 +159,8 @@ class LightCharger:
                     raw = await self.ws.recv()
                     ended = time.perf_counter_ns()
                     msg = json.loads(raw)
-                    if msg[0] == 2:  # a command from the central system: refuse it and keep waiting
-                        self.server_calls += 1
-                        await self.ws.send(json.dumps([4, msg[1], "NotImplemented", "bench charger", {}]))
+                    if msg[0] == 2:  # a command from the central system: answer it and keep waiting
+                        await self.answer(msg)
                         continue
                     if msg[1] != f.unique_id:
                         continue
@@ -177,6 +178,26 @@ class LightCharger:
             return result
         phase.call_errors += 1
         return None
+
+    async def answer(self, msg: list[Any]) -> None:
+        """Answer a call from the central system: a TriggerMessage is accepted (the cheapest real
+        answer), anything else refused with a CALLERROR."""
+        self.server_calls += 1
+        if msg[2] == "TriggerMessage":
+            self.commands_answered += 1
+            await self.ws.send(json.dumps([3, msg[1], {"status": "Accepted"}]))
+        else:
+            await self.ws.send(json.dumps([4, msg[1], "NotImplemented", "bench charger", {}]))
+
+    async def listen(self, until: float) -> None:
+        """While no call of ours is in flight: answer the central system's calls until the monotonic
+        deadline `until` (or the link drops, or the task is cancelled)."""
+        with contextlib.suppress(TimeoutError, WebSocketException, OSError):
+            async with asyncio.timeout(max(0.0, until - time.monotonic())):
+                while True:
+                    msg = json.loads(await self.ws.recv())
+                    if msg[0] == 2:
+                        await self.answer(msg)
 
 
 async def _connect(url: str, plan: ChargerPlan) -> ClientConnection:

@@ -15,6 +15,7 @@ from chargeshare.cli.errors import ENVIRONMENT, Problem
 # Defaults of chargeshare.benchmarks, repeated so that --help loads no benchmark (a test keeps them equal).
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+DEFAULT_OCPP_REDIS_URL = "redis://127.0.0.1:6379/13"
 
 app = typer.Typer(
     help=(
@@ -90,9 +91,10 @@ def geo(
     postgres_url: PostgresOpt = DEFAULT_POSTGRES_ADMIN_URL,
     json_out: JsonOpt = None,
 ) -> None:
-    """Map search latency (bbox and radius), the store's search against hand-written SQL.
+    """Map search latency (bbox and radius, with filters), the store's search against the best
+    hand-written SQL for the same answer.
 
-    Reports p50/p99 and their ratios (target: ours <= 1.5x raw). Exits 0 whatever the ratios,
+    Reports p50/p99 and their ratios (targets: ours <= 1.5x best, p99 <= 20 ms). Exits 0 whatever the ratios,
     2 on bad arguments or when PostgreSQL is asked for and cannot be used.
     """
     from chargeshare.benchmarks import geo as geo_bench
@@ -161,6 +163,62 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    from chargeshare.benchmarks.ocpp_cluster import MAX_PROCESSES
+
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected numbers separated by commas, got {text!r}") from None
+    if not counts or any(not 1 <= n <= MAX_PROCESSES for n in counts) or len(set(counts)) != len(counts):
+        raise typer.BadParameter(f"each process count once, between 1 and {MAX_PROCESSES}")
+    return counts
+
+
+def _ocpp_processes(
+    console: Console,
+    sizes: tuple[int, ...],
+    counts: tuple[int, ...],
+    backend: OcppBackend | None,
+    postgres_url: str,
+    redis_url: str,
+    messages: int,
+    throughput_limit: float,
+    json_out: Path | None,
+) -> None:
+    from chargeshare.benchmarks import ocpp as ocpp_bench
+    from chargeshare.benchmarks import ocpp_cluster
+
+    if backend is OcppBackend.SQLITE:
+        console.print("[red]error:[/] --processes needs PostgreSQL (several processes share one database)")
+        raise typer.Exit(2)
+    if min(sizes) < max(counts):
+        console.print("[red]error:[/] every process needs a charger: more chargers than processes")
+        raise typer.Exit(2)
+    _preflight(console, ("postgres",), postgres_url, json_out)
+    try:
+        ocpp_bench.check_messages(sizes, messages)
+        ocpp_bench.ensure_file_limit(max(sizes))
+    except ocpp_bench.BenchUnfit as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        ocpp_cluster.flush_redis(redis_url)
+    except Exception as exc:
+        raise Problem(f"Redis at {redis_url} cannot be used: {exc}", ENVIRONMENT) from exc
+    params = ocpp_cluster.ClusterParams(sizes, counts, messages, postgres_url, redis_url, throughput_limit)
+    console.print(
+        f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers over "
+        f"{', '.join(map(str, counts))} serve process(es), {messages:,} frames, on postgres"
+    )
+    report = ocpp_cluster.run_cluster(params, console)
+    ocpp_cluster.render_cluster(report, console)
+    _write_json(console, json_out, report.to_dict())
+    if not report.ok:
+        console.print("[red]a call or command went unanswered, or a charger's last reading is not held[/]")
+        raise typer.Exit(1)
+
+
 @app.command("ocpp")
 def ocpp(
     chargers: Annotated[
@@ -187,8 +245,21 @@ def ocpp(
             max=120,
         ),
     ] = 12.0,
-    backend: Annotated[OcppBackend, typer.Option(help="Our server's database.")] = OcppBackend.SQLITE,
+    backend: Annotated[
+        OcppBackend | None,
+        typer.Option(help="Our server's database [default: sqlite; postgres with --processes]."),
+    ] = None,
     postgres_url: PostgresOpt = DEFAULT_POSTGRES_ADMIN_URL,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead: ours as N `serve` processes on PostgreSQL + Redis, one run per count, "
+            "comma-separated (e.g. 1,2): round trips/s per process and cross-process command latency."
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str, typer.Option(help="With --processes: the Redis database the processes share (flushed per run).")
+    ] = DEFAULT_OCPP_REDIS_URL,
     json_out: JsonOpt = None,
 ) -> None:
     """OCPP 1.6J round trips/s and ack latency: `chargeshare serve`'s stack with persistence on, against a
@@ -197,13 +268,33 @@ def ocpp(
     Reports the ratio (target: ours >= 2x), ours' paced p99 (target: < 50 ms at 5,000 chargers), and the
     other chargers' p99 while captures are stuck at a slow provider, beside the same load just before
     (target: < 50 ms at 1,000 chargers with a 12 s provider).
-    Exits 1 if a call went unanswered or a server does not hold a charger's last acknowledged reading,
-    2 on bad arguments, too low an open-files limit, or an unusable PostgreSQL.
+    With --processes (PostgreSQL only): N `chargeshare serve` processes on one database and one Redis,
+    charger i on process i % N; round trips/s in total and per process (target: 2 processes >= 1.6x
+    one), and an operator command's round trip through the process holding the charger and through
+    another one (target: cross-process p99 < 100 ms). The baseline and the paced and slow-provider
+    phases are not run then.
+
+    Exits 1 if a call or command went unanswered or a server does not hold a charger's last
+    acknowledged reading, 2 on bad arguments, too low an open-files limit, or an unusable PostgreSQL.
     """
     from chargeshare.benchmarks import ocpp as ocpp_bench
 
     console = _console()
     sizes = _sizes(chargers)
+    if processes is not None:
+        _ocpp_processes(
+            console,
+            sizes,
+            _counts(processes),
+            backend,
+            postgres_url,
+            redis_url,
+            messages,
+            throughput_limit,
+            json_out,
+        )
+        return
+    backend = backend or OcppBackend.SQLITE
     _preflight(console, (backend.value,), postgres_url, json_out)
     try:
         ocpp_bench.check_messages(sizes, messages)

@@ -122,6 +122,8 @@ def _redis(exc: BaseException) -> Problem | None:
 
 
 def _network(exc: BaseException) -> Problem | None:
+    if _is(exc, "simulators.backend_nodes", "BackendFailed"):
+        return Problem(str(exc), ENVIRONMENT)  # what failed, then the log tail that says why
     if _is(exc, "httpx", "TransportError"):
         return Problem(f"cannot reach the server: {_first_line(exc)}", ENVIRONMENT)
     if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
-from chargeshare.cli.simulate import note_ignored_services
+from chargeshare.cli.simulate import PROCESSES, REDIS_URL, note_ignored_services
 
 if TYPE_CHECKING:
     from simulators.live import Progress
@@ -126,6 +127,8 @@ def run(
     plot_dir: Annotated[
         Path | None, typer.Option(help="Plot each scenario's utilisation, kW and revenue here as NAME.png.")
     ] = None,
+    processes: Annotated[int | None, PROCESSES] = None,
+    redis_url: Annotated[str | None, REDIS_URL] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
     from simulators.scenario_runner import junit_xml, run_scenario, write_report
@@ -141,6 +144,19 @@ def run(
             err.print(f"[red]error:[/] directory {directory} does not exist")
             raise typer.Exit(2)
     scenarios = _load_all(paths)
+    from simulators.live import problems
+
+    for s in scenarios:
+        params = replace(
+            s.params,
+            processes=s.params.processes if processes is None else processes,
+            redis_url=redis_url,
+            database_url="postgresql://" if backend is Backend.POSTGRES else s.params.database_url,
+        )
+        wrong = problems(params, trace=trace_dir is not None)
+        if wrong:
+            err.print(f"[red]error:[/] {s.name}: {'; '.join(wrong)}")
+            raise typer.Exit(2)
     note_ignored_services()
     results: list[ScenarioResult] = []
     for i, s in enumerate(scenarios, 1):
@@ -157,6 +173,8 @@ def run(
                         database_url=url,
                         progress=None if plot_dir is None else _sampler(timeline),
                         trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
+                        processes=processes,
+                        redis_url=redis_url,
                     )
                 )
         results.append(result)

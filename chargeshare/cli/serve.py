@@ -69,13 +69,13 @@ def serve(
 
         from chargeshare.adapters.http_api import create_api
         from chargeshare.adapters.serving import tune_gc_for_serving
-        from chargeshare.bootstrap import Config, build
+        from chargeshare.bootstrap import Config, build, clock_from_env
         from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
         log_format_module.configure(log_level, log_format)
-        config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
         with doing("could not start the backend"):
-            app = build(config)
+            config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
+            app = build(config, clock=clock_from_env())
         try:
             port = sock.getsockname()[1]  # what --port 0 picked
             console.print(

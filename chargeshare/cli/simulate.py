@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 CITIES = ("bristol", "london", "manchester", "leeds", "glasgow")
 
 
+PROCESSES = typer.Option(
+    help="Run the backend as this many `chargeshare serve` processes (several behind HAProxy; 0: in "
+    "this process) [default: the scenario's, or 0].",
+    min=0,
+    max=16,
+)
+REDIS_URL = typer.Option(
+    help="Redis the backend processes share (needed by more than one), e.g. redis://127.0.0.1:6379/0."
+)
+
+
 def simulate(
     scenario: Annotated[
         Path | None,
@@ -61,6 +72,8 @@ def simulate(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
+    processes: Annotated[int | None, PROCESSES] = None,
+    redis_url: Annotated[str | None, REDIS_URL] = None,
     engine: Annotated[
         Engine,
         typer.Option(
@@ -112,6 +125,17 @@ def simulate(
         params = replace(loaded.params, seed=loaded.params.seed if seed is None else seed, locks=locks)
         expectations = loaded.expectations
         console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
+    if processes is not None:
+        params = replace(params, processes=processes)
+    if redis_url is not None:
+        params = replace(params, redis_url=redis_url)
+    if engine is Engine.LIVE:
+        from simulators.live import problems
+
+        wrong = problems(params, trace=trace is not None)
+        if wrong:
+            console.print(f"[red]error:[/] {'; '.join(wrong)}")
+            raise typer.Exit(2)
     duration = params.duration_s // 60
     real_s = params.duration_s / params.speed
     timeline = Timeline()

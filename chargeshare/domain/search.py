@@ -1,17 +1,27 @@
-"""What a driver's map asks for: an area (box or radius) and filters."""
+"""What a driver's map asks for: an area (box or radius) and filters.
+
+The answer: every charger in the area that passes the filters, nearest the query's origin first (a
+radius search's centre, a box's middle; great-circle distance on a spherical Earth, `geo`), ties by
+charger id, at most `limit` of them. Nearest first is what a map wants (the pins around where the
+driver looks) and what a spatial index can produce without reading the whole area.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 from chargeshare.domain.charger import ConnectorType
 from chargeshare.domain.errors import InvalidRequest
-from chargeshare.domain.geo import BBox, Point
+from chargeshare.domain.geo import EARTH_RADIUS_M, BBox, Point, distance_m
 from chargeshare.domain.instants import RANGE, in_range
 
 MAX_RADIUS_M = 200_000
 MAX_LIMIT = 500
+# Added to a box's reach (`SearchQuery.reach_m`) so that rounding in another implementation of the
+# same distance cannot leave a corner outside it.
+_REACH_PAD_M = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,3 +69,25 @@ class SearchQuery:
             return self.bbox
         assert self.centre is not None and self.radius_m is not None
         return BBox.around(self.centre, self.radius_m)
+
+    @property
+    def origin(self) -> Point:
+        """Where results are measured from, nearest first: the centre, or the middle of the box."""
+        if self.centre is not None:
+            return self.centre
+        assert self.bbox is not None
+        b = self.bbox
+        return Point((b.south + b.north) / 2, (b.west + b.east) / 2)
+
+    @property
+    def reach_m(self) -> float:
+        """No match is farther than this from `origin`: the radius, or the box's farthest corner."""
+        if self.radius_m is not None:
+            return self.radius_m
+        assert self.bbox is not None
+        b, o = self.bbox, self.origin
+        if b.east - b.west > 180:
+            # Past half the globe's width a box's farthest point need not be a corner.
+            return math.pi * EARTH_RADIUS_M
+        corners = (Point(lat, lon) for lat in (b.south, b.north) for lon in (b.west, b.east))
+        return max(distance_m(o, p) for p in corners) + _REACH_PAD_M

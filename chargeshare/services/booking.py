@@ -167,6 +167,27 @@ class BookingService:
             tags = {b.driver_id: tx.accounts.driver(b.driver_id).id_tag for b in sent}
         return [self._reservation_due(b, charger, tags[b.driver_id]) for b in sent]
 
+    def cancellations_unanswered(self, cp_id: str) -> list[BookingEnded]:
+        """Cancelled or expired bookings whose reservation the charger may still hold (the
+        CancelReservation reached no one: the charger was away, or the process holding its link
+        died), to be cancelled when it connects. Raises NotFound for an unregistered charger."""
+        with self.store.reading() as tx:
+            charger = tx.chargers.get(cp_id)
+            held = [
+                b
+                for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
+                for state in (RESERVATION_SENT, RESERVATION_ACCEPTED)
+                for b in tx.bookings.reservations_on(charger.charger_id, state, status)
+            ]
+        now = self.clock.now()
+        return [BookingEnded(now, b.booking_id, b.status.value, cp_id, b.reservation) for b in held]
+
+    def reservation_cancelled(self, booking_id: int) -> None:
+        """The charger no longer holds the ended booking's reservation (it cancelled it, or had none)."""
+        with self.store.transaction() as tx:
+            if tx.bookings.get(booking_id).status is not BookingStatus.CONFIRMED:
+                tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
+
     def reservations_due(self) -> list[int]:
         """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector
         (an occupied one means the earlier driver has not left yet: try again next sweep)."""
@@ -181,26 +202,47 @@ class BookingService:
             self._request_reservation(b)
         return [b.booking_id for b in due]
 
-    def reservation_answered(self, booking_id: int, status: str) -> None:
-        """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
-        Any other refusal fails the booking and returns the hold."""
+    def reservation_unanswered(self, booking_id: int) -> bool:
+        """A ReserveNow that got no answer (timed out, a CALLERROR, or no process to carry it): a
+        confirmed booking's reservation goes back to "none", so the next sweep asks again rather
+        than waiting for the charger to reconnect. Asking twice is harmless: a charger holding the
+        reservation answers Accepted for the same id. True when reset."""
         with self.store.transaction() as tx:
             booking = tx.bookings.get(booking_id)
+            if booking.status is not BookingStatus.CONFIRMED or booking.reservation != RESERVATION_SENT:
+                return False
+            tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
+            return True
+
+    def reservation_answered(self, booking_id: int, status: str) -> bool:
+        """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
+        Any other refusal fails the booking and returns the hold. True when the charger accepted a
+        reservation for a booking cancelled while the ReserveNow was on its way: it must be cancelled
+        (the CancelReservation sent with the cancellation may have reached the charger first)."""
+        with self.store.transaction() as tx:
+            booking = tx.bookings.get(booking_id)
+            if booking.status is BookingStatus.CANCELLED:
+                # The charger's answer says what it holds: an accepted reservation stays on record
+                # (asked again on connecting) until a CancelReservation is answered.
+                held = status == "Accepted"
+                tx.bookings.set_reservation(booking_id, RESERVATION_ACCEPTED if held else RESERVATION_NONE)
+                return held
             if booking.status is not BookingStatus.CONFIRMED:
-                return
+                return False
             if status == "Accepted":
                 tx.bookings.set_reservation(booking_id, RESERVATION_ACCEPTED)
-                return
+                return False
             if status == "Occupied" and self.clock.now() < booking.starts_at:
                 tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
-                return
+                return False
             failed = next_status(booking.status, BookingEvent.RESERVATION_REJECTED)
             if not tx.bookings.update(booking_id, failed, expected=booking.status):
-                return  # it started, or was cancelled, meanwhile
+                return False  # it started, or was cancelled, meanwhile
             tx.bookings.set_reservation(booking_id, RESERVATION_NONE)  # refused: nothing to cancel on it
             self.settlement.queue_release(tx, booking_id)
         self.settlement.queued(booking_id)
         self._ended(booking_id)
+        return False
 
     def reservation_ended_on_charger(self, cp_id: str, reservation_id: int, status: str) -> str:
         """OCPP 2.0.1 ReservationStatusUpdate: the charger no longer holds the reservation (our

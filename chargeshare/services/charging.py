@@ -15,6 +15,7 @@ from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
+from chargeshare.services.booking import RESERVATION_NONE
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     ChargerBooted,
@@ -62,6 +63,9 @@ IDLE_STATES = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING
 
 # The kind of security event kept when a charger names a transaction that runs on another charger.
 FOREIGN_TRANSACTION = "ForeignTransaction"
+# Hosts' notification kinds this service writes.
+CHARGER_OFFLINE = "charger_offline"
+STOP_LOST = "stop_lost"
 
 # The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
 REFUSED_TRANSACTION_ID = 0
@@ -83,6 +87,9 @@ class ChargingService:
         self.allow_unknown = allow_unknown
         self._stamps: dict[str, datetime] = {}  # last_seen_at this process last stamped, per charger
         self._unwritten: dict[str, datetime] = {}  # stamps not yet in the store (see flush_last_seen)
+        # A process heard nothing before it started: a stop sent while no process was up (a restart)
+        # gets a whole grace from the start to be replayed before it is taken as lost.
+        self.started_at = clock.now()
 
     def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
         now = self.clock.now()
@@ -217,7 +224,7 @@ class ChargingService:
             tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now)
             tx.notifications.add(
                 charger.host_id,
-                "charger_offline",
+                CHARGER_OFFLINE,
                 f"{charger.title or cp_id} is offline",
                 f"Charger {cp_id} went offline at {now:%Y-%m-%d %H:%M} UTC: {why}. "
                 "Drivers cannot find or book it until it reconnects.",
@@ -252,9 +259,11 @@ class ChargingService:
     def close_lost_stops(self, grace: timedelta | None = None) -> list[int]:
         """Sessions whose connector was reported free more than `grace` ago (the rules' lost-stop grace
         by default) and whose stop never came: closed on the last reading we have (what came after
-        is unbilled). Returns their ids."""
+        is unbilled). Nothing while this process is younger than `grace`. Returns their ids."""
         now = self.clock.now()
         grace = timedelta(seconds=self.rules.lost_stop_grace_s) if grace is None else grace
+        if now - self.started_at < grace:
+            return []
         with self.store.reading() as tx:
             lost = [
                 (s, tx.sessions.charger_of(s.session_id))
@@ -269,7 +278,10 @@ class ChargingService:
                 session.session_id,
                 cp_id,
             )
-            self.stop(cp_id, session.session_id, session.meter_last_wh, now, stop_read=False)
+            if not self._stop(
+                cp_id, session.session_id, session.meter_last_wh, now, lost=True, stop_read=False
+            )[1]:
+                continue  # its stop came after all, and closed it first
             self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
             closed.append(session.session_id)
         return closed
@@ -325,6 +337,9 @@ class ChargingService:
             active = next_status(booking.status, BookingEvent.SESSION_STARTED)
             if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
+            if booking.reservation != RESERVATION_NONE:
+                # The driver's start takes the reservation up: the charger holds it no more.
+                tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
@@ -469,22 +484,47 @@ class ChargingService:
         meter_stop: int,
         timestamp: datetime,
         *,
+        lost: bool = False,
         start_read: bool | None = None,
         stop_read: bool = True,
     ) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
-        so does a stop naming another charger's transaction (Invalid, and a security event).
+        so does a stop naming another charger's transaction (Invalid, and a security event). `lost`:
+        we close it ourselves, the charger's stop never came; the host is told in the same unit.
         `stop_read`: the stop carried an energy reading (`meter_stop` is one). `start_read`: the
         start register had been read before the stop (None: as the store knows it). A session
         billed without both is flagged unmetered, on its receipt and for the operator."""
+        stopped = self._stop(
+            cp_id,
+            transaction_id,
+            meter_stop,
+            timestamp,
+            lost=lost,
+            start_read=start_read,
+            stop_read=stop_read,
+        )
+        return stopped[0]
+
+    def _stop(
+        self,
+        cp_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: datetime,
+        *,
+        lost: bool,
+        start_read: bool | None = None,
+        stop_read: bool = True,
+    ) -> tuple[AuthStatus, bool]:
+        """`stop`, also saying whether this call is the one that stopped (and billed) the session."""
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             session = tx.sessions.get(transaction_id)
             if session is None or self._foreign(tx, cp_id, transaction_id, "StopTransaction"):
-                return AuthStatus.INVALID
+                return AuthStatus.INVALID, False
             if session.status is SessionStatus.STOPPED:
-                return AuthStatus.ACCEPTED
+                return AuthStatus.ACCEPTED, False
             booking = tx.bookings.get(session.booking_id)
             try:
                 energy = billed_energy(session.meter_start_wh, meter_stop)
@@ -500,7 +540,9 @@ class ChargingService:
                 stop_read=stop_read,
                 register_moved=max(meter_stop, session.meter_last_wh) > session.meter_start_wh,
             )
-            tx.sessions.stop(
+            # The status read above may be stale (another process's stop or lost-stop close can
+            # commit meanwhile): only the stop that flips the session bills it and queues its capture.
+            if not tx.sessions.stop(
                 transaction_id,
                 stopped_at=timestamp,
                 meter_stop_wh=meter_stop,
@@ -508,7 +550,18 @@ class ChargingService:
                 cost=cost,
                 idle_fee=idle_fee,
                 unmetered=flagged,
-            )
+            ):
+                return AuthStatus.ACCEPTED, False
+            if lost:
+                tx.notifications.add(
+                    booking.host_id,
+                    STOP_LOST,
+                    f"Session {transaction_id} closed without its charger's stop",
+                    f"Charger {cp_id} reported the connector free and never sent the stop of session "
+                    f"{transaction_id}; it was closed at {now:%Y-%m-%d %H:%M} UTC and billed "
+                    f"{energy} Wh, its last reading.",
+                    now,
+                )
             # The connector is free again from now: shorten the booking so others can book the rest.
             ends_at = min(booking.ends_at, max(now, booking.starts_at))
             if ends_at <= booking.starts_at:
@@ -532,4 +585,4 @@ class ChargingService:
             self.bus.publish(SessionUnmetered(now, transaction_id, booking.booking_id, cp_id, energy))
         self.bus.publish(SessionStopped(now, transaction_id, booking.booking_id, energy, cost))
         self.settlement.queued(booking.booking_id)
-        return AuthStatus.ACCEPTED
+        return AuthStatus.ACCEPTED, True

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from chargeshare.domain.booking import LIVE_STATES, BookingStatus, overlaps
+from chargeshare.domain.booking import FINAL_STATES, LIVE_STATES, BookingStatus, overlaps
 from chargeshare.domain.errors import LedgerError
 from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
@@ -312,6 +312,57 @@ def one_settlement_per_stopped_session(s: Snapshot) -> InvariantResult:
     )
 
 
+# Payment steps that close a booking ended without charging: its fee is captured, or its hold released.
+CLOSING_STEPS = frozenset({"fee", "release"})
+UNUSED_ENDINGS = frozenset({BookingStatus.CANCELLED, BookingStatus.EXPIRED})
+# The reservation state that records the charger as holding the connector for the booking: it
+# answered Accepted. "sent" (asked, never answered) is not known to be held: it is asked again.
+RESERVATION_HELD = "accepted"
+
+
+def one_close_per_unused_booking(s: Snapshot) -> InvariantResult:
+    """Each cancelled or expired booking whose hold was placed has exactly one closing step queued
+    (its fee or its release), committed with the status change: none lost, none doubled."""
+    closes: dict[int, int] = defaultdict(int)
+    for item in s.payments:
+        if item.step in CLOSING_STEPS:
+            closes[item.booking_id] += 1
+    ledger = s.by_booking()
+    held = [
+        b
+        for b in s.bookings
+        if b.status in UNUSED_ENDINGS and any(e.kind is EntryKind.HOLD for e in ledger[b.booking_id])
+    ]
+    failures = [
+        f"booking {b.booking_id} ({b.status}) has {closes[b.booking_id]} fee or release steps"
+        for b in held
+        if closes[b.booking_id] != 1
+    ]
+    return _result(
+        "one_close_per_unused_booking",
+        "each cancelled or expired booking with a hold has exactly one fee or release step",
+        len(held),
+        failures,
+    )
+
+
+def no_reservation_held_after_booking_ended(s: Snapshot) -> InvariantResult:
+    """At the end of a run no ended booking still records its charger reservation as held: a
+    session's start takes it up, and an unused booking's end has it cancelled (the answer recorded)."""
+    ended = [b for b in s.bookings if b.status in FINAL_STATES]
+    failures = [
+        f"booking {b.booking_id} ({b.status}) still has its reservation {b.reservation}"
+        for b in ended
+        if b.reservation == RESERVATION_HELD
+    ]
+    return _result(
+        "no_reservation_held_after_booking_ended",
+        "no ended booking still holds a charger reservation",
+        len(ended),
+        failures,
+    )
+
+
 def ledger_open_holds(entries: Sequence[JournalEntry]) -> dict[str, tuple[int, int]]:
     """Open holds per customer ("driver:<id>"): how many, and how much, the ledger still reserves."""
     holds, resolved = _hold_resolutions_of(entries)
@@ -367,8 +418,13 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     billed_energy_matches_meter,
     no_stale_placement,
     one_settlement_per_stopped_session,
+    one_close_per_unused_booking,
 )
-FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (every_hold_ended, no_open_sessions)
+FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
+    every_hold_ended,
+    no_open_sessions,
+    no_reservation_held_after_booking_ended,
+)
 
 
 def check_snapshot(s: Snapshot, *, final: bool = True) -> list[InvariantResult]:

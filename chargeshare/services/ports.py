@@ -195,8 +195,11 @@ class Bookings(Protocol):
         """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
         ...
 
-    def reservations_on(self, charger_id: int, state: str) -> Sequence[BookingRecord]:
-        """The charger's confirmed bookings whose reservation is in `state`, by id."""
+    def reservations_on(
+        self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
+    ) -> Sequence[BookingRecord]:
+        """The charger's bookings in `status` (confirmed unless said) whose reservation is in
+        `state`, by id."""
         ...
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
@@ -232,7 +235,8 @@ class Sessions(Protocol):
         ...
 
     def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
-        """If the session was opened without a reading, make this first one its meter start (once)."""
+        """If the session was opened without a reading, make this first one its meter start (once,
+        and only while it charges: a stopped session's bill stays as it was stopped)."""
         ...
 
     def awaits_first_reading(self, session_id: int) -> bool:
@@ -278,7 +282,11 @@ class Sessions(Protocol):
         cost: int,
         idle_fee: int = 0,
         unmetered: bool = False,
-    ) -> None: ...
+    ) -> bool:
+        """Stop a charging session with its bill (compare-and-set on its status): False, changing
+        nothing, when it is not charging any more (or does not exist)."""
+        ...
+
     def unmetered(self) -> Sequence[SessionRecord]:
         """Stopped sessions billed without a measurement, by id (for operators)."""
         ...

@@ -141,4 +141,12 @@ class DesCentral:
     def _on_booking_ended(self, event: BookingEnded) -> None:
         if event.charge_point_id not in self.links or event.reservation not in ("sent", "accepted"):
             return
-        self.later(partial(self._logged, event.charge_point_id, cmd.CancelReservation(event.booking_id)))
+        command = cmd.CancelReservation(event.booking_id)
+
+        def cancel() -> None:
+            result = self.send(event.charge_point_id, command)
+            # As the live registry: once the charger holds it no more, that is recorded.
+            if isinstance(result, cmd.Done | cmd.Rejected):
+                self.app.bookings.reservation_cancelled(event.booking_id)
+
+        self.later(cancel)

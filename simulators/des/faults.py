@@ -206,6 +206,9 @@ WHY_NOT: dict[str, str] = {
     "delay_responses": "the in-process link has no wire",
     "reject_commands": "the in-process link has no wire",
     "malformed_frames": "the in-process link has no wire",
+    "backend_crash": "the backend runs in the engine's own process, which has no process to kill",
+    "node_crash": "the backend runs in the engine's own process, which has no process to kill",
+    "node_restart": "the backend runs in the engine's own process, which has no process to kill",
 }
 
 

@@ -11,10 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeshare.benchmarks.ocpp import BenchUnfit, SizeResult, TargetRun, ensure_file_limit
+from chargeshare.benchmarks.ocpp_cluster import sample_indexes
 from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger
 from chargeshare.benchmarks.ocpp_servers import _register_wh
 from chargeshare.cli.app import app
 from chargeshare.ocpp.frames import CALL, Call, check_payload, parse
+from tests.conftest import REDIS_URL
 
 runner = CliRunner()
 
@@ -155,3 +157,63 @@ def test_the_slow_provider_target_is_judged_at_1000_chargers_with_a_12_s_provide
     assert size(1_000, 12.0, 51.0).meets_slow is False
     assert size(1_000, 12.0, 20.0).slow_ratio == 2.0
     assert size(5_000, 12.0, 20.0).meets_slow is None and size(1_000, 1.0, 20.0).meets_slow is None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_bench_ocpp_processes_answers_every_call_and_command(
+    postgres_url: str, redis_client: object, tmp_path: Path
+) -> None:
+    # Real `serve` processes on PostgreSQL and the test Redis; the bench makes and drops its databases.
+    out = tmp_path / "processes.json"
+    args = ["--chargers", "20", "--messages", "100", "--processes", "1,2", "--postgres-url", postgres_url]
+    result = runner.invoke(app, ["bench", "ocpp", *args, "--redis-url", REDIS_URL, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "x 1 proc" in result.output and "cross p99 ms" in result.output
+    report = json.loads(out.read_text())
+    assert report["benchmark"] == "ocpp-processes" and report["ok"] is True
+    assert report["target_scaling"] == 1.6 and report["target_command_p99_ms"] == 100.0
+    assert report["params"]["processes"] == [1, 2] and report["params"]["backend"] == "postgres"
+    (size,) = report["sizes"]
+    runs = {r["processes"]: r for r in size["runs"]}
+    assert set(runs) == {1, 2}
+    for n, r in runs.items():
+        load = r["load"]
+        assert r["all_answered"] is True and r["stored_ok"] == 20 and len(r["serve_cpu_s"]) == n
+        assert load["connected"] == load["transactions"] == 20
+        assert load["setup"]["answered"] == load["setup"]["sent"] == 60
+        thr = load["throughput"]
+        assert thr["answered"] == thr["sent"] == 100 and thr["call_errors"] == thr["failures"] == 0
+        # Charger i on process i % n: the frames split evenly, each process answering its own.
+        assert [p["answered"] for p in load["throughput_by_process"]] == [100 // n] * n
+        commands = load["commands"]
+        routes = ("local", "cross") if n > 1 else ("local",)
+        assert set(commands) == {"sampled", "warmup", "answered_by_chargers", *routes}
+        for route in routes:  # every charger in the sample, each answered by the charger ("done")
+            assert commands[route]["sent"] == commands[route]["done"] == 20
+            assert commands[route]["outcomes"] == {"done": 20}
+        # Each command reached its charger once: the measured ones and the warm-up (5 per process).
+        assert commands["warmup"] == 5 * n
+        assert commands["answered_by_chargers"] == 20 * len(routes) + 5 * n
+    assert size["meets_command_target"] in (True, False) and size["meets_scaling_target"] in (True, False)
+    assert size["scaling"]["1"] == 1.0
+
+
+def test_bench_ocpp_processes_rejects_bad_arguments() -> None:
+    for args in (
+        ["--processes", "0"],
+        ["--processes", "1,1"],
+        ["--processes", "two"],
+        ["--processes", "1,2", "--backend", "sqlite"],
+        ["--processes", "1,3", "--chargers", "2"],
+    ):
+        result = runner.invoke(app, ["bench", "ocpp", *args])
+        assert result.exit_code == 2, (args, result.output)
+
+
+def test_the_command_sample_is_spread_over_the_fleet() -> None:
+    assert sample_indexes(20, 200) == list(range(20))
+    picked = sample_indexes(1000, 200)
+    assert len(picked) == 200 and picked[:3] == [0, 5, 10]
+    assert sum(i % 2 for i in picked) == 100  # with 2 processes, half the sample on each

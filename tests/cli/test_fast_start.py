@@ -90,6 +90,7 @@ def test_help_version_and_every_command_help_load_nothing_heavy(tmp_path: Path) 
 
 def test_defaults_repeated_for_a_light_import_match_their_sources() -> None:
     from chargeshare.benchmarks.databases import DEFAULT_POSTGRES_ADMIN_URL
+    from chargeshare.benchmarks.ocpp_cluster import DEFAULT_REDIS_URL as DEFAULT_OCPP_REDIS_URL
     from chargeshare.benchmarks.race import DEFAULT_REDIS_URL
     from chargeshare.certify.context import Settings
     from chargeshare.certify.model import Profile
@@ -101,3 +102,4 @@ def test_defaults_repeated_for_a_light_import_match_their_sources() -> None:
     assert Settings.id_tag == certify.DEFAULT_ID_TAG
     assert bench.DEFAULT_POSTGRES_ADMIN_URL == DEFAULT_POSTGRES_ADMIN_URL
     assert bench.DEFAULT_REDIS_URL == DEFAULT_REDIS_URL
+    assert bench.DEFAULT_OCPP_REDIS_URL == DEFAULT_OCPP_REDIS_URL

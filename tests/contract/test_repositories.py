@@ -413,8 +413,15 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         tx.sessions.mark_freed(session, None)  # in use again
         assert tx.sessions.freed_before(T0 + 9 * HOUR) == []
         tx.sessions.mark_freed(session, T0 + HOUR)
-        tx.sessions.stop(
+        assert tx.sessions.stop(
             session, stopped_at=T0 + HOUR, meter_stop_wh=2_500, billed_wh=1_500, cost=45, idle_fee=5
+        )
+        # Stopped once: a second stop (a racing one, a late one) is refused and changes nothing.
+        assert not tx.sessions.stop(
+            session, stopped_at=T0 + 2 * HOUR, meter_stop_wh=4_000, billed_wh=3_000, cost=90, idle_fee=0
+        )
+        assert not tx.sessions.stop(
+            999_999, stopped_at=T0 + HOUR, meter_stop_wh=1, billed_wh=1, cost=1, idle_fee=0
         )
         stopped = tx.sessions.get(session)
         assert stopped is not None
@@ -468,6 +475,19 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
         )
         tx.sessions.stop(session, stopped_at=T0 + HOUR, meter_stop_wh=900, billed_wh=200, cost=6, idle_fee=0)
         assert tx.sessions.running_elsewhere("TX-1", None) is None  # only a running one counts
+        # Stopped before any reading came: a late one does not become its meter start.
+        unread = tx.sessions.add(
+            booking_id=a_booking(tx, c1, driver, 4),
+            connector_id=c1,
+            id_tag="T",
+            started_at=T0 + 4 * HOUR,
+            meter_start_wh=0,
+        )
+        tx.sessions.link_charger_transaction(unread, charger, "TX-3", meter_start_pending=True)
+        tx.sessions.stop(unread, stopped_at=T0 + 5 * HOUR, meter_stop_wh=0, billed_wh=0, cost=0, idle_fee=0)
+        assert not tx.sessions.settle_meter_start(unread, 500)
+        late = tx.sessions.get(unread)
+        assert late is not None and (late.meter_start_wh, late.meter_stop_wh, late.billed_wh) == (0, 0, 0)
         tx.sessions.stop(other, stopped_at=T0 + HOUR, meter_stop_wh=0, billed_wh=0, cost=0, unmetered=True)
         flagged = tx.sessions.get(other)
         assert flagged is not None and flagged.unmetered

@@ -129,6 +129,32 @@ async def test_a_reservation_made_on_one_node_reaches_the_charger_on_the_other(t
         assert script.asked("CancelReservation") == [{"reservation_id": booking.booking_id}]
 
 
+async def test_a_cancellation_decided_while_the_charger_was_away_is_sent_when_it_connects(
+    two_nodes: list[Node],
+) -> None:
+    """The charger accepted a reservation, then its link dropped (its node crashed, say) and the
+    booking was cancelled meanwhile: CancelReservation reached no one. Reconnecting through either
+    node, it is told, or it would stay Reserved and refuse the next driver until the grace ends."""
+    a, b = two_nodes
+    charger_id = add_charger(a.app, "CP1", online=False)
+    driver = a_driver(a.app, "TAG1")
+    async with library_cp16(a.ws, "CP1") as cp:
+        await boot16(cp)
+        await available(cp)
+        starts = b.app.clock.now() + timedelta(minutes=2)
+        request = BookRequest(driver, charger_id, 1, 60, 10_000, starts_at=starts)
+        booking = await asyncio.to_thread(b.app.bookings.book, request)
+        await eventually(lambda: reservation(b.app, booking.booking_id) == "accepted", "reserved")
+    await eventually(lambda: "CP1" not in a.registry.links, "A's link gone")
+    await asyncio.to_thread(b.app.bookings.cancel, booking.booking_id, driver_id=driver)
+    script = Script()
+    async with library_cp16(b.ws, "CP1", script):
+        await eventually(lambda: bool(script.asked("CancelReservation")), "CancelReservation on connecting")
+        assert script.asked("CancelReservation") == [{"reservation_id": booking.booking_id}]
+        await eventually(lambda: reservation(b.app, booking.booking_id) == "none", "the cancel kept")
+    assert b.app.bookings.cancellations_unanswered("CP1") == []  # told once is enough
+
+
 async def test_a_charger_that_reconnects_through_the_other_node_stays_online(two_nodes: list[Node]) -> None:
     a, b = two_nodes
     charger_id = add_charger(a.app, "CP1", online=False)
@@ -267,5 +293,33 @@ async def test_a_stop_due_is_asked_again_until_the_charger_takes_it() -> None:
             async with library_cp16(url, "CP1", taking):
                 await eventually(lambda: bool(taking.asked("RemoteStopTransaction")), "a stop on connecting")
             assert taking.asked("RemoteStopTransaction") == [{"transaction_id": tx_id}]
+    finally:
+        app.close()
+
+
+async def test_a_stop_taken_is_forgotten_once_the_session_stops() -> None:
+    """The registry remembers a stop it has sent so that every reading over the limit does not send
+    another; once the session has stopped there is nothing left to remember (or a long-running server
+    would keep one entry per energy-limited session, for good)."""
+    app = build(Config(database_url="sqlite://"), clock=SystemClock())
+    registry = ChargerRegistry(app)
+    try:
+        charger_id = add_charger(app, "CP1", online=False)
+        driver = a_driver(app, "TAG1")
+        async with LoopbackServer(create_api(app, registry)) as server:
+            script = Script()
+            async with library_cp16(f"ws://127.0.0.1:{server.port}/ocpp", "CP1", script) as cp:
+                await boot16(cp)
+                await available(cp)
+                app.bookings.book(BookRequest(driver, charger_id, 1, 60, 1_000))
+                started = await cp.call(
+                    call16.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=0, timestamp=now())
+                )
+                tx_id = started.transaction_id
+                value = [{"timestamp": now(), "sampled_value": [{"value": "1000"}]}]
+                await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=value))
+                await eventually(lambda: bool(script.asked("RemoteStopTransaction")), "a stop")
+                await cp.call(call16.StopTransaction(transaction_id=tx_id, meter_stop=1_000, timestamp=now()))
+                await eventually(lambda: not registry._stops_sent, "the stop forgotten")
     finally:
         app.close()

@@ -4,6 +4,7 @@ race must end as if the requests had come one after another."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections import Counter
@@ -15,8 +16,10 @@ import pytest
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.accounts import KycStatus
+from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import ConcurrentChange, InvalidTransition
 from chargeshare.services.booking import BookRequest
+from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.settlement import SettlementService
@@ -150,4 +153,71 @@ def test_several_outbox_workers_work_each_step_once(pg: App) -> None:
     assert sum(results) == 12
     assert set(counting.captures.values()) == {1} and len(counting.captures) == 12  # each worked once
     assert gateway.total_captured == costs
+    assert_invariants(pg)
+
+
+class PausesAfterARead:
+    """The store, but one thread's unit of work stops right after it reads a session or a booking
+    (`repository`), until told to go on: another unit of work can commit in between, as READ
+    COMMITTED allows."""
+
+    def __init__(self, inner: Any, repository: str, thread: Callable[[], bool]) -> None:
+        self.inner, self.repository, self.paused_thread = inner, repository, thread
+        self.read, self.go = threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.inner.transaction() as tx:
+            if self.paused_thread():
+                repository = getattr(tx, self.repository)
+                get = repository.get
+
+                def get_then_wait(key: int) -> Any:
+                    record = get(key)
+                    self.read.set()
+                    assert self.go.wait(30), "never told to go on"
+                    return record
+
+                repository.get = get_then_wait
+            yield tx
+
+
+@pytest.mark.parametrize("paused_after", ["sessions", "bookings"])
+def test_a_stop_racing_the_lost_stop_close_bills_the_session_once(pg: App, paused_after: str) -> None:
+    """The housekeeping sweep closes a session taken as lost while the charger's own stop is being
+    applied (in another process, say). Whichever commits first bills it; the other changes nothing
+    and is still answered Accepted, so the capture queued with the first is the session's cost."""
+    clock = pg.clock
+    assert isinstance(clock, ManualClock)
+    charger = add_charger(pg, price=40)
+    driver = pg.marketplace.add_driver("D", "TAG").driver_id
+    booking = pg.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    clock.advance(60)
+    session = pg.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    pg.charging.meter("CP1", session, 2_000)
+    pg.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # freed: its stop is awaited
+    clock.advance(pg.config.rules.lost_stop_grace_s + 1)
+    charger_thread: list[threading.Thread] = []
+    store = PausesAfterARead(pg.store, paused_after, lambda: threading.current_thread() in charger_thread)
+    pg.charging.store = store
+    answers: list[Any] = []
+    stop = threading.Thread(
+        target=lambda: answers.append(pg.charging.stop("CP1", session, 3_000, clock.now()))
+    )
+    charger_thread.append(stop)
+    stop.start()
+    assert store.read.wait(30), "the charger's stop never read its session"
+    assert pg.charging.close_lost_stops() == [session]  # commits while the stop waits
+    store.go.set()
+    stop.join(30)
+    assert not stop.is_alive() and answers == [AuthStatus.ACCEPTED]
+    with pg.store.reading() as tx:
+        record = tx.sessions.get(session)
+        (capture,) = [i for i in tx.outbox.all() if i.booking_id == booking and i.step == "capture"]
+    assert record is not None and (record.billed_wh, record.cost) == (2_000, 80)  # its last reading
+    assert capture.amount == record.cost
+    pg.settlement.process_due()
     assert_invariants(pg)

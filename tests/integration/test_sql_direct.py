@@ -105,6 +105,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "in_status": "confirmed",
         "starts_by": clock.now() + timedelta(days=1),
         "reservation_state": "none",
+        "booking_status": "confirmed",
         "state": "sent",
         "expected_state": "none",
         "token": 10**6,

@@ -799,6 +799,11 @@ class BookingMachine(RuleBasedStateMachine):
             assert all(
                 b.status not in (B.REQUESTED, B.CONFIRMED, B.ACTIVE) for b in self.model.bookings.values()
             )
+            # No charger here ever answered a reservation: each connects at the end, is asked to
+            # cancel those of ended bookings, and answers, as a connecting charger is (the registry).
+            for charger in self.chargers:
+                for ended in self.app.bookings.cancellations_unanswered(charger.cp_id):
+                    self.app.bookings.reservation_cancelled(ended.booking_id)
             self._check(final=True)
         finally:
             self.app.close()

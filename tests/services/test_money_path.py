@@ -18,10 +18,12 @@ from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import ConcurrentChange, PaymentUnavailable
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.booking import BookRequest
+from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import SessionClosedWithoutStop
 from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
 from chargeshare.services.ports import HoldResult, Store, UnitOfWork
+from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.settlement import SettlementService
 from tests.conftest import add_charger
 
@@ -218,14 +220,20 @@ def test_a_stopped_session_without_its_capture_step_is_an_invariant_failure(
         assert tx.bookings.get(booking).status is BookingStatus.COMPLETED
 
 
-def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
-    app: App, clock: ManualClock
-) -> None:
+def charging_session(app: App, clock: ManualClock) -> int:
+    """A driver booked CP1's connector a minute ago and is charging from a 1,000 Wh register."""
     charger = add_charger(app, price=40)
     driver = app.marketplace.add_driver("D", "TAG").driver_id
     app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
     clock.advance(60)
-    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    tx_id: int = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    return tx_id
+
+
+def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
+    app: App, clock: ManualClock
+) -> None:
+    tx_id = charging_session(app, clock)
     app.charging.meter("CP1", tx_id, 1_300)
     lost: list[SessionClosedWithoutStop] = []
     app.bus.subscribe(SessionClosedWithoutStop, lost.append)
@@ -248,4 +256,69 @@ def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
     # A stop that arrives after all is a repeat: acknowledged, billed nothing more.
     assert app.charging.stop("CP1", tx_id, 5_000, clock.now()).value == "Accepted"
     assert gateway(app).total_captured == 12
+    assert failing(app) == set()
+
+
+def test_a_process_just_started_gives_a_stop_sent_while_none_was_up_the_whole_grace(
+    app: App, clock: ManualClock
+) -> None:
+    tx_id = charging_session(app, clock)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # then the process dies: the stop is queued
+    grace = app.config.rules.lost_stop_grace_s
+    clock.advance(grace - 60)  # the backend is down all this time
+    restarted = ChargingService(app.store, app.settlement, app.bus, clock, app.config.rules)
+    clock.advance(120)  # freed longer ago than the grace, but this process has heard nothing yet
+    assert restarted.close_lost_stops() == []
+    assert restarted.stop("CP1", tx_id, 1_900, clock.now()).value == "Accepted"  # replayed: billed right
+    with app.store.reading() as tx:
+        session = tx.sessions.get(tx_id)
+    assert session is not None and session.billed_wh == 900
+    clock.advance(grace)
+    assert restarted.close_lost_stops() == []
+
+
+class ReadsFromBefore:
+    """The store, but a session or booking is read as it was at `records`: what a unit of work sees
+    when it read those rows just before another committed (READ COMMITTED on PostgreSQL)."""
+
+    def __init__(self, inner: Store, session: SessionRecord, booking: BookingRecord) -> None:
+        self.inner, self.session, self.booking = inner, session, booking
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        with self.inner.transaction() as tx:
+            tx.sessions.get = lambda session_id: self.session  # type: ignore[method-assign]
+            tx.bookings.get = lambda booking_id: self.booking  # type: ignore[method-assign]
+            yield tx
+
+
+def test_a_stop_that_read_its_session_before_the_lost_stop_close_committed_changes_nothing(
+    app: App, clock: ManualClock
+) -> None:
+    """The interleaving `tests/integration/test_money_races.py` forces on PostgreSQL, on the fake:
+    the charger's stop read the session charging, the sweep's lost-stop close committed, then the stop
+    writes. Only the close bills it, so the capture queued with it is the session's cost."""
+    charger = add_charger(app, price=40)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    clock.advance(60)
+    tx_id = app.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    app.charging.meter("CP1", tx_id, 2_000)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(app.config.rules.lost_stop_grace_s + 1)
+    with app.store.reading() as tx:
+        session, record = tx.sessions.get(tx_id), tx.bookings.get(booking)
+    assert session is not None
+    assert app.charging.close_lost_stops() == [tx_id]  # billed 2000 Wh: 80p
+    store = app.charging.store
+    app.charging.store = ReadsFromBefore(store, session, record)
+    assert app.charging.stop("CP1", tx_id, 3_000, clock.now()).value == "Accepted"
+    app.charging.store = store
+    with app.store.reading() as tx:
+        stopped = tx.sessions.get(tx_id)
+    assert stopped is not None and (stopped.billed_wh, stopped.cost) == (2_000, 80)
+    assert gateway(app).total_captured == 80
     assert failing(app) == set()

@@ -243,9 +243,48 @@ async def test_an_eviction_heard_before_the_claim_returns_closes_the_link_once_c
     socket = FakeSocket()
     link = ChargerLink("CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"))
     registry.links["CP1"] = link
-    registry.evict("CP1", 10)  # a newer connection elsewhere, while our claim is on its way
+    # A newer connection elsewhere replaced the record our claim (on its way) is writing: any epoch
+    # ours can get is below this one.
+    registry.evict("CP1", 2**62)
     assert socket.closed == []
     await registry._claim(link)
     await eventually(lambda: socket.closed == [1000], "the stale link closed")
     registry.evict("CP1", 0)  # an older record's eviction closes nothing newer
     assert socket.closed == [1000]
+
+
+# ---- epochs across a lost counter -----------------------------------------------------------------
+
+
+async def _a_link_held_since_before_a_flush(records: ChargerOwnership) -> Owner:
+    for n in range(5):  # other chargers' claims move the counter on
+        await records.claim(f"CP-{n}", "node-a", "1.6")
+    a, _ = await records.claim("CP1", "node-a", "1.6")
+    await records.client.flushall()  # Redis restarted without persistence, or flushed by an operator
+    return a
+
+
+async def test_a_claim_after_redis_lost_its_counter_is_newer_than_a_link_held_before(
+    server: fakeredis.FakeServer,
+) -> None:
+    """The charger reconnects through B after a flush: A's surviving (stale) link must not win it
+    back on renewal, which would close B's live link and leave commands routed to a dead one."""
+    records = ownership(server)
+    a = await _a_link_held_since_before_a_flush(records)
+    b, _ = await records.claim("CP1", "node-b", "1.6")
+    assert b.epoch > a.epoch
+    assert await records.renew({"CP1": a}) == ["CP1"]  # A's link is the one to close
+    assert await records.owner_of("CP1") == b
+    assert not await records.release("CP1", a)  # and its close marks nothing offline
+
+
+async def test_a_record_put_back_after_a_flush_still_yields_to_a_newer_connection(
+    server: fakeredis.FakeServer,
+) -> None:
+    records = ownership(server)
+    a = await _a_link_held_since_before_a_flush(records)
+    assert await records.renew({"CP1": a}) == []  # A's live link puts its record back
+    b, replaced = await records.claim("CP1", "node-b", "1.6")  # then the charger moves to B
+    assert replaced == a and b.epoch > a.epoch
+    assert not await records.release("CP1", a)  # A's link closing must not mark it offline
+    assert await records.owner_of("CP1") == b

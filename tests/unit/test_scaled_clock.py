@@ -8,21 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chargeshare.services.clock import ScaledClock
+from tests.fake_monotonic import FakeMonotonic
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
-
-
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def real() -> FakeMonotonic:
-    return FakeMonotonic()
 
 
 def sim_s(clock: ScaledClock) -> float:

@@ -39,6 +39,7 @@ from chargeshare.adapters.event_fanout import EventHub, channel_for
 from chargeshare.adapters.metrics import Metrics
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.payments_worker import PaymentsWorker
+from chargeshare.adapters.shared_clock import FollowedClock
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
@@ -114,6 +115,8 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         ready = asyncio.Event()
         payments.start()
         tasks = [asyncio.create_task(housekeeping(app)), asyncio.create_task(hub.relay(ready))]
+        if isinstance(app.clock, FollowedClock):  # a simulation's backend: it holds time while starved
+            tasks.append(asyncio.create_task(app.clock.keep_pace()))
         if app.config.redis_url is not None:
             # Serve only once subscribed, so no push published meanwhile is missed.
             await asyncio.wait_for(ready.wait(), timeout=10)

@@ -42,6 +42,9 @@ def router(app: App) -> APIRouter:
         online: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[ChargerOut]:
+        """Chargers in the box (`bbox`) or within `radius_m` of `lat`,`lon` that pass every filter,
+        nearest first: to the centre of a radius search, to the middle of a box (great-circle
+        distance), ties by charger id; at most `limit`. `distance_m` is given for radius searches."""
         if available_now:
             if available_from is not None or available_until is not None:
                 raise errors.InvalidRequest("give available_now or an available_from/until window, not both")

@@ -55,12 +55,12 @@ _STARTING_BY = BOOKING_COLUMNS.where(
 ).order_by(_b.id)
 STARTING_BY = DirectStatement(_STARTING_BY)
 UNRESERVED_STARTING_BY = DirectStatement(_STARTING_BY.where(_b.reservation == bindparam("reservation_state")))
-# A charger's confirmed bookings in one reservation state: looked up when it connects, through its
+# A charger's bookings in one status and reservation state: looked up when it connects, through its
 # connectors (indexed by charger) and their bookings (indexed by connector).
 RESERVATIONS_ON = DirectStatement(
     BOOKING_COLUMNS.where(
         _k.charger_id == bindparam("charger_pk"),
-        _b.status == BookingStatus.CONFIRMED.value,
+        _b.status == bindparam("booking_status"),
         _b.reservation == bindparam("reservation_state"),
     ).order_by(_b.id)
 )
@@ -249,8 +249,10 @@ class SqlBookings:
         params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
         return bool(SET_RESERVATION_IF.write(self.conn, params))
 
-    def reservations_on(self, charger_id: int, state: str) -> Sequence[BookingRecord]:
-        params = {"charger_pk": charger_id, "reservation_state": state}
+    def reservations_on(
+        self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
+    ) -> Sequence[BookingRecord]:
+        params = {"charger_pk": charger_id, "reservation_state": state, "booking_status": status.value}
         return [booking_record(r) for r in RESERVATIONS_ON.mappings(self.conn, params)]
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:

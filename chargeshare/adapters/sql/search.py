@@ -1,20 +1,36 @@
-"""The map search: one statement per shape of query (which filters it uses), built once.
+"""The map search: the matching chargers nearest the query's origin first, one statement per shape.
 
-SQLite: an R*Tree box prefilter and the haversine in SQL arithmetic (`sqlite_geo`); a radius search
-with a booking window tries smaller circles first. PostGIS: the `geom &&` envelope, `ST_DWithin` on
-the sphere and KNN `<->` on the GiST-indexed geography column. Hosts' weekly calendars are applied
-after the SQL filters.
+What it returns is `SearchQuery`'s promise: every charger in the area passing the filters, ordered by
+great-circle distance from the origin (a radius search's centre, a box's middle), ties by id, the
+first `limit`. Neither backend looks at more than it must to know those are the first:
+
+- PostGIS: one index-ordered nearest-neighbour scan of the GiST geography index
+  (`ORDER BY location <-> origin LIMIT n`), bounded by `ST_DWithin(location, origin, reach)` and
+  checking the filters on each charger as the scan yields it, so it stops after the first `n` that
+  pass. The planner, estimating far fewer rows past the filters than there are, would rather fetch
+  every charger in the area and sort them (hundreds of milliseconds at a million chargers in a
+  city), so the search's transaction disables explicit sorts and JIT for itself (`set_config(...,
+  true)`). The index orders by distance alone; ties are put in id order here, and a tie across the
+  cut fetches more.
+- SQLite: no index orders by distance, so the search asks the R*Tree for growing circles around the
+  origin: the chargers within radius r of it lie inside `BBox.around(origin, r)`, so when a circle
+  already holds `limit` matches they are exactly the first `limit` of the whole area (everything
+  outside is farther), at the cost of the circle's chargers rather than the area's. Each circle is
+  sized from the matches the last one found, assuming they are spread evenly.
+
+Hosts' weekly calendars are applied after the SQL filters; when they remove some, more rows are
+fetched.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from geoalchemy2 import Geography
-from sqlalchemy import Connection, Float, Integer, bindparam, cast, func, literal_column, select
+from sqlalchemy import Connection, Float, Integer, bindparam, cast, func, literal_column, select, text
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -29,46 +45,65 @@ from chargeshare.services.records import ChargerView
 
 Calendars = Callable[[Sequence[int]], dict[int, list[WeeklyWindow]]]
 
-# Fractions of a radius search's radius tried first on SQLite (see `search`): at most a third more
-# work when none holds enough matches, a small fraction of it when one does.
-_INNER_RINGS = (0.125, 0.25, 0.5)
+# SQLite's first circle, in metres: a city block holds a search's matches at a million chargers; an
+# emptier area costs a few more circles, each a cheap R*Tree probe.
+_FIRST_RING_M = 300.0
+# How much a circle may grow at once: more wastes work on a circle far larger than needed, less
+# costs more statements where chargers are sparse.
+_MAX_GROWTH = 4.0
+# Rows fetched beyond `limit` when hosts' calendars will drop some (about a fifth of chargers have
+# one, most windows fall inside it); `_MAX_GROWTH` times as many each time it was not enough.
+_CALENDAR_SLACK = 1.25
+# The PostGIS search statement's plan: order from the index, not a sort; no JIT for a millisecond
+# query. Set for the transaction before it and put back after it: the statements that follow (the
+# calendars, the connectors) need their sorts.
+_PLAN_SETTINGS = text(
+    "SELECT current_setting('enable_sort'), current_setting('jit'), "
+    "set_config('enable_sort', 'off', true), set_config('jit', 'off', true)"
+)
+_RESTORE_SETTINGS = text("SELECT set_config('enable_sort', :sort, true), set_config('jit', :jit, true)")
 
 
 class _SearchShape(NamedTuple):
     """Which filters a map search uses: each shape gets one statement, built once, with bound values."""
 
     dialect: str
-    centre: bool
+    box: bool
     max_price: bool
     online_only: bool
     connector_type: bool
     min_power: bool
     window: bool
-    limited: bool
 
 
 @functools.lru_cache(maxsize=256)
 def _statement(shape: _SearchShape) -> DirectStatement:
+    """The matches within `reach` of the origin (SQLite: within `cut` of it, inside the R*Tree box
+    `west..north`), nearest first, at most `most`. PostGIS orders by distance alone (the index's
+    order); SQLite by distance, then id."""
     c, k, b = t.chargers.c, t.connectors.c, t.bookings.c
-    west, east = bindparam("west", type_=Float), bindparam("east", type_=Float)
-    south, north = bindparam("south", type_=Float), bindparam("north", type_=Float)
-    conds: list[Any] = [c.lon >= west, c.lon <= east, c.lat >= south, c.lat <= north]
-    distance: Any = None
-    knn: Any = None
-    lat, lon = bindparam("centre_lat", type_=Float), bindparam("centre_lon", type_=Float)
-    radius = bindparam("radius", type_=Float)
+    lat, lon = bindparam("origin_lat", type_=Float), bindparam("origin_lon", type_=Float)
+    conds: list[Any] = []
+    if shape.box:
+        # The exact box: the spatial prefilters below hold every charger in it, and more.
+        conds += [
+            c.lon >= bindparam("box_west", type_=Float),
+            c.lon <= bindparam("box_east", type_=Float),
+            c.lat >= bindparam("box_south", type_=Float),
+            c.lat <= bindparam("box_north", type_=Float),
+        ]
     if shape.dialect == "postgresql":
-        envelope = func.ST_MakeEnvelope(west, south, east, north, 4326)
-        conds.append(literal_column("chargers.geom").op("&&")(envelope))
-        if shape.centre:
-            location = literal_column("chargers.location", Geography(srid=4326))
-            point = cast(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), Geography(srid=4326))
-            # Sphere, not spheroid, so both backends measure distance the same way.
-            conds.append(func.ST_DWithin(location, point, radius, False))
-            distance = func.ST_Distance(location, point, False)
-            knn = location.op("<->")(point)
+        location = literal_column("chargers.location", Geography(srid=4326))
+        origin = cast(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), Geography(srid=4326))
+        # Sphere, not spheroid, so both backends measure distance the same way; `<->` on geography
+        # is the same distance on the sphere, and the one the index orders by.
+        conds.append(func.ST_DWithin(location, origin, bindparam("reach", type_=Float), False))
+        distance: Any = location.op("<->", return_type=Float)(origin)
+        order: list[Any] = [distance]
     else:
         rt = t.charger_rtree.c
+        west, east = bindparam("west", type_=Float), bindparam("east", type_=Float)
+        south, north = bindparam("south", type_=Float), bindparam("north", type_=Float)
         conds.append(
             c.id.in_(
                 select(rt.id).where(
@@ -76,10 +111,9 @@ def _statement(shape: _SearchShape) -> DirectStatement:
                 )
             )
         )
-        if shape.centre:
-            distance = distance_expr(c.lat, c.lon, lat, lon)
-            conds.append(distance <= radius)
-            knn = distance
+        distance = distance_expr(c.lat, c.lon, lat, lon)
+        conds.append(distance <= bindparam("cut", type_=Float))
+        order = [distance, c.id]
     if shape.max_price:
         conds.append(c.price_per_kwh <= bindparam("max_price"))
     if shape.online_only:
@@ -106,73 +140,79 @@ def _statement(shape: _SearchShape) -> DirectStatement:
         clash = select(b.id).where(*live_overlap(k.id, *window, LIVE_STATES))
         connector_conds.append(~clash.exists())
     conds.append(select(k.id).where(*connector_conds).exists())
-
-    columns: list[Any] = [*CHARGER_COLUMNS] if distance is None else [*CHARGER_COLUMNS, distance]
-    stmt = select(*columns).where(*conds)
-    stmt = stmt.order_by(c.id) if distance is None else stmt.order_by(knn, c.id)
-    if shape.limited:
-        stmt = stmt.limit(bindparam("most", type_=Integer))
-    return DirectStatement(stmt)
+    stmt = select(*CHARGER_COLUMNS, distance).where(*conds).order_by(*order)
+    return DirectStatement(stmt.limit(bindparam("most", type_=Integer)))
 
 
 def search(conn: Connection, dialect: str, query: SearchQuery, calendars: Calendars) -> list[ChargerView]:
-    """Chargers matching the query: by id for a box, nearest first (then id) for a radius.
+    """Chargers matching the query, nearest its origin first, then by id (`SearchQuery`).
     `calendars` gives hosts' weekly windows, applied after the SQL filters."""
-    if dialect == "sqlite" and query.centre is not None and query.radius_m is not None:
-        # SQLite has no nearest-first index: it measures every charger in the box, then sorts. Try
-        # smaller circles first: when one already holds `limit` matches, they are exactly the first
-        # `limit` of the whole radius (everything beyond it is farther), at a fraction of the work.
-        for fraction in _INNER_RINGS:
-            radius = query.radius_m * fraction
-            inner = dataclasses.replace(query, radius_m=radius)
-            # The box is padded: a ring's matches must all be found for the argument to hold.
-            found = _search_once(
-                conn, dialect, calendars, inner, BBox.around(query.centre, radius * 1.01 + 1.0)
-            )
-            if len(found) >= query.limit:
-                return found
-    return _search_once(conn, dialect, calendars, query, query.area)
-
-
-def _search_once(
-    conn: Connection, dialect: str, calendars: Calendars, query: SearchQuery, area: BBox
-) -> list[ChargerView]:
-    window = query.available_from, query.available_until
-    timed = window[0] is not None and window[1] is not None
-    calendar = window[0] is not None
+    origin = query.origin
+    reach = query.reach_m
+    calendar = query.available_from is not None
     shape = _SearchShape(
         dialect,
-        query.centre is not None,
+        query.bbox is not None,
         query.max_price_per_kwh is not None,
         query.online_only,
         query.connector_type is not None,
         query.min_power_w is not None,
-        timed,
-        not calendar,
+        calendar,
     )
     params: dict[str, Any] = {
-        "west": area.west,
-        "east": area.east,
-        "south": area.south,
-        "north": area.north,
+        "origin_lat": origin.lat,
+        "origin_lon": origin.lon,
+        "reach": reach,
         "max_price": query.max_price_per_kwh,
         "connector_type": None if query.connector_type is None else query.connector_type.value,
         "min_power": query.min_power_w,
-        "window_from": window[0],
-        "window_until": window[1],
-        "most": query.limit,
+        "window_from": query.available_from,
+        "window_until": query.available_until,
     }
-    if query.centre is not None:
-        params.update(centre_lat=query.centre.lat, centre_lon=query.centre.lon, radius=query.radius_m)
+    if query.bbox is not None:
+        box = query.bbox
+        params.update(box_west=box.west, box_east=box.east, box_south=box.south, box_north=box.north)
+    # PostGIS needs no circles: its scan stops by itself.
+    ring = reach if dialect == "postgresql" else min(_FIRST_RING_M, reach)
     stmt = _statement(shape)
-    distance = query.centre is not None
-    picked: list[Any] = []
-    for candidates in stmt.batches(conn, params, max(query.limit, 100)):
+    most = math.ceil(query.limit * _CALENDAR_SLACK) + 1 if calendar else query.limit + 1
+    while True:
+        final = ring >= reach
+        if dialect == "sqlite":
+            # Padded: a charger on the circle must be inside the box for the argument to hold.
+            around = BBox.around(origin, ring * 1.01 + 1.0)
+            area = query.area
+            params.update(
+                west=max(around.west, area.west),
+                east=min(around.east, area.east),
+                south=max(around.south, area.south),
+                north=min(around.north, area.north),
+                cut=reach if final else ring,
+            )
+        params["most"] = most
+        if dialect == "postgresql":
+            sort, jit, *_ = conn.execute(_PLAN_SETTINGS).one()
+            rows = stmt.rows(conn, params)
+            conn.execute(_RESTORE_SETTINGS, {"sort": sort, "jit": jit})
+        else:
+            rows = stmt.rows(conn, params)
+        truncated = len(rows) == most
+        # Every charger nearer than the last row fetched was fetched, so those are complete.
+        nearer_than = rows[-1][-1] if truncated else math.inf
+        rows.sort(key=lambda r: (r[-1], r[0]))
         if calendar:
-            assert window[0] is not None and window[1] is not None
-            cal = calendars([r[0] for r in candidates])
-            candidates = [r for r in candidates if covers(cal.get(r[0], []), window[0], window[1])]
-        picked.extend(candidates[: query.limit - len(picked)])
-        if len(picked) >= query.limit:
+            assert query.available_from is not None and query.available_until is not None
+            since, until = query.available_from, query.available_until
+            cal = calendars([r[0] for r in rows])
+            rows = [r for r in rows if covers(cal.get(r[0], []), since, until)]
+        complete = [r for r in rows if r[-1] < nearer_than] if truncated else rows
+        if len(complete) >= query.limit or (final and not truncated):
+            picked = complete[: query.limit]
             break
-    return hydrate(conn, picked, with_distance=distance)
+        if truncated:
+            most = math.ceil(most * _MAX_GROWTH)
+        else:
+            # Grow the circle to where, at the density this one showed, `limit` matches would be.
+            found = max(len(rows), 1)
+            ring = min(reach, ring * min(_MAX_GROWTH, max(1.5, 1.2 * math.sqrt(query.limit / found))))
+    return hydrate(conn, picked, with_distance=query.centre is not None)

@@ -72,9 +72,10 @@ FREED_BEFORE = DirectStatement(
     .where(_s.status == SessionStatus.CHARGING.value, _s.freed_at < bindparam("cutoff"))
     .order_by(_s.id)
 )
+# Compare-and-set: only a charging session stops, so of two stops racing, one bills it.
 STOP = DirectStatement(
     update(t.sessions)
-    .where(_s.id == bindparam("session_pk"))
+    .where(_s.id == bindparam("session_pk"), _s.status == SessionStatus.CHARGING.value)
     .values(
         status=SessionStatus.STOPPED.value,
         stopped_at=bindparam("stop_at"),
@@ -191,9 +192,15 @@ class SqlSessions:
         )
 
     def settle_meter_start(self, session_id: int, meter_wh: int) -> bool:
+        # Only while it charges: a late event must not move a stopped session's bill.
+        charging = select(_s.id).where(_s.id == session_id, _s.status == SessionStatus.CHARGING.value)
         pending = self.conn.execute(
             update(t.charger_transactions)
-            .where(_ct.session_id == session_id, _ct.meter_start_pending.is_(True))
+            .where(
+                _ct.session_id == session_id,
+                _ct.meter_start_pending.is_(True),
+                _ct.session_id.in_(charging),
+            )
             .values(meter_start_pending=False)
         ).rowcount
         if pending:
@@ -266,7 +273,7 @@ class SqlSessions:
         cost: int,
         idle_fee: int = 0,
         unmetered: bool = False,
-    ) -> None:
+    ) -> bool:
         params = {
             "session_pk": session_id,
             "stop_at": stopped_at,
@@ -276,7 +283,7 @@ class SqlSessions:
             "idle_fee_p": idle_fee,
             "unmetered_flag": unmetered,
         }
-        STOP.write(self.conn, params)
+        return STOP.write(self.conn, params) == 1
 
     def unmetered(self) -> Sequence[SessionRecord]:
         q = select(t.sessions).where(_s.unmetered.is_(True)).order_by(_s.id)

@@ -1,0 +1,177 @@
+"""One simulated clock for several processes: a simulation that runs its backend as `serve`
+processes publishes its scaled clock in a small memory-mapped file, and each backend reads "now"
+from it (`CHARGESHARE_SIM_CLOCK=PATH#SLOT`). Never used in production.
+
+The file holds the clock's state (origin, where time stops, start, factor) behind a sequence number
+(a seqlock: the writer makes it odd while it writes, readers retry on odd or changed), then one
+slot per backend in which the backend stamps the monotonic instant its event loop last had a turn.
+The simulation lets time go on only while every backend it counts on keeps stamping, so a backend
+starved of CPU holds simulated time back as the simulation's own loop does (`ScaledClock.keep_up`).
+CLOCK_MONOTONIC is one clock for every process of the machine, so all of them agree on "real".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import mmap
+import struct
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from chargeshare.services.clock import ScaledClock
+
+# seq, monotonic origin, monotonic instant time stops at (NaN: never), start (POSIX s), factor
+_HEADER = struct.Struct("<Qdddd")
+_SLOT = struct.Struct("<d")
+MAX_SLOTS = 64
+SIZE = _HEADER.size + MAX_SLOTS * _SLOT.size
+# How often a backend stamps its slot (real seconds): well inside the simulation's slack.
+STAMP_EVERY_S = 0.02
+ENV = "CHARGESHARE_SIM_CLOCK"
+
+
+class ClockFileError(ValueError):
+    """The clock file named cannot be used; the message says why."""
+
+
+def _slot_offset(slot: int) -> int:
+    if not 0 <= slot < MAX_SLOTS:
+        raise ClockFileError(f"clock slot {slot} is out of range 0..{MAX_SLOTS - 1}")
+    return _HEADER.size + slot * _SLOT.size
+
+
+class PublishedClock(ScaledClock):
+    """The simulation's scaled clock, written to `path` at every change for backends to follow.
+
+    `followers` are the slots whose backends must have had a turn within the slack for time to go
+    on; `hold()` stops time outright (a backend restarting: its start-up is no simulated time)."""
+
+    def __init__(
+        self,
+        path: Path,
+        start: datetime,
+        factor: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(start, factor, monotonic=monotonic)
+        self.path = path
+        with path.open("wb") as f:
+            f.write(b"\0" * SIZE)
+        self._file = path.open("r+b")
+        self._map = mmap.mmap(self._file.fileno(), SIZE)
+        self._seq = 0
+        self.followers: set[int] = set()
+        # Whether a follower's process has ended (nothing to wait for): its owner says.
+        self.gone: Callable[[int], bool] = lambda _slot: False
+        self._holds = 0
+        self._publish()
+
+    def keep_up(self, slack_s: float) -> None:
+        if self._holds == 0 and all(self.had_turn(s, slack_s) or self.gone(s) for s in self.followers):
+            super().keep_up(slack_s)
+            self._publish()
+
+    def had_turn(self, slot: int, within_s: float) -> bool:
+        (stamp,) = _SLOT.unpack_from(self._map, _slot_offset(slot))
+        return bool(stamp >= self._monotonic() - within_s)
+
+    def hold(self) -> _Hold:
+        """Stop time until the returned context ends (nests)."""
+        return _Hold(self)
+
+    def _publish(self) -> None:
+        t0, stops_at = self._state
+        self._seq += 1  # odd: being written
+        struct.pack_into("<Q", self._map, 0, self._seq)
+        _HEADER.pack_into(
+            self._map,
+            0,
+            self._seq,
+            t0,
+            math.nan if stops_at is None else stops_at,
+            self.start.timestamp(),
+            self.factor,
+        )
+        self._seq += 1
+        struct.pack_into("<Q", self._map, 0, self._seq)
+
+    def close(self) -> None:
+        self._map.close()
+        self._file.close()
+
+
+class _Hold:
+    def __init__(self, clock: PublishedClock) -> None:
+        self.clock = clock
+
+    def __enter__(self) -> None:
+        # Time stops where it stands now; `keep_up` afterwards takes the held time back.
+        self.clock._holds += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self.clock._holds -= 1
+
+
+class FollowedClock:
+    """A backend's clock: "now" as the simulation's published clock says it is."""
+
+    def __init__(self, path: Path, slot: int, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        try:
+            self._file = path.open("r+b")
+        except OSError as exc:
+            raise ClockFileError(f"cannot open the simulation clock {path}: {exc.strerror}") from exc
+        try:
+            self._map = mmap.mmap(self._file.fileno(), SIZE)
+        except (OSError, ValueError) as exc:
+            self._file.close()
+            raise ClockFileError(f"{path} is not a simulation clock file") from exc
+        self._slot = _slot_offset(slot)
+        self._monotonic = monotonic
+        _, _, _, start, factor = self._read()
+        if factor <= 0:
+            raise ClockFileError(f"{path} is not a simulation clock file")
+        self.start = datetime.fromtimestamp(start, UTC)
+        self.factor = factor
+
+    @classmethod
+    def from_setting(cls, setting: str) -> FollowedClock:
+        """`PATH#SLOT`, as `CHARGESHARE_SIM_CLOCK` holds it."""
+        path, sep, slot = setting.rpartition("#")
+        if not sep or not slot.isdigit():
+            raise ClockFileError(f"{ENV} must be PATH#SLOT, got {setting!r}")
+        return cls(Path(path), int(slot))
+
+    def _read(self) -> tuple[int, float, float, float, float]:
+        while True:
+            state: tuple[int, float, float, float, float] = _HEADER.unpack_from(self._map, 0)
+            if state[0] % 2 == 0 and struct.unpack_from("<Q", self._map, 0)[0] == state[0]:
+                return state
+            time.sleep(0)  # the writer is mid-update: let it finish
+
+    def now(self) -> datetime:
+        _, t0, stops_at, _, _ = self._read()
+        real = self._monotonic()
+        if not math.isnan(stops_at):
+            real = min(real, stops_at)
+        return self.start + timedelta(seconds=(real - t0) * self.factor)
+
+    def real_seconds(self, simulated: float) -> float:
+        return simulated / self.factor
+
+    def stamp(self) -> None:
+        """This process's event loop has had a turn."""
+        _SLOT.pack_into(self._map, self._slot, self._monotonic())
+
+    async def keep_pace(self) -> None:
+        """Stamp the slot from the event loop for as long as it runs."""
+        while True:
+            self.stamp()
+            await asyncio.sleep(STAMP_EVERY_S)
+
+    def close(self) -> None:
+        self._map.close()
+        self._file.close()

@@ -1,0 +1,102 @@
+"""The simulation's clock shared with backend processes through a file: followers read the same "now"
+as the publisher, time stops while a follower's loop gets no turn or while the simulation holds it,
+and a bad setting is one clear error."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chargeshare.adapters.shared_clock import ClockFileError, FollowedClock, PublishedClock
+from chargeshare.bootstrap import ConfigError, clock_from_env
+from chargeshare.services.clock import SystemClock
+from tests.fake_monotonic import FakeMonotonic
+
+START = datetime(2026, 6, 1, 8, tzinfo=UTC)
+
+
+def sim_s(clock: PublishedClock | FollowedClock) -> float:
+    return (clock.now() - START).total_seconds()
+
+
+def test_a_follower_reads_the_publishers_time(tmp_path: Path, real: FakeMonotonic) -> None:
+    clock = PublishedClock(tmp_path / "clock", START, 120, monotonic=real)
+    follower = FollowedClock(tmp_path / "clock", 0, monotonic=real)
+    assert follower.start == START and follower.factor == 120
+    clock.keep_up(0.1)
+    real.t += 0.05
+    assert sim_s(follower) == sim_s(clock) == pytest.approx(6)
+    real.t += 5  # past the slack: both stand still where the leash ends
+    assert sim_s(follower) == sim_s(clock) == pytest.approx(12)
+    clock.keep_up(0.1)
+    real.t += 0.01
+    assert sim_s(follower) == sim_s(clock) == pytest.approx(13.2)
+    assert follower.real_seconds(120) == 1
+
+
+def test_time_waits_for_a_follower_whose_loop_gets_no_turn(tmp_path: Path, real: FakeMonotonic) -> None:
+    clock = PublishedClock(tmp_path / "clock", START, 100, monotonic=real)
+    follower = FollowedClock(tmp_path / "clock", 3, monotonic=real)
+    clock.followers.add(3)
+    follower.stamp()
+    clock.keep_up(0.1)
+    real.t += 1  # the follower stamped nothing for a second: the leash is not lengthened
+    clock.keep_up(0.1)
+    assert sim_s(follower) == pytest.approx(10)
+    follower.stamp()  # its loop runs again: time goes on from where it stood
+    clock.keep_up(0.1)
+    real.t += 0.05
+    assert sim_s(follower) == sim_s(clock) == pytest.approx(15)
+    assert clock.held_s == pytest.approx(0.9)
+
+
+def test_a_hold_stops_time_until_it_ends(tmp_path: Path, real: FakeMonotonic) -> None:
+    clock = PublishedClock(tmp_path / "clock", START, 100, monotonic=real)
+    clock.keep_up(0.1)
+    with clock.hold():
+        real.t += 4
+        clock.keep_up(0.1)
+        assert sim_s(clock) == pytest.approx(10)
+    clock.keep_up(0.1)
+    real.t += 0.05
+    assert sim_s(clock) == pytest.approx(15)
+
+
+def _read_in_another_process(setting: str, out: multiprocessing.Queue[float]) -> None:
+    clock = FollowedClock.from_setting(setting)
+    out.put((clock.now() - clock.start).total_seconds())
+
+
+def test_another_process_follows_the_real_monotonic_clock(tmp_path: Path) -> None:
+    clock = PublishedClock(tmp_path / "clock", START, 60)
+    clock.keep_up(0)  # no slack: time stands still from here, so what the child reads is exact
+    context = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[float] = context.Queue()
+    child = context.Process(target=_read_in_another_process, args=(f"{tmp_path / 'clock'}#1", out))
+    child.start()
+    child.join(60)
+    assert out.get(timeout=5) == pytest.approx(sim_s(clock))
+    assert sim_s(clock) > 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "why"),
+    [("no-slot-given", "PATH#SLOT"), ("{tmp}/clock#99", "out of range"), ("{tmp}/absent#0", "cannot open")],
+)
+def test_a_bad_setting_is_one_clear_error(tmp_path: Path, setting: str, why: str) -> None:
+    PublishedClock(tmp_path / "clock", START, 60)
+    with pytest.raises(ConfigError, match=why):
+        clock_from_env({"CHARGESHARE_SIM_CLOCK": setting.format(tmp=tmp_path)})
+
+
+def test_a_file_that_is_no_clock_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "short").write_bytes(b"x")
+    with pytest.raises(ClockFileError, match="not a simulation clock"):
+        FollowedClock(tmp_path / "short", 0)
+
+
+def test_without_the_setting_the_system_clock(tmp_path: Path) -> None:
+    assert isinstance(clock_from_env({}), SystemClock)
