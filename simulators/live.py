@@ -129,17 +129,18 @@ async def run_live(
     if wrong:
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)
-    with contextlib.ExitStack() as stack:
-        if not processes:
-            return await _run_live(params, ScaledClock(params.start, params.speed), None, progress, trace)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chargeshare-backend-")))
+    if not processes:
+        return await _run_live(params, ScaledClock(params.start, params.speed), None, progress, trace)
+    with tempfile.TemporaryDirectory(prefix="chargeshare-backend-") as directory:
+        workdir = Path(directory)
         if params.database_url == MEMORY_DATABASE_URL:
             # Processes that crash need a database outside themselves: a file of the run's own.
             params = replace(params, database_url=f"sqlite:///{workdir / 'chargeshare.db'}")
         clock = PublishedClock(workdir / "clock", params.start, params.speed)
-        stack.callback(clock.close)
-        return await _run_live(params, clock, (workdir, processes), progress, trace)
-    raise AssertionError("unreachable")
+        try:
+            return await _run_live(params, clock, (workdir, processes), progress, trace)
+        finally:
+            clock.close()
 
 
 async def _run_live(

@@ -13,11 +13,12 @@ CLOCK_MONOTONIC is one clock for every process of the machine, so all of them ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import mmap
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,9 +80,15 @@ class PublishedClock(ScaledClock):
         (stamp,) = _SLOT.unpack_from(self._map, _slot_offset(slot))
         return bool(stamp >= self._monotonic() - within_s)
 
-    def hold(self) -> _Hold:
-        """Stop time until the returned context ends (nests)."""
-        return _Hold(self)
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Stop time until the context ends (nests). Time stops where it stands; `keep_up`
+        afterwards takes the held time back."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
 
     def _publish(self) -> None:
         t0, stops_at = self._state
@@ -102,18 +109,6 @@ class PublishedClock(ScaledClock):
     def close(self) -> None:
         self._map.close()
         self._file.close()
-
-
-class _Hold:
-    def __init__(self, clock: PublishedClock) -> None:
-        self.clock = clock
-
-    def __enter__(self) -> None:
-        # Time stops where it stands now; `keep_up` afterwards takes the held time back.
-        self.clock._holds += 1
-
-    def __exit__(self, *_exc: object) -> None:
-        self.clock._holds -= 1
 
 
 class FollowedClock:
