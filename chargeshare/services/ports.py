@@ -155,6 +155,17 @@ class Bookings(Protocol):
         StaleFencingToken if a later lock holder has already written for this connector."""
         ...
 
+    def remember_request(
+        self, driver_id: int, key: str, fingerprint: str, booking_id: int, at: datetime
+    ) -> bool:
+        """Record that the driver's request under this Idempotency-Key made the booking; False (and
+        nothing written) if the key is already taken by another of the driver's requests."""
+        ...
+
+    def request_seen(self, driver_id: int, key: str) -> tuple[str, int] | None:
+        """The fingerprint and booking of the driver's request under this key, if there was one."""
+        ...
+
     def get(self, booking_id: int) -> BookingRecord: ...
     def count_by_status(self) -> dict[str, int]:
         """How many bookings are in each status (for metrics)."""
