@@ -3,8 +3,9 @@ does about a server that is away.
 
 A request that could not even connect (the process is down or restarting), or that HAProxy could
 give to no process, never reached the backend: it waits and goes again. A GET whose answer was lost
-goes again too. Anything else that may have reached a dying process is `RequestLost`: the app
-cannot know whether it took effect, and says so rather than guess.
+goes again too, as does a request carrying an `Idempotency-Key` (the backend answers its copy as it
+answered, or would have answered, the first). Anything else that may have reached a dying process is
+`RequestLost`: the app cannot know whether it took effect, and says so rather than guess.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class RetryWhileAway(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         deadline = time.monotonic() + self.give_up_after_s
-        safe = request.method in ("GET", "HEAD")
+        safe = request.method in ("GET", "HEAD") or "Idempotency-Key" in request.headers
         while True:
             try:
                 response = await self.inner.handle_async_request(request)
