@@ -23,8 +23,14 @@ from chargeshare.domain.instants import RANGE, in_range
 from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus, ReservationDue
-from chargeshare.services.ports import LockManager, Store
+from chargeshare.services.events import (
+    BookingConfirmed,
+    BookingEnded,
+    InProcessBus,
+    ReservationDue,
+    SessionStopped,
+)
+from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaims, Store
 from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -68,9 +74,12 @@ class BookingService:
         bus: InProcessBus,
         clock: Clock,
         rules: MarketplaceRules,
+        claims: SlotClaims | None = None,
     ) -> None:
         self.store, self.locks, self.settlement = store, locks, settlement
         self.bus, self.clock, self.rules = bus, clock, rules
+        self.claims: SlotClaims = claims or NoSlotClaims()
+        bus.subscribe(SessionStopped, self._session_stopped)
 
     def _validate(self, req: BookRequest) -> None:
         r = self.rules
@@ -131,6 +140,23 @@ class BookingService:
                 f"bookings can be made at most {self.rules.max_advance_days} days ahead "
                 f"(a card hold lapses after {self.rules.hold_lifetime_days})"
             )
+        # Claimed ahead of the database: in a race for the slot, the losers stop here.
+        claim = self.claims.claim(req.charger_id, req.connector_no, starts_at, ends_at, now)
+        if claim is None:
+            raise BookingConflict(
+                "the connector is already booked, or being booked, for an overlapping period"
+            )
+        try:
+            record = self._book_claimed(req, request_key, starts_at, ends_at, now)
+        except BaseException:
+            self.claims.release(claim)
+            raise
+        self.claims.confirm(claim, record.booking_id, now)
+        return record
+
+    def _book_claimed(
+        self, req: BookRequest, request_key: str | None, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> BookingRecord:
         with self.store.reading() as tx:
             tx.accounts.driver(req.driver_id)
             charger = tx.chargers.by_id(req.charger_id)
@@ -396,10 +422,16 @@ class BookingService:
         self._ended(b.booking_id)
         return True
 
+    def _session_stopped(self, e: SessionStopped) -> None:
+        with self.store.reading() as tx:
+            record = tx.bookings.get(e.booking_id)
+        self.claims.release_booking(record.charger_id, e.booking_id)  # the rest of its period is free
+
     def _ended(self, booking_id: int) -> BookingRecord:
         with self.store.transaction() as tx:
             record = tx.bookings.get(booking_id)
             charger = tx.chargers.by_id(record.charger_id)
+        self.claims.release_booking(record.charger_id, booking_id)
         self.bus.publish(
             BookingEnded(
                 self.clock.now(), booking_id, record.status.value, charger.charge_point_id, record.reservation

@@ -508,6 +508,51 @@ class Lease(Protocol):
     def fencing_token(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class SlotClaim:
+    """A connector's period claimed ahead of the database; `member` is empty when nothing was
+    claimed (no claims in front, or their store unavailable)."""
+
+    charger_id: int
+    member: str
+
+
+class SlotClaims(Protocol):
+    """Periods of connectors claimed ahead of the database, so that in a race for one slot the losers
+    are refused without reaching it. An optimisation in front of the database guarantee, never the
+    guard: a claim only ever refuses, and lapses by itself if never released."""
+
+    def claim(
+        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> SlotClaim | None:
+        """Claim the period; None when a live claim on the connector overlaps it."""
+        ...
+
+    def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None: ...
+    def release(self, claim: SlotClaim) -> None: ...
+    def release_booking(self, charger_id: int, booking_id: int) -> None:
+        """The booking has ended: its claim no longer refuses anyone."""
+        ...
+
+
+class NoSlotClaims:
+    """Nothing in front of the database: every booking goes to it, and it decides alone."""
+
+    def claim(
+        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> SlotClaim | None:
+        return SlotClaim(charger_id, "")
+
+    def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
+        return None
+
+    def release(self, claim: SlotClaim) -> None:
+        return None
+
+    def release_booking(self, charger_id: int, booking_id: int) -> None:
+        return None
+
+
 class LockManager(Protocol):
     """Advisory per-key locks. An optimisation in front of the database guarantee, never the guard."""
 
