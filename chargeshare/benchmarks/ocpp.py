@@ -184,9 +184,19 @@ class TargetRun:
         phases = self.phases()
         return bool(phases) and all(p["answered"] == p["sent"] for p in phases)
 
+    @property
+    def bytes_per_connection(self) -> float | None:
+        """The server's resident memory growth from ready to its peak, per connected charger."""
+        ready, peak = self.server.get("rss_ready_bytes"), self.server.get("rss_peak_bytes")
+        if ready is None or peak is None or not self.chargers:
+            return None
+        return max(0, int(peak) - int(ready)) / self.chargers
+
     def to_dict(self) -> dict[str, Any]:
         load = {k: v for k, v in self.load.items() if k != "acked_registers"}
         server = {k: v for k, v in self.server.items() if k != "readings"}
+        per = self.bytes_per_connection
+        server["bytes_per_connection"] = None if per is None else round(per)
         return {
             "target": self.target,
             "chargers": self.chargers,
@@ -522,6 +532,7 @@ def render(report: OcppReport, console: Console) -> None:
         "answered",
         "stored",
         "cpu s",
+        "kB/charger",
     ):
         table.add_column(col, justify="left" if col == "server" else "right")
     for s in report.sizes:
@@ -538,6 +549,7 @@ def render(report: OcppReport, console: Console) -> None:
                 f"{answered:,}/{sent:,}",
                 f"{r.stored_ok:,}/{r.chargers:,}",
                 f"{r.server.get('cpu_s', 0):.1f}",
+                "-" if r.bytes_per_connection is None else f"{r.bytes_per_connection / 1024:.1f}",
             )
     console.print(table)
     verdict = Table(

@@ -69,6 +69,12 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
     assert size["tuned_ratio"] == pytest.approx(ours / max(base, tuned), abs=2e-3)
     assert report["target_tuned_ratio"] == 1.5 and "ours/tuned" in result.output
     assert runs["tuned"]["server"]["handled"]["MeterValues"] == 84
+    for r in runs.values():  # resident memory while serving, put per charger
+        server = r["server"]
+        assert server["rss_peak_bytes"] >= server["rss_ready_bytes"] > 0
+        assert server["bytes_per_connection"] == round(
+            (server["rss_peak_bytes"] - server["rss_ready_bytes"]) / 20
+        )
     assert size["meets_paced_target"] is None  # the p99 target is stated at 5,000 chargers
     assert runs["baseline"]["server"]["handled"]["MeterValues"] == 84  # 80 + 4 paced
     assert "slow_provider" not in runs["ours"]["load"] and size["meets_slow_provider_target"] is None
