@@ -123,6 +123,9 @@ class ChargerRegistry:
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
+        # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
+        # handed over, not lost. See `drain`.
+        self.draining = False
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
@@ -141,6 +144,13 @@ class ChargerRegistry:
             ready = asyncio.Event()
             self._router_task = asyncio.create_task(self.router.run(self, ready))
             await asyncio.wait_for(ready.wait(), timeout=ROUTER_READY_S)
+
+    def drain(self) -> None:
+        """From now on a link that closes is not the charger going offline: the process is stopping
+        and its chargers reconnect (to another process, or to this one restarted). Their ownership
+        records are released so commands wait for the new link; the host is told nothing, and a
+        charger that never comes back is marked offline by the watchdog once it has been silent."""
+        self.draining = True
 
     async def stop(self) -> None:
         if self._router_task is not None:
@@ -250,7 +260,7 @@ class ChargerRegistry:
         """The charger goes offline with its newest link: a stale link closing after it connected
         through another process changes nothing (the ownership epoch says which is newer)."""
         newest = self.router is None or link.owner is None or await self.router.released(cp_id, link.owner)
-        if not newest:
+        if not newest or self.draining:
             return
         # Like a frame's effect: committed without its own fsync, then one shared flush. A fleet
         # dropping at once (a restart) would otherwise stall the loop on a disk flush per charger.

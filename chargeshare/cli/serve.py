@@ -67,6 +67,7 @@ def serve(
             check_redis(redis_url)
         import uvicorn
 
+        from chargeshare.adapters.draining import DrainingServer
         from chargeshare.adapters.http_api import create_api
         from chargeshare.adapters.serving import tune_gc_for_serving
         from chargeshare.bootstrap import Config, build, clock_from_env
@@ -88,7 +89,7 @@ def serve(
                 )
             api = create_api(app)
             tune_gc_for_serving()
-            server = uvicorn.Server(
+            server = DrainingServer(
                 uvicorn.Config(
                     api,
                     host=host,
@@ -100,7 +101,8 @@ def serve(
                     ws_max_size=MAX_FRAME_BYTES,
                     ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
                     ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
-                )
+                ),
+                api.state.registry,
             )
             server.run(sockets=[sock])
         finally:
