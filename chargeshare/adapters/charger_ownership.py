@@ -17,6 +17,38 @@ from typing import Any
 # Lua's pattern for the epoch inside "node|epoch|version" (node ids hold no "|").
 _EPOCH_OF = "local function epoch_of(v) return tonumber(string.match(v, '^[^|]*|(%d+)|')) end\n"
 
+# KEYS: record, epoch counter. Returns a new epoch, above every record's so far (as below): drawn
+# when a connection arrives, so that epochs follow the order connections were made in, whatever
+# order their claims then reach Redis in.
+EPOCH_SCRIPT = (
+    _EPOCH_OF
+    + """
+local previous = redis.call('get', KEYS[1])
+local epoch = redis.call('incr', KEYS[2])
+local now = redis.call('time')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+if previous then floor = math.max(floor, (epoch_of(previous) or 0) + 1) end
+if epoch < floor then
+  epoch = floor
+  redis.call('set', KEYS[2], string.format('%d', epoch))
+end
+return epoch
+"""
+)
+
+# KEYS: record. ARGV: node, version, ttl ms, epoch (drawn with EPOCH_SCRIPT). Returns {epoch,
+# previous record or ""}, or {0, the record} when a connection made later holds the charger already.
+CLAIM_AT_SCRIPT = (
+    _EPOCH_OF
+    + """
+local previous = redis.call('get', KEYS[1])
+local epoch = tonumber(ARGV[4])
+if previous and (epoch_of(previous) or 0) > epoch then return {0, previous} end
+redis.call('set', KEYS[1], ARGV[1] .. '|' .. ARGV[4] .. '|' .. ARGV[2], 'PX', ARGV[3])
+return {epoch, previous or ''}
+"""
+)
+
 # KEYS: record, epoch counter. ARGV: node, version, ttl ms. Returns {epoch, previous record or ""}.
 # The counter alone does not survive a flush or a restart without persistence, while links held
 # before it do (and put their records back as they renew): counting again from 1 would make every
@@ -110,18 +142,37 @@ class ChargerOwnership:
     def __init__(self, client: Any, namespace: str, *, ttl_ms: int = 60_000) -> None:
         self.client, self.namespace, self.ttl_ms = client, namespace, ttl_ms
         self._claim = client.register_script(CLAIM_SCRIPT)
+        self._epoch = client.register_script(EPOCH_SCRIPT)
+        self._claim_at = client.register_script(CLAIM_AT_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
 
     def key(self, cp_id: str) -> str:
         return f"{self.namespace}:owner:{cp_id}"
 
-    async def claim(self, cp_id: str, node: str, version: str) -> tuple[Owner, Owner | None]:
+    def _counter(self) -> str:
+        return f"{self.namespace}:owner-epochs"
+
+    async def next_epoch(self, cp_id: str) -> int:
+        """The epoch of a connection arriving now: above every connection to the charger so far."""
+        return int(await self._epoch(keys=[self.key(cp_id), self._counter()]))
+
+    async def claim(
+        self, cp_id: str, node: str, version: str, epoch: int | None = None
+    ) -> tuple[Owner | None, Owner | None]:
         """Record `node` as holding the charger from now on; returns our record and the one it
-        replaced (None if there was none)."""
-        epoch, previous = await self._claim(
-            keys=[self.key(cp_id), f"{self.namespace}:owner-epochs"], args=[node, version, self.ttl_ms]
-        )
+        replaced (None if there was none). With the `epoch` drawn when the connection arrived, our
+        record is None if a connection made after ours holds the charger already (returned too)."""
+        if epoch is None:
+            epoch, previous = await self._claim(
+                keys=[self.key(cp_id), self._counter()], args=[node, version, self.ttl_ms]
+            )
+        else:
+            got, previous = await self._claim_at(
+                keys=[self.key(cp_id)], args=[node, version, self.ttl_ms, str(epoch)]
+            )
+            if not int(got):
+                return None, Owner.parse(previous)
         return Owner(node, int(epoch), version), (Owner.parse(previous) if previous else None)
 
     async def renew(self, held: Mapping[str, Owner]) -> list[str]:

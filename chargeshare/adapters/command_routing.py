@@ -44,6 +44,14 @@ RESUBSCRIBE_S = 1.0
 TRANSIT_S = 2.0  # on top of the charger's own time to answer: two hops through Redis
 
 
+class Superseded(Exception):
+    """A connection made after ours holds the charger already: ours is stale and closes."""
+
+    def __init__(self, newer: Owner) -> None:
+        super().__init__(f"held by {newer.node} since a later connection (epoch {newer.epoch})")
+        self.newer = newer
+
+
 class LocalChargers(Protocol):
     """What a node's command router needs from the registry of the links it holds."""
 
@@ -93,15 +101,28 @@ class CommandRouter:
         return f"{self.namespace}:node:{node}"
 
     # ---- ownership, with Redis errors turned into the safe answer ------------------------------
-    async def claimed(self, cp_id: str, version: str) -> Owner | None:
+    async def arrived(self, cp_id: str) -> int | None:
+        """The epoch of a connection from the charger arriving now (None if Redis could not be
+        asked: the claim then draws one)."""
+        try:
+            return await self.ownership.next_epoch(cp_id)
+        except REDIS_FAILURES:
+            log.exception("could not draw an epoch for %r", cp_id)
+            return None
+
+    async def claimed(self, cp_id: str, version: str, epoch: int | None = None) -> Owner | None:
         """Record that this node holds the charger now; tell the node that held it before to close
         its link. None if Redis could not be asked (the link still serves; commands from other
-        processes cannot find it)."""
+        processes cannot find it). Raises Superseded if a connection made after ours (its `epoch`,
+        from `arrived`) holds the charger already: ours is the stale one."""
         try:
-            mine, previous = await self.ownership.claim(cp_id, self.node, version)
+            mine, previous = await self.ownership.claim(cp_id, self.node, version, epoch)
         except REDIS_FAILURES:
             log.exception("could not record that this process holds %r", cp_id)
             return None
+        if mine is None:
+            assert previous is not None
+            raise Superseded(previous)
         if previous is not None and previous.node != self.node:
             await self.notify(previous.node, "evict", cp_id, previous.epoch)
         return mine

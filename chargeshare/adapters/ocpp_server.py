@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chargeshare.adapters import metering_setup
 from chargeshare.adapters.charger_ownership import Owner
-from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter
+from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter, Superseded
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
@@ -56,6 +56,10 @@ def choose_subprotocol(offered: list[str]) -> str | None:
 # RFC 6455 7.4.1: the close code for "a type of data it cannot accept (e.g., an endpoint that
 # understands only text data MAY send this if it receives a binary message)".
 UNSUPPORTED_DATA = 1003
+
+
+def _arrived_later(epoch: int | None, than: int | None) -> bool:
+    return epoch is not None and than is not None and epoch > than
 
 
 async def _refuse_credentials(ws: WebSocket) -> None:
@@ -95,6 +99,8 @@ class ChargerLink:
     connection: Connection
     waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
     owner: Owner | None = None  # this link's ownership record, when processes share Redis
+    arrived_epoch: int | None = None  # drawn as the connection arrived (see `ChargerOwnership`)
+    superseded: bool = False  # a connection made after this one held the charger when it claimed
 
 
 # What sending on a link raises once it is closing: Starlette's RuntimeError after our own close,
@@ -181,6 +187,9 @@ class ChargerRegistry:
         if subprotocol is None:
             await ws.close(code=1002, reason="offer ocpp1.6 or ocpp2.0.1")
             return
+        # Drawn first: the order of epochs is the order connections arrived in, whatever the time
+        # each then takes to be authenticated and claimed.
+        arrived_epoch = None if self.router is None else await self.router.arrived(cp_id)
         # Off the event loop: checking a password is deliberately slow (PBKDF2), and a fleet
         # reconnecting at once must not stall every other charger's frames behind it.
         refused = await asyncio.to_thread(
@@ -197,12 +206,20 @@ class ChargerRegistry:
         version = VERSION_OF_SUBPROTOCOL[subprotocol]
         await ws.accept(subprotocol=subprotocol)
         previous = self.links.get(cp_id)
+        if previous is not None and _arrived_later(previous.arrived_epoch, arrived_epoch):
+            # Our link was overtaken here: the charger's later connection got in first.
+            await ws.close(code=1000, reason="connected again since")
+            return
         if previous is not None:  # a reconnect replaces a stale link
             # It may be closing already (evicted, its charger's close not yet heard).
             with contextlib.suppress(*SEND_FAILURES):
                 await previous.websocket.close(code=1000, reason="replaced by a new connection")
         link = ChargerLink(
-            cp_id, version, ws, Connection(version, self._handlers(cp_id, version), id_prefix="cs-")
+            cp_id,
+            version,
+            ws,
+            Connection(version, self._handlers(cp_id, version), id_prefix="cs-"),
+            arrived_epoch=arrived_epoch,
         )
         self.links[cp_id] = link
         if self.router is not None:
@@ -249,7 +266,15 @@ class ChargerRegistry:
         """Record this process as holding the charger (through the router)."""
         assert self.router is not None
         cp_id = link.cp_id
-        link.owner = await self.router.claimed(cp_id, link.version)
+        try:
+            link.owner = await self.router.claimed(cp_id, link.version, link.arrived_epoch)
+        except Superseded as exc:
+            # The charger connected again (here or elsewhere) after this link arrived, and that
+            # connection was claimed first: this one is stale. Closing it changes nothing.
+            log.info("closing a stale link of %r: %s", cp_id, exc)
+            link.superseded = True
+            self._spawn(link.websocket.close(code=1000, reason="connected again since"))
+            return
         # Another process may have marked it offline while this one remembers it online.
         self.app.charging.forget_stamp(cp_id)
         replaced = self._evictions.pop(cp_id, None)
@@ -259,6 +284,8 @@ class ChargerRegistry:
     async def _closed(self, cp_id: str, link: ChargerLink) -> None:
         """The charger goes offline with its newest link: a stale link closing after it connected
         through another process changes nothing (the ownership epoch says which is newer)."""
+        if link.superseded:
+            return
         newest = self.router is None or link.owner is None or await self.router.released(cp_id, link.owner)
         if not newest or self.draining:
             return

@@ -43,3 +43,17 @@ async def test_a_claim_after_a_flush_is_newer_than_a_link_held_before_it(records
     assert await records.renew({"CP1": a}) == ["CP1"]
     assert not await records.release("CP1", a)
     assert await records.owner_of("CP1") == b
+
+
+async def test_a_claim_with_an_epoch_older_than_the_record_is_refused(records: ChargerOwnership) -> None:
+    early = await records.next_epoch("CP1")
+    late = await records.next_epoch("CP1")
+    assert late > early
+    b, _ = await records.claim("CP1", "node-b", "1.6", late)
+    assert b is not None and b.epoch == late
+    refused, holder = await records.claim("CP1", "node-a", "1.6", early)
+    assert refused is None and holder == b
+    assert await records.owner_of("CP1") == b
+    # A connection arriving after both is newer than the record, even after a flush of the counter.
+    await records.client.delete(f"{NS}:owner-epochs")
+    assert await records.next_epoch("CP1") > late

@@ -15,10 +15,12 @@ import pytest
 from starlette.websockets import WebSocket
 
 from chargeshare.adapters.charger_ownership import ChargerOwnership, Owner
-from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, CommandRouter
+from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, CommandRouter, Superseded
 from chargeshare.adapters.ocpp_server import ChargerLink, ChargerRegistry
 from chargeshare.bootstrap import App
+from chargeshare.domain.charger import ChargerStatus
 from chargeshare.ocpp.connection import Connection, Outcome
+from tests.conftest import add_charger
 from tests.waiting import eventually
 
 NS = "chargeshare:test"
@@ -288,3 +290,49 @@ async def test_a_record_put_back_after_a_flush_still_yields_to_a_newer_connectio
     assert replaced == a and b.epoch > a.epoch
     assert not await records.release("CP1", a)  # A's link closing must not mark it offline
     assert await records.owner_of("CP1") == b
+
+
+# ---- claims that reach Redis out of order ------------------------------------------------------------
+
+
+async def test_a_claim_reaching_redis_after_a_later_connections_is_refused(
+    server: fakeredis.FakeServer,
+) -> None:
+    """The charger's old link (arrived first on A) is slow to claim; its new link (arrived later on
+    B) claims first. The old claim must not take the charger back from the live link."""
+    async with nodes(server, "a", "b") as (a, b):
+        old_arrival = await a.router.arrived("CP1")
+        new_arrival = await b.router.arrived("CP1")
+        assert old_arrival is not None and new_arrival is not None and new_arrival > old_arrival
+        live = await b.router.claimed("CP1", "1.6", new_arrival)
+        with pytest.raises(Superseded) as stale:
+            await a.router.claimed("CP1", "1.6", old_arrival)
+        assert stale.value.newer == live
+        assert await b.router.owner_of("CP1") == live
+        assert b.links.evicted == []  # the refused claim told no one to close anything
+
+
+async def test_a_link_whose_claim_was_superseded_closes_and_marks_nothing_offline(
+    server: fakeredis.FakeServer, app: App
+) -> None:
+    add_charger(app)
+    app.charging.boot("CP1", "1.6")
+    registry = ChargerRegistry(app, router=CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS))
+    other = CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS, node="elsewhere")
+    assert registry.router is not None
+    mine = await registry.router.arrived("CP1")
+    later = await other.arrived("CP1")
+    await other.claimed("CP1", "1.6", later)
+    socket = FakeSocket()
+    link = ChargerLink(
+        "CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"), arrived_epoch=mine
+    )
+    registry.links["CP1"] = link
+    await registry._claim(link)
+    await eventually(lambda: socket.closed == [1000], "the stale link closed")
+    assert link.superseded and link.owner is None
+    del registry.links["CP1"]
+    await registry._closed("CP1", link)
+    with app.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+    assert (await other.owner_of("CP1")) is not None
