@@ -64,7 +64,7 @@ class ScaledClock:
         # (monotonic origin, monotonic instant time stops at or None): one tuple, so a thread reading
         # the clock never sees one updated without the other.
         self._state: tuple[float, float | None] = (monotonic(), None)
-        self.held_s = 0.0  # real seconds simulated time stood still, waiting for the process
+        self._held_s = 0.0  # real seconds simulated time stood still, up to the last `keep_up`
 
     def now(self) -> datetime:
         t0, stops_at = self._state
@@ -76,6 +76,14 @@ class ScaledClock:
     def real_seconds(self, simulated: float) -> float:
         return simulated / self.factor
 
+    @property
+    def held_s(self) -> float:
+        """Real seconds simulated time has stood still, waiting for the process, counting a stop
+        still going on: a run's budget grows with it while it lasts, not only once it has ended."""
+        _, stops_at = self._state
+        ongoing = 0.0 if stops_at is None else max(0.0, self._monotonic() - stops_at)
+        return self._held_s + ongoing
+
     def keep_up(self, slack_s: float) -> None:
         """The caller got its turn to run: time may go on for `slack_s` real seconds more. Whatever
         real time passed since time stopped (the caller got no turn) is taken back, so simulated time
@@ -84,5 +92,5 @@ class ScaledClock:
         real = self._monotonic()
         if stops_at is not None and real > stops_at:
             t0 += real - stops_at
-            self.held_s += real - stops_at
+            self._held_s += real - stops_at
         self._state = (t0, real + slack_s)

@@ -65,6 +65,30 @@ def test_a_hold_stops_time_until_it_ends(tmp_path: Path, real: FakeMonotonic) ->
     assert sim_s(clock) == pytest.approx(15)
 
 
+def test_time_held_counts_while_the_hold_lasts(tmp_path: Path, real: FakeMonotonic) -> None:
+    """A run's budget grows by the held time: a restart holding time for longer than the budget has
+    left must not end the run while it is still starting."""
+    clock = PublishedClock(tmp_path / "clock", START, 100, monotonic=real)
+    clock.keep_up(0.1)
+    with clock.hold():
+        real.t += 40
+        clock.keep_up(0.1)
+        assert clock.held_s == pytest.approx(39.9)
+    clock.keep_up(0.1)
+    assert clock.held_s == pytest.approx(39.9)
+
+
+def test_time_held_for_a_starved_follower_counts_while_it_lasts(tmp_path: Path, real: FakeMonotonic) -> None:
+    clock = PublishedClock(tmp_path / "clock", START, 100, monotonic=real)
+    follower = FollowedClock(tmp_path / "clock", 0, monotonic=real)
+    clock.followers.add(0)
+    follower.stamp()
+    clock.keep_up(0.1)
+    real.t += 20
+    clock.keep_up(0.1)
+    assert clock.held_s == pytest.approx(19.9)
+
+
 def _read_in_another_process(setting: str, out: multiprocessing.Queue[float]) -> None:
     clock = FollowedClock.from_setting(setting)
     out.put((clock.now() - clock.start).total_seconds())
