@@ -39,6 +39,27 @@ class BackendFailed(RuntimeError):
     """A backend process would not start (or HAProxy would not); the message carries its log."""
 
 
+# Put in front of every child's command (`python -c`): the kernel kills the child as soon as the
+# simulation dies, even by SIGKILL or an uncaught SIGTERM that runs no clean-up, so no server or
+# HAProxy outlives its run. PR_SET_PDEATHSIG survives the exec; it fires when the *thread* that
+# spawned the child ends, so children are spawned from the event loop's thread, never a worker's.
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_PDEATHSIG): " + os.strerror(ctypes.get_errno()))
+if os.getppid() != int(sys.argv[1]):
+    os._exit(0)  # the simulation died before the line above could see to it
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def dying_with_us(command: list[str]) -> list[str]:
+    """`command` run so that it ends when this process does (Linux; elsewhere as it is)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,11 +128,13 @@ class Node:
         self._close_log()
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "chargeshare", "serve"),
-                *("--port", str(self.port), "--log-level", "warning"),
-                "--allow-unknown-chargers" if allow_unknown else "--known-chargers-only",
-            ],
+            dying_with_us(
+                [
+                    *(sys.executable, "-m", "chargeshare", "serve"),
+                    *("--port", str(self.port), "--log-level", "warning"),
+                    "--allow-unknown-chargers" if allow_unknown else "--known-chargers-only",
+                ]
+            ),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -194,7 +217,7 @@ class Balancer:
             raise BackendFailed(f"HAProxy refused its configuration: {check.stderr.decode()[-2000:]}")
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [binary, "-db", "-f", str(self.config_path)],
+                dying_with_us([binary, "-db", "-f", str(self.config_path)]),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

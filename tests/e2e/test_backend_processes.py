@@ -1,0 +1,85 @@
+"""The backend as `serve` processes (simulators.backend_nodes), attacked as a whole: the simulation
+that started them dying without a word, a port taken while its process is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+WITHIN_S = 120.0  # bounds, on a loaded two-core machine: starting two servers and HAProxy
+ENDS_WITHIN_S = 30.0  # the kernel signals at once; this only bounds the test when it does not
+
+# A simulation in miniature: two `serve` processes behind HAProxy on a clock it keeps going, their
+# pids written once all answer, then nothing more until it is killed.
+SIMULATION = """
+import asyncio, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from chargeshare.adapters.shared_clock import PublishedClock
+from chargeshare.bootstrap import Config
+from simulators.backend_nodes import BackendProcesses
+
+async def main(workdir: Path) -> None:
+    clock = PublishedClock(workdir / "clock", datetime(2026, 6, 1, tzinfo=UTC), 60)
+    config = Config(database_url=f"sqlite:///{workdir / 'db.sqlite'}", password_hash="fast")
+    nodes = BackendProcesses(config, clock, workdir, 2)
+    await nodes.start()
+    assert nodes.balancer is not None and nodes.balancer.proc is not None
+    pids = [n.proc.pid for n in nodes.nodes if n.proc is not None] + [nodes.balancer.proc.pid]
+    (workdir / "pids.tmp").write_text(" ".join(map(str, pids)))
+    (workdir / "pids.tmp").rename(workdir / "pids")
+    while True:
+        clock.keep_up(0.1)
+        await asyncio.sleep(0.02)
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie left for a reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_for(check: Callable[[], bool], what: str, within_s: float = WITHIN_S) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_no_server_or_haproxy_outlives_a_simulation_killed_outright(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    sim = subprocess.Popen([sys.executable, "-c", SIMULATION, str(tmp_path)], env=env)
+    pids: list[int] = []
+    try:
+        wait_for(lambda: (tmp_path / "pids").exists() or sim.poll() is not None, "the backend to start")
+        assert sim.poll() is None, "the simulation ended before its backend started"
+        pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+        assert len(pids) == 3 and all(alive(p) for p in pids)
+        sim.send_signal(signal.SIGKILL)  # no finally, no atexit: nothing of its own cleans up
+        sim.wait(WITHIN_S)
+        wait_for(lambda: not any(alive(p) for p in pids), "the servers and HAProxy to end", ENDS_WITHIN_S)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait(WITHIN_S)
+        for pid in pids:  # this test's own children's children, by their ids, if the check failed
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
