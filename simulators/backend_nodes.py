@@ -60,11 +60,20 @@ def dying_with_us(command: list[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def reserve_port() -> socket.socket:
+    """A loopback port held for the whole run: bound but never listening. A server of ours still
+    listens on it (it sets SO_REUSEADDR too), but while that server is down no other program can
+    bind it, nor the kernel hand it to an outgoing connection as its local port, so a restart on it
+    cannot find it taken."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def port_of(reserved: socket.socket) -> int:
+    port: int = reserved.getsockname()[1]
+    return port
 
 
 def node_env(config: Config, clock_file: Path, slot: int) -> dict[str, str]:
@@ -200,8 +209,8 @@ backend nodes
 class Balancer:
     """HAProxy in front of the processes."""
 
-    def __init__(self, nodes: list[Node], workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, nodes: list[Node], workdir: Path, port: int) -> None:
+        self.port = port
         self.config_path = workdir / "haproxy.cfg"
         self.log_path = workdir / "haproxy.log"
         servers = "\n".join(f"    server node{n.index} 127.0.0.1:{n.port}" for n in nodes)
@@ -250,8 +259,9 @@ class BackendProcesses:
             raise ValueError(f"processes must be from 1 to {MAX_PROCESSES}, got {processes}")
         self.config, self.clock, self.workdir = config, clock, workdir
         self.allow_unknown = allow_unknown_chargers
-        self.nodes = [Node(i, free_port(), workdir) for i in range(processes)]
-        self.balancer = Balancer(self.nodes, workdir) if processes > 1 else None
+        self._ports = [reserve_port() for _ in range(processes + (processes > 1))]
+        self.nodes = [Node(i, port_of(self._ports[i]), workdir) for i in range(processes)]
+        self.balancer = Balancer(self.nodes, workdir, port_of(self._ports[-1])) if processes > 1 else None
         self.crashes = 0
         self.restarts = 0
         self.failpoint_exits = 0
@@ -327,6 +337,8 @@ class BackendProcesses:
             node.terminate()
         if self.balancer is not None:
             self.balancer.stop()
+        for reserved in self._ports:
+            reserved.close()
 
     def logs(self) -> str:
         return "\n".join(

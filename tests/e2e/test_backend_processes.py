@@ -3,15 +3,22 @@ that started them dying without a word, a port taken while its process is down."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from chargeshare.adapters.shared_clock import PublishedClock
+from chargeshare.bootstrap import Config
+from simulators.backend_nodes import BackendProcesses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -83,3 +90,38 @@ def test_no_server_or_haproxy_outlives_a_simulation_killed_outright(tmp_path: Pa
         for pid in pids:  # this test's own children's children, by their ids, if the check failed
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _take(port: int) -> socket.socket | None:
+    """What another program does with a free port: bind it and listen (None: refused)."""
+    taker = socket.socket()
+    try:
+        taker.bind(("127.0.0.1", port))
+    except OSError:
+        taker.close()
+        return None
+    taker.listen()
+    return taker
+
+
+async def test_a_crashed_process_restarts_on_its_port_though_something_tried_to_take_it(
+    tmp_path: Path,
+) -> None:
+    # Its port is the one the chargers and HAProxy know: while it is down, an outgoing connection
+    # given that port by the kernel, or any other server, would make the restart fail.
+    clock = PublishedClock(tmp_path / "clock", datetime(2026, 6, 1, tzinfo=UTC), 60)
+    config = Config(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", password_hash="fast")
+    nodes = BackendProcesses(config, clock, tmp_path, 1)
+    taker = None
+    try:
+        await nodes.start()
+        nodes.crash(0)
+        taker = _take(nodes.nodes[0].port)
+        await nodes.restart(0)
+        assert nodes.up() == [0]
+        assert taker is None
+    finally:
+        if taker is not None:
+            taker.close()
+        await asyncio.to_thread(nodes.stop)
+        clock.close()
