@@ -414,6 +414,11 @@ async def _run(
             for index in backend.processes.exited():  # none but at a fault's failpoint
                 node = backend.processes.nodes[index]
                 stats.errors.append(f"backend process {index} exited on its own:\n{node.output()[-2000:]}")
+            for index in sorted(backend.processes.clock.left_behind):
+                stats.errors.append(
+                    f"backend process {index} had no turn for {backend.processes.clock.patience_s:g} real"
+                    " seconds (stopped?): simulated time went on without it"
+                )
             stats.outcomes_of_faults.update(backend_outcomes(backend.processes))
             if transport is not None:
                 stats.outcomes_of_faults["api_requests_retried"] += transport.retried

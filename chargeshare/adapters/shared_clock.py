@@ -31,6 +31,10 @@ MAX_SLOTS = 64
 SIZE = _HEADER.size + MAX_SLOTS * _SLOT.size
 # How often a backend stamps its slot (real seconds): well inside the simulation's slack.
 STAMP_EVERY_S = 0.02
+# How long (real seconds) time waits for one follower that has no turn at all: far past any starved
+# loop on a loaded machine, so only a process that stopped (SIGSTOP, a deadlock) is left behind,
+# rather than holding simulated time, and with it the whole run, for ever.
+PATIENCE_S = 60.0
 ENV = "CHARGESHARE_SIM_CLOCK"
 
 
@@ -48,7 +52,8 @@ class PublishedClock(ScaledClock):
     """The simulation's scaled clock, written to `path` at every change for backends to follow.
 
     `followers` are the slots whose backends must have had a turn within the slack for time to go
-    on; `hold()` stops time outright (a backend restarting: its start-up is no simulated time)."""
+    on, unless one has had none for `patience_s` (then it is `left_behind`, for the run to report);
+    `hold()` stops time outright (a backend restarting: its start-up is no simulated time)."""
 
     def __init__(
         self,
@@ -57,9 +62,12 @@ class PublishedClock(ScaledClock):
         factor: float,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        patience_s: float = PATIENCE_S,
     ) -> None:
         super().__init__(start, factor, monotonic=monotonic)
         self.path = path
+        self.patience_s = patience_s
+        self.left_behind: set[int] = set()
         with path.open("wb") as f:
             f.write(b"\0" * SIZE)
         self._file = path.open("r+b")
@@ -72,9 +80,17 @@ class PublishedClock(ScaledClock):
         self._publish()
 
     def keep_up(self, slack_s: float) -> None:
-        if self._holds == 0 and all(self.had_turn(s, slack_s) or self.gone(s) for s in self.followers):
+        if self._holds == 0 and not any(self._waits_for(s, slack_s) for s in self.followers):
             super().keep_up(slack_s)
             self._publish()
+
+    def _waits_for(self, slot: int, slack_s: float) -> bool:
+        if self.had_turn(slot, slack_s) or self.gone(slot):
+            return False
+        if not self.had_turn(slot, self.patience_s):
+            self.left_behind.add(slot)
+            return False
+        return True
 
     def had_turn(self, slot: int, within_s: float) -> bool:
         (stamp,) = _SLOT.unpack_from(self._map, _slot_offset(slot))

@@ -89,6 +89,26 @@ def test_time_held_for_a_starved_follower_counts_while_it_lasts(tmp_path: Path, 
     assert clock.held_s == pytest.approx(19.9)
 
 
+def test_time_leaves_behind_a_follower_that_never_gets_another_turn(
+    tmp_path: Path, real: FakeMonotonic
+) -> None:
+    """A stopped backend (SIGSTOP, a deadlock) would otherwise hold time, and the run whose budget
+    grows with held time, for ever."""
+    clock = PublishedClock(tmp_path / "clock", START, 100, monotonic=real, patience_s=60)
+    follower = FollowedClock(tmp_path / "clock", 2, monotonic=real)
+    clock.followers.add(2)
+    follower.stamp()
+    clock.keep_up(0.1)
+    real.t += 30
+    clock.keep_up(0.1)
+    assert sim_s(clock) == pytest.approx(10) and not clock.left_behind  # still waited for
+    real.t += 31
+    clock.keep_up(0.1)
+    real.t += 0.05
+    assert sim_s(clock) == pytest.approx(15)
+    assert clock.left_behind == {2}
+
+
 def _read_in_another_process(setting: str, out: multiprocessing.Queue[float]) -> None:
     clock = FollowedClock.from_setting(setting)
     out.put((clock.now() - clock.start).total_seconds())
