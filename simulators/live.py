@@ -353,7 +353,7 @@ async def _run(
             for i, s in enumerate(specs)
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
-        transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S)
+        transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S, clock=clock)
         async with httpx.AsyncClient(base_url=backend.http_url, timeout=30, transport=transport) as http:
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
