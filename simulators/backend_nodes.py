@@ -39,6 +39,10 @@ class BackendFailed(RuntimeError):
     """A backend process would not start (or HAProxy would not); the message carries its log."""
 
 
+class _KilledWhileStarting(Exception):
+    """A fault killed the process before it answered: down again by choice, not a failed start."""
+
+
 # Put in front of every child's command (`python -c`): the kernel kills the child as soon as the
 # simulation dies, even by SIGKILL or an uncaught SIGTERM that runs no clean-up, so no server or
 # HAProxy outlives its run. PR_SET_PDEATHSIG survives the exec; it fires when the *thread* that
@@ -118,6 +122,7 @@ class Node:
     logs: Path
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    killed: bool = False  # this run ended by `kill`, not on its own
     _log: IO[bytes] | None = None
 
     @property
@@ -134,6 +139,7 @@ class Node:
 
     def spawn(self, env: dict[str, str], allow_unknown: bool) -> None:
         self.runs += 1
+        self.killed = False
         self._close_log()
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -161,6 +167,7 @@ class Node:
         """kill -9: no clean-up of any kind, as a crash."""
         if self.running:
             assert self.proc is not None
+            self.killed = True
             self.proc.kill()
             self.proc.wait(timeout=STOP_WITHIN_S)
 
@@ -298,13 +305,18 @@ class BackendProcesses:
             self.crashes += 1
 
     async def restart(self, index: int) -> None:
-        """Start a crashed process again on its port; time stands still until it answers."""
+        """Start a crashed process again on its port; time stands still until it answers. Another
+        fault may `crash` it again before it does (faults overlap): it then stays down, as that
+        fault meant, rather than failing its restart."""
         node = self.nodes[index]
         if node.running:
             return
         with self.clock.hold():
             node.spawn(node_env(self.config, self.clock.path, index), self.allow_unknown)
-            await self._answering(node)
+            try:
+                await self._answering(node)
+            except _KilledWhileStarting:
+                return
         self.clock.followers.add(index)
         self.restarts += 1
 
@@ -350,6 +362,8 @@ class BackendProcesses:
         async with httpx.AsyncClient(base_url=node.url, timeout=5) as http:
             while True:
                 if not node.running:
+                    if node.killed:
+                        raise _KilledWhileStarting
                     raise BackendFailed(
                         f"backend process {node.index} exited while starting:\n{node.output()[-3000:]}"
                     )

@@ -125,3 +125,29 @@ async def test_a_crashed_process_restarts_on_its_port_though_something_tried_to_
             taker.close()
         await asyncio.to_thread(nodes.stop)
         clock.close()
+
+
+async def test_a_process_killed_again_while_it_restarts_stays_down_and_fails_nothing(
+    tmp_path: Path,
+) -> None:
+    # Two faults overlap: one restarts a process, another kills it before it answers. That is the
+    # second fault's doing, not a start that failed (which would fail the whole fault timeline).
+    clock = PublishedClock(tmp_path / "clock", datetime(2026, 6, 1, tzinfo=UTC), 60)
+    config = Config(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", password_hash="fast")
+    nodes = BackendProcesses(config, clock, tmp_path, 1)
+    try:
+        await nodes.start()
+        nodes.crash(0)
+        restarting = asyncio.create_task(nodes.restart(0))
+        while not (nodes.nodes[0].running or restarting.done()):  # spawned at its first step
+            await asyncio.sleep(0)
+        nodes.crash(0)
+        await asyncio.wait_for(restarting, WITHIN_S)
+        assert nodes.up() == [] and 0 not in clock.followers
+        assert (nodes.crashes, nodes.restarts) == (2, 0)
+        await nodes.restart(0)  # and a later restart brings it back
+        assert nodes.up() == [0] and 0 in clock.followers
+        assert (nodes.crashes, nodes.restarts) == (2, 1)
+    finally:
+        await asyncio.to_thread(nodes.stop)
+        clock.close()
