@@ -24,11 +24,18 @@ from pathlib import Path
 
 from chargeshare.services.clock import ScaledClock
 
-# seq, monotonic origin, monotonic instant time stops at (NaN: never), start (POSIX s), factor
-_HEADER = struct.Struct("<Qdddd")
-_SLOT = struct.Struct("<d")
+# The sequence number (one 8-byte word), then: monotonic origin, monotonic instant time stops at
+# (NaN: never), start (POSIX s), factor. Then the slots, one monotonic instant (a double) each.
+# The sequence number and the slots are each read and written as one aligned 8-byte word through a
+# memoryview, never with struct.pack_into, which zero-fills its bytes before it writes them: a
+# reader could then see a sequence number of 0 (even, "written") over half-written fields, or a
+# stamp of 0 ("no turn for ages"). Native byte order: the file never leaves its machine.
+_SEQ_SIZE = 8
+_FIELDS = struct.Struct("=dddd")
+_HEADER_SIZE = _SEQ_SIZE + _FIELDS.size
+_SLOT_SIZE = 8
 MAX_SLOTS = 64
-SIZE = _HEADER.size + MAX_SLOTS * _SLOT.size
+SIZE = _HEADER_SIZE + MAX_SLOTS * _SLOT_SIZE
 # How often a backend stamps its slot (real seconds): well inside the simulation's slack.
 STAMP_EVERY_S = 0.02
 # How long (real seconds) time waits for one follower that has no turn at all: far past any starved
@@ -42,10 +49,24 @@ class ClockFileError(ValueError):
     """The clock file named cannot be used; the message says why."""
 
 
-def _slot_offset(slot: int) -> int:
+def _slot_index(slot: int) -> int:
     if not 0 <= slot < MAX_SLOTS:
         raise ClockFileError(f"clock slot {slot} is out of range 0..{MAX_SLOTS - 1}")
-    return _HEADER.size + slot * _SLOT.size
+    return slot
+
+
+class _Words:
+    """The file's sequence number and slots as 8-byte words, each a single load or store."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self._all = memoryview(mapped)
+        self.seq = self._all[:_SEQ_SIZE].cast("Q")
+        self.slots = self._all[_HEADER_SIZE:SIZE].cast("d")
+
+    def release(self) -> None:
+        # The map cannot close while views of it are held.
+        for view in (self.seq, self.slots, self._all):
+            view.release()
 
 
 class PublishedClock(ScaledClock):
@@ -72,6 +93,7 @@ class PublishedClock(ScaledClock):
             f.write(b"\0" * SIZE)
         self._file = path.open("r+b")
         self._map = mmap.mmap(self._file.fileno(), SIZE)
+        self._words = _Words(self._map)
         self._seq = 0
         self.followers: set[int] = set()
         # Whether a follower's process has ended (nothing to wait for): its owner says.
@@ -93,8 +115,11 @@ class PublishedClock(ScaledClock):
         return True
 
     def had_turn(self, slot: int, within_s: float) -> bool:
-        (stamp,) = _SLOT.unpack_from(self._map, _slot_offset(slot))
-        return bool(stamp >= self._monotonic() - within_s)
+        return self.stamp_of(slot) >= self._monotonic() - within_s
+
+    def stamp_of(self, slot: int) -> float:
+        """The monotonic instant the slot's backend last had a turn (0: never)."""
+        return float(self._words.slots[_slot_index(slot)])
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
@@ -109,20 +134,20 @@ class PublishedClock(ScaledClock):
     def _publish(self) -> None:
         t0, stops_at = self._state
         self._seq += 1  # odd: being written
-        struct.pack_into("<Q", self._map, 0, self._seq)
-        _HEADER.pack_into(
+        self._words.seq[0] = self._seq
+        _FIELDS.pack_into(
             self._map,
-            0,
-            self._seq,
+            _SEQ_SIZE,
             t0,
             math.nan if stops_at is None else stops_at,
             self.start.timestamp(),
             self.factor,
         )
         self._seq += 1
-        struct.pack_into("<Q", self._map, 0, self._seq)
+        self._words.seq[0] = self._seq
 
     def close(self) -> None:
+        self._words.release()
         self._map.close()
         self._file.close()
 
@@ -140,10 +165,15 @@ class FollowedClock:
         except (OSError, ValueError) as exc:
             self._file.close()
             raise ClockFileError(f"{path} is not a simulation clock file") from exc
-        self._slot = _slot_offset(slot)
+        self._words = _Words(self._map)
+        self._slot = _slot_index(slot)
         self._monotonic = monotonic
-        _, _, _, start, factor = self._read()
+        if self._words.seq[0] == 0:  # never published (a publisher's first write makes it 2)
+            self.close()
+            raise ClockFileError(f"{path} is not a simulation clock file")
+        _, _, start, factor = self._read()
         if factor <= 0:
+            self.close()
             raise ClockFileError(f"{path} is not a simulation clock file")
         self.start = datetime.fromtimestamp(start, UTC)
         self.factor = factor
@@ -156,15 +186,19 @@ class FollowedClock:
             raise ClockFileError(f"{ENV} must be PATH#SLOT, got {setting!r}")
         return cls(Path(path), int(slot))
 
-    def _read(self) -> tuple[int, float, float, float, float]:
+    def _read(self) -> tuple[float, float, float, float]:
+        """The fields as one write left them: the sequence number, read before and after them, is
+        even (no write under way) and unchanged (none began and ended meanwhile)."""
         while True:
-            state: tuple[int, float, float, float, float] = _HEADER.unpack_from(self._map, 0)
-            if state[0] % 2 == 0 and struct.unpack_from("<Q", self._map, 0)[0] == state[0]:
-                return state
+            seq = self._words.seq[0]
+            if seq % 2 == 0:
+                fields: tuple[float, float, float, float] = _FIELDS.unpack_from(self._map, _SEQ_SIZE)
+                if self._words.seq[0] == seq:
+                    return fields
             time.sleep(0)  # the writer is mid-update: let it finish
 
     def now(self) -> datetime:
-        _, t0, stops_at, _, _ = self._read()
+        t0, stops_at, _, _ = self._read()
         real = self._monotonic()
         if not math.isnan(stops_at):
             real = min(real, stops_at)
@@ -175,7 +209,7 @@ class FollowedClock:
 
     def stamp(self) -> None:
         """This process's event loop has had a turn."""
-        _SLOT.pack_into(self._map, self._slot, self._monotonic())
+        self._words.slots[self._slot] = self._monotonic()
 
     async def keep_pace(self) -> None:
         """Stamp the slot from the event loop for as long as it runs."""
@@ -184,5 +218,6 @@ class FollowedClock:
             await asyncio.sleep(STAMP_EVERY_S)
 
     def close(self) -> None:
+        self._words.release()
         self._map.close()
         self._file.close()

@@ -5,8 +5,11 @@ and a bad setting is one clear error."""
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from datetime import UTC, datetime
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +127,74 @@ def test_another_process_follows_the_real_monotonic_clock(tmp_path: Path) -> Non
     child.join(60)
     assert out.get(timeout=5) == pytest.approx(sim_s(clock))
     assert sim_s(clock) > 0
+
+
+WRITES = 500_000  # publishes or stamps by the other process: a few seconds, racing the reader
+
+
+def _publish_on(path: str, ready: EventType, go: EventType) -> None:
+    clock = PublishedClock(Path(path), START, 60)
+    ready.set()
+    go.wait(60)
+    for _ in range(WRITES):
+        clock.keep_up(0.1)
+
+
+def _stamp_on(setting: str, go: EventType) -> None:
+    follower = FollowedClock.from_setting(setting)
+    go.wait(60)
+    for _ in range(WRITES):
+        follower.stamp()
+
+
+def _racing(target: Callable[..., None], *args: object) -> tuple[Any, EventType]:
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    child = context.Process(target=target, args=(*args, go))
+    child.start()
+    return child, go
+
+
+def test_a_follower_never_reads_a_half_written_clock(tmp_path: Path) -> None:
+    """Another process publishes as fast as it can while this one reads: time never goes back (a
+    torn read of the header, as struct's zero-fill before it writes gave, read as the run's start)."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    writer, go = _racing(_publish_on, str(tmp_path / "clock"), ready)
+    try:
+        assert ready.wait(60)
+        follower = FollowedClock(tmp_path / "clock", 0)
+        go.set()
+        last, reads, went_back = follower.now(), 0, []
+        while writer.is_alive() or reads == 0:
+            now = follower.now()
+            reads += 1
+            if now < last:
+                went_back.append((last, now))
+            last = now
+        assert not went_back, went_back[:3]
+        assert writer.exitcode == 0
+    finally:
+        writer.join(60)
+
+
+def test_the_publisher_never_reads_a_half_written_stamp(tmp_path: Path) -> None:
+    clock = PublishedClock(tmp_path / "clock", START, 60)
+    stamper, go = _racing(_stamp_on, f"{tmp_path / 'clock'}#5")
+    try:
+        go.set()
+        while clock.stamp_of(5) == 0 and stamper.is_alive():
+            pass
+        last, went_back = clock.stamp_of(5), []
+        while stamper.is_alive():
+            stamp = clock.stamp_of(5)
+            if stamp < last:
+                went_back.append((last, stamp))
+            last = stamp
+        assert not went_back, went_back[:3]
+        assert stamper.exitcode == 0 and last > 0
+    finally:
+        stamper.join(60)
 
 
 @pytest.mark.parametrize(
