@@ -327,10 +327,14 @@ class BackendProcesses:
     def disarm(self) -> None:
         self._failpoints.write_text("")
 
+    def ended_on_their_own(self) -> list[int]:
+        """Processes that ended on their own (at a failpoint, or of a bug), not yet taken out by
+        `exited`; a process a fault killed is not one (`crash` stopped following it)."""
+        return [n.index for n in self.nodes if n.index in self.clock.followers and not n.running]
+
     def exited(self) -> list[int]:
-        """Processes that ended on their own (at a failpoint, or of a bug) since last asked; time no
-        longer waits for them."""
-        gone = [n.index for n in self.nodes if n.index in self.clock.followers and not n.running]
+        """Processes that ended on their own since last asked; time no longer waits for them."""
+        gone = self.ended_on_their_own()
         for index in gone:
             self.clock.followers.discard(index)
             proc = self.nodes[index].proc
