@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from simulators.live import LiveParams, run_live
+from simulators.report import summarise
 
 pytestmark = pytest.mark.e2e
 
@@ -17,3 +21,20 @@ async def test_small_fleet_keeps_every_invariant() -> None:
     assert s["sessions"] > 0 and s["energy_wh"] > 0
     assert s["captured_pence"] == s["host_payouts_pence"] + s["platform_fees_pence"] > 0
     assert sum(s["driver_outcomes"].values()) == 12
+
+
+async def test_the_time_held_is_what_the_run_waited_not_what_came_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Once the run is over its clock is no longer kept up and stands still: a slow summary (two
+    # real seconds here) is not time the run waited for a busy machine.
+    after_s = 2.0
+
+    def slow_summarise(*args: Any, **kw: Any) -> Any:
+        time.sleep(after_s)
+        return summarise(*args, **kw)
+
+    monkeypatch.setattr("simulators.live.summarise", slow_summarise)
+    report = await run_live(LiveParams(chargers=1, drivers=1, duration_s=10 * 60, seed=3, speed=600))
+    assert report.errors == []
+    assert report.clock_held_s < after_s / 2  # without: all of it but the clock's slack
