@@ -157,9 +157,11 @@ class Node:
             start_new_session=True,  # a Ctrl-C meant for the simulation is not the server's to take
         )
 
-    def output(self) -> str:
+    def output(self, run: int | None = None) -> str:
+        """What the process wrote in its latest run (or in `run`)."""
+        path = self.log_path if run is None else self.logs / f"serve-{self.index}-{run}.log"
         try:
-            return self.log_path.read_text(errors="replace")
+            return path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -272,6 +274,10 @@ class BackendProcesses:
         self.crashes = 0
         self.restarts = 0
         self.failpoint_exits = 0
+        # Processes found ended on their own before `exited` was asked (a restart found them down),
+        # and the run each ended, so that neither the end nor its log is lost to the restart.
+        self._ended: list[int] = []
+        self.ended_runs: dict[int, int] = {}
         self._failpoints = workdir / FAILPOINT_FILE
         self._failpoints.write_text("")
         clock.gone = lambda slot: not self.nodes[slot].running
@@ -311,6 +317,9 @@ class BackendProcesses:
         node = self.nodes[index]
         if node.running:
             return
+        if index in self.clock.followers:  # it ended on its own, and nobody has asked yet
+            self._taken_out(index)
+            self._ended.append(index)
         with self.clock.hold():
             node.spawn(node_env(self.config, self.clock.path, index), self.allow_unknown)
             try:
@@ -328,20 +337,27 @@ class BackendProcesses:
         self._failpoints.write_text("")
 
     def ended_on_their_own(self) -> list[int]:
-        """Processes that ended on their own (at a failpoint, or of a bug), not yet taken out by
-        `exited`; a process a fault killed is not one (`crash` stopped following it)."""
-        return [n.index for n in self.nodes if n.index in self.clock.followers and not n.running]
+        """Processes that ended on their own (at a failpoint, or of a bug) since `exited` was last
+        asked, though restarted since; a process a fault killed is not one (`crash` stopped
+        following it)."""
+        down = [n.index for n in self.nodes if n.index in self.clock.followers and not n.running]
+        return [*self._ended, *down]
 
     def exited(self) -> list[int]:
         """Processes that ended on their own since last asked; time no longer waits for them."""
         gone = self.ended_on_their_own()
-        for index in gone:
-            self.clock.followers.discard(index)
-            proc = self.nodes[index].proc
-            if proc is not None and proc.returncode == FAILPOINT_EXIT:
-                self.failpoint_exits += 1
-            self.crashes += 1
+        for index in gone[len(self._ended) :]:
+            self._taken_out(index)
+        self._ended = []
         return gone
+
+    def _taken_out(self, index: int) -> None:
+        node = self.nodes[index]
+        self.clock.followers.discard(index)
+        if node.proc is not None and node.proc.returncode == FAILPOINT_EXIT:
+            self.failpoint_exits += 1
+        self.crashes += 1
+        self.ended_runs[index] = node.runs
 
     def up(self) -> list[int]:
         return [n.index for n in self.nodes if n.running]

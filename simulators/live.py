@@ -414,8 +414,8 @@ async def _run(
         stats.outcomes_of_faults.update(provider_outcomes(app))
         if backend.processes is not None:
             for index in backend.processes.exited():  # none but at a fault's failpoint
-                node = backend.processes.nodes[index]
-                stats.errors.append(f"backend process {index} exited on its own:\n{node.output()[-2000:]}")
+                said = backend.processes.nodes[index].output(backend.processes.ended_runs[index])
+                stats.errors.append(f"backend process {index} exited on its own:\n{said[-2000:]}")
             for index in sorted(backend.processes.clock.left_behind):
                 stats.errors.append(
                     f"backend process {index} had no turn for {backend.processes.clock.patience_s:g} real"

@@ -151,3 +151,28 @@ async def test_a_process_killed_again_while_it_restarts_stays_down_and_fails_not
     finally:
         await asyncio.to_thread(nodes.stop)
         clock.close()
+
+
+async def test_a_process_that_died_on_its_own_is_reported_though_a_restart_revived_it(
+    tmp_path: Path,
+) -> None:
+    # A process dies of a bug (or at a failpoint); a node_restart brings it back before the run
+    # asks who ended on their own: the death must still be counted and reported, with its log.
+    clock = PublishedClock(tmp_path / "clock", datetime(2026, 6, 1, tzinfo=UTC), 60)
+    config = Config(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", password_hash="fast")
+    nodes = BackendProcesses(config, clock, tmp_path, 1)
+    try:
+        await nodes.start()
+        proc = nodes.nodes[0].proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)  # not through crash(): nobody here decided it
+        await asyncio.to_thread(proc.wait, WITHIN_S)
+        await nodes.restart(0)
+        assert nodes.up() == [0]
+        assert nodes.exited() == [0]
+        assert (nodes.crashes, nodes.restarts, nodes.ended_runs) == (1, 1, {0: 1})
+        assert "ChargeShare backend on" in nodes.nodes[0].output(nodes.ended_runs[0])
+        assert nodes.exited() == [] and 0 in clock.followers  # the revived one is followed
+    finally:
+        await asyncio.to_thread(nodes.stop)
+        clock.close()
