@@ -209,6 +209,8 @@ async def _run_live(
 # when the loop gets no turn for longer (a loaded machine), so the backend never falls behind it.
 PACE_EVERY_S = 0.02
 PACE_SLACK_S = 0.1
+# Real seconds a run may take past its window (scaled) and the time its clock stood still.
+OVERRUN_MARGIN_S = 30.0
 
 
 async def keep_clock_with_loop(clock: ScaledClock) -> None:
@@ -383,12 +385,20 @@ async def _run(
             faults = asyncio.create_task(run_faults(app, world, params.faults))
             # Drivers finish by the window's end, and so does the fault timeline; allow a margin for
             # the last stops to settle (plus however long the clock stood still for a busy machine).
-            budget = clock.real_seconds(params.duration_s) + 30
+            budget = clock.real_seconds(params.duration_s) + OVERRUN_MARGIN_S
             loop, began, held = asyncio.get_running_loop(), asyncio.get_running_loop().time(), clock.held_s
             pending: set[asyncio.Task[Any]] = {*tasks, faults}
             while pending and loop.time() - began < budget + clock.held_s - held:
                 _, pending = await asyncio.wait(pending, timeout=1)
             done = {t for t in tasks if t.done()}
+            if pending:
+                # Cut short (a process restarting when time ran out, say): what it never did must
+                # not pass for a run that did everything.
+                drivers_left = len(pending - {faults})
+                stats.errors.append(
+                    f"the run overran its time: {drivers_left} driver(s)"
+                    f"{' and the fault timeline' if faults in pending else ''} cut short"
+                )
             for t in pending - {faults}:
                 t.cancel()
             for t in done:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -38,3 +39,16 @@ async def test_the_time_held_is_what_the_run_waited_not_what_came_after(
     report = await run_live(LiveParams(chargers=1, drivers=1, duration_s=10 * 60, seed=3, speed=600))
     assert report.errors == []
     assert report.clock_held_s < after_s / 2  # without: all of it but the clock's slack
+
+
+async def test_a_run_cut_short_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A driver that never finishes (as one waiting on a backend still restarting when time runs
+    # out): the run ends at its budget, and its report must not pass for a complete one.
+    async def never_done(*_args: Any) -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    monkeypatch.setattr("simulators.live.run_driver", never_done)
+    monkeypatch.setattr("simulators.live.OVERRUN_MARGIN_S", 0.0)
+    report = await run_live(LiveParams(chargers=1, drivers=1, duration_s=10 * 60, seed=3, speed=600))
+    assert report.errors == ["the run overran its time: 1 driver(s) cut short"]
