@@ -42,6 +42,8 @@ STAMP_EVERY_S = 0.02
 # loop on a loaded machine, so only a process that stopped (SIGSTOP, a deadlock) is left behind,
 # rather than holding simulated time, and with it the whole run, for ever.
 PATIENCE_S = 60.0
+# A publisher's update takes microseconds; one descheduled on a loaded machine, milliseconds.
+MID_UPDATE_LIMIT_S = 10.0
 ENV = "CHARGESHARE_SIM_CLOCK"
 
 
@@ -189,13 +191,24 @@ class FollowedClock:
     def _read(self) -> tuple[float, float, float, float]:
         """The fields as one write left them: the sequence number, read before and after them, is
         even (no write under way) and unchanged (none began and ended meanwhile)."""
+        give_up_at: float | None = None
         while True:
             seq = self._words.seq[0]
             if seq % 2 == 0:
                 fields: tuple[float, float, float, float] = _FIELDS.unpack_from(self._map, _SEQ_SIZE)
                 if self._words.seq[0] == seq:
                     return fields
-            time.sleep(0)  # the writer is mid-update: let it finish
+            # The writer is mid-update: let it finish. One that never does died in the middle: a
+            # clear error then, rather than a backend spinning for ever.
+            real = self._monotonic()
+            if give_up_at is None:
+                give_up_at = real + MID_UPDATE_LIMIT_S
+            elif real > give_up_at:
+                raise ClockFileError(
+                    f"the simulation clock has been mid-update for {MID_UPDATE_LIMIT_S:g} s: "
+                    "did its simulation die?"
+                )
+            time.sleep(0)
 
     def now(self) -> datetime:
         t0, stops_at, _, _ = self._read()

@@ -5,6 +5,8 @@ and a bad setting is one clear error."""
 from __future__ import annotations
 
 import multiprocessing
+import struct
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event as EventType
@@ -211,6 +213,35 @@ def test_a_file_that_is_no_clock_is_refused(tmp_path: Path) -> None:
     (tmp_path / "short").write_bytes(b"x")
     with pytest.raises(ClockFileError, match="not a simulation clock"):
         FollowedClock(tmp_path / "short", 0)
+
+
+def test_a_clock_left_mid_update_is_a_clear_error_not_a_spin(tmp_path: Path) -> None:
+    """Its simulation died between the two writes of the sequence number: odd for ever."""
+    clock = PublishedClock(tmp_path / "clock", START, 60)
+    clock.close()
+    with (tmp_path / "clock").open("r+b") as f:
+        (seq,) = struct.unpack("=Q", f.read(8))
+        f.seek(0)
+        f.write(struct.pack("=Q", seq + 1))
+
+    ticks = iter(range(1_000_000))  # each look at the monotonic clock a second later
+
+    def monotonic() -> float:
+        return float(next(ticks))
+
+    refused: list[ClockFileError] = []
+
+    def follow() -> None:
+        try:
+            FollowedClock(tmp_path / "clock", 0, monotonic=monotonic)
+        except ClockFileError as exc:
+            refused.append(exc)
+
+    follower = threading.Thread(target=follow, daemon=True)  # a spin for ever must not hang the test
+    follower.start()
+    follower.join(30)
+    assert not follower.is_alive(), "the follower spun on a clock left mid-update"
+    assert len(refused) == 1 and "mid-update" in str(refused[0])
 
 
 def test_without_the_setting_the_system_clock(tmp_path: Path) -> None:
