@@ -176,3 +176,34 @@ async def test_a_process_that_died_on_its_own_is_reported_though_a_restart_reviv
     finally:
         await asyncio.to_thread(nodes.stop)
         clock.close()
+
+
+def test_a_run_sent_sigterm_stops_as_ctrl_c_does_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    # A CI job cancelled sends SIGTERM: the run must stop its processes and remove its temporary
+    # directory (database, logs, clock), not die on the spot as Python does by default.
+    scenario = ROOT / "scenarios" / "backend-crash-mid-session.yaml"
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "chargeshare", "scenario", "run", str(scenario)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def serving() -> bool:
+        logs = list(tmp_path.glob("chargeshare-backend-*/serve-0-1.log"))
+        return run.poll() is not None or any("ChargeShare backend on" in p.read_text() for p in logs)
+
+    try:
+        wait_for(serving, "the run's backend process to start")
+        assert run.poll() is None, "the run ended before its backend started"
+        run.send_signal(signal.SIGTERM)
+        out, _ = run.communicate(timeout=WITHIN_S)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(WITHIN_S)
+    assert run.returncode == 130, out
+    assert "Traceback" not in out
+    assert list(tmp_path.glob("chargeshare-backend-*")) == []
