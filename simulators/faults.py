@@ -437,7 +437,8 @@ async def node_crash(app: App, world: World, fault: Fault) -> int:
     chargers reconnect through the balancer to the others. `duration_s` > 0: started again after."""
     backend = _processes(world, fault.action)
     world.stats.faults_fired += 1
-    killed = backend.up()[-fault.count :]
+    up = backend.up()
+    killed = up[max(0, len(up) - fault.count) :]  # not up[-count:]: a count of 0 would take them all
     for index in killed:
         backend.crash(index)
     if fault.duration_s > 0:

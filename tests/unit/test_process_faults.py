@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import httpx
 
 from chargeshare.services.clock import ScaledClock
 from simulators.backend_nodes import BackendProcesses
 from simulators.driver import DriverStats, World
-from simulators.faults import _crashed_at
+from simulators.faults import Fault, _crashed_at, node_crash
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
 WITHIN_S = 10.0  # real seconds; the window ends a simulated day (86 real seconds) away
@@ -40,6 +40,8 @@ class Processes:
     def crashed(self, index: int) -> None:
         self.running.discard(index)
         self.followed.discard(index)
+
+    crash = crashed
 
     def restarted(self, index: int) -> None:
         self.running.add(index)
@@ -104,3 +106,16 @@ async def test_a_process_another_fault_kills_meanwhile_is_no_failpoint_reached()
         await asyncio.wait_for(other, WITHIN_S)
     assert died == [0] and processes.died_armed == [0]
     assert world.stats.outcomes_of_faults["failpoints_not_reached"] == 0
+
+
+async def test_a_node_crash_of_no_processes_kills_none() -> None:
+    # LiveParams takes faults from code as well as from files (whose schema wants a count of 1 or
+    # more): "the last `count` up" must not read as every one of them when the count is 0.
+    processes = Processes(up=[0, 1, 2])
+    async with httpx.AsyncClient() as http:
+        world = World(http, {}, ScaledClock(START, 1000), START + timedelta(days=1), DriverStats())
+        world.backend = cast(BackendProcesses, processes)
+        killed = await node_crash(cast(Any, None), world, Fault(at_s=0, action="node_crash", count=0))
+        assert killed == 0 and processes.up() == [0, 1, 2]
+        killed = await node_crash(cast(Any, None), world, Fault(at_s=0, action="node_crash", count=2))
+        assert killed == 2 and processes.up() == [0]
