@@ -128,6 +128,14 @@ class PublishedClock(ScaledClock):
         """Stop time until the context ends (nests). Time stops where it stands; `keep_up`
         afterwards takes the held time back."""
         self._holds += 1
+        if self._holds == 1:
+            # At once, not where the last `keep_up` let it run to: before any (a run's first start
+            # of its processes) time ran free, and a slow start went by as simulated minutes.
+            t0, stops_at = self._state
+            real = self._monotonic()
+            if stops_at is None or stops_at > real:
+                self._state = (t0, real)
+                self._publish()
         try:
             yield
         finally:

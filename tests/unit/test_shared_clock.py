@@ -61,13 +61,30 @@ def test_time_waits_for_a_follower_whose_loop_gets_no_turn(tmp_path: Path, real:
 def test_a_hold_stops_time_until_it_ends(tmp_path: Path, real: FakeMonotonic) -> None:
     clock = PublishedClock(tmp_path / "clock", START, 100, monotonic=real)
     clock.keep_up(0.1)
+    real.t += 0.02
     with clock.hold():
         real.t += 4
         clock.keep_up(0.1)
-        assert sim_s(clock) == pytest.approx(10)
+        assert sim_s(clock) == pytest.approx(2)
     clock.keep_up(0.1)
     real.t += 0.05
-    assert sim_s(clock) == pytest.approx(15)
+    assert sim_s(clock) == pytest.approx(7)
+
+
+def test_a_hold_stops_time_at_once_even_before_the_clock_was_ever_kept_up(
+    tmp_path: Path, real: FakeMonotonic
+) -> None:
+    """A run starts its backend processes under a hold before its loop has kept the clock up even
+    once: their start (seconds on a loaded machine) must be no simulated time."""
+    clock = PublishedClock(tmp_path / "clock", START, 300, monotonic=real)
+    follower = FollowedClock(tmp_path / "clock", 0, monotonic=real)
+    with clock.hold():
+        real.t += 10
+        clock.keep_up(0.1)
+        assert sim_s(clock) == sim_s(follower) == 0
+    clock.keep_up(0.1)
+    real.t += 0.05
+    assert sim_s(clock) == sim_s(follower) == pytest.approx(15)
 
 
 def test_time_held_counts_while_the_hold_lasts(tmp_path: Path, real: FakeMonotonic) -> None:
@@ -78,9 +95,9 @@ def test_time_held_counts_while_the_hold_lasts(tmp_path: Path, real: FakeMonoton
     with clock.hold():
         real.t += 40
         clock.keep_up(0.1)
-        assert clock.held_s == pytest.approx(39.9)
+        assert clock.held_s == pytest.approx(40)
     clock.keep_up(0.1)
-    assert clock.held_s == pytest.approx(39.9)
+    assert clock.held_s == pytest.approx(40)
 
 
 def test_time_held_for_a_starved_follower_counts_while_it_lasts(tmp_path: Path, real: FakeMonotonic) -> None:
