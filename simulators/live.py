@@ -130,13 +130,15 @@ async def run_live(
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)
     if not processes:
-        return await _run_live(params, ScaledClock(params.start, params.speed), None, progress, trace)
+        # Paused until the run's loop first keeps it up: its setup is no simulated time.
+        scaled = ScaledClock(params.start, params.speed, paused=True)
+        return await _run_live(params, scaled, None, progress, trace)
     with tempfile.TemporaryDirectory(prefix="chargeshare-backend-") as directory:
         workdir = Path(directory)
         if params.database_url == MEMORY_DATABASE_URL:
             # Processes that crash need a database outside themselves: a file of the run's own.
             params = replace(params, database_url=f"sqlite:///{workdir / 'chargeshare.db'}")
-        clock = PublishedClock(workdir / "clock", params.start, params.speed)
+        clock = PublishedClock(workdir / "clock", params.start, params.speed, paused=True)
         try:
             return await _run_live(params, clock, (workdir, processes), progress, trace)
         finally:

@@ -86,8 +86,9 @@ class PublishedClock(ScaledClock):
         *,
         monotonic: Callable[[], float] = time.monotonic,
         patience_s: float = PATIENCE_S,
+        paused: bool = False,
     ) -> None:
-        super().__init__(start, factor, monotonic=monotonic)
+        super().__init__(start, factor, monotonic=monotonic, paused=paused)
         self.path = path
         self.patience_s = patience_s
         self.left_behind: set[int] = set()

@@ -52,3 +52,24 @@ async def test_a_run_cut_short_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("simulators.live.OVERRUN_MARGIN_S", 0.0)
     report = await run_live(LiveParams(chargers=1, drivers=1, duration_s=10 * 60, seed=3, speed=600))
     assert report.errors == ["the run overran its time: 1 driver(s) cut short"]
+
+
+async def test_a_run_starts_at_its_start_however_long_its_setup_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Building and seeding the backend takes real seconds (many on a loaded machine): the run's
+    # window must begin at its start time, not that many scaled seconds later.
+    from simulators import live as live_module
+
+    backend = live_module._backend
+    seen: list[float] = []
+
+    def slow_setup_then_backend(app: Any, params: LiveParams, clock: Any, *args: Any) -> Any:
+        time.sleep(0.5)  # a slow seed, as a loaded machine makes it
+        seen.append((clock.now() - params.start).total_seconds())
+        return backend(app, params, clock, *args)
+
+    monkeypatch.setattr("simulators.live._backend", slow_setup_then_backend)
+    report = await run_live(LiveParams(chargers=1, drivers=1, duration_s=10 * 60, seed=3, speed=600))
+    assert report.errors == []
+    assert seen == [0.0]
