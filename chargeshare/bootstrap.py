@@ -20,6 +20,7 @@ from chargeshare.adapters.payments_sim import MemoryBooks, SimulatedGateway, Sql
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
 from chargeshare.adapters.redis_namespace import namespace_for
 from chargeshare.adapters.redis_rate_limits import RedisBuckets
+from chargeshare.adapters.redis_slot_claims import MemorySlotClaims, RedisSlotClaims
 from chargeshare.adapters.shared_clock import ENV as SIM_CLOCK_ENV
 from chargeshare.adapters.shared_clock import ClockFileError, FollowedClock
 from chargeshare.adapters.sql import SqlStore
@@ -36,7 +37,7 @@ from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
-from chargeshare.services.ports import Durability, LockManager, PaymentGateway, Store
+from chargeshare.services.ports import Durability, LockManager, PaymentGateway, SlotClaims, Store
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -310,7 +311,18 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     rules = config.rules
     settlement = SettlementService(store, gateway, bus, clock, rules)
     marketplace = MarketplaceService(store)
-    bookings = BookingService(store, locks, settlement, bus, clock, rules)
+    claims: SlotClaims | None = None
+    if config.locks_enabled:
+        windows = {
+            "pending_ms": round(rules.hold_placement_timeout_s * 1000),
+            "held_ms": round(rules.slot_claim_held_s * 1000),
+        }
+        claims = (
+            MemorySlotClaims(**windows)  # one process on its own: no Redis round trip to share
+            if not shared_redis
+            else RedisSlotClaims(redis_client, namespace_for(config.database_url), **windows)
+        )
+    bookings = BookingService(store, locks, settlement, bus, clock, rules, claims)
     charging = ChargingService(
         store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import secrets
 from collections import Counter
@@ -56,9 +57,15 @@ class DriverStats:
     frames_left_queued: int = 0  # transaction messages a charger never got to replay
     payments_backlog: int = 0  # payment steps not yet done when the run ended (before reconcile)
     outcomes_of_faults: Counter[str] = field(default_factory=Counter)
+    # Ids of the bookings the drivers' apps were answered with (live runs, over HTTP): a booking the
+    # backend holds that no app heard of is one its driver will never use, and pay for as a no-show.
+    bookings_answered: set[int] | None = None
 
 
 LOGIN_TRIES = 5
+IN_PROGRESS_CHECKS = 20
+IN_PROGRESS_BACKOFF = 15  # simulated seconds per second of Retry-After: recovery runs on the sweep
+_attempts = itertools.count(1)
 BOOKING_LEAD = timedelta(minutes=10)
 TOKEN_RENEW_BEFORE = timedelta(minutes=5)
 
@@ -99,12 +106,14 @@ class ApiSession:
         if self.expires_at is None or self.clock.now() >= self.expires_at - TOKEN_RENEW_BEFORE:
             await self.login()
 
-    async def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         await self.fresh()
-        r = await self.http.request(method, path, headers=self._auth(), **kw)
+        r = await self.http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
         if r.status_code == 401:
             await self.login()
-            r = await self.http.request(method, path, headers=self._auth(), **kw)
+            r = await self.http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
         return r
 
     def _auth(self) -> dict[str, str]:
@@ -204,19 +213,25 @@ async def _book_nearby(
     found: list[dict[str, Any]] = r.json()
     for c in found:
         await api.fresh()  # before reading the clock for the start: a fast clock moves on meanwhile
-        resp = await api.request(
-            "POST",
-            "/bookings",
-            json={
-                "charger_id": c["id"],
-                "connector_no": 1,
-                "minutes": minutes,
-                "max_energy_wh": plan.want_wh,
-                # A fast simulated clock races the request (a 0.3 s answer is minutes at 900x): never
-                # ask to start sooner than the server could still call "now".
-                "starts_at": format_ts(max(starts_at, world.clock.now() + BOOKING_LEAD)),
-            },
-        )
+        body = {
+            "charger_id": c["id"],
+            "connector_no": 1,
+            "minutes": minutes,
+            "max_energy_wh": plan.want_wh,
+            # A fast simulated clock races the request (a 0.3 s answer is minutes at 900x): never
+            # ask to start sooner than the server could still call "now".
+            "starts_at": format_ts(max(starts_at, world.clock.now() + BOOKING_LEAD)),
+        }
+        # One key per attempt, so a copy sent after a lost answer finds the booking it made.
+        attempt = {"Idempotency-Key": f"{plan.id_tag}-{next(_attempts)}"}
+        resp = await api.request("POST", "/bookings", json=body, headers=attempt)
+        for _ in range(IN_PROGRESS_CHECKS):
+            if resp.status_code != 409 or resp.json().get("error") != "request_in_progress":
+                break
+            # A copy of an attempt whose first try died while the card hold was placed: ask again
+            # until recovery has decided it.
+            await sleep_sim(world.clock, float(resp.headers.get("Retry-After", "1")) * IN_PROGRESS_BACKOFF)
+            resp = await api.request("POST", "/bookings", json=body, headers=attempt)
         if resp.status_code == 409:
             world.stats.conflicts += 1
             continue
@@ -229,6 +244,8 @@ async def _book_nearby(
         if resp.status_code != 201:
             world.stats.errors.append(f"{plan.name}: booking answered {resp.status_code} {resp.text[:200]}")
             return {"error": resp.status_code}, None
+        if world.stats.bookings_answered is not None:
+            world.stats.bookings_answered.add(int(resp.json()["id"]))
         return resp.json(), world.chargers[c["charge_point_id"]]
     return None, None
 

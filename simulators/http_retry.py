@@ -3,9 +3,10 @@ does about a server that is away.
 
 A request that could not even connect (the process is down or restarting), or that HAProxy could
 give to no process, never reached the backend: it waits and goes again. A GET whose answer was lost
-goes again too. Anything else that may have reached a dying process is `RequestLost`: the app
-cannot know whether it took effect, and says so rather than guess. An app that waited its patience
-out gives up with `RequestLost` too, however the backend was away.
+goes again too, as does a request carrying an `Idempotency-Key` (the backend answers its copy as it
+answered, or would have answered, the first). Anything else that may have reached a dying process is
+`RequestLost`: the app cannot know whether it took effect, and says so rather than guess. An app
+that waited its patience out gives up with `RequestLost` too, however the backend was away.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class RetryWhileAway(httpx.AsyncBaseTransport):
         def patience_out() -> bool:
             return self._monotonic() - began - (self._held_s() - held) > self.give_up_after_s
 
-        safe = request.method in ("GET", "HEAD")
+        safe = request.method in ("GET", "HEAD") or "Idempotency-Key" in request.headers
         while True:
             try:
                 response = await self.inner.handle_async_request(request)

@@ -343,7 +343,7 @@ async def _run(
     for spec in specs:
         app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id])
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
-    stats = DriverStats()
+    stats = DriverStats(bookings_answered=set())
     logins = dict(zip(host_ids, host_logins.items(), strict=True))
     async with _backend(app, params, clock, recorder, logins, served_by) as backend:
         fleet = {

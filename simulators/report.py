@@ -9,6 +9,7 @@ from typing import Any
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
+from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind
 from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
 from simulators.driver import DriverStats
@@ -87,6 +88,12 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
     }
+    if stats.bookings_answered is not None:
+        summary["bookings_no_driver_heard_of"] = sum(
+            1
+            for b in bookings
+            if b.booking_id not in stats.bookings_answered and b.status is not BookingStatus.FAILED
+        )
     gateway = app.gateway
     if isinstance(gateway, SimulatedGateway):
         provider = gateway.total_captured, gateway.open_authorisations()

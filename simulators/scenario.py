@@ -142,6 +142,7 @@ SUMMARY_METRICS = frozenset(
         "booking_conflicts",
         "bookings",
         "bookings_by_status",
+        "bookings_no_driver_heard_of",
         "bookings_refused_payments_down",
         "cancelled_by_host",
         "captured_pence",

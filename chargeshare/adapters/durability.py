@@ -8,8 +8,18 @@ crash), and the reply waits for `flushed()`: an fsync of the write-ahead log, ru
 by every reply waiting at the time. Writes made anywhere else (HTTP API, housekeeping) keep
 synchronous=FULL and are durable when their commit returns, as before.
 
-PostgreSQL's commit already waits for its own WAL flush, and an in-memory database has no disk, so
-there `flushed()` returns at once.
+On PostgreSQL the same: units of work inside `deferred()` run on connections with
+synchronous_commit=off (the commit returns once its record is in the server's WAL buffers, visible to
+everyone), and `flushed()` commits one transaction that writes to the WAL (a transactional logical
+message, which touches no table) with synchronous_commit on: PostgreSQL then flushes the WAL up to
+that commit's record, which lies after every commit that returned before it. A role that may not
+write such messages (only superusers may, unless granted) gets no group commit: every commit waits
+for its flush. A crash of the PostgreSQL server may lose deferred commits not yet flushed,
+which no reply has acknowledged (the charger sends them again). Every other writer's commit waits for
+its own flush, and since the WAL is one sequence, that flush covers every deferred commit it could
+have read: the payments worker's claim on a step is durable only with the stop that queued it.
+
+An in-memory database has no disk, so there `flushed()` returns at once.
 """
 
 from __future__ import annotations
@@ -22,10 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from chargeshare.adapters.sql import SqlStore
+from chargeshare.adapters.sql.store import make_engine
 
 _SYNC_KEY = "chargeshare_synchronous"  # per pooled DBAPI connection: the synchronous level it runs at
 _FULL, _NORMAL = 2, 1
@@ -150,11 +161,63 @@ class SqliteGroupCommit:
             info[_SYNC_KEY] = level
 
 
-def durability_for(store: object) -> SqliteGroupCommit | ImmediateDurability:
-    if (
-        isinstance(store, SqlStore)
-        and store.dialect == "sqlite"
-        and not isinstance(store.engine.pool, StaticPool)
-    ):
+# Connections for deferred units of work: the OCPP server's event loop runs them one at a time.
+DEFERRED_POOL_SIZE = 2
+
+
+class PostgresGroupCommit:
+    """PostgreSQL: commits inside `deferred()` do not wait for the WAL flush; `flushed()` makes every
+    commit made before it durable with one synchronous commit, shared by every reply waiting."""
+
+    def __init__(self, store: SqlStore, *, deferred_engine: Engine | None = None) -> None:
+        self._local = threading.local()
+        self._store = store
+        store.deferred_engine = deferred_engine or make_engine(
+            store.url, pool_size=DEFERRED_POOL_SIZE, commit_waits_for_flush=False, **store.timeouts
+        )
+        store.deferring = lambda: bool(getattr(self._local, "deferred", False))
+        self.flusher = GroupFlusher(self._flush)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Writes committed on this thread inside the block are durable only after `flushed()`. A
+        thread-local, not a context variable, so a task spawned from inside it does not inherit it."""
+        outer = getattr(self._local, "deferred", False)
+        self._local.deferred = True
+        try:
+            yield
+        finally:
+            self._local.deferred = outer
+
+    async def flushed(self) -> None:
+        await self.flusher.flushed()
+
+    def _flush(self) -> None:
+        flush_wal(self._store.engine)
+
+
+# A commit waits for the WAL flush only if its transaction wrote WAL: taking a transaction id alone
+# does not, a transactional logical message does (and changes no table).
+_FLUSH_WAL = "SELECT pg_logical_emit_message(true, 'chargeshare.flush', '')"
+_MAY_FLUSH = "SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'execute')"
+
+
+def flush_wal(engine: Engine) -> None:
+    """Every commit made on the server before the call is on disk when this returns."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(_FLUSH_WAL)
+
+
+def may_flush_wal(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql(_MAY_FLUSH).scalar_one())
+
+
+def durability_for(store: object) -> SqliteGroupCommit | PostgresGroupCommit | ImmediateDurability:
+    if not isinstance(store, SqlStore) or isinstance(store.engine.pool, StaticPool):
+        return ImmediateDurability()
+    if store.dialect == "sqlite":
         return SqliteGroupCommit(store)
+    if store.dialect == "postgresql" and may_flush_wal(store.engine):
+        return PostgresGroupCommit(store)
     return ImmediateDurability()

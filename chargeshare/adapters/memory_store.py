@@ -112,6 +112,8 @@ class _Tables:
     availability: dict[int, tuple[WeeklyWindow, ...]] = field(default_factory=dict)
     notes: dict[int, str] = field(default_factory=dict)
     bookings: dict[int, _Booking] = field(default_factory=dict)
+    # (driver id, Idempotency-Key) -> (fingerprint, booking id)
+    booking_requests: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)
     sessions: dict[int, SessionRecord] = field(default_factory=dict)
     charger_transactions: dict[int, _ChargerTransaction] = field(default_factory=dict)
     entries: dict[str, JournalEntry] = field(default_factory=dict)
@@ -599,6 +601,18 @@ class MemoryBookings(_Repository):
 
     def get(self, booking_id: int) -> BookingRecord:
         return self._record(self._row(booking_id))
+
+    def remember_request(
+        self, driver_id: int, key: str, fingerprint: str, booking_id: int, at: datetime
+    ) -> bool:
+        if (driver_id, key) in self.t.booking_requests:
+            return False
+        self._row(booking_id)
+        self.t.booking_requests[(driver_id, key)] = (fingerprint, booking_id)
+        return True
+
+    def request_seen(self, driver_id: int, key: str) -> tuple[str, int] | None:
+        return self.t.booking_requests.get((driver_id, key))
 
     def count_by_status(self) -> dict[str, int]:
         return dict(Counter(b.status.value for b in self.t.bookings.values()))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chargeshare.adapters import metering_setup
@@ -55,6 +56,17 @@ def choose_subprotocol(offered: list[str]) -> str | None:
 # RFC 6455 7.4.1: the close code for "a type of data it cannot accept (e.g., an endpoint that
 # understands only text data MAY send this if it receives a binary message)".
 UNSUPPORTED_DATA = 1003
+
+
+async def _refuse_credentials(ws: WebSocket) -> None:
+    """HTTP 401 with a Basic challenge, as OCPP's security profiles prescribe for a charger whose
+    credentials (or id) are not accepted; a server without the ASGI denial-response extension can
+    only refuse the upgrade with 403."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        challenge = {"WWW-Authenticate": 'Basic realm="chargeshare", charset="UTF-8"'}
+        await ws.send_denial_response(Response(status_code=401, headers=challenge))
+    else:
+        await ws.close(code=1008, reason="not authorised")
 
 
 async def _receive_text(ws: WebSocket) -> str | None:
@@ -169,7 +181,7 @@ class ChargerRegistry:
         )
         if refused is not None:
             log.warning("refused charger %.64r: %s", cp_id, refused)  # the id is anyone's URL: cut short
-            await ws.close(code=1008, reason="not authorised")  # before accept: HTTP 403
+            await _refuse_credentials(ws)
             return
         self._loop = asyncio.get_running_loop()
         version = VERSION_OF_SUBPROTOCOL[subprotocol]

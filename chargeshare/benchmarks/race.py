@@ -12,6 +12,7 @@ Exactly one booking may win and exactly one card hold may be placed; everything 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -22,9 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine, event
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.adapters.redis_locks import RedisLocks
+from chargeshare.adapters.sql import SqlStore
 from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.booking import LIVE_STATES
@@ -37,13 +40,15 @@ from chargeshare.services.booking import BookRequest
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 JOIN_TIMEOUT_S = 300.0
 CHARGE_POINT_ID = "BENCH-RACE"
+# Locks on without a shared Redis: slot claims in the process's memory, the lock in fakeredis.
+IN_PROCESS = "in-process"
 
 
 @dataclass(frozen=True)
 class RaceResult:
     backend: str
     locks: bool
-    lock_store: str  # "none", "fakeredis" or the Redis URL
+    lock_store: str  # "none", "in-process" or the Redis URL
     attempts: int
     threads: int
     wall_s: float
@@ -52,7 +57,12 @@ class RaceResult:
     errors: int
     holds: int
     live_bookings: int
+    statements: int = 0  # SQL statements the race sent to the database (BEGIN, COMMIT and savepoints aside)
     error_samples: tuple[str, ...] = ()
+
+    @property
+    def statements_per_attempt(self) -> float:
+        return self.statements / self.attempts if self.attempts else 0.0
 
     @property
     def attempts_per_s(self) -> float:
@@ -66,6 +76,7 @@ class RaceResult:
         d = asdict(self)
         d["error_samples"] = list(self.error_samples)
         d["attempts_per_s"] = round(self.attempts_per_s, 1)
+        d["statements_per_attempt"] = round(self.statements_per_attempt, 2)
         d["ok"] = self.ok
         return d
 
@@ -97,7 +108,41 @@ def redis_reachable(url: str) -> str | None:
         client.close()
 
 
-def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], list[str]]:
+class StatementCounter:
+    """Counts the statements every connection of an engine sends from now on, by whichever path
+    (SQLAlchemy's or the repositories' straight to the driver): a cursor that counts on PostgreSQL,
+    the trace callback on SQLite. Transaction control is left out: its cost is the commit's."""
+
+    CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        event.listen(engine, "connect", self._connected)
+        engine.dispose()  # connections opened before were not counting
+
+    def saw(self, sql: str) -> None:
+        if not sql.lstrip().upper().startswith(self.CONTROL):
+            with self._lock:
+                self.count += 1
+
+    def _connected(self, dbapi_conn: Any, _record: Any) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            dbapi_conn.set_trace_callback(self.saw)
+            return
+        import psycopg
+
+        counter = self
+
+        class Counting(psycopg.Cursor[Any]):
+            def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                counter.saw(str(query))
+                return super().execute(query, params, **kw)
+
+        dbapi_conn.cursor_factory = Counting
+
+
+def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], list[str], int]:
     """Set the charger up, then run the race. Returns wall seconds, outcomes and error samples."""
     host = app.marketplace.add_host("bench host")
     charger = app.marketplace.add_charger(
@@ -115,6 +160,8 @@ def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], li
     outcomes: Counter[str] = Counter()
     samples: list[str] = []
     guard = threading.Lock()
+    assert isinstance(app.store, SqlStore)
+    counted = StatementCounter(app.store.engine)
     started: list[float] = []
     barrier = threading.Barrier(threads, action=lambda: started.append(time.perf_counter()))
 
@@ -154,7 +201,7 @@ def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], li
         samples.append(f"{stuck} thread(s) still running after {JOIN_TIMEOUT_S:.0f} s")
         outcomes["error"] += stuck
     wall = ended - started[0] if started else 0.0
-    return wall, outcomes, samples
+    return wall, outcomes, samples, counted.count
 
 
 def run_one(
@@ -162,7 +209,7 @@ def run_one(
 ) -> RaceResult:
     app = build(Config(database_url=database_url, redis_url=redis_url, locks_enabled=locks))
     try:
-        wall, outcomes, samples = race(app, attempts, threads)
+        wall, outcomes, samples, statements = race(app, attempts, threads)
         gateway = app.gateway
         holds = len(gateway.holds) if isinstance(gateway, SimulatedGateway) else -1
         with app.store.transaction() as tx:
@@ -177,7 +224,7 @@ def run_one(
     return RaceResult(
         backend=backend,
         locks=locks,
-        lock_store="none" if not locks else (redact(redis_url) if redis_url else "fakeredis"),
+        lock_store="none" if not locks else (redact(redis_url) if redis_url else IN_PROCESS),
         attempts=attempts,
         threads=threads,
         wall_s=round(wall, 4),
@@ -186,6 +233,7 @@ def run_one(
         errors=outcomes["error"],
         holds=holds,
         live_bookings=live,
+        statements=statements,
         error_samples=tuple(samples),
     )
 
@@ -210,7 +258,8 @@ def run_races(p: RaceParams, console: Console) -> list[RaceResult]:
             console.print(f"postgres with locks: real Redis at {redact(p.redis_url)}")
         else:
             console.print(
-                f"[yellow]Redis at {redact(p.redis_url)} is not reachable ({why}); using fakeredis[/]"
+                f"[yellow]Redis at {redact(p.redis_url)} is not reachable ({why}); "
+                "claims in process, lock in fakeredis[/]"
             )
     results: list[RaceResult] = []
     for backend in p.backends:
@@ -228,10 +277,24 @@ def run_races(p: RaceParams, console: Console) -> list[RaceResult]:
 
 def render(results: list[RaceResult], console: Console) -> None:
     table = Table(title="One connector, concurrent bookings through BookingService.book")
-    for col in ("backend", "locks", "tries", "thr", "wall s", "tries/s", "won", "lost", "err", "holds", "ok"):
-        table.add_column(col, justify="left" if col in ("backend", "locks") else "right")
+    columns = (
+        "backend",
+        "claims",
+        "tries",
+        "thr",
+        "wall s",
+        "tries/s",
+        "stmts/try",
+        "won",
+        "lost",
+        "err",
+        "holds",
+        "ok",
+    )
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("backend", "claims") else "right")
     for r in results:
-        locks = "off" if not r.locks else ("fakeredis" if r.lock_store == "fakeredis" else "redis")
+        locks = "off" if not r.locks else (IN_PROCESS if r.lock_store == IN_PROCESS else "redis")
         table.add_row(
             r.backend,
             locks,
@@ -239,6 +302,7 @@ def render(results: list[RaceResult], console: Console) -> None:
             str(r.threads),
             f"{r.wall_s:.2f}",
             f"{r.attempts_per_s:,.0f}",
+            f"{r.statements_per_attempt:.2f}",
             str(r.winners),
             str(r.conflicts),
             str(r.errors),

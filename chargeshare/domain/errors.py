@@ -39,8 +39,21 @@ class ConcurrentChange(DomainError):
     code = "concurrent_change"
 
 
+class RequestInProgress(ConcurrentChange):
+    """A request sent again under its Idempotency-Key while the first is still being worked on."""
+
+    code = "request_in_progress"
+    retry_after_s = 1.0
+
+
 class InvalidRequest(DomainError):
     code = "invalid_request"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """An Idempotency-Key already used by the same account for a different request."""
+
+    code = "idempotency_key_reused"
 
 
 class PaymentDeclined(DomainError):

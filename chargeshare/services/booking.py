@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
-from chargeshare.domain.errors import ChargerUnavailable, ConcurrentChange, InvalidRequest, NotFound
+from chargeshare.domain.errors import (
+    BookingConflict,
+    ChargerUnavailable,
+    ConcurrentChange,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    RequestInProgress,
+)
 from chargeshare.domain.instants import RANGE, in_range
 from chargeshare.domain.tariff import Tariff
 from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import BookingConfirmed, BookingEnded, InProcessBus, ReservationDue
-from chargeshare.services.ports import LockManager, Store
+from chargeshare.services.events import (
+    BookingConfirmed,
+    BookingEnded,
+    InProcessBus,
+    ReservationDue,
+    SessionStopped,
+)
+from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaims, Store
 from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -37,6 +53,17 @@ class BookRequest:
     max_energy_wh: int
     starts_at: datetime | None = None  # None: charge now
 
+    def fingerprint(self) -> str:
+        """What the request asks for, so a key sent again with another request is told apart."""
+        asked = [
+            self.charger_id,
+            self.connector_no,
+            self.minutes,
+            self.max_energy_wh,
+            None if self.starts_at is None else self.starts_at.isoformat(),
+        ]
+        return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
+
 
 class BookingService:
     def __init__(
@@ -47,9 +74,12 @@ class BookingService:
         bus: InProcessBus,
         clock: Clock,
         rules: MarketplaceRules,
+        claims: SlotClaims | None = None,
     ) -> None:
         self.store, self.locks, self.settlement = store, locks, settlement
         self.bus, self.clock, self.rules = bus, clock, rules
+        self.claims: SlotClaims = claims or NoSlotClaims()
+        bus.subscribe(SessionStopped, self._session_stopped)
 
     def _validate(self, req: BookRequest) -> None:
         r = self.rules
@@ -60,8 +90,42 @@ class BookingService:
         if not 0 < req.max_energy_wh <= r.max_energy_wh:
             raise InvalidRequest(f"max_energy_wh must be between 1 and {r.max_energy_wh}")
 
-    def book(self, req: BookRequest) -> BookingRecord:
-        """Reserve the connector's time, then place the card hold. Conflicts never reach the card."""
+    def book(self, req: BookRequest, request_key: str | None = None) -> BookingRecord:
+        """Reserve the connector's time, then place the card hold. Conflicts never reach the card.
+
+        With a `request_key` (the client's Idempotency-Key), the same request sent again answers as
+        the first did: the booking it made, or the refusal of its hold; RequestInProgress while the
+        first is still placing the hold; IdempotencyKeyReused if the key was for another request."""
+        if request_key is not None:
+            earlier = self._made_by(req, request_key)
+            if earlier is not None:
+                return earlier
+        try:
+            return self._book(req, request_key)
+        except BookingConflict:
+            # A copy of this request may have got in first (it raced us, or our answer was lost).
+            earlier = None if request_key is None else self._made_by(req, request_key)
+            if earlier is None:
+                raise
+            return earlier
+
+    def _made_by(self, req: BookRequest, request_key: str) -> BookingRecord | None:
+        """The booking an earlier request under this key made, as that request would have answered."""
+        with self.store.reading() as tx:
+            seen = tx.bookings.request_seen(req.driver_id, request_key)
+            if seen is None:
+                return None
+            fingerprint, booking_id = seen
+            if fingerprint != req.fingerprint():
+                raise IdempotencyKeyReused("this Idempotency-Key was used for a different booking request")
+            booking = tx.bookings.get(booking_id)
+        if booking.status is BookingStatus.REQUESTED:
+            raise RequestInProgress(f"booking {booking_id} is still waiting for its card hold")
+        if booking.status is BookingStatus.FAILED:
+            raise self.settlement.placement_refusal(booking_id)
+        return booking
+
+    def _book(self, req: BookRequest, request_key: str | None) -> BookingRecord:
         self._validate(req)
         now = self.clock.now()
         if req.starts_at is not None and not in_range(req.starts_at):
@@ -76,6 +140,23 @@ class BookingService:
                 f"bookings can be made at most {self.rules.max_advance_days} days ahead "
                 f"(a card hold lapses after {self.rules.hold_lifetime_days})"
             )
+        # Claimed ahead of the database: in a race for the slot, the losers stop here.
+        claim = self.claims.claim(req.charger_id, req.connector_no, starts_at, ends_at, now)
+        if claim is None:
+            raise BookingConflict(
+                "the connector is already booked, or being booked, for an overlapping period"
+            )
+        try:
+            record = self._book_claimed(req, request_key, starts_at, ends_at, now)
+        except BaseException:
+            self.claims.release(claim)
+            raise
+        self.claims.confirm(claim, record.booking_id, now)
+        return record
+
+    def _book_claimed(
+        self, req: BookRequest, request_key: str | None, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> BookingRecord:
         with self.store.reading() as tx:
             tx.accounts.driver(req.driver_id)
             charger = tx.chargers.by_id(req.charger_id)
@@ -106,11 +187,18 @@ class BookingService:
                 created_at=now,
                 fencing_token=None if lease is None else lease.fencing_token,
             )
+            if request_key is not None and not tx.bookings.remember_request(
+                req.driver_id, request_key, req.fingerprint(), booking_id, now
+            ):
+                # Another request under this key got in first (a copy racing us, or a different
+                # request): undone with this unit of work, and answered from what that one made.
+                raise BookingConflict("a request under this Idempotency-Key is already being made")
             claim = self.settlement.record_placement(tx, booking_id, hold_amount)
         failpoint("booking-committed")
         placement = self.settlement.authorize(booking_id, req.driver_id, hold_amount)
         failpoint("hold-authorized")
         record = self.settlement.finish_placement(booking_id, req.driver_id, hold_amount, placement, claim)
+        failpoint("booking-confirmed")
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
         if self._starts_soon(starts_at, now) and self._connector_free(record):
             self._request_reservation(record)  # else the housekeeping sweep sends it once it is free
@@ -334,10 +422,16 @@ class BookingService:
         self._ended(b.booking_id)
         return True
 
+    def _session_stopped(self, e: SessionStopped) -> None:
+        with self.store.reading() as tx:
+            record = tx.bookings.get(e.booking_id)
+        self.claims.release_booking(record.charger_id, e.booking_id)  # the rest of its period is free
+
     def _ended(self, booking_id: int) -> BookingRecord:
         with self.store.transaction() as tx:
             record = tx.bookings.get(booking_id)
             charger = tx.chargers.by_id(record.charger_id)
+        self.claims.release_booking(record.charger_id, booking_id)
         self.bus.publish(
             BookingEnded(
                 self.clock.now(), booking_id, record.status.value, charger.charge_point_id, record.reservation

@@ -70,6 +70,14 @@ class Push:
 Sink = Callable[[Push], None]
 
 
+@dataclass(frozen=True)
+class _TickOf:
+    charger_id: int
+    price_per_kwh: int
+    driver_id: int
+    host_id: int
+
+
 class LivePush:
     """Subscribes to the bus and turns events into pushes for the parties concerned."""
 
@@ -81,6 +89,9 @@ class LivePush:
         self.heard = heard
         # Last reading per session, for the power between two ticks (kW is energy over time).
         self._last: dict[int, tuple[datetime, int]] = {}
+        # What a tick needs of its booking, none of which changes once booked: read once per
+        # booking rather than once per meter reading.
+        self._ticking: dict[int, _TickOf] = {}
         self._lock = threading.Lock()
 
     def subscribe(self, bus: InProcessBus) -> None:
@@ -137,8 +148,7 @@ class LivePush:
         power_w = 0
         if before is not None and e.at > before[0]:
             power_w = max(0, round((e.energy_wh - before[1]) * 3600 / (e.at - before[0]).total_seconds()))
-        with self.store.reading() as tx:
-            b = tx.bookings.get(e.booking_id)
+        b = self._tick_of(e.booking_id)
         self.sink(
             Push(
                 "charging.tick",
@@ -156,9 +166,24 @@ class LivePush:
             )
         )
 
+    def _tick_of(self, booking_id: int) -> _TickOf:
+        with self._lock:
+            found = self._ticking.get(booking_id)
+        if found is not None:
+            return found
+        with self.store.reading() as tx:
+            b = tx.bookings.get(booking_id)
+        found = _TickOf(b.charger_id, b.price_per_kwh, b.driver_id, b.host_id)
+        with self._lock:
+            if len(self._ticking) >= MAX_TRACKED_SESSIONS:
+                self._ticking.clear()
+            self._ticking[booking_id] = found
+        return found
+
     def session_stopped(self, e: SessionStopped) -> None:
         with self._lock:
             self._last.pop(e.session_id, None)
+            self._ticking.pop(e.booking_id, None)
         self._booking_push(
             "charging.stopped",
             e.at,

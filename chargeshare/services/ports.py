@@ -155,6 +155,17 @@ class Bookings(Protocol):
         StaleFencingToken if a later lock holder has already written for this connector."""
         ...
 
+    def remember_request(
+        self, driver_id: int, key: str, fingerprint: str, booking_id: int, at: datetime
+    ) -> bool:
+        """Record that the driver's request under this Idempotency-Key made the booking; False (and
+        nothing written) if the key is already taken by another of the driver's requests."""
+        ...
+
+    def request_seen(self, driver_id: int, key: str) -> tuple[str, int] | None:
+        """The fingerprint and booking of the driver's request under this key, if there was one."""
+        ...
+
     def get(self, booking_id: int) -> BookingRecord: ...
     def count_by_status(self) -> dict[str, int]:
         """How many bookings are in each status (for metrics)."""
@@ -495,6 +506,51 @@ class PaymentGateway(Protocol):
 class Lease(Protocol):
     @property
     def fencing_token(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    """A connector's period claimed ahead of the database; `member` is empty when nothing was
+    claimed (no claims in front, or their store unavailable)."""
+
+    charger_id: int
+    member: str
+
+
+class SlotClaims(Protocol):
+    """Periods of connectors claimed ahead of the database, so that in a race for one slot the losers
+    are refused without reaching it. An optimisation in front of the database guarantee, never the
+    guard: a claim only ever refuses, and lapses by itself if never released."""
+
+    def claim(
+        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> SlotClaim | None:
+        """Claim the period; None when a live claim on the connector overlaps it."""
+        ...
+
+    def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None: ...
+    def release(self, claim: SlotClaim) -> None: ...
+    def release_booking(self, charger_id: int, booking_id: int) -> None:
+        """The booking has ended: its claim no longer refuses anyone."""
+        ...
+
+
+class NoSlotClaims:
+    """Nothing in front of the database: every booking goes to it, and it decides alone."""
+
+    def claim(
+        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> SlotClaim | None:
+        return SlotClaim(charger_id, "")
+
+    def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
+        return None
+
+    def release(self, claim: SlotClaim) -> None:
+        return None
+
+    def release_booking(self, charger_id: int, booking_id: int) -> None:
+        return None
 
 
 class LockManager(Protocol):

@@ -25,6 +25,9 @@ class MarketplaceRules:
     max_energy_wh: int = 150_000
     lock_ttl_ms: int = 5_000
     lock_wait_ms: int = 200
+    # A booked period claimed in Redis refuses racing bookings without the database; one whose release
+    # was missed (a process died) refuses its slot this long at most before the database decides again.
+    slot_claim_held_s: float = 60.0
     heartbeat_interval_s: int = 300
     offline_after_intervals: int = 3  # silent this many heartbeat intervals -> OFFLINE
     # Send ReserveNow to the charger this long before a booking starts (at once for "charge now").

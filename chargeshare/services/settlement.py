@@ -27,7 +27,13 @@ from datetime import datetime, timedelta
 
 from chargeshare.domain import ledger
 from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
-from chargeshare.domain.errors import ConcurrentChange, LedgerError, PaymentDeclined, PaymentUnavailable
+from chargeshare.domain.errors import (
+    ConcurrentChange,
+    DomainError,
+    LedgerError,
+    PaymentDeclined,
+    PaymentUnavailable,
+)
 from chargeshare.domain.ledger import EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.failpoints import failpoint
@@ -47,6 +53,7 @@ from chargeshare.services.rules import MarketplaceRules
 log = logging.getLogger(__name__)
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
+DECLINED = "declined"  # the placement's outcome when the card said no
 HOLD = "hold"  # a placement in flight: finished by the booking request, or voided by recovery
 CAPTURE, FEE, RELEASE, CHARGE, VOID_AUTH = "capture", "fee", "release", "charge", "void_auth"
 TOPUP = "topup"  # the part of a cost beyond its hold (a fast charger overshooting the booked energy)
@@ -155,9 +162,7 @@ class SettlementService:
                 status=DONE,
                 attempts=1,
                 next_attempt_at=now,
-                last_error=None
-                if result is not None and result.approved
-                else (placement.error or "declined"),
+                last_error=None if result is not None and result.approved else (placement.error or DECLINED),
                 done_at=now,
                 reference=None if result is None else result.reference,
             )
@@ -185,6 +190,15 @@ class SettlementService:
         if approved:
             raise ConcurrentChange(f"booking {booking_id} was cancelled while its hold was placed")
         raise PaymentDeclined(result.reason or "card declined")
+
+    def placement_refusal(self, booking_id: int) -> DomainError:
+        """Why a failed booking's hold was not placed, as its request answered (or would have, had
+        it lived): declined by the card, or the provider not heard in time."""
+        with self.store.reading() as tx:
+            item = tx.outbox.get(_key(booking_id, HOLD))
+        if item is not None and item.last_error == DECLINED:
+            return PaymentDeclined("card declined")
+        return PaymentUnavailable("the payment provider could not place the card hold; nothing was booked")
 
     # ---- what ends a booking: queued with the state change, worked after it commits ---------------
     def queue_capture(self, tx: UnitOfWork, booking_id: int, cost: int) -> None:

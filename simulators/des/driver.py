@@ -99,6 +99,8 @@ def _book_nearby(
         except (BookingConflict, InvalidTransition):
             world.stats.conflicts += 1  # the routes answer these with 409
             continue
+        if world.stats.bookings_answered is not None:
+            world.stats.bookings_answered.add(booking.booking_id)
         return booking, world.chargers[c.charge_point_id]
     return None
 

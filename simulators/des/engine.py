@@ -184,7 +184,7 @@ def _populate(
         )
         for i, s in enumerate(specs)
     }
-    world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats())
+    world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()))
     return world, list(zip(plans, driver_ids, strict=True))
 
 

@@ -4,6 +4,7 @@ range, and numbers JSON does not have (Python's json reads NaN, Infinity and 1e4
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -173,3 +174,32 @@ async def test_non_finite_numbers_written_as_strings_are_refused_as_such() -> No
             ):
                 answer = await http.get(f"/chargers?{query}")
                 assert answer.status_code == 422 and "finite" in reason(answer), (query, answer.text)
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "caf\u00e9".encode("latin-1")])
+async def test_an_idempotency_key_that_is_not_a_short_printable_token_is_refused(key: str | bytes) -> None:
+    with world("sqlite://") as w:
+        driver = w.mine.driver
+        before = bookings_of(w.app, driver.did)
+        body = {"charger_id": w.mine.charger_id, "minutes": 60, "max_energy_wh": 1_000}
+        headers = {**driver.headers, "Idempotency-Key": key}
+        async with client(w.app) as http:
+            answer = await http.post("/bookings", json=body, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert "idempotency-key" in answer.text.lower()
+        assert bookings_of(w.app, driver.did) == before
+
+
+async def test_a_booking_sent_again_under_its_key_answers_with_the_same_booking() -> None:
+    with world("sqlite://") as w:
+        driver = w.mine.driver
+        tomorrow = (w.app.clock.now() + timedelta(days=1)).isoformat()
+        body = {"charger_id": w.mine.charger_id, "minutes": 60, "max_energy_wh": 1_000, "starts_at": tomorrow}
+        headers = {**driver.headers, "Idempotency-Key": "9b2f7c1e-attempt"}
+        async with client(w.app) as http:
+            first = await http.post("/bookings", json=body, headers=headers)
+            again = await http.post("/bookings", json=body, headers=headers)
+            other = await http.post("/bookings", json={**body, "minutes": 30}, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 201), again.text
+        assert again.json() == first.json()
+        assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused", other.text

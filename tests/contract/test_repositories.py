@@ -262,6 +262,25 @@ def test_live_bookings_never_overlap_on_a_connector(app: App) -> None:
         a_booking(tx, c1, driver, 0.5, 0.5)  # a failed booking holds nothing
 
 
+def test_a_request_key_names_one_booking_per_driver(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        d1, d2 = tx.accounts.add_driver("D1", "T1"), tx.accounts.add_driver("D2", "T2")
+        b1, b2 = a_booking(tx, c1, d1, 0), a_booking(tx, c1, d2, 1)
+        assert tx.bookings.request_seen(d1, "k") is None
+        assert tx.bookings.remember_request(d1, "k", "f1", b1, T0)
+        assert not tx.bookings.remember_request(d1, "k", "f2", b2, T0)  # taken: nothing written
+        assert tx.bookings.remember_request(d2, "k", "f2", b2, T0)  # another driver's own key
+    with app.store.reading() as tx:
+        assert tx.bookings.request_seen(d1, "k") == ("f1", b1)
+        assert tx.bookings.request_seen(d2, "k") == ("f2", b2)
+    with pytest.raises(RuntimeError), app.store.transaction() as tx:  # undone with its unit of work
+        tx.bookings.remember_request(d1, "rolled-back", "f3", b1, T0)
+        raise RuntimeError("the booking's unit of work fails after the key is written")
+    with app.store.reading() as tx:
+        assert tx.bookings.request_seen(d1, "rolled-back") is None
+
+
 def test_a_stale_fencing_token_is_refused(app: App) -> None:
     with app.store.transaction() as tx:
         _, (c1,) = a_charger(tx)

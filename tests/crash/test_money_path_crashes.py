@@ -205,6 +205,63 @@ async def test_a_booking_whose_request_died_is_failed_its_hold_voided_and_the_sl
     assert failing(world.app) == []
 
 
+IDEMPOTENCY_KEY = {"Idempotency-Key": "app-attempt-1"}
+
+
+async def test_a_booking_confirmed_but_unanswered_is_found_again_by_its_idempotency_key(crash: Crash) -> None:
+    world, server = await crash.start("booking-confirmed"), crash.server
+    body = booking_body(world, tomorrow())
+    async with client(server, world.driver) as http:
+        with pytest.raises(httpx.TransportError):
+            await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+    await server.died_at("booking-confirmed")
+    (first,) = bookings(world.app)
+    assert first.status is BookingStatus.CONFIRMED  # made and held; the app never heard
+
+    await server.restart()
+    async with client(server, world.driver) as http:
+        again = await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+        assert again.status_code == 201, again.text
+        assert (again.json()["id"], again.json()["status"]) == (first.booking_id, "confirmed")
+        # The same copy without its key is a new request, refused by the app's own booking.
+        plain = await http.post("/bookings", json=body)
+        assert plain.status_code == 409 and plain.json()["error"] == "booking_conflict", plain.text
+    assert [b.booking_id for b in bookings(world.app)] == [first.booking_id]
+    assert [(h.state, h.amount) for h in provider(world.app).holds.values()] == [("authorized", HOLD)]
+    assert kinds_of(world, first.booking_id) == ["hold"]
+    assert failing(world.app, final=False) == []
+
+
+async def test_a_booking_sent_again_while_its_hold_is_unplaced_waits_then_answers_as_recovery_decided(
+    crash: Crash,
+) -> None:
+    world, server = await crash.start("booking-committed"), crash.server
+    body = booking_body(world, tomorrow())
+    async with client(server, world.driver) as http:
+        with pytest.raises(httpx.TransportError):
+            await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+    await server.died_at("booking-committed")
+
+    await server.restart()
+    async with client(server, world.driver) as http:
+        # Until the dead request's claim on the placement lapses, the copy is told to come back.
+        waiting = await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+        if waiting.status_code == 409:
+            assert waiting.json()["error"] == "request_in_progress", waiting.text
+            assert float(waiting.headers["Retry-After"]) > 0
+
+        async def answered() -> httpx.Response | None:
+            r = await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+            return None if r.status_code == 409 else r
+
+        final = await poll(answered, "recovery to decide the placement", RECOVER_WITHIN_S)
+        assert final.status_code == 503 and final.json()["error"] == "payment_unavailable", final.text
+        assert (await settled_bookings(http)) == ["failed"]
+    await worked_off(world.app)
+    assert provider(world.app).open_authorisations() == {}
+    assert failing(world.app) == []
+
+
 # ---- stopping and capturing ---------------------------------------------------------------------
 
 

@@ -44,11 +44,11 @@ async def status_of(url: str, headers: dict[str, str]) -> int:
 async def test_the_right_password_connects_and_anything_else_is_refused(strict: tuple[App, str]) -> None:
     _, url = strict
     assert await status_of(f"{url}/SECURE", {"Authorization": basic_auth_header("SECURE", PASSWORD)}) == 101
-    assert await status_of(f"{url}/SECURE", {"Authorization": basic_auth_header("SECURE", "x" * 20)}) == 403
-    assert await status_of(f"{url}/SECURE", {"Authorization": basic_auth_header("OTHER", PASSWORD)}) == 403
-    assert await status_of(f"{url}/SECURE", {"Authorization": "Basic !!!not-base64"}) == 403
-    assert await status_of(f"{url}/SECURE", {}) == 403
-    assert await status_of(f"{url}/STRANGER", {}) == 403  # unknown ids are refused by default
+    assert await status_of(f"{url}/SECURE", {"Authorization": basic_auth_header("SECURE", "x" * 20)}) == 401
+    assert await status_of(f"{url}/SECURE", {"Authorization": basic_auth_header("OTHER", PASSWORD)}) == 401
+    assert await status_of(f"{url}/SECURE", {"Authorization": "Basic !!!not-base64"}) == 401
+    assert await status_of(f"{url}/SECURE", {}) == 401
+    assert await status_of(f"{url}/STRANGER", {}) == 401  # unknown ids are refused by default
 
 
 def test_passwords_are_stored_hashed_and_checked_for_length(app: App) -> None:

@@ -102,7 +102,7 @@ BAD_IDS = {
 async def test_charge_point_ids_that_cannot_be_stored_are_refused_at_the_upgrade(
     served: Served, cp_id: str
 ) -> None:
-    assert await upgrade_status(f"{served.ws}/{cp_id}") == 403
+    assert await upgrade_status(f"{served.ws}/{cp_id}") == 401
     assert await upgrade_status(f"{served.ws}/{'X' * 48}") == 101
 
 
@@ -124,7 +124,7 @@ async def on_postgres(postgres_url: str) -> AsyncIterator[str]:
 async def test_on_postgresql_an_id_it_cannot_store_is_refused_not_a_server_error(
     on_postgres: str, cp_id: str
 ) -> None:
-    assert await upgrade_status(f"{on_postgres}/{cp_id}") == 403
+    assert await upgrade_status(f"{on_postgres}/{cp_id}") == 401
     async with connect(f"{on_postgres}/FINE", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
         assert await heartbeat_answered(ws)
 

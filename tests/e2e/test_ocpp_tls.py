@@ -76,7 +76,8 @@ async def test_a_wrong_password_over_wss_is_refused(secure: tuple[App, str], cer
             f"{url}/TLS16", subprotocols=OCPP16, ssl=cert.client_context(), additional_headers=auth
         ):
             pass
-    assert err.value.response.status_code == 403
+    assert err.value.response.status_code == 401
+    assert err.value.response.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 async def test_a_client_that_does_not_trust_the_certificate_cannot_connect(secure: tuple[App, str]) -> None:

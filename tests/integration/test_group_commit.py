@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
-from chargeshare.adapters.durability import ImmediateDurability, SqliteGroupCommit
+from chargeshare.adapters.durability import ImmediateDurability, PostgresGroupCommit, SqliteGroupCommit
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import (
@@ -110,5 +111,60 @@ def test_a_thread_that_defers_keeps_one_connection_and_an_ended_threads_is_close
         other.start()
         other.join()
         assert pool.checkedout() == 2  # the ended worker's went back as the new one was taken
+    finally:
+        app.close()
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def _synchronous_commit(store: SqlStore) -> str:
+    with store.transaction() as tx:
+        return str(tx.conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+
+
+def _lsn(store: SqlStore, function: str) -> int:
+    """A WAL position as a number: pg_current_wal_insert_lsn (written so far) or _flush_lsn (on disk)."""
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql(f"SELECT {function}() - '0/0'::pg_lsn").scalar_one())
+
+
+@pytest.mark.postgres
+def test_on_postgres_deferred_commits_skip_the_flush_and_every_other_commit_waits(postgres_url: str) -> None:
+    app = build(Config(database_url=postgres_url))
+    try:
+        assert isinstance(app.durability, PostgresGroupCommit)
+        with app.durability.deferred():
+            assert _synchronous_commit(sql_store(app)) == "off"
+        assert _synchronous_commit(sql_store(app)) == "on"
+        with sql_store(app).reading() as tx:  # reads never take the deferred connections
+            assert tx.conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+    finally:
+        app.close()
+
+
+@pytest.mark.postgres
+async def test_on_postgres_flushed_puts_every_deferred_commit_before_it_on_disk(postgres_url: str) -> None:
+    app = build(Config(database_url=postgres_url))
+    n = 30
+    try:
+        host = app.marketplace.add_host("h")
+        for i in range(n):
+            connectors = (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),)
+            app.marketplace.add_charger(ChargerSpec(f"P{i}", host, Point(51.5, -0.1), Tariff(30), connectors))
+        assert isinstance(app.durability, PostgresGroupCommit)
+        store = sql_store(app)
+        runs_before = app.durability.flusher.runs
+        for i in range(n):  # as the OCPP serve loop does: write deferred, ack after flushed()
+            with app.durability.deferred():
+                app.charging.boot(f"P{i}", "1.6")
+                app.charging.status(f"P{i}", 1, ConnectorStatus.CHARGING)
+            written = _lsn(store, "pg_current_wal_insert_lsn")  # past this frame's commit record
+            await app.durability.flushed()
+            assert _lsn(store, "pg_current_wal_flush_lsn") >= written
+        assert app.durability.flusher.runs - runs_before == n
+        with store.reading() as tx:
+            views = {v.charge_point_id: v for v in tx.chargers.all()}
+        assert all(views[f"P{i}"].status == ChargerStatus.ONLINE for i in range(n))
     finally:
         app.close()

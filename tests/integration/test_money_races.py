@@ -9,6 +9,7 @@ import functools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.charger import ConnectorStatus
-from chargeshare.domain.errors import ConcurrentChange, InvalidTransition
+from chargeshare.domain.errors import ConcurrentChange, InvalidTransition, RequestInProgress
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
@@ -220,4 +221,25 @@ def test_a_stop_racing_the_lost_stop_close_bills_the_session_once(pg: App, pause
     assert record is not None and (record.billed_wh, record.cost) == (2_000, 80)  # its last reading
     assert capture.amount == record.cost
     pg.settlement.process_due()
+    assert_invariants(pg)
+
+
+def test_copies_of_one_booking_request_racing_book_and_hold_once(pg: App) -> None:
+    """An app that sends its request again while the first is still running (its answer seemed
+    lost): with no lock service, only the database can tell the copies apart."""
+    charger = add_charger(pg, price=40)
+    driver = pg.marketplace.add_driver("D", "TAG").driver_id
+    for attempt in range(10):
+        req = BookRequest(driver, charger, 1, 30, 5_000, starts_at=T0 + timedelta(hours=attempt))
+        book = functools.partial(pg.bookings.book, req, request_key=f"attempt-{attempt}")
+        results = at_once(book, book, book)
+        made = {r.booking_id for r in results if not isinstance(r, Exception)}
+        # Each copy gets the booking, or is told the first is still placing its hold; never another.
+        assert len(made) == 1, results
+        assert all(isinstance(r, RequestInProgress) for r in results if isinstance(r, Exception)), results
+        assert pg.bookings.book(req, request_key=f"attempt-{attempt}").booking_id in made
+    with pg.store.reading() as tx:
+        assert len(tx.bookings.all()) == 10
+    gateway = pg.gateway
+    assert isinstance(gateway, SimulatedGateway) and len(gateway.holds) == 10
     assert_invariants(pg)

@@ -34,7 +34,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     session = app.charging.start("CP1", 1, "TAG1", 1_000, started_at).transaction_id
     # A later booking on the same connector, still only confirmed: what a start looks for.
     later = BookRequest(driver, charger, 1, 60, 10_000, starts_at=clock.now() + timedelta(hours=3))
-    later_booking = app.bookings.book(later).booking_id
+    later_booking = app.bookings.book(later, request_key="req-later").booking_id
     with app.store.transaction() as tx:
         connector = tx.chargers.get("CP1").connectors[0].connector_id
         tx.outbox.enqueue(booking, "capture", 100, "test-capture", clock.now())
@@ -98,6 +98,9 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "acct": "platform:fees",
         "an_entry": an_entry,
         "later_booking": later_booking,
+        "request_key": "req-later",
+        "new_request_key": "req-new",
+        "fingerprint": "f" * 64,
         # lists of ids as one parameter (an unknown id among them finds nothing more)
         "ids": [charger, 999],
         "connector_ids": [connector, 999],

@@ -74,3 +74,40 @@ async def test_with_stop_and_capture_committed_apart_the_scenario_goes_red(
     assert any(f.startswith("invariant one_settlement_per_stopped_session") for f in result.failures), (
         result.failures
     )
+
+
+WHILE_BOOKING = ROOT / "scenarios" / "backend-crash-while-booking.yaml"
+
+# Mutant: the backend ignores the Idempotency-Key, so the app's copy of its booking request is a new
+# request, refused by the booking the first one made (which no driver then knows of).
+KEY_IGNORED = """
+from chargeshare.services.booking import BookingService
+
+_book = BookingService.book
+
+
+def book(self, req, request_key=None):
+    return _book(self, req)
+
+
+BookingService.book = book
+"""
+
+
+@pytest.mark.slow
+async def test_a_booking_request_sent_again_after_the_crash_finds_its_booking() -> None:
+    result = await run_scenario(load(WHILE_BOOKING))
+    assert result.ok, result.failures
+
+
+@pytest.mark.slow
+async def test_with_the_idempotency_key_ignored_the_booking_crash_scenario_goes_red(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(KEY_IGNORED)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    result = await run_scenario(load(WHILE_BOOKING))
+    assert not result.ok
+    assert any(f.startswith("expectation: bookings_no_driver_heard_of") for f in result.failures), (
+        result.failures
+    )

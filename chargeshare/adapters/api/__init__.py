@@ -57,6 +57,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.PaymentDeclined: 402,
     errors.PaymentUnavailable: 503,
     errors.Busy: 503,
+    errors.IdempotencyKeyReused: 422,
     errors.InvalidRequest: 400,
 }
 
@@ -151,7 +152,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         headers = {}
         if isinstance(exc, errors.Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, errors.RateLimited | errors.Busy):
+        if isinstance(exc, errors.RateLimited | errors.Busy | errors.RequestInProgress):
             headers["Retry-After"] = retry_after_header(exc.retry_after_s)
         return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status, headers=headers)
 

@@ -3,7 +3,9 @@ booking answers 404, as if it did not exist."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 
 from chargeshare.adapters.api.deps import Driver, DriverOrHost, IdPath
 from chargeshare.adapters.api.schemas import BookingIn, BookingOut, ReceiptOut
@@ -15,6 +17,11 @@ from chargeshare.domain.errors import NotFound
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.receipts import receipt_for
 from chargeshare.services.records import BookingRecord
+
+# A client's name for one booking attempt (Stripe's convention: a UUID or any unique string).
+RequestKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+]
 
 
 def visible_to(p: Principal, b: BookingRecord) -> bool:
@@ -35,9 +42,21 @@ def router(app: App) -> APIRouter:
             raise NotFound(f"no booking {booking_id}")
         return b
 
-    @r.post("", status_code=201, responses={409: {"description": "connector already booked"}})
-    def book(body: BookingIn, who: Driver) -> BookingOut:
-        """Book a connector for a period and place the card hold. Limited per account (429)."""
+    @r.post(
+        "",
+        status_code=201,
+        responses={
+            409: {"description": "connector already booked, or this request is still being made"},
+            422: {"description": "the Idempotency-Key was used for a different request"},
+        },
+    )
+    def book(body: BookingIn, who: Driver, idempotency_key: RequestKey = None) -> BookingOut:
+        """Book a connector for a period and place the card hold. Limited per account (429).
+
+        Send an `Idempotency-Key` (any unique string per booking attempt) to make sending the request
+        again safe when its answer was lost: the same request under the same key answers as the first
+        did (the booking it made, or why not), 409 `request_in_progress` with Retry-After while the
+        first is still placing the card hold, and 422 if the key was used for a different request."""
         assert who.driver_id is not None
         app.limiter.check("booking", f"driver:{who.driver_id}", app.config.limits.booking_per_account)
         record = app.bookings.book(
@@ -48,7 +67,8 @@ def router(app: App) -> APIRouter:
                 minutes=body.minutes,
                 max_energy_wh=body.max_energy_wh,
                 starts_at=body.starts_at,
-            )
+            ),
+            request_key=idempotency_key,
         )
         return booking_out(app, record)
 

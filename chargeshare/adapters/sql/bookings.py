@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
@@ -90,6 +93,29 @@ _SET_RESERVATION = (
 SET_RESERVATION = DirectStatement(_SET_RESERVATION)
 SET_RESERVATION_IF = DirectStatement(_SET_RESERVATION.where(_b.reservation == bindparam("expected_state")))
 
+_r = t.booking_requests.c
+_REQUEST_VALUES: dict[str, Any] = {
+    "driver_id": bindparam("driver_pk"),
+    "request_key": bindparam("new_request_key"),
+    "fingerprint": bindparam("fingerprint"),
+    "booking_id": bindparam("booking_pk"),
+    "created_at": bindparam("at"),
+}
+# A key already taken writes nothing: the caller tells a request sent again from a different one.
+REMEMBER_REQUEST = {
+    "sqlite": DirectStatement(
+        sqlite_insert(t.booking_requests).values(_REQUEST_VALUES).on_conflict_do_nothing()
+    ),
+    "postgresql": DirectStatement(
+        pg_insert(t.booking_requests).values(_REQUEST_VALUES).on_conflict_do_nothing()
+    ),
+}
+REQUEST_SEEN = DirectStatement(
+    select(_r.fingerprint, _r.booking_id).where(
+        _r.driver_id == bindparam("driver_pk"), _r.request_key == bindparam("request_key")
+    )
+)
+
 
 @functools.lru_cache(maxsize=4)
 def clash_statement(live: frozenset[BookingStatus]) -> DirectStatement:
@@ -115,7 +141,10 @@ STATEMENTS = {
     "bookings.set_reservation": SET_RESERVATION,
     "bookings.set_reservation_if": SET_RESERVATION_IF,
     "bookings.clash": clash_statement(LIVE_STATES),
+    "bookings.request_seen": REQUEST_SEEN,
 }
+SQLITE_ONLY = {"bookings.remember_request": REMEMBER_REQUEST["sqlite"]}
+POSTGRES_ONLY = {"bookings.remember_request": REMEMBER_REQUEST["postgresql"]}
 
 
 class SqlBookings:
@@ -187,6 +216,22 @@ class SqlBookings:
         if r is None:
             raise NotFound(f"no booking {booking_id}")
         return booking_record(r)
+
+    def remember_request(
+        self, driver_id: int, key: str, fingerprint: str, booking_id: int, at: datetime
+    ) -> bool:
+        params = {
+            "driver_pk": driver_id,
+            "new_request_key": key,
+            "fingerprint": fingerprint,
+            "booking_pk": booking_id,
+            "at": at,
+        }
+        return REMEMBER_REQUEST[self.dialect].write(self.conn, params) == 1
+
+    def request_seen(self, driver_id: int, key: str) -> tuple[str, int] | None:
+        found = REQUEST_SEEN.first(self.conn, {"driver_pk": driver_id, "request_key": key})
+        return None if found is None else (str(found[0]), int(found[1]))
 
     def count_by_status(self) -> dict[str, int]:
         rows = self.conn.execute(select(_b.status, func.count()).group_by(_b.status))

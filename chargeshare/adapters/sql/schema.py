@@ -152,6 +152,18 @@ bookings = Table(
     Index("ix_bookings_connector_period", "connector_id", "starts_at", "ends_at"),
 )
 
+# A driver's booking requests under an Idempotency-Key: a request sent again (its answer was lost)
+# finds the booking the first one made instead of conflicting with it.
+booking_requests = Table(
+    "booking_requests",
+    metadata,
+    Column("driver_id", ForeignKey("drivers.id"), primary_key=True),
+    Column("request_key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # of the request's body: a key names one request
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 sessions = Table(
     "sessions",
     metadata,

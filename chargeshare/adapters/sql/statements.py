@@ -17,5 +17,9 @@ ALL: dict[str, DirectStatement] = {
     **notices.STATEMENTS,
 }
 # Statements for one dialect only, checked on it alone.
-SQLITE_ONLY: dict[str, DirectStatement] = {**chargers.SQLITE_ONLY, **ledger.SQLITE_ONLY}
-POSTGRES_ONLY: dict[str, DirectStatement] = dict(ledger.POSTGRES_ONLY)
+SQLITE_ONLY: dict[str, DirectStatement] = {
+    **chargers.SQLITE_ONLY,
+    **ledger.SQLITE_ONLY,
+    **bookings.SQLITE_ONLY,
+}
+POSTGRES_ONLY: dict[str, DirectStatement] = {**ledger.POSTGRES_ONLY, **bookings.POSTGRES_ONLY}

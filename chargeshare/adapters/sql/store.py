@@ -77,6 +77,8 @@ def make_engine(
     *,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
+    pool_size: int = 10,
+    commit_waits_for_flush: bool = True,
 ) -> Engine:
     if not lock_timeout_s > 0 or statement_timeout_s < 0:
         raise ValueError(
@@ -117,16 +119,46 @@ def make_engine(
             )
 
         return engine
-    return create_engine(
+    postgres = url.startswith("postgres")
+    connect_args = _pg_timeouts(url, lock_timeout_s, statement_timeout_s) if postgres else {}
+    if not commit_waits_for_flush:  # PostgreSQL group commit (adapters/durability.py)
+        connect_args["options"] = f"{connect_args.get('options', '')} -c synchronous_commit=off".strip()
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
-        pool_size=10,
+        pool_size=pool_size,
         max_overflow=20,
         pool_timeout=lock_timeout_s,  # waiting for a free connection is waiting for a lock too
-        connect_args=_pg_timeouts(url, lock_timeout_s, statement_timeout_s)
-        if url.startswith("postgres")
-        else {},
+        connect_args=connect_args,
     )
+    ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection unused for this long is pinged before it is handed out.
+PING_AFTER_IDLE_S = 2.0
+_IDLE_SINCE = "chargeshare_idle_since"
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only if it sat idle (the server may have restarted or
+    dropped it meanwhile). SQLAlchemy's pre-ping checks every checkout: a round trip per unit of
+    work, and a charger's frame is one unit of work. A connection dropped while in steady use
+    fails its unit of work, which the caller sees as a database error (a charger sends again)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and hands out another (a new one if need be).
+            raise sa_exc.DisconnectionError(f"a pooled connection was dropped: {exc}") from exc
 
 
 class SqlStore:
@@ -138,6 +170,7 @@ class SqlStore:
         statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S,
     ) -> None:
         self.url = url
+        self.timeouts = {"lock_timeout_s": lock_timeout_s, "statement_timeout_s": statement_timeout_s}
         self.engine = make_engine(url, lock_timeout_s=lock_timeout_s, statement_timeout_s=statement_timeout_s)
         self.dialect = self.engine.dialect.name
         # One shared in-memory connection cannot interleave transactions from several threads. It is
@@ -151,6 +184,10 @@ class SqlStore:
         self._held: dict[int, Connection] = {}
         self._held_lock = threading.Lock()
         self.unit_hooks: list[Callable[[Any, dict[Any, Any]], None]] = []
+        # PostgreSQL group commit: units of work on a thread inside `deferred()` commit on an engine
+        # whose commits do not wait for the WAL flush (adapters/durability.py sets these).
+        self.deferred_engine: Engine | None = None
+        self.deferring: Callable[[], bool] = lambda: False
         # Told how long each unit of work took, in seconds (metrics).
         self.unit_observers: list[Callable[[float], None]] = []
 
@@ -203,7 +240,8 @@ class SqlStore:
         (rolled back: nothing of it is kept)."""
         try:
             if self.dialect != "sqlite":
-                with self.engine.begin() as conn:
+                engine = self.deferred_engine if self.deferred_engine and self.deferring() else self.engine
+                with engine.begin() as conn:
                     yield SqlUnitOfWork(conn, self.dialect)
                 return
             if self._memory_lock is None:
@@ -272,6 +310,8 @@ class SqlStore:
             for conn in self._held.values():
                 conn.close()
             self._held.clear()
+        if self.deferred_engine is not None:
+            self.deferred_engine.dispose()
         self.engine.dispose()
 
 

@@ -1,0 +1,184 @@
+"""Connector time claimed in Redis before a booking touches the database, so that in a race for one
+slot the losers are refused by one Lua call and never reach the database.
+
+Per charger, a sorted set of claims (member `{connector_no}:{token}`, score the claim's end in ms of
+the injected clock) and a hash of each claim's start, pending expiry and booking. A claim is pending
+while its booking is being written and its hold placed (it lapses after `pending_ms` if its holder
+dies), then confirmed with the booking's id until the booking ends or its period is over. The database
+stays the guard: a claim can only refuse a booking, never let one through that the database would
+not, and every claim lapses by `held_ms` at the latest, so one never released (a process died, a
+path that ends bookings without saying so) refuses the slot for that long and no longer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from chargeshare.services.ports import SlotClaim
+
+log = logging.getLogger(__name__)
+
+# KEYS: claims (zset), meta (hash: member -> "start:expires:booking"), bookings (hash: id -> member)
+# ARGV: connector_no, start, end, token, now, pending_ms, held_ms
+# Returns nil when claimed, else the member of a live claim overlapping the period.
+CLAIM_SCRIPT = """
+local now = tonumber(ARGV[5])
+local function forget(m)
+  local meta = redis.call('hget', KEYS[2], m)
+  if meta then
+    local booking = string.match(meta, '^[^:]*:[^:]*:(.*)$')
+    if booking and booking ~= '' then redis.call('hdel', KEYS[3], booking) end
+  end
+  redis.call('zrem', KEYS[1], m)
+  redis.call('hdel', KEYS[2], m)
+end
+for _, m in ipairs(redis.call('zrangebyscore', KEYS[1], '-inf', now)) do forget(m) end
+local start, finish = tonumber(ARGV[2]), tonumber(ARGV[3])
+local prefix = ARGV[1] .. ':'
+for _, m in ipairs(redis.call('zrangebyscore', KEYS[1], '(' .. ARGV[2], '+inf')) do
+  if string.sub(m, 1, #prefix) == prefix then
+    local meta = redis.call('hget', KEYS[2], m)
+    local s, expires = string.match(meta or '', '^([^:]*):([^:]*):')
+    if not s or tonumber(expires) <= now then
+      forget(m)
+    elseif tonumber(s) < finish then
+      return m
+    end
+  end
+end
+local member = prefix .. ARGV[4]
+redis.call('zadd', KEYS[1], finish, member)
+redis.call('hset', KEYS[2], member, ARGV[2] .. ':' .. (now + tonumber(ARGV[6])) .. ':')
+for i = 1, 3 do redis.call('pexpire', KEYS[i], tonumber(ARGV[7])) end
+return nil
+"""
+
+# KEYS: claims, meta, bookings. ARGV: member, booking id, now, held_ms. 0 if the claim had lapsed.
+CONFIRM_SCRIPT = """
+local meta = redis.call('hget', KEYS[2], ARGV[1])
+if not meta then return 0 end
+local s = string.match(meta, '^([^:]*):')
+redis.call('hset', KEYS[2], ARGV[1], s .. ':' .. (tonumber(ARGV[3]) + tonumber(ARGV[4])) .. ':' .. ARGV[2])
+redis.call('hset', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS: claims, meta, bookings. ARGV: member ('' to find it by booking), booking id ('' if none).
+RELEASE_SCRIPT = """
+local m = ARGV[1]
+if m == '' then m = redis.call('hget', KEYS[3], ARGV[2]) end
+if not m then return 0 end
+redis.call('zrem', KEYS[1], m)
+redis.call('hdel', KEYS[2], m)
+if ARGV[2] ~= '' then redis.call('hdel', KEYS[3], ARGV[2]) end
+return 1
+"""
+
+
+def _ms(at: datetime) -> int:
+    return round(at.timestamp() * 1000)
+
+
+class RedisSlotClaims:
+    def __init__(self, client: Any, namespace: str, *, pending_ms: int, held_ms: int) -> None:
+        self.client, self.namespace = client, namespace
+        self.pending_ms, self.held_ms = pending_ms, held_ms
+        self._claim = client.register_script(CLAIM_SCRIPT)
+        self._confirm = client.register_script(CONFIRM_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+
+    def _keys(self, charger_id: int) -> list[str]:
+        base = f"{self.namespace}:slots:{charger_id}"
+        return [base, base + ":meta", base + ":bookings"]
+
+    def claim(
+        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> SlotClaim | None:
+        """Claim the period; None if a live claim on the connector overlaps it (the slot is taken,
+        or being booked right now)."""
+        token = uuid.uuid4().hex
+        args = [connector_no, _ms(starts_at), _ms(ends_at), token, _ms(now), self.pending_ms, self.held_ms]
+        try:
+            taken = self._claim(keys=self._keys(charger_id), args=args)
+        except RedisError as exc:  # only an optimisation: the database decides alone meanwhile
+            log.warning("slot claims unavailable, booking on the database alone: %s", exc)
+            return SlotClaim(charger_id, "")
+        if taken is not None:
+            return None
+        return SlotClaim(charger_id, f"{connector_no}:{token}")
+
+    def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
+        if claim.member:
+            args = [claim.member, booking_id, _ms(now), self.held_ms]
+            self._quietly(self._confirm, claim.charger_id, args)
+
+    def release(self, claim: SlotClaim) -> None:
+        if claim.member:
+            self._quietly(self._release, claim.charger_id, [claim.member, ""])
+
+    def release_booking(self, charger_id: int, booking_id: int) -> None:
+        self._quietly(self._release, charger_id, ["", booking_id])
+
+    def _quietly(self, script: Any, charger_id: int, args: list[Any]) -> None:
+        # A claim not confirmed or not released lapses by itself; the booking is not failed for it.
+        try:
+            script(keys=self._keys(charger_id), args=args)
+        except RedisError as exc:
+            log.warning("slot claim not updated (it lapses by itself): %s", exc)
+
+
+@dataclass
+class _Claim:
+    connector_no: int
+    start_ms: int
+    end_ms: int
+    expires_ms: int
+    booking_id: int | None = None
+
+
+class MemorySlotClaims:
+    """The same claims for one process on its own (the embedded default, whose Redis is an
+    in-process fake): kept in this process's memory, with the rules of the Lua scripts above."""
+
+    def __init__(self, *, pending_ms: int, held_ms: int) -> None:
+        self.pending_ms, self.held_ms = pending_ms, held_ms
+        self._claims: dict[int, dict[str, _Claim]] = {}  # charger id -> member -> claim
+        self._lock = threading.Lock()
+
+    def claim(
+        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> SlotClaim | None:
+        start, end, at = _ms(starts_at), _ms(ends_at), _ms(now)
+        with self._lock:
+            claims = self._claims.setdefault(charger_id, {})
+            for member, c in list(claims.items()):
+                if c.end_ms <= at or c.expires_ms <= at:
+                    del claims[member]
+                elif c.connector_no == connector_no and c.start_ms < end and c.end_ms > start:
+                    return None
+            member = f"{connector_no}:{uuid.uuid4().hex}"
+            claims[member] = _Claim(connector_no, start, end, at + self.pending_ms)
+        return SlotClaim(charger_id, member)
+
+    def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
+        with self._lock:
+            c = self._claims.get(claim.charger_id, {}).get(claim.member)
+            if c is not None:
+                c.expires_ms, c.booking_id = _ms(now) + self.held_ms, booking_id
+
+    def release(self, claim: SlotClaim) -> None:
+        with self._lock:
+            self._claims.get(claim.charger_id, {}).pop(claim.member, None)
+
+    def release_booking(self, charger_id: int, booking_id: int) -> None:
+        with self._lock:
+            claims = self._claims.get(charger_id, {})
+            for member in [m for m, c in claims.items() if c.booking_id == booking_id]:
+                del claims[member]
