@@ -39,11 +39,45 @@ class BackendFailed(RuntimeError):
     """A backend process would not start (or HAProxy would not); the message carries its log."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class _KilledWhileStarting(Exception):
+    """A fault killed the process before it answered: down again by choice, not a failed start."""
+
+
+# Put in front of every child's command (`python -c`): the kernel kills the child as soon as the
+# simulation dies, even by SIGKILL or an uncaught SIGTERM that runs no clean-up, so no server or
+# HAProxy outlives its run. PR_SET_PDEATHSIG survives the exec; it fires when the *thread* that
+# spawned the child ends, so children are spawned from the event loop's thread, never a worker's.
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_PDEATHSIG): " + os.strerror(ctypes.get_errno()))
+if os.getppid() != int(sys.argv[1]):
+    os._exit(0)  # the simulation died before the line above could see to it
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def dying_with_us(command: list[str]) -> list[str]:
+    """`command` run so that it ends when this process does (Linux; elsewhere as it is)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
+def reserve_port() -> socket.socket:
+    """A loopback port held for the whole run: bound but never listening. A server of ours still
+    listens on it (it sets SO_REUSEADDR too), but while that server is down no other program can
+    bind it, nor the kernel hand it to an outgoing connection as its local port, so a restart on it
+    cannot find it taken."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def port_of(reserved: socket.socket) -> int:
+    port: int = reserved.getsockname()[1]
+    return port
 
 
 def node_env(config: Config, clock_file: Path, slot: int) -> dict[str, str]:
@@ -88,6 +122,7 @@ class Node:
     logs: Path
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    killed: bool = False  # this run ended by `kill`, not on its own
     _log: IO[bytes] | None = None
 
     @property
@@ -104,14 +139,17 @@ class Node:
 
     def spawn(self, env: dict[str, str], allow_unknown: bool) -> None:
         self.runs += 1
+        self.killed = False
         self._close_log()
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "chargeshare", "serve"),
-                *("--port", str(self.port), "--log-level", "warning"),
-                "--allow-unknown-chargers" if allow_unknown else "--known-chargers-only",
-            ],
+            dying_with_us(
+                [
+                    *(sys.executable, "-m", "chargeshare", "serve"),
+                    *("--port", str(self.port), "--log-level", "warning"),
+                    "--allow-unknown-chargers" if allow_unknown else "--known-chargers-only",
+                ]
+            ),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -119,9 +157,11 @@ class Node:
             start_new_session=True,  # a Ctrl-C meant for the simulation is not the server's to take
         )
 
-    def output(self) -> str:
+    def output(self, run: int | None = None) -> str:
+        """What the process wrote in its latest run (or in `run`)."""
+        path = self.log_path if run is None else self.logs / f"serve-{self.index}-{run}.log"
         try:
-            return self.log_path.read_text(errors="replace")
+            return path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -129,6 +169,7 @@ class Node:
         """kill -9: no clean-up of any kind, as a crash."""
         if self.running:
             assert self.proc is not None
+            self.killed = True
             self.proc.kill()
             self.proc.wait(timeout=STOP_WITHIN_S)
 
@@ -177,8 +218,8 @@ backend nodes
 class Balancer:
     """HAProxy in front of the processes."""
 
-    def __init__(self, nodes: list[Node], workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, nodes: list[Node], workdir: Path, port: int) -> None:
+        self.port = port
         self.config_path = workdir / "haproxy.cfg"
         self.log_path = workdir / "haproxy.log"
         servers = "\n".join(f"    server node{n.index} 127.0.0.1:{n.port}" for n in nodes)
@@ -194,7 +235,7 @@ class Balancer:
             raise BackendFailed(f"HAProxy refused its configuration: {check.stderr.decode()[-2000:]}")
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [binary, "-db", "-f", str(self.config_path)],
+                dying_with_us([binary, "-db", "-f", str(self.config_path)]),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -227,11 +268,16 @@ class BackendProcesses:
             raise ValueError(f"processes must be from 1 to {MAX_PROCESSES}, got {processes}")
         self.config, self.clock, self.workdir = config, clock, workdir
         self.allow_unknown = allow_unknown_chargers
-        self.nodes = [Node(i, free_port(), workdir) for i in range(processes)]
-        self.balancer = Balancer(self.nodes, workdir) if processes > 1 else None
+        self._ports = [reserve_port() for _ in range(processes + (processes > 1))]
+        self.nodes = [Node(i, port_of(self._ports[i]), workdir) for i in range(processes)]
+        self.balancer = Balancer(self.nodes, workdir, port_of(self._ports[-1])) if processes > 1 else None
         self.crashes = 0
         self.restarts = 0
         self.failpoint_exits = 0
+        # Processes found ended on their own before `exited` was asked (a restart found them down),
+        # and the run each ended, so that neither the end nor its log is lost to the restart.
+        self._ended: list[int] = []
+        self.ended_runs: dict[int, int] = {}
         self._failpoints = workdir / FAILPOINT_FILE
         self._failpoints.write_text("")
         clock.gone = lambda slot: not self.nodes[slot].running
@@ -265,13 +311,21 @@ class BackendProcesses:
             self.crashes += 1
 
     async def restart(self, index: int) -> None:
-        """Start a crashed process again on its port; time stands still until it answers."""
+        """Start a crashed process again on its port; time stands still until it answers. Another
+        fault may `crash` it again before it does (faults overlap): it then stays down, as that
+        fault meant, rather than failing its restart."""
         node = self.nodes[index]
         if node.running:
             return
+        if index in self.clock.followers:  # it ended on its own, and nobody has asked yet
+            self._taken_out(index)
+            self._ended.append(index)
         with self.clock.hold():
             node.spawn(node_env(self.config, self.clock.path, index), self.allow_unknown)
-            await self._answering(node)
+            try:
+                await self._answering(node)
+            except _KilledWhileStarting:
+                return
         self.clock.followers.add(index)
         self.restarts += 1
 
@@ -282,17 +336,28 @@ class BackendProcesses:
     def disarm(self) -> None:
         self._failpoints.write_text("")
 
+    def ended_on_their_own(self) -> list[int]:
+        """Processes that ended on their own (at a failpoint, or of a bug) since `exited` was last
+        asked, though restarted since; a process a fault killed is not one (`crash` stopped
+        following it)."""
+        down = [n.index for n in self.nodes if n.index in self.clock.followers and not n.running]
+        return [*self._ended, *down]
+
     def exited(self) -> list[int]:
-        """Processes that ended on their own (at a failpoint, or of a bug) since last asked; time no
-        longer waits for them."""
-        gone = [n.index for n in self.nodes if n.index in self.clock.followers and not n.running]
-        for index in gone:
-            self.clock.followers.discard(index)
-            proc = self.nodes[index].proc
-            if proc is not None and proc.returncode == FAILPOINT_EXIT:
-                self.failpoint_exits += 1
-            self.crashes += 1
+        """Processes that ended on their own since last asked; time no longer waits for them."""
+        gone = self.ended_on_their_own()
+        for index in gone[len(self._ended) :]:
+            self._taken_out(index)
+        self._ended = []
         return gone
+
+    def _taken_out(self, index: int) -> None:
+        node = self.nodes[index]
+        self.clock.followers.discard(index)
+        if node.proc is not None and node.proc.returncode == FAILPOINT_EXIT:
+            self.failpoint_exits += 1
+        self.crashes += 1
+        self.ended_runs[index] = node.runs
 
     def up(self) -> list[int]:
         return [n.index for n in self.nodes if n.running]
@@ -304,6 +369,8 @@ class BackendProcesses:
             node.terminate()
         if self.balancer is not None:
             self.balancer.stop()
+        for reserved in self._ports:
+            reserved.close()
 
     def logs(self) -> str:
         return "\n".join(
@@ -315,6 +382,8 @@ class BackendProcesses:
         async with httpx.AsyncClient(base_url=node.url, timeout=5) as http:
             while True:
                 if not node.running:
+                    if node.killed:
+                        raise _KilledWhileStarting
                     raise BackendFailed(
                         f"backend process {node.index} exited while starting:\n{node.output()[-3000:]}"
                     )

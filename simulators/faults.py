@@ -419,10 +419,11 @@ async def backend_crash(app: App, world: World, fault: Fault) -> int:
 
 
 async def _crashed_at(backend: BackendProcesses, world: World, failpoint: str) -> list[int]:
+    # Waits for a process to end on its own, not for fewer to be up than when armed: another fault
+    # may restart or kill one meanwhile, and the failpoint must not stay armed for every process.
     backend.arm(failpoint)
-    running = len(backend.up())
     try:
-        await _wait_for(world, lambda: len(backend.up()) < running, until=world.window_end)
+        await _wait_for(world, lambda: bool(backend.ended_on_their_own()), until=world.window_end)
     finally:
         backend.disarm()
     died = backend.exited()
@@ -436,7 +437,8 @@ async def node_crash(app: App, world: World, fault: Fault) -> int:
     chargers reconnect through the balancer to the others. `duration_s` > 0: started again after."""
     backend = _processes(world, fault.action)
     world.stats.faults_fired += 1
-    killed = backend.up()[-fault.count :]
+    up = backend.up()
+    killed = up[max(0, len(up) - fault.count) :]  # not up[-count:]: a count of 0 would take them all
     for index in killed:
         backend.crash(index)
     if fault.duration_s > 0:

@@ -130,13 +130,15 @@ async def run_live(
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)
     if not processes:
-        return await _run_live(params, ScaledClock(params.start, params.speed), None, progress, trace)
+        # Paused until the run's loop first keeps it up: its setup is no simulated time.
+        scaled = ScaledClock(params.start, params.speed, paused=True)
+        return await _run_live(params, scaled, None, progress, trace)
     with tempfile.TemporaryDirectory(prefix="chargeshare-backend-") as directory:
         workdir = Path(directory)
         if params.database_url == MEMORY_DATABASE_URL:
             # Processes that crash need a database outside themselves: a file of the run's own.
             params = replace(params, database_url=f"sqlite:///{workdir / 'chargeshare.db'}")
-        clock = PublishedClock(workdir / "clock", params.start, params.speed)
+        clock = PublishedClock(workdir / "clock", params.start, params.speed, paused=True)
         try:
             return await _run_live(params, clock, (workdir, processes), progress, trace)
         finally:
@@ -188,6 +190,8 @@ async def _run_live(
         pacing = asyncio.create_task(keep_clock_with_loop(clock))
         try:
             stats = await _run(app, params, rng, clock, progress, recorder, served_by)
+            # Now, while it is paced: afterwards the clock stands still, and that is no waiting.
+            held_s = clock.held_s
         finally:
             pacing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -195,7 +199,7 @@ async def _run_live(
         report = summarise(app, params_dict(params), stats, wall_s=time.monotonic() - wall_start)
         report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
         report.summary["fault_outcomes"] = dict(sorted(stats.outcomes_of_faults.items()))
-        report = replace(report, clock_held_s=clock.held_s)
+        report = replace(report, clock_held_s=held_s)
         return report
     finally:
         if recorder is not None:
@@ -207,6 +211,8 @@ async def _run_live(
 # when the loop gets no turn for longer (a loaded machine), so the backend never falls behind it.
 PACE_EVERY_S = 0.02
 PACE_SLACK_S = 0.1
+# Real seconds a run may take past its window (scaled) and the time its clock stood still.
+OVERRUN_MARGIN_S = 30.0
 
 
 async def keep_clock_with_loop(clock: ScaledClock) -> None:
@@ -353,7 +359,7 @@ async def _run(
             for i, s in enumerate(specs)
         }
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
-        transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S)
+        transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S, clock=clock)
         async with httpx.AsyncClient(base_url=backend.http_url, timeout=30, transport=transport) as http:
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
@@ -381,12 +387,20 @@ async def _run(
             faults = asyncio.create_task(run_faults(app, world, params.faults))
             # Drivers finish by the window's end, and so does the fault timeline; allow a margin for
             # the last stops to settle (plus however long the clock stood still for a busy machine).
-            budget = clock.real_seconds(params.duration_s) + 30
+            budget = clock.real_seconds(params.duration_s) + OVERRUN_MARGIN_S
             loop, began, held = asyncio.get_running_loop(), asyncio.get_running_loop().time(), clock.held_s
             pending: set[asyncio.Task[Any]] = {*tasks, faults}
             while pending and loop.time() - began < budget + clock.held_s - held:
                 _, pending = await asyncio.wait(pending, timeout=1)
             done = {t for t in tasks if t.done()}
+            if pending:
+                # Cut short (a process restarting when time ran out, say): what it never did must
+                # not pass for a run that did everything.
+                drivers_left = len(pending - {faults})
+                stats.errors.append(
+                    f"the run overran its time: {drivers_left} driver(s)"
+                    f"{' and the fault timeline' if faults in pending else ''} cut short"
+                )
             for t in pending - {faults}:
                 t.cancel()
             for t in done:
@@ -412,8 +426,13 @@ async def _run(
         stats.outcomes_of_faults.update(provider_outcomes(app))
         if backend.processes is not None:
             for index in backend.processes.exited():  # none but at a fault's failpoint
-                node = backend.processes.nodes[index]
-                stats.errors.append(f"backend process {index} exited on its own:\n{node.output()[-2000:]}")
+                said = backend.processes.nodes[index].output(backend.processes.ended_runs[index])
+                stats.errors.append(f"backend process {index} exited on its own:\n{said[-2000:]}")
+            for index in sorted(backend.processes.clock.left_behind):
+                stats.errors.append(
+                    f"backend process {index} had no turn for {backend.processes.clock.patience_s:g} real"
+                    " seconds (stopped?): simulated time went on without it"
+                )
             stats.outcomes_of_faults.update(backend_outcomes(backend.processes))
             if transport is not None:
                 stats.outcomes_of_faults["api_requests_retried"] += transport.retried

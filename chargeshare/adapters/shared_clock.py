@@ -24,13 +24,26 @@ from pathlib import Path
 
 from chargeshare.services.clock import ScaledClock
 
-# seq, monotonic origin, monotonic instant time stops at (NaN: never), start (POSIX s), factor
-_HEADER = struct.Struct("<Qdddd")
-_SLOT = struct.Struct("<d")
+# The sequence number (one 8-byte word), then: monotonic origin, monotonic instant time stops at
+# (NaN: never), start (POSIX s), factor. Then the slots, one monotonic instant (a double) each.
+# The sequence number and the slots are each read and written as one aligned 8-byte word through a
+# memoryview, never with struct.pack_into, which zero-fills its bytes before it writes them: a
+# reader could then see a sequence number of 0 (even, "written") over half-written fields, or a
+# stamp of 0 ("no turn for ages"). Native byte order: the file never leaves its machine.
+_SEQ_SIZE = 8
+_FIELDS = struct.Struct("=dddd")
+_HEADER_SIZE = _SEQ_SIZE + _FIELDS.size
+_SLOT_SIZE = 8
 MAX_SLOTS = 64
-SIZE = _HEADER.size + MAX_SLOTS * _SLOT.size
+SIZE = _HEADER_SIZE + MAX_SLOTS * _SLOT_SIZE
 # How often a backend stamps its slot (real seconds): well inside the simulation's slack.
 STAMP_EVERY_S = 0.02
+# How long (real seconds) time waits for one follower that has no turn at all: far past any starved
+# loop on a loaded machine, so only a process that stopped (SIGSTOP, a deadlock) is left behind,
+# rather than holding simulated time, and with it the whole run, for ever.
+PATIENCE_S = 60.0
+# A publisher's update takes microseconds; one descheduled on a loaded machine, milliseconds.
+MID_UPDATE_LIMIT_S = 10.0
 ENV = "CHARGESHARE_SIM_CLOCK"
 
 
@@ -38,17 +51,32 @@ class ClockFileError(ValueError):
     """The clock file named cannot be used; the message says why."""
 
 
-def _slot_offset(slot: int) -> int:
+def _slot_index(slot: int) -> int:
     if not 0 <= slot < MAX_SLOTS:
         raise ClockFileError(f"clock slot {slot} is out of range 0..{MAX_SLOTS - 1}")
-    return _HEADER.size + slot * _SLOT.size
+    return slot
+
+
+class _Words:
+    """The file's sequence number and slots as 8-byte words, each a single load or store."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self._all = memoryview(mapped)
+        self.seq = self._all[:_SEQ_SIZE].cast("Q")
+        self.slots = self._all[_HEADER_SIZE:SIZE].cast("d")
+
+    def release(self) -> None:
+        # The map cannot close while views of it are held.
+        for view in (self.seq, self.slots, self._all):
+            view.release()
 
 
 class PublishedClock(ScaledClock):
     """The simulation's scaled clock, written to `path` at every change for backends to follow.
 
     `followers` are the slots whose backends must have had a turn within the slack for time to go
-    on; `hold()` stops time outright (a backend restarting: its start-up is no simulated time)."""
+    on, unless one has had none for `patience_s` (then it is `left_behind`, for the run to report);
+    `hold()` stops time outright (a backend restarting: its start-up is no simulated time)."""
 
     def __init__(
         self,
@@ -57,13 +85,18 @@ class PublishedClock(ScaledClock):
         factor: float,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        patience_s: float = PATIENCE_S,
+        paused: bool = False,
     ) -> None:
-        super().__init__(start, factor, monotonic=monotonic)
+        super().__init__(start, factor, monotonic=monotonic, paused=paused)
         self.path = path
+        self.patience_s = patience_s
+        self.left_behind: set[int] = set()
         with path.open("wb") as f:
             f.write(b"\0" * SIZE)
         self._file = path.open("r+b")
         self._map = mmap.mmap(self._file.fileno(), SIZE)
+        self._words = _Words(self._map)
         self._seq = 0
         self.followers: set[int] = set()
         # Whether a follower's process has ended (nothing to wait for): its owner says.
@@ -72,19 +105,38 @@ class PublishedClock(ScaledClock):
         self._publish()
 
     def keep_up(self, slack_s: float) -> None:
-        if self._holds == 0 and all(self.had_turn(s, slack_s) or self.gone(s) for s in self.followers):
+        if self._holds == 0 and not any(self._waits_for(s, slack_s) for s in self.followers):
             super().keep_up(slack_s)
             self._publish()
 
+    def _waits_for(self, slot: int, slack_s: float) -> bool:
+        if self.had_turn(slot, slack_s) or self.gone(slot):
+            return False
+        if not self.had_turn(slot, self.patience_s):
+            self.left_behind.add(slot)
+            return False
+        return True
+
     def had_turn(self, slot: int, within_s: float) -> bool:
-        (stamp,) = _SLOT.unpack_from(self._map, _slot_offset(slot))
-        return bool(stamp >= self._monotonic() - within_s)
+        return self.stamp_of(slot) >= self._monotonic() - within_s
+
+    def stamp_of(self, slot: int) -> float:
+        """The monotonic instant the slot's backend last had a turn (0: never)."""
+        return float(self._words.slots[_slot_index(slot)])
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Stop time until the context ends (nests). Time stops where it stands; `keep_up`
         afterwards takes the held time back."""
         self._holds += 1
+        if self._holds == 1:
+            # At once, not where the last `keep_up` let it run to: before any (a run's first start
+            # of its processes) time ran free, and a slow start went by as simulated minutes.
+            t0, stops_at = self._state
+            real = self._monotonic()
+            if stops_at is None or stops_at > real:
+                self._state = (t0, real)
+                self._publish()
         try:
             yield
         finally:
@@ -93,20 +145,20 @@ class PublishedClock(ScaledClock):
     def _publish(self) -> None:
         t0, stops_at = self._state
         self._seq += 1  # odd: being written
-        struct.pack_into("<Q", self._map, 0, self._seq)
-        _HEADER.pack_into(
+        self._words.seq[0] = self._seq
+        _FIELDS.pack_into(
             self._map,
-            0,
-            self._seq,
+            _SEQ_SIZE,
             t0,
             math.nan if stops_at is None else stops_at,
             self.start.timestamp(),
             self.factor,
         )
         self._seq += 1
-        struct.pack_into("<Q", self._map, 0, self._seq)
+        self._words.seq[0] = self._seq
 
     def close(self) -> None:
+        self._words.release()
         self._map.close()
         self._file.close()
 
@@ -124,10 +176,15 @@ class FollowedClock:
         except (OSError, ValueError) as exc:
             self._file.close()
             raise ClockFileError(f"{path} is not a simulation clock file") from exc
-        self._slot = _slot_offset(slot)
+        self._words = _Words(self._map)
+        self._slot = _slot_index(slot)
         self._monotonic = monotonic
-        _, _, _, start, factor = self._read()
+        if self._words.seq[0] == 0:  # never published (a publisher's first write makes it 2)
+            self.close()
+            raise ClockFileError(f"{path} is not a simulation clock file")
+        _, _, start, factor = self._read()
         if factor <= 0:
+            self.close()
             raise ClockFileError(f"{path} is not a simulation clock file")
         self.start = datetime.fromtimestamp(start, UTC)
         self.factor = factor
@@ -140,15 +197,30 @@ class FollowedClock:
             raise ClockFileError(f"{ENV} must be PATH#SLOT, got {setting!r}")
         return cls(Path(path), int(slot))
 
-    def _read(self) -> tuple[int, float, float, float, float]:
+    def _read(self) -> tuple[float, float, float, float]:
+        """The fields as one write left them: the sequence number, read before and after them, is
+        even (no write under way) and unchanged (none began and ended meanwhile)."""
+        give_up_at: float | None = None
         while True:
-            state: tuple[int, float, float, float, float] = _HEADER.unpack_from(self._map, 0)
-            if state[0] % 2 == 0 and struct.unpack_from("<Q", self._map, 0)[0] == state[0]:
-                return state
-            time.sleep(0)  # the writer is mid-update: let it finish
+            seq = self._words.seq[0]
+            if seq % 2 == 0:
+                fields: tuple[float, float, float, float] = _FIELDS.unpack_from(self._map, _SEQ_SIZE)
+                if self._words.seq[0] == seq:
+                    return fields
+            # The writer is mid-update: let it finish. One that never does died in the middle: a
+            # clear error then, rather than a backend spinning for ever.
+            real = self._monotonic()
+            if give_up_at is None:
+                give_up_at = real + MID_UPDATE_LIMIT_S
+            elif real > give_up_at:
+                raise ClockFileError(
+                    f"the simulation clock has been mid-update for {MID_UPDATE_LIMIT_S:g} s: "
+                    "did its simulation die?"
+                )
+            time.sleep(0)
 
     def now(self) -> datetime:
-        _, t0, stops_at, _, _ = self._read()
+        t0, stops_at, _, _ = self._read()
         real = self._monotonic()
         if not math.isnan(stops_at):
             real = min(real, stops_at)
@@ -159,7 +231,7 @@ class FollowedClock:
 
     def stamp(self) -> None:
         """This process's event loop has had a turn."""
-        _SLOT.pack_into(self._map, self._slot, self._monotonic())
+        self._words.slots[self._slot] = self._monotonic()
 
     async def keep_pace(self) -> None:
         """Stamp the slot from the event loop for as long as it runs."""
@@ -168,5 +240,6 @@ class FollowedClock:
             await asyncio.sleep(STAMP_EVERY_S)
 
     def close(self) -> None:
+        self._words.release()
         self._map.close()
         self._file.close()

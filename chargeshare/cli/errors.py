@@ -11,21 +11,21 @@ import errno
 import re
 import sys
 from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 OK = 0
 FAILED = 1  # an invariant, an expectation or a verdict failed
 USAGE = 2  # usage or configuration
 ENVIRONMENT = 3  # an environment problem: a service unreachable, a port in use, PostGIS missing
-INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
+INTERRUPTED = 130  # Ctrl-C (or SIGTERM): 128 + SIGINT, as shells report it
 
 EXIT_CODES = (
     (OK, "ok"),
     (FAILED, "an invariant, expectation or verdict failed"),
     (USAGE, "usage or configuration"),
     (ENVIRONMENT, "an environment problem (a service unreachable, a port in use, PostGIS missing)"),
-    (INTERRUPTED, "interrupted (Ctrl-C)"),
+    (INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"),
 )
 
 T = TypeVar("T")
@@ -135,10 +135,19 @@ def _network(exc: BaseException) -> Problem | None:
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, without the "Task exception was never retrieved" tracebacks of every task a
-    Ctrl-C stops mid-conversation (their peers hang up as the run unwinds)."""
+    Ctrl-C stops mid-conversation (their peers hang up as the run unwinds). A SIGTERM (a CI job
+    cancelled, a supervisor) stops it as Ctrl-C does, every clean-up run: Python's default would end
+    the process on the spot, leaving a run's temporary files behind."""
     import asyncio
+    import signal
 
     interrupted = False
+    terminated = False
+
+    def terminate(task: asyncio.Task[T]) -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
 
     async def watched() -> T:
         nonlocal interrupted
@@ -151,10 +160,19 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
             loop.default_exception_handler(context)
 
         loop.set_exception_handler(handler)
+        if this is not None:
+            # Only in the main thread (elsewhere signals are not ours to take), and not on Windows.
+            with suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signal.SIGTERM, terminate, this)
         try:
             return await main
         except asyncio.CancelledError:
             interrupted = True
             raise
 
-    return asyncio.run(watched())
+    try:
+        return asyncio.run(watched())
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise

@@ -49,3 +49,16 @@ def test_time_never_goes_back(real: FakeMonotonic) -> None:
         seen.append(clock.now())
     assert seen == sorted(seen)
     assert seen[-1] - seen[0] < timedelta(seconds=300 * sum((0.01, 0.5, 0.01, 0.2, 2.0, 0.03)))
+
+
+def test_a_paused_clock_stands_at_its_start_until_first_kept_up(real: FakeMonotonic) -> None:
+    """A run's setup (building and seeding its backend) is no simulated time, nor time held."""
+    clock = ScaledClock(START, 300, monotonic=real, paused=True)
+    real.t += 5
+    assert sim_s(clock) == 0 and clock.held_s == 0
+    clock.keep_up(0.1)
+    real.t += 0.05
+    assert sim_s(clock) == pytest.approx(15) and clock.held_s == 0
+    real.t += 1  # from here on a stop is held time, as for any clock on a leash
+    clock.keep_up(0.1)
+    assert sim_s(clock) == pytest.approx(30) and clock.held_s == pytest.approx(0.95)
