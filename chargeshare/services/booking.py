@@ -140,8 +140,11 @@ class BookingService:
                 f"bookings can be made at most {self.rules.max_advance_days} days ahead "
                 f"(a card hold lapses after {self.rules.hold_lifetime_days})"
             )
-        # Claimed ahead of the database: in a race for the slot, the losers stop here.
-        claim = self.claims.claim(req.charger_id, req.connector_no, starts_at, ends_at, now)
+        # Claimed ahead of the database: in a race for the slot, the losers stop here. Not copies of
+        # one request, though: the first may not have committed (or may have died before it), and
+        # only the database can tell a copy whether to wait for it, answer with it, or book.
+        owner = "" if request_key is None else f"{req.driver_id}:{request_key}"
+        claim = self.claims.claim(req.charger_id, req.connector_no, starts_at, ends_at, now, owner)
         if claim is None:
             raise BookingConflict(
                 "the connector is already booked, or being booked, for an overlapping period"
