@@ -121,7 +121,9 @@ class BookingService:
             booking = tx.bookings.get(booking_id)
         if booking.status is BookingStatus.REQUESTED:
             raise RequestInProgress(f"booking {booking_id} is still waiting for its card hold")
-        if booking.status is BookingStatus.FAILED:
+        if booking.status is BookingStatus.FAILED and booking.payment_ref is None:
+            # Failed for its hold. One failed later (its charger refused the reservation) was
+            # confirmed when the first request answered: the copy answers with it too.
             raise self.settlement.placement_refusal(booking_id)
         return booking
 

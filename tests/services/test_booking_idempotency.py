@@ -210,3 +210,18 @@ def test_a_copy_sent_after_the_first_died_before_writing_books_at_once(
         app.bookings.book(req, request_key="orphaned")
     vars(app.bookings.claims).pop("release")
     assert app.bookings.book(req, request_key="orphaned").status is BookingStatus.CONFIRMED
+
+
+def test_a_copy_after_the_charger_refused_the_reservation_answers_with_the_booking(
+    app: App, booked: tuple[int, BookRequest]
+) -> None:
+    """The first request was answered with its confirmed booking; the charger then refused the
+    reservation and the booking failed. That is no refusal of the card hold: the copy answers as the
+    first did, with the booking (now failed), not "nothing was booked"."""
+    _, req = booked
+    first = app.bookings.book(req, request_key="then-refused")
+    assert first.status is BookingStatus.CONFIRMED
+    app.bookings.reservation_answered(first.booking_id, "Rejected")
+    again = app.bookings.book(req, request_key="then-refused")
+    assert (again.booking_id, again.status) == (first.booking_id, BookingStatus.FAILED)
+    assert holds_placed(app) == 1
