@@ -156,7 +156,14 @@ class BookingService:
         except BaseException:
             self.claims.release(claim)
             raise
-        self.claims.confirm(claim, record.booking_id, now)
+        if claim.member:
+            self.claims.confirm(claim, record.booking_id, now)
+            # It may have ended since it was confirmed in the database (its host cancelled it, its
+            # charger refused the reservation), before the claim named it: that end released nothing.
+            with self.store.reading() as tx:
+                current = tx.bookings.get(record.booking_id)
+            if current.status not in (BookingStatus.CONFIRMED, BookingStatus.ACTIVE):
+                self.claims.release_booking(req.charger_id, record.booking_id)
         return record
 
     def _book_claimed(
