@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
@@ -60,7 +60,8 @@ class BookRequest:
             self.connector_no,
             self.minutes,
             self.max_energy_wh,
-            None if self.starts_at is None else self.starts_at.isoformat(),
+            # The instant, in UTC: the same start written with another offset is the same request.
+            None if self.starts_at is None else self.starts_at.astimezone(UTC).isoformat(),
         ]
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -224,4 +224,20 @@ def test_a_copy_after_the_charger_refused_the_reservation_answers_with_the_booki
     app.bookings.reservation_answered(first.booking_id, "Rejected")
     again = app.bookings.book(req, request_key="then-refused")
     assert (again.booking_id, again.status) == (first.booking_id, BookingStatus.FAILED)
+    assert holds_placed(app) == 1
+
+
+def test_a_copy_naming_the_same_start_in_another_offset_is_the_same_request(
+    app: App, booked: tuple[int, BookRequest]
+) -> None:
+    """An app that formats the start in local time with its offset one time and in UTC the next
+    asks for the same period: the key's request is the instant, not how it was written."""
+    driver, req = booked
+    start = app.clock.now().replace(microsecond=0) + timedelta(hours=3)
+    local = BookRequest(
+        driver, req.charger_id, 1, 60, 10_000, starts_at=start.astimezone(timezone(timedelta(hours=1)))
+    )
+    first = app.bookings.book(local, request_key="offsets")
+    utc = BookRequest(driver, req.charger_id, 1, 60, 10_000, starts_at=start)
+    assert app.bookings.book(utc, request_key="offsets") == first
     assert holds_placed(app) == 1
