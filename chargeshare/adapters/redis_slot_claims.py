@@ -1,10 +1,11 @@
 """Connector time claimed in Redis before a booking touches the database, so that in a race for one
 slot the losers are refused by one Lua call and never reach the database.
 
-Per charger, a sorted set of claims (member `{connector_no}:{token}`, score the claim's end in ms of
-the injected clock) and a hash of each claim's start, pending expiry and booking. A claim is pending
-while its booking is being written and its hold placed (it lapses after `pending_ms` if its holder
-dies), then confirmed with the booking's id until the booking ends or its period is over. The database
+Per charger, a sorted set of claims (member `{connector_no}:{token}`, or `{connector_no}:{owner}/{token}`
+for a request sent under an Idempotency-Key, whose copies it does not refuse; score the claim's end
+in ms of the injected clock) and a hash of each claim's start, pending expiry and booking. A claim is
+pending while its booking is being written and its hold placed (it lapses after `pending_ms` if its
+holder dies), then confirmed with the booking's id until the booking ends or its period is over. The database
 stays the guard: a claim can only refuse a booking, never let one through that the database would
 not, and every claim lapses by `held_ms` at the latest, so one never released (a process died, a
 path that ends bookings without saying so) refuses the slot for that long and no longer.
@@ -12,6 +13,7 @@ path that ends bookings without saying so) refuses the slot for that long and no
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import uuid
@@ -26,8 +28,9 @@ from chargeshare.services.ports import SlotClaim
 log = logging.getLogger(__name__)
 
 # KEYS: claims (zset), meta (hash: member -> "start:expires:booking"), bookings (hash: id -> member)
-# ARGV: connector_no, start, end, token, now, pending_ms, held_ms
-# Returns nil when claimed, else the member of a live claim overlapping the period.
+# ARGV: connector_no, start, end, token, now, pending_ms, held_ms, owner ('' if none)
+# Returns nil when claimed, else the member of a live claim overlapping the period; '' (nothing
+# claimed) when the only ones overlapping are the owner's own: a copy of one request.
 CLAIM_SCRIPT = """
 local now = tonumber(ARGV[5])
 local function forget(m)
@@ -42,6 +45,8 @@ end
 for _, m in ipairs(redis.call('zrangebyscore', KEYS[1], '-inf', now)) do forget(m) end
 local start, finish = tonumber(ARGV[2]), tonumber(ARGV[3])
 local prefix = ARGV[1] .. ':'
+local mine = ARGV[8] ~= '' and ARGV[8] .. '/'
+local copy = false
 for _, m in ipairs(redis.call('zrangebyscore', KEYS[1], '(' .. ARGV[2], '+inf')) do
   if string.sub(m, 1, #prefix) == prefix then
     local meta = redis.call('hget', KEYS[2], m)
@@ -49,11 +54,13 @@ for _, m in ipairs(redis.call('zrangebyscore', KEYS[1], '(' .. ARGV[2], '+inf'))
     if not s or tonumber(expires) <= now then
       forget(m)
     elseif tonumber(s) < finish then
-      return m
+      if not mine or string.sub(m, #prefix + 1, #prefix + #mine) ~= mine then return m end
+      copy = true
     end
   end
 end
-local member = prefix .. ARGV[4]
+if copy then return '' end
+local member = prefix .. (mine or '') .. ARGV[4]
 redis.call('zadd', KEYS[1], finish, member)
 redis.call('hset', KEYS[2], member, ARGV[2] .. ':' .. (now + tonumber(ARGV[6])) .. ':')
 for i = 1, 3 do redis.call('pexpire', KEYS[i], tonumber(ARGV[7])) end
@@ -86,6 +93,11 @@ def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
+def _owner(owner: str) -> str:
+    # Hashed: a member's parts are split on ':' and '/', and an owner may hold either.
+    return hashlib.sha256(owner.encode()).hexdigest()[:24] if owner else ""
+
+
 class RedisSlotClaims:
     def __init__(self, client: Any, namespace: str, *, pending_ms: int, held_ms: int) -> None:
         self.client, self.namespace = client, namespace
@@ -99,20 +111,29 @@ class RedisSlotClaims:
         return [base, base + ":meta", base + ":bookings"]
 
     def claim(
-        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+        self,
+        charger_id: int,
+        connector_no: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+        owner: str = "",
     ) -> SlotClaim | None:
         """Claim the period; None if a live claim on the connector overlaps it (the slot is taken,
-        or being booked right now)."""
+        or being booked right now), unless only `owner`'s own do (see `SlotClaims.claim`)."""
         token = uuid.uuid4().hex
         args = [connector_no, _ms(starts_at), _ms(ends_at), token, _ms(now), self.pending_ms, self.held_ms]
+        args.append(_owner(owner))
         try:
             taken = self._claim(keys=self._keys(charger_id), args=args)
         except RedisError as exc:  # only an optimisation: the database decides alone meanwhile
             log.warning("slot claims unavailable, booking on the database alone: %s", exc)
             return SlotClaim(charger_id, "")
+        if taken in (b"", ""):  # a copy of the request holding it: the database decides
+            return SlotClaim(charger_id, "")
         if taken is not None:
             return None
-        return SlotClaim(charger_id, f"{connector_no}:{token}")
+        return SlotClaim(charger_id, f"{connector_no}:{_owner(owner)}{'/' if owner else ''}{token}")
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
         if claim.member:
@@ -140,6 +161,7 @@ class _Claim:
     start_ms: int
     end_ms: int
     expires_ms: int
+    owner: str = ""
     booking_id: int | None = None
 
 
@@ -153,18 +175,29 @@ class MemorySlotClaims:
         self._lock = threading.Lock()
 
     def claim(
-        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+        self,
+        charger_id: int,
+        connector_no: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+        owner: str = "",
     ) -> SlotClaim | None:
         start, end, at = _ms(starts_at), _ms(ends_at), _ms(now)
+        copy = False
         with self._lock:
             claims = self._claims.setdefault(charger_id, {})
             for member, c in list(claims.items()):
                 if c.end_ms <= at or c.expires_ms <= at:
                     del claims[member]
                 elif c.connector_no == connector_no and c.start_ms < end and c.end_ms > start:
-                    return None
+                    if not owner or c.owner != owner:
+                        return None
+                    copy = True
+            if copy:  # a copy of the request holding it: the database decides
+                return SlotClaim(charger_id, "")
             member = f"{connector_no}:{uuid.uuid4().hex}"
-            claims[member] = _Claim(connector_no, start, end, at + self.pending_ms)
+            claims[member] = _Claim(connector_no, start, end, at + self.pending_ms, owner)
         return SlotClaim(charger_id, member)
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:

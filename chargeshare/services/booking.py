@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
@@ -60,7 +60,8 @@ class BookRequest:
             self.connector_no,
             self.minutes,
             self.max_energy_wh,
-            None if self.starts_at is None else self.starts_at.isoformat(),
+            # The instant, in UTC: the same start written with another offset is the same request.
+            None if self.starts_at is None else self.starts_at.astimezone(UTC).isoformat(),
         ]
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
@@ -121,7 +122,9 @@ class BookingService:
             booking = tx.bookings.get(booking_id)
         if booking.status is BookingStatus.REQUESTED:
             raise RequestInProgress(f"booking {booking_id} is still waiting for its card hold")
-        if booking.status is BookingStatus.FAILED:
+        if booking.status is BookingStatus.FAILED and booking.payment_ref is None:
+            # Failed for its hold. One failed later (its charger refused the reservation) was
+            # confirmed when the first request answered: the copy answers with it too.
             raise self.settlement.placement_refusal(booking_id)
         return booking
 
@@ -140,8 +143,11 @@ class BookingService:
                 f"bookings can be made at most {self.rules.max_advance_days} days ahead "
                 f"(a card hold lapses after {self.rules.hold_lifetime_days})"
             )
-        # Claimed ahead of the database: in a race for the slot, the losers stop here.
-        claim = self.claims.claim(req.charger_id, req.connector_no, starts_at, ends_at, now)
+        # Claimed ahead of the database: in a race for the slot, the losers stop here. Not copies of
+        # one request, though: the first may not have committed (or may have died before it), and
+        # only the database can tell a copy whether to wait for it, answer with it, or book.
+        owner = "" if request_key is None else f"{req.driver_id}:{request_key}"
+        claim = self.claims.claim(req.charger_id, req.connector_no, starts_at, ends_at, now, owner)
         if claim is None:
             raise BookingConflict(
                 "the connector is already booked, or being booked, for an overlapping period"
@@ -151,7 +157,14 @@ class BookingService:
         except BaseException:
             self.claims.release(claim)
             raise
-        self.claims.confirm(claim, record.booking_id, now)
+        if claim.member:
+            self.claims.confirm(claim, record.booking_id, now)
+            # It may have ended since it was confirmed in the database (its host cancelled it, its
+            # charger refused the reservation), before the claim named it: that end released nothing.
+            with self.store.reading() as tx:
+                current = tx.bookings.get(record.booking_id)
+            if current.status not in (BookingStatus.CONFIRMED, BookingStatus.ACTIVE):
+                self.claims.release_booking(req.charger_id, record.booking_id)
         return record
 
     def _book_claimed(

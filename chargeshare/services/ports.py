@@ -523,9 +523,17 @@ class SlotClaims(Protocol):
     guard: a claim only ever refuses, and lapses by itself if never released."""
 
     def claim(
-        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+        self,
+        charger_id: int,
+        connector_no: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+        owner: str = "",
     ) -> SlotClaim | None:
-        """Claim the period; None when a live claim on the connector overlaps it."""
+        """Claim the period; None when a live claim on the connector overlaps it. A claim made under
+        the same non-empty `owner` (a copy of one request) refuses nothing: then nothing is claimed
+        (an empty member) and the database decides between the copies."""
         ...
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None: ...
@@ -539,7 +547,13 @@ class NoSlotClaims:
     """Nothing in front of the database: every booking goes to it, and it decides alone."""
 
     def claim(
-        self, charger_id: int, connector_no: int, starts_at: datetime, ends_at: datetime, now: datetime
+        self,
+        charger_id: int,
+        connector_no: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+        owner: str = "",
     ) -> SlotClaim | None:
         return SlotClaim(charger_id, "")
 

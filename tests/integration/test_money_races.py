@@ -24,7 +24,7 @@ from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.settlement import SettlementService
-from tests.conftest import T0, add_charger
+from tests.conftest import REDIS_URL, T0, add_charger
 
 pytestmark = pytest.mark.postgres
 
@@ -224,9 +224,24 @@ def test_a_stop_racing_the_lost_stop_close_bills_the_session_once(pg: App, pause
     assert_invariants(pg)
 
 
-def test_copies_of_one_booking_request_racing_book_and_hold_once(pg: App) -> None:
+@pytest.fixture(params=["database alone", pytest.param("redis claims", marks=pytest.mark.redis)])
+def pg_booking(request: pytest.FixtureRequest, postgres_url: str) -> Iterator[App]:
+    """PostgreSQL alone, or with the connector locks and slot claims in a real Redis in front."""
+    if request.param == "database alone":
+        yield request.getfixturevalue("pg")
+        return
+    request.getfixturevalue("redis_client")  # skips when there is no Redis
+    config = Config(database_url=postgres_url, redis_url=REDIS_URL, password_hash="fast")
+    app = build(config, clock=ManualClock(T0))
+    yield app
+    app.close()
+
+
+def test_copies_of_one_booking_request_racing_book_and_hold_once(pg_booking: App) -> None:
     """An app that sends its request again while the first is still running (its answer seemed
-    lost): with no lock service, only the database can tell the copies apart."""
+    lost): the database tells the copies apart, and a slot claim in front must not refuse a copy
+    of the request that holds it."""
+    pg = pg_booking
     charger = add_charger(pg, price=40)
     driver = pg.marketplace.add_driver("D", "TAG").driver_id
     for attempt in range(10):

@@ -3,7 +3,9 @@ a process killed after the commit) answers as the first one did, and never books
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -20,6 +22,8 @@ from chargeshare.domain.errors import (
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
+from chargeshare.services.ports import Lease, LockManager
+from chargeshare.services.records import BookingRecord
 from chargeshare.services.settlement import SettlementService
 from tests.conftest import add_charger
 
@@ -154,3 +158,86 @@ def test_a_request_whose_process_died_mid_hold_is_in_progress_until_recovery_fai
         app.bookings.book(req, request_key="dying")
     assert app.bookings.book(req, request_key="fresh").status is BookingStatus.CONFIRMED
     assert failing(app) == set()
+
+
+class CopyArrivesMidway:
+    """The connector lock, letting a copy of the request in (once) after the first has claimed the
+    slot ahead of the database and before it writes its booking: two copies racing."""
+
+    def __init__(self, inner: LockManager, copy: Callable[[], BookingRecord]) -> None:
+        self.inner, self.copy = inner, copy
+        self.answer: BookingRecord | Exception | None = None
+
+    @contextmanager
+    def hold(self, key: str, ttl_ms: int) -> Iterator[Lease | None]:
+        copy, self.copy = self.copy, None  # type: ignore[assignment]
+        if copy is not None:
+            try:
+                self.answer = copy()
+            except Exception as exc:
+                self.answer = exc
+        with self.inner.hold(key, ttl_ms) as lease:
+            yield lease
+
+
+def test_a_copy_racing_the_first_is_not_refused_by_the_first_ones_claim(
+    app: App, booked: tuple[int, BookRequest]
+) -> None:
+    """The slot claim the first request holds is no conflict for its own copy: the database decides
+    between the two, and both answer with the one booking."""
+    _, req = booked
+    locks = CopyArrivesMidway(app.bookings.locks, lambda: app.bookings.book(req, request_key="racing"))
+    app.bookings.locks = locks
+    first = app.bookings.book(req, request_key="racing")
+    assert locks.answer == first and first.status is BookingStatus.CONFIRMED
+    assert (holds_placed(app), ledger_holds(app)) == (1, 1)
+    assert failing(app) == set()
+
+
+def test_a_copy_sent_after_the_first_died_before_writing_books_at_once(
+    app: App, booked: tuple[int, BookRequest]
+) -> None:
+    """A process killed between its claim and its commit leaves the claim pending (nothing releases
+    it); the driver's copy must not be told the slot is taken by its own dead request."""
+    _, req = booked
+
+    def killed(*_: object) -> None:
+        raise ProcessKilled
+
+    app.bookings.claims.release = killed  # type: ignore[method-assign, assignment]
+    app.bookings.locks = CopyArrivesMidway(app.bookings.locks, killed)  # type: ignore[arg-type]
+    with pytest.raises(ProcessKilled):
+        app.bookings.book(req, request_key="orphaned")
+    vars(app.bookings.claims).pop("release")
+    assert app.bookings.book(req, request_key="orphaned").status is BookingStatus.CONFIRMED
+
+
+def test_a_copy_after_the_charger_refused_the_reservation_answers_with_the_booking(
+    app: App, booked: tuple[int, BookRequest]
+) -> None:
+    """The first request was answered with its confirmed booking; the charger then refused the
+    reservation and the booking failed. That is no refusal of the card hold: the copy answers as the
+    first did, with the booking (now failed), not "nothing was booked"."""
+    _, req = booked
+    first = app.bookings.book(req, request_key="then-refused")
+    assert first.status is BookingStatus.CONFIRMED
+    app.bookings.reservation_answered(first.booking_id, "Rejected")
+    again = app.bookings.book(req, request_key="then-refused")
+    assert (again.booking_id, again.status) == (first.booking_id, BookingStatus.FAILED)
+    assert holds_placed(app) == 1
+
+
+def test_a_copy_naming_the_same_start_in_another_offset_is_the_same_request(
+    app: App, booked: tuple[int, BookRequest]
+) -> None:
+    """An app that formats the start in local time with its offset one time and in UTC the next
+    asks for the same period: the key's request is the instant, not how it was written."""
+    driver, req = booked
+    start = app.clock.now().replace(microsecond=0) + timedelta(hours=3)
+    local = BookRequest(
+        driver, req.charger_id, 1, 60, 10_000, starts_at=start.astimezone(timezone(timedelta(hours=1)))
+    )
+    first = app.bookings.book(local, request_key="offsets")
+    utc = BookRequest(driver, req.charger_id, 1, 60, 10_000, starts_at=start)
+    assert app.bookings.book(utc, request_key="offsets") == first
+    assert holds_placed(app) == 1

@@ -14,6 +14,7 @@ from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.errors import BookingConflict, PaymentDeclined
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import BookingConfirmed
 from tests.conftest import add_charger
 
 
@@ -61,3 +62,23 @@ def test_a_session_stopped_early_frees_the_rest_of_its_period(
     later = clock.now() + timedelta(minutes=20)
     rest = BookRequest(second, charger, 1, 30, 10_000, starts_at=later)
     assert app.bookings.book(rest).status is BookingStatus.CONFIRMED
+
+
+def test_a_booking_ended_before_its_claim_was_confirmed_leaves_no_claim(
+    app: App, ready: tuple[int, int, int]
+) -> None:
+    """Its host cancels it (or its charger refuses the reservation) the moment it is confirmed, while
+    the request that made it has still to confirm its claim: the claim must not outlive it."""
+    charger, first, second = ready
+    with app.store.reading() as tx:
+        host = tx.chargers.by_id(charger).host_id
+
+    def cancel_at_once(e: BookingConfirmed) -> None:
+        if e.driver_id == first:
+            app.bookings.cancel(e.booking_id, host_id=host)
+
+    app.bus.subscribe(BookingConfirmed, cancel_at_once)
+    booked = app.bookings.book(BookRequest(first, charger, 1, 60, 10_000))
+    with app.store.reading() as tx:
+        assert tx.bookings.get(booked.booking_id).status is BookingStatus.CANCELLED
+    assert app.bookings.book(BookRequest(second, charger, 1, 60, 10_000)).status is BookingStatus.CONFIRMED

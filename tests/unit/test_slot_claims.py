@@ -114,3 +114,18 @@ def test_claims_match_a_model_of_half_open_periods(steps: list[tuple[int, int, i
                     c.release(got)
                 else:
                     held[(connector, start, end)] = got
+
+
+def test_a_copy_of_the_owners_request_claims_nothing_and_is_not_refused(claims: SlotClaims) -> None:
+    first = claims.claim(7, 1, at(0), at(60), at(-60), owner="4:key/with:odd chars")
+    assert first is not None and first.member
+    # The copy: let through to the database, holding no claim of its own.
+    assert claims.claim(7, 1, at(0), at(60), at(-60), owner="4:key/with:odd chars") == SlotClaim(7, "")
+    assert claims.claim(7, 1, at(0), at(60), at(-60), owner="5:key/with:odd chars") is None
+    assert claims.claim(7, 1, at(0), at(60), at(-60)) is None
+    other = claims.claim(7, 1, at(60), at(120), at(-60))
+    assert other is not None
+    # Overlapping the owner's claim and someone else's: refused.
+    assert claims.claim(7, 1, at(30), at(90), at(-60), owner="4:key/with:odd chars") is None
+    claims.confirm(first, 9, at(-60))
+    assert claims.claim(7, 1, at(0), at(60), at(-59.5), owner="4:key/with:odd chars") == SlotClaim(7, "")
