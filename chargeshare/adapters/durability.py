@@ -12,9 +12,8 @@ On PostgreSQL the same: units of work inside `deferred()` run on connections wit
 synchronous_commit=off (the commit returns once its record is in the server's WAL buffers, visible to
 everyone), and `flushed()` commits one transaction that writes to the WAL (a transactional logical
 message, which touches no table) with synchronous_commit on: PostgreSQL then flushes the WAL up to
-that commit's record, which lies after every commit that returned before it. A role that may not
-write such messages (only superusers may, unless granted) gets no group commit: every commit waits
-for its flush. A crash of the PostgreSQL server may lose deferred commits not yet flushed,
+that commit's record, which lies after every commit that returned before it. A role whose right to
+write such messages was revoked gets no group commit: every commit waits for its flush. A crash of the PostgreSQL server may lose deferred commits not yet flushed,
 which no reply has acknowledged (the charger sends them again). Every other writer's commit waits for
 its own flush, and since the WAL is one sequence, that flush covers every deferred commit it could
 have read: the payments worker's claim on a step is durable only with the stop that queued it.
@@ -199,7 +198,12 @@ class PostgresGroupCommit:
 # A commit waits for the WAL flush only if its transaction wrote WAL: taking a transaction id alone
 # does not, a transactional logical message does (and changes no table).
 _FLUSH_WAL = "SELECT pg_logical_emit_message(true, 'chargeshare.flush', '')"
-_MAY_FLUSH = "SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'execute')"
+# By name, not signature: PostgreSQL 17 gave the function a fourth argument (with a default).
+_MAY_FLUSH = (
+    "SELECT coalesce(bool_or(has_function_privilege(oid, 'execute')), false) FROM pg_proc "
+    "WHERE proname = 'pg_logical_emit_message' AND pronamespace = 'pg_catalog'::regnamespace "
+    "AND pronargs >= 3 AND proargtypes[0] = 'boolean'::regtype AND proargtypes[2] = 'text'::regtype"
+)
 
 
 def flush_wal(engine: Engine) -> None:
