@@ -8,15 +8,16 @@ crash), and the reply waits for `flushed()`: an fsync of the write-ahead log, ru
 by every reply waiting at the time. Writes made anywhere else (HTTP API, housekeeping) keep
 synchronous=FULL and are durable when their commit returns, as before.
 
-On PostgreSQL the same: units of work inside `deferred()` run on connections with
-synchronous_commit=off (the commit returns once its record is in the server's WAL buffers, visible to
-everyone), and `flushed()` commits one transaction that writes to the WAL (a transactional logical
-message, which touches no table) with synchronous_commit on: PostgreSQL then flushes the WAL up to
-that commit's record, which lies after every commit that returned before it. A role whose right to
-write such messages was revoked gets no group commit: every commit waits for its flush. A crash of the PostgreSQL server may lose deferred commits not yet flushed,
-which no reply has acknowledged (the charger sends them again). Every other writer's commit waits for
-its own flush, and since the WAL is one sequence, that flush covers every deferred commit it could
-have read: the payments worker's claim on a step is durable only with the stop that queued it.
+On PostgreSQL the same: units of work inside `deferred()` run on connections with synchronous_commit=off
+(the commit returns once its record is in the server's WAL buffers, visible to everyone), and
+`flushed()` commits one transaction that writes to the WAL (a transactional logical message, which
+touches no table) with synchronous_commit on: PostgreSQL then flushes the WAL up to that commit's
+record, which lies after every commit that returned before it. A role whose right to write such messages
+was revoked gets no group commit: every commit waits for its flush. A crash of the PostgreSQL server may
+lose deferred commits not yet flushed, which no reply has acknowledged (the charger sends them again).
+Every other writer's commit waits for its own flush, and since the WAL is one sequence, that flush
+covers every deferred commit it could have read: the payments worker's claim on a step is durable only
+with the stop that queued it.
 
 An in-memory database has no disk, so there `flushed()` returns at once.
 """
