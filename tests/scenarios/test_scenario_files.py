@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
 from chargeshare.domain.tariff import Tariff
+from chargeshare.services.ports import SlotClaim
 from simulators.scenario import ScenarioError, discover, load
 from simulators.scenario_runner import run_scenario
 from tests.busy_cores import busy_cores
@@ -38,6 +39,12 @@ async def test_without_the_overlap_check_the_race_scenario_goes_red(monkeypatch:
     # Mutate the store: its overlap query no longer sees any live booking (SQLite has no constraint).
     # The charger's reservations then turn the extra bookings away, but the scenario must still fail.
     monkeypatch.setattr("chargeshare.adapters.sql.bookings.LIVE_STATES", frozenset())
+    # The slot claims in front would refuse the racers first; with them out of service (as when
+    # their Redis is unreachable) the database is the only guard, which is what this mutant breaks.
+    monkeypatch.setattr(
+        "chargeshare.adapters.redis_slot_claims.MemorySlotClaims.claim",
+        lambda self, charger_id, *_: SlotClaim(charger_id, ""),
+    )
     result = await run_scenario(load(ROOT / "scenarios" / "race-same-charger.yaml"))
     assert not result.ok
     assert any(f.startswith("expectation: bookings = ") for f in result.failures), result.failures
