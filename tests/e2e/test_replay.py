@@ -39,7 +39,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     out = tmp_path_factory.mktemp("recorded")
     args = ["simulate", "--chargers", "4", "--drivers", "8", "--duration", "60", "--speed", "600"]
     args += ["--seed", "3", "--trace", str(out / "run.jsonl"), "--plot", str(out / "run.png")]
-    args += ["--report", str(out / "run.json")]
+    args += ["--json", str(out / "run.json")]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.stdout
     report = json.loads((out / "run.json").read_text())
