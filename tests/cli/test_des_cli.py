@@ -115,7 +115,7 @@ def test_bad_durations_and_plot_formats_are_one_line_usage_errors(tmp_path: Path
 def test_bench_des_smoke_reports_both_loops(tmp_path: Path) -> None:
     out = tmp_path / "des.json"
     result = runner.invoke(
-        app, ["bench", "des", "--chargers", "10", "--hours", "1", "--radius-km", "5", "--json", str(out)]
+        app, ["bench", "des", "--chargers", "10", "--duration", "1h", "--radius-km", "5", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())
