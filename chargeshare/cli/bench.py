@@ -252,7 +252,7 @@ def ocpp(
     ] = 12.0,
     backend: Annotated[
         OcppBackend | None,
-        typer.Option(help="Our server's database [default: sqlite; postgres with --processes]."),
+        typer.Option(help="Our server's database.", show_default="sqlite; postgres with --processes"),
     ] = None,
     postgres_url: PostgresOpt = DEFAULT_POSTGRES_ADMIN_URL,
     processes: Annotated[
@@ -335,7 +335,7 @@ def des(
         float, duration_option("Simulated time.", "h", default_s=86_400, min_s=360, max_s=7 * 86_400)
     ] = 86_400.0,
     drivers: Annotated[
-        int | None, typer.Option(help="Drivers [default: one per charger].", min=0, max=200_000)
+        int | None, typer.Option(help="Drivers.", show_default="one per charger", min=0, max=200_000)
     ] = None,
     heartbeat: Annotated[
         float,
