@@ -1,5 +1,5 @@
-"""Pictures of a run: utilisation, power drawn and cumulative revenue over simulated time, as a PNG
-(matplotlib, headless) or a self-contained HTML page with inline SVG (no dependencies)."""
+"""Pictures of a run: utilisation, power drawn and cumulative revenue over simulated time, as a PNG or
+an SVG (matplotlib, headless), or a self-contained HTML page with inline SVG (no dependencies)."""
 
 from __future__ import annotations
 
@@ -41,13 +41,16 @@ def series_of(timeline: Timeline) -> list[Series]:
     ]
 
 
+PLOT_FORMATS = ("png", "svg")
+
+
 def write_plot(path: Path, timeline: Timeline, *, title: str) -> None:
-    """A PNG for `.png`, otherwise an HTML report."""
-    if path.suffix.lower() == ".png":
-        figure = build_figure(timeline, title=title)
-        figure.savefig(path, format="png", dpi=100)
-    else:
-        path.write_text(html_report(timeline, title=title), encoding="utf-8")
+    """A PNG or an SVG, chosen by the extension (the CLI refuses any other before the run)."""
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in PLOT_FORMATS:
+        raise ValueError(f"{path}: a plot is a .png or an .svg file")
+    figure = build_figure(timeline, title=title)
+    figure.savefig(path, format=kind, dpi=100)
 
 
 def build_figure(timeline: Timeline, *, title: str) -> Figure:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
@@ -26,6 +26,8 @@ class RunReport:
     deterministic: bool = False
     # Live runs: real seconds simulated time stood still waiting for a busy machine (large: starved).
     clock_held_s: float = 0.0
+    # What the command line changed in a scenario file's parameters: {name: {"file": x, "given": y}}.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -39,6 +41,8 @@ class RunReport:
             "invariants": [asdict(r) for r in self.invariants],
             "errors": self.errors,
         }
+        if self.overrides:  # absent otherwise: reports of runs without them keep their bytes
+            body["overrides"] = self.overrides
         if not self.deterministic:
             body["wall_seconds"] = round(self.wall_s, 3)
             body["clock_held_seconds"] = round(self.clock_held_s, 3)

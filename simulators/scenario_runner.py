@@ -96,6 +96,6 @@ def junit_xml(results: list[ScenarioResult], suite: str = "chargeshare-scenarios
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_report(results: list[ScenarioResult], path: Path) -> None:
+def report_json(results: list[ScenarioResult]) -> str:
     body = {"ok": all(r.ok for r in results), "scenarios": [r.to_dict() for r in results]}
-    path.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return json.dumps(body, indent=2, sort_keys=True) + "\n"

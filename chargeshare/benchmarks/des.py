@@ -9,7 +9,7 @@ two wall times is what the models, the frames and the services add on top of the
 
 Wall time covers building the store and the fleet, simulating, winding down and checking every
 invariant. CPU time (this process's, user + system) is reported beside it: on a shared machine the
-wall time also counts waiting for a core, the CPU time does not. Run with `--profile` to see where
+wall time also counts waiting for a core, the CPU time does not. Run with `--cprofile` to see where
 the time goes (profiling slows it, so its times are not the figures).
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.open_backend import DatabaseUrl, open_app
+from chargeshare.cli.options import json_list_option, write_rows
 from chargeshare.domain.accounts import KycStatus
 
 app = typer.Typer(help="Accounts, admin accounts and hosts' KYC status.", no_args_is_help=True)
@@ -46,6 +48,7 @@ def kyc(
 def list_accounts(
     role: Annotated[str | None, typer.Option(help="Only this role: driver, host or admin.")] = None,
     database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
 ) -> None:
     """Every account with its role; hosts with their host id (what `accounts kyc` takes) and KYC."""
     if role not in (None, "driver", "host", "admin"):
@@ -53,6 +56,17 @@ def list_accounts(
     with open_app(database_url) as a, a.store.reading() as tx:
         accounts = [x for x in tx.accounts.all() if role in (None, x.role)]
         hosts = {h.host_id: h for h in tx.accounts.hosts()}
+    if json_out is not None:
+        rows = []
+        for x in accounts:
+            host = None if x.host_id is None else hosts.get(x.host_id)
+            rows.append(
+                {"account_id": x.account_id, "email": x.email, "role": x.role, "host_id": x.host_id}
+                | {"host_name": None if host is None else host.name, "driver_id": x.driver_id}
+                | {"kyc_status": None if host is None else str(host.kyc_status)}
+            )
+        write_rows(json_out, rows)
+        return
     table = Table("account", "email", "role", "host id", "host", "KYC", "driver id")
     for x in accounts:
         host = None if x.host_id is None else hosts.get(x.host_id)

@@ -11,7 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer._click.core import Command
+from typer._click.exceptions import UsageError
+from typer.core import TyperGroup, TyperOption
 
 from chargeshare import __version__
 from chargeshare.cli import accounts, bench, chargers, db, errors, payments, replay, scenario, serve, simulate
@@ -24,7 +26,15 @@ class Commands(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type lives in a private module
         try:
             return super().invoke(ctx)
-        except (typer.TyperException, typer.Exit, typer.Abort):  # usage errors, exits: typer's own
+        except UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help text itself, not an error
+                raise
+            hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            Console(stderr=True, soft_wrap=True, highlight=False).print(
+                "[red]error:[/] " + escape(exc.format_message()) + hint
+            )
+            raise typer.Exit(errors.USAGE) from None
+        except (typer.TyperException, typer.Exit, typer.Abort):  # exits: typer's own
             raise
         except (Exception, KeyboardInterrupt) as exc:
             problem = errors.describe(exc)
@@ -33,6 +43,29 @@ class Commands(TyperGroup):
             prefix = "" if problem.code == errors.INTERRUPTED else "[red]error:[/] "
             Console(stderr=True, soft_wrap=True, highlight=False).print(prefix + escape(problem.message))
             raise typer.Exit(problem.code) from None
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _untype_flags(command, ctx)
+        return command
+
+
+def _untype_flags(command: Command, ctx: Any) -> None:
+    """A flag takes no value: Typer's help would still print a `<bool>` type beside it."""
+    _plain_flags(command.get_params(ctx))  # --help too: the command keeps the one it makes here
+    for sub in getattr(command, "commands", {}).values():
+        _untype_flags(sub, ctx)
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""  # what the help shows as the type; a flag's value is never typed
+    return params
 
 
 EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in errors.EXIT_CODES) + "."

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem
+from chargeshare.cli.options import duration_option, json_option, to_stdout, write_output
 
 # Defaults of chargeshare.benchmarks, repeated so that --help loads no benchmark (a test keeps them equal).
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -54,19 +55,18 @@ PostgresOpt = Annotated[
 REPORT_WIDTH = 130  # when not on a terminal (piped, captured), wide enough for the tables
 
 
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=REPORT_WIDTH)
+def _console(json_out: Path | None) -> Console:
+    """The tables' console: stderr when the figures go to stdout, so that they parse as JSON."""
+    stderr = to_stdout(json_out)
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(width=REPORT_WIDTH, stderr=stderr)
 
 
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")]
+JsonOpt = Annotated[Path | None, json_option("the figures too")]
 
 
-def _preflight(console: Console, backends: tuple[str, ...], postgres_url: str, out: Path | None) -> None:
-    """Exit before any work if the output cannot be written (2) or PostgreSQL cannot be used (3)."""
-    if out is not None and not out.parent.is_dir():
-        console.print(f"[red]error:[/] directory {out.parent} does not exist")
-        raise typer.Exit(2)
+def _preflight(backends: tuple[str, ...], postgres_url: str) -> None:
+    """Exit before any work if PostgreSQL cannot be used (3); --json's directory is checked as parsed."""
     if "postgres" in backends:
         from chargeshare.benchmarks.databases import BenchUnavailable, check_postgres
 
@@ -78,7 +78,7 @@ def _preflight(console: Console, backends: tuple[str, ...], postgres_url: str, o
 
 def _write_json(console: Console, out: Path | None, data: dict[str, Any]) -> None:
     if out is not None:
-        out.write_text(json.dumps(data, indent=2) + "\n")
+        write_output(out, json.dumps(data, indent=2))
         console.print(f"figures written to {out}")
 
 
@@ -99,9 +99,9 @@ def geo(
     """
     from chargeshare.benchmarks import geo as geo_bench
 
-    console = _console()
+    console = _console(json_out)
     backends = backend.backends()
-    _preflight(console, backends, postgres_url, json_out)
+    _preflight(backends, postgres_url)
     params = geo_bench.GeoParams(chargers, backends, queries, seed, postgres_url)
     console.print(
         f"bench geo: {chargers:,} chargers, {queries} queries per kind, seed {seed}, on {', '.join(backends)}"
@@ -132,9 +132,9 @@ def race(
     """
     from chargeshare.benchmarks import race as race_bench
 
-    console = _console()
+    console = _console(json_out)
     backends = backend.backends()
-    _preflight(console, backends, postgres_url, json_out)
+    _preflight(backends, postgres_url)
     params = race_bench.RaceParams(attempts, backends, locks.modes(), threads, redis_url, postgres_url)
     results = race_bench.run_races(params, console)
     race_bench.render(results, console)
@@ -195,7 +195,7 @@ def _ocpp_processes(
     if min(sizes) < max(counts):
         console.print("[red]error:[/] every process needs a charger: more chargers than processes")
         raise typer.Exit(2)
-    _preflight(console, ("postgres",), postgres_url, json_out)
+    _preflight(("postgres",), postgres_url)
     try:
         ocpp_bench.check_messages(sizes, messages)
         ocpp_bench.ensure_file_limit(max(sizes))
@@ -227,27 +227,32 @@ def ocpp(
     messages: Annotated[
         int, typer.Option(help="Frames in the throughput phase, over all chargers.", min=1, max=1_000_000)
     ] = 20_000,
-    paced_seconds: Annotated[
+    paced: Annotated[
         float,
-        typer.Option(
-            help="Length of the paced phase (1 MeterValues per 10 s per charger); 0 skips it.", min=0, max=600
+        duration_option(
+            "Length of the paced phase (1 MeterValues per 10 s per charger); 0 skips it.",
+            "s",
+            default_s=30,
+            max_s=600,
         ),
     ] = 30.0,
     throughput_limit: Annotated[
-        float, typer.Option(help="Time limit of the throughput phase, seconds.", min=1, max=1800)
-    ] = 120.0,
-    slow_provider_seconds: Annotated[
         float,
-        typer.Option(
-            help="Ours only: the payment provider answers captures after this many seconds while 1% of "
-            "the chargers stop and the rest keep sending; 0 skips the phase.",
-            min=0,
-            max=120,
+        duration_option("Time limit of the throughput phase.", "s", default_s=120, min_s=1, max_s=1800),
+    ] = 120.0,
+    slow_provider: Annotated[
+        float,
+        duration_option(
+            "Ours only: the payment provider answers captures this late while 1% of the chargers stop "
+            "and the rest keep sending; 0 skips the phase.",
+            "s",
+            default_s=12,
+            max_s=120,
         ),
     ] = 12.0,
     backend: Annotated[
         OcppBackend | None,
-        typer.Option(help="Our server's database [default: sqlite; postgres with --processes]."),
+        typer.Option(help="Our server's database.", show_default="sqlite; postgres with --processes"),
     ] = None,
     postgres_url: PostgresOpt = DEFAULT_POSTGRES_ADMIN_URL,
     processes: Annotated[
@@ -279,7 +284,7 @@ def ocpp(
     """
     from chargeshare.benchmarks import ocpp as ocpp_bench
 
-    console = _console()
+    console = _console(json_out)
     sizes = _sizes(chargers)
     if processes is not None:
         _ocpp_processes(
@@ -295,7 +300,7 @@ def ocpp(
         )
         return
     backend = backend or OcppBackend.SQLITE
-    _preflight(console, (backend.value,), postgres_url, json_out)
+    _preflight((backend.value,), postgres_url)
     try:
         ocpp_bench.check_messages(sizes, messages)
         ocpp_bench.ensure_file_limit(max(sizes))
@@ -305,15 +310,15 @@ def ocpp(
     params = ocpp_bench.OcppParams(
         sizes,
         messages,
-        paced_seconds,
+        paced,
         backend.value,
         postgres_url,
         throughput_limit,
-        slow_provider_s=slow_provider_seconds,
+        slow_provider_s=slow_provider,
     )
     console.print(
         f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {messages:,} frames, "
-        f"paced {paced_seconds:g} s, slow provider {slow_provider_seconds:g} s, ours on {backend.value}"
+        f"paced {paced:g} s, slow provider {slow_provider:g} s, ours on {backend.value}"
     )
     report = ocpp_bench.run_ocpp(params, console)
     ocpp_bench.render(report, console)
@@ -326,18 +331,25 @@ def ocpp(
 @app.command("des")
 def des(
     chargers: Annotated[int, typer.Option(help="Chargers in the fleet.", min=1, max=100_000)] = 10_000,
-    hours: Annotated[float, typer.Option(help="Simulated hours.", min=0.1, max=7 * 24)] = 24.0,
+    duration: Annotated[
+        float, duration_option("Simulated time.", "h", default_s=86_400, min_s=360, max_s=7 * 86_400)
+    ] = 86_400.0,
     drivers: Annotated[
-        int | None, typer.Option(help="Drivers [default: one per charger].", min=0, max=200_000)
+        int | None, typer.Option(help="Drivers.", show_default="one per charger", min=0, max=200_000)
     ] = None,
-    heartbeat_s: Annotated[
-        int, typer.Option(help="Heartbeat interval the backend hands out (sent only when idle).", min=60)
-    ] = 3_600,
-    meter_interval_s: Annotated[int, typer.Option(help="MeterValues interval while charging.", min=60)] = 900,
+    heartbeat: Annotated[
+        float,
+        duration_option(
+            "Heartbeat interval the backend hands out (sent only when idle).", "s", default_s=3_600, min_s=60
+        ),
+    ] = 3_600.0,
+    meter_interval: Annotated[
+        float, duration_option("MeterValues interval while charging.", "s", default_s=900, min_s=60)
+    ] = 900.0,
     radius_km: Annotated[float, typer.Option(help="Radius the fleet and drivers spread over.", min=1)] = 30.0,
     seed: Annotated[int, typer.Option(help="Seed for the fleet, drivers and the bare loop.")] = 1,
-    profile: Annotated[
-        bool, typer.Option("--profile", help="Also show where the time goes (cProfile).")
+    cprofile: Annotated[
+        bool, typer.Option("--cprofile", help="Also show where the time goes (cProfile).")
     ] = False,
     json_out: JsonOpt = None,
 ) -> None:
@@ -348,10 +360,10 @@ def des(
     """
     from chargeshare.benchmarks import des as des_bench
 
-    console = _console()
-    _preflight(console, (), "", json_out)
+    console = _console(json_out)
+    hours = duration / 3600
     params = des_bench.DesBenchParams(
-        chargers, drivers, hours, heartbeat_s, meter_interval_s, radius_km, seed, profile
+        chargers, drivers, hours, round(heartbeat), round(meter_interval), radius_km, seed, cprofile
     )
     console.print(f"bench des: {chargers:,} chargers for {hours:g} simulated hours, seed {seed}")
     result = des_bench.run_bench(params)

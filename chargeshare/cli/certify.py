@@ -16,6 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem, doing, run_async
+from chargeshare.cli.options import (
+    duration_option,
+    duration_parser,
+    html_option,
+    human_output,
+    json_option,
+    junit_option,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -44,9 +53,9 @@ class Protocol(StrEnum):
 
 _COLOUR = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "NOT APPLICABLE": "dim"}  # by Verdict
 
-ReportPath = Annotated[Path | None, typer.Option(help="Write the HTML report here.")]
-JunitPath = Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report here.")]
-JsonPath = Annotated[Path | None, typer.Option("--json", help="Write a JSON report here.")]
+HtmlPath = Annotated[Path | None, html_option("the certification report")]
+JunitPath = Annotated[Path | None, junit_option("the verdicts (one test case per case)")]
+JsonPath = Annotated[Path | None, json_option("the certification report")]
 
 
 def parse_profiles(text: str | None) -> set[Profile] | None:
@@ -99,12 +108,12 @@ class _Live:
 
 
 def _finish(report: CertificationReport, html: Path | None, junit: Path | None, json_: Path | None) -> None:
-    from chargeshare.certify.report import write_reports
+    from chargeshare.certify.report import to_html, to_json, to_junit
 
     show(report)
-    write_reports(report, html_path=html, junit_path=junit, json_path=json_)
-    for path in (html, junit, json_):
+    for path, render in ((html, to_html), (junit, to_junit), (json_, to_json)):
         if path is not None:
+            write_output(path, render(report))
             console.print(f"wrote {path}")
     raise typer.Exit(0 if report.passed else 1)
 
@@ -121,7 +130,7 @@ def certify(
         str | None,
         typer.Option(help="Comma-separated profiles to run: " + ", ".join(PROFILES) + " (default all)."),
     ] = None,
-    report: ReportPath = None,
+    html: HtmlPath = None,
     junit: JunitPath = None,
     json_: JsonPath = None,
     auto: Annotated[
@@ -144,13 +153,19 @@ def certify(
         str, typer.Option(help="A card the operator will present (accepted by the test bench).")
     ] = DEFAULT_ID_TAG,
     connect_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for the charger to connect.")
+        float, duration_option("How long to wait for the charger to connect.", "s", default_s=600)
     ] = 600.0,
-    case_timeout: Annotated[float, typer.Option(help="Seconds each case may take.")] = 300.0,
+    case_timeout: Annotated[
+        float, duration_option("How long each case may take.", "s", default_s=300, min_s=1)
+    ] = 300.0,
     wait: Annotated[
         float | None,
         typer.Option(
-            help="Seconds to wait for a frame the charger sends by itself (default 60; 20 with --auto)."
+            help="How long to wait for a frame the charger sends by itself. E.g. 45s, 2m; a bare number "
+            "is seconds.",
+            parser=duration_parser("s", min_s=0, max_s=None),
+            metavar="DURATION",
+            show_default="1m; 20s with --auto",
         ),
     ] = None,
     firmware_url: Annotated[str | None, typer.Option(help="A firmware image URL for TC_044.")] = None,
@@ -161,48 +176,49 @@ def certify(
     ] = None,
 ) -> None:
     """Certify a charger: register it, wait for it to connect, run the cases, report the verdicts."""
-    import secrets
+    with human_output(console, json_):  # a JSON report on stdout: the rest to stderr
+        import secrets
 
-    from chargeshare.bootstrap import Config, build
-    from chargeshare.certify.context import LinkLost, Settings
-    from chargeshare.services.clock import ScaledClock, SystemClock
+        from chargeshare.bootstrap import Config, build
+        from chargeshare.certify.context import LinkLost, Settings
+        from chargeshare.services.clock import ScaledClock, SystemClock
 
-    profiles = parse_profiles(profile)
-    settings = Settings(id_tag=id_tag, firmware_url=firmware_url, diagnostics_url=diagnostics_url)
-    if auto:  # a virtual charger answers at once: shorter waits keep a failing run short
-        settings = replace(settings, event_timeout_s=20.0, quiet_s=2.0)
-    if wait is not None:
-        settings = replace(settings, event_timeout_s=wait)
-    password = password or secrets.token_urlsafe(18)[:24]
-    clock: Clock = ScaledClock(datetime.now(UTC), AUTO_CLOCK_FACTOR) if auto else SystemClock()
-    if variant is not None and not auto:
-        raise typer.BadParameter("--variant needs --auto", param_hint="--variant")
-    with doing("cannot open the database"):
-        app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
-    try:
-        result = run_async(
-            _certify(
-                app,
-                charger_id,
-                password,
-                settings,
-                clock,
-                protocol=None if protocol is None else protocol.value,
-                profiles=profiles,
-                auto=auto,
-                variant=variant,
-                host=host,
-                port=port,
-                public_url=public_url,
-                connect_timeout=connect_timeout,
-                case_timeout=case_timeout,
+        profiles = parse_profiles(profile)
+        settings = Settings(id_tag=id_tag, firmware_url=firmware_url, diagnostics_url=diagnostics_url)
+        if auto:  # a virtual charger answers at once: shorter waits keep a failing run short
+            settings = replace(settings, event_timeout_s=20.0, quiet_s=2.0)
+        if wait is not None:
+            settings = replace(settings, event_timeout_s=wait)
+        password = password or secrets.token_urlsafe(18)[:24]
+        clock: Clock = ScaledClock(datetime.now(UTC), AUTO_CLOCK_FACTOR) if auto else SystemClock()
+        if variant is not None and not auto:
+            raise typer.BadParameter("--variant needs --auto", param_hint="--variant")
+        with doing("cannot open the database"):
+            app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
+        try:
+            result = run_async(
+                _certify(
+                    app,
+                    charger_id,
+                    password,
+                    settings,
+                    clock,
+                    protocol=None if protocol is None else protocol.value,
+                    profiles=profiles,
+                    auto=auto,
+                    variant=variant,
+                    host=host,
+                    port=port,
+                    public_url=public_url,
+                    connect_timeout=connect_timeout,
+                    case_timeout=case_timeout,
+                )
             )
-        )
-    except LinkLost as exc:  # the charger never came, or went
-        raise Problem(str(exc), ENVIRONMENT) from exc
-    finally:
-        app.close()
-    _finish(result, report, junit, json_)
+        except LinkLost as exc:  # the charger never came, or went
+            raise Problem(str(exc), ENVIRONMENT) from exc
+        finally:
+            app.close()
+        _finish(result, html, junit, json_)
 
 
 async def _certify(
@@ -306,21 +322,30 @@ def certify_csms(
         "CERT-VALID-1"
     ),
     listen: Annotated[
-        float, typer.Option(help="Seconds to stay connected answering whatever the CSMS sends.")
+        float,
+        duration_option("How long to stay connected answering whatever the CSMS sends.", "s", default_s=5),
     ] = 5.0,
-    report: ReportPath = None,
+    html: HtmlPath = None,
     junit: JunitPath = None,
     json_: JsonPath = None,
 ) -> None:
     """Certify a Central System: our virtual charger boots, heartbeats, reports status, authorises and
     runs a transaction against it, answers its commands, and judges what it sent back."""
-    from chargeshare.certify.context import LinkLost
-    from chargeshare.certify.csms import certify_csms as run
+    with human_output(console, json_):  # a JSON report on stdout: the rest to stderr
+        from chargeshare.certify.context import LinkLost
+        from chargeshare.certify.csms import certify_csms as run
 
-    try:
-        result = run_async(
-            run(url, charger_id, protocol=protocol.value, password=password, id_tag=id_tag, listen_s=listen)
-        )
-    except (OSError, LinkLost) as exc:  # the Central System is unreachable, or hung up
-        raise Problem(f"cannot certify {url}: {exc}", ENVIRONMENT) from exc
-    _finish(result, report, junit, json_)
+        try:
+            result = run_async(
+                run(
+                    url,
+                    charger_id,
+                    protocol=protocol.value,
+                    password=password,
+                    id_tag=id_tag,
+                    listen_s=listen,
+                )
+            )
+        except (OSError, LinkLost) as exc:  # the Central System is unreachable, or hung up
+            raise Problem(f"cannot certify {url}: {exc}", ENVIRONMENT) from exc
+        _finish(result, html, junit, json_)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -9,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.open_backend import DatabaseUrl, open_app
+from chargeshare.cli.options import duration_option, json_list_option, write_rows
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
@@ -31,7 +33,9 @@ def add(
     price_per_kwh: Annotated[int, typer.Option(help="Pence per kWh.", min=0)] = 35,
     power_w: Annotated[int, typer.Option(help="Connector power in watts.", min=1000)] = 7_400,
     connector_type: Annotated[ConnectorType, typer.Option(help="Connector type.")] = ConnectorType.TYPE2,
-    host: Annotated[str, typer.Option(help="The host's name.")] = "Host",
+    host_name: Annotated[
+        str, typer.Option(help="The name of the host (homeowner) to register, who owns the charger.")
+    ] = "Host",
     password: Annotated[
         str | None, typer.Option(help="16-40 characters; generated and printed if not given.")
     ] = None,
@@ -45,14 +49,14 @@ def add(
 
     password = password or secrets.token_urlsafe(18)[:24]
     with open_app(database_url) as a:
-        host_id = a.marketplace.add_host(host)
+        host_id = a.marketplace.add_host(host_name)
         spec = ChargerSpec(
             charge_point_id,
             host_id,
             Point(lat, lon),
             Tariff(price_per_kwh),
             (ConnectorSpec(1, connector_type, power_w),),
-            title=f"{host}'s charger",
+            title=f"{host_name}'s charger",
         )
         a.marketplace.add_charger(spec, password=password)
     console.print(f"registered [bold]{charge_point_id}[/]")
@@ -62,10 +66,36 @@ def add(
 
 
 @app.command("list")
-def list_(database_url: DatabaseUrl = None) -> None:
+def list_(
+    database_url: DatabaseUrl = None, json_out: Annotated[Path | None, json_list_option()] = None
+) -> None:
     """List registered chargers and their state."""
     with open_app(database_url) as a, a.store.transaction() as tx:
         views = tx.chargers.all()
+    if json_out is not None:
+        rows = [
+            {
+                "charge_point_id": v.charge_point_id,
+                "status": v.status.value,
+                "ocpp_version": v.ocpp_version,
+                "last_seen_at": None if v.last_seen_at is None else v.last_seen_at.isoformat(),
+                "lat": v.location.lat,
+                "lon": v.location.lon,
+                "price_per_kwh": v.price_per_kwh,
+                "connectors": [
+                    {
+                        "connector_no": c.connector_no,
+                        "type": c.type.value,
+                        "max_power_w": c.max_power_w,
+                        "status": c.status.value,
+                    }
+                    for c in v.connectors
+                ],
+            }
+            for v in views
+        ]
+        write_rows(json_out, rows)
+        return
     table = Table("id", "status", "ocpp", "last seen", "lat", "lon", "p/kWh", "connectors")
     for v in views:
         table.add_row(
@@ -84,8 +114,11 @@ def list_(database_url: DatabaseUrl = None) -> None:
     console.print(table)
 
 
+ChargerId = Annotated[str, typer.Argument(help="The charger's id, as it connects.")]
+
+
 @app.command()
-def remove(charge_point_id: str, database_url: DatabaseUrl = None) -> None:
+def remove(charge_point_id: ChargerId, database_url: DatabaseUrl = None) -> None:
     """Remove a charger that has never been booked."""
     with open_app(database_url) as a:
         a.marketplace.remove_charger(charge_point_id)
@@ -94,7 +127,7 @@ def remove(charge_point_id: str, database_url: DatabaseUrl = None) -> None:
 
 @app.command()
 def passwd(
-    charge_point_id: str,
+    charge_point_id: ChargerId,
     password: Annotated[str | None, typer.Option(help="16-40 characters; generated if not given.")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -113,10 +146,19 @@ def security_events(
         str | None, typer.Argument(help="Only this charger's (the culprit's id, as it connected).")
     ] = None,
     database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
 ) -> None:
     """What chargers did that they must not, such as naming another charger's transaction."""
     with open_app(database_url) as a, a.store.reading() as tx:
         events = tx.security.all(charge_point_id)
+    if json_out is not None:
+        rows = [
+            {"at": e.at.isoformat(), "charge_point_id": e.charge_point_id, "kind": e.kind}
+            | {"detail": e.detail, "source": e.source}
+            for e in events
+        ]
+        write_rows(json_out, rows)
+        return
     table = Table("at", "charger", "kind", "detail", "source")
     for e in events:
         table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.charge_point_id, e.kind, e.detail, e.source)
@@ -129,19 +171,16 @@ def reports(
     action: Annotated[
         list[str] | None, typer.Option(help="Only this OCPP action (repeatable), e.g. NotifyReport.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Each message's payload as JSON lines.")] = False,
+    json_out: Annotated[Path | None, json_list_option()] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """What the charger reported about itself (firmware and log status, device-model reports, charging
     limits, EV charging needs, certificate requests, vendor data), oldest first."""
-    import json
-
     with open_app(database_url) as a:
         kept = a.reports.reports(charge_point_id, action or ())
-    if as_json:
-        for k in kept:
-            line = {"action": k.action, "received_at": k.received_at.isoformat(), "body": k.body}
-            console.print(json.dumps(line), markup=False, highlight=False)
+    if json_out is not None:
+        rows = [{"action": k.action, "received_at": k.received_at.isoformat(), "body": k.body} for k in kept]
+        write_rows(json_out, rows)
         return
     table = Table("received", "action", "summary")
     for k in kept:
@@ -195,10 +234,20 @@ def state(
 
 
 @app.command()
-def unmetered(database_url: DatabaseUrl = None) -> None:
+def unmetered(
+    database_url: DatabaseUrl = None, json_out: Annotated[Path | None, json_list_option()] = None
+) -> None:
     """Sessions billed without a meter measurement: their chargers' metering needs a look."""
     with open_app(database_url) as a, a.store.reading() as tx:
         flagged = [(s, tx.sessions.charger_of(s.session_id)) for s in tx.sessions.unmetered()]
+    if json_out is not None:
+        rows = [
+            {"session_id": s.session_id, "booking_id": s.booking_id, "charge_point_id": cp_id}
+            | {"started_at": s.started_at.isoformat(), "billed_wh": s.billed_wh}
+            for s, cp_id in flagged
+        ]
+        write_rows(json_out, rows)
+        return
     table = Table("session", "booking", "charger", "started", "billed Wh")
     for s, cp_id in flagged:
         table.add_row(
@@ -219,7 +268,7 @@ def command(
     ],
     payload: Annotated[str, typer.Option(help="The command's fields, as a JSON object.")] = "{}",
     timeout: Annotated[
-        float, typer.Option(help="Seconds the charger has to answer.", min=0.1, max=120)
+        float, duration_option("How long the charger has to answer.", "s", default_s=30, min_s=0.1, max_s=120)
     ] = 30.0,
     database_url: DatabaseUrl = None,
 ) -> None:

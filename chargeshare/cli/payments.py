@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem
+from chargeshare.cli.options import json_list_option, write_rows
 from chargeshare.domain.money import format_gbp
 
 if TYPE_CHECKING:
@@ -75,14 +76,16 @@ def status(
     email: Email = None,
     password: Password = None,
     token: Token = None,
-    only: Annotated[str | None, typer.Option(help="pending, done or dead")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    only: Annotated[
+        str | None, typer.Option(help="Only steps in this status: pending, done or dead.")
+    ] = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
 ) -> None:
     """List payment steps (the dead-letter queue with --only dead)."""
     op = Operator(server, email, password, token)
     items = _call("GET", op, "/admin/payments", params={} if only is None else {"status": only})
-    if as_json:
-        console.print_json(json.dumps(items))
+    if json_out is not None:
+        write_rows(json_out, items)
         return
     table = Table("id", "booking", "step", "amount", "status", "attempts", "next attempt", "last error")
     for i in items:

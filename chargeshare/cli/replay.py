@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
+from chargeshare.cli.options import html_option, human_output, json_option, plot_option, write_output
 from chargeshare.domain.money import format_gbp, format_kwh
 
 if TYPE_CHECKING:
@@ -47,22 +48,29 @@ def replay_command(
     postgres_url: Annotated[
         str, typer.Option(envvar="CHARGESHARE_POSTGRES_ADMIN_URL", help="Server for --backend postgres.")
     ] = DEFAULT_POSTGRES,
-    report: Annotated[Path | None, typer.Option(help="Write the replay report as JSON here.")] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="Plot utilisation, kW and revenue over the replay (.png or .html).")
-    ] = None,
+    json_out: Annotated[Path | None, json_option("the replay report")] = None,
+    html: Annotated[Path | None, html_option("utilisation, kW and revenue over the replay")] = None,
+    plot: Annotated[Path | None, plot_option("utilisation, kW and revenue over the replay")] = None,
 ) -> None:
     """Replay a trace against a fresh backend; exit 1 if an invariant or a charger check fails, 2 if the
     trace is invalid (nothing runs then)."""
+    with human_output(Console(soft_wrap=True), json_out) as console:
+        _replay(console, trace, backend, postgres_url, json_out, html, plot)
+
+
+def _replay(
+    console: Console,
+    trace: Path,
+    backend: Backend,
+    postgres_url: str,
+    json_out: Path | None,
+    html: Path | None,
+    plot: Path | None,
+) -> None:
     from simulators.replay import replay
     from simulators.timeline import Timeline, take_sample
     from simulators.trace import TraceError, read_trace
 
-    console = Console(soft_wrap=True)
-    for out in (report, plot):
-        if out is not None and not out.parent.exists():
-            console.print(f"[red]error:[/] directory {out.parent} does not exist")
-            raise typer.Exit(2)
     try:
         parsed = read_trace(trace)
     except TraceError as exc:
@@ -78,16 +86,22 @@ def replay_command(
             timeline.add(take_sample(app, start))
 
     with doing("could not replay"), _database(backend, postgres_url) as url:
-        result = run_async(replay(parsed, database_url=url, sampler=None if plot is None else sample))
+        watch = plot is not None or html is not None
+        result = run_async(replay(parsed, database_url=url, sampler=sample if watch else None))
     print_replay(console, result)
-    if report is not None:
-        report.write_text(result.to_json() + "\n")
-        console.print(f"report written to {report}")
+    if json_out is not None:
+        write_output(json_out, result.to_json())
+        console.print(f"report written to {json_out}")
     if plot is not None:
         from simulators.plots import write_plot
 
         write_plot(plot, timeline, title=f"Replay of {trace.name}")
         console.print(f"plot written to {plot}")
+    if html is not None:
+        from simulators.plots import html_report
+
+        write_output(html, html_report(timeline, title=f"Replay of {trace.name}"))
+        console.print(f"HTML report written to {html}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -116,7 +130,7 @@ def print_replay(console: Console, result: ReplayReport) -> None:
     for d in result.divergences[:10]:
         console.print(f"[yellow]differs:[/] {d}", highlight=False)
     if result.divergence_count > 10:
-        console.print(f"[yellow]... and {result.divergence_count - 10} more (see --report)[/]")
+        console.print(f"[yellow]... and {result.divergence_count - 10} more (see --json)[/]")
     for err in result.run.errors:
         console.print(f"[red]error:[/] {err}", highlight=False)
     console.print("[green]all checks hold[/]" if result.ok else "[red]checks failed[/]")

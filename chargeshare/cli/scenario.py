@@ -16,6 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
+from chargeshare.cli.options import (
+    human_output,
+    json_list_option,
+    json_option,
+    junit_option,
+    write_output,
+    write_rows,
+)
 from chargeshare.cli.simulate import PROCESSES, REDIS_URL, note_ignored_services
 
 if TYPE_CHECKING:
@@ -65,10 +73,28 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
 
 
 @app.command("list")
-def list_(directory: Annotated[Path, typer.Argument(help="Where to look.")] = DEFAULT_DIR) -> None:
+def list_(
+    directory: Annotated[Path, typer.Argument(help="Where to look.")] = DEFAULT_DIR,
+    json_out: Annotated[Path | None, json_list_option()] = None,
+) -> None:
     """List the scenarios in a directory."""
+    scenarios = _load_all([directory])
+    if json_out is not None:
+        rows = [
+            {
+                "name": s.name,
+                "file": str(s.path),
+                "chargers": s.params.chargers,
+                "drivers": s.params.drivers,
+                "duration_s": s.params.duration_s,
+                "description": s.description,
+            }
+            for s in scenarios
+        ]
+        write_rows(json_out, rows)
+        return
     table = Table("name", "file", "chargers", "drivers", "minutes", "description")
-    for s in _load_all([directory]):
+    for s in scenarios:
         p = s.params
         table.add_row(
             s.name, str(s.path), str(p.chargers), str(p.drivers), str(p.duration_s // 60), s.description
@@ -112,39 +138,63 @@ def _sampler(timeline: Timeline) -> Progress:
 @app.command("run")
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
-    junit: Annotated[
-        Path | None, typer.Option(help="Write JUnit XML here (one test case per scenario).")
-    ] = None,
-    report: Annotated[Path | None, typer.Option(help="Write every run's full report as JSON here.")] = None,
+    junit: Annotated[Path | None, junit_option("one test case per scenario")] = None,
+    json_out: Annotated[Path | None, json_option("every run's full report")] = None,
     seed: Annotated[int | None, typer.Option(help="Override every scenario's seed.")] = None,
     backend: Annotated[Backend, typer.Option(help="Store for the backend under test.")] = Backend.SQLITE,
     postgres_url: Annotated[
         str, typer.Option(envvar="CHARGESHARE_POSTGRES_ADMIN_URL", help="Server for --backend postgres.")
     ] = DEFAULT_POSTGRES,
     trace_dir: Annotated[
-        Path | None, typer.Option(help="Record each scenario's frames and API calls here as NAME.jsonl.")
+        Path | None,
+        typer.Option(
+            help="Record each scenario's frames and API calls here as NAME.jsonl (made if missing)."
+        ),
     ] = None,
     plot_dir: Annotated[
-        Path | None, typer.Option(help="Plot each scenario's utilisation, kW and revenue here as NAME.png.")
+        Path | None,
+        typer.Option(
+            help="Plot each scenario's utilisation, kW and revenue here as NAME.png (made if missing)."
+        ),
     ] = None,
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
-    from simulators.scenario_runner import junit_xml, run_scenario, write_report
-    from simulators.timeline import Timeline
-
     logging.basicConfig(level=logging.ERROR)
-    for out in (junit, report):
-        if out is not None and not out.parent.exists():
-            err.print(f"[red]error:[/] directory {out.parent} does not exist")
-            raise typer.Exit(2)
-    for directory in (trace_dir, plot_dir):
-        if directory is not None and not directory.is_dir():
-            err.print(f"[red]error:[/] directory {directory} does not exist")
-            raise typer.Exit(2)
     scenarios = _load_all(paths)
+    with human_output(console, json_out) as out:
+        _run(
+            out,
+            scenarios,
+            junit,
+            json_out,
+            seed,
+            backend,
+            postgres_url,
+            trace_dir,
+            plot_dir,
+            processes,
+            redis_url,
+        )
+
+
+def _run(
+    console: Console,
+    scenarios: list[Scenario],
+    junit: Path | None,
+    json_out: Path | None,
+    seed: int | None,
+    backend: Backend,
+    postgres_url: str,
+    trace_dir: Path | None,
+    plot_dir: Path | None,
+    processes: int | None,
+    redis_url: str | None,
+) -> None:
     from simulators.live import problems
+    from simulators.scenario_runner import junit_xml, report_json, run_scenario
+    from simulators.timeline import Timeline
 
     for s in scenarios:
         params = replace(
@@ -157,6 +207,13 @@ def run(
         if wrong:
             err.print(f"[red]error:[/] {s.name}: {'; '.join(wrong)}")
             raise typer.Exit(2)
+    for directory in (trace_dir, plot_dir):
+        if directory is not None:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                err.print(f"[red]error:[/] cannot make directory {directory}: {exc.strerror or exc}")
+                raise typer.Exit(2) from exc
     note_ignored_services()
     results: list[ScenarioResult] = []
     for i, s in enumerate(scenarios, 1):
@@ -187,9 +244,9 @@ def run(
         for failure in result.failures:
             console.print(f"     {failure}")
     if junit is not None:
-        junit.write_text(junit_xml(results))
-    if report is not None:
-        write_report(results, report)
+        write_output(junit, junit_xml(results))
+    if json_out is not None:
+        write_output(json_out, report_json(results))
     passed = sum(r.ok for r in results)
     console.print(f"{passed} passed, {len(results) - passed} failed")
     if passed != len(results):

@@ -15,6 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import INTERRUPTED, Problem
+from chargeshare.cli.options import (
+    duration_option,
+    format_duration,
+    html_option,
+    human_output,
+    json_option,
+    output_option,
+    plot_option,
+    write_output,
+)
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
 from chargeshare.domain.money import format_gbp, format_kwh
 
@@ -30,47 +40,51 @@ CITIES = ("bristol", "london", "manchester", "leeds", "glasgow")
 
 PROCESSES = typer.Option(
     help="Run the backend as this many `chargeshare serve` processes (several behind HAProxy; 0: in "
-    "this process) [default: the scenario's, or 0].",
+    "this process).",
+    show_default="the scenario's, or 0",
     min=0,
     max=16,
 )
 REDIS_URL = typer.Option(
     help="Redis the backend processes share (needed by more than one), e.g. redis://127.0.0.1:6379/0."
 )
+FLEET_FLAGS = ("chargers", "drivers", "duration", "speed", "city", "locks")
 
 
 def simulate(
+    ctx: typer.Context,
     scenario: Annotated[
         Path | None,
         typer.Argument(
-            help="A scenario file to run instead of the default fleet (fleet flags are then ignored)."
+            help="A scenario file to run instead of the default fleet; fleet flags given with it "
+            "override the file's values, and the output and --json report say which."
         ),
     ] = None,
     chargers: Annotated[
         int, typer.Option(help=f"Virtual chargers (live: at most {LIVE_MAX_CHARGERS}).", min=1, max=100_000)
     ] = 20,
     drivers: Annotated[int, typer.Option(help="Scripted drivers.", min=0, max=20000)] = 50,
-    duration: Annotated[int, typer.Option(help="Simulated minutes.", min=1, max=7 * 24 * 60)] = 120,
+    duration: Annotated[
+        float, duration_option("Simulated time.", "m", default_s=7200, min_s=60, max_s=7 * 86_400)
+    ] = 7200.0,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed for fleet, drivers and behaviour [default: the scenario's, or 7]."),
+        typer.Option(help="Seed for fleet, drivers and behaviour.", show_default="the scenario's, or 7"),
     ] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.", min=1, max=3600)] = 240.0,
     city: Annotated[str, typer.Option(help=f"One of: {', '.join(CITIES)}.")] = "bristol",
     locks: Annotated[
         bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")
     ] = True,
-    report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
+    json_out: Annotated[Path | None, json_option("the full report")] = None,
+    html: Annotated[Path | None, html_option("utilisation, kW drawn and revenue over time")] = None,
     trace: Annotated[
         Path | None,
-        typer.Option(help="Record every OCPP frame and API call here as JSONL (for `chargeshare replay`)."),
-    ] = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(
-            help="Plot utilisation, kW drawn and revenue over time: a .png, or else an HTML report."
+        output_option(
+            "Record every OCPP frame and API call here as JSONL (for `chargeshare replay`).", "--trace"
         ),
     ] = None,
+    plot: Annotated[Path | None, plot_option("utilisation, kW drawn and revenue over time")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
@@ -87,16 +101,53 @@ def simulate(
 
     It brings its own in-memory database, fakeredis and simulated payments (CHARGESHARE_DATABASE_URL,
     CHARGESHARE_REDIS_URL and CHARGESHARE_STRIPE_API_KEY are ignored). Exits 1 if any invariant fails,
-    2 on bad arguments, 130 on Ctrl-C (after writing --report marked "complete": false).
+    2 on bad arguments, 130 on Ctrl-C (after writing --json marked "complete": false).
     """
-    console = Console()
+    with human_output(Console(), json_out) as console:
+        _simulate(
+            console,
+            scenario,
+            fleet={
+                "chargers": chargers,
+                "drivers": drivers,
+                "duration_s": round(duration),
+                "speed": speed,
+                "city": city,
+                "locks": locks,
+            },
+            given=given_flags(ctx, FLEET_FLAGS),
+            seed=seed,
+            json_out=json_out,
+            html=html,
+            trace=trace,
+            plot=plot,
+            quiet=quiet,
+            processes=processes,
+            redis_url=redis_url,
+            engine=engine,
+        )
+
+
+def _simulate(
+    console: Console,
+    scenario: Path | None,
+    *,
+    fleet: dict[str, Any],
+    given: set[str],
+    seed: int | None,
+    json_out: Path | None,
+    html: Path | None,
+    trace: Path | None,
+    plot: Path | None,
+    quiet: bool,
+    processes: int | None,
+    redis_url: str | None,
+    engine: Engine,
+) -> None:
+    city = fleet["city"]
     if city not in CITIES:
         console.print(f"[red]error:[/] unknown city {city!r}; choose one of {', '.join(CITIES)}")
         raise typer.Exit(2)
-    for out in (report, trace, plot):
-        if out is not None and not out.parent.exists():
-            console.print(f"[red]error:[/] directory {out.parent} does not exist")
-            raise typer.Exit(2)
     from chargeshare.cli.errors import run_async
     from chargeshare.cli.live_view import LiveView
     from chargeshare.cli.simulate_des import run_des_command
@@ -106,15 +157,8 @@ def simulate(
 
     note_ignored_services()
     logging.basicConfig(level=logging.ERROR)
-    params = LiveParams(
-        chargers=chargers,
-        drivers=drivers,
-        duration_s=duration * 60,
-        seed=7 if seed is None else seed,
-        speed=speed,
-        city=city,
-        locks=locks,
-    )
+    params = LiveParams(**fleet, seed=7 if seed is None else seed)
+    overrides: dict[str, Any] = {}
     expectations: tuple[Expectation, ...] = ()
     if scenario is not None:
         try:
@@ -122,9 +166,15 @@ def simulate(
         except ScenarioError as exc:
             console.print(f"[red]invalid:[/] {exc}")
             raise typer.Exit(2) from exc
-        params = replace(loaded.params, seed=loaded.params.seed if seed is None else seed, locks=locks)
+        flags = {name: value for name, value in fleet.items() if name.removesuffix("_s") in given}
+        params, overrides = override(loaded.params, {**flags, "seed": seed})
         expectations = loaded.expectations
         console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
+        for name, change in overrides.items():
+            flag, shown = f"--{name.removesuffix('_s')}", {**change}
+            if name == "duration_s":
+                shown = {k: format_duration(v) for k, v in change.items()}
+            console.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
     if processes is not None:
         params = replace(params, processes=processes)
     if redis_url is not None:
@@ -136,20 +186,20 @@ def simulate(
         if wrong:
             console.print(f"[red]error:[/] {'; '.join(wrong)}")
             raise typer.Exit(2)
-    duration = params.duration_s // 60
+    minutes = params.duration_s // 60
     real_s = params.duration_s / params.speed
     timeline = Timeline()
     latest: Latest | None = None
     try:
         if engine is Engine.DES:
-            result = run_des_command(console, params, trace=trace, plot=plot)
+            result = run_des_command(console, params, trace=trace, plot=plot, html=html)
         elif params.chargers > LIVE_MAX_CHARGERS:
             console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
             raise typer.Exit(2)
         else:
             console.print(
                 f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
-                f"{params.city.title()} for {duration} simulated minutes at {params.speed:g}x "
+                f"{params.city.title()} for {minutes} simulated minutes at {params.speed:g}x "
                 f"(about {real_s:.0f} s)"
             )
             if quiet:
@@ -158,32 +208,52 @@ def simulate(
                     timeline.add(info["sample"])
 
                 latest = Latest(collect)
-                watch = plot is not None or report is not None
+                watch = plot is not None or html is not None or json_out is not None
                 result = run_async(run_live(params, latest.update if watch else None, trace=trace))
             else:
-                with LiveView(console, minutes=duration, drivers=params.drivers, timeline=timeline) as view:
+                with LiveView(console, minutes=minutes, drivers=params.drivers, timeline=timeline) as view:
                     latest = Latest(view.update)
                     result = run_async(run_live(params, latest.update, trace=trace))
     except KeyboardInterrupt:
-        raise interrupted(params, engine, latest, report) from None
+        raise interrupted(params, engine, latest, json_out) from None
+    result = replace(result, overrides=overrides)
     print_report(console, result)
     if trace is not None:
         console.print(f"trace written to {trace}")
+    title = f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
     if plot is not None:
         from simulators.plots import write_plot  # matplotlib loads only when a plot is asked for
 
-        write_plot(
-            plot, timeline, title=f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
-        )
+        write_plot(plot, timeline, title=title)
         console.print(f"plot written to {plot}")
+    if html is not None:
+        from simulators.plots import html_report
+
+        write_output(html, html_report(timeline, title=title))
+        console.print(f"HTML report written to {html}")
     checks = [e.check(result.summary) for e in expectations]
     for ok, text in checks:
         console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
-    if report is not None:
-        report.write_text(result.to_json() + "\n")
-        console.print(f"report written to {report}")
+    if json_out is not None:
+        write_output(json_out, result.to_json())
+        console.print(f"report written to {json_out}")
     if not result.ok or not all(ok for ok, _ in checks):
         raise typer.Exit(1)
+
+
+def given_flags(ctx: typer.Context, names: tuple[str, ...]) -> set[str]:
+    """The options among `names` the user gave (on the command line or from the environment)."""
+    return {name for name in names if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
+
+
+def override(params: LiveParams, given: dict[str, Any]) -> tuple[LiveParams, dict[str, Any]]:
+    """A scenario file's parameters with the flags given beside it, and what they changed."""
+    changes = {
+        name: {"file": getattr(params, name), "given": value}
+        for name, value in given.items()
+        if value is not None and value != getattr(params, name)
+    }
+    return replace(params, **{name: c["given"] for name, c in changes.items()}), changes
 
 
 def note_ignored_services() -> None:
@@ -230,7 +300,7 @@ def interrupted(params: LiveParams, engine: Engine, latest: Latest | None, repor
         "invariants": [],
         "errors": ["interrupted (Ctrl-C) before the end of the run: invariants not checked"],
     }
-    report.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    write_output(report, json.dumps(body, indent=2, sort_keys=True))
     return Problem(f"{message}; partial report written to {report} (complete: false)", INTERRUPTED)
 
 

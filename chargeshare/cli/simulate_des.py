@@ -22,15 +22,17 @@ class Engine(StrEnum):
 
 
 def run_des_command(
-    console: Console, params: LiveParams, *, trace: Path | None, plot: Path | None
+    console: Console, params: LiveParams, *, trace: Path | None, plot: Path | None, html: Path | None
 ) -> RunReport:
     """Run `params` under the discrete-event engine; exit 2 for what it cannot do."""
     from simulators.des import DesParams, run_des
     from simulators.des.central import NotSupportedInDes
     from simulators.des.engine import check_supported
 
-    if trace is not None or plot is not None:
-        console.print("[red]error:[/] --trace and --plot record a live run; use them with --engine live")
+    if trace is not None or plot is not None or html is not None:
+        console.print(
+            "[red]error:[/] --trace, --plot and --html record a live run; use them with --engine live"
+        )
         raise typer.Exit(2)
     des = DesParams.from_live(params)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -33,6 +34,15 @@ def test_list_shows_the_host_ids_kyc_takes(tmp_path: Path) -> None:
     assert len(rows) == 3 and "3 accounts" in listed.output
     (hannah,) = [r for r in rows if "hannah@" in r]
     assert "host" in hannah and f" {host} " in hannah and "Hannah" in hannah and "verified" in hannah
+    as_json = runner.invoke(app, ["accounts", "list", "--role", "host", "--json", "-", *db])
+    assert as_json.exit_code == 0, as_json.output
+    (row,) = json.loads(as_json.stdout)
+    assert (row["email"], row["host_id"], row["host_name"], row["kyc_status"]) == (
+        "hannah@hosts.example",
+        host,
+        "Hannah",
+        "verified",
+    )
     hosts_only = runner.invoke(app, ["accounts", "list", "--role", "host", *db], env=wide)
     assert hosts_only.exit_code == 0 and "1 accounts" in hosts_only.output
     assert "dev@" not in hosts_only.output and "ops@" not in hosts_only.output

@@ -33,9 +33,9 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
             "20",
             "--messages",
             "100",
-            "--paced-seconds",
-            "2",
-            "--slow-provider-seconds",
+            "--paced",
+            "2s",
+            "--slow-provider",
             "0",
             "--json",
             str(out),
@@ -82,7 +82,7 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
 
 def test_bench_ocpp_slow_provider_phase_smoke(tmp_path: Path) -> None:
     out = tmp_path / "slow.json"
-    args = ["--chargers", "10", "--messages", "20", "--paced-seconds", "0", "--slow-provider-seconds", "1"]
+    args = ["--chargers", "10", "--messages", "20", "--paced", "0", "--slow-provider", "1"]
     result = runner.invoke(app, ["bench", "ocpp", *args, "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "Slow provider" in result.output and "p99 during/before" in result.output
@@ -110,7 +110,14 @@ def test_bench_ocpp_slow_provider_phase_smoke(tmp_path: Path) -> None:
 
 
 def test_bench_ocpp_rejects_bad_arguments(tmp_path: Path) -> None:
-    for args in (["--chargers", "0"], ["--chargers", "ten"], ["--chargers", ""], ["--backend", "both"]):
+    for args in (
+        ["--chargers", "0"],
+        ["--chargers", "ten"],
+        ["--chargers", ""],
+        ["--backend", "both"],
+        ["--paced", "11m"],
+        ["--slow-provider", "soon"],
+    ):
         result = runner.invoke(app, ["bench", "ocpp", *args])
         assert result.exit_code == 2, (args, result.output)
     too_many = runner.invoke(app, ["bench", "ocpp", "--chargers", "10", "--messages", "100000"])
@@ -148,7 +155,7 @@ def test_the_load_sends_valid_ocpp_frames() -> None:
 def test_bench_ocpp_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     # The fixture's database serves as the "admin" connection; the bench makes and drops its own.
     out = tmp_path / "ocpp.json"
-    args = ["--chargers", "10", "--messages", "50", "--paced-seconds", "0", "--backend", "postgres"]
+    args = ["--chargers", "10", "--messages", "50", "--paced", "0", "--backend", "postgres"]
     result = runner.invoke(app, ["bench", "ocpp", *args, "--postgres-url", postgres_url, "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

@@ -85,9 +85,11 @@ def test_what_a_charger_reported_is_shown_to_the_operator(tmp_path: Path) -> Non
     assert listed.exit_code == 0, listed.output
     for line in ("FirmwareStatusNotification", "Installed (request 4)", "SO limit on the whole charger"):
         assert line in listed.output
-    raw = runner.invoke(cli, ["chargers", "reports", "CLI201", "--action", "NotifyReport", "--json", *db])
+    raw = runner.invoke(
+        cli, ["chargers", "reports", "CLI201", "--action", "NotifyReport", "--json", "-", *db]
+    )
     assert raw.exit_code == 0, raw.output
-    (line,) = [json.loads(x) for x in raw.output.splitlines() if x.strip()]
+    (line,) = json.loads(raw.stdout)
     assert line["action"] == "NotifyReport" and line["body"]["reportData"][0]["variable"]["name"] == (
         "HeartbeatInterval"
     )

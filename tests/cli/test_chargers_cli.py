@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -23,6 +24,8 @@ def test_add_list_passwd_remove(tmp_path: Path) -> None:
             "-2.59",
             "--password",
             "sixteen-chars-ok!",
+            "--host-name",
+            "Hannah",
             *db,
         ],
     )
@@ -30,6 +33,13 @@ def test_add_list_passwd_remove(tmp_path: Path) -> None:
     assert "/ocpp/CP-9" in added.output and "password sixteen-chars-ok!" in added.output
     listed = runner.invoke(app, ["chargers", "list", *db], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and "CP-9" in listed.output and "registered" in listed.output
+    as_json = runner.invoke(app, ["chargers", "list", "--json", "-", *db])
+    assert as_json.exit_code == 0, as_json.output
+    (row,) = json.loads(as_json.stdout)
+    assert (row["charge_point_id"], row["status"], row["lat"]) == ("CP-9", "registered", 51.45)
+    assert row["connectors"] == [
+        {"connector_no": 1, "type": "type2", "max_power_w": 7400, "status": "Unavailable"}
+    ]
     again = runner.invoke(app, ["chargers", "add", "CP-9", "--lat", "51", "--lon", "0", *db])
     assert again.exit_code == 2 and "error" in again.output
     short = runner.invoke(app, ["chargers", "passwd", "CP-9", "--password", "short", *db])

@@ -34,7 +34,7 @@ def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
             "1200",
             "--seed",
             "5",
-            "--report",
+            "--json",
             str(out),
             "-q",
         ],
@@ -54,9 +54,7 @@ def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
 def test_simulate_rejects_bad_arguments(tmp_path: Path) -> None:
     assert runner.invoke(app, ["simulate", "--city", "atlantis"]).exit_code == 2
     assert runner.invoke(app, ["simulate", "--chargers", "0"]).exit_code == 2
-    assert (
-        runner.invoke(app, ["simulate", "--report", str(tmp_path / "no" / "such" / "r.json")]).exit_code == 2
-    )
+    assert runner.invoke(app, ["simulate", "--json", str(tmp_path / "no" / "such" / "r.json")]).exit_code == 2
 
 
 def test_serve_reports_an_unusable_configuration() -> None:

@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def _simulate(out: Path, *extra: str) -> int:
     args = ["simulate", "--engine", "des", "--chargers", "3", "--drivers", "6", "--duration", "60"]
-    return runner.invoke(app, [*args, "--seed", "2", "--report", str(out), *extra]).exit_code
+    return runner.invoke(app, [*args, "--seed", "2", "--json", str(out), *extra]).exit_code
 
 
 def test_simulate_des_writes_the_same_report_twice(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_simulate_des_report_does_not_depend_on_hash_randomisation(tmp_path: Pat
                 "-c",
                 "from chargeshare.cli.app import main; main()",
                 *args,
-                "--report",
+                "--json",
                 str(out),
             ],
             env={**os.environ, "PYTHONHASHSEED": hash_seed},
@@ -58,14 +58,64 @@ def test_simulate_des_report_does_not_depend_on_hash_randomisation(tmp_path: Pat
 
 def test_simulate_des_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert _simulate(tmp_path / "r.json", "--trace", str(tmp_path / "t.jsonl")) == 2
+    assert _simulate(tmp_path / "r.json", "--html", str(tmp_path / "r.html")) == 2
     too_big_for_live = runner.invoke(app, ["simulate", "--chargers", "5000", "--quiet"])
     assert too_big_for_live.exit_code == 2 and "--engine des" in too_big_for_live.output
+
+
+SCENARIO = Path(__file__).parents[2] / "scenarios" / "happy-path.yaml"
+
+
+def test_flags_given_with_a_scenario_file_override_it_and_say_so(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    args = ["simulate", str(SCENARIO), "--engine", "des", "--chargers", "5", "--duration", "1h"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "override: --chargers 5 (the file says 8)" in result.output
+    assert "override: --duration 1h (the file says 2h)" in result.output
+    body = json.loads(out.read_text())
+    assert body["overrides"] == {
+        "chargers": {"file": 8, "given": 5},
+        "duration_s": {"file": 7200, "given": 3600},
+    }
+    assert body["params"]["chargers"] == 5 and body["params"]["duration_s"] == 3600
+    assert body["params"]["seed"] == 11  # not given: the file's
+
+
+def test_a_scenario_run_without_flags_reports_no_overrides(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["simulate", str(SCENARIO), "--engine", "des", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "overrides" not in json.loads(out.read_text()) and "override" not in result.output
+
+
+def test_json_to_stdout_alone_with_the_tables_on_stderr() -> None:
+    args = ["simulate", "--engine", "des", "--chargers", "3", "--drivers", "6", "--duration", "1h"]
+    result = runner.invoke(app, [*args, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["ok"] and body["params"]["duration_s"] == 3600
+    assert "Summary" in result.stderr
+
+
+def test_bad_durations_and_plot_formats_are_one_line_usage_errors(tmp_path: Path) -> None:
+    for args in (
+        ["--duration", "soon"],
+        ["--duration", "30m2h"],
+        ["--duration", "8d"],
+        ["--plot", str(tmp_path / "p.html")],
+        ["--json", str(tmp_path / "no" / "r.json")],
+    ):
+        result = runner.invoke(app, ["simulate", *args])
+        assert result.exit_code == 2, (args, result.output)
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("error: Invalid value for"), line
 
 
 def test_bench_des_smoke_reports_both_loops(tmp_path: Path) -> None:
     out = tmp_path / "des.json"
     result = runner.invoke(
-        app, ["bench", "des", "--chargers", "10", "--hours", "1", "--radius-km", "5", "--json", str(out)]
+        app, ["bench", "des", "--chargers", "10", "--duration", "1h", "--radius-km", "5", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())

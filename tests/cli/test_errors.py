@@ -141,7 +141,7 @@ def test_ctrl_c_during_simulate_stops_cleanly_with_a_partial_report(tmp_path: Pa
     report = tmp_path / "partial.json"
     args = ["simulate", "--chargers", "4", "--drivers", "6", "--duration", "600", "--speed", "60"]
     run = subprocess.Popen(
-        [*CLI, *args, "--report", str(report)],
+        [*CLI, *args, "--json", str(report)],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -61,7 +61,7 @@ async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
             def run(*args: str) -> tuple[int, str]:
                 return invoke(*args, "--token", token)
 
-            code, out = await asyncio.to_thread(run, "status", "--only", "dead", "--json")
+            code, out = await asyncio.to_thread(run, "status", "--only", "dead", "--json", "-")
             assert code == 0
             (dead,) = json.loads(out)
             assert (dead["step"], dead["amount"], dead["attempts"]) == ("capture", 200, 1)

@@ -39,7 +39,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     out = tmp_path_factory.mktemp("recorded")
     args = ["simulate", "--chargers", "4", "--drivers", "8", "--duration", "60", "--speed", "600"]
     args += ["--seed", "3", "--trace", str(out / "run.jsonl"), "--plot", str(out / "run.png")]
-    args += ["--report", str(out / "run.json")]
+    args += ["--json", str(out / "run.json")]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.stdout
     report = json.loads((out / "run.json").read_text())
@@ -73,7 +73,7 @@ def test_replay_reproduces_the_run(recorded: Recorded, tmp_path: Path) -> None:
     if recorded.report["summary"]["sessions"] == 0:
         pytest.skip("the recorded run charged nobody")  # seed 3 does charge; guards a changed fleet model
     report, plot = tmp_path / "replay.json", tmp_path / "replay.html"
-    args = ["replay", str(recorded.trace), "--report", str(report), "--plot", str(plot)]
+    args = ["replay", str(recorded.trace), "--json", str(report), "--html", str(plot)]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.stdout
     body = json.loads(report.read_text())
@@ -96,7 +96,7 @@ def test_a_stop_repeated_with_another_meter_reading_is_caught(recorded: Recorded
     frame[3]["meterStop"] += 5_000
     lines.insert(at + 1, {**lines[at], "frame": json.dumps(frame)})
     corrupt, report = write_lines(tmp_path / "corrupt.jsonl", lines), tmp_path / "report.json"
-    result = runner.invoke(cli, ["replay", str(corrupt), "--report", str(report)])
+    result = runner.invoke(cli, ["replay", str(corrupt), "--json", str(report)])
     assert result.exit_code == 1, result.stdout
     body = json.loads(report.read_text())
     assert [c["name"] for c in body["charger_checks"] if not c["ok"]] == ["charger_stops_agree"]
@@ -181,17 +181,17 @@ drivers:
 
 def test_scenario_run_writes_a_trace_and_a_plot_per_scenario(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_SCENARIO)
-    out = tmp_path / "out"
-    out.mkdir()
+    out = tmp_path / "out" / "new"  # not there yet: the run makes it
     args = ["scenario", "run", str(tmp_path / "tiny.yaml"), "--trace-dir", str(out), "--plot-dir", str(out)]
-    result = runner.invoke(cli, args)
-    assert result.exit_code == 0, result.stdout
+    result = runner.invoke(cli, [*args, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scenarios"][0]["name"] == "tiny-traced"  # the JSON alone
     assert (out / "tiny-traced.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trace = read_trace(out / "tiny-traced.jsonl")  # the format replay reads (replays are tested above)
     assert trace.header["params"]["chargers"] == 2
     assert {r.data["cp"] for r in trace.records if r.kind == "ocpp"} == {"CS00001", "CS00002"}
-    missing = runner.invoke(cli, [*args[:3], "--trace-dir", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 2
+    under_a_file = runner.invoke(cli, [*args[:3], "--plot-dir", str(tmp_path / "tiny.yaml" / "plots")])
+    assert under_a_file.exit_code == 2 and "cannot make directory" in under_a_file.output
 
 
 @pytest.mark.postgres

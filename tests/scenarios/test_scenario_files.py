@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -202,6 +203,16 @@ def test_cli_validate_and_run_with_junit(tmp_path: Path) -> None:
     assert [c.get("name") for c in suite.iter("testcase")] == ["race-same-charger"]
     listing = runner.invoke(app, ["scenario", "list", str(ROOT / "scenarios")])
     assert listing.exit_code == 0 and "host-cancels" in listing.output
+
+
+def test_scenario_list_as_json() -> None:
+    listing = runner.invoke(app, ["scenario", "list", str(ROOT / "scenarios"), "--json", "-"])
+    assert listing.exit_code == 0, listing.output
+    rows = json.loads(listing.stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["host-cancels"]["chargers"] == 6 and by_name["host-cancels"]["duration_s"] == 5400
+    columns = {"name", "file", "chargers", "drivers", "duration_s", "description"}
+    assert set(by_name["host-cancels"]) == columns
 
 
 @pytest.mark.postgres

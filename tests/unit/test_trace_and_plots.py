@@ -158,6 +158,15 @@ def test_png_is_written(tmp_path: Path) -> None:
     assert width > 100 and height > 100
 
 
+def test_svg_is_written_and_other_extensions_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run.svg"
+    write_plot(out, TIMELINE, title="t")
+    assert "<svg" in out.read_text()[:500]
+    with pytest.raises(ValueError, match=r"a plot is a \.png or an \.svg file"):
+        write_plot(tmp_path / "run.html", TIMELINE, title="t")
+    assert not (tmp_path / "run.html").exists()
+
+
 class _Svgs(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
