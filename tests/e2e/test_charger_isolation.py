@@ -93,10 +93,10 @@ async def test_a_16_charger_cannot_stop_or_meter_another_chargers_transaction(se
     with app.store.reading() as tx:
         session = tx.sessions.get(tx_id)
         assert session is not None and session.billed_wh == 4_000
-    assert captured(app, booking.booking_id) == 160
     gateway = app.gateway
     assert isinstance(gateway, SimulatedGateway)
-    await settled(app)
+    await settled(app)  # the payments worker captures after the stop's answer: wait for it first
+    assert captured(app, booking.booking_id) == 160
     assert gateway.total_captured == 160
     assert_invariants(app)
 

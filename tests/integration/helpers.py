@@ -32,7 +32,7 @@ BOUNDARY_TOLERANCE_M = 0.01
 def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter[str]:
     """`attempts` drivers book overlapping windows on one connector from `threads` threads at once
     (the same race `chargeshare bench race` times)."""
-    _, outcomes, errors = race(app, attempts, threads)
+    _, outcomes, errors, _ = race(app, attempts, threads)
     assert not errors, f"bookings failed with something other than a conflict: {errors}"
     return outcomes
 
