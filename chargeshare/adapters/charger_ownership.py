@@ -17,12 +17,13 @@ from typing import Any
 # Lua's pattern for the epoch inside "node|epoch|version" (node ids hold no "|").
 _EPOCH_OF = "local function epoch_of(v) return tonumber(string.match(v, '^[^|]*|(%d+)|')) end\n"
 
-# KEYS: record, epoch counter. Returns a new epoch, above every record's so far (as below): drawn
-# when a connection arrives, so that epochs follow the order connections were made in, whatever
-# order their claims then reach Redis in.
-EPOCH_SCRIPT = (
-    _EPOCH_OF
-    + """
+# Draws the next epoch into `epoch` (KEYS[1]: the record, KEYS[2]: the counter). The counter alone
+# does not survive a flush or a restart without persistence, while links held before it do (and put
+# their records back as they renew): counting again from 1 would make every new connection older
+# than those stale links. So an epoch is never below Redis's clock in microseconds (one counter still
+# orders claims within a microsecond), nor below the record it would replace. Numbers are written
+# with %d: Lua's own tostring would round them to 14 digits.
+_DRAW_EPOCH = """
 local previous = redis.call('get', KEYS[1])
 local epoch = redis.call('incr', KEYS[2])
 local now = redis.call('time')
@@ -32,9 +33,12 @@ if epoch < floor then
   epoch = floor
   redis.call('set', KEYS[2], string.format('%d', epoch))
 end
-return epoch
 """
-)
+
+# KEYS: record, epoch counter. Returns a new epoch, above every record's so far: drawn when a
+# connection arrives, so that epochs follow the order connections were made in, whatever order
+# their claims then reach Redis in.
+EPOCH_SCRIPT = _EPOCH_OF + _DRAW_EPOCH + "return epoch\n"
 
 # KEYS: record. ARGV: node, version, ttl ms, epoch (drawn with EPOCH_SCRIPT). Returns {epoch,
 # previous record or ""}, or {0, the record} when a connection made later holds the charger already.
@@ -49,24 +53,12 @@ return {epoch, previous or ''}
 """
 )
 
-# KEYS: record, epoch counter. ARGV: node, version, ttl ms. Returns {epoch, previous record or ""}.
-# The counter alone does not survive a flush or a restart without persistence, while links held
-# before it do (and put their records back as they renew): counting again from 1 would make every
-# new connection older than those stale links. So an epoch is never below Redis's clock in
-# microseconds (one counter still orders claims within a microsecond), nor below the record it
-# replaces. Numbers are written with %d: Lua's own tostring would round them to 14 digits.
+# KEYS: record, epoch counter. ARGV: node, version, ttl ms. Returns {epoch, previous record or ""}:
+# the epoch drawn at the claim itself (when no epoch was drawn as the connection arrived).
 CLAIM_SCRIPT = (
     _EPOCH_OF
+    + _DRAW_EPOCH
     + """
-local previous = redis.call('get', KEYS[1])
-local epoch = redis.call('incr', KEYS[2])
-local now = redis.call('time')
-local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
-if previous then floor = math.max(floor, (epoch_of(previous) or 0) + 1) end
-if epoch < floor then
-  epoch = floor
-  redis.call('set', KEYS[2], string.format('%d', epoch))
-end
 redis.call('set', KEYS[1], ARGV[1] .. '|' .. string.format('%d', epoch) .. '|' .. ARGV[2], 'PX', ARGV[3])
 return {epoch, previous or ''}
 """

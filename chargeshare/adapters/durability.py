@@ -119,30 +119,29 @@ class ImmediateDurability:
         return None
 
 
-class SqliteGroupCommit:
-    """SQLite file in WAL mode: commits inside `deferred()` skip their own fsync; `flushed()` makes
-    every commit made before it durable with one shared fsync of the write-ahead log."""
+class _GroupCommit:
+    """What both group commits share: a per-thread "deferred" flag, and one flush shared by every
+    reply waiting (`GroupFlusher`)."""
 
-    def __init__(self, store: SqlStore, *, sync: Callable[[], None] | None = None) -> None:
-        database = store.engine.url.database
-        assert database, "group commit needs a SQLite file"
-        self.wal_path = database + "-wal"
-        self.flusher = GroupFlusher(sync or (lambda: fsync_file(self.wal_path)))
-        self._local = threading.local()
+    def __init__(self, store: SqlStore, sync: Callable[[], None]) -> None:
         self._store = store
-        # Before each unit of work: on checkout from the pool, or on a connection a thread holds
-        # (`SqlStore.hold_here`); between transactions is the only time SQLite lets the level change.
-        event.listen(store.engine, "checkout", self._on_checkout)
-        store.unit_hooks.append(self._set_level)
+        self._local = threading.local()
+        self.flusher = GroupFlusher(sync)
+
+    def deferring(self) -> bool:
+        return bool(getattr(self._local, "deferred", False))
+
+    def _entering(self) -> None:
+        """Called as a thread enters `deferred()`."""
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
-        """Writes committed on this thread inside the block skip their fsync: whoever opened the
-        block must await `flushed()` before telling anyone they are durable. A thread-local, not a
+        """Writes committed on this thread inside the block are durable only once `flushed()` has
+        returned: whoever opened the block awaits it before telling anyone. A thread-local, not a
         context variable, so a task spawned from inside the block does not inherit it."""
-        outer = getattr(self._local, "deferred", False)
+        outer = self.deferring()
         self._local.deferred = True
-        self._store.hold_here()  # such a thread (the OCPP server's loop) runs unit after unit
+        self._entering()
         try:
             yield
         finally:
@@ -151,11 +150,29 @@ class SqliteGroupCommit:
     async def flushed(self) -> None:
         await self.flusher.flushed()
 
+
+class SqliteGroupCommit(_GroupCommit):
+    """SQLite file in WAL mode: commits inside `deferred()` skip their own fsync; `flushed()` makes
+    every commit made before it durable with one shared fsync of the write-ahead log."""
+
+    def __init__(self, store: SqlStore, *, sync: Callable[[], None] | None = None) -> None:
+        database = store.engine.url.database
+        assert database, "group commit needs a SQLite file"
+        self.wal_path = database + "-wal"
+        super().__init__(store, sync or (lambda: fsync_file(self.wal_path)))
+        # Before each unit of work: on checkout from the pool, or on a connection a thread holds
+        # (`SqlStore.hold_here`); between transactions is the only time SQLite lets the level change.
+        event.listen(store.engine, "checkout", self._on_checkout)
+        store.unit_hooks.append(self._set_level)
+
+    def _entering(self) -> None:
+        self._store.hold_here()  # such a thread (the OCPP server's loop) runs unit after unit
+
     def _on_checkout(self, dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         self._set_level(dbapi_conn, record.info)
 
     def _set_level(self, dbapi_conn: Any, info: dict[Any, Any]) -> None:
-        level = _NORMAL if getattr(self._local, "deferred", False) else _FULL
+        level = _NORMAL if self.deferring() else _FULL
         if info.get(_SYNC_KEY) != level:
             dbapi_conn.execute(f"PRAGMA synchronous={level}")
             info[_SYNC_KEY] = level
@@ -165,35 +182,16 @@ class SqliteGroupCommit:
 DEFERRED_POOL_SIZE = 2
 
 
-class PostgresGroupCommit:
+class PostgresGroupCommit(_GroupCommit):
     """PostgreSQL: commits inside `deferred()` do not wait for the WAL flush; `flushed()` makes every
     commit made before it durable with one synchronous commit, shared by every reply waiting."""
 
     def __init__(self, store: SqlStore, *, deferred_engine: Engine | None = None) -> None:
-        self._local = threading.local()
-        self._store = store
+        super().__init__(store, lambda: flush_wal(store.engine))
         store.deferred_engine = deferred_engine or make_engine(
             store.url, pool_size=DEFERRED_POOL_SIZE, commit_waits_for_flush=False, **store.timeouts
         )
-        store.deferring = lambda: bool(getattr(self._local, "deferred", False))
-        self.flusher = GroupFlusher(self._flush)
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Writes committed on this thread inside the block are durable only after `flushed()`. A
-        thread-local, not a context variable, so a task spawned from inside it does not inherit it."""
-        outer = getattr(self._local, "deferred", False)
-        self._local.deferred = True
-        try:
-            yield
-        finally:
-            self._local.deferred = outer
-
-    async def flushed(self) -> None:
-        await self.flusher.flushed()
-
-    def _flush(self) -> None:
-        flush_wal(self._store.engine)
+        store.deferring = self.deferring
 
 
 # A commit waits for the WAL flush only if its transaction wrote WAL: taking a transaction id alone
