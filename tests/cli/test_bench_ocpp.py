@@ -80,6 +80,7 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
     assert "slow_provider" not in runs["ours"]["load"] and size["meets_slow_provider_target"] is None
 
 
+@pytest.mark.slow  # another process
 def test_bench_ocpp_slow_provider_phase_smoke(tmp_path: Path) -> None:
     out = tmp_path / "slow.json"
     args = ["--chargers", "10", "--messages", "20", "--paced", "0", "--slow-provider", "1"]

@@ -137,6 +137,7 @@ def test_simulate_says_it_ignores_the_redis_url() -> None:
     assert "CHARGESHARE_REDIS_URL ignored" in result.output
 
 
+@pytest.mark.slow  # another process
 def test_ctrl_c_during_simulate_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
     report = tmp_path / "partial.json"
     args = ["simulate", "--chargers", "4", "--drivers", "6", "--duration", "600", "--speed", "60"]

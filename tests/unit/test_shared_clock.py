@@ -136,6 +136,7 @@ def _read_in_another_process(setting: str, out: multiprocessing.Queue[float]) ->
     out.put((clock.now() - clock.start).total_seconds())
 
 
+@pytest.mark.slow  # another process
 def test_another_process_follows_the_real_monotonic_clock(tmp_path: Path) -> None:
     clock = PublishedClock(tmp_path / "clock", START, 60)
     clock.keep_up(0)  # no slack: time stands still from here, so what the child reads is exact
@@ -174,6 +175,7 @@ def _racing(target: Callable[..., None], *args: object) -> tuple[Any, EventType]
     return child, go
 
 
+@pytest.mark.slow  # another process
 def test_a_follower_never_reads_a_half_written_clock(tmp_path: Path) -> None:
     """Another process publishes as fast as it can while this one reads: time never goes back (a
     torn read of the header, as struct's zero-fill before it writes gave, read as the run's start)."""
@@ -197,6 +199,7 @@ def test_a_follower_never_reads_a_half_written_clock(tmp_path: Path) -> None:
         writer.join(60)
 
 
+@pytest.mark.slow  # another process
 def test_the_publisher_never_reads_a_half_written_stamp(tmp_path: Path) -> None:
     clock = PublishedClock(tmp_path / "clock", START, 60)
     stamper, go = _racing(_stamp_on, f"{tmp_path / 'clock'}#5")
