@@ -149,23 +149,25 @@ class ChargerOwnership:
         """The epoch of a connection arriving now: above every connection to the charger so far."""
         return int(await self._epoch(keys=[self.key(cp_id), self._counter()]))
 
-    async def claim(
-        self, cp_id: str, node: str, version: str, epoch: int | None = None
-    ) -> tuple[Owner | None, Owner | None]:
-        """Record `node` as holding the charger from now on; returns our record and the one it
-        replaced (None if there was none). With the `epoch` drawn when the connection arrived, our
-        record is None if a connection made after ours holds the charger already (returned too)."""
-        if epoch is None:
-            epoch, previous = await self._claim(
-                keys=[self.key(cp_id), self._counter()], args=[node, version, self.ttl_ms]
-            )
-        else:
-            got, previous = await self._claim_at(
-                keys=[self.key(cp_id)], args=[node, version, self.ttl_ms, str(epoch)]
-            )
-            if not int(got):
-                return None, Owner.parse(previous)
+    async def claim(self, cp_id: str, node: str, version: str) -> tuple[Owner, Owner | None]:
+        """Record `node` as holding the charger from now on, with an epoch drawn now; returns our
+        record and the one it replaced (None if there was none)."""
+        epoch, previous = await self._claim(
+            keys=[self.key(cp_id), self._counter()], args=[node, version, self.ttl_ms]
+        )
         return Owner(node, int(epoch), version), (Owner.parse(previous) if previous else None)
+
+    async def claim_at(
+        self, cp_id: str, node: str, version: str, epoch: int
+    ) -> tuple[Owner | None, Owner | None]:
+        """`claim` with the epoch drawn when the connection arrived (`next_epoch`): our record is None
+        if a connection made after ours holds the charger already (that record is returned)."""
+        got, previous = await self._claim_at(
+            keys=[self.key(cp_id)], args=[node, version, self.ttl_ms, str(epoch)]
+        )
+        if not int(got):
+            return None, Owner.parse(previous)
+        return Owner(node, epoch, version), (Owner.parse(previous) if previous else None)
 
     async def renew(self, held: Mapping[str, Owner]) -> list[str]:
         """Renew the records of the links we hold; returns the chargers a newer connection holds."""

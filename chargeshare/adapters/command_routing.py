@@ -116,7 +116,11 @@ class CommandRouter:
         processes cannot find it). Raises Superseded if a connection made after ours (its `epoch`,
         from `arrived`) holds the charger already: ours is the stale one."""
         try:
-            mine, previous = await self.ownership.claim(cp_id, self.node, version, epoch)
+            mine: Owner | None
+            if epoch is None:
+                mine, previous = await self.ownership.claim(cp_id, self.node, version)
+            else:
+                mine, previous = await self.ownership.claim_at(cp_id, self.node, version, epoch)
         except REDIS_FAILURES:
             log.exception("could not record that this process holds %r", cp_id)
             return None

@@ -49,9 +49,9 @@ async def test_a_claim_with_an_epoch_older_than_the_record_is_refused(records: C
     early = await records.next_epoch("CP1")
     late = await records.next_epoch("CP1")
     assert late > early
-    b, _ = await records.claim("CP1", "node-b", "1.6", late)
+    b, _ = await records.claim_at("CP1", "node-b", "1.6", late)
     assert b is not None and b.epoch == late
-    refused, holder = await records.claim("CP1", "node-a", "1.6", early)
+    refused, holder = await records.claim_at("CP1", "node-a", "1.6", early)
     assert refused is None and holder == b
     assert await records.owner_of("CP1") == b
     # A connection arriving after both is newer than the record, even after a flush of the counter.
