@@ -103,6 +103,9 @@ class VirtualCharger:
         self._replaying = False
         self.online = asyncio.Event()
         self.boot_accepted = False
+        self.boot_status: str | None = None  # the CSMS's last answer to our BootNotification
+        self.boot_interval_s = 0
+        self._boot_answered = asyncio.Event()  # a boot was answered (a triggered one, while Pending)
         self.frames_sent = 0
         self.boots = 0
         self.resets = 0
@@ -156,7 +159,7 @@ class VirtualCharger:
         self._ws = ws
         self._tasks.append(asyncio.create_task(self._reader(ws)))
         self.connected = True
-        if not await self.boot(reason):
+        if not await self._boot_until_accepted(reason):
             self.connected = False
             self._ws = None  # given up on, not lost: its reader must not reconnect
             await ws.close()
@@ -168,12 +171,27 @@ class VirtualCharger:
         outcome = await self._call(*self.dialect.boot(reason))
         self.boots += 1
         if not outcome.ok or outcome.payload is None:
+            self.boot_status = None
             return False
         status, interval = self.dialect.read_boot(outcome.payload)
+        self.boot_status, self.boot_interval_s = status, interval
         self.boot_accepted = status == "Accepted"
         if self.boot_accepted and interval > 0:
             self.settings.values[HEARTBEAT_INTERVAL] = str(interval)
+        self._boot_answered.set()
         return self.boot_accepted
+
+    async def _boot_until_accepted(self, reason: BootReason) -> bool:
+        """Boot; while the CSMS answers Pending, boot again after its interval, or at once when it
+        triggers a boot. False when Rejected or unanswered."""
+        accepted = await self.boot(reason)
+        while not accepted and self.boot_status == "Pending":
+            self._boot_answered.clear()
+            wait_s = self.clock.real_seconds(max(self.boot_interval_s, 1))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._boot_answered.wait(), wait_s)
+            accepted = self.boot_accepted or await self.boot(reason)
+        return accepted
 
     async def _resume(self) -> None:
         """Back in touch: replay what was queued first (so the CSMS sees the real meter stops), then

@@ -20,7 +20,7 @@ from typing import Any
 
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
-from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
@@ -60,6 +60,7 @@ class _Charger:
     ocpp_version: str | None = None
     last_seen_at: datetime | None = None
     password_hash: str | None = None
+    boot_policy: BootPolicy = BootPolicy.ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ class MemoryChargers(_Repository):
                 for k in connectors
             ),
             distance_m=distance,
+            boot_policy=c.boot_policy,
         )
 
     def _by_cp(self, charge_point_id: str) -> _Charger:
@@ -305,6 +307,7 @@ class MemoryChargers(_Repository):
             spec.location,
             spec.tariff.price_per_kwh,
             ChargerStatus.REGISTERED,
+            boot_policy=spec.boot_policy,
         )
         for c in spec.connectors:
             self.add_connector(charger_id, c.connector_no, c.type, c.max_power_w)
@@ -324,6 +327,16 @@ class MemoryChargers(_Repository):
 
     def of_host(self, host_id: int) -> Sequence[ChargerView]:
         return [self._view(c) for _, c in sorted(self.t.chargers.items()) if c.host_id == host_id]
+
+    def boot_policy(self, charge_point_id: str) -> BootPolicy:
+        return self._by_cp(charge_point_id).boot_policy
+
+    def set_boot_policy(self, charger_id: int, policy: BootPolicy) -> None:
+        c = self.t.chargers.get(charger_id)
+        if c is None:
+            raise NotFound(f"no charger {charger_id}")
+        status = c.status if policy is BootPolicy.ACCEPTED else ChargerStatus.REGISTERED
+        self._replace(c, boot_policy=policy, status=status)
 
     def status_and_connector(
         self, charge_point_id: str, connector_no: int
@@ -351,6 +364,8 @@ class MemoryChargers(_Repository):
             if query.radius_m is not None and distance > query.radius_m:
                 continue
             if query.max_price_per_kwh is not None and c.price_per_kwh > query.max_price_per_kwh:
+                continue
+            if c.boot_policy is not BootPolicy.ACCEPTED:
                 continue
             if query.online_only and c.status is not ChargerStatus.ONLINE:
                 continue

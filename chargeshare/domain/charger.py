@@ -35,6 +35,15 @@ class ChargerStatus(StrEnum):
     OFFLINE = "offline"
 
 
+class BootPolicy(StrEnum):
+    """How a charger's BootNotification is answered (OCPP RegistrationStatus). Only an Accepted
+    charger is in service: on the map, bookable, and heard beyond its boot."""
+
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"  # known, waiting for its host or an admin to accept it
+    REJECTED = "Rejected"
+
+
 # OCPP 2.0.1's limit on a charging station's identity, and the REST API's; the column holds 64.
 MAX_CHARGE_POINT_ID = 48
 
@@ -69,3 +78,4 @@ class ChargerSpec:
     tariff: Tariff
     connectors: tuple[ConnectorSpec, ...]
     title: str = ""
+    boot_policy: BootPolicy = BootPolicy.ACCEPTED

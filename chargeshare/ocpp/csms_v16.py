@@ -7,6 +7,7 @@ from typing import Any
 
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers16
 from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
@@ -93,7 +94,7 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
         )
         return {"idTagInfo": {"status": verdict.value}}
 
-    return {
+    table: dict[str, Handler] = {
         "BootNotification": boot,
         "Heartbeat": heartbeat,
         "StatusNotification": status,
@@ -103,3 +104,4 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
         "StopTransaction": stop,
         **handlers16(reports, cp_id),
     }
+    return gated(charging, cp_id, reports, table)

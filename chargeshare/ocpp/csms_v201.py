@@ -16,6 +16,7 @@ from typing import Any
 
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
 from chargeshare.ocpp.csms_v16 import ENERGY_REGISTER, MAX_REGISTER_WH
@@ -189,7 +190,7 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
                 )
         return {}
 
-    return {
+    table: dict[str, Handler] = {
         "BootNotification": boot,
         "Heartbeat": heartbeat,
         "StatusNotification": status,
@@ -199,3 +200,4 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
         "NotifyEvent": notify_event,
         **handlers201(reports, cp_id),
     }
+    return gated(charging, cp_id, reports, table)

@@ -12,9 +12,12 @@ from chargeshare.services.charging import ChargingService
 
 def boot_reply(charging: ChargingService, cp_id: str, version: str) -> dict[str, Any]:
     result = charging.boot(cp_id, version)
-    accepted = result.accepted or charging.allow_unknown
+    if result.status is not None:
+        status = result.status.value
+    else:  # unregistered
+        status = "Accepted" if charging.allow_unknown else "Rejected"
     return {
-        "status": "Accepted" if accepted else "Rejected",
+        "status": status,
         "currentTime": format_ts(charging.clock.now()),
         "interval": result.interval_s,
     }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
-from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import (
     BookingConflict,
     ChargerUnavailable,
@@ -177,6 +177,8 @@ class BookingService:
         connector = next((c for c in charger.connectors if c.connector_no == req.connector_no), None)
         if connector is None:
             raise NotFound(f"charger {req.charger_id} has no connector {req.connector_no}")
+        if charger.boot_policy is not BootPolicy.ACCEPTED:
+            raise ChargerUnavailable("the charger is not in service: it has not been accepted by its host")
         if not covers(calendar, starts_at, ends_at):
             raise ChargerUnavailable("the host has not made the charger available for that whole period")
         if self._starts_soon(starts_at, now) and charger.status is not ChargerStatus.ONLINE:

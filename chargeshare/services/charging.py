@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
-from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
@@ -45,8 +45,15 @@ class AuthStatus(StrEnum):
 
 @dataclass(frozen=True)
 class BootResult:
-    accepted: bool
+    """The answer to a BootNotification; None for an unregistered charger. `interval_s` is the
+    heartbeat interval when Accepted, otherwise how long to wait before booting again."""
+
+    status: BootPolicy | None
     interval_s: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is BootPolicy.ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -92,17 +99,29 @@ class ChargingService:
         self.started_at = clock.now()
 
     def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
+        """A BootNotification: an Accepted charger comes online; a Pending or Rejected one stays out
+        of service and is told when to boot again."""
         now = self.clock.now()
         try:
             with self.store.transaction() as tx:
-                tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
+                policy = tx.chargers.boot_policy(cp_id)
+                if policy is BootPolicy.ACCEPTED:
+                    tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
         except NotFound:
             self._stamps.pop(cp_id, None)
-            return BootResult(False, self.rules.heartbeat_interval_s)
+            return BootResult(None, self.rules.heartbeat_interval_s)
+        if policy is not BootPolicy.ACCEPTED:
+            self._stamps.pop(cp_id, None)
+            return BootResult(policy, self.rules.boot_retry_interval_s)
         self._stamped(cp_id, now)
         self.bus.publish(ChargerOnline(now, cp_id))
         self.bus.publish(ChargerBooted(now, cp_id, ocpp_version))
-        return BootResult(True, self.rules.heartbeat_interval_s)
+        return BootResult(policy, self.rules.heartbeat_interval_s)
+
+    def boot_policy(self, cp_id: str) -> BootPolicy:
+        """How the charger is answered now; raises NotFound for an unregistered charger."""
+        with self.store.reading() as tx:
+            return tx.chargers.boot_policy(cp_id)
 
     def heartbeat(self, cp_id: str) -> datetime:
         """Raises NotFound for a charger that is not registered (see `_seen`). From a charger marked
@@ -219,7 +238,7 @@ class ChargingService:
         self._unwritten.pop(cp_id, None)  # going offline writes its own last seen
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
-            if charger.status is ChargerStatus.OFFLINE:
+            if charger.status is not ChargerStatus.ONLINE:  # offline already, or never in service
                 return
             tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now)
             tx.notifications.add(

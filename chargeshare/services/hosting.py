@@ -7,6 +7,7 @@ nobody learns what others have listed.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from datetime import datetime
 
 from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.charger import ChargerSpec, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ConnectorType
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.ledger import EntryKind, JournalEntry, host_payable
 from chargeshare.domain.statement import YearStatement, earnings_of, year_statement
@@ -70,9 +71,11 @@ class HostingService:
             )
 
     def add_charger(self, spec: ChargerSpec, access_notes: str = "") -> tuple[ChargerView, str]:
-        """List a charger; returns it with its generated OCPP password (shown to the host once)."""
+        """List a charger; returns it with its generated OCPP password (shown to the host once). It
+        boots Pending, out of service, until its host accepts it (`set_boot_policy`)."""
         password = secrets.token_urlsafe(PASSWORD_BYTES)
-        view = self.marketplace.add_charger(spec, password=password)
+        pending = dataclasses.replace(spec, boot_policy=BootPolicy.PENDING)
+        view = self.marketplace.add_charger(pending, password=password)
         if access_notes:
             with self.store.transaction() as tx:
                 tx.chargers.set_access_notes(view.charger_id, access_notes)
@@ -93,6 +96,13 @@ class HostingService:
             tx.chargers.update(charger_id, title=title, price_per_kwh=price_per_kwh)
             if access_notes is not None:
                 tx.chargers.set_access_notes(charger_id, access_notes)
+
+    def set_boot_policy(self, host_id: int, charger_id: int, policy: BootPolicy) -> ChargerView:
+        """Accept one's own charger into service, or take it out (Pending or Rejected)."""
+        with self.store.transaction() as tx:
+            _own(tx, host_id, charger_id)
+            tx.chargers.set_boot_policy(charger_id, policy)
+            return tx.chargers.by_id(charger_id)
 
     def remove_charger(self, host_id: int, charger_id: int) -> None:
         with self.store.transaction() as tx:

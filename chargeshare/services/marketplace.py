@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.charger import ChargerSpec, charge_point_id_problem
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, charge_point_id_problem
 from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
@@ -89,6 +89,13 @@ class MarketplaceService:
         hashed = hash_password(password, self.salt())
         with self.store.transaction() as tx:
             tx.chargers.set_password(charge_point_id, hashed)
+
+    def set_boot_policy(self, charge_point_id: str, policy: BootPolicy) -> ChargerView:
+        """An operator's word on how the charger's boots are answered (see BootPolicy)."""
+        with self.store.transaction() as tx:
+            charger_id = tx.chargers.get(charge_point_id).charger_id
+            tx.chargers.set_boot_policy(charger_id, policy)
+            return tx.chargers.by_id(charger_id)
 
     def remove_charger(self, charge_point_id: str) -> None:
         with self.store.transaction() as tx:

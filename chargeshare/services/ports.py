@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import (
@@ -73,6 +73,14 @@ class Chargers(Protocol):
     def by_id(self, charger_id: int) -> ChargerView: ...
     def all(self) -> Sequence[ChargerView]: ...
     def of_host(self, host_id: int) -> Sequence[ChargerView]: ...
+    def boot_policy(self, charge_point_id: str) -> BootPolicy:
+        """How its BootNotification is answered; raises NotFound for an unregistered charger."""
+        ...
+
+    def set_boot_policy(self, charger_id: int, policy: BootPolicy) -> None:
+        """Anything but Accepted also takes the charger out of service (status registered)."""
+        ...
+
     def status_and_connector(
         self, charge_point_id: str, connector_no: int
     ) -> tuple[ChargerStatus, int | None]:

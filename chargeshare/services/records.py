@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.session import SessionStatus
 
@@ -34,6 +34,7 @@ class ChargerView:
     last_seen_at: datetime | None
     connectors: tuple[ConnectorView, ...]
     distance_m: float | None = None  # set by radius searches
+    boot_policy: BootPolicy = BootPolicy.ACCEPTED
 
 
 @dataclass(frozen=True)

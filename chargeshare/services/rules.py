@@ -30,6 +30,8 @@ class MarketplaceRules:
     slot_claim_held_s: float = 60.0
     heartbeat_interval_s: int = 300
     offline_after_intervals: int = 3  # silent this many heartbeat intervals -> OFFLINE
+    # A charger not (yet) accepted is told to boot again after this long.
+    boot_retry_interval_s: int = 60
     # Send ReserveNow to the charger this long before a booking starts (at once for "charge now").
     reserve_lead_minutes: int = 15
     cancellation: CancellationPolicy = field(default_factory=CancellationPolicy)

@@ -114,6 +114,13 @@ ROWS = [
         lambda _w, s, _r: (f"/host/chargers/{s.charger_id}", {"title": "renamed", "price_per_kwh": 55}),
     ),
     Row(
+        "PUT",
+        "/host/chargers/{charger_id}/boot-policy",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}/boot-policy", {"boot_policy": "Accepted"}),
+    ),
+    Row(
         "DELETE",
         "/host/chargers/{charger_id}",
         "host",
@@ -212,6 +219,14 @@ ROWS = [
         "admin",
         200,  # a typed result, here "not_connected"
         lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/commands", {"action": "Reset", "payload": {}}),
+        per_tenant=False,
+    ),
+    Row(
+        "PUT",
+        "/admin/chargers/{charger_id}/boot-policy",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/boot-policy", {"boot_policy": "Accepted"}),
         per_tenant=False,
     ),
     Row(

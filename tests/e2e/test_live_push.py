@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import ManualClock
@@ -37,6 +37,7 @@ def hosted_charger(app: App, host_id: int, cp_id: str = "PUSH1", price: int = 40
         cp_id, host_id, Point(51.45, -2.59), Tariff(price), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
     )
     view, _password = app.hosting.add_charger(spec)
+    app.hosting.set_boot_policy(host_id, view.charger_id, BootPolicy.ACCEPTED)  # a new listing is Pending
     app.charging.boot(cp_id, "1.6")
     app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
     return view.charger_id

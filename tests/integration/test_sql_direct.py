@@ -133,6 +133,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "row_name": "a name",
         "row_id_tag": "TAG-NEW",
         "row_charge_point_id": "CP-NEW",
+        "row_boot_policy": "Pending",
         "row_title": "a title",
         "row_lat": 51.5,
         "row_lon": -0.1,

@@ -178,7 +178,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         },
     )
     api.include_router(routes_chargers.router(app), responses=COMMON)
-    api.include_router(routes_host_chargers.router(app), responses=signed_in)
+    api.include_router(routes_host_chargers.router(app, registry), responses=signed_in)
     api.include_router(
         routes_bookings.router(app),
         responses={

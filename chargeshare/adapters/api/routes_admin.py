@@ -39,6 +39,7 @@ def router(app: App) -> APIRouter:
                 charge_point_id=c.charge_point_id,
                 host_id=c.host_id,
                 status=c.status.value,
+                boot_policy=c.boot_policy,
                 ocpp_version=c.ocpp_version,
                 last_seen_at=c.last_seen_at,
             )

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from chargeshare.adapters.api.boot_policy import ask_to_boot
 from chargeshare.adapters.api.deps import Admin, IdPath
+from chargeshare.adapters.api.schemas import BootPolicyIn, BootPolicyOut
 from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
@@ -50,5 +52,14 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
             cp_id = tx.chargers.by_id(charger_id).charge_point_id
         result = await registry.send(cp_id, parsed, timeout_s=body.timeout_s)
         return CommandResultOut(**result_json(result))
+
+    @r.put("/chargers/{charger_id}/boot-policy")
+    async def boot_policy(charger_id: IdPath, body: BootPolicyIn, _who: Admin) -> BootPolicyOut:
+        """Accept a charger into service or take it out; a connected one is asked to boot again."""
+        with app.store.reading() as tx:
+            cp_id = tx.chargers.by_id(charger_id).charge_point_id
+        view = app.marketplace.set_boot_policy(cp_id, body.boot_policy)
+        asked = await ask_to_boot(registry, cp_id)
+        return BootPolicyOut(boot_policy=view.boot_policy, status=view.status.value, boot_requested=asked)
 
     return r

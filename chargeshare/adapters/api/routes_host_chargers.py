@@ -1,12 +1,16 @@
 """A host's own chargers: list, create, edit (title, price, access notes), remove; connectors; the
-weekly availability calendar. Another host's charger answers 404, as if it did not exist."""
+weekly availability calendar; accepting a new charger into service. Another host's charger answers
+404, as if it did not exist."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from chargeshare.adapters.api.boot_policy import ask_to_boot
 from chargeshare.adapters.api.deps import ConnectorNo, Host, IdPath
 from chargeshare.adapters.api.schemas import (
+    BootPolicyIn,
+    BootPolicyOut,
     ChargerCreated,
     ChargerIn,
     ChargerPatch,
@@ -17,6 +21,7 @@ from chargeshare.adapters.api.schemas import (
 )
 from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.api.views import host_charger_out
+from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Principal
 from chargeshare.domain.availability import WeeklyWindow
@@ -31,7 +36,7 @@ def _host_id(p: Principal) -> int:
     return p.host_id
 
 
-def router(app: App) -> APIRouter:
+def router(app: App, registry: ChargerRegistry) -> APIRouter:
     r = APIRouter(prefix="/host/chargers", tags=["host chargers"], route_class=StrictJsonRoute)
     hosting = app.hosting
 
@@ -73,6 +78,14 @@ def router(app: App) -> APIRouter:
             access_notes=body.access_notes,
         )
         return details(_host_id(who), charger_id)
+
+    @r.put("/{charger_id}/boot-policy")
+    async def set_boot_policy(charger_id: IdPath, body: BootPolicyIn, who: Host) -> BootPolicyOut:
+        """Accept a new charger into service once it has booted (its BootNotification is among its
+        reports), or take it out. A connected charger is asked to boot again, so it learns at once."""
+        view = hosting.set_boot_policy(_host_id(who), charger_id, body.boot_policy)
+        asked = await ask_to_boot(registry, view.charge_point_id)
+        return BootPolicyOut(boot_policy=view.boot_policy, status=view.status.value, boot_requested=asked)
 
     @r.delete("/{charger_id}", status_code=204)
     def remove(charger_id: IdPath, who: Host) -> Response:

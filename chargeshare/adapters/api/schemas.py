@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.charger import BootPolicy, ConnectorType
 from chargeshare.domain.instants import RANGE, in_range
 
 
@@ -107,10 +107,21 @@ class WindowIO(BaseModel):
 
 
 class HostChargerOut(ChargerOut):
+    boot_policy: BootPolicy = Field(description="Accepted: in service; Pending or Rejected: not")
     access_notes: str
     availability: list[WindowIO] = Field(description="weekly calendar; empty means always open")
     ocpp_version: str | None
     last_seen_at: datetime | None
+
+
+class BootPolicyIn(BaseModel):
+    boot_policy: BootPolicy = Field(description="how the charger's BootNotification is answered")
+
+
+class BootPolicyOut(BaseModel):
+    boot_policy: BootPolicy
+    status: str
+    boot_requested: bool = Field(description="the charger was asked to boot again, so it learns at once")
 
 
 class ConnectorIn(BaseModel):
@@ -282,6 +293,7 @@ class AdminChargerOut(BaseModel):
     charge_point_id: str
     host_id: int
     status: str
+    boot_policy: BootPolicy
     ocpp_version: str | None
     last_seen_at: datetime | None
 

@@ -47,6 +47,7 @@ def charger_out(c: ChargerView) -> ChargerOut:
 def host_charger_out(c: ChargerView, notes: str, windows: list[WeeklyWindow]) -> HostChargerOut:
     return HostChargerOut(
         **charger_out(c).model_dump(),
+        boot_policy=c.boot_policy,
         access_notes=notes,
         availability=[
             WindowIO(weekday=w.weekday, start_minute=w.start_minute, end_minute=w.end_minute) for w in windows

@@ -22,7 +22,7 @@ from chargeshare.adapters.sql.rows import (
     insert_of,
 )
 from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.charger import ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import ChargerView
@@ -69,9 +69,18 @@ SET_STATUS = DirectStatement(_SET_STATUS)
 SET_STATUS_AND_VERSION = DirectStatement(_SET_STATUS.values(ocpp_version=bindparam("version")))
 ADD = DirectStatement(
     insert_of(
-        t.chargers, "charge_point_id", "host_id", "title", "lat", "lon", "price_per_kwh", "status"
+        t.chargers,
+        "charge_point_id",
+        "host_id",
+        "title",
+        "lat",
+        "lon",
+        "price_per_kwh",
+        "status",
+        "boot_policy",
     ).returning(_c.id)
 )
+BOOT_POLICY = DirectStatement(select(_c.boot_policy).where(_c.charge_point_id == bindparam("cp_id")))
 ADD_CONNECTOR = DirectStatement(
     insert_of(t.connectors, "charger_id", "connector_no", "type", "max_power_w", "status", "fence_token")
 )
@@ -92,6 +101,7 @@ STATEMENTS = {
     "chargers.set_status": SET_STATUS,
     "chargers.set_status_and_version": SET_STATUS_AND_VERSION,
     "chargers.add": ADD,
+    "chargers.boot_policy": BOOT_POLICY,
     "chargers.add_connector": ADD_CONNECTOR,
     "chargers.availability_in": AVAILABILITY_IN,
 }
@@ -111,6 +121,7 @@ class SqlChargers:
             "row_lon": spec.location.lon,
             "row_price_per_kwh": spec.tariff.price_per_kwh,
             "row_status": ChargerStatus.REGISTERED.value,
+            "row_boot_policy": spec.boot_policy.value,
         }
         found = ADD.first(self.conn, row)
         assert found is not None
@@ -197,6 +208,20 @@ class SqlChargers:
         q = SET_STATUS if ocpp_version is None else SET_STATUS_AND_VERSION
         if q.write(self.conn, params) == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
+
+    def boot_policy(self, charge_point_id: str) -> BootPolicy:
+        found = BOOT_POLICY.first(self.conn, {"cp_id": charge_point_id})
+        if found is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        return BootPolicy(found[0])
+
+    def set_boot_policy(self, charger_id: int, policy: BootPolicy) -> None:
+        values: dict[str, Any] = {"boot_policy": policy.value}
+        if policy is not BootPolicy.ACCEPTED:
+            values["status"] = ChargerStatus.REGISTERED.value  # out of service, not merely offline
+        q = update(t.chargers).where(_c.id == charger_id).values(**values)
+        if self.conn.execute(q).rowcount == 0:
+            raise NotFound(f"no charger {charger_id}")
 
     def touch(self, charge_point_id: str, at: datetime) -> None:
         if not self._touched(charge_point_id, at):

@@ -12,7 +12,7 @@ from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.session import SessionStatus
@@ -27,6 +27,7 @@ from chargeshare.services.records import (
 CONNECTOR_TYPES = {e.value: e for e in ConnectorType}
 CONNECTOR_STATUSES = {e.value: e for e in ConnectorStatus}
 CHARGER_STATUSES = {e.value: e for e in ChargerStatus}
+BOOT_POLICIES = {e.value: e for e in BootPolicy}
 ENTRY_KINDS = {e.value: e for e in EntryKind}
 
 
@@ -56,6 +57,7 @@ CHARGER_COLUMNS = (
     t.chargers.c.status,
     t.chargers.c.ocpp_version,
     t.chargers.c.last_seen_at,
+    t.chargers.c.boot_policy,
 )
 _k = t.connectors.c
 _CONNECTORS = select(_k.charger_id, _k.id, _k.connector_no, _k.type, _k.max_power_w, _k.status).order_by(
@@ -93,7 +95,8 @@ def hydrate(conn: Connection, rows: Sequence[Any], *, with_distance: bool) -> li
             ocpp_version=r[8],
             last_seen_at=r[9],
             connectors=tuple(by_charger[r[0]]),
-            distance_m=float(r[10]) if with_distance else None,
+            distance_m=float(r[11]) if with_distance else None,
+            boot_policy=BOOT_POLICIES[r[10]],
         )
         for r in rows
     ]

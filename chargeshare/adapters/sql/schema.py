@@ -94,6 +94,7 @@ chargers = Table(
     Column("ocpp_version", String(8)),
     Column("last_seen_at", UTCDateTime()),
     Column("password_hash", String(200)),  # null: no Basic auth set (only if unknown chargers are allowed)
+    Column("boot_policy", String(8), nullable=False, server_default="Accepted"),
 )
 
 notifications = Table(

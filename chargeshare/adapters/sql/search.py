@@ -38,7 +38,7 @@ from chargeshare.adapters.sql.rows import CHARGER_COLUMNS, hydrate, live_overlap
 from chargeshare.adapters.sql.sqlite_geo import distance_expr
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES
-from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
 from chargeshare.domain.geo import BBox
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import ChargerView
@@ -114,6 +114,7 @@ def _statement(shape: _SearchShape) -> DirectStatement:
         distance = distance_expr(c.lat, c.lon, lat, lon)
         conds.append(distance <= bindparam("cut", type_=Float))
         order = [distance, c.id]
+    conds.append(c.boot_policy == BootPolicy.ACCEPTED.value)  # only chargers in service are found
     if shape.max_price:
         conds.append(c.price_per_kwh <= bindparam("max_price"))
     if shape.online_only:

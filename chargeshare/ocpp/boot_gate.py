@@ -1,0 +1,99 @@
+"""What a charger not accepted at boot may say. A Pending or Rejected charger is out of service: the
+backend answers its BootNotification, its Heartbeat (with the time only) and the reports an operator
+provisioning it may trigger; anything else is refused with SecurityError, as OCPP prescribes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chargeshare.domain.charger import BootPolicy
+from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp.connection import CallRejected, Handler
+from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services.charger_reports import ChargerReportsService
+from chargeshare.services.charging import ChargingService
+
+BOOT = "BootNotification"
+HEARTBEAT = "Heartbeat"
+# Reports that change nothing but what operators see: a charger being provisioned may send them.
+REPORTS_WHILE_OUT_OF_SERVICE = frozenset(
+    {
+        "NotifyReport",
+        "NotifyMonitoringReport",
+        "SecurityEventNotification",
+        "FirmwareStatusNotification",
+        "SignedFirmwareStatusNotification",
+        "LogStatusNotification",
+        "DiagnosticsStatusNotification",
+    }
+)
+
+
+class BootGate:
+    """One connection's view of its charger's boot status: learnt from each boot's answer, or read
+    once when the connection's first frame is not a boot (a charger reconnecting without one)."""
+
+    def __init__(self, charging: ChargingService, cp_id: str) -> None:
+        self.charging, self.cp_id = charging, cp_id
+        self.in_service: bool | None = None
+
+    def admits(self) -> bool:
+        if self.in_service is None:
+            try:
+                self.in_service = self.charging.boot_policy(self.cp_id) is BootPolicy.ACCEPTED
+            except NotFound:  # unregistered: what it may do is decided elsewhere
+                self.in_service = True
+        return self.in_service
+
+    def refuse(self, action: str) -> CallRejected:
+        return CallRejected(
+            "SecurityError", f"{action} refused: charger {self.cp_id} is not accepted by the backend"
+        )
+
+
+def _boot_summary(p: dict[str, Any]) -> str:
+    station = p.get("chargingStation")
+    if isinstance(station, dict):  # 2.0.1
+        vendor, model = station.get("vendorName"), station.get("model")
+        serial, firmware = station.get("serialNumber"), station.get("firmwareVersion")
+    else:
+        vendor, model = p.get("chargePointVendor"), p.get("chargePointModel")
+        serial, firmware = p.get("chargePointSerialNumber"), p.get("firmwareVersion")
+    return f"{vendor} {model}, serial {serial or '-'}, firmware {firmware or '-'}"
+
+
+def gated(
+    charging: ChargingService, cp_id: str, reports: ChargerReportsService, handlers: dict[str, Handler]
+) -> dict[str, Handler]:
+    """`handlers` behind one connection's boot gate."""
+    gate = BootGate(charging, cp_id)
+
+    def guard(action: str, inner: Handler) -> Handler:
+        def handle(p: dict[str, Any]) -> dict[str, Any]:
+            if gate.in_service is not True and not gate.admits():
+                raise gate.refuse(action)
+            return inner(p)
+
+        return handle
+
+    def boot(p: dict[str, Any]) -> dict[str, Any]:
+        answer = handlers[BOOT](p)
+        gate.in_service = answer["status"] == BootPolicy.ACCEPTED.value
+        if answer["status"] == BootPolicy.PENDING.value:
+            # What the host or an admin looks at before accepting it.
+            reports.record(cp_id, BOOT, f"Pending: {_boot_summary(p)}", p)
+        return answer
+
+    def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
+        if gate.in_service is not True and not gate.admits():
+            return {"currentTime": format_ts(charging.clock.now())}  # nothing stored, not brought online
+        return handlers[HEARTBEAT](p)
+
+    out: dict[str, Handler] = {}
+    for action, inner in handlers.items():
+        if action in REPORTS_WHILE_OUT_OF_SERVICE:
+            out[action] = inner
+        else:
+            out[action] = guard(action, inner)
+    out[BOOT], out[HEARTBEAT] = boot, heartbeat
+    return out
