@@ -11,7 +11,7 @@ from rich.table import Table
 
 from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.cli.options import duration_option, json_list_option, write_rows
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 
@@ -42,6 +42,10 @@ def add(
     public_url: Annotated[
         str, typer.Option(help="Where chargers reach the backend.")
     ] = "ws://127.0.0.1:8180",
+    boot_policy: Annotated[
+        BootPolicy,
+        typer.Option(help="How its boots are answered: Pending keeps it out of service until accepted."),
+    ] = BootPolicy.ACCEPTED,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Register a charger with one connector and print what to configure on it."""
@@ -57,6 +61,7 @@ def add(
             Tariff(price_per_kwh),
             (ConnectorSpec(1, connector_type, power_w),),
             title=f"{host_name}'s charger",
+            boot_policy=boot_policy,
         )
         a.marketplace.add_charger(spec, password=password)
     console.print(f"registered [bold]{charge_point_id}[/]")
@@ -77,6 +82,7 @@ def list_(
             {
                 "charge_point_id": v.charge_point_id,
                 "status": v.status.value,
+                "boot_policy": v.boot_policy.value,
                 "ocpp_version": v.ocpp_version,
                 "last_seen_at": None if v.last_seen_at is None else v.last_seen_at.isoformat(),
                 "lat": v.location.lat,
@@ -96,11 +102,12 @@ def list_(
         ]
         write_rows(json_out, rows)
         return
-    table = Table("id", "status", "ocpp", "last seen", "lat", "lon", "p/kWh", "connectors")
+    table = Table("id", "status", "boot", "ocpp", "last seen", "lat", "lon", "p/kWh", "connectors")
     for v in views:
         table.add_row(
             v.charge_point_id,
             v.status.value,
+            v.boot_policy.value,
             v.ocpp_version or "-",
             "-" if v.last_seen_at is None else f"{v.last_seen_at:%Y-%m-%d %H:%M:%S}",
             f"{v.location.lat:.5f}",
@@ -115,6 +122,27 @@ def list_(
 
 
 ChargerId = Annotated[str, typer.Argument(help="The charger's id, as it connects.")]
+
+
+@app.command("boot-policy")
+def boot_policy_(
+    charge_point_id: ChargerId,
+    policy: Annotated[
+        BootPolicy, typer.Argument(help="Accepted puts it in service; Pending or Rejected take it out.")
+    ],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Accept a charger into service, or take it out. It hears the answer at its next boot; ask a
+    connected one to boot now with `chargers command <id> TriggerMessage`."""
+    from chargeshare.cli.errors import USAGE, Problem
+    from chargeshare.domain.errors import NotFound
+
+    with open_app(database_url) as a:
+        try:
+            view = a.marketplace.set_boot_policy(charge_point_id, policy)
+        except NotFound:
+            raise Problem(f"no charger {charge_point_id!r}", USAGE) from None
+    console.print(f"{charge_point_id}: boot policy {view.boot_policy.value}, status {view.status.value}")
 
 
 @app.command()

@@ -49,3 +49,24 @@ def test_add_list_passwd_remove(tmp_path: Path) -> None:
     assert runner.invoke(app, ["chargers", "remove", "CP-9", *db]).exit_code == 0
     gone = runner.invoke(app, ["chargers", "remove", "CP-9", *db])
     assert gone.exit_code == 2 and "no charger" in gone.output
+
+
+def test_a_charger_added_pending_is_accepted_by_boot_policy(tmp_path: Path) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'cs.db'}"]
+    where = ["--lat", "51.45", "--lon", "-2.59"]
+    added = runner.invoke(app, ["chargers", "add", "CP-P", *where, "--boot-policy", "Pending", *db])
+    assert added.exit_code == 0, added.output
+
+    def policy() -> str:
+        listed = runner.invoke(app, ["chargers", "list", "--json", "-", *db])
+        (row,) = json.loads(listed.stdout)
+        return str(row["boot_policy"])
+
+    assert policy() == "Pending"
+    accepted = runner.invoke(app, ["chargers", "boot-policy", "CP-P", "Accepted", *db])
+    assert accepted.exit_code == 0 and "boot policy Accepted" in accepted.output
+    assert policy() == "Accepted"
+    unknown = runner.invoke(app, ["chargers", "boot-policy", "NOPE", "Accepted", *db])
+    assert unknown.exit_code == 2 and "no charger 'NOPE'" in unknown.output
+    wrong = runner.invoke(app, ["chargers", "boot-policy", "CP-P", "Maybe", *db])
+    assert wrong.exit_code == 2

@@ -5,6 +5,7 @@ repository, the fake does as the SQL store does."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,6 +16,7 @@ from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import (
+    BootPolicy,
     ChargerSpec,
     ChargerStatus,
     ConnectorSpec,
@@ -22,8 +24,9 @@ from chargeshare.domain.charger import (
     ConnectorType,
 )
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
-from chargeshare.domain.geo import Point
+from chargeshare.domain.geo import BBox, Point
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
+from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import ManualClock
@@ -179,6 +182,31 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
         assert tx.chargers.password("CP1") == "pbkdf2$..."
         with pytest.raises(NotFound):
             tx.chargers.set_password("GHOST", "x")
+
+
+def test_boot_policy_and_who_is_in_service(app: App) -> None:
+    box = SearchQuery(bbox=BBox(-3.0, 51.0, -2.0, 52.0))
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("h")
+        tx.chargers.add(spec("OLD", host))
+        new_id = tx.chargers.add(dataclasses.replace(spec("NEW", host), boot_policy=BootPolicy.PENDING))
+        assert tx.chargers.boot_policy("OLD") is BootPolicy.ACCEPTED
+        assert tx.chargers.boot_policy("NEW") is BootPolicy.PENDING
+        assert tx.chargers.get("NEW").boot_policy is BootPolicy.PENDING
+        assert [c.charge_point_id for c in tx.chargers.search(box)] == ["OLD"]
+        with pytest.raises(NotFound):
+            tx.chargers.boot_policy("GHOST")
+
+        tx.chargers.set_boot_policy(new_id, BootPolicy.ACCEPTED)
+        tx.chargers.set_status("NEW", ChargerStatus.ONLINE, T0)
+        assert sorted(c.charge_point_id for c in tx.chargers.search(box)) == ["NEW", "OLD"]
+        # Out of service is not merely offline: nothing that brings an offline charger back applies.
+        tx.chargers.set_boot_policy(new_id, BootPolicy.REJECTED)
+        new = tx.chargers.get("NEW")
+        assert (new.boot_policy, new.status) == (BootPolicy.REJECTED, ChargerStatus.REGISTERED)
+        assert [c.charge_point_id for c in tx.chargers.search(box)] == ["OLD"]
+        with pytest.raises(NotFound):
+            tx.chargers.set_boot_policy(10**6, BootPolicy.ACCEPTED)
 
 
 def test_connector_statuses(app: App) -> None:
