@@ -230,3 +230,10 @@ def test_a_declined_walk_in_card_is_kept_for_manual_collection(
         (item,) = tx.outbox.all()
     assert (item.step, item.status) == ("capture", "dead")
     assert item.last_error is not None and "collect manually" in item.last_error
+
+
+def test_a_new_drivers_tag_may_not_be_someone_elses_card(app: App, world: tuple[int, int]) -> None:
+    with pytest.raises(InvalidRequest):
+        app.marketplace.add_driver("Eve", "CARD-1")
+    with pytest.raises(InvalidRequest):
+        app.auth.register_driver("eve@drivers.example", "a long password 1", "Eve", "CARD-1")
