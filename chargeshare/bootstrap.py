@@ -41,6 +41,7 @@ from chargeshare.services.ports import Durability, LockManager, PaymentGateway, 
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+from chargeshare.services.tokens import TokenService
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ class App:
     hosting: HostingService
     housekeeping: Housekeeping
     reports: ChargerReportsService
+    tokens: TokenService
     redis: Any = None
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -350,6 +352,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         hosting=HostingService(store, marketplace, clock),
         housekeeping=Housekeeping(bookings, charging, settlement),
         reports=ChargerReportsService(store, clock, bookings),
+        tokens=TokenService(store, clock),
         redis=redis_client,
         durability=durability_for(store),
     )

@@ -47,6 +47,7 @@ from simulators.evse import (
     check_plug_in,
 )
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
+from simulators.local_auth import LocalAuth
 from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
 from simulators.settings import HEARTBEAT_INTERVAL, METER_INTERVAL, TRANSACTION_ATTEMPTS, Settings
@@ -90,6 +91,7 @@ class VirtualCharger:
         self.settings = Settings(len(self.connectors))
         self.settings.values[METER_INTERVAL] = str(meter_interval_s)
         self.profiles = ProfileBook()
+        self.local_auth = LocalAuth()
         self.conn = Connection(
             self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s
         )
@@ -572,6 +574,8 @@ class VirtualCharger:
         plugged = await self.plug_car(connector_no, vehicle, target_wh, id_tag=id_tag)
         c = self.connectors[connector_no]
         auth = await self._call(*self.dialect.authorize(id_tag))
+        if auth.ok and auth.payload is not None:
+            self.local_auth.remember(id_tag, self.dialect.id_status(auth.payload))
         if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
             c.state = step(c.state, Trigger.START_REFUSED)
             return plugged

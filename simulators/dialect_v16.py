@@ -18,6 +18,7 @@ from simulators.evse import (
     Unlock,
     VirtualConnector,
 )
+from simulators.local_auth import LocalEntry
 from simulators.settings import BY_KEY, DEFINITIONS, SetResult
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
@@ -293,7 +294,33 @@ class V16:
                 }[result]
             }
 
+        def send_local_list(p: dict[str, Any]) -> dict[str, Any]:
+            entries = []
+            for e in p.get("localAuthorizationList", []):
+                info = e.get("idTagInfo")
+                expiry = None if info is None or "expiryDate" not in info else parse_ts(info["expiryDate"])
+                entries.append(
+                    LocalEntry(
+                        e["idTag"],
+                        None if info is None else info["status"],
+                        expiry,
+                        None if info is None else info.get("parentIdTag"),
+                    )
+                )
+            full = p["updateType"] == "Full"
+            return {"status": cp.local_auth.apply(p["listVersion"], full, entries)}
+
+        def get_local_list_version(p: dict[str, Any]) -> dict[str, Any]:
+            return {"listVersion": cp.local_auth.version}
+
+        def clear_cache(p: dict[str, Any]) -> dict[str, Any]:
+            cp.local_auth.clear_cache()
+            return status(True)
+
         return {
+            "SendLocalList": send_local_list,
+            "GetLocalListVersion": get_local_list_version,
+            "ClearCache": clear_cache,
             "RemoteStartTransaction": remote_start,
             "RemoteStopTransaction": remote_stop,
             "ReserveNow": reserve_now,

@@ -21,6 +21,7 @@ from simulators.evse import (
     VirtualConnector,
 )
 from simulators.firmware import ConnectorState
+from simulators.local_auth import LocalEntry
 from simulators.settings import BY_COMPONENT_VARIABLE, COMPONENTS, SetResult
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
@@ -415,7 +416,34 @@ class V201:
                 )
             return {"setVariableResult": results}
 
+        def send_local_list(p: dict[str, Any]) -> dict[str, Any]:
+            entries = []
+            for e in p.get("localAuthorizationList", []):
+                info = e.get("idTokenInfo")
+                expiry = info.get("cacheExpiryDateTime") if info is not None else None
+                group = info.get("groupIdToken") if info is not None else None
+                entries.append(
+                    LocalEntry(
+                        e["idToken"]["idToken"],
+                        None if info is None else info["status"],
+                        None if expiry is None else parse_ts(expiry),
+                        None if group is None else group["idToken"],
+                    )
+                )
+            full = p["updateType"] == "Full"
+            return {"status": cp.local_auth.apply(p["versionNumber"], full, entries)}
+
+        def get_local_list_version(p: dict[str, Any]) -> dict[str, Any]:
+            return {"versionNumber": cp.local_auth.version}
+
+        def clear_cache(p: dict[str, Any]) -> dict[str, Any]:
+            cp.local_auth.clear_cache()
+            return status(True)
+
         return {
+            "SendLocalList": send_local_list,
+            "GetLocalListVersion": get_local_list_version,
+            "ClearCache": clear_cache,
             "RequestStartTransaction": request_start,
             "RequestStopTransaction": request_stop,
             "ReserveNow": reserve_now,

@@ -125,7 +125,7 @@ DEFINITIONS: tuple[Setting, ...] = (
         "SupportedFeatureProfiles",
         "DeviceDataCtrlr",
         "SupportedFeatureProfiles",
-        "Core,Reservation,RemoteTrigger,SmartCharging",
+        "Core,Reservation,RemoteTrigger,SmartCharging,LocalAuthListManagement",
         readonly=True,
     ),
     Setting("vendor", "ChargePointVendor", "ChargingStation", "VendorName", "ChargeShare", readonly=True),

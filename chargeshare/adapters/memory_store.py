@@ -26,6 +26,7 @@ from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
+from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
@@ -122,6 +123,8 @@ class _Tables:
     notifications: list[dict[str, object]] = field(default_factory=list)
     security: list[SecurityEvent] = field(default_factory=list)
     reports: list[ChargerReport] = field(default_factory=list)
+    tokens: dict[int, IdToken] = field(default_factory=dict)
+    walk_in: dict[int, int] = field(default_factory=dict)  # charger id -> price per kWh
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -187,6 +190,7 @@ class MemoryUnitOfWork:
         self.notifications = MemoryNotifications(store)
         self.security = MemorySecurityLog(store)
         self.reports = MemoryChargerReports(store)
+        self.tokens = MemoryIdTokens(store)
 
 
 # ---- accounts ------------------------------------------------------------------------------------
@@ -446,6 +450,7 @@ class MemoryChargers(_Repository):
         self.t.availability.pop(c.charger_id, None)
         self.t.notes.pop(c.charger_id, None)
         self.t.reports = [r for r in self.t.reports if r.charger_id != c.charger_id]
+        self.t.walk_in.pop(c.charger_id, None)
         del self.t.chargers[c.charger_id]
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -1100,3 +1105,56 @@ class MemoryChargerReports(_Repository):
         return [
             r for r in self.t.reports if r.charger_id == charger_id and (not actions or r.action in actions)
         ]
+
+
+class MemoryIdTokens(_Repository):
+    def add(
+        self,
+        *,
+        driver_id: int,
+        value: str,
+        type_: TokenType,
+        status: TokenStatus,
+        expires_at: datetime | None,
+        group_id: str | None,
+        master_pass: bool,
+        created_at: datetime,
+    ) -> int:
+        if driver_id not in self.t.drivers:
+            raise NotFound(f"no driver {driver_id}")
+        owner = next((d for d in self.t.drivers.values() if d.id_tag == value), None)
+        if owner is not None and owner.driver_id != driver_id:
+            raise InvalidRequest(f"{value!r} is another driver's id tag")
+        if self.by_value(value) is not None:
+            raise InvalidRequest(f"token {value!r} already exists")
+        token_id = self.store.next_id("id_tokens")
+        self.t.tokens[token_id] = IdToken(
+            token_id, driver_id, value, type_, status, expires_at, group_id, master_pass, created_at
+        )
+        return token_id
+
+    def get(self, token_id: int) -> IdToken:
+        found = self.t.tokens.get(token_id)
+        if found is None:
+            raise NotFound(f"no token {token_id}")
+        return found
+
+    def by_value(self, value: str) -> IdToken | None:
+        return next((k for k in self.t.tokens.values() if k.value == value), None)
+
+    def set_status(self, token_id: int, status: TokenStatus) -> None:
+        self.t.tokens[token_id] = dataclasses.replace(self.get(token_id), status=status)
+
+    def all(self, driver_id: int | None = None) -> Sequence[IdToken]:
+        return [k for _, k in sorted(self.t.tokens.items()) if driver_id in (None, k.driver_id)]
+
+    def set_walk_in(self, charger_id: int, price_per_kwh: int | None) -> None:
+        if charger_id not in self.t.chargers:
+            raise NotFound(f"no charger {charger_id}")
+        if price_per_kwh is None:
+            self.t.walk_in.pop(charger_id, None)
+        else:
+            self.t.walk_in[charger_id] = price_per_kwh
+
+    def walk_in_price(self, charger_id: int) -> int | None:
+        return self.t.walk_in.get(charger_id)

@@ -16,7 +16,19 @@ from typer._click.exceptions import UsageError
 from typer.core import TyperGroup, TyperOption
 
 from chargeshare import __version__
-from chargeshare.cli import accounts, bench, chargers, db, errors, payments, replay, scenario, serve, simulate
+from chargeshare.cli import (
+    accounts,
+    bench,
+    chargers,
+    db,
+    errors,
+    payments,
+    replay,
+    scenario,
+    serve,
+    simulate,
+    tokens,
+)
 from chargeshare.cli import certify as certify_cli
 
 
@@ -88,6 +100,7 @@ app.add_typer(scenario.app, name="scenario")
 app.add_typer(payments.app, name="payments")
 app.add_typer(chargers.app, name="chargers")
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(tokens.app, name="tokens")
 app.add_typer(db.app, name="db")
 
 

@@ -28,6 +28,7 @@ class BookingEvent(StrEnum):
     CANCEL = "cancel"
     NO_SHOW = "no_show"
     RESERVATION_REJECTED = "reservation_rejected"
+    WALK_IN = "walk_in"  # a token charging without a booking: its booking is made as it starts
 
 
 B, E = BookingStatus, BookingEvent
@@ -36,6 +37,7 @@ TRANSITIONS: dict[tuple[BookingStatus, BookingEvent], BookingStatus] = {
     (B.REQUESTED, E.HOLD_PLACED): B.CONFIRMED,
     (B.REQUESTED, E.HOLD_DECLINED): B.FAILED,
     (B.REQUESTED, E.CANCEL): B.CANCELLED,
+    (B.REQUESTED, E.WALK_IN): B.ACTIVE,
     (B.CONFIRMED, E.SESSION_STARTED): B.ACTIVE,
     (B.CONFIRMED, E.CANCEL): B.CANCELLED,
     (B.CONFIRMED, E.NO_SHOW): B.EXPIRED,
@@ -69,6 +71,15 @@ class CancellationPolicy:
 
     def no_show_charge(self, hold: Pence) -> Pence:
         return min(self.no_show_fee, hold)
+
+
+# A walk-in's booking has no hold: its cost is charged to the driver's card at the end, afresh.
+# Nothing else holds nothing (a booking whose hold would be nothing is refused).
+WALK_IN_HOLD: Pence = 0
+
+
+def is_walk_in(hold_amount: Pence) -> bool:
+    return hold_amount == WALK_IN_HOLD
 
 
 def next_status(current: BookingStatus, event: BookingEvent) -> BookingStatus:

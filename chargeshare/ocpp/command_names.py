@@ -33,6 +33,9 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
         cmd.GetCompositeSchedule,
         cmd.GetSettings,
         cmd.ChangeSetting,
+        cmd.SendLocalList,
+        cmd.GetLocalListVersion,
+        cmd.ClearCache,
     )
 }
 
@@ -71,6 +74,8 @@ def _naive_times(value: object, path: str = "") -> list[str]:
         for f in dataclasses.fields(value):
             found += _naive_times(getattr(value, f.name), f"{path}.{f.name}" if path else f.name)
         return found
+    if isinstance(value, tuple | list):
+        return [p for i, item in enumerate(value) for p in _naive_times(item, f"{path}[{i}]")]
     return []
 
 

@@ -28,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
+from chargeshare.domain.tokens import ListEntry, UpdateType
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class Status(StrEnum):
     UNKNOWN_COMPONENT = "UnknownComponent"
     UNKNOWN_VARIABLE = "UnknownVariable"
     NOT_SUPPORTED_ATTRIBUTE_TYPE = "NotSupportedAttributeType"
+    FAILED = "Failed"
+    VERSION_MISMATCH = "VersionMismatch"
 
 
 # ---- results ----------------------------------------------------------------------------------------
@@ -555,3 +558,86 @@ class ChangeSetting(_NoDetails):
             return super().result(version, answer)
         (first,) = answer["setVariableResult"]
         return super().result(version, {"status": first["attributeStatus"], **first})
+
+
+# ---- local authorisation list and cache -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendLocalList(_NoDetails):
+    """Install version `version` of the charger's local list: the whole list (Full), or changes to
+    it (Differential: an entry without status removes that token). Done: Accepted; Failed,
+    VersionMismatch and NotSupported are the charger's refusals."""
+
+    version: int
+    update: UpdateType = UpdateType.FULL
+    entries: tuple[ListEntry, ...] = ()
+
+    actions: ClassVar[dict[str, str]] = {V16: "SendLocalList", V201: "SendLocalList"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if self.update is UpdateType.FULL and any(e.status is None for e in self.entries):
+            raise CannotSay("a Full local list gives every entry a status (only Differential removes)")
+        if version == V16:
+            p16: dict[str, Any] = {"listVersion": self.version, "updateType": self.update.value}
+            if self.entries:
+                p16["localAuthorizationList"] = [self._entry16(e) for e in self.entries]
+            return p16
+        p: dict[str, Any] = {"versionNumber": self.version, "updateType": self.update.value}
+        if self.entries:
+            p["localAuthorizationList"] = [self._entry201(e) for e in self.entries]
+        return p
+
+    @staticmethod
+    def _entry16(e: ListEntry) -> dict[str, Any]:
+        out: dict[str, Any] = {"idTag": e.value}
+        if e.status is not None:
+            info: dict[str, Any] = {"status": e.status.value}
+            if e.expires_at is not None:
+                info["expiryDate"] = format_ts(e.expires_at)
+            if e.group_id is not None:
+                info["parentIdTag"] = e.group_id
+            out["idTagInfo"] = info
+        return out
+
+    @staticmethod
+    def _entry201(e: ListEntry) -> dict[str, Any]:
+        out: dict[str, Any] = {"idToken": {"idToken": e.value, "type": e.type.value}}
+        if e.status is not None:
+            info: dict[str, Any] = {"status": e.status.value}
+            if e.expires_at is not None:
+                info["cacheExpiryDateTime"] = format_ts(e.expires_at)
+            if e.group_id is not None:
+                info["groupIdToken"] = {"idToken": e.group_id, "type": "Central"}
+            out["idTokenInfo"] = info
+        return out
+
+
+@dataclass(frozen=True)
+class GetLocalListVersion(Command[int]):
+    """The version of the charger's local list (0: none installed). A 1.6 charger without a local
+    list answers -1: Rejected NotSupported."""
+
+    actions: ClassVar[dict[str, str]] = {V16: "GetLocalListVersion", V201: "GetLocalListVersion"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        return {}
+
+    def result(self, version: str, answer: dict[str, Any]) -> Done[int] | Rejected:
+        found = self.details(version, answer)
+        if found < 0:
+            return Rejected(Status.NOT_SUPPORTED, "the charger has no local authorisation list")
+        return Done(Status.ACCEPTED, found)
+
+    def details(self, version: str, answer: dict[str, Any]) -> int:
+        return int(answer["listVersion" if version == V16 else "versionNumber"])
+
+
+@dataclass(frozen=True)
+class ClearCache(_NoDetails):
+    """Empty the charger's authorisation cache (not its local list)."""
+
+    actions: ClassVar[dict[str, str]] = {V16: "ClearCache", V201: "ClearCache"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        return {}

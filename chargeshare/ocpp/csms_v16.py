@@ -11,9 +11,9 @@ from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers16
 from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
-from chargeshare.ocpp.timestamps import parse_ts
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.charger_reports import ChargerReportsService
-from chargeshare.services.charging import ChargingService
+from chargeshare.services.charging import AuthStatus, ChargingService
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,15 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
 
     def authorize(p: dict[str, Any]) -> dict[str, Any]:
         try:
-            verdict = charging.authorize(cp_id, p["idTag"]).value
+            answer = charging.authorization(cp_id, p["idTag"])
         except NotFound:
-            verdict = "Invalid"
-        return {"idTagInfo": {"status": verdict}}
+            return {"idTagInfo": {"status": AuthStatus.INVALID.value}}
+        info: dict[str, Any] = {"status": answer.status.value}
+        if answer.group_id is not None:
+            info["parentIdTag"] = answer.group_id
+        if answer.expires_at is not None:
+            info["expiryDate"] = format_ts(answer.expires_at)
+        return {"idTagInfo": info}
 
     def register(wh: int) -> int:
         if not 0 <= wh <= MAX_REGISTER_WH:

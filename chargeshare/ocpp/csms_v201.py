@@ -21,7 +21,7 @@ from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
 from chargeshare.ocpp.csms_v16 import ENERGY_REGISTER, MAX_REGISTER_WH
 from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
-from chargeshare.ocpp.timestamps import parse_ts
+from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import AuthStatus, ChargingService
 
@@ -83,7 +83,16 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
             return AuthStatus.INVALID.value
 
     def authorize(p: dict[str, Any]) -> dict[str, Any]:
-        return {"idTokenInfo": {"status": verdict(p["idToken"]["idToken"])}}
+        try:
+            answer = charging.authorization(cp_id, p["idToken"]["idToken"])
+        except NotFound:
+            return {"idTokenInfo": {"status": AuthStatus.INVALID.value}}
+        info: dict[str, Any] = {"status": answer.status.value}
+        if answer.group_id is not None:
+            info["groupIdToken"] = {"idToken": answer.group_id, "type": "Central"}
+        if answer.expires_at is not None:
+            info["cacheExpiryDateTime"] = format_ts(answer.expires_at)
+        return {"idTokenInfo": info}
 
     def connector_of(p: dict[str, Any]) -> int | None:
         """The event's EVSE; a charger with one connector may leave it out."""

@@ -65,7 +65,8 @@ class AuthService:
         with self.store.transaction() as tx:
             if tx.accounts.by_email(email) is not None:
                 raise InvalidRequest("an account with this email exists")
-            if tx.accounts.driver_by_tag(tag) is not None:
+            # Another driver's card would decide for this tag (a token row wins over a booking tag).
+            if tx.accounts.driver_by_tag(tag) is not None or tx.tokens.by_value(tag) is not None:
                 raise InvalidRequest(f"id_tag {tag!r} is taken")
             driver_id = tx.accounts.add_driver(name.strip(), tag)
             account_id = tx.accounts.add(

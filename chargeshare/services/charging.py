@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
+from chargeshare.domain.booking import WALK_IN_HOLD, BookingEvent, BookingStatus, next_status
 from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
-from chargeshare.domain.errors import DomainError, NotFound
+from chargeshare.domain.errors import BookingConflict, DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
+from chargeshare.domain.tokens import Basis, IdToken, Situation, TokenStatus, decide
 from chargeshare.failpoints import failpoint
 from chargeshare.services.booking import RESERVATION_NONE
 from chargeshare.services.clock import Clock
@@ -30,7 +31,7 @@ from chargeshare.services.events import (
     SessionUnmetered,
 )
 from chargeshare.services.ports import Store, UnitOfWork
-from chargeshare.services.records import SessionRecord
+from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 
@@ -38,9 +39,34 @@ log = logging.getLogger(__name__)
 
 
 class AuthStatus(StrEnum):
+    """The idTagInfo / idTokenInfo status we answer: the same words in 1.6 and 2.0.1."""
+
     ACCEPTED = "Accepted"
     INVALID = "Invalid"
     BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    """An Authorize's answer: the status, and what the charger may cache with it."""
+
+    status: AuthStatus
+    group_id: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Presented:
+    """A token as presented at a charger: whose it is and its status in force (None: unknown)."""
+
+    driver_id: int | None
+    status: TokenStatus | None
+    token: IdToken | None = None
+
+    @property
+    def master_pass(self) -> bool:
+        return self.token is not None and self.token.master_pass
 
 
 @dataclass(frozen=True)
@@ -305,20 +331,46 @@ class ChargingService:
             closed.append(session.session_id)
         return closed
 
+    def _presented(self, tx: UnitOfWork, id_tag: str, now: datetime) -> _Presented:
+        """A token row of this value decides; else a driver's booking id tag is Accepted."""
+        token = tx.tokens.by_value(id_tag)
+        if token is not None:
+            return _Presented(token.driver_id, token.status_at(now), token)
+        driver = tx.accounts.driver_by_tag(id_tag)
+        if driver is None:
+            return _Presented(None, None)
+        return _Presented(driver.driver_id, TokenStatus.ACCEPTED)
+
     def authorize(self, cp_id: str, id_tag: str) -> AuthStatus:
-        """A tag is accepted when its driver holds a confirmed booking on this charger right now."""
+        """See `authorization`; the status only."""
+        return self.authorization(cp_id, id_tag).status
+
+    def authorization(self, cp_id: str, id_tag: str) -> TokenAnswer:
+        """The token's own status first (`domain.tokens.decide`); an Accepted one is let charge when
+        its driver holds a confirmed booking on this charger that has begun, or when the host allows
+        walk-in charging here. Raises NotFound for an unregistered charger."""
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
-            driver = tx.accounts.driver_by_tag(id_tag)
-            if driver is None:
-                return AuthStatus.INVALID
+            presented = self._presented(tx, id_tag, now)
             charger = tx.chargers.get(cp_id)
-            for c in charger.connectors:
-                b = tx.bookings.for_start(c.connector_id, driver.driver_id, now)
-                if b is not None and b.starts_at <= now:
-                    return AuthStatus.ACCEPTED
-        return AuthStatus.BLOCKED
+            booked = False
+            if presented.driver_id is not None and presented.status is TokenStatus.ACCEPTED:
+                for c in charger.connectors:
+                    b = tx.bookings.for_start(c.connector_id, presented.driver_id, now)
+                    if b is not None and b.starts_at <= now:
+                        booked = True
+                        break
+            walk_in = tx.tokens.walk_in_price(charger.charger_id) is not None
+        verdict = decide(
+            Situation(presented.status, booked, walk_in=walk_in, master_pass=presented.master_pass)
+        )
+        token = presented.token
+        return TokenAnswer(
+            AuthStatus(verdict.status.value),
+            None if token is None else token.group_id,
+            None if token is None else token.expires_at,
+        )
 
     def start(
         self,
@@ -344,21 +396,42 @@ class ChargingService:
                 if known is not None:
                     return StartResult(known.session_id, AuthStatus.ACCEPTED)
             connector = next((c for c in charger.connectors if c.connector_no == connector_no), None)
-            driver = tx.accounts.driver_by_tag(id_tag)
-            if connector is None or driver is None:
+            presented = self._presented(tx, id_tag, now)
+            if connector is None or presented.driver_id is None:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.INVALID)
+            driver_id = presented.driver_id
             again = tx.sessions.by_start_key(connector.connector_id, id_tag, meter_start, timestamp)
             if again is not None:  # a retried StartTransaction: same answer, nothing new
                 return StartResult(again.session_id, AuthStatus.ACCEPTED)
-            booking = tx.bookings.for_start(connector.connector_id, driver.driver_id, now)
-            if booking is None or booking.starts_at > now:
-                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
-            active = next_status(booking.status, BookingEvent.SESSION_STARTED)
-            if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
-                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
-            if booking.reservation != RESERVATION_NONE:
-                # The driver's start takes the reservation up: the charger holds it no more.
-                tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
+            booking = tx.bookings.for_start(connector.connector_id, driver_id, now)
+            booked = booking is not None and booking.starts_at <= now
+            walk_in_price = tx.tokens.walk_in_price(charger.charger_id)
+            verdict = decide(
+                Situation(
+                    presented.status,
+                    booked,
+                    walk_in=walk_in_price is not None,
+                    master_pass=presented.master_pass,
+                    starting=True,
+                )
+            )
+            if not verdict.accepted:
+                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus(verdict.status.value))
+            if verdict.basis is Basis.BOOKING:
+                assert booking is not None
+                active = next_status(booking.status, BookingEvent.SESSION_STARTED)
+                if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
+                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
+                if booking.reservation != RESERVATION_NONE:
+                    # The driver's start takes the reservation up: the charger holds it no more.
+                    tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
+            else:
+                assert walk_in_price is not None
+                try:
+                    booking = self._walk_in(tx, connector.connector_id, driver_id, walk_in_price, now)
+                except BookingConflict:
+                    # Someone's booking falls within the walk-in's time: the connector is not free.
+                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
@@ -372,6 +445,28 @@ class ChargingService:
                 )
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
+
+    def _walk_in(
+        self, tx: UnitOfWork, connector_id: int, driver_id: int, price_per_kwh: int, now: datetime
+    ) -> BookingRecord:
+        """The booking a walk-in charges under, made as it starts: the connector from now for at most
+        `walk_in_minutes` and `walk_in_max_energy_wh`, at the host's walk-in price, without a hold
+        (its cost is charged at the end: `SettlementService`). Raises BookingConflict when another
+        live booking overlaps that time; the session's stop shortens it, as a booking's."""
+        booking_id = tx.bookings.add(
+            driver_id=driver_id,
+            connector_id=connector_id,
+            starts_at=now,
+            ends_at=now + timedelta(minutes=self.rules.walk_in_minutes),
+            max_energy_wh=self.rules.walk_in_max_energy_wh,
+            price_per_kwh=price_per_kwh,
+            hold_amount=WALK_IN_HOLD,
+            created_at=now,
+            fencing_token=None,
+        )
+        active = next_status(BookingStatus.REQUESTED, BookingEvent.WALK_IN)
+        tx.bookings.update(booking_id, active, expected=BookingStatus.REQUESTED)
+        return tx.bookings.get(booking_id)
 
     def session_for_charger_tx(self, cp_id: str, charger_tx_id: str) -> SessionRecord | None:
         """The session a charger's own (OCPP 2.0.1) transaction id maps to, if we opened one."""

@@ -53,7 +53,8 @@ class MarketplaceService:
 
     @staticmethod
     def _add_driver(tx: UnitOfWork, name: str, id_tag: str) -> DriverRecord:
-        if tx.accounts.driver_by_tag(id_tag) is not None:
+        # Another driver's card would decide for this tag (a token row wins over a booking tag).
+        if tx.accounts.driver_by_tag(id_tag) is not None or tx.tokens.by_value(id_tag) is not None:
             raise InvalidRequest(f"id_tag {id_tag!r} is taken")
         return tx.accounts.driver(tx.accounts.add_driver(name, id_tag))
 

@@ -13,6 +13,7 @@ from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
+from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
@@ -440,6 +441,46 @@ class ChargerReports(Protocol):
         ...
 
 
+class IdTokens(Protocol):
+    """Drivers' id tokens (RFID cards and other tokens), and the chargers whose hosts let any valid
+    token charge without a booking (walk-in, at a price of their own)."""
+
+    def add(
+        self,
+        *,
+        driver_id: int,
+        value: str,
+        type_: TokenType,
+        status: TokenStatus,
+        expires_at: datetime | None,
+        group_id: str | None,
+        master_pass: bool,
+        created_at: datetime,
+    ) -> int:
+        """Raise InvalidRequest if the value is already a token, or another driver's booking id tag;
+        NotFound for an unknown driver."""
+        ...
+
+    def get(self, token_id: int) -> IdToken:
+        """Raises NotFound."""
+        ...
+
+    def by_value(self, value: str) -> IdToken | None: ...
+    def set_status(self, token_id: int, status: TokenStatus) -> None:
+        """Raises NotFound."""
+        ...
+
+    def all(self, driver_id: int | None = None) -> Sequence[IdToken]:
+        """Every token (one driver's, if given), by id."""
+        ...
+
+    def set_walk_in(self, charger_id: int, price_per_kwh: int | None) -> None:
+        """Let walk-in tokens charge on the charger at this price (None: bookings only)."""
+        ...
+
+    def walk_in_price(self, charger_id: int) -> int | None: ...
+
+
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""
 
@@ -461,6 +502,8 @@ class UnitOfWork(Protocol):
     def security(self) -> SecurityLog: ...
     @property
     def reports(self) -> ChargerReports: ...
+    @property
+    def tokens(self) -> IdTokens: ...
 
 
 class Store(Protocol):

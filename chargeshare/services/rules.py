@@ -70,6 +70,11 @@ class MarketplaceRules:
     # A booking's hold placement not finished by then is taken as abandoned (its request died):
     # recovery fails the booking and voids whatever the provider authorised.
     hold_placement_timeout_s: int = 120
+    # A walk-in (a token charging without a booking where its host allows it) takes the connector for
+    # at most this long and this much energy: its card is charged only at the end, with no hold
+    # before, so what it may owe is bounded; the energy limit stops it as a booking's does.
+    walk_in_minutes: int = 240
+    walk_in_max_energy_wh: int = 50_000
 
     def processor_fee(self, captured: int) -> int:
         """Rounded up to the penny, as processors do; nothing is charged on nothing captured."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from chargeshare.domain import ledger
-from chargeshare.domain.booking import BookingEvent, BookingStatus, next_status
+from chargeshare.domain.booking import BookingEvent, BookingStatus, is_walk_in, next_status
 from chargeshare.domain.errors import (
     ConcurrentChange,
     DomainError,
@@ -352,7 +352,14 @@ class SettlementService:
         hold = ledger.open_hold(entries)
         now = self.clock.now()
         reference = booking.payment_ref
-        if item.step in FRESH_CHARGES:
+        walk_in = is_walk_in(booking.hold_amount)
+        if walk_in and item.step == CAPTURE and item.amount == 0:
+            with self.store.transaction() as tx:  # nothing owed: nothing to ask the card for
+                self._done(tx, item, [], note="walk-in: nothing to charge")
+            self._settled(item, now)
+            return
+        if item.step in FRESH_CHARGES or (walk_in and item.step == CAPTURE):
+            # A walk-in had no hold: its cost is authorised and captured now, as a lapsed hold's is.
             hold, reference = self._charge_afresh(item, booking.driver_id, entries)
         if hold is None or reference is None:
             raise LedgerError(f"booking {item.booking_id} has no open hold for {item.step}")
@@ -407,10 +414,13 @@ class SettlementService:
         if topup:
             self.queued(item.booking_id)
         if item.step in (CAPTURE, CHARGE):  # CHARGE: the capture made afresh after a lapsed hold
-            with self.store.reading() as tx:
-                session = tx.sessions.for_booking(item.booking_id)
-            if session is not None:
-                self.bus.publish(SessionSettled(now, session.session_id, item.booking_id, item.amount))
+            self._settled(item, now)
+
+    def _settled(self, item: OutboxItem, now: datetime) -> None:
+        with self.store.reading() as tx:
+            session = tx.sessions.for_booking(item.booking_id)
+        if session is not None:
+            self.bus.publish(SessionSettled(now, session.session_id, item.booking_id, item.amount))
 
     def _void_placement(self, item: OutboxItem, booking: BookingRecord) -> None:
         """A placement whose request died (HOLD), or one the provider may have made while we could

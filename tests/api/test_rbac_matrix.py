@@ -256,6 +256,38 @@ ROWS = [
         lambda _w, s, _r: (f"/admin/hosts/{s.host.hid}/kyc", {"status": "verified"}),
         per_tenant=False,  # the operator acts on any host: there is no "own" for an admin
     ),
+    Row("GET", "/admin/tokens", "admin", 200, fixed("/admin/tokens"), per_tenant=False),
+    Row(
+        "POST",
+        "/admin/tokens",
+        "admin",
+        201,
+        lambda _w, s, r: ("/admin/tokens", {"driver_id": s.driver.did, "value": f"CARD-{r}"}),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/admin/tokens/block",
+        "admin",
+        200,
+        lambda _w, s, _r: ("/admin/tokens/block", {"value": "TAG" + s.charge_point_id.removeprefix("CP")}),
+        per_tenant=False,
+    ),
+    Row(
+        "PUT",
+        "/admin/chargers/{charger_id}/walk-in",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/walk-in", {"price_per_kwh": 45}),
+        per_tenant=False,
+    ),
+    Row(
+        "PUT",
+        "/host/chargers/{charger_id}/walk-in",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}/walk-in", {"price_per_kwh": 45}),
+    ),
 ]
 
 ALLOWED = {

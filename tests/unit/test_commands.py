@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
+from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.frames import CALL, CALLRESULT, check_payload
 
@@ -55,6 +57,18 @@ COMMANDS: list[cmd.Command[Any]] = [
     cmd.GetCompositeSchedule(1, 600, cmd.RateUnit.WATTS),
     cmd.GetSettings((cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr"),)),
     cmd.ChangeSetting(cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr"), "60"),
+    cmd.SendLocalList(1),
+    cmd.SendLocalList(
+        2,
+        UpdateType.FULL,
+        (
+            ListEntry("CARD-1", TokenStatus.ACCEPTED, WHEN, "FLEET"),
+            ListEntry("CARD-2", TokenStatus.BLOCKED, type=TokenType.KEY_CODE),
+        ),
+    ),
+    cmd.SendLocalList(3, UpdateType.DIFFERENTIAL, (ListEntry("CARD-2", None),)),
+    cmd.GetLocalListVersion(),
+    cmd.ClearCache(),
 ]
 
 
@@ -127,6 +141,18 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
             ),
         ),
         (cmd.GetCompositeSchedule(1, 60), "1.6", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
+        (cmd.GetLocalListVersion(), "1.6", {"listVersion": 4}, cmd.Done(cmd.Status.ACCEPTED, 4)),
+        (cmd.GetLocalListVersion(), "2.0.1", {"versionNumber": 0}, cmd.Done(cmd.Status.ACCEPTED, 0)),
+        (cmd.GetLocalListVersion(), "1.6", {"listVersion": -1}, cmd.Rejected(cmd.Status.NOT_SUPPORTED, ANY)),
+        (
+            cmd.SendLocalList(2),
+            "2.0.1",
+            {"status": "VersionMismatch"},
+            cmd.Rejected(cmd.Status.VERSION_MISMATCH),
+        ),
+        (cmd.SendLocalList(2), "1.6", {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
+        (cmd.ClearCache(), "1.6", {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
+        (cmd.ClearCache(), "2.0.1", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
     ],
 )
 def test_answers_become_typed_results(
@@ -134,3 +160,8 @@ def test_answers_become_typed_results(
 ) -> None:
     check_payload(command.action(version), answer, version, CALLRESULT, "1")  # a valid answer
     assert command.result(version, answer) == expected
+
+
+def test_a_full_local_list_cannot_remove_an_entry() -> None:
+    with pytest.raises(cmd.CannotSay):
+        cmd.SendLocalList(2, UpdateType.FULL, (ListEntry("CARD-1", None),)).payload("1.6", charger_tx)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from chargeshare.domain.charger import BootPolicy, ConnectorType
 from chargeshare.domain.instants import RANGE, in_range
+from chargeshare.domain.tokens import TokenStatus, TokenType
 
 
 def _no_nul(value: str) -> str:
@@ -374,3 +375,37 @@ class UnmeteredSessionOut(BaseModel):
     started_at: datetime
     stopped_at: datetime | None
     billed_wh: int | None
+
+
+# ---- id tokens and walk-in -------------------------------------------------------------------------
+class IdTokenIn(BaseModel):
+    driver_id: int = Field(ge=1, le=2**31 - 1)  # ids are 32-bit in the database
+    value: Text = Field(min_length=1, max_length=20, description="the token as the charger reads it")
+    type: TokenType = TokenType.ISO14443
+    status: TokenStatus = TokenStatus.ACCEPTED
+    expires_at: Instant | None = None
+    group_id: Text | None = Field(default=None, min_length=1, max_length=20)
+    master_pass: bool = False
+
+
+class IdTokenValueIn(BaseModel):
+    value: Text = Field(min_length=1, max_length=20, description="a token, or a driver's booking id tag")
+
+
+class IdTokenOut(BaseModel):
+    id: int
+    driver_id: int
+    value: str
+    type: TokenType
+    status: TokenStatus = Field(description="as set")
+    status_now: TokenStatus = Field(description="as answered to chargers now (past its expiry: Expired)")
+    expires_at: datetime | None
+    group_id: str | None
+    master_pass: bool
+    created_at: datetime
+
+
+class WalkInIO(BaseModel):
+    price_per_kwh: int | None = Field(
+        ge=1, le=1_000, description="pence per kWh for any valid token without a booking; null: bookings only"
+    )

@@ -315,6 +315,30 @@ charger_reports = Table(
     Index("ix_charger_reports_charger_action", "charger_id", "action"),
 )
 
+# Drivers' id tokens: RFID cards, app and contract ids. The driver's booking id tag (drivers.id_tag)
+# is a token too, Accepted unless a row here of the same value says otherwise.
+id_tokens = Table(
+    "id_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("driver_id", ForeignKey("drivers.id"), nullable=False, index=True),
+    Column("value", String(20), nullable=False, unique=True),  # OCPP 1.6 IdToken is CiString20
+    Column("type", String(16), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("group_id", String(20)),
+    Column("master_pass", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Chargers whose host lets any valid token charge without a booking, at this price per kWh.
+walk_in_chargers = Table(
+    "walk_in_chargers",
+    metadata,
+    Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
+    Column("price_per_kwh", Integer, nullable=False),
+)
+
 # The simulated payment provider's own books, in the same database so they survive a restart and
 # are shared by every server process (a real provider keeps its books itself).
 sim_gateway_holds = Table(

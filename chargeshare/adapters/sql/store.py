@@ -26,6 +26,7 @@ from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
 from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.adapters.sql.sqlite_geo import ensure_math_functions
+from chargeshare.adapters.sql.tokens import SqlIdTokens
 from chargeshare.domain.errors import DatabaseBusy
 
 READ_ONLY = "chargeshare_read_only"  # execution option: begin a reading transaction
@@ -331,6 +332,7 @@ class SqlUnitOfWork:
         self._notifications: SqlNotifications | None = None
         self._security: SqlSecurityLog | None = None
         self._reports: SqlChargerReports | None = None
+        self._tokens: SqlIdTokens | None = None
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -385,3 +387,9 @@ class SqlUnitOfWork:
         if self._reports is None:
             self._reports = SqlChargerReports(self.conn, self.dialect)
         return self._reports
+
+    @property
+    def tokens(self) -> SqlIdTokens:
+        if self._tokens is None:
+            self._tokens = SqlIdTokens(self.conn, self.dialect)
+        return self._tokens
