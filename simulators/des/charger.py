@@ -99,6 +99,10 @@ class DesCharger:
         self._updated_at = dict.fromkeys(self.connectors, 0.0)  # energy integrated up to here
         self._metered_at = dict.fromkeys(self.connectors, 0.0)  # last periodic reading sent
 
+    @property
+    def protocol(self) -> str:
+        return self.dialect.version
+
     # ---- the link --------------------------------------------------------------------------------
     def receive(self, text: str) -> str | None:
         """A frame from the central system; our reply (None when the link is down)."""
