@@ -45,6 +45,7 @@ from simulators.evse import (
     Unlock,
     VirtualConnector,
     check_plug_in,
+    reserve_connector,
 )
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.local_auth import LocalAuth
@@ -737,37 +738,14 @@ class VirtualCharger:
     def reserve(
         self, connector_no: int | None, reservation_id: int, id_tag: str, expires_at: datetime
     ) -> str:
-        """ReserveNow: Accepted, Occupied, Unavailable or Rejected (the same words in both versions).
-        `None` reserves whichever connector is free."""
-        if connector_no is None:
-            c = next(
-                (
-                    x
-                    for x in self.connectors.values()
-                    if x.reservation and x.reservation.reservation_id == reservation_id
-                ),
-                None,
-            ) or next((x for x in self.connectors.values() if x.state is ConnectorState.AVAILABLE), None)
-            if c is None:
-                return "Occupied"
-        else:
-            found = self.connectors.get(connector_no)
-            if found is None:
-                return "Rejected"
-            c = found
-        if c.reservation is not None and c.reservation.reservation_id == reservation_id:
-            # A ReserveNow for an existing reservation id replaces that reservation.
-            c.reservation = Reservation(reservation_id, id_tag, expires_at)
-            return "Accepted"
-        if c.state is ConnectorState.UNAVAILABLE:
-            return "Unavailable"
-        if c.state is not ConnectorState.AVAILABLE:
-            # OCPP 1.6 5.13: Occupied also when already reserved, for this or another idTag.
-            return "Occupied"
-        c.reservation = Reservation(reservation_id, id_tag, expires_at)
-        c.state = step(c.state, Trigger.RESERVE)
-        self._report_later(c)
-        return "Accepted"
+        """ReserveNow: Accepted, Occupied, Unavailable or Rejected (`evse.reserve`). `None` reserves
+        whichever connector is free."""
+        answer, reserved = reserve_connector(
+            self.connectors, connector_no, Reservation(reservation_id, id_tag, expires_at)
+        )
+        if reserved is not None:
+            self._report_later(reserved)
+        return answer
 
     def cancel_reservation(self, reservation_id: int) -> bool:
         for c in self.connectors.values():

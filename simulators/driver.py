@@ -20,6 +20,7 @@ from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators.backend_nodes import BackendProcesses
 from simulators.charger import PlugRefused, VirtualCharger
+from simulators.faults import FaultRecord
 from simulators.fleet import DriverPlan
 from simulators.http_retry import RequestLost
 from simulators.pacing import sleep_sim
@@ -57,6 +58,7 @@ class DriverStats:
     frames_left_queued: int = 0  # transaction messages a charger never got to replay
     payments_backlog: int = 0  # payment steps not yet done when the run ended (before reconcile)
     outcomes_of_faults: Counter[str] = field(default_factory=Counter)
+    fault_log: list[FaultRecord] = field(default_factory=list)  # each fault fired: when, on whom
     # Ids of the bookings the drivers' apps were answered with (live runs, over HTTP): a booking the
     # backend holds that no app heard of is one its driver will never use, and pay for as a no-show.
     bookings_answered: set[int] | None = None

@@ -4,11 +4,12 @@ transaction, a reservation, and the reasons a transaction ends or a charger boot
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from simulators.firmware import ConnectorState
+from simulators.firmware import ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
 
 
@@ -126,3 +127,36 @@ def check_plug_in(cp_id: str, c: VirtualConnector, id_tag: str, *, online: bool)
         raise PlugRefused(f"{cp_id}/{c.no} is in use or out of service ({c.state})")
     if not online:
         raise PlugRefused(f"{cp_id} is offline and cannot authorise cards")
+
+
+def reserve_connector(
+    connectors: Mapping[int, VirtualConnector], connector_no: int | None, r: Reservation
+) -> tuple[str, VirtualConnector | None]:
+    """ReserveNow, one rule for the live and the discrete-event charger: the answer (Accepted,
+    Occupied, Unavailable or Rejected, the same words in both versions) and the connector it newly
+    reserved, whose status the charger then reports. `None` reserves whichever connector is free."""
+    if connector_no is None:
+        c = next(
+            (
+                x
+                for x in connectors.values()
+                if x.reservation and x.reservation.reservation_id == r.reservation_id
+            ),
+            None,
+        ) or next((x for x in connectors.values() if x.state is ConnectorState.AVAILABLE), None)
+        if c is None:
+            return "Occupied", None
+    else:
+        found = connectors.get(connector_no)
+        if found is None:
+            return "Rejected", None
+        c = found
+    if c.reservation is not None and c.reservation.reservation_id == r.reservation_id:
+        c.reservation = r  # a ReserveNow for an existing reservation id replaces that reservation
+        return "Accepted", None
+    if c.state is ConnectorState.UNAVAILABLE:
+        return "Unavailable", None
+    if c.state is not ConnectorState.AVAILABLE:
+        return "Occupied", None  # OCPP 1.6 5.13: also when already reserved, for this or another idTag
+    c.reservation, c.state = r, step(c.state, Trigger.RESERVE)
+    return "Accepted", c

@@ -39,9 +39,10 @@ from simulators.driver import (
     run_driver,
     sign_up_driver,
 )
-from simulators.faults import Fault, backend_outcomes, provider_outcomes, run_faults, wire_outcomes
+from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.http_retry import RetryWhileAway
+from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
 from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample

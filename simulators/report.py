@@ -28,6 +28,8 @@ class RunReport:
     clock_held_s: float = 0.0
     # What the command line changed in a scenario file's parameters: {name: {"file": x, "given": y}}.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Each fault fired, in the scenario's order: when it started and ended, the chargers it hit.
+    fault_log: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -43,6 +45,8 @@ class RunReport:
         }
         if self.overrides:  # absent otherwise: reports of runs without them keep their bytes
             body["overrides"] = self.overrides
+        if self.fault_log:
+            body["fault_log"] = self.fault_log
         if not self.deterministic:
             body["wall_seconds"] = round(self.wall_s, 3)
             body["clock_held_seconds"] = round(self.clock_held_s, 3)
@@ -102,4 +106,5 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     if isinstance(gateway, SimulatedGateway):
         provider = gateway.total_captured, gateway.open_authorisations()
         invariants += provider_agrees_with_ledger(entries, *provider)
-    return RunReport(params, summary, invariants, list(stats.errors), wall_s)
+    fault_log = [r.as_dict() for r in sorted(stats.fault_log, key=lambda r: r.index)]
+    return RunReport(params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log)

@@ -20,14 +20,11 @@ from chargeshare.failpoints import POINTS as FAILPOINTS
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
-from simulators.faults import ACTIONS, Fault
+from simulators.faults import ACTIONS, LASTING, Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import LiveParams, problems
 
 SUFFIXES = (".yaml", ".yml")
-LASTING = frozenset(
-    {"payment_outage", "disconnect", "silence", "provider_slow", "backend_crash"}
-)  # faults that need a duration
 # A provider slower than this is an outage: a payment step's lease and a booking's hold placement
 # lapse first (simulated seconds).
 PROVIDER_SLOW_MAX_S = min(MarketplaceRules().payment_lease_s, MarketplaceRules().hold_placement_timeout_s)

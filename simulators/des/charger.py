@@ -32,6 +32,7 @@ from simulators.evse import (
     Transaction,
     VirtualConnector,
     check_plug_in,
+    reserve_connector,
 )
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
@@ -97,6 +98,10 @@ class DesCharger:
         self._done: dict[int, simpy.Event] = {}  # per connector: the car stopped taking energy
         self._updated_at = dict.fromkeys(self.connectors, 0.0)  # energy integrated up to here
         self._metered_at = dict.fromkeys(self.connectors, 0.0)  # last periodic reading sent
+
+    @property
+    def protocol(self) -> str:
+        return self.dialect.version
 
     # ---- the link --------------------------------------------------------------------------------
     def receive(self, text: str) -> str | None:
@@ -346,19 +351,12 @@ class DesCharger:
         self.later(partial(self._send, status))
 
     # ---- what the central system asks of us ------------------------------------------------------
-    def _reserve(self, connector_no: int, r: Reservation) -> str:
-        c = self.connectors.get(connector_no)
-        if c is None:
-            return "Rejected"
-        if c.reservation is not None and c.reservation.reservation_id == r.reservation_id:
-            c.reservation = r  # the same reservation id replaces that reservation
-            return "Accepted"
-        if c.state is not ConnectorState.AVAILABLE:
-            return "Occupied"  # OCPP 1.6 5.13: also when already reserved
-        c.reservation, c.state = r, step(c.state, Trigger.RESERVE)
-        self.later(partial(self._status, c))
-        self.env.process(self._expire(c, r))
-        return "Accepted"
+    def _reserve(self, connector_no: int | None, r: Reservation) -> str:
+        answer, reserved = reserve_connector(self.connectors, connector_no, r)
+        if reserved is not None:
+            self.later(partial(self._status, reserved))
+            self.env.process(self._expire(reserved, r))
+        return answer
 
     def _cancel_reservation(self, reservation_id: int) -> str:
         for c in self.connectors.values():
@@ -397,7 +395,7 @@ class DesCharger:
             },
             "ReserveNow": lambda p: {
                 "status": self._reserve(
-                    p.get("evseId", 1),
+                    p.get("evseId"),
                     Reservation(p["id"], p["idToken"]["idToken"], parse_ts(p["expiryDateTime"])),
                 )
             },

@@ -1,5 +1,6 @@
-"""Scenario faults in virtual time. Socket faults map onto the in-process link: a disconnect drops
-it (the backend sees the link close, the charger queues transaction messages and replays them on
+"""The discrete-event engine's fault executor: applies what the catalogue (`simulators.faults`)
+decides, in virtual time. Socket faults map onto the in-process link: a disconnect drops it (the
+backend sees the link close, the charger queues transaction messages and replays them on
 reconnect), a silence keeps it but says nothing. Reconnection succeeds at the first attempt, since
 nothing in-process can refuse it: backoff and jitter are a live-engine concern. A spoofing charger
 sends its frames over a link of its own (an unregistered one is let in only as the server would let
@@ -7,57 +8,67 @@ it in). Faults this engine cannot model are refused by name, with the reason."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import simpy
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
-from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.errors import DomainError
 from chargeshare.ocpp.timestamps import format_ts
 from simulators.des.central import NotSupportedInDes
 from simulators.des.charger import DesCharger, Process
 from simulators.des.driver import DesWorld
-from simulators.evse import Transaction, VirtualConnector
-from simulators.faults import VICTIMS_POLL_SIM_S, Fault
+from simulators.driver import DriverStats
+from simulators.faults import (
+    CATALOGUE,
+    VICTIMS_POLL_SIM_S,
+    Fault,
+    FaultRecord,
+    Planned,
+    Scope,
+    Target,
+    confirmed,
+    fire,
+    not_in_des,
+    plan,
+    running_transaction,
+    spoofer,
+)
 from simulators.spoofing import spoof_applied, spoof_messages
 
-Action = Callable[[DesWorld, Fault], Process]
+# What a fault does to one charger: a process while it lasts, or None when it is done at once.
+ChargerAction = Callable[[DesCharger, Fault], Process | None]
+WorldAction = Callable[[DesWorld, Fault, FaultRecord], Process]
+T = TypeVar("T", bound=Target)
 
 
 class UnsupportedFault(NotSupportedInDes):
     """A fault the discrete-event engine cannot model; the message names the ones it can."""
 
 
-def _victims(world: DesWorld, count: int) -> list[DesCharger]:
-    """`count` chargers, those mid-transaction first (the interesting case), then by id."""
-
-    def busy(c: DesCharger) -> bool:
-        return any(
-            x.plugged is not None and x.plugged.transaction_id is not None for x in c.connectors.values()
-        )
-
-    return sorted(world.chargers.values(), key=lambda c: (not busy(c), c.cp_id))[:count]
+def _duplicate_frames(c: DesCharger, fault: Fault) -> None:
+    c.duplicate_sends = True
 
 
-def _each(
-    world: DesWorld, fault: Fault, make: Callable[[DesCharger], Generator[simpy.Event, Any, None] | None]
-) -> Process:
-    world.stats.faults_fired += 1
-    running = []
-    for charger in _victims(world, fault.count):
-        process = make(charger)
-        if process is not None:
-            running.append(world.env.process(process))
-    yield world.env.all_of(running)
+def _clock_skew(c: DesCharger, fault: Fault) -> None:
+    c.clock_skew_s = fault.skew_s
 
 
-def host_cancels(world: DesWorld, fault: Fault) -> Process:
+CHARGER_ACTIONS: dict[str, ChargerAction] = {
+    "disconnect": lambda c, f: c.disconnect_for(f.duration_s),
+    "reboot": lambda c, f: c.reboot(lose_queue=f.lose_queue),
+    "silence": lambda c, f: c.silence_for(f.duration_s),
+    "duplicate_frames": _duplicate_frames,
+    "clock_skew": _clock_skew,
+}
+
+
+def host_cancels(world: DesWorld, fault: Fault, fired: FaultRecord) -> Process:
     """Hosts cancel the `count` oldest bookings that have not started."""
     app = world.app
     with app.store.transaction() as tx:
-        due = [b for b in tx.bookings.all() if b.status is BookingStatus.CONFIRMED][: fault.count]
+        due = confirmed(tx.bookings.all(), fault.count)
     done = 0
     for b in due:
         try:
@@ -65,61 +76,17 @@ def host_cancels(world: DesWorld, fault: Fault) -> Process:
             done += 1
         except DomainError:
             pass  # it started or ended meanwhile, as a 409 on the live route
-    world.stats.faults_fired += 1
     world.stats.outcomes_of_faults[fault.action] += done
     yield world.env.timeout(0)
 
 
-def payment_outage(world: DesWorld, fault: Fault) -> Process:
+def payment_outage(world: DesWorld, fault: Fault, fired: FaultRecord) -> Process:
     gateway = world.app.gateway
     if not isinstance(gateway, SimulatedGateway):
         raise UnsupportedFault("payment_outage needs the simulated payment gateway")
     gateway.down = True
-    world.stats.faults_fired += 1
     yield world.env.timeout(fault.duration_s)
     gateway.down = False
-
-
-def disconnect(world: DesWorld, fault: Fault) -> Process:
-    return _each(world, fault, lambda c: c.disconnect_for(fault.duration_s))
-
-
-def reboot(world: DesWorld, fault: Fault) -> Process:
-    return _each(world, fault, lambda c: c.reboot(lose_queue=fault.lose_queue))
-
-
-def silence(world: DesWorld, fault: Fault) -> Process:
-    return _each(world, fault, lambda c: c.silence_for(fault.duration_s))
-
-
-def duplicate_frames(world: DesWorld, fault: Fault) -> Process:
-    def on(c: DesCharger) -> None:
-        c.duplicate_sends = True
-
-    return _each(world, fault, on)
-
-
-def clock_skew(world: DesWorld, fault: Fault) -> Process:
-    def skew(c: DesCharger) -> None:
-        c.clock_skew_s = fault.skew_s
-
-    return _each(world, fault, skew)
-
-
-Running = tuple[DesCharger, VirtualConnector, Transaction]
-
-
-def _running(world: DesWorld, protocol: str | None, spoofed: set[str]) -> Running | None:
-    """A transaction the backend knows of, on a charger not spoofed yet (by id; of one OCPP version
-    if asked), as the live fault picks it."""
-    for charger in sorted(world.chargers.values(), key=lambda c: c.cp_id):
-        if charger.cp_id in spoofed or (protocol is not None and charger.dialect.version != protocol):
-            continue
-        for c in charger.connectors.values():
-            tx = c.transaction
-            if tx is not None and tx.wire_id is not None:
-                return charger, c, tx
-    return None
 
 
 def _unregistered(world: DesWorld, victim: DesCharger, n: int) -> DesCharger | None:
@@ -136,46 +103,39 @@ def _unregistered(world: DesWorld, victim: DesCharger, n: int) -> DesCharger | N
         [7_400],
         epoch=victim.epoch,
         meter_interval_s=victim.meter_interval_s,
-        protocol=victim.dialect.version,
+        protocol=victim.protocol,
     )
     rogue.connect()
     return rogue
 
 
-def spoofed_charger(world: DesWorld, fault: Fault) -> Process:
+def spoofed_charger(world: DesWorld, fault: Fault, fired: FaultRecord) -> Process:
     """As the live fault: `count` times, once a charger runs a transaction, another charger names it
     with an absurd reading and a stop."""
-    world.stats.faults_fired += 1
     outcomes = world.stats.outcomes_of_faults
+    fleet = world.chargers.values()
     spoofed: set[str] = set()
     for n in range(1, fault.count + 1):
-        found = _running(world, fault.protocol, spoofed)
+        found = running_transaction(fleet, fault.protocol, spoofed)
         while found is None and world.env.now < world.window_end_s:
             yield world.env.timeout(VICTIMS_POLL_SIM_S)
-            found = _running(world, fault.protocol, spoofed)
+            found = running_transaction(fleet, fault.protocol, spoofed)
         if found is None:
             outcomes["spoofs_without_victim"] += 1
             continue
         victim, connector, tx = found
         spoofed.add(victim.cp_id)
+        fired.chargers.append(victim.cp_id)
         if fault.spoofer == "unregistered":
             rogue = _unregistered(world, victim, n)
             if rogue is None:
                 outcomes["spoof_links_refused"] += 1
                 continue
         else:
-            others = [
-                c
-                for c in sorted(world.chargers.values(), key=lambda c: c.cp_id)
-                if c is not victim
-                and c.dialect.version == victim.dialect.version
-                and c.connected
-                and not c.silent
-            ]
-            if not others:
+            rogue = spoofer(fleet, victim)
+            if rogue is None:
                 outcomes["spoofs_without_spoofer"] += 1
                 continue
-            rogue = others[0]
         claimed, messages = spoof_messages(victim.dialect, connector, tx, format_ts(world.app.clock.now()))
         for action, payload in messages:
             rogue.send_call(action, payload)
@@ -186,47 +146,49 @@ def spoofed_charger(world: DesWorld, fault: Fault) -> Process:
         outcomes["spoofs_applied"] += spoof_applied(world.app, victim.cp_id, tx, claimed)
 
 
-ACTIONS: dict[str, Action] = {
+WORLD_ACTIONS: dict[str, WorldAction] = {
     "host_cancels": host_cancels,
     "payment_outage": payment_outage,
-    "disconnect": disconnect,
-    "reboot": reboot,
-    "silence": silence,
-    "duplicate_frames": duplicate_frames,
-    "clock_skew": clock_skew,
     "spoofed_charger": spoofed_charger,
-}
-
-# Why the live engine's other faults have no meaning here.
-WHY_NOT: dict[str, str] = {
-    "provider_slow": "a payment provider call is answered in the virtual instant it is made",
-    "racing_cancels": "one thread calls the services one after another, so no two requests race",
-    "racing_payouts": "one thread calls the services one after another, so no two requests race",
-    "drop_frames": "the in-process link has no wire",
-    "delay_responses": "the in-process link has no wire",
-    "reject_commands": "the in-process link has no wire",
-    "malformed_frames": "the in-process link has no wire",
-    "backend_crash": "the backend runs in the engine's own process, which has no process to kill",
-    "node_crash": "the backend runs in the engine's own process, which has no process to kill",
-    "node_restart": "the backend runs in the engine's own process, which has no process to kill",
 }
 
 
 def check_supported(faults: tuple[Fault, ...]) -> None:
-    unknown = sorted({f.action for f in faults} - ACTIONS.keys())
-    if unknown:
-        named = ", ".join(f"{a} ({WHY_NOT[a]})" if a in WHY_NOT else a for a in unknown)
-        raise UnsupportedFault(
-            f"the DES engine cannot model fault(s) {named}; "
-            f"it supports {', '.join(sorted(ACTIONS))} (use --engine live for the others)"
-        )
+    why = not_in_des(faults)
+    if why is not None:
+        raise UnsupportedFault(why)
 
 
 def run_faults(world: DesWorld, faults: tuple[Fault, ...]) -> Process:
-    """Fire each fault in order, as the live runner does: each one's `at_s` counts from the previous
-    one's, and a lasting fault holds the timeline until it ends (ties in file order)."""
-    elapsed = 0.0
-    for fault in sorted(faults, key=lambda f: f.at_s):
-        yield world.env.timeout(max(0.0, fault.at_s - elapsed))
-        elapsed = fault.at_s
-        yield world.env.process(ACTIONS[fault.action](world, fault))
+    """Play the scenario's fault timeline on the run's world."""
+
+    def apply(p: Planned, fired: FaultRecord, chosen: list[DesCharger]) -> Process:
+        if CATALOGUE[p.fault.action].scope is not Scope.CHARGERS:
+            yield world.env.process(WORLD_ACTIONS[p.fault.action](world, p.fault, fired))
+            return
+        act = CHARGER_ACTIONS[p.fault.action]
+        lasting = [world.env.process(x) for x in (act(c, p.fault) for c in chosen) if x is not None]
+        yield world.env.all_of(lasting)
+
+    yield from play(world.env, faults, lambda: world.chargers.values(), apply, world.stats)
+
+
+def play(
+    env: simpy.Environment,
+    faults: tuple[Fault, ...],
+    fleet: Callable[[], Iterable[T]],
+    apply: Callable[[Planned, FaultRecord, list[T]], Process],
+    stats: DriverStats,
+) -> Process:
+    """Fire each planned fault at its time in `env`, whatever is still lasting then, on the
+    chargers the catalogue picks from `fleet`; each fired fault is recorded in `stats.fault_log`."""
+    origin = env.now
+
+    def start(p: Planned) -> Process:
+        yield env.timeout(max(0.0, origin + p.start_s - env.now))
+        fired, chosen = fire(p, env.now - origin, fleet())
+        stats.fault_log.append(fired)
+        stats.faults_fired += 1
+        yield env.process(apply(p, fired, chosen))
+
+    yield env.all_of([env.process(start(p)) for p in plan(faults)])

@@ -15,8 +15,7 @@ from simulators.des import DesParams, run_des
 from simulators.des.central import NotSupportedInDes
 from simulators.des.charger import integrate
 from simulators.des.engine import DesResult, check_supported
-from simulators.des.faults import ACTIONS
-from simulators.faults import Fault
+from simulators.faults import IN_DES, Fault
 from simulators.fleet import FleetShape
 from simulators.live import LiveParams, run_live
 from simulators.power import EnergyMeter, Vehicle
@@ -132,7 +131,7 @@ def _fault_scenarios() -> list[Path]:
     return [
         p
         for p in discover([SCENARIOS])
-        if load(p).params.faults and {f.action for f in load(p).params.faults} <= ACTIONS.keys()
+        if load(p).params.faults and {f.action for f in load(p).params.faults} <= IN_DES
     ]
 
 

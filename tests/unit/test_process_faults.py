@@ -1,4 +1,4 @@
-"""The process faults' bookkeeping (simulators.faults: backend_crash at a failpoint) against a
+"""The process faults' bookkeeping (simulators.live_faults: backend_crash at a failpoint) against a
 scripted stand-in for the backend's processes, so that faults overlapping in time can be staged
 exactly: a failpoint armed while another fault restarts a process."""
 
@@ -13,7 +13,8 @@ import httpx
 from chargeshare.services.clock import ScaledClock
 from simulators.backend_nodes import BackendProcesses
 from simulators.driver import DriverStats, World
-from simulators.faults import Fault, _crashed_at, node_crash
+from simulators.faults import Fault, FaultRecord
+from simulators.live_faults import _crashed_at, node_crash
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
 WITHIN_S = 10.0  # real seconds; the window ends a simulated day (86 real seconds) away
@@ -115,7 +116,8 @@ async def test_a_node_crash_of_no_processes_kills_none() -> None:
     async with httpx.AsyncClient() as http:
         world = World(http, {}, ScaledClock(START, 1000), START + timedelta(days=1), DriverStats())
         world.backend = cast(BackendProcesses, processes)
-        killed = await node_crash(cast(Any, None), world, Fault(at_s=0, action="node_crash", count=0))
+        fired = FaultRecord(0, "node_crash", 0.0, 0.0)
+        killed = await node_crash(cast(Any, None), world, Fault(at_s=0, action="node_crash", count=0), fired)
         assert killed == 0 and processes.up() == [0, 1, 2]
-        killed = await node_crash(cast(Any, None), world, Fault(at_s=0, action="node_crash", count=2))
+        killed = await node_crash(cast(Any, None), world, Fault(at_s=0, action="node_crash", count=2), fired)
         assert killed == 2 and processes.up() == [0]
