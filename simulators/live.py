@@ -415,6 +415,7 @@ async def _run(
         # Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released.
         # What happens from here (chargers leaving, say) is the wind-down's, not the run's.
         wind_down_from = min(window_end, clock.now())
+        stats.wind_down_from = wind_down_from
         await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         for charger in fleet.values():
             for no in charger.connectors:

@@ -179,14 +179,17 @@ drivers:
 """
 
 
-def test_scenario_run_writes_a_trace_and_a_plot_per_scenario(tmp_path: Path) -> None:
+def test_scenario_run_writes_a_trace_and_a_plot_per_scenario_and_an_index(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_SCENARIO)
     out = tmp_path / "out" / "new"  # not there yet: the run makes it
     args = ["scenario", "run", str(tmp_path / "tiny.yaml"), "--trace-dir", str(out), "--plot-dir", str(out)]
-    result = runner.invoke(cli, [*args, "--json", "-"])
+    result = runner.invoke(cli, [*args, "--json", "-", "--html", str(tmp_path / "index.html")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scenarios"][0]["name"] == "tiny-traced"  # the JSON alone
     assert (out / "tiny-traced.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = (tmp_path / "index.html").read_text()
+    assert '<a href="#scenario-tiny-traced">tiny-traced</a>' in index
+    assert '<section class="scenario" id="scenario-tiny-traced">' in index and index.count("<svg") == 3
     trace = read_trace(out / "tiny-traced.jsonl")  # the format replay reads (replays are tested above)
     assert trace.header["params"]["chargers"] == 2
     assert {r.data["cp"] for r in trace.records if r.kind == "ocpp"} == {"CS00001", "CS00002"}
