@@ -364,6 +364,10 @@ async def _run(
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
+            if recorder is not None:
+                # Where the run's window and its fault timeline begin, past the fleet's setup: a
+                # replay's plots mark the window's end and the faults from here.
+                recorder.op("window", duration_s=params.duration_s)
             world = World(
                 http,
                 fleet,

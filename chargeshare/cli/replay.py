@@ -81,10 +81,11 @@ def _replay(
         raise typer.Exit(2) from exc
     logging.basicConfig(level=logging.ERROR)
     timeline = Timeline()
-    start = parsed.start
+    # Time 0 of the plots is where the recorded run's window began, as in the run's own plots.
+    start = parsed.window_start or parsed.start
 
     def sample(app: App) -> None:
-        if start is not None:
+        if start is not None and app.clock.now() >= start:
             timeline.add(take_sample(app, start))
 
     with doing("could not replay"), _database(backend, postgres_url) as url:

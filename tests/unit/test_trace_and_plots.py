@@ -57,6 +57,7 @@ def test_a_good_trace_reads_in_order(tmp_path: Path) -> None:
         ({"t": FRAME["t"], "kind": "http", "method": "BREW", "path": "/", "status": 200}, "'method'"),
         ({"t": FRAME["t"], "kind": "http", "method": "GET", "path": "/", "status": 999}, "'status'"),
         ({"t": FRAME["t"], "kind": "op", "op": "explode"}, "'op'"),
+        ({"t": FRAME["t"], "kind": "op", "op": "window"}, "'duration_s'"),
     ],
 )
 def test_a_bad_line_is_named_with_its_field(tmp_path: Path, record: dict[str, object], field: str) -> None:
@@ -66,6 +67,14 @@ def test_a_bad_line_is_named_with_its_field(tmp_path: Path, record: dict[str, ob
     message = str(caught.value)
     assert f"{path}:3:" in message and field in message
     assert ":2:" not in message and ":4:" not in message
+
+
+def test_the_window_op_says_where_the_run_began(tmp_path: Path) -> None:
+    window = {"t": "2026-03-02T09:14:00Z", "kind": "op", "op": "window", "duration_s": 3600}
+    trace = read_trace(write(tmp_path, HEADER, FRAME, window, FRAME))
+    assert trace.start is not None and trace.window_start is not None
+    assert (trace.window_start - trace.start).total_seconds() == 14 * 60
+    assert read_trace(write(tmp_path, HEADER, FRAME)).window_start is None
 
 
 def test_header_problems_and_non_json_lines(tmp_path: Path) -> None:
