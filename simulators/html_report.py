@@ -193,9 +193,17 @@ def summary_rows(r: RunReport) -> list[tuple[str, str]]:
         ("chargers that went offline", str(s.get("chargers_went_offline", 0))),
         ("dead letters", str(s.get("dead_letters", 0))),
     ]
+    if r.params.get("engine") == "replay":
+        # What the drivers and the fault timeline saw is not in a trace: a replay cannot tell it.
+        rows = [(k, v) for k, v in rows if k not in DRIVERS_ROWS]
     if not r.deterministic:
         rows.append(("wall time", f"{r.wall_s:.1f} s"))
     return rows
+
+
+DRIVERS_ROWS = frozenset(
+    {"booking conflicts (409)", "driver outcomes", "faults fired", "chargers that went offline"}
+)
 
 
 def param_rows(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -270,7 +270,7 @@ class Replayer:
             run = summarise(
                 self.app,
                 {"engine": "replay"},
-                DriverStats(errors=self.errors),
+                DriverStats(errors=self.errors, wind_down_from=self.trace.window_end),
                 wall_s=time.monotonic() - wall,
             )
             return ReplayReport(

@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,7 +74,17 @@ class Trace:
     @property
     def window_start(self) -> datetime | None:
         """Where the recorded run's window began (its `window` op), past the fleet's setup."""
-        return next((r.t for r in self.records if r.kind == "op" and r.data["op"] == "window"), None)
+        op = self._window()
+        return None if op is None else op.t
+
+    @property
+    def window_end(self) -> datetime | None:
+        """Where the recorded run's window ended and its wind-down began."""
+        op = self._window()
+        return None if op is None else op.t + timedelta(seconds=op.data["duration_s"])
+
+    def _window(self) -> Record | None:
+        return next((r for r in self.records if r.kind == "op" and r.data["op"] == "window"), None)
 
 
 # ---- recording -----------------------------------------------------------------------------------

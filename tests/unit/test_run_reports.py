@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
@@ -190,6 +191,13 @@ def test_a_page_is_self_contained_and_escapes_every_text() -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|[a-z])""", text)
     assert "<link" not in text and "@import" not in text
     assert [t for t, a in Page(text).tags if t == "script"] == ["script"]  # the JSON data only
+
+
+def test_a_replay_page_leaves_out_what_only_the_drivers_saw() -> None:
+    replayed = replace(report(), params={"engine": "replay"})
+    shown = Page(run_html(RunPage("replay", replayed, GAPPED))).text_in["summary"]
+    assert "energy delivered" in shown and "driver outcomes" not in shown and "faults fired" not in shown
+    assert "driver outcomes" in Page(run_html(RunPage("run", report(), GAPPED))).text_in["summary"]
 
 
 def test_a_large_fleet_lists_the_first_chargers_and_says_how_many_more() -> None:

@@ -74,6 +74,7 @@ def test_the_window_op_says_where_the_run_began(tmp_path: Path) -> None:
     trace = read_trace(write(tmp_path, HEADER, FRAME, window, FRAME))
     assert trace.start is not None and trace.window_start is not None
     assert (trace.window_start - trace.start).total_seconds() == 14 * 60
+    assert trace.window_end is not None and (trace.window_end - trace.window_start).total_seconds() == 3600
     assert read_trace(write(tmp_path, HEADER, FRAME)).window_start is None
 
 
