@@ -46,6 +46,7 @@ class DriverStats:
     faults_fired: int = 0
     charger_reconnects: int = 0
     chargers_went_offline: int = 0  # during the run window (not the wind-down's disconnects)
+    wind_down_from: datetime | None = None  # where the run window ended and the wind-down began
 
     sessions_closed_without_stop: int = 0  # the backend closed them: the charger's stop was lost
 

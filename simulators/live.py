@@ -365,6 +365,10 @@ async def _run(
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
+            if recorder is not None:
+                # Where the run's window and its fault timeline begin, past the fleet's setup: a
+                # replay's plots mark the window's end and the faults from here.
+                recorder.op("window", duration_s=params.duration_s)
             world = World(
                 http,
                 fleet,
@@ -416,6 +420,7 @@ async def _run(
         # Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released.
         # What happens from here (chargers leaving, say) is the wind-down's, not the run's.
         wind_down_from = min(window_end, clock.now())
+        stats.wind_down_from = wind_down_from
         await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         for charger in fleet.values():
             for no in charger.connectors:

@@ -270,7 +270,7 @@ class Replayer:
             run = summarise(
                 self.app,
                 {"engine": "replay"},
-                DriverStats(errors=self.errors),
+                DriverStats(errors=self.errors, wind_down_from=self.trace.window_end),
                 wall_s=time.monotonic() - wall,
             )
             return ReplayReport(
@@ -472,6 +472,7 @@ class Replayer:
                 self.app.bookings.expire_no_shows(grace=None if grace is None else timedelta(seconds=grace))
         elif op == "reconcile":
             self.app.settlement.reconcile()
+        # "window" marks where the recorded run's window began: it changes nothing in the backend.
 
     def _connection(self, cp: str, version: str) -> Connection:
         conn = self.connections.get((cp, version))

@@ -4,15 +4,36 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind
+from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
+from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from simulators.driver import DriverStats
+
+
+@dataclass(frozen=True)
+class ChargerRow:
+    """One charger at the end of a run, for the HTML report's table (not in the JSON report)."""
+
+    charge_point_id: str
+    protocol: str  # the OCPP version it spoke, "" if it never booted
+    connectors: int
+    max_power_w: int  # all its connectors at once
+    status: str  # after the wind-down, which disconnects every charger
+    bookings: int
+    sessions: int
+    energy_wh: int  # billed
+    billed_pence: int  # sessions' cost, idle fees included
+    # Times its host was told so before the wind-down; None when its host has other chargers.
+    went_offline: int | None
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,7 @@ class RunReport:
     overrides: dict[str, Any] = field(default_factory=dict)
     # Each fault fired, in the scenario's order: when it started and ended, the chargers it hit.
     fault_log: list[dict[str, Any]] = field(default_factory=list)
+    chargers: tuple[ChargerRow, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -62,6 +84,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
             bookings, sessions, entries = snapshot.bookings, snapshot.sessions, snapshot.entries
         payments = tx.outbox.all()
         notes = tx.notifications.all()
+        chargers = tx.chargers.all()
         security_events = len(tx.security.all())
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
@@ -107,4 +130,48 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         provider = gateway.total_captured, gateway.open_authorisations()
         invariants += provider_agrees_with_ledger(entries, *provider)
     fault_log = [r.as_dict() for r in sorted(stats.fault_log, key=lambda r: r.index)]
-    return RunReport(params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log)
+    in_window = [
+        n for n in notes if stats.wind_down_from is None or _at(n["created_at"]) < stats.wind_down_from
+    ]
+    rows = charger_rows(chargers, bookings, sessions, in_window)
+    return RunReport(
+        params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log, chargers=rows
+    )
+
+
+def charger_rows(
+    chargers: Sequence[ChargerView],
+    bookings: Sequence[BookingRecord],
+    sessions: Sequence[SessionRecord],
+    notes: Sequence[dict[str, object]],
+) -> tuple[ChargerRow, ...]:
+    owner = {x.connector_id: c.charge_point_id for c in chargers for x in c.connectors}
+    booked = Counter(owner.get(b.connector_id) for b in bookings)
+    ran: dict[str | None, list[SessionRecord]] = {}
+    for session in sessions:
+        ran.setdefault(owner.get(session.connector_id), []).append(session)
+    hosts = Counter(c.host_id for c in chargers)
+    offline = Counter(n["host_id"] for n in notes if n["kind"] == CHARGER_OFFLINE)
+    rows = []
+    for c in sorted(chargers, key=lambda c: c.charge_point_id):
+        mine = ran.get(c.charge_point_id, [])
+        rows.append(
+            ChargerRow(
+                charge_point_id=c.charge_point_id,
+                protocol=c.ocpp_version or "",
+                connectors=len(c.connectors),
+                max_power_w=sum(x.max_power_w for x in c.connectors),
+                status=c.status.value,
+                bookings=booked[c.charge_point_id],
+                sessions=len(mine),
+                energy_wh=sum(s.billed_wh or 0 for s in mine),
+                billed_pence=sum(s.cost or 0 for s in mine),
+                went_offline=offline[c.host_id] if hosts[c.host_id] == 1 else None,
+            )
+        )
+    return tuple(rows)
+
+
+def _at(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return value

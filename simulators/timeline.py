@@ -4,6 +4,8 @@ run, a replay and a plot all read the same numbers."""
 from __future__ import annotations
 
 import itertools
+import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,9 +71,16 @@ def take_sample(app: App, start: datetime, **extra: int) -> Sample:
     )
 
 
+# An interval between samples this many times the usual one is a gap: drawn as one, never bridged.
+GAP_FACTOR = 2.0
+
+
 @dataclass
 class Timeline:
     samples: list[Sample] = field(default_factory=list)
+    # What power is averaged over: at least the chargers' meter sampling interval, or it swings
+    # between zero and a multiple of the truth with each reading.
+    power_window_s: float = 300.0
 
     def add(self, sample: Sample) -> None:
         if self.samples and sample.t_s <= self.samples[-1].t_s:
@@ -110,20 +119,44 @@ class Timeline:
             drawn.append(total)
         return drawn
 
-    def power_kw(self, window_s: float = 300.0) -> list[float]:
-        """Average power drawn over the `window_s` (or, if sparser, the one interval) before each
-        sample, from `drawn_wh`. Meter readings arrive in steps, so a window wider than one sample
-        keeps the line from jumping with the steps."""
+    def segments(self) -> list[range]:
+        """The samples in runs without a gap: a gap is an interval more than `GAP_FACTOR` times the
+        usual (median) one, when the sampler got no turn, and nothing is known of what it hid."""
+        if len(self.samples) < 3:
+            return [range(len(self.samples))] if self.samples else []
+        steps = [b.t_s - a.t_s for a, b in itertools.pairwise(self.samples)]
+        usual = statistics.median(steps)
+        cuts = [i + 1 for i, step in enumerate(steps) if step > GAP_FACTOR * usual]
+        bounds = [0, *cuts, len(self.samples)]
+        return [range(a, b) for a, b in itertools.pairwise(bounds)]
+
+    def gaps_s(self) -> list[tuple[float, float]]:
+        """The intervals no sample covers, in simulated seconds since the start."""
+        parts = self.segments()
+        return [(self.samples[a[-1]].t_s, self.samples[b[0]].t_s) for a, b in itertools.pairwise(parts)]
+
+    def power_kw(self, window_s: float | None = None) -> list[float]:
+        """Average power drawn over `window_s` (by default `power_window_s`; if the samples are
+        sparser, the one interval) before each sample, from `drawn_wh`. Meter readings arrive in
+        steps, so a window wider than one sample keeps the line from jumping with the steps. The
+        window never reaches back across a gap: the first sample after one has no power of its own
+        (NaN), since what was drawn in the gap is known only as a total."""
+        window_s = self.power_window_s if window_s is None else window_s
         drawn = self.drawn_wh()
         out: list[float] = []
-        for i, s in enumerate(self.samples):
-            j = i - 1
-            while j > 0 and s.t_s - self.samples[j - 1].t_s <= window_s:
-                j -= 1
-            if j < 0 or s.t_s <= self.samples[j].t_s:
-                out.append(0.0)
-                continue
-            out.append(max(0.0, drawn[i] - drawn[j]) / 1000 / ((s.t_s - self.samples[j].t_s) / 3600))
+        for part in self.segments():
+            for i in part:
+                s = self.samples[i]
+                j = i - 1
+                while j > part.start and s.t_s - self.samples[j - 1].t_s <= window_s:
+                    j -= 1
+                if j < part.start:
+                    out.append(0.0 if i == 0 else math.nan)
+                    continue
+                if s.t_s <= self.samples[j].t_s:
+                    out.append(0.0)
+                    continue
+                out.append(max(0.0, drawn[i] - drawn[j]) / 1000 / ((s.t_s - self.samples[j].t_s) / 3600))
         return out
 
     def revenue_pence(self) -> list[int]:
@@ -133,6 +166,6 @@ class Timeline:
         return {
             "minutes": [round(m, 3) for m in self.minutes()],
             "utilisation_pct": [round(u, 2) for u in self.utilisation_pct()],
-            "power_kw": [round(p, 3) for p in self.power_kw()],
+            "power_kw": [None if math.isnan(p) else round(p, 3) for p in self.power_kw()],
             "revenue_pence": self.revenue_pence(),
         }

@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 PROTOCOLS = ("1.6", "2.0.1")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Backend-side events that no frame or API call shows, but that change what later calls see.
-OPS = ("charger_offline", "payments_down", "payments_up", "expire_no_shows", "reconcile")
+OPS = ("charger_offline", "payments_down", "payments_up", "expire_no_shows", "reconcile", "window")
 KINDS = ("host", "charger", "ocpp", "http", "op")
 
 Scope = MutableMapping[str, Any]
@@ -70,6 +70,21 @@ class Trace:
         if text is not None:
             return datetime.fromisoformat(text)
         return self.records[0].t if self.records else None
+
+    @property
+    def window_start(self) -> datetime | None:
+        """Where the recorded run's window began (its `window` op), past the fleet's setup."""
+        op = self._window()
+        return None if op is None else op.t
+
+    @property
+    def window_end(self) -> datetime | None:
+        """Where the recorded run's window ended and its wind-down began."""
+        op = self._window()
+        return None if op is None else op.t + timedelta(seconds=op.data["duration_s"])
+
+    def _window(self) -> Record | None:
+        return next((r for r in self.records if r.kind == "op" and r.data["op"] == "window"), None)
 
 
 # ---- recording -----------------------------------------------------------------------------------
@@ -395,6 +410,8 @@ def _record(line: int, obj: dict[str, Any]) -> Record:
             _need(obj, "cp", str, "a charge point id")
         if op == "expire_no_shows" and "grace_s" in obj:
             _need(obj, "grace_s", int, "seconds")
+        if op == "window":
+            _need(obj, "duration_s", int, "seconds")
     return Record(line, t, str(kind), obj)
 
 

@@ -49,7 +49,9 @@ def replay_command(
         str, typer.Option(envvar="CHARGESHARE_POSTGRES_ADMIN_URL", help="Server for --backend postgres.")
     ] = DEFAULT_POSTGRES,
     json_out: Annotated[Path | None, json_option("the replay report")] = None,
-    html: Annotated[Path | None, html_option("utilisation, kW and revenue over the replay")] = None,
+    html: Annotated[
+        Path | None, html_option("the replay's report: summary, checks, plots, faults, chargers")
+    ] = None,
     plot: Annotated[Path | None, plot_option("utilisation, kW and revenue over the replay")] = None,
 ) -> None:
     """Replay a trace against a fresh backend; exit 1 if an invariant or a charger check fails, 2 if the
@@ -79,10 +81,11 @@ def _replay(
         raise typer.Exit(2) from exc
     logging.basicConfig(level=logging.ERROR)
     timeline = Timeline()
-    start = parsed.start
+    # Time 0 of the plots is where the recorded run's window began, as in the run's own plots.
+    start = parsed.window_start or parsed.start
 
     def sample(app: App) -> None:
-        if start is not None:
+        if start is not None and app.clock.now() >= start:
             timeline.add(take_sample(app, start))
 
     with doing("could not replay"), _database(backend, postgres_url) as url:
@@ -92,16 +95,36 @@ def _replay(
     if json_out is not None:
         write_output(json_out, result.to_json())
         console.print(f"report written to {json_out}")
-    if plot is not None:
-        from simulators.plots import write_plot
+    if plot is not None or html is not None:
+        from simulators.plots import marks_of
 
-        write_plot(plot, timeline, title=f"Replay of {trace.name}")
-        console.print(f"plot written to {plot}")
-    if html is not None:
-        from simulators.plots import html_report
+        # The recorded run's window and faults, as its trace's header says (a vendor's log has none).
+        recorded = parsed.header.get("params")
+        marks = marks_of(recorded if isinstance(recorded, dict) else {})
+        title = f"Replay of {trace.name}"
+        if plot is not None:
+            from simulators.plots import write_plot
 
-        write_output(html, html_report(timeline, title=f"Replay of {trace.name}"))
-        console.print(f"HTML report written to {html}")
+            write_plot(plot, timeline, title=title, marks=marks)
+            console.print(f"plot written to {plot}")
+        if html is not None:
+            from simulators.html_report import RunPage, run_html
+
+            notes = [f"differs: {d}" for d in result.divergences[:10]]
+            if result.divergence_count > 10:
+                notes.append(f"... and {result.divergence_count - 10} more answers unlike the recording")
+            page = RunPage(
+                title,
+                result.run,
+                timeline,
+                marks,
+                extra_checks=result.charger_checks,
+                notes=notes,
+                lead=f"Replayed {result.fed.get('ocpp', 0)} charger frames, {result.fed.get('http', 0)} API "
+                f"calls and {result.fed.get('op', 0)} backend events from {trace.name}",
+            )
+            write_output(html, run_html(page))
+            console.print(f"HTML report written to {html}")
     if not result.ok:
         raise typer.Exit(1)
 

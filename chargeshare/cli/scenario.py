@@ -17,6 +17,7 @@ from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
 from chargeshare.cli.options import (
+    html_option,
     human_output,
     json_list_option,
     json_option,
@@ -140,6 +141,10 @@ def run(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
     junit: Annotated[Path | None, junit_option("one test case per scenario")] = None,
     json_out: Annotated[Path | None, json_option("every run's full report")] = None,
+    html: Annotated[
+        Path | None,
+        html_option("an index of the scenarios run (verdicts, expectations) with each one's report"),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Override every scenario's seed.")] = None,
     backend: Annotated[Backend, typer.Option(help="Store for the backend under test.")] = Backend.SQLITE,
     postgres_url: Annotated[
@@ -169,6 +174,7 @@ def run(
             scenarios,
             junit,
             json_out,
+            html,
             seed,
             backend,
             postgres_url,
@@ -184,6 +190,7 @@ def _run(
     scenarios: list[Scenario],
     junit: Path | None,
     json_out: Path | None,
+    html: Path | None,
     seed: int | None,
     backend: Backend,
     postgres_url: str,
@@ -216,6 +223,8 @@ def _run(
                 raise typer.Exit(2) from exc
     note_ignored_services()
     results: list[ScenarioResult] = []
+    timelines: list[Timeline] = []
+    sampled = plot_dir is not None or html is not None
     for i, s in enumerate(scenarios, 1):
         with console.status(
             f"[{i}/{len(scenarios)}] {s.name}: {s.params.chargers} chargers, "
@@ -228,17 +237,19 @@ def _run(
                         s,
                         seed=seed,
                         database_url=url,
-                        progress=None if plot_dir is None else _sampler(timeline),
+                        progress=_sampler(timeline) if sampled else None,
                         trace=None if trace_dir is None else trace_dir / f"{s.name}.jsonl",
                         processes=processes,
                         redis_url=redis_url,
                     )
                 )
         results.append(result)
+        timelines.append(timeline)
         if plot_dir is not None:
-            from simulators.plots import write_plot  # matplotlib loads only when plots are asked for
+            from simulators.plots import marks_of, write_plot  # matplotlib loads only when asked for
 
-            write_plot(plot_dir / f"{s.name}.png", timeline, title=f"Scenario {s.name}")
+            marks = marks_of(result.report.params)
+            write_plot(plot_dir / f"{s.name}.png", timeline, title=f"Scenario {s.name}", marks=marks)
         mark = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
         console.print(f"{mark} {s.name} ({result.report.wall_s:.1f} s)")
         for failure in result.failures:
@@ -247,7 +258,30 @@ def _run(
         write_output(junit, junit_xml(results))
     if json_out is not None:
         write_output(json_out, report_json(results))
+    if html is not None:
+        write_output(html, _index(results, timelines))
+        console.print(f"HTML report written to {html}")
     passed = sum(r.ok for r in results)
     console.print(f"{passed} passed, {len(results) - passed} failed")
     if passed != len(results):
         raise typer.Exit(1)
+
+
+def _index(results: list[ScenarioResult], timelines: list[Timeline]) -> str:
+    from simulators.html_report import IndexEntry, RunPage, index_html
+    from simulators.plots import marks_of
+
+    entries = []
+    for r, timeline in zip(results, timelines, strict=True):
+        p = r.scenario.params
+        page = RunPage(
+            f"Scenario {r.scenario.name}",
+            r.report,
+            timeline,
+            marks_of(r.report.params),
+            expectations=r.expectations,
+            lead=f"{r.scenario.description} ({p.chargers} chargers, {p.drivers} drivers, "
+            f"{p.duration_s // 60} simulated minutes)",
+        )
+        entries.append(IndexEntry(r.scenario.name, str(r.scenario.path), page))
+    return index_html(f"chargeshare scenario run: {len(results)} scenarios", entries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from simulators.live import LiveParams
     from simulators.report import RunReport
     from simulators.scenario import Expectation
-    from simulators.timeline import Sample
+    from simulators.timeline import Sample, Timeline
 
 # The names of simulators.fleet.CITIES, here so that --help loads no simulator (a test keeps them equal).
 CITIES = ("bristol", "london", "manchester", "leeds", "glasgow")
@@ -77,7 +77,9 @@ def simulate(
         bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")
     ] = True,
     json_out: Annotated[Path | None, json_option("the full report")] = None,
-    html: Annotated[Path | None, html_option("utilisation, kW drawn and revenue over time")] = None,
+    html: Annotated[
+        Path | None, html_option("the run's report: summary, invariants, plots, faults, chargers")
+    ] = None,
     trace: Annotated[
         Path | None,
         output_option(
@@ -192,7 +194,8 @@ def _simulate(
     latest: Latest | None = None
     try:
         if engine is Engine.DES:
-            result = run_des_command(console, params, trace=trace, plot=plot, html=html)
+            sampled = plot is not None or html is not None
+            result = run_des_command(console, params, trace=trace, timeline=timeline if sampled else None)
         elif params.chargers > LIVE_MAX_CHARGERS:
             console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
             raise typer.Exit(2)
@@ -220,18 +223,16 @@ def _simulate(
     print_report(console, result)
     if trace is not None:
         console.print(f"trace written to {trace}")
-    title = f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
-    if plot is not None:
-        from simulators.plots import write_plot  # matplotlib loads only when a plot is asked for
-
-        write_plot(plot, timeline, title=title)
-        console.print(f"plot written to {plot}")
-    if html is not None:
-        from simulators.plots import html_report
-
-        write_output(html, html_report(timeline, title=title))
-        console.print(f"HTML report written to {html}")
     checks = [e.check(result.summary) for e in expectations]
+    title = f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
+    lead = (
+        f"{params.chargers} chargers and {params.drivers} drivers around {params.city.title()} for "
+        f"{minutes} simulated minutes, {engine.value} engine"
+        + ("" if scenario is None else f", scenario {scenario.name}")
+    )
+    write_pictures(
+        console, result, timeline, title=title, lead=lead, plot=plot, html=html, expectations=checks
+    )
     for ok, text in checks:
         console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
     if json_out is not None:
@@ -239,6 +240,36 @@ def _simulate(
         console.print(f"report written to {json_out}")
     if not result.ok or not all(ok for ok, _ in checks):
         raise typer.Exit(1)
+
+
+def write_pictures(
+    console: Console,
+    result: RunReport,
+    timeline: Timeline,
+    *,
+    title: str,
+    lead: str,
+    plot: Path | None,
+    html: Path | None,
+    expectations: Sequence[tuple[bool, str]] = (),
+) -> None:
+    """--plot and --html of a run: its window's end and its faults marked on the plots."""
+    if plot is None and html is None:
+        return
+    from simulators.plots import marks_of
+
+    marks = marks_of(result.params)
+    if plot is not None:
+        from simulators.plots import write_plot  # matplotlib loads only when a plot is asked for
+
+        write_plot(plot, timeline, title=title, marks=marks)
+        console.print(f"plot written to {plot}")
+    if html is not None:
+        from simulators.html_report import RunPage, run_html
+
+        page = RunPage(title, result, timeline, marks, expectations=expectations, lead=lead)
+        write_output(html, run_html(page))
+        console.print(f"HTML report written to {html}")
 
 
 def given_flags(ctx: typer.Context, names: tuple[str, ...]) -> set[str]:

@@ -33,6 +33,7 @@ from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
+from simulators.timeline import Sample, take_sample
 
 HOUSEKEEPING_EVERY_S = 30  # as the HTTP server's housekeeping task (simulated seconds)
 SETTLE_S = 2 * 3600  # after the window: time for late receipts and replays, as the live runner allows
@@ -196,7 +197,9 @@ def _housekeeping(world: DesWorld) -> Process:
             world.stats.errors.append(f"housekeeping {step} failed: {why}")
 
 
-def _report_progress(world: DesWorld, progress: Progress, every_s: float) -> Process:
+def _report_progress(world: DesWorld, progress: Progress, every_s: float, start: datetime) -> Process:
+    """As the live runner's: the drivers' progress and a sample of the backend's own view (reading
+    the store changes nothing, so the report's bytes stay the same)."""
     while True:
         charging = sum(
             1
@@ -210,9 +213,20 @@ def _report_progress(world: DesWorld, progress: Progress, every_s: float) -> Pro
                 "drivers_done": sum(world.stats.outcomes.values()),
                 "charging": charging,
                 "conflicts": world.stats.conflicts,
+                "sample": _sample(world, start),
             },
         )
         yield world.env.timeout(every_s)
+
+
+def _sample(world: DesWorld, start: datetime) -> Sample:
+    return take_sample(
+        world.app,
+        start,
+        faults_fired=world.stats.faults_fired,
+        drivers_done=sum(world.stats.outcomes.values()),
+        conflicts=world.stats.conflicts,
+    )
 
 
 def _simulate(
@@ -224,6 +238,7 @@ def _simulate(
 ) -> None:
     env, app, stats = world.env, world.app, world.stats
     window_end = params.start + timedelta(seconds=params.duration_s)
+    stats.wind_down_from = window_end
     app.bus.subscribe(ChargerOffline, lambda _e: stats.count_offline(app.clock.now() < window_end))
     app.bus.subscribe(SessionClosedWithoutStop, lambda _e: stats.count_closed_without_stop())
     for charger in world.chargers.values():
@@ -231,7 +246,7 @@ def _simulate(
         env.process(charger.heartbeats())
     env.process(_housekeeping(world))
     if progress is not None:
-        env.process(_report_progress(world, progress, max(60.0, params.duration_s / 100)))
+        env.process(_report_progress(world, progress, max(60.0, params.duration_s / 100), params.start))
     drivers = [env.process(run_driver(plan, driver_id, world)) for plan, driver_id in plans]
     faults = env.process(run_faults(world, params.faults))
     env.run(until=env.all_of(drivers) | env.timeout(params.duration_s + SETTLE_S))
@@ -239,6 +254,9 @@ def _simulate(
         if process.triggered and not process.ok:
             stats.errors.append(f"a process failed: {process.value!r}")
     env.run(until=env.process(_wind_down(world)))
+    if progress is not None:
+        done = {"drivers_done": len(plans), "charging": 0, "conflicts": stats.conflicts}
+        progress(params.duration_s, {**done, "sample": _sample(world, params.start), "final": True})
 
 
 def _wind_down(world: DesWorld) -> Process:

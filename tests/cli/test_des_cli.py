@@ -58,9 +58,21 @@ def test_simulate_des_report_does_not_depend_on_hash_randomisation(tmp_path: Pat
 
 def test_simulate_des_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert _simulate(tmp_path / "r.json", "--trace", str(tmp_path / "t.jsonl")) == 2
-    assert _simulate(tmp_path / "r.json", "--html", str(tmp_path / "r.html")) == 2
     too_big_for_live = runner.invoke(app, ["simulate", "--chargers", "5000", "--quiet"])
     assert too_big_for_live.exit_code == 2 and "--engine des" in too_big_for_live.output
+
+
+def test_simulate_des_writes_an_html_report_and_the_same_json(tmp_path: Path) -> None:
+    plain, sampled, page = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "r.html"
+    assert _simulate(plain) == 0
+    assert _simulate(sampled, "--html", str(page)) == 0
+    assert plain.read_bytes() == sampled.read_bytes()  # sampling the run for the page changes nothing
+    text = page.read_text()
+    assert text.count("<svg") == 3 and 'id="invariants"' in text and text.count('class="charger"') == 3
+    assert "wall time" not in text  # the page of a DES run is the same for the same seed too
+    again = tmp_path / "again.html"
+    assert _simulate(sampled, "--html", str(again)) == 0
+    assert again.read_bytes() == page.read_bytes()
 
 
 SCENARIO = Path(__file__).parents[2] / "scenarios" / "happy-path.yaml"

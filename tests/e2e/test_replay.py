@@ -62,6 +62,8 @@ def write_lines(path: Path, lines: list[dict[str, Any]]) -> Path:
 def test_simulate_records_a_trace_a_plot_and_logs_progress_off_a_terminal(recorded: Recorded) -> None:
     kinds = {x["kind"] for x in lines_of(recorded.trace)}
     assert {"header", "charger", "ocpp", "http", "op"} <= kinds
+    windows = [x for x in lines_of(recorded.trace) if x.get("op") == "window"]
+    assert [x["duration_s"] for x in windows] == [3600]
     assert recorded.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # CliRunner is no terminal: plain progress lines, no redrawn panel.
     progress = [x for x in recorded.output.splitlines() if x.startswith("sim ")]
@@ -84,6 +86,7 @@ def test_replay_reproduces_the_run(recorded: Recorded, tmp_path: Path) -> None:
     assert body["divergence_count"] == 0, body["divergences"]
     page = plot.read_text()
     assert page.count("<svg") == 3 and 'data-series="revenue"' in page
+    assert page.count('class="run-end"') == 3  # the recorded run's window, from its trace
 
 
 def test_a_stop_repeated_with_another_meter_reading_is_caught(recorded: Recorded, tmp_path: Path) -> None:
@@ -179,14 +182,17 @@ drivers:
 """
 
 
-def test_scenario_run_writes_a_trace_and_a_plot_per_scenario(tmp_path: Path) -> None:
+def test_scenario_run_writes_a_trace_and_a_plot_per_scenario_and_an_index(tmp_path: Path) -> None:
     (tmp_path / "tiny.yaml").write_text(TINY_SCENARIO)
     out = tmp_path / "out" / "new"  # not there yet: the run makes it
     args = ["scenario", "run", str(tmp_path / "tiny.yaml"), "--trace-dir", str(out), "--plot-dir", str(out)]
-    result = runner.invoke(cli, [*args, "--json", "-"])
+    result = runner.invoke(cli, [*args, "--json", "-", "--html", str(tmp_path / "index.html")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scenarios"][0]["name"] == "tiny-traced"  # the JSON alone
     assert (out / "tiny-traced.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    index = (tmp_path / "index.html").read_text()
+    assert '<a href="#scenario-tiny-traced">tiny-traced</a>' in index
+    assert '<section class="scenario" id="scenario-tiny-traced">' in index and index.count("<svg") == 3
     trace = read_trace(out / "tiny-traced.jsonl")  # the format replay reads (replays are tested above)
     assert trace.header["params"]["chargers"] == 2
     assert {r.data["cp"] for r in trace.records if r.kind == "ocpp"} == {"CS00001", "CS00002"}

@@ -1,4 +1,5 @@
-"""Trace files are checked line by line before anything runs; timelines and plots carry three series."""
+"""Trace files are checked line by line before anything runs; timelines and plots carry three series
+(the run reports' pages: test_run_reports.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import re
 import struct
 from dataclasses import asdict, replace
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chargeshare.domain.booking import CancellationPolicy
 from chargeshare.services.rules import MarketplaceRules
-from simulators.plots import build_figure, html_report, write_plot
+from simulators.plots import build_figure, write_plot
 from simulators.timeline import Sample, Timeline
 from simulators.trace import FORMAT, FORMAT_VERSION, TraceError, read_trace
 
@@ -57,6 +57,7 @@ def test_a_good_trace_reads_in_order(tmp_path: Path) -> None:
         ({"t": FRAME["t"], "kind": "http", "method": "BREW", "path": "/", "status": 200}, "'method'"),
         ({"t": FRAME["t"], "kind": "http", "method": "GET", "path": "/", "status": 999}, "'status'"),
         ({"t": FRAME["t"], "kind": "op", "op": "explode"}, "'op'"),
+        ({"t": FRAME["t"], "kind": "op", "op": "window"}, "'duration_s'"),
     ],
 )
 def test_a_bad_line_is_named_with_its_field(tmp_path: Path, record: dict[str, object], field: str) -> None:
@@ -66,6 +67,15 @@ def test_a_bad_line_is_named_with_its_field(tmp_path: Path, record: dict[str, ob
     message = str(caught.value)
     assert f"{path}:3:" in message and field in message
     assert ":2:" not in message and ":4:" not in message
+
+
+def test_the_window_op_says_where_the_run_began(tmp_path: Path) -> None:
+    window = {"t": "2026-03-02T09:14:00Z", "kind": "op", "op": "window", "duration_s": 3600}
+    trace = read_trace(write(tmp_path, HEADER, FRAME, window, FRAME))
+    assert trace.start is not None and trace.window_start is not None
+    assert (trace.window_start - trace.start).total_seconds() == 14 * 60
+    assert trace.window_end is not None and (trace.window_end - trace.window_start).total_seconds() == 3600
+    assert read_trace(write(tmp_path, HEADER, FRAME)).window_start is None
 
 
 def test_header_problems_and_non_json_lines(tmp_path: Path) -> None:
@@ -165,36 +175,6 @@ def test_svg_is_written_and_other_extensions_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"a plot is a \.png or an \.svg file"):
         write_plot(tmp_path / "run.html", TIMELINE, title="t")
     assert not (tmp_path / "run.html").exists()
-
-
-class _Svgs(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.series: list[str] = []
-        self.points: list[str] = []
-        self.json = ""
-        self._in_json = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "svg":
-            self.series.append(str(a.get("data-series")))
-        if tag == "polyline":
-            self.points.append(str(a.get("points")))
-        self._in_json = tag == "script" and a.get("id") == "series"
-
-    def handle_data(self, data: str) -> None:
-        if self._in_json:
-            self.json += data
-
-
-def test_html_report_has_three_inline_svg_series() -> None:
-    parser = _Svgs()
-    parser.feed(html_report(TIMELINE, title="a <run>"))
-    assert parser.series == ["utilisation", "power", "revenue"]
-    assert all(len(p.split()) == 3 for p in parser.points)
-    data = json.loads(parser.json)
-    assert data["revenue_pence"] == [0, 0, 250] and len(data["power_kw"]) == 3
 
 
 json_values = st.recursive(
