@@ -12,10 +12,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
-from chargeshare.cli.options import html_option, human_output, json_option, plot_option, write_output
+from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
+    html_option,
+    human_output,
+    json_option,
+    plot_option,
+    write_output,
+)
 from chargeshare.domain.money import format_gbp, format_kwh
 
 if TYPE_CHECKING:
@@ -75,9 +84,9 @@ def _replay(
         parsed = read_trace(trace)
     except TraceError as exc:
         for line in str(exc).splitlines():
-            console.print(f"[red]invalid:[/] {line}", highlight=False)
+            console.print(f"[red]invalid:[/] {escape(line)}", highlight=False)
         raise typer.Exit(2) from exc
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging(logging.ERROR)
     timeline = Timeline()
     start = parsed.start
 
@@ -91,17 +100,17 @@ def _replay(
     print_replay(console, result)
     if json_out is not None:
         write_output(json_out, result.to_json())
-        console.print(f"report written to {json_out}")
+        chatter(console).print(f"report written to {json_out}")
     if plot is not None:
         from simulators.plots import write_plot
 
         write_plot(plot, timeline, title=f"Replay of {trace.name}")
-        console.print(f"plot written to {plot}")
+        chatter(console).print(f"plot written to {plot}")
     if html is not None:
         from simulators.plots import html_report
 
         write_output(html, html_report(timeline, title=f"Replay of {trace.name}"))
-        console.print(f"HTML report written to {html}")
+        chatter(console).print(f"HTML report written to {html}")
     if not result.ok:
         raise typer.Exit(1)
 

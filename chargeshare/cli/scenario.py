@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
 from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
     human_output,
     json_list_option,
     json_option,
@@ -161,7 +164,7 @@ def run(
     redis_url: Annotated[str | None, REDIS_URL] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging(logging.ERROR)
     scenarios = _load_all(paths)
     with human_output(console, json_out) as out:
         _run(
@@ -205,7 +208,7 @@ def _run(
         )
         wrong = problems(params, trace=trace_dir is not None)
         if wrong:
-            err.print(f"[red]error:[/] {s.name}: {'; '.join(wrong)}")
+            err.print(f"[red]error:[/] {s.name}: {escape('; '.join(wrong))}")
             raise typer.Exit(2)
     for directory in (trace_dir, plot_dir):
         if directory is not None:
@@ -215,9 +218,10 @@ def _run(
                 err.print(f"[red]error:[/] cannot make directory {directory}: {exc.strerror or exc}")
                 raise typer.Exit(2) from exc
     note_ignored_services()
+    note = chatter(console)
     results: list[ScenarioResult] = []
     for i, s in enumerate(scenarios, 1):
-        with console.status(
+        with note.status(
             f"[{i}/{len(scenarios)}] {s.name}: {s.params.chargers} chargers, "
             f"{s.params.drivers} drivers, {s.params.duration_s // 60} simulated minutes"
         ):
@@ -239,10 +243,12 @@ def _run(
             from simulators.plots import write_plot  # matplotlib loads only when plots are asked for
 
             write_plot(plot_dir / f"{s.name}.png", timeline, title=f"Scenario {s.name}")
-        mark = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {s.name} ({result.report.wall_s:.1f} s)")
+        if result.ok:
+            note.print(f"[green]PASS[/] {s.name} ({result.report.wall_s:.1f} s)")
+        else:  # a failure is part of the verdict, -q or not
+            console.print(f"[red]FAIL[/] {s.name} ({result.report.wall_s:.1f} s)")
         for failure in result.failures:
-            console.print(f"     {failure}")
+            console.print(f"     {escape(failure)}")
     if junit is not None:
         write_output(junit, junit_xml(results))
     if json_out is not None:

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chargeshare.cli.errors import INTERRUPTED, Problem
 from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
     duration_option,
     format_duration,
     html_option,
@@ -23,6 +26,7 @@ from chargeshare.cli.options import (
     json_option,
     output_option,
     plot_option,
+    quiet,
     write_output,
 )
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
@@ -85,7 +89,6 @@ def simulate(
         ),
     ] = None,
     plot: Annotated[Path | None, plot_option("utilisation, kW drawn and revenue over time")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
     engine: Annotated[
@@ -121,7 +124,6 @@ def simulate(
             html=html,
             trace=trace,
             plot=plot,
-            quiet=quiet,
             processes=processes,
             redis_url=redis_url,
             engine=engine,
@@ -139,7 +141,6 @@ def _simulate(
     html: Path | None,
     trace: Path | None,
     plot: Path | None,
-    quiet: bool,
     processes: int | None,
     redis_url: str | None,
     engine: Engine,
@@ -156,7 +157,8 @@ def _simulate(
     from simulators.timeline import Timeline
 
     note_ignored_services()
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging(logging.ERROR)
+    note = chatter(console)
     params = LiveParams(**fleet, seed=7 if seed is None else seed)
     overrides: dict[str, Any] = {}
     expectations: tuple[Expectation, ...] = ()
@@ -164,17 +166,18 @@ def _simulate(
         try:
             loaded = load(scenario)
         except ScenarioError as exc:
-            console.print(f"[red]invalid:[/] {exc}")
+            for line in str(exc).splitlines():
+                console.print(f"[red]invalid:[/] {escape(line)}")
             raise typer.Exit(2) from exc
         flags = {name: value for name, value in fleet.items() if name.removesuffix("_s") in given}
         params, overrides = override(loaded.params, {**flags, "seed": seed})
         expectations = loaded.expectations
-        console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
+        note.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
         for name, change in overrides.items():
             flag, shown = f"--{name.removesuffix('_s')}", {**change}
             if name == "duration_s":
                 shown = {k: format_duration(v) for k, v in change.items()}
-            console.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
+            note.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
     if processes is not None:
         params = replace(params, processes=processes)
     if redis_url is not None:
@@ -184,7 +187,7 @@ def _simulate(
 
         wrong = problems(params, trace=trace is not None)
         if wrong:
-            console.print(f"[red]error:[/] {'; '.join(wrong)}")
+            console.print(f"[red]error:[/] {escape('; '.join(wrong))}")
             raise typer.Exit(2)
     minutes = params.duration_s // 60
     real_s = params.duration_s / params.speed
@@ -197,12 +200,12 @@ def _simulate(
             console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
             raise typer.Exit(2)
         else:
-            console.print(
+            note.print(
                 f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
                 f"{params.city.title()} for {minutes} simulated minutes at {params.speed:g}x "
                 f"(about {real_s:.0f} s)"
             )
-            if quiet:
+            if quiet():
 
                 def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
                     timeline.add(info["sample"])
@@ -219,24 +222,24 @@ def _simulate(
     result = replace(result, overrides=overrides)
     print_report(console, result)
     if trace is not None:
-        console.print(f"trace written to {trace}")
+        note.print(f"trace written to {trace}")
     title = f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
     if plot is not None:
         from simulators.plots import write_plot  # matplotlib loads only when a plot is asked for
 
         write_plot(plot, timeline, title=title)
-        console.print(f"plot written to {plot}")
+        note.print(f"plot written to {plot}")
     if html is not None:
         from simulators.plots import html_report
 
         write_output(html, html_report(timeline, title=title))
-        console.print(f"HTML report written to {html}")
+        note.print(f"HTML report written to {html}")
     checks = [e.check(result.summary) for e in expectations]
     for ok, text in checks:
-        console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
+        (note if ok else console).print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
     if json_out is not None:
         write_output(json_out, result.to_json())
-        console.print(f"report written to {json_out}")
+        note.print(f"report written to {json_out}")
     if not result.ok or not all(ok for ok, _ in checks):
         raise typer.Exit(1)
 
