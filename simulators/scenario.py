@@ -20,6 +20,7 @@ from chargeshare.failpoints import POINTS as FAILPOINTS
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
+from simulators.driver import NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import LiveParams, problems
@@ -157,6 +158,7 @@ SUMMARY_METRICS = frozenset(
         "frames_left_queued",
         "host_payouts_pence",
         "hosts_notified",
+        "no_charger_because",
         "paid_out_pence",
         "payments_backlog",
         "payments_retried",
@@ -186,6 +188,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
             "unpaid",
         }
     ),
+    "no_charger_because": frozenset(NO_CHARGER_REASONS),
     "sessions_by_protocol": frozenset({"ocpp16", "ocpp201"}),
     "fault_outcomes": None,
 }

@@ -117,29 +117,32 @@ def _replay(
 
 def print_replay(console: Console, result: ReplayReport) -> None:
     from chargeshare.cli.check_table import check_table
+    from chargeshare.cli.simulate import count_table
 
+    note = chatter(console)
     s = result.run.summary
     fed = result.fed
-    console.print(
+    note.print(
         f"Replayed {fed.get('ocpp', 0)} charger frames, {fed.get('http', 0)} API calls and "
         f"{fed.get('op', 0)} backend events from {result.trace}"
     )
     summary = Table(title="Summary", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
-    summary.add_row("bookings", f"{s['bookings']} " + str(s["bookings_by_status"]))
+    summary.add_row("bookings", str(s["bookings"]))
     summary.add_row("charging sessions", str(s["sessions"]))
     summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
     summary.add_row("captured from drivers", format_gbp(s["captured_pence"]))
     summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
     summary.add_row("answers unlike the recording", str(result.divergence_count))
-    console.print(summary)
+    note.print(summary)
+    note.print(count_table("Bookings by status", "status", "bookings", s["bookings_by_status"]))
     checks = [*result.run.invariants, *result.charger_checks]
-    console.print(check_table("Invariants and charger checks", "check", checks))
+    (console if not result.ok else note).print(check_table("Invariants and charger checks", "check", checks))
     for d in result.divergences[:10]:
-        console.print(f"[yellow]differs:[/] {d}", highlight=False)
+        note.print(f"[yellow]differs:[/] {escape(d)}", highlight=False)
     if result.divergence_count > 10:
-        console.print(f"[yellow]... and {result.divergence_count - 10} more (see --json)[/]")
+        note.print(f"[yellow]... and {result.divergence_count - 10} more (see --json)[/]")
     for err in result.run.errors:
-        console.print(f"[red]error:[/] {err}", highlight=False)
+        console.print(f"[red]error:[/] {escape(err)}", highlight=False)
     console.print("[green]all checks hold[/]" if result.ok else "[red]checks failed[/]")

@@ -307,14 +307,25 @@ def interrupted(params: LiveParams, engine: Engine, latest: Latest | None, repor
     return Problem(f"{message}; partial report written to {report} (complete: false)", INTERRUPTED)
 
 
+# What each `no_charger_because` reason means, for the summary (simulators.driver names them).
+NO_CHARGER_WHY = {
+    "none_free_nearby": "the map showed no charger online and free for the slot within reach",
+    "all_taken": "every charger found was booked by another driver first",
+    "rate_limited": "the API refused the booking as too frequent (429)",
+}
+
+
 def print_report(console: Console, result: RunReport) -> None:
+    """The summary and the invariants as tables, then the verdict; with -q the verdict, the errors
+    and the failed checks only."""
     from chargeshare.cli.check_table import check_table
 
+    note = chatter(console)
     s = result.summary
     summary = Table(title="Summary", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
-    summary.add_row("bookings", f"{s['bookings']} " + str(s["bookings_by_status"]))
+    summary.add_row("bookings", str(s["bookings"]))
     summary.add_row("booking conflicts (409)", str(s["booking_conflicts"]))
     summary.add_row("charging sessions", str(s["sessions"]))
     summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
@@ -323,12 +334,45 @@ def print_report(console: Console, result: RunReport) -> None:
     summary.add_row("platform fees (incl. VAT)", format_gbp(s["platform_fees_pence"]))
     summary.add_row("VAT on fees", format_gbp(s["vat_pence"]))
     summary.add_row("card processing (platform's cost)", format_gbp(s["processor_fees_pence"]))
-    summary.add_row("driver outcomes", str(s["driver_outcomes"]))
     summary.add_row("faults fired", str(s["faults_fired"]))
     summary.add_row("chargers that went offline", str(s["chargers_went_offline"]))
     summary.add_row("wall time", f"{result.wall_s:.1f} s")
-    console.print(summary)
-    console.print(check_table("Invariants", "invariant", result.invariants))
+    note.print(summary)
+    note.print(count_table("Bookings by status", "status", "bookings", s["bookings_by_status"]))
+    note.print(driver_outcomes_table(s))
+    if result.ok:
+        note.print(check_table("Invariants", "invariant", result.invariants))
+    else:  # the failed checks are part of the verdict, -q or not
+        console.print(check_table("Invariants", "invariant", result.invariants))
     for err in result.errors:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(err)}")
     console.print("[green]all invariants hold[/]" if result.ok else "[red]invariants failed[/]")
+
+
+def count_table(title: str, what: str, counted: str, counts: dict[str, int]) -> Table | str:
+    if not counts:
+        return f"{title}: none"
+    table = Table(title=title)
+    table.add_column(what)
+    table.add_column(counted, justify="right")
+    for name, n in counts.items():
+        table.add_row(name.replace("_", " "), str(n))
+    return table
+
+
+def driver_outcomes_table(summary: dict[str, Any]) -> Table | str:
+    """How each driver's run ended; for those who found no charger, why."""
+    outcomes: dict[str, int] = summary["driver_outcomes"]
+    if not outcomes:
+        return "Driver outcomes: no drivers"
+    because: dict[str, int] = summary.get("no_charger_because", {})
+    table = Table(title="Driver outcomes")
+    table.add_column("outcome")
+    table.add_column("drivers", justify="right")
+    table.add_column("why")
+    for name, n in outcomes.items():
+        why = ""
+        if name == "no_charger":
+            why = "; ".join(f"{k}: {NO_CHARGER_WHY.get(reason, reason)}" for reason, k in because.items())
+        table.add_row(name.replace("_", " "), str(n), why)
+    return table

@@ -1,7 +1,9 @@
-"""What every command shares: -q/--quiet and -v/--verbose with one meaning, and shell completion."""
+"""What every command shares: -q/--quiet and -v/--verbose with one meaning, shell completion, and a
+run summary people read (tables, and why drivers found no charger)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +67,33 @@ def test_shell_completion_is_offered_and_shown() -> None:
     shown = runner.invoke(app, ["--show-completion", "bash"])
     assert shown.exit_code == 0
     assert "complete -o default -F" in shown.output and "_COMPLETE=complete_bash" in shown.output
+
+
+def _des(*extra: str) -> Any:
+    args = ["simulate", "--engine", "des", "--chargers", "1", "--drivers", "6", "--duration", "60"]
+    return runner.invoke(app, [*args, "--seed", "3", *extra], env=WIDE)
+
+
+def test_simulate_summary_is_tables_and_says_why_drivers_found_no_charger(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = _des("--json", str(out))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())["summary"]
+    missed = summary["driver_outcomes"]["no_charger"]  # one charger, six drivers: most find none
+    assert missed > 0 and sum(summary["no_charger_because"].values()) == missed
+    assert "{" not in result.stdout  # no Python dict printed as a value
+    for title in ("Summary", "Bookings by status", "Driver outcomes", "Invariants"):
+        assert title in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "no charger" in line)
+    assert f"│ {missed:>7} │" in row
+    assert "the map showed no charger online and free" in result.stdout
+    assert "all invariants hold" in result.stdout
+
+
+def test_simulate_quiet_prints_the_verdict_only() -> None:
+    result = _des("-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "all invariants hold"
 
 
 def test_accounts_list_quiet_prints_the_rows_only(tmp_path: Path) -> None:
