@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -52,27 +52,37 @@ class Backend(StrEnum):
 
 def _load_all(paths: list[Path]) -> list[Scenario]:
     """Load every file first: one bad file stops everything before anything runs."""
+    scenarios, invalid = _check_all(paths)
+    if invalid:
+        raise typer.Exit(2)
+    return scenarios
+
+
+def _check_all(paths: list[Path], ok: Callable[[Scenario], None] | None = None) -> tuple[list[Scenario], int]:
+    """Every file's scenario, and how many files were invalid (each of their mistakes printed)."""
     from simulators.scenario import ScenarioError, discover, load
 
     try:
         files = discover(paths)
     except ScenarioError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     if not files:
-        err.print(f"[red]error:[/] no scenario files in {', '.join(map(str, paths))}")
+        err.print(f"[red]error:[/] no scenario files in {escape(', '.join(map(str, paths)))}")
         raise typer.Exit(2)
-    scenarios, problems = [], []
+    scenarios, invalid = [], 0
     for f in files:
         try:
-            scenarios.append(load(f))
+            scenario = load(f)
         except ScenarioError as exc:
-            problems.append(str(exc))
-    if problems:
-        for p in problems:
-            err.print(f"[red]invalid:[/] {p}")
-        raise typer.Exit(2)
-    return scenarios
+            invalid += 1
+            for line in str(exc).splitlines():
+                err.print(f"[red]invalid:[/] {escape(line)}")  # escaped: "[...]" in a message stays
+            continue
+        scenarios.append(scenario)
+        if ok is not None:
+            ok(scenario)
+    return scenarios, invalid
 
 
 @app.command("list")
@@ -107,9 +117,19 @@ def list_(
 
 @app.command("validate")
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")]) -> None:
-    """Check scenario files; exit 2 with file, line and field on the first problems found."""
-    for s in _load_all(files):
-        console.print(f"[green]ok[/] {s.path} ({s.name})")
+    """Check scenario files: every mistake of each file with its line and field, an ok line per
+    sound file, then how many were sound. Exit 2 if any file is invalid."""
+    note = chatter(console)
+
+    def ok(s: Scenario) -> None:
+        note.print(f"[green]ok[/] {escape(str(s.path))} ({escape(s.name)})")
+
+    scenarios, invalid = _check_all(files, ok)
+    total = len(scenarios) + invalid
+    verdict = f"{total} {'file' if total == 1 else 'files'}: {len(scenarios)} ok, {invalid} invalid"
+    console.print(verdict, style="red" if invalid else "green")
+    if invalid:
+        raise typer.Exit(2)
 
 
 @app.command("schema")
