@@ -170,7 +170,19 @@ def json_list_option() -> Any:
 def write_rows(path: Path, rows: Any) -> None:
     import json
 
-    write_output(path, json.dumps(rows, indent=2, sort_keys=True, default=str))
+    write_output(path, json.dumps(rows, indent=2, sort_keys=True, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """What JSON has no type for: instants as ISO 8601, read-only mappings as objects, else text."""
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
 
 
 # -q/--quiet and -v/--verbose: added to every command by the app (`verbosity_options`), read here.
