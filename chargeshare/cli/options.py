@@ -208,7 +208,9 @@ def _set_verbosity(name: str, other: str) -> Callable[[typer.Context, bool], Non
         if value and ctx.meta.get(f"chargeshare.{other}"):
             raise typer.BadParameter("-q/--quiet and -v/--verbose contradict each other")
         if value and name == "verbose":
-            configure_logging(0)  # debug, for commands that configure no logging of their own
+            import logging
+
+            configure_logging(logging.DEBUG)  # for commands that configure no logging of their own
 
     return set_it
 
