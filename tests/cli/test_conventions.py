@@ -69,6 +69,17 @@ def test_shell_completion_is_offered_and_shown() -> None:
     assert "complete -o default -F" in shown.output and "_COMPLETE=complete_bash" in shown.output
 
 
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("chargeshare scenario val", "validate"), ("chargeshare chargers state --js", "--json")],
+)
+def test_completion_completes_commands_and_options(words: str, expected: str) -> None:
+    last = str(len(words.split()) - 1)  # the word being completed
+    asked = {"_CHARGESHARE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": last}
+    completed = runner.invoke(app, [], prog_name="chargeshare", env=asked)
+    assert completed.exit_code == 0 and completed.output.split() == [expected]
+
+
 def _des(*extra: str) -> Any:
     args = ["simulate", "--engine", "des", "--chargers", "1", "--drivers", "6", "--duration", "60"]
     return runner.invoke(app, [*args, "--seed", "3", *extra], env=WIDE)
