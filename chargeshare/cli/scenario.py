@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +24,7 @@ from chargeshare.cli.options import (
     json_list_option,
     json_option,
     junit_option,
+    output_option,
     write_output,
     write_rows,
 )
@@ -31,7 +32,7 @@ from chargeshare.cli.simulate import PROCESSES, REDIS_URL, note_ignored_services
 
 if TYPE_CHECKING:
     from simulators.live import Progress
-    from simulators.scenario import Scenario
+    from simulators.scenario import Scenario, ScenarioError
     from simulators.scenario_runner import ScenarioResult
     from simulators.timeline import Timeline
 
@@ -58,7 +59,11 @@ def _load_all(paths: list[Path]) -> list[Scenario]:
     return scenarios
 
 
-def _check_all(paths: list[Path], ok: Callable[[Scenario], None] | None = None) -> tuple[list[Scenario], int]:
+def _check_all(
+    paths: list[Path],
+    ok: Callable[[Scenario], None] | None = None,
+    invalid_file: Callable[[Path, ScenarioError], None] | None = None,
+) -> tuple[list[Scenario], int]:
     """Every file's scenario, and how many files were invalid (each of their mistakes printed)."""
     from simulators.scenario import ScenarioError, discover, load
 
@@ -78,6 +83,8 @@ def _check_all(paths: list[Path], ok: Callable[[Scenario], None] | None = None) 
             invalid += 1
             for line in str(exc).splitlines():
                 err.print(f"[red]invalid:[/] {escape(line)}")  # escaped: "[...]" in a message stays
+            if invalid_file is not None:
+                invalid_file(f, exc)
             continue
         scenarios.append(scenario)
         if ok is not None:
@@ -116,18 +123,34 @@ def list_(
 
 
 @app.command("validate")
-def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")]) -> None:
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    json_out: Annotated[
+        Path | None,
+        output_option("Write each file's verdict and mistakes as JSON here (-: to stdout).", "--json"),
+    ] = None,
+) -> None:
     """Check scenario files: every mistake of each file with its line and field, an ok line per
     sound file, then how many were sound. Exit 2 if any file is invalid."""
-    note = chatter(console)
+    rows: list[dict[str, Any]] = []
+    with human_output(console, json_out) as out:
+        note = chatter(out)
 
-    def ok(s: Scenario) -> None:
-        note.print(f"[green]ok[/] {escape(str(s.path))} ({escape(s.name)})")
+        def ok(s: Scenario) -> None:
+            note.print(f"[green]ok[/] {escape(str(s.path))} ({escape(s.name)})")
+            rows.append({"file": str(s.path), "ok": True, "name": s.name, "mistakes": []})
 
-    scenarios, invalid = _check_all(files, ok)
-    total = len(scenarios) + invalid
-    verdict = f"{total} {'file' if total == 1 else 'files'}: {len(scenarios)} ok, {invalid} invalid"
-    console.print(verdict, style="red" if invalid else "green")
+        def invalid_file(path: Path, exc: ScenarioError) -> None:
+            # A file that is no YAML at all has one mistake, in the message alone.
+            found = [asdict(m) for m in exc.mistakes] or [{"line": None, "field": None, "message": str(exc)}]
+            rows.append({"file": str(path), "ok": False, "name": None, "mistakes": found})
+
+        scenarios, invalid = _check_all(files, ok, invalid_file)
+        total = len(scenarios) + invalid
+        verdict = f"{total} {'file' if total == 1 else 'files'}: {len(scenarios)} ok, {invalid} invalid"
+        out.print(verdict, style="red" if invalid else "green")
+    if json_out is not None:
+        write_rows(json_out, rows)
     if invalid:
         raise typer.Exit(2)
 

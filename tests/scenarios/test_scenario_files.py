@@ -228,6 +228,24 @@ def test_cli_validate_reports_each_file_and_a_summary(tmp_path: Path) -> None:
     assert quiet.exit_code == 0 and quiet.stdout.strip() == "1 file: 1 ok, 0 invalid"
 
 
+def test_cli_validate_as_json(tmp_path: Path) -> None:
+    (tmp_path / "a-many.yaml").write_text(MISTAKES)
+    (tmp_path / "b-fine.yaml").write_text("name: fine\nfleet: {chargers: 2}\ndrivers: {count: 1}\n")
+    (tmp_path / "c-broken.yaml").write_text("name: [unclosed\n")
+    result = runner.invoke(app, ["scenario", "validate", str(tmp_path), "--json", "-"])
+    assert result.exit_code == 2
+    many, fine, broken = json.loads(result.stdout)
+    assert (many["ok"], len(many["mistakes"])) == (False, 9)
+    assert many["mistakes"][0] == {
+        "line": 5,
+        "field": "fleet.radius",
+        "message": "unknown key 'radius'; did you mean 'radius_m'?",
+    }
+    assert fine == {"file": str(tmp_path / "b-fine.yaml"), "ok": True, "name": "fine", "mistakes": []}
+    assert not broken["ok"] and "not valid YAML" in broken["mistakes"][0]["message"]
+    assert "3 files: 1 ok, 2 invalid" in result.stderr  # for people: on stderr, as the JSON is on stdout
+
+
 def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
     path = tmp_path / "wire.yaml"
     path.write_text(
