@@ -35,9 +35,25 @@ RECEIPT_CHECKS = 20
 RECEIPT_CHECK_EVERY_S = 30
 
 
+# Why a driver's last search round booked nothing (the summary's `no_charger_because`).
+NONE_FREE_NEARBY = "none_free_nearby"  # no charger online and free for the slot within the search radius
+ALL_TAKEN = "all_taken"  # every charger the search found was booked by someone else first (409)
+RATE_LIMITED = "rate_limited"  # the API refused the booking as too frequent (429)
+NO_CHARGER_REASONS = (NONE_FREE_NEARBY, ALL_TAKEN, RATE_LIMITED)
+
+
+class NoCharger(Exception):
+    """A search round that booked nothing, and why (one of NO_CHARGER_REASONS)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class DriverStats:
     outcomes: Counter[str] = field(default_factory=Counter)
+    no_charger_because: Counter[str] = field(default_factory=Counter)  # drivers ending "no_charger"
     conflicts: int = 0
     payments_down: int = 0  # booking attempts answered 503 (payment provider unavailable)
     rate_limited: int = 0  # booking attempts answered 429
@@ -171,29 +187,33 @@ async def _run(plan: DriverPlan, driver_id: int, world: World) -> str:
     await sleep_sim(world.clock, plan.arrives_after_s)
     if seconds_left(world) <= 0:
         return "too_late"
-    outcome = "no_charger"
+    outcome, missed = "no_charger", NONE_FREE_NEARBY
     for _ in range(SEARCH_ROUNDS):
-        booking, charger = await _book_nearby(plan, driver_id, world)
-        if booking is not None and charger is not None:
-            return await _use_booking(plan, driver_id, world, booking, charger)
-        if booking is not None and booking.get("error") == PAYMENTS_DOWN:
-            outcome = "payments_down"  # a clean 503: worth trying again later, like a full map
-        elif booking is not None:
-            return "error"
+        try:
+            booking, charger = await _book_nearby(plan, driver_id, world)
+        except NoCharger as exc:
+            outcome, missed = "no_charger", exc.reason
         else:
-            outcome = "no_charger"
+            if charger is not None:
+                return await _use_booking(plan, driver_id, world, booking, charger)
+            if booking.get("error") != PAYMENTS_DOWN:
+                return "error"
+            outcome = "payments_down"  # a clean 503: worth trying again later, like a full map
         if seconds_left(world) <= RETRY_AFTER_S:
             break
         await sleep_sim(world.clock, RETRY_AFTER_S)  # try again a bit later
+    if outcome == "no_charger":
+        world.stats.no_charger_because[missed] += 1
     return outcome
 
 
 async def _book_nearby(
     plan: DriverPlan, driver_id: int, world: World
-) -> tuple[dict[str, Any] | None, VirtualCharger | None]:
+) -> tuple[dict[str, Any], VirtualCharger | None]:
     """Search the map around home and book the nearest free charger among the first few.
 
-    Returns (booking, charger); (error-body, None) when the API failed in a way retrying won't fix.
+    Returns (booking, charger); (error-body, None) when the API refused the booking otherwise than
+    by a conflict; raises NoCharger when the round found nothing to book.
     """
     # Book a slot from when we will get there, for as long as the car needs at a modest 7 kW.
     starts_at = world.clock.now() + timedelta(seconds=plan.travel_s)
@@ -240,7 +260,7 @@ async def _book_nearby(
             continue
         if resp.status_code == 429:  # booking too often: back off like a full map
             world.stats.rate_limited += 1
-            return None, None
+            raise NoCharger(RATE_LIMITED)
         if resp.status_code == PAYMENTS_DOWN:
             world.stats.payments_down += 1
             return {"error": PAYMENTS_DOWN}, None
@@ -250,7 +270,7 @@ async def _book_nearby(
         if world.stats.bookings_answered is not None:
             world.stats.bookings_answered.add(int(resp.json()["id"]))
         return resp.json(), world.chargers[c["charge_point_id"]]
-    return None, None
+    raise NoCharger(ALL_TAKEN if found else NONE_FREE_NEARBY)
 
 
 async def _use_booking(

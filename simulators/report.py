@@ -106,6 +106,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "vat_pence": vat,
         "processor_fees_pence": sum(e.amount for e in entries if e.kind is EntryKind.PROCESSOR_FEE),
         "driver_outcomes": dict(sorted(stats.outcomes.items())),
+        "no_charger_because": dict(sorted(stats.no_charger_because.items())),
         "cancelled_by_host": sum(1 for b in bookings if b.cancelled_by == "host"),
         "fees_pence": sum(b.fee for b in bookings),
         "faults_fired": stats.faults_fired,

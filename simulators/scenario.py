@@ -20,6 +20,7 @@ from chargeshare.failpoints import POINTS as FAILPOINTS
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
+from simulators.driver import NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, LASTING, Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import LiveParams, problems
@@ -108,7 +109,8 @@ SCHEMA: dict[str, Any] = {
                     "lose_queue": {"type": "boolean"},
                     "seconds": {"type": "number"},
                     "percent": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-                    "commands": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][A-Za-z]+$"}},
+                    # Names the virtual chargers answer, checked against their dialects (did you mean...).
+                    "commands": {"type": "array", "items": {"type": "string"}},
                     "frames": {"type": "integer", "minimum": 1, "maximum": 1000},
                     "protocol": {"enum": [1.6, *PROTOCOLS]},
                     "spoofer": {"enum": ["fleet", "unregistered"]},
@@ -129,7 +131,12 @@ SCHEMA: dict[str, Any] = {
 
 
 class ScenarioError(Exception):
-    """A scenario file that cannot run; the message names the file, the line and the field."""
+    """A scenario file that cannot run; the message names the file, and the line and field of every
+    mistake found in it (also in `mistakes`, when the file could be read as YAML)."""
+
+    def __init__(self, message: str, mistakes: tuple[Mistake, ...] = ()) -> None:
+        super().__init__(message)
+        self.mistakes = mistakes
 
 
 # What a run's summary holds (simulators/report.py; a test keeps the two in step), so an expectation
@@ -154,6 +161,7 @@ SUMMARY_METRICS = frozenset(
         "frames_left_queued",
         "host_payouts_pence",
         "hosts_notified",
+        "no_charger_because",
         "paid_out_pence",
         "payments_backlog",
         "payments_retried",
@@ -183,6 +191,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
             "unpaid",
         }
     ),
+    "no_charger_because": frozenset(NO_CHARGER_REASONS),
     "sessions_by_protocol": frozenset({"ocpp16", "ocpp201"}),
     "fault_outcomes": None,
 }
@@ -267,7 +276,56 @@ def _where(lines: dict[tuple[Any, ...], int], path: Iterable[Any]) -> int:
     return lines.get(parts, 1)
 
 
+# A fault whose `count` is a number of chargers (its victims), and one whose `count` is a number
+# of bookings, at most one per driver.
+CHARGER_FAULTS = frozenset(
+    {
+        "disconnect",
+        "silence",
+        "reboot",
+        "duplicate_frames",
+        "clock_skew",
+        "drop_frames",
+        "delay_responses",
+        "reject_commands",
+        "malformed_frames",
+    }
+)
+BOOKING_FAULTS = frozenset({"host_cancels", "racing_cancels"})
+# What an enumerated value is called in an "unknown ..." message, by its key.
+_ENUM_NAMES = {"action": "fault", "protocols": "OCPP version", "protocol": "OCPP version"}
+
+
+@dataclass(frozen=True, order=True)
+class Mistake:
+    """One thing wrong in a scenario file: where (the line of the key itself) and what."""
+
+    line: int
+    field: str
+    message: str
+
+
+class _Found:
+    """Every mistake of one file, each placed at the line of the key it concerns."""
+
+    def __init__(self, lines: dict[tuple[Any, ...], int]) -> None:
+        self.lines = lines
+        self.mistakes: list[Mistake] = []
+
+    def add(self, field_path: Iterable[Any], message: str) -> None:
+        parts = tuple(field_path)
+        name = ".".join(map(str, parts)) or "(top)"
+        self.mistakes.append(Mistake(_where(self.lines, parts), name, message))
+
+    def error(self, path: Path) -> ScenarioError:
+        return ScenarioError(
+            "\n".join(f"{path}:{m.line}: {m.field}: {m.message}" for m in sorted(self.mistakes)),
+            tuple(sorted(self.mistakes)),
+        )
+
+
 def load(path: Path) -> Scenario:
+    """The scenario in `path`, or a ScenarioError naming every mistake in it, each with its line."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -282,53 +340,159 @@ def load(path: Path) -> Scenario:
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
         _lines(node, (), lines)
-    errors = sorted(Draft7Validator(SCHEMA).iter_errors(data), key=lambda e: _where(lines, e.absolute_path))
-    if errors:
-        raise ScenarioError(
-            "\n".join(
-                f"{path}:{_where(lines, e.absolute_path)}: {'.'.join(map(str, e.absolute_path)) or '(top)'}: "
-                f"{e.message}"
-                for e in errors
-            )
-        )
-    return _build(path, data, lines)
+    found = _Found(lines)
+    broken: set[tuple[Any, ...]] = set()  # where the schema found mistakes: no rule looks there
+    for e in Draft7Validator(SCHEMA).iter_errors(data):
+        broken |= _schema_mistake(found, e)
+    if isinstance(data, dict):
+        _rule_mistakes(found, data, broken)
+    if found.mistakes:
+        raise found.error(path)
+    scenario = _build(path, data)
+    # Whether it can run at all depends on where it runs too (a Redis URL, a database): `run_live`
+    # says what is missing then; the file alone is refused for what no run could mend.
+    for wrong in problems(replace(scenario.params, redis_url="redis://", database_url="sqlite:///file.db")):
+        found.add(("faults",) if "fault" in wrong else ("backend",), wrong)
+    if found.mistakes:
+        raise found.error(path)
+    return scenario
 
 
-def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> Scenario:
-    def refuse(field_path: tuple[Any, ...], message: str) -> ScenarioError:
-        return ScenarioError(
-            f"{path}:{_where(lines, field_path)}: {'.'.join(map(str, field_path))}: {message}"
-        )
+def _schema_mistake(found: _Found, e: Any) -> set[tuple[Any, ...]]:  # Any: jsonschema's error
+    """A schema error as people read it: unknown keys one by one at their own lines, with the key
+    likeliest meant; an unknown name with the one likeliest meant. Returns where it is."""
+    at = tuple(e.absolute_path)
+    if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+        known = e.schema.get("properties", {})
+        unknown = [key for key in e.instance if key not in known]
+        for key in unknown:
+            found.add((*at, key), _unknown("key", str(key), known))
+        return {(*at, key) for key in unknown}
+    if e.validator == "enum" and isinstance(e.instance, str):
+        named = next((p for p in reversed(at) if isinstance(p, str)), "value")
+        choices = [str(v) for v in e.validator_value]
+        found.add(at, _unknown(_ENUM_NAMES.get(named, named), e.instance, dict.fromkeys(choices)))
+    else:
+        found.add(at, e.message)
+    return {at}
 
-    fleet, drivers = d["fleet"], d["drivers"]
+
+def _clean(broken: set[tuple[Any, ...]], *at: tuple[Any, ...]) -> bool:
+    """No schema mistake within any of `at`, nor at a section holding one (the whole file aside)."""
+    return not any(b[: len(a)] == a or (b and a[: len(b)] == b) for a in at for b in broken)
+
+
+def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]) -> None:
+    """What the schema cannot say; only parts the schema found sound are looked at."""
+    fleet, drivers = d.get("fleet"), d.get("drivers")
     for section, key in (("fleet", "price_per_kwh"), ("drivers", "travel_minutes")):
-        r = d[section].get(key)
-        if r is not None and r["min"] > r["max"]:
-            raise refuse((section, key), "min must not exceed max")
-    if drivers.get("cancel_rate", 0.1) + drivers.get("no_show_rate", 0.0) > 1:
-        raise refuse(("drivers",), "cancel_rate + no_show_rate cannot exceed 1")
-    duration_s = int(d.get("duration_minutes", 120)) * 60
-    for i, f in enumerate(d.get("faults", [])):
-        if f["at_minute"] * 60 > duration_s:
-            raise refuse(("faults", i, "at_minute"), "fires after the run has ended")
-        if f["action"] in LASTING and "minutes" not in f:
-            raise refuse(("faults", i), f"{f['action']} needs minutes (how long it lasts)")
-        if f["action"] == "clock_skew" and "seconds" not in f:
-            raise refuse(("faults", i), "clock_skew needs seconds (how far the clocks are off)")
-        if f["action"] == "delay_responses" and f.get("seconds", 0) <= 0:
-            raise refuse(("faults", i), "delay_responses needs seconds (how late the answers come), above 0")
-        if f["action"] == "drop_frames" and "percent" not in f:
-            raise refuse(("faults", i), "drop_frames needs percent (the share of frames lost)")
-        if f["action"] == "malformed_frames" and "frames" not in f:
-            raise refuse(("faults", i), "malformed_frames needs frames (how many to send)")
-        if "failpoint" in f and f["action"] != "backend_crash":
-            raise refuse(("faults", i, "failpoint"), "only backend_crash takes a failpoint")
-        if f["action"] == "provider_slow" and not 0 < f.get("seconds", 0) < PROVIDER_SLOW_MAX_S:
-            raise refuse(
-                ("faults", i),
-                "provider_slow needs seconds (how long each provider call takes), above 0 and under "
-                f"{PROVIDER_SLOW_MAX_S} (slower is an outage: use payment_outage)",
+        r = d[section].get(key) if isinstance(d.get(section), dict) else None
+        if r is not None and _clean(broken, (section, key)) and r["min"] > r["max"]:
+            found.add((section, key), "min must not exceed max")
+    rates = (("drivers", "cancel_rate"), ("drivers", "no_show_rate"))
+    if isinstance(drivers, dict) and _clean(broken, *rates) and _rates(drivers) > 1:
+        found.add(("drivers",), "cancel_rate + no_show_rate cannot exceed 1")
+    sound_fleet = isinstance(fleet, dict) and "chargers" in fleet
+    sound_fleet = sound_fleet and _clean(broken, ("fleet", "chargers"), ("fleet", "protocols"))
+    sound_drivers = isinstance(drivers, dict) and "count" in drivers
+    sound_drivers = sound_drivers and _clean(broken, ("drivers", "count"))
+    duration_s = int(d.get("duration_minutes", 120)) * 60 if _clean(broken, ("duration_minutes",)) else None
+    faults = d.get("faults", [])
+    for i, f in enumerate(faults if isinstance(faults, list) else []):
+        if _clean(broken, ("faults", i)):
+            _fault_mistakes(
+                found,
+                i,
+                f,
+                duration_s=duration_s,
+                fleet=fleet if sound_fleet else None,
+                drivers=drivers["count"] if sound_drivers and isinstance(drivers, dict) else None,
             )
+    expect = d.get("expect")
+    metrics = expect.get("metrics") if isinstance(expect, dict) else None
+    for metric in metrics if isinstance(metrics, dict) else {}:
+        problem = metric_problem(str(metric))
+        if problem is not None:
+            found.add(("expect", "metrics", metric), problem)
+
+
+def _rates(drivers: dict[str, Any]) -> float:
+    rate: float = drivers.get("cancel_rate", 0.1) + drivers.get("no_show_rate", 0.0)
+    return rate
+
+
+def _fault_mistakes(
+    found: _Found,
+    i: int,
+    f: dict[str, Any],
+    *,
+    duration_s: int | None,
+    fleet: dict[str, Any] | None,
+    drivers: int | None,
+) -> None:
+    action = f["action"]
+    if duration_s is not None and f["at_minute"] * 60 > duration_s:
+        found.add(("faults", i, "at_minute"), "fires after the run has ended")
+    if action in LASTING and "minutes" not in f:
+        found.add(("faults", i), f"{action} needs minutes (how long it lasts)")
+    if action == "clock_skew" and "seconds" not in f:
+        found.add(("faults", i), "clock_skew needs seconds (how far the clocks are off)")
+    if action == "delay_responses" and f.get("seconds", 0) <= 0:
+        found.add(("faults", i), "delay_responses needs seconds (how late the answers come), above 0")
+    if action == "drop_frames" and "percent" not in f:
+        found.add(("faults", i), "drop_frames needs percent (the share of frames lost)")
+    if action == "malformed_frames" and "frames" not in f:
+        found.add(("faults", i), "malformed_frames needs frames (how many to send)")
+    if "failpoint" in f and action != "backend_crash":
+        found.add(("faults", i, "failpoint"), "only backend_crash takes a failpoint")
+    if action == "provider_slow" and not 0 < f.get("seconds", 0) < PROVIDER_SLOW_MAX_S:
+        found.add(
+            ("faults", i),
+            "provider_slow needs seconds (how long each provider call takes), above 0 and under "
+            f"{PROVIDER_SLOW_MAX_S} (slower is an outage: use payment_outage)",
+        )
+    count = f.get("count", 1)
+    where = ("faults", i, "count") if "count" in f else ("faults", i)
+    if fleet is not None and action in CHARGER_FAULTS:
+        versions = _fleet_protocols(fleet)
+        wanted = None if "protocol" not in f else str(f["protocol"])
+        if wanted is not None and wanted not in versions:
+            found.add(("faults", i, "protocol"), f"no charger of the fleet speaks OCPP {wanted}")
+            return
+        able = sum(1 for v in versions if wanted in (None, v))
+        if count > able:
+            of = "chargers" if wanted is None else f"chargers speaking OCPP {wanted}"
+            found.add(where, f"{count} chargers asked for, but the fleet has {able} {of}")
+        if action == "reject_commands":
+            known = set().union(*(_commands_of(v) for v in set(versions) if wanted in (None, v)))
+            what = "command" if wanted is None else f"OCPP {wanted} command"
+            for j, name in enumerate(f.get("commands", ())):
+                if name not in known:
+                    found.add(("faults", i, "commands", j), _unknown(what, name, known))
+    if drivers is not None and action in BOOKING_FAULTS and count > drivers:
+        found.add(where, f"{count} bookings asked for, but only {drivers} drivers book (one each)")
+
+
+def _fleet_protocols(fleet: dict[str, Any]) -> list[str]:
+    """Each charger's OCPP version, dealt out as the fleet deals them."""
+    protocols = [str(p) for p in fleet.get("protocols", ["1.6"])]
+    return [protocols[n % len(protocols)] for n in range(fleet["chargers"])]
+
+
+def _commands_of(protocol: str) -> frozenset[str]:
+    """The CSMS commands a virtual charger of `protocol` answers: its dialect's handler table, only
+    built here (its handlers are never called, so they need no charger)."""
+    from typing import cast
+
+    from simulators.dialect import dialect_for
+
+    return frozenset(dialect_for(protocol).handlers(cast(Any, None)))
+
+
+def _build(path: Path, d: dict[str, Any]) -> Scenario:
+    """A sound file's scenario (`load` has found nothing wrong in it)."""
+    fleet, drivers = d["fleet"], d["drivers"]
+    duration_s = int(d.get("duration_minutes", 120)) * 60
     price = fleet.get("price_per_kwh", {"min": 25, "max": 45})
     travel = drivers.get("travel_minutes", {"min": 5, "max": 20})
     params = LiveParams(
@@ -375,15 +539,7 @@ def _build(path: Path, d: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> 
             for f in d.get("faults", [])
         ),
     )
-    # Whether it can run at all depends on where it runs too (a Redis URL, a database): `run_live`
-    # says what is missing then; the file alone is refused for what no run could mend.
-    for wrong in problems(replace(params, redis_url="redis://", database_url="sqlite:///file.db")):
-        raise refuse(("faults",) if "fault" in wrong else ("backend",), wrong)
     metrics = d.get("expect", {}).get("metrics", {})
-    for metric in metrics:
-        problem = metric_problem(metric)
-        if problem is not None:
-            raise refuse(("expect", "metrics", metric), problem)
     expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
     return Scenario(path, d["name"], d.get("description", ""), params, expectations)
 

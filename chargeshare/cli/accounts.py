@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.open_backend import DatabaseUrl, open_app
-from chargeshare.cli.options import json_list_option, write_rows
+from chargeshare.cli.options import chatter, json_list_option, write_rows
 from chargeshare.domain.accounts import KycStatus
 
 app = typer.Typer(help="Accounts, admin accounts and hosts' KYC status.", no_args_is_help=True)
@@ -80,4 +80,4 @@ def list_accounts(
             "" if x.driver_id is None else str(x.driver_id),
         )
     console.print(table)
-    console.print(f"{len(accounts)} accounts")
+    chatter(console).print(f"{len(accounts)} accounts")

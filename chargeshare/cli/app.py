@@ -22,6 +22,7 @@ from chargeshare.cli import (
     chargers,
     db,
     errors,
+    options,
     payments,
     replay,
     scenario,
@@ -33,7 +34,13 @@ from chargeshare.cli import certify as certify_cli
 
 
 class Commands(TyperGroup):
-    """Every command's failures end here: one line on stderr and a documented exit code."""
+    """Every command's failures end here: one line on stderr and a documented exit code. Every
+    command takes -q/--quiet and -v/--verbose, given here once rather than by each command."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            _add_verbosity(command)
 
     def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type lives in a private module
         try:
@@ -66,6 +73,15 @@ class Commands(TyperGroup):
         return command
 
 
+def _add_verbosity(command: Command) -> None:
+    subcommands = getattr(command, "commands", None)
+    if subcommands is not None:
+        for sub in subcommands.values():
+            _add_verbosity(sub)
+    elif not any(getattr(p, "name", None) == "quiet" for p in command.params):
+        command.params.extend(options.verbosity_options())
+
+
 def _untype_flags(command: Command, ctx: Any) -> None:
     """A flag takes no value: Typer's help would still print a `<bool>` type beside it."""
     _plain_flags(command.get_params(ctx))  # --help too: the command keeps the one it makes here
@@ -88,7 +104,7 @@ app = typer.Typer(
     help="ChargeShare testbed: reference backend, virtual OCPP chargers, scripted drivers, invariants.",
     epilog=EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
 )
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)

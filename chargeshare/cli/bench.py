@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem
-from chargeshare.cli.options import duration_option, json_option, to_stdout, write_output
+from chargeshare.cli.options import chatter, duration_option, json_option, to_stdout, write_output
 
 # Defaults of chargeshare.benchmarks, repeated so that --help loads no benchmark (a test keeps them equal).
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -79,7 +79,7 @@ def _preflight(backends: tuple[str, ...], postgres_url: str) -> None:
 def _write_json(console: Console, out: Path | None, data: dict[str, Any]) -> None:
     if out is not None:
         write_output(out, json.dumps(data, indent=2))
-        console.print(f"figures written to {out}")
+        chatter(console).print(f"figures written to {out}")
 
 
 @app.command("geo")
@@ -103,10 +103,10 @@ def geo(
     backends = backend.backends()
     _preflight(backends, postgres_url)
     params = geo_bench.GeoParams(chargers, backends, queries, seed, postgres_url)
-    console.print(
+    chatter(console).print(
         f"bench geo: {chargers:,} chargers, {queries} queries per kind, seed {seed}, on {', '.join(backends)}"
     )
-    report = geo_bench.run_geo(params, console)
+    report = geo_bench.run_geo(params, chatter(console))
     geo_bench.render(report, console)
     _write_json(console, json_out, report.to_dict())
 
@@ -136,7 +136,7 @@ def race(
     backends = backend.backends()
     _preflight(backends, postgres_url)
     params = race_bench.RaceParams(attempts, backends, locks.modes(), threads, redis_url, postgres_url)
-    results = race_bench.run_races(params, console)
+    results = race_bench.run_races(params, chatter(console))
     race_bench.render(results, console)
     ok = all(r.ok for r in results)
     _write_json(console, json_out, {"benchmark": "race", "ok": ok, "runs": [r.to_dict() for r in results]})
@@ -207,11 +207,11 @@ def _ocpp_processes(
     except Exception as exc:
         raise Problem(f"Redis at {redis_url} cannot be used: {exc}", ENVIRONMENT) from exc
     params = ocpp_cluster.ClusterParams(sizes, counts, messages, postgres_url, redis_url, throughput_limit)
-    console.print(
+    chatter(console).print(
         f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers over "
         f"{', '.join(map(str, counts))} serve process(es), {messages:,} frames, on postgres"
     )
-    report = ocpp_cluster.run_cluster(params, console)
+    report = ocpp_cluster.run_cluster(params, chatter(console))
     ocpp_cluster.render_cluster(report, console)
     _write_json(console, json_out, report.to_dict())
     if not report.ok:
@@ -316,11 +316,11 @@ def ocpp(
         throughput_limit,
         slow_provider_s=slow_provider,
     )
-    console.print(
+    chatter(console).print(
         f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {messages:,} frames, "
         f"paced {paced:g} s, slow provider {slow_provider:g} s, ours on {backend.value}"
     )
-    report = ocpp_bench.run_ocpp(params, console)
+    report = ocpp_bench.run_ocpp(params, chatter(console))
     ocpp_bench.render(report, console)
     _write_json(console, json_out, report.to_dict())
     if not report.ok:
@@ -365,7 +365,7 @@ def des(
     params = des_bench.DesBenchParams(
         chargers, drivers, hours, round(heartbeat), round(meter_interval), radius_km, seed, cprofile
     )
-    console.print(f"bench des: {chargers:,} chargers for {hours:g} simulated hours, seed {seed}")
+    chatter(console).print(f"bench des: {chargers:,} chargers for {hours:g} simulated hours, seed {seed}")
     result = des_bench.run_bench(params)
     des_bench.render(result, console)
     _write_json(console, json_out, result.to_dict())

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem, doing, run_async
 from chargeshare.cli.options import (
+    chatter,
     duration_option,
     duration_parser,
     html_option,
@@ -77,7 +78,7 @@ def show(report: CertificationReport) -> None:
     for r in report.results:
         reason = "" if r.verdict is Verdict.PASS else r.reason  # a pass's reason is the case's own text
         table.add_row(r.case_id, r.title, r.profile, f"[{_COLOUR[r.verdict]}]{r.verdict.value}[/]", reason)
-    console.print(table)
+    (console if not report.passed else chatter(console)).print(table)  # the failures are the verdict
     counts = ", ".join(f"{report.count(v)} {v.value}" for v in Verdict)
     verdict = "[green]certified[/]" if report.passed else "[red]not certified[/]"
     console.print(f"{report.charge_point_id} (OCPP {report.protocol}): {verdict} — {counts}")
@@ -114,7 +115,7 @@ def _finish(report: CertificationReport, html: Path | None, junit: Path | None, 
     for path, render in ((html, to_html), (junit, to_junit), (json_, to_json)):
         if path is not None:
             write_output(path, render(report))
-            console.print(f"wrote {path}")
+            chatter(console).print(f"wrote {path}")
     raise typer.Exit(0 if report.passed else 1)
 
 
@@ -250,17 +251,19 @@ async def _certify(
     async with CertificationServer(app, charger_id, tags, host=host, port=port) as server:
         creds = register(app, charger_id, password)
         url = (public_url or server.ocpp_url).rstrip("/")
-        console.print(f"certifying [bold]{charger_id}[/]; configure the charger with:")
-        console.print(f"  central system URL: {url}/{charger_id}")
-        console.print(f"  subprotocol:        {'ocpp' + protocol if protocol else 'ocpp1.6 or ocpp2.0.1'}")
-        console.print(f"  Basic auth:         user {creds.charge_point_id}, password {creds.password}")
+        # What the operator must configure is printed with -q too, unless our own charger is certified.
+        setup = chatter(console) if auto else console
+        setup.print(f"certifying [bold]{charger_id}[/]; configure the charger with:")
+        setup.print(f"  central system URL: {url}/{charger_id}")
+        setup.print(f"  subprotocol:        {'ocpp' + protocol if protocol else 'ocpp1.6 or ocpp2.0.1'}")
+        setup.print(f"  Basic auth:         user {creds.charge_point_id}, password {creds.password}")
         async with _operator(
             auto, variant, charger_id, server.ocpp_url, password, clock, protocol
         ) as operator:
             certifier = Certifier(
                 server.registry, charger_id, server.log, operator, clock, settings, case_timeout
             )
-            console.print("waiting for the charger to connect and boot...")
+            chatter(console).print("waiting for the charger to connect and boot...")
             version = await certifier.wait_for_charger(connect_timeout)
             if protocol is not None and version != protocol:
                 raise LinkLost(f"{charger_id} connected with OCPP {version}, not {protocol}")
@@ -270,7 +273,7 @@ async def _certify(
                 BarColumn(),
                 TextColumn("{task.completed}/{task.total}"),
                 TimeElapsedColumn(),
-                console=console,
+                console=chatter(console),
                 transient=True,
             ) as bar:
                 certifier.progress = _Live(bar).hooks(len(cases))

@@ -220,11 +220,17 @@ def reports(
 def state(
     charge_point_id: Annotated[str, typer.Argument(help="The charger's id, as it connects.")],
     database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
 ) -> None:
     """What the charger's reports add up to now: firmware, log and diagnostics status, charging limits
     in force, what the cars on it asked for, and its device model."""
+    from dataclasses import asdict
+
     with open_app(database_url) as a:
         now = a.reports.reported_state(charge_point_id)
+    if json_out is not None:
+        write_rows(json_out, {"charge_point_id": charge_point_id, **asdict(now)})
+        return
     statuses = Table("job", "status", "request", "since", title="Status")
     for s in now.statuses:
         statuses.add_row(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
 from chargeshare.cli.errors import doing
 from chargeshare.cli.open_backend import DatabaseUrl
+from chargeshare.cli.options import output_option, write_rows
 
 app = typer.Typer(help="The database schema: its version, and upgrades to this code's.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -34,8 +38,15 @@ def upgrade(database_url: DatabaseUrl = None) -> None:
 
 
 @app.command()
-def version(database_url: DatabaseUrl = None) -> None:
-    """Print the schema version the database is at, and the one this code needs."""
+def version(
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[
+        Path | None,
+        output_option("Write the two versions as JSON here instead of a line (-: to stdout).", "--json"),
+    ] = None,
+) -> None:
+    """Print the schema version the database is at, and the one this code needs. Exit 1 when they
+    differ (`db upgrade` brings the database to this code's)."""
     from chargeshare.adapters.sql import migrate
     from chargeshare.adapters.sql.store import make_engine
 
@@ -45,6 +56,9 @@ def version(database_url: DatabaseUrl = None) -> None:
             at = migrate.current(conn)
     finally:
         engine.dispose()
-    console.print(f"database: {at or 'no version'}; this code: {migrate.HEAD}")
+    if json_out is not None:
+        write_rows(json_out, {"database": at, "code": migrate.HEAD, "current": at == migrate.HEAD})
+    else:
+        console.print(f"database: {at or 'no version'}; this code: {migrate.HEAD}")
     if at != migrate.HEAD:
         raise typer.Exit(1)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -170,4 +170,95 @@ def json_list_option() -> Any:
 def write_rows(path: Path, rows: Any) -> None:
     import json
 
-    write_output(path, json.dumps(rows, indent=2, sort_keys=True, default=str))
+    write_output(path, json.dumps(rows, indent=2, sort_keys=True, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """What JSON has no type for: instants as ISO 8601, read-only mappings as objects, else text."""
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+# -q/--quiet and -v/--verbose: added to every command by the app (`verbosity_options`), read here.
+QUIET_HELP = "Print only errors and the result: the verdict, or the rows or values asked for."
+VERBOSE_HELP = "Print more detail, and log at debug level."
+_verbosity = {"quiet": False, "verbose": False}
+
+
+def quiet() -> bool:
+    return _verbosity["quiet"]
+
+
+def verbose() -> bool:
+    return _verbosity["verbose"]
+
+
+def _set_verbosity(name: str, other: str) -> Callable[[typer.Context, bool], None]:
+    # Both callbacks run on every invocation (with False when not given): the state never leaks
+    # from one command to the next, as it would between CliRunner calls.
+    def set_it(ctx: typer.Context, value: bool) -> None:
+        ctx.meta[f"chargeshare.{name}"] = value
+        _verbosity[name] = value
+        if value and ctx.meta.get(f"chargeshare.{other}"):
+            raise typer.BadParameter("-q/--quiet and -v/--verbose contradict each other")
+        if value and name == "verbose":
+            import logging
+
+            configure_logging(logging.DEBUG)  # for commands that configure no logging of their own
+
+    return set_it
+
+
+def _verbosity_placeholder(
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help=QUIET_HELP, callback=_set_verbosity("quiet", "verbose"), expose_value=False
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help=VERBOSE_HELP,
+            callback=_set_verbosity("verbose", "quiet"),
+            expose_value=False,
+        ),
+    ] = False,
+) -> None:
+    """Only here to have Typer make the two options."""
+
+
+def verbosity_options() -> list[Any]:  # Any: click's Parameter lives in a private module
+    """Fresh -q/-v options for one command, made by Typer from the placeholder above."""
+    holder = typer.Typer(add_completion=False)
+    holder.command()(_verbosity_placeholder)
+    return list(typer.main.get_command(holder).params)
+
+
+def chatter(console: Console) -> Console:
+    """Where what is not the result goes (progress, banners, "written to" lines): muted by -q."""
+    return Console(quiet=True) if quiet() else console
+
+
+def log_level(default: int) -> int:
+    """The root logger's level for a command: debug with -v, at least errors-only with -q."""
+    import logging
+
+    if verbose():
+        return logging.DEBUG
+    return max(default, logging.ERROR) if quiet() else default
+
+
+def configure_logging(default: int) -> None:
+    import logging
+
+    logging.basicConfig(level=log_level(default))
+    logging.getLogger().setLevel(log_level(default))  # basicConfig does nothing once configured

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem
-from chargeshare.cli.options import json_list_option, write_rows
+from chargeshare.cli.options import json_list_option, output_option, write_rows
 from chargeshare.domain.money import format_gbp
 
 if TYPE_CHECKING:
@@ -30,6 +30,10 @@ Token = Annotated[
     str | None, typer.Option(envvar="CHARGESHARE_TOKEN", help="An admin access token, instead of logging in.")
 ]
 DEFAULT_SERVER = "http://127.0.0.1:8180"
+ResultJson = Annotated[
+    Path | None,
+    output_option("Write the backend's answer as JSON here instead of lines (-: to stdout).", "--json"),
+]
 
 
 @dataclass(frozen=True)
@@ -104,23 +108,37 @@ def status(
 
 @app.command()
 def reconcile(
-    server: Server = DEFAULT_SERVER, email: Email = None, password: Password = None, token: Token = None
+    server: Server = DEFAULT_SERVER,
+    email: Email = None,
+    password: Password = None,
+    token: Token = None,
+    json_out: ResultJson = None,
 ) -> None:
     """Retry every dead letter and the pending backlog now (once the provider is back). Exit 1 if any
     step is still dead afterwards."""
     run = _call("POST", Operator(server, email, password, token), "/admin/payments/reconcile")
     left = run["dead_letters_left"]
-    console.print(f"settled {run['done']}, still retrying {run['retried']}, dead letters left {left}")
+    if json_out is not None:
+        write_rows(json_out, run)
+    else:
+        console.print(f"settled {run['done']}, still retrying {run['retried']}, dead letters left {left}")
     if left:
         raise typer.Exit(1)
 
 
 @app.command()
 def payout(
-    server: Server = DEFAULT_SERVER, email: Email = None, password: Password = None, token: Token = None
+    server: Server = DEFAULT_SERVER,
+    email: Email = None,
+    password: Password = None,
+    token: Token = None,
+    json_out: ResultJson = None,
 ) -> None:
     """Pay every verified host their payable balance; hosts whose KYC is not verified are skipped."""
     run = _call("POST", Operator(server, email, password, token), "/admin/payouts")
+    if json_out is not None:
+        write_rows(json_out, run)
+        return
     paid: dict[str, int] = run["paid"]
     for host, pence in paid.items():
         console.print(f"host {host}: {format_gbp(pence)}")

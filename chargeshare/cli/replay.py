@@ -12,10 +12,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
-from chargeshare.cli.options import html_option, human_output, json_option, plot_option, write_output
+from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
+    html_option,
+    human_output,
+    json_option,
+    plot_option,
+    write_output,
+)
 from chargeshare.domain.money import format_gbp, format_kwh
 
 if TYPE_CHECKING:
@@ -77,9 +86,9 @@ def _replay(
         parsed = read_trace(trace)
     except TraceError as exc:
         for line in str(exc).splitlines():
-            console.print(f"[red]invalid:[/] {line}", highlight=False)
+            console.print(f"[red]invalid:[/] {escape(line)}", highlight=False)
         raise typer.Exit(2) from exc
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging(logging.ERROR)
     timeline = Timeline()
     # Time 0 of the plots is where the recorded run's window began, as in the run's own plots.
     start = parsed.window_start or parsed.start
@@ -94,7 +103,7 @@ def _replay(
     print_replay(console, result)
     if json_out is not None:
         write_output(json_out, result.to_json())
-        console.print(f"report written to {json_out}")
+        chatter(console).print(f"report written to {json_out}")
     if plot is not None or html is not None:
         from simulators.plots import marks_of
 
@@ -106,7 +115,7 @@ def _replay(
             from simulators.plots import write_plot
 
             write_plot(plot, timeline, title=title, marks=marks)
-            console.print(f"plot written to {plot}")
+            chatter(console).print(f"plot written to {plot}")
         if html is not None:
             from simulators.html_report import RunPage, run_html
 
@@ -124,36 +133,39 @@ def _replay(
                 f"calls and {result.fed.get('op', 0)} backend events from {trace.name}",
             )
             write_output(html, run_html(page))
-            console.print(f"HTML report written to {html}")
+            chatter(console).print(f"HTML report written to {html}")
     if not result.ok:
         raise typer.Exit(1)
 
 
 def print_replay(console: Console, result: ReplayReport) -> None:
     from chargeshare.cli.check_table import check_table
+    from chargeshare.cli.simulate import count_table
 
+    note = chatter(console)
     s = result.run.summary
     fed = result.fed
-    console.print(
+    note.print(
         f"Replayed {fed.get('ocpp', 0)} charger frames, {fed.get('http', 0)} API calls and "
         f"{fed.get('op', 0)} backend events from {result.trace}"
     )
     summary = Table(title="Summary", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
-    summary.add_row("bookings", f"{s['bookings']} " + str(s["bookings_by_status"]))
+    summary.add_row("bookings", str(s["bookings"]))
     summary.add_row("charging sessions", str(s["sessions"]))
     summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
     summary.add_row("captured from drivers", format_gbp(s["captured_pence"]))
     summary.add_row("host payouts", format_gbp(s["host_payouts_pence"]))
     summary.add_row("answers unlike the recording", str(result.divergence_count))
-    console.print(summary)
+    note.print(summary)
+    note.print(count_table("Bookings by status", "status", "bookings", s["bookings_by_status"]))
     checks = [*result.run.invariants, *result.charger_checks]
-    console.print(check_table("Invariants and charger checks", "check", checks))
+    (console if not result.ok else note).print(check_table("Invariants and charger checks", "check", checks))
     for d in result.divergences[:10]:
-        console.print(f"[yellow]differs:[/] {d}", highlight=False)
+        note.print(f"[yellow]differs:[/] {escape(d)}", highlight=False)
     if result.divergence_count > 10:
-        console.print(f"[yellow]... and {result.divergence_count - 10} more (see --json)[/]")
+        note.print(f"[yellow]... and {result.divergence_count - 10} more (see --json)[/]")
     for err in result.run.errors:
-        console.print(f"[red]error:[/] {err}", highlight=False)
+        console.print(f"[red]error:[/] {escape(err)}", highlight=False)
     console.print("[green]all checks hold[/]" if result.ok else "[red]checks failed[/]")

@@ -5,23 +5,27 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chargeshare.cli.errors import doing, run_async
 from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
     html_option,
     human_output,
     json_list_option,
     json_option,
     junit_option,
+    output_option,
     write_output,
     write_rows,
 )
@@ -29,7 +33,7 @@ from chargeshare.cli.simulate import PROCESSES, REDIS_URL, note_ignored_services
 
 if TYPE_CHECKING:
     from simulators.live import Progress
-    from simulators.scenario import Scenario
+    from simulators.scenario import Scenario, ScenarioError
     from simulators.scenario_runner import ScenarioResult
     from simulators.timeline import Timeline
 
@@ -50,27 +54,43 @@ class Backend(StrEnum):
 
 def _load_all(paths: list[Path]) -> list[Scenario]:
     """Load every file first: one bad file stops everything before anything runs."""
+    scenarios, invalid = _check_all(paths)
+    if invalid:
+        raise typer.Exit(2)
+    return scenarios
+
+
+def _check_all(
+    paths: list[Path],
+    ok: Callable[[Scenario], None] | None = None,
+    invalid_file: Callable[[Path, ScenarioError], None] | None = None,
+) -> tuple[list[Scenario], int]:
+    """Every file's scenario, and how many files were invalid (each of their mistakes printed)."""
     from simulators.scenario import ScenarioError, discover, load
 
     try:
         files = discover(paths)
     except ScenarioError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     if not files:
-        err.print(f"[red]error:[/] no scenario files in {', '.join(map(str, paths))}")
+        err.print(f"[red]error:[/] no scenario files in {escape(', '.join(map(str, paths)))}")
         raise typer.Exit(2)
-    scenarios, problems = [], []
+    scenarios, invalid = [], 0
     for f in files:
         try:
-            scenarios.append(load(f))
+            scenario = load(f)
         except ScenarioError as exc:
-            problems.append(str(exc))
-    if problems:
-        for p in problems:
-            err.print(f"[red]invalid:[/] {p}")
-        raise typer.Exit(2)
-    return scenarios
+            invalid += 1
+            for line in str(exc).splitlines():
+                err.print(f"[red]invalid:[/] {escape(line)}")  # escaped: "[...]" in a message stays
+            if invalid_file is not None:
+                invalid_file(f, exc)
+            continue
+        scenarios.append(scenario)
+        if ok is not None:
+            ok(scenario)
+    return scenarios, invalid
 
 
 @app.command("list")
@@ -104,10 +124,36 @@ def list_(
 
 
 @app.command("validate")
-def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")]) -> None:
-    """Check scenario files; exit 2 with file, line and field on the first problems found."""
-    for s in _load_all(files):
-        console.print(f"[green]ok[/] {s.path} ({s.name})")
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files or directories.")],
+    json_out: Annotated[
+        Path | None,
+        output_option("Write each file's verdict and mistakes as JSON here (-: to stdout).", "--json"),
+    ] = None,
+) -> None:
+    """Check scenario files: every mistake of each file with its line and field, an ok line per
+    sound file, then how many were sound. Exit 2 if any file is invalid."""
+    rows: list[dict[str, Any]] = []
+    with human_output(console, json_out) as out:
+        note = chatter(out)
+
+        def ok(s: Scenario) -> None:
+            note.print(f"[green]ok[/] {escape(str(s.path))} ({escape(s.name)})")
+            rows.append({"file": str(s.path), "ok": True, "name": s.name, "mistakes": []})
+
+        def invalid_file(path: Path, exc: ScenarioError) -> None:
+            # A file that is no YAML at all has one mistake, in the message alone.
+            found = [asdict(m) for m in exc.mistakes] or [{"line": None, "field": None, "message": str(exc)}]
+            rows.append({"file": str(path), "ok": False, "name": None, "mistakes": found})
+
+        scenarios, invalid = _check_all(files, ok, invalid_file)
+        total = len(scenarios) + invalid
+        verdict = f"{total} {'file' if total == 1 else 'files'}: {len(scenarios)} ok, {invalid} invalid"
+        out.print(verdict, style="red" if invalid else "green")
+    if json_out is not None:
+        write_rows(json_out, rows)
+    if invalid:
+        raise typer.Exit(2)
 
 
 @app.command("schema")
@@ -166,7 +212,7 @@ def run(
     redis_url: Annotated[str | None, REDIS_URL] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging(logging.ERROR)
     scenarios = _load_all(paths)
     with human_output(console, json_out) as out:
         _run(
@@ -212,7 +258,7 @@ def _run(
         )
         wrong = problems(params, trace=trace_dir is not None)
         if wrong:
-            err.print(f"[red]error:[/] {s.name}: {'; '.join(wrong)}")
+            err.print(f"[red]error:[/] {s.name}: {escape('; '.join(wrong))}")
             raise typer.Exit(2)
     for directory in (trace_dir, plot_dir):
         if directory is not None:
@@ -222,11 +268,12 @@ def _run(
                 err.print(f"[red]error:[/] cannot make directory {directory}: {exc.strerror or exc}")
                 raise typer.Exit(2) from exc
     note_ignored_services()
+    note = chatter(console)
     results: list[ScenarioResult] = []
     timelines: list[Timeline] = []
     sampled = plot_dir is not None or html is not None
     for i, s in enumerate(scenarios, 1):
-        with console.status(
+        with note.status(
             f"[{i}/{len(scenarios)}] {s.name}: {s.params.chargers} chargers, "
             f"{s.params.drivers} drivers, {s.params.duration_s // 60} simulated minutes"
         ):
@@ -250,17 +297,19 @@ def _run(
 
             marks = marks_of(result.report.params)
             write_plot(plot_dir / f"{s.name}.png", timeline, title=f"Scenario {s.name}", marks=marks)
-        mark = "[green]PASS[/]" if result.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {s.name} ({result.report.wall_s:.1f} s)")
+        if result.ok:
+            note.print(f"[green]PASS[/] {s.name} ({result.report.wall_s:.1f} s)")
+        else:  # a failure is part of the verdict, -q or not
+            console.print(f"[red]FAIL[/] {s.name} ({result.report.wall_s:.1f} s)")
         for failure in result.failures:
-            console.print(f"     {failure}")
+            console.print(f"     {escape(failure)}")
     if junit is not None:
         write_output(junit, junit_xml(results))
     if json_out is not None:
         write_output(json_out, report_json(results))
     if html is not None:
         write_output(html, _index(results, timelines))
-        console.print(f"HTML report written to {html}")
+        chatter(console).print(f"HTML report written to {html}")
     passed = sum(r.ok for r in results)
     console.print(f"{passed} passed, {len(results) - passed} failed")
     if passed != len(results):

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from chargeshare.cli import log_format as log_format_module
 from chargeshare.cli.errors import ENVIRONMENT, Problem, doing
+from chargeshare.cli.options import chatter, quiet, verbose
 
 
 def serve(
@@ -32,7 +33,9 @@ def serve(
             help="Let chargers that are not registered boot and talk (nothing they say is stored).",
         ),
     ] = True,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error (-v: debug, -q: error).")
+    ] = "info",
     log_format: Annotated[
         str,
         typer.Option(
@@ -52,6 +55,8 @@ def serve(
     """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id} (https and
     wss with --ssl-certfile/--ssl-keyfile; chargers still authenticate with HTTP Basic)."""
     console = Console(stderr=True, soft_wrap=True)
+    note = chatter(console)
+    log_level = "debug" if verbose() else "error" if quiet() else log_level
     if log_format not in ("text", "json"):
         raise typer.BadParameter(f"{log_format!r}: choose text or json", param_hint="--log-format")
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -79,12 +84,12 @@ def serve(
             app = build(config, clock=clock_from_env())
         try:
             port = sock.getsockname()[1]  # what --port 0 picked
-            console.print(
+            note.print(
                 f"ChargeShare backend on {http}://{host}:{port}  (OCPP: {ws}://{host}:{port}/ocpp/"
                 f"<charge_point_id>, subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"
             )
             if allow_unknown_chargers:
-                console.print(
+                note.print(
                     "[yellow]unregistered chargers may connect (--known-chargers-only to refuse them)[/]"
                 )
             api = create_api(app)

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chargeshare.cli.errors import INTERRUPTED, Problem
 from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
     duration_option,
     format_duration,
     html_option,
@@ -23,6 +26,7 @@ from chargeshare.cli.options import (
     json_option,
     output_option,
     plot_option,
+    quiet,
     write_output,
 )
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
@@ -87,7 +91,6 @@ def simulate(
         ),
     ] = None,
     plot: Annotated[Path | None, plot_option("utilisation, kW drawn and revenue over time")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
     engine: Annotated[
@@ -123,7 +126,6 @@ def simulate(
             html=html,
             trace=trace,
             plot=plot,
-            quiet=quiet,
             processes=processes,
             redis_url=redis_url,
             engine=engine,
@@ -141,7 +143,6 @@ def _simulate(
     html: Path | None,
     trace: Path | None,
     plot: Path | None,
-    quiet: bool,
     processes: int | None,
     redis_url: str | None,
     engine: Engine,
@@ -158,7 +159,8 @@ def _simulate(
     from simulators.timeline import Timeline
 
     note_ignored_services()
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging(logging.ERROR)
+    note = chatter(console)
     params = LiveParams(**fleet, seed=7 if seed is None else seed)
     overrides: dict[str, Any] = {}
     expectations: tuple[Expectation, ...] = ()
@@ -166,17 +168,18 @@ def _simulate(
         try:
             loaded = load(scenario)
         except ScenarioError as exc:
-            console.print(f"[red]invalid:[/] {exc}")
+            for line in str(exc).splitlines():
+                console.print(f"[red]invalid:[/] {escape(line)}")
             raise typer.Exit(2) from exc
         flags = {name: value for name, value in fleet.items() if name.removesuffix("_s") in given}
         params, overrides = override(loaded.params, {**flags, "seed": seed})
         expectations = loaded.expectations
-        console.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
+        note.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
         for name, change in overrides.items():
             flag, shown = f"--{name.removesuffix('_s')}", {**change}
             if name == "duration_s":
                 shown = {k: format_duration(v) for k, v in change.items()}
-            console.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
+            note.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
     if processes is not None:
         params = replace(params, processes=processes)
     if redis_url is not None:
@@ -186,7 +189,7 @@ def _simulate(
 
         wrong = problems(params, trace=trace is not None)
         if wrong:
-            console.print(f"[red]error:[/] {'; '.join(wrong)}")
+            console.print(f"[red]error:[/] {escape('; '.join(wrong))}")
             raise typer.Exit(2)
     minutes = params.duration_s // 60
     real_s = params.duration_s / params.speed
@@ -200,12 +203,12 @@ def _simulate(
             console.print(f"[red]error:[/] live runs at most {LIVE_MAX_CHARGERS} chargers; try --engine des")
             raise typer.Exit(2)
         else:
-            console.print(
+            note.print(
                 f"Simulating {params.chargers} chargers and {params.drivers} drivers around "
                 f"{params.city.title()} for {minutes} simulated minutes at {params.speed:g}x "
                 f"(about {real_s:.0f} s)"
             )
-            if quiet:
+            if quiet():
 
                 def collect(_elapsed_s: float, info: dict[str, Any]) -> None:
                     timeline.add(info["sample"])
@@ -222,7 +225,7 @@ def _simulate(
     result = replace(result, overrides=overrides)
     print_report(console, result)
     if trace is not None:
-        console.print(f"trace written to {trace}")
+        note.print(f"trace written to {trace}")
     checks = [e.check(result.summary) for e in expectations]
     title = f"chargeshare simulate: {params.chargers} chargers, seed {params.seed}"
     lead = (
@@ -234,10 +237,10 @@ def _simulate(
         console, result, timeline, title=title, lead=lead, plot=plot, html=html, expectations=checks
     )
     for ok, text in checks:
-        console.print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
+        (note if ok else console).print(f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'} expectation: {text}")
     if json_out is not None:
         write_output(json_out, result.to_json())
-        console.print(f"report written to {json_out}")
+        note.print(f"report written to {json_out}")
     if not result.ok or not all(ok for ok, _ in checks):
         raise typer.Exit(1)
 
@@ -263,13 +266,13 @@ def write_pictures(
         from simulators.plots import write_plot  # matplotlib loads only when a plot is asked for
 
         write_plot(plot, timeline, title=title, marks=marks)
-        console.print(f"plot written to {plot}")
+        chatter(console).print(f"plot written to {plot}")
     if html is not None:
         from simulators.html_report import RunPage, run_html
 
         page = RunPage(title, result, timeline, marks, expectations=expectations, lead=lead)
         write_output(html, run_html(page))
-        console.print(f"HTML report written to {html}")
+        chatter(console).print(f"HTML report written to {html}")
 
 
 def given_flags(ctx: typer.Context, names: tuple[str, ...]) -> set[str]:
@@ -335,14 +338,25 @@ def interrupted(params: LiveParams, engine: Engine, latest: Latest | None, repor
     return Problem(f"{message}; partial report written to {report} (complete: false)", INTERRUPTED)
 
 
+# What each `no_charger_because` reason means, for the summary (simulators.driver names them).
+NO_CHARGER_WHY = {
+    "none_free_nearby": "the map showed no charger online and free for the slot within reach",
+    "all_taken": "every charger found was booked by another driver first",
+    "rate_limited": "the API refused the booking as too frequent (429)",
+}
+
+
 def print_report(console: Console, result: RunReport) -> None:
+    """The summary and the invariants as tables, then the verdict; with -q the verdict, the errors
+    and the failed checks only."""
     from chargeshare.cli.check_table import check_table
 
+    note = chatter(console)
     s = result.summary
     summary = Table(title="Summary", show_header=False)
     summary.add_column("what")
     summary.add_column("value", justify="right")
-    summary.add_row("bookings", f"{s['bookings']} " + str(s["bookings_by_status"]))
+    summary.add_row("bookings", str(s["bookings"]))
     summary.add_row("booking conflicts (409)", str(s["booking_conflicts"]))
     summary.add_row("charging sessions", str(s["sessions"]))
     summary.add_row("energy delivered", format_kwh(s["energy_wh"]))
@@ -351,12 +365,45 @@ def print_report(console: Console, result: RunReport) -> None:
     summary.add_row("platform fees (incl. VAT)", format_gbp(s["platform_fees_pence"]))
     summary.add_row("VAT on fees", format_gbp(s["vat_pence"]))
     summary.add_row("card processing (platform's cost)", format_gbp(s["processor_fees_pence"]))
-    summary.add_row("driver outcomes", str(s["driver_outcomes"]))
     summary.add_row("faults fired", str(s["faults_fired"]))
     summary.add_row("chargers that went offline", str(s["chargers_went_offline"]))
     summary.add_row("wall time", f"{result.wall_s:.1f} s")
-    console.print(summary)
-    console.print(check_table("Invariants", "invariant", result.invariants))
+    note.print(summary)
+    note.print(count_table("Bookings by status", "status", "bookings", s["bookings_by_status"]))
+    note.print(driver_outcomes_table(s))
+    if result.ok:
+        note.print(check_table("Invariants", "invariant", result.invariants))
+    else:  # the failed checks are part of the verdict, -q or not
+        console.print(check_table("Invariants", "invariant", result.invariants))
     for err in result.errors:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"[red]error:[/] {escape(err)}")
     console.print("[green]all invariants hold[/]" if result.ok else "[red]invariants failed[/]")
+
+
+def count_table(title: str, what: str, counted: str, counts: dict[str, int]) -> Table | str:
+    if not counts:
+        return f"{title}: none"
+    table = Table(title=title)
+    table.add_column(what)
+    table.add_column(counted, justify="right")
+    for name, n in counts.items():
+        table.add_row(name.replace("_", " "), str(n))
+    return table
+
+
+def driver_outcomes_table(summary: dict[str, Any]) -> Table | str:
+    """How each driver's run ended; for those who found no charger, why."""
+    outcomes: dict[str, int] = summary["driver_outcomes"]
+    if not outcomes:
+        return "Driver outcomes: no drivers"
+    because: dict[str, int] = summary.get("no_charger_because", {})
+    table = Table(title="Driver outcomes")
+    table.add_column("outcome")
+    table.add_column("drivers", justify="right")
+    table.add_column("why")
+    for name, n in outcomes.items():
+        why = ""
+        if name == "no_charger":
+            why = "; ".join(f"{k}: {NO_CHARGER_WHY.get(reason, reason)}" for reason, k in because.items())
+        table.add_row(name.replace("_", " "), str(n), why)
+    return table

@@ -45,12 +45,15 @@ def run_des_command(
     except NotSupportedInDes as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    console.print(
+    from chargeshare.cli.options import chatter
+
+    note = chatter(console)
+    note.print(
         f"Simulating {des.chargers} chargers and {des.drivers} drivers around {des.city.title()} for "
         f"{des.duration_s // 60} simulated minutes in virtual time (DES, seed {des.seed})"
     )
     result = run_des(des, progress)
-    console.print(
+    note.print(
         f"{result.events:,} events and {result.frames:,} OCPP frames in "
         f"{result.setup_s + result.run_s:.1f} s wall"
     )

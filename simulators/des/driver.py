@@ -22,13 +22,16 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.records import BookingRecord
 from simulators.des.charger import DesCharger, Process
 from simulators.driver import (
+    ALL_TAKEN,
     CANDIDATES,
+    NONE_FREE_NEARBY,
     RECEIPT_CHECK_EVERY_S,
     RECEIPT_CHECKS,
     RETRY_AFTER_S,
     SEARCH_RADIUS_M,
     SEARCH_ROUNDS,
     DriverStats,
+    NoCharger,
 )
 from simulators.evse import PlugRefused
 from simulators.fleet import DriverPlan
@@ -56,10 +59,12 @@ def _run(plan: DriverPlan, driver_id: int, world: DesWorld) -> simpy.events.Proc
     yield world.env.timeout(plan.arrives_after_s)
     if world.seconds_left() <= 0:
         return "too_late"
-    outcome = "no_charger"
+    outcome, missed = "no_charger", NONE_FREE_NEARBY
     for _ in range(SEARCH_ROUNDS):
         try:
             found = _book_nearby(plan, driver_id, world)
+        except NoCharger as exc:
+            outcome, missed = "no_charger", exc.reason
         except PaymentUnavailable:
             world.stats.payments_down += 1
             outcome = "payments_down"  # a clean refusal: worth trying again later, like a full map
@@ -67,19 +72,18 @@ def _run(plan: DriverPlan, driver_id: int, world: DesWorld) -> simpy.events.Proc
             world.stats.errors.append(f"{plan.name}: booking refused: {exc}")
             return "error"
         else:
-            if found is not None:
-                return (yield from _use_booking(plan, driver_id, world, *found))
-            outcome = "no_charger"
+            return (yield from _use_booking(plan, driver_id, world, *found))
         if world.seconds_left() <= RETRY_AFTER_S:
             break
         yield world.env.timeout(RETRY_AFTER_S)
+    if outcome == "no_charger":
+        world.stats.no_charger_because[missed] += 1
     return outcome
 
 
-def _book_nearby(
-    plan: DriverPlan, driver_id: int, world: DesWorld
-) -> tuple[BookingRecord, DesCharger] | None:
-    """The live driver's search and booking, as the HTTP routes would call the services."""
+def _book_nearby(plan: DriverPlan, driver_id: int, world: DesWorld) -> tuple[BookingRecord, DesCharger]:
+    """The live driver's search and booking, as the HTTP routes would call the services; raises
+    NoCharger when the round found nothing to book."""
     app = world.app
     starts_at = app.clock.now() + timedelta(seconds=plan.travel_s)
     minutes = max(15, min(240, math.ceil(plan.want_wh / 7_000 * 60 * 1.3) + 20))
@@ -91,7 +95,8 @@ def _book_nearby(
         available_until=starts_at + timedelta(minutes=minutes),
         limit=CANDIDATES,
     )
-    for c in app.marketplace.search(query):
+    found = app.marketplace.search(query)
+    for c in found:
         try:
             booking = app.bookings.book(
                 BookRequest(driver_id, c.charger_id, 1, minutes, plan.want_wh, starts_at=starts_at)
@@ -102,7 +107,7 @@ def _book_nearby(
         if world.stats.bookings_answered is not None:
             world.stats.bookings_answered.add(booking.booking_id)
         return booking, world.chargers[c.charge_point_id]
-    return None
+    raise NoCharger(ALL_TAKEN if found else NONE_FREE_NEARBY)
 
 
 def _use_booking(

@@ -100,6 +100,15 @@ def test_what_a_charger_reported_is_shown_to_the_operator(tmp_path: Path) -> Non
     assert "EV charging needs: none reported" in state.output
     grid = next(x for x in state.output.splitlines() if "SO" in x and "charger" in x)
     assert "yes" in grid  # grid critical
+    as_json = runner.invoke(cli, ["chargers", "state", "CLI201", "--json", "-", *db])
+    assert as_json.exit_code == 0, as_json.output
+    reported = json.loads(as_json.stdout)
+    assert reported["charge_point_id"] == "CLI201" and reported["ev_charging_needs"] == []
+    (limit,) = reported["charging_limits"]
+    assert (limit["source"], limit["evse_id"], limit["grid_critical"]) == ("SO", None, True)
+    assert limit["since"].startswith("2026-")  # an instant in ISO 8601
+    assert [(s["kind"], s["status"]) for s in reported["statuses"]] == [("firmware", "Installed")]
+    assert [v["variable"] for v in reported["device_model"]] == ["HeartbeatInterval"]
 
     events = runner.invoke(cli, ["chargers", "security-events", "CLI201", *db], env=WIDE)
     assert events.exit_code == 0 and "SettingSystemTime" in events.output and "charger" in events.output

@@ -52,6 +52,7 @@ def test_a_small_run_keeps_every_invariant_and_bills_each_session_once(small: De
     assert s["driver_outcomes"].get("charged", 0) == s["sessions"] == s["bookings_by_status"]["completed"]
     assert s["captured_pence"] == s["host_payouts_pence"] + s["platform_fees_pence"] > 0
     assert sum(s["driver_outcomes"].values()) == SMALL.drivers
+    assert sum(s["no_charger_because"].values()) == s["driver_outcomes"].get("no_charger", 0)
     assert set(s["sessions_by_protocol"]) == {"ocpp16", "ocpp201"}
     assert result.frames > 0 and result.events > 0
 

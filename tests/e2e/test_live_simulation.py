@@ -22,6 +22,7 @@ async def test_small_fleet_keeps_every_invariant() -> None:
     assert s["sessions"] > 0 and s["energy_wh"] > 0
     assert s["captured_pence"] == s["host_payouts_pence"] + s["platform_fees_pence"] > 0
     assert sum(s["driver_outcomes"].values()) == 12
+    assert sum(s["no_charger_because"].values()) == s["driver_outcomes"].get("no_charger", 0)
 
 
 async def test_the_time_held_is_what_the_run_waited_not_what_came_after(

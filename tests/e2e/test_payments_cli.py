@@ -69,13 +69,18 @@ async def test_outage_dead_letter_reconcile_and_payout_over_http() -> None:
             code, out = await asyncio.to_thread(run, "reconcile")
             assert code == 1 and "dead letters left 1" in out  # the provider is still down
             gateway.down = False
-            code, out = await asyncio.to_thread(run, "reconcile")
-            assert code == 0 and "settled 1" in out and "dead letters left 0" in out
+            code, out = await asyncio.to_thread(run, "reconcile", "--json", "-")
+            assert code == 0 and json.loads(out) == {
+                "done": 1,
+                "retried": 0,
+                "dead": 0,
+                "dead_letters_left": 0,
+            }
             code, out = await asyncio.to_thread(run, "payout")
             assert code == 0 and "£1.70 not paid: KYC not verified" in out and "0 hosts paid" in out
             app.hosting.set_kyc(host_id, KycStatus.VERIFIED)
-            code, out = await asyncio.to_thread(run, "payout")
-            assert code == 0 and "£1.70" in out and "1 hosts paid" in out  # 200p, 15% fee: the host's 170p
+            code, out = await asyncio.to_thread(run, "payout", "--json", "-")
+            assert code == 0 and json.loads(out)["paid"] == {str(host_id): 170}  # 200p, 15% fee
         assert gateway.total_captured == 200
     finally:
         app.close()

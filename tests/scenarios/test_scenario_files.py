@@ -68,13 +68,13 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         ("name: x\nfleet: {chargers: 1}\ndrivers:\n  count: -1\n", ":4: drivers.count: -1 is less than"),
         (
             "name: x\nfleet:\n  chargers: 1\n  colour: red\ndrivers: {count: 1}\n",
-            ":2: fleet: Additional properties",
+            ":4: fleet.colour: unknown key 'colour' (one of allow_unknown_chargers, chargers,",
         ),
         ("name: x\nfleet: {chargers: 1}\n", ":1: (top): 'drivers' is a required property"),
         (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\n"
             "faults:\n  - {at_minute: 1, action: meteor}\n",
-            ":5: faults.0.action: 'meteor' is not one of",
+            ":5: faults.0.action: unknown fault 'meteor' (one of backend_crash, clock_skew,",
         ),
         (
             "name: x\nduration_minutes: 10\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
@@ -88,7 +88,7 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         ("name: [unclosed\n", ":2: not valid YAML"),
         (
             "name: x\nfleet: {chargers: 2, protocols: [1.6, '2.0']}\ndrivers: {count: 1}\n",
-            ":2: fleet.protocols.1: '2.0' is not one of",
+            ":2: fleet.protocols.1: unknown OCPP version '2.0'; did you mean '2.0.1'?",
         ),
         (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
@@ -119,7 +119,7 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
             "  - {at_minute: 1, action: spoofed_charger, spoofer: a-stranger}\n",
-            ":5: faults.0.spoofer: 'a-stranger' is not one of",
+            ":5: faults.0.spoofer: unknown spoofer 'a-stranger' (one of fleet, unregistered)",
         ),
         (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nexpect:\n  metrics:\n"
@@ -147,10 +147,109 @@ def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where
     assert f"{path}{where}" in str(err.value)
 
 
+MISTAKES = """\
+name: many-mistakes
+fleet:
+  chargers: 10
+  protocols: ["1.6", "1.6", "2.0.1"]
+  radius: 3000
+drivers:
+  count: 4
+  no_show_rat: 0.2
+faults:
+  - {at_minute: 1, action: disconect, minutes: 5}
+  - {at_minute: 2, action: disconnect, count: 20, minutes: 5}
+  - at_minute: 3
+    action: reject_commands
+    count: 4
+    protocol: "2.0.1"
+    commands: [ReserveNow, RemoteStartTransaction]
+  - {at_minute: 4, action: reject_commands, commands: [ReserveNo]}
+  - {at_minute: 5, action: host_cancels, count: 5}
+expect:
+  metrics:
+    sesions: {at_least: 1}
+    fault_outcomes.commands_rejected: {at_least: 1}
+"""
+
+
+def test_every_mistake_of_a_file_at_once_each_at_its_keys_line(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text(MISTAKES)
+    with pytest.raises(ScenarioError) as err:
+        load(path)
+    assert str(err.value).splitlines() == [
+        f"{path}:5: fleet.radius: unknown key 'radius'; did you mean 'radius_m'?",
+        f"{path}:8: drivers.no_show_rat: unknown key 'no_show_rat'; did you mean 'no_show_rate'?",
+        f"{path}:10: faults.0.action: unknown fault 'disconect'; did you mean 'disconnect'?",
+        f"{path}:11: faults.1.count: 20 chargers asked for, but the fleet has 10 chargers",
+        f"{path}:14: faults.2.count: 4 chargers asked for, but the fleet has 3 chargers speaking OCPP 2.0.1",
+        f"{path}:16: faults.2.commands.1: unknown OCPP 2.0.1 command 'RemoteStartTransaction'; "
+        "did you mean 'RequestStartTransaction'?",
+        f"{path}:17: faults.3.commands.0: unknown command 'ReserveNo'; did you mean 'ReserveNow'?",
+        f"{path}:18: faults.4.count: 5 bookings asked for, but only 4 drivers book (one each)",
+        f"{path}:21: expect.metrics.sesions: unknown metric 'sesions'; did you mean 'sessions'?",
+    ]
+    assert [(m.line, m.field) for m in err.value.mistakes][:2] == [
+        (5, "fleet.radius"),
+        (8, "drivers.no_show_rat"),
+    ]
+
+
+def test_the_commands_a_fault_may_refuse_are_those_the_charger_answers() -> None:
+    from chargeshare.services.clock import ManualClock
+    from simulators.charger import VirtualCharger
+    from simulators.scenario import _commands_of
+    from tests.conftest import T0
+
+    for protocol in ("1.6", "2.0.1"):
+        charger = VirtualCharger("CP-1", "ws://unused", ManualClock(T0), [7_400], protocol=protocol)
+        assert set(charger._csms_handlers()) == _commands_of(protocol)
+    assert "RemoteStartTransaction" in _commands_of("1.6") and "GetVariables" in _commands_of("2.0.1")
+
+
+def test_cli_validate_reports_each_file_and_a_summary(tmp_path: Path) -> None:
+    (tmp_path / "many.yaml").write_text(MISTAKES)
+    (tmp_path / "brackets.yaml").write_text(
+        "name: brackets\nfleet: {chargers: 1, '[red]': 2}\ndrivers: {count: 1}\nfaults:\n"
+        "  - {at_minute: 1, action: reject_commands, commands: [reset]}\n"
+    )
+    (tmp_path / "fine.yaml").write_text("name: fine\nfleet: {chargers: 2}\ndrivers: {count: 1}\n")
+    result = runner.invoke(app, ["scenario", "validate", str(tmp_path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert f"ok {tmp_path / 'fine.yaml'} (fine)" in result.stdout
+    assert result.stdout.strip().endswith("3 files: 1 ok, 2 invalid")
+    invalid = [line for line in result.stderr.splitlines() if line.startswith("invalid: ")]
+    assert len(invalid) == 9 + 2, invalid
+    assert any("faults.0.commands.0: unknown command 'reset'; did you mean 'Reset'?" in x for x in invalid)
+    # Rich markup would take "[red]" for a style and drop it: the message keeps it.
+    assert any("fleet.[red]: unknown key '[red]' (one of " in line for line in invalid), invalid
+    quiet = runner.invoke(app, ["scenario", "validate", str(tmp_path / "fine.yaml"), "-q"])
+    assert quiet.exit_code == 0 and quiet.stdout.strip() == "1 file: 1 ok, 0 invalid"
+
+
+def test_cli_validate_as_json(tmp_path: Path) -> None:
+    (tmp_path / "a-many.yaml").write_text(MISTAKES)
+    (tmp_path / "b-fine.yaml").write_text("name: fine\nfleet: {chargers: 2}\ndrivers: {count: 1}\n")
+    (tmp_path / "c-broken.yaml").write_text("name: [unclosed\n")
+    result = runner.invoke(app, ["scenario", "validate", str(tmp_path), "--json", "-"])
+    assert result.exit_code == 2
+    many, fine, broken = json.loads(result.stdout)
+    assert (many["ok"], len(many["mistakes"])) == (False, 9)
+    assert many["mistakes"][0] == {
+        "line": 5,
+        "field": "fleet.radius",
+        "message": "unknown key 'radius'; did you mean 'radius_m'?",
+    }
+    assert fine == {"file": str(tmp_path / "b-fine.yaml"), "ok": True, "name": "fine", "mistakes": []}
+    assert not broken["ok"] and "not valid YAML" in broken["mistakes"][0]["message"]
+    assert "3 files: 1 ok, 2 invalid" in result.stderr  # for people: on stderr, as the JSON is on stdout
+
+
 def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
     path = tmp_path / "wire.yaml"
     path.write_text(
-        "name: wire\nfleet: {chargers: 3, protocols: [1.6, '2.0.1']}\ndrivers: {count: 1}\nfaults:\n"
+        "name: wire\nfleet: {chargers: 4, protocols: [1.6, '2.0.1']}\ndrivers: {count: 1}\nfaults:\n"
         "  - {at_minute: 1, action: reject_commands, count: 2, commands: [Reset], minutes: 5,\n"
         "     protocol: '2.0.1'}\n"
         "  - {at_minute: 2, action: delay_responses, count: 1, seconds: 30}\n"
@@ -168,7 +267,7 @@ def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
 def test_the_new_faults_load_as_written(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text(
-        "name: faults\nfleet: {chargers: 2, allow_unknown_chargers: true}\ndrivers: {count: 1}\nfaults:\n"
+        "name: faults\nfleet: {chargers: 2, allow_unknown_chargers: true}\ndrivers: {count: 3}\nfaults:\n"
         "  - {at_minute: 1, action: provider_slow, minutes: 10, seconds: 45}\n"
         "  - {at_minute: 2, action: spoofed_charger, count: 2, spoofer: unregistered, protocol: 1.6}\n"
         "  - {at_minute: 3, action: racing_cancels, count: 3}\n"
