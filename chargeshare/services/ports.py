@@ -87,8 +87,18 @@ class Chargers(Protocol):
     def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None: ...
     def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]: ...
     def set_status(
-        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
-    ) -> None: ...
+        self,
+        charge_point_id: str,
+        status: ChargerStatus,
+        at: datetime,
+        ocpp_version: str | None = None,
+        *,
+        expected: ChargerStatus | None = None,
+    ) -> bool:
+        """Raises NotFound for an unregistered charger. With `expected`, a compare-and-set: False
+        (nothing changed) unless the charger's status was `expected`."""
+        ...
+
     def touch(self, charge_point_id: str, at: datetime) -> None:
         """Set last seen; raises NotFound for an unregistered charger."""
         ...

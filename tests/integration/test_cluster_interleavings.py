@@ -1,0 +1,83 @@
+"""Two server processes on one PostgreSQL database (two apps, each with its own connections), their
+steps interleaved deterministically: one unit of work is stopped right after a read while the other
+process's step runs to its commit, as READ COMMITTED allows. Each interleaving must end as if the
+steps had run one after the other."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerStatus
+from chargeshare.services.charging import CHARGER_OFFLINE
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import ChargerOffline
+from tests.conftest import T0, add_charger
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def nodes(postgres_url: str) -> Iterator[tuple[App, App]]:
+    """Two processes' apps on one database, on one clock."""
+    clock = ManualClock(T0)
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    a = build(config, clock=clock)
+    b = build(config, clock=clock)
+    yield a, b
+    b.close()
+    a.close()
+
+
+class RunsBetween:
+    """The store, but its next unit of work runs `between` right after its first read from
+    `repository` (`method`), before anything else: another process's step commits in between."""
+
+    def __init__(self, inner: Any, repository: str, method: str, between: Callable[[], None]) -> None:
+        self.inner, self.repository, self.method, self.between = inner, repository, method, between
+        self.ran = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.inner.transaction() as tx:
+            if not self.ran:
+                repository = getattr(tx, self.repository)
+                read = getattr(repository, self.method)
+
+                def read_then_interleave(*args: Any, **kwargs: Any) -> Any:
+                    found = read(*args, **kwargs)
+                    if not self.ran:
+                        self.ran = True
+                        self.between()
+                    return found
+
+                setattr(repository, self.method, read_then_interleave)
+            yield tx
+
+
+def offline_notices(app: App) -> int:
+    with app.store.reading() as tx:
+        return sum(1 for n in tx.notifications.all() if n["kind"] == CHARGER_OFFLINE)
+
+
+def test_two_processes_marking_a_charger_offline_at_once_tell_its_host_once(nodes: tuple[App, App]) -> None:
+    """A's watchdog judges the charger silent while B's link to it closes (or B's watchdog runs
+    too): both read it online, and only the one that flips it may notify its host and announce it."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    offline_events: list[ChargerOffline] = []
+    for app in (a, b):
+        app.bus.subscribe(ChargerOffline, offline_events.append)
+    a.charging.store = RunsBetween(a.store, "chargers", "get", lambda: b.charging.disconnected("CP1"))
+    a.charging.disconnected("CP1")
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.OFFLINE
+    assert offline_notices(a) == 1
+    assert len(offline_events) == 1
