@@ -312,8 +312,9 @@ class BookingService:
             booking = tx.bookings.get(booking_id)
             if booking.status is not BookingStatus.CONFIRMED or booking.reservation != RESERVATION_SENT:
                 return False
-            tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
-            return True
+            # A compare-and-set: another process may have had the charger's answer meanwhile (sent
+            # again as the charger connected there), and that answer says what the charger holds.
+            return tx.bookings.set_reservation(booking_id, RESERVATION_NONE, expected=RESERVATION_SENT)
 
     def reservation_answered(self, booking_id: int, status: str) -> bool:
         """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerStatus
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline
@@ -81,3 +83,38 @@ def test_two_processes_marking_a_charger_offline_at_once_tell_its_host_once(node
         assert tx.chargers.get("CP1").status is ChargerStatus.OFFLINE
     assert offline_notices(a) == 1
     assert len(offline_events) == 1
+
+
+def reservation(app: App, booking_id: int) -> str:
+    with app.store.reading() as tx:
+        return tx.bookings.get(booking_id).reservation
+
+
+def a_booking_reserved_soon(app: App) -> int:
+    """A confirmed booking starting within the lead time on a charger no link holds: its ReserveNow
+    is decided ("sent") and on its way."""
+    charger = add_charger(app, "CP1")
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    starts = app.clock.now() + timedelta(minutes=5)
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000, starts_at=starts))
+    assert booking.reservation == "sent"
+    return booking.booking_id
+
+
+def test_a_reservenow_given_up_on_one_process_keeps_the_answer_another_recorded(
+    nodes: tuple[App, App],
+) -> None:
+    """B's ReserveNow got no answer (the charger moved to C as it was sent); meanwhile C sent the
+    reservation again on the charger's connecting, and its Accepted is recorded. B's "unanswered"
+    must not overwrite it: the charger holds the reservation, and a cancellation must reach it."""
+    b, c = nodes
+    booking = a_booking_reserved_soon(b)
+    b.bookings.store = RunsBetween(
+        b.store, "bookings", "get", lambda: c.bookings.reservation_answered(booking, "Accepted")
+    )
+    assert not b.bookings.reservation_unanswered(booking)
+    assert reservation(b, booking) == "accepted"
+    with c.store.reading() as tx:
+        driver = tx.bookings.get(booking).driver_id
+    c.bookings.cancel(booking, driver_id=driver)
+    assert [e.booking_id for e in c.bookings.cancellations_unanswered("CP1")] == [booking]
