@@ -1017,15 +1017,19 @@ class MemoryPaymentsOutbox(_Repository):
         self,
         item_id: int,
         *,
+        expected: str,
+        now: datetime,
         status: str,
         attempts: int,
         next_attempt_at: datetime,
         last_error: str | None,
         done_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         item = self.t.outbox.get(item_id)
-        if item is None:
-            return
+        if item is None or item.status != expected:
+            return False
+        if item.lease_until is not None and item.lease_until > now:
+            return False
         self.t.outbox[item_id] = dataclasses.replace(
             item,
             status=status,
@@ -1036,6 +1040,7 @@ class MemoryPaymentsOutbox(_Repository):
             claimed_by=None,
             lease_until=None,
         )
+        return True
 
 
 class MemoryNotifications(_Repository):

@@ -394,13 +394,16 @@ class PaymentsOutbox(Protocol):
         self,
         item_id: int,
         *,
+        expected: str,
+        now: datetime,
         status: str,
         attempts: int,
         next_attempt_at: datetime,
         last_error: str | None,
         done_at: datetime | None = None,
-    ) -> None:
-        """Set a step's state whoever holds it (an operator's reconcile); the claim is let go."""
+    ) -> bool:
+        """Set a step's state (an operator's reconcile), only if it is still `expected` and no
+        worker's lease holds it at `now` (compare-and-set); any lapsed claim is let go."""
         ...
 
 

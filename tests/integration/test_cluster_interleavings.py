@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerStatus
 from chargeshare.services.booking import BookRequest
@@ -36,12 +37,14 @@ def nodes(postgres_url: str) -> Iterator[tuple[App, App]]:
 
 
 class RunsBetween:
-    """The store, but its next unit of work runs `between` right after its first read from
+    """The store, but its next unit of work runs `between` right after its `nth` read from
     `repository` (`method`), before anything else: another process's step commits in between."""
 
-    def __init__(self, inner: Any, repository: str, method: str, between: Callable[[], None]) -> None:
+    def __init__(
+        self, inner: Any, repository: str, method: str, between: Callable[[], object], *, nth: int = 1
+    ) -> None:
         self.inner, self.repository, self.method, self.between = inner, repository, method, between
-        self.ran = False
+        self.ran, self.reads, self.nth = False, 0, nth
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -55,7 +58,8 @@ class RunsBetween:
 
                 def read_then_interleave(*args: Any, **kwargs: Any) -> Any:
                     found = read(*args, **kwargs)
-                    if not self.ran:
+                    self.reads += 1
+                    if not self.ran and self.reads == self.nth:
                         self.ran = True
                         self.between()
                     return found
@@ -118,3 +122,28 @@ def test_a_reservenow_given_up_on_one_process_keeps_the_answer_another_recorded(
         driver = tx.bookings.get(booking).driver_id
     c.bookings.cancel(booking, driver_id=driver)
     assert [e.booking_id for e in c.bookings.cancellations_unanswered("CP1")] == [booking]
+
+
+def test_reconcile_racing_a_worker_leaves_a_finished_step_finished(nodes: tuple[App, App]) -> None:
+    """The operator reconciles on A while B's payments worker works the outbox: a step A read as
+    pending and unclaimed is finished by B before A puts it back to work. A must not make it pending
+    again: the capture would be worked a second time (its hold is gone by then, so it fails and ends
+    a dead letter, though the money moved once)."""
+    a, b = nodes
+    for app in (a, b):
+        app.settlement.on_queued = lambda _booking: None  # queued only: the workers below take them
+    charger = add_charger(a, "CP1", price=40)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    session = a.charging.start("CP1", 1, "TAG", 0, a.clock.now()).transaction_id
+    a.charging.stop("CP1", session, 2_000, a.clock.now())
+    # The reconcile's first unit of work reads the dead letters, then the pending steps: B's worker
+    # finishes the capture right after that second read.
+    a.settlement.store = RunsBetween(a.store, "outbox", "all", lambda: b.settlement.process_due(), nth=2)
+    a.settlement.reconcile()
+    with a.store.reading() as tx:
+        (capture,) = [i for i in tx.outbox.all() if i.step == "capture"]
+    assert (capture.status, capture.attempts, capture.last_error) == ("done", 1, None)
+    gateway = a.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    assert gateway.total_captured == 80

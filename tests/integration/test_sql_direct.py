@@ -112,6 +112,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "state": "sent",
         "expected_state": "none",
         "expected_status": "online",
+        "status_read": "done",
         "token": 10**6,
         "until": clock.now() + timedelta(hours=1),
         "version": "2.0.1",
