@@ -109,6 +109,13 @@ SEND_FAILURES = (RuntimeError, WebSocketDisconnect, OSError)
 
 ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
 ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
+# The link closed after the call was sent: the charger may have acted on it.
+DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
+
+
+def _maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
+    """A command that ended without an answer, yet may have reached the charger."""
+    return isinstance(result, cmd.Timeout) or result == cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
 
 
 class ChargerRegistry:
@@ -398,7 +405,7 @@ class ChargerRegistry:
         if outcome.error == NOT_CONNECTED:
             return cmd.NotConnected()
         if outcome.error == "Disconnected":
-            return cmd.NotConnected("disconnected before answering")
+            return cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
         if outcome.error == UNREACHABLE:
             return cmd.NotConnected("the process holding its link could not be reached")
         if outcome.error is not None or outcome.payload is None:
@@ -549,8 +556,13 @@ class ChargerRegistry:
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
             )
-            # The next sweep asks again if it can reach the charger (else it stays "sent" and is
-            # asked when the charger connects): a lost answer or a routing gap costs one sweep.
+            if _maybe_delivered(result):
+                # The charger may hold it (its answer was lost, or the process carrying it died):
+                # "sent" keeps it on record, asked again when the charger connects and cancelled
+                # with its booking. Back to "none", nothing would ever cancel it at the charger,
+                # and its connector, shown Reserved, would never be asked again by the sweep.
+                return
+            # It reached no charger: the next sweep asks again (a routing gap costs one sweep).
             try:
                 await asyncio.to_thread(self.app.bookings.reservation_unanswered, command.reservation_id)
             except Exception:

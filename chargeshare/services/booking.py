@@ -304,10 +304,11 @@ class BookingService:
         return [b.booking_id for b in due]
 
     def reservation_unanswered(self, booking_id: int) -> bool:
-        """A ReserveNow that got no answer (timed out, a CALLERROR, or no process to carry it): a
-        confirmed booking's reservation goes back to "none", so the next sweep asks again rather
-        than waiting for the charger to reconnect. Asking twice is harmless: a charger holding the
-        reservation answers Accepted for the same id. True when reset."""
+        """A ReserveNow that reached no charger (a CALLERROR, or no process to carry it): a confirmed
+        booking's reservation goes back to "none", so the next sweep asks again rather than waiting
+        for the charger to reconnect (one whose answer was lost stays "sent": the charger may hold
+        it). Asking twice is harmless: a charger holding the reservation answers Accepted for the
+        same id. True when reset."""
         with self.store.transaction() as tx:
             booking = tx.bookings.get(booking_id)
             if booking.status is not BookingStatus.CONFIRMED or booking.reservation != RESERVATION_SENT:
