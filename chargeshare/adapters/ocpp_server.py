@@ -130,9 +130,11 @@ class ChargerRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router_task: asyncio.Task[None] | None = None
         self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
-        # Sessions (by id) whose stop was sent and taken: not asked again at every reading over the
-        # limit. Forgotten once the session stops, so the set holds only sessions still running.
-        self._stops_sent: set[int] = set()
+        # Sessions (by id, with their charger) whose stop was sent and taken: not asked again at
+        # every reading over the limit. Forgotten once the session stops, or once the charger's
+        # link here closes: a charger that comes back with the session still open is asked again
+        # (it may have lost the stop), and a stop it then sends elsewhere is never heard of here.
+        self._stops_sent: dict[int, str] = {}
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
@@ -264,6 +266,7 @@ class ChargerRegistry:
         finally:
             if self.links.get(cp_id) is link:
                 del self.links[cp_id]
+                self._forget_stops_sent(cp_id)
                 for fut in link.waiting.values():
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
@@ -522,15 +525,19 @@ class ChargerRegistry:
         session_id = event.transaction_id
         if not self._reachable(event.charge_point_id) or session_id in self._stops_sent:
             return
-        self._stops_sent.add(session_id)
+        self._stops_sent[session_id] = event.charge_point_id
         self._soon(self._stop(event.charge_point_id, session_id))
 
     async def _stop(self, cp_id: str, session_id: int) -> None:
         if not await self._logged(cp_id, cmd.StopCharging(session_id)):
-            self._stops_sent.discard(session_id)  # the next reading over the limit, or a reconnect, asks
+            self._stops_sent.pop(session_id, None)  # the next reading over the limit, or a reconnect, asks
 
     def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
-        self._stops_sent.discard(event.session_id)
+        self._stops_sent.pop(event.session_id, None)
+
+    def _forget_stops_sent(self, cp_id: str) -> None:
+        for session_id in [s for s, cp in self._stops_sent.items() if cp == cp_id]:
+            del self._stops_sent[session_id]
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
         if not self._reachable(event.charge_point_id):
@@ -634,6 +641,7 @@ class ChargerRegistry:
             self._on_reservation_due(reservation)
         for cancellation in cancellations:
             self._on_booking_ended(cancellation)
+        self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         for stop in stops:
             self._on_energy_limit(stop)
 
