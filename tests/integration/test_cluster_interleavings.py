@@ -19,6 +19,7 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline
+from chargeshare.services.invariants import check_store
 from tests.conftest import T0, add_charger
 
 pytestmark = pytest.mark.postgres
@@ -147,3 +148,56 @@ def test_reconcile_racing_a_worker_leaves_a_finished_step_finished(nodes: tuple[
     gateway = a.gateway
     assert isinstance(gateway, SimulatedGateway)
     assert gateway.total_captured == 80
+
+
+class StallsAfterCapturing:
+    """A's provider: the capture goes through, then A stalls (a long pause, a frozen VM) past its
+    lease while `meanwhile` runs: another process's worker takes the step over."""
+
+    def __init__(self, inner: Any, meanwhile: Callable[[], None]) -> None:
+        self.inner, self.meanwhile = inner, meanwhile
+        self.captures: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def capture(self, **kw: Any) -> None:
+        self.inner.capture(**kw)
+        self.captures.append(kw["idempotency_key"])
+        if len(self.captures) == 1:
+            self.meanwhile()
+
+
+def test_a_worker_stalled_past_its_lease_loses_the_step_to_another_process(nodes: tuple[App, App]) -> None:
+    """A's worker captures at the provider, then stalls past its lease; B's worker takes the step
+    over, captures under the same idempotency key and records it. A, resuming, must record
+    nothing: the money moves once and the ledger holds one capture."""
+    a, b = nodes
+    for app in (a, b):
+        app.settlement.on_queued = lambda _booking: None
+    clock = a.clock
+    assert isinstance(clock, ManualClock)
+    charger = add_charger(a, "CP1", price=40)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    booking = a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    session = a.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    a.charging.stop("CP1", session, 2_000, clock.now())
+    taken_over: list[int] = []
+
+    def b_takes_over() -> None:
+        clock.advance(a.config.rules.payment_lease_s + 1)
+        taken_over.append(b.settlement.process_due().done)
+
+    stalling = StallsAfterCapturing(a.gateway, b_takes_over)
+    a.settlement.gateway = stalling
+    run = a.settlement.process_due()
+    assert (run.done, run.lost, taken_over) == (0, 1, [1])
+    with a.store.reading() as tx:
+        (capture,) = [i for i in tx.outbox.all() if i.step == "capture"]
+        captures = [e for e in tx.ledger.entries(booking) if e.entry_id == f"b{booking}:capture"]
+    assert (capture.status, capture.claimed_by) == ("done", None)
+    assert len(captures) == 1
+    gateway = b.gateway
+    assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 80
+    failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
+    assert not failing, failing
