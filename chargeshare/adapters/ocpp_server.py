@@ -109,6 +109,7 @@ SEND_FAILURES = (RuntimeError, WebSocketDisconnect, OSError)
 
 ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
 ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
+OLDEST_EPOCH = 1  # below every epoch drawn (those are at least Redis's clock in microseconds)
 # The link closed after the call was sent: the charger may have acted on it.
 DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
 
@@ -272,12 +273,15 @@ class ChargerRegistry:
                         fut.set_result(Outcome("", "", error="Disconnected"))
                 await self._closed(cp_id, link)
 
-    async def _claim(self, link: ChargerLink) -> None:
-        """Record this process as holding the charger (through the router)."""
+    async def _claim(self, link: ChargerLink, epoch: int | None = None) -> None:
+        """Record this process as holding the charger (through the router), with the epoch drawn as
+        the link arrived (`epoch` if none was)."""
         assert self.router is not None
         cp_id = link.cp_id
+        if link.arrived_epoch is not None:
+            epoch = link.arrived_epoch
         try:
-            link.owner = await self.router.claimed(cp_id, link.version, link.arrived_epoch)
+            link.owner = await self.router.claimed(cp_id, link.version, epoch)
         except Superseded as exc:
             # The charger connected again (here or elsewhere) after this link arrived, and that
             # connection was claimed first: this one is stale. Closing it changes nothing.
@@ -696,6 +700,17 @@ class ChargerRegistry:
         if link is None or link.owner is None or link.owner.epoch > epoch:
             return
         self._spawn(link.websocket.close(code=1000, reason="connected through another server"))
+
+    async def reclaim(self) -> None:
+        """Claim again the links whose claim failed (Redis was away). One that arrived then has no
+        epoch of its own, and may be older than a connection another process claimed since: it is
+        claimed at the oldest epoch, so that any record in Redis supersedes it (closing it: the
+        charger reconnects, newer than everything) rather than it evicting a live link elsewhere."""
+        for link in list(self.links.values()):
+            if link.owner is None and not link.superseded and self.links.get(link.cp_id) is link:
+                await self._claim(link, epoch=OLDEST_EPOCH)
+                if link.owner is not None:  # what other processes could not send it meanwhile
+                    self._spawn(self._send_due(link.cp_id))
 
     def heal(self, cp_id: str) -> None:
         """Our link is open, yet a stale link's close elsewhere marked the charger offline."""
