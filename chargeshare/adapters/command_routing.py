@@ -62,6 +62,9 @@ class LocalChargers(Protocol):
     def evict(self, cp_id: str, epoch: int) -> None: ...
     def heal(self, cp_id: str) -> None: ...
     def forget(self, cp_id: str) -> None: ...
+    async def reclaim(self) -> None:
+        """Claim the links whose claim Redis could not take (it was away as they connected)."""
+        ...
 
 
 def router_for(redis_url: str | None, database_url: str) -> CommandRouter | None:
@@ -304,3 +307,6 @@ class CommandRouter:
             return
         for cp_id in lost:
             local.evict(cp_id, held[cp_id].epoch)
+        # Redis answers again: links that connected while it was away get their records, or no
+        # other process could ever send them a command for as long as they stay connected.
+        await local.reclaim()

@@ -414,13 +414,24 @@ class MemoryChargers(_Repository):
         return {i: list(self.t.availability[i]) for i in charger_ids if i in self.t.availability}
 
     def set_status(
-        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
-    ) -> None:
+        self,
+        charge_point_id: str,
+        status: ChargerStatus,
+        at: datetime,
+        ocpp_version: str | None = None,
+        *,
+        expected: ChargerStatus | None = None,
+    ) -> bool:
+        if expected is not None:
+            found = next((c for c in self.t.chargers.values() if c.charge_point_id == charge_point_id), None)
+            if found is None or found.status is not expected:
+                return False
         c = self._by_cp(charge_point_id)
         changes: dict[str, Any] = {"status": status, "last_seen_at": at}
         if ocpp_version is not None:
             changes["ocpp_version"] = ocpp_version
         self._replace(c, **changes)
+        return True
 
     def touch(self, charge_point_id: str, at: datetime) -> None:
         self._replace(self._by_cp(charge_point_id), last_seen_at=at)
@@ -1026,15 +1037,19 @@ class MemoryPaymentsOutbox(_Repository):
         self,
         item_id: int,
         *,
+        expected: str,
+        now: datetime,
         status: str,
         attempts: int,
         next_attempt_at: datetime,
         last_error: str | None,
         done_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         item = self.t.outbox.get(item_id)
-        if item is None:
-            return
+        if item is None or item.status != expected:
+            return False
+        if item.lease_until is not None and item.lease_until > now:
+            return False
         self.t.outbox[item_id] = dataclasses.replace(
             item,
             status=status,
@@ -1045,6 +1060,7 @@ class MemoryPaymentsOutbox(_Repository):
             claimed_by=None,
             lease_until=None,
         )
+        return True
 
 
 class MemoryNotifications(_Repository):

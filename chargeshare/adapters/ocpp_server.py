@@ -109,6 +109,14 @@ SEND_FAILURES = (RuntimeError, WebSocketDisconnect, OSError)
 
 ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
 ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
+OLDEST_EPOCH = 1  # below every epoch drawn (those are at least Redis's clock in microseconds)
+# The link closed after the call was sent: the charger may have acted on it.
+DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
+
+
+def _maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
+    """A command that ended without an answer, yet may have reached the charger."""
+    return isinstance(result, cmd.Timeout) or result == cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
 
 
 class ChargerRegistry:
@@ -123,9 +131,11 @@ class ChargerRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router_task: asyncio.Task[None] | None = None
         self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
-        # Sessions (by id) whose stop was sent and taken: not asked again at every reading over the
-        # limit. Forgotten once the session stops, so the set holds only sessions still running.
-        self._stops_sent: set[int] = set()
+        # Sessions (by id, with their charger) whose stop was sent and taken: not asked again at
+        # every reading over the limit. Forgotten once the session stops, or once the charger's
+        # link here closes: a charger that comes back with the session still open is asked again
+        # (it may have lost the stop), and a stop it then sends elsewhere is never heard of here.
+        self._stops_sent: dict[int, str] = {}
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
@@ -257,17 +267,21 @@ class ChargerRegistry:
         finally:
             if self.links.get(cp_id) is link:
                 del self.links[cp_id]
+                self._forget_stops_sent(cp_id)
                 for fut in link.waiting.values():
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
                 await self._closed(cp_id, link)
 
-    async def _claim(self, link: ChargerLink) -> None:
-        """Record this process as holding the charger (through the router)."""
+    async def _claim(self, link: ChargerLink, epoch: int | None = None) -> None:
+        """Record this process as holding the charger (through the router), with the epoch drawn as
+        the link arrived (`epoch` if none was)."""
         assert self.router is not None
         cp_id = link.cp_id
+        if link.arrived_epoch is not None:
+            epoch = link.arrived_epoch
         try:
-            link.owner = await self.router.claimed(cp_id, link.version, link.arrived_epoch)
+            link.owner = await self.router.claimed(cp_id, link.version, epoch)
         except Superseded as exc:
             # The charger connected again (here or elsewhere) after this link arrived, and that
             # connection was claimed first: this one is stale. Closing it changes nothing.
@@ -398,7 +412,7 @@ class ChargerRegistry:
         if outcome.error == NOT_CONNECTED:
             return cmd.NotConnected()
         if outcome.error == "Disconnected":
-            return cmd.NotConnected("disconnected before answering")
+            return cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
         if outcome.error == UNREACHABLE:
             return cmd.NotConnected("the process holding its link could not be reached")
         if outcome.error is not None or outcome.payload is None:
@@ -515,15 +529,19 @@ class ChargerRegistry:
         session_id = event.transaction_id
         if not self._reachable(event.charge_point_id) or session_id in self._stops_sent:
             return
-        self._stops_sent.add(session_id)
+        self._stops_sent[session_id] = event.charge_point_id
         self._soon(self._stop(event.charge_point_id, session_id))
 
     async def _stop(self, cp_id: str, session_id: int) -> None:
         if not await self._logged(cp_id, cmd.StopCharging(session_id)):
-            self._stops_sent.discard(session_id)  # the next reading over the limit, or a reconnect, asks
+            self._stops_sent.pop(session_id, None)  # the next reading over the limit, or a reconnect, asks
 
     def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
-        self._stops_sent.discard(event.session_id)
+        self._stops_sent.pop(event.session_id, None)
+
+    def _forget_stops_sent(self, cp_id: str) -> None:
+        for session_id in [s for s, cp in self._stops_sent.items() if cp == cp_id]:
+            del self._stops_sent[session_id]
 
     def _on_reservation_due(self, event: ReservationDue) -> None:
         if not self._reachable(event.charge_point_id):
@@ -549,8 +567,13 @@ class ChargerRegistry:
             log.warning(
                 "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
             )
-            # The next sweep asks again if it can reach the charger (else it stays "sent" and is
-            # asked when the charger connects): a lost answer or a routing gap costs one sweep.
+            if _maybe_delivered(result):
+                # The charger may hold it (its answer was lost, or the process carrying it died):
+                # "sent" keeps it on record, asked again when the charger connects and cancelled
+                # with its booking. Back to "none", nothing would ever cancel it at the charger,
+                # and its connector, shown Reserved, would never be asked again by the sweep.
+                return
+            # It reached no charger: the next sweep asks again (a routing gap costs one sweep).
             try:
                 await asyncio.to_thread(self.app.bookings.reservation_unanswered, command.reservation_id)
             except Exception:
@@ -622,6 +645,7 @@ class ChargerRegistry:
             self._on_reservation_due(reservation)
         for cancellation in cancellations:
             self._on_booking_ended(cancellation)
+        self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         for stop in stops:
             self._on_energy_limit(stop)
 
@@ -676,6 +700,17 @@ class ChargerRegistry:
         if link is None or link.owner is None or link.owner.epoch > epoch:
             return
         self._spawn(link.websocket.close(code=1000, reason="connected through another server"))
+
+    async def reclaim(self) -> None:
+        """Claim again the links whose claim failed (Redis was away). One that arrived then has no
+        epoch of its own, and may be older than a connection another process claimed since: it is
+        claimed at the oldest epoch, so that any record in Redis supersedes it (closing it: the
+        charger reconnects, newer than everything) rather than it evicting a live link elsewhere."""
+        for link in list(self.links.values()):
+            if link.owner is None and not link.superseded and self.links.get(link.cp_id) is link:
+                await self._claim(link, epoch=OLDEST_EPOCH)
+                if link.owner is not None:  # what other processes could not send it meanwhile
+                    self._spawn(self._send_due(link.cp_id))
 
     def heal(self, cp_id: str) -> None:
         """Our link is open, yet a stale link's close elsewhere marked the charger offline."""

@@ -306,16 +306,18 @@ class BookingService:
         return [b.booking_id for b in due]
 
     def reservation_unanswered(self, booking_id: int) -> bool:
-        """A ReserveNow that got no answer (timed out, a CALLERROR, or no process to carry it): a
-        confirmed booking's reservation goes back to "none", so the next sweep asks again rather
-        than waiting for the charger to reconnect. Asking twice is harmless: a charger holding the
-        reservation answers Accepted for the same id. True when reset."""
+        """A ReserveNow that reached no charger (a CALLERROR, or no process to carry it): a confirmed
+        booking's reservation goes back to "none", so the next sweep asks again rather than waiting
+        for the charger to reconnect (one whose answer was lost stays "sent": the charger may hold
+        it). Asking twice is harmless: a charger holding the reservation answers Accepted for the
+        same id. True when reset."""
         with self.store.transaction() as tx:
             booking = tx.bookings.get(booking_id)
             if booking.status is not BookingStatus.CONFIRMED or booking.reservation != RESERVATION_SENT:
                 return False
-            tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
-            return True
+            # A compare-and-set: another process may have had the charger's answer meanwhile (sent
+            # again as the charger connected there), and that answer says what the charger holds.
+            return tx.bookings.set_reservation(booking_id, RESERVATION_NONE, expected=RESERVATION_SENT)
 
     def reservation_answered(self, booking_id: int, status: str) -> bool:
         """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.

@@ -266,7 +266,10 @@ class ChargingService:
             charger = tx.chargers.get(cp_id)
             if charger.status is not ChargerStatus.ONLINE:  # offline already, or never in service
                 return
-            tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now)
+            # Another process (its watchdog, or a link closing there) may mark it at the same time:
+            # only the one that flips the status tells the host.
+            if not tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now, expected=charger.status):
+                return
             tx.notifications.add(
                 charger.host_id,
                 CHARGER_OFFLINE,

@@ -96,8 +96,18 @@ class Chargers(Protocol):
     def set_availability(self, charger_id: int, windows: Sequence[WeeklyWindow]) -> None: ...
     def availability(self, charger_ids: Sequence[int]) -> dict[int, list[WeeklyWindow]]: ...
     def set_status(
-        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
-    ) -> None: ...
+        self,
+        charge_point_id: str,
+        status: ChargerStatus,
+        at: datetime,
+        ocpp_version: str | None = None,
+        *,
+        expected: ChargerStatus | None = None,
+    ) -> bool:
+        """Raises NotFound for an unregistered charger. With `expected`, a compare-and-set: False
+        (nothing changed) unless the charger's status was `expected`."""
+        ...
+
     def touch(self, charge_point_id: str, at: datetime) -> None:
         """Set last seen; raises NotFound for an unregistered charger."""
         ...
@@ -393,13 +403,16 @@ class PaymentsOutbox(Protocol):
         self,
         item_id: int,
         *,
+        expected: str,
+        now: datetime,
         status: str,
         attempts: int,
         next_attempt_at: datetime,
         last_error: str | None,
         done_at: datetime | None = None,
-    ) -> None:
-        """Set a step's state whoever holds it (an operator's reconcile); the claim is let go."""
+    ) -> bool:
+        """Set a step's state (an operator's reconcile), only if it is still `expected` and no
+        worker's lease holds it at `now` (compare-and-set); any lapsed claim is let go."""
         ...
 
 

@@ -249,8 +249,11 @@ class SettlementService:
             for item in [*tx.outbox.all(DEAD), *tx.outbox.all(PENDING)]:
                 if item.claimed_by is None or (item.lease_until is not None and item.lease_until <= now):
                     attempts = 0 if item.status == DEAD else item.attempts
+                    # Only as read: a worker elsewhere may have finished or claimed it since.
                     tx.outbox.update(
                         item.item_id,
+                        expected=item.status,
+                        now=now,
                         status=PENDING,
                         attempts=attempts,
                         next_attempt_at=now,
@@ -272,6 +275,8 @@ class SettlementService:
                     if item.claimed_by is None:
                         tx.outbox.update(
                             item.item_id,
+                            expected=PENDING,
+                            now=self.clock.now(),
                             status=PENDING,
                             attempts=item.attempts,
                             next_attempt_at=self.clock.now(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -611,12 +611,22 @@ def test_the_payments_outbox(app: App) -> None:
         assert [i.idempotency_key for i in tx.outbox.due(T0 + HOUR, 10)] == ["k2", "k1"]
         assert [i.idempotency_key for i in tx.outbox.due(T0 + HOUR, 1)] == ["k2"]
         assert [i.idempotency_key for i in tx.outbox.pending_of(b1)] == ["k1", "k3"]
-        tx.outbox.update(
-            k1.item_id, status="done", attempts=1, next_attempt_at=T0, last_error=None, done_at=T0
-        )
-        tx.outbox.update(
-            k1.item_id + 0, status="done", attempts=1, next_attempt_at=T0, last_error="x" * 600, done_at=T0
-        )
+
+        def finished(expected: str, error: str | None) -> bool:
+            return tx.outbox.update(
+                k1.item_id,
+                expected=expected,
+                now=T0,
+                status="done",
+                attempts=1,
+                next_attempt_at=T0,
+                last_error=error,
+                done_at=T0,
+            )
+
+        assert finished("pending", None)
+        assert not finished("pending", "y")  # only from the state read: a finished step is left alone
+        assert finished("done", "x" * 600)
         done = tx.outbox.get("k1")
         assert done is not None and (done.status, done.done_at, len(done.last_error or "")) == (
             "done",
@@ -773,7 +783,21 @@ def test_payment_steps_are_claimed_by_one_worker_at_a_time(app: App) -> None:
             None,
             "x",
         )
-        tx.outbox.update(taken[1].item_id, status="dead", attempts=6, next_attempt_at=late, last_error="gone")
+        k3 = taken[1]
+
+        def dead_letter(now: datetime) -> bool:
+            return tx.outbox.update(
+                k3.item_id,
+                expected="pending",
+                now=now,
+                status="dead",
+                attempts=6,
+                next_attempt_at=late,
+                last_error="gone",
+            )
+
+        assert not dead_letter(late + 2 * HOUR)  # not while a worker's lease holds it
+        assert dead_letter(late + 3 * HOUR)  # once that lapses, the claim is let go
         dead = tx.outbox.get("k3")
         assert dead is not None and (dead.status, dead.claimed_by, dead.lease_until) == ("dead", None, None)
 

@@ -297,6 +297,40 @@ async def test_a_stop_due_is_asked_again_until_the_charger_takes_it() -> None:
         app.close()
 
 
+async def test_a_stop_taken_but_never_acted_on_is_asked_again_when_the_charger_reconnects() -> None:
+    """The charger accepts the stop at its energy limit, then loses its link (a reboot, a network
+    drop) with the transaction still running. Connecting again, to this process as to any other,
+    it is asked again: the database says the stop is still due, whatever this process sent before."""
+    app = build(Config(database_url="sqlite://"), clock=SystemClock())
+    registry = ChargerRegistry(app)
+    try:
+        charger_id = add_charger(app, "CP1", online=False)
+        driver = a_driver(app, "TAG1")
+        async with LoopbackServer(create_api(app, registry)) as server:
+            url = f"ws://127.0.0.1:{server.port}/ocpp"
+            accepting = Script()
+            async with library_cp16(url, "CP1", accepting) as cp:
+                await boot16(cp)
+                await available(cp)
+                app.bookings.book(BookRequest(driver, charger_id, 1, 60, 1_000))
+                started = await cp.call(
+                    call16.StartTransaction(connector_id=1, id_tag="TAG1", meter_start=0, timestamp=now())
+                )
+                tx_id = started.transaction_id
+                value = [{"timestamp": now(), "sampled_value": [{"value": "1000"}]}]
+                await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=value))
+                await eventually(lambda: bool(accepting.asked("RemoteStopTransaction")), "a stop, taken")
+                await cp.call(call16.Heartbeat())  # answered after the stop's answer was read
+            await eventually(lambda: "CP1" not in registry.links, "the link gone")
+            assert [s.transaction_id for s in app.charging.stops_due("CP1")] == [tx_id]
+            again = Script()
+            async with library_cp16(url, "CP1", again):
+                await eventually(lambda: bool(again.asked("RemoteStopTransaction")), "a stop on connecting")
+            assert again.asked("RemoteStopTransaction") == [{"transaction_id": tx_id}]
+    finally:
+        app.close()
+
+
 async def test_a_stop_taken_is_forgotten_once_the_session_stops() -> None:
     """The registry remembers a stop it has sent so that every reading over the limit does not send
     another; once the session has stopped there is nothing left to remember (or a long-running server

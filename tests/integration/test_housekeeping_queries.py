@@ -59,7 +59,15 @@ def _fill(app: App) -> None:
             if status != "pending":
                 item = tx.outbox.get(f"k{n}")
                 assert item is not None
-                tx.outbox.update(item.item_id, status=status, attempts=1, next_attempt_at=T, last_error=None)
+                assert tx.outbox.update(
+                    item.item_id,
+                    expected="pending",
+                    now=T,
+                    status=status,
+                    attempts=1,
+                    next_attempt_at=T,
+                    last_error=None,
+                )
 
 
 def test_bookings_starting_by_match_the_full_read(store_app: App) -> None:

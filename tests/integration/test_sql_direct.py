@@ -111,6 +111,8 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "booking_status": "confirmed",
         "state": "sent",
         "expected_state": "none",
+        "expected_status": "online",
+        "status_read": "done",
         "token": 10**6,
         "until": clock.now() + timedelta(hours=1),
         "version": "2.0.1",

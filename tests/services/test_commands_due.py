@@ -42,7 +42,7 @@ def test_a_reservation_that_got_no_answer_is_asked_again_at_the_next_sweep(
     clock.advance(50 * 60)
     assert app.bookings.reservations_due() == [booking.booking_id]  # now "sent"
     assert app.bookings.reservations_due() == []  # asked once while it waits for the answer
-    assert app.bookings.reservation_unanswered(booking.booking_id)  # the call timed out
+    assert app.bookings.reservation_unanswered(booking.booking_id)  # no process could carry it
     assert app.bookings.reservations_due() == [booking.booking_id]  # asked again
     app.bookings.reservation_answered(booking.booking_id, "Accepted")
     assert not app.bookings.reservation_unanswered(booking.booking_id)  # answered: left alone

@@ -121,6 +121,9 @@ class FakeLinks:
     def forget(self, cp_id: str) -> None:
         self.forgotten.append(cp_id)
 
+    async def reclaim(self) -> None:
+        pass  # every link here is claimed as it is held
+
 
 @dataclass
 class Node:
@@ -336,3 +339,51 @@ async def test_a_link_whose_claim_was_superseded_closes_and_marks_nothing_offlin
     with app.store.reading() as tx:
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
     assert (await other.owner_of("CP1")) is not None
+
+
+# ---- Redis away as a charger connects --------------------------------------------------------------
+
+
+async def test_a_link_made_while_redis_was_away_is_claimed_once_it_answers(
+    server: fakeredis.FakeServer, app: App
+) -> None:
+    """Claimed nowhere, the link would be out of every other process's reach for as long as it
+    stays connected (days, for a charger): no reservation, cancellation or operator command from
+    elsewhere would reach it. The next renewal after Redis is back claims it."""
+    registry = ChargerRegistry(app, router=CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS))
+    other = CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS, node="elsewhere")
+    assert registry.router is not None
+    socket = FakeSocket()
+    server.connected = False
+    arrived = await registry.router.arrived("CP1")
+    link = ChargerLink(
+        "CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"), arrived_epoch=arrived
+    )
+    registry.links["CP1"] = link
+    await registry._claim(link)
+    assert arrived is None and link.owner is None  # it still serves, unclaimed
+    server.connected = True
+    await registry.router.renew_once(registry)
+    assert link.owner is not None and await other.owner_of("CP1") == link.owner
+    assert link.owner.node == registry.router.node and socket.closed == []
+
+
+async def test_a_link_made_while_redis_was_away_yields_to_a_connection_claimed_since(
+    server: fakeredis.FakeServer, app: App
+) -> None:
+    """Without an epoch of its own, the link cannot tell whether the charger connected elsewhere
+    after it: a record there wins, and ours closes (the charger reconnects, newer than both),
+    rather than evicting what may be the live link."""
+    registry = ChargerRegistry(app, router=CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS))
+    other = CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS, node="elsewhere")
+    assert registry.router is not None
+    socket = FakeSocket()
+    link = ChargerLink("CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"))
+    registry.links["CP1"] = link
+    server.connected = False
+    await registry._claim(link)
+    server.connected = True
+    theirs = await other.claimed("CP1", "1.6", await other.arrived("CP1"))
+    await registry.router.renew_once(registry)
+    await eventually(lambda: socket.closed == [1000], "our unclaimed link closed")
+    assert link.superseded and await other.owner_of("CP1") == theirs

@@ -66,6 +66,8 @@ _SET_STATUS = (
     .values(status=bindparam("new_status"), last_seen_at=bindparam("seen_at"))
 )
 SET_STATUS = DirectStatement(_SET_STATUS)
+# A compare-and-set: of two processes changing a charger's status at once, only one changes it.
+SET_STATUS_IF = DirectStatement(_SET_STATUS.where(_c.status == bindparam("expected_status")))
 SET_STATUS_AND_VERSION = DirectStatement(_SET_STATUS.values(ocpp_version=bindparam("version")))
 ADD = DirectStatement(
     insert_of(
@@ -99,6 +101,7 @@ STATEMENTS = {
     "chargers.status_of_connectors": STATUS_OF_CONNECTORS,
     "chargers.silent": SILENT,
     "chargers.set_status": SET_STATUS,
+    "chargers.set_status_if": SET_STATUS_IF,
     "chargers.set_status_and_version": SET_STATUS_AND_VERSION,
     "chargers.add": ADD,
     "chargers.boot_policy": BOOT_POLICY,
@@ -197,17 +200,27 @@ class SqlChargers:
         return dict(out)
 
     def set_status(
-        self, charge_point_id: str, status: ChargerStatus, at: datetime, ocpp_version: str | None = None
-    ) -> None:
+        self,
+        charge_point_id: str,
+        status: ChargerStatus,
+        at: datetime,
+        ocpp_version: str | None = None,
+        *,
+        expected: ChargerStatus | None = None,
+    ) -> bool:
         params = {
             "cp_id": charge_point_id,
             "new_status": status.value,
             "seen_at": at,
             "version": ocpp_version,
         }
+        if expected is not None:
+            assert ocpp_version is None, "a boot sets its version unconditionally"
+            return SET_STATUS_IF.write(self.conn, {**params, "expected_status": expected.value}) == 1
         q = SET_STATUS if ocpp_version is None else SET_STATUS_AND_VERSION
         if q.write(self.conn, params) == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
+        return True
 
     def boot_policy(self, charge_point_id: str) -> BootPolicy:
         found = BOOT_POLICY.first(self.conn, {"cp_id": charge_point_id})

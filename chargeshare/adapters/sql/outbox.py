@@ -79,9 +79,11 @@ PENDING_OF = DirectStatement(
     .where(_o.booking_id == bindparam("booking_pk"), _o.status == "pending")
     .order_by(_o.id)
 )
+# A compare-and-set: the step is changed only if it is still in the state read and no worker holds
+# it, so an operator's reconcile never revives a step a worker finished, nor takes one it is working.
 UPDATE = DirectStatement(
     update(t.payment_outbox)
-    .where(_o.id == bindparam("item_pk"))
+    .where(_o.id == bindparam("item_pk"), _o.status == bindparam("status_read"), _UNHELD)
     .values(
         status=bindparam("new_status"),
         attempts=bindparam("tries"),
@@ -212,21 +214,25 @@ class SqlPaymentsOutbox:
         self,
         item_id: int,
         *,
+        expected: str,
+        now: datetime,
         status: str,
         attempts: int,
         next_attempt_at: datetime,
         last_error: str | None,
         done_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         params = {
             "item_pk": item_id,
+            "status_read": expected,
+            "now": now,
             "new_status": status,
             "tries": attempts,
             "next_at": next_attempt_at,
             "error_text": None if last_error is None else last_error[:500],
             "done": done_at,
         }
-        UPDATE.write(self.conn, params)
+        return UPDATE.write(self.conn, params) == 1
 
 
 def _oldest_first(rows: Iterable[Mapping[str, Any]]) -> list[OutboxItem]:

@@ -1,0 +1,203 @@
+"""Two server processes on one PostgreSQL database (two apps, each with its own connections), their
+steps interleaved deterministically: one unit of work is stopped right after a read while the other
+process's step runs to its commit, as READ COMMITTED allows. Each interleaving must end as if the
+steps had run one after the other."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerStatus
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.charging import CHARGER_OFFLINE
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import ChargerOffline
+from chargeshare.services.invariants import check_store
+from tests.conftest import T0, add_charger
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def nodes(postgres_url: str) -> Iterator[tuple[App, App]]:
+    """Two processes' apps on one database, on one clock."""
+    clock = ManualClock(T0)
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    a = build(config, clock=clock)
+    b = build(config, clock=clock)
+    yield a, b
+    b.close()
+    a.close()
+
+
+class RunsBetween:
+    """The store, but its next unit of work runs `between` right after its `nth` read from
+    `repository` (`method`), before anything else: another process's step commits in between."""
+
+    def __init__(
+        self, inner: Any, repository: str, method: str, between: Callable[[], object], *, nth: int = 1
+    ) -> None:
+        self.inner, self.repository, self.method, self.between = inner, repository, method, between
+        self.ran, self.reads, self.nth = False, 0, nth
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.inner.transaction() as tx:
+            if not self.ran:
+                repository = getattr(tx, self.repository)
+                read = getattr(repository, self.method)
+
+                def read_then_interleave(*args: Any, **kwargs: Any) -> Any:
+                    found = read(*args, **kwargs)
+                    self.reads += 1
+                    if not self.ran and self.reads == self.nth:
+                        self.ran = True
+                        self.between()
+                    return found
+
+                setattr(repository, self.method, read_then_interleave)
+            yield tx
+
+
+def offline_notices(app: App) -> int:
+    with app.store.reading() as tx:
+        return sum(1 for n in tx.notifications.all() if n["kind"] == CHARGER_OFFLINE)
+
+
+def test_two_processes_marking_a_charger_offline_at_once_tell_its_host_once(nodes: tuple[App, App]) -> None:
+    """A's watchdog judges the charger silent while B's link to it closes (or B's watchdog runs
+    too): both read it online, and only the one that flips it may notify its host and announce it."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    offline_events: list[ChargerOffline] = []
+    for app in (a, b):
+        app.bus.subscribe(ChargerOffline, offline_events.append)
+    a.charging.store = RunsBetween(a.store, "chargers", "get", lambda: b.charging.disconnected("CP1"))
+    a.charging.disconnected("CP1")
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.OFFLINE
+    assert offline_notices(a) == 1
+    assert len(offline_events) == 1
+
+
+def reservation(app: App, booking_id: int) -> str:
+    with app.store.reading() as tx:
+        return tx.bookings.get(booking_id).reservation
+
+
+def a_booking_reserved_soon(app: App) -> int:
+    """A confirmed booking starting within the lead time on a charger no link holds: its ReserveNow
+    is decided ("sent") and on its way."""
+    charger = add_charger(app, "CP1")
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    starts = app.clock.now() + timedelta(minutes=5)
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000, starts_at=starts))
+    assert booking.reservation == "sent"
+    return booking.booking_id
+
+
+def test_a_reservenow_given_up_on_one_process_keeps_the_answer_another_recorded(
+    nodes: tuple[App, App],
+) -> None:
+    """B's ReserveNow got no answer (the charger moved to C as it was sent); meanwhile C sent the
+    reservation again on the charger's connecting, and its Accepted is recorded. B's "unanswered"
+    must not overwrite it: the charger holds the reservation, and a cancellation must reach it."""
+    b, c = nodes
+    booking = a_booking_reserved_soon(b)
+    b.bookings.store = RunsBetween(
+        b.store, "bookings", "get", lambda: c.bookings.reservation_answered(booking, "Accepted")
+    )
+    assert not b.bookings.reservation_unanswered(booking)
+    assert reservation(b, booking) == "accepted"
+    with c.store.reading() as tx:
+        driver = tx.bookings.get(booking).driver_id
+    c.bookings.cancel(booking, driver_id=driver)
+    assert [e.booking_id for e in c.bookings.cancellations_unanswered("CP1")] == [booking]
+
+
+def test_reconcile_racing_a_worker_leaves_a_finished_step_finished(nodes: tuple[App, App]) -> None:
+    """The operator reconciles on A while B's payments worker works the outbox: a step A read as
+    pending and unclaimed is finished by B before A puts it back to work. A must not make it pending
+    again: the capture would be worked a second time (its hold is gone by then, so it fails and ends
+    a dead letter, though the money moved once)."""
+    a, b = nodes
+    for app in (a, b):
+        app.settlement.on_queued = lambda _booking: None  # queued only: the workers below take them
+    charger = add_charger(a, "CP1", price=40)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    session = a.charging.start("CP1", 1, "TAG", 0, a.clock.now()).transaction_id
+    a.charging.stop("CP1", session, 2_000, a.clock.now())
+    # The reconcile's first unit of work reads the dead letters, then the pending steps: B's worker
+    # finishes the capture right after that second read.
+    a.settlement.store = RunsBetween(a.store, "outbox", "all", lambda: b.settlement.process_due(), nth=2)
+    a.settlement.reconcile()
+    with a.store.reading() as tx:
+        (capture,) = [i for i in tx.outbox.all() if i.step == "capture"]
+    assert (capture.status, capture.attempts, capture.last_error) == ("done", 1, None)
+    gateway = a.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    assert gateway.total_captured == 80
+
+
+class StallsAfterCapturing:
+    """A's provider: the capture goes through, then A stalls (a long pause, a frozen VM) past its
+    lease while `meanwhile` runs: another process's worker takes the step over."""
+
+    def __init__(self, inner: Any, meanwhile: Callable[[], None]) -> None:
+        self.inner, self.meanwhile = inner, meanwhile
+        self.captures: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def capture(self, **kw: Any) -> None:
+        self.inner.capture(**kw)
+        self.captures.append(kw["idempotency_key"])
+        if len(self.captures) == 1:
+            self.meanwhile()
+
+
+def test_a_worker_stalled_past_its_lease_loses_the_step_to_another_process(nodes: tuple[App, App]) -> None:
+    """A's worker captures at the provider, then stalls past its lease; B's worker takes the step
+    over, captures under the same idempotency key and records it. A, resuming, must record
+    nothing: the money moves once and the ledger holds one capture."""
+    a, b = nodes
+    for app in (a, b):
+        app.settlement.on_queued = lambda _booking: None
+    clock = a.clock
+    assert isinstance(clock, ManualClock)
+    charger = add_charger(a, "CP1", price=40)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    booking = a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    session = a.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    a.charging.stop("CP1", session, 2_000, clock.now())
+    taken_over: list[int] = []
+
+    def b_takes_over() -> None:
+        clock.advance(a.config.rules.payment_lease_s + 1)
+        taken_over.append(b.settlement.process_due().done)
+
+    stalling = StallsAfterCapturing(a.gateway, b_takes_over)
+    a.settlement.gateway = stalling
+    run = a.settlement.process_due()
+    assert (run.done, run.lost, taken_over) == (0, 1, [1])
+    with a.store.reading() as tx:
+        (capture,) = [i for i in tx.outbox.all() if i.step == "capture"]
+        captures = [e for e in tx.ledger.entries(booking) if e.entry_id == f"b{booking}:capture"]
+    assert (capture.status, capture.claimed_by) == ("done", None)
+    assert len(captures) == 1
+    gateway = b.gateway
+    assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 80
+    failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
+    assert not failing, failing
