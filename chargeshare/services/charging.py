@@ -208,8 +208,10 @@ class ChargingService:
             return False
         assert tx is not None, "a charger's first stamp is written in a unit of work"
         status, _ = tx.chargers.status_and_connector(cp_id, 0)
-        if status is ChargerStatus.OFFLINE:
-            tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now)
+        # Back only from offline, as read: a charger taken out of service meanwhile stays out.
+        if status is ChargerStatus.OFFLINE and tx.chargers.set_status(
+            cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
+        ):
             self._stamped(cp_id, now)
             return True
         tx.chargers.touch(cp_id, now)
@@ -285,9 +287,10 @@ class ChargingService:
         now = self.clock.now()
         with self.store.transaction() as tx:
             charger_status, connector_id = tx.chargers.status_and_connector(cp_id, connector_no)
-            back = charger_status is ChargerStatus.OFFLINE
+            back = charger_status is ChargerStatus.OFFLINE and tx.chargers.set_status(
+                cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
+            )
             if back:
-                tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now)
                 self._stamped(cp_id, now)
             self._seen(tx, cp_id, now)
             tx.chargers.set_connector_status(cp_id, connector_no, status)
