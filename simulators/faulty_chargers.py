@@ -10,6 +10,7 @@ from chargeshare.ocpp.frames import CALL, RemoteProtocolError, check_payload
 from simulators.charger import VirtualCharger
 from simulators.dialect import Message
 from simulators.evse import ResetKind, StopReason, Transaction, VirtualConnector
+from simulators.smart_charging import Profile
 
 # The cases that run a charging session from start to stop.
 SESSIONS_16 = frozenset({"TC_003", "TC_010", "TC_012", "TC_018", "TC_046"})
@@ -49,6 +50,17 @@ class IgnoresReservationExpiry(VirtualCharger):
 
     async def expire_reservations(self) -> None:
         return None
+
+
+class PowerRateOnly(VirtualCharger):
+    """Not faulty: takes charging schedules in W only, and says so. The certifier must pass it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings.values["rate_units"] = "Power" if self.protocol == "1.6" else "W"
+
+    def set_profile(self, profile: Profile) -> bool:
+        return profile.unit == "W" and super().set_profile(profile)
 
 
 class ResetWithoutReboot(VirtualCharger):
@@ -97,6 +109,7 @@ VARIANTS: dict[str, type[VirtualCharger]] = {
     "stop-without-meter-value": StopWithoutMeterValue,
     "ignores-reservation-expiry": IgnoresReservationExpiry,
     "reset-without-reboot": ResetWithoutReboot,
+    "power-rate-only": PowerRateOnly,
     "malformed-meter-values": MalformedMeterValues,
     "wrong-stop-transaction-id": WrongStopTransactionId,
 }
@@ -107,6 +120,7 @@ CAUGHT_BY_16: dict[str, frozenset[str]] = {
     "stop-without-meter-value": SESSIONS_16,
     "ignores-reservation-expiry": frozenset({"TC_047"}),
     "reset-without-reboot": frozenset({"TC_013", "TC_014"}),
+    "power-rate-only": frozenset(),
     "malformed-meter-values": SESSIONS_16,
     "wrong-stop-transaction-id": SESSIONS_16,
 }
@@ -117,6 +131,7 @@ CAUGHT_BY_201: dict[str, frozenset[str]] = {
     "stop-without-meter-value": SESSIONS_201,
     "ignores-reservation-expiry": frozenset({"TC_H_15"}),
     "reset-without-reboot": frozenset({"TC_B_11", "TC_B_12"}),
+    "power-rate-only": frozenset(),
     "malformed-meter-values": SESSIONS_201,
     "wrong-stop-transaction-id": SESSIONS_201,
 }

@@ -121,6 +121,14 @@ DEFINITIONS: tuple[Setting, ...] = (
         readonly=True,
     ),
     Setting(
+        "rate_units",
+        "ChargingScheduleAllowedChargingRateUnit",
+        "SmartChargingCtrlr",
+        "RateUnit",
+        "Current,Power",
+        readonly=True,
+    ),
+    Setting(
         "feature_profiles",
         "SupportedFeatureProfiles",
         "DeviceDataCtrlr",

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from chargeshare.certify.checks16 import Started, check_status_sequence, expect_start, expect_stop
-from chargeshare.certify.context import NOT_SUPPORTED, CaseContext, Match
+from chargeshare.certify.context import NOT_SUPPORTED, CaseContext, Match, limit_in
 from chargeshare.certify.model import Case, CaseBody, Profile
 from chargeshare.certify.operator import Action
 from chargeshare.certify.wirelog import CALLERROR
@@ -326,7 +326,7 @@ async def trigger_rejected(ctx: CaseContext) -> None:
 
 
 # ---- Smart charging ------------------------------------------------------------------------------
-def _profile(ctx: CaseContext, profile_id: int, purpose: str, limit: float) -> dict[str, Any]:
+def _profile(ctx: CaseContext, profile_id: int, purpose: str, amps: float, unit: str) -> dict[str, Any]:
     return {
         "chargingProfileId": profile_id,
         "stackLevel": 0,
@@ -334,18 +334,19 @@ def _profile(ctx: CaseContext, profile_id: int, purpose: str, limit: float) -> d
         "chargingProfileKind": "Absolute",
         "chargingSchedule": {
             "startSchedule": format_ts(ctx.clock.now() - timedelta(minutes=1)),
-            "chargingRateUnit": "A",
-            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_in(unit, amps)}],
         },
     }
 
 
-async def _set_default(ctx: CaseContext, profile_id: int, limit: float) -> None:
+async def _set_default(ctx: CaseContext, profile_id: int, amps: float) -> None:
+    unit = await ctx.rate_unit()
     answer = await ctx.command(
         "SetChargingProfile",
         {
             "connectorId": ctx.settings.connector,
-            "csChargingProfiles": _profile(ctx, profile_id, "TxDefaultProfile", limit),
+            "csChargingProfiles": _profile(ctx, profile_id, "TxDefaultProfile", amps, unit),
         },
     )
     ctx.status_is(answer, "Accepted", what="SetChargingProfile TxDefaultProfile")
@@ -361,11 +362,12 @@ async def set_default_profile(ctx: CaseContext) -> None:
 
 
 async def tx_profile_without_transaction(ctx: CaseContext) -> None:
+    unit = await ctx.rate_unit()
     answer = await ctx.command(
         "SetChargingProfile",
         {
             "connectorId": ctx.settings.connector,
-            "csChargingProfiles": {**_profile(ctx, 5701, "TxProfile", 10.0), "transactionId": 424242},
+            "csChargingProfiles": {**_profile(ctx, 5701, "TxProfile", 10.0, unit), "transactionId": 424242},
         },
     )
     ctx.status_is(
@@ -375,15 +377,19 @@ async def tx_profile_without_transaction(ctx: CaseContext) -> None:
 
 async def composite_schedule(ctx: CaseContext) -> None:
     await _set_default(ctx, 6601, 12.0)
+    unit = await ctx.rate_unit()
     try:
         answer = await ctx.command(
             "GetCompositeSchedule",
-            {"connectorId": ctx.settings.connector, "duration": 600, "chargingRateUnit": "A"},
+            {"connectorId": ctx.settings.connector, "duration": 600, "chargingRateUnit": unit},
         )
         ctx.status_is(answer, "Accepted", what="GetCompositeSchedule")
         periods = answer.get("chargingSchedule", {}).get("chargingSchedulePeriod", [])
-        if not periods or any(float(p["limit"]) > 12.0 for p in periods):
-            raise ctx.fail("the composite schedule does not hold to the 12 A default profile just set")
+        if not periods or any(float(p["limit"]) > limit_in(unit, 12.0) for p in periods):
+            raise ctx.fail(
+                f"the composite schedule does not hold to the {limit_in(unit, 12.0):g} {unit} default "
+                "profile just set"
+            )
     finally:
         await _clear(ctx, 6601)
 

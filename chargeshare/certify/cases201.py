@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from chargeshare.certify.checks201 import expect_ended, expect_started, token
-from chargeshare.certify.context import CaseContext, Match
+from chargeshare.certify.context import CaseContext, Match, limit_in
 from chargeshare.certify.model import Case, CaseBody, Profile
 from chargeshare.certify.operator import Action
 from chargeshare.ocpp.timestamps import format_ts
@@ -250,7 +250,7 @@ async def reservation_expires(ctx: CaseContext) -> None:
 
 
 # ---- K: smart charging ---------------------------------------------------------------------------
-def _profile(ctx: CaseContext, profile_id: int, purpose: str, limit: float) -> dict[str, Any]:
+def _profile(ctx: CaseContext, profile_id: int, purpose: str, amps: float, unit: str) -> dict[str, Any]:
     return {
         "id": profile_id,
         "stackLevel": 0,
@@ -260,19 +260,20 @@ def _profile(ctx: CaseContext, profile_id: int, purpose: str, limit: float) -> d
             {
                 "id": profile_id,
                 "startSchedule": format_ts(ctx.clock.now() - timedelta(minutes=1)),
-                "chargingRateUnit": "A",
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit_in(unit, amps)}],
             }
         ],
     }
 
 
-async def _set_default(ctx: CaseContext, profile_id: int, limit: float) -> None:
+async def _set_default(ctx: CaseContext, profile_id: int, amps: float) -> None:
+    unit = await ctx.rate_unit()
     answer = await ctx.command(
         "SetChargingProfile",
         {
             "evseId": ctx.settings.connector,
-            "chargingProfile": _profile(ctx, profile_id, "TxDefaultProfile", limit),
+            "chargingProfile": _profile(ctx, profile_id, "TxDefaultProfile", amps, unit),
         },
     )
     ctx.status_is(answer, "Accepted", what="SetChargingProfile TxDefaultProfile")
@@ -288,11 +289,15 @@ async def set_default_profile(ctx: CaseContext) -> None:
 
 
 async def tx_profile_without_transaction(ctx: CaseContext) -> None:
+    unit = await ctx.rate_unit()
     answer = await ctx.command(
         "SetChargingProfile",
         {
             "evseId": ctx.settings.connector,
-            "chargingProfile": {**_profile(ctx, 9201, "TxProfile", 10.0), "transactionId": "cert-no-such-tx"},
+            "chargingProfile": {
+                **_profile(ctx, 9201, "TxProfile", 10.0, unit),
+                "transactionId": "cert-no-such-tx",
+            },
         },
     )
     ctx.status_is(
@@ -302,15 +307,19 @@ async def tx_profile_without_transaction(ctx: CaseContext) -> None:
 
 async def composite_schedule(ctx: CaseContext) -> None:
     await _set_default(ctx, 9301, 12.0)
+    unit = await ctx.rate_unit()
     try:
         answer = await ctx.command(
             "GetCompositeSchedule",
-            {"duration": 600, "evseId": ctx.settings.connector, "chargingRateUnit": "A"},
+            {"duration": 600, "evseId": ctx.settings.connector, "chargingRateUnit": unit},
         )
         ctx.status_is(answer, "Accepted", what="GetCompositeSchedule")
         periods = answer.get("schedule", {}).get("chargingSchedulePeriod", [])
-        if not periods or any(float(p["limit"]) > 12.0 for p in periods):
-            raise ctx.fail("the composite schedule does not hold to the 12 A default profile just set")
+        if not periods or any(float(p["limit"]) > limit_in(unit, 12.0) for p in periods):
+            raise ctx.fail(
+                f"the composite schedule does not hold to the {limit_in(unit, 12.0):g} {unit} default "
+                "profile just set"
+            )
     finally:
         await _clear(ctx, 9301)
 

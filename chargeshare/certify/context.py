@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargeshare.adapters.ocpp_server import ChargerRegistry
-from chargeshare.certify.model import Case, CaseFailed, NotApplicable, Profile
+from chargeshare.certify.model import Case, CaseFailed, NotApplicable, NotRun, Profile
 from chargeshare.certify.operator import Action, Operator, Step
 from chargeshare.certify.wirelog import CALLERROR, Entry, WireLog
 from chargeshare.services.clock import Clock
@@ -36,6 +36,22 @@ class Settings:
     diagnostics_url: str | None = None
 
 
+RATE_UNIT_KEY_16 = "ChargingScheduleAllowedChargingRateUnit"
+VOLTS = 230  # a case's limit in amps, per phase, as watts for a charger that takes W only
+
+
+def rate_unit_of(declared: str) -> str:
+    """The unit to send schedules in, from a declared list ("Current,Power" in 1.6, "A,W" in 2.0.1)."""
+    units = {u.strip() for u in declared.replace(";", ",").split(",") if u.strip()}
+    if units and not units & {"Current", "A"} and units & {"Power", "W"}:
+        return "W"
+    return "A"
+
+
+def limit_in(unit: str, amps: float) -> float:
+    return amps if unit == "A" else amps * VOLTS
+
+
 class LinkLost(Exception):
     """The charger is not connected and did not come back in time."""
 
@@ -52,9 +68,12 @@ class CaseContext:
         operator: Operator,
         clock: Clock,
         settings: Settings,
+        declared: dict[str, str] | None = None,
     ) -> None:
         self.case, self.registry, self.cp_id, self.version = case, registry, cp_id, version
         self.log, self.operator, self.clock, self.settings = log, operator, clock, settings
+        # What the charger declared of itself, read once per run and shared by its cases.
+        self.declared: dict[str, str] = {} if declared is None else declared
         self.start = log.mark()
         self.cited: list[Entry] = []
         # What the case left behind, for the runner to undo if the case stops half-way.
@@ -115,6 +134,28 @@ class CaseContext:
         assert answer.payload is not None
         return answer.payload
 
+    async def rate_unit(self) -> str:
+        """ "A" or "W": the unit the charger takes charging schedules in. A charger that declares Power
+        only (1.6 ChargingScheduleAllowedChargingRateUnit, 2.0.1 SmartChargingCtrlr.RateUnit) gets W;
+        one that allows Current, or says nothing, gets A."""
+        if "rate_unit" not in self.declared:
+            self.declared["rate_unit"] = rate_unit_of(await self._declared_rate_units())
+        return self.declared["rate_unit"]
+
+    async def _declared_rate_units(self) -> str:
+        if self.version == "1.6":
+            _, answer = await self.call("GetConfiguration", {"key": [RATE_UNIT_KEY_16]})
+            for item in (answer.payload or {}).get("configurationKey", []):
+                if item.get("key") == RATE_UNIT_KEY_16:
+                    return str(item.get("value") or "")
+            return ""
+        asked = {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}
+        _, answer = await self.call("GetVariables", {"getVariableData": [asked]})
+        for item in (answer.payload or {}).get("getVariableResult", []):
+            if item.get("attributeStatus") == "Accepted":
+                return str(item.get("attributeValue") or "")
+        return ""
+
     def status_is(self, answer: dict[str, Any], *expected: str, what: str) -> None:
         status = answer.get("status")
         if status not in expected:
@@ -169,7 +210,7 @@ class CaseContext:
     async def operator_does(self, action: Action, id_tag: str | None = None) -> None:
         step = Step(action, self.settings.connector, id_tag)
         if not await self.operator.perform(step):
-            raise self.not_applicable(f"needs an operator to: {step.instruction()}")
+            raise NotRun(f"needs an operator to: {step.instruction()}")
         self.car_plugged = action is not Action.UNPLUG
 
     async def restore(self) -> None:

@@ -17,7 +17,8 @@ class Verdict(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
     ERROR = "ERROR"  # the case could not reach a verdict (our bug, a lost link, an operator abort)
-    NOT_APPLICABLE = "NOT APPLICABLE"
+    NOT_APPLICABLE = "NOT APPLICABLE"  # the charger does not have what the case exercises
+    NOT_RUN = "NOT RUN"  # the case needed a person at the charger and there was none
 
 
 class Profile(StrEnum):
@@ -72,6 +73,14 @@ class NotApplicable(Exception):
         self.reason, self.evidence = reason, evidence or []
 
 
+class NotRun(Exception):
+    """The case needs a physical action nobody was there to do: it says nothing about the charger."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class CaseResult:
     case_id: str
@@ -97,5 +106,18 @@ class CertificationReport:
 
     @property
     def passed(self) -> bool:
-        """Certified: nothing failed or errored (not-applicable cases are listed, not held against it)."""
-        return all(r.verdict in (Verdict.PASS, Verdict.NOT_APPLICABLE) for r in self.results)
+        """Certified: nothing failed or errored, and every Core case ran. Not-applicable cases, and
+        optional ones not run, are listed, not held against it."""
+        return all(
+            r.verdict in (Verdict.PASS, Verdict.NOT_APPLICABLE)
+            or (r.verdict is Verdict.NOT_RUN and r.profile != Profile.CORE.value)
+            for r in self.results
+        )
+
+    @property
+    def core_not_run(self) -> list[str]:
+        return [
+            r.case_id
+            for r in self.results
+            if r.verdict is Verdict.NOT_RUN and r.profile == Profile.CORE.value
+        ]

@@ -69,7 +69,7 @@ def _confirm(question: str) -> bool:
 
 
 class NoOperator:
-    """Nobody at the charger: every physical step is refused, so those cases are NOT APPLICABLE."""
+    """Nobody at the charger: every physical step is refused, so those cases are NOT RUN."""
 
     async def perform(self, step: Step) -> bool:
         return False

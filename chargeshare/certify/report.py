@@ -16,6 +16,7 @@ _COLOURS = {
     Verdict.FAIL: "#cf222e",
     Verdict.ERROR: "#9a6700",
     Verdict.NOT_APPLICABLE: "#57606a",
+    Verdict.NOT_RUN: "#8250df",
 }
 
 
@@ -45,7 +46,7 @@ def to_junit(report: CertificationReport) -> str:
         tests=str(len(report.results)),
         failures=str(report.count(Verdict.FAIL)),
         errors=str(report.count(Verdict.ERROR)),
-        skipped=str(report.count(Verdict.NOT_APPLICABLE)),
+        skipped=str(report.count(Verdict.NOT_APPLICABLE) + report.count(Verdict.NOT_RUN)),
         time=f"{sum(r.duration_s for r in report.results):.3f}",
         timestamp=report.started_at,
     )
@@ -62,7 +63,7 @@ def to_junit(report: CertificationReport) -> str:
             ET.SubElement(case, "failure", message=r.reason).text = wire
         elif r.verdict is Verdict.ERROR:
             ET.SubElement(case, "error", message=r.reason).text = wire
-        elif r.verdict is Verdict.NOT_APPLICABLE:
+        elif r.verdict in (Verdict.NOT_APPLICABLE, Verdict.NOT_RUN):
             ET.SubElement(case, "skipped", message=r.reason)
         else:
             ET.SubElement(case, "system-out").text = wire

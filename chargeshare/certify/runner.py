@@ -17,6 +17,7 @@ from chargeshare.certify.model import (
     CaseResult,
     CertificationReport,
     NotApplicable,
+    NotRun,
     Profile,
     Verdict,
 )
@@ -64,6 +65,7 @@ class Certifier:
     settings: Settings = field(default_factory=Settings)
     case_timeout_s: float = 180.0
     progress: Progress = field(default_factory=Progress)
+    declared: dict[str, str] = field(default_factory=dict)  # see CaseContext.declared
 
     async def wait_for_charger(self, timeout_s: float) -> str:
         """Wait for the charger to connect and boot; returns the OCPP version it speaks."""
@@ -134,6 +136,7 @@ class Certifier:
             operator=self.operator,
             clock=self.clock,
             settings=self.settings,
+            declared=self.declared,
         )
         try:
             await ctx.connected()
@@ -144,6 +147,9 @@ class Certifier:
         except NotApplicable as exc:
             await ctx.restore()
             return result(Verdict.NOT_APPLICABLE, exc.reason, ctx.cited)
+        except NotRun as exc:
+            await ctx.restore()
+            return result(Verdict.NOT_RUN, exc.reason, ctx.cited)
         except TimeoutError:
             await ctx.restore()
             return result(Verdict.ERROR, f"did not finish within {self.case_timeout_s:.0f} s", ctx.window())

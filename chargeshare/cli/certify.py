@@ -52,7 +52,7 @@ class Protocol(StrEnum):
     V201 = "2.0.1"
 
 
-_COLOUR = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "NOT APPLICABLE": "dim"}  # by Verdict
+_COLOUR = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "NOT APPLICABLE": "dim", "NOT RUN": "magenta"}
 
 HtmlPath = Annotated[Path | None, html_option("the certification report")]
 JunitPath = Annotated[Path | None, junit_option("the verdicts (one test case per case)")]
@@ -82,6 +82,8 @@ def show(report: CertificationReport) -> None:
     counts = ", ".join(f"{report.count(v)} {v.value}" for v in Verdict)
     verdict = "[green]certified[/]" if report.passed else "[red]not certified[/]"
     console.print(f"{report.charge_point_id} (OCPP {report.protocol}): {verdict} — {counts}")
+    if report.core_not_run:
+        console.print(f"Core cases not run (no operator): {', '.join(report.core_not_run)}")
 
 
 class _Live:

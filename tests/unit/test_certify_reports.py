@@ -50,7 +50,7 @@ def test_junit_parses_and_counts_each_verdict(verdicts: list[Verdict]) -> None:
     assert (
         int(suite.attrib["errors"]) == verdicts.count(Verdict.ERROR) == len(suite.findall("testcase/error"))
     )
-    skipped = verdicts.count(Verdict.NOT_APPLICABLE)
+    skipped = verdicts.count(Verdict.NOT_APPLICABLE) + verdicts.count(Verdict.NOT_RUN)
     assert int(suite.attrib["skipped"]) == skipped == len(suite.findall("testcase/skipped"))
     for failure in suite.findall("testcase/failure"):
         assert failure.attrib["message"] == NASTY and NASTY in (failure.text or "")
@@ -64,6 +64,29 @@ def test_json_round_trips(verdicts: list[Verdict]) -> None:
     body = json.loads(text)
     assert body["summary"]["FAIL"] == verdicts.count(Verdict.FAIL)
     assert body["certified"] is all(v in (Verdict.PASS, Verdict.NOT_APPLICABLE) for v in verdicts)
+
+
+def test_a_core_case_not_run_withholds_certification_and_an_optional_one_does_not() -> None:
+    def result(case_id: str, profile: str, verdict: Verdict) -> CaseResult:
+        return CaseResult(case_id, "ref", "title", profile, verdict, "needs an operator", 0.0)
+
+    optional = CertificationReport(
+        "CP1",
+        "1.6",
+        "charger",
+        "2026-01-01T00:00:00.000Z",
+        [result("TC_001", "core", Verdict.PASS), result("TC_047", "reservation", Verdict.NOT_RUN)],
+    )
+    assert optional.passed and optional.core_not_run == []
+    core = CertificationReport(
+        "CP1",
+        "1.6",
+        "charger",
+        optional.started_at,
+        [*optional.results, result("TC_003", "core", Verdict.NOT_RUN)],
+    )
+    assert not core.passed and core.core_not_run == ["TC_003"]
+    assert "not certified" in to_html(core)
 
 
 def test_html_shows_every_case_with_its_verdict_escaped() -> None:
