@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chargeshare.certify.wirelog import Entry
 
@@ -73,6 +73,26 @@ class NotApplicable(Exception):
         self.reason, self.evidence = reason, evidence or []
 
 
+def device_of(boot: dict[str, Any]) -> dict[str, str]:
+    """What a BootNotification (1.6 or 2.0.1) says of the device: the fields it gave, by our names."""
+    station = boot.get("chargingStation")
+    if isinstance(station, dict):
+        named = {
+            "vendor": station.get("vendorName"),
+            "model": station.get("model"),
+            "serial": station.get("serialNumber"),
+            "firmware": station.get("firmwareVersion"),
+        }
+    else:
+        named = {
+            "vendor": boot.get("chargePointVendor"),
+            "model": boot.get("chargePointModel"),
+            "serial": boot.get("chargePointSerialNumber") or boot.get("chargeBoxSerialNumber"),
+            "firmware": boot.get("firmwareVersion"),
+        }
+    return {k: str(v) for k, v in named.items() if v}
+
+
 class NotRun(Exception):
     """The case needs a physical action nobody was there to do: it says nothing about the charger."""
 
@@ -100,6 +120,10 @@ class CertificationReport:
     role: str  # "charger": we certified a charger; "csms": we certified a central system
     started_at: str  # RFC 3339
     results: list[CaseResult]
+    finished_at: str = ""  # RFC 3339; empty in reports written before it was kept
+    # The device under test as its BootNotification named it: vendor, model, serial, firmware.
+    device: dict[str, str] = field(default_factory=dict)
+    tool_version: str = ""
 
     def count(self, verdict: Verdict) -> int:
         return sum(1 for r in self.results if r.verdict is verdict)

@@ -40,7 +40,8 @@ class Pausable(Protocol):
 
 class Operator(Protocol):
     async def perform(self, step: Step) -> bool:
-        """Carry the step out (or have it carried out); False when it cannot be done."""
+        """Carry the step out (or have it carried out); False when nobody did it (the case is NOT
+        RUN). An operator that knows the charger cannot do it raises NotApplicable instead."""
         ...
 
 

@@ -35,7 +35,14 @@ def from_json(text: str) -> CertificationReport:
     body = json.loads(text)
     results = [CaseResult(**{**r, "verdict": Verdict(r["verdict"])}) for r in body["results"]]
     return CertificationReport(
-        body["charge_point_id"], body["protocol"], body["role"], body["started_at"], results
+        body["charge_point_id"],
+        body["protocol"],
+        body["role"],
+        body["started_at"],
+        results,
+        finished_at=body.get("finished_at", ""),
+        device=body.get("device", {}),
+        tool_version=body.get("tool_version", ""),
     )
 
 
@@ -73,28 +80,55 @@ def to_junit(report: CertificationReport) -> str:
 
 
 def to_html(report: CertificationReport) -> str:
+    """One page that opens with the device under test, the run and a summary table; a case that
+    failed or errored shows its frames, the others keep them folded."""
     e = html.escape
-    counts = " · ".join(f"{n} {v}" for v, n in summary(report).items())
     verdict = "certified" if report.passed else "not certified"
+    under_test = "the Central System" if report.role == "csms" else "the charger"
+    device = report.device
+    facts = [
+        ("charge point id", report.charge_point_id),
+        ("vendor", device.get("vendor", "-")),
+        ("model", device.get("model", "-")),
+        ("serial number", device.get("serial", "-")),
+        ("firmware", device.get("firmware", "-")),
+        ("OCPP", report.protocol or "- (never connected)"),
+        ("started", report.started_at),
+        ("finished", report.finished_at or "-"),
+        ("certifier", f"chargeshare {report.tool_version}" if report.tool_version else "chargeshare"),
+    ]
+    head = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
+    counts = "".join(
+        f'<tr><td style="color:{_COLOURS[v]}">{e(v.value)}</td><td>{n}</td></tr>'
+        for v, n in ((v, report.count(v)) for v in Verdict)
+    )
+    not_run = (
+        f"<p><strong>Core cases not run:</strong> {e(', '.join(report.core_not_run))}</p>"
+        if report.core_not_run
+        else ""
+    )
     rows = []
     for r in report.results:
         colour = _COLOURS[r.verdict]
         wire = e("\n".join(r.excerpt)) or "(no frames)"
+        opened = " open" if r.verdict in (Verdict.FAIL, Verdict.ERROR) else ""
         rows.append(
             f'<section id="{e(r.case_id)}"><h2>{e(r.case_id)} {e(r.title)} '
-            f'<span style="color:{colour}">{e(r.verdict.value)}</span></h2>'
+            f'<span class="verdict" style="color:{colour}">{e(r.verdict.value)}</span></h2>'
             f"<p><small>{e(r.ref)} · profile {e(r.profile)} · {r.duration_s:.1f} s</small></p>"
-            f"<p>{e(r.reason)}</p><details><summary>wire log</summary><pre>{wire}</pre></details></section>"
+            f"<p>{e(r.reason)}</p><details{opened}><summary>wire log</summary><pre>{wire}</pre>"
+            "</details></section>"
         )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Certification of {e(report.charge_point_id)}</title>"
         "<style>body{font-family:sans-serif;max-width:70em;margin:auto}pre{white-space:pre-wrap;"
-        "background:#f6f8fa;padding:.5em;font-size:.8em}section{border-top:1px solid "
-        "#ddd}</style></head><body>"
+        "background:#f6f8fa;padding:.5em;font-size:.8em}section{border-top:1px solid #ddd}"
+        "table{border-collapse:collapse}th,td{text-align:left;padding:.1em .8em .1em 0}</style>"
+        "</head><body>"
         f"<h1>{e(report.charge_point_id)}: {verdict}</h1>"
-        f"<p>OCPP {e(report.protocol)} · {e(report.role)} under test · started {e(report.started_at)}</p>"
-        f"<p><strong>{e(counts)}</strong></p>" + "".join(rows) + "</body></html>"
+        f'<h2>Device under test ({e(under_test)})</h2><table id="device">{head}</table>'
+        f'<h2>Summary</h2><table id="summary">{counts}</table>{not_run}' + "".join(rows) + "</body></html>"
     )
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from chargeshare import __version__
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.certify.context import CaseContext, LinkLost, Settings
 from chargeshare.certify.model import (
@@ -20,6 +21,7 @@ from chargeshare.certify.model import (
     NotRun,
     Profile,
     Verdict,
+    device_of,
 )
 from chargeshare.certify.operator import Operator
 from chargeshare.certify.wirelog import CALL, CALLRESULT, Entry, WireLog, excerpt
@@ -86,7 +88,31 @@ class Certifier:
             result = await self._run_one(case, version, supported, evidence)
             self.progress.case_finished(case, result)
             results.append(result)
-        return CertificationReport(self.cp_id, version, "charger", started_at, results)
+        return CertificationReport(
+            self.cp_id,
+            version,
+            "charger",
+            started_at,
+            results,
+            finished_at=format_ts(self.clock.now()),
+            device=self.device(),
+            tool_version=__version__,
+        )
+
+    def device(self) -> dict[str, str]:
+        """The device under test, from its latest BootNotification (empty if it never booted)."""
+        boots = self.log.calls("BootNotification")
+        return device_of(boots[-1].payload or {}) if boots else {}
+
+    def never_connected(self, cases: Sequence[Case], why: str) -> CertificationReport:
+        """The report of a run whose charger never came: every case NOT RUN, saying why."""
+        now = format_ts(self.clock.now())
+        results = [
+            CaseResult(c.id, c.ref, c.title, c.profile.value, Verdict.NOT_RUN, why, 0.0) for c in cases
+        ]
+        return CertificationReport(
+            self.cp_id, "", "charger", now, results, finished_at=now, tool_version=__version__
+        )
 
     async def _profiles(self, version: str) -> tuple[set[Profile] | None, list[Entry]]:
         """The feature profiles a 1.6 charger declares (None: it does not say, so all are tried)."""

@@ -12,8 +12,8 @@ from typing import Any
 from chargeshare.bootstrap import Config, build
 from chargeshare.certify.cases import cases_for
 from chargeshare.certify.context import Settings
-from chargeshare.certify.model import CertificationReport, Profile
-from chargeshare.certify.operator import Action, Step
+from chargeshare.certify.model import CertificationReport, NotApplicable, Profile
+from chargeshare.certify.operator import Action, NoOperator, Step
 from chargeshare.certify.runner import Certifier
 from chargeshare.certify.server import CertificationServer, register
 from chargeshare.services.clock import ScaledClock
@@ -43,8 +43,8 @@ class VirtualOperator:
             assert step.id_tag is not None
             self._spawn(c.plug_in(step.connector, step.id_tag, test_car(), TARGET_WH))
             return True
-        if step.action is Action.PRESENT_CARD:
-            return False  # the virtual charger reads cards only once a car is plugged in
+        if step.action is Action.PRESENT_CARD:  # not a missing person: this charger cannot do it
+            raise NotApplicable("the virtual charger reads a card only once a car is plugged in")
         if step.action is Action.PLUG_CABLE:
             with contextlib.suppress(PlugRefused):  # a case may expect the refusal
                 await c.plug_car(step.connector, test_car(), TARGET_WH)
@@ -84,6 +84,7 @@ async def certify_virtual(
     cp_id: str = "CERT-VIRTUAL",
     password: str | None = "certify-virtual-charger",
     charger: type[VirtualCharger] | None = None,
+    nobody_there: bool = False,
 ) -> CertificationReport:
     """Certify our virtual charger (or a faulty variant, by name or class) end to end: a throw-away
     backend database, the certifier's endpoint on a loopback port, the charger over a real WebSocket
@@ -108,7 +109,7 @@ async def certify_virtual(
                     server.registry,
                     cp_id,
                     server.log,
-                    VirtualOperator(cp),
+                    NoOperator() if nobody_there else VirtualOperator(cp),
                     clock,
                     settings,
                     case_timeout_s=settings.event_timeout_s * 6,

@@ -41,6 +41,7 @@ console = Console(soft_wrap=True)
 
 AUTO_CLOCK_FACTOR = 10  # --auto: the virtual charger's minutes pass in seconds (meter values, reboots)
 AUTO_METER_INTERVAL_S = 10
+AUTO_CHARGER_ID = "CERTIFY-AUTO"
 # chargeshare.certify's profile names and Settings.id_tag, repeated so that --help loads no certifier
 # (a test keeps them equal).
 PROFILES = ("core", "remote-trigger", "reservation", "smart-charging", "local-auth-list", "firmware")
@@ -110,21 +111,36 @@ class _Live:
         return Hooks(started, finished)
 
 
-def _finish(report: CertificationReport, html: Path | None, junit: Path | None, json_: Path | None) -> None:
+class NeverCertified(Exception):
+    """The charger never connected (or with another version): the report of cases not run."""
+
+    def __init__(self, report: CertificationReport) -> None:
+        super().__init__("never connected")
+        self.report = report
+
+
+def _write(report: CertificationReport, html: Path | None, junit: Path | None, json_: Path | None) -> None:
     from chargeshare.certify.report import to_html, to_json, to_junit
 
-    show(report)
     for path, render in ((html, to_html), (junit, to_junit), (json_, to_json)):
         if path is not None:
             write_output(path, render(report))
             chatter(console).print(f"wrote {path}")
+
+
+def _finish(report: CertificationReport, html: Path | None, junit: Path | None, json_: Path | None) -> None:
+    show(report)
+    _write(report, html, junit, json_)
     raise typer.Exit(0 if report.passed else 1)
 
 
 def certify(
     charger_id: Annotated[
-        str, typer.Option("--charger-id", help="The charge point id the charger connects with.")
-    ],
+        str | None,
+        typer.Option(
+            "--charger-id", help="The charge point id the charger connects with (with --auto: CERTIFY-AUTO)."
+        ),
+    ] = None,
     protocol: Annotated[
         Protocol | None,
         typer.Option(help="Require this OCPP version (default: whatever the charger offers)."),
@@ -144,12 +160,24 @@ def certify(
         str | None,
         typer.Option(help="With --auto: a deliberately faulty virtual charger (see docs/certification.md)."),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address the certifier listens on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            "--host",
+            help="Address the certifier listens on (0.0.0.0 for a charger on the network).",
+        ),
+    ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(help="Port the certifier listens on (0: any free port).", min=0, max=65535)
     ] = 8181,
     public_url: Annotated[
-        str | None, typer.Option(help="The URL chargers reach the certifier at, if not ws://HOST:PORT.")
+        str | None,
+        typer.Option(
+            "--advertise",
+            "--public-url",
+            help="The URL the charger reaches the certifier at, if not ws://HOST:PORT.",
+        ),
     ] = None,
     password: Annotated[str | None, typer.Option(help="16-40 characters; generated if not given.")] = None,
     id_tag: Annotated[
@@ -196,6 +224,10 @@ def certify(
         clock: Clock = ScaledClock(datetime.now(UTC), AUTO_CLOCK_FACTOR) if auto else SystemClock()
         if variant is not None and not auto:
             raise typer.BadParameter("--variant needs --auto", param_hint="--variant")
+        if charger_id is None:
+            if not auto:
+                raise typer.BadParameter("name the id the charger connects with", param_hint="--charger-id")
+            charger_id = AUTO_CHARGER_ID
         with doing("cannot open the database"):
             app = build(Config(database_url=database_url or "sqlite://"), clock=clock)
         try:
@@ -217,7 +249,12 @@ def certify(
                     case_timeout=case_timeout,
                 )
             )
-        except LinkLost as exc:  # the charger never came, or went
+        except NeverCertified as exc:  # the charger never came: the reports say so, then exit 3
+            _write(exc.report, html, junit, json_)
+            raise Problem(
+                exc.report.results[0].reason if exc.report.results else "never connected", ENVIRONMENT
+            ) from exc
+        except LinkLost as exc:  # the charger went mid-run
             raise Problem(str(exc), ENVIRONMENT) from exc
         finally:
             app.close()
@@ -266,9 +303,16 @@ async def _certify(
                 server.registry, charger_id, server.log, operator, clock, settings, case_timeout
             )
             chatter(console).print("waiting for the charger to connect and boot...")
-            version = await certifier.wait_for_charger(connect_timeout)
-            if protocol is not None and version != protocol:
-                raise LinkLost(f"{charger_id} connected with OCPP {version}, not {protocol}")
+            try:
+                version = await certifier.wait_for_charger(connect_timeout)
+                if protocol is not None and version != protocol:
+                    raise LinkLost(f"{charger_id} connected with OCPP {version}, not {protocol}")
+            except LinkLost as exc:
+                # Every case it would have run is NOT RUN, so CI still gets its reports.
+                planned = [
+                    c for v in ([protocol] if protocol else ["1.6", "2.0.1"]) for c in cases_for(v, profiles)
+                ]
+                raise NeverCertified(certifier.never_connected(planned, str(exc))) from exc
             cases = cases_for(version, profiles)
             with Progress(
                 TextColumn("{task.description}"),

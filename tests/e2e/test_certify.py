@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from chargeshare.certify.context import Settings
-from chargeshare.certify.model import CertificationReport, Verdict
+from chargeshare.certify.model import CertificationReport, Profile, Verdict
 from chargeshare.certify.virtual import certify_virtual
 from chargeshare.ocpp.connection import Handler
 from simulators.charger import VirtualCharger
@@ -32,6 +32,7 @@ NOT_APPLICABLE = {
 }
 Runs = dict[tuple[str, str | None], CertificationReport]
 UNFINISHED = "unfinished"
+NOBODY = "nobody at the charger"
 
 
 class Unfinished(VirtualCharger):
@@ -63,6 +64,15 @@ async def reports() -> Runs:
     runs = dict(zip(keys, done, strict=True))
     runs[("1.6", UNFINISHED)] = await certify_virtual(
         "1.6", settings=FAST, clock_factor=60, cp_id="CERT-U", password=None, charger=Unfinished
+    )
+    runs[("1.6", NOBODY)] = await certify_virtual(
+        "1.6",
+        settings=FAST,
+        clock_factor=60,
+        cp_id="CERT-N",
+        password=None,
+        profiles={Profile.CORE},
+        nobody_there=True,
     )
     return runs
 
@@ -104,3 +114,15 @@ async def test_an_unsupported_command_fails_in_core_and_is_not_applicable_elsewh
         assert "Core" in by_id[case].reason and "NotSupported" in by_id[case].reason
     for case in ("TC_054", "TC_055"):
         assert by_id[case].verdict is Verdict.NOT_APPLICABLE and "NotSupported" in by_id[case].reason
+
+
+async def test_cases_needing_a_person_are_not_run_without_one_and_withhold_certification(
+    reports: Runs,
+) -> None:
+    report = reports[("1.6", NOBODY)]
+    not_run = {r.case_id for r in report.results if r.verdict is Verdict.NOT_RUN}
+    assert not_run >= {"TC_003", "TC_010"}  # local and remote start both need a car plugged in
+    assert all("needs an operator" in r.reason for r in report.results if r.verdict is Verdict.NOT_RUN)
+    assert not any(r.verdict is Verdict.NOT_APPLICABLE and "operator" in r.reason for r in report.results)
+    assert failed(report) == set()
+    assert not report.passed and set(report.core_not_run) == not_run

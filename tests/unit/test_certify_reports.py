@@ -30,7 +30,16 @@ def report_with(verdicts: list[Verdict]) -> CertificationReport:
         )
         for i, v in enumerate(verdicts)
     ]
-    return CertificationReport("CP<1>", "1.6", "charger", "2026-01-01T00:00:00.000Z", results)
+    return CertificationReport(
+        "CP<1>",
+        "1.6",
+        "charger",
+        "2026-01-01T00:00:00.000Z",
+        results,
+        finished_at="2026-01-01T00:10:00.000Z",
+        device={"vendor": NASTY, "model": "M-1", "serial": "SN-9", "firmware": "4.2"},
+        tool_version="0.1.0",
+    )
 
 
 verdict_lists = st.lists(st.sampled_from(list(Verdict)), max_size=12)
@@ -144,3 +153,24 @@ def test_long_excerpts_keep_both_ends() -> None:
         log.record("in", f'[2,"{i}","Heartbeat",{{}}]')
     lines = excerpt(log.entries, limit=10)
     assert len(lines) == 11 and '"0"' in lines[0] and '"99"' in lines[-1] and "90 frames omitted" in lines[5]
+
+
+def test_html_opens_with_the_device_and_a_summary_and_shows_failed_frames() -> None:
+    page = to_html(report_with([Verdict.PASS, Verdict.FAIL, Verdict.NOT_RUN]))
+    device, summary_at = page.index('id="device"'), page.index('id="summary"')
+    assert device < summary_at < page.index('id="TC_000"')
+    head = page[device:summary_at]
+    assert "&lt;tags&gt;" in head and "M-1" in head and "SN-9" in head and "4.2" in head
+    assert "2026-01-01T00:10:00.000Z" in head and "chargeshare 0.1.0" in head
+    passed, failed = page.split('id="TC_001"')
+    assert "<details open>" not in passed and "<details open>" in failed.split('id="TC_002"')[0]
+    assert "Core cases not run:</strong> TC_002" in page
+
+
+def test_the_device_is_read_from_either_versions_boot() -> None:
+    from chargeshare.certify.model import device_of
+
+    v16 = {"chargePointVendor": "V", "chargePointModel": "M", "firmwareVersion": "1.0"}
+    assert device_of(v16) == {"vendor": "V", "model": "M", "firmware": "1.0"}
+    v201 = {"reason": "PowerUp", "chargingStation": {"vendorName": "V", "model": "M", "serialNumber": "S"}}
+    assert device_of(v201) == {"vendor": "V", "model": "M", "serial": "S"}
