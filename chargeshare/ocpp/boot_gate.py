@@ -1,6 +1,9 @@
 """What a charger not accepted at boot may say. A Pending or Rejected charger is out of service: the
-backend answers its BootNotification, its Heartbeat (with the time only) and the reports an operator
-provisioning it may trigger; anything else is refused with SecurityError, as OCPP prescribes."""
+backend answers its BootNotification and its Heartbeat (with the time only, nothing stored), and
+refuses with SecurityError what would begin charging (Authorize, a transaction's start). Everything
+else passes: reports an operator provisioning it may trigger, and the frames that finish what was
+already under way (a stop, its readings, a connector freed) must be heard whatever the charger's
+standing. The services refuse a start on a charger out of service as well, whatever a gate knows."""
 
 from __future__ import annotations
 
@@ -15,30 +18,23 @@ from chargeshare.services.charging import ChargingService
 
 BOOT = "BootNotification"
 HEARTBEAT = "Heartbeat"
-# Reports that change nothing but what operators see: a charger being provisioned may send them.
-REPORTS_WHILE_OUT_OF_SERVICE = frozenset(
-    {
-        "NotifyReport",
-        "NotifyMonitoringReport",
-        "SecurityEventNotification",
-        "FirmwareStatusNotification",
-        "SignedFirmwareStatusNotification",
-        "LogStatusNotification",
-        "DiagnosticsStatusNotification",
-    }
-)
+# What begins charging; a 2.0.1 TransactionEvent begins it only when its eventType is Started.
+BEGINS = frozenset({"Authorize", "StartTransaction"})
+TRANSACTION_EVENT = "TransactionEvent"
 
 
 class BootGate:
     """One connection's view of its charger's boot status: learnt from each boot's answer, or read
-    once when the connection's first frame is not a boot (a charger reconnecting without one)."""
+    when the connection's first frame is not a boot (a charger reconnecting without one). Out of
+    service is read again each time it matters, so a charger accepted meanwhile is let in without
+    booting again."""
 
     def __init__(self, charging: ChargingService, cp_id: str) -> None:
         self.charging, self.cp_id = charging, cp_id
         self.in_service: bool | None = None
 
     def admits(self) -> bool:
-        if self.in_service is None:
+        if self.in_service is not True:
             try:
                 self.in_service = self.charging.boot_policy(self.cp_id) is BootPolicy.ACCEPTED
             except NotFound:  # unregistered: what it may do is decided elsewhere
@@ -67,10 +63,12 @@ def gated(
 ) -> dict[str, Handler]:
     """`handlers` behind one connection's boot gate."""
     gate = BootGate(charging, cp_id)
+    kept: list[bool] = []  # this link's Pending boot is among the charger's reports
 
     def guard(action: str, inner: Handler) -> Handler:
         def handle(p: dict[str, Any]) -> dict[str, Any]:
-            if gate.in_service is not True and not gate.admits():
+            begins = action in BEGINS or (action == TRANSACTION_EVENT and p.get("eventType") == "Started")
+            if begins and not gate.admits():
                 raise gate.refuse(action)
             return inner(p)
 
@@ -79,21 +77,19 @@ def gated(
     def boot(p: dict[str, Any]) -> dict[str, Any]:
         answer = handlers[BOOT](p)
         gate.in_service = answer["status"] == BootPolicy.ACCEPTED.value
-        if answer["status"] == BootPolicy.PENDING.value:
-            # What the host or an admin looks at before accepting it.
-            reports.record(cp_id, BOOT, f"Pending: {_boot_summary(p)}", p)
+        if answer["status"] == BootPolicy.PENDING.value and not kept:
+            # What the host or an admin looks at before accepting it: once per link, not per retry.
+            kept.append(reports.record(cp_id, BOOT, f"Pending: {_boot_summary(p)}", p))
         return answer
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
-        if gate.in_service is not True and not gate.admits():
+        if not gate.admits():
             return {"currentTime": format_ts(charging.clock.now())}  # nothing stored, not brought online
         return handlers[HEARTBEAT](p)
 
     out: dict[str, Handler] = {}
     for action, inner in handlers.items():
-        if action in REPORTS_WHILE_OUT_OF_SERVICE:
-            out[action] = inner
-        else:
-            out[action] = guard(action, inner)
+        gated_here = action in BEGINS or action == TRANSACTION_EVENT
+        out[action] = guard(action, inner) if gated_here else inner
     out[BOOT], out[HEARTBEAT] = boot, heartbeat
     return out

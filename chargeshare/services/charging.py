@@ -130,9 +130,13 @@ class ChargingService:
         now = self.clock.now()
         try:
             with self.store.transaction() as tx:
+                # Written first, then the policy read: the write holds the row, so a policy change
+                # racing this boot either commits before the read (seen here, undone below) or after
+                # this unit of work (and takes the charger out itself).
+                tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
                 policy = tx.chargers.boot_policy(cp_id)
-                if policy is BootPolicy.ACCEPTED:
-                    tx.chargers.set_status(cp_id, ChargerStatus.ONLINE, now, ocpp_version=ocpp_version)
+                if policy is not BootPolicy.ACCEPTED:
+                    tx.chargers.set_status(cp_id, ChargerStatus.REGISTERED, now)
         except NotFound:
             self._stamps.pop(cp_id, None)
             return BootResult(None, self.rules.heartbeat_interval_s)
@@ -360,6 +364,8 @@ class ChargingService:
         with self.store.transaction() as tx:
             presented = self._presented(tx, id_tag, now)
             charger = tx.chargers.get(cp_id)
+            if charger.boot_policy is not BootPolicy.ACCEPTED:  # out of service: nobody starts here
+                return TokenAnswer(AuthStatus.BLOCKED, None, None)
             booked = False
             if presented.driver_id is not None and presented.status is TokenStatus.ACCEPTED:
                 for c in charger.connectors:
@@ -409,6 +415,8 @@ class ChargingService:
             again = tx.sessions.by_start_key(connector.connector_id, id_tag, meter_start, timestamp)
             if again is not None:  # a retried StartTransaction: same answer, nothing new
                 return StartResult(again.session_id, AuthStatus.ACCEPTED)
+            if charger.boot_policy is not BootPolicy.ACCEPTED:  # out of service: nobody starts here
+                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
             booking = tx.bookings.for_start(connector.connector_id, driver_id, now)
             booked = booking is not None and booking.starts_at <= now
             walk_in_price = tx.tokens.walk_in_price(charger.charger_id)

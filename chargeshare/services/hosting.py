@@ -20,7 +20,7 @@ from chargeshare.domain.errors import NotFound
 from chargeshare.domain.ledger import EntryKind, JournalEntry, host_payable
 from chargeshare.domain.statement import YearStatement, earnings_of, year_statement
 from chargeshare.services.clock import Clock
-from chargeshare.services.marketplace import MarketplaceService
+from chargeshare.services.marketplace import MarketplaceService, change_boot_policy
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, HostRecord
 
@@ -100,9 +100,7 @@ class HostingService:
     def set_boot_policy(self, host_id: int, charger_id: int, policy: BootPolicy) -> ChargerView:
         """Accept one's own charger into service, or take it out (Pending or Rejected)."""
         with self.store.transaction() as tx:
-            _own(tx, host_id, charger_id)
-            tx.chargers.set_boot_policy(charger_id, policy)
-            return tx.chargers.by_id(charger_id)
+            return change_boot_policy(tx, _own(tx, host_id, charger_id), policy)
 
     def remove_charger(self, host_id: int, charger_id: int) -> None:
         with self.store.transaction() as tx:

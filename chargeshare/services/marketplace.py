@@ -6,9 +6,10 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.charger import BootPolicy, ChargerSpec, charge_point_id_problem
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, charge_point_id_problem
 from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
-from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, DriverRecord
@@ -92,11 +93,9 @@ class MarketplaceService:
             tx.chargers.set_password(charge_point_id, hashed)
 
     def set_boot_policy(self, charge_point_id: str, policy: BootPolicy) -> ChargerView:
-        """An operator's word on how the charger's boots are answered (see BootPolicy)."""
+        """An operator's word on how the charger's boots are answered (see `change_boot_policy`)."""
         with self.store.transaction() as tx:
-            charger_id = tx.chargers.get(charge_point_id).charger_id
-            tx.chargers.set_boot_policy(charger_id, policy)
-            return tx.chargers.by_id(charger_id)
+            return change_boot_policy(tx, tx.chargers.get(charge_point_id), policy)
 
     def remove_charger(self, charge_point_id: str) -> None:
         with self.store.transaction() as tx:
@@ -132,3 +131,33 @@ class MarketplaceService:
         with self.store.transaction() as tx:
             tx.chargers.by_id(charger_id)
             tx.chargers.set_availability(charger_id, windows)
+
+
+# A booking in these states still needs its charger in service: to start, to charge, to stop.
+_UNFINISHED = frozenset({BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
+
+
+def change_boot_policy(tx: UnitOfWork, charger: ChargerView, policy: BootPolicy) -> ChargerView:
+    """Set how the charger's boots are answered. Taking it out of service is refused while a booking
+    on it is unfinished (its session could not be started or stopped, and it would end as a no-show
+    fee): those are cancelled first. Put back in service, a charger seen before is marked offline,
+    so its next frame brings it online even if it never boots again."""
+    if policy is not BootPolicy.ACCEPTED:
+        live = [
+            b.booking_id
+            for b in tx.bookings.of(host_id=charger.host_id)
+            if b.charger_id == charger.charger_id and b.status in _UNFINISHED
+        ]
+        if live:
+            raise BookingConflict(
+                f"charger {charger.charge_point_id} has {len(live)} unfinished booking(s) "
+                f"({', '.join(map(str, live[:5]))}): cancel them before taking it out of service"
+            )
+    tx.chargers.set_boot_policy(charger.charger_id, policy)
+    if (
+        policy is BootPolicy.ACCEPTED
+        and charger.status is ChargerStatus.REGISTERED
+        and charger.last_seen_at is not None
+    ):
+        tx.chargers.set_status(charger.charge_point_id, ChargerStatus.OFFLINE, charger.last_seen_at)
+    return tx.chargers.by_id(charger.charger_id)

@@ -63,8 +63,10 @@ async def test_a_new_charger_is_pending_until_its_host_accepts_it_16(served: Ser
             with pytest.raises(SecurityError):
                 await cp.call(call16.Authorize(id_tag="DEE1"), suppress=False)
             with pytest.raises(SecurityError):
-                await cp.call(call16.StatusNotification(1, "NoError", "Available"), suppress=False)
-            assert (await cp.call(call16.Heartbeat())).current_time  # answered, nothing stored
+                await cp.call(call16.StartTransaction(1, "DEE1", 0, "2026-12-03T10:00:00Z"), suppress=False)
+            # Heard, but neither brings it into service.
+            await cp.call(call16.StatusNotification(1, "NoError", "Available"), suppress=False)
+            assert (await cp.call(call16.Heartbeat())).current_time
             mine = (await http.get(f"/host/chargers/{charger_id}", headers=host.headers)).json()
             assert (mine["status"], mine["boot_policy"]) == ("registered", "Pending")
             assert "NEWCP" not in await on_the_map(http)

@@ -15,9 +15,11 @@ from chargeshare.domain.charger import (
     ConnectorStatus,
     ConnectorType,
 )
-from chargeshare.domain.errors import ChargerUnavailable
+from chargeshare.domain.errors import BookingConflict, ChargerUnavailable
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import csms_v16, csms_v201
+from chargeshare.ocpp.connection import CallRejected
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 
@@ -88,3 +90,80 @@ def test_a_charger_not_accepted_cannot_be_booked(app: App, clock: ManualClock) -
         app.bookings.book(request)
     app.hosting.set_boot_policy(host_of(app, charger_id), charger_id, BootPolicy.ACCEPTED)
     assert app.bookings.book(request).charger_id == charger_id
+
+
+def test_a_charger_taken_out_while_connected_cannot_start_even_if_its_link_thinks_it_can(
+    app: App, clock: ManualClock
+) -> None:
+    """A charger that never boots again after it was rejected (no TriggerMessage support, or the
+    request lost) keeps a link whose gate last heard Accepted: the services refuse its starts."""
+    charger_id = listing(app)
+    host = host_of(app, charger_id)
+    app.hosting.set_boot_policy(host, charger_id, BootPolicy.ACCEPTED)
+    app.tokens.set_walk_in(charger_id, 40)  # anyone's card would do
+    driver = app.marketplace.add_driver("d", "TAG1").driver_id
+    assert driver
+    table = csms_v16.handlers(app.charging, "NEW", app.reports)
+    assert (
+        table["BootNotification"]({"chargePointVendor": "V", "chargePointModel": "M"})["status"] == "Accepted"
+    )
+    app.hosting.set_boot_policy(host, charger_id, BootPolicy.REJECTED)
+    assert table["Authorize"]({"idTag": "TAG1"})["idTagInfo"]["status"] == "Blocked"
+    started = table["StartTransaction"](
+        {"connectorId": 1, "idTag": "TAG1", "meterStart": 0, "timestamp": clock.now().isoformat()}
+    )
+    assert started == {"transactionId": 0, "idTagInfo": {"status": "Blocked"}}
+
+
+def test_a_charger_with_unfinished_bookings_is_not_taken_out_of_service(app: App, clock: ManualClock) -> None:
+    charger_id = listing(app)
+    host = host_of(app, charger_id)
+    app.hosting.set_boot_policy(host, charger_id, BootPolicy.ACCEPTED)
+    driver = app.marketplace.add_driver("d", "TAG1").driver_id
+    booking = app.bookings.book(
+        BookRequest(driver, charger_id, 1, 60, 10_000, starts_at=clock.now() + timedelta(days=1))
+    )
+    with pytest.raises(BookingConflict, match="unfinished booking"):
+        app.hosting.set_boot_policy(host, charger_id, BootPolicy.REJECTED)
+    with pytest.raises(BookingConflict):
+        app.marketplace.set_boot_policy("NEW", BootPolicy.PENDING)
+    app.bookings.cancel(booking.booking_id, driver_id=driver)
+    assert (
+        app.hosting.set_boot_policy(host, charger_id, BootPolicy.REJECTED).boot_policy is BootPolicy.REJECTED
+    )
+
+
+def test_what_finishes_a_session_passes_the_gate_and_what_begins_one_does_not(app: App) -> None:
+    listing(app)  # Pending
+    v16 = csms_v16.handlers(app.charging, "NEW", app.reports)
+    v201 = csms_v201.handlers(app.charging, "NEW", app.reports)
+    assert v16["BootNotification"]({"chargePointVendor": "V", "chargePointModel": "M"})["status"] == "Pending"
+    for table, action, payload in (
+        (v16, "Authorize", {"idTag": "TAG1"}),
+        (v16, "StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "x"}),
+        (v201, "TransactionEvent", {"eventType": "Started"}),
+    ):
+        with pytest.raises(CallRejected) as refused:
+            table[action](payload)
+        assert refused.value.code == "SecurityError"
+    # A stop, a reading and a freed connector are heard (here: of nothing running, so nothing changes).
+    v16["StatusNotification"]({"connectorId": 1, "errorCode": "NoError", "status": "Available"})
+    v16["MeterValues"]({"connectorId": 1, "meterValue": []})
+    assert status_of(app) is ChargerStatus.REGISTERED
+
+
+def test_put_back_in_service_its_next_frame_brings_it_online_without_a_boot(app: App) -> None:
+    charger_id = listing(app)
+    host = host_of(app, charger_id)
+    app.hosting.set_boot_policy(host, charger_id, BootPolicy.ACCEPTED)
+    table = csms_v16.handlers(app.charging, "NEW", app.reports)
+    table["BootNotification"]({"chargePointVendor": "V", "chargePointModel": "M"})
+    app.hosting.set_boot_policy(host, charger_id, BootPolicy.REJECTED)
+    app.charging.forget_stamp("NEW")
+    table["Heartbeat"]({})
+    assert status_of(app) is ChargerStatus.REGISTERED
+    app.hosting.set_boot_policy(host, charger_id, BootPolicy.ACCEPTED)  # it never boots again
+    app.charging.forget_stamp("NEW")  # as the API does after a change
+    assert status_of(app) is ChargerStatus.OFFLINE
+    table["Heartbeat"]({})
+    assert status_of(app) is ChargerStatus.ONLINE

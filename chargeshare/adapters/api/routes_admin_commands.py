@@ -59,6 +59,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
         with app.store.reading() as tx:
             cp_id = tx.chargers.by_id(charger_id).charge_point_id
         view = app.marketplace.set_boot_policy(cp_id, body.boot_policy)
+        app.charging.forget_stamp(cp_id)  # its next frame here reads the change
         asked = await ask_to_boot(registry, cp_id)
         return BootPolicyOut(boot_policy=view.boot_policy, status=view.status.value, boot_requested=asked)
 
