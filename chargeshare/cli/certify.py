@@ -370,7 +370,7 @@ def certify_csms(
     id_tag: Annotated[str, typer.Option(help="A card the CSMS should accept, for the transaction case.")] = (
         "CERT-VALID-1"
     ),
-    listen: Annotated[
+    stay: Annotated[
         float,
         duration_option("How long to stay connected answering whatever the CSMS sends.", "s", default_s=5),
     ] = 5.0,
@@ -392,7 +392,7 @@ def certify_csms(
                     protocol=protocol.value,
                     password=password,
                     id_tag=id_tag,
-                    listen_s=listen,
+                    listen_s=stay,
                 )
             )
         except (OSError, LinkLost) as exc:  # the Central System is unreachable, or hung up

@@ -71,5 +71,5 @@ def test_refusals_name_the_option() -> None:
         runner.invoke(app, ["certify", "--charger-id", "X", "--variant", "wrong-status-sequence"]).exit_code
         == 2
     )
-    unreachable = runner.invoke(app, ["certify-csms", "ws://127.0.0.1:9/ocpp", "--listen", "0s"])
+    unreachable = runner.invoke(app, ["certify-csms", "ws://127.0.0.1:9/ocpp", "--stay", "0s"])
     assert unreachable.exit_code == 3 and "cannot certify" in unreachable.output

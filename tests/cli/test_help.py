@@ -75,7 +75,8 @@ def test_report_duration_and_bind_options_have_one_kind_of_value() -> None:
     kinds = option_meanings()
     for name in ("--json", "--junit", "--html", "--plot"):
         assert kinds[name] == {"PATH"}, (name, kinds[name])
-    for name in ("--duration", "--timeout", "--wait", "--listen", "--paced", "--slow-provider"):
+    for name in ("--duration", "--timeout", "--wait", "--stay", "--paced", "--slow-provider"):
         assert kinds[name] == {"DURATION"}, (name, kinds[name])
+    assert "DURATION" not in kinds["--listen"]  # an address to bind, wherever it appears
     assert "--report" not in kinds and "--hours" not in kinds
     assert "flag" not in kinds["--profile"]  # certify's OCPP profiles; bench des profiles with --cprofile
