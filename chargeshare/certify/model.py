@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chargeshare.certify.wirelog import Entry
 
@@ -71,26 +71,6 @@ class NotApplicable(Exception):
     def __init__(self, reason: str, evidence: list[Entry] | None = None) -> None:
         super().__init__(reason)
         self.reason, self.evidence = reason, evidence or []
-
-
-def device_of(boot: dict[str, Any]) -> dict[str, str]:
-    """What a BootNotification (1.6 or 2.0.1) says of the device: the fields it gave, by our names."""
-    station = boot.get("chargingStation")
-    if isinstance(station, dict):
-        named = {
-            "vendor": station.get("vendorName"),
-            "model": station.get("model"),
-            "serial": station.get("serialNumber"),
-            "firmware": station.get("firmwareVersion"),
-        }
-    else:
-        named = {
-            "vendor": boot.get("chargePointVendor"),
-            "model": boot.get("chargePointModel"),
-            "serial": boot.get("chargePointSerialNumber") or boot.get("chargeBoxSerialNumber"),
-            "firmware": boot.get("firmwareVersion"),
-        }
-    return {k: str(v) for k, v in named.items() if v}
 
 
 class NotRun(Exception):

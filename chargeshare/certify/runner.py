@@ -21,10 +21,10 @@ from chargeshare.certify.model import (
     NotRun,
     Profile,
     Verdict,
-    device_of,
 )
 from chargeshare.certify.operator import Operator
 from chargeshare.certify.wirelog import CALL, CALLRESULT, Entry, WireLog, excerpt
+from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock

@@ -11,6 +11,7 @@ from typing import Any
 
 from chargeshare.domain.charger import BootPolicy
 from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.charger_reports import ChargerReportsService
@@ -48,14 +49,9 @@ class BootGate:
 
 
 def _boot_summary(p: dict[str, Any]) -> str:
-    station = p.get("chargingStation")
-    if isinstance(station, dict):  # 2.0.1
-        vendor, model = station.get("vendorName"), station.get("model")
-        serial, firmware = station.get("serialNumber"), station.get("firmwareVersion")
-    else:
-        vendor, model = p.get("chargePointVendor"), p.get("chargePointModel")
-        serial, firmware = p.get("chargePointSerialNumber"), p.get("firmwareVersion")
-    return f"{vendor} {model}, serial {serial or '-'}, firmware {firmware or '-'}"
+    d = device_of(p)
+    serial, firmware = d.get("serial", "-"), d.get("firmware", "-")
+    return f"{d.get('vendor')} {d.get('model')}, serial {serial}, firmware {firmware}"
 
 
 def gated(

@@ -168,7 +168,7 @@ def test_html_opens_with_the_device_and_a_summary_and_shows_failed_frames() -> N
 
 
 def test_the_device_is_read_from_either_versions_boot() -> None:
-    from chargeshare.certify.model import device_of
+    from chargeshare.ocpp.boot_info import device_of
 
     v16 = {"chargePointVendor": "V", "chargePointModel": "M", "firmwareVersion": "1.0"}
     assert device_of(v16) == {"vendor": "V", "model": "M", "firmware": "1.0"}
