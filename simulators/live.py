@@ -169,8 +169,8 @@ async def _run_live(
         past_start_tolerance_s=max(60, in_flight),
         hold_placement_timeout_s=max(defaults.hold_placement_timeout_s, 6 * in_flight),
         payment_lease_s=max(defaults.payment_lease_s, 6 * in_flight),
-        # A stop follows its connector's Available within moments of real time.
-        lost_stop_grace_s=max(defaults.lost_stop_grace_s, round(2 * params.speed)),
+        # A stop follows its connector's Available within moments, or a replay, of real time.
+        lost_stop_grace_s=max(defaults.lost_stop_grace_s, in_flight),
     )
     config = Config(
         database_url=params.database_url,

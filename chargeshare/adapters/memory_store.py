@@ -842,7 +842,9 @@ class MemorySessions(_Repository):
         self.t.charger_transactions[session_id] = dataclasses.replace(ct, seq_no=seq_no)
         return True
 
-    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+    def advance_meter(
+        self, session_id: int, meter_wh: int, charge_point_id: str, at: datetime
+    ) -> MeterAdvance | None:
         s = self.t.sessions.get(session_id)
         if (
             s is None
@@ -850,7 +852,11 @@ class MemorySessions(_Repository):
             or self.charger_of(session_id) != charge_point_id
         ):
             return None
-        s = dataclasses.replace(s, meter_last_wh=max(s.meter_last_wh, meter_wh))
+        s = dataclasses.replace(
+            s,
+            meter_last_wh=max(s.meter_last_wh, meter_wh),
+            freed_at=None if s.freed_at is None else at,  # its stop is queued behind this reading
+        )
         self.t.sessions[session_id] = s
         booking = self.t.bookings[s.booking_id]
         return MeterAdvance(s.booking_id, s.meter_start_wh, s.meter_last_wh, booking.max_energy_wh)

@@ -536,7 +536,7 @@ class ChargingService:
         try:
             with self.store.transaction() as tx:
                 back = self._seen(tx, cp_id, now)
-                advance = tx.sessions.advance_meter(transaction_id, register_wh, cp_id)
+                advance = tx.sessions.advance_meter(transaction_id, register_wh, cp_id, now)
         except NotFound:
             self.foreign_transaction(cp_id, transaction_id, "MeterValues")
             raise

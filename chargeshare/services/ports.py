@@ -284,9 +284,12 @@ class Sessions(Protocol):
         """Note a TransactionEvent seqNo; False if one as high was already applied (a replay)."""
         ...
 
-    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
+    def advance_meter(
+        self, session_id: int, meter_wh: int, charge_point_id: str, at: datetime
+    ) -> MeterAdvance | None:
         """Apply a reading to a CHARGING session on this charger (a register only grows); None if
-        there is no such session (unknown, finished, or another charger's: nothing changes)."""
+        there is no such session (unknown, finished, or another charger's: nothing changes). A
+        session already reported free counts as freed `at` (its stop is queued behind the reading)."""
         ...
 
     def mark_idle(self, session_id: int, since: datetime | None) -> None:

@@ -432,7 +432,7 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         assert tx.sessions.open_on(c1) == got
         assert tx.sessions.charger_of(session) == "CP1"
         assert tx.sessions.charger_of(999_999) is None
-        advance = tx.sessions.advance_meter(session, 3_000, "CP1")
+        advance = tx.sessions.advance_meter(session, 3_000, "CP1", T0)
         assert advance is not None
         assert (advance.booking_id, advance.meter_start_wh, advance.meter_last_wh, advance.max_energy_wh) == (
             booking,
@@ -440,10 +440,10 @@ def test_a_session_from_start_to_stop(app: App) -> None:
             3_000,
             10_000,
         )
-        advance = tx.sessions.advance_meter(session, 2_000, "CP1")  # an old reading: the register stays
+        advance = tx.sessions.advance_meter(session, 2_000, "CP1", T0)  # an old reading: the register stays
         assert advance is not None and advance.meter_last_wh == 3_000
-        assert tx.sessions.advance_meter(session, 9_000, "CP2") is None  # another charger's session
-        assert tx.sessions.advance_meter(999_999, 9_000, "CP1") is None
+        assert tx.sessions.advance_meter(session, 9_000, "CP2", T0) is None  # another charger's session
+        assert tx.sessions.advance_meter(999_999, 9_000, "CP1", T0) is None
         tx.sessions.mark_idle(session, T0 + HOUR)
         tx.sessions.mark_idle(session, T0 + 2 * HOUR)  # idle from the first report
         idle = tx.sessions.get(session)
@@ -457,8 +457,14 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         assert [s.session_id for s in tx.sessions.freed_before(T0 + HOUR)] == []  # strictly before
         freed = tx.sessions.freed_before(T0 + 2 * HOUR)
         assert [(s.session_id, s.freed_at) for s in freed] == [(session, T0 + HOUR)]
+        # A reading after the free report: a replay still on its way, freed from the reading now.
+        assert tx.sessions.advance_meter(session, 3_100, "CP1", T0 + 3 * HOUR) is not None
+        freed = tx.sessions.freed_before(T0 + 9 * HOUR)
+        assert [(s.session_id, s.freed_at) for s in freed] == [(session, T0 + 3 * HOUR)]
         tx.sessions.mark_freed(session, None)  # in use again
         assert tx.sessions.freed_before(T0 + 9 * HOUR) == []
+        assert tx.sessions.advance_meter(session, 3_200, "CP1", T0 + 4 * HOUR) is not None
+        assert tx.sessions.freed_before(T0 + 9 * HOUR) == []  # a reading never frees a connector
         tx.sessions.mark_freed(session, T0 + HOUR)
         assert tx.sessions.stop(
             session, stopped_at=T0 + HOUR, meter_stop_wh=2_500, billed_wh=1_500, cost=45, idle_fee=5
@@ -475,13 +481,13 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         assert (stopped.status, stopped.meter_stop_wh, stopped.meter_last_wh, stopped.billed_wh) == (
             SessionStatus.STOPPED,
             2_500,
-            3_000,
+            3_200,
             1_500,
         )
         assert (stopped.cost, stopped.idle_fee, stopped.stopped_at) == (45, 5, T0 + HOUR)
         assert not stopped.unmetered and tx.sessions.unmetered() == []
         assert not tx.sessions.awaits_first_reading(session)  # a 1.6 session starts with its reading
-        assert tx.sessions.advance_meter(session, 9_000, "CP1") is None  # finished: nothing moves
+        assert tx.sessions.advance_meter(session, 9_000, "CP1", T0) is None  # finished: nothing moves
         assert tx.sessions.freed_before(T0 + 9 * HOUR) == []  # a stopped session is not lost
         assert tx.sessions.open_on(c1) is None
         assert [s.session_id for s in tx.sessions.all()] == [session]

@@ -259,6 +259,43 @@ def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
     assert failing(app) == set()
 
 
+def test_a_stop_queued_behind_the_sessions_own_readings_is_waited_for_while_they_arrive(
+    app: App, clock: ManualClock
+) -> None:
+    """Firmware replaying a queue sends a connector's Available at once and its stop after the
+    readings queued ahead of it: each reading of the freed session still arriving shows the stop is
+    behind it, so the grace counts from the latest one, not from the Available."""
+    tx_id = charging_session(app, clock)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # unplugged mid-replay
+    grace = app.config.rules.lost_stop_grace_s
+    for register in (1_100, 1_200, 1_300):  # the replay goes on, slowly
+        clock.advance(grace - 1)
+        app.charging.meter("CP1", tx_id, register)
+        assert app.charging.close_lost_stops() == []
+    clock.advance(grace - 1)
+    assert app.charging.close_lost_stops() == []
+    assert app.charging.stop("CP1", tx_id, 1_400, clock.now()).value == "Accepted"  # billed in full
+    with app.store.reading() as tx:
+        session = tx.sessions.get(tx_id)
+    assert session is not None and session.billed_wh == 400
+    # A charger that goes quiet after its last reading still has its session closed a grace later.
+    other = charging_session_on(app, clock, "CP2", "TAG2")
+    app.charging.status("CP2", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(grace - 1)
+    app.charging.meter("CP2", other, 1_500)
+    clock.advance(grace)
+    assert app.charging.close_lost_stops() == [other]
+
+
+def charging_session_on(app: App, clock: ManualClock, cp_id: str, tag: str) -> int:
+    charger = add_charger(app, cp_id, price=40)
+    driver = app.marketplace.add_driver(tag, tag).driver_id
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    clock.advance(60)
+    tx_id: int = app.charging.start(cp_id, 1, tag, 1_000, clock.now()).transaction_id
+    return tx_id
+
+
 def test_a_process_just_started_gives_a_stop_sent_while_none_was_up_the_whole_grace(
     app: App, clock: ManualClock
 ) -> None:

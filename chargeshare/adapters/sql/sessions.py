@@ -40,7 +40,11 @@ ADVANCE_METER = DirectStatement(
         # Only the charger the session runs on moves its meter.
         _s.connector_id.in_(select(_k.id).where(_k.charger_id == CHARGER_ID_OF.scalar_subquery())),
     )
-    .values(meter_last_wh=_register_at_least("reading"))
+    .values(
+        meter_last_wh=_register_at_least("reading"),
+        # A reading of a session reported free is a replay still on its way: its stop comes after.
+        freed_at=case((_s.freed_at.is_not(None), bindparam("at", type_=_s.freed_at.type)), else_=None),
+    )
     .returning(
         _s.booking_id,
         _s.meter_start_wh,
@@ -246,8 +250,10 @@ class SqlSessions:
         )
         return bool(self.conn.execute(q).rowcount)
 
-    def advance_meter(self, session_id: int, meter_wh: int, charge_point_id: str) -> MeterAdvance | None:
-        params = {"session_pk": session_id, "reading": meter_wh, "cp_id": charge_point_id}
+    def advance_meter(
+        self, session_id: int, meter_wh: int, charge_point_id: str, at: datetime
+    ) -> MeterAdvance | None:
+        params = {"session_pk": session_id, "reading": meter_wh, "cp_id": charge_point_id, "at": at}
         row = ADVANCE_METER.first(self.conn, params)
         return None if row is None else MeterAdvance(row[0], row[1], row[2], row[3])
 
