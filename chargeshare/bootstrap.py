@@ -117,6 +117,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
         # A simulation's fast clock stretches what waits on real work in flight (see simulators.live).
         ("CHARGESHARE_PAST_START_TOLERANCE_S", "past_start_tolerance_s"),
         ("CHARGESHARE_LOST_STOP_GRACE_S", "lost_stop_grace_s"),
+        ("CHARGESHARE_COMMAND_RESEND_AFTER_S", "command_resend_after_s"),
     ):
         value = env.get(name)
         if value:

@@ -20,6 +20,7 @@ POINTS = frozenset(
         "booking-committed",  # the booking and its hold placement are recorded; the provider not yet asked
         "hold-authorized",  # the provider authorised the hold; the booking not yet confirmed
         "booking-confirmed",  # the booking is confirmed with its hold in the ledger; the driver not answered
+        "cancel-committed",  # a cancellation and its release are committed; its charger not yet told
         "stop-committed",  # the session's stop and its capture step are committed; the charger not answered
         "capture-called",  # the provider captured; the ledger not yet written
         "release-called",  # the provider released a hold; the ledger not yet written

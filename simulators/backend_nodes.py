@@ -101,6 +101,7 @@ def node_env(config: Config, clock_file: Path, slot: int) -> dict[str, str]:
             "CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S": str(rules.hold_placement_timeout_s),
             "CHARGESHARE_PAST_START_TOLERANCE_S": str(rules.past_start_tolerance_s),
             "CHARGESHARE_LOST_STOP_GRACE_S": str(rules.lost_stop_grace_s),
+            "CHARGESHARE_COMMAND_RESEND_AFTER_S": str(rules.command_resend_after_s),
             SIM_CLOCK_ENV: f"{clock_file}#{slot}",
             "CHARGESHARE_FAILPOINT_FILE": str(clock_file.parent / FAILPOINT_FILE),
         }

@@ -171,6 +171,7 @@ async def _run_live(
         payment_lease_s=max(defaults.payment_lease_s, 6 * in_flight),
         # A stop follows its connector's Available within moments, or a replay, of real time.
         lost_stop_grace_s=max(defaults.lost_stop_grace_s, in_flight),
+        command_resend_after_s=max(defaults.command_resend_after_s, in_flight),
     )
     config = Config(
         database_url=params.database_url,

@@ -711,6 +711,18 @@ class MemoryBookings(_Repository):
             r for r in records if r.charger_id == charger_id and r.status is status and r.reservation == state
         ]
 
+    def reservations_owed(self) -> Sequence[tuple[int, str]]:
+        ended = (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
+        return [
+            (b.booking_id, self._charge_point_of(b.connector_id))
+            for _, b in sorted(self.t.bookings.items())
+            if (b.status is BookingStatus.CONFIRMED and b.reservation == "sent")
+            or (b.status in ended and b.reservation in ("sent", "accepted"))
+        ]
+
+    def _charge_point_of(self, connector_id: int) -> str:
+        return self.t.chargers[self.t.connectors[connector_id].charger_id].charge_point_id
+
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         fits = [
             b
@@ -872,6 +884,16 @@ class MemorySessions(_Repository):
         if s is None or (at is not None and s.freed_at is not None):
             return  # freed from the first report; None (in use again) always clears it
         self.t.sessions[session_id] = dataclasses.replace(s, freed_at=at)
+
+    def stops_owed(self) -> Sequence[tuple[int, str]]:
+        owed = []
+        for session_id, s in sorted(self.t.sessions.items()):
+            limit = self.t.bookings[s.booking_id].max_energy_wh
+            if s.status is SessionStatus.CHARGING and s.meter_last_wh - s.meter_start_wh >= limit:
+                charge_point = self.charger_of(session_id)
+                assert charge_point is not None
+                owed.append((session_id, charge_point))
+        return owed
 
     def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
         return [

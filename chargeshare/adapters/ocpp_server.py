@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from starlette.responses import Response
@@ -39,6 +39,7 @@ from chargeshare.services.events import (
     SessionClosedWithoutStop,
     SessionStopped,
 )
+from chargeshare.services.owed_commands import OwedSince, commands_owed
 
 if TYPE_CHECKING:
     from chargeshare.adapters.metrics import Metrics
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# However fast a simulation's clock runs, a round of `resend_owed` is one query at most this often.
+MIN_RESEND_ROUND_REAL_S = 0.05
 
 
 def choose_subprotocol(offered: list[str]) -> str | None:
@@ -130,6 +133,7 @@ class ChargerRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._router_task: asyncio.Task[None] | None = None
+        self._resend_task: asyncio.Task[None] | None = None
         self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
         # Sessions (by id, with their charger) whose stop was sent and taken: not asked again at
         # every reading over the limit. Forgotten once the session stops, or once the charger's
@@ -142,6 +146,7 @@ class ChargerRegistry:
         # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
         # handed over, not lost. See `drain`.
         self.draining = False
+        self._owed = OwedSince(timedelta(seconds=app.config.rules.command_resend_after_s))
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
@@ -156,6 +161,8 @@ class ChargerRegistry:
         any charger connects; with a router, listen for commands from other processes (returns once
         subscribed)."""
         self._loop = asyncio.get_running_loop()
+        if self._resend_task is None:
+            self._resend_task = asyncio.create_task(self._resend_owed_rounds())
         if self.router is not None and self._router_task is None:
             ready = asyncio.Event()
             self._router_task = asyncio.create_task(self.router.run(self, ready))
@@ -169,6 +176,11 @@ class ChargerRegistry:
         self.draining = True
 
     async def stop(self) -> None:
+        if self._resend_task is not None:
+            self._resend_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resend_task
+            self._resend_task = None
         if self._router_task is not None:
             self._router_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -648,6 +660,31 @@ class ChargerRegistry:
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         for stop in stops:
             self._on_energy_limit(stop)
+
+    async def _resend_owed_rounds(self) -> None:
+        """`resend_owed` twice per `command_resend_after_s` of the clock, for as long as the server runs."""
+        every_s = self.app.config.rules.command_resend_after_s / 2
+        while True:
+            await asyncio.sleep(max(MIN_RESEND_ROUND_REAL_S, self.app.clock.real_seconds(every_s)))
+            try:
+                await self.resend_owed()
+            except Exception:
+                log.exception("asking chargers again for what they are owed failed; next round")
+
+    async def resend_owed(self) -> list[str]:
+        """Chargers linked here whose commands the database has shown owed for the rules'
+        `command_resend_after_s`: what each is due is asked again, as on connecting. Whichever
+        process decided a command may have died before it reached this link; only the link's
+        holder sends, so a cluster sends it once. Returns the chargers asked."""
+        if self._loop is None or not self.links:
+            return []
+        owed = await asyncio.to_thread(commands_owed, self.app.store)
+        here = frozenset(o for o in owed if o.charge_point_id in self.links)
+        chargers = sorted({o.charge_point_id for o in self._owed.overdue(here, self.app.clock.now())})
+        for cp_id in chargers:
+            log.info("%s is still owed what was decided for it; asking again", cp_id)
+            self._spawn(self._send_due(cp_id))
+        return chargers
 
     def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached]]:
         bookings = self.app.bookings

@@ -412,6 +412,7 @@ class BookingService:
                 raise ConcurrentChange(f"booking {booking_id} changed meanwhile; look at it again")
             if booking.status is not BookingStatus.REQUESTED:  # a placement in flight voids its own hold
                 self.settlement.queue_close(tx, booking_id, fee)
+        failpoint("cancel-committed")
         self.settlement.queued(booking_id)
         return self._ended(booking_id)
 

@@ -236,6 +236,12 @@ class Bookings(Protocol):
         """The driver's confirmed booking on this connector not yet ended at `at` (earliest first)."""
         ...
 
+    def reservations_owed(self) -> Sequence[tuple[int, str]]:
+        """(booking id, charge point id), by booking id, of every reservation a charger is owed a
+        call on: confirmed bookings still "sent" (ReserveNow unanswered) and cancelled or expired
+        ones "sent" or "accepted" (the charger may hold them: CancelReservation unanswered)."""
+        ...
+
 
 class Sessions(Protocol):
     """Charging sessions (a session id is the OCPP 1.6 transactionId) and, for OCPP 2.0.1, the
@@ -303,6 +309,11 @@ class Sessions(Protocol):
 
     def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
         """Sessions still charging whose connector was reported free before `cutoff`, by id."""
+        ...
+
+    def stops_owed(self) -> Sequence[tuple[int, str]]:
+        """(session id, charge point id), by session id, of sessions still charging that have used
+        the energy their booking holds: their charger is owed a stop."""
         ...
 
     def stop(

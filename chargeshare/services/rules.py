@@ -67,6 +67,10 @@ class MarketplaceRules:
     # offline reports its status before replaying its queued stop), then it is closed on its last
     # reading (the stop was lost, say with a reboot's queue).
     lost_stop_grace_s: int = 300
+    # A command the database shows decided and unacknowledged this long (a reservation still "sent",
+    # a cancelled one the charger may hold, a stop due) is sent again by the process holding the
+    # charger's link: the process that decided it may have died before it reached the link.
+    command_resend_after_s: int = 60
     # A booking's hold placement not finished by then is taken as abandoned (its request died):
     # recovery fails the booking and voids whatever the provider authorised.
     hold_placement_timeout_s: int = 120

@@ -410,6 +410,62 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
         assert tx.bookings.reservations_on(charger_id, "sent") == []  # confirmed ones only
 
 
+def test_the_reservations_a_charger_is_owed_a_call_on(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (c2,) = a_charger(tx, "CP2")
+        driver = tx.accounts.add_driver("D", "T")
+        rows = {
+            # (status, reservation): owed?
+            (BookingStatus.CONFIRMED, "none"): False,
+            (BookingStatus.CONFIRMED, "sent"): True,  # ReserveNow unanswered
+            (BookingStatus.CONFIRMED, "accepted"): False,  # held, as it should be
+            (BookingStatus.CONFIRMED, "expired"): False,
+            (BookingStatus.CANCELLED, "sent"): True,  # the charger may hold it: cancel
+            (BookingStatus.CANCELLED, "accepted"): True,
+            (BookingStatus.CANCELLED, "none"): False,
+            (BookingStatus.EXPIRED, "accepted"): True,
+            (BookingStatus.COMPLETED, "none"): False,
+            (BookingStatus.FAILED, "none"): False,
+        }
+        owed = []
+        for i, ((status, reservation), is_owed) in enumerate(rows.items()):
+            connector = (c1, c2)[i % 2]
+            booking = a_booking(tx, connector, driver, start_h=2 * i)
+            tx.bookings.update(booking, status)
+            tx.bookings.set_reservation(booking, reservation)
+            if is_owed:
+                owed.append((booking, ("CP1", "CP2")[i % 2]))
+        assert list(tx.bookings.reservations_owed()) == owed
+
+
+def test_the_stops_a_charger_is_owed(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (c2,) = a_charger(tx, "CP2")
+        driver = tx.accounts.add_driver("D", "T")
+        sessions = []
+        for i, connector in enumerate((c1, c2, c1)):
+            booking = a_booking(tx, connector, driver, start_h=2 * i)  # 10,000 Wh each
+            sessions.append(
+                tx.sessions.add(
+                    booking_id=booking,
+                    connector_id=connector,
+                    id_tag="T",
+                    started_at=T0 + timedelta(hours=2 * i),
+                    meter_start_wh=500,
+                )
+            )
+        under, at_limit, stopped = sessions
+        assert tx.sessions.advance_meter(under, 10_499, "CP1", T0) is not None
+        assert tx.sessions.advance_meter(at_limit, 10_500, "CP2", T0) is not None
+        assert tx.sessions.advance_meter(stopped, 20_000, "CP1", T0) is not None
+        assert tx.sessions.stop(
+            stopped, stopped_at=T0, meter_stop_wh=20_000, billed_wh=19_500, cost=1, idle_fee=0
+        )
+        assert list(tx.sessions.stops_owed()) == [(at_limit, "CP2")]
+
+
 # ---- sessions --------------------------------------------------------------------------------------------
 def test_a_session_from_start_to_stop(app: App) -> None:
     with app.store.transaction() as tx:

@@ -67,7 +67,10 @@ class Serve:
 
 
 @contextlib.contextmanager
-def processes(database_url: str, tmp_path: Path, names: str) -> Iterator[list[Serve]]:
+def processes(
+    database_url: str, tmp_path: Path, names: str, env_of: dict[str, dict[str, str]] | None = None
+) -> Iterator[list[Serve]]:
+    """One `serve` per name; `env_of` adds settings of its own to a process (a failpoint, say)."""
     env = {
         **os.environ,
         "CHARGESHARE_DATABASE_URL": database_url,
@@ -82,8 +85,11 @@ def processes(database_url: str, tmp_path: Path, names: str) -> Iterator[list[Se
             port, log = free_port(), tmp_path / f"serve-{name}.log"
             command = [sys.executable, "-m", "chargeshare", "serve", "--port", str(port)]
             command += ["--log-level", "warning", "--known-chargers-only"]
+            own_env = {**env, **(env_of or {}).get(name, {})}
             with log.open("wb") as out:
-                process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    command, cwd=ROOT, env=own_env, stdout=out, stderr=subprocess.STDOUT
+                )
             started.append(Serve(name, port, process, log))
         yield started
     finally:

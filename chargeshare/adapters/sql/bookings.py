@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -94,6 +94,27 @@ SET_RESERVATION = DirectStatement(_SET_RESERVATION)
 SET_RESERVATION_IF = DirectStatement(_SET_RESERVATION.where(_b.reservation == bindparam("expected_state")))
 
 _r = t.booking_requests.c
+
+
+def _literal(value: str) -> Any:
+    """A constant in the SQL text itself, so the planner can match the partial index it names."""
+    return literal_column(f"'{value}'")
+
+
+# Every reservation a charger is owed a call on, on the partial index ix_bookings_reservation_owed.
+RESERVATIONS_OWED = DirectStatement(
+    select(_b.id, t.chargers.c.charge_point_id)
+    .select_from(t.bookings.join(t.connectors, _k.id == _b.connector_id))
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(
+        _b.reservation.in_([_literal("sent"), _literal("accepted")]),
+        or_(
+            and_(_b.status == _literal(BookingStatus.CONFIRMED), _b.reservation == _literal("sent")),
+            _b.status.in_([_literal(BookingStatus.CANCELLED), _literal(BookingStatus.EXPIRED)]),
+        ),
+    )
+    .order_by(_b.id)
+)
 _REQUEST_VALUES: dict[str, Any] = {
     "driver_id": bindparam("driver_pk"),
     "request_key": bindparam("new_request_key"),
@@ -136,6 +157,7 @@ STATEMENTS = {
     "bookings.starting_by": STARTING_BY,
     "bookings.unreserved_starting_by": UNRESERVED_STARTING_BY,
     "bookings.reservations_on": RESERVATIONS_ON,
+    "bookings.reservations_owed": RESERVATIONS_OWED,
     "bookings.insert": INSERT,
     "bookings.raise_fence": RAISE_FENCE,
     "bookings.set_reservation": SET_RESERVATION,
@@ -299,6 +321,9 @@ class SqlBookings:
     ) -> Sequence[BookingRecord]:
         params = {"charger_pk": charger_id, "reservation_state": state, "booking_status": status.value}
         return [booking_record(r) for r in RESERVATIONS_ON.mappings(self.conn, params)]
+
+    def reservations_owed(self) -> Sequence[tuple[int, str]]:
+        return [(r[0], r[1]) for r in RESERVATIONS_OWED.rows(self.conn, {})]
 
     def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
         params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}

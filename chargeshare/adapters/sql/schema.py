@@ -23,10 +23,15 @@ from sqlalchemy import (
     column,
     false,
     table,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
 from chargeshare.domain.booking import LIVE_STATES
+
+# The rows the command re-send reads each round (partial indexes: few among all ever made).
+OWED_RESERVATION = "reservation IN ('sent', 'accepted')"
+OPEN_SESSION = "status = 'charging'"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -151,6 +156,14 @@ bookings = Table(
     Column("cancelled_by", String(8)),  # driver | host
     Column("reservation", String(16), nullable=False, default="none"),  # OCPP ReserveNow state
     Index("ix_bookings_connector_period", "connector_id", "starts_at", "ends_at"),
+    # Reservations a charger may still be owed an answer on (`bookings.reservations_owed`): few rows
+    # among all bookings ever made, read every round by the process holding the chargers' links.
+    Index(
+        "ix_bookings_reservation_owed",
+        "connector_id",
+        sqlite_where=text(OWED_RESERVATION),
+        postgresql_where=text(OWED_RESERVATION),
+    ),
 )
 
 # A driver's booking requests under an Idempotency-Key: a request sent again (its answer was lost)
@@ -189,6 +202,13 @@ sessions = Table(
     Column("unmetered", Boolean, nullable=False, default=False, server_default=false()),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
+    # Open sessions: the stops owed and the lost-stop sweep read only these.
+    Index(
+        "ix_sessions_open",
+        "connector_id",
+        sqlite_where=text(OPEN_SESSION),
+        postgresql_where=text(OPEN_SESSION),
+    ),
 )
 
 # OCPP 2.0.1: the charger names its transactions (a string unique per charger); this maps each onto

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, select, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -71,10 +71,23 @@ MARK_FREED_ONCE = DirectStatement(  # the first report's instant stands
     .where(_s.id == bindparam("session_pk"))
     .values(freed_at=func.coalesce(_s.freed_at, bindparam("since", type_=_s.freed_at.type)))
 )
-FREED_BEFORE = DirectStatement(
-    select(t.sessions)
-    .where(_s.status == SessionStatus.CHARGING.value, _s.freed_at < bindparam("cutoff"))
+# Open sessions, on the partial index ix_sessions_open: its predicate in the SQL text itself, so
+# the planner can match it.
+_OPEN = _s.status == literal_column(f"'{SessionStatus.CHARGING.value}'")
+# Open sessions over their booking's energy.
+STOPS_OWED = DirectStatement(
+    select(_s.id, t.chargers.c.charge_point_id)
+    .select_from(t.sessions.join(t.bookings, _b.id == _s.booking_id))
+    .join(t.connectors, _k.id == _s.connector_id)
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(
+        _OPEN,
+        _s.meter_last_wh - _s.meter_start_wh >= _b.max_energy_wh,
+    )
     .order_by(_s.id)
+)
+FREED_BEFORE = DirectStatement(
+    select(t.sessions).where(_OPEN, _s.freed_at < bindparam("cutoff")).order_by(_s.id)
 )
 # Compare-and-set: only a charging session stops, so of two stops racing, one bills it.
 STOP = DirectStatement(
@@ -128,6 +141,7 @@ STATEMENTS = {
     "sessions.mark_freed": MARK_FREED,
     "sessions.mark_freed_once": MARK_FREED_ONCE,
     "sessions.freed_before": FREED_BEFORE,
+    "sessions.stops_owed": STOPS_OWED,
     "sessions.for_booking": FOR_BOOKING,
     "sessions.by_start_key": BY_START_KEY,
     "sessions.insert": INSERT,
@@ -265,6 +279,9 @@ class SqlSessions:
     def mark_freed(self, session_id: int, at: datetime | None) -> None:
         q = MARK_FREED if at is None else MARK_FREED_ONCE
         q.write(self.conn, {"session_pk": session_id, "since": at})
+
+    def stops_owed(self) -> Sequence[tuple[int, str]]:
+        return [(r[0], r[1]) for r in STOPS_OWED.rows(self.conn, {})]
 
     def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
         return [session_record(r) for r in FREED_BEFORE.mappings(self.conn, {"cutoff": cutoff})]

@@ -1,0 +1,48 @@
+"""What chargers are owed: commands decided and never acknowledged, as the database records them.
+
+The process that decided a command may die before the command reaches the process holding the
+charger's link; the database still shows it undone, so the link's holder can send it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from chargeshare.services.ports import Store
+
+
+@dataclass(frozen=True)
+class Owed:
+    charge_point_id: str
+    kind: str  # "reservation" (ReserveNow or CancelReservation, by booking) or "stop" (by session)
+    ref: int
+
+
+def commands_owed(store: Store) -> frozenset[Owed]:
+    with store.reading() as tx:
+        reservations = tx.bookings.reservations_owed()
+        stops = tx.sessions.stops_owed()
+    return frozenset(
+        [Owed(cp_id, "reservation", booking) for booking, cp_id in reservations]
+        + [Owed(cp_id, "stop", session) for session, cp_id in stops]
+    )
+
+
+class OwedSince:
+    """When each command was first seen owed; which have been owed for `after` (each once per
+    `after`: one sent again counts afresh). What is no longer owed is forgotten."""
+
+    def __init__(self, after: timedelta) -> None:
+        self.after = after
+        self.since: dict[Owed, datetime] = {}
+
+    def overdue(self, owed: frozenset[Owed], now: datetime) -> list[Owed]:
+        self.since = {o: self.since.get(o, now) for o in owed}
+        due = sorted(
+            (o for o, since in self.since.items() if now - since >= self.after),
+            key=lambda o: (o.charge_point_id, o.kind, o.ref),
+        )
+        for o in due:
+            self.since[o] = now
+        return due
