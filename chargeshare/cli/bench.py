@@ -358,7 +358,7 @@ def des(
 
     Exits 1 if the run's invariants fail, 2 on bad arguments; the figures themselves never fail it.
     """
-    from chargeshare.benchmarks import des as des_bench
+    from simulators.des import bench as des_bench
 
     console = _console(json_out)
     hours = duration / 3600

@@ -337,7 +337,7 @@ async def _operator(
     if not auto:
         yield PromptOperator()
         return
-    from chargeshare.certify.virtual import VirtualOperator
+    from simulators.certify_virtual import VirtualOperator
     from simulators.faulty_chargers import charger_class
 
     try:
@@ -382,7 +382,7 @@ def certify_csms(
     runs a transaction against it, answers its commands, and judges what it sent back."""
     with human_output(console, json_):  # a JSON report on stdout: the rest to stderr
         from chargeshare.certify.context import LinkLost
-        from chargeshare.certify.csms import certify_csms as run
+        from simulators.certify_csms import certify_csms as run
 
         try:
             result = run_async(

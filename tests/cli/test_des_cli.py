@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from chargeshare.benchmarks.des import bare_loop
 from chargeshare.cli.app import app
+from simulators.des.bench import bare_loop
 
 runner = CliRunner()
 

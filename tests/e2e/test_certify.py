@@ -13,8 +13,8 @@ import pytest_asyncio
 
 from chargeshare.certify.context import Settings
 from chargeshare.certify.model import CertificationReport, Profile, Verdict
-from chargeshare.certify.virtual import certify_virtual
 from chargeshare.ocpp.connection import Handler
+from simulators.certify_virtual import certify_virtual
 from simulators.charger import VirtualCharger
 from simulators.faulty_chargers import CAUGHT_BY, VARIANTS
 

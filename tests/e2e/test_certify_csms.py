@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chargeshare.certify.csms import certify_csms
 from chargeshare.certify.model import Verdict
 from chargeshare.services.booking import BookRequest
+from simulators.certify_csms import certify_csms
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served
 

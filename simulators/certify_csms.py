@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chargeshare.certify.model import CaseResult, CertificationReport, Verdict
-from chargeshare.certify.virtual import TARGET_WH, test_car
 from chargeshare.certify.wirelog import CALL, CALLERROR, CALLRESULT, Entry, WireLog, excerpt
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock, SystemClock
+from simulators.certify_virtual import TARGET_WH, test_car
 from simulators.charger import VirtualCharger
 
 # The CALLERROR codes that say "your frame broke the schema", in either version's spelling.
