@@ -994,6 +994,7 @@ class MemoryPaymentsOutbox(_Repository):
         last_error: str | None,
         done_at: datetime | None = None,
         reference: str | None = None,
+        declined: bool = False,
     ) -> bool:
         item = self.t.outbox.get(item_id)
         if item is None or item.claimed_by != worker or item.status != "pending":
@@ -1006,6 +1007,7 @@ class MemoryPaymentsOutbox(_Repository):
             last_error=None if last_error is None else last_error[:500],
             done_at=done_at,
             reference=item.reference if reference is None else reference,
+            declines=item.declines + declined,
             claimed_by=None,
             lease_until=None,
         )

@@ -382,9 +382,11 @@ class PaymentsOutbox(Protocol):
         last_error: str | None,
         done_at: datetime | None = None,
         reference: str | None = None,
+        declined: bool = False,
     ) -> bool:
         """Record how a step `worker` holds went and let it go; False if the claim was lost (its
-        lease ran out and another worker took it), in which case nothing is written."""
+        lease ran out and another worker took it), in which case nothing is written. `declined`:
+        the card declined this attempt's authorisation (counted in `declines`)."""
         ...
 
     def get(self, key: str) -> OutboxItem | None: ...

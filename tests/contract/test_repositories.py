@@ -644,6 +644,36 @@ def test_the_payments_outbox(app: App) -> None:
         assert [i.idempotency_key for i in tx.outbox.all()] == ["k1", "k2", "k3"]
 
 
+def test_a_payment_step_counts_the_declines_of_its_fresh_authorisations(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        b1 = a_booking(tx, c1, tx.accounts.add_driver("D", "T"))
+        tx.outbox.enqueue(b1, "capture", 120, "k1", T0)
+        item = tx.outbox.get("k1")
+        assert item is not None and item.declines == 0
+
+        def attempt(tries: int, *, declined: bool) -> int:
+            (claimed,) = tx.outbox.claim_of(b1, T0, f"w{tries}", T0 + HOUR)
+            assert tx.outbox.finish(
+                claimed.item_id,
+                f"w{tries}",
+                status="pending",
+                attempts=tries,
+                next_attempt_at=T0,
+                last_error="declined" if declined else "unreachable",
+                declined=declined,
+            )
+            again = tx.outbox.get("k1")
+            assert again is not None and again.attempts == tries
+            return again.declines
+
+        assert [
+            attempt(1, declined=True),
+            attempt(2, declined=False),  # an outage is no decline
+            attempt(3, declined=True),
+        ] == [1, 1, 2]
+
+
 def test_notifications_and_security_events(app: App) -> None:
     with app.store.transaction() as tx:
         h1, h2 = tx.accounts.add_host("A"), tx.accounts.add_host("B")

@@ -253,6 +253,8 @@ payment_outbox = Table(
     Column("claimed_by", String(64)),
     Column("lease_until", UTCDateTime()),
     Column("reference", String(64)),  # the provider's authorisation this step made, if any
+    # Authorisations declined for a step that charges afresh: the next is asked under a new key.
+    Column("declines", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_payment_outbox_due", "status", "next_attempt_at"),
 )
 
