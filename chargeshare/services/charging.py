@@ -691,9 +691,9 @@ class ChargingService:
                     now,
                 )
             # The connector is free again from now: shorten the booking so others can book the rest.
-            ends_at = min(booking.ends_at, max(now, booking.starts_at))
-            if ends_at <= booking.starts_at:
-                ends_at = booking.ends_at
+            # A stop within the instant of the booking's start (a walk-in plugged in and out at once)
+            # ends it the least a period can last after it, never leaves it its whole time.
+            ends_at = min(booking.ends_at, max(now, booking.starts_at + EPSILON))
             tx.bookings.update(
                 booking.booking_id,
                 next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),

@@ -57,3 +57,23 @@ def test_walk_in_and_token_statuses_on_sql(app: App, clock: ManualClock) -> None
     app.bookings.expire_no_shows()
     failing = [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok]
     assert failing == []
+
+
+def test_a_walk_in_stopped_at_once_leaves_the_rest_to_book_on_sql(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app)
+    ann = app.marketplace.add_driver("Ann", "ANN-TAG").driver_id
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    app.tokens.set_walk_in(charger, 50)
+    started = app.charging.start("CP1", 1, "ANN-TAG", 0, clock.now())
+    app.charging.stop("CP1", started.transaction_id, 0, clock.now())
+    clock.advance(1)
+    # The exclusion constraint (PostgreSQL) or the serialized check (SQLite) lets it in.
+    assert app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000)).status is BookingStatus.CONFIRMED
+    with app.store.reading() as tx:
+        walk_in = next(b for b in tx.bookings.all() if b.driver_id == ann)
+    assert walk_in.status is BookingStatus.COMPLETED and walk_in.ends_at < clock.now()
+    app.bookings.expire_no_shows()
+    clock.advance(3_600)
+    app.bookings.expire_no_shows()
+    failing = [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok]
+    assert failing == []

@@ -348,3 +348,32 @@ def test_a_refused_walk_in_start_is_decided_afresh_and_an_accepted_one_is_answer
         walk_ins = [b for b in tx.bookings.all() if b.driver_id != bob]
         assert [s.session_id for s in tx.sessions.all()] == [opened_201.transaction_id, again.transaction_id]
     assert [(b.hold_amount, b.price_per_kwh) for b in walk_ins] == [(0, 45), (0, 45)]
+
+
+def test_a_walk_in_stopped_at_once_frees_the_calendar_from_its_stop(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """Plugged in and out within the same instant: the walk-in's booking ends then, not
+    `walk_in_minutes` later, so the connector can be booked straight after."""
+    charger, _ = world
+    app.tokens.set_walk_in(charger, 45)
+    started = app.charging.start("CP1", 1, "CARD-1", 0, clock.now())
+    app.charging.stop("CP1", started.transaction_id, 0, clock.now())
+    with app.store.reading() as tx:
+        (walk_in,) = tx.bookings.all()
+    assert walk_in.status is BookingStatus.COMPLETED
+    assert walk_in.starts_at == clock.now() < walk_in.ends_at <= clock.now() + timedelta(seconds=1)
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    clock.advance(1)
+    bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000))
+    assert bobs.status is BookingStatus.CONFIRMED
+    # And again, with the stop a moment after the start.
+    clock.advance(3_600)
+    again = app.charging.start("CP1", 1, "CARD-1", 0, clock.now())
+    clock.advance(2)
+    app.charging.stop("CP1", again.transaction_id, 10, clock.now())
+    with app.store.reading() as tx:
+        second = max(tx.bookings.all(), key=lambda b: b.booking_id)
+    assert (second.status, second.ends_at) == (BookingStatus.COMPLETED, clock.now())
+    app.bookings.expire_no_shows()  # Bob never came
+    assert failing(app) == set()
