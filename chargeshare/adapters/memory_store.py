@@ -722,6 +722,13 @@ class MemoryBookings(_Repository):
         ]
         return None if not fits else self._record(min(fits, key=lambda b: (b.starts_at, b.booking_id)))
 
+    def held_periods(self, connector_id: int, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        return sorted(
+            (b.starts_at, b.ends_at)
+            for b in self.t.bookings.values()
+            if b.connector_id == connector_id and b.status in LIVE_STATES and b.ends_at > since
+        )
+
 
 # ---- sessions ------------------------------------------------------------------------------------
 class MemorySessions(_Repository):

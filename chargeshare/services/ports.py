@@ -236,6 +236,12 @@ class Bookings(Protocol):
         """The driver's confirmed booking on this connector not yet ended at `at` (earliest first)."""
         ...
 
+    def held_periods(self, connector_id: int, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        """The periods (start, end) live bookings hold on the connector that end after `since`, by
+        start. On PostgreSQL read under the connector's row lock, as a booking's write takes it, so
+        no booking gets in before this unit of work's own (SQLite's writes are serialized)."""
+        ...
+
 
 class Sessions(Protocol):
     """Charging sessions (a session id is the OCPP 1.6 transactionId) and, for OCPP 2.0.1, the

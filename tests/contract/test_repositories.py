@@ -410,6 +410,26 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
         assert tx.bookings.reservations_on(charger_id, "sent") == []  # confirmed ones only
 
 
+def test_the_periods_live_bookings_hold_on_a_connector(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (c2,) = a_charger(tx, "CP2")
+        driver = tx.accounts.add_driver("D", "T")
+        over = a_booking(tx, c1, driver, 0)
+        cancelled = a_booking(tx, c1, driver, 1)
+        later = a_booking(tx, c1, driver, 3, 0.5)
+        a_booking(tx, c2, driver, 1)  # another connector's
+        tx.bookings.update(over, BookingStatus.COMPLETED)  # completed still holds its time
+        tx.bookings.update(cancelled, BookingStatus.CANCELLED)
+        assert tx.bookings.held_periods(c1, T0) == [
+            (T0, T0 + HOUR),
+            (T0 + 3 * HOUR, T0 + 3.5 * HOUR),
+        ]
+        assert tx.bookings.held_periods(c1, T0 + HOUR) == [(T0 + 3 * HOUR, T0 + 3.5 * HOUR)]  # ended then
+        assert tx.bookings.held_periods(c1, T0 + 4 * HOUR) == []
+        assert later
+
+
 # ---- sessions --------------------------------------------------------------------------------------------
 def test_a_session_from_start_to_stop(app: App) -> None:
     with app.store.transaction() as tx:

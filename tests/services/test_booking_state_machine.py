@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.booking import LEAST_PERIOD, BookingStatus
 from chargeshare.domain.charger import (
     ChargerSpec,
     ChargerStatus,
@@ -646,8 +646,8 @@ class BookingMachine(RuleBasedStateMachine):
 
     def _expected_ends_at(self, b: MBooking) -> datetime:
         """Stopping frees the connector from now on: never before the booking starts, and a stop
-        within that instant leaves it the least period (a microsecond), never its whole time."""
-        return min(b.ends_at, max(self.now, b.starts_at + timedelta(microseconds=1)))
+        within that instant leaves it the least period, never its whole time."""
+        return min(b.ends_at, max(self.now, b.starts_at + LEAST_PERIOD))
 
     @precondition(lambda self: self._charging())
     @rule(
