@@ -26,7 +26,7 @@ from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
-from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
+from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
@@ -201,8 +201,12 @@ class MemoryAccounts(_Repository):
         return host_id
 
     def add_driver(self, name: str, id_tag: str) -> int:
-        if self.driver_by_tag(id_tag) is not None:
-            raise DuplicateKey(f"id_tag {id_tag!r}")
+        # As the SQL store: a tag is no other driver's, nor a token's, in any case of its letters.
+        key = token_key(id_tag)
+        if self.driver_by_tag(id_tag) is not None or any(
+            token_key(k.value) == key for k in self.t.tokens.values()
+        ):
+            raise InvalidRequest(f"id_tag {id_tag!r} is taken")
         driver_id = self.store.next_id("drivers")
         self.t.drivers[driver_id] = DriverRecord(driver_id, name, id_tag)
         return driver_id
@@ -214,7 +218,8 @@ class MemoryAccounts(_Repository):
         return found
 
     def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
-        return next((d for d in self.t.drivers.values() if d.id_tag == id_tag), None)
+        key = token_key(id_tag)
+        return next((d for d in self.t.drivers.values() if token_key(d.id_tag) == key), None)
 
     def host(self, host_id: int) -> HostRecord:
         if host_id not in self.t.hosts:
@@ -1153,7 +1158,7 @@ class MemoryIdTokens(_Repository):
     ) -> int:
         if driver_id not in self.t.drivers:
             raise NotFound(f"no driver {driver_id}")
-        owner = next((d for d in self.t.drivers.values() if d.id_tag == value), None)
+        owner = self._tag_owner(value)
         if owner is not None and owner.driver_id != driver_id:
             raise InvalidRequest(f"{value!r} is another driver's id tag")
         if self.by_value(value) is not None:
@@ -1171,7 +1176,12 @@ class MemoryIdTokens(_Repository):
         return found
 
     def by_value(self, value: str) -> IdToken | None:
-        return next((k for k in self.t.tokens.values() if k.value == value), None)
+        key = token_key(value)
+        return next((k for k in self.t.tokens.values() if token_key(k.value) == key), None)
+
+    def _tag_owner(self, value: str) -> DriverRecord | None:
+        key = token_key(value)
+        return next((d for d in self.t.drivers.values() if token_key(d.id_tag) == key), None)
 
     def set_status(self, token_id: int, status: TokenStatus) -> None:
         self.t.tokens[token_id] = dataclasses.replace(self.get(token_id), status=status)

@@ -377,3 +377,30 @@ def test_a_walk_in_stopped_at_once_frees_the_calendar_from_its_stop(
     assert (second.status, second.ends_at) == (BookingStatus.COMPLETED, clock.now())
     app.bookings.expire_no_shows()  # Bob never came
     assert failing(app) == set()
+
+
+def test_a_token_or_tag_presented_in_another_case_is_the_same(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """OCPP 1.6 IdToken is a CiString20: a reader that sends a card's UID in lower case, or a
+    driver typing their tag, is answered for the same token."""
+    charger, driver = world
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    answer = app.charging.authorization("CP1", "card-1")
+    assert (answer.status, answer.group_id) == (AuthStatus.ACCEPTED, "FLEET-1")
+    assert app.charging.authorize("CP1", "ann-tag") is AuthStatus.ACCEPTED
+    started = app.charging.start("CP1", 1, "Card-1", 0, clock.now())
+    assert started.status is AuthStatus.ACCEPTED
+    app.tokens.block("card-1")
+    assert app.charging.authorize("CP1", "CARD-1") is AuthStatus.BLOCKED
+    # Blocking a booking tag by another spelling blocks that tag, kept as the driver spelt it.
+    view = app.tokens.block("Ann-Tag")
+    assert (view.token.value, view.token.driver_id) == ("ANN-TAG", driver)
+    assert app.charging.authorize("CP1", "ANN-TAG") is AuthStatus.BLOCKED
+    with pytest.raises(InvalidRequest):
+        app.tokens.add(driver, "Card-1")
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    with pytest.raises(InvalidRequest):
+        app.tokens.add(bob, "ann-tag")  # another driver's tag
+    with pytest.raises(InvalidRequest):
+        app.marketplace.add_driver("Eve", "card-1")  # someone's card
