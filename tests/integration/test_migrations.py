@@ -102,11 +102,11 @@ def test_processes_starting_at_once_on_an_empty_database_all_come_up(postgres_ur
 def test_upgrading_to_folded_id_tags_refuses_case_variants_after_and_names_those_before(
     engine: Engine,
 ) -> None:
-    """0010: token values and drivers' tags unique in any case of their letters. A database holding
+    """0011: token values and drivers' tags unique in any case of their letters. A database holding
     values that clash so is not upgraded (nothing chosen between them), and says which they are."""
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        command.downgrade(migrate.alembic_config(conn), "0009")
+        command.downgrade(migrate.alembic_config(conn), "0010")
         conn.commit()
         conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (1, 'Ann', 'ANN-TAG')")
         conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (2, 'Bob', 'bob-tag')")
@@ -119,10 +119,10 @@ def test_upgrading_to_folded_id_tags_refuses_case_variants_after_and_names_those
     with pytest.raises(Exception, match=r"CARD-1.*card-1.*'BOB-TAG' of another driver than tag 'bob-tag'"):
         migrate.upgrade(engine)
     with engine.connect() as conn:
-        assert migrate.current(conn) == "0009"
+        assert migrate.current(conn) == "0010"
         conn.exec_driver_sql("DELETE FROM id_tokens WHERE value IN ('card-1', 'BOB-TAG')")
         conn.commit()
-    assert migrate.upgrade(engine) == "upgraded from 0009"
+    assert migrate.upgrade(engine) == "upgraded from 0010"
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO drivers (name, id_tag) VALUES ('Eve', 'ann-tag')")
     with pytest.raises(IntegrityError), engine.begin() as conn:

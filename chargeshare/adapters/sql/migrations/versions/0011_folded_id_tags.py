@@ -5,8 +5,8 @@ The fold is ASCII upper case (`domain.tokens.token_key`): SQLite's upper(), and 
 the "C" collation. Values that already clash so are not chosen between here: the upgrade stops and
 names them, for an operator to change or remove all but one, and is run again.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
