@@ -26,7 +26,7 @@ from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
-from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
+from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
@@ -201,8 +201,12 @@ class MemoryAccounts(_Repository):
         return host_id
 
     def add_driver(self, name: str, id_tag: str) -> int:
-        if self.driver_by_tag(id_tag) is not None:
-            raise DuplicateKey(f"id_tag {id_tag!r}")
+        # As the SQL store: a tag is no other driver's, nor a token's, in any case of its letters.
+        key = token_key(id_tag)
+        if self.driver_by_tag(id_tag) is not None or any(
+            token_key(k.value) == key for k in self.t.tokens.values()
+        ):
+            raise InvalidRequest(f"id_tag {id_tag!r} is taken")
         driver_id = self.store.next_id("drivers")
         self.t.drivers[driver_id] = DriverRecord(driver_id, name, id_tag)
         return driver_id
@@ -214,7 +218,8 @@ class MemoryAccounts(_Repository):
         return found
 
     def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
-        return next((d for d in self.t.drivers.values() if d.id_tag == id_tag), None)
+        key = token_key(id_tag)
+        return next((d for d in self.t.drivers.values() if token_key(d.id_tag) == key), None)
 
     def host(self, host_id: int) -> HostRecord:
         if host_id not in self.t.hosts:
@@ -734,6 +739,13 @@ class MemoryBookings(_Repository):
         ]
         return None if not fits else self._record(min(fits, key=lambda b: (b.starts_at, b.booking_id)))
 
+    def held_periods(self, connector_id: int, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        return sorted(
+            (b.starts_at, b.ends_at)
+            for b in self.t.bookings.values()
+            if b.connector_id == connector_id and b.status in LIVE_STATES and b.ends_at > since
+        )
+
 
 # ---- sessions ------------------------------------------------------------------------------------
 class MemorySessions(_Repository):
@@ -1016,6 +1028,7 @@ class MemoryPaymentsOutbox(_Repository):
         last_error: str | None,
         done_at: datetime | None = None,
         reference: str | None = None,
+        declined: bool = False,
     ) -> bool:
         item = self.t.outbox.get(item_id)
         if item is None or item.claimed_by != worker or item.status != "pending":
@@ -1028,6 +1041,7 @@ class MemoryPaymentsOutbox(_Repository):
             last_error=None if last_error is None else last_error[:500],
             done_at=done_at,
             reference=item.reference if reference is None else reference,
+            declines=item.declines + declined,
             claimed_by=None,
             lease_until=None,
         )
@@ -1166,7 +1180,7 @@ class MemoryIdTokens(_Repository):
     ) -> int:
         if driver_id not in self.t.drivers:
             raise NotFound(f"no driver {driver_id}")
-        owner = next((d for d in self.t.drivers.values() if d.id_tag == value), None)
+        owner = self._tag_owner(value)
         if owner is not None and owner.driver_id != driver_id:
             raise InvalidRequest(f"{value!r} is another driver's id tag")
         if self.by_value(value) is not None:
@@ -1184,7 +1198,12 @@ class MemoryIdTokens(_Repository):
         return found
 
     def by_value(self, value: str) -> IdToken | None:
-        return next((k for k in self.t.tokens.values() if k.value == value), None)
+        key = token_key(value)
+        return next((k for k in self.t.tokens.values() if token_key(k.value) == key), None)
+
+    def _tag_owner(self, value: str) -> DriverRecord | None:
+        key = token_key(value)
+        return next((d for d in self.t.drivers.values() if token_key(d.id_tag) == key), None)
 
     def set_status(self, token_id: int, status: TokenStatus) -> None:
         self.t.tokens[token_id] = dataclasses.replace(self.get(token_id), status=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -80,6 +81,36 @@ WALK_IN_HOLD: Pence = 0
 
 def is_walk_in(hold_amount: Pence) -> bool:
     return hold_amount == WALK_IN_HOLD
+
+
+# The shortest a booking may last (a period cannot be empty): what is left of one whose session
+# stopped within the instant it began.
+LEAST_PERIOD = timedelta(microseconds=1)
+
+
+def walk_in_period(
+    at: datetime, length: timedelta, taken: Iterable[tuple[datetime, datetime]], *, replayed: bool
+) -> tuple[datetime, datetime] | None:
+    """The period a walk-in's booking holds on its connector: from its start's own instant `at` for
+    `length`, among the periods live bookings hold there (`taken`). A walk-in starting now is
+    refused (None) where one of them overlaps that time. A `replayed` one (the charger started it
+    while offline and tells us now) has charged already and is never refused for the calendar: it
+    holds the free time from `at` up to the next booking; where a booking holds `at` itself (the
+    offline charger let it charge in someone's booked time) it begins where that booking ends,
+    lasting at least LEAST_PERIOD, so the energy has a booking to be billed on."""
+    end = at + length
+    periods = sorted((s, e) for s, e in taken if e > at)
+    if not any(overlaps(s, e, at, end) for s, e in periods):
+        return at, end
+    if not replayed:
+        return None
+    start = at
+    for s, e in periods:
+        if s > start:
+            break
+        start = max(start, e)
+    following = [s for s, _ in periods if s > start]
+    return start, min([max(end, start + LEAST_PERIOD), *following])
 
 
 def next_status(current: BookingStatus, event: BookingEvent) -> BookingStatus:

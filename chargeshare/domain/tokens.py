@@ -6,12 +6,19 @@ master-pass flag (it may stop any transaction on a charger but never start one).
 booking id tag is a token too: Accepted, without expiry, unless a token row of that value says
 otherwise.
 
+A value names one driver. OCPP's idTag is a CiString (IdToken is CiString20Type in 1.6, and
+case-insensitive in 2.0.1 too), so values are compared by `token_key`, without regard to the case of
+ASCII letters: no two tokens, and no token and another driver's booking id tag, and no two drivers'
+tags, differ only in that. The stores hold it with unique indexes on the folded value (tokens,
+drivers' tags) and take the two tables' writers of one folded value in turn.
+
 `decide` is the whole authorisation rule, pure: what the token says first, then the booking rules,
 then the host's walk-in setting.
 """
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -70,6 +77,16 @@ class IdToken:
         if self.status is TokenStatus.ACCEPTED and self.expires_at is not None and self.expires_at <= now:
             return TokenStatus.EXPIRED
         return self.status
+
+
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+
+
+def token_key(value: str) -> str:
+    """What a token value or a driver's id tag is compared as: its ASCII letters in upper case,
+    anything else as it is. SQLite's upper() and PostgreSQL's under the "C" collation fold just
+    the same, so the stores' unique indexes on it agree with this, byte for byte."""
+    return value.translate(_ASCII_UPPER)
 
 
 def check_token(value: str, group_id: str | None, expires_at: datetime | None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.tokens import token_key
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
@@ -137,7 +138,9 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
             assert session is not None
         elif id_tag is not None:
             reply["idTokenInfo"] = {
-                "status": AuthStatus.ACCEPTED.value if id_tag == session.id_tag else verdict(id_tag)
+                "status": AuthStatus.ACCEPTED.value
+                if token_key(id_tag) == token_key(session.id_tag)
+                else verdict(id_tag)
             }
         ended = p["eventType"] == "Ended"
         # Asked before this event's own readings can become the start: a session whose first reading

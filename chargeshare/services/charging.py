@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chargeshare.domain.booking import WALK_IN_HOLD, BookingEvent, BookingStatus, next_status
+from chargeshare.domain.booking import (
+    LEAST_PERIOD,
+    WALK_IN_HOLD,
+    BookingEvent,
+    BookingStatus,
+    next_status,
+    walk_in_period,
+)
 from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import BookingConflict, DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
@@ -398,9 +405,15 @@ class ChargingService:
         """Open a session for the driver's booking on this connector. `charger_tx_id` is the charger's
         own transaction id (OCPP 2.0.1): stored with the session in the same unit of work, and the key
         that makes a repeated start return the first answer. A 2.0.1 start may come without a meter
-        reading (`meter_start_known=False`): the first reading that follows becomes the start."""
+        reading (`meter_start_known=False`): the first reading that follows becomes the start.
+
+        The start is decided at its own instant, `timestamp` (now, if the charger's clock is ahead of
+        ours): a charger back from offline replays starts it made earlier, whose energy is delivered
+        already. So the driver's booking is the one that had begun then (else one begun by now), and
+        a walk-in's booking begins then (see `_walk_in`)."""
         self._alive(cp_id)
         now = self.clock.now()
+        at = min(timestamp, now)
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
             if charger_tx_id is not None:
@@ -417,8 +430,11 @@ class ChargingService:
                 return StartResult(again.session_id, AuthStatus.ACCEPTED)
             if charger.boot_policy is not BootPolicy.ACCEPTED:  # out of service: nobody starts here
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
-            booking = tx.bookings.for_start(connector.connector_id, driver_id, now)
-            booked = booking is not None and booking.starts_at <= now
+            booking = tx.bookings.for_start(connector.connector_id, driver_id, at)
+            booked = booking is not None and booking.starts_at <= at
+            if not booked and at < now:
+                booking = tx.bookings.for_start(connector.connector_id, driver_id, now)
+                booked = booking is not None and booking.starts_at <= now
             walk_in_price = tx.tokens.walk_in_price(charger.charger_id)
             verdict = decide(
                 Situation(
@@ -441,11 +457,11 @@ class ChargingService:
                     tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
             else:
                 assert walk_in_price is not None
-                try:
-                    booking = self._walk_in(tx, connector.connector_id, driver_id, walk_in_price, now)
-                except BookingConflict:
+                walk_in = self._walk_in(tx, connector.connector_id, driver_id, walk_in_price, at, now)
+                if walk_in is None:
                     # Someone's booking falls within the walk-in's time: the connector is not free.
                     return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                booking = walk_in
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
@@ -461,23 +477,44 @@ class ChargingService:
         return StartResult(session_id, AuthStatus.ACCEPTED)
 
     def _walk_in(
-        self, tx: UnitOfWork, connector_id: int, driver_id: int, price_per_kwh: int, now: datetime
-    ) -> BookingRecord:
-        """The booking a walk-in charges under, made as it starts: the connector from now for at most
-        `walk_in_minutes` and `walk_in_max_energy_wh`, at the host's walk-in price, without a hold
-        (its cost is charged at the end: `SettlementService`). Raises BookingConflict when another
-        live booking overlaps that time; the session's stop shortens it, as a booking's."""
-        booking_id = tx.bookings.add(
-            driver_id=driver_id,
-            connector_id=connector_id,
-            starts_at=now,
-            ends_at=now + timedelta(minutes=self.rules.walk_in_minutes),
-            max_energy_wh=self.rules.walk_in_max_energy_wh,
-            price_per_kwh=price_per_kwh,
-            hold_amount=WALK_IN_HOLD,
-            created_at=now,
-            fencing_token=None,
+        self,
+        tx: UnitOfWork,
+        connector_id: int,
+        driver_id: int,
+        price_per_kwh: int,
+        at: datetime,
+        now: datetime,
+    ) -> BookingRecord | None:
+        """The booking a walk-in charges under, made as it starts: the connector from the start's own
+        instant `at` for at most `walk_in_minutes` and `walk_in_max_energy_wh`, at the host's walk-in
+        price, without a hold (its cost is charged at the end: `SettlementService`). None (refused)
+        when another live booking overlaps that time, unless the start is a replay from the
+        charger's offline queue (older than `past_start_tolerance_s`): that one has charged already,
+        and keeps to the free time (`domain.booking.walk_in_period`). The session's stop shortens
+        it, as a booking's."""
+        replayed = at < now - timedelta(seconds=self.rules.past_start_tolerance_s)
+        period = walk_in_period(
+            at,
+            timedelta(minutes=self.rules.walk_in_minutes),
+            tx.bookings.held_periods(connector_id, at),
+            replayed=replayed,
         )
+        if period is None:
+            return None
+        try:
+            booking_id = tx.bookings.add(
+                driver_id=driver_id,
+                connector_id=connector_id,
+                starts_at=period[0],
+                ends_at=period[1],
+                max_energy_wh=self.rules.walk_in_max_energy_wh,
+                price_per_kwh=price_per_kwh,
+                hold_amount=WALK_IN_HOLD,
+                created_at=now,
+                fencing_token=None,
+            )
+        except BookingConflict:  # not on a store that holds the connector while it reads its bookings
+            return None
         active = next_status(BookingStatus.REQUESTED, BookingEvent.WALK_IN)
         tx.bookings.update(booking_id, active, expected=BookingStatus.REQUESTED)
         return tx.bookings.get(booking_id)
@@ -690,10 +727,11 @@ class ChargingService:
                     f"{energy} Wh, its last reading.",
                     now,
                 )
-            # The connector is free again from now: shorten the booking so others can book the rest.
-            ends_at = min(booking.ends_at, max(now, booking.starts_at))
-            if ends_at <= booking.starts_at:
-                ends_at = booking.ends_at
+            # The connector is free again from the stop (its own instant, replayed from an offline
+            # queue or not; now at the latest): shorten the booking so others can book the rest. A
+            # stop within the instant of the booking's start (a walk-in plugged in and out at once)
+            # leaves it the least period, never its whole time.
+            ends_at = min(booking.ends_at, max(min(timestamp, now), booking.starts_at + LEAST_PERIOD))
             tx.bookings.update(
                 booking.booking_id,
                 next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),

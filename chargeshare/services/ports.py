@@ -242,6 +242,12 @@ class Bookings(Protocol):
         ones "sent" or "accepted" (the charger may hold them: CancelReservation unanswered)."""
         ...
 
+    def held_periods(self, connector_id: int, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        """The periods (start, end) live bookings hold on the connector that end after `since`, by
+        start. On PostgreSQL read under the connector's row lock, as a booking's write takes it, so
+        no booking gets in before this unit of work's own (SQLite's writes are serialized)."""
+        ...
+
 
 class Sessions(Protocol):
     """Charging sessions (a session id is the OCPP 1.6 transactionId) and, for OCPP 2.0.1, the
@@ -393,9 +399,11 @@ class PaymentsOutbox(Protocol):
         last_error: str | None,
         done_at: datetime | None = None,
         reference: str | None = None,
+        declined: bool = False,
     ) -> bool:
         """Record how a step `worker` holds went and let it go; False if the claim was lost (its
-        lease ran out and another worker took it), in which case nothing is written."""
+        lease ran out and another worker took it), in which case nothing is written. `declined`:
+        the card declined this attempt's authorisation (counted in `declines`)."""
         ...
 
     def get(self, key: str) -> OutboxItem | None: ...

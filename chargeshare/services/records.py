@@ -112,6 +112,9 @@ class OutboxItem:
     claimed_by: str | None = None  # the worker that alone may finish it, until the lease runs out
     lease_until: datetime | None = None
     reference: str | None = None  # the provider's authorisation this step made, if any
+    # Authorisations the card declined for this step (one it charges afresh): each is the provider's
+    # answer to one request, so the next attempt asks under a new key rather than replay it.
+    declines: int = 0
 
 
 @dataclass(frozen=True)

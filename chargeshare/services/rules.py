@@ -19,7 +19,8 @@ class MarketplaceRules:
     hold_headroom_pct: int = 10
     min_booking_minutes: int = 15
     # A start this far in the past is still "now": the app's clock and the request's travel time.
-    # Simulations at N x real time multiply request latency by N, so they widen it.
+    # Simulations at N x real time multiply request latency by N, so they widen it. A charger's
+    # transaction start older than this is one replayed from its offline queue (see walk-ins).
     past_start_tolerance_s: int = 60
     max_booking_minutes: int = 24 * 60
     max_energy_wh: int = 150_000

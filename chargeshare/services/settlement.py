@@ -74,6 +74,10 @@ class LostClaim(Exception):
     """This worker's lease on a step ran out and another took it: its outcome must not be written."""
 
 
+class ChargeDeclined(LedgerError):
+    """The card declined a step's fresh authorisation: retried (under a new key) like any failure."""
+
+
 @dataclass(frozen=True)
 class Placement:
     """How asking the provider for a booking's hold went."""
@@ -89,6 +93,16 @@ def _claim_of(item: OutboxItem) -> str:
 
 def _key(booking_id: int, step: str) -> str:
     return f"booking:{booking_id}:{step}"
+
+
+def _authorisation_key(item: OutboxItem) -> str:
+    """The key of a step's fresh authorisation (a walk-in's capture, a charge after a lapsed hold, a
+    top-up). An exact repeat of an attempt (a retry after a failed capture, a worker taking over a
+    lapsed lease) asks under the same key, so the provider answers with the authorisation it made;
+    each decline recorded makes the next attempt a new request, so it is decided afresh rather than
+    replayed (a provider keeps a declined request's answer under its key, as it keeps an approval)."""
+    base = f"{item.idempotency_key}:hold"
+    return base if item.declines == 0 else f"{base}:{item.declines + 1}"
 
 
 def worker_name() -> str:
@@ -318,6 +332,7 @@ class SettlementService:
                 attempts=attempts,
                 next_attempt_at=self.clock.now() + timedelta(seconds=backoff + jitter),
                 last_error=f"{type(exc).__name__}: {exc}",
+                declined=isinstance(exc, ChargeDeclined),
             ):
                 return "lost"
         log.warning("payment step %s failed (attempt %s): %s", item.idempotency_key, attempts, exc)
@@ -463,10 +478,10 @@ class SettlementService:
     ) -> tuple[JournalEntry, str]:
         """A new authorisation for exactly the amount owed, then captured as usual (same item)."""
         result = self.gateway.authorize(
-            amount=item.amount, customer=f"driver:{driver_id}", idempotency_key=f"{item.idempotency_key}:hold"
+            amount=item.amount, customer=f"driver:{driver_id}", idempotency_key=_authorisation_key(item)
         )
         if not result.approved:
-            raise LedgerError(f"card declined when charging afresh: {result.reason}; collect manually")
+            raise ChargeDeclined(f"card declined when charging afresh: {result.reason}; collect manually")
         hold_id = f"b{item.booking_id}:{item.step}-hold"
         hold = next((e for e in entries if e.entry_id == hold_id), None)
         if hold is None:

@@ -38,7 +38,8 @@ class TokenService:
         master_pass: bool = False,
     ) -> TokenView:
         """Raise InvalidRequest for a value no charger could be told, one already a token or another
-        driver's id tag; NotFound for an unknown driver."""
+        driver's id tag (in any case of its letters: `domain.tokens.token_key`); NotFound for an
+        unknown driver."""
         check_token(value, group_id, expires_at)
         now = self.clock.now()
         with self.store.transaction() as tx:
@@ -56,8 +57,9 @@ class TokenService:
         return TokenView(token, token.status_at(now))
 
     def set_status(self, value: str, status: TokenStatus) -> TokenView:
-        """Block (or reinstate, expire, invalidate) the token of this value. A driver's booking id
-        tag with no token row yet gets one, so it can be blocked like any card."""
+        """Block (or reinstate, expire, invalidate) the token of this value (in any case: idTags are
+        case-insensitive). A driver's booking id tag with no token row yet gets one, so it can be
+        blocked like any card."""
         now = self.clock.now()
         with self.store.transaction() as tx:
             token = tx.tokens.by_value(value)
@@ -67,7 +69,7 @@ class TokenService:
                     raise NotFound(f"no token {value!r}")
                 token_id = tx.tokens.add(
                     driver_id=driver.driver_id,
-                    value=value,
+                    value=driver.id_tag,  # as the driver's tag is spelt, whatever case it was named in
                     type_=TokenType.CENTRAL,
                     status=status,
                     expires_at=None,

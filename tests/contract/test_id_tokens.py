@@ -66,7 +66,9 @@ def test_tokens_are_kept_as_given_and_found_by_value(app: App) -> None:
         assert got.expires_at is not None and got.expires_at.tzinfo is not None
         assert (got.group_id, got.master_pass, got.created_at) == ("FLEET-1", False, T0)
         assert tx.tokens.by_value("04A1B2C3D4") == got
-        assert tx.tokens.by_value("04a1b2c3d4") is None  # values are exact
+        # OCPP idTags are CiStrings: a token is found whatever the case of its letters.
+        assert tx.tokens.by_value("04a1b2c3D4") == got
+        assert tx.tokens.by_value("04A1B2C3D") is None
         assert tx.tokens.get(master).master_pass
         assert [k.token_id for k in tx.tokens.all()] == [card, master]
         assert [k.token_id for k in tx.tokens.all(bob)] == [master]
@@ -90,6 +92,30 @@ def test_a_value_names_one_token_and_never_another_drivers_tag(app: App) -> None
     with app.store.reading() as tx:
         assert [k.value for k in tx.tokens.all()] == ["CARD-1", "BOB-TAG"]
         assert tx.tokens.get(own).status is TokenStatus.BLOCKED
+
+
+def test_a_value_differing_only_in_case_is_the_same_token_and_the_same_tag(app: App) -> None:
+    with app.store.transaction() as tx:
+        ann = tx.accounts.add_driver("Ann", "Ann-Tag")
+        bob = tx.accounts.add_driver("Bob", "BOB-TAG")
+        a_token(tx, ann, "card-1")
+        for driver, value in ((ann, "CARD-1"), (bob, "Card-1"), (ann, "bob-tag")):
+            with pytest.raises(InvalidRequest):
+                a_token(tx, driver, value)
+        for tag in ("CARD-1", "ann-tag"):  # a new driver's tag is no one's card, nor tag
+            with pytest.raises(InvalidRequest):
+                tx.accounts.add_driver("Eve", tag)
+        own = a_token(tx, ann, "ANN-TAG", status=TokenStatus.BLOCKED)  # her own tag, as a token
+        # Letters beyond ASCII are compared as they are.
+        a_token(tx, bob, "café")
+        a_token(tx, bob, "CAFÉ")
+    with app.store.reading() as tx:
+        assert [k.value for k in tx.tokens.all()] == ["card-1", "ANN-TAG", "café", "CAFÉ"]
+        assert tx.tokens.get(own).driver_id == ann
+        found = tx.accounts.driver_by_tag("ann-TAG")
+        assert found is not None and (found.driver_id, found.id_tag) == (ann, "Ann-Tag")
+        card = tx.tokens.by_value("CARD-1")
+        assert card is not None and card.value == "card-1"
 
 
 def test_status_changes(app: App) -> None:

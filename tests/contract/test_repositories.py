@@ -129,8 +129,9 @@ def test_accounts(app: App) -> None:
 def test_an_id_tag_belongs_to_one_driver(app: App) -> None:
     with app.store.transaction() as tx:
         tx.accounts.add_driver("A", "SAME")
-    with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - each store names it its own way
-        tx.accounts.add_driver("B", "SAME")
+    for tag in ("SAME", "same"):  # idTags are case-insensitive
+        with pytest.raises(InvalidRequest), app.store.transaction() as tx:
+            tx.accounts.add_driver("B", tag)
 
 
 # ---- chargers --------------------------------------------------------------------------------------------
@@ -466,6 +467,26 @@ def test_the_stops_a_charger_is_owed(app: App) -> None:
         assert list(tx.sessions.stops_owed()) == [(at_limit, "CP2")]
 
 
+def test_the_periods_live_bookings_hold_on_a_connector(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (c2,) = a_charger(tx, "CP2")
+        driver = tx.accounts.add_driver("D", "T")
+        over = a_booking(tx, c1, driver, 0)
+        cancelled = a_booking(tx, c1, driver, 1)
+        later = a_booking(tx, c1, driver, 3, 0.5)
+        a_booking(tx, c2, driver, 1)  # another connector's
+        tx.bookings.update(over, BookingStatus.COMPLETED)  # completed still holds its time
+        tx.bookings.update(cancelled, BookingStatus.CANCELLED)
+        assert tx.bookings.held_periods(c1, T0) == [
+            (T0, T0 + HOUR),
+            (T0 + 3 * HOUR, T0 + 3.5 * HOUR),
+        ]
+        assert tx.bookings.held_periods(c1, T0 + HOUR) == [(T0 + 3 * HOUR, T0 + 3.5 * HOUR)]  # ended then
+        assert tx.bookings.held_periods(c1, T0 + 4 * HOUR) == []
+        assert later
+
+
 # ---- sessions --------------------------------------------------------------------------------------------
 def test_a_session_from_start_to_stop(app: App) -> None:
     with app.store.transaction() as tx:
@@ -698,6 +719,36 @@ def test_the_payments_outbox(app: App) -> None:
         assert [i.idempotency_key for i in tx.outbox.pending_of(b1)] == ["k3"]
         assert [i.idempotency_key for i in tx.outbox.all("done")] == ["k1"]
         assert [i.idempotency_key for i in tx.outbox.all()] == ["k1", "k2", "k3"]
+
+
+def test_a_payment_step_counts_the_declines_of_its_fresh_authorisations(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        b1 = a_booking(tx, c1, tx.accounts.add_driver("D", "T"))
+        tx.outbox.enqueue(b1, "capture", 120, "k1", T0)
+        item = tx.outbox.get("k1")
+        assert item is not None and item.declines == 0
+
+        def attempt(tries: int, *, declined: bool) -> int:
+            (claimed,) = tx.outbox.claim_of(b1, T0, f"w{tries}", T0 + HOUR)
+            assert tx.outbox.finish(
+                claimed.item_id,
+                f"w{tries}",
+                status="pending",
+                attempts=tries,
+                next_attempt_at=T0,
+                last_error="declined" if declined else "unreachable",
+                declined=declined,
+            )
+            again = tx.outbox.get("k1")
+            assert again is not None and again.attempts == tries
+            return again.declines
+
+        assert [
+            attempt(1, declined=True),
+            attempt(2, declined=False),  # an outage is no decline
+            attempt(3, declined=True),
+        ] == [1, 1, 2]
 
 
 def test_notifications_and_security_events(app: App) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql.store import make_engine
@@ -96,3 +97,37 @@ def test_processes_starting_at_once_on_an_empty_database_all_come_up(postgres_ur
     with check.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == migrate.HEAD
     check.dispose()
+
+
+def test_upgrading_to_folded_id_tags_refuses_case_variants_after_and_names_those_before(
+    engine: Engine,
+) -> None:
+    """0011: token values and drivers' tags unique in any case of their letters. A database holding
+    values that clash so is not upgraded (nothing chosen between them), and says which they are."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0010")
+        conn.commit()
+        conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (1, 'Ann', 'ANN-TAG')")
+        conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (2, 'Bob', 'bob-tag')")
+        for value, driver in (("CARD-1", 1), ("card-1", 2), ("BOB-TAG", 1)):
+            conn.exec_driver_sql(
+                "INSERT INTO id_tokens (driver_id, value, type, status, master_pass, created_at) "
+                f"VALUES ({driver}, '{value}', 'ISO14443', 'Accepted', false, '2026-01-01 00:00:00')"
+            )
+        conn.commit()
+    with pytest.raises(Exception, match=r"CARD-1.*card-1.*'BOB-TAG' of another driver than tag 'bob-tag'"):
+        migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert migrate.current(conn) == "0010"
+        conn.exec_driver_sql("DELETE FROM id_tokens WHERE value IN ('card-1', 'BOB-TAG')")
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0010"
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO drivers (name, id_tag) VALUES ('Eve', 'ann-tag')")
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO id_tokens (driver_id, value, type, status, master_pass, created_at) "
+            "VALUES (2, 'Card-1', 'ISO14443', 'Accepted', false, '2026-01-01 00:00:00')"
+        )
+    migrate.check_current(engine)

@@ -87,6 +87,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "worker": "test-worker",
         "lease": clock.now() + timedelta(hours=1),
         "ref": None,
+        "more_declines": 1,
         "tries": 2,
         "next_at": clock.now(),
         "error_text": None,

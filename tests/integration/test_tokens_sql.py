@@ -57,3 +57,52 @@ def test_walk_in_and_token_statuses_on_sql(app: App, clock: ManualClock) -> None
     app.bookings.expire_no_shows()
     failing = [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok]
     assert failing == []
+
+
+def test_a_walk_in_stopped_at_once_leaves_the_rest_to_book_on_sql(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app)
+    ann = app.marketplace.add_driver("Ann", "ANN-TAG").driver_id
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    app.tokens.set_walk_in(charger, 50)
+    started = app.charging.start("CP1", 1, "ANN-TAG", 0, clock.now())
+    app.charging.stop("CP1", started.transaction_id, 0, clock.now())
+    clock.advance(1)
+    # The exclusion constraint (PostgreSQL) or the serialized check (SQLite) lets it in.
+    assert app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000)).status is BookingStatus.CONFIRMED
+    with app.store.reading() as tx:
+        walk_in = next(b for b in tx.bookings.all() if b.driver_id == ann)
+    assert walk_in.status is BookingStatus.COMPLETED and walk_in.ends_at < clock.now()
+    app.bookings.expire_no_shows()
+    clock.advance(3_600)
+    app.bookings.expire_no_shows()
+    failing = [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok]
+    assert failing == []
+
+
+def test_a_replayed_walk_in_is_booked_at_its_own_time_on_sql(app: App, clock: ManualClock) -> None:
+    """A start replayed from an offline queue, with a booking made since: booked from its own start
+    up to that booking (which the exclusion constraint lets stand), billed once at the walk-in price."""
+    charger = add_charger(app)
+    ann = app.marketplace.add_driver("Ann", "ANN-TAG").driver_id
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    app.tokens.set_walk_in(charger, 50)
+    began = clock.now()
+    clock.advance(2 * 3_600)
+    bobs = app.bookings.book(
+        BookRequest(bob, charger, 1, 60, 10_000, starts_at=clock.now() + timedelta(hours=1))
+    )
+    started = app.charging.start("CP1", 1, "ANN-TAG", 0, began)
+    assert started.status is AuthStatus.ACCEPTED
+    assert app.charging.start("CP1", 1, "ANN-TAG", 0, began) == started  # sent again
+    app.charging.stop("CP1", started.transaction_id, 4_000, began + timedelta(minutes=90))
+    with app.store.reading() as tx:
+        walk_in = next(b for b in tx.bookings.all() if b.driver_id == ann)
+        session = tx.sessions.get(started.transaction_id)
+    assert (walk_in.starts_at, walk_in.ends_at) == (began, began + timedelta(minutes=90))
+    assert walk_in.ends_at < bobs.starts_at
+    assert (walk_in.status, walk_in.price_per_kwh, walk_in.hold_amount) == (BookingStatus.COMPLETED, 50, 0)
+    assert session is not None and session.cost == 200
+    clock.advance(3 * 3_600)
+    app.bookings.expire_no_shows()
+    failing = [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok]
+    assert failing == []

@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.booking import LEAST_PERIOD, BookingStatus
 from chargeshare.domain.charger import (
     ChargerSpec,
     ChargerStatus,
@@ -645,9 +645,9 @@ class BookingMachine(RuleBasedStateMachine):
             self.app.charging.meter(cp_id, s.session_id, s.meter_start)
 
     def _expected_ends_at(self, b: MBooking) -> datetime:
-        """Stopping frees the connector from now on (never before the booking starts)."""
-        ends_at = min(b.ends_at, max(self.now, b.starts_at))
-        return b.ends_at if ends_at <= b.starts_at else ends_at
+        """Stopping frees the connector from now on: never before the booking starts, and a stop
+        within that instant leaves it the least period, never its whole time."""
+        return min(b.ends_at, max(self.now, b.starts_at + LEAST_PERIOD))
 
     @precondition(lambda self: self._charging())
     @rule(

@@ -14,10 +14,11 @@ from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.tokens import TokenStatus, TokenType
 from chargeshare.services.booking import BookRequest
-from chargeshare.services.charging import REFUSED_TRANSACTION_ID, AuthStatus
+from chargeshare.services.charging import REFUSED_TRANSACTION_ID, AuthStatus, StartResult
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import EnergyLimitReached
 from chargeshare.services.invariants import check_store
+from chargeshare.services.ports import HoldResult, ProviderUnavailable
 from chargeshare.services.receipts import receipt_for
 from tests.conftest import add_charger
 
@@ -237,3 +238,169 @@ def test_a_new_drivers_tag_may_not_be_someone_elses_card(app: App, world: tuple[
         app.marketplace.add_driver("Eve", "CARD-1")
     with pytest.raises(InvalidRequest):
         app.auth.register_driver("eve@drivers.example", "a long password 1", "Eve", "CARD-1")
+
+
+class KeyRecorder:
+    """The simulated gateway, noting the idempotency key of every authorisation asked of it."""
+
+    def __init__(self, app: App) -> None:
+        gateway = app.gateway
+        assert isinstance(gateway, SimulatedGateway)
+        self.gateway, self.keys = gateway, list[str]()
+        authorize = gateway.authorize
+
+        def noting(*, amount: int, customer: str, idempotency_key: str) -> HoldResult:
+            self.keys.append(idempotency_key)
+            return authorize(amount=amount, customer=customer, idempotency_key=idempotency_key)
+
+        gateway.authorize = noting  # type: ignore[method-assign]
+
+
+def test_a_declined_walk_in_is_charged_once_the_card_is_good_again(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """A decline is the provider's answer to one authorisation: the next attempt is a new one (a new
+    idempotency key), not a replay of the decline, so the walk-in is charged once the card is good."""
+    charger, driver = world
+    app.tokens.set_walk_in(charger, 45)
+    recorder = KeyRecorder(app)
+    recorder.gateway.decline_customers.add(f"driver:{driver}")
+    tx_id = app.charging.start("CP1", 1, "CARD-1", 0, clock.now()).transaction_id
+    clock.advance(3_600)
+    app.charging.stop("CP1", tx_id, 10_000, clock.now())  # 10 kWh at 45p
+    for _ in range(app.config.rules.payment_max_attempts):
+        clock.advance(app.config.rules.payment_backoff_cap_s * 2)
+        app.settlement.process_due()
+    with app.store.reading() as tx:
+        (item,) = tx.outbox.all()
+    assert item.status == "dead"
+    recorder.gateway.decline_customers.clear()  # the driver has sorted their card out
+    app.settlement.reconcile()
+    with app.store.reading() as tx:
+        (item,) = tx.outbox.all()
+        captured = sum(e.amount for e in tx.ledger.entries() if e.kind is EntryKind.CAPTURE)
+    assert (item.step, item.status, captured) == ("capture", "done", 450)
+    assert [(h.amount, h.state) for h in recorder.gateway.holds.values()] == [(450, "captured")]
+    assert failing(app) == set()
+    # Each declined attempt was a new authorisation; the one approved was asked once.
+    assert len(recorder.keys) == len(set(recorder.keys)) == app.config.rules.payment_max_attempts + 1
+
+
+def test_a_walk_in_charge_retried_after_a_failed_capture_reuses_its_authorisation(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """An exact repeat of an attempt (the card said yes, the capture then failed) asks under the same
+    key, so the provider answers with the same authorisation and nothing is held twice."""
+    charger, _ = world
+    app.tokens.set_walk_in(charger, 45)
+    recorder = KeyRecorder(app)
+    capture = recorder.gateway.capture
+    failures = [ProviderUnavailable("capture timed out")]
+
+    def flaky(*, reference: str, amount: int, idempotency_key: str) -> None:
+        if failures:
+            raise failures.pop()
+        capture(reference=reference, amount=amount, idempotency_key=idempotency_key)
+
+    recorder.gateway.capture = flaky  # type: ignore[method-assign]
+    tx_id = app.charging.start("CP1", 1, "CARD-1", 0, clock.now()).transaction_id
+    clock.advance(3_600)
+    app.charging.stop("CP1", tx_id, 10_000, clock.now())
+    clock.advance(app.config.rules.payment_backoff_cap_s * 2)
+    app.settlement.process_due()
+    with app.store.reading() as tx:
+        (item,) = tx.outbox.all()
+    assert (item.status, item.attempts) == ("done", 2)
+    assert len(recorder.keys) == 2 and len(set(recorder.keys)) == 1
+    assert [(h.amount, h.state) for h in recorder.gateway.holds.values()] == [(450, "captured")]
+    assert failing(app) == set()
+
+
+def test_a_refused_walk_in_start_is_decided_afresh_and_an_accepted_one_is_answered_again(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """A refusal keeps nothing under any key (the start's key is that of the session it opened):
+    the driver's next start on the charger, or the same message sent again, is decided on what holds
+    then. An accepted start sent again is answered with its transaction and opens nothing new."""
+    charger, _ = world
+    app.tokens.set_walk_in(charger, 45)
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    bobs = app.bookings.book(
+        BookRequest(bob, charger, 1, 60, 10_000, starts_at=clock.now() + timedelta(hours=1))
+    )
+    first_at = clock.now()
+    assert app.charging.start("CP1", 1, "CARD-1", 0, first_at).status is AuthStatus.BLOCKED
+    refused_201 = app.charging.start("CP1", 1, "CARD-1", 0, first_at, charger_tx_id="tx-1")
+    assert refused_201 == StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+    app.bookings.cancel(bobs.booking_id, driver_id=bob)
+    # The same 2.0.1 transaction presenting the card again, once the time is free: a walk-in.
+    opened_201 = app.charging.start("CP1", 1, "CARD-1", 0, first_at, charger_tx_id="tx-1")
+    assert opened_201.status is AuthStatus.ACCEPTED
+    assert app.charging.start("CP1", 1, "CARD-1", 0, first_at, charger_tx_id="tx-1") == opened_201
+    clock.advance(600)
+    app.charging.stop("CP1", opened_201.transaction_id, 500, clock.now())
+    # A later, new walk-in of the same driver on the same charger; sent twice, answered once.
+    clock.advance(600)
+    again = app.charging.start("CP1", 1, "CARD-1", 500, clock.now())
+    assert again.status is AuthStatus.ACCEPTED and again.transaction_id != opened_201.transaction_id
+    assert app.charging.start("CP1", 1, "CARD-1", 500, clock.now()) == again
+    with app.store.reading() as tx:
+        walk_ins = [b for b in tx.bookings.all() if b.driver_id != bob]
+        assert [s.session_id for s in tx.sessions.all()] == [opened_201.transaction_id, again.transaction_id]
+    assert [(b.hold_amount, b.price_per_kwh) for b in walk_ins] == [(0, 45), (0, 45)]
+
+
+def test_a_walk_in_stopped_at_once_frees_the_calendar_from_its_stop(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """Plugged in and out within the same instant: the walk-in's booking ends then, not
+    `walk_in_minutes` later, so the connector can be booked straight after."""
+    charger, _ = world
+    app.tokens.set_walk_in(charger, 45)
+    started = app.charging.start("CP1", 1, "CARD-1", 0, clock.now())
+    app.charging.stop("CP1", started.transaction_id, 0, clock.now())
+    with app.store.reading() as tx:
+        (walk_in,) = tx.bookings.all()
+    assert walk_in.status is BookingStatus.COMPLETED
+    assert walk_in.starts_at == clock.now() < walk_in.ends_at <= clock.now() + timedelta(seconds=1)
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    clock.advance(1)
+    bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000))
+    assert bobs.status is BookingStatus.CONFIRMED
+    # And again, with the stop a moment after the start.
+    clock.advance(3_600)
+    again = app.charging.start("CP1", 1, "CARD-1", 0, clock.now())
+    clock.advance(2)
+    app.charging.stop("CP1", again.transaction_id, 10, clock.now())
+    with app.store.reading() as tx:
+        second = max(tx.bookings.all(), key=lambda b: b.booking_id)
+    assert (second.status, second.ends_at) == (BookingStatus.COMPLETED, clock.now())
+    app.bookings.expire_no_shows()  # Bob never came
+    assert failing(app) == set()
+
+
+def test_a_token_or_tag_presented_in_another_case_is_the_same(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """OCPP 1.6 IdToken is a CiString20: a reader that sends a card's UID in lower case, or a
+    driver typing their tag, is answered for the same token."""
+    charger, driver = world
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    answer = app.charging.authorization("CP1", "card-1")
+    assert (answer.status, answer.group_id) == (AuthStatus.ACCEPTED, "FLEET-1")
+    assert app.charging.authorize("CP1", "ann-tag") is AuthStatus.ACCEPTED
+    started = app.charging.start("CP1", 1, "Card-1", 0, clock.now())
+    assert started.status is AuthStatus.ACCEPTED
+    app.tokens.block("card-1")
+    assert app.charging.authorize("CP1", "CARD-1") is AuthStatus.BLOCKED
+    # Blocking a booking tag by another spelling blocks that tag, kept as the driver spelt it.
+    view = app.tokens.block("Ann-Tag")
+    assert (view.token.value, view.token.driver_id) == ("ANN-TAG", driver)
+    assert app.charging.authorize("CP1", "ANN-TAG") is AuthStatus.BLOCKED
+    with pytest.raises(InvalidRequest):
+        app.tokens.add(driver, "Card-1")
+    bob = app.marketplace.add_driver("Bob", "BOB-TAG").driver_id
+    with pytest.raises(InvalidRequest):
+        app.tokens.add(bob, "ann-tag")  # another driver's tag
+    with pytest.raises(InvalidRequest):
+        app.marketplace.add_driver("Eve", "card-1")  # someone's card

@@ -11,14 +11,17 @@ from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.folded import Folded, writing_names
 from chargeshare.adapters.sql.rows import insert_of
 from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.tokens import token_key
 from chargeshare.services.records import AccountRecord, DriverRecord, HostRecord
 
 ADD_HOST = DirectStatement(insert_of(t.hosts, "name").returning(t.hosts.c.id))
 ADD_DRIVER = DirectStatement(insert_of(t.drivers, "name", "id_tag").returning(t.drivers.c.id))
 DRIVER_BY_ID = DirectStatement(select(t.drivers).where(t.drivers.c.id == bindparam("driver_pk")))
-DRIVER_BY_TAG = DirectStatement(select(t.drivers).where(t.drivers.c.id_tag == bindparam("tag")))
+# `tag` is bound folded (`token_key`): idTags are case-insensitive.
+DRIVER_BY_TAG = DirectStatement(select(t.drivers).where(Folded(t.drivers.c.id_tag) == bindparam("tag")))
 
 STATEMENTS = {
     "accounts.add_host": ADD_HOST,
@@ -36,6 +39,13 @@ class SqlAccounts:
         return self._inserted(ADD_HOST, {"row_name": name})
 
     def add_driver(self, name: str, id_tag: str) -> int:
+        # Checked in turn with tokens' writers (`writing_names`): a token added meanwhile is seen.
+        writing_names(self.conn)
+        key = token_key(id_tag)
+        if DRIVER_BY_TAG.first(self.conn, {"tag": key}) is not None:
+            raise InvalidRequest(f"id_tag {id_tag!r} is taken")
+        if self.conn.execute(select(t.id_tokens.c.id).where(Folded(t.id_tokens.c.value) == key)).first():
+            raise InvalidRequest(f"id_tag {id_tag!r} is taken")
         return self._inserted(ADD_DRIVER, {"row_name": name, "row_id_tag": id_tag})
 
     def _inserted(self, stmt: DirectStatement, row: dict[str, Any]) -> int:
@@ -51,7 +61,7 @@ class SqlAccounts:
         return DriverRecord(r["id"], r["name"], r["id_tag"])
 
     def driver_by_tag(self, id_tag: str) -> DriverRecord | None:
-        r = DRIVER_BY_TAG.first_mapping(self.conn, {"tag": id_tag})
+        r = DRIVER_BY_TAG.first_mapping(self.conn, {"tag": token_key(id_tag)})
         return None if r is None else DriverRecord(r["id"], r["name"], r["id_tag"])
 
     def host(self, host_id: int) -> HostRecord:

@@ -329,3 +329,16 @@ class SqlBookings:
         params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
         r = FOR_START.first_mapping(self.conn, params)
         return None if r is None else booking_record(r)
+
+    def held_periods(self, connector_id: int, since: datetime) -> Sequence[tuple[datetime, datetime]]:
+        self._lock_connector(connector_id)
+        rows = self.conn.execute(
+            select(_b.starts_at, _b.ends_at)
+            .where(
+                _b.connector_id == connector_id,
+                _b.status.in_([s.value for s in LIVE_STATES]),
+                _b.ends_at > since,
+            )
+            .order_by(_b.starts_at, _b.id)
+        )
+        return [(r[0], r[1]) for r in rows]

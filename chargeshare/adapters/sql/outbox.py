@@ -24,6 +24,7 @@ ENQUEUE = DirectStatement(
         idempotency_key=bindparam("key"),
         status="pending",
         attempts=0,
+        declines=0,
         next_attempt_at=bindparam("due"),
         created_at=bindparam("now"),
         claimed_by=bindparam("worker"),
@@ -64,6 +65,7 @@ FINISH = DirectStatement(
         last_error=bindparam("error_text"),
         done_at=bindparam("done"),
         reference=func.coalesce(bindparam("ref", type_=_o.reference.type), _o.reference),
+        declines=_o.declines + bindparam("more_declines", type_=Integer),
         claimed_by=None,
         lease_until=None,
     )
@@ -161,6 +163,7 @@ class SqlPaymentsOutbox:
         last_error: str | None,
         done_at: datetime | None = None,
         reference: str | None = None,
+        declined: bool = False,
     ) -> bool:
         params = {
             "item_pk": item_id,
@@ -171,6 +174,7 @@ class SqlPaymentsOutbox:
             "error_text": None if last_error is None else last_error[:500],
             "done": done_at,
             "ref": reference,
+            "more_declines": int(declined),
         }
         return FINISH.write(self.conn, params) == 1
 

@@ -201,6 +201,7 @@ def outbox_item(r: Mapping[Any, Any]) -> OutboxItem:
         claimed_by=r["claimed_by"],
         lease_until=r["lease_until"],
         reference=r["reference"],
+        declines=r["declines"],
     )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from chargeshare.adapters.sql.folded import Folded
 from chargeshare.domain.booking import LIVE_STATES
 
 # The rows the command re-send reads each round (partial indexes: few among all ever made).
@@ -84,6 +85,8 @@ drivers = Table(
     Column("name", String(200), nullable=False),
     Column("id_tag", String(20), nullable=False, unique=True),  # OCPP 1.6 IdToken is CiString20
 )
+# CiString: two drivers' tags never differ only in the case of their letters (`domain.tokens`).
+Index("ux_drivers_id_tag_folded", Folded(drivers.c.id_tag), unique=True)
 
 chargers = Table(
     "chargers",
@@ -273,6 +276,8 @@ payment_outbox = Table(
     Column("claimed_by", String(64)),
     Column("lease_until", UTCDateTime()),
     Column("reference", String(64)),  # the provider's authorisation this step made, if any
+    # Authorisations declined for a step that charges afresh: the next is asked under a new key.
+    Column("declines", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_payment_outbox_due", "status", "next_attempt_at"),
 )
 
@@ -350,6 +355,8 @@ id_tokens = Table(
     Column("master_pass", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+# Nor two tokens' values (a token's and another driver's tag: see `tokens.SqlIdTokens.add`).
+Index("ux_id_tokens_value_folded", Folded(id_tokens.c.value), unique=True)
 
 # Chargers whose host lets any valid token charge without a booking, at this price per kWh.
 walk_in_chargers = Table(

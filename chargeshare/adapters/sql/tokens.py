@@ -10,8 +10,9 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.folded import Folded, writing_names
 from chargeshare.domain.errors import InvalidRequest, NotFound
-from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
+from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 
 _t = t.id_tokens.c
 _w = t.walk_in_chargers.c
@@ -50,7 +51,10 @@ class SqlIdTokens:
         d = t.drivers.c
         if self.conn.execute(select(d.id).where(d.id == driver_id)).first() is None:
             raise NotFound(f"no driver {driver_id}")
-        owner = self.conn.execute(select(d.id).where(d.id_tag == value)).first()
+        # Another driver registering this tag meanwhile waits for this unit of work, and then finds
+        # the token (`SqlAccounts.add_driver`); a token of it in another case trips the index below.
+        writing_names(self.conn)
+        owner = self.conn.execute(select(d.id).where(Folded(d.id_tag) == token_key(value))).first()
         if owner is not None and owner[0] != driver_id:
             raise InvalidRequest(f"{value!r} is another driver's id tag")
         q = (
@@ -81,7 +85,7 @@ class SqlIdTokens:
         return _token(r)
 
     def by_value(self, value: str) -> IdToken | None:
-        r = self.conn.execute(select(t.id_tokens).where(_t.value == value)).first()
+        r = self.conn.execute(select(t.id_tokens).where(Folded(_t.value) == token_key(value))).first()
         return None if r is None else _token(r)
 
     def set_status(self, token_id: int, status: TokenStatus) -> None:
