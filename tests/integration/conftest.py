@@ -15,3 +15,12 @@ def app(clock: ManualClock) -> Iterator[App]:
     a = build(Config(database_url="sqlite://"), clock=clock)
     yield a
     a.close()
+
+
+@pytest.fixture
+def pg_app(postgres_url: str, clock: ManualClock) -> Iterator[App]:
+    """The app on a fresh PostgreSQL database, on the test's manual clock, without Redis locks: the
+    database's own guarantees are what a race test there puts to the proof."""
+    a = build(Config(database_url=postgres_url, locks_enabled=False, password_hash="fast"), clock=clock)
+    yield a
+    a.close()

@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from chargeshare.adapters.sql import chargers as sql_chargers
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.charger import BootPolicy, ChargerStatus
-from chargeshare.services.clock import ManualClock
 from tests.conftest import add_charger, sql_store
 
 pytestmark = pytest.mark.postgres
 
 WAIT_S = 30.0
-
-
-@pytest.fixture
-def pg_app(postgres_url: str, clock: ManualClock) -> Iterator[App]:
-    a = build(Config(database_url=postgres_url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def rejection_waiting_or_done(app: App, rejecting: threading.Thread) -> None:

@@ -6,7 +6,7 @@ whichever comes second, as both take their turn to write such names."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,22 +15,14 @@ from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql import tokens as sql_tokens
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest
 from chargeshare.domain.tokens import IdToken
-from chargeshare.services.clock import ManualClock
 from tests.conftest import T0, sql_store
 from tests.integration.test_boot_policy_race import WAIT_S
 from tests.integration.test_boot_policy_race import rejection_waiting_or_done as done_or_waiting
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_app(postgres_url: str, clock: ManualClock) -> Iterator[App]:
-    a = build(Config(database_url=postgres_url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def racing(pg_app: App, monkeypatch: pytest.MonkeyPatch, other: Callable[[], object]) -> list[object]:

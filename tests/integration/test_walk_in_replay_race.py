@@ -5,14 +5,14 @@ committing in between cannot make it collide with the exclusion constraint and b
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from chargeshare.adapters.sql import bookings as sql_bookings
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.errors import BookingConflict
 from chargeshare.services.booking import BookRequest
@@ -24,13 +24,6 @@ from tests.integration.test_boot_policy_race import WAIT_S
 from tests.integration.test_boot_policy_race import rejection_waiting_or_done as done_or_waiting
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_app(postgres_url: str, clock: ManualClock) -> Iterator[App]:
-    a = build(Config(database_url=postgres_url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def test_a_booking_racing_a_replayed_walk_in_waits_and_the_walk_in_is_billed(
