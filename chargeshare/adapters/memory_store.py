@@ -897,6 +897,15 @@ class MemorySessions(_Repository):
             return  # freed from the first report; None (in use again) always clears it
         self.t.sessions[session_id] = dataclasses.replace(s, freed_at=at)
 
+    def held_by_another(self, connector_id: int, booking_id: int, start: datetime, end: datetime) -> bool:
+        return any(
+            s.connector_id == connector_id
+            and s.booking_id != booking_id
+            and s.started_at < end
+            and (s.stopped_at is None or s.stopped_at > start)
+            for s in self.t.sessions.values()
+        )
+
     def stops_owed(self) -> Sequence[tuple[int, str]]:
         owed = []
         for session_id, s in sorted(self.t.sessions.items()):

@@ -426,10 +426,14 @@ class BookingService:
         return [b.booking_id for b in due if self._expire_no_show(b)]
 
     def _expire_no_show(self, b: BookingRecord) -> bool:
-        """Expire a confirmed booking whose driver never came, with its fee; False if it started or
-        was cancelled meanwhile."""
-        fee = self.rules.cancellation.no_show_charge(b.hold_amount)
+        """Expire a confirmed booking whose driver never came, with its fee (none if another
+        session held the connector during the arrival grace); False if it started or was cancelled
+        meanwhile."""
+        policy = self.rules.cancellation
+        grace_end = min(self.clock.now(), b.starts_at + timedelta(minutes=policy.no_show_grace_minutes))
         with self.store.transaction() as tx:
+            taken = tx.sessions.held_by_another(b.connector_id, b.booking_id, b.starts_at, grace_end)
+            fee = policy.no_show_charge(b.hold_amount, connector_taken=taken)
             expired_status = next_status(BookingStatus.CONFIRMED, BookingEvent.NO_SHOW)
             if not tx.bookings.update(
                 b.booking_id, expired_status, fee=fee, expected=BookingStatus.CONFIRMED

@@ -317,6 +317,11 @@ class Sessions(Protocol):
         """Sessions still charging whose connector was reported free before `cutoff`, by id."""
         ...
 
+    def held_by_another(self, connector_id: int, booking_id: int, start: datetime, end: datetime) -> bool:
+        """Whether a session of another booking than `booking_id` held the connector at some
+        instant of [start, end): started before `end`, and open or stopped after `start`."""
+        ...
+
     def stops_owed(self) -> Sequence[tuple[int, str]]:
         """(session id, charge point id), by session id, of sessions still charging that have used
         the energy their booking holds: their charger is owed a stop."""

@@ -943,3 +943,24 @@ def test_a_booking_changes_status_only_from_the_status_read(app: App) -> None:
         assert tx.bookings.fence_of(c1) == 41
         assert tx.bookings.fence_of(999_999) == 0
         tx.accounts.lock_host(tx.chargers.all()[0].host_id)  # held to the end of the unit of work
+
+
+def test_whether_another_bookings_session_held_a_connector(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (c2,) = a_charger(tx, "CP2")
+        driver = tx.accounts.add_driver("D", "T")
+        earlier, mine = a_booking(tx, c1, driver, 0), a_booking(tx, c1, driver, 1)
+        session = tx.sessions.add(
+            booking_id=earlier, connector_id=c1, id_tag="T", started_at=T0, meter_start_wh=0
+        )
+        window = (T0 + HOUR, T0 + HOUR + timedelta(minutes=15))
+        assert tx.sessions.held_by_another(c1, mine, *window)  # open: still there
+        assert not tx.sessions.held_by_another(c1, earlier, *window)  # its own booking's
+        assert not tx.sessions.held_by_another(c2, mine, *window)  # another connector
+        assert not tx.sessions.held_by_another(c1, mine, T0 - HOUR, T0)  # before it started
+        assert tx.sessions.stop(
+            session, stopped_at=T0 + HOUR, meter_stop_wh=10, billed_wh=10, cost=1, idle_fee=0
+        )
+        assert not tx.sessions.held_by_another(c1, mine, *window)  # gone as the window began
+        assert tx.sessions.held_by_another(c1, mine, T0 + timedelta(minutes=59), window[1])

@@ -109,6 +109,7 @@ class MSession:
     billed: int | None = None
     cost: int | None = None
     idle_since: datetime | None = None  # the car stopped drawing power (the idle fee's clock)
+    stopped_at: datetime | None = None
 
     @property
     def charging(self) -> bool:
@@ -471,7 +472,19 @@ class BookingMachine(RuleBasedStateMachine):
         event("no-shows expired", str(min(len(due), 2)))
         for booking_id in due:
             b = self.model.bookings[booking_id]
-            self._close_unused(b, B.EXPIRED, policy.no_show_charge(b.hold))
+            taken = self._held_by_another(b, min(self.now, b.starts_at + grace))
+            event("no-show on a connector another session held", str(taken))
+            self._close_unused(b, B.EXPIRED, policy.no_show_charge(b.hold, connector_taken=taken))
+
+    def _held_by_another(self, b: MBooking, until: datetime) -> bool:
+        """Another booking's session on b's connector at some instant of [b's start, until)."""
+        return any(
+            (s.charger, s.connector_no) == (b.charger, b.connector_no)
+            and s.booking_id != b.booking_id
+            and s.started_at < until
+            and (s.stopped_at is None or s.stopped_at > b.starts_at)
+            for s in self.model.sessions.values()
+        )
 
     # ---- rules: reservations ---------------------------------------------------------------------
     @rule()
@@ -677,7 +690,7 @@ class BookingMachine(RuleBasedStateMachine):
         cost = Tariff(self.chargers[s.charger].price).cost(billed) + idle_fee
         s.meter_stop = s.meter_start + billed
         s.meter_last = max(s.meter_last, s.meter_stop)
-        s.billed, s.cost = billed, cost
+        s.billed, s.cost, s.stopped_at = billed, cost, self.now
         b.ends_at = self._expected_ends_at(b)
         b.status, b.captured, b.gateway = B.COMPLETED, cost, "captured"
         return cost

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, or_, select, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -74,6 +74,17 @@ MARK_FREED_ONCE = DirectStatement(  # the first report's instant stands
 # Open sessions, on the partial index ix_sessions_open: its predicate in the SQL text itself, so
 # the planner can match it.
 _OPEN = _s.status == literal_column(f"'{SessionStatus.CHARGING.value}'")
+# A session of another booking on the connector at some instant of [start, end).
+HELD_BY_ANOTHER = DirectStatement(
+    select(_s.id)
+    .where(
+        _s.connector_id == bindparam("connector_pk"),
+        _s.booking_id != bindparam("booking_pk"),
+        _s.started_at < bindparam("end_at", type_=_s.started_at.type),
+        or_(_s.stopped_at.is_(None), _s.stopped_at > bindparam("start_at", type_=_s.stopped_at.type)),
+    )
+    .limit(1)
+)
 # Open sessions over their booking's energy.
 STOPS_OWED = DirectStatement(
     select(_s.id, t.chargers.c.charge_point_id)
@@ -142,6 +153,7 @@ STATEMENTS = {
     "sessions.mark_freed_once": MARK_FREED_ONCE,
     "sessions.freed_before": FREED_BEFORE,
     "sessions.stops_owed": STOPS_OWED,
+    "sessions.held_by_another": HELD_BY_ANOTHER,
     "sessions.for_booking": FOR_BOOKING,
     "sessions.by_start_key": BY_START_KEY,
     "sessions.insert": INSERT,
@@ -279,6 +291,10 @@ class SqlSessions:
     def mark_freed(self, session_id: int, at: datetime | None) -> None:
         q = MARK_FREED if at is None else MARK_FREED_ONCE
         q.write(self.conn, {"session_pk": session_id, "since": at})
+
+    def held_by_another(self, connector_id: int, booking_id: int, start: datetime, end: datetime) -> bool:
+        params = {"connector_pk": connector_id, "booking_pk": booking_id, "start_at": start, "end_at": end}
+        return HELD_BY_ANOTHER.first(self.conn, params) is not None
 
     def stops_owed(self) -> Sequence[tuple[int, str]]:
         return [(r[0], r[1]) for r in STOPS_OWED.rows(self.conn, {})]

@@ -1,0 +1,64 @@
+"""A driver is a no-show only if the connector was theirs to use: when another driver's session held
+it during the arrival grace (an earlier driver overstaying, a charge an offline charger let through),
+the booking still expires unused, but without the no-show fee, and the whole hold goes back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.invariants import check_store
+from tests.conftest import add_charger
+
+HOUR = timedelta(hours=1)
+
+
+def settle(app: App) -> None:
+    while app.settlement.process_due().done:
+        pass
+
+
+def fee_of(app: App, booking_id: int) -> tuple[BookingStatus, int]:
+    with app.store.reading() as tx:
+        b = tx.bookings.get(booking_id)
+    return b.status, b.fee
+
+
+def test_no_fee_when_an_earlier_driver_overstayed_into_the_booking(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app)
+    ann = app.marketplace.add_driver("Ann", "ANN").driver_id
+    bob = app.marketplace.add_driver("Bob", "BOB").driver_id
+    start = clock.now() + HOUR
+    app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000, starts_at=start))
+    bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000, starts_at=start + HOUR)).booking_id
+    clock.advance(3600)
+    session = app.charging.start("CP1", 1, "ANN", 0, clock.now()).transaction_id
+    clock.advance(3600 + 20 * 60)  # Ann's car is still plugged in 20 minutes into Bob's booking
+    app.charging.stop("CP1", session, 8_000, clock.now())
+    assert app.bookings.expire_no_shows() == [bobs]  # Bob gave up: his grace is over
+    assert fee_of(app, bobs) == (BookingStatus.EXPIRED, 0)
+    settle(app)
+    gateway = app.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    assert gateway.open_authorisations() == {}  # Bob's hold released in full
+    assert [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok] == []
+
+
+def test_a_free_connector_nobody_came_to_is_a_no_show_with_its_fee(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app)
+    ann = app.marketplace.add_driver("Ann", "ANN").driver_id
+    bob = app.marketplace.add_driver("Bob", "BOB").driver_id
+    start = clock.now() + HOUR
+    app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000, starts_at=start))
+    bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000, starts_at=start + HOUR)).booking_id
+    clock.advance(3600)
+    session = app.charging.start("CP1", 1, "ANN", 0, clock.now()).transaction_id
+    clock.advance(3600 - 60)  # Ann leaves a minute before Bob's start
+    app.charging.stop("CP1", session, 8_000, clock.now())
+    clock.advance(60 + 16 * 60)
+    assert app.bookings.expire_no_shows() == [bobs]
+    assert fee_of(app, bobs) == (BookingStatus.EXPIRED, app.config.rules.cancellation.no_show_fee)
