@@ -70,10 +70,10 @@ class CancellationPolicy:
             return 0
         return min(self.late_cancel_fee, hold)
 
-    def no_show_charge(self, hold: Pence, *, connector_taken: bool = False) -> Pence:
-        """Nothing when another driver's session held the connector while this one was due to
-        arrive: the driver could not have charged."""
-        return 0 if connector_taken else min(self.no_show_fee, hold)
+    def no_show_charge(self, hold: Pence, *, excused: bool = False) -> Pence:
+        """Nothing when the driver is excused: another driver's session held the connector while
+        this one was due to arrive, or its charger was offline (nobody could tell)."""
+        return 0 if excused else min(self.no_show_fee, hold)
 
 
 # A walk-in's booking has no hold: its cost is charged to the driver's card at the end, afresh.

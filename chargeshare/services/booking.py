@@ -417,23 +417,33 @@ class BookingService:
         return self._ended(booking_id)
 
     def expire_no_shows(self, grace: timedelta | None = None) -> list[int]:
-        """Confirmed bookings whose driver never plugged in within the grace period are expired."""
+        """Confirmed bookings whose driver never plugged in within the grace period are expired.
+        One on a charger that is offline waits: its driver may be charging there, the start queued
+        until the charger is back. Once its period is over (or with `grace` given: the end of a
+        simulation) it expires all the same, without a fee, since nobody could tell."""
         policy = self.rules.cancellation
+        final = grace is not None
         grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
         now = self.clock.now()
         with self.store.reading() as tx:
             due = tx.bookings.starting_by(BookingStatus.CONFIRMED, now - grace)
-        return [b.booking_id for b in due if self._expire_no_show(b)]
+        return [b.booking_id for b in due if self._expire_no_show(b, final=final)]
 
-    def _expire_no_show(self, b: BookingRecord) -> bool:
+    def _expire_no_show(self, b: BookingRecord, *, final: bool = True) -> bool:
         """Expire a confirmed booking whose driver never came, with its fee (none if another
-        session held the connector during the arrival grace); False if it started or was cancelled
-        meanwhile."""
+        session held the connector during the arrival grace, or its charger is offline); False if
+        it started or was cancelled meanwhile, or waits for its offline charger (`expire_no_shows`)."""
         policy = self.rules.cancellation
-        grace_end = min(self.clock.now(), b.starts_at + timedelta(minutes=policy.no_show_grace_minutes))
+        now = self.clock.now()
+        grace_end = min(now, b.starts_at + timedelta(minutes=policy.no_show_grace_minutes))
         with self.store.transaction() as tx:
-            taken = tx.sessions.held_by_another(b.connector_id, b.booking_id, b.starts_at, grace_end)
-            fee = policy.no_show_charge(b.hold_amount, connector_taken=taken)
+            offline = tx.chargers.by_id(b.charger_id).status is ChargerStatus.OFFLINE
+            if offline and not final and now < b.ends_at:
+                return False
+            excused = offline or tx.sessions.held_by_another(
+                b.connector_id, b.booking_id, b.starts_at, grace_end
+            )
+            fee = policy.no_show_charge(b.hold_amount, excused=excused)
             expired_status = next_status(BookingStatus.CONFIRMED, BookingEvent.NO_SHOW)
             if not tx.bookings.update(
                 b.booking_id, expired_status, fee=fee, expected=BookingStatus.CONFIRMED

@@ -463,18 +463,22 @@ class BookingMachine(RuleBasedStateMachine):
     def expire_no_shows(self) -> None:
         policy = self.rules.cancellation
         grace = timedelta(minutes=policy.no_show_grace_minutes)
+        # One on an offline charger waits (its driver may be charging there) until its period ends.
         due = sorted(
             b.booking_id
             for b in self.model.bookings.values()
-            if b.status is B.CONFIRMED and b.starts_at + grace <= self.now
+            if b.status is B.CONFIRMED
+            and b.starts_at + grace <= self.now
+            and (self.chargers[b.charger].online or b.ends_at <= self.now)
         )
         assert sorted(self.app.bookings.expire_no_shows()) == due
         event("no-shows expired", str(min(len(due), 2)))
         for booking_id in due:
             b = self.model.bookings[booking_id]
             taken = self._held_by_another(b, min(self.now, b.starts_at + grace))
-            event("no-show on a connector another session held", str(taken))
-            self._close_unused(b, B.EXPIRED, policy.no_show_charge(b.hold, connector_taken=taken))
+            offline = not self.chargers[b.charger].online
+            event("no-show excused", "connector taken" if taken else "charger offline" if offline else "no")
+            self._close_unused(b, B.EXPIRED, policy.no_show_charge(b.hold, excused=taken or offline))
 
     def _held_by_another(self, b: MBooking, until: datetime) -> bool:
         """Another booking's session on b's connector at some instant of [b's start, until)."""

@@ -62,3 +62,30 @@ def test_a_free_connector_nobody_came_to_is_a_no_show_with_its_fee(app: App, clo
     clock.advance(60 + 16 * 60)
     assert app.bookings.expire_no_shows() == [bobs]
     assert fee_of(app, bobs) == (BookingStatus.EXPIRED, app.config.rules.cancellation.no_show_fee)
+
+
+def test_a_booking_on_an_offline_charger_waits_then_expires_without_a_fee(
+    app: App, clock: ManualClock
+) -> None:
+    """The driver may be charging on the offline charger, its start queued there: the booking is not
+    judged while the charger is away. Back in time, its replayed start finds the booking; never back,
+    the booking expires once its period is over, with no fee, since nobody could tell."""
+    charger = add_charger(app)
+    add_charger(app, "CP2")
+    bob = app.marketplace.add_driver("Bob", "BOB").driver_id
+    ann = app.marketplace.add_driver("Ann", "ANN").driver_id
+    start = clock.now() + HOUR
+    bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000, starts_at=start)).booking_id
+    anns = app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000, starts_at=start + HOUR)).booking_id
+    app.charging.disconnected("CP1")  # its link closed
+    clock.advance(3600 + 30 * 60)  # Bob's grace is long over; the charger is still away
+    assert app.bookings.expire_no_shows() == []
+    app.charging.heartbeat("CP1")  # back, and replays Bob's start, made as he arrived
+    bob_start = app.charging.start("CP1", 1, "BOB", 0, start + timedelta(minutes=5))
+    assert bob_start.transaction_id > 0
+    app.charging.stop("CP1", bob_start.transaction_id, 3_000, start + timedelta(minutes=50))
+    assert fee_of(app, bobs)[0] is BookingStatus.COMPLETED
+    app.charging.disconnected("CP1")
+    clock.advance(2 * 3600)  # Ann's period is over, the charger never came back
+    assert app.bookings.expire_no_shows() == [anns]
+    assert fee_of(app, anns) == (BookingStatus.EXPIRED, 0)
