@@ -49,6 +49,18 @@ def db(tmp_path: Path) -> Iterator[list[str]]:
     yield ["--database-url", url]
 
 
+@pytest.fixture
+def one_host(tmp_path: Path) -> list[str]:
+    """A database with one host and nothing else."""
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    backend = build(Config(database_url=url, password_hash="fast"))
+    try:
+        backend.marketplace.add_host("Hannah")
+    finally:
+        backend.close()
+    return ["--database-url", url]
+
+
 def give_details(db: list[str], host: int, *extra: str) -> Result:
     return runner.invoke(
         app,
@@ -80,6 +92,7 @@ def give_details(db: list[str], host: int, *extra: str) -> Result:
     )
 
 
+@pytest.mark.slow  # about 1.5 s: seven commands, each opening the database
 def test_the_year_is_reported_once_every_seller_has_given_details(db: list[str], tmp_path: Path) -> None:
     given = give_details(db, 1, "--iban", "GB82 WEST 1234 5698 7654 32")
     assert given.exit_code == 0, given.output
@@ -165,7 +178,9 @@ def test_a_ledger_that_does_not_reconcile_fails_the_report(db: list[str]) -> Non
     assert "discrepancy: host 1, consideration in Q2" in result.stderr
 
 
-def test_mistakes_are_usage_errors_naming_what_is_wrong(db: list[str]) -> None:
+@pytest.mark.slow  # about 1 s: five commands, each opening the database
+def test_mistakes_are_usage_errors_naming_what_is_wrong(one_host: list[str]) -> None:
+    db = one_host
     bad_nino = give_details(db, 1)
     assert bad_nino.exit_code == 0
     person = ["--kind", "individual", "--first-names", "A", "--last-name", "B", "--birth-date", "1980-02-03"]
