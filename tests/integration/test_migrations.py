@@ -98,15 +98,15 @@ def test_processes_starting_at_once_on_an_empty_database_all_come_up(postgres_ur
     check.dispose()
 
 
-def test_upgrading_from_0009_adds_seller_details_and_keeps_the_hosts(engine: Engine) -> None:
+def test_upgrading_from_0011_adds_seller_details_and_keeps_the_hosts(engine: Engine) -> None:
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        command.downgrade(migrate.alembic_config(conn), "0009")
+        command.downgrade(migrate.alembic_config(conn), "0011")
         conn.commit()
         assert "host_seller_details" not in inspect(conn).get_table_names()
         conn.execute(text("INSERT INTO hosts (name) VALUES ('Ann')"))
         conn.commit()
-    assert migrate.upgrade(engine) == "upgraded from 0009"
+    assert migrate.upgrade(engine) == "upgraded from 0011"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
         assert conn.execute(text("SELECT count(*) FROM host_seller_details")).scalar() == 0

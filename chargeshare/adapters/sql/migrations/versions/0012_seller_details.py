@@ -1,8 +1,8 @@
 """Hosts' seller details for HMRC's digital platform reporting (name, address, date of birth, tax
 identifier, bank account).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 from chargeshare.adapters.sql.schema import UTCDateTime
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
