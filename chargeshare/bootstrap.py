@@ -26,6 +26,7 @@ from chargeshare.adapters.shared_clock import ClockFileError, FollowedClock
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.adapters.sql.store import DEFAULT_LOCK_TIMEOUT_S, DEFAULT_STATEMENT_TIMEOUT_S
 from chargeshare.adapters.stripe_gateway import DEFAULT_NETWORK_RETRIES, DEFAULT_TIMEOUT_S, StripeGateway
+from chargeshare.domain.platform_reporting import RelevantActivity, ReportingRules
 from chargeshare.domain.rate_limit import Limit
 from chargeshare.services.auth import AuthService
 from chargeshare.services.booking import BookingService
@@ -37,6 +38,7 @@ from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
+from chargeshare.services.platform_reporting import PlatformReportingService
 from chargeshare.services.ports import Durability, LockManager, PaymentGateway, SlotClaims, Store
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
@@ -79,6 +81,8 @@ class Config:
     hash_workers: int = field(default_factory=default_workers)
     hash_queue: int = DEFAULT_QUEUE
     limits: ApiLimits = field(default_factory=ApiLimits)
+    # HMRC digital platform reporting: what hosts sell for the rules, and the de minimis thresholds.
+    reporting: ReportingRules = field(default_factory=ReportingRules)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -93,6 +97,7 @@ class Config:
         values.update(_auth_settings(env))
         values.update(_limit_settings(env))
         values.update(_timeout_settings(env))
+        values.update(_reporting_settings(env))
         rules = _rule_settings(env)
         if rules:
             values["rules"] = MarketplaceRules(**rules)
@@ -125,6 +130,30 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"{name} must be a whole number of seconds, at least 1, got {value!r}")
             out[key] = int(value)
     return out
+
+
+def _reporting_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """CHARGESHARE_DPI_ACTIVITY (property or goods) and the de minimis thresholds, which apply to a
+    seller of goods only (see domain.platform_reporting)."""
+    activity = env.get("CHARGESHARE_DPI_ACTIVITY")
+    changes: dict[str, Any] = {}
+    if activity:
+        try:
+            changes["activity"] = RelevantActivity(activity)
+        except ValueError:
+            raise ConfigError(
+                f"CHARGESHARE_DPI_ACTIVITY must be property or goods, got {activity!r}"
+            ) from None
+    for name, key in (
+        ("CHARGESHARE_DPI_DE_MINIMIS_ACTIVITIES", "de_minimis_activities"),
+        ("CHARGESHARE_DPI_DE_MINIMIS_PENCE", "de_minimis_consideration"),
+    ):
+        value = env.get(name)
+        if value:
+            if not value.isdigit():
+                raise ConfigError(f"{name} must be a whole number, 0 or more, got {value!r}")
+            changes[key] = int(value)
+    return {"reporting": ReportingRules(**changes)} if changes else {}
 
 
 def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
@@ -231,6 +260,7 @@ class App:
     housekeeping: Housekeeping
     reports: ChargerReportsService
     tokens: TokenService
+    platform_reporting: PlatformReportingService
     redis: Any = None
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -354,6 +384,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         housekeeping=Housekeeping(bookings, charging, settlement),
         reports=ChargerReportsService(store, clock, bookings),
         tokens=TokenService(store, clock),
+        platform_reporting=PlatformReportingService(store, config.reporting),
         redis=redis_client,
         durability=durability_for(store),
     )

@@ -12,7 +12,10 @@ from typing import Any
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind
+from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry, payable_host
+from chargeshare.domain.platform_reporting import ReportingRules, build_report
+from chargeshare.domain.report_reconciliation import reconcile
+from chargeshare.domain.statement import year_and_quarter
 from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
 from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
@@ -75,6 +78,25 @@ class RunReport:
         return json.dumps(body, indent=2, sort_keys=True)
 
 
+def platform_reporting_figures(entries: Sequence[JournalEntry]) -> tuple[int, int]:
+    """HMRC platform reporting over the run: the active sellers of each calendar year the run's
+    host credits fall in, and the discrepancies found reconciling those years' reports with the
+    ledger (domain.report_reconciliation). Identity plays no part, so no seller details are needed."""
+    years = sorted(
+        {
+            year_and_quarter(e.created_at)[0]
+            for e in entries
+            if any(payable_host(p.account) is not None for p in e.postings)
+        }
+    )
+    sellers = discrepancies = 0
+    for year in years:
+        report = build_report(year, ReportingRules(), entries, host_names={}, details={}, registered_on={})
+        sellers += len(report.sellers)
+        discrepancies += len(reconcile(report, entries))
+    return sellers, discrepancies
+
+
 def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: float) -> RunReport:
     snapshot, invariants = read_and_check(app.store, app.config.rules, now=app.clock.now())
     with app.store.transaction() as tx:
@@ -120,6 +142,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
     }
+    summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:
         summary["bookings_no_driver_heard_of"] = sum(
             1

@@ -153,6 +153,8 @@ SUMMARY_METRICS = frozenset(
         "charger_reconnects",
         "chargers_went_offline",
         "dead_letters",
+        "dpi_discrepancies",
+        "dpi_sellers",
         "driver_outcomes",
         "energy_wh",
         "fault_outcomes",

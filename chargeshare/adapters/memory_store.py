@@ -25,6 +25,7 @@ from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound,
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
+from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.services.records import (
@@ -107,6 +108,7 @@ class _Tables:
 
     hosts: dict[int, str] = field(default_factory=dict)
     kyc: dict[int, str] = field(default_factory=dict)
+    seller_details: dict[int, SellerDetails] = field(default_factory=dict)
     drivers: dict[int, DriverRecord] = field(default_factory=dict)
     accounts: dict[int, AccountRecord] = field(default_factory=dict)
     chargers: dict[int, _Charger] = field(default_factory=dict)
@@ -268,6 +270,17 @@ class MemoryAccounts(_Repository):
 
     def hosts(self) -> Sequence[HostRecord]:
         return [self.host(host_id) for host_id in sorted(self.t.hosts)]
+
+    def seller_details(self, host_id: int) -> SellerDetails | None:
+        self.host(host_id)
+        return self.t.seller_details.get(host_id)
+
+    def set_seller_details(self, host_id: int, details: SellerDetails, at: datetime) -> None:
+        self.host(host_id)
+        self.t.seller_details[host_id] = details
+
+    def all_seller_details(self) -> dict[int, SellerDetails]:
+        return dict(sorted(self.t.seller_details.items()))
 
 
 # ---- chargers ------------------------------------------------------------------------------------

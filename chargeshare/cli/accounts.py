@@ -1,9 +1,11 @@
-"""`chargeshare accounts`: operator accounts and hosts' KYC status, straight in the backend's database."""
+"""`chargeshare accounts`: operator accounts, hosts' KYC status and the seller details HMRC's platform
+reporting needs, straight in the backend's database."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,8 +14,15 @@ from rich.table import Table
 from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.cli.options import chatter, json_list_option, write_rows
 from chargeshare.domain.accounts import KycStatus
+from chargeshare.domain.availability import UK
+from chargeshare.domain.seller_details import SellerKind, seller_details
 
-app = typer.Typer(help="Accounts, admin accounts and hosts' KYC status.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from chargeshare.domain.seller_details import SellerDetails
+
+app = typer.Typer(
+    help="Accounts, admin accounts, hosts' KYC status and seller details.", no_args_is_help=True
+)
 console = Console(soft_wrap=True)
 
 
@@ -81,3 +90,128 @@ def list_accounts(
         )
     console.print(table)
     chatter(console).print(f"{len(accounts)} accounts")
+
+
+def _birth_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date: give YYYY-MM-DD", param_hint="--birth-date"
+        ) from None
+
+
+def _details_rows(d: SellerDetails) -> list[tuple[str, str]]:
+    rows = [("kind", d.kind.value), ("name", d.name)]
+    if d.birth_date is not None:
+        rows.append(("date of birth", d.birth_date.isoformat()))
+    rows += [
+        ("address", d.address.one_line()),
+        ("tax identifier", f"{d.tax_id.kind.value} {d.tax_id.value} ({d.tax_id.country})"),
+    ]
+    if d.company_number:
+        rows.append(("company number", d.company_number))
+    rows.append(("bank account", "none given" if d.bank is None else f"{d.bank.kind}: {d.bank.identifier}"))
+    return rows
+
+
+def _details_json(d: SellerDetails | None) -> dict[str, str] | None:
+    if d is None:
+        return None
+    return {
+        "kind": d.kind.value,
+        "name": d.name,
+        "birth_date": "" if d.birth_date is None else d.birth_date.isoformat(),
+        "address": d.address.one_line(),
+        "country": d.address.country,
+        "tax_id_kind": d.tax_id.kind.value,
+        "tax_id": d.tax_id.value,
+        "tax_id_country": d.tax_id.country,
+        "company_number": d.company_number,
+        "bank_account": "" if d.bank is None else d.bank.identifier,
+    }
+
+
+@app.command("seller-details")
+def show_seller_details(
+    host_id: Annotated[int, typer.Argument(help="The host's id.")],
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
+) -> None:
+    """The details a host gave for HMRC's platform reporting (name, address, tax identifier, bank)."""
+    with open_app(database_url) as a:
+        details = a.hosting.seller_details(host_id)
+        host = a.hosting.host(host_id)
+    if json_out is not None:
+        write_rows(
+            json_out,
+            {"host_id": host_id, "kyc_status": str(host.kyc_status), "details": _details_json(details)},
+        )
+        return
+    if details is None:
+        console.print(f"host {host_id} ({host.name}) has given no seller details")
+        return
+    table = Table("field", "value", title=f"host {host_id}: seller details (KYC {host.kyc_status})")
+    for field, value in _details_rows(details):
+        table.add_row(field, value)
+    console.print(table)
+
+
+@app.command("set-seller-details")
+def set_seller_details(
+    host_id: Annotated[int, typer.Argument(help="The host's id.")],
+    kind: Annotated[SellerKind, typer.Option(help="A person, or a company, partnership or trust.")],
+    address_line1: Annotated[str, typer.Option(help="Primary residence (a person) or registered office.")],
+    city: Annotated[str, typer.Option(help="The address's town or city.")],
+    country: Annotated[str, typer.Option(help="ISO 3166 two-letter code, e.g. GB.")],
+    first_names: Annotated[str, typer.Option(help="A person's given names.")] = "",
+    last_name: Annotated[str, typer.Option(help="A person's family name.")] = "",
+    legal_name: Annotated[str, typer.Option(help="An entity's registered name.")] = "",
+    birth_date: Annotated[str | None, typer.Option(help="A person's, as YYYY-MM-DD.")] = None,
+    address_line2: Annotated[str, typer.Option(help="The address's second line, if any.")] = "",
+    postcode: Annotated[str, typer.Option(help="Required for a UK address.")] = "",
+    nino: Annotated[str, typer.Option(help="A UK resident person's National Insurance number.")] = "",
+    utr: Annotated[
+        str, typer.Option(help="A UK Unique Taxpayer Reference (a person's or a company's).")
+    ] = "",
+    tin: Annotated[str, typer.Option(help="Another country's tax identification number.")] = "",
+    tin_country: Annotated[str, typer.Option(help="The country that issued --tin.")] = "",
+    company_number: Annotated[str, typer.Option(help="An entity's Companies House number.")] = "",
+    sort_code: Annotated[str, typer.Option(help="With --account-number; or give --iban.")] = "",
+    account_number: Annotated[str, typer.Option(help="A UK account number: 8 digits.")] = "",
+    iban: Annotated[str, typer.Option(help="An IBAN, instead of a sort code and account number.")] = "",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Record a host's seller details, checked field by field. Changing details the operator had
+    verified sends the host back to KYC pending."""
+    given = [(k, v) for k, v in (("nino", nino), ("utr", utr), ("tin", tin)) if v.strip()]
+    if len(given) != 1:
+        raise typer.BadParameter("give one tax identifier: --nino, --utr or --tin (with --tin-country)")
+    (tax_id_kind, tax_id), *_ = given
+    with open_app(database_url) as a:
+        details = seller_details(
+            kind=kind,
+            first_names=first_names,
+            last_name=last_name,
+            legal_name=legal_name,
+            birth_date=_birth_date(birth_date),
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            postcode=postcode,
+            country=country,
+            tax_id_kind=tax_id_kind,
+            tax_id=tax_id,
+            tax_id_country=tin_country,
+            company_number=company_number,
+            sort_code=sort_code,
+            account_number=account_number,
+            iban=iban,
+            today=a.clock.now().astimezone(UK).date(),
+        )
+        host = a.hosting.set_seller_details(host_id, details)
+    console.print(
+        f"host {host.host_id} ({host.name}): seller details kept for {details.name}; KYC {host.kyc_status}"
+    )

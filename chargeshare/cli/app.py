@@ -21,6 +21,7 @@ from chargeshare.cli import (
     bench,
     chargers,
     db,
+    dpi,
     errors,
     options,
     payments,
@@ -118,6 +119,7 @@ app.add_typer(chargers.app, name="chargers")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(db.app, name="db")
+app.add_typer(dpi.app, name="dpi")
 
 
 def _print_version(value: bool) -> None:

@@ -50,6 +50,16 @@ class InvalidRequest(DomainError):
     code = "invalid_request"
 
 
+class InvalidField(InvalidRequest):
+    """One field of a request is wrong; the message starts with the field's name, and `field` names it."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
 class IdempotencyKeyReused(InvalidRequest):
     """An Idempotency-Key already used by the same account for a different request."""
 

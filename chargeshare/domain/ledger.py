@@ -32,6 +32,13 @@ def host_payable(host_id: int) -> str:
     return f"host:{host_id}:payable"
 
 
+def payable_host(account: str) -> int | None:
+    """The host whose payable account this is, or None for any other account."""
+    kind, _, rest = account.partition(":")
+    ident, _, tail = rest.partition(":")
+    return int(ident) if kind == "host" and tail == "payable" and ident.isdigit() else None
+
+
 class EntryKind(StrEnum):
     HOLD = "hold"  # pending: the card is authorised for up to this amount
     CAPTURE = "capture"  # posts (part of) a hold

@@ -1,5 +1,6 @@
 """What a host manages: their chargers, connectors, prices, calendars and access notes; their money
-(earnings, payouts, the yearly statement); and the operator's KYC decision about them.
+(earnings, payouts, the yearly statement); the seller details HMRC's platform reporting asks of
+them; and the operator's KYC decision about them.
 
 Every call names the host acting; a charger of another host is "not found", never "forbidden", so
 nobody learns what others have listed.
@@ -18,6 +19,7 @@ from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ConnectorType
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.ledger import EntryKind, JournalEntry, host_payable
+from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.statement import YearStatement, earnings_of, year_statement
 from chargeshare.services.clock import Clock
 from chargeshare.services.marketplace import MarketplaceService, change_boot_policy
@@ -163,6 +165,25 @@ class HostingService:
             tx.accounts.host(host_id)
             entries = tx.ledger.entries(account=host_payable(host_id))
         return year_statement(host_id, year, earnings_of(host_id, entries))
+
+    # ---- seller details (HMRC platform reporting) ---------------------------------------------------
+    def seller_details(self, host_id: int) -> SellerDetails | None:
+        with self.store.reading() as tx:
+            return tx.accounts.seller_details(host_id)
+
+    def set_seller_details(self, host_id: int, details: SellerDetails) -> HostRecord:
+        """Keep what the host gave (checked already: `domain.seller_details`). Details that change
+        after the operator verified the host send them back to pending: the checks were of the old
+        ones (a changed bank account is how payouts are redirected)."""
+        with self.store.transaction() as tx:
+            tx.accounts.lock_host(host_id)
+            before = tx.accounts.seller_details(host_id)
+            tx.accounts.set_seller_details(host_id, details, self.clock.now())
+            host = tx.accounts.host(host_id)
+            if before != details and host.kyc_status == KycStatus.VERIFIED:
+                tx.accounts.set_host_kyc(host_id, KycStatus.PENDING.value, self.clock.now())
+                host = tx.accounts.host(host_id)
+            return host
 
     # ---- the operator's side -----------------------------------------------------------------------
     def host(self, host_id: int) -> HostRecord:

@@ -13,6 +13,7 @@ from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
+from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.services.records import (
     AccountRecord,
@@ -29,7 +30,7 @@ from chargeshare.services.records import (
 
 
 class Accounts(Protocol):
-    """Hosts, drivers, their sign-in accounts and hosts' KYC status."""
+    """Hosts, drivers, their sign-in accounts, hosts' KYC status and their seller details."""
 
     def add_host(self, name: str) -> int: ...
     def add_driver(self, name: str, id_tag: str) -> int: ...
@@ -63,6 +64,18 @@ class Accounts(Protocol):
 
     def hosts(self) -> Sequence[HostRecord]:
         """Every host with its KYC status, by id."""
+        ...
+
+    def seller_details(self, host_id: int) -> SellerDetails | None:
+        """What the host gave for HMRC's platform reporting, or None; NotFound for an unknown host."""
+        ...
+
+    def set_seller_details(self, host_id: int, details: SellerDetails, at: datetime) -> None:
+        """Keep the host's details (already checked), replacing any before; NotFound for an unknown host."""
+        ...
+
+    def all_seller_details(self) -> dict[int, SellerDetails]:
+        """Every host's details that are on file, by host id."""
         ...
 
 

@@ -131,3 +131,17 @@ def test_upgrading_to_folded_id_tags_refuses_case_variants_after_and_names_those
             "VALUES (2, 'Card-1', 'ISO14443', 'Accepted', false, '2026-01-01 00:00:00')"
         )
     migrate.check_current(engine)
+
+
+def test_upgrading_from_0011_adds_seller_details_and_keeps_the_hosts(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0011")
+        conn.commit()
+        assert "host_seller_details" not in inspect(conn).get_table_names()
+        conn.execute(text("INSERT INTO hosts (name) VALUES ('Ann')"))
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0011"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
+        assert conn.execute(text("SELECT count(*) FROM host_seller_details")).scalar() == 0

@@ -81,8 +81,9 @@ def test_statement_quarters_add_up_to_the_year(earnings: list[Earning]) -> None:
 
 
 def test_a_booking_paid_across_quarters_is_one_activity_in_its_first() -> None:
-    a = Earning(1, datetime(2026, 3, 31, 23, 59, tzinfo=UTC), 1_000, 850)
-    b = Earning(1, datetime(2026, 4, 1, 0, 1, tzinfo=UTC), 200, 170)  # a top-up after midnight
+    # UK quarters: 31 March 2026 is on BST, so local midnight is 23:00 UTC.
+    a = Earning(1, datetime(2026, 3, 31, 22, 59, tzinfo=UTC), 1_000, 850)
+    b = Earning(1, datetime(2026, 3, 31, 23, 1, tzinfo=UTC), 200, 170)  # a top-up after midnight
     q = year_statement(1, 2026, [b, a]).quarters
     assert [(x.activities, x.gross_consideration, x.fees_withheld) for x in q[:2]] == [
         (1, 1_000, 150),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chargeshare.bootstrap import Config, ConfigError
+from chargeshare.domain.platform_reporting import RelevantActivity, ReportingRules
 from chargeshare.services.rules import MarketplaceRules
 
 
@@ -27,5 +28,30 @@ def test_the_fee_lease_and_placement_timeout_are_read_together() -> None:
 @pytest.mark.parametrize("name", ["CHARGESHARE_PAYMENT_LEASE_S", "CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S"])
 @pytest.mark.parametrize("value", ["0", "-5", "1.5", "two"])
 def test_a_lease_or_timeout_must_be_whole_seconds(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({name: value})
+
+
+def test_platform_reporting_reads_what_hosts_sell_and_the_de_minimis() -> None:
+    assert Config.from_env({}).reporting == ReportingRules()
+    rules = Config.from_env(
+        {
+            "CHARGESHARE_DPI_ACTIVITY": "goods",
+            "CHARGESHARE_DPI_DE_MINIMIS_ACTIVITIES": "10",
+            "CHARGESHARE_DPI_DE_MINIMIS_PENCE": "0",
+        }
+    ).reporting
+    assert rules == ReportingRules(RelevantActivity.GOODS, 10, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CHARGESHARE_DPI_ACTIVITY", "services"),
+        ("CHARGESHARE_DPI_DE_MINIMIS_ACTIVITIES", "-1"),
+        ("CHARGESHARE_DPI_DE_MINIMIS_PENCE", "1700.00"),
+    ],
+)
+def test_a_bad_reporting_setting_is_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Config.from_env({name: value})

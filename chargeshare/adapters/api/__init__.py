@@ -30,6 +30,7 @@ from chargeshare.adapters.api import (
     routes_health,
     routes_host_chargers,
     routes_host_money,
+    routes_host_seller_details,
     routes_sessions,
     routes_tokens,
 )
@@ -192,6 +193,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     )
     api.include_router(routes_sessions.router(app), responses=signed_in)
     api.include_router(routes_host_money.router(app), responses=signed_in)
+    api.include_router(routes_host_seller_details.router(app), responses=signed_in)
     api.include_router(routes_admin.router(app), responses=signed_in)
     api.include_router(routes_admin_commands.router(app, registry), responses=signed_in)
     api.include_router(routes_admin_reports.router(app), responses=signed_in)

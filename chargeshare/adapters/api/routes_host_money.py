@@ -42,7 +42,7 @@ def router(app: App) -> APIRouter:
 
     @r.get("/statements/{year}")
     def statement(year: Annotated[int, Path(ge=FIRST_YEAR, le=LAST_YEAR)], who: Host) -> StatementOut:
-        """Income for a calendar year by quarter (UTC), in pence: consideration paid by drivers, fees
+        """Income for a calendar year by UK calendar quarter, in pence: consideration paid by drivers, fees
         the platform withheld, net paid to the host, and the number of activities (paid bookings)."""
         assert who.host_id is not None
         s = app.hosting.statement(who.host_id, year)

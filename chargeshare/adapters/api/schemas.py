@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -247,6 +247,60 @@ class StatementOut(BaseModel):
     net_paid: int
     activities: int
     quarters: list[QuarterOut]
+
+
+# ---- seller details (HMRC digital platform reporting) ---------------------------------------------
+DetailText = Annotated[str, AfterValidator(_no_nul), Field(max_length=1000)]  # the domain says what fits
+
+
+class SellerDetailsIn(BaseModel):
+    """What HMRC's platform reporting asks of a host; checked field by field (400 `invalid_field`
+    naming the field: `detail` starts with its name)."""
+
+    kind: Literal["individual", "entity"]
+    first_names: DetailText = Field("", description="individuals, as on their identity documents")
+    last_name: DetailText = Field("", description="individuals")
+    legal_name: DetailText = Field("", description="entities: the registered name")
+    birth_date: date | None = Field(None, description="individuals")
+    address_line1: DetailText = Field(
+        description="an individual's primary residence, an entity's registered office"
+    )
+    address_line2: DetailText = ""
+    city: DetailText
+    postcode: DetailText = Field("", description="required for a UK address")
+    country: DetailText = Field(description="ISO 3166-1 alpha-2, e.g. GB")
+    tax_id_kind: Literal["nino", "utr", "tin"] = Field(
+        description="nino or utr for a UK resident; tin (with tax_id_country) for a resident elsewhere"
+    )
+    tax_id: DetailText
+    tax_id_country: DetailText = Field("", description="the TIN's issuer (a tin only)")
+    company_number: DetailText = Field("", description="entities registered at Companies House")
+    sort_code: DetailText = Field("", description="with account_number; or give an iban; or neither")
+    account_number: DetailText = ""
+    iban: DetailText = ""
+
+
+class SellerDetailsOut(BaseModel):
+    host_id: int
+    kyc_status: str = Field(description="changing details the operator verified sends it back to pending")
+    kind: str
+    name: str
+    first_names: str
+    last_name: str
+    legal_name: str
+    birth_date: date | None
+    address_line1: str
+    address_line2: str
+    city: str
+    postcode: str
+    country: str
+    tax_id_kind: str
+    tax_id: str
+    tax_id_country: str
+    company_number: str
+    sort_code: str
+    account_number: str
+    iban: str
 
 
 # ---- admin ---------------------------------------------------------------------------------------

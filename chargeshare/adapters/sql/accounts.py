@@ -1,4 +1,4 @@
-"""Hosts, drivers, sign-in accounts and hosts' KYC status."""
+"""Hosts, drivers, sign-in accounts, hosts' KYC status and seller details."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql import seller_details as seller_rows
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.folded import Folded, writing_names
 from chargeshare.adapters.sql.rows import insert_of
 from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.tokens import token_key
 from chargeshare.services.records import AccountRecord, DriverRecord, HostRecord
 
@@ -138,6 +140,17 @@ class SqlAccounts:
             .order_by(h.id)
         )
         return [HostRecord(r[0], r[1], r[2] or "pending") for r in rows]
+
+    def seller_details(self, host_id: int) -> SellerDetails | None:
+        self.host(host_id)
+        return seller_rows.read_one(self.conn, host_id)
+
+    def set_seller_details(self, host_id: int, details: SellerDetails, at: datetime) -> None:
+        self.host(host_id)
+        seller_rows.write(self.conn, host_id, details, at)
+
+    def all_seller_details(self) -> dict[int, SellerDetails]:
+        return seller_rows.read_all(self.conn)
 
     def get(self, account_id: int) -> AccountRecord:
         found = self._account(t.accounts.c.id == account_id)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -299,6 +300,32 @@ host_kyc = Table(
     metadata,
     Column("host_id", ForeignKey("hosts.id"), primary_key=True),  # no row: pending
     Column("status", String(16), nullable=False),  # pending | verified | rejected
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# What a host gave at onboarding for HMRC's digital platform reporting (domain/seller_details.py),
+# checked and normalised before it is written. Optional text is '' rather than NULL; no bank: NULLs.
+host_seller_details = Table(
+    "host_seller_details",
+    metadata,
+    Column("host_id", ForeignKey("hosts.id"), primary_key=True),
+    Column("kind", String(10), nullable=False),  # individual | entity
+    Column("first_names", String(200), nullable=False),
+    Column("last_name", String(200), nullable=False),
+    Column("legal_name", String(200), nullable=False),
+    Column("birth_date", Date),  # individuals only
+    Column("address_line1", String(200), nullable=False),
+    Column("address_line2", String(200), nullable=False),
+    Column("city", String(200), nullable=False),
+    Column("postcode", String(20), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("tax_id_kind", String(4), nullable=False),  # nino | utr | tin
+    Column("tax_id", String(200), nullable=False),
+    Column("tax_id_country", String(2), nullable=False),
+    Column("company_number", String(8), nullable=False),
+    Column("sort_code", String(8)),
+    Column("account_number", String(8)),
+    Column("iban", String(34)),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
