@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chargeshare.ocpp import VERSIONS
 from chargeshare.ocpp.connection import Handler, Outcome
 from simulators.evse import BootReason, StopReason, Transaction, VirtualConnector
 
@@ -46,16 +47,18 @@ class Dialect(Protocol):
     def refusal(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None: ...
 
 
-PROTOCOLS = ("1.6", "2.0.1")
+PROTOCOLS = VERSIONS
 
 
 def dialect_for(protocol: str) -> Dialect:
-    from simulators import dialect_v16, dialect_v201
+    from simulators import dialect_v16, dialect_v21, dialect_v201
 
     if protocol == "1.6":
         return dialect_v16.V16()
     if protocol == "2.0.1":
         return dialect_v201.V201()
+    if protocol == "2.1":
+        return dialect_v21.V21()
     raise ValueError(f"unknown OCPP version {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 

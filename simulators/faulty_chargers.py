@@ -135,7 +135,7 @@ CAUGHT_BY_201: dict[str, frozenset[str]] = {
     "malformed-meter-values": SESSIONS_201,
     "wrong-stop-transaction-id": SESSIONS_201,
 }
-CAUGHT_BY = {"1.6": CAUGHT_BY_16, "2.0.1": CAUGHT_BY_201}
+CAUGHT_BY = {"1.6": CAUGHT_BY_16, "2.0.1": CAUGHT_BY_201, "2.1": CAUGHT_BY_201}  # 2.1 runs the 2.0.1 cases
 
 
 def charger_class(variant: str | None) -> type[VirtualCharger]:

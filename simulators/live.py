@@ -224,7 +224,8 @@ async def keep_clock_with_loop(clock: ScaledClock) -> None:
 
 
 def sessions_by_protocol(app: App) -> dict[str, int]:
-    """Sessions the backend recorded, by the OCPP version their charger spoke ("ocpp16", "ocpp201")."""
+    """Sessions the backend recorded, by the OCPP version their charger spoke ("ocpp16", "ocpp201",
+    "ocpp21")."""
     with app.store.transaction() as tx:
         version_of = {
             c.connector_id: (v.ocpp_version or "unknown") for v in tx.chargers.all() for c in v.connectors

@@ -29,8 +29,8 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import csms_v16, csms_v201
-from chargeshare.ocpp.connection import CallRejected, Connection, Handler
+from chargeshare.ocpp import csms, csms_v16, csms_v201
+from chargeshare.ocpp.connection import CallRejected, Connection
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import InvariantResult
@@ -477,11 +477,7 @@ class Replayer:
     def _connection(self, cp: str, version: str) -> Connection:
         conn = self.connections.get((cp, version))
         if conn is None:
-            handlers: dict[str, Handler] = (
-                csms_v16.handlers(self.app.charging, cp, self.app.reports)
-                if version == "1.6"
-                else csms_v201.handlers(self.app.charging, cp, self.app.reports)
-            )
+            handlers = csms.handlers(version, self.app.charging, cp, self.app.reports)
             conn = self.connections[(cp, version)] = Connection(version, handlers, id_prefix="cs-")
         return conn
 

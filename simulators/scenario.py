@@ -30,6 +30,8 @@ SUFFIXES = (".yaml", ".yml")
 # lapse first (simulated seconds).
 PROVIDER_SLOW_MAX_S = min(MarketplaceRules().payment_lease_s, MarketplaceRules().hold_placement_timeout_s)
 
+# The versions YAML reads as numbers when unquoted (1.6, 2.1); "2.0.1" is only ever a string.
+UNQUOTED: list[Any] = [float(v) for v in PROTOCOLS if v.count(".") == 1]
 _range = {
     "type": "object",
     "additionalProperties": False,
@@ -76,8 +78,9 @@ SCHEMA: dict[str, Any] = {
                 "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000},
                 "powers_w": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1_000}},
                 "price_per_kwh": _range,
-                # Dealt out in turn (charger i gets protocols[i % n]); YAML reads an unquoted 1.6 as a number.
-                "protocols": {"type": "array", "items": {"enum": [1.6, *PROTOCOLS]}, "minItems": 1},
+                # Dealt out in turn (charger i gets protocols[i % n]); YAML reads an unquoted 1.6 or 2.1
+                # as a number.
+                "protocols": {"type": "array", "items": {"enum": UNQUOTED + list(PROTOCOLS)}, "minItems": 1},
                 # Development mode: the backend lets unregistered charge point ids connect.
                 "allow_unknown_chargers": {"type": "boolean"},
             },
@@ -112,7 +115,7 @@ SCHEMA: dict[str, Any] = {
                     # Names the virtual chargers answer, checked against their dialects (did you mean...).
                     "commands": {"type": "array", "items": {"type": "string"}},
                     "frames": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    "protocol": {"enum": [1.6, *PROTOCOLS]},
+                    "protocol": {"enum": UNQUOTED + list(PROTOCOLS)},
                     "spoofer": {"enum": ["fleet", "unregistered"]},
                     "failpoint": {"enum": sorted(FAILPOINTS)},
                 },
@@ -194,7 +197,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
         }
     ),
     "no_charger_because": frozenset(NO_CHARGER_REASONS),
-    "sessions_by_protocol": frozenset({"ocpp16", "ocpp201"}),
+    "sessions_by_protocol": frozenset("ocpp" + v.replace(".", "") for v in PROTOCOLS),
     "fault_outcomes": None,
 }
 

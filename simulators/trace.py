@@ -20,12 +20,13 @@ from chargeshare.adapters.ocpp_server import ChargerRegistry, Direction
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import CancellationPolicy
+from chargeshare.ocpp import VERSIONS
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.rules import MarketplaceRules
 
 FORMAT = "chargeshare-trace"
 FORMAT_VERSION = 1
-PROTOCOLS = ("1.6", "2.0.1")
+PROTOCOLS = VERSIONS
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Backend-side events that no frame or API call shows, but that change what later calls see.
 OPS = ("charger_offline", "payments_down", "payments_up", "expire_no_shows", "reconcile", "window")

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from chargeshare.ocpp import VERSIONS
+
 if TYPE_CHECKING:
     from chargeshare.bootstrap import App
 
@@ -35,7 +37,7 @@ class _Present(Collector):
             "Chargers with a live OCPP link, by version.",
             labels=["version"],
         )
-        versions: dict[str, int] = {"1.6": 0, "2.0.1": 0}
+        versions: dict[str, int] = dict.fromkeys(VERSIONS, 0)
         for version in self.connected().values():
             versions[version] = versions.get(version, 0) + 1
         for version, n in sorted(versions.items()):

@@ -26,7 +26,7 @@ from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter, Superseded
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
-from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms_v16, csms_v201
+from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.metering import MeteringPolicy
@@ -52,7 +52,8 @@ MIN_RESEND_ROUND_REAL_S = 0.05
 
 
 def choose_subprotocol(offered: list[str]) -> str | None:
-    """Our preference order, among what the charger offers."""
+    """Our preference order (the newest version first), among what the charger offers, whatever
+    order it offers them in."""
     return next((p for p in SUPPORTED_SUBPROTOCOLS if p in offered), None)
 
 
@@ -200,14 +201,12 @@ class ChargerRegistry:
                 log.exception("a frame tap failed; the frame itself is unaffected")
 
     def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
-        if version == "1.6":
-            return csms_v16.handlers(self.app.charging, cp_id, self.app.reports)
-        return csms_v201.handlers(self.app.charging, cp_id, self.app.reports)
+        return csms.handlers(version, self.app.charging, cp_id, self.app.reports)
 
     async def serve(self, ws: WebSocket, cp_id: str) -> None:
         subprotocol = choose_subprotocol(list(ws.scope.get("subprotocols", [])))
         if subprotocol is None:
-            await ws.close(code=1002, reason="offer ocpp1.6 or ocpp2.0.1")
+            await ws.close(code=1002, reason="offer ocpp1.6, ocpp2.0.1 or ocpp2.1")
             return
         # Drawn first: the order of epochs is the order connections arrived in, whatever the time
         # each then takes to be authenticated and claimed.
@@ -388,7 +387,7 @@ class ChargerRegistry:
 
     # ---- who is connected ----------------------------------------------------------------------
     def connected(self) -> dict[str, str]:
-        """Charge point id -> OCPP version ("1.6" or "2.0.1") of every live link."""
+        """Charge point id -> OCPP version ("1.6", "2.0.1" or "2.1") of every live link."""
         return {cp_id: link.version for cp_id, link in self.links.items()}
 
     def version_of(self, cp_id: str) -> str | None:

@@ -1,6 +1,10 @@
 """OCPP 2.0.1 cases: the Core and Smart Charging functional blocks (B provisioning, C authorization,
 E transactions, F remote control, G availability, J metering, K smart charging; H reservation, D local
-list and L firmware where the charger offers them), after the public OCTT 2.0.1 test case list."""
+list and L firmware where the charger offers them), after the public OCTT 2.0.1 test case list.
+
+A 2.1 charger runs the same cases: each says its messages with fields 2.1 keeps unchanged, and every
+frame either way is judged against the 2.1 schemas. They test the 2.0.1 behaviour 2.1 carries over,
+none of what 2.1 adds (V2X, tariffs and cost, battery swap, DER control...)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ from chargeshare.certify.checks201 import expect_ended, expect_started, token
 from chargeshare.certify.context import CaseContext, Match, limit_in
 from chargeshare.certify.model import Case, CaseBody, Profile
 from chargeshare.certify.operator import Action
+from chargeshare.ocpp import V21, V201
 from chargeshare.ocpp.timestamps import format_ts
 
-V201 = frozenset({"2.0.1"})
+VERSIONS_2X = frozenset({V201, V21})
 HEARTBEAT = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
 RESERVATION_ID = 8101
 
@@ -381,7 +386,7 @@ def _equals(status: str) -> Match:
 def _case(
     id_: str, ref: str, title: str, profile: Profile, body: CaseBody, checks: str, *, operator: bool = False
 ) -> Case:
-    return Case(id_, ref, title, profile, V201, body, checks, needs_operator=operator)
+    return Case(id_, ref, title, profile, VERSIONS_2X, body, checks, needs_operator=operator)
 
 
 P = Profile

@@ -66,7 +66,7 @@ def add(
         a.marketplace.add_charger(spec, password=password)
     console.print(f"registered [bold]{charge_point_id}[/]")
     console.print(f"  central system URL: {public_url.rstrip('/')}/ocpp/{charge_point_id}")
-    console.print("  subprotocol:        ocpp1.6 or ocpp2.0.1")
+    console.print("  subprotocol:        ocpp1.6, ocpp2.0.1 or ocpp2.1")
     console.print(f"  Basic auth:         user {charge_point_id}, password {password}")
 
 

@@ -86,7 +86,8 @@ def serve(
             port = sock.getsockname()[1]  # what --port 0 picked
             note.print(
                 f"ChargeShare backend on {http}://{host}:{port}  (OCPP: {ws}://{host}:{port}/ocpp/"
-                f"<charge_point_id>, subprotocols ocpp1.6 / ocpp2.0.1; database: {app.store.dialect})"
+                f"<charge_point_id>, subprotocols ocpp1.6 / ocpp2.0.1 / ocpp2.1; "
+                f"database: {app.store.dialect})"
             )
             if allow_unknown_chargers:
                 note.print(

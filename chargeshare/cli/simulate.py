@@ -31,6 +31,7 @@ from chargeshare.cli.options import (
 )
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
 from chargeshare.domain.money import format_gbp, format_kwh
+from chargeshare.ocpp import VERSIONS
 
 if TYPE_CHECKING:
     from simulators.live import LiveParams
@@ -80,6 +81,14 @@ def simulate(
     locks: Annotated[
         bool, typer.Option("--locks/--no-locks", help="Redis booking locks (fakeredis).")
     ] = True,
+    protocols: Annotated[
+        str | None,
+        typer.Option(
+            help="OCPP versions the chargers speak, dealt out in turn, comma-separated "
+            f"({', '.join(VERSIONS)}); e.g. 1.6,2.0.1,2.1 mixes the three.",
+            show_default="the scenario's, or 1.6",
+        ),
+    ] = None,
     json_out: Annotated[Path | None, json_option("the full report")] = None,
     html: Annotated[
         Path | None, html_option("the run's report: summary, invariants, plots, faults, chargers")
@@ -122,6 +131,7 @@ def simulate(
             },
             given=given_flags(ctx, FLEET_FLAGS),
             seed=seed,
+            protocols=protocols,
             json_out=json_out,
             html=html,
             trace=trace,
@@ -139,6 +149,7 @@ def _simulate(
     fleet: dict[str, Any],
     given: set[str],
     seed: int | None,
+    protocols: str | None,
     json_out: Path | None,
     html: Path | None,
     trace: Path | None,
@@ -150,6 +161,12 @@ def _simulate(
     city = fleet["city"]
     if city not in CITIES:
         console.print(f"[red]error:[/] unknown city {city!r}; choose one of {', '.join(CITIES)}")
+        raise typer.Exit(2)
+    versions = None if protocols is None else tuple(v.strip() for v in protocols.split(","))
+    if versions is not None and (not versions or any(v not in VERSIONS for v in versions)):
+        console.print(
+            f"[red]error:[/] --protocols {protocols!r}: a comma-separated list of {', '.join(VERSIONS)}"
+        )
         raise typer.Exit(2)
     from chargeshare.cli.errors import run_async
     from chargeshare.cli.live_view import LiveView
@@ -173,6 +190,8 @@ def _simulate(
             raise typer.Exit(2) from exc
         flags = {name: value for name, value in fleet.items() if name.removesuffix("_s") in given}
         params, overrides = override(loaded.params, {**flags, "seed": seed})
+        if versions is not None and versions != params.fleet.protocols:
+            overrides["protocols"] = {"file": ",".join(params.fleet.protocols), "given": ",".join(versions)}
         expectations = loaded.expectations
         note.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
         for name, change in overrides.items():
@@ -180,6 +199,8 @@ def _simulate(
             if name == "duration_s":
                 shown = {k: format_duration(v) for k, v in change.items()}
             note.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
+    if versions is not None:
+        params = replace(params, fleet=replace(params.fleet, protocols=versions))
     if processes is not None:
         params = replace(params, processes=processes)
     if redis_url is not None:

@@ -1,7 +1,8 @@
 """Commands the central system sends to chargers, defined once, version-neutral and typed.
 
-Each command is a frozen dataclass (the request) that knows how to say itself in OCPP 1.6 and in
-2.0.1 (`action`, `payload`) and how to read the charger's answer (`result`). Sans-I/O: the
+Each command is a frozen dataclass (the request) that knows how to say itself in OCPP 1.6, 2.0.1
+and 2.1 (`action`, `payload`) and how to read the charger's answer (`result`); 2.1 says each with
+2.0.1's action and fields (`chargeshare.ocpp.family`), except where noted. Sans-I/O: the
 `ChargerRegistry` (adapters/ocpp_server.py) sends them and awaits the answer, so every send ends in
 exactly one of:
 
@@ -29,11 +30,10 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from chargeshare.domain.tokens import ListEntry, UpdateType
+from chargeshare.ocpp import V16, V21, V201, family
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 
 T = TypeVar("T")
-
-V16, V201 = "1.6", "2.0.1"
 
 TransactionRef: TypeAlias = int | str
 ChargerTxLookup = Callable[[int], str | None]
@@ -118,7 +118,7 @@ class Command(ABC, Generic[T]):
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED})
 
     def action(self, version: str) -> str:
-        return self.actions[version]
+        return self.actions[family(version)]
 
     @abstractmethod
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]: ...
@@ -178,6 +178,9 @@ class StartCharging(Command[str | None]):
                 p16["connectorId"] = self.connector_no
             return p16
         p: dict[str, Any] = {"idToken": _id_token(self.id_tag), "remoteStartId": self.remote_start_id}
+        if version == V21 and self.connector_no is not None and self.connector_no < 1:
+            # 2.1's schema says it (minimum 1); in 2.0.1 the charger is left to refuse it
+            raise CannotSay("a transaction starts on an EVSE: evseId 0 is the whole station")
         if self.connector_no is not None:
             p["evseId"] = self.connector_no
         return p
@@ -340,7 +343,9 @@ class RateUnit(StrEnum):
 @dataclass(frozen=True)
 class SchedulePeriod:
     start_s: int  # seconds from the schedule's start
-    limit: float  # in the schedule's rate unit (W or A): a rate, not energy or money
+    # In the schedule's rate unit (W or A): a rate, not energy or money. None only as read from a
+    # 2.1 charger, whose periods may set a setpoint or discharge limit instead; we never send one.
+    limit: float | None
 
 
 @dataclass(frozen=True)
@@ -356,6 +361,8 @@ class ChargingProfile:
     transaction: TransactionRef | None = None  # TxProfile only
 
     def schedule(self) -> dict[str, Any]:
+        if any(p.limit is None for p in self.periods):
+            raise CannotSay("every period of a profile we send sets a charging limit")
         s: dict[str, Any] = {
             "chargingRateUnit": self.rate_unit.value,
             "chargingSchedulePeriod": [{"startPeriod": p.start_s, "limit": p.limit} for p in self.periods],
@@ -463,7 +470,10 @@ class GetCompositeSchedule(Command[CompositeSchedule | None]):
             return None
         return CompositeSchedule(
             RateUnit(schedule["chargingRateUnit"]),
-            tuple(SchedulePeriod(p["startPeriod"], p["limit"]) for p in schedule["chargingSchedulePeriod"]),
+            # 2.1 no longer requires a period's limit (V2X periods may give a setpoint instead)
+            tuple(
+                SchedulePeriod(p["startPeriod"], p.get("limit")) for p in schedule["chargingSchedulePeriod"]
+            ),
             None if start is None else parse_ts(start),
             schedule.get("duration"),
         )

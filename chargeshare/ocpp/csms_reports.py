@@ -1,9 +1,10 @@
-"""What a charger tells us about itself, in OCPP 1.6 (with the security extension) and 2.0.1: firmware,
-log and diagnostics status, security events, certificate requests, device-model and monitoring
-reports, charging limits, EV charging needs, display messages, customer data, reservation updates
-and vendor DataTransfer. Each is kept for operators (services/charger_reports.py) and answered
-honestly: there is no certificate authority, OCSP responder or contract-certificate service here
-yet, so requests for them are refused, saying why.
+"""What a charger tells us about itself, in OCPP 1.6 (with the security extension) and 2.0.1 (2.1
+alike: `handlers201` serves both): firmware, log and diagnostics status, security events,
+certificate requests, device-model and monitoring reports, charging limits, EV charging needs,
+display messages, customer data, reservation updates and vendor DataTransfer. Each is kept for
+operators (services/charger_reports.py) and answered honestly: there is no certificate authority,
+OCSP responder or contract-certificate service here yet, so requests for them are refused, saying
+why.
 """
 
 from __future__ import annotations

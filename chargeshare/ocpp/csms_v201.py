@@ -1,10 +1,16 @@
-"""OCPP 2.0.1 actions a charger sends us, mapped onto the same charging service as 1.6.
+"""OCPP 2.0.1 (and 2.1) actions a charger sends us, mapped onto the same charging service as 1.6.
 
 Our model has one connector per EVSE: a 2.0.1 `evseId` is our connector number. The charger names
 its own transactions (a string); the first event that carries an idToken opens our session and maps
 that string onto it durably. Every TransactionEvent is idempotent: a seqNo already applied changes
 nothing, a meter register only moves up, and a stopped session ignores later events, so duplicates,
 retries and offline replays (offline=true, old timestamps) never count energy or money twice.
+
+A 2.1 charger is served by these same handlers (`version="2.1"`, so its boot records it): every
+field they read means the same in 2.1. What 2.1 adds to them is optional and left unread: a
+TransactionEvent's `costDetails` (the charger's own cost, where it calculates one: we bill from the
+meter), `preconditioningStatus`, `evseSleep`, `transactionInfo.operationMode`/`transactionLimit`/
+`tariffId`, and new triggerReason and measurand words (only Energy.Active.Import.Register bills).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.tokens import token_key
+from chargeshare.ocpp import V201
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
@@ -29,7 +36,7 @@ from chargeshare.services.charging import AuthStatus, ChargingService
 log = logging.getLogger(__name__)
 
 
-# 2.0.1 reports fewer connector states; map each onto the 1.6 set the store keeps.
+# 2.0.1 (and 2.1) report fewer connector states; map each onto the 1.6 set the store keeps.
 CONNECTOR_STATUS = {
     "Available": ConnectorStatus.AVAILABLE,
     "Occupied": ConnectorStatus.CHARGING,
@@ -63,11 +70,14 @@ def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
     return readings
 
 
-def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsService) -> dict[str, Handler]:
-    """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
+def handlers(
+    charging: ChargingService, cp_id: str, reports: ChargerReportsService, version: str = V201
+) -> dict[str, Handler]:
+    """Actions for one connected charger speaking `version` (2.0.1 or 2.1). An unregistered charger
+    may talk but changes nothing."""
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
-        return boot_reply(charging, cp_id, "2.0.1")
+        return boot_reply(charging, cp_id, version)
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
         return heartbeat_reply(charging, cp_id)

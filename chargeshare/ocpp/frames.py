@@ -24,9 +24,11 @@ import fastjsonschema
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import get_validator
 
+from chargeshare.ocpp import family
+
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_FRAME_BYTES = 64 * 1024
-UNKNOWN_MESSAGE_ID = "-1"  # what OCPP 2.0.1 says to use when the id cannot be read
+UNKNOWN_MESSAGE_ID = "-1"  # what OCPP 2.0.1 and 2.1 say to use when the id cannot be read
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class LocalProtocolError(Exception):
     """We built a frame that breaks the schema: a bug here, never the peer's fault."""
 
 
-# Error code spellings differ between versions (1.6 has the misspellings from its spec).
+# Error code spellings differ between versions (1.6 has the misspellings from its spec); 2.1 spells
+# them as 2.0.1 does.
 _CODES = {
     "1.6": {
         "FormatViolation": "FormationViolation",
@@ -84,7 +87,7 @@ _CODES = {
 
 
 def error_code(code: str, version: str) -> str:
-    return _CODES[version].get(code, code)
+    return _CODES[family(version)].get(code, code)
 
 
 def parse(data: str | bytes) -> Frame:

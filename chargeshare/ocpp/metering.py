@@ -1,6 +1,6 @@
 """The metering the backend asks of every charger it accepts, so that billing has readings.
 
-Firmware defaults vary: a 2.0.1 charger may sample nothing during a transaction (TxUpdatedInterval
+Firmware defaults vary: a 2.0.1 (or 2.1) charger may sample nothing during a transaction (TxUpdatedInterval
 0) or leave the energy register out of its measurands, and is then billed 0 Wh. On each accepted
 boot the backend reads the charger's sampling settings and changes only those that fall short:
 
@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chargeshare.ocpp.commands import V16, V201, ChangeSetting, SettingKey, SettingValue, Status
+from chargeshare.ocpp import V16, V201, family
+from chargeshare.ocpp.commands import ChangeSetting, SettingKey, SettingValue, Status
 
 ENERGY = "Energy.Active.Import.Register"
 
@@ -56,14 +57,14 @@ SETTINGS: dict[str, tuple[tuple[SettingKey, Kind], ...]] = {
 
 def keys(version: str) -> tuple[SettingKey, ...]:
     """The settings to read from a charger of this version."""
-    return tuple(key for key, _ in SETTINGS[version])
+    return tuple(key for key, _ in SETTINGS[family(version)])
 
 
 def plan(version: str, current: Sequence[SettingValue], policy: MeteringPolicy) -> list[ChangeSetting]:
     """The changes that bring the charger's metering up to the policy, given what it answered."""
     answered = {v.key: v for v in current}
     changes = []
-    for key, kind in SETTINGS[version]:
+    for key, kind in SETTINGS[family(version)]:
         found = answered.get(key)
         if found is None or found.status is not Status.ACCEPTED or found.readonly:
             continue

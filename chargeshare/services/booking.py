@@ -39,6 +39,9 @@ from chargeshare.services.settlement import SettlementService
 # reservation since: "expired" is the charger's own word that it no longer holds it).
 RESERVATION_NONE, RESERVATION_SENT, RESERVATION_ACCEPTED = "none", "sent", "accepted"
 RESERVATION_EXPIRED = "expired"
+# ReservationStatusUpdate words for a reservation the charger dropped before its time, which a live
+# booking asks for again (said in the outcome as the value). "Expired" is the other word.
+RESERVATION_DROPPED = {"Removed": "removed", "NoTransaction": "used without a transaction"}
 
 # The security event kept when a charger speaks of a reservation another charger holds.
 FOREIGN_RESERVATION = "ForeignReservation"
@@ -350,10 +353,11 @@ class BookingService:
         return False
 
     def reservation_ended_on_charger(self, cp_id: str, reservation_id: int, status: str) -> str:
-        """OCPP 2.0.1 ReservationStatusUpdate: the charger no longer holds the reservation (our
+        """OCPP 2.0.1 / 2.1 ReservationStatusUpdate: the charger no longer holds the reservation (our
         booking id). "Expired": kept so, and never cancelled or asked again; a booking whose no-show
         grace is over is expired now, as the sweep would. "Removed" (taken away on the charger, not
-        by us): a booking still to come is asked again once its connector is free. A reservation
+        by us) and 2.1's "NoTransaction" (its driver's token used it up, but no transaction began in
+        time): a booking still to come is asked again once its connector is free. A reservation
         on another charger changes nothing and is kept as a security event. Says what was done.
         Raises NotFound for an unregistered charger."""
         now = self.clock.now()
@@ -374,11 +378,13 @@ class BookingService:
             if booking.reservation not in (RESERVATION_SENT, RESERVATION_ACCEPTED):
                 return f"reservation already {booking.reservation}"
             live = booking.status is BookingStatus.CONFIRMED
-            after = RESERVATION_NONE if status == "Removed" else RESERVATION_EXPIRED
+            again = status in RESERVATION_DROPPED
+            after = RESERVATION_NONE if again else RESERVATION_EXPIRED
             if not tx.bookings.set_reservation(reservation_id, after, expected=booking.reservation):
                 return "reservation changed meanwhile"
-        if status == "Removed":
-            return "removed on the charger: asked again when the connector is free" if live else "removed"
+        if again:
+            said = RESERVATION_DROPPED[status]
+            return f"{said} on the charger: asked again when the connector is free" if live else said
         grace = timedelta(minutes=self.rules.cancellation.no_show_grace_minutes)
         if live and now >= booking.starts_at + grace and self._expire_no_show(booking):
             return "expired: the booking is a no-show"

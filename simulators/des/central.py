@@ -1,7 +1,8 @@
 """The backend's end of every in-process link.
 
 Each charger gets a CSMS-role `Connection` over the real handler table of its OCPP version
-(`csms_v16` / `csms_v201`), as the websocket server gives it one, so every frame is encoded and
+(`chargeshare.ocpp.csms`: `csms_v16`, or `csms_v201` for 2.0.1 and 2.1), as the websocket server
+gives it one, so every frame is encoded and
 parsed on both ends and schema-checked by the end that receives it (both ends are ours, so neither
 re-checks what it sends). Commands the services' events ask for (stop at the energy
 limit, reserve, cancel a reservation) are the registry's typed commands (`chargeshare.ocpp.commands`)
@@ -21,14 +22,14 @@ import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp import VERSIONS, csms
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp import csms_v16, csms_v201
 from chargeshare.ocpp.connection import Connection
 from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_VERSIONS = ("1.6", "2.0.1")
+SUPPORTED_VERSIONS = VERSIONS
 T = TypeVar("T")
 
 
@@ -59,8 +60,7 @@ class DesCentral:
     def attach(self, charger: ChargerEnd, version: str) -> None:
         if version not in SUPPORTED_VERSIONS:
             raise NotSupportedInDes(f"the DES engine speaks OCPP {SUPPORTED_VERSIONS}, not {version}")
-        table = csms_v16 if version == "1.6" else csms_v201
-        handlers = table.handlers(self.app.charging, charger.cp_id, self.app.reports)
+        handlers = csms.handlers(version, self.app.charging, charger.cp_id, self.app.reports)
         conn = Connection(version, handlers, id_prefix="cs-", check_own=False)  # the charger checks
         self.links[charger.cp_id] = (conn, charger)
 

@@ -26,7 +26,7 @@ class Rig:
         return self.csms.version
 
 
-@pytest.fixture(params=["1.6", "2.0.1"], ids=["ocpp16", "ocpp201"])
+@pytest.fixture(params=["1.6", "2.0.1", "2.1"], ids=["ocpp16", "ocpp201", "ocpp21"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     """A virtual charger connected to the in-process CSMS, in each OCPP version."""
     version = str(request.param)

@@ -124,6 +124,6 @@ def _frame(text: str) -> list[Any]:
 @contextlib.asynccontextmanager
 async def fake_csms(version: str) -> AsyncIterator[FakeCsms]:
     csms = FakeCsms(version)
-    async with serve(csms._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1"]) as server:  # type: ignore[list-item]
+    async with serve(csms._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]) as server:  # type: ignore[list-item]
         csms.server = server
         yield csms

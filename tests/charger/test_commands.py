@@ -1,4 +1,4 @@
-"""The virtual charger answers every CSMS command, in both OCPP versions, and follows up as a real
+"""The virtual charger answers every CSMS command, in each OCPP version, and follows up as a real
 charger would. The CSMS is in-process (tests/charger/fake_csms.py), so each frame both ways is
 checked against the `ocpp` library's schemas; the fixture fails a test in which the charger sent
 anything the schemas refuse."""
@@ -60,7 +60,7 @@ async def test_remote_start_needs_a_car_then_starts_and_remote_stop_ends_it(rig:
     c = rig.charger.connectors[1]
     await eventually(lambda: c.state is ConnectorState.CHARGING, "the remote start")
     started = tx_messages(rig)[0][1]
-    if rig.version == "2.0.1":
+    if rig.version != "1.6":
         assert (started["triggerReason"], started["transactionInfo"]["remoteStartId"]) == ("RemoteStart", 77)
     assert started[v(rig, "idTag", "idToken")] == v(rig, "TAG-R", {"idToken": "TAG-R", "type": "ISO14443"})
     wire_id = c.plugged.transaction_id if c.plugged else None
@@ -135,7 +135,7 @@ async def test_reset_stops_the_transaction_reboots_and_boots_again(rig: Rig) -> 
     assert rig.csms.connections == 2 and rig.charger.resets == 1
 
 
-@pytest.mark.parametrize("rig", ["2.0.1"], indirect=True)  # only this version has it
+@pytest.mark.parametrize("rig", ["2.0.1", "2.1"], indirect=True)  # only these versions have it
 async def test_reset_on_idle_waits_for_the_transaction_to_end(rig: Rig) -> None:
     await charging(rig)
     assert await status_of(rig, "Reset", {}, {"type": "OnIdle"}) == "Scheduled"
@@ -250,7 +250,7 @@ async def test_configuration_keys_in_16(rig: Rig) -> None:
     assert everything.payload is not None and len(everything.payload["configurationKey"]) > 5
 
 
-@pytest.mark.parametrize("rig", ["2.0.1"], indirect=True)  # only this version has it
+@pytest.mark.parametrize("rig", ["2.0.1", "2.1"], indirect=True)  # only these versions have it
 async def test_variables_in_201(rig: Rig) -> None:
 
     def item(component: str, variable: str, value: str | None = None) -> dict[str, Any]:
@@ -323,14 +323,14 @@ async def test_offline_transaction_messages_are_queued_marked_and_replayed_in_or
     await rig.charger.unplug(1)
     queued = list(rig.charger.queue)
     assert [a for a, _ in queued][-1] == v(rig, "StopTransaction", "TransactionEvent")
-    if rig.version == "2.0.1":
+    if rig.version != "1.6":
         assert all(p["offline"] is True for _, p in queued)
     rig.charger.connected = True
     await rig.charger._resume()
     assert rig.charger.queue == []
     replayed = tx_messages(rig)[-len(queued) :]
     assert replayed == queued
-    if rig.version == "2.0.1":
+    if rig.version != "1.6":
         seq = [p["seqNo"] for _, p in tx_messages(rig)]
         assert seq == sorted(seq) and len(set(seq)) == len(seq)
 
@@ -368,6 +368,42 @@ async def test_a_replay_cut_short_is_taken_up_by_the_next_transaction_message(ri
     await eventually(lambda: rig.charger.queue == [] and len(tx_messages(rig)) == before + 2, "the replay")
     meter, stop = tx_messages(rig)[-2:]
     assert (meter[0], stop[0]) == v(rig, ("MeterValues", "StopTransaction"), ("TransactionEvent",) * 2)
-    if rig.version == "2.0.1":
+    if rig.version != "1.6":
         assert (meter[1]["eventType"], stop[1]["eventType"]) == ("Updated", "Ended")
         assert meter[1]["seqNo"] < stop[1]["seqNo"]
+
+
+@pytest.mark.parametrize("rig", ["2.1"], indirect=True)  # what 2.1 widens in the commands it takes
+async def test_a_21_charger_refuses_what_it_cannot_do_and_does_the_rest(rig: Rig) -> None:
+    await charging(rig, 2)
+    c = rig.charger.connectors[2]
+
+    def profile(kind: str, period: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "evseId": 2,
+            "chargingProfile": {
+                "id": 5,
+                "stackLevel": 1,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": kind,
+                "chargingSchedule": [{"id": 5, "chargingRateUnit": "W", "chargingSchedulePeriod": [period]}],
+            },
+        }
+
+    # What its power model cannot obey: a Dynamic profile, a setpoint without a limit, discharging.
+    refused = [
+        profile("Dynamic", {"startPeriod": 0, "limit": 3_000}),
+        profile("Absolute", {"startPeriod": 0, "setpoint": 3_000, "operationMode": "CentralSetpoint"}),
+        profile("Absolute", {"startPeriod": 0, "limit": 3_000, "operationMode": "ExternalSetpoint"}),
+    ]
+    for p in refused:
+        assert await status_of(rig, "SetChargingProfile", {}, p) == "Rejected"
+    assert rig.charger.power_w(c) == 22_000
+    plain = profile("Absolute", {"startPeriod": 0, "limit": 3_000, "operationMode": "ChargingOnly"})
+    assert await status_of(rig, "SetChargingProfile", {}, plain) == "Accepted"
+    assert rig.charger.power_w(c) == 3_000
+    # It cannot carry a transaction across a reboot, so a reset that asks it to is refused.
+    assert await status_of(rig, "Reset", {}, {"type": "ImmediateAndResume"}) == "Rejected"
+    assert rig.charger.resets == 0 and c.transaction is not None
+    custom = {"requestedMessage": "CustomTrigger", "customTrigger": "x"}
+    assert await status_of(rig, "TriggerMessage", {}, custom) == "NotImplemented"

@@ -34,6 +34,8 @@ def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
             "1200",
             "--seed",
             "5",
+            "--protocols",
+            "1.6,2.0.1,2.1",
             "--json",
             str(out),
             "-q",
@@ -43,6 +45,7 @@ def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
     assert result.stdout.strip() == "all invariants hold"  # -q: the verdict only
     report = json.loads(out.read_text())
     assert report["ok"] is True and report["params"]["seed"] == 5
+    assert report["params"]["protocols"] == ["1.6", "2.0.1", "2.1"]
     assert {r["name"] for r in report["invariants"]} >= {
         "no_overlapping_bookings",
         "journal_balanced",
@@ -54,6 +57,7 @@ def test_simulate_writes_a_report_and_exits_zero(tmp_path: Path) -> None:
 def test_simulate_rejects_bad_arguments(tmp_path: Path) -> None:
     assert runner.invoke(app, ["simulate", "--city", "atlantis"]).exit_code == 2
     assert runner.invoke(app, ["simulate", "--chargers", "0"]).exit_code == 2
+    assert runner.invoke(app, ["simulate", "--protocols", "1.6,2.2"]).exit_code == 2
     assert runner.invoke(app, ["simulate", "--json", str(tmp_path / "no" / "such" / "r.json")]).exit_code == 2
 
 

@@ -43,7 +43,7 @@ def _reserve_now(version: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 @pytest.mark.parametrize(
     ("state", "answer"),
     [(ConnectorState.UNAVAILABLE, "Unavailable"), (ConnectorState.PREPARING, "Occupied")],

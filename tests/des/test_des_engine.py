@@ -23,7 +23,7 @@ from simulators.scenario import discover, load
 
 # Both OCPP versions, dealt out in turn: every test below covers each.
 SMALL = DesParams(
-    chargers=6, drivers=12, duration_s=2 * 3600, seed=5, fleet=FleetShape(protocols=("1.6", "2.0.1"))
+    chargers=6, drivers=12, duration_s=2 * 3600, seed=5, fleet=FleetShape(protocols=("1.6", "2.0.1", "2.1"))
 )
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -53,7 +53,7 @@ def test_a_small_run_keeps_every_invariant_and_bills_each_session_once(small: De
     assert s["captured_pence"] == s["host_payouts_pence"] + s["platform_fees_pence"] > 0
     assert sum(s["driver_outcomes"].values()) == SMALL.drivers
     assert sum(s["no_charger_because"].values()) == s["driver_outcomes"].get("no_charger", 0)
-    assert set(s["sessions_by_protocol"]) == {"ocpp16", "ocpp201"}
+    assert set(s["sessions_by_protocol"]) == {"ocpp16", "ocpp201", "ocpp21"}
     assert result.frames > 0 and result.events > 0
 
 

@@ -18,7 +18,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 @pytest.fixture(scope="module")
 def disconnects() -> Iterator[list[tuple[float, str, str]]]:
     """(virtual second, charger, OCPP version) of each disconnect in mixed-protocol-fleet's faults
-    (one 1.6 and one 2.0.1 charger, both at minute 30 for 15 minutes), on a smaller fleet."""
+    (one charger of each OCPP version, all at minute 30 for 15 minutes), on a smaller fleet."""
     seen: list[tuple[float, str, str]] = []
     original = DesCharger.disconnect_for
 
@@ -37,11 +37,11 @@ def disconnects() -> Iterator[list[tuple[float, str, str]]]:
 def test_a_fault_naming_a_protocol_hits_only_chargers_speaking_it(
     disconnects: list[tuple[float, str, str]],
 ) -> None:
-    assert sorted(version for _, _, version in disconnects) == ["1.6", "2.0.1"]
-    assert len({cp_id for _, cp_id, _ in disconnects}) == 2
+    assert sorted(version for _, _, version in disconnects) == ["1.6", "2.0.1", "2.1"]
+    assert len({cp_id for _, cp_id, _ in disconnects}) == 3
 
 
 def test_faults_starting_together_fire_together_while_the_first_still_lasts(
     disconnects: list[tuple[float, str, str]],
 ) -> None:
-    assert [at for at, _, _ in disconnects] == [30 * 60.0, 30 * 60.0]
+    assert [at for at, _, _ in disconnects] == [30 * 60.0] * 3

@@ -1,5 +1,5 @@
 """Independent charge points built directly on the `ocpp` library (not the project's simulator), for
-end-to-end tests of the central system over real WebSockets, in both OCPP versions.
+end-to-end tests of the central system over real WebSockets, in OCPP 1.6, 2.0.1 and 2.1.
 
 Each answers every CSMS command with a scripted status, records what it was asked, and can be told
 to stay silent (for timeouts) or answer with a CALLERROR.
@@ -20,6 +20,9 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v21 import ChargePoint as Cp21
+from ocpp.v21 import call as call21
+from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -50,6 +53,11 @@ class Script:
     variables: dict[tuple[str, str], str] = field(
         default_factory=lambda: {("OCPPCommCtrlr", "HeartbeatInterval"): "300"}
     )
+    # The periods of an accepted 2.x GetCompositeSchedule's answer, in the library's snake_case.
+    composite_periods: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"start_period": 0, "limit": 16}]
+    )
+    local_list_version: int = 0  # 2.x: what GetLocalListVersion answers; an accepted SendLocalList sets it
 
     async def answer(self, action: str, request: dict[str, Any], default: str = "Accepted") -> str:
         self.received.append((action, request))
@@ -149,49 +157,57 @@ class LibraryCp16(Cp16):  # type: ignore[misc]
         return result16.ChangeConfiguration(status=status)
 
 
-class LibraryCp201(Cp201):  # type: ignore[misc]
+class _Commands2x:
+    """The CSMS commands a 2.0.1 or 2.1 library charge point answers, each with the `ocpp` library's
+    own answer type of its version (`results`): the two versions share these messages' shapes."""
+
     script: Script
+    results: Any  # ocpp.v201.call_result or ocpp.v21.call_result
 
     @on("RequestStartTransaction")  # type: ignore[untyped-decorator]
     async def request_start(self, **kw: Any) -> Any:
         status = await self.script.answer("RequestStartTransaction", kw)
-        return result201.RequestStartTransaction(status=status, transaction_id="LIB-TX-9")
+        return self.results.RequestStartTransaction(status=status, transaction_id="LIB-TX-9")
 
     @on("RequestStopTransaction")  # type: ignore[untyped-decorator]
     async def request_stop(self, **kw: Any) -> Any:
-        return result201.RequestStopTransaction(status=await self.script.answer("RequestStopTransaction", kw))
+        return self.results.RequestStopTransaction(
+            status=await self.script.answer("RequestStopTransaction", kw)
+        )
 
     @on("ReserveNow")  # type: ignore[untyped-decorator]
     async def reserve_now(self, **kw: Any) -> Any:
-        return result201.ReserveNow(status=await self.script.answer("ReserveNow", kw))
+        return self.results.ReserveNow(status=await self.script.answer("ReserveNow", kw))
 
     @on("CancelReservation")  # type: ignore[untyped-decorator]
     async def cancel_reservation(self, **kw: Any) -> Any:
-        return result201.CancelReservation(status=await self.script.answer("CancelReservation", kw))
+        return self.results.CancelReservation(status=await self.script.answer("CancelReservation", kw))
 
     @on("ChangeAvailability")  # type: ignore[untyped-decorator]
     async def change_availability(self, **kw: Any) -> Any:
-        return result201.ChangeAvailability(status=await self.script.answer("ChangeAvailability", kw))
+        return self.results.ChangeAvailability(status=await self.script.answer("ChangeAvailability", kw))
 
     @on("Reset")  # type: ignore[untyped-decorator]
     async def reset(self, **kw: Any) -> Any:
-        return result201.Reset(status=await self.script.answer("Reset", kw))
+        return self.results.Reset(status=await self.script.answer("Reset", kw))
 
     @on("TriggerMessage")  # type: ignore[untyped-decorator]
     async def trigger_message(self, **kw: Any) -> Any:
-        return result201.TriggerMessage(status=await self.script.answer("TriggerMessage", kw))
+        return self.results.TriggerMessage(status=await self.script.answer("TriggerMessage", kw))
 
     @on("UnlockConnector")  # type: ignore[untyped-decorator]
     async def unlock_connector(self, **kw: Any) -> Any:
-        return result201.UnlockConnector(status=await self.script.answer("UnlockConnector", kw, "Unlocked"))
+        return self.results.UnlockConnector(
+            status=await self.script.answer("UnlockConnector", kw, "Unlocked")
+        )
 
     @on("SetChargingProfile")  # type: ignore[untyped-decorator]
     async def set_charging_profile(self, **kw: Any) -> Any:
-        return result201.SetChargingProfile(status=await self.script.answer("SetChargingProfile", kw))
+        return self.results.SetChargingProfile(status=await self.script.answer("SetChargingProfile", kw))
 
     @on("ClearChargingProfile")  # type: ignore[untyped-decorator]
     async def clear_charging_profile(self, **kw: Any) -> Any:
-        return result201.ClearChargingProfile(status=await self.script.answer("ClearChargingProfile", kw))
+        return self.results.ClearChargingProfile(status=await self.script.answer("ClearChargingProfile", kw))
 
     @on("GetCompositeSchedule")  # type: ignore[untyped-decorator]
     async def get_composite_schedule(self, duration: int, evse_id: int, **kw: Any) -> Any:
@@ -199,15 +215,15 @@ class LibraryCp201(Cp201):  # type: ignore[misc]
             "GetCompositeSchedule", {"duration": duration, "evse_id": evse_id, **kw}
         )
         if status != "Accepted":
-            return result201.GetCompositeSchedule(status=status)
-        return result201.GetCompositeSchedule(
+            return self.results.GetCompositeSchedule(status=status)
+        return self.results.GetCompositeSchedule(
             status=status,
             schedule={
                 "evse_id": evse_id,
                 "duration": duration,
                 "schedule_start": self.script.schedule_start,
                 "charging_rate_unit": "A",
-                "charging_schedule_period": [{"start_period": 0, "limit": 16}],
+                "charging_schedule_period": self.script.composite_periods,
             },
         )
 
@@ -226,7 +242,7 @@ class LibraryCp201(Cp201):  # type: ignore[misc]
             if key in known:
                 result["attribute_value"] = known[key]
             results.append(result)
-        return result201.GetVariables(get_variable_result=results)
+        return self.results.GetVariables(get_variable_result=results)
 
     @on("SetVariables")  # type: ignore[untyped-decorator]
     async def set_variables(self, set_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
@@ -234,12 +250,39 @@ class LibraryCp201(Cp201):  # type: ignore[misc]
         if status == "Accepted":
             for d in set_variable_data:
                 self.script.variables[(d["component"]["name"], d["variable"]["name"])] = d["attribute_value"]
-        return result201.SetVariables(
+        return self.results.SetVariables(
             set_variable_result=[
                 {"attribute_status": status, "component": d["component"], "variable": d["variable"]}
                 for d in set_variable_data
             ]
         )
+
+    @on("SendLocalList")  # type: ignore[untyped-decorator]
+    async def send_local_list(self, version_number: int, **kw: Any) -> Any:
+        status = await self.script.answer("SendLocalList", {"version_number": version_number, **kw})
+        if status == "Accepted":
+            self.script.local_list_version = version_number
+        return self.results.SendLocalList(status=status)
+
+    @on("GetLocalListVersion")  # type: ignore[untyped-decorator]
+    async def get_local_list_version(self, **kw: Any) -> Any:
+        await self.script.answer("GetLocalListVersion", kw)
+        return self.results.GetLocalListVersion(version_number=self.script.local_list_version)
+
+    @on("ClearCache")  # type: ignore[untyped-decorator]
+    async def clear_cache(self, **kw: Any) -> Any:
+        return self.results.ClearCache(status=await self.script.answer("ClearCache", kw))
+
+
+class LibraryCp201(_Commands2x, Cp201):  # type: ignore[misc]
+    results = result201
+
+
+class LibraryCp21(_Commands2x, Cp21):  # type: ignore[misc]
+    """A 2.1 charge point built on the library's v21 package: its frames are checked against the
+    library's 2.1 schemas, both ways, independently of the project's own code."""
+
+    results = result21
 
 
 @contextlib.asynccontextmanager
@@ -259,6 +302,17 @@ async def library_cp201(
 ) -> AsyncIterator[LibraryCp201]:
     async with connect(f"{url}/{cp_id}", subprotocols=["ocpp2.0.1"], **connect_kw) as ws:  # type: ignore[list-item]
         cp = LibraryCp201(cp_id, ws)
+        cp.script = script or Script()
+        async with _running(cp):
+            yield cp
+
+
+@contextlib.asynccontextmanager
+async def library_cp21(
+    url: str, cp_id: str, script: Script | None = None, **connect_kw: Any
+) -> AsyncIterator[LibraryCp21]:
+    async with connect(f"{url}/{cp_id}", subprotocols=["ocpp2.1"], **connect_kw) as ws:  # type: ignore[list-item]
+        cp = LibraryCp21(cp_id, ws)
         cp.script = script or Script()
         async with _running(cp):
             yield cp
@@ -285,8 +339,14 @@ async def boot201(cp: LibraryCp201) -> Any:
     )
 
 
+async def boot21(cp: LibraryCp21) -> Any:
+    return await cp.call(
+        call21.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+    )
+
+
 def energy201(wh: int, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
-    """One 2.0.1 meterValue carrying the energy register in Wh."""
+    """One 2.0.1 (or 2.1: the same shape) meterValue carrying the energy register in Wh."""
     return [
         {
             "timestamp": now(),
@@ -314,12 +374,15 @@ def tx_event(
     timestamp: str | None = None,
     offline: bool | None = None,
     charging_state: str | None = None,
+    calls: Any = call201,
+    **more: Any,
 ) -> Any:
-    """A TransactionEvent as the `ocpp` library frames it."""
+    """A TransactionEvent as the `ocpp` library frames it, in the version of `calls` (the library's
+    call module), with `more` of that version's fields."""
     info: dict[str, Any] = {"transaction_id": transaction_id}
     if charging_state is not None:
         info["charging_state"] = charging_state
-    return call201.TransactionEvent(
+    return calls.TransactionEvent(
         event_type=event_type,
         timestamp=timestamp or now(),
         trigger_reason=trigger,
@@ -329,4 +392,5 @@ def tx_event(
         offline=offline,
         evse=None if evse is None else {"id": evse, "connector_id": 1},
         id_token=None if id_tag is None else {"id_token": id_tag, "type": "ISO14443"},
+        **more,
     )

@@ -1,8 +1,8 @@
-"""The certifier certified: our virtual charger passes every applicable case in both versions, and
+"""The certifier certified: our virtual charger passes every applicable case in each version, and
 each deliberately faulty variant fails exactly the cases written to catch it (mutation testing).
 
 Every certification runs end to end (its own endpoint, a real WebSocket, the whole case list); the
-fourteen runs go concurrently, once per module, and the parametrised tests judge one report each."""
+twenty-four runs go concurrently, once per module, and the parametrised tests judge one report each."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from simulators.faulty_chargers import CAUGHT_BY, VARIANTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-PROTOCOLS = ("1.6", "2.0.1")
+PROTOCOLS = ("1.6", "2.0.1", "2.1")  # 2.1 runs the 2.0.1 cases
 # A virtual charger answers at once: short waits keep a failing case short.
 FAST = Settings(event_timeout_s=3.0, quiet_s=0.6, settle_s=0.05)
 # Not applicable on our virtual charger: it implements no firmware updates (and says so), reads a
@@ -29,6 +29,7 @@ FAST = Settings(event_timeout_s=3.0, quiet_s=0.6, settle_s=0.05)
 NOT_APPLICABLE = {
     "1.6": {"TC_004", "TC_011", "TC_044", "TC_045"},
     "2.0.1": {"TC_L_01"},
+    "2.1": {"TC_L_01"},
 }
 Runs = dict[tuple[str, str | None], CertificationReport]
 UNFINISHED = "unfinished"

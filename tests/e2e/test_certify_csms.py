@@ -14,7 +14,7 @@ from tests.e2e.conftest import Served
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
 async def test_our_backend_passes_certify_csms(served: Served, protocol: str) -> None:
     charger_id = add_charger(served.app, "CSMS-PROBE")
     driver = served.app.marketplace.add_driver("Certifier", "CERT-CARD")

@@ -1,4 +1,4 @@
-"""The typed command registry over real loopback WebSockets, in both OCPP versions, against
+"""The typed command registry over real loopback WebSockets, in each OCPP version, against
 independent charge points built on the `ocpp` library: every command gets its typed result,
 including refusals, a timeout, a CALLERROR and a charger that is not connected."""
 
@@ -17,11 +17,21 @@ from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.tokens import ListEntry, TokenStatus, UpdateType
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
 from tests.conftest import add_charger
-from tests.e2e.ocpp_clients import Script, boot16, boot201, library_cp16, library_cp201, tx_event
+from tests.e2e.ocpp_clients import (
+    Script,
+    boot16,
+    boot21,
+    boot201,
+    library_cp16,
+    library_cp21,
+    library_cp201,
+    tx_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +61,7 @@ async def central() -> AsyncIterator[Central]:
 Connect = Callable[..., AbstractAsyncContextManager[Any]]
 
 
-@pytest.fixture(params=["1.6", "2.0.1"])
+@pytest.fixture(params=["1.6", "2.0.1", "2.1"])
 def version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -59,12 +69,13 @@ def version(request: pytest.FixtureRequest) -> str:
 def charge_point(
     version: str, central: Central, cp_id: str, script: Script
 ) -> AbstractAsyncContextManager[Any]:
-    opener: Connect = library_cp16 if version == "1.6" else library_cp201
+    opener: Connect = {"1.6": library_cp16, "2.0.1": library_cp201, "2.1": library_cp21}[version]
     return opener(central.ws, cp_id, script)
 
 
 async def boot(version: str, cp: Any) -> None:
-    assert (await (boot16(cp) if version == "1.6" else boot201(cp))).status == "Accepted"
+    booted = await {"1.6": boot16, "2.0.1": boot201, "2.1": boot21}[version](cp)
+    assert booted.status == "Accepted"
 
 
 PROFILE = cmd.ChargingProfile(
@@ -190,7 +201,7 @@ async def test_timeout_callerror_not_connected_and_not_applicable(central: Centr
         assert await r.unlock_connector("BAD", 1) == cmd.CallError("GenericError")
         # The link survives both, and a late answer to nothing is ignored.
         assert await r.cancel_reservation("BAD", 9) == cmd.Done(cmd.Status.ACCEPTED, None)
-        if version == "2.0.1":  # a session the charger never named cannot be stopped by its id
+        if version != "1.6":  # a session the charger never named cannot be stopped by its id
             assert isinstance(await r.remote_stop("BAD", 12345), cmd.NotApplicable)
             assert isinstance(await r.get_settings("BAD"), cmd.NotApplicable)
         else:
@@ -209,6 +220,43 @@ async def test_an_answer_whose_time_cannot_be_read_is_a_typed_failure(
         schedule = await central.registry.get_composite_schedule("ODD", 1, 600)
         assert schedule == cmd.CallError("FormatViolation")
         assert await central.registry.reset("ODD") == cmd.Done(cmd.Status.ACCEPTED, None)  # the link lives
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])  # the 1.6 library charge point keeps no list
+async def test_the_local_list_and_cache_commands_reach_a_2x_charger(central: Central, version: str) -> None:
+    r, script = central.registry, Script()
+    async with charge_point(version, central, "LIST", script) as cp:
+        await boot(version, cp)
+        assert await r.send("LIST", cmd.GetLocalListVersion()) == cmd.Done(cmd.Status.ACCEPTED, 0)
+        entries = (ListEntry("CARD-1", TokenStatus.ACCEPTED, None, "FLEET"),)
+        full = await r.send("LIST", cmd.SendLocalList(3, UpdateType.FULL, entries))
+        assert full == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.send("LIST", cmd.GetLocalListVersion()) == cmd.Done(cmd.Status.ACCEPTED, 3)
+        assert await r.send("LIST", cmd.ClearCache()) == cmd.Done(cmd.Status.ACCEPTED, None)
+    (sent,) = script.asked("SendLocalList")
+    assert (sent["version_number"], sent["update_type"]) == (3, "Full")
+    assert sent["local_authorization_list"] == [
+        {
+            "id_token": {"id_token": "CARD-1", "type": "ISO14443"},
+            "id_token_info": {
+                "status": "Accepted",
+                "group_id_token": {"id_token": "FLEET", "type": "Central"},
+            },
+        }
+    ]
+
+
+async def test_a_21_composite_schedule_period_without_a_limit_is_read_as_none(central: Central) -> None:
+    """2.1 made a period's limit optional (a V2X setpoint may stand in its place)."""
+    periods: list[dict[str, Any]] = [
+        {"start_period": 0, "limit": 11_000},
+        {"start_period": 900, "setpoint": 4_000, "operation_mode": "CentralSetpoint"},
+    ]
+    async with library_cp21(central.ws, "V2X", Script(composite_periods=periods)) as cp:
+        await boot21(cp)
+        schedule = await central.registry.get_composite_schedule("V2X", 1, 3600)
+    assert isinstance(schedule, cmd.Done) and schedule.details is not None
+    assert schedule.details.periods == (cmd.SchedulePeriod(0, 11_000), cmd.SchedulePeriod(900, None))
 
 
 async def test_raw_call_reaches_the_charger(central: Central) -> None:

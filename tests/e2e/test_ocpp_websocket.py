@@ -232,6 +232,29 @@ async def test_ocpp201_client_boots_over_the_same_endpoint(served: Served) -> No
         assert tx.chargers.get("V201").ocpp_version == "2.0.1"
 
 
+@pytest.mark.parametrize(
+    ("offered", "chosen"),
+    [
+        (["ocpp2.0.1", "ocpp2.1"], "ocpp2.1"),  # the newest we speak, whatever the charger's order
+        (["ocpp2.1", "ocpp1.6"], "ocpp2.1"),
+        (["ocpp1.6", "ocpp2.0.1"], "ocpp2.0.1"),
+        (["ocpp2.2", "ocpp2.0.1"], "ocpp2.0.1"),  # one we do not speak is passed over
+    ],
+)
+async def test_the_newest_version_offered_is_chosen_and_recorded(
+    served: Served, offered: list[str], chosen: str
+) -> None:
+    add_charger(served.app, "NEG")
+    async with connect(f"{served.ws}/NEG", subprotocols=offered) as ws:  # type: ignore[arg-type]
+        assert ws.subprotocol == chosen
+        boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+        await ws.send(json.dumps([2, "b1", "BootNotification", boot]))
+        reply = json.loads(await ws.recv())
+        assert reply[:2] == [3, "b1"] and reply[2]["status"] == "Accepted"
+    with served.app.store.transaction() as tx:
+        assert tx.chargers.get("NEG").ocpp_version == chosen.removeprefix("ocpp")
+
+
 async def test_a_frame_tap_sees_both_directions_in_order() -> None:
     app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
     registry = ChargerRegistry(app)

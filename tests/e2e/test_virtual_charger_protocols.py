@@ -1,5 +1,5 @@
-"""The project's virtual charger against the real backend over loopback WebSockets, in OCPP 2.0.1
-(and, where the behaviour is shared, 1.6J too): sessions billed from TransactionEvents, an offline
+"""The project's virtual charger against the real backend over loopback WebSockets, in OCPP 2.0.1 and
+2.1 (and, where the behaviour is shared, 1.6J too): sessions billed from TransactionEvents, an offline
 replay billed once, the backend's own commands (energy-limit stop, reservations) and the typed
 command registry answered, and wire faults seen from the server side."""
 
@@ -134,13 +134,14 @@ async def billed_once(backend: Backend, booking_id: int) -> SessionRecord:
     return session
 
 
-async def test_a_201_session_is_billed_from_its_transaction_events(
-    backend: Backend, clock: ScaledClock
+@pytest.mark.parametrize("protocol", ["2.0.1", "2.1"])
+async def test_a_2x_session_is_billed_from_its_transaction_events(
+    backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
-    async with charger(backend, "V201A", clock, "2.0.1") as vc:
+    async with charger(backend, "V201A", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-A")
         with backend.app.store.transaction() as tx:
-            assert tx.chargers.get("V201A").ocpp_version == "2.0.1"
+            assert tx.chargers.get("V201A").ocpp_version == protocol
         plugged = await vc.plug_in(1, "TAG-A", car(), 20_000)
         assert isinstance(plugged.transaction_id, str)  # the charger's own id
         assert backend.booking_status(booking_id) is BookingStatus.ACTIVE
@@ -155,10 +156,11 @@ async def test_a_201_session_is_billed_from_its_transaction_events(
     assert answers == [], "the backend refused nothing the charger sent"
 
 
-async def test_a_201_charger_offline_mid_session_replays_its_events_and_is_billed_once(
-    backend: Backend, clock: ScaledClock
+@pytest.mark.parametrize("protocol", ["2.0.1", "2.1"])
+async def test_a_2x_charger_offline_mid_session_replays_its_events_and_is_billed_once(
+    backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
-    async with charger(backend, "V201B", clock, "2.0.1") as vc:
+    async with charger(backend, "V201B", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-B")
         await vc.plug_in(1, "TAG-B", car(), 20_000)
         outage = asyncio.create_task(vc.disconnect_for(120))  # two simulated minutes
@@ -173,7 +175,7 @@ async def test_a_201_charger_offline_mid_session_replays_its_events_and_is_bille
     assert any(e.get("offline") for e in replayed)
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
 async def test_the_backend_stops_a_session_at_its_energy_limit(
     backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
@@ -196,7 +198,7 @@ async def test_the_backend_stops_a_session_at_its_energy_limit(
     assert backend.failing_invariants() == []
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
 async def test_a_due_booking_reserves_the_connector_for_its_driver(
     backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
@@ -212,7 +214,7 @@ async def test_a_due_booking_reserves_the_connector_for_its_driver(
         assert plugged.transaction_id is not None
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
 async def test_the_typed_command_registry_is_answered_in_either_version(
     backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
@@ -254,7 +256,7 @@ async def test_the_typed_command_registry_is_answered_in_either_version(
         assert vc.resets == 1
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
 async def test_wire_faults_as_the_server_sees_them(
     backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
@@ -275,7 +277,7 @@ async def test_wire_faults_as_the_server_sees_them(
         assert isinstance(await reg.trigger_message("VFLT", "Heartbeat"), cmd.Done)  # still talking
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
 async def test_the_virtual_charger_takes_the_metering_the_backend_asks_for(
     backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
@@ -299,10 +301,11 @@ async def test_the_virtual_charger_takes_the_metering_the_backend_asks_for(
     assert setup.summary.count(": Accepted") == 2 and "Rejected" not in setup.summary
 
 
-async def test_the_virtual_201_charger_says_when_a_reservation_lapses(
-    backend: Backend, clock: ScaledClock
+@pytest.mark.parametrize("protocol", ["2.0.1", "2.1"])
+async def test_the_virtual_2x_charger_says_when_a_reservation_lapses(
+    backend: Backend, clock: ScaledClock, protocol: str
 ) -> None:
-    async with charger(backend, "VEXP", clock, "2.0.1") as vc:
+    async with charger(backend, "VEXP", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-X")
         c = vc.connectors[1]
         assert c.reservation is not None

@@ -249,15 +249,15 @@ def test_cli_validate_as_json(tmp_path: Path) -> None:
 def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
     path = tmp_path / "wire.yaml"
     path.write_text(
-        "name: wire\nfleet: {chargers: 4, protocols: [1.6, '2.0.1']}\ndrivers: {count: 1}\nfaults:\n"
+        "name: wire\nfleet: {chargers: 6, protocols: [1.6, '2.0.1', 2.1]}\ndrivers: {count: 1}\nfaults:\n"
         "  - {at_minute: 1, action: reject_commands, count: 2, commands: [Reset], minutes: 5,\n"
         "     protocol: '2.0.1'}\n"
         "  - {at_minute: 2, action: delay_responses, count: 1, seconds: 30}\n"
         "  - {at_minute: 3, action: drop_frames, count: 1, percent: 12.5}\n"
     )
     params = load(path).params
-    assert params.fleet.protocols == ("1.6", "2.0.1")
-    assert [params.fleet.protocol_of(i) for i in range(3)] == ["1.6", "2.0.1", "1.6"]
+    assert params.fleet.protocols == ("1.6", "2.0.1", "2.1")  # YAML's numbers 1.6 and 2.1 read as versions
+    assert [params.fleet.protocol_of(i) for i in range(4)] == ["1.6", "2.0.1", "2.1", "1.6"]
     reject, delay, drop = params.faults
     assert (reject.commands, reject.duration_s, reject.protocol) == (("Reset",), 300, "2.0.1")
     assert (delay.delay_s, delay.skew_s) == (30.0, 0.0)

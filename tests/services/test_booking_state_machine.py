@@ -812,6 +812,10 @@ class BookingMachine(RuleBasedStateMachine):
                 if b.status is B.CONFIRMED and b.starts_at > self.now:
                     self.cancel_by_host(sorted(self.model.bookings).index(b.booking_id), False)
             self.clock.advance(self.rules.cancellation.no_show_grace_minutes * 60 + 60)
+            # Those on an offline charger wait for it until their period is over.
+            waiting = [b.ends_at for b in self.model.bookings.values() if b.status is B.CONFIRMED]
+            if waiting and max(waiting) > self.now:
+                self.clock.advance((max(waiting) - self.now).total_seconds())
             self.expire_no_shows()
             assert all(
                 b.status not in (B.REQUESTED, B.CONFIRMED, B.ACTIVE) for b in self.model.bookings.values()

@@ -42,6 +42,17 @@ def test_a_reservation_removed_on_the_charger_is_asked_again(app: App, clock: Ma
     assert booking_now(app, booking.booking_id).reservation == "sent"
 
 
+def test_a_21_reservation_used_without_a_transaction_is_asked_again(app: App, clock: ManualClock) -> None:
+    """2.1's NoTransaction: the driver's token took the reservation up and no transaction followed in
+    time. The booking still stands, so its connector is held for it again once free."""
+    booking = reserved(app, clock)
+    said = app.bookings.reservation_ended_on_charger("CP1", booking.booking_id, "NoTransaction")
+    assert said == "used without a transaction on the charger: asked again when the connector is free"
+    assert booking_now(app, booking.booking_id).status is BookingStatus.CONFIRMED
+    assert app.bookings.reservations_due() == [booking.booking_id]
+    assert booking_now(app, booking.booking_id).reservation == "sent"
+
+
 def test_an_expired_reservation_is_not_cancelled_nor_asked_again(app: App, clock: ManualClock) -> None:
     booking = reserved(app, clock)
     ended: list[BookingEnded] = []

@@ -4,7 +4,7 @@ library's schemas, its settings, and its charging profiles."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -21,7 +21,7 @@ from simulators.smart_charging import Kind, Period, Profile, ProfileBook, Profil
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TS = "2026-03-02T09:00:00.000Z"
-VERSIONS = ("1.6", "2.0.1")
+VERSIONS = ("1.6", "2.0.1", "2.1")
 
 
 @given(st.sampled_from(ConnectorState), st.sampled_from(Trigger))
@@ -65,7 +65,7 @@ def valid(version: str, message: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     power=st.integers(0, 350_000),
     reservation=st.none() | st.integers(1, 10**6),
 )
-def test_every_payload_either_dialect_builds_passes_its_schema(
+def test_every_payload_each_dialect_builds_passes_its_schema(
     version: str,
     state: ConnectorState,
     reason: StopReason,
@@ -135,6 +135,17 @@ def test_201_folds_plugged_states_onto_occupied_and_refused_cards_are_not_accept
     tx = Transaction("tx-2", "TAG-1", 0, T0)
     blocked = Outcome("u", "TransactionEvent", payload={"idTokenInfo": {"status": "Blocked"}})
     assert not d.start_accepted(tx, blocked) and tx.wire_id == "tx-2"  # it exists: it must be ended
+
+
+def test_21_says_what_201_says_under_its_own_subprotocol() -> None:
+    d21, d201 = dialect_for("2.1"), dialect_for("2.0.1")
+    assert (d21.version, d21.subprotocol) == ("2.1", "ocpp2.1")
+    c = connector(ConnectorState.CHARGING, 5_000)
+    tx, same = transaction("tx-21"), transaction("tx-21")
+    assert d21.started(c, tx, TS, 4) == d201.started(c, same, TS, 4)
+    assert d21.ended(c, tx, TS, StopReason.LOCAL) == d201.ended(c, same, TS, StopReason.LOCAL)
+    # It answers every command 2.0.1's dialect does (the CSMS finds nothing missing).
+    assert d21.handlers(cast(Any, None)).keys() == d201.handlers(cast(Any, None)).keys()
 
 
 def test_16_takes_the_transaction_id_the_csms_assigns() -> None:

@@ -76,10 +76,53 @@ def charger_tx(session_id: int) -> str | None:
     return {7: "their-7"}.get(session_id)
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
-def test_every_command_is_valid_ocpp_in_both_versions(command: cmd.Command[Any], version: str) -> None:
+def test_every_command_is_valid_ocpp_in_every_version(command: cmd.Command[Any], version: str) -> None:
     check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
+def test_21_says_every_command_as_201_does(command: cmd.Command[Any]) -> None:
+    """2.1 keeps 2.0.1's action and fields for every command we send (docs/ocpp21.md)."""
+    assert command.action("2.1") == command.action("2.0.1")
+    assert command.payload("2.1", charger_tx) == command.payload("2.0.1", charger_tx)
+
+
+def test_what_21_refuses_or_widens_is_handled_apart() -> None:
+    # 2.1's schema sets evseId's minimum at 1 for a start: said as NotApplicable, not sent broken.
+    with pytest.raises(cmd.CannotSay):
+        cmd.StartCharging("TAG", 0).payload("2.1", charger_tx)
+    # A 2.1 composite schedule's period may set no limit (a V2X setpoint instead): read as None.
+    answer = {
+        "status": "Accepted",
+        "schedule": {
+            "evseId": 1,
+            "duration": 600,
+            "scheduleStart": "2026-03-02T09:00:00Z",
+            "chargingRateUnit": "W",
+            "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 7400.0},
+                {"startPeriod": 300, "setpoint": 2000.0, "operationMode": "CentralSetpoint"},
+            ],
+        },
+    }
+    check_payload("GetCompositeSchedule", answer, "2.1", CALLRESULT, "1")
+    done = cmd.GetCompositeSchedule(1, 600).result("2.1", answer)
+    assert isinstance(done, cmd.Done) and done.details is not None
+    assert done.details.periods == (cmd.SchedulePeriod(0, 7400.0), cmd.SchedulePeriod(300, None))
+    # ... and such a period is never sent, in any version.
+    unlimited = cmd.ChargingProfile(
+        1,
+        0,
+        cmd.ProfilePurpose.TX_DEFAULT,
+        cmd.ProfileKind.RELATIVE,
+        cmd.RateUnit.WATTS,
+        done.details.periods,
+    )
+    for version in ("1.6", "2.0.1", "2.1"):
+        with pytest.raises(cmd.CannotSay):
+            cmd.SetChargingProfile(1, unlimited).payload(version, charger_tx)
 
 
 def test_transactions_are_named_in_each_versions_terms() -> None:
@@ -153,6 +196,14 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
         (cmd.SendLocalList(2), "1.6", {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
         (cmd.ClearCache(), "1.6", {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
         (cmd.ClearCache(), "2.0.1", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
+        (cmd.Reset(), "2.1", {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
+        (cmd.GetLocalListVersion(), "2.1", {"versionNumber": 3}, cmd.Done(cmd.Status.ACCEPTED, 3)),
+        (
+            cmd.StartCharging("T"),
+            "2.1",
+            {"status": "Accepted", "transactionId": "TX-21"},
+            cmd.Done(cmd.Status.ACCEPTED, "TX-21"),
+        ),
     ],
 )
 def test_answers_become_typed_results(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chargeshare.domain.session import unmetered
-from chargeshare.ocpp.commands import V16, V201, ChangeSetting, SettingKey, SettingValue, Status
+from chargeshare.ocpp import V16, V21, V201
+from chargeshare.ocpp.commands import ChangeSetting, SettingKey, SettingValue, Status
 from chargeshare.ocpp.metering import ENERGY, Kind, MeteringPolicy, keys, plan, wanted_value
 
 POLICY = MeteringPolicy(sample_interval_s=60, quarter_interval_s=900)
@@ -68,6 +69,8 @@ def test_a_201_charger_with_default_settings_is_made_to_meter() -> None:
         ChangeSetting(SettingKey("TxUpdatedMeasurands", sampled), f"{ENERGY},Power.Active.Import"),
     ]
     assert plan(V201, [], POLICY) == []  # nothing answered: nothing known to change
+    # A 2.1 charger has the same sampling variables (SampledDataCtrlr, AlignedDataCtrlr).
+    assert keys(V21) == keys(V201) and plan(V21, answered, POLICY) == plan(V201, answered, POLICY)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,19 @@
+"""The handler table for a charger's OCPP version: one place that says which module serves which."""
+
+from __future__ import annotations
+
+from chargeshare.ocpp import V16, VERSIONS, csms_v16, csms_v201, family
+from chargeshare.ocpp.connection import Handler
+from chargeshare.services.charger_reports import ChargerReportsService
+from chargeshare.services.charging import ChargingService
+
+
+def handlers(
+    version: str, charging: ChargingService, cp_id: str, reports: ChargerReportsService
+) -> dict[str, Handler]:
+    """What a charger of `version` may send us. 2.1 takes 2.0.1's handlers, told its own version."""
+    if version not in VERSIONS:
+        raise ValueError(f"no OCPP {version!r} here; one of {', '.join(VERSIONS)}")
+    if family(version) == V16:
+        return csms_v16.handlers(charging, cp_id, reports)
+    return csms_v201.handlers(charging, cp_id, reports, version)
