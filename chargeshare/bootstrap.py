@@ -41,6 +41,7 @@ from chargeshare.services.ports import Durability, LockManager, PaymentGateway, 
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+from chargeshare.services.smart_charging import SmartChargingService
 from chargeshare.services.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,7 @@ class App:
     housekeeping: Housekeeping
     reports: ChargerReportsService
     tokens: TokenService
+    smart: SmartChargingService
     redis: Any = None
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -354,6 +356,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         housekeeping=Housekeeping(bookings, charging, settlement),
         reports=ChargerReportsService(store, clock, bookings),
         tokens=TokenService(store, clock),
+        smart=SmartChargingService(store, bus, clock),
         redis=redis_client,
         durability=durability_for(store),
     )
