@@ -115,6 +115,8 @@ class VirtualCharger:
         )
         self._ws: ClientConnection | None = None
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        # Answers acted on as they arrive, before the next frame is read (see start_transaction).
+        self._on_answer: dict[str, Callable[[Outcome], None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._followups: list[Coroutine[Any, Any, None]] | None = None
@@ -389,6 +391,7 @@ class VirtualCharger:
             self.connected = False
             self.online.clear()
             waiting, self._waiting = self._waiting, {}
+            self._on_answer.clear()
             self.conn.tick(asyncio.get_running_loop().time() + self.conn.call_timeout_s)
             for uid, fut in waiting.items():
                 if not fut.done():
@@ -408,7 +411,10 @@ class VirtualCharger:
             self._start(coro)
         for outcome in received.outcomes:
             fut = self._waiting.pop(outcome.unique_id, None)
+            hook = self._on_answer.pop(outcome.unique_id, None)
             if fut is not None and not fut.done():
+                if hook is not None:
+                    hook(outcome)
                 fut.set_result(outcome)
 
     async def _answer_later(self, text: str, delay_s: float) -> None:
@@ -436,7 +442,14 @@ class VirtualCharger:
     def _enqueue(self, message: Message) -> None:
         self.queue.append((message[0], self.dialect.mark_offline(*message)))
 
-    async def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
+    async def _call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        queue_if_offline: bool = True,
+        on_answer: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
         """Send a call and wait for its answer. Offline (or silent), transaction messages are queued
         for replay and everything else is dropped, as firmware does; while a queue is being replayed,
         new transaction messages join its end so the order holds."""
@@ -451,7 +464,7 @@ class VirtualCharger:
         attempts = self.settings.number(TRANSACTION_ATTEMPTS) if transactional else 1
         outcome = Outcome("", action, error="Timeout")
         for _ in range(attempts):
-            outcome = await self._call_once(action, payload)
+            outcome = await self._call_once(action, payload, on_answer)
             if outcome.error != "Timeout":
                 break
         if transactional and queue_if_offline:
@@ -462,17 +475,22 @@ class VirtualCharger:
                 self.messages_given_up += 1
         return outcome
 
-    async def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
+    async def _call_once(
+        self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None
+    ) -> Outcome:
         loop = asyncio.get_running_loop()
         uid, text = self.conn.call(action, payload, loop.time())
         fut: asyncio.Future[Outcome] = loop.create_future()
         self._waiting[uid] = fut
+        if on_answer is not None:
+            self._on_answer[uid] = on_answer
         try:
             await self._send(text)
             if self.duplicate_sends and action in self.dialect.transaction_actions:
                 await self._send(text)  # the same frame again: the CSMS must not count it twice
         except ConnectionClosed:
             self._waiting.pop(uid, None)
+            self._on_answer.pop(uid, None)
             self.conn.tick(loop.time() + self.conn.call_timeout_s)
             self.connected = False
             return Outcome(uid, action, error="Offline")
@@ -480,6 +498,7 @@ class VirtualCharger:
             return await asyncio.wait_for(fut, self.conn.call_timeout_s)
         except TimeoutError:
             self._waiting.pop(uid, None)
+            self._on_answer.pop(uid, None)
             self.conn.tick(loop.time() + self.conn.call_timeout_s)
             return Outcome(uid, action, error="Timeout")
 
@@ -656,27 +675,43 @@ class VirtualCharger:
         )
         reservation_id = c.plugged.reservation_id
         c.plugged.id_tag, c.plugged.meter_start = id_tag, tx.meter_start
-        outcome = await self._call(*self.dialect.started(c, tx, self._ts(), reservation_id))
-        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+        # The answer is taken as it arrives, before the next frame is read, as firmware does: the
+        # CSMS may follow it at once with a command naming the transaction (a TxProfile).
+        decided: list[bool | None] = []
+        outcome = await self._call(
+            *self.dialect.started(c, tx, self._ts(), reservation_id),
+            on_answer=lambda answer: decided.append(self._take_start(c, tx, answer)),
+        )
+        accepted = decided[0] if decided else self._take_start(c, tx, outcome)
+        if accepted is None:
             return False  # unplugged meanwhile
-        if self.dialect.start_accepted(tx, outcome):
-            c.plugged.transaction = tx
-            self.transactions_started += 1
-            if self.smart_charge_point:
-                self._advance_energy()  # the gate walks from the start: energy so far is done
-            c.state = step(c.state, Trigger.START_ACCEPTED)
-            self._open_gate(c, tx)
+        if accepted:
             await self.report_status(c)
             if c.state is ConnectorState.SUSPENDED_EVSE:  # held back from the start: say so
                 changed = self.dialect.charging_state_changed(c, tx, self._ts())
                 if changed is not None:
                     await self._call(*changed)
             return True
-        c.state = step(c.state, Trigger.START_REFUSED)
         if tx.wire_id is not None and self.dialect.ends_refused_start:
             # 2.0.1: the transaction exists once announced; a refused card ends it at once.
             await self._call(*self.stop_message(c, tx, StopReason.DEAUTHORIZED))
         return False
+
+    def _take_start(self, c: VirtualConnector, tx: Transaction, outcome: Outcome) -> bool | None:
+        """The CSMS's answer to our start: True (the transaction runs), False (refused), None (the
+        car was unplugged meanwhile)."""
+        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+            return None
+        if not self.dialect.start_accepted(tx, outcome):
+            c.state = step(c.state, Trigger.START_REFUSED)
+            return False
+        c.plugged.transaction = tx
+        self.transactions_started += 1
+        if self.smart_charge_point:
+            self._advance_energy()  # the gate walks from the start: energy so far is done
+        c.state = step(c.state, Trigger.START_ACCEPTED)
+        self._open_gate(c, tx)
+        return True
 
     async def unplug(self, connector_no: int, reason: StopReason = StopReason.EV_DISCONNECTED) -> None:
         c = self.connectors[connector_no]
@@ -962,7 +997,12 @@ class VirtualCharger:
         if not self.smart_charge_point:
             return
         gate = SmartGate(
-            tx.local_id, self.settings.smart, self._delay_rng, self.clock.now(), wire_id=tx.wire_id
+            tx.local_id,
+            self.settings.smart,
+            self._delay_rng,
+            self.clock.now(),
+            wire_id=tx.wire_id,
+            charge_point_id=self.cp_id,
         )
         self.gates[c.no] = gate
         self.smart_gates.append(gate)

@@ -83,6 +83,7 @@ class SmartGate:
     rng: random.Random
     at: datetime  # walked up to here
     wire_id: int | str | None = None  # the transaction as the central system knows it
+    charge_point_id: str = ""
     log: list[RelevantTime] = field(default_factory=list)
     end_user_override: bool = False
     applied_w: int = 0  # nothing flows before the transaction

@@ -94,12 +94,13 @@ def simulate(
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
     engine: Annotated[
-        Engine,
+        Engine | None,
         typer.Option(
             help="live: real WebSockets and HTTP on a scaled clock; des: SimPy virtual time, in-process "
-            "links, the same report bytes for the same seed."
+            "links, the same report bytes for the same seed.",
+            show_default="the scenario's engine, or live",
         ),
-    ] = Engine.LIVE,
+    ] = None,
 ) -> None:
     """Run a simulation: live over real loopback WebSockets and HTTP on a scaled clock (default), or
     in SimPy virtual time with --engine des for large fleets and long horizons.
@@ -145,7 +146,7 @@ def _simulate(
     plot: Path | None,
     processes: int | None,
     redis_url: str | None,
-    engine: Engine,
+    engine: Engine | None,
 ) -> None:
     city = fleet["city"]
     if city not in CITIES:
@@ -174,12 +175,14 @@ def _simulate(
         flags = {name: value for name, value in fleet.items() if name.removesuffix("_s") in given}
         params, overrides = override(loaded.params, {**flags, "seed": seed})
         expectations = loaded.expectations
+        engine = engine or Engine(loaded.engine)
         note.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
         for name, change in overrides.items():
             flag, shown = f"--{name.removesuffix('_s')}", {**change}
             if name == "duration_s":
                 shown = {k: format_duration(v) for k, v in change.items()}
             note.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
+    engine = engine or Engine.LIVE
     if processes is not None:
         params = replace(params, processes=processes)
     if redis_url is not None:

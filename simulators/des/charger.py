@@ -436,7 +436,14 @@ class DesCharger:
     def _open_gate(self, c: VirtualConnector, tx: Transaction) -> None:
         if not self.smart_charge_point:
             return
-        gate = SmartGate(tx.local_id, self.settings.smart, self._delay_rng, self._now(), wire_id=tx.wire_id)
+        gate = SmartGate(
+            tx.local_id,
+            self.settings.smart,
+            self._delay_rng,
+            self._now(),
+            wire_id=tx.wire_id,
+            charge_point_id=self.cp_id,
+        )
         self.gates[c.no] = gate
         self.smart_gates.append(gate)
         gate.begin(self._limit_at(c))
