@@ -22,6 +22,7 @@ from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.charger.fake_csms import FakeCsms, fake_csms
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -236,3 +237,43 @@ async def test_in_peak_hours_nothing_flows_until_the_driver_overrides(evening: R
     evening.clock.advance(600)
     await evening.charger._meter_tick()
     assert evening.charger.smart_gates[0].peak_wh == 7_400 * 600 // 3600
+
+
+async def test_a_remote_start_carrying_the_override_starts_at_once(evening: Rig) -> None:
+    await evening.charger.plug_car(1, car(), 20_000)
+    profile = {
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxProfile",
+        "chargingProfileKind": "Relative",
+    }
+    schedule = {"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400}]}
+    if evening.version == "1.6":
+        action = "RemoteStartTransaction"
+        payload: dict[str, Any] = {
+            "connectorId": 1,
+            "idTag": "TAG-R",
+            "chargingProfile": {
+                **profile,
+                "chargingProfileId": END_USER_OVERRIDE_PROFILE_ID,
+                "chargingSchedule": schedule,
+            },
+        }
+    else:
+        action = "RequestStartTransaction"
+        payload = {
+            "evseId": 1,
+            "idToken": {"idToken": "TAG-R", "type": "Central"},
+            "remoteStartId": 5,
+            "chargingProfile": {
+                **profile,
+                "id": END_USER_OVERRIDE_PROFILE_ID,
+                "chargingSchedule": [{"id": 1, **schedule}],
+            },
+        }
+    outcome = await evening.csms.command(action, payload)
+    assert outcome.payload is not None and outcome.payload["status"] == "Accepted"
+    await eventually(
+        lambda: state(evening) is ConnectorState.CHARGING, "the override to let it charge in peak"
+    )
+    (start,) = evening.charger.smart_gates[0].log
+    assert start.suppressed is Suppressed.END_USER
