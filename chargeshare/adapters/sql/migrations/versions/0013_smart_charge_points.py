@@ -1,10 +1,7 @@
 """Chargers' settings under the Smart Charge Points Regulations 2021, and drivers' overrides.
 
-Revision ID: 0011
-Revises: 0009
-
-Numbered 0011 to leave 0010 to a branch merged before this one; its down revision is the head this
-branch was made on, and becomes "0010" if that one lands first.
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -14,8 +11,8 @@ from alembic import op
 
 from chargeshare.adapters.sql.schema import UTCDateTime
 
-revision = "0011"
-down_revision = "0009"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
