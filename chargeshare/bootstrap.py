@@ -43,6 +43,7 @@ from chargeshare.services.ports import Durability, LockManager, PaymentGateway, 
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+from chargeshare.services.smart_charging import SmartChargingService
 from chargeshare.services.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ class App:
     reports: ChargerReportsService
     tokens: TokenService
     platform_reporting: PlatformReportingService
+    smart: SmartChargingService
     redis: Any = None
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -385,6 +387,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         reports=ChargerReportsService(store, clock, bookings),
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
+        smart=SmartChargingService(store, bus, clock),
         redis=redis_client,
         durability=durability_for(store),
     )

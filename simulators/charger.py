@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.frames import Call, encode, read_json
+from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators.dialect import Dialect, Message, dialect_for
@@ -51,8 +52,17 @@ from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.local_auth import LocalAuth
 from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
-from simulators.settings import HEARTBEAT_INTERVAL, METER_INTERVAL, TRANSACTION_ATTEMPTS, Settings
-from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, TxContext
+from simulators.settings import (
+    HEARTBEAT_INTERVAL,
+    METER_INTERVAL,
+    SMART_NAMES,
+    TRANSACTION_ATTEMPTS,
+    SetResult,
+    Setting,
+    Settings,
+)
+from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, Purpose, TxContext
+from simulators.smart_gate import Segment, SmartGate
 from simulators.wire_faults import WireFaults, malformed_frames
 
 __all__ = ["PlugRefused", "Plugged", "Reservation", "VirtualCharger", "VirtualConnector"]
@@ -81,6 +91,7 @@ class VirtualCharger:
         call_timeout_s: float = 10.0,
         password: str | None = None,
         seed: int = 0,
+        smart_charge_point: bool = False,
     ) -> None:
         self.cp_id = cp_id
         self.password = password  # HTTP Basic auth on the upgrade (OCPP security profile 1)
@@ -89,8 +100,14 @@ class VirtualCharger:
         self.clock = clock
         self.dialect: Dialect = dialect_for(protocol)
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
-        self.settings = Settings(len(self.connectors))
+        self.settings = Settings(len(self.connectors), smart_charge_point=smart_charge_point)
         self.settings.values[METER_INTERVAL] = str(meter_interval_s)
+        # A relevant charge point under the UK's smart charging regulations: each transaction runs
+        # behind a gate (randomised delay, default charging hours), its draws from its own RNG.
+        self.smart_charge_point = smart_charge_point
+        self._delay_rng = random.Random(f"{seed}:{cp_id}:delay")
+        self.gates: dict[int, SmartGate] = {}  # per connector, while its transaction runs
+        self.smart_gates: list[SmartGate] = []  # every transaction's, for the run's measures
         self.profiles = ProfileBook()
         self.local_auth = LocalAuth()
         self.conn = Connection(
@@ -98,6 +115,8 @@ class VirtualCharger:
         )
         self._ws: ClientConnection | None = None
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        # Answers acted on as they arrive, before the next frame is read (see start_transaction).
+        self._on_answer: dict[str, Callable[[Outcome], None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._followups: list[Coroutine[Any, Any, None]] | None = None
@@ -372,6 +391,7 @@ class VirtualCharger:
             self.connected = False
             self.online.clear()
             waiting, self._waiting = self._waiting, {}
+            self._on_answer.clear()
             self.conn.tick(asyncio.get_running_loop().time() + self.conn.call_timeout_s)
             for uid, fut in waiting.items():
                 if not fut.done():
@@ -391,7 +411,10 @@ class VirtualCharger:
             self._start(coro)
         for outcome in received.outcomes:
             fut = self._waiting.pop(outcome.unique_id, None)
+            hook = self._on_answer.pop(outcome.unique_id, None)
             if fut is not None and not fut.done():
+                if hook is not None:
+                    hook(outcome)
                 fut.set_result(outcome)
 
     async def _answer_later(self, text: str, delay_s: float) -> None:
@@ -419,7 +442,14 @@ class VirtualCharger:
     def _enqueue(self, message: Message) -> None:
         self.queue.append((message[0], self.dialect.mark_offline(*message)))
 
-    async def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
+    async def _call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        queue_if_offline: bool = True,
+        on_answer: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
         """Send a call and wait for its answer. Offline (or silent), transaction messages are queued
         for replay and everything else is dropped, as firmware does; while a queue is being replayed,
         new transaction messages join its end so the order holds."""
@@ -434,7 +464,7 @@ class VirtualCharger:
         attempts = self.settings.number(TRANSACTION_ATTEMPTS) if transactional else 1
         outcome = Outcome("", action, error="Timeout")
         for _ in range(attempts):
-            outcome = await self._call_once(action, payload)
+            outcome = await self._call_once(action, payload, on_answer)
             if outcome.error != "Timeout":
                 break
         if transactional and queue_if_offline:
@@ -445,17 +475,22 @@ class VirtualCharger:
                 self.messages_given_up += 1
         return outcome
 
-    async def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
+    async def _call_once(
+        self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None
+    ) -> Outcome:
         loop = asyncio.get_running_loop()
         uid, text = self.conn.call(action, payload, loop.time())
         fut: asyncio.Future[Outcome] = loop.create_future()
         self._waiting[uid] = fut
+        if on_answer is not None:
+            self._on_answer[uid] = on_answer
         try:
             await self._send(text)
             if self.duplicate_sends and action in self.dialect.transaction_actions:
                 await self._send(text)  # the same frame again: the CSMS must not count it twice
         except ConnectionClosed:
             self._waiting.pop(uid, None)
+            self._on_answer.pop(uid, None)
             self.conn.tick(loop.time() + self.conn.call_timeout_s)
             self.connected = False
             return Outcome(uid, action, error="Offline")
@@ -463,6 +498,7 @@ class VirtualCharger:
             return await asyncio.wait_for(fut, self.conn.call_timeout_s)
         except TimeoutError:
             self._waiting.pop(uid, None)
+            self._on_answer.pop(uid, None)
             self.conn.tick(loop.time() + self.conn.call_timeout_s)
             return Outcome(uid, action, error="Timeout")
 
@@ -513,7 +549,8 @@ class VirtualCharger:
         p = c.plugged
         if p is None or c.state is not ConnectorState.CHARGING:
             return 0
-        return p.vehicle.power_w(self.limit_w(c))
+        gate = self.gates.get(c.no)
+        return p.vehicle.power_w(self.limit_w(c) if gate is None else gate.applied_w)
 
     def limit_w(self, c: VirtualConnector) -> int:
         return self.profiles.limit_w(c.no, self.clock.now(), self._tx_context(c), c.max_power_w, c.phases)
@@ -529,19 +566,44 @@ class VirtualCharger:
         self._last_meter_at = now
         for c in self.connectors.values():
             p = c.plugged
+            gate = self.gates.get(c.no)
+            if gate is not None and p is not None:
+                self._advance_gated(c, p, gate, now)
+                continue
             if c.state is not ConnectorState.CHARGING or p is None:
                 continue
-            before = c.meter.register_wh
-            c.meter.add(self.power_w(c), seconds)
-            # The car stops taking energy at its target: the register never runs past it.
-            overshoot = (c.meter.register_wh - p.meter_start) - p.target_wh
-            if overshoot > 0:
-                c.meter.register_wh -= overshoot
-            p.vehicle.soc_wh += c.meter.register_wh - before
-            p.delivered_wh = c.meter.register_wh - p.meter_start
-            if p.delivered_wh >= p.target_wh or p.vehicle.power_w(c.max_power_w) == 0:
-                c.state = step(c.state, Trigger.EV_FULL)
-                p.done.set()
+            self._charge(c, p, self.power_w(c), seconds)
+
+    def _charge(self, c: VirtualConnector, p: Plugged, power_w: int, seconds: float) -> int:
+        """Put `power_w` into the car for `seconds`; the Wh it took."""
+        before = c.meter.register_wh
+        c.meter.add(power_w, seconds)
+        # The car stops taking energy at its target: the register never runs past it.
+        overshoot = (c.meter.register_wh - p.meter_start) - p.target_wh
+        if overshoot > 0:
+            c.meter.register_wh -= overshoot
+        p.vehicle.soc_wh += c.meter.register_wh - before
+        p.delivered_wh = c.meter.register_wh - p.meter_start
+        if p.delivered_wh >= p.target_wh or p.vehicle.power_w(c.max_power_w) == 0:
+            c.state = step(c.state, Trigger.EV_FULL)
+            p.done.set()
+        return c.meter.register_wh - before
+
+    def _advance_gated(self, c: VirtualConnector, p: Plugged, gate: SmartGate, now: datetime) -> None:
+        """Integrate stretch by stretch, each under the limit the gate held then (a delay ending, a
+        peak window's edge), so energy lands where it was drawn."""
+        segment: Segment
+        for segment in gate.walk(now, self._limit_at(c), self._profile_edges(c)):
+            c.state = self._gated_state(c.state, segment.limit_w)
+            if c.state is ConnectorState.CHARGING:
+                seconds = (segment.end - segment.start).total_seconds()
+                gate.account(segment, self._charge(c, p, p.vehicle.power_w(segment.limit_w), seconds))
+        c.state = self._gated_state(c.state, gate.applied_w)
+        if c.state is ConnectorState.SUSPENDED_EV:
+            # The car is full: electricity would not flow whatever the gate says, so no later
+            # moment is a relevant time for this transaction.
+            self.gates.pop(c.no, None)
+            gate.close()
 
     async def _meter_tick(self) -> None:
         before = {c.no: c.state for c in self.connectors.values()}
@@ -613,20 +675,43 @@ class VirtualCharger:
         )
         reservation_id = c.plugged.reservation_id
         c.plugged.id_tag, c.plugged.meter_start = id_tag, tx.meter_start
-        outcome = await self._call(*self.dialect.started(c, tx, self._ts(), reservation_id))
-        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+        # The answer is taken as it arrives, before the next frame is read, as firmware does: the
+        # CSMS may follow it at once with a command naming the transaction (a TxProfile).
+        decided: list[bool | None] = []
+        outcome = await self._call(
+            *self.dialect.started(c, tx, self._ts(), reservation_id),
+            on_answer=lambda answer: decided.append(self._take_start(c, tx, answer)),
+        )
+        accepted = decided[0] if decided else self._take_start(c, tx, outcome)
+        if accepted is None:
             return False  # unplugged meanwhile
-        if self.dialect.start_accepted(tx, outcome):
-            c.plugged.transaction = tx
-            self.transactions_started += 1
-            c.state = step(c.state, Trigger.START_ACCEPTED)
+        if accepted:
             await self.report_status(c)
+            if c.state is ConnectorState.SUSPENDED_EVSE:  # held back from the start: say so
+                changed = self.dialect.charging_state_changed(c, tx, self._ts())
+                if changed is not None:
+                    await self._call(*changed)
             return True
-        c.state = step(c.state, Trigger.START_REFUSED)
         if tx.wire_id is not None and self.dialect.ends_refused_start:
             # 2.0.1: the transaction exists once announced; a refused card ends it at once.
             await self._call(*self.stop_message(c, tx, StopReason.DEAUTHORIZED))
         return False
+
+    def _take_start(self, c: VirtualConnector, tx: Transaction, outcome: Outcome) -> bool | None:
+        """The CSMS's answer to our start: True (the transaction runs), False (refused), None (the
+        car was unplugged meanwhile)."""
+        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+            return None
+        if not self.dialect.start_accepted(tx, outcome):
+            c.state = step(c.state, Trigger.START_REFUSED)
+            return False
+        c.plugged.transaction = tx
+        self.transactions_started += 1
+        if self.smart_charge_point:
+            self._advance_energy()  # the gate walks from the start: energy so far is done
+        c.state = step(c.state, Trigger.START_ACCEPTED)
+        self._open_gate(c, tx)
+        return True
 
     async def unplug(self, connector_no: int, reason: StopReason = StopReason.EV_DISCONNECTED) -> None:
         c = self.connectors[connector_no]
@@ -649,6 +734,9 @@ class VirtualCharger:
         tx, c.plugged.transaction = c.plugged.transaction, None
         c.plugged.done.set()
         self.profiles.end_transaction(tx.local_id)
+        gate = self.gates.pop(c.no, None)
+        if gate is not None:
+            gate.close()
         return tx
 
     async def _stop_transaction(self, c: VirtualConnector, tx: Transaction, reason: StopReason) -> None:
@@ -726,7 +814,9 @@ class VirtualCharger:
                 return
         if await self.start_transaction(c, id_tag, remote_start_id=remote_start_id) and profile is not None:
             with contextlib.suppress(ProfileRefused):
+                self._advance_energy()
                 self.profiles.install(profile, self._tx_context(c))
+                self._profiles_changed(profile)
 
     def remote_stop(self, tx: Transaction | None) -> bool:
         for c, running in self.transactions():
@@ -866,7 +956,112 @@ class VirtualCharger:
         except ProfileRefused as exc:
             log.info("%s: charging profile refused: %s", self.cp_id, exc)
             return False
+        self._profiles_changed(profile)
         return True
+
+    def clear_profiles(
+        self,
+        *,
+        profile_id: int | None = None,
+        connector_no: int | None = None,
+        purpose: Purpose | None = None,
+        stack_level: int | None = None,
+    ) -> bool:
+        """ClearChargingProfile; False (OCPP: Unknown) when nothing matched."""
+        self._advance_energy()
+        cleared = self.profiles.clear(
+            profile_id=profile_id, connector_no=connector_no, purpose=purpose, stack_level=stack_level
+        )
+        if cleared:
+            self._profiles_changed(None)
+        return cleared
+
+    def change_setting(self, setting: Setting | None, value: str) -> SetResult:
+        """ChangeConfiguration / SetVariables. A smart charging setting applies at once: an override
+        or DSR ends a delay under way, and a new maximum bounds the next delay drawn."""
+        smart = setting is not None and setting.name in SMART_NAMES
+        if smart:
+            self._advance_energy()  # energy so far under the old settings
+        result = self.settings.set(self.settings.has(setting), value)
+        if result is SetResult.ACCEPTED and smart:
+            for c in self.connectors.values():
+                gate = self.gates.get(c.no)
+                if gate is not None:
+                    gate.reconsider(self._limit_at(c))
+                    self._follow_gate(c)
+        return result
+
+    # ---- the smart charging regulations (simulators/smart_gate.py) -------------------------------
+    def _open_gate(self, c: VirtualConnector, tx: Transaction) -> None:
+        """A transaction started: from now its power passes the regulations' gate."""
+        if not self.smart_charge_point:
+            return
+        gate = SmartGate(
+            tx.local_id,
+            self.settings.smart,
+            self._delay_rng,
+            self.clock.now(),
+            wire_id=tx.wire_id,
+            charge_point_id=self.cp_id,
+        )
+        self.gates[c.no] = gate
+        self.smart_gates.append(gate)
+        gate.begin(self._limit_at(c))
+        c.state = self._gated_state(c.state, gate.applied_w)
+
+    def _profiles_changed(self, installed: Profile | None) -> None:
+        """Profiles changed now: the driver's override, or a change of the limit (a relevant time)."""
+        for c in self.connectors.values():
+            gate = self.gates.get(c.no)
+            if gate is None:
+                continue
+            ours = installed is not None and installed.connector_no in (0, c.no)
+            if (
+                ours
+                and installed is not None
+                and installed.purpose is Purpose.TX
+                and installed.profile_id == END_USER_OVERRIDE_PROFILE_ID
+            ):
+                gate.override(self._limit_at(c))
+            else:
+                gate.reconsider(self._limit_at(c))
+            self._follow_gate(c)
+
+    def _follow_gate(self, c: VirtualConnector) -> None:
+        """The connector shows whether the gate lets power through now; a change is reported."""
+        gate = self.gates.get(c.no)
+        if gate is None:
+            return
+        state = self._gated_state(c.state, gate.applied_w)
+        tx = c.transaction
+        if state is not c.state and tx is not None:
+            c.state = state
+            changed = self.dialect.charging_state_changed(c, tx, self._ts())
+            if changed is not None:
+                self._spawn(self._send_message(changed))
+            self._report_later(c)
+
+    @staticmethod
+    def _gated_state(state: ConnectorState, limit_w: int) -> ConnectorState:
+        if state is ConnectorState.CHARGING and limit_w == 0:
+            return step(state, Trigger.EVSE_SUSPEND)
+        if state is ConnectorState.SUSPENDED_EVSE and limit_w > 0:
+            return step(state, Trigger.EVSE_RESUME)
+        return state
+
+    def _limit_at(self, c: VirtualConnector) -> Callable[[datetime], int]:
+        tx = self._tx_context(c)
+        return lambda at: self.profiles.limit_w(c.no, at, tx, c.max_power_w, c.phases)
+
+    def _profile_edges(self, c: VirtualConnector) -> Callable[[datetime, datetime], list[datetime]]:
+        def edges(start: datetime, end: datetime) -> list[datetime]:
+            if not self.profiles.profiles:
+                return []
+            span = max(1, int((end - start).total_seconds()) + 1)
+            changes = self.profiles.composite(c.no, start, span, self._tx_context(c), c.max_power_w, c.phases)
+            return [start + timedelta(seconds=offset) for offset, _ in changes if offset > 0]
+
+        return edges
 
     def composite_schedule(self, connector_no: int, duration_s: int) -> list[tuple[int, int]] | None:
         """(offset s, limit W) over the next `duration_s`; None for a connector we do not have."""

@@ -19,7 +19,7 @@ from simulators.evse import (
     VirtualConnector,
 )
 from simulators.local_auth import LocalEntry
-from simulators.settings import BY_KEY, DEFINITIONS, SetResult
+from simulators.settings import BY_KEY, SetResult
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class V16:
 
         def clear_profile(p: dict[str, Any]) -> dict[str, Any]:
             purpose = p.get("chargingProfilePurpose")
-            cleared = cp.profiles.clear(
+            cleared = cp.clear_profiles(
                 profile_id=p.get("id"),
                 connector_no=p.get("connectorId"),
                 purpose=None if purpose is None else PURPOSES[purpose],
@@ -272,20 +272,20 @@ class V16:
             }
 
         def get_configuration(p: dict[str, Any]) -> dict[str, Any]:
-            keys = p.get("key") or [s.key for s in DEFINITIONS]
-            known = [BY_KEY[k] for k in keys if k in BY_KEY]
+            keys = p.get("key") or [s.key for s in cp.settings.definitions]
+            known = [s for s in (cp.settings.has(BY_KEY.get(k)) for k in keys) if s is not None]
             out: dict[str, Any] = {
                 "configurationKey": [
                     {"key": s.key, "readonly": s.readonly, "value": cp.settings.get(s.name)} for s in known
                 ]
             }
-            unknown = [k for k in keys if k not in BY_KEY]
+            unknown = [k for k in keys if cp.settings.has(BY_KEY.get(k)) is None]
             if unknown:
                 out["unknownKey"] = unknown
             return out
 
         def change_configuration(p: dict[str, Any]) -> dict[str, Any]:
-            result = cp.settings.set(BY_KEY.get(p["key"]), p["value"])
+            result = cp.change_setting(BY_KEY.get(p["key"]), p["value"])
             return {
                 "status": {
                     SetResult.ACCEPTED: "Accepted",

@@ -22,7 +22,7 @@ from simulators.evse import (
 )
 from simulators.firmware import ConnectorState
 from simulators.local_auth import LocalEntry
-from simulators.settings import BY_COMPONENT_VARIABLE, COMPONENTS, SetResult
+from simulators.settings import BY_COMPONENT_VARIABLE, SetResult
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
 if TYPE_CHECKING:
@@ -43,12 +43,14 @@ CONNECTOR_STATUS = {
     ConnectorState.PREPARING: "Occupied",
     ConnectorState.CHARGING: "Occupied",
     ConnectorState.SUSPENDED_EV: "Occupied",
+    ConnectorState.SUSPENDED_EVSE: "Occupied",
     ConnectorState.FINISHING: "Occupied",
     ConnectorState.UNAVAILABLE: "Unavailable",
 }
 CHARGING_STATE = {
     ConnectorState.CHARGING: "Charging",
     ConnectorState.SUSPENDED_EV: "SuspendedEV",
+    ConnectorState.SUSPENDED_EVSE: "SuspendedEVSE",
 }
 # (triggerReason, stoppedReason) of an Ended event.
 ENDINGS = {
@@ -357,7 +359,7 @@ class V201:
             purpose = criteria.get("chargingProfilePurpose")
             if purpose is not None and purpose not in PURPOSES:
                 return {"status": "Unknown"}
-            cleared = cp.profiles.clear(
+            cleared = cp.clear_profiles(
                 profile_id=p.get("chargingProfileId"),
                 connector_no=criteria.get("evseId"),
                 purpose=None if purpose is None else PURPOSES[purpose],
@@ -388,9 +390,11 @@ class V201:
             """(error attributeStatus or None, the setting)."""
             if d.get("attributeType", "Actual") != "Actual":
                 return "NotSupportedAttributeType", None
-            if d["component"]["name"] not in COMPONENTS:
+            if d["component"]["name"] not in {s.component for s in cp.settings.definitions}:
                 return "UnknownComponent", None
-            setting = BY_COMPONENT_VARIABLE.get((d["component"]["name"], d["variable"]["name"]))
+            setting = cp.settings.has(
+                BY_COMPONENT_VARIABLE.get((d["component"]["name"], d["variable"]["name"]))
+            )
             return (None, setting) if setting is not None else ("UnknownVariable", None)
 
         def get_variables(p: dict[str, Any]) -> dict[str, Any]:
@@ -410,7 +414,7 @@ class V201:
             results = []
             for d in p["setVariableData"]:
                 error, setting = lookup(d)
-                verdict = error or SET_RESULT[cp.settings.set(setting, d["attributeValue"])]
+                verdict = error or SET_RESULT[cp.change_setting(setting, d["attributeValue"])]
                 results.append(
                     {"attributeStatus": verdict, "component": d["component"], "variable": d["variable"]}
                 )

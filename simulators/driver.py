@@ -25,6 +25,7 @@ from simulators.fleet import DriverPlan
 from simulators.http_retry import RequestLost
 from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
+from simulators.smart_gate import SmartGate
 
 SEARCH_RADIUS_M = 8_000
 CANDIDATES = 5
@@ -79,6 +80,8 @@ class DriverStats:
     # Ids of the bookings the drivers' apps were answered with (live runs, over HTTP): a booking the
     # backend holds that no app heard of is one its driver will never use, and pay for as a no-show.
     bookings_answered: set[int] | None = None
+    # Every transaction's smart charging gate, from every charger (the run's regulation measures).
+    smart_gates: list[SmartGate] = field(default_factory=list)
 
 
 LOGIN_TRIES = 5
@@ -245,6 +248,8 @@ async def _book_nearby(
             # ask to start sooner than the server could still call "now".
             "starts_at": format_ts(max(starts_at, world.clock.now() + BOOKING_LEAD)),
         }
+        if plan.overrides:
+            body["override_smart_charging"] = True
         # One key per attempt, so a copy sent after a lost answer finds the booking it made.
         attempt = {"Idempotency-Key": f"{plan.id_tag}-{next(_attempts)}"}
         resp = await api.request("POST", "/bookings", json=body, headers=attempt)

@@ -3,6 +3,7 @@ exactly the cases written to (the certifier's own mutation test)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chargeshare.ocpp.connection import Outcome
@@ -74,13 +75,20 @@ class MalformedMeterValues(VirtualCharger):
     """Sends readings with the unit glued to the number ("1234 Wh"), which is not a number at all
     (in 2.0.1 that breaks the schema, so those frames go out unchecked)."""
 
-    async def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
+    async def _call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        queue_if_offline: bool = True,
+        on_answer: Callable[[Outcome], None] | None = None,
+    ) -> Outcome:
         try:
             check_payload(action, payload, self.protocol, CALL, "-")
         except RemoteProtocolError:
             uid = await self.send_unchecked(action, payload)
             return Outcome(uid, action, payload={})
-        return await super()._call(action, payload, queue_if_offline=queue_if_offline)
+        return await super()._call(action, payload, queue_if_offline=queue_if_offline, on_answer=on_answer)
 
     def meter_message(self, c: VirtualConnector, tx: Transaction) -> Message:
         action, payload = super().meter_message(c, tx)

@@ -15,6 +15,7 @@ class ConnectorState(StrEnum):
     PREPARING = "Preparing"  # a car is plugged in, no transaction yet
     CHARGING = "Charging"
     SUSPENDED_EV = "SuspendedEV"
+    SUSPENDED_EVSE = "SuspendedEVSE"  # the charger holds power back (a randomised delay, peak hours)
     FINISHING = "Finishing"  # the transaction has ended, the car is still plugged in
     UNAVAILABLE = "Unavailable"  # taken out of service (ChangeAvailability Inoperative)
 
@@ -26,6 +27,8 @@ class Trigger(StrEnum):
     START_ACCEPTED = "start_accepted"
     START_REFUSED = "start_refused"
     EV_FULL = "ev_full"
+    EVSE_SUSPEND = "evse_suspend"  # the charger's own limit fell to 0 W
+    EVSE_RESUME = "evse_resume"
     STOP = "stop"  # local or remote stop while plugged in
     UNPLUG = "unplug"
     INOPERATIVE = "inoperative"  # ChangeAvailability Inoperative, applied now (never mid-transaction)
@@ -45,6 +48,10 @@ TRANSITIONS: dict[tuple[ConnectorState, Trigger], ConnectorState] = {
     (S.CHARGING, T.EV_FULL): S.SUSPENDED_EV,
     (S.CHARGING, T.STOP): S.FINISHING,
     (S.SUSPENDED_EV, T.STOP): S.FINISHING,
+    (S.CHARGING, T.EVSE_SUSPEND): S.SUSPENDED_EVSE,
+    (S.SUSPENDED_EVSE, T.EVSE_RESUME): S.CHARGING,
+    (S.SUSPENDED_EVSE, T.STOP): S.FINISHING,
+    (S.SUSPENDED_EVSE, T.UNPLUG): S.AVAILABLE,
     (S.CHARGING, T.UNPLUG): S.AVAILABLE,
     (S.SUSPENDED_EV, T.UNPLUG): S.AVAILABLE,
     (S.FINISHING, T.UNPLUG): S.AVAILABLE,
@@ -55,7 +62,7 @@ TRANSITIONS: dict[tuple[ConnectorState, Trigger], ConnectorState] = {
     (S.UNAVAILABLE, T.OPERATIVE): S.AVAILABLE,
 }
 
-IN_TRANSACTION = frozenset({S.CHARGING, S.SUSPENDED_EV})
+IN_TRANSACTION = frozenset({S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE})
 
 
 class FirmwareError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class FleetShape:
     # OCPP versions, dealt out in turn: charger i speaks protocols[i % len(protocols)], so
     # ("1.6", "2.0.1") alternates and ("1.6", "1.6", "2.0.1") makes a third of the fleet 2.0.1.
     protocols: tuple[str, ...] = ("1.6",)
+    # Relevant charge points under the UK's Smart Charge Points Regulations 2021: a randomised delay
+    # and default charging hours, as pre-configured (simulators/smart_gate.py).
+    smart_charge_points: bool = False
+    dsr_chargers: int = 0  # the first this many chargers provide DSR throughout (the operator's flag)
 
     def protocol_of(self, index: int) -> str:
         return self.protocols[index % len(self.protocols)]
@@ -47,6 +52,7 @@ class DriverBehaviour:
     travel_min_s: int = 300
     travel_max_s: int = 1_200
     radius_m: float = 6_000
+    override_rate: float = 0.0  # share of drivers who book with the smart charging override
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class DriverPlan:
     soc_wh: int
     max_power_w: int
     intent: str  # "charge", "cancel" (cancels before arriving) or "no_show" (never turns up)
+    overrides: bool = False  # books overriding the charger's randomised delay and default hours
 
 
 def scatter(rng: random.Random, centre: Point, radius_m: float) -> Point:
@@ -119,4 +126,9 @@ def make_drivers(
                 intent=intent,
             )
         )
+    if b.override_rate > 0:
+        # Drawn after every plan, so the plans are those a run without overrides makes.
+        picker = random.Random(rng.getrandbits(64))
+        chosen = set(picker.sample(range(count), round(b.override_rate * count)))
+        plans = [dataclasses.replace(p, overrides=i in chosen) for i, p in enumerate(plans)]
     return plans

@@ -343,8 +343,9 @@ async def _run(
     ]
     specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
     passwords = {s.charge_point_id: f"pw-{s.charge_point_id}-{rng.getrandbits(64):016x}" for s in specs}
-    for spec in specs:
-        app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id])
+    views = [app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id]) for spec in specs]
+    for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
+        app.smart.set_demand_side_response(view.charger_id, True)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats(bookings_answered=set())
     logins = dict(zip(host_ids, host_logins.items(), strict=True))
@@ -358,6 +359,7 @@ async def _run(
                 protocol=params.fleet.protocol_of(i),
                 password=passwords[s.charge_point_id],
                 seed=params.seed,
+                smart_charge_point=params.fleet.smart_charge_points,
             )
             for i, s in enumerate(specs)
         }
@@ -430,6 +432,7 @@ async def _run(
         await asyncio.gather(*(c.settle_down() for c in fleet.values()))
         stats.charger_reconnects = sum(c.reconnects for c in fleet.values())
         stats.frames_left_queued = sum(len(c.queue) for c in fleet.values())
+        stats.smart_gates = [g for c in fleet.values() for g in c.smart_gates]
         stats.outcomes_of_faults.update(wire_outcomes(fleet.values()))
         stats.outcomes_of_faults.update(provider_outcomes(app))
         if backend.processes is not None:

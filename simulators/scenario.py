@@ -9,6 +9,7 @@ import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
 from simulators.driver import NO_CHARGER_REASONS
-from simulators.faults import ACTIONS, LASTING, Fault
+from simulators.faults import ACTIONS, LASTING, Fault, not_in_des
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
-from simulators.live import LiveParams, problems
+from simulators.live import DEFAULT_START, LiveParams, problems
+from simulators.smart_metrics import NAMES as SMART_NAMES
 
 SUFFIXES = (".yaml", ".yml")
 # A provider slower than this is an outage: a payment step's lease and a booking's hold placement
@@ -63,6 +65,11 @@ SCHEMA: dict[str, Any] = {
         "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 60},
         "speed": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
         "city": {"enum": sorted(CITIES)},
+        # When the run's window begins: ISO 8601 with its UTC offset, e.g. 2026-03-04T21:40:00Z (the
+        # smart charging regulations' peak hours are weekday local times).
+        "start": {"type": "string"},
+        # live: real WebSockets and HTTP on a scaled clock; des: SimPy virtual time (large fleets).
+        "engine": {"enum": ["live", "des"]},
         # The backend as `chargeshare serve` processes (several behind HAProxy) instead of in process.
         "backend": {
             "type": "object",
@@ -83,6 +90,9 @@ SCHEMA: dict[str, Any] = {
                 "protocols": {"type": "array", "items": {"enum": UNQUOTED + list(PROTOCOLS)}, "minItems": 1},
                 # Development mode: the backend lets unregistered charge point ids connect.
                 "allow_unknown_chargers": {"type": "boolean"},
+                # Relevant charge points under the UK's Smart Charge Points Regulations 2021.
+                "smart_charge_points": {"type": "boolean"},
+                "dsr_chargers": {"type": "integer", "minimum": 0},
             },
         },
         "drivers": {
@@ -96,6 +106,7 @@ SCHEMA: dict[str, Any] = {
                 "no_show_rate": _rate,
                 "travel_minutes": _range,
                 "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000},
+                "override_rate": _rate,
             },
         },
         "faults": {
@@ -176,6 +187,7 @@ SUMMARY_METRICS = frozenset(
         "sessions",
         "sessions_by_protocol",
         "sessions_closed_without_stop",
+        "smart_charging",
         "vat_pence",
     }
 )
@@ -198,6 +210,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     ),
     "no_charger_because": frozenset(NO_CHARGER_REASONS),
     "sessions_by_protocol": frozenset("ocpp" + v.replace(".", "") for v in PROTOCOLS),
+    "smart_charging": frozenset(SMART_NAMES),
     "fault_outcomes": None,
 }
 
@@ -256,6 +269,7 @@ class Scenario:
     description: str
     params: LiveParams
     expectations: tuple[Expectation, ...] = field(default=())
+    engine: str = "live"  # or "des": `scenario run` runs it in SimPy virtual time
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -413,12 +427,52 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
                 fleet=fleet if sound_fleet else None,
                 drivers=drivers["count"] if sound_drivers and isinstance(drivers, dict) else None,
             )
+    if isinstance(d.get("start"), str) and _clean(broken, ("start",)) and _start_of(d["start"]) is None:
+        found.add(("start",), "not an ISO 8601 time with its UTC offset, e.g. 2026-03-04T21:40:00Z")
+    dsr = fleet.get("dsr_chargers") if isinstance(fleet, dict) else None
+    if (
+        sound_fleet
+        and isinstance(fleet, dict)
+        and dsr is not None
+        and _clean(broken, ("fleet", "dsr_chargers"))
+    ):
+        if dsr > fleet["chargers"]:
+            found.add(
+                ("fleet", "dsr_chargers"), f"{dsr} chargers asked for, but the fleet has {fleet['chargers']}"
+            )
+        if dsr and not fleet.get("smart_charge_points", False):
+            found.add(
+                ("fleet", "dsr_chargers"), "only smart charge points (fleet.smart_charge_points) provide DSR"
+            )
+    if d.get("engine") == "des":
+        _des_mistakes(found, d, broken)
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
         problem = metric_problem(str(metric))
         if problem is not None:
             found.add(("expect", "metrics", metric), problem)
+
+
+def _start_of(text: str) -> datetime | None:
+    """An aware instant from ISO 8601 text, or None."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _des_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]) -> None:
+    """What the discrete-event engine cannot run: backend processes, and faults it cannot model."""
+    if isinstance(d.get("backend"), dict) and d["backend"].get("processes"):
+        found.add(("backend", "processes"), "the DES engine runs the backend in its own process")
+    faults = d.get("faults", [])
+    for i, f in enumerate(faults if isinstance(faults, list) else []):
+        if _clean(broken, ("faults", i)) and isinstance(f, dict):
+            why = not_in_des((Fault(at_s=0, action=f["action"]),))
+            if why is not None:
+                found.add(("faults", i, "action"), why)
 
 
 def _rates(drivers: dict[str, Any]) -> float:
@@ -513,8 +567,11 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             protocols=tuple(str(p) for p in fleet.get("protocols", ["1.6"])),
             price_min=price["min"],
             price_max=price["max"],
+            smart_charge_points=bool(fleet.get("smart_charge_points", False)),
+            dsr_chargers=int(fleet.get("dsr_chargers", 0)),
         ),
         allow_unknown_chargers=bool(fleet.get("allow_unknown_chargers", False)),
+        start=(_start_of(d["start"]) or DEFAULT_START) if "start" in d else DEFAULT_START,
         processes=int(d.get("backend", {}).get("processes", 0)),
         behaviour=DriverBehaviour(
             arrival_window=float(drivers.get("arrival_window", 0.6)),
@@ -523,6 +580,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             travel_min_s=travel["min"] * 60,
             travel_max_s=travel["max"] * 60,
             radius_m=float(drivers.get("radius_m", 6_000)),
+            override_rate=float(drivers.get("override_rate", 0.0)),
         ),
         faults=tuple(
             Fault(
@@ -546,7 +604,9 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
     )
     metrics = d.get("expect", {}).get("metrics", {})
     expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
-    return Scenario(path, d["name"], d.get("description", ""), params, expectations)
+    return Scenario(
+        path, d["name"], d.get("description", ""), params, expectations, engine=d.get("engine", "live")
+    )
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:

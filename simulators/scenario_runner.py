@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from simulators.live import Progress, run_live
+from simulators.live import LiveParams, Progress, run_live
 from simulators.report import RunReport
 from simulators.scenario import Scenario
 
@@ -64,8 +64,21 @@ async def run_scenario(
         params = replace(params, redis_url=redis_url)
     if database_url is not None:
         params = replace(params, database_url=database_url)
-    report = await run_live(params, progress, trace=trace)
+    if scenario.engine == "des":
+        report = run_des_scenario(params, trace=trace)
+    else:
+        report = await run_live(params, progress, trace=trace)
     return ScenarioResult(scenario, report, [e.check(report.summary) for e in scenario.expectations])
+
+
+def run_des_scenario(params: LiveParams, *, trace: Path | None = None) -> RunReport:
+    """A scenario meant for SimPy virtual time (`engine: des`): the same checks, no sockets. The
+    file's backend is the DES engine's own (one process, an in-memory database unless one is given)."""
+    from simulators.des import DesParams, run_des
+
+    if trace is not None:
+        raise ValueError("--trace records a live run: a DES scenario cannot be traced")
+    return run_des(DesParams.from_live(params, database_url=params.database_url)).report
 
 
 def junit_xml(results: list[ScenarioResult], suite: str = "chargeshare-scenarios") -> str:

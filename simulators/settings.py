@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from chargeshare.domain.smart_charge_points import DEFAULT_DELAY_MAX_S, DELAY_CAPABLE_MAX_S, SmartSettings
+from chargeshare.ocpp import smart_charging as ocpp_smart
+
 
 class SetResult(StrEnum):
     ACCEPTED = "accepted"
@@ -140,18 +143,76 @@ DEFINITIONS: tuple[Setting, ...] = (
     Setting("model", "ChargePointModel", "ChargingStation", "Model", "Virtual-1", readonly=True),
 )
 
-BY_NAME = {s.name: s for s in DEFINITIONS}
-BY_KEY = {s.key: s for s in DEFINITIONS}
-BY_COMPONENT_VARIABLE = {(s.component, s.variable): s for s in DEFINITIONS}
-COMPONENTS = frozenset(s.component for s in DEFINITIONS)
+# A relevant charge point under the UK's Smart Charge Points Regulations 2021 also has these (vendor
+# keys, ours: chargeshare/ocpp/smart_charging.py). Defaults as the regulations pre-configure them.
+RANDOMISED_DELAY_MAX = "randomised_delay_max_s"
+RANDOMISED_DELAY_OVERRIDE = "randomised_delay_override"
+DEFAULT_CHARGING_HOURS = "default_charging_hours"
+DEMAND_SIDE_RESPONSE = "demand_side_response"
+SMART_DEFINITIONS: tuple[Setting, ...] = (
+    Setting(
+        RANDOMISED_DELAY_MAX,
+        ocpp_smart.RANDOMISED_DELAY_MAX,
+        ocpp_smart.COMPONENT,
+        ocpp_smart.RANDOMISED_DELAY_MAX,
+        str(DEFAULT_DELAY_MAX_S),
+        valid=_whole(0, DELAY_CAPABLE_MAX_S),
+    ),
+    Setting(
+        RANDOMISED_DELAY_OVERRIDE,
+        ocpp_smart.RANDOMISED_DELAY_OVERRIDE,
+        ocpp_smart.COMPONENT,
+        ocpp_smart.RANDOMISED_DELAY_OVERRIDE,
+        "false",
+        valid=_boolean,
+    ),
+    Setting(
+        DEFAULT_CHARGING_HOURS,
+        ocpp_smart.DEFAULT_CHARGING_HOURS,
+        ocpp_smart.COMPONENT,
+        ocpp_smart.DEFAULT_CHARGING_HOURS,
+        "true",
+        valid=_boolean,
+    ),
+    Setting(
+        DEMAND_SIDE_RESPONSE,
+        ocpp_smart.DEMAND_SIDE_RESPONSE,
+        ocpp_smart.COMPONENT,
+        ocpp_smart.DEMAND_SIDE_RESPONSE,
+        "false",
+        valid=_boolean,
+    ),
+)
+ALL_DEFINITIONS = DEFINITIONS + SMART_DEFINITIONS
+BY_NAME = {s.name: s for s in ALL_DEFINITIONS}
+BY_KEY = {s.key: s for s in ALL_DEFINITIONS}
+BY_COMPONENT_VARIABLE = {(s.component, s.variable): s for s in ALL_DEFINITIONS}
+SMART_NAMES = frozenset(s.name for s in SMART_DEFINITIONS)
 
 
 class Settings:
-    """Current values, as strings (as both protocol versions carry them)."""
+    """Current values, as strings (as both protocol versions carry them). A charger that is not a
+    relevant charge point under the smart charging regulations has no such keys at all."""
 
-    def __init__(self, connectors: int) -> None:
-        self.values = {s.name: s.default for s in DEFINITIONS}
+    def __init__(self, connectors: int, *, smart_charge_point: bool = False) -> None:
+        self.definitions = ALL_DEFINITIONS if smart_charge_point else DEFINITIONS
+        self.values = {s.name: s.default for s in self.definitions}
         self.values["connectors"] = str(connectors)
+
+    def has(self, setting: Setting | None) -> Setting | None:
+        """The setting if this charger has it (None otherwise: an unknown key)."""
+        return setting if setting is not None and setting.name in self.values else None
+
+    def smart(self) -> SmartSettings:
+        """The smart charging settings in force (the regulations' defaults where there are none)."""
+        if RANDOMISED_DELAY_MAX not in self.values:
+            return SmartSettings()
+        return SmartSettings(
+            randomised_delay_max_s=self.number(RANDOMISED_DELAY_MAX),
+            randomised_delay_override=self.flag(RANDOMISED_DELAY_OVERRIDE),
+            default_charging_hours=self.flag(DEFAULT_CHARGING_HOURS),
+            demand_side_response=self.flag(DEMAND_SIDE_RESPONSE),
+        )
 
     def get(self, name: str) -> str:
         return self.values[name]
@@ -164,8 +225,9 @@ class Settings:
 
     def set(self, setting: Setting | None, value: str, *, by_csms: bool = True) -> SetResult:
         """Change a value; the CSMS may not change a read-only one, nor set a value out of range."""
-        if setting is None:
+        if self.has(setting) is None:
             return SetResult.UNKNOWN
+        assert setting is not None
         if (by_csms and setting.readonly) or not setting.valid(value):
             return SetResult.REJECTED
         self.values[setting.name] = value

@@ -27,6 +27,7 @@ from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.session import SessionStatus
+from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.services.records import (
     AccountRecord,
@@ -127,6 +128,8 @@ class _Tables:
     reports: list[ChargerReport] = field(default_factory=list)
     tokens: dict[int, IdToken] = field(default_factory=dict)
     walk_in: dict[int, int] = field(default_factory=dict)  # charger id -> price per kWh
+    smart_settings: dict[int, SmartSettings] = field(default_factory=dict)  # by charger id
+    overrides: dict[int, datetime] = field(default_factory=dict)  # booking id -> when overridden
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -193,6 +196,7 @@ class MemoryUnitOfWork:
         self.security = MemorySecurityLog(store)
         self.reports = MemoryChargerReports(store)
         self.tokens = MemoryIdTokens(store)
+        self.smart = MemorySmartCharging(store)
 
 
 # ---- accounts ------------------------------------------------------------------------------------
@@ -480,6 +484,7 @@ class MemoryChargers(_Repository):
         self.t.notes.pop(c.charger_id, None)
         self.t.reports = [r for r in self.t.reports if r.charger_id != c.charger_id]
         self.t.walk_in.pop(c.charger_id, None)
+        self.t.smart_settings.pop(c.charger_id, None)
         del self.t.chargers[c.charger_id]
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -1243,3 +1248,25 @@ class MemoryIdTokens(_Repository):
 
     def walk_in_price(self, charger_id: int) -> int | None:
         return self.t.walk_in.get(charger_id)
+
+
+# ---- smart charging regulations -------------------------------------------------------------------
+class MemorySmartCharging(_Repository):
+    def settings(self, charger_id: int) -> SmartSettings | None:
+        return self.t.smart_settings.get(charger_id)
+
+    def save(self, charger_id: int, settings: SmartSettings, at: datetime) -> None:
+        if charger_id not in self.t.chargers:
+            raise NotFound(f"no charger {charger_id}")
+        self.t.smart_settings[charger_id] = settings
+
+    def configured(self) -> dict[int, SmartSettings]:
+        return dict(sorted(self.t.smart_settings.items()))
+
+    def add_override(self, booking_id: int, at: datetime) -> None:
+        if booking_id not in self.t.bookings:
+            raise NotFound(f"no booking {booking_id}")
+        self.t.overrides.setdefault(booking_id, at)
+
+    def overridden(self, booking_ids: Sequence[int]) -> set[int]:
+        return {b for b in booking_ids if b in self.t.overrides}

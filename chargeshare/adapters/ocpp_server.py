@@ -26,8 +26,10 @@ from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter, Superseded
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
+from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.services.events import (
@@ -35,9 +37,11 @@ from chargeshare.services.events import (
     ChargerBooted,
     ChargerOffline,
     EnergyLimitReached,
+    OverrideDue,
     ReservationDue,
     SessionClosedWithoutStop,
     SessionStopped,
+    SmartSettingsChanged,
 )
 from chargeshare.services.owed_commands import OwedSince, commands_owed
 
@@ -144,6 +148,9 @@ class ChargerRegistry:
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
         self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
+        # Commands due once the answer to the frame being handled has left: a driver's override
+        # names a transaction the charger learns of only from our answer to its start.
+        self._after_reply: dict[str, list[cmd.Command[Any]]] = {}
         # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
         # handed over, not lost. See `drain`.
         self.draining = False
@@ -154,8 +161,9 @@ class ChargerRegistry:
         app.bus.subscribe(ChargerOffline, self._on_charger_offline)
         app.bus.subscribe(SessionStopped, self._on_session_ended)
         app.bus.subscribe(SessionClosedWithoutStop, self._on_session_ended)
-        if app.config.rules.configure_metering:
-            app.bus.subscribe(ChargerBooted, self._on_booted)
+        app.bus.subscribe(ChargerBooted, self._on_booted)
+        app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
+        app.bus.subscribe(OverrideDue, self._on_override_due)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -268,7 +276,9 @@ class ChargerRegistry:
                     if received.action == "BootNotification" and cp_id in self._booted:
                         # Only now: nothing may reach a charger before its boot's answer.
                         self._booted.discard(cp_id)
-                        self._spawn(self._configure_metering(cp_id, version))
+                        self._spawn(self._configure_after_boot(cp_id, version))
+                    for command in self._after_reply.pop(cp_id, ()):
+                        self._spawn(self._logged(cp_id, command))
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
                     if fut is not None and not fut.done():
@@ -613,6 +623,43 @@ class ChargerRegistry:
         if event.charge_point_id in self.links:
             self._booted.add(event.charge_point_id)
 
+    async def _configure_after_boot(self, cp_id: str, version: str) -> None:
+        """Metering first (if the rules ask), then the owner's smart charging settings, one command
+        at a time."""
+        if self.app.config.rules.configure_metering:
+            await self._configure_metering(cp_id, version)
+        await self._configure_smart_charging(cp_id)
+
+    async def _configure_smart_charging(self, cp_id: str) -> None:
+        """The owner's choices and the DSR flag, if anyone set them: otherwise the charger's own
+        defaults (the regulations' pre-configured ones) stand and nothing is sent."""
+        try:
+            settings = await asyncio.to_thread(self.app.smart.settings_due, cp_id)
+        except (NotFound, Busy) as exc:
+            log.warning(
+                "could not read %r's smart charging settings (sent when it next boots): %s", cp_id, exc
+            )
+            return
+        if settings is not None:
+            await self._send_smart_settings(cp_id, settings)
+
+    async def _send_smart_settings(self, cp_id: str, settings: SmartSettings) -> None:
+        for command in ocpp_smart.settings_commands(settings):
+            if not await self._logged(cp_id, command):
+                return  # the rest waits for the next boot, when every setting is sent again
+
+    def _on_smart_settings_changed(self, event: SmartSettingsChanged) -> None:
+        if self._reachable(event.charge_point_id):
+            self._soon(self._send_smart_settings(event.charge_point_id, event.settings))
+
+    def _on_override_due(self, event: OverrideDue) -> None:
+        command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
+        if event.charge_point_id in self.links and self._loop is not None:
+            # Published while its start frame is handled here: sent once the answer has left.
+            self._after_reply.setdefault(event.charge_point_id, []).append(command)
+        elif self._reachable(event.charge_point_id):
+            self._soon(self._logged(event.charge_point_id, command))
+
     async def _configure_metering(self, cp_id: str, version: str) -> None:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
@@ -646,7 +693,7 @@ class ChargerRegistry:
         "sent", cancelled ones it may still hold, stops still due), asked again. The database, not
         any process's memory, says what."""
         try:
-            reservations, cancellations, stops = await asyncio.to_thread(self._due, cp_id)
+            reservations, cancellations, stops, overrides = await asyncio.to_thread(self._due, cp_id)
         except NotFound:
             return  # an unregistered charger: nothing is ever decided for it
         except Busy as exc:
@@ -659,6 +706,11 @@ class ChargerRegistry:
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         for stop in stops:
             self._on_energy_limit(stop)
+        for override in overrides:
+            command = ocpp_smart.override_command(
+                override.connector_no, override.session_id, override.rating_w
+            )
+            self._spawn(self._logged(cp_id, command))
 
     async def _resend_owed_rounds(self) -> None:
         """`resend_owed` twice per `command_resend_after_s` of the clock, for as long as the server runs."""
@@ -685,12 +737,15 @@ class ChargerRegistry:
             self._spawn(self._send_due(cp_id))
         return chargers
 
-    def _due(self, cp_id: str) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached]]:
+    def _due(
+        self, cp_id: str
+    ) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached], list[OverrideDue]]:
         bookings = self.app.bookings
         return (
             bookings.reservations_unanswered(cp_id),
             bookings.cancellations_unanswered(cp_id),
             self.app.charging.stops_due(cp_id),
+            self.app.smart.overrides_due(cp_id),
         )
 
     async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> bool:

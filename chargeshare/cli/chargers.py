@@ -145,6 +145,73 @@ def boot_policy_(
     console.print(f"{charge_point_id}: boot policy {view.boot_policy.value}, status {view.status.value}")
 
 
+@app.command("smart-charging")
+def smart_charging(
+    charge_point_id: ChargerId,
+    delay_max: Annotated[
+        int | None, typer.Option(help="The randomised delay's maximum, seconds (0-1800).", min=0, max=1_800)
+    ] = None,
+    delay_override: Annotated[
+        bool | None,
+        typer.Option("--delay-override/--no-delay-override", help="The owner's override of the delay."),
+    ] = None,
+    default_hours: Annotated[
+        bool | None,
+        typer.Option(
+            "--default-hours/--no-default-hours", help="Keep the default charging hours (off-peak)."
+        ),
+    ] = None,
+    dsr: Annotated[
+        bool | None, typer.Option("--dsr/--no-dsr", help="Providing response DSR services now (no delay).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
+) -> None:
+    """Show or change a charger's settings under the UK's Smart Charge Points Regulations 2021. A
+    change is written to the database: the charger is sent its settings when it next boots (a
+    running server sends a change made through its API at once)."""
+    from chargeshare.cli.errors import USAGE, Problem
+    from chargeshare.domain.errors import NotFound
+
+    with open_app(database_url) as a:
+        try:
+            with a.store.reading() as tx:
+                charger_id = tx.chargers.get(charge_point_id).charger_id
+            view = a.smart.view(charger_id)
+            owner = (delay_max, delay_override, default_hours)
+            if any(x is not None for x in owner):
+                s = view.settings
+                view = a.smart.set_owner_choices(
+                    charger_id,
+                    randomised_delay_max_s=s.randomised_delay_max_s if delay_max is None else delay_max,
+                    randomised_delay_override=s.randomised_delay_override
+                    if delay_override is None
+                    else delay_override,
+                    default_charging_hours=s.default_charging_hours
+                    if default_hours is None
+                    else default_hours,
+                )
+            if dsr is not None:
+                view = a.smart.set_demand_side_response(charger_id, dsr)
+        except NotFound:
+            raise Problem(f"no charger {charge_point_id!r}", USAGE) from None
+    s = view.settings
+    row = {
+        "charge_point_id": charge_point_id,
+        "randomised_delay_max_s": s.randomised_delay_max_s,
+        "randomised_delay_override": s.randomised_delay_override,
+        "default_charging_hours": s.default_charging_hours,
+        "demand_side_response": s.demand_side_response,
+        "configured": view.configured,
+    }
+    if json_out is not None:
+        write_rows(json_out, [row])
+        return
+    table = Table(*row)
+    table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
 @app.command()
 def remove(charge_point_id: ChargerId, database_url: DatabaseUrl = None) -> None:
     """Remove a charger that has never been booked."""

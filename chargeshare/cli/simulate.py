@@ -103,12 +103,13 @@ def simulate(
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
     engine: Annotated[
-        Engine,
+        Engine | None,
         typer.Option(
             help="live: real WebSockets and HTTP on a scaled clock; des: SimPy virtual time, in-process "
-            "links, the same report bytes for the same seed."
+            "links, the same report bytes for the same seed.",
+            show_default="the scenario's engine, or live",
         ),
-    ] = Engine.LIVE,
+    ] = None,
 ) -> None:
     """Run a simulation: live over real loopback WebSockets and HTTP on a scaled clock (default), or
     in SimPy virtual time with --engine des for large fleets and long horizons.
@@ -156,7 +157,7 @@ def _simulate(
     plot: Path | None,
     processes: int | None,
     redis_url: str | None,
-    engine: Engine,
+    engine: Engine | None,
 ) -> None:
     city = fleet["city"]
     if city not in CITIES:
@@ -193,6 +194,7 @@ def _simulate(
         if versions is not None and versions != params.fleet.protocols:
             overrides["protocols"] = {"file": ",".join(params.fleet.protocols), "given": ",".join(versions)}
         expectations = loaded.expectations
+        engine = engine or Engine(loaded.engine)
         note.print(f"Scenario [bold]{loaded.name}[/]: {loaded.description}")
         for name, change in overrides.items():
             flag, shown = f"--{name.removesuffix('_s')}", {**change}
@@ -201,6 +203,7 @@ def _simulate(
             note.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
     if versions is not None:
         params = replace(params, fleet=replace(params.fleet, protocols=versions))
+    engine = engine or Engine.LIVE
     if processes is not None:
         params = replace(params, processes=processes)
     if redis_url is not None:

@@ -168,14 +168,24 @@ class StartCharging(Command[str | None]):
     id_tag: str
     connector_no: int | None = None
     remote_start_id: int = 1  # 2.0.1 only: echoed in the charger's TransactionEvent
+    # The TxProfile the transaction starts under (both versions want a connector named with it).
+    profile: ChargingProfile | None = None
 
     actions: ClassVar[dict[str, str]] = {V16: "RemoteStartTransaction", V201: "RequestStartTransaction"}
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if self.profile is not None and (
+            self.profile.purpose is not ProfilePurpose.TX or self.connector_no is None
+        ):
+            raise CannotSay("a remote start carries a TxProfile only, for a connector it names")
+        if self.profile is not None and self.profile.transaction is not None:
+            raise CannotSay("a remote start's profile names no transaction: the charger has none yet")
         if version == V16:
             p16: dict[str, Any] = {"idTag": self.id_tag}
             if self.connector_no is not None:
                 p16["connectorId"] = self.connector_no
+            if self.profile is not None:
+                p16["chargingProfile"] = _profile_body(self.profile, version, charger_tx)
             return p16
         p: dict[str, Any] = {"idToken": _id_token(self.id_tag), "remoteStartId": self.remote_start_id}
         if version == V21 and self.connector_no is not None and self.connector_no < 1:
@@ -183,6 +193,8 @@ class StartCharging(Command[str | None]):
             raise CannotSay("a transaction starts on an EVSE: evseId 0 is the whole station")
         if self.connector_no is not None:
             p["evseId"] = self.connector_no
+        if self.profile is not None:
+            p["chargingProfile"] = _profile_body(self.profile, version, charger_tx)
         return p
 
     def details(self, version: str, answer: dict[str, Any]) -> str | None:
@@ -384,21 +396,28 @@ class SetChargingProfile(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "SetChargingProfile", V201: "SetChargingProfile"}
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
-        pr = self.profile
-        body: dict[str, Any] = {
-            "stackLevel": pr.stack_level,
-            "chargingProfilePurpose": pr.purpose.word(version),
-            "chargingProfileKind": pr.kind.value,
-        }
-        if pr.transaction is not None:
-            body["transactionId"] = _transaction(pr.transaction, version, charger_tx)
+        body = _profile_body(self.profile, version, charger_tx)
         if version == V16:
-            body["chargingProfileId"] = pr.profile_id
-            body["chargingSchedule"] = pr.schedule()
             return {"connectorId": self.connector_no, "csChargingProfiles": body}
-        body["id"] = pr.profile_id
-        body["chargingSchedule"] = [{"id": pr.profile_id, **pr.schedule()}]
         return {"evseId": self.connector_no, "chargingProfile": body}
+
+
+def _profile_body(pr: ChargingProfile, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    """A charging profile as each version writes it (SetChargingProfile, or a remote start's)."""
+    body: dict[str, Any] = {
+        "stackLevel": pr.stack_level,
+        "chargingProfilePurpose": pr.purpose.word(version),
+        "chargingProfileKind": pr.kind.value,
+    }
+    if pr.transaction is not None:
+        body["transactionId"] = _transaction(pr.transaction, version, charger_tx)
+    if version == V16:
+        body["chargingProfileId"] = pr.profile_id
+        body["chargingSchedule"] = pr.schedule()
+        return body
+    body["id"] = pr.profile_id
+    body["chargingSchedule"] = [{"id": pr.profile_id, **pr.schedule()}]
+    return body
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,13 @@ class BookRequest:
     minutes: int
     max_energy_wh: int
     starts_at: datetime | None = None  # None: charge now
+    # The driver overrides the charger's randomised delay and default charging hours for this
+    # booking (the UK's smart charging regulations let an end-user do so).
+    override_smart_charging: bool = False
 
     def fingerprint(self) -> str:
         """What the request asks for, so a key sent again with another request is told apart."""
-        asked = [
+        asked: list[object] = [
             self.charger_id,
             self.connector_no,
             self.minutes,
@@ -66,6 +69,8 @@ class BookRequest:
             # The instant, in UTC: the same start written with another offset is the same request.
             None if self.starts_at is None else self.starts_at.astimezone(UTC).isoformat(),
         ]
+        if self.override_smart_charging:  # only when asked: fingerprints made before it stay as they were
+            asked.append("override_smart_charging")
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
@@ -211,6 +216,8 @@ class BookingService:
                 # Another request under this key got in first (a copy racing us, or a different
                 # request): undone with this unit of work, and answered from what that one made.
                 raise BookingConflict("a request under this Idempotency-Key is already being made")
+            if req.override_smart_charging:
+                tx.smart.add_override(booking_id, now)
             claim = self.settlement.record_placement(tx, booking_id, hold_amount)
         failpoint("booking-committed")
         placement = self.settlement.authorize(booking_id, req.driver_id, hold_amount)

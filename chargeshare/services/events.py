@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chargeshare.domain.smart_charge_points import SmartSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,25 @@ class ChargerBooted(Event):
 
     charge_point_id: str
     ocpp_version: str
+
+
+@dataclass(frozen=True)
+class SmartSettingsChanged(Event):
+    """A charger's settings under the smart charging regulations changed: the charger is told."""
+
+    charge_point_id: str
+    settings: SmartSettings
+
+
+@dataclass(frozen=True)
+class OverrideDue(Event):
+    """A session started on a booking whose driver overrode the randomised delay and the default
+    charging hours: the charger is told, for that transaction (chargeshare/ocpp/smart_charging.py)."""
+
+    charge_point_id: str
+    connector_no: int
+    session_id: int
+    rating_w: int
 
 
 @dataclass(frozen=True)

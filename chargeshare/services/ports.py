@@ -14,6 +14,7 @@ from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, C
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
+from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.services.records import (
     AccountRecord,
@@ -534,6 +535,32 @@ class IdTokens(Protocol):
     def walk_in_price(self, charger_id: int) -> int | None: ...
 
 
+class SmartCharging(Protocol):
+    """Chargers' settings under the UK's smart charging regulations (the host's choices, the DSR
+    flag) and the bookings whose driver overrode them."""
+
+    def settings(self, charger_id: int) -> SmartSettings | None:
+        """The charger's settings; None when nobody has set any (its own defaults stand)."""
+        ...
+
+    def save(self, charger_id: int, settings: SmartSettings, at: datetime) -> None:
+        """Replace the charger's settings; NotFound for an unknown charger."""
+        ...
+
+    def configured(self) -> dict[int, SmartSettings]:
+        """Every charger's settings that were set, by charger id."""
+        ...
+
+    def add_override(self, booking_id: int, at: datetime) -> None:
+        """The booking's driver overrode the delay and default charging hours (NotFound for an
+        unknown booking; a second time changes nothing)."""
+        ...
+
+    def overridden(self, booking_ids: Sequence[int]) -> set[int]:
+        """Those of `booking_ids` whose driver overrode them."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""
 
@@ -557,6 +584,8 @@ class UnitOfWork(Protocol):
     def reports(self) -> ChargerReports: ...
     @property
     def tokens(self) -> IdTokens: ...
+    @property
+    def smart(self) -> SmartCharging: ...
 
 
 class Store(Protocol):

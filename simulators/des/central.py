@@ -22,10 +22,19 @@ import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import VERSIONS, csms
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.connection import Connection
-from chargeshare.services.events import BookingEnded, EnergyLimitReached, ReservationDue
+from chargeshare.services.events import (
+    BookingEnded,
+    ChargerBooted,
+    EnergyLimitReached,
+    OverrideDue,
+    ReservationDue,
+    SmartSettingsChanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,11 @@ class DesCentral:
         app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
         app.bus.subscribe(ReservationDue, self._on_reservation_due)
         app.bus.subscribe(BookingEnded, self._on_booking_ended)
+        # The smart charging regulations: the owner's settings on boot and on change, a driver's
+        # override once the start is answered (as the live registry sends them).
+        app.bus.subscribe(ChargerBooted, self._on_booted)
+        app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
+        app.bus.subscribe(OverrideDue, self._on_override_due)
 
     # ---- the link ------------------------------------------------------------------------------
     def attach(self, charger: ChargerEnd, version: str) -> None:
@@ -150,3 +164,30 @@ class DesCentral:
                 self.app.bookings.reservation_cancelled(event.booking_id)
 
         self.later(cancel)
+
+    def _on_booted(self, event: ChargerBooted) -> None:
+        cp_id = event.charge_point_id
+        if cp_id not in self.links:
+            return
+
+        def configure() -> None:
+            with contextlib.suppress(NotFound):
+                settings = self.app.smart.settings_due(cp_id)
+                if settings is not None:
+                    self._send_settings(cp_id, settings)
+
+        self.later(configure)
+
+    def _on_smart_settings_changed(self, event: SmartSettingsChanged) -> None:
+        if event.charge_point_id in self.links:
+            self.later(partial(self._send_settings, event.charge_point_id, event.settings))
+
+    def _send_settings(self, cp_id: str, settings: SmartSettings) -> None:
+        for command in ocpp_smart.settings_commands(settings):
+            self._logged(cp_id, command)
+
+    def _on_override_due(self, event: OverrideDue) -> None:
+        if event.charge_point_id not in self.links:
+            return  # offline: a charger that lost its link keeps running without the override
+        command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
+        self.later(partial(self._logged, event.charge_point_id, command))

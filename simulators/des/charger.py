@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from functools import partial
@@ -21,6 +22,7 @@ from typing import Any
 import simpy
 
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
+from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from simulators.des.central import DesCentral
 from simulators.dialect import Message, dialect_for
@@ -36,6 +38,8 @@ from simulators.evse import (
 )
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
+from simulators.settings import BY_COMPONENT_VARIABLE, BY_KEY, SMART_NAMES, SetResult, Settings
+from simulators.smart_gate import SmartGate
 
 STEP_S = 60.0  # energy integration step: the live charger's meter tick
 REBOOT_S = 30.0
@@ -74,6 +78,8 @@ class DesCharger:
         epoch: datetime,
         meter_interval_s: int,
         protocol: str = "1.6",
+        seed: int = 0,
+        smart_charge_point: bool = False,
     ) -> None:
         self.env = env
         self.central = central
@@ -83,6 +89,12 @@ class DesCharger:
         self.dialect = dialect_for(protocol)
         self.heartbeat_interval_s = 300
         self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
+        self.settings = Settings(len(self.connectors), smart_charge_point=smart_charge_point)
+        # The smart charging regulations, as the live charger keeps them (simulators/smart_gate.py).
+        self.smart_charge_point = smart_charge_point
+        self._delay_rng = random.Random(f"{seed}:{cp_id}:delay")
+        self.gates: dict[int, SmartGate] = {}
+        self.smart_gates: list[SmartGate] = []
         # Both ends of the link are ours: each checks what it receives, the central what we send.
         self.conn = Connection(
             self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", check_own=False
@@ -96,6 +108,7 @@ class DesCharger:
         self.last_sent_at = 0.0
         self._tx_ids = (f"{cp_id}-tx{n}" for n in itertools.count(1))  # deterministic, unique per run
         self._done: dict[int, simpy.Event] = {}  # per connector: the car stopped taking energy
+        self._generation: dict[int, int] = {}  # per connector: the charging process that is current
         self._updated_at = dict.fromkeys(self.connectors, 0.0)  # energy integrated up to here
         self._metered_at = dict.fromkeys(self.connectors, 0.0)  # last periodic reading sent
 
@@ -235,35 +248,70 @@ class DesCharger:
         """Integrate a charging connector up to now; a car that stopped taking energy is SuspendedEV."""
         seconds, self._updated_at[c.no] = self.env.now - self._updated_at[c.no], self.env.now
         p = c.plugged
+        gate = self.gates.get(c.no)
+        if gate is not None and p is not None:
+            self._advance_gated(c, p, gate)
+            return
         if c.state is not ConnectorState.CHARGING or p is None:
             return
         if integrate(p.vehicle, c.meter, c.max_power_w, p.meter_start + p.target_wh, seconds) is not None:
             c.state = step(c.state, Trigger.EV_FULL)
         p.delivered_wh = c.meter.register_wh - p.meter_start
 
+    def _advance_gated(self, c: VirtualConnector, p: Plugged, gate: SmartGate) -> None:
+        """Stretch by stretch, each under the limit the gate held (the charger wakes at each edge)."""
+        for segment in gate.walk(self._now(), self._limit_at(c), _no_profile_edges):
+            c.state = _gated_state(c.state, segment.limit_w)
+            if c.state is not ConnectorState.CHARGING:
+                continue
+            before = c.meter.register_wh
+            seconds = (segment.end - segment.start).total_seconds()
+            full = integrate(p.vehicle, c.meter, segment.limit_w, p.meter_start + p.target_wh, seconds)
+            gate.account(segment, c.meter.register_wh - before)
+            if full is not None:
+                c.state = step(c.state, Trigger.EV_FULL)
+        c.state = _gated_state(c.state, gate.applied_w)
+        p.delivered_wh = c.meter.register_wh - p.meter_start
+        if c.state is ConnectorState.SUSPENDED_EV:
+            self.gates.pop(c.no, None)  # the car is full: no later moment is a relevant time
+            gate.close()
+
+    def _limit_at(self, c: VirtualConnector) -> Callable[[datetime], int]:
+        """This charger keeps no charging profiles: its limit is its rating."""
+        return lambda _at: c.max_power_w
+
     def _power_w(self, c: VirtualConnector) -> int:
         p = c.plugged
         if p is None or c.state is not ConnectorState.CHARGING:
             return 0
-        return p.vehicle.power_w(c.max_power_w)
+        gate = self.gates.get(c.no)
+        return p.vehicle.power_w(c.max_power_w if gate is None else gate.applied_w)
 
     def _charging(self, c: VirtualConnector, tx: Transaction) -> Process:
         """One transaction's reports: a reading every interval, and the moment the car is done."""
+        generation = self._generation[c.no] = self._generation.get(c.no, 0) + 1
         while True:
             horizon = max(0.0, self._metered_at[c.no] + self.meter_interval_s - self.env.now)
             p = c.plugged
+            gate = self.gates.get(c.no)
+            if gate is not None:
+                # Wake when the gate may change the limit (a delay ending, a peak window's edge).
+                until = self._now() + timedelta(seconds=horizon)
+                horizon = (
+                    gate.next_change(self._now(), until, _no_profile_edges) - self._now()
+                ).total_seconds()
             if c.state is ConnectorState.CHARGING and p is not None:
                 probe = integrate(
                     dataclasses.replace(p.vehicle),
                     dataclasses.replace(c.meter),
-                    c.max_power_w,
+                    c.max_power_w if gate is None else gate.applied_w,
                     p.meter_start + p.target_wh,
                     horizon,
                 )
                 horizon = horizon if probe is None else probe
             yield self.env.timeout(horizon)
-            if c.transaction is not tx:
-                return  # unplugged, stopped remotely or rebooted meanwhile
+            if c.transaction is not tx or self._generation[c.no] != generation:
+                return  # unplugged, stopped remotely or rebooted meanwhile; or a newer process follows it
             was = c.state
             self._advance(c)
             if self.env.now - self._metered_at[c.no] >= self.meter_interval_s or c.state is not was:
@@ -274,7 +322,8 @@ class DesCharger:
                 if changed is not None:
                     self._send(changed)
                 self._status(c)
-                self._finished(c)
+                if c.state is ConnectorState.SUSPENDED_EV:
+                    self._finished(c)
 
     def _finished(self, c: VirtualConnector) -> None:
         done = self._done.get(c.no)
@@ -309,7 +358,12 @@ class DesCharger:
             c.plugged.transaction = tx
             c.state = step(c.state, Trigger.START_ACCEPTED)
             self._updated_at[c.no] = self._metered_at[c.no] = self.env.now
+            self._open_gate(c, tx)
             self._status(c)
+            if c.state is ConnectorState.SUSPENDED_EVSE:  # held back from the start: say so
+                changed = self.dialect.charging_state_changed(c, tx, self._ts())
+                if changed is not None:
+                    self._send(changed)
             self.env.process(self._charging(c, tx))
             return done
         c.state = step(c.state, Trigger.START_REFUSED)
@@ -337,6 +391,9 @@ class DesCharger:
         """Close the transaction locally at once, so a second stop cannot also send one."""
         assert c.plugged is not None and c.plugged.transaction is not None
         tx, c.plugged.transaction = c.plugged.transaction, None
+        gate = self.gates.pop(c.no, None)
+        if gate is not None:
+            gate.close()
         self._finished(c)
         return tx
 
@@ -375,9 +432,83 @@ class DesCharger:
                 return "Accepted"
         return "Rejected"
 
+    # ---- the smart charging regulations ------------------------------------------------------------
+    def _open_gate(self, c: VirtualConnector, tx: Transaction) -> None:
+        if not self.smart_charge_point:
+            return
+        gate = SmartGate(
+            tx.local_id,
+            self.settings.smart,
+            self._delay_rng,
+            self._now(),
+            wire_id=tx.wire_id,
+            charge_point_id=self.cp_id,
+        )
+        self.gates[c.no] = gate
+        self.smart_gates.append(gate)
+        gate.begin(self._limit_at(c))
+        c.state = _gated_state(c.state, gate.applied_w)
+
+    def _regate(self, c: VirtualConnector, override: bool) -> None:
+        """Something changed now (a setting, the driver's override): the gate reconsiders, and a
+        state it changes is reported after our answer; the charging process wakes to follow it."""
+        gate = self.gates.get(c.no)
+        tx = c.transaction
+        if gate is None or tx is None:
+            return
+        self._advance(c)
+        if override:
+            gate.override(self._limit_at(c))
+        else:
+            gate.reconsider(self._limit_at(c))
+        state = _gated_state(c.state, gate.applied_w)
+        if state is not c.state:
+            c.state = state
+            self.later(partial(self._status, c))
+            changed = self.dialect.charging_state_changed(c, tx, self._ts())
+            if changed is not None:
+                self.later(partial(self._send, changed))
+        self.env.process(self._charging(c, tx))  # the old process finds its wake moved and ends
+
+    def _change_setting(self, setting: Any, value: str) -> str:
+        result = self.settings.set(self.settings.has(setting), value)
+        if result is SetResult.ACCEPTED and setting.name in SMART_NAMES:
+            for c in self.connectors.values():
+                self._regate(c, override=False)
+        return result.value
+
+    def _set_profile(self, connector_no: int, profile_id: int, purpose: str, tx_matches: bool) -> str:
+        """This charger takes one charging profile only: the driver's override (chargeshare/ocpp/
+        smart_charging.py) for the connector's running transaction."""
+        c = self.connectors.get(connector_no)
+        if (
+            c is None
+            or c.transaction is None
+            or not tx_matches
+            or purpose != "TxProfile"
+            or profile_id != END_USER_OVERRIDE_PROFILE_ID
+        ):
+            return "Rejected"
+        self._regate(c, override=True)
+        return "Accepted"
+
     def _csms_handlers(self) -> dict[str, Handler]:
         if self.dialect.version == "1.6":
             return {
+                "ChangeConfiguration": lambda p: {
+                    "status": _V16_SET[self._change_setting(BY_KEY.get(p["key"]), p["value"])]
+                },
+                "SetChargingProfile": lambda p: {
+                    "status": self._set_profile(
+                        p["connectorId"],
+                        p["csChargingProfiles"]["chargingProfileId"],
+                        p["csChargingProfiles"]["chargingProfilePurpose"],
+                        self._tx_matches(
+                            p["connectorId"],
+                            lambda tx: p["csChargingProfiles"].get("transactionId") == tx.wire_id,
+                        ),
+                    )
+                },
                 "RemoteStopTransaction": lambda p: {
                     "status": self._remote_stop(lambda tx: tx.wire_id == p["transactionId"])
                 },
@@ -390,6 +521,31 @@ class DesCharger:
                 "CancelReservation": lambda p: {"status": self._cancel_reservation(p["reservationId"])},
             }
         return {
+            "SetVariables": lambda p: {
+                "setVariableResult": [
+                    {
+                        "attributeStatus": _V201_SET[
+                            self._change_setting(
+                                BY_COMPONENT_VARIABLE.get((d["component"]["name"], d["variable"]["name"])),
+                                d["attributeValue"],
+                            )
+                        ],
+                        "component": d["component"],
+                        "variable": d["variable"],
+                    }
+                    for d in p["setVariableData"]
+                ]
+            },
+            "SetChargingProfile": lambda p: {
+                "status": self._set_profile(
+                    p["evseId"],
+                    p["chargingProfile"]["id"],
+                    p["chargingProfile"]["chargingProfilePurpose"],
+                    self._tx_matches(
+                        p["evseId"], lambda tx: p["chargingProfile"].get("transactionId") == tx.local_id
+                    ),
+                )
+            },
             "RequestStopTransaction": lambda p: {
                 "status": self._remote_stop(lambda tx: tx.local_id == p["transactionId"])
             },
@@ -402,9 +558,30 @@ class DesCharger:
             "CancelReservation": lambda p: {"status": self._cancel_reservation(p["reservationId"])},
         }
 
+    def _tx_matches(self, connector_no: int, matches: Callable[[Transaction], bool]) -> bool:
+        c = self.connectors.get(connector_no)
+        return c is not None and c.transaction is not None and matches(c.transaction)
+
     def _expire(self, c: VirtualConnector, r: Reservation) -> Process:
         """A reservation nobody used ends at its expiry (the live charger checks on its meter tick)."""
         yield self.env.timeout(max(0.0, (r.expires_at - self._now()).total_seconds()))
         if c.reservation is r and c.state is ConnectorState.RESERVED:
             c.reservation, c.state = None, step(c.state, Trigger.RESERVATION_ENDED)
             self._status(c)
+
+
+_V16_SET = {"accepted": "Accepted", "rejected": "Rejected", "unknown": "NotSupported"}
+_V201_SET = {"accepted": "Accepted", "rejected": "Rejected", "unknown": "UnknownVariable"}
+
+
+def _no_profile_edges(start: datetime, end: datetime) -> list[datetime]:
+    return []
+
+
+def _gated_state(state: ConnectorState, limit_w: int) -> ConnectorState:
+    """Charging shows SuspendedEVSE while the charger holds the limit at 0 W, and back."""
+    if state is ConnectorState.CHARGING and limit_w == 0:
+        return step(state, Trigger.EVSE_SUSPEND)
+    if state is ConnectorState.SUSPENDED_EVSE and limit_w > 0:
+        return step(state, Trigger.EVSE_RESUME)
+    return state

@@ -99,7 +99,15 @@ def _book_nearby(plan: DriverPlan, driver_id: int, world: DesWorld) -> tuple[Boo
     for c in found:
         try:
             booking = app.bookings.book(
-                BookRequest(driver_id, c.charger_id, 1, minutes, plan.want_wh, starts_at=starts_at)
+                BookRequest(
+                    driver_id,
+                    c.charger_id,
+                    1,
+                    minutes,
+                    plan.want_wh,
+                    starts_at=starts_at,
+                    override_smart_charging=plan.overrides,
+                )
             )
         except (BookingConflict, InvalidTransition):
             world.stats.conflicts += 1  # the routes answer these with 409

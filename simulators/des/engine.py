@@ -170,7 +170,11 @@ def _populate(
     # Each kind in one transaction: at 10,000 chargers, one each was thousands of commits.
     host_ids = app.marketplace.add_hosts([f"Host {i + 1}" for i in range(max(1, params.chargers))])
     specs = make_chargers(rng, params.chargers, centre, host_ids, params.fleet)
-    app.marketplace.add_chargers(specs)  # no password: an in-process link has no upgrade to authenticate
+    views = app.marketplace.add_chargers(
+        specs
+    )  # no password: an in-process link has no upgrade to authenticate
+    for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
+        app.smart.set_demand_side_response(view.charger_id, True)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     driver_ids = [d.driver_id for d in app.marketplace.add_drivers([(p.name, p.id_tag) for p in plans])]
     chargers = {
@@ -182,6 +186,8 @@ def _populate(
             epoch=params.start,
             meter_interval_s=params.meter_interval_s,
             protocol=params.fleet.protocol_of(i),
+            seed=params.seed,
+            smart_charge_point=params.fleet.smart_charge_points,
         )
         for i, s in enumerate(specs)
     }
@@ -274,6 +280,7 @@ def _wind_down(world: DesWorld) -> Process:
         charger.settle_down()
     stats.charger_reconnects = sum(c.reconnects for c in world.chargers.values())
     stats.frames_left_queued = sum(len(c.queue) for c in world.chargers.values())
+    stats.smart_gates = [g for c in world.chargers.values() for g in c.smart_gates]
     app.housekeeping.wind_down()
     yield env.timeout(1)
     for charger in world.chargers.values():

@@ -311,6 +311,43 @@ ROWS = [
         200,
         lambda _w, s, _r: (f"/host/chargers/{s.charger_id}/walk-in", {"price_per_kwh": 45}),
     ),
+    Row(
+        "GET",
+        "/host/chargers/{charger_id}/smart-charging",
+        "host",
+        200,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}/smart-charging", None),
+    ),
+    Row(
+        "PUT",
+        "/host/chargers/{charger_id}/smart-charging",
+        "host",
+        200,
+        lambda _w, s, _r: (
+            f"/host/chargers/{s.charger_id}/smart-charging",
+            {
+                "randomised_delay_max_s": 900,
+                "randomised_delay_override": False,
+                "default_charging_hours": False,
+            },
+        ),
+    ),
+    Row(
+        "GET",
+        "/admin/chargers/{charger_id}/smart-charging",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/smart-charging", None),
+        per_tenant=False,
+    ),
+    Row(
+        "PUT",
+        "/admin/chargers/{charger_id}/demand-side-response",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/demand-side-response", {"active": True}),
+        per_tenant=False,
+    ),
 ]
 
 ALLOWED = {

@@ -70,3 +70,32 @@ def test_a_charger_added_pending_is_accepted_by_boot_policy(tmp_path: Path) -> N
     assert unknown.exit_code == 2 and "no charger 'NOPE'" in unknown.output
     wrong = runner.invoke(app, ["chargers", "boot-policy", "CP-P", "Maybe", *db])
     assert wrong.exit_code == 2
+
+
+def test_smart_charging_settings_shown_changed_and_kept(tmp_path: Path) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path / 'cs.db'}"]
+    added = runner.invoke(app, ["chargers", "add", "CP-S", "--lat", "51.45", "--lon", "-2.59", *db])
+    assert added.exit_code == 0, added.output
+
+    def shown(*args: str) -> dict[str, object]:
+        result = runner.invoke(app, ["chargers", "smart-charging", "CP-S", *args, "--json", "-", *db])
+        assert result.exit_code == 0, result.output
+        (row,) = json.loads(result.stdout)
+        return dict(row)
+
+    assert shown() == {
+        "charge_point_id": "CP-S",
+        "randomised_delay_max_s": 600,
+        "randomised_delay_override": False,
+        "default_charging_hours": True,
+        "demand_side_response": False,
+        "configured": False,
+    }
+    changed = shown("--delay-max", "1200", "--no-default-hours", "--dsr")
+    assert (changed["randomised_delay_max_s"], changed["default_charging_hours"]) == (1200, False)
+    assert (changed["demand_side_response"], changed["configured"]) == (True, True)
+    assert shown()["randomised_delay_max_s"] == 1200  # kept in the database
+    too_long = runner.invoke(app, ["chargers", "smart-charging", "CP-S", "--delay-max", "1801", *db])
+    assert too_long.exit_code == 2 and "less than or equal to 1800" in too_long.output
+    nobody = runner.invoke(app, ["chargers", "smart-charging", "CP-NONE", *db])
+    assert nobody.exit_code == 2 and "no charger 'CP-NONE'" in nobody.output

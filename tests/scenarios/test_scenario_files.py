@@ -137,6 +137,34 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
             "    sessions.open: {equals: 1}\n",
             ":6: expect.metrics.sessions.open: sessions is a number, not a breakdown",
         ),
+        (
+            "name: x\nstart: '2026-03-04 21:30'\nfleet: {chargers: 1}\ndrivers: {count: 1}\n",
+            ":2: start: not an ISO 8601 time with its UTC offset",
+        ),
+        (
+            "name: x\nfleet: {chargers: 2, smart_charge_points: true, dsr_chargers: 3}\n"
+            "drivers: {count: 1}\n",
+            ":2: fleet.dsr_chargers: 3 chargers asked for, but the fleet has 2",
+        ),
+        (
+            "name: x\nfleet: {chargers: 2, dsr_chargers: 1}\ndrivers: {count: 1}\n",
+            ":2: fleet.dsr_chargers: only smart charge points (fleet.smart_charge_points) provide DSR",
+        ),
+        (
+            "name: x\nengine: des\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
+            "  - {at_minute: 1, action: drop_frames, percent: 5}\n",
+            ":6: faults.0.action: the DES engine cannot model fault(s) drop_frames",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1, override_rate: 2}\n",
+            ":3: drivers.override_rate: 2 is greater than the maximum of 1",
+        ),
+        (
+            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\nexpect:\n  metrics:\n"
+            "    smart_charging.delay_max: {at_most: 600}\n",
+            ":6: expect.metrics.smart_charging.delay_max: unknown smart_charging name 'delay_max'; "
+            "did you mean 'delay_max_s'?",
+        ),
     ],
 )
 def test_bad_files_name_the_file_line_and_field(tmp_path: Path, text: str, where: str) -> None:
@@ -262,6 +290,25 @@ def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
     assert (reject.commands, reject.duration_s, reject.protocol) == (("Reset",), 300, "2.0.1")
     assert (delay.delay_s, delay.skew_s) == (30.0, 0.0)
     assert drop.percent == 12.5
+
+
+def test_the_smart_charging_keys_load_as_written(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    path = tmp_path / "smart.yaml"
+    path.write_text(
+        "name: smart\nengine: des\nstart: '2026-06-01T21:30:00+01:00'\n"
+        "fleet: {chargers: 4, smart_charge_points: true, dsr_chargers: 2}\n"
+        "drivers: {count: 10, override_rate: 0.3}\n"
+    )
+    loaded = load(path)
+    assert loaded.engine == "des"
+    assert loaded.params.start == datetime(2026, 6, 1, 20, 30, tzinfo=UTC)
+    assert (loaded.params.fleet.smart_charge_points, loaded.params.fleet.dsr_chargers) == (True, 2)
+    assert loaded.params.behaviour.override_rate == 0.3
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: plain\nfleet: {chargers: 1}\ndrivers: {count: 1}\n")
+    assert load(plain).engine == "live" and not load(plain).params.fleet.smart_charge_points
 
 
 def test_the_new_faults_load_as_written(tmp_path: Path) -> None:

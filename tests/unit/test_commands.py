@@ -3,6 +3,7 @@ schema, and answers are read into the typed result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from unittest.mock import ANY
@@ -12,6 +13,7 @@ import pytest
 from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.frames import CALL, CALLRESULT, check_payload
+from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID, override_profile, settings_commands
 
 WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PROFILE = cmd.ChargingProfile(
@@ -27,6 +29,7 @@ PROFILE = cmd.ChargingProfile(
 COMMANDS: list[cmd.Command[Any]] = [
     cmd.StartCharging("TAG"),
     cmd.StartCharging("TAG", 2, remote_start_id=9),
+    cmd.StartCharging("TAG", 1, profile=override_profile(7_400)),  # the driver's override, at the start
     cmd.StopCharging(7),
     cmd.Reserve(11, 1, "TAG", WHEN),
     cmd.CancelReservation(11),
@@ -216,3 +219,39 @@ def test_answers_become_typed_results(
 def test_a_full_local_list_cannot_remove_an_entry() -> None:
     with pytest.raises(cmd.CannotSay):
         cmd.SendLocalList(2, UpdateType.FULL, (ListEntry("CARD-1", None),)).payload("1.6", charger_tx)
+
+
+def test_a_remote_start_carries_a_txprofile_for_a_named_connector_only() -> None:
+    def lookup(_session: int) -> str | None:
+        return None
+
+    start = cmd.StartCharging("TAG", 1, profile=override_profile(7_400))
+    assert (
+        start.payload("1.6", lookup)["chargingProfile"]["chargingProfileId"] == END_USER_OVERRIDE_PROFILE_ID
+    )
+    assert start.payload("2.0.1", lookup)["chargingProfile"]["id"] == END_USER_OVERRIDE_PROFILE_ID
+    for wrong in (
+        cmd.StartCharging("TAG", None, profile=override_profile(7_400)),
+        cmd.StartCharging("TAG", 1, profile=override_profile(7_400, transaction=5)),
+        cmd.StartCharging(
+            "TAG", 1, profile=replace(PROFILE, purpose=cmd.ProfilePurpose.TX_DEFAULT, transaction=None)
+        ),
+    ):
+        with pytest.raises(cmd.CannotSay):
+            wrong.payload("1.6", lookup)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_the_smart_charging_settings_say_themselves_within_the_schema(version: str) -> None:
+    from chargeshare.domain.smart_charge_points import SmartSettings
+
+    commands = settings_commands(SmartSettings(900, demand_side_response=True))
+    said = {c.key.name: c.value for c in commands}
+    assert said == {
+        "RandomisedDelayMaxSeconds": "900",
+        "RandomisedDelayOverride": "false",
+        "DefaultChargingHoursEnabled": "true",
+        "DemandSideResponseActive": "true",
+    }
+    for c in commands:
+        check_payload(c.action(version), c.payload(version, lambda _s: None), version, CALL, "1")

@@ -32,6 +32,7 @@ from chargeshare.adapters.api import (
     routes_host_money,
     routes_host_seller_details,
     routes_sessions,
+    routes_smart_charging,
     routes_tokens,
 )
 from chargeshare.adapters.api.housekeeping import housekeeping
@@ -198,6 +199,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_admin_commands.router(app, registry), responses=signed_in)
     api.include_router(routes_admin_reports.router(app), responses=signed_in)
     api.include_router(routes_tokens.router(app), responses=signed_in)
+    api.include_router(routes_smart_charging.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

@@ -67,6 +67,7 @@ def router(app: App) -> APIRouter:
                 minutes=body.minutes,
                 max_energy_wh=body.max_energy_wh,
                 starts_at=body.starts_at,
+                override_smart_charging=body.override_smart_charging,
             ),
             request_key=idempotency_key,
         )

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from chargeshare.domain.charger import BootPolicy, ConnectorType
 from chargeshare.domain.instants import RANGE, in_range
+from chargeshare.domain.smart_charge_points import DELAY_CAPABLE_MAX_S
 from chargeshare.domain.tokens import TokenStatus, TokenType
 
 
@@ -164,6 +165,11 @@ class BookingIn(BaseModel):
     minutes: int = Field(ge=1, le=24 * 60)
     max_energy_wh: int = Field(ge=1, le=1_000_000)
     starts_at: Instant | None = Field(default=None, description="omit to charge now; with a time zone")
+    override_smart_charging: bool = Field(
+        default=False,
+        description="charge without the charger's randomised delay and outside its default charging "
+        "hours (the end-user's override under the UK's Smart Charge Points Regulations 2021)",
+    )
 
 
 class ReceiptOut(BaseModel):
@@ -199,6 +205,9 @@ class BookingOut(BaseModel):
     session_id: int | None = None
     receipt: ReceiptOut | None = None
     access_notes: Text | None = Field(default=None, description="the host's notes, for a live booking")
+    override_smart_charging: bool = Field(
+        default=False, description="the driver overrode the randomised delay and default charging hours"
+    )
 
 
 class SessionOut(BaseModel):
@@ -463,3 +472,28 @@ class WalkInIO(BaseModel):
     price_per_kwh: int | None = Field(
         ge=1, le=1_000, description="pence per kWh for any valid token without a booking; null: bookings only"
     )
+
+
+class SmartChargingIn(BaseModel):
+    """The owner's choices under the Smart Charge Points Regulations 2021."""
+
+    randomised_delay_max_s: int = Field(
+        ge=0, le=DELAY_CAPABLE_MAX_S, description="the randomised delay's maximum, seconds (default 600)"
+    )
+    randomised_delay_override: bool = Field(description="start and change the rate without a delay")
+    default_charging_hours: bool = Field(
+        description="keep the default charging hours: nothing drawn 08:00-11:00 and 16:00-22:00 on weekdays"
+    )
+
+
+class DemandSideResponseIn(BaseModel):
+    active: bool = Field(description="the charger is providing response DSR services now")
+
+
+class SmartChargingOut(BaseModel):
+    charger_id: int
+    randomised_delay_max_s: int
+    randomised_delay_override: bool
+    default_charging_hours: bool
+    demand_side_response: bool = Field(description="providing response DSR services (the operator's flag)")
+    configured: bool = Field(description="false: nobody chose anything; the charger's own defaults stand")

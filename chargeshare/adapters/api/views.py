@@ -78,6 +78,7 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
         receipt = receipt_for(tx, b, app.config.rules)
         # The host's access notes (gate codes and the like) go to drivers with a live booking only.
         notes = tx.chargers.access_notes(b.charger_id) if b.status in NOTES_SHOWN else None
+        overridden = bool(tx.smart.overridden([b.booking_id]))
     return BookingOut(
         id=b.booking_id,
         driver_id=b.driver_id,
@@ -95,6 +96,7 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
         session_id=None if session is None else session.session_id,
         receipt=None if receipt is None else receipt_out(receipt),
         access_notes=notes or None,
+        override_smart_charging=overridden,
     )
 
 

@@ -279,6 +279,9 @@ class SqlChargers:
         self.conn.execute(
             t.walk_in_chargers.delete().where(t.walk_in_chargers.c.charger_id == view.charger_id)
         )
+        self.conn.execute(
+            t.charger_smart_settings.delete().where(t.charger_smart_settings.c.charger_id == view.charger_id)
+        )
         self.conn.execute(t.connectors.delete().where(_k.charger_id == view.charger_id))
         if self.dialect == "sqlite":
             self.conn.execute(t.charger_rtree.delete().where(t.charger_rtree.c.id == view.charger_id))

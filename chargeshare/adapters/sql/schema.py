@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -391,6 +392,30 @@ walk_in_chargers = Table(
     metadata,
     Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
     Column("price_per_kwh", Integer, nullable=False),
+)
+
+# A charger's settings under the UK's Smart Charge Points Regulations 2021: the host's choices and the
+# operator's DSR flag, sent to the charger on boot and on change. No row: the charger's own defaults
+# (the regulations' pre-configured ones) stand, and nothing is sent.
+charger_smart_settings = Table(
+    "charger_smart_settings",
+    metadata,
+    Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
+    Column("randomised_delay_max_s", Integer, nullable=False),
+    Column("randomised_delay_override", Boolean, nullable=False),
+    Column("default_charging_hours", Boolean, nullable=False),
+    Column("demand_side_response", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("randomised_delay_max_s BETWEEN 0 AND 1800", name="ck_charger_smart_settings_delay_max"),
+)
+
+# Bookings whose driver overrode the randomised delay and the default charging hours ("charge now"):
+# the charger is told so when the session starts.
+booking_overrides = Table(
+    "booking_overrides",
+    metadata,
+    Column("booking_id", ForeignKey("bookings.id"), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # The simulated payment provider's own books, in the same database so they survive a restart and

@@ -25,6 +25,7 @@ from chargeshare.adapters.sql.ledger import SqlLedger
 from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
 from chargeshare.adapters.sql.sessions import SqlSessions
+from chargeshare.adapters.sql.smart_charging import SqlSmartCharging
 from chargeshare.adapters.sql.sqlite_geo import ensure_math_functions
 from chargeshare.adapters.sql.tokens import SqlIdTokens
 from chargeshare.domain.errors import DatabaseBusy
@@ -333,6 +334,7 @@ class SqlUnitOfWork:
         self._security: SqlSecurityLog | None = None
         self._reports: SqlChargerReports | None = None
         self._tokens: SqlIdTokens | None = None
+        self._smart: SqlSmartCharging | None = None
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -393,3 +395,9 @@ class SqlUnitOfWork:
         if self._tokens is None:
             self._tokens = SqlIdTokens(self.conn, self.dialect)
         return self._tokens
+
+    @property
+    def smart(self) -> SqlSmartCharging:
+        if self._smart is None:
+            self._smart = SqlSmartCharging(self.conn, self.dialect)
+        return self._smart

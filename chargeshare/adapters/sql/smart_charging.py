@@ -1,0 +1,69 @@
+"""Chargers' settings under the smart charging regulations, and drivers' overrides of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.smart_charge_points import SmartSettings
+
+_s = t.charger_smart_settings.c
+_o = t.booking_overrides.c
+
+
+def _settings(r: Any) -> SmartSettings:
+    return SmartSettings(
+        randomised_delay_max_s=int(r.randomised_delay_max_s),
+        randomised_delay_override=bool(r.randomised_delay_override),
+        default_charging_hours=bool(r.default_charging_hours),
+        demand_side_response=bool(r.demand_side_response),
+    )
+
+
+class SqlSmartCharging:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def settings(self, charger_id: int) -> SmartSettings | None:
+        r = self.conn.execute(select(t.charger_smart_settings).where(_s.charger_id == charger_id)).first()
+        return None if r is None else _settings(r)
+
+    def save(self, charger_id: int, settings: SmartSettings, at: datetime) -> None:
+        c = t.chargers.c
+        if self.conn.execute(select(c.id).where(c.id == charger_id)).first() is None:
+            raise NotFound(f"no charger {charger_id}")
+        values = {
+            "randomised_delay_max_s": settings.randomised_delay_max_s,
+            "randomised_delay_override": settings.randomised_delay_override,
+            "default_charging_hours": settings.default_charging_hours,
+            "demand_side_response": settings.demand_side_response,
+            "updated_at": at,
+        }
+        # One statement either way, so two writers racing on a new row do not collide: the later wins.
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        q = make(t.charger_smart_settings).values(charger_id=charger_id, **values)
+        self.conn.execute(q.on_conflict_do_update(index_elements=[_s.charger_id], set_=values))
+
+    def configured(self) -> dict[int, SmartSettings]:
+        rows = self.conn.execute(select(t.charger_smart_settings).order_by(_s.charger_id))
+        return {int(r.charger_id): _settings(r) for r in rows}
+
+    def add_override(self, booking_id: int, at: datetime) -> None:
+        b = t.bookings.c
+        if self.conn.execute(select(b.id).where(b.id == booking_id)).first() is None:
+            raise NotFound(f"no booking {booking_id}")
+        if self.conn.execute(select(_o.booking_id).where(_o.booking_id == booking_id)).first() is None:
+            self.conn.execute(insert(t.booking_overrides).values(booking_id=booking_id, created_at=at))
+
+    def overridden(self, booking_ids: Sequence[int]) -> set[int]:
+        if not booking_ids:
+            return set()
+        q = select(_o.booking_id).where(_o.booking_id.in_(list(booking_ids)))
+        return {int(r[0]) for r in self.conn.execute(q)}
