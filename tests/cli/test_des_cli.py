@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.benchmarks.des import bare_loop
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 
