@@ -13,11 +13,11 @@ from sqlalchemy.dialects import sqlite
 
 from chargeshare.adapters.sql import statements
 from chargeshare.adapters.sql.direct import DirectStatement
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from tests.conftest import add_charger, sql_store
+from tests.conftest import add_charger, build_for_tests, sql_store
 
 DIRECT = statements.ALL
 
@@ -25,7 +25,7 @@ DIRECT = statements.ALL
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[App, dict[str, Any]]]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build(Config(database_url=url, locks_enabled=False), clock=clock)
+    app = build_for_tests(Config(database_url=url, locks_enabled=False), clock=clock)
     charger = add_charger(app)
     driver = app.marketplace.add_driver("D", "TAG1").driver_id
     booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
