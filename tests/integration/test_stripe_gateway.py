@@ -40,7 +40,7 @@ from chargeshare.adapters.stripe_gateway import (
 )
 from chargeshare.services.ports import PaymentGateway
 from tests.conftest import service_missing
-from tests.stripe_fake_server import FakeStripe, RunningFakeStripe
+from tests.stripe_fake_server import POLL_S, FakeStripe, RunningFakeStripe
 
 API_KEY = "sk_test_chargeshare"
 WEBHOOK_SECRET = "whsec_chargeshare_test"
@@ -322,7 +322,7 @@ class _HoldRequest(BaseHTTPRequestHandler):
 
 def test_a_hanging_stripe_is_given_up_on_after_our_timeout_and_not_retried() -> None:
     hanging = _HangingStripe()
-    threading.Thread(target=hanging.serve_forever, daemon=True).start()
+    threading.Thread(target=hanging.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True).start()
     try:
         # The default retries: none (the payments outbox retries the step, under the same key).
         gateway = StripeGateway(API_KEY, base_url=f"http://127.0.0.1:{hanging.server_port}", timeout_s=0.2)
