@@ -153,7 +153,9 @@ def fake(running_fake: RunningFakeStripe) -> Server:
     return Server("fake", running_fake.base_url, running_fake.stripe)
 
 
-@pytest.fixture(params=["localstripe", "fake"])
+# localstripe runs as a subprocess (a second or so to start): in the full suite, not the quick loop,
+# where our fake takes the same flows.
+@pytest.fixture(params=[pytest.param("localstripe", marks=pytest.mark.slow), "fake"])
 def server(request: pytest.FixtureRequest) -> Server:
     if request.param == "localstripe":
         return Server("localstripe", request.getfixturevalue("localstripe_url"), None)
