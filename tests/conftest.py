@@ -3,6 +3,7 @@ a missing PostgreSQL/PostGIS or Redis is a failure, never a skip."""
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -137,6 +138,12 @@ def redis_client() -> Iterator[object]:
     yield client
     client.flushdb()
     client.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What importing and collecting made (modules, functions, parameters) lives to the end of the
+    run: frozen, the cyclic GC's full passes (several during a run, five more at its end) skip it."""
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
