@@ -281,7 +281,9 @@ def _redis_client(url: str | None) -> Any:
     if url is None:
         import fakeredis
 
-        return fakeredis.FakeRedis()
+        # A server of its own (the Redis 7 a bare FakeRedis() models): a bare FakeRedis() registers
+        # its server in a process-wide map for good, so every App built and closed kept its Redis.
+        return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
     import redis
 
     return redis.Redis.from_url(url)

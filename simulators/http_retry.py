@@ -38,7 +38,8 @@ def _from_balancer(response: httpx.Response) -> bool:
 class RetryWhileAway(httpx.AsyncBaseTransport):
     """Gives up after `give_up_after_s` real seconds away, not counting those `clock` stood still:
     a restart holds simulated time for as long as it takes on a loaded machine, and an app must not
-    give up for that, or a run's outcome would depend on the machine's load."""
+    give up for that, or a run's outcome would depend on the machine's load. Between attempts it
+    pauses `retry_every_s` real seconds."""
 
     def __init__(
         self,
@@ -47,8 +48,10 @@ class RetryWhileAway(httpx.AsyncBaseTransport):
         *,
         clock: ScaledClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        retry_every_s: float = RETRY_EVERY_S,
     ) -> None:
         self.inner = inner or httpx.AsyncHTTPTransport()
+        self.retry_every_s = retry_every_s
         self.give_up_after_s = give_up_after_s
         self.clock = clock
         self._monotonic = monotonic
@@ -94,7 +97,7 @@ class RetryWhileAway(httpx.AsyncBaseTransport):
                         f"{request.method} {request.url.path}: no backend came back", request=request
                     )
             self.retried += 1
-            await asyncio.sleep(RETRY_EVERY_S)
+            await asyncio.sleep(self.retry_every_s)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -3,10 +3,12 @@ a missing PostgreSQL/PostGIS or Redis is a failure, never a skip."""
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import NoReturn
 
 import pytest
@@ -16,7 +18,7 @@ from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.services.clock import ManualClock
+from chargeshare.services.clock import Clock, ManualClock
 
 POSTGRES_URL = os.environ.get(
     "CHARGESHARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/chargeshare_test"
@@ -24,12 +26,38 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("CHARGESHARE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("CHARGESHARE_REQUIRE_SERVICES") == "1"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SQLITE_MEMORY = "sqlite://"
 
 
 def sql_store(app: App) -> SqlStore:
     """The app's store, which this test needs to be the SQL one (it reaches the engine)."""
     assert isinstance(app.store, SqlStore), f"this test needs a SQL store, not {app.store.dialect}"
     return app.store
+
+
+@cache
+def _sqlite_template() -> SqlStore:
+    """An in-memory SQLite brought to the head revision once per session, kept open to copy from."""
+    template = SqlStore(SQLITE_MEMORY)
+    template.create_schema()
+    return template
+
+
+def build_for_tests(config: Config, *, clock: Clock | None = None) -> App:
+    """`build(config)`, except that SQLite in memory gets its schema copied page by page from a
+    session's template: creating it costs more than most tests using it. File databases (and
+    tests/integration/test_migrations.py) still create theirs."""
+    if config.database_url != SQLITE_MEMORY:
+        return build(config, clock=clock)
+    app = build(config, clock=clock, create_schema=False)
+    target = sql_store(app).engine.raw_connection()  # the store's one connection (a StaticPool)
+    source = _sqlite_template().engine.raw_connection()
+    try:
+        source.driver_connection.backup(target.driver_connection)  # type: ignore[union-attr]
+    finally:
+        source.close()
+        target.close()
+    return app
 
 
 def service_missing(what: str, why: object) -> NoReturn:
@@ -110,6 +138,12 @@ def redis_client() -> Iterator[object]:
     yield client
     client.flushdb()
     client.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What importing and collecting made (modules, functions, parameters) lives to the end of the
+    run: frozen, the cyclic GC's full passes (several during a run, five more at its end) skip it."""
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

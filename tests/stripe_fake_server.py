@@ -289,6 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: pytest shows failures, not access logs
 
 
+POLL_S = 0.02
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -305,7 +308,13 @@ class RunningFakeStripe:
         self._server = _Server(self.stripe)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host!s}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-stripe", daemon=True)
+        # stop() waits for the serving loop to notice, up to one poll interval (by default half a second).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": POLL_S},
+            name="fake-stripe",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:

@@ -8,10 +8,12 @@ so that `--help` stays fast.
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -237,10 +239,16 @@ def _verbosity_placeholder(
 
 
 def verbosity_options() -> list[Any]:  # Any: click's Parameter lives in a private module
-    """Fresh -q/-v options for one command, made by Typer from the placeholder above."""
+    """Fresh -q/-v options for one command: copies of the pair Typer made once from the placeholder
+    above (making them costs a Typer build, and every command of the app takes them)."""
+    return [copy.copy(option) for option in _verbosity_pair()]
+
+
+@cache
+def _verbosity_pair() -> tuple[Any, ...]:
     holder = typer.Typer(add_completion=False)
     holder.command()(_verbosity_placeholder)
-    return list(typer.main.get_command(holder).params)
+    return tuple(typer.main.get_command(holder).params)
 
 
 def chatter(console: Console) -> Console:

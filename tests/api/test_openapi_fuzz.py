@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import BaseSchema
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from chargeshare.adapters.http_api import create_api
@@ -17,23 +18,29 @@ from tests.api.world import World, world
 
 EXAMPLES = 8
 
-_world_cm = world()
-WORLD: World = _world_cm.__enter__()
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_api(WORLD.app))
+
+# The world and the schema are made when the test runs, not when it is collected: schemathesis
+# builds each operation's test (its coverage cases too) from the schema, which takes seconds.
+@pytest.fixture(scope="module")
+def fuzz_world() -> Iterator[World]:
+    with world() as w:
+        yield w
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _close_world() -> Iterator[None]:
-    yield
-    _world_cm.__exit__(None, None, None)
+@pytest.fixture(scope="module")
+def api_schema(fuzz_world: World) -> BaseSchema:
+    return schemathesis.openapi.from_asgi("/openapi.json", create_api(fuzz_world.app))
 
 
-def role_headers(path: str) -> dict[str, str]:
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+def role_headers(w: World, path: str) -> dict[str, str]:
     if path.startswith("/admin"):
-        return WORLD.admin.headers
+        return w.admin.headers
     if path.startswith("/host"):
-        return WORLD.mine.host.headers
-    return WORLD.mine.driver.headers
+        return w.mine.host.headers
+    return w.mine.driver.headers
 
 
 @schema.parametrize()
@@ -45,7 +52,9 @@ def role_headers(path: str) -> dict[str, str]:
     database=None,
 )
 @pytest.mark.slow
-def test_no_server_errors_and_answers_match_the_schema(case: schemathesis.Case[Any]) -> None:
+def test_no_server_errors_and_answers_match_the_schema(
+    case: schemathesis.Case[Any], fuzz_world: World
+) -> None:
     checks = [not_a_server_error, response_schema_conformance]
-    for headers in (role_headers(case.path), {}):
+    for headers in (role_headers(fuzz_world, case.path), {}):
         case.call_and_validate(headers=headers, checks=checks)

@@ -12,7 +12,7 @@ from datetime import timedelta
 import httpx
 
 from chargeshare.adapters.http_api import create_api
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
@@ -20,7 +20,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests import api_helpers as accounts
-from tests.conftest import T0
+from tests.conftest import T0, build_for_tests
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _side(app: App, clock: ManualClock, tag: str, lon: float) -> Side:
 @contextmanager
 def world(database_url: str = "sqlite://") -> Iterator[World]:
     clock = ManualClock(T0)
-    app = build(Config(database_url=database_url, password_hash="fast"), clock=clock)
+    app = build_for_tests(Config(database_url=database_url, password_hash="fast"), clock=clock)
     try:
         mine, theirs = _side(app, clock, "A", -2.59), _side(app, clock, "B", -2.58)
         app.hosting.set_kyc(mine.host.hid, KycStatus.VERIFIED)

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.benchmarks.geo import (
@@ -27,6 +26,7 @@ from chargeshare.cli.app import app
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 UNREACHABLE_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:1/postgres"

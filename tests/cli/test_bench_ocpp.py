@@ -8,7 +8,6 @@ import resource
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.benchmarks.ocpp import BenchUnfit, SizeResult, TargetRun, ensure_file_limit
 from chargeshare.benchmarks.ocpp_cluster import sample_indexes
@@ -16,6 +15,7 @@ from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger
 from chargeshare.benchmarks.ocpp_servers import _register_wh
 from chargeshare.cli.app import app
 from chargeshare.ocpp.frames import CALL, Call, check_payload, parse
+from tests.cli_runner import CliRunner
 from tests.conftest import REDIS_URL
 
 runner = CliRunner()

@@ -7,9 +7,9 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

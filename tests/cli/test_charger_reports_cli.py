@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli.app import app as cli
 from chargeshare.ocpp import csms_v201
 from chargeshare.ocpp.connection import Connection
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from tests.cli_runner import CliRunner
 from tests.conftest import T0, add_charger
 
 runner = CliRunner()

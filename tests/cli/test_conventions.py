@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from chargeshare.cli import options
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}

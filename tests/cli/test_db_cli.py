@@ -3,10 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from chargeshare.adapters.sql import migrate
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

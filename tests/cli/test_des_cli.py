@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
 from simulators.des.bench import bare_loop
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

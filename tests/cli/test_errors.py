@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.cli import errors
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 from tests.conftest import POSTGRES_URL, service_missing
 
 runner = CliRunner()

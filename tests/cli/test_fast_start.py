@@ -37,9 +37,11 @@ HEAVY = (
 
 # Runs in a fresh interpreter: the top-level --help and --version, then --help of every command and
 # command group (found by walking the app, so new commands are covered), then lists what is loaded.
+# The command tree is built once, as a process does, not once per main() (tests/cli_runner.py).
 PROBE = """
-import contextlib, io, json, sys
+import contextlib, functools, io, json, sys
 import typer
+typer.main.get_command = functools.cache(typer.main.get_command)
 from chargeshare.cli.app import app, main
 
 def walk(command, path):

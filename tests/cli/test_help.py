@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import typer
 from rich.markup import render
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli import errors
 from chargeshare.cli.app import app
+from tests.cli_runner import CliRunner
 from tests.conftest import add_charger
 
 runner = CliRunner()

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.tokens import TokenStatus, TokenType
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.ports import UnitOfWork
-from tests.conftest import T0
+from tests.conftest import T0, build_for_tests
 from tests.contract.test_repositories import a_charger
 
 
@@ -21,7 +21,7 @@ def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
     url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
     if url is None:
         url = request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
     yield a
     a.close()
 

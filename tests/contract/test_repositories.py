@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import (
@@ -31,7 +31,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.ports import UnitOfWork
-from tests.conftest import T0
+from tests.conftest import T0, build_for_tests
 from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
 
 HOUR = timedelta(hours=1)
@@ -42,7 +42,7 @@ def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
     url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
     if url is None:
         url = request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
     yield a
     a.close()
 

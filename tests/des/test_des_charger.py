@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import simpy
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.ocpp.frames import Call, encode
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import ManualClock
@@ -19,13 +19,14 @@ from simulators.des.central import DesCentral
 from simulators.des.charger import DesCharger
 from simulators.firmware import ConnectorState
 from simulators.live import DEFAULT_START
+from tests.conftest import SQLITE_MEMORY, build_for_tests
 
 EXPIRES = DEFAULT_START + timedelta(minutes=30)
 
 
 @pytest.fixture
 def app() -> Iterator[App]:
-    built = build(Config(database_url="sqlite://", locks_enabled=False))
+    built = build_for_tests(Config(database_url=SQLITE_MEMORY, locks_enabled=False))
     try:
         yield built
     finally:

@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli.app import app as cli
 from chargeshare.services.clock import SystemClock
+from tests.cli_runner import CliRunner
 from tests.conftest import REDIS_URL, add_charger
 from tests.e2e.ocpp_clients import Script, boot16, library_cp16
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import websockets
-from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -27,6 +26,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from tests.cli_runner import CliRunner
 from tests.e2e.ocpp_clients import boot16, boot201, library_cp16, library_cp201
 from tests.e2e.tls import SelfSigned, self_signed
 

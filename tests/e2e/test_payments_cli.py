@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
@@ -17,6 +16,7 @@ from chargeshare.cli.app import app as cli
 from chargeshare.domain.accounts import KycStatus
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.rules import MarketplaceRules
+from tests.cli_runner import CliRunner
 from tests.conftest import add_charger
 
 pytestmark = pytest.mark.e2e

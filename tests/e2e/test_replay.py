@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.cli.app import app as cli
 from chargeshare.domain.tariff import Tariff
 from simulators.replay import VENDOR_PRICE_PER_KWH, ReplayReport, replay
 from simulators.trace import read_trace
+from tests.cli_runner import CliRunner
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app as cli
+from tests.cli_runner import CliRunner
 from tests.conftest import service_missing
 
 pytestmark = pytest.mark.e2e

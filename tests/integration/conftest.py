@@ -8,11 +8,12 @@ import pytest
 
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.clock import ManualClock
+from tests.conftest import SQLITE_MEMORY, build_for_tests
 
 
 @pytest.fixture
 def app(clock: ManualClock) -> Iterator[App]:
-    a = build(Config(database_url="sqlite://"), clock=clock)
+    a = build_for_tests(Config(database_url=SQLITE_MEMORY), clock=clock)
     yield a
     a.close()
 

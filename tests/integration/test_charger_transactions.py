@@ -8,17 +8,17 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
-from tests.conftest import T0, add_charger
+from tests.conftest import T0, add_charger, build_for_tests
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_app(request: pytest.FixtureRequest) -> Iterator[App]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build(Config(database_url=url), clock=ManualClock(T0))
+    app = build_for_tests(Config(database_url=url), clock=ManualClock(T0))
     yield app
     app.close()
 

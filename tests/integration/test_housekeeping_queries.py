@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import insert, inspect
 
 from chargeshare.adapters.sql import schema as t
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.booking import BookingStatus
-from tests.conftest import add_charger, sql_store
+from tests.conftest import add_charger, build_for_tests, sql_store
 
 T = datetime(2026, 5, 1, 9, tzinfo=UTC)
 STATUSES = ("requested", "confirmed", "active", "cancelled", "expired")
@@ -22,7 +22,7 @@ RESERVATIONS = ("none", "sent", "accepted")
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_app(request: pytest.FixtureRequest) -> Iterator[App]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build(Config(database_url=url))
+    app = build_for_tests(Config(database_url=url))
     yield app
     app.close()
 

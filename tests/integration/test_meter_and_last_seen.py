@@ -17,13 +17,13 @@ from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import EnergyLimitReached, MeterReading
 from chargeshare.services.invariants import check_store
-from tests.conftest import add_charger
+from tests.conftest import add_charger, build_for_tests
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build(Config(database_url=url, locks_enabled=False), clock=clock)
+    app = build_for_tests(Config(database_url=url, locks_enabled=False), clock=clock)
     yield app
     app.close()
 

@@ -13,11 +13,11 @@ from sqlalchemy.dialects import sqlite
 
 from chargeshare.adapters.sql import statements
 from chargeshare.adapters.sql.direct import DirectStatement
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from tests.conftest import add_charger, sql_store
+from tests.conftest import add_charger, build_for_tests, sql_store
 
 DIRECT = statements.ALL
 
@@ -25,7 +25,7 @@ DIRECT = statements.ALL
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[App, dict[str, Any]]]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build(Config(database_url=url, locks_enabled=False), clock=clock)
+    app = build_for_tests(Config(database_url=url, locks_enabled=False), clock=clock)
     charger = add_charger(app)
     driver = app.marketplace.add_driver("D", "TAG1").driver_id
     booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
@@ -35,10 +35,18 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     # A later booking on the same connector, still only confirmed: what a start looks for.
     later = BookRequest(driver, charger, 1, 60, 10_000, starts_at=clock.now() + timedelta(hours=3))
     later_booking = app.bookings.book(later, request_key="req-later").booking_id
+    # A cancelled booking whose reservation the charger may still hold: owed a CancelReservation.
+    gone = BookRequest(driver, charger, 1, 60, 10_000, starts_at=clock.now() + timedelta(hours=6))
+    gone_booking = app.bookings.book(gone).booking_id
+    with app.store.transaction() as tx:
+        tx.bookings.set_reservation(gone_booking, "accepted")
+    app.bookings.cancel(gone_booking, driver_id=driver)
     with app.store.transaction() as tx:
         connector = tx.chargers.get("CP1").connectors[0].connector_id
         tx.outbox.enqueue(booking, "capture", 100, "test-capture", clock.now())
-        tx.sessions.mark_freed(session, clock.now())  # so the lost-stop lookup finds a row
+        # Over its booking's energy (a stop owed), and freed (so the lost-stop lookup finds a row).
+        tx.sessions.advance_meter(session, 11_000, "CP1", clock.now())
+        tx.sessions.mark_freed(session, clock.now())
         tx.outbox.enqueue(booking, "fee", 10, "test-claimed", clock.now(), claimed_by="test-worker")
         claimed_item = tx.outbox.get("test-claimed")
         assert claimed_item is not None
@@ -78,6 +86,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "new_by": None,
         "start_wh": 1_000,
         "start_at": started_at,
+        "end_at": clock.now() + timedelta(hours=1),
         "key": "test-capture",
         "step_name": "refund",
         "amount_p": 5,
@@ -194,6 +203,7 @@ FRESH: dict[str, dict[str, Any]] = {
     "chargers.status_of_connectors": {"ids": "connector_ids"},
     "bookings.set_reservation_if": {"booking_pk": "later_booking"},
     "outbox.finish": {"item_pk": "claimed_item"},
+    "sessions.held_by_another": {"booking_pk": "later_booking"},
 }
 
 

@@ -40,7 +40,7 @@ from chargeshare.adapters.stripe_gateway import (
 )
 from chargeshare.services.ports import PaymentGateway
 from tests.conftest import service_missing
-from tests.stripe_fake_server import FakeStripe, RunningFakeStripe
+from tests.stripe_fake_server import POLL_S, FakeStripe, RunningFakeStripe
 
 API_KEY = "sk_test_chargeshare"
 WEBHOOK_SECRET = "whsec_chargeshare_test"
@@ -153,7 +153,9 @@ def fake(running_fake: RunningFakeStripe) -> Server:
     return Server("fake", running_fake.base_url, running_fake.stripe)
 
 
-@pytest.fixture(params=["localstripe", "fake"])
+# localstripe runs as a subprocess (a second or so to start): in the full suite, not the quick loop,
+# where our fake takes the same flows.
+@pytest.fixture(params=[pytest.param("localstripe", marks=pytest.mark.slow), "fake"])
 def server(request: pytest.FixtureRequest) -> Server:
     if request.param == "localstripe":
         return Server("localstripe", request.getfixturevalue("localstripe_url"), None)
@@ -322,7 +324,7 @@ class _HoldRequest(BaseHTTPRequestHandler):
 
 def test_a_hanging_stripe_is_given_up_on_after_our_timeout_and_not_retried() -> None:
     hanging = _HangingStripe()
-    threading.Thread(target=hanging.serve_forever, daemon=True).start()
+    threading.Thread(target=hanging.serve_forever, kwargs={"poll_interval": POLL_S}, daemon=True).start()
     try:
         # The default retries: none (the payments outbox retries the step, under the same key).
         gateway = StripeGateway(API_KEY, base_url=f"http://127.0.0.1:{hanging.server_port}", timeout_s=0.2)

@@ -9,20 +9,20 @@ from datetime import timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, Config
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.tokens import TokenStatus
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
-from tests.conftest import add_charger
+from tests.conftest import add_charger, build_for_tests
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
     url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
     yield a
     a.close()
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
 from simulators.scenario import load
 from simulators.scenario_runner import run_scenario
 from tests.busy_cores import busy_cores
+from tests.cli_runner import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "backend-crash-mid-session.yaml"

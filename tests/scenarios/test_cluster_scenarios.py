@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
 from simulators.scenario import discover, load
+from tests.cli_runner import CliRunner
 from tests.conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.adapters.payments_worker import PaymentsWorker
 from chargeshare.adapters.sql.bookings import SqlBookings
@@ -23,6 +22,7 @@ from chargeshare.services.settlement import SettlementService
 from simulators.scenario import load
 from simulators.scenario_runner import ScenarioResult, run_scenario
 from tests.busy_cores import busy_cores
+from tests.cli_runner import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT_SCENARIOS = ["slow-provider", "spoofed-charger", "racing-cancels", "racing-payouts"]

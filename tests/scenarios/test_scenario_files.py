@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from chargeshare.cli.app import app
 from chargeshare.domain.tariff import Tariff
@@ -15,6 +14,7 @@ from chargeshare.services.ports import SlotClaim
 from simulators.scenario import ScenarioError, discover, load
 from simulators.scenario_runner import run_scenario
 from tests.busy_cores import busy_cores
+from tests.cli_runner import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = discover([ROOT / "scenarios"])

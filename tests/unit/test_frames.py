@@ -225,12 +225,12 @@ def _frames(version: str) -> st.SearchStrategy[str]:
 
 def _seeded_app() -> Any:
     """A registered charger with a confirmed booking for driver FUZZ and one open session."""
-    from chargeshare.bootstrap import Config, build
+    from chargeshare.bootstrap import Config
     from chargeshare.services.booking import BookRequest
     from chargeshare.services.clock import ManualClock
-    from tests.conftest import T0, add_charger
+    from tests.conftest import SQLITE_MEMORY, T0, add_charger, build_for_tests
 
-    app = build(Config(database_url="sqlite://"), clock=ManualClock(T0))
+    app = build_for_tests(Config(database_url=SQLITE_MEMORY), clock=ManualClock(T0))
     charger_id = add_charger(app, "FZ1")
     driver = app.marketplace.add_driver("fuzz", "FUZZ")
     app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, 10_000))

@@ -16,6 +16,8 @@ from simulators.http_retry import RequestLost, RetryWhileAway
 from tests.fake_monotonic import FakeMonotonic
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
+# No real pause between attempts: these tests count time on FakeMonotonic, or need only one retry.
+NO_PAUSE = 0.0
 
 
 class Away(httpx.AsyncBaseTransport):
@@ -48,7 +50,7 @@ async def test_a_restart_that_holds_time_does_not_use_up_the_apps_patience(real:
         real.t += 10
 
     away = Away(10, held_for_ten_seconds)
-    transport = RetryWhileAway(60, away, clock=clock, monotonic=real)
+    transport = RetryWhileAway(60, away, clock=clock, monotonic=real, retry_every_s=NO_PAUSE)
     assert (await _post(transport)).status_code == 200
     assert transport.retried == 10 and transport.lost == 0
 
@@ -63,7 +65,7 @@ async def test_an_app_gives_up_when_time_went_on_and_no_backend_came_back(real: 
             clock.keep_up(0.1)
 
     away = Away(10, ten_seconds_of_time_going_on)
-    transport = RetryWhileAway(60, away, clock=clock, monotonic=real)
+    transport = RetryWhileAway(60, away, clock=clock, monotonic=real, retry_every_s=NO_PAUSE)
     with pytest.raises(RequestLost, match="no backend came back"):
         await _post(transport)
     assert away.tries == 7
@@ -92,7 +94,7 @@ LOST_ANSWER = httpx.ReadError("connection reset by peer")
 
 async def test_a_post_whose_answer_was_lost_is_not_sent_again() -> None:
     inner = DiesOnce(LOST_ANSWER)
-    transport = RetryWhileAway(5.0, inner)
+    transport = RetryWhileAway(5.0, inner, retry_every_s=NO_PAUSE)
     with pytest.raises(RequestLost):
         await send(transport, "POST", {})
     assert (inner.seen, transport.lost) == (1, 1)
@@ -100,14 +102,14 @@ async def test_a_post_whose_answer_was_lost_is_not_sent_again() -> None:
 
 async def test_a_post_under_an_idempotency_key_is_sent_again_after_a_lost_answer() -> None:
     inner = DiesOnce(LOST_ANSWER)
-    transport = RetryWhileAway(5.0, inner)
+    transport = RetryWhileAway(5.0, inner, retry_every_s=NO_PAUSE)
     answer = await send(transport, "POST", {"Idempotency-Key": "attempt-1"})
     assert (answer.status_code, inner.seen, transport.retried, transport.lost) == (201, 2, 1, 0)
 
 
 async def test_a_post_that_never_connected_is_sent_again() -> None:
     inner = DiesOnce(httpx.ConnectError("connection refused"))
-    transport = RetryWhileAway(5.0, inner)
+    transport = RetryWhileAway(5.0, inner, retry_every_s=NO_PAUSE)
     assert (await send(transport, "POST", {})).status_code == 201
     assert inner.seen == 2
 
@@ -129,8 +131,10 @@ class BalancerLost(httpx.AsyncBaseTransport):
 
 async def test_a_keyed_post_the_balancer_lost_is_sent_again_and_a_plain_one_is_given_up() -> None:
     keyed = BalancerLost()
-    assert (await send(RetryWhileAway(5.0, keyed), "POST", {"Idempotency-Key": "a-1"})).status_code == 201
+    assert (
+        await send(RetryWhileAway(5.0, keyed, retry_every_s=NO_PAUSE), "POST", {"Idempotency-Key": "a-1"})
+    ).status_code == 201
     plain = BalancerLost()
     with pytest.raises(RequestLost):
-        await send(RetryWhileAway(5.0, plain), "POST", {})
+        await send(RetryWhileAway(5.0, plain, retry_every_s=NO_PAUSE), "POST", {})
     assert (keyed.seen, plain.seen) == (2, 1)
