@@ -28,7 +28,9 @@ def fee_of(app: App, booking_id: int) -> tuple[BookingStatus, int]:
     return b.status, b.fee
 
 
-def test_no_fee_when_an_earlier_driver_overstayed_into_the_booking(app: App, clock: ManualClock) -> None:
+def ann_charging_before_bobs_booking(app: App, clock: ManualClock) -> tuple[int, int]:
+    """Ann's hour on CP1 begins now and she is charging; Bob's hour follows hers. Returns Bob's
+    booking and Ann's session."""
     charger = add_charger(app)
     ann = app.marketplace.add_driver("Ann", "ANN").driver_id
     bob = app.marketplace.add_driver("Bob", "BOB").driver_id
@@ -36,7 +38,11 @@ def test_no_fee_when_an_earlier_driver_overstayed_into_the_booking(app: App, clo
     app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000, starts_at=start))
     bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000, starts_at=start + HOUR)).booking_id
     clock.advance(3600)
-    session = app.charging.start("CP1", 1, "ANN", 0, clock.now()).transaction_id
+    return bobs, app.charging.start("CP1", 1, "ANN", 0, clock.now()).transaction_id
+
+
+def test_no_fee_when_an_earlier_driver_overstayed_into_the_booking(app: App, clock: ManualClock) -> None:
+    bobs, session = ann_charging_before_bobs_booking(app, clock)
     clock.advance(3600 + 20 * 60)  # Ann's car is still plugged in 20 minutes into Bob's booking
     app.charging.stop("CP1", session, 8_000, clock.now())
     assert app.bookings.expire_no_shows() == [bobs]  # Bob gave up: his grace is over
@@ -49,14 +55,7 @@ def test_no_fee_when_an_earlier_driver_overstayed_into_the_booking(app: App, clo
 
 
 def test_a_free_connector_nobody_came_to_is_a_no_show_with_its_fee(app: App, clock: ManualClock) -> None:
-    charger = add_charger(app)
-    ann = app.marketplace.add_driver("Ann", "ANN").driver_id
-    bob = app.marketplace.add_driver("Bob", "BOB").driver_id
-    start = clock.now() + HOUR
-    app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000, starts_at=start))
-    bobs = app.bookings.book(BookRequest(bob, charger, 1, 60, 10_000, starts_at=start + HOUR)).booking_id
-    clock.advance(3600)
-    session = app.charging.start("CP1", 1, "ANN", 0, clock.now()).transaction_id
+    bobs, session = ann_charging_before_bobs_booking(app, clock)
     clock.advance(3600 - 60)  # Ann leaves a minute before Bob's start
     app.charging.stop("CP1", session, 8_000, clock.now())
     clock.advance(60 + 16 * 60)
