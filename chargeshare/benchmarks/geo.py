@@ -40,8 +40,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from chargeshare.adapters.sql import SqlStore
-from chargeshare.adapters.sql.schema import utc_to_sqlite_text
-from chargeshare.adapters.sql.sqlite_geo import distance_sql
+from chargeshare.adapters.sql.schema import POWER_COLUMN, utc_to_sqlite_text
+from chargeshare.adapters.sql.sqlite_geo import (
+    RTREE_OFFER_COLUMNS,
+    RTREE_POWER_COLUMN,
+    distance_sql,
+    power_floor,
+    price_floor,
+    rtree_offer,
+)
 from chargeshare.benchmarks.databases import temporary_postgres, temporary_sqlite
 from chargeshare.benchmarks.stats import Latency, ratio
 from chargeshare.domain.availability import WeeklyWindow, covers
@@ -96,7 +103,12 @@ UK_BOX = BBox(-8.2, 49.9, 1.8, 58.7)  # west, south, east, north
 # Where the Greenwich meridian runs over England (Peacehaven to Tunstall).
 MERIDIAN_LATS = (50.80, 53.70)
 
-_CHARGER_COLUMNS = "id, charge_point_id, host_id, title, lat, lon, price_per_kwh, status, ocpp_version"
+_OFFER_POWER = ("best_power_w", *POWER_COLUMN.values())
+_CHARGER_COLUMNS = (
+    "id, charge_point_id, host_id, title, lat, lon, price_per_kwh, status, ocpp_version, "
+    + ", ".join(_OFFER_POWER)
+)
+_RTREE_COLUMNS = "id, min_lon, max_lon, min_lat, max_lat, " + ", ".join(RTREE_OFFER_COLUMNS)
 _CONNECTOR_COLUMNS = "id, charger_id, connector_no, type, max_power_w, status, fence_token"
 _SELECT_CHARGER = (
     "c.id, c.charge_point_id, c.host_id, c.title, c.lat, c.lon, c.price_per_kwh, c.status, "
@@ -296,6 +308,19 @@ _BOOKING_COLUMNS = (
 )
 
 
+def with_offer(b: FleetBatch) -> list[tuple[Any, ...]]:
+    """The batch's charger rows with what their connectors offer, as the store keeps it
+    (`schema.chargers`): the best power of any connector, then of each type (-1: none of it)."""
+    kinds = list(POWER_COLUMN)
+    best: dict[int, list[int]] = {}
+    for k in b.connectors:
+        powers = best.setdefault(k[1], [0] + [-1] * len(kinds))
+        powers[0] = max(powers[0], k[4])
+        at = 1 + kinds.index(ConnectorType(k[3]))
+        powers[at] = max(powers[at], k[4])
+    return [(*c, *best.get(c[0], [0] + [-1] * len(kinds))) for c in b.chargers]
+
+
 def load_sqlite(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
     """executemany in one transaction: hosts, drivers, chargers, connectors, the R*Tree rows,
     calendars and bookings (times as the store writes them: naive UTC text)."""
@@ -312,16 +337,18 @@ def load_sqlite(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
             "INSERT INTO drivers (id, name, id_tag) VALUES (?, ?, ?)",
             ((i, f"driver {i}", f"D{i:08d}") for i in range(1, fleet.drivers + 1)),
         )
+        marks = ", ".join("?" * len(_CHARGER_COLUMNS.split(",")))
+        rtree_marks = ", ".join("?" * len(_RTREE_COLUMNS.split(",")))
         for b in fleet.batches():
-            cur.executemany(
-                f"INSERT INTO chargers ({_CHARGER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", b.chargers
-            )
+            chargers = with_offer(b)
+            cur.executemany(f"INSERT INTO chargers ({_CHARGER_COLUMNS}) VALUES ({marks})", chargers)
             cur.executemany(
                 f"INSERT INTO connectors ({_CONNECTOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", b.connectors
             )
+            # The box, then the offer: price and the powers (`with_offer`'s last columns).
             cur.executemany(
-                "INSERT INTO charger_rtree (id, min_lon, max_lon, min_lat, max_lat) VALUES (?, ?, ?, ?, ?)",
-                ((c[0], c[5], c[5], c[4], c[4]) for c in b.chargers),
+                f"INSERT INTO charger_rtree ({_RTREE_COLUMNS}) VALUES ({rtree_marks})",
+                ((c[0], c[5], c[5], c[4], c[4], *rtree_offer(c[6], *c[9:])) for c in chargers),
             )
             cur.executemany(f"INSERT INTO availability ({_WINDOW_COLUMNS}) VALUES (?, ?, ?, ?)", b.windows)
             cur.executemany(
@@ -356,7 +383,7 @@ def load_postgres(store: SqlStore, fleet: UkFleet, advance: ProgressFn) -> None:
                     cp.write_row((i, f"driver {i}", f"D{i:08d}"))
             for b in fleet.batches():
                 with cur.copy(f"COPY chargers ({_CHARGER_COLUMNS}) FROM STDIN") as cp:
-                    for row in b.chargers:
+                    for row in with_offer(b):
                         cp.write_row(row)
                 with cur.copy(f"COPY connectors ({_CONNECTOR_COLUMNS}) FROM STDIN") as cp:
                     for crow in b.connectors:
@@ -460,8 +487,23 @@ class BestSearch:
             b = q.bbox
             sql.append(f"c.lon BETWEEN {m(b.west)} AND {m(b.east)}")
             sql.append(f"c.lat BETWEEN {m(b.south)} AND {m(b.north)}")
-        if q.max_price_per_kwh is not None:
-            sql.append(f"c.price_per_kwh <= {m(q.max_price_per_kwh)}")
+        # The offer (`schema.chargers`): in the GiST index on PostGIS, in the R*Tree's dimensions
+        # on SQLite (`sqlite_geo`).
+        if self.dialect == "sqlite":
+            if q.max_price_per_kwh is not None:
+                sql.append(f"r.neg_price >= {m(price_floor(q.max_price_per_kwh))}")
+            if q.connector_type is not None:
+                power = RTREE_POWER_COLUMN[q.connector_type.value]
+                sql.append(f"r.{power} >= {m(power_floor(q.min_power_w or 0))}")
+            elif q.min_power_w is not None:
+                sql.append(f"r.best_w >= {m(power_floor(q.min_power_w))}")
+        else:
+            if q.max_price_per_kwh is not None:
+                sql.append(f"c.price_per_kwh <= {m(q.max_price_per_kwh)}")
+            if q.connector_type is not None:
+                sql.append(f"c.{POWER_COLUMN[q.connector_type]} >= {m(q.min_power_w or 0)}")
+            elif q.min_power_w is not None:
+                sql.append(f"c.best_power_w >= {m(q.min_power_w)}")
         if q.online_only:
             # `|| ''`: SQLite's planner would otherwise scan the status index (no statistics).
             status = "c.status || ''" if self.dialect == "sqlite" else "c.status"

@@ -833,6 +833,38 @@ def test_search_matches_the_brute_force_oracle(app: App, seed: int) -> None:
         search_matches_oracle(app, fleet, random_query(rng, T0))
 
 
+def test_search_sees_connectors_and_prices_as_they_change(app: App) -> None:
+    """The SQL stores keep a summary of each charger's connectors in the search index; every way of
+    changing them (and the price) shows in the next search."""
+
+    def found(**filters: object) -> bool:
+        q = SearchQuery(centre=Point(51.45, -2.59), radius_m=1_000, **filters)  # type: ignore[arg-type]
+        with app.store.reading() as tx:
+            return [c.charger_id for c in tx.chargers.search(q)] == [charger]
+
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx)  # one Type 2 at 7.4 kW, 30p
+    assert found(connector_type=ConnectorType.TYPE2, min_power_w=7_400, max_price_per_kwh=30)
+    assert not found(connector_type=ConnectorType.CCS)
+    assert not found(min_power_w=7_401)
+    with app.store.transaction() as tx:
+        tx.chargers.add_connector(charger, 2, ConnectorType.CCS, 50_000)
+    assert found(connector_type=ConnectorType.CCS, min_power_w=50_000) and found(min_power_w=50_000)
+    with app.store.transaction() as tx:
+        tx.chargers.update_connector(charger, 2, type_=ConnectorType.CHADEMO, max_power_w=22_000)
+    assert not found(connector_type=ConnectorType.CCS) and not found(min_power_w=22_001)
+    assert found(connector_type=ConnectorType.CHADEMO, min_power_w=22_000)
+    with app.store.transaction() as tx:
+        tx.chargers.remove_connector(charger, 1)
+    assert not found(connector_type=ConnectorType.TYPE2) and found(connector_type=ConnectorType.CHADEMO)
+    with app.store.transaction() as tx:
+        tx.chargers.update(charger, price_per_kwh=45)
+    assert not found(max_price_per_kwh=44) and found(max_price_per_kwh=45)
+    with app.store.transaction() as tx:  # a connector of 0 W is still of its type
+        tx.chargers.update_connector(charger, 2, max_power_w=0)
+    assert found(connector_type=ConnectorType.CHADEMO) and found(min_power_w=0)
+
+
 def test_payment_steps_are_claimed_by_one_worker_at_a_time(app: App) -> None:
     with app.store.transaction() as tx:
         _, (c1,) = a_charger(tx)

@@ -199,7 +199,7 @@ def random_query(rng: random.Random, at: datetime | None) -> SearchQuery:
     if rng.random() < 0.3:
         kw["connector_type"] = rng.choice(list(ConnectorType))
     if rng.random() < 0.3:
-        kw["min_power_w"] = rng.choice((3_700, 7_400, 22_000))
+        kw["min_power_w"] = rng.choice((3_700, 7_400, 22_000, 50_000))
     if rng.random() < 0.3:
         kw["max_price_per_kwh"] = rng.randrange(20, 60)
     if rng.random() < 0.3:

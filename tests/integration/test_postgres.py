@@ -144,4 +144,4 @@ def test_searches_use_the_spatial_indexes(pg_app: App) -> None:
             ).scalars()
         )
     assert "ix_chargers_geom" in box
-    assert "ix_chargers_location" in knn
+    assert "ix_chargers_location_offer" in knn

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql import search as map_search
@@ -21,6 +21,7 @@ from chargeshare.adapters.sql.rows import (
     hydrate,
     insert_of,
 )
+from chargeshare.adapters.sql.sqlite_geo import RTREE_OFFER_COLUMNS, rtree_offer, rtree_offer_sql
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import InvalidRequest, NotFound
@@ -80,6 +81,8 @@ ADD = DirectStatement(
         "price_per_kwh",
         "status",
         "boot_policy",
+        "best_power_w",
+        *t.POWER_COLUMN.values(),
     ).returning(_c.id)
 )
 BOOT_POLICY = DirectStatement(select(_c.boot_policy).where(_c.charge_point_id == bindparam("cp_id")))
@@ -88,7 +91,31 @@ ADD_CONNECTOR = DirectStatement(
 )
 AVAILABILITY_IN = DirectStatement(select(t.availability).where(in_ids(_a.charger_id, "ids")).order_by(_a.id))
 # SQLite only: PostgreSQL has no R*Tree table (PostGIS indexes the row itself).
-ADD_RTREE_BOX = DirectStatement(insert_of(t.charger_rtree, "id", "min_lon", "max_lon", "min_lat", "max_lat"))
+ADD_RTREE_BOX = DirectStatement(
+    insert_of(t.charger_rtree, "id", "min_lon", "max_lon", "min_lat", "max_lat", *RTREE_OFFER_COLUMNS)
+)
+
+
+def _best_power(*conds: Any, none: int) -> Any:
+    best = select(func.max(_k.max_power_w)).where(_k.charger_id == bindparam("charger_pk"), *conds)
+    return func.coalesce(best.scalar_subquery(), none)
+
+
+# A charger's offer after its connectors changed (see `schema.chargers`), and on SQLite its copy in
+# the R*Tree (after a price change too).
+REFRESH_OFFER = (
+    update(t.chargers)
+    .where(_c.id == bindparam("charger_pk"))
+    .values(
+        best_power_w=_best_power(none=0),
+        **{name: _best_power(_k.type == kind.value, none=-1) for kind, name in t.POWER_COLUMN.items()},
+    )
+)
+_in_rtree = rtree_offer_sql(*(f"c.{name}" for name in t.OFFER_COLUMNS))
+COPY_OFFER_TO_RTREE = text(
+    f"UPDATE charger_rtree SET ({', '.join(RTREE_OFFER_COLUMNS)}) = "
+    f"(SELECT {', '.join(_in_rtree)} FROM chargers c WHERE c.id = :charger_pk) WHERE id = :charger_pk"
+)
 
 STATEMENTS = {
     "chargers.by_cp": BY_CP,
@@ -126,6 +153,12 @@ class SqlChargers:
             "row_status": ChargerStatus.REGISTERED.value,
             "row_boot_policy": spec.boot_policy.value,
         }
+        best = {kind: -1 for kind in t.POWER_COLUMN}  # -1: none of the type
+        for c in spec.connectors:
+            best[c.type] = max(best[c.type], c.max_power_w)
+        offer = {"price_per_kwh": spec.tariff.price_per_kwh, "best_power_w": max(0, *best.values())}
+        offer.update({t.POWER_COLUMN[kind]: w for kind, w in best.items()})
+        row.update({f"row_{name}": offer[name] for name in t.OFFER_COLUMNS})
         found = ADD.first(self.conn, row)
         assert found is not None
         charger_id = int(found[0])
@@ -142,6 +175,8 @@ class SqlChargers:
         if self.dialect == "sqlite":
             lon, lat = spec.location.lon, spec.location.lat
             box = {"row_id": charger_id, "row_min_lon": lon, "row_max_lon": lon}
+            in_rtree = rtree_offer(*(offer[name] for name in t.OFFER_COLUMNS))
+            box.update({f"row_{name}": v for name, v in zip(RTREE_OFFER_COLUMNS, in_rtree, strict=True)})
             ADD_RTREE_BOX.write(self.conn, {**box, "row_min_lat": lat, "row_max_lat": lat})
         return charger_id
 
@@ -311,6 +346,15 @@ class SqlChargers:
             res = self.conn.execute(update(t.chargers).where(_c.id == charger_id).values(**values))
             if res.rowcount == 0:
                 raise NotFound(f"no charger {charger_id}")
+            if price_per_kwh is not None:
+                self._offer_changed(charger_id, connectors=False)
+
+    def _offer_changed(self, charger_id: int, *, connectors: bool = True) -> None:
+        """Bring the charger's offer (and SQLite's copy of it) up to date with its rows."""
+        if connectors:
+            self.conn.execute(REFRESH_OFFER, {"charger_pk": charger_id})
+        if self.dialect == "sqlite":
+            self.conn.execute(COPY_OFFER_TO_RTREE, {"charger_pk": charger_id})
 
     def access_notes(self, charger_id: int) -> str:
         n = t.charger_notes.c
@@ -340,6 +384,7 @@ class SqlChargers:
                 fence_token=0,
             )
         )
+        self._offer_changed(charger_id)
 
     def update_connector(
         self,
@@ -359,6 +404,7 @@ class SqlChargers:
             raise NotFound(f"charger {charger_id} has no connector {connector_no}")
         if values:
             self.conn.execute(update(t.connectors).where(where).values(**values))
+            self._offer_changed(charger_id)
 
     def remove_connector(self, charger_id: int, connector_no: int) -> None:
         """Delete a connector that has never been booked (bookings keep their history)."""
@@ -375,3 +421,4 @@ class SqlChargers:
         if count <= 1:
             raise InvalidRequest("a charger needs at least one connector")
         self.conn.execute(t.connectors.delete().where(_k.id == r[0]))
+        self._offer_changed(charger_id)

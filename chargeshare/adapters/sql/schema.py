@@ -30,7 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from chargeshare.adapters.sql.folded import Folded
+from chargeshare.adapters.sql.sqlite_geo import RTREE_OFFER_COLUMNS, RTREE_POWER_COLUMN
 from chargeshare.domain.booking import LIVE_STATES
+from chargeshare.domain.charger import ConnectorType
 
 # The rows the command re-send reads each round (partial indexes: few among all ever made).
 OWED_RESERVATION = "reservation IN ('sent', 'accepted')"
@@ -105,7 +107,22 @@ chargers = Table(
     Column("last_seen_at", UTCDateTime()),
     Column("password_hash", String(200)),  # null: no Basic auth set (only if unknown chargers are allowed)
     Column("boot_policy", String(8), nullable=False, server_default="Accepted"),
+    # What its connectors offer, for the map search's index (kept by `chargers.py` whenever the
+    # connectors change): the highest power of any connector, and of each type (-1: none of it).
+    # A search checks these inside the spatial index, so a charger that cannot match is skipped
+    # without being read; connector status and bookings change too often to live there.
+    Column("best_power_w", Integer, nullable=False, server_default="0"),
+    *(
+        Column(f"{kind.value}_power_w", Integer, nullable=False, server_default="-1")
+        for kind in ConnectorType
+    ),
 )
+
+# The column of `chargers` holding the best power of each type.
+POWER_COLUMN = {kind: f"{kind.value}_power_w" for kind in ConnectorType}
+# What the map search's index holds beside the location (PostGIS), in this order.
+OFFER_COLUMNS = ("price_per_kwh", "best_power_w", *POWER_COLUMN.values())
+assert set(RTREE_POWER_COLUMN) == {kind.value for kind in ConnectorType}, "SQLite's R*Tree layout"
 
 notifications = Table(
     "notifications",
@@ -256,7 +273,13 @@ ledger_postings = Table(
 
 # The SQLite R*Tree virtual table, described for queries only (created by SQLITE_DDL, not create_all).
 charger_rtree = table(
-    "charger_rtree", column("id"), column("min_lon"), column("max_lon"), column("min_lat"), column("max_lat")
+    "charger_rtree",
+    column("id"),
+    column("min_lon"),
+    column("max_lon"),
+    column("min_lat"),
+    column("max_lat"),
+    *(column(name) for name in RTREE_OFFER_COLUMNS),
 )
 
 payment_outbox = Table(
@@ -459,8 +482,12 @@ HOUSEKEEPING_INDEX_DDL = [
 _live = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATES))
 
 SQLITE_DDL = [
-    # R*Tree spatial index: 32-bit float boxes rounded outward, so it is a safe prefilter.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS charger_rtree USING rtree(id, min_lon, max_lon, min_lat, max_lat)",
+    # R*Tree spatial index: 32-bit float boxes rounded outward, so it is a safe prefilter; the
+    # charger's offer as three more dimensions (`sqlite_geo`), so the search's filters need not
+    # read the charger's row.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS charger_rtree USING rtree(id, min_lon, max_lon, min_lat, max_lat, "
+    + ", ".join(RTREE_OFFER_COLUMNS)
+    + ")",
 ]
 
 POSTGRES_DDL = [
@@ -471,7 +498,11 @@ POSTGRES_DDL = [
     "ALTER TABLE chargers ADD COLUMN IF NOT EXISTS location geography(Point, 4326) "
     "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography) STORED",
     "CREATE INDEX IF NOT EXISTS ix_chargers_geom ON chargers USING gist (geom)",
-    "CREATE INDEX IF NOT EXISTS ix_chargers_location ON chargers USING gist (location)",
+    # The map search's nearest-first scan, with the offer beside the point (btree_gist) so the
+    # price and power filters are checked in the index: a charger that cannot match costs no read.
+    "CREATE INDEX IF NOT EXISTS ix_chargers_location_offer ON chargers USING gist (location, "
+    + ", ".join(OFFER_COLUMNS)
+    + ")",
     # The no-double-booking guarantee: live bookings on one connector never overlap.
     "DO $$ BEGIN "
     "ALTER TABLE bookings ADD CONSTRAINT ex_bookings_no_overlap EXCLUDE USING gist "

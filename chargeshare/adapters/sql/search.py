@@ -35,10 +35,10 @@ from sqlalchemy import Connection, Float, Integer, bindparam, cast, func, litera
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.rows import CHARGER_COLUMNS, hydrate, live_overlap, one_of
-from chargeshare.adapters.sql.sqlite_geo import distance_expr
+from chargeshare.adapters.sql.sqlite_geo import RTREE_POWER_COLUMN, distance_expr, power_floor, price_floor
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES
-from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
+from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import BBox
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.records import ChargerView
@@ -71,7 +71,7 @@ class _SearchShape(NamedTuple):
     box: bool
     max_price: bool
     online_only: bool
-    connector_type: bool
+    connector_type: str | None  # its value: each type's offer is a column of its own
     min_power: bool
     window: bool
 
@@ -92,7 +92,29 @@ def _statement(shape: _SearchShape) -> DirectStatement:
             c.lat >= bindparam("box_south", type_=Float),
             c.lat <= bindparam("box_north", type_=Float),
         ]
+    # The offer: a charger none of whose connectors has the type and power cannot match. Checked
+    # in the index (PostGIS) or the R*Tree's own scan (SQLite, `sqlite_geo`), before the charger's
+    # row is read.
+    offer_conds: list[Any] = []
+    if shape.dialect == "sqlite":
+        rt = t.charger_rtree.c
+        if shape.max_price:
+            offer_conds.append(rt.neg_price >= bindparam("price_floor", type_=Float))
+        if shape.connector_type is not None:
+            power = rt[RTREE_POWER_COLUMN[shape.connector_type]]
+            offer_conds.append(power >= bindparam("power_floor", type_=Float))
+        elif shape.min_power:
+            offer_conds.append(rt.best_w >= bindparam("power_floor", type_=Float))
+    else:
+        if shape.max_price:
+            offer_conds.append(c.price_per_kwh <= bindparam("max_price"))
+        if shape.connector_type is not None:
+            kind = ConnectorType(shape.connector_type)
+            offer_conds.append(c[t.POWER_COLUMN[kind]] >= bindparam("offer_power", type_=Integer))
+        elif shape.min_power:
+            offer_conds.append(c.best_power_w >= bindparam("offer_power", type_=Integer))
     if shape.dialect == "postgresql":
+        conds += offer_conds
         location = literal_column("chargers.location", Geography(srid=4326))
         origin = cast(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326), Geography(srid=4326))
         # Sphere, not spheroid, so both backends measure distance the same way; `<->` on geography
@@ -101,13 +123,16 @@ def _statement(shape: _SearchShape) -> DirectStatement:
         distance: Any = location.op("<->", return_type=Float)(origin)
         order: list[Any] = [distance]
     else:
-        rt = t.charger_rtree.c
         west, east = bindparam("west", type_=Float), bindparam("east", type_=Float)
         south, north = bindparam("south", type_=Float), bindparam("north", type_=Float)
         conds.append(
             c.id.in_(
                 select(rt.id).where(
-                    rt.min_lon <= east, rt.max_lon >= west, rt.min_lat <= north, rt.max_lat >= south
+                    rt.min_lon <= east,
+                    rt.max_lon >= west,
+                    rt.min_lat <= north,
+                    rt.max_lat >= south,
+                    *offer_conds,
                 )
             )
         )
@@ -115,8 +140,6 @@ def _statement(shape: _SearchShape) -> DirectStatement:
         conds.append(distance <= bindparam("cut", type_=Float))
         order = [distance, c.id]
     conds.append(c.boot_policy == BootPolicy.ACCEPTED.value)  # only chargers in service are found
-    if shape.max_price:
-        conds.append(c.price_per_kwh <= bindparam("max_price"))
     if shape.online_only:
         status: Any = c.status
         if shape.dialect == "sqlite":
@@ -156,7 +179,7 @@ def search(conn: Connection, dialect: str, query: SearchQuery, calendars: Calend
         query.bbox is not None,
         query.max_price_per_kwh is not None,
         query.online_only,
-        query.connector_type is not None,
+        None if query.connector_type is None else query.connector_type.value,
         query.min_power_w is not None,
         calendar,
     )
@@ -167,6 +190,10 @@ def search(conn: Connection, dialect: str, query: SearchQuery, calendars: Calend
         "max_price": query.max_price_per_kwh,
         "connector_type": None if query.connector_type is None else query.connector_type.value,
         "min_power": query.min_power_w,
+        # A type's column is -1 where the charger has none of it, so a type alone asks for 0 W.
+        "offer_power": query.min_power_w or 0,
+        "power_floor": power_floor(query.min_power_w or 0),
+        "price_floor": None if query.max_price_per_kwh is None else price_floor(query.max_price_per_kwh),
         "window_from": query.available_from,
         "window_until": query.available_until,
     }
