@@ -4,10 +4,11 @@ What it returns is `SearchQuery`'s promise: every charger in the area passing th
 great-circle distance from the origin (a radius search's centre, a box's middle), ties by id, the
 first `limit`. Neither backend looks at more than it must to know those are the first:
 
-- PostGIS: one index-ordered nearest-neighbour scan of the GiST geography index
-  (`ORDER BY location <-> origin LIMIT n`), bounded by `ST_DWithin(location, origin, reach)` and
-  checking the filters on each charger as the scan yields it, so it stops after the first `n` that
-  pass. The planner, estimating far fewer rows past the filters than there are, would rather fetch
+- PostGIS: one index-ordered nearest-neighbour scan of the GiST index on (location, offer)
+  (`ORDER BY location <-> origin LIMIT n`), bounded by `ST_DWithin(location, origin, reach)`. The
+  price and power filters are checked in the index (each charger's offer, `schema.chargers`), the
+  rest on each charger the scan yields, so it stops after the first `n` that pass. The planner,
+  estimating far fewer rows past the filters than there are, would rather fetch
   every charger in the area and sort them (hundreds of milliseconds at a million chargers in a
   city), so the search's transaction disables explicit sorts and JIT for itself (`set_config(...,
   true)`). The index orders by distance alone; ties are put in id order here, and a tie across the
@@ -16,7 +17,9 @@ first `limit`. Neither backend looks at more than it must to know those are the 
   origin: the chargers within radius r of it lie inside `BBox.around(origin, r)`, so when a circle
   already holds `limit` matches they are exactly the first `limit` of the whole area (everything
   outside is farther), at the cost of the circle's chargers rather than the area's. Each circle is
-  sized from the matches the last one found, assuming they are spread evenly.
+  sized from the matches the last one found, assuming they are spread evenly. The price and power
+  filters are R*Tree constraints too (the offer as three more dimensions, `sqlite_geo`), so a
+  charger that cannot match is passed over in the R*Tree's C scan without its row being read.
 
 Hosts' weekly calendars are applied after the SQL filters; when they remove some, more rows are
 fetched.
