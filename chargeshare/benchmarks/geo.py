@@ -498,12 +498,14 @@ class BestSearch:
             elif q.min_power_w is not None:
                 sql.append(f"r.best_w >= {m(power_floor(q.min_power_w))}")
         else:
+            # `::int`: psycopg sends a small int as smallint, and btree_gist's int4 operators take
+            # no smallint, so without it the filter would leave the index.
             if q.max_price_per_kwh is not None:
-                sql.append(f"c.price_per_kwh <= {m(q.max_price_per_kwh)}")
+                sql.append(f"c.price_per_kwh <= {m(q.max_price_per_kwh)}::int")
             if q.connector_type is not None:
-                sql.append(f"c.{POWER_COLUMN[q.connector_type]} >= {m(q.min_power_w or 0)}")
+                sql.append(f"c.{POWER_COLUMN[q.connector_type]} >= {m(q.min_power_w or 0)}::int")
             elif q.min_power_w is not None:
-                sql.append(f"c.best_power_w >= {m(q.min_power_w)}")
+                sql.append(f"c.best_power_w >= {m(q.min_power_w)}::int")
         if q.online_only:
             # `|| ''`: SQLite's planner would otherwise scan the status index (no statistics).
             status = "c.status || ''" if self.dialect == "sqlite" else "c.status"
@@ -555,15 +557,20 @@ class BestSearch:
             final = radius >= reach
             args["most"] = most
             if self.dialect == "postgresql":
+                # As the store does (`search._PLAN_SETTINGS`): no sort of the area, no sequential
+                # scan of the connectors, no JIT.
                 cur.execute(
-                    "SELECT current_setting('enable_sort'), current_setting('jit'), "
-                    "set_config('enable_sort', 'off', true), set_config('jit', 'off', true)"
+                    "SELECT current_setting('enable_sort'), current_setting('enable_seqscan'), "
+                    "current_setting('jit'), set_config('enable_sort', 'off', true), "
+                    "set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)"
                 )
-                sort, jit, *_ = cur.fetchone()
+                sort, seqscan, jit, *_ = cur.fetchone()
                 cur.execute(sql, args)
                 rows = cur.fetchall()
                 cur.execute(
-                    "SELECT set_config('enable_sort', %s, true), set_config('jit', %s, true)", [sort, jit]
+                    "SELECT set_config('enable_sort', %s, true), set_config('enable_seqscan', %s, true), "
+                    "set_config('jit', %s, true)",
+                    [sort, seqscan, jit],
                 )
             else:
                 box, a = BBox.around(o, radius * 1.01 + 1.0), q.area

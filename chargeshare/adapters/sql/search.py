@@ -57,14 +57,20 @@ _MAX_GROWTH = 4.0
 # Rows fetched beyond `limit` when hosts' calendars will drop some (about a fifth of chargers have
 # one, most windows fall inside it); `_MAX_GROWTH` times as many each time it was not enough.
 _CALENDAR_SLACK = 1.25
-# The PostGIS search statement's plan: order from the index, not a sort; no JIT for a millisecond
-# query. Set for the transaction before it and put back after it: the statements that follow (the
-# calendars, the connectors) need their sorts.
+# The PostGIS search statement's plan: order from the index, not a sort; the connectors checked by
+# their index, never a scan of the table (estimating one charger past the filters, the planner may
+# take a semi-join on a sequential scan, cheap for one and seconds for a hundred); no JIT for a
+# millisecond query. Set for the transaction before it and put back after it: the statements that
+# follow (the calendars, the connectors) need their sorts.
 _PLAN_SETTINGS = text(
-    "SELECT current_setting('enable_sort'), current_setting('jit'), "
-    "set_config('enable_sort', 'off', true), set_config('jit', 'off', true)"
+    "SELECT current_setting('enable_sort'), current_setting('enable_seqscan'), current_setting('jit'), "
+    "set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), "
+    "set_config('jit', 'off', true)"
 )
-_RESTORE_SETTINGS = text("SELECT set_config('enable_sort', :sort, true), set_config('jit', :jit, true)")
+_RESTORE_SETTINGS = text(
+    "SELECT set_config('enable_sort', :sort, true), set_config('enable_seqscan', :seqscan, true), "
+    "set_config('jit', :jit, true)"
+)
 
 
 class _SearchShape(NamedTuple):
@@ -222,9 +228,9 @@ def search(conn: Connection, dialect: str, query: SearchQuery, calendars: Calend
             )
         params["most"] = most
         if dialect == "postgresql":
-            sort, jit, *_ = conn.execute(_PLAN_SETTINGS).one()
+            sort, seqscan, jit, *_ = conn.execute(_PLAN_SETTINGS).one()
             rows = stmt.rows(conn, params)
-            conn.execute(_RESTORE_SETTINGS, {"sort": sort, "jit": jit})
+            conn.execute(_RESTORE_SETTINGS, {"sort": sort, "seqscan": seqscan, "jit": jit})
         else:
             rows = stmt.rows(conn, params)
         truncated = len(rows) == most
