@@ -440,11 +440,13 @@ class BestSearch:
     store's own engine: the nearest matches first (then by id), at most `limit`, connectors after.
 
     PostGIS: one index-ordered nearest-neighbour scan (`ORDER BY location <-> origin LIMIT n`) inside
-    `ST_DWithin(location, origin, reach)`, with explicit sorts and JIT switched off for it (else the
-    planner sorts the whole area). SQLite: expanding boxes on the R*Tree, the radius doubled from
-    300 m until the circle inside the box holds `limit` matches. Both fetch `limit + 1` rows (a
-    quarter more with a booking window, whose hosts' calendars are checked in Python with the
-    domain's `covers`), and fetch again, more, when ties or calendars leave the last place open.
+    `ST_DWithin(location, origin, reach)`, with explicit sorts, sequential scans and JIT switched off
+    for it (else the planner sorts the whole area), the price and power filters in the index.
+    SQLite: expanding boxes on the R*Tree (its offer dimensions holding the price and power
+    filters), the radius doubled from 300 m until the circle inside the box holds `limit` matches.
+    Both fetch `limit + 1` rows (a quarter more with a booking window, whose hosts' calendars are
+    checked in Python with the domain's `covers`), and fetch again, more, when ties or calendars
+    leave the last place open.
     """
 
     def __init__(self, store: SqlStore) -> None:

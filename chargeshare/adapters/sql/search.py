@@ -10,9 +10,9 @@ first `limit`. Neither backend looks at more than it must to know those are the 
   rest on each charger the scan yields, so it stops after the first `n` that pass. The planner,
   estimating far fewer rows past the filters than there are, would rather fetch
   every charger in the area and sort them (hundreds of milliseconds at a million chargers in a
-  city), so the search's transaction disables explicit sorts and JIT for itself (`set_config(...,
-  true)`). The index orders by distance alone; ties are put in id order here, and a tie across the
-  cut fetches more.
+  city), so the search's transaction disables explicit sorts, sequential scans and JIT for itself
+  (`set_config(..., true)`). The index orders by distance alone; ties are put in id order here,
+  and a tie across the cut fetches more.
 - SQLite: no index orders by distance, so the search asks the R*Tree for growing circles around the
   origin: the chargers within radius r of it lie inside `BBox.around(origin, r)`, so when a circle
   already holds `limit` matches they are exactly the first `limit` of the whole area (everything
@@ -54,6 +54,9 @@ _FIRST_RING_M = 300.0
 # How much a circle may grow at once: more wastes work on a circle far larger than needed, less
 # costs more statements where chargers are sparse.
 _MAX_GROWTH = 4.0
+# After a circle with fewer matches than this the density guess is mostly noise; growing further
+# costs little (the R*Tree checks the price and power itself), another circle costs a statement.
+_FEW_FOUND, _FEW_FOUND_GROWTH = 10, 8.0
 # Rows fetched beyond `limit` when hosts' calendars will drop some (about a fifth of chargers have
 # one, most windows fall inside it); `_MAX_GROWTH` times as many each time it was not enough.
 _CALENDAR_SLACK = 1.25
@@ -251,5 +254,6 @@ def search(conn: Connection, dialect: str, query: SearchQuery, calendars: Calend
         else:
             # Grow the circle to where, at the density this one showed, `limit` matches would be.
             found = max(len(rows), 1)
-            ring = min(reach, ring * min(_MAX_GROWTH, max(1.5, 1.2 * math.sqrt(query.limit / found))))
+            most_growth = _FEW_FOUND_GROWTH if found < _FEW_FOUND else _MAX_GROWTH
+            ring = min(reach, ring * min(most_growth, max(1.5, 1.2 * math.sqrt(query.limit / found))))
     return hydrate(conn, picked, with_distance=query.centre is not None)
