@@ -332,11 +332,11 @@ class BookingService:
     def reservation_answered(self, booking_id: int, status: str) -> bool:
         """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
         Any other refusal fails the booking and returns the hold. True when the charger accepted a
-        reservation for a booking cancelled while the ReserveNow was on its way: it must be cancelled
-        (the CancelReservation sent with the cancellation may have reached the charger first)."""
+        reservation for a booking cancelled or expired while the ReserveNow was on its way: it must be
+        cancelled (the CancelReservation sent as it ended may have reached the charger first)."""
         with self.store.transaction() as tx:
             booking = tx.bookings.get(booking_id)
-            if booking.status is BookingStatus.CANCELLED:
+            if booking.status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED):
                 # The charger's answer says what it holds: an accepted reservation stays on record
                 # (asked again on connecting) until a CancelReservation is answered.
                 held = status == "Accepted"
