@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -146,8 +147,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+# Every test in these folders talks over real sockets on loopback. A `pytestmark` in their conftest
+# would mark nothing (pytest reads it only in test modules), so the path decides here.
+E2E_DIRS = tuple(Path(__file__).parent / name for name in ("e2e", "charger"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Over real sockets or on real PostgreSQL is `slow` too, so `-m "not slow"` is the quick loop."""
+    """`e2e` for every test in E2E_DIRS; over real sockets or on real PostgreSQL is `slow` too, so
+    `-m "not slow"` is the quick loop."""
     for item in items:
+        if any(item.path.is_relative_to(folder) for folder in E2E_DIRS):
+            item.add_marker(pytest.mark.e2e)
         if item.get_closest_marker("e2e") or item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.slow)

@@ -10,8 +10,6 @@ from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.clock import SystemClock
 
-pytestmark = pytest.mark.e2e
-
 
 @dataclass
 class Served:
