@@ -453,6 +453,21 @@ class ChargingService:
             )
             if not verdict.accepted:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus(verdict.status.value))
+            if verdict.basis is Basis.BOOKING and lapsed is None:
+                assert booking is not None
+                active = next_status(booking.status, BookingEvent.SESSION_STARTED)
+                if tx.bookings.update(booking.booking_id, active, expected=booking.status):
+                    if booking.reservation != RESERVATION_NONE:
+                        # The driver's start takes the reservation up: the charger holds it no more.
+                        tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
+                elif self._replayed(at, now):
+                    # Changed since read: the sweep in another process may have just expired it.
+                    # A replayed start within it is the driver's still, as if it had come after.
+                    lapsed = self._lapsed(tx, connector.connector_id, driver_id, at)
+                    if lapsed is None:
+                        return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                else:
+                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
             if verdict.basis is Basis.BOOKING and lapsed is not None:
                 # The charge belongs to the driver's booking, expired while the charger was away:
                 # that booking's end stands (its hold released or its fee taken), and the energy is
@@ -470,21 +485,14 @@ class ChargingService:
                 if late is None:
                     return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
                 booking = late
-            elif verdict.basis is Basis.BOOKING:
-                assert booking is not None
-                active = next_status(booking.status, BookingEvent.SESSION_STARTED)
-                if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
-                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
-                if booking.reservation != RESERVATION_NONE:
-                    # The driver's start takes the reservation up: the charger holds it no more.
-                    tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
-            else:
+            elif verdict.basis is not Basis.BOOKING:
                 assert walk_in_price is not None
                 walk_in = self._walk_in(tx, connector.connector_id, driver_id, walk_in_price, at, now)
                 if walk_in is None:
                     # Someone's booking falls within the walk-in's time: the connector is not free.
                     return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
                 booking = walk_in
+            assert booking is not None
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,

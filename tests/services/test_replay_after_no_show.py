@@ -8,11 +8,13 @@ OCPP 1.6 and 2.0.1 handlers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from chargeshare.adapters.memory_store import MemoryBookings
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus, is_walk_in
@@ -210,4 +212,36 @@ def test_a_no_show_fee_taken_stands_and_the_late_charge_is_billed_besides(
     first, late = bookings_of(app, ann)
     assert (first.status, first.fee, late.status) == (BookingStatus.EXPIRED, fee, BookingStatus.COMPLETED)
     assert (captured(app, first.booking_id), captured(app, late.booking_id)) == (fee, 150)
+    assert failing(app) == set()
+
+
+def test_a_replayed_start_racing_the_sweep_that_expires_its_booking_is_still_billed(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the sweep in another process may expire the booking between the start reading
+    it confirmed and writing it active: the write then finds it changed, and the replayed start is
+    billed as one that came after the expiry, not refused."""
+    ann, expired = expired_while_away(app, clock, walk_in=False)
+    stale = replace(expired, status=BookingStatus.CONFIRMED)  # as read before the sweep committed
+    real = MemoryBookings.for_start  # the app fixture's store is the in-memory fake
+
+    def read_before_the_sweep(
+        self: Any, connector_id: int, driver_id: int, at: datetime, status: Any = None
+    ) -> Any:
+        if status in (None, BookingStatus.CONFIRMED):
+            return stale
+        return real(self, connector_id, driver_id, at, status)
+
+    monkeypatch.setattr(MemoryBookings, "for_start", read_before_the_sweep)
+    started = replay16(app, "CARD-1", expired.starts_at + timedelta(minutes=5), 5_000)
+    monkeypatch.undo()
+    assert started["idTagInfo"]["status"] == "Accepted"
+    settle(app)
+    first, late = bookings_of(app, ann)
+    assert (first.status, late.status, late.price_per_kwh) == (
+        BookingStatus.EXPIRED,
+        BookingStatus.COMPLETED,
+        PRICE,
+    )
+    assert captured(app, late.booking_id) == 150
     assert failing(app) == set()
