@@ -226,8 +226,16 @@ class VirtualCharger:
     # ---- faults --------------------------------------------------------------------------------
     async def disconnect_for(self, simulated_s: float) -> None:
         """Lose the link for a while, then reconnect with backoff and jitter (bounded attempts)."""
-        await self._drop_link()
+        await self.go_offline()
         await asyncio.sleep(self.clock.real_seconds(simulated_s))
+        await self.come_back()
+
+    async def go_offline(self) -> None:
+        """Lose the link until `come_back`: what happens meanwhile is queued, as in any outage."""
+        await self._drop_link()
+
+    async def come_back(self) -> None:
+        """End an outage: reconnect with backoff and jitter (bounded attempts), then replay."""
         await self._reconnect(BootReason.POWER_UP)
 
     async def reboot(self, *, lose_queue: bool) -> None:

@@ -282,7 +282,13 @@ async def _use_booking(
     plan: DriverPlan, driver_id: int, world: World, booking: dict[str, Any], charger: VirtualCharger
 ) -> str:
     if plan.intent == "no_show":
-        return "no_show"  # the booking expires after its grace period and the no-show fee is charged
+        # The slot passes without its driver. The run lasts until it has (or the window ends), so
+        # the backend's no-show sweep, not the run's wind-down, expires the booking with its fee.
+        ends = datetime.fromisoformat(booking["ends_at"])
+        await sleep_sim(
+            world.clock, min((ends - world.clock.now()).total_seconds(), max(0.0, seconds_left(world)))
+        )
+        return "no_show"
     if plan.intent == "cancel":
         await sleep_sim(world.clock, plan.travel_s / 2)
         resp = await world.drivers[driver_id].request("POST", f"/bookings/{booking['id']}/cancel")

@@ -26,6 +26,7 @@ from chargeshare.adapters.shared_clock import PublishedClock
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.services.charging import CHARGER_OFFLINE, STOP_LOST
 from chargeshare.services.clock import ScaledClock
+from chargeshare.services.owed_commands import commands_owed
 from chargeshare.services.rate_limits import ApiLimits
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES, START_WITHIN_S, BackendFailed, BackendProcesses
@@ -215,6 +216,9 @@ PACE_EVERY_S = 0.02
 PACE_SLACK_S = 0.1
 # Real seconds a run may take past its window (scaled) and the time its clock stood still.
 OVERRUN_MARGIN_S = 30.0
+# Real seconds, beyond two rounds of owed commands, for a wind-down's cancellations to be answered.
+CANCEL_PATIENCE_S = 10.0
+CANCEL_POLL_S = 0.05
 
 
 async def keep_clock_with_loop(clock: ScaledClock) -> None:
@@ -254,6 +258,30 @@ class Backend:
     http_url: str
     ocpp_url: str
     processes: BackendProcesses | None = None
+
+
+async def _reservations_cancelled(app: App, fleet: dict[str, VirtualCharger], patience_s: float) -> None:
+    """Wait until no connected charger holds the reservation of a booking the wind-down ended: its
+    CancelReservation goes out at once from this process, or from a backend process's round of
+    owed commands. Leaving sooner, the charger would keep it; past `patience_s` the invariants say."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    while loop.time() < deadline:
+        owed = await asyncio.to_thread(commands_owed, app.store)
+        linked = sorted(
+            {o.charge_point_id for o in owed if o.kind == "reservation" and _linked(fleet, o.charge_point_id)}
+        )
+        held = [
+            cp_id for cp_id in linked if await asyncio.to_thread(app.bookings.cancellations_unanswered, cp_id)
+        ]
+        if not held:
+            return
+        await asyncio.sleep(CANCEL_POLL_S)
+
+
+def _linked(fleet: dict[str, VirtualCharger], cp_id: str) -> bool:
+    charger = fleet.get(cp_id)
+    return charger is not None and charger.connected
 
 
 @contextlib.asynccontextmanager
@@ -451,6 +479,8 @@ async def _run(
         if recorder is not None:
             recorder.op("expire_no_shows", grace_s=0)
         app.housekeeping.wind_down()
+        patience_s = clock.real_seconds(2 * app.config.rules.command_resend_after_s) + CANCEL_PATIENCE_S
+        await _reservations_cancelled(app, fleet, patience_s)
         await asyncio.gather(*(c.stop() for c in fleet.values()))
     stats.chargers_went_offline, stats.sessions_closed_without_stop = _told_hosts(app, wind_down_from)
     # Wind-down: what the payments outbox still holds, then what reconcile leaves behind.

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -146,8 +147,29 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+# Every test in these folders talks over real sockets on loopback. A `pytestmark` in their conftest
+# would mark nothing (pytest reads it only in test modules), so the path decides here.
+E2E_DIRS = tuple(Path(__file__).parent / name for name in ("e2e", "charger"))
+# Folders whose every test is slow: over real sockets, or killing real processes.
+SLOW_DIRS = (*E2E_DIRS, Path(__file__).parent / "crash")
+QUICK_LOOP = "not slow"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The quick loop does not import the folders it would deselect whole: their modules (websockets,
+    the ocpp library's three versions, process harnesses) cost seconds of its minute to collect."""
+    quick = " ".join(str(config.getoption("markexpr") or "").split()) == QUICK_LOOP
+    if quick and any(collection_path == folder for folder in SLOW_DIRS):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Over real sockets or on real PostgreSQL is `slow` too, so `-m "not slow"` is the quick loop."""
+    """`e2e` for every test in E2E_DIRS; over real sockets or on real PostgreSQL is `slow` too, as is
+    every test in SLOW_DIRS, so `-m "not slow"` is the quick loop."""
     for item in items:
-        if item.get_closest_marker("e2e") or item.get_closest_marker("postgres"):
+        if any(item.path.is_relative_to(folder) for folder in E2E_DIRS):
+            item.add_marker(pytest.mark.e2e)
+        slow_here = any(item.path.is_relative_to(folder) for folder in SLOW_DIRS)
+        if slow_here or item.get_closest_marker("e2e") or item.get_closest_marker("postgres"):
             item.add_marker(pytest.mark.slow)

@@ -746,13 +746,19 @@ class MemoryBookings(_Repository):
     def _charge_point_of(self, connector_id: int) -> str:
         return self.t.chargers[self.t.connectors[connector_id].charger_id].charge_point_id
 
-    def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
+    def for_start(
+        self,
+        connector_id: int,
+        driver_id: int,
+        at: datetime,
+        status: BookingStatus = BookingStatus.CONFIRMED,
+    ) -> BookingRecord | None:
         fits = [
             b
             for b in self.t.bookings.values()
             if b.connector_id == connector_id
             and b.driver_id == driver_id
-            and b.status is BookingStatus.CONFIRMED
+            and b.status is status
             and b.ends_at > at
         ]
         return None if not fits else self._record(min(fits, key=lambda b: (b.starts_at, b.booking_id)))

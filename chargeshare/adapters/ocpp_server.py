@@ -31,6 +31,7 @@ from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csm
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
+from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolError, check_payload
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.services.events import (
     BookingEnded,
@@ -120,6 +121,8 @@ ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
 OLDEST_EPOCH = 1  # below every epoch drawn (those are at least Redis's clock in microseconds)
 # The link closed after the call was sent: the charger may have acted on it.
 DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
+# An Outcome error: the call's payload broke the schema on our side, so it was never sent.
+NOT_SENT_INVALID = "NotSentInvalid"
 
 
 def _maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
@@ -378,7 +381,11 @@ class ChargerRegistry:
     ) -> Outcome:
         cp_id = link.cp_id
         loop = asyncio.get_running_loop()
-        uid, text = link.connection.call(action, payload, loop.time())
+        try:
+            uid, text = link.connection.call(action, payload, loop.time())
+        except LocalProtocolError as exc:  # a raw call, or one routed here: answer, never raise
+            log.warning("not sending %s to %s: %s", action, cp_id, exc)
+            return Outcome("", action, error=NOT_SENT_INVALID)
         fut: asyncio.Future[Outcome] = loop.create_future()
         link.waiting[uid] = fut
         self._tap(cp_id, "out", text)
@@ -420,7 +427,13 @@ class ChargerRegistry:
                 payload = command.payload(version, self.app.charging.charger_tx_id)
             except cmd.CannotSay as exc:
                 return cmd.NotApplicable(str(exc))
-            outcome = await self._deliver(cp_id, owner, command.action(version), payload, wait_s)
+            action = command.action(version)
+            try:
+                # Here, before any link or process is asked, so a bad one never reaches the charger.
+                check_payload(action, payload, version, CALL, "")
+            except RemoteProtocolError as exc:
+                return cmd.Invalid(f"not sent: in OCPP {version}, {exc.description}")
+            outcome = await self._deliver(cp_id, owner, action, payload, wait_s)
             if outcome.error != MOVED:
                 return self._result(cp_id, command, version, outcome, wait_s)
         return cmd.NotConnected("it connected elsewhere while the command was on its way")
@@ -436,6 +449,8 @@ class ChargerRegistry:
             return cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
         if outcome.error == UNREACHABLE:
             return cmd.NotConnected("the process holding its link could not be reached")
+        if outcome.error == NOT_SENT_INVALID:
+            return cmd.Invalid(f"not sent: {command.action(version)} breaks OCPP {version}'s schema")
         if outcome.error is not None or outcome.payload is None:
             return cmd.CallError(outcome.error or "GenericError")
         try:

@@ -6,6 +6,7 @@ the rest inside the command, so that `--help` and `--version` load no web, datab
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any
 
 import typer
@@ -42,6 +43,7 @@ class Commands(TyperGroup):
         super().__init__(**attrs)
         for command in self.commands.values():
             _add_verbosity(command)
+            _reflow_help(command)
 
     def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type lives in a private module
         try:
@@ -81,6 +83,29 @@ def _add_verbosity(command: Command) -> None:
             _add_verbosity(sub)
     elif not any(getattr(p, "name", None) == "quiet" for p in command.params):
         command.params.extend(options.verbosity_options())
+
+
+def _reflow_help(command: Command) -> None:
+    """Docstrings wrap at the source's width and help at the terminal's: Rich keeps a paragraph's
+    single line breaks, so join them (a list item's continuation into its item) and let Rich wrap."""
+    if command.help:
+        command.help = reflow(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_help(sub)
+
+
+def reflow(text: str) -> str:
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            item = line.strip()
+            if lines and not item.startswith(("- ", "* ")):
+                lines[-1] += " " + item
+            else:
+                lines.append(item)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
 
 
 def _untype_flags(command: Command, ctx: Any) -> None:

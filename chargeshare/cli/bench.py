@@ -273,6 +273,7 @@ def ocpp(
     Reports the ratio (target: ours >= 2x), ours' paced p99 (target: < 50 ms at 5,000 chargers), and the
     other chargers' p99 while captures are stuck at a slow provider, beside the same load just before
     (target: < 50 ms at 1,000 chargers with a 12 s provider).
+
     With --processes (PostgreSQL only): N `chargeshare serve` processes on one database and one Redis,
     charger i on process i % N; round trips/s in total and per process (target: 2 processes >= 1.6x
     one), and an operator command's round trip through the process holding the charger and through

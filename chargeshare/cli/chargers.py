@@ -374,7 +374,9 @@ def command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Send a command to a charger connected to any `chargeshare serve` process sharing this database
-    and CHARGESHARE_REDIS_URL; prints its typed result as JSON. Exit 0 when done, 1 otherwise."""
+    and CHARGESHARE_REDIS_URL; prints its typed result as JSON. Exit 0 when done, 1 otherwise; 2
+    (one line, nothing sent) for a payload that does not make the command or breaks the schema of
+    the charger's OCPP version."""
     import json
 
     from chargeshare.cli.errors import FAILED, USAGE, Problem, run_async
@@ -398,6 +400,8 @@ def command(
         with a.store.reading() as tx:
             tx.chargers.get(charge_point_id)  # an unknown id is an error, not "not connected"
         result = run_async(_send(a, charge_point_id, parsed, timeout))
+    if isinstance(result, cmd.Invalid):  # the operator's payload, as a bad --payload is
+        raise Problem(f"{action}: {result.reason}", USAGE)
     console.print_json(json.dumps(result_json(result)))
     if not isinstance(result, cmd.Done):
         raise typer.Exit(FAILED)

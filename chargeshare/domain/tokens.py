@@ -25,9 +25,15 @@ from enum import StrEnum
 
 from chargeshare.domain.errors import InvalidRequest
 
-# OCPP 1.6 idTag is CiString20: a token longer than that could not be said to a 1.6 charger.
-MAX_TOKEN_LENGTH = 20
-MAX_GROUP_LENGTH = 20
+# The longest id token a charger may present, by version: 1.6 IdToken is CiString20, 2.0.1's
+# IdTokenType.idToken 36 characters, 2.1's 255. A token is kept up to the longest; one longer than
+# a charger's version allows is one that charger can never present (nor be sent, in a local list).
+TOKEN_LENGTH = {"1.6": 20, "2.0.1": 36, "2.1": 255}
+MAX_TOKEN_LENGTH = max(TOKEN_LENGTH.values())
+# A driver's booking id tag and a group id are said to every charger (ReserveNow, RemoteStart; a 1.6
+# Authorize answer's parentIdTag), so they keep to what every version takes.
+MAX_TAG_LENGTH = min(TOKEN_LENGTH.values())
+MAX_GROUP_LENGTH = MAX_TAG_LENGTH
 
 
 class TokenType(StrEnum):

@@ -13,7 +13,8 @@ exactly one of:
 - `Timeout(after_s)`: no answer in time;
 - `CallError(code)`: a CALLERROR, or an answer that broke the schema (code FormatViolation etc.);
 - `NotApplicable(reason)`: the request cannot be said in this charger's version (e.g. a 2.0.1
-  stop for a transaction the charger never reported to us).
+  stop for a transaction the charger never reported to us); `Invalid(reason)`, one of them, when
+  what it says would break that version's schema (checked before sending: it never goes out).
 
 Transactions are named by `TransactionRef`: an int is our session id (which is the transactionId a
 1.6 charger knows; for 2.0.1 it is translated to the charger's own string), a str is a 2.0.1
@@ -97,6 +98,13 @@ class CallError:
 @dataclass(frozen=True)
 class NotApplicable:
     reason: str
+
+
+@dataclass(frozen=True)
+class Invalid(NotApplicable):
+    """Said in the charger's version, the request breaks that version's schema (a value out of
+    range, a string too long): it was never sent. The operator's to fix, where NotApplicable
+    otherwise names what the version cannot say at all."""
 
 
 Failure: TypeAlias = Rejected | NotConnected | Timeout | CallError | NotApplicable

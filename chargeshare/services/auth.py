@@ -22,6 +22,7 @@ from chargeshare.domain.accounts import (
     normalise_email,
 )
 from chargeshare.domain.errors import InvalidRequest, Unauthorized
+from chargeshare.domain.tokens import MAX_TAG_LENGTH
 from chargeshare.services.clock import Clock
 from chargeshare.services.passwords import PasswordHashing
 from chargeshare.services.ports import Store
@@ -60,8 +61,8 @@ class AuthService:
     ) -> AccountRecord:
         email, hashed = self._credentials(email, password, name)
         tag = id_tag or ID_TAG_PREFIX + secrets.token_hex(8).upper()
-        if not 0 < len(tag) <= 20:
-            raise InvalidRequest("id_tag must be 1 to 20 characters (OCPP IdToken)")
+        if not 0 < len(tag) <= MAX_TAG_LENGTH:  # said in every charger's ReserveNow
+            raise InvalidRequest(f"id_tag must be 1 to {MAX_TAG_LENGTH} characters (OCPP 1.6 IdToken)")
         with self.store.transaction() as tx:
             if tx.accounts.by_email(email) is not None:
                 raise InvalidRequest("an account with this email exists")

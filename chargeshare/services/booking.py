@@ -332,11 +332,11 @@ class BookingService:
     def reservation_answered(self, booking_id: int, status: str) -> bool:
         """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
         Any other refusal fails the booking and returns the hold. True when the charger accepted a
-        reservation for a booking cancelled while the ReserveNow was on its way: it must be cancelled
-        (the CancelReservation sent with the cancellation may have reached the charger first)."""
+        reservation for a booking cancelled or expired while the ReserveNow was on its way: it must be
+        cancelled (the CancelReservation sent as it ended may have reached the charger first)."""
         with self.store.transaction() as tx:
             booking = tx.bookings.get(booking_id)
-            if booking.status is BookingStatus.CANCELLED:
+            if booking.status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED):
                 # The charger's answer says what it holds: an accepted reservation stays on record
                 # (asked again on connecting) until a CancelReservation is answered.
                 held = status == "Accepted"
@@ -429,17 +429,20 @@ class BookingService:
         self.settlement.queued(booking_id)
         return self._ended(booking_id)
 
-    def expire_no_shows(self, grace: timedelta | None = None) -> list[int]:
+    def expire_no_shows(self, grace: timedelta | None = None, *, unstarted: bool = False) -> list[int]:
         """Confirmed bookings whose driver never plugged in within the grace period are expired.
         One on a charger that is offline waits: its driver may be charging there, the start queued
         until the charger is back. Once its period is over (or with `grace` given: the end of a
-        simulation) it expires all the same, without a fee, since nobody could tell."""
+        simulation) it expires all the same, without a fee, since nobody could tell. `unstarted`
+        (the end of a simulation too) expires those yet to start as well, excused their fee."""
         policy = self.rules.cancellation
         final = grace is not None
         grace = timedelta(minutes=policy.no_show_grace_minutes) if grace is None else grace
         now = self.clock.now()
+        # No booking starts beyond the booking horizon, so that bound takes in every one still to come.
+        starts_by = now + timedelta(days=self.rules.max_advance_days + 1) if unstarted else now - grace
         with self.store.reading() as tx:
-            due = tx.bookings.starting_by(BookingStatus.CONFIRMED, now - grace)
+            due = tx.bookings.starting_by(BookingStatus.CONFIRMED, starts_by)
         return [b.booking_id for b in due if self._expire_no_show(b, final=final)]
 
     def _expire_no_show(self, b: BookingRecord, *, final: bool = True) -> bool:
@@ -453,8 +456,10 @@ class BookingService:
             offline = tx.chargers.by_id(b.charger_id).status is ChargerStatus.OFFLINE
             if offline and not final and now < b.ends_at:
                 return False
-            excused = offline or tx.sessions.held_by_another(
-                b.connector_id, b.booking_id, b.starts_at, grace_end
+            excused = (
+                offline
+                or b.starts_at >= now  # the run ended before its slot began: its driver could not come
+                or tx.sessions.held_by_another(b.connector_id, b.booking_id, b.starts_at, grace_end)
             )
             fee = policy.no_show_charge(b.hold_amount, excused=excused)
             expired_status = next_status(BookingStatus.CONFIRMED, BookingEvent.NO_SHOW)

@@ -410,7 +410,9 @@ class ChargingService:
         The start is decided at its own instant, `timestamp` (now, if the charger's clock is ahead of
         ours): a charger back from offline replays starts it made earlier, whose energy is delivered
         already. So the driver's booking is the one that had begun then (else one begun by now), and
-        a walk-in's booking begins then (see `_walk_in`)."""
+        a walk-in's booking begins then (see `_walk_in`). A replayed start within the driver's
+        booking that the no-show sweep expired meanwhile (its charger away past its end) is still
+        the driver's: billed on that booking's terms under a booking of its own (`_lapsed`)."""
         self._alive(cp_id)
         now = self.clock.now()
         at = min(timestamp, now)
@@ -432,6 +434,10 @@ class ChargingService:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
             booking = tx.bookings.for_start(connector.connector_id, driver_id, at)
             booked = booking is not None and booking.starts_at <= at
+            lapsed = None
+            if not booked and self._replayed(at, now):
+                lapsed = self._lapsed(tx, connector.connector_id, driver_id, at)
+                booked = lapsed is not None
             if not booked and at < now:
                 booking = tx.bookings.for_start(connector.connector_id, driver_id, now)
                 booked = booking is not None and booking.starts_at <= now
@@ -447,21 +453,46 @@ class ChargingService:
             )
             if not verdict.accepted:
                 return StartResult(REFUSED_TRANSACTION_ID, AuthStatus(verdict.status.value))
-            if verdict.basis is Basis.BOOKING:
+            if verdict.basis is Basis.BOOKING and lapsed is None:
                 assert booking is not None
                 active = next_status(booking.status, BookingEvent.SESSION_STARTED)
-                if not tx.bookings.update(booking.booking_id, active, expected=booking.status):
+                if tx.bookings.update(booking.booking_id, active, expected=booking.status):
+                    if booking.reservation != RESERVATION_NONE:
+                        # The driver's start takes the reservation up: the charger holds it no more.
+                        tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
+                elif self._replayed(at, now):
+                    # Changed since read: the sweep in another process may have just expired it.
+                    # A replayed start within it is the driver's still, as if it had come after.
+                    lapsed = self._lapsed(tx, connector.connector_id, driver_id, at)
+                    if lapsed is None:
+                        return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                else:
                     return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
-                if booking.reservation != RESERVATION_NONE:
-                    # The driver's start takes the reservation up: the charger holds it no more.
-                    tx.bookings.set_reservation(booking.booking_id, RESERVATION_NONE)
-            else:
+            if verdict.basis is Basis.BOOKING and lapsed is not None:
+                # The charge belongs to the driver's booking, expired while the charger was away:
+                # that booking's end stands (its hold released or its fee taken), and the energy is
+                # billed on its terms under a booking of its own, charged at the end as a walk-in's.
+                late = self._walk_in(
+                    tx,
+                    connector.connector_id,
+                    driver_id,
+                    lapsed.price_per_kwh,
+                    at,
+                    now,
+                    length=lapsed.ends_at - at,
+                    max_energy_wh=lapsed.max_energy_wh,
+                )
+                if late is None:
+                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                booking = late
+            elif verdict.basis is not Basis.BOOKING:
                 assert walk_in_price is not None
                 walk_in = self._walk_in(tx, connector.connector_id, driver_id, walk_in_price, at, now)
                 if walk_in is None:
                     # Someone's booking falls within the walk-in's time: the connector is not free.
                     return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
                 booking = walk_in
+            assert booking is not None
             session_id = tx.sessions.add(
                 booking_id=booking.booking_id,
                 connector_id=connector.connector_id,
@@ -476,6 +507,18 @@ class ChargingService:
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
 
+    def _replayed(self, at: datetime, now: datetime) -> bool:
+        """A start older than `past_start_tolerance_s`: the charger made it offline and tells us now."""
+        return at < now - timedelta(seconds=self.rules.past_start_tolerance_s)
+
+    def _lapsed(
+        self, tx: UnitOfWork, connector_id: int, driver_id: int, at: datetime
+    ) -> BookingRecord | None:
+        """The driver's booking on this connector that held `at` and has since expired as a
+        no-show: the expiry judged it without the start its offline charger was keeping."""
+        b = tx.bookings.for_start(connector_id, driver_id, at, BookingStatus.EXPIRED)
+        return b if b is not None and b.starts_at <= at else None
+
     def _walk_in(
         self,
         tx: UnitOfWork,
@@ -484,6 +527,9 @@ class ChargingService:
         price_per_kwh: int,
         at: datetime,
         now: datetime,
+        *,
+        length: timedelta | None = None,
+        max_energy_wh: int | None = None,
     ) -> BookingRecord | None:
         """The booking a walk-in charges under, made as it starts: the connector from the start's own
         instant `at` for at most `walk_in_minutes` and `walk_in_max_energy_wh`, at the host's walk-in
@@ -491,13 +537,13 @@ class ChargingService:
         when another live booking overlaps that time, unless the start is a replay from the
         charger's offline queue (older than `past_start_tolerance_s`): that one has charged already,
         and keeps to the free time (`domain.booking.walk_in_period`). The session's stop shortens
-        it, as a booking's."""
-        replayed = at < now - timedelta(seconds=self.rules.past_start_tolerance_s)
+        it, as a booking's. `length` and `max_energy_wh` replace the walk-in rules' for a late
+        start on an expired booking's terms."""
         period = walk_in_period(
             at,
-            timedelta(minutes=self.rules.walk_in_minutes),
+            timedelta(minutes=self.rules.walk_in_minutes) if length is None else length,
             tx.bookings.held_periods(connector_id, at),
-            replayed=replayed,
+            replayed=self._replayed(at, now),
         )
         if period is None:
             return None
@@ -507,7 +553,7 @@ class ChargingService:
                 connector_id=connector_id,
                 starts_at=period[0],
                 ends_at=period[1],
-                max_energy_wh=self.rules.walk_in_max_energy_wh,
+                max_energy_wh=self.rules.walk_in_max_energy_wh if max_energy_wh is None else max_energy_wh,
                 price_per_kwh=price_per_kwh,
                 hold_amount=WALK_IN_HOLD,
                 created_at=now,

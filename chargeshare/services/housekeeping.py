@@ -48,11 +48,14 @@ class Housekeeping:
         return self._run(steps)
 
     def wind_down(self) -> SweepRun:
-        """The end of a simulation: no one is coming any more, so every unused booking expires and
-        every stop still awaited is taken as lost, now."""
+        """The end of a simulation: no one is coming any more, so every unused booking expires (one
+        yet to start without a fee) and every stop still awaited is taken as lost, now."""
         return self._run(
             [
-                ("no_shows_expired", lambda: self.bookings.expire_no_shows(grace=timedelta(0))),
+                (
+                    "no_shows_expired",
+                    lambda: self.bookings.expire_no_shows(grace=timedelta(0), unstarted=True),
+                ),
                 ("lost_stops_closed", lambda: self.charging.close_lost_stops(grace=timedelta(0))),
             ]
         )

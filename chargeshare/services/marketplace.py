@@ -11,6 +11,7 @@ from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, c
 from chargeshare.domain.credentials import hash_password, parse_basic_auth, verify_password
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
+from chargeshare.domain.tokens import MAX_TAG_LENGTH
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, DriverRecord
 
@@ -47,8 +48,8 @@ class MarketplaceService:
         for name, id_tag in people:
             if not name.strip():
                 raise InvalidRequest("a driver needs a name")
-            if not 0 < len(id_tag) <= 20:
-                raise InvalidRequest("id_tag must be 1 to 20 characters (OCPP IdToken)")
+            if not 0 < len(id_tag) <= MAX_TAG_LENGTH:  # said in every charger's ReserveNow
+                raise InvalidRequest(f"id_tag must be 1 to {MAX_TAG_LENGTH} characters (OCPP 1.6 IdToken)")
         with self.store.transaction() as tx:
             return [self._add_driver(tx, name, id_tag) for name, id_tag in people]
 

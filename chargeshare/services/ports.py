@@ -246,8 +246,15 @@ class Bookings(Protocol):
         `state`, by id."""
         ...
 
-    def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
-        """The driver's confirmed booking on this connector not yet ended at `at` (earliest first)."""
+    def for_start(
+        self,
+        connector_id: int,
+        driver_id: int,
+        at: datetime,
+        status: BookingStatus = BookingStatus.CONFIRMED,
+    ) -> BookingRecord | None:
+        """The driver's booking in `status` (confirmed unless said) on this connector not yet ended
+        at `at` (earliest first)."""
         ...
 
     def reservations_owed(self) -> Sequence[tuple[int, str]]:

@@ -27,6 +27,7 @@ from chargeshare.ocpp import VERSIONS, csms
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.connection import Connection
+from chargeshare.ocpp.frames import LocalProtocolError
 from chargeshare.services.events import (
     BookingEnded,
     ChargerBooted,
@@ -105,7 +106,10 @@ class DesCentral:
             payload = command.payload(conn.version, self.app.charging.charger_tx_id)
         except cmd.CannotSay as exc:
             return cmd.NotApplicable(str(exc))
-        _uid, text = conn.call(command.action(conn.version), payload, self.env.now)
+        try:
+            _uid, text = conn.call(command.action(conn.version), payload, self.env.now)
+        except LocalProtocolError as exc:  # breaks the version's schema: not sent, as the server does
+            return cmd.Invalid(f"not sent: {exc}")
         self.frames += 1
         reply = charger.receive(text)
         if reply is None:

@@ -123,7 +123,10 @@ def _use_booking(
 ) -> simpy.events.ProcessGenerator:
     env, app = world.env, world.app
     if plan.intent == "no_show":
-        return "no_show"  # the booking expires after its grace period and the no-show fee is charged
+        # The slot passes without its driver: the run lasts until it has (or the window ends), so the
+        # backend's no-show sweep, not the run's wind-down, expires the booking with its fee.
+        yield env.timeout(max(0.0, min(_until(world, booking.ends_at), world.seconds_left())))
+        return "no_show"
     if plan.intent == "cancel":
         yield env.timeout(plan.travel_s / 2)
         try:

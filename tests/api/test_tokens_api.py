@@ -26,8 +26,12 @@ async def test_tokens_added_blocked_and_listed_and_a_hosts_walk_in() -> None:
             }
             again = await http.post("/admin/tokens", json=body, headers=admin)
             assert again.status_code == 400 and "already exists" in again.json()["detail"]
-            too_long = await http.post("/admin/tokens", json={**body, "value": "X" * 21}, headers=admin)
-            assert too_long.status_code == 422
+            too_long = await http.post("/admin/tokens", json={**body, "value": "X" * 256}, headers=admin)
+            assert too_long.status_code == 422 and "255" in too_long.text
+            group = await http.post(
+                "/admin/tokens", json={**body, "value": "C2", "group_id": "G" * 21}, headers=admin
+            )
+            assert group.status_code == 422
             nobody = await http.post("/admin/tokens", json={**body, "driver_id": 9_999}, headers=admin)
             assert nobody.status_code == 404
             w.clock.advance(30 * 60)
@@ -38,6 +42,8 @@ async def test_tokens_added_blocked_and_listed_and_a_hosts_walk_in() -> None:
             assert w.app.charging.authorize(w.mine.charge_point_id, "TAGA") is AuthStatus.BLOCKED
             unknown = await http.post("/admin/tokens/block", json={"value": "NOBODY"}, headers=admin)
             assert unknown.status_code == 404
+            long = {**body, "value": "X" * 36, "group_id": None}  # a 2.0.1 charger's card
+            assert (await http.post("/admin/tokens", json=long, headers=admin)).status_code == 201
 
             url = f"/host/chargers/{w.mine.charger_id}/walk-in"
             on = await http.put(url, json={"price_per_kwh": 45}, headers=host)

@@ -10,8 +10,6 @@ from simulators.charger import VirtualCharger
 from tests.charger.fake_csms import FakeCsms, fake_csms
 from tests.conftest import T0
 
-pytestmark = pytest.mark.e2e
-
 SPEED = 600.0  # one real second is ten simulated minutes: resets and reboots take milliseconds
 
 

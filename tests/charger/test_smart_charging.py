@@ -17,24 +17,17 @@ import pytest
 
 from chargeshare.domain.smart_charge_points import Suppressed
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
-from chargeshare.services.clock import ManualClock
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.charger.fake_csms import FakeCsms, fake_csms
+from tests.clocks import HandClock
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
 MONDAY_NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # GMT, off-peak
 MONDAY_EVENING = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # in the evening peak
-
-
-class HandClock(ManualClock):
-    """Moved by hand; a periodic task's wait is an hour of real time, so none comes round."""
-
-    def real_seconds(self, simulated: float) -> float:
-        return 3_600.0
 
 
 @dataclass

@@ -4,13 +4,14 @@ type, and no help text loses words to Rich markup. One option name keeps one mea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
 import typer
 from rich.markup import render
 
-from chargeshare.cli.app import app
+from chargeshare.cli.app import app, reflow
 from tests.cli_runner import CliRunner
 
 runner = CliRunner()
@@ -80,3 +81,24 @@ def test_report_duration_and_bind_options_have_one_kind_of_value() -> None:
     assert "DURATION" not in kinds["--listen"]  # an address to bind, wherever it appears
     assert "--report" not in kinds and "--hours" not in kinds
     assert "flag" not in kinds["--profile"]  # certify's OCPP profiles; bench des profiles with --cprofile
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=lambda x: " ".join(x) if isinstance(x, list) else ""
+)
+def test_help_wraps_at_the_terminal_not_at_the_source(path: list[str], command: Any) -> None:
+    # Rich keeps a paragraph's single line breaks: a docstring's own wrapping would show as ragged lines.
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    description = result.output.split("╭")[0]  # above the first panel: the command's own text
+    lines = [line.strip() for line in description.splitlines()]
+    for line, following in pairwise(lines):
+        if line and following and not following.startswith(("- ", "* ")):
+            # Ragged: the next line's first word would have fitted on this one (80 columns less margins).
+            fits = len(line) + 1 + len(following.split()[0]) <= 78
+            assert not fits, f"{' '.join(path)}: a line broken short mid-paragraph: {line!r}"
+
+
+def test_reflow_keeps_paragraphs_and_list_items() -> None:
+    text = "First line\n    wraps here.\n\n    - an item\n      continues\n    - another\n\n    Last."
+    assert reflow(text) == "First line wraps here.\n\n- an item continues\n- another\n\nLast."

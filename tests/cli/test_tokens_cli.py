@@ -64,8 +64,12 @@ def test_bad_tokens_are_refused_with_a_reason(tmp_path: Path) -> None:
     db = ["--database-url", url]
     naive = runner.invoke(app, ["tokens", "add", str(driver), "CARD", "--expires", "2030-01-31T00:00", *db])
     assert naive.exit_code == errors.USAGE and "time zone" in naive.output
-    long = runner.invoke(app, ["tokens", "add", str(driver), "X" * 21, *db])
-    assert long.exit_code != 0 and "20 printable characters" in long.output
+    # Longer than any OCPP version lets a charger present (2.1: 255): one line, not a database error.
+    long = runner.invoke(app, ["tokens", "add", str(driver), "X" * 256, *db])
+    assert long.exit_code == errors.USAGE and "1 to 255 printable characters" in long.output, long.output
+    assert long.output.count("\n") == 1
+    group = runner.invoke(app, ["tokens", "add", str(driver), "CARD", "--group", "G" * 21, *db])
+    assert group.exit_code == errors.USAGE and "group id is 1 to 20" in group.output
     unknown = runner.invoke(app, ["tokens", "block", "NOBODY", *db])
     assert unknown.exit_code != 0 and "no token 'NOBODY'" in unknown.output
     with_both = runner.invoke(app, ["tokens", "walk-in", "CP1", "--price", "4", "--off", *db])

@@ -408,6 +408,13 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
         assert tx.bookings.for_start(c1, 999_999, T0) is None
         assert tx.bookings.set_reservation(later, "sent")
         tx.bookings.update(later, BookingStatus.CANCELLED)
+        # A late replayed start asks for the driver's booking expired as a no-show, in that status.
+        assert tx.bookings.for_start(c1, driver, T0 + HOUR, BookingStatus.EXPIRED) is None
+        tx.bookings.update(soon, BookingStatus.EXPIRED)
+        found = tx.bookings.for_start(c1, driver, T0 + timedelta(minutes=30), BookingStatus.EXPIRED)
+        assert found is not None and found.booking_id == soon
+        assert tx.bookings.for_start(c1, driver, T0 + timedelta(minutes=30)) is None
+        tx.bookings.update(soon, BookingStatus.CONFIRMED)
         assert tx.bookings.reservations_on(charger_id, "sent") == []  # confirmed ones only
 
 

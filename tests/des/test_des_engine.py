@@ -161,3 +161,13 @@ async def test_des_and_live_agree_in_shape() -> None:
         assert s["driver_outcomes"].get("charged", 0) == s["sessions"] == s["bookings_by_status"]["completed"]
         assert s["captured_pence"] == s["host_payouts_pence"] + s["platform_fees_pence"]
         assert sum(s["driver_outcomes"].values()) == 10
+
+
+def test_no_show_bookings_still_open_at_the_windows_end_are_settled_under_des() -> None:
+    # Every driver a no-show, booked late: the run must last until their slots pass, or it would end
+    # with the bookings confirmed and their card holds open.
+    scenario = load(SCENARIOS / "late-no-show.yaml")
+    params = dataclasses.replace(scenario.params, processes=0)  # the DES runs the backend in process
+    report = run_des(DesParams.from_live(params)).report
+    assert report.ok, [r for r in report.invariants if not r.ok] + [report.errors]
+    assert report.summary["bookings_by_status"] == {"expired": 3}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -7,15 +8,14 @@ import pytest
 
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.clock import SystemClock
 
-pytestmark = pytest.mark.e2e
 
+class OnLoopback:
+    """What serves HTTP and OCPP on a loopback port: its two base URLs."""
 
-@dataclass
-class Served:
-    app: App
     port: int
 
     @property
@@ -27,13 +27,28 @@ class Served:
         return f"ws://127.0.0.1:{self.port}/ocpp"
 
 
+@dataclass
+class Served(OnLoopback):
+    app: App
+    port: int
+
+
+@contextlib.asynccontextmanager
+async def serving(app: App, registry: ChargerRegistry | None = None) -> AsyncIterator[Served]:
+    """`app` served in this event loop on a free loopback port, and closed afterwards."""
+    try:
+        async with LoopbackServer(create_api(app, registry)) as server:
+            yield Served(app, server.port)
+    finally:
+        app.close()
+
+
+def as_serve_runs(database_url: str = "sqlite://") -> Config:
+    """As `chargeshare serve` by default: unregistered chargers may connect (and change nothing)."""
+    return Config(database_url=database_url, allow_unknown_chargers=True, password_hash="fast")
+
+
 @pytest.fixture
 async def served() -> AsyncIterator[Served]:
-    # As `chargeshare serve` by default: unregistered chargers may connect (and change nothing).
-    app = build(
-        Config(database_url="sqlite://", allow_unknown_chargers=True, password_hash="fast"),
-        clock=SystemClock(),
-    )
-    async with LoopbackServer(create_api(app)) as server:
-        yield Served(app, server.port)
-    app.close()
+    async with serving(build(as_serve_runs(), clock=SystemClock())) as s:
+        yield s

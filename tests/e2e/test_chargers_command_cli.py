@@ -47,6 +47,15 @@ async def test_a_command_from_the_cli_reaches_the_charger_and_says_how_it_ended(
                 payload = '{"connector_no": 1, "operative": false}'
                 code, out = await asyncio.to_thread(run, "CP1", "ChangeAvailability", "--payload", payload)
                 assert code == 1 and json.loads(out)["result"] == "rejected"
+                # A payload that makes the command but breaks the charger's schema: one line,
+                # exit 2 as for any bad --payload, and nothing sent (not a timeout, no traceback).
+                too_long = json.dumps({"key": {"name": "K" * 51}, "value": "1"})
+                code, out = await asyncio.to_thread(
+                    run, "CP1", "ChangeSetting", "--payload", too_long, "--timeout", "2"
+                )
+                assert code == 2, out
+                assert out.count("\n") == 1 and "not sent: in OCPP 1.6" in out and "key" in out, out
+                assert "Traceback" not in out and script.asked("ChangeConfiguration") == []
                 code, out = await asyncio.to_thread(run, "CP1", "Explode")
                 assert code == 2 and "no command 'Explode'" in out
                 code, out = await asyncio.to_thread(run, "CP1", "Reset", redis="")

@@ -22,7 +22,7 @@ from ocpp.v16 import call as call16
 from chargeshare.adapters.command_routing import CommandRouter
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.adapters.ocpp_server import NOT_SENT_INVALID, ChargerRegistry
 from chargeshare.adapters.redis_namespace import namespace_for
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerStatus
@@ -357,3 +357,47 @@ async def test_a_stop_taken_is_forgotten_once_the_session_stops() -> None:
                 await eventually(lambda: not registry._stops_sent, "the stop forgotten")
     finally:
         app.close()
+
+
+# Payloads that make a command yet break OCPP 1.6's schema once said: each is answered at once with
+# the schema's complaint and never sent, on the link's own process or through another.
+OUT_OF_SCHEMA = [
+    ("ChangeSetting", {"key": {"name": "K" * 51}, "value": "1"}, "ChangeConfiguration: key"),
+    ("ChangeSetting", {"key": {"name": "HeartbeatInterval"}, "value": "9" * 501}, "value"),
+    ("UnlockConnector", {"connector_no": 2**70}, "an integer out of range"),
+    ("StartCharging", {"id_tag": "T" * 21}, "idTag"),
+]
+
+
+@pytest.mark.parametrize("where", ["local", "routed"])
+async def test_a_command_that_breaks_the_chargers_schema_is_refused_and_never_sent(
+    two_nodes: list[Node], where: str
+) -> None:
+    a, b = two_nodes
+    charger_id = add_charger(a.app, "CP1", online=False)
+    ops = admin(a.app)
+    script = Script()
+    async with (
+        library_cp16((a if where == "local" else b).ws, "CP1", script) as cp,
+        httpx.AsyncClient(base_url=a.http, headers=ops.headers, timeout=10) as http,
+    ):
+        await boot16(cp)
+        url = f"/admin/chargers/{charger_id}/commands"
+        for action, payload, named in OUT_OF_SCHEMA:
+            r = await http.post(url, json={"action": action, "payload": payload, "timeout_s": 2})
+            assert r.status_code == 400, (action, r.status_code, r.text)
+            detail = r.json()["detail"]
+            assert detail.startswith(f"{action}: not sent: in OCPP 1.6") and named in detail, detail
+        got = await a.registry.send("CP1", cmd.ChangeSetting(cmd.SettingKey("K" * 51), "1"))
+        assert isinstance(got, cmd.Invalid)
+        # A raw call is checked where the link is: answered at once (through Redis when routed).
+        raw = await a.registry.call(
+            "CP1", "ChangeConfiguration", {"key": "K" * 51, "value": "1"}, timeout_s=2
+        )
+        assert raw.error == NOT_SENT_INVALID, raw
+        sent = [name for name, _ in script.received]
+        assert not {"ChangeConfiguration", "UnlockConnector", "RemoteStartTransaction"} & set(sent), sent
+        # The link is as it was: a command that fits goes out and is answered.
+        r = await http.post(url, json={"action": "Reset", "payload": {"hard": False}})
+        assert r.json()["result"] == "done", r.text
+        assert script.asked("Reset") == [{"type": "Soft"}]

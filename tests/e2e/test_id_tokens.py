@@ -5,6 +5,7 @@ command registry (SendLocalList Full and Differential, GetLocalListVersion, Clea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,19 +14,32 @@ from typing import Any
 
 import pytest
 from ocpp.v16 import call as call16
+from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.cli.app import app as cli
 from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
+from tests.cli_runner import CliRunner
 from tests.conftest import add_charger
-from tests.e2e.ocpp_clients import boot16, boot201, energy201, library_cp16, library_cp201, now
+from tests.e2e.ocpp_clients import (
+    boot16,
+    boot21,
+    boot201,
+    energy201,
+    library_cp16,
+    library_cp21,
+    library_cp201,
+    now,
+    tx_event,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -208,3 +222,52 @@ async def test_the_local_list_is_kept_by_the_virtual_charger(central: Central, v
         assert sorted(vc.local_auth.entries) == ["CARD-NEW", "CARD-OK"]
     finally:
         await vc.stop()
+
+
+# As long as each version lets a charger present a token: 2.0.1's idToken is 36 characters, 2.1's 255.
+LONGEST = {"2.0.1": "04" + "A1B2C3D4" * 4 + "EF", "2.1": "EMAID-" + "0123456789" * 24 + "ABCDEFGHI"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("version", LONGEST)
+async def test_on_postgresql_a_card_as_long_as_the_version_allows_is_added_and_charges(
+    postgres_url: str, version: str
+) -> None:
+    """Added with `chargeshare tokens add`, then presented by a charger of that version: Authorize,
+    a booked start and its end, the session keeping the card's value. The columns used to hold 20
+    characters, so PostgreSQL refused the card (or the session) with a database error."""
+    tag = LONGEST[version]
+    assert len(tag) == (36 if version == "2.0.1" else 255)
+    app = build(Config(database_url=postgres_url, password_hash="fast"), clock=SystemClock())
+    try:
+        charger = add_charger(app, "LONG", online=False)
+        ann = app.marketplace.add_driver("Ann", "ANN-TAG").driver_id
+        app.close()
+        added = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["tokens", "add", str(ann), tag, "--database-url", postgres_url]
+        )
+        assert added.exit_code == 0, added.output
+        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=SystemClock())
+        registry = ChargerRegistry(app, call_timeout_s=5)
+        async with LoopbackServer(create_api(app, registry)) as server:
+            ws = f"ws://127.0.0.1:{server.port}/ocpp"
+            client, boot, calls = (
+                (library_cp201, boot201, call201) if version == "2.0.1" else (library_cp21, boot21, call21)
+            )
+            async with client(ws, "LONG") as cp:
+                assert (await boot(cp)).status == "Accepted"
+                app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000))
+                token = {"id_token": tag, "type": "eMAID" if version == "2.1" else "ISO14443"}
+                assert (await cp.call(calls.Authorize(id_token=token))).id_token_info["status"] == "Accepted"
+                started = await cp.call(
+                    tx_event("Started", 0, "tx-long", wh=100, id_tag=tag, evse=1, calls=calls)
+                )
+                assert started.id_token_info["status"] == "Accepted"
+                await cp.call(
+                    tx_event("Ended", 1, "tx-long", wh=2_100, trigger="StopAuthorized", calls=calls)
+                )
+        with app.store.reading() as tx:
+            (session,) = tx.sessions.all()
+        assert (session.id_tag, session.billed_wh) == (tag, 2_000)
+    finally:
+        app.close()

@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,9 @@ from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import ManualClock
 from tests import api_helpers as accounts
+from tests.clocks import HandClock
 from tests.conftest import REDIS_URL, T0
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import Served, as_serve_runs, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -66,8 +66,18 @@ async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
         assert m["type"] == "charging.tick", f"expected {kind}, got {m}"
 
 
-async def test_driver_and_host_hear_the_whole_session_and_others_hear_nothing(served: Served) -> None:
+@pytest.fixture
+async def on_hand_clock() -> AsyncIterator[Served]:
+    """Served on a clock the test moves, so readings are as far apart as it says."""
+    async with serving(build(as_serve_runs(), clock=HandClock(T0))) as s:
+        yield s
+
+
+async def test_driver_and_host_hear_the_whole_session_and_others_hear_nothing(on_hand_clock: Served) -> None:
+    served = on_hand_clock
     app = served.app
+    clock = app.clock
+    assert isinstance(clock, HandClock)
     host, other_host = accounts.host(app, "Hana"), accounts.host(app, "Otto")
     driver, other = accounts.driver(app, "Dee", "DEE1"), accounts.driver(app, "Olly", "OLLY1")
     charger = hosted_charger(app, host.hid)
@@ -85,17 +95,17 @@ async def test_driver_and_host_hear_the_whole_session_and_others_hear_nothing(se
             m = await next_of(ws, "booking.confirmed")
             assert (m["booking_id"], m["status"]) == (booked["id"], "confirmed")
 
-        start = app.charging.start("PUSH1", 1, "DEE1", 0, datetime.now(UTC)).transaction_id
-        await asyncio.sleep(0.05)  # so the two readings are a measurable time apart
-        for register in (1_000, 2_500):
-            await asyncio.to_thread(app.charging.meter, "PUSH1", start, register)
+        start = app.charging.start("PUSH1", 1, "DEE1", 0, clock.now()).transaction_id
+        await asyncio.to_thread(app.charging.meter, "PUSH1", start, 1_000)
+        clock.advance(60)
+        await asyncio.to_thread(app.charging.meter, "PUSH1", start, 2_500)
         assert (await next_of(d_ws, "charging.started"))["session_id"] == start
         ticks = [await next_message(d_ws), await next_message(d_ws)]
         assert [t["energy_wh"] for t in ticks] == [1_000, 2_500]
         assert [t["cost"] for t in ticks] == [40, 100]  # at 40p/kWh
-        assert ticks[0]["power_w"] == 0 and ticks[1]["power_w"] > 0  # kW needs two readings
+        assert [t["power_w"] for t in ticks] == [0, 90_000]  # kW needs two readings: 1.5 kWh in a minute
 
-        app.charging.stop("PUSH1", start, 3_000, datetime.now(UTC))
+        app.charging.stop("PUSH1", start, 3_000, clock.now())
         stopped = await next_of(d_ws, "charging.stopped")
         assert (stopped["energy_wh"], stopped["cost"]) == (3_000, 120)
         receipt = (await next_of(d_ws, "receipt.ready"))["receipt"]

@@ -5,46 +5,27 @@ service as 1.6, so bookings, billing and the ledger behave identically, and noth
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from ocpp.v201 import call as call201
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
-from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ConnectorStatus
-from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.session import SessionStatus
-from chargeshare.services.booking import BookRequest
-from chargeshare.services.invariants import check_store
-from chargeshare.services.records import BookingRecord, SessionRecord
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served
 from tests.e2e.ocpp_clients import boot201, energy201, library_cp201, now, tx_event
+from tests.e2e.transactions import (
+    assert_invariants,
+    book,
+    captures,
+    offline_queue_replayed_twice_counts_once,
+    sessions,
+)
 from tests.waiting import settled
 
 pytestmark = pytest.mark.e2e
-
-
-def book(app: App, cp_id: str, tag: str, *, price: int = 40, max_wh: int = 10_000) -> BookingRecord:
-    charger_id = add_charger(app, cp_id, price=price)
-    driver = app.marketplace.add_driver(f"driver {tag}", tag)
-    return app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, max_wh))
-
-
-def sessions(app: App) -> list[SessionRecord]:
-    with app.store.transaction() as tx:
-        return list(tx.sessions.all())
-
-
-def captures(app: App, booking_id: int) -> list[int]:
-    with app.store.transaction() as tx:
-        return [e.amount for e in tx.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE]
-
-
-def assert_invariants(app: App) -> None:
-    failing = [r for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok]
-    assert not failing, failing
 
 
 async def test_boot_authorize_started_updated_ended_is_billed_once(served: Served) -> None:
@@ -101,30 +82,7 @@ async def test_unplugging_reports_available_before_ended_and_ended_is_billed(ser
 
 
 async def test_an_offline_queue_replayed_twice_with_old_timestamps_counts_once(served: Served) -> None:
-    app = served.app
-    booking = book(app, "OFF201", "TAGOFF", price=30)
-    then = datetime.now(UTC) - timedelta(minutes=3)
-
-    def at(minutes: int) -> str:
-        return (then + timedelta(minutes=minutes)).isoformat()
-
-    queue = [
-        tx_event("Started", 0, "Q1", wh=1_000, id_tag="TAGOFF", evse=1, timestamp=at(0), offline=True),
-        tx_event("Updated", 1, "Q1", wh=2_500, timestamp=at(1), offline=True),
-        tx_event("Updated", 2, "Q1", wh=3_000, timestamp=at(2), offline=True),
-        tx_event("Ended", 3, "Q1", wh=4_000, timestamp=at(3), offline=True, trigger="StopAuthorized"),
-    ]
-    async with library_cp201(served.ws, "OFF201") as cp:
-        await boot201(cp)
-        for _ in range(2):  # the charger lost our answers and replays its whole queue
-            for event in queue:
-                await cp.call(event)
-    (session,) = sessions(app)
-    assert session.billed_wh == 3_000 and session.started_at == datetime.fromisoformat(at(0))
-    assert session.stopped_at == datetime.fromisoformat(at(3))
-    await settled(app)
-    assert captures(app, booking.booking_id) == [90]  # 3.000 kWh x 30p
-    assert_invariants(app)
+    await offline_queue_replayed_twice_counts_once(served, library_cp201, boot201, tx_event, "OFF201")
 
 
 async def test_a_start_on_someone_elses_booking_is_blocked_and_opens_nothing(served: Served) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,23 @@ from ocpp import exceptions
 from ocpp.v21 import call as call21
 from typer.testing import CliRunner
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.payments_sim import SimulatedGateway
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App, build
 from chargeshare.cli.app import app as cli
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
-from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.session import SessionStatus
-from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
-from chargeshare.services.invariants import check_store
-from chargeshare.services.records import BookingRecord, SessionRecord
 from tests.api_helpers import admin
-from tests.conftest import add_charger
-from tests.e2e.conftest import Served
+from tests.e2e.conftest import Served, as_serve_runs, serving
 from tests.e2e.ocpp_clients import Script, boot21, energy201, library_cp21, now, tx_event
+from tests.e2e.transactions import (
+    assert_invariants,
+    book,
+    captures,
+    offline_queue_replayed_twice_counts_once,
+    sessions,
+)
 from tests.waiting import eventually, settled
 
 pytestmark = pytest.mark.e2e
@@ -44,27 +43,6 @@ pytestmark = pytest.mark.e2e
 def event(*args: Any, **kw: Any) -> Any:
     """A 2.1 TransactionEvent, framed by the library's v21 classes."""
     return tx_event(*args, calls=call21, **kw)
-
-
-def book(app: App, cp_id: str, tag: str, *, price: int = 40, max_wh: int = 10_000) -> BookingRecord:
-    charger_id = add_charger(app, cp_id, price=price)
-    driver = app.marketplace.add_driver(f"driver {tag}", tag)
-    return app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, max_wh))
-
-
-def sessions(app: App) -> list[SessionRecord]:
-    with app.store.transaction() as tx:
-        return list(tx.sessions.all())
-
-
-def captures(app: App, booking_id: int) -> list[int]:
-    with app.store.transaction() as tx:
-        return [e.amount for e in tx.ledger.entries(booking_id) if e.kind is EntryKind.CAPTURE]
-
-
-def assert_invariants(app: App) -> None:
-    failing = [r for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok]
-    assert not failing, failing
 
 
 # What the charger computes of the cost itself (2.1 local cost calculation): never what we bill.
@@ -77,15 +55,8 @@ ITS_OWN_COST = {
 @pytest.fixture
 async def on_file(tmp_path: Path) -> AsyncIterator[Served]:
     """Served as `chargeshare serve` serves, on a database file the CLI can read too."""
-    app = build(
-        Config(
-            database_url=f"sqlite:///{tmp_path / 'cs.db'}", allow_unknown_chargers=True, password_hash="fast"
-        ),
-        clock=SystemClock(),
-    )
-    async with LoopbackServer(create_api(app)) as server:
-        yield Served(app, server.port)
-    app.close()
+    async with serving(build(as_serve_runs(f"sqlite:///{tmp_path / 'cs.db'}"), clock=SystemClock())) as s:
+        yield s
 
 
 async def test_a_21_charger_boots_authorises_charges_a_booking_and_is_billed_once(
@@ -149,30 +120,7 @@ async def test_a_21_charger_boots_authorises_charges_a_booking_and_is_billed_onc
 
 
 async def test_an_offline_21_queue_replayed_twice_with_old_timestamps_counts_once(served: Served) -> None:
-    app = served.app
-    booking = book(app, "OFF21", "TAGOFF21", price=30)
-    then = datetime.now(UTC) - timedelta(minutes=3)
-
-    def at(minutes: int) -> str:
-        return (then + timedelta(minutes=minutes)).isoformat()
-
-    queue = [
-        event("Started", 0, "Q21", wh=1_000, id_tag="TAGOFF21", evse=1, timestamp=at(0), offline=True),
-        event("Updated", 1, "Q21", wh=2_500, timestamp=at(1), offline=True),
-        event("Updated", 2, "Q21", wh=3_000, timestamp=at(2), offline=True),
-        event("Ended", 3, "Q21", wh=4_000, timestamp=at(3), offline=True, trigger="StopAuthorized"),
-    ]
-    async with library_cp21(served.ws, "OFF21") as cp:
-        await boot21(cp)
-        for _ in range(2):  # the charger lost our answers and replays its whole queue
-            for queued in queue:
-                await cp.call(queued)
-    (session,) = sessions(app)
-    assert session.billed_wh == 3_000 and session.started_at == datetime.fromisoformat(at(0))
-    assert session.stopped_at == datetime.fromisoformat(at(3))
-    await settled(app)
-    assert captures(app, booking.booking_id) == [90]  # 3.000 kWh x 30p
-    assert_invariants(app)
+    await offline_queue_replayed_twice_counts_once(served, library_cp21, boot21, event, "OFF21")
 
 
 async def test_a_21_charger_is_refused_what_a_201_charger_is(served: Served) -> None:

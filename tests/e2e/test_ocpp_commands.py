@@ -4,7 +4,6 @@ including refusals, a timeout, a CALLERROR and a charger that is not connected."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from tests.e2e.ocpp_clients import (
     library_cp201,
     tx_event,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -276,7 +276,7 @@ async def test_reservation_flow_for_a_201_charger(central: Central) -> None:
     async with library_cp201(central.ws, "RES201", script) as cp:
         await boot201(cp)
         booking = app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, 5_000))
-        await eventually(lambda: reservation(app, booking.booking_id) == "accepted")
+        await eventually(lambda: reservation(app, booking.booking_id) == "accepted", "Accepted")
         (reserve,) = script.asked("ReserveNow")
         assert (reserve["id"], reserve["evse_id"], reserve["id_token"]["id_token"]) == (
             booking.booking_id,
@@ -284,7 +284,7 @@ async def test_reservation_flow_for_a_201_charger(central: Central) -> None:
             "RTAG",
         )
         app.bookings.cancel(booking.booking_id, driver_id=driver.driver_id)
-        await eventually(lambda: script.asked("CancelReservation") != [])
+        await eventually(lambda: script.asked("CancelReservation") != [], "CancelReservation")
     assert script.asked("CancelReservation") == [{"reservation_id": booking.booking_id}]
 
 
@@ -307,11 +307,3 @@ async def test_a_201_session_is_stopped_by_our_session_id(central: Central) -> N
 def reservation(app: App, booking_id: int) -> str:
     with app.store.transaction() as tx:
         return tx.bookings.get(booking_id).reservation
-
-
-async def eventually(check: Callable[[], bool], tries: int = 150) -> None:
-    for _ in range(tries):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("gave up waiting")

@@ -23,6 +23,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v16 import enums as enums16
 from websockets.asyncio.client import connect
 
+from chargeshare.adapters.api.housekeeping import sweep_once
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.payments_sim import SimulatedGateway
@@ -33,12 +34,14 @@ from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.tariff import Tariff
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.booking import BookRequest
-from chargeshare.services.clock import Clock, ManualClock, ScaledClock
+from chargeshare.services.clock import Clock, ScaledClock
+from chargeshare.services.housekeeping import SweepRun
 from chargeshare.services.invariants import check_store
 from chargeshare.services.records import BookingRecord
 from simulators.charger import PlugRefused, VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
+from tests.clocks import HandClock
 from tests.conftest import T0, add_charger
 from tests.waiting import eventually, settled
 
@@ -100,14 +103,14 @@ async def serve(clock: Clock) -> AsyncIterator[Backend]:
 
 
 @pytest.fixture
-def manual_clock() -> ManualClock:
-    return ManualClock(T0)
+def manual_clock() -> HandClock:
+    return HandClock(T0)
 
 
 @pytest.fixture
-async def manual(manual_clock: ManualClock) -> AsyncIterator[Backend]:
-    """The backend on a manual clock: the housekeeping sweep runs every 50 ms of real time, but only
-    ever sees the time the test sets."""
+async def manual(manual_clock: HandClock) -> AsyncIterator[Backend]:
+    """The backend on a clock the test moves, whose housekeeping never comes round on its own: the
+    test runs each sweep (`sweep`), so what a sweep did or did not send is known, not timed."""
     async with serve(manual_clock) as backend:
         yield backend
 
@@ -123,9 +126,13 @@ async def scaled(scaled_clock: ScaledClock) -> AsyncIterator[Backend]:
         yield backend
 
 
-async def sweeps(n: int = 6) -> None:
-    """Let the housekeeping task (every 50 ms on a manual clock) run a few rounds."""
-    await asyncio.sleep(0.05 * n)
+async def sweep(backend: Backend, **expected: int) -> SweepRun:
+    """One housekeeping round, as the server runs it, checked to have done only what is `expected`
+    (a count per step; every other step did nothing)."""
+    run = await sweep_once(backend.app)
+    assert run.failed == {}
+    assert {step: n for step, n in run.counts.items() if n} == expected, run.counts
+    return run
 
 
 # ---- an independent charge point, on the `ocpp` library --------------------------------------------
@@ -157,6 +164,10 @@ class ReservingChargePoint(Cp16):  # type: ignore[misc]
     def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
         self.cancels.append(reservation_id)
         return result16.CancelReservation(status=enums16.CancelReservationStatus.accepted)
+
+    async def heartbeat(self) -> None:
+        """As it would have while the test moved the clock on: the watchdog leaves it online."""
+        await self.call(call16.Heartbeat())
 
     async def status(self, status: str, connector_id: int = 1) -> None:
         await self.call(
@@ -216,8 +227,8 @@ async def test_charge_now_sends_reserve_now_and_an_accepted_answer_is_recorded(m
         record = manual.booking(booking.booking_id)
         assert record.status is BookingStatus.CONFIRMED
         assert record.starts_at == T0 and record.starts_at + GRACE == cp.reserves[0].expires_at
-        await sweeps()
-        assert len(cp.reserves) == 1, "the sweep must not send a second ReserveNow"
+        await sweep(manual)  # the sweep must not send a second ReserveNow, nor cancel it
+        assert len(cp.reserves) == 1
         assert cp.cancels == []
     assert manual.gateway.holds[str(record.payment_ref)].state == "authorized"
 
@@ -249,7 +260,7 @@ async def test_a_refused_charge_now_reservation_fails_the_booking_and_releases_t
 
 @pytest.mark.parametrize("how", ["driver", "host", "no-show"])
 async def test_a_reserved_booking_that_ends_unused_sends_cancel_reservation(
-    manual: Backend, manual_clock: ManualClock, how: str
+    manual: Backend, manual_clock: HandClock, how: str
 ) -> None:
     w = world(manual, "RES3", "CARD-A")
     async with library_cp(manual, "RES3") as cp:
@@ -263,7 +274,8 @@ async def test_a_reserved_booking_that_ends_unused_sends_cancel_reservation(
             manual.app.bookings.cancel(booking.booking_id, host_id=booking.host_id)
             status, fee = BookingStatus.CANCELLED, 0
         else:
-            manual_clock.advance(GRACE.total_seconds())  # the housekeeping sweep expires it
+            manual_clock.advance(GRACE.total_seconds())
+            await sweep(manual, no_shows_expired=1)
             status, fee = BookingStatus.EXPIRED, 300
         await eventually(lambda: cp.cancels != [], "CancelReservation")
         assert cp.cancels == [booking.booking_id]
@@ -272,53 +284,57 @@ async def test_a_reserved_booking_that_ends_unused_sends_cancel_reservation(
         await settled(manual.app)
         assert manual.captures(booking.booking_id) == ([fee] if fee else [])
         assert manual.gateway.total_captured == fee
-        await sweeps()
-        assert cp.cancels == [booking.booking_id], "CancelReservation is sent once"
+        await sweep(manual)  # nothing left for it: CancelReservation is sent once
+        assert cp.cancels == [booking.booking_id]
         assert manual.failing_invariants() == []
 
 
 async def test_a_scheduled_booking_is_reserved_only_when_the_sweep_finds_it_due(
-    manual: Backend, manual_clock: ManualClock
+    manual: Backend, manual_clock: HandClock
 ) -> None:
     w = world(manual, "RES4", "CARD-A")
     starts_at = T0 + timedelta(hours=2)
     async with library_cp(manual, "RES4") as cp:
         booking = w.book("CARD-A", starts_at=starts_at)
         assert booking.reservation == "none"
-        await sweeps()
+        await sweep(manual)
         assert cp.reserves == [] and manual.booking(booking.booking_id).reservation == "none"
         manual_clock.advance((starts_at - LEAD - T0).total_seconds() - 60)  # a minute before it is due
-        assert manual.app.bookings.reservations_due() == []
-        await sweeps()
+        await cp.heartbeat()
+        await sweep(manual)
         assert cp.reserves == [] and manual.booking(booking.booking_id).reservation == "none"
         manual_clock.advance(60)  # exactly the lead time before the start: due
+        await sweep(manual, reservations_due=1)
         await eventually(lambda: cp.reserves != [], "ReserveNow from the housekeeping sweep")
         assert cp.reserves == [Reserve(1, "CARD-A", booking.booking_id, starts_at + GRACE)]
         await eventually(lambda: manual.booking(booking.booking_id).reservation == "accepted", "Accepted")
-        await sweeps()
+        await sweep(manual)
         assert len(cp.reserves) == 1
         assert manual.booking(booking.booking_id).status is BookingStatus.CONFIRMED
 
 
 async def test_occupied_before_the_start_is_not_yet_and_the_reservation_is_sent_again_once_free(
-    manual: Backend, manual_clock: ManualClock
+    manual: Backend, manual_clock: HandClock
 ) -> None:
     w = world(manual, "RES5", "CARD-A")
     starts_at = T0 + timedelta(hours=1)
     async with library_cp(manual, "RES5", answer="Occupied") as cp:
         booking = w.book("CARD-A", starts_at=starts_at)
         manual_clock.advance((starts_at - LEAD - T0).total_seconds())
+        await cp.heartbeat()
+        await sweep(manual, reservations_due=1)
         await eventually(lambda: cp.reserves != [], "the first ReserveNow")
         await cp.status("Preparing")  # someone's car is still plugged in
-        await sweeps()
+        # Occupied before the start is "not yet": the reservation goes back to none, to be asked again.
+        await eventually(lambda: manual.booking(booking.booking_id).reservation == "none", "Occupied heard")
         record = manual.booking(booking.booking_id)
-        assert record.status is BookingStatus.CONFIRMED and record.reservation == "none"
+        assert record.status is BookingStatus.CONFIRMED
         assert manual.gateway.holds[str(record.payment_ref)].state == "authorized"
-        asked = len(cp.reserves)
-        await sweeps()
-        assert len(cp.reserves) == asked, "no ReserveNow while the connector is not free"
+        await sweep(manual)  # no ReserveNow while the connector is not free
+        assert len(cp.reserves) == 1
         cp.reserve_answer = "Accepted"
         await cp.status("Available")
+        await sweep(manual, reservations_due=1)
         await eventually(lambda: manual.booking(booking.booking_id).reservation == "accepted", "Accepted")
         assert cp.reserves[-1] == Reserve(1, "CARD-A", booking.booking_id, starts_at + GRACE)
         assert manual.booking(booking.booking_id).status is BookingStatus.CONFIRMED

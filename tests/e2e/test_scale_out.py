@@ -30,6 +30,7 @@ from ocpp.v16 import call as call16
 from chargeshare.bootstrap import Config, build
 from tests.api_helpers import PASSWORD, Caller, admin, driver
 from tests.conftest import REDIS_URL, add_charger
+from tests.e2e.conftest import OnLoopback
 from tests.e2e.ocpp_clients import LibraryCp16, Script, boot16, library_cp16
 from tests.waiting import eventually
 
@@ -48,19 +49,11 @@ def free_port() -> int:
 
 
 @dataclass
-class Serve:
+class Serve(OnLoopback):
     name: str
     port: int
     process: subprocess.Popen[bytes]
     log: Path
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

@@ -13,19 +13,18 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.ocpp_server import ChargerRegistry
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.smart_charge_points import SmartSettings, Suppressed
 from chargeshare.domain.tariff import Tariff
-from chargeshare.services.clock import ManualClock
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.api_helpers import Caller, driver, host
+from tests.clocks import HandClock
+from tests.e2e.conftest import Served, serving
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -33,31 +32,16 @@ pytestmark = pytest.mark.e2e
 MONDAY_EVENING = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # GMT: in the evening peak
 
 
-class HandClock(ManualClock):
-    """Shared by backend and charger, moved by hand: no periodic task comes round on its own."""
-
-    def real_seconds(self, simulated: float) -> float:
-        return 3_600.0
-
-
 @dataclass
-class Served:
-    app: App
-    port: int
+class Evening(Served):
+    """The backend on a Monday evening, with Hana's charger SC1 listed (not yet connected)."""
+
     host: Caller
     charger_id: int
 
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
-
 
 @pytest.fixture
-async def served() -> AsyncIterator[Served]:
+async def served() -> AsyncIterator[Evening]:
     app = build(Config(database_url="sqlite://", password_hash="fast"), clock=HandClock(MONDAY_EVENING))
     owner = host(app, "Hana")
     view = app.marketplace.add_charger(
@@ -69,13 +53,12 @@ async def served() -> AsyncIterator[Served]:
             (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.TYPE2, 7_400)),
         )
     )
-    async with LoopbackServer(create_api(app, ChargerRegistry(app, call_timeout_s=5))) as server:
-        yield Served(app, server.port, owner, view.charger_id)
-    app.close()
+    async with serving(app, ChargerRegistry(app, call_timeout_s=5)) as s:
+        yield Evening(app, s.port, owner, view.charger_id)
 
 
 @contextlib.asynccontextmanager
-async def connected(served: Served, version: str) -> AsyncIterator[VirtualCharger]:
+async def connected(served: Evening, version: str) -> AsyncIterator[VirtualCharger]:
     charger = VirtualCharger(
         "SC1", served.ws, served.app.clock, [7_400, 7_400], protocol=version, seed=4, smart_charge_point=True
     )
@@ -88,7 +71,7 @@ async def connected(served: Served, version: str) -> AsyncIterator[VirtualCharge
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_the_hosts_settings_reach_the_charger_at_boot_and_on_change(
-    served: Served, version: str
+    served: Evening, version: str
 ) -> None:
     # Chosen while the charger is away: it hears them when it boots.
     served.app.smart.set_owner_choices(
@@ -117,7 +100,7 @@ async def test_the_hosts_settings_reach_the_charger_at_boot_and_on_change(
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_driver_who_booked_the_override_charges_in_peak_hours_at_once(
-    served: Served, version: str
+    served: Evening, version: str
 ) -> None:
     dee, eve = driver(served.app, "Dee", "TAG-DEE"), driver(served.app, "Eve", "TAG-EVE")
     async with connected(served, version) as charger:

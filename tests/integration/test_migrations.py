@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql.store import make_engine
@@ -145,3 +145,51 @@ def test_upgrading_from_0011_adds_seller_details_and_keeps_the_hosts(engine: Eng
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
         assert conn.execute(text("SELECT count(*) FROM host_seller_details")).scalar() == 0
+
+
+LONG_TOKEN = "04" + "A1B2C3D4" * 4 + "EF"  # 36 characters: OCPP 2.0.1's longest idToken
+
+
+def test_upgrading_from_0013_takes_id_tokens_as_long_as_ocpp_2_1_allows(url: str, engine: Engine) -> None:
+    """0014: drivers' tags, token values, group ids and sessions' tags hold 255 characters (2.0.1's
+    idToken is 36, 2.1's 255), and the rows there are kept. Going back is refused, naming them,
+    while longer values are in the database, and done once they are gone."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0013")
+        conn.commit()
+        conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (1, 'Ann', 'ANN-TAG')")
+        conn.commit()
+    if url.startswith("postgresql"):  # what a 2.0.1 charger's card met before: a database error
+        with pytest.raises(DataError), engine.begin() as conn:
+            conn.exec_driver_sql(f"INSERT INTO drivers (name, id_tag) VALUES ('Bob', '{LONG_TOKEN}')")
+    assert migrate.upgrade(engine) == "upgraded from 0013"
+    widened = {
+        (table, name): kind
+        for table, columns in shape(engine).items()
+        for name, kind, _ in columns
+        if (table, name)
+        in {("drivers", "id_tag"), ("sessions", "id_tag"), ("id_tokens", "value"), ("id_tokens", "group_id")}
+    }
+    assert set(widened.values()) == {"VARCHAR(255)"}, widened
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO id_tokens (driver_id, value, type, status, group_id, master_pass, created_at) "
+            f"VALUES (1, '{LONG_TOKEN}', 'ISO14443', 'Accepted', '{'G' * 255}', false, "
+            "'2026-01-01 00:00:00')"
+        )
+        names = conn.execute(text("SELECT name FROM drivers")).scalars().all()
+    assert names == ["Ann"]
+    migrate.check_current(engine)
+    with engine.connect() as conn:
+        with pytest.raises(Exception, match=rf"id_tokens.value '{LONG_TOKEN}'"):
+            command.downgrade(migrate.alembic_config(conn), "0013")
+        conn.rollback()
+        assert migrate.current(conn) == "0014"
+        conn.exec_driver_sql("DELETE FROM id_tokens")
+        conn.commit()
+        command.downgrade(migrate.alembic_config(conn), "0013")
+        conn.commit()
+        kinds = {c["name"]: str(c["type"]) for c in inspect(conn).get_columns("drivers")}
+        assert kinds["id_tag"] == "VARCHAR(20)"
+    assert migrate.upgrade(engine) == "upgraded from 0013"

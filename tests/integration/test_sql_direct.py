@@ -116,6 +116,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "connector_ids": [connector, 999],
         # the housekeeping sweep, reservations, the booking guard and a new booking
         "in_status": "confirmed",
+        "for_status": "confirmed",
         "starts_by": clock.now() + timedelta(days=1),
         "reservation_state": "none",
         "booking_status": "confirmed",

@@ -112,3 +112,20 @@ def test_an_expired_bookings_reservation_unanswered_is_cancelled_on_connecting(
     assert (due.booking_id, due.status, due.reservation) == (booking, "expired", "accepted")
     app.bookings.reservation_cancelled(booking)
     assert app.bookings.cancellations_unanswered("CP1") == []
+
+
+def test_a_reservation_accepted_for_a_booking_expired_meanwhile_is_cancelled_at_once(
+    app: App, clock: ManualClock
+) -> None:
+    """The no-show sweep may expire a booking while its ReserveNow is on the wire: the charger's late
+    Accepted means it now holds a reservation for nobody, turning other drivers away, so the answer
+    itself asks for the cancel rather than leaving it to the next round of owed commands."""
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    assert app.bookings.expire_no_shows(grace=timedelta(0)) == [booking]  # ReserveNow still "sent"
+    assert app.bookings.reservation_answered(booking, "Accepted")
+    (due,) = app.bookings.cancellations_unanswered("CP1")
+    assert (due.booking_id, due.status, due.reservation) == (booking, "expired", "accepted")
+    app.bookings.reservation_cancelled(booking)
+    assert app.bookings.cancellations_unanswered("CP1") == []

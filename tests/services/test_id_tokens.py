@@ -121,14 +121,15 @@ def test_a_master_pass_is_accepted_to_authorize_and_never_starts(
 def test_tokens_are_checked_as_they_are_added(app: App, world: tuple[int, int]) -> None:
     _, driver = world
     with pytest.raises(InvalidRequest):
-        app.tokens.add(driver, "X" * 21)
+        app.tokens.add(driver, "X" * 256)  # longer than any version's idToken (2.1: 255)
+    assert app.tokens.add(driver, "X" * 36).token.value == "X" * 36  # a 2.0.1 charger's card
     with pytest.raises(InvalidRequest):
         app.tokens.add(driver, "CARD-1")
     with pytest.raises(NotFound):
         app.tokens.add(driver + 100, "CARD-9")
     with pytest.raises(InvalidRequest):
         app.tokens.set_walk_in(world[0], 0)
-    assert [v.token.value for v in app.tokens.list()] == ["CARD-1"]
+    assert [v.token.value for v in app.tokens.list()] == ["CARD-1", "X" * 36]
 
 
 # ---- walk-in ------------------------------------------------------------------------------------------

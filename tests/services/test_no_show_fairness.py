@@ -88,3 +88,27 @@ def test_a_booking_on_an_offline_charger_waits_then_expires_without_a_fee(
     clock.advance(2 * 3600)  # Ann's period is over, the charger never came back
     assert app.bookings.expire_no_shows() == [anns]
     assert fee_of(app, anns) == (BookingStatus.EXPIRED, 0)
+
+
+def test_a_simulations_end_expires_bookings_yet_to_start_without_a_fee(app: App, clock: ManualClock) -> None:
+    # A run can end before a late booking's slot begins: its hold must not stay open, and its driver,
+    # who could not have come yet, owes nothing. One already under way pays the no-show fee as ever.
+    charger = add_charger(app)
+    add_charger(app, "CP2")
+    ann = app.marketplace.add_driver("Ann", "ANN").driver_id
+    bob = app.marketplace.add_driver("Bob", "BOB").driver_id
+    anns = app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000)).booking_id
+    bobs = app.bookings.book(
+        BookRequest(bob, charger, 1, 60, 10_000, starts_at=clock.now() + 2 * HOUR)
+    ).booking_id
+    clock.advance(20 * 60)
+    run = app.housekeeping.wind_down()
+    assert run.counts["no_shows_expired"] == 2, run
+    assert fee_of(app, bobs) == (BookingStatus.EXPIRED, 0)
+    status, fee = fee_of(app, anns)
+    assert status is BookingStatus.EXPIRED and fee > 0
+    settle(app)
+    gateway = app.gateway
+    assert isinstance(gateway, SimulatedGateway)
+    assert gateway.open_authorisations() == {}
+    assert [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok] == []

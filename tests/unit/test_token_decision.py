@@ -94,7 +94,7 @@ def test_an_accepted_token_expires_at_its_expiry_on_the_clock_given() -> None:
     ("value", "group", "expires"),
     [
         ("", None, None),
-        ("X" * 21, None, None),
+        ("X" * 256, None, None),  # beyond OCPP 2.1's 255
         (" CARD", None, None),
         ("CA\x00RD", None, None),
         ("CARD", "G" * 21, None),
@@ -110,3 +110,10 @@ def test_what_no_charger_could_be_told_is_refused(
 
 def test_a_twenty_character_token_with_a_group_is_fine() -> None:
     check_token("X" * 20, "FLEET", T0)
+
+
+@pytest.mark.parametrize("length", [21, 36, 255])
+def test_a_token_as_long_as_a_later_version_allows_is_fine(length: int) -> None:
+    """OCPP 2.0.1's idToken is up to 36 characters, 2.1's 255: such cards are kept; only 1.6
+    chargers, whose idTag is 20, can never present them."""
+    check_token("X" * length, "G" * 20, None)

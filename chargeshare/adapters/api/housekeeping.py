@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from chargeshare.bootstrap import App
+from chargeshare.services.housekeeping import SweepRun
 
 log = logging.getLogger(__name__)
 
@@ -17,15 +18,20 @@ STAMPS_PER_FLUSH = 500
 
 
 async def housekeeping(app: App) -> None:
-    """Last-seen stamps written behind, then the one sweep (`services.housekeeping`); the payments
-    outbox is the payments worker's (adapters/payments_worker.py), off the event loop."""
+    """`sweep_once` every HOUSEKEEPING_EVERY_SIMULATED_S of the clock, for as long as the server runs."""
     while True:
         await asyncio.sleep(
             max(MIN_HOUSEKEEPING_REAL_S, app.clock.real_seconds(HOUSEKEEPING_EVERY_SIMULATED_S))
         )
-        try:
-            while app.charging.flush_last_seen(most=STAMPS_PER_FLUSH) == STAMPS_PER_FLUSH:
-                await asyncio.sleep(0)
-        except Exception:
-            log.exception("writing last-seen stamps failed; they wait for the next round")
-        app.housekeeping.sweep(payments=False)
+        await sweep_once(app)
+
+
+async def sweep_once(app: App) -> SweepRun:
+    """Last-seen stamps written behind, then the one sweep (`services.housekeeping`); the payments
+    outbox is the payments worker's (adapters/payments_worker.py), off the event loop."""
+    try:
+        while app.charging.flush_last_seen(most=STAMPS_PER_FLUSH) == STAMPS_PER_FLUSH:
+            await asyncio.sleep(0)
+    except Exception:
+        log.exception("writing last-seen stamps failed; they wait for the next round")
+    return app.housekeeping.sweep(payments=False)

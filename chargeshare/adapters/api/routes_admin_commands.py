@@ -15,6 +15,7 @@ from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest
+from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_names import COMMANDS, BadCommand, parse_command, result_json
 
 MAX_WAIT_S = 120.0
@@ -43,7 +44,8 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
     @r.post("/chargers/{charger_id}/commands")
     async def command(charger_id: IdPath, body: CommandIn, _who: Admin) -> CommandResultOut:
         """Send one of the typed commands by name. Every ending is a 200 with a typed result; a name
-        or payload that does not make a command is a 400."""
+        or payload that does not make a command, or makes one that breaks the schema of the
+        charger's OCPP version (never sent), is a 400 saying why."""
         try:
             parsed = parse_command(body.action, body.payload)
         except BadCommand as exc:
@@ -51,6 +53,8 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
         with app.store.reading() as tx:
             cp_id = tx.chargers.by_id(charger_id).charge_point_id
         result = await registry.send(cp_id, parsed, timeout_s=body.timeout_s)
+        if isinstance(result, cmd.Invalid):
+            raise InvalidRequest(f"{body.action}: {result.reason}")
         return CommandResultOut(**result_json(result))
 
     @r.put("/chargers/{charger_id}/boot-policy")

@@ -10,7 +10,13 @@ from pydantic import AfterValidator, BaseModel, Field
 from chargeshare.domain.charger import BootPolicy, ConnectorType
 from chargeshare.domain.instants import RANGE, in_range
 from chargeshare.domain.smart_charge_points import DELAY_CAPABLE_MAX_S
-from chargeshare.domain.tokens import TokenStatus, TokenType
+from chargeshare.domain.tokens import (
+    MAX_GROUP_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TOKEN_LENGTH,
+    TokenStatus,
+    TokenType,
+)
 
 
 def _no_nul(value: str) -> str:
@@ -46,7 +52,10 @@ class DriverSignUp(BaseModel):
     password: Text = Field(min_length=10, max_length=128)
     name: Text = Field(min_length=1, max_length=200)
     id_tag: Text | None = Field(
-        default=None, min_length=1, max_length=20, description="the RFID tag or app id; made up if omitted"
+        default=None,
+        min_length=1,
+        max_length=MAX_TAG_LENGTH,
+        description="the RFID tag or app id; made up if omitted",
     )
 
 
@@ -443,16 +452,20 @@ class UnmeteredSessionOut(BaseModel):
 # ---- id tokens and walk-in -------------------------------------------------------------------------
 class IdTokenIn(BaseModel):
     driver_id: int = Field(ge=1, le=2**31 - 1)  # ids are 32-bit in the database
-    value: Text = Field(min_length=1, max_length=20, description="the token as the charger reads it")
+    value: Text = Field(
+        min_length=1, max_length=MAX_TOKEN_LENGTH, description="the token as the charger reads it"
+    )
     type: TokenType = TokenType.ISO14443
     status: TokenStatus = TokenStatus.ACCEPTED
     expires_at: Instant | None = None
-    group_id: Text | None = Field(default=None, min_length=1, max_length=20)
+    group_id: Text | None = Field(default=None, min_length=1, max_length=MAX_GROUP_LENGTH)
     master_pass: bool = False
 
 
 class IdTokenValueIn(BaseModel):
-    value: Text = Field(min_length=1, max_length=20, description="a token, or a driver's booking id tag")
+    value: Text = Field(
+        min_length=1, max_length=MAX_TOKEN_LENGTH, description="a token, or a driver's booking id tag"
+    )
 
 
 class IdTokenOut(BaseModel):

@@ -31,7 +31,7 @@ FOR_START = DirectStatement(
     BOOKING_COLUMNS.where(
         _b.connector_id == bindparam("connector_pk"),
         _b.driver_id == bindparam("driver_pk"),
-        _b.status == BookingStatus.CONFIRMED.value,
+        _b.status == bindparam("for_status"),
         _b.ends_at > bindparam("at"),
     ).order_by(_b.starts_at)
 )
@@ -325,8 +325,14 @@ class SqlBookings:
     def reservations_owed(self) -> Sequence[tuple[int, str]]:
         return [(r[0], r[1]) for r in RESERVATIONS_OWED.rows(self.conn, {})]
 
-    def for_start(self, connector_id: int, driver_id: int, at: datetime) -> BookingRecord | None:
-        params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at}
+    def for_start(
+        self,
+        connector_id: int,
+        driver_id: int,
+        at: datetime,
+        status: BookingStatus = BookingStatus.CONFIRMED,
+    ) -> BookingRecord | None:
+        params = {"connector_pk": connector_id, "driver_pk": driver_id, "at": at, "for_status": status.value}
         r = FOR_START.first_mapping(self.conn, params)
         return None if r is None else booking_record(r)
 

@@ -87,7 +87,7 @@ drivers = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("id_tag", String(20), nullable=False, unique=True),  # OCPP 1.6 IdToken is CiString20
+    Column("id_tag", String(255), nullable=False, unique=True),  # OCPP 2.1 idToken: up to 255
 )
 # CiString: two drivers' tags never differ only in the case of their letters (`domain.tokens`).
 Index("ux_drivers_id_tag_folded", Folded(drivers.c.id_tag), unique=True)
@@ -206,7 +206,7 @@ sessions = Table(
     Column("id", Integer, primary_key=True),
     Column("booking_id", ForeignKey("bookings.id"), nullable=False, unique=True),
     Column("connector_id", ForeignKey("connectors.id"), nullable=False),
-    Column("id_tag", String(20), nullable=False),
+    Column("id_tag", String(255), nullable=False),  # the token the charger presented
     Column("started_at", UTCDateTime(), nullable=False),
     Column("meter_start_wh", BigInteger, nullable=False),
     Column("meter_last_wh", BigInteger, nullable=False),
@@ -398,11 +398,11 @@ id_tokens = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("driver_id", ForeignKey("drivers.id"), nullable=False, index=True),
-    Column("value", String(20), nullable=False, unique=True),  # OCPP 1.6 IdToken is CiString20
+    Column("value", String(255), nullable=False, unique=True),  # OCPP 2.1 idToken: up to 255
     Column("type", String(16), nullable=False),
     Column("status", String(8), nullable=False),
     Column("expires_at", UTCDateTime()),
-    Column("group_id", String(20)),
+    Column("group_id", String(255)),
     Column("master_pass", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
 )
