@@ -14,6 +14,7 @@ from typing import Any
 
 from chargeshare.certify.model import CaseResult, CertificationReport, Verdict
 from chargeshare.certify.wirelog import CALL, CALLERROR, CALLRESULT, Entry, WireLog, excerpt
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock, SystemClock
@@ -156,12 +157,12 @@ async def transaction(p: Probe) -> None:
         raise Verdicted(
             Verdict.NOT_APPLICABLE, f"the CSMS did not accept the card {p.id_tag} (give --id-tag)", auth
         )
-    start_action = "StartTransaction" if p.version == "1.6" else "TransactionEvent"
+    start_action = "StartTransaction" if p.version == V16 else "TransactionEvent"
     started = await p.answer(p.ours(start_action, mark))
     assert started.payload is not None
-    if p.version == "1.6" and int(started.payload["transactionId"]) <= 0:
+    if p.version == V16 and int(started.payload["transactionId"]) <= 0:
         raise Verdicted(Verdict.FAIL, "an accepted StartTransaction got no usable transactionId", started)
-    meter_action = "MeterValues" if p.version == "1.6" else "TransactionEvent"
+    meter_action = "MeterValues" if p.version == V16 else "TransactionEvent"
     deadline = time.monotonic() + p.timeout_s
     while len(p.log.calls(meter_action, direction="out", since=started.seq)) == 0:
         if time.monotonic() > deadline:
@@ -170,7 +171,7 @@ async def transaction(p: Probe) -> None:
     await p.answer(p.log.calls(meter_action, direction="out", since=started.seq)[0])
     stopped_at = p.log.mark()
     await p.charger.unplug(1)
-    stop_action = "StopTransaction" if p.version == "1.6" else "TransactionEvent"
+    stop_action = "StopTransaction" if p.version == V16 else "TransactionEvent"
     await p.answer(p.ours(stop_action, stopped_at))
 
 

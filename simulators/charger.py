@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from chargeshare.domain.credentials import basic_auth_header
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
@@ -86,7 +87,7 @@ class VirtualCharger:
         clock: Clock,
         connector_power_w: list[int],
         *,
-        protocol: str = "1.6",
+        protocol: str = V16,
         meter_interval_s: int = 60,
         call_timeout_s: float = 10.0,
         password: str | None = None,

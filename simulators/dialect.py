@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chargeshare.ocpp import VERSIONS
+from chargeshare.ocpp import V16, V21, V201, VERSIONS, OcppVersion
 from chargeshare.ocpp.connection import Handler, Outcome
 from simulators.evse import BootReason, StopReason, Transaction, VirtualConnector
 
@@ -16,7 +16,7 @@ Message = tuple[str, dict[str, Any]]  # (action, payload)
 
 
 class Dialect(Protocol):
-    version: str
+    version: OcppVersion
     subprotocol: str
     transaction_actions: frozenset[str]
     ends_refused_start: bool  # a refused start is itself a transaction the CSMS must see end
@@ -53,11 +53,11 @@ PROTOCOLS = VERSIONS
 def dialect_for(protocol: str) -> Dialect:
     from simulators import dialect_v16, dialect_v21, dialect_v201
 
-    if protocol == "1.6":
+    if protocol == V16:
         return dialect_v16.V16()
-    if protocol == "2.0.1":
+    if protocol == V201:
         return dialect_v201.V201()
-    if protocol == "2.1":
+    if protocol == V21:
         return dialect_v21.V21()
     raise ValueError(f"unknown OCPP version {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.connection import Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
@@ -89,7 +90,7 @@ def profile_from(p: dict[str, Any], connector_no: int, set_at: Any) -> Profile:
 
 
 class V16:
-    version = "1.6"
+    version = OcppVersion.V16
     subprotocol = "ocpp1.6"
     transaction_actions = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
     ends_refused_start = False  # the CSMS refused it: no transaction exists to stop

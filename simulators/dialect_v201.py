@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.connection import Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
@@ -133,7 +134,7 @@ def profile_from(p: dict[str, Any], evse_id: int, set_at: Any) -> Profile:
 
 
 class V201:
-    version = "2.0.1"
+    version = OcppVersion.V201
     subprotocol = "ocpp2.0.1"
     transaction_actions = frozenset({"TransactionEvent"})
     ends_refused_start = True

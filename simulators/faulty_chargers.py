@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chargeshare.ocpp import V16, V21, V201
 from chargeshare.ocpp.connection import Outcome
 from chargeshare.ocpp.frames import CALL, RemoteProtocolError, check_payload
 from simulators.charger import VirtualCharger
@@ -58,7 +59,7 @@ class PowerRateOnly(VirtualCharger):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.settings.values["rate_units"] = "Power" if self.protocol == "1.6" else "W"
+        self.settings.values["rate_units"] = "Power" if self.protocol == V16 else "W"
 
     def set_profile(self, profile: Profile) -> bool:
         return profile.unit == "W" and super().set_profile(profile)
@@ -143,7 +144,11 @@ CAUGHT_BY_201: dict[str, frozenset[str]] = {
     "malformed-meter-values": SESSIONS_201,
     "wrong-stop-transaction-id": SESSIONS_201,
 }
-CAUGHT_BY = {"1.6": CAUGHT_BY_16, "2.0.1": CAUGHT_BY_201, "2.1": CAUGHT_BY_201}  # 2.1 runs the 2.0.1 cases
+CAUGHT_BY: dict[str, dict[str, frozenset[str]]] = {
+    V16: CAUGHT_BY_16,
+    V201: CAUGHT_BY_201,
+    V21: CAUGHT_BY_201,
+}  # 2.1 runs the 2.0.1 cases
 
 
 def charger_class(variant: str | None) -> type[VirtualCharger]:

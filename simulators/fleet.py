@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 
 CITIES: dict[str, Point] = {
     "bristol": Point(51.4545, -2.5879),
@@ -32,7 +33,7 @@ class FleetShape:
     price_max: int = 45
     # OCPP versions, dealt out in turn: charger i speaks protocols[i % len(protocols)], so
     # ("1.6", "2.0.1") alternates and ("1.6", "1.6", "2.0.1") makes a third of the fleet 2.0.1.
-    protocols: tuple[str, ...] = ("1.6",)
+    protocols: tuple[str, ...] = (V16,)
     # Relevant charge points under the UK's Smart Charge Points Regulations 2021: a randomised delay
     # and default charging hours, as pre-configured (simulators/smart_gate.py).
     smart_charge_points: bool = False

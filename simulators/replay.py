@@ -29,7 +29,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import csms, csms_v16, csms_v201
+from chargeshare.ocpp import V16, csms, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected, Connection
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -493,16 +493,11 @@ class Replayer:
             payload = frame[3]
             self.checks.see(r, action, payload)
             tx = payload.get("transactionId")
-            if (
-                version == "1.6"
-                and tx is not None
-                and (cp, tx) not in self.transactions
-                and self.unmapped[cp]
-            ):
+            if version == V16 and tx is not None and (cp, tx) not in self.transactions and self.unmapped[cp]:
                 # The charger's own CSMS's answer is not in the trace: the first unknown id it uses
                 # after a start is that start's.
                 self.transactions[(cp, tx)] = self.unmapped[cp].popleft()
-            if version == "1.6" and (cp, tx) in self.transactions:
+            if version == V16 and (cp, tx) in self.transactions:
                 payload = {**payload, "transactionId": self.transactions[(cp, tx)]}
                 text = json.dumps([2, frame[1], action, payload], separators=(",", ":"))
             start = _start_of(action, payload)
@@ -527,7 +522,7 @@ class Replayer:
         if ours[0] != 3 or not isinstance(ours[2], dict) or not isinstance(theirs[2], dict):
             return
         mine, recorded = ours[2], theirs[2]
-        if action == "StartTransaction" and r.data["version"] == "1.6":
+        if action == "StartTransaction" and r.data["version"] == V16:
             old, new = recorded.get("transactionId"), mine.get("transactionId")
             if old not in (None, 0) and new not in (None, 0):
                 self.transactions[(r.data["cp"], old)] = new

@@ -18,6 +18,7 @@ from jsonschema import Draft7Validator
 
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.failpoints import POINTS as FAILPOINTS
+from chargeshare.ocpp import V16
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
@@ -534,7 +535,7 @@ def _fault_mistakes(
 
 def _fleet_protocols(fleet: dict[str, Any]) -> list[str]:
     """Each charger's OCPP version, dealt out as the fleet deals them."""
-    protocols = [str(p) for p in fleet.get("protocols", ["1.6"])]
+    protocols = [str(p) for p in fleet.get("protocols", [V16])]
     return [protocols[n % len(protocols)] for n in range(fleet["chargers"])]
 
 
@@ -564,7 +565,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
         fleet=FleetShape(
             radius_m=float(fleet.get("radius_m", 6_000)),
             powers_w=tuple(fleet.get("powers_w", FleetShape().powers_w)),
-            protocols=tuple(str(p) for p in fleet.get("protocols", ["1.6"])),
+            protocols=tuple(str(p) for p in fleet.get("protocols", [V16])),
             price_min=price["min"],
             price_max=price["max"],
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),

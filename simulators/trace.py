@@ -20,7 +20,7 @@ from chargeshare.adapters.ocpp_server import ChargerRegistry, Direction
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import CancellationPolicy
-from chargeshare.ocpp import VERSIONS
+from chargeshare.ocpp import V16, VERSIONS
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.rules import MarketplaceRules
 
@@ -204,7 +204,7 @@ class TraceRecorder:
         link = None if self._registry is None else self._registry.links.get(cp_id)
         if link is not None:
             self._versions[cp_id] = link.version
-        version = self._versions.get(cp_id, "1.6")
+        version = self._versions.get(cp_id, V16)
         self._record("ocpp", cp=cp_id, dir=direction, version=version, frame=text)
 
     def op(self, name: str, **args: Any) -> None:

@@ -56,6 +56,7 @@ from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import BBox, Point
 from chargeshare.domain.search import SearchQuery
+from chargeshare.ocpp import V16
 from chargeshare.services.records import ChargerView
 
 TARGET_RATIO = 1.5
@@ -181,7 +182,7 @@ class UkFleet:
                 p = _fleet_point(rng, cum)
                 roll = rng.random()
                 status = online if roll < 0.75 else offline if roll < 0.9 else registered
-                version = None if status == registered else "1.6"
+                version = None if status == registered else V16
                 chargers.append(
                     (
                         charger_id,

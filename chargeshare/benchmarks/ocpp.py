@@ -70,6 +70,7 @@ from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 
 TARGET_RATIO = 2.0  # ours over the library on its defaults
@@ -339,7 +340,7 @@ def prepare_fleet(database_url: str, chargers: int) -> list[ChargerPlan]:
                 )
                 ids.append((tx.chargers.add(spec), tx.accounts.add_driver(f"driver {i}", plan.id_tag)))
         for plan, (charger_id, driver_id) in zip(plans, ids, strict=True):
-            app.charging.boot(plan.cp_id, "1.6")  # "charge now" needs an online charger
+            app.charging.boot(plan.cp_id, V16)  # "charge now" needs an online charger
             app.bookings.book(BookRequest(driver_id, charger_id, 1, BOOKING_MINUTES, BOOKING_MAX_WH))
     finally:
         app.close()

@@ -35,6 +35,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import BookingConflict
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -154,7 +155,7 @@ def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], li
             (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),),
         )
     )
-    app.charging.boot(CHARGE_POINT_ID, "1.6")
+    app.charging.boot(CHARGE_POINT_ID, V16)
     with app.store.transaction() as tx:
         queue = [tx.accounts.add_driver(f"driver {i}", f"BENCH{i}") for i in range(attempts)]
     outcomes: Counter[str] = Counter()

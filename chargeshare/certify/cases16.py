@@ -10,9 +10,10 @@ from chargeshare.certify.context import NOT_SUPPORTED, CaseContext, Match, limit
 from chargeshare.certify.model import Case, CaseBody, Profile
 from chargeshare.certify.operator import Action
 from chargeshare.certify.wirelog import CALLERROR
+from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.timestamps import format_ts
 
-V16 = frozenset({"1.6"})
+V16 = frozenset({OcppVersion.V16})
 RESERVATION_ID = 4601
 
 

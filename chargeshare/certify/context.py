@@ -13,6 +13,7 @@ from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.certify.model import Case, CaseFailed, NotApplicable, NotRun, Profile
 from chargeshare.certify.operator import Action, Operator, Step
 from chargeshare.certify.wirelog import CALLERROR, Entry, WireLog
+from chargeshare.ocpp import V16
 from chargeshare.services.clock import Clock
 
 Match = Callable[[dict[str, Any]], bool]
@@ -143,7 +144,7 @@ class CaseContext:
         return self.declared["rate_unit"]
 
     async def _declared_rate_units(self) -> str:
-        if self.version == "1.6":
+        if self.version == V16:
             _, answer = await self.call("GetConfiguration", {"key": [RATE_UNIT_KEY_16]})
             for item in (answer.payload or {}).get("configurationKey", []):
                 if item.get("key") == RATE_UNIT_KEY_16:

@@ -9,6 +9,7 @@ from typing import Any
 
 from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.frames import CALL, has_schema
 from chargeshare.ocpp.timestamps import format_ts
@@ -75,7 +76,7 @@ def bench_handlers(app: App, bench: TestBench, version: str) -> dict[str, Handle
         "DataTransfer": data_transfer,
     }
     handlers.update({action: ack for action in _ACKNOWLEDGED})
-    if version == "1.6":
+    if version == V16:
 
         def authorize16(p: dict[str, Any]) -> dict[str, Any]:
             return {"idTagInfo": {"status": bench.verdict(p["idTag"])}}

@@ -24,6 +24,7 @@ from chargeshare.certify.model import (
 )
 from chargeshare.certify.operator import Operator
 from chargeshare.certify.wirelog import CALL, CALLRESULT, Entry, WireLog, excerpt
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
@@ -116,7 +117,7 @@ class Certifier:
 
     async def _profiles(self, version: str) -> tuple[set[Profile] | None, list[Entry]]:
         """The feature profiles a 1.6 charger declares (None: it does not say, so all are tried)."""
-        if version != "1.6":
+        if version != V16:
             return None, []
         mark = self.log.mark()
         await self.registry.call(self.cp_id, "GetConfiguration", {"key": ["SupportedFeatureProfiles"]})

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +25,7 @@ from chargeshare.cli.options import (
     junit_option,
     write_output,
 )
+from chargeshare.ocpp import V16, V201, OcppVersion
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -46,12 +46,6 @@ AUTO_CHARGER_ID = "CERTIFY-AUTO"
 # (a test keeps them equal).
 PROFILES = ("core", "remote-trigger", "reservation", "smart-charging", "local-auth-list", "firmware")
 DEFAULT_ID_TAG = "CERT-VALID-1"
-
-
-class Protocol(StrEnum):
-    V16 = "1.6"
-    V201 = "2.0.1"
-    V21 = "2.1"  # runs the 2.0.1 cases
 
 
 _COLOUR = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "NOT APPLICABLE": "dim", "NOT RUN": "magenta"}
@@ -143,7 +137,7 @@ def certify(
         ),
     ] = None,
     protocol: Annotated[
-        Protocol | None,
+        OcppVersion | None,
         typer.Option(help="Require this OCPP version (default: whatever the charger offers)."),
     ] = None,
     profile: Annotated[
@@ -314,7 +308,7 @@ async def _certify(
                 # Every case it would have run is NOT RUN, so CI still gets its reports. (2.1 runs
                 # 2.0.1's cases: listing both would list them twice.)
                 planned = [
-                    c for v in ([protocol] if protocol else ["1.6", "2.0.1"]) for c in cases_for(v, profiles)
+                    c for v in ([protocol] if protocol else [V16, V201]) for c in cases_for(v, profiles)
                 ]
                 raise NeverCertified(certifier.never_connected(planned, str(exc))) from exc
             cases = cases_for(version, profiles)
@@ -353,7 +347,7 @@ async def _operator(
         url,
         clock,
         [7_400],
-        protocol=protocol or "1.6",
+        protocol=protocol or V16,
         meter_interval_s=AUTO_METER_INTERVAL_S,
         password=password,
     )
@@ -369,7 +363,9 @@ def certify_csms(
     charger_id: Annotated[
         str, typer.Option("--charger-id", help="The id our virtual charger connects as.")
     ] = ("CERTIFY-VIRTUAL"),
-    protocol: Annotated[Protocol, typer.Option(help="The OCPP version our charger speaks.")] = Protocol.V16,
+    protocol: Annotated[
+        OcppVersion, typer.Option(help="The OCPP version our charger speaks.")
+    ] = OcppVersion.V16,
     password: Annotated[str | None, typer.Option(help="HTTP Basic password, if the CSMS wants one.")] = None,
     id_tag: Annotated[str, typer.Option(help="A card the CSMS should accept, for the transaction case.")] = (
         "CERT-VALID-1"

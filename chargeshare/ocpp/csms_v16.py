@@ -7,6 +7,7 @@ from typing import Any
 
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers16
@@ -50,7 +51,7 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
             log.debug("charger %s is not registered; %s not stored", cp_id, fn.__name__)
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
-        return boot_reply(charging, cp_id, "1.6")
+        return boot_reply(charging, cp_id, V16)
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
         return heartbeat_reply(charging, cp_id)

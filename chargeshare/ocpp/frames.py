@@ -24,7 +24,7 @@ import fastjsonschema
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import get_validator
 
-from chargeshare.ocpp import family
+from chargeshare.ocpp import V16, V201, OcppVersion, family
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_FRAME_BYTES = 64 * 1024
@@ -75,14 +75,14 @@ class LocalProtocolError(Exception):
 
 # Error code spellings differ between versions (1.6 has the misspellings from its spec); 2.1 spells
 # them as 2.0.1 does.
-_CODES = {
-    "1.6": {
+_CODES: dict[OcppVersion, dict[str, str]] = {
+    V16: {
         "FormatViolation": "FormationViolation",
         "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
         "MessageTypeNotSupported": "ProtocolError",
         "RpcFrameworkError": "ProtocolError",
     },
-    "2.0.1": {},
+    V201: {},
 }
 
 

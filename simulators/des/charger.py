@@ -21,6 +21,7 @@ from typing import Any
 
 import simpy
 
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
@@ -77,7 +78,7 @@ class DesCharger:
         *,
         epoch: datetime,
         meter_interval_s: int,
-        protocol: str = "1.6",
+        protocol: str = V16,
         seed: int = 0,
         smart_charge_point: bool = False,
     ) -> None:
@@ -493,7 +494,7 @@ class DesCharger:
         return "Accepted"
 
     def _csms_handlers(self) -> dict[str, Handler]:
-        if self.dialect.version == "1.6":
+        if self.dialect.version == V16:
             return {
                 "ChangeConfiguration": lambda p: {
                     "status": _V16_SET[self._change_setting(BY_KEY.get(p["key"]), p["value"])]
