@@ -11,9 +11,9 @@ import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import BookingConflict, DomainError, InvalidTransition, PaymentUnavailable
-from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.booking import BookRequest
+from chargeshare.services.receipts import receipt_for
 from simulators import driver as script
 from simulators.des.charger import DesCharger, Process
 from simulators.driver import DriverStats
@@ -120,11 +120,7 @@ def _book(app: App, driver_id: int, b: script.Book) -> script.BookAnswer:
 
 
 def receipt_cost(app: App, booking_id: int) -> int | None:
-    """What the API's receipt shows: the captured total, once the session is billed and fully captured."""
+    """What the API's receipt shows (its own rule): the total, once billed and fully captured."""
     with app.store.transaction() as tx:
-        session = tx.sessions.for_booking(booking_id)
-        entries = tx.ledger.entries(booking_id)
-    captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
-    if session is None or session.billed_wh is None or session.cost is None or captured < session.cost:
-        return None
-    return captured
+        receipt = receipt_for(tx, tx.bookings.get(booking_id), app.config.rules)
+    return None if receipt is None else receipt.cost
