@@ -33,7 +33,7 @@ RECEIPT_CHECKS = 20
 RECEIPT_CHECK_EVERY_S = 30
 CONNECTOR_NO = 1  # home chargers: the driver always books and plugs into the first
 
-# How a driver's run ended (the summary's `outcomes`); the live engine adds "request_lost".
+# How a driver's run ended (the summary's `driver_outcomes`).
 TOO_LATE = "too_late"  # arrived after the run's window
 NO_CHARGER = "no_charger"  # every search round booked nothing (why: `no_charger_because`)
 PAYMENTS_DOWN = "payments_down"  # the last round's booking was refused: payments unavailable
@@ -43,6 +43,19 @@ CANCELLED = "cancelled"
 REFUSED_AT_CHARGER = "refused_at_charger"  # the charger would not start: the booking ended meanwhile
 CHARGED = "charged"
 UNPAID = "unpaid"  # unplugged, but no receipt came within the driver's patience
+REQUEST_LOST = "request_lost"  # live only: a request died with its backend process, and the app gave up
+DRIVER_OUTCOMES = (
+    TOO_LATE,
+    NO_CHARGER,
+    PAYMENTS_DOWN,
+    ERROR,
+    NO_SHOW,
+    CANCELLED,
+    REFUSED_AT_CHARGER,
+    CHARGED,
+    UNPAID,
+    REQUEST_LOST,
+)
 
 # Why a driver's last search round booked nothing (the summary's `no_charger_because`).
 NONE_FREE_NEARBY = "none_free_nearby"  # no charger online and free for the slot within the search radius

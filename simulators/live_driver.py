@@ -27,7 +27,6 @@ from simulators.fleet import DriverPlan
 from simulators.http_retry import RequestLost
 from simulators.pacing import sleep_sim
 
-REQUEST_LOST = "request_lost"  # a request died with its backend process: the app gives up
 PAYMENTS_DOWN = 503
 
 LOGIN_TRIES = 5
@@ -134,7 +133,7 @@ async def run_driver(plan: DriverPlan, driver_id: int, world: World) -> str:
     except RequestLost:
         # The backend process died with a request of ours: the app cannot tell what became of it,
         # and its user gives up (a booking made meanwhile ends as a no-show).
-        outcome = REQUEST_LOST
+        outcome = script.REQUEST_LOST
     world.stats.outcomes[outcome] += 1
     return outcome
 
