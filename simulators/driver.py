@@ -1,29 +1,27 @@
-"""A scripted driver: signs up, logs in, searches the map over HTTP, books, travels, plugs in, charges,
-unplugs, reads the receipt. Every step goes through the public API (with the access token, logging in
-again when it lapses) or the charger, as a real driver's app would."""
+"""The scripted driver, written once for both engines.
+
+A driver arrives, searches the map around home, books the nearest free charger among the first few,
+then charges, cancels or never turns up as its plan says: it waits for its slot, plugs in, waits until
+the car is done or the booking ends, unplugs and looks for the receipt.
+
+The script is sans-I/O: a plain generator that yields effects (`Sleep`, `Search`, `Book`, ...) and is
+sent back their outcomes. It never waits, calls or catches a transport's errors itself, so the live
+engine (`simulators.live_driver`: HTTP, asyncio) and the discrete-event one (`simulators.des.driver`:
+SimPy, the services called directly) each interpret the same steps in their own terms.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import math
-import secrets
 from collections import Counter
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Generic, Protocol, TypeVar, cast
 
-import httpx
-
-from chargeshare.ocpp.timestamps import format_ts
-from chargeshare.services.clock import Clock
-from simulators.backend_nodes import BackendProcesses
-from simulators.charger import PlugRefused, VirtualCharger
+from chargeshare.domain.geo import Point
 from simulators.faults import FaultRecord
 from simulators.fleet import DriverPlan
-from simulators.http_retry import RequestLost
-from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
 from simulators.smart_gate import SmartGate
 
@@ -31,10 +29,33 @@ SEARCH_RADIUS_M = 8_000
 CANDIDATES = 5
 SEARCH_ROUNDS = 3
 RETRY_AFTER_S = 600
-PAYMENTS_DOWN = 503
 RECEIPT_CHECKS = 20
 RECEIPT_CHECK_EVERY_S = 30
+CONNECTOR_NO = 1  # home chargers: the driver always books and plugs into the first
 
+# How a driver's run ended (the summary's `driver_outcomes`).
+TOO_LATE = "too_late"  # arrived after the run's window
+NO_CHARGER = "no_charger"  # every search round booked nothing (why: `no_charger_because`)
+PAYMENTS_DOWN = "payments_down"  # the last round's booking was refused: payments unavailable
+ERROR = "error"  # the marketplace refused the booking or the cancellation otherwise
+NO_SHOW = "no_show"
+CANCELLED = "cancelled"
+REFUSED_AT_CHARGER = "refused_at_charger"  # the charger would not start: the booking ended meanwhile
+CHARGED = "charged"
+UNPAID = "unpaid"  # unplugged, but no receipt came within the driver's patience
+REQUEST_LOST = "request_lost"  # live only: a request died with its backend process, and the app gave up
+DRIVER_OUTCOMES = (
+    TOO_LATE,
+    NO_CHARGER,
+    PAYMENTS_DOWN,
+    ERROR,
+    NO_SHOW,
+    CANCELLED,
+    REFUSED_AT_CHARGER,
+    CHARGED,
+    UNPAID,
+    REQUEST_LOST,
+)
 
 # Why a driver's last search round booked nothing (the summary's `no_charger_because`).
 NONE_FREE_NEARBY = "none_free_nearby"  # no charger online and free for the slot within the search radius
@@ -43,12 +64,9 @@ RATE_LIMITED = "rate_limited"  # the API refused the booking as too frequent (42
 NO_CHARGER_REASONS = (NONE_FREE_NEARBY, ALL_TAKEN, RATE_LIMITED)
 
 
-class NoCharger(Exception):
-    """A search round that booked nothing, and why (one of NO_CHARGER_REASONS)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+def booking_minutes(want_wh: int) -> int:
+    """How long to book: what the car needs at a modest 7 kW, with a margin, 15 min to 4 h."""
+    return max(15, min(240, math.ceil(want_wh / 7_000 * 60 * 1.3) + 20))
 
 
 @dataclass
@@ -84,244 +102,238 @@ class DriverStats:
     smart_gates: list[SmartGate] = field(default_factory=list)
 
 
-LOGIN_TRIES = 5
-IN_PROGRESS_CHECKS = 20
-IN_PROGRESS_BACKOFF = 15  # simulated seconds per second of Retry-After: recovery runs on the sweep
-_attempts = itertools.count(1)
-BOOKING_LEAD = timedelta(minutes=10)
-TOKEN_RENEW_BEFORE = timedelta(minutes=5)
+T = TypeVar("T")
 
 
-class ApiRefused(Exception):
-    """The API would not sign this user up or in."""
+class Effect(Generic[T]):
+    """A step the script asks its engine to take; T is what the engine sends back."""
 
 
-@dataclass
-class ApiSession:
-    """One app user against the API: sends the access token on every call and logs in again once
-    when it is refused (the token lapsed), waiting out a 429's Retry-After (in simulated seconds)."""
+@dataclass(frozen=True)
+class Candidate:
+    """A charger the map search found."""
 
-    http: httpx.AsyncClient
-    clock: Clock
-    email: str
-    password: str
-    token: str | None = None
-    expires_at: datetime | None = None
-    logins: int = 0
-
-    async def login(self) -> None:
-        for _ in range(LOGIN_TRIES):
-            r = await self.http.post("/auth/login", json={"email": self.email, "password": self.password})
-            if r.status_code == 429:
-                await sleep_sim(self.clock, float(r.headers.get("Retry-After", "1")))
-                continue
-            if r.status_code != 200:
-                raise ApiRefused(f"login as {self.email} answered {r.status_code}: {r.text[:200]}")
-            self.token = str(r.json()["access_token"])
-            self.expires_at = datetime.fromisoformat(r.json()["expires_at"])
-            self.logins += 1
-            return
-        raise ApiRefused(f"login as {self.email} was rate limited {LOGIN_TRIES} times")
-
-    async def fresh(self) -> None:
-        """As apps do, renew the token before it lapses rather than after a refusal."""
-        if self.expires_at is None or self.clock.now() >= self.expires_at - TOKEN_RENEW_BEFORE:
-            await self.login()
-
-    async def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any
-    ) -> httpx.Response:
-        await self.fresh()
-        r = await self.http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
-        if r.status_code == 401:
-            await self.login()
-            r = await self.http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
-        return r
-
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+    charger_id: int
+    charge_point_id: str
 
 
-async def sign_up_driver(http: httpx.AsyncClient, clock: Clock, plan: DriverPlan) -> tuple[int, ApiSession]:
-    """Register the plan's driver (with its tag, which the charger is given) and log in."""
-    session = ApiSession(http, clock, f"{plan.id_tag.lower()}@drivers.example", secrets.token_urlsafe(12))
-    r = await http.post(
-        "/auth/register/driver",
-        json={"email": session.email, "password": session.password, "name": plan.name, "id_tag": plan.id_tag},
-    )
-    if r.status_code != 201:
-        raise ApiRefused(f"sign-up of {plan.name} answered {r.status_code}: {r.text[:200]}")
-    await session.login()
-    return int(r.json()["driver_id"]), session
+@dataclass(frozen=True)
+class Booked:
+    booking_id: int
+    starts_at: datetime
+    ends_at: datetime
+    charge_point_id: str
 
 
-@dataclass
-class World:
-    http: httpx.AsyncClient
-    chargers: dict[str, VirtualCharger]
-    clock: Clock
-    window_end: datetime
-    stats: DriverStats
-    drivers: dict[int, ApiSession] = field(default_factory=dict)  # driver id -> the app's session
-    hosts: dict[int, ApiSession] = field(default_factory=dict)  # host id -> the host app's session
-    # How long (simulated) a driver keeps looking for a receipt after unplugging: at least as long as
-    # the backend waits for a stop before taking it as lost, so a lost stop still ends in a receipt.
-    receipt_patience_s: float = RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
-    admin: ApiSession | None = None  # the operator's app, once a fault needs it
-    backend: BackendProcesses | None = None  # the backend's processes, when it runs as such
+@dataclass(frozen=True)
+class Refused:
+    """The marketplace refused the request otherwise than as below; `reason` goes in the errors."""
+
+    reason: str
 
 
-def seconds_left(world: World) -> float:
-    return (world.window_end - world.clock.now()).total_seconds()
+class BookRefusal:
+    """A refusal the script reacts to by name (a singleton per kind)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"BookRefusal({self.name})"
 
 
-async def run_driver(plan: DriverPlan, driver_id: int, world: World) -> str:
-    try:
-        outcome = await _run(plan, driver_id, world)
-    except RequestLost:
-        # The backend process died with a request of ours: the app cannot tell what became of it,
-        # and its user gives up (a booking made meanwhile ends as a no-show).
-        outcome = "request_lost"
-    world.stats.outcomes[outcome] += 1
-    return outcome
+TAKEN = BookRefusal("taken")  # someone else has the slot (the API's 409)
+TOO_FREQUENT = BookRefusal("too_frequent")  # the driver books too often (429)
+PAYMENTS_UNAVAILABLE = BookRefusal("payments_unavailable")  # the card hold cannot be placed (503)
+
+BookAnswer = Booked | BookRefusal | Refused
 
 
-async def _run(plan: DriverPlan, driver_id: int, world: World) -> str:
-    await sleep_sim(world.clock, plan.arrives_after_s)
-    if seconds_left(world) <= 0:
-        return "too_late"
-    outcome, missed = "no_charger", NONE_FREE_NEARBY
+@dataclass(frozen=True)
+class Plugged:
+    """The car is plugged in; `charging` whether a transaction started. `handle` is the engine's
+    own (what `WaitDone` waits on)."""
+
+    handle: object
+    charging: bool
+
+
+@dataclass(frozen=True)
+class Sleep(Effect[None]):
+    seconds: float  # simulated
+
+
+@dataclass(frozen=True)
+class Search(Effect[list[Candidate]]):
+    """Chargers online and free for the whole window near `centre`, nearest first."""
+
+    centre: Point
+    radius_m: int
+    available_from: datetime
+    available_until: datetime
+    limit: int
+
+
+@dataclass(frozen=True)
+class Book(Effect[BookAnswer]):
+    candidate: Candidate
+    minutes: int
+    max_energy_wh: int
+    starts_at: datetime
+    override_smart_charging: bool
+
+
+@dataclass(frozen=True)
+class Cancel(Effect[bool]):
+    """Cancel as the driver; True if it was."""
+
+    booking_id: int
+
+
+@dataclass(frozen=True)
+class PlugIn(Effect[Plugged | None]):
+    """Plug in and present the card; None if the charger refused the plug (in use, reserved)."""
+
+    charge_point_id: str
+    id_tag: str
+    vehicle: Vehicle
+    target_wh: int
+
+
+@dataclass(frozen=True)
+class WaitDone(Effect[None]):
+    """Until the car stops taking energy or the transaction ends, at most `timeout_s` (simulated)."""
+
+    plugged: Plugged
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Unplug(Effect[None]):
+    charge_point_id: str
+
+
+@dataclass(frozen=True)
+class FetchReceipt(Effect[int | None]):
+    """The receipt's total in pence, None while there is none."""
+
+    booking_id: int
+
+
+Script = Generator[Effect[object], object, T]
+
+
+def ask(effect: Effect[T]) -> Script[T]:
+    """Yield one effect and return its outcome, typed."""
+    return cast(T, (yield cast(Effect[object], effect)))
+
+
+class Timeline(Protocol):
+    """The engine's view of time: the clock's now, and what is left of the run's window."""
+
+    def now(self) -> datetime: ...
+
+    def seconds_left(self) -> float: ...
+
+
+class NoCharger(Exception):
+    """A search round that booked nothing, and why (one of NO_CHARGER_REASONS)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def drive(plan: DriverPlan, timeline: Timeline, stats: DriverStats, receipt_patience_s: float) -> Script[str]:
+    """One driver's run, ending in its outcome. `receipt_patience_s`: how long (simulated) it keeps
+    looking for a receipt after unplugging."""
+    yield from ask(Sleep(plan.arrives_after_s))
+    if timeline.seconds_left() <= 0:
+        return TOO_LATE
+    outcome, missed = NO_CHARGER, NONE_FREE_NEARBY
     for _ in range(SEARCH_ROUNDS):
         try:
-            booking, charger = await _book_nearby(plan, driver_id, world)
+            answer = yield from _book_nearby(plan, timeline, stats)
         except NoCharger as exc:
-            outcome, missed = "no_charger", exc.reason
+            outcome, missed = NO_CHARGER, exc.reason
         else:
-            if charger is not None:
-                return await _use_booking(plan, driver_id, world, booking, charger)
-            if booking.get("error") != PAYMENTS_DOWN:
-                return "error"
-            outcome = "payments_down"  # a clean 503: worth trying again later, like a full map
-        if seconds_left(world) <= RETRY_AFTER_S:
+            if isinstance(answer, Booked):
+                return (yield from _use_booking(plan, timeline, stats, answer, receipt_patience_s))
+            if answer is not PAYMENTS_UNAVAILABLE:
+                return ERROR
+            outcome = PAYMENTS_DOWN  # a clean refusal: worth trying again later, like a full map
+        if timeline.seconds_left() <= RETRY_AFTER_S:
             break
-        await sleep_sim(world.clock, RETRY_AFTER_S)  # try again a bit later
-    if outcome == "no_charger":
-        world.stats.no_charger_because[missed] += 1
+        yield from ask(Sleep(RETRY_AFTER_S))  # try again a bit later
+    if outcome == NO_CHARGER:
+        stats.no_charger_because[missed] += 1
     return outcome
 
 
-async def _book_nearby(
-    plan: DriverPlan, driver_id: int, world: World
-) -> tuple[dict[str, Any], VirtualCharger | None]:
+def _book_nearby(plan: DriverPlan, timeline: Timeline, stats: DriverStats) -> Script[BookAnswer]:
     """Search the map around home and book the nearest free charger among the first few.
 
-    Returns (booking, charger); (error-body, None) when the API refused the booking otherwise than
-    by a conflict; raises NoCharger when the round found nothing to book.
-    """
-    # Book a slot from when we will get there, for as long as the car needs at a modest 7 kW.
-    starts_at = world.clock.now() + timedelta(seconds=plan.travel_s)
-    minutes = max(15, min(240, math.ceil(plan.want_wh / 7_000 * 60 * 1.3) + 20))
-    api = world.drivers[driver_id]
-    r = await api.request(
-        "GET",
-        "/chargers",
-        params={
-            "lat": plan.home.lat,
-            "lon": plan.home.lon,
-            "radius_m": SEARCH_RADIUS_M,
-            "online": "true",
-            "available_from": format_ts(starts_at),
-            "available_until": format_ts(starts_at + timedelta(minutes=minutes)),
-            "limit": CANDIDATES,
-        },
-    )
-    r.raise_for_status()
-    found: list[dict[str, Any]] = r.json()
+    Returns the booking, or the refusal that ends the round otherwise than by a conflict; raises
+    NoCharger when the round found nothing to book."""
+    # A slot from when we will get there, for as long as the car needs.
+    starts_at = timeline.now() + timedelta(seconds=plan.travel_s)
+    minutes = booking_minutes(plan.want_wh)
+    until = starts_at + timedelta(minutes=minutes)
+    found = yield from ask(Search(plan.home, SEARCH_RADIUS_M, starts_at, until, CANDIDATES))
     for c in found:
-        await api.fresh()  # before reading the clock for the start: a fast clock moves on meanwhile
-        body = {
-            "charger_id": c["id"],
-            "connector_no": 1,
-            "minutes": minutes,
-            "max_energy_wh": plan.want_wh,
-            # A fast simulated clock races the request (a 0.3 s answer is minutes at 900x): never
-            # ask to start sooner than the server could still call "now".
-            "starts_at": format_ts(max(starts_at, world.clock.now() + BOOKING_LEAD)),
-        }
-        if plan.overrides:
-            body["override_smart_charging"] = True
-        # One key per attempt, so a copy sent after a lost answer finds the booking it made.
-        attempt = {"Idempotency-Key": f"{plan.id_tag}-{next(_attempts)}"}
-        resp = await api.request("POST", "/bookings", json=body, headers=attempt)
-        for _ in range(IN_PROGRESS_CHECKS):
-            if resp.status_code != 409 or resp.json().get("error") != "request_in_progress":
-                break
-            # A copy of an attempt whose first try died while the card hold was placed: ask again
-            # until recovery has decided it.
-            await sleep_sim(world.clock, float(resp.headers.get("Retry-After", "1")) * IN_PROGRESS_BACKOFF)
-            resp = await api.request("POST", "/bookings", json=body, headers=attempt)
-        if resp.status_code == 409:
-            world.stats.conflicts += 1
+        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides))
+        if answer is TAKEN:
+            stats.conflicts += 1
             continue
-        if resp.status_code == 429:  # booking too often: back off like a full map
-            world.stats.rate_limited += 1
+        if answer is TOO_FREQUENT:  # booking too often: back off like a full map
+            stats.rate_limited += 1
             raise NoCharger(RATE_LIMITED)
-        if resp.status_code == PAYMENTS_DOWN:
-            world.stats.payments_down += 1
-            return {"error": PAYMENTS_DOWN}, None
-        if resp.status_code != 201:
-            world.stats.errors.append(f"{plan.name}: booking answered {resp.status_code} {resp.text[:200]}")
-            return {"error": resp.status_code}, None
-        if world.stats.bookings_answered is not None:
-            world.stats.bookings_answered.add(int(resp.json()["id"]))
-        return resp.json(), world.chargers[c["charge_point_id"]]
+        if answer is PAYMENTS_UNAVAILABLE:
+            stats.payments_down += 1
+        elif isinstance(answer, Refused):
+            stats.errors.append(f"{plan.name}: {answer.reason}")
+        elif isinstance(answer, Booked) and stats.bookings_answered is not None:
+            stats.bookings_answered.add(answer.booking_id)
+        return answer
     raise NoCharger(ALL_TAKEN if found else NONE_FREE_NEARBY)
 
 
-async def _use_booking(
-    plan: DriverPlan, driver_id: int, world: World, booking: dict[str, Any], charger: VirtualCharger
-) -> str:
+def _use_booking(
+    plan: DriverPlan, timeline: Timeline, stats: DriverStats, booking: Booked, receipt_patience_s: float
+) -> Script[str]:
+    def until(at: datetime) -> float:
+        return (at - timeline.now()).total_seconds()
+
     if plan.intent == "no_show":
         # The slot passes without its driver. The run lasts until it has (or the window ends), so
         # the backend's no-show sweep, not the run's wind-down, expires the booking with its fee.
-        ends = datetime.fromisoformat(booking["ends_at"])
-        await sleep_sim(
-            world.clock, min((ends - world.clock.now()).total_seconds(), max(0.0, seconds_left(world)))
-        )
-        return "no_show"
+        yield from ask(Sleep(max(0.0, min(until(booking.ends_at), timeline.seconds_left()))))
+        return NO_SHOW
     if plan.intent == "cancel":
-        await sleep_sim(world.clock, plan.travel_s / 2)
-        resp = await world.drivers[driver_id].request("POST", f"/bookings/{booking['id']}/cancel")
-        return "cancelled" if resp.status_code == 200 else "error"
+        yield from ask(Sleep(plan.travel_s / 2))
+        return CANCELLED if (yield from ask(Cancel(booking.booking_id))) else ERROR
 
-    arrival = datetime.fromisoformat(booking["starts_at"])
-    await sleep_sim(
-        world.clock, min((arrival - world.clock.now()).total_seconds(), max(0.0, seconds_left(world)))
-    )
+    cp_id = booking.charge_point_id
+    yield from ask(Sleep(max(0.0, min(until(booking.starts_at), timeline.seconds_left()))))
     vehicle = Vehicle(plan.battery_wh, plan.soc_wh, plan.max_power_w)
-    try:
-        plugged = await charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
-    except PlugRefused:
-        # In use or reserved for someone else: our booking was cancelled or failed meanwhile.
-        return "refused_at_charger"
-    if plugged.transaction_id is None:
-        await charger.unplug(1)
-        await world.drivers[driver_id].request("POST", f"/bookings/{booking['id']}/cancel")
-        return "refused_at_charger"
-    ends_at = datetime.fromisoformat(booking["ends_at"])
-    wait_s = min((ends_at - world.clock.now()).total_seconds(), seconds_left(world))
+    plugged = yield from ask(PlugIn(cp_id, plan.id_tag, vehicle, plan.want_wh))
+    if plugged is None:
+        return REFUSED_AT_CHARGER  # in use or reserved for someone else: our booking ended meanwhile
+    if not plugged.charging:
+        yield from ask(Unplug(cp_id))
+        yield from ask(Cancel(booking.booking_id))  # if it has ended already, that is no matter
+        return REFUSED_AT_CHARGER
+    wait_s = min(until(booking.ends_at), timeline.seconds_left())
     if wait_s > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(plugged.done.wait(), timeout=world.clock.real_seconds(wait_s))
-    await charger.unplug(1)
+        yield from ask(WaitDone(plugged, wait_s))
+    yield from ask(Unplug(cp_id))
     # The receipt follows the charger's StopTransaction, which a charger offline or rebooting sends
     # later: look again for a while (bounded) before calling it missing.
-    for _ in range(max(RECEIPT_CHECKS, math.ceil(world.receipt_patience_s / RECEIPT_CHECK_EVERY_S))):
-        resp = await world.drivers[driver_id].request("GET", f"/bookings/{booking['id']}")
-        receipt = resp.json().get("receipt")
-        if receipt is not None:
-            world.stats.receipts_pence += receipt["cost"]
-            return "charged"
-        await sleep_sim(world.clock, RECEIPT_CHECK_EVERY_S)
-    world.stats.errors.append(f"{plan.name}: no receipt for booking {booking['id']}")
-    return "unpaid"
+    for _ in range(max(RECEIPT_CHECKS, math.ceil(receipt_patience_s / RECEIPT_CHECK_EVERY_S))):
+        cost = yield from ask(FetchReceipt(booking.booking_id))
+        if cost is not None:
+            stats.receipts_pence += cost
+            return CHARGED
+        yield from ask(Sleep(RECEIPT_CHECK_EVERY_S))
+    stats.errors.append(f"{plan.name}: no receipt for booking {booking.booking_id}")
+    return UNPAID

@@ -31,18 +31,11 @@ from chargeshare.services.rate_limits import ApiLimits
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES, START_WITHIN_S, BackendFailed, BackendProcesses
 from simulators.charger import VirtualCharger
-from simulators.driver import (
-    RECEIPT_CHECK_EVERY_S,
-    RECEIPT_CHECKS,
-    ApiSession,
-    DriverStats,
-    World,
-    run_driver,
-    sign_up_driver,
-)
+from simulators.driver import RECEIPT_CHECK_EVERY_S, RECEIPT_CHECKS, DriverStats
 from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
 from simulators.http_retry import RetryWhileAway
+from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
 from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise

@@ -24,7 +24,7 @@ from chargeshare.services.records import BookingRecord
 from chargeshare.services.settlement import FEE, PENDING, RELEASE
 from simulators.backend_nodes import BackendProcesses
 from simulators.charger import VirtualCharger
-from simulators.driver import ApiSession, DriverStats, World, seconds_left
+from simulators.driver import DriverStats
 from simulators.faults import (
     CATALOGUE,
     VICTIMS_POLL_SIM_S,
@@ -39,6 +39,7 @@ from simulators.faults import (
     running_transaction,
     spoofer,
 )
+from simulators.live_driver import ApiSession, World, seconds_left
 from simulators.pacing import sleep_sim
 from simulators.spoofing import spoof_applied, spoof_messages
 from simulators.wire_faults import ALL_COMMANDS

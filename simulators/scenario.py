@@ -22,7 +22,7 @@ from chargeshare.ocpp import V16
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
-from simulators.driver import NO_CHARGER_REASONS
+from simulators.driver import DRIVER_OUTCOMES, NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, LASTING, Fault, not_in_des
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import DEFAULT_START, LiveParams, problems
@@ -195,20 +195,7 @@ SUMMARY_METRICS = frozenset(
 # The summary's breakdowns and the names under them; fault outcomes are each fault's own.
 SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     "bookings_by_status": frozenset(s.value for s in BookingStatus),
-    "driver_outcomes": frozenset(
-        {
-            "cancelled",
-            "charged",
-            "error",
-            "no_charger",
-            "no_show",
-            "payments_down",
-            "refused_at_charger",
-            "request_lost",
-            "too_late",
-            "unpaid",
-        }
-    ),
+    "driver_outcomes": frozenset(DRIVER_OUTCOMES),
     "no_charger_because": frozenset(NO_CHARGER_REASONS),
     "sessions_by_protocol": frozenset("ocpp" + v.replace(".", "") for v in PROTOCOLS),
     "smart_charging": frozenset(SMART_NAMES),

@@ -1,41 +1,24 @@
-"""A scripted driver as a SimPy process, calling the services directly (no HTTP in virtual time).
-
-It follows the live driver's script (`simulators.driver`): search the map, book the nearest free
-charger among the first few, then charge, cancel or never turn up as its plan says; plug in, wait
-until the car is done or the booking ends, unplug, and look for the receipt.
-"""
+"""The driver script's discrete-event engine: a SimPy process that takes each step of
+`simulators.driver` by calling the services directly (no HTTP in virtual time), as the API's routes
+would, and at the DES charger."""
 
 from __future__ import annotations
 
-import contextlib
-import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import BookingConflict, DomainError, InvalidTransition, PaymentUnavailable
-from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.booking import BookRequest
-from chargeshare.services.records import BookingRecord
+from chargeshare.services.receipts import receipt_for
+from simulators import driver as script
 from simulators.des.charger import DesCharger, Process
-from simulators.driver import (
-    ALL_TAKEN,
-    CANDIDATES,
-    NONE_FREE_NEARBY,
-    RECEIPT_CHECK_EVERY_S,
-    RECEIPT_CHECKS,
-    RETRY_AFTER_S,
-    SEARCH_RADIUS_M,
-    SEARCH_ROUNDS,
-    DriverStats,
-    NoCharger,
-)
+from simulators.driver import DriverStats
 from simulators.evse import PlugRefused
 from simulators.fleet import DriverPlan
-from simulators.power import Vehicle
 
 
 @dataclass
@@ -45,130 +28,99 @@ class DesWorld:
     chargers: dict[str, DesCharger]
     window_end_s: float
     stats: DriverStats
+    # How long (simulated) a driver keeps looking for a receipt after unplugging.
+    receipt_patience_s: float = script.RECEIPT_CHECKS * script.RECEIPT_CHECK_EVERY_S
+
+    def now(self) -> datetime:
+        return self.app.clock.now()
 
     def seconds_left(self) -> float:
         return self.window_end_s - self.env.now
 
 
 def run_driver(plan: DriverPlan, driver_id: int, world: DesWorld) -> Process:
-    outcome = yield from _run(plan, driver_id, world)
-    world.stats.outcomes[outcome] += 1
-
-
-def _run(plan: DriverPlan, driver_id: int, world: DesWorld) -> simpy.events.ProcessGenerator:
-    yield world.env.timeout(plan.arrives_after_s)
-    if world.seconds_left() <= 0:
-        return "too_late"
-    outcome, missed = "no_charger", NONE_FREE_NEARBY
-    for _ in range(SEARCH_ROUNDS):
+    """The script as a SimPy process: only its waits take virtual time; every other step is a
+    direct call, answered at the same instant."""
+    steps = script.drive(plan, world, world.stats, world.receipt_patience_s)
+    outcome: object = None
+    while True:
         try:
-            found = _book_nearby(plan, driver_id, world)
-        except NoCharger as exc:
-            outcome, missed = "no_charger", exc.reason
-        except PaymentUnavailable:
-            world.stats.payments_down += 1
-            outcome = "payments_down"  # a clean refusal: worth trying again later, like a full map
-        except DomainError as exc:
-            world.stats.errors.append(f"{plan.name}: booking refused: {exc}")
-            return "error"
-        else:
-            return (yield from _use_booking(plan, driver_id, world, *found))
-        if world.seconds_left() <= RETRY_AFTER_S:
-            break
-        yield world.env.timeout(RETRY_AFTER_S)
-    if outcome == "no_charger":
-        world.stats.no_charger_because[missed] += 1
-    return outcome
+            effect = steps.send(outcome)
+        except StopIteration as end:
+            world.stats.outcomes[end.value] += 1
+            return
+        match effect:
+            case script.Sleep(seconds):
+                yield world.env.timeout(seconds)
+                outcome = None
+            case script.WaitDone(plugged, timeout_s):
+                assert isinstance(plugged.handle, simpy.Event)
+                yield plugged.handle | world.env.timeout(timeout_s)
+                outcome = None
+            case _:
+                outcome = _take(world, driver_id, effect)
 
 
-def _book_nearby(plan: DriverPlan, driver_id: int, world: DesWorld) -> tuple[BookingRecord, DesCharger]:
-    """The live driver's search and booking, as the HTTP routes would call the services; raises
-    NoCharger when the round found nothing to book."""
+def _take(world: DesWorld, driver_id: int, effect: script.Effect[object]) -> object:
     app = world.app
-    starts_at = app.clock.now() + timedelta(seconds=plan.travel_s)
-    minutes = max(15, min(240, math.ceil(plan.want_wh / 7_000 * 60 * 1.3) + 20))
-    query = SearchQuery(
-        centre=plan.home,
-        radius_m=SEARCH_RADIUS_M,
-        online_only=True,
-        available_from=starts_at,
-        available_until=starts_at + timedelta(minutes=minutes),
-        limit=CANDIDATES,
-    )
-    found = app.marketplace.search(query)
-    for c in found:
-        try:
-            booking = app.bookings.book(
-                BookRequest(
-                    driver_id,
-                    c.charger_id,
-                    1,
-                    minutes,
-                    plan.want_wh,
-                    starts_at=starts_at,
-                    override_smart_charging=plan.overrides,
-                )
+    match effect:
+        case script.Search(centre, radius_m, available_from, available_until, limit):
+            query = SearchQuery(
+                centre=centre,
+                radius_m=radius_m,
+                online_only=True,
+                available_from=available_from,
+                available_until=available_until,
+                limit=limit,
             )
-        except (BookingConflict, InvalidTransition):
-            world.stats.conflicts += 1  # the routes answer these with 409
-            continue
-        if world.stats.bookings_answered is not None:
-            world.stats.bookings_answered.add(booking.booking_id)
-        return booking, world.chargers[c.charge_point_id]
-    raise NoCharger(ALL_TAKEN if found else NONE_FREE_NEARBY)
+            return [script.Candidate(c.charger_id, c.charge_point_id) for c in app.marketplace.search(query)]
+        case script.Book():
+            return _book(app, driver_id, effect)
+        case script.Cancel(booking_id):
+            try:
+                app.bookings.cancel(booking_id, driver_id=driver_id)
+            except DomainError:
+                return False
+            return True
+        case script.PlugIn(cp_id, id_tag, vehicle, target_wh):
+            charger = world.chargers[cp_id]
+            try:
+                done = charger.plug_in(script.CONNECTOR_NO, id_tag, vehicle, target_wh)
+            except PlugRefused:
+                return None
+            return script.Plugged(done, charger.transaction_running(script.CONNECTOR_NO))
+        case script.Unplug(cp_id):
+            world.chargers[cp_id].unplug(script.CONNECTOR_NO)
+            return None
+        case script.FetchReceipt(booking_id):
+            return receipt_cost(app, booking_id)
+    raise TypeError(f"the DES driver cannot take {effect!r}")
 
 
-def _use_booking(
-    plan: DriverPlan, driver_id: int, world: DesWorld, booking: BookingRecord, charger: DesCharger
-) -> simpy.events.ProcessGenerator:
-    env, app = world.env, world.app
-    if plan.intent == "no_show":
-        # The slot passes without its driver: the run lasts until it has (or the window ends), so the
-        # backend's no-show sweep, not the run's wind-down, expires the booking with its fee.
-        yield env.timeout(max(0.0, min(_until(world, booking.ends_at), world.seconds_left())))
-        return "no_show"
-    if plan.intent == "cancel":
-        yield env.timeout(plan.travel_s / 2)
-        try:
-            app.bookings.cancel(booking.booking_id, driver_id=driver_id)
-        except DomainError:
-            return "error"
-        return "cancelled"
-    yield env.timeout(max(0.0, min(_until(world, booking.starts_at), world.seconds_left())))
-    vehicle = Vehicle(plan.battery_wh, plan.soc_wh, plan.max_power_w)
+def _book(app: App, driver_id: int, b: script.Book) -> script.BookAnswer:
+    """As the booking route calls the service, its refusals as the route answers them."""
+    req = BookRequest(
+        driver_id,
+        b.candidate.charger_id,
+        script.CONNECTOR_NO,
+        b.minutes,
+        b.max_energy_wh,
+        starts_at=b.starts_at,
+        override_smart_charging=b.override_smart_charging,
+    )
     try:
-        done = charger.plug_in(1, plan.id_tag, vehicle, plan.want_wh)
-    except PlugRefused:
-        return "refused_at_charger"  # in use or reserved for someone else: our booking failed meanwhile
-    if not charger.transaction_running(1):
-        charger.unplug(1)
-        with contextlib.suppress(DomainError):  # already ended: the live driver ignores this answer too
-            app.bookings.cancel(booking.booking_id, driver_id=driver_id)
-        return "refused_at_charger"
-    wait_s = min(_until(world, booking.ends_at), world.seconds_left())
-    if wait_s > 0:
-        yield done | env.timeout(wait_s)
-    charger.unplug(1)
-    for _ in range(RECEIPT_CHECKS):
-        cost = receipt_cost(app, booking.booking_id)
-        if cost is not None:
-            world.stats.receipts_pence += cost
-            return "charged"
-        yield env.timeout(RECEIPT_CHECK_EVERY_S)
-    world.stats.errors.append(f"{plan.name}: no receipt for booking {booking.booking_id}")
-    return "unpaid"
-
-
-def _until(world: DesWorld, at: datetime) -> float:
-    return (at - world.app.clock.now()).total_seconds()
+        booking = app.bookings.book(req)
+    except (BookingConflict, InvalidTransition):
+        return script.TAKEN  # the route's 409
+    except PaymentUnavailable:
+        return script.PAYMENTS_UNAVAILABLE
+    except DomainError as exc:
+        return script.Refused(f"booking refused: {exc}")
+    return script.Booked(booking.booking_id, booking.starts_at, booking.ends_at, b.candidate.charge_point_id)
 
 
 def receipt_cost(app: App, booking_id: int) -> int | None:
-    """What the API's receipt shows: the captured total, once the session is billed and fully captured."""
+    """What the API's receipt shows (its own rule): the total, once billed and fully captured."""
     with app.store.transaction() as tx:
-        session = tx.sessions.for_booking(booking_id)
-        entries = tx.ledger.entries(booking_id)
-    captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
-    if session is None or session.billed_wh is None or session.cost is None or captured < session.cost:
-        return None
-    return captured
+        receipt = receipt_for(tx, tx.bookings.get(booking_id), app.config.rules)
+    return None if receipt is None else receipt.cost

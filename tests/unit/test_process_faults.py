@@ -12,8 +12,9 @@ import httpx
 
 from chargeshare.services.clock import ScaledClock
 from simulators.backend_nodes import BackendProcesses
-from simulators.driver import DriverStats, World
+from simulators.driver import DriverStats
 from simulators.faults import Fault, FaultRecord
+from simulators.live_driver import World
 from simulators.live_faults import _crashed_at, node_crash
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
