@@ -26,6 +26,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.records import BookingRecord
 from tests.conftest import add_charger
+from tests.services.offline_events import offline_event
 
 HOUR = timedelta(hours=1)
 PRICE = 30  # add_charger's price, pence per kWh
@@ -71,26 +72,10 @@ def replay16(app: App, tag: str, began: datetime, wh: int) -> dict[str, Any]:
 def replay201(app: App, tag: str, began: datetime, wh: int) -> dict[str, Any]:
     """The 2.0.1 charger's queue: TransactionEvent Started (with the token), Ended 50 minutes on."""
     table = csms_v201.handlers(app.charging, "CP1", app.reports)
-
-    def event(kind: str, seq: int, at: datetime, register: int, **more: Any) -> dict[str, Any]:
-        return table["TransactionEvent"](
-            {
-                "eventType": kind,
-                "timestamp": format_ts(at),
-                "triggerReason": "Authorized" if kind == "Started" else "EVCommunicationLost",
-                "seqNo": seq,
-                "offline": True,
-                "transactionInfo": {"transactionId": "offline-1"},
-                "evse": {"id": 1, "connectorId": 1},
-                "meterValue": [{"timestamp": format_ts(at), "sampledValue": [{"value": register}]}],
-                **more,
-            }
-        )
-
-    started = event("Started", 0, began, 0, idToken={"idToken": tag, "type": "ISO14443"})
+    started = offline_event(table, "Started", 0, began, 0, idToken={"idToken": tag, "type": "ISO14443"})
     if started["idTokenInfo"]["status"] == "Accepted":
-        event("Ended", 1, began + timedelta(minutes=50), wh)
-        event("Ended", 1, began + timedelta(minutes=50), wh)  # sent again: nothing more
+        offline_event(table, "Ended", 1, began + timedelta(minutes=50), wh)
+        offline_event(table, "Ended", 1, began + timedelta(minutes=50), wh)  # sent again: nothing more
     return started
 
 

@@ -6,7 +6,6 @@ in-memory fake, through the OCPP 1.6 and 2.0.1 handlers."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.records import BookingRecord
 from tests.conftest import add_charger
+from tests.services.offline_events import offline_event
 
 HOUR = timedelta(hours=1)
 PRICE = 45  # the host's walk-in price, pence per kWh
@@ -197,27 +197,13 @@ def test_a_replayed_2_0_1_walk_in_is_booked_from_its_own_start(
     table = csms_v201.handlers(app.charging, "CP1", app.reports)
     began = clock.now()
     clock.advance(3 * 3_600)
-
-    def event(kind: str, seq: int, at: datetime, wh: int, **more: Any) -> dict[str, Any]:
-        return table["TransactionEvent"](
-            {
-                "eventType": kind,
-                "timestamp": format_ts(at),
-                "triggerReason": "Authorized" if kind == "Started" else "EVCommunicationLost",
-                "seqNo": seq,
-                "offline": True,
-                "transactionInfo": {"transactionId": "offline-1"},
-                "evse": {"id": 1, "connectorId": 1},
-                "meterValue": [{"timestamp": format_ts(at), "sampledValue": [{"value": wh}]}],
-                **more,
-            }
-        )
-
-    started = event("Started", 0, began, 1_000, idToken={"idToken": "CARD-1", "type": "ISO14443"})
-    assert started == {"idTokenInfo": {"status": "Accepted"}}
-    event("Updated", 1, began + HOUR / 2, 6_000)
-    event("Ended", 2, began + HOUR, 11_000)
-    event("Ended", 2, began + HOUR, 11_000)  # sent again: nothing more
+    card = {"idToken": "CARD-1", "type": "ISO14443"}
+    assert offline_event(table, "Started", 0, began, 1_000, idToken=card) == {
+        "idTokenInfo": {"status": "Accepted"}
+    }
+    offline_event(table, "Updated", 1, began + HOUR / 2, 6_000)
+    offline_event(table, "Ended", 2, began + HOUR, 11_000)
+    offline_event(table, "Ended", 2, began + HOUR, 11_000)  # sent again: nothing more
     (walk_in,) = bookings_of(app, ann)
     assert (walk_in.status, walk_in.starts_at, walk_in.ends_at) == (
         BookingStatus.COMPLETED,
