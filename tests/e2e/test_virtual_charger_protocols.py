@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -164,7 +165,11 @@ async def test_a_2x_charger_offline_mid_session_replays_its_events_and_is_billed
         await vc.plug_in(1, "TAG-B", car(), 20_000)
         await vc.go_offline()  # the outage lasts until the test ends it, however loaded the machine
         assert not vc.connected
-        await vc.unplug(1)  # the car leaves while the charger is offline
+        offline_at = clock.now()
+        await eventually(
+            lambda: clock.now() - offline_at >= timedelta(minutes=1), "a minute charging offline"
+        )
+        await vc.unplug(1)  # the car leaves while the charger is offline, having drawn energy
         assert vc.queue and all(p.get("offline") is True for _, p in vc.queue)
         await vc.come_back()
         await eventually(lambda: not vc.queue, "the queue replayed")

@@ -160,6 +160,15 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "row_max_lon": -0.1,
         "row_min_lat": 51.5,
         "row_max_lat": 51.5,
+        # What a charger's connectors offer, on its row and in the R*Tree (scaled there).
+        "row_best_power_w": 7400,
+        "row_type2_power_w": 7400,
+        "row_ccs_power_w": -1,
+        "row_chademo_power_w": -1,
+        **{
+            f"row_{name}": 0.0
+            for name in ("type2_w", "best_w_a", "neg_price", "ccs_w", "chademo_w", "best_w")
+        },
     }
     yield app, values
     app.close()
