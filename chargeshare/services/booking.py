@@ -330,8 +330,9 @@ class BookingService:
             return tx.bookings.set_reservation(booking_id, RESERVATION_NONE, expected=RESERVATION_SENT)
 
     def reservation_answered(self, booking_id: int, status: str) -> bool:
-        """The charger's ReserveNow answer. Occupied before the start means "not yet": try again later.
-        Any other refusal fails the booking and returns the hold. True when the charger accepted a
+        """The charger's ReserveNow answer. Occupied means "not yet" (asked again once the connector is
+        free) unless another booking's session has held the connector since the start. Any other
+        refusal fails the booking and returns the hold. True when the charger accepted a
         reservation for a booking cancelled or expired while the ReserveNow was on its way: it must be
         cancelled (the CancelReservation sent as it ended may have reached the charger first)."""
         with self.store.transaction() as tx:
@@ -347,7 +348,13 @@ class BookingService:
             if status == "Accepted":
                 tx.bookings.set_reservation(booking_id, RESERVATION_ACCEPTED)
                 return False
-            if status == "Occupied" and self.clock.now() < booking.starts_at:
+            now = self.clock.now()
+            if status == "Occupied" and (
+                now < booking.starts_at
+                or not tx.sessions.held_by_another(booking.connector_id, booking_id, booking.starts_at, now)
+            ):
+                # Not yet: no other session holds the connector, so the car in it is the driver's own
+                # (plugged in as the ReserveNow travelled) or one yet to leave; the grace decides the rest.
                 tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
                 return False
             failed = next_status(booking.status, BookingEvent.RESERVATION_REJECTED)

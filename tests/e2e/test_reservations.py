@@ -233,7 +233,7 @@ async def test_charge_now_sends_reserve_now_and_an_accepted_answer_is_recorded(m
     assert manual.gateway.holds[str(record.payment_ref)].state == "authorized"
 
 
-@pytest.mark.parametrize("answer", ["Rejected", "Occupied", "Faulted", "Unavailable"])
+@pytest.mark.parametrize("answer", ["Rejected", "Faulted", "Unavailable"])
 async def test_a_refused_charge_now_reservation_fails_the_booking_and_releases_the_hold(
     manual: Backend, answer: str
 ) -> None:
@@ -311,6 +311,34 @@ async def test_a_scheduled_booking_is_reserved_only_when_the_sweep_finds_it_due(
         await sweep(manual)
         assert len(cp.reserves) == 1
         assert manual.booking(booking.booking_id).status is BookingStatus.CONFIRMED
+
+
+async def test_occupied_by_the_booked_drivers_own_car_does_not_fail_the_booking(manual: Backend) -> None:
+    """The driver plugs in as the charge-now booking's ReserveNow is on its way: the charger answers
+    Occupied. No other session holds the connector, so it is the driver's own car: the booking stays
+    and their start is accepted."""
+    w = world(manual, "RES6", "CARD-A")
+    async with library_cp(manual, "RES6", answer="Occupied") as cp:
+        booking = w.book("CARD-A")
+        await eventually(lambda: cp.reserves != [], "ReserveNow")
+        await cp.status("Preparing")
+        await eventually(lambda: manual.booking(booking.booking_id).reservation == "none", "Occupied heard")
+        assert manual.booking(booking.booking_id).status is BookingStatus.CONFIRMED
+        started = await cp.call(
+            call16.StartTransaction(connector_id=1, id_tag="CARD-A", meter_start=0, timestamp=format_ts(T0))
+        )
+        assert started.id_tag_info["status"] == "Accepted" and started.transaction_id > 0
+        assert manual.booking(booking.booking_id).status is BookingStatus.ACTIVE
+        await sweep(manual)  # no second ReserveNow for a booking that has started
+        assert len(cp.reserves) == 1
+        await cp.call(
+            call16.StopTransaction(
+                transaction_id=started.transaction_id, meter_stop=5_000, timestamp=format_ts(T0)
+            )
+        )
+        await settled(manual.app)
+        assert manual.gateway.total_captured == 150  # 5 kWh at 30p, from the hold it kept
+        assert manual.failing_invariants() == []
 
 
 async def test_occupied_before_the_start_is_not_yet_and_the_reservation_is_sent_again_once_free(

@@ -160,6 +160,33 @@ def test_a_rejected_reservation_fails_the_booking_and_returns_the_hold(app: App)
     assert failing(app) == set()
 
 
+def test_occupied_at_the_start_fails_the_booking_only_when_another_session_holds_the_connector(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app)
+    a = app.marketplace.add_driver("A", "A").driver_id
+    b = app.marketplace.add_driver("B", "B").driver_id
+    first = book(app, charger, a)
+    # A's own car, plugged in as the ReserveNow arrived: not yet, and A's start is accepted.
+    app.bookings.reservation_answered(first, "Occupied")
+    with app.store.transaction() as tx:
+        assert (tx.bookings.get(first).status, tx.bookings.get(first).reservation) == (
+            BookingStatus.CONFIRMED,
+            "none",
+        )
+    start = app.charging.start("CP1", 1, "A", 0, clock.now())
+    assert start.status is AuthStatus.ACCEPTED
+    started = start.transaction_id
+    clock.advance(3600)  # A's booking is over; A's car still charges
+    second = book(app, charger, b)
+    app.bookings.reservation_answered(second, "Occupied")
+    with app.store.transaction() as tx:
+        record = tx.bookings.get(second)
+    assert (record.status, record.fee) == (BookingStatus.FAILED, 0)  # the connector is taken: no fee
+    assert app.charging.stop("CP1", started, 4_000, clock.now()) is AuthStatus.ACCEPTED
+    assert failing(app) == set()
+
+
 def test_start_without_booking_or_with_someone_elses_is_refused(app: App, clock: ManualClock) -> None:
     charger = add_charger(app)
     a = app.marketplace.add_driver("A", "A").driver_id

@@ -525,8 +525,8 @@ class BookingMachine(RuleBasedStateMachine):
             return  # a late answer for a booking that already ended changes nothing
         if answer == "Accepted":
             b.reservation = "accepted"
-        elif answer == "Occupied" and self.now < b.starts_at:
-            # The previous driver has not left yet: ask again once the connector is free.
+        elif answer == "Occupied" and (self.now < b.starts_at or not self._held_by_another(b, self.now)):
+            # The previous driver has not left yet, or the car is b's own: ask again once free.
             b.reservation, b.answered = "none", False
         else:
             self._close_unused(b, B.FAILED, 0)
