@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from chargeshare.adapters.durability import ImmediateDurability, durability_for
@@ -39,7 +40,14 @@ from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
 from chargeshare.services.platform_reporting import PlatformReportingService
-from chargeshare.services.ports import Durability, LockManager, PaymentGateway, SlotClaims, Store
+from chargeshare.services.ports import (
+    CertificateAuthority,
+    Durability,
+    LockManager,
+    PaymentGateway,
+    SlotClaims,
+    Store,
+)
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -71,6 +79,9 @@ class Config:
     db_lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     db_statement_timeout_s: float = DEFAULT_STATEMENT_TIMEOUT_S
     allow_unknown_chargers: bool = False
+    # OCPP security profile 3: the certificate authority's directory (`chargeshare ca init`); chargers
+    # may then present its certificates instead of passwords, and SignCertificate is answered.
+    ca_dir: Path | None = None
     rules: MarketplaceRules = field(default_factory=MarketplaceRules)
     # Signs access tokens. Without CHARGESHARE_JWT_SECRET each process makes up its own, so tokens
     # last until it restarts and work on that process only: set it when running more than one.
@@ -94,6 +105,7 @@ class Config:
             "locks_enabled": env.get("CHARGESHARE_LOCKS", "on").lower() not in ("off", "0", "false"),
             "stripe_api_key": env.get("CHARGESHARE_STRIPE_API_KEY") or None,
             "stripe_api_base": env.get("CHARGESHARE_STRIPE_API_BASE") or None,
+            "ca_dir": Path(env["CHARGESHARE_CA_DIR"]) if env.get("CHARGESHARE_CA_DIR") else None,
         }
         values.update(_auth_settings(env))
         values.update(_limit_settings(env))
@@ -264,6 +276,7 @@ class App:
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
     redis: Any = None
+    ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
 
@@ -310,6 +323,19 @@ def _sim_books(store: Store) -> MemoryBooks | SqlBooks:
     return MemoryBooks()
 
 
+def _certificate_authority(directory: Path | None) -> CertificateAuthority | None:
+    if directory is None:
+        return None
+    from chargeshare.adapters.charger_ca import CaError
+    from chargeshare.adapters.charger_ca import CertificateAuthority as FileCa
+
+    try:
+        # The system clock whatever the app's: the TLS stack checks validity against the machine's.
+        return FileCa(directory)
+    except CaError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def build(config: Config | None = None, *, clock: Clock | None = None, create_schema: bool = True) -> App:
     config = config or Config.from_env()
     clock = clock or SystemClock()
@@ -345,6 +371,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     # Shared through Redis when processes share one, so a login limit holds across all of them.
     buckets = RedisBuckets(redis_client, namespace_for(config.database_url)) if shared_redis else None
     bus = InProcessBus()
+    ca = _certificate_authority(config.ca_dir)
     rules = config.rules
     settlement = SettlementService(store, gateway, bus, clock, rules)
     marketplace = MarketplaceService(store)
@@ -386,10 +413,11 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
         housekeeping=Housekeeping(bookings, charging, settlement),
-        reports=ChargerReportsService(store, clock, bookings),
+        reports=ChargerReportsService(store, clock, bookings, ca=ca, bus=bus),
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
         redis=redis_client,
+        ca=ca,
         durability=durability_for(store),
     )

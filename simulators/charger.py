@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
+from simulators.charger_certificates import ChargerCertificates
 from simulators.dialect import Dialect, Message, dialect_for
 from simulators.evse import (
     BootReason,
@@ -93,9 +95,13 @@ class VirtualCharger:
         password: str | None = None,
         seed: int = 0,
         smart_charge_point: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.cp_id = cp_id
         self.password = password  # HTTP Basic auth on the upgrade (OCPP security profile 1)
+        # wss: trusting the CSMS's certificate, and presenting ours under security profile 3.
+        self.ssl_context = ssl_context
+        self.certificates = ChargerCertificates(cp_id)
         self.server_url = url.rstrip("/")
         self.url = self.server_url + "/" + cp_id
         self.clock = clock
@@ -178,6 +184,7 @@ class VirtualCharger:
             subprotocols=[self.dialect.subprotocol],  # type: ignore[list-item]
             additional_headers=headers,
             open_timeout=10,
+            ssl=self.ssl_context,
         )
         self._ws = ws
         self._tasks.append(asyncio.create_task(self._reader(ws)))
@@ -530,6 +537,15 @@ class VirtualCharger:
     # ---- what the charger reports --------------------------------------------------------------
     async def _heartbeat(self) -> None:
         await self._call(*self.dialect.heartbeat())
+
+    async def renew_certificate(self) -> bool:
+        """SignCertificate with a CSR for a new key: whether the CSMS accepted to sign it (the chain
+        comes later, as CertificateSigned, and is installed for the next connection)."""
+        payload: dict[str, Any] = {"csr": self.certificates.csr()}
+        if self.protocol != V16:
+            payload["certificateType"] = "ChargingStationCertificate"
+        outcome = await self._call("SignCertificate", payload)
+        return outcome.ok and outcome.payload is not None and outcome.payload["status"] == "Accepted"
 
     def status_message(self, c: VirtualConnector) -> Message:
         """StatusNotification for a connector's current state."""

@@ -318,10 +318,14 @@ class V16:
             cp.local_auth.clear_cache()
             return status(True)
 
+        def certificate_signed(p: dict[str, Any]) -> dict[str, Any]:
+            return status(cp.certificates.install(p["certificateChain"]))
+
         return {
             "SendLocalList": send_local_list,
             "GetLocalListVersion": get_local_list_version,
             "ClearCache": clear_cache,
+            "CertificateSigned": certificate_signed,
             "RemoteStartTransaction": remote_start,
             "RemoteStopTransaction": remote_stop,
             "ReserveNow": reserve_now,

@@ -445,10 +445,14 @@ class V201:
             cp.local_auth.clear_cache()
             return status(True)
 
+        def certificate_signed(p: dict[str, Any]) -> dict[str, Any]:
+            return status(cp.certificates.install(p["certificateChain"]))
+
         return {
             "SendLocalList": send_local_list,
             "GetLocalListVersion": get_local_list_version,
             "ClearCache": clear_cache,
+            "CertificateSigned": certificate_signed,
             "RequestStartTransaction": request_start,
             "RequestStopTransaction": request_stop,
             "ReserveNow": reserve_now,

@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from chargeshare.adapters.tls_scope import TlsScopeProtocol
 from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
 
@@ -23,7 +24,7 @@ class LoopbackServer:
             port=0,
             log_level="warning",
             lifespan="on",
-            ws="websockets-sansio",
+            ws=TlsScopeProtocol,  # the sans-I/O protocol, with the ASGI TLS extension
             ws_max_size=MAX_FRAME_BYTES,
             ws_ping_interval=None,
             # Load tests keep pooled connections busy for long stretches on a loaded machine; a short

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from chargeshare.adapters import metering_setup
 from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter, Superseded
+from chargeshare.adapters.tls_scope import client_certificate
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
@@ -35,6 +36,7 @@ from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolErro
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.services.events import (
     BookingEnded,
+    CertificateIssued,
     ChargerBooted,
     ChargerOffline,
     EnergyLimitReached,
@@ -167,6 +169,7 @@ class ChargerRegistry:
         app.bus.subscribe(ChargerBooted, self._on_booted)
         app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
         app.bus.subscribe(OverrideDue, self._on_override_due)
+        app.bus.subscribe(CertificateIssued, self._on_certificate_issued)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -214,6 +217,17 @@ class ChargerRegistry:
     def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
         return csms.handlers(version, self.app.charging, cp_id, self.app.reports)
 
+    def _certificate_problem(self, ws: WebSocket, cp_id: str) -> tuple[str | None, bool]:
+        """Security profile 3: a client certificate the TLS stack verified against our CA must name
+        this charger and not be revoked; then it stands in for the password. (reason refused, certified)"""
+        der = client_certificate(ws.scope)
+        if der is None:
+            return None, False
+        if self.app.ca is None:
+            return "a client certificate, but no certificate authority is configured", False
+        check = self.app.ca.check_client(cp_id, der)
+        return (None, True) if check.ok else (check.reason, False)
+
     async def serve(self, ws: WebSocket, cp_id: str) -> None:
         subprotocol = choose_subprotocol(list(ws.scope.get("subprotocols", [])))
         if subprotocol is None:
@@ -224,12 +238,15 @@ class ChargerRegistry:
         arrived_epoch = None if self.router is None else await self.router.arrived(cp_id)
         # Off the event loop: checking a password is deliberately slow (PBKDF2), and a fleet
         # reconnecting at once must not stall every other charger's frames behind it.
-        refused = await asyncio.to_thread(
-            self.app.marketplace.authenticate_charger,
-            cp_id,
-            ws.headers.get("authorization"),
-            allow_unknown=self.app.charging.allow_unknown,
-        )
+        refused, certified = self._certificate_problem(ws, cp_id)
+        if refused is None:
+            refused = await asyncio.to_thread(
+                self.app.marketplace.authenticate_charger,
+                cp_id,
+                ws.headers.get("authorization"),
+                allow_unknown=self.app.charging.allow_unknown,
+                certified=certified,
+            )
         if refused is not None:
             log.warning("refused charger %.64r: %s", cp_id, refused)  # the id is anyone's URL: cut short
             await _refuse_credentials(ws)
@@ -633,6 +650,23 @@ class ChargerRegistry:
             await asyncio.to_thread(self.app.bookings.reservation_cancelled, booking_id)
         except Exception:
             log.exception("recording %s's answer to CancelReservation %s failed", cp_id, booking_id)
+
+    def _on_certificate_issued(self, event: CertificateIssued) -> None:
+        if self._reachable(event.charge_point_id):
+            command = cmd.CertificateSigned(event.chain, event.certificate_type)
+            self._soon(self._certificate_signed(event.charge_point_id, command))
+
+    async def _certificate_signed(self, cp_id: str, command: cmd.CertificateSigned) -> None:
+        """Send the chain, and keep the charger's answer among its reports for operators to see (a
+        charger refusing its own new certificate is something to look into)."""
+        result = await self.send(cp_id, command)
+        said = result.status.value if isinstance(result, cmd.Done | cmd.Rejected) else str(result)
+        try:
+            await asyncio.to_thread(
+                self.app.reports.record, cp_id, "CertificateSigned", f"sent: {said}", {"answer": said}
+            )
+        except Exception:
+            log.exception("could not record %s's answer to CertificateSigned", cp_id)
 
     def _on_booted(self, event: ChargerBooted) -> None:
         if event.charge_point_id in self.links:

@@ -20,6 +20,7 @@ from chargeshare import __version__
 from chargeshare.cli import (
     accounts,
     bench,
+    ca,
     chargers,
     db,
     dpi,
@@ -143,6 +144,7 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(chargers.app, name="chargers")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(ca.app, name="ca")
 app.add_typer(db.app, name="db")
 app.add_typer(dpi.app, name="dpi")
 

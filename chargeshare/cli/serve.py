@@ -51,9 +51,25 @@ def serve(
     ssl_keyfile: Annotated[
         Path | None, typer.Option(help="PEM private key for --ssl-certfile.", exists=True)
     ] = None,
+    ca_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="CHARGESHARE_CA_DIR",
+            help="Certificate authority from `chargeshare ca init` (OCPP security profile 3): serve wss "
+            "with its server certificate (unless --ssl-certfile), take chargers' client certificates in "
+            "place of passwords, and sign their SignCertificate requests.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    require_client_cert: Annotated[
+        bool,
+        typer.Option(help="With --ca-dir: refuse a TLS connection without a client certificate."),
+    ] = False,
 ) -> None:
     """Start the reference backend: REST API and ws://HOST:PORT/ocpp/{charge_point_id} (https and
-    wss with --ssl-certfile/--ssl-keyfile; chargers still authenticate with HTTP Basic)."""
+    wss with --ssl-certfile/--ssl-keyfile or --ca-dir; chargers authenticate with HTTP Basic, or
+    with a client certificate from the --ca-dir authority)."""
     console = Console(stderr=True, soft_wrap=True)
     note = chatter(console)
     log_level = "debug" if verbose() else "error" if quiet() else log_level
@@ -62,6 +78,11 @@ def serve(
     if (ssl_certfile is None) != (ssl_keyfile is None):
         console.print("[red]error:[/] --ssl-certfile and --ssl-keyfile go together")
         raise typer.Exit(2)
+    if require_client_cert and ca_dir is None:
+        console.print("[red]error:[/] --require-client-cert needs --ca-dir (the authority to check against)")
+        raise typer.Exit(2)
+    if ca_dir is not None and ssl_certfile is None:
+        ssl_certfile, ssl_keyfile = ca_dir / "server.pem", ca_dir / "server-key.pem"
     secure = ssl_certfile is not None
     http, ws = ("https", "wss") if secure else ("http", "ws")
     # The port and Redis are checked before the backend's code is even imported (seconds), so that
@@ -75,12 +96,15 @@ def serve(
         from chargeshare.adapters.draining import DrainingServer
         from chargeshare.adapters.http_api import create_api
         from chargeshare.adapters.serving import tune_gc_for_serving
+        from chargeshare.adapters.tls_scope import TlsScopeProtocol
         from chargeshare.bootstrap import Config, build, clock_from_env
         from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
         log_format_module.configure(log_level, log_format)
         with doing("could not start the backend"):
-            config = Config.from_env(database_url=database_url, allow_unknown_chargers=allow_unknown_chargers)
+            config = Config.from_env(
+                database_url=database_url, allow_unknown_chargers=allow_unknown_chargers, ca_dir=ca_dir
+            )
             app = build(config, clock=clock_from_env())
         try:
             port = sock.getsockname()[1]  # what --port 0 picked
@@ -103,10 +127,12 @@ def serve(
                     log_level=log_level,
                     # JSON: uvicorn's loggers pass through the root logger's JSON handler.
                     log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-                    ws="websockets-sansio",
+                    ws=TlsScopeProtocol,  # the sans-I/O protocol, with the ASGI TLS extension
                     ws_max_size=MAX_FRAME_BYTES,
                     ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
                     ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
+                    ssl_ca_certs=None if ca_dir is None else str(ca_dir / "ca.pem"),
+                    ssl_cert_reqs=_client_certs(ca_dir, require_client_cert),
                 ),
                 api.state.registry,
             )
@@ -115,6 +141,15 @@ def serve(
             app.close()
     if not server.started:
         raise Problem("the backend did not start (see the log above)", ENVIRONMENT)
+
+
+def _client_certs(ca_dir: Path | None, required: bool) -> int:
+    import ssl
+
+    if ca_dir is None:
+        return ssl.CERT_NONE
+    # Optional: a charger on security profile 2 still connects with its password.
+    return ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
 
 
 @contextmanager

@@ -678,3 +678,24 @@ class ClearCache(_NoDetails):
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         return {}
+
+
+# ---- certificates ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateSigned(_NoDetails):
+    """The certificate chain (PEM, the charger's certificate first) our CA signed for the charger's
+    SignCertificate. 2.0.1 names what it is for; 1.6's security extension has only the charger's
+    own certificate."""
+
+    chain: str
+    certificate_type: str | None = None
+
+    actions: ClassVar[dict[str, str]] = {V16: "CertificateSigned", V201: "CertificateSigned"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        p: dict[str, Any] = {"certificateChain": self.chain}
+        if version != V16 and self.certificate_type is not None:
+            p["certificateType"] = self.certificate_type
+        return p

@@ -17,10 +17,6 @@ from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.timestamps import parse_ts
 from chargeshare.services.charger_reports import ChargerReportsService
 
-NO_CA = {
-    "reasonCode": "NoCAConfigured",
-    "additionalInfo": "this central system has no certificate authority yet, so it signs no certificates",
-}
 NO_CONTRACT_SERVICE = {
     "reasonCode": "NotSupported",
     "additionalInfo": "no contract certificate service (ISO 15118 Plug & Charge) is connected",
@@ -88,8 +84,8 @@ def _common(reports: ChargerReportsService, cp_id: str, *, text_only: bool) -> d
 
 def handlers16(reports: ChargerReportsService, cp_id: str) -> dict[str, Handler]:
     def sign_certificate(p: dict[str, Any]) -> dict[str, Any]:
-        reports.record(cp_id, "SignCertificate", "refused: no certificate authority", p)
-        return {"status": "Rejected"}
+        answer = reports.sign_certificate(cp_id, p["csr"], None, p)
+        return {"status": "Accepted" if answer.accepted else "Rejected"}
 
     return {
         **_common(reports, cp_id, text_only=True),
@@ -124,9 +120,13 @@ def handlers201(reports: ChargerReportsService, cp_id: str) -> dict[str, Handler
         return {"status": "Accepted"}  # we set no limits of our own for the car's plan to break
 
     def sign_certificate(p: dict[str, Any]) -> dict[str, Any]:
-        use = p.get("certificateType", "ChargingStationCertificate")
-        reports.record(cp_id, "SignCertificate", f"{use} refused: no certificate authority", p)
-        return {"status": "Rejected", "statusInfo": NO_CA}
+        answer = reports.sign_certificate(cp_id, p["csr"], p.get("certificateType"), p)
+        if answer.accepted:
+            return {"status": "Accepted"}
+        return {
+            "status": "Rejected",
+            "statusInfo": {"reasonCode": answer.code, "additionalInfo": answer.reason[:512]},
+        }
 
     def ev_certificate(p: dict[str, Any]) -> dict[str, Any]:
         reports.record(cp_id, "Get15118EVCertificate", f"{p['action']} failed: no contract service", p)

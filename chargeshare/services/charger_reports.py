@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from chargeshare.domain import charger_reports as fold
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.services.booking import BookingService
 from chargeshare.services.clock import Clock
-from chargeshare.services.ports import Store
+from chargeshare.services.events import CertificateIssued, InProcessBus
+from chargeshare.services.ports import CertificateAuthority, Store
 from chargeshare.services.records import ChargerReport
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,30 @@ class ReportedState:
     ev_charging_needs: list[fold.EvChargingNeeds]
 
 
+# Certificate types a charger may ask us to sign (2.0.1 SignCertificate certificateType): ours is the
+# CSMS's own CA; a V2G certificate comes from the ISO 15118 PKI, which we do not run.
+CHARGING_STATION_CERTIFICATE = "ChargingStationCertificate"
+
+
+@dataclass(frozen=True)
+class SignAnswer:
+    accepted: bool
+    reason: str
+    code: str = ""  # a refusal's reasonCode (2.0.1 statusInfo, at most 20 characters)
+
+
 class ChargerReportsService:
-    def __init__(self, store: Store, clock: Clock, bookings: BookingService) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        bookings: BookingService,
+        *,
+        ca: CertificateAuthority | None = None,
+        bus: InProcessBus | None = None,
+    ) -> None:
         self.store, self.clock, self.bookings = store, clock, bookings
+        self.ca, self.bus = ca, bus
         self._vendors: dict[str, VendorHook] = {}
 
     # ---- what chargers send ----------------------------------------------------------------------
@@ -115,6 +137,35 @@ class ChargerReportsService:
         body = {"vendorId": vendor_id, "messageId": message_id, "data": data}
         self.record(cp_id, "DataTransfer", f"{vendor_id}/{message_id or '-'}: {answer.status}", body)
         return answer
+
+    def sign_certificate(
+        self, cp_id: str, csr: str, certificate_type: str | None, body: Mapping[str, Any]
+    ) -> SignAnswer:
+        """A charger's SignCertificate: with a CA, its CSR is signed and the chain goes to it
+        (`CertificateIssued`, sent as CertificateSigned after this answer). Kept, with the outcome."""
+        answer = self._sign(cp_id, csr, certificate_type)
+        use = certificate_type or CHARGING_STATION_CERTIFICATE
+        outcome = "issued" if answer.accepted else f"refused: {answer.reason}"
+        self.record(cp_id, "SignCertificate", f"{use} {outcome}", body)
+        return answer
+
+    def _sign(self, cp_id: str, csr: str, certificate_type: str | None) -> SignAnswer:
+        if self.ca is None:
+            return SignAnswer(False, "no certificate authority", "NoCAConfigured")
+        if certificate_type not in (None, CHARGING_STATION_CERTIFICATE):
+            return SignAnswer(False, f"no certificate authority for {certificate_type}", "UnsupportedType")
+        with self.store.reading() as tx:
+            try:
+                tx.chargers.get(cp_id)
+            except NotFound:
+                return SignAnswer(False, "unknown charge point", "UnknownStation")
+        try:
+            chain = self.ca.sign_request(cp_id, csr)
+        except InvalidRequest as exc:
+            return SignAnswer(False, str(exc), "InvalidCSR")
+        if self.bus is not None:
+            self.bus.publish(CertificateIssued(self.clock.now(), cp_id, chain, certificate_type))
+        return SignAnswer(True, "issued")
 
     # ---- what operators read ---------------------------------------------------------------------
     def reports(self, cp_id: str, actions: Sequence[str] = ()) -> list[ChargerReport]:

@@ -38,6 +38,17 @@ class ChargerBooted(Event):
 
 
 @dataclass(frozen=True)
+class CertificateIssued(Event):
+    """Our CA signed a charger's SignCertificate request: the chain goes to it (CertificateSigned).
+    Not kept: a charger that never receives it asks again (its CertSigningWaitMinimum and
+    CertSigningRepeatTimes settings)."""
+
+    charge_point_id: str
+    chain: str
+    certificate_type: str | None
+
+
+@dataclass(frozen=True)
 class SmartSettingsChanged(Event):
     """A charger's settings under the smart charging regulations changed: the charger is told."""
 

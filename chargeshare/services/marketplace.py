@@ -103,9 +103,16 @@ class MarketplaceService:
             tx.chargers.remove(charge_point_id)
 
     def authenticate_charger(
-        self, charge_point_id: str, authorization: str | None, *, allow_unknown: bool
+        self,
+        charge_point_id: str,
+        authorization: str | None,
+        *,
+        allow_unknown: bool,
+        certified: bool = False,
     ) -> str | None:
-        """None if the charger may connect, else the reason it may not (said to nobody but the log)."""
+        """None if the charger may connect, else the reason it may not (said to nobody but the log).
+        `certified`: it presented our CA's certificate naming it (security profile 3), which stands
+        in for its password."""
         problem = charge_point_id_problem(charge_point_id)
         if problem is not None:
             return problem  # before the database, which may not even take it as a parameter
@@ -114,8 +121,8 @@ class MarketplaceService:
                 stored = tx.chargers.password(charge_point_id)
         except NotFound:
             return None if allow_unknown else "unknown charge point"
-        if stored is None:
-            return None  # registered without a password (development fleets)
+        if stored is None or certified:
+            return None  # registered without a password (development fleets), or certified
         creds = parse_basic_auth(authorization)
         if creds is None:
             return "no HTTP Basic credentials"

@@ -643,6 +643,26 @@ class PaymentGateway(Protocol):
     def release(self, *, reference: str, idempotency_key: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class ClientCheck:
+    """What a charger's TLS client certificate proved: `ok`, or why not."""
+
+    ok: bool
+    reason: str
+
+
+class CertificateAuthority(Protocol):
+    """OCPP security profile 3: the CA whose certificates chargers present (adapters/charger_ca.py)."""
+
+    def sign_request(self, cp_id: str, csr_pem: str) -> str:
+        """The PEM chain for the charger's CSR; raises InvalidRequest for one it must not sign."""
+        ...
+
+    def check_client(self, cp_id: str, der: bytes) -> ClientCheck:
+        """A verified client certificate: does it name `cp_id`, and is it still in good standing?"""
+        ...
+
+
 class Lease(Protocol):
     @property
     def fencing_token(self) -> int: ...

@@ -1,0 +1,257 @@
+"""OCPP security profile 3: TLS with client certificates from the backend's own certificate authority,
+over real loopback sockets. A certificate naming the charger stands in for its password; one naming
+another charger, revoked, or from another authority is refused; SignCertificate renews a certificate
+(CertificateSigned), and `chargeshare serve --ca-dir` serves it all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from chargeshare.adapters.charger_ca import CA_CERT, CertificateAuthority
+from chargeshare.adapters.http_api import create_api
+from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.credentials import basic_auth_header
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.clock import SystemClock
+from simulators.charger import VirtualCharger
+from tests.e2e.ocpp_clients import boot16, boot201, library_cp16, library_cp201
+from tests.e2e.test_ocpp_tls import free_port
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "correct-horse-battery"
+OCPP16 = [Subprotocol("ocpp1.6")]
+CHARGERS = ("P3-16", "P3-201", "P3-OTHER")
+
+
+@dataclass
+class Secure:
+    app: App
+    ca: CertificateAuthority
+    url: str
+    tmp: Path
+
+    def client(self, cp_id: str | None) -> ssl.SSLContext:
+        """Trusting our CA, presenting a new certificate of ours for `cp_id` (None: no certificate)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca.directory / CA_CERT))
+        if cp_id is not None:
+            cert, key = self.ca.issue(cp_id)
+            ctx.load_cert_chain(*self._files(cp_id, cert, key))
+        return ctx
+
+    def _files(self, name: str, cert: bytes, key: bytes) -> tuple[Path, Path]:
+        certfile, keyfile = self.tmp / f"{name}.pem", self.tmp / f"{name}-key.pem"
+        certfile.write_bytes(cert)
+        keyfile.write_bytes(key)
+        return certfile, keyfile
+
+    def reports(self, cp_id: str, action: str) -> list[str]:
+        return [r.summary for r in self.app.reports.reports(cp_id, [action])]
+
+
+def _register(app: App) -> None:
+    host = app.marketplace.add_host("h")
+    for cp_id in CHARGERS:
+        spec = ChargerSpec(
+            cp_id, host, Point(51.5, -0.1), Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
+        )
+        app.marketplace.add_charger(spec, password=PASSWORD)
+
+
+async def _serving(tmp_path: Path, *, require: bool) -> AsyncIterator[Secure]:
+    ca = CertificateAuthority.init(tmp_path / "ca", "Test Operator")
+    app = build(Config(database_url="sqlite://", ca_dir=ca.directory))  # unknown chargers refused
+    _register(app)
+    context = ca.server_context(require_client_cert=require)
+    async with LoopbackServer(create_api(app), ssl_context=context) as server:
+        yield Secure(app, ca, f"wss://127.0.0.1:{server.port}/ocpp", tmp_path)
+    app.close()
+
+
+@pytest.fixture
+async def secure(tmp_path: Path) -> AsyncIterator[Secure]:
+    async for s in _serving(tmp_path, require=False):
+        yield s
+
+
+@pytest.fixture
+async def strict(tmp_path: Path) -> AsyncIterator[Secure]:
+    async for s in _serving(tmp_path, require=True):
+        yield s
+
+
+async def _refused_status(url: str, cp_id: str, ctx: ssl.SSLContext, **kw: Any) -> int:
+    with pytest.raises(websockets.InvalidStatus) as err:
+        async with connect(f"{url}/{cp_id}", subprotocols=OCPP16, ssl=ctx, **kw):
+            pass
+    return err.value.response.status_code
+
+
+async def test_our_certificate_naming_the_charger_stands_in_for_its_password(secure: Secure) -> None:
+    async with library_cp16(secure.url, "P3-16", ssl=secure.client("P3-16")) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+    async with library_cp201(secure.url, "P3-201", ssl=secure.client("P3-201")) as cp:
+        assert (await boot201(cp)).status == "Accepted"
+    with secure.app.store.transaction() as tx:
+        assert tx.chargers.get("P3-16").ocpp_version == "1.6"
+        assert tx.chargers.get("P3-201").ocpp_version == "2.0.1"
+
+
+async def test_a_certificate_naming_another_charger_is_refused(secure: Secure) -> None:
+    # Even with that charger's own password: the certificate says who is calling.
+    auth = {"Authorization": basic_auth_header("P3-16", PASSWORD)}
+    status = await _refused_status(secure.url, "P3-16", secure.client("P3-OTHER"), additional_headers=auth)
+    assert status == 401
+
+
+async def test_a_revoked_certificate_is_refused_at_the_next_upgrade(secure: Secure) -> None:
+    ctx = secure.client("P3-16")
+    async with library_cp16(secure.url, "P3-16", ssl=ctx) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+    assert len(secure.ca.revoke("P3-16")) == 1
+    assert await _refused_status(secure.url, "P3-16", ctx) == 401
+    # A new certificate for the charger is good again.
+    async with library_cp16(secure.url, "P3-16", ssl=secure.client("P3-16")) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+
+
+async def test_a_certificate_from_another_authority_fails_the_handshake(secure: Secure) -> None:
+    stranger = CertificateAuthority.init(secure.tmp / "stranger", "Someone Else")
+    cert, key = stranger.issue("P3-16")
+    ctx = ssl.create_default_context(cafile=str(secure.ca.directory / CA_CERT))
+    ctx.load_cert_chain(*secure._files("stranger-P3-16", cert, key))
+    with pytest.raises((ssl.SSLError, ConnectionError, websockets.InvalidMessage, EOFError)):
+        async with connect(f"{secure.url}/P3-16", subprotocols=OCPP16, ssl=ctx) as ws:
+            await ws.recv()  # TLS 1.3: the server's verdict on our certificate arrives after the handshake
+
+
+async def test_without_a_certificate_the_password_still_counts(secure: Secure) -> None:
+    """Client certificates are optional by default: a profile 2 charger keeps its password."""
+    auth = {"Authorization": basic_auth_header("P3-16", PASSWORD)}
+    async with library_cp16(secure.url, "P3-16", ssl=secure.client(None), additional_headers=auth) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+    wrong = {"Authorization": basic_auth_header("P3-16", "not-it")}
+    assert await _refused_status(secure.url, "P3-16", secure.client(None), additional_headers=wrong) == 401
+
+
+async def test_required_client_certificates_refuse_a_password_only_charger(strict: Secure) -> None:
+    auth = {"Authorization": basic_auth_header("P3-16", PASSWORD)}
+    with pytest.raises((ssl.SSLError, ConnectionError, websockets.InvalidMessage, EOFError)):
+        async with connect(
+            f"{strict.url}/P3-16", subprotocols=OCPP16, ssl=strict.client(None), additional_headers=auth
+        ) as ws:
+            await ws.recv()
+    async with library_cp16(strict.url, "P3-16", ssl=strict.client("P3-16")) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+
+
+@pytest.mark.parametrize(("cp_id", "protocol"), [("P3-16", "1.6"), ("P3-201", "2.0.1")])
+async def test_sign_certificate_renews_and_the_new_certificate_connects(
+    secure: Secure, cp_id: str, protocol: str
+) -> None:
+    first = secure.client(cp_id)
+    charger = VirtualCharger(cp_id, secure.url, SystemClock(), [7_400], protocol=protocol, ssl_context=first)
+    await charger.start()
+    try:
+        assert await charger.renew_certificate()
+        await eventually(lambda: charger.certificates.installed == 1, "CertificateSigned installed")
+    finally:
+        await charger.stop()
+    assert charger.certificates.refused == 0
+    assert len(secure.ca.issued()) == 2  # the provisioned one, and the renewal
+    await eventually(lambda: secure.reports(cp_id, "CertificateSigned") == ["sent: Accepted"], "answer kept")
+    assert secure.reports(cp_id, "SignCertificate") == ["ChargingStationCertificate issued"]
+    # The charger reconnects with the certificate it was sent, and no password.
+    renewed = charger.certificates.tls_context(secure.ca.directory / CA_CERT)
+    again = VirtualCharger(cp_id, secure.url, SystemClock(), [7_400], protocol=protocol, ssl_context=renewed)
+    await again.start()
+    try:
+        assert again.boot_accepted
+    finally:
+        await again.stop()
+
+
+def _csr(common_name: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def test_a_csr_for_another_charger_or_unreadable_is_rejected(secure: Secure) -> None:
+    async with library_cp201(secure.url, "P3-201", ssl=secure.client("P3-201")) as cp:
+        assert (await boot201(cp)).status == "Accepted"
+        other = await cp.call(call201.SignCertificate(csr=_csr("P3-OTHER")))
+        assert other.status == "Rejected" and other.status_info["reason_code"] == "InvalidCSR"
+        garbage = await cp.call(call201.SignCertificate(csr="not a CSR"))
+        assert garbage.status == "Rejected" and garbage.status_info["reason_code"] == "InvalidCSR"
+        v2g = await cp.call(call201.SignCertificate(csr=_csr("P3-201"), certificate_type="V2GCertificate"))
+        assert v2g.status == "Rejected" and v2g.status_info["reason_code"] == "UnsupportedType"
+    async with library_cp16(secure.url, "P3-16", ssl=secure.client("P3-16")) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+        assert (await cp.call(call16.SignCertificate(csr=_csr("P3-OTHER")))).status == "Rejected"
+    assert len(secure.ca.issued()) == 2  # the two provisioned: nothing signed for the refused CSRs
+    assert secure.reports("P3-201", "CertificateSigned") == []
+    summaries = secure.reports("P3-201", "SignCertificate")
+    assert (
+        summaries[0]
+        == "ChargingStationCertificate refused: the CSR names 'P3-OTHER', not this charger ('P3-201')"
+    )
+    assert summaries[2] == "V2GCertificate refused: no certificate authority for V2GCertificate"
+
+
+async def test_chargeshare_serve_with_a_ca_dir(tmp_path: Path) -> None:
+    ca = CertificateAuthority.init(tmp_path / "ca", "Test Operator")
+    cert, key = ca.issue("CLI-P3")
+    (tmp_path / "c.pem").write_bytes(cert)
+    (tmp_path / "k.pem").write_bytes(key)
+    ctx = ssl.create_default_context(cafile=str(ca.directory / CA_CERT))
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    port = free_port()
+    env = {**os.environ, "CHARGESHARE_DATABASE_URL": f"sqlite:///{tmp_path / 'cs.db'}"}
+    command = [sys.executable, "-c", "from chargeshare.cli.app import main; main()"]
+    args = ["serve", "--port", str(port), "--log-level", "warning", "--ca-dir", str(ca.directory)]
+    server = subprocess.Popen(
+        [*command, *args, "--require-client-cert"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                async with library_cp201(f"wss://127.0.0.1:{port}/ocpp", "CLI-P3", ssl=ctx) as cp:
+                    assert (await boot201(cp)).status == "Accepted"
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=10)
+    assert f"wss://127.0.0.1:{port}" in stderr
