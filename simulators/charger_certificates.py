@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from chargeshare.ocpp.commands import CertificateHash, CertificateUse
+
 
 class ChargerCertificates:
     def __init__(self, cp_id: str, cert_pem: bytes | None = None, key_pem: bytes | None = None) -> None:
@@ -17,6 +19,31 @@ class ChargerCertificates:
         self._pending: Any = None  # the key of the CSR last sent
         self.installed = 0  # certificates installed from CertificateSigned
         self.refused = 0  # CertificateSigned chains refused
+        self.roots: list[tuple[CertificateUse, str, CertificateHash]] = []  # InstallCertificate's
+
+    # ---- root certificates (InstallCertificate, GetInstalledCertificateIds, DeleteCertificate) ----
+    def install_root(self, use: CertificateUse, pem: str) -> bool:
+        """Keep a root certificate; False for one that is not a certificate. Installing one already
+        held changes nothing, and is accepted."""
+        from chargeshare.ocpp.certificate_ids import certificate_hash
+
+        try:
+            ident = certificate_hash(pem)
+        except ValueError:
+            return False
+        if all(h != ident for _, _, h in self.roots):
+            self.roots.append((use, pem, ident))
+        return True
+
+    def root_ids(self, uses: list[CertificateUse]) -> list[tuple[CertificateUse, CertificateHash]]:
+        """The installed roots of these uses (all when none is named)."""
+        return [(u, h) for u, _, h in self.roots if not uses or u in uses]
+
+    def delete_root(self, ident: CertificateHash) -> bool:
+        kept = [r for r in self.roots if r[2] != ident]
+        found = len(kept) < len(self.roots)
+        self.roots = kept
+        return found
 
     def csr(self) -> str:
         """A new key and a PEM CSR for it naming this charger (commonName = its id)."""

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chargeshare.ocpp import OcppVersion
+from chargeshare.ocpp.commands import CertificateHash, read_use
 from chargeshare.ocpp.connection import Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
@@ -321,11 +322,28 @@ class V16:
         def certificate_signed(p: dict[str, Any]) -> dict[str, Any]:
             return status(cp.certificates.install(p["certificateChain"]))
 
+        def install_certificate(p: dict[str, Any]) -> dict[str, Any]:
+            use = read_use(p["certificateType"])
+            return status(cp.certificates.install_root(use, p["certificate"]))
+
+        def get_installed_certificate_ids(p: dict[str, Any]) -> dict[str, Any]:
+            found = cp.certificates.root_ids([read_use(p["certificateType"])])
+            if not found:
+                return {"status": "NotFound"}
+            return {"status": "Accepted", "certificateHashData": [h.said() for _, h in found]}
+
+        def delete_certificate(p: dict[str, Any]) -> dict[str, Any]:
+            found = cp.certificates.delete_root(CertificateHash.read(p["certificateHashData"]))
+            return {"status": "Accepted" if found else "NotFound"}
+
         return {
             "SendLocalList": send_local_list,
             "GetLocalListVersion": get_local_list_version,
             "ClearCache": clear_cache,
             "CertificateSigned": certificate_signed,
+            "InstallCertificate": install_certificate,
+            "GetInstalledCertificateIds": get_installed_certificate_ids,
+            "DeleteCertificate": delete_certificate,
             "RemoteStartTransaction": remote_start,
             "RemoteStopTransaction": remote_stop,
             "ReserveNow": reserve_now,

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chargeshare.ocpp import OcppVersion
+from chargeshare.ocpp.commands import CertificateHash, CertificateUse
 from chargeshare.ocpp.connection import Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
@@ -448,11 +449,29 @@ class V201:
         def certificate_signed(p: dict[str, Any]) -> dict[str, Any]:
             return status(cp.certificates.install(p["certificateChain"]))
 
+        def install_certificate(p: dict[str, Any]) -> dict[str, Any]:
+            use = CertificateUse(p["certificateType"])
+            return status(cp.certificates.install_root(use, p["certificate"]))
+
+        def get_installed_certificate_ids(p: dict[str, Any]) -> dict[str, Any]:
+            found = cp.certificates.root_ids([CertificateUse(u) for u in p.get("certificateType", [])])
+            if not found:
+                return {"status": "NotFound"}
+            chain = [{"certificateType": u.value, "certificateHashData": h.said()} for u, h in found]
+            return {"status": "Accepted", "certificateHashDataChain": chain}
+
+        def delete_certificate(p: dict[str, Any]) -> dict[str, Any]:
+            found = cp.certificates.delete_root(CertificateHash.read(p["certificateHashData"]))
+            return {"status": "Accepted" if found else "NotFound"}
+
         return {
             "SendLocalList": send_local_list,
             "GetLocalListVersion": get_local_list_version,
             "ClearCache": clear_cache,
             "CertificateSigned": certificate_signed,
+            "InstallCertificate": install_certificate,
+            "GetInstalledCertificateIds": get_installed_certificate_ids,
+            "DeleteCertificate": delete_certificate,
             "RequestStartTransaction": request_start,
             "RequestStopTransaction": request_stop,
             "ReserveNow": reserve_now,

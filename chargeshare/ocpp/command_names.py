@@ -36,6 +36,9 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
         cmd.SendLocalList,
         cmd.GetLocalListVersion,
         cmd.ClearCache,
+        cmd.InstallCertificate,
+        cmd.GetInstalledCertificateIds,
+        cmd.DeleteCertificate,
     )
 }
 

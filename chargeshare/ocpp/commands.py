@@ -63,6 +63,7 @@ class Status(StrEnum):
     NOT_SUPPORTED_ATTRIBUTE_TYPE = "NotSupportedAttributeType"
     FAILED = "Failed"
     VERSION_MISMATCH = "VersionMismatch"
+    NOT_FOUND = "NotFound"
 
 
 # ---- results ----------------------------------------------------------------------------------------
@@ -699,3 +700,124 @@ class CertificateSigned(_NoDetails):
         if version != V16 and self.certificate_type is not None:
             p["certificateType"] = self.certificate_type
         return p
+
+
+class CertificateUse(StrEnum):
+    """What an installed certificate is for, in 2.0.1's words (1.6 knows the first two only, and
+    calls the CSMS root CentralSystemRootCertificate). A V2G certificate chain can be listed, never
+    installed this way."""
+
+    CSMS_ROOT = "CSMSRootCertificate"
+    MANUFACTURER_ROOT = "ManufacturerRootCertificate"
+    V2G_ROOT = "V2GRootCertificate"
+    MO_ROOT = "MORootCertificate"
+    V2G_CHAIN = "V2GCertificateChain"
+
+
+_USE16 = {
+    CertificateUse.CSMS_ROOT: "CentralSystemRootCertificate",
+    CertificateUse.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
+}
+
+
+def say_use(use: CertificateUse, version: str) -> str:
+    if version != V16:
+        return use.value
+    if use not in _USE16:
+        raise CannotSay(f"OCPP 1.6 has no {use.value}")
+    return _USE16[use]
+
+
+def read_use(value: str) -> CertificateUse:
+    return next((u for u, v in _USE16.items() if v == value), None) or CertificateUse(value)
+
+
+@dataclass(frozen=True)
+class CertificateHash:
+    """A certificate as OCPP names it (CertificateHashData): hashes of its issuer's name and key, and
+    its serial number in hex (chargeshare.ocpp.certificate_ids computes one from a certificate)."""
+
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str
+    hash_algorithm: str = "SHA256"
+
+    def said(self) -> dict[str, str]:
+        return {
+            "hashAlgorithm": self.hash_algorithm,
+            "issuerNameHash": self.issuer_name_hash,
+            "issuerKeyHash": self.issuer_key_hash,
+            "serialNumber": self.serial_number,
+        }
+
+    @classmethod
+    def read(cls, d: dict[str, Any]) -> CertificateHash:
+        return cls(d["issuerNameHash"], d["issuerKeyHash"], d["serialNumber"], d["hashAlgorithm"])
+
+
+@dataclass(frozen=True)
+class InstalledCertificate:
+    use: CertificateUse
+    hash: CertificateHash
+
+
+@dataclass(frozen=True)
+class InstallCertificate(_NoDetails):
+    """Install a root certificate (PEM) the charger then trusts: ours, so it can check the CSMS's
+    TLS certificate (security profiles 2 and 3), or a manufacturer's, for signed firmware."""
+
+    use: CertificateUse
+    certificate: str
+
+    actions: ClassVar[dict[str, str]] = {V16: "InstallCertificate", V201: "InstallCertificate"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if self.use is CertificateUse.V2G_CHAIN:
+            raise CannotSay("a V2G certificate chain is not installed with InstallCertificate")
+        return {"certificateType": say_use(self.use, version), "certificate": self.certificate}
+
+
+@dataclass(frozen=True)
+class GetInstalledCertificateIds(Command[tuple[InstalledCertificate, ...]]):
+    """The certificates the charger holds of the given uses (2.0.1: every use when none is given;
+    1.6 asks for exactly one). NotFound is done, with none."""
+
+    uses: tuple[CertificateUse, ...] = ()
+
+    actions: ClassVar[dict[str, str]] = {
+        V16: "GetInstalledCertificateIds",
+        V201: "GetInstalledCertificateIds",
+    }
+    done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.NOT_FOUND})
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            if len(self.uses) != 1:
+                raise CannotSay("OCPP 1.6 asks for one certificate use at a time")
+            return {"certificateType": say_use(self.uses[0], version)}
+        return {"certificateType": [u.value for u in self.uses]} if self.uses else {}
+
+    def details(self, version: str, answer: dict[str, Any]) -> tuple[InstalledCertificate, ...]:
+        if version == V16:
+            return tuple(
+                InstalledCertificate(self.uses[0], CertificateHash.read(h))
+                for h in answer.get("certificateHashData", [])
+            )
+        return tuple(
+            InstalledCertificate(
+                read_use(c["certificateType"]), CertificateHash.read(c["certificateHashData"])
+            )
+            for c in answer.get("certificateHashDataChain", [])
+        )
+
+
+@dataclass(frozen=True)
+class DeleteCertificate(_NoDetails):
+    """Remove an installed certificate, named by its hash data. Failed and NotFound are refusals."""
+
+    hash: CertificateHash
+
+    actions: ClassVar[dict[str, str]] = {V16: "DeleteCertificate", V201: "DeleteCertificate"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        return {"certificateHashData": self.hash.said()}

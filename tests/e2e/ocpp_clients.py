@@ -58,6 +58,8 @@ class Script:
         default_factory=lambda: [{"start_period": 0, "limit": 16}]
     )
     local_list_version: int = 0  # 2.x: what GetLocalListVersion answers; an accepted SendLocalList sets it
+    # What GetInstalledCertificateIds lists, in the library's snake_case: (use, hash data).
+    certificates: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     async def answer(self, action: str, request: dict[str, Any], default: str = "Accepted") -> str:
         self.received.append((action, request))
@@ -155,6 +157,26 @@ class LibraryCp16(Cp16):  # type: ignore[misc]
         if status == "Accepted":
             self.script.config16[key] = value
         return result16.ChangeConfiguration(status=status)
+
+    @on("InstallCertificate")  # type: ignore[untyped-decorator]
+    async def install_certificate(self, **kw: Any) -> Any:
+        return result16.InstallCertificate(status=await self.script.answer("InstallCertificate", kw))
+
+    @on("GetInstalledCertificateIds")  # type: ignore[untyped-decorator]
+    async def get_installed_certificate_ids(self, certificate_type: str, **kw: Any) -> Any:
+        await self.script.answer("GetInstalledCertificateIds", {"certificate_type": certificate_type})
+        found = [h for use, h in self.script.certificates if use == certificate_type]
+        if not found:
+            return result16.GetInstalledCertificateIds(status="NotFound")
+        return result16.GetInstalledCertificateIds(status="Accepted", certificate_hash_data=found)
+
+    @on("DeleteCertificate")  # type: ignore[untyped-decorator]
+    async def delete_certificate(self, **kw: Any) -> Any:
+        return result16.DeleteCertificate(status=await self.script.answer("DeleteCertificate", kw))
+
+    @on("CertificateSigned")  # type: ignore[untyped-decorator]
+    async def certificate_signed(self, **kw: Any) -> Any:
+        return result16.CertificateSigned(status=await self.script.answer("CertificateSigned", kw))
 
 
 class _Commands2x:
@@ -272,6 +294,28 @@ class _Commands2x:
     @on("ClearCache")  # type: ignore[untyped-decorator]
     async def clear_cache(self, **kw: Any) -> Any:
         return self.results.ClearCache(status=await self.script.answer("ClearCache", kw))
+
+    @on("InstallCertificate")  # type: ignore[untyped-decorator]
+    async def install_certificate(self, **kw: Any) -> Any:
+        return self.results.InstallCertificate(status=await self.script.answer("InstallCertificate", kw))
+
+    @on("GetInstalledCertificateIds")  # type: ignore[untyped-decorator]
+    async def get_installed_certificate_ids(
+        self, certificate_type: list[str] | None = None, **kw: Any
+    ) -> Any:
+        await self.script.answer("GetInstalledCertificateIds", {"certificate_type": certificate_type})
+        chain = [
+            {"certificate_type": use, "certificate_hash_data": h}
+            for use, h in self.script.certificates
+            if not certificate_type or use in certificate_type
+        ]
+        if not chain:
+            return self.results.GetInstalledCertificateIds(status="NotFound")
+        return self.results.GetInstalledCertificateIds(status="Accepted", certificate_hash_data_chain=chain)
+
+    @on("DeleteCertificate")  # type: ignore[untyped-decorator]
+    async def delete_certificate(self, **kw: Any) -> Any:
+        return self.results.DeleteCertificate(status=await self.script.answer("DeleteCertificate", kw))
 
 
 class LibraryCp201(_Commands2x, Cp201):  # type: ignore[misc]

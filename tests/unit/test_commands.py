@@ -26,6 +26,8 @@ PROFILE = cmd.ChargingProfile(
     duration_s=3600,
     transaction=7,
 )
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+HASH = cmd.CertificateHash("a1" * 32, "b2" * 32, "7faf99ffa3e83ba0f456aebb5a4909ce0cde16f8")
 COMMANDS: list[cmd.Command[Any]] = [
     cmd.StartCharging("TAG"),
     cmd.StartCharging("TAG", 2, remote_start_id=9),
@@ -72,6 +74,13 @@ COMMANDS: list[cmd.Command[Any]] = [
     cmd.SendLocalList(3, UpdateType.DIFFERENTIAL, (ListEntry("CARD-2", None),)),
     cmd.GetLocalListVersion(),
     cmd.ClearCache(),
+    cmd.CertificateSigned("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+    cmd.InstallCertificate(
+        cmd.CertificateUse.CSMS_ROOT, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    ),
+    cmd.InstallCertificate(cmd.CertificateUse.MANUFACTURER_ROOT, "PEM"),
+    cmd.GetInstalledCertificateIds((cmd.CertificateUse.CSMS_ROOT,)),
+    cmd.DeleteCertificate(HASH),
 ]
 
 
@@ -90,6 +99,20 @@ def test_21_says_every_command_as_201_does(command: cmd.Command[Any]) -> None:
     """2.1 keeps 2.0.1's action and fields for every command we send (docs/ocpp21.md)."""
     assert command.action("2.1") == command.action("2.0.1")
     assert command.payload("2.1", charger_tx) == command.payload("2.0.1", charger_tx)
+
+
+def test_what_16_cannot_say_of_certificates_is_not_applicable() -> None:
+    for command in (
+        cmd.InstallCertificate(cmd.CertificateUse.V2G_ROOT, "PEM"),
+        cmd.GetInstalledCertificateIds(),
+        cmd.GetInstalledCertificateIds((cmd.CertificateUse.CSMS_ROOT, cmd.CertificateUse.MANUFACTURER_ROOT)),
+    ):
+        with pytest.raises(cmd.CannotSay):
+            command.payload("1.6", charger_tx)
+    with pytest.raises(cmd.CannotSay):  # listed, never installed
+        cmd.InstallCertificate(cmd.CertificateUse.V2G_CHAIN, "PEM").payload("2.0.1", charger_tx)
+    # 1.6's name for our root is read back as the same use.
+    assert cmd.read_use("CentralSystemRootCertificate") is cmd.CertificateUse.CSMS_ROOT
 
 
 def test_what_21_refuses_or_widens_is_handled_apart() -> None:
@@ -200,6 +223,31 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
         (cmd.ClearCache(), "1.6", {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
         (cmd.ClearCache(), "2.0.1", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
         (cmd.Reset(), "2.1", {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
+        (
+            cmd.GetInstalledCertificateIds((cmd.CertificateUse.CSMS_ROOT,)),
+            "1.6",
+            {"status": "Accepted", "certificateHashData": [HASH.said()]},
+            cmd.Done(cmd.Status.ACCEPTED, (cmd.InstalledCertificate(cmd.CertificateUse.CSMS_ROOT, HASH),)),
+        ),
+        (
+            cmd.GetInstalledCertificateIds(),
+            "2.0.1",
+            {
+                "status": "Accepted",
+                "certificateHashDataChain": [
+                    {"certificateType": "V2GCertificateChain", "certificateHashData": HASH.said()}
+                ],
+            },
+            cmd.Done(cmd.Status.ACCEPTED, (cmd.InstalledCertificate(cmd.CertificateUse.V2G_CHAIN, HASH),)),
+        ),
+        (
+            cmd.GetInstalledCertificateIds((cmd.CertificateUse.MO_ROOT,)),
+            "2.0.1",
+            {"status": "NotFound"},
+            cmd.Done(cmd.Status.NOT_FOUND, ()),
+        ),
+        (cmd.DeleteCertificate(HASH), "1.6", {"status": "NotFound"}, cmd.Rejected(cmd.Status.NOT_FOUND)),
+        (cmd.DeleteCertificate(HASH), "2.0.1", {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
         (cmd.GetLocalListVersion(), "2.1", {"versionNumber": 3}, cmd.Done(cmd.Status.ACCEPTED, 3)),
         (
             cmd.StartCharging("T"),
