@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -155,7 +155,8 @@ class ChargerRegistry:
         self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
         # Commands due once the answer to the frame being handled has left: a driver's override
         # names a transaction the charger learns of only from our answer to its start.
-        self._after_reply: dict[str, list[cmd.Command[Any]]] = {}
+        # Sends owed once the answer to the frame being handled has left (a command may not overtake it).
+        self._after_reply: dict[str, list[Callable[[], Coroutine[Any, Any, Any]]]] = {}
         # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
         # handed over, not lost. See `drain`.
         self.draining = False
@@ -297,8 +298,8 @@ class ChargerRegistry:
                         # Only now: nothing may reach a charger before its boot's answer.
                         self._booted.discard(cp_id)
                         self._spawn(self._configure_after_boot(cp_id, version))
-                    for command in self._after_reply.pop(cp_id, ()):
-                        self._spawn(self._logged(cp_id, command))
+                    for send in self._after_reply.pop(cp_id, ()):
+                        self._spawn(send())
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
                     if fut is not None and not fut.done():
@@ -652,9 +653,13 @@ class ChargerRegistry:
             log.exception("recording %s's answer to CancelReservation %s failed", cp_id, booking_id)
 
     def _on_certificate_issued(self, event: CertificateIssued) -> None:
-        if self._reachable(event.charge_point_id):
-            command = cmd.CertificateSigned(event.chain, event.certificate_type)
-            self._soon(self._certificate_signed(event.charge_point_id, command))
+        cp_id = event.charge_point_id
+        command = cmd.CertificateSigned(event.chain, event.certificate_type)
+        if cp_id in self.links and self._loop is not None:
+            # Published while its SignCertificate is handled here: sent once the answer has left.
+            self._after_reply.setdefault(cp_id, []).append(lambda: self._certificate_signed(cp_id, command))
+        elif self._reachable(cp_id):
+            self._soon(self._certificate_signed(cp_id, command))
 
     async def _certificate_signed(self, cp_id: str, command: cmd.CertificateSigned) -> None:
         """Send the chain, and keep the charger's answer among its reports for operators to see (a
@@ -705,7 +710,9 @@ class ChargerRegistry:
         command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
         if event.charge_point_id in self.links and self._loop is not None:
             # Published while its start frame is handled here: sent once the answer has left.
-            self._after_reply.setdefault(event.charge_point_id, []).append(command)
+            self._after_reply.setdefault(event.charge_point_id, []).append(
+                lambda: self._logged(event.charge_point_id, command)
+            )
         elif self._reachable(event.charge_point_id):
             self._soon(self._logged(event.charge_point_id, command))
 

@@ -39,6 +39,9 @@ from chargeshare.services.settlement import SettlementService
 # reservation since: "expired" is the charger's own word that it no longer holds it).
 RESERVATION_NONE, RESERVATION_SENT, RESERVATION_ACCEPTED = "none", "sent", "accepted"
 RESERVATION_EXPIRED = "expired"
+# The charger answered Occupied: asked again once the connector is free. A booking still so when
+# its grace ends is excused its no-show fee: whose car held the connector, nobody can tell.
+RESERVATION_OCCUPIED = "occupied"
 # ReservationStatusUpdate words for a reservation the charger dropped before its time, which a live
 # booking asks for again (said in the outcome as the value). "Expired" is the other word.
 RESERVATION_DROPPED = {"Removed": "removed", "NoTransaction": "used without a transaction"}
@@ -248,8 +251,10 @@ class BookingService:
     def _request_reservation(self, booking: BookingRecord) -> None:
         with self.store.transaction() as tx:
             # Claimed atomically: the booking call and the housekeeping sweep may both get here.
+            if booking.reservation not in (RESERVATION_NONE, RESERVATION_OCCUPIED):
+                return
             if not tx.bookings.set_reservation(
-                booking.booking_id, RESERVATION_SENT, expected=RESERVATION_NONE
+                booking.booking_id, RESERVATION_SENT, expected=booking.reservation
             ):
                 return
             charger = tx.chargers.by_id(booking.charger_id)
@@ -306,7 +311,14 @@ class BookingService:
         (an occupied one means the earlier driver has not left yet: try again next sweep)."""
         starts_by = self._soon_by(self.clock.now())
         with self.store.transaction() as tx:
-            soon = tx.bookings.starting_by(BookingStatus.CONFIRMED, starts_by, reservation=RESERVATION_NONE)
+            soon = sorted(
+                (
+                    b
+                    for state in (RESERVATION_NONE, RESERVATION_OCCUPIED)
+                    for b in tx.bookings.starting_by(BookingStatus.CONFIRMED, starts_by, reservation=state)
+                ),
+                key=lambda b: b.booking_id,
+            )
             statuses = tx.chargers.connector_statuses(
                 [b.connector_id for b in soon]
             )  # one query, not one each
@@ -331,7 +343,8 @@ class BookingService:
 
     def reservation_answered(self, booking_id: int, status: str) -> bool:
         """The charger's ReserveNow answer. Occupied means "not yet" (asked again once the connector is
-        free) unless another booking's session has held the connector since the start. Any other
+        free, and a no-show excused its fee) unless another booking's session has held the connector
+        since the start. Any other
         refusal fails the booking and returns the hold. True when the charger accepted a
         reservation for a booking cancelled or expired while the ReserveNow was on its way: it must be
         cancelled (the CancelReservation sent as it ended may have reached the charger first)."""
@@ -355,7 +368,7 @@ class BookingService:
             ):
                 # Not yet: no other session holds the connector, so the car in it is the driver's own
                 # (plugged in as the ReserveNow travelled) or one yet to leave; the grace decides the rest.
-                tx.bookings.set_reservation(booking_id, RESERVATION_NONE)
+                tx.bookings.set_reservation(booking_id, RESERVATION_OCCUPIED)
                 return False
             failed = next_status(booking.status, BookingEvent.RESERVATION_REJECTED)
             if not tx.bookings.update(booking_id, failed, expected=booking.status):
@@ -465,6 +478,7 @@ class BookingService:
                 return False
             excused = (
                 offline
+                or b.reservation == RESERVATION_OCCUPIED  # a car held the connector, maybe not theirs
                 or b.starts_at >= now  # the run ended before its slot began: its driver could not come
                 or tx.sessions.held_by_another(b.connector_id, b.booking_id, b.starts_at, grace_end)
             )

@@ -172,7 +172,7 @@ def test_occupied_at_the_start_fails_the_booking_only_when_another_session_holds
     with app.store.transaction() as tx:
         assert (tx.bookings.get(first).status, tx.bookings.get(first).reservation) == (
             BookingStatus.CONFIRMED,
-            "none",
+            "occupied",
         )
     start = app.charging.start("CP1", 1, "A", 0, clock.now())
     assert start.status is AuthStatus.ACCEPTED
@@ -184,6 +184,23 @@ def test_occupied_at_the_start_fails_the_booking_only_when_another_session_holds
         record = tx.bookings.get(second)
     assert (record.status, record.fee) == (BookingStatus.FAILED, 0)  # the connector is taken: no fee
     assert app.charging.stop("CP1", started, 4_000, clock.now()) is AuthStatus.ACCEPTED
+    assert failing(app) == set()
+
+
+def test_a_no_show_whose_connector_was_found_occupied_pays_no_fee(app: App, clock: ManualClock) -> None:
+    """A stranger's car blocks the bay (their start is refused: the slot is booked): the booked
+    driver cannot plug in, and is not charged for not coming."""
+    charger = add_charger(app)
+    a = app.marketplace.add_driver("A", "A").driver_id
+    app.marketplace.add_driver("Stranger", "S")
+    b = book(app, charger, a)
+    app.bookings.reservation_answered(b, "Occupied")
+    assert app.charging.start("CP1", 1, "S", 0, clock.now()).status is AuthStatus.BLOCKED
+    clock.advance(16 * 60)
+    assert app.bookings.expire_no_shows() == [b]
+    with app.store.transaction() as tx:
+        record = tx.bookings.get(b)
+    assert (record.status, record.fee) == (BookingStatus.EXPIRED, 0)
     assert failing(app) == set()
 
 

@@ -477,8 +477,19 @@ class BookingMachine(RuleBasedStateMachine):
             b = self.model.bookings[booking_id]
             taken = self._held_by_another(b, min(self.now, b.starts_at + grace))
             offline = not self.chargers[b.charger].online
-            event("no-show excused", "connector taken" if taken else "charger offline" if offline else "no")
-            self._close_unused(b, B.EXPIRED, policy.no_show_charge(b.hold, excused=taken or offline))
+            occupied = b.reservation == "occupied"  # a car, maybe not the driver's, held the connector
+            why = (
+                "connector taken"
+                if taken
+                else "charger offline"
+                if offline
+                else "occupied"
+                if occupied
+                else "no"
+            )
+            event("no-show excused", why)
+            excused = taken or offline or occupied
+            self._close_unused(b, B.EXPIRED, policy.no_show_charge(b.hold, excused=excused))
 
     def _held_by_another(self, b: MBooking, until: datetime) -> bool:
         """Another booking's session on b's connector at some instant of [b's start, until)."""
@@ -497,7 +508,7 @@ class BookingMachine(RuleBasedStateMachine):
             b.booking_id
             for b in self.model.bookings.values()
             if b.status is B.CONFIRMED
-            and b.reservation == "none"
+            and b.reservation in ("none", "occupied")
             and self._starts_soon(b.starts_at)
             and self.connector_status[(b.charger, b.connector_no)] is ConnectorStatus.AVAILABLE
         )
@@ -527,7 +538,7 @@ class BookingMachine(RuleBasedStateMachine):
             b.reservation = "accepted"
         elif answer == "Occupied" and (self.now < b.starts_at or not self._held_by_another(b, self.now)):
             # The previous driver has not left yet, or the car is b's own: ask again once free.
-            b.reservation, b.answered = "none", False
+            b.reservation, b.answered = "occupied", False
         else:
             self._close_unused(b, B.FAILED, 0)
 
