@@ -374,7 +374,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     ca = _certificate_authority(config.ca_dir)
     rules = config.rules
     settlement = SettlementService(store, gateway, bus, clock, rules)
-    marketplace = MarketplaceService(store)
+    marketplace = MarketplaceService(store, ca=ca)
     claims: SlotClaims | None = None
     if config.locks_enabled:
         windows = {

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import ssl
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -35,6 +37,7 @@ CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 SERVER_CERT, SERVER_KEY = "server.pem", "server-key.pem"
 INDEX, CRL, LOCK = "issued.json", "crl.pem", ".lock"
 CA_YEARS, SERVER_YEARS, CHARGER_YEARS = 10, 2, 2
+CURVES = (ec.SECP256R1, ec.SECP384R1)  # what the OCPP security texts name for ECDSA
 BACKDATE = timedelta(minutes=5)  # a peer whose clock is a little behind still accepts a new certificate
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
 
@@ -62,14 +65,20 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Whole or not at all: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Whole or not at all: a reader never sees half a file. A fresh temporary file each time, so a
+    leftover or planted one can neither lend its mode to a key nor redirect it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _common_name(name: x509.Name) -> str | None:
@@ -85,6 +94,14 @@ def _san(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
         except ValueError:
             names.append(x509.DNSName(host))
     return x509.SubjectAlternativeName(names)
+
+
+@dataclass
+class Index:
+    """What the authority issued, and which chargers an operator revoked (and since when)."""
+
+    issued: list[Issued]
+    blocked: dict[str, datetime]
 
 
 class CertificateAuthority:
@@ -146,7 +163,7 @@ class CertificateAuthority:
         )
         _write(directory / CA_KEY, _key_pem(key), private=True)
         _write(directory / CA_CERT, _pem(cert))
-        _write(directory / INDEX, b"[]\n")
+        _write(directory / INDEX, b'{"issued": [], "blocked": {}}\n')
         ca = cls.__new__(cls)
         ca.directory, ca.clock, ca.cert, ca.key, ca._crl_seen = directory, clock, cert, key, None
         ca._write_crl([])
@@ -164,9 +181,10 @@ class CertificateAuthority:
 
     # ---- issuing ------------------------------------------------------------------------------------
     def issue(self, cp_id: str) -> tuple[bytes, bytes]:
-        """A new key and certificate for a charger (provisioning at the factory): PEM (cert, key)."""
+        """A new key and certificate for a charger (provisioning at the factory, or again after a
+        revocation, which it lifts): PEM (cert, key)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue_for(cp_id, key.public_key())
+        cert = self._issue_for(cp_id, key.public_key(), unblock=True)
         return _pem(cert), _key_pem(key)
 
     def sign_request(self, cp_id: str, csr_pem: str) -> str:
@@ -175,20 +193,27 @@ class CertificateAuthority:
         badly signed, or names another charger."""
         try:
             csr = x509.load_pem_x509_csr(csr_pem.encode())
-        except ValueError:
-            raise InvalidRequest("the CSR is not a PEM certificate signing request") from None
-        if not csr.is_signature_valid:
+            valid = csr.is_signature_valid
+            named = _common_name(csr.subject)
+            public = csr.public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            raise InvalidRequest("the CSR is not a readable PEM certificate signing request") from None
+        if not valid:
             raise InvalidRequest("the CSR's signature does not match its key")
-        named = _common_name(csr.subject)
         if named != cp_id:
             raise InvalidRequest(f"the CSR names {named!r}, not this charger ({cp_id!r})")
-        public = csr.public_key()
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise InvalidRequest("the CSR's key is not an EC key (we issue ECDSA P-256 certificates)")
+        if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, CURVES):
+            raise InvalidRequest("the CSR's key is not an ECDSA P-256 or P-384 key")
+        if cp_id in self._read_index().blocked:
+            raise InvalidRequest(
+                f"{cp_id}'s certificates are revoked: an operator issues it a new one (chargeshare ca issue)"
+            )
         cert = self._issue_for(cp_id, public)
         return (_pem(cert) + _pem(self.cert)).decode()
 
-    def _issue_for(self, cp_id: str, public: ec.EllipticCurvePublicKey) -> x509.Certificate:
+    def _issue_for(
+        self, cp_id: str, public: ec.EllipticCurvePublicKey, *, unblock: bool = False
+    ) -> x509.Certificate:
         org = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         subject = [x509.NameAttribute(NameOID.COMMON_NAME, cp_id)]
         if org:
@@ -198,7 +223,11 @@ class CertificateAuthority:
         )
         with self._locked():
             index = self._read_index()
-            index.append(Issued(cert.serial_number, cp_id, cert.not_valid_after_utc))
+            if cp_id in index.blocked and not unblock:
+                # Revoked while its request was being signed: the revocation wins.
+                raise InvalidRequest(f"{cp_id}'s certificates are revoked")
+            index.blocked.pop(cp_id, None)
+            index.issued.append(Issued(cert.serial_number, cp_id, cert.not_valid_after_utc))
             self._write_index(index)
         return cert
 
@@ -232,17 +261,30 @@ class CertificateAuthority:
 
     # ---- revoking -----------------------------------------------------------------------------------
     def issued(self) -> list[Issued]:
-        return self._read_index()
+        return self._read_index().issued
 
-    def revoke(self, cp_id: str) -> list[int]:
-        """Revoke every certificate issued to `cp_id` and not revoked yet; their serials."""
+    def blocked(self) -> dict[str, datetime]:
+        """Chargers revoked by an operator, and since when: none may have a CSR signed."""
+        return self._read_index().blocked
+
+    def revoke(self, cp_id: str, *, block: bool = True) -> list[int]:
+        """Revoke every certificate issued to `cp_id` and not revoked yet; their serials. `block`
+        (an operator's revocation): the charger may not have another signed either, even over a
+        link still open or with its password, until an operator issues it one. Without (its
+        registration removed, its password changed): what the old credentials bought is void, and
+        the charger may ask afresh with the new ones."""
         now = self.clock.now()
         with self._locked():
             index = self._read_index()
-            serials = [i.serial for i in index if i.cp_id == cp_id and i.revoked_at is None]
-            index = [Issued(i.serial, i.cp_id, i.not_after, now) if i.serial in serials else i for i in index]
+            serials = [i.serial for i in index.issued if i.cp_id == cp_id and i.revoked_at is None]
+            index.issued = [
+                Issued(i.serial, i.cp_id, i.not_after, now) if i.serial in serials else i
+                for i in index.issued
+            ]
+            if block:
+                index.blocked.setdefault(cp_id, now)
             self._write_index(index)
-            self._write_crl([i for i in index if i.revoked_at is not None])
+            self._write_crl([i for i in index.issued if i.revoked_at is not None])
         return serials
 
     def revoked_serials(self) -> frozenset[int]:
@@ -289,11 +331,18 @@ class CertificateAuthority:
     def check_client(self, cp_id: str, der: bytes) -> ClientCheck:
         """A certificate the TLS stack already verified against this CA: it must name `cp_id` and
         not be revoked."""
-        cert = x509.load_der_x509_certificate(der)
-        named = _common_name(cert.subject)
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            named = _common_name(cert.subject)
+        except ValueError:
+            return ClientCheck(False, "the certificate cannot be read")
         if named != cp_id:
             return ClientCheck(False, f"the certificate names {named!r}, not {cp_id!r}")
-        if cert.serial_number in self.revoked_serials():
+        try:
+            revoked = self.revoked_serials()
+        except (OSError, ValueError, CaError) as exc:  # fail closed, and say why
+            return ClientCheck(False, f"the revocation list cannot be read ({exc})")
+        if cert.serial_number in revoked:
             return ClientCheck(False, f"certificate {cert.serial_number:x} is revoked")
         return ClientCheck(True, "certificate")
 
@@ -308,19 +357,22 @@ class CertificateAuthority:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _read_index(self) -> list[Issued]:
-        rows = json.loads((self.directory / INDEX).read_text())
-        return [
-            Issued(
-                int(r["serial"], 16),
-                r["cp_id"],
-                datetime.fromisoformat(r["not_after"]),
-                None if r.get("revoked_at") is None else datetime.fromisoformat(r["revoked_at"]),
-            )
-            for r in rows
-        ]
+    def _read_index(self) -> Index:
+        body = json.loads((self.directory / INDEX).read_text())
+        return Index(
+            [
+                Issued(
+                    int(r["serial"], 16),
+                    r["cp_id"],
+                    datetime.fromisoformat(r["not_after"]),
+                    None if r.get("revoked_at") is None else datetime.fromisoformat(r["revoked_at"]),
+                )
+                for r in body["issued"]
+            ],
+            {cp: datetime.fromisoformat(at) for cp, at in body["blocked"].items()},
+        )
 
-    def _write_index(self, index: Sequence[Issued]) -> None:
+    def _write_index(self, index: Index) -> None:
         rows = [
             {
                 "serial": f"{i.serial:x}",
@@ -328,6 +380,7 @@ class CertificateAuthority:
                 "not_after": i.not_after.isoformat(),
                 "revoked_at": None if i.revoked_at is None else i.revoked_at.isoformat(),
             }
-            for i in index
+            for i in index.issued
         ]
-        _write(self.directory / INDEX, (json.dumps(rows, indent=1) + "\n").encode())
+        body = {"issued": rows, "blocked": {cp: at.isoformat() for cp, at in index.blocked.items()}}
+        _write(self.directory / INDEX, (json.dumps(body, indent=1) + "\n").encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,8 +77,10 @@ def issue(
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{charge_point_id}.pem").write_bytes(cert)
     key_path = out / f"{charge_point_id}-key.pem"
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(key)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # a key file already there keeps its mode otherwise
+        f.write(key)
     chatter(console).print(f"wrote {out / (charge_point_id + '.pem')} and {key_path}")
 
 
@@ -87,11 +90,16 @@ def revoke(
     directory: CaDir,
 ) -> None:
     """Revoke a charger's certificates: its next TLS upgrade is refused (401), on every server
-    process reading this directory."""
-    serials = _open(directory).revoke(charge_point_id)
-    if not serials:
-        raise Problem(f"no certificate of {charge_point_id} left to revoke", USAGE)
-    chatter(console).print(f"revoked {len(serials)} certificate(s) of {charge_point_id}")
+    process reading this directory, and no SignCertificate of it is signed until `ca issue` gives it
+    a new certificate (a link already open stays open)."""
+    ca = _open(directory)
+    if charge_point_id in ca.blocked():
+        raise Problem(f"{charge_point_id}'s certificates are revoked already", USAGE)
+    serials = ca.revoke(charge_point_id)
+    chatter(console).print(
+        f"revoked {len(serials)} certificate(s) of {charge_point_id}; it may have none signed until "
+        f"`chargeshare ca issue {charge_point_id}`"
+    )
 
 
 @app.command("list")

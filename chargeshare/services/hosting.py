@@ -105,6 +105,9 @@ class HostingService:
             return change_boot_policy(tx, _own(tx, host_id, charger_id), policy)
 
     def remove_charger(self, host_id: int, charger_id: int) -> None:
+        with self.store.reading() as tx:
+            cp_id = _own(tx, host_id, charger_id).charge_point_id
+        self.marketplace.revoke_certificates(cp_id)  # its id may be registered again, by anyone
         with self.store.transaction() as tx:
             view = _own(tx, host_id, charger_id)
             tx.chargers.remove(view.charge_point_id)

@@ -12,7 +12,7 @@ from chargeshare.domain.credentials import hash_password, parse_basic_auth, veri
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.tokens import MAX_TAG_LENGTH
-from chargeshare.services.ports import Store, UnitOfWork
+from chargeshare.services.ports import CertificateAuthority, Store, UnitOfWork
 from chargeshare.services.records import ChargerView, DriverRecord
 
 
@@ -26,9 +26,16 @@ def _check_specs(specs: Sequence[ChargerSpec]) -> None:
 
 
 class MarketplaceService:
-    def __init__(self, store: Store, salt: Callable[[], bytes] = lambda: secrets.token_bytes(16)) -> None:
+    def __init__(
+        self,
+        store: Store,
+        salt: Callable[[], bytes] = lambda: secrets.token_bytes(16),
+        *,
+        ca: CertificateAuthority | None = None,
+    ) -> None:
         self.store = store
         self.salt = salt
+        self.ca = ca  # security profile 3: chargers' certificates follow their registrations
 
     def add_host(self, name: str) -> int:
         return self.add_hosts([name])[0]
@@ -89,9 +96,18 @@ class MarketplaceService:
         return tx.chargers.get(spec.charge_point_id)
 
     def set_charger_password(self, charge_point_id: str, password: str) -> None:
+        """A new password; the certificates the old one could have bought (SignCertificate) are
+        revoked first, so a leaked password leaves nothing behind."""
         hashed = hash_password(password, self.salt())
+        self.revoke_certificates(charge_point_id)
         with self.store.transaction() as tx:
             tx.chargers.set_password(charge_point_id, hashed)
+
+    def revoke_certificates(self, charge_point_id: str) -> None:
+        """Before a charger's credentials change or its id is freed: revoking first fails safe, as a
+        crash after it leaves the old registration without certificates, never one with them."""
+        if self.ca is not None:
+            self.ca.revoke(charge_point_id, block=False)
 
     def set_boot_policy(self, charge_point_id: str, policy: BootPolicy) -> ChargerView:
         """An operator's word on how the charger's boots are answered (see `change_boot_policy`)."""
@@ -99,6 +115,8 @@ class MarketplaceService:
             return change_boot_policy(tx, tx.chargers.get(charge_point_id), policy)
 
     def remove_charger(self, charge_point_id: str) -> None:
+        """Its id may be registered again, by anyone: its certificates must not come with it."""
+        self.revoke_certificates(charge_point_id)
         with self.store.transaction() as tx:
             tx.chargers.remove(charge_point_id)
 

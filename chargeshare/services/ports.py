@@ -662,6 +662,10 @@ class CertificateAuthority(Protocol):
         """A verified client certificate: does it name `cp_id`, and is it still in good standing?"""
         ...
 
+    def revoke(self, cp_id: str, *, block: bool = True) -> Sequence[int]:
+        """Revoke the charger's certificates (`block`: and sign it no more until re-provisioned)."""
+        ...
+
 
 class Lease(Protocol):
     @property

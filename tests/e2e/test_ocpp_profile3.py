@@ -6,6 +6,7 @@ another charger, revoked, or from another authority is refused; SignCertificate 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import subprocess
@@ -255,3 +256,61 @@ async def test_chargeshare_serve_with_a_ca_dir(tmp_path: Path) -> None:
         server.terminate()
         _, stderr = server.communicate(timeout=10)
     assert f"wss://127.0.0.1:{port}" in stderr
+
+
+async def test_a_revoked_charger_still_connected_cannot_renew_itself(secure: Secure) -> None:
+    charger = VirtualCharger(
+        "P3-16", secure.url, SystemClock(), [7_400], protocol="1.6", ssl_context=secure.client("P3-16")
+    )
+    await charger.start()
+    try:
+        secure.ca.revoke("P3-16")  # the operator's revocation; the link stays open
+        assert not await charger.renew_certificate()
+    finally:
+        await charger.stop()
+    assert secure.reports("P3-16", "SignCertificate")[0].startswith("ChargingStationCertificate refused:")
+    assert [i.revoked_at is not None for i in secure.ca.issued()] == [True]
+
+
+async def test_a_new_password_or_a_freed_id_voids_the_certificates_of_the_old(secure: Secure) -> None:
+    old_16, old_other = secure.client("P3-16"), secure.client("P3-OTHER")
+    secure.app.marketplace.set_charger_password("P3-16", "rotated-after-a-leak")
+    assert await _refused_status(secure.url, "P3-16", old_16) == 401
+    secure.app.marketplace.remove_charger("P3-OTHER")
+    host = secure.app.marketplace.add_host("someone else")
+    spec = ChargerSpec(
+        "P3-OTHER", host, Point(51.5, -0.1), Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
+    )
+    secure.app.marketplace.add_charger(spec, password="the-new-owners-password")
+    assert await _refused_status(secure.url, "P3-OTHER", old_other) == 401
+    # The new credentials work, and buy a certificate afresh.
+    auth = {"Authorization": basic_auth_header("P3-16", "rotated-after-a-leak")}
+    async with library_cp16(secure.url, "P3-16", ssl=secure.client(None), additional_headers=auth) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+        assert (await cp.call(call16.SignCertificate(csr=_csr("P3-16")))).status == "Accepted"
+
+
+async def test_certificate_signed_waits_for_the_sign_certificate_answer(tmp_path: Path) -> None:
+    """On a SQLite file the answer waits for its flush: the CertificateSigned the answer implies must
+    still come after it."""
+    ca = CertificateAuthority.init(tmp_path / "ca", "Test Operator")
+    app = build(Config(database_url=f"sqlite:///{tmp_path / 'cs.db'}", ca_dir=ca.directory))
+    _register(app)
+    secure = Secure(app, ca, "", tmp_path)
+    order: list[list[int]] = []
+    try:
+        async with LoopbackServer(create_api(app), ssl_context=ca.server_context()) as server:
+            url = f"wss://127.0.0.1:{server.port}/ocpp/P3-16"
+            async with connect(url, subprotocols=OCPP16, ssl=secure.client("P3-16")) as ws:
+                for i in range(5):
+                    await ws.send(json.dumps([2, f"s{i}", "SignCertificate", {"csr": _csr("P3-16")}]))
+                    seen: list[int] = []
+                    while len(seen) < 2:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        seen.append(frame[0])
+                        if frame[0] == 2:  # our CertificateSigned: answered
+                            await ws.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+                    order.append(seen)
+    finally:
+        app.close()
+    assert order == [[3, 2]] * 5  # the answer (3), then the command (2)

@@ -44,7 +44,7 @@ def test_a_charger_csr_is_signed_for_client_auth_naming_the_charger(ca: Certific
 def test_csrs_it_must_not_sign(ca: CertificateAuthority) -> None:
     with pytest.raises(InvalidRequest, match="names 'CP-2'"):
         ca.sign_request("CP-1", ChargerCertificates("CP-2").csr())
-    with pytest.raises(InvalidRequest, match="not a PEM"):
+    with pytest.raises(InvalidRequest, match="not a readable PEM"):
         ca.sign_request(
             "CP-1", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
         )
@@ -100,3 +100,54 @@ def test_two_processes_issuing_at_once_lose_no_entry_of_the_index(ca: Certificat
         w.join(60)
         assert w.exitcode == 0
     assert sorted(i.cp_id for i in ca.issued()) == sorted(f"{p}-{i}" for p in "AB" for i in range(40))
+
+
+def _csr_on(curve: ec.EllipticCurve, cp_id: str = "CP-1") -> str:
+    key = ec.generate_private_key(curve)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cp_id)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.mark.parametrize("curve", [ec.SECP192R1(), ec.SECP224R1(), ec.SECP256K1()], ids=lambda c: c.name)
+def test_keys_on_other_curves_are_refused(ca: CertificateAuthority, curve: ec.EllipticCurve) -> None:
+    with pytest.raises(InvalidRequest, match="P-256 or P-384"):
+        ca.sign_request("CP-1", _csr_on(curve))
+    assert ca.issued() == []
+
+
+def test_an_operator_revocation_stops_renewals_until_the_charger_is_issued_again(
+    ca: CertificateAuthority,
+) -> None:
+    ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))
+    assert len(ca.revoke("CP-1")) == 1
+    with pytest.raises(InvalidRequest, match="revoked"):
+        ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))  # over a link still open, or with its password
+    ca.issue("CP-1")  # re-provisioned by an operator
+    assert ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))
+    # Revoked for a new password or a freed id, the charger may ask afresh.
+    ca.revoke("CP-1", block=False)
+    assert ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))
+    assert [i.revoked_at is not None for i in ca.issued()] == [True, True, True, False]
+
+
+def test_a_leftover_temporary_file_lends_no_mode_to_a_key(tmp_path: Path) -> None:
+    directory = tmp_path / "ca"
+    directory.mkdir()
+    planted = directory / "ca-key.pem.tmp"
+    planted.write_bytes(b"")
+    planted.chmod(0o644)
+    ca = CertificateAuthority.init(directory, "Test Operator")
+    assert (ca.directory / "ca-key.pem").stat().st_mode & 0o077 == 0
+    assert (ca.directory / "server-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_an_unreadable_revocation_list_refuses_every_certificate(ca: CertificateAuthority) -> None:
+    cert_pem, _ = ca.issue("CP-1")
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+    (ca.directory / "crl.pem").write_text("damaged")
+    check = ca.check_client("CP-1", der)
+    assert not check.ok and "revocation list cannot be read" in check.reason
