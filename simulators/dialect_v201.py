@@ -302,6 +302,18 @@ class V201:
             tx = next((t for _, t in cp.transactions() if t.local_id == p["transactionId"]), None)
             return status(cp.remote_stop(tx))
 
+        def get_transaction_status(p: dict[str, Any]) -> dict[str, Any]:
+            named = p.get("transactionId")
+            queued = [
+                m
+                for a, m in cp.queue
+                if a == "TransactionEvent" and named in (None, m["transactionInfo"]["transactionId"])
+            ]
+            answer: dict[str, Any] = {"messagesInQueue": bool(queued)}
+            if named is not None:
+                answer["ongoingIndicator"] = any(t.local_id == named for _, t in cp.transactions())
+            return answer
+
         def reserve_now(p: dict[str, Any]) -> dict[str, Any]:
             return {
                 "status": cp.reserve(
@@ -474,6 +486,7 @@ class V201:
             "DeleteCertificate": delete_certificate,
             "RequestStartTransaction": request_start,
             "RequestStopTransaction": request_stop,
+            "GetTransactionStatus": get_transaction_status,
             "ReserveNow": reserve_now,
             "CancelReservation": cancel_reservation,
             "ChangeAvailability": change_availability,

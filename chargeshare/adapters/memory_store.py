@@ -883,6 +883,10 @@ class MemorySessions(_Repository):
         ct = self.t.charger_transactions.get(session_id)
         return None if ct is None else ct.transaction_id
 
+    def charger_seq(self, session_id: int) -> int | None:
+        ct = self.t.charger_transactions.get(session_id)
+        return None if ct is None else ct.seq_no
+
     def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
         ct = self.t.charger_transactions.get(session_id)
         if ct is None or (ct.seq_no is not None and ct.seq_no >= seq_no):

@@ -45,6 +45,7 @@ from chargeshare.services.events import (
     SessionClosedWithoutStop,
     SessionStopped,
     SmartSettingsChanged,
+    TransactionEventsMissing,
 )
 from chargeshare.services.owed_commands import OwedSince, commands_owed
 
@@ -156,6 +157,7 @@ class ChargerRegistry:
         # Commands due once the answer to the frame being handled has left: a driver's override
         # names a transaction the charger learns of only from our answer to its start.
         # Sends owed once the answer to the frame being handled has left (a command may not overtake it).
+        self._gaps_asked: set[int] = set()  # sessions whose missing events were asked about
         self._after_reply: dict[str, list[Callable[[], Coroutine[Any, Any, Any]]]] = {}
         # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
         # handed over, not lost. See `drain`.
@@ -171,6 +173,7 @@ class ChargerRegistry:
         app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
         app.bus.subscribe(OverrideDue, self._on_override_due)
         app.bus.subscribe(CertificateIssued, self._on_certificate_issued)
+        app.bus.subscribe(TransactionEventsMissing, self._on_events_missing)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -592,6 +595,36 @@ class ChargerRegistry:
 
     def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
         self._stops_sent.pop(event.session_id, None)
+        self._gaps_asked.discard(event.session_id)
+
+    def _on_events_missing(self, event: TransactionEventsMissing) -> None:
+        cp_id = event.charge_point_id
+        # Once per session: a charger numbering events across its EVSEs skips numbers all the time.
+        if event.session_id in self._gaps_asked or cp_id not in self.links or self._loop is None:
+            return
+        self._gaps_asked.add(event.session_id)
+        self._after_reply.setdefault(cp_id, []).append(lambda: self._transaction_status(cp_id, event))
+
+    async def _transaction_status(self, cp_id: str, gap: TransactionEventsMissing) -> None:
+        """Ask whether the missing events are still queued at the charger, and keep the answer
+        among its reports for operators: queued ones will come; if none is queued, they are lost."""
+        result = await self.send(cp_id, cmd.GetTransactionStatus(gap.session_id))
+        if isinstance(result, cmd.Done):
+            queue = result.details
+            said = "still queued at the charger" if queue.messages_in_queue else "not queued: lost"
+            ongoing = {True: ", ongoing", False: ", ended", None: ""}[queue.ongoing]
+        else:
+            said, ongoing = f"not known ({result})", ""
+        missing = f"seqNo {gap.first_missing}" + (
+            f"-{gap.arrived - 1}" if gap.arrived - 1 > gap.first_missing else ""
+        )
+        summary = f"session {gap.session_id}: {missing} missing, {said}{ongoing}"
+        try:
+            await asyncio.to_thread(
+                self.app.reports.record, cp_id, "GetTransactionStatus", summary, {"session": gap.session_id}
+            )
+        except Exception:
+            log.exception("could not record %s's transaction status", cp_id)
 
     def _forget_stops_sent(self, cp_id: str) -> None:
         for session_id in [s for s, cp in self._stops_sent.items() if cp == cp_id]:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
     for c in (
         cmd.StartCharging,
         cmd.StopCharging,
+        cmd.GetTransactionStatus,
         cmd.Reserve,
         cmd.CancelReservation,
         cmd.ChangeAvailability,

@@ -223,6 +223,40 @@ class StopCharging(_NoDetails):
         return {"transactionId": _transaction(self.transaction, version, charger_tx)}
 
 
+@dataclass(frozen=True)
+class TransactionQueue:
+    """What GetTransactionStatus learns: whether the charger still holds transaction messages to send
+    (for the transaction named, or any), and whether that transaction is still going on (None when
+    none was named)."""
+
+    messages_in_queue: bool
+    ongoing: bool | None = None
+
+
+@dataclass(frozen=True)
+class GetTransactionStatus(Command[TransactionQueue]):
+    """2.0.1: a charger's queue of transaction messages not yet delivered, for one transaction or
+    all. OCPP 1.6 has no such message (NotApplicable)."""
+
+    transaction: TransactionRef | None = None
+
+    actions: ClassVar[dict[str, str]] = {V201: "GetTransactionStatus"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            raise CannotSay("OCPP 1.6 has no GetTransactionStatus")
+        if self.transaction is None:
+            return {}
+        return {"transactionId": _transaction(self.transaction, version, charger_tx)}
+
+    def result(self, version: str, answer: dict[str, Any]) -> Done[TransactionQueue] | Rejected:
+        return Done(Status.ACCEPTED, self.details(version, answer))  # the answer has no status
+
+    def details(self, version: str, answer: dict[str, Any]) -> TransactionQueue:
+        ongoing = answer.get("ongoingIndicator")
+        return TransactionQueue(bool(answer["messagesInQueue"]), None if ongoing is None else bool(ongoing))
+
+
 # ---- reservations -----------------------------------------------------------------------------------
 
 

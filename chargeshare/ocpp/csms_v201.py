@@ -156,7 +156,7 @@ def handlers(
         # Asked before this event's own readings can become the start: a session whose first reading
         # comes with its end was never measured.
         start_read = ended and not charging.awaits_first_reading(session.session_id)
-        fresh = charging.event_is_new(session.session_id, p["seqNo"], min(readings, default=None))
+        fresh = charging.event_is_new(cp_id, session.session_id, p["seqNo"], min(readings, default=None))
         if ended:
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
             meter_stop = max(max(readings, default=0), session.meter_last_wh)

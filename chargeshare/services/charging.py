@@ -36,6 +36,7 @@ from chargeshare.services.events import (
     SessionStarted,
     SessionStopped,
     SessionUnmetered,
+    TransactionEventsMissing,
 )
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, SessionRecord
@@ -604,13 +605,22 @@ class ChargingService:
         with self.store.transaction() as tx:
             tx.sessions.settle_meter_start(session_id, register_wh)
 
-    def event_is_new(self, session_id: int, seq_no: int, first_reading_wh: int | None = None) -> bool:
+    def event_is_new(
+        self, cp_id: str, session_id: int, seq_no: int, first_reading_wh: int | None = None
+    ) -> bool:
         """Note a transaction event's sequence number; False when one as high was applied (a replay).
         `first_reading_wh`: the event's earliest reading, the meter start of a session opened without one."""
         with self.store.transaction() as tx:
             if first_reading_wh is not None:
                 tx.sessions.settle_meter_start(session_id, first_reading_wh)
-            return tx.sessions.advance_charger_seq(session_id, seq_no)
+            before = tx.sessions.charger_seq(session_id)
+            fresh = tx.sessions.advance_charger_seq(session_id, seq_no)
+        if fresh and before is not None and seq_no > before + 1:
+            # Events in between never came: lost, or still queued at the charger. Billing does not
+            # depend on them (registers are cumulative), but an operator should know which.
+            missing = TransactionEventsMissing(self.clock.now(), cp_id, session_id, before + 1, seq_no)
+            self.bus.publish(missing)
+        return fresh
 
     def meter(self, cp_id: str, transaction_id: int, register_wh: int) -> None:
         """A reading for one of this charger's sessions. One naming another charger's session

@@ -38,6 +38,17 @@ class ChargerBooted(Event):
 
 
 @dataclass(frozen=True)
+class TransactionEventsMissing(Event):
+    """A 2.0.1 TransactionEvent skipped seqNos [first_missing, arrived): the charger is asked
+    whether it still holds them (GetTransactionStatus)."""
+
+    charge_point_id: str
+    session_id: int
+    first_missing: int
+    arrived: int
+
+
+@dataclass(frozen=True)
 class CertificateIssued(Event):
     """Our CA signed a charger's SignCertificate request: the chain goes to it (CertificateSigned).
     Not kept: a charger that never receives it asks again (its CertSigningWaitMinimum and

@@ -317,6 +317,10 @@ class Sessions(Protocol):
         """Note a TransactionEvent seqNo; False if one as high was already applied (a replay)."""
         ...
 
+    def charger_seq(self, session_id: int) -> int | None:
+        """The highest TransactionEvent seqNo applied to the session (None: none yet)."""
+        ...
+
     def advance_meter(
         self, session_id: int, meter_wh: int, charge_point_id: str, at: datetime
     ) -> MeterAdvance | None:

@@ -407,3 +407,25 @@ async def test_a_21_charger_refuses_what_it_cannot_do_and_does_the_rest(rig: Rig
     assert rig.charger.resets == 0 and c.transaction is not None
     custom = {"requestedMessage": "CustomTrigger", "customTrigger": "x"}
     assert await status_of(rig, "TriggerMessage", {}, custom) == "NotImplemented"
+
+
+async def test_get_transaction_status_reports_the_queue_and_the_transaction(rig: Rig) -> None:
+    if rig.version == "1.6":
+        pytest.skip("OCPP 1.6 has no GetTransactionStatus")
+    tx_id = await charging(rig)
+    answer = await status_of(rig, "GetTransactionStatus", {}, {"transactionId": tx_id})
+    assert answer == {"messagesInQueue": False, "ongoingIndicator": True}
+    assert await status_of(rig, "GetTransactionStatus", {}, {"transactionId": "other"}) == {
+        "messagesInQueue": False,
+        "ongoingIndicator": False,
+    }
+    # An event held back (as through an outage) counts for its transaction, and for "any".
+    c = rig.charger.connectors[1]
+    assert c.transaction is not None
+    rig.charger.queue.append(rig.charger.meter_message(c, c.transaction))
+    answer = await status_of(rig, "GetTransactionStatus", {}, {"transactionId": tx_id})
+    assert answer == {"messagesInQueue": True, "ongoingIndicator": True}
+    assert await status_of(rig, "GetTransactionStatus", {}, {}) == {"messagesInQueue": True}
+    assert (await status_of(rig, "GetTransactionStatus", {}, {"transactionId": "other"}))[
+        "messagesInQueue"
+    ] is False

@@ -599,10 +599,13 @@ def test_ocpp_201_transaction_ids(app: App) -> None:
         assert not tx.sessions.awaits_first_reading(session)
         started = tx.sessions.get(session)
         assert started is not None and (started.meter_start_wh, started.meter_last_wh) == (700, 700)
+        assert tx.sessions.charger_seq(session) is None
         assert tx.sessions.advance_charger_seq(session, 3)
         assert not tx.sessions.advance_charger_seq(session, 3)
         assert not tx.sessions.advance_charger_seq(session, 2)
+        assert tx.sessions.charger_seq(session) == 3
         assert tx.sessions.advance_charger_seq(session, 4)
+        assert tx.sessions.charger_seq(session) == 4
         other = tx.sessions.add(
             booking_id=a_booking(tx, c1, driver, 2),
             connector_id=c1,

@@ -295,6 +295,12 @@ class _Commands2x:
     async def clear_cache(self, **kw: Any) -> Any:
         return self.results.ClearCache(status=await self.script.answer("ClearCache", kw))
 
+    @on("GetTransactionStatus")  # type: ignore[untyped-decorator]
+    async def get_transaction_status(self, **kw: Any) -> Any:
+        await self.script.answer("GetTransactionStatus", kw)
+        ongoing = None if kw.get("transaction_id") is None else kw["transaction_id"] == "LIB-TX-9"
+        return self.results.GetTransactionStatus(messages_in_queue=False, ongoing_indicator=ongoing)
+
     @on("InstallCertificate")  # type: ignore[untyped-decorator]
     async def install_certificate(self, **kw: Any) -> Any:
         return self.results.InstallCertificate(status=await self.script.answer("InstallCertificate", kw))

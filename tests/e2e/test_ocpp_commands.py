@@ -307,3 +307,40 @@ async def test_a_201_session_is_stopped_by_our_session_id(central: Central) -> N
 def reservation(app: App, booking_id: int) -> str:
     with app.store.transaction() as tx:
         return tx.bookings.get(booking_id).reservation
+
+
+async def test_get_transaction_status_reads_the_chargers_queue(central: Central, version: str) -> None:
+    r = central.registry
+    async with charge_point(version, central, "TXS", Script()) as cp:
+        await boot(version, cp)
+        named = await r.send("TXS", cmd.GetTransactionStatus("LIB-TX-9"))
+        anyone = await r.send("TXS", cmd.GetTransactionStatus())
+    if version == "1.6":
+        assert isinstance(named, cmd.NotApplicable) and isinstance(anyone, cmd.NotApplicable)
+    else:
+        assert named == cmd.Done(cmd.Status.ACCEPTED, cmd.TransactionQueue(False, True))
+        assert anyone == cmd.Done(cmd.Status.ACCEPTED, cmd.TransactionQueue(False, None))
+
+
+async def test_a_seq_no_gap_makes_the_backend_ask_for_the_transactions_status(central: Central) -> None:
+    """Events 2 and 3 never came: after answering event 4 the backend asks the charger whether it
+    still holds them, once per session, and keeps what it learnt for the operator."""
+    app, script = central.app, Script()
+    charger_id = add_charger(app, "GAP201")
+    driver = app.marketplace.add_driver("d", "GTAG")
+    app.bookings.book(BookRequest(driver.driver_id, charger_id, 1, 60, 5_000))
+    async with library_cp201(central.ws, "GAP201", script) as cp:
+        await boot201(cp)
+        await cp.call(tx_event("Started", 0, "LIB-TX-9", wh=0, id_tag="GTAG", evse=1))
+        await cp.call(tx_event("Updated", 1, "LIB-TX-9", wh=100))
+        assert script.asked("GetTransactionStatus") == []  # no gap yet
+        await cp.call(tx_event("Updated", 4, "LIB-TX-9", wh=400))
+        await eventually(lambda: script.asked("GetTransactionStatus") != [], "GetTransactionStatus")
+        await cp.call(tx_event("Updated", 7, "LIB-TX-9", wh=700))  # another gap: not asked again
+        await cp.call(tx_event("Ended", 8, "LIB-TX-9", wh=800, trigger="EVCommunicationLost"))
+    assert script.asked("GetTransactionStatus") == [{"transaction_id": "LIB-TX-9"}]
+    with app.store.transaction() as tx:
+        (session,) = tx.sessions.all()
+    summaries = [r.summary for r in app.reports.reports("GAP201", ["GetTransactionStatus"])]
+    assert summaries == [f"session {session.session_id}: seqNo 2-3 missing, not queued: lost, ongoing"]
+    assert session.meter_stop_wh == 800  # billed from the registers all the same

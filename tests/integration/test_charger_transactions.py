@@ -37,7 +37,7 @@ def test_a_charger_transaction_maps_to_one_session_and_replays_are_spotted(store
     assert session.meter_start_wh == 100
     assert app.charging.charger_tx_id(first.transaction_id) == "tx-1"
     assert app.charging.session_for_charger_tx("MAP2", "tx-1") is None  # ids are per charger
-    assert [app.charging.event_is_new(first.transaction_id, n) for n in (0, 1, 1, 0, 3, 2)] == [
+    assert [app.charging.event_is_new("MAP1", first.transaction_id, n) for n in (0, 1, 1, 0, 3, 2)] == [
         True,
         True,
         False,

@@ -303,3 +303,23 @@ def test_the_smart_charging_settings_say_themselves_within_the_schema(version: s
     }
     for c in commands:
         check_payload(c.action(version), c.payload(version, lambda _s: None), version, CALL, "1")
+
+
+def test_get_transaction_status_is_2x_only_and_its_answer_has_no_status() -> None:
+    with pytest.raises(cmd.CannotSay):
+        cmd.GetTransactionStatus(7).payload("1.6", charger_tx)
+    for version in ("2.0.1", "2.1"):
+        for command in (
+            cmd.GetTransactionStatus(),
+            cmd.GetTransactionStatus(7),
+            cmd.GetTransactionStatus("x"),
+        ):
+            check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
+        assert cmd.GetTransactionStatus(7).payload(version, charger_tx) == {"transactionId": "their-7"}
+        answer = {"messagesInQueue": True, "ongoingIndicator": False}
+        check_payload("GetTransactionStatus", answer, version, CALLRESULT, "1")
+        assert cmd.GetTransactionStatus(7).result(version, answer) == cmd.Done(
+            cmd.Status.ACCEPTED, cmd.TransactionQueue(True, False)
+        )
+    with pytest.raises(cmd.CannotSay):  # a session the charger never named
+        cmd.GetTransactionStatus(8).payload("2.0.1", charger_tx)

@@ -267,6 +267,10 @@ class SqlSessions:
     def charger_transaction_id(self, session_id: int) -> str | None:
         return self.conn.execute(select(_ct.transaction_id).where(_ct.session_id == session_id)).scalar()
 
+    def charger_seq(self, session_id: int) -> int | None:
+        found = self.conn.execute(select(_ct.seq_no).where(_ct.session_id == session_id)).first()
+        return None if found is None else found[0]
+
     def advance_charger_seq(self, session_id: int, seq_no: int) -> bool:
         # Compare-and-set: only a seqNo beyond the highest applied counts as new.
         q = (
