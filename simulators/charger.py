@@ -561,6 +561,10 @@ class VirtualCharger:
     async def _send_message(self, message: Message) -> None:
         await self._call(*message)
 
+    def follow_up(self, message: Message) -> None:
+        """Send `message` once the answer to the command being handled has gone (a report it asked for)."""
+        self._spawn(self._send_message(message))
+
     def meter_message(self, c: VirtualConnector, tx: Transaction) -> Message:
         """The periodic meter reading of a running transaction (MeterValues / TransactionEvent Updated)."""
         return self.dialect.meter(c, tx, self._ts(), self.power_w(c))

@@ -24,7 +24,7 @@ from simulators.evse import (
 )
 from simulators.firmware import ConnectorState
 from simulators.local_auth import LocalEntry
-from simulators.settings import BY_COMPONENT_VARIABLE, SetResult
+from simulators.settings import BY_COMPONENT_VARIABLE, SetResult, Setting
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
 if TYPE_CHECKING:
@@ -302,6 +302,53 @@ class V201:
             tx = next((t for _, t in cp.transactions() if t.local_id == p["transactionId"]), None)
             return status(cp.remote_stop(tx))
 
+        def report(request_id: int, chosen: list[Setting]) -> None:
+            data = [
+                {
+                    "component": {"name": s.component},
+                    "variable": {"name": s.variable},
+                    "variableAttribute": [
+                        {
+                            "type": "Actual",
+                            "value": cp.settings.get(s.name),
+                            "mutability": "ReadOnly" if s.readonly else "ReadWrite",
+                        }
+                    ],
+                }
+                for s in chosen
+            ]
+            body = {"requestId": request_id, "generatedAt": cp._ts(), "seqNo": 0, "tbc": False}
+            cp.follow_up(("NotifyReport", {**body, "reportData": data}))
+
+        def get_base_report(p: dict[str, Any]) -> dict[str, Any]:
+            if p["reportBase"] == "SummaryInventory":
+                return {"status": "NotSupported"}
+            full = p["reportBase"] == "FullInventory"
+            report(p["requestId"], [s for s in cp.settings.definitions if full or not s.readonly])
+            return {"status": "Accepted"}
+
+        def get_report(p: dict[str, Any]) -> dict[str, Any]:
+            wanted = p.get("componentVariable", [])
+            criteria = set(p.get("componentCriteria", []))
+            chosen = [
+                s
+                for s in cp.settings.definitions
+                if (
+                    not wanted
+                    or any(
+                        w["component"]["name"] == s.component
+                        and w.get("variable", {}).get("name", s.variable) == s.variable
+                        for w in wanted
+                    )
+                )
+                # Every setting here is active, available and enabled, and none has a problem.
+                and (not criteria or bool(criteria - {"Problem"}))
+            ]
+            if not chosen:
+                return {"status": "EmptyResultSet"}
+            report(p["requestId"], chosen)
+            return {"status": "Accepted"}
+
         def get_transaction_status(p: dict[str, Any]) -> dict[str, Any]:
             named = p.get("transactionId")
             queued = [
@@ -487,6 +534,8 @@ class V201:
             "RequestStartTransaction": request_start,
             "RequestStopTransaction": request_stop,
             "GetTransactionStatus": get_transaction_status,
+            "GetBaseReport": get_base_report,
+            "GetReport": get_report,
             "ReserveNow": reserve_now,
             "CancelReservation": cancel_reservation,
             "ChangeAvailability": change_availability,

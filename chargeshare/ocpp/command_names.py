@@ -34,6 +34,8 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
         cmd.GetCompositeSchedule,
         cmd.GetSettings,
         cmd.ChangeSetting,
+        cmd.GetBaseReport,
+        cmd.GetReport,
         cmd.SendLocalList,
         cmd.GetLocalListVersion,
         cmd.ClearCache,

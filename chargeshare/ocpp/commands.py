@@ -64,6 +64,7 @@ class Status(StrEnum):
     FAILED = "Failed"
     VERSION_MISMATCH = "VersionMismatch"
     NOT_FOUND = "NotFound"
+    EMPTY_RESULT_SET = "EmptyResultSet"
 
 
 # ---- results ----------------------------------------------------------------------------------------
@@ -600,6 +601,65 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
             )
             for r in answer["getVariableResult"]
         )
+
+
+class ReportBase(StrEnum):
+    CONFIGURATION = "ConfigurationInventory"  # what can be set
+    FULL = "FullInventory"  # everything
+    SUMMARY = "SummaryInventory"  # the charger's own choice (availability, problems, ...)
+
+
+class ComponentCriterion(StrEnum):
+    ACTIVE = "Active"
+    AVAILABLE = "Available"
+    ENABLED = "Enabled"
+    PROBLEM = "Problem"
+
+
+_NO_REPORTS_IN_16 = "OCPP 1.6 has no device-model reports (read its configuration with GetSettings)"
+
+
+@dataclass(frozen=True)
+class GetBaseReport(_NoDetails):
+    """2.0.1: the charger reports its device model, as NotifyReport messages tagged `request_id`
+    (kept among its reports). Done: Accepted; EmptyResultSet, NotSupported and Rejected refuse."""
+
+    request_id: int
+    base: ReportBase = ReportBase.FULL
+
+    actions: ClassVar[dict[str, str]] = {V201: "GetBaseReport"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            raise CannotSay(_NO_REPORTS_IN_16)
+        return {"requestId": self.request_id, "reportBase": self.base.value}
+
+
+@dataclass(frozen=True)
+class GetReport(_NoDetails):
+    """2.0.1: a report of the named components' variables (a key without a name: the whole
+    component), and/or those meeting the criteria; NotifyReport tagged `request_id` follows."""
+
+    request_id: int
+    variables: tuple[SettingKey, ...] = ()
+    criteria: tuple[ComponentCriterion, ...] = ()
+
+    actions: ClassVar[dict[str, str]] = {V201: "GetReport"}
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version == V16:
+            raise CannotSay(_NO_REPORTS_IN_16)
+        if any(not k.component for k in self.variables):
+            raise CannotSay("a 2.0.1 report names each variable's component")
+        p: dict[str, Any] = {"requestId": self.request_id}
+        if self.variables:
+            p["componentVariable"] = [
+                {"component": {"name": k.component}, **({"variable": {"name": k.name}} if k.name else {})}
+                for k in self.variables
+            ]
+        if self.criteria:
+            p["componentCriteria"] = [c.value for c in self.criteria]
+        return p
 
 
 @dataclass(frozen=True)

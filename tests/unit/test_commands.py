@@ -323,3 +323,27 @@ def test_get_transaction_status_is_2x_only_and_its_answer_has_no_status() -> Non
         )
     with pytest.raises(cmd.CannotSay):  # a session the charger never named
         cmd.GetTransactionStatus(8).payload("2.0.1", charger_tx)
+
+
+def test_reports_are_2x_only_and_name_their_components() -> None:
+    key = cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr")
+    asks = (
+        cmd.GetBaseReport(1),
+        cmd.GetBaseReport(2, cmd.ReportBase.CONFIGURATION),
+        cmd.GetReport(3, (key, cmd.SettingKey("", "TxCtrlr")), (cmd.ComponentCriterion.PROBLEM,)),
+        cmd.GetReport(4),
+    )
+    for command in asks:
+        with pytest.raises(cmd.CannotSay):
+            command.payload("1.6", charger_tx)
+        for version in ("2.0.1", "2.1"):
+            check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
+    assert cmd.GetReport(3, (cmd.SettingKey("", "TxCtrlr"),)).payload("2.0.1", charger_tx) == {
+        "requestId": 3,
+        "componentVariable": [{"component": {"name": "TxCtrlr"}}],
+    }
+    with pytest.raises(cmd.CannotSay):
+        cmd.GetReport(5, (cmd.SettingKey("HeartbeatInterval"),)).payload("2.0.1", charger_tx)
+    assert cmd.GetBaseReport(1).result("2.0.1", {"status": "EmptyResultSet"}) == cmd.Rejected(
+        cmd.Status.EMPTY_RESULT_SET
+    )
