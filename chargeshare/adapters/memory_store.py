@@ -93,6 +93,7 @@ class _Booking:
     fee: int = 0
     cancelled_by: str | None = None
     reservation: str = "none"
+    connector_held: bool = False
 
 
 @dataclass(frozen=True)
@@ -599,6 +600,7 @@ class MemoryBookings(_Repository):
             fee=b.fee,
             cancelled_by=b.cancelled_by,
             reservation=b.reservation,
+            connector_held=b.connector_held,
         )
 
     def add(
@@ -725,6 +727,11 @@ class MemoryBookings(_Repository):
             return False
         self.t.bookings[booking_id] = dataclasses.replace(b, reservation=state)
         return True
+
+    def mark_connector_held(self, booking_id: int) -> None:
+        b = self.t.bookings.get(booking_id)
+        if b is not None:
+            self.t.bookings[booking_id] = dataclasses.replace(b, connector_held=True)
 
     def reservations_on(
         self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED

@@ -308,8 +308,10 @@ class BookingService:
 
     def reservations_due(self) -> list[int]:
         """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector
-        (an occupied one means the earlier driver has not left yet: try again next sweep)."""
-        starts_by = self._soon_by(self.clock.now())
+        (an occupied one means the earlier driver has not left yet: try again next sweep). A started
+        booking whose connector is not free is marked held, which excuses a no-show its fee."""
+        now = self.clock.now()
+        starts_by = self._soon_by(now)
         with self.store.transaction() as tx:
             soon = sorted(
                 (
@@ -322,6 +324,14 @@ class BookingService:
             statuses = tx.chargers.connector_statuses(
                 [b.connector_id for b in soon]
             )  # one query, not one each
+            for b in soon:
+                status = statuses.get(b.connector_id)
+                if (
+                    b.starts_at <= now
+                    and status not in (None, ConnectorStatus.AVAILABLE)
+                    and not b.connector_held
+                ):
+                    tx.bookings.mark_connector_held(b.booking_id)
         due = [b for b in soon if statuses.get(b.connector_id) is ConnectorStatus.AVAILABLE]
         for b in due:
             self._request_reservation(b)
@@ -369,6 +379,8 @@ class BookingService:
                 # Not yet: no other session holds the connector, so the car in it is the driver's own
                 # (plugged in as the ReserveNow travelled) or one yet to leave; the grace decides the rest.
                 tx.bookings.set_reservation(booking_id, RESERVATION_OCCUPIED)
+                if now >= booking.starts_at:
+                    tx.bookings.mark_connector_held(booking_id)
                 return False
             failed = next_status(booking.status, BookingEvent.RESERVATION_REJECTED)
             if not tx.bookings.update(booking_id, failed, expected=booking.status):
@@ -476,8 +488,10 @@ class BookingService:
             offline = tx.chargers.by_id(b.charger_id).status is ChargerStatus.OFFLINE
             if offline and not final and now < b.ends_at:
                 return False
+            b = tx.bookings.get(b.booking_id)  # as it is now: a sweep may have marked it held since
             excused = (
                 offline
+                or b.connector_held  # another car held it, or it could not be used, after the start
                 or b.reservation == RESERVATION_OCCUPIED  # a car held the connector, maybe not theirs
                 or b.starts_at >= now  # the run ended before its slot began: its driver could not come
                 or tx.sessions.held_by_another(b.connector_id, b.booking_id, b.starts_at, grace_end)

@@ -239,6 +239,11 @@ class Bookings(Protocol):
         """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
         ...
 
+    def mark_connector_held(self, booking_id: int) -> None:
+        """Record that the booking's connector was found held (by another car, or unusable) after
+        its start. It stays so: the no-show rule reads it after the connector is free again."""
+        ...
+
     def reservations_on(
         self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED
     ) -> Sequence[BookingRecord]:

@@ -62,6 +62,7 @@ class BookingRecord:
     fee: int = 0
     cancelled_by: str | None = None
     reservation: str = "none"
+    connector_held: bool = False  # found held by another car, or unusable, after its start
 
 
 @dataclass(frozen=True)

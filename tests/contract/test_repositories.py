@@ -398,6 +398,10 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
         assert tx.bookings.reservations_on(charger_id + 1, "sent") == []
         assert tx.bookings.set_reservation(soon, "accepted")
         assert tx.bookings.get(soon).reservation == "accepted"
+        assert not tx.bookings.get(soon).connector_held
+        tx.bookings.mark_connector_held(soon)
+        assert tx.bookings.get(soon).connector_held
+        assert not tx.bookings.get(later).connector_held
         assert tx.bookings.reservations_on(charger_id, "sent") == []
         assert not tx.bookings.set_reservation(999_999, "sent")
         # The start a charger asks about: the driver's earliest confirmed booking not yet over.

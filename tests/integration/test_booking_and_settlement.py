@@ -12,6 +12,7 @@ from chargeshare.adapters.sql import schema as t
 from chargeshare.bootstrap import App
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import (
     BookingConflict,
     ChargerUnavailable,
@@ -202,6 +203,66 @@ def test_a_no_show_whose_connector_was_found_occupied_pays_no_fee(app: App, cloc
         record = tx.bookings.get(b)
     assert (record.status, record.fee) == (BookingStatus.EXPIRED, 0)
     assert failing(app) == set()
+
+
+def test_a_stranger_plugged_in_before_the_lead_time_excuses_the_no_show(app: App, clock: ManualClock) -> None:
+    """The bay is taken before any ReserveNow is due, so none is ever sent, and nothing but the
+    sweep sees that the booked driver could not plug in."""
+    charger = add_charger(app)
+    a = app.marketplace.add_driver("A", "A").driver_id
+    app.charging.boot("CP1", "1.6")
+    app.charging.status("CP1", 1, ConnectorStatus.PREPARING)  # a stranger's car, no transaction
+    later = clock.now() + timedelta(hours=2)
+    b = app.bookings.book(BookRequest(a, charger, 1, 60, 10_000, starts_at=later)).booking_id
+    clock.advance(2 * 3600 + 60)
+    assert app.housekeeping.sweep().failed == {}
+    clock.advance(15 * 60)
+    app.charging.heartbeat("CP1")
+    app.housekeeping.sweep()
+    with app.store.transaction() as tx:
+        record = tx.bookings.get(b)
+    assert (record.status, record.reservation, record.fee) == (BookingStatus.EXPIRED, "none", 0)
+    assert failing(app) == set()
+
+
+def test_an_excused_no_show_stays_excused_when_the_bay_frees_before_the_grace_ends(
+    app: App, clock: ManualClock
+) -> None:
+    """Occupied after the start, then the car leaves: the sweep asks for the reservation again,
+    and the booking still remembers that its driver found the bay taken."""
+    charger = add_charger(app)
+    a = app.marketplace.add_driver("A", "A").driver_id
+    app.charging.boot("CP1", "1.6")
+    b = book(app, charger, a)
+    clock.advance(60)
+    app.bookings.reservation_answered(b, "Occupied")
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # the car left
+    clock.advance(15 * 60)
+    app.charging.heartbeat("CP1")
+    app.housekeeping.sweep()  # asks for the reservation again, then expires the booking
+    with app.store.transaction() as tx:
+        record = tx.bookings.get(b)
+    assert (record.status, record.reservation, record.fee) == (BookingStatus.EXPIRED, "sent", 0)
+    assert failing(app) == set()
+
+
+def test_a_bay_free_from_the_start_leaves_the_no_show_fee_due(app: App, clock: ManualClock) -> None:
+    """A car that left before the start excuses nothing: the driver could have plugged in."""
+    charger = add_charger(app)
+    a = app.marketplace.add_driver("A", "A").driver_id
+    app.charging.boot("CP1", "1.6")
+    later = clock.now() + timedelta(hours=2)
+    b = app.bookings.book(BookRequest(a, charger, 1, 60, 10_000, starts_at=later)).booking_id
+    clock.advance(2 * 3600 - 10 * 60)
+    app.charging.status("CP1", 1, ConnectorStatus.PREPARING)
+    app.housekeeping.sweep()  # within the lead time, before the start: not marked
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(10 * 60 + 16 * 60)
+    app.charging.heartbeat("CP1")
+    app.housekeeping.sweep()
+    with app.store.transaction() as tx:
+        record = tx.bookings.get(b)
+    assert (record.status, record.fee) == (BookingStatus.EXPIRED, 300)
 
 
 def test_start_without_booking_or_with_someone_elses_is_refused(app: App, clock: ManualClock) -> None:

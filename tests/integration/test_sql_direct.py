@@ -142,6 +142,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "row_hold_amount": 500,
         "row_fee": 0,
         "row_reservation": "none",
+        "row_connector_held": False,
         # registration
         "row_name": "a name",
         "row_id_tag": "TAG-NEW",

@@ -93,6 +93,7 @@ class MBooking:
     gateway: str = "authorized"  # authorized | captured | released | none (declined: no hold at all)
     reservation: str = "none"
     answered: bool = False
+    held: bool = False  # its connector was seen taken, or unusable, after its start
 
 
 @dataclass
@@ -477,7 +478,8 @@ class BookingMachine(RuleBasedStateMachine):
             b = self.model.bookings[booking_id]
             taken = self._held_by_another(b, min(self.now, b.starts_at + grace))
             offline = not self.chargers[b.charger].online
-            occupied = b.reservation == "occupied"  # a car, maybe not the driver's, held the connector
+            # A car, maybe not the driver's, held the connector (and may have left since).
+            occupied = b.reservation == "occupied" or b.held
             why = (
                 "connector taken"
                 if taken
@@ -504,6 +506,14 @@ class BookingMachine(RuleBasedStateMachine):
     # ---- rules: reservations ---------------------------------------------------------------------
     @rule()
     def reservations_due(self) -> None:
+        for b in self.model.bookings.values():
+            if (
+                b.status is B.CONFIRMED
+                and b.reservation in ("none", "occupied")
+                and b.starts_at <= self.now
+                and self.connector_status[(b.charger, b.connector_no)] is not ConnectorStatus.AVAILABLE
+            ):
+                b.held = True
         due = sorted(
             b.booking_id
             for b in self.model.bookings.values()
@@ -539,6 +549,7 @@ class BookingMachine(RuleBasedStateMachine):
         elif answer == "Occupied" and (self.now < b.starts_at or not self._held_by_another(b, self.now)):
             # The previous driver has not left yet, or the car is b's own: ask again once free.
             b.reservation, b.answered = "occupied", False
+            b.held = b.held or self.now >= b.starts_at
         else:
             self._close_unused(b, B.FAILED, 0)
 

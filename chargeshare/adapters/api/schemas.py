@@ -210,7 +210,14 @@ class BookingOut(BaseModel):
     hold_amount: int
     fee: int = Field(description="no-show or late-cancellation fee charged, pence")
     cancelled_by: str | None = None
-    reservation: str = Field(description="none | sent | accepted: the charger's answer to ReserveNow")
+    reservation: str = Field(
+        description="none | sent | accepted | occupied | expired: the ReserveNow asked of the charger "
+        "and its answer (occupied: asked again once the connector is free)"
+    )
+    connector_held: bool = Field(
+        default=False,
+        description="the connector was found taken or unusable after the start: a no-show pays no fee",
+    )
     session_id: int | None = None
     receipt: ReceiptOut | None = None
     access_notes: Text | None = Field(default=None, description="the host's notes, for a live booking")

@@ -93,6 +93,7 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
         fee=b.fee,
         cancelled_by=b.cancelled_by,
         reservation=b.reservation,
+        connector_held=b.connector_held,
         session_id=None if session is None else session.session_id,
         receipt=None if receipt is None else receipt_out(receipt),
         access_notes=notes or None,

@@ -80,6 +80,7 @@ _INSERT = insert_of(
     "created_at",
     "fee",
     "reservation",
+    "connector_held",
 ).returning(_b.id)
 INSERT = DirectStatement(_INSERT)
 RAISE_FENCE = DirectStatement(
@@ -92,6 +93,9 @@ _SET_RESERVATION = (
 )
 SET_RESERVATION = DirectStatement(_SET_RESERVATION)
 SET_RESERVATION_IF = DirectStatement(_SET_RESERVATION.where(_b.reservation == bindparam("expected_state")))
+MARK_CONNECTOR_HELD = DirectStatement(
+    update(t.bookings).where(_b.id == bindparam("booking_pk")).values(connector_held=True)
+)
 
 _r = t.booking_requests.c
 
@@ -162,6 +166,7 @@ STATEMENTS = {
     "bookings.raise_fence": RAISE_FENCE,
     "bookings.set_reservation": SET_RESERVATION,
     "bookings.set_reservation_if": SET_RESERVATION_IF,
+    "bookings.mark_connector_held": MARK_CONNECTOR_HELD,
     "bookings.clash": clash_statement(LIVE_STATES),
     "bookings.request_seen": REQUEST_SEEN,
 }
@@ -209,6 +214,7 @@ class SqlBookings:
             "row_created_at": created_at,
             "row_fee": 0,
             "row_reservation": "none",
+            "row_connector_held": False,
         }
         if self.dialect == "sqlite":  # no constraint to trip: the check above is the whole guard
             inserted = INSERT.first(self.conn, row)
@@ -315,6 +321,9 @@ class SqlBookings:
             return bool(SET_RESERVATION.write(self.conn, {"booking_pk": booking_id, "state": state}))
         params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
         return bool(SET_RESERVATION_IF.write(self.conn, params))
+
+    def mark_connector_held(self, booking_id: int) -> None:
+        MARK_CONNECTOR_HELD.write(self.conn, {"booking_pk": booking_id})
 
     def reservations_on(
         self, charger_id: int, state: str, status: BookingStatus = BookingStatus.CONFIRMED

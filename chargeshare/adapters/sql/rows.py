@@ -145,6 +145,7 @@ def booking_record(r: Mapping[Any, Any]) -> BookingRecord:
         fee=r["fee"],
         cancelled_by=r["cancelled_by"],
         reservation=r["reservation"],
+        connector_held=bool(r["connector_held"]),
     )
 
 

@@ -177,6 +177,8 @@ bookings = Table(
     Column("fee", Integer, nullable=False, default=0),  # no-show or late-cancellation fee, pence
     Column("cancelled_by", String(8)),  # driver | host
     Column("reservation", String(16), nullable=False, default="none"),  # OCPP ReserveNow state
+    # Another car, or a fault, held the connector after the start: a no-show is excused its fee.
+    Column("connector_held", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_bookings_connector_period", "connector_id", "starts_at", "ends_at"),
     # Reservations a charger may still be owed an answer on (`bookings.reservations_owed`): few rows
     # among all bookings ever made, read every round by the process holding the chargers' links.
