@@ -12,12 +12,13 @@ the system clock wherever certificates meet a real TLS handshake, never a simula
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import ssl
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -46,12 +47,18 @@ class CaError(Exception):
     """The directory is not a usable certificate authority; the message says what to do."""
 
 
+# Who a certificate went to: a charger's own SignCertificate, bought with its credentials at the
+# time, or an operator's `ca issue` (provisioning), which no change of password touches.
+REQUESTED, OPERATOR = "request", "operator"
+
+
 @dataclass(frozen=True)
 class Issued:
     serial: int
     cp_id: str
     not_after: datetime
     revoked_at: datetime | None = None
+    origin: str = REQUESTED
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -184,13 +191,17 @@ class CertificateAuthority:
         """A new key and certificate for a charger (provisioning at the factory, or again after a
         revocation, which it lifts): PEM (cert, key)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue_for(cp_id, key.public_key(), unblock=True)
+        # The block as it stood when asked: a revocation landing meanwhile is newer, and stands.
+        blocked_since = self._read_index().blocked.get(cp_id)
+        cert = self._issue_for(cp_id, key.public_key(), operator=True, lifts=blocked_since)
         return _pem(cert), _key_pem(key)
 
-    def sign_request(self, cp_id: str, csr_pem: str) -> str:
+    def sign_request(self, cp_id: str, csr_pem: str, *, still_valid: Callable[[], bool] | None = None) -> str:
         """A charger's SignCertificate: its CSR signed, as the PEM chain CertificateSigned carries
         (the charger's certificate, then ours). Raises InvalidRequest for a CSR that is unreadable,
-        badly signed, or names another charger."""
+        badly signed, or names another charger. `still_valid` says whether the credentials the
+        request came with still hold; asked once the certificate is on record, so a change racing
+        the signing either sees it (and revokes it) or is seen (and it is revoked here)."""
         try:
             csr = x509.load_pem_x509_csr(csr_pem.encode())
             valid = csr.is_signature_valid
@@ -209,11 +220,21 @@ class CertificateAuthority:
                 f"{cp_id}'s certificates are revoked: an operator issues it a new one (chargeshare ca issue)"
             )
         cert = self._issue_for(cp_id, public)
+        if still_valid is not None and not still_valid():
+            self._revoke_where(lambda i: i.serial == cert.serial_number)
+            raise InvalidRequest(f"{cp_id}'s credentials changed while its request was signed")
         return (_pem(cert) + _pem(self.cert)).decode()
 
     def _issue_for(
-        self, cp_id: str, public: ec.EllipticCurvePublicKey, *, unblock: bool = False
+        self,
+        cp_id: str,
+        public: ec.EllipticCurvePublicKey,
+        *,
+        operator: bool = False,
+        lifts: datetime | None = None,
     ) -> x509.Certificate:
+        """Sign and record. A charger's request is refused while it is blocked; an `operator`'s
+        lifts the block it saw (`lifts`: since when, or None), and no newer one."""
         org = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         subject = [x509.NameAttribute(NameOID.COMMON_NAME, cp_id)]
         if org:
@@ -223,11 +244,14 @@ class CertificateAuthority:
         )
         with self._locked():
             index = self._read_index()
-            if cp_id in index.blocked and not unblock:
+            if cp_id in index.blocked and not operator:
                 # Revoked while its request was being signed: the revocation wins.
                 raise InvalidRequest(f"{cp_id}'s certificates are revoked")
+            if operator and index.blocked.get(cp_id) != lifts:
+                raise CaError(f"{cp_id} was revoked while its certificate was made; issue it again")
             index.blocked.pop(cp_id, None)
-            index.issued.append(Issued(cert.serial_number, cp_id, cert.not_valid_after_utc))
+            origin = OPERATOR if operator else REQUESTED
+            index.issued.append(Issued(cert.serial_number, cp_id, cert.not_valid_after_utc, origin=origin))
             self._write_index(index)
         return cert
 
@@ -267,22 +291,28 @@ class CertificateAuthority:
         """Chargers revoked by an operator, and since when: none may have a CSR signed."""
         return self._read_index().blocked
 
-    def revoke(self, cp_id: str, *, block: bool = True) -> list[int]:
+    def revoke(self, cp_id: str, *, block: bool = True, requested_only: bool = False) -> list[int]:
         """Revoke every certificate issued to `cp_id` and not revoked yet; their serials. `block`
         (an operator's revocation): the charger may not have another signed either, even over a
         link still open or with its password, until an operator issues it one. Without (its
         registration removed, its password changed): what the old credentials bought is void, and
-        the charger may ask afresh with the new ones."""
+        the charger may ask afresh with the new ones. `requested_only`: only what it bought with
+        SignCertificate (a new password leaves the operator's provisioning alone)."""
+        return self._revoke_where(
+            lambda i: i.cp_id == cp_id and (i.origin == REQUESTED or not requested_only),
+            block=cp_id if block else None,
+        )
+
+    def _revoke_where(self, which: Callable[[Issued], bool], *, block: str | None = None) -> list[int]:
         now = self.clock.now()
         with self._locked():
             index = self._read_index()
-            serials = [i.serial for i in index.issued if i.cp_id == cp_id and i.revoked_at is None]
+            serials = [i.serial for i in index.issued if i.revoked_at is None and which(i)]
             index.issued = [
-                Issued(i.serial, i.cp_id, i.not_after, now) if i.serial in serials else i
-                for i in index.issued
+                dataclasses.replace(i, revoked_at=now) if i.serial in serials else i for i in index.issued
             ]
-            if block:
-                index.blocked.setdefault(cp_id, now)
+            if block is not None:
+                index.blocked.setdefault(block, now)
             self._write_index(index)
             self._write_crl([i for i in index.issued if i.revoked_at is not None])
         return serials
@@ -366,6 +396,7 @@ class CertificateAuthority:
                     r["cp_id"],
                     datetime.fromisoformat(r["not_after"]),
                     None if r.get("revoked_at") is None else datetime.fromisoformat(r["revoked_at"]),
+                    r["origin"],
                 )
                 for r in body["issued"]
             ],
@@ -379,6 +410,7 @@ class CertificateAuthority:
                 "cp_id": i.cp_id,
                 "not_after": i.not_after.isoformat(),
                 "revoked_at": None if i.revoked_at is None else i.revoked_at.isoformat(),
+                "origin": i.origin,
             }
             for i in index.issued
         ]

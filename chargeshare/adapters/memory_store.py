@@ -41,6 +41,7 @@ from chargeshare.services.records import (
     OutboxItem,
     SecurityEvent,
     SessionRecord,
+    StoredCredentials,
 )
 
 MEMORY_URL = "memory://"
@@ -471,13 +472,18 @@ class MemoryChargers(_Repository):
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None:
         self._replace(self._by_cp(charge_point_id), password_hash=password_hash)
 
-    def password(self, charge_point_id: str) -> str | None:
-        return self._by_cp(charge_point_id).password_hash
+    def credentials(self, charge_point_id: str) -> StoredCredentials:
+        c = self._by_cp(charge_point_id)
+        return StoredCredentials(c.charger_id, c.password_hash)
+
+    def has_bookings(self, charger_id: int) -> bool:
+        ids = {k.connector_id for k in self.t.connectors.values() if k.charger_id == charger_id}
+        return any(b.connector_id in ids for b in self.t.bookings.values())
 
     def remove(self, charge_point_id: str) -> None:
         c = self._by_cp(charge_point_id)
         ids = {k.connector_id for k in self.t.connectors.values() if k.charger_id == c.charger_id}
-        if any(b.connector_id in ids for b in self.t.bookings.values()):
+        if self.has_bookings(c.charger_id):
             raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
         for i in ids:
             del self.t.connectors[i]

@@ -113,6 +113,8 @@ class ChargerLink:
     owner: Owner | None = None  # this link's ownership record, when processes share Redis
     arrived_epoch: int | None = None  # drawn as the connection arrived (see `ChargerOwnership`)
     superseded: bool = False  # a connection made after this one held the charger when it claimed
+    # Commands a frame's handling decided, sent once its answer has left (and dropped with the link).
+    after_reply: list[Callable[[], Coroutine[Any, Any, Any]]] = field(default_factory=list)
 
 
 # What sending on a link raises once it is closing: Starlette's RuntimeError after our own close,
@@ -158,7 +160,6 @@ class ChargerRegistry:
         # names a transaction the charger learns of only from our answer to its start.
         # Sends owed once the answer to the frame being handled has left (a command may not overtake it).
         self._gaps_asked: set[int] = set()  # sessions whose missing events were asked about
-        self._after_reply: dict[str, list[Callable[[], Coroutine[Any, Any, Any]]]] = {}
         # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
         # handed over, not lost. See `drain`.
         self.draining = False
@@ -218,8 +219,8 @@ class ChargerRegistry:
             except Exception:
                 log.exception("a frame tap failed; the frame itself is unaffected")
 
-    def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
-        return csms.handlers(version, self.app.charging, cp_id, self.app.reports)
+    def _handlers(self, cp_id: str, version: str, credentials: str) -> dict[str, Handler]:
+        return csms.handlers(version, self.app.charging, cp_id, self.app.reports, credentials=credentials)
 
     def _certificate_problem(self, ws: WebSocket, cp_id: str) -> tuple[str | None, bool]:
         """Security profile 3: a client certificate the TLS stack verified against our CA must name
@@ -243,14 +244,16 @@ class ChargerRegistry:
         # Off the event loop: checking a password is deliberately slow (PBKDF2), and a fleet
         # reconnecting at once must not stall every other charger's frames behind it.
         refused, certified = self._certificate_problem(ws, cp_id)
+        credentials = ""
         if refused is None:
-            refused = await asyncio.to_thread(
-                self.app.marketplace.authenticate_charger,
+            admission = await asyncio.to_thread(
+                self.app.marketplace.admit_charger,
                 cp_id,
                 ws.headers.get("authorization"),
                 allow_unknown=self.app.charging.allow_unknown,
                 certified=certified,
             )
+            refused, credentials = admission.refused, admission.credentials
         if refused is not None:
             log.warning("refused charger %.64r: %s", cp_id, refused)  # the id is anyone's URL: cut short
             await _refuse_credentials(ws)
@@ -271,7 +274,7 @@ class ChargerRegistry:
             cp_id,
             version,
             ws,
-            Connection(version, self._handlers(cp_id, version), id_prefix="cs-"),
+            Connection(version, self._handlers(cp_id, version, credentials), id_prefix="cs-"),
             arrived_epoch=arrived_epoch,
         )
         self.links[cp_id] = link
@@ -301,7 +304,8 @@ class ChargerRegistry:
                         # Only now: nothing may reach a charger before its boot's answer.
                         self._booted.discard(cp_id)
                         self._spawn(self._configure_after_boot(cp_id, version))
-                    for send in self._after_reply.pop(cp_id, ()):
+                    due, link.after_reply = link.after_reply, []
+                    for send in due:
                         self._spawn(send())
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
@@ -593,6 +597,15 @@ class ChargerRegistry:
         if not await self._logged(cp_id, cmd.StopCharging(session_id)):
             self._stops_sent.pop(session_id, None)  # the next reading over the limit, or a reconnect, asks
 
+    def _after_reply(self, cp_id: str, send: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        """Queue a command on the charger's link here, to follow the answer being made; False when
+        it has no link here."""
+        link = self.links.get(cp_id)
+        if link is None or self._loop is None:
+            return False
+        link.after_reply.append(send)
+        return True
+
     def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
         self._stops_sent.pop(event.session_id, None)
         self._gaps_asked.discard(event.session_id)
@@ -600,10 +613,10 @@ class ChargerRegistry:
     def _on_events_missing(self, event: TransactionEventsMissing) -> None:
         cp_id = event.charge_point_id
         # Once per session: a charger numbering events across its EVSEs skips numbers all the time.
-        if event.session_id in self._gaps_asked or cp_id not in self.links or self._loop is None:
+        if event.session_id in self._gaps_asked:
             return
-        self._gaps_asked.add(event.session_id)
-        self._after_reply.setdefault(cp_id, []).append(lambda: self._transaction_status(cp_id, event))
+        if self._after_reply(cp_id, lambda: self._transaction_status(cp_id, event)):
+            self._gaps_asked.add(event.session_id)
 
     async def _transaction_status(self, cp_id: str, gap: TransactionEventsMissing) -> None:
         """Ask whether the missing events are still queued at the charger, and keep the answer
@@ -688,10 +701,10 @@ class ChargerRegistry:
     def _on_certificate_issued(self, event: CertificateIssued) -> None:
         cp_id = event.charge_point_id
         command = cmd.CertificateSigned(event.chain, event.certificate_type)
-        if cp_id in self.links and self._loop is not None:
-            # Published while its SignCertificate is handled here: sent once the answer has left.
-            self._after_reply.setdefault(cp_id, []).append(lambda: self._certificate_signed(cp_id, command))
-        elif self._reachable(cp_id):
+        # Published while its SignCertificate is handled here: sent once the answer has left.
+        if not self._after_reply(cp_id, lambda: self._certificate_signed(cp_id, command)) and self._reachable(
+            cp_id
+        ):
             self._soon(self._certificate_signed(cp_id, command))
 
     async def _certificate_signed(self, cp_id: str, command: cmd.CertificateSigned) -> None:
@@ -741,12 +754,11 @@ class ChargerRegistry:
 
     def _on_override_due(self, event: OverrideDue) -> None:
         command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
-        if event.charge_point_id in self.links and self._loop is not None:
-            # Published while its start frame is handled here: sent once the answer has left.
-            self._after_reply.setdefault(event.charge_point_id, []).append(
-                lambda: self._logged(event.charge_point_id, command)
-            )
-        elif self._reachable(event.charge_point_id):
+        # Published while its start frame is handled here: sent once the answer has left.
+        sent_after = self._after_reply(
+            event.charge_point_id, lambda: self._logged(event.charge_point_id, command)
+        )
+        if not sent_after and self._reachable(event.charge_point_id):
             self._soon(self._logged(event.charge_point_id, command))
 
     async def _configure_metering(self, cp_id: str, version: str) -> None:

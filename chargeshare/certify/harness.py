@@ -112,5 +112,5 @@ class CertificationRegistry(ChargerRegistry):
         super().__init__(app, call_timeout_s=call_timeout_s)
         self.bench = bench
 
-    def _handlers(self, cp_id: str, version: str) -> dict[str, Handler]:
+    def _handlers(self, cp_id: str, version: str, credentials: str) -> dict[str, Handler]:
         return bench_handlers(self.app, self.bench, version)

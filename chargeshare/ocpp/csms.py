@@ -9,11 +9,18 @@ from chargeshare.services.charging import ChargingService
 
 
 def handlers(
-    version: str, charging: ChargingService, cp_id: str, reports: ChargerReportsService
+    version: str,
+    charging: ChargingService,
+    cp_id: str,
+    reports: ChargerReportsService,
+    *,
+    credentials: str | None = None,
 ) -> dict[str, Handler]:
-    """What a charger of `version` may send us. 2.1 takes 2.0.1's handlers, told its own version."""
+    """What a charger of `version` may send us. 2.1 takes 2.0.1's handlers, told its own version.
+    `credentials`: the fingerprint its link was opened with (what it asks for is refused once
+    they change; see `ChargerReportsService.sign_certificate`)."""
     if version not in VERSIONS:
         raise ValueError(f"no OCPP {version!r} here; one of {', '.join(VERSIONS)}")
     if family(version) == V16:
-        return csms_v16.handlers(charging, cp_id, reports)
-    return csms_v201.handlers(charging, cp_id, reports, version)
+        return csms_v16.handlers(charging, cp_id, reports, credentials=credentials)
+    return csms_v201.handlers(charging, cp_id, reports, version, credentials=credentials)

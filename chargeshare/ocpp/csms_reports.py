@@ -82,9 +82,11 @@ def _common(reports: ChargerReportsService, cp_id: str, *, text_only: bool) -> d
     }
 
 
-def handlers16(reports: ChargerReportsService, cp_id: str) -> dict[str, Handler]:
+def handlers16(
+    reports: ChargerReportsService, cp_id: str, credentials: str | None = None
+) -> dict[str, Handler]:
     def sign_certificate(p: dict[str, Any]) -> dict[str, Any]:
-        answer = reports.sign_certificate(cp_id, p["csr"], None, p)
+        answer = reports.sign_certificate(cp_id, p["csr"], None, p, credentials=credentials)
         return {"status": "Accepted" if answer.accepted else "Rejected"}
 
     return {
@@ -97,7 +99,9 @@ def handlers16(reports: ChargerReportsService, cp_id: str) -> dict[str, Handler]
     }
 
 
-def handlers201(reports: ChargerReportsService, cp_id: str) -> dict[str, Handler]:
+def handlers201(
+    reports: ChargerReportsService, cp_id: str, credentials: str | None = None
+) -> dict[str, Handler]:
     def kept(action: str, summary: Summary, stamp: str = "") -> Handler:
         return _kept(reports, cp_id, action, summary, stamp)
 
@@ -120,7 +124,9 @@ def handlers201(reports: ChargerReportsService, cp_id: str) -> dict[str, Handler
         return {"status": "Accepted"}  # we set no limits of our own for the car's plan to break
 
     def sign_certificate(p: dict[str, Any]) -> dict[str, Any]:
-        answer = reports.sign_certificate(cp_id, p["csr"], p.get("certificateType"), p)
+        answer = reports.sign_certificate(
+            cp_id, p["csr"], p.get("certificateType"), p, credentials=credentials
+        )
         if answer.accepted:
             return {"status": "Accepted"}
         return {

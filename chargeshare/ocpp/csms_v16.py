@@ -41,7 +41,13 @@ def energy_register_wh(meter_value: list[dict[str, Any]]) -> int | None:
     return reading
 
 
-def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsService) -> dict[str, Handler]:
+def handlers(
+    charging: ChargingService,
+    cp_id: str,
+    reports: ChargerReportsService,
+    *,
+    credentials: str | None = None,
+) -> dict[str, Handler]:
     """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
 
     def touch(fn: Any, *args: Any) -> None:
@@ -108,6 +114,6 @@ def handlers(charging: ChargingService, cp_id: str, reports: ChargerReportsServi
         "StartTransaction": start,
         "MeterValues": meter_values,
         "StopTransaction": stop,
-        **handlers16(reports, cp_id),
+        **handlers16(reports, cp_id, credentials),
     }
     return gated(charging, cp_id, reports, table)

@@ -71,7 +71,12 @@ def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
 
 
 def handlers(
-    charging: ChargingService, cp_id: str, reports: ChargerReportsService, version: str = V201
+    charging: ChargingService,
+    cp_id: str,
+    reports: ChargerReportsService,
+    version: str = V201,
+    *,
+    credentials: str | None = None,
 ) -> dict[str, Handler]:
     """Actions for one connected charger speaking `version` (2.0.1 or 2.1). An unregistered charger
     may talk but changes nothing."""
@@ -220,6 +225,6 @@ def handlers(
         "TransactionEvent": transaction_event,
         "MeterValues": meter_values,
         "NotifyEvent": notify_event,
-        **handlers201(reports, cp_id),
+        **handlers201(reports, cp_id, credentials),
     }
     return gated(charging, cp_id, reports, table)

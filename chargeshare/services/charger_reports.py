@@ -50,6 +50,7 @@ class ReportedState:
 # Certificate types a charger may ask us to sign (2.0.1 SignCertificate certificateType): ours is the
 # CSMS's own CA; a V2G certificate comes from the ISO 15118 PKI, which we do not run.
 CHARGING_STATION_CERTIFICATE = "ChargingStationCertificate"
+STALE_LINK = "the charger's credentials changed since it connected: it must connect again"
 
 
 @dataclass(frozen=True)
@@ -139,28 +140,48 @@ class ChargerReportsService:
         return answer
 
     def sign_certificate(
-        self, cp_id: str, csr: str, certificate_type: str | None, body: Mapping[str, Any]
+        self,
+        cp_id: str,
+        csr: str,
+        certificate_type: str | None,
+        body: Mapping[str, Any],
+        *,
+        credentials: str | None = None,
     ) -> SignAnswer:
         """A charger's SignCertificate: with a CA, its CSR is signed and the chain goes to it
-        (`CertificateIssued`, sent as CertificateSigned after this answer). Kept, with the outcome."""
-        answer = self._sign(cp_id, csr, certificate_type)
+        (`CertificateIssued`, sent as CertificateSigned after this answer). Kept, with the outcome.
+        `credentials`: the fingerprint its link was opened with; once its password changes or its
+        id is registered again, the link's requests are refused (it must connect again)."""
+        answer = self._sign(cp_id, csr, certificate_type, credentials)
         use = certificate_type or CHARGING_STATION_CERTIFICATE
         outcome = "issued" if answer.accepted else f"refused: {answer.reason}"
         self.record(cp_id, "SignCertificate", f"{use} {outcome}", body)
         return answer
 
-    def _sign(self, cp_id: str, csr: str, certificate_type: str | None) -> SignAnswer:
+    def _sign(
+        self, cp_id: str, csr: str, certificate_type: str | None, credentials: str | None
+    ) -> SignAnswer:
         if self.ca is None:
             return SignAnswer(False, "no certificate authority", "NoCAConfigured")
         if certificate_type not in (None, CHARGING_STATION_CERTIFICATE):
             return SignAnswer(False, f"no certificate authority for {certificate_type}", "UnsupportedType")
-        with self.store.reading() as tx:
-            try:
-                tx.chargers.get(cp_id)
-            except NotFound:
-                return SignAnswer(False, "unknown charge point", "UnknownStation")
+
+        def current() -> str | None:
+            with self.store.reading() as tx:
+                try:
+                    return tx.chargers.credentials(cp_id).fingerprint
+                except NotFound:
+                    return None
+
+        now = current()
+        if now is None:
+            return SignAnswer(False, "unknown charge point", "UnknownStation")
+        if credentials is not None and now != credentials:
+            return SignAnswer(False, STALE_LINK, "InvalidCredentials")
         try:
-            chain = self.ca.sign_request(cp_id, csr)
+            chain = self.ca.sign_request(
+                cp_id, csr, still_valid=None if credentials is None else lambda: current() == credentials
+            )
         except InvalidRequest as exc:
             return SignAnswer(False, str(exc), "InvalidCSR")
         if self.bus is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
@@ -14,6 +15,15 @@ from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.tokens import MAX_TAG_LENGTH
 from chargeshare.services.ports import CertificateAuthority, Store, UnitOfWork
 from chargeshare.services.records import ChargerView, DriverRecord
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A charger's connection: `refused` says why not; `credentials` fingerprints what it passed
+    (empty: an unregistered charger let in by `allow_unknown`, which no registration matches)."""
+
+    refused: str | None
+    credentials: str = ""
 
 
 def _check_specs(specs: Sequence[ChargerSpec]) -> None:
@@ -97,17 +107,30 @@ class MarketplaceService:
 
     def set_charger_password(self, charge_point_id: str, password: str) -> None:
         """A new password; the certificates the old one could have bought (SignCertificate) are
-        revoked first, so a leaked password leaves nothing behind."""
+        revoked, so a leaked password leaves nothing behind. An operator's provisioning stays."""
         hashed = hash_password(password, self.salt())
-        self.revoke_certificates(charge_point_id)
-        with self.store.transaction() as tx:
-            tx.chargers.set_password(charge_point_id, hashed)
+        with self.store.reading() as tx:
+            tx.chargers.credentials(charge_point_id)  # NotFound before anything is revoked
 
-    def revoke_certificates(self, charge_point_id: str) -> None:
-        """Before a charger's credentials change or its id is freed: revoking first fails safe, as a
-        crash after it leaves the old registration without certificates, never one with them."""
+        def change() -> None:
+            with self.store.transaction() as tx:
+                tx.chargers.set_password(charge_point_id, hashed)
+
+        self.void_certificates(charge_point_id, change, requested_only=True)
+
+    def void_certificates(
+        self, charge_point_id: str, change: Callable[[], None], *, requested_only: bool = False
+    ) -> None:
+        """Change a charger's credentials (or free its id) and revoke what the old ones bought:
+        before the change, so a crash after it leaves no certificate behind, and again after it,
+        for one signed while the change committed (a signing that sees the change revokes its
+        own: `CertificateAuthority.sign_request`). Only a change that went through revokes
+        again; one refused raises before that."""
         if self.ca is not None:
-            self.ca.revoke(charge_point_id, block=False)
+            self.ca.revoke(charge_point_id, block=False, requested_only=requested_only)
+        change()
+        if self.ca is not None:
+            self.ca.revoke(charge_point_id, block=False, requested_only=requested_only)
 
     def set_boot_policy(self, charge_point_id: str, policy: BootPolicy) -> ChargerView:
         """An operator's word on how the charger's boots are answered (see `change_boot_policy`)."""
@@ -115,10 +138,16 @@ class MarketplaceService:
             return change_boot_policy(tx, tx.chargers.get(charge_point_id), policy)
 
     def remove_charger(self, charge_point_id: str) -> None:
-        """Its id may be registered again, by anyone: its certificates must not come with it."""
-        self.revoke_certificates(charge_point_id)
-        with self.store.transaction() as tx:
-            tx.chargers.remove(charge_point_id)
+        """Its id may be registered again, by anyone: its certificates must not come with it.
+        Refused (InvalidRequest) while it has bookings, with nothing revoked."""
+        with self.store.reading() as tx:
+            removable(tx, charge_point_id)
+
+        def remove() -> None:
+            with self.store.transaction() as tx:
+                tx.chargers.remove(charge_point_id)
+
+        self.void_certificates(charge_point_id, remove)
 
     def authenticate_charger(
         self,
@@ -131,23 +160,38 @@ class MarketplaceService:
         """None if the charger may connect, else the reason it may not (said to nobody but the log).
         `certified`: it presented our CA's certificate naming it (security profile 3), which stands
         in for its password."""
+        return self.admit_charger(
+            charge_point_id, authorization, allow_unknown=allow_unknown, certified=certified
+        ).refused
+
+    def admit_charger(
+        self,
+        charge_point_id: str,
+        authorization: str | None,
+        *,
+        allow_unknown: bool,
+        certified: bool = False,
+    ) -> Admission:
+        """`authenticate_charger`, with the fingerprint of the credentials checked (kept by the link,
+        so what it asks for later is refused once they change)."""
         problem = charge_point_id_problem(charge_point_id)
         if problem is not None:
-            return problem  # before the database, which may not even take it as a parameter
+            return Admission(problem)  # before the database, which may not even take it as a parameter
         try:
             with self.store.reading() as tx:
-                stored = tx.chargers.password(charge_point_id)
+                stored = tx.chargers.credentials(charge_point_id)
         except NotFound:
-            return None if allow_unknown else "unknown charge point"
-        if stored is None or certified:
-            return None  # registered without a password (development fleets), or certified
+            return Admission(None if allow_unknown else "unknown charge point")
+        admitted = Admission(None, stored.fingerprint)
+        if stored.password_hash is None or certified:
+            return admitted  # registered without a password (development fleets), or certified
         creds = parse_basic_auth(authorization)
         if creds is None:
-            return "no HTTP Basic credentials"
+            return Admission("no HTTP Basic credentials")
         user, password = creds
-        if user != charge_point_id or not verify_password(password, stored):
-            return "wrong credentials"
-        return None
+        if user != charge_point_id or not verify_password(password, stored.password_hash):
+            return Admission("wrong credentials")
+        return admitted
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         with self.store.reading() as tx:
@@ -157,6 +201,12 @@ class MarketplaceService:
         with self.store.transaction() as tx:
             tx.chargers.by_id(charger_id)
             tx.chargers.set_availability(charger_id, windows)
+
+
+def removable(tx: UnitOfWork, charge_point_id: str) -> None:
+    """Raises NotFound, or InvalidRequest while the charger has bookings (as `remove` would)."""
+    if tx.chargers.has_bookings(tx.chargers.get(charge_point_id).charger_id):
+        raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
 
 
 # A booking in these states still needs its charger in service: to start, to charge, to stop.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,7 @@ from chargeshare.services.records import (
     OutboxItem,
     SecurityEvent,
     SessionRecord,
+    StoredCredentials,
 )
 
 
@@ -131,8 +132,12 @@ class Chargers(Protocol):
         ...
 
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None: ...
-    def password(self, charge_point_id: str) -> str | None:
-        """The stored hash; raises NotFound for an unregistered charger."""
+    def credentials(self, charge_point_id: str) -> StoredCredentials:
+        """Its registration and stored password hash; raises NotFound for an unregistered charger."""
+        ...
+
+    def has_bookings(self, charger_id: int) -> bool:
+        """Any booking ever made on its connectors (which keep it from being removed)."""
         ...
 
     def remove(self, charge_point_id: str) -> None:
@@ -663,16 +668,18 @@ class ClientCheck:
 class CertificateAuthority(Protocol):
     """OCPP security profile 3: the CA whose certificates chargers present (adapters/charger_ca.py)."""
 
-    def sign_request(self, cp_id: str, csr_pem: str) -> str:
-        """The PEM chain for the charger's CSR; raises InvalidRequest for one it must not sign."""
+    def sign_request(self, cp_id: str, csr_pem: str, *, still_valid: Callable[[], bool] | None = None) -> str:
+        """The PEM chain for the charger's CSR; raises InvalidRequest for one it must not sign, or
+        when `still_valid` (asked once the certificate is on record) says its credentials changed."""
         ...
 
     def check_client(self, cp_id: str, der: bytes) -> ClientCheck:
         """A verified client certificate: does it name `cp_id`, and is it still in good standing?"""
         ...
 
-    def revoke(self, cp_id: str, *, block: bool = True) -> Sequence[int]:
-        """Revoke the charger's certificates (`block`: and sign it no more until re-provisioned)."""
+    def revoke(self, cp_id: str, *, block: bool = True, requested_only: bool = False) -> Sequence[int]:
+        """Revoke the charger's certificates (`block`: and sign it no more until re-provisioned;
+        `requested_only`: only those it bought with SignCertificate, not an operator's)."""
         ...
 
 

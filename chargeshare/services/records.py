@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -166,3 +167,17 @@ class ChargerReport:
     body: dict[str, Any]  # the payload
     reported_at: datetime | None  # the charger's own timestamp, when the message carries one
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredCredentials:
+    """What a charger authenticates against: its registration, and its password's hash if any."""
+
+    charger_id: int
+    password_hash: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        """Names these credentials: a new password, or the id registered again, gives another.
+        A link keeps the one it was opened with; a certificate is signed only while it holds."""
+        return hashlib.sha256(f"{self.charger_id}\0{self.password_hash or ''}".encode()).hexdigest()

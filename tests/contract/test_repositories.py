@@ -153,7 +153,7 @@ def test_chargers_and_their_connectors(app: App) -> None:
         assert tx.chargers.status_and_connector("CP1", 0) == (ChargerStatus.REGISTERED, None)
         with pytest.raises(NotFound):
             tx.chargers.status_and_connector("NOPE", 1)
-        for missing in (tx.chargers.get, tx.chargers.password, tx.chargers.remove):
+        for missing in (tx.chargers.get, tx.chargers.credentials, tx.chargers.remove):
             with pytest.raises(NotFound):
                 missing("NOPE")
         with pytest.raises(NotFound):
@@ -178,9 +178,14 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
         tx.chargers.set_status("CP2", ChargerStatus.OFFLINE, T0)
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + HOUR)] == []  # seen just then
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + 2 * HOUR)] == ["CP1"]  # CP2 is offline
-        assert tx.chargers.password("CP1") is None
+        before = tx.chargers.credentials("CP1")
+        assert (before.charger_id, before.password_hash) == (cp1.charger_id, None)
         tx.chargers.set_password("CP1", "pbkdf2$...")
-        assert tx.chargers.password("CP1") == "pbkdf2$..."
+        after = tx.chargers.credentials("CP1")
+        assert after.password_hash == "pbkdf2$..."
+        assert after.fingerprint != before.fingerprint  # a link opened before no longer holds
+        assert tx.chargers.credentials("CP2").fingerprint != before.fingerprint  # nor another's
+        assert not tx.chargers.has_bookings(cp1.charger_id)
         with pytest.raises(NotFound):
             tx.chargers.set_password("GHOST", "x")
 
@@ -393,6 +398,7 @@ def test_the_sweeps_lookups_and_the_reservation_state(app: App) -> None:
             b.booking_id for b in tx.bookings.starting_by(BookingStatus.CONFIRMED, by, reservation="sent")
         ] == [soon]
         charger_id = tx.bookings.get(soon).charger_id
+        assert tx.chargers.has_bookings(charger_id)
         # What a charger is asked again when it connects: its confirmed bookings still "sent".
         assert [b.booking_id for b in tx.bookings.reservations_on(charger_id, "sent")] == [soon]
         assert tx.bookings.reservations_on(charger_id + 1, "sent") == []

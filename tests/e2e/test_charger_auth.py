@@ -62,5 +62,5 @@ def test_passwords_are_stored_hashed_and_checked_for_length(app: App) -> None:
         app.marketplace.add_charger(spec, password="short")
     app.marketplace.add_charger(spec, password=PASSWORD)
     with app.store.transaction() as tx:
-        stored = tx.chargers.password("H1")
+        stored = tx.chargers.credentials("H1").password_hash
     assert stored is not None and PASSWORD not in stored and stored.startswith("pbkdf2_sha256$")

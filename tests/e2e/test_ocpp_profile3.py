@@ -272,10 +272,33 @@ async def test_a_revoked_charger_still_connected_cannot_renew_itself(secure: Sec
     assert [i.revoked_at is not None for i in secure.ca.issued()] == [True]
 
 
-async def test_a_new_password_or_a_freed_id_voids_the_certificates_of_the_old(secure: Secure) -> None:
-    old_16, old_other = secure.client("P3-16"), secure.client("P3-OTHER")
+def _bought(secure: Secure, cp_id: str) -> ssl.SSLContext:
+    """A certificate the charger bought with SignCertificate (not an operator's), as a client."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cp_id)]))
+        .sign(key, hashes.SHA256())
+    )
+    chain = secure.ca.sign_request(cp_id, request.public_bytes(serialization.Encoding.PEM).decode())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    ctx = ssl.create_default_context(cafile=str(secure.ca.directory / CA_CERT))
+    ctx.load_cert_chain(*secure._files(f"{cp_id}-bought", chain.encode(), key_pem))
+    return ctx
+
+
+async def test_a_new_password_voids_what_the_old_one_bought_and_a_freed_id_everything(
+    secure: Secure,
+) -> None:
+    bought_16, provisioned_16 = _bought(secure, "P3-16"), secure.client("P3-16")
+    old_other = secure.client("P3-OTHER")
     secure.app.marketplace.set_charger_password("P3-16", "rotated-after-a-leak")
-    assert await _refused_status(secure.url, "P3-16", old_16) == 401
+    assert await _refused_status(secure.url, "P3-16", bought_16) == 401
+    # The operator's provisioning is no credential the password bought: it still connects.
+    async with library_cp16(secure.url, "P3-16", ssl=provisioned_16) as cp:
+        assert (await boot16(cp)).status == "Accepted"
     secure.app.marketplace.remove_charger("P3-OTHER")
     host = secure.app.marketplace.add_host("someone else")
     spec = ChargerSpec(
@@ -288,6 +311,32 @@ async def test_a_new_password_or_a_freed_id_voids_the_certificates_of_the_old(se
     async with library_cp16(secure.url, "P3-16", ssl=secure.client(None), additional_headers=auth) as cp:
         assert (await boot16(cp)).status == "Accepted"
         assert (await cp.call(call16.SignCertificate(csr=_csr("P3-16")))).status == "Accepted"
+
+
+async def test_a_link_opened_with_old_credentials_buys_nothing_after_they_change(secure: Secure) -> None:
+    """The password leaked; the host changed it. The thief's link, still open, asks for a
+    certificate; so does a link to an id since freed and registered by someone else."""
+    auth = {"Authorization": basic_auth_header("P3-16", PASSWORD)}
+    async with library_cp16(secure.url, "P3-16", ssl=secure.client(None), additional_headers=auth) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+        secure.app.marketplace.set_charger_password("P3-16", "rotated-after-a-leak")
+        assert (await cp.call(call16.SignCertificate(csr=_csr("P3-16")))).status == "Rejected"
+    auth = {"Authorization": basic_auth_header("P3-OTHER", PASSWORD)}
+    async with library_cp201(secure.url, "P3-OTHER", ssl=secure.client(None), additional_headers=auth) as cp:
+        assert (await boot201(cp)).status == "Accepted"
+        secure.app.marketplace.remove_charger("P3-OTHER")
+        spec = ChargerSpec(
+            "P3-OTHER",
+            secure.app.marketplace.add_host("the new owner"),
+            Point(51.5, -0.1),
+            Tariff(30),
+            (ConnectorSpec(1, ConnectorType.TYPE2, 7400),),
+        )
+        secure.app.marketplace.add_charger(spec, password=PASSWORD)  # even the same password
+        answer = await cp.call(call201.SignCertificate(csr=_csr("P3-OTHER")))
+        assert answer.status == "Rejected" and answer.status_info["reason_code"] == "InvalidCredentials"
+    assert secure.ca.issued() == []  # nothing was signed for them
+    assert secure.reports("P3-16", "SignCertificate")[0].endswith("it must connect again")
 
 
 async def test_certificate_signed_waits_for_the_sign_certificate_answer(tmp_path: Path) -> None:

@@ -151,3 +151,41 @@ def test_an_unreadable_revocation_list_refuses_every_certificate(ca: Certificate
     (ca.directory / "crl.pem").write_text("damaged")
     check = ca.check_client("CP-1", der)
     assert not check.ok and "revocation list cannot be read" in check.reason
+
+
+def test_a_password_change_revokes_only_what_the_charger_bought(ca: CertificateAuthority) -> None:
+    ca.issue("CP-1")  # the operator's provisioning
+    bought = _leaf(ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))).serial_number
+    assert [i.origin for i in ca.issued()] == ["operator", "request"]
+    assert ca.revoke("CP-1", block=False, requested_only=True) == [bought]
+    assert [i.revoked_at is not None for i in ca.issued()] == [False, True]
+    assert len(ca.revoke("CP-1", block=False)) == 1  # a freed id: the rest goes too
+
+
+def test_credentials_that_changed_while_signing_void_the_certificate(ca: CertificateAuthority) -> None:
+    with pytest.raises(InvalidRequest, match="credentials changed"):
+        ca.sign_request("CP-1", _csr_on(ec.SECP256R1()), still_valid=lambda: False)
+    [issued] = ca.issued()
+    assert issued.revoked_at is not None and issued.serial in ca.revoked_serials()
+    assert _leaf(ca.sign_request("CP-1", _csr_on(ec.SECP256R1()), still_valid=lambda: True))
+
+
+def test_an_operator_issue_racing_a_revocation_leaves_the_revocation_standing(
+    ca: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ca issue` read no block; `ca revoke` lands while its certificate is being made."""
+    sign = ca._sign
+
+    def revoked_meanwhile(*args: object, **kwargs: object) -> x509.Certificate:
+        CertificateAuthority(ca.directory).revoke("CP-1")  # another process
+        return sign(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ca, "_sign", revoked_meanwhile)
+    with pytest.raises(CaError, match="revoked while"):
+        ca.issue("CP-1")
+    monkeypatch.undo()
+    assert "CP-1" in ca.blocked()
+    with pytest.raises(InvalidRequest, match="revoked"):
+        ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))
+    ca.issue("CP-1")  # asked again, knowing of the revocation: lifted
+    assert ca.blocked() == {}

@@ -26,7 +26,7 @@ from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
-from chargeshare.services.records import ChargerView
+from chargeshare.services.records import ChargerView, StoredCredentials
 
 _c, _k, _a = t.chargers.c, t.connectors.c, t.availability.c
 
@@ -295,18 +295,26 @@ class SqlChargers:
         if res.rowcount == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
 
-    def password(self, charge_point_id: str) -> str | None:
-        r = self.conn.execute(select(_c.password_hash).where(_c.charge_point_id == charge_point_id)).first()
+    def credentials(self, charge_point_id: str) -> StoredCredentials:
+        r = self.conn.execute(
+            select(_c.id, _c.password_hash).where(_c.charge_point_id == charge_point_id)
+        ).first()
         if r is None:
             raise NotFound(f"no charger {charge_point_id!r}")
-        return None if r[0] is None else str(r[0])
+        return StoredCredentials(int(r[0]), None if r[1] is None else str(r[1]))
+
+    def has_bookings(self, charger_id: int) -> bool:
+        booked = (
+            select(t.bookings.c.id)
+            .join(t.connectors, t.connectors.c.id == t.bookings.c.connector_id)
+            .where(t.connectors.c.charger_id == charger_id)
+            .limit(1)
+        )
+        return self.conn.execute(booked).first() is not None
 
     def remove(self, charge_point_id: str) -> None:
         view = self.get(charge_point_id)
-        ids = [c.connector_id for c in view.connectors]
-        if self.conn.execute(
-            select(t.bookings.c.id).where(t.bookings.c.connector_id.in_(ids)).limit(1)
-        ).first():
+        if self.has_bookings(view.charger_id):
             raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
         self.conn.execute(t.availability.delete().where(_a.charger_id == view.charger_id))
         self.conn.execute(t.charger_notes.delete().where(t.charger_notes.c.charger_id == view.charger_id))
