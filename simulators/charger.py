@@ -547,6 +547,14 @@ class VirtualCharger:
         outcome = await self._call("SignCertificate", payload)
         return outcome.ok and outcome.payload is not None and outcome.payload["status"] == "Accepted"
 
+    def renew_later(self) -> None:
+        """TriggerMessage SignChargingStationCertificate: renew once the answer has gone."""
+        self._spawn(self._renew())
+
+    async def _renew(self) -> None:
+        if not await self.renew_certificate():
+            log.info("%s: the CSMS refused to sign a renewal it asked for", self.cp_id)
+
     def status_message(self, c: VirtualConnector) -> Message:
         """StatusNotification for a connector's current state."""
         return self.dialect.status(c, self._ts())

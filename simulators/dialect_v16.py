@@ -50,6 +50,7 @@ TRIGGERS = {
     "StatusNotification": Requested.STATUS,
     "MeterValues": Requested.METER_VALUES,
 }
+IDLE_STATUSES = ("DiagnosticsStatusNotification", "FirmwareStatusNotification")
 UNLOCK = {
     Unlock.UNLOCKED: "Unlocked",
     Unlock.FAILED: "UnlockFailed",
@@ -223,7 +224,11 @@ class V16:
             return {"status": cp.reset(ResetKind.HARD if p["type"] == "Hard" else ResetKind.SOFT)}
 
         def trigger(p: dict[str, Any]) -> dict[str, Any]:
-            what = TRIGGERS.get(p["requestedMessage"])
+            word = p["requestedMessage"]
+            if word in IDLE_STATUSES:  # no firmware update or diagnostics upload under way
+                cp.follow_up((word, {"status": "Idle"}))
+                return {"status": "Accepted"}
+            what = TRIGGERS.get(word)
             if what is None:
                 return {"status": "NotImplemented"}
             return {"status": cp.trigger(what, p.get("connectorId") or None)}

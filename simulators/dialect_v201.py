@@ -78,6 +78,8 @@ TRIGGERS = {
     "MeterValues": Requested.METER_VALUES,
     "TransactionEvent": Requested.TRANSACTION_EVENT,
 }
+SOCKET = "sType2"  # every connector's type (ConnectorEnumType)
+IDLE_STATUSES = ("FirmwareStatusNotification", "LogStatusNotification")
 UNLOCK = {
     Unlock.UNLOCKED: "Unlocked",
     Unlock.FAILED: "UnlockFailed",
@@ -362,6 +364,8 @@ class V201:
             return answer
 
         def reserve_now(p: dict[str, Any]) -> dict[str, Any]:
+            if p.get("connectorType", SOCKET) != SOCKET:
+                return {"status": "Rejected"}  # a home charger: Type 2 sockets only
             return {
                 "status": cp.reserve(
                     p.get("evseId"), p["id"], p["idToken"]["idToken"], parse_ts(p["expiryDateTime"])
@@ -389,7 +393,14 @@ class V201:
             }
 
         def trigger(p: dict[str, Any]) -> dict[str, Any]:
-            what = TRIGGERS.get(p["requestedMessage"])
+            word = p["requestedMessage"]
+            if word in IDLE_STATUSES:  # no firmware update or log upload under way
+                cp.follow_up((word, {"status": "Idle"}))
+                return {"status": "Accepted"}
+            if word == "SignChargingStationCertificate":
+                cp.renew_later()
+                return {"status": "Accepted"}
+            what = TRIGGERS.get(word)
             if what is None:
                 return {"status": "NotImplemented"}
             if what is Requested.BOOT and cp.boot_accepted:

@@ -148,6 +148,13 @@ class _NoDetails(Command[None]):
         return None
 
 
+_NO_EVSES_IN_16 = "OCPP 1.6 has connectors only, no EVSEs with connectors of their own"
+
+
+def _evse(evse_id: int, connector: int | None) -> dict[str, int]:
+    return {"id": evse_id} if connector is None else {"id": evse_id, "connectorId": connector}
+
+
 def _id_token(id_tag: str) -> dict[str, str]:
     return {"idToken": id_tag, "type": "ISO14443"}
 
@@ -263,29 +270,44 @@ class GetTransactionStatus(Command[TransactionQueue]):
 
 @dataclass(frozen=True)
 class Reserve(_NoDetails):
-    """ReserveNow: hold `connector_no` (2.0.1: the EVSE) for `id_tag` until `expires_at`."""
+    """ReserveNow: hold `connector_no` (2.0.1: the EVSE; 0: any the charger chooses) for `id_tag`
+    until `expires_at`. `group_id_tag` (1.6 parentIdTag, 2.0.1 groupIdToken) lets any token of the
+    group use it; `connector_type` (2.0.1 only: cType2, cCCS2, ...) asks for a connector of that type."""
 
     reservation_id: int
     connector_no: int
     id_tag: str
     expires_at: datetime
+    group_id_tag: str | None = None
+    connector_type: str | None = None
 
     actions: ClassVar[dict[str, str]] = {V16: "ReserveNow", V201: "ReserveNow"}
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
-            return {
+            if self.connector_type is not None:
+                raise CannotSay("OCPP 1.6 reserves a connector by its id, not its type")
+            p: dict[str, Any] = {
                 "connectorId": self.connector_no,
                 "expiryDate": format_ts(self.expires_at),
                 "idTag": self.id_tag,
                 "reservationId": self.reservation_id,
             }
-        return {
+            if self.group_id_tag is not None:
+                p["parentIdTag"] = self.group_id_tag
+            return p
+        p = {
             "id": self.reservation_id,
             "expiryDateTime": format_ts(self.expires_at),
             "idToken": _id_token(self.id_tag),
-            "evseId": self.connector_no,
         }
+        if self.connector_no:
+            p["evseId"] = self.connector_no
+        if self.connector_type is not None:
+            p["connectorType"] = self.connector_type
+        if self.group_id_tag is not None:
+            p["groupIdToken"] = _id_token(self.group_id_tag)
+        return p
 
 
 @dataclass(frozen=True)
@@ -303,10 +325,12 @@ class CancelReservation(_NoDetails):
 
 @dataclass(frozen=True)
 class ChangeAvailability(_NoDetails):
-    """Operative or inoperative; `connector_no` 0 means the whole charger. Done: Accepted, Scheduled."""
+    """Operative or inoperative; `connector_no` 0 means the whole charger (2.0.1: the EVSE, and
+    `evse_connector` one connector of it). Done: Accepted, Scheduled."""
 
     connector_no: int
     operative: bool
+    evse_connector: int | None = None
 
     actions: ClassVar[dict[str, str]] = {V16: "ChangeAvailability", V201: "ChangeAvailability"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.SCHEDULED})
@@ -314,61 +338,82 @@ class ChangeAvailability(_NoDetails):
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         word = "Operative" if self.operative else "Inoperative"
         if version == V16:
+            if self.evse_connector is not None:
+                raise CannotSay(_NO_EVSES_IN_16)
             return {"connectorId": self.connector_no, "type": word}
         p: dict[str, Any] = {"operationalStatus": word}
         if self.connector_no:
-            p["evse"] = {"id": self.connector_no}
+            p["evse"] = _evse(self.connector_no, self.evse_connector)
+        elif self.evse_connector is not None:
+            raise CannotSay("a connector is named within its EVSE")
         return p
 
 
 @dataclass(frozen=True)
 class Reset(_NoDetails):
-    """`hard`: 1.6 Hard / 2.0.1 Immediate; otherwise 1.6 Soft / 2.0.1 OnIdle. Done: Accepted, Scheduled."""
+    """`hard`: 1.6 Hard / 2.0.1 Immediate; otherwise 1.6 Soft / 2.0.1 OnIdle. `evse_id` (2.0.1):
+    that EVSE alone. Done: Accepted, Scheduled."""
 
     hard: bool = False
+    evse_id: int | None = None
 
     actions: ClassVar[dict[str, str]] = {V16: "Reset", V201: "Reset"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.SCHEDULED})
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
+            if self.evse_id is not None:
+                raise CannotSay("OCPP 1.6 resets the whole charger")
             return {"type": "Hard" if self.hard else "Soft"}
-        return {"type": "Immediate" if self.hard else "OnIdle"}
+        p: dict[str, Any] = {"type": "Immediate" if self.hard else "OnIdle"}
+        if self.evse_id is not None:
+            p["evseId"] = self.evse_id
+        return p
 
 
 @dataclass(frozen=True)
 class TriggerMessage(_NoDetails):
-    """Ask the charger to send `message` now (the version's own name, e.g. StatusNotification,
-    MeterValues, Heartbeat, BootNotification; 2.0.1 also TransactionEvent)."""
+    """Ask the charger to send `message` now, in the version's own words: 1.6 BootNotification,
+    DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, MeterValues,
+    StatusNotification; 2.0.1 also TransactionEvent, LogStatusNotification,
+    SignChargingStationCertificate, PublishFirmwareStatusNotification and the V2G ones (the schema
+    says which; an unknown word is Invalid). `connector_no`: 1.6 the connector, 2.0.1 the EVSE, and
+    `evse_connector` one connector of it."""
 
     message: str
     connector_no: int | None = None
+    evse_connector: int | None = None
 
     actions: ClassVar[dict[str, str]] = {V16: "TriggerMessage", V201: "TriggerMessage"}
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         p: dict[str, Any] = {"requestedMessage": self.message}
+        if self.evse_connector is not None and (version == V16 or self.connector_no is None):
+            raise CannotSay(_NO_EVSES_IN_16 if version == V16 else "a connector is named within its EVSE")
         if self.connector_no is not None:
             if version == V16:
                 p["connectorId"] = self.connector_no
             else:
-                p["evse"] = {"id": self.connector_no}
+                p["evse"] = _evse(self.connector_no, self.evse_connector)
         return p
 
 
 @dataclass(frozen=True)
 class UnlockConnector(_NoDetails):
-    """Done: Unlocked. 2.0.1: the EVSE `connector_no`, its connector 1."""
+    """Done: Unlocked. 2.0.1: the EVSE `connector_no`, its connector `evse_connector`."""
 
     connector_no: int
+    evse_connector: int = 1
 
     actions: ClassVar[dict[str, str]] = {V16: "UnlockConnector", V201: "UnlockConnector"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.UNLOCKED})
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
+            if self.evse_connector != 1:
+                raise CannotSay(_NO_EVSES_IN_16)
             return {"connectorId": self.connector_no}
-        return {"evseId": self.connector_no, "connectorId": 1}
+        return {"evseId": self.connector_no, "connectorId": self.evse_connector}
 
 
 # ---- smart charging ---------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class FakeCsms:
             "Heartbeat": lambda p: {"currentTime": now()},
             "StatusNotification": lambda p: {},
             "MeterValues": lambda p: {},
+            "FirmwareStatusNotification": lambda p: {},
+            "SignCertificate": lambda p: {"status": "Accepted"},
         }
         if self.version == "1.6":
             common |= {
@@ -75,6 +77,7 @@ class FakeCsms:
                     "idTagInfo": {"status": self.id_status},
                 },
                 "StopTransaction": lambda p: {"idTagInfo": {"status": "Accepted"}},
+                "DiagnosticsStatusNotification": lambda p: {},
             }
         else:
             common |= {
@@ -82,6 +85,7 @@ class FakeCsms:
                 "TransactionEvent": lambda p: (
                     {"idTokenInfo": {"status": self.id_status}} if p["eventType"] == "Started" else {}
                 ),
+                "LogStatusNotification": lambda p: {},
             }
         return {a: record(a, r) for a, r in common.items()}
 

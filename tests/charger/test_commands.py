@@ -166,7 +166,17 @@ async def test_trigger_message_sends_what_was_asked(rig: Rig) -> None:
     )
     boot = await status_of(rig, "TriggerMessage", *trigger("BootNotification"))
     assert boot == v(rig, "Accepted", "Rejected")  # 2.0.1: not once the boot was accepted
-    assert await status_of(rig, "TriggerMessage", *trigger("FirmwareStatusNotification")) == "NotImplemented"
+    # Nothing being updated or uploaded: the charger says Idle.
+    for name in (
+        "FirmwareStatusNotification",
+        v(rig, "DiagnosticsStatusNotification", "LogStatusNotification"),
+    ):
+        assert await status_of(rig, "TriggerMessage", *trigger(name)) == "Accepted"
+        await eventually(lambda: rig.csms.sent_by_charger(name) == [{"status": "Idle"}], name)  # noqa: B023
+    if rig.version != "1.6":
+        signing = trigger("SignChargingStationCertificate")
+        assert await status_of(rig, "TriggerMessage", *signing) == "Accepted"
+        await eventually(lambda: len(rig.csms.sent_by_charger("SignCertificate")) == 1, "a renewal")
 
 
 async def test_unlock_connector(rig: Rig) -> None:

@@ -344,3 +344,30 @@ async def test_a_seq_no_gap_makes_the_backend_ask_for_the_transactions_status(ce
     summaries = [r.summary for r in app.reports.reports("GAP201", ["GetTransactionStatus"])]
     assert summaries == [f"session {session.session_id}: seqNo 2-3 missing, not queued: lost, ongoing"]
     assert session.meter_stop_wh == 800  # billed from the registers all the same
+
+
+async def test_the_2x_only_fields_reach_an_independent_201_charger(central: Central) -> None:
+    """A reservation of any EVSE by connector type for a group, one EVSE's reset, one connector
+    of an EVSE for availability and unlocking, and a trigger only 2.x has."""
+    script = Script()
+    when = datetime.now(UTC) + timedelta(hours=1)
+    r = central.registry
+    async with library_cp201(central.ws, "FIELDS201", script) as cp:
+        await boot201(cp)
+        reserve = cmd.Reserve(50, 0, "TAG", when, group_id_tag="FLEET", connector_type="cType2")
+        assert await r.send("FIELDS201", reserve) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.send("FIELDS201", cmd.Reset(evse_id=1)) == cmd.Done(cmd.Status.ACCEPTED, None)
+        inoperative = cmd.ChangeAvailability(1, False, evse_connector=1)
+        assert await r.send("FIELDS201", inoperative) == cmd.Done(cmd.Status.ACCEPTED, None)
+        assert await r.send("FIELDS201", cmd.UnlockConnector(1, evse_connector=2)) == cmd.Done(
+            cmd.Status.UNLOCKED, None
+        )
+        log = cmd.TriggerMessage("LogStatusNotification")
+        assert await r.send("FIELDS201", log) == cmd.Done(cmd.Status.ACCEPTED, None)
+    (asked,) = script.asked("ReserveNow")
+    assert "evse_id" not in asked
+    assert (asked["connector_type"], asked["group_id_token"]["id_token"]) == ("cType2", "FLEET")
+    assert script.asked("Reset") == [{"type": "OnIdle", "evse_id": 1}]
+    assert script.asked("ChangeAvailability")[0]["evse"] == {"id": 1, "connector_id": 1}
+    assert script.asked("UnlockConnector") == [{"evse_id": 1, "connector_id": 2}]
+    assert script.asked("TriggerMessage") == [{"requested_message": "LogStatusNotification"}]

@@ -12,7 +12,7 @@ import pytest
 
 from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp.frames import CALL, CALLRESULT, check_payload
+from chargeshare.ocpp.frames import CALL, CALLRESULT, RemoteProtocolError, check_payload
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID, override_profile, settings_commands
 
 WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -347,3 +347,50 @@ def test_reports_are_2x_only_and_name_their_components() -> None:
     assert cmd.GetBaseReport(1).result("2.0.1", {"status": "EmptyResultSet"}) == cmd.Rejected(
         cmd.Status.EMPTY_RESULT_SET
     )
+
+
+def test_every_field_of_the_targeting_commands_is_said_where_the_version_has_it() -> None:
+    """ReserveNow without an EVSE, by connector type and for a group; Reset of one EVSE; one
+    connector of an EVSE for availability, triggers and unlocking. 1.6 cannot say the 2.x-only
+    ones, which become NotApplicable rather than a request that means something else."""
+    group = cmd.Reserve(12, 0, "TAG", WHEN, group_id_tag="FLEET", connector_type="cType2")
+    two_x = [
+        group,
+        cmd.Reset(evse_id=2),
+        cmd.ChangeAvailability(1, False, evse_connector=2),
+        cmd.TriggerMessage("StatusNotification", 1, evse_connector=1),
+        cmd.UnlockConnector(1, evse_connector=2),
+    ]
+    for command in two_x:
+        for version in ("2.0.1", "2.1"):
+            check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
+        with pytest.raises(cmd.CannotSay):
+            command.payload("1.6", charger_tx)
+    assert group.payload("2.0.1", charger_tx) == {
+        "id": 12,
+        "expiryDateTime": "2026-03-02T09:00:00.000Z",
+        "idToken": {"idToken": "TAG", "type": "ISO14443"},
+        "connectorType": "cType2",
+        "groupIdToken": {"idToken": "FLEET", "type": "ISO14443"},
+    }
+    anywhere = cmd.Reserve(13, 0, "TAG", WHEN, group_id_tag="FLEET")
+    check_payload("ReserveNow", anywhere.payload("1.6", charger_tx), "1.6", CALL, "1")
+    assert anywhere.payload("1.6", charger_tx)["parentIdTag"] == "FLEET"
+    assert cmd.Reset(evse_id=2).payload("2.0.1", charger_tx) == {"type": "OnIdle", "evseId": 2}
+    assert cmd.ChangeAvailability(1, False, evse_connector=2).payload("2.0.1", charger_tx)["evse"] == {
+        "id": 1,
+        "connectorId": 2,
+    }
+    for whole_station in (
+        cmd.ChangeAvailability(0, True, evse_connector=1),
+        cmd.TriggerMessage("StatusNotification", evse_connector=1),
+    ):
+        with pytest.raises(cmd.CannotSay):
+            whole_station.payload("2.0.1", charger_tx)  # a connector is named within its EVSE
+    # A trigger is the version's own word: the schema says which (the registry sends none it refuses).
+    for word in ("LogStatusNotification", "SignChargingStationCertificate", "TransactionEvent"):
+        check_payload("TriggerMessage", {"requestedMessage": word}, "2.0.1", CALL, "1")
+        with pytest.raises(RemoteProtocolError):
+            check_payload("TriggerMessage", {"requestedMessage": word}, "1.6", CALL, "1")
+    for word in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+        check_payload("TriggerMessage", {"requestedMessage": word}, "1.6", CALL, "1")
