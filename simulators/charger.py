@@ -66,6 +66,7 @@ from simulators.settings import (
 )
 from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, Purpose, TxContext
 from simulators.smart_gate import Segment, SmartGate
+from simulators.station_v201 import StationState
 from simulators.wire_faults import WireFaults, malformed_frames
 
 __all__ = ["PlugRefused", "Plugged", "Reservation", "VirtualCharger", "VirtualConnector"]
@@ -117,6 +118,7 @@ class VirtualCharger:
         self.smart_gates: list[SmartGate] = []  # every transaction's, for the run's measures
         self.profiles = ProfileBook()
         self.local_auth = LocalAuth()
+        self.station = StationState()  # 2.x display, monitors, network profiles
         self.conn = Connection(
             self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s
         )

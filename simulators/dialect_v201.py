@@ -12,6 +12,7 @@ from chargeshare.ocpp.commands import CertificateHash, CertificateUse
 from chargeshare.ocpp.connection import Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from simulators import station_v201
 from simulators.dialect import Message, status_refusal
 from simulators.evse import (
     BootReason,
@@ -559,4 +560,5 @@ class V201:
             "GetVariables": get_variables,
             "SetVariables": set_variables,
             "DataTransfer": unknown_vendor,
+            **station_v201.handlers(cp),
         }

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import station_commands as station
 
 COMMANDS: dict[str, type[cmd.Command[Any]]] = {
     c.__name__: c
@@ -42,6 +43,17 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
         cmd.InstallCertificate,
         cmd.GetInstalledCertificateIds,
         cmd.DeleteCertificate,
+        station.GetChargingProfiles,
+        station.SetDisplayMessage,
+        station.GetDisplayMessages,
+        station.ClearDisplayMessage,
+        station.CustomerInformation,
+        station.SetNetworkProfile,
+        station.SetVariableMonitoring,
+        station.ClearVariableMonitoring,
+        station.SetMonitoringBase,
+        station.SetMonitoringLevel,
+        station.GetMonitoringReport,
     )
 }
 

@@ -65,6 +65,14 @@ class Status(StrEnum):
     VERSION_MISMATCH = "VersionMismatch"
     NOT_FOUND = "NotFound"
     EMPTY_RESULT_SET = "EmptyResultSet"
+    NO_PROFILES = "NoProfiles"
+    INVALID = "Invalid"
+    NOT_SUPPORTED_MESSAGE_FORMAT = "NotSupportedMessageFormat"
+    NOT_SUPPORTED_PRIORITY = "NotSupportedPriority"
+    NOT_SUPPORTED_STATE = "NotSupportedState"
+    UNKNOWN_TRANSACTION = "UnknownTransaction"
+    UNSUPPORTED_MONITOR_TYPE = "UnsupportedMonitorType"
+    DUPLICATE = "Duplicate"
 
 
 # ---- results ----------------------------------------------------------------------------------------
@@ -159,7 +167,8 @@ def _id_token(id_tag: str) -> dict[str, str]:
     return {"idToken": id_tag, "type": "ISO14443"}
 
 
-def _transaction(ref: TransactionRef, version: str, charger_tx: ChargerTxLookup) -> int | str:
+def transaction_id(ref: TransactionRef, version: str, charger_tx: ChargerTxLookup) -> int | str:
+    """The transaction as the charger's version names it (CannotSay when it cannot)."""
     if version == V16:
         if isinstance(ref, int):
             return ref
@@ -228,7 +237,7 @@ class StopCharging(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "RemoteStopTransaction", V201: "RequestStopTransaction"}
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
-        return {"transactionId": _transaction(self.transaction, version, charger_tx)}
+        return {"transactionId": transaction_id(self.transaction, version, charger_tx)}
 
 
 @dataclass(frozen=True)
@@ -255,7 +264,7 @@ class GetTransactionStatus(Command[TransactionQueue]):
             raise CannotSay("OCPP 1.6 has no GetTransactionStatus")
         if self.transaction is None:
             return {}
-        return {"transactionId": _transaction(self.transaction, version, charger_tx)}
+        return {"transactionId": transaction_id(self.transaction, version, charger_tx)}
 
     def result(self, version: str, answer: dict[str, Any]) -> Done[TransactionQueue] | Rejected:
         return Done(Status.ACCEPTED, self.details(version, answer))  # the answer has no status
@@ -499,7 +508,7 @@ def _profile_body(pr: ChargingProfile, version: str, charger_tx: ChargerTxLookup
         "chargingProfileKind": pr.kind.value,
     }
     if pr.transaction is not None:
-        body["transactionId"] = _transaction(pr.transaction, version, charger_tx)
+        body["transactionId"] = transaction_id(pr.transaction, version, charger_tx)
     if version == V16:
         body["chargingProfileId"] = pr.profile_id
         body["chargingSchedule"] = pr.schedule()
