@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.commands import CertificateHash, CertificateUse
-from chargeshare.ocpp.connection import Handler, Outcome
+from chargeshare.ocpp.connection import CallRejected, Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from simulators import station_v201
@@ -470,7 +470,15 @@ class V201:
             )
             return (None, setting) if setting is not None else ("UnknownVariable", None)
 
+        def at_most_per_message(items: list[Any], action: str) -> None:
+            most = int(cp.settings.get("items_per_message"))
+            if len(items) > most:
+                raise CallRejected(
+                    "OccurrenceConstraintViolation", f"{action} takes at most {most} items (ItemsPerMessage)"
+                )
+
         def get_variables(p: dict[str, Any]) -> dict[str, Any]:
+            at_most_per_message(p["getVariableData"], "GetVariables")
             results = []
             for d in p["getVariableData"]:
                 error, setting = lookup(d)
@@ -484,6 +492,7 @@ class V201:
             return {"getVariableResult": results}
 
         def set_variables(p: dict[str, Any]) -> dict[str, Any]:
+            at_most_per_message(p["setVariableData"], "SetVariables")
             results = []
             for d in p["setVariableData"]:
                 error, setting = lookup(d)

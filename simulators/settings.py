@@ -139,6 +139,15 @@ DEFINITIONS: tuple[Setting, ...] = (
         "Core,Reservation,RemoteTrigger,SmartCharging,LocalAuthListManagement",
         readonly=True,
     ),
+    # The most keys or variables one Get/ChangeConfiguration or Get/SetVariables may name.
+    Setting(
+        "items_per_message",
+        "GetConfigurationMaxKeys",
+        "DeviceDataCtrlr",
+        "ItemsPerMessage",
+        "4",
+        readonly=True,
+    ),
     Setting("vendor", "ChargePointVendor", "ChargingStation", "VendorName", "ChargeShare", readonly=True),
     Setting("model", "ChargePointModel", "ChargingStation", "Model", "Virtual-1", readonly=True),
 )

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -448,6 +448,13 @@ class ChargerRegistry:
             if route is None:
                 return cmd.NotConnected()
             version, owner = route
+            if isinstance(command, cmd.InParts):
+                try:
+                    parts = command.parts(version)
+                except cmd.CannotSay as exc:
+                    return cmd.NotApplicable(str(exc))
+                if len(parts) > 1:
+                    return await self._send_parts(cp_id, command, parts, timeout_s)
             try:
                 payload = command.payload(version, self.app.charging.charger_tx_id)
             except cmd.CannotSay as exc:
@@ -462,6 +469,18 @@ class ChargerRegistry:
             if outcome.error != MOVED:
                 return self._result(cp_id, command, version, outcome, wait_s)
         return cmd.NotConnected("it connected elsewhere while the command was on its way")
+
+    async def _send_parts(
+        self, cp_id: str, whole: cmd.InParts, parts: Sequence[cmd.Command[Any]], timeout_s: float | None
+    ) -> cmd.CommandResult[Any]:
+        """One request after another; the first that fails ends it (those before it took effect)."""
+        done: list[cmd.Done[Any]] = []
+        for part in parts:
+            result = await self.send(cp_id, part, timeout_s=timeout_s)
+            if not isinstance(result, cmd.Done):
+                return result
+            done.append(result)
+        return whole.joined(done)
 
     def _result(
         self, cp_id: str, command: cmd.Command[T], version: str, outcome: Outcome, wait_s: float

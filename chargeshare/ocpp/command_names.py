@@ -35,6 +35,7 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
         cmd.GetCompositeSchedule,
         cmd.GetSettings,
         cmd.ChangeSetting,
+        cmd.ChangeSettings,
         cmd.GetBaseReport,
         cmd.GetReport,
         cmd.SendLocalList,

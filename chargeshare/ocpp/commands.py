@@ -24,11 +24,11 @@ charger's own transactionId, passed through as is.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from chargeshare.domain.tokens import ListEntry, UpdateType
 from chargeshare.ocpp import V16, V21, V201, family
@@ -456,6 +456,12 @@ class SchedulePeriod:
     # In the schedule's rate unit (W or A): a rate, not energy or money. None only as read from a
     # 2.1 charger, whose periods may set a setpoint or discharge limit instead; we never send one.
     limit: float | None
+    phases: int | None = None  # numberPhases: how many phases the car may use (None: all)
+
+
+class Recurrency(StrEnum):
+    DAILY = "Daily"
+    WEEKLY = "Weekly"
 
 
 @dataclass(frozen=True)
@@ -469,18 +475,33 @@ class ChargingProfile:
     duration_s: int | None = None
     starts_at: datetime | None = None  # required by Absolute and Recurring profiles
     transaction: TransactionRef | None = None  # TxProfile only
+    recurrency: Recurrency | None = None  # required by a Recurring profile, refused by others
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    min_rate: float | None = None  # minChargingRate: below it the car charges inefficiently
 
     def schedule(self) -> dict[str, Any]:
         if any(p.limit is None for p in self.periods):
             raise CannotSay("every period of a profile we send sets a charging limit")
+        if (self.kind is ProfileKind.RECURRING) != (self.recurrency is not None):
+            raise CannotSay("a Recurring profile, and only one, says Daily or Weekly")
         s: dict[str, Any] = {
             "chargingRateUnit": self.rate_unit.value,
-            "chargingSchedulePeriod": [{"startPeriod": p.start_s, "limit": p.limit} for p in self.periods],
+            "chargingSchedulePeriod": [
+                {
+                    "startPeriod": p.start_s,
+                    "limit": p.limit,
+                    **({"numberPhases": p.phases} if p.phases else {}),
+                }
+                for p in self.periods
+            ],
         }
         if self.duration_s is not None:
             s["duration"] = self.duration_s
         if self.starts_at is not None:
             s["startSchedule"] = format_ts(self.starts_at)
+        if self.min_rate is not None:
+            s["minChargingRate"] = self.min_rate
         return s
 
 
@@ -509,6 +530,12 @@ def _profile_body(pr: ChargingProfile, version: str, charger_tx: ChargerTxLookup
     }
     if pr.transaction is not None:
         body["transactionId"] = transaction_id(pr.transaction, version, charger_tx)
+    if pr.recurrency is not None:
+        body["recurrencyKind"] = pr.recurrency.value
+    if pr.valid_from is not None:
+        body["validFrom"] = format_ts(pr.valid_from)
+    if pr.valid_to is not None:
+        body["validTo"] = format_ts(pr.valid_to)
     if version == V16:
         body["chargingProfileId"] = pr.profile_id
         body["chargingSchedule"] = pr.schedule()
@@ -617,11 +644,20 @@ class SettingValue:
 
 @dataclass(frozen=True)
 class GetSettings(Command[tuple[SettingValue, ...]]):
-    """Read settings. No keys: every 1.6 configuration key (2.0.1 has no such read: NotApplicable)."""
+    """Read settings. No keys: every 1.6 configuration key (2.0.1 has no such read: NotApplicable).
+    `per_message`: the most keys the charger takes in one request (1.6 GetConfigurationMaxKeys,
+    2.0.1 ItemsPerMessageGetVariables); more are asked in several, and their answers joined."""
 
     keys: tuple[SettingKey, ...] = ()
+    per_message: int | None = None
 
     actions: ClassVar[dict[str, str]] = {V16: "GetConfiguration", V201: "GetVariables"}
+
+    def parts(self, version: str) -> list[GetSettings]:
+        return [replace(self, keys=k, per_message=None) for k in _chunks(self.keys, self.per_message)]
+
+    def joined(self, done: list[Done[tuple[SettingValue, ...]]]) -> Done[tuple[SettingValue, ...]]:
+        return Done(Status.ACCEPTED, tuple(v for d in done for v in d.details))
 
     def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
@@ -744,6 +780,76 @@ class ChangeSetting(_NoDetails):
             return super().result(version, answer)
         (first,) = answer["setVariableResult"]
         return super().result(version, {"status": first["attributeStatus"], **first})
+
+
+@dataclass(frozen=True)
+class ChangeSettings(Command[tuple[SettingValue, ...]]):
+    """Set several settings, each answered on its own (Accepted, RebootRequired, Rejected,
+    UnknownVariable, ...), so the command itself is done. 1.6 sets one key per ChangeConfiguration;
+    2.0.1 as many per SetVariables as `per_message` (ItemsPerMessageSetVariables) allows."""
+
+    values: tuple[tuple[SettingKey, str], ...]
+    per_message: int | None = None
+
+    actions: ClassVar[dict[str, str]] = {V16: "ChangeConfiguration", V201: "SetVariables"}
+
+    def parts(self, version: str) -> list[ChangeSettings]:
+        per = 1 if version == V16 else self.per_message
+        return [replace(self, values=v, per_message=None) for v in _chunks(self.values, per)]
+
+    def joined(self, done: list[Done[tuple[SettingValue, ...]]]) -> Done[tuple[SettingValue, ...]]:
+        return Done(Status.ACCEPTED, tuple(v for d in done for v in d.details))
+
+    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if not self.values:
+            raise CannotSay("set at least one setting")
+        if version == V16:
+            if len(self.values) > 1:
+                raise CannotSay("OCPP 1.6 changes one key per ChangeConfiguration")
+            ((key, value),) = self.values
+            return {"key": key.name, "value": value}
+        return {
+            "setVariableData": [
+                {
+                    "attributeValue": value,
+                    "component": {"name": key.component},
+                    "variable": {"name": key.name},
+                }
+                for key, value in self.values
+            ]
+        }
+
+    def result(self, version: str, answer: dict[str, Any]) -> Done[tuple[SettingValue, ...]] | Rejected:
+        return Done(Status.ACCEPTED, self.details(version, answer))
+
+    def details(self, version: str, answer: dict[str, Any]) -> tuple[SettingValue, ...]:
+        if version == V16:
+            ((key, value),) = self.values
+            return (SettingValue(key, Status(answer["status"]), value),)
+        return tuple(
+            SettingValue(
+                SettingKey(r["variable"]["name"], r["component"]["name"]), Status(r["attributeStatus"])
+            )
+            for r in answer["setVariableResult"]
+        )
+
+
+def _chunks(items: tuple[T, ...], size: int | None) -> list[tuple[T, ...]]:
+    if size is None or len(items) <= size:
+        return [items]
+    if size < 1:
+        raise CannotSay("a charger takes at least one item per message")
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@runtime_checkable
+class InParts(Protocol):
+    """A command the registry sends in several requests when it names more items than the charger
+    takes in one (`parts`), joining the parts' answers (`joined`)."""
+
+    def parts(self, version: str) -> Sequence[Command[Any]]: ...
+
+    def joined(self, done: list[Done[Any]]) -> Done[Any]: ...
 
 
 # ---- local authorisation list and cache -------------------------------------------------------------

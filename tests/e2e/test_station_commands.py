@@ -2,9 +2,11 @@
 virtual charger: each is answered as the charger's state says, and the reports they ask for reach
 the backend and are kept among the charger's reports for operators."""
 
+# ruff: noqa: F811  (the `central` fixture is imported from the commands tests, and named again)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,6 +14,7 @@ from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import station_commands as station
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
+from simulators.settings import HEARTBEAT_INTERVAL
 from tests.conftest import add_charger
 from tests.e2e.test_ocpp_commands import Central, central  # noqa: F401
 from tests.waiting import eventually
@@ -23,7 +26,7 @@ HEARTBEAT = cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr")
 
 
 @pytest.fixture(params=["2.0.1", "2.1"])
-async def charger(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:  # noqa: F811
+async def charger(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:
     add_charger(central.app, CP, online=False)  # registered: what it reports is kept
     charger = VirtualCharger(CP, central.ws, SystemClock(), [7_400, 7_400], protocol=request.param)
     await charger.start()
@@ -37,7 +40,7 @@ def kept(c: Central, action: str) -> list[str]:
     return [r.summary for r in c.app.reports.reports(CP, [action])]
 
 
-async def test_charging_profiles_held_are_reported(central: Central, charger: VirtualCharger) -> None:  # noqa: F811
+async def test_charging_profiles_held_are_reported(central: Central, charger: VirtualCharger) -> None:
     r = central.registry
     assert await r.send(CP, station.GetChargingProfiles(1)) == cmd.Done(cmd.Status.NO_PROFILES, None)
     for evse in (1, 2):
@@ -67,9 +70,30 @@ async def test_charging_profiles_held_are_reported(central: Central, charger: Vi
     ]
     others = station.GetChargingProfiles(4, sources=(station.LimitSource.SO,))
     assert await r.send(CP, others) == cmd.Done(cmd.Status.NO_PROFILES, None)
+    # Every field of the schema reaches the charger and comes back in its report.
+    nightly = cmd.ChargingProfile(
+        20,
+        2,
+        cmd.ProfilePurpose.TX_DEFAULT,
+        cmd.ProfileKind.RECURRING,
+        cmd.RateUnit.AMPS,
+        (cmd.SchedulePeriod(0, 32, phases=1), cmd.SchedulePeriod(21_600, 10, phases=1)),
+        duration_s=28_800,
+        starts_at=datetime(2026, 1, 1, 23, 0, tzinfo=UTC),
+        recurrency=cmd.Recurrency.DAILY,
+        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        valid_to=datetime(2036, 1, 1, tzinfo=UTC),
+    )
+    assert await r.send(CP, cmd.SetChargingProfile(1, nightly)) == ACCEPTED
+    assert await r.send(CP, station.GetChargingProfiles(5, profile_ids=(20,))) == ACCEPTED
+    await eventually(lambda: len(kept(central, "ReportChargingProfiles")) == 4, "the nightly profile")
+    said = central.app.reports.reports(CP, ["ReportChargingProfiles"])[3].body["chargingProfile"][0]
+    assert (said["recurrencyKind"], said["validTo"][:10]) == ("Daily", "2036-01-01")
+    periods = said["chargingSchedule"][0]["chargingSchedulePeriod"]
+    assert [(p["limit"], p["numberPhases"]) for p in periods] == [(32.0, 1), (10.0, 1)]
 
 
-async def test_display_messages_are_set_read_and_cleared(central: Central, charger: VirtualCharger) -> None:  # noqa: F811
+async def test_display_messages_are_set_read_and_cleared(central: Central, charger: VirtualCharger) -> None:
     r = central.registry
     welcome = station.DisplayMessage(1, "Welcome", state=station.MessageState.IDLE)
     assert await r.send(CP, station.SetDisplayMessage(welcome)) == ACCEPTED
@@ -94,7 +118,7 @@ async def test_display_messages_are_set_read_and_cleared(central: Central, charg
 
 async def test_customer_information_is_reported_and_cleared(
     central: Central, charger: VirtualCharger
-) -> None:  # noqa: F811
+) -> None:
     r = central.registry
     charger.local_auth.remember("CARD-1", "Accepted")
     ask = station.CustomerInformation(7, clear=True, id_tag="CARD-1")
@@ -107,7 +131,7 @@ async def test_customer_information_is_reported_and_cleared(
     assert await r.send(CP, by_name) == cmd.Rejected(cmd.Status.INVALID)
 
 
-async def test_network_profiles_are_stored_in_their_slots(central: Central, charger: VirtualCharger) -> None:  # noqa: F811
+async def test_network_profiles_are_stored_in_their_slots(central: Central, charger: VirtualCharger) -> None:
     r = central.registry
     secure = station.NetworkProfile("wss://csms.example/ocpp", security_profile=3)
     assert await r.send(CP, station.SetNetworkProfile(1, secure)) == ACCEPTED
@@ -115,7 +139,7 @@ async def test_network_profiles_are_stored_in_their_slots(central: Central, char
     assert charger.station.network_profiles[1]["securityProfile"] == 3
 
 
-async def test_monitors_are_set_reported_and_cleared(central: Central, charger: VirtualCharger) -> None:  # noqa: F811
+async def test_monitors_are_set_reported_and_cleared(central: Central, charger: VirtualCharger) -> None:
     r = central.registry
     monitors = station.SetVariableMonitoring(
         (
@@ -150,7 +174,7 @@ async def test_monitors_are_set_reported_and_cleared(central: Central, charger: 
     assert charger.station.monitoring_level == 3
 
 
-async def test_a_16_charger_is_never_sent_them(central: Central) -> None:  # noqa: F811
+async def test_a_16_charger_is_never_sent_them(central: Central) -> None:
     add_charger(central.app, "VC-16", online=False)
     charger = VirtualCharger("VC-16", central.ws, SystemClock(), [7_400], protocol="1.6")
     await charger.start()
@@ -159,3 +183,29 @@ async def test_a_16_charger_is_never_sent_them(central: Central) -> None:  # noq
             assert isinstance(await central.registry.send("VC-16", command), cmd.NotApplicable)
     finally:
         await charger.stop()
+
+
+async def test_many_settings_go_in_as_many_requests_as_the_charger_takes(
+    central: Central,
+    charger: VirtualCharger,
+) -> None:
+    """The charger takes at most ItemsPerMessage variables per request (it refuses more with a
+    CALLERROR): the registry splits a longer read or change and joins the answers."""
+    r = central.registry
+    per = cmd.GetSettings((cmd.SettingKey("ItemsPerMessage", "DeviceDataCtrlr"),))
+    read = await r.send(CP, per)
+    assert isinstance(read, cmd.Done)
+    most = int(read.details[0].value or 0)
+    keys = tuple(cmd.SettingKey(s.variable, s.component) for s in charger.settings.definitions)
+    assert len(keys) > most
+    assert await r.send(CP, cmd.GetSettings(keys)) == cmd.CallError("OccurrenceConstraintViolation")
+    whole = await r.send(CP, cmd.GetSettings(keys, per_message=most))
+    assert isinstance(whole, cmd.Done)
+    assert [v.key for v in whole.details] == list(keys)
+    assert all(v.status is cmd.Status.ACCEPTED for v in whole.details)
+    changes = tuple(
+        (cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr"), str(60 + i)) for i in range(most + 2)
+    )
+    changed = await r.send(CP, cmd.ChangeSettings(changes, per_message=most))
+    assert isinstance(changed, cmd.Done) and len(changed.details) == most + 2
+    assert charger.settings.get(HEARTBEAT_INTERVAL) == str(60 + most + 1)  # the last one sent

@@ -394,3 +394,61 @@ def test_every_field_of_the_targeting_commands_is_said_where_the_version_has_it(
             check_payload("TriggerMessage", {"requestedMessage": word}, "1.6", CALL, "1")
     for word in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
         check_payload("TriggerMessage", {"requestedMessage": word}, "1.6", CALL, "1")
+
+
+def test_a_profile_says_every_field_of_its_schema() -> None:
+    weekly = cmd.ChargingProfile(
+        4,
+        1,
+        cmd.ProfilePurpose.TX_DEFAULT,
+        cmd.ProfileKind.RECURRING,
+        cmd.RateUnit.AMPS,
+        (cmd.SchedulePeriod(0, 32, phases=3), cmd.SchedulePeriod(3600, 10, phases=1)),
+        duration_s=7200,
+        starts_at=WHEN,
+        recurrency=cmd.Recurrency.WEEKLY,
+        valid_from=WHEN,
+        valid_to=WHEN.replace(year=2027),
+        min_rate=6,
+    )
+    for version in ("1.6", "2.0.1", "2.1"):
+        said = cmd.SetChargingProfile(1, weekly).payload(version, charger_tx)
+        check_payload("SetChargingProfile", said, version, CALL, "1")
+        body = said["csChargingProfiles" if version == "1.6" else "chargingProfile"]
+        schedule = body["chargingSchedule"] if version == "1.6" else body["chargingSchedule"][0]
+        assert (body["recurrencyKind"], body["validFrom"], schedule["minChargingRate"]) == (
+            "Weekly",
+            "2026-03-02T09:00:00.000Z",
+            6,
+        )
+        assert [p.get("numberPhases") for p in schedule["chargingSchedulePeriod"]] == [3, 1]
+    for mismatch in (
+        replace(weekly, recurrency=None),
+        replace(weekly, kind=cmd.ProfileKind.ABSOLUTE),
+    ):
+        with pytest.raises(cmd.CannotSay):
+            cmd.SetChargingProfile(1, mismatch).payload("2.0.1", charger_tx)
+
+
+def test_settings_in_parts_as_the_charger_takes_them() -> None:
+    a, b, c = (cmd.SettingKey(n, "OCPPCommCtrlr") for n in ("A", "B", "C"))
+    change = cmd.ChangeSettings(((a, "1"), (b, "2"), (c, "3")), per_message=2)
+    assert [p.values for p in change.parts("2.0.1")] == [((a, "1"), (b, "2")), ((c, "3"),)]
+    assert [len(p.values) for p in change.parts("1.6")] == [1, 1, 1]  # one key per ChangeConfiguration
+    for version in ("1.6", "2.0.1"):
+        for part in change.parts(version):
+            check_payload(part.action(version), part.payload(version, charger_tx), version, CALL, "1")
+    with pytest.raises(cmd.CannotSay):
+        change.payload("1.6", charger_tx)
+    assert cmd.ChangeSettings(((a, "1"),)).result("1.6", {"status": "RebootRequired"}) == cmd.Done(
+        cmd.Status.ACCEPTED, (cmd.SettingValue(a, cmd.Status.REBOOT_REQUIRED, "1"),)
+    )
+    read = cmd.GetSettings((a, b, c), per_message=1)
+    assert [p.keys for p in read.parts("2.0.1")] == [(a,), (b,), (c,)]
+    assert read.joined(
+        [cmd.Done(cmd.Status.ACCEPTED, (cmd.SettingValue(k, cmd.Status.ACCEPTED, "x"),)) for k in (a, b, c)]
+    ) == cmd.Done(
+        cmd.Status.ACCEPTED, tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, "x") for k in (a, b, c))
+    )
+    with pytest.raises(cmd.CannotSay):
+        cmd.GetSettings((a, b), per_message=0).parts("2.0.1")
