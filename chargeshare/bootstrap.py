@@ -31,6 +31,7 @@ from chargeshare.domain.platform_reporting import RelevantActivity, ReportingRul
 from chargeshare.domain.rate_limit import Limit
 from chargeshare.services.auth import AuthService
 from chargeshare.services.booking import BookingService
+from chargeshare.services.charger_files import ChargerFilesService
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
@@ -82,6 +83,9 @@ class Config:
     # OCPP security profile 3: the certificate authority's directory (`chargeshare ca init`); chargers
     # may then present its certificates instead of passwords, and SignCertificate is answered.
     ca_dir: Path | None = None
+    # Where chargers reach this backend over HTTP (firmware downloads, log uploads); None: the
+    # address the operator's request used.
+    public_url: str | None = None
     rules: MarketplaceRules = field(default_factory=MarketplaceRules)
     # Signs access tokens. Without CHARGESHARE_JWT_SECRET each process makes up its own, so tokens
     # last until it restarts and work on that process only: set it when running more than one.
@@ -106,6 +110,7 @@ class Config:
             "stripe_api_key": env.get("CHARGESHARE_STRIPE_API_KEY") or None,
             "stripe_api_base": env.get("CHARGESHARE_STRIPE_API_BASE") or None,
             "ca_dir": Path(env["CHARGESHARE_CA_DIR"]) if env.get("CHARGESHARE_CA_DIR") else None,
+            "public_url": env.get("CHARGESHARE_PUBLIC_URL") or None,
         }
         values.update(_auth_settings(env))
         values.update(_limit_settings(env))
@@ -272,6 +277,7 @@ class App:
     hosting: HostingService
     housekeeping: Housekeeping
     reports: ChargerReportsService
+    files: ChargerFilesService
     tokens: TokenService
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
@@ -414,6 +420,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         hosting=HostingService(store, marketplace, clock),
         housekeeping=Housekeeping(bookings, charging, settlement),
         reports=ChargerReportsService(store, clock, bookings, ca=ca, bus=bus),
+        files=ChargerFilesService(store, clock),
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),

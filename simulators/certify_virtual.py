@@ -15,7 +15,7 @@ from chargeshare.certify.context import Settings
 from chargeshare.certify.model import CertificationReport, NotApplicable, Profile
 from chargeshare.certify.operator import Action, NoOperator, Step
 from chargeshare.certify.runner import Certifier
-from chargeshare.certify.server import CertificationServer, register
+from chargeshare.certify.server import CertificationServer, register, served_locations
 from chargeshare.services.clock import ScaledClock
 from simulators.charger import PlugRefused, VirtualCharger
 from simulators.faulty_chargers import charger_class
@@ -94,6 +94,7 @@ async def certify_virtual(
     try:
         async with CertificationServer(app, cp_id, {settings.id_tag, settings.other_tag}) as server:
             register(app, cp_id, password)
+            settings = served_locations(app, settings, cp_id, server.ocpp_url)
             cp = (charger or charger_class(variant))(
                 cp_id,
                 server.ocpp_url,

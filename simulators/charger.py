@@ -36,7 +36,7 @@ from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators.charger_certificates import ChargerCertificates
-from simulators.dialect import Dialect, Message, dialect_for
+from simulators.dialect import FIRMWARE, Dialect, Message, dialect_for
 from simulators.evse import (
     BootReason,
     Plugged,
@@ -119,6 +119,7 @@ class VirtualCharger:
         self.profiles = ProfileBook()
         self.local_auth = LocalAuth()
         self.station = StationState()  # 2.x display, monitors, network profiles
+        self.firmware_version = FIRMWARE  # an installed update's digest after UpdateFirmware
         self.conn = Connection(
             self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", call_timeout_s=call_timeout_s
         )
@@ -200,7 +201,7 @@ class VirtualCharger:
 
     async def boot(self, reason: BootReason) -> bool:
         """BootNotification; adopt the CSMS's heartbeat interval when accepted."""
-        outcome = await self._call(*self.dialect.boot(reason))
+        outcome = await self._call(*self.dialect.boot(reason, self.firmware_version))
         self.boots += 1
         if not outcome.ok or outcome.payload is None:
             self.boot_status = None
@@ -549,6 +550,10 @@ class VirtualCharger:
         outcome = await self._call("SignCertificate", payload)
         return outcome.ok and outcome.payload is not None and outcome.payload["status"] == "Accepted"
 
+    def transfer_later(self, transfer: Coroutine[Any, Any, None]) -> None:
+        """A firmware download or log upload, begun once the command's answer has gone."""
+        self._spawn(transfer)
+
     def renew_later(self) -> None:
         """TriggerMessage SignChargingStationCertificate: renew once the answer has gone."""
         self._spawn(self._renew())
@@ -569,6 +574,10 @@ class VirtualCharger:
         self._spawn(self._send_message(self.status_message(c)))
 
     async def _send_message(self, message: Message) -> None:
+        await self._call(*message)
+
+    async def send_message(self, message: Message) -> None:
+        """Send a message of its own now (queued while offline, as any other)."""
         await self._call(*message)
 
     def follow_up(self, message: Message) -> None:

@@ -15,13 +15,16 @@ if TYPE_CHECKING:
 Message = tuple[str, dict[str, Any]]  # (action, payload)
 
 
+FIRMWARE = "chargeshare-sim"  # the version a virtual charger boots with until it is updated
+
+
 class Dialect(Protocol):
     version: OcppVersion
     subprotocol: str
     transaction_actions: frozenset[str]
     ends_refused_start: bool  # a refused start is itself a transaction the CSMS must see end
 
-    def boot(self, reason: BootReason) -> Message: ...
+    def boot(self, reason: BootReason, firmware: str = ...) -> Message: ...
     def read_boot(self, payload: dict[str, Any]) -> tuple[str, int]: ...
     def heartbeat(self) -> Message: ...
     def status(self, c: VirtualConnector, ts: str) -> Message: ...

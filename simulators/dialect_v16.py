@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ from chargeshare.ocpp.commands import CertificateHash, read_use
 from chargeshare.ocpp.connection import Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
-from simulators.dialect import Message, status_refusal
+from simulators import file_transfer
+from simulators.dialect import FIRMWARE, Message, status_refusal
 from simulators.evse import (
     BootReason,
     Requested,
@@ -98,11 +100,11 @@ class V16:
     ends_refused_start = False  # the CSMS refused it: no transaction exists to stop
 
     # ---- what the charger sends ----------------------------------------------------------------
-    def boot(self, reason: BootReason) -> Message:
+    def boot(self, reason: BootReason, firmware: str = FIRMWARE) -> Message:
         return "BootNotification", {
             "chargePointVendor": "ChargeShare",
             "chargePointModel": "Virtual-1",
-            "firmwareVersion": "chargeshare-sim",
+            "firmwareVersion": firmware,
         }
 
     def read_boot(self, payload: dict[str, Any]) -> tuple[str, int]:
@@ -324,6 +326,24 @@ class V16:
             cp.local_auth.clear_cache()
             return status(True)
 
+        def said_as(action: str) -> Callable[[str], Awaitable[None]]:
+            async def say(word: str) -> None:
+                await cp.send_message((action, {"status": word}))
+
+            return say
+
+        def update_firmware(p: dict[str, Any]) -> dict[str, Any]:
+            say = said_as("FirmwareStatusNotification")
+            cp.transfer_later(
+                file_transfer.update_firmware(cp, p["location"], parse_ts(p["retrieveDate"]), say)
+            )
+            return {}
+
+        def get_diagnostics(p: dict[str, Any]) -> dict[str, Any]:
+            say = said_as("DiagnosticsStatusNotification")
+            cp.transfer_later(file_transfer.upload_log(cp, p["location"], say, failed="UploadFailed"))
+            return {"fileName": f"{cp.cp_id}.log"}
+
         def certificate_signed(p: dict[str, Any]) -> dict[str, Any]:
             return status(cp.certificates.install(p["certificateChain"]))
 
@@ -345,6 +365,8 @@ class V16:
             "SendLocalList": send_local_list,
             "GetLocalListVersion": get_local_list_version,
             "ClearCache": clear_cache,
+            "UpdateFirmware": update_firmware,
+            "GetDiagnostics": get_diagnostics,
             "CertificateSigned": certificate_signed,
             "InstallCertificate": install_certificate,
             "GetInstalledCertificateIds": get_installed_certificate_ids,

@@ -4,6 +4,7 @@ configuration as components and variables."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,8 @@ from chargeshare.ocpp.commands import CertificateHash, CertificateUse
 from chargeshare.ocpp.connection import CallRejected, Handler, Outcome
 from chargeshare.ocpp.provisioning import unknown_vendor
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
-from simulators import station_v201
-from simulators.dialect import Message, status_refusal
+from simulators import file_transfer, station_v201
+from simulators.dialect import FIRMWARE, Message, status_refusal
 from simulators.evse import (
     BootReason,
     Requested,
@@ -144,13 +145,13 @@ class V201:
     ends_refused_start = True
 
     # ---- what the charger sends ----------------------------------------------------------------
-    def boot(self, reason: BootReason) -> Message:
+    def boot(self, reason: BootReason, firmware: str = FIRMWARE) -> Message:
         return "BootNotification", {
             "reason": BOOT_REASONS[reason],
             "chargingStation": {
                 "vendorName": "ChargeShare",
                 "model": "Virtual-1",
-                "firmwareVersion": "chargeshare-sim",
+                "firmwareVersion": firmware,
             },
         }
 
@@ -352,6 +353,30 @@ class V201:
             report(p["requestId"], chosen)
             return {"status": "Accepted"}
 
+        def said_as(action: str, request_id: int) -> Callable[[str], Awaitable[None]]:
+            async def say(word: str) -> None:
+                await cp.send_message((action, {"status": word, "requestId": request_id}))
+
+            return say
+
+        def update_firmware(p: dict[str, Any]) -> dict[str, Any]:
+            firmware = p["firmware"]
+            if "signature" in firmware:
+                return {"status": "Rejected"}  # it cannot check a signature: it takes unsigned images only
+            say = said_as("FirmwareStatusNotification", p["requestId"])
+            retrieve_at = parse_ts(firmware["retrieveDateTime"])
+            cp.transfer_later(file_transfer.update_firmware(cp, firmware["location"], retrieve_at, say))
+            return {"status": "Accepted"}
+
+        def get_log(p: dict[str, Any]) -> dict[str, Any]:
+            if p["logType"] != "DiagnosticsLog":
+                return {"status": "Rejected"}  # it keeps no security log
+            say = said_as("LogStatusNotification", p["requestId"])
+            cp.transfer_later(
+                file_transfer.upload_log(cp, p["log"]["remoteLocation"], say, failed="UploadFailure")
+            )
+            return {"status": "Accepted", "filename": f"{cp.cp_id}.log"}
+
         def get_transaction_status(p: dict[str, Any]) -> dict[str, Any]:
             named = p.get("transactionId")
             queued = [
@@ -548,6 +573,8 @@ class V201:
             "SendLocalList": send_local_list,
             "GetLocalListVersion": get_local_list_version,
             "ClearCache": clear_cache,
+            "UpdateFirmware": update_firmware,
+            "GetLog": get_log,
             "CertificateSigned": certificate_signed,
             "InstallCertificate": install_certificate,
             "GetInstalledCertificateIds": get_installed_certificate_ids,

@@ -136,7 +136,7 @@ DEFINITIONS: tuple[Setting, ...] = (
         "SupportedFeatureProfiles",
         "DeviceDataCtrlr",
         "SupportedFeatureProfiles",
-        "Core,Reservation,RemoteTrigger,SmartCharging,LocalAuthListManagement",
+        "Core,FirmwareManagement,Reservation,RemoteTrigger,SmartCharging,LocalAuthListManagement",
         readonly=True,
     ),
     # The most keys or variables one Get/ChangeConfiguration or Get/SetVariables may name.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
+    ChargerFile,
     ChargerReport,
     ChargerView,
     ConnectorView,
@@ -132,6 +134,7 @@ class _Tables:
     walk_in: dict[int, int] = field(default_factory=dict)  # charger id -> price per kWh
     smart_settings: dict[int, SmartSettings] = field(default_factory=dict)  # by charger id
     overrides: dict[int, datetime] = field(default_factory=dict)  # booking id -> when overridden
+    files: dict[str, tuple[ChargerFile, bytes | None]] = field(default_factory=dict)  # by token
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -199,6 +202,7 @@ class MemoryUnitOfWork:
         self.reports = MemoryChargerReports(store)
         self.tokens = MemoryIdTokens(store)
         self.smart = MemorySmartCharging(store)
+        self.files = MemoryChargerFiles(store)
 
 
 # ---- accounts ------------------------------------------------------------------------------------
@@ -1293,3 +1297,50 @@ class MemorySmartCharging(_Repository):
 
     def overridden(self, booking_ids: Sequence[int]) -> set[int]:
         return {b for b in booking_ids if b in self.t.overrides}
+
+
+class MemoryChargerFiles(_Repository):
+    def add(
+        self,
+        token: str,
+        kind: str,
+        charge_point_id: str | None,
+        name: str,
+        at: datetime,
+        content: bytes | None,
+    ) -> ChargerFile:
+        if token in self.t.files:
+            raise InvalidRequest("a file with that token exists")  # as the unique constraint
+        f = ChargerFile(self.store.next_id("charger_files"), token, kind, charge_point_id, name, at)
+        if content is not None:
+            f = dataclasses.replace(
+                f, size=len(content), sha256=hashlib.sha256(content).hexdigest(), received_at=at
+            )
+        self.t.files[token] = (f, content)
+        return f
+
+    def by_token(self, token: str) -> ChargerFile:
+        if token not in self.t.files:
+            raise NotFound("no such file")
+        return self.t.files[token][0]
+
+    def content(self, token: str) -> bytes | None:
+        self.by_token(token)
+        return self.t.files[token][1]
+
+    def fill(self, token: str, content: bytes, sha256: str, at: datetime) -> bool:
+        f, held = self.t.files.get(token, (None, None))
+        if f is None or held is not None:
+            return False
+        self.t.files[token] = (
+            dataclasses.replace(f, size=len(content), sha256=sha256, received_at=at),
+            content,
+        )
+        return True
+
+    def of_charger(self, charge_point_id: str) -> Sequence[ChargerFile]:
+        found = [f for f, _ in self.t.files.values() if f.charge_point_id == charge_point_id]
+        return sorted(found, key=lambda f: f.file_id)
+
+    def firmware(self) -> Sequence[ChargerFile]:
+        return sorted((f for f, _ in self.t.files.values() if f.kind == "firmware"), key=lambda f: f.file_id)

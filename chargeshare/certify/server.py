@@ -4,18 +4,21 @@ ws://HOST:PORT/ocpp/{id} with the backend's registry, and records every frame.""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse
 
 from chargeshare.bootstrap import App
+from chargeshare.certify.context import Settings
 from chargeshare.certify.harness import CertificationRegistry, TestBench
 from chargeshare.certify.wirelog import WireLog
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.ocpp.frames import MAX_FRAME_BYTES
@@ -50,8 +53,34 @@ def register(app: App, cp_id: str, password: str | None) -> Credentials:
     return Credentials(cp_id, password)
 
 
+CERTIFICATION_IMAGE = b"ChargeShare certification test image: not firmware, never to be run\n" * 64
+
+
+def served_locations(app: App, settings: Settings, charger_id: str, ocpp_url: str) -> Settings:
+    """Without a firmware URL or an upload location given, the certifier serves its own: a test
+    image to download, and a location for one diagnostics upload, on the endpoint's HTTP side
+    (`ocpp_url`, as the charger reaches it, less its /ocpp)."""
+    base = re.sub(r"^ws", "http", ocpp_url.rstrip("/")).removesuffix("/ocpp")
+    if settings.firmware_url is None:
+        image = app.files.publish_firmware("certification-image.bin", CERTIFICATION_IMAGE)
+        settings = replace(settings, firmware_url=f"{base}/files/{image.token}")
+    if settings.diagnostics_url is None:
+        settings = replace(settings, diagnostics_url=f"{base}/files/{app.files.log_slot(charger_id).token}")
+    return settings
+
+
 def ocpp_endpoint(registry: CertificationRegistry) -> FastAPI:
+    """The charger's WebSocket, and the locations it downloads firmware from and uploads logs to."""
+    from chargeshare.adapters.api import STATUS_OF
+    from chargeshare.adapters.api.routes_files import charger_router
+
     api = FastAPI(title="ChargeShare certification")
+    api.include_router(charger_router(registry.app))
+
+    @api.exception_handler(DomainError)
+    async def refused(_request: Request, exc: DomainError) -> JSONResponse:
+        status = next((s for cls, s in STATUS_OF.items() if isinstance(exc, cls)), 400)
+        return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status)
 
     @api.websocket("/ocpp/{charge_point_id}")
     async def ocpp(ws: WebSocket, charge_point_id: str) -> None:

@@ -25,6 +25,7 @@ from chargeshare.cli import (
     db,
     dpi,
     errors,
+    files,
     options,
     payments,
     replay,
@@ -145,6 +146,7 @@ app.add_typer(chargers.app, name="chargers")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(ca.app, name="ca")
+app.add_typer(files.app, name="files")
 app.add_typer(db.app, name="db")
 app.add_typer(dpi.app, name="dpi")
 

@@ -194,8 +194,13 @@ def certify(
             show_default="1m; 20s with --auto",
         ),
     ] = None,
-    firmware_url: Annotated[str | None, typer.Option(help="A firmware image URL for TC_044.")] = None,
-    diagnostics_url: Annotated[str | None, typer.Option(help="An upload location for TC_045.")] = None,
+    firmware_url: Annotated[
+        str | None,
+        typer.Option(help="A firmware image URL for TC_044 / TC_L_01 (default: a test image served here)."),
+    ] = None,
+    diagnostics_url: Annotated[
+        str | None, typer.Option(help="An upload location for TC_045 (default: one served here).")
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(help="Where to register the charger (default: a throw-away in-memory database)."),
@@ -279,12 +284,13 @@ async def _certify(
     from chargeshare.certify.context import LinkLost
     from chargeshare.certify.operator import PromptOperator
     from chargeshare.certify.runner import Certifier
-    from chargeshare.certify.server import CertificationServer, register
+    from chargeshare.certify.server import CertificationServer, register, served_locations
 
     tags = {settings.id_tag, settings.other_tag}
     async with CertificationServer(app, charger_id, tags, host=host, port=port) as server:
         creds = register(app, charger_id, password)
         url = (public_url or server.ocpp_url).rstrip("/")
+        settings = served_locations(app, settings, charger_id, url)
         # What the operator must configure is printed with -q too, unless our own charger is certified.
         setup = chatter(console) if auto else console
         setup.print(f"certifying [bold]{charger_id}[/]; configure the charger with:")

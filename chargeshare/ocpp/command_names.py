@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import file_commands as files
 from chargeshare.ocpp import station_commands as station
 
 COMMANDS: dict[str, type[cmd.Command[Any]]] = {
@@ -44,6 +45,8 @@ COMMANDS: dict[str, type[cmd.Command[Any]]] = {
         cmd.InstallCertificate,
         cmd.GetInstalledCertificateIds,
         cmd.DeleteCertificate,
+        files.UpdateFirmware,
+        files.GetLog,
         station.GetChargingProfiles,
         station.SetDisplayMessage,
         station.GetDisplayMessages,

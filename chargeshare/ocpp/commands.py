@@ -73,6 +73,9 @@ class Status(StrEnum):
     UNKNOWN_TRANSACTION = "UnknownTransaction"
     UNSUPPORTED_MONITOR_TYPE = "UnsupportedMonitorType"
     DUPLICATE = "Duplicate"
+    ACCEPTED_CANCELED = "AcceptedCanceled"  # accepted, and the request it replaces was cancelled
+    INVALID_CERTIFICATE = "InvalidCertificate"
+    REVOKED_CERTIFICATE = "RevokedCertificate"
 
 
 # ---- results ----------------------------------------------------------------------------------------

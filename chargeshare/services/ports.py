@@ -19,6 +19,7 @@ from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.services.records import (
     AccountRecord,
     BookingRecord,
+    ChargerFile,
     ChargerReport,
     ChargerView,
     DriverRecord,
@@ -556,6 +557,42 @@ class IdTokens(Protocol):
     def walk_in_price(self, charger_id: int) -> int | None: ...
 
 
+class ChargerFiles(Protocol):
+    """Firmware images served to chargers and logs uploaded by them (`ChargerFile`)."""
+
+    def add(
+        self,
+        token: str,
+        kind: str,
+        charge_point_id: str | None,
+        name: str,
+        at: datetime,
+        content: bytes | None,
+    ) -> ChargerFile:
+        """A file with its content (published), or a slot awaiting it (`content` None)."""
+        ...
+
+    def by_token(self, token: str) -> ChargerFile:
+        """Raises NotFound."""
+        ...
+
+    def content(self, token: str) -> bytes | None:
+        """Its bytes; None while a slot waits. Raises NotFound."""
+        ...
+
+    def fill(self, token: str, content: bytes, sha256: str, at: datetime) -> bool:
+        """Put an upload into its slot, once: False when it already holds one."""
+        ...
+
+    def of_charger(self, charge_point_id: str) -> Sequence[ChargerFile]:
+        """A charger's logs, oldest first."""
+        ...
+
+    def firmware(self) -> Sequence[ChargerFile]:
+        """Every firmware image published, oldest first."""
+        ...
+
+
 class SmartCharging(Protocol):
     """Chargers' settings under the UK's smart charging regulations (the host's choices, the DSR
     flag) and the bookings whose driver overrode them."""
@@ -607,6 +644,8 @@ class UnitOfWork(Protocol):
     def tokens(self) -> IdTokens: ...
     @property
     def smart(self) -> SmartCharging: ...
+    @property
+    def files(self) -> ChargerFiles: ...
 
 
 class Store(Protocol):

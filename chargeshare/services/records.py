@@ -181,3 +181,20 @@ class StoredCredentials:
         """Names these credentials: a new password, or the id registered again, gives another.
         A link keeps the one it was opened with; a certificate is signed only while it holds."""
         return hashlib.sha256(f"{self.charger_id}\0{self.password_hash or ''}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChargerFile:
+    """A file exchanged with chargers through the backend's own HTTP locations: a firmware image an
+    operator published (served to chargers), or a log a charger was asked for (an upload slot
+    until it arrives). `token` is the capability in its URL."""
+
+    file_id: int
+    token: str
+    kind: str  # firmware | log
+    charge_point_id: str | None  # the charger a log is from (None: firmware, for any)
+    name: str
+    created_at: datetime
+    size: int | None = None  # None: a slot still waiting for its upload
+    sha256: str | None = None
+    received_at: datetime | None = None

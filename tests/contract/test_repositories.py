@@ -1016,3 +1016,27 @@ def test_whether_another_bookings_session_held_a_connector(app: App) -> None:
         )
         assert not tx.sessions.held_by_another(c1, mine, *window)  # gone as the window began
         assert tx.sessions.held_by_another(c1, mine, T0 + timedelta(minutes=59), window[1])
+
+
+def test_charger_files_published_slotted_filled_once_and_listed(app: App) -> None:
+    with app.store.transaction() as tx:
+        image = tx.files.add("tok-firmware-000001", "firmware", None, "fw.bin", T0, b"\x00\x01image")
+        assert (image.size, image.received_at, image.kind) == (7, T0, "firmware")
+        slot = tx.files.add("tok-log-0000000001", "log", "CP1", "CP1.log", T0, None)
+        assert (slot.size, slot.sha256, slot.received_at) == (None, None, None)
+        assert tx.files.content("tok-log-0000000001") is None
+        assert tx.files.fill("tok-log-0000000001", b"log!", "ab" * 32, T0 + HOUR)
+        assert not tx.files.fill("tok-log-0000000001", b"again", "cd" * 32, T0 + HOUR)  # once
+        assert not tx.files.fill("tok-firmware-000001", b"over", "cd" * 32, T0)  # an image holds its own
+        filled = tx.files.by_token("tok-log-0000000001")
+        assert (filled.size, filled.sha256, filled.received_at) == (4, "ab" * 32, T0 + HOUR)
+        assert tx.files.content("tok-log-0000000001") == b"log!"
+        assert tx.files.content("tok-firmware-000001") == b"\x00\x01image"
+        tx.files.add("tok-log-0000000002", "log", "CP1", "CP1.log", T0 + HOUR, None)
+        tx.files.add("tok-log-0000000003", "log", "CP2", "CP2.log", T0, None)
+        assert [f.token for f in tx.files.of_charger("CP1")] == ["tok-log-0000000001", "tok-log-0000000002"]
+        assert [f.token for f in tx.files.firmware()] == ["tok-firmware-000001"]
+        for missing in (tx.files.by_token, tx.files.content):
+            with pytest.raises(NotFound):
+                missing("no-such-token-0000")
+        assert not tx.files.fill("no-such-token-0000", b"x", "ef" * 32, T0)

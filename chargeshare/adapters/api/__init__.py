@@ -27,6 +27,7 @@ from chargeshare.adapters.api import (
     routes_bookings,
     routes_chargers,
     routes_events,
+    routes_files,
     routes_health,
     routes_host_chargers,
     routes_host_money,
@@ -198,6 +199,10 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_admin.router(app), responses=signed_in)
     api.include_router(routes_admin_commands.router(app, registry), responses=signed_in)
     api.include_router(routes_admin_reports.router(app), responses=signed_in)
+    api.include_router(
+        routes_files.router(app, registry),
+        responses={**signed_in, 409: {**_problem, "description": "that location has its upload already"}},
+    )
     api.include_router(routes_tokens.router(app), responses=signed_in)
     api.include_router(routes_smart_charging.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))

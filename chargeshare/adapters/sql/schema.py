@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -422,6 +423,23 @@ walk_in_chargers = Table(
 # A charger's settings under the UK's Smart Charge Points Regulations 2021: the host's choices and the
 # operator's DSR flag, sent to the charger on boot and on change. No row: the charger's own defaults
 # (the regulations' pre-configured ones) stand, and nothing is sent.
+# Firmware published for chargers, and logs they upload, each behind an unguessable URL token.
+charger_files = Table(
+    "charger_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # firmware | log
+    Column("charge_point_id", String(64)),
+    Column("name", String(255), nullable=False),
+    Column("content", LargeBinary),  # NULL: a slot awaiting its upload
+    Column("size", BigInteger),
+    Column("sha256", String(64)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime()),
+    Index("ix_charger_files_charger", "charge_point_id"),
+)
+
 charger_smart_settings = Table(
     "charger_smart_settings",
     metadata,

@@ -19,6 +19,7 @@ from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.accounts import SqlAccounts
 from chargeshare.adapters.sql.bookings import SqlBookings
+from chargeshare.adapters.sql.charger_files import SqlChargerFiles
 from chargeshare.adapters.sql.charger_reports import SqlChargerReports
 from chargeshare.adapters.sql.chargers import SqlChargers
 from chargeshare.adapters.sql.ledger import SqlLedger
@@ -335,6 +336,7 @@ class SqlUnitOfWork:
         self._reports: SqlChargerReports | None = None
         self._tokens: SqlIdTokens | None = None
         self._smart: SqlSmartCharging | None = None
+        self._files: SqlChargerFiles | None = None
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -401,3 +403,9 @@ class SqlUnitOfWork:
         if self._smart is None:
             self._smart = SqlSmartCharging(self.conn, self.dialect)
         return self._smart
+
+    @property
+    def files(self) -> SqlChargerFiles:
+        if self._files is None:
+            self._files = SqlChargerFiles(self.conn, self.dialect)
+        return self._files

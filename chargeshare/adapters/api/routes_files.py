@@ -1,0 +1,189 @@
+"""Files exchanged with chargers (`ChargerFilesService`): the locations chargers download firmware
+from and upload logs to, named by a token alone (firmware sends no credentials there), and the
+operator's side: publishing an image, asking a charger for its log or to update, and reading
+what arrived."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from chargeshare.adapters.api.deps import Admin, IdPath
+from chargeshare.adapters.api.routes_admin_commands import MAX_WAIT_S, CommandResultOut
+from chargeshare.adapters.api.strict_json import StrictJsonRoute
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import App
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.ocpp import file_commands as files
+from chargeshare.ocpp.command_names import result_json
+from chargeshare.services.charger_files import MAX_FILE_BYTES
+from chargeshare.services.records import ChargerFile
+
+Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+OCTETS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+}
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        }
+    }
+}
+
+
+class FileOut(BaseModel):
+    token: str
+    url: str = Field(description="where chargers reach it")
+    kind: str = Field(description="firmware | log")
+    charge_point_id: str | None
+    name: str
+    size: int | None = Field(description="bytes; None while an upload is awaited")
+    sha256: str | None
+    created_at: datetime
+    received_at: datetime | None
+
+
+class LogIn(BaseModel):
+    log_type: files.LogType = files.LogType.DIAGNOSTICS
+    request_id: int = Field(default=1, ge=0, le=2**31 - 1)
+    timeout_s: float = Field(default=30.0, gt=0, le=MAX_WAIT_S)
+
+
+class FirmwareIn(BaseModel):
+    token: str = Field(min_length=16, max_length=64, description="a published image's token")
+    retrieve_at: datetime | None = Field(default=None, description="not before then (default: now)")
+    request_id: int = Field(default=1, ge=0, le=2**31 - 1)
+    timeout_s: float = Field(default=30.0, gt=0, le=MAX_WAIT_S)
+
+
+class SentOut(BaseModel):
+    command: CommandResultOut
+    file: FileOut
+
+
+def _base(app: App, request: Request) -> str:
+    """Where chargers reach this backend: CHARGESHARE_PUBLIC_URL, else the address this request used."""
+    configured = app.config.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def _out(f: ChargerFile, base: str) -> FileOut:
+    return FileOut(
+        token=f.token,
+        url=f"{base}/files/{f.token}",
+        kind=f.kind,
+        charge_point_id=f.charge_point_id,
+        name=f.name,
+        size=f.size,
+        sha256=f.sha256,
+        created_at=f.created_at,
+        received_at=f.received_at,
+    )
+
+
+async def _body(request: Request) -> bytes:
+    """The raw body, or a multipart form's first file; refused past the size limit as it arrives."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_FILE_BYTES)
+        for value in form.values():
+            if not isinstance(value, str):
+                return await value.read()
+        raise InvalidRequest("a multipart upload without a file")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise InvalidRequest(f"a file is at most {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def charger_router(app: App) -> APIRouter:
+    """What chargers reach: a firmware image to download, a location to upload a log to."""
+    r = APIRouter(tags=["files"], route_class=StrictJsonRoute)
+
+    @r.get("/files/{token}", responses=OCTETS, response_class=Response)
+    def download(token: Token) -> Response:
+        """A published firmware image, for the charger told its URL."""
+        f, content = app.files.firmware_image(token)
+        headers = {"Content-Disposition": f'attachment; filename="{f.name}"', "ETag": f'"{f.sha256}"'}
+        return Response(content, media_type="application/octet-stream", headers=headers)
+
+    async def upload(token: Token, request: Request) -> FileOut:
+        content = await _body(request)
+        return _out(app.files.receive(token, content), _base(app, request))
+
+    for method in ("PUT", "POST"):  # chargers use either
+        r.add_api_route(
+            "/files/{token}",
+            upload,
+            methods=[method],
+            status_code=201,
+            summary=f"{method} a charger's log into the location it was given",
+            openapi_extra=UPLOAD_BODY,
+        )
+    return r
+
+
+def router(app: App, registry: ChargerRegistry) -> APIRouter:
+    r = APIRouter(tags=["files"], route_class=StrictJsonRoute)
+    r.include_router(charger_router(app))
+
+    @r.post("/admin/firmware", status_code=201, openapi_extra=UPLOAD_BODY, tags=["admin"])
+    async def publish(
+        request: Request, _who: Admin, name: Annotated[str, Query(min_length=1, max_length=255)]
+    ) -> FileOut:
+        """Publish a firmware image (the body), to be named in UpdateFirmware by its token."""
+        content = await _body(request)
+        return _out(app.files.publish_firmware(name, content), _base(app, request))
+
+    @r.get("/admin/firmware", tags=["admin"])
+    def firmware(request: Request, _who: Admin) -> list[FileOut]:
+        return [_out(f, _base(app, request)) for f in app.files.firmware()]
+
+    def cp_id_of(charger_id: int) -> str:
+        with app.store.reading() as tx:
+            return tx.chargers.by_id(charger_id).charge_point_id
+
+    @r.post("/admin/chargers/{charger_id}/logs", tags=["admin"])
+    async def ask_for_log(charger_id: IdPath, body: LogIn, request: Request, _who: Admin) -> SentOut:
+        """Make an upload location and ask the charger for its log there (GetLog; 1.6 GetDiagnostics)."""
+        cp_id = cp_id_of(charger_id)
+        slot = _out(app.files.log_slot(cp_id), _base(app, request))
+        command = files.GetLog(slot.url, body.request_id, body.log_type)
+        result = await registry.send(cp_id, command, timeout_s=body.timeout_s)
+        return SentOut(command=CommandResultOut(**result_json(result)), file=slot)
+
+    @r.get("/admin/chargers/{charger_id}/logs", tags=["admin"])
+    def logs(charger_id: IdPath, request: Request, _who: Admin) -> list[FileOut]:
+        """The charger's log locations, oldest first, and what arrived in each."""
+        return [_out(f, _base(app, request)) for f in app.files.logs(cp_id_of(charger_id))]
+
+    @r.get("/admin/files/{token}", responses=OCTETS, response_class=Response, tags=["admin"])
+    def uploaded(token: Token, _who: Admin) -> Response:
+        """What a charger uploaded (or a published image)."""
+        f, content = app.files.uploaded(token)
+        headers = {"Content-Disposition": f'attachment; filename="{f.name}"'}
+        return Response(content, media_type="application/octet-stream", headers=headers)
+
+    @r.post("/admin/chargers/{charger_id}/firmware", tags=["admin"])
+    async def update_firmware(charger_id: IdPath, body: FirmwareIn, request: Request, _who: Admin) -> SentOut:
+        """Ask the charger to download a published image and install it (UpdateFirmware)."""
+        cp_id = cp_id_of(charger_id)
+        image, _ = app.files.firmware_image(body.token)
+        out = _out(image, _base(app, request))
+        retrieve_at = body.retrieve_at or app.clock.now()
+        if retrieve_at.tzinfo is None:
+            raise InvalidRequest("retrieve_at must say its time zone")
+        command = files.UpdateFirmware(out.url, retrieve_at, body.request_id)
+        result = await registry.send(cp_id, command, timeout_s=body.timeout_s)
+        return SentOut(command=CommandResultOut(**result_json(result)), file=out)
+
+    return r
