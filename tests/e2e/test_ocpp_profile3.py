@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 from chargeshare.adapters.charger_ca import CA_CERT, CertificateAuthority
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.loopback import LoopbackServer
+from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.credentials import basic_auth_header
@@ -54,6 +55,7 @@ class Secure:
     ca: CertificateAuthority
     url: str
     tmp: Path
+    registry: ChargerRegistry | None = None
 
     def client(self, cp_id: str | None) -> ssl.SSLContext:
         """Trusting our CA, presenting a new certificate of ours for `cp_id` (None: no certificate)."""
@@ -87,8 +89,9 @@ async def _serving(tmp_path: Path, *, require: bool) -> AsyncIterator[Secure]:
     app = build(Config(database_url="sqlite://", ca_dir=ca.directory))  # unknown chargers refused
     _register(app)
     context = ca.server_context(require_client_cert=require)
-    async with LoopbackServer(create_api(app), ssl_context=context) as server:
-        yield Secure(app, ca, f"wss://127.0.0.1:{server.port}/ocpp", tmp_path)
+    registry = ChargerRegistry(app, call_timeout_s=10)
+    async with LoopbackServer(create_api(app, registry), ssl_context=context) as server:
+        yield Secure(app, ca, f"wss://127.0.0.1:{server.port}/ocpp", tmp_path, registry)
     app.close()
 
 
@@ -363,3 +366,46 @@ async def test_certificate_signed_waits_for_the_sign_certificate_answer(tmp_path
     finally:
         app.close()
     assert order == [[3, 2]] * 5  # the answer (3), then the command (2)
+
+
+async def test_a_command_queued_behind_an_answer_goes_with_its_link(
+    secure: Secure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link breaks between handling SignCertificate and sending its answer: the CertificateSigned
+    queued behind that answer is dropped with the link, not sent on the charger's next connection
+    after whatever it says first."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from chargeshare.ocpp import commands as cmd
+
+    ctx = secure.client("P3-16")
+    durability = secure.app.durability
+    flushed = durability.flushed
+    broken: list[bool] = []
+
+    async def break_once() -> None:
+        if not broken:
+            broken.append(True)
+            raise WebSocketDisconnect(1006)
+        await flushed()
+
+    monkeypatch.setattr(durability, "flushed", break_once)
+    async with connect(f"{secure.url}/P3-16", subprotocols=OCPP16, ssl=ctx) as ws:
+        await ws.send(json.dumps([2, "s1", "SignCertificate", {"csr": _csr("P3-16")}]))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)  # no answer: the link went
+    async with connect(f"{secure.url}/P3-16", subprotocols=OCPP16, ssl=ctx) as ws:
+        await ws.send(json.dumps([2, "h1", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))[:2] == [3, "h1"]
+        # A command sent now arrives after anything the heartbeat's answer let loose.
+        assert secure.registry is not None
+        sent = asyncio.create_task(secure.registry.send("P3-16", cmd.ClearCache()))
+        actions = []
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            actions.append(frame[2])
+            await ws.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+            if frame[2] == "ClearCache":
+                break
+        assert await sent == cmd.Done(cmd.Status.ACCEPTED, None)
+    assert actions == ["ClearCache"]
