@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TRANSFER_TIMEOUT_S = 30.0
 Say = Callable[[str], Awaitable[None]]
+# A location that cannot be read as a URL fails the transfer as a refused one does (httpx's
+# InvalidURL is no HTTPError).
+TRANSFER_FAILURES = (httpx.HTTPError, httpx.InvalidURL, ValueError)
 
 
 async def update_firmware(cp: VirtualCharger, location: str, retrieve_at: datetime, say: Say) -> None:
@@ -32,7 +35,7 @@ async def update_firmware(cp: VirtualCharger, location: str, retrieve_at: dateti
         async with httpx.AsyncClient(timeout=TRANSFER_TIMEOUT_S) as client:
             answer = await client.get(location)
             answer.raise_for_status()
-    except httpx.HTTPError as exc:
+    except TRANSFER_FAILURES as exc:
         log.info("%s: firmware download from %s failed: %s", cp.cp_id, location, exc)
         await say("DownloadFailed")
         return
@@ -56,7 +59,7 @@ async def upload_log(cp: VirtualCharger, location: str, say: Say, *, failed: str
         async with httpx.AsyncClient(timeout=TRANSFER_TIMEOUT_S) as client:
             answer = await client.put(location, content=log_text(cp))
             answer.raise_for_status()
-    except httpx.HTTPError as exc:
+    except TRANSFER_FAILURES as exc:
         log.info("%s: log upload to %s failed: %s", cp.cp_id, location, exc)
         await say(failed)
         return

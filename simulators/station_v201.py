@@ -74,8 +74,6 @@ def profile_said(p: Profile) -> dict[str, Any]:
 
 
 def handlers(cp: VirtualCharger) -> dict[str, Handler]:
-    state = cp.station
-
     def status(word: str) -> dict[str, Any]:
         return {"status": word}
 
@@ -116,13 +114,13 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
         named = info.get("transactionId")
         if named is not None and not any(t.local_id == named for _, t in cp.transactions()):
             return status("UnknownTransaction")
-        state.messages[info["id"]] = info
+        cp.station.messages[info["id"]] = info
         return status("Accepted")
 
     def get_display_messages(p: dict[str, Any]) -> dict[str, Any]:
         chosen = [
             m
-            for i, m in sorted(state.messages.items())
+            for i, m in sorted(cp.station.messages.items())
             if (not p.get("id") or i in p["id"])
             and p.get("priority") in (None, m["priority"])
             and p.get("state") in (None, m.get("state"))
@@ -133,7 +131,7 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
         return status("Accepted")
 
     def clear_display_message(p: dict[str, Any]) -> dict[str, Any]:
-        return status("Accepted" if state.messages.pop(p["id"], None) is not None else "Unknown")
+        return status("Accepted" if cp.station.messages.pop(p["id"], None) is not None else "Unknown")
 
     def customer_information(p: dict[str, Any]) -> dict[str, Any]:
         token = p.get("idToken", {}).get("idToken")
@@ -159,7 +157,7 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
             return status("Rejected")
         if data["securityProfile"] > 1 and not data["ocppCsmsUrl"].startswith("wss://"):
             return status("Rejected")
-        state.network_profiles[p["configurationSlot"]] = data
+        cp.station.network_profiles[p["configurationSlot"]] = data
         return status("Accepted")
 
     def set_variable_monitoring(p: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +171,7 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
                 word = "UnknownVariable"
             elif m["type"] not in MONITOR_KINDS:
                 word = "UnsupportedMonitorType"
-            elif "id" in m and m["id"] not in state.monitors:
+            elif "id" in m and m["id"] not in cp.station.monitors:
                 word = "Rejected"  # replacing a monitor that is not there
             result: dict[str, Any] = {
                 "status": word,
@@ -183,9 +181,9 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
                 "variable": m["variable"],
             }
             if word == "Accepted":
-                monitor_id = m.get("id", state.next_monitor_id)
-                state.next_monitor_id = max(state.next_monitor_id, monitor_id + 1)
-                state.monitors[monitor_id] = {**m, "id": monitor_id}
+                monitor_id = m.get("id", cp.station.next_monitor_id)
+                cp.station.next_monitor_id = max(cp.station.next_monitor_id, monitor_id + 1)
+                cp.station.monitors[monitor_id] = {**m, "id": monitor_id}
                 result["id"] = monitor_id
             results.append(result)
         return {"setMonitoringResult": results}
@@ -193,19 +191,22 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
     def clear_variable_monitoring(p: dict[str, Any]) -> dict[str, Any]:
         return {
             "clearMonitoringResult": [
-                {"id": i, "status": "Accepted" if state.monitors.pop(i, None) is not None else "NotFound"}
+                {
+                    "id": i,
+                    "status": "Accepted" if cp.station.monitors.pop(i, None) is not None else "NotFound",
+                }
                 for i in p["id"]
             ]
         }
 
     def set_monitoring_base(p: dict[str, Any]) -> dict[str, Any]:
-        state.monitoring_base = p["monitoringBase"]
-        if state.monitoring_base != "All":
-            state.monitors.clear()  # it has no preconfigured monitors: only ours, which go
+        cp.station.monitoring_base = p["monitoringBase"]
+        if cp.station.monitoring_base != "All":
+            cp.station.monitors.clear()  # it has no preconfigured monitors: only ours, which go
         return status("Accepted")
 
     def set_monitoring_level(p: dict[str, Any]) -> dict[str, Any]:
-        state.monitoring_level = p["severity"]
+        cp.station.monitoring_level = p["severity"]
         return status("Accepted")
 
     def get_monitoring_report(p: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +214,7 @@ def handlers(cp: VirtualCharger) -> dict[str, Handler]:
         kinds = {k for c in p.get("monitoringCriteria", CRITERIA) for k in CRITERIA[c]}
         chosen = [
             m
-            for _, m in sorted(state.monitors.items())
+            for _, m in sorted(cp.station.monitors.items())
             if m["type"] in kinds
             and (
                 not wanted

@@ -396,7 +396,9 @@ class CertificateAuthority:
                     r["cp_id"],
                     datetime.fromisoformat(r["not_after"]),
                     None if r.get("revoked_at") is None else datetime.fromisoformat(r["revoked_at"]),
-                    r["origin"],
+                    # An index written before origins were kept: treated as bought, so a new password
+                    # revokes it (failing safe).
+                    r.get("origin", REQUESTED),
                 )
                 for r in body["issued"]
             ],

@@ -20,6 +20,7 @@ from chargeshare.services.records import ChargerFile
 FIRMWARE, LOG = "firmware", "log"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a firmware image or a log; more is refused, not truncated
 MAX_NAME = 255
+ALREADY = "this location has its upload already; ask the charger again"
 
 
 class ChargerFilesService:
@@ -30,8 +31,14 @@ class ChargerFilesService:
 
     def publish_firmware(self, name: str, content: bytes) -> ChargerFile:
         """Keep an image to serve to chargers; its token goes into UpdateFirmware's location."""
-        if not 0 < len(name) <= MAX_NAME or "/" in name or name.strip() != name:
-            raise InvalidRequest(f"a firmware name is 1 to {MAX_NAME} characters, without '/' or edge spaces")
+        if (
+            not 0 < len(name) <= MAX_NAME
+            or name.strip() != name
+            or any(c in '/\\"' or not c.isprintable() for c in name)
+        ):
+            raise InvalidRequest(
+                f'a firmware name is 1 to {MAX_NAME} printable characters, without / \\ " or edge spaces'
+            )
         _check_size(content)
         with self.store.transaction() as tx:
             return tx.files.add(self.token(), FIRMWARE, None, name, self.clock.now(), content)
@@ -43,6 +50,16 @@ class ChargerFilesService:
             tx.chargers.get(cp_id)
             return tx.files.add(self.token(), LOG, cp_id, f"{cp_id}-{now:%Y%m%dT%H%M%SZ}.log", now, None)
 
+    def awaiting_upload(self, token: str) -> ChargerFile:
+        """The slot `token` names, while it waits: NotFound or ConcurrentChange as `receive` says."""
+        with self.store.reading() as tx:
+            slot = tx.files.by_token(token)
+        if slot.kind != LOG:
+            raise NotFound("no such upload location")
+        if slot.size is not None:
+            raise ConcurrentChange(ALREADY)
+        return slot
+
     def receive(self, token: str, content: bytes) -> ChargerFile:
         """A charger's upload into its slot. NotFound for a token that names no slot (a firmware
         image is no slot); ConcurrentChange when the slot already holds an upload."""
@@ -53,7 +70,7 @@ class ChargerFilesService:
             if slot.kind != LOG:
                 raise NotFound("no such upload location")
             if not tx.files.fill(token, content, digest, self.clock.now()):
-                raise ConcurrentChange("this location has its upload already; ask the charger again")
+                raise ConcurrentChange(ALREADY)
             return tx.files.by_token(token)
 
     def firmware_image(self, token: str) -> tuple[ChargerFile, bytes]:

@@ -183,6 +183,8 @@ class ChargerReportsService:
                 cp_id, csr, still_valid=None if credentials is None else lambda: current() == credentials
             )
         except InvalidRequest as exc:
+            if credentials is not None and current() != credentials:
+                return SignAnswer(False, STALE_LINK, "InvalidCredentials")  # changed while signing
             return SignAnswer(False, str(exc), "InvalidCSR")
         if self.bus is not None:
             self.bus.publish(CertificateIssued(self.clock.now(), cp_id, chain, certificate_type))

@@ -22,7 +22,7 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, host_payable
 from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.statement import YearStatement, earnings_of, year_statement
 from chargeshare.services.clock import Clock
-from chargeshare.services.marketplace import MarketplaceService, change_boot_policy, removable
+from chargeshare.services.marketplace import MarketplaceService, change_boot_policy
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView, HostRecord
 
@@ -107,11 +107,9 @@ class HostingService:
     def remove_charger(self, host_id: int, charger_id: int) -> None:
         with self.store.reading() as tx:
             cp_id = _own(tx, host_id, charger_id).charge_point_id
-            removable(tx, cp_id)
 
-        def remove() -> None:
-            with self.store.transaction() as tx:
-                tx.chargers.remove(_own(tx, host_id, charger_id).charge_point_id)
+        def remove(tx: UnitOfWork) -> None:
+            tx.chargers.remove(_own(tx, host_id, charger_id).charge_point_id)  # still theirs, that id
 
         # Its id may be registered again, by anyone: its certificates must not come with it.
         self.marketplace.void_certificates(cp_id, remove)

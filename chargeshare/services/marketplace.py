@@ -109,26 +109,24 @@ class MarketplaceService:
         """A new password; the certificates the old one could have bought (SignCertificate) are
         revoked, so a leaked password leaves nothing behind. An operator's provisioning stays."""
         hashed = hash_password(password, self.salt())
-        with self.store.reading() as tx:
-            tx.chargers.credentials(charge_point_id)  # NotFound before anything is revoked
-
-        def change() -> None:
-            with self.store.transaction() as tx:
-                tx.chargers.set_password(charge_point_id, hashed)
-
-        self.void_certificates(charge_point_id, change, requested_only=True)
+        self.void_certificates(
+            charge_point_id,
+            lambda tx: tx.chargers.set_password(charge_point_id, hashed),
+            requested_only=True,
+        )
 
     def void_certificates(
-        self, charge_point_id: str, change: Callable[[], None], *, requested_only: bool = False
+        self, charge_point_id: str, change: Callable[[UnitOfWork], None], *, requested_only: bool = False
     ) -> None:
-        """Change a charger's credentials (or free its id) and revoke what the old ones bought:
-        before the change, so a crash after it leaves no certificate behind, and again after it,
-        for one signed while the change committed (a signing that sees the change revokes its
-        own: `CertificateAuthority.sign_request`). Only a change that went through revokes
-        again; one refused raises before that."""
-        if self.ca is not None:
-            self.ca.revoke(charge_point_id, block=False, requested_only=requested_only)
-        change()
+        """Change a charger's credentials (or free its id) in one unit of work, and revoke what
+        the old ones bought: within it, once the change is made and before it commits (a change
+        refused raises first, revoking nothing; a crash after the revocation leaves no
+        certificate behind), and again once it has committed, for one signed meanwhile (a
+        signing that sees the change revokes its own: `CertificateAuthority.sign_request`)."""
+        with self.store.transaction() as tx:
+            change(tx)
+            if self.ca is not None:
+                self.ca.revoke(charge_point_id, block=False, requested_only=requested_only)
         if self.ca is not None:
             self.ca.revoke(charge_point_id, block=False, requested_only=requested_only)
 
@@ -140,14 +138,7 @@ class MarketplaceService:
     def remove_charger(self, charge_point_id: str) -> None:
         """Its id may be registered again, by anyone: its certificates must not come with it.
         Refused (InvalidRequest) while it has bookings, with nothing revoked."""
-        with self.store.reading() as tx:
-            removable(tx, charge_point_id)
-
-        def remove() -> None:
-            with self.store.transaction() as tx:
-                tx.chargers.remove(charge_point_id)
-
-        self.void_certificates(charge_point_id, remove)
+        self.void_certificates(charge_point_id, lambda tx: tx.chargers.remove(charge_point_id))
 
     def authenticate_charger(
         self,
@@ -201,12 +192,6 @@ class MarketplaceService:
         with self.store.transaction() as tx:
             tx.chargers.by_id(charger_id)
             tx.chargers.set_availability(charger_id, windows)
-
-
-def removable(tx: UnitOfWork, charge_point_id: str) -> None:
-    """Raises NotFound, or InvalidRequest while the charger has bookings (as `remove` would)."""
-    if tx.chargers.has_bookings(tx.chargers.get(charge_point_id).charger_id):
-        raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
 
 
 # A booking in these states still needs its charger in service: to start, to charge, to stop.

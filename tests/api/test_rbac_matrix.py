@@ -41,6 +41,16 @@ def fixed(url: str, body: dict[str, Any] | None = None) -> Callable[[World, Side
     return lambda _w, _s, _r: (url, body)
 
 
+def _image(w: World) -> str:
+    """A published firmware image's token."""
+    return w.app.files.publish_firmware("fw.bin", b"image").token
+
+
+def _slot(w: World, s: Side) -> str:
+    """A fresh upload location on the side's charger."""
+    return f"/files/{w.app.files.log_slot(s.charge_point_id).token}"
+
+
 ROWS = [
     Row("GET", "/health", "public", 200, fixed("/health"), per_tenant=False),
     Row("GET", "/healthz", "public", 200, fixed("/healthz"), per_tenant=False),
@@ -242,6 +252,60 @@ ROWS = [
         "admin",
         200,  # a typed result, here "not_connected"
         lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/commands", {"action": "Reset", "payload": {}}),
+        per_tenant=False,
+    ),
+    # Files for chargers: the locations are public (the token is the key), the rest is admin's.
+    Row(
+        "GET",
+        "/files/{token}",
+        "public",
+        200,
+        lambda w, _s, _r: (f"/files/{_image(w)}", None),
+        per_tenant=False,
+    ),
+    Row("PUT", "/files/{token}", "public", 201, lambda w, s, _r: (_slot(w, s), {"log": 1}), per_tenant=False),
+    Row(
+        "POST", "/files/{token}", "public", 201, lambda w, s, _r: (_slot(w, s), {"log": 2}), per_tenant=False
+    ),
+    Row(
+        "POST",
+        "/admin/firmware",
+        "admin",
+        201,
+        fixed("/admin/firmware?name=fw.bin", {"image": 1}),
+        per_tenant=False,
+    ),
+    Row("GET", "/admin/firmware", "admin", 200, fixed("/admin/firmware"), per_tenant=False),
+    Row(
+        "GET",
+        "/admin/files/{token}",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/admin/files/{_image(w)}", None),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/admin/chargers/{charger_id}/logs",
+        "admin",
+        200,  # a typed result, here "not_connected"
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/logs", {"timeout_s": 1}),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/admin/chargers/{charger_id}/logs",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/logs", None),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/admin/chargers/{charger_id}/firmware",
+        "admin",
+        200,  # a typed result, here "not_connected"
+        lambda w, s, _r: (f"/admin/chargers/{s.charger_id}/firmware", {"token": _image(w), "timeout_s": 1}),
         per_tenant=False,
     ),
     Row(

@@ -81,6 +81,21 @@ async def test_a_log_is_uploaded_to_its_slot_and_read_back(central: Central, cha
         assert (await http.put(url(central, slot.token), content=b"x")).status_code == 409
 
 
+async def test_a_location_that_is_no_url_fails_the_transfer(
+    central: Central, charger: VirtualCharger
+) -> None:
+    """Found by an adversarial pass: the charger said Downloading and then nothing more."""
+    for i, bad in enumerate(("http://[::1/fw.bin", "http://host:notaport/fw"), 1):
+        update = files.UpdateFirmware(bad, datetime.now(UTC))
+        assert await central.registry.send(CP, update) == cmd.Done(cmd.Status.ACCEPTED, None)
+        expected = ["Downloading", "DownloadFailed"] * i
+        await eventually(lambda: statuses(central, "FirmwareStatusNotification") == expected, bad)  # noqa: B023
+    action = "DiagnosticsStatusNotification" if charger.protocol == "1.6" else "LogStatusNotification"
+    failed = "UploadFailed" if charger.protocol == "1.6" else "UploadFailure"
+    assert isinstance(await central.registry.send(CP, files.GetLog("http://[::1/log")), cmd.Done)
+    await eventually(lambda: statuses(central, action) == ["Uploading", failed], "the failed upload")
+
+
 async def test_what_a_version_cannot_say_is_not_sent(central: Central, charger: VirtualCharger) -> None:
     security = files.GetLog("http://127.0.0.1/x", log_type=files.LogType.SECURITY)
     signed = files.UpdateFirmware("http://127.0.0.1/x", datetime.now(UTC), signature="c2ln")

@@ -4,6 +4,7 @@ credentials left unrevoked; a change refused revokes nothing. In-memory store, a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,31 +87,49 @@ def test_a_change_racing_a_signing_leaves_nothing_signed_for_the_old(
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
-def test_a_signing_inside_a_change_is_revoked_once_the_change_commits(
-    secure_app: App, monkeypatch: pytest.MonkeyPatch, change: str
+def test_a_signing_while_a_change_commits_is_revoked_once_it_has(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
-    """The whole SignCertificate runs after the change's first revocation and before its commit:
-    the old credentials still hold throughout, so it is signed; the second revocation takes it."""
-    add_charger(secure_app, online=False)
-    ca = secure_app.ca
-    assert isinstance(ca, CertificateAuthority)
-    link = _credentials(secure_app, "CP1")
-    revoke = ca.revoke
-    answers: list[SignAnswer] = []
+    """Another thread's SignCertificate is signed after the change's first revocation and before
+    its commit, so it still sees the old credentials (a SQLite file: two connections) and its
+    certificate is recorded; the revocation after the commit takes it."""
+    CertificateAuthority.init(tmp_path / "ca", "Test Operator")
+    app = build(Config(database_url=f"sqlite:///{tmp_path / 'cs.db'}", ca_dir=tmp_path / "ca"), clock=clock)
+    try:
+        add_charger(app, online=False)
+        ca = app.ca
+        assert isinstance(ca, CertificateAuthority)
+        link = _credentials(app, "CP1")
+        revoke, sign = ca.revoke, ca.sign_request
+        signed = threading.Event()
+        answers: list[SignAnswer] = []
 
-    def first_revocation_then_a_signing(*args: Any, **kwargs: Any) -> Any:
-        revoked = revoke(*args, **kwargs)
-        if not answers:
-            answers.append(
-                secure_app.reports.sign_certificate("CP1", _csr("CP1"), None, {}, credentials=link)
-            )
-        return revoked
+        def signed_then_told(*args: Any, **kwargs: Any) -> str:
+            try:
+                return sign(*args, **kwargs)
+            finally:
+                signed.set()
 
-    monkeypatch.setattr(ca, "revoke", first_revocation_then_a_signing)
-    CHANGES[change](secure_app)
-    monkeypatch.undo()
-    assert answers[0].accepted
-    assert _unrevoked(secure_app) == []
+        def first_revocation_then_a_signing(*args: Any, **kwargs: Any) -> Any:
+            revoked = revoke(*args, **kwargs)
+            if not signer.is_alive() and not answers:
+                signer.start()
+                assert signed.wait(10), "the signing never finished"
+            return revoked
+
+        def signing() -> None:
+            answers.append(app.reports.sign_certificate("CP1", _csr("CP1"), None, {}, credentials=link))
+
+        signer = threading.Thread(target=signing)
+        monkeypatch.setattr(ca, "sign_request", signed_then_told)
+        monkeypatch.setattr(ca, "revoke", first_revocation_then_a_signing)
+        CHANGES[change](app)
+        signer.join(10)
+        monkeypatch.undo()
+        assert [i.origin for i in ca.issued()] == ["request"]  # it was signed, under the old credentials
+        assert _unrevoked(app) == []
+    finally:
+        app.close()
 
 
 def test_a_refused_removal_revokes_nothing(secure_app: App, clock: ManualClock) -> None:

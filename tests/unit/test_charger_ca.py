@@ -189,3 +189,19 @@ def test_an_operator_issue_racing_a_revocation_leaves_the_revocation_standing(
         ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))
     ca.issue("CP-1")  # asked again, knowing of the revocation: lifted
     assert ca.blocked() == {}
+
+
+def test_an_index_written_before_origins_reads_as_bought(ca: CertificateAuthority) -> None:
+    """Its rows have no origin: read as a charger's own purchases, so a new password revokes them
+    (failing safe), rather than every read of the index failing."""
+    import json
+
+    bought = _leaf(ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))).serial_number
+    index = ca.directory / "issued.json"
+    body = json.loads(index.read_text())
+    for row in body["issued"]:
+        del row["origin"]
+    index.write_text(json.dumps(body))
+    assert [i.origin for i in ca.issued()] == ["request"]
+    assert ca.revoke("CP-1", block=False, requested_only=True) == [bought]
+    assert ca.sign_request("CP-1", _csr_on(ec.SECP256R1()))

@@ -5,8 +5,10 @@ what arrived."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -88,21 +90,40 @@ def _out(f: ChargerFile, base: str) -> FileOut:
     )
 
 
+MULTIPART_ENVELOPE = 64 * 1024  # a form's boundaries, headers and small fields, beside its file
+TOO_BIG = f"a file is at most {MAX_FILE_BYTES:,} bytes"
+
+
 async def _body(request: Request) -> bytes:
-    """The raw body, or a multipart form's first file; refused past the size limit as it arrives."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_FILE_BYTES)
-        for value in form.values():
-            if not isinstance(value, str):
-                return await value.read()
-        raise InvalidRequest("a multipart upload without a file")
+    """The raw body, or a multipart form's first file. The whole body is bounded as it arrives
+    (whatever Content-Length says, and without one), and only then parsed."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    multipart = media == "multipart/form-data"
+    most = MAX_FILE_BYTES + (MULTIPART_ENVELOPE if multipart else 0)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > most:
+        raise InvalidRequest(TOO_BIG)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise InvalidRequest(f"a file is at most {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        if size > most:
+            raise InvalidRequest(TOO_BIG)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if not multipart:
+        return body
+    request._body = body  # parsed from memory: the stream has been read
+    form = await request.form(max_files=1, max_fields=10, max_part_size=MULTIPART_ENVELOPE)
+    for value in form.values():
+        if not isinstance(value, str):
+            return await value.read()
+    raise InvalidRequest("a multipart upload without a file")
+
+
+def _disposition(name: str) -> str:
+    """An attachment's name, safe in a header: ASCII as is, anything else as RFC 5987 says."""
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def charger_router(app: App) -> APIRouter:
@@ -113,12 +134,15 @@ def charger_router(app: App) -> APIRouter:
     def download(token: Token) -> Response:
         """A published firmware image, for the charger told its URL."""
         f, content = app.files.firmware_image(token)
-        headers = {"Content-Disposition": f'attachment; filename="{f.name}"', "ETag": f'"{f.sha256}"'}
+        headers = {"Content-Disposition": _disposition(f.name), "ETag": f'"{f.sha256}"'}
         return Response(content, media_type="application/octet-stream", headers=headers)
 
     async def upload(token: Token, request: Request) -> FileOut:
+        # Off the event loop (it serves every charger): the lookup, the digest, the write.
+        await asyncio.to_thread(app.files.awaiting_upload, token)  # before reading a byte of it
         content = await _body(request)
-        return _out(app.files.receive(token, content), _base(app, request))
+        received = await asyncio.to_thread(app.files.receive, token, content)
+        return _out(received, _base(app, request))
 
     for method in ("PUT", "POST"):  # chargers use either
         r.add_api_route(
@@ -142,7 +166,8 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
     ) -> FileOut:
         """Publish a firmware image (the body), to be named in UpdateFirmware by its token."""
         content = await _body(request)
-        return _out(app.files.publish_firmware(name, content), _base(app, request))
+        published = await asyncio.to_thread(app.files.publish_firmware, name, content)
+        return _out(published, _base(app, request))
 
     @r.get("/admin/firmware", tags=["admin"])
     def firmware(request: Request, _who: Admin) -> list[FileOut]:
@@ -170,7 +195,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
     def uploaded(token: Token, _who: Admin) -> Response:
         """What a charger uploaded (or a published image)."""
         f, content = app.files.uploaded(token)
-        headers = {"Content-Disposition": f'attachment; filename="{f.name}"'}
+        headers = {"Content-Disposition": _disposition(f.name)}
         return Response(content, media_type="application/octet-stream", headers=headers)
 
     @r.post("/admin/chargers/{charger_id}/firmware", tags=["admin"])
