@@ -467,7 +467,17 @@ class ChargerRegistry:
                 return cmd.Invalid(f"not sent: in OCPP {version}, {exc.description}")
             outcome = await self._deliver(cp_id, owner, action, payload, wait_s)
             if outcome.error != MOVED:
-                return self._result(cp_id, command, version, outcome, wait_s)
+                result = self._result(cp_id, command, version, outcome, wait_s)
+                if (
+                    isinstance(command, cmd.InParts)
+                    and result == cmd.CallError(cmd.TOO_MANY_ITEMS)
+                    and command.items() > 1
+                ):
+                    # It takes fewer per request than we sent: ask in halves until it answers.
+                    return await self.send(
+                        cp_id, command.at_most((command.items() + 1) // 2), timeout_s=timeout_s
+                    )
+                return result
         return cmd.NotConnected("it connected elsewhere while the command was on its way")
 
     async def _send_parts(

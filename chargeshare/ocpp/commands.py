@@ -659,6 +659,12 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
     def parts(self, version: str) -> list[GetSettings]:
         return [replace(self, keys=k, per_message=None) for k in _chunks(self.keys, self.per_message)]
 
+    def items(self) -> int:
+        return len(self.keys)
+
+    def at_most(self, per_message: int) -> GetSettings:
+        return replace(self, per_message=per_message)
+
     def joined(self, done: list[Done[tuple[SettingValue, ...]]]) -> Done[tuple[SettingValue, ...]]:
         return Done(Status.ACCEPTED, tuple(v for d in done for v in d.details))
 
@@ -800,6 +806,12 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
         per = 1 if version == V16 else self.per_message
         return [replace(self, values=v, per_message=None) for v in _chunks(self.values, per)]
 
+    def items(self) -> int:
+        return len(self.values)
+
+    def at_most(self, per_message: int) -> ChangeSettings:
+        return replace(self, per_message=per_message)
+
     def joined(self, done: list[Done[tuple[SettingValue, ...]]]) -> Done[tuple[SettingValue, ...]]:
         return Done(Status.ACCEPTED, tuple(v for d in done for v in d.details))
 
@@ -848,11 +860,19 @@ def _chunks(items: tuple[T, ...], size: int | None) -> list[tuple[T, ...]]:
 @runtime_checkable
 class InParts(Protocol):
     """A command the registry sends in several requests when it names more items than the charger
-    takes in one (`parts`), joining the parts' answers (`joined`)."""
+    takes in one (`parts`), joining the parts' answers (`joined`). A charger that refuses a request
+    for naming too many (OccurrenceConstraintViolation) is asked again in halves (`at_most`)."""
 
     def parts(self, version: str) -> Sequence[Command[Any]]: ...
 
     def joined(self, done: list[Done[Any]]) -> Done[Any]: ...
+
+    def items(self) -> int: ...
+
+    def at_most(self, per_message: int) -> Command[Any]: ...
+
+
+TOO_MANY_ITEMS = "OccurrenceConstraintViolation"  # the CALLERROR for more items than a charger takes
 
 
 # ---- local authorisation list and cache -------------------------------------------------------------
