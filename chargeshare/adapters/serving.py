@@ -1,15 +1,15 @@
 """Process settings for a long-running server (`chargeshare serve`, and `bench ocpp`'s "ours").
 
 Thousands of connected chargers keep a large, long-lived heap. CPython's default collector scans the
-whole of it now and then (a full collection took 0.6-0.9 s with 5,000 chargers connected), and the
+whole of it now and then (most of a second with thousands of chargers connected), and the
 event loop stands still meanwhile: every charger's acknowledgement waits. Two settings fix the cause:
 
 - everything alive once the server is built (modules, the app, caches) is frozen out of the
   collector's sight: it lives as long as the process anyway;
-- young collections run after 50,000 new container objects instead of 700, so the objects of calls
-  in flight (thousands at once under load) are mostly gone before a collection looks at them, instead
-  of surviving into the old generation and triggering full collections. Garbage in reference cycles
-  is still collected, a little later.
+- young collections run after 50,000 new container objects (CPython's default is 700), so the
+  objects of calls in flight (thousands at once under load) are mostly gone before a collection
+  looks at them, instead of surviving into the old generation and triggering full collections.
+  Garbage in reference cycles is still collected, a little later.
 """
 
 from __future__ import annotations

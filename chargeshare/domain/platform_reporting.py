@@ -9,7 +9,7 @@ of relevant activities; with the seller's identity (see `seller_details`).
 
 What a host sells, for these rules, is an operator's decision (`RelevantActivity`): by default the
 rental of immovable property, a parking space with its charge point, for which there is no de
-minimis. docs/architecture.md ("HMRC digital platform reporting") gives the reasons.
+minimis. docs/architecture/hmrc-reporting.md gives the reasons.
 """
 
 from __future__ import annotations

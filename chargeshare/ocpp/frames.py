@@ -3,9 +3,9 @@
 Errors are split the h11 way: `RemoteProtocolError` is "they sent garbage" (answered with a
 CALLERROR), `LocalProtocolError` is "we were about to send garbage" (a bug on our side).
 
-Every frame is checked twice on a round trip and the check was the largest cost of a frame
-(~85 us with jsonschema for a MeterValues), so each schema is also compiled to Python code with
-fastjsonschema (~4 us). The compiled check only answers "valid or not": when it says no, the
+Every frame is checked twice on a round trip, and jsonschema's check would be the largest cost of
+a frame, so each schema is also compiled to Python code with fastjsonschema for the per-frame
+verdict. The compiled check only answers "valid or not": when it says no, the
 library's jsonschema validator has the last word and names the error, so verdicts and error
 codes are jsonschema's (tests/unit/test_compiled_schemas.py holds the two to the same answers).
 """

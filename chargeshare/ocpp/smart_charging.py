@@ -1,6 +1,6 @@
 """The smart charging regulations in OCPP words: the settings a relevant charge point takes from the
 central system, and how a driver's override reaches it. Neither OCPP 1.6 nor 2.0.1 names any of
-this, so the names are ours, documented as a vendor documents its keys (docs/architecture.md):
+this, so the names are ours, documented as a vendor documents its keys (docs/architecture/smart-charging.md):
 
 - 1.6 configuration keys (ChangeConfiguration), the same names as 2.0.1 variables of the component
   `UKSmartChargingCtrlr` (SetVariables): `RandomisedDelayMaxSeconds` (0..1800, default 600),

@@ -234,8 +234,8 @@ async def test_on_postgresql_a_card_as_long_as_the_version_allows_is_added_and_c
     postgres_url: str, version: str
 ) -> None:
     """Added with `chargeshare tokens add`, then presented by a charger of that version: Authorize,
-    a booked start and its end, the session keeping the card's value. The columns used to hold 20
-    characters, so PostgreSQL refused the card (or the session) with a database error."""
+    a booked start and its end, the session keeping the card's value: every column holding a token
+    or tag is as wide as the longest a version allows, so PostgreSQL stores it whole."""
     tag = LONGEST[version]
     assert len(tag) == (36 if version == "2.0.1" else 255)
     app = build(Config(database_url=postgres_url, password_hash="fast"), clock=SystemClock())

@@ -1,4 +1,4 @@
-"""The housekeeping sweep's narrow queries pick exactly what the old full reads filtered in Python,
+"""The housekeeping sweep's narrow queries pick exactly what a full read filtered in Python would,
 on SQLite and on PostgreSQL, and the indexes behind them exist on both."""
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def test_a_stopped_session_without_its_capture_step_is_an_invariant_failure(
     booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
     clock.advance(60)
     tx_id = app.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
-    app.settlement.queue_capture = lambda *a: None  # type: ignore[method-assign]  # the bug of old
+    app.settlement.queue_capture = lambda *a: None  # type: ignore[method-assign]  # a stop that queues no capture
     app.charging.stop("CP1", tx_id, 1_000, clock.now())
     assert "one_settlement_per_stopped_session" in failing(app)
     with app.store.reading() as tx:

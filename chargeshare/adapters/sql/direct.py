@@ -1,8 +1,8 @@
 """Prebuilt statements run straight on the database driver, inside SQLAlchemy's transaction.
 
-A charger's frame runs a handful of small statements. Through `Connection.execute` each costs about
-25-30 us of SQLAlchemy bookkeeping (execution context, events, result set-up) on top of ~3 us of
-SQLite, and that bookkeeping was most of a frame's cost. A statement built once at import is
+A charger's frame runs a handful of small statements. Through `Connection.execute` each pays
+SQLAlchemy's bookkeeping (execution context, events, result set-up), several times what SQLite
+itself spends on such a statement. A statement built once at import is
 compiled here once per dialect, and then only its parameters are converted (SQLAlchemy's own bind
 processors: the same values reach the database as through `execute`) and its rows converted back
 (the same result processors), on the DBAPI connection of the transaction's own `Connection`.

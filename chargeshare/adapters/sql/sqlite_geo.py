@@ -1,10 +1,10 @@
 """Great-circle distance inside SQLite, in its own math functions.
 
-SQLite has no geodesy. The map search used to call a Python function for every charger in the
-search box (twice for those it kept): at 10,000 chargers in a city that was most of a search's time.
-The same haversine written in SQLite's built-in math functions (3.35+, when compiled in, as in
-Debian's and most Python builds) runs in C. Where they are missing, the same names are registered
-as Python functions, so the SQL is the same everywhere and only the speed differs.
+SQLite has no geodesy, and a Python function called for every charger in the search box would be
+most of a search's time in a dense city. So the haversine is written in SQLite's built-in math
+functions (3.35+, when compiled in, as in Debian's and most Python builds) and runs in C. Where
+they are missing, the same names are registered as Python functions, so the SQL is the same
+everywhere and only the speed differs.
 tests/unit/test_sqlite_geo.py holds both forms to `domain.geo.haversine_m`.
 """
 
