@@ -49,6 +49,7 @@ from chargeshare.services.ports import (
     SlotClaims,
     Store,
 )
+from chargeshare.services.queries import Queries
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -281,6 +282,7 @@ class App:
     tokens: TokenService
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
+    queries: Queries
     redis: Any = None
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
@@ -424,6 +426,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
+        queries=Queries.over(store, rules),
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),
