@@ -35,7 +35,7 @@ from chargeshare.services.charger_files import ChargerFilesService
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
-from chargeshare.services.events import InProcessBus
+from chargeshare.services.events import InProcessBus, MessageBus
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
@@ -46,6 +46,7 @@ from chargeshare.services.ports import (
     Durability,
     LockManager,
     PaymentGateway,
+    RedisClient,
     SlotClaims,
     Store,
 )
@@ -268,7 +269,7 @@ class App:
     store: Store
     gateway: PaymentGateway
     locks: LockManager
-    bus: InProcessBus
+    bus: MessageBus
     marketplace: MarketplaceService
     settlement: SettlementService
     bookings: BookingService
@@ -283,7 +284,7 @@ class App:
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
     queries: Queries
-    redis: Any = None
+    redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -298,7 +299,7 @@ class App:
             self.redis.close()
 
 
-def _redis_client(url: str | None) -> Any:
+def _redis_client(url: str | None) -> RedisClient:
     if url is None:
         import fakeredis
 

@@ -808,6 +808,14 @@ class LockManager(Protocol):
     def hold(self, key: str, ttl_ms: int) -> AbstractContextManager[Lease | None]: ...
 
 
+class RedisClient(Protocol):
+    """The shared Redis, as the app itself uses it: asked whether it answers, and closed with the
+    app. The adapters built on it (locks, rate limits, slot claims) take the same client."""
+
+    def ping(self) -> object: ...
+    def close(self) -> None: ...
+
+
 class Durability(Protocol):
     """When commits reach the disk. Writes made inside `deferred()` may commit without waiting for
     the disk; `flushed()` returns once every commit made before the call is durable. Whoever

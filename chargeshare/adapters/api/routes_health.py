@@ -37,7 +37,7 @@ def readiness(app: App) -> dict[str, str]:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is for the operator
         checks["database"] = f"{type(exc).__name__}: {exc}"[:200]
-    if app.config.redis_url is not None:
+    if app.config.redis_url is not None and app.redis is not None:
         try:
             checks["redis"] = "ok" if app.redis.ping() else "no answer to PING"
         except Exception as exc:
