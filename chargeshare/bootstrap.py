@@ -35,7 +35,7 @@ from chargeshare.services.charger_files import ChargerFilesService
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
-from chargeshare.services.events import InProcessBus
+from chargeshare.services.events import InProcessBus, MessageBus
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
@@ -46,9 +46,11 @@ from chargeshare.services.ports import (
     Durability,
     LockManager,
     PaymentGateway,
+    RedisClient,
     SlotClaims,
     Store,
 )
+from chargeshare.services.queries import Queries
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -267,7 +269,7 @@ class App:
     store: Store
     gateway: PaymentGateway
     locks: LockManager
-    bus: InProcessBus
+    bus: MessageBus
     marketplace: MarketplaceService
     settlement: SettlementService
     bookings: BookingService
@@ -281,7 +283,8 @@ class App:
     tokens: TokenService
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
-    redis: Any = None
+    queries: Queries
+    redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
@@ -296,7 +299,7 @@ class App:
             self.redis.close()
 
 
-def _redis_client(url: str | None) -> Any:
+def _redis_client(url: str | None) -> RedisClient:
     if url is None:
         import fakeredis
 
@@ -424,6 +427,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
+        queries=Queries.over(store, rules),
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),

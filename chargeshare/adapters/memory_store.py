@@ -533,6 +533,9 @@ class MemoryChargers(_Repository):
     def access_notes(self, charger_id: int) -> str:
         return self.t.notes.get(charger_id, "")
 
+    def access_notes_of(self, charger_ids: Sequence[int]) -> dict[int, str]:
+        return {i: self.t.notes[i] for i in set(charger_ids) if self.t.notes.get(i)}
+
     def set_access_notes(self, charger_id: int, notes: str) -> None:
         if notes:
             self.t.notes[charger_id] = notes
@@ -836,6 +839,10 @@ class MemorySessions(_Repository):
     def for_booking(self, booking_id: int) -> SessionRecord | None:
         return next((s for s in self.t.sessions.values() if s.booking_id == booking_id), None)
 
+    def for_bookings(self, booking_ids: Sequence[int]) -> dict[int, SessionRecord]:
+        wanted = set(booking_ids)
+        return {s.booking_id: s for s in self.t.sessions.values() if s.booking_id in wanted}
+
     def open_on(self, connector_id: int) -> SessionRecord | None:
         charging = [
             s
@@ -849,6 +856,10 @@ class MemorySessions(_Repository):
         if s is None:
             return None
         return self.t.chargers[self.t.connectors[s.connector_id].charger_id].charge_point_id
+
+    def charge_points_of(self, session_ids: Sequence[int]) -> dict[int, str]:
+        found = {i: self.charger_of(i) for i in set(session_ids)}
+        return {i: cp_id for i, cp_id in found.items() if cp_id is not None}
 
     def link_charger_transaction(
         self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
@@ -1010,6 +1021,14 @@ class MemoryLedger(_Repository):
             ):
                 raise DuplicateKey(f"a second resolution of hold {e.pending_id!r}")
             self.t.entries[e.entry_id] = e
+
+    def entries_of(self, booking_ids: Sequence[int]) -> dict[int, list[JournalEntry]]:
+        wanted = set(booking_ids)
+        out: dict[int, list[JournalEntry]] = {}
+        for e in self.entries():
+            if e.booking_id is not None and e.booking_id in wanted:
+                out.setdefault(e.booking_id, []).append(e)
+        return out
 
     def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
         found = [

@@ -43,9 +43,8 @@ class _Present(Collector):
         for version, n in sorted(versions.items()):
             by_version.add_metric([version], n)
         yield by_version
-        with self.app.store.reading() as tx:
-            bookings = tx.bookings.count_by_status()
-            outbox = tx.outbox.count_by_status()
+        counts = self.app.queries.admin.status_counts()
+        bookings, outbox = counts.bookings, counts.payment_steps
         booking_family = GaugeMetricFamily("chargeshare_bookings", "Bookings by status.", labels=["status"])
         for status, n in sorted(bookings.items()):
             booking_family.add_metric([status], n)

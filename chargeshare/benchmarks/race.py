@@ -219,7 +219,7 @@ def run_one(
         if redis_url is not None and isinstance(app.locks, RedisLocks):
             # Leave nothing behind on a shared Redis: the lease (if any) and the fencing counter.
             key = f"{app.locks.prefix}connector:{connector_id}"
-            app.redis.delete(key, key + ":fence")
+            app.locks.client.delete(key, key + ":fence")
     finally:
         app.close()
     return RaceResult(

@@ -26,7 +26,7 @@ from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     BookingConfirmed,
     BookingEnded,
-    InProcessBus,
+    MessageBus,
     ReservationDue,
     SessionStopped,
 )
@@ -83,7 +83,7 @@ class BookingService:
         store: Store,
         locks: LockManager,
         settlement: SettlementService,
-        bus: InProcessBus,
+        bus: MessageBus,
         clock: Clock,
         rules: MarketplaceRules,
         claims: SlotClaims | None = None,

@@ -13,7 +13,7 @@ from chargeshare.domain import charger_reports as fold
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.services.booking import BookingService
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import CertificateIssued, InProcessBus
+from chargeshare.services.events import CertificateIssued, MessageBus
 from chargeshare.services.ports import CertificateAuthority, Store
 from chargeshare.services.records import ChargerReport
 
@@ -68,7 +68,7 @@ class ChargerReportsService:
         bookings: BookingService,
         *,
         ca: CertificateAuthority | None = None,
-        bus: InProcessBus | None = None,
+        bus: MessageBus | None = None,
     ) -> None:
         self.store, self.clock, self.bookings = store, clock, bookings
         self.ca, self.bus = ca, bus

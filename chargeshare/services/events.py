@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from chargeshare.domain.smart_charge_points import SmartSettings
 
@@ -143,6 +143,13 @@ class SessionSettled(Event):
 
 
 Handler = Callable[[Any], None]
+
+
+class MessageBus(Protocol):
+    """Events fan out to every handler subscribed to their type."""
+
+    def subscribe(self, event_type: type[Event], handler: Handler) -> None: ...
+    def publish(self, event: Event) -> None: ...
 
 
 class InProcessBus:

@@ -20,7 +20,7 @@ from chargeshare.services.events import (
     ChargerOffline,
     ChargerOnline,
     Event,
-    InProcessBus,
+    MessageBus,
     MeterReading,
     SessionSettled,
     SessionStarted,
@@ -94,7 +94,7 @@ class LivePush:
         self._ticking: dict[int, _TickOf] = {}
         self._lock = threading.Lock()
 
-    def subscribe(self, bus: InProcessBus) -> None:
+    def subscribe(self, bus: MessageBus) -> None:
         handlers: dict[type[Event], Callable[[Any], None]] = {
             BookingConfirmed: self.booking_confirmed,
             BookingEnded: self.booking_ended,

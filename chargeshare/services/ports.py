@@ -161,6 +161,10 @@ class Chargers(Protocol):
         self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None
     ) -> None: ...
     def access_notes(self, charger_id: int) -> str: ...
+    def access_notes_of(self, charger_ids: Sequence[int]) -> dict[int, str]:
+        """The access notes of those chargers that have any, by charger id (one read for a list)."""
+        ...
+
     def set_access_notes(self, charger_id: int, notes: str) -> None: ...
     def add_connector(
         self, charger_id: int, connector_no: int, type_: ConnectorType, max_power_w: int
@@ -294,12 +298,20 @@ class Sessions(Protocol):
         self, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
     ) -> SessionRecord | None: ...
     def for_booking(self, booking_id: int) -> SessionRecord | None: ...
+    def for_bookings(self, booking_ids: Sequence[int]) -> dict[int, SessionRecord]:
+        """The sessions of those bookings that have one, by booking id (one read for a list)."""
+        ...
+
     def open_on(self, connector_id: int) -> SessionRecord | None:
         """The newest session still charging on this connector."""
         ...
 
     def charger_of(self, session_id: int) -> str | None:
         """The charge point id of the charger the session runs on (None: no such session)."""
+        ...
+
+    def charge_points_of(self, session_ids: Sequence[int]) -> dict[int, str]:
+        """`charger_of` for a list: the charge point id of each session found, by session id."""
         ...
 
     def link_charger_transaction(
@@ -392,6 +404,10 @@ class Ledger(Protocol):
     def entries(
         self, booking_id: int | None = None, account: str | None = None
     ) -> Sequence[JournalEntry]: ...
+    def entries_of(self, booking_ids: Sequence[int]) -> dict[int, list[JournalEntry]]:
+        """Each booking's entries, oldest first, by booking id; bookings without any are left out."""
+        ...
+
     def posting_sums(self) -> dict[str, int]:
         """Sum of postings per entry id, straight from storage (for the invariant checker)."""
         ...
@@ -790,6 +806,14 @@ class LockManager(Protocol):
     """Advisory per-key locks. An optimisation in front of the database guarantee, never the guard."""
 
     def hold(self, key: str, ttl_ms: int) -> AbstractContextManager[Lease | None]: ...
+
+
+class RedisClient(Protocol):
+    """The shared Redis, as the app itself uses it: asked whether it answers, and closed with the
+    app. The adapters built on it (locks, rate limits, slot claims) take the same client."""
+
+    def ping(self) -> object: ...
+    def close(self) -> None: ...
 
 
 class Durability(Protocol):

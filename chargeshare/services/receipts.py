@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chargeshare.domain.ledger import EntryKind
+from chargeshare.domain.ledger import EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.ports import UnitOfWork
-from chargeshare.services.records import BookingRecord
+from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 
 
@@ -32,9 +33,21 @@ def receipt_for(tx: UnitOfWork, booking: BookingRecord, rules: MarketplaceRules)
     session = tx.sessions.for_booking(booking.booking_id)
     if session is None or session.billed_wh is None or session.cost is None:
         return None
+    return receipt_from(booking, session, tx.ledger.entries(booking.booking_id), rules)
+
+
+def receipt_from(
+    booking: BookingRecord,
+    session: SessionRecord | None,
+    entries: Iterable[JournalEntry],
+    rules: MarketplaceRules,
+) -> Receipt | None:
+    """`receipt_for` from what was read already: the booking's session and journal entries."""
+    if session is None or session.billed_wh is None or session.cost is None:
+        return None
     splits = [
         split_fee(e.amount, rules.platform_fee_bps, rules.vat_bps)
-        for e in tx.ledger.entries(booking.booking_id)
+        for e in entries
         if e.kind is EntryKind.CAPTURE
     ]
     captured = sum(s.total for s in splits)

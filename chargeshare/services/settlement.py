@@ -38,7 +38,7 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import InProcessBus, SessionSettled
+from chargeshare.services.events import MessageBus, SessionSettled
 from chargeshare.services.ports import (
     GatewayFailure,
     HoldExpired,
@@ -115,7 +115,7 @@ class SettlementService:
         self,
         store: Store,
         gateway: PaymentGateway,
-        bus: InProcessBus,
+        bus: MessageBus,
         clock: Clock,
         rules: MarketplaceRules,
         *,

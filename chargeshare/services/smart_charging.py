@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import InProcessBus, OverrideDue, SessionStarted, SmartSettingsChanged
+from chargeshare.services.events import MessageBus, OverrideDue, SessionStarted, SmartSettingsChanged
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView
 
@@ -30,7 +30,7 @@ class SmartChargingView:
 
 
 class SmartChargingService:
-    def __init__(self, store: Store, bus: InProcessBus, clock: Clock) -> None:
+    def __init__(self, store: Store, bus: MessageBus, clock: Clock) -> None:
         self.store, self.bus, self.clock = store, bus, clock
         bus.subscribe(SessionStarted, self._on_session_started)
 

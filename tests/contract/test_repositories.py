@@ -1040,3 +1040,37 @@ def test_charger_files_published_slotted_filled_once_and_listed(app: App) -> Non
             with pytest.raises(NotFound):
                 missing("no-such-token-0000")
         assert not tx.files.fill("no-such-token-0000", b"x", "ef" * 32, T0)
+
+
+# ---- reads for a list of ids at once (the query layer's read models) ----------------------------------
+def test_reads_for_a_list_of_ids_find_each_one_once(app: App) -> None:
+    with app.store.transaction() as tx:
+        noted, (c1,) = a_charger(tx, "CP1")
+        plain, (c2,) = a_charger(tx, "CP2")
+        tx.chargers.set_access_notes(noted, "gate 1234")
+        driver = tx.accounts.add_driver("D", "T")
+        started, other, bare = (
+            a_booking(tx, c1, driver),
+            a_booking(tx, c2, driver),
+            a_booking(tx, c1, driver, 3),
+        )
+        s1 = tx.sessions.add(booking_id=started, connector_id=c1, id_tag="T", started_at=T0, meter_start_wh=0)
+        s2 = tx.sessions.add(booking_id=other, connector_id=c2, id_tag="T", started_at=T0, meter_start_wh=5)
+        tx.ledger.add(
+            [entry("b", started, 300, at_h=1), entry("a", started, 200, at_h=1), entry("c", other, 100)]
+        )
+    with app.store.reading() as tx:
+        assert tx.chargers.access_notes_of([noted, plain, 999_999]) == {noted: "gate 1234"}
+        assert tx.chargers.access_notes_of([]) == {}
+        sessions = tx.sessions.for_bookings([started, other, bare, 999_999])
+        assert sessions == {started: tx.sessions.get(s1), other: tx.sessions.get(s2)}
+        assert tx.sessions.for_bookings([]) == {}
+        assert tx.sessions.charge_points_of([s1, s2, 999_999]) == {s1: "CP1", s2: "CP2"}
+        assert tx.sessions.charge_points_of([]) == {}
+        journal = tx.ledger.entries_of([started, other, bare])
+        assert {b: [e.entry_id for e in es] for b, es in journal.items()} == {
+            started: ["a", "b"],
+            other: ["c"],
+        }
+        assert journal[started] == list(tx.ledger.entries(started))  # the same entries, in the same order
+        assert tx.ledger.entries_of([]) == {}

@@ -54,6 +54,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         host = tx.chargers.get("CP1").host_id
         # Weekly hours (set after the bookings, which any window would have had to cover).
         tx.chargers.set_availability(charger, [WeeklyWindow(0, 0, 600)])
+        tx.chargers.set_access_notes(charger, "gate 1234")
     values = {
         "cp_id": "CP1",
         "seen_at": clock.now(),
@@ -114,6 +115,8 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         # lists of ids as one parameter (an unknown id among them finds nothing more)
         "ids": [charger, 999],
         "connector_ids": [connector, 999],
+        "booking_ids": [booking, 999],
+        "session_ids": [session, 999],
         # the housekeeping sweep, reservations, the booking guard and a new booking
         "in_status": "confirmed",
         "for_status": "confirmed",

@@ -31,8 +31,6 @@ def router(app: App) -> APIRouter:
         _who: Admin,
         status: Annotated[str | None, Query(pattern="^(registered|online|offline)$")] = None,
     ) -> list[AdminChargerOut]:
-        with app.store.reading() as tx:
-            views = tx.chargers.all()
         return [
             AdminChargerOut(
                 id=c.charger_id,
@@ -43,8 +41,7 @@ def router(app: App) -> APIRouter:
                 ocpp_version=c.ocpp_version,
                 last_seen_at=c.last_seen_at,
             )
-            for c in views
-            if status is None or c.status.value == status
+            for c in app.queries.admin.chargers(status)
         ]
 
     @r.get("/security-events")
@@ -54,8 +51,6 @@ def router(app: App) -> APIRouter:
     ) -> list[SecurityEventOut]:
         """What chargers did that they must not (a frame naming another charger's transaction), and
         the security events they reported themselves (source "charger")."""
-        with app.store.reading() as tx:
-            events = tx.security.all(charge_point_id)
         return [
             SecurityEventOut(
                 id=e.event_id,
@@ -65,7 +60,7 @@ def router(app: App) -> APIRouter:
                 at=e.at,
                 source=e.source,
             )
-            for e in events
+            for e in app.queries.admin.security_events(charge_point_id)
         ]
 
     @r.get("/payments")
@@ -74,8 +69,6 @@ def router(app: App) -> APIRouter:
         status: Annotated[str | None, Query(pattern="^(pending|done|dead)$")] = None,
     ) -> list[PaymentStepOut]:
         """Payment steps; `status=dead` is the dead-letter queue."""
-        with app.store.reading() as tx:
-            items = tx.outbox.all(status)
         return [
             PaymentStepOut(
                 id=i.item_id,
@@ -87,14 +80,13 @@ def router(app: App) -> APIRouter:
                 next_attempt_at=i.next_attempt_at,
                 last_error=i.last_error,
             )
-            for i in items
+            for i in app.queries.admin.payment_steps(status)
         ]
 
     @r.post("/payments/reconcile")
     def reconcile(_who: Admin) -> OutboxRunOut:
         run = app.settlement.reconcile()
-        with app.store.reading() as tx:
-            left = len(tx.outbox.all("dead"))
+        left = app.queries.admin.dead_letters_left()
         return OutboxRunOut(done=run.done, retried=run.retried, dead=run.dead, dead_letters_left=left)
 
     @r.post("/payouts")

@@ -50,8 +50,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
             parsed = parse_command(body.action, body.payload)
         except BadCommand as exc:
             raise InvalidRequest(str(exc)) from None
-        with app.store.reading() as tx:
-            cp_id = tx.chargers.by_id(charger_id).charge_point_id
+        cp_id = app.queries.chargers.charge_point_id(charger_id)
         result = await registry.send(cp_id, parsed, timeout_s=body.timeout_s)
         if isinstance(result, cmd.Invalid):
             raise InvalidRequest(f"{body.action}: {result.reason}")
@@ -60,8 +59,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
     @r.put("/chargers/{charger_id}/boot-policy")
     async def boot_policy(charger_id: IdPath, body: BootPolicyIn, _who: Admin) -> BootPolicyOut:
         """Accept a charger into service or take it out; a connected one is asked to boot again."""
-        with app.store.reading() as tx:
-            cp_id = tx.chargers.by_id(charger_id).charge_point_id
+        cp_id = app.queries.chargers.charge_point_id(charger_id)
         view = app.marketplace.set_boot_policy(cp_id, body.boot_policy)
         app.charging.forget_stamp(cp_id)  # its next frame here reads the change
         asked = await ask_to_boot(registry, cp_id)

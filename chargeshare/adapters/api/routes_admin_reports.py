@@ -25,9 +25,7 @@ from chargeshare.bootstrap import App
 def router(app: App) -> APIRouter:
     r = APIRouter(prefix="/admin", tags=["admin"], route_class=StrictJsonRoute)
 
-    def cp_id_of(charger_id: int) -> str:
-        with app.store.reading() as tx:
-            return tx.chargers.by_id(charger_id).charge_point_id
+    cp_id_of = app.queries.chargers.charge_point_id
 
     @r.get("/chargers/{charger_id}/reports")
     def reports(
@@ -87,18 +85,16 @@ def router(app: App) -> APIRouter:
     @r.get("/unmetered-sessions")
     def unmetered_sessions(_who: Admin) -> list[UnmeteredSessionOut]:
         """Sessions billed without a meter measurement: their charger's metering needs a look."""
-        with app.store.reading() as tx:
-            flagged = [(s, tx.sessions.charger_of(s.session_id)) for s in tx.sessions.unmetered()]
         return [
             UnmeteredSessionOut(
-                session_id=s.session_id,
-                booking_id=s.booking_id,
-                charge_point_id=cp_id,
-                started_at=s.started_at,
-                stopped_at=s.stopped_at,
-                billed_wh=s.billed_wh,
+                session_id=u.session.session_id,
+                booking_id=u.session.booking_id,
+                charge_point_id=u.charge_point_id,
+                started_at=u.session.started_at,
+                stopped_at=u.session.stopped_at,
+                billed_wh=u.session.billed_wh,
             )
-            for s, cp_id in flagged
+            for u in app.queries.admin.unmetered_sessions()
         ]
 
     return r

@@ -64,18 +64,15 @@ def router(app: App) -> APIRouter:
 
     @r.get("/me")
     def me(who: Anyone) -> AccountOut:
-        with app.store.reading() as tx:
-            account = tx.accounts.get(who.account_id)
-            driver = None if account.driver_id is None else tx.accounts.driver(account.driver_id)
-            host = None if account.host_id is None else tx.accounts.host(account.host_id)
+        v = app.queries.accounts.me(who)
         return AccountOut(
-            account_id=account.account_id,
-            email=account.email,
-            role=account.role,
-            driver_id=account.driver_id,
-            host_id=account.host_id,
-            id_tag=None if driver is None else driver.id_tag,
-            kyc_status=None if host is None else host.kyc_status,
+            account_id=v.account_id,
+            email=v.email,
+            role=v.role,
+            driver_id=v.driver_id,
+            host_id=v.host_id,
+            id_tag=v.id_tag,
+            kyc_status=v.kyc_status,
         )
 
     return r

@@ -12,11 +12,8 @@ from chargeshare.adapters.api.schemas import BookingIn, BookingOut, ReceiptOut
 from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.api.views import booking_out, receipt_out
 from chargeshare.bootstrap import App
-from chargeshare.domain.accounts import Principal, Role
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.accounts import Role
 from chargeshare.services.booking import BookRequest
-from chargeshare.services.receipts import receipt_for
-from chargeshare.services.records import BookingRecord
 
 # A client's name for one booking attempt (Stripe's convention: a UUID or any unique string).
 RequestKey = Annotated[
@@ -24,23 +21,9 @@ RequestKey = Annotated[
 ]
 
 
-def visible_to(p: Principal, b: BookingRecord) -> bool:
-    if p.role is Role.DRIVER:
-        return b.driver_id == p.driver_id
-    if p.role is Role.HOST:
-        return b.host_id == p.host_id
-    return p.role is Role.ADMIN
-
-
 def router(app: App) -> APIRouter:
     r = APIRouter(prefix="/bookings", tags=["bookings"], route_class=StrictJsonRoute)
-
-    def own_booking(who: Principal, booking_id: int) -> BookingRecord:
-        with app.store.reading() as tx:
-            b = tx.bookings.get(booking_id)
-        if not visible_to(who, b):
-            raise NotFound(f"no booking {booking_id}")
-        return b
+    views = app.queries.bookings
 
     @r.post(
         "",
@@ -71,40 +54,31 @@ def router(app: App) -> APIRouter:
             ),
             request_key=idempotency_key,
         )
-        return booking_out(app, record)
+        return booking_out(views.of_record(who, record))
 
     @r.get("")
     def mine(who: DriverOrHost) -> list[BookingOut]:
         """A driver's own bookings, or those on a host's chargers, newest first."""
-        with app.store.reading() as tx:
-            records = (
-                tx.bookings.of(driver_id=who.driver_id)
-                if who.role is Role.DRIVER
-                else tx.bookings.of(host_id=who.host_id)
-            )
-        return [booking_out(app, b) for b in records]
+        return [booking_out(v) for v in views.mine(who)]
 
     @r.get("/{booking_id}")
     def get(booking_id: IdPath, who: DriverOrHost) -> BookingOut:
-        return booking_out(app, own_booking(who, booking_id))
+        return booking_out(views.get(who, booking_id))
 
     @r.post("/{booking_id}/cancel")
     def cancel(booking_id: IdPath, who: DriverOrHost) -> BookingOut:
         """Cancel before charging starts: as its driver (a fee if late) or as the charger's host (free
         for the driver)."""
-        own_booking(who, booking_id)
+        views.visible(who, booking_id)
         if who.role is Role.DRIVER:
-            return booking_out(app, app.bookings.cancel(booking_id, driver_id=who.driver_id))
-        return booking_out(app, app.bookings.cancel(booking_id, host_id=who.host_id))
+            cancelled = app.bookings.cancel(booking_id, driver_id=who.driver_id)
+        else:
+            cancelled = app.bookings.cancel(booking_id, host_id=who.host_id)
+        return booking_out(views.of_record(who, cancelled))
 
     @r.get("/{booking_id}/receipt")
     def receipt(booking_id: IdPath, who: DriverOrHost) -> ReceiptOut:
         """Energy, price, fee and the VAT line; 404 until the session is stopped and paid."""
-        b = own_booking(who, booking_id)
-        with app.store.reading() as tx:
-            found = receipt_for(tx, b, app.config.rules)
-        if found is None:
-            raise NotFound(f"booking {booking_id} has no receipt yet")
-        return receipt_out(found)
+        return receipt_out(views.receipt(who, booking_id))
 
     return r

@@ -71,7 +71,6 @@ def router(app: App) -> APIRouter:
 
     @r.get("/{charger_id}")
     def get(charger_id: IdPath) -> ChargerOut:
-        with app.store.reading() as tx:
-            return charger_out(tx.chargers.by_id(charger_id))
+        return charger_out(app.queries.chargers.public(charger_id))
 
     return r

@@ -173,9 +173,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
     def firmware(request: Request, _who: Admin) -> list[FileOut]:
         return [_out(f, _base(app, request)) for f in app.files.firmware()]
 
-    def cp_id_of(charger_id: int) -> str:
-        with app.store.reading() as tx:
-            return tx.chargers.by_id(charger_id).charge_point_id
+    cp_id_of = app.queries.chargers.charge_point_id
 
     @r.post("/admin/chargers/{charger_id}/logs", tags=["admin"])
     async def ask_for_log(charger_id: IdPath, body: LogIn, request: Request, _who: Admin) -> SentOut:

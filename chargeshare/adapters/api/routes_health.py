@@ -33,12 +33,11 @@ def readiness(app: App) -> dict[str, str]:
     """Each dependency a request needs, "ok" or the reason it failed."""
     checks: dict[str, str] = {}
     try:
-        with app.store.reading() as tx:
-            tx.outbox.count_by_status()
+        app.queries.admin.check_database()
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is for the operator
         checks["database"] = f"{type(exc).__name__}: {exc}"[:200]
-    if app.config.redis_url is not None:
+    if app.config.redis_url is not None and app.redis is not None:
         try:
             checks["redis"] = "ok" if app.redis.ping() else "no answer to PING"
         except Exception as exc:

@@ -11,14 +11,11 @@ from chargeshare.adapters.api.schemas import (
     SessionOut,
     WindowIO,
 )
-from chargeshare.bootstrap import App
 from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.tariff import Tariff
-from chargeshare.services.receipts import Receipt, receipt_for
-from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
-
-NOTES_SHOWN = frozenset({BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
+from chargeshare.services.queries.booking_views import BookingView
+from chargeshare.services.queries.session_views import SessionView
+from chargeshare.services.receipts import Receipt
+from chargeshare.services.records import ChargerView
 
 
 def charger_out(c: ChargerView) -> ChargerOut:
@@ -72,13 +69,8 @@ def receipt_out(r: Receipt) -> ReceiptOut:
     )
 
 
-def booking_out(app: App, b: BookingRecord) -> BookingOut:
-    with app.store.reading() as tx:
-        session = tx.sessions.for_booking(b.booking_id)
-        receipt = receipt_for(tx, b, app.config.rules)
-        # The host's access notes (gate codes and the like) go to drivers with a live booking only.
-        notes = tx.chargers.access_notes(b.charger_id) if b.status in NOTES_SHOWN else None
-        overridden = bool(tx.smart.overridden([b.booking_id]))
+def booking_out(v: BookingView) -> BookingOut:
+    b = v.booking
     return BookingOut(
         id=b.booking_id,
         driver_id=b.driver_id,
@@ -94,23 +86,21 @@ def booking_out(app: App, b: BookingRecord) -> BookingOut:
         cancelled_by=b.cancelled_by,
         reservation=b.reservation,
         connector_held=b.connector_held,
-        session_id=None if session is None else session.session_id,
-        receipt=None if receipt is None else receipt_out(receipt),
-        access_notes=notes or None,
-        override_smart_charging=overridden,
+        session_id=v.session_id,
+        receipt=None if v.receipt is None else receipt_out(v.receipt),
+        access_notes=v.access_notes or None,
+        override_smart_charging=v.override_smart_charging,
     )
 
 
-def session_out(s: SessionRecord, b: BookingRecord) -> SessionOut:
-    energy = s.billed_wh if s.billed_wh is not None else max(0, s.meter_last_wh - s.meter_start_wh)
-    cost = s.cost if s.cost is not None else Tariff(b.price_per_kwh).cost(energy)
+def session_out(v: SessionView) -> SessionOut:
     return SessionOut(
-        id=s.session_id,
-        booking_id=s.booking_id,
-        charger_id=b.charger_id,
-        status=s.status.value,
-        started_at=s.started_at,
-        stopped_at=s.stopped_at,
-        energy_wh=energy,
-        cost=cost,
+        id=v.session_id,
+        booking_id=v.booking_id,
+        charger_id=v.charger_id,
+        status=v.status.value,
+        started_at=v.started_at,
+        stopped_at=v.stopped_at,
+        energy_wh=v.energy_wh,
+        cost=v.cost,
     )

@@ -89,6 +89,8 @@ BOOT_POLICY = DirectStatement(select(_c.boot_policy).where(_c.charge_point_id ==
 ADD_CONNECTOR = DirectStatement(
     insert_of(t.connectors, "charger_id", "connector_no", "type", "max_power_w", "status", "fence_token")
 )
+_n = t.charger_notes.c
+NOTES_IN = DirectStatement(select(_n.charger_id, _n.access_notes).where(in_ids(_n.charger_id, "ids")))
 AVAILABILITY_IN = DirectStatement(select(t.availability).where(in_ids(_a.charger_id, "ids")).order_by(_a.id))
 # SQLite only: PostgreSQL has no R*Tree table (PostGIS indexes the row itself).
 ADD_RTREE_BOX = DirectStatement(
@@ -134,6 +136,7 @@ STATEMENTS = {
     "chargers.boot_policy": BOOT_POLICY,
     "chargers.add_connector": ADD_CONNECTOR,
     "chargers.availability_in": AVAILABILITY_IN,
+    "chargers.notes_in": NOTES_IN,
 }
 SQLITE_ONLY = {"chargers.add_rtree_box": ADD_RTREE_BOX}
 
@@ -368,6 +371,12 @@ class SqlChargers:
         n = t.charger_notes.c
         r = self.conn.execute(select(n.access_notes).where(n.charger_id == charger_id)).first()
         return "" if r is None else str(r[0])
+
+    def access_notes_of(self, charger_ids: Sequence[int]) -> dict[int, str]:
+        if not charger_ids:
+            return {}
+        rows = NOTES_IN.rows(self.conn, {"ids": charger_ids})
+        return {int(r[0]): str(r[1]) for r in rows if r[1]}
 
     def set_access_notes(self, charger_id: int, notes: str) -> None:
         n = t.charger_notes.c

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.adapters.sql.rows import journal
 from chargeshare.domain.ledger import JournalEntry
 
@@ -51,6 +52,15 @@ POSTINGS_OF_BOOKING = DirectStatement(
     .where(_le.booking_id == bindparam("booking_pk"))
     .order_by(_lp.entry_id, _lp.seq)
 )
+ENTRIES_OF_BOOKINGS = DirectStatement(
+    select(*ENTRY_COLUMNS).where(in_ids(_le.booking_id, "booking_ids")).order_by(_le.created_at, _le.id)
+)
+POSTINGS_OF_BOOKINGS = DirectStatement(
+    select(_lp.entry_id, _lp.account, _lp.amount)
+    .join(t.ledger_entries, _le.id == _lp.entry_id)
+    .where(in_ids(_le.booking_id, "booking_ids"))
+    .order_by(_lp.entry_id, _lp.seq)
+)
 ENTRIES = DirectStatement(select(*ENTRY_COLUMNS).order_by(_le.created_at, _le.id))
 POSTINGS = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
 
@@ -58,6 +68,8 @@ STATEMENTS = {
     "ledger.insert_posting": INSERT_POSTING,
     "ledger.entries_of_booking": ENTRIES_OF_BOOKING,
     "ledger.postings_of_booking": POSTINGS_OF_BOOKING,
+    "ledger.entries_of_bookings": ENTRIES_OF_BOOKINGS,
+    "ledger.postings_of_bookings": POSTINGS_OF_BOOKINGS,
     "ledger.entries": ENTRIES,
     "ledger.postings": POSTINGS,
 }
@@ -109,6 +121,18 @@ class SqlLedger:
             self.conn.execute(q.order_by(_le.created_at, _le.id)),
             self.conn.execute(pq.order_by(_lp.entry_id, _lp.seq)),
         )
+
+    def entries_of(self, booking_ids: Sequence[int]) -> dict[int, list[JournalEntry]]:
+        if not booking_ids:
+            return {}
+        params = {"booking_ids": booking_ids}
+        out: dict[int, list[JournalEntry]] = {}
+        for e in journal(
+            ENTRIES_OF_BOOKINGS.rows(self.conn, params), POSTINGS_OF_BOOKINGS.rows(self.conn, params)
+        ):
+            if e.booking_id is not None:
+                out.setdefault(e.booking_id, []).append(e)
+        return out
 
     def posting_sums(self) -> dict[str, int]:
         rows = self.conn.execute(select(_lp.entry_id, func.sum(_lp.amount)).group_by(_lp.entry_id))

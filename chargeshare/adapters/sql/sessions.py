@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, case, func, insert, literal_column
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.adapters.sql.rows import CHARGER_ID_OF, session_record
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.records import MeterAdvance, SessionRecord
@@ -116,6 +117,13 @@ STOP = DirectStatement(
     )
 )
 FOR_BOOKING = DirectStatement(select(t.sessions).where(_s.booking_id == bindparam("booking_pk")))
+FOR_BOOKINGS = DirectStatement(select(t.sessions).where(in_ids(_s.booking_id, "booking_ids")))
+CHARGE_POINTS_OF = DirectStatement(
+    select(_s.id, t.chargers.c.charge_point_id)
+    .select_from(t.sessions.join(t.connectors, _k.id == _s.connector_id))
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(in_ids(_s.id, "session_ids"))
+)
 BY_START_KEY = DirectStatement(
     select(t.sessions).where(
         _s.connector_id == bindparam("connector_pk"),
@@ -155,6 +163,8 @@ STATEMENTS = {
     "sessions.stops_owed": STOPS_OWED,
     "sessions.held_by_another": HELD_BY_ANOTHER,
     "sessions.for_booking": FOR_BOOKING,
+    "sessions.for_bookings": FOR_BOOKINGS,
+    "sessions.charge_points_of": CHARGE_POINTS_OF,
     "sessions.by_start_key": BY_START_KEY,
     "sessions.insert": INSERT,
 }
@@ -201,6 +211,12 @@ class SqlSessions:
         r = FOR_BOOKING.first_mapping(self.conn, {"booking_pk": booking_id})
         return None if r is None else session_record(r)
 
+    def for_bookings(self, booking_ids: Sequence[int]) -> dict[int, SessionRecord]:
+        if not booking_ids:
+            return {}
+        found = (session_record(r) for r in FOR_BOOKINGS.mappings(self.conn, {"booking_ids": booking_ids}))
+        return {s.booking_id: s for s in found}
+
     def open_on(self, connector_id: int) -> SessionRecord | None:
         r = OPEN_ON.first_mapping(self.conn, {"connector_pk": connector_id})
         return None if r is None else session_record(r)
@@ -208,6 +224,12 @@ class SqlSessions:
     def charger_of(self, session_id: int) -> str | None:
         row = CHARGER_OF.first(self.conn, {"session_pk": session_id})
         return None if row is None else str(row[0])
+
+    def charge_points_of(self, session_ids: Sequence[int]) -> dict[int, str]:
+        if not session_ids:
+            return {}
+        rows = CHARGE_POINTS_OF.rows(self.conn, {"session_ids": session_ids})
+        return {int(r[0]): str(r[1]) for r in rows}
 
     def link_charger_transaction(
         self, session_id: int, charger_id: int, transaction_id: str, *, meter_start_pending: bool = False
