@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -21,32 +21,19 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chargeshare.adapters import metering_setup
 from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter, Superseded
 from chargeshare.adapters.tls_scope import client_certificate
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
-from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp import smart_charging as ocpp_smart
+from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolError, check_payload
 from chargeshare.ocpp.metering import MeteringPolicy
-from chargeshare.services.events import (
-    BookingEnded,
-    CertificateIssued,
-    ChargerBooted,
-    ChargerOffline,
-    EnergyLimitReached,
-    OverrideDue,
-    ReservationDue,
-    SessionClosedWithoutStop,
-    SessionStopped,
-    SmartSettingsChanged,
-    TransactionEventsMissing,
-)
+from chargeshare.ocpp.scripts import Effect, Order, Send
+from chargeshare.services.events import ChargerOffline, Event
 from chargeshare.services.owed_commands import OwedSince, commands_owed
 
 if TYPE_CHECKING:
@@ -113,8 +100,8 @@ class ChargerLink:
     owner: Owner | None = None  # this link's ownership record, when processes share Redis
     arrived_epoch: int | None = None  # drawn as the connection arrived (see `ChargerOwnership`)
     superseded: bool = False  # a connection made after this one held the charger when it claimed
-    # Commands a frame's handling decided, sent once its answer has left (and dropped with the link).
-    after_reply: list[Callable[[], Coroutine[Any, Any, Any]]] = field(default_factory=list)
+    # Orders a frame's handling decided, run once its answer has left (and dropped with the link).
+    after_reply: list[Order] = field(default_factory=list)
 
 
 # What sending on a link raises once it is closing: Starlette's RuntimeError after our own close,
@@ -124,15 +111,8 @@ SEND_FAILURES = (RuntimeError, WebSocketDisconnect, OSError)
 ROUTER_READY_S = 10.0  # a process serves only once it hears commands routed to it
 ROUTE_ATTEMPTS = 2  # a charger may move once while a command is on its way
 OLDEST_EPOCH = 1  # below every epoch drawn (those are at least Redis's clock in microseconds)
-# The link closed after the call was sent: the charger may have acted on it.
-DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
 # An Outcome error: the call's payload broke the schema on our side, so it was never sent.
 NOT_SENT_INVALID = "NotSentInvalid"
-
-
-def _maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
-    """A command that ended without an answer, yet may have reached the charger."""
-    return isinstance(result, cmd.Timeout) or result == cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
 
 
 class ChargerRegistry:
@@ -148,33 +128,26 @@ class ChargerRegistry:
         self._router_task: asyncio.Task[None] | None = None
         self._resend_task: asyncio.Task[None] | None = None
         self._evictions: dict[str, int] = {}  # evictions heard for links still claiming
-        # Sessions (by id, with their charger) whose stop was sent and taken: not asked again at
-        # every reading over the limit. Forgotten once the session stops, or once the charger's
-        # link here closes: a charger that comes back with the session still open is asked again
-        # (it may have lost the stop), and a stop it then sends elsewhere is never heard of here.
-        self._stops_sent: dict[int, str] = {}
         self._taps: list[FrameTap] = []
         self.metrics: Metrics | None = None  # `serve`'s Prometheus metrics, when set
-        self._booted: set[str] = set()  # boots accepted whose answer is not sent yet
-        # Commands due once the answer to the frame being handled has left: a driver's override
-        # names a transaction the charger learns of only from our answer to its start.
-        # Sends owed once the answer to the frame being handled has left (a command may not overtake it).
-        self._gaps_asked: set[int] = set()  # sessions whose missing events were asked about
         # The process is stopping (a restart, a deploy, a scale-in): the links it closes now are
         # handed over, not lost. See `drain`.
         self.draining = False
         self._owed = OwedSince(timedelta(seconds=app.config.rules.command_resend_after_s))
-        app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
-        app.bus.subscribe(ReservationDue, self._on_reservation_due)
-        app.bus.subscribe(BookingEnded, self._on_booking_ended)
+        rules = app.config.rules
+        self.policy = CommandPolicy(
+            self,
+            bookings=app.bookings,
+            charging=app.charging,
+            smart=app.smart,
+            reports=app.reports,
+            metering=MeteringPolicy(rules.meter_sample_interval_s, rules.meter_quarter_interval_s)
+            if rules.configure_metering
+            else None,
+        )
+        for kind in self.policy.events:
+            app.bus.subscribe(kind, self._on_event)
         app.bus.subscribe(ChargerOffline, self._on_charger_offline)
-        app.bus.subscribe(SessionStopped, self._on_session_ended)
-        app.bus.subscribe(SessionClosedWithoutStop, self._on_session_ended)
-        app.bus.subscribe(ChargerBooted, self._on_booted)
-        app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
-        app.bus.subscribe(OverrideDue, self._on_override_due)
-        app.bus.subscribe(CertificateIssued, self._on_certificate_issued)
-        app.bus.subscribe(TransactionEventsMissing, self._on_events_missing)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -280,7 +253,8 @@ class ChargerRegistry:
         self.links[cp_id] = link
         if self.router is not None:
             await self._claim(link)
-        self._spawn(self._send_due(cp_id))
+        for order in self.policy.connected(cp_id):
+            self._spawn(self.run(order))
         try:
             while True:
                 text = await _receive_text(ws)
@@ -300,13 +274,9 @@ class ChargerRegistry:
                     await ws.send_text(received.reply)
                     if self.metrics is not None:
                         self.metrics.answered(received.action or "(unreadable)", received.reply, began)
-                    if received.action == "BootNotification" and cp_id in self._booted:
-                        # Only now: nothing may reach a charger before its boot's answer.
-                        self._booted.discard(cp_id)
-                        self._spawn(self._configure_after_boot(cp_id, version))
                     due, link.after_reply = link.after_reply, []
-                    for send in due:
-                        self._spawn(send())
+                    for order in due:
+                        self._spawn(self.run(order))
                 for outcome in received.outcomes:
                     fut = link.waiting.pop(outcome.unique_id, None)
                     if fut is not None and not fut.done():
@@ -316,7 +286,7 @@ class ChargerRegistry:
         finally:
             if self.links.get(cp_id) is link:
                 del self.links[cp_id]
-                self._forget_stops_sent(cp_id)
+                self.policy.disconnected(cp_id)
                 for fut in link.waiting.values():
                     if not fut.done():
                         fut.set_result(Outcome("", "", error="Disconnected"))
@@ -608,203 +578,48 @@ class ChargerRegistry:
         """ChangeConfiguration (1.6) / SetVariables (2.0.1); done when Accepted or RebootRequired."""
         return await self.send(cp_id, cmd.ChangeSetting(key, value), timeout_s=timeout_s)
 
-    # ---- what the backend itself sends, on domain events -----------------------------------------
+    # ---- what the backend itself sends, on domain events (chargeshare/ocpp/command_policy.py) -----
     # Bus handlers run on whichever thread published the event (a request's worker thread, or the
-    # loop), so each hands its command to the loop. A command for a charger no process holds is not
-    # sent; what the database still shows undone is sent when the charger connects (`_send_due`).
-    def _reachable(self, cp_id: str) -> bool:
+    # loop), so each order is handed to the loop. A command for a charger no process holds is not
+    # sent; what the database still shows undone is sent when the charger connects.
+    def reachable(self, cp_id: str) -> bool:
         return self._loop is not None and (cp_id in self.links or self.router is not None)
 
-    def _on_energy_limit(self, event: EnergyLimitReached) -> None:
-        session_id = event.transaction_id
-        if not self._reachable(event.charge_point_id) or session_id in self._stops_sent:
+    def linked_here(self, cp_id: str) -> bool:
+        return self._loop is not None and cp_id in self.links
+
+    def _on_event(self, event: Event) -> None:
+        for order in self.policy.decide(event):
+            self._execute(order)
+
+    def _execute(self, order: Order) -> None:
+        if not order.after_reply:
+            self._soon(self.run(order))
             return
-        self._stops_sent[session_id] = event.charge_point_id
-        self._soon(self._stop(event.charge_point_id, session_id))
+        link = self.links.get(order.charge_point_id)
+        if link is not None:  # else its link closed meanwhile: nothing follows an answer never sent
+            link.after_reply.append(order)
 
-    async def _stop(self, cp_id: str, session_id: int) -> None:
-        if not await self._logged(cp_id, cmd.StopCharging(session_id)):
-            self._stops_sent.pop(session_id, None)  # the next reading over the limit, or a reconnect, asks
-
-    def _after_reply(self, cp_id: str, send: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
-        """Queue a command on the charger's link here, to follow the answer being made; False when
-        it has no link here."""
-        link = self.links.get(cp_id)
-        if link is None or self._loop is None:
-            return False
-        link.after_reply.append(send)
-        return True
-
-    def _on_session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> None:
-        self._stops_sent.pop(event.session_id, None)
-        self._gaps_asked.discard(event.session_id)
-
-    def _on_events_missing(self, event: TransactionEventsMissing) -> None:
-        cp_id = event.charge_point_id
-        # Once per session: a charger numbering events across its EVSEs skips numbers all the time.
-        if event.session_id in self._gaps_asked:
-            return
-        if self._after_reply(cp_id, lambda: self._transaction_status(cp_id, event)):
-            self._gaps_asked.add(event.session_id)
-
-    async def _transaction_status(self, cp_id: str, gap: TransactionEventsMissing) -> None:
-        """Ask whether the missing events are still queued at the charger, and keep the answer
-        among its reports for operators: queued ones will come; if none is queued, they are lost."""
-        result = await self.send(cp_id, cmd.GetTransactionStatus(gap.session_id))
-        if isinstance(result, cmd.Done):
-            queue = result.details
-            said = "still queued at the charger" if queue.messages_in_queue else "not queued: lost"
-            ongoing = {True: ", ongoing", False: ", ended", None: ""}[queue.ongoing]
-        else:
-            said, ongoing = f"not known ({result})", ""
-        missing = f"seqNo {gap.first_missing}" + (
-            f"-{gap.arrived - 1}" if gap.arrived - 1 > gap.first_missing else ""
-        )
-        summary = f"session {gap.session_id}: {missing} missing, {said}{ongoing}"
-        try:
-            await asyncio.to_thread(
-                self.app.reports.record, cp_id, "GetTransactionStatus", summary, {"session": gap.session_id}
-            )
-        except Exception:
-            log.exception("could not record %s's transaction status", cp_id)
-
-    def _forget_stops_sent(self, cp_id: str) -> None:
-        for session_id in [s for s, cp in self._stops_sent.items() if cp == cp_id]:
-            del self._stops_sent[session_id]
-
-    def _on_reservation_due(self, event: ReservationDue) -> None:
-        if not self._reachable(event.charge_point_id):
-            return  # offline: the booking stands, and the backend alone refuses other drivers
-        command = cmd.Reserve(event.booking_id, event.connector_no, event.id_tag, event.expires_at)
-        self._soon(self._reserve(event.charge_point_id, command))
-
-    async def _reserve(self, cp_id: str, command: cmd.Reserve) -> None:
-        result = await self.send(cp_id, command)
-        if isinstance(result, cmd.Done | cmd.Rejected):
-            # In a thread: a refusal fails the booking and releases its hold, and neither that unit of
-            # work nor a release worked where it is queued may hold up other chargers' frames.
+    async def run(self, order: Order) -> None:
+        """Run an order's script: its commands sent over the link (here or through the process
+        holding it), its service calls off the event loop."""
+        script, reply, error = order.script, None, None
+        while True:
             try:
-                ended = await asyncio.to_thread(
-                    self.app.bookings.reservation_answered, command.reservation_id, result.status.value
-                )
-            except Exception:
-                log.exception("recording %s's answer to ReserveNow %s failed", cp_id, command.reservation_id)
+                step = script.send(reply) if error is None else script.throw(error)
+            except StopIteration:
                 return
-            if ended:  # cancelled while the ReserveNow was on its way
-                await self._cancel_reservation(cp_id, command.reservation_id)
-        else:
-            log.warning(
-                "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
-            )
-            if _maybe_delivered(result):
-                # The charger may hold it (its answer was lost, or the process carrying it died):
-                # "sent" keeps it on record, asked again when the charger connects and cancelled
-                # with its booking. Back to "none", nothing would ever cancel it at the charger,
-                # and its connector, shown Reserved, would never be asked again by the sweep.
-                return
-            # It reached no charger: the next sweep asks again (a routing gap costs one sweep).
-            try:
-                await asyncio.to_thread(self.app.bookings.reservation_unanswered, command.reservation_id)
-            except Exception:
-                log.exception("could not mark ReserveNow %s unanswered", command.reservation_id)
-
-    def _on_booking_ended(self, event: BookingEnded) -> None:
-        if not self._reachable(event.charge_point_id):
-            return
-        if event.reservation not in ("sent", "accepted"):
-            return
-        self._soon(self._cancel_reservation(event.charge_point_id, event.booking_id))
-
-    async def _cancel_reservation(self, cp_id: str, booking_id: int) -> None:
-        """CancelReservation; once the charger holds it no more (cancelled, or it had none), that is
-        recorded. Otherwise the booking's reservation stays on record, asked again on connecting."""
-        result = await self.send(cp_id, cmd.CancelReservation(booking_id))
-        if not isinstance(result, cmd.Done | cmd.Rejected):
-            log.warning("CancelReservation to %s: %s", cp_id, result)
-            return
-        try:
-            await asyncio.to_thread(self.app.bookings.reservation_cancelled, booking_id)
-        except Exception:
-            log.exception("recording %s's answer to CancelReservation %s failed", cp_id, booking_id)
-
-    def _on_certificate_issued(self, event: CertificateIssued) -> None:
-        cp_id = event.charge_point_id
-        command = cmd.CertificateSigned(event.chain, event.certificate_type)
-        # Published while its SignCertificate is handled here: sent once the answer has left.
-        if not self._after_reply(cp_id, lambda: self._certificate_signed(cp_id, command)) and self._reachable(
-            cp_id
-        ):
-            self._soon(self._certificate_signed(cp_id, command))
-
-    async def _certificate_signed(self, cp_id: str, command: cmd.CertificateSigned) -> None:
-        """Send the chain, and keep the charger's answer among its reports for operators to see (a
-        charger refusing its own new certificate is something to look into)."""
-        result = await self.send(cp_id, command)
-        said = result.status.value if isinstance(result, cmd.Done | cmd.Rejected) else str(result)
-        try:
-            await asyncio.to_thread(
-                self.app.reports.record, cp_id, "CertificateSigned", f"sent: {said}", {"answer": said}
-            )
-        except Exception:
-            log.exception("could not record %s's answer to CertificateSigned", cp_id)
-
-    def _on_booted(self, event: ChargerBooted) -> None:
-        if event.charge_point_id in self.links:
-            self._booted.add(event.charge_point_id)
-
-    async def _configure_after_boot(self, cp_id: str, version: str) -> None:
-        """Metering first (if the rules ask), then the owner's smart charging settings, one command
-        at a time."""
-        if self.app.config.rules.configure_metering:
-            await self._configure_metering(cp_id, version)
-        await self._configure_smart_charging(cp_id)
-
-    async def _configure_smart_charging(self, cp_id: str) -> None:
-        """The owner's choices and the DSR flag, if anyone set them: otherwise the charger's own
-        defaults (the regulations' pre-configured ones) stand and nothing is sent."""
-        try:
-            settings = await asyncio.to_thread(self.app.smart.settings_due, cp_id)
-        except (NotFound, Busy) as exc:
-            log.warning(
-                "could not read %r's smart charging settings (sent when it next boots): %s", cp_id, exc
-            )
-            return
-        if settings is not None:
-            await self._send_smart_settings(cp_id, settings)
-
-    async def _send_smart_settings(self, cp_id: str, settings: SmartSettings) -> None:
-        for command in ocpp_smart.settings_commands(settings):
-            if not await self._logged(cp_id, command):
-                return  # the rest waits for the next boot, when every setting is sent again
-
-    def _on_smart_settings_changed(self, event: SmartSettingsChanged) -> None:
-        if self._reachable(event.charge_point_id):
-            self._soon(self._send_smart_settings(event.charge_point_id, event.settings))
-
-    def _on_override_due(self, event: OverrideDue) -> None:
-        command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
-        # Published while its start frame is handled here: sent once the answer has left.
-        sent_after = self._after_reply(
-            event.charge_point_id, lambda: self._logged(event.charge_point_id, command)
-        )
-        if not sent_after and self._reachable(event.charge_point_id):
-            self._soon(self._logged(event.charge_point_id, command))
-
-    async def _configure_metering(self, cp_id: str, version: str) -> None:
-        """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
-        or could not, is kept among its reports for the operator."""
-        rules = self.app.config.rules
-        policy = MeteringPolicy(rules.meter_sample_interval_s, rules.meter_quarter_interval_s)
-        setup = await metering_setup.configure(lambda c: self.send(cp_id, c), version, policy)
-        if setup.needed_nothing:
-            return
-        log.info("%s metering: %s", cp_id, setup.summary())
-        try:
-            await asyncio.to_thread(
-                self.app.reports.record, cp_id, "MeteringSetup", setup.summary(), setup.body()
-            )
-        except Exception:
-            log.exception("keeping %s's metering setup failed", cp_id)
+            reply, error = None, None
+            if isinstance(step, Send):
+                reply = await self.send(order.charge_point_id, step.command)
+            elif isinstance(step, Effect):
+                try:
+                    reply = await asyncio.to_thread(step.fn, *step.args)
+                except Exception as exc:
+                    error = exc
+            else:
+                for issued in step.orders:
+                    self._execute(issued)
 
     def _on_charger_offline(self, event: ChargerOffline) -> None:
         """Marked offline here while another process holds its link (its watchdog judged it silent,
@@ -817,30 +632,6 @@ class ChargerRegistry:
         owner = await self.router.owner_of(cp_id)
         if owner is not None and owner.node != self.router.node:
             await self.router.notify(owner.node, "forget", cp_id, owner.epoch)
-
-    async def _send_due(self, cp_id: str) -> None:
-        """On connecting: what was decided for this charger and never acknowledged (reservations still
-        "sent", cancelled ones it may still hold, stops still due), asked again. The database, not
-        any process's memory, says what."""
-        try:
-            reservations, cancellations, stops, overrides = await asyncio.to_thread(self._due, cp_id)
-        except NotFound:
-            return  # an unregistered charger: nothing is ever decided for it
-        except Busy as exc:
-            log.warning("could not look up what %r is due (asked when it next connects): %s", cp_id, exc)
-            return
-        for reservation in reservations:
-            self._on_reservation_due(reservation)
-        for cancellation in cancellations:
-            self._on_booking_ended(cancellation)
-        self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
-        for stop in stops:
-            self._on_energy_limit(stop)
-        for override in overrides:
-            command = ocpp_smart.override_command(
-                override.connector_no, override.session_id, override.rating_w
-            )
-            self._spawn(self._logged(cp_id, command))
 
     async def _resend_owed_rounds(self) -> None:
         """`resend_owed` twice per `command_resend_after_s` of the clock, for as long as the server runs."""
@@ -864,25 +655,8 @@ class ChargerRegistry:
         chargers = sorted({o.charge_point_id for o in self._owed.overdue(here, self.app.clock.now())})
         for cp_id in chargers:
             log.info("%s is still owed what was decided for it; asking again", cp_id)
-            self._spawn(self._send_due(cp_id))
+            self._spawn(self.run(self.policy.owed(cp_id)))
         return chargers
-
-    def _due(
-        self, cp_id: str
-    ) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached], list[OverrideDue]]:
-        bookings = self.app.bookings
-        return (
-            bookings.reservations_unanswered(cp_id),
-            bookings.cancellations_unanswered(cp_id),
-            self.app.charging.stops_due(cp_id),
-            self.app.smart.overrides_due(cp_id),
-        )
-
-    async def _logged(self, cp_id: str, command: cmd.Command[Any]) -> bool:
-        result = await self.send(cp_id, command)
-        if not isinstance(result, cmd.Done):
-            log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
-        return isinstance(result, cmd.Done)
 
     def _soon(self, coro: Any) -> None:
         """Run `coro` on the registry's loop, from any thread."""
@@ -931,7 +705,7 @@ class ChargerRegistry:
             if link.owner is None and not link.superseded and self.links.get(link.cp_id) is link:
                 await self._claim(link, epoch=OLDEST_EPOCH)
                 if link.owner is not None:  # what other processes could not send it meanwhile
-                    self._spawn(self._send_due(link.cp_id))
+                    self._spawn(self.run(self.policy.owed(link.cp_id)))
 
     def heal(self, cp_id: str) -> None:
         """Our link is open, yet a stale link's close elsewhere marked the charger offline."""

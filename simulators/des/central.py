@@ -4,10 +4,10 @@ Each charger gets a CSMS-role `Connection` over the real handler table of its OC
 (`chargeshare.ocpp.csms`: `csms_v16`, or `csms_v201` for 2.0.1 and 2.1), as the websocket server
 gives it one, so every frame is encoded and
 parsed on both ends and schema-checked by the end that receives it (both ends are ours, so neither
-re-checks what it sends). Commands the services' events ask for (stop at the energy
-limit, reserve, cancel a reservation) are the registry's typed commands (`chargeshare.ocpp.commands`)
-sent as `ChargerRegistry` sends them, but one virtual instant later rather than inside the handler
-that raised the event, as a task would on the socket.
+re-checks what it sends). What the services' events ask of chargers (stop at the energy limit,
+reserve, cancel a reservation, smart charging settings, what a charger is owed when it connects) is
+decided by the same `CommandPolicy` as `ChargerRegistry` uses, and its orders run one virtual
+instant later rather than inside the handler that raised the event, as a task would on the socket.
 """
 
 from __future__ import annotations
@@ -16,26 +16,19 @@ import contextlib
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
-from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import VERSIONS, csms
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp import smart_charging as ocpp_smart
+from chargeshare.ocpp.command_policy import CommandPolicy
 from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import LocalProtocolError
-from chargeshare.services.events import (
-    BookingEnded,
-    ChargerBooted,
-    EnergyLimitReached,
-    OverrideDue,
-    ReservationDue,
-    SmartSettingsChanged,
-)
+from chargeshare.ocpp.scripts import Order, drive
+from chargeshare.services.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +54,17 @@ class DesCentral:
         self.app = app
         self.links: dict[str, tuple[Connection, ChargerEnd]] = {}
         self.frames = 0  # every frame either way, replies included
-        self._stops_sent: set[tuple[str, int]] = set()
-        app.bus.subscribe(EnergyLimitReached, self._on_energy_limit)
-        app.bus.subscribe(ReservationDue, self._on_reservation_due)
-        app.bus.subscribe(BookingEnded, self._on_booking_ended)
-        # The smart charging regulations: the owner's settings on boot and on change, a driver's
-        # override once the start is answered (as the live registry sends them).
-        app.bus.subscribe(ChargerBooted, self._on_booted)
-        app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
-        app.bus.subscribe(OverrideDue, self._on_override_due)
+        # The DES charger models no sampling settings to read or change: metering is left as is.
+        self.policy = CommandPolicy(
+            self,
+            bookings=app.bookings,
+            charging=app.charging,
+            smart=app.smart,
+            reports=app.reports,
+            metering=None,
+        )
+        for kind in self.policy.events:
+            app.bus.subscribe(kind, self._on_event)
 
     # ---- the link ------------------------------------------------------------------------------
     def attach(self, charger: ChargerEnd, version: str) -> None:
@@ -78,10 +73,13 @@ class DesCentral:
         handlers = csms.handlers(version, self.app.charging, charger.cp_id, self.app.reports)
         conn = Connection(version, handlers, id_prefix="cs-", check_own=False)  # the charger checks
         self.links[charger.cp_id] = (conn, charger)
+        for order in self.policy.connected(charger.cp_id):
+            self._execute(order)
 
     def detach(self, cp_id: str) -> None:
         """The link dropped: the backend notices at once, as the server does on a closed socket."""
         if self.links.pop(cp_id, None) is not None:
+            self.policy.disconnected(cp_id)
             with contextlib.suppress(NotFound):
                 self.app.charging.disconnected(cp_id)
 
@@ -131,67 +129,26 @@ class DesCentral:
 
         event.callbacks.append(run)
 
-    # ---- what the services' events ask of chargers ---------------------------------------------
-    def _logged(self, cp_id: str, command: cmd.Command[Any]) -> None:
-        result = self.send(cp_id, command)
-        if not isinstance(result, cmd.Done):
-            log.info("%s to %s: %s", type(command).__name__, cp_id, result)
+    # ---- what the services' events ask of chargers (chargeshare/ocpp/command_policy.py) ---------
+    def reachable(self, cp_id: str) -> bool:
+        return cp_id in self.links
 
-    def _on_energy_limit(self, event: EnergyLimitReached) -> None:
-        key = (event.charge_point_id, event.transaction_id)
-        if event.charge_point_id not in self.links or key in self._stops_sent:
-            return
-        self._stops_sent.add(key)
-        self.later(partial(self._logged, event.charge_point_id, cmd.StopCharging(event.transaction_id)))
+    def linked_here(self, cp_id: str) -> bool:
+        return cp_id in self.links
 
-    def _on_reservation_due(self, event: ReservationDue) -> None:
-        if event.charge_point_id not in self.links:
-            return  # offline: the booking stands, and the backend alone refuses other drivers
-        command = cmd.Reserve(event.booking_id, event.connector_no, event.id_tag, event.expires_at)
+    def _on_event(self, event: Event) -> None:
+        for order in self.policy.decide(event):
+            self._execute(order)
 
-        def reserve() -> None:
-            result = self.send(event.charge_point_id, command)
-            if isinstance(result, cmd.Done | cmd.Rejected):
-                self.app.bookings.reservation_answered(command.reservation_id, result.status.value)
+    def _execute(self, order: Order) -> None:
+        """Every order one virtual instant later: after the answer being made, as on the socket."""
+        self.later(partial(self.run, order))
 
-        self.later(reserve)
-
-    def _on_booking_ended(self, event: BookingEnded) -> None:
-        if event.charge_point_id not in self.links or event.reservation not in ("sent", "accepted"):
-            return
-        command = cmd.CancelReservation(event.booking_id)
-
-        def cancel() -> None:
-            result = self.send(event.charge_point_id, command)
-            # As the live registry: once the charger holds it no more, that is recorded.
-            if isinstance(result, cmd.Done | cmd.Rejected):
-                self.app.bookings.reservation_cancelled(event.booking_id)
-
-        self.later(cancel)
-
-    def _on_booted(self, event: ChargerBooted) -> None:
-        cp_id = event.charge_point_id
-        if cp_id not in self.links:
-            return
-
-        def configure() -> None:
-            with contextlib.suppress(NotFound):
-                settings = self.app.smart.settings_due(cp_id)
-                if settings is not None:
-                    self._send_settings(cp_id, settings)
-
-        self.later(configure)
-
-    def _on_smart_settings_changed(self, event: SmartSettingsChanged) -> None:
-        if event.charge_point_id in self.links:
-            self.later(partial(self._send_settings, event.charge_point_id, event.settings))
-
-    def _send_settings(self, cp_id: str, settings: SmartSettings) -> None:
-        for command in ocpp_smart.settings_commands(settings):
-            self._logged(cp_id, command)
-
-    def _on_override_due(self, event: OverrideDue) -> None:
-        if event.charge_point_id not in self.links:
-            return  # offline: a charger that lost its link keeps running without the override
-        command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
-        self.later(partial(self._logged, event.charge_point_id, command))
+    def run(self, order: Order) -> None:
+        """Run an order's script: its commands over the link, the services called inline."""
+        drive(
+            order.script,
+            partial(self.send, order.charge_point_id),
+            lambda effect: effect.fn(*effect.args),
+            self._execute,
+        )

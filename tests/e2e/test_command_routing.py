@@ -332,7 +332,7 @@ async def test_a_stop_taken_but_never_acted_on_is_asked_again_when_the_charger_r
 
 
 async def test_a_stop_taken_is_forgotten_once_the_session_stops() -> None:
-    """The registry remembers a stop it has sent so that every reading over the limit does not send
+    """The command policy remembers a stop it has sent so that every reading over the limit does not send
     another; once the session has stopped there is nothing left to remember (or a long-running server
     would keep one entry per energy-limited session, for good)."""
     app = build(Config(database_url="sqlite://"), clock=SystemClock())
@@ -354,7 +354,7 @@ async def test_a_stop_taken_is_forgotten_once_the_session_stops() -> None:
                 await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=value))
                 await eventually(lambda: bool(script.asked("RemoteStopTransaction")), "a stop")
                 await cp.call(call16.StopTransaction(transaction_id=tx_id, meter_stop=1_000, timestamp=now()))
-                await eventually(lambda: not registry._stops_sent, "the stop forgotten")
+                await eventually(lambda: not registry.policy.stops_sent, "the stop forgotten")
     finally:
         app.close()
 

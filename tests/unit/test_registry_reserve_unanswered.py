@@ -43,7 +43,8 @@ async def test_an_unanswered_reserve_now_is_due_again(
         return answer
 
     monkeypatch.setattr(registry, "send", send)
-    await registry._reserve("CP1", cmd.Reserve(booking.booking_id, 1, "TAG", starts + timedelta(minutes=15)))
+    reserve = cmd.Reserve(booking.booking_id, 1, "TAG", starts + timedelta(minutes=15))
+    await registry.run(registry.policy.reserve("CP1", reserve))
     with app.store.reading() as tx:
         assert tx.bookings.get(booking.booking_id).reservation == reservation
     assert app.bookings.reservations_due() == ([booking.booking_id] if reservation == "none" else [])
@@ -77,7 +78,7 @@ async def test_a_reservenow_whose_answer_was_lost_is_cancelled_with_its_booking(
 
     monkeypatch.setattr(registry, "send", reaches_the_charger_but_not_its_answer)
     reserve = cmd.Reserve(booking.booking_id, 1, "TAG", starts + timedelta(minutes=15))
-    await registry._reserve("CP1", reserve)
+    await registry.run(registry.policy.reserve("CP1", reserve))
     assert at_the_charger == [reserve]
     assert reservation_of(app, booking.booking_id) == "sent"  # asked again when the charger connects
     ended: list[BookingEnded] = []

@@ -1,16 +1,16 @@
 """Configure a charger's metering after its accepted boot: read its sampling settings, change those
-that fall short of the policy (chargeshare/ocpp/metering.py), and say what happened."""
+that fall short of the policy (chargeshare/ocpp/metering.py), and say what happened. A command
+script (chargeshare/ocpp/scripts.py): it yields the commands and is sent back their results."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import metering
-
-Send = Callable[[cmd.Command[Any]], Awaitable[cmd.CommandResult[Any]]]
+from chargeshare.ocpp.scripts import Send
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ def _said(result: cmd.CommandResult[Any]) -> str:
     return type(result).__name__
 
 
-async def configure(send: Send, version: str, policy: metering.MeteringPolicy) -> MeteringSetup:
-    read = await send(cmd.GetSettings(metering.keys(version)))
+def configure(version: str, policy: metering.MeteringPolicy) -> Generator[Send, Any, MeteringSetup]:
+    read = yield Send(cmd.GetSettings(metering.keys(version)))
     if not isinstance(read, cmd.Done):
         return MeteringSetup(read)
     changes = []
     for change in metering.plan(version, read.details, policy):
-        changes.append((change, await send(change)))
+        changes.append((change, (yield Send(change))))
     return MeteringSetup(None, tuple(changes))

@@ -1,0 +1,384 @@
+"""Which command goes to which charger, decided from the services' events: one policy for the OCPP
+server (`ChargerRegistry`) and the DES engine (`DesCentral`).
+
+`CommandPolicy` is sans-I/O. Given an event, or a charger's link opening or closing, it returns
+`Order`s: a charger and a command script (chargeshare/ocpp/scripts.py) that sends the commands and
+records the answers. The engine holding the links runs each script with its own I/O. The policy asks
+the engine only what `Links` says (is a charger reachable from here, is its link held here), and
+keeps the one memory deciding needs: the stops sent, and the sessions whose missing events were
+asked about.
+
+A new kind of event is one handler: a method returning the orders, entered in `_handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Protocol, TypeVar
+
+from chargeshare.domain.errors import Busy, NotFound
+from chargeshare.domain.smart_charge_points import SmartSettings
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import metering_setup
+from chargeshare.ocpp import smart_charging as ocpp_smart
+from chargeshare.ocpp.metering import MeteringPolicy
+from chargeshare.ocpp.scripts import Effect, Issue, Order, Script, Send, Step
+from chargeshare.services.events import (
+    BookingEnded,
+    CertificateIssued,
+    ChargerBooted,
+    EnergyLimitReached,
+    Event,
+    OverrideDue,
+    ReservationDue,
+    SessionClosedWithoutStop,
+    SessionStopped,
+    SmartSettingsChanged,
+    TransactionEventsMissing,
+)
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=cmd.Command[Any])
+
+# The link closed after the call was sent: the charger may have acted on it.
+DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
+# A booking's reservation the charger may hold: cancelled when the booking ends.
+HELD_RESERVATIONS = ("sent", "accepted")
+
+
+class Links(Protocol):
+    """What the policy needs to know of the engine's links."""
+
+    def reachable(self, cp_id: str) -> bool:
+        """A command sent now could reach the charger (over a link here, or through the process
+        holding its link)."""
+        ...
+
+    def linked_here(self, cp_id: str) -> bool:
+        """The charger's link is held here, so a command can follow the answer being made on it."""
+        ...
+
+
+class Bookings(Protocol):
+    def reservations_unanswered(self, cp_id: str) -> list[ReservationDue]: ...
+    def cancellations_unanswered(self, cp_id: str) -> list[BookingEnded]: ...
+    def reservation_answered(self, booking_id: int, status: str) -> bool: ...
+    def reservation_unanswered(self, booking_id: int) -> bool: ...
+    def reservation_cancelled(self, booking_id: int) -> None: ...
+
+
+class Stops(Protocol):
+    def stops_due(self, cp_id: str) -> list[EnergyLimitReached]: ...
+
+
+class Smart(Protocol):
+    def settings_due(self, charge_point_id: str) -> SmartSettings | None: ...
+    def overrides_due(self, charge_point_id: str) -> list[OverrideDue]: ...
+
+
+class Reports(Protocol):
+    def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool: ...
+
+
+def maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
+    """A command that ended without an answer, yet may have reached the charger."""
+    return isinstance(result, cmd.Timeout) or result == cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER)
+
+
+class CommandPolicy:
+    def __init__(
+        self,
+        links: Links,
+        *,
+        bookings: Bookings,
+        charging: Stops,
+        smart: Smart,
+        reports: Reports,
+        metering: MeteringPolicy | None,
+    ) -> None:
+        """`metering`: the sampling asked of every charger after its accepted boot (None: left as is)."""
+        self.links = links
+        self.bookings = bookings
+        self.charging = charging
+        self.smart = smart
+        self.reports = reports
+        self.metering = metering
+        # Sessions (by id, with their charger) whose stop was sent and taken: not asked again at
+        # every reading over the limit. Forgotten once the session stops, once the stop fails, or
+        # once the charger's link here opens or closes: a charger that comes back with the session
+        # still open is asked again (it may have lost the stop).
+        self._stops_sent: dict[int, str] = {}
+        self._gaps_asked: set[int] = set()  # sessions whose missing events were asked about
+        self._handlers: dict[type[Event], Callable[[Any], list[Order]]] = {
+            EnergyLimitReached: self._energy_limit,
+            ReservationDue: self._reservation_due,
+            BookingEnded: self._booking_ended,
+            SessionStopped: self._session_ended,
+            SessionClosedWithoutStop: self._session_ended,
+            ChargerBooted: self._booted,
+            SmartSettingsChanged: self._smart_settings_changed,
+            OverrideDue: self._override_due,
+            CertificateIssued: self._certificate_issued,
+            TransactionEventsMissing: self._events_missing,
+        }
+
+    @property
+    def events(self) -> tuple[type[Event], ...]:
+        """The kinds of event the policy decides on: an engine subscribes `decide` to each."""
+        return tuple(self._handlers)
+
+    @property
+    def stops_sent(self) -> Mapping[int, str]:
+        """Session id -> charger, of the stops sent and not yet forgotten."""
+        return dict(self._stops_sent)
+
+    def decide(self, event: Event) -> list[Order]:
+        handler = self._handlers.get(type(event))
+        return [] if handler is None else handler(event)
+
+    # ---- links -----------------------------------------------------------------------------------
+    def connected(self, cp_id: str) -> list[Order]:
+        """The charger's link opened here: what it is owed is asked again."""
+        return [self.owed(cp_id)]
+
+    def disconnected(self, cp_id: str) -> None:
+        """Its link here closed: a stop sent on it may be lost, and is sent again when it is due."""
+        self._forget_stops_sent(cp_id)
+
+    def owed(self, cp_id: str) -> Order:
+        """What was decided for this charger and never acknowledged (reservations still "sent",
+        cancelled ones it may still hold, stops still due, overrides for its running sessions),
+        asked again. The database, not any process's memory, says what."""
+        return Order(cp_id, self._owed(cp_id))
+
+    def _owed(self, cp_id: str) -> Script:
+        try:
+            reservations, cancellations, stops, overrides = yield Effect(self._due, (cp_id,))
+        except NotFound:
+            return  # an unregistered charger: nothing is ever decided for it
+        except Busy as exc:
+            log.warning("could not look up what %r is due (asked when it next connects): %s", cp_id, exc)
+            return
+        orders = [o for r in reservations for o in self._reservation_due(r)]
+        orders += [o for c in cancellations for o in self._booking_ended(c)]
+        self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
+        orders += [o for s in stops for o in self._energy_limit(s)]
+        orders += [Order(cp_id, self._logged(cp_id, _override(o))) for o in overrides]
+        yield Issue(tuple(orders))
+
+    def _due(
+        self, cp_id: str
+    ) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached], list[OverrideDue]]:
+        return (
+            self.bookings.reservations_unanswered(cp_id),
+            self.bookings.cancellations_unanswered(cp_id),
+            self.charging.stops_due(cp_id),
+            self.smart.overrides_due(cp_id),
+        )
+
+    # ---- stops -----------------------------------------------------------------------------------
+    def _energy_limit(self, event: EnergyLimitReached) -> list[Order]:
+        cp_id, session_id = event.charge_point_id, event.transaction_id
+        if not self.links.reachable(cp_id) or session_id in self._stops_sent:
+            return []
+        self._stops_sent[session_id] = cp_id
+        return [Order(cp_id, self._stop(cp_id, session_id))]
+
+    def _stop(self, cp_id: str, session_id: int) -> Script:
+        if not (yield from self._logged(cp_id, cmd.StopCharging(session_id))):
+            self._stops_sent.pop(session_id, None)  # the next reading over the limit, or a reconnect, asks
+
+    def _session_ended(self, event: SessionStopped | SessionClosedWithoutStop) -> list[Order]:
+        self._stops_sent.pop(event.session_id, None)
+        self._gaps_asked.discard(event.session_id)
+        return []
+
+    def _forget_stops_sent(self, cp_id: str) -> None:
+        for session_id in [s for s, cp in self._stops_sent.items() if cp == cp_id]:
+            del self._stops_sent[session_id]
+
+    # ---- reservations ----------------------------------------------------------------------------
+    def _reservation_due(self, event: ReservationDue) -> list[Order]:
+        if not self.links.reachable(event.charge_point_id):
+            return []  # offline: the booking stands, and the backend alone refuses other drivers
+        command = cmd.Reserve(event.booking_id, event.connector_no, event.id_tag, event.expires_at)
+        return [self.reserve(event.charge_point_id, command)]
+
+    def reserve(self, cp_id: str, command: cmd.Reserve) -> Order:
+        """ReserveNow, and its answer recorded on the booking."""
+        return Order(cp_id, self._reserve(cp_id, command))
+
+    def _reserve(self, cp_id: str, command: cmd.Reserve) -> Script:
+        result = yield Send(command)
+        if isinstance(result, cmd.Done | cmd.Rejected):
+            # A refusal fails the booking and releases its hold.
+            try:
+                ended = yield Effect(
+                    self.bookings.reservation_answered, (command.reservation_id, result.status.value)
+                )
+            except Exception:
+                log.exception("recording %s's answer to ReserveNow %s failed", cp_id, command.reservation_id)
+                return
+            if ended:  # cancelled while the ReserveNow was on its way
+                yield from self._cancel_reservation(cp_id, command.reservation_id)
+            return
+        log.warning(
+            "ReserveNow for booking %s to %s got no answer: %s", command.reservation_id, cp_id, result
+        )
+        if maybe_delivered(result):
+            # The charger may hold it (its answer was lost, or the process carrying it died):
+            # "sent" keeps it on record, asked again when the charger connects and cancelled
+            # with its booking. Back to "none", nothing would ever cancel it at the charger,
+            # and its connector, shown Reserved, would never be asked again by the sweep.
+            return
+        # It reached no charger: the next sweep asks again (a routing gap costs one sweep).
+        try:
+            yield Effect(self.bookings.reservation_unanswered, (command.reservation_id,))
+        except Exception:
+            log.exception("could not mark ReserveNow %s unanswered", command.reservation_id)
+
+    def _booking_ended(self, event: BookingEnded) -> list[Order]:
+        if not self.links.reachable(event.charge_point_id) or event.reservation not in HELD_RESERVATIONS:
+            return []
+        return [
+            Order(event.charge_point_id, self._cancel_reservation(event.charge_point_id, event.booking_id))
+        ]
+
+    def _cancel_reservation(self, cp_id: str, booking_id: int) -> Script:
+        """CancelReservation; once the charger holds it no more (cancelled, or it had none), that is
+        recorded. Otherwise the booking's reservation stays on record, asked again on connecting."""
+        result = yield Send(cmd.CancelReservation(booking_id))
+        if not isinstance(result, cmd.Done | cmd.Rejected):
+            log.warning("CancelReservation to %s: %s", cp_id, result)
+            return
+        try:
+            yield Effect(self.bookings.reservation_cancelled, (booking_id,))
+        except Exception:
+            log.exception("recording %s's answer to CancelReservation %s failed", cp_id, booking_id)
+
+    # ---- boot: metering and smart charging settings ------------------------------------------------
+    def _booted(self, event: ChargerBooted) -> list[Order]:
+        cp_id = event.charge_point_id
+        if not self.links.linked_here(cp_id):
+            return []
+        # Only once the boot's answer has left: nothing may reach a charger before it.
+        return [Order(cp_id, self._configure(cp_id, event.ocpp_version), after_reply=True)]
+
+    def _configure(self, cp_id: str, version: str) -> Script:
+        """Metering first (if asked for), then the owner's smart charging settings, one command at a
+        time."""
+        if self.metering is not None:
+            yield from self._configure_metering(cp_id, version, self.metering)
+        yield from self._configure_smart_charging(cp_id)
+
+    def _configure_metering(self, cp_id: str, version: str, policy: MeteringPolicy) -> Script:
+        """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
+        or could not, is kept among its reports for the operator."""
+        setup = yield from metering_setup.configure(version, policy)
+        if setup.needed_nothing:
+            return
+        log.info("%s metering: %s", cp_id, setup.summary())
+        try:
+            yield Effect(self.reports.record, (cp_id, "MeteringSetup", setup.summary(), setup.body()))
+        except Exception:
+            log.exception("keeping %s's metering setup failed", cp_id)
+
+    def _configure_smart_charging(self, cp_id: str) -> Script:
+        """The owner's choices and the DSR flag, if anyone set them: otherwise the charger's own
+        defaults (the regulations' pre-configured ones) stand and nothing is sent."""
+        try:
+            settings = yield Effect(self.smart.settings_due, (cp_id,))
+        except (NotFound, Busy) as exc:
+            log.warning(
+                "could not read %r's smart charging settings (sent when it next boots): %s", cp_id, exc
+            )
+            return
+        if settings is not None:
+            yield from self._send_smart_settings(cp_id, settings)
+
+    def _send_smart_settings(self, cp_id: str, settings: SmartSettings) -> Script:
+        for command in ocpp_smart.settings_commands(settings):
+            if not (yield from self._logged(cp_id, command)):
+                return  # the rest waits for the next boot, when every setting is sent again
+
+    def _smart_settings_changed(self, event: SmartSettingsChanged) -> list[Order]:
+        cp_id = event.charge_point_id
+        if not self.links.reachable(cp_id):
+            return []
+        return [Order(cp_id, self._send_smart_settings(cp_id, event.settings))]
+
+    def _override_due(self, event: OverrideDue) -> list[Order]:
+        # Published while its start frame is handled: the charger learns of the transaction only
+        # from our answer, so the override follows it.
+        return self._after_reply_or_now(event.charge_point_id, self._logged, _override(event))
+
+    # ---- certificates ------------------------------------------------------------------------------
+    def _certificate_issued(self, event: CertificateIssued) -> list[Order]:
+        command = cmd.CertificateSigned(event.chain, event.certificate_type)
+        # Published while its SignCertificate is handled: sent once the answer has left.
+        return self._after_reply_or_now(event.charge_point_id, self._certificate_signed, command)
+
+    def _certificate_signed(self, cp_id: str, command: cmd.CertificateSigned) -> Script:
+        """Send the chain, and keep the charger's answer among its reports for operators to see (a
+        charger refusing its own new certificate is something to look into)."""
+        result = yield Send(command)
+        said = result.status.value if isinstance(result, cmd.Done | cmd.Rejected) else str(result)
+        try:
+            yield Effect(self.reports.record, (cp_id, "CertificateSigned", f"sent: {said}", {"answer": said}))
+        except Exception:
+            log.exception("could not record %s's answer to CertificateSigned", cp_id)
+
+    # ---- missing transaction events ----------------------------------------------------------------
+    def _events_missing(self, event: TransactionEventsMissing) -> list[Order]:
+        # Once per session: a charger numbering events across its EVSEs skips numbers all the time.
+        if event.session_id in self._gaps_asked or not self.links.linked_here(event.charge_point_id):
+            return []
+        self._gaps_asked.add(event.session_id)
+        return [Order(event.charge_point_id, self._transaction_status(event), after_reply=True)]
+
+    def _transaction_status(self, gap: TransactionEventsMissing) -> Script:
+        """Ask whether the missing events are still queued at the charger, and keep the answer
+        among its reports for operators: queued ones will come; if none is queued, they are lost."""
+        result = yield Send(cmd.GetTransactionStatus(gap.session_id))
+        if isinstance(result, cmd.Done):
+            queue = result.details
+            said = "still queued at the charger" if queue.messages_in_queue else "not queued: lost"
+            ongoing = {True: ", ongoing", False: ", ended", None: ""}[queue.ongoing]
+        else:
+            said, ongoing = f"not known ({result})", ""
+        missing = f"seqNo {gap.first_missing}" + (
+            f"-{gap.arrived - 1}" if gap.arrived - 1 > gap.first_missing else ""
+        )
+        summary = f"session {gap.session_id}: {missing} missing, {said}{ongoing}"
+        cp_id = gap.charge_point_id
+        try:
+            yield Effect(
+                self.reports.record, (cp_id, "GetTransactionStatus", summary, {"session": gap.session_id})
+            )
+        except Exception:
+            log.exception("could not record %s's transaction status", cp_id)
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    def _after_reply_or_now(
+        self, cp_id: str, script: Callable[[str, C], Generator[Step, Any, object]], command: C
+    ) -> list[Order]:
+        """Behind the answer being made on the charger's link here; failing that, at once if it is
+        reachable through another process."""
+        if self.links.linked_here(cp_id):
+            return [Order(cp_id, script(cp_id, command), after_reply=True)]
+        if self.links.reachable(cp_id):
+            return [Order(cp_id, script(cp_id, command))]
+        return []
+
+    def _logged(self, cp_id: str, command: cmd.Command[Any]) -> Generator[Send, Any, bool]:
+        """Send one command; anything but Done is logged. Returns whether it was done."""
+        result = yield Send(command)
+        if not isinstance(result, cmd.Done):
+            log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
+        return isinstance(result, cmd.Done)
+
+
+def _override(event: OverrideDue) -> cmd.SetChargingProfile:
+    return ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
