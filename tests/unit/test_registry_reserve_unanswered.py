@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from chargeshare.adapters.ocpp_server import DISCONNECTED_BEFORE_ANSWER, ChargerRegistry
+from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import BookingEnded

@@ -1,0 +1,472 @@
+"""The command policy on its own: which orders each event makes, what their scripts send and record
+for each answer, the stops-sent memory, and what a charger is owed when it connects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargeshare.domain.errors import Busy, NotFound
+from chargeshare.domain.smart_charge_points import SmartSettings
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import smart_charging as ocpp_smart
+from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
+from chargeshare.ocpp.metering import MeteringPolicy
+from chargeshare.ocpp.scripts import Effect, Order, drive
+from chargeshare.services.events import (
+    BookingEnded,
+    CertificateIssued,
+    ChargerBooted,
+    ChargerOnline,
+    EnergyLimitReached,
+    Event,
+    OverrideDue,
+    ReservationDue,
+    SessionClosedWithoutStop,
+    SessionStopped,
+    SmartSettingsChanged,
+    TransactionEventsMissing,
+)
+
+AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+EXPIRES = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+DONE = cmd.Done(cmd.Status.ACCEPTED, None)
+SETTINGS = SmartSettings(randomised_delay_max_s=600, default_charging_hours=False, demand_side_response=True)
+
+
+@dataclass
+class FakeLinks:
+    here: set[str] = field(default_factory=set)  # links held here
+    elsewhere: set[str] = field(default_factory=set)  # reachable through another process
+
+    def reachable(self, cp_id: str) -> bool:
+        return cp_id in self.here or cp_id in self.elsewhere
+
+    def linked_here(self, cp_id: str) -> bool:
+        return cp_id in self.here
+
+
+@dataclass
+class FakeBackend:
+    """Bookings, charging, smart charging and reports in one: every call kept, in order."""
+
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    reservations: list[ReservationDue] = field(default_factory=list)
+    cancellations: list[BookingEnded] = field(default_factory=list)
+    stops: list[EnergyLimitReached] = field(default_factory=list)
+    overrides: list[OverrideDue] = field(default_factory=list)
+    settings: SmartSettings | None = None
+    answered_ends_booking: bool = False
+    fails: dict[str, Exception] = field(default_factory=dict)  # method name -> what it raises
+
+    def _call(self, name: str, *args: Any) -> None:
+        self.calls.append((name, args))
+        if name in self.fails:
+            raise self.fails[name]
+
+    def reservations_unanswered(self, cp_id: str) -> list[ReservationDue]:
+        self._call("reservations_unanswered", cp_id)
+        return self.reservations
+
+    def cancellations_unanswered(self, cp_id: str) -> list[BookingEnded]:
+        return self.cancellations
+
+    def reservation_answered(self, booking_id: int, status: str) -> bool:
+        self._call("reservation_answered", booking_id, status)
+        return self.answered_ends_booking
+
+    def reservation_unanswered(self, booking_id: int) -> bool:
+        self._call("reservation_unanswered", booking_id)
+        return True
+
+    def reservation_cancelled(self, booking_id: int) -> None:
+        self._call("reservation_cancelled", booking_id)
+
+    def stops_due(self, cp_id: str) -> list[EnergyLimitReached]:
+        return self.stops
+
+    def settings_due(self, charge_point_id: str) -> SmartSettings | None:
+        self._call("settings_due", charge_point_id)
+        return self.settings
+
+    def overrides_due(self, charge_point_id: str) -> list[OverrideDue]:
+        return self.overrides
+
+    def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool:
+        self._call("record", cp_id, action, summary)
+        return True
+
+    def recorded(self, name: str) -> list[tuple[Any, ...]]:
+        return [args for called, args in self.calls if called == name]
+
+
+Answer = Callable[[cmd.Command[Any]], cmd.CommandResult[Any]]
+
+
+def answer_with(result: cmd.CommandResult[Any], _command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+    return result
+
+
+@dataclass
+class World:
+    links: FakeLinks
+    backend: FakeBackend
+    policy: CommandPolicy
+    sent: list[tuple[str, cmd.Command[Any]]] = field(default_factory=list)
+
+    def run(self, orders: list[Order], answer: Answer = lambda _c: DONE) -> None:
+        """Run the orders to their end (and those they issue), each command answered by `answer`."""
+        queue = list(orders)
+        while queue:
+            order = queue.pop(0)
+
+            def send(command: cmd.Command[Any], cp_id: str = order.charge_point_id) -> Any:
+                self.sent.append((cp_id, command))
+                return answer(command)
+
+            drive(order.script, send, lambda e: e.fn(*e.args), queue.append)
+
+    def decide_and_run(self, event: Event, answer: Answer = lambda _c: DONE) -> list[Order]:
+        orders = self.policy.decide(event)
+        self.run(orders, answer)
+        return orders
+
+    def commands(self) -> list[cmd.Command[Any]]:
+        return [c for _, c in self.sent]
+
+
+def world(
+    *, here: set[str] | None = None, elsewhere: set[str] | None = None, metering: bool = False
+) -> World:
+    links = FakeLinks({"CP1"} if here is None else here, elsewhere or set())
+    backend = FakeBackend()
+    policy = CommandPolicy(
+        links,
+        bookings=backend,
+        charging=backend,
+        smart=backend,
+        reports=backend,
+        metering=MeteringPolicy(60, 900) if metering else None,
+    )
+    return World(links, backend, policy)
+
+
+def limit(session_id: int, cp_id: str = "CP1") -> EnergyLimitReached:
+    return EnergyLimitReached(AT, cp_id, session_id)
+
+
+def reservation(booking_id: int = 7, cp_id: str = "CP1") -> ReservationDue:
+    return ReservationDue(AT, booking_id, cp_id, 1, "TAG", EXPIRES)
+
+
+def override(session_id: int = 5, cp_id: str = "CP1") -> OverrideDue:
+    return OverrideDue(AT, cp_id, 1, session_id, 7_400)
+
+
+def gap(session_id: int = 5, cp_id: str = "CP1") -> TransactionEventsMissing:
+    return TransactionEventsMissing(AT, cp_id, session_id, 3, 6)
+
+
+# ---- the events it decides on ---------------------------------------------------------------------
+def test_the_policy_decides_on_every_event_that_asks_something_of_a_charger() -> None:
+    assert set(world().policy.events) == {
+        EnergyLimitReached,
+        ReservationDue,
+        BookingEnded,
+        SessionStopped,
+        SessionClosedWithoutStop,
+        ChargerBooted,
+        SmartSettingsChanged,
+        OverrideDue,
+        CertificateIssued,
+        TransactionEventsMissing,
+    }
+    assert world().policy.decide(ChargerOnline(AT, "CP1")) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        limit(1),
+        reservation(),
+        BookingEnded(AT, 7, "cancelled", "CP1", "accepted"),
+        SmartSettingsChanged(AT, "CP1", SETTINGS),
+        override(),
+        CertificateIssued(AT, "CP1", "CHAIN", None),
+        ChargerBooted(AT, "CP1", "1.6"),
+        gap(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_nothing_is_ordered_for_a_charger_no_process_holds(event: Event) -> None:
+    w = world(here=set())
+    assert w.policy.decide(event) == []
+    assert w.policy.stops_sent == {}
+
+
+# ---- stops -----------------------------------------------------------------------------------------
+def test_a_stop_is_sent_once_per_session_on_the_same_link() -> None:
+    w = world()
+    assert len(w.decide_and_run(limit(1))) == 1
+    assert w.decide_and_run(limit(1)) == []  # the next reading over the limit
+    assert w.commands() == [cmd.StopCharging(1)]
+    assert w.policy.stops_sent == {1: "CP1"}
+
+
+def test_a_stop_that_failed_is_sent_again_at_the_next_reading_over_the_limit() -> None:
+    w = world()
+    w.decide_and_run(limit(1), lambda _c: cmd.Timeout(30))
+    assert w.policy.stops_sent == {}
+    w.decide_and_run(limit(1))
+    assert w.commands() == [cmd.StopCharging(1)] * 2
+
+
+@pytest.mark.parametrize(
+    "ended", [SessionStopped(AT, 1, 10, 900, 300), SessionClosedWithoutStop(AT, 1, "CP1")], ids=type
+)
+def test_a_stop_is_forgotten_once_its_session_ends(ended: Event) -> None:
+    w = world()
+    w.decide_and_run(limit(1))
+    w.decide_and_run(limit(2))
+    assert w.policy.decide(ended) == []
+    assert w.policy.stops_sent == {2: "CP1"}
+
+
+def test_a_link_closing_forgets_only_its_own_chargers_stops() -> None:
+    w = world(here={"CP1", "CP2"})
+    w.decide_and_run(limit(1, "CP1"))
+    w.decide_and_run(limit(2, "CP2"))
+    w.policy.disconnected("CP1")
+    assert w.policy.stops_sent == {2: "CP2"}
+
+
+def test_a_stop_goes_through_the_process_holding_the_link() -> None:
+    w = world(here=set(), elsewhere={"CP1"})
+    (order,) = w.decide_and_run(limit(1))
+    assert not order.after_reply
+    assert w.sent == [("CP1", cmd.StopCharging(1))]
+
+
+# ---- reservations ------------------------------------------------------------------------------------
+def test_a_reservation_answered_is_recorded_as_the_charger_answered() -> None:
+    w = world()
+    w.decide_and_run(reservation(), lambda _c: cmd.Rejected(cmd.Status.OCCUPIED))
+    assert w.commands() == [cmd.Reserve(7, 1, "TAG", EXPIRES)]
+    assert w.backend.recorded("reservation_answered") == [(7, "Occupied")]
+
+
+def test_a_booking_cancelled_while_its_reservenow_was_on_its_way_is_cancelled_at_the_charger() -> None:
+    w = world()
+    w.backend.answered_ends_booking = True
+    w.decide_and_run(reservation())
+    assert w.commands() == [cmd.Reserve(7, 1, "TAG", EXPIRES), cmd.CancelReservation(7)]
+    assert w.backend.recorded("reservation_cancelled") == [(7,)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "unanswered"),
+    [
+        (cmd.Timeout(30), []),  # it may hold it: stays "sent"
+        (cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER), []),
+        (cmd.CallError("InternalError"), [(7,)]),  # reached no charger: the sweep asks again
+        (cmd.NotConnected(), [(7,)]),
+    ],
+    ids=str,
+)
+def test_a_reservenow_without_an_answer(answer: cmd.Failure, unanswered: list[tuple[int]]) -> None:
+    w = world()
+    w.decide_and_run(reservation(), lambda _c: answer)
+    assert w.backend.recorded("reservation_answered") == []
+    assert w.backend.recorded("reservation_unanswered") == unanswered
+
+
+def test_recording_an_answer_that_fails_ends_the_script_without_raising() -> None:
+    w = world()
+    w.backend.fails["reservation_answered"] = Busy("locked", 1.0)
+    w.backend.answered_ends_booking = True
+    w.decide_and_run(reservation())
+    assert w.commands() == [cmd.Reserve(7, 1, "TAG", EXPIRES)]
+
+
+@pytest.mark.parametrize(("held", "cancelled"), [("none", False), ("sent", True), ("accepted", True)])
+def test_a_booking_that_ends_cancels_a_reservation_the_charger_may_hold(held: str, cancelled: bool) -> None:
+    w = world()
+    w.decide_and_run(BookingEnded(AT, 7, "cancelled", "CP1", held))
+    assert w.commands() == ([cmd.CancelReservation(7)] if cancelled else [])
+    assert w.backend.recorded("reservation_cancelled") == ([(7,)] if cancelled else [])
+
+
+def test_a_cancellation_without_an_answer_stays_on_record() -> None:
+    w = world()
+    w.decide_and_run(BookingEnded(AT, 7, "cancelled", "CP1", "sent"), lambda _c: cmd.Timeout(30))
+    assert w.backend.recorded("reservation_cancelled") == []
+
+
+# ---- boot, smart charging, overrides, certificates, missing events ------------------------------------
+def test_a_boot_is_followed_by_the_smart_settings_after_its_answer() -> None:
+    w = world()
+    w.backend.settings = SETTINGS
+    (order,) = w.decide_and_run(ChargerBooted(AT, "CP1", "1.6"))
+    assert order.after_reply
+    assert w.commands() == list(ocpp_smart.settings_commands(SETTINGS))
+
+
+def test_smart_settings_stop_at_the_first_the_charger_does_not_take() -> None:
+    w = world()
+    w.decide_and_run(SmartSettingsChanged(AT, "CP1", SETTINGS), lambda _c: cmd.Rejected(cmd.Status.REJECTED))
+    assert w.commands() == list(ocpp_smart.settings_commands(SETTINGS))[:1]
+
+
+def test_a_boot_reads_the_metering_settings_first_when_asked_to() -> None:
+    w = world(metering=True)
+    w.decide_and_run(ChargerBooted(AT, "CP1", "1.6"), lambda _c: cmd.CallError("NotImplemented"))
+    assert isinstance(w.commands()[0], cmd.GetSettings)
+    assert [args[1] for args in w.backend.recorded("record")] == ["MeteringSetup"]
+    assert w.backend.recorded("settings_due") == [("CP1",)]
+
+
+def test_an_unregistered_chargers_boot_sends_no_settings() -> None:
+    w = world()
+    w.backend.fails["settings_due"] = NotFound("CP1")
+    w.decide_and_run(ChargerBooted(AT, "CP1", "1.6"))
+    assert w.commands() == []
+
+
+def test_a_boot_handled_by_another_process_is_configured_there() -> None:
+    assert world(here=set(), elsewhere={"CP1"}).policy.decide(ChargerBooted(AT, "CP1", "1.6")) == []
+
+
+@pytest.mark.parametrize(
+    ("here", "after_reply"), [({"CP1"}, True), (set(), False)], ids=["linked here", "elsewhere"]
+)
+def test_an_override_follows_the_answer_here_or_goes_at_once_elsewhere(
+    here: set[str], after_reply: bool
+) -> None:
+    w = world(here=here, elsewhere={"CP1"})
+    (order,) = w.decide_and_run(override())
+    assert order.after_reply is after_reply
+    assert w.commands() == [ocpp_smart.override_command(1, 5, 7_400)]
+
+
+def test_a_certificate_chain_is_sent_and_its_answer_kept() -> None:
+    w = world()
+    (order,) = w.decide_and_run(CertificateIssued(AT, "CP1", "CHAIN", None))
+    assert order.after_reply
+    assert w.commands() == [cmd.CertificateSigned("CHAIN", None)]
+    assert w.backend.recorded("record") == [("CP1", "CertificateSigned", "sent: Accepted")]
+
+
+def test_missing_events_are_asked_about_once_per_session_until_it_ends() -> None:
+    w = world()
+    queue = cmd.Done(cmd.Status.ACCEPTED, cmd.TransactionQueue(messages_in_queue=True, ongoing=True))
+    w.decide_and_run(gap(), lambda _c: queue)
+    assert w.decide_and_run(gap()) == []
+    assert w.commands() == [cmd.GetTransactionStatus(5)]
+    (summary,) = [args[2] for args in w.backend.recorded("record")]
+    assert summary == "session 5: seqNo 3-5 missing, still queued at the charger, ongoing"
+    w.policy.decide(SessionStopped(AT, 5, 10, 900, 300))
+    assert len(w.policy.decide(gap())) == 1
+
+
+def test_missing_events_on_a_link_held_elsewhere_are_left_to_that_process() -> None:
+    w = world(here=set(), elsewhere={"CP1"})
+    assert w.policy.decide(gap()) == []
+    w.links.here.add("CP1")
+    assert len(w.policy.decide(gap())) == 1  # not remembered as asked
+
+
+# ---- what a charger is owed on connecting ----------------------------------------------------------
+def test_on_connecting_a_charger_is_sent_everything_it_is_owed() -> None:
+    w = world()
+    w.backend.reservations = [reservation(7)]
+    w.backend.cancellations = [BookingEnded(AT, 8, "cancelled", "CP1", "sent")]
+    w.backend.stops = [limit(1)]
+    w.backend.overrides = [override(5)]
+    w.run(w.policy.connected("CP1"))
+    assert w.commands() == [
+        cmd.Reserve(7, 1, "TAG", EXPIRES),
+        cmd.CancelReservation(8),
+        cmd.StopCharging(1),
+        ocpp_smart.override_command(1, 5, 7_400),
+    ]
+
+
+def test_a_stop_sent_on_an_earlier_link_is_sent_again_on_connecting() -> None:
+    w = world()
+    w.decide_and_run(limit(1))
+    w.backend.stops = [limit(1)]
+    w.run(w.policy.connected("CP1"))
+    assert w.commands() == [cmd.StopCharging(1)] * 2
+    assert w.policy.stops_sent == {1: "CP1"}
+
+
+@pytest.mark.parametrize("failure", [NotFound("CP9"), Busy("locked", 1.0)], ids=type)
+def test_nothing_is_owed_when_the_lookup_fails(failure: Exception) -> None:
+    w = world()
+    w.backend.fails["reservations_unanswered"] = failure
+    w.backend.stops = [limit(1)]
+    w.run([w.policy.owed("CP1")])
+    assert w.commands() == []
+
+
+def test_the_owed_lookup_is_a_service_call_the_engine_makes() -> None:
+    (order,) = world().policy.connected("CP1")
+    step = order.script.send(None)
+    assert isinstance(step, Effect)
+
+
+# ---- the stops-sent memory, against a model -----------------------------------------------------------
+Op = tuple[str, int, int]  # (what, charger number, session)
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["reading", "reading-failed", "ended", "disconnected", "connected"]),
+        st.integers(1, 2),
+        st.integers(1, 3),
+    ),
+    max_size=30,
+)
+
+
+@given(ops)
+def test_the_stops_sent_memory_follows_its_rules(steps: list[Op]) -> None:
+    """A stop is sent at a reading over the limit unless one was sent and taken on the same link,
+    and the session has not ended since; a reconnect sends every stop still due."""
+    w = world(here={"CP1", "CP2"})
+    remembered: dict[int, str] = {}
+    open_on: dict[int, str] = {}  # sessions not ended, on their charger
+    for what, charger, session in steps:
+        cp_id = f"CP{charger}"
+        if what.startswith("reading"):
+            if open_on.setdefault(session, cp_id) != cp_id:
+                continue  # a session belongs to one charger
+            before = len(w.sent)
+            answer: cmd.CommandResult[None] = cmd.Timeout(1) if what == "reading-failed" else DONE
+            w.decide_and_run(limit(session, cp_id), partial(answer_with, answer))
+            sent = len(w.sent) > before
+            assert sent == (session not in remembered)
+            if sent and what == "reading":
+                remembered[session] = cp_id
+        elif what == "ended":
+            w.policy.decide(SessionStopped(AT, session, 1, 0, 0))
+            remembered.pop(session, None)
+            open_on.pop(session, None)
+        elif what == "disconnected":
+            w.policy.disconnected(cp_id)
+            remembered = {s: c for s, c in remembered.items() if c != cp_id}
+        else:
+            w.backend.stops = [limit(s, c) for s, c in open_on.items() if c == cp_id]
+            before = len(w.sent)
+            w.run(w.policy.connected(cp_id))
+            stops = [c for _, c in w.sent[before:] if isinstance(c, cmd.StopCharging)]
+            assert sorted(c.transaction for c in stops) == sorted(s for s, c in open_on.items() if c == cp_id)
+            remembered = {s: c for s, c in remembered.items() if c != cp_id}
+            remembered.update({s: c for s, c in open_on.items() if c == cp_id})
+        assert w.policy.stops_sent == remembered
