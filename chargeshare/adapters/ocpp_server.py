@@ -4,7 +4,9 @@ Commands to chargers go through the registry, which knows each live link (and it
 awaits the answer: typed commands (`send`, or the named methods such as `remote_start`, `reset`,
 `get_settings`) return a typed result; `call` sends a raw action and returns the raw outcome. With a
 `CommandRouter` (several server processes sharing Redis), a command for a charger whose link another
-process holds is carried there and answered from there (adapters/command_routing.py).
+process holds is carried there and answered from there (adapters/command_routing.py). What the
+backend sends by itself, on domain events and as a charger connects, is decided by the command
+policy (chargeshare/ocpp/command_policy.py); the registry runs its orders.
 """
 
 from __future__ import annotations
