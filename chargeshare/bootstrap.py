@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,14 @@ from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus, MessageBus
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
+from chargeshare.services.last_seen import WriteBehindLastSeen
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
 from chargeshare.services.platform_reporting import PlatformReportingService
 from chargeshare.services.ports import (
     CertificateAuthority,
     Durability,
+    LastSeen,
     LockManager,
     PaymentGateway,
     RedisClient,
@@ -284,16 +287,16 @@ class App:
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
     queries: Queries
+    # Chargers' last-seen stamps, written behind: the OCPP server forgets them when another process
+    # may have changed its charger, the sweep writes them, closing writes what is left.
+    last_seen: LastSeen
     redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
     durability: Durability = field(default_factory=ImmediateDurability)
 
     def close(self) -> None:
-        try:  # last-seen stamps still waiting for the housekeeping sweep (a clean stop loses none)
-            self.charging.flush_last_seen()
-        except Exception:
-            log.exception("could not write the last-seen stamps still pending; closing anyway")
+        self.last_seen.close()  # stamps still waiting for the housekeeping sweep: a clean stop loses none
         self.store.close()
         if self.redis is not None:
             self.redis.close()
@@ -396,8 +399,9 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
             else RedisSlotClaims(redis_client, namespace_for(config.database_url), **windows)
         )
     bookings = BookingService(store, locks, settlement, bus, clock, rules, claims)
+    last_seen = WriteBehindLastSeen(store, every=timedelta(seconds=rules.heartbeat_interval_s / 4))
     charging = ChargingService(
-        store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
+        store, settlement, bus, clock, rules, last_seen, allow_unknown=config.allow_unknown_chargers
     )
     return App(
         config=config,
@@ -428,6 +432,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
         queries=Queries.over(store, rules),
+        last_seen=last_seen,
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),

@@ -311,7 +311,7 @@ class ChargerRegistry:
             self._spawn(link.websocket.close(code=1000, reason="connected again since"))
             return
         # Another process may have marked it offline while this one remembers it online.
-        self.app.charging.forget_stamp(cp_id)
+        self.app.last_seen.forget(cp_id)
         replaced = self._evictions.pop(cp_id, None)
         if replaced is not None and link.owner is not None and link.owner.epoch <= replaced:
             self.evict(cp_id, replaced)  # a newer connection was made before our claim returned
@@ -712,9 +712,9 @@ class ChargerRegistry:
     def heal(self, cp_id: str) -> None:
         """Our link is open, yet a stale link's close elsewhere marked the charger offline."""
         if cp_id in self.links:
-            self.app.charging.forget_stamp(cp_id)
+            self.app.last_seen.forget(cp_id)
             with contextlib.suppress(NotFound, Busy):  # if busy, its next frame is written anyway
                 self.app.charging.heartbeat(cp_id)
 
     def forget(self, cp_id: str) -> None:
-        self.app.charging.forget_stamp(cp_id)
+        self.app.last_seen.forget(cp_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +37,7 @@ from chargeshare.services.events import (
     SessionUnmetered,
     TransactionEventsMissing,
 )
-from chargeshare.services.ports import Store, UnitOfWork
+from chargeshare.services.ports import LastSeen, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -120,14 +119,14 @@ class ChargingService:
         bus: MessageBus,
         clock: Clock,
         rules: MarketplaceRules,
+        last_seen: LastSeen,
         *,
         allow_unknown: bool = False,
     ) -> None:
         self.store, self.settlement, self.bus, self.clock, self.rules = store, settlement, bus, clock, rules
+        self.last_seen = last_seen  # stamps renewed in memory, written behind (services/last_seen.py)
         # Development aid: let unregistered chargers boot and talk (nothing they say is stored).
         self.allow_unknown = allow_unknown
-        self._stamps: dict[str, datetime] = {}  # last_seen_at this process last stamped, per charger
-        self._unwritten: dict[str, datetime] = {}  # stamps not yet in the store (see flush_last_seen)
         # A process heard nothing before it started: a stop sent while no process was up (a restart)
         # gets a whole grace from the start to be replayed before it is taken as lost.
         self.started_at = clock.now()
@@ -146,12 +145,12 @@ class ChargingService:
                 if policy is not BootPolicy.ACCEPTED:
                     tx.chargers.set_status(cp_id, ChargerStatus.REGISTERED, now)
         except NotFound:
-            self._stamps.pop(cp_id, None)
+            self.last_seen.forget(cp_id)
             return BootResult(None, self.rules.heartbeat_interval_s)
         if policy is not BootPolicy.ACCEPTED:
-            self._stamps.pop(cp_id, None)
+            self.last_seen.forget(cp_id)
             return BootResult(policy, self.rules.boot_retry_interval_s)
-        self._stamped(cp_id, now)
+        self.last_seen.written(cp_id, now)
         self.bus.publish(ChargerOnline(now, cp_id))
         self.bus.publish(ChargerBooted(now, cp_id, ocpp_version))
         return BootResult(policy, self.rules.heartbeat_interval_s)
@@ -165,18 +164,12 @@ class ChargingService:
         """Raises NotFound for a charger that is not registered (see `_seen`). From a charger marked
         offline it is the sign it is back, as any frame is."""
         now = self.clock.now()
-        if cp_id in self._stamps:  # known here: no unit of work at all
-            self._seen(None, cp_id, now)
+        if self.last_seen.record(cp_id, now):  # known here: no unit of work at all
             return now
         with self.store.transaction() as tx:
             back = self._seen(tx, cp_id, now)
         self._announce_back(back, cp_id, now)
         return now
-
-    def forget_stamp(self, cp_id: str) -> None:
-        """Stop trusting this process's memory of the charger's last stamp: its next frame is written
-        at once, and brings it back online if another process marked it offline meanwhile."""
-        self._stamps.pop(cp_id, None)
 
     def _alive(self, cp_id: str) -> None:
         """Any frame is a sign of life, as a heartbeat is (no unit of work for a charger stamped here
@@ -188,74 +181,24 @@ class ChargingService:
         if back:
             self.bus.publish(ChargerOnline(now, cp_id))
 
-    # ---- last seen -----------------------------------------------------------------------------
-    # Every frame is a sign of life, but writing last_seen_at on each one was a row update per
-    # MeterValues. The watchdog only needs it to within a fraction of a heartbeat interval (it
-    # waits `offline_after_intervals` whole intervals), so a charger's stamp is renewed at most
-    # every quarter interval; the stamp this process last made is remembered (only this process
-    # talks to the charger while it is connected to it). A renewed stamp is written behind: the
-    # housekeeping sweep writes all of them in one unit of work just before the watchdog reads
-    # them (`flush_last_seen`), instead of one unit of work per heartbeat. So the stored stamp may
-    # lag by one sweep (30 s), or by one more if the process dies; both are far inside the
-    # watchdog's margin. A charger's first stamp in this process is written at once, and must find
-    # its row: that is how an unregistered charger is told apart.
-    @property
-    def stamp_every(self) -> timedelta:
-        return timedelta(seconds=self.rules.heartbeat_interval_s / 4)
-
-    def _stamped_lately(self, cp_id: str, now: datetime) -> bool:
-        last = self._stamps.get(cp_id)
-        return last is not None and timedelta(0) <= now - last < self.stamp_every
-
-    def _seen(self, tx: UnitOfWork | None, cp_id: str, now: datetime) -> bool:
-        """Stamp last seen unless stamped lately. A charger this process has not stamped yet is
-        written at once, in `tx`, which raises NotFound if it is not registered (so it is never
-        remembered as stamped, and looked up every time); `tx` may be None only for one it has.
-        True when that first stamp found the charger marked offline and brought it back online (the
-        caller announces it once `tx` has committed)."""
-        if self._stamped_lately(cp_id, now):
+    # ---- last seen (services/last_seen.py) ------------------------------------------------------
+    def _seen(self, tx: UnitOfWork, cp_id: str, now: datetime) -> bool:
+        """Stamp last seen: in memory for a charger known here, otherwise written at once in `tx`,
+        which raises NotFound if it is not registered (so it is never remembered as stamped, and
+        looked up every time). True when that first stamp found the charger marked offline and
+        brought it back online (the caller announces it once `tx` has committed)."""
+        if self.last_seen.record(cp_id, now):
             return False
-        if cp_id in self._stamps:
-            self._stamps[cp_id] = self._unwritten[cp_id] = now
-            return False
-        assert tx is not None, "a charger's first stamp is written in a unit of work"
         status, _ = tx.chargers.status_and_connector(cp_id, 0)
         # Back only from offline, as read: a charger taken out of service meanwhile stays out.
         if status is ChargerStatus.OFFLINE and tx.chargers.set_status(
             cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
         ):
-            self._stamped(cp_id, now)
+            self.last_seen.written(cp_id, now)
             return True
         tx.chargers.touch(cp_id, now)
-        self._stamps[cp_id] = now
+        self.last_seen.written(cp_id, now)
         return False
-
-    def _stamped(self, cp_id: str, now: datetime) -> None:
-        """The store was just given `now` as the charger's last seen (a status change writes it)."""
-        self._stamps[cp_id] = now
-        self._unwritten.pop(cp_id, None)
-
-    def flush_last_seen(self, most: int | None = None) -> int:
-        """Write the stamps not yet written (the `most` oldest, if given), in one unit of work; how
-        many. A charger removed meanwhile is forgotten. If the write fails, they wait for the next."""
-        if most is None or most >= len(self._unwritten):
-            pending, self._unwritten = self._unwritten, {}
-        else:
-            pending = dict(itertools.islice(self._unwritten.items(), most))
-            for cp_id in pending:
-                del self._unwritten[cp_id]
-        if not pending:
-            return 0
-        try:
-            with self.store.transaction() as tx:
-                gone = tx.chargers.touch_many(pending)
-        except BaseException:
-            for cp_id, at in pending.items():
-                self._unwritten.setdefault(cp_id, at)  # a newer stamp made meanwhile wins
-            raise
-        for cp_id in gone:
-            self._stamps.pop(cp_id, None)
-        return len(pending)
 
     def disconnected(self, cp_id: str) -> None:
         self._gone_offline(cp_id, "its connection closed")
@@ -263,7 +206,7 @@ class ChargingService:
     def watchdog(self) -> list[str]:
         """Chargers silent for `offline_after_intervals` heartbeat intervals go OFFLINE (and out of
         search); their hosts are told. Returns the ids marked."""
-        self.flush_last_seen()  # the stamps it judges by, all of them
+        self.last_seen.flush()  # the stamps it judges by, all of them
         now = self.clock.now()
         silence = timedelta(seconds=self.rules.heartbeat_interval_s * self.rules.offline_after_intervals)
         with self.store.transaction() as tx:
@@ -274,8 +217,7 @@ class ChargingService:
 
     def _gone_offline(self, cp_id: str, why: str) -> None:
         now = self.clock.now()
-        self._stamps.pop(cp_id, None)  # back online, it is stamped at once
-        self._unwritten.pop(cp_id, None)  # going offline writes its own last seen
+        self.last_seen.drop(cp_id)  # going offline writes its own last seen; back, it is stamped at once
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
             if charger.status is not ChargerStatus.ONLINE:  # offline already, or never in service
@@ -303,7 +245,7 @@ class ChargingService:
                 cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
             )
             if back:
-                self._stamped(cp_id, now)
+                self.last_seen.written(cp_id, now)
             self._seen(tx, cp_id, now)
             tx.chargers.set_connector_status(cp_id, connector_no, status)
             open_ = None if connector_id is None else tx.sessions.open_on(connector_id)

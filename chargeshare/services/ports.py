@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chargeshare.domain.availability import WeeklyWindow
@@ -679,6 +679,33 @@ class Store(Protocol):
         """Bring the schema to the code's version; says what was done."""
         ...
 
+    def close(self) -> None: ...
+
+
+class LastSeen(Protocol):
+    """Chargers' last-seen stamps, renewed in memory and written behind (services/last_seen.py)."""
+
+    every: timedelta  # a stamp is renewed at most this often
+
+    def record(self, cp_id: str, now: datetime) -> bool:
+        """A frame from the charger; False when it is not known here (its first stamp is the
+        caller's to write)."""
+        ...
+
+    def written(self, cp_id: str, at: datetime) -> None:
+        """The store was just given `at` as its last seen."""
+        ...
+
+    def forget(self, cp_id: str) -> None:
+        """Its next frame is written at once."""
+        ...
+
+    def drop(self, cp_id: str) -> None:
+        """It went offline: nothing of it is kept."""
+        ...
+
+    def flush(self, most: int | None = None) -> int: ...
+    async def flush_in_batches(self, per_batch: int) -> int: ...
     def close(self) -> None: ...
 
 

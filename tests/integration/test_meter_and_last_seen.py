@@ -78,19 +78,19 @@ def test_last_seen_is_renewed_at_most_once_per_stamp_interval_and_written_behind
 ) -> None:
     tx = started(any_app, clock)
     booted = last_seen(any_app)
-    every = any_app.charging.stamp_every
+    every = any_app.last_seen.every
     assert timedelta(0) < every <= timedelta(seconds=any_app.config.rules.heartbeat_interval_s / 4)
     clock.advance(every.total_seconds())  # past the stamp the boot wrote
     any_app.charging.heartbeat("CP1")
     assert last_seen(any_app) == booted  # renewed, not written yet...
-    assert any_app.charging.flush_last_seen() == 1
+    assert any_app.last_seen.flush() == 1
     stamped = last_seen(any_app)
     assert stamped == clock.now()  # ...until the flush
 
     clock.advance(every.total_seconds() / 2)
     any_app.charging.meter("CP1", tx, 2_000)
     any_app.charging.heartbeat("CP1")
-    assert any_app.charging.flush_last_seen() == 0  # within the interval: nothing renewed
+    assert any_app.last_seen.flush() == 0  # within the interval: nothing renewed
     assert last_seen(any_app) == stamped
 
     clock.advance(every.total_seconds())
@@ -103,10 +103,10 @@ def test_a_removed_chargers_pending_stamp_is_dropped_and_it_is_looked_up_again(
     any_app: App, clock: ManualClock
 ) -> None:
     add_charger(any_app, "CP2")
-    clock.advance(any_app.charging.stamp_every.total_seconds())
+    clock.advance(any_app.last_seen.every.total_seconds())
     any_app.charging.heartbeat("CP2")  # known here: renewed without a unit of work
     any_app.marketplace.remove_charger("CP2")
-    assert any_app.charging.flush_last_seen() == 1  # written to no row
+    assert any_app.last_seen.flush() == 1  # written to no row
     with pytest.raises(NotFound):
         any_app.charging.heartbeat("CP2")  # forgotten: looked up, and found missing
 
@@ -115,7 +115,7 @@ def test_stamps_a_failed_flush_could_not_write_wait_for_the_next(
     any_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_charger(any_app)
-    clock.advance(any_app.charging.stamp_every.total_seconds())
+    clock.advance(any_app.last_seen.every.total_seconds())
     any_app.charging.heartbeat("CP1")
     seen_at = clock.now()
 
@@ -125,8 +125,8 @@ def test_stamps_a_failed_flush_could_not_write_wait_for_the_next(
     with monkeypatch.context() as m:
         m.setattr(any_app.store, "transaction", down)
         with pytest.raises(ConnectionError):
-            any_app.charging.flush_last_seen()
-    assert any_app.charging.flush_last_seen() == 1
+            any_app.last_seen.flush()
+    assert any_app.last_seen.flush() == 1
     assert last_seen(any_app) == seen_at
 
 
@@ -173,24 +173,24 @@ def test_a_status_lookup_names_the_chargers_status_and_the_connector(any_app: Ap
 def test_a_flush_can_take_the_oldest_stamps_a_few_at_a_time(any_app: App, clock: ManualClock) -> None:
     for cp in ("CP1", "CP2", "CP3"):
         add_charger(any_app, cp)
-    clock.advance(any_app.charging.stamp_every.total_seconds())
+    clock.advance(any_app.last_seen.every.total_seconds())
     for cp in ("CP2", "CP1", "CP3"):  # renewed in this order
         any_app.charging.heartbeat(cp)
         clock.advance(1)
-    assert any_app.charging.flush_last_seen(most=2) == 2
+    assert any_app.last_seen.flush(most=2) == 2
     renewed = [clock.now() - timedelta(seconds=n) for n in (3, 2, 1)]  # CP2, CP1, CP3
     assert [last_seen(any_app, cp) for cp in ("CP2", "CP1")] == renewed[:2]  # the oldest two
     assert last_seen(any_app, "CP3") != renewed[2]  # not yet
-    assert any_app.charging.flush_last_seen(most=2) == 1
+    assert any_app.last_seen.flush(most=2) == 1
     assert last_seen(any_app, "CP3") == renewed[2]
-    assert any_app.charging.flush_last_seen(most=2) == 0
+    assert any_app.last_seen.flush(most=2) == 0
 
 
 def test_stamps_still_pending_are_written_when_the_app_closes(tmp_path: Path, clock: ManualClock) -> None:
     url = f"sqlite:///{tmp_path / 'stamps.db'}"
     app = build(Config(database_url=url, locks_enabled=False), clock=clock)
     add_charger(app)
-    clock.advance(app.charging.stamp_every.total_seconds())
+    clock.advance(app.last_seen.every.total_seconds())
     app.charging.heartbeat("CP1")  # renewed, waiting for a sweep that never comes
     seen_at = clock.now()
     app.close()

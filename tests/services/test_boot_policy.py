@@ -159,11 +159,11 @@ def test_put_back_in_service_its_next_frame_brings_it_online_without_a_boot(app:
     table = csms_v16.handlers(app.charging, "NEW", app.reports)
     table["BootNotification"]({"chargePointVendor": "V", "chargePointModel": "M"})
     app.hosting.set_boot_policy(host, charger_id, BootPolicy.REJECTED)
-    app.charging.forget_stamp("NEW")
+    app.last_seen.forget("NEW")
     table["Heartbeat"]({})
     assert status_of(app) is ChargerStatus.REGISTERED
     app.hosting.set_boot_policy(host, charger_id, BootPolicy.ACCEPTED)  # it never boots again
-    app.charging.forget_stamp("NEW")  # as the API does after a change
+    app.last_seen.forget("NEW")  # as the API does after a change
     assert status_of(app) is ChargerStatus.OFFLINE
     table["Heartbeat"]({})
     assert status_of(app) is ChargerStatus.ONLINE

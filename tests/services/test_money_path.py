@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import SessionClosedWithoutStop
 from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
+from chargeshare.services.last_seen import WriteBehindLastSeen
 from chargeshare.services.ports import HoldResult, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.settlement import SettlementService
@@ -303,7 +305,8 @@ def test_a_process_just_started_gives_a_stop_sent_while_none_was_up_the_whole_gr
     app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # then the process dies: the stop is queued
     grace = app.config.rules.lost_stop_grace_s
     clock.advance(grace - 60)  # the backend is down all this time
-    restarted = ChargingService(app.store, app.settlement, app.bus, clock, app.config.rules)
+    last_seen = WriteBehindLastSeen(app.store, every=timedelta(minutes=1))
+    restarted = ChargingService(app.store, app.settlement, app.bus, clock, app.config.rules, last_seen)
     clock.advance(120)  # freed longer ago than the grace, but this process has heard nothing yet
     assert restarted.close_lost_stops() == []
     assert restarted.stop("CP1", tx_id, 1_900, clock.now()).value == "Accepted"  # replayed: billed right

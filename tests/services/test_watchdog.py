@@ -45,7 +45,7 @@ def test_any_frame_from_a_charger_marked_offline_brings_it_back(app: App, clock:
     app.charging.heartbeat("CP1")
     with app.store.transaction() as tx:
         tx.chargers.set_status("CP1", ChargerStatus.OFFLINE, clock.now())  # as another process would
-    app.charging.forget_stamp("CP1")
+    app.last_seen.forget("CP1")
     app.charging.authorize("CP1", "no such tag")
     with app.store.reading() as tx:
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE

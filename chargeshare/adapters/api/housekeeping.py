@@ -30,8 +30,7 @@ async def sweep_once(app: App) -> SweepRun:
     """Last-seen stamps written behind, then the one sweep (`services.housekeeping`); the payments
     outbox is the payments worker's (adapters/payments_worker.py), off the event loop."""
     try:
-        while app.charging.flush_last_seen(most=STAMPS_PER_FLUSH) == STAMPS_PER_FLUSH:
-            await asyncio.sleep(0)
+        await app.last_seen.flush_in_batches(STAMPS_PER_FLUSH)
     except Exception:
         log.exception("writing last-seen stamps failed; they wait for the next round")
     return app.housekeeping.sweep(payments=False)

@@ -61,7 +61,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
         """Accept a charger into service or take it out; a connected one is asked to boot again."""
         cp_id = app.queries.chargers.charge_point_id(charger_id)
         view = app.marketplace.set_boot_policy(cp_id, body.boot_policy)
-        app.charging.forget_stamp(cp_id)  # its next frame here reads the change
+        app.last_seen.forget(cp_id)  # its next frame here reads the change
         asked = await ask_to_boot(registry, cp_id)
         return BootPolicyOut(boot_policy=view.boot_policy, status=view.status.value, boot_requested=asked)
 

@@ -84,7 +84,7 @@ def router(app: App, registry: ChargerRegistry) -> APIRouter:
         """Accept a new charger into service once it has booted (its BootNotification is among its
         reports), or take it out. A connected charger is asked to boot again, so it learns at once."""
         view = hosting.set_boot_policy(_host_id(who), charger_id, body.boot_policy)
-        app.charging.forget_stamp(view.charge_point_id)  # its next frame here reads the change
+        app.last_seen.forget(view.charge_point_id)  # its next frame here reads the change
         asked = await ask_to_boot(registry, view.charge_point_id)
         return BootPolicyOut(boot_policy=view.boot_policy, status=view.status.value, boot_requested=asked)
 
