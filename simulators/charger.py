@@ -525,6 +525,9 @@ class VirtualCharger:
         """This charger's idea of now: its clock may be skewed (a fault scenarios inject)."""
         return format_ts(self.clock.now() + timedelta(seconds=self.clock_skew_s))
 
+    def timestamp(self) -> str:
+        return self._ts()
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Follow-up frames of a command: sent after its answer (OCPP: answer first, then report)."""
         if self._followups is not None:
