@@ -2,7 +2,7 @@
 
 It holds the connectors and their states, the settings, the charging profiles and the smart
 charging gates, decides every answer to the central system's commands (ReserveNow's Accepted,
-Occupied, Faulted or Unavailable, CancelReservation, RemoteStop, Reset, ...), checks a plug-in,
+Occupied, Unavailable or Rejected, CancelReservation, RemoteStop, Reset, ...), checks a plug-in,
 and keeps the offline queue's rules: offline or silent, transaction messages are queued (behind any
 queue still waiting, so the order holds) and everything else is dropped.
 
@@ -468,8 +468,8 @@ class ChargerCore:
     def reserve(
         self, connector_no: int | None, reservation_id: int, id_tag: str, expires_at: datetime
     ) -> str:
-        """ReserveNow: Accepted, Occupied, Faulted, Unavailable or Rejected (`evse.reserve_connector`).
-        `None` reserves whichever connector is free."""
+        """ReserveNow: Accepted, Occupied, Unavailable or Rejected (`evse.reserve_connector`). `None`
+        reserves whichever connector is free."""
         reservation = Reservation(reservation_id, id_tag, expires_at)
         answer, reserved = reserve_connector(self.connectors, connector_no, reservation)
         if reserved is not None:
