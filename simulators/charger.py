@@ -1,16 +1,17 @@
-"""A virtual OCPP charger, in 1.6J or 2.0.1: boots, heartbeats, reports status, runs transactions,
-meters energy under its charging profiles, and answers the central system's commands.
-
-One firmware model (connector state table, transactions, reservations, settings, profiles) serves
-both versions; the wire format lives in `dialect_v16` / `dialect_v201`. It uses the same sans-I/O
-`Connection` as the backend, in the client role, over a real websocket.
+"""A virtual OCPP charger, in 1.6J, 2.0.1 or 2.1, on a real websocket: the asyncio driver of the
+firmware core (`charger_core.ChargerCore`: connector states, transactions, reservations, settings,
+profiles, the answers to every command and the offline queue's rules). It boots, heartbeats,
+reports status, meters energy under its charging profiles on each tick, sends what the core asks
+once the current answer has gone, and replays its queue on reconnect. It uses the same sans-I/O
+`Connection` as the backend, in the client role.
 
 Behaviour a deliberately faulty variant may want to change is in small methods to override:
 `status_message` (every StatusNotification; `report_status` sends the awaited ones), `meter_message`,
 `stop_message` and `_stop_transaction` (how a transaction's end is told and sent),
-`expire_reservations`, `reset` / `perform_reset`, and the command operations (`remote_start`,
-`reserve`, `change_availability`, ...). `send_unchecked` and `send_raw` put frames on the wire that
-the schema would refuse; `send_call` sends a valid call of the caller's making (a spoof).
+`expire_reservations`, `reset` / `perform_reset`, the command operations (`remote_start`,
+`reserve`, `change_availability`, ...) and `csms_handlers`. `send_unchecked` and `send_raw` put
+frames on the wire that the schema would refuse; `send_call` sends a valid call of the caller's
+making (a spoof).
 """
 
 from __future__ import annotations
