@@ -253,13 +253,15 @@ class DesCharger(ChargerCore):
             return
         if c.state is not ConnectorState.CHARGING or p is None:
             return
-        now = self.clock.now()
-        limit_at = self._limit_at(c)
-        moments = [start, *self._profile_edges(c)(start, now), now]
-        for begin, end in itertools.pairwise(moments):
-            seconds = (end - begin).total_seconds()
-            cap = p.meter_start + p.target_wh
-            if integrate(p.vehicle, c.meter, limit_at(begin), cap, seconds) is not None:
+        cap = p.meter_start + p.target_wh
+        if not self.profiles.profiles:  # the common case: the connector's rating throughout
+            stretches = [(c.max_power_w, (self.clock.now() - start).total_seconds())]
+        else:
+            now, limit_at = self.clock.now(), self._limit_at(c)
+            moments = [start, *self._profile_edges(c)(start, now), now]
+            stretches = [(limit_at(a), (b - a).total_seconds()) for a, b in itertools.pairwise(moments)]
+        for limit_w, seconds in stretches:
+            if integrate(p.vehicle, c.meter, limit_w, cap, seconds) is not None:
                 c.state = step(c.state, Trigger.EV_FULL)
                 break
         p.delivered_wh = c.meter.register_wh - p.meter_start
@@ -289,20 +291,25 @@ class DesCharger(ChargerCore):
             horizon = max(0.0, self._metered_at[c.no] + self.meter_interval_s - self.env.now)
             p = c.plugged
             gate = self.gates.get(c.no)
-            now = self.clock.now()
-            until = now + timedelta(seconds=horizon)
-            if gate is not None:
-                # Wake when the gate may change the limit (a delay ending, a peak window's edge).
-                horizon = (gate.next_change(now, until, self._profile_edges(c)) - now).total_seconds()
-            else:
-                edges = self._profile_edges(c)(now, until)
-                if edges:  # a charging profile changes the limit: integrate up to there
-                    horizon = (edges[0] - now).total_seconds()
+            if gate is not None or self.profiles.profiles:
+                now = self.clock.now()
+                until = now + timedelta(seconds=horizon)
+                if gate is not None:
+                    # Wake when the gate may change the limit (a delay ending, a peak window's edge).
+                    horizon = (gate.next_change(now, until, self._profile_edges(c)) - now).total_seconds()
+                else:
+                    edges = self._profile_edges(c)(now, until)
+                    if edges:  # a charging profile changes the limit: integrate up to there
+                        horizon = (edges[0] - now).total_seconds()
             if c.state is ConnectorState.CHARGING and p is not None:
+                if gate is not None:
+                    limit_w = gate.applied_w
+                else:
+                    limit_w = self.limit_w(c) if self.profiles.profiles else c.max_power_w
                 probe = integrate(
                     dataclasses.replace(p.vehicle),
                     dataclasses.replace(c.meter),
-                    self.limit_w(c) if gate is None else gate.applied_w,
+                    limit_w,
                     p.meter_start + p.target_wh,
                     horizon,
                 )
