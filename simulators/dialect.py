@@ -10,7 +10,7 @@ from chargeshare.ocpp.connection import Handler, Outcome
 from simulators.evse import BootReason, StopReason, Transaction, VirtualConnector
 
 if TYPE_CHECKING:
-    from simulators.charger import VirtualCharger
+    from simulators.charger_port import ChargerPort
 
 Message = tuple[str, dict[str, Any]]  # (action, payload)
 
@@ -46,7 +46,7 @@ class Dialect(Protocol):
 
     def mark_offline(self, action: str, payload: dict[str, Any]) -> dict[str, Any]: ...
     def bad_meter_values(self) -> dict[str, Any]: ...
-    def handlers(self, cp: VirtualCharger) -> dict[str, Handler]: ...
+    def handlers(self, cp: ChargerPort) -> dict[str, Handler]: ...
     def refusal(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None: ...
 
 

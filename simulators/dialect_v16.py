@@ -27,7 +27,7 @@ from simulators.settings import BY_KEY, SetResult
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
 if TYPE_CHECKING:
-    from simulators.charger import VirtualCharger
+    from simulators.charger_port import ChargerPort
 
 ENERGY = "Energy.Active.Import.Register"
 STOP_REASONS = {
@@ -190,7 +190,7 @@ class V16:
         return status_refusal(action, self.version)
 
     # ---- what the CSMS asks --------------------------------------------------------------------
-    def handlers(self, cp: VirtualCharger) -> dict[str, Handler]:
+    def handlers(self, cp: ChargerPort) -> dict[str, Handler]:
         def status(ok: bool) -> dict[str, Any]:
             return {"status": "Accepted" if ok else "Rejected"}
 

@@ -30,7 +30,7 @@ from simulators.settings import BY_COMPONENT_VARIABLE, SetResult, Setting
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
 if TYPE_CHECKING:
-    from simulators.charger import VirtualCharger
+    from simulators.charger_port import ChargerPort
 
 ENERGY = "Energy.Active.Import.Register"
 TOKEN_TYPE = "ISO14443"  # RFID cards
@@ -286,7 +286,7 @@ class V201:
         return status_refusal(action, self.version)
 
     # ---- what the CSMS asks --------------------------------------------------------------------
-    def handlers(self, cp: VirtualCharger) -> dict[str, Handler]:
+    def handlers(self, cp: ChargerPort) -> dict[str, Handler]:
         def status(ok: bool) -> dict[str, Any]:
             return {"status": "Accepted" if ok else "Rejected"}
 
@@ -321,7 +321,7 @@ class V201:
                 }
                 for s in chosen
             ]
-            body = {"requestId": request_id, "generatedAt": cp._ts(), "seqNo": 0, "tbc": False}
+            body = {"requestId": request_id, "generatedAt": cp.timestamp(), "seqNo": 0, "tbc": False}
             cp.follow_up(("NotifyReport", {**body, "reportData": data}))
 
         def get_base_report(p: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from simulators.dialect_v201 import V201
 from simulators.smart_charging import Kind
 
 if TYPE_CHECKING:
-    from simulators.charger import VirtualCharger
+    from simulators.charger_port import ChargerPort
 
 KINDS = frozenset(k.value for k in Kind)
 CHARGING_ONLY = "ChargingOnly"  # 2.1's operationMode when a period is plain charging (the default)
@@ -40,7 +40,7 @@ class V21(V201):
     version = VERSION
     subprotocol = "ocpp2.1"
 
-    def handlers(self, cp: VirtualCharger) -> dict[str, Handler]:
+    def handlers(self, cp: ChargerPort) -> dict[str, Handler]:
         table = super().handlers(cp)
         reset201 = table["Reset"]
         set_profile201 = table["SetChargingProfile"]

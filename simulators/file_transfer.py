@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 if TYPE_CHECKING:
-    from simulators.charger import VirtualCharger
+    from simulators.charger_port import ChargerPort
 
 log = logging.getLogger(__name__)
 TRANSFER_TIMEOUT_S = 30.0
@@ -24,7 +24,7 @@ Say = Callable[[str], Awaitable[None]]
 TRANSFER_FAILURES = (httpx.HTTPError, httpx.InvalidURL, ValueError)
 
 
-async def update_firmware(cp: VirtualCharger, location: str, retrieve_at: datetime, say: Say) -> None:
+async def update_firmware(cp: ChargerPort, location: str, retrieve_at: datetime, say: Say) -> None:
     """Downloading, then Downloaded and Installing and Installed (or DownloadFailed): the image's
     digest becomes the firmware version it reports."""
     wait_s = (retrieve_at - cp.clock.now()).total_seconds()
@@ -45,14 +45,14 @@ async def update_firmware(cp: VirtualCharger, location: str, retrieve_at: dateti
     await say("Installed")
 
 
-def log_text(cp: VirtualCharger) -> bytes:
+def log_text(cp: ChargerPort) -> bytes:
     """What its log holds: who it is, and each connector's state."""
     lines = [f"{cp.clock.now().isoformat()} {cp.cp_id} firmware {cp.firmware_version}"]
     lines += [f"connector {c.no}: {c.state.value}" for c in cp.connectors.values()]
     return ("\n".join(lines) + "\n").encode()
 
 
-async def upload_log(cp: VirtualCharger, location: str, say: Say, *, failed: str) -> None:
+async def upload_log(cp: ChargerPort, location: str, say: Say, *, failed: str) -> None:
     """Uploading, then Uploaded (or `failed`, the version's word for it)."""
     await say("Uploading")
     try:

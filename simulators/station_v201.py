@@ -14,7 +14,7 @@ from simulators.settings import BY_COMPONENT_VARIABLE
 from simulators.smart_charging import Profile, Purpose
 
 if TYPE_CHECKING:
-    from simulators.charger import VirtualCharger
+    from simulators.charger_port import ChargerPort
 
 PURPOSE_WORDS = {
     Purpose.CHARGER_MAX: "ChargingStationMaxProfile",
@@ -73,7 +73,7 @@ def profile_said(p: Profile) -> dict[str, Any]:
     return said
 
 
-def handlers(cp: VirtualCharger) -> dict[str, Handler]:
+def handlers(cp: ChargerPort) -> dict[str, Handler]:
     def status(word: str) -> dict[str, Any]:
         return {"status": word}
 

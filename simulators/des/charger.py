@@ -1,20 +1,22 @@
-"""A virtual charger (OCPP 1.6J or 2.0.1) as SimPy processes, over an in-process link to the CSMS.
+"""A virtual charger (OCPP 1.6J, 2.0.1 or 2.1) as SimPy processes, over an in-process link to the CSMS.
 
-It reuses the live charger's models: what a connector holds (`evse`), its transition table
-(`firmware.step`), the vehicle and meter (`power`), each OCPP version's payloads (`dialect_v16`,
-`dialect_v201`), and the sans-I/O `Connection` in the client role. What differs is only time and
-transport: waits are SimPy timeouts, frames go straight to the central system's `Connection`. Energy
-is integrated in the live charger's 60 s steps, but the charger wakes only to report: a meter reading
-every `meter_interval_s`, and the moment the car stops taking energy (predicted, then integrated).
-Heartbeats go out only when nothing else was sent for a whole interval (any message is a sign of life).
+It is the SimPy driver of the firmware core (`charger_core.ChargerCore`), which the live charger
+drives from asyncio: the same connectors, settings, charging profiles, offline queue and answers to
+every command, through the live dialects' handler tables. What differs is only time and transport:
+waits are SimPy timeouts, frames go straight to the central system's `Connection`, and a file
+transfer (a firmware update, a log upload) is refused with the version's status, there being no
+HTTP server in virtual time. Energy is integrated in the live charger's 60 s steps (split where a
+charging profile changes the limit), but the charger wakes only to report: a meter reading every
+`meter_interval_s`, the moment the car stops taking energy (predicted, then integrated), and a
+limit's edge. Heartbeats go out only when nothing else was sent for a whole interval (any message
+is a sign of life).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -23,27 +25,28 @@ import simpy
 
 from chargeshare.ocpp import V16
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
-from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
-from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from simulators.charger_core import ChargerCore, Route, gated_state
 from simulators.des.central import DesCentral
+from simulators.des.clock import SimClock
 from simulators.dialect import Message, dialect_for
 from simulators.evse import (
     BootReason,
     Plugged,
     Reservation,
+    ResetKind,
     StopReason,
     Transaction,
     VirtualConnector,
-    check_plug_in,
-    reserve_connector,
 )
-from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
+from simulators.firmware import ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
-from simulators.settings import BY_COMPONENT_VARIABLE, BY_KEY, SMART_NAMES, SetResult, Settings
+from simulators.settings import AUTHORIZE_REMOTE_START, HEARTBEAT_INTERVAL
+from simulators.smart_charging import Profile
 from simulators.smart_gate import SmartGate
 
 STEP_S = 60.0  # energy integration step: the live charger's meter tick
-REBOOT_S = 30.0
+REBOOT_S = 30.0  # simulated seconds a reboot takes
+RESET_S = 10.0  # simulated seconds a commanded reset takes
 
 Process = Generator[simpy.Event, Any, None]
 
@@ -68,7 +71,7 @@ def integrate(
         t += dt
 
 
-class DesCharger:
+class DesCharger(ChargerCore):
     def __init__(
         self,
         env: simpy.Environment,
@@ -82,30 +85,24 @@ class DesCharger:
         seed: int = 0,
         smart_charge_point: bool = False,
     ) -> None:
+        super().__init__(
+            cp_id,
+            SimClock(env, epoch),
+            dialect_for(protocol),
+            connector_power_w,
+            meter_interval_s=meter_interval_s,
+            seed=seed,
+            smart_charge_point=smart_charge_point,
+        )
         self.env = env
         self.central = central
-        self.cp_id = cp_id
         self.epoch = epoch
-        self.meter_interval_s = meter_interval_s
-        self.dialect = dialect_for(protocol)
-        self.heartbeat_interval_s = 300
-        self.connectors = {i + 1: VirtualConnector(i + 1, p) for i, p in enumerate(connector_power_w)}
-        self.settings = Settings(len(self.connectors), smart_charge_point=smart_charge_point)
-        # The smart charging regulations, as the live charger keeps them (simulators/smart_gate.py).
-        self.smart_charge_point = smart_charge_point
-        self._delay_rng = random.Random(f"{seed}:{cp_id}:delay")
-        self.gates: dict[int, SmartGate] = {}
-        self.smart_gates: list[SmartGate] = []
         # Both ends of the link are ours: each checks what it receives, the central what we send.
         self.conn = Connection(
-            self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", check_own=False
+            self.dialect.version, self.csms_handlers(), id_prefix=f"{cp_id}-", check_own=False
         )
-        self.connected = False
-        self.silent = False
-        self.duplicate_sends = False
-        self.clock_skew_s = 0.0
-        self.queue: list[Message] = []
         self.reconnects = 0
+        self.resets = 0
         self.last_sent_at = 0.0
         self._tx_ids = (f"{cp_id}-tx{n}" for n in itertools.count(1))  # deterministic, unique per run
         self._done: dict[int, simpy.Event] = {}  # per connector: the car stopped taking energy
@@ -113,9 +110,14 @@ class DesCharger:
         self._updated_at = dict.fromkeys(self.connectors, 0.0)  # energy integrated up to here
         self._metered_at = dict.fromkeys(self.connectors, 0.0)  # last periodic reading sent
 
-    @property
-    def protocol(self) -> str:
-        return self.dialect.version
+    def csms_handlers(self) -> dict[str, Handler]:
+        """The live dialect's handlers, but for file transfers: refused, with the version's status."""
+        table = super().csms_handlers()
+        refusals = _TRANSFER_REFUSALS_V16 if self.dialect.version == V16 else _TRANSFER_REFUSALS_V2
+        for action, refuse in refusals.items():
+            if action in table:
+                table[action] = partial(refuse, self)
+        return table
 
     # ---- the link --------------------------------------------------------------------------------
     def receive(self, text: str) -> str | None:
@@ -125,14 +127,15 @@ class DesCharger:
         return self.conn.receive(text).reply
 
     def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
-        """Offline or silent, transaction messages are queued for replay (behind any queue still
-        waiting, so the order holds) and everything else is dropped, as the live charger does."""
-        transactional = action in self.dialect.transaction_actions
-        if transactional and queue_if_offline and (not self.connected or self.silent or self.queue):
-            self.queue.append((action, self.dialect.mark_offline(action, payload)))
+        """Send now and take the answer in the same instant; the core's `route` says what is queued
+        or dropped while out of touch."""
+        route = self.route(action, queue_if_offline=queue_if_offline)
+        if route is Route.QUEUE:
+            self.enqueue((action, payload))
             return Outcome("", action, error="Queued")
-        if not self.connected or self.silent:
+        if route is Route.DROP:
             return Outcome("", action, error="Offline")
+        transactional = action in self.dialect.transaction_actions
         uid, text = self.conn.call(action, payload, self.env.now)
         self.last_sent_at = self.env.now
         reply = self.central.deliver(self.cp_id, text)
@@ -155,12 +158,6 @@ class DesCharger:
     def _send(self, message: Message) -> None:
         self._call(*message)
 
-    def _ts(self) -> str:
-        return format_ts(self.epoch + timedelta(seconds=self.env.now + self.clock_skew_s))
-
-    def _now(self) -> datetime:
-        return self.epoch + timedelta(seconds=self.env.now)
-
     def later(self, fn: Callable[[], object]) -> None:
         self.central.later(fn)
 
@@ -168,22 +165,26 @@ class DesCharger:
     def connect(self, reason: BootReason = BootReason.POWER_UP) -> None:
         self.central.attach(self, self.dialect.version)
         self.connected = True
-        boot = self._call(*self.dialect.boot(reason))
-        if not boot.ok or boot.payload is None:
-            raise RuntimeError(f"{self.cp_id}: boot not answered: {boot}")
-        status, interval = self.dialect.read_boot(boot.payload)
-        if status != "Accepted":
-            raise RuntimeError(f"{self.cp_id}: boot not accepted: {boot}")
-        self.heartbeat_interval_s = interval or self.heartbeat_interval_s
+        if not self.boot(reason):
+            raise RuntimeError(f"{self.cp_id}: boot not accepted")
         self._resume()
+
+    def boot(self, reason: BootReason) -> bool:
+        """BootNotification; adopt the CSMS's heartbeat interval when accepted."""
+        outcome = self._call(*self.dialect.boot(reason, self.firmware_version))
+        if not outcome.ok or outcome.payload is None:
+            return False
+        status, interval = self.dialect.read_boot(outcome.payload)
+        self.boot_accepted = status == "Accepted"
+        if self.boot_accepted and interval > 0:
+            self.settings.values[HEARTBEAT_INTERVAL] = str(interval)
+        return self.boot_accepted
 
     def _resume(self) -> None:
         """Replay what was queued (so the CSMS sees the real meter stops), then report every connector."""
-        while self.queue and self.connected and not self.silent:
-            outcome = self._call(*self.queue[0], queue_if_offline=False)
-            if outcome.error in ("Offline", "Timeout"):
+        while (head := self.replay_head()) is not None:
+            if not self.replayed(self._call(*head, queue_if_offline=False)):
                 break
-            self.queue.pop(0)
         for c in self.connectors.values():
             self._status(c)
 
@@ -193,7 +194,7 @@ class DesCharger:
             if wait > 0:
                 yield self.env.timeout(wait)
                 continue
-            if self.connected and not self.silent:
+            if self.reachable:
                 self._send(self.dialect.heartbeat())
             else:
                 self.last_sent_at = self.env.now  # nothing can be sent: look again an interval later
@@ -202,8 +203,8 @@ class DesCharger:
         self.connected = False
         self.central.detach(self.cp_id)
 
-    def _reconnect(self) -> None:
-        self.connect()
+    def _reconnect(self, reason: BootReason = BootReason.POWER_UP) -> None:
+        self.connect(reason)
         self.reconnects += 1
 
     # ---- faults ----------------------------------------------------------------------------------
@@ -215,15 +216,7 @@ class DesCharger:
     def reboot(self, *, lose_queue: bool) -> Process:
         """Power-cycle: transactions end with reason Reboot (queued), unless the queue dies too."""
         self._drop_link()
-        for c in self.connectors.values():
-            self._advance(c)
-            if c.transaction is not None:
-                if c.state in IN_TRANSACTION:
-                    c.state = step(c.state, Trigger.STOP)
-                tx = self._end_transaction(c)
-                self._send(self.dialect.ended(c, tx, self._ts(), StopReason.REBOOT))  # queued: offline
-        if lose_queue:
-            self.queue.clear()
+        self.power_cut(lose_queue=lose_queue)
         yield self.env.timeout(REBOOT_S)
         self._reconnect()
 
@@ -245,9 +238,14 @@ class DesCharger:
         self._drop_link()
 
     # ---- energy ----------------------------------------------------------------------------------
+    def advance_energy(self) -> None:
+        for c in self.connectors.values():
+            self._advance(c)
+
     def _advance(self, c: VirtualConnector) -> None:
         """Integrate a charging connector up to now; a car that stopped taking energy is SuspendedEV."""
-        seconds, self._updated_at[c.no] = self.env.now - self._updated_at[c.no], self.env.now
+        start = self.epoch + timedelta(seconds=self._updated_at[c.no])
+        self._updated_at[c.no] = self.env.now
         p = c.plugged
         gate = self.gates.get(c.no)
         if gate is not None and p is not None:
@@ -255,14 +253,23 @@ class DesCharger:
             return
         if c.state is not ConnectorState.CHARGING or p is None:
             return
-        if integrate(p.vehicle, c.meter, c.max_power_w, p.meter_start + p.target_wh, seconds) is not None:
-            c.state = step(c.state, Trigger.EV_FULL)
+        cap = p.meter_start + p.target_wh
+        if not self.profiles.profiles:  # the common case: the connector's rating throughout
+            stretches = [(c.max_power_w, (self.clock.now() - start).total_seconds())]
+        else:
+            now, limit_at = self.clock.now(), self._limit_at(c)
+            moments = [start, *self._profile_edges(c)(start, now), now]
+            stretches = [(limit_at(a), (b - a).total_seconds()) for a, b in itertools.pairwise(moments)]
+        for limit_w, seconds in stretches:
+            if integrate(p.vehicle, c.meter, limit_w, cap, seconds) is not None:
+                c.state = step(c.state, Trigger.EV_FULL)
+                break
         p.delivered_wh = c.meter.register_wh - p.meter_start
 
     def _advance_gated(self, c: VirtualConnector, p: Plugged, gate: SmartGate) -> None:
         """Stretch by stretch, each under the limit the gate held (the charger wakes at each edge)."""
-        for segment in gate.walk(self._now(), self._limit_at(c), _no_profile_edges):
-            c.state = _gated_state(c.state, segment.limit_w)
+        for segment in gate.walk(self.clock.now(), self._limit_at(c), self._profile_edges(c)):
+            c.state = gated_state(c.state, segment.limit_w)
             if c.state is not ConnectorState.CHARGING:
                 continue
             before = c.meter.register_wh
@@ -271,22 +278,11 @@ class DesCharger:
             gate.account(segment, c.meter.register_wh - before)
             if full is not None:
                 c.state = step(c.state, Trigger.EV_FULL)
-        c.state = _gated_state(c.state, gate.applied_w)
+        c.state = gated_state(c.state, gate.applied_w)
         p.delivered_wh = c.meter.register_wh - p.meter_start
         if c.state is ConnectorState.SUSPENDED_EV:
             self.gates.pop(c.no, None)  # the car is full: no later moment is a relevant time
             gate.close()
-
-    def _limit_at(self, c: VirtualConnector) -> Callable[[datetime], int]:
-        """This charger keeps no charging profiles: its limit is its rating."""
-        return lambda _at: c.max_power_w
-
-    def _power_w(self, c: VirtualConnector) -> int:
-        p = c.plugged
-        if p is None or c.state is not ConnectorState.CHARGING:
-            return 0
-        gate = self.gates.get(c.no)
-        return p.vehicle.power_w(c.max_power_w if gate is None else gate.applied_w)
 
     def _charging(self, c: VirtualConnector, tx: Transaction) -> Process:
         """One transaction's reports: a reading every interval, and the moment the car is done."""
@@ -295,17 +291,25 @@ class DesCharger:
             horizon = max(0.0, self._metered_at[c.no] + self.meter_interval_s - self.env.now)
             p = c.plugged
             gate = self.gates.get(c.no)
-            if gate is not None:
-                # Wake when the gate may change the limit (a delay ending, a peak window's edge).
-                until = self._now() + timedelta(seconds=horizon)
-                horizon = (
-                    gate.next_change(self._now(), until, _no_profile_edges) - self._now()
-                ).total_seconds()
+            if gate is not None or self.profiles.profiles:
+                now = self.clock.now()
+                until = now + timedelta(seconds=horizon)
+                if gate is not None:
+                    # Wake when the gate may change the limit (a delay ending, a peak window's edge).
+                    horizon = (gate.next_change(now, until, self._profile_edges(c)) - now).total_seconds()
+                else:
+                    edges = self._profile_edges(c)(now, until)
+                    if edges:  # a charging profile changes the limit: integrate up to there
+                        horizon = (edges[0] - now).total_seconds()
             if c.state is ConnectorState.CHARGING and p is not None:
+                if gate is not None:
+                    limit_w = gate.applied_w
+                else:
+                    limit_w = self.limit_w(c) if self.profiles.profiles else c.max_power_w
                 probe = integrate(
                     dataclasses.replace(p.vehicle),
                     dataclasses.replace(c.meter),
-                    c.max_power_w if gate is None else gate.applied_w,
+                    limit_w,
                     p.meter_start + p.target_wh,
                     horizon,
                 )
@@ -317,7 +321,7 @@ class DesCharger:
             self._advance(c)
             if self.env.now - self._metered_at[c.no] >= self.meter_interval_s or c.state is not was:
                 self._metered_at[c.no] = self.env.now
-                self._send(self.dialect.meter(c, tx, self._ts(), self._power_w(c)))
+                self._send(self.meter_message(c, tx))
             if c.state is not was:
                 changed = self.dialect.charging_state_changed(c, tx, self._ts())
                 if changed is not None:
@@ -333,45 +337,48 @@ class DesCharger:
 
     # ---- what the charger reports ----------------------------------------------------------------
     def _status(self, c: VirtualConnector) -> None:
-        self._send(self.dialect.status(c, self._ts()))
+        self._send(self.status_message(c))
 
     # ---- what a driver does at the charger -------------------------------------------------------
     def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> simpy.Event:
         """Plug in and present a card: Authorize, then start a transaction if accepted. Returns the
         event that fires when the car stops taking energy or the transaction ends."""
+        self.plug(connector_no, vehicle, target_wh, id_tag=id_tag)
         c = self.connectors[connector_no]
-        check_plug_in(self.cp_id, c, id_tag, online=self.connected and not self.silent)
-        c.state = step(c.state, Trigger.PLUG_IN)
-        c.plugged = Plugged(id_tag, vehicle, target_wh)
         done = self._done[c.no] = self.env.event()
         self._status(c)
-        auth = self._call(*self.dialect.authorize(id_tag))
-        if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
-            c.state = step(c.state, Trigger.START_REFUSED)
-            return done
-        self._advance(c)
-        tx = Transaction(next(self._tx_ids), id_tag, c.meter.register_wh, self._now())
-        reservation_id = None if c.reservation is None else c.reservation.reservation_id
-        c.reservation = None
-        c.plugged.meter_start = tx.meter_start
-        outcome = self._call(*self.dialect.started(c, tx, self._ts(), reservation_id))
-        if self.dialect.start_accepted(tx, outcome):
-            c.plugged.transaction = tx
-            c.state = step(c.state, Trigger.START_ACCEPTED)
-            self._updated_at[c.no] = self._metered_at[c.no] = self.env.now
-            self._open_gate(c, tx)
-            self._status(c)
-            if c.state is ConnectorState.SUSPENDED_EVSE:  # held back from the start: say so
-                changed = self.dialect.charging_state_changed(c, tx, self._ts())
-                if changed is not None:
-                    self._send(changed)
-            self.env.process(self._charging(c, tx))
-            return done
-        c.state = step(c.state, Trigger.START_REFUSED)
-        if tx.wire_id is not None and self.dialect.ends_refused_start:
-            # 2.0.1: the transaction exists once announced; a refused card ends it at once.
-            self._send(self.dialect.ended(c, tx, self._ts(), StopReason.DEAUTHORIZED))
+        if self._authorized(id_tag):
+            self._start(c, id_tag)
+        else:
+            self.card_refused(c)
         return done
+
+    def _authorized(self, id_tag: str) -> bool:
+        auth = self._call(*self.dialect.authorize(id_tag))
+        if not auth.ok or auth.payload is None:
+            return False
+        status = self.dialect.id_status(auth.payload)
+        self.local_auth.remember(id_tag, status)
+        return status == "Accepted"
+
+    def _start(self, c: VirtualConnector, id_tag: str, remote_start_id: int | None = None) -> bool:
+        """Announce a transaction on a plugged connector; True when the CSMS accepted it."""
+        assert c.plugged is not None
+        tx = self.new_transaction(c, id_tag, remote_start_id=remote_start_id)
+        outcome = self._call(*self.dialect.started(c, tx, self._ts(), c.plugged.reservation_id))
+        accepted = self.take_start(c, tx, outcome)
+        if accepted:
+            self._updated_at[c.no] = self._metered_at[c.no] = self.env.now
+            self._status(c)
+            held_back = self.held_back_message(c, tx)
+            if held_back is not None:
+                self._send(held_back)
+            self.env.process(self._charging(c, tx))
+            return True
+        if accepted is False and tx.wire_id is not None and self.dialect.ends_refused_start:
+            # 2.0.1: the transaction exists once announced; a refused card ends it at once.
+            self._send(self.stop_message(c, tx, StopReason.DEAUTHORIZED))
+        return False
 
     def transaction_running(self, connector_no: int) -> bool:
         return self.connectors[connector_no].transaction is not None
@@ -383,206 +390,97 @@ class DesCharger:
         self._advance(c)
         if c.transaction is not None:
             tx = self._end_transaction(c)
-            self._send(self.dialect.ended(c, tx, self._ts(), reason))
-        c.state = step(c.state, Trigger.UNPLUG)
-        c.plugged = None
+            self._send(self.stop_message(c, tx, reason))
+        self.unplugged(c)
         self._status(c)
+        self._reset_if_idle()
 
-    def _end_transaction(self, c: VirtualConnector) -> Transaction:
-        """Close the transaction locally at once, so a second stop cannot also send one."""
-        assert c.plugged is not None and c.plugged.transaction is not None
-        tx, c.plugged.transaction = c.plugged.transaction, None
-        gate = self.gates.pop(c.no, None)
-        if gate is not None:
-            gate.close()
+    # ---- the core's hooks ------------------------------------------------------------------------
+    def follow_up(self, message: Message) -> None:
+        self.later(partial(self._send, message))
+
+    async def send_message(self, message: Message) -> None:
+        self._send(message)
+
+    def transfer_later(self, transfer: Coroutine[Any, Any, None]) -> None:
+        transfer.close()  # never reached: the handlers that would start one are refusals here
+
+    def renew_later(self) -> None:
+        self.later(lambda: self._send(self.renewal_message()))
+
+    def start_later(
+        self, c: VirtualConnector, id_tag: str, remote_start_id: int | None, profile: Profile | None
+    ) -> None:
+        def start() -> None:
+            if self.settings.flag(AUTHORIZE_REMOTE_START) and not self._authorized(id_tag):
+                return
+            if self._start(c, id_tag, remote_start_id):
+                self.start_profile(c, profile)
+
+        self.later(start)
+
+    def stopped_later(
+        self, c: VirtualConnector, tx: Transaction, reason: StopReason, status: Message
+    ) -> None:
+        def tell() -> None:
+            self._send(self.stop_message(c, tx, reason))
+            self._send(status)  # the state when it stopped, even if the car has left since
+            self._reset_if_idle()
+
+        self.later(tell)
+
+    def reset_later(self, kind: ResetKind) -> None:
+        self.later(lambda: self.env.process(self._perform_reset(kind)))
+
+    def _perform_reset(self, kind: ResetKind) -> Process:
+        """Stop every transaction (telling the CSMS), go down, come back and boot again."""
+        for c, tx, reason in self.end_for_reset(kind):
+            self._send(self.stop_message(c, tx, reason))
+        self.resets += 1
+        self._drop_link()
+        yield self.env.timeout(RESET_S)
+        self._reconnect(BootReason.REMOTE_RESET)
+
+    def boot_later(self) -> None:
+        self.later(lambda: self.boot(BootReason.TRIGGERED))
+
+    def next_transaction_id(self) -> str:
+        return next(self._tx_ids)
+
+    def transaction_ended(self, c: VirtualConnector) -> None:
         self._finished(c)
-        return tx
 
-    def _stop_now(self, c: VirtualConnector, reason: StopReason) -> None:
-        """A remote stop: end at once; the stop message and the status follow our answer."""
-        self._advance(c)
-        if c.state in IN_TRANSACTION:
-            c.state = step(c.state, Trigger.STOP)
-        tx = self._end_transaction(c)
-        stop, status = self.dialect.ended(c, tx, self._ts(), reason), self.dialect.status(c, self._ts())
-        self.later(partial(self._send, stop))
-        self.later(partial(self._send, status))
+    def reservation_made(self, c: VirtualConnector, r: Reservation) -> None:
+        self.env.process(self._expire(r))
 
-    # ---- what the central system asks of us ------------------------------------------------------
-    def _reserve(self, connector_no: int | None, r: Reservation) -> str:
-        answer, reserved = reserve_connector(self.connectors, connector_no, r)
-        if reserved is not None:
-            self.later(partial(self._status, reserved))
-            self.env.process(self._expire(reserved, r))
-        return answer
-
-    def _cancel_reservation(self, reservation_id: int) -> str:
-        for c in self.connectors.values():
-            if c.reservation is not None and c.reservation.reservation_id == reservation_id:
-                c.reservation = None
-                if c.state is ConnectorState.RESERVED:
-                    c.state = step(c.state, Trigger.RESERVATION_ENDED)
-                    self.later(partial(self._status, c))
-                return "Accepted"
-        return "Rejected"
-
-    def _remote_stop(self, matches: Callable[[Transaction], bool]) -> str:
-        for c in self.connectors.values():
-            if c.transaction is not None and matches(c.transaction):
-                self._stop_now(c, StopReason.REMOTE)
-                return "Accepted"
-        return "Rejected"
-
-    # ---- the smart charging regulations ------------------------------------------------------------
-    def _open_gate(self, c: VirtualConnector, tx: Transaction) -> None:
-        if not self.smart_charge_point:
-            return
-        gate = SmartGate(
-            tx.local_id,
-            self.settings.smart,
-            self._delay_rng,
-            self._now(),
-            wire_id=tx.wire_id,
-            charge_point_id=self.cp_id,
-        )
-        self.gates[c.no] = gate
-        self.smart_gates.append(gate)
-        gate.begin(self._limit_at(c))
-        c.state = _gated_state(c.state, gate.applied_w)
-
-    def _regate(self, c: VirtualConnector, override: bool) -> None:
-        """Something changed now (a setting, the driver's override): the gate reconsiders, and a
-        state it changes is reported after our answer; the charging process wakes to follow it."""
-        gate = self.gates.get(c.no)
-        tx = c.transaction
-        if gate is None or tx is None:
-            return
-        self._advance(c)
-        if override:
-            gate.override(self._limit_at(c))
-        else:
-            gate.reconsider(self._limit_at(c))
-        state = _gated_state(c.state, gate.applied_w)
-        if state is not c.state:
-            c.state = state
-            self.later(partial(self._status, c))
-            changed = self.dialect.charging_state_changed(c, tx, self._ts())
-            if changed is not None:
-                self.later(partial(self._send, changed))
-        self.env.process(self._charging(c, tx))  # the old process finds its wake moved and ends
-
-    def _change_setting(self, setting: Any, value: str) -> str:
-        result = self.settings.set(self.settings.has(setting), value)
-        if result is SetResult.ACCEPTED and setting.name in SMART_NAMES:
-            for c in self.connectors.values():
-                self._regate(c, override=False)
-        return result.value
-
-    def _set_profile(self, connector_no: int, profile_id: int, purpose: str, tx_matches: bool) -> str:
-        """This charger takes one charging profile only: the driver's override (chargeshare/ocpp/
-        smart_charging.py) for the connector's running transaction."""
-        c = self.connectors.get(connector_no)
-        if (
-            c is None
-            or c.transaction is None
-            or not tx_matches
-            or purpose != "TxProfile"
-            or profile_id != END_USER_OVERRIDE_PROFILE_ID
-        ):
-            return "Rejected"
-        self._regate(c, override=True)
-        return "Accepted"
-
-    def _csms_handlers(self) -> dict[str, Handler]:
-        if self.dialect.version == V16:
-            return {
-                "ChangeConfiguration": lambda p: {
-                    "status": _V16_SET[self._change_setting(BY_KEY.get(p["key"]), p["value"])]
-                },
-                "SetChargingProfile": lambda p: {
-                    "status": self._set_profile(
-                        p["connectorId"],
-                        p["csChargingProfiles"]["chargingProfileId"],
-                        p["csChargingProfiles"]["chargingProfilePurpose"],
-                        self._tx_matches(
-                            p["connectorId"],
-                            lambda tx: p["csChargingProfiles"].get("transactionId") == tx.wire_id,
-                        ),
-                    )
-                },
-                "RemoteStopTransaction": lambda p: {
-                    "status": self._remote_stop(lambda tx: tx.wire_id == p["transactionId"])
-                },
-                "ReserveNow": lambda p: {
-                    "status": self._reserve(
-                        p["connectorId"],
-                        Reservation(p["reservationId"], p["idTag"], parse_ts(p["expiryDate"])),
-                    )
-                },
-                "CancelReservation": lambda p: {"status": self._cancel_reservation(p["reservationId"])},
-            }
-        return {
-            "SetVariables": lambda p: {
-                "setVariableResult": [
-                    {
-                        "attributeStatus": _V201_SET[
-                            self._change_setting(
-                                BY_COMPONENT_VARIABLE.get((d["component"]["name"], d["variable"]["name"])),
-                                d["attributeValue"],
-                            )
-                        ],
-                        "component": d["component"],
-                        "variable": d["variable"],
-                    }
-                    for d in p["setVariableData"]
-                ]
-            },
-            "SetChargingProfile": lambda p: {
-                "status": self._set_profile(
-                    p["evseId"],
-                    p["chargingProfile"]["id"],
-                    p["chargingProfile"]["chargingProfilePurpose"],
-                    self._tx_matches(
-                        p["evseId"], lambda tx: p["chargingProfile"].get("transactionId") == tx.local_id
-                    ),
-                )
-            },
-            "RequestStopTransaction": lambda p: {
-                "status": self._remote_stop(lambda tx: tx.local_id == p["transactionId"])
-            },
-            "ReserveNow": lambda p: {
-                "status": self._reserve(
-                    p.get("evseId"),
-                    Reservation(p["id"], p["idToken"]["idToken"], parse_ts(p["expiryDateTime"])),
-                )
-            },
-            "CancelReservation": lambda p: {"status": self._cancel_reservation(p["reservationId"])},
-        }
-
-    def _tx_matches(self, connector_no: int, matches: Callable[[Transaction], bool]) -> bool:
-        c = self.connectors.get(connector_no)
-        return c is not None and c.transaction is not None and matches(c.transaction)
-
-    def _expire(self, c: VirtualConnector, r: Reservation) -> Process:
+    def _expire(self, r: Reservation) -> Process:
         """A reservation nobody used ends at its expiry (the live charger checks on its meter tick)."""
-        yield self.env.timeout(max(0.0, (r.expires_at - self._now()).total_seconds()))
-        if c.reservation is r and c.state is ConnectorState.RESERVED:
-            c.reservation, c.state = None, step(c.state, Trigger.RESERVATION_ENDED)
+        yield self.env.timeout(max(0.0, (r.expires_at - self.clock.now()).total_seconds()))
+        for c, expired in self.expire_due():
             self._status(c)
+            said = self.dialect.reservation_expired(expired.reservation_id)
+            if said is not None:
+                self._send(said)
+
+    def limits_changed(self, c: VirtualConnector) -> None:
+        tx = c.transaction
+        if tx is not None:
+            self.env.process(self._charging(c, tx))  # the old process finds its wake moved and ends
 
 
-_V16_SET = {"accepted": "Accepted", "rejected": "Rejected", "unknown": "NotSupported"}
-_V201_SET = {"accepted": "Accepted", "rejected": "Rejected", "unknown": "UnknownVariable"}
+def _update_firmware_v16(cp: DesCharger, p: dict[str, Any]) -> dict[str, Any]:
+    cp.follow_up(("FirmwareStatusNotification", {"status": "DownloadFailed"}))
+    return {}
 
 
-def _no_profile_edges(start: datetime, end: datetime) -> list[datetime]:
-    return []
+def _get_diagnostics_v16(cp: DesCharger, p: dict[str, Any]) -> dict[str, Any]:
+    return {}  # no fileName: no diagnostics to upload
 
 
-def _gated_state(state: ConnectorState, limit_w: int) -> ConnectorState:
-    """Charging shows SuspendedEVSE while the charger holds the limit at 0 W, and back."""
-    if state is ConnectorState.CHARGING and limit_w == 0:
-        return step(state, Trigger.EVSE_SUSPEND)
-    if state is ConnectorState.SUSPENDED_EVSE and limit_w > 0:
-        return step(state, Trigger.EVSE_RESUME)
-    return state
+def _rejected(cp: DesCharger, p: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "Rejected"}
+
+
+# No HTTP server in virtual time: a file transfer is refused as the version lets a charger say so.
+_TRANSFER_REFUSALS_V16 = {"UpdateFirmware": _update_firmware_v16, "GetDiagnostics": _get_diagnostics_v16}
+_TRANSFER_REFUSALS_V2 = {"UpdateFirmware": _rejected, "GetLog": _rejected}

@@ -34,8 +34,8 @@ NOBODY = "nobody at the charger"
 class Unfinished(VirtualCharger):
     """Knows neither UnlockConnector (Core) nor TriggerMessage (Remote Trigger, which it claims)."""
 
-    def _csms_handlers(self) -> dict[str, Handler]:
-        handlers = super()._csms_handlers()
+    def csms_handlers(self) -> dict[str, Handler]:
+        handlers = super().csms_handlers()
         del handlers["UnlockConnector"], handlers["TriggerMessage"]
         return handlers
 

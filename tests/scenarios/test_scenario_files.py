@@ -232,7 +232,7 @@ def test_the_commands_a_fault_may_refuse_are_those_the_charger_answers() -> None
 
     for protocol in ("1.6", "2.0.1"):
         charger = VirtualCharger("CP-1", "ws://unused", ManualClock(T0), [7_400], protocol=protocol)
-        assert set(charger._csms_handlers()) == _commands_of(protocol)
+        assert set(charger.csms_handlers()) == _commands_of(protocol)
     assert "RemoteStartTransaction" in _commands_of("1.6") and "GetVariables" in _commands_of("2.0.1")
 
 

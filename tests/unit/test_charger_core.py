@@ -1,0 +1,249 @@
+"""The engine-free charger core, driven by hand: what it answers, what it queues, what it says."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.ocpp.connection import Outcome
+from chargeshare.services.clock import ManualClock
+from simulators.charger_core import ChargerCore, Route
+from simulators.dialect import Message, dialect_for
+from simulators.evse import PlugRefused, Requested, ResetKind, StopReason, Transaction, VirtualConnector
+from simulators.firmware import ConnectorState
+from simulators.power import Vehicle
+from simulators.smart_charging import Profile
+from tests.conftest import T0
+
+EXPIRES = T0 + timedelta(minutes=30)
+
+
+class Recorded(ChargerCore):
+    """A driver that records what the core asks of it instead of sending anything."""
+
+    def __init__(self, protocol: str = "1.6", connectors: int = 2) -> None:
+        self.manual = ManualClock(T0)
+        super().__init__(
+            "CORE1", self.manual, dialect_for(protocol), [7_400] * connectors, meter_interval_s=60
+        )
+        self.connected = True
+        self.sent: list[Message] = []
+        self.resets: list[ResetKind] = []
+        self.starts: list[tuple[int, str]] = []
+        self.stops: list[tuple[int, StopReason]] = []
+        self._ids = 0
+
+    def advance_energy(self) -> None:
+        pass  # no car draws power in these tests
+
+    def follow_up(self, message: Message) -> None:
+        self.sent.append(message)
+
+    def start_later(
+        self, c: VirtualConnector, id_tag: str, remote_start_id: int | None, profile: Profile | None
+    ) -> None:
+        self.starts.append((c.no, id_tag))
+
+    def stopped_later(
+        self, c: VirtualConnector, tx: Transaction, reason: StopReason, status: Message
+    ) -> None:
+        self.stops.append((c.no, reason))
+        self.sent += [self.stop_message(c, tx, reason), status]
+
+    def reset_later(self, kind: ResetKind) -> None:
+        self.resets.append(kind)
+
+    def boot_later(self) -> None:
+        self.sent.append(("BootNotification", {}))
+
+    def next_transaction_id(self) -> str:
+        self._ids += 1
+        return f"tx{self._ids}"
+
+    def running(self, connector_no: int, wire_id: int) -> Transaction:
+        """Plug a car in and have the CSMS accept its transaction."""
+        c = self.connectors[connector_no]
+        self.plug(connector_no, Vehicle(60_000, 10_000, 7_400), 5_000, id_tag="TAG")
+        tx = self.new_transaction(c, "TAG")
+        answer = {"transactionId": wire_id, "idTagInfo": {"status": "Accepted"}}
+        assert self.take_start(c, tx, Outcome("u", "StartTransaction", payload=answer)) is True
+        return tx
+
+
+def actions(sent: list[Message]) -> list[str]:
+    return [a for a, _ in sent]
+
+
+# ---- ReserveNow ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("state", "answer"),
+    [
+        (ConnectorState.AVAILABLE, "Accepted"),
+        (ConnectorState.UNAVAILABLE, "Unavailable"),
+        (ConnectorState.PREPARING, "Occupied"),
+        (ConnectorState.CHARGING, "Occupied"),
+        (ConnectorState.RESERVED, "Occupied"),
+    ],
+)
+def test_reserve_now_answers_by_the_connectors_state(state: ConnectorState, answer: str) -> None:
+    core = Recorded()
+    core.connectors[1].state = state
+    assert core.reserve(1, 7, "TAG", EXPIRES) == answer
+    reported = [p["status"] for a, p in core.sent if a == "StatusNotification"]
+    assert reported == (["Reserved"] if answer == "Accepted" else [])
+
+
+def test_reserve_now_for_a_connector_it_lacks_is_rejected_and_any_connector_takes_a_free_one() -> None:
+    core = Recorded()
+    assert core.reserve(9, 7, "TAG", EXPIRES) == "Rejected"
+    core.connectors[1].state = ConnectorState.UNAVAILABLE
+    assert core.reserve(None, 8, "TAG", EXPIRES) == "Accepted"
+    assert core.connectors[2].state is ConnectorState.RESERVED
+    assert core.reserve(None, 9, "TAG", EXPIRES) == "Occupied"  # nothing free is left
+
+
+def test_cancel_frees_the_connector_once_and_an_expired_reservation_lapses() -> None:
+    core = Recorded()
+    core.reserve(1, 7, "TAG", EXPIRES)
+    assert core.cancel_reservation(7) is True
+    assert core.connectors[1].state is ConnectorState.AVAILABLE
+    assert core.cancel_reservation(7) is False
+    core.reserve(2, 8, "TAG", EXPIRES)
+    assert core.expire_due() == []
+    core.manual.advance(30 * 60)
+    [(c, r)] = core.expire_due()
+    assert (c.no, r.reservation_id, c.state) == (2, 8, ConnectorState.AVAILABLE)
+
+
+# ---- plug-in ------------------------------------------------------------------------------------
+def test_a_reserved_connector_takes_its_own_driver_only_and_the_car_takes_up_the_reservation() -> None:
+    core = Recorded()
+    core.reserve(1, 7, "MINE", EXPIRES)
+    car = Vehicle(60_000, 10_000, 7_400)
+    with pytest.raises(PlugRefused, match="reserved for another driver"):
+        core.plug(1, car, 5_000, id_tag="OTHER")
+    plugged = core.plug(1, car, 5_000, id_tag="MINE")
+    assert plugged.reservation_id == 7 and core.connectors[1].reservation is None
+    assert core.connectors[1].state is ConnectorState.PREPARING
+    with pytest.raises(PlugRefused, match="in use"):
+        core.plug(1, car, 5_000, id_tag="MINE")
+
+
+def test_an_offline_charger_refuses_a_card() -> None:
+    core = Recorded()
+    core.connected = False
+    with pytest.raises(PlugRefused, match="offline"):
+        core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000, id_tag="TAG")
+
+
+def test_an_inoperative_change_waits_for_the_car_to_leave() -> None:
+    core = Recorded()
+    tx = core.running(1, 41)
+    assert core.change_availability(1, operative=False) == "Scheduled"
+    assert core.remote_stop(tx) is True
+    core.unplugged(core.connectors[1])
+    assert core.connectors[1].state is ConnectorState.UNAVAILABLE
+
+
+# ---- the offline queue --------------------------------------------------------------------------
+def test_offline_transaction_messages_queue_in_order_and_the_rest_is_dropped() -> None:
+    core = Recorded()
+    assert core.route("MeterValues") is Route.SEND
+    core.connected = False
+    assert core.route("StatusNotification") is Route.DROP
+    assert core.route("Heartbeat") is Route.DROP
+    for n in (1, 2, 3):
+        assert core.route("MeterValues") is Route.QUEUE
+        core.enqueue(("MeterValues", {"n": n}))
+    core.connected = True
+    # A message while the queue still waits joins its end, so the order holds.
+    assert core.route("StopTransaction") is Route.QUEUE
+    core.enqueue(("StopTransaction", {"n": 4}))
+    assert core.route("StatusNotification") is Route.SEND
+    replayed = []
+    while (head := core.replay_head()) is not None:
+        if not core.replayed(Outcome("u", head[0], payload={})):
+            break
+        replayed.append(head[1]["n"])
+    assert replayed == [1, 2, 3, 4] and core.queue == []
+
+
+def test_an_unanswered_replay_keeps_its_place_at_the_head() -> None:
+    core = Recorded()
+    core.enqueue(("MeterValues", {"n": 1}))
+    core.enqueue(("MeterValues", {"n": 2}))
+    assert not core.replayed(Outcome("u", "MeterValues", error="Timeout"))
+    assert core.replay_head() == ("MeterValues", {"n": 1})
+    core.silent = True
+    assert core.replay_head() is None  # silent: nothing is sent, not even the replay
+
+
+def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
+    core = Recorded("2.0.1")
+    core.connected = False
+    core.enqueue(("TransactionEvent", {"eventType": "Updated"}))
+    assert core.queue[0][1]["offline"] is True
+
+
+# ---- power cuts and resets ----------------------------------------------------------------------
+def test_a_power_cut_queues_each_transactions_stop_with_reason_reboot() -> None:
+    core = Recorded()
+    core.running(1, 41)
+    core.running(2, 42)
+    core.connected = False
+    core.power_cut(lose_queue=False)
+    assert [(a, p["transactionId"], p["reason"]) for a, p in core.queue] == [
+        ("StopTransaction", 41, "Reboot"),
+        ("StopTransaction", 42, "Reboot"),
+    ]
+    assert all(c.transaction is None for c in core.connectors.values())
+    assert {c.state for c in core.connectors.values()} == {ConnectorState.FINISHING}
+
+
+def test_a_power_cut_that_loses_the_queue_loses_what_waited_too() -> None:
+    core = Recorded()
+    core.running(1, 41)
+    core.enqueue(("MeterValues", {"connectorId": 1}))
+    core.power_cut(lose_queue=True)
+    assert core.queue == [] and core.connectors[1].transaction is None
+
+
+def test_a_reset_on_idle_waits_for_the_last_transaction() -> None:
+    core = Recorded()
+    tx = core.running(1, 41)
+    assert core.reset(ResetKind.ON_IDLE) == "Scheduled" and core.resets == []
+    core.remote_stop(tx)
+    core._reset_if_idle()
+    assert core.resets == [ResetKind.ON_IDLE]
+    assert core.reset(ResetKind.HARD) == "Accepted" and core.resets[-1] is ResetKind.HARD
+
+
+def test_a_hard_reset_ends_each_transaction_with_its_reason() -> None:
+    core = Recorded()
+    core.running(1, 41)
+    ended = core.end_for_reset(ResetKind.HARD)
+    assert [(c.no, reason) for c, _, reason in ended] == [(1, StopReason.HARD_RESET)]
+    assert core.connectors[1].transaction is None
+
+
+# ---- other commands -----------------------------------------------------------------------------
+def test_remote_start_needs_a_plugged_car_and_remote_stop_a_running_transaction() -> None:
+    core = Recorded()
+    assert core.remote_start(1, "TAG") is False
+    core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000)
+    assert core.remote_start(None, "TAG") is True and core.starts == [(1, "TAG")]
+    assert core.remote_stop(None) is False
+    tx = core.running(2, 42)
+    assert core.remote_stop(tx) is True
+    assert core.stops == [(2, StopReason.REMOTE)]
+    assert actions(core.sent)[-2:] == ["StopTransaction", "StatusNotification"]
+
+
+def test_trigger_answers_and_says_what_was_asked_after_the_answer() -> None:
+    core = Recorded()
+    assert core.trigger(Requested.STATUS, 9) == "Rejected"
+    assert core.trigger(Requested.TRANSACTION_EVENT, None) == "Rejected"  # none runs
+    assert core.trigger(Requested.HEARTBEAT, None) == "Accepted"
+    assert core.trigger(Requested.STATUS, 2) == "Accepted"
+    assert actions(core.sent) == ["Heartbeat", "StatusNotification"]
