@@ -166,6 +166,14 @@ class DriverApp:
                 return None
             case script.Search():
                 return await self.search(effect)
+            case script.Quote(candidate, starts_at, minutes):
+                resp = await self.api.request(
+                    "GET",
+                    f"/chargers/{candidate.charger_id}/quote",
+                    params={"starts_at": format_ts(starts_at), "minutes": minutes},
+                )
+                resp.raise_for_status()
+                return int(resp.json()["price_per_kwh"])
             case script.Book():
                 return await self.book(effect)
             case script.Cancel(booking_id):

@@ -367,6 +367,7 @@ NO_CHARGER_WHY = {
     "none_free_nearby": "the map showed no charger online and free for the slot within reach",
     "all_taken": "every charger found was booked by another driver first",
     "rate_limited": "the API refused the booking as too frequent (429)",
+    "priced_out": "every charger found was quoted above the most the driver pays",
 }
 
 

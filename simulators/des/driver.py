@@ -74,6 +74,8 @@ def _take(world: DesWorld, driver_id: int, effect: script.Effect[object]) -> obj
                 limit=limit,
             )
             return [script.Candidate(c.charger_id, c.charge_point_id) for c in app.marketplace.search(query)]
+        case script.Quote(candidate, starts_at, minutes):
+            return app.pricing.quote(candidate.charger_id, starts_at, minutes).price.per_kwh
         case script.Book():
             return _book(app, driver_id, effect)
         case script.Cancel(booking_id):
