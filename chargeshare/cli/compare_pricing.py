@@ -169,7 +169,8 @@ def _table(result: dict[str, object]) -> Table:
         "quote_mean_per_kwh": ("mean price per kWh", _pence),
     }
     for key, (label, fmt) in shown.items():
-        table.add_row(label, fmt(flat[key]), fmt(dynamic[key]), f"{change[key]:+d}")
+        delta = change[key]
+        table.add_row(label, fmt(flat[key]), fmt(dynamic[key]), ("-" if delta < 0 else "+") + fmt(abs(delta)))
     return table
 
 
