@@ -146,6 +146,7 @@ class BookRefusal:
 TAKEN = BookRefusal("taken")  # someone else has the slot (the API's 409)
 TOO_FREQUENT = BookRefusal("too_frequent")  # the driver books too often (429)
 PAYMENTS_UNAVAILABLE = BookRefusal("payments_unavailable")  # the card hold cannot be placed (503)
+TOO_DEAR = BookRefusal("too_dear")  # the price rose above the driver's limit since its quote (409)
 
 BookAnswer = Booked | BookRefusal | Refused
 
@@ -191,6 +192,7 @@ class Book(Effect[BookAnswer]):
     max_energy_wh: int
     starts_at: datetime
     override_smart_charging: bool
+    max_price_per_kwh: int | None = None  # the most the driver accepts: its limit
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,10 @@ def _book_nearby(plan: DriverPlan, timeline: Timeline, stats: DriverStats) -> Sc
         if limit is not None and (yield from ask(Quote(c, starts_at, minutes))) > limit:
             priced_out += 1
             continue
-        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides))
+        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides, limit))
+        if answer is TOO_DEAR:
+            priced_out += 1
+            continue
         if answer is TAKEN:
             stats.conflicts += 1
             continue

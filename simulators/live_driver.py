@@ -232,6 +232,8 @@ class DriverApp:
         }
         if b.override_smart_charging:
             body["override_smart_charging"] = True
+        if b.max_price_per_kwh is not None:
+            body["max_price_per_kwh"] = b.max_price_per_kwh
         # One key per attempt, so a copy sent after a lost answer finds the booking it made.
         attempt = {"Idempotency-Key": f"{self.plan.id_tag}-{next(_attempts)}"}
         resp = await api.request("POST", "/bookings", json=body, headers=attempt)
@@ -243,6 +245,8 @@ class DriverApp:
             retry_after = float(resp.headers.get("Retry-After", "1"))
             await sleep_sim(self.world.clock, retry_after * IN_PROGRESS_BACKOFF)
             resp = await api.request("POST", "/bookings", json=body, headers=attempt)
+        if resp.status_code == 409 and resp.json().get("error") == "price_above_limit":
+            return script.TOO_DEAR
         if resp.status_code == 409:
             return script.TAKEN
         if resp.status_code == 429:

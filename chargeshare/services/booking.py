@@ -17,6 +17,7 @@ from chargeshare.domain.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    PriceAboveLimit,
     RequestInProgress,
 )
 from chargeshare.domain.instants import RANGE, in_range
@@ -62,6 +63,8 @@ class BookRequest:
     # The driver overrides the charger's randomised delay and default charging hours for this
     # booking (the UK's smart charging regulations let an end-user do so).
     override_smart_charging: bool = False
+    # The most the driver accepts per kWh (pence, what it was quoted): a dearer price is refused.
+    max_price_per_kwh: int | None = None
 
     def fingerprint(self) -> str:
         """What the request asks for, so a key sent again with another request is told apart."""
@@ -75,6 +78,8 @@ class BookRequest:
         ]
         if self.override_smart_charging:  # only when asked: fingerprints made before it stay as they were
             asked.append("override_smart_charging")
+        if self.max_price_per_kwh is not None:
+            asked.append(f"max_price_per_kwh={self.max_price_per_kwh}")
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
@@ -104,6 +109,8 @@ class BookingService:
             )
         if not 0 < req.max_energy_wh <= r.max_energy_wh:
             raise InvalidRequest(f"max_energy_wh must be between 1 and {r.max_energy_wh}")
+        if req.max_price_per_kwh is not None and req.max_price_per_kwh < 0:
+            raise InvalidRequest("max_price_per_kwh cannot be negative")
 
     def book(self, req: BookRequest, request_key: str | None = None) -> BookingRecord:
         """Reserve the connector's time, then place the card hold. Conflicts never reach the card.
@@ -198,6 +205,10 @@ class BookingService:
             raise ChargerUnavailable("the host has not made the charger available for that whole period")
         if self._starts_soon(starts_at, now) and charger.status is not ChargerStatus.ONLINE:
             raise ChargerUnavailable("the charger is offline, so it cannot be booked to charge now")
+        if req.max_price_per_kwh is not None and quote.per_kwh > req.max_price_per_kwh:
+            raise PriceAboveLimit(
+                f"the price is now {quote.per_kwh}p per kWh, above the {req.max_price_per_kwh}p you accept"
+            )
         # The quote is the booking's price: its hold is sized by it, and its session billed at it.
         hold_amount = Tariff(quote.per_kwh).cost(self.rules.hold_energy(req.max_energy_wh))
         if hold_amount <= 0:

@@ -47,3 +47,25 @@ async def test_bounds_that_make_no_sense_are_a_400_and_keep_nothing() -> None:
             assert bad.status_code in (400, 422)
             missing = await http.get("/chargers/999999/quote")
             assert missing.status_code == 404
+
+
+async def test_a_booking_above_the_price_the_driver_accepts_is_a_409_saying_so() -> None:
+    with world() as w:
+        async with client(w.app) as http:
+            await http.put("/host/pricing", json=DYNAMIC, headers=w.mine.host.headers)
+            slot: dict[str, str | int] = {"starts_at": "2026-03-05T10:00:00Z", "minutes": 60}
+            quoted = (await http.get(f"/chargers/{w.mine.charger_id}/quote", params=slot)).json()
+            body = {"charger_id": w.mine.charger_id, "max_energy_wh": 5_000, **slot}
+            dear = await http.post(
+                "/bookings",
+                json={**body, "max_price_per_kwh": quoted["price_per_kwh"] - 1},
+                headers=w.mine.driver.headers,
+            )
+            assert dear.status_code == 409 and dear.json()["error"] == "price_above_limit", dear.text
+            made = await http.post(
+                "/bookings",
+                json={**body, "max_price_per_kwh": quoted["price_per_kwh"]},
+                headers=w.mine.driver.headers,
+            )
+            assert made.status_code == 201, made.text
+            assert made.json()["price_per_kwh"] == quoted["price_per_kwh"]

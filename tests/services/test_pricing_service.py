@@ -9,7 +9,7 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, PricingMode, SmartTariff
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import NotFound, PriceAboveLimit
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
@@ -102,3 +102,16 @@ def test_pricing_for_an_unknown_host_or_charger_is_refused(app: App) -> None:
         app.pricing.set_settings(9_999, DYNAMIC)
     with pytest.raises(NotFound):
         app.pricing.quote(9_999, None, 60)
+
+
+def test_a_booking_dearer_than_the_driver_accepts_is_refused_and_keeps_nothing(
+    app: App, dynamic_charger: int
+) -> None:
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    quoted = app.pricing.quote(dynamic_charger, None, 60).price.per_kwh
+    with pytest.raises(PriceAboveLimit, match=f"{quoted}p"):
+        app.bookings.book(BookRequest(driver, dynamic_charger, 1, 60, 10_000, max_price_per_kwh=quoted - 1))
+    with app.store.reading() as tx:
+        assert tx.bookings.all() == [] and tx.pricing.quotes() == {} and tx.ledger.entries() == []
+    made = app.bookings.book(BookRequest(driver, dynamic_charger, 1, 60, 10_000, max_price_per_kwh=quoted))
+    assert made.price_per_kwh == quoted

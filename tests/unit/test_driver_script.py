@@ -207,3 +207,29 @@ def test_a_driver_without_a_limit_asks_for_no_quote() -> None:
 
     _, asked = FakeEngine(answer).run(PLAN, DriverStats())
     assert not any(isinstance(e, script.Quote) for e in asked)
+
+
+def test_a_price_risen_since_the_quote_moves_the_driver_on_with_its_limit_named() -> None:
+    dearer_now, cheap = script.Candidate(2, "CS00002"), HERE
+    engine = FakeEngine(lambda e: None)
+    booked: list[script.Book] = []
+
+    def answer(e: script.Effect[object]) -> object:
+        match e:
+            case script.Search():
+                return [dearer_now, cheap]
+            case script.Quote():
+                return 30
+            case script.Book(candidate):
+                booked.append(e)
+                return script.TOO_DEAR if candidate == dearer_now else booked_here(engine)
+            case script.PlugIn():
+                return script.Plugged(object(), charging=True)
+            case script.FetchReceipt():
+                return 500
+        return None
+
+    engine.answer = answer
+    outcome, _ = engine.run(replace(PLAN, max_price_per_kwh=40), DriverStats())
+    assert outcome == script.CHARGED
+    assert [(b.candidate, b.max_price_per_kwh) for b in booked] == [(dearer_now, 40), (cheap, 40)]

@@ -59,6 +59,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.BookingConflict: 409,
     errors.InvalidTransition: 409,
     errors.ConcurrentChange: 409,
+    errors.PriceAboveLimit: 409,
     errors.PaymentDeclined: 402,
     errors.PaymentUnavailable: 503,
     errors.Busy: 503,

@@ -180,6 +180,12 @@ class BookingIn(BaseModel):
         description="charge without the charger's randomised delay and outside its default charging "
         "hours (the end-user's override under the UK's Smart Charge Points Regulations 2021)",
     )
+    max_price_per_kwh: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="pence: the most you accept (the quote you were shown); a dearer price is a 409",
+    )
 
 
 class ReceiptOut(BaseModel):
