@@ -334,6 +334,7 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
         "seed": p.seed,
         "speed": p.speed,
         "city": p.city,
+        "start": p.start.isoformat(),
         "locks": p.locks,
         "protocols": list(p.fleet.protocols),
         "pricing": p.fleet.pricing,

@@ -27,18 +27,20 @@ def pricing_summary(
     quotes: Mapping[int, BookingQuote],
     sessions: Sequence[SessionRecord],
     chargers: Sequence[ChargerView],
-    start: datetime,
-    duration_s: int,
+    window: tuple[datetime, int] | None,
 ) -> dict[str, int]:
+    """`window`: the run's start and length in seconds; None (a replay): utilisation is not known, 0."""
     prices = [q.per_kwh for q in quotes.values()]
-    end = start + timedelta(seconds=duration_s)
-    charging_s = 0
-    for s in sessions:
-        if s.stopped_at is None:
-            continue
-        lo, hi = max(s.started_at, start), min(s.stopped_at, end)
-        charging_s += max(0, int((hi - lo).total_seconds()))
-    connector_s = sum(len(c.connectors) for c in chargers) * duration_s
+    charging_s = connector_s = 0
+    if window is not None:
+        start, duration_s = window
+        end = start + timedelta(seconds=duration_s)
+        for s in sessions:
+            if s.stopped_at is None:
+                continue
+            lo, hi = max(s.started_at, start), min(s.stopped_at, end)
+            charging_s += max(0, int((hi - lo).total_seconds()))
+        connector_s = sum(len(c.connectors) for c in chargers) * duration_s
     return {
         "quoted_bookings": len(prices),
         "dynamic_quotes": sum(1 for q in quotes.values() if q.mode == PricingMode.DYNAMIC.value),

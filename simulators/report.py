@@ -145,9 +145,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
         "smart_charging": smart_charging_summary(app, stats.smart_gates),
-        "pricing": pricing_summary(
-            quotes, sessions, chargers, datetime.fromisoformat(params["start"]), int(params["duration_s"])
-        ),
+        "pricing": pricing_summary(quotes, sessions, chargers, _window(params)),
     }
     summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:
@@ -168,6 +166,13 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     return RunReport(
         params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log, chargers=rows
     )
+
+
+def _window(params: dict[str, Any]) -> tuple[datetime, int] | None:
+    """The run's window (start, seconds) when its parameters say it (a replay's do not)."""
+    if "start" not in params or "duration_s" not in params:
+        return None
+    return datetime.fromisoformat(params["start"]), int(params["duration_s"])
 
 
 def charger_rows(
