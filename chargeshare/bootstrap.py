@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chargeshare.adapters.durability import ImmediateDurability, durability_for
+from chargeshare.adapters.grid_signals_sim import SimulatedGridSignals
 from chargeshare.adapters.memory_store import MEMORY_URL, MemoryStore
 from chargeshare.adapters.payments_sim import MemoryBooks, SimulatedGateway, SqlBooks
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
@@ -53,6 +54,7 @@ from chargeshare.services.ports import (
     SlotClaims,
     Store,
 )
+from chargeshare.services.pricing import PricingService
 from chargeshare.services.queries import Queries
 from chargeshare.services.rate_limits import ApiLimits, RateLimiter
 from chargeshare.services.rules import MarketplaceRules
@@ -104,6 +106,8 @@ class Config:
     limits: ApiLimits = field(default_factory=ApiLimits)
     # HMRC digital platform reporting: what hosts sell for the rules, and the de minimis thresholds.
     reporting: ReportingRules = field(default_factory=ReportingRules)
+    # Seeds the simulated grid's carbon intensity and weather that dynamic prices read.
+    grid_seed: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -121,6 +125,7 @@ class Config:
         values.update(_limit_settings(env))
         values.update(_timeout_settings(env))
         values.update(_reporting_settings(env))
+        values.update(_grid_settings(env))
         rules = _rule_settings(env)
         if rules:
             values["rules"] = MarketplaceRules(**rules)
@@ -153,6 +158,16 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"{name} must be a whole number of seconds, at least 1, got {value!r}")
             out[key] = int(value)
     return out
+
+
+def _grid_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    seed = env.get("CHARGESHARE_GRID_SEED")
+    if seed is None:
+        return {}
+    try:
+        return {"grid_seed": int(seed)}
+    except ValueError as exc:
+        raise ConfigError(f"CHARGESHARE_GRID_SEED must be an integer, got {seed!r}") from exc
 
 
 def _reporting_settings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -286,6 +301,7 @@ class App:
     tokens: TokenService
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
+    pricing: PricingService
     queries: Queries
     # Chargers' last-seen stamps, written behind: the OCPP server forgets them when another process
     # may have changed its charger, the sweep writes them, closing writes what is left.
@@ -398,7 +414,8 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
             if not shared_redis
             else RedisSlotClaims(redis_client, namespace_for(config.database_url), **windows)
         )
-    bookings = BookingService(store, locks, settlement, bus, clock, rules, claims)
+    pricing = PricingService(store, SimulatedGridSignals(config.grid_seed), clock)
+    bookings = BookingService(store, locks, settlement, bus, clock, rules, pricing, claims)
     last_seen = WriteBehindLastSeen(store, every=timedelta(seconds=rules.heartbeat_interval_s / 4))
     charging = ChargingService(
         store, settlement, bus, clock, rules, last_seen, allow_unknown=config.allow_unknown_chargers
@@ -431,6 +448,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
+        pricing=pricing,
         queries=Queries.over(store, rules),
         last_seen=last_seen,
         redis=redis_client,

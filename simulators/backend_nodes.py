@@ -90,6 +90,7 @@ def node_env(config: Config, clock_file: Path, slot: int) -> dict[str, str]:
             "CHARGESHARE_DATABASE_URL": config.database_url,
             "CHARGESHARE_LOCKS": "on" if config.locks_enabled else "off",
             "CHARGESHARE_JWT_SECRET": config.jwt_secret,
+            "CHARGESHARE_GRID_SEED": str(config.grid_seed),
             "CHARGESHARE_PASSWORD_HASH": config.password_hash,
             "CHARGESHARE_HASH_QUEUE": str(config.hash_queue),
             "CHARGESHARE_SIGNUPS_PER_MINUTE": (

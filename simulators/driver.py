@@ -61,7 +61,8 @@ DRIVER_OUTCOMES = (
 NONE_FREE_NEARBY = "none_free_nearby"  # no charger online and free for the slot within the search radius
 ALL_TAKEN = "all_taken"  # every charger the search found was booked by someone else first (409)
 RATE_LIMITED = "rate_limited"  # the API refused the booking as too frequent (429)
-NO_CHARGER_REASONS = (NONE_FREE_NEARBY, ALL_TAKEN, RATE_LIMITED)
+PRICED_OUT = "priced_out"  # every charger the search found was quoted above the driver's most
+NO_CHARGER_REASONS = (NONE_FREE_NEARBY, ALL_TAKEN, RATE_LIMITED, PRICED_OUT)
 
 
 def booking_minutes(want_wh: int) -> int:
@@ -145,6 +146,7 @@ class BookRefusal:
 TAKEN = BookRefusal("taken")  # someone else has the slot (the API's 409)
 TOO_FREQUENT = BookRefusal("too_frequent")  # the driver books too often (429)
 PAYMENTS_UNAVAILABLE = BookRefusal("payments_unavailable")  # the card hold cannot be placed (503)
+TOO_DEAR = BookRefusal("too_dear")  # the price rose above the driver's limit since its quote (409)
 
 BookAnswer = Booked | BookRefusal | Refused
 
@@ -175,12 +177,22 @@ class Search(Effect[list[Candidate]]):
 
 
 @dataclass(frozen=True)
+class Quote(Effect[int]):
+    """The price per kWh a booking of the candidate for this window would be charged (pence)."""
+
+    candidate: Candidate
+    starts_at: datetime
+    minutes: int
+
+
+@dataclass(frozen=True)
 class Book(Effect[BookAnswer]):
     candidate: Candidate
     minutes: int
     max_energy_wh: int
     starts_at: datetime
     override_smart_charging: bool
+    max_price_per_kwh: int | None = None  # the most the driver accepts: its limit
 
 
 @dataclass(frozen=True)
@@ -280,8 +292,17 @@ def _book_nearby(plan: DriverPlan, timeline: Timeline, stats: DriverStats) -> Sc
     minutes = booking_minutes(plan.want_wh)
     until = starts_at + timedelta(minutes=minutes)
     found = yield from ask(Search(plan.home, SEARCH_RADIUS_M, starts_at, until, CANDIDATES))
+    priced_out = 0
     for c in found:
-        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides))
+        # Asked only by drivers with a limit: a run without limits takes the steps it always did.
+        limit = plan.max_price_per_kwh
+        if limit is not None and (yield from ask(Quote(c, starts_at, minutes))) > limit:
+            priced_out += 1
+            continue
+        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides, limit))
+        if answer is TOO_DEAR:
+            priced_out += 1
+            continue
         if answer is TAKEN:
             stats.conflicts += 1
             continue
@@ -295,7 +316,9 @@ def _book_nearby(plan: DriverPlan, timeline: Timeline, stats: DriverStats) -> Sc
         elif isinstance(answer, Booked) and stats.bookings_answered is not None:
             stats.bookings_answered.add(answer.booking_id)
         return answer
-    raise NoCharger(ALL_TAKEN if found else NONE_FREE_NEARBY)
+    if not found:
+        raise NoCharger(NONE_FREE_NEARBY)
+    raise NoCharger(PRICED_OUT if priced_out == len(found) else ALL_TAKEN)
 
 
 def _use_booking(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.dynamic_pricing import HostPricing, PricingMode, SmartTariff
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.ocpp import V16
@@ -38,6 +40,8 @@ class FleetShape:
     # and default charging hours, as pre-configured (simulators/smart_gate.py).
     smart_charge_points: bool = False
     dsr_chargers: int = 0  # the first this many chargers provide DSR throughout (the operator's flag)
+    # How hosts price: "flat" (each charger's listed price) or "dynamic" (`dynamic_settings`).
+    pricing: str = PricingMode.FLAT.value
 
     def protocol_of(self, index: int) -> str:
         return self.protocols[index % len(self.protocols)]
@@ -54,6 +58,8 @@ class DriverBehaviour:
     travel_max_s: int = 1_200
     radius_m: float = 6_000
     override_rate: float = 0.0  # share of drivers who book with the smart charging override
+    # The most each driver pays per kWh, drawn from this range (pence, inclusive); None: any price.
+    max_price: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class DriverPlan:
     max_power_w: int
     intent: str  # "charge", "cancel" (cancels before arriving) or "no_show" (never turns up)
     overrides: bool = False  # books overriding the charger's randomised delay and default hours
+    max_price_per_kwh: int | None = None  # the driver books nothing dearer (pence); None: any price
 
 
 def scatter(rng: random.Random, centre: Point, radius_m: float) -> Point:
@@ -132,4 +139,28 @@ def make_drivers(
         picker = random.Random(rng.getrandbits(64))
         chosen = set(picker.sample(range(count), round(b.override_rate * count)))
         plans = [dataclasses.replace(p, overrides=i in chosen) for i, p in enumerate(plans)]
+    if b.max_price is not None:
+        # Drawn after every plan too: a run with price limits has the same drivers, only choosier.
+        lo, hi = b.max_price
+        picker = random.Random(rng.getrandbits(64))
+        plans = [dataclasses.replace(p, max_price_per_kwh=picker.randint(lo, hi)) for p in plans]
     return plans
+
+
+# A UK EV tariff's shape: what a host with a car of their own pays by day and overnight (pence/kWh).
+HOST_OWN_TARIFF = SmartTariff(day_per_kwh=24, night_per_kwh=7)
+
+
+def dynamic_settings(listed_per_kwh: int) -> HostPricing:
+    """A simulated host's dynamic pricing: from 60% to 160% of their listed price."""
+    floor = max(1, listed_per_kwh * 6 // 10)
+    return HostPricing(PricingMode.DYNAMIC, floor, max(floor, listed_per_kwh * 16 // 10), HOST_OWN_TARIFF)
+
+
+def price_hosts(
+    set_settings: Callable[[int, HostPricing], None], specs: list[ChargerSpec], shape: FleetShape
+) -> None:
+    """Give each charger's host its pricing, as the fleet's shape says (nothing to do for flat)."""
+    if shape.pricing == PricingMode.DYNAMIC.value:
+        for spec in specs:
+            set_settings(spec.host_id, dynamic_settings(spec.tariff.price_per_kwh))

@@ -33,7 +33,7 @@ from simulators.backend_nodes import MAX_PROCESSES, START_WITHIN_S, BackendFaile
 from simulators.charger import VirtualCharger
 from simulators.driver import RECEIPT_CHECK_EVERY_S, RECEIPT_CHECKS, DriverStats
 from simulators.faults import Fault
-from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
 from simulators.http_retry import RetryWhileAway
 from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
@@ -176,6 +176,7 @@ async def _run_live(
         limits=replace(ApiLimits(), signup_per_address=None),
         rules=rules,
         allow_unknown_chargers=params.allow_unknown_chargers,
+        grid_seed=params.seed,
     )
     app = build(config, clock=clock)
     wall_start = time.monotonic()
@@ -333,8 +334,11 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
         "seed": p.seed,
         "speed": p.speed,
         "city": p.city,
+        "start": p.start.isoformat(),
         "locks": p.locks,
         "protocols": list(p.fleet.protocols),
+        "pricing": p.fleet.pricing,
+        "drivers_max_price_per_kwh": None if p.behaviour.max_price is None else list(p.behaviour.max_price),
         "allow_unknown_chargers": p.allow_unknown_chargers,
         "processes": backend_processes(p),
         "faults": [
@@ -367,6 +371,7 @@ async def _run(
     views = [app.marketplace.add_charger(spec, password=passwords[spec.charge_point_id]) for spec in specs]
     for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
         app.smart.set_demand_side_response(view.charger_id, True)
+    price_hosts(app.pricing.set_settings, specs, params.fleet)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats(bookings_answered=set())
     logins = dict(zip(host_ids, host_logins.items(), strict=True))

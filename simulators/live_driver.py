@@ -166,6 +166,14 @@ class DriverApp:
                 return None
             case script.Search():
                 return await self.search(effect)
+            case script.Quote(candidate, starts_at, minutes):
+                resp = await self.api.request(
+                    "GET",
+                    f"/chargers/{candidate.charger_id}/quote",
+                    params={"starts_at": format_ts(starts_at), "minutes": minutes},
+                )
+                resp.raise_for_status()
+                return int(resp.json()["price_per_kwh"])
             case script.Book():
                 return await self.book(effect)
             case script.Cancel(booking_id):
@@ -224,6 +232,8 @@ class DriverApp:
         }
         if b.override_smart_charging:
             body["override_smart_charging"] = True
+        if b.max_price_per_kwh is not None:
+            body["max_price_per_kwh"] = b.max_price_per_kwh
         # One key per attempt, so a copy sent after a lost answer finds the booking it made.
         attempt = {"Idempotency-Key": f"{self.plan.id_tag}-{next(_attempts)}"}
         resp = await api.request("POST", "/bookings", json=body, headers=attempt)
@@ -235,6 +245,8 @@ class DriverApp:
             retry_after = float(resp.headers.get("Retry-After", "1"))
             await sleep_sim(self.world.clock, retry_after * IN_PROGRESS_BACKOFF)
             resp = await api.request("POST", "/bookings", json=body, headers=attempt)
+        if resp.status_code == 409 and resp.json().get("error") == "price_above_limit":
+            return script.TOO_DEAR
         if resp.status_code == 409:
             return script.TAKEN
         if resp.status_code == 429:

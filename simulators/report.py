@@ -20,6 +20,7 @@ from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
 from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from simulators.driver import DriverStats
+from simulators.pricing_metrics import pricing_summary
 from simulators.smart_metrics import smart_charging_summary
 
 
@@ -108,6 +109,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         payments = tx.outbox.all()
         notes = tx.notifications.all()
         chargers = tx.chargers.all()
+        quotes = tx.pricing.quotes() if snapshot is None else snapshot.quotes
         security_events = len(tx.security.all())
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
@@ -143,6 +145,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
         "smart_charging": smart_charging_summary(app, stats.smart_gates),
+        "pricing": pricing_summary(quotes, sessions, chargers, _window(params)),
     }
     summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:
@@ -163,6 +166,13 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     return RunReport(
         params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log, chargers=rows
     )
+
+
+def _window(params: dict[str, Any]) -> tuple[datetime, int] | None:
+    """The run's window (start, seconds) when its parameters say it (a replay's do not)."""
+    if "start" not in params or "duration_s" not in params:
+        return None
+    return datetime.fromisoformat(params["start"]), int(params["duration_s"])
 
 
 def charger_rows(

@@ -26,6 +26,7 @@ from simulators.driver import DRIVER_OUTCOMES, NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, LASTING, Fault, not_in_des
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
 from simulators.live import DEFAULT_START, LiveParams, problems
+from simulators.pricing_metrics import NAMES as PRICING_NAMES
 from simulators.smart_metrics import NAMES as SMART_NAMES
 
 SUFFIXES = (".yaml", ".yml")
@@ -94,6 +95,8 @@ SCHEMA: dict[str, Any] = {
                 # Relevant charge points under the UK's Smart Charge Points Regulations 2021.
                 "smart_charge_points": {"type": "boolean"},
                 "dsr_chargers": {"type": "integer", "minimum": 0},
+                # How hosts price: each charger's listed price, or dynamic yield pricing within bounds.
+                "pricing": {"enum": ["flat", "dynamic"]},
             },
         },
         "drivers": {
@@ -108,6 +111,8 @@ SCHEMA: dict[str, Any] = {
                 "travel_minutes": _range,
                 "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000},
                 "override_rate": _rate,
+                # The most each driver pays per kWh (pence), drawn from the range; unset: any price.
+                "max_price_per_kwh": _range,
             },
         },
         "faults": {
@@ -183,6 +188,7 @@ SUMMARY_METRICS = frozenset(
         "payments_backlog",
         "payments_retried",
         "platform_fees_pence",
+        "pricing",
         "processor_fees_pence",
         "security_events",
         "sessions",
@@ -199,6 +205,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     "no_charger_because": frozenset(NO_CHARGER_REASONS),
     "sessions_by_protocol": frozenset("ocpp" + v.replace(".", "") for v in PROTOCOLS),
     "smart_charging": frozenset(SMART_NAMES),
+    "pricing": frozenset(PRICING_NAMES),
     "fault_outcomes": None,
 }
 
@@ -392,7 +399,11 @@ def _clean(broken: set[tuple[Any, ...]], *at: tuple[Any, ...]) -> bool:
 def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]) -> None:
     """What the schema cannot say; only parts the schema found sound are looked at."""
     fleet, drivers = d.get("fleet"), d.get("drivers")
-    for section, key in (("fleet", "price_per_kwh"), ("drivers", "travel_minutes")):
+    for section, key in (
+        ("fleet", "price_per_kwh"),
+        ("drivers", "travel_minutes"),
+        ("drivers", "max_price_per_kwh"),
+    ):
         r = d[section].get(key) if isinstance(d.get(section), dict) else None
         if r is not None and _clean(broken, (section, key)) and r["min"] > r["max"]:
             found.add((section, key), "min must not exceed max")
@@ -557,6 +568,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             price_max=price["max"],
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),
             dsr_chargers=int(fleet.get("dsr_chargers", 0)),
+            pricing=str(fleet.get("pricing", "flat")),
         ),
         allow_unknown_chargers=bool(fleet.get("allow_unknown_chargers", False)),
         start=(_start_of(d["start"]) or DEFAULT_START) if "start" in d else DEFAULT_START,
@@ -569,6 +581,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             travel_max_s=travel["max"] * 60,
             radius_m=float(drivers.get("radius_m", 6_000)),
             override_rate=float(drivers.get("override_rate", 0.0)),
+            max_price=_range_of(drivers.get("max_price_per_kwh")),
         ),
         faults=tuple(
             Fault(
@@ -595,6 +608,10 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
     return Scenario(
         path, d["name"], d.get("description", ""), params, expectations, engine=d.get("engine", "live")
     )
+
+
+def _range_of(r: dict[str, int] | None) -> tuple[int, int] | None:
+    return None if r is None else (r["min"], r["max"])
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:

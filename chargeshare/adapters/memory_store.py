@@ -22,6 +22,7 @@ from typing import Any
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.dynamic_pricing import HostPricing, Price
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
@@ -32,6 +33,7 @@ from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.services.records import (
     AccountRecord,
+    BookingQuote,
     BookingRecord,
     ChargerFile,
     ChargerReport,
@@ -134,6 +136,8 @@ class _Tables:
     walk_in: dict[int, int] = field(default_factory=dict)  # charger id -> price per kWh
     smart_settings: dict[int, SmartSettings] = field(default_factory=dict)  # by charger id
     overrides: dict[int, datetime] = field(default_factory=dict)  # booking id -> when overridden
+    host_pricing: dict[int, HostPricing] = field(default_factory=dict)  # by host id
+    quotes: dict[int, BookingQuote] = field(default_factory=dict)  # by booking id
     files: dict[str, tuple[ChargerFile, bytes | None]] = field(default_factory=dict)  # by token
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
@@ -202,6 +206,7 @@ class MemoryUnitOfWork:
         self.reports = MemoryChargerReports(store)
         self.tokens = MemoryIdTokens(store)
         self.smart = MemorySmartCharging(store)
+        self.pricing = MemoryPricing(store)
         self.files = MemoryChargerFiles(store)
 
 
@@ -1316,6 +1321,28 @@ class MemorySmartCharging(_Repository):
 
     def overridden(self, booking_ids: Sequence[int]) -> set[int]:
         return {b for b in booking_ids if b in self.t.overrides}
+
+
+# ---- pricing --------------------------------------------------------------------------------------
+class MemoryPricing(_Repository):
+    def settings(self, host_id: int) -> HostPricing | None:
+        return self.t.host_pricing.get(host_id)
+
+    def save(self, host_id: int, settings: HostPricing, at: datetime) -> None:
+        if host_id not in self.t.hosts:
+            raise NotFound(f"no host {host_id}")
+        self.t.host_pricing[host_id] = settings
+
+    def add_quote(self, booking_id: int, quote: Price, at: datetime) -> None:
+        if booking_id not in self.t.bookings:
+            raise NotFound(f"no booking {booking_id}")
+        if booking_id in self.t.quotes:
+            raise InvalidRequest(f"booking {booking_id} was quoted already")
+        self.t.quotes[booking_id] = BookingQuote(booking_id, quote.per_kwh, quote.mode.value, at)
+
+    def quotes(self, booking_ids: Sequence[int] | None = None) -> dict[int, BookingQuote]:
+        wanted = self.t.quotes.keys() if booking_ids is None else set(booking_ids)
+        return {b: self.t.quotes[b] for b in sorted(wanted) if b in self.t.quotes}
 
 
 class MemoryChargerFiles(_Repository):

@@ -1,8 +1,9 @@
-"""`chargeshare accounts`: operator accounts, hosts' KYC status and the seller details HMRC's platform
-reporting needs, straight in the backend's database."""
+"""`chargeshare accounts`: operator accounts, hosts' KYC status, the seller details HMRC's platform
+reporting needs and hosts' pricing, straight in the backend's database."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,13 +16,14 @@ from chargeshare.cli.open_backend import DatabaseUrl, open_app
 from chargeshare.cli.options import chatter, json_list_option, write_rows
 from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.availability import UK
+from chargeshare.domain.dynamic_pricing import MAX_PRICE_PER_KWH, HostPricing, PricingMode, SmartTariff
 from chargeshare.domain.seller_details import SellerKind, seller_details
 
 if TYPE_CHECKING:
     from chargeshare.domain.seller_details import SellerDetails
 
 app = typer.Typer(
-    help="Accounts, admin accounts, hosts' KYC status and seller details.", no_args_is_help=True
+    help="Accounts, admin accounts, hosts' KYC status, seller details and pricing.", no_args_is_help=True
 )
 console = Console(soft_wrap=True)
 
@@ -215,3 +217,73 @@ def set_seller_details(
     console.print(
         f"host {host.host_id} ({host.name}): seller details kept for {details.name}; KYC {host.kyc_status}"
     )
+
+
+@app.command("pricing")
+def pricing(
+    host_id: Annotated[int, typer.Argument(help="The host's id.")],
+    mode: Annotated[
+        PricingMode | None, typer.Option(help="Set the host's pricing: flat or dynamic (else show it).")
+    ] = None,
+    floor: Annotated[int | None, typer.Option(help="Dynamic prices never go below this (pence/kWh).")] = None,
+    ceiling: Annotated[
+        int | None, typer.Option(help="Dynamic prices never go above this (pence/kWh).")
+    ] = None,
+    own_day: Annotated[int | None, typer.Option(help="What the host pays by day (pence/kWh).")] = None,
+    own_night: Annotated[
+        int | None, typer.Option(help="What the host pays 00:00-07:00 UK time (pence/kWh).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
+) -> None:
+    """Show a host's pricing, or set it with --mode: dynamic needs --floor, --ceiling, --own-day and
+    --own-night; flat keeps the bounds given before. Bookings already made keep their price."""
+    bounds = {"--floor": floor, "--ceiling": ceiling, "--own-day": own_day, "--own-night": own_night}
+    with open_app(database_url) as a:
+        settings = a.pricing.settings(host_id)
+        if mode is not None:
+            settings = _pricing_to_set(mode, settings, bounds)
+            a.pricing.set_settings(host_id, settings)
+        host = a.hosting.host(host_id)
+    if json_out is not None:
+        write_rows(json_out, {"host_id": host_id} | _pricing_json(settings))
+        return
+    if settings is None:
+        console.print(f"host {host_id} ({host.name}): flat, each charger's listed price (nothing set)")
+        return
+    console.print(
+        f"host {host_id} ({host.name}): {settings.mode.value}, {settings.floor_per_kwh}p to "
+        f"{settings.ceiling_per_kwh}p per kWh; own tariff {settings.own_tariff.day_per_kwh}p by day, "
+        f"{settings.own_tariff.night_per_kwh}p by night"
+    )
+
+
+def _pricing_to_set(
+    mode: PricingMode, before: HostPricing | None, bounds: dict[str, int | None]
+) -> HostPricing:
+    """All four bounds given: those. None: the host's bounds before, in the new mode (flat with
+    nothing before takes the widest: a flat price never reads them)."""
+    missing = [flag for flag, value in bounds.items() if value is None]
+    if not missing:
+        floor, ceiling, day, night = (v or 0 for v in bounds.values())
+        return HostPricing(mode, floor, ceiling, SmartTariff(day, night))
+    if len(missing) < len(bounds):
+        raise typer.BadParameter(f"give {', '.join(missing)} as well", param_hint="--mode")
+    if before is not None:
+        return replace(before, mode=mode)
+    if mode is PricingMode.DYNAMIC:
+        raise typer.BadParameter("dynamic pricing needs --floor, --ceiling, --own-day and --own-night")
+    return HostPricing(mode, 1, MAX_PRICE_PER_KWH, SmartTariff(0, 0))
+
+
+def _pricing_json(s: HostPricing | None) -> dict[str, object]:
+    if s is None:
+        return {"mode": "flat", "configured": False}
+    return {
+        "mode": s.mode.value,
+        "configured": True,
+        "floor_per_kwh": s.floor_per_kwh,
+        "ceiling_per_kwh": s.ceiling_per_kwh,
+        "own_day_per_kwh": s.own_tariff.day_per_kwh,
+        "own_night_per_kwh": s.own_tariff.night_per_kwh,
+    }

@@ -22,6 +22,7 @@ from chargeshare.cli import (
     bench,
     ca,
     chargers,
+    compare_pricing,
     db,
     dpi,
     errors,
@@ -136,6 +137,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
+app.command("compare-pricing")(compare_pricing.compare_pricing)
 app.command("replay")(replay.replay_command)
 app.command("certify")(certify_cli.certify)
 app.command("certify-csms")(certify_cli.certify_csms)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from chargeshare.cli.compare_pricing import price_range
 from chargeshare.cli.errors import INTERRUPTED, Problem
 from chargeshare.cli.options import (
     chatter,
@@ -30,6 +31,7 @@ from chargeshare.cli.options import (
     write_output,
 )
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
+from chargeshare.domain.dynamic_pricing import PricingMode
 from chargeshare.domain.money import format_gbp, format_kwh
 from chargeshare.ocpp import VERSIONS
 
@@ -110,6 +112,21 @@ def simulate(
             show_default="the scenario's engine, or live",
         ),
     ] = None,
+    pricing: Annotated[
+        PricingMode | None,
+        typer.Option(
+            help="How hosts price: flat (each charger's listed price) or dynamic (with the time of day, "
+            "the area's bookings, the grid and the weather, within each host's bounds).",
+            show_default="the scenario's, or flat",
+        ),
+    ] = None,
+    max_price: Annotated[
+        str | None,
+        typer.Option(
+            help="The most each driver pays per kWh, drawn from MIN-MAX pence, e.g. 25-50.",
+            show_default="the scenario's, or any price",
+        ),
+    ] = None,
 ) -> None:
     """Run a simulation: live over real loopback WebSockets and HTTP on a scaled clock (default), or
     in SimPy virtual time with --engine des for large fleets and long horizons.
@@ -140,6 +157,8 @@ def simulate(
             processes=processes,
             redis_url=redis_url,
             engine=engine,
+            pricing=pricing,
+            max_price=price_range(max_price),
         )
 
 
@@ -158,6 +177,8 @@ def _simulate(
     processes: int | None,
     redis_url: str | None,
     engine: Engine | None,
+    pricing: PricingMode | None = None,
+    max_price: tuple[int, int] | None = None,
 ) -> None:
     city = fleet["city"]
     if city not in CITIES:
@@ -203,6 +224,10 @@ def _simulate(
             note.print(f"[yellow]override:[/] {flag} {shown['given']} (the file says {shown['file']})")
     if versions is not None:
         params = replace(params, fleet=replace(params.fleet, protocols=versions))
+    if pricing is not None:
+        params = replace(params, fleet=replace(params.fleet, pricing=pricing.value))
+    if max_price is not None:
+        params = replace(params, behaviour=replace(params.behaviour, max_price=max_price))
     engine = engine or Engine.LIVE
     if processes is not None:
         params = replace(params, processes=processes)
@@ -367,6 +392,7 @@ NO_CHARGER_WHY = {
     "none_free_nearby": "the map showed no charger online and free for the slot within reach",
     "all_taken": "every charger found was booked by another driver first",
     "rate_limited": "the API refused the booking as too frequent (429)",
+    "priced_out": "every charger found was quoted above the most the driver pays",
 }
 
 

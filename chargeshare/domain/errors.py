@@ -33,6 +33,12 @@ class StaleFencingToken(BookingConflict):
     code = "stale_fencing_token"
 
 
+class PriceAboveLimit(DomainError):
+    """The price the booking would be made at is above the most the driver said they accept."""
+
+    code = "price_above_limit"
+
+
 class ConcurrentChange(DomainError):
     """Someone else changed it between our reading it and writing it: look again."""
 

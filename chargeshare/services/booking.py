@@ -17,6 +17,7 @@ from chargeshare.domain.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    PriceAboveLimit,
     RequestInProgress,
 )
 from chargeshare.domain.instants import RANGE, in_range
@@ -31,6 +32,7 @@ from chargeshare.services.events import (
     SessionStopped,
 )
 from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaims, Store
+from chargeshare.services.pricing import PricingService
 from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
@@ -61,6 +63,8 @@ class BookRequest:
     # The driver overrides the charger's randomised delay and default charging hours for this
     # booking (the UK's smart charging regulations let an end-user do so).
     override_smart_charging: bool = False
+    # The most the driver accepts per kWh (pence, what it was quoted): a dearer price is refused.
+    max_price_per_kwh: int | None = None
 
     def fingerprint(self) -> str:
         """What the request asks for, so a key sent again with another request is told apart."""
@@ -74,6 +78,8 @@ class BookRequest:
         ]
         if self.override_smart_charging:  # only when asked: fingerprints made before it stay as they were
             asked.append("override_smart_charging")
+        if self.max_price_per_kwh is not None:
+            asked.append(f"max_price_per_kwh={self.max_price_per_kwh}")
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
@@ -86,10 +92,12 @@ class BookingService:
         bus: MessageBus,
         clock: Clock,
         rules: MarketplaceRules,
+        pricing: PricingService,
         claims: SlotClaims | None = None,
     ) -> None:
         self.store, self.locks, self.settlement = store, locks, settlement
         self.bus, self.clock, self.rules = bus, clock, rules
+        self.pricing = pricing
         self.claims: SlotClaims = claims or NoSlotClaims()
         bus.subscribe(SessionStopped, self._session_stopped)
 
@@ -101,6 +109,8 @@ class BookingService:
             )
         if not 0 < req.max_energy_wh <= r.max_energy_wh:
             raise InvalidRequest(f"max_energy_wh must be between 1 and {r.max_energy_wh}")
+        if req.max_price_per_kwh is not None and req.max_price_per_kwh < 0:
+            raise InvalidRequest("max_price_per_kwh cannot be negative")
 
     def book(self, req: BookRequest, request_key: str | None = None) -> BookingRecord:
         """Reserve the connector's time, then place the card hold. Conflicts never reach the card.
@@ -185,6 +195,7 @@ class BookingService:
             tx.accounts.driver(req.driver_id)
             charger = tx.chargers.by_id(req.charger_id)
             calendar = tx.chargers.availability([req.charger_id]).get(req.charger_id, [])
+            quote = self.pricing.quote_in(tx, charger, starts_at, ends_at).price
         connector = next((c for c in charger.connectors if c.connector_no == req.connector_no), None)
         if connector is None:
             raise NotFound(f"charger {req.charger_id} has no connector {req.connector_no}")
@@ -194,7 +205,12 @@ class BookingService:
             raise ChargerUnavailable("the host has not made the charger available for that whole period")
         if self._starts_soon(starts_at, now) and charger.status is not ChargerStatus.ONLINE:
             raise ChargerUnavailable("the charger is offline, so it cannot be booked to charge now")
-        hold_amount = Tariff(charger.price_per_kwh).cost(self.rules.hold_energy(req.max_energy_wh))
+        if req.max_price_per_kwh is not None and quote.per_kwh > req.max_price_per_kwh:
+            raise PriceAboveLimit(
+                f"the price is now {quote.per_kwh}p per kWh, above the {req.max_price_per_kwh}p you accept"
+            )
+        # The quote is the booking's price: its hold is sized by it, and its session billed at it.
+        hold_amount = Tariff(quote.per_kwh).cost(self.rules.hold_energy(req.max_energy_wh))
         if hold_amount <= 0:
             raise InvalidRequest("this booking costs nothing to hold; free chargers are not supported yet")
 
@@ -208,7 +224,7 @@ class BookingService:
                 starts_at=starts_at,
                 ends_at=ends_at,
                 max_energy_wh=req.max_energy_wh,
-                price_per_kwh=charger.price_per_kwh,
+                price_per_kwh=quote.per_kwh,
                 hold_amount=hold_amount,
                 created_at=now,
                 fencing_token=None if lease is None else lease.fencing_token,
@@ -219,6 +235,7 @@ class BookingService:
                 # Another request under this key got in first (a copy racing us, or a different
                 # request): undone with this unit of work, and answered from what that one made.
                 raise BookingConflict("a request under this Idempotency-Key is already being made")
+            tx.pricing.add_quote(booking_id, quote, now)
             if req.override_smart_charging:
                 tx.smart.add_override(booking_id, now)
             claim = self.settlement.record_placement(tx, booking_id, hold_amount)

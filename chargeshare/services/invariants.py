@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +18,7 @@ from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.ports import Store, UnitOfWork
-from chargeshare.services.records import BookingRecord, OutboxItem, SessionRecord
+from chargeshare.services.records import BookingQuote, BookingRecord, OutboxItem, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 
 MAX_DETAILS = 5
@@ -42,6 +42,7 @@ class Snapshot:
     rules: MarketplaceRules
     now: datetime | None = None  # when given, open holds must not have outlived their lifetime
     payments: Sequence[OutboxItem] = ()
+    quotes: Mapping[int, BookingQuote] = field(default_factory=dict)  # by booking id
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
@@ -53,6 +54,7 @@ class Snapshot:
             rules,
             now,
             tx.outbox.all(),
+            tx.pricing.quotes(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -118,6 +120,41 @@ def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
     return _result(
         "captured_equals_metered_cost",
         "captured = tariff x metered energy (+ idle, no-show and late fees), per booking",
+        checked,
+        failures,
+    )
+
+
+def capture_matches_quote(s: Snapshot) -> InvariantResult:
+    """Per quoted booking: its price is the quote, and its session is billed and captured at it."""
+    ledger = s.by_booking()
+    sessions = {x.booking_id: x for x in s.sessions if x.status is SessionStatus.STOPPED}
+    failures = []
+    checked = 0
+    for b in s.bookings:
+        quote = s.quotes.get(b.booking_id)
+        if quote is None:
+            continue
+        checked += 1
+        if b.price_per_kwh != quote.per_kwh:
+            failures.append(
+                f"booking {b.booking_id}: priced {b.price_per_kwh}p/kWh, quoted {quote.per_kwh}p/kWh"
+            )
+            continue
+        session = sessions.get(b.booking_id)
+        if session is None:
+            continue
+        cost = Tariff(quote.per_kwh).cost(session.billed_wh or 0) + session.idle_fee
+        captured = _captured(ledger[b.booking_id])
+        # Nothing captured yet is a payment step still due: captured_equals_metered_cost's to see.
+        if session.cost != cost or captured not in (0, cost + b.fee):
+            failures.append(
+                f"booking {b.booking_id}: quoted {quote.per_kwh}p/kWh for {session.billed_wh}Wh is {cost}p, "
+                f"billed {session.cost}p, captured {captured}p"
+            )
+    return _result(
+        "capture_matches_quote",
+        "a booking is billed and captured at the price it was quoted when made",
         checked,
         failures,
     )
@@ -409,6 +446,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     no_overlapping_bookings,
     journal_balanced,
     captured_equals_metered_cost,
+    capture_matches_quote,
     cost_split,
     capture_within_hold,
     hold_resolved_at_most_once,

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, Price
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
@@ -18,6 +19,7 @@ from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.services.records import (
     AccountRecord,
+    BookingQuote,
     BookingRecord,
     ChargerFile,
     ChargerReport,
@@ -635,6 +637,28 @@ class SmartCharging(Protocol):
         ...
 
 
+class Pricing(Protocol):
+    """Hosts' pricing settings (flat or dynamic within their bounds) and the price each booking was
+    quoted when it was made."""
+
+    def settings(self, host_id: int) -> HostPricing | None:
+        """The host's settings; None when the host set none (flat: each charger's listed price)."""
+        ...
+
+    def save(self, host_id: int, settings: HostPricing, at: datetime) -> None:
+        """Replace the host's settings; NotFound for an unknown host."""
+        ...
+
+    def add_quote(self, booking_id: int, quote: Price, at: datetime) -> None:
+        """Fix the booking's quoted price (NotFound for an unknown booking; a booking is quoted
+        once: a second quote is refused with InvalidRequest)."""
+        ...
+
+    def quotes(self, booking_ids: Sequence[int] | None = None) -> dict[int, BookingQuote]:
+        """The quotes of `booking_ids` that have one (every quote when None), by booking id."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""
 
@@ -660,6 +684,8 @@ class UnitOfWork(Protocol):
     def tokens(self) -> IdTokens: ...
     @property
     def smart(self) -> SmartCharging: ...
+    @property
+    def pricing(self) -> Pricing: ...
     @property
     def files(self) -> ChargerFiles: ...
 
@@ -707,6 +733,12 @@ class LastSeen(Protocol):
     def flush(self, most: int | None = None) -> int: ...
     async def flush_in_batches(self, per_batch: int) -> int: ...
     def close(self) -> None: ...
+
+
+class GridSignals(Protocol):
+    """The grid's carbon intensity and the weather at a moment, as dynamic pricing reads them."""
+
+    def reading(self, at: datetime) -> GridReading: ...
 
 
 @dataclass(frozen=True)

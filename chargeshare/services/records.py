@@ -198,3 +198,13 @@ class ChargerFile:
     size: int | None = None  # None: a slot still waiting for its upload
     sha256: str | None = None
     received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BookingQuote:
+    """The price per kWh a booking was quoted, fixed when it was made: what its session is billed at."""
+
+    booking_id: int
+    per_kwh: int
+    mode: str  # "flat" | "dynamic"
+    quoted_at: datetime

@@ -10,7 +10,13 @@ from datetime import datetime
 import simpy
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.errors import BookingConflict, DomainError, InvalidTransition, PaymentUnavailable
+from chargeshare.domain.errors import (
+    BookingConflict,
+    DomainError,
+    InvalidTransition,
+    PaymentUnavailable,
+    PriceAboveLimit,
+)
 from chargeshare.domain.search import SearchQuery
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.receipts import receipt_for
@@ -74,6 +80,8 @@ def _take(world: DesWorld, driver_id: int, effect: script.Effect[object]) -> obj
                 limit=limit,
             )
             return [script.Candidate(c.charger_id, c.charge_point_id) for c in app.marketplace.search(query)]
+        case script.Quote(candidate, starts_at, minutes):
+            return app.pricing.quote(candidate.charger_id, starts_at, minutes).price.per_kwh
         case script.Book():
             return _book(app, driver_id, effect)
         case script.Cancel(booking_id):
@@ -107,9 +115,12 @@ def _book(app: App, driver_id: int, b: script.Book) -> script.BookAnswer:
         b.max_energy_wh,
         starts_at=b.starts_at,
         override_smart_charging=b.override_smart_charging,
+        max_price_per_kwh=b.max_price_per_kwh,
     )
     try:
         booking = app.bookings.book(req)
+    except PriceAboveLimit:
+        return script.TOO_DEAR
     except (BookingConflict, InvalidTransition):
         return script.TAKEN  # the route's 409
     except PaymentUnavailable:

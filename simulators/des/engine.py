@@ -30,7 +30,7 @@ from simulators.des.faults import check_supported as check_faults
 from simulators.des.faults import run_faults
 from simulators.driver import DriverStats
 from simulators.faults import Fault
-from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
 from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
 from simulators.timeline import Sample, take_sample
@@ -111,6 +111,8 @@ def params_dict(p: DesParams) -> dict[str, Any]:
         "locks": p.locks,
         "start": p.start.isoformat(),
         "protocols": list(p.fleet.protocols),
+        "pricing": p.fleet.pricing,
+        "drivers_max_price_per_kwh": None if p.behaviour.max_price is None else list(p.behaviour.max_price),
         "allow_unknown_chargers": p.allow_unknown_chargers,
         "heartbeat_s": p.heartbeat_s,
         "meter_interval_s": p.meter_interval_s,
@@ -144,6 +146,7 @@ def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
         locks_enabled=params.locks,
         rules=rules,
         allow_unknown_chargers=params.allow_unknown_chargers,
+        grid_seed=params.seed,
     )
     app = build(config, clock=clock)
     try:
@@ -175,6 +178,7 @@ def _populate(
     )  # no password: an in-process link has no upgrade to authenticate
     for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
         app.smart.set_demand_side_response(view.charger_id, True)
+    price_hosts(app.pricing.set_settings, specs, params.fleet)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     driver_ids = [d.driver_id for d in app.marketplace.add_drivers([(p.name, p.id_tag) for p in plans])]
     chargers = {

@@ -396,6 +396,31 @@ ROWS = [
             },
         ),
     ),
+    Row("GET", "/host/pricing", "host", 200, fixed("/host/pricing"), per_tenant=False),
+    Row(
+        "PUT",
+        "/host/pricing",
+        "host",
+        200,
+        fixed(
+            "/host/pricing",
+            {
+                "mode": "dynamic",
+                "floor_per_kwh": 20,
+                "ceiling_per_kwh": 60,
+                "own_day_per_kwh": 25,
+                "own_night_per_kwh": 7,
+            },
+        ),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/chargers/{charger_id}/quote",
+        "public",
+        200,
+        lambda _w, s, _r: (f"/chargers/{s.charger_id}/quote?minutes=90", None),
+    ),
     Row(
         "GET",
         "/admin/chargers/{charger_id}/smart-charging",

@@ -47,3 +47,52 @@ def test_list_shows_the_host_ids_kyc_takes(tmp_path: Path) -> None:
     assert "dev@" not in hosts_only.output and "ops@" not in hosts_only.output
     bad = runner.invoke(app, ["accounts", "list", "--role", "owner", *db])
     assert bad.exit_code == 2 and "choose driver, host or admin" in bad.output
+
+
+def test_pricing_shows_sets_and_refuses_half_given_bounds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cs.db'}"
+    backend = build(Config(database_url=url, password_hash="fast"))
+    try:
+        host = backend.marketplace.add_host("Hannah")
+    finally:
+        backend.close()
+    db = ["--database-url", url]
+    shown = runner.invoke(app, ["accounts", "pricing", str(host), *db])
+    assert shown.exit_code == 0 and "flat" in shown.output and "nothing set" in shown.output
+    half = runner.invoke(app, ["accounts", "pricing", str(host), "--mode", "dynamic", "--floor", "20", *db])
+    assert half.exit_code == 2 and "--ceiling, --own-day, --own-night" in half.output
+    bounds = ["--floor", "20", "--ceiling", "60", "--own-day", "25", "--own-night", "7"]
+    made = runner.invoke(app, ["accounts", "pricing", str(host), "--mode", "dynamic", *bounds, *db])
+    assert made.exit_code == 0, made.output
+    assert "dynamic, 20p to 60p per kWh" in made.output
+    back = runner.invoke(app, ["accounts", "pricing", str(host), "--mode", "flat", "--json", "-", *db])
+    assert back.exit_code == 0, back.output
+    assert json.loads(back.stdout) == {
+        "host_id": host,
+        "mode": "flat",
+        "configured": True,
+        "floor_per_kwh": 20,
+        "ceiling_per_kwh": 60,
+        "own_day_per_kwh": 25,
+        "own_night_per_kwh": 7,
+    }
+    wrong = runner.invoke(
+        app,
+        [
+            "accounts",
+            "pricing",
+            str(host),
+            "--mode",
+            "dynamic",
+            "--floor",
+            "90",
+            "--ceiling",
+            "60",
+            "--own-day",
+            "25",
+            "--own-night",
+            "7",
+            *db,
+        ],
+    )
+    assert wrong.exit_code != 0 and "floor" in wrong.output

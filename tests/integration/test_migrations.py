@@ -195,3 +195,25 @@ def test_upgrading_from_0013_takes_id_tokens_as_long_as_ocpp_2_1_allows(url: str
         kinds = {c["name"]: str(c["type"]) for c in inspect(conn).get_columns("drivers")}
         assert kinds["id_tag"] == "VARCHAR(20)"
     assert migrate.upgrade(engine) == "upgraded from 0013"
+
+
+def test_upgrading_from_0017_adds_pricing_and_keeps_the_hosts(url: str, engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0017")
+        conn.commit()
+        assert "host_pricing" not in inspect(conn).get_table_names()
+        assert "booking_quotes" not in inspect(conn).get_table_names()
+        conn.execute(text("INSERT INTO hosts (name) VALUES ('Ann')"))
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0017"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
+        assert conn.execute(text("SELECT count(*) FROM host_pricing")).scalar() == 0
+        with pytest.raises(IntegrityError):  # the bounds' check came with the table
+            conn.execute(
+                text(
+                    "INSERT INTO host_pricing VALUES "
+                    "((SELECT id FROM hosts), 'dynamic', 40, 30, 25, 7, CURRENT_TIMESTAMP)"
+                )
+            )

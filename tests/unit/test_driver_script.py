@@ -157,3 +157,79 @@ def test_no_show_and_cancel_and_a_charger_that_will_not_start() -> None:
 def test_a_driver_arriving_after_the_window_does_nothing() -> None:
     outcome, asked = FakeEngine(lambda e: None, window_s=30).run(PLAN, DriverStats())
     assert outcome == "too_late" and len(asked) == 1
+
+
+def test_a_driver_with_a_limit_books_only_what_is_quoted_within_it() -> None:
+    dear, cheap = script.Candidate(2, "CS00002"), HERE
+    engine = FakeEngine(lambda e: None)
+
+    def answer(e: script.Effect[object]) -> object:
+        match e:
+            case script.Search():
+                return [dear, cheap]
+            case script.Quote(candidate):
+                return 60 if candidate == dear else 30
+            case script.Book():
+                return booked_here(engine)
+            case script.PlugIn():
+                return script.Plugged(object(), charging=True)
+            case script.FetchReceipt():
+                return 500
+        return None
+
+    engine.answer = answer
+    outcome, asked = engine.run(replace(PLAN, max_price_per_kwh=40), DriverStats())
+    assert outcome == script.CHARGED
+    assert [e.candidate for e in asked if isinstance(e, script.Book)] == [cheap]
+
+
+def test_a_driver_quoted_above_its_limit_everywhere_is_priced_out() -> None:
+    def answer(e: script.Effect[object]) -> object:
+        match e:
+            case script.Search():
+                return [HERE]
+            case script.Quote():
+                return 60
+        return None
+
+    stats = DriverStats()
+    outcome, asked = FakeEngine(answer).run(replace(PLAN, max_price_per_kwh=40), stats)
+    assert outcome == script.NO_CHARGER
+    assert stats.no_charger_because == {script.PRICED_OUT: 1}
+    assert not any(isinstance(e, script.Book) for e in asked)
+
+
+def test_a_driver_without_a_limit_asks_for_no_quote() -> None:
+    def answer(e: script.Effect[object]) -> object:
+        return (
+            [HERE] if isinstance(e, script.Search) else script.TAKEN if isinstance(e, script.Book) else None
+        )
+
+    _, asked = FakeEngine(answer).run(PLAN, DriverStats())
+    assert not any(isinstance(e, script.Quote) for e in asked)
+
+
+def test_a_price_risen_since_the_quote_moves_the_driver_on_with_its_limit_named() -> None:
+    dearer_now, cheap = script.Candidate(2, "CS00002"), HERE
+    engine = FakeEngine(lambda e: None)
+    booked: list[script.Book] = []
+
+    def answer(e: script.Effect[object]) -> object:
+        match e:
+            case script.Search():
+                return [dearer_now, cheap]
+            case script.Quote():
+                return 30
+            case script.Book(candidate):
+                booked.append(e)
+                return script.TOO_DEAR if candidate == dearer_now else booked_here(engine)
+            case script.PlugIn():
+                return script.Plugged(object(), charging=True)
+            case script.FetchReceipt():
+                return 500
+        return None
+
+    engine.answer = answer
+    outcome, _ = engine.run(replace(PLAN, max_price_per_kwh=40), DriverStats())
+    assert outcome == script.CHARGED
+    assert [(b.candidate, b.max_price_per_kwh) for b in booked] == [(dearer_now, 40), (cheap, 40)]

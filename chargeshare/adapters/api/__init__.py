@@ -32,6 +32,7 @@ from chargeshare.adapters.api import (
     routes_host_chargers,
     routes_host_money,
     routes_host_seller_details,
+    routes_pricing,
     routes_sessions,
     routes_smart_charging,
     routes_tokens,
@@ -58,6 +59,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.BookingConflict: 409,
     errors.InvalidTransition: 409,
     errors.ConcurrentChange: 409,
+    errors.PriceAboveLimit: 409,
     errors.PaymentDeclined: 402,
     errors.PaymentUnavailable: 503,
     errors.Busy: 503,
@@ -205,6 +207,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     )
     api.include_router(routes_tokens.router(app), responses=signed_in)
     api.include_router(routes_smart_charging.router(app), responses=signed_in)
+    api.include_router(routes_pricing.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

@@ -51,6 +51,7 @@ def router(app: App) -> APIRouter:
                 max_energy_wh=body.max_energy_wh,
                 starts_at=body.starts_at,
                 override_smart_charging=body.override_smart_charging,
+                max_price_per_kwh=body.max_price_per_kwh,
             ),
             request_key=idempotency_key,
         )

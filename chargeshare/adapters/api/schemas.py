@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from chargeshare.domain.charger import BootPolicy, ConnectorType
+from chargeshare.domain.dynamic_pricing import MAX_PRICE_PER_KWH
 from chargeshare.domain.instants import RANGE, in_range
 from chargeshare.domain.smart_charge_points import DELAY_CAPABLE_MAX_S
 from chargeshare.domain.tokens import (
@@ -178,6 +179,12 @@ class BookingIn(BaseModel):
         default=False,
         description="charge without the charger's randomised delay and outside its default charging "
         "hours (the end-user's override under the UK's Smart Charge Points Regulations 2021)",
+    )
+    max_price_per_kwh: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="pence: the most you accept (the quote you were shown); a dearer price is a 409",
     )
 
 
@@ -517,3 +524,37 @@ class SmartChargingOut(BaseModel):
     default_charging_hours: bool
     demand_side_response: bool = Field(description="providing response DSR services (the operator's flag)")
     configured: bool = Field(description="false: nobody chose anything; the charger's own defaults stand")
+
+
+class HostPricingIn(BaseModel):
+    """A host's pricing: flat charges each charger's listed price; dynamic moves it with the time
+    of day, the area's bookings, the grid's carbon intensity and the weather, within the bounds."""
+
+    mode: Literal["flat", "dynamic"]
+    floor_per_kwh: int = Field(ge=1, le=MAX_PRICE_PER_KWH, description="pence: never below this")
+    ceiling_per_kwh: int = Field(ge=1, le=MAX_PRICE_PER_KWH, description="pence: never above this")
+    own_day_per_kwh: int = Field(ge=0, le=MAX_PRICE_PER_KWH, description="pence: what you pay by day")
+    own_night_per_kwh: int = Field(
+        ge=0, le=MAX_PRICE_PER_KWH, description="pence: what you pay 00:00-07:00 UK time"
+    )
+
+
+class HostPricingOut(BaseModel):
+    host_id: int
+    mode: Literal["flat", "dynamic"]
+    configured: bool = Field(description="false: nothing set; each charger's listed price stands")
+    floor_per_kwh: int | None = None
+    ceiling_per_kwh: int | None = None
+    own_day_per_kwh: int | None = None
+    own_night_per_kwh: int | None = None
+
+
+class QuoteOut(BaseModel):
+    charger_id: int
+    starts_at: datetime
+    ends_at: datetime
+    price_per_kwh: int = Field(description="pence: what a booking made now for this window is charged")
+    mode: Literal["flat", "dynamic"]
+    adjustments_bps: dict[str, int] = Field(description="each signal's move of the listed price")
+    bounded_by: str | None = Field(description="floor, ceiling or own_tariff when a bound set the price")
+    utilisation_permille: int = Field(description="of the chargers nearby, booked over the window")

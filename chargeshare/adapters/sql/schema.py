@@ -461,6 +461,32 @@ booking_overrides = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# A host's pricing: flat (each charger's listed price) or dynamic within the host's bounds, and the
+# host's own smart tariff (day and night rates), below which dynamic pricing never sells.
+host_pricing = Table(
+    "host_pricing",
+    metadata,
+    Column("host_id", ForeignKey("hosts.id"), primary_key=True),
+    Column("mode", String(8), nullable=False),  # flat | dynamic
+    Column("floor_per_kwh", Integer, nullable=False),
+    Column("ceiling_per_kwh", Integer, nullable=False),
+    Column("own_day_per_kwh", Integer, nullable=False),
+    Column("own_night_per_kwh", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("0 < floor_per_kwh AND floor_per_kwh <= ceiling_per_kwh", name="ck_host_pricing_bounds"),
+)
+
+# The price per kWh each booking was quoted when it was made: its session is billed at it.
+booking_quotes = Table(
+    "booking_quotes",
+    metadata,
+    Column("booking_id", ForeignKey("bookings.id"), primary_key=True),
+    Column("price_per_kwh", Integer, nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("quoted_at", UTCDateTime(), nullable=False),
+    CheckConstraint("price_per_kwh >= 0", name="ck_booking_quotes_price"),
+)
+
 # The simulated payment provider's own books, in the same database so they survive a restart and
 # are shared by every server process (a real provider keeps its books itself).
 sim_gateway_holds = Table(

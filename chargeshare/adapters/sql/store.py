@@ -25,6 +25,7 @@ from chargeshare.adapters.sql.chargers import SqlChargers
 from chargeshare.adapters.sql.ledger import SqlLedger
 from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
+from chargeshare.adapters.sql.pricing import SqlPricing
 from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.adapters.sql.smart_charging import SqlSmartCharging
 from chargeshare.adapters.sql.sqlite_geo import ensure_math_functions
@@ -336,6 +337,7 @@ class SqlUnitOfWork:
         self._reports: SqlChargerReports | None = None
         self._tokens: SqlIdTokens | None = None
         self._smart: SqlSmartCharging | None = None
+        self._pricing: SqlPricing | None = None
         self._files: SqlChargerFiles | None = None
 
     @property
@@ -403,6 +405,12 @@ class SqlUnitOfWork:
         if self._smart is None:
             self._smart = SqlSmartCharging(self.conn, self.dialect)
         return self._smart
+
+    @property
+    def pricing(self) -> SqlPricing:
+        if self._pricing is None:
+            self._pricing = SqlPricing(self.conn, self.dialect)
+        return self._pricing
 
     @property
     def files(self) -> SqlChargerFiles:

@@ -1,0 +1,75 @@
+"""Prices per kWh: a host's settings, and the quote for a connector over a window.
+
+A quote reads the host's settings, the charger's listed price, how booked the chargers around it are
+over the window and the grid's signals at its start, and applies the pure rule
+(`domain.dynamic_pricing`). A booking takes its quote in the unit of work that makes it, and its
+session is billed at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from chargeshare.domain.dynamic_pricing import HostPricing, Price, PriceInputs, PricingMode, price
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.domain.search import MAX_LIMIT, SearchQuery
+from chargeshare.services.clock import Clock
+from chargeshare.services.ports import GridSignals, Store, UnitOfWork
+from chargeshare.services.records import ChargerView
+
+# The chargers a driver would weigh against this one: those within a short drive.
+LOCAL_RADIUS_M = 3_000
+
+
+@dataclass(frozen=True)
+class Quote:
+    charger_id: int
+    starts_at: datetime
+    ends_at: datetime
+    price: Price
+    utilisation_permille: int
+
+
+class PricingService:
+    def __init__(self, store: Store, signals: GridSignals, clock: Clock) -> None:
+        self.store, self.signals, self.clock = store, signals, clock
+
+    def settings(self, host_id: int) -> HostPricing | None:
+        with self.store.reading() as tx:
+            tx.accounts.host(host_id)
+            return tx.pricing.settings(host_id)
+
+    def set_settings(self, host_id: int, settings: HostPricing) -> None:
+        with self.store.transaction() as tx:
+            tx.pricing.save(host_id, settings, self.clock.now())
+
+    def quote(self, charger_id: int, starts_at: datetime | None, minutes: int) -> Quote:
+        """What booking the charger from `starts_at` (None: now) for `minutes` would cost per kWh now."""
+        if minutes <= 0:
+            raise InvalidRequest("minutes must be positive")
+        start = starts_at or self.clock.now()
+        end = start + timedelta(minutes=minutes)
+        with self.store.reading() as tx:
+            return self.quote_in(tx, tx.chargers.by_id(charger_id), start, end)
+
+    def quote_in(self, tx: UnitOfWork, charger: ChargerView, starts_at: datetime, ends_at: datetime) -> Quote:
+        """The quote as read in `tx`: a booking takes it in the unit of work that makes it."""
+        settings = tx.pricing.settings(charger.host_id)
+        if settings is None or settings.mode is PricingMode.FLAT:  # the listed price: nothing to read
+            return Quote(
+                charger.charger_id, starts_at, ends_at, Price(charger.price_per_kwh, PricingMode.FLAT), 0
+            )
+        utilisation = _utilisation(tx, charger, starts_at, ends_at)
+        inputs = PriceInputs(charger.price_per_kwh, starts_at, utilisation, self.signals.reading(starts_at))
+        return Quote(charger.charger_id, starts_at, ends_at, price(settings, inputs), utilisation)
+
+
+def _utilisation(tx: UnitOfWork, charger: ChargerView, starts_at: datetime, ends_at: datetime) -> int:
+    """Permille of the chargers within LOCAL_RADIUS_M with no connector free over the window."""
+    near = SearchQuery(centre=charger.location, radius_m=LOCAL_RADIUS_M, limit=MAX_LIMIT)
+    nearby = len(tx.chargers.search(near))
+    free = len(tx.chargers.search(replace(near, available_from=starts_at, available_until=ends_at)))
+    if nearby == 0:
+        return 0
+    return max(0, min(1_000, (nearby - free) * 1_000 // nearby))
