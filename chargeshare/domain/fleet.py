@@ -186,3 +186,39 @@ def overlapping(
         if any(s < end and start < e for s, e in taken):
             out.append(n)
     return out
+
+
+@dataclass(frozen=True)
+class FleetContract:
+    """A fleet's block contract: one rule on several connectors (across hosts), one policy."""
+
+    contract_id: int
+    fleet_id: int
+    rule: BlockRule
+    policy: ContractPolicy
+    connector_ids: tuple[int, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One block on one connector: a booking of the fleet's, paid on account."""
+
+    booking_id: int
+    contract_id: int
+    fleet_id: int
+
+
+@dataclass(frozen=True)
+class IssuedInvoice:
+    invoice_id: int
+    fleet_id: int
+    month: str
+    total: Pence
+    issued_at: datetime
+    paid: Pence = 0
+    paid_at: datetime | None = None
+
+    @property
+    def outstanding(self) -> Pence:
+        return self.total - self.paid
