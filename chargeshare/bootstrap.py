@@ -36,6 +36,7 @@ from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus, MessageBus
+from chargeshare.services.fleet import FleetService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
@@ -284,6 +285,7 @@ class App:
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
     queries: Queries
+    fleet: FleetService
     redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
@@ -428,6 +430,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
         queries=Queries.over(store, rules),
+        fleet=FleetService(store, bus, clock, rules),
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chargeshare.domain.errors import InvalidField, InvalidRequest
+from chargeshare.domain.errors import InvalidField
 from chargeshare.domain.money import Pence, Wh
 
 UK = ZoneInfo("Europe/London")
@@ -114,8 +114,7 @@ class ContractPolicy:
             raise InvalidField("late_penalty", "cannot be negative")
 
     def host_cancellation_penalty(self, now: datetime, starts_at: datetime) -> Pence:
-        if now >= starts_at:
-            raise InvalidRequest("an occurrence that has started cannot be cancelled")
+        """An occurrence already begun is inside any notice."""
         return 0 if starts_at - now >= self.notice else self.late_penalty
 
 
