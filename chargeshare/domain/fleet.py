@@ -17,6 +17,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from chargeshare.domain.errors import InvalidField
+from chargeshare.domain.instants import EARLIEST, LATEST, RANGE
 from chargeshare.domain.money import Pence, Wh
 
 UK = ZoneInfo("Europe/London")
@@ -72,6 +73,8 @@ class BlockRule:
             raise InvalidField("end", "a block must not start and end at the same time")
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise InvalidField("start", "block times are UK wall-clock times, without a zone")
+        if not (EARLIEST.date() <= self.first_day and self.last_day < LATEST.date()):
+            raise InvalidField("first_day", f"days must lie {RANGE}")
         if self.last_day < self.first_day:
             raise InvalidField("last_day", "must not be before first_day")
         if (self.last_day - self.first_day).days >= MAX_CONTRACT_DAYS:

@@ -123,6 +123,7 @@ def test_weekdays_only_and_the_date_range_is_inclusive() -> None:
         ({"end": time(20)}, "end"),
         ({"last_day": date(2026, 11, 30)}, "last_day"),
         ({"last_day": date(2028, 1, 1)}, "last_day"),
+        ({"first_day": date(1, 1, 1)}, "first_day"),
     ],
 )
 def test_a_bad_rule_names_its_field(kwargs: dict[str, object], field: str) -> None:
