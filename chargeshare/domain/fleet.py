@@ -73,6 +73,8 @@ class BlockRule:
             raise InvalidField("end", "a block must not start and end at the same time")
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise InvalidField("start", "block times are UK wall-clock times, without a zone")
+        if any(t.second or t.microsecond for t in (self.start, self.end)):
+            raise InvalidField("start", "block times are whole minutes")
         if not (EARLIEST.date() <= self.first_day and self.last_day < LATEST.date()):
             raise InvalidField("first_day", f"days must lie {RANGE}")
         if self.last_day < self.first_day:
@@ -182,7 +184,6 @@ def overlapping(
     wanted: Sequence[tuple[datetime, datetime]], taken: Sequence[tuple[datetime, datetime]]
 ) -> list[int]:
     """Indexes of the `wanted` periods that overlap any `taken` one (half-open periods)."""
-    taken = sorted(taken)
     out = []
     for n, (start, end) in enumerate(wanted):
         if any(s < end and start < e for s, e in taken):

@@ -256,21 +256,8 @@ class FleetService:
             tx.fleet.account(fleet_id)
             return tx.fleet.contracts_of(fleet_id)
 
-    def host_occurrences(self, host_id: int, contract_id: int) -> list[int]:
-        """The contract's live occurrences on this host's chargers still to start."""
-        now = self.clock.now()
-        with self.store.reading() as tx:
-            tx.fleet.contract(contract_id)
-            ids = [o.booking_id for o in tx.fleet.occurrences(contract_id=contract_id)]
-            records = [tx.bookings.get(b) for b in ids]
-        return [
-            b.booking_id
-            for b in records
-            if b.host_id == host_id and b.status is BookingStatus.CONFIRMED and b.starts_at > now
-        ]
-
     # ---- invoices -----------------------------------------------------------------------------
-    def unbilled_lines(self, tx: UnitOfWork, fleet_id: int) -> list[InvoiceLine]:
+    def _unbilled_lines(self, tx: UnitOfWork, fleet_id: int) -> list[InvoiceLine]:
         ids = [o.booking_id for o in tx.fleet.occurrences(fleet_id=fleet_id)]
         billed = tx.fleet.billed_entries(fleet_id)
         sessions = tx.sessions.for_bookings(ids)
@@ -302,7 +289,7 @@ class FleetService:
             tx.fleet.account(fleet_id)
             issued = tx.fleet.invoice(fleet_id, month)
             if issued is None:
-                drafted: Invoice = invoice_for(fleet_id, month, self.unbilled_lines(tx, fleet_id))
+                drafted: Invoice = invoice_for(fleet_id, month, self._unbilled_lines(tx, fleet_id))
                 invoice_id = tx.fleet.add_invoice(fleet_id, month, drafted.lines, drafted.total, now)
                 if invoice_id is not None:
                     entry = invoice_entry(

@@ -29,6 +29,8 @@ async def test_a_business_account_books_a_block_and_reads_only_its_own_fleet() -
             assert starts[0] == "2026-03-09T20:00:00Z" and len(starts) == 5
             listed = await http.get(f"/fleets/{mine}/occurrences", headers=me)
             assert [o["starts_at"] for o in listed.json()] == starts
+            huge = await http.get(f"/fleets/{mine}/occurrences?contract_id={2**63}", headers=me)
+            assert huge.status_code == 422  # never reaches the database's 32-bit ids
             assert (await http.get(f"/fleets/{mine}/statement", headers=me)).json()["balance"] == 0
             for path in ("", "/occurrences", "/blocks", "/invoices", "/statement"):
                 assert (await http.get(f"/fleets/{theirs}{path}", headers=me)).status_code == 404

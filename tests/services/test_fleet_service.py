@@ -165,7 +165,6 @@ def test_a_host_cancelling_inside_the_notice_owes_the_fleet_the_penalty(app: App
         (LineKind.PENALTY, -2_500)
     ]
     assert failing(app) == set()
-    assert app.fleet.host_occurrences(host, block.contract.contract_id) == []
 
 
 def test_the_fleet_invariants_see_a_receivable_off_its_invoices_and_a_block_charged_to_a_card(

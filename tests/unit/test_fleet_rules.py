@@ -121,6 +121,7 @@ def test_weekdays_only_and_the_date_range_is_inclusive() -> None:
         ({"weekdays": frozenset()}, "weekdays"),
         ({"weekdays": frozenset({7})}, "weekdays"),
         ({"end": time(20)}, "end"),
+        ({"start": time(20, 0, 30)}, "start"),
         ({"last_day": date(2026, 11, 30)}, "last_day"),
         ({"last_day": date(2028, 1, 1)}, "last_day"),
         ({"first_day": date(1, 1, 1)}, "first_day"),

@@ -5,10 +5,11 @@ fleet's resources answer 404, as if they did not exist."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
-from chargeshare.adapters.api.deps import Admin, FleetOrAdmin, IdPath
+from chargeshare.adapters.api.deps import MAX_ID, Admin, FleetOrAdmin, IdPath
 from chargeshare.adapters.api.fleet_schemas import (
     BlockConflictOut,
     BlockIn,
@@ -136,7 +137,9 @@ def router(app: App) -> APIRouter:
 
     @r.get("/{fleet_id}/occurrences")
     def occurrences(
-        fleet_id: IdPath, who: FleetOrAdmin, contract_id: int | None = None
+        fleet_id: IdPath,
+        who: FleetOrAdmin,
+        contract_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ) -> list[OccurrenceOut]:
         """The fleet's block bookings, by start (of one contract with `contract_id`)."""
         own(who, fleet_id)
