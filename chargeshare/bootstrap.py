@@ -38,6 +38,7 @@ from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus, MessageBus
+from chargeshare.services.fleet import FleetService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.last_seen import WriteBehindLastSeen
@@ -306,6 +307,7 @@ class App:
     # Chargers' last-seen stamps, written behind: the OCPP server forgets them when another process
     # may have changed its charger, the sweep writes them, closing writes what is left.
     last_seen: LastSeen
+    fleet: FleetService
     redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
@@ -451,6 +453,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         pricing=pricing,
         queries=Queries.over(store, rules),
         last_seen=last_seen,
+        fleet=FleetService(store, bus, clock, rules),
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),

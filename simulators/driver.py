@@ -101,6 +101,7 @@ class DriverStats:
     bookings_answered: set[int] | None = None
     # Every transaction's smart charging gate, from every charger (the run's regulation measures).
     smart_gates: list[SmartGate] = field(default_factory=list)
+    fleet_hub: Counter[str] = field(default_factory=Counter)  # a fleet hub's vans and hosts (DES)
 
 
 T = TypeVar("T")

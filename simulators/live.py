@@ -34,6 +34,7 @@ from simulators.charger import VirtualCharger
 from simulators.driver import RECEIPT_CHECK_EVERY_S, RECEIPT_CHECKS, DriverStats
 from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
+from simulators.fleet_hub import HubShape
 from simulators.http_retry import RetryWhileAway
 from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
@@ -68,6 +69,7 @@ class LiveParams:
     # behind HAProxy), as a crash or a cluster needs. A backend crash fault asks for one by itself.
     processes: int = 0
     redis_url: str | None = None  # what the processes share (needed by more than one)
+    fleet_hub: HubShape | None = None  # a business account's night blocks: the DES engine plays them
 
 
 # Faults that kill backend processes, and faults that reach into the backend's own memory.
@@ -102,6 +104,10 @@ def problems(params: LiveParams, *, trace: bool = False) -> list[str]:
                 out.append(f"fault {f.action} needs backend processes")  # not reached: they ask for one
     if processes > 1 and params.redis_url is None:
         out.append(f"{processes} backend processes share commands and limits through Redis: give a Redis URL")
+    if params.fleet_hub is not None and params.fleet_hub.chargers > params.chargers:
+        out.append(
+            f"fleet_hub asks for {params.fleet_hub.chargers} chargers, but the fleet has {params.chargers}"
+        )
     for f in params.faults:
         if f.action == "node_crash" and f.count >= max(processes, 1):
             out.append(
@@ -121,6 +127,8 @@ async def run_live(
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
     wrong = problems(params, trace=trace is not None)
+    if params.fleet_hub is not None:
+        wrong.append("a fleet_hub runs in the DES engine only (engine: des)")
     if wrong:
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)

@@ -20,6 +20,7 @@ from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
 from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from simulators.driver import DriverStats
+from simulators.fleet_hub import hub_summary
 from simulators.pricing_metrics import pricing_summary
 from simulators.smart_metrics import smart_charging_summary
 
@@ -146,6 +147,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
         "smart_charging": smart_charging_summary(app, stats.smart_gates),
         "pricing": pricing_summary(quotes, sessions, chargers, _window(params)),
+        "fleet_hub": hub_summary(app, stats.fleet_hub),
     }
     summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:

@@ -9,7 +9,7 @@ import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from simulators.dialect import PROTOCOLS
 from simulators.driver import DRIVER_OUTCOMES, NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, LASTING, Fault, not_in_des
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape
+from simulators.fleet_hub import SUMMARY_NAMES as HUB_NAMES
+from simulators.fleet_hub import HubShape
 from simulators.live import DEFAULT_START, LiveParams, problems
 from simulators.pricing_metrics import NAMES as PRICING_NAMES
 from simulators.smart_metrics import NAMES as SMART_NAMES
@@ -138,6 +140,27 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        # A business account's recurring night blocks on the fleet's first chargers (DES only).
+        "fleet_hub": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "chargers": {"type": "integer", "minimum": 1},
+                "days": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "integer", "minimum": 0, "maximum": 6},
+                },
+                "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                "notice_hours": {"type": "integer", "minimum": 0, "maximum": 24 * 90},
+                "late_penalty": {"type": "integer", "minimum": 0},
+                "van_wh": {"type": "integer", "minimum": 1, "maximum": 150_000},
+                "van_arrival_max_minutes": {"type": "integer", "minimum": 0, "maximum": 14},
+                "late_cancels": {"type": "integer", "minimum": 0},
+                "pay_percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+        },
         "expect": {
             "type": "object",
             "additionalProperties": False,
@@ -180,6 +203,7 @@ SUMMARY_METRICS = frozenset(
         "fault_outcomes",
         "faults_fired",
         "fees_pence",
+        "fleet_hub",
         "frames_left_queued",
         "host_payouts_pence",
         "hosts_notified",
@@ -206,6 +230,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     "sessions_by_protocol": frozenset("ocpp" + v.replace(".", "") for v in PROTOCOLS),
     "smart_charging": frozenset(SMART_NAMES),
     "pricing": frozenset(PRICING_NAMES),
+    "fleet_hub": frozenset(HUB_NAMES),
     "fault_outcomes": None,
 }
 
@@ -445,12 +470,34 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
             )
     if d.get("engine") == "des":
         _des_mistakes(found, d, broken)
+    hub = d.get("fleet_hub")
+    if isinstance(hub, dict) and _clean(broken, ("fleet_hub",)):
+        _hub_mistakes(found, d, hub, fleet if sound_fleet else None)
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
         problem = metric_problem(str(metric))
         if problem is not None:
             found.add(("expect", "metrics", metric), problem)
+
+
+def _hub_mistakes(found: _Found, d: dict[str, Any], hub: dict[str, Any], fleet: Any) -> None:
+    if d.get("engine") != "des":
+        found.add(("fleet_hub",), "a fleet hub runs in the DES engine only: add engine: des")
+    for key in ("start", "end"):
+        if key in hub and _clock_time(hub[key]) is None:
+            found.add(("fleet_hub", key), "not a time of day like 20:00")
+    if "start" in hub and hub.get("start") == hub.get("end", "06:00"):
+        found.add(("fleet_hub", "end"), "a block must not start and end at the same time")
+    if isinstance(fleet, dict) and hub.get("chargers", HubShape().chargers) > fleet["chargers"]:
+        found.add(("fleet_hub", "chargers"), f"more chargers than the fleet's {fleet['chargers']}")
+
+
+def _clock_time(text: str) -> time | None:
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _start_of(text: str) -> datetime | None:
@@ -603,6 +650,24 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             for f in d.get("faults", [])
         ),
     )
+    hub = d.get("fleet_hub")
+    if hub is not None:
+        default = HubShape()
+        params = replace(
+            params,
+            fleet_hub=HubShape(
+                chargers=hub.get("chargers", default.chargers),
+                weekdays=frozenset(hub.get("days", sorted(default.weekdays))),
+                start=_clock_time(hub["start"]) or default.start if "start" in hub else default.start,
+                end=_clock_time(hub["end"]) or default.end if "end" in hub else default.end,
+                notice_hours=hub.get("notice_hours", default.notice_hours),
+                late_penalty=hub.get("late_penalty", default.late_penalty),
+                van_wh=hub.get("van_wh", default.van_wh),
+                van_arrival_max_s=hub.get("van_arrival_max_minutes", default.van_arrival_max_s // 60) * 60,
+                late_cancels=hub.get("late_cancels", default.late_cancels),
+                pay_percent=hub.get("pay_percent", default.pay_percent),
+            ),
+        )
     metrics = d.get("expect", {}).get("metrics", {})
     expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
     return Scenario(

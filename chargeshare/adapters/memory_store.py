@@ -24,6 +24,15 @@ from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.dynamic_pricing import HostPricing, Price
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
+from chargeshare.domain.fleet import (
+    BlockRule,
+    ContractPolicy,
+    FleetAccount,
+    FleetContract,
+    InvoiceLine,
+    IssuedInvoice,
+    Occurrence,
+)
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
@@ -139,6 +148,13 @@ class _Tables:
     host_pricing: dict[int, HostPricing] = field(default_factory=dict)  # by host id
     quotes: dict[int, BookingQuote] = field(default_factory=dict)  # by booking id
     files: dict[str, tuple[ChargerFile, bytes | None]] = field(default_factory=dict)  # by token
+    fleet_accounts: dict[int, FleetAccount] = field(default_factory=dict)
+    fleet_contracts: dict[int, FleetContract] = field(default_factory=dict)
+    fleet_occurrences: dict[int, Occurrence] = field(default_factory=dict)  # by booking id
+    fleet_invoices: dict[int, IssuedInvoice] = field(default_factory=dict)
+    fleet_lines: dict[str, tuple[int, InvoiceLine]] = field(
+        default_factory=dict
+    )  # entry id -> (invoice, line)
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -208,6 +224,7 @@ class MemoryUnitOfWork:
         self.smart = MemorySmartCharging(store)
         self.pricing = MemoryPricing(store)
         self.files = MemoryChargerFiles(store)
+        self.fleet = MemoryFleets(store)
 
 
 # ---- accounts ------------------------------------------------------------------------------------
@@ -1390,3 +1407,106 @@ class MemoryChargerFiles(_Repository):
 
     def firmware(self) -> Sequence[ChargerFile]:
         return sorted((f for f, _ in self.t.files.values() if f.kind == "firmware"), key=lambda f: f.file_id)
+
+
+# ---- fleet-share hubs ----------------------------------------------------------------------------
+class MemoryFleets(_Repository):
+    def add_account(self, name: str, driver_id: int, created_at: datetime) -> int:
+        if self.account_of_driver(driver_id) is not None:
+            raise InvalidRequest(f"driver {driver_id} already charges for a fleet")
+        if driver_id not in self.t.drivers:
+            raise DuplicateKey(f"no driver {driver_id}")  # as the foreign key
+        fleet_id = self.store.next_id("fleet_accounts")
+        self.t.fleet_accounts[fleet_id] = FleetAccount(fleet_id, name, driver_id)
+        return fleet_id
+
+    def account(self, fleet_id: int) -> FleetAccount:
+        if fleet_id not in self.t.fleet_accounts:
+            raise NotFound(f"no fleet {fleet_id}")
+        return self.t.fleet_accounts[fleet_id]
+
+    def account_of_driver(self, driver_id: int) -> FleetAccount | None:
+        return next((a for a in self.t.fleet_accounts.values() if a.driver_id == driver_id), None)
+
+    def accounts(self) -> Sequence[FleetAccount]:
+        return sorted(self.t.fleet_accounts.values(), key=lambda a: a.fleet_id)
+
+    def add_contract(
+        self,
+        fleet_id: int,
+        rule: BlockRule,
+        policy: ContractPolicy,
+        connector_ids: Sequence[int],
+        created_at: datetime,
+    ) -> int:
+        self.account(fleet_id)
+        contract_id = self.store.next_id("fleet_contracts")
+        connectors = tuple(sorted(dict.fromkeys(connector_ids)))
+        self.t.fleet_contracts[contract_id] = FleetContract(
+            contract_id, fleet_id, rule, policy, connectors, created_at
+        )
+        return contract_id
+
+    def contract(self, contract_id: int) -> FleetContract:
+        if contract_id not in self.t.fleet_contracts:
+            raise NotFound(f"no contract {contract_id}")
+        return self.t.fleet_contracts[contract_id]
+
+    def contracts_of(self, fleet_id: int) -> Sequence[FleetContract]:
+        return [c for _, c in sorted(self.t.fleet_contracts.items()) if c.fleet_id == fleet_id]
+
+    def add_occurrence(self, booking_id: int, contract_id: int, fleet_id: int) -> None:
+        if booking_id in self.t.fleet_occurrences:
+            raise DuplicateKey(f"booking {booking_id} is an occurrence already")
+        self.t.fleet_occurrences[booking_id] = Occurrence(booking_id, contract_id, fleet_id)
+
+    def occurrence(self, booking_id: int) -> Occurrence | None:
+        return self.t.fleet_occurrences.get(booking_id)
+
+    def occurrences(
+        self, *, fleet_id: int | None = None, contract_id: int | None = None
+    ) -> Sequence[Occurrence]:
+        return [
+            o
+            for _, o in sorted(self.t.fleet_occurrences.items())
+            if (fleet_id is None or o.fleet_id == fleet_id)
+            and (contract_id is None or o.contract_id == contract_id)
+        ]
+
+    def add_invoice(
+        self, fleet_id: int, month: str, lines: Sequence[InvoiceLine], total: int, at: datetime
+    ) -> int | None:
+        if self.invoice(fleet_id, month) is not None or any(x.entry_id in self.t.fleet_lines for x in lines):
+            return None
+        invoice_id = self.store.next_id("fleet_invoices")
+        self.t.fleet_invoices[invoice_id] = IssuedInvoice(invoice_id, fleet_id, month, total, at)
+        for x in lines:
+            self.t.fleet_lines[x.entry_id] = (invoice_id, x)
+        return invoice_id
+
+    def invoice(self, fleet_id: int, month: str) -> IssuedInvoice | None:
+        return next(
+            (i for i in self.t.fleet_invoices.values() if i.fleet_id == fleet_id and i.month == month), None
+        )
+
+    def invoices(self, fleet_id: int | None = None) -> Sequence[IssuedInvoice]:
+        found = [i for i in self.t.fleet_invoices.values() if fleet_id is None or i.fleet_id == fleet_id]
+        return sorted(found, key=lambda i: (i.fleet_id, i.month))
+
+    def lines_of(self, invoice_id: int) -> Sequence[InvoiceLine]:
+        found = [x for owner, x in self.t.fleet_lines.values() if owner == invoice_id]
+        return sorted(found, key=lambda x: (x.at, x.entry_id))
+
+    def billed_entries(self, fleet_id: int) -> set[str]:
+        return {
+            entry_id
+            for entry_id, (invoice_id, _) in self.t.fleet_lines.items()
+            if self.t.fleet_invoices[invoice_id].fleet_id == fleet_id
+        }
+
+    def record_payment(self, invoice_id: int, paid: int, at: datetime, *, expected: int) -> bool:
+        invoice = self.t.fleet_invoices.get(invoice_id)
+        if invoice is None or invoice.paid != expected:
+            return False
+        self.t.fleet_invoices[invoice_id] = dataclasses.replace(invoice, paid=paid, paid_at=at)
+        return True

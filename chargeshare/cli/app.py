@@ -27,6 +27,7 @@ from chargeshare.cli import (
     dpi,
     errors,
     files,
+    fleet,
     options,
     payments,
     replay,
@@ -149,6 +150,7 @@ app.add_typer(accounts.app, name="accounts")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(ca.app, name="ca")
 app.add_typer(files.app, name="files")
+app.add_typer(fleet.app, name="fleet")
 app.add_typer(db.app, name="db")
 app.add_typer(dpi.app, name="dpi")
 

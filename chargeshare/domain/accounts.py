@@ -1,4 +1,5 @@
-"""People who sign in: drivers, hosts and operators (admins), and what each role may hold."""
+"""People who sign in: drivers, hosts, fleets (business accounts) and operators (admins), and what
+each role may hold."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class Role(StrEnum):
     DRIVER = "driver"
     HOST = "host"
     ADMIN = "admin"
+    FLEET = "fleet"  # a business account: books blocks and is invoiced; charges as its own driver
 
 
 class KycStatus(StrEnum):

@@ -47,9 +47,17 @@ class EntryKind(StrEnum):
     SPLIT = "split"  # divides a capture between host payable, platform revenue and VAT
     PAYOUT = "payout"  # pays a host's payable balance out
     PROCESSOR_FEE = "processor_fee"  # the card processor's charge for a capture, borne by the platform
+    ON_ACCOUNT = "on_account"  # a fleet's cost charged to its account, to be invoiced (no card)
+    FLEET_PENALTY = "fleet_penalty"  # a host's late cancellation of a fleet block, owed to the fleet
+    INVOICE = "invoice"  # a month's charges on account billed: unbilled -> receivable
+    INVOICE_PAID = "invoice_paid"  # a fleet paid an invoice
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
+# Entries that move money (holds and voids only reserve it).
+POSTED_KINDS = frozenset(EntryKind) - {EntryKind.HOLD, EntryKind.VOID, EntryKind.EXPIRE}
+# What a booking's customer was charged: a card capture, or a fleet's charge on account.
+CHARGED_KINDS = frozenset({EntryKind.CAPTURE, EntryKind.ON_ACCOUNT})
 
 
 @dataclass(frozen=True)
@@ -188,7 +196,7 @@ def posted_balances(entries: Iterable[JournalEntry]) -> dict[str, Pence]:
     """Balances from posted movements only (holds and voids reserve, they do not move money)."""
     balances: dict[str, Pence] = {}
     for e in entries:
-        if e.kind in (EntryKind.CAPTURE, EntryKind.SPLIT, EntryKind.PAYOUT, EntryKind.PROCESSOR_FEE):
+        if e.kind in POSTED_KINDS:
             for p in e.postings:
                 balances[p.account] = balances.get(p.account, 0) + p.amount
     return balances

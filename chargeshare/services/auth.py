@@ -96,6 +96,28 @@ class AuthService:
             )
             return tx.accounts.get(account_id)
 
+    def register_fleet(self, email: str, password: str, name: str, id_tag: str) -> tuple[AccountRecord, int]:
+        """A business account and the fleet it signs in for (its id second): made by an operator,
+        under contract. Its vehicles charge with `id_tag`, as a driver of the fleet's own."""
+        email, hashed = self._credentials(email, password, name)
+        if not 0 < len(id_tag) <= MAX_TAG_LENGTH:
+            raise InvalidRequest(f"id_tag must be 1 to {MAX_TAG_LENGTH} characters (OCPP 1.6 IdToken)")
+        with self.store.transaction() as tx:
+            if tx.accounts.by_email(email) is not None:
+                raise InvalidRequest("an account with this email exists")
+            if tx.accounts.driver_by_tag(id_tag) is not None or tx.tokens.by_value(id_tag) is not None:
+                raise InvalidRequest(f"id_tag {id_tag!r} is taken")
+            driver_id = tx.accounts.add_driver(name.strip(), id_tag)
+            fleet_id = tx.fleet.add_account(name.strip(), driver_id, self.clock.now())
+            account_id = tx.accounts.add(
+                email=email,
+                password_hash=hashed,
+                role=Role.FLEET.value,
+                created_at=self.clock.now(),
+                driver_id=driver_id,
+            )
+            return tx.accounts.get(account_id), fleet_id
+
     def add_admin(self, email: str, password: str) -> AccountRecord:
         """Operators are made from the command line, never through the API."""
         email, hashed = self._credentials(email, password, "admin")

@@ -31,6 +31,7 @@ from chargeshare.services.events import (
     ReservationDue,
     SessionStopped,
 )
+from chargeshare.services.fleet import penalty_for_host_cancel
 from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaims, Store
 from chargeshare.services.pricing import PricingService
 from chargeshare.services.records import BookingRecord, ChargerView
@@ -474,6 +475,8 @@ class BookingService:
                 raise ConcurrentChange(f"booking {booking_id} changed meanwhile; look at it again")
             if booking.status is not BookingStatus.REQUESTED:  # a placement in flight voids its own hold
                 self.settlement.queue_close(tx, booking_id, fee)
+            if party is Party.HOST:  # a fleet's block occurrence: the contract's penalty, if late
+                penalty_for_host_cancel(tx, booking, self.clock.now())
         failpoint("cancel-committed")
         self.settlement.queued(booking_id)
         return self._ended(booking_id)

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 
 from chargeshare.domain.booking import FINAL_STATES, LIVE_STATES, BookingStatus, overlaps
 from chargeshare.domain.errors import LedgerError
-from chargeshare.domain.ledger import PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
+from chargeshare.domain.fleet import IssuedInvoice, Occurrence
+from chargeshare.domain.fleet_ledger import receivable_fleet
+from chargeshare.domain.ledger import CHARGED_KINDS, PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
@@ -43,6 +45,8 @@ class Snapshot:
     now: datetime | None = None  # when given, open holds must not have outlived their lifetime
     payments: Sequence[OutboxItem] = ()
     quotes: Mapping[int, BookingQuote] = field(default_factory=dict)  # by booking id
+    fleet_occurrences: Sequence[Occurrence] = ()
+    fleet_invoices: Sequence[IssuedInvoice] = ()
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
@@ -55,6 +59,8 @@ class Snapshot:
             now,
             tx.outbox.all(),
             tx.pricing.quotes(),
+            tx.fleet.occurrences(),
+            tx.fleet.invoices(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -95,7 +101,8 @@ def journal_balanced(s: Snapshot) -> InvariantResult:
 
 
 def _captured(entries: list[JournalEntry]) -> int:
-    return sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
+    """What the booking's customer was charged: captured from a card, or charged on account."""
+    return sum(e.amount for e in entries if e.kind in CHARGED_KINDS)
 
 
 def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
@@ -174,7 +181,7 @@ def cost_split(s: Snapshot) -> InvariantResult:
         expected = [
             split_fee(e.amount, s.rules.platform_fee_bps, s.rules.vat_bps)
             for e in entries
-            if e.kind is EntryKind.CAPTURE
+            if e.kind in CHARGED_KINDS
         ]
         want = (
             sum(x.host_share for x in expected),
@@ -442,6 +449,68 @@ def provider_agrees_with_ledger(
     ]
 
 
+def fleet_receivable_is_invoiced_less_paid(s: Snapshot) -> InvariantResult:
+    """Per fleet: the ledger's receivable balance = its invoices' totals less what was paid of them."""
+    owed: dict[int, int] = defaultdict(int)
+    for invoice in s.fleet_invoices:
+        owed[invoice.fleet_id] += invoice.outstanding
+    balances: dict[int, int] = defaultdict(int)
+    for e in s.entries:
+        for p in e.postings:
+            fleet_id = receivable_fleet(p.account)
+            if fleet_id is not None:
+                balances[fleet_id] += p.amount
+    fleets = sorted(set(owed) | set(balances))
+    failures = [
+        f"fleet {f}: receivable {balances[f]}p, invoiced less paid {owed[f]}p"
+        for f in fleets
+        if balances[f] != owed[f]
+    ]
+    return _result(
+        "fleet_receivable_is_invoiced_less_paid",
+        "each fleet's receivable = invoiced - paid",
+        len(fleets),
+        failures,
+    )
+
+
+def fleet_bookings_overlap_nothing(s: Snapshot) -> InvariantResult:
+    """No live block occurrence shares its connector's time with another live booking."""
+    fleet = {o.booking_id for o in s.fleet_occurrences}
+    live = defaultdict(list)
+    for b in s.bookings:
+        if b.status in LIVE_STATES:
+            live[b.connector_id].append(b)
+    failures = [
+        f"fleet booking {a.booking_id} overlaps booking {b.booking_id} on connector {a.connector_id}"
+        for items in live.values()
+        for a in items
+        if a.booking_id in fleet
+        for b in items
+        if b.booking_id != a.booking_id and overlaps(a.starts_at, a.ends_at, b.starts_at, b.ends_at)
+    ]
+    return _result(
+        "fleet_bookings_overlap_nothing", "no fleet booking overlaps another booking", len(fleet), failures
+    )
+
+
+def fleet_bookings_on_account(s: Snapshot) -> InvariantResult:
+    """A block occurrence is never held or charged on a card: what it costs goes on account."""
+    fleet = {o.booking_id for o in s.fleet_occurrences}
+    card = {EntryKind.HOLD, EntryKind.CAPTURE}
+    failures = [
+        f"fleet booking {e.booking_id}: {e.kind} entry {e.entry_id}"
+        for e in s.entries
+        if e.booking_id in fleet and e.kind in card
+    ]
+    return _result(
+        "fleet_bookings_on_account",
+        "fleet bookings are charged on account, never to a card",
+        len(fleet),
+        failures,
+    )
+
+
 CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     no_overlapping_bookings,
     journal_balanced,
@@ -457,6 +526,9 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     no_stale_placement,
     one_settlement_per_stopped_session,
     one_close_per_unused_booking,
+    fleet_receivable_is_invoiced_less_paid,
+    fleet_bookings_overlap_nothing,
+    fleet_bookings_on_account,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     every_hold_ended,

@@ -12,6 +12,15 @@ from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, Price
+from chargeshare.domain.fleet import (
+    BlockRule,
+    ContractPolicy,
+    FleetAccount,
+    FleetContract,
+    InvoiceLine,
+    IssuedInvoice,
+    Occurrence,
+)
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
@@ -659,6 +668,65 @@ class Pricing(Protocol):
         ...
 
 
+class Fleets(Protocol):
+    """Fleet accounts, their block contracts, the bookings those made, and their monthly invoices."""
+
+    def add_account(self, name: str, driver_id: int, created_at: datetime) -> int:
+        """A fleet charging as `driver_id`; InvalidRequest if that driver is another fleet's."""
+        ...
+
+    def account(self, fleet_id: int) -> FleetAccount:
+        """NotFound if there is no such fleet."""
+        ...
+
+    def account_of_driver(self, driver_id: int) -> FleetAccount | None: ...
+    def accounts(self) -> Sequence[FleetAccount]: ...
+    def add_contract(
+        self,
+        fleet_id: int,
+        rule: BlockRule,
+        policy: ContractPolicy,
+        connector_ids: Sequence[int],
+        created_at: datetime,
+    ) -> int: ...
+    def contract(self, contract_id: int) -> FleetContract:
+        """NotFound if there is no such contract."""
+        ...
+
+    def contracts_of(self, fleet_id: int) -> Sequence[FleetContract]: ...
+    def add_occurrence(self, booking_id: int, contract_id: int, fleet_id: int) -> None: ...
+    def occurrence(self, booking_id: int) -> Occurrence | None:
+        """The block occurrence this booking is, or None for any other booking."""
+        ...
+
+    def occurrences(
+        self, *, fleet_id: int | None = None, contract_id: int | None = None
+    ) -> Sequence[Occurrence]:
+        """Occurrences by booking id, of one fleet or contract (or all)."""
+        ...
+
+    def add_invoice(
+        self, fleet_id: int, month: str, lines: Sequence[InvoiceLine], total: int, at: datetime
+    ) -> int | None:
+        """Issue the month's invoice with its lines; None (and nothing written) if that month's is
+        already issued, or one of its lines is already billed on another."""
+        ...
+
+    def invoice(self, fleet_id: int, month: str) -> IssuedInvoice | None: ...
+    def invoices(self, fleet_id: int | None = None) -> Sequence[IssuedInvoice]:
+        """By fleet and month."""
+        ...
+
+    def lines_of(self, invoice_id: int) -> Sequence[InvoiceLine]: ...
+    def billed_entries(self, fleet_id: int) -> set[str]:
+        """Ids of the ledger entries already billed on one of the fleet's invoices."""
+        ...
+
+    def record_payment(self, invoice_id: int, paid: int, at: datetime, *, expected: int) -> bool:
+        """Set what has been paid of the invoice, if it is still `expected` (compare-and-set)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""
 
@@ -688,6 +756,8 @@ class UnitOfWork(Protocol):
     def pricing(self) -> Pricing: ...
     @property
     def files(self) -> ChargerFiles: ...
+    @property
+    def fleet(self) -> Fleets: ...
 
 
 class Store(Protocol):

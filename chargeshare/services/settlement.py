@@ -34,6 +34,7 @@ from chargeshare.domain.errors import (
     PaymentDeclined,
     PaymentUnavailable,
 )
+from chargeshare.domain.fleet_ledger import charge_on_account
 from chargeshare.domain.ledger import EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.failpoints import failpoint
@@ -366,6 +367,10 @@ class SettlementService:
         with self.store.reading() as tx:
             booking = tx.bookings.get(item.booking_id)
             entries = list(tx.ledger.entries(item.booking_id))
+            occurrence = tx.fleet.occurrence(item.booking_id)
+        if occurrence is not None:
+            self._on_account(item, booking, occurrence.fleet_id)
+            return
         if item.step in (HOLD, VOID_AUTH):
             self._void_placement(item, booking)
             return
@@ -434,6 +439,29 @@ class SettlementService:
         if topup:
             self.queued(item.booking_id)
         if item.step in (CAPTURE, CHARGE):  # CHARGE: the capture made afresh after a lapsed hold
+            self._settled(item, now)
+
+    def _on_account(self, item: OutboxItem, booking: BookingRecord, fleet_id: int) -> None:
+        """A fleet's block booking: no card was held, so its cost or fee is charged to the fleet's
+        account (split as a capture is) and a release has nothing to do."""
+        now = self.clock.now()
+        entries: list[JournalEntry] = []
+        if item.step in (CAPTURE, FEE) and item.amount > 0:
+            entries = list(
+                charge_on_account(
+                    entry_id=f"b{item.booking_id}:{item.step}",
+                    split_id=f"b{item.booking_id}:{item.step}-split",
+                    booking_id=item.booking_id,
+                    fleet_id=fleet_id,
+                    host_id=booking.host_id,
+                    amount=item.amount,
+                    split=split_fee(item.amount, self.rules.platform_fee_bps, self.rules.vat_bps),
+                    at=now,
+                )
+            )
+        with self.store.transaction() as tx:
+            self._done(tx, item, entries, note="on account")
+        if item.step == CAPTURE:
             self._settled(item, now)
 
     def _settled(self, item: OutboxItem, now: datetime) -> None:

@@ -28,9 +28,11 @@ from simulators.des.clock import SimClock
 from simulators.des.driver import DesWorld, run_driver
 from simulators.des.faults import check_supported as check_faults
 from simulators.des.faults import run_faults
+from simulators.des.fleet_hub import book_hub, close_hub, run_hub
 from simulators.driver import DriverStats
 from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
+from simulators.fleet_hub import HubShape
 from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
 from simulators.timeline import Sample, take_sample
@@ -57,6 +59,7 @@ class DesParams:
     allow_unknown_chargers: bool = False  # development mode, as the live server's
     heartbeat_s: int = MarketplaceRules().heartbeat_interval_s  # the boot interval the CSMS hands out
     meter_interval_s: int = 900  # MeterValues while charging
+    fleet_hub: HubShape | None = None  # a business account's night blocks on the first chargers
 
     @classmethod
     def from_live(cls, p: LiveParams, **overrides: Any) -> DesParams:
@@ -72,6 +75,7 @@ class DesParams:
             behaviour=p.behaviour,
             faults=p.faults,
             allow_unknown_chargers=p.allow_unknown_chargers,
+            fleet_hub=p.fleet_hub,
         )
         return dataclasses.replace(base, **overrides)
 
@@ -120,6 +124,7 @@ def params_dict(p: DesParams) -> dict[str, Any]:
             {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
             for f in p.faults
         ],
+        **({} if p.fleet_hub is None else {"fleet_hub": p.fleet_hub.as_dict()}),
     }
 
 
@@ -151,9 +156,11 @@ def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
     app = build(config, clock=clock)
     try:
         central = DesCentral(env, app)
-        world, plans = _populate(env, app, central, params)
+        world, plans, fleet_id = _populate(env, app, central, params)
         setup_s = time.perf_counter() - wall_start
-        _simulate(world, central, params, plans, progress)
+        _simulate(world, central, params, plans, progress, fleet_id)
+        if params.fleet_hub is not None and fleet_id is not None:
+            close_hub(world, params.fleet_hub, fleet_id, params.start)
         report = summarise(app, params_dict(params), world.stats, wall_s=time.perf_counter() - wall_start)
         report = dataclasses.replace(report, deterministic=True)
         report.summary["sessions_by_protocol"] = sessions_by_protocol(app)
@@ -167,7 +174,7 @@ def run_des(params: DesParams, progress: Progress | None = None) -> DesResult:
 
 def _populate(
     env: simpy.Environment, app: App, central: DesCentral, params: DesParams
-) -> tuple[DesWorld, list[tuple[Any, int]]]:
+) -> tuple[DesWorld, list[tuple[Any, int]], int | None]:
     rng = random.Random(params.seed)
     centre = CITIES[params.city]
     # Each kind in one transaction: at 10,000 chargers, one each was thousands of commits.
@@ -196,7 +203,11 @@ def _populate(
         for i, s in enumerate(specs)
     }
     world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()))
-    return world, list(zip(plans, driver_ids, strict=True))
+    fleet_id = None
+    if params.fleet_hub is not None:
+        ids = [v.charger_id for v in views]
+        fleet_id = book_hub(world, params.fleet_hub, ids, params.start, params.duration_s)
+    return world, list(zip(plans, driver_ids, strict=True)), fleet_id
 
 
 def _housekeeping(world: DesWorld) -> Process:
@@ -245,6 +256,7 @@ def _simulate(
     params: DesParams,
     plans: list[tuple[Any, int]],
     progress: Progress | None,
+    fleet_id: int | None = None,
 ) -> None:
     env, app, stats = world.env, world.app, world.stats
     window_end = params.start + timedelta(seconds=params.duration_s)
@@ -258,6 +270,8 @@ def _simulate(
     if progress is not None:
         env.process(_report_progress(world, progress, max(60.0, params.duration_s / 100), params.start))
     drivers = [env.process(run_driver(plan, driver_id, world)) for plan, driver_id in plans]
+    if params.fleet_hub is not None and fleet_id is not None:
+        drivers.append(env.process(run_hub(world, params.fleet_hub, fleet_id, params.seed)))
     faults = env.process(run_faults(world, params.faults))
     env.run(until=env.all_of(drivers) | env.timeout(params.duration_s + SETTLE_S))
     for process in (faults, *drivers):

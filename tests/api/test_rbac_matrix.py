@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,10 @@ from sqlalchemy import select
 from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.sql import schema as sql_schema
 from chargeshare.bootstrap import App
+from chargeshare.domain.fleet import BlockRule
+from chargeshare.domain.fleet_ledger import charge_on_account
+from chargeshare.domain.money import split_fee
+from chargeshare.services.fleet import ConnectorRef
 from tests.api.world import Side, World, client, world
 from tests.api_helpers import PASSWORD
 from tests.conftest import sql_store
@@ -50,6 +55,48 @@ def _slot(w: World, s: Side) -> str:
     """A fresh upload location on the side's charger."""
     return f"/files/{w.app.files.log_slot(s.charge_point_id).token}"
 
+
+def _fleet(w: World) -> int:
+    """The world's fleet (a business account), made when first asked for."""
+    found = w.app.fleet.accounts()
+    if found:
+        return found[0].fleet_id
+    return w.app.auth.register_fleet("fleet@fleets.example", PASSWORD, "Vans Ltd", "FLEETTAG")[1]
+
+
+def _invoiced(w: World) -> str:
+    """A month the fleet has an invoice with something to pay: a block occurrence tonight, with a
+    charge on account dated in February (the world's clock is in March, so the month is over)."""
+    fleet_id = _fleet(w)
+    if w.app.fleet.invoices(fleet_id):
+        return "2026-02"
+    day = w.clock.now().date()
+    rule = BlockRule(frozenset({day.weekday()}), time(20), time(6), day, day)
+    booked = w.app.fleet.book_block(fleet_id, rule, [ConnectorRef(w.mine.charger_id, 1)])
+    booking = booked.bookings[0]
+    entries = charge_on_account(
+        entry_id="feb",
+        split_id="feb-split",
+        booking_id=booking.booking_id,
+        fleet_id=fleet_id,
+        host_id=booking.host_id,
+        amount=1_000,
+        split=split_fee(1_000, 0),
+        at=w.clock.now() - timedelta(days=10),
+    )
+    with w.app.store.transaction() as tx:
+        tx.ledger.add(list(entries))
+    w.app.fleet.invoice(fleet_id, "2026-02")
+    return "2026-02"
+
+
+BLOCK = {
+    "weekdays": [0, 1, 2, 3, 4],
+    "start": "20:00",
+    "end": "06:00",
+    "first_day": "2026-03-09",
+    "last_day": "2026-03-13",
+}
 
 ROWS = [
     Row("GET", "/health", "public", 200, fixed("/health"), per_tenant=False),
@@ -435,6 +482,95 @@ ROWS = [
         "admin",
         200,
         lambda _w, s, _r: (f"/admin/chargers/{s.charger_id}/demand-side-response", {"active": True}),
+        per_tenant=False,
+    ),
+    # Fleets: the matrix's roles meet them as an operator; a business account's own tenancy (another
+    # fleet's resources answer 404) is tested in tests/api/test_fleets_api.py.
+    Row(
+        "POST",
+        "/fleets",
+        "admin",
+        201,
+        lambda _w, _s, r: (
+            "/fleets",
+            {"name": r, "id_tag": f"FLEET-{r}", "email": f"fleet-{r}@x.example", "password": PASSWORD},
+        ),
+        per_tenant=False,
+    ),
+    Row("GET", "/fleets", "admin", 200, fixed("/fleets"), per_tenant=False),
+    Row(
+        "GET",
+        "/fleets/{fleet_id}",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}", None),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/fleets/{fleet_id}/blocks",
+        "admin",
+        201,
+        lambda w, s, _r: (
+            f"/fleets/{_fleet(w)}/blocks",
+            {**BLOCK, "connectors": [{"charger_id": s.spare_charger_id, "connector_no": 1}]},
+        ),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/fleets/{fleet_id}/blocks",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/blocks", None),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/fleets/{fleet_id}/occurrences",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/occurrences", None),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/fleets/{fleet_id}/invoices/{month}",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/invoices/2026-02", None),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/fleets/{fleet_id}/invoices",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/invoices", None),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/fleets/{fleet_id}/invoices/{month}",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/invoices/{_invoiced(w)}", None),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/fleets/{fleet_id}/invoices/{month}/payments",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/invoices/{_invoiced(w)}/payments", {"amount": 100}),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/fleets/{fleet_id}/statement",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/fleets/{_fleet(w)}/statement", None),
         per_tenant=False,
     ),
 ]

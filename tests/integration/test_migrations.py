@@ -217,3 +217,30 @@ def test_upgrading_from_0017_adds_pricing_and_keeps_the_hosts(url: str, engine: 
                     "((SELECT id FROM hosts), 'dynamic', 40, 30, 25, 7, CURRENT_TIMESTAMP)"
                 )
             )
+
+
+def test_upgrading_from_0017_adds_the_fleet_tables_and_keeps_the_bookings(url: str, engine: Engine) -> None:
+    """0020: fleet accounts, contracts, occurrences and invoices; going back drops them alone."""
+    migrate.upgrade(engine)
+    fleet_tables = {t for t in shape(engine) if t.startswith("fleet_")}
+    assert fleet_tables == {
+        "fleet_accounts",
+        "fleet_contracts",
+        "fleet_contract_connectors",
+        "fleet_occurrences",
+        "fleet_invoices",
+        "fleet_invoice_lines",
+    }
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0017")
+        conn.commit()
+        assert not {t for t in inspect(conn).get_table_names() if t.startswith("fleet_")}
+        conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (1, 'Vans', 'VANS')")
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0017"
+    add_fleet = "INSERT INTO fleet_accounts (name, driver_id, created_at) VALUES ('{}', 1, '2026-01-01')"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(add_fleet.format("Vans"))
+        with pytest.raises(IntegrityError), conn.begin_nested():  # one fleet per driver
+            conn.exec_driver_sql(add_fleet.format("Copy"))
+    migrate.check_current(engine)

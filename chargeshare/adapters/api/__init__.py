@@ -28,6 +28,7 @@ from chargeshare.adapters.api import (
     routes_chargers,
     routes_events,
     routes_files,
+    routes_fleets,
     routes_health,
     routes_host_chargers,
     routes_host_money,
@@ -37,6 +38,7 @@ from chargeshare.adapters.api import (
     routes_smart_charging,
     routes_tokens,
 )
+from chargeshare.adapters.api.fleet_schemas import block_conflict_out
 from chargeshare.adapters.api.housekeeping import housekeeping
 from chargeshare.adapters.api.schemas import Problem
 from chargeshare.adapters.command_routing import router_for
@@ -49,6 +51,7 @@ from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
 from chargeshare.domain.rate_limit import retry_after_header
+from chargeshare.services.fleet import BlockConflict
 from chargeshare.services.live_push import LivePush
 
 STATUS_OF: dict[type[errors.DomainError], int] = {
@@ -160,7 +163,10 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         if isinstance(exc, errors.RateLimited | errors.Busy | errors.RequestInProgress):
             headers["Retry-After"] = retry_after_header(exc.retry_after_s)
-        return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=status, headers=headers)
+        body: dict[str, Any] = {"error": exc.code, "detail": str(exc)}
+        if isinstance(exc, BlockConflict):  # which occurrences clash, so the fleet can act on them
+            body = block_conflict_out(exc).model_dump(mode="json")
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -208,6 +214,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_tokens.router(app), responses=signed_in)
     api.include_router(routes_smart_charging.router(app), responses=signed_in)
     api.include_router(routes_pricing.router(app), responses=signed_in)
+    api.include_router(routes_fleets.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

@@ -49,6 +49,7 @@ Driver = Annotated[Principal, Depends(_role(Role.DRIVER))]
 Host = Annotated[Principal, Depends(_role(Role.HOST))]
 Admin = Annotated[Principal, Depends(_role(Role.ADMIN))]
 DriverOrHost = Annotated[Principal, Depends(_role(Role.DRIVER, Role.HOST))]
+FleetOrAdmin = Annotated[Principal, Depends(_role(Role.FLEET, Role.ADMIN))]
 
 
 def client_address(request: Request) -> str:

@@ -487,6 +487,76 @@ booking_quotes = Table(
     CheckConstraint("price_per_kwh >= 0", name="ck_booking_quotes_price"),
 )
 
+
+# Fleet-share hubs: business accounts booking recurring blocks on hosts' chargers, paid on account.
+# A fleet charges as a driver of its own (its vehicles' card tag), so its blocks are ordinary rows of
+# `bookings` under the same no-overlap guarantee; `fleet_occurrences` marks which they are.
+fleet_accounts = Table(
+    "fleet_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("driver_id", ForeignKey("drivers.id"), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+fleet_contracts = Table(
+    "fleet_contracts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fleet_id", ForeignKey("fleet_accounts.id"), nullable=False, index=True),
+    Column("weekdays", String(16), nullable=False),  # "0,1,2,3,4": Monday = 0
+    Column("start_minute", Integer, nullable=False),  # UK wall-clock minutes after midnight
+    Column("end_minute", Integer, nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("notice_s", Integer, nullable=False),
+    Column("late_penalty", Integer, nullable=False),  # pence per occurrence cancelled inside the notice
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+fleet_contract_connectors = Table(
+    "fleet_contract_connectors",
+    metadata,
+    Column("contract_id", ForeignKey("fleet_contracts.id"), primary_key=True),
+    Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
+)
+
+fleet_occurrences = Table(
+    "fleet_occurrences",
+    metadata,
+    Column("booking_id", ForeignKey("bookings.id"), primary_key=True),
+    Column("contract_id", ForeignKey("fleet_contracts.id"), nullable=False, index=True),
+    Column("fleet_id", ForeignKey("fleet_accounts.id"), nullable=False, index=True),
+)
+
+fleet_invoices = Table(
+    "fleet_invoices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fleet_id", ForeignKey("fleet_accounts.id"), nullable=False),
+    Column("month", String(7), nullable=False),  # YYYY-MM, the UK calendar month
+    Column("total", Integer, nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("paid", Integer, nullable=False, default=0, server_default="0"),
+    Column("paid_at", UTCDateTime()),
+    # One invoice per fleet and month: issuing it again finds this one.
+    UniqueConstraint("fleet_id", "month", name="uq_fleet_invoice_month"),
+)
+
+fleet_invoice_lines = Table(
+    "fleet_invoice_lines",
+    metadata,
+    # Primary key: a ledger entry is billed on one invoice only.
+    Column("entry_id", ForeignKey("ledger_entries.id"), primary_key=True),
+    Column("invoice_id", ForeignKey("fleet_invoices.id"), nullable=False, index=True),
+    Column("booking_id", ForeignKey("bookings.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # session | fee | penalty
+    Column("at", UTCDateTime(), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+)
+
 # The simulated payment provider's own books, in the same database so they survive a restart and
 # are shared by every server process (a real provider keeps its books itself).
 sim_gateway_holds = Table(

@@ -22,6 +22,7 @@ from chargeshare.adapters.sql.bookings import SqlBookings
 from chargeshare.adapters.sql.charger_files import SqlChargerFiles
 from chargeshare.adapters.sql.charger_reports import SqlChargerReports
 from chargeshare.adapters.sql.chargers import SqlChargers
+from chargeshare.adapters.sql.fleet import SqlFleets
 from chargeshare.adapters.sql.ledger import SqlLedger
 from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
@@ -339,6 +340,7 @@ class SqlUnitOfWork:
         self._smart: SqlSmartCharging | None = None
         self._pricing: SqlPricing | None = None
         self._files: SqlChargerFiles | None = None
+        self._fleet: SqlFleets | None = None
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -417,3 +419,9 @@ class SqlUnitOfWork:
         if self._files is None:
             self._files = SqlChargerFiles(self.conn, self.dialect)
         return self._files
+
+    @property
+    def fleet(self) -> SqlFleets:
+        if self._fleet is None:
+            self._fleet = SqlFleets(self.conn, self.dialect)
+        return self._fleet
