@@ -22,6 +22,7 @@ from chargeshare.adapters.sql.bookings import SqlBookings
 from chargeshare.adapters.sql.charger_files import SqlChargerFiles
 from chargeshare.adapters.sql.charger_reports import SqlChargerReports
 from chargeshare.adapters.sql.chargers import SqlChargers
+from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.adapters.sql.ledger import SqlLedger
 from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
@@ -336,6 +337,7 @@ class SqlUnitOfWork:
         self._reports: SqlChargerReports | None = None
         self._tokens: SqlIdTokens | None = None
         self._smart: SqlSmartCharging | None = None
+        self._grid: SqlGrid | None = None
         self._files: SqlChargerFiles | None = None
 
     @property
@@ -403,6 +405,12 @@ class SqlUnitOfWork:
         if self._smart is None:
             self._smart = SqlSmartCharging(self.conn, self.dialect)
         return self._smart
+
+    @property
+    def grid(self) -> SqlGrid:
+        if self._grid is None:
+            self._grid = SqlGrid(self.conn, self.dialect)
+        return self._grid
 
     @property
     def files(self) -> SqlChargerFiles:
