@@ -36,6 +36,7 @@ from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus, MessageBus
+from chargeshare.services.grid import GridService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
@@ -283,6 +284,7 @@ class App:
     tokens: TokenService
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
+    grid: GridService
     queries: Queries
     redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
@@ -399,6 +401,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     charging = ChargingService(
         store, settlement, bus, clock, rules, allow_unknown=config.allow_unknown_chargers
     )
+    grid = GridService(store, bus, clock)
     return App(
         config=config,
         clock=clock,
@@ -421,12 +424,13 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         ),
         limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
-        housekeeping=Housekeeping(bookings, charging, settlement),
+        housekeeping=Housekeeping(bookings, charging, settlement, grid),
         reports=ChargerReportsService(store, clock, bookings, ca=ca, bus=bus),
         files=ChargerFilesService(store, clock),
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
+        grid=grid,
         queries=Queries.over(store, rules),
         redis=redis_client,
         ca=ca,
