@@ -601,7 +601,14 @@ class VirtualCharger:
         return p.vehicle.power_w(self.limit_w(c) if gate is None else gate.applied_w)
 
     def limit_w(self, c: VirtualConnector) -> int:
-        return self.profiles.limit_w(c.no, self.clock.now(), self._tx_context(c), c.max_power_w, c.phases)
+        return self._shared_limit_w(c, self.clock.now())
+
+    def _shared_limit_w(self, c: VirtualConnector, at: datetime) -> int:
+        """The connector's limit at `at`, its part of the charger-wide maximum taken with the other
+        connectors charging now (itself counted, as if it drew)."""
+        drawing = {k.no for k in self.connectors.values() if k.state is ConnectorState.CHARGING} | {c.no}
+        connectors = {k.no: (self._tx_context(k), k.max_power_w, k.phases) for k in self.connectors.values()}
+        return self.profiles.shared_limits_w(at, connectors, drawing)[c.no]
 
     def _tx_context(self, c: VirtualConnector) -> TxContext | None:
         tx = c.transaction
@@ -1098,8 +1105,7 @@ class VirtualCharger:
         return state
 
     def _limit_at(self, c: VirtualConnector) -> Callable[[datetime], int]:
-        tx = self._tx_context(c)
-        return lambda at: self.profiles.limit_w(c.no, at, tx, c.max_power_w, c.phases)
+        return lambda at: self._shared_limit_w(c, at)
 
     def _profile_edges(self, c: VirtualConnector) -> Callable[[datetime, datetime], list[datetime]]:
         def edges(start: datetime, end: datetime) -> list[datetime]:
