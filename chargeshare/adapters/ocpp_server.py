@@ -30,6 +30,7 @@ from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolError, check_payload
@@ -40,6 +41,7 @@ from chargeshare.services.events import (
     ChargerBooted,
     ChargerOffline,
     EnergyLimitReached,
+    GridLimitsDue,
     OverrideDue,
     ReservationDue,
     SessionClosedWithoutStop,
@@ -175,6 +177,7 @@ class ChargerRegistry:
         app.bus.subscribe(OverrideDue, self._on_override_due)
         app.bus.subscribe(CertificateIssued, self._on_certificate_issued)
         app.bus.subscribe(TransactionEventsMissing, self._on_events_missing)
+        app.bus.subscribe(GridLimitsDue, self._on_grid_limits_due)
 
     async def start(self) -> None:
         """Send from this loop what is decided on other threads (a booking's ReserveNow) even before
@@ -790,6 +793,18 @@ class ChargerRegistry:
         if not sent_after and self._reachable(event.charge_point_id):
             self._soon(self._logged(event.charge_point_id, command))
 
+    # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py): decided, and again on connect ----
+    def _on_grid_limits_due(self, event: GridLimitsDue | None) -> None:
+        if event is not None and self._reachable(event.charge_point_id):
+            self._soon(
+                self._send_in_turn(event.charge_point_id, ocpp_grid.limit_commands(event.limits_w, event.at))
+            )
+
+    async def _send_in_turn(self, cp_id: str, commands: Sequence[cmd.Command[Any]]) -> None:
+        for command in commands:
+            if not await self._logged(cp_id, command):
+                return  # the rest waits for the next decision, or the next connection
+
     async def _configure_metering(self, cp_id: str, version: str) -> None:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
@@ -841,6 +856,8 @@ class ChargerRegistry:
                 override.connector_no, override.session_id, override.rating_w
             )
             self._spawn(self._logged(cp_id, command))
+        with contextlib.suppress(NotFound, Busy):
+            self._on_grid_limits_due(await asyncio.to_thread(self.app.grid.limits_due, cp_id))
 
     async def _resend_owed_rounds(self) -> None:
         """`resend_owed` twice per `command_resend_after_s` of the clock, for as long as the server runs."""
