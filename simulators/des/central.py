@@ -25,6 +25,7 @@ from chargeshare.domain.errors import NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import VERSIONS, csms
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import LocalProtocolError
@@ -32,6 +33,7 @@ from chargeshare.services.events import (
     BookingEnded,
     ChargerBooted,
     EnergyLimitReached,
+    GridLimitsDue,
     OverrideDue,
     ReservationDue,
     SmartSettingsChanged,
@@ -70,6 +72,7 @@ class DesCentral:
         app.bus.subscribe(ChargerBooted, self._on_booted)
         app.bus.subscribe(SmartSettingsChanged, self._on_smart_settings_changed)
         app.bus.subscribe(OverrideDue, self._on_override_due)
+        app.bus.subscribe(GridLimitsDue, self._on_grid_limits_due)
 
     # ---- the link ------------------------------------------------------------------------------
     def attach(self, charger: ChargerEnd, version: str) -> None:
@@ -78,6 +81,8 @@ class DesCentral:
         handlers = csms.handlers(version, self.app.charging, charger.cp_id, self.app.reports)
         conn = Connection(version, handlers, id_prefix="cs-", check_own=False)  # the charger checks
         self.links[charger.cp_id] = (conn, charger)
+        with contextlib.suppress(NotFound):  # site and feeder limits, as last decided, again
+            self._on_grid_limits_due(self.app.grid.limits_due(charger.cp_id))
 
     def detach(self, cp_id: str) -> None:
         """The link dropped: the backend notices at once, as the server does on a closed socket."""
@@ -195,3 +200,10 @@ class DesCentral:
             return  # offline: a charger that lost its link keeps running without the override
         command = ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)
         self.later(partial(self._logged, event.charge_point_id, command))
+
+    # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py) -------------------------------
+    def _on_grid_limits_due(self, event: GridLimitsDue | None) -> None:
+        if event is None or event.charge_point_id not in self.links:
+            return  # offline: told on connecting
+        for command in ocpp_grid.limit_commands(event.limits_w, event.at):
+            self.later(partial(self._logged, event.charge_point_id, command))

@@ -25,6 +25,7 @@ from chargeshare.ocpp import V16
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
+from simulators import dialect_v16, dialect_v201
 from simulators.des.central import DesCentral
 from simulators.dialect import Message, dialect_for
 from simulators.evse import (
@@ -40,6 +41,7 @@ from simulators.evse import (
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
 from simulators.settings import BY_COMPONENT_VARIABLE, BY_KEY, SMART_NAMES, SetResult, Settings
+from simulators.smart_charging import ProfileBook, ProfileRefused, TxContext
 from simulators.smart_gate import SmartGate
 
 STEP_S = 60.0  # energy integration step: the live charger's meter tick
@@ -96,6 +98,9 @@ class DesCharger:
         self._delay_rng = random.Random(f"{seed}:{cp_id}:delay")
         self.gates: dict[int, SmartGate] = {}
         self.smart_gates: list[SmartGate] = []
+        # Charging profiles the central system set (a site's or feeder's limits), as the live charger
+        # keeps them; the driver's override is the gate's, above.
+        self.profiles = ProfileBook()
         # Both ends of the link are ours: each checks what it receives, the central what we send.
         self.conn = Connection(
             self.dialect.version, self._csms_handlers(), id_prefix=f"{cp_id}-", check_own=False
@@ -253,9 +258,14 @@ class DesCharger:
         if gate is not None and p is not None:
             self._advance_gated(c, p, gate)
             return
-        if c.state is not ConnectorState.CHARGING or p is None:
+        if p is None or c.transaction is None:
             return
-        if integrate(p.vehicle, c.meter, c.max_power_w, p.meter_start + p.target_wh, seconds) is not None:
+        # The limit now held since the last update: a profile's change advances every connector first.
+        limit = self._limit_w(c, self._now())
+        c.state = _gated_state(c.state, limit)  # 0 W suspends (SuspendedEVSE), more resumes
+        if c.state is not ConnectorState.CHARGING:
+            return
+        if integrate(p.vehicle, c.meter, limit, p.meter_start + p.target_wh, seconds) is not None:
             c.state = step(c.state, Trigger.EV_FULL)
         p.delivered_wh = c.meter.register_wh - p.meter_start
 
@@ -278,15 +288,23 @@ class DesCharger:
             gate.close()
 
     def _limit_at(self, c: VirtualConnector) -> Callable[[datetime], int]:
-        """This charger keeps no charging profiles: its limit is its rating."""
-        return lambda _at: c.max_power_w
+        return lambda at: self._limit_w(c, at)
+
+    def _limit_w(self, c: VirtualConnector, at: datetime) -> int:
+        """The connector's limit: its rating under the profiles held, the charger-wide maximum
+        shared with the other connectors charging now (itself counted, as if it drew)."""
+        if not self.profiles.profiles:
+            return c.max_power_w
+        drawing = {k.no for k in self.connectors.values() if k.state is ConnectorState.CHARGING} | {c.no}
+        connectors = {k.no: (_tx_context(k), k.max_power_w, k.phases) for k in self.connectors.values()}
+        return self.profiles.shared_limits_w(at, connectors, drawing)[c.no]
 
     def _power_w(self, c: VirtualConnector) -> int:
         p = c.plugged
         if p is None or c.state is not ConnectorState.CHARGING:
             return 0
         gate = self.gates.get(c.no)
-        return p.vehicle.power_w(c.max_power_w if gate is None else gate.applied_w)
+        return p.vehicle.power_w(self._limit_w(c, self._now()) if gate is None else gate.applied_w)
 
     def _charging(self, c: VirtualConnector, tx: Transaction) -> Process:
         """One transaction's reports: a reading every interval, and the moment the car is done."""
@@ -305,7 +323,7 @@ class DesCharger:
                 probe = integrate(
                     dataclasses.replace(p.vehicle),
                     dataclasses.replace(c.meter),
-                    c.max_power_w if gate is None else gate.applied_w,
+                    self._limit_w(c, self._now()) if gate is None else gate.applied_w,
                     p.meter_start + p.target_wh,
                     horizon,
                 )
@@ -478,20 +496,71 @@ class DesCharger:
                 self._regate(c, override=False)
         return result.value
 
-    def _set_profile(self, connector_no: int, profile_id: int, purpose: str, tx_matches: bool) -> str:
-        """This charger takes one charging profile only: the driver's override (chargeshare/ocpp/
-        smart_charging.py) for the connector's running transaction."""
+    def _set_profile(self, connector_no: int, raw: dict[str, Any], tx_matches: bool) -> str:
+        """A transaction profile is taken only as the driver's override (chargeshare/ocpp/
+        smart_charging.py) for the connector's running transaction; a charger-wide maximum or a
+        default profile is kept and obeyed from now."""
         c = self.connectors.get(connector_no)
-        if (
-            c is None
-            or c.transaction is None
-            or not tx_matches
-            or purpose != "TxProfile"
-            or profile_id != END_USER_OVERRIDE_PROFILE_ID
-        ):
+        if raw["chargingProfilePurpose"] == "TxProfile":
+            profile_id = raw.get("chargingProfileId", raw.get("id"))
+            if (
+                c is None
+                or c.transaction is None
+                or not tx_matches
+                or profile_id != END_USER_OVERRIDE_PROFILE_ID
+            ):
+                return "Rejected"
+            self._regate(c, override=True)
+            return "Accepted"
+        if c is None and connector_no != 0:
             return "Rejected"
-        self._regate(c, override=True)
+        read = dialect_v16.profile_from if self.dialect.version == V16 else dialect_v201.profile_from
+        if raw["chargingProfilePurpose"] not in (*dialect_v16.PURPOSES, *dialect_v201.PURPOSES):
+            return "Rejected"
+        for k in self.connectors.values():
+            self._advance(k)  # energy so far at the old limits; the new ones apply from now
+        try:
+            self.profiles.install(read(raw, connector_no, self._now()), None)
+        except ProfileRefused:
+            return "Rejected"
+        self._follow_limits()
         return "Accepted"
+
+    def _clear_profiles(
+        self, profile_id: int | None, connector_no: int | None, purpose: str | None, stack_level: int | None
+    ) -> str:
+        words = {**dialect_v16.PURPOSES, **dialect_v201.PURPOSES}
+        if purpose is not None and purpose not in words:
+            return "Unknown"
+        for k in self.connectors.values():
+            self._advance(k)
+        cleared = self.profiles.clear(
+            profile_id=profile_id,
+            connector_no=connector_no,
+            purpose=None if purpose is None else words[purpose],
+            stack_level=stack_level,
+        )
+        self._follow_limits()
+        return "Accepted" if cleared else "Unknown"
+
+    def _follow_limits(self) -> None:
+        """The limits changed now: each running transaction follows (a gated one through its gate),
+        a state it changes is reported after our answer, and its charging process wakes to follow."""
+        for c in self.connectors.values():
+            tx = c.transaction
+            if tx is None:
+                continue
+            if c.no in self.gates:
+                self._regate(c, override=False)
+                continue
+            state = _gated_state(c.state, self._limit_w(c, self._now()))
+            if state is not c.state:
+                c.state = state
+                self.later(partial(self._status, c))
+                changed = self.dialect.charging_state_changed(c, tx, self._ts())
+                if changed is not None:
+                    self.later(partial(self._send, changed))
+            self.env.process(self._charging(c, tx))
 
     def _csms_handlers(self) -> dict[str, Handler]:
         if self.dialect.version == V16:
@@ -502,12 +571,19 @@ class DesCharger:
                 "SetChargingProfile": lambda p: {
                     "status": self._set_profile(
                         p["connectorId"],
-                        p["csChargingProfiles"]["chargingProfileId"],
-                        p["csChargingProfiles"]["chargingProfilePurpose"],
+                        p["csChargingProfiles"],
                         self._tx_matches(
                             p["connectorId"],
                             lambda tx: p["csChargingProfiles"].get("transactionId") == tx.wire_id,
                         ),
+                    )
+                },
+                "ClearChargingProfile": lambda p: {
+                    "status": self._clear_profiles(
+                        p.get("id"),
+                        p.get("connectorId"),
+                        p.get("chargingProfilePurpose"),
+                        p.get("stackLevel"),
                     )
                 },
                 "RemoteStopTransaction": lambda p: {
@@ -540,11 +616,18 @@ class DesCharger:
             "SetChargingProfile": lambda p: {
                 "status": self._set_profile(
                     p["evseId"],
-                    p["chargingProfile"]["id"],
-                    p["chargingProfile"]["chargingProfilePurpose"],
+                    p["chargingProfile"],
                     self._tx_matches(
                         p["evseId"], lambda tx: p["chargingProfile"].get("transactionId") == tx.local_id
                     ),
+                )
+            },
+            "ClearChargingProfile": lambda p: {
+                "status": self._clear_profiles(
+                    p.get("chargingProfileId"),
+                    p.get("chargingProfileCriteria", {}).get("evseId"),
+                    p.get("chargingProfileCriteria", {}).get("chargingProfilePurpose"),
+                    p.get("chargingProfileCriteria", {}).get("stackLevel"),
                 )
             },
             "RequestStopTransaction": lambda p: {
@@ -573,6 +656,11 @@ class DesCharger:
 
 _V16_SET = {"accepted": "Accepted", "rejected": "Rejected", "unknown": "NotSupported"}
 _V201_SET = {"accepted": "Accepted", "rejected": "Rejected", "unknown": "UnknownVariable"}
+
+
+def _tx_context(c: VirtualConnector) -> TxContext | None:
+    tx = c.transaction
+    return None if tx is None else TxContext(tx.local_id, tx.started_at)
 
 
 def _no_profile_edges(start: datetime, end: datetime) -> list[datetime]:
