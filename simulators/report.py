@@ -20,6 +20,7 @@ from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
 from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from simulators.driver import DriverStats
+from simulators.grid_metrics import empty_summary as empty_grid_summary
 from simulators.smart_metrics import smart_charging_summary
 
 
@@ -56,6 +57,8 @@ class RunReport:
     # Each fault fired, in the scenario's order: when it started and ended, the chargers it hit.
     fault_log: list[dict[str, Any]] = field(default_factory=list)
     chargers: tuple[ChargerRow, ...] = ()
+    # Each feeder's sampled load and limit over the run (minutes, W), for the feeder plot.
+    grid_feeders: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -73,6 +76,8 @@ class RunReport:
             body["overrides"] = self.overrides
         if self.fault_log:
             body["fault_log"] = self.fault_log
+        if self.grid_feeders:
+            body["grid_feeders"] = self.grid_feeders
         if not self.deterministic:
             body["wall_seconds"] = round(self.wall_s, 3)
             body["clock_held_seconds"] = round(self.clock_held_s, 3)
@@ -143,7 +148,10 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
         "smart_charging": smart_charging_summary(app, stats.smart_gates),
+        "grid": empty_grid_summary() if stats.grid is None else stats.grid.summary(),
     }
+    if stats.grid is not None:
+        invariants.append(stats.grid.invariant())
     summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:
         summary["bookings_no_driver_heard_of"] = sum(
@@ -161,7 +169,14 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     ]
     rows = charger_rows(chargers, bookings, sessions, in_window)
     return RunReport(
-        params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log, chargers=rows
+        params,
+        summary,
+        invariants,
+        list(stats.errors),
+        wall_s,
+        fault_log=fault_log,
+        chargers=rows,
+        grid_feeders={} if stats.grid is None else stats.grid.feeder_series(),
     )
 
 

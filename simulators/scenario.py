@@ -24,7 +24,8 @@ from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
 from simulators.driver import DRIVER_OUTCOMES, NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, LASTING, Fault, not_in_des
-from simulators.fleet import CITIES, DriverBehaviour, FleetShape
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape, FlexShape, GridShape
+from simulators.grid_metrics import NAMES as GRID_NAMES
 from simulators.live import DEFAULT_START, LiveParams, problems
 from simulators.smart_metrics import NAMES as SMART_NAMES
 
@@ -110,6 +111,33 @@ SCHEMA: dict[str, Any] = {
                 "override_rate": _rate,
             },
         },
+        # Site and feeder limits (DES only): each charger on its own site, the sites dealt out over
+        # the feeders in turn; flexibility events lower a feeder's limit for a window.
+        "grid": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["feeder_limit_w"],
+            "properties": {
+                "feeders": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "feeder_limit_w": {"type": "integer", "minimum": 1},
+                "site_limit_w": {"type": "integer", "minimum": 1},
+                "house_load_w": {"type": "integer", "minimum": 0},
+                "flex_events": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["feeder", "at_minute", "minutes", "limit_w"],
+                        "properties": {
+                            "feeder": {"type": "integer", "minimum": 1},
+                            "at_minute": {"type": "number", "minimum": 0},
+                            "minutes": {"type": "number", "exclusiveMinimum": 0},
+                            "limit_w": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+            },
+        },
         "faults": {
             "type": "array",
             "items": {
@@ -189,6 +217,7 @@ SUMMARY_METRICS = frozenset(
         "sessions_by_protocol",
         "sessions_closed_without_stop",
         "smart_charging",
+        "grid",
         "vat_pence",
     }
 )
@@ -199,6 +228,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     "no_charger_because": frozenset(NO_CHARGER_REASONS),
     "sessions_by_protocol": frozenset("ocpp" + v.replace(".", "") for v in PROTOCOLS),
     "smart_charging": frozenset(SMART_NAMES),
+    "grid": frozenset(GRID_NAMES),
     "fault_outcomes": None,
 }
 
@@ -434,6 +464,7 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
             )
     if d.get("engine") == "des":
         _des_mistakes(found, d, broken)
+    _grid_mistakes(found, d, broken)
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
@@ -461,6 +492,18 @@ def _des_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]
             why = not_in_des((Fault(at_s=0, action=f["action"]),))
             if why is not None:
                 found.add(("faults", i, "action"), why)
+
+
+def _grid_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]) -> None:
+    grid = d.get("grid")
+    if not isinstance(grid, dict) or not _clean(broken, ("grid",)):
+        return
+    if d.get("engine", "live") != "des":
+        found.add(("grid",), "site and feeder limits run in the DES engine only (engine: des)")
+    feeders = grid.get("feeders", 1)
+    for i, e in enumerate(grid.get("flex_events", [])):
+        if e["feeder"] > feeders:
+            found.add(("grid", "flex_events", i, "feeder"), f"feeder {e['feeder']} of {feeders}")
 
 
 def _rates(drivers: dict[str, Any]) -> float:
@@ -557,6 +600,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             price_max=price["max"],
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),
             dsr_chargers=int(fleet.get("dsr_chargers", 0)),
+            grid=_grid_of(d["grid"]) if "grid" in d else None,
         ),
         allow_unknown_chargers=bool(fleet.get("allow_unknown_chargers", False)),
         start=(_start_of(d["start"]) or DEFAULT_START) if "start" in d else DEFAULT_START,
@@ -594,6 +638,24 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
     expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
     return Scenario(
         path, d["name"], d.get("description", ""), params, expectations, engine=d.get("engine", "live")
+    )
+
+
+def _grid_of(g: dict[str, Any]) -> GridShape:
+    return GridShape(
+        feeders=int(g.get("feeders", 1)),
+        feeder_limit_w=int(g["feeder_limit_w"]),
+        site_limit_w=int(g.get("site_limit_w", GridShape().site_limit_w)),
+        house_load_w=int(g.get("house_load_w", 0)),
+        flex_events=tuple(
+            FlexShape(
+                feeder=int(e["feeder"]),
+                at_s=math.floor(e["at_minute"] * 60),
+                duration_s=math.floor(e["minutes"] * 60),
+                limit_w=int(e["limit_w"]),
+            )
+            for e in g.get("flex_events", [])
+        ),
     )
 
 

@@ -299,6 +299,14 @@ class DesCharger:
         connectors = {k.no: (_tx_context(k), k.max_power_w, k.phases) for k in self.connectors.values()}
         return self.profiles.shared_limits_w(at, connectors, drawing)[c.no]
 
+    def drawing(self) -> list[tuple[int, int, bool]]:
+        """Each connector's number, the power it draws now, and whether a car plugged in there is
+        held at 0 W (the grid meter's view: simulators/grid_metrics.py)."""
+        return [
+            (c.no, self._power_w(c), c.plugged is not None and c.state is ConnectorState.SUSPENDED_EVSE)
+            for c in self.connectors.values()
+        ]
+
     def _power_w(self, c: VirtualConnector) -> int:
         p = c.plugged
         if p is None or c.state is not ConnectorState.CHARGING:
