@@ -26,6 +26,7 @@ from chargeshare.cli import (
     dpi,
     errors,
     files,
+    grid,
     options,
     payments,
     replay,
@@ -149,6 +150,7 @@ app.add_typer(ca.app, name="ca")
 app.add_typer(files.app, name="files")
 app.add_typer(db.app, name="db")
 app.add_typer(dpi.app, name="dpi")
+app.add_typer(grid.app, name="grid")
 
 
 def _print_version(value: bool) -> None:

@@ -60,15 +60,21 @@ class GridService:
         with self.store.transaction() as tx:
             return tx.grid.add_site(host_id, name, limit_w, house_load_w, feeder_id)
 
-    def set_house_load(self, site_id: int, house_load_w: int, *, host_id: int | None = None) -> Site:
-        """A site's house load changed (a simulated house, or a meter's reading): the shares follow."""
+    def set_house_load(
+        self, site_id: int, house_load_w: int, *, host_id: int | None = None, decide: bool = True
+    ) -> Site:
+        """A site's house load changed (a simulated house, or a meter's reading): the shares follow
+        (`decide=False`: at the next housekeeping sweep, in whichever process runs it)."""
         with self.store.transaction() as tx:
             self._site(tx, site_id, host_id)
             site = tx.grid.set_house_load(site_id, house_load_w)
-        self.rebalance()
+        if decide:
+            self.rebalance()
         return site
 
-    def place(self, charger_id: int, site_id: int | None, *, host_id: int | None = None) -> None:
+    def place(
+        self, charger_id: int, site_id: int | None, *, host_id: int | None = None, decide: bool = True
+    ) -> None:
         """Put a charger on a site (None: on none). With `host_id`, only that host's charger, on
         that host's site (another's is NotFound)."""
         with self.store.transaction() as tx:
@@ -78,16 +84,25 @@ class GridService:
             if site_id is not None:
                 self._site(tx, site_id, host_id)
             tx.grid.place(charger_id, site_id)
-        self.rebalance()
+        if decide:
+            self.rebalance()
 
     def add_flex_event(
-        self, scope: Scope, target_id: int, limit_w: int, starts_at: datetime, ends_at: datetime
+        self,
+        scope: Scope,
+        target_id: int,
+        limit_w: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        decide: bool = True,
     ) -> FlexEvent:
         """A DNO's flexibility event: the limit is lowered over the window. One already running
         takes effect now; the housekeeping sweep follows its start and end."""
         with self.store.transaction() as tx:
             event = tx.grid.add_flex_event(scope, target_id, limit_w, starts_at, ends_at, self.clock.now())
-        self.rebalance()
+        if decide:
+            self.rebalance()
         return event
 
     # ---- reading ----------------------------------------------------------------------------------

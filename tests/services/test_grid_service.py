@@ -127,3 +127,14 @@ def test_a_host_places_only_their_own_charger_on_their_own_site(app: App) -> Non
     with pytest.raises(NotFound):
         app.grid.place(charger, theirs.site_id, host_id=owner)
     assert app.grid.members() == {}
+
+
+def test_a_change_left_to_the_sweep_is_decided_and_announced_there(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    charger = add_charger(app, power_w=7_400)
+    site = app.grid.add_site(app.marketplace.add_host("h"), "home", 13_800)
+    app.grid.place(charger, site.site_id, decide=False)
+    assert heard == [] and app.grid.limits_due("CP1") is None
+    app.housekeeping.sweep()
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP1", ((1, MIN_CHARGING_W),))]
