@@ -626,8 +626,10 @@ class VirtualCharger:
                 self._advance_gated(c, p, gate, now)
                 continue
             if c.state is not ConnectorState.CHARGING or p is None:
+                self._follow_limit(c)  # a period's edge may let a held car charge again
                 continue
             self._charge(c, p, self.power_w(c), seconds)
+            self._follow_limit(c)
 
     def _charge(self, c: VirtualConnector, p: Plugged, power_w: int, seconds: float) -> int:
         """Put `power_w` into the car for `seconds`; the Wh it took."""
@@ -1069,6 +1071,7 @@ class VirtualCharger:
         for c in self.connectors.values():
             gate = self.gates.get(c.no)
             if gate is None:
+                self._follow_limit(c)
                 continue
             ours = installed is not None and installed.connector_no in (0, c.no)
             if (
@@ -1081,6 +1084,20 @@ class VirtualCharger:
             else:
                 gate.reconsider(self._limit_at(c))
             self._follow_gate(c)
+
+    def _follow_limit(self, c: VirtualConnector) -> None:
+        """Without a gate: a car held at 0 W by the profiles shows SuspendedEVSE, and charges again
+        when they let power through; a change is reported."""
+        tx = c.transaction
+        if tx is None or c.no in self.gates:
+            return
+        state = self._gated_state(c.state, self.limit_w(c))
+        if state is not c.state:
+            c.state = state
+            changed = self.dialect.charging_state_changed(c, tx, self._ts())
+            if changed is not None:
+                self._spawn(self._send_message(changed))
+            self._report_later(c)
 
     def _follow_gate(self, c: VirtualConnector) -> None:
         """The connector shows whether the gate lets power through now; a change is reported."""

@@ -11,6 +11,7 @@ import pytest
 
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import limit_commands
+from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.charger.conftest import Rig
 
@@ -51,3 +52,14 @@ async def test_a_charger_wide_maximum_caps_the_connectors_total_not_each_connect
     assert (await send(rig, charger_max))["status"] == "Accepted"
     drawn = [rig.charger.power_w(c) for c in rig.charger.connectors.values()]
     assert drawn == [5_000, 5_000]  # 10 kW shared equally, not 7.4 kW and 10 kW
+
+
+async def test_a_connector_held_at_0_w_is_suspended_by_the_charger_and_charges_again(rig: Rig) -> None:
+    await both_charging(rig)
+    c1 = rig.charger.connectors[1]
+    for command in limit_commands(((1, 0), (2, 5_000)), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert (c1.state, rig.charger.power_w(c1)) == (ConnectorState.SUSPENDED_EVSE, 0)
+    for command in limit_commands(((1, 3_000), (2, 5_000)), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert (c1.state, rig.charger.power_w(c1)) == (ConnectorState.CHARGING, 3_000)
