@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.domain.errors import NotFound
@@ -126,11 +128,13 @@ class SqlGrid:
         return {int(r.connector_id): int(r.limit_w) for r in rows}
 
     def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
+        # One statement per connector, so two processes deciding at once do not collide on a new
+        # row: the later decision stands.
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
         for connector_id, limit_w in sorted(limits_w.items()):
-            self.conn.execute(delete(t.grid_allocations).where(_a.connector_id == connector_id))
-            if limit_w is not None:
-                self.conn.execute(
-                    insert(t.grid_allocations).values(
-                        connector_id=connector_id, limit_w=limit_w, decided_at=at
-                    )
-                )
+            if limit_w is None:
+                self.conn.execute(delete(t.grid_allocations).where(_a.connector_id == connector_id))
+                continue
+            values = {"limit_w": limit_w, "decided_at": at}
+            q = make(t.grid_allocations).values(connector_id=connector_id, **values)
+            self.conn.execute(q.on_conflict_do_update(index_elements=[_a.connector_id], set_=values))
