@@ -1,5 +1,6 @@
 """Site limits end to end, over real loopback WebSockets and HTTP: a charger on a site hears its
-connectors' limits when it connects, and a new share as soon as a session starts under the site."""
+connectors' limits when it connects, and a new share as soon as a session starts under the site,
+which its composite schedule then shows."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.grid_limits import MIN_CHARGING_W
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import commands as cmd
 from simulators.charger import VirtualCharger
 from simulators.power import Vehicle
 from tests.api_helpers import driver, host
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.e2e
 @dataclass
 class OnASite(Served):
     charger_id: int
+    registry: ChargerRegistry
 
 
 @pytest.fixture
@@ -47,8 +50,9 @@ async def served() -> AsyncIterator[OnASite]:
     )
     site = app.grid.add_site(owner.hid, "home", 10_000, house_load_w=3_000)
     app.grid.place(view.charger_id, site.site_id)
-    async with serving(app, ChargerRegistry(app, call_timeout_s=5)) as s:
-        yield OnASite(app, s.port, view.charger_id)
+    registry = ChargerRegistry(app, call_timeout_s=5)
+    async with serving(app, registry) as s:
+        yield OnASite(app, s.port, view.charger_id, registry)
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
@@ -80,5 +84,9 @@ async def test_the_charger_hears_its_limits_on_connecting_and_a_share_when_a_car
         # What the house leaves of the site's 10 kW.
         await eventually(lambda: charger.limit_w(c1) == 7_000, "the started car's share")
         assert charger.power_w(c1) == 7_000
+        # The backend reads the charger's composite schedule back: the limit it decided is in force.
+        composite = await served.registry.get_composite_schedule("GL1", 1, 600, cmd.RateUnit.WATTS)
+        assert isinstance(composite, cmd.Done) and composite.details is not None
+        assert [p.limit for p in composite.details.periods] == [7_000]
     finally:
         await charger.stop()
