@@ -39,6 +39,7 @@ from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus, MessageBus
 from chargeshare.services.fleet import FleetService
+from chargeshare.services.grid import GridService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.last_seen import WriteBehindLastSeen
@@ -303,6 +304,7 @@ class App:
     platform_reporting: PlatformReportingService
     smart: SmartChargingService
     pricing: PricingService
+    grid: GridService
     queries: Queries
     # Chargers' last-seen stamps, written behind: the OCPP server forgets them when another process
     # may have changed its charger, the sweep writes them, closing writes what is left.
@@ -422,6 +424,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     charging = ChargingService(
         store, settlement, bus, clock, rules, last_seen, allow_unknown=config.allow_unknown_chargers
     )
+    grid = GridService(store, bus, clock)
     return App(
         config=config,
         clock=clock,
@@ -444,13 +447,14 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         ),
         limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
-        housekeeping=Housekeeping(bookings, charging, settlement),
+        housekeeping=Housekeeping(bookings, charging, settlement, grid),
         reports=ChargerReportsService(store, clock, bookings, ca=ca, bus=bus),
         files=ChargerFilesService(store, clock),
         tokens=TokenService(store, clock),
         platform_reporting=PlatformReportingService(store, config.reporting),
         smart=SmartChargingService(store, bus, clock),
         pricing=pricing,
+        grid=grid,
         queries=Queries.over(store, rules),
         last_seen=last_seen,
         fleet=FleetService(store, bus, clock, rules),

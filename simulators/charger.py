@@ -522,8 +522,10 @@ class VirtualCharger(ChargerCore):
                 self._advance_gated(c, p, gate, now)
                 continue
             if c.state is not ConnectorState.CHARGING or p is None:
+                self.follow_limit(c)  # a period's edge may let a car held at 0 W charge again
                 continue
             self._charge(c, p, self.power_w(c), seconds)
+            self.follow_limit(c)
 
     def _charge(self, c: VirtualConnector, p: Plugged, power_w: int, seconds: float) -> int:
         """Put `power_w` into the car for `seconds`; the Wh it took."""

@@ -211,15 +211,21 @@ class ChargerCore:
         return p.vehicle.power_w(self.limit_w(c) if gate is None else gate.applied_w)
 
     def limit_w(self, c: VirtualConnector) -> int:
-        return self.profiles.limit_w(c.no, self.clock.now(), self._tx_context(c), c.max_power_w, c.phases)
+        return self._shared_limit_w(c, self.clock.now())
+
+    def _shared_limit_w(self, c: VirtualConnector, at: datetime) -> int:
+        """The connector's limit at `at`: its part of the charger-wide maximum, shared with the other
+        connectors charging now (itself counted, as if it drew)."""
+        drawing = {k.no for k in self.connectors.values() if k.state is ConnectorState.CHARGING} | {c.no}
+        connectors = {k.no: (self._tx_context(k), k.max_power_w, k.phases) for k in self.connectors.values()}
+        return self.profiles.shared_limits_w(at, connectors, drawing)[c.no]
 
     def _tx_context(self, c: VirtualConnector) -> TxContext | None:
         tx = c.transaction
         return None if tx is None else TxContext(tx.local_id, tx.started_at)
 
     def _limit_at(self, c: VirtualConnector) -> Callable[[datetime], int]:
-        tx = self._tx_context(c)
-        return lambda at: self.profiles.limit_w(c.no, at, tx, c.max_power_w, c.phases)
+        return lambda at: self._shared_limit_w(c, at)
 
     def _profile_edges(self, c: VirtualConnector) -> Callable[[datetime, datetime], list[datetime]]:
         """The moments within a stretch where the connector's charging limit changes."""
@@ -282,8 +288,24 @@ class ChargerCore:
                 else:
                     gate.reconsider(self._limit_at(c))
                 self._follow_gate(c)
+            else:
+                self.follow_limit(c)
             if c.transaction is not None:
                 self.limits_changed(c)
+
+    def follow_limit(self, c: VirtualConnector) -> None:
+        """Without a gate: a car the profiles hold at 0 W shows SuspendedEVSE, and Charging again once
+        they let power through; a change is reported."""
+        tx = c.transaction
+        if tx is None or c.no in self.gates:
+            return
+        state = gated_state(c.state, self.limit_w(c))
+        if state is not c.state:
+            c.state = state
+            changed = self.dialect.charging_state_changed(c, tx, self._ts())
+            if changed is not None:
+                self.follow_up(changed)
+            self.report_later(c)
 
     def _follow_gate(self, c: VirtualConnector) -> None:
         """The connector shows whether the gate lets power through now; a change is reported."""

@@ -17,13 +17,16 @@ from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast
 
 from chargeshare.domain.geo import Point
 from simulators.faults import FaultRecord
 from simulators.fleet import DriverPlan
 from simulators.power import Vehicle
 from simulators.smart_gate import SmartGate
+
+if TYPE_CHECKING:
+    from simulators.grid_metrics import GridMeter
 
 SEARCH_RADIUS_M = 8_000
 CANDIDATES = 5
@@ -102,6 +105,8 @@ class DriverStats:
     # Every transaction's smart charging gate, from every charger (the run's regulation measures).
     smart_gates: list[SmartGate] = field(default_factory=list)
     fleet_hub: Counter[str] = field(default_factory=Counter)  # a fleet hub's vans and hosts (DES)
+    # Site and feeder loads against their limits (simulators/grid_metrics.py), when the run has any.
+    grid: GridMeter | None = None
 
 
 T = TypeVar("T")

@@ -42,9 +42,32 @@ class FleetShape:
     dsr_chargers: int = 0  # the first this many chargers provide DSR throughout (the operator's flag)
     # How hosts price: "flat" (each charger's listed price) or "dynamic" (`dynamic_settings`).
     pricing: str = PricingMode.FLAT.value
+    grid: GridShape | None = None  # None: no site or feeder limits
 
     def protocol_of(self, index: int) -> str:
         return self.protocols[index % len(self.protocols)]
+
+
+@dataclass(frozen=True)
+class FlexShape:
+    """A DNO's flexibility event on a feeder (1-based), announced when the run begins."""
+
+    feeder: int
+    at_s: int  # from the start of the window
+    duration_s: int
+    limit_w: int
+
+
+@dataclass(frozen=True)
+class GridShape:
+    """Site and feeder limits (a scenario's `grid` section): charger i sits on its own host's site,
+    on feeder i % feeders + 1."""
+
+    feeders: int = 1
+    feeder_limit_w: int = 100_000
+    site_limit_w: int = 13_800  # a 60 A main fuse at 230 V
+    house_load_w: int = 0
+    flex_events: tuple[FlexShape, ...] = ()
 
 
 @dataclass(frozen=True)

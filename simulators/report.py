@@ -21,6 +21,7 @@ from chargeshare.services.invariants import InvariantResult, provider_agrees_wit
 from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from simulators.driver import DriverStats
 from simulators.fleet_hub import hub_summary
+from simulators.grid_metrics import empty_summary as empty_grid_summary
 from simulators.pricing_metrics import pricing_summary
 from simulators.smart_metrics import smart_charging_summary
 
@@ -58,6 +59,8 @@ class RunReport:
     # Each fault fired, in the scenario's order: when it started and ended, the chargers it hit.
     fault_log: list[dict[str, Any]] = field(default_factory=list)
     chargers: tuple[ChargerRow, ...] = ()
+    # Each feeder's sampled load and limit over the run (minutes, W), for the feeder plot.
+    grid_feeders: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +78,8 @@ class RunReport:
             body["overrides"] = self.overrides
         if self.fault_log:
             body["fault_log"] = self.fault_log
+        if self.grid_feeders:
+            body["grid_feeders"] = self.grid_feeders
         if not self.deterministic:
             body["wall_seconds"] = round(self.wall_s, 3)
             body["clock_held_seconds"] = round(self.clock_held_s, 3)
@@ -148,7 +153,10 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "smart_charging": smart_charging_summary(app, stats.smart_gates),
         "pricing": pricing_summary(quotes, sessions, chargers, _window(params)),
         "fleet_hub": hub_summary(app, stats.fleet_hub),
+        "grid": empty_grid_summary() if stats.grid is None else stats.grid.summary(),
     }
+    if stats.grid is not None:
+        invariants.append(stats.grid.invariant())
     summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:
         summary["bookings_no_driver_heard_of"] = sum(
@@ -166,7 +174,14 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
     ]
     rows = charger_rows(chargers, bookings, sessions, in_window)
     return RunReport(
-        params, summary, invariants, list(stats.errors), wall_s, fault_log=fault_log, chargers=rows
+        params,
+        summary,
+        invariants,
+        list(stats.errors),
+        wall_s,
+        fault_log=fault_log,
+        chargers=rows,
+        grid_feeders={} if stats.grid is None else stats.grid.feeder_series(),
     )
 
 

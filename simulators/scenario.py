@@ -24,9 +24,10 @@ from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
 from simulators.driver import DRIVER_OUTCOMES, NO_CHARGER_REASONS
 from simulators.faults import ACTIONS, LASTING, Fault, not_in_des
-from simulators.fleet import CITIES, DriverBehaviour, FleetShape
+from simulators.fleet import CITIES, DriverBehaviour, FleetShape, FlexShape, GridShape
 from simulators.fleet_hub import SUMMARY_NAMES as HUB_NAMES
 from simulators.fleet_hub import HubShape
+from simulators.grid_metrics import NAMES as GRID_NAMES
 from simulators.live import DEFAULT_START, LiveParams, problems
 from simulators.pricing_metrics import NAMES as PRICING_NAMES
 from simulators.smart_metrics import NAMES as SMART_NAMES
@@ -115,6 +116,33 @@ SCHEMA: dict[str, Any] = {
                 "override_rate": _rate,
                 # The most each driver pays per kWh (pence), drawn from the range; unset: any price.
                 "max_price_per_kwh": _range,
+            },
+        },
+        # Site and feeder limits (DES only): each charger on its own site, the sites dealt out over
+        # the feeders in turn; flexibility events lower a feeder's limit for a window.
+        "grid": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["feeder_limit_w"],
+            "properties": {
+                "feeders": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "feeder_limit_w": {"type": "integer", "minimum": 1},
+                "site_limit_w": {"type": "integer", "minimum": 1},
+                "house_load_w": {"type": "integer", "minimum": 0},
+                "flex_events": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["feeder", "at_minute", "minutes", "limit_w"],
+                        "properties": {
+                            "feeder": {"type": "integer", "minimum": 1},
+                            "at_minute": {"type": "number", "minimum": 0},
+                            "minutes": {"type": "number", "exclusiveMinimum": 0},
+                            "limit_w": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
             },
         },
         "faults": {
@@ -219,6 +247,7 @@ SUMMARY_METRICS = frozenset(
         "sessions_by_protocol",
         "sessions_closed_without_stop",
         "smart_charging",
+        "grid",
         "vat_pence",
     }
 )
@@ -231,6 +260,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     "smart_charging": frozenset(SMART_NAMES),
     "pricing": frozenset(PRICING_NAMES),
     "fleet_hub": frozenset(HUB_NAMES),
+    "grid": frozenset(GRID_NAMES),
     "fault_outcomes": None,
 }
 
@@ -473,6 +503,7 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
     hub = d.get("fleet_hub")
     if isinstance(hub, dict) and _clean(broken, ("fleet_hub",)):
         _hub_mistakes(found, d, hub, fleet if sound_fleet else None)
+    _grid_mistakes(found, d, broken)
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
@@ -519,6 +550,18 @@ def _des_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]
             why = not_in_des((Fault(at_s=0, action=f["action"]),))
             if why is not None:
                 found.add(("faults", i, "action"), why)
+
+
+def _grid_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]]) -> None:
+    grid = d.get("grid")
+    if not isinstance(grid, dict) or not _clean(broken, ("grid",)):
+        return
+    if d.get("engine", "live") != "des":
+        found.add(("grid",), "site and feeder limits run in the DES engine only (engine: des)")
+    feeders = grid.get("feeders", 1)
+    for i, e in enumerate(grid.get("flex_events", [])):
+        if e["feeder"] > feeders:
+            found.add(("grid", "flex_events", i, "feeder"), f"feeder {e['feeder']} of {feeders}")
 
 
 def _rates(drivers: dict[str, Any]) -> float:
@@ -616,6 +659,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),
             dsr_chargers=int(fleet.get("dsr_chargers", 0)),
             pricing=str(fleet.get("pricing", "flat")),
+            grid=_grid_of(d["grid"]) if "grid" in d else None,
         ),
         allow_unknown_chargers=bool(fleet.get("allow_unknown_chargers", False)),
         start=(_start_of(d["start"]) or DEFAULT_START) if "start" in d else DEFAULT_START,
@@ -677,6 +721,24 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
 
 def _range_of(r: dict[str, int] | None) -> tuple[int, int] | None:
     return None if r is None else (r["min"], r["max"])
+
+
+def _grid_of(g: dict[str, Any]) -> GridShape:
+    return GridShape(
+        feeders=int(g.get("feeders", 1)),
+        feeder_limit_w=int(g["feeder_limit_w"]),
+        site_limit_w=int(g.get("site_limit_w", GridShape().site_limit_w)),
+        house_load_w=int(g.get("house_load_w", 0)),
+        flex_events=tuple(
+            FlexShape(
+                feeder=int(e["feeder"]),
+                at_s=math.floor(e["at_minute"] * 60),
+                duration_s=math.floor(e["minutes"] * 60),
+                limit_w=int(e["limit_w"]),
+            )
+            for e in g.get("flex_events", [])
+        ),
+    )
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:

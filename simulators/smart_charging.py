@@ -3,8 +3,9 @@ connector at a moment, and the composite schedule over a window.
 
 Rules kept from both versions: per purpose, the applicable profile with the highest stack level wins;
 a transaction profile overrides the default one only while a transaction runs; the charger-wide
-maximum caps whatever the transaction profiles allow; a limit in amps is converted to watts at
-230 V per phase. The connector's own rating caps everything.
+maximum caps whatever the transaction profiles allow, and is the whole charger's: the connectors
+drawing power share it (`shared_limits_w`); a limit in amps is converted to watts at 230 V per
+phase. The connector's own rating caps everything.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from chargeshare.domain.grid_limits import fair_shares
 
 VOLTS = 230
 MAX_STACK_LEVEL = 8
@@ -152,6 +155,33 @@ class ProfileBook:
                 if period is not None:
                     limit = min(limit, to_watts(period.limit, p.unit, period.phases or phases))
         return limit
+
+    def charger_max_w(self, at: datetime, phases: int) -> int | None:
+        """The charger-wide maximum in force at `at`, if any profile sets one."""
+        p = self._winner(Purpose.CHARGER_MAX, 0, at, None)
+        period = None if p is None else _period_at(p, at, None)
+        if p is None or period is None:
+            return None
+        return to_watts(period.limit, p.unit, period.phases or phases)
+
+    def shared_limits_w(
+        self,
+        at: datetime,
+        connectors: dict[int, tuple[TxContext | None, int, int]],
+        drawing: set[int],
+    ) -> dict[int, int]:
+        """Each connector's limit at `at` (`connectors`: its transaction, rating and phases), the
+        charger-wide maximum shared max-min fairly among the connectors `drawing` power: a
+        ChargePointMaxProfile / ChargingStationMaxProfile limits the charger's total, not each
+        connector's."""
+        own = {
+            no: self.limit_w(no, at, tx, rating, phases) for no, (tx, rating, phases) in connectors.items()
+        }
+        cap = self.charger_max_w(at, max((ph for _, _, ph in connectors.values()), default=1))
+        if cap is None:
+            return own
+        shares = fair_shares({0: cap}, {no: (own[no], [0]) for no in sorted(drawing) if no in own})
+        return {**own, **shares}
 
     def composite(
         self,

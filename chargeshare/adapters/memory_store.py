@@ -34,6 +34,7 @@ from chargeshare.domain.fleet import (
     Occurrence,
 )
 from chargeshare.domain.geo import Point, distance_m
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
@@ -155,6 +156,11 @@ class _Tables:
     fleet_lines: dict[str, tuple[int, InvoiceLine]] = field(
         default_factory=dict
     )  # entry id -> (invoice, line)
+    feeders: dict[int, Feeder] = field(default_factory=dict)
+    sites: dict[int, Site] = field(default_factory=dict)
+    site_of: dict[int, int] = field(default_factory=dict)  # charger id -> site id
+    flex_events: dict[int, FlexEvent] = field(default_factory=dict)
+    allocations: dict[int, int] = field(default_factory=dict)  # connector id -> W
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -223,6 +229,7 @@ class MemoryUnitOfWork:
         self.tokens = MemoryIdTokens(store)
         self.smart = MemorySmartCharging(store)
         self.pricing = MemoryPricing(store)
+        self.grid = MemoryGrid(store)
         self.files = MemoryChargerFiles(store)
         self.fleet = MemoryFleets(store)
 
@@ -518,6 +525,9 @@ class MemoryChargers(_Repository):
         self.t.reports = [r for r in self.t.reports if r.charger_id != c.charger_id]
         self.t.walk_in.pop(c.charger_id, None)
         self.t.smart_settings.pop(c.charger_id, None)
+        self.t.site_of.pop(c.charger_id, None)
+        for i in ids:
+            self.t.allocations.pop(i, None)
         del self.t.chargers[c.charger_id]
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -610,6 +620,7 @@ class MemoryChargers(_Repository):
             raise InvalidRequest(f"connector {connector_no} has bookings; it cannot be removed")
         if sum(1 for c in self.t.connectors.values() if c.charger_id == charger_id) <= 1:
             raise InvalidRequest("a charger needs at least one connector")
+        self.t.allocations.pop(k.connector_id, None)
         del self.t.connectors[k.connector_id]
 
 
@@ -1360,6 +1371,78 @@ class MemoryPricing(_Repository):
     def quotes(self, booking_ids: Sequence[int] | None = None) -> dict[int, BookingQuote]:
         wanted = self.t.quotes.keys() if booking_ids is None else set(booking_ids)
         return {b: self.t.quotes[b] for b in sorted(wanted) if b in self.t.quotes}
+
+
+# ---- site and feeder limits -----------------------------------------------------------------------
+class MemoryGrid(_Repository):
+    def add_feeder(self, name: str, limit_w: int) -> Feeder:
+        Feeder(0, name, limit_w)
+        f = Feeder(self.store.next_id("grid_feeders"), name, limit_w)
+        self.t.feeders[f.feeder_id] = f
+        return f
+
+    def feeders(self) -> Sequence[Feeder]:
+        return [f for _, f in sorted(self.t.feeders.items())]
+
+    def add_site(
+        self, host_id: int, name: str, limit_w: int, house_load_w: int, feeder_id: int | None
+    ) -> Site:
+        Site(0, host_id, name, limit_w, house_load_w, feeder_id)
+        if host_id not in self.t.hosts:
+            raise NotFound(f"no host {host_id}")
+        if feeder_id is not None and feeder_id not in self.t.feeders:
+            raise NotFound(f"no feeder {feeder_id}")
+        s = Site(self.store.next_id("grid_sites"), host_id, name, limit_w, house_load_w, feeder_id)
+        self.t.sites[s.site_id] = s
+        return s
+
+    def sites(self, host_id: int | None = None) -> Sequence[Site]:
+        return [s for _, s in sorted(self.t.sites.items()) if host_id in (None, s.host_id)]
+
+    def set_house_load(self, site_id: int, house_load_w: int) -> Site:
+        if site_id not in self.t.sites:
+            raise NotFound(f"no site {site_id}")
+        s = dataclasses.replace(self.t.sites[site_id], house_load_w=house_load_w)
+        self.t.sites[site_id] = s
+        return s
+
+    def place(self, charger_id: int, site_id: int | None) -> None:
+        if charger_id not in self.t.chargers:
+            raise NotFound(f"no charger {charger_id}")
+        if site_id is None:
+            self.t.site_of.pop(charger_id, None)
+            return
+        if site_id not in self.t.sites:
+            raise NotFound(f"no site {site_id}")
+        self.t.site_of[charger_id] = site_id
+
+    def members(self) -> dict[int, int]:
+        return dict(sorted(self.t.site_of.items()))
+
+    def add_flex_event(
+        self, scope: Scope, target_id: int, limit_w: int, starts_at: datetime, ends_at: datetime, at: datetime
+    ) -> FlexEvent:
+        FlexEvent(0, scope, target_id, limit_w, starts_at, ends_at)
+        targets: Mapping[int, object] = self.t.sites if scope is Scope.SITE else self.t.feeders
+        if target_id not in targets:
+            raise NotFound(f"no {scope.value} {target_id}")
+        e = FlexEvent(self.store.next_id("grid_flex_events"), scope, target_id, limit_w, starts_at, ends_at)
+        self.t.flex_events[e.event_id] = e
+        return e
+
+    def flex_events(self, ending_after: datetime | None = None) -> Sequence[FlexEvent]:
+        found = [e for e in self.t.flex_events.values() if ending_after is None or e.ends_at > ending_after]
+        return sorted(found, key=lambda e: (e.starts_at, e.event_id))
+
+    def allocations(self) -> dict[int, int]:
+        return dict(sorted(self.t.allocations.items()))
+
+    def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
+        for connector_id, limit_w in limits_w.items():
+            if limit_w is None:
+                self.t.allocations.pop(connector_id, None)
+            else:
+                self.t.allocations[connector_id] = limit_w
 
 
 class MemoryChargerFiles(_Repository):

@@ -142,6 +142,7 @@ class ChargerRegistry:
             bookings=app.bookings,
             charging=app.charging,
             smart=app.smart,
+            grid=app.grid,
             reports=app.reports,
             metering=MeteringPolicy(rules.meter_sample_interval_s, rules.meter_quarter_interval_s)
             if rules.configure_metering

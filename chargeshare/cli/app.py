@@ -28,6 +28,7 @@ from chargeshare.cli import (
     errors,
     files,
     fleet,
+    grid,
     options,
     payments,
     replay,
@@ -153,6 +154,7 @@ app.add_typer(files.app, name="files")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(db.app, name="db")
 app.add_typer(dpi.app, name="dpi")
+app.add_typer(grid.app, name="grid")
 
 
 def _print_version(value: bool) -> None:

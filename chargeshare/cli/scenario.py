@@ -205,7 +205,8 @@ def run(
     plot_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Plot each scenario's utilisation, kW and revenue here as NAME.png (made if missing)."
+            help="Plot each scenario's utilisation, kW and revenue here as NAME.png, and a run with "
+            "feeders' load against their limits as NAME-feeders.png (made if missing)."
         ),
     ] = None,
     processes: Annotated[int | None, PROCESSES] = None,
@@ -297,6 +298,13 @@ def _run(
 
             marks = marks_of(result.report.params)
             write_plot(plot_dir / f"{s.name}.png", timeline, title=f"Scenario {s.name}", marks=marks)
+            if result.report.grid_feeders:  # a run with feeders: their load against their limits
+                from simulators.grid_plot import write_feeder_plot
+
+                feeders = result.report.grid_feeders
+                write_feeder_plot(
+                    plot_dir / f"{s.name}-feeders.png", feeders, title=f"Scenario {s.name}: feeders"
+                )
         if result.ok:
             note.print(f"[green]PASS[/] {s.name} ({result.report.wall_s:.1f} s)")
         else:  # a failure is part of the verdict, -q or not

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import metering_setup
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.metering import MeteringPolicy
@@ -30,6 +31,7 @@ from chargeshare.services.events import (
     ChargerBooted,
     EnergyLimitReached,
     Event,
+    GridLimitsDue,
     OverrideDue,
     ReservationDue,
     SessionClosedWithoutStop,
@@ -78,6 +80,10 @@ class Smart(Protocol):
     def overrides_due(self, charge_point_id: str) -> list[OverrideDue]: ...
 
 
+class Grid(Protocol):
+    def limits_due(self, charge_point_id: str) -> GridLimitsDue | None: ...
+
+
 class Reports(Protocol):
     def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool: ...
 
@@ -95,6 +101,7 @@ class CommandPolicy:
         bookings: Bookings,
         charging: Stops,
         smart: Smart,
+        grid: Grid,
         reports: Reports,
         metering: MeteringPolicy | None,
     ) -> None:
@@ -103,6 +110,7 @@ class CommandPolicy:
         self.bookings = bookings
         self.charging = charging
         self.smart = smart
+        self.grid = grid
         self.reports = reports
         self.metering = metering
         # Sessions (by id, with their charger) whose stop was sent and taken: not asked again at
@@ -122,6 +130,7 @@ class CommandPolicy:
             OverrideDue: self._override_due,
             CertificateIssued: self._certificate_issued,
             TransactionEventsMissing: self._events_missing,
+            GridLimitsDue: self._grid_limits_due,
         }
 
     @property
@@ -149,8 +158,9 @@ class CommandPolicy:
 
     def owed(self, cp_id: str) -> Order:
         """What was decided for this charger and never acknowledged (reservations still "sent",
-        cancelled ones it may still hold, stops still due, overrides for its running sessions),
-        asked again. The database, not any process's memory, says what."""
+        cancelled ones it may still hold, stops still due, overrides for its running sessions), and
+        its site and feeder limits as last decided, asked again. The database, not any process's
+        memory, says what."""
         return Order(cp_id, self._owed(cp_id))
 
     def _owed(self, cp_id: str) -> Script:
@@ -166,6 +176,15 @@ class CommandPolicy:
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         orders += [o for s in stops for o in self._energy_limit(s)]
         orders += [Order(cp_id, self._logged(cp_id, _override(o))) for o in overrides]
+        try:
+            limits = yield Effect(self.grid.limits_due, (cp_id,))
+        except (NotFound, Busy) as exc:
+            log.warning(
+                "could not read %r's site and feeder limits (sent at the next decision): %s", cp_id, exc
+            )
+        else:
+            if limits is not None:
+                orders.append(Order(cp_id, self._send_grid_limits(limits)))
         yield Issue(tuple(orders))
 
     def _due(
@@ -313,6 +332,18 @@ class CommandPolicy:
         # Published while its start frame is handled: the charger learns of the transaction only
         # from our answer, so the override follows it.
         return self._after_reply_or_now(event.charge_point_id, self._logged, _override(event))
+
+    # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py) ---------------------------------
+    def _grid_limits_due(self, event: GridLimitsDue) -> list[Order]:
+        if not self.links.reachable(event.charge_point_id):
+            return []  # offline: told on connecting
+        return [Order(event.charge_point_id, self._send_grid_limits(event))]
+
+    def _send_grid_limits(self, event: GridLimitsDue) -> Script:
+        """The charger-wide maximum, then each connector's share, in turn."""
+        for command in ocpp_grid.limit_commands(event.limits_w, event.at):
+            if not (yield from self._logged(event.charge_point_id, command)):
+                return  # the rest waits for the next decision, or the next connection
 
     # ---- certificates ------------------------------------------------------------------------------
     def _certificate_issued(self, event: CertificateIssued) -> list[Order]:

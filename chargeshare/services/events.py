@@ -79,6 +79,16 @@ class OverrideDue(Event):
 
 
 @dataclass(frozen=True)
+class GridLimitsDue(Event):
+    """A charger's connectors have new limits under its site's and feeder's supply limits
+    (chargeshare/services/grid.py): (connector number, W) for each; empty when the charger is on no
+    limited site any more and the limits it holds are to be cleared."""
+
+    charge_point_id: str
+    limits_w: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
 class BookingConfirmed(Event):
     booking_id: int
     driver_id: int

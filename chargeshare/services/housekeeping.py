@@ -15,6 +15,7 @@ from typing import Any
 
 from chargeshare.services.booking import BookingService
 from chargeshare.services.charging import ChargingService
+from chargeshare.services.grid import GridService
 from chargeshare.services.settlement import SettlementService
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,18 @@ class SweepRun:
 
 class Housekeeping:
     def __init__(
-        self, bookings: BookingService, charging: ChargingService, settlement: SettlementService
+        self,
+        bookings: BookingService,
+        charging: ChargingService,
+        settlement: SettlementService,
+        grid: GridService | None = None,
     ) -> None:
-        self.bookings, self.charging, self.settlement = bookings, charging, settlement
+        self.bookings, self.charging, self.settlement, self.grid = bookings, charging, settlement, grid
 
     def sweep(self, *, payments: bool = True) -> SweepRun:
         """Reservations coming due, no-shows expiring, lost stops closed, payment steps due (unless a
-        background worker has them: `payments=False`), the heartbeat watchdog."""
+        background worker has them: `payments=False`), the heartbeat watchdog, and connectors'
+        grid limits decided again (a flexibility event that began or ended)."""
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("reservations_due", self.bookings.reservations_due),
             ("no_shows_expired", self.bookings.expire_no_shows),
@@ -45,6 +51,8 @@ class Housekeeping:
         if payments:
             steps.append(("payment_steps_done", lambda: self.settlement.process_due().done))
         steps.append(("chargers_gone_offline", self.charging.watchdog))
+        if self.grid is not None:
+            steps.append(("grid_limits_due", self.grid.rebalance))
         return self._run(steps)
 
     def wind_down(self) -> SweepRun:

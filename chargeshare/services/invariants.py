@@ -15,6 +15,7 @@ from chargeshare.domain.booking import FINAL_STATES, LIVE_STATES, BookingStatus,
 from chargeshare.domain.errors import LedgerError
 from chargeshare.domain.fleet import IssuedInvoice, Occurrence
 from chargeshare.domain.fleet_ledger import receivable_fleet
+from chargeshare.domain.grid_limits import LoadSample, Scope, overloads
 from chargeshare.domain.ledger import CHARGED_KINDS, PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
@@ -535,6 +536,24 @@ FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     no_open_sessions,
     no_reservation_held_after_booking_ended,
 )
+
+
+def grid_within_limits(
+    samples: Mapping[tuple[Scope, int], Sequence[LoadSample]], meter_interval: timedelta
+) -> InvariantResult:
+    """No site or feeder drew more than its limit (flexibility events included) for longer than one
+    meter interval: the time a new limit takes to be decided, sent, obeyed and measured."""
+    failures = [
+        f"{o.scope.value} {o.target_id} drew up to {o.peak_w} W over its {o.limit_w} W limit "
+        f"from {o.starts_at.isoformat()} to {o.ends_at.isoformat()}"
+        for o in overloads(samples, meter_interval)
+    ]
+    return _result(
+        "grid_within_limits",
+        "no site or feeder above its limit for longer than one meter interval",
+        sum(len(v) for v in samples.values()),
+        failures,
+    )
 
 
 def check_snapshot(s: Snapshot, *, final: bool = True) -> list[InvariantResult]:

@@ -21,6 +21,7 @@ from chargeshare.domain.fleet import (
     IssuedInvoice,
     Occurrence,
 )
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
@@ -727,6 +728,59 @@ class Fleets(Protocol):
         ...
 
 
+class Grid(Protocol):
+    """Site and feeder supply limits (chargeshare/domain/grid_limits.py): feeders, hosts' sites, the
+    chargers on each site, flexibility events, and each connector's limit as last decided."""
+
+    def add_feeder(self, name: str, limit_w: int) -> Feeder:
+        """InvalidRequest for a limit of 0 W or less."""
+        ...
+
+    def feeders(self) -> Sequence[Feeder]:
+        """Every feeder, by id."""
+        ...
+
+    def add_site(
+        self, host_id: int, name: str, limit_w: int, house_load_w: int, feeder_id: int | None
+    ) -> Site:
+        """NotFound for an unknown host or feeder; InvalidRequest for a limit that means nothing."""
+        ...
+
+    def sites(self, host_id: int | None = None) -> Sequence[Site]:
+        """Every site (or one host's), by id."""
+        ...
+
+    def set_house_load(self, site_id: int, house_load_w: int) -> Site:
+        """NotFound for an unknown site."""
+        ...
+
+    def place(self, charger_id: int, site_id: int | None) -> None:
+        """Put a charger on a site (None: on none); NotFound for an unknown charger or site."""
+        ...
+
+    def members(self) -> dict[int, int]:
+        """Each charger on a site: charger id -> site id."""
+        ...
+
+    def add_flex_event(
+        self, scope: Scope, target_id: int, limit_w: int, starts_at: datetime, ends_at: datetime, at: datetime
+    ) -> FlexEvent:
+        """NotFound for an unknown site or feeder; InvalidRequest for an empty window."""
+        ...
+
+    def flex_events(self, ending_after: datetime | None = None) -> Sequence[FlexEvent]:
+        """Flexibility events (those ending after `ending_after`), by start then id."""
+        ...
+
+    def allocations(self) -> dict[int, int]:
+        """Each connector's limit in W as last decided, by connector id."""
+        ...
+
+    def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
+        """Replace these connectors' limits (None: the connector has none any more)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""
 
@@ -754,6 +808,8 @@ class UnitOfWork(Protocol):
     def smart(self) -> SmartCharging: ...
     @property
     def pricing(self) -> Pricing: ...
+    @property
+    def grid(self) -> Grid: ...
     @property
     def files(self) -> ChargerFiles: ...
     @property

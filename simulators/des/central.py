@@ -60,6 +60,7 @@ class DesCentral:
             bookings=app.bookings,
             charging=app.charging,
             smart=app.smart,
+            grid=app.grid,
             reports=app.reports,
             metering=None,
         )

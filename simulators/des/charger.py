@@ -251,7 +251,7 @@ class DesCharger(ChargerCore):
         if gate is not None and p is not None:
             self._advance_gated(c, p, gate)
             return
-        if c.state is not ConnectorState.CHARGING or p is None:
+        if p is None or c.state not in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EVSE):
             return
         cap = p.meter_start + p.target_wh
         if not self.profiles.profiles:  # the common case: the connector's rating throughout
@@ -261,9 +261,14 @@ class DesCharger(ChargerCore):
             moments = [start, *self._profile_edges(c)(start, now), now]
             stretches = [(limit_at(a), (b - a).total_seconds()) for a, b in itertools.pairwise(moments)]
         for limit_w, seconds in stretches:
+            c.state = gated_state(c.state, limit_w)  # held at 0 W: SuspendedEVSE; more: charging again
+            if c.state is not ConnectorState.CHARGING:
+                continue
             if integrate(p.vehicle, c.meter, limit_w, cap, seconds) is not None:
                 c.state = step(c.state, Trigger.EV_FULL)
                 break
+        if self.profiles.profiles and c.state in (ConnectorState.CHARGING, ConnectorState.SUSPENDED_EVSE):
+            c.state = gated_state(c.state, self.limit_w(c))
         p.delivered_wh = c.meter.register_wh - p.meter_start
 
     def _advance_gated(self, c: VirtualConnector, p: Plugged, gate: SmartGate) -> None:
@@ -338,6 +343,14 @@ class DesCharger(ChargerCore):
     # ---- what the charger reports ----------------------------------------------------------------
     def _status(self, c: VirtualConnector) -> None:
         self._send(self.status_message(c))
+
+    def drawing(self) -> list[tuple[int, int, bool]]:
+        """Each connector's number, the power it draws now, and whether a car plugged in there is
+        held at 0 W (the grid meter's view: simulators/grid_metrics.py)."""
+        return [
+            (c.no, self.power_w(c), c.plugged is not None and c.state is ConnectorState.SUSPENDED_EVSE)
+            for c in self.connectors.values()
+        ]
 
     # ---- what a driver does at the charger -------------------------------------------------------
     def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> simpy.Event:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,9 @@ from typing import Any
 import simpy
 
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
+from chargeshare.domain.grid_limits import Scope
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
+from chargeshare.services.records import ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from simulators.des.central import SUPPORTED_VERSIONS, DesCentral, NotSupportedInDes
 from simulators.des.charger import DesCharger, Process
@@ -31,8 +33,18 @@ from simulators.des.faults import run_faults
 from simulators.des.fleet_hub import book_hub, close_hub, run_hub
 from simulators.driver import DriverStats
 from simulators.faults import Fault
-from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
+from simulators.fleet import (
+    CITIES,
+    DriverBehaviour,
+    FleetShape,
+    GridShape,
+    make_chargers,
+    make_drivers,
+    price_hosts,
+)
 from simulators.fleet_hub import HubShape
+from simulators.grid_metrics import SAMPLE_EVERY_S as GRID_SAMPLE_EVERY_S
+from simulators.grid_metrics import GridMeter
 from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
 from simulators.timeline import Sample, take_sample
@@ -186,6 +198,8 @@ def _populate(
     for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
         app.smart.set_demand_side_response(view.charger_id, True)
     price_hosts(app.pricing.set_settings, specs, params.fleet)
+    if params.fleet.grid is not None:
+        _lay_out_grid(app, params.fleet.grid, views, params.start)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     driver_ids = [d.driver_id for d in app.marketplace.add_drivers([(p.name, p.id_tag) for p in plans])]
     chargers = {
@@ -208,6 +222,54 @@ def _populate(
         ids = [v.charger_id for v in views]
         fleet_id = book_hub(world, params.fleet_hub, ids, params.start, params.duration_s)
     return world, list(zip(plans, driver_ids, strict=True)), fleet_id
+
+
+def _lay_out_grid(app: App, grid: GridShape, views: Sequence[ChargerView], start: datetime) -> None:
+    """Charger i on its host's own site, on feeder i % feeders + 1; the DNO's flexibility events
+    announced before the run begins."""
+    feeders = [app.grid.add_feeder(f"F{n + 1}", grid.feeder_limit_w) for n in range(grid.feeders)]
+    for i, view in enumerate(views):
+        site = app.grid.add_site(
+            view.host_id,
+            f"site of {view.charge_point_id}",
+            grid.site_limit_w,
+            house_load_w=grid.house_load_w,
+            feeder_id=feeders[i % len(feeders)].feeder_id,
+        )
+        app.grid.place(view.charger_id, site.site_id)
+    for e in grid.flex_events:
+        begins = start + timedelta(seconds=e.at_s)
+        app.grid.add_flex_event(
+            Scope.FEEDER,
+            feeders[e.feeder - 1].feeder_id,
+            e.limit_w,
+            begins,
+            begins + timedelta(seconds=e.duration_s),
+        )
+
+
+def _grid_meter(world: DesWorld, params: DesParams) -> GridMeter:
+    with world.app.store.reading() as tx:
+        by_connector = {
+            (c.charge_point_id, k.connector_no): k.connector_id
+            for c in tx.chargers.all()
+            for k in c.connectors
+        }
+
+    def drawing() -> list[tuple[int, int, bool]]:
+        return [
+            (by_connector[(cp_id, no)], watts, held)
+            for cp_id, charger in world.chargers.items()
+            for no, watts, held in charger.drawing()
+        ]
+
+    return GridMeter(world.app, drawing, params.meter_interval_s, params.start)
+
+
+def _sample_grid(world: DesWorld, meter: GridMeter) -> Process:
+    while True:
+        meter.sample(world.app.clock.now())
+        yield world.env.timeout(GRID_SAMPLE_EVERY_S)
 
 
 def _housekeeping(world: DesWorld) -> Process:
@@ -267,6 +329,9 @@ def _simulate(
         charger.connect()
         env.process(charger.heartbeats())
     env.process(_housekeeping(world))
+    if params.fleet.grid is not None:
+        stats.grid = _grid_meter(world, params)
+        env.process(_sample_grid(world, stats.grid))
     if progress is not None:
         env.process(_report_progress(world, progress, max(60.0, params.duration_s / 100), params.start))
     drivers = [env.process(run_driver(plan, driver_id, world)) for plan, driver_id in plans]

@@ -46,6 +46,24 @@ def fixed(url: str, body: dict[str, Any] | None = None) -> Callable[[World, Side
     return lambda _w, _s, _r: (url, body)
 
 
+def _site(w: World, s: Side) -> int:
+    """A site of the side's host."""
+    return w.app.grid.add_site(s.host.hid, "home", 13_800).site_id
+
+
+def _flex_event(w: World) -> dict[str, Any]:
+    """A flexibility event on a new feeder, starting in an hour."""
+    feeder = w.app.grid.add_feeder("F", 60_000)
+    starts = w.clock.now() + timedelta(hours=1)
+    return {
+        "scope": "feeder",
+        "target_id": feeder.feeder_id,
+        "limit_w": 10_000,
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=1)).isoformat(),
+    }
+
+
 def _image(w: World) -> str:
     """A published firmware image's token."""
     return w.app.files.publish_firmware("fw.bin", b"image").token
@@ -571,6 +589,56 @@ ROWS = [
         "admin",
         200,
         lambda w, _s, _r: (f"/fleets/{_fleet(w)}/statement", None),
+        per_tenant=False,
+    ),
+    Row("GET", "/host/sites", "host", 200, fixed("/host/sites"), per_tenant=False),
+    Row(
+        "POST",
+        "/host/sites",
+        "host",
+        201,
+        fixed("/host/sites", {"name": "home", "limit_w": 13_800}),
+        per_tenant=False,
+    ),
+    Row(
+        "PUT",
+        "/host/sites/{site_id}/house-load",
+        "host",
+        200,
+        lambda w, s, _r: (f"/host/sites/{_site(w, s)}/house-load", {"house_load_w": 500}),
+    ),
+    Row(
+        "PUT",
+        "/host/chargers/{charger_id}/site",
+        "host",
+        204,
+        lambda _w, s, _r: (f"/host/chargers/{s.charger_id}/site", {"site_id": None}),
+    ),
+    Row("GET", "/admin/feeders", "admin", 200, fixed("/admin/feeders"), per_tenant=False),
+    Row(
+        "POST",
+        "/admin/feeders",
+        "admin",
+        201,
+        fixed("/admin/feeders", {"name": "F1", "limit_w": 60_000}),
+        per_tenant=False,
+    ),
+    Row("GET", "/admin/sites", "admin", 200, fixed("/admin/sites"), per_tenant=False),
+    Row(
+        "POST",
+        "/admin/sites",
+        "admin",
+        201,
+        lambda _w, s, _r: ("/admin/sites", {"host_id": s.host.hid, "name": "home", "limit_w": 13_800}),
+        per_tenant=False,
+    ),
+    Row("GET", "/admin/flex-events", "admin", 200, fixed("/admin/flex-events"), per_tenant=False),
+    Row(
+        "POST",
+        "/admin/flex-events",
+        "admin",
+        201,
+        lambda w, _s, _r: ("/admin/flex-events", _flex_event(w)),
         per_tenant=False,
     ),
 ]

@@ -244,3 +244,25 @@ def test_upgrading_from_0017_adds_the_fleet_tables_and_keeps_the_bookings(url: s
         with pytest.raises(IntegrityError), conn.begin_nested():  # one fleet per driver
             conn.exec_driver_sql(add_fleet.format("Copy"))
     migrate.check_current(engine)
+
+
+def test_0019_sits_between_pricing_and_fleets_and_keeps_the_hosts(url: str, engine: Engine) -> None:
+    """0019: feeders, sites, flexibility events and limits; going back to 0018 drops them (and 0020's
+    fleet tables above them), and upgrading again brings both back."""
+    grid_tables = {"grid_feeders", "grid_sites", "grid_site_chargers", "grid_flex_events", "grid_allocations"}
+    migrate.upgrade(engine)
+    assert grid_tables <= set(shape(engine))
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0018")
+        conn.commit()
+        left = set(inspect(conn).get_table_names())
+        assert not grid_tables & left
+        assert not {t for t in left if t.startswith("fleet_")}
+        assert "host_pricing" in left
+        conn.execute(text("INSERT INTO hosts (name) VALUES ('Ann')"))
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0018"
+    assert grid_tables <= set(shape(engine))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
+    migrate.check_current(engine)

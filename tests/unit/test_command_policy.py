@@ -3,7 +3,7 @@ for each answer, the stops-sent memory, and what a charger is owed when it conne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
 from chargeshare.ocpp.metering import MeteringPolicy
@@ -27,6 +28,7 @@ from chargeshare.services.events import (
     ChargerOnline,
     EnergyLimitReached,
     Event,
+    GridLimitsDue,
     OverrideDue,
     ReservationDue,
     SessionClosedWithoutStop,
@@ -63,6 +65,7 @@ class FakeBackend:
     stops: list[EnergyLimitReached] = field(default_factory=list)
     overrides: list[OverrideDue] = field(default_factory=list)
     settings: SmartSettings | None = None
+    limits: GridLimitsDue | None = None
     answered_ends_booking: bool = False
     fails: dict[str, Exception] = field(default_factory=dict)  # method name -> what it raises
 
@@ -98,6 +101,10 @@ class FakeBackend:
 
     def overrides_due(self, charge_point_id: str) -> list[OverrideDue]:
         return self.overrides
+
+    def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
+        self._call("limits_due", charge_point_id)
+        return self.limits
 
     def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool:
         self._call("record", cp_id, action, summary)
@@ -152,6 +159,7 @@ def world(
         bookings=backend,
         charging=backend,
         smart=backend,
+        grid=backend,
         reports=backend,
         metering=MeteringPolicy(60, 900) if metering else None,
     )
@@ -187,6 +195,7 @@ def test_the_policy_decides_on_every_event_that_asks_something_of_a_charger() ->
         OverrideDue,
         CertificateIssued,
         TransactionEventsMissing,
+        GridLimitsDue,
     }
     assert world().policy.decide(ChargerOnline(AT, "CP1")) == []
 
@@ -382,6 +391,46 @@ def test_missing_events_on_a_link_held_elsewhere_are_left_to_that_process() -> N
     assert len(w.policy.decide(gap())) == 1  # not remembered as asked
 
 
+# ---- site and feeder limits --------------------------------------------------------------------------
+LIMITS = GridLimitsDue(AT, "CP1", ((1, 3_000), (2, 4_000)))
+
+
+def test_grid_limits_are_sent_in_turn_the_charger_maximum_first() -> None:
+    w = world(here=set(), elsewhere={"CP1"})
+    w.decide_and_run(LIMITS)
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT))
+    assert len(w.commands()) == 3
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [cmd.Rejected(cmd.Status.REJECTED, None), cmd.Timeout(30.0), cmd.NotConnected("gone")],
+    ids=lambda r: type(r).__name__,
+)
+def test_grid_limits_stop_at_the_first_refusal(refusal: cmd.CommandResult[Any]) -> None:
+    w = world()
+    w.decide_and_run(LIMITS, lambda _c: refusal)
+    assert w.commands() == [ocpp_grid.limit_commands(LIMITS.limits_w, AT)[0]]
+
+
+def test_grid_limits_stop_after_a_connector_refuses_its_share() -> None:
+    w = world()
+    answers: Iterator[cmd.CommandResult[Any]] = iter([DONE, cmd.Rejected(cmd.Status.REJECTED, None), DONE])
+    w.decide_and_run(LIMITS, lambda _c: next(answers))
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT)[:2])
+
+
+def test_cleared_limits_clear_both_profiles() -> None:
+    w = world()
+    w.decide_and_run(GridLimitsDue(AT, "CP1", ()))
+    assert w.commands() == list(ocpp_grid.limit_commands((), AT))
+    assert all(isinstance(c, cmd.ClearChargingProfile) for c in w.commands())
+
+
+def test_grid_limits_for_an_unreachable_charger_wait_for_it_to_connect() -> None:
+    assert world(here=set()).policy.decide(LIMITS) == []
+
+
 # ---- what a charger is owed on connecting ----------------------------------------------------------
 def test_on_connecting_a_charger_is_sent_everything_it_is_owed() -> None:
     w = world()
@@ -396,6 +445,27 @@ def test_on_connecting_a_charger_is_sent_everything_it_is_owed() -> None:
         cmd.StopCharging(1),
         ocpp_smart.override_command(1, 5, 7_400),
     ]
+
+
+def test_on_connecting_a_charger_is_sent_its_grid_limits_as_last_decided() -> None:
+    w = world()
+    w.backend.overrides = [override(5)]
+    w.backend.limits = LIMITS
+    w.run(w.policy.connected("CP1"))
+    assert w.commands() == [
+        ocpp_smart.override_command(1, 5, 7_400),
+        *ocpp_grid.limit_commands(LIMITS.limits_w, AT),
+    ]
+    assert w.backend.recorded("limits_due") == [("CP1",)]
+
+
+@pytest.mark.parametrize("failure", [NotFound("CP1"), Busy("locked", 1.0)], ids=type)
+def test_a_failed_grid_lookup_leaves_the_rest_owed(failure: Exception) -> None:
+    w = world()
+    w.backend.overrides = [override(5)]
+    w.backend.fails["limits_due"] = failure
+    w.run(w.policy.connected("CP1"))
+    assert w.commands() == [ocpp_smart.override_command(1, 5, 7_400)]
 
 
 def test_a_stop_sent_on_an_earlier_link_is_sent_again_on_connecting() -> None:

@@ -13,6 +13,7 @@ import pytest
 from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.frames import CALL, CALLRESULT, RemoteProtocolError, check_payload
+from chargeshare.ocpp.grid_limits import limit_commands
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID, override_profile, settings_commands
 
 WHEN = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -55,6 +56,8 @@ COMMANDS: list[cmd.Command[Any]] = [
             starts_at=WHEN,
         ),
     ),
+    *limit_commands(((1, 3_000), (2, 1_380)), WHEN),  # a site's or feeder's limits
+    *limit_commands((), WHEN),
     cmd.ClearChargingProfile(),
     cmd.ClearChargingProfile(profile_id=3),
     cmd.ClearChargingProfile(connector_no=1, purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=2),

@@ -29,6 +29,7 @@ from chargeshare.adapters.api import (
     routes_events,
     routes_files,
     routes_fleets,
+    routes_grid,
     routes_health,
     routes_host_chargers,
     routes_host_money,
@@ -215,6 +216,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_smart_charging.router(app), responses=signed_in)
     api.include_router(routes_pricing.router(app), responses=signed_in)
     api.include_router(routes_fleets.router(app), responses=signed_in)
+    api.include_router(routes_grid.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

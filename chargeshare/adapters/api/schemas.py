@@ -558,3 +558,66 @@ class QuoteOut(BaseModel):
     adjustments_bps: dict[str, int] = Field(description="each signal's move of the listed price")
     bounded_by: str | None = Field(description="floor, ceiling or own_tariff when a bound set the price")
     utilisation_permille: int = Field(description="of the chargers nearby, booked over the window")
+
+
+# ---- site and feeder limits ------------------------------------------------------------------------
+Watts = Annotated[int, Field(ge=0, le=100_000_000)]
+
+
+class FeederIn(BaseModel):
+    name: Text = Field(min_length=1, max_length=200)
+    limit_w: Watts = Field(description="the limit the distribution network operator sets, W (more than 0)")
+
+
+class FeederOut(BaseModel):
+    feeder_id: int
+    name: str
+    limit_w: int
+
+
+class HostSiteIn(BaseModel):
+    name: Text = Field(min_length=1, max_length=200)
+    limit_w: Watts = Field(description="the supply's limit (the main fuse: 60 A at 230 V is 13,800 W)")
+    house_load_w: Watts = Field(default=0, description="what the house draws besides the chargers, W")
+
+
+class SiteIn(HostSiteIn):
+    host_id: int
+    feeder_id: int | None = None
+
+
+class HouseLoadIn(BaseModel):
+    house_load_w: Watts
+
+
+class ChargerSiteIn(BaseModel):
+    site_id: int | None = Field(description="the site the charger is on; null: on none")
+
+
+class SiteOut(BaseModel):
+    site_id: int
+    host_id: int
+    name: str
+    limit_w: int
+    house_load_w: int
+    feeder_id: int | None
+    charger_ids: list[int]
+
+
+class FlexEventIn(BaseModel):
+    """A DNO's flexibility event: the limit of a site or a feeder lowered for a window."""
+
+    scope: Literal["site", "feeder"]
+    target_id: int
+    limit_w: Watts
+    starts_at: Instant = Field(description="with a time zone")
+    ends_at: Instant
+
+
+class FlexEventOut(BaseModel):
+    event_id: int
+    scope: str
+    target_id: int
+    limit_w: int
+    starts_at: datetime
+    ends_at: datetime

@@ -452,6 +452,62 @@ charger_smart_settings = Table(
     CheckConstraint("randomised_delay_max_s BETWEEN 0 AND 1800", name="ck_charger_smart_settings_delay_max"),
 )
 
+# Site and feeder supply limits (chargeshare/domain/grid_limits.py): feeders the DNO sets a limit
+# for, hosts' sites (a main fuse shared with the house) on them, the chargers on each site, the
+# flexibility events lowering a limit for a window, and each connector's limit as last decided.
+grid_feeders = Table(
+    "grid_feeders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("limit_w", Integer, nullable=False),
+    CheckConstraint("limit_w > 0", name="ck_grid_feeders_limit"),
+)
+
+grid_sites = Table(
+    "grid_sites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("host_id", ForeignKey("hosts.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("limit_w", Integer, nullable=False),
+    Column("house_load_w", Integer, nullable=False),
+    Column("feeder_id", ForeignKey("grid_feeders.id")),
+    CheckConstraint("limit_w > 0", name="ck_grid_sites_limit"),
+    CheckConstraint("house_load_w >= 0", name="ck_grid_sites_house_load"),
+    Index("ix_grid_sites_host", "host_id"),
+)
+
+grid_site_chargers = Table(
+    "grid_site_chargers",
+    metadata,
+    Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
+    Column("site_id", ForeignKey("grid_sites.id"), nullable=False),
+    Index("ix_grid_site_chargers_site", "site_id"),
+)
+
+grid_flex_events = Table(
+    "grid_flex_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scope", String(16), nullable=False),  # site | feeder
+    Column("target_id", Integer, nullable=False),
+    Column("limit_w", Integer, nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("limit_w >= 0", name="ck_grid_flex_events_limit"),
+    Index("ix_grid_flex_events_ends", "ends_at"),
+)
+
+grid_allocations = Table(
+    "grid_allocations",
+    metadata,
+    Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
+    Column("limit_w", Integer, nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=False),
+)
+
 # Bookings whose driver overrode the randomised delay and the default charging hours ("charge now"):
 # the charger is told so when the session starts.
 booking_overrides = Table(

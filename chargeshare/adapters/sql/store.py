@@ -23,6 +23,7 @@ from chargeshare.adapters.sql.charger_files import SqlChargerFiles
 from chargeshare.adapters.sql.charger_reports import SqlChargerReports
 from chargeshare.adapters.sql.chargers import SqlChargers
 from chargeshare.adapters.sql.fleet import SqlFleets
+from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.adapters.sql.ledger import SqlLedger
 from chargeshare.adapters.sql.notices import SqlNotifications, SqlSecurityLog
 from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
@@ -339,6 +340,7 @@ class SqlUnitOfWork:
         self._tokens: SqlIdTokens | None = None
         self._smart: SqlSmartCharging | None = None
         self._pricing: SqlPricing | None = None
+        self._grid: SqlGrid | None = None
         self._files: SqlChargerFiles | None = None
         self._fleet: SqlFleets | None = None
 
@@ -413,6 +415,12 @@ class SqlUnitOfWork:
         if self._pricing is None:
             self._pricing = SqlPricing(self.conn, self.dialect)
         return self._pricing
+
+    @property
+    def grid(self) -> SqlGrid:
+        if self._grid is None:
+            self._grid = SqlGrid(self.conn, self.dialect)
+        return self._grid
 
     @property
     def files(self) -> SqlChargerFiles:

@@ -1,7 +1,7 @@
 """Fleet-share hubs: fleet accounts, block contracts, their occurrences (bookings) and invoices.
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from chargeshare.adapters.sql.schema import UTCDateTime
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

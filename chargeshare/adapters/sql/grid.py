@@ -1,0 +1,140 @@
+"""Site and feeder supply limits: feeders, sites, the chargers on each, flexibility events, and the
+connectors' limits as last decided."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+
+_f = t.grid_feeders.c
+_s = t.grid_sites.c
+_m = t.grid_site_chargers.c
+_e = t.grid_flex_events.c
+_a = t.grid_allocations.c
+
+
+def _site(r: Any) -> Site:
+    feeder = None if r.feeder_id is None else int(r.feeder_id)
+    return Site(int(r.id), int(r.host_id), r.name, int(r.limit_w), int(r.house_load_w), feeder)
+
+
+def _event(r: Any) -> FlexEvent:
+    return FlexEvent(int(r.id), Scope(r.scope), int(r.target_id), int(r.limit_w), r.starts_at, r.ends_at)
+
+
+class SqlGrid:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def _exists(self, table: Any, row_id: int, what: str) -> None:
+        if self.conn.execute(select(table.c.id).where(table.c.id == row_id)).first() is None:
+            raise NotFound(f"no {what} {row_id}")
+
+    # ---- feeders and sites -------------------------------------------------------------------------
+    def add_feeder(self, name: str, limit_w: int) -> Feeder:
+        Feeder(0, name, limit_w)  # checks the limit before anything is written
+        q = insert(t.grid_feeders).values(name=name, limit_w=limit_w).returning(_f.id)
+        return Feeder(int(self.conn.execute(q).scalar_one()), name, limit_w)
+
+    def feeders(self) -> Sequence[Feeder]:
+        rows = self.conn.execute(select(t.grid_feeders).order_by(_f.id))
+        return [Feeder(int(r.id), r.name, int(r.limit_w)) for r in rows]
+
+    def add_site(
+        self, host_id: int, name: str, limit_w: int, house_load_w: int, feeder_id: int | None
+    ) -> Site:
+        Site(0, host_id, name, limit_w, house_load_w, feeder_id)
+        self._exists(t.hosts, host_id, "host")
+        if feeder_id is not None:
+            self._exists(t.grid_feeders, feeder_id, "feeder")
+        q = (
+            insert(t.grid_sites)
+            .values(
+                host_id=host_id, name=name, limit_w=limit_w, house_load_w=house_load_w, feeder_id=feeder_id
+            )
+            .returning(_s.id)
+        )
+        return Site(int(self.conn.execute(q).scalar_one()), host_id, name, limit_w, house_load_w, feeder_id)
+
+    def sites(self, host_id: int | None = None) -> Sequence[Site]:
+        q = select(t.grid_sites).order_by(_s.id)
+        if host_id is not None:
+            q = q.where(_s.host_id == host_id)
+        return [_site(r) for r in self.conn.execute(q)]
+
+    def set_house_load(self, site_id: int, house_load_w: int) -> Site:
+        self._exists(t.grid_sites, site_id, "site")
+        (site,) = [s for s in self.sites() if s.site_id == site_id]
+        changed = Site(site.site_id, site.host_id, site.name, site.limit_w, house_load_w, site.feeder_id)
+        self.conn.execute(update(t.grid_sites).where(_s.id == site_id).values(house_load_w=house_load_w))
+        return changed
+
+    # ---- which charger is on which site ------------------------------------------------------------
+    def place(self, charger_id: int, site_id: int | None) -> None:
+        self._exists(t.chargers, charger_id, "charger")
+        if site_id is not None:
+            self._exists(t.grid_sites, site_id, "site")
+        self.conn.execute(delete(t.grid_site_chargers).where(_m.charger_id == charger_id))
+        if site_id is not None:
+            self.conn.execute(insert(t.grid_site_chargers).values(charger_id=charger_id, site_id=site_id))
+
+    def members(self) -> dict[int, int]:
+        rows = self.conn.execute(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
+        return {int(r.charger_id): int(r.site_id) for r in rows}
+
+    # ---- flexibility events ------------------------------------------------------------------------
+    def add_flex_event(
+        self, scope: Scope, target_id: int, limit_w: int, starts_at: datetime, ends_at: datetime, at: datetime
+    ) -> FlexEvent:
+        FlexEvent(0, scope, target_id, limit_w, starts_at, ends_at)
+        if scope is Scope.SITE:
+            self._exists(t.grid_sites, target_id, "site")
+        else:
+            self._exists(t.grid_feeders, target_id, "feeder")
+        q = (
+            insert(t.grid_flex_events)
+            .values(
+                scope=scope.value,
+                target_id=target_id,
+                limit_w=limit_w,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                created_at=at,
+            )
+            .returning(_e.id)
+        )
+        return FlexEvent(
+            int(self.conn.execute(q).scalar_one()), scope, target_id, limit_w, starts_at, ends_at
+        )
+
+    def flex_events(self, ending_after: datetime | None = None) -> Sequence[FlexEvent]:
+        q = select(t.grid_flex_events).order_by(_e.starts_at, _e.id)
+        if ending_after is not None:
+            q = q.where(_e.ends_at > ending_after)
+        return [_event(r) for r in self.conn.execute(q)]
+
+    # ---- the connectors' limits as last decided ----------------------------------------------------
+    def allocations(self) -> dict[int, int]:
+        rows = self.conn.execute(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
+        return {int(r.connector_id): int(r.limit_w) for r in rows}
+
+    def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
+        # One statement per connector, so two processes deciding at once do not collide on a new
+        # row: the later decision stands.
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        for connector_id, limit_w in sorted(limits_w.items()):
+            if limit_w is None:
+                self.conn.execute(delete(t.grid_allocations).where(_a.connector_id == connector_id))
+                continue
+            values = {"limit_w": limit_w, "decided_at": at}
+            q = make(t.grid_allocations).values(connector_id=connector_id, **values)
+            self.conn.execute(q.on_conflict_do_update(index_elements=[_a.connector_id], set_=values))

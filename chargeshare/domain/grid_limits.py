@@ -1,0 +1,261 @@
+"""Site and feeder supply limits, as pure rules: how much power each charging connector may draw.
+
+A host's site has a supply limit shared with the house (its main fuse: 60 A at 230 V is 13.8 kW),
+whose own load comes first. Sites hang off a feeder whose limit the distribution network operator
+sets. A flexibility event (a DNO's demand-side-response signal) lowers a site's or a feeder's limit
+for a window. The connectors charging under a limit share what is left of it max-min fairly (each
+gets the same, except those whose rating is lower, whose spare goes to the others), none below the
+minimum charging power; when there is not enough for every car to get that minimum, the most
+recently started are paused (0 W) until there is. Power in W, time aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from chargeshare.domain.errors import InvalidRequest
+
+VOLTS = 230
+MIN_CHARGING_W = 6 * VOLTS  # 6 A on one phase: IEC 61851's lowest current a car must accept
+
+
+_K = TypeVar("_K")
+
+
+class Scope(StrEnum):
+    """What a limit belongs to."""
+
+    SITE = "site"
+    FEEDER = "feeder"
+
+
+@dataclass(frozen=True)
+class Feeder:
+    feeder_id: int
+    name: str
+    limit_w: int
+
+    def __post_init__(self) -> None:
+        _positive("a feeder's limit", self.limit_w)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A host's premises: its supply limit, the house's own load, and the feeder it hangs off."""
+
+    site_id: int
+    host_id: int
+    name: str
+    limit_w: int
+    house_load_w: int = 0
+    feeder_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("a site's limit", self.limit_w)
+        if self.house_load_w < 0:
+            raise InvalidRequest(f"a house load is 0 W or more, got {self.house_load_w}")
+
+
+@dataclass(frozen=True)
+class FlexEvent:
+    """A limit lowered to `limit_w` over [starts_at, ends_at)."""
+
+    event_id: int
+    scope: Scope
+    target_id: int
+    limit_w: int
+    starts_at: datetime
+    ends_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.limit_w < 0:
+            raise InvalidRequest(f"a flexibility event's limit is 0 W or more, got {self.limit_w}")
+        if self.ends_at <= self.starts_at:
+            raise InvalidRequest("a flexibility event ends after it starts")
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def applies_to(self, scope: Scope, target_id: int) -> bool:
+        return self.scope is scope and self.target_id == target_id
+
+
+@dataclass(frozen=True)
+class Charging:
+    """A connector with a car charging on it, under a site."""
+
+    connector_id: int
+    site_id: int
+    rating_w: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Each charging connector's limit in W (0: paused), and which were paused for want of power."""
+
+    limits_w: Mapping[int, int]
+    paused: frozenset[int]
+
+
+def _positive(what: str, watts: int) -> None:
+    if watts <= 0:
+        raise InvalidRequest(f"{what} must be more than 0 W, got {watts}")
+
+
+def effective_limit_w(
+    base_w: int, scope: Scope, target_id: int, events: Iterable[FlexEvent], at: datetime
+) -> int:
+    """The limit in force at `at`: the base one, or the lowest an active flexibility event sets."""
+    lowered = [e.limit_w for e in events if e.active(at) and e.applies_to(scope, target_id)]
+    return min([base_w, *lowered])
+
+
+def capacities_w(
+    sites: Sequence[Site], feeders: Sequence[Feeder], events: Sequence[FlexEvent], at: datetime
+) -> dict[tuple[Scope, int], int]:
+    """What each site and feeder leaves for charging at `at`: its limit in force less the house
+    loads under it (never below 0)."""
+    caps: dict[tuple[Scope, int], int] = {}
+    for f in feeders:
+        houses = sum(s.house_load_w for s in sites if s.feeder_id == f.feeder_id)
+        limit = effective_limit_w(f.limit_w, Scope.FEEDER, f.feeder_id, events, at)
+        caps[(Scope.FEEDER, f.feeder_id)] = max(0, limit - houses)
+    for s in sites:
+        limit = effective_limit_w(s.limit_w, Scope.SITE, s.site_id, events, at)
+        caps[(Scope.SITE, s.site_id)] = max(0, limit - s.house_load_w)
+    return caps
+
+
+def _constraints(site: Site) -> list[tuple[Scope, int]]:
+    under = [(Scope.SITE, site.site_id)]
+    if site.feeder_id is not None:
+        under.append((Scope.FEEDER, site.feeder_id))
+    return under
+
+
+def allocate(
+    sites: Sequence[Site],
+    feeders: Sequence[Feeder],
+    charging: Sequence[Charging],
+    events: Sequence[FlexEvent],
+    at: datetime,
+    *,
+    min_w: int = MIN_CHARGING_W,
+) -> Allocation:
+    """Every charging connector's limit at `at`. A connector on a site not listed is not limited
+    (its rating); sites and feeders are as listed."""
+    by_site = {s.site_id: s for s in sites}
+    caps = capacities_w(sites, feeders, events, at)
+    under = {c.connector_id: _constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
+    floor = {c.connector_id: min(min_w, c.rating_w) for c in charging}
+    # Pause the latest started (ties: the higher connector id) until every car can have its minimum.
+    running = sorted(charging, key=lambda c: (c.started_at, c.connector_id))
+    paused: set[int] = set()
+    while True:
+        need: dict[tuple[Scope, int], int] = {}
+        for c in running:
+            for k in under.get(c.connector_id, []):
+                need[k] = need.get(k, 0) + floor[c.connector_id]
+        short = {k for k, w in need.items() if w > caps[k]}
+        if not short:
+            break
+        latest = next(c for c in reversed(running) if short.intersection(under.get(c.connector_id, [])))
+        running.remove(latest)
+        paused.add(latest.connector_id)
+    limits = fair_shares(caps, {c.connector_id: (c.rating_w, under.get(c.connector_id, [])) for c in running})
+    return Allocation({**limits, **dict.fromkeys(paused, 0)}, frozenset(paused))
+
+
+def fair_shares(
+    capacities: Mapping[_K, int], demands: Mapping[int, tuple[int, Sequence[_K]]]
+) -> dict[int, int]:
+    """Max-min fair shares (progressive filling) in whole watts: each item's (rating, the
+    constraints it sits under), each constraint's capacity. Every item rises together until it
+    reaches its rating or one of its constraints is full; floors keep each sum within its capacity."""
+    share: dict[int, int] = {}
+    rising = set(demands)
+    while rising:
+        used: dict[_K, int] = {}
+        count: dict[_K, int] = {}
+        for item, (_, keys) in demands.items():
+            for k in keys:
+                if item in rising:
+                    count[k] = count.get(k, 0) + 1
+                else:
+                    used[k] = used.get(k, 0) + share[item]
+        levels = {k: (capacities[k] - used.get(k, 0)) // n for k, n in count.items()}
+        lowest_rating = min(demands[i][0] for i in rising)
+        bottleneck = min([lowest_rating, *levels.values()])
+        full = {k for k, level in levels.items() if level == bottleneck}
+        done = {i for i in rising if demands[i][0] <= bottleneck or full.intersection(demands[i][1])}
+        for i in done:
+            share[i] = max(0, min(bottleneck, demands[i][0]))
+        rising -= done
+    return share
+
+
+# ---- the invariant: measured load against the limit ---------------------------------------------
+@dataclass(frozen=True)
+class LoadSample:
+    """What a site or feeder drew at `at` (house load included), and its limit in force then."""
+
+    at: datetime
+    load_w: int
+    limit_w: int
+
+
+@dataclass(frozen=True)
+class Overload:
+    scope: Scope
+    target_id: int
+    starts_at: datetime
+    ends_at: datetime  # the first sample back within the limit, or the last sample
+    peak_w: int
+    limit_w: int
+
+    @property
+    def lasted(self) -> timedelta:
+        return self.ends_at - self.starts_at
+
+
+def overloads(
+    samples: Mapping[tuple[Scope, int], Sequence[LoadSample]], tolerance: timedelta
+) -> list[Overload]:
+    """Every stretch in which a site or feeder drew more than its limit for longer than
+    `tolerance` (one meter interval: a limit takes that long to be measured as obeyed)."""
+    found: list[Overload] = []
+    for (scope, target), series in sorted(samples.items()):
+        start: LoadSample | None = None
+        peak = 0
+        ordered = sorted(series, key=lambda s: s.at)
+        for s in ordered:
+            if s.load_w > s.limit_w:
+                if start is None:
+                    start, peak = s, s.load_w
+                peak = max(peak, s.load_w)
+                continue
+            if start is not None:
+                if s.at - start.at > tolerance:
+                    found.append(Overload(scope, target, start.at, s.at, peak, start.limit_w))
+                start = None
+        if start is not None and ordered[-1].at - start.at > tolerance:
+            found.append(Overload(scope, target, start.at, ordered[-1].at, peak, start.limit_w))
+    return found
+
+
+def site_loads_w(
+    sites: Sequence[Site], power_w: Mapping[int, int], site_of: Mapping[int, int]
+) -> dict[tuple[Scope, int], int]:
+    """Each site's and feeder's load: its houses' loads and the power its connectors draw
+    (`power_w` by connector id, `site_of` each connector's site)."""
+    loads: dict[tuple[Scope, int], int] = {}
+    for s in sites:
+        chargers = sum(w for c, w in power_w.items() if site_of.get(c) == s.site_id)
+        for k in _constraints(s):
+            loads[k] = loads.get(k, 0) + s.house_load_w + chargers
+    return loads

@@ -1,0 +1,211 @@
+"""Site and feeder supply limits on the backend's side: the operator's feeders and flexibility
+events, hosts' sites and the chargers on them, and each connector's limit, decided again whenever a
+session starts or stops, a site changes, or a flexibility event begins or ends (a housekeeping step).
+
+A connector with a car charging gets its fair share (chargeshare/domain/grid_limits.py); one
+without gets the minimum charging power, so a car that starts there draws no more than that before
+the start is heard and the shares are decided again. The limits decided are kept (grid_allocations),
+and a charger whose limits changed is told (`GridLimitsDue`; chargeshare/ocpp/grid_limits.py says it
+in OCPP); a charger that connects is told its limits again (`limits_due`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.grid_limits import (
+    MIN_CHARGING_W,
+    Charging,
+    Feeder,
+    FlexEvent,
+    Scope,
+    Site,
+    allocate,
+)
+from chargeshare.services.clock import Clock
+from chargeshare.services.events import (
+    GridLimitsDue,
+    MessageBus,
+    SessionClosedWithoutStop,
+    SessionStarted,
+    SessionStopped,
+)
+from chargeshare.services.ports import Store, UnitOfWork
+
+
+@dataclass(frozen=True)
+class _Connector:
+    connector_id: int
+    connector_no: int
+    charge_point_id: str
+
+
+class GridService:
+    def __init__(self, store: Store, bus: MessageBus, clock: Clock, *, min_w: int = MIN_CHARGING_W) -> None:
+        self.store, self.bus, self.clock, self.min_w = store, bus, clock, min_w
+        for event in (SessionStarted, SessionStopped, SessionClosedWithoutStop):
+            bus.subscribe(event, self._on_session_changed)
+
+    # ---- the operator's and the hosts' choices ----------------------------------------------------
+    def add_feeder(self, name: str, limit_w: int) -> Feeder:
+        with self.store.transaction() as tx:
+            return tx.grid.add_feeder(name, limit_w)
+
+    def add_site(
+        self, host_id: int, name: str, limit_w: int, *, house_load_w: int = 0, feeder_id: int | None = None
+    ) -> Site:
+        with self.store.transaction() as tx:
+            return tx.grid.add_site(host_id, name, limit_w, house_load_w, feeder_id)
+
+    def set_house_load(
+        self, site_id: int, house_load_w: int, *, host_id: int | None = None, decide: bool = True
+    ) -> Site:
+        """A site's house load changed (a simulated house, or a meter's reading): the shares follow
+        (`decide=False`: at the next housekeeping sweep, in whichever process runs it)."""
+        with self.store.transaction() as tx:
+            self._site(tx, site_id, host_id)
+            site = tx.grid.set_house_load(site_id, house_load_w)
+        if decide:
+            self.rebalance()
+        return site
+
+    def place(
+        self, charger_id: int, site_id: int | None, *, host_id: int | None = None, decide: bool = True
+    ) -> None:
+        """Put a charger on a site (None: on none). With `host_id`, only that host's charger, on
+        that host's site (another's is NotFound)."""
+        with self.store.transaction() as tx:
+            charger = tx.chargers.by_id(charger_id)
+            if host_id is not None and charger.host_id != host_id:
+                raise NotFound(f"no charger {charger_id}")
+            if site_id is not None:
+                self._site(tx, site_id, host_id)
+            tx.grid.place(charger_id, site_id)
+        if decide:
+            self.rebalance()
+
+    def add_flex_event(
+        self,
+        scope: Scope,
+        target_id: int,
+        limit_w: int,
+        starts_at: datetime,
+        ends_at: datetime,
+        *,
+        decide: bool = True,
+    ) -> FlexEvent:
+        """A DNO's flexibility event: the limit is lowered over the window. One already running
+        takes effect now; the housekeeping sweep follows its start and end."""
+        with self.store.transaction() as tx:
+            event = tx.grid.add_flex_event(scope, target_id, limit_w, starts_at, ends_at, self.clock.now())
+        if decide:
+            self.rebalance()
+        return event
+
+    # ---- reading ----------------------------------------------------------------------------------
+    def feeders(self) -> Sequence[Feeder]:
+        with self.store.reading() as tx:
+            return tx.grid.feeders()
+
+    def sites(self, host_id: int | None = None) -> Sequence[Site]:
+        with self.store.reading() as tx:
+            return tx.grid.sites(host_id)
+
+    def flex_events(self, *, current_only: bool = False) -> Sequence[FlexEvent]:
+        with self.store.reading() as tx:
+            return tx.grid.flex_events(self.clock.now() if current_only else None)
+
+    def members(self) -> dict[int, int]:
+        with self.store.reading() as tx:
+            return tx.grid.members()
+
+    def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
+        """What a charger that connects is told: its connectors' limits as last decided (None: it
+        is on no limited site)."""
+        with self.store.reading() as tx:
+            charger = tx.chargers.get(charge_point_id)
+            decided = tx.grid.allocations()
+        limits = tuple(
+            (c.connector_no, decided[c.connector_id]) for c in charger.connectors if c.connector_id in decided
+        )
+        return GridLimitsDue(self.clock.now(), charge_point_id, limits) if limits else None
+
+    # ---- deciding ---------------------------------------------------------------------------------
+    def _on_session_changed(self, _event: object) -> None:
+        self.rebalance()
+
+    def rebalance(self) -> list[GridLimitsDue]:
+        """Decide every connector's limit now, keep those that changed, and tell their chargers."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            members = tx.grid.members()
+            decided = tx.grid.allocations()
+            if not members and not decided:
+                return []
+            wanted, where = self._decide(tx, members, now)
+            for connector_id in decided.keys() - wanted.keys():
+                if connector_id not in where:
+                    where[connector_id] = self._connector_of(tx, connector_id)
+            changed: dict[int, int | None] = {
+                c: wanted.get(c) for c in wanted.keys() | decided.keys() if wanted.get(c) != decided.get(c)
+            }
+            if not changed:
+                return []
+            tx.grid.save_allocations(changed, now)
+        chargers = sorted({where[c].charge_point_id for c in changed})
+        due = [
+            GridLimitsDue(
+                now,
+                cp_id,
+                tuple(
+                    sorted(
+                        (k.connector_no, wanted[c])
+                        for c, k in where.items()
+                        if k.charge_point_id == cp_id and c in wanted
+                    )
+                ),
+            )
+            for cp_id in chargers
+        ]
+        for event in due:
+            self.bus.publish(event)
+        return due
+
+    def _decide(
+        self, tx: UnitOfWork, members: dict[int, int], now: datetime
+    ) -> tuple[dict[int, int], dict[int, _Connector]]:
+        sites, feeders = tx.grid.sites(), tx.grid.feeders()
+        events = tx.grid.flex_events(now)
+        where: dict[int, _Connector] = {}
+        idle: dict[int, int] = {}
+        charging: list[Charging] = []
+        for charger_id, site_id in members.items():
+            charger = tx.chargers.by_id(charger_id)
+            for c in charger.connectors:
+                where[c.connector_id] = _Connector(c.connector_id, c.connector_no, charger.charge_point_id)
+                session = tx.sessions.open_on(c.connector_id)
+                if session is None:
+                    idle[c.connector_id] = min(self.min_w, c.max_power_w)
+                else:
+                    charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
+        shares = allocate(sites, feeders, charging, events, now, min_w=self.min_w)
+        return {**idle, **shares.limits_w}, where
+
+    @staticmethod
+    def _connector_of(tx: UnitOfWork, connector_id: int) -> _Connector:
+        """A connector whose charger left its site: where its cleared limit is to be told."""
+        for charger in tx.chargers.all():
+            for c in charger.connectors:
+                if c.connector_id == connector_id:
+                    return _Connector(connector_id, c.connector_no, charger.charge_point_id)
+        raise NotFound(f"no connector {connector_id}")
+
+    @staticmethod
+    def _site(tx: UnitOfWork, site_id: int, host_id: int | None) -> Site:
+        found = [s for s in tx.grid.sites(host_id) if s.site_id == site_id]
+        if not found:
+            raise NotFound(f"no site {site_id}")  # another host's: as if it did not exist
+        return found[0]

@@ -1,0 +1,101 @@
+"""A run's site and feeder loads, measured from the virtual chargers (DES): every site's house load
+and its connectors' power, every feeder's sum of its sites, sampled against the limit in force
+(flexibility events included). The `grid_within_limits` invariant and the run summary's `grid`
+measures are judged from these samples; the feeder plot draws them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.grid_limits import LoadSample, Scope, effective_limit_w, overloads, site_loads_w
+from chargeshare.services.invariants import InvariantResult, grid_within_limits
+
+SAMPLE_EVERY_S = 60
+NAMES = (
+    "sites",
+    "feeders",
+    "samples",  # per site and feeder
+    "flex_events",
+    "overloads",  # stretches above a limit for longer than one meter interval: must be 0
+    "over_limit_samples",  # samples above a limit, however briefly
+    "feeder_peak_w",  # the highest feeder load sampled
+    "feeder_headroom_min_w",  # the least any feeder was below its limit (negative: above it)
+    "paused_samples",  # connector samples with a car plugged in and held at 0 W
+)
+
+PowerOf = Callable[[], Iterable[tuple[int, int, bool]]]  # (connector id, W drawn, held at 0 W)
+
+
+class GridMeter:
+    """Samples taken as the run goes (`sample`), judged at its end."""
+
+    def __init__(self, app: App, power_of: PowerOf, meter_interval_s: int, start: datetime) -> None:
+        with app.store.reading() as tx:
+            self.sites, self.feeders = list(tx.grid.sites()), list(tx.grid.feeders())
+            self.events = list(tx.grid.flex_events())
+            members = tx.grid.members()
+            self.site_of = {
+                c.connector_id: members[charger.charger_id]
+                for charger in tx.chargers.all()
+                if charger.charger_id in members
+                for c in charger.connectors
+            }
+        self.power_of, self.start = power_of, start
+        self.meter_interval = timedelta(seconds=meter_interval_s)
+        self.samples: dict[tuple[Scope, int], list[LoadSample]] = defaultdict(list)
+        self.paused = 0
+
+    def sample(self, at: datetime) -> None:
+        power: dict[int, int] = {}
+        for connector_id, watts, held in self.power_of():
+            if connector_id in self.site_of:
+                power[connector_id] = watts
+                self.paused += held
+        loads = site_loads_w(self.sites, power, self.site_of)
+        for s in self.sites:
+            key = (Scope.SITE, s.site_id)
+            limit = effective_limit_w(s.limit_w, Scope.SITE, s.site_id, self.events, at)
+            self.samples[key].append(LoadSample(at, loads.get(key, s.house_load_w), limit))
+        for f in self.feeders:
+            key = (Scope.FEEDER, f.feeder_id)
+            limit = effective_limit_w(f.limit_w, Scope.FEEDER, f.feeder_id, self.events, at)
+            self.samples[key].append(LoadSample(at, loads.get(key, 0), limit))
+
+    def invariant(self) -> InvariantResult:
+        return grid_within_limits(self.samples, self.meter_interval)
+
+    def summary(self) -> dict[str, int]:
+        feeder = [x for (scope, _), xs in self.samples.items() if scope is Scope.FEEDER for x in xs]
+        every = [x for xs in self.samples.values() for x in xs]
+        return {
+            "sites": len(self.sites),
+            "feeders": len(self.feeders),
+            "samples": len(every),
+            "flex_events": len(self.events),
+            "overloads": len(overloads(self.samples, self.meter_interval)),
+            "over_limit_samples": sum(1 for x in every if x.load_w > x.limit_w),
+            "feeder_peak_w": max((x.load_w for x in feeder), default=0),
+            "feeder_headroom_min_w": min((x.limit_w - x.load_w for x in feeder), default=0),
+            "paused_samples": self.paused,
+        }
+
+    def feeder_series(self) -> dict[str, dict[str, list[Any]]]:
+        """Each feeder's samples for the plot: minutes from the window's start, load and limit."""
+        start = self.start
+        out: dict[str, dict[str, list[Any]]] = {}
+        for f in self.feeders:
+            xs = self.samples[(Scope.FEEDER, f.feeder_id)]
+            out[f.name] = {
+                "minute": [round((x.at - start).total_seconds() / 60, 2) for x in xs],
+                "load_w": [x.load_w for x in xs],
+                "limit_w": [x.limit_w for x in xs],
+            }
+        return out
+
+
+def empty_summary() -> dict[str, int]:
+    return dict.fromkeys(NAMES, 0)

@@ -1,0 +1,65 @@
+"""The virtual charger obeys a site's or feeder's limits as the backend says them
+(chargeshare/ocpp/grid_limits.py), in each OCPP version: each connector's share is its
+TxDefaultProfile, the charger-wide maximum caps the connectors' total, and the composite schedule
+shows the limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.grid_limits import limit_commands
+from simulators.firmware import ConnectorState
+from simulators.power import Vehicle
+from tests.charger.conftest import Rig
+
+pytestmark = pytest.mark.e2e
+
+
+async def send(rig: Rig, command: cmd.Command[Any]) -> dict[str, Any]:
+    outcome = await rig.csms.command(
+        command.action(rig.version), command.payload(rig.version, lambda _tx: None)
+    )
+    assert outcome.ok and outcome.payload is not None, outcome
+    return outcome.payload
+
+
+async def both_charging(rig: Rig) -> None:
+    for no in (1, 2):
+        plugged = await rig.charger.plug_in(no, f"TAG-{no}", Vehicle(60_000, 20_000, 22_000), 30_000)
+        assert plugged.transaction_id is not None
+
+
+async def test_each_connector_draws_its_share_and_the_composite_schedule_says_so(rig: Rig) -> None:
+    await both_charging(rig)
+    for command in limit_commands(((1, 3_000), (2, 4_500)), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Accepted"
+    c1, c2 = rig.charger.connectors[1], rig.charger.connectors[2]
+    assert (rig.charger.power_w(c1), rig.charger.power_w(c2)) == (3_000, 4_500)
+    composite = await send(rig, cmd.GetCompositeSchedule(2, 600, cmd.RateUnit.WATTS))
+    schedule = composite["chargingSchedule" if rig.version == "1.6" else "schedule"]
+    assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 4_500}]
+    for command in limit_commands((), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert (rig.charger.power_w(c1), rig.charger.power_w(c2)) == (7_400, 22_000)
+
+
+async def test_a_charger_wide_maximum_caps_the_connectors_total_not_each_connector(rig: Rig) -> None:
+    await both_charging(rig)
+    (charger_max, *_) = limit_commands(((1, 5_000), (2, 5_000)), rig.clock.now())
+    assert (await send(rig, charger_max))["status"] == "Accepted"
+    drawn = [rig.charger.power_w(c) for c in rig.charger.connectors.values()]
+    assert drawn == [5_000, 5_000]  # 10 kW shared equally, not 7.4 kW and 10 kW
+
+
+async def test_a_connector_held_at_0_w_is_suspended_by_the_charger_and_charges_again(rig: Rig) -> None:
+    await both_charging(rig)
+    c1 = rig.charger.connectors[1]
+    for command in limit_commands(((1, 0), (2, 5_000)), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert (c1.state, rig.charger.power_w(c1)) == (ConnectorState.SUSPENDED_EVSE, 0)
+    for command in limit_commands(((1, 3_000), (2, 5_000)), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert (c1.state, rig.charger.power_w(c1)) == (ConnectorState.CHARGING, 3_000)

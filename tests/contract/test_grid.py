@@ -1,0 +1,123 @@
+"""The grid repository's contract (feeders, sites, chargers on sites, flexibility events, connectors'
+limits as decided), on the in-memory fake, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App, Config
+from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.services.clock import ManualClock
+from tests.conftest import T0, build_for_tests
+from tests.contract.test_repositories import a_charger
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
+    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
+    if url is None:
+        url = request.getfixturevalue("postgres_url")
+    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    yield a
+    a.close()
+
+
+def test_feeders_and_sites_are_kept_as_given(app: App) -> None:
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("Ada")
+        other = tx.accounts.add_host("Bob")
+        feeder = tx.grid.add_feeder("Bristol 11kV F3", 60_000)
+        site = tx.grid.add_site(host, "home", 13_800, 2_000, feeder.feeder_id)
+        alone = tx.grid.add_site(other, "flat", 9_200, 0, None)
+    with app.store.reading() as tx:
+        assert tx.grid.feeders() == [Feeder(feeder.feeder_id, "Bristol 11kV F3", 60_000)]
+        assert tx.grid.sites() == [
+            Site(site.site_id, host, "home", 13_800, 2_000, feeder.feeder_id),
+            Site(alone.site_id, other, "flat", 9_200, 0, None),
+        ]
+        assert tx.grid.sites(host_id=other) == [alone]
+    with app.store.transaction() as tx:
+        assert tx.grid.set_house_load(site.site_id, 4_500).house_load_w == 4_500
+    with app.store.reading() as tx:
+        assert tx.grid.sites(host_id=host)[0].house_load_w == 4_500
+
+
+def test_a_site_of_an_unknown_host_or_feeder_or_with_no_limit_is_refused(app: App) -> None:
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("Ada")
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.grid.add_site(9_999, "home", 13_800, 0, None)
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.grid.add_site(host, "home", 13_800, 0, 9_999)
+    with pytest.raises(InvalidRequest), app.store.transaction() as tx:
+        tx.grid.add_site(host, "home", 0, 0, None)
+    with pytest.raises(InvalidRequest), app.store.transaction() as tx:
+        tx.grid.add_feeder("F", -1)
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.grid.set_house_load(9_999, 1)
+    with app.store.reading() as tx:
+        assert tx.grid.sites() == [] and tx.grid.feeders() == []
+
+
+def test_chargers_are_placed_moved_and_taken_off_sites(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx, "CP-GRID")
+        host = tx.accounts.add_host("Ada")
+        a = tx.grid.add_site(host, "a", 13_800, 0, None)
+        b = tx.grid.add_site(host, "b", 13_800, 0, None)
+        tx.grid.place(charger, a.site_id)
+    with app.store.transaction() as tx:
+        assert tx.grid.members() == {charger: a.site_id}
+        tx.grid.place(charger, b.site_id)
+    with app.store.transaction() as tx:
+        assert tx.grid.members() == {charger: b.site_id}
+        tx.grid.place(charger, None)
+    with app.store.reading() as tx:
+        assert tx.grid.members() == {}
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.grid.place(charger, 9_999)
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.grid.place(9_999, a.site_id)
+
+
+def test_flex_events_are_listed_by_start_and_those_over_are_left_out(app: App) -> None:
+    with app.store.transaction() as tx:
+        feeder = tx.grid.add_feeder("F", 60_000)
+        site = tx.grid.add_site(tx.accounts.add_host("Ada"), "home", 13_800, 0, feeder.feeder_id)
+        late = tx.grid.add_flex_event(
+            Scope.FEEDER, feeder.feeder_id, 30_000, T0 + 2 * HOUR, T0 + 3 * HOUR, T0
+        )
+        early = tx.grid.add_flex_event(Scope.SITE, site.site_id, 5_000, T0, T0 + HOUR, T0)
+    with app.store.reading() as tx:
+        assert tx.grid.flex_events() == [
+            FlexEvent(early.event_id, Scope.SITE, site.site_id, 5_000, T0, T0 + HOUR),
+            FlexEvent(late.event_id, Scope.FEEDER, feeder.feeder_id, 30_000, T0 + 2 * HOUR, T0 + 3 * HOUR),
+        ]
+        assert tx.grid.flex_events(ending_after=T0 + HOUR) == [late]
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.grid.add_flex_event(Scope.SITE, 9_999, 0, T0, T0 + HOUR, T0)
+    with pytest.raises(InvalidRequest), app.store.transaction() as tx:
+        tx.grid.add_flex_event(Scope.FEEDER, feeder.feeder_id, 0, T0, T0, T0)
+
+
+def test_allocations_are_replaced_dropped_and_go_with_their_charger(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, (one, two) = a_charger(tx, "CP-ALLOC", 1, 2)
+        tx.grid.save_allocations({one: 3_000, two: 1_380}, T0)
+    with app.store.transaction() as tx:
+        assert tx.grid.allocations() == {one: 3_000, two: 1_380}
+        tx.grid.save_allocations({one: None, two: 0}, T0 + HOUR)
+    with app.store.transaction() as tx:
+        assert tx.grid.allocations() == {two: 0}
+        site = tx.grid.add_site(tx.accounts.add_host("Ada"), "home", 13_800, 0, None)
+        tx.grid.place(charger, site.site_id)
+    with app.store.transaction() as tx:
+        tx.chargers.remove("CP-ALLOC")
+    with app.store.reading() as tx:
+        assert tx.grid.allocations() == {} and tx.grid.members() == {}

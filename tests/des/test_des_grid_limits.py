@@ -1,0 +1,88 @@
+"""The DES charger obeys a feeder's limits as the DES central sends them: two cars share the
+feeder, a flexibility event found by the sweep pauses the later start and holds the other to what
+is left, and its end gives both their shares back; the meters show exactly that energy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import simpy
+
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.grid_limits import Scope
+from chargeshare.domain.tariff import Tariff
+from chargeshare.services.booking import BookRequest
+from simulators.des.central import DesCentral
+from simulators.des.charger import DesCharger
+from simulators.des.clock import SimClock
+from simulators.firmware import ConnectorState
+from simulators.power import Vehicle
+
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+HOUR = 3_600
+
+
+@pytest.fixture(params=["1.6", "2.0.1"], ids=["ocpp16", "ocpp201"])
+def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, App, list[DesCharger]]]:
+    env = simpy.Environment()
+    app = build(Config(database_url="sqlite://", locks_enabled=False), clock=SimClock(env, NOON))
+    central = DesCentral(env, app)
+    feeder = app.grid.add_feeder("F1", 8_000)
+    chargers = []
+    for n in (1, 2):
+        host = app.marketplace.add_host(f"h{n}")
+        view = app.marketplace.add_charger(
+            ChargerSpec(
+                f"CP{n}",
+                host,
+                Point(51.45, -2.59),
+                Tariff(30),
+                (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),),
+            )
+        )
+        site = app.grid.add_site(host, f"s{n}", 13_800, feeder_id=feeder.feeder_id)
+        app.grid.place(view.charger_id, site.site_id)
+        charger = DesCharger(
+            env, central, f"CP{n}", [7_400], epoch=NOON, meter_interval_s=900, protocol=str(request.param)
+        )
+        charger.connect()
+        chargers.append(charger)
+    try:
+        yield env, app, chargers
+    finally:
+        app.close()
+
+
+def sweep(env: simpy.Environment, app: App) -> None:
+    """The housekeeping sweep now, and the commands it decides, sent one virtual instant later."""
+    app.housekeeping.sweep()
+    env.run(until=env.now + 0.001)
+
+
+def test_two_cars_share_the_feeder_and_a_flexibility_event_pauses_the_later(
+    world: tuple[simpy.Environment, App, list[DesCharger]],
+) -> None:
+    env, app, (cp1, cp2) = world
+    for n, charger in ((1, cp1), (2, cp2)):
+        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+        app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
+        charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 7_400), 40_000)
+    app.grid.add_flex_event(Scope.FEEDER, 1, 2_000, NOON + timedelta(hours=1), NOON + timedelta(hours=2))
+    # Each sweep runs on the hour; a new limit makes the charger take its meters up to that moment.
+    env.run(until=HOUR)
+    sweep(env, app)
+    assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [4_000, 4_000]
+    assert [c.connectors[1].state for c in (cp1, cp2)] == [
+        ConnectorState.CHARGING,
+        ConnectorState.SUSPENDED_EVSE,
+    ]
+    env.run(until=2 * HOUR)
+    sweep(env, app)
+    assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [6_000, 4_000]
+    assert [c.connectors[1].state for c in (cp1, cp2)] == [ConnectorState.CHARGING] * 2
+    env.run(until=3 * HOUR + 1)
+    assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [10_000, 8_000]

@@ -1,0 +1,92 @@
+"""Site limits end to end, over real loopback WebSockets and HTTP: a charger on a site hears its
+connectors' limits when it connects, and a new share as soon as a session starts under the site,
+which its composite schedule then shows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.bootstrap import Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.grid_limits import MIN_CHARGING_W
+from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import commands as cmd
+from simulators.charger import VirtualCharger
+from simulators.power import Vehicle
+from tests.api_helpers import driver, host
+from tests.clocks import HandClock
+from tests.conftest import T0
+from tests.e2e.conftest import Served, serving
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class OnASite(Served):
+    charger_id: int
+    registry: ChargerRegistry
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[OnASite]:
+    """GL1, two 7.4 kW connectors, on a 10 kW site whose house draws 3 kW."""
+    app = build(Config(database_url="sqlite://", password_hash="fast"), clock=HandClock(T0))
+    owner = host(app, "Gwen")
+    view = app.marketplace.add_charger(
+        ChargerSpec(
+            "GL1",
+            owner.hid,
+            Point(51.45, -2.59),
+            Tariff(30),
+            (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.TYPE2, 7_400)),
+        )
+    )
+    site = app.grid.add_site(owner.hid, "home", 10_000, house_load_w=3_000)
+    app.grid.place(view.charger_id, site.site_id)
+    registry = ChargerRegistry(app, call_timeout_s=5)
+    async with serving(app, registry) as s:
+        yield OnASite(app, s.port, view.charger_id, registry)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_the_charger_hears_its_limits_on_connecting_and_a_share_when_a_car_starts(
+    served: OnASite, version: str
+) -> None:
+    ann = driver(served.app, "Ann", "TAG-ANN")
+    charger = VirtualCharger("GL1", served.ws, served.app.clock, [7_400, 7_400], protocol=version)
+    await charger.start()
+    try:
+        c1, c2 = charger.connectors[1], charger.connectors[2]
+        await eventually(
+            lambda: (charger.limit_w(c1), charger.limit_w(c2)) == (MIN_CHARGING_W, MIN_CHARGING_W),
+            "the idle connectors' limits on connecting",
+        )
+        async with httpx.AsyncClient(base_url=served.http) as http:
+            booked = await http.post(
+                "/bookings",
+                json={
+                    "charger_id": served.charger_id,
+                    "connector_no": 1,
+                    "minutes": 60,
+                    "max_energy_wh": 10_000,
+                },
+                headers=ann.headers,
+            )
+            assert booked.status_code == 201, booked.text
+        await charger.plug_in(1, "TAG-ANN", Vehicle(60_000, 20_000, 7_400), 10_000)
+        # What the house leaves of the site's 10 kW.
+        await eventually(lambda: charger.limit_w(c1) == 7_000, "the started car's share")
+        assert charger.power_w(c1) == 7_000
+        # The backend reads the charger's composite schedule back: the limit it decided is in force.
+        composite = await served.registry.get_composite_schedule("GL1", 1, 600, cmd.RateUnit.WATTS)
+        assert isinstance(composite, cmd.Done) and composite.details is not None
+        assert [p.limit for p in composite.details.periods] == [7_000]
+    finally:
+        await charger.stop()

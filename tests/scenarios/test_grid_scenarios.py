@@ -1,0 +1,82 @@
+"""The grid limit scenarios (DES): `feeder-limit` and `dno-flex-event`, each green as shipped and
+red on a build with one duty taken away (mutation tests): a backend that never decides the shares,
+one deaf to flexibility events, and a charger that ignores the profiles it is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chargeshare.domain.grid_limits import allocate
+from chargeshare.services.grid import GridService
+from simulators.des.charger import DesCharger
+from simulators.scenario import Scenario, load
+from simulators.scenario_runner import ScenarioResult, run_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scenario(name: str) -> Scenario:
+    return load(ROOT / "scenarios" / f"{name}.yaml")
+
+
+def test_the_grid_scenarios_ship_with_their_feeders_and_flexibility_event() -> None:
+    feeder_limit, flex = scenario("feeder-limit"), scenario("dno-flex-event")
+    assert feeder_limit.engine == flex.engine == "des"
+    grid = flex.params.fleet.grid
+    assert feeder_limit.params.fleet.grid is not None and grid is not None
+    assert (grid.feeders, grid.feeder_limit_w, grid.house_load_w) == (2, 20_000, 1_000)
+    (event,) = grid.flex_events
+    assert (event.feeder, event.at_s, event.duration_s, event.limit_w) == (1, 2_400, 1_800, 9_000)
+
+
+def red_on_the_grid(result: ScenarioResult) -> bool:
+    return not result.ok and any(f.startswith("invariant grid_within_limits: ") for f in result.failures)
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_feeder_limit_holds_every_feeder_and_site_to_its_limit() -> None:
+    result = await run_scenario(scenario("feeder-limit"))
+    assert result.ok, result.failures
+    measured = result.report.summary["grid"]
+    assert measured["feeder_peak_w"] <= 20_000 and measured["over_limit_samples"] == 0
+    assert set(result.report.grid_feeders) == {"F1", "F2"}
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_a_backend_that_never_shares_a_feeder_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(GridService, "rebalance", lambda self: [])
+    assert red_on_the_grid(await run_scenario(scenario("feeder-limit")))
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_a_charger_ignoring_its_profiles_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(DesCharger, "_shared_limit_w", lambda self, c, at: c.max_power_w)
+    assert red_on_the_grid(await run_scenario(scenario("feeder-limit")))
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_dno_flex_event_pauses_cars_for_its_window_only() -> None:
+    result = await run_scenario(scenario("dno-flex-event"))
+    assert result.ok, result.failures
+    f1 = result.report.grid_feeders["F1"]
+    during = [load for minute, load in zip(f1["minute"], f1["load_w"], strict=True) if 41 <= minute < 70]
+    assert during and max(during) <= 9_000
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_a_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def without_events(*args: Any, **kwargs: Any) -> Any:
+        sites, feeders, charging, _events, at = args
+        return allocate(sites, feeders, charging, [], at, **kwargs)
+
+    monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
+    assert red_on_the_grid(await run_scenario(scenario("dno-flex-event")))

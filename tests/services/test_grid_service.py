@@ -1,0 +1,140 @@
+"""The grid service on the in-memory store: connectors' limits decided again when a session starts
+or stops, a site's house load changes, a flexibility event begins or ends (the sweep), or a charger
+leaves its site; each change announced per charger, and owed again to a charger that connects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import GridLimitsDue
+from tests.conftest import add_charger
+
+
+def start(app: App, cp_id: str, n: int, clock: ManualClock) -> int:
+    """A driver books CP<n>'s connector and starts charging on it; the session's id."""
+    driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+    with app.store.reading() as tx:
+        charger_id = tx.chargers.get(cp_id).charger_id
+    app.bookings.book(BookRequest(driver, charger_id, 1, 60, 10_000))
+    return app.charging.start(cp_id, 1, f"TAG{n}", 0, clock.now()).transaction_id
+
+
+@pytest.fixture
+def heard(app: App) -> list[GridLimitsDue]:
+    found: list[GridLimitsDue] = []
+    app.bus.subscribe(GridLimitsDue, found.append)
+    return found
+
+
+def a_feeder_of_three(app: App, limit_w: int = 12_000) -> list[int]:
+    feeder = app.grid.add_feeder("F1", limit_w)
+    chargers = []
+    for n in (1, 2, 3):
+        charger = add_charger(app, f"CP{n}", power_w=7_400)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+        chargers.append(charger)
+    return chargers
+
+
+def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    a_feeder_of_three(app)
+    assert {e.charge_point_id: e.limits_w for e in heard} == {
+        f"CP{n}": ((1, MIN_CHARGING_W),) for n in (1, 2, 3)
+    }
+    heard.clear()
+    start(app, "CP1", 1, clock)
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP1", ((1, 7_400),))]
+    start(app, "CP2", 2, clock)
+    start(app, "CP3", 3, clock)
+    assert {e.charge_point_id: e.limits_w for e in heard[1:]} == {
+        "CP1": ((1, 4_000),),
+        "CP2": ((1, 4_000),),
+        "CP3": ((1, 4_000),),
+    }
+    assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 4_000),))
+
+
+def test_a_stop_gives_its_share_back_and_an_unchanged_limit_is_not_sent_again(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    a_feeder_of_three(app)
+    first = start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    heard.clear()
+    app.charging.stop("CP1", first, 1_000, clock.now())
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [
+        ("CP1", ((1, MIN_CHARGING_W),)),
+        ("CP2", ((1, 7_400),)),
+    ]
+    heard.clear()
+    assert app.grid.rebalance() == [] and heard == []
+
+
+def test_a_flexibility_event_lowers_the_shares_for_its_window_as_the_sweep_finds_it(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    a_feeder_of_three(app)
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    begins = clock.now() + timedelta(minutes=30)
+    app.grid.add_flex_event(
+        Scope.FEEDER, app.grid.feeders()[0].feeder_id, 2_500, begins, begins + timedelta(hours=1)
+    )
+    heard.clear()
+    clock.advance(30 * 60)
+    run = app.housekeeping.sweep()
+    assert run.counts["grid_limits_due"] == 2
+    # Not enough for two minimums: the later start is paused.
+    assert {e.charge_point_id: e.limits_w for e in heard} == {"CP1": ((1, 2_500),), "CP2": ((1, 0),)}
+    clock.advance(3_600)
+    app.housekeeping.sweep()
+    assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 6_000),))
+
+
+def test_a_house_load_and_a_charger_leaving_its_site_are_followed(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    charger = add_charger(app, power_w=7_400)
+    site = app.grid.add_site(app.marketplace.add_host("h"), "home", 13_800, house_load_w=2_000)
+    app.grid.place(charger, site.site_id)
+    start(app, "CP1", 1, clock)
+    app.grid.set_house_load(site.site_id, 9_000)
+    assert heard[-1].limits_w == ((1, 4_800),)
+    app.grid.place(charger, None)
+    assert heard[-1] == GridLimitsDue(clock.now(), "CP1", ())
+    assert app.grid.limits_due("CP1") is None
+
+
+def test_a_host_places_only_their_own_charger_on_their_own_site(app: App) -> None:
+    charger = add_charger(app)
+    someone = app.marketplace.add_host("someone")
+    theirs = app.grid.add_site(someone, "theirs", 13_800)
+    with pytest.raises(NotFound):
+        app.grid.place(charger, theirs.site_id, host_id=someone)
+    owner = app.marketplace.add_host("owner")
+    with pytest.raises(NotFound):
+        app.grid.place(charger, theirs.site_id, host_id=owner)
+    assert app.grid.members() == {}
+
+
+def test_a_change_left_to_the_sweep_is_decided_and_announced_there(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    charger = add_charger(app, power_w=7_400)
+    site = app.grid.add_site(app.marketplace.add_host("h"), "home", 13_800)
+    app.grid.place(charger, site.site_id, decide=False)
+    assert heard == [] and app.grid.limits_due("CP1") is None
+    app.housekeeping.sweep()
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP1", ((1, MIN_CHARGING_W),))]

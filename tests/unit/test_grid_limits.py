@@ -1,0 +1,163 @@
+"""Site and feeder limits as pure rules: fair shares that never pass a limit, the minimum charging
+power, pausing the latest started, flexibility events, and the overload invariant."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.domain.grid_limits import (
+    MIN_CHARGING_W,
+    Charging,
+    Feeder,
+    FlexEvent,
+    LoadSample,
+    Scope,
+    Site,
+    allocate,
+    capacities_w,
+    overloads,
+    site_loads_w,
+)
+from tests.conftest import T0
+
+MINUTE = timedelta(minutes=1)
+
+
+def charging(connector: int, site: int, minutes_in: int = 0, rating: int = 7_400) -> Charging:
+    return Charging(connector, site, rating, T0 + minutes_in * MINUTE)
+
+
+def test_a_house_on_a_60_amp_fuse_leaves_the_rest_to_its_one_car() -> None:
+    site = Site(1, 1, "home", limit_w=13_800, house_load_w=9_000)
+    got = allocate([site], [], [charging(1, 1)], [], T0)
+    assert got.limits_w == {1: 4_800} and not got.paused
+
+
+def test_cars_share_a_feeder_equally_and_a_slow_car_gives_its_spare_to_the_others() -> None:
+    feeder = Feeder(1, "F1", limit_w=12_000)
+    sites = [Site(i, i, f"s{i}", 13_800, feeder_id=1) for i in (1, 2, 3)]
+    cars = [charging(1, 1), charging(2, 2), charging(3, 3, rating=2_000)]
+    assert allocate(sites, [feeder], cars, [], T0).limits_w == {1: 5_000, 2: 5_000, 3: 2_000}
+
+
+def test_below_the_minimum_the_latest_started_is_paused_first() -> None:
+    feeder = Feeder(1, "F1", limit_w=2 * MIN_CHARGING_W - 1)  # room for one car's minimum only
+    sites = [Site(i, i, f"s{i}", 13_800, feeder_id=1) for i in (1, 2, 3)]
+    cars = [charging(1, 1, 5), charging(2, 2, 9), charging(3, 3, 0)]
+    got = allocate(sites, [feeder], cars, [], T0)
+    assert got.paused == {1, 2}
+    assert got.limits_w == {1: 0, 2: 0, 3: 2 * MIN_CHARGING_W - 1}
+
+
+def test_a_flexibility_event_lowers_a_feeder_only_within_its_window() -> None:
+    feeder = Feeder(1, "F1", limit_w=20_000)
+    site = Site(1, 1, "home", 13_800, house_load_w=1_000, feeder_id=1)
+    event = FlexEvent(1, Scope.FEEDER, 1, 4_000, T0 + 10 * MINUTE, T0 + 40 * MINUTE)
+    before = capacities_w([site], [feeder], [event], T0)
+    during = capacities_w([site], [feeder], [event], T0 + 10 * MINUTE)
+    after = capacities_w([site], [feeder], [event], T0 + 40 * MINUTE)
+    assert before[(Scope.FEEDER, 1)] == after[(Scope.FEEDER, 1)] == 19_000
+    assert during[(Scope.FEEDER, 1)] == 3_000
+
+
+def test_limits_and_events_that_mean_nothing_are_refused() -> None:
+    with pytest.raises(InvalidRequest):
+        Site(1, 1, "s", limit_w=0)
+    with pytest.raises(InvalidRequest):
+        FlexEvent(1, Scope.SITE, 1, 1_000, T0, T0)
+
+
+def test_an_overload_shorter_than_the_tolerance_passes_and_a_longer_one_is_found() -> None:
+    key = (Scope.FEEDER, 1)
+    brief = [LoadSample(T0, 9_000, 8_000), LoadSample(T0 + MINUTE, 7_000, 8_000)]
+    assert overloads({key: brief}, tolerance=MINUTE) == []
+    long = [*brief[:1], LoadSample(T0 + 2 * MINUTE, 8_500, 8_000), LoadSample(T0 + 3 * MINUTE, 1, 8_000)]
+    (found,) = overloads({key: long}, tolerance=MINUTE)
+    assert (found.starts_at, found.ends_at, found.peak_w) == (T0, T0 + 3 * MINUTE, 9_000)
+    found_open = overloads({key: long[:2]}, tolerance=MINUTE)
+    assert [o.ends_at for o in found_open] == [T0 + 2 * MINUTE]
+
+
+def test_loads_add_houses_and_chargers_up_to_the_feeder() -> None:
+    sites = [Site(1, 1, "a", 13_800, 500, feeder_id=7), Site(2, 2, "b", 13_800, 300, feeder_id=7)]
+    loads = site_loads_w(sites, {10: 7_000, 11: 2_000, 12: 1_000}, {10: 1, 11: 2, 12: 2})
+    assert loads == {(Scope.SITE, 1): 7_500, (Scope.SITE, 2): 3_300, (Scope.FEEDER, 7): 10_800}
+
+
+# ---- properties -----------------------------------------------------------------------------------
+@st.composite
+def grids(draw: st.DrawFn) -> tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]]:
+    feeders = [Feeder(f, f"F{f}", draw(st.integers(1, 60_000))) for f in range(draw(st.integers(0, 3)))]
+    sites = [
+        Site(
+            s,
+            s,
+            f"s{s}",
+            draw(st.integers(1, 25_000)),
+            draw(st.integers(0, 15_000)),
+            draw(st.sampled_from([None, *[f.feeder_id for f in feeders]])),
+        )
+        for s in range(draw(st.integers(1, 5)))
+    ]
+    cars = [
+        Charging(
+            c,
+            draw(st.sampled_from([s.site_id for s in sites])),
+            draw(st.sampled_from([0, 1_000, 3_680, 7_400, 11_000, 22_000])),
+            T0 + draw(st.integers(0, 120)) * MINUTE,
+        )
+        for c in range(draw(st.integers(0, 9)))
+    ]
+    events = [
+        FlexEvent(
+            e,
+            draw(st.sampled_from(list(Scope))),
+            draw(st.integers(0, 5)),
+            draw(st.integers(0, 30_000)),
+            T0 - MINUTE * draw(st.integers(0, 2)),
+            T0 + MINUTE,
+        )
+        for e in range(draw(st.integers(0, 3)))
+    ]
+    return sites, feeders, cars, events
+
+
+@settings(max_examples=300, deadline=None)
+@given(grids())
+def test_no_allocation_passes_a_limit_or_falls_below_the_minimum_unless_paused(
+    grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]],
+) -> None:
+    sites, feeders, cars, events = grid
+    got = allocate(sites, feeders, cars, events, T0)
+    assert set(got.limits_w) == {c.connector_id for c in cars}
+    site_of = {c.connector_id: c.site_id for c in cars}
+    loads = site_loads_w(sites, got.limits_w, site_of)
+    caps = capacities_w(sites, feeders, events, T0)
+    houses = site_loads_w(sites, {}, {})
+    for key, load in loads.items():
+        assert load - houses[key] <= caps[key], key
+    for c in cars:
+        limit = got.limits_w[c.connector_id]
+        assert limit <= c.rating_w
+        if c.connector_id in got.paused:
+            assert limit == 0
+        else:
+            assert limit >= min(MIN_CHARGING_W, c.rating_w)
+
+
+@settings(max_examples=200, deadline=None)
+@given(grids())
+def test_a_paused_car_started_after_every_car_charging_on_its_site(
+    grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]],
+) -> None:
+    sites, feeders, cars, events = grid
+    got = allocate(sites, feeders, cars, events, T0)
+    for p in (c for c in cars if c.connector_id in got.paused):
+        for c in cars:
+            if c.site_id == p.site_id and c.connector_id not in got.paused and c.rating_w > 0:
+                assert (c.started_at, c.connector_id) < (p.started_at, p.connector_id)
