@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.shared_clock import PublishedClock
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.services.charging import CHARGER_OFFLINE, STOP_LOST
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.owed_commands import commands_owed

@@ -22,13 +22,13 @@ from typing import Any
 
 import httpx
 
-from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
 from chargeshare.ocpp import V16, csms, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected, Connection
 from chargeshare.services.booking import BookRequest

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry, Direction
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import CancellationPolicy
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry, Direction
 from chargeshare.ocpp import V16, VERSIONS
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.rules import MarketplaceRules

@@ -109,9 +109,9 @@ class SlowCaptures:
 async def _serve_ours(database_url: str, pipe: Connection, capture_delay_s: float) -> dict[str, Any]:
     import uvicorn
 
-    from chargeshare.adapters.http_api import create_api
-    from chargeshare.adapters.serving import tune_gc_for_serving
     from chargeshare.bootstrap import Config, build
+    from chargeshare.entrypoints.api import create_api
+    from chargeshare.entrypoints.serving import tune_gc_for_serving
     from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
     app = build(Config(database_url=database_url), create_schema=False)

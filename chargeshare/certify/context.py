@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.certify.model import Case, CaseFailed, NotApplicable, NotRun, Profile
 from chargeshare.certify.operator import Action, Operator, Step
 from chargeshare.certify.wirelog import CALLERROR, Entry, WireLog
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import V16
 from chargeshare.services.clock import Clock
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import V16
 from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.frames import CALL, has_schema

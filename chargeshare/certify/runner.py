@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from chargeshare import __version__
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.certify.context import CaseContext, LinkLost, Settings
 from chargeshare.certify.model import (
     PROFILE_OF_OCPP16_NAME,
@@ -24,6 +23,7 @@ from chargeshare.certify.model import (
 )
 from chargeshare.certify.operator import Operator
 from chargeshare.certify.wirelog import CALL, CALLRESULT, Entry, WireLog, excerpt
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import V16
 from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload

@@ -71,8 +71,8 @@ def served_locations(app: App, settings: Settings, charger_id: str, ocpp_url: st
 
 def ocpp_endpoint(registry: CertificationRegistry) -> FastAPI:
     """The charger's WebSocket, and the locations it downloads firmware from and uploads logs to."""
-    from chargeshare.adapters.api import STATUS_OF
-    from chargeshare.adapters.api.routes_files import charger_router
+    from chargeshare.entrypoints.api import STATUS_OF
+    from chargeshare.entrypoints.api.routes_files import charger_router
 
     api = FastAPI(title="ChargeShare certification")
     api.include_router(charger_router(registry.app))

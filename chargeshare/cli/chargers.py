@@ -410,7 +410,7 @@ def command(
 async def _send(a: App, cp_id: str, command: Command[Any], timeout_s: float) -> CommandResult[Any]:
     """Through a registry holding no links: every command is routed to the process holding the link."""
     from chargeshare.adapters.command_routing import router_for
-    from chargeshare.adapters.ocpp_server import ChargerRegistry
+    from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 
     router = router_for(a.config.redis_url, a.config.database_url)
     assert router is not None

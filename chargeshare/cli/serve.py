@@ -93,11 +93,11 @@ def serve(
             check_redis(redis_url)
         import uvicorn
 
-        from chargeshare.adapters.draining import DrainingServer
-        from chargeshare.adapters.http_api import create_api
-        from chargeshare.adapters.serving import tune_gc_for_serving
-        from chargeshare.adapters.tls_scope import TlsScopeProtocol
         from chargeshare.bootstrap import Config, build, clock_from_env
+        from chargeshare.entrypoints.api import create_api
+        from chargeshare.entrypoints.draining import DrainingServer
+        from chargeshare.entrypoints.serving import tune_gc_for_serving
+        from chargeshare.entrypoints.tls_scope import TlsScopeProtocol
         from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
         log_format_module.configure(log_level, log_format)

@@ -3,7 +3,7 @@
 Each command is a frozen dataclass (the request) that knows how to say itself in OCPP 1.6, 2.0.1
 and 2.1 (`action`, `payload`) and how to read the charger's answer (`result`); 2.1 says each with
 2.0.1's action and fields (`chargeshare.ocpp.family`), except where noted. Sans-I/O: the
-`ChargerRegistry` (adapters/ocpp_server.py) sends them and awaits the answer, so every send ends in
+`ChargerRegistry` (entrypoints/ocpp_server.py) sends them and awaits the answer, so every send ends in
 exactly one of:
 
 - `Done(status, details)`: the charger did it (`status` is the charger's own word, e.g. Accepted,

@@ -124,7 +124,7 @@ async def test_the_reason_points_at_the_number_not_at_a_string_that_looks_like_i
 
 def json_body_operations(w: World) -> list[tuple[str, str, dict[str, str]]]:
     """Every operation that takes a JSON body: (method, path with ids filled in, the role's headers)."""
-    from chargeshare.adapters.http_api import create_api
+    from chargeshare.entrypoints.api import create_api
 
     found = []
     for path, operations in create_api(w.app).openapi()["paths"].items():

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from chargeshare.adapters.api import routes_files
+from chargeshare.entrypoints.api import routes_files
 from tests.api.world import client, world
 
 

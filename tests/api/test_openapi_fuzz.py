@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import BaseSchema
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from chargeshare.adapters.http_api import create_api
+from chargeshare.entrypoints.api import create_api
 from tests.api.world import World, world
 
 EXAMPLES = 8

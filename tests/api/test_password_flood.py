@@ -17,8 +17,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from chargeshare.adapters.http_api import create_api
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.entrypoints.api import create_api
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.rate_limits import ApiLimits
 from tests import api_helpers as accounts

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from chargeshare.adapters.http_api import create_api
 from chargeshare.adapters.sql import schema as sql_schema
 from chargeshare.bootstrap import App
 from chargeshare.domain.fleet import BlockRule
 from chargeshare.domain.fleet_ledger import charge_on_account
 from chargeshare.domain.money import split_fee
+from chargeshare.entrypoints.api import create_api
 from chargeshare.services.fleet import ConnectorRef
 from tests.api.world import Side, World, client, world
 from tests.api_helpers import PASSWORD

@@ -11,12 +11,12 @@ from datetime import timedelta
 
 import httpx
 
-from chargeshare.adapters.http_api import create_api
 from chargeshare.bootstrap import App, Config
 from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests import api_helpers as accounts

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.services.clock import SystemClock
 
 

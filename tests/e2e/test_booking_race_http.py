@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import Config, build
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.services.invariants import check_store
 from tests import api_helpers as accounts
 from tests.conftest import REDIS_URL, add_charger

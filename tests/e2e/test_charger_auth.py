@@ -8,13 +8,13 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "correct-horse-battery"

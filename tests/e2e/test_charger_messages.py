@@ -16,10 +16,10 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charger_reports import VendorAnswer
 from chargeshare.services.clock import SystemClock

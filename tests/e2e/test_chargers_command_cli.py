@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli.app import app as cli
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.services.clock import SystemClock
 from tests.cli_runner import CliRunner
 from tests.conftest import REDIS_URL, add_charger

@@ -20,12 +20,12 @@ import pytest
 from ocpp.v16 import call as call16
 
 from chargeshare.adapters.command_routing import CommandRouter
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import NOT_SENT_INVALID, ChargerRegistry
 from chargeshare.adapters.redis_namespace import namespace_for
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerStatus
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import NOT_SENT_INVALID, ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.grid_limits import MIN_CHARGING_W
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from simulators.charger import VirtualCharger
 from simulators.power import Vehicle

@@ -17,12 +17,12 @@ from ocpp.v16 import call as call16
 from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.cli.app import app as cli
 from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock

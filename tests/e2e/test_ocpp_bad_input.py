@@ -13,9 +13,9 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import Config, build
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.services.clock import SystemClock
 from tests.e2e.conftest import Served
 

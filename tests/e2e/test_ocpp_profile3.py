@@ -29,14 +29,14 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from chargeshare.adapters.charger_ca import CA_CERT, CertificateAuthority
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
 from tests.e2e.ocpp_clients import boot16, boot201, library_cp16, library_cp201

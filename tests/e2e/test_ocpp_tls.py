@@ -18,14 +18,14 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.cli.app import app as cli
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.credentials import basic_auth_header
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 from tests.cli_runner import CliRunner
 from tests.e2e.ocpp_clients import boot16, boot201, library_cp16, library_cp201
 from tests.e2e.tls import SelfSigned, self_signed

@@ -23,12 +23,12 @@ from ocpp.v201.datatypes import ChargingStationType
 from ocpp.v201.enums import BootReasonEnumType
 from websockets.asyncio.client import connect
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import ChargerStatus
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
 from chargeshare.services.invariants import check_store

@@ -10,7 +10,7 @@ import pytest
 from ocpp.v16 import call as call16
 from prometheus_client.parser import text_string_to_metric_families
 
-from chargeshare.adapters.api.routes_health import readiness
+from chargeshare.entrypoints.api.routes_health import readiness
 from chargeshare.services.booking import BookRequest
 from tests.conftest import add_charger
 from tests.e2e.conftest import Served

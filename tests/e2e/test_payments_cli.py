@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli.app import app as cli
 from chargeshare.domain.accounts import KycStatus
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.rules import MarketplaceRules
 from tests.cli_runner import CliRunner

@@ -23,15 +23,15 @@ from ocpp.v16 import call_result as result16
 from ocpp.v16 import enums as enums16
 from websockets.asyncio.client import connect
 
-from chargeshare.adapters.api.housekeeping import sweep_once
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.api.housekeeping import sweep_once
+from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import Clock, ScaledClock

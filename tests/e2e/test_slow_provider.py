@@ -24,11 +24,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.ledger import EntryKind
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
 from chargeshare.services.events import SessionSettled

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.smart_charge_points import SmartSettings, Suppressed
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle

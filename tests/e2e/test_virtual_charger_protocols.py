@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from chargeshare.adapters.http_api import create_api
-from chargeshare.adapters.loopback import LoopbackServer
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api import create_api
+from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.metering import ENERGY
 from chargeshare.services.booking import BookRequest

@@ -16,9 +16,9 @@ from starlette.websockets import WebSocket
 
 from chargeshare.adapters.charger_ownership import ChargerOwnership, Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, CommandRouter, Superseded
-from chargeshare.adapters.ocpp_server import ChargerLink, ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ChargerStatus
+from chargeshare.entrypoints.ocpp_server import ChargerLink, ChargerRegistry
 from chargeshare.ocpp.connection import Connection, Outcome
 from tests.conftest import add_charger
 from tests.waiting import eventually

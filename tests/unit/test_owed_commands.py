@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import pytest
 
-from chargeshare.adapters.ocpp_server import ChargerLink, ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.entrypoints.ocpp_server import ChargerLink, ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock

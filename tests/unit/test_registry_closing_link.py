@@ -10,8 +10,8 @@ from typing import Any
 from starlette.types import Message
 from starlette.websockets import WebSocket
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from tests.conftest import add_charger
 from tests.waiting import eventually

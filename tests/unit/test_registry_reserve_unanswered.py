@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER
 from chargeshare.services.booking import BookRequest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import chargeshare.adapters.api as http_api
+import chargeshare.entrypoints.api as http_api
 
 API_DIR = Path(http_api.__file__).parent
 MODULES = sorted(API_DIR.glob("*.py"))

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from chargeshare.adapters.api.deps import Driver, DriverOrHost, IdPath
-from chargeshare.adapters.api.schemas import BookingIn, BookingOut, ReceiptOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.api.views import booking_out, receipt_out
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Role
+from chargeshare.entrypoints.api.deps import Driver, DriverOrHost, IdPath
+from chargeshare.entrypoints.api.schemas import BookingIn, BookingOut, ReceiptOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.api.views import booking_out, receipt_out
 from chargeshare.services.booking import BookRequest
 
 # A client's name for one booking attempt (Stripe's convention: a UUID or any unique string).

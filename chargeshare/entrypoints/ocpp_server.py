@@ -25,9 +25,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chargeshare.adapters.charger_ownership import Owner
 from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHABLE, CommandRouter, Superseded
-from chargeshare.adapters.tls_scope import client_certificate
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
+from chargeshare.entrypoints.tls_scope import client_certificate
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
@@ -39,7 +39,7 @@ from chargeshare.services.events import ChargerOffline, Event
 from chargeshare.services.owed_commands import OwedSince, commands_owed
 
 if TYPE_CHECKING:
-    from chargeshare.adapters.metrics import Metrics
+    from chargeshare.entrypoints.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import Admin, IdPath
-from chargeshare.adapters.api.schemas import (
+from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.deps import Admin, IdPath
+from chargeshare.entrypoints.api.schemas import (
     ChargerReportOut,
     ChargingLimitOut,
     DeviceVariableOut,
@@ -18,8 +19,7 @@ from chargeshare.adapters.api.schemas import (
     ReportedStateOut,
     UnmeteredSessionOut,
 )
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 
 def router(app: App) -> APIRouter:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from chargeshare.adapters.api.deps import Host
-from chargeshare.adapters.api.schemas import EarningsOut, PayoutOut, QuarterOut, StatementOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.statement import FIRST_YEAR, LAST_YEAR
+from chargeshare.entrypoints.api.deps import Host
+from chargeshare.entrypoints.api.schemas import EarningsOut, PayoutOut, QuarterOut, StatementOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 
 def router(app: App) -> APIRouter:

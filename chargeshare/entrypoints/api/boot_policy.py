@@ -3,7 +3,7 @@ answer it gets reflects the change now rather than at its next boot."""
 
 from __future__ import annotations
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 
 # A charger that does not answer this soon boots on its own later: the change holds meanwhile.

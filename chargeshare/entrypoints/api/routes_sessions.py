@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import DriverOrHost, IdPath
-from chargeshare.adapters.api.schemas import SessionOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.api.views import session_out
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.deps import DriverOrHost, IdPath
+from chargeshare.entrypoints.api.schemas import SessionOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.api.views import session_out
 
 
 def router(app: App) -> APIRouter:

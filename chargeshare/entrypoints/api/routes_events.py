@@ -13,10 +13,10 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.adapters.event_fanout import EventHub
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Unauthorized
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 CLOSE_UNAUTHORIZED = 4401  # 4000-4999: application codes; 401 as in HTTP
 

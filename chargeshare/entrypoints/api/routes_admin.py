@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import Admin, IdPath
-from chargeshare.adapters.api.schemas import (
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import KycStatus
+from chargeshare.entrypoints.api.deps import Admin, IdPath
+from chargeshare.entrypoints.api.schemas import (
     AdminChargerOut,
     HostOut,
     KycIn,
@@ -18,9 +20,7 @@ from chargeshare.adapters.api.schemas import (
     SecurityEventOut,
     SkippedPayout,
 )
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.bootstrap import App
-from chargeshare.domain.accounts import KycStatus
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 
 def router(app: App) -> APIRouter:

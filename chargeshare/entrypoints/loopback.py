@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from chargeshare.adapters.tls_scope import TlsScopeProtocol
+from chargeshare.entrypoints.tls_scope import TlsScopeProtocol
 from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
 

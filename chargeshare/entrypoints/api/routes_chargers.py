@@ -8,15 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import IdPath
-from chargeshare.adapters.api.schemas import ChargerOut, Instant
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.api.views import charger_out
 from chargeshare.bootstrap import App
 from chargeshare.domain import errors
 from chargeshare.domain.charger import ConnectorType
 from chargeshare.domain.geo import BBox, Point
 from chargeshare.domain.search import SearchQuery
+from chargeshare.entrypoints.api.deps import IdPath
+from chargeshare.entrypoints.api.schemas import ChargerOut, Instant
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.api.views import charger_out
 
 
 def router(app: App) -> APIRouter:

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from chargeshare.adapters.api.deps import Anyone, client_address
-from chargeshare.adapters.api.schemas import AccountOut, DriverSignUp, HostSignUp, LoginIn, TokenOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import normalise_email
 from chargeshare.domain.errors import InvalidRequest
+from chargeshare.entrypoints.api.deps import Anyone, client_address
+from chargeshare.entrypoints.api.schemas import AccountOut, DriverSignUp, HostSignUp, LoginIn, TokenOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.auth import AccessToken
 
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from chargeshare.adapters.api.boot_policy import ask_to_boot
-from chargeshare.adapters.api.deps import ConnectorNo, Host, IdPath
-from chargeshare.adapters.api.schemas import (
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import Principal
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec
+from chargeshare.domain.errors import InvalidRequest
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api.boot_policy import ask_to_boot
+from chargeshare.entrypoints.api.deps import ConnectorNo, Host, IdPath
+from chargeshare.entrypoints.api.schemas import (
     BootPolicyIn,
     BootPolicyOut,
     ChargerCreated,
@@ -19,16 +26,9 @@ from chargeshare.adapters.api.schemas import (
     HostChargerOut,
     WindowIO,
 )
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.api.views import host_charger_out
-from chargeshare.adapters.ocpp_server import ChargerRegistry
-from chargeshare.bootstrap import App
-from chargeshare.domain.accounts import Principal
-from chargeshare.domain.availability import WeeklyWindow
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec
-from chargeshare.domain.errors import InvalidRequest
-from chargeshare.domain.geo import Point
-from chargeshare.domain.tariff import Tariff
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.api.views import host_charger_out
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 
 
 def _host_id(p: Principal) -> int:

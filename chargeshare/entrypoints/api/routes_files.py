@@ -13,12 +13,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from chargeshare.adapters.api.deps import Admin, IdPath
-from chargeshare.adapters.api.routes_admin_commands import MAX_WAIT_S, CommandResultOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest
+from chargeshare.entrypoints.api.deps import Admin, IdPath
+from chargeshare.entrypoints.api.routes_admin_commands import MAX_WAIT_S, CommandResultOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import file_commands as files
 from chargeshare.ocpp.command_names import result_json
 from chargeshare.services.charger_files import MAX_FILE_BYTES

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import MAX_ID, Admin, Host, IdPath
-from chargeshare.adapters.api.schemas import IdTokenIn, IdTokenOut, IdTokenValueIn, WalkInIO
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.deps import MAX_ID, Admin, Host, IdPath
+from chargeshare.entrypoints.api.schemas import IdTokenIn, IdTokenOut, IdTokenValueIn, WalkInIO
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.tokens import TokenView
 
 

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from chargeshare.adapters.api.deps import Admin, Host, IdPath
-from chargeshare.adapters.api.schemas import (
+from chargeshare.bootstrap import App
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.entrypoints.api.deps import Admin, Host, IdPath
+from chargeshare.entrypoints.api.schemas import (
     ChargerSiteIn,
     FeederIn,
     FeederOut,
@@ -21,9 +23,7 @@ from chargeshare.adapters.api.schemas import (
     SiteIn,
     SiteOut,
 )
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.bootstrap import App
-from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 
 def _utc(at: datetime) -> datetime:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chargeshare.adapters.api.deps import Admin, Host, IdPath
-from chargeshare.adapters.api.schemas import DemandSideResponseIn, SmartChargingIn, SmartChargingOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.deps import Admin, Host, IdPath
+from chargeshare.entrypoints.api.schemas import DemandSideResponseIn, SmartChargingIn, SmartChargingOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.smart_charging import SmartChargingView
 
 

@@ -9,8 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from chargeshare.adapters.api.deps import MAX_ID, Admin, FleetOrAdmin, IdPath
-from chargeshare.adapters.api.fleet_schemas import (
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import Principal, Role
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.fleet import BlockRule, ContractPolicy, FleetAccount, FleetContract, IssuedInvoice
+from chargeshare.entrypoints.api.deps import MAX_ID, Admin, FleetOrAdmin, IdPath
+from chargeshare.entrypoints.api.fleet_schemas import (
     BlockConflictOut,
     BlockIn,
     BlockOut,
@@ -23,11 +27,7 @@ from chargeshare.adapters.api.fleet_schemas import (
     OccurrenceOut,
     PaymentIn,
 )
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.bootstrap import App
-from chargeshare.domain.accounts import Principal, Role
-from chargeshare.domain.errors import NotFound
-from chargeshare.domain.fleet import BlockRule, ContractPolicy, FleetAccount, FleetContract, IssuedInvoice
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.fleet import ConnectorRef, IssuedWithLines
 from chargeshare.services.records import BookingRecord
 

@@ -6,9 +6,9 @@ from datetime import date, datetime, time
 
 from pydantic import BaseModel, Field
 
-from chargeshare.adapters.api.schemas import Text
 from chargeshare.domain.fleet import MAX_CONTRACT_DAYS
 from chargeshare.domain.tokens import MAX_TAG_LENGTH
+from chargeshare.entrypoints.api.schemas import Text
 from chargeshare.services.fleet import BlockConflict
 
 

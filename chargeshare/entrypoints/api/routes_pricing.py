@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.adapters.api.deps import Host, IdPath
-from chargeshare.adapters.api.schemas import HostPricingIn, HostPricingOut, Instant, QuoteOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import HostPricing, PricingMode, SmartTariff
+from chargeshare.entrypoints.api.deps import Host, IdPath
+from chargeshare.entrypoints.api.schemas import HostPricingIn, HostPricingOut, Instant, QuoteOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.rules import MarketplaceRules
 
 # A window as long as the longest booking (with the default rules).

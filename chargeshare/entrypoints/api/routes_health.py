@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chargeshare import __version__
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.metrics import CONTENT_TYPE, Metrics
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.metrics import CONTENT_TYPE, Metrics
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 
 
 class HealthOut(BaseModel):

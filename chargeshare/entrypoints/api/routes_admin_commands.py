@@ -8,13 +8,13 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from chargeshare.adapters.api.boot_policy import ask_to_boot
-from chargeshare.adapters.api.deps import Admin, IdPath
-from chargeshare.adapters.api.schemas import BootPolicyIn, BootPolicyOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
-from chargeshare.adapters.ocpp_server import ChargerRegistry
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest
+from chargeshare.entrypoints.api.boot_policy import ask_to_boot
+from chargeshare.entrypoints.api.deps import Admin, IdPath
+from chargeshare.entrypoints.api.schemas import BootPolicyIn, BootPolicyOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_names import COMMANDS, BadCommand, parse_command, result_json
 

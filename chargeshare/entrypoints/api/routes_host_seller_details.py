@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chargeshare.adapters.api.deps import Host
-from chargeshare.adapters.api.schemas import SellerDetailsIn, SellerDetailsOut
-from chargeshare.adapters.api.strict_json import StrictJsonRoute
 from chargeshare.bootstrap import App
 from chargeshare.domain.availability import UK
 from chargeshare.domain.seller_details import SellerDetails, seller_details
+from chargeshare.entrypoints.api.deps import Host
+from chargeshare.entrypoints.api.schemas import SellerDetailsIn, SellerDetailsOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 
 def details_out(host_id: int, kyc_status: str, d: SellerDetails) -> SellerDetailsOut:

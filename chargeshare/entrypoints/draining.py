@@ -8,7 +8,7 @@ from types import FrameType
 
 import uvicorn
 
-from chargeshare.adapters.ocpp_server import ChargerRegistry
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 
 
 class DrainingServer(uvicorn.Server):

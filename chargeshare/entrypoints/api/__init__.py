@@ -19,7 +19,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from chargeshare import __version__
-from chargeshare.adapters.api import (
+from chargeshare.adapters.command_routing import router_for
+from chargeshare.adapters.event_fanout import EventHub, channel_for
+from chargeshare.adapters.payments_worker import PaymentsWorker
+from chargeshare.adapters.shared_clock import FollowedClock
+from chargeshare.adapters.sql import SqlStore
+from chargeshare.bootstrap import App
+from chargeshare.domain import errors
+from chargeshare.domain.rate_limit import retry_after_header
+from chargeshare.entrypoints.api import (
     routes_admin,
     routes_admin_commands,
     routes_admin_reports,
@@ -39,19 +47,11 @@ from chargeshare.adapters.api import (
     routes_smart_charging,
     routes_tokens,
 )
-from chargeshare.adapters.api.fleet_schemas import block_conflict_out
-from chargeshare.adapters.api.housekeeping import housekeeping
-from chargeshare.adapters.api.schemas import Problem
-from chargeshare.adapters.command_routing import router_for
-from chargeshare.adapters.event_fanout import EventHub, channel_for
-from chargeshare.adapters.metrics import Metrics
-from chargeshare.adapters.ocpp_server import ChargerRegistry
-from chargeshare.adapters.payments_worker import PaymentsWorker
-from chargeshare.adapters.shared_clock import FollowedClock
-from chargeshare.adapters.sql import SqlStore
-from chargeshare.bootstrap import App
-from chargeshare.domain import errors
-from chargeshare.domain.rate_limit import retry_after_header
+from chargeshare.entrypoints.api.fleet_schemas import block_conflict_out
+from chargeshare.entrypoints.api.housekeeping import housekeeping
+from chargeshare.entrypoints.api.schemas import Problem
+from chargeshare.entrypoints.metrics import Metrics
+from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.services.fleet import BlockConflict
 from chargeshare.services.live_push import LivePush
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from chargeshare.adapters.api.schemas import (
+from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.entrypoints.api.schemas import (
     BookingOut,
     ChargerOut,
     ConnectorOut,
@@ -11,7 +12,6 @@ from chargeshare.adapters.api.schemas import (
     SessionOut,
     WindowIO,
 )
-from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.services.queries.booking_views import BookingView
 from chargeshare.services.queries.session_views import SessionView
 from chargeshare.services.receipts import Receipt
