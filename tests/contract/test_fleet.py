@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, time, timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config
+from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound
 from chargeshare.domain.fleet import WEEKDAYS, BlockRule, ContractPolicy, InvoiceLine, LineKind
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
-from chargeshare.services.clock import ManualClock
-from tests.conftest import T0, build_for_tests
+from tests.conftest import T0
 from tests.contract.test_repositories import a_booking, a_charger
 
 RULE = BlockRule(WEEKDAYS, time(20), time(6), date(2026, 3, 2), date(2026, 3, 31))
 POLICY = ContractPolicy(timedelta(hours=48), 2500)
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
-    if url is None:
-        url = request.getfixturevalue("postgres_url")
-    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def a_fleet(app: App) -> tuple[int, int]:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config
+from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.tokens import TokenStatus, TokenType
-from chargeshare.services.clock import ManualClock
 from chargeshare.services.ports import UnitOfWork
-from tests.conftest import T0, build_for_tests
+from tests.conftest import T0
 from tests.contract.test_repositories import a_charger
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
-    if url is None:
-        url = request.getfixturevalue("postgres_url")
-    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def a_token(tx: UnitOfWork, driver: int, value: str, **changes: object) -> int:

@@ -3,30 +3,18 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, SmartTariff
 from chargeshare.domain.errors import InvalidRequest, NotFound
-from chargeshare.services.clock import ManualClock
 from chargeshare.services.records import BookingQuote
 from tests.conftest import T0
 from tests.contract.test_repositories import a_booking, a_charger
 
 DYNAMIC = HostPricing(PricingMode.DYNAMIC, 12, 80, SmartTariff(day_per_kwh=24, night_per_kwh=7))
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
-    if url is None:
-        url = request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def test_a_host_who_set_nothing_has_no_settings(app: App) -> None:

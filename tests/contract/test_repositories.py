@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config
+from chargeshare.bootstrap import App
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import (
@@ -29,22 +28,11 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
-from chargeshare.services.clock import ManualClock
 from chargeshare.services.ports import UnitOfWork
-from tests.conftest import T0, build_for_tests
+from tests.conftest import T0
 from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
-    if url is None:
-        url = request.getfixturevalue("postgres_url")
-    a = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def spec(cp_id: str, host: int, *connectors: int, lat: float = 51.45, lon: float = -2.59) -> ChargerSpec:

@@ -4,27 +4,15 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.seller_details import SellerDetails, seller_details
-from chargeshare.services.clock import ManualClock
 from tests.conftest import T0
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
-    if url is None:
-        url = request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def person(**changes: Any) -> SellerDetails:

@@ -3,27 +3,15 @@ overrides), on the in-memory fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.services.clock import ManualClock
 from tests.conftest import T0
 from tests.contract.test_repositories import a_booking, a_charger
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = {"memory": "memory://", "sqlite": "sqlite://"}.get(request.param)
-    if url is None:
-        url = request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def test_a_charger_nobody_configured_has_no_settings(app: App) -> None:
