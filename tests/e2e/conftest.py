@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import Point
+from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
@@ -52,3 +55,10 @@ def as_serve_runs(database_url: str = "sqlite://") -> Config:
 async def served() -> AsyncIterator[Served]:
     async with serving(build(as_serve_runs(), clock=SystemClock())) as s:
         yield s
+
+
+def list_home_charger(app: App, cp_id: str, host_id: int) -> int:
+    """A host's charger in Bristol with two 7.4 kW Type 2 connectors at 30p/kWh; its id."""
+    connectors = (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.TYPE2, 7_400))
+    spec = ChargerSpec(cp_id, host_id, Point(51.45, -2.59), Tariff(30), connectors)
+    return app.marketplace.add_charger(spec).charger_id

@@ -11,10 +11,7 @@ import httpx
 import pytest
 
 from chargeshare.bootstrap import Config, build
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
-from chargeshare.domain.geo import Point
 from chargeshare.domain.grid_limits import MIN_CHARGING_W
-from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from simulators.charger import VirtualCharger
@@ -22,7 +19,7 @@ from simulators.power import Vehicle
 from tests.api_helpers import driver, host
 from tests.clocks import HandClock
 from tests.conftest import T0
-from tests.e2e.conftest import Served, serving
+from tests.e2e.conftest import Served, list_home_charger, serving
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -39,20 +36,12 @@ async def served() -> AsyncIterator[OnASite]:
     """GL1, two 7.4 kW connectors, on a 10 kW site whose house draws 3 kW."""
     app = build(Config(database_url="sqlite://", password_hash="fast"), clock=HandClock(T0))
     owner = host(app, "Gwen")
-    view = app.marketplace.add_charger(
-        ChargerSpec(
-            "GL1",
-            owner.hid,
-            Point(51.45, -2.59),
-            Tariff(30),
-            (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.TYPE2, 7_400)),
-        )
-    )
+    charger_id = list_home_charger(app, "GL1", owner.hid)
     site = app.grid.add_site(owner.hid, "home", 10_000, house_load_w=3_000)
-    app.grid.place(view.charger_id, site.site_id)
+    app.grid.place(charger_id, site.site_id)
     registry = ChargerRegistry(app, call_timeout_s=5)
     async with serving(app, registry) as s:
-        yield OnASite(app, s.port, view.charger_id, registry)
+        yield OnASite(app, s.port, charger_id, registry)
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])

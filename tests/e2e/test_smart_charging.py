@@ -14,17 +14,14 @@ import httpx
 import pytest
 
 from chargeshare.bootstrap import Config, build
-from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
-from chargeshare.domain.geo import Point
 from chargeshare.domain.smart_charge_points import SmartSettings, Suppressed
-from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.api_helpers import Caller, driver, host
 from tests.clocks import HandClock
-from tests.e2e.conftest import Served, serving
+from tests.e2e.conftest import Served, list_home_charger, serving
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -44,17 +41,9 @@ class Evening(Served):
 async def served() -> AsyncIterator[Evening]:
     app = build(Config(database_url="sqlite://", password_hash="fast"), clock=HandClock(MONDAY_EVENING))
     owner = host(app, "Hana")
-    view = app.marketplace.add_charger(
-        ChargerSpec(
-            "SC1",
-            owner.hid,
-            Point(51.45, -2.59),
-            Tariff(30),
-            (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.TYPE2, 7_400)),
-        )
-    )
+    charger_id = list_home_charger(app, "SC1", owner.hid)
     async with serving(app, ChargerRegistry(app, call_timeout_s=5)) as s:
-        yield Evening(app, s.port, owner, view.charger_id)
+        yield Evening(app, s.port, owner, charger_id)
 
 
 @contextlib.asynccontextmanager
