@@ -19,6 +19,7 @@ from chargeshare.domain.ledger import (
     EntryKind,
     JournalEntry,
     Posting,
+    account_owner,
     host_payable,
 )
 from chargeshare.domain.money import FeeSplit, Pence
@@ -34,9 +35,7 @@ def fleet_receivable(fleet_id: int) -> str:
 
 def receivable_fleet(account: str) -> int | None:
     """The fleet whose receivable account this is, or None for any other account."""
-    kind, _, rest = account.partition(":")
-    ident, _, tail = rest.partition(":")
-    return int(ident) if kind == "fleet" and tail == "receivable" and ident.isdigit() else None
+    return account_owner(account, "fleet", "receivable")
 
 
 def charge_on_account(

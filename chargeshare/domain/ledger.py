@@ -32,11 +32,16 @@ def host_payable(host_id: int) -> str:
     return f"host:{host_id}:payable"
 
 
+def account_owner(account: str, kind: str, tail: str) -> int | None:
+    """The id in an account named `<kind>:<id>:<tail>`, or None for any other account."""
+    head, _, rest = account.partition(":")
+    ident, _, end = rest.partition(":")
+    return int(ident) if head == kind and end == tail and ident.isdigit() else None
+
+
 def payable_host(account: str) -> int | None:
     """The host whose payable account this is, or None for any other account."""
-    kind, _, rest = account.partition(":")
-    ident, _, tail = rest.partition(":")
-    return int(ident) if kind == "host" and tail == "payable" and ident.isdigit() else None
+    return account_owner(account, "host", "payable")
 
 
 class EntryKind(StrEnum):
