@@ -112,6 +112,7 @@ class VirtualCharger(ChargerCore):
         self._followups: list[Coroutine[Any, Any, None]] | None = None
         self._last_meter_at = clock.now()
         self._replaying = False
+        self._finished: dict[int, asyncio.Event] = {}  # per connector: its current car is done
         self.online = asyncio.Event()
         self.boot_status: str | None = None  # the CSMS's last answer to our BootNotification
         self.boot_interval_s = 0
@@ -488,9 +489,22 @@ class VirtualCharger(ChargerCore):
         outcome = await self._call(*self.renewal_message())
         return outcome.ok and outcome.payload is not None and outcome.payload["status"] == "Accepted"
 
-    def transfer_later(self, transfer: Coroutine[Any, Any, None]) -> None:
-        """A firmware download or log upload, begun once the command's answer has gone."""
-        self._spawn(transfer)
+    def transfer_later(
+        self, transfer: Coroutine[Any, Any, None], *, not_before: datetime | None = None
+    ) -> None:
+        """A firmware download or log upload, begun once the command's answer has gone and not
+        before `not_before` on the charger's clock."""
+        self._spawn(self._transfer_at(transfer, not_before))
+
+    async def _transfer_at(self, transfer: Coroutine[Any, Any, None], not_before: datetime | None) -> None:
+        wait_s = 0.0 if not_before is None else (not_before - self.clock.now()).total_seconds()
+        if wait_s > 0:
+            try:
+                await asyncio.sleep(wait_s)  # the charger's own schedule, as told
+            except BaseException:
+                transfer.close()
+                raise
+        await transfer
 
     def renew_later(self) -> None:
         """TriggerMessage SignChargingStationCertificate: renew once the answer has gone."""
@@ -539,7 +553,7 @@ class VirtualCharger(ChargerCore):
         p.delivered_wh = c.meter.register_wh - p.meter_start
         if p.delivered_wh >= p.target_wh or p.vehicle.power_w(c.max_power_w) == 0:
             c.state = step(c.state, Trigger.EV_FULL)
-            p.done.set()
+            self._finished[c.no].set()
         return c.meter.register_wh - before
 
     def _advance_gated(self, c: VirtualConnector, p: Plugged, gate: SmartGate, now: datetime) -> None:
@@ -600,6 +614,7 @@ class VirtualCharger(ChargerCore):
     ) -> Plugged:
         """Plug a car in without presenting a card (a remote start may follow)."""
         plugged = self.plug(connector_no, vehicle, target_wh, id_tag=id_tag)
+        self._finished[connector_no] = asyncio.Event()
         await self.report_status(self.connectors[connector_no])
         return plugged
 
@@ -695,9 +710,13 @@ class VirtualCharger(ChargerCore):
     async def _triggered_boot(self) -> None:
         await self.boot(BootReason.TRIGGERED)
 
+    def finished(self, connector_no: int) -> asyncio.Event:
+        """Set when the car last plugged into the connector stops taking energy or its transaction ends."""
+        return self._finished[connector_no]
+
     def next_transaction_id(self) -> str:
         return str(uuid.uuid4())  # unique across reboots and runs, as 2.0.1 wants
 
     def transaction_ended(self, c: VirtualConnector) -> None:
         if c.plugged is not None:
-            c.plugged.done.set()
+            self._finished[c.no].set()

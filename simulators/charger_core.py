@@ -647,7 +647,9 @@ class ChargerCore:
         """Send a message of its own now (queued while offline, as any other)."""
         raise NotImplementedError
 
-    def transfer_later(self, transfer: Coroutine[Any, Any, None]) -> None:
+    def transfer_later(
+        self, transfer: Coroutine[Any, Any, None], *, not_before: datetime | None = None
+    ) -> None:
         """A file transfer (firmware download, log upload), begun once the answer has gone."""
         raise NotImplementedError
 

@@ -82,8 +82,10 @@ class ChargerPort(Protocol):
         """Send a message now (queued while offline, as any other)."""
         ...
 
-    def transfer_later(self, transfer: Coroutine[Any, Any, None]) -> None:
-        """A file transfer, begun once the command's answer has gone."""
+    def transfer_later(
+        self, transfer: Coroutine[Any, Any, None], *, not_before: datetime | None = None
+    ) -> None:
+        """A file transfer, begun once the command's answer has gone and not before `not_before`."""
         ...
 
     def renew_later(self) -> None:

@@ -334,9 +334,8 @@ class V16:
 
         def update_firmware(p: dict[str, Any]) -> dict[str, Any]:
             say = said_as("FirmwareStatusNotification")
-            cp.transfer_later(
-                file_transfer.update_firmware(cp, p["location"], parse_ts(p["retrieveDate"]), say)
-            )
+            transfer = file_transfer.update_firmware(cp, p["location"], say)
+            cp.transfer_later(transfer, not_before=parse_ts(p["retrieveDate"]))
             return {}
 
         def get_diagnostics(p: dict[str, Any]) -> dict[str, Any]:

@@ -365,7 +365,9 @@ class V201:
                 return {"status": "Rejected"}  # it cannot check a signature: it takes unsigned images only
             say = said_as("FirmwareStatusNotification", p["requestId"])
             retrieve_at = parse_ts(firmware["retrieveDateTime"])
-            cp.transfer_later(file_transfer.update_firmware(cp, firmware["location"], retrieve_at, say))
+            cp.transfer_later(
+                file_transfer.update_firmware(cp, firmware["location"], say), not_before=retrieve_at
+            )
             return {"status": "Accepted"}
 
         def get_log(p: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ transaction, a reservation, and the reasons a transaction ends or a charger boot
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -79,7 +78,6 @@ class Plugged:
     reservation_id: int | None = None  # the reservation this car took up when it plugged in
     meter_start: int = 0
     delivered_wh: int = 0
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def transaction_id(self) -> int | str | None:

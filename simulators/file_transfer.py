@@ -4,11 +4,9 @@ it goes with the version's status notifications (`say`)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -24,12 +22,9 @@ Say = Callable[[str], Awaitable[None]]
 TRANSFER_FAILURES = (httpx.HTTPError, httpx.InvalidURL, ValueError)
 
 
-async def update_firmware(cp: ChargerPort, location: str, retrieve_at: datetime, say: Say) -> None:
+async def update_firmware(cp: ChargerPort, location: str, say: Say) -> None:
     """Downloading, then Downloaded and Installing and Installed (or DownloadFailed): the image's
-    digest becomes the firmware version it reports."""
-    wait_s = (retrieve_at - cp.clock.now()).total_seconds()
-    if wait_s > 0:
-        await asyncio.sleep(wait_s)  # the charger's own schedule, as told
+    digest becomes the firmware version it reports. Its driver starts it at the retrieve date."""
     await say("Downloading")
     try:
         async with httpx.AsyncClient(timeout=TRANSFER_TIMEOUT_S) as client:

@@ -22,7 +22,6 @@ from simulators import driver as script
 from simulators.backend_nodes import BackendProcesses
 from simulators.charger import PlugRefused, VirtualCharger
 from simulators.driver import DriverStats
-from simulators.evse import Plugged as Plug
 from simulators.fleet import DriverPlan
 from simulators.http_retry import RequestLost
 from simulators.pacing import sleep_sim
@@ -186,11 +185,12 @@ class DriverApp:
                     )
                 except PlugRefused:
                     return None
-                return script.Plugged(plug, plug.transaction_id is not None)
+                finished = self.world.chargers[cp_id].finished(script.CONNECTOR_NO)
+                return script.Plugged(finished, plug.transaction_id is not None)
             case script.WaitDone(plugged, timeout_s):
-                assert isinstance(plugged.handle, Plug)
+                assert isinstance(plugged.handle, asyncio.Event)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(plugged.handle.done.wait(), timeout=clock.real_seconds(timeout_s))
+                    await asyncio.wait_for(plugged.handle.wait(), timeout=clock.real_seconds(timeout_s))
                 return None
             case script.Unplug(cp_id):
                 await self.world.chargers[cp_id].unplug(script.CONNECTOR_NO)

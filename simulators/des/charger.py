@@ -415,7 +415,9 @@ class DesCharger(ChargerCore):
     async def send_message(self, message: Message) -> None:
         self._send(message)
 
-    def transfer_later(self, transfer: Coroutine[Any, Any, None]) -> None:
+    def transfer_later(
+        self, transfer: Coroutine[Any, Any, None], *, not_before: datetime | None = None
+    ) -> None:
         transfer.close()  # never reached: the handlers that would start one are refusals here
 
     def renew_later(self) -> None:
