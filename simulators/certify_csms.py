@@ -14,7 +14,7 @@ from typing import Any
 
 from chargeshare.certify.model import CaseResult, CertificationReport, Verdict
 from chargeshare.certify.wirelog import CALL, CALLERROR, CALLRESULT, Entry, WireLog, excerpt
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock, SystemClock
@@ -321,7 +321,7 @@ async def _run(case: CsmsCase, probe: Probe, log: WireLog) -> CaseResult:
     return result(Verdict.PASS, case.checks, probe.cited)
 
 
-def _schema_breaks(entries: list[Entry], version: str) -> list[tuple[Entry, str]]:
+def _schema_breaks(entries: list[Entry], version: OcppVersion) -> list[tuple[Entry, str]]:
     """CSMS frames that are not OCPP: unreadable, or a command or answer outside the schema."""
     found = []
     for e in entries:

@@ -16,6 +16,7 @@ from chargeshare.certify.model import CertificationReport, NotApplicable, Profil
 from chargeshare.certify.operator import Action, NoOperator, Step
 from chargeshare.certify.runner import Certifier
 from chargeshare.certify.server import CertificationServer, register, served_locations
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.clock import ScaledClock
 from simulators.charger import PlugRefused, VirtualCharger
 from simulators.faulty_chargers import charger_class
@@ -74,7 +75,7 @@ class VirtualOperator:
 
 
 async def certify_virtual(
-    protocol: str,
+    protocol: OcppVersion,
     variant: str | None = None,
     *,
     settings: Settings,

@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from chargeshare.domain.credentials import basic_auth_header
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Outcome
 from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.services.clock import Clock
@@ -78,7 +78,7 @@ class VirtualCharger(ChargerCore):
         clock: Clock,
         connector_power_w: list[int],
         *,
-        protocol: str = V16,
+        protocol: OcppVersion = V16,
         meter_interval_s: int = 60,
         call_timeout_s: float = 10.0,
         password: str | None = None,

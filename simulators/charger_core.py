@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import CallRejected, Handler, Outcome
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts
@@ -108,7 +108,7 @@ class ChargerCore:
         self._reset_when_idle = False
 
     @property
-    def protocol(self) -> str:
+    def protocol(self) -> OcppVersion:
         return self.dialect.version
 
     @property

@@ -10,6 +10,7 @@ from collections.abc import Coroutine, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.clock import Clock
 from simulators.charger_certificates import ChargerCertificates
 from simulators.dialect import Message
@@ -34,7 +35,7 @@ class ChargerPort(Protocol):
     boot_accepted: bool
 
     @property
-    def protocol(self) -> str: ...
+    def protocol(self) -> OcppVersion: ...
 
     def timestamp(self) -> str:
         """Now as this charger says it (its clock may be skewed)."""

@@ -53,7 +53,7 @@ class Dialect(Protocol):
 PROTOCOLS = VERSIONS
 
 
-def dialect_for(protocol: str) -> Dialect:
+def dialect_for(protocol: OcppVersion) -> Dialect:
     from simulators import dialect_v16, dialect_v21, dialect_v201
 
     if protocol == V16:
@@ -65,7 +65,7 @@ def dialect_for(protocol: str) -> Dialect:
     raise ValueError(f"unknown OCPP version {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
-def status_refusal(action: str, version: str) -> dict[str, Any] | None:
+def status_refusal(action: str, version: OcppVersion) -> dict[str, Any] | None:
     """{"status": "Rejected"} where the action's response allows it, from the library's schema."""
     from ocpp.messages import get_validator
 

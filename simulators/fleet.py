@@ -12,7 +12,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.dynamic_pricing import HostPricing, PricingMode, SmartTariff
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 
 CITIES: dict[str, Point] = {
     "bristol": Point(51.4545, -2.5879),
@@ -35,7 +35,7 @@ class FleetShape:
     price_max: int = 45
     # OCPP versions, dealt out in turn: charger i speaks protocols[i % len(protocols)], so
     # ("1.6", "2.0.1") alternates and ("1.6", "1.6", "2.0.1") makes a third of the fleet 2.0.1.
-    protocols: tuple[str, ...] = (V16,)
+    protocols: tuple[OcppVersion, ...] = (V16,)
     # Relevant charge points under the UK's Smart Charge Points Regulations 2021: a randomised delay
     # and default charging hours, as pre-configured (simulators/smart_gate.py).
     smart_charge_points: bool = False
@@ -44,7 +44,7 @@ class FleetShape:
     pricing: str = PricingMode.FLAT.value
     grid: GridShape | None = None  # None: no site or feeder limits
 
-    def protocol_of(self, index: int) -> str:
+    def protocol_of(self, index: int) -> OcppVersion:
         return self.protocols[index % len(self.protocols)]
 
 

@@ -29,7 +29,7 @@ from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
-from chargeshare.ocpp import V16, csms, csms_v16, csms_v201
+from chargeshare.ocpp import V16, OcppVersion, csms, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected, Connection
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -474,7 +474,7 @@ class Replayer:
             self.app.settlement.reconcile()
         # "window" marks where the recorded run's window began: it changes nothing in the backend.
 
-    def _connection(self, cp: str, version: str) -> Connection:
+    def _connection(self, cp: str, version: OcppVersion) -> Connection:
         conn = self.connections.get((cp, version))
         if conn is None:
             handlers = csms.handlers(version, self.app.charging, cp, self.app.reports)

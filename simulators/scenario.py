@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.failpoints import POINTS as FAILPOINTS
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
@@ -621,13 +621,13 @@ def _fault_mistakes(
         found.add(where, f"{count} bookings asked for, but only {drivers} drivers book (one each)")
 
 
-def _fleet_protocols(fleet: dict[str, Any]) -> list[str]:
+def _fleet_protocols(fleet: dict[str, Any]) -> list[OcppVersion]:
     """Each charger's OCPP version, dealt out as the fleet deals them."""
-    protocols = [str(p) for p in fleet.get("protocols", [V16])]
+    protocols = [OcppVersion(str(p)) for p in fleet.get("protocols", [V16])]
     return [protocols[n % len(protocols)] for n in range(fleet["chargers"])]
 
 
-def _commands_of(protocol: str) -> frozenset[str]:
+def _commands_of(protocol: OcppVersion) -> frozenset[str]:
     """The CSMS commands a virtual charger of `protocol` answers: its dialect's handler table, only
     built here (its handlers are never called, so they need no charger)."""
     from typing import cast
@@ -653,7 +653,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
         fleet=FleetShape(
             radius_m=float(fleet.get("radius_m", 6_000)),
             powers_w=tuple(fleet.get("powers_w", FleetShape().powers_w)),
-            protocols=tuple(str(p) for p in fleet.get("protocols", [V16])),
+            protocols=tuple(OcppVersion(str(p)) for p in fleet.get("protocols", [V16])),
             price_min=price["min"],
             price_max=price["max"],
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),

@@ -19,6 +19,7 @@ from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 from chargeshare.services.clock import Clock, ManualClock
 
 POSTGRES_URL = os.environ.get(
@@ -98,7 +99,7 @@ def add_charger(
         )
     )
     if online:
-        app.charging.boot(cp_id, "1.6")
+        app.charging.boot(cp_id, V16)
         app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
     return view.charger_id
 

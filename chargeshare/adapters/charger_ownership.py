@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chargeshare.ocpp import VERSIONS, OcppVersion
+
 # Lua's pattern for the epoch inside "node|epoch|version" (node ids hold no "|").
 _EPOCH_OF = "local function epoch_of(v) return tonumber(string.match(v, '^[^|]*|(%d+)|')) end\n"
 
@@ -112,7 +114,7 @@ class Owner:
 
     node: str
     epoch: int
-    version: str
+    version: OcppVersion
 
     @property
     def record(self) -> str:
@@ -123,9 +125,9 @@ class Owner:
         text = record.decode() if isinstance(record, bytes) else record
         node, _, rest = text.partition("|")
         epoch, _, version = rest.partition("|")
-        if not node or not epoch.isdigit() or not version:
+        if not node or not epoch.isdigit() or version not in VERSIONS:
             return None
-        return cls(node, int(epoch), version)
+        return cls(node, int(epoch), OcppVersion(version))
 
 
 class ChargerOwnership:
@@ -149,7 +151,7 @@ class ChargerOwnership:
         """The epoch of a connection arriving now: above every connection to the charger so far."""
         return int(await self._epoch(keys=[self.key(cp_id), self._counter()]))
 
-    async def claim(self, cp_id: str, node: str, version: str) -> tuple[Owner, Owner | None]:
+    async def claim(self, cp_id: str, node: str, version: OcppVersion) -> tuple[Owner, Owner | None]:
         """Record `node` as holding the charger from now on, with an epoch drawn now; returns our
         record and the one it replaced (None if there was none)."""
         epoch, previous = await self._claim(
@@ -158,7 +160,7 @@ class ChargerOwnership:
         return Owner(node, int(epoch), version), (Owner.parse(previous) if previous else None)
 
     async def claim_at(
-        self, cp_id: str, node: str, version: str, epoch: int
+        self, cp_id: str, node: str, version: OcppVersion, epoch: int
     ) -> tuple[Owner | None, Owner | None]:
         """`claim` with the epoch drawn when the connection arrived (`next_epoch`): our record is None
         if a connection made after ours holds the charger already (that record is returned)."""

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from chargeshare.adapters.charger_ownership import ChargerOwnership, Owner
 from chargeshare.adapters.redis_namespace import namespace_for
+from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.connection import Outcome
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class CommandRouter:
             log.exception("could not draw an epoch for %r", cp_id)
             return None
 
-    async def claimed(self, cp_id: str, version: str, epoch: int | None = None) -> Owner | None:
+    async def claimed(self, cp_id: str, version: OcppVersion, epoch: int | None = None) -> Owner | None:
         """Record that this node holds the charger now; tell the node that held it before to close
         its link. None if Redis could not be asked (the link still serves; commands from other
         processes cannot find it). Raises Superseded if a connection made after ours (its `epoch`,

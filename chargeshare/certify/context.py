@@ -13,7 +13,7 @@ from chargeshare.certify.model import Case, CaseFailed, NotApplicable, NotRun, P
 from chargeshare.certify.operator import Action, Operator, Step
 from chargeshare.certify.wirelog import CALLERROR, Entry, WireLog
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.services.clock import Clock
 
 Match = Callable[[dict[str, Any]], bool]
@@ -64,7 +64,7 @@ class CaseContext:
         *,
         registry: ChargerRegistry,
         cp_id: str,
-        version: str,
+        version: OcppVersion,
         log: WireLog,
         operator: Operator,
         clock: Clock,

@@ -9,7 +9,7 @@ from typing import Any
 
 from chargeshare.bootstrap import App
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.frames import CALL, has_schema
 from chargeshare.ocpp.timestamps import format_ts
@@ -54,7 +54,7 @@ class TestBench:
         return "Accepted" if id_tag in self.accepted_tags else "Invalid"
 
 
-def bench_handlers(app: App, bench: TestBench, version: str) -> dict[str, Handler]:
+def bench_handlers(app: App, bench: TestBench, version: OcppVersion) -> dict[str, Handler]:
     def now() -> str:
         return format_ts(app.clock.now())
 
@@ -112,5 +112,5 @@ class CertificationRegistry(ChargerRegistry):
         super().__init__(app, call_timeout_s=call_timeout_s)
         self.bench = bench
 
-    def _handlers(self, cp_id: str, version: str, credentials: str) -> dict[str, Handler]:
+    def _handlers(self, cp_id: str, version: OcppVersion, credentials: str) -> dict[str, Handler]:
         return bench_handlers(self.app, self.bench, version)

@@ -24,14 +24,14 @@ from chargeshare.certify.model import (
 from chargeshare.certify.operator import Operator
 from chargeshare.certify.wirelog import CALL, CALLRESULT, Entry, WireLog, excerpt
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.frames import RemoteProtocolError, check_payload
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 
 
-def malformed(entries: list[Entry], version: str) -> list[tuple[Entry, str]]:
+def malformed(entries: list[Entry], version: OcppVersion) -> list[tuple[Entry, str]]:
     """Calls from the party under test that are not OCPP: unreadable, or outside the schema. Any of
     them fails the case it appears in, whatever else the case checks."""
     found = []
@@ -70,7 +70,7 @@ class Certifier:
     progress: Progress = field(default_factory=Progress)
     declared: dict[str, str] = field(default_factory=dict)  # see CaseContext.declared
 
-    async def wait_for_charger(self, timeout_s: float) -> str:
+    async def wait_for_charger(self, timeout_s: float) -> OcppVersion:
         """Wait for the charger to connect and boot; returns the OCPP version it speaks."""
         deadline = time.monotonic() + timeout_s
         while not (self.cp_id in self.registry.links and self.log.calls("BootNotification")):
@@ -79,7 +79,7 @@ class Certifier:
             await asyncio.sleep(0.05)
         return self.registry.links[self.cp_id].version
 
-    async def run(self, cases: Sequence[Case], version: str) -> CertificationReport:
+    async def run(self, cases: Sequence[Case], version: OcppVersion) -> CertificationReport:
         started_at = format_ts(self.clock.now())
         cases = [c for c in cases if version in c.versions]
         supported, evidence = await self._profiles(version)
@@ -115,7 +115,7 @@ class Certifier:
             self.cp_id, "", "charger", now, results, finished_at=now, tool_version=__version__
         )
 
-    async def _profiles(self, version: str) -> tuple[set[Profile] | None, list[Entry]]:
+    async def _profiles(self, version: OcppVersion) -> tuple[set[Profile] | None, list[Entry]]:
         """The feature profiles a 1.6 charger declares (None: it does not say, so all are tried)."""
         if version != V16:
             return None, []
@@ -132,7 +132,7 @@ class Certifier:
         return None, []
 
     async def _run_one(
-        self, case: Case, version: str, supported: set[Profile] | None, evidence: list[Entry]
+        self, case: Case, version: OcppVersion, supported: set[Profile] | None, evidence: list[Entry]
     ) -> CaseResult:
         t0 = time.monotonic()
 

@@ -238,7 +238,7 @@ def certify(
                     password,
                     settings,
                     clock,
-                    protocol=None if protocol is None else protocol.value,
+                    protocol=protocol,
                     profiles=profiles,
                     auto=auto,
                     variant=variant,
@@ -268,7 +268,7 @@ async def _certify(
     settings: Settings,
     clock: Clock,
     *,
-    protocol: str | None,
+    protocol: OcppVersion | None,
     profiles: set[Profile] | None,
     auto: bool,
     variant: str | None,
@@ -334,7 +334,13 @@ async def _certify(
 
 @contextlib.asynccontextmanager
 async def _operator(
-    auto: bool, variant: str | None, cp_id: str, url: str, password: str, clock: Clock, protocol: str | None
+    auto: bool,
+    variant: str | None,
+    cp_id: str,
+    url: str,
+    password: str,
+    clock: Clock,
+    protocol: OcppVersion | None,
 ) -> AsyncIterator[Operator]:
     from chargeshare.certify.operator import PromptOperator
 

@@ -33,7 +33,7 @@ from chargeshare.cli.options import (
 from chargeshare.cli.simulate_des import LIVE_MAX_CHARGERS, Engine
 from chargeshare.domain.dynamic_pricing import PricingMode
 from chargeshare.domain.money import format_gbp, format_kwh
-from chargeshare.ocpp import VERSIONS
+from chargeshare.ocpp import VERSIONS, OcppVersion
 
 if TYPE_CHECKING:
     from simulators.live import LiveParams
@@ -184,12 +184,13 @@ def _simulate(
     if city not in CITIES:
         console.print(f"[red]error:[/] unknown city {city!r}; choose one of {', '.join(CITIES)}")
         raise typer.Exit(2)
-    versions = None if protocols is None else tuple(v.strip() for v in protocols.split(","))
-    if versions is not None and (not versions or any(v not in VERSIONS for v in versions)):
+    words = None if protocols is None else [v.strip() for v in protocols.split(",")]
+    if words is not None and (not words or any(v not in VERSIONS for v in words)):
         console.print(
             f"[red]error:[/] --protocols {protocols!r}: a comma-separated list of {', '.join(VERSIONS)}"
         )
         raise typer.Exit(2)
+    versions = None if words is None else tuple(OcppVersion(v) for v in words)
     from chargeshare.cli.errors import run_async
     from chargeshare.cli.live_view import LiveView
     from chargeshare.cli.simulate_des import run_des_command

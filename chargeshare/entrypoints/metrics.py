@@ -8,7 +8,7 @@ so a scrape always tells the present and nothing has to be kept in step.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,7 +28,7 @@ ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 class _Present(Collector):
     """What is true at scrape time, read afresh each time."""
 
-    def __init__(self, app: App, connected: Callable[[], dict[str, str]]) -> None:
+    def __init__(self, app: App, connected: Callable[[], Mapping[str, str]]) -> None:
         self.app, self.connected = app, connected
 
     def collect(self) -> Iterator[Metric]:
@@ -60,7 +60,7 @@ class _Present(Collector):
 
 
 class Metrics:
-    def __init__(self, app: App, connected: Callable[[], dict[str, str]]) -> None:
+    def __init__(self, app: App, connected: Callable[[], Mapping[str, str]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.frames = Counter(
             "chargeshare_ocpp_frames",

@@ -28,7 +28,7 @@ from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, UNREACHAB
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.entrypoints.tls_scope import client_certificate
-from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, csms
+from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, OcppVersion, csms
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
 from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
@@ -95,7 +95,7 @@ Certification's wire log and replay traces are taps; a tap must be quick and mus
 @dataclass
 class ChargerLink:
     cp_id: str
-    version: str
+    version: OcppVersion
     websocket: WebSocket
     connection: Connection
     waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
@@ -195,7 +195,7 @@ class ChargerRegistry:
             except Exception:
                 log.exception("a frame tap failed; the frame itself is unaffected")
 
-    def _handlers(self, cp_id: str, version: str, credentials: str) -> dict[str, Handler]:
+    def _handlers(self, cp_id: str, version: OcppVersion, credentials: str) -> dict[str, Handler]:
         return csms.handlers(version, self.app.charging, cp_id, self.app.reports, credentials=credentials)
 
     def _certificate_problem(self, ws: WebSocket, cp_id: str) -> tuple[str | None, bool]:
@@ -351,7 +351,7 @@ class ChargerRegistry:
                 return outcome
         return Outcome("", action, error=NOT_CONNECTED)
 
-    async def _route(self, cp_id: str) -> tuple[str, Owner | None] | None:
+    async def _route(self, cp_id: str) -> tuple[OcppVersion, Owner | None] | None:
         """How to reach the charger: (its OCPP version, None) over our own link, (version, owner)
         through the process holding it, or None when no process does."""
         link = self.links.get(cp_id)
@@ -401,11 +401,11 @@ class ChargerRegistry:
             return Outcome(uid, action, error="Timeout")
 
     # ---- who is connected ----------------------------------------------------------------------
-    def connected(self) -> dict[str, str]:
+    def connected(self) -> dict[str, OcppVersion]:
         """Charge point id -> OCPP version ("1.6", "2.0.1" or "2.1") of every live link."""
         return {cp_id: link.version for cp_id, link in self.links.items()}
 
-    def version_of(self, cp_id: str) -> str | None:
+    def version_of(self, cp_id: str) -> OcppVersion | None:
         link = self.links.get(cp_id)
         return None if link is None else link.version
 
@@ -466,7 +466,7 @@ class ChargerRegistry:
         return whole.joined(done)
 
     def _result(
-        self, cp_id: str, command: cmd.Command[T], version: str, outcome: Outcome, wait_s: float
+        self, cp_id: str, command: cmd.Command[T], version: OcppVersion, outcome: Outcome, wait_s: float
     ) -> cmd.CommandResult[T]:
         if outcome.error == "Timeout":
             return cmd.Timeout(wait_s)

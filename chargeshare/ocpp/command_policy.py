@@ -19,9 +19,9 @@ from typing import Any, Protocol, TypeVar
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
+from chargeshare.ocpp import OcppVersion, metering_setup
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
-from chargeshare.ocpp import metering_setup
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.ocpp.scripts import Effect, Issue, Order, Script, Send, Step
@@ -285,14 +285,14 @@ class CommandPolicy:
         # Only once the boot's answer has left: nothing may reach a charger before it.
         return [Order(cp_id, self._configure(cp_id, event.ocpp_version), after_reply=True)]
 
-    def _configure(self, cp_id: str, version: str) -> Script:
+    def _configure(self, cp_id: str, version: OcppVersion) -> Script:
         """Metering first (if asked for), then the owner's smart charging settings, one command at a
         time."""
         if self.metering is not None:
             yield from self._configure_metering(cp_id, version, self.metering)
         yield from self._configure_smart_charging(cp_id)
 
-    def _configure_metering(self, cp_id: str, version: str, policy: MeteringPolicy) -> Script:
+    def _configure_metering(self, cp_id: str, version: OcppVersion, policy: MeteringPolicy) -> Script:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
         setup = yield from metering_setup.configure(version, policy)

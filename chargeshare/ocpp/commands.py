@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from chargeshare.domain.tokens import ListEntry, UpdateType
-from chargeshare.ocpp import V16, V21, V201, family
+from chargeshare.ocpp import V16, V21, V201, OcppVersion, family
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 
 T = TypeVar("T")
@@ -138,16 +138,16 @@ class Command(ABC, Generic[T]):
     actions: ClassVar[dict[str, str]]
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED})
 
-    def action(self, version: str) -> str:
+    def action(self, version: OcppVersion) -> str:
         return self.actions[family(version)]
 
     @abstractmethod
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]: ...
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]: ...
 
     @abstractmethod
-    def details(self, version: str, answer: dict[str, Any]) -> T: ...
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> T: ...
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[T] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[T] | Rejected:
         status = Status(answer["status"])
         if status not in self.done:
             return Rejected(status, answer.get("statusInfo", {}).get("reasonCode"))
@@ -155,7 +155,7 @@ class Command(ABC, Generic[T]):
 
 
 class _NoDetails(Command[None]):
-    def details(self, version: str, answer: dict[str, Any]) -> None:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> None:
         return None
 
 
@@ -170,7 +170,7 @@ def _id_token(id_tag: str) -> dict[str, str]:
     return {"idToken": id_tag, "type": "ISO14443"}
 
 
-def transaction_id(ref: TransactionRef, version: str, charger_tx: ChargerTxLookup) -> int | str:
+def transaction_id(ref: TransactionRef, version: OcppVersion, charger_tx: ChargerTxLookup) -> int | str:
     """The transaction as the charger's version names it (CannotSay when it cannot)."""
     if version == V16:
         if isinstance(ref, int):
@@ -202,7 +202,7 @@ class StartCharging(Command[str | None]):
 
     actions: ClassVar[dict[str, str]] = {V16: "RemoteStartTransaction", V201: "RequestStartTransaction"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if self.profile is not None and (
             self.profile.purpose is not ProfilePurpose.TX or self.connector_no is None
         ):
@@ -226,7 +226,7 @@ class StartCharging(Command[str | None]):
             p["chargingProfile"] = _profile_body(self.profile, version, charger_tx)
         return p
 
-    def details(self, version: str, answer: dict[str, Any]) -> str | None:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> str | None:
         tx = answer.get("transactionId")
         return None if tx is None else str(tx)
 
@@ -239,7 +239,7 @@ class StopCharging(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "RemoteStopTransaction", V201: "RequestStopTransaction"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         return {"transactionId": transaction_id(self.transaction, version, charger_tx)}
 
 
@@ -262,17 +262,17 @@ class GetTransactionStatus(Command[TransactionQueue]):
 
     actions: ClassVar[dict[str, str]] = {V201: "GetTransactionStatus"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             raise CannotSay("OCPP 1.6 has no GetTransactionStatus")
         if self.transaction is None:
             return {}
         return {"transactionId": transaction_id(self.transaction, version, charger_tx)}
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[TransactionQueue] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[TransactionQueue] | Rejected:
         return Done(Status.ACCEPTED, self.details(version, answer))  # the answer has no status
 
-    def details(self, version: str, answer: dict[str, Any]) -> TransactionQueue:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> TransactionQueue:
         ongoing = answer.get("ongoingIndicator")
         return TransactionQueue(bool(answer["messagesInQueue"]), None if ongoing is None else bool(ongoing))
 
@@ -295,7 +295,7 @@ class Reserve(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "ReserveNow", V201: "ReserveNow"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             if self.connector_type is not None:
                 raise CannotSay("OCPP 1.6 reserves a connector by its id, not its type")
@@ -328,7 +328,7 @@ class CancelReservation(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "CancelReservation", V201: "CancelReservation"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         return {"reservationId": self.reservation_id}
 
 
@@ -347,7 +347,7 @@ class ChangeAvailability(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "ChangeAvailability", V201: "ChangeAvailability"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.SCHEDULED})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         word = "Operative" if self.operative else "Inoperative"
         if version == V16:
             if self.evse_connector is not None:
@@ -372,7 +372,7 @@ class Reset(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "Reset", V201: "Reset"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.SCHEDULED})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             if self.evse_id is not None:
                 raise CannotSay("OCPP 1.6 resets the whole charger")
@@ -398,7 +398,7 @@ class TriggerMessage(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "TriggerMessage", V201: "TriggerMessage"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         p: dict[str, Any] = {"requestedMessage": self.message}
         if self.evse_connector is not None and (version == V16 or self.connector_no is None):
             raise CannotSay(_NO_EVSES_IN_16 if version == V16 else "a connector is named within its EVSE")
@@ -420,7 +420,7 @@ class UnlockConnector(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "UnlockConnector", V201: "UnlockConnector"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.UNLOCKED})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             if self.evse_connector != 1:
                 raise CannotSay(_NO_EVSES_IN_16)
@@ -436,7 +436,7 @@ class ProfilePurpose(StrEnum):
     TX_DEFAULT = "TxDefaultProfile"
     TX = "TxProfile"
 
-    def word(self, version: str) -> str:
+    def word(self, version: OcppVersion) -> str:
         if self is ProfilePurpose.CHARGER_MAX:
             return "ChargePointMaxProfile" if version == V16 else "ChargingStationMaxProfile"
         return self.value
@@ -517,14 +517,14 @@ class SetChargingProfile(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "SetChargingProfile", V201: "SetChargingProfile"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         body = _profile_body(self.profile, version, charger_tx)
         if version == V16:
             return {"connectorId": self.connector_no, "csChargingProfiles": body}
         return {"evseId": self.connector_no, "chargingProfile": body}
 
 
-def _profile_body(pr: ChargingProfile, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+def _profile_body(pr: ChargingProfile, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
     """A charging profile as each version writes it (SetChargingProfile, or a remote start's)."""
     body: dict[str, Any] = {
         "stackLevel": pr.stack_level,
@@ -559,7 +559,7 @@ class ClearChargingProfile(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "ClearChargingProfile", V201: "ClearChargingProfile"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         criteria: dict[str, Any] = {}
         if self.purpose is not None:
             criteria["chargingProfilePurpose"] = self.purpose.word(version)
@@ -600,14 +600,14 @@ class GetCompositeSchedule(Command[CompositeSchedule | None]):
 
     actions: ClassVar[dict[str, str]] = {V16: "GetCompositeSchedule", V201: "GetCompositeSchedule"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         p: dict[str, Any] = {"duration": self.duration_s}
         p["connectorId" if version == V16 else "evseId"] = self.connector_no
         if self.rate_unit is not None:
             p["chargingRateUnit"] = self.rate_unit.value
         return p
 
-    def details(self, version: str, answer: dict[str, Any]) -> CompositeSchedule | None:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> CompositeSchedule | None:
         if version == V16:
             schedule, start = answer.get("chargingSchedule"), answer.get("scheduleStart")
         else:
@@ -656,7 +656,7 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
 
     actions: ClassVar[dict[str, str]] = {V16: "GetConfiguration", V201: "GetVariables"}
 
-    def parts(self, version: str) -> list[GetSettings]:
+    def parts(self, version: OcppVersion) -> list[GetSettings]:
         return [replace(self, keys=k, per_message=None) for k in _chunks(self.keys, self.per_message)]
 
     def items(self) -> int:
@@ -668,7 +668,7 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
     def joined(self, done: list[Done[tuple[SettingValue, ...]]]) -> Done[tuple[SettingValue, ...]]:
         return Done(Status.ACCEPTED, tuple(v for d in done for v in d.details))
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             return {"key": [k.name for k in self.keys]} if self.keys else {}
         if not self.keys:
@@ -679,10 +679,12 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
             ]
         }
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[tuple[SettingValue, ...]] | Rejected:
+    def result(
+        self, version: OcppVersion, answer: dict[str, Any]
+    ) -> Done[tuple[SettingValue, ...]] | Rejected:
         return Done(Status.ACCEPTED, self.details(version, answer))
 
-    def details(self, version: str, answer: dict[str, Any]) -> tuple[SettingValue, ...]:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> tuple[SettingValue, ...]:
         if version == V16:
             found = [
                 SettingValue(SettingKey(c["key"]), Status.ACCEPTED, c.get("value"), c["readonly"])
@@ -728,7 +730,7 @@ class GetBaseReport(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "GetBaseReport"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             raise CannotSay(_NO_REPORTS_IN_16)
         return {"requestId": self.request_id, "reportBase": self.base.value}
@@ -745,7 +747,7 @@ class GetReport(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "GetReport"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             raise CannotSay(_NO_REPORTS_IN_16)
         if any(not k.component for k in self.variables):
@@ -771,7 +773,7 @@ class ChangeSetting(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "ChangeConfiguration", V201: "SetVariables"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.REBOOT_REQUIRED})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             return {"key": self.key.name, "value": self.value}
         return {
@@ -784,7 +786,7 @@ class ChangeSetting(_NoDetails):
             ]
         }
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[None] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[None] | Rejected:
         if version == V16:
             return super().result(version, answer)
         (first,) = answer["setVariableResult"]
@@ -802,7 +804,7 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
 
     actions: ClassVar[dict[str, str]] = {V16: "ChangeConfiguration", V201: "SetVariables"}
 
-    def parts(self, version: str) -> list[ChangeSettings]:
+    def parts(self, version: OcppVersion) -> list[ChangeSettings]:
         per = 1 if version == V16 else self.per_message
         return [replace(self, values=v, per_message=None) for v in _chunks(self.values, per)]
 
@@ -815,7 +817,7 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
     def joined(self, done: list[Done[tuple[SettingValue, ...]]]) -> Done[tuple[SettingValue, ...]]:
         return Done(Status.ACCEPTED, tuple(v for d in done for v in d.details))
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if not self.values:
             raise CannotSay("set at least one setting")
         if version == V16:
@@ -834,10 +836,12 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
             ]
         }
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[tuple[SettingValue, ...]] | Rejected:
+    def result(
+        self, version: OcppVersion, answer: dict[str, Any]
+    ) -> Done[tuple[SettingValue, ...]] | Rejected:
         return Done(Status.ACCEPTED, self.details(version, answer))
 
-    def details(self, version: str, answer: dict[str, Any]) -> tuple[SettingValue, ...]:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> tuple[SettingValue, ...]:
         if version == V16:
             ((key, value),) = self.values
             return (SettingValue(key, Status(answer["status"]), value),)
@@ -863,7 +867,7 @@ class InParts(Protocol):
     takes in one (`parts`), joining the parts' answers (`joined`). A charger that refuses a request
     for naming too many (OccurrenceConstraintViolation) is asked again in halves (`at_most`)."""
 
-    def parts(self, version: str) -> Sequence[Command[Any]]: ...
+    def parts(self, version: OcppVersion) -> Sequence[Command[Any]]: ...
 
     def joined(self, done: list[Done[Any]]) -> Done[Any]: ...
 
@@ -890,7 +894,7 @@ class SendLocalList(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "SendLocalList", V201: "SendLocalList"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if self.update is UpdateType.FULL and any(e.status is None for e in self.entries):
             raise CannotSay("a Full local list gives every entry a status (only Differential removes)")
         if version == V16:
@@ -935,16 +939,16 @@ class GetLocalListVersion(Command[int]):
 
     actions: ClassVar[dict[str, str]] = {V16: "GetLocalListVersion", V201: "GetLocalListVersion"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         return {}
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[int] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[int] | Rejected:
         found = self.details(version, answer)
         if found < 0:
             return Rejected(Status.NOT_SUPPORTED, "the charger has no local authorisation list")
         return Done(Status.ACCEPTED, found)
 
-    def details(self, version: str, answer: dict[str, Any]) -> int:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> int:
         return int(answer["listVersion" if version == V16 else "versionNumber"])
 
 
@@ -954,7 +958,7 @@ class ClearCache(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "ClearCache", V201: "ClearCache"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         return {}
 
 
@@ -972,7 +976,7 @@ class CertificateSigned(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "CertificateSigned", V201: "CertificateSigned"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         p: dict[str, Any] = {"certificateChain": self.chain}
         if version != V16 and self.certificate_type is not None:
             p["certificateType"] = self.certificate_type
@@ -997,7 +1001,7 @@ _USE16 = {
 }
 
 
-def say_use(use: CertificateUse, version: str) -> str:
+def say_use(use: CertificateUse, version: OcppVersion) -> str:
     if version != V16:
         return use.value
     if use not in _USE16:
@@ -1048,7 +1052,7 @@ class InstallCertificate(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "InstallCertificate", V201: "InstallCertificate"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if self.use is CertificateUse.V2G_CHAIN:
             raise CannotSay("a V2G certificate chain is not installed with InstallCertificate")
         return {"certificateType": say_use(self.use, version), "certificate": self.certificate}
@@ -1067,14 +1071,14 @@ class GetInstalledCertificateIds(Command[tuple[InstalledCertificate, ...]]):
     }
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.NOT_FOUND})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             if len(self.uses) != 1:
                 raise CannotSay("OCPP 1.6 asks for one certificate use at a time")
             return {"certificateType": say_use(self.uses[0], version)}
         return {"certificateType": [u.value for u in self.uses]} if self.uses else {}
 
-    def details(self, version: str, answer: dict[str, Any]) -> tuple[InstalledCertificate, ...]:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> tuple[InstalledCertificate, ...]:
         if version == V16:
             return tuple(
                 InstalledCertificate(self.uses[0], CertificateHash.read(h))
@@ -1096,5 +1100,5 @@ class DeleteCertificate(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V16: "DeleteCertificate", V201: "DeleteCertificate"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         return {"certificateHashData": self.hash.said()}

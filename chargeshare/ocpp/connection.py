@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chargeshare.domain.errors import Busy, DomainError
+from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.frames import (
     CALL,
     CALLRESULT,
@@ -72,7 +73,7 @@ class _Pending:
 class Connection:
     def __init__(
         self,
-        version: str,
+        version: OcppVersion,
         handlers: Mapping[str, Handler],
         *,
         id_prefix: str = "",

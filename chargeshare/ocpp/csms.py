@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from chargeshare.ocpp import V16, VERSIONS, csms_v16, csms_v201, family
+from chargeshare.ocpp import V16, VERSIONS, OcppVersion, csms_v16, csms_v201, family
 from chargeshare.ocpp.connection import Handler
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 
 
 def handlers(
-    version: str,
+    version: OcppVersion,
     charging: ChargingService,
     cp_id: str,
     reports: ChargerReportsService,

@@ -23,7 +23,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.tokens import token_key
-from chargeshare.ocpp import V201
+from chargeshare.ocpp import V201, OcppVersion
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
@@ -74,7 +74,7 @@ def handlers(
     charging: ChargingService,
     cp_id: str,
     reports: ChargerReportsService,
-    version: str = V201,
+    version: OcppVersion = V201,
     *,
     credentials: str | None = None,
 ) -> dict[str, Handler]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from chargeshare.ocpp import V16, V201
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp.commands import CannotSay, ChargerTxLookup, Command, Done, Rejected, Status, _NoDetails
 from chargeshare.ocpp.timestamps import format_ts
 
@@ -43,7 +43,7 @@ class UpdateFirmware(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V16: "UpdateFirmware", V201: "UpdateFirmware"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.ACCEPTED_CANCELED})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             if (
                 self.install_at is not None
@@ -67,7 +67,7 @@ class UpdateFirmware(_NoDetails):
             {"requestId": self.request_id, "firmware": firmware}, self.retries, self.retry_interval_s
         )
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[None] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[None] | Rejected:
         if version == V16:
             return Done(Status.ACCEPTED, None)  # its answer is empty
         return super().result(version, answer)
@@ -95,7 +95,7 @@ class GetLog(Command[str | None]):
     actions: ClassVar[dict[str, str]] = {V16: "GetDiagnostics", V201: "GetLog"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.ACCEPTED_CANCELED})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version == V16:
             if self.log_type is not LogType.DIAGNOSTICS:
                 raise CannotSay(
@@ -115,7 +115,7 @@ class GetLog(Command[str | None]):
         p = {"log": log, "logType": self.log_type.value, "requestId": self.request_id}
         return _retries(p, self.retries, self.retry_interval_s)
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[str | None] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[str | None] | Rejected:
         if version == V16:
             name = answer.get("fileName")
             if name is None:
@@ -123,5 +123,5 @@ class GetLog(Command[str | None]):
             return Done(Status.ACCEPTED, name)
         return super().result(version, answer)
 
-    def details(self, version: str, answer: dict[str, Any]) -> str | None:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> str | None:
         return answer.get("filename")

@@ -86,7 +86,7 @@ _CODES: dict[OcppVersion, dict[str, str]] = {
 }
 
 
-def error_code(code: str, version: str) -> str:
+def error_code(code: str, version: OcppVersion) -> str:
     return _CODES[family(version)].get(code, code)
 
 
@@ -149,7 +149,7 @@ def _schema_code(err: SchemaError) -> str:
     }.get(str(err.validator), "FormatViolation")
 
 
-def has_schema(action: str, version: str, kind: int = CALL) -> bool:
+def has_schema(action: str, version: OcppVersion, kind: int = CALL) -> bool:
     try:
         get_validator(kind, action, version)
     except (OSError, ValueError):
@@ -262,7 +262,7 @@ _DRAFT4 = "http://json-schema.org/draft-04/schema#"
 
 
 @functools.cache
-def compiled_check(kind: int, action: str, version: str) -> Callable[[Any], Any] | None:
+def compiled_check(kind: int, action: str, version: OcppVersion) -> Callable[[Any], Any] | None:
     """The schema compiled to code: raises on an invalid payload. None if it will not compile
     (then jsonschema alone decides). Raises OSError/ValueError for an unknown action, as
     `get_validator` does."""
@@ -275,7 +275,7 @@ def compiled_check(kind: int, action: str, version: str) -> Callable[[Any], Any]
         return None
 
 
-def schema_accepts(kind: int, action: str, version: str, payload: Any) -> bool:
+def schema_accepts(kind: int, action: str, version: OcppVersion, payload: Any) -> bool:
     """The compiled check's verdict alone (no error naming): for tests and diagnostics."""
     check = compiled_check(kind, action, version)
     if check is None:
@@ -290,7 +290,7 @@ def schema_accepts(kind: int, action: str, version: str, payload: Any) -> bool:
 def check_payload(
     action: str,
     payload: dict[str, Any],
-    version: str,
+    version: OcppVersion,
     kind: int,
     unique_id: str,
     *,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chargeshare.ocpp import V16, V201, family
+from chargeshare.ocpp import V16, V201, OcppVersion, family
 from chargeshare.ocpp.commands import ChangeSetting, SettingKey, SettingValue, Status
 
 ENERGY = "Energy.Active.Import.Register"
@@ -55,12 +55,14 @@ SETTINGS: dict[str, tuple[tuple[SettingKey, Kind], ...]] = {
 }
 
 
-def keys(version: str) -> tuple[SettingKey, ...]:
+def keys(version: OcppVersion) -> tuple[SettingKey, ...]:
     """The settings to read from a charger of this version."""
     return tuple(key for key, _ in SETTINGS[family(version)])
 
 
-def plan(version: str, current: Sequence[SettingValue], policy: MeteringPolicy) -> list[ChangeSetting]:
+def plan(
+    version: OcppVersion, current: Sequence[SettingValue], policy: MeteringPolicy
+) -> list[ChangeSetting]:
     """The changes that bring the charger's metering up to the policy, given what it answered."""
     answered = {v.key: v for v in current}
     changes = []

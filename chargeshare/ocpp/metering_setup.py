@@ -8,8 +8,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from chargeshare.ocpp import OcppVersion, metering
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp import metering
 from chargeshare.ocpp.scripts import Send
 
 
@@ -50,7 +50,7 @@ def _said(result: cmd.CommandResult[Any]) -> str:
     return type(result).__name__
 
 
-def configure(version: str, policy: metering.MeteringPolicy) -> Generator[Send, Any, MeteringSetup]:
+def configure(version: OcppVersion, policy: metering.MeteringPolicy) -> Generator[Send, Any, MeteringSetup]:
     read = yield Send(cmd.GetSettings(metering.keys(version)))
     if not isinstance(read, cmd.Done):
         return MeteringSetup(read)

@@ -6,11 +6,12 @@ import contextlib
 from typing import Any
 
 from chargeshare.domain.errors import NotFound
+from chargeshare.ocpp import OcppVersion
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.charging import ChargingService
 
 
-def boot_reply(charging: ChargingService, cp_id: str, version: str) -> dict[str, Any]:
+def boot_reply(charging: ChargingService, cp_id: str, version: OcppVersion) -> dict[str, Any]:
     result = charging.boot(cp_id, version)
     if result.status is not None:
         status = result.status.value

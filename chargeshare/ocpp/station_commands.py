@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from chargeshare.ocpp import V16, V201
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp.commands import (
     CannotSay,
     CertificateHash,
@@ -32,7 +32,7 @@ from chargeshare.ocpp.commands import (
 from chargeshare.ocpp.timestamps import format_ts
 
 
-def _2x_only(version: str, what: str) -> None:
+def _2x_only(version: OcppVersion, what: str) -> None:
     if version == V16:
         raise CannotSay(f"OCPP 1.6 has no {what}")
 
@@ -69,7 +69,7 @@ class GetChargingProfiles(_NoDetails):
     actions: ClassVar[dict[str, str]] = {V201: "GetChargingProfiles"}
     done: ClassVar[frozenset[Status]] = frozenset({Status.ACCEPTED, Status.NO_PROFILES})
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "GetChargingProfiles (read what applies with GetCompositeSchedule)")
         criteria: dict[str, Any] = {}
         if self.purpose is not None:
@@ -134,7 +134,7 @@ class SetDisplayMessage(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "SetDisplayMessage"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "display messages (a vendor's DataTransfer at most)")
         m = self.message
         content: dict[str, Any] = {"format": m.format.value, "content": m.text}
@@ -164,7 +164,7 @@ class GetDisplayMessages(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "GetDisplayMessages"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "display messages")
         p: dict[str, Any] = {"requestId": self.request_id}
         if self.ids:
@@ -184,7 +184,7 @@ class ClearDisplayMessage(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "ClearDisplayMessage"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "display messages")
         return {"id": self.message_id}
 
@@ -207,7 +207,7 @@ class CustomerInformation(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "CustomerInformation"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "CustomerInformation")
         named = [x for x in (self.customer_identifier, self.id_tag, self.certificate) if x is not None]
         if len(named) != 1:
@@ -256,7 +256,7 @@ class SetNetworkProfile(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "SetNetworkProfile"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "SetNetworkProfile")
         p = self.profile
         if not p.csms_url.startswith(("ws://", "wss://")):
@@ -315,7 +315,7 @@ class SetVariableMonitoring(Command[tuple[MonitorResult, ...]]):
 
     actions: ClassVar[dict[str, str]] = {V201: "SetVariableMonitoring"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "monitoring (its device model has none)")
         if not self.monitors:
             raise CannotSay("set at least one monitor")
@@ -337,10 +337,12 @@ class SetVariableMonitoring(Command[tuple[MonitorResult, ...]]):
             data.append(item)
         return {"setMonitoringData": data}
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[tuple[MonitorResult, ...]] | Rejected:
+    def result(
+        self, version: OcppVersion, answer: dict[str, Any]
+    ) -> Done[tuple[MonitorResult, ...]] | Rejected:
         return Done(Status.ACCEPTED, self.details(version, answer))  # each item has its own status
 
-    def details(self, version: str, answer: dict[str, Any]) -> tuple[MonitorResult, ...]:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> tuple[MonitorResult, ...]:
         return tuple(
             MonitorResult(
                 SettingKey(r["variable"]["name"], r["component"]["name"]), Status(r["status"]), r.get("id")
@@ -357,16 +359,16 @@ class ClearVariableMonitoring(Command[dict[int, Status]]):
 
     actions: ClassVar[dict[str, str]] = {V201: "ClearVariableMonitoring"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "monitoring")
         if not self.monitor_ids:
             raise CannotSay("name at least one monitor")
         return {"id": list(self.monitor_ids)}
 
-    def result(self, version: str, answer: dict[str, Any]) -> Done[dict[int, Status]] | Rejected:
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> Done[dict[int, Status]] | Rejected:
         return Done(Status.ACCEPTED, self.details(version, answer))
 
-    def details(self, version: str, answer: dict[str, Any]) -> dict[int, Status]:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> dict[int, Status]:
         return {r["id"]: Status(r["status"]) for r in answer["clearMonitoringResult"]}
 
 
@@ -384,7 +386,7 @@ class SetMonitoringBase(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "SetMonitoringBase"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "monitoring")
         return {"monitoringBase": self.base.value}
 
@@ -397,7 +399,7 @@ class SetMonitoringLevel(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "SetMonitoringLevel"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "monitoring")
         if not 0 <= self.severity <= 9:
             raise CannotSay(f"severity is 0 to 9, not {self.severity}")
@@ -421,7 +423,7 @@ class GetMonitoringReport(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "GetMonitoringReport"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         _2x_only(version, "monitoring")
         p: dict[str, Any] = {"requestId": self.request_id}
         if self.variables:

@@ -22,6 +22,7 @@ from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
 from chargeshare.domain.tokens import Basis, IdToken, Situation, TokenStatus, decide
 from chargeshare.failpoints import failpoint
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.booking import RESERVATION_NONE
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
@@ -131,7 +132,7 @@ class ChargingService:
         # gets a whole grace from the start to be replayed before it is taken as lost.
         self.started_at = clock.now()
 
-    def boot(self, cp_id: str, ocpp_version: str) -> BootResult:
+    def boot(self, cp_id: str, ocpp_version: OcppVersion) -> BootResult:
         """A BootNotification: an Accepted charger comes online; a Pending or Rejected one stays out
         of service and is told when to boot again."""
         now = self.clock.now()

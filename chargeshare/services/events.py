@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chargeshare.domain.smart_charge_points import SmartSettings
+from chargeshare.ocpp import OcppVersion
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class ChargerBooted(Event):
     """A registered charger's BootNotification was accepted: it may be configured (metering)."""
 
     charge_point_id: str
-    ocpp_version: str
+    ocpp_version: OcppVersion
 
 
 @dataclass(frozen=True)

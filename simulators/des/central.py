@@ -22,7 +22,7 @@ import simpy
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
-from chargeshare.ocpp import VERSIONS, csms
+from chargeshare.ocpp import VERSIONS, OcppVersion, csms
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_policy import CommandPolicy
 from chargeshare.ocpp.connection import Connection
@@ -68,7 +68,7 @@ class DesCentral:
             app.bus.subscribe(kind, self._on_event)
 
     # ---- the link ------------------------------------------------------------------------------
-    def attach(self, charger: ChargerEnd, version: str) -> None:
+    def attach(self, charger: ChargerEnd, version: OcppVersion) -> None:
         if version not in SUPPORTED_VERSIONS:
             raise NotSupportedInDes(f"the DES engine speaks OCPP {SUPPORTED_VERSIONS}, not {version}")
         handlers = csms.handlers(version, self.app.charging, charger.cp_id, self.app.reports)

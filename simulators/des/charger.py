@@ -23,7 +23,7 @@ from typing import Any
 
 import simpy
 
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from simulators.charger_core import ChargerCore, Route, gated_state
 from simulators.des.central import DesCentral
@@ -81,7 +81,7 @@ class DesCharger(ChargerCore):
         *,
         epoch: datetime,
         meter_interval_s: int,
-        protocol: str = V16,
+        protocol: OcppVersion = V16,
         seed: int = 0,
         smart_charge_point: bool = False,
     ) -> None:

@@ -17,6 +17,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStat
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
+from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests import api_helpers as accounts
@@ -63,7 +64,7 @@ def _side(app: App, clock: ManualClock, tag: str, lon: float) -> Side:
     view = app.marketplace.add_charger(spec)
     with app.store.transaction() as tx:
         tx.chargers.set_access_notes(view.charger_id, f"gate code {tag}")
-    app.charging.boot(cp_id, "1.6")
+    app.charging.boot(cp_id, V16)
     app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
     done = app.bookings.book(BookRequest(driver.did, view.charger_id, 1, 60, 10_000))
     session = app.charging.start(cp_id, 1, f"TAG{tag}", 0, clock.now()).transaction_id

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.services.clock import ScaledClock
 from simulators.charger import VirtualCharger
 from tests.charger.fake_csms import FakeCsms, fake_csms
@@ -20,14 +21,14 @@ class Rig:
     clock: ScaledClock
 
     @property
-    def version(self) -> str:
+    def version(self) -> OcppVersion:
         return self.csms.version
 
 
-@pytest.fixture(params=["1.6", "2.0.1", "2.1"], ids=["ocpp16", "ocpp201", "ocpp21"])
+@pytest.fixture(params=[V16, V201, V21], ids=["ocpp16", "ocpp201", "ocpp21"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     """A virtual charger connected to the in-process CSMS, in each OCPP version."""
-    version = str(request.param)
+    version = OcppVersion(request.param)
     async with fake_csms(version) as csms:
         clock = ScaledClock(T0, SPEED)
         vc = VirtualCharger(

@@ -15,6 +15,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.timestamps import format_ts
 
@@ -23,7 +24,7 @@ from chargeshare.ocpp.timestamps import format_ts
 class FakeCsms:
     """Answers like an accepting CSMS; records (direction, frame) and each call the charger makes."""
 
-    version: str
+    version: OcppVersion
     id_status: str = "Accepted"
     frames: list[tuple[str, list[Any]]] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -69,7 +70,7 @@ class FakeCsms:
             "FirmwareStatusNotification": lambda p: {},
             "SignCertificate": lambda p: {"status": "Accepted"},
         }
-        if self.version == "1.6":
+        if self.version == V16:
             common |= {
                 "Authorize": lambda p: {"idTagInfo": {"status": self.id_status}},
                 "StartTransaction": lambda p: {
@@ -126,7 +127,7 @@ def _frame(text: str) -> list[Any]:
 
 
 @contextlib.asynccontextmanager
-async def fake_csms(version: str) -> AsyncIterator[FakeCsms]:
+async def fake_csms(version: OcppVersion) -> AsyncIterator[FakeCsms]:
     csms = FakeCsms(version)
     async with serve(csms._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]) as server:  # type: ignore[list-item]
         csms.server = server

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chargeshare.ocpp import V16
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import limit_commands
 from simulators.firmware import ConnectorState
@@ -39,7 +40,7 @@ async def test_each_connector_draws_its_share_and_the_composite_schedule_says_so
     c1, c2 = rig.charger.connectors[1], rig.charger.connectors[2]
     assert (rig.charger.power_w(c1), rig.charger.power_w(c2)) == (3_000, 4_500)
     composite = await send(rig, cmd.GetCompositeSchedule(2, 600, cmd.RateUnit.WATTS))
-    schedule = composite["chargingSchedule" if rig.version == "1.6" else "schedule"]
+    schedule = composite["chargingSchedule" if rig.version == V16 else "schedule"]
     assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 4_500}]
     for command in limit_commands((), rig.clock.now()):
         assert (await send(rig, command))["status"] == "Accepted"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chargeshare.domain.smart_charge_points import Suppressed
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
@@ -41,15 +42,17 @@ class Rig:
         return self.csms.version
 
     def v(self, v16: Any, v201: Any) -> Any:
-        return v16 if self.version == "1.6" else v201
+        return v16 if self.version == V16 else v201
 
 
-@pytest.fixture(params=["1.6", "2.0.1"], ids=["ocpp16", "ocpp201"])
+@pytest.fixture(params=[V16, V201], ids=["ocpp16", "ocpp201"])
 def version(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def rig_at(version: str, start: datetime, *, smart: bool = True, seed: int = 4) -> AsyncIterator[Rig]:
+async def rig_at(
+    version: OcppVersion, start: datetime, *, smart: bool = True, seed: int = 4
+) -> AsyncIterator[Rig]:
     async with fake_csms(version) as csms:
         clock = HandClock(start)
         vc = VirtualCharger(
@@ -71,13 +74,13 @@ async def rig_at(version: str, start: datetime, *, smart: bool = True, seed: int
 
 
 @pytest.fixture
-async def noon(version: str) -> AsyncIterator[Rig]:
+async def noon(version: OcppVersion) -> AsyncIterator[Rig]:
     async for r in rig_at(version, MONDAY_NOON):
         yield r
 
 
 @pytest.fixture
-async def evening(version: str) -> AsyncIterator[Rig]:
+async def evening(version: OcppVersion) -> AsyncIterator[Rig]:
     async for r in rig_at(version, MONDAY_EVENING):
         yield r
 
@@ -92,7 +95,7 @@ def car() -> Vehicle:
 
 
 async def set_setting(rig: Rig, name: str, value: str) -> str:
-    if rig.version == "1.6":
+    if rig.version == V16:
         outcome = await rig.csms.command("ChangeConfiguration", {"key": name, "value": value})
         assert outcome.payload is not None
         return str(outcome.payload["status"])
@@ -120,7 +123,7 @@ async def send_override(rig: Rig, transaction: Any) -> str:
         "transactionId": transaction,
     }
     schedule = {"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400}]}
-    if rig.version == "1.6":
+    if rig.version == V16:
         payload = {
             "connectorId": 1,
             "csChargingProfiles": {
@@ -145,7 +148,7 @@ async def send_override(rig: Rig, transaction: Any) -> str:
 
 def charging_states(rig: Rig) -> list[str]:
     """What the charger said about power flowing: 1.6 statuses, 2.0.1 TransactionEvent chargingStates."""
-    if rig.version == "1.6":
+    if rig.version == V16:
         return [p["status"] for p in rig.csms.sent_by_charger("StatusNotification")]
     return [
         p["transactionInfo"]["chargingState"]
@@ -161,14 +164,14 @@ async def test_the_regulations_settings_under_both_versions_names(noon: Rig) -> 
     assert await set_setting(noon, "DefaultChargingHoursEnabled", "false") == "Accepted"
     smart = noon.charger.settings.smart()
     assert (smart.randomised_delay_max_s, smart.default_charging_hours) == (1_800, False)
-    if noon.version == "1.6":
+    if noon.version == V16:
         outcome = await noon.csms.command("GetConfiguration", {"key": ["RandomisedDelayOverride"]})
         assert outcome.payload == {
             "configurationKey": [{"key": "RandomisedDelayOverride", "readonly": False, "value": "false"}]
         }
 
 
-async def test_a_charger_sold_before_the_rules_has_no_such_settings(version: str) -> None:
+async def test_a_charger_sold_before_the_rules_has_no_such_settings(version: OcppVersion) -> None:
     async for rig in rig_at(version, MONDAY_NOON, smart=False):
         assert await set_setting(rig, "RandomisedDelayMaxSeconds", "600") == rig.v(
             "NotSupported", "UnknownComponent"
@@ -240,7 +243,7 @@ async def test_a_remote_start_carrying_the_override_starts_at_once(evening: Rig)
         "chargingProfileKind": "Relative",
     }
     schedule = {"chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400}]}
-    if evening.version == "1.6":
+    if evening.version == V16:
         action = "RemoteStartTransaction"
         payload: dict[str, Any] = {
             "connectorId": 1,

@@ -14,6 +14,7 @@ from chargeshare.benchmarks.ocpp_cluster import sample_indexes
 from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger
 from chargeshare.benchmarks.ocpp_servers import _register_wh
 from chargeshare.cli.app import app
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.frames import CALL, Call, check_payload, parse
 from tests.cli_runner import CliRunner
 from tests.conftest import REDIS_URL
@@ -141,7 +142,7 @@ def test_the_load_sends_valid_ocpp_frames() -> None:
     for f in frames:
         call = parse(f.text)
         assert isinstance(call, Call) and call.action == f.action and call.unique_id == f.unique_id
-        check_payload(call.action, call.payload, "1.6", CALL, call.unique_id)
+        check_payload(call.action, call.payload, V16, CALL, call.unique_id)
     assert len({f.unique_id for f in frames}) == len(frames)
     readings = [f.register_wh or 0 for f in frames if f.action == "MeterValues"]
     assert readings == sorted(readings) and len(set(readings)) == 8

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chargeshare.bootstrap import Config, build
 from chargeshare.cli.app import app as cli
-from chargeshare.ocpp import csms_v201
+from chargeshare.ocpp import V201, csms_v201
 from chargeshare.ocpp.connection import Connection
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -26,7 +26,7 @@ def test_what_a_charger_reported_is_shown_to_the_operator(tmp_path: Path) -> Non
     charger_id = add_charger(app, "CLI201")
     driver = app.marketplace.add_driver("D", "TAG-D").driver_id
     app.bookings.book(BookRequest(driver, charger_id, 1, 60, 10_000))
-    ocpp = Connection("2.0.1", csms_v201.handlers(app.charging, "CLI201", app.reports))
+    ocpp = Connection(V201, csms_v201.handlers(app.charging, "CLI201", app.reports))
 
     def send(n: int, action: str, payload: dict[str, object]) -> list[object]:
         reply: list[object] = json.loads(ocpp.receive(json.dumps([2, str(n), action, payload])).reply or "[]")

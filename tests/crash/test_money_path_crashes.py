@@ -25,6 +25,7 @@ from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 from tests.api_helpers import Caller
 from tests.crash.harness import (
@@ -376,7 +377,7 @@ def settle_a_session(world: World) -> int:
     What the host is owed, pence."""
     app = world.app
     app.hosting.set_kyc(world.host.hid, KycStatus.VERIFIED)
-    app.charging.boot(World.CP_ID, "1.6")
+    app.charging.boot(World.CP_ID, V16)
     app.charging.status(World.CP_ID, 1, ConnectorStatus.AVAILABLE)
     booking = app.bookings.book(BookRequest(world.driver.did, world.charger_id, 1, 60, BOOKED_WH))
     at = app.clock.now()

@@ -12,6 +12,7 @@ import pytest
 import simpy
 
 from chargeshare.bootstrap import App, Config
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp.frames import Call, encode
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import ManualClock
@@ -35,8 +36,8 @@ def app() -> Iterator[App]:
         built.close()
 
 
-def _reserve_now(version: str) -> dict[str, Any]:
-    if version == "1.6":
+def _reserve_now(version: OcppVersion) -> dict[str, Any]:
+    if version == V16:
         return {"connectorId": 1, "expiryDate": format_ts(EXPIRES), "idTag": "TAG", "reservationId": 7}
     return {
         "id": 7,
@@ -46,13 +47,13 @@ def _reserve_now(version: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("version", [V16, V201, V21])
 @pytest.mark.parametrize(
     ("state", "answer"),
     [(ConnectorState.UNAVAILABLE, "Unavailable"), (ConnectorState.PREPARING, "Occupied")],
 )
 def test_reserve_now_answers_as_the_live_charger_does(
-    app: App, version: str, state: ConnectorState, answer: str
+    app: App, version: OcppVersion, state: ConnectorState, answer: str
 ) -> None:
     env = simpy.Environment()
     des = DesCharger(
@@ -74,13 +75,13 @@ class RecordingCentral:
     """The central system's end of a DES link, answering each call with a canned payload and
     recording every frame the charger sends (DesCentral's surface, without a backend)."""
 
-    def __init__(self, env: simpy.Environment, version: str) -> None:
+    def __init__(self, env: simpy.Environment, version: OcppVersion) -> None:
         self.env = env
         self.version = version
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.attached = 0
 
-    def attach(self, charger: object, version: str) -> None:
+    def attach(self, charger: object, version: OcppVersion) -> None:
         self.attached += 1
 
     def detach(self, cp_id: str) -> None:
@@ -101,7 +102,7 @@ class RecordingCentral:
             return {"status": "Accepted", "currentTime": now, "interval": 300}
         if action == "Heartbeat":
             return {"currentTime": now}
-        if self.version == "1.6":
+        if self.version == V16:
             if action == "Authorize":
                 return {"idTagInfo": accepted}
             if action == "StartTransaction":
@@ -124,7 +125,7 @@ class RecordingCentral:
 
 
 def _booted(
-    version: str, *, reservable: bool = True
+    version: OcppVersion, *, reservable: bool = True
 ) -> tuple[simpy.Environment, DesCharger, RecordingCentral]:
     env = simpy.Environment()
     central = RecordingCentral(env, version)
@@ -154,15 +155,15 @@ def _car() -> Vehicle:
     return Vehicle(battery_wh=60_000, soc_wh=10_000, max_power_w=11_000)
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
-def test_des_answers_every_command_the_live_charger_answers(version: str) -> None:
+@pytest.mark.parametrize("version", [V16, V201, V21])
+def test_des_answers_every_command_the_live_charger_answers(version: OcppVersion) -> None:
     _env, des, _central = _booted(version)
     live = VirtualCharger("CP1", "ws://unused", ManualClock(DEFAULT_START), [7_400], protocol=version)
     assert set(des.csms_handlers()) == set(live.csms_handlers())
 
 
 def test_an_inoperative_connector_is_reported_and_reserve_now_then_answers_unavailable() -> None:
-    env, des, central = _booted("1.6")
+    env, des, central = _booted(V16)
     assert _command(des, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}) == {
         "status": "Accepted"
     }
@@ -173,18 +174,18 @@ def test_an_inoperative_connector_is_reported_and_reserve_now_then_answers_unava
             {"connectorId": 1, "errorCode": "NoError", "status": "Unavailable", "timestamp": ANY},
         )
     ]
-    assert _command(des, "ReserveNow", _reserve_now("1.6")) == {"status": "Unavailable"}
+    assert _command(des, "ReserveNow", _reserve_now(V16)) == {"status": "Unavailable"}
 
 
 def test_reserve_now_for_a_connector_type_the_charger_lacks_is_rejected() -> None:
-    _env, des, _central = _booted("2.0.1")
-    payload = {**_reserve_now("2.0.1"), "connectorType": "cCCS2"}
+    _env, des, _central = _booted(V201)
+    payload = {**_reserve_now(V201), "connectorType": "cCCS2"}
     assert _command(des, "ReserveNow", payload) == {"status": "Rejected"}
     assert des.connectors[1].reservation is None
 
 
 def test_a_hard_reset_ends_the_transaction_as_such_and_boots_again() -> None:
-    env, des, central = _booted("1.6")
+    env, des, central = _booted(V16)
     des.plug_in(1, "TAG", _car(), 20_000)
     env.run(until=600)
     assert _command(des, "Reset", {"type": "Hard"}) == {"status": "Accepted"}
@@ -196,8 +197,8 @@ def test_a_hard_reset_ends_the_transaction_as_such_and_boots_again() -> None:
 
 
 def test_a_reservation_that_lapses_is_told_in_2_0_1() -> None:
-    env, des, central = _booted("2.0.1")
-    assert _command(des, "ReserveNow", _reserve_now("2.0.1")) == {"status": "Accepted"}
+    env, des, central = _booted(V201)
+    assert _command(des, "ReserveNow", _reserve_now(V201)) == {"status": "Accepted"}
     env.run(until=31 * 60)
     assert (
         "ReservationStatusUpdate",
@@ -206,8 +207,8 @@ def test_a_reservation_that_lapses_is_told_in_2_0_1() -> None:
     assert des.connectors[1].state is ConnectorState.AVAILABLE
 
 
-@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
-def test_a_file_transfer_is_refused_with_the_versions_status(version: str) -> None:
+@pytest.mark.parametrize("version", [V201, V21])
+def test_a_file_transfer_is_refused_with_the_versions_status(version: OcppVersion) -> None:
     _env, des, _central = _booted(version)
     firmware = {"location": "http://unused/fw.bin", "retrieveDateTime": format_ts(DEFAULT_START)}
     assert _command(des, "UpdateFirmware", {"requestId": 1, "firmware": firmware}) == {"status": "Rejected"}
@@ -218,7 +219,7 @@ def test_a_file_transfer_is_refused_with_the_versions_status(version: str) -> No
 
 
 def test_a_1_6_firmware_update_is_told_failed_and_diagnostics_have_no_file() -> None:
-    env, des, central = _booted("1.6")
+    env, des, central = _booted(V16)
     update = {"location": "http://unused/fw.bin", "retrieveDate": format_ts(DEFAULT_START)}
     assert _command(des, "UpdateFirmware", update) == {}
     assert _command(des, "GetDiagnostics", {"location": "http://unused/log"}) == {}
@@ -227,7 +228,7 @@ def test_a_1_6_firmware_update_is_told_failed_and_diagnostics_have_no_file() -> 
 
 
 def test_a_default_charging_profile_bounds_what_the_car_draws() -> None:
-    env, des, central = _booted("1.6")
+    env, des, central = _booted(V16)
     des.plug_in(1, "TAG", _car(), 20_000)
     profile = {
         "chargingProfileId": 5,

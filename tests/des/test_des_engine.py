@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from chargeshare.bootstrap import Config, build
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.services.invariants import check_store
 from simulators.des import DesParams, run_des
 from simulators.des.central import NotSupportedInDes
@@ -23,7 +25,7 @@ from simulators.scenario import discover, load
 
 # Both OCPP versions, dealt out in turn: every test below covers each.
 SMALL = DesParams(
-    chargers=6, drivers=12, duration_s=2 * 3600, seed=5, fleet=FleetShape(protocols=("1.6", "2.0.1", "2.1"))
+    chargers=6, drivers=12, duration_s=2 * 3600, seed=5, fleet=FleetShape(protocols=(V16, V201, V21))
 )
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -100,7 +102,9 @@ def test_a_car_already_full_stops_at_once() -> None:
 
 def test_refuses_what_it_cannot_model_by_name() -> None:
     with pytest.raises(NotSupportedInDes, match=r"not 1\.5"):
-        check_supported(dataclasses.replace(SMALL, fleet=FleetShape(protocols=("1.6", "1.5"))))
+        check_supported(
+            dataclasses.replace(SMALL, fleet=FleetShape(protocols=(V16, cast(OcppVersion, "1.5"))))
+        )
     with pytest.raises(NotSupportedInDes, match=r"solar_flare.*disconnect"):
         check_supported(dataclasses.replace(SMALL, faults=(Fault(60, "solar_flare"),)))
 

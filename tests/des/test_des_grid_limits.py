@@ -15,6 +15,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.grid_limits import Scope
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.services.booking import BookRequest
 from simulators.des.central import DesCentral
 from simulators.des.charger import DesCharger
@@ -26,7 +27,7 @@ NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 HOUR = 3_600
 
 
-@pytest.fixture(params=["1.6", "2.0.1"], ids=["ocpp16", "ocpp201"])
+@pytest.fixture(params=[V16, V201], ids=["ocpp16", "ocpp201"])
 def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, App, list[DesCharger]]]:
     env = simpy.Environment()
     app = build(Config(database_url="sqlite://", locks_enabled=False), clock=SimClock(env, NOON))
@@ -47,7 +48,13 @@ def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, A
         site = app.grid.add_site(host, f"s{n}", 13_800, feeder_id=feeder.feeder_id)
         app.grid.place(view.charger_id, site.site_id)
         charger = DesCharger(
-            env, central, f"CP{n}", [7_400], epoch=NOON, meter_interval_s=900, protocol=str(request.param)
+            env,
+            central,
+            f"CP{n}",
+            [7_400],
+            epoch=NOON,
+            meter_interval_s=900,
+            protocol=OcppVersion(request.param),
         )
         charger.connect()
         chargers.append(charger)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import simpy
 
 from chargeshare.bootstrap import App
+from chargeshare.ocpp import V16
 from chargeshare.ocpp.frames import Call, CallResult, encode, parse
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -50,7 +51,7 @@ def test_a_reservation_decided_while_the_charger_was_away_is_sent_when_it_connec
     assert reservation_of(app, booking.booking_id) == "sent"  # decided; no link to carry it
 
     charger = AcceptingCharger("CP1")
-    central.attach(charger, "1.6")
+    central.attach(charger, V16)
     env.run()
     assert [p["reservationId"] for p in charger.actions("ReserveNow")] == [booking.booking_id]
     assert reservation_of(app, booking.booking_id) == "accepted"
@@ -64,7 +65,7 @@ def test_a_stop_taken_is_not_sent_again_on_the_same_link_but_is_after_a_reconnec
     charger_id = add_charger(app)
     driver = app.marketplace.add_driver("D", "TAG").driver_id
     charger = AcceptingCharger("CP1")
-    central.attach(charger, "1.6")
+    central.attach(charger, V16)
     env.run()  # what it is owed on connecting: nothing yet
     app.bookings.book(BookRequest(driver, charger_id, 1, 60, 1_000))
     tx_id = app.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
@@ -77,6 +78,6 @@ def test_a_stop_taken_is_not_sent_again_on_the_same_link_but_is_after_a_reconnec
 
     central.detach("CP1")
     assert central.policy.stops_sent == {}
-    central.attach(charger, "1.6")  # back with the session still open: it may have lost the stop
+    central.attach(charger, V16)  # back with the session still open: it may have lost the stop
     env.run()
     assert charger.actions("RemoteStopTransaction") == [{"transactionId": tx_id}] * 2

@@ -15,6 +15,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.smart_charge_points import SmartSettings, Suppressed
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.services.booking import BookRequest
 from simulators.des.central import DesCentral
 from simulators.des.charger import DesCharger
@@ -25,7 +26,7 @@ from simulators.power import Vehicle
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday, off-peak
 
 
-@pytest.fixture(params=["1.6", "2.0.1"], ids=["ocpp16", "ocpp201"])
+@pytest.fixture(params=[V16, V201], ids=["ocpp16", "ocpp201"])
 def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, App, DesCharger]]:
     env = simpy.Environment()
     app = build(Config(database_url="sqlite://", locks_enabled=False), clock=SimClock(env, NOON))
@@ -42,7 +43,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, A
         [7_400],
         epoch=NOON,
         meter_interval_s=900,
-        protocol=str(request.param),
+        protocol=OcppVersion(request.param),
         seed=4,
         smart_charge_point=True,
     )

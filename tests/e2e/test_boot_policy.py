@@ -14,6 +14,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargeshare.domain.credentials import basic_auth_header
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.services.clock import ScaledClock
 from simulators.charger import VirtualCharger
 from tests import api_helpers as accounts
@@ -131,9 +132,9 @@ async def test_a_rejected_charger_is_refused_and_taken_off_the_map_201(served: S
             assert (mine["status"], mine["boot_policy"]) == ("registered", "Rejected")
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("protocol", [V16, V201])
 async def test_the_virtual_charger_waits_while_pending_and_boots_when_asked(
-    served: Served, protocol: str
+    served: Served, protocol: OcppVersion
 ) -> None:
     host = accounts.host(served.app, "Hana")
     async with httpx.AsyncClient(base_url=served.http) as http:

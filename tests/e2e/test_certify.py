@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from chargeshare.certify.context import Settings
 from chargeshare.certify.model import CertificationReport, Profile, Verdict
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp.connection import Handler
 from simulators.certify_virtual import certify_virtual
 from simulators.charger import VirtualCharger
@@ -20,13 +21,13 @@ from simulators.faulty_chargers import CAUGHT_BY, VARIANTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
-PROTOCOLS = ("1.6", "2.0.1", "2.1")  # 2.1 runs the 2.0.1 cases
+PROTOCOLS = (V16, V201, V21)  # 2.1 runs the 2.0.1 cases
 # A virtual charger answers at once: short waits keep a failing case short.
 FAST = Settings(event_timeout_s=3.0, quiet_s=0.6, settle_s=0.05)
 # Not applicable on our virtual charger: it reads a card only once a car is plugged in, and refuses
 # a remote start with no car plugged in, as OCPP 1.6 allows.
-NOT_APPLICABLE = {"1.6": {"TC_004", "TC_011"}, "2.0.1": set(), "2.1": set()}
-Runs = dict[tuple[str, str | None], CertificationReport]
+NOT_APPLICABLE = {V16: {"TC_004", "TC_011"}, V201: set(), V21: set()}
+Runs = dict[tuple[OcppVersion, str | None], CertificationReport]
 UNFINISHED = "unfinished"
 NOBODY = "nobody at the charger"
 
@@ -58,11 +59,11 @@ async def reports() -> Runs:
         )
     )
     runs = dict(zip(keys, done, strict=True))
-    runs[("1.6", UNFINISHED)] = await certify_virtual(
-        "1.6", settings=FAST, clock_factor=60, cp_id="CERT-U", password=None, charger=Unfinished
+    runs[(V16, UNFINISHED)] = await certify_virtual(
+        V16, settings=FAST, clock_factor=60, cp_id="CERT-U", password=None, charger=Unfinished
     )
-    runs[("1.6", NOBODY)] = await certify_virtual(
-        "1.6",
+    runs[(V16, NOBODY)] = await certify_virtual(
+        V16,
         settings=FAST,
         clock_factor=60,
         cp_id="CERT-N",
@@ -78,7 +79,7 @@ def failed(report: CertificationReport) -> set[str]:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_our_virtual_charger_passes_every_applicable_case(reports: Runs, protocol: str) -> None:
+async def test_our_virtual_charger_passes_every_applicable_case(reports: Runs, protocol: OcppVersion) -> None:
     report = reports[(protocol, None)]
     problems = [(r.case_id, r.reason, r.excerpt[-6:]) for r in report.results if r.case_id in failed(report)]
     assert not problems
@@ -93,7 +94,7 @@ async def test_our_virtual_charger_passes_every_applicable_case(reports: Runs, p
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 async def test_each_faulty_charger_fails_exactly_the_cases_meant_to_catch_it(
-    reports: Runs, protocol: str, variant: str
+    reports: Runs, protocol: OcppVersion, variant: str
 ) -> None:
     report = reports[(protocol, variant)]
     assert [(r.case_id, r.reason) for r in report.results if r.verdict is Verdict.ERROR] == []
@@ -104,8 +105,8 @@ async def test_each_faulty_charger_fails_exactly_the_cases_meant_to_catch_it(
 
 
 async def test_an_unsupported_command_fails_in_core_and_is_not_applicable_elsewhere(reports: Runs) -> None:
-    by_id = {r.case_id: r for r in reports[("1.6", UNFINISHED)].results}
-    assert failed(reports[("1.6", UNFINISHED)]) == {"TC_017", "TC_018"}  # the two unlock cases
+    by_id = {r.case_id: r for r in reports[(V16, UNFINISHED)].results}
+    assert failed(reports[(V16, UNFINISHED)]) == {"TC_017", "TC_018"}  # the two unlock cases
     for case in ("TC_017", "TC_018"):
         assert "Core" in by_id[case].reason and "NotSupported" in by_id[case].reason
     for case in ("TC_054", "TC_055"):
@@ -115,7 +116,7 @@ async def test_an_unsupported_command_fails_in_core_and_is_not_applicable_elsewh
 async def test_cases_needing_a_person_are_not_run_without_one_and_withhold_certification(
     reports: Runs,
 ) -> None:
-    report = reports[("1.6", NOBODY)]
+    report = reports[(V16, NOBODY)]
     not_run = {r.case_id for r in report.results if r.verdict is Verdict.NOT_RUN}
     assert not_run >= {"TC_003", "TC_010"}  # local and remote start both need a car plugged in
     assert all("needs an operator" in r.reason for r in report.results if r.verdict is Verdict.NOT_RUN)

@@ -13,6 +13,7 @@ import pytest
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.grid_limits import MIN_CHARGING_W
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp import commands as cmd
 from simulators.charger import VirtualCharger
 from simulators.power import Vehicle
@@ -44,9 +45,9 @@ async def served() -> AsyncIterator[OnASite]:
         yield OnASite(app, s.port, charger_id, registry)
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", [V16, V201])
 async def test_the_charger_hears_its_limits_on_connecting_and_a_share_when_a_car_starts(
-    served: OnASite, version: str
+    served: OnASite, version: OcppVersion
 ) -> None:
     ann = driver(served.app, "Ann", "TAG-ANN")
     charger = VirtualCharger("GL1", served.ws, served.app.clock, [7_400, 7_400], protocol=version)

@@ -23,6 +23,7 @@ from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateT
 from chargeshare.entrypoints.api import create_api
 from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import SystemClock
@@ -43,7 +44,7 @@ from tests.e2e.ocpp_clients import (
 
 pytestmark = pytest.mark.e2e
 
-VERSIONS = ("1.6", "2.0.1")
+VERSIONS = (V16, V201)
 
 
 @dataclass
@@ -98,8 +99,8 @@ ANSWERS = {
 
 
 @contextlib.asynccontextmanager
-async def library_charger(central: Central, cp_id: str, version: str) -> AsyncIterator[Any]:
-    if version == "1.6":
+async def library_charger(central: Central, cp_id: str, version: OcppVersion) -> AsyncIterator[Any]:
+    if version == V16:
         async with library_cp16(central.ws, cp_id) as cp16:
             assert (await boot16(cp16)).status == "Accepted"
             yield cp16
@@ -109,8 +110,8 @@ async def library_charger(central: Central, cp_id: str, version: str) -> AsyncIt
             yield cp201
 
 
-async def authorize(cp: Any, version: str, tag: str) -> dict[str, Any]:
-    if version == "1.6":
+async def authorize(cp: Any, version: OcppVersion, tag: str) -> dict[str, Any]:
+    if version == V16:
         info: dict[str, Any] = (await cp.call(call16.Authorize(id_tag=tag))).id_tag_info
         return info
     token = {"id_token": tag, "type": "ISO14443"}
@@ -119,14 +120,14 @@ async def authorize(cp: Any, version: str, tag: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_authorize_answers_each_tokens_status(central: Central, version: str) -> None:
+async def test_authorize_answers_each_tokens_status(central: Central, version: OcppVersion) -> None:
     charger, ann = tokens(central.app, "TOK")
     async with library_charger(central, "TOK", version) as cp:
         central.app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000))
         answered = {tag: (await authorize(cp, version, tag))["status"] for tag in ANSWERS}
         assert answered == ANSWERS
         ok = await authorize(cp, version, "CARD-OK")
-        if version == "1.6":
+        if version == V16:
             assert ok["parent_id_tag"] == "FLEET-1"
         else:
             assert ok["group_id_token"] == {"id_token": "FLEET-1", "type": "Central"}
@@ -135,9 +136,9 @@ async def test_authorize_answers_each_tokens_status(central: Central, version: s
         assert (await authorize(cp, version, "CARD-OK"))["status"] == "Blocked"
 
 
-async def start(cp: Any, version: str, tag: str, tx_id: str) -> tuple[str, Any]:
+async def start(cp: Any, version: OcppVersion, tag: str, tx_id: str) -> tuple[str, Any]:
     """Start a transaction on connector 1 with `tag`: the status answered, and the transaction."""
-    if version == "1.6":
+    if version == V16:
         r = await cp.call(
             call16.StartTransaction(connector_id=1, id_tag=tag, meter_start=100, timestamp=now())
         )
@@ -158,12 +159,14 @@ async def start(cp: Any, version: str, tag: str, tx_id: str) -> tuple[str, Any]:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_a_refused_token_starts_nothing_and_a_walk_in_charges(central: Central, version: str) -> None:
+async def test_a_refused_token_starts_nothing_and_a_walk_in_charges(
+    central: Central, version: OcppVersion
+) -> None:
     charger, _ = tokens(central.app, "WALK")
     async with library_charger(central, "WALK", version) as cp:
         assert await start(cp, version, "CARD-BLOCKED", "tx-1") == (
             "Blocked",
-            0 if version == "1.6" else "tx-1",
+            0 if version == V16 else "tx-1",
         )
         assert (await start(cp, version, "BOB-CARD", "tx-2"))[0] == "Blocked"
         with central.app.store.reading() as tx:
@@ -180,7 +183,7 @@ async def test_a_refused_token_starts_nothing_and_a_walk_in_charges(central: Cen
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_the_local_list_is_kept_by_the_virtual_charger(central: Central, version: str) -> None:
+async def test_the_local_list_is_kept_by_the_virtual_charger(central: Central, version: OcppVersion) -> None:
     add_charger(central.app, "LIST", online=False)
     vc = VirtualCharger("LIST", central.ws, central.app.clock, [7_400], protocol=version, call_timeout_s=5)
     await vc.start()
@@ -225,19 +228,19 @@ async def test_the_local_list_is_kept_by_the_virtual_charger(central: Central, v
 
 
 # As long as each version lets a charger present a token: 2.0.1's idToken is 36 characters, 2.1's 255.
-LONGEST = {"2.0.1": "04" + "A1B2C3D4" * 4 + "EF", "2.1": "EMAID-" + "0123456789" * 24 + "ABCDEFGHI"}
+LONGEST = {V201: "04" + "A1B2C3D4" * 4 + "EF", V21: "EMAID-" + "0123456789" * 24 + "ABCDEFGHI"}
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("version", LONGEST)
 async def test_on_postgresql_a_card_as_long_as_the_version_allows_is_added_and_charges(
-    postgres_url: str, version: str
+    postgres_url: str, version: OcppVersion
 ) -> None:
     """Added with `chargeshare tokens add`, then presented by a charger of that version: Authorize,
     a booked start and its end, the session keeping the card's value: every column holding a token
     or tag is as wide as the longest a version allows, so PostgreSQL stores it whole."""
     tag = LONGEST[version]
-    assert len(tag) == (36 if version == "2.0.1" else 255)
+    assert len(tag) == (36 if version == V201 else 255)
     app = build(Config(database_url=postgres_url, password_hash="fast"), clock=SystemClock())
     try:
         charger = add_charger(app, "LONG", online=False)
@@ -252,12 +255,12 @@ async def test_on_postgresql_a_card_as_long_as_the_version_allows_is_added_and_c
         async with LoopbackServer(create_api(app, registry)) as server:
             ws = f"ws://127.0.0.1:{server.port}/ocpp"
             client, boot, calls = (
-                (library_cp201, boot201, call201) if version == "2.0.1" else (library_cp21, boot21, call21)
+                (library_cp201, boot201, call201) if version == V201 else (library_cp21, boot21, call21)
             )
             async with client(ws, "LONG") as cp:
                 assert (await boot(cp)).status == "Accepted"
                 app.bookings.book(BookRequest(ann, charger, 1, 60, 10_000))
-                token = {"id_token": tag, "type": "eMAID" if version == "2.1" else "ISO14443"}
+                token = {"id_token": tag, "type": "eMAID" if version == V21 else "ISO14443"}
                 assert (await cp.call(calls.Authorize(id_token=token))).id_token_info["status"] == "Accepted"
                 started = await cp.call(
                     tx_event("Started", 0, "tx-long", wh=100, id_tag=tag, evse=1, calls=calls)

@@ -21,6 +21,7 @@ from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.entrypoints.loopback import LoopbackServer
+from chargeshare.ocpp import V16
 from chargeshare.services.clock import ManualClock
 from tests import api_helpers as accounts
 from tests.clocks import HandClock
@@ -38,7 +39,7 @@ def hosted_charger(app: App, host_id: int, cp_id: str = "PUSH1", price: int = 40
     )
     view, _password = app.hosting.add_charger(spec)
     app.hosting.set_boot_policy(host_id, view.charger_id, BootPolicy.ACCEPTED)  # a new listing is Pending
-    app.charging.boot(cp_id, "1.6")
+    app.charging.boot(cp_id, V16)
     app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
     return view.charger_id
 

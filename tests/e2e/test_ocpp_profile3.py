@@ -37,6 +37,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
 from tests.e2e.ocpp_clients import boot16, boot201, library_cp16, library_cp201
@@ -120,8 +121,8 @@ async def test_our_certificate_naming_the_charger_stands_in_for_its_password(sec
     async with library_cp201(secure.url, "P3-201", ssl=secure.client("P3-201")) as cp:
         assert (await boot201(cp)).status == "Accepted"
     with secure.app.store.transaction() as tx:
-        assert tx.chargers.get("P3-16").ocpp_version == "1.6"
-        assert tx.chargers.get("P3-201").ocpp_version == "2.0.1"
+        assert tx.chargers.get("P3-16").ocpp_version == V16
+        assert tx.chargers.get("P3-201").ocpp_version == V201
 
 
 async def test_a_certificate_naming_another_charger_is_refused(secure: Secure) -> None:
@@ -172,9 +173,9 @@ async def test_required_client_certificates_refuse_a_password_only_charger(stric
         assert (await boot16(cp)).status == "Accepted"
 
 
-@pytest.mark.parametrize(("cp_id", "protocol"), [("P3-16", "1.6"), ("P3-201", "2.0.1")])
+@pytest.mark.parametrize(("cp_id", "protocol"), [("P3-16", V16), ("P3-201", V201)])
 async def test_sign_certificate_renews_and_the_new_certificate_connects(
-    secure: Secure, cp_id: str, protocol: str
+    secure: Secure, cp_id: str, protocol: OcppVersion
 ) -> None:
     first = secure.client(cp_id)
     charger = VirtualCharger(cp_id, secure.url, SystemClock(), [7_400], protocol=protocol, ssl_context=first)
@@ -263,7 +264,7 @@ async def test_chargeshare_serve_with_a_ca_dir(tmp_path: Path) -> None:
 
 async def test_a_revoked_charger_still_connected_cannot_renew_itself(secure: Secure) -> None:
     charger = VirtualCharger(
-        "P3-16", secure.url, SystemClock(), [7_400], protocol="1.6", ssl_context=secure.client("P3-16")
+        "P3-16", secure.url, SystemClock(), [7_400], protocol=V16, ssl_context=secure.client("P3-16")
     )
     await charger.start()
     try:

@@ -16,6 +16,7 @@ import pytest
 from chargeshare.bootstrap import Config, build
 from chargeshare.domain.smart_charge_points import SmartSettings, Suppressed
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.ocpp import V16, V201, OcppVersion
 from simulators.charger import VirtualCharger
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
@@ -47,7 +48,7 @@ async def served() -> AsyncIterator[Evening]:
 
 
 @contextlib.asynccontextmanager
-async def connected(served: Evening, version: str) -> AsyncIterator[VirtualCharger]:
+async def connected(served: Evening, version: OcppVersion) -> AsyncIterator[VirtualCharger]:
     charger = VirtualCharger(
         "SC1", served.ws, served.app.clock, [7_400, 7_400], protocol=version, seed=4, smart_charge_point=True
     )
@@ -58,9 +59,9 @@ async def connected(served: Evening, version: str) -> AsyncIterator[VirtualCharg
         await charger.stop()
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", [V16, V201])
 async def test_the_hosts_settings_reach_the_charger_at_boot_and_on_change(
-    served: Evening, version: str
+    served: Evening, version: OcppVersion
 ) -> None:
     # Chosen while the charger is away: it hears them when it boots.
     served.app.smart.set_owner_choices(
@@ -87,9 +88,9 @@ async def test_the_hosts_settings_reach_the_charger_at_boot_and_on_change(
         await eventually(lambda: charger.settings.smart() == wanted, "the host's change at the charger")
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", [V16, V201])
 async def test_a_driver_who_booked_the_override_charges_in_peak_hours_at_once(
-    served: Evening, version: str
+    served: Evening, version: OcppVersion
 ) -> None:
     dee, eve = driver(served.app, "Dee", "TAG-DEE"), driver(served.app, "Eve", "TAG-EVE")
     async with connected(served, version) as charger:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chargeshare.ocpp import V16, V21, V201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import station_commands as station
 from chargeshare.services.clock import SystemClock
@@ -25,7 +26,7 @@ ACCEPTED = cmd.Done(cmd.Status.ACCEPTED, None)
 HEARTBEAT = cmd.SettingKey("HeartbeatInterval", "OCPPCommCtrlr")
 
 
-@pytest.fixture(params=["2.0.1", "2.1"])
+@pytest.fixture(params=[V201, V21])
 async def charger(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:
     add_charger(central.app, CP, online=False)  # registered: what it reports is kept
     charger = VirtualCharger(CP, central.ws, SystemClock(), [7_400, 7_400], protocol=request.param)
@@ -176,7 +177,7 @@ async def test_monitors_are_set_reported_and_cleared(central: Central, charger: 
 
 async def test_a_16_charger_is_never_sent_them(central: Central) -> None:
     add_charger(central.app, "VC-16", online=False)
-    charger = VirtualCharger("VC-16", central.ws, SystemClock(), [7_400], protocol="1.6")
+    charger = VirtualCharger("VC-16", central.ws, SystemClock(), [7_400], protocol=V16)
     await charger.start()
     try:
         for command in (station.GetChargingProfiles(1), station.SetMonitoringLevel(3)):

@@ -22,6 +22,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.metering import ENERGY
 from chargeshare.services.booking import BookRequest
@@ -99,7 +100,7 @@ async def backend(clock: ScaledClock) -> AsyncIterator[Backend]:
 
 @contextlib.asynccontextmanager
 async def charger(
-    backend: Backend, cp_id: str, clock: ScaledClock, protocol: str
+    backend: Backend, cp_id: str, clock: ScaledClock, protocol: OcppVersion
 ) -> AsyncIterator[VirtualCharger]:
     add_charger(backend.app, cp_id, price=PRICE, online=False)  # it boots over the socket
     vc = VirtualCharger(
@@ -134,9 +135,9 @@ async def billed_once(backend: Backend, booking_id: int) -> SessionRecord:
     return session
 
 
-@pytest.mark.parametrize("protocol", ["2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V201, V21])
 async def test_a_2x_session_is_billed_from_its_transaction_events(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     async with charger(backend, "V201A", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-A")
@@ -156,9 +157,9 @@ async def test_a_2x_session_is_billed_from_its_transaction_events(
     assert answers == [], "the backend refused nothing the charger sent"
 
 
-@pytest.mark.parametrize("protocol", ["2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V201, V21])
 async def test_a_2x_charger_offline_mid_session_replays_its_events_and_is_billed_once(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     async with charger(backend, "V201B", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-B")
@@ -178,16 +179,16 @@ async def test_a_2x_charger_offline_mid_session_replays_its_events_and_is_billed
     assert any(e.get("offline") for e in replayed)
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V16, V201, V21])
 async def test_the_backend_stops_a_session_at_its_energy_limit(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     async with charger(backend, "VLIM", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-L", max_wh=150)
         await vc.plug_in(1, "TAG-L", car(), 20_000)
         c = vc.connectors[1]
         await eventually(lambda: c.state is ConnectorState.FINISHING, "the backend's remote stop", tries=600)
-        stop = "RemoteStopTransaction" if protocol == "1.6" else "RequestStopTransaction"
+        stop = "RemoteStopTransaction" if protocol == V16 else "RequestStopTransaction"
         assert any(d == "out" and f[0] == 2 and f[2] == stop for _, d, f in backend.frames)
         await vc.unplug(1)
     assert backend.booking_status(booking_id) is BookingStatus.COMPLETED
@@ -201,9 +202,9 @@ async def test_the_backend_stops_a_session_at_its_energy_limit(
     assert backend.failing_invariants() == []
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V16, V201, V21])
 async def test_a_due_booking_reserves_the_connector_for_its_driver(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     async with charger(backend, "VRES", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-R")
@@ -217,9 +218,9 @@ async def test_a_due_booking_reserves_the_connector_for_its_driver(
         assert plugged.transaction_id is not None
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V16, V201, V21])
 async def test_the_typed_command_registry_is_answered_in_either_version(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     reg = backend.registry
     async with charger(backend, "VCMD", clock, protocol) as vc:
@@ -259,9 +260,9 @@ async def test_the_typed_command_registry_is_answered_in_either_version(
         assert vc.resets == 1
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V16, V201, V21])
 async def test_wire_faults_as_the_server_sees_them(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     reg = backend.registry
     async with charger(backend, "VFLT", clock, protocol) as vc:
@@ -280,9 +281,9 @@ async def test_wire_faults_as_the_server_sees_them(
         assert isinstance(await reg.trigger_message("VFLT", "Heartbeat"), cmd.Done)  # still talking
 
 
-@pytest.mark.parametrize("protocol", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V16, V201, V21])
 async def test_the_virtual_charger_takes_the_metering_the_backend_asks_for(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     add_charger(backend.app, "VMTR", price=PRICE, online=False)
     vc = VirtualCharger(
@@ -304,9 +305,9 @@ async def test_the_virtual_charger_takes_the_metering_the_backend_asks_for(
     assert setup.summary.count(": Accepted") == 2 and "Rejected" not in setup.summary
 
 
-@pytest.mark.parametrize("protocol", ["2.0.1", "2.1"])
+@pytest.mark.parametrize("protocol", [V201, V21])
 async def test_the_virtual_2x_charger_says_when_a_reservation_lapses(
-    backend: Backend, clock: ScaledClock, protocol: str
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
 ) -> None:
     async with charger(backend, "VEXP", clock, protocol) as vc:
         booking_id = await backend.book(vc, "TAG-X")

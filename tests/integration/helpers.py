@@ -23,6 +23,7 @@ from chargeshare.domain.charger import (
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 from chargeshare.services.records import ChargerView
 
 # Points this close to a radius boundary may fall either side by floating-point rounding.
@@ -72,7 +73,7 @@ def random_fleet(app: App, rng: random.Random, n: int, *, at: datetime | None = 
             ChargerSpec(f"F{i}", host, p, Tariff(rng.randrange(20, 60)), connectors)
         )
         if rng.random() < 0.5:
-            app.charging.boot(f"F{i}", "1.6")
+            app.charging.boot(f"F{i}", V16)
             app.charging.status(f"F{i}", 0, rng.choice((ConnectorStatus.AVAILABLE, ConnectorStatus.FAULTED)))
         if at is not None and rng.random() < 0.3:
             opens = rng.randrange(0, 20) * 60

@@ -20,6 +20,7 @@ from chargeshare.domain.errors import (
     NotFound,
     PaymentDeclined,
 )
+from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
 from chargeshare.services.clock import ManualClock
@@ -49,7 +50,7 @@ def charge(app: App, clock: ManualClock, tag: str, start: int, stop: int) -> int
 def test_full_loop_bills_exactly_once(app: App, clock: ManualClock) -> None:
     charger = add_charger(app, price=35)
     driver = app.marketplace.add_driver("D", "TAG1")
-    app.charging.boot("CP1", "1.6")
+    app.charging.boot("CP1", V16)
     booking_id = book(app, charger, driver.driver_id)
     tx = charge(app, clock, "TAG1", 1_000, 8_777)
     # a retried stop and a replayed start change nothing
@@ -210,7 +211,7 @@ def test_a_stranger_plugged_in_before_the_lead_time_excuses_the_no_show(app: App
     sweep sees that the booked driver could not plug in."""
     charger = add_charger(app)
     a = app.marketplace.add_driver("A", "A").driver_id
-    app.charging.boot("CP1", "1.6")
+    app.charging.boot("CP1", V16)
     app.charging.status("CP1", 1, ConnectorStatus.PREPARING)  # a stranger's car, no transaction
     later = clock.now() + timedelta(hours=2)
     b = app.bookings.book(BookRequest(a, charger, 1, 60, 10_000, starts_at=later)).booking_id
@@ -232,7 +233,7 @@ def test_an_excused_no_show_stays_excused_when_the_bay_frees_before_the_grace_en
     and the booking still remembers that its driver found the bay taken."""
     charger = add_charger(app)
     a = app.marketplace.add_driver("A", "A").driver_id
-    app.charging.boot("CP1", "1.6")
+    app.charging.boot("CP1", V16)
     b = book(app, charger, a)
     clock.advance(60)
     app.bookings.reservation_answered(b, "Occupied")
@@ -250,7 +251,7 @@ def test_a_bay_free_from_the_start_leaves_the_no_show_fee_due(app: App, clock: M
     """A car that left before the start excuses nothing: the driver could have plugged in."""
     charger = add_charger(app)
     a = app.marketplace.add_driver("A", "A").driver_id
-    app.charging.boot("CP1", "1.6")
+    app.charging.boot("CP1", V16)
     later = clock.now() + timedelta(hours=2)
     b = app.bookings.book(BookRequest(a, charger, 1, 60, 10_000, starts_at=later)).booking_id
     clock.advance(2 * 3600 - 10 * 60)

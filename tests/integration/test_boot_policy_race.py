@@ -13,6 +13,7 @@ from sqlalchemy import text
 from chargeshare.adapters.sql import chargers as sql_chargers
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import BootPolicy, ChargerStatus
+from chargeshare.ocpp import V16
 from tests.conftest import add_charger, sql_store
 
 pytestmark = pytest.mark.postgres
@@ -54,7 +55,7 @@ def test_a_boot_racing_a_rejection_never_leaves_the_charger_online(
         return policy
 
     monkeypatch.setattr(sql_chargers.SqlChargers, "boot_policy", policy_read_mid_boot)
-    answer = pg_app.charging.boot("CP1", "1.6")
+    answer = pg_app.charging.boot("CP1", V16)
     rejecting.join(WAIT_S)
     assert not rejecting.is_alive()
     with pg_app.store.reading() as tx:

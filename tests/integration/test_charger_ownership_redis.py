@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chargeshare.adapters.charger_ownership import ChargerOwnership
+from chargeshare.ocpp import V16
 from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
@@ -28,17 +29,17 @@ async def records(redis_client: Any) -> AsyncIterator[ChargerOwnership]:
 
 
 async def test_an_epoch_is_written_and_read_back_exactly(records: ChargerOwnership) -> None:
-    a, _ = await records.claim("CP1", "node-a", "1.6")
+    a, _ = await records.claim("CP1", "node-a", V16)
     assert await records.client.get(records.key("CP1")) == a.record.encode()
-    b, replaced = await records.claim("CP1", "node-b", "1.6")
+    b, replaced = await records.claim("CP1", "node-b", V16)
     assert replaced == a and b.epoch > a.epoch
     assert await records.renew({"CP1": a}) == ["CP1"] and await records.renew({"CP1": b}) == []
 
 
 async def test_a_claim_after_a_flush_is_newer_than_a_link_held_before_it(records: ChargerOwnership) -> None:
-    a, _ = await records.claim("CP1", "node-a", "1.6")
+    a, _ = await records.claim("CP1", "node-a", V16)
     await records.client.flushdb()
-    b, _ = await records.claim("CP1", "node-b", "1.6")
+    b, _ = await records.claim("CP1", "node-b", V16)
     assert b.epoch > a.epoch
     assert await records.renew({"CP1": a}) == ["CP1"]
     assert not await records.release("CP1", a)
@@ -49,9 +50,9 @@ async def test_a_claim_with_an_epoch_older_than_the_record_is_refused(records: C
     early = await records.next_epoch("CP1")
     late = await records.next_epoch("CP1")
     assert late > early
-    b, _ = await records.claim_at("CP1", "node-b", "1.6", late)
+    b, _ = await records.claim_at("CP1", "node-b", V16, late)
     assert b is not None and b.epoch == late
-    refused, holder = await records.claim_at("CP1", "node-a", "1.6", early)
+    refused, holder = await records.claim_at("CP1", "node-a", V16, early)
     assert refused is None and holder == b
     assert await records.owner_of("CP1") == b
     # A connection arriving after both is newer than the record, even after a flush of the counter.

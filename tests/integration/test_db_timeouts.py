@@ -19,7 +19,7 @@ from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorStat
 from chargeshare.domain.errors import DatabaseBusy
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import csms_v16
+from chargeshare.ocpp import V16, csms_v16
 from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import CallError, CallResult, parse
 from chargeshare.services.clock import ManualClock
@@ -48,7 +48,7 @@ def _charger(app: App, host_id: int) -> int:
         CP, host_id, Point(51.45, -2.59), Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7400),)
     )
     charger_id = app.marketplace.add_charger(spec).charger_id
-    app.charging.boot(CP, "1.6")
+    app.charging.boot(CP, V16)
     app.charging.status(CP, 1, ConnectorStatus.AVAILABLE)
     return charger_id
 
@@ -60,7 +60,7 @@ class Scene:
         self.app = app
         self.host = accounts.host(app, "Hana")
         self.charger_id = _charger(app, self.host.hid)
-        self.ocpp = Connection("1.6", csms_v16.handlers(app.charging, CP, app.reports))
+        self.ocpp = Connection(V16, csms_v16.handlers(app.charging, CP, app.reports))
         self.frames = 0
 
     def status(self, status: str) -> CallResult | CallError:

@@ -22,6 +22,7 @@ from chargeshare.domain.charger import (
 )
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 from tests.conftest import sql_store
 
 
@@ -63,7 +64,7 @@ async def test_acknowledged_writes_survive_closing_and_reopening_the_file(tmp_pa
         runs_before = app.durability.flusher.runs
         for i in range(n):  # as the OCPP serve loop does: write deferred, ack after flushed()
             with app.durability.deferred():
-                app.charging.boot(f"G{i}", "1.6")
+                app.charging.boot(f"G{i}", V16)
                 app.charging.status(f"G{i}", 1, ConnectorStatus.CHARGING)
             await app.durability.flushed()
         assert app.durability.flusher.runs - runs_before == n
@@ -77,7 +78,7 @@ async def test_acknowledged_writes_survive_closing_and_reopening_the_file(tmp_pa
         assert len(views) == n
         for i in range(n):
             view = views[f"G{i}"]
-            assert view.status == ChargerStatus.ONLINE and view.ocpp_version == "1.6"
+            assert view.status == ChargerStatus.ONLINE and view.ocpp_version == V16
             assert [c.status for c in view.connectors] == [ConnectorStatus.CHARGING]
     finally:
         reopened.close()
@@ -157,7 +158,7 @@ async def test_on_postgres_flushed_puts_every_deferred_commit_before_it_on_disk(
         runs_before = app.durability.flusher.runs
         for i in range(n):  # as the OCPP serve loop does: write deferred, ack after flushed()
             with app.durability.deferred():
-                app.charging.boot(f"P{i}", "1.6")
+                app.charging.boot(f"P{i}", V16)
                 app.charging.status(f"P{i}", 1, ConnectorStatus.CHARGING)
             written = _lsn(store, "pg_current_wal_insert_lsn")  # past this frame's commit record
             await app.durability.flushed()

@@ -10,6 +10,7 @@ import pytest
 
 from chargeshare.cli.app import app
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16, V21, V201
 from chargeshare.services.ports import SlotClaim
 from simulators.scenario import ScenarioError, discover, load
 from simulators.scenario_runner import run_scenario
@@ -240,10 +241,10 @@ def test_the_commands_a_fault_may_refuse_are_those_the_charger_answers() -> None
     from simulators.scenario import _commands_of
     from tests.conftest import T0
 
-    for protocol in ("1.6", "2.0.1"):
+    for protocol in (V16, V201):
         charger = VirtualCharger("CP-1", "ws://unused", ManualClock(T0), [7_400], protocol=protocol)
         assert set(charger.csms_handlers()) == _commands_of(protocol)
-    assert "RemoteStartTransaction" in _commands_of("1.6") and "GetVariables" in _commands_of("2.0.1")
+    assert "RemoteStartTransaction" in _commands_of(V16) and "GetVariables" in _commands_of(V201)
 
 
 def test_cli_validate_reports_each_file_and_a_summary(tmp_path: Path) -> None:
@@ -294,10 +295,10 @@ def test_protocols_and_wire_faults_load_as_written(tmp_path: Path) -> None:
         "  - {at_minute: 3, action: drop_frames, count: 1, percent: 12.5}\n"
     )
     params = load(path).params
-    assert params.fleet.protocols == ("1.6", "2.0.1", "2.1")  # YAML's numbers 1.6 and 2.1 read as versions
-    assert [params.fleet.protocol_of(i) for i in range(4)] == ["1.6", "2.0.1", "2.1", "1.6"]
+    assert params.fleet.protocols == (V16, V201, V21)  # YAML's numbers 1.6 and 2.1 read as versions
+    assert [params.fleet.protocol_of(i) for i in range(4)] == [V16, V201, V21, V16]
     reject, delay, drop = params.faults
-    assert (reject.commands, reject.duration_s, reject.protocol) == (("Reset",), 300, "2.0.1")
+    assert (reject.commands, reject.duration_s, reject.protocol) == (("Reset",), 300, V201)
     assert (delay.delay_s, delay.skew_s) == (30.0, 0.0)
     assert drop.percent == 12.5
 
@@ -334,7 +335,7 @@ def test_the_new_faults_load_as_written(tmp_path: Path) -> None:
     assert params.allow_unknown_chargers
     slow, spoof, cancels, payouts = params.faults
     assert (slow.latency_s, slow.duration_s, slow.delay_s) == (45.0, 600, 0.0)
-    assert (spoof.spoofer, spoof.count, spoof.protocol) == ("unregistered", 2, "1.6")
+    assert (spoof.spoofer, spoof.count, spoof.protocol) == ("unregistered", 2, V16)
     assert (cancels.count, cancels.spoofer, payouts.count) == (3, "fleet", 6)
 
 

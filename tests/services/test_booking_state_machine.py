@@ -47,6 +47,7 @@ from chargeshare.domain.geo import Point
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import REFUSED_TRANSACTION_ID, AuthStatus
 from chargeshare.services.clock import ManualClock
@@ -169,7 +170,7 @@ class BookingMachine(RuleBasedStateMachine):
                 (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.CCS, 50_000)),
             )
         )
-        self.app.charging.boot(cp_id, "1.6")
+        self.app.charging.boot(cp_id, V16)
         self.app.charging.status(cp_id, 0, ConnectorStatus.AVAILABLE)
         return view.charger_id
 
@@ -374,7 +375,7 @@ class BookingMachine(RuleBasedStateMachine):
         if c.online:
             self.app.charging.disconnected(c.cp_id)
         else:
-            self.app.charging.boot(c.cp_id, "1.6")
+            self.app.charging.boot(c.cp_id, V16)
             self.app.charging.status(c.cp_id, 0, ConnectorStatus.AVAILABLE)
             for no in c.connectors:
                 self.connector_status[(charger, no)] = ConnectorStatus.AVAILABLE

@@ -18,7 +18,7 @@ from chargeshare.domain.charger import (
 from chargeshare.domain.errors import BookingConflict, ChargerUnavailable
 from chargeshare.domain.geo import Point
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import csms_v16, csms_v201
+from chargeshare.ocpp import V16, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -45,7 +45,7 @@ def host_of(app: App, charger_id: int) -> int:
 
 def test_a_host_listing_boots_pending_and_comes_online_once_accepted(app: App) -> None:
     charger_id = listing(app)
-    pending = app.charging.boot("NEW", "1.6")
+    pending = app.charging.boot("NEW", V16)
     assert (pending.status, pending.interval_s) == (
         BootPolicy.PENDING,
         app.charging.rules.boot_retry_interval_s,
@@ -54,7 +54,7 @@ def test_a_host_listing_boots_pending_and_comes_online_once_accepted(app: App) -
     assert status_of(app) is ChargerStatus.REGISTERED  # a heartbeat does not bring it into service
 
     app.hosting.set_boot_policy(host_of(app, charger_id), charger_id, BootPolicy.ACCEPTED)
-    accepted = app.charging.boot("NEW", "1.6")
+    accepted = app.charging.boot("NEW", V16)
     assert (accepted.status, accepted.interval_s) == (
         BootPolicy.ACCEPTED,
         app.charging.rules.heartbeat_interval_s,
@@ -65,10 +65,10 @@ def test_a_host_listing_boots_pending_and_comes_online_once_accepted(app: App) -
 def test_a_rejected_charger_stays_out_of_service_whatever_it_sends(app: App, clock: ManualClock) -> None:
     charger_id = listing(app)
     app.hosting.set_boot_policy(host_of(app, charger_id), charger_id, BootPolicy.ACCEPTED)
-    app.charging.boot("NEW", "1.6")
+    app.charging.boot("NEW", V16)
     app.marketplace.set_boot_policy("NEW", BootPolicy.REJECTED)
     assert status_of(app) is ChargerStatus.REGISTERED
-    assert app.charging.boot("NEW", "1.6").status is BootPolicy.REJECTED
+    assert app.charging.boot("NEW", V16).status is BootPolicy.REJECTED
     clock.advance(3600)
     app.charging.status("NEW", 1, ConnectorStatus.AVAILABLE)  # sent before it learnt of its rejection
     app.charging.heartbeat("NEW")

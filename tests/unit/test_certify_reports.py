@@ -12,6 +12,7 @@ from chargeshare.certify.model import CaseResult, CertificationReport, Verdict
 from chargeshare.certify.report import from_json, to_html, to_json, to_junit
 from chargeshare.certify.runner import malformed
 from chargeshare.certify.wirelog import CALLERROR, CALLRESULT, WireLog, excerpt
+from chargeshare.ocpp import V16, V201
 
 NASTY = 'reason with <tags> & "quotes" \u2014 and ]]> too'
 
@@ -32,7 +33,7 @@ def report_with(verdicts: list[Verdict]) -> CertificationReport:
     ]
     return CertificationReport(
         "CP<1>",
-        "1.6",
+        V16,
         "charger",
         "2026-01-01T00:00:00.000Z",
         results,
@@ -81,7 +82,7 @@ def test_a_core_case_not_run_withholds_certification_and_an_optional_one_does_no
 
     optional = CertificationReport(
         "CP1",
-        "1.6",
+        V16,
         "charger",
         "2026-01-01T00:00:00.000Z",
         [result("TC_001", "core", Verdict.PASS), result("TC_047", "reservation", Verdict.NOT_RUN)],
@@ -89,7 +90,7 @@ def test_a_core_case_not_run_withholds_certification_and_an_optional_one_does_no
     assert optional.passed and optional.core_not_run == []
     core = CertificationReport(
         "CP1",
-        "1.6",
+        V16,
         "charger",
         optional.started_at,
         [*optional.results, result("TC_003", "core", Verdict.NOT_RUN)],
@@ -127,14 +128,14 @@ def test_the_wire_log_pairs_answers_with_calls_per_direction() -> None:
         and reset_answer.error_code == "NotSupported"
     )
     assert log.entries[-1].kind is None
-    assert [e.seq for e, _ in malformed(log.entries, "1.6")] == [5]  # only the unreadable frame
+    assert [e.seq for e, _ in malformed(log.entries, V16)] == [5]  # only the unreadable frame
     assert "charger -> CSMS" in boot.line() and "CSMS -> charger" in reset.line()
 
 
 def test_a_call_outside_the_schema_is_malformed() -> None:
     log = WireLog("CP1")
     log.record("in", '[2,"9","StatusNotification",{"connectorId":1}]')
-    [(entry, why)] = malformed(log.entries, "1.6")
+    [(entry, why)] = malformed(log.entries, V16)
     assert entry.action == "StatusNotification" and "schema" in why
 
 
@@ -144,7 +145,7 @@ def test_frames_the_backend_would_not_read_are_logged_as_not_ocpp_j() -> None:
     log.record("in", f'[2,"1","DataTransfer",{{"vendorId":"v","data":{deep}}}]')
     log.record("in", '[2,"2","DataTransfer",{"vendorId":"v","data":NaN}]')
     assert [e.kind for e in log.entries] == [None, None]
-    assert [e.seq for e, _ in malformed(log.entries, "2.0.1")] == [1, 2]
+    assert [e.seq for e, _ in malformed(log.entries, V201)] == [1, 2]
 
 
 def test_long_excerpts_keep_both_ends() -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp.connection import Outcome
 from chargeshare.services.clock import ManualClock
 from simulators.charger_core import ChargerCore, Route
@@ -22,7 +23,7 @@ EXPIRES = T0 + timedelta(minutes=30)
 class Recorded(ChargerCore):
     """A driver that records what the core asks of it instead of sending anything."""
 
-    def __init__(self, protocol: str = "1.6", connectors: int = 2) -> None:
+    def __init__(self, protocol: OcppVersion = V16, connectors: int = 2) -> None:
         self.manual = ManualClock(T0)
         super().__init__(
             "CORE1", self.manual, dialect_for(protocol), [7_400] * connectors, meter_interval_s=60
@@ -180,7 +181,7 @@ def test_an_unanswered_replay_keeps_its_place_at_the_head() -> None:
 
 
 def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
-    core = Recorded("2.0.1")
+    core = Recorded(V201)
     core.connected = False
     core.enqueue(("TransactionEvent", {"eventType": "Updated"}))
     assert core.queue[0][1]["offline"] is True

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp.connection import Outcome
 from chargeshare.ocpp.frames import CALL, RemoteProtocolError, check_payload
 from simulators.dialect import dialect_for, status_refusal
@@ -21,7 +22,7 @@ from simulators.smart_charging import Kind, Period, Profile, ProfileBook, Profil
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TS = "2026-03-02T09:00:00.000Z"
-VERSIONS = ("1.6", "2.0.1", "2.1")
+VERSIONS = (V16, V201, V21)
 
 
 @given(st.sampled_from(ConnectorState), st.sampled_from(Trigger))
@@ -50,7 +51,7 @@ def transaction(wire_id: int | str | None) -> Transaction:
     return Transaction("0b8f7d1e-3d6a-4a8e-9c61-1f2a3b4c5d6e", "TAG-1", 1_000, T0, wire_id=wire_id)
 
 
-def valid(version: str, message: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+def valid(version: OcppVersion, message: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     action, payload = message
     check_payload(action, payload, version, CALL, "t")  # raises on anything the schema refuses
     return payload
@@ -66,7 +67,7 @@ def valid(version: str, message: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     reservation=st.none() | st.integers(1, 10**6),
 )
 def test_every_payload_each_dialect_builds_passes_its_schema(
-    version: str,
+    version: OcppVersion,
     state: ConnectorState,
     reason: StopReason,
     boot: BootReason,
@@ -76,7 +77,7 @@ def test_every_payload_each_dialect_builds_passes_its_schema(
 ) -> None:
     d = dialect_for(version)
     c = connector(state, register)
-    tx = transaction(7 if version == "1.6" else "0b8f7d1e-3d6a-4a8e-9c61-1f2a3b4c5d6e")
+    tx = transaction(7 if version == V16 else "0b8f7d1e-3d6a-4a8e-9c61-1f2a3b4c5d6e")
     for message in (
         d.boot(boot),
         d.heartbeat(),
@@ -97,15 +98,15 @@ def test_every_payload_each_dialect_builds_passes_its_schema(
 
 
 def test_201_transaction_events_carry_the_chargers_id_a_rising_seq_no_and_wh_readings() -> None:
-    d = dialect_for("2.0.1")
+    d = dialect_for(V201)
     c = connector(ConnectorState.CHARGING, 2_500)
     tx = Transaction("tx-1", "TAG-1", 1_000, T0)
-    started = valid("2.0.1", d.started(c, tx, TS, None))
+    started = valid(V201, d.started(c, tx, TS, None))
     assert d.start_accepted(
         tx, Outcome("u", "TransactionEvent", payload={"idTokenInfo": {"status": "Accepted"}})
     )
-    updated = valid("2.0.1", d.meter(c, tx, TS, 7_400))
-    ended = valid("2.0.1", d.ended(c, tx, TS, StopReason.REMOTE))
+    updated = valid(V201, d.meter(c, tx, TS, 7_400))
+    ended = valid(V201, d.ended(c, tx, TS, StopReason.REMOTE))
     assert [e["eventType"] for e in (started, updated, ended)] == ["Started", "Updated", "Ended"]
     assert [e["seqNo"] for e in (started, updated, ended)] == [0, 1, 2]
     assert {e["transactionInfo"]["transactionId"] for e in (started, updated, ended)} == {"tx-1"}
@@ -125,8 +126,8 @@ def test_201_transaction_events_carry_the_chargers_id_a_rising_seq_no_and_wh_rea
 
 
 def test_201_folds_plugged_states_onto_occupied_and_refused_cards_are_not_accepted() -> None:
-    d = dialect_for("2.0.1")
-    folded = {s: valid("2.0.1", d.status(connector(s), TS))["connectorStatus"] for s in ConnectorState}
+    d = dialect_for(V201)
+    folded = {s: valid(V201, d.status(connector(s), TS))["connectorStatus"] for s in ConnectorState}
     assert folded[ConnectorState.AVAILABLE] == "Available"
     assert folded[ConnectorState.UNAVAILABLE] == "Unavailable"
     assert {
@@ -138,8 +139,8 @@ def test_201_folds_plugged_states_onto_occupied_and_refused_cards_are_not_accept
 
 
 def test_21_says_what_201_says_under_its_own_subprotocol() -> None:
-    d21, d201 = dialect_for("2.1"), dialect_for("2.0.1")
-    assert (d21.version, d21.subprotocol) == ("2.1", "ocpp2.1")
+    d21, d201 = dialect_for(V21), dialect_for(V201)
+    assert (d21.version, d21.subprotocol) == (V21, "ocpp2.1")
     c = connector(ConnectorState.CHARGING, 5_000)
     tx, same = transaction("tx-21"), transaction("tx-21")
     assert d21.started(c, tx, TS, 4) == d201.started(c, same, TS, 4)
@@ -149,13 +150,13 @@ def test_21_says_what_201_says_under_its_own_subprotocol() -> None:
 
 
 def test_16_takes_the_transaction_id_the_csms_assigns() -> None:
-    d = dialect_for("1.6")
+    d = dialect_for(V16)
     tx = Transaction("local", "TAG-1", 0, T0)
     accepted = Outcome(
         "u", "StartTransaction", payload={"transactionId": 42, "idTagInfo": {"status": "Accepted"}}
     )
     assert d.start_accepted(tx, accepted) and tx.wire_id == 42
-    stop = valid("1.6", d.ended(connector(ConnectorState.FINISHING), tx, TS, StopReason.SOFT_RESET))
+    stop = valid(V16, d.ended(connector(ConnectorState.FINISHING), tx, TS, StopReason.SOFT_RESET))
     assert (stop["transactionId"], stop["reason"]) == (42, "SoftReset")
     assert d.mark_offline("StopTransaction", stop) == stop  # 1.6 cannot say it was held back
 
@@ -163,14 +164,14 @@ def test_16_takes_the_transaction_id_the_csms_assigns() -> None:
 @pytest.mark.parametrize(
     ("action", "version", "refusal"),
     [
-        ("RemoteStartTransaction", "1.6", {"status": "Rejected"}),
-        ("Reset", "2.0.1", {"status": "Rejected"}),
-        ("ChangeConfiguration", "1.6", {"status": "Rejected"}),
-        ("GetConfiguration", "1.6", None),  # no status to refuse with: a CALLERROR instead
+        ("RemoteStartTransaction", V16, {"status": "Rejected"}),
+        ("Reset", V201, {"status": "Rejected"}),
+        ("ChangeConfiguration", V16, {"status": "Rejected"}),
+        ("GetConfiguration", V16, None),  # no status to refuse with: a CALLERROR instead
     ],
 )
 def test_refusals_come_from_the_response_schema(
-    action: str, version: str, refusal: dict[str, str] | None
+    action: str, version: OcppVersion, refusal: dict[str, str] | None
 ) -> None:
     assert status_refusal(action, version) == refusal
 

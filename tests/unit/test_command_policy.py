@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
+from chargeshare.ocpp import V16
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
@@ -209,7 +210,7 @@ def test_the_policy_decides_on_every_event_that_asks_something_of_a_charger() ->
         SmartSettingsChanged(AT, "CP1", SETTINGS),
         override(),
         CertificateIssued(AT, "CP1", "CHAIN", None),
-        ChargerBooted(AT, "CP1", "1.6"),
+        ChargerBooted(AT, "CP1", V16),
         gap(),
     ],
     ids=lambda e: type(e).__name__,
@@ -322,7 +323,7 @@ def test_a_cancellation_without_an_answer_stays_on_record() -> None:
 def test_a_boot_is_followed_by_the_smart_settings_after_its_answer() -> None:
     w = world()
     w.backend.settings = SETTINGS
-    (order,) = w.decide_and_run(ChargerBooted(AT, "CP1", "1.6"))
+    (order,) = w.decide_and_run(ChargerBooted(AT, "CP1", V16))
     assert order.after_reply
     assert w.commands() == list(ocpp_smart.settings_commands(SETTINGS))
 
@@ -335,7 +336,7 @@ def test_smart_settings_stop_at_the_first_the_charger_does_not_take() -> None:
 
 def test_a_boot_reads_the_metering_settings_first_when_asked_to() -> None:
     w = world(metering=True)
-    w.decide_and_run(ChargerBooted(AT, "CP1", "1.6"), lambda _c: cmd.CallError("NotImplemented"))
+    w.decide_and_run(ChargerBooted(AT, "CP1", V16), lambda _c: cmd.CallError("NotImplemented"))
     assert isinstance(w.commands()[0], cmd.GetSettings)
     assert [args[1] for args in w.backend.recorded("record")] == ["MeteringSetup"]
     assert w.backend.recorded("settings_due") == [("CP1",)]
@@ -344,12 +345,12 @@ def test_a_boot_reads_the_metering_settings_first_when_asked_to() -> None:
 def test_an_unregistered_chargers_boot_sends_no_settings() -> None:
     w = world()
     w.backend.fails["settings_due"] = NotFound("CP1")
-    w.decide_and_run(ChargerBooted(AT, "CP1", "1.6"))
+    w.decide_and_run(ChargerBooted(AT, "CP1", V16))
     assert w.commands() == []
 
 
 def test_a_boot_handled_by_another_process_is_configured_there() -> None:
-    assert world(here=set(), elsewhere={"CP1"}).policy.decide(ChargerBooted(AT, "CP1", "1.6")) == []
+    assert world(here=set(), elsewhere={"CP1"}).policy.decide(ChargerBooted(AT, "CP1", V16)) == []
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from chargeshare.adapters.command_routing import MOVED, NOT_CONNECTED, CommandRo
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ChargerStatus
 from chargeshare.entrypoints.ocpp_server import ChargerLink, ChargerRegistry
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp.connection import Connection, Outcome
 from tests.conftest import add_charger
 from tests.waiting import eventually
@@ -42,19 +43,19 @@ async def test_each_claim_takes_a_newer_epoch_and_names_the_record_it_replaced(
     server: fakeredis.FakeServer,
 ) -> None:
     records = ownership(server)
-    a, before_a = await records.claim("CP1", "node-a", "1.6")
-    b, before_b = await records.claim("CP1", "node-b", "2.0.1")
+    a, before_a = await records.claim("CP1", "node-a", V16)
+    b, before_b = await records.claim("CP1", "node-b", V201)
     assert before_a is None and before_b == a
     assert b.epoch > a.epoch
     assert await records.owner_of("CP1") == b
-    other, _ = await records.claim("CP2", "node-a", "1.6")
+    other, _ = await records.claim("CP2", "node-a", V16)
     assert other.epoch > b.epoch  # one counter for all chargers
 
 
 async def test_a_stale_link_closing_leaves_the_newer_connection_alone(server: fakeredis.FakeServer) -> None:
     records = ownership(server)
-    old, _ = await records.claim("CP1", "node-a", "1.6")
-    new, _ = await records.claim("CP1", "node-b", "1.6")
+    old, _ = await records.claim("CP1", "node-a", V16)
+    new, _ = await records.claim("CP1", "node-b", V16)
     assert not await records.release("CP1", old)  # not A's to mark offline
     assert await records.owner_of("CP1") == new
     assert await records.release("CP1", new)  # the newest link closing: offline, record gone
@@ -66,10 +67,10 @@ async def test_renewing_keeps_our_records_and_names_those_a_newer_link_took(
     server: fakeredis.FakeServer,
 ) -> None:
     records = ownership(server)
-    a1, _ = await records.claim("CP1", "node-a", "1.6")
-    a2, _ = await records.claim("CP2", "node-a", "1.6")
+    a1, _ = await records.claim("CP1", "node-a", V16)
+    a2, _ = await records.claim("CP2", "node-a", V16)
     await records.client.delete(records.key("CP2"))  # lapsed (a stall past its TTL, a Redis restart)
-    b1, _ = await records.claim("CP1", "node-b", "1.6")
+    b1, _ = await records.claim("CP1", "node-b", V16)
     assert await records.renew({"CP1": a1, "CP2": a2}) == ["CP1"]
     assert await records.owner_of("CP1") == b1  # the newer connection's record stands
     assert await records.owner_of("CP2") == a2  # ours again
@@ -77,7 +78,7 @@ async def test_renewing_keeps_our_records_and_names_those_a_newer_link_took(
 
 
 def test_an_owner_record_reads_back_and_refuses_garbage() -> None:
-    owner = Owner("abc", 7, "2.0.1")
+    owner = Owner("abc", 7, V201)
     assert Owner.parse(owner.record.encode()) == owner
     assert Owner.parse("abc|x|1.6") is None and Owner.parse("nothing") is None
 
@@ -130,7 +131,7 @@ class Node:
     router: CommandRouter
     links: FakeLinks
 
-    async def hold(self, cp_id: str, version: str = "1.6") -> Owner:
+    async def hold(self, cp_id: str, version: OcppVersion = V16) -> Owner:
         owner = await self.router.claimed(cp_id, version)
         assert owner is not None
         self.links.owners[cp_id] = owner
@@ -181,7 +182,7 @@ async def test_a_node_that_is_not_listening_answers_not_connected_at_once(
     server: fakeredis.FakeServer,
 ) -> None:
     async with nodes(server, "b") as (b,):
-        gone = Owner("crashed-node", 1, "1.6")
+        gone = Owner("crashed-node", 1, V16)
         outcome = await asyncio.wait_for(b.router.call(gone, "CP1", "Reset", {}, wait_s=60), 5)
         assert outcome.error == NOT_CONNECTED
 
@@ -205,7 +206,7 @@ async def test_connecting_through_another_node_evicts_the_old_link(server: faker
 async def test_renewal_evicts_a_link_a_newer_connection_replaced(server: fakeredis.FakeServer) -> None:
     async with nodes(server, "a") as (a,):
         old = await a.hold("CP1")
-        await a.router.ownership.claim("CP1", "elsewhere", "1.6")  # no notice reached A
+        await a.router.ownership.claim("CP1", "elsewhere", V16)  # no notice reached A
         await a.router.renew_once(a.links)
         assert a.links.evicted == [("CP1", old.epoch)]
 
@@ -246,7 +247,7 @@ async def test_an_eviction_heard_before_the_claim_returns_closes_the_link_once_c
 ) -> None:
     registry = ChargerRegistry(app, router=CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS))
     socket = FakeSocket()
-    link = ChargerLink("CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"))
+    link = ChargerLink("CP1", V16, cast(WebSocket, socket), Connection(V16, {}, id_prefix="cs-"))
     registry.links["CP1"] = link
     # A newer connection elsewhere replaced the record our claim (on its way) is writing: any epoch
     # ours can get is below this one.
@@ -263,8 +264,8 @@ async def test_an_eviction_heard_before_the_claim_returns_closes_the_link_once_c
 
 async def _a_link_held_since_before_a_flush(records: ChargerOwnership) -> Owner:
     for n in range(5):  # other chargers' claims move the counter on
-        await records.claim(f"CP-{n}", "node-a", "1.6")
-    a, _ = await records.claim("CP1", "node-a", "1.6")
+        await records.claim(f"CP-{n}", "node-a", V16)
+    a, _ = await records.claim("CP1", "node-a", V16)
     await records.client.flushall()  # Redis restarted without persistence, or flushed by an operator
     return a
 
@@ -276,7 +277,7 @@ async def test_a_claim_after_redis_lost_its_counter_is_newer_than_a_link_held_be
     back on renewal, which would close B's live link and leave commands routed to a dead one."""
     records = ownership(server)
     a = await _a_link_held_since_before_a_flush(records)
-    b, _ = await records.claim("CP1", "node-b", "1.6")
+    b, _ = await records.claim("CP1", "node-b", V16)
     assert b.epoch > a.epoch
     assert await records.renew({"CP1": a}) == ["CP1"]  # A's link is the one to close
     assert await records.owner_of("CP1") == b
@@ -289,7 +290,7 @@ async def test_a_record_put_back_after_a_flush_still_yields_to_a_newer_connectio
     records = ownership(server)
     a = await _a_link_held_since_before_a_flush(records)
     assert await records.renew({"CP1": a}) == []  # A's live link puts its record back
-    b, replaced = await records.claim("CP1", "node-b", "1.6")  # then the charger moves to B
+    b, replaced = await records.claim("CP1", "node-b", V16)  # then the charger moves to B
     assert replaced == a and b.epoch > a.epoch
     assert not await records.release("CP1", a)  # A's link closing must not mark it offline
     assert await records.owner_of("CP1") == b
@@ -307,9 +308,9 @@ async def test_a_claim_reaching_redis_after_a_later_connections_is_refused(
         old_arrival = await a.router.arrived("CP1")
         new_arrival = await b.router.arrived("CP1")
         assert old_arrival is not None and new_arrival is not None and new_arrival > old_arrival
-        live = await b.router.claimed("CP1", "1.6", new_arrival)
+        live = await b.router.claimed("CP1", V16, new_arrival)
         with pytest.raises(Superseded) as stale:
-            await a.router.claimed("CP1", "1.6", old_arrival)
+            await a.router.claimed("CP1", V16, old_arrival)
         assert stale.value.newer == live
         assert await b.router.owner_of("CP1") == live
         assert b.links.evicted == []  # the refused claim told no one to close anything
@@ -319,16 +320,16 @@ async def test_a_link_whose_claim_was_superseded_closes_and_marks_nothing_offlin
     server: fakeredis.FakeServer, app: App
 ) -> None:
     add_charger(app)
-    app.charging.boot("CP1", "1.6")
+    app.charging.boot("CP1", V16)
     registry = ChargerRegistry(app, router=CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS))
     other = CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS, node="elsewhere")
     assert registry.router is not None
     mine = await registry.router.arrived("CP1")
     later = await other.arrived("CP1")
-    await other.claimed("CP1", "1.6", later)
+    await other.claimed("CP1", V16, later)
     socket = FakeSocket()
     link = ChargerLink(
-        "CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"), arrived_epoch=mine
+        "CP1", V16, cast(WebSocket, socket), Connection(V16, {}, id_prefix="cs-"), arrived_epoch=mine
     )
     registry.links["CP1"] = link
     await registry._claim(link)
@@ -357,7 +358,7 @@ async def test_a_link_made_while_redis_was_away_is_claimed_once_it_answers(
     server.connected = False
     arrived = await registry.router.arrived("CP1")
     link = ChargerLink(
-        "CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"), arrived_epoch=arrived
+        "CP1", V16, cast(WebSocket, socket), Connection(V16, {}, id_prefix="cs-"), arrived_epoch=arrived
     )
     registry.links["CP1"] = link
     await registry._claim(link)
@@ -378,12 +379,12 @@ async def test_a_link_made_while_redis_was_away_yields_to_a_connection_claimed_s
     other = CommandRouter(fakeredis.FakeAsyncRedis(server=server), NS, node="elsewhere")
     assert registry.router is not None
     socket = FakeSocket()
-    link = ChargerLink("CP1", "1.6", cast(WebSocket, socket), Connection("1.6", {}, id_prefix="cs-"))
+    link = ChargerLink("CP1", V16, cast(WebSocket, socket), Connection(V16, {}, id_prefix="cs-"))
     registry.links["CP1"] = link
     server.connected = False
     await registry._claim(link)
     server.connected = True
-    theirs = await other.claimed("CP1", "1.6", await other.arrived("CP1"))
+    theirs = await other.claimed("CP1", V16, await other.arrived("CP1"))
     await registry.router.renew_once(registry)
     await eventually(lambda: socket.closed == [1000], "our unclaimed link closed")
     assert link.superseded and await other.owner_of("CP1") == theirs

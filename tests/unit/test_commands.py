@@ -11,6 +11,7 @@ from unittest.mock import ANY
 import pytest
 
 from chargeshare.domain.tokens import ListEntry, TokenStatus, TokenType, UpdateType
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.frames import CALL, CALLRESULT, RemoteProtocolError, check_payload
 from chargeshare.ocpp.grid_limits import limit_commands
@@ -91,17 +92,19 @@ def charger_tx(session_id: int) -> str | None:
     return {7: "their-7"}.get(session_id)
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
+@pytest.mark.parametrize("version", [V16, V201, V21])
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
-def test_every_command_is_valid_ocpp_in_every_version(command: cmd.Command[Any], version: str) -> None:
+def test_every_command_is_valid_ocpp_in_every_version(
+    command: cmd.Command[Any], version: OcppVersion
+) -> None:
     check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
 def test_21_says_every_command_as_201_does(command: cmd.Command[Any]) -> None:
     """2.1 keeps 2.0.1's action and fields for every command we send (docs/ocpp21.md)."""
-    assert command.action("2.1") == command.action("2.0.1")
-    assert command.payload("2.1", charger_tx) == command.payload("2.0.1", charger_tx)
+    assert command.action(V21) == command.action(V201)
+    assert command.payload(V21, charger_tx) == command.payload(V201, charger_tx)
 
 
 def test_what_16_cannot_say_of_certificates_is_not_applicable() -> None:
@@ -111,9 +114,9 @@ def test_what_16_cannot_say_of_certificates_is_not_applicable() -> None:
         cmd.GetInstalledCertificateIds((cmd.CertificateUse.CSMS_ROOT, cmd.CertificateUse.MANUFACTURER_ROOT)),
     ):
         with pytest.raises(cmd.CannotSay):
-            command.payload("1.6", charger_tx)
+            command.payload(V16, charger_tx)
     with pytest.raises(cmd.CannotSay):  # listed, never installed
-        cmd.InstallCertificate(cmd.CertificateUse.V2G_CHAIN, "PEM").payload("2.0.1", charger_tx)
+        cmd.InstallCertificate(cmd.CertificateUse.V2G_CHAIN, "PEM").payload(V201, charger_tx)
     # 1.6's name for our root is read back as the same use.
     assert cmd.read_use("CentralSystemRootCertificate") is cmd.CertificateUse.CSMS_ROOT
 
@@ -121,7 +124,7 @@ def test_what_16_cannot_say_of_certificates_is_not_applicable() -> None:
 def test_what_21_refuses_or_widens_is_handled_apart() -> None:
     # 2.1's schema sets evseId's minimum at 1 for a start: said as NotApplicable, not sent broken.
     with pytest.raises(cmd.CannotSay):
-        cmd.StartCharging("TAG", 0).payload("2.1", charger_tx)
+        cmd.StartCharging("TAG", 0).payload(V21, charger_tx)
     # A 2.1 composite schedule's period may set no limit (a V2X setpoint instead): read as None.
     answer = {
         "status": "Accepted",
@@ -136,8 +139,8 @@ def test_what_21_refuses_or_widens_is_handled_apart() -> None:
             ],
         },
     }
-    check_payload("GetCompositeSchedule", answer, "2.1", CALLRESULT, "1")
-    done = cmd.GetCompositeSchedule(1, 600).result("2.1", answer)
+    check_payload("GetCompositeSchedule", answer, V21, CALLRESULT, "1")
+    done = cmd.GetCompositeSchedule(1, 600).result(V21, answer)
     assert isinstance(done, cmd.Done) and done.details is not None
     assert done.details.periods == (cmd.SchedulePeriod(0, 7400.0), cmd.SchedulePeriod(300, None))
     # ... and such a period is never sent, in any version.
@@ -149,26 +152,26 @@ def test_what_21_refuses_or_widens_is_handled_apart() -> None:
         cmd.RateUnit.WATTS,
         done.details.periods,
     )
-    for version in ("1.6", "2.0.1", "2.1"):
+    for version in (V16, V201, V21):
         with pytest.raises(cmd.CannotSay):
             cmd.SetChargingProfile(1, unlimited).payload(version, charger_tx)
 
 
 def test_transactions_are_named_in_each_versions_terms() -> None:
-    assert cmd.StopCharging(7).payload("1.6", charger_tx) == {"transactionId": 7}
-    assert cmd.StopCharging(7).payload("2.0.1", charger_tx) == {"transactionId": "their-7"}
-    assert cmd.StopCharging("raw-id").payload("2.0.1", charger_tx) == {"transactionId": "raw-id"}
-    assert cmd.StopCharging("12").payload("1.6", charger_tx) == {"transactionId": 12}
+    assert cmd.StopCharging(7).payload(V16, charger_tx) == {"transactionId": 7}
+    assert cmd.StopCharging(7).payload(V201, charger_tx) == {"transactionId": "their-7"}
+    assert cmd.StopCharging("raw-id").payload(V201, charger_tx) == {"transactionId": "raw-id"}
+    assert cmd.StopCharging("12").payload(V16, charger_tx) == {"transactionId": 12}
     with pytest.raises(cmd.CannotSay):
-        cmd.StopCharging(8).payload("2.0.1", charger_tx)  # a session the charger never reported
+        cmd.StopCharging(8).payload(V201, charger_tx)  # a session the charger never reported
     with pytest.raises(cmd.CannotSay):
-        cmd.StopCharging("their-7").payload("1.6", charger_tx)
+        cmd.StopCharging("their-7").payload(V16, charger_tx)
     with pytest.raises(cmd.CannotSay):
-        cmd.GetSettings().payload("2.0.1", charger_tx)
-    profile = cmd.SetChargingProfile(1, PROFILE).payload("2.0.1", charger_tx)["chargingProfile"]
+        cmd.GetSettings().payload(V201, charger_tx)
+    profile = cmd.SetChargingProfile(1, PROFILE).payload(V201, charger_tx)["chargingProfile"]
     assert profile["transactionId"] == "their-7" and profile["chargingSchedule"][0]["id"] == 3
     purpose = cmd.ProfilePurpose.CHARGER_MAX
-    assert (purpose.word("1.6"), purpose.word("2.0.1")) == (
+    assert (purpose.word(V16), purpose.word(V201)) == (
         "ChargePointMaxProfile",
         "ChargingStationMaxProfile",
     )
@@ -177,18 +180,18 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
 @pytest.mark.parametrize(
     ("command", "version", "answer", "expected"),
     [
-        (cmd.Reset(), "2.0.1", {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
-        (cmd.Reset(), "1.6", {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
+        (cmd.Reset(), V201, {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
+        (cmd.Reset(), V16, {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
         (
             cmd.StartCharging("T"),
-            "2.0.1",
+            V201,
             {"status": "Rejected", "statusInfo": {"reasonCode": "NoCable"}},
             cmd.Rejected(cmd.Status.REJECTED, "NoCable"),
         ),
-        (cmd.UnlockConnector(1), "1.6", {"status": "NotSupported"}, cmd.Rejected(cmd.Status.NOT_SUPPORTED)),
+        (cmd.UnlockConnector(1), V16, {"status": "NotSupported"}, cmd.Rejected(cmd.Status.NOT_SUPPORTED)),
         (
             cmd.ChangeSetting(cmd.SettingKey("X", "C"), "1"),
-            "2.0.1",
+            V201,
             {
                 "setVariableResult": [
                     {
@@ -202,7 +205,7 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
         ),
         (
             cmd.GetSettings((cmd.SettingKey("A"), cmd.SettingKey("B"))),
-            "1.6",
+            V16,
             {"configurationKey": [{"key": "A", "readonly": True, "value": "1"}], "unknownKey": ["B"]},
             cmd.Done(
                 cmd.Status.ACCEPTED,
@@ -212,29 +215,29 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
                 ),
             ),
         ),
-        (cmd.GetCompositeSchedule(1, 60), "1.6", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
-        (cmd.GetLocalListVersion(), "1.6", {"listVersion": 4}, cmd.Done(cmd.Status.ACCEPTED, 4)),
-        (cmd.GetLocalListVersion(), "2.0.1", {"versionNumber": 0}, cmd.Done(cmd.Status.ACCEPTED, 0)),
-        (cmd.GetLocalListVersion(), "1.6", {"listVersion": -1}, cmd.Rejected(cmd.Status.NOT_SUPPORTED, ANY)),
+        (cmd.GetCompositeSchedule(1, 60), V16, {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
+        (cmd.GetLocalListVersion(), V16, {"listVersion": 4}, cmd.Done(cmd.Status.ACCEPTED, 4)),
+        (cmd.GetLocalListVersion(), V201, {"versionNumber": 0}, cmd.Done(cmd.Status.ACCEPTED, 0)),
+        (cmd.GetLocalListVersion(), V16, {"listVersion": -1}, cmd.Rejected(cmd.Status.NOT_SUPPORTED, ANY)),
         (
             cmd.SendLocalList(2),
-            "2.0.1",
+            V201,
             {"status": "VersionMismatch"},
             cmd.Rejected(cmd.Status.VERSION_MISMATCH),
         ),
-        (cmd.SendLocalList(2), "1.6", {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
-        (cmd.ClearCache(), "1.6", {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
-        (cmd.ClearCache(), "2.0.1", {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
-        (cmd.Reset(), "2.1", {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
+        (cmd.SendLocalList(2), V16, {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
+        (cmd.ClearCache(), V16, {"status": "Rejected"}, cmd.Rejected(cmd.Status.REJECTED)),
+        (cmd.ClearCache(), V201, {"status": "Accepted"}, cmd.Done(cmd.Status.ACCEPTED, None)),
+        (cmd.Reset(), V21, {"status": "Scheduled"}, cmd.Done(cmd.Status.SCHEDULED, None)),
         (
             cmd.GetInstalledCertificateIds((cmd.CertificateUse.CSMS_ROOT,)),
-            "1.6",
+            V16,
             {"status": "Accepted", "certificateHashData": [HASH.said()]},
             cmd.Done(cmd.Status.ACCEPTED, (cmd.InstalledCertificate(cmd.CertificateUse.CSMS_ROOT, HASH),)),
         ),
         (
             cmd.GetInstalledCertificateIds(),
-            "2.0.1",
+            V201,
             {
                 "status": "Accepted",
                 "certificateHashDataChain": [
@@ -245,23 +248,23 @@ def test_transactions_are_named_in_each_versions_terms() -> None:
         ),
         (
             cmd.GetInstalledCertificateIds((cmd.CertificateUse.MO_ROOT,)),
-            "2.0.1",
+            V201,
             {"status": "NotFound"},
             cmd.Done(cmd.Status.NOT_FOUND, ()),
         ),
-        (cmd.DeleteCertificate(HASH), "1.6", {"status": "NotFound"}, cmd.Rejected(cmd.Status.NOT_FOUND)),
-        (cmd.DeleteCertificate(HASH), "2.0.1", {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
-        (cmd.GetLocalListVersion(), "2.1", {"versionNumber": 3}, cmd.Done(cmd.Status.ACCEPTED, 3)),
+        (cmd.DeleteCertificate(HASH), V16, {"status": "NotFound"}, cmd.Rejected(cmd.Status.NOT_FOUND)),
+        (cmd.DeleteCertificate(HASH), V201, {"status": "Failed"}, cmd.Rejected(cmd.Status.FAILED)),
+        (cmd.GetLocalListVersion(), V21, {"versionNumber": 3}, cmd.Done(cmd.Status.ACCEPTED, 3)),
         (
             cmd.StartCharging("T"),
-            "2.1",
+            V21,
             {"status": "Accepted", "transactionId": "TX-21"},
             cmd.Done(cmd.Status.ACCEPTED, "TX-21"),
         ),
     ],
 )
 def test_answers_become_typed_results(
-    command: cmd.Command[Any], version: str, answer: dict[str, Any], expected: object
+    command: cmd.Command[Any], version: OcppVersion, answer: dict[str, Any], expected: object
 ) -> None:
     check_payload(command.action(version), answer, version, CALLRESULT, "1")  # a valid answer
     assert command.result(version, answer) == expected
@@ -269,7 +272,7 @@ def test_answers_become_typed_results(
 
 def test_a_full_local_list_cannot_remove_an_entry() -> None:
     with pytest.raises(cmd.CannotSay):
-        cmd.SendLocalList(2, UpdateType.FULL, (ListEntry("CARD-1", None),)).payload("1.6", charger_tx)
+        cmd.SendLocalList(2, UpdateType.FULL, (ListEntry("CARD-1", None),)).payload(V16, charger_tx)
 
 
 def test_a_remote_start_carries_a_txprofile_for_a_named_connector_only() -> None:
@@ -277,10 +280,8 @@ def test_a_remote_start_carries_a_txprofile_for_a_named_connector_only() -> None
         return None
 
     start = cmd.StartCharging("TAG", 1, profile=override_profile(7_400))
-    assert (
-        start.payload("1.6", lookup)["chargingProfile"]["chargingProfileId"] == END_USER_OVERRIDE_PROFILE_ID
-    )
-    assert start.payload("2.0.1", lookup)["chargingProfile"]["id"] == END_USER_OVERRIDE_PROFILE_ID
+    assert start.payload(V16, lookup)["chargingProfile"]["chargingProfileId"] == END_USER_OVERRIDE_PROFILE_ID
+    assert start.payload(V201, lookup)["chargingProfile"]["id"] == END_USER_OVERRIDE_PROFILE_ID
     for wrong in (
         cmd.StartCharging("TAG", None, profile=override_profile(7_400)),
         cmd.StartCharging("TAG", 1, profile=override_profile(7_400, transaction=5)),
@@ -289,11 +290,11 @@ def test_a_remote_start_carries_a_txprofile_for_a_named_connector_only() -> None
         ),
     ):
         with pytest.raises(cmd.CannotSay):
-            wrong.payload("1.6", lookup)
+            wrong.payload(V16, lookup)
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_the_smart_charging_settings_say_themselves_within_the_schema(version: str) -> None:
+@pytest.mark.parametrize("version", [V16, V201])
+def test_the_smart_charging_settings_say_themselves_within_the_schema(version: OcppVersion) -> None:
     from chargeshare.domain.smart_charge_points import SmartSettings
 
     commands = settings_commands(SmartSettings(900, demand_side_response=True))
@@ -310,8 +311,8 @@ def test_the_smart_charging_settings_say_themselves_within_the_schema(version: s
 
 def test_get_transaction_status_is_2x_only_and_its_answer_has_no_status() -> None:
     with pytest.raises(cmd.CannotSay):
-        cmd.GetTransactionStatus(7).payload("1.6", charger_tx)
-    for version in ("2.0.1", "2.1"):
+        cmd.GetTransactionStatus(7).payload(V16, charger_tx)
+    for version in (V201, V21):
         for command in (
             cmd.GetTransactionStatus(),
             cmd.GetTransactionStatus(7),
@@ -325,7 +326,7 @@ def test_get_transaction_status_is_2x_only_and_its_answer_has_no_status() -> Non
             cmd.Status.ACCEPTED, cmd.TransactionQueue(True, False)
         )
     with pytest.raises(cmd.CannotSay):  # a session the charger never named
-        cmd.GetTransactionStatus(8).payload("2.0.1", charger_tx)
+        cmd.GetTransactionStatus(8).payload(V201, charger_tx)
 
 
 def test_reports_are_2x_only_and_name_their_components() -> None:
@@ -338,16 +339,16 @@ def test_reports_are_2x_only_and_name_their_components() -> None:
     )
     for command in asks:
         with pytest.raises(cmd.CannotSay):
-            command.payload("1.6", charger_tx)
-        for version in ("2.0.1", "2.1"):
+            command.payload(V16, charger_tx)
+        for version in (V201, V21):
             check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
-    assert cmd.GetReport(3, (cmd.SettingKey("", "TxCtrlr"),)).payload("2.0.1", charger_tx) == {
+    assert cmd.GetReport(3, (cmd.SettingKey("", "TxCtrlr"),)).payload(V201, charger_tx) == {
         "requestId": 3,
         "componentVariable": [{"component": {"name": "TxCtrlr"}}],
     }
     with pytest.raises(cmd.CannotSay):
-        cmd.GetReport(5, (cmd.SettingKey("HeartbeatInterval"),)).payload("2.0.1", charger_tx)
-    assert cmd.GetBaseReport(1).result("2.0.1", {"status": "EmptyResultSet"}) == cmd.Rejected(
+        cmd.GetReport(5, (cmd.SettingKey("HeartbeatInterval"),)).payload(V201, charger_tx)
+    assert cmd.GetBaseReport(1).result(V201, {"status": "EmptyResultSet"}) == cmd.Rejected(
         cmd.Status.EMPTY_RESULT_SET
     )
 
@@ -365,11 +366,11 @@ def test_every_field_of_the_targeting_commands_is_said_where_the_version_has_it(
         cmd.UnlockConnector(1, evse_connector=2),
     ]
     for command in two_x:
-        for version in ("2.0.1", "2.1"):
+        for version in (V201, V21):
             check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
         with pytest.raises(cmd.CannotSay):
-            command.payload("1.6", charger_tx)
-    assert group.payload("2.0.1", charger_tx) == {
+            command.payload(V16, charger_tx)
+    assert group.payload(V201, charger_tx) == {
         "id": 12,
         "expiryDateTime": "2026-03-02T09:00:00.000Z",
         "idToken": {"idToken": "TAG", "type": "ISO14443"},
@@ -377,10 +378,10 @@ def test_every_field_of_the_targeting_commands_is_said_where_the_version_has_it(
         "groupIdToken": {"idToken": "FLEET", "type": "ISO14443"},
     }
     anywhere = cmd.Reserve(13, 0, "TAG", WHEN, group_id_tag="FLEET")
-    check_payload("ReserveNow", anywhere.payload("1.6", charger_tx), "1.6", CALL, "1")
-    assert anywhere.payload("1.6", charger_tx)["parentIdTag"] == "FLEET"
-    assert cmd.Reset(evse_id=2).payload("2.0.1", charger_tx) == {"type": "OnIdle", "evseId": 2}
-    assert cmd.ChangeAvailability(1, False, evse_connector=2).payload("2.0.1", charger_tx)["evse"] == {
+    check_payload("ReserveNow", anywhere.payload(V16, charger_tx), V16, CALL, "1")
+    assert anywhere.payload(V16, charger_tx)["parentIdTag"] == "FLEET"
+    assert cmd.Reset(evse_id=2).payload(V201, charger_tx) == {"type": "OnIdle", "evseId": 2}
+    assert cmd.ChangeAvailability(1, False, evse_connector=2).payload(V201, charger_tx)["evse"] == {
         "id": 1,
         "connectorId": 2,
     }
@@ -389,14 +390,14 @@ def test_every_field_of_the_targeting_commands_is_said_where_the_version_has_it(
         cmd.TriggerMessage("StatusNotification", evse_connector=1),
     ):
         with pytest.raises(cmd.CannotSay):
-            whole_station.payload("2.0.1", charger_tx)  # a connector is named within its EVSE
+            whole_station.payload(V201, charger_tx)  # a connector is named within its EVSE
     # A trigger is the version's own word: the schema says which (the registry sends none it refuses).
     for word in ("LogStatusNotification", "SignChargingStationCertificate", "TransactionEvent"):
-        check_payload("TriggerMessage", {"requestedMessage": word}, "2.0.1", CALL, "1")
+        check_payload("TriggerMessage", {"requestedMessage": word}, V201, CALL, "1")
         with pytest.raises(RemoteProtocolError):
-            check_payload("TriggerMessage", {"requestedMessage": word}, "1.6", CALL, "1")
+            check_payload("TriggerMessage", {"requestedMessage": word}, V16, CALL, "1")
     for word in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
-        check_payload("TriggerMessage", {"requestedMessage": word}, "1.6", CALL, "1")
+        check_payload("TriggerMessage", {"requestedMessage": word}, V16, CALL, "1")
 
 
 def test_a_profile_says_every_field_of_its_schema() -> None:
@@ -414,11 +415,11 @@ def test_a_profile_says_every_field_of_its_schema() -> None:
         valid_to=WHEN.replace(year=2027),
         min_rate=6,
     )
-    for version in ("1.6", "2.0.1", "2.1"):
+    for version in (V16, V201, V21):
         said = cmd.SetChargingProfile(1, weekly).payload(version, charger_tx)
         check_payload("SetChargingProfile", said, version, CALL, "1")
-        body = said["csChargingProfiles" if version == "1.6" else "chargingProfile"]
-        schedule = body["chargingSchedule"] if version == "1.6" else body["chargingSchedule"][0]
+        body = said["csChargingProfiles" if version == V16 else "chargingProfile"]
+        schedule = body["chargingSchedule"] if version == V16 else body["chargingSchedule"][0]
         assert (body["recurrencyKind"], body["validFrom"], schedule["minChargingRate"]) == (
             "Weekly",
             "2026-03-02T09:00:00.000Z",
@@ -430,28 +431,28 @@ def test_a_profile_says_every_field_of_its_schema() -> None:
         replace(weekly, kind=cmd.ProfileKind.ABSOLUTE),
     ):
         with pytest.raises(cmd.CannotSay):
-            cmd.SetChargingProfile(1, mismatch).payload("2.0.1", charger_tx)
+            cmd.SetChargingProfile(1, mismatch).payload(V201, charger_tx)
 
 
 def test_settings_in_parts_as_the_charger_takes_them() -> None:
     a, b, c = (cmd.SettingKey(n, "OCPPCommCtrlr") for n in ("A", "B", "C"))
     change = cmd.ChangeSettings(((a, "1"), (b, "2"), (c, "3")), per_message=2)
-    assert [p.values for p in change.parts("2.0.1")] == [((a, "1"), (b, "2")), ((c, "3"),)]
-    assert [len(p.values) for p in change.parts("1.6")] == [1, 1, 1]  # one key per ChangeConfiguration
-    for version in ("1.6", "2.0.1"):
+    assert [p.values for p in change.parts(V201)] == [((a, "1"), (b, "2")), ((c, "3"),)]
+    assert [len(p.values) for p in change.parts(V16)] == [1, 1, 1]  # one key per ChangeConfiguration
+    for version in (V16, V201):
         for part in change.parts(version):
             check_payload(part.action(version), part.payload(version, charger_tx), version, CALL, "1")
     with pytest.raises(cmd.CannotSay):
-        change.payload("1.6", charger_tx)
-    assert cmd.ChangeSettings(((a, "1"),)).result("1.6", {"status": "RebootRequired"}) == cmd.Done(
+        change.payload(V16, charger_tx)
+    assert cmd.ChangeSettings(((a, "1"),)).result(V16, {"status": "RebootRequired"}) == cmd.Done(
         cmd.Status.ACCEPTED, (cmd.SettingValue(a, cmd.Status.REBOOT_REQUIRED, "1"),)
     )
     read = cmd.GetSettings((a, b, c), per_message=1)
-    assert [p.keys for p in read.parts("2.0.1")] == [(a,), (b,), (c,)]
+    assert [p.keys for p in read.parts(V201)] == [(a,), (b,), (c,)]
     assert read.joined(
         [cmd.Done(cmd.Status.ACCEPTED, (cmd.SettingValue(k, cmd.Status.ACCEPTED, "x"),)) for k in (a, b, c)]
     ) == cmd.Done(
         cmd.Status.ACCEPTED, tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, "x") for k in (a, b, c))
     )
     with pytest.raises(cmd.CannotSay):
-        cmd.GetSettings((a, b), per_message=0).parts("2.0.1")
+        cmd.GetSettings((a, b), per_message=0).parts(V201)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocpp.messages import get_validator
 
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp.frames import (
     CALL,
     CALLRESULT,
@@ -30,21 +31,21 @@ from chargeshare.ocpp.frames import (
 Json = Any
 
 
-def _schemas(version: str) -> list[tuple[int, str]]:
+def _schemas(version: OcppVersion) -> list[tuple[int, str]]:
     folder = os.path.join(os.path.dirname(ocpp.__file__), f"v{version.replace('.', '')}", "schemas")
     out = []
     for name in sorted(os.listdir(folder)):
         stem = name.removesuffix(".json")
         if stem.endswith("Response"):
             out.append((CALLRESULT, stem.removesuffix("Response")))
-        elif stem.endswith("Request") or version == "1.6":
+        elif stem.endswith("Request") or version == V16:
             out.append((CALL, stem.removesuffix("Request")))
         # else a 2.1 schema the library names neither way (NotifyPeriodicEventStream, a SEND message
         # it cannot look up): no action of ours can reach it
     return out
 
 
-CASES = [(v, kind, action) for v in ("1.6", "2.0.1", "2.1") for kind, action in _schemas(v)]
+CASES = [(v, kind, action) for v in (V16, V201, V21) for kind, action in _schemas(v)]
 
 scalars = st.one_of(
     st.none(),
@@ -113,7 +114,7 @@ def near(node: Json, root: Json, depth: int = 0) -> st.SearchStrategy[Json]:
 @given(data=st.data())
 @pytest.mark.slow
 def test_compiled_check_gives_jsonschemas_verdict(
-    version: str, kind: int, action: str, data: st.DataObject
+    version: OcppVersion, kind: int, action: str, data: st.DataObject
 ) -> None:
     validator = get_validator(kind, action, version)
     payload = data.draw(near(validator.schema, validator.schema))
@@ -142,18 +143,18 @@ def test_a_decimal_multiple_is_accepted_though_float_arithmetic_says_otherwise()
         "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [], "minChargingRate": 0.6},
     }
     payload = {"connectorId": 0, "csChargingProfiles": profile}
-    assert schema_accepts(CALL, "SetChargingProfile", "1.6", payload)
-    assert not schema_accepts(CALL, "SetChargingProfile", "1.6", {**payload, "connectorId": -1.5})
+    assert schema_accepts(CALL, "SetChargingProfile", V16, payload)
+    assert not schema_accepts(CALL, "SetChargingProfile", V16, {**payload, "connectorId": -1.5})
 
 
 def test_an_invalid_payload_is_still_named_by_jsonschema() -> None:
     with pytest.raises(RemoteProtocolError) as caught:
-        check_payload("MeterValues", {"connectorId": "one", "meterValue": []}, "1.6", CALL, "7")
+        check_payload("MeterValues", {"connectorId": "one", "meterValue": []}, V16, CALL, "7")
     assert caught.value.code == "TypeConstraintViolation"
     assert "connectorId" in str(caught.value)
 
 
 def test_unknown_action_is_not_implemented() -> None:
     with pytest.raises(RemoteProtocolError) as caught:
-        check_payload("NoSuchAction", {}, "1.6", CALL, "7")
+        check_payload("NoSuchAction", {}, V16, CALL, "7")
     assert caught.value.code == "NotImplemented"

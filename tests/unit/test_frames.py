@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import (
     MAX_DEPTH,
@@ -24,7 +25,7 @@ def boot_handler(p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "Accepted", "currentTime": "2026-01-01T00:00:00.000Z", "interval": 300}
 
 
-def conn(version: str = "1.6") -> Connection:
+def conn(version: OcppVersion = V16) -> Connection:
     return Connection(version, {"BootNotification": boot_handler})
 
 
@@ -80,9 +81,9 @@ def test_schema_violations_get_the_right_callerror(
 
 
 def test_version_spelling_of_codes() -> None:
-    assert reply(conn("1.6"), "garbage")[2] == "FormationViolation"
-    assert reply(conn("2.0.1"), "garbage")[2] == "FormatViolation"
-    assert reply(conn("2.0.1"), "garbage")[1] == "-1"
+    assert reply(conn(V16), "garbage")[2] == "FormationViolation"
+    assert reply(conn(V201), "garbage")[2] == "FormatViolation"
+    assert reply(conn(V201), "garbage")[1] == "-1"
 
 
 def test_unknown_and_unsupported_actions() -> None:
@@ -94,7 +95,7 @@ def test_handler_crash_is_an_internal_error_not_a_dead_connection() -> None:
     def boom(p: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("bug")
 
-    c = Connection("1.6", {"Heartbeat": boom})
+    c = Connection(V16, {"Heartbeat": boom})
     assert reply(c, '[2, "1", "Heartbeat", {}]')[2] == "InternalError"
     assert reply(c, '[2, "2", "Heartbeat", {}]')[2] == "InternalError"
 
@@ -153,10 +154,10 @@ _json = st.recursive(
 _ids = st.text(min_size=1, max_size=36)
 
 
-def _valid_templates(version: str) -> list[tuple[str, dict[str, Any]]]:
+def _valid_templates(version: OcppVersion) -> list[tuple[str, dict[str, Any]]]:
     """Frames that pass the schema against the seeded charger, so a mutation reaches the handler."""
     ts = "2026-03-02T09:05:00Z"
-    if version == "1.6":
+    if version == V16:
         meter = [{"timestamp": ts, "sampledValue": [{"value": "1500", "unit": "Wh"}]}]
         return [
             ("StartTransaction", {"connectorId": 1, "idTag": "FUZZ", "meterStart": 0, "timestamp": ts}),
@@ -185,7 +186,7 @@ def _valid_templates(version: str) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def _mutated(version: str) -> st.SearchStrategy[str]:
+def _mutated(version: OcppVersion) -> st.SearchStrategy[str]:
     """A valid frame with one field, at any depth, replaced by garbage (wrong type, bad timestamp,
     a non-finite or negative meter reading, an unknown enum)."""
 
@@ -214,7 +215,7 @@ def _mutated(version: str) -> st.SearchStrategy[str]:
     return st.builds(mutate, st.sampled_from(_valid_templates(version)), st.integers(0, 10**6), garbage, _ids)
 
 
-def _frames(version: str) -> st.SearchStrategy[str]:
+def _frames(version: OcppVersion) -> st.SearchStrategy[str]:
     payloads = st.dictionaries(st.sampled_from(_FIELDS) | st.text(max_size=8), _json, max_size=6)
     actions = st.sampled_from(_ACTIONS) | st.text(max_size=12)
     calls = st.builds(lambda u, a, p: json.dumps([2, u, a, p]), _ids, actions, payloads)
@@ -250,17 +251,17 @@ def _snapshot(app: Any) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", [V16, V201])
 @pytest.mark.slow
 def test_arbitrary_frames_at_the_real_handlers_never_raise_and_refused_ones_change_nothing(
-    version: str,
+    version: OcppVersion,
 ) -> None:
     from hypothesis import HealthCheck, settings
 
     from chargeshare.ocpp import csms_v16, csms_v201
 
     app = _seeded_app()
-    module = csms_v16 if version == "1.6" else csms_v201
+    module = csms_v16 if version == V16 else csms_v201
     connection = Connection(version, module.handlers(app.charging, "FZ1", app.reports))
     seen = {"refused": 0, "accepted": 0}
 
@@ -295,14 +296,14 @@ _TS = "2026-03-02T09:05:00Z"
     ("version", "action", "payload"),
     [
         (
-            "1.6",
+            V16,
             "StartTransaction",
             {"connectorId": 1, "idTag": "FUZZ", "meterStart": 2**70, "timestamp": _TS},
         ),
-        ("1.6", "StopTransaction", {"transactionId": 1, "meterStop": 2**62, "timestamp": _TS}),
-        ("1.6", "StopTransaction", {"transactionId": 1, "meterStop": -5, "timestamp": _TS}),
+        (V16, "StopTransaction", {"transactionId": 1, "meterStop": 2**62, "timestamp": _TS}),
+        (V16, "StopTransaction", {"transactionId": 1, "meterStop": -5, "timestamp": _TS}),
         (
-            "1.6",
+            V16,
             "MeterValues",
             {
                 "connectorId": 1,
@@ -311,7 +312,7 @@ _TS = "2026-03-02T09:05:00Z"
             },
         ),
         (
-            "2.0.1",
+            V201,
             "MeterValues",
             {
                 "evseId": 1,
@@ -321,7 +322,7 @@ _TS = "2026-03-02T09:05:00Z"
             },
         ),
         (
-            "2.0.1",
+            V201,
             "TransactionEvent",
             {
                 "eventType": "Updated",
@@ -334,12 +335,12 @@ _TS = "2026-03-02T09:05:00Z"
     ],
 )
 def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
-    version: str, action: str, payload: dict[str, Any]
+    version: OcppVersion, action: str, payload: dict[str, Any]
 ) -> None:
     from chargeshare.ocpp import csms_v16, csms_v201
 
     app = _seeded_app()
-    module = csms_v16 if version == "1.6" else csms_v201
+    module = csms_v16 if version == V16 else csms_v201
     before = _snapshot(app)
     frame = reply(
         Connection(version, module.handlers(app.charging, "FZ1", app.reports)),
@@ -359,21 +360,21 @@ def test_out_of_range_numbers_are_the_chargers_error_and_change_nothing(
         "1899-12-31T23:59:59Z",
     ],
 )
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", [V16, V201])
 def test_timestamps_out_of_range_are_the_chargers_error_and_change_nothing(
-    version: str, timestamp: str
+    version: OcppVersion, timestamp: str
 ) -> None:
     from chargeshare.ocpp import csms_v16, csms_v201
 
     app = _seeded_app()
     before = _snapshot(app)
-    if version == "1.6":
+    if version == V16:
         connection = Connection(version, csms_v16.handlers(app.charging, "FZ1", app.reports))
         payload = {"transactionId": 1, "meterStop": 2000, "timestamp": timestamp}
         frame = reply(connection, json.dumps([2, "t", "StopTransaction", payload]))
     else:
         connection = Connection(version, csms_v201.handlers(app.charging, "FZ1", app.reports))
-        event = dict(_valid_templates("2.0.1")[0][1], eventType="Ended", timestamp=timestamp)
+        event = dict(_valid_templates(V201)[0][1], eventType="Ended", timestamp=timestamp)
         frame = reply(connection, json.dumps([2, "t", "TransactionEvent", event]))
     assert frame[:3] == [4, "t", "PropertyConstraintViolation"]
     assert _snapshot(app) == before
@@ -383,24 +384,24 @@ def test_timestamps_out_of_range_are_the_chargers_error_and_change_nothing(
 @pytest.mark.parametrize(
     ("version", "action", "payload"),
     [
-        ("1.6", "Authorize", {"idTag": "FU\x00ZZ"}),
-        ("1.6", "StartTransaction", {"connectorId": 1, "idTag": "\x00", "meterStart": 0, "timestamp": _TS}),
+        (V16, "Authorize", {"idTag": "FU\x00ZZ"}),
+        (V16, "StartTransaction", {"connectorId": 1, "idTag": "\x00", "meterStart": 0, "timestamp": _TS}),
         (
-            "1.6",
+            V16,
             "StatusNotification",
             {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "\x00"},
         ),
-        ("2.0.1", "Authorize", {"idToken": {"idToken": "FUZZ\x00", "type": "ISO14443"}}),
+        (V201, "Authorize", {"idToken": {"idToken": "FUZZ\x00", "type": "ISO14443"}}),
     ],
 )
 def test_strings_holding_nul_are_the_chargers_error_and_change_nothing(
-    version: str, action: str, payload: dict[str, Any]
+    version: OcppVersion, action: str, payload: dict[str, Any]
 ) -> None:
     """PostgreSQL text cannot hold NUL: such a string would fail in the store, as our error."""
     from chargeshare.ocpp import csms_v16, csms_v201
 
     app = _seeded_app()
-    module = csms_v16 if version == "1.6" else csms_v201
+    module = csms_v16 if version == V16 else csms_v201
     before = _snapshot(app)
     text = json.dumps([2, "z", action, payload])
     assert "\\u0000" in text
@@ -411,7 +412,7 @@ def test_strings_holding_nul_are_the_chargers_error_and_change_nothing(
 
 
 def test_a_backslash_before_u0000_is_not_a_nul() -> None:
-    c = Connection("1.6", {"DataTransfer": lambda p: {"status": "Accepted"}})
+    c = Connection(V16, {"DataTransfer": lambda p: {"status": "Accepted"}})
     text = json.dumps([2, "d", "DataTransfer", {"vendorId": "v", "data": "\\u0000"}])
     assert json.loads(c.receive(text).reply or "null") == [3, "d", {"status": "Accepted"}]
 
@@ -436,7 +437,7 @@ def _meter_call(value: str) -> str:
 )
 @pytest.mark.parametrize("as_bytes", [False, True])
 def test_integers_out_of_database_range_are_refused(number: str, refused: bool, as_bytes: bool) -> None:
-    c = Connection("1.6", {"MeterValues": lambda p: {}})
+    c = Connection(V16, {"MeterValues": lambda p: {}})
     text = _meter_call(number)
     reply = json.loads(c.receive(text.encode() if as_bytes else text).reply or "null")
     if refused:
@@ -446,7 +447,7 @@ def test_integers_out_of_database_range_are_refused(number: str, refused: bool, 
 
 
 def test_a_long_run_of_digits_in_a_string_is_not_an_integer() -> None:
-    c = Connection("1.6", {"DataTransfer": lambda p: {"status": "Accepted"}})
+    c = Connection(V16, {"DataTransfer": lambda p: {"status": "Accepted"}})
     text = '[2, "d1", "DataTransfer", {"vendorId": "v", "data": "' + "9" * 40 + '"}]'
     assert json.loads(c.receive(text).reply or "null") == [3, "d1", {"status": "Accepted"}]
 
@@ -463,7 +464,7 @@ def test_parse_marks_frames_holding_no_integer_out_of_range() -> None:
 
 
 def test_a_schema_error_is_named_before_an_integer_out_of_range() -> None:
-    c = Connection("1.6", {"MeterValues": lambda p: {}})
+    c = Connection(V16, {"MeterValues": lambda p: {}})
     text = _meter_call(str(2**64)).replace('"connectorId": 1', '"connectorId": "one"')
     reply = json.loads(c.receive(text).reply or "null")
     assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", reply
@@ -478,7 +479,7 @@ def _nested(depth: int, uid: str = "d1") -> str:
     return f'[2, "{uid}", "DataTransfer", {{"vendorId": "v", "data": {inner or "1"}}}]'
 
 
-@pytest.mark.parametrize(("version", "code"), [("1.6", "FormationViolation"), ("2.0.1", "FormatViolation")])
+@pytest.mark.parametrize(("version", "code"), [(V16, "FormationViolation"), (V201, "FormatViolation")])
 @pytest.mark.parametrize(
     ("text", "uid"),
     [
@@ -489,7 +490,7 @@ def _nested(depth: int, uid: str = "d1") -> str:
     ],
 )
 def test_a_frame_nested_too_deep_gets_a_format_callerror(
-    version: str, code: str, text: str, uid: str
+    version: OcppVersion, code: str, text: str, uid: str
 ) -> None:
     assert reply(Connection(version, {}), text)[:3] == [4, uid, code]
 
@@ -513,7 +514,7 @@ def test_nesting_is_counted_outside_strings_only() -> None:
 def test_numbers_json_does_not_have_are_a_format_violation(token: str, as_bytes: bool) -> None:
     sampled = f'{{"timestamp": "{_TS}", "sampledValue": [{{"value": {token}}}]}}'
     text = f'[2, "n1", "MeterValues", {{"evseId": 1, "meterValue": [{sampled}]}}]'
-    frame = reply(Connection("2.0.1", {"MeterValues": lambda p: {}}), text.encode() if as_bytes else text)
+    frame = reply(Connection(V201, {"MeterValues": lambda p: {}}), text.encode() if as_bytes else text)
     assert frame[:3] == [4, "n1", "FormatViolation"]
 
 

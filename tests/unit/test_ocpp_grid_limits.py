@@ -3,6 +3,7 @@ share a TxDefaultProfile, all with stable ids so a new decision replaces the las
 
 from __future__ import annotations
 
+from chargeshare.ocpp import V16
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import (
     CHARGER_MAX_PROFILE_ID,
@@ -23,7 +24,7 @@ def test_a_charger_gets_its_total_on_connector_0_and_each_share_on_its_connector
     ]
     assert limit_commands(((1, 4_000), (2, 1_380)), T0) == commands  # the same ids every time
     assert {c.profile.stack_level for c in commands} == {GRID_STACK_LEVEL}  # type: ignore[union-attr]
-    body = commands[0].payload("1.6", lambda _tx: None)
+    body = commands[0].payload(V16, lambda _tx: None)
     assert body["csChargingProfiles"]["chargingSchedule"]["chargingRateUnit"] == "W"
 
 

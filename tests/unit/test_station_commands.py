@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chargeshare.ocpp import V16, V21, V201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import station_commands as station
 from chargeshare.ocpp.command_names import parse_command
@@ -69,11 +70,11 @@ def charger_tx(session_id: int) -> str | None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
 def test_each_is_2x_only_and_valid_in_2x(command: cmd.Command[Any]) -> None:
-    for version in ("2.0.1", "2.1"):
+    for version in (V201, V21):
         check_payload(command.action(version), command.payload(version, charger_tx), version, CALL, "1")
-    assert command.payload("2.1", charger_tx) == command.payload("2.0.1", charger_tx)
+    assert command.payload(V21, charger_tx) == command.payload(V201, charger_tx)
     with pytest.raises(cmd.CannotSay):
-        command.payload("1.6", charger_tx)
+        command.payload(V16, charger_tx)
 
 
 @pytest.mark.parametrize(
@@ -97,21 +98,21 @@ def test_each_is_2x_only_and_valid_in_2x(command: cmd.Command[Any]) -> None:
 )
 def test_what_cannot_mean_anything_is_not_applicable(command: cmd.Command[Any]) -> None:
     with pytest.raises(cmd.CannotSay):
-        command.payload("2.0.1", charger_tx)
+        command.payload(V201, charger_tx)
 
 
 def test_answers_become_typed_results() -> None:
-    assert station.GetChargingProfiles(1).result("2.0.1", {"status": "NoProfiles"}) == cmd.Done(
+    assert station.GetChargingProfiles(1).result(V201, {"status": "NoProfiles"}) == cmd.Done(
         cmd.Status.NO_PROFILES, None
     )
-    assert station.ClearDisplayMessage(1).result("2.0.1", {"status": "Unknown"}) == cmd.Rejected(
+    assert station.ClearDisplayMessage(1).result(V201, {"status": "Unknown"}) == cmd.Rejected(
         cmd.Status.UNKNOWN
     )
     refused = {"status": "NotSupportedPriority"}
-    check_payload("SetDisplayMessage", refused, "2.0.1", CALLRESULT, "1")
-    assert COMMANDS[2].result("2.0.1", refused) == cmd.Rejected(cmd.Status.NOT_SUPPORTED_PRIORITY)
+    check_payload("SetDisplayMessage", refused, V201, CALLRESULT, "1")
+    assert COMMANDS[2].result(V201, refused) == cmd.Rejected(cmd.Status.NOT_SUPPORTED_PRIORITY)
     assert station.CustomerInformation(1, customer_identifier="x").result(
-        "2.0.1", {"status": "Invalid"}
+        V201, {"status": "Invalid"}
     ) == cmd.Rejected(cmd.Status.INVALID)
     monitored = {
         "setMonitoringResult": [
@@ -132,8 +133,8 @@ def test_answers_become_typed_results() -> None:
             },
         ]
     }
-    check_payload("SetVariableMonitoring", monitored, "2.0.1", CALLRESULT, "1")
-    assert COMMANDS[11].result("2.0.1", monitored) == cmd.Done(
+    check_payload("SetVariableMonitoring", monitored, V201, CALLRESULT, "1")
+    assert COMMANDS[11].result(V201, monitored) == cmd.Done(
         cmd.Status.ACCEPTED,
         (
             station.MonitorResult(HEARTBEAT, cmd.Status.ACCEPTED, 11),
@@ -141,8 +142,8 @@ def test_answers_become_typed_results() -> None:
         ),
     )
     cleared = {"clearMonitoringResult": [{"id": 4, "status": "Accepted"}, {"id": 5, "status": "NotFound"}]}
-    check_payload("ClearVariableMonitoring", cleared, "2.0.1", CALLRESULT, "1")
-    assert COMMANDS[12].result("2.0.1", cleared) == cmd.Done(
+    check_payload("ClearVariableMonitoring", cleared, V201, CALLRESULT, "1")
+    assert COMMANDS[12].result(V201, cleared) == cmd.Done(
         cmd.Status.ACCEPTED, {4: cmd.Status.ACCEPTED, 5: cmd.Status.NOT_FOUND}
     )
 
