@@ -1,0 +1,97 @@
+"""The booking race's Redis side against a real Redis, and against one that does not answer: slot
+claims in their three stages, the lock giving no lease when Redis is silent, and a booking made
+answered as made even when reading it back fails."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from chargeshare.bootstrap import App, Config
+from chargeshare.domain.booking import LIVE_STATES, BookingStatus
+from chargeshare.domain.errors import BookingConflict
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from tests.conftest import REDIS_URL, SQLITE_MEMORY, add_charger, build_for_tests
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def redis_app(redis_client: Any, clock: ManualClock) -> Iterator[App]:
+    """SQLite in memory, with the slot claims and the lock in the real Redis."""
+    a = build_for_tests(Config(database_url=SQLITE_MEMORY, redis_url=REDIS_URL), clock=clock)
+    yield a
+    a.close()
+
+
+def driver(app: App, name: str) -> int:
+    return app.marketplace.add_driver(name, name.upper()).driver_id
+
+
+def book(app: App, driver_id: int, charger_id: int, key: str | None = None) -> Any:
+    return app.bookings.book(BookRequest(driver_id, charger_id, 1, 60, 5_000), request_key=key)
+
+
+@contextmanager
+def silent_redis() -> Iterator[str]:
+    """A Redis URL whose server takes connections (the kernel completes them on the backlog) and
+    never answers a command."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(128)
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def silent_app(clock: ManualClock) -> Iterator[App]:
+    with silent_redis() as url:
+        a = build_for_tests(
+            Config(database_url=SQLITE_MEMORY, redis_url=url, redis_timeout_s=0.2), clock=clock
+        )
+        yield a
+        a.close()
+
+
+def test_a_silent_redis_gives_no_lease_and_the_database_decides(silent_app: App) -> None:
+    charger = add_charger(silent_app)
+    won = book(silent_app, driver(silent_app, "a"), charger)
+    assert won.status is BookingStatus.CONFIRMED
+    with pytest.raises(BookingConflict):  # refused by the database: no claim, no lease
+        book(silent_app, driver(silent_app, "b"), charger)
+
+
+def test_a_race_with_a_silent_redis_has_one_winner_and_no_errors(silent_app: App) -> None:
+    charger = add_charger(silent_app)
+    drivers = [driver(silent_app, f"d{i}") for i in range(8)]
+    outcomes: Counter[str] = Counter()
+    guard = threading.Lock()
+
+    def attempt(driver_id: int) -> None:
+        try:
+            book(silent_app, driver_id, charger)
+            result = "won"
+        except BookingConflict:
+            result = "lost"
+        except Exception as exc:
+            result = f"error {type(exc).__name__}"
+        with guard:
+            outcomes[result] += 1
+
+    threads = [threading.Thread(target=attempt, args=(d,)) for d in drivers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes == Counter({"won": 1, "lost": 7})
+    with silent_app.store.reading() as tx:
+        assert sum(b.status in LIVE_STATES for b in tx.bookings.all()) == 1
