@@ -150,6 +150,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
     for name, key in (
         ("CHARGESHARE_PAYMENT_LEASE_S", "payment_lease_s"),
         ("CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S", "hold_placement_timeout_s"),
+        ("CHARGESHARE_SLOT_CLAIM_PENDING_S", "slot_claim_pending_s"),
         ("CHARGESHARE_METER_SAMPLE_INTERVAL_S", "meter_sample_interval_s"),
         # A simulation's fast clock stretches what waits on real work in flight (see simulators.live).
         ("CHARGESHARE_PAST_START_TOLERANCE_S", "past_start_tolerance_s"),
@@ -417,7 +418,8 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     claims: SlotClaims | None = None
     if config.locks_enabled:
         windows = {
-            "pending_ms": round(rules.hold_placement_timeout_s * 1000),
+            "pending_ms": round(rules.slot_claim_pending_s * 1000),
+            "placing_ms": round(rules.hold_placement_timeout_s * 1000),
             "held_ms": round(rules.slot_claim_held_s * 1000),
         }
         claims = (

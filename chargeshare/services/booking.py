@@ -32,7 +32,7 @@ from chargeshare.services.events import (
     SessionStopped,
 )
 from chargeshare.services.fleet import penalty_for_host_cancel
-from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaims, Store
+from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaim, SlotClaims, Store
 from chargeshare.services.pricing import PricingService
 from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
@@ -175,12 +175,12 @@ class BookingService:
                 "the connector is already booked, or being booked, for an overlapping period"
             )
         try:
-            record = self._book_claimed(req, request_key, starts_at, ends_at, now)
+            record = self._book_claimed(req, request_key, starts_at, ends_at, now, claim)
         except BaseException:
             self.claims.release(claim)
             raise
         if claim.member:
-            self.claims.confirm(claim, record.booking_id, now)
+            self.claims.confirm(claim, record.booking_id, self.clock.now())
             # It may have ended since it was confirmed in the database (its host cancelled it, its
             # charger refused the reservation), before the claim named it: that end released nothing.
             with self.store.reading() as tx:
@@ -190,7 +190,13 @@ class BookingService:
         return record
 
     def _book_claimed(
-        self, req: BookRequest, request_key: str | None, starts_at: datetime, ends_at: datetime, now: datetime
+        self,
+        req: BookRequest,
+        request_key: str | None,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+        slot: SlotClaim,
     ) -> BookingRecord:
         with self.store.reading() as tx:
             tx.accounts.driver(req.driver_id)
@@ -241,6 +247,9 @@ class BookingService:
                 tx.smart.add_override(booking_id, now)
             claim = self.settlement.record_placement(tx, booking_id, hold_amount)
         failpoint("booking-committed")
+        # Written: the claim now stands for a booking whose hold is being placed, for as long as that
+        # may take (the short pending window was for a claimant that dies before writing it).
+        self.claims.placing(slot, self.clock.now())
         placement = self.settlement.authorize(booking_id, req.driver_id, hold_amount)
         failpoint("hold-authorized")
         record = self.settlement.finish_placement(booking_id, req.driver_id, hold_amount, placement, claim)

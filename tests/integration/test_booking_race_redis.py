@@ -9,10 +9,12 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from chargeshare.adapters.redis_slot_claims import RedisSlotClaims
 from chargeshare.bootstrap import App, Config
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.errors import BookingConflict
@@ -37,6 +39,45 @@ def driver(app: App, name: str) -> int:
 
 def book(app: App, driver_id: int, charger_id: int, key: str | None = None) -> Any:
     return app.bookings.book(BookRequest(driver_id, charger_id, 1, 60, 5_000), request_key=key)
+
+
+def test_a_claimant_that_dies_after_claiming_blocks_the_slot_seconds_not_minutes(
+    redis_app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(redis_app)
+    claims = redis_app.bookings.claims
+    assert isinstance(claims, RedisSlotClaims)
+    now = clock.now()
+    # A request claimed the slot and its process died before writing the booking.
+    assert claims.claim(charger, 1, now, now + timedelta(minutes=60), now) is not None
+    with pytest.raises(BookingConflict):
+        book(redis_app, driver(redis_app, "early"), charger)
+    clock.advance(redis_app.config.rules.slot_claim_pending_s + 1)
+    assert book(redis_app, driver(redis_app, "late"), charger).status is BookingStatus.CONFIRMED
+
+
+def test_a_claim_holds_while_its_card_hold_is_placed_and_once_confirmed(
+    redis_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    charger = add_charger(redis_app)
+    claims = redis_app.bookings.claims
+    rules = redis_app.config.rules
+    racer_refused: list[bool] = []
+    authorize = redis_app.settlement.authorize
+
+    def slow_authorize(*args: Any) -> Any:
+        # The provider takes well past the pending window: a racer is still refused at the claim.
+        clock.advance(rules.hold_placement_timeout_s - 10)
+        now = clock.now()
+        racer_refused.append(claims.claim(charger, 1, now, now + timedelta(minutes=30), now) is None)
+        return authorize(*args)
+
+    monkeypatch.setattr(redis_app.settlement, "authorize", slow_authorize)
+    assert book(redis_app, driver(redis_app, "a"), charger).status is BookingStatus.CONFIRMED
+    assert racer_refused == [True]
+    clock.advance(rules.slot_claim_held_s - 5)
+    now = clock.now()
+    assert claims.claim(charger, 1, now, now + timedelta(minutes=10), now) is None  # confirmed
 
 
 @contextmanager
