@@ -8,11 +8,12 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from chargeshare.adapters.redis_slot_claims import RedisSlotClaims
 from chargeshare.bootstrap import App, Config
@@ -136,3 +137,44 @@ def test_a_race_with_a_silent_redis_has_one_winner_and_no_errors(silent_app: App
     assert outcomes == Counter({"won": 1, "lost": 7})
     with silent_app.store.reading() as tx:
         assert sum(b.status in LIVE_STATES for b in tx.bookings.all()) == 1
+
+
+def failing_reads_after_the_commit(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[int], threading.Event]:
+    """Every read fails once the booking's hold is placed (the database went away after it
+    committed), until the event returned is cleared; the list counts the reads that failed."""
+    failed: list[int] = []
+    made = threading.Event()
+    finish, reading = app.settlement.finish_placement, app.store.reading
+
+    def finish_then_fail(*args: Any) -> Any:
+        record = finish(*args)
+        made.set()
+        return record
+
+    def flaky_reading() -> AbstractContextManager[Any]:
+        if made.is_set():
+            failed.append(1)
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
+        return reading()
+
+    monkeypatch.setattr(app.settlement, "finish_placement", finish_then_fail)
+    monkeypatch.setattr(app.store, "reading", flaky_reading)
+    return failed, made
+
+
+def test_a_booking_made_is_answered_as_made_when_its_read_back_fails(
+    redis_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    charger = add_charger(redis_app)
+    d = driver(redis_app, "a")
+    failed, failing = failing_reads_after_the_commit(redis_app, monkeypatch)
+    made = book(redis_app, d, charger, key="k-1")
+    assert failed, "the read back was tried and failed"
+    assert made.status is BookingStatus.CONFIRMED
+    failing.clear()
+    again = book(redis_app, d, charger, key="k-1")  # the client retries under its key
+    assert again.booking_id == made.booking_id
+    with redis_app.store.reading() as tx:
+        assert [b.booking_id for b in tx.bookings.all()] == [made.booking_id]
