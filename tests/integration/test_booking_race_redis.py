@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,3 +179,15 @@ def test_a_booking_made_is_answered_as_made_when_its_read_back_fails(
     assert again.booking_id == made.booking_id
     with redis_app.store.reading() as tx:
         assert [b.booking_id for b in tx.bookings.all()] == [made.booking_id]
+
+
+def test_bench_race_counts_redis_commands_and_losers_stop_at_the_claim(
+    redis_client: Any, tmp_path: Path
+) -> None:
+    from chargeshare.benchmarks.race import run_one
+
+    result = run_one("sqlite", f"sqlite:///{tmp_path / 'race.db'}", True, REDIS_URL, 40, 4)
+    assert (result.winners, result.conflicts, result.errors, result.holds) == (1, 39, 0, 1)
+    # A loser is one claim script and no SQL; the winner's claim, lock, fence and release add a few.
+    assert 1 <= result.redis_commands_per_attempt < 1.5
+    assert result.statements_per_attempt < 1
