@@ -78,6 +78,8 @@ class ConfigError(Exception):
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None  # None: in-process fakeredis
+    # Each Redis call gives up after this long: locks and slot claims then leave the database to decide.
+    redis_timeout_s: float = 1.0
     locks_enabled: bool = True
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None  # a Stripe-compatible server (tests, local stand-ins)
@@ -148,6 +150,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
     for name, key in (
         ("CHARGESHARE_PAYMENT_LEASE_S", "payment_lease_s"),
         ("CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S", "hold_placement_timeout_s"),
+        ("CHARGESHARE_SLOT_CLAIM_PENDING_S", "slot_claim_pending_s"),
         ("CHARGESHARE_METER_SAMPLE_INTERVAL_S", "meter_sample_interval_s"),
         # A simulation's fast clock stretches what waits on real work in flight (see simulators.live).
         ("CHARGESHARE_PAST_START_TOLERANCE_S", "past_start_tolerance_s"),
@@ -258,6 +261,7 @@ def _timeout_settings(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, key, zero_ok in (
         ("CHARGESHARE_STRIPE_TIMEOUT_S", "stripe_timeout_s", False),
+        ("CHARGESHARE_REDIS_TIMEOUT_S", "redis_timeout_s", False),
         ("CHARGESHARE_DB_LOCK_TIMEOUT_S", "db_lock_timeout_s", False),
         ("CHARGESHARE_DB_STATEMENT_TIMEOUT_S", "db_statement_timeout_s", True),
     ):
@@ -322,7 +326,7 @@ class App:
             self.redis.close()
 
 
-def _redis_client(url: str | None) -> RedisClient:
+def _redis_client(url: str | None, timeout_s: float) -> RedisClient:
     if url is None:
         import fakeredis
 
@@ -331,7 +335,7 @@ def _redis_client(url: str | None) -> RedisClient:
         return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
     import redis
 
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
 
 def _fence_floor(store: Store) -> Callable[[str], int]:
@@ -394,7 +398,11 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     else:
         gateway = SimulatedGateway(clock=clock, books=_sim_books(store))
     shared_redis = config.redis_url is not None
-    redis_client = _redis_client(config.redis_url) if config.locks_enabled or shared_redis else None
+    redis_client = (
+        _redis_client(config.redis_url, config.redis_timeout_s)
+        if config.locks_enabled or shared_redis
+        else None
+    )
     locks: LockManager = (
         RedisLocks(redis_client, wait_ms=config.rules.lock_wait_ms, fence_floor=_fence_floor(store))
         if redis_client is not None and config.locks_enabled
@@ -410,7 +418,8 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
     claims: SlotClaims | None = None
     if config.locks_enabled:
         windows = {
-            "pending_ms": round(rules.hold_placement_timeout_s * 1000),
+            "pending_ms": round(rules.slot_claim_pending_s * 1000),
+            "placing_ms": round(rules.hold_placement_timeout_s * 1000),
             "held_ms": round(rules.slot_claim_held_s * 1000),
         }
         claims = (

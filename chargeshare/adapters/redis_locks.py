@@ -5,16 +5,24 @@ lower than one already used for that connector, so a holder that paused past its
 Redis may forget the counter (a flush, a restart without persistence, the embedded fakeredis of a
 restarted process) while the database keeps the highest token each connector has seen: a counter
 that is missing is started from the database's (`fence_floor`), never from zero.
+
+A Redis that fails or does not answer in its client's timeout gives no lease, as a held lock does:
+the database decides alone, rather than every booking failing with it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -58,17 +66,30 @@ class RedisLocks:
         self._next_fence = client.register_script(FENCE_SCRIPT)
 
     def acquire(self, key: str, ttl_ms: int) -> RedisLease | None:
-        """Try for up to `wait_ms`; None when someone else still holds the lease."""
+        """Try for up to `wait_ms`; None when someone else still holds the lease, or Redis failed."""
         token = uuid.uuid4().hex
         deadline = time.monotonic() + self.wait_ms / 1000
         delay = 0.002
         while True:
-            if self.client.set(self.prefix + key, token, nx=True, px=ttl_ms):
-                return RedisLease(key, token, self._fence(key))
+            try:
+                taken = self.client.set(self.prefix + key, token, nx=True, px=ttl_ms)
+            except RedisError as exc:  # the lease may exist unanswered: it lapses with its TTL
+                log.warning("booking lock unavailable, the database decides alone: %s", exc)
+                return None
+            if taken:
+                return self._fenced(key, token)
             if time.monotonic() >= deadline:
                 return None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _fenced(self, key: str, token: str) -> RedisLease | None:
+        try:
+            return RedisLease(key, token, self._fence(key))
+        except RedisError as exc:
+            log.warning("no fencing token, the database decides alone: %s", exc)
+            self._quiet_release(RedisLease(key, token, 0))
+            return None
 
     def _fence(self, key: str) -> int:
         counter = [self.prefix + key + ":fence"]
@@ -82,6 +103,12 @@ class RedisLocks:
         """Delete the lease only if it is still ours (it may have expired and been taken)."""
         return bool(self._release(keys=[self.prefix + lease.key], args=[lease.token]))
 
+    def _quiet_release(self, lease: RedisLease) -> None:
+        try:
+            self.release(lease)
+        except RedisError as exc:  # it lapses with its TTL
+            log.warning("booking lock not released (it lapses by itself): %s", exc)
+
     @contextmanager
     def hold(self, key: str, ttl_ms: int) -> Iterator[RedisLease | None]:
         lease = self.acquire(key, ttl_ms)
@@ -89,7 +116,7 @@ class RedisLocks:
             yield lease
         finally:
             if lease is not None:
-                self.release(lease)
+                self._quiet_release(lease)
 
 
 class NoLocks:

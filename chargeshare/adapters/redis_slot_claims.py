@@ -3,12 +3,15 @@ slot the losers are refused by one Lua call and never reach the database.
 
 Per charger, a sorted set of claims (member `{connector_no}:{token}`, or `{connector_no}:{owner}/{token}`
 for a request sent under an Idempotency-Key, whose copies it does not refuse; score the claim's end
-in ms of the injected clock) and a hash of each claim's start, pending expiry and booking. A claim is
-pending while its booking is being written and its hold placed (it lapses after `pending_ms` if its
-holder dies), then confirmed with the booking's id until the booking ends or its period is over. The database
-stays the guard: a claim can only refuse a booking, never let one through that the database would
-not, and every claim lapses by `held_ms` at the latest, so one never released (a process died, a
-path that ends bookings without saying so) refuses the slot for that long and no longer.
+in ms of the injected clock) and a hash of each claim's start, expiry and booking. A claim lives in
+three stages: pending while its booking is written (it lapses after `pending_ms`, so a claimant that
+died right after claiming blocks the slot briefly), placing once the booking is committed and its
+card hold is being asked for (`placing_ms`, the placement's own timeout), then confirmed with the
+booking's id (`held_ms`) until the booking ends. Each stage is moved on by the claim's own member,
+whose random token fences it: a claim that lapsed and was taken by another is never revived. The
+database stays the guard: a claim can only refuse a booking, never let one through that the
+database would not, and every claim lapses by itself, so one never released (a process died, a
+path that ends bookings without saying so) refuses the slot for its stage's window and no longer.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from chargeshare.services.ports import SlotClaim
 log = logging.getLogger(__name__)
 
 # KEYS: claims (zset), meta (hash: member -> "start:expires:booking"), bookings (hash: id -> member)
-# ARGV: connector_no, start, end, token, now, pending_ms, held_ms, owner ('' if none)
+# ARGV: connector_no, start, end, token, now, pending_ms, keys_ms (the keys' TTL), owner ('' if none)
 # Returns nil when claimed, else the member of a live claim overlapping the period; '' (nothing
 # claimed) when the only ones overlapping are the owner's own: a copy of one request.
 CLAIM_SCRIPT = """
@@ -67,15 +70,46 @@ for i = 1, 3 do redis.call('pexpire', KEYS[i], tonumber(ARGV[7])) end
 return nil
 """
 
-# KEYS: claims, meta, bookings. ARGV: member, booking id, now, held_ms. 0 if the claim had lapsed.
-CONFIRM_SCRIPT = """
+# Keeps the keys at least `ms` longer, so that no key's TTL ends a claim before its own expiry.
+_OUTLIVE = """
+local function outlive(ms)
+  for i = 1, 3 do
+    local left = redis.call('pttl', KEYS[i])
+    if left >= 0 and left < ms then redis.call('pexpire', KEYS[i], ms) end
+  end
+end
+"""
+
+# KEYS: claims, meta, bookings. ARGV: member, now, placing_ms. 1 if extended; 0 if the claim had
+# lapsed (or was confirmed already): a lapsed claim is not revived, another may have claimed since.
+PLACING_SCRIPT = (
+    _OUTLIVE
+    + """
+local meta = redis.call('hget', KEYS[2], ARGV[1])
+if not meta then return 0 end
+local s, expires, booking = string.match(meta, '^([^:]*):([^:]*):(.*)$')
+local now = tonumber(ARGV[2])
+if tonumber(expires) <= now or booking ~= '' then return 0 end
+redis.call('hset', KEYS[2], ARGV[1], s .. ':' .. (now + tonumber(ARGV[3])) .. ':')
+outlive(tonumber(ARGV[3]))
+return 1
+"""
+)
+
+# KEYS: claims, meta, bookings. ARGV: member, booking id, now, held_ms. 0 if the claim had gone.
+# A claim that lapsed but is still there is confirmed: its booking is in the database by now.
+CONFIRM_SCRIPT = (
+    _OUTLIVE
+    + """
 local meta = redis.call('hget', KEYS[2], ARGV[1])
 if not meta then return 0 end
 local s = string.match(meta, '^([^:]*):')
 redis.call('hset', KEYS[2], ARGV[1], s .. ':' .. (tonumber(ARGV[3]) + tonumber(ARGV[4])) .. ':' .. ARGV[2])
 redis.call('hset', KEYS[3], ARGV[2], ARGV[1])
+outlive(tonumber(ARGV[4]))
 return 1
 """
+)
 
 # KEYS: claims, meta, bookings. ARGV: member ('' to find it by booking), booking id ('' if none).
 RELEASE_SCRIPT = """
@@ -99,10 +133,13 @@ def _owner(owner: str) -> str:
 
 
 class RedisSlotClaims:
-    def __init__(self, client: Any, namespace: str, *, pending_ms: int, held_ms: int) -> None:
+    def __init__(
+        self, client: Any, namespace: str, *, pending_ms: int, placing_ms: int, held_ms: int
+    ) -> None:
         self.client, self.namespace = client, namespace
-        self.pending_ms, self.held_ms = pending_ms, held_ms
+        self.pending_ms, self.placing_ms, self.held_ms = pending_ms, placing_ms, held_ms
         self._claim = client.register_script(CLAIM_SCRIPT)
+        self._placing = client.register_script(PLACING_SCRIPT)
         self._confirm = client.register_script(CONFIRM_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
 
@@ -122,7 +159,8 @@ class RedisSlotClaims:
         """Claim the period; None if a live claim on the connector overlaps it (the slot is taken,
         or being booked right now), unless only `owner`'s own do (see `SlotClaims.claim`)."""
         token = uuid.uuid4().hex
-        args = [connector_no, _ms(starts_at), _ms(ends_at), token, _ms(now), self.pending_ms, self.held_ms]
+        keys_ms = max(self.pending_ms, self.placing_ms, self.held_ms)
+        args = [connector_no, _ms(starts_at), _ms(ends_at), token, _ms(now), self.pending_ms, keys_ms]
         args.append(_owner(owner))
         try:
             taken = self._claim(keys=self._keys(charger_id), args=args)
@@ -134,6 +172,10 @@ class RedisSlotClaims:
         if taken is not None:
             return None
         return SlotClaim(charger_id, f"{connector_no}:{_owner(owner)}{'/' if owner else ''}{token}")
+
+    def placing(self, claim: SlotClaim, now: datetime) -> None:
+        if claim.member:
+            self._quietly(self._placing, claim.charger_id, [claim.member, _ms(now), self.placing_ms])
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
         if claim.member:
@@ -169,8 +211,8 @@ class MemorySlotClaims:
     """The same claims for one process on its own (the embedded default, whose Redis is an
     in-process fake): kept in this process's memory, with the rules of the Lua scripts above."""
 
-    def __init__(self, *, pending_ms: int, held_ms: int) -> None:
-        self.pending_ms, self.held_ms = pending_ms, held_ms
+    def __init__(self, *, pending_ms: int, placing_ms: int, held_ms: int) -> None:
+        self.pending_ms, self.placing_ms, self.held_ms = pending_ms, placing_ms, held_ms
         self._claims: dict[int, dict[str, _Claim]] = {}  # charger id -> member -> claim
         self._lock = threading.Lock()
 
@@ -199,6 +241,13 @@ class MemorySlotClaims:
             member = f"{connector_no}:{uuid.uuid4().hex}"
             claims[member] = _Claim(connector_no, start, end, at + self.pending_ms, owner)
         return SlotClaim(charger_id, member)
+
+    def placing(self, claim: SlotClaim, now: datetime) -> None:
+        at = _ms(now)
+        with self._lock:
+            c = self._claims.get(claim.charger_id, {}).get(claim.member)
+            if c is not None and c.expires_ms > at and c.booking_id is None:
+                c.expires_ms = at + self.placing_ms
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
         with self._lock:

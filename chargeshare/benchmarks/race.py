@@ -8,6 +8,9 @@ off a shared queue until it is empty, each calling `BookingService.book` for an 
 
 Exactly one booking may win and exactly one card hold may be placed; everything else must be a
 `BookingConflict`. Any other exception counts as an error.
+
+Beside the time, the cost per attempt: SQL statements the database was sent and commands the app's
+Redis (real, or the in-process fake) was sent; and per backend, locks on's time over locks off's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,11 +62,18 @@ class RaceResult:
     holds: int
     live_bookings: int
     statements: int = 0  # SQL statements the race sent to the database (BEGIN, COMMIT and savepoints aside)
+    redis_commands: int = 0  # commands the race sent to the app's Redis (a script call is one)
+    # This run's wall time over the same backend's with locks off, when both ran: the lock's price.
+    x_off: float | None = None
     error_samples: tuple[str, ...] = ()
 
     @property
     def statements_per_attempt(self) -> float:
         return self.statements / self.attempts if self.attempts else 0.0
+
+    @property
+    def redis_commands_per_attempt(self) -> float:
+        return self.redis_commands / self.attempts if self.attempts else 0.0
 
     @property
     def attempts_per_s(self) -> float:
@@ -78,6 +88,7 @@ class RaceResult:
         d["error_samples"] = list(self.error_samples)
         d["attempts_per_s"] = round(self.attempts_per_s, 1)
         d["statements_per_attempt"] = round(self.statements_per_attempt, 2)
+        d["redis_commands_per_attempt"] = round(self.redis_commands_per_attempt, 2)
         d["ok"] = self.ok
         return d
 
@@ -143,8 +154,36 @@ class StatementCounter:
         dbapi_conn.cursor_factory = Counting
 
 
-def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], list[str], int]:
-    """Set the charger up, then run the race. Returns wall seconds, outcomes and error samples."""
+class RedisCommandCounter:
+    """Counts the commands a redis-py (or fakeredis) client sends from now on, by wrapping its
+    `execute_command`, through which every command and script call goes."""
+
+    def __init__(self, client: Any) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        if client is None:
+            return
+        send = client.execute_command
+
+        def counted(*args: Any, **options: Any) -> Any:
+            with self._lock:
+                self.count += 1
+            return send(*args, **options)
+
+        client.execute_command = counted
+
+
+@dataclass(frozen=True)
+class RaceRun:
+    wall_s: float
+    outcomes: Counter[str]
+    samples: list[str]
+    statements: int
+    redis_commands: int
+
+
+def race(app: App, attempts: int, threads: int) -> RaceRun:
+    """Set the charger up, then run the race."""
     host = app.marketplace.add_host("bench host")
     charger = app.marketplace.add_charger(
         ChargerSpec(
@@ -163,6 +202,7 @@ def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], li
     guard = threading.Lock()
     assert isinstance(app.store, SqlStore)
     counted = StatementCounter(app.store.engine)
+    commands = RedisCommandCounter(app.redis)
     started: list[float] = []
     barrier = threading.Barrier(threads, action=lambda: started.append(time.perf_counter()))
 
@@ -202,7 +242,7 @@ def race(app: App, attempts: int, threads: int) -> tuple[float, Counter[str], li
         samples.append(f"{stuck} thread(s) still running after {JOIN_TIMEOUT_S:.0f} s")
         outcomes["error"] += stuck
     wall = ended - started[0] if started else 0.0
-    return wall, outcomes, samples, counted.count
+    return RaceRun(wall, outcomes, samples, counted.count, commands.count)
 
 
 def run_one(
@@ -210,7 +250,7 @@ def run_one(
 ) -> RaceResult:
     app = build(Config(database_url=database_url, redis_url=redis_url, locks_enabled=locks))
     try:
-        wall, outcomes, samples, statements = race(app, attempts, threads)
+        run = race(app, attempts, threads)
         gateway = app.gateway
         holds = len(gateway.holds) if isinstance(gateway, SimulatedGateway) else -1
         with app.store.transaction() as tx:
@@ -228,14 +268,15 @@ def run_one(
         lock_store="none" if not locks else (redact(redis_url) if redis_url else IN_PROCESS),
         attempts=attempts,
         threads=threads,
-        wall_s=round(wall, 4),
-        winners=outcomes["won"],
-        conflicts=outcomes["conflict"],
-        errors=outcomes["error"],
+        wall_s=round(run.wall_s, 4),
+        winners=run.outcomes["won"],
+        conflicts=run.outcomes["conflict"],
+        errors=run.outcomes["error"],
         holds=holds,
         live_bookings=live,
-        statements=statements,
-        error_samples=tuple(samples),
+        statements=run.statements,
+        redis_commands=run.redis_commands,
+        error_samples=tuple(run.samples),
     )
 
 
@@ -273,7 +314,16 @@ def run_races(p: RaceParams, console: Console) -> list[RaceResult]:
             console.print(f"{backend}, locks {mode}: {p.attempts} attempts on {p.threads} threads ...")
             with database as url:
                 results.append(run_one(backend, url, locks, redis_url, p.attempts, p.threads))
-    return results
+    return with_x_off(results)
+
+
+def with_x_off(results: list[RaceResult]) -> list[RaceResult]:
+    """Each locks-on run with its time over the same backend's locks-off run, when both ran."""
+    off = {r.backend: r.wall_s for r in results if not r.locks}
+    return [
+        replace(r, x_off=round(r.wall_s / off[r.backend], 2)) if r.locks and off.get(r.backend, 0) > 0 else r
+        for r in results
+    ]
 
 
 def render(results: list[RaceResult], console: Console) -> None:
@@ -286,6 +336,8 @@ def render(results: list[RaceResult], console: Console) -> None:
         "wall s",
         "tries/s",
         "stmts/try",
+        "redis/try",
+        "x off",
         "won",
         "lost",
         "err",
@@ -304,6 +356,8 @@ def render(results: list[RaceResult], console: Console) -> None:
             f"{r.wall_s:.2f}",
             f"{r.attempts_per_s:,.0f}",
             f"{r.statements_per_attempt:.2f}",
+            f"{r.redis_commands_per_attempt:.2f}",
+            "-" if r.x_off is None else f"{r.x_off:.2f}",
             str(r.winners),
             str(r.conflicts),
             str(r.errors),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,11 +33,13 @@ from chargeshare.services.events import (
     SessionStopped,
 )
 from chargeshare.services.fleet import penalty_for_host_cancel
-from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaims, Store
+from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaim, SlotClaims, Store
 from chargeshare.services.pricing import PricingService
 from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+
+log = logging.getLogger(__name__)
 
 # Reservation states kept on the booking (the charger's answer to ReserveNow, and what it said of the
 # reservation since: "expired" is the charger's own word that it no longer holds it).
@@ -175,22 +178,37 @@ class BookingService:
                 "the connector is already booked, or being booked, for an overlapping period"
             )
         try:
-            record = self._book_claimed(req, request_key, starts_at, ends_at, now)
+            record = self._book_claimed(req, request_key, starts_at, ends_at, now, claim)
         except BaseException:
             self.claims.release(claim)
             raise
         if claim.member:
-            self.claims.confirm(claim, record.booking_id, now)
+            self.claims.confirm(claim, record.booking_id, self.clock.now())
             # It may have ended since it was confirmed in the database (its host cancelled it, its
             # charger refused the reservation), before the claim named it: that end released nothing.
-            with self.store.reading() as tx:
-                current = tx.bookings.get(record.booking_id)
+            current = self._read_back(record)
             if current.status not in (BookingStatus.CONFIRMED, BookingStatus.ACTIVE):
                 self.claims.release_booking(req.charger_id, record.booking_id)
         return record
 
+    def _read_back(self, record: BookingRecord) -> BookingRecord:
+        """The booking as the database has it now; `record` if it cannot be read. The booking is
+        made by then: its request is answered with it, not with an error a retry would not mend."""
+        try:
+            with self.store.reading() as tx:
+                return tx.bookings.get(record.booking_id)
+        except Exception:
+            log.exception("booking %d made, but not read back: answered as committed", record.booking_id)
+            return record
+
     def _book_claimed(
-        self, req: BookRequest, request_key: str | None, starts_at: datetime, ends_at: datetime, now: datetime
+        self,
+        req: BookRequest,
+        request_key: str | None,
+        starts_at: datetime,
+        ends_at: datetime,
+        now: datetime,
+        slot: SlotClaim,
     ) -> BookingRecord:
         with self.store.reading() as tx:
             tx.accounts.driver(req.driver_id)
@@ -241,15 +259,21 @@ class BookingService:
                 tx.smart.add_override(booking_id, now)
             claim = self.settlement.record_placement(tx, booking_id, hold_amount)
         failpoint("booking-committed")
+        # Written: the claim now stands for a booking whose hold is being placed, for as long as that
+        # may take (the short pending window was for a claimant that dies before writing it).
+        self.claims.placing(slot, self.clock.now())
         placement = self.settlement.authorize(booking_id, req.driver_id, hold_amount)
         failpoint("hold-authorized")
         record = self.settlement.finish_placement(booking_id, req.driver_id, hold_amount, placement, claim)
         failpoint("booking-confirmed")
         self.bus.publish(BookingConfirmed(now, booking_id, req.driver_id))
-        if self._starts_soon(starts_at, now) and self._connector_free(record):
-            self._request_reservation(record)  # else the housekeeping sweep sends it once it is free
-            with self.store.reading() as tx:
-                record = tx.bookings.get(booking_id)
+        if self._starts_soon(starts_at, now):
+            try:
+                if self._connector_free(record):
+                    self._request_reservation(record)  # else the housekeeping sweep sends it once free
+            except Exception:  # the sweep sends it: the booking is made whatever happened here
+                log.exception("booking %d made, its reservation left to the sweep", booking_id)
+            record = self._read_back(record)
         return record
 
     def _connector_free(self, booking: BookingRecord) -> bool:

@@ -953,7 +953,13 @@ class SlotClaims(Protocol):
     ) -> SlotClaim | None:
         """Claim the period; None when a live claim on the connector overlaps it. A claim made under
         the same non-empty `owner` (a copy of one request) refuses nothing: then nothing is claimed
-        (an empty member) and the database decides between the copies."""
+        (an empty member) and the database decides between the copies. The claim is pending: it
+        lapses soon unless moved on."""
+        ...
+
+    def placing(self, claim: SlotClaim, now: datetime) -> None:
+        """The claim's booking is committed and its card hold being placed: it holds for as long as
+        a placement may take. A claim that lapsed meanwhile stays lapsed."""
         ...
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None: ...
@@ -976,6 +982,9 @@ class NoSlotClaims:
         owner: str = "",
     ) -> SlotClaim | None:
         return SlotClaim(charger_id, "")
+
+    def placing(self, claim: SlotClaim, now: datetime) -> None:
+        return None
 
     def confirm(self, claim: SlotClaim, booking_id: int, now: datetime) -> None:
         return None

@@ -26,8 +26,11 @@ class MarketplaceRules:
     max_energy_wh: int = 150_000
     lock_ttl_ms: int = 5_000
     lock_wait_ms: int = 200
-    # A booked period claimed in Redis refuses racing bookings without the database; one whose release
-    # was missed (a process died) refuses its slot this long at most before the database decides again.
+    # A booked period claimed in Redis refuses racing bookings without the database. A claim whose
+    # booking is not yet written lapses after `slot_claim_pending_s` (its claimant may have died),
+    # one whose hold is being placed after `hold_placement_timeout_s`, and a confirmed one whose
+    # release was missed after `slot_claim_held_s`: then the database decides again.
+    slot_claim_pending_s: float = 5.0
     slot_claim_held_s: float = 60.0
     heartbeat_interval_s: int = 300
     offline_after_intervals: int = 3  # silent this many heartbeat intervals -> OFFLINE

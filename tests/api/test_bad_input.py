@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from chargeshare.bootstrap import App
 from tests.api.world import World, client, world
@@ -204,3 +205,38 @@ async def test_a_booking_sent_again_under_its_key_answers_with_the_same_booking(
         assert (first.status_code, again.status_code) == (201, 201), again.text
         assert again.json() == first.json()
         assert other.status_code == 422 and other.json()["error"] == "idempotency_key_reused", other.text
+
+
+async def test_a_booking_made_is_answered_as_made_when_reading_it_back_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with world("sqlite://") as w:
+        tomorrow = (w.app.clock.now() + timedelta(days=1)).isoformat()
+        body = {"charger_id": w.mine.charger_id, "minutes": 60, "max_energy_wh": 1_000, "starts_at": tomorrow}
+        headers = {**w.mine.driver.headers, "Idempotency-Key": "read-back-lost"}
+        with w.app.store.reading() as tx:
+            before = len(tx.bookings.all())
+        made, reading = w.app.bookings.settlement.finish_placement, w.app.store.reading
+        failing: list[bool] = []
+
+        def finish_then_fail(*args: Any) -> Any:
+            record = made(*args)
+            failing.append(True)  # committed: every read from here on fails
+            return record
+
+        def flaky_reading() -> Any:
+            if failing:
+                raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
+            return reading()
+
+        monkeypatch.setattr(w.app.bookings.settlement, "finish_placement", finish_then_fail)
+        monkeypatch.setattr(w.app.store, "reading", flaky_reading)
+        async with client(w.app) as http:
+            first = await http.post("/bookings", json=body, headers=headers)
+            failing.clear()
+            again = await http.post("/bookings", json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 201), first.text
+        assert first.json()["id"] == again.json()["id"]
+        assert first.json()["status"] == "confirmed"
+        with w.app.store.reading() as tx:
+            assert len(tx.bookings.all()) == before + 1

@@ -96,6 +96,10 @@ def test_bench_race_on_sqlite_has_one_winner_and_one_hold(tmp_path: Path) -> Non
     assert all(r["statements_per_attempt"] > 0 for r in runs)
     # With claims in front, the losers never reach the database: fewer statements than without.
     assert runs[0]["statements_per_attempt"] < runs[1]["statements_per_attempt"]
+    # Locks on's time over locks off's; Redis (here the in-process fake) sees the winner's lock only.
+    assert runs[0]["x_off"] > 0 and runs[1]["x_off"] is None
+    assert 0 < runs[0]["redis_commands_per_attempt"] < 1 and runs[1]["redis_commands"] == 0
+    assert "redis/try" in result.output and "x off" in result.output
     for r in runs:
         assert (r["attempts"], r["winners"], r["conflicts"], r["errors"]) == (50, 1, 49, 0)
         assert r["holds"] == 1 and r["live_bookings"] == 1 and r["wall_s"] > 0

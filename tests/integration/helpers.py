@@ -33,9 +33,9 @@ BOUNDARY_TOLERANCE_M = 0.01
 def race_for_one_connector(app: App, attempts: int, threads: int = 8) -> Counter[str]:
     """`attempts` drivers book overlapping windows on one connector from `threads` threads at once
     (the same race `chargeshare bench race` times)."""
-    _, outcomes, errors, _ = race(app, attempts, threads)
-    assert not errors, f"bookings failed with something other than a conflict: {errors}"
-    return outcomes
+    run = race(app, attempts, threads)
+    assert not run.samples, f"bookings failed with something other than a conflict: {run.samples}"
+    return run.outcomes
 
 
 def assert_one_hold(app: App) -> None:

@@ -51,7 +51,7 @@ def test_a_session_stopped_early_frees_the_rest_of_its_period(
 ) -> None:
     charger, first, second = ready
     # Claims that would hold past the session: only its end may free the slot.
-    app.bookings.claims = MemorySlotClaims(pending_ms=30_000, held_ms=24 * 3600 * 1000)
+    app.bookings.claims = MemorySlotClaims(pending_ms=30_000, placing_ms=120_000, held_ms=24 * 3600 * 1000)
     booked = app.bookings.book(BookRequest(first, charger, 1, 120, 10_000))
     clock.advance(60)
     tx_id = app.charging.start("CP1", 1, "TAG1", 1_000, clock.now()).transaction_id

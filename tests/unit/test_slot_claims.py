@@ -15,7 +15,7 @@ from chargeshare.adapters.redis_slot_claims import MemorySlotClaims, RedisSlotCl
 from chargeshare.services.ports import SlotClaim, SlotClaims
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-PENDING_MS, HELD_MS = 30_000, 60_000
+PENDING_MS, PLACING_MS, HELD_MS = 30_000, 120_000, 60_000
 
 
 def at(minutes: float) -> datetime:
@@ -25,7 +25,7 @@ def at(minutes: float) -> datetime:
 @pytest.fixture(params=["memory", "fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
 def claims(request: pytest.FixtureRequest) -> Iterator[SlotClaims]:
     if request.param == "memory":
-        yield MemorySlotClaims(pending_ms=PENDING_MS, held_ms=HELD_MS)
+        yield MemorySlotClaims(pending_ms=PENDING_MS, placing_ms=PLACING_MS, held_ms=HELD_MS)
         return
     if request.param == "fakeredis":
         import fakeredis
@@ -33,7 +33,9 @@ def claims(request: pytest.FixtureRequest) -> Iterator[SlotClaims]:
         client: Any = fakeredis.FakeRedis()
     else:
         client = request.getfixturevalue("redis_client")
-    yield RedisSlotClaims(client, "test-claims", pending_ms=PENDING_MS, held_ms=HELD_MS)
+    yield RedisSlotClaims(
+        client, "test-claims", pending_ms=PENDING_MS, placing_ms=PLACING_MS, held_ms=HELD_MS
+    )
 
 
 def claim(c: SlotClaims, start: float, end: float, now: float = -60, connector: int = 1) -> SlotClaim | None:
@@ -77,6 +79,24 @@ def test_a_confirmed_claim_holds_until_released_or_its_hold_lapses(claims: SlotC
     assert claim(claims, 650, 660, now=2) is not None
 
 
+def test_a_claim_holds_through_its_hold_placement_then_as_confirmed(claims: SlotClaims) -> None:
+    booked = claim(claims, 0, 600, now=0)
+    assert booked is not None
+    claims.placing(booked, at(0.25))  # booking written, card hold being asked for: 2 minutes
+    assert claim(claims, 0, 600, now=1) is None  # past the pending window, still placing
+    assert claim(claims, 0, 600, now=2.2) is None
+    claims.confirm(booked, 42, at(2.2))
+    assert claim(claims, 0, 600, now=3.1) is None  # confirmed: a minute from then
+    assert claim(claims, 0, 600, now=3.3) is not None
+
+
+def test_a_lapsed_pending_claim_is_not_revived_by_its_placement(claims: SlotClaims) -> None:
+    slow = claim(claims, 0, 600, now=0)
+    assert slow is not None
+    claims.placing(slow, at(0.7))  # its 30 s were over: the database decides for it now
+    assert claim(claims, 0, 600, now=0.7) is not None
+
+
 def test_a_claim_ends_with_its_period(claims: SlotClaims) -> None:
     booked = claim(claims, 0, 30, now=0)
     assert booked is not None
@@ -99,8 +119,10 @@ def test_claims_match_a_model_of_half_open_periods(steps: list[tuple[int, int, i
     import fakeredis
 
     implementations: list[SlotClaims] = [
-        MemorySlotClaims(pending_ms=PENDING_MS, held_ms=HELD_MS),
-        RedisSlotClaims(fakeredis.FakeRedis(), "model", pending_ms=PENDING_MS, held_ms=HELD_MS),
+        MemorySlotClaims(pending_ms=PENDING_MS, placing_ms=PLACING_MS, held_ms=HELD_MS),
+        RedisSlotClaims(
+            fakeredis.FakeRedis(), "model", pending_ms=PENDING_MS, placing_ms=PLACING_MS, held_ms=HELD_MS
+        ),
     ]
     for c in implementations:
         held: dict[tuple[int, int, int], SlotClaim] = {}

@@ -55,7 +55,7 @@ def router(app: App) -> APIRouter:
             ),
             request_key=idempotency_key,
         )
-        return booking_out(views.of_record(who, record))
+        return booking_out(views.of_made(who, record, body.override_smart_charging))
 
     @r.get("")
     def mine(who: DriverOrHost) -> list[BookingOut]:

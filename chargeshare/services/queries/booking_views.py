@@ -3,17 +3,20 @@ access notes and the smart charging override, read for a whole list in a fixed n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chargeshare.domain.accounts import Principal
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import bookings_of, can_see
 from chargeshare.services.receipts import Receipt, receipt_from
 from chargeshare.services.records import BookingRecord
 from chargeshare.services.rules import MarketplaceRules
+
+log = logging.getLogger(__name__)
 
 # The host's access notes (gate codes and the like) go with a live booking only.
 NOTES_SHOWN = frozenset({BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
@@ -52,6 +55,17 @@ class BookingViews:
             raise NotFound(f"no booking {record.booking_id}")
         with self.store.reading() as tx:
             return self._views(tx, [record])[0]
+
+    def of_made(self, who: Principal, record: BookingRecord, override_smart_charging: bool) -> BookingView:
+        """The view of a booking just made; the booking alone if the rest cannot be read (the
+        database went away after it committed): it is made, so it is answered as made."""
+        try:
+            return self.of_record(who, record)
+        except DomainError:
+            raise
+        except Exception:
+            log.exception("booking %d made, its view not read: answered without it", record.booking_id)
+            return BookingView(record, None, None, None, override_smart_charging)
 
     def receipt(self, who: Principal, booking_id: int) -> Receipt:
         """NotFound until the session is stopped and paid."""
