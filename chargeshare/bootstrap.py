@@ -18,6 +18,7 @@ from typing import Any
 
 from chargeshare.adapters.durability import ImmediateDurability, durability_for
 from chargeshare.adapters.grid_signals_sim import SimulatedGridSignals
+from chargeshare.adapters.last_seen import WriteBehindLastSeen
 from chargeshare.adapters.memory_store import MEMORY_URL, MemoryStore
 from chargeshare.adapters.payments_sim import MemoryBooks, SimulatedGateway, SqlBooks
 from chargeshare.adapters.redis_locks import NoLocks, RedisLocks
@@ -42,7 +43,6 @@ from chargeshare.services.fleet import FleetService
 from chargeshare.services.grid import GridService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
-from chargeshare.services.last_seen import WriteBehindLastSeen
 from chargeshare.services.marketplace import MarketplaceService
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
 from chargeshare.services.platform_reporting import PlatformReportingService

@@ -125,7 +125,7 @@ class ChargingService:
         allow_unknown: bool = False,
     ) -> None:
         self.store, self.settlement, self.bus, self.clock, self.rules = store, settlement, bus, clock, rules
-        self.last_seen = last_seen  # stamps renewed in memory, written behind (services/last_seen.py)
+        self.last_seen = last_seen  # stamps renewed in memory, written behind (adapters/last_seen.py)
         # Development aid: let unregistered chargers boot and talk (nothing they say is stored).
         self.allow_unknown = allow_unknown
         # A process heard nothing before it started: a stop sent while no process was up (a restart)
@@ -182,7 +182,7 @@ class ChargingService:
         if back:
             self.bus.publish(ChargerOnline(now, cp_id))
 
-    # ---- last seen (services/last_seen.py) ------------------------------------------------------
+    # ---- last seen (adapters/last_seen.py) ------------------------------------------------------
     def _seen(self, tx: UnitOfWork, cp_id: str, now: datetime) -> bool:
         """Stamp last seen: in memory for a charger known here, otherwise written at once in `tx`,
         which raises NotFound if it is not registered (so it is never remembered as stamped, and

@@ -835,7 +835,7 @@ class Store(Protocol):
 
 
 class LastSeen(Protocol):
-    """Chargers' last-seen stamps, renewed in memory and written behind (services/last_seen.py)."""
+    """Chargers' last-seen stamps, renewed in memory and written behind (adapters/last_seen.py)."""
 
     every: timedelta  # a stamp is renewed at most this often
 

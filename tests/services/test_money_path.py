@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chargeshare.adapters.last_seen import WriteBehindLastSeen
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
@@ -23,7 +24,6 @@ from chargeshare.services.charging import ChargingService
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import SessionClosedWithoutStop
 from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
-from chargeshare.services.last_seen import WriteBehindLastSeen
 from chargeshare.services.ports import HoldResult, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.settlement import SettlementService

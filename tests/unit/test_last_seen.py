@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import pytest
 
+from chargeshare.adapters.last_seen import WriteBehindLastSeen
 from chargeshare.bootstrap import App
-from chargeshare.services.last_seen import WriteBehindLastSeen
 from chargeshare.services.ports import Store
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
