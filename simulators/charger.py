@@ -50,7 +50,6 @@ from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
 from simulators.settings import (
-    HEARTBEAT_INTERVAL,
     TRANSACTION_ATTEMPTS,
 )
 from simulators.smart_charging import Profile
@@ -114,11 +113,8 @@ class VirtualCharger(ChargerCore):
         self._replaying = False
         self._finished: dict[int, asyncio.Event] = {}  # per connector: its current car is done
         self.online = asyncio.Event()
-        self.boot_status: str | None = None  # the CSMS's last answer to our BootNotification
-        self.boot_interval_s = 0
         self._boot_answered = asyncio.Event()  # a boot was answered (a triggered one, while Pending)
         self.frames_sent = 0
-        self.boots = 0
         self.resets = 0
         # Queued transaction messages are replayed in order, with their original timestamps, on
         # reconnect.
@@ -161,18 +157,9 @@ class VirtualCharger(ChargerCore):
 
     async def boot(self, reason: BootReason) -> bool:
         """BootNotification; adopt the CSMS's heartbeat interval when accepted."""
-        outcome = await self._call(*self.dialect.boot(reason, self.firmware_version))
-        self.boots += 1
-        if not outcome.ok or outcome.payload is None:
-            self.boot_status = None
-            return False
-        status, interval = self.dialect.read_boot(outcome.payload)
-        self.boot_status, self.boot_interval_s = status, interval
-        self.boot_accepted = status == "Accepted"
-        if self.boot_accepted and interval > 0:
-            self.settings.values[HEARTBEAT_INTERVAL] = str(interval)
+        accepted = self.boot_answered(await self._call(*self.boot_message(reason)))
         self._boot_answered.set()
-        return self.boot_accepted
+        return accepted
 
     async def _boot_until_accepted(self, reason: BootReason) -> bool:
         """Boot; while the CSMS answers Pending, boot again after its interval, or at once when it

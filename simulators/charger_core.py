@@ -28,6 +28,7 @@ from chargeshare.services.clock import Clock
 from simulators.charger_certificates import ChargerCertificates
 from simulators.dialect import FIRMWARE, Dialect, Message
 from simulators.evse import (
+    BootReason,
     Plugged,
     Requested,
     Reservation,
@@ -96,6 +97,9 @@ class ChargerCore:
         self.certificates = ChargerCertificates(cp_id)
         self.firmware_version = FIRMWARE  # an installed update's digest after UpdateFirmware
         self.boot_accepted = False
+        self.boot_status: str | None = None  # the CSMS's last answer to our BootNotification
+        self.boot_interval_s = 0
+        self.boots = 0
         # The link as the firmware sees it, and the faults a scenario injects into it. Transaction
         # messages survive a lost link in `queue` (as firmware keeps them in flash).
         self.connected = False
@@ -106,6 +110,24 @@ class ChargerCore:
         self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
         self.transactions_started = 0
         self._reset_when_idle = False
+
+    def boot_message(self, reason: BootReason) -> Message:
+        """The BootNotification to send; `boot_answered` reads what comes back."""
+        self.boots += 1
+        return self.dialect.boot(reason, self.firmware_version)
+
+    def boot_answered(self, outcome: Outcome) -> bool:
+        """Read the CSMS's answer to BootNotification and adopt its heartbeat interval when
+        accepted; whether it was."""
+        if not outcome.ok or outcome.payload is None:
+            self.boot_status = None
+            return False
+        status, interval = self.dialect.read_boot(outcome.payload)
+        self.boot_status, self.boot_interval_s = status, interval
+        self.boot_accepted = status == "Accepted"
+        if self.boot_accepted and interval > 0:
+            self.settings.values[HEARTBEAT_INTERVAL] = str(interval)
+        return self.boot_accepted
 
     @property
     def protocol(self) -> OcppVersion:

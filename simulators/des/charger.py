@@ -40,7 +40,7 @@ from simulators.evse import (
 )
 from simulators.firmware import ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
-from simulators.settings import AUTHORIZE_REMOTE_START, HEARTBEAT_INTERVAL
+from simulators.settings import AUTHORIZE_REMOTE_START
 from simulators.smart_charging import Profile
 from simulators.smart_gate import SmartGate
 
@@ -171,14 +171,7 @@ class DesCharger(ChargerCore):
 
     def boot(self, reason: BootReason) -> bool:
         """BootNotification; adopt the CSMS's heartbeat interval when accepted."""
-        outcome = self._call(*self.dialect.boot(reason, self.firmware_version))
-        if not outcome.ok or outcome.payload is None:
-            return False
-        status, interval = self.dialect.read_boot(outcome.payload)
-        self.boot_accepted = status == "Accepted"
-        if self.boot_accepted and interval > 0:
-            self.settings.values[HEARTBEAT_INTERVAL] = str(interval)
-        return self.boot_accepted
+        return self.boot_answered(self._call(*self.boot_message(reason)))
 
     def _resume(self) -> None:
         """Replay what was queued (so the CSMS sees the real meter stops), then report every connector."""
