@@ -34,7 +34,7 @@ from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Outcome
 from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.services.clock import Clock
-from simulators.charger_core import ChargerCore, Route, gated_state
+from simulators.charger_core import RETRIED_ERRORS, ChargerCore, Route, gated_state
 from simulators.dialect import Message, dialect_for
 from simulators.evse import (
     BootReason,
@@ -51,7 +51,6 @@ from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
 from simulators.settings import (
     HEARTBEAT_INTERVAL,
-    TRANSACTION_ATTEMPTS,
 )
 from simulators.smart_charging import Profile
 from simulators.smart_gate import Segment, SmartGate
@@ -123,7 +122,6 @@ class VirtualCharger(ChargerCore):
         # Queued transaction messages are replayed in order, with their original timestamps, on
         # reconnect.
         self.reconnects = 0
-        self.messages_given_up = 0  # transaction messages unanswered after every attempt
         self._rng = random.Random(f"{seed}:{cp_id}")
         self._malformed_ids: set[str] = set()
         self._closing = False
@@ -426,17 +424,16 @@ class VirtualCharger(ChargerCore):
             return Outcome("", action, error="Queued")
         if route is Route.DROP:
             return Outcome("", action, error="Offline")
-        attempts = self.settings.number(TRANSACTION_ATTEMPTS) if transactional else 1
-        outcome = Outcome("", action, error="Timeout")
-        for _ in range(attempts):
+        attempt = 1
+        outcome = await self._call_once(action, payload, on_answer)
+        while self.send_again(action, outcome, attempt):
+            attempt += 1
             outcome = await self._call_once(action, payload, on_answer)
-            if outcome.error != "Timeout":
-                break
         if transactional and queue_if_offline:
             if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
                 self.enqueue((action, payload))
                 return Outcome(outcome.unique_id, action, error="Queued")
-            if outcome.error == "Timeout":
+            if outcome.error in RETRIED_ERRORS:
                 self.messages_given_up += 1
         return outcome
 

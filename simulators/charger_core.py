@@ -46,6 +46,7 @@ from simulators.settings import (
     HEARTBEAT_INTERVAL,
     METER_INTERVAL,
     SMART_NAMES,
+    TRANSACTION_ATTEMPTS,
     SetResult,
     Setting,
     Settings,
@@ -54,6 +55,10 @@ from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, Purp
 from simulators.smart_gate import SmartGate
 from simulators.station_v201 import StationState
 from simulators.wire_faults import WireFaults
+
+# Answers after which a transaction message is sent again, while attempts remain: no answer at all, or
+# the CSMS failed to process it (InternalError: nothing was kept, the same frame may succeed).
+RETRIED_ERRORS = frozenset({"Timeout", "InternalError"})
 
 
 class Route(Enum):
@@ -103,6 +108,7 @@ class ChargerCore:
         self.duplicate_sends = False  # send every transaction frame twice (a flaky network)
         self.clock_skew_s = 0.0
         self.queue: list[Message] = []
+        self.messages_given_up = 0  # transaction messages unanswered or failed after every attempt
         self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
         self.transactions_started = 0
         self._reset_when_idle = False
@@ -169,11 +175,24 @@ class ChargerCore:
         """The next queued message to replay, oldest first; None when nothing waits or we cannot send."""
         return self.queue[0] if self.queue and self.reachable else None
 
+    def send_again(self, action: str, outcome: Outcome, attempt: int) -> bool:
+        """Whether a message that got `outcome` on its `attempt`-th sending goes again: a transaction
+        message the CSMS did not answer or failed to process, within TransactionMessageAttempts
+        (2.x MessageAttempts); the driver sends it again before anything after it, so order holds."""
+        return (
+            action in self.dialect.transaction_actions
+            and outcome.error in RETRIED_ERRORS
+            and attempt < self.settings.number(TRANSACTION_ATTEMPTS)
+        )
+
     def replayed(self, outcome: Outcome) -> bool:
-        """The head got `outcome`: True when it is done with (answered, even refused); an unanswered
-        head stays first in line for the next attempt."""
+        """The head got `outcome` (after its attempts): True when it is done with (answered, even
+        refused, or failed on every attempt); an unanswered head stays first in line for the next
+        replay."""
         if outcome.error in ("Offline", "Timeout"):
             return False
+        if outcome.error == "InternalError":
+            self.messages_given_up += 1
         self.queue.pop(0)
         return True
 

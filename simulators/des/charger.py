@@ -135,6 +135,14 @@ class DesCharger(ChargerCore):
             return Outcome("", action, error="Queued")
         if route is Route.DROP:
             return Outcome("", action, error="Offline")
+        attempt = 1
+        outcome = self._call_once(action, payload)
+        while self.send_again(action, outcome, attempt):
+            attempt += 1
+            outcome = self._call_once(action, payload)
+        return outcome
+
+    def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
         transactional = action in self.dialect.transaction_actions
         uid, text = self.conn.call(action, payload, self.env.now)
         self.last_sent_at = self.env.now

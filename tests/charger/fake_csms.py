@@ -15,6 +15,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from chargeshare.domain.errors import Busy
 from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.timestamps import format_ts
@@ -29,6 +30,8 @@ class FakeCsms:
     frames: list[tuple[str, list[Any]]] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     connections: int = 0
+    # Calls of these actions fail on our side (InternalError), the next `n` of each, then succeed.
+    fail_next: dict[str, int] = field(default_factory=dict)
     _ws: ServerConnection | None = None
     _conn: Connection | None = None
     _waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
@@ -45,8 +48,9 @@ class FakeCsms:
         return [p for a, p in self.calls if a == action]
 
     def errors_we_sent(self) -> list[list[Any]]:
-        """CALLERRORs this CSMS answered with: each one a frame the charger got wrong."""
-        return [f for d, f in self.frames if d == "out" and f[0] == 4]
+        """CALLERRORs this CSMS answered with: each one a frame the charger got wrong (those
+        `fail_next` made, InternalError, apart)."""
+        return [f for d, f in self.frames if d == "out" and f[0] == 4 and f[2] != "InternalError"]
 
     def answers_from_charger(self) -> list[list[Any]]:
         return [f for d, f in self.frames if d == "in" and f[0] in (3, 4)]
@@ -55,6 +59,9 @@ class FakeCsms:
         def record(action: str, reply: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
             def handle(p: dict[str, Any]) -> dict[str, Any]:
                 self.calls.append((action, p))
+                if self.fail_next.get(action, 0) > 0:
+                    self.fail_next[action] -= 1
+                    raise Busy("the database is busy", 1.0)
                 return reply(p)
 
             return handle

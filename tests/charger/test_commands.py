@@ -345,6 +345,20 @@ async def test_offline_transaction_messages_are_queued_marked_and_replayed_in_or
         assert seq == sorted(seq) and len(set(seq)) == len(seq)
 
 
+async def test_a_replayed_message_the_csms_failed_to_process_is_sent_again_in_order(rig: Rig) -> None:
+    await charging(rig)
+    rig.charger.connected = False  # lose the link mid-session: a reading and the stop wait
+    await rig.charger._meter_tick()
+    await rig.charger.unplug(1)
+    queued = list(rig.charger.queue)
+    rig.csms.fail_next[queued[0][0]] = 1  # the first replayed message fails on the CSMS's side
+    before = len(tx_messages(rig))
+    rig.charger.connected = True
+    await rig.charger._resume()
+    assert rig.charger.queue == [] and rig.charger.messages_given_up == 0
+    assert tx_messages(rig)[before:] == [queued[0], *queued]  # sent again before what follows it
+
+
 async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_it(rig: Rig) -> None:
     expiry = format_ts(rig.clock.now() + timedelta(hours=1))
     p16 = {"connectorId": 1, "expiryDate": expiry, "idTag": "TAG-1", "reservationId": 9}
