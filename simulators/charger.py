@@ -630,8 +630,11 @@ class VirtualCharger(ChargerCore):
             on_answer=lambda answer: decided.append(self.take_start(c, tx, answer)),
         )
         accepted = decided[0] if decided else self.take_start(c, tx, outcome)
-        if accepted is None:
-            return False  # unplugged meanwhile
+        if accepted is None:  # unplugged meanwhile: end what the CSMS may have opened
+            stop = self.abandoned_start(c, tx, outcome)
+            if stop is not None:
+                await self._call(*stop)
+            return False
         if accepted:
             await self.report_status(c)
             held_back = self.held_back_message(c, tx)
@@ -674,6 +677,8 @@ class VirtualCharger(ChargerCore):
             auth = await self._call(*self.dialect.authorize(id_tag))
             if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
                 return
+        if not self.can_start(c):
+            return  # the car left (or another start began) since the command was answered
         if await self.start_transaction(c, id_tag, remote_start_id=remote_start_id):
             self.start_profile(c, profile)
 

@@ -370,23 +370,44 @@ class ChargerCore:
             remote_start_id=remote_start_id,
         )
         c.plugged.id_tag, c.plugged.meter_start = id_tag, tx.meter_start
+        c.plugged.starting = tx
         return tx
+
+    def can_start(self, c: VirtualConnector) -> bool:
+        """A car is plugged in with no transaction running or being announced: one may start."""
+        p = c.plugged
+        return (
+            p is not None
+            and p.transaction is None
+            and p.starting is None
+            and c.state is ConnectorState.PREPARING
+        )
 
     def take_start(self, c: VirtualConnector, tx: Transaction, outcome: Outcome) -> bool | None:
         """The CSMS's answer to our start: True (the transaction runs), False (refused), None (the
-        car was unplugged meanwhile)."""
-        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+        car that started it was unplugged meanwhile: see `abandoned_start`)."""
+        p = c.plugged
+        if p is None or p.starting is not tx or c.state is not ConnectorState.PREPARING:
             return None
+        p.starting = None
         if not self.dialect.start_accepted(tx, outcome):
             c.state = step(c.state, Trigger.START_REFUSED)
             return False
-        c.plugged.transaction = tx
+        p.transaction = tx
         self.transactions_started += 1
         if self.smart_charge_point:
             self.advance_energy()  # the gate walks from the start: energy so far is done
         c.state = step(c.state, Trigger.START_ACCEPTED)
         self._open_gate(c, tx)
         return True
+
+    def abandoned_start(self, c: VirtualConnector, tx: Transaction, outcome: Outcome) -> Message | None:
+        """The car left while its start was being answered: a transaction the CSMS opened anyway
+        (or, in 2.x, any announced one) must be told ended at once, else it stays open there."""
+        accepted = self.dialect.start_accepted(tx, outcome)
+        if tx.wire_id is None or not (accepted or self.dialect.ends_refused_start):
+            return None
+        return self.stop_message(c, tx, StopReason.EV_DISCONNECTED)
 
     def held_back_message(self, c: VirtualConnector, tx: Transaction) -> Message | None:
         """A transaction held back by its gate from the start says so (2.x: a TransactionEvent)."""
@@ -475,17 +496,8 @@ class ChargerCore:
         """Accepted only where a car is plugged in and no transaction runs (this model does not wait
         for a car to arrive); the transaction starts after the answer."""
         candidates = self.connectors.values() if connector_no is None else [self.connectors.get(connector_no)]
-        c = next(
-            (
-                x
-                for x in candidates
-                if x is not None
-                and x.plugged is not None
-                and x.transaction is None
-                and x.state is ConnectorState.PREPARING
-            ),
-            None,
-        )
+        # A start already being announced is not started twice (a repeated RemoteStart).
+        c = next((x for x in candidates if x is not None and self.can_start(x)), None)
         if c is None:
             return False
         self.start_later(c, id_tag, remote_start_id, profile)

@@ -32,6 +32,9 @@ class FakeCsms:
     connections: int = 0
     # Calls of these actions fail on our side (InternalError), the next `n` of each, then succeed.
     fail_next: dict[str, int] = field(default_factory=dict)
+    # Calls of these actions are answered only once their event is set; other frames go on meanwhile.
+    hold: dict[str, asyncio.Event] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)  # the actions of calls held so far
     _ws: ServerConnection | None = None
     _conn: Connection | None = None
     _waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
@@ -101,17 +104,36 @@ class FakeCsms:
         self.connections += 1
         self._ws = ws
         self._conn = conn = Connection(self.version, self._handlers(), id_prefix="cs-")
+        holding: set[asyncio.Task[None]] = set()
         async for text in ws:
             assert isinstance(text, str)
-            self.frames.append(("in", _frame(text)))
-            received = conn.receive(text)
-            if received.reply is not None:
-                self.frames.append(("out", _frame(received.reply)))
-                await ws.send(received.reply)
-            for outcome in received.outcomes:
-                fut = self._waiting.pop(outcome.unique_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(outcome)
+            frame = _frame(text)
+            self.frames.append(("in", frame))
+            gate = self.hold.get(frame[2]) if frame[0] == 2 else None
+            if gate is not None and not gate.is_set():
+                self.held.append(frame[2])
+                task = asyncio.create_task(self._answer_once(ws, conn, text, gate))
+                holding.add(task)
+                task.add_done_callback(holding.discard)
+                continue
+            await self._answer(ws, conn, text)
+
+    async def _answer_once(
+        self, ws: ServerConnection, conn: Connection, text: str, gate: asyncio.Event
+    ) -> None:
+        await gate.wait()
+        with contextlib.suppress(Exception):  # the charger may have gone meanwhile
+            await self._answer(ws, conn, text)
+
+    async def _answer(self, ws: ServerConnection, conn: Connection, text: str) -> None:
+        received = conn.receive(text)
+        if received.reply is not None:
+            self.frames.append(("out", _frame(received.reply)))
+            await ws.send(received.reply)
+        for outcome in received.outcomes:
+            fut = self._waiting.pop(outcome.unique_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(outcome)
 
     async def command(self, action: str, payload: dict[str, Any], timeout_s: float = 5.0) -> Outcome:
         """Send a command to the charger (schema-checked) and wait for its answer."""

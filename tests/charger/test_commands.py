@@ -5,6 +5,7 @@ anything the schemas refuse."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -357,6 +358,31 @@ async def test_a_replayed_message_the_csms_failed_to_process_is_sent_again_in_or
     await rig.charger._resume()
     assert rig.charger.queue == [] and rig.charger.messages_given_up == 0
     assert tx_messages(rig)[before:] == [queued[0], *queued]  # sent again before what follows it
+
+
+async def test_a_car_unplugged_while_its_remote_start_is_answered_ends_what_the_csms_opened(
+    rig: Rig,
+) -> None:
+    start_action = v(rig, "StartTransaction", "TransactionEvent")
+    rig.csms.hold[start_action] = answer_start = asyncio.Event()
+    await rig.charger.plug_car(1, car(), 20_000)
+    p16 = {"connectorId": 1, "idTag": "TAG-1"}
+    p201 = {"evseId": 1, "remoteStartId": 3, "idToken": {"idToken": "TAG-1", "type": "ISO14443"}}
+    assert await status_of(rig, v(rig, "RemoteStartTransaction", "RequestStartTransaction"), p16, p201) == (
+        "Accepted"
+    )
+    await eventually(lambda: rig.csms.held == [start_action], "the start on the wire")
+    await rig.charger.unplug(1)  # the car leaves before the CSMS has answered the start
+    answer_start.set()
+    await eventually(lambda: len(tx_messages(rig)) == 2, "the start's end")
+    (_, started), (_, ended) = tx_messages(rig)
+    c = rig.charger.connectors[1]
+    assert (c.state, c.transaction, c.plugged) == (ConnectorState.AVAILABLE, None, None)
+    if rig.version == "1.6":
+        assert ended["transactionId"] == 100 and ended["reason"] == "EVDisconnected"  # the id we gave
+    else:
+        assert ended["eventType"] == "Ended"
+        assert ended["transactionInfo"]["transactionId"] == started["transactionInfo"]["transactionId"]
 
 
 async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_it(rig: Rig) -> None:
