@@ -413,12 +413,14 @@ class VirtualCharger(ChargerCore):
         *,
         queue_if_offline: bool = True,
         on_answer: Callable[[Outcome], None] | None = None,
+        if_queued: Callable[[Outcome], None] | None = None,
     ) -> Outcome:
-        """Send a call and wait for its answer; the core's `route` says what is queued or dropped."""
+        """Send a call and wait for its answer; the core's `route` says what is queued or dropped.
+        `if_queued` takes the answer of its replay, if it is queued."""
         transactional = action in self.dialect.transaction_actions
         route = self.route(action, queue_if_offline=queue_if_offline)
         if route is Route.QUEUE:
-            self.enqueue((action, payload))
+            self.enqueue((action, payload), if_queued)
             if self.reachable:
                 self._start(self._replay())  # a replay cut short earlier: take it up again
             return Outcome("", action, error="Queued")
@@ -431,7 +433,7 @@ class VirtualCharger(ChargerCore):
             outcome = await self._call_once(action, payload, on_answer)
         if transactional and queue_if_offline:
             if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
-                self.enqueue((action, payload))
+                self.enqueue((action, payload), if_queued)
                 return Outcome(outcome.unique_id, action, error="Queued")
             if outcome.error in RETRIED_ERRORS:
                 self.messages_given_up += 1
@@ -628,6 +630,7 @@ class VirtualCharger(ChargerCore):
         outcome = await self._call(
             *self.dialect.started(c, tx, self._ts(), reservation_id),
             on_answer=lambda answer: decided.append(self.take_start(c, tx, answer)),
+            if_queued=self.start_queued(c, tx),
         )
         accepted = decided[0] if decided else self.take_start(c, tx, outcome)
         if accepted is None:  # unplugged meanwhile: end what the CSMS may have opened

@@ -108,6 +108,7 @@ class ChargerCore:
         self.duplicate_sends = False  # send every transaction frame twice (a flaky network)
         self.clock_skew_s = 0.0
         self.queue: list[Message] = []
+        self._replay_answers: dict[int, Callable[[Outcome], None]] = {}  # by id() of a queued entry
         self.messages_given_up = 0  # transaction messages unanswered or failed after every attempt
         self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
         self.transactions_started = 0
@@ -167,9 +168,13 @@ class ChargerCore:
             return Route.QUEUE
         return Route.SEND if self.reachable else Route.DROP
 
-    def enqueue(self, message: Message) -> None:
-        """Hold a transaction message for replay, marked as sent late where the version can say so."""
-        self.queue.append((message[0], self.dialect.mark_offline(*message)))
+    def enqueue(self, message: Message, then: Callable[[Outcome], None] | None = None) -> None:
+        """Hold a transaction message for replay, marked as sent late where the version can say so;
+        `then` takes the answer its replay gets."""
+        entry = (message[0], self.dialect.mark_offline(*message))
+        self.queue.append(entry)
+        if then is not None:
+            self._replay_answers[id(entry)] = then
 
     def replay_head(self) -> Message | None:
         """The next queued message to replay, oldest first; None when nothing waits or we cannot send."""
@@ -193,8 +198,23 @@ class ChargerCore:
             return False
         if outcome.error == "InternalError":
             self.messages_given_up += 1
-        self.queue.pop(0)
+        then = self._replay_answers.pop(id(self.queue.pop(0)), None)
+        if then is not None:
+            then(outcome)
         return True
+
+    def start_queued(self, c: VirtualConnector, tx: Transaction) -> Callable[[Outcome], None]:
+        """What to do with the answer a queued start gets when replayed: its car was told no (it got
+        no answer in time), so a transaction the CSMS opens then is ended at once."""
+
+        def answered(outcome: Outcome) -> None:
+            if self.dialect.ends_refused_start:
+                return  # 2.x: its refusal here already queued its end behind it
+            stop = self.abandoned_start(c, tx, outcome)
+            if stop is not None:
+                self.follow_up(stop)
+
+        return answered
 
     # ---- what the charger says -------------------------------------------------------------------
     def status_message(self, c: VirtualConnector) -> Message:
@@ -458,6 +478,7 @@ class ChargerCore:
                     c.state = step(c.state, Trigger.STOP)
         if lose_queue:
             self.queue.clear()
+            self._replay_answers.clear()
 
     def end_for_reset(self, kind: ResetKind) -> list[tuple[VirtualConnector, Transaction, StopReason]]:
         """A commanded reset: every transaction ends now, with the reset's reason (for the driver to tell)."""

@@ -385,6 +385,37 @@ async def test_a_car_unplugged_while_its_remote_start_is_answered_ends_what_the_
         assert ended["transactionInfo"]["transactionId"] == started["transactionInfo"]["transactionId"]
 
 
+async def test_a_start_queued_behind_a_replay_is_ended_once_the_csms_has_opened_it(rig: Rig) -> None:
+    await charging(rig)
+    rig.charger.connected = False  # the link goes mid-session: a reading waits in the queue
+    await rig.charger._meter_tick()
+    rig.charger.connected = True  # back, the queue not yet replayed
+    refused = await rig.charger.plug_in(2, "TAG-2", car(), 5_000)  # its start joins the queue's end
+    assert refused.transaction is None  # no answer now: the driver is told to try again
+    if rig.version == "1.6":
+        opened = {
+            p["connectorId"]: 100 + n for n, p in enumerate(rig.csms.sent_by_charger("StartTransaction"))
+        }
+
+        def ended() -> bool:  # the CSMS gave ids 100, 101, ... in the order the starts came
+            ids = {
+                p["connectorId"]: 100 + n for n, p in enumerate(rig.csms.sent_by_charger("StartTransaction"))
+            }
+            return 2 in ids and ids[2] in {
+                p["transactionId"] for p in rig.csms.sent_by_charger("StopTransaction")
+            }
+
+        assert 2 not in opened
+    else:
+
+        def ended() -> bool:
+            events = [p for _, p in tx_messages(rig) if p["evse"]["id"] == 2]
+            return [p["eventType"] for p in events] == ["Started", "Ended"]
+
+    await eventually(ended, "the replayed start's end")
+    assert rig.charger.connectors[2].transaction is None
+
+
 async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_it(rig: Rig) -> None:
     expiry = format_ts(rig.clock.now() + timedelta(hours=1))
     p16 = {"connectorId": 1, "expiryDate": expiry, "idTag": "TAG-1", "reservationId": 9}
