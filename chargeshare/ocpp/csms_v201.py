@@ -189,7 +189,13 @@ def handlers(
             return {}  # the station's main meter, or no energy register: nothing to bill
         with contextlib.suppress(NotFound):
             session = charging.open_session_on(cp_id, p["evseId"])
-            if session is not None:
+            if session is None:
+                return {}
+            # It names no transaction: only what was read since the session began is its own (a
+            # late one from before would become the start of a session opened without a reading).
+            since = [mv for mv in p["meterValue"] if parse_ts(mv["timestamp"]) >= session.started_at]
+            readings = energy_readings_wh(since)
+            if readings:
                 charging.first_reading(session.session_id, min(readings))
                 charging.meter(cp_id, session.session_id, max(readings))
         return {}
