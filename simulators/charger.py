@@ -427,10 +427,10 @@ class VirtualCharger(ChargerCore):
         if route is Route.DROP:
             return Outcome("", action, error="Offline")
         attempt = 1
-        outcome = await self._call_once(action, payload, on_answer)
+        outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         while self.send_again(action, outcome, attempt):
             attempt += 1
-            outcome = await self._call_once(action, payload, on_answer)
+            outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         if transactional and queue_if_offline:
             if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
                 self.enqueue((action, payload), if_queued)
@@ -438,6 +438,20 @@ class VirtualCharger(ChargerCore):
             if outcome.error in RETRIED_ERRORS:
                 self.messages_given_up += 1
         return outcome
+
+    def _final_answer(
+        self, action: str, attempt: int, on_answer: Callable[[Outcome], None] | None
+    ) -> Callable[[Outcome], None] | None:
+        """`on_answer` for one attempt, skipping an answer after which the message is sent again."""
+        if on_answer is None:
+            return None
+        hook = on_answer
+
+        def final(outcome: Outcome) -> None:
+            if not self.send_again(action, outcome, attempt):
+                hook(outcome)
+
+        return final
 
     async def _call_once(
         self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None

@@ -416,6 +416,15 @@ async def test_a_start_queued_behind_a_replay_is_ended_once_the_csms_has_opened_
     assert rig.charger.connectors[2].transaction is None
 
 
+async def test_a_start_the_csms_failed_to_process_once_runs_on_its_second_attempt(rig: Rig) -> None:
+    rig.csms.fail_next[v(rig, "StartTransaction", "TransactionEvent")] = 1
+    plugged = await rig.charger.plug_in(1, "TAG-1", car(), 20_000)
+    c = rig.charger.connectors[1]
+    assert plugged.transaction is not None and c.state is ConnectorState.CHARGING
+    starts = [m for m in tx_messages(rig) if m[0] == "StartTransaction" or m[1].get("eventType") == "Started"]
+    assert len(starts) == 2 and starts[0] == starts[1]  # the same frame again, taken from its answer
+
+
 async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_it(rig: Rig) -> None:
     expiry = format_ts(rig.clock.now() + timedelta(hours=1))
     p16 = {"connectorId": 1, "expiryDate": expiry, "idTag": "TAG-1", "reservationId": 9}
