@@ -34,7 +34,7 @@ from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Outcome
 from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.services.clock import Clock
-from simulators.charger_core import ChargerCore, Route, gated_state
+from simulators.charger_core import RETRIED_ERRORS, ChargerCore, Route, gated_state
 from simulators.dialect import Message, dialect_for
 from simulators.evse import (
     BootReason,
@@ -49,9 +49,6 @@ from simulators.evse import (
 from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.pacing import sleep_sim
 from simulators.power import Vehicle
-from simulators.settings import (
-    TRANSACTION_ATTEMPTS,
-)
 from simulators.smart_charging import Profile
 from simulators.smart_gate import Segment, SmartGate
 from simulators.wire_faults import malformed_frames
@@ -119,7 +116,6 @@ class VirtualCharger(ChargerCore):
         # Queued transaction messages are replayed in order, with their original timestamps, on
         # reconnect.
         self.reconnects = 0
-        self.messages_given_up = 0  # transaction messages unanswered after every attempt
         self._rng = random.Random(f"{seed}:{cp_id}")
         self._malformed_ids: set[str] = set()
         self._closing = False
@@ -402,30 +398,45 @@ class VirtualCharger(ChargerCore):
         *,
         queue_if_offline: bool = True,
         on_answer: Callable[[Outcome], None] | None = None,
+        if_queued: Callable[[Outcome], None] | None = None,
     ) -> Outcome:
-        """Send a call and wait for its answer; the core's `route` says what is queued or dropped."""
+        """Send a call and wait for its answer; the core's `route` says what is queued or dropped.
+        `if_queued` takes the answer of its replay, if it is queued."""
         transactional = action in self.dialect.transaction_actions
         route = self.route(action, queue_if_offline=queue_if_offline)
         if route is Route.QUEUE:
-            self.enqueue((action, payload))
+            self.enqueue((action, payload), if_queued)
             if self.reachable:
                 self._start(self._replay())  # a replay cut short earlier: take it up again
             return Outcome("", action, error="Queued")
         if route is Route.DROP:
             return Outcome("", action, error="Offline")
-        attempts = self.settings.number(TRANSACTION_ATTEMPTS) if transactional else 1
-        outcome = Outcome("", action, error="Timeout")
-        for _ in range(attempts):
-            outcome = await self._call_once(action, payload, on_answer)
-            if outcome.error != "Timeout":
-                break
+        attempt = 1
+        outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
+        while self.send_again(action, outcome, attempt):
+            attempt += 1
+            outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         if transactional and queue_if_offline:
             if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
-                self.enqueue((action, payload))
+                self.enqueue((action, payload), if_queued)
                 return Outcome(outcome.unique_id, action, error="Queued")
-            if outcome.error == "Timeout":
+            if outcome.error in RETRIED_ERRORS:
                 self.messages_given_up += 1
         return outcome
+
+    def _final_answer(
+        self, action: str, attempt: int, on_answer: Callable[[Outcome], None] | None
+    ) -> Callable[[Outcome], None] | None:
+        """`on_answer` for one attempt, skipping an answer after which the message is sent again."""
+        if on_answer is None:
+            return None
+        hook = on_answer
+
+        def final(outcome: Outcome) -> None:
+            if not self.send_again(action, outcome, attempt):
+                hook(outcome)
+
+        return final
 
     async def _call_once(
         self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None
@@ -618,10 +629,14 @@ class VirtualCharger(ChargerCore):
         outcome = await self._call(
             *self.dialect.started(c, tx, self._ts(), reservation_id),
             on_answer=lambda answer: decided.append(self.take_start(c, tx, answer)),
+            if_queued=self.start_queued(c, tx),
         )
         accepted = decided[0] if decided else self.take_start(c, tx, outcome)
-        if accepted is None:
-            return False  # unplugged meanwhile
+        if accepted is None:  # unplugged meanwhile: end what the CSMS may have opened
+            stop = self.abandoned_start(c, tx, outcome)
+            if stop is not None:
+                await self._call(*stop)
+            return False
         if accepted:
             await self.report_status(c)
             held_back = self.held_back_message(c, tx)
@@ -664,6 +679,8 @@ class VirtualCharger(ChargerCore):
             auth = await self._call(*self.dialect.authorize(id_tag))
             if not auth.ok or auth.payload is None or self.dialect.id_status(auth.payload) != "Accepted":
                 return
+        if not self.can_start(c):
+            return  # the car left (or another start began) since the command was answered
         if await self.start_transaction(c, id_tag, remote_start_id=remote_start_id):
             self.start_profile(c, profile)
 

@@ -47,6 +47,7 @@ from simulators.settings import (
     HEARTBEAT_INTERVAL,
     METER_INTERVAL,
     SMART_NAMES,
+    TRANSACTION_ATTEMPTS,
     SetResult,
     Setting,
     Settings,
@@ -55,6 +56,10 @@ from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, Purp
 from simulators.smart_gate import SmartGate
 from simulators.station_v201 import StationState
 from simulators.wire_faults import WireFaults
+
+# Answers after which a transaction message is sent again, while attempts remain: no answer at all, or
+# the CSMS failed to process it (InternalError: nothing was kept, the same frame may succeed).
+RETRIED_ERRORS = frozenset({"Timeout", "InternalError"})
 
 
 class Route(Enum):
@@ -107,6 +112,8 @@ class ChargerCore:
         self.duplicate_sends = False  # send every transaction frame twice (a flaky network)
         self.clock_skew_s = 0.0
         self.queue: list[Message] = []
+        self._replay_answers: dict[int, Callable[[Outcome], None]] = {}  # by id() of a queued entry
+        self.messages_given_up = 0  # transaction messages unanswered or failed after every attempt
         self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
         self.transactions_started = 0
         self._reset_when_idle = False
@@ -183,21 +190,53 @@ class ChargerCore:
             return Route.QUEUE
         return Route.SEND if self.reachable else Route.DROP
 
-    def enqueue(self, message: Message) -> None:
-        """Hold a transaction message for replay, marked as sent late where the version can say so."""
-        self.queue.append((message[0], self.dialect.mark_offline(*message)))
+    def enqueue(self, message: Message, then: Callable[[Outcome], None] | None = None) -> None:
+        """Hold a transaction message for replay, marked as sent late where the version can say so;
+        `then` takes the answer its replay gets."""
+        entry = (message[0], self.dialect.mark_offline(*message))
+        self.queue.append(entry)
+        if then is not None:
+            self._replay_answers[id(entry)] = then
 
     def replay_head(self) -> Message | None:
         """The next queued message to replay, oldest first; None when nothing waits or we cannot send."""
         return self.queue[0] if self.queue and self.reachable else None
 
+    def send_again(self, action: str, outcome: Outcome, attempt: int) -> bool:
+        """Whether a message that got `outcome` on its `attempt`-th sending goes again: a transaction
+        message the CSMS did not answer or failed to process, within TransactionMessageAttempts
+        (2.x MessageAttempts); the driver sends it again before anything after it, so order holds."""
+        return (
+            action in self.dialect.transaction_actions
+            and outcome.error in RETRIED_ERRORS
+            and attempt < self.settings.number(TRANSACTION_ATTEMPTS)
+        )
+
     def replayed(self, outcome: Outcome) -> bool:
-        """The head got `outcome`: True when it is done with (answered, even refused); an unanswered
-        head stays first in line for the next attempt."""
+        """The head got `outcome` (after its attempts): True when it is done with (answered, even
+        refused, or failed on every attempt); an unanswered head stays first in line for the next
+        replay."""
         if outcome.error in ("Offline", "Timeout"):
             return False
-        self.queue.pop(0)
+        if outcome.error == "InternalError":
+            self.messages_given_up += 1
+        then = self._replay_answers.pop(id(self.queue.pop(0)), None)
+        if then is not None:
+            then(outcome)
         return True
+
+    def start_queued(self, c: VirtualConnector, tx: Transaction) -> Callable[[Outcome], None]:
+        """What to do with the answer a queued start gets when replayed: its car was told no (it got
+        no answer in time), so a transaction the CSMS opens then is ended at once."""
+
+        def answered(outcome: Outcome) -> None:
+            if self.dialect.ends_refused_start:
+                return  # 2.x: its refusal here already queued its end behind it
+            stop = self.abandoned_start(c, tx, outcome)
+            if stop is not None:
+                self.follow_up(stop)
+
+        return answered
 
     # ---- what the charger says -------------------------------------------------------------------
     def status_message(self, c: VirtualConnector) -> Message:
@@ -373,23 +412,44 @@ class ChargerCore:
             remote_start_id=remote_start_id,
         )
         c.plugged.id_tag, c.plugged.meter_start = id_tag, tx.meter_start
+        c.plugged.starting = tx
         return tx
+
+    def can_start(self, c: VirtualConnector) -> bool:
+        """A car is plugged in with no transaction running or being announced: one may start."""
+        p = c.plugged
+        return (
+            p is not None
+            and p.transaction is None
+            and p.starting is None
+            and c.state is ConnectorState.PREPARING
+        )
 
     def take_start(self, c: VirtualConnector, tx: Transaction, outcome: Outcome) -> bool | None:
         """The CSMS's answer to our start: True (the transaction runs), False (refused), None (the
-        car was unplugged meanwhile)."""
-        if c.plugged is None or c.state is not ConnectorState.PREPARING:
+        car that started it was unplugged meanwhile: see `abandoned_start`)."""
+        p = c.plugged
+        if p is None or p.starting is not tx or c.state is not ConnectorState.PREPARING:
             return None
+        p.starting = None
         if not self.dialect.start_accepted(tx, outcome):
             c.state = step(c.state, Trigger.START_REFUSED)
             return False
-        c.plugged.transaction = tx
+        p.transaction = tx
         self.transactions_started += 1
         if self.smart_charge_point:
             self.advance_energy()  # the gate walks from the start: energy so far is done
         c.state = step(c.state, Trigger.START_ACCEPTED)
         self._open_gate(c, tx)
         return True
+
+    def abandoned_start(self, c: VirtualConnector, tx: Transaction, outcome: Outcome) -> Message | None:
+        """The car left while its start was being answered: a transaction the CSMS opened anyway
+        (or, in 2.x, any announced one) must be told ended at once, else it stays open there."""
+        accepted = self.dialect.start_accepted(tx, outcome)
+        if tx.wire_id is None or not (accepted or self.dialect.ends_refused_start):
+            return None
+        return self.stop_message(c, tx, StopReason.EV_DISCONNECTED)
 
     def held_back_message(self, c: VirtualConnector, tx: Transaction) -> Message | None:
         """A transaction held back by its gate from the start says so (2.x: a TransactionEvent)."""
@@ -440,6 +500,7 @@ class ChargerCore:
                     c.state = step(c.state, Trigger.STOP)
         if lose_queue:
             self.queue.clear()
+            self._replay_answers.clear()
 
     def end_for_reset(self, kind: ResetKind) -> list[tuple[VirtualConnector, Transaction, StopReason]]:
         """A commanded reset: every transaction ends now, with the reset's reason (for the driver to tell)."""
@@ -478,17 +539,8 @@ class ChargerCore:
         """Accepted only where a car is plugged in and no transaction runs (this model does not wait
         for a car to arrive); the transaction starts after the answer."""
         candidates = self.connectors.values() if connector_no is None else [self.connectors.get(connector_no)]
-        c = next(
-            (
-                x
-                for x in candidates
-                if x is not None
-                and x.plugged is not None
-                and x.transaction is None
-                and x.state is ConnectorState.PREPARING
-            ),
-            None,
-        )
+        # A start already being announced is not started twice (a repeated RemoteStart).
+        c = next((x for x in candidates if x is not None and self.can_start(x)), None)
         if c is None:
             return False
         self.start_later(c, id_tag, remote_start_id, profile)

@@ -75,6 +75,7 @@ class Plugged:
     vehicle: Vehicle
     target_wh: int
     transaction: Transaction | None = None
+    starting: Transaction | None = None  # announced to the CSMS, its answer not yet taken
     reservation_id: int | None = None  # the reservation this car took up when it plugged in
     meter_start: int = 0
     delivered_wh: int = 0

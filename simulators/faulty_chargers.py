@@ -83,13 +83,16 @@ class MalformedMeterValues(VirtualCharger):
         *,
         queue_if_offline: bool = True,
         on_answer: Callable[[Outcome], None] | None = None,
+        if_queued: Callable[[Outcome], None] | None = None,
     ) -> Outcome:
         try:
             check_payload(action, payload, self.protocol, CALL, "-")
         except RemoteProtocolError:
             uid = await self.send_unchecked(action, payload)
             return Outcome(uid, action, payload={})
-        return await super()._call(action, payload, queue_if_offline=queue_if_offline, on_answer=on_answer)
+        return await super()._call(
+            action, payload, queue_if_offline=queue_if_offline, on_answer=on_answer, if_queued=if_queued
+        )
 
     def meter_message(self, c: VirtualConnector, tx: Transaction) -> Message:
         action, payload = super().meter_message(c, tx)

@@ -161,7 +161,7 @@ def handlers(
         # Asked before this event's own readings can become the start: a session whose first reading
         # comes with its end was never measured.
         start_read = ended and not charging.awaits_first_reading(session.session_id)
-        fresh = charging.event_is_new(cp_id, session.session_id, p["seqNo"], min(readings, default=None))
+        fresh = charging.event_is_fresh(session.session_id, p["seqNo"], min(readings, default=None))
         if ended:
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
             meter_stop = max(max(readings, default=0), session.meter_last_wh)
@@ -179,6 +179,8 @@ def handlers(
             state = info.get("chargingState")
             if state in IDLE_CHARGING_STATES or state in ACTIVE_CHARGING_STATES:
                 charging.charging_state(session.session_id, idle=state in IDLE_CHARGING_STATES)
+        if fresh:  # applied: recorded only now, so a failure above leaves it to be sent again
+            charging.event_is_new(cp_id, session.session_id, p["seqNo"])
         return reply
 
     def meter_values(p: dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +189,13 @@ def handlers(
             return {}  # the station's main meter, or no energy register: nothing to bill
         with contextlib.suppress(NotFound):
             session = charging.open_session_on(cp_id, p["evseId"])
-            if session is not None:
+            if session is None:
+                return {}
+            # It names no transaction: only what was read since the session began is its own (a
+            # late one from before would become the start of a session opened without a reading).
+            since = [mv for mv in p["meterValue"] if parse_ts(mv["timestamp"]) >= session.started_at]
+            readings = energy_readings_wh(since)
+            if readings:
                 charging.first_reading(session.session_id, min(readings))
                 charging.meter(cp_id, session.session_id, max(readings))
         return {}

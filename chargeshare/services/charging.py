@@ -548,6 +548,20 @@ class ChargingService:
         with self.store.transaction() as tx:
             tx.sessions.settle_meter_start(session_id, register_wh)
 
+    def event_is_fresh(self, session_id: int, seq_no: int, first_reading_wh: int | None = None) -> bool:
+        """Whether no transaction event as high as `seq_no` was applied yet, asked before applying
+        one; `event_is_new` records it applied only after, so an event that failed on our side in
+        between is applied when the charger sends it again. `first_reading_wh`: the event's earliest
+        reading, the meter start of a session opened without one (only the first counts)."""
+        if first_reading_wh is None:
+            with self.store.reading() as tx:
+                before = tx.sessions.charger_seq(session_id)
+        else:
+            with self.store.transaction() as tx:
+                tx.sessions.settle_meter_start(session_id, first_reading_wh)
+                before = tx.sessions.charger_seq(session_id)
+        return before is None or seq_no > before
+
     def event_is_new(
         self, cp_id: str, session_id: int, seq_no: int, first_reading_wh: int | None = None
     ) -> bool:

@@ -135,6 +135,14 @@ class DesCharger(ChargerCore):
             return Outcome("", action, error="Queued")
         if route is Route.DROP:
             return Outcome("", action, error="Offline")
+        attempt = 1
+        outcome = self._call_once(action, payload)
+        while self.send_again(action, outcome, attempt):
+            attempt += 1
+            outcome = self._call_once(action, payload)
+        return outcome
+
+    def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
         transactional = action in self.dialect.transaction_actions
         uid, text = self.conn.call(action, payload, self.env.now)
         self.last_sent_at = self.env.now
@@ -373,6 +381,11 @@ class DesCharger(ChargerCore):
         tx = self.new_transaction(c, id_tag, remote_start_id=remote_start_id)
         outcome = self._call(*self.dialect.started(c, tx, self._ts(), c.plugged.reservation_id))
         accepted = self.take_start(c, tx, outcome)
+        if accepted is None:  # the car left meanwhile: end what the CSMS may have opened
+            stop = self.abandoned_start(c, tx, outcome)
+            if stop is not None:
+                self._send(stop)
+            return False
         if accepted:
             self._updated_at[c.no] = self._metered_at[c.no] = self.env.now
             self._status(c)
@@ -422,6 +435,8 @@ class DesCharger(ChargerCore):
         def start() -> None:
             if self.settings.flag(AUTHORIZE_REMOTE_START) and not self._authorized(id_tag):
                 return
+            if not self.can_start(c):
+                return  # the car left (or another start began) since the command was answered
             if self._start(c, id_tag, remote_start_id):
                 self.start_profile(c, profile)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from chargeshare.domain.errors import Busy
 from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from chargeshare.ocpp.timestamps import format_ts
@@ -29,6 +30,11 @@ class FakeCsms:
     frames: list[tuple[str, list[Any]]] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     connections: int = 0
+    # Calls of these actions fail on our side (InternalError), the next `n` of each, then succeed.
+    fail_next: dict[str, int] = field(default_factory=dict)
+    # Calls of these actions are answered only once their event is set; other frames go on meanwhile.
+    hold: dict[str, asyncio.Event] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)  # the actions of calls held so far
     _ws: ServerConnection | None = None
     _conn: Connection | None = None
     _waiting: dict[str, asyncio.Future[Outcome]] = field(default_factory=dict)
@@ -45,8 +51,9 @@ class FakeCsms:
         return [p for a, p in self.calls if a == action]
 
     def errors_we_sent(self) -> list[list[Any]]:
-        """CALLERRORs this CSMS answered with: each one a frame the charger got wrong."""
-        return [f for d, f in self.frames if d == "out" and f[0] == 4]
+        """CALLERRORs this CSMS answered with: each one a frame the charger got wrong (those
+        `fail_next` made, InternalError, apart)."""
+        return [f for d, f in self.frames if d == "out" and f[0] == 4 and f[2] != "InternalError"]
 
     def answers_from_charger(self) -> list[list[Any]]:
         return [f for d, f in self.frames if d == "in" and f[0] in (3, 4)]
@@ -55,6 +62,9 @@ class FakeCsms:
         def record(action: str, reply: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
             def handle(p: dict[str, Any]) -> dict[str, Any]:
                 self.calls.append((action, p))
+                if self.fail_next.get(action, 0) > 0:
+                    self.fail_next[action] -= 1
+                    raise Busy("the database is busy", 1.0)
                 return reply(p)
 
             return handle
@@ -94,17 +104,36 @@ class FakeCsms:
         self.connections += 1
         self._ws = ws
         self._conn = conn = Connection(self.version, self._handlers(), id_prefix="cs-")
+        holding: set[asyncio.Task[None]] = set()
         async for text in ws:
             assert isinstance(text, str)
-            self.frames.append(("in", _frame(text)))
-            received = conn.receive(text)
-            if received.reply is not None:
-                self.frames.append(("out", _frame(received.reply)))
-                await ws.send(received.reply)
-            for outcome in received.outcomes:
-                fut = self._waiting.pop(outcome.unique_id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(outcome)
+            frame = _frame(text)
+            self.frames.append(("in", frame))
+            gate = self.hold.get(frame[2]) if frame[0] == 2 else None
+            if gate is not None and not gate.is_set():
+                self.held.append(frame[2])
+                task = asyncio.create_task(self._answer_once(ws, conn, text, gate))
+                holding.add(task)
+                task.add_done_callback(holding.discard)
+                continue
+            await self._answer(ws, conn, text)
+
+    async def _answer_once(
+        self, ws: ServerConnection, conn: Connection, text: str, gate: asyncio.Event
+    ) -> None:
+        await gate.wait()
+        with contextlib.suppress(Exception):  # the charger may have gone meanwhile
+            await self._answer(ws, conn, text)
+
+    async def _answer(self, ws: ServerConnection, conn: Connection, text: str) -> None:
+        received = conn.receive(text)
+        if received.reply is not None:
+            self.frames.append(("out", _frame(received.reply)))
+            await ws.send(received.reply)
+        for outcome in received.outcomes:
+            fut = self._waiting.pop(outcome.unique_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(outcome)
 
     async def command(self, action: str, payload: dict[str, Any], timeout_s: float = 5.0) -> Outcome:
         """Send a command to the charger (schema-checked) and wait for its answer."""

@@ -5,6 +5,7 @@ anything the schemas refuse."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -343,6 +344,85 @@ async def test_offline_transaction_messages_are_queued_marked_and_replayed_in_or
     if rig.version != "1.6":
         seq = [p["seqNo"] for _, p in tx_messages(rig)]
         assert seq == sorted(seq) and len(set(seq)) == len(seq)
+
+
+async def test_a_replayed_message_the_csms_failed_to_process_is_sent_again_in_order(rig: Rig) -> None:
+    await charging(rig)
+    rig.charger.connected = False  # lose the link mid-session: a reading and the stop wait
+    await rig.charger._meter_tick()
+    await rig.charger.unplug(1)
+    queued = list(rig.charger.queue)
+    rig.csms.fail_next[queued[0][0]] = 1  # the first replayed message fails on the CSMS's side
+    before = len(tx_messages(rig))
+    rig.charger.connected = True
+    await rig.charger._resume()
+    assert rig.charger.queue == [] and rig.charger.messages_given_up == 0
+    assert tx_messages(rig)[before:] == [queued[0], *queued]  # sent again before what follows it
+
+
+async def test_a_car_unplugged_while_its_remote_start_is_answered_ends_what_the_csms_opened(
+    rig: Rig,
+) -> None:
+    start_action = v(rig, "StartTransaction", "TransactionEvent")
+    rig.csms.hold[start_action] = answer_start = asyncio.Event()
+    await rig.charger.plug_car(1, car(), 20_000)
+    p16 = {"connectorId": 1, "idTag": "TAG-1"}
+    p201 = {"evseId": 1, "remoteStartId": 3, "idToken": {"idToken": "TAG-1", "type": "ISO14443"}}
+    assert await status_of(rig, v(rig, "RemoteStartTransaction", "RequestStartTransaction"), p16, p201) == (
+        "Accepted"
+    )
+    await eventually(lambda: rig.csms.held == [start_action], "the start on the wire")
+    await rig.charger.unplug(1)  # the car leaves before the CSMS has answered the start
+    answer_start.set()
+    await eventually(lambda: len(tx_messages(rig)) == 2, "the start's end")
+    (_, started), (_, ended) = tx_messages(rig)
+    c = rig.charger.connectors[1]
+    assert (c.state, c.transaction, c.plugged) == (ConnectorState.AVAILABLE, None, None)
+    if rig.version == "1.6":
+        assert ended["transactionId"] == 100 and ended["reason"] == "EVDisconnected"  # the id we gave
+    else:
+        assert ended["eventType"] == "Ended"
+        assert ended["transactionInfo"]["transactionId"] == started["transactionInfo"]["transactionId"]
+
+
+async def test_a_start_queued_behind_a_replay_is_ended_once_the_csms_has_opened_it(rig: Rig) -> None:
+    await charging(rig)
+    rig.charger.connected = False  # the link goes mid-session: a reading waits in the queue
+    await rig.charger._meter_tick()
+    rig.charger.connected = True  # back, the queue not yet replayed
+    refused = await rig.charger.plug_in(2, "TAG-2", car(), 5_000)  # its start joins the queue's end
+    assert refused.transaction is None  # no answer now: the driver is told to try again
+    if rig.version == "1.6":
+        opened = {
+            p["connectorId"]: 100 + n for n, p in enumerate(rig.csms.sent_by_charger("StartTransaction"))
+        }
+
+        def ended() -> bool:  # the CSMS gave ids 100, 101, ... in the order the starts came
+            ids = {
+                p["connectorId"]: 100 + n for n, p in enumerate(rig.csms.sent_by_charger("StartTransaction"))
+            }
+            return 2 in ids and ids[2] in {
+                p["transactionId"] for p in rig.csms.sent_by_charger("StopTransaction")
+            }
+
+        assert 2 not in opened
+    else:
+
+        def ended() -> bool:
+            events = [p for _, p in tx_messages(rig) if p["evse"]["id"] == 2]
+            return [p["eventType"] for p in events] == ["Started", "Ended"]
+
+    await eventually(ended, "the replayed start's end")
+    assert rig.charger.connectors[2].transaction is None
+
+
+async def test_a_start_the_csms_failed_to_process_once_runs_on_its_second_attempt(rig: Rig) -> None:
+    rig.csms.fail_next[v(rig, "StartTransaction", "TransactionEvent")] = 1
+    plugged = await rig.charger.plug_in(1, "TAG-1", car(), 20_000)
+    c = rig.charger.connectors[1]
+    assert plugged.transaction is not None and c.state is ConnectorState.CHARGING
+    starts = [m for m in tx_messages(rig) if m[0] == "StartTransaction" or m[1].get("eventType") == "Started"]
+    assert len(starts) == 2 and starts[0] == starts[1]  # the same frame again, taken from its answer
 
 
 async def test_the_reserved_driver_takes_up_the_reservation_and_the_start_names_it(rig: Rig) -> None:

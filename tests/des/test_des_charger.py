@@ -247,3 +247,21 @@ def test_a_default_charging_profile_bounds_what_the_car_draws() -> None:
     des.unplug(1)
     [stop] = [p for a, p in central.sent if a == "StopTransaction"]
     assert stop["meterStop"] == 3_700  # an hour at the profile's limit, not the connector's 7.4 kW
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_a_car_unplugged_before_its_accepted_remote_start_runs_starts_nothing(version: OcppVersion) -> None:
+    env, des, central = _booted(version)
+    des.plug(1, _car(), 20_000)
+    payload = (
+        {"connectorId": 1, "idTag": "TAG"}
+        if version == "1.6"
+        else {"evseId": 1, "remoteStartId": 5, "idToken": {"idToken": "TAG", "type": "ISO14443"}}
+    )
+    assert _command(
+        des, "RemoteStartTransaction" if version == "1.6" else "RequestStartTransaction", payload
+    ) == {"status": "Accepted"}
+    des.unplug(1)  # in the same instant, before the start that follows the answer
+    env.run(until=60)
+    assert "StartTransaction" not in central.actions() and "TransactionEvent" not in central.actions()
+    assert des.connectors[1].state is ConnectorState.AVAILABLE and des.connectors[1].transaction is None

@@ -18,18 +18,22 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import ConnectorStatus
+from chargeshare.domain.errors import DatabaseBusy
+from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.entrypoints.loopback import LoopbackServer
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.connection import Outcome
 from chargeshare.ocpp.metering import ENERGY
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.records import ChargerReport, SessionRecord
 from simulators.charger import VirtualCharger
+from simulators.evse import Transaction, VirtualConnector
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.conftest import T0, add_charger
@@ -177,6 +181,73 @@ async def test_a_2x_charger_offline_mid_session_replays_its_events_and_is_billed
         await billed_once(backend, booking_id)
     replayed = [f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "TransactionEvent"]
     assert any(e.get("offline") for e in replayed)
+
+
+@pytest.mark.parametrize("protocol", [V16, V201])
+async def test_a_replayed_stop_the_backend_failed_to_process_is_sent_again_and_billed_once(
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
+) -> None:
+    stop = backend.app.charging.stop
+    failed: list[tuple[Any, ...]] = []
+
+    def busy_once(*args: Any, **kwargs: Any) -> Any:
+        if not failed:  # a lock not granted in time: nothing kept, answered InternalError
+            failed.append(args)
+            raise DatabaseBusy("the database is busy: a lock was not granted in time", 1.0)
+        return stop(*args, **kwargs)
+
+    async with charger(backend, "VRETRY", clock, protocol) as vc:
+        booking_id = await backend.book(vc, "TAG-R")
+        await vc.plug_in(1, "TAG-R", car(), 20_000)
+        await vc.go_offline()
+        offline_at = clock.now()
+        await eventually(lambda: clock.now() - offline_at >= timedelta(minutes=1), "a minute offline")
+        await vc.unplug(1)
+        backend.app.charging.stop = busy_once  # type: ignore[method-assign]
+        await vc.come_back()
+        await eventually(lambda: not vc.queue, "the queue replayed")
+        await billed_once(backend, booking_id)
+    assert len(failed) == 1 and vc.messages_given_up == 0
+    errors = [f for _, d, f in backend.frames if d == "out" and f[0] == 4]
+    assert [f[2] for f in errors] == ["InternalError"]
+
+
+@pytest.mark.parametrize("protocol", [V16, V201])
+async def test_a_car_gone_before_its_start_is_answered_leaves_no_session_open(
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
+) -> None:
+    async with charger(backend, "VLEFT", clock, protocol) as vc:
+        booking_id = await backend.book(vc, "TAG-U")
+        take = vc.take_start
+
+        def car_leaves_first(c: VirtualConnector, tx: Transaction, outcome: Outcome) -> bool | None:
+            vc.unplugged(c)  # the car is gone by the time the start's answer is read
+            return take(c, tx, outcome)
+
+        vc.take_start = car_leaves_first  # type: ignore[method-assign]
+        await vc.plug_in(1, "TAG-U", car(), 20_000)
+        vc.take_start = take  # type: ignore[method-assign]
+        await vc.report_status(vc.connectors[1])
+        assert vc.connectors[1].transaction is None
+
+        def stops() -> list[list[Any]]:  # the charger's own, not the lost-stop sweep's close
+            return [
+                f
+                for _, d, f in backend.frames
+                if d == "in"
+                and f[0] == 2
+                and (
+                    f[2] == "StopTransaction" or (f[2] == "TransactionEvent" and f[3]["eventType"] == "Ended")
+                )
+            ]
+
+        await eventually(lambda: len(stops()) == 1, "the charger's stop of the start it abandoned")
+        await eventually(
+            lambda: [s.status for s in backend.sessions()] == [SessionStatus.STOPPED], "the session's stop"
+        )
+        await settled(backend.app)
+    assert backend.booking_status(booking_id) is BookingStatus.COMPLETED
+    assert backend.failing_invariants() == []
 
 
 @pytest.mark.parametrize("protocol", [V16, V201, V21])

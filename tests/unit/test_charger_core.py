@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -239,6 +240,63 @@ def test_remote_start_needs_a_plugged_car_and_remote_stop_a_running_transaction(
     assert core.remote_stop(tx) is True
     assert core.stops == [(2, StopReason.REMOTE)]
     assert actions(core.sent)[-2:] == ["StopTransaction", "StatusNotification"]
+
+
+@pytest.mark.parametrize(("protocol", "answer"), [(V16, {"transactionId": 77}), (V201, {})])
+def test_a_start_answered_after_the_car_left_is_ended_at_once(
+    protocol: OcppVersion, answer: dict[str, Any]
+) -> None:
+    core = Recorded(protocol)
+    c = core.connectors[1]
+    core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000, id_tag="TAG")
+    tx = core.new_transaction(c, "TAG")
+    core.unplugged(c)  # the car leaves while the start is in flight
+    if protocol == "1.6":
+        answer["idTagInfo"] = {"status": "Accepted"}
+    outcome = Outcome("u", "StartTransaction", payload=answer)
+    assert core.take_start(c, tx, outcome) is None and c.transaction is None
+    stop = core.abandoned_start(c, tx, outcome)
+    assert stop is not None
+    if protocol == "1.6":
+        assert stop[0] == "StopTransaction" and stop[1]["transactionId"] == 77
+    else:
+        assert (stop[0], stop[1]["eventType"]) == ("TransactionEvent", "Ended")
+        assert stop[1]["transactionInfo"]["transactionId"] == tx.local_id
+
+
+def test_a_1_6_start_refused_after_the_car_left_needs_no_stop() -> None:
+    core = Recorded()
+    c = core.connectors[1]
+    core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000, id_tag="TAG")
+    tx = core.new_transaction(c, "TAG")
+    core.unplugged(c)
+    refused = Outcome(
+        "u", "StartTransaction", payload={"transactionId": 0, "idTagInfo": {"status": "Blocked"}}
+    )
+    assert core.take_start(c, tx, refused) is None
+    assert core.abandoned_start(c, tx, refused) is None
+
+
+def test_a_start_answered_after_another_car_plugged_in_is_not_taken_by_it() -> None:
+    core = Recorded()
+    c = core.connectors[1]
+    core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000, id_tag="TAG")
+    tx = core.new_transaction(c, "TAG")
+    core.unplugged(c)
+    core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000, id_tag="OTHER")
+    answer = {"transactionId": 77, "idTagInfo": {"status": "Accepted"}}
+    assert core.take_start(c, tx, Outcome("u", "StartTransaction", payload=answer)) is None
+    assert c.transaction is None and c.state is ConnectorState.PREPARING
+
+
+def test_a_repeated_remote_start_while_the_first_is_announced_is_refused() -> None:
+    core = Recorded()
+    c = core.connectors[1]
+    core.plug(1, Vehicle(60_000, 10_000, 7_400), 5_000)
+    assert core.remote_start(1, "TAG") is True
+    core.new_transaction(c, "TAG")  # the first start is on the wire
+    assert core.remote_start(1, "TAG") is False
+    assert core.starts == [(1, "TAG")]
 
 
 def test_trigger_answers_and_says_what_was_asked_after_the_answer() -> None:

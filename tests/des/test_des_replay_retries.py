@@ -1,0 +1,106 @@
+"""A charger back from offline replays its queued transaction messages against the real backend (on
+SQLite): one the CSMS fails to process (InternalError) is sent again, in order, within
+TransactionMessageAttempts, and the session closes and bills once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import simpy
+
+from chargeshare.bootstrap import App, Config
+from chargeshare.domain.errors import DatabaseBusy
+from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp import V16, V201, OcppVersion
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.invariants import check_store
+from simulators.des.central import DesCentral
+from simulators.des.charger import DesCharger
+from simulators.des.clock import SimClock
+from simulators.power import Vehicle
+from simulators.settings import TRANSACTION_ATTEMPTS
+from tests.conftest import SQLITE_MEMORY, T0, add_charger, build_for_tests
+
+
+@pytest.fixture
+def env() -> simpy.Environment:
+    return simpy.Environment()
+
+
+@pytest.fixture
+def app(env: simpy.Environment) -> Iterator[App]:
+    built = build_for_tests(Config(database_url=SQLITE_MEMORY, locks_enabled=False), clock=SimClock(env, T0))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def _failing_first(fn: Callable[..., Any], times: int) -> tuple[Callable[..., Any], list[int]]:
+    """`fn`, except that its first `times` calls fail as a database that stayed locked does."""
+    calls: list[int] = []
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) <= times:
+            raise DatabaseBusy("the database is busy: a lock was not granted in time", 1.0)
+        return fn(*args, **kwargs)
+
+    return wrapped, calls
+
+
+def _offline_stop(env: simpy.Environment, app: App, version: OcppVersion) -> tuple[DesCharger, int]:
+    """A session charged, then ended while the charger was offline: its stop waits in the queue."""
+    central = DesCentral(env, app)
+    charger_id = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    app.bookings.book(BookRequest(driver, charger_id, 1, 120, 30_000))
+    des = DesCharger(env, central, "CP1", [7_400], epoch=T0, meter_interval_s=300, protocol=version)
+    des.connect()
+    des.plug_in(1, "TAG", Vehicle(battery_wh=60_000, soc_wh=10_000, max_power_w=7_400), 20_000)
+    env.run(until=600)
+    with app.store.reading() as tx:
+        session = tx.sessions.open_on(tx.chargers.get("CP1").connectors[0].connector_id)
+    assert session is not None
+    env.process(des.disconnect_for(1_200))
+    env.run(until=1_200)
+    des.unplug(1)
+    assert [a for a, _ in des.queue][-1] in ("StopTransaction", "TransactionEvent")
+    return des, session.session_id
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_a_replayed_stop_the_csms_failed_to_process_is_sent_again_and_bills_once(
+    env: simpy.Environment, app: App, version: OcppVersion
+) -> None:
+    des, session_id = _offline_stop(env, app, version)
+    stop, calls = _failing_first(app.charging.stop, times=1)
+    app.charging.stop = stop  # type: ignore[method-assign]
+    env.run(until=2_400)  # back online at 1800: the queue is replayed
+
+    assert len(calls) == 2, "the stop is sent again after the InternalError"
+    assert des.queue == [] and des.messages_given_up == 0
+    with app.store.reading() as tx:
+        session = tx.sessions.get(session_id)
+        assert session is not None and session.status is SessionStatus.STOPPED
+        assert (session.billed_wh or 0) > 0
+    app.settlement.process_due()
+    failed = [r.name for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok]
+    assert failed == []
+
+
+def test_a_stop_failing_every_attempt_is_given_up_after_the_configured_attempts(
+    env: simpy.Environment, app: App
+) -> None:
+    des, session_id = _offline_stop(env, app, V16)
+    des.settings.values[TRANSACTION_ATTEMPTS] = "4"
+    stop, calls = _failing_first(app.charging.stop, times=10)
+    app.charging.stop = stop  # type: ignore[method-assign]
+    env.run(until=2_400)
+
+    assert len(calls) == 4 and des.messages_given_up == 1 and des.queue == []
+    with app.store.reading() as tx:
+        session = tx.sessions.get(session_id)
+        assert session is not None and session.status is SessionStatus.CHARGING
