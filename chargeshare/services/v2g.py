@@ -110,9 +110,11 @@ class V2gService:
         if charger is None or session is None or charger.ocpp_version != V2G_VERSION:
             return
         connector = next(c for c in charger.connectors if c.connector_id == session.connector_id)
+        start, end = max(event.at, booking.starts_at), booking.ends_at
         windows = tuple(
-            (int((a - event.at).total_seconds()), int((b - event.at).total_seconds()))
-            for a, b in peak_periods(max(event.at, booking.starts_at), booking.ends_at)
+            (int((max(a, start) - event.at).total_seconds()), int((min(b, end) - event.at).total_seconds()))
+            for a, b in peak_periods(start, end)
+            if min(b, end) > max(a, start)
         )
         self.bus.publish(
             ExportDue(
