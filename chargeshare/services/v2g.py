@@ -42,7 +42,10 @@ class ExportView:
 def record_export(
     tx: UnitOfWork, booking_id: int, register_wh: int | None, soc_pct: int | None, at: datetime
 ) -> None:
-    """A reading of the export register (and the car's state of charge) for a booking's session."""
+    """A reading of the export register (and the car's state of charge) for a booking's session;
+    kept only for a booking with export terms (a plain car's readings need no record)."""
+    if tx.v2g.terms(booking_id) is None:
+        return
     before = tx.v2g.record(booking_id) or ExportRecord(booking_id)
     after = read_export(before, register_wh, soc_pct)
     if after != before:
