@@ -10,6 +10,7 @@ lowest state of charge reported while exporting, and the invariants hold it to t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,9 +71,14 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, at: datetime) -> Expor
     return settled
 
 
+Windows = Callable[[datetime, datetime], list[tuple[datetime, datetime]]]
+
+
 class V2gService:
-    def __init__(self, store: Store, bus: MessageBus, clock: Clock) -> None:
+    def __init__(self, store: Store, bus: MessageBus, clock: Clock, windows: Windows = peak_periods) -> None:
+        """`windows`: when a grid buyer takes export, as (from, to) overlapping a span (peak hours)."""
         self.store, self.bus, self.clock = store, bus, clock
+        self.windows = windows
         bus.subscribe(SessionStarted, self._on_session_started)
 
     def set_terms(
@@ -116,7 +122,7 @@ class V2gService:
         start, end = max(event.at, booking.starts_at), booking.ends_at
         windows = tuple(
             (int((max(a, start) - event.at).total_seconds()), int((min(b, end) - event.at).total_seconds()))
-            for a, b in peak_periods(start, end)
+            for a, b in self.windows(start, end)
             if min(b, end) > max(a, start)
         )
         self.bus.publish(
