@@ -1,5 +1,5 @@
-"""V2G export on a booking: its driver sets the export terms; its driver, its charger's host or an
-admin reads the export as metered and credited. Someone else's booking answers 404."""
+"""V2G export on a booking: its driver sets the export terms; its driver or its charger's host reads
+the export as metered and credited. Someone else's booking answers 404."""
 
 from __future__ import annotations
 
