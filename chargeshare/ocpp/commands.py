@@ -506,7 +506,7 @@ class ChargingProfile:
     valid_to: datetime | None = None
     min_rate: float | None = None  # minChargingRate: below it the car charges inefficiently
 
-    def schedule(self, version: str = V201) -> dict[str, Any]:
+    def schedule(self, version: OcppVersion = V201) -> dict[str, Any]:
         if any(p.v2x for p in self.periods) and version != V21:
             raise CannotSay("operation modes, setpoints and discharge limits are OCPP 2.1's")
         if any(p.limit is None and p.mode is None for p in self.periods):
@@ -576,7 +576,7 @@ class AllowEnergyTransfer(_NoDetails):
 
     actions: ClassVar[dict[str, str]] = {V201: "NotifyAllowedEnergyTransfer"}
 
-    def payload(self, version: str, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
         if version != V21:
             raise CannotSay("NotifyAllowedEnergyTransfer is OCPP 2.1's")
         return {

@@ -19,13 +19,14 @@ from chargeshare.domain.errors import InvalidTransition, NotFound
 from chargeshare.domain.ledger import export_credit_entry
 from chargeshare.domain.smart_charge_points import peak_periods
 from chargeshare.domain.v2g import ExportRecord, ExportTerms, read_export, settle_export
+from chargeshare.ocpp import V21
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import BookingRecord
 
-V2G_VERSION = "2.1"  # bidirectional transfer is OCPP 2.1's
+V2G_VERSION = V21  # bidirectional transfer is OCPP 2.1's
 ENDED = frozenset({"completed", "cancelled", "expired", "failed"})
 
 

@@ -14,6 +14,7 @@ from chargeshare.domain.accounts import KycStatus, Principal, Role
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting, host_payable
 from chargeshare.domain.platform_reporting import RelevantActivity, ReportingRules
 from chargeshare.domain.seller_details import SellerDetails, seller_details
+from chargeshare.ocpp import V21
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
@@ -199,7 +200,7 @@ def test_export_credits_leave_the_hosts_reports_reconciled_to_the_ledger(
     consideration, fees and payouts are what they were, and still agree with the journal."""
     year = Year(app, clock)
     busy = year.chargers["BUSY"]
-    app.charging.boot("BUSY", "2.1")
+    app.charging.boot("BUSY", V21)
     for month in (4, 5, 6):
         goto(clock, datetime(2026, month, 3, 17, 20, tzinfo=UTC))
         booking = app.bookings.book(BookRequest(year.driver, busy.charger_id, 1, 60, 50_000)).booking_id

@@ -10,6 +10,7 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Principal, Role
 from chargeshare.domain.errors import InvalidTransition, NotFound
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, driver_export_credit
+from chargeshare.ocpp import V21
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ExportDue
@@ -33,7 +34,7 @@ def test_a_v2g_session_is_credited_its_export_register_at_the_export_price(
     app: App, clock: ManualClock
 ) -> None:
     charger = add_charger(app, "V2G1", price=40)
-    app.charging.boot("V2G1", "2.1")
+    app.charging.boot("V2G1", V21)
     dee = app.marketplace.add_driver("Dee", "DEE").driver_id
     booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
     app.v2g.set_terms(driver(dee), booking, 25, 40)
