@@ -63,6 +63,7 @@ from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 from chargeshare.services.smart_charging import SmartChargingService
 from chargeshare.services.tokens import TokenService
+from chargeshare.services.v2g import V2gService
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,7 @@ class App:
     # may have changed its charger, the sweep writes them, closing writes what is left.
     last_seen: LastSeen
     fleet: FleetService
+    v2g: V2gService
     redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
@@ -467,6 +469,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         queries=Queries.over(store, rules),
         last_seen=last_seen,
         fleet=FleetService(store, bus, clock, rules),
+        v2g=V2gService(store, bus, clock),
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),

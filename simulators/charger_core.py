@@ -55,6 +55,7 @@ from simulators.settings import (
 from simulators.smart_charging import Profile, ProfileBook, ProfileRefused, Purpose, TxContext
 from simulators.smart_gate import SmartGate
 from simulators.station_v201 import StationState
+from simulators.v2x import discharge
 from simulators.wire_faults import WireFaults
 
 # Answers after which a transaction message is sent again, while attempts remain: no answer at all, or
@@ -245,11 +246,18 @@ class ChargerCore:
 
     def meter_message(self, c: VirtualConnector, tx: Transaction) -> Message:
         """The periodic meter reading of a running transaction (MeterValues / TransactionEvent Updated)."""
+        self.export_energy(c, tx)
         return self.dialect.meter(c, tx, self._ts(), self.power_w(c))
 
     def stop_message(self, c: VirtualConnector, tx: Transaction, reason: StopReason) -> Message:
         """How a transaction's end is told (StopTransaction / TransactionEvent Ended)."""
+        self.export_energy(c, tx)
         return self.dialect.ended(c, tx, self._ts(), reason)
+
+    def export_energy(self, c: VirtualConnector, tx: Transaction | None) -> None:
+        """A V2G transaction's discharge integrated up to now (simulators/v2x.py), before a report."""
+        if tx is not None and tx.v2x is not None:
+            discharge(tx.v2x, c.export_meter, self.clock.now())
 
     def renewal_message(self) -> Message:
         """SignCertificate with a CSR for a new key (the chain comes later, as CertificateSigned)."""
@@ -649,6 +657,7 @@ class ChargerCore:
 
     def triggered_meter_message(self, c: VirtualConnector) -> Message:
         self.advance_energy()
+        self.export_energy(c, c.transaction)
         return self.dialect.triggered_meter(c, c.transaction, self._ts(), self.power_w(c))
 
     def unlock(self, connector_no: int, *, stop_transaction: bool) -> Unlock:

@@ -107,6 +107,8 @@ class DriverStats:
     fleet_hub: Counter[str] = field(default_factory=Counter)  # a fleet hub's vans and hosts (DES)
     # Site and feeder loads against their limits (simulators/grid_metrics.py), when the run has any.
     grid: GridMeter | None = None
+    # V2G guests' bookings: what the charger's import and export registers measured for each (DES).
+    v2g_registers: dict[int, tuple[int, int]] | None = None
 
 
 T = TypeVar("T")

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from simulators.firmware import ConnectorState, Trigger, step
 from simulators.power import EnergyMeter, Vehicle
+from simulators.v2x import V2x
 
 
 class StopReason(StrEnum):
@@ -63,6 +64,7 @@ class Transaction:
     remote_start_id: int | None = None
     wire_id: int | str | None = None  # as the CSMS knows it (1.6: what StartTransaction.conf assigned)
     seq_no: int = 0  # 2.0.1: the next TransactionEvent's seqNo
+    v2x: V2x | None = None  # 2.1: what the CSMS allowed of bidirectional transfer, and when
 
     def next_seq(self) -> int:
         n, self.seq_no = self.seq_no, self.seq_no + 1
@@ -99,6 +101,7 @@ class VirtualConnector:
     max_power_w: int
     state: ConnectorState = ConnectorState.AVAILABLE
     meter: EnergyMeter = field(default_factory=EnergyMeter)
+    export_meter: EnergyMeter = field(default_factory=EnergyMeter)  # V2G: energy given back, apart
     plugged: Plugged | None = None
     reservation: Reservation | None = None
     inoperative_scheduled: bool = False  # ChangeAvailability Inoperative while in use: applied when free

@@ -42,6 +42,7 @@ from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample
 from simulators.trace import ASGIApp, TraceRecorder
+from simulators.v2g import V2gShape
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class LiveParams:
     processes: int = 0
     redis_url: str | None = None  # what the processes share (needed by more than one)
     fleet_hub: HubShape | None = None  # a business account's night blocks: the DES engine plays them
+    v2g: V2gShape | None = None  # V2G guests on the first chargers (OCPP 2.1): the DES engine plays them
 
 
 # Faults that kill backend processes, and faults that reach into the backend's own memory.
@@ -129,6 +131,8 @@ async def run_live(
     wrong = problems(params, trace=trace is not None)
     if params.fleet_hub is not None:
         wrong.append("a fleet_hub runs in the DES engine only (engine: des)")
+    if params.v2g is not None:
+        wrong.append("V2G guests run in the DES engine only (engine: des)")
     if wrong:
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)

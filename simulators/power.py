@@ -13,6 +13,18 @@ class Vehicle:
     battery_wh: int
     soc_wh: int
     max_power_w: int
+    # A bidirectional car's own floor (V2G): the lowest state of charge, in Wh, its driver lets it
+    # be discharged to. None: the car cannot discharge.
+    floor_soc_wh: int | None = None
+
+    @property
+    def soc_pct(self) -> int:
+        """State of charge as the car reports it: whole percent, rounded down."""
+        return self.soc_wh * 100 // self.battery_wh
+
+    def discharge_room_wh(self) -> int:
+        """What the car may still give back before its floor (0 for a car that cannot discharge)."""
+        return 0 if self.floor_soc_wh is None else max(0, self.soc_wh - self.floor_soc_wh)
 
     def power_w(self, evse_max_w: int) -> int:
         """Power drawn now: the lower of car and charger limits, tapering linearly above 80% SoC."""

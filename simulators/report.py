@@ -17,13 +17,19 @@ from chargeshare.domain.platform_reporting import ReportingRules, build_report
 from chargeshare.domain.report_reconciliation import reconcile
 from chargeshare.domain.statement import year_and_quarter
 from chargeshare.services.charging import CHARGER_OFFLINE
-from chargeshare.services.invariants import InvariantResult, provider_agrees_with_ledger, read_and_check
+from chargeshare.services.invariants import (
+    InvariantResult,
+    provider_agrees_with_ledger,
+    read_and_check,
+    registers_apart,
+)
 from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from simulators.driver import DriverStats
 from simulators.fleet_hub import hub_summary
 from simulators.grid_metrics import empty_summary as empty_grid_summary
 from simulators.pricing_metrics import pricing_summary
 from simulators.smart_metrics import smart_charging_summary
+from simulators.v2g import v2g_summary
 
 
 @dataclass(frozen=True)
@@ -154,9 +160,12 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "pricing": pricing_summary(quotes, sessions, chargers, _window(params)),
         "fleet_hub": hub_summary(app, stats.fleet_hub),
         "grid": empty_grid_summary() if stats.grid is None else stats.grid.summary(),
+        "v2g": v2g_summary(app),
     }
     if stats.grid is not None:
         invariants.append(stats.grid.invariant())
+    if stats.v2g_registers is not None and snapshot is not None:
+        invariants.append(registers_apart(snapshot, stats.v2g_registers))
     summary["dpi_sellers"], summary["dpi_discrepancies"] = platform_reporting_figures(entries)
     if stats.bookings_answered is not None:
         summary["bookings_no_driver_heard_of"] = sum(

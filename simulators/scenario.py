@@ -17,6 +17,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.v2g import MAX_EXPORT_PRICE, MIN_SOC_FLOOR
 from chargeshare.failpoints import POINTS as FAILPOINTS
 from chargeshare.ocpp import V16, OcppVersion
 from chargeshare.services.rules import MarketplaceRules
@@ -31,6 +32,8 @@ from simulators.grid_metrics import NAMES as GRID_NAMES
 from simulators.live import DEFAULT_START, LiveParams, problems
 from simulators.pricing_metrics import NAMES as PRICING_NAMES
 from simulators.smart_metrics import NAMES as SMART_NAMES
+from simulators.v2g import SUMMARY_NAMES as V2G_NAMES
+from simulators.v2g import V2gShape
 
 SUFFIXES = (".yaml", ".yml")
 # A provider slower than this is an outage: a payment step's lease and a booking's hold placement
@@ -189,6 +192,21 @@ SCHEMA: dict[str, Any] = {
                 "pay_percent": {"type": "integer", "minimum": 0, "maximum": 100},
             },
         },
+        # V2G guests with bidirectional cars on the fleet's first (OCPP 2.1) chargers (DES only).
+        "v2g": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "guests": {"type": "integer", "minimum": 1},
+                "arrive_after_minutes": {"type": "integer", "minimum": 0},
+                "hours": {"type": "integer", "minimum": 1, "maximum": 24},
+                "export_price_per_kwh": {"type": "integer", "minimum": 0, "maximum": MAX_EXPORT_PRICE},
+                "soc_floor_pct": {"type": "integer", "minimum": MIN_SOC_FLOOR, "maximum": 100},
+                "battery_wh": {"type": "integer", "minimum": 1_000, "maximum": 200_000},
+                "arrival_soc_pct": {"type": "integer", "minimum": 0, "maximum": 100},
+                "want_wh": {"type": "integer", "minimum": 1, "maximum": 150_000},
+            },
+        },
         "expect": {
             "type": "object",
             "additionalProperties": False,
@@ -233,6 +251,7 @@ SUMMARY_METRICS = frozenset(
         "fees_pence",
         "fleet_hub",
         "frames_left_queued",
+        "v2g",
         "host_payouts_pence",
         "hosts_notified",
         "no_charger_because",
@@ -261,6 +280,7 @@ SUMMARY_BREAKDOWNS: dict[str, frozenset[str] | None] = {
     "pricing": frozenset(PRICING_NAMES),
     "fleet_hub": frozenset(HUB_NAMES),
     "grid": frozenset(GRID_NAMES),
+    "v2g": frozenset(V2G_NAMES),
     "fault_outcomes": None,
 }
 
@@ -504,6 +524,15 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
     if isinstance(hub, dict) and _clean(broken, ("fleet_hub",)):
         _hub_mistakes(found, d, hub, fleet if sound_fleet else None)
     _grid_mistakes(found, d, broken)
+    v2g = d.get("v2g")
+    if isinstance(v2g, dict) and _clean(broken, ("v2g",)):
+        if d.get("engine") != "des":
+            found.add(("v2g",), "V2G guests run in the DES engine only: add engine: des")
+        if sound_fleet and isinstance(fleet, dict):
+            if v2g.get("guests", V2gShape().guests) > fleet["chargers"]:
+                found.add(("v2g", "guests"), f"more guests than the fleet's {fleet['chargers']} chargers")
+            if [str(p) for p in fleet.get("protocols", ["1.6"])] != ["2.1"]:
+                found.add(("v2g",), 'V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]')
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
@@ -712,6 +741,9 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
                 pay_percent=hub.get("pay_percent", default.pay_percent),
             ),
         )
+    v2g = d.get("v2g")
+    if v2g is not None:
+        params = replace(params, v2g=V2gShape(**v2g))
     metrics = d.get("expect", {}).get("metrics", {})
     expectations = tuple(Expectation(metric, **cmp) for metric, cmp in metrics.items())
     return Scenario(

@@ -41,6 +41,7 @@ from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
+from chargeshare.domain.v2g import ExportRecord, ExportTerms
 from chargeshare.services.records import (
     AccountRecord,
     BookingQuote,
@@ -161,6 +162,8 @@ class _Tables:
     site_of: dict[int, int] = field(default_factory=dict)  # charger id -> site id
     flex_events: dict[int, FlexEvent] = field(default_factory=dict)
     allocations: dict[int, int] = field(default_factory=dict)  # connector id -> W
+    v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
+    v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -230,6 +233,7 @@ class MemoryUnitOfWork:
         self.smart = MemorySmartCharging(store)
         self.pricing = MemoryPricing(store)
         self.grid = MemoryGrid(store)
+        self.v2g = MemoryV2g(store)
         self.files = MemoryChargerFiles(store)
         self.fleet = MemoryFleets(store)
 
@@ -1443,6 +1447,32 @@ class MemoryGrid(_Repository):
                 self.t.allocations.pop(connector_id, None)
             else:
                 self.t.allocations[connector_id] = limit_w
+
+
+class MemoryV2g(_Repository):
+    def _booking_exists(self, booking_id: int) -> None:
+        if booking_id not in self.t.bookings:
+            raise NotFound(f"no booking {booking_id}")
+
+    def set_terms(self, terms: ExportTerms) -> None:
+        self._booking_exists(terms.booking_id)
+        self.t.v2g_terms[terms.booking_id] = terms
+
+    def terms(self, booking_id: int) -> ExportTerms | None:
+        return self.t.v2g_terms.get(booking_id)
+
+    def all_terms(self) -> Sequence[ExportTerms]:
+        return [self.t.v2g_terms[b] for b in sorted(self.t.v2g_terms)]
+
+    def record(self, booking_id: int) -> ExportRecord | None:
+        return self.t.v2g_exports.get(booking_id)
+
+    def save_record(self, record: ExportRecord, at: datetime) -> None:
+        self._booking_exists(record.booking_id)
+        self.t.v2g_exports[record.booking_id] = record
+
+    def records(self) -> Sequence[ExportRecord]:
+        return [self.t.v2g_exports[b] for b in sorted(self.t.v2g_exports)]
 
 
 class MemoryChargerFiles(_Repository):

@@ -22,6 +22,7 @@ VAT_PAYABLE = "platform:vat_payable"
 PLATFORM_BANK = "platform:bank"  # host payouts leave through here
 PROCESSOR_FEES = "platform:processor_fees"  # what card processing costs the platform (an expense)
 PROCESSOR_PAYABLE = "processor:withheld"  # the processor keeps its fee out of what it settles to us
+GRID_EXPORT_BUYER = "grid:export_buyer"  # who buys a guest's exported energy (V2G): owes the platform
 
 
 def driver_card(driver_id: int) -> str:
@@ -30,6 +31,10 @@ def driver_card(driver_id: int) -> str:
 
 def host_payable(host_id: int) -> str:
     return f"host:{host_id}:payable"
+
+
+def driver_export_credit(driver_id: int) -> str:
+    return f"driver:{driver_id}:export_credit"
 
 
 def account_owner(account: str, kind: str, tail: str) -> int | None:
@@ -56,6 +61,7 @@ class EntryKind(StrEnum):
     FLEET_PENALTY = "fleet_penalty"  # a host's late cancellation of a fleet block, owed to the fleet
     INVOICE = "invoice"  # a month's charges on account billed: unbilled -> receivable
     INVOICE_PAID = "invoice_paid"  # a fleet paid an invoice
+    EXPORT_CREDIT = "export_credit"  # a guest's V2G export: owed to the driver by the grid buyer
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
@@ -195,6 +201,17 @@ def payout(entry_id: str, host_id: int, amount: Pence, at: datetime) -> JournalE
         at,
         None,
     )
+
+
+def export_credit_entry(
+    entry_id: str, booking_id: int, driver_id: int, amount: Pence, at: datetime
+) -> JournalEntry:
+    """A booking's V2G export credited: the grid buyer owes it, the driver is owed it. Kept apart
+    from the host's payable, so the host's earnings (and their platform report) are untouched."""
+    if amount <= 0:
+        raise LedgerError("an export credit must be for a positive amount")
+    postings = (Posting(GRID_EXPORT_BUYER, amount), Posting(driver_export_credit(driver_id), -amount))
+    return JournalEntry(entry_id, EntryKind.EXPORT_CREDIT, postings, at, booking_id)
 
 
 def posted_balances(entries: Iterable[JournalEntry]) -> dict[str, Pence]:

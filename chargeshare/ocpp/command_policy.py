@@ -23,6 +23,7 @@ from chargeshare.ocpp import OcppVersion, metering_setup
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
+from chargeshare.ocpp import v2g as ocpp_v2g
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.ocpp.scripts import Effect, Issue, Order, Script, Send, Step
 from chargeshare.services.events import (
@@ -31,6 +32,7 @@ from chargeshare.services.events import (
     ChargerBooted,
     EnergyLimitReached,
     Event,
+    ExportDue,
     GridLimitsDue,
     OverrideDue,
     ReservationDue,
@@ -131,6 +133,7 @@ class CommandPolicy:
             CertificateIssued: self._certificate_issued,
             TransactionEventsMissing: self._events_missing,
             GridLimitsDue: self._grid_limits_due,
+            ExportDue: self._export_due,
         }
 
     @property
@@ -344,6 +347,26 @@ class CommandPolicy:
         for command in ocpp_grid.limit_commands(event.limits_w, event.at):
             if not (yield from self._logged(event.charge_point_id, command)):
                 return  # the rest waits for the next decision, or the next connection
+
+    # ---- V2G (chargeshare/ocpp/v2g.py) ------------------------------------------------------------
+    def _export_due(self, event: ExportDue) -> list[Order]:
+        # Published while the start is handled: the session is the charger's once our answer is out.
+        cp_id = event.charge_point_id
+        if self.links.linked_here(cp_id):
+            return [Order(cp_id, self._allow_export(cp_id, event), after_reply=True)]
+        if self.links.reachable(cp_id):
+            return [Order(cp_id, self._allow_export(cp_id, event))]
+        return []
+
+    def _allow_export(self, cp_id: str, event: ExportDue) -> Script:
+        """The transfer allowed, then the discharging profile; a refusal of the first sends no profile."""
+        if not event.windows:
+            return
+        allow, profile = ocpp_v2g.export_commands(
+            event.connector_no, event.session_id, event.rating_w, event.windows, event.at
+        )
+        if (yield from self._logged(cp_id, allow)):
+            yield from self._logged(cp_id, profile)
 
     # ---- certificates ------------------------------------------------------------------------------
     def _certificate_issued(self, event: CertificateIssued) -> list[Order]:

@@ -460,6 +460,29 @@ class SchedulePeriod:
     # 2.1 charger, whose periods may set a setpoint or discharge limit instead; we never send one.
     limit: float | None
     phases: int | None = None  # numberPhases: how many phases the car may use (None: all)
+    # 2.1's V2X words (OCPP 2.1 only): operationMode, and for CentralSetpoint the power to hold
+    # (negative: discharge) and the most the car may discharge (negative, as 2.1 writes it).
+    mode: str | None = None
+    setpoint: float | None = None
+    discharge_limit: float | None = None
+
+    @property
+    def v2x(self) -> bool:
+        return self.mode is not None or self.setpoint is not None or self.discharge_limit is not None
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"startPeriod": self.start_s}
+        if self.limit is not None:
+            out["limit"] = self.limit
+        if self.phases:
+            out["numberPhases"] = self.phases
+        if self.mode is not None:
+            out["operationMode"] = self.mode
+        if self.setpoint is not None:
+            out["setpoint"] = self.setpoint
+        if self.discharge_limit is not None:
+            out["dischargeLimit"] = self.discharge_limit
+        return out
 
 
 class Recurrency(StrEnum):
@@ -483,21 +506,16 @@ class ChargingProfile:
     valid_to: datetime | None = None
     min_rate: float | None = None  # minChargingRate: below it the car charges inefficiently
 
-    def schedule(self) -> dict[str, Any]:
-        if any(p.limit is None for p in self.periods):
+    def schedule(self, version: OcppVersion = V201) -> dict[str, Any]:
+        if any(p.v2x for p in self.periods) and version != V21:
+            raise CannotSay("operation modes, setpoints and discharge limits are OCPP 2.1's")
+        if any(p.limit is None and p.mode is None for p in self.periods):
             raise CannotSay("every period of a profile we send sets a charging limit")
         if (self.kind is ProfileKind.RECURRING) != (self.recurrency is not None):
             raise CannotSay("a Recurring profile, and only one, says Daily or Weekly")
         s: dict[str, Any] = {
             "chargingRateUnit": self.rate_unit.value,
-            "chargingSchedulePeriod": [
-                {
-                    "startPeriod": p.start_s,
-                    "limit": p.limit,
-                    **({"numberPhases": p.phases} if p.phases else {}),
-                }
-                for p in self.periods
-            ],
+            "chargingSchedulePeriod": [p.body() for p in self.periods],
         }
         if self.duration_s is not None:
             s["duration"] = self.duration_s
@@ -541,11 +559,30 @@ def _profile_body(pr: ChargingProfile, version: OcppVersion, charger_tx: Charger
         body["validTo"] = format_ts(pr.valid_to)
     if version == V16:
         body["chargingProfileId"] = pr.profile_id
-        body["chargingSchedule"] = pr.schedule()
+        body["chargingSchedule"] = pr.schedule(version)
         return body
     body["id"] = pr.profile_id
-    body["chargingSchedule"] = [{"id": pr.profile_id, **pr.schedule()}]
+    body["chargingSchedule"] = [{"id": pr.profile_id, **pr.schedule(version)}]
     return body
+
+
+@dataclass(frozen=True)
+class AllowEnergyTransfer(_NoDetails):
+    """NotifyAllowedEnergyTransfer (OCPP 2.1 only): the modes of energy transfer the CSMS accepts
+    for a transaction, e.g. AC_BPT (bidirectional AC) so a V2G session may discharge."""
+
+    transaction: TransactionRef
+    modes: tuple[str, ...]
+
+    actions: ClassVar[dict[str, str]] = {V201: "NotifyAllowedEnergyTransfer"}
+
+    def payload(self, version: OcppVersion, charger_tx: ChargerTxLookup) -> dict[str, Any]:
+        if version != V21:
+            raise CannotSay("NotifyAllowedEnergyTransfer is OCPP 2.1's")
+        return {
+            "transactionId": transaction_id(self.transaction, version, charger_tx),
+            "allowedEnergyTransfer": list(self.modes),
+        }
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ from chargeshare.services.charging import AuthStatus, ChargingService
 
 log = logging.getLogger(__name__)
 
+# V2G (OCPP 2.1): what the car gave back is its own register, credited apart from what it drew.
+EXPORT_REGISTER = "Energy.Active.Export.Register"
+SOC = "SoC"
+
 
 # 2.0.1 (and 2.1) report fewer connector states; map each onto the 1.6 set the store keeps.
 CONNECTOR_STATUS = {
@@ -50,13 +54,14 @@ IDLE_CHARGING_STATES = frozenset({"SuspendedEV"})
 ACTIVE_CHARGING_STATES = frozenset({"Charging"})
 
 
-def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
-    """Every Energy.Active.Import.Register reading (the default measurand) in Wh, phases skipped.
-    2.0.1 values are numbers, scaled by unitOfMeasure (unit Wh or kWh, multiplier a power of ten)."""
+def energy_readings_wh(meter_value: list[dict[str, Any]], measurand: str = ENERGY_REGISTER) -> list[int]:
+    """Every Energy.Active.Import.Register reading (the default measurand; or `measurand`, another
+    register such as the export one) in Wh, phases skipped. 2.0.1 values are numbers, scaled by
+    unitOfMeasure (unit Wh or kWh, multiplier a power of ten)."""
     readings: list[int] = []
     for mv in meter_value:
         for sv in mv.get("sampledValue", []):
-            if sv.get("measurand", ENERGY_REGISTER) != ENERGY_REGISTER or sv.get("phase"):
+            if sv.get("measurand", ENERGY_REGISTER) != measurand or sv.get("phase"):
                 continue
             unit = sv.get("unitOfMeasure", {})
             try:
@@ -68,6 +73,24 @@ def energy_readings_wh(meter_value: list[dict[str, Any]]) -> list[int]:
                 raise CallRejected("PropertyConstraintViolation", f"not an energy register: {sv['value']!r}")
             readings.append(round(value))
     return readings
+
+
+def soc_readings_pct(meter_value: list[dict[str, Any]]) -> list[int]:
+    """Every state-of-charge reading (measurand SoC, percent), rounded to the whole percent."""
+    readings: list[int] = []
+    for mv in meter_value:
+        for sv in mv.get("sampledValue", []):
+            if sv.get("measurand") != SOC:
+                continue
+            value = float(sv["value"])
+            if not math.isfinite(value) or not 0 <= value <= 100:
+                raise CallRejected("PropertyConstraintViolation", f"not a state of charge: {sv['value']!r}")
+            readings.append(round(value))
+    return readings
+
+
+def _last(values: list[int]) -> int | None:
+    return values[-1] if values else None
 
 
 def handlers(
@@ -120,6 +143,8 @@ def handlers(
         charger_tx = info["transactionId"]
         timestamp = parse_ts(p["timestamp"])
         readings = energy_readings_wh(p.get("meterValue", []))
+        exports = energy_readings_wh(p.get("meterValue", []), EXPORT_REGISTER)
+        socs = soc_readings_pct(p.get("meterValue", []))
         id_tag = p["idToken"]["idToken"] if "idToken" in p else None
         try:
             session = charging.session_for_charger_tx(cp_id, charger_tx)
@@ -162,6 +187,8 @@ def handlers(
         # comes with its end was never measured.
         start_read = ended and not charging.awaits_first_reading(session.session_id)
         fresh = charging.event_is_fresh(session.session_id, p["seqNo"], min(readings, default=None))
+        if exports or socs:  # before a stop, which credits the export as read
+            charging.meter_export(cp_id, session.session_id, max(exports, default=None), _last(socs))
         if ended:
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
             meter_stop = max(max(readings, default=0), session.meter_last_wh)
@@ -185,7 +212,9 @@ def handlers(
 
     def meter_values(p: dict[str, Any]) -> dict[str, Any]:
         readings = energy_readings_wh(p["meterValue"])
-        if p["evseId"] == 0 or not readings:
+        exports = energy_readings_wh(p["meterValue"], EXPORT_REGISTER)
+        socs = soc_readings_pct(p["meterValue"])
+        if p["evseId"] == 0 or not (readings or exports or socs):
             return {}  # the station's main meter, or no energy register: nothing to bill
         with contextlib.suppress(NotFound):
             session = charging.open_session_on(cp_id, p["evseId"])
@@ -195,6 +224,10 @@ def handlers(
             # late one from before would become the start of a session opened without a reading).
             since = [mv for mv in p["meterValue"] if parse_ts(mv["timestamp"]) >= session.started_at]
             readings = energy_readings_wh(since)
+            exports = energy_readings_wh(since, EXPORT_REGISTER)
+            socs = soc_readings_pct(since)
+            if exports or socs:
+                charging.meter_export(cp_id, session.session_id, max(exports, default=None), _last(socs))
             if readings:
                 charging.first_reading(session.session_id, min(readings))
                 charging.meter(cp_id, session.session_id, max(readings))

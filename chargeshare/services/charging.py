@@ -42,6 +42,7 @@ from chargeshare.services.ports import LastSeen, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
+from chargeshare.services.v2g import credit_export, record_export
 
 log = logging.getLogger(__name__)
 
@@ -600,6 +601,18 @@ class ChargingService:
         if register_wh - advance.meter_start_wh >= advance.max_energy_wh:
             self.bus.publish(EnergyLimitReached(now, cp_id, transaction_id))
 
+    def meter_export(self, cp_id: str, session_id: int, register_wh: int | None, soc_pct: int | None) -> None:
+        """A reading of the export register (V2G) and the car's state of charge for one of this
+        charger's sessions; one for another charger's session, or a stopped one, changes nothing."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            session = tx.sessions.get(session_id)
+            if session is None or session.status is not SessionStatus.CHARGING:
+                return
+            if self._foreign(tx, cp_id, session_id, "MeterValues"):
+                return
+            record_export(tx, session.booking_id, register_wh, soc_pct, now)
+
     def stops_due(self, cp_id: str) -> list[EnergyLimitReached]:
         """Sessions on this charger that used the energy their booking holds and are still open:
         the stop was due and may never have reached the charger, so it is asked again when it
@@ -752,6 +765,8 @@ class ChargingService:
             )
             # The capture commits with the stop (transactional outbox): neither without the other.
             self.settlement.queue_capture(tx, booking.booking_id, cost)
+            # So does a V2G export's credit, from the export register (never netted with import).
+            credit_export(tx, booking, now)
         failpoint("stop-committed")
         if flagged:
             log.warning(

@@ -90,6 +90,18 @@ class GridLimitsDue(Event):
 
 
 @dataclass(frozen=True)
+class ExportDue(Event):
+    """A V2G session started on an OCPP 2.1 charger (chargeshare/services/v2g.py): it is told the
+    bidirectional transfer is allowed, and given the TxProfile that discharges in the windows."""
+
+    charge_point_id: str
+    connector_no: int
+    session_id: int
+    rating_w: int
+    windows: tuple[tuple[int, int], ...]  # (from s, to s) after `at`: discharge at the rating
+
+
+@dataclass(frozen=True)
 class BookingConfirmed(Event):
     booking_id: int
     driver_id: int

@@ -20,6 +20,7 @@ from chargeshare.domain.ledger import CHARGED_KINDS, PLATFORM_REVENUE, VAT_PAYAB
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
+from chargeshare.domain.v2g import ExportRecord, ExportTerms, export_credit
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import BookingQuote, BookingRecord, OutboxItem, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
@@ -48,6 +49,8 @@ class Snapshot:
     quotes: Mapping[int, BookingQuote] = field(default_factory=dict)  # by booking id
     fleet_occurrences: Sequence[Occurrence] = ()
     fleet_invoices: Sequence[IssuedInvoice] = ()
+    export_terms: Sequence[ExportTerms] = ()
+    export_records: Sequence[ExportRecord] = ()
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
@@ -62,6 +65,8 @@ class Snapshot:
             tx.pricing.quotes(),
             tx.fleet.occurrences(),
             tx.fleet.invoices(),
+            tx.v2g.all_terms(),
+            tx.v2g.records(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -512,6 +517,81 @@ def fleet_bookings_on_account(s: Snapshot) -> InvariantResult:
     )
 
 
+def export_credit_matches_export(s: Snapshot) -> InvariantResult:
+    """Per V2G booking: the credit is the export register's Wh x the export price (rounded down to
+    the penny), and the ledger credited the driver exactly that (no credit without terms)."""
+    terms = {t.booking_id: t for t in s.export_terms}
+    credited: dict[int, int] = defaultdict(int)
+    for e in s.entries:
+        if e.kind is EntryKind.EXPORT_CREDIT and e.booking_id is not None:
+            credited[e.booking_id] += e.amount
+    failures = [
+        f"booking {b}: export credited {c}p without export terms"
+        for b, c in credited.items()
+        if b not in terms
+    ]
+    checked = 0
+    for r in s.export_records:
+        if not r.settled:
+            continue
+        checked += 1
+        t = terms.get(r.booking_id)
+        due = 0 if t is None else export_credit(r.metered_wh, t.price_per_kwh)
+        if r.exported_wh != r.metered_wh or r.credit != due or credited.get(r.booking_id, 0) != due:
+            failures.append(
+                f"booking {r.booking_id}: exported {r.exported_wh} Wh (register {r.metered_wh} Wh), "
+                f"credit {r.credit}p, ledger {credited.get(r.booking_id, 0)}p, due {due}p"
+            )
+    return _result(
+        "export_credit_matches_export",
+        "V2G credit = exported Wh x export price (rounded down), as the ledger credits it",
+        checked,
+        failures,
+    )
+
+
+def export_above_soc_floor(s: Snapshot) -> InvariantResult:
+    """No car reported a state of charge below its driver's floor while it was exporting."""
+    floors = {t.booking_id: t.soc_floor_pct for t in s.export_terms}
+    failures = [
+        f"booking {r.booking_id}: state of charge {r.lowest_soc_pct}% while exporting, "
+        f"floor {floors[r.booking_id]}%"
+        for r in s.export_records
+        if r.lowest_soc_pct is not None and r.booking_id in floors and r.lowest_soc_pct < floors[r.booking_id]
+    ]
+    return _result(
+        "export_above_soc_floor",
+        "a V2G car's state of charge never below the driver's floor while exporting",
+        len(s.export_records),
+        failures,
+    )
+
+
+def registers_apart(s: Snapshot, measured: Mapping[int, tuple[int, int]]) -> InvariantResult:
+    """Against the chargers' own registers (booking id -> (import Wh, export Wh) each delivered):
+    import is billed from the import register and export credited from the export register, neither
+    netted off the other."""
+    sessions = {x.booking_id: x for x in s.sessions if x.status is SessionStatus.STOPPED}
+    records = {r.booking_id: r for r in s.export_records}
+    failures = []
+    for booking_id, (import_wh, export_wh) in sorted(measured.items()):
+        session = sessions.get(booking_id)
+        record = records.get(booking_id)
+        billed = None if session is None else session.billed_wh
+        exported = 0 if record is None or record.exported_wh is None else record.exported_wh
+        if billed != import_wh or exported != export_wh:
+            failures.append(
+                f"booking {booking_id}: billed {billed} Wh of {import_wh} imported, "
+                f"credited {exported} Wh of {export_wh} exported"
+            )
+    return _result(
+        "import_export_registers_apart",
+        "import billed from the import register, export credited from the export register",
+        len(measured),
+        failures,
+    )
+
+
 CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     no_overlapping_bookings,
     journal_balanced,
@@ -530,6 +610,8 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     fleet_receivable_is_invoiced_less_paid,
     fleet_bookings_overlap_nothing,
     fleet_bookings_on_account,
+    export_credit_matches_export,
+    export_above_soc_floor,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     every_hold_ended,

@@ -27,6 +27,7 @@ from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
+from chargeshare.domain.v2g import ExportRecord, ExportTerms
 from chargeshare.services.records import (
     AccountRecord,
     BookingQuote,
@@ -781,6 +782,30 @@ class Grid(Protocol):
         ...
 
 
+class V2g(Protocol):
+    """V2G export (chargeshare/domain/v2g.py): each booking's export terms and its metered export."""
+
+    def set_terms(self, terms: ExportTerms) -> None:
+        """Set (or replace) a booking's terms; NotFound for an unknown booking."""
+        ...
+
+    def terms(self, booking_id: int) -> ExportTerms | None: ...
+
+    def all_terms(self) -> Sequence[ExportTerms]:
+        """Every booking's terms, by booking id."""
+        ...
+
+    def record(self, booking_id: int) -> ExportRecord | None: ...
+
+    def save_record(self, record: ExportRecord, at: datetime) -> None:
+        """Write a booking's export record over the last; NotFound for an unknown booking."""
+        ...
+
+    def records(self) -> Sequence[ExportRecord]:
+        """Every export record, by booking id."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""
 
@@ -810,6 +835,8 @@ class UnitOfWork(Protocol):
     def pricing(self) -> Pricing: ...
     @property
     def grid(self) -> Grid: ...
+    @property
+    def v2g(self) -> V2g: ...
     @property
     def files(self) -> ChargerFiles: ...
     @property

@@ -4,7 +4,7 @@ would, and at the DES charger."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import simpy
@@ -36,6 +36,7 @@ class DesWorld:
     stats: DriverStats
     # How long (simulated) a driver keeps looking for a receipt after unplugging.
     receipt_patience_s: float = script.RECEIPT_CHECKS * script.RECEIPT_CHECK_EVERY_S
+    v2g_chargers: list[int] = field(default_factory=list)  # where V2G guests book (simulators/des/v2g.py)
 
     def now(self) -> datetime:
         return self.app.clock.now()

@@ -31,6 +31,7 @@ from simulators.des.driver import DesWorld, run_driver
 from simulators.des.faults import check_supported as check_faults
 from simulators.des.faults import run_faults
 from simulators.des.fleet_hub import book_hub, close_hub, run_hub
+from simulators.des.v2g import run_guests
 from simulators.driver import DriverStats
 from simulators.faults import Fault
 from simulators.fleet import (
@@ -48,6 +49,7 @@ from simulators.grid_metrics import GridMeter
 from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
 from simulators.timeline import Sample, take_sample
+from simulators.v2g import V2gShape
 
 HOUSEKEEPING_EVERY_S = 30  # as the HTTP server's housekeeping task (simulated seconds)
 SETTLE_S = 2 * 3600  # after the window: time for late receipts and replays, as the live runner allows
@@ -72,6 +74,7 @@ class DesParams:
     heartbeat_s: int = MarketplaceRules().heartbeat_interval_s  # the boot interval the CSMS hands out
     meter_interval_s: int = 900  # MeterValues while charging
     fleet_hub: HubShape | None = None  # a business account's night blocks on the first chargers
+    v2g: V2gShape | None = None  # V2G guests on the first chargers (OCPP 2.1)
 
     @classmethod
     def from_live(cls, p: LiveParams, **overrides: Any) -> DesParams:
@@ -88,6 +91,7 @@ class DesParams:
             faults=p.faults,
             allow_unknown_chargers=p.allow_unknown_chargers,
             fleet_hub=p.fleet_hub,
+            v2g=p.v2g,
         )
         return dataclasses.replace(base, **overrides)
 
@@ -137,6 +141,7 @@ def params_dict(p: DesParams) -> dict[str, Any]:
             for f in p.faults
         ],
         **({} if p.fleet_hub is None else {"fleet_hub": p.fleet_hub.as_dict()}),
+        **({} if p.v2g is None else {"v2g": p.v2g.as_dict()}),
     }
 
 
@@ -221,6 +226,9 @@ def _populate(
     if params.fleet_hub is not None:
         ids = [v.charger_id for v in views]
         fleet_id = book_hub(world, params.fleet_hub, ids, params.start, params.duration_s)
+    if params.v2g is not None:
+        world.stats.v2g_registers = {}
+        world.v2g_chargers = [v.charger_id for v in views]
     return world, list(zip(plans, driver_ids, strict=True)), fleet_id
 
 
@@ -337,6 +345,8 @@ def _simulate(
     drivers = [env.process(run_driver(plan, driver_id, world)) for plan, driver_id in plans]
     if params.fleet_hub is not None and fleet_id is not None:
         drivers.append(env.process(run_hub(world, params.fleet_hub, fleet_id, params.seed)))
+    if params.v2g is not None:
+        drivers.append(env.process(run_guests(world, params.v2g, world.v2g_chargers, params.start)))
     faults = env.process(run_faults(world, params.faults))
     env.run(until=env.all_of(drivers) | env.timeout(params.duration_s + SETTLE_S))
     for process in (faults, *drivers):

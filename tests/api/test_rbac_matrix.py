@@ -297,6 +297,23 @@ ROWS = [
         200,
         lambda _w, s, _r: (f"/bookings/{s.done_booking}/receipt", None),
     ),
+    Row(
+        "PUT",
+        "/bookings/{booking_id}/export-terms",
+        "driver",
+        200,
+        lambda _w, s, _r: (
+            f"/bookings/{s.live_booking}/export-terms",
+            {"price_per_kwh": 25, "soc_floor_pct": 40},
+        ),
+    ),
+    Row(
+        "GET",
+        "/bookings/{booking_id}/export",
+        "party",
+        200,
+        lambda _w, s, _r: (f"/bookings/{s.done_booking}/export", None),
+    ),
     Row("GET", "/sessions", "party", 200, fixed("/sessions"), per_tenant=False),
     Row("GET", "/sessions/{session_id}", "party", 200, lambda _w, s, _r: (f"/sessions/{s.session_id}", None)),
     Row("GET", "/admin/chargers", "admin", 200, fixed("/admin/chargers?status=online"), per_tenant=False),

@@ -266,3 +266,18 @@ def test_0019_sits_between_pricing_and_fleets_and_keeps_the_hosts(url: str, engi
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
     migrate.check_current(engine)
+
+
+def test_0021_adds_the_v2g_tables_above_the_fleets_and_going_back_drops_them_alone(
+    url: str, engine: Engine
+) -> None:
+    """0021: V2G export terms and records; back to 0020 drops only them, and upgrading brings them back."""
+    migrate.upgrade(engine)
+    assert {"v2g_terms", "v2g_exports"} <= set(shape(engine))
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0020")
+        conn.commit()
+        left = set(inspect(conn).get_table_names())
+        assert not {"v2g_terms", "v2g_exports"} & left and "fleet_accounts" in left
+    assert migrate.upgrade(engine) == "upgraded from 0020"
+    migrate.check_current(engine)

@@ -73,6 +73,14 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         ),
         ("name: x\nfleet: {chargers: 1}\n", ":1: (top): 'drivers' is a required property"),
         (
+            "name: x\nengine: des\nfleet: {chargers: 2}\ndrivers: {count: 0}\nv2g: {guests: 2}\n",
+            ':5: v2g: V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]',
+        ),
+        (
+            "name: x\nfleet: {chargers: 1, protocols: ['2.1']}\ndrivers: {count: 0}\nv2g: {guests: 2}\n",
+            ":4: v2g: V2G guests run in the DES engine only: add engine: des",
+        ),
+        (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\n"
             "faults:\n  - {at_minute: 1, action: meteor}\n",
             ":5: faults.0.action: unknown fault 'meteor' (one of backend_crash, clock_skew,",

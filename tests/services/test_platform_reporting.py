@@ -10,10 +10,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.accounts import KycStatus
+from chargeshare.domain.accounts import KycStatus, Principal, Role
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting, host_payable
 from chargeshare.domain.platform_reporting import RelevantActivity, ReportingRules
 from chargeshare.domain.seller_details import SellerDetails, seller_details
+from chargeshare.ocpp import V21
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
@@ -190,3 +191,33 @@ def test_a_ledger_credited_outside_settlement_fails_the_check(app: App, clock: M
         (busy, "fees", 2),
         (busy, "payouts", None),
     }
+
+
+def test_export_credits_leave_the_hosts_reports_reconciled_to_the_ledger(
+    app: App, clock: ManualClock
+) -> None:
+    """A V2G guest's export credit is owed by the grid buyer to the driver: the host's
+    consideration, fees and payouts are what they were, and still agree with the journal."""
+    year = Year(app, clock)
+    busy = year.chargers["BUSY"]
+    app.charging.boot("BUSY", V21)
+    for month in (4, 5, 6):
+        goto(clock, datetime(2026, month, 3, 17, 20, tzinfo=UTC))
+        booking = app.bookings.book(BookRequest(year.driver, busy.charger_id, 1, 60, 50_000)).booking_id
+        app.v2g.set_terms(Principal(0, Role.DRIVER, driver_id=year.driver), booking, 20, 40)
+        clock.advance(60)
+        started = app.charging.start("BUSY", 1, "TAG-1", busy.register_wh, clock.now()).transaction_id
+        app.charging.meter_export("BUSY", started, 10_000 * month, 80)
+        goto(clock, datetime(2026, month, 3, 18, tzinfo=UTC))
+        app.charging.meter_export("BUSY", started, 10_000 * month + 4_321, 60)
+        busy.register_wh += 2_000
+        app.charging.stop("BUSY", started, busy.register_wh, clock.now())
+    year.pay_out(datetime(2026, 7, 1, 9, tzinfo=UTC))
+    with app.store.reading() as tx:
+        credits = [e.amount for e in tx.ledger.entries() if e.kind is EntryKind.EXPORT_CREDIT]
+    assert credits == [86, 86, 86]  # 4,321 Wh x 20p per kWh = 86.42p, rounded down
+    checked = app.platform_reporting.report(2026)
+    assert checked.discrepancies == ()
+    (seller,) = checked.report.sellers
+    assert seller.host_id == busy.host_id and seller.figures.gross_consideration == 3 * 80  # import only
+    assert [r.name for r in check_store(app.store, app.config.rules, now=clock.now()) if not r.ok] == []

@@ -544,6 +544,33 @@ booking_quotes = Table(
 )
 
 
+# V2G export (chargeshare/domain/v2g.py): the terms a driver sets for a booking, and its export as
+# metered from the export register, with the credit once the session stopped.
+v2g_terms = Table(
+    "v2g_terms",
+    metadata,
+    Column("booking_id", ForeignKey("bookings.id"), primary_key=True),
+    Column("price_per_kwh", Integer, nullable=False),
+    Column("soc_floor_pct", Integer, nullable=False),
+    Column("set_at", UTCDateTime(), nullable=False),
+    CheckConstraint("price_per_kwh BETWEEN 0 AND 1000", name="ck_v2g_terms_price"),
+    CheckConstraint("soc_floor_pct BETWEEN 10 AND 100", name="ck_v2g_terms_floor"),
+)
+
+v2g_exports = Table(
+    "v2g_exports",
+    metadata,
+    Column("booking_id", ForeignKey("bookings.id"), primary_key=True),
+    Column("start_wh", BigInteger),
+    Column("last_wh", BigInteger),
+    Column("soc_pct", Integer),
+    Column("lowest_soc_pct", Integer),
+    Column("exported_wh", BigInteger),
+    Column("credit", Integer),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
 # Fleet-share hubs: business accounts booking recurring blocks on hosts' chargers, paid on account.
 # A fleet charges as a driver of its own (its vehicles' card tag), so its blocks are ordinary rows of
 # `bookings` under the same no-overlap guarantee; `fleet_occurrences` marks which they are.

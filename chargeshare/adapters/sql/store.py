@@ -32,6 +32,7 @@ from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.adapters.sql.smart_charging import SqlSmartCharging
 from chargeshare.adapters.sql.sqlite_geo import ensure_math_functions
 from chargeshare.adapters.sql.tokens import SqlIdTokens
+from chargeshare.adapters.sql.v2g import SqlV2g
 from chargeshare.domain.errors import DatabaseBusy
 
 READ_ONLY = "chargeshare_read_only"  # execution option: begin a reading transaction
@@ -341,6 +342,7 @@ class SqlUnitOfWork:
         self._smart: SqlSmartCharging | None = None
         self._pricing: SqlPricing | None = None
         self._grid: SqlGrid | None = None
+        self._v2g: SqlV2g | None = None
         self._files: SqlChargerFiles | None = None
         self._fleet: SqlFleets | None = None
 
@@ -421,6 +423,12 @@ class SqlUnitOfWork:
         if self._grid is None:
             self._grid = SqlGrid(self.conn, self.dialect)
         return self._grid
+
+    @property
+    def v2g(self) -> SqlV2g:
+        if self._v2g is None:
+            self._v2g = SqlV2g(self.conn, self.dialect)
+        return self._v2g
 
     @property
     def files(self) -> SqlChargerFiles:

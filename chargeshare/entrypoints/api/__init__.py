@@ -46,6 +46,7 @@ from chargeshare.entrypoints.api import (
     routes_sessions,
     routes_smart_charging,
     routes_tokens,
+    routes_v2g,
 )
 from chargeshare.entrypoints.api.fleet_schemas import block_conflict_out
 from chargeshare.entrypoints.api.housekeeping import housekeeping
@@ -217,6 +218,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_pricing.router(app), responses=signed_in)
     api.include_router(routes_fleets.router(app), responses=signed_in)
     api.include_router(routes_grid.router(app), responses=signed_in)
+    api.include_router(routes_v2g.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

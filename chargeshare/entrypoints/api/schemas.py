@@ -18,6 +18,7 @@ from chargeshare.domain.tokens import (
     TokenStatus,
     TokenType,
 )
+from chargeshare.domain.v2g import MAX_EXPORT_PRICE, MIN_SOC_FLOOR
 
 
 def _no_nul(value: str) -> str:
@@ -621,3 +622,30 @@ class FlexEventOut(BaseModel):
     limit_w: int
     starts_at: datetime
     ends_at: datetime
+
+
+class ExportTermsIn(BaseModel):
+    """A driver's V2G terms for one booking (OCPP 2.1 chargers discharge in peak hours)."""
+
+    price_per_kwh: int = Field(ge=0, le=MAX_EXPORT_PRICE, description="export price, pence per kWh")
+    soc_floor_pct: int = Field(
+        ge=MIN_SOC_FLOOR, le=100, description="the lowest state of charge the car may be discharged to, %"
+    )
+
+
+class ExportTermsOut(BaseModel):
+    price_per_kwh: int
+    soc_floor_pct: int
+    set_at: datetime
+
+
+class ExportOut(BaseModel):
+    """A booking's V2G export as metered from the export register, and its credit once stopped."""
+
+    booking_id: int
+    terms: ExportTermsOut | None
+    exported_wh: int = Field(description="from the export register; final once settled")
+    credit: int | None = Field(description="pence: exported Wh x price, rounded down; None until stopped")
+    soc_pct: int | None = Field(description="the latest state of charge reported")
+    lowest_soc_pct: int | None = Field(description="the lowest state of charge reported while exporting")
+    settled: bool

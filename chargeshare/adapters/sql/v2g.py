@@ -1,0 +1,96 @@
+"""V2G export: each booking's export terms and its metered export (chargeshare/domain/v2g.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from chargeshare.adapters.sql import schema as t
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.v2g import ExportRecord, ExportTerms
+
+_t = t.v2g_terms.c
+_x = t.v2g_exports.c
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _terms(r: Any) -> ExportTerms:
+    return ExportTerms(int(r.booking_id), int(r.price_per_kwh), int(r.soc_floor_pct), r.set_at)
+
+
+def _record(r: Any) -> ExportRecord:
+    return ExportRecord(
+        int(r.booking_id),
+        _int(r.start_wh),
+        _int(r.last_wh),
+        _int(r.soc_pct),
+        _int(r.lowest_soc_pct),
+        _int(r.exported_wh),
+        _int(r.credit),
+    )
+
+
+class SqlV2g:
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+
+    def _upsert(self, table: Any, values: dict[str, Any]) -> None:
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        q = make(table).values(**values)
+        rest = {k: v for k, v in values.items() if k != "booking_id"}
+        self.conn.execute(q.on_conflict_do_update(index_elements=[table.c.booking_id], set_=rest))
+
+    def _booking_exists(self, booking_id: int) -> None:
+        b = t.bookings.c
+        if self.conn.execute(select(b.id).where(b.id == booking_id)).first() is None:
+            raise NotFound(f"no booking {booking_id}")
+
+    def set_terms(self, terms: ExportTerms) -> None:
+        self._booking_exists(terms.booking_id)
+        self._upsert(
+            t.v2g_terms,
+            {
+                "booking_id": terms.booking_id,
+                "price_per_kwh": terms.price_per_kwh,
+                "soc_floor_pct": terms.soc_floor_pct,
+                "set_at": terms.set_at,
+            },
+        )
+
+    def terms(self, booking_id: int) -> ExportTerms | None:
+        r = self.conn.execute(select(t.v2g_terms).where(_t.booking_id == booking_id)).first()
+        return None if r is None else _terms(r)
+
+    def all_terms(self) -> Sequence[ExportTerms]:
+        return [_terms(r) for r in self.conn.execute(select(t.v2g_terms).order_by(_t.booking_id))]
+
+    def record(self, booking_id: int) -> ExportRecord | None:
+        r = self.conn.execute(select(t.v2g_exports).where(_x.booking_id == booking_id)).first()
+        return None if r is None else _record(r)
+
+    def save_record(self, record: ExportRecord, at: datetime) -> None:
+        self._booking_exists(record.booking_id)
+        self._upsert(
+            t.v2g_exports,
+            {
+                "booking_id": record.booking_id,
+                "start_wh": record.start_wh,
+                "last_wh": record.last_wh,
+                "soc_pct": record.soc_pct,
+                "lowest_soc_pct": record.lowest_soc_pct,
+                "exported_wh": record.exported_wh,
+                "credit": record.credit,
+                "updated_at": at,
+            },
+        )
+
+    def records(self) -> Sequence[ExportRecord]:
+        return [_record(r) for r in self.conn.execute(select(t.v2g_exports).order_by(_x.booking_id))]

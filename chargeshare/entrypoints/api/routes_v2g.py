@@ -1,0 +1,48 @@
+"""V2G export on a booking: its driver sets the export terms; its driver or its charger's host reads
+the export as metered and credited. Someone else's booking answers 404."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.deps import Driver, DriverOrHost, IdPath
+from chargeshare.entrypoints.api.schemas import ExportOut, ExportTermsIn, ExportTermsOut
+from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.services.v2g import ExportView
+
+
+def export_out(v: ExportView) -> ExportOut:
+    r = v.record
+    terms = None
+    if v.terms is not None:
+        terms = ExportTermsOut(
+            price_per_kwh=v.terms.price_per_kwh, soc_floor_pct=v.terms.soc_floor_pct, set_at=v.terms.set_at
+        )
+    return ExportOut(
+        booking_id=v.booking_id,
+        terms=terms,
+        exported_wh=r.metered_wh if r.exported_wh is None else r.exported_wh,
+        credit=r.credit,
+        soc_pct=r.soc_pct,
+        lowest_soc_pct=r.lowest_soc_pct,
+        settled=r.settled,
+    )
+
+
+def router(app: App) -> APIRouter:
+    r = APIRouter(prefix="/bookings", tags=["v2g"], route_class=StrictJsonRoute)
+
+    @r.put("/{booking_id}/export-terms", responses={409: {"description": "the booking has ended"}})
+    def set_terms(booking_id: IdPath, body: ExportTermsIn, who: Driver) -> ExportOut:
+        """Offer your car's energy back during the booking: the export price per kWh and the lowest
+        state of charge it may be discharged to. Takes effect from the session's start."""
+        app.v2g.set_terms(who, booking_id, body.price_per_kwh, body.soc_floor_pct)
+        return export_out(app.v2g.export(who, booking_id))
+
+    @r.get("/{booking_id}/export")
+    def export(booking_id: IdPath, who: DriverOrHost) -> ExportOut:
+        """The booking's export terms, energy exported and the credit once the session stopped."""
+        return export_out(app.v2g.export(who, booking_id))
+
+    return r

@@ -1,0 +1,138 @@
+"""V2G export on OCPP 2.1 (chargeshare/domain/v2g.py): a driver's export terms for a booking, the
+export register metered apart from import, and the credit posted with the session's stop.
+
+When a session starts on a booking with export terms at a 2.1 charger, `ExportDue` asks the
+command policy to allow the bidirectional transfer (NotifyAllowedEnergyTransfer) and to send a
+TxProfile that discharges at the connector's rating in the peak hours within the booking (the
+windows a grid buyer pays for). The car itself keeps the driver's floor; the backend records the
+lowest state of charge reported while exporting, and the invariants hold it to the floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from chargeshare.domain.accounts import Principal, Role
+from chargeshare.domain.errors import InvalidTransition, NotFound
+from chargeshare.domain.ledger import export_credit_entry
+from chargeshare.domain.smart_charge_points import peak_periods
+from chargeshare.domain.v2g import ExportRecord, ExportTerms, read_export, settle_export
+from chargeshare.ocpp import V21
+from chargeshare.services.clock import Clock
+from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
+from chargeshare.services.ports import Store, UnitOfWork
+from chargeshare.services.queries.tenancy import can_see
+from chargeshare.services.records import BookingRecord
+
+V2G_VERSION = V21  # bidirectional transfer is OCPP 2.1's
+ENDED = frozenset({"completed", "cancelled", "expired", "failed"})
+
+
+def export_entry_id(booking_id: int) -> str:
+    return f"export-{booking_id}"
+
+
+@dataclass(frozen=True)
+class ExportView:
+    booking_id: int
+    terms: ExportTerms | None
+    record: ExportRecord
+
+
+def record_export(
+    tx: UnitOfWork, booking_id: int, register_wh: int | None, soc_pct: int | None, at: datetime
+) -> None:
+    """A reading of the export register (and the car's state of charge) for a booking's session;
+    kept only for a booking with export terms (a plain car's readings need no record)."""
+    if tx.v2g.terms(booking_id) is None:
+        return
+    before = tx.v2g.record(booking_id) or ExportRecord(booking_id)
+    after = read_export(before, register_wh, soc_pct)
+    if after != before:
+        tx.v2g.save_record(after, at)
+
+
+def credit_export(tx: UnitOfWork, booking: BookingRecord, at: datetime) -> ExportRecord | None:
+    """At the session's stop, in its unit of work: the export settled and, if any, credited."""
+    terms = tx.v2g.terms(booking.booking_id)
+    if terms is None:
+        return None
+    record = tx.v2g.record(booking.booking_id) or ExportRecord(booking.booking_id)
+    if record.settled:
+        return record
+    settled = settle_export(record, terms)
+    tx.v2g.save_record(settled, at)
+    if settled.credit:
+        entry = export_credit_entry(
+            export_entry_id(booking.booking_id), booking.booking_id, booking.driver_id, settled.credit, at
+        )
+        tx.ledger.add([entry])
+    return settled
+
+
+Windows = Callable[[datetime, datetime], list[tuple[datetime, datetime]]]
+
+
+class V2gService:
+    def __init__(self, store: Store, bus: MessageBus, clock: Clock, windows: Windows = peak_periods) -> None:
+        """`windows`: when a grid buyer takes export, as (from, to) overlapping a span (peak hours)."""
+        self.store, self.bus, self.clock = store, bus, clock
+        self.windows = windows
+        bus.subscribe(SessionStarted, self._on_session_started)
+
+    def set_terms(
+        self, who: Principal, booking_id: int, price_per_kwh: int, soc_floor_pct: int
+    ) -> ExportTerms:
+        """The booking's driver sets (or changes) its terms, before its export is settled. Another
+        driver's booking is NotFound; terms change nothing on a session already running."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            booking = tx.bookings.get(booking_id)
+            if who.role is not Role.DRIVER or not can_see(who, booking):
+                raise NotFound(f"no booking {booking_id}")
+            record = tx.v2g.record(booking_id)
+            if str(booking.status) in ENDED or (record is not None and record.settled):
+                raise InvalidTransition(f"booking {booking_id} has ended: its export terms are fixed")
+            terms = ExportTerms(booking_id, price_per_kwh, soc_floor_pct, now)
+            tx.v2g.set_terms(terms)
+        return terms
+
+    def export(self, who: Principal, booking_id: int) -> ExportView:
+        """The booking's terms and export as metered, for its driver, its host or an admin."""
+        with self.store.reading() as tx:
+            booking = tx.bookings.get(booking_id)
+            if not can_see(who, booking):
+                raise NotFound(f"no booking {booking_id}")
+            terms = tx.v2g.terms(booking_id)
+            record = tx.v2g.record(booking_id) or ExportRecord(booking_id)
+        return ExportView(booking_id, terms, record)
+
+    def _on_session_started(self, event: SessionStarted) -> None:
+        with self.store.reading() as tx:
+            if tx.v2g.terms(event.booking_id) is None:
+                return
+            cp_id = tx.sessions.charger_of(event.session_id)
+            session = tx.sessions.get(event.session_id)
+            charger = None if cp_id is None else tx.chargers.get(cp_id)
+            booking = tx.bookings.get(event.booking_id)
+        if charger is None or session is None or charger.ocpp_version != V2G_VERSION:
+            return
+        connector = next(c for c in charger.connectors if c.connector_id == session.connector_id)
+        start, end = max(event.at, booking.starts_at), booking.ends_at
+        windows = tuple(
+            (int((max(a, start) - event.at).total_seconds()), int((min(b, end) - event.at).total_seconds()))
+            for a, b in self.windows(start, end)
+            if min(b, end) > max(a, start)
+        )
+        self.bus.publish(
+            ExportDue(
+                event.at,
+                charger.charge_point_id,
+                connector.connector_no,
+                event.session_id,
+                connector.max_power_w,
+                windows,
+            )
+        )

@@ -1,0 +1,35 @@
+"""V2G export terms through the API: the booking's driver sets them and reads them back with the
+export, the host sees the same, a floor that would strand the driver is a 4xx keeping nothing, and
+another driver's booking is a 404."""
+
+from __future__ import annotations
+
+from tests.api.world import client, world
+
+
+async def test_a_driver_sets_export_terms_and_both_parties_read_the_export() -> None:
+    with world() as w:
+        booking = w.mine.live_booking
+        async with client(w.app) as http:
+            url = f"/bookings/{booking}/export-terms"
+            refused = await http.put(
+                url, json={"price_per_kwh": 25, "soc_floor_pct": 5}, headers=w.mine.driver.headers
+            )
+            assert refused.status_code in (400, 422), refused.text
+            empty = await http.get(f"/bookings/{booking}/export", headers=w.mine.driver.headers)
+            assert empty.status_code == 200 and empty.json()["terms"] is None
+            put = await http.put(
+                url, json={"price_per_kwh": 25, "soc_floor_pct": 40}, headers=w.mine.driver.headers
+            )
+            assert put.status_code == 200, put.text
+            body = put.json()
+            assert body["terms"]["price_per_kwh"] == 25 and body["terms"]["soc_floor_pct"] == 40
+            assert (body["exported_wh"], body["credit"], body["settled"]) == (0, None, False)
+            seen = await http.get(f"/bookings/{booking}/export", headers=w.mine.host.headers)
+            assert seen.status_code == 200 and seen.json()["terms"] == body["terms"]
+            theirs = await http.put(
+                f"/bookings/{w.theirs.live_booking}/export-terms",
+                json={"price_per_kwh": 25, "soc_floor_pct": 40},
+                headers=w.mine.driver.headers,
+            )
+            assert theirs.status_code == 404

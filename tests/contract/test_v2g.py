@@ -1,0 +1,50 @@
+"""The V2G repository's contract (export terms and export records per booking), on the in-memory
+fake, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.errors import NotFound
+from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from tests.conftest import T0
+from tests.contract.test_repositories import a_booking, a_charger
+
+
+def test_terms_and_records_are_kept_per_booking_and_replaced_whole(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-V2G")
+        driver = tx.accounts.add_driver("Vee", "VEE-TAG")
+        booking = a_booking(tx, connector, driver)
+        other = a_booking(tx, connector, driver, start_h=2)
+        tx.v2g.set_terms(ExportTerms(booking, 25, 40, T0))
+        tx.v2g.save_record(ExportRecord(booking, 1_000, 1_000, 80), T0)
+    with app.store.transaction() as tx:
+        tx.v2g.set_terms(ExportTerms(booking, 30, 50, T0 + timedelta(minutes=1)))
+        tx.v2g.save_record(ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 90), T0)
+    with app.store.reading() as tx:
+        assert tx.v2g.terms(booking) == ExportTerms(booking, 30, 50, T0 + timedelta(minutes=1))
+        assert tx.v2g.terms(other) is None
+        assert tx.v2g.all_terms() == [ExportTerms(booking, 30, 50, T0 + timedelta(minutes=1))]
+        assert tx.v2g.record(booking) == ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 90)
+        assert tx.v2g.record(other) is None
+        assert tx.v2g.records() == [ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 90)]
+
+
+def test_an_unknown_booking_gets_no_terms_and_a_failed_unit_keeps_nothing(app: App) -> None:
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.v2g.set_terms(ExportTerms(9_999, 25, 40, T0))
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.v2g.save_record(ExportRecord(9_999), T0)
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-V2G-RB")
+        booking = a_booking(tx, connector, tx.accounts.add_driver("Rae", "RAE-TAG"))
+    with pytest.raises(RuntimeError), app.store.transaction() as tx:
+        tx.v2g.set_terms(ExportTerms(booking, 25, 40, T0))
+        tx.v2g.save_record(ExportRecord(booking, 5), T0)
+        raise RuntimeError("boom")
+    with app.store.reading() as tx:
+        assert tx.v2g.all_terms() == [] and tx.v2g.records() == []
