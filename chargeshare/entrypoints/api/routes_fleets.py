@@ -31,7 +31,11 @@ from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.fleet import ConnectorRef, IssuedWithLines
 from chargeshare.services.records import BookingRecord
 
-MonthPath = Path(pattern=r"^\d{4}-\d{2}$", description="a UK calendar month, YYYY-MM")
+# Years 1900-8999 only: a month's end is the next month's start, past the calendar for 9999-12.
+MonthPath = Path(
+    pattern=r"^(19\d\d|[2-8]\d{3})-(0[1-9]|1[0-2])$",
+    description="a UK calendar month, YYYY-MM, of a year from 1900 to 8999",
+)
 
 
 def fleet_out(f: FleetAccount) -> FleetOut:
