@@ -1434,6 +1434,9 @@ class MemoryGrid(_Repository):
         found = [e for e in self.t.flex_events.values() if ending_after is None or e.ends_at > ending_after]
         return sorted(found, key=lambda e: (e.starts_at, e.event_id))
 
+    def deciding(self) -> None:
+        """Units of work take turns already (the store's lock)."""
+
     def allocations(self) -> dict[int, int]:
         return dict(sorted(self.t.allocations.items()))
 

@@ -139,8 +139,9 @@ class GridService:
 
     def rebalance(self) -> list[GridLimitsDue]:
         """Decide every connector's limit now, keep those that changed, and tell their chargers."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
+            tx.grid.deciding()  # first: every read below sees the decisions committed before ours
+            now = self.clock.now()
             members = tx.grid.members()
             decided = tx.grid.allocations()
             if not members and not decided:

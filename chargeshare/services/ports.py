@@ -772,6 +772,11 @@ class Grid(Protocol):
         """Flexibility events (those ending after `ending_after`), by start then id."""
         ...
 
+    def deciding(self) -> None:
+        """Take the turn to decide connectors' limits until the unit of work ends: one decision at a
+        time, each reading what the one before it committed."""
+        ...
+
     def allocations(self) -> dict[int, int]:
         """Each connector's limit in W as last decided, by connector id."""
         ...

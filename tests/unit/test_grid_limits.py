@@ -96,7 +96,9 @@ def test_loads_add_houses_and_chargers_up_to_the_feeder() -> None:
 # ---- properties -----------------------------------------------------------------------------------
 @st.composite
 def grids(draw: st.DrawFn) -> tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]]:
-    feeders = [Feeder(f, f"F{f}", draw(st.integers(MIN_CHARGING_W, 60_000))) for f in range(draw(st.integers(0, 3)))]
+    feeders = [
+        Feeder(f, f"F{f}", draw(st.integers(MIN_CHARGING_W, 60_000))) for f in range(draw(st.integers(0, 3)))
+    ]
     sites = [
         Site(
             s,
