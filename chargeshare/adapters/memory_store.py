@@ -161,6 +161,8 @@ class _Tables:
     site_of: dict[int, int] = field(default_factory=dict)  # charger id -> site id
     flex_events: dict[int, FlexEvent] = field(default_factory=dict)
     allocations: dict[int, int] = field(default_factory=dict)  # connector id -> W
+    # charger id -> (decision, delivered, decided at)
+    deliveries: dict[int, tuple[int, int, datetime]] = field(default_factory=dict)
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -526,6 +528,7 @@ class MemoryChargers(_Repository):
         self.t.walk_in.pop(c.charger_id, None)
         self.t.smart_settings.pop(c.charger_id, None)
         self.t.site_of.pop(c.charger_id, None)
+        self.t.deliveries.pop(c.charger_id, None)
         for i in ids:
             self.t.allocations.pop(i, None)
         del self.t.chargers[c.charger_id]
@@ -1446,6 +1449,25 @@ class MemoryGrid(_Repository):
                 self.t.allocations.pop(connector_id, None)
             else:
                 self.t.allocations[connector_id] = limit_w
+
+    def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
+        for charger_id in charger_ids:
+            decision, delivered, _ = self.t.deliveries.get(charger_id, (0, 0, at))
+            self.t.deliveries[charger_id] = (decision + 1, delivered, at)
+        return {c: self.t.deliveries[c][0] for c in charger_ids}
+
+    def delivery(self, charger_id: int) -> tuple[int, int] | None:
+        found = self.t.deliveries.get(charger_id)
+        return None if found is None else found[:2]
+
+    def delivered(self, charger_id: int, decision: int) -> None:
+        found = self.t.deliveries.get(charger_id)
+        if found is not None and found[0] >= decision:
+            self.t.deliveries[charger_id] = (found[0], max(found[1], decision), found[2])
+
+    def owed(self, decided_before: datetime) -> list[int]:
+        rows = self.t.deliveries.items()
+        return sorted(c for c, (decision, done, at) in rows if done < decision and at <= decided_before)
 
 
 class MemoryChargerFiles(_Repository):

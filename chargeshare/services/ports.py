@@ -785,6 +785,22 @@ class Grid(Protocol):
         """Replace these connectors' limits (None: the connector has none any more)."""
         ...
 
+    def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
+        """A new decision for each charger, owed until acknowledged: charger id -> its number."""
+        ...
+
+    def delivery(self, charger_id: int) -> tuple[int, int] | None:
+        """(latest decision, latest acknowledged) for the charger; None: never decided for."""
+        ...
+
+    def delivered(self, charger_id: int, decision: int) -> None:
+        """The charger acknowledged `decision` (an older one than already acknowledged: no change)."""
+        ...
+
+    def owed(self, decided_before: datetime) -> list[int]:
+        """Chargers whose latest decision, made at or before `decided_before`, is unacknowledged."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One unit of work: everything done through its repositories commits together or not at all."""

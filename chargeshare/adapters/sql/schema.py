@@ -34,6 +34,7 @@ from chargeshare.adapters.sql.folded import Folded
 from chargeshare.adapters.sql.sqlite_geo import RTREE_OFFER_COLUMNS, RTREE_POWER_COLUMN
 from chargeshare.domain.booking import LIVE_STATES
 from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.grid_limits import MIN_CHARGING_W
 
 # The rows the command re-send reads each round (partial indexes: few among all ever made).
 OWED_RESERVATION = "reservation IN ('sent', 'accepted')"
@@ -461,7 +462,7 @@ grid_feeders = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("limit_w", Integer, nullable=False),
-    CheckConstraint("limit_w > 0", name="ck_grid_feeders_limit"),
+    CheckConstraint(f"limit_w >= {MIN_CHARGING_W}", name="ck_grid_feeders_limit"),
 )
 
 grid_sites = Table(
@@ -473,7 +474,7 @@ grid_sites = Table(
     Column("limit_w", Integer, nullable=False),
     Column("house_load_w", Integer, nullable=False),
     Column("feeder_id", ForeignKey("grid_feeders.id")),
-    CheckConstraint("limit_w > 0", name="ck_grid_sites_limit"),
+    CheckConstraint(f"limit_w >= {MIN_CHARGING_W}", name="ck_grid_sites_limit"),
     CheckConstraint("house_load_w >= 0", name="ck_grid_sites_house_load"),
     Index("ix_grid_sites_host", "host_id"),
 )
@@ -506,6 +507,18 @@ grid_allocations = Table(
     Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
     Column("limit_w", Integer, nullable=False),
     Column("decided_at", UTCDateTime(), nullable=False),
+)
+
+# Each charger's grid limits as a numbered decision, and the latest it acknowledged: while
+# `delivered` is behind `decision` its limits are owed, sent again on connecting and by the sweep.
+grid_deliveries = Table(
+    "grid_deliveries",
+    metadata,
+    Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
+    Column("decision", Integer, nullable=False),
+    Column("delivered", Integer, nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    CheckConstraint("delivered <= decision", name="ck_grid_deliveries_order"),
 )
 
 # Bookings whose driver overrode the randomised delay and the default charging hours ("charge now"):
