@@ -32,6 +32,7 @@ from chargeshare.domain.fleet import (
     InvoiceLine,
     IssuedInvoice,
     Occurrence,
+    SeenRequest,
 )
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
@@ -153,6 +154,7 @@ class _Tables:
     fleet_contracts: dict[int, FleetContract] = field(default_factory=dict)
     fleet_occurrences: dict[int, Occurrence] = field(default_factory=dict)  # by booking id
     fleet_invoices: dict[int, IssuedInvoice] = field(default_factory=dict)
+    fleet_requests: dict[tuple[int, str, str], SeenRequest] = field(default_factory=dict)
     fleet_lines: dict[str, tuple[int, InvoiceLine]] = field(
         default_factory=dict
     )  # entry id -> (invoice, line)
@@ -1618,3 +1620,16 @@ class MemoryFleets(_Repository):
             return False
         self.t.fleet_invoices[invoice_id] = dataclasses.replace(invoice, paid=paid, paid_at=at)
         return True
+
+    def claim_request(self, fleet_id: int, kind: str, key: str, fingerprint: str, at: datetime) -> bool:
+        if (fleet_id, kind, key) in self.t.fleet_requests:
+            return False
+        self.t.fleet_requests[(fleet_id, kind, key)] = SeenRequest(fingerprint, None, None, at)
+        return True
+
+    def answer_request(self, fleet_id: int, kind: str, key: str, ref_id: int, value: int | None) -> None:
+        seen = self.t.fleet_requests[(fleet_id, kind, key)]
+        self.t.fleet_requests[(fleet_id, kind, key)] = dataclasses.replace(seen, ref_id=ref_id, value=value)
+
+    def request_seen(self, fleet_id: int, kind: str, key: str) -> SeenRequest | None:
+        return self.t.fleet_requests.get((fleet_id, kind, key))

@@ -219,6 +219,17 @@ class Occurrence:
 
 
 @dataclass(frozen=True)
+class SeenRequest:
+    """A fleet's request made under an Idempotency-Key: what was asked, and what it made (the
+    invoice paid and what had been paid of it after, or the contract booked)."""
+
+    fingerprint: str
+    ref_id: int | None
+    value: int | None
+    made_at: datetime
+
+
+@dataclass(frozen=True)
 class IssuedInvoice:
     invoice_id: int
     fleet_id: int

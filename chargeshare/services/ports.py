@@ -20,6 +20,7 @@ from chargeshare.domain.fleet import (
     InvoiceLine,
     IssuedInvoice,
     Occurrence,
+    SeenRequest,
 )
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
 from chargeshare.domain.ledger import JournalEntry
@@ -726,6 +727,17 @@ class Fleets(Protocol):
     def record_payment(self, invoice_id: int, paid: int, at: datetime, *, expected: int) -> bool:
         """Set what has been paid of the invoice, if it is still `expected` (compare-and-set)."""
         ...
+
+    def claim_request(self, fleet_id: int, kind: str, key: str, fingerprint: str, at: datetime) -> bool:
+        """Claim the fleet's Idempotency-Key for a request of `kind` in this unit of work; False if
+        an earlier request holds it (on PostgreSQL, one still being made is waited for)."""
+        ...
+
+    def answer_request(self, fleet_id: int, kind: str, key: str, ref_id: int, value: int | None) -> None:
+        """What the claimed request made."""
+        ...
+
+    def request_seen(self, fleet_id: int, kind: str, key: str) -> SeenRequest | None: ...
 
 
 class Grid(Protocol):

@@ -230,6 +230,7 @@ def test_upgrading_from_0017_adds_the_fleet_tables_and_keeps_the_bookings(url: s
         "fleet_occurrences",
         "fleet_invoices",
         "fleet_invoice_lines",
+        "fleet_requests",  # 0022's
     }
     with engine.connect() as conn:
         command.downgrade(migrate.alembic_config(conn), "0017")
@@ -265,4 +266,22 @@ def test_0019_sits_between_pricing_and_fleets_and_keeps_the_hosts(url: str, engi
     assert grid_tables <= set(shape(engine))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM hosts")).scalars().all() == ["Ann"]
+    migrate.check_current(engine)
+
+
+def test_upgrading_from_0020_owes_grid_limits_keeps_fleet_requests_and_checks_site_limits(
+    url: str, engine: Engine
+) -> None:
+    """0022: grid deliveries and fleet requests; on PostgreSQL, a site's or feeder's limit of at least
+    1,380 W. Going back drops both tables and restores the old checks."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0020")
+        conn.commit()
+        assert not {"grid_deliveries", "fleet_requests"} & set(inspect(conn).get_table_names())
+    assert migrate.upgrade(engine) == "upgraded from 0020"
+    assert {"grid_deliveries", "fleet_requests"} <= set(shape(engine))
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.exec_driver_sql("INSERT INTO grid_feeders (name, limit_w) VALUES ('F', 1379)")
     migrate.check_current(engine)

@@ -613,6 +613,20 @@ fleet_invoices = Table(
     UniqueConstraint("fleet_id", "month", name="uq_fleet_invoice_month"),
 )
 
+# A fleet's requests made under an Idempotency-Key: claimed (the key's row) in the unit of work
+# that does the request, so a copy waits on the key and then answers with what the first made.
+fleet_requests = Table(
+    "fleet_requests",
+    metadata,
+    Column("fleet_id", ForeignKey("fleet_accounts.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # "payment" or "block"
+    Column("request_key", String(255), primary_key=True),
+    Column("fingerprint", String(500), nullable=False),  # what was asked, to refuse a key reused
+    Column("ref_id", Integer),  # the invoice paid, or the contract booked
+    Column("value", Integer),  # a payment: what had been paid of the invoice after it
+    Column("made_at", UTCDateTime(), nullable=False),
+)
+
 fleet_invoice_lines = Table(
     "fleet_invoice_lines",
     metadata,

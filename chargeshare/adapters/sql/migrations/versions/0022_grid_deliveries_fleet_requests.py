@@ -1,6 +1,7 @@
 """Grid limits owed to chargers: each charger's latest decision and the latest it acknowledged, so a
 decision not delivered (charger offline, a refusal, a crash after the commit) is sent again; and
-site and feeder limits of at least one car's minimum (6 A on one phase) on PostgreSQL.
+site and feeder limits of at least one car's minimum (6 A on one phase) on PostgreSQL; and fleet
+requests made under an Idempotency-Key (payments, block bookings), each answered once.
 
 Revision ID: 0022
 Revises: 0020
@@ -30,6 +31,16 @@ def upgrade() -> None:
         sa.Column("decided_at", UTCDateTime(), nullable=False),
         sa.CheckConstraint("delivered <= decision", name="ck_grid_deliveries_order"),
     )
+    op.create_table(
+        "fleet_requests",
+        sa.Column("fleet_id", sa.Integer, sa.ForeignKey("fleet_accounts.id"), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("request_key", sa.String(255), primary_key=True),
+        sa.Column("fingerprint", sa.String(500), nullable=False),
+        sa.Column("ref_id", sa.Integer),
+        sa.Column("value", sa.Integer),
+        sa.Column("made_at", UTCDateTime(), nullable=False),
+    )
     if op.get_bind().dialect.name == "postgresql":
         # SQLite would rebuild the tables to change a check; its rows are checked by the domain.
         for table, name in (("grid_sites", "ck_grid_sites_limit"), ("grid_feeders", "ck_grid_feeders_limit")):
@@ -42,4 +53,5 @@ def downgrade() -> None:
         for table, name in (("grid_sites", "ck_grid_sites_limit"), ("grid_feeders", "ck_grid_feeders_limit")):
             op.drop_constraint(name, table, type_="check")
             op.create_check_constraint(name, table, "limit_w > 0")
+    op.drop_table("fleet_requests")
     op.drop_table("grid_deliveries")
