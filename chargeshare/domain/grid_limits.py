@@ -74,6 +74,8 @@ class FlexEvent:
     def __post_init__(self) -> None:
         if self.limit_w < 0:
             raise InvalidRequest(f"a flexibility event's limit is 0 W or more, got {self.limit_w}")
+        if self.starts_at.utcoffset() is None or self.ends_at.utcoffset() is None:
+            raise InvalidRequest("a flexibility event's times must say their time zone")
         if self.ends_at <= self.starts_at:
             raise InvalidRequest("a flexibility event ends after it starts")
 

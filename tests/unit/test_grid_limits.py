@@ -74,6 +74,8 @@ def test_limits_and_events_that_mean_nothing_are_refused() -> None:
         Feeder(1, "F", limit_w=MIN_CHARGING_W - 1)
     with pytest.raises(InvalidRequest):
         FlexEvent(1, Scope.SITE, 1, 1_000, T0, T0)
+    with pytest.raises(InvalidRequest, match="time zone"):  # not a TypeError comparing it later
+        FlexEvent(1, Scope.SITE, 1, 1_000, T0.replace(tzinfo=None), T0.replace(tzinfo=None) + MINUTE)
 
 
 def test_an_overload_shorter_than_the_tolerance_passes_and_a_longer_one_is_found() -> None:
