@@ -363,21 +363,27 @@ class CommandPolicy:
 
     def _send_grid_limits(self, event: GridLimitsDue, token: object) -> Script:
         """The charger-wide maximum, then each connector's share, in turn; once all are done the
-        decision is acknowledged. A decision made meanwhile is read and sent in a further round."""
+        decision is acknowledged. Then the latest decision is read: one made meanwhile, here or in
+        another process, goes out in a further round, so the charger ends on the latest."""
         cp_id = event.charge_point_id
-        due: GridLimitsDue | None = event
+        due = event
         try:
-            while due is not None:
+            while True:
                 self._grid_latest[cp_id] = max(due.decision, self._grid_latest.get(cp_id, 0))
                 yield from self._grid_commands(due)
-                if cp_id not in self._grid_again or self._grid_sending.get(cp_id) is not token:
-                    return
+                if self._grid_sending.get(cp_id) is not token:
+                    return  # its link closed: a round on the new one sends the latest
+                if not due.decision and cp_id not in self._grid_again:
+                    return  # an unnumbered decision, and none since
                 self._grid_again.discard(cp_id)  # what is decided from here on asks once more
                 try:
-                    due = yield Effect(self.grid.limits_due, (cp_id,))
+                    latest = yield Effect(self.grid.limits_due, (cp_id,))
                 except (NotFound, Busy) as exc:
-                    log.warning("could not read %r's newer limits (still owed): %s", cp_id, exc)
+                    log.warning("could not read %r's latest limits (the sweep sends them): %s", cp_id, exc)
                     return
+                if latest is None or (due.decision and latest.decision <= due.decision):
+                    return
+                due = latest
         finally:
             if self._grid_sending.get(cp_id) is token:
                 del self._grid_sending[cp_id]

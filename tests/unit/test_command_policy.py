@@ -484,6 +484,17 @@ def test_a_later_decision_is_never_overtaken_by_an_earlier_one_in_flight() -> No
     assert w.backend.recorded("limits_delivered")[-1] == ("CP1", 2)
 
 
+def test_a_decision_made_in_another_process_during_a_round_follows_it() -> None:
+    w = world()
+    w.backend.limits = GridLimitsDue(AT, "CP1", ((1, 5_000), (2, 2_000)), 2)  # heard only there
+    w.decide_and_run(replace(LIMITS, decision=1))
+    assert w.commands() == [
+        *ocpp_grid.limit_commands(LIMITS.limits_w, AT),
+        *ocpp_grid.limit_commands(w.backend.limits.limits_w, AT),
+    ]
+    assert w.backend.recorded("limits_delivered") == [("CP1", 1), ("CP1", 2)]
+
+
 def test_an_older_decision_heard_after_a_newer_one_was_sent_is_dropped() -> None:
     w = world()
     w.decide_and_run(replace(LIMITS, decision=2))
