@@ -32,6 +32,7 @@ from chargeshare.domain.fleet import (
     InvoiceLine,
     IssuedInvoice,
     Occurrence,
+    SeenRequest,
 )
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
@@ -154,6 +155,7 @@ class _Tables:
     fleet_contracts: dict[int, FleetContract] = field(default_factory=dict)
     fleet_occurrences: dict[int, Occurrence] = field(default_factory=dict)  # by booking id
     fleet_invoices: dict[int, IssuedInvoice] = field(default_factory=dict)
+    fleet_requests: dict[tuple[int, str, str], SeenRequest] = field(default_factory=dict)
     fleet_lines: dict[str, tuple[int, InvoiceLine]] = field(
         default_factory=dict
     )  # entry id -> (invoice, line)
@@ -164,6 +166,8 @@ class _Tables:
     allocations: dict[int, int] = field(default_factory=dict)  # connector id -> W
     v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
+    # charger id -> (decision, delivered, decided at)
+    deliveries: dict[int, tuple[int, int, datetime]] = field(default_factory=dict)
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -530,6 +534,7 @@ class MemoryChargers(_Repository):
         self.t.walk_in.pop(c.charger_id, None)
         self.t.smart_settings.pop(c.charger_id, None)
         self.t.site_of.pop(c.charger_id, None)
+        self.t.deliveries.pop(c.charger_id, None)
         for i in ids:
             self.t.allocations.pop(i, None)
         del self.t.chargers[c.charger_id]
@@ -1438,6 +1443,9 @@ class MemoryGrid(_Repository):
         found = [e for e in self.t.flex_events.values() if ending_after is None or e.ends_at > ending_after]
         return sorted(found, key=lambda e: (e.starts_at, e.event_id))
 
+    def deciding(self) -> None:
+        """Units of work take turns already (the store's lock)."""
+
     def allocations(self) -> dict[int, int]:
         return dict(sorted(self.t.allocations.items()))
 
@@ -1447,6 +1455,25 @@ class MemoryGrid(_Repository):
                 self.t.allocations.pop(connector_id, None)
             else:
                 self.t.allocations[connector_id] = limit_w
+
+    def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
+        for charger_id in charger_ids:
+            decision, delivered, _ = self.t.deliveries.get(charger_id, (0, 0, at))
+            self.t.deliveries[charger_id] = (decision + 1, delivered, at)
+        return {c: self.t.deliveries[c][0] for c in charger_ids}
+
+    def delivery(self, charger_id: int) -> tuple[int, int] | None:
+        found = self.t.deliveries.get(charger_id)
+        return None if found is None else found[:2]
+
+    def delivered(self, charger_id: int, decision: int) -> None:
+        found = self.t.deliveries.get(charger_id)
+        if found is not None and found[0] >= decision:
+            self.t.deliveries[charger_id] = (found[0], max(found[1], decision), found[2])
+
+    def owed(self, decided_before: datetime) -> list[int]:
+        rows = self.t.deliveries.items()
+        return sorted(c for c, (decision, done, at) in rows if done < decision and at <= decided_before)
 
 
 class MemoryV2g(_Repository):
@@ -1623,3 +1650,16 @@ class MemoryFleets(_Repository):
             return False
         self.t.fleet_invoices[invoice_id] = dataclasses.replace(invoice, paid=paid, paid_at=at)
         return True
+
+    def claim_request(self, fleet_id: int, kind: str, key: str, fingerprint: str, at: datetime) -> bool:
+        if (fleet_id, kind, key) in self.t.fleet_requests:
+            return False
+        self.t.fleet_requests[(fleet_id, kind, key)] = SeenRequest(fingerprint, None, None, at)
+        return True
+
+    def answer_request(self, fleet_id: int, kind: str, key: str, ref_id: int, value: int | None) -> None:
+        seen = self.t.fleet_requests[(fleet_id, kind, key)]
+        self.t.fleet_requests[(fleet_id, kind, key)] = dataclasses.replace(seen, ref_id=ref_id, value=value)
+
+    def request_seen(self, fleet_id: int, kind: str, key: str) -> SeenRequest | None:
+        return self.t.fleet_requests.get((fleet_id, kind, key))

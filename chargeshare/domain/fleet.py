@@ -150,6 +150,9 @@ class Invoice:
         return sum(line.amount for line in self.lines)
 
 
+MIN_YEAR, MAX_YEAR = 1900, 8999  # the months an invoice can be for
+
+
 def parse_month(month: str) -> tuple[int, int]:
     try:
         year, mon = (int(part) for part in month.split("-"))
@@ -158,6 +161,9 @@ def parse_month(month: str) -> tuple[int, int]:
         raise InvalidField("month", "give a month as YYYY-MM") from None
     if len(month) != 7:
         raise InvalidField("month", "give a month as YYYY-MM")
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        # The month's end is the next month's start: 9999-12 would end past the calendar.
+        raise InvalidField("month", f"give a year from {MIN_YEAR} to {MAX_YEAR}")
     return year, mon
 
 
@@ -210,6 +216,17 @@ class Occurrence:
     booking_id: int
     contract_id: int
     fleet_id: int
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """A fleet's request made under an Idempotency-Key: what was asked, and what it made (the
+    invoice paid and what had been paid of it after, or the contract booked)."""
+
+    fingerprint: str
+    ref_id: int | None
+    value: int | None
+    made_at: datetime
 
 
 @dataclass(frozen=True)

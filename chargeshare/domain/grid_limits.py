@@ -40,7 +40,7 @@ class Feeder:
     limit_w: int
 
     def __post_init__(self) -> None:
-        _positive("a feeder's limit", self.limit_w)
+        _enough_for_one_car("a feeder's limit", self.limit_w)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Site:
     feeder_id: int | None = None
 
     def __post_init__(self) -> None:
-        _positive("a site's limit", self.limit_w)
+        _enough_for_one_car("a site's limit", self.limit_w)
         if self.house_load_w < 0:
             raise InvalidRequest(f"a house load is 0 W or more, got {self.house_load_w}")
 
@@ -74,6 +74,8 @@ class FlexEvent:
     def __post_init__(self) -> None:
         if self.limit_w < 0:
             raise InvalidRequest(f"a flexibility event's limit is 0 W or more, got {self.limit_w}")
+        if self.starts_at.utcoffset() is None or self.ends_at.utcoffset() is None:
+            raise InvalidRequest("a flexibility event's times must say their time zone")
         if self.ends_at <= self.starts_at:
             raise InvalidRequest("a flexibility event ends after it starts")
 
@@ -102,9 +104,10 @@ class Allocation:
     paused: frozenset[int]
 
 
-def _positive(what: str, watts: int) -> None:
-    if watts <= 0:
-        raise InvalidRequest(f"{what} must be more than 0 W, got {watts}")
+def _enough_for_one_car(what: str, watts: int) -> None:
+    # Below one car's minimum no charger on it could ever charge: a typo, not a supply.
+    if watts < MIN_CHARGING_W:
+        raise InvalidRequest(f"{what} must be at least {MIN_CHARGING_W} W (6 A on one phase), got {watts}")
 
 
 def effective_limit_w(

@@ -84,6 +84,7 @@ class Smart(Protocol):
 
 class Grid(Protocol):
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None: ...
+    def limits_delivered(self, charge_point_id: str, decision: int) -> None: ...
 
 
 class Reports(Protocol):
@@ -121,6 +122,13 @@ class CommandPolicy:
         # still open is asked again (it may have lost the stop).
         self._stops_sent: dict[int, str] = {}
         self._gaps_asked: set[int] = set()  # sessions whose missing events were asked about
+        # Grid limits go to a charger one round at a time, so an earlier decision's commands can
+        # never land after a later one's: the round in flight (by a token, so a round left over
+        # from a closed link cannot end a newer one), chargers with a newer decision waiting for it,
+        # and the latest decision number each charger was sent (an older event arriving late is stale).
+        self._grid_sending: dict[str, object] = {}
+        self._grid_again: set[str] = set()
+        self._grid_latest: dict[str, int] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[Order]]] = {
             EnergyLimitReached: self._energy_limit,
             ReservationDue: self._reservation_due,
@@ -156,8 +164,12 @@ class CommandPolicy:
         return [self.owed(cp_id)]
 
     def disconnected(self, cp_id: str) -> None:
-        """Its link here closed: a stop sent on it may be lost, and is sent again when it is due."""
+        """Its link here closed: a stop sent on it may be lost, and is sent again when it is due;
+        grid limits in flight on it fail, and are sent again on connecting (still owed)."""
         self._forget_stops_sent(cp_id)
+        self._grid_sending.pop(cp_id, None)
+        self._grid_again.discard(cp_id)
+        self._grid_latest.pop(cp_id, None)
 
     def owed(self, cp_id: str) -> Order:
         """What was decided for this charger and never acknowledged (reservations still "sent",
@@ -187,7 +199,7 @@ class CommandPolicy:
             )
         else:
             if limits is not None:
-                orders.append(Order(cp_id, self._send_grid_limits(limits)))
+                orders += self._grid_round(limits)
         yield Issue(tuple(orders))
 
     def _due(
@@ -339,14 +351,56 @@ class CommandPolicy:
     # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py) ---------------------------------
     def _grid_limits_due(self, event: GridLimitsDue) -> list[Order]:
         if not self.links.reachable(event.charge_point_id):
-            return []  # offline: told on connecting
-        return [Order(event.charge_point_id, self._send_grid_limits(event))]
+            return []  # offline: owed, told on connecting or by the sweep
+        return self._grid_round(event)
 
-    def _send_grid_limits(self, event: GridLimitsDue) -> Script:
-        """The charger-wide maximum, then each connector's share, in turn."""
-        for command in ocpp_grid.limit_commands(event.limits_w, event.at):
-            if not (yield from self._logged(event.charge_point_id, command)):
-                return  # the rest waits for the next decision, or the next connection
+    def _grid_round(self, event: GridLimitsDue) -> list[Order]:
+        cp_id = event.charge_point_id
+        if event.decision and event.decision < self._grid_latest.get(cp_id, 0):
+            return []  # a newer decision was sent or is on its way
+        if cp_id in self._grid_sending:
+            self._grid_again.add(cp_id)  # the round in flight reads the latest when it is done
+            return []
+        token = self._grid_sending[cp_id] = object()
+        return [Order(cp_id, self._send_grid_limits(event, token))]
+
+    def _send_grid_limits(self, event: GridLimitsDue, token: object) -> Script:
+        """The charger-wide maximum, then each connector's share, in turn; once all are done the
+        decision is acknowledged. Then the latest decision is read: one made meanwhile, here or in
+        another process, goes out in a further round, so the charger ends on the latest."""
+        cp_id = event.charge_point_id
+        due = event
+        try:
+            while True:
+                self._grid_latest[cp_id] = max(due.decision, self._grid_latest.get(cp_id, 0))
+                yield from self._grid_commands(due)
+                if self._grid_sending.get(cp_id) is not token:
+                    return  # its link closed: a round on the new one sends the latest
+                if not due.decision and cp_id not in self._grid_again:
+                    return  # an unnumbered decision, and none since
+                self._grid_again.discard(cp_id)  # what is decided from here on asks once more
+                try:
+                    latest = yield Effect(self.grid.limits_due, (cp_id,))
+                except (NotFound, Busy) as exc:
+                    log.warning("could not read %r's latest limits (the sweep sends them): %s", cp_id, exc)
+                    return
+                if latest is None or (due.decision and latest.decision <= due.decision):
+                    return
+                due = latest
+        finally:
+            if self._grid_sending.get(cp_id) is token:
+                del self._grid_sending[cp_id]
+
+    def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
+        for command in ocpp_grid.limit_commands(due.limits_w, due.at):
+            if not (yield from self._logged(due.charge_point_id, command)):
+                return  # the rest stays owed: sent again on connecting or by the sweep
+        if not due.decision:
+            return
+        try:
+            yield Effect(self.grid.limits_delivered, (due.charge_point_id, due.decision))
+        except Exception:
+            log.exception("recording that %s took its limits failed (sent again)", due.charge_point_id)
 
     # ---- V2G (chargeshare/ocpp/v2g.py) ------------------------------------------------------------
     def _export_due(self, event: ExportDue) -> list[Order]:

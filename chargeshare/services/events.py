@@ -83,10 +83,12 @@ class OverrideDue(Event):
 class GridLimitsDue(Event):
     """A charger's connectors have new limits under its site's and feeder's supply limits
     (chargeshare/services/grid.py): (connector number, W) for each; empty when the charger is on no
-    limited site any more and the limits it holds are to be cleared."""
+    limited site any more and the limits it holds are to be cleared. `decision`: the charger's
+    decision number, acknowledged once every command is done (0: none recorded)."""
 
     charge_point_id: str
     limits_w: tuple[tuple[int, int], ...]
+    decision: int = 0
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,19 @@ fleet's account instead of a card (`settlement`); a month's charges become one i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import BookingStatus, check_period
 from chargeshare.domain.charger import BootPolicy
-from chargeshare.domain.errors import BookingConflict, InvalidField, InvalidRequest, NotFound
+from chargeshare.domain.errors import (
+    BookingConflict,
+    IdempotencyKeyReused,
+    InvalidField,
+    InvalidRequest,
+    NotFound,
+)
 from chargeshare.domain.fleet import (
     BlockRule,
     ContractPolicy,
@@ -25,6 +31,7 @@ from chargeshare.domain.fleet import (
     InvoiceLine,
     IssuedInvoice,
     LineKind,
+    SeenRequest,
     invoice_for,
     month_end,
     overlapping,
@@ -166,9 +173,13 @@ class FleetService:
         policy: ContractPolicy | None = None,
         *,
         max_energy_wh: int | None = None,
+        request_key: str | None = None,
     ) -> BookedBlock:
         """Book every occurrence of `rule` on every connector, all or nothing (BlockConflict names
-        the clashes). Each occurrence is a confirmed booking of the fleet's driver, paid on account."""
+        the clashes). Each occurrence is a confirmed booking of the fleet's driver, paid on account.
+
+        With a `request_key` (the client's Idempotency-Key), the same block sent again answers with
+        the contract the first made and books nothing more; IdempotencyKeyReused for another."""
         if not connectors:
             raise InvalidField("connectors", "name at least one charger connector")
         energy = self.rules.max_energy_wh if max_energy_wh is None else max_energy_wh
@@ -183,8 +194,17 @@ class FleetService:
             raise InvalidField("first_day", "a block must start in the future")
         for start, end in periods:
             check_period(start, end)
+        fingerprint = repr((rule, tuple(dict.fromkeys(connectors)), policy, energy))[:500]
         with self.store.transaction() as tx:
             fleet = tx.fleet.account(fleet_id)
+            if request_key is not None and not tx.fleet.claim_request(
+                fleet_id, BLOCK, request_key, fingerprint, now
+            ):
+                seen = _seen(tx, fleet_id, BLOCK, request_key, fingerprint)
+                assert seen.ref_id is not None
+                contract = tx.fleet.contract(seen.ref_id)
+                made = sorted(o.booking_id for o in tx.fleet.occurrences(contract_id=seen.ref_id))
+                return BookedBlock(contract, tuple(tx.bookings.get(b) for b in made))  # as made
             targets = [self._target(tx, ref) for ref in dict.fromkeys(connectors)]
             clashes = []
             for target in targets:
@@ -227,6 +247,8 @@ class FleetService:
                     made.append(booking_id)
             contract = tx.fleet.contract(contract_id)
             records = tuple(tx.bookings.get(b) for b in made)
+            if request_key is not None:
+                tx.fleet.answer_request(fleet_id, BLOCK, request_key, contract_id, None)
         for b in records:
             self.bus.publish(BookingConfirmed(now, b.booking_id, b.driver_id))
         return BookedBlock(contract, records)
@@ -314,12 +336,22 @@ class FleetService:
                 raise NotFound(f"no invoice for {month}")
             return IssuedWithLines(issued, tuple(tx.fleet.lines_of(issued.invoice_id)))
 
-    def pay(self, fleet_id: int, month: str, amount: int) -> IssuedInvoice:
-        """Record `amount` paid against the month's invoice (at most what is outstanding)."""
+    def pay(self, fleet_id: int, month: str, amount: int, *, request_key: str | None = None) -> IssuedInvoice:
+        """Record `amount` paid against the month's invoice (at most what is outstanding).
+
+        With a `request_key` (the client's Idempotency-Key), the same payment sent again answers as
+        the first did and records nothing more; IdempotencyKeyReused if the key was for another."""
         if amount <= 0:
             raise InvalidField("amount", "must be positive")
         now = self.clock.now()
+        fingerprint = f"{month}:{amount}"
         with self.store.transaction() as tx:
+            tx.fleet.account(fleet_id)  # NotFound before a key is claimed for no fleet
+            # Claimed first, in the same unit of work: a copy waits on the key, then finds it taken.
+            if request_key is not None and not tx.fleet.claim_request(
+                fleet_id, PAYMENT, request_key, fingerprint, now
+            ):
+                return _paid_as_first(tx, fleet_id, request_key, fingerprint)
             issued = tx.fleet.invoice(fleet_id, month)
             if issued is None:
                 raise NotFound(f"no invoice for {month}")
@@ -336,6 +368,8 @@ class FleetService:
             tx.ledger.add([entry])
             found = tx.fleet.invoice(fleet_id, month)
             assert found is not None
+            if request_key is not None:
+                tx.fleet.answer_request(fleet_id, PAYMENT, request_key, found.invoice_id, found.paid)
             return found
 
     def statement(self, fleet_id: int) -> FleetStatement:
@@ -345,6 +379,25 @@ class FleetService:
             unbilled = _balance(tx, fleet_unbilled(fleet_id))
             receivable = _balance(tx, fleet_receivable(fleet_id))
         return FleetStatement(fleet, invoices, unbilled, receivable)
+
+
+PAYMENT, BLOCK = "payment", "block"  # the kinds of fleet request an Idempotency-Key names
+
+
+def _seen(tx: UnitOfWork, fleet_id: int, kind: str, key: str, fingerprint: str) -> SeenRequest:
+    seen = tx.fleet.request_seen(fleet_id, kind, key)
+    assert seen is not None, "claimed by a request committed before"
+    if seen.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(f"this Idempotency-Key was used for a different {kind} request")
+    return seen
+
+
+def _paid_as_first(tx: UnitOfWork, fleet_id: int, key: str, fingerprint: str) -> IssuedInvoice:
+    """The invoice as the first payment under this key answered it."""
+    seen = _seen(tx, fleet_id, PAYMENT, key, fingerprint)
+    assert seen.ref_id is not None and seen.value is not None
+    found = next(i for i in tx.fleet.invoices(fleet_id) if i.invoice_id == seen.ref_id)
+    return replace(found, paid=seen.value, paid_at=seen.made_at)
 
 
 def _balance(tx: UnitOfWork, account: str) -> int:

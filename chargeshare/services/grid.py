@@ -7,13 +7,18 @@ without gets the minimum charging power, so a car that starts there draws no mor
 the start is heard and the shares are decided again. The limits decided are kept (grid_allocations),
 and a charger whose limits changed is told (`GridLimitsDue`; chargeshare/ocpp/grid_limits.py says it
 in OCPP); a charger that connects is told its limits again (`limits_due`).
+
+Each charger's decisions are numbered and owed until it acknowledges one (`limits_delivered`): a
+charger offline, a refused command or a process dying after the commit leaves them owed, and the
+housekeeping sweep tells the charger again (`resend_owed`). Decisions take turns (`deciding`), so
+a later decision always reads what an earlier one wrote.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_limits import (
@@ -35,17 +40,31 @@ from chargeshare.services.events import (
 )
 from chargeshare.services.ports import Store, UnitOfWork
 
+# How long a decision may be on its way before the sweep sends it again: long enough for a
+# charger to answer the commands it is being sent, short against a meter interval.
+RESEND_OWED_AFTER = timedelta(seconds=30)
+
 
 @dataclass(frozen=True)
 class _Connector:
     connector_id: int
     connector_no: int
     charge_point_id: str
+    charger_id: int
 
 
 class GridService:
-    def __init__(self, store: Store, bus: MessageBus, clock: Clock, *, min_w: int = MIN_CHARGING_W) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: MessageBus,
+        clock: Clock,
+        *,
+        min_w: int = MIN_CHARGING_W,
+        resend_after: timedelta = RESEND_OWED_AFTER,
+    ) -> None:
         self.store, self.bus, self.clock, self.min_w = store, bus, clock, min_w
+        self.resend_after = resend_after
         for event in (SessionStarted, SessionStopped, SessionClosedWithoutStop):
             bus.subscribe(event, self._on_session_changed)
 
@@ -123,15 +142,36 @@ class GridService:
             return tx.grid.members()
 
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
-        """What a charger that connects is told: its connectors' limits as last decided (None: it
-        is on no limited site)."""
+        """What a charger is told on connecting or when its limits are owed: its connectors' limits
+        as last decided, under that decision's number (None: it is on no limited site and owes no
+        clearing)."""
         with self.store.reading() as tx:
             charger = tx.chargers.get(charge_point_id)
             decided = tx.grid.allocations()
+            delivery = tx.grid.delivery(charger.charger_id)
         limits = tuple(
             (c.connector_no, decided[c.connector_id]) for c in charger.connectors if c.connector_id in decided
         )
-        return GridLimitsDue(self.clock.now(), charge_point_id, limits) if limits else None
+        decision, delivered = delivery or (0, 0)
+        if not limits and delivered >= decision:
+            return None
+        return GridLimitsDue(self.clock.now(), charge_point_id, limits, decision)
+
+    def limits_delivered(self, charge_point_id: str, decision: int) -> None:
+        """The charger acknowledged every command of `decision`: no longer owed (unless a newer one is)."""
+        with self.store.transaction() as tx:
+            tx.grid.delivered(tx.chargers.get(charge_point_id).charger_id, decision)
+
+    def resend_owed(self) -> list[GridLimitsDue]:
+        """Tell again each charger whose latest decision has gone unacknowledged for `resend_after`
+        (offline when decided, a command refused, or the deciding process died after committing)."""
+        with self.store.reading() as tx:
+            owed = tx.grid.owed(self.clock.now() - self.resend_after)
+            cp_ids = [tx.chargers.by_id(charger_id).charge_point_id for charger_id in owed]
+        due = [d for d in (self.limits_due(cp_id) for cp_id in cp_ids) if d is not None]
+        for event in due:
+            self.bus.publish(event)
+        return due
 
     # ---- deciding ---------------------------------------------------------------------------------
     def _on_session_changed(self, _event: object) -> None:
@@ -139,8 +179,9 @@ class GridService:
 
     def rebalance(self) -> list[GridLimitsDue]:
         """Decide every connector's limit now, keep those that changed, and tell their chargers."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
+            tx.grid.deciding()  # first: every read below sees the decisions committed before ours
+            now = self.clock.now()
             members = tx.grid.members()
             decided = tx.grid.allocations()
             if not members and not decided:
@@ -155,7 +196,9 @@ class GridService:
             if not changed:
                 return []
             tx.grid.save_allocations(changed, now)
-        chargers = sorted({where[c].charge_point_id for c in changed})
+            # Owed in the same commit: a crash before the chargers are told leaves them owed.
+            decisions = tx.grid.owe(sorted({where[c].charger_id for c in changed}), now)
+        chargers = sorted({(where[c].charge_point_id, where[c].charger_id) for c in changed})
         due = [
             GridLimitsDue(
                 now,
@@ -167,8 +210,9 @@ class GridService:
                         if k.charge_point_id == cp_id and c in wanted
                     )
                 ),
+                decisions[charger_id],
             )
-            for cp_id in chargers
+            for cp_id, charger_id in chargers
         ]
         for event in due:
             self.bus.publish(event)
@@ -185,7 +229,9 @@ class GridService:
         for charger_id, site_id in members.items():
             charger = tx.chargers.by_id(charger_id)
             for c in charger.connectors:
-                where[c.connector_id] = _Connector(c.connector_id, c.connector_no, charger.charge_point_id)
+                where[c.connector_id] = _Connector(
+                    c.connector_id, c.connector_no, charger.charge_point_id, charger_id
+                )
                 session = tx.sessions.open_on(c.connector_id)
                 if session is None:
                     idle[c.connector_id] = min(self.min_w, c.max_power_w)
@@ -200,7 +246,8 @@ class GridService:
         for charger in tx.chargers.all():
             for c in charger.connectors:
                 if c.connector_id == connector_id:
-                    return _Connector(connector_id, c.connector_no, charger.charge_point_id)
+                    cp_id = charger.charge_point_id
+                    return _Connector(connector_id, c.connector_no, cp_id, charger.charger_id)
         raise NotFound(f"no connector {connector_id}")
 
     @staticmethod

@@ -42,7 +42,7 @@ class Housekeeping:
     def sweep(self, *, payments: bool = True) -> SweepRun:
         """Reservations coming due, no-shows expiring, lost stops closed, payment steps due (unless a
         background worker has them: `payments=False`), the heartbeat watchdog, and connectors'
-        grid limits decided again (a flexibility event that began or ended)."""
+        grid limits decided again (a flexibility event that began or ended) and those owed told again."""
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("reservations_due", self.bookings.reservations_due),
             ("no_shows_expired", self.bookings.expire_no_shows),
@@ -53,6 +53,7 @@ class Housekeeping:
         steps.append(("chargers_gone_offline", self.charging.watchdog))
         if self.grid is not None:
             steps.append(("grid_limits_due", self.grid.rebalance))
+            steps.append(("grid_limits_owed", self.grid.resend_owed))
         return self._run(steps)
 
     def wind_down(self) -> SweepRun:

@@ -20,6 +20,7 @@ from chargeshare.domain.fleet import (
     InvoiceLine,
     IssuedInvoice,
     Occurrence,
+    SeenRequest,
 )
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
 from chargeshare.domain.ledger import JournalEntry
@@ -728,6 +729,17 @@ class Fleets(Protocol):
         """Set what has been paid of the invoice, if it is still `expected` (compare-and-set)."""
         ...
 
+    def claim_request(self, fleet_id: int, kind: str, key: str, fingerprint: str, at: datetime) -> bool:
+        """Claim the fleet's Idempotency-Key for a request of `kind` in this unit of work; False if
+        an earlier request holds it (on PostgreSQL, one still being made is waited for)."""
+        ...
+
+    def answer_request(self, fleet_id: int, kind: str, key: str, ref_id: int, value: int | None) -> None:
+        """What the claimed request made."""
+        ...
+
+    def request_seen(self, fleet_id: int, kind: str, key: str) -> SeenRequest | None: ...
+
 
 class Grid(Protocol):
     """Site and feeder supply limits (chargeshare/domain/grid_limits.py): feeders, hosts' sites, the
@@ -773,12 +785,33 @@ class Grid(Protocol):
         """Flexibility events (those ending after `ending_after`), by start then id."""
         ...
 
+    def deciding(self) -> None:
+        """Take the turn to decide connectors' limits until the unit of work ends: one decision at a
+        time, each reading what the one before it committed."""
+        ...
+
     def allocations(self) -> dict[int, int]:
         """Each connector's limit in W as last decided, by connector id."""
         ...
 
     def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
         """Replace these connectors' limits (None: the connector has none any more)."""
+        ...
+
+    def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
+        """A new decision for each charger, owed until acknowledged: charger id -> its number."""
+        ...
+
+    def delivery(self, charger_id: int) -> tuple[int, int] | None:
+        """(latest decision, latest acknowledged) for the charger; None: never decided for."""
+        ...
+
+    def delivered(self, charger_id: int, decision: int) -> None:
+        """The charger acknowledged `decision` (an older one than already acknowledged: no change)."""
+        ...
+
+    def owed(self, decided_before: datetime) -> list[int]:
+        """Chargers whose latest decision, made at or before `decided_before`, is unacknowledged."""
         ...
 
 

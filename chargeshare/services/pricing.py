@@ -48,6 +48,8 @@ class PricingService:
         """What booking the charger from `starts_at` (None: now) for `minutes` would cost per kWh now."""
         if minutes <= 0:
             raise InvalidRequest("minutes must be positive")
+        if starts_at is not None and starts_at.utcoffset() is None:
+            raise InvalidRequest("starts_at must say its time zone")  # a guess would be an hour out
         start = starts_at or self.clock.now()
         end = start + timedelta(minutes=minutes)
         with self.store.reading() as tx:

@@ -95,3 +95,21 @@ async def test_an_operator_issues_the_invoice_once_and_records_a_payment() -> No
             assert too_much.status_code == 400
             seen = await http.get(f"/fleets/{mine}/invoices/2026-02", headers=me)
             assert seen.json()["outstanding"] == 0
+
+
+async def test_a_block_sent_again_under_its_idempotency_key_answers_with_the_first_contract() -> None:
+    with world() as w:
+        mine, me = business(w.app, "vans", "VANS")
+        spare = w.mine.spare_charger_id
+        body = {**BLOCK, "last_day": "2026-03-13", "connectors": [{"charger_id": spare, "connector_no": 1}]}
+        key = {**me, "Idempotency-Key": "block-1"}
+        async with client(w.app) as http:
+            first = await http.post(f"/fleets/{mine}/blocks", json=body, headers=key)
+            again = await http.post(f"/fleets/{mine}/blocks", json=body, headers=key)
+            assert first.status_code == again.status_code == 201, again.text
+            assert again.json() == first.json()
+            assert len((await http.get(f"/fleets/{mine}/blocks", headers=me)).json()) == 1
+            other = await http.post(
+                f"/fleets/{mine}/blocks", json={**body, "last_day": "2026-03-10"}, headers=key
+            )
+            assert other.status_code == 422, other.text

@@ -109,3 +109,24 @@ def test_allocations_are_replaced_dropped_and_go_with_their_charger(app: App) ->
         tx.chargers.remove("CP-ALLOC")
     with app.store.reading() as tx:
         assert tx.grid.allocations() == {} and tx.grid.members() == {}
+
+
+def test_decisions_are_numbered_owed_until_acknowledged_and_go_with_their_charger(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx, "CP-OWED", 1)
+        other, _ = a_charger(tx, "CP-OTHER", 1)
+        assert tx.grid.delivery(charger) is None
+        assert tx.grid.owe([charger, other], T0) == {charger: 1, other: 1}
+    with app.store.transaction() as tx:
+        assert tx.grid.owe([charger], T0 + HOUR) == {charger: 2}
+        assert tx.grid.owed(T0) == [other]  # the charger's latest decision is newer than that
+        assert tx.grid.owed(T0 + HOUR) == [charger, other]
+        tx.grid.delivered(charger, 2)
+        tx.grid.delivered(charger, 1)  # late: never backwards
+        tx.grid.delivered(other, 5)  # never ahead of the decision
+    with app.store.transaction() as tx:
+        assert tx.grid.delivery(charger) == (2, 2) and tx.grid.delivery(other) == (1, 0)
+        assert tx.grid.owed(T0 + HOUR) == [other]
+        tx.chargers.remove("CP-OTHER")
+    with app.store.reading() as tx:
+        assert tx.grid.owed(T0 + HOUR) == [] and tx.grid.delivery(other) is None

@@ -230,6 +230,7 @@ def test_upgrading_from_0017_adds_the_fleet_tables_and_keeps_the_bookings(url: s
         "fleet_occurrences",
         "fleet_invoices",
         "fleet_invoice_lines",
+        "fleet_requests",  # 0022's
     }
     with engine.connect() as conn:
         command.downgrade(migrate.alembic_config(conn), "0017")
@@ -271,7 +272,7 @@ def test_0019_sits_between_pricing_and_fleets_and_keeps_the_hosts(url: str, engi
 def test_0021_adds_the_v2g_tables_above_the_fleets_and_going_back_drops_them_alone(
     url: str, engine: Engine
 ) -> None:
-    """0021: V2G export terms and records; back to 0020 drops only them, and upgrading brings them back."""
+    """0021: V2G export terms and records; back to 0020 drops them (and 0022 above them), and upgrading brings them back."""
     migrate.upgrade(engine)
     assert {"v2g_terms", "v2g_exports"} <= set(shape(engine))
     with engine.connect() as conn:
@@ -280,4 +281,21 @@ def test_0021_adds_the_v2g_tables_above_the_fleets_and_going_back_drops_them_alo
         left = set(inspect(conn).get_table_names())
         assert not {"v2g_terms", "v2g_exports"} & left and "fleet_accounts" in left
     assert migrate.upgrade(engine) == "upgraded from 0020"
+
+
+def test_upgrading_from_0021_owes_grid_limits_keeps_fleet_requests_and_checks_site_limits(
+    url: str, engine: Engine
+) -> None:
+    """0022: grid deliveries and fleet requests; on PostgreSQL, a site's or feeder's limit of at least
+    1,380 W. Going back drops both tables and restores the old checks."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0021")
+        conn.commit()
+        assert not {"grid_deliveries", "fleet_requests"} & set(inspect(conn).get_table_names())
+    assert migrate.upgrade(engine) == "upgraded from 0021"
+    assert {"grid_deliveries", "fleet_requests"} <= set(shape(engine))
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.exec_driver_sql("INSERT INTO grid_feeders (name, limit_w) VALUES ('F', 1379)")
     migrate.check_current(engine)

@@ -10,7 +10,7 @@ import pytest
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import BookingStatus
-from chargeshare.domain.errors import BookingConflict, InvalidField
+from chargeshare.domain.errors import BookingConflict, IdempotencyKeyReused, InvalidField
 from chargeshare.domain.fleet import WEEKDAYS, BlockRule, ContractPolicy, LineKind, Occurrence
 from chargeshare.domain.fleet_ledger import invoice_entry
 from chargeshare.domain.ledger import EntryKind, place_hold
@@ -212,3 +212,39 @@ def test_the_fleet_overlap_invariant_names_a_booking_inside_a_block() -> None:
     )
     result = fleet_bookings_overlap_nothing(s)
     assert not result.ok and result.failures == ("fleet booking 1 overlaps booking 2 on connector 1",)
+
+
+def test_a_payment_sent_again_under_its_idempotency_key_answers_as_the_first_and_pays_once(
+    app: App, clock: ManualClock
+) -> None:
+    fleet = app.fleet.create_account("Vans Ltd", "VANS")
+    app.fleet.book_block(fleet.fleet_id, WEEK, two_hosts(app), POLICY)
+    night_session(app, clock, "CP1", 20_000)
+    app.bookings.expire_no_shows(timedelta(0), unstarted=True)
+    set_clock(clock, datetime(2026, 4, 1, 9, tzinfo=UTC))
+    total = app.fleet.invoice(fleet.fleet_id, "2026-03").invoice.total
+    first = app.fleet.pay(fleet.fleet_id, "2026-03", 100, request_key="pay-1")
+    clock.advance(60)
+    again = app.fleet.pay(fleet.fleet_id, "2026-03", 100, request_key="pay-1")
+    assert again == first and again.outstanding == total - 100
+    with app.store.reading() as tx:
+        assert len([e for e in tx.ledger.entries() if e.kind is EntryKind.INVOICE_PAID]) == 1
+    assert app.fleet.statement(fleet.fleet_id).receivable == total - 100
+    with pytest.raises(IdempotencyKeyReused):
+        app.fleet.pay(fleet.fleet_id, "2026-03", 200, request_key="pay-1")
+    later = app.fleet.pay(fleet.fleet_id, "2026-03", 100, request_key="pay-2")  # another payment
+    assert later.outstanding == total - 200
+    assert app.fleet.pay(fleet.fleet_id, "2026-03", 100, request_key="pay-1") == first
+    assert failing(app) == set()
+
+
+def test_a_block_sent_again_under_its_idempotency_key_books_nothing_more(app: App) -> None:
+    fleet = app.fleet.create_account("Vans Ltd", "VANS")
+    connectors = two_hosts(app)
+    first = app.fleet.book_block(fleet.fleet_id, WEEK, connectors, POLICY, request_key="block-1")
+    again = app.fleet.book_block(fleet.fleet_id, WEEK, connectors, POLICY, request_key="block-1")
+    assert again == first
+    assert len(app.fleet.contracts(fleet.fleet_id)) == 1
+    assert len(app.fleet.occurrences(fleet.fleet_id)) == len(first.bookings) == 10
+    with pytest.raises(IdempotencyKeyReused):
+        app.fleet.book_block(fleet.fleet_id, WEEK, connectors[:1], POLICY, request_key="block-1")

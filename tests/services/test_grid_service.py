@@ -33,6 +33,14 @@ def heard(app: App) -> list[GridLimitsDue]:
     return found
 
 
+def took_all(app: App, cp_ids: list[str]) -> None:
+    """Each charger acknowledged its latest limits, as one online would."""
+    for cp_id in cp_ids:
+        due = app.grid.limits_due(cp_id)
+        if due is not None:
+            app.grid.limits_delivered(cp_id, due.decision)
+
+
 def a_feeder_of_three(app: App, limit_w: int = 12_000) -> list[int]:
     feeder = app.grid.add_feeder("F1", limit_w)
     chargers = []
@@ -63,7 +71,9 @@ def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
         "CP2": ((1, 4_000),),
         "CP3": ((1, 4_000),),
     }
-    assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 4_000),))
+    assert app.grid.limits_due("CP2") == GridLimitsDue(
+        clock.now(), "CP2", ((1, 4_000),), [e for e in heard if e.charge_point_id == "CP2"][-1].decision
+    )
 
 
 def test_a_stop_gives_its_share_back_and_an_unchanged_limit_is_not_sent_again(
@@ -93,6 +103,7 @@ def test_a_flexibility_event_lowers_the_shares_for_its_window_as_the_sweep_finds
         Scope.FEEDER, app.grid.feeders()[0].feeder_id, 2_500, begins, begins + timedelta(hours=1)
     )
     heard.clear()
+    took_all(app, ["CP1", "CP2", "CP3"])
     clock.advance(30 * 60)
     run = app.housekeeping.sweep()
     assert run.counts["grid_limits_due"] == 2
@@ -100,7 +111,7 @@ def test_a_flexibility_event_lowers_the_shares_for_its_window_as_the_sweep_finds
     assert {e.charge_point_id: e.limits_w for e in heard} == {"CP1": ((1, 2_500),), "CP2": ((1, 0),)}
     clock.advance(3_600)
     app.housekeeping.sweep()
-    assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 6_000),))
+    assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 6_000),), 4)
 
 
 def test_a_house_load_and_a_charger_leaving_its_site_are_followed(
@@ -113,7 +124,9 @@ def test_a_house_load_and_a_charger_leaving_its_site_are_followed(
     app.grid.set_house_load(site.site_id, 9_000)
     assert heard[-1].limits_w == ((1, 4_800),)
     app.grid.place(charger, None)
-    assert heard[-1] == GridLimitsDue(clock.now(), "CP1", ())
+    assert heard[-1] == GridLimitsDue(clock.now(), "CP1", (), heard[-1].decision)
+    assert app.grid.limits_due("CP1") == heard[-1]  # owed until the charger clears them
+    app.grid.limits_delivered("CP1", heard[-1].decision)
     assert app.grid.limits_due("CP1") is None
 
 
@@ -138,3 +151,37 @@ def test_a_change_left_to_the_sweep_is_decided_and_announced_there(
     assert heard == [] and app.grid.limits_due("CP1") is None
     app.housekeeping.sweep()
     assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP1", ((1, MIN_CHARGING_W),))]
+
+
+def test_limits_a_charger_never_took_stay_owed_and_the_sweep_sends_them_again(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    charger = add_charger(app, "CP1", power_w=7_400, online=False)
+    site = app.grid.add_site(app.marketplace.add_host("h"), "home", 13_800)
+    app.grid.place(charger, site.site_id)  # decided and published, but nobody took it
+    (first,) = heard
+    assert first.decision == 1
+    clock.advance((app.grid.resend_after - timedelta(seconds=1)).total_seconds())
+    assert app.housekeeping.sweep().counts["grid_limits_owed"] == 0  # may still be on its way
+    clock.advance(1)
+    app.housekeeping.sweep()
+    assert [(e.limits_w, e.decision) for e in heard[1:]] == [(((1, MIN_CHARGING_W),), 1)]
+    app.grid.limits_delivered("CP1", 1)
+    clock.advance(app.grid.resend_after.total_seconds())
+    assert app.housekeeping.sweep().counts["grid_limits_owed"] == 0
+    assert app.grid.limits_due("CP1") == GridLimitsDue(clock.now(), "CP1", ((1, MIN_CHARGING_W),), 1)
+
+
+def test_a_charger_taken_off_its_site_while_offline_is_owed_the_clearing(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    charger = add_charger(app, "CP1", power_w=7_400, online=False)
+    site = app.grid.add_site(app.marketplace.add_host("h"), "home", 13_800)
+    app.grid.place(charger, site.site_id)
+    app.grid.limits_delivered("CP1", 1)
+    app.grid.place(charger, None)
+    assert app.grid.limits_due("CP1") == GridLimitsDue(clock.now(), "CP1", (), 2)
+    app.grid.limits_delivered("CP1", 1)  # an older acknowledgement arriving late changes nothing
+    assert app.grid.limits_due("CP1") is not None
+    app.grid.limits_delivered("CP1", 2)
+    assert app.grid.limits_due("CP1") is None

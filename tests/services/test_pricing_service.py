@@ -9,7 +9,7 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, PricingMode, SmartTariff
-from chargeshare.domain.errors import NotFound, PriceAboveLimit
+from chargeshare.domain.errors import InvalidRequest, NotFound, PriceAboveLimit
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
@@ -115,3 +115,9 @@ def test_a_booking_dearer_than_the_driver_accepts_is_refused_and_keeps_nothing(
         assert tx.bookings.all() == [] and tx.pricing.quotes() == {} and tx.ledger.entries() == []
     made = app.bookings.book(BookRequest(driver, dynamic_charger, 1, 60, 10_000, max_price_per_kwh=quoted))
     assert made.price_per_kwh == quoted
+
+
+def test_a_quote_for_a_time_without_its_zone_is_refused_not_guessed(app: App) -> None:
+    charger = add_charger(app, "CP1", price=30)
+    with pytest.raises(InvalidRequest, match="time zone"):
+        app.pricing.quote(charger, T0.replace(tzinfo=None), 60)

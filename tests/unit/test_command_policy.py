@@ -4,7 +4,7 @@ for each answer, the stops-sent memory, and what a charger is owed when it conne
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -21,7 +21,7 @@ from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
 from chargeshare.ocpp.metering import MeteringPolicy
-from chargeshare.ocpp.scripts import Effect, Order, drive
+from chargeshare.ocpp.scripts import Effect, Order, Send, drive
 from chargeshare.services.events import (
     BookingEnded,
     CertificateIssued,
@@ -106,6 +106,9 @@ class FakeBackend:
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
         self._call("limits_due", charge_point_id)
         return self.limits
+
+    def limits_delivered(self, charge_point_id: str, decision: int) -> None:
+        self._call("limits_delivered", charge_point_id, decision)
 
     def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool:
         self._call("record", cp_id, action, summary)
@@ -430,6 +433,72 @@ def test_cleared_limits_clear_both_profiles() -> None:
 
 def test_grid_limits_for_an_unreachable_charger_wait_for_it_to_connect() -> None:
     assert world(here=set()).policy.decide(LIMITS) == []
+
+
+def test_a_decision_is_acknowledged_only_once_every_command_is_done() -> None:
+    w = world()
+    w.decide_and_run(replace(LIMITS, decision=4))
+    assert w.backend.recorded("limits_delivered") == [("CP1", 4)]
+    refused = world()
+    answers: Iterator[cmd.CommandResult[Any]] = iter([DONE, cmd.Rejected(cmd.Status.REJECTED, None), DONE])
+    refused.decide_and_run(replace(LIMITS, decision=4), lambda _c: next(answers))
+    assert refused.backend.recorded("limits_delivered") == []  # still owed: sent again
+
+
+def test_a_later_decision_is_never_overtaken_by_an_earlier_one_in_flight() -> None:
+    w = world()
+    earlier = replace(LIMITS, decision=1)
+    later = GridLimitsDue(AT, "CP1", ((1, 5_000), (2, 2_000)), 2)
+    (first,) = w.policy.decide(earlier)
+    sent: list[cmd.Command[Any]] = []
+    step = first.script.send(None)  # the earlier decision's first command is on its way
+    assert isinstance(step, Send)
+    sent.append(step.command)
+    w.backend.limits = later  # what the database now holds
+    w.run(w.policy.decide(later))  # the later decision, decided while it is in flight
+    sent += w.commands()
+
+    def answer(command: cmd.Command[Any]) -> Any:
+        sent.append(command)
+        return DONE
+
+    reply: Any = DONE
+    while True:  # the earlier order goes on from where it was
+        try:
+            step = first.script.send(reply)
+        except StopIteration:
+            break
+        assert isinstance(step, Send | Effect)
+        reply = answer(step.command) if isinstance(step, Send) else step.fn(*step.args)
+    profiles = {
+        (c.connector_no, c.profile.purpose): c.profile.periods[0].limit
+        for c in sent
+        if isinstance(c, cmd.SetChargingProfile)
+    }
+    assert profiles == {
+        (no, purpose): limit
+        for c in ocpp_grid.limit_commands(later.limits_w, AT)
+        if isinstance(c, cmd.SetChargingProfile)
+        for no, purpose, limit in [(c.connector_no, c.profile.purpose, c.profile.periods[0].limit)]
+    }, "an earlier decision's command landed after the later one's"
+    assert w.backend.recorded("limits_delivered")[-1] == ("CP1", 2)
+
+
+def test_a_decision_made_in_another_process_during_a_round_follows_it() -> None:
+    w = world()
+    w.backend.limits = GridLimitsDue(AT, "CP1", ((1, 5_000), (2, 2_000)), 2)  # heard only there
+    w.decide_and_run(replace(LIMITS, decision=1))
+    assert w.commands() == [
+        *ocpp_grid.limit_commands(LIMITS.limits_w, AT),
+        *ocpp_grid.limit_commands(w.backend.limits.limits_w, AT),
+    ]
+    assert w.backend.recorded("limits_delivered") == [("CP1", 1), ("CP1", 2)]
+
+
+def test_an_older_decision_heard_after_a_newer_one_was_sent_is_dropped() -> None:
+    w = world()
+    w.decide_and_run(replace(LIMITS, decision=2))
+    assert w.policy.decide(replace(LIMITS, decision=1)) == []
 
 
 # ---- what a charger is owed on connecting ----------------------------------------------------------

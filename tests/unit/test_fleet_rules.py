@@ -215,3 +215,10 @@ def test_fleet_money_balances_and_the_receivable_is_invoiced_less_paid() -> None
             split=split_fee(9, 0),
             at=at,
         )
+
+
+def test_a_month_whose_end_is_past_the_calendar_is_an_invalid_field() -> None:
+    for month in ("9999-12", "0001-01", "1899-12"):
+        with pytest.raises(InvalidField, match="1900 to 8999"):
+            month_end(month)
+    assert month_end("8999-12").year == 9000

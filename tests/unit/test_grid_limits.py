@@ -68,8 +68,14 @@ def test_a_flexibility_event_lowers_a_feeder_only_within_its_window() -> None:
 def test_limits_and_events_that_mean_nothing_are_refused() -> None:
     with pytest.raises(InvalidRequest):
         Site(1, 1, "s", limit_w=0)
+    with pytest.raises(InvalidRequest, match="at least"):
+        Site(1, 1, "s", limit_w=MIN_CHARGING_W - 1)  # no car could charge under it
+    with pytest.raises(InvalidRequest, match="at least"):
+        Feeder(1, "F", limit_w=MIN_CHARGING_W - 1)
     with pytest.raises(InvalidRequest):
         FlexEvent(1, Scope.SITE, 1, 1_000, T0, T0)
+    with pytest.raises(InvalidRequest, match="time zone"):  # not a TypeError comparing it later
+        FlexEvent(1, Scope.SITE, 1, 1_000, T0.replace(tzinfo=None), T0.replace(tzinfo=None) + MINUTE)
 
 
 def test_an_overload_shorter_than_the_tolerance_passes_and_a_longer_one_is_found() -> None:
@@ -92,13 +98,15 @@ def test_loads_add_houses_and_chargers_up_to_the_feeder() -> None:
 # ---- properties -----------------------------------------------------------------------------------
 @st.composite
 def grids(draw: st.DrawFn) -> tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]]:
-    feeders = [Feeder(f, f"F{f}", draw(st.integers(1, 60_000))) for f in range(draw(st.integers(0, 3)))]
+    feeders = [
+        Feeder(f, f"F{f}", draw(st.integers(MIN_CHARGING_W, 60_000))) for f in range(draw(st.integers(0, 3)))
+    ]
     sites = [
         Site(
             s,
             s,
             f"s{s}",
-            draw(st.integers(1, 25_000)),
+            draw(st.integers(MIN_CHARGING_W, 25_000)),
             draw(st.integers(0, 15_000)),
             draw(st.sampled_from([None, *[f.feeder_id for f in feeders]])),
         )

@@ -331,6 +331,7 @@ class SqlChargers:
         self.conn.execute(
             t.grid_site_chargers.delete().where(t.grid_site_chargers.c.charger_id == view.charger_id)
         )
+        self.conn.execute(t.grid_deliveries.delete().where(t.grid_deliveries.c.charger_id == view.charger_id))
         connectors = select(_k.id).where(_k.charger_id == view.charger_id).scalar_subquery()
         self.conn.execute(
             t.grid_allocations.delete().where(t.grid_allocations.c.connector_id.in_(connectors))

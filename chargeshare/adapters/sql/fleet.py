@@ -7,6 +7,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
@@ -20,10 +22,12 @@ from chargeshare.domain.fleet import (
     IssuedInvoice,
     LineKind,
     Occurrence,
+    SeenRequest,
 )
 
 _a, _c, _cc = t.fleet_accounts.c, t.fleet_contracts.c, t.fleet_contract_connectors.c
 _o, _i, _l = t.fleet_occurrences.c, t.fleet_invoices.c, t.fleet_invoice_lines.c
+_r = t.fleet_requests.c
 _ACCOUNTS = select(_a.id, _a.name, _a.driver_id)
 _OCCURRENCES = select(_o.booking_id, _o.contract_id, _o.fleet_id)
 _INVOICES = select(_i.id, _i.fleet_id, _i.month, _i.total, _i.issued_at, _i.paid, _i.paid_at)
@@ -214,3 +218,27 @@ class SqlFleets:
             .values(paid=paid, paid_at=at)
         )
         return done.rowcount == 1
+
+    # ---- requests under an Idempotency-Key ---------------------------------------------------------
+    def claim_request(self, fleet_id: int, kind: str, key: str, fingerprint: str, at: datetime) -> bool:
+        # ON CONFLICT DO NOTHING: a copy made at once waits on the key's row, then finds it taken.
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        q = make(t.fleet_requests).values(
+            fleet_id=fleet_id, kind=kind, request_key=key, fingerprint=fingerprint, made_at=at
+        )
+        return self.conn.execute(q.on_conflict_do_nothing().returning(_r.kind)).first() is not None
+
+    def answer_request(self, fleet_id: int, kind: str, key: str, ref_id: int, value: int | None) -> None:
+        self.conn.execute(
+            update(t.fleet_requests)
+            .where(_r.fleet_id == fleet_id, _r.kind == kind, _r.request_key == key)
+            .values(ref_id=ref_id, value=value)
+        )
+
+    def request_seen(self, fleet_id: int, kind: str, key: str) -> SeenRequest | None:
+        row = self.conn.execute(
+            select(_r.fingerprint, _r.ref_id, _r.value, _r.made_at).where(
+                _r.fleet_id == fleet_id, _r.kind == kind, _r.request_key == key
+            )
+        ).first()
+        return None if row is None else SeenRequest(row.fingerprint, row.ref_id, row.value, row.made_at)

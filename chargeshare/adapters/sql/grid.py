@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, case, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -20,6 +20,10 @@ _s = t.grid_sites.c
 _m = t.grid_site_chargers.c
 _e = t.grid_flex_events.c
 _a = t.grid_allocations.c
+_d = t.grid_deliveries.c
+
+# pg_advisory_xact_lock key ("CSGL") taken by whoever decides connectors' grid limits.
+DECIDING_LOCK_KEY = 0x4353474C
 
 
 def _site(r: Any) -> Site:
@@ -83,9 +87,13 @@ class SqlGrid:
         self._exists(t.chargers, charger_id, "charger")
         if site_id is not None:
             self._exists(t.grid_sites, site_id, "site")
-        self.conn.execute(delete(t.grid_site_chargers).where(_m.charger_id == charger_id))
-        if site_id is not None:
-            self.conn.execute(insert(t.grid_site_chargers).values(charger_id=charger_id, site_id=site_id))
+        if site_id is None:
+            self.conn.execute(delete(t.grid_site_chargers).where(_m.charger_id == charger_id))
+            return
+        # An upsert: two placements at once wait on the charger's row, and the later one stands.
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        q = make(t.grid_site_chargers).values(charger_id=charger_id, site_id=site_id)
+        self.conn.execute(q.on_conflict_do_update(index_elements=[_m.charger_id], set_={"site_id": site_id}))
 
     def members(self) -> dict[int, int]:
         rows = self.conn.execute(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
@@ -123,6 +131,13 @@ class SqlGrid:
         return [_event(r) for r in self.conn.execute(q)]
 
     # ---- the connectors' limits as last decided ----------------------------------------------------
+    def deciding(self) -> None:
+        """PostgreSQL: take the turn to decide, until the transaction ends. Under read committed,
+        what is read after it includes every decision committed before, so an older decision can
+        no longer be written over a newer one. SQLite's write transactions take turns already."""
+        if self.dialect == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DECIDING_LOCK_KEY})
+
     def allocations(self) -> dict[int, int]:
         rows = self.conn.execute(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
         return {int(r.connector_id): int(r.limit_w) for r in rows}
@@ -138,3 +153,38 @@ class SqlGrid:
             values = {"limit_w": limit_w, "decided_at": at}
             q = make(t.grid_allocations).values(connector_id=connector_id, **values)
             self.conn.execute(q.on_conflict_do_update(index_elements=[_a.connector_id], set_=values))
+
+    # ---- which chargers are owed their limits ------------------------------------------------------
+    def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        for charger_id in sorted(charger_ids):
+            q = make(t.grid_deliveries).values(charger_id=charger_id, decision=1, delivered=0, decided_at=at)
+            self.conn.execute(
+                q.on_conflict_do_update(
+                    index_elements=[_d.charger_id], set_={"decision": _d.decision + 1, "decided_at": at}
+                )
+            )
+        rows = self.conn.execute(
+            select(_d.charger_id, _d.decision).where(_d.charger_id.in_(list(charger_ids)))
+        )
+        return {int(r.charger_id): int(r.decision) for r in rows}
+
+    def delivery(self, charger_id: int) -> tuple[int, int] | None:
+        row = self.conn.execute(select(_d.decision, _d.delivered).where(_d.charger_id == charger_id)).first()
+        return None if row is None else (int(row.decision), int(row.delivered))
+
+    def delivered(self, charger_id: int, decision: int) -> None:
+        # Never backwards: an older decision acknowledged late leaves a newer one acknowledged.
+        self.conn.execute(
+            update(t.grid_deliveries)
+            .where(_d.charger_id == charger_id, _d.decision >= decision)
+            .values(delivered=case((_d.delivered < decision, decision), else_=_d.delivered))
+        )
+
+    def owed(self, decided_before: datetime) -> list[int]:
+        q = (
+            select(_d.charger_id)
+            .where(_d.delivered < _d.decision, _d.decided_at <= decided_before)
+            .order_by(_d.charger_id)
+        )
+        return [int(r.charger_id) for r in self.conn.execute(q)]

@@ -34,6 +34,7 @@ from chargeshare.adapters.sql.folded import Folded
 from chargeshare.adapters.sql.sqlite_geo import RTREE_OFFER_COLUMNS, RTREE_POWER_COLUMN
 from chargeshare.domain.booking import LIVE_STATES
 from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.grid_limits import MIN_CHARGING_W
 
 # The rows the command re-send reads each round (partial indexes: few among all ever made).
 OWED_RESERVATION = "reservation IN ('sent', 'accepted')"
@@ -461,7 +462,7 @@ grid_feeders = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("limit_w", Integer, nullable=False),
-    CheckConstraint("limit_w > 0", name="ck_grid_feeders_limit"),
+    CheckConstraint(f"limit_w >= {MIN_CHARGING_W}", name="ck_grid_feeders_limit"),
 )
 
 grid_sites = Table(
@@ -473,7 +474,7 @@ grid_sites = Table(
     Column("limit_w", Integer, nullable=False),
     Column("house_load_w", Integer, nullable=False),
     Column("feeder_id", ForeignKey("grid_feeders.id")),
-    CheckConstraint("limit_w > 0", name="ck_grid_sites_limit"),
+    CheckConstraint(f"limit_w >= {MIN_CHARGING_W}", name="ck_grid_sites_limit"),
     CheckConstraint("house_load_w >= 0", name="ck_grid_sites_house_load"),
     Index("ix_grid_sites_host", "host_id"),
 )
@@ -506,6 +507,18 @@ grid_allocations = Table(
     Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
     Column("limit_w", Integer, nullable=False),
     Column("decided_at", UTCDateTime(), nullable=False),
+)
+
+# Each charger's grid limits as a numbered decision, and the latest it acknowledged: while
+# `delivered` is behind `decision` its limits are owed, sent again on connecting and by the sweep.
+grid_deliveries = Table(
+    "grid_deliveries",
+    metadata,
+    Column("charger_id", ForeignKey("chargers.id"), primary_key=True),
+    Column("decision", Integer, nullable=False),
+    Column("delivered", Integer, nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=False),
+    CheckConstraint("delivered <= decision", name="ck_grid_deliveries_order"),
 )
 
 # Bookings whose driver overrode the randomised delay and the default charging hours ("charge now"):
@@ -625,6 +638,20 @@ fleet_invoices = Table(
     Column("paid_at", UTCDateTime()),
     # One invoice per fleet and month: issuing it again finds this one.
     UniqueConstraint("fleet_id", "month", name="uq_fleet_invoice_month"),
+)
+
+# A fleet's requests made under an Idempotency-Key: claimed (the key's row) in the unit of work
+# that does the request, so a copy waits on the key and then answers with what the first made.
+fleet_requests = Table(
+    "fleet_requests",
+    metadata,
+    Column("fleet_id", ForeignKey("fleet_accounts.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # "payment" or "block"
+    Column("request_key", String(255), primary_key=True),
+    Column("fingerprint", String(500), nullable=False),  # what was asked, to refuse a key reused
+    Column("ref_id", Integer),  # the invoice paid, or the contract booked
+    Column("value", Integer),  # a payment: what had been paid of the invoice after it
+    Column("made_at", UTCDateTime(), nullable=False),
 )
 
 fleet_invoice_lines = Table(

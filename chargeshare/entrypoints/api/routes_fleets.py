@@ -27,11 +27,16 @@ from chargeshare.entrypoints.api.fleet_schemas import (
     OccurrenceOut,
     PaymentIn,
 )
+from chargeshare.entrypoints.api.routes_bookings import RequestKey
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.fleet import ConnectorRef, IssuedWithLines
 from chargeshare.services.records import BookingRecord
 
-MonthPath = Path(pattern=r"^\d{4}-\d{2}$", description="a UK calendar month, YYYY-MM")
+# Years 1900-8999 only: a month's end is the next month's start, past the calendar for 9999-12.
+MonthPath = Path(
+    pattern=r"^(19\d\d|[2-8]\d{3})-(0[1-9]|1[0-2])$",
+    description="a UK calendar month, YYYY-MM, of a year from 1900 to 8999",
+)
 
 
 def fleet_out(f: FleetAccount) -> FleetOut:
@@ -117,15 +122,28 @@ def router(app: App) -> APIRouter:
     def get(fleet_id: IdPath, who: FleetOrAdmin) -> FleetOut:
         return fleet_out(own(who, fleet_id))
 
-    @r.post("/{fleet_id}/blocks", status_code=201, responses={409: {"model": BlockConflictOut}})
-    def book_block(fleet_id: IdPath, body: BlockIn, who: FleetOrAdmin) -> BlockOut:
+    @r.post(
+        "/{fleet_id}/blocks",
+        status_code=201,
+        responses={
+            409: {"model": BlockConflictOut},
+            422: {"description": "the Idempotency-Key was used for a different request"},
+        },
+    )
+    def book_block(
+        fleet_id: IdPath, body: BlockIn, who: FleetOrAdmin, idempotency_key: RequestKey = None
+    ) -> BlockOut:
         """Book the block on every connector named, every occurrence or none: 409 `block_conflict`
-        names each occurrence that clashes with a booking or lies outside the host's calendar."""
+        names each occurrence that clashes with a booking or lies outside the host's calendar.
+        Under an `Idempotency-Key`, the same block sent again answers with the contract the first
+        made and books nothing more; 422 if the key was used for a different request."""
         own(who, fleet_id)
         rule = BlockRule(frozenset(body.weekdays), body.start, body.end, body.first_day, body.last_day)
         policy = ContractPolicy(timedelta(hours=body.notice_hours), body.late_penalty)
         refs = [ConnectorRef(c.charger_id, c.connector_no) for c in body.connectors]
-        booked = app.fleet.book_block(fleet_id, rule, refs, policy, max_energy_wh=body.max_energy_wh)
+        booked = app.fleet.book_block(
+            fleet_id, rule, refs, policy, max_energy_wh=body.max_energy_wh, request_key=idempotency_key
+        )
         return BlockOut(
             contract=contract_out(booked.contract), occurrences=[occurrence_out(b) for b in booked.bookings]
         )
@@ -162,10 +180,21 @@ def router(app: App) -> APIRouter:
         issued = app.fleet.invoice_lines(fleet_id, month)
         return invoice_out(issued.invoice, issued)
 
-    @r.post("/{fleet_id}/invoices/{month}/payments")
-    def pay(fleet_id: IdPath, body: PaymentIn, _who: Admin, month: str = MonthPath) -> InvoiceOut:
-        """Record a payment received against the invoice (at most what is outstanding)."""
-        return invoice_out(app.fleet.pay(fleet_id, month, body.amount))
+    @r.post(
+        "/{fleet_id}/invoices/{month}/payments",
+        responses={422: {"description": "the Idempotency-Key was used for a different request"}},
+    )
+    def pay(
+        fleet_id: IdPath,
+        body: PaymentIn,
+        _who: Admin,
+        month: str = MonthPath,
+        idempotency_key: RequestKey = None,
+    ) -> InvoiceOut:
+        """Record a payment received against the invoice (at most what is outstanding). Under an
+        `Idempotency-Key`, the same payment sent again answers as the first did and records
+        nothing more; 422 if the key was used for a different request."""
+        return invoice_out(app.fleet.pay(fleet_id, month, body.amount, request_key=idempotency_key))
 
     @r.get("/{fleet_id}/statement")
     def statement(fleet_id: IdPath, who: FleetOrAdmin) -> FleetStatementOut:

@@ -27,7 +27,7 @@ from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 
 def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.astimezone(UTC)  # the schema refuses a time without its zone
 
 
 def feeder_out(f: Feeder) -> FeederOut:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import HostPricing, PricingMode, SmartTariff
 from chargeshare.entrypoints.api.deps import Host, IdPath
-from chargeshare.entrypoints.api.schemas import HostPricingIn, HostPricingOut, Instant, QuoteOut
+from chargeshare.entrypoints.api.schemas import AwareInstant, HostPricingIn, HostPricingOut, QuoteOut
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.rules import MarketplaceRules
 
@@ -58,7 +58,7 @@ def router(app: App) -> APIRouter:
     @r.get("/chargers/{charger_id}/quote")
     def quote(
         charger_id: IdPath,
-        starts_at: Instant | None = None,
+        starts_at: AwareInstant | None = None,
         minutes: Minutes = 60,
     ) -> QuoteOut:
         """The price per kWh a booking of this charger from `starts_at` (default now) for `minutes`

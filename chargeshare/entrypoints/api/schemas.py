@@ -41,6 +41,17 @@ Instant = Annotated[datetime, AfterValidator(_in_range)]
 arithmetic or storage can overflow on it."""
 
 
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        # Read as UTC or as the server's zone, a UK summer time would be an hour out: refused.
+        raise ValueError("a time must say its time zone (e.g. 2026-06-01T18:00:00Z or +01:00)")
+    return value
+
+
+AwareInstant = Annotated[datetime, AfterValidator(_aware), AfterValidator(_in_range)]
+"""An Instant that must carry its offset: where a wrong guess at the zone moves a limit or a price."""
+
+
 class Problem(BaseModel):
     """Every 4xx and 5xx answer: a stable code and a sentence for people."""
 
@@ -611,8 +622,8 @@ class FlexEventIn(BaseModel):
     scope: Literal["site", "feeder"]
     target_id: int
     limit_w: Watts
-    starts_at: Instant = Field(description="with a time zone")
-    ends_at: Instant
+    starts_at: AwareInstant = Field(description="with a time zone")
+    ends_at: AwareInstant = Field(description="with a time zone")
 
 
 class FlexEventOut(BaseModel):

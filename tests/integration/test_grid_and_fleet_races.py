@@ -1,0 +1,123 @@
+"""Grid and fleet writes made by several processes at once on PostgreSQL (issue 19's adversarial
+review): an older grid decision never overwrites a newer one, two placements of one charger are one
+upsert, and two copies of a fleet payment under one Idempotency-Key pay once."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from chargeshare.adapters.sql.fleet import SqlFleets
+from chargeshare.adapters.sql.grid import SqlGrid
+from chargeshare.bootstrap import App
+from chargeshare.domain.fleet import IssuedInvoice
+from chargeshare.domain.ledger import EntryKind
+from chargeshare.services.grid import GridService
+from tests.conftest import T0, add_charger, sql_store
+from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_lock_or_done
+
+pytestmark = pytest.mark.postgres
+
+
+def in_thread(fn: Callable[[], Any], failures: list[BaseException]) -> threading.Thread:
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_decision_read_before_a_change_does_not_overwrite_the_one_after_it(
+    pg_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = pg_app.marketplace.add_host("h")
+    site = pg_app.grid.add_site(host, "home", 13_800)
+    charger = add_charger(pg_app, "CP1", online=False)
+    pg_app.grid.place(charger, site.site_id, decide=False)
+    decided, release = threading.Event(), threading.Event()
+    real = GridService._decide
+
+    def decide_and_hold(self: GridService, *args: Any) -> Any:
+        got = real(self, *args)
+        if not decided.is_set():  # the first decision reads the charger on its site, then stalls
+            decided.set()
+            assert release.wait(WAIT_S), "never released"
+        return got
+
+    monkeypatch.setattr(GridService, "_decide", decide_and_hold)
+    failures: list[BaseException] = []
+    older = in_thread(pg_app.grid.rebalance, failures)
+    assert decided.wait(WAIT_S)
+    pg_app.grid.place(charger, None, decide=False)  # taken off: the next decision clears its limits
+    newer = in_thread(pg_app.grid.rebalance, failures)
+    waiting_on_a_lock_or_done(pg_app, newer)
+    release.set()
+    older.join(WAIT_S)
+    newer.join(WAIT_S)
+    assert not older.is_alive() and not newer.is_alive() and failures == []
+    with pg_app.store.reading() as tx:
+        assert tx.grid.allocations() == {}, "the older decision overwrote the newer"
+
+
+def test_two_placements_of_one_charger_at_once_are_an_upsert_not_a_500(pg_app: App) -> None:
+    host = pg_app.marketplace.add_host("h")
+    a = pg_app.grid.add_site(host, "a", 13_800)
+    b = pg_app.grid.add_site(host, "b", 13_800)
+    charger = add_charger(pg_app, "CP1", online=False)
+    engine = sql_store(pg_app).engine
+    failures: list[BaseException] = []
+
+    def place_on_b() -> None:
+        with engine.begin() as conn:
+            SqlGrid(conn, "postgresql").place(charger, b.site_id)
+
+    with engine.begin() as conn:
+        SqlGrid(conn, "postgresql").place(charger, a.site_id)
+        second = in_thread(place_on_b, failures)
+        waiting_on_a_lock_or_done(pg_app, second)
+    second.join(WAIT_S)
+    assert not second.is_alive() and failures == []
+    assert pg_app.grid.members() == {charger: b.site_id}
+
+
+def test_two_copies_of_a_fleet_payment_at_once_pay_once_and_answer_alike(
+    pg_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = pg_app.fleet.create_account("Vans Ltd", "VANS").fleet_id
+    with pg_app.store.transaction() as tx:
+        tx.fleet.add_invoice(fleet, "2026-02", [], 5_000, T0)
+    inside, release = threading.Event(), threading.Event()
+    real = SqlFleets.record_payment
+
+    def record_and_hold(self: SqlFleets, *args: Any, **kwargs: Any) -> bool:
+        if not inside.is_set():  # the first copy stalls with the key claimed, before it pays
+            inside.set()
+            assert release.wait(WAIT_S), "never released"
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqlFleets, "record_payment", record_and_hold)
+    answers: list[IssuedInvoice] = []
+    failures: list[BaseException] = []
+
+    def pay() -> None:
+        answers.append(pg_app.fleet.pay(fleet, "2026-02", 1_000, request_key="once"))
+
+    first = in_thread(pay, failures)
+    assert inside.wait(WAIT_S), [traceback.format_exception(f) for f in failures]
+    copy = in_thread(pay, failures)
+    waiting_on_a_lock_or_done(pg_app, copy)
+    release.set()
+    first.join(WAIT_S)
+    copy.join(WAIT_S)
+    assert failures == [] and len(answers) == 2 and answers[0] == answers[1]
+    assert answers[0].outstanding == 4_000
+    with pg_app.store.reading() as tx:
+        assert len([e for e in tx.ledger.entries() if e.kind is EntryKind.INVOICE_PAID]) == 1
