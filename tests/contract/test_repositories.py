@@ -31,6 +31,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.services.ports import UnitOfWork
 from tests.conftest import T0
 from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
+from tests.unit.test_geo import EDGE_CENTRE, EDGE_POINT, EDGE_RADIUS_M
 
 HOUR = timedelta(hours=1)
 
@@ -839,6 +840,19 @@ def test_search_matches_the_brute_force_oracle(app: App, seed: int) -> None:
     fleet = random_fleet(app, rng, 60, at=T0)
     for _ in range(40):
         search_matches_oracle(app, fleet, random_query(rng, T0))
+
+
+def test_a_radius_search_finds_a_charger_where_the_circle_is_widest(app: App) -> None:
+    """North of its centre a circle reaches farther east than at the centre's latitude; a charger
+    there, within the radius, is found (a box taken at the centre's latitude cut it off)."""
+    centre, radius, edge = EDGE_CENTRE, EDGE_RADIUS_M, EDGE_POINT
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("host")
+        near = tx.chargers.add(spec("NEAR", host, lat=centre.lat, lon=centre.lon))
+        far = tx.chargers.add(spec("EDGE", host, lat=edge.lat, lon=edge.lon))
+    with app.store.reading() as tx:
+        found = [c.charger_id for c in tx.chargers.search(SearchQuery(centre=centre, radius_m=radius))]
+    assert found == [near, far]
 
 
 def test_search_sees_connectors_and_prices_as_they_change(app: App) -> None:
