@@ -350,7 +350,7 @@ def ocpp(
     chatter(console).print(
         f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {messages:,} frames, "
         f"paced {paced:g} s at 1 reading per {paced_interval:g} s, slow provider {slow_provider:g} s, "
-        f"{', '.join(targets)}, ours on {backend.value}"
+        f"servers {', '.join(targets)}; ours on {backend.value}"
     )
     report = ocpp_bench.run_ocpp(params, chatter(console))
     ocpp_bench.render(report, console)
