@@ -421,6 +421,12 @@ class MemoryChargers(_Repository):
         )
         return c.status, connector
 
+    def connector_state(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None, ConnectorStatus | None]:
+        status, connector = self.status_and_connector(charge_point_id, connector_no)
+        return status, connector, None if connector is None else self.t.connectors[connector].status
+
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         area = query.area
         origin = query.origin

@@ -163,6 +163,15 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _servers(text: str) -> tuple[str, ...]:
+    from chargeshare.benchmarks.ocpp import TARGETS
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names or any(n not in TARGETS for n in names) or len(set(names)) != len(names):
+        raise typer.BadParameter(f"each of {', '.join(TARGETS)} at most once, comma-separated")
+    return tuple(t for t in TARGETS if t in names)
+
+
 def _counts(text: str) -> tuple[int, ...]:
     from chargeshare.benchmarks.ocpp_cluster import MAX_PROCESSES
 
@@ -230,12 +239,30 @@ def ocpp(
     paced: Annotated[
         float,
         duration_option(
-            "Length of the paced phase (1 MeterValues per 10 s per charger); 0 skips it.",
+            "Length of the paced phase (1 MeterValues per --paced-interval per charger); 0 skips it.",
             "s",
             default_s=30,
             max_s=600,
         ),
     ] = 30.0,
+    paced_interval: Annotated[
+        float,
+        duration_option(
+            "Each charger's interval between readings in the paced phase (and at most this between "
+            "frames in the slow-provider phase).",
+            "s",
+            default_s=10,
+            min_s=1,
+            max_s=600,
+        ),
+    ] = 10.0,
+    servers: Annotated[
+        str,
+        typer.Option(
+            help="Which servers to run, comma-separated: ours, baseline (the library's defaults), tuned "
+            "(the library at its best settings); ratios need ours and one of the others."
+        ),
+    ] = "ours,baseline,tuned",
     throughput_limit: Annotated[
         float,
         duration_option("Time limit of the throughput phase.", "s", default_s=120, min_s=1, max_s=1800),
@@ -287,6 +314,7 @@ def ocpp(
 
     console = _console(json_out)
     sizes = _sizes(chargers)
+    targets = _servers(servers)
     if processes is not None:
         _ocpp_processes(
             console,
@@ -303,7 +331,7 @@ def ocpp(
     backend = backend or OcppBackend.SQLITE
     _preflight((backend.value,), postgres_url)
     try:
-        ocpp_bench.check_messages(sizes, messages)
+        ocpp_bench.check_messages(sizes, messages, paced, paced_interval)
         ocpp_bench.ensure_file_limit(max(sizes))
     except ocpp_bench.BenchUnfit as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -315,11 +343,14 @@ def ocpp(
         backend.value,
         postgres_url,
         throughput_limit,
+        pace_interval_s=paced_interval,
         slow_provider_s=slow_provider,
+        servers=targets,
     )
     chatter(console).print(
         f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {messages:,} frames, "
-        f"paced {paced:g} s, slow provider {slow_provider:g} s, ours on {backend.value}"
+        f"paced {paced:g} s at 1 reading per {paced_interval:g} s, slow provider {slow_provider:g} s, "
+        f"servers {', '.join(targets)}; ours on {backend.value}"
     )
     report = ocpp_bench.run_ocpp(params, chatter(console))
     ocpp_bench.render(report, console)

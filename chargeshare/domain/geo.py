@@ -50,16 +50,23 @@ class BBox:
 
     @classmethod
     def around(cls, centre: Point, radius_m: float) -> BBox:
-        """The smallest box holding every point within `radius_m` of `centre` (clamped to the globe)."""
-        dlat = math.degrees(radius_m / EARTH_RADIUS_M)
-        coslat = max(math.cos(math.radians(centre.lat)), 1e-6)
-        dlon = math.degrees(radius_m / (EARTH_RADIUS_M * coslat))
-        return cls(
-            max(-180.0, centre.lon - dlon),
-            max(-90.0, centre.lat - dlat),
-            min(180.0, centre.lon + dlon),
-            min(90.0, centre.lat + dlat),
-        )
+        """The smallest box holding every point within `radius_m` of `centre` (clamped to the globe).
+
+        A circle is widest in longitude not at its centre's latitude but poleward of it, where its
+        edge meets a meridian at a tangent: `asin(sin d / cos lat)` from the centre, d the angular
+        radius. A circle reaching a pole spans every longitude."""
+        d = radius_m / EARTH_RADIUS_M
+        dlat = math.degrees(d)
+        south, north = centre.lat - dlat, centre.lat + dlat
+        coslat = math.cos(math.radians(centre.lat))
+        ratio = math.sin(d) / coslat if coslat > 0 else math.inf
+        if south <= -90 or north >= 90 or ratio >= 1 or d >= math.pi / 2:
+            west, east = -180.0, 180.0
+        else:
+            # Rounding may put a point on the tangent a hair outside; a nanodegree (0.1 mm) holds it.
+            dlon = math.degrees(math.asin(ratio)) + 1e-9
+            west, east = centre.lon - dlon, centre.lon + dlon
+        return cls(max(-180.0, west), max(-90.0, south), min(180.0, east), min(90.0, north))
 
     def contains(self, p: Point) -> bool:
         return self.west <= p.lon <= self.east and self.south <= p.lat <= self.north

@@ -242,24 +242,29 @@ class ChargingService:
         """A StatusNotification; from an OFFLINE charger it is the sign it is back."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            charger_status, connector_id = tx.chargers.status_and_connector(cp_id, connector_no)
+            charger_status, connector_id, was = tx.chargers.connector_state(cp_id, connector_no)
             back = charger_status is ChargerStatus.OFFLINE and tx.chargers.set_status(
                 cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
             )
             if back:
                 self.last_seen.written(cp_id, now)
             self._seen(tx, cp_id, now)
-            tx.chargers.set_connector_status(cp_id, connector_no, status)
+            # Chargers repeat their status (every boot, after every reconnect, some on a timer): a
+            # repeat writes nothing, here or on the session below, unless the write would change it.
+            if was is not status:
+                tx.chargers.set_connector_status(cp_id, connector_no, status)
             open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
             if open_ is not None and status is ConnectorStatus.AVAILABLE:
                 # Free with its transaction open: the stop is on its way (or was lost); see
                 # `close_lost_stops`. The reading it carries is the one to bill.
-                tx.sessions.mark_freed(open_.session_id, now)
+                if open_.freed_at is None:
+                    tx.sessions.mark_freed(open_.session_id, now)
             elif open_ is not None:
-                tx.sessions.mark_freed(open_.session_id, None)
-                if status in IDLE_STATES:
+                if open_.freed_at is not None:
+                    tx.sessions.mark_freed(open_.session_id, None)
+                if status in IDLE_STATES and open_.idle_since is None:
                     tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
-                elif status is ConnectorStatus.CHARGING:
+                elif status is ConnectorStatus.CHARGING and open_.idle_since is not None:
                     tx.sessions.mark_idle(open_.session_id, None)
         self._announce_back(back, cp_id, now)
 

@@ -119,6 +119,13 @@ class Chargers(Protocol):
         connector: OCPP's 0 is the charger itself); raises NotFound for an unregistered charger."""
         ...
 
+    def connector_state(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None, ConnectorStatus | None]:
+        """`status_and_connector`, and that connector's last reported status (None with no such
+        connector)."""
+        ...
+
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         """Chargers matching the query: by id for a box, nearest first (then id) for a radius."""
         ...

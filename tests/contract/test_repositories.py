@@ -31,6 +31,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.services.ports import UnitOfWork
 from tests.conftest import T0
 from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
+from tests.unit.test_geo import EDGE_CENTRE, EDGE_POINT, EDGE_RADIUS_M
 
 HOUR = timedelta(hours=1)
 
@@ -839,6 +840,37 @@ def test_search_matches_the_brute_force_oracle(app: App, seed: int) -> None:
     fleet = random_fleet(app, rng, 60, at=T0)
     for _ in range(40):
         search_matches_oracle(app, fleet, random_query(rng, T0))
+
+
+def test_a_radius_search_finds_a_charger_where_the_circle_is_widest(app: App) -> None:
+    """North of its centre a circle reaches farther east than at the centre's latitude; a charger
+    there, within the radius, is found (a box taken at the centre's latitude cut it off)."""
+    centre, radius, edge = EDGE_CENTRE, EDGE_RADIUS_M, EDGE_POINT
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("host")
+        near = tx.chargers.add(spec("NEAR", host, lat=centre.lat, lon=centre.lon))
+        far = tx.chargers.add(spec("EDGE", host, lat=edge.lat, lon=edge.lon))
+    with app.store.reading() as tx:
+        found = [c.charger_id for c in tx.chargers.search(SearchQuery(centre=centre, radius_m=radius))]
+    assert found == [near, far]
+
+
+def test_ties_in_distance_across_the_limit_go_by_id(app: App) -> None:
+    """Chargers at one spot are the same distance on every backend: the limit takes the lowest ids,
+    whichever order they were added in or the index yields them, as the oracle does."""
+    centre = Point(51.45, -2.59)
+    with app.store.transaction() as tx:
+        host = tx.accounts.add_host("host")
+        ids = [tx.chargers.add(spec(f"TIE{i}", host, lat=51.46, lon=-2.59)) for i in range(7)]
+        farther = tx.chargers.add(spec("FAR", host, lat=51.47, lon=-2.59))
+        nearest = tx.chargers.add(spec("NEAR", host, lat=51.451, lon=-2.59))  # the highest id, first
+    radius = SearchQuery(centre=centre, radius_m=5_000, limit=5)
+    box = SearchQuery(bbox=BBox(-2.62, 51.42, -2.56, 51.48), limit=5)  # its middle is the centre
+    for q in (radius, box):
+        for limit in (1, 2, 5, 8, 9):
+            with app.store.reading() as tx:
+                got = [c.charger_id for c in tx.chargers.search(dataclasses.replace(q, limit=limit))]
+            assert got == ([nearest, *sorted(ids), farther])[:limit], (q, limit)
 
 
 def test_search_sees_connectors_and_prices_as_they_change(app: App) -> None:

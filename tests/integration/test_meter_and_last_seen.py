@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from chargeshare.adapters.sql import SqlStore
+from chargeshare.benchmarks.race import StatementCounter
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.charger import ChargerStatus
+from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import AuthStatus
@@ -168,6 +170,83 @@ def test_a_status_lookup_names_the_chargers_status_and_the_connector(any_app: Ap
         assert tx.chargers.status_and_connector("CP1", 7) == (ChargerStatus.ONLINE, None)
         with pytest.raises(NotFound):
             tx.chargers.status_and_connector("NOPE", 1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def counted_app(request: pytest.FixtureRequest, clock: ManualClock, tmp_path: Path) -> Iterator[App]:
+    """An app whose every statement to the database, by any path, lands in `app.writes` if it writes."""
+    url = (
+        f"sqlite:///{tmp_path / 'cs.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    app = build_for_tests(Config(database_url=url, locks_enabled=False), clock=clock)
+    assert isinstance(app.store, SqlStore)
+    writes: list[str] = []
+
+    class Writes(StatementCounter):
+        def saw(self, sql: str) -> None:
+            if sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+                writes.append(sql)
+
+    Writes(app.store.engine)
+    app.writes = writes  # type: ignore[attr-defined]
+    yield app
+    app.close()
+
+
+def test_a_repeated_status_writes_nothing_and_a_change_still_does(
+    counted_app: App, clock: ManualClock
+) -> None:
+    """Chargers repeat their status (after a reconnect, some on a timer): a repeat that changes
+    nothing sends no write to the database; the session's marks still follow every change."""
+    any_app = counted_app
+    tx_id = started(any_app, clock)
+    any_app.charging.status("CP1", 1, ConnectorStatus.CHARGING)
+    writes: list[str] = any_app.writes  # type: ignore[attr-defined]
+    writes.clear()
+    for _ in range(3):
+        clock.advance(1)
+        any_app.charging.status("CP1", 1, ConnectorStatus.CHARGING)
+    assert writes == []
+    clock.advance(1)
+    any_app.charging.status("CP1", 1, ConnectorStatus.SUSPENDED_EV)  # idle from here, once
+    idle_at = clock.now()
+    assert writes
+    writes.clear()
+    clock.advance(1)
+    any_app.charging.status("CP1", 1, ConnectorStatus.SUSPENDED_EV)
+    assert writes == []
+    clock.advance(1)
+    any_app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)  # freed with its transaction open
+    freed_at = clock.now()
+    clock.advance(1)
+    writes.clear()
+    any_app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    assert writes == []
+    with any_app.store.reading() as t_:
+        session = t_.sessions.get(tx_id)
+        assert t_.chargers.get("CP1").connectors[0].status is ConnectorStatus.AVAILABLE
+    assert session is not None and (session.idle_since, session.freed_at) == (idle_at, freed_at)
+    any_app.charging.status("CP1", 1, ConnectorStatus.CHARGING)  # charging again clears both
+    with any_app.store.reading() as t_:
+        session = t_.sessions.get(tx_id)
+    assert session is not None and (session.idle_since, session.freed_at) == (None, None)
+
+
+def test_a_connector_state_names_its_last_reported_status(any_app: App) -> None:
+    add_charger(any_app)
+    any_app.charging.status("CP1", 1, ConnectorStatus.FAULTED)
+    with any_app.store.reading() as tx:
+        connector = tx.chargers.get("CP1").connectors[0].connector_id
+        assert tx.chargers.connector_state("CP1", 1) == (
+            ChargerStatus.ONLINE,
+            connector,
+            ConnectorStatus.FAULTED,
+        )
+        assert tx.chargers.connector_state("CP1", 0) == (ChargerStatus.ONLINE, None, None)
+        with pytest.raises(NotFound):
+            tx.chargers.connector_state("NOPE", 1)
 
 
 def test_a_flush_can_take_the_oldest_stamps_a_few_at_a_time(any_app: App, clock: ManualClock) -> None:

@@ -16,11 +16,14 @@ from hypothesis import strategies as st
 
 from chargeshare.adapters.sql import search as map_search
 from chargeshare.bootstrap import App, Config, build
-from chargeshare.domain.geo import BBox
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
+from chargeshare.domain.geo import EARTH_RADIUS_M, BBox, Point, distance_m
 from chargeshare.domain.search import SearchQuery
+from chargeshare.domain.tariff import Tariff
 from chargeshare.services.invariants import check_store
 from tests.conftest import T0
 from tests.integration.helpers import (
+    BOUNDARY_TOLERANCE_M,
     Fleet,
     assert_one_hold,
     race_for_one_connector,
@@ -28,6 +31,11 @@ from tests.integration.helpers import (
     random_query,
     search_matches_oracle,
 )
+from tests.unit.test_geo import destination
+
+
+def edge_spec(cp_id: str, host: int, p: Point) -> ChargerSpec:
+    return ChargerSpec(cp_id, host, p, Tariff(30), (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),))
 
 
 @pytest.mark.parametrize("locks", [True, False], ids=["with-lock", "db-only"])
@@ -58,6 +66,46 @@ def fleet_app() -> Iterator[tuple[App, Fleet]]:
 def test_search_matches_brute_force(fleet_app: tuple[App, Fleet], seed: int) -> None:
     app, fleet = fleet_app
     search_matches_oracle(app, fleet, random_query(random.Random(seed), T0))
+
+
+@pytest.fixture(scope="module")
+def empty_app() -> Iterator[App]:
+    app = build(Config(database_url="sqlite://"))
+    yield app
+    app.close()
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(
+    st.floats(-75.0, 75.0),
+    st.floats(-170.0, 170.0),
+    st.floats(1_000, 200_000),
+    st.lists(
+        st.tuples(st.floats(0.9999, 1.0001), st.floats(-0.01, 0.01), st.sampled_from([1, -1])), max_size=6
+    ),
+)
+def test_radius_search_finds_every_charger_near_the_circles_edge(
+    empty_app: App, lat: float, lon: float, r: float, spots: list[tuple[float, float, int]]
+) -> None:
+    """Chargers just inside and outside the circle where it is widest east-west (poleward of its
+    centre) against the haversine oracle: every one within the radius is found, nearest first."""
+    centre = Point(lat, lon)
+    tangent = math.acos(math.tan(r / EARTH_RADIUS_M) * math.tan(math.radians(lat)))
+    points = [destination(centre, f * r, side * tangent + off) for f, off, side in spots]
+    with empty_app.store.transaction() as tx:
+        host = tx.accounts.add_host("host")
+        ids = [tx.chargers.add(edge_spec(f"E{i}", host, p)) for i, p in enumerate(points)]
+    try:
+        with empty_app.store.reading() as tx:
+            found = [c.charger_id for c in tx.chargers.search(SearchQuery(centre=centre, radius_m=r))]
+        oracle = sorted((distance_m(centre, p), cid) for cid, p in zip(ids, points, strict=True))
+        firm = [cid for d, cid in oracle if d < r - BOUNDARY_TOLERANCE_M]
+        maybe = {cid for d, cid in oracle if abs(d - r) <= BOUNDARY_TOLERANCE_M}
+        assert [cid for cid in found if cid not in maybe] == firm, (centre, r, oracle, found)
+    finally:
+        with empty_app.store.transaction() as tx:
+            for i in range(len(ids)):
+                tx.chargers.remove(f"E{i}")
 
 
 def test_points_on_the_box_edge_are_inside(fleet_app: tuple[App, Fleet]) -> None:

@@ -42,7 +42,7 @@ TOUCH = DirectStatement(
 )
 # A StatusNotification's lookup: the charger's status and the id of the connector it names, if any.
 STATUS_AND_CONNECTOR = DirectStatement(
-    select(_c.status, _k.id)
+    select(_c.status, _k.id, _k.status)
     .select_from(
         t.chargers.outerjoin(t.connectors, and_(_k.charger_id == _c.id, _k.connector_no == bindparam("no")))
     )
@@ -209,6 +209,15 @@ class SqlChargers:
         if found is None:
             raise NotFound(f"no charger {charge_point_id!r}")
         return CHARGER_STATUSES[found[0]], found[1]
+
+    def connector_state(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None, ConnectorStatus | None]:
+        found = STATUS_AND_CONNECTOR.first(self.conn, {"cp_id": charge_point_id, "no": connector_no})
+        if found is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        connector = None if found[2] is None else CONNECTOR_STATUSES[found[2]]
+        return CHARGER_STATUSES[found[0]], found[1], connector
 
     def search(self, query: SearchQuery) -> Sequence[ChargerView]:
         return map_search.search(self.conn, self.dialect, query, self.availability)
