@@ -272,7 +272,8 @@ def test_0019_sits_between_pricing_and_fleets_and_keeps_the_hosts(url: str, engi
 def test_0021_adds_the_v2g_tables_above_the_fleets_and_going_back_drops_them_alone(
     url: str, engine: Engine
 ) -> None:
-    """0021: V2G export terms and records; back to 0020 drops them (and 0022 above them), and upgrading brings them back."""
+    """0021: V2G export terms and records; back to 0020 drops them (and 0022 above them), and
+    upgrading brings them back."""
     migrate.upgrade(engine)
     assert {"v2g_terms", "v2g_exports"} <= set(shape(engine))
     with engine.connect() as conn:
