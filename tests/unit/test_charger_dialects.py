@@ -145,8 +145,10 @@ def test_21_says_what_201_says_under_its_own_subprotocol() -> None:
     tx, same = transaction("tx-21"), transaction("tx-21")
     assert d21.started(c, tx, TS, 4) == d201.started(c, same, TS, 4)
     assert d21.ended(c, tx, TS, StopReason.LOCAL) == d201.ended(c, same, TS, StopReason.LOCAL)
-    # It answers every command 2.0.1's dialect does (the CSMS finds nothing missing).
-    assert d21.handlers(cast(Any, None)).keys() == d201.handlers(cast(Any, None)).keys()
+    # It answers every command 2.0.1's dialect does (the CSMS finds nothing missing), and 2.1's
+    # permission to discharge.
+    words21, words201 = d21.handlers(cast(Any, None)).keys(), d201.handlers(cast(Any, None)).keys()
+    assert words21 - words201 == {"NotifyAllowedEnergyTransfer"} and words201 <= words21
 
 
 def test_16_takes_the_transaction_id_the_csms_assigns() -> None:

@@ -29,6 +29,7 @@ from chargeshare.services.events import (
     ChargerOnline,
     EnergyLimitReached,
     Event,
+    ExportDue,
     GridLimitsDue,
     OverrideDue,
     ReservationDue,
@@ -200,6 +201,7 @@ def test_the_policy_decides_on_every_event_that_asks_something_of_a_charger() ->
         CertificateIssued,
         TransactionEventsMissing,
         GridLimitsDue,
+        ExportDue,
     }
     assert world().policy.decide(ChargerOnline(AT, "CP1")) == []
 
