@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from simulators.des import DesParams, run_des
-from simulators.des.engine import CountingEnvironment
+from simulators.des.engine import CountingEnvironment, collector_for_a_fleet
 from simulators.fleet import DriverBehaviour, FleetShape
 
 TARGET_WALL_S = 60.0  # a 10,000-charger simulated day on one core
@@ -164,9 +164,10 @@ def run_bench(params: DesBenchParams) -> DesBenchResult:
         result = run_des(des)
     cpu_s = time.process_time() - cpu
     peak_rss_mb = peak_rss_bytes() / 2**20  # before the bare loop, which holds far less
-    bare_events, bare_wall, bare_cpu = bare_loop(
-        result.events, des.chargers + des.drivers, des.duration_s, params.seed
-    )
+    with collector_for_a_fleet():  # as the DES run had it: the baseline gains from it too
+        bare_events, bare_wall, bare_cpu = bare_loop(
+            result.events, des.chargers + des.drivers, des.duration_s, params.seed
+        )
     return DesBenchResult(
         chargers=des.chargers,
         drivers=des.drivers,
