@@ -14,6 +14,7 @@ bound to this core through `ChargerPort`.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime, timedelta
@@ -94,7 +95,7 @@ class ChargerCore:
         # A relevant charge point under the UK's smart charging regulations: each transaction runs
         # behind a gate (randomised delay, default charging hours), its draws from its own RNG.
         self.smart_charge_point = smart_charge_point
-        self._delay_rng = random.Random(f"{seed}:{cp_id}:delay")
+        self._seed = seed
         self.gates: dict[int, SmartGate] = {}  # per connector, while its transaction runs
         self.smart_gates: list[SmartGate] = []  # every transaction's, for the run's measures
         self.profiles = ProfileBook()
@@ -115,9 +116,15 @@ class ChargerCore:
         self.queue: list[Message] = []
         self._replay_answers: dict[int, Callable[[Outcome], None]] = {}  # by id() of a queued entry
         self.messages_given_up = 0  # transaction messages unanswered or failed after every attempt
-        self.wire = WireFaults(random.Random(f"{seed}:{cp_id}:wire"))
+        self.wire = WireFaults(f"{seed}:{cp_id}:wire")
         self.transactions_started = 0
         self._reset_when_idle = False
+
+    @functools.cached_property
+    def _delay_rng(self) -> random.Random:
+        """Made at the first gate: seeding one costs more than most chargers' whole setup, and
+        only smart charge points draw from it."""
+        return random.Random(f"{self._seed}:{self.cp_id}:delay")
 
     def boot_message(self, reason: BootReason) -> Message:
         """The BootNotification to send; `boot_answered` reads what comes back."""

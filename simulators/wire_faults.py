@@ -12,7 +12,7 @@ ALL_COMMANDS = "*"
 
 @dataclass
 class WireFaults:
-    rng: random.Random
+    seed: str  # of the RNG drawing which frames drop, made at the first draw (most chargers never draw)
     drop_rate: float = 0.0  # share of outgoing frames that never leave (0..1)
     delay_s: float = 0.0  # simulated seconds before a CSMS command is handled and answered
     reject: frozenset[str] = frozenset()  # CSMS actions answered with a refusal; ALL_COMMANDS for all
@@ -21,6 +21,14 @@ class WireFaults:
     rejected: int = 0
     malformed_sent: int = 0
     malformed_answers: list[str] = field(default_factory=list)  # the CALLERROR codes they drew
+
+    _rng: random.Random | None = field(default=None, repr=False)
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
+        return self._rng
 
     def drops(self) -> bool:
         return self.drop_rate > 0 and self.rng.random() < self.drop_rate

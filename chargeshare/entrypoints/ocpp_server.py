@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from starlette.responses import Response
@@ -36,7 +37,7 @@ from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolErro
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.ocpp.scripts import Effect, Order, Send
 from chargeshare.services.events import ChargerOffline, Event
-from chargeshare.services.owed_commands import OwedSince, commands_owed
+from chargeshare.services.owed_commands import OwedSince, commands_owed, due_at_connect
 
 if TYPE_CHECKING:
     from chargeshare.entrypoints.metrics import Metrics
@@ -147,6 +148,7 @@ class ChargerRegistry:
             metering=MeteringPolicy(rules.meter_sample_interval_s, rules.meter_quarter_interval_s)
             if rules.configure_metering
             else None,
+            dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart),
         )
         for kind in self.policy.events:
             app.bus.subscribe(kind, self._on_event)

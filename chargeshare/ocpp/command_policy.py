@@ -41,6 +41,7 @@ from chargeshare.services.events import (
     SmartSettingsChanged,
     TransactionEventsMissing,
 )
+from chargeshare.services.owed_commands import Dues
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,12 @@ class CommandPolicy:
         grid: Grid,
         reports: Reports,
         metering: MeteringPolicy | None,
+        dues: Callable[[str], Dues] | None = None,
     ) -> None:
-        """`metering`: the sampling asked of every charger after its accepted boot (None: left as is)."""
+        """`metering`: the sampling asked of every charger after its accepted boot (None: left as is).
+        `dues`: what a charger is owed when it connects, read at once (`owed_commands.due_at_connect`);
+        None asks the four services one by one."""
+        self.dues = dues
         self.links = links
         self.bookings = bookings
         self.charging = charging
@@ -202,9 +207,9 @@ class CommandPolicy:
                 orders += self._grid_round(limits)
         yield Issue(tuple(orders))
 
-    def _due(
-        self, cp_id: str
-    ) -> tuple[list[ReservationDue], list[BookingEnded], list[EnergyLimitReached], list[OverrideDue]]:
+    def _due(self, cp_id: str) -> Dues:
+        if self.dues is not None:
+            return self.dues(cp_id)
         return (
             self.bookings.reservations_unanswered(cp_id),
             self.bookings.cancellations_unanswered(cp_id),

@@ -33,7 +33,7 @@ from chargeshare.services.events import (
     SessionStopped,
 )
 from chargeshare.services.fleet import penalty_for_host_cancel
-from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaim, SlotClaims, Store
+from chargeshare.services.ports import LockManager, NoSlotClaims, SlotClaim, SlotClaims, Store, UnitOfWork
 from chargeshare.services.pricing import PricingService
 from chargeshare.services.records import BookingRecord, ChargerView
 from chargeshare.services.rules import MarketplaceRules
@@ -322,9 +322,12 @@ class BookingService:
         answer was lost): its confirmed bookings still "sent", to be asked again when it connects.
         Raises NotFound for an unregistered charger."""
         with self.store.reading() as tx:
-            charger = tx.chargers.get(cp_id)
-            sent = tx.bookings.reservations_on(charger.charger_id, RESERVATION_SENT)
-            tags = {b.driver_id: tx.accounts.driver(b.driver_id).id_tag for b in sent}
+            return self.reservations_unanswered_in(tx, tx.chargers.get(cp_id))
+
+    def reservations_unanswered_in(self, tx: UnitOfWork, charger: ChargerView) -> list[ReservationDue]:
+        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`)."""
+        sent = tx.bookings.reservations_on(charger.charger_id, RESERVATION_SENT)
+        tags = {b.driver_id: tx.accounts.driver(b.driver_id).id_tag for b in sent}
         return [self._reservation_due(b, charger, tags[b.driver_id]) for b in sent]
 
     def cancellations_unanswered(self, cp_id: str) -> list[BookingEnded]:
@@ -332,14 +335,17 @@ class BookingService:
         CancelReservation reached no one: the charger was away, or the process holding its link
         died), to be cancelled when it connects. Raises NotFound for an unregistered charger."""
         with self.store.reading() as tx:
-            charger = tx.chargers.get(cp_id)
-            held = [
-                b
-                for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
-                for state in (RESERVATION_SENT, RESERVATION_ACCEPTED)
-                for b in tx.bookings.reservations_on(charger.charger_id, state, status)
-            ]
-        now = self.clock.now()
+            return self.cancellations_unanswered_in(tx, tx.chargers.get(cp_id))
+
+    def cancellations_unanswered_in(self, tx: UnitOfWork, charger: ChargerView) -> list[BookingEnded]:
+        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`)."""
+        held = [
+            b
+            for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED)
+            for state in (RESERVATION_SENT, RESERVATION_ACCEPTED)
+            for b in tx.bookings.reservations_on(charger.charger_id, state, status)
+        ]
+        now, cp_id = self.clock.now(), charger.charge_point_id
         return [BookingEnded(now, b.booking_id, b.status.value, cp_id, b.reservation) for b in held]
 
     def reservation_cancelled(self, booking_id: int) -> None:

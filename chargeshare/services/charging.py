@@ -39,7 +39,7 @@ from chargeshare.services.events import (
     TransactionEventsMissing,
 )
 from chargeshare.services.ports import LastSeen, Store, UnitOfWork
-from chargeshare.services.records import BookingRecord, SessionRecord
+from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 from chargeshare.services.v2g import credit_export, record_export
@@ -622,16 +622,20 @@ class ChargingService:
         """Sessions on this charger that used the energy their booking holds and are still open:
         the stop was due and may never have reached the charger, so it is asked again when it
         connects. Raises NotFound for an unregistered charger."""
+        with self.store.reading() as tx:
+            return self.stops_due_in(tx, tx.chargers.get(cp_id))
+
+    def stops_due_in(self, tx: UnitOfWork, charger: ChargerView) -> list[EnergyLimitReached]:
+        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`)."""
         now = self.clock.now()
         due = []
-        with self.store.reading() as tx:
-            for connector in tx.chargers.get(cp_id).connectors:
-                session = tx.sessions.open_on(connector.connector_id)
-                if session is None:
-                    continue
-                limit = tx.bookings.get(session.booking_id).max_energy_wh
-                if session.meter_last_wh - session.meter_start_wh >= limit:
-                    due.append(EnergyLimitReached(now, cp_id, session.session_id))
+        for connector in charger.connectors:
+            session = tx.sessions.open_on(connector.connector_id)
+            if session is None:
+                continue
+            limit = tx.bookings.get(session.booking_id).max_energy_wh
+            if session.meter_last_wh - session.meter_start_wh >= limit:
+                due.append(EnergyLimitReached(now, charger.charge_point_id, session.session_id))
         return due
 
     def foreign_transaction(self, cp_id: str, session_id: int, action: str) -> bool:

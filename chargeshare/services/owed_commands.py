@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from chargeshare.services.ports import Store
+
+if TYPE_CHECKING:
+    from chargeshare.services.booking import BookingService
+    from chargeshare.services.charging import ChargingService
+    from chargeshare.services.events import BookingEnded, EnergyLimitReached, OverrideDue, ReservationDue
+    from chargeshare.services.smart_charging import SmartChargingService
+
+# What a charger is owed when its link opens: reservations it never answered, cancelled bookings'
+# reservations it may still hold, stops due, and overrides for its running sessions.
+Dues = tuple[list["ReservationDue"], list["BookingEnded"], list["EnergyLimitReached"], list["OverrideDue"]]
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,25 @@ def commands_owed(store: Store) -> frozenset[Owed]:
         [Owed(cp_id, "reservation", booking) for booking, cp_id in reservations]
         + [Owed(cp_id, "stop", session) for session, cp_id in stops]
     )
+
+
+def due_at_connect(
+    store: Store,
+    bookings: BookingService,
+    charging: ChargingService,
+    smart: SmartChargingService,
+    cp_id: str,
+) -> Dues:
+    """Everything a charger is owed when it connects, in one read of one snapshot (four reads, each
+    finding the charger again, were most of a connect's cost). NotFound for an unregistered one."""
+    with store.reading() as tx:
+        charger = tx.chargers.get(cp_id)
+        return (
+            bookings.reservations_unanswered_in(tx, charger),
+            bookings.cancellations_unanswered_in(tx, charger),
+            charging.stops_due_in(tx, charger),
+            smart.overrides_due_in(tx, charger),
+        )
 
 
 class OwedSince:

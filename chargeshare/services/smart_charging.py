@@ -52,14 +52,17 @@ class SmartChargingService:
     def overrides_due(self, charge_point_id: str) -> list[OverrideDue]:
         """The overrides a charger holds for its running sessions: sent again when it connects, since
         it may have rebooted, or never heard the first."""
-        now = self.clock.now()
         with self.store.reading() as tx:
-            charger = tx.chargers.get(charge_point_id)
-            running = [(c, tx.sessions.open_on(c.connector_id)) for c in charger.connectors]
-            open_ = [(c, s) for c, s in running if s is not None]
-            overridden = tx.smart.overridden([s.booking_id for _, s in open_])
+            return self.overrides_due_in(tx, tx.chargers.get(charge_point_id))
+
+    def overrides_due_in(self, tx: UnitOfWork, charger: ChargerView) -> list[OverrideDue]:
+        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`)."""
+        now = self.clock.now()
+        running = [(c, tx.sessions.open_on(c.connector_id)) for c in charger.connectors]
+        open_ = [(c, s) for c, s in running if s is not None]
+        overridden = tx.smart.overridden([s.booking_id for _, s in open_])
         return [
-            OverrideDue(now, charge_point_id, c.connector_no, s.session_id, c.max_power_w)
+            OverrideDue(now, charger.charge_point_id, c.connector_no, s.session_id, c.max_power_w)
             for c, s in open_
             if s.booking_id in overridden
         ]

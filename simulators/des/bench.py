@@ -19,6 +19,8 @@ import cProfile
 import io
 import pstats
 import random
+import resource
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from simulators.des import DesParams, run_des
-from simulators.des.engine import CountingEnvironment
+from simulators.des.engine import CountingEnvironment, collector_for_a_fleet
 from simulators.fleet import DriverBehaviour, FleetShape
 
 TARGET_WALL_S = 60.0  # a 10,000-charger simulated day on one core
@@ -78,6 +80,7 @@ class DesBenchResult:
     bare_events: int
     bare_wall_s: float
     bare_cpu_s: float
+    peak_rss_mb: float  # this process's high-water resident memory: the DES run's, as it comes first
     profile: str | None = None
 
     @property
@@ -114,6 +117,7 @@ class DesBenchResult:
             bare_events_per_s=round(self.bare_events_per_s, 1),
             ratio=round(self.ratio, 2),
             cpu_ratio=round(self.cpu_ratio, 2),
+            peak_rss_mb=round(self.peak_rss_mb, 1),
             target_wall_s=TARGET_WALL_S,
         )
         return body
@@ -140,6 +144,12 @@ def bare_loop(events: int, processes: int, horizon_s: float, seed: int) -> tuple
     return env.processed, time.perf_counter() - started, time.process_time() - cpu
 
 
+def peak_rss_bytes() -> int:
+    """The most resident memory this process has held so far (Linux reports kB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
 def run_bench(params: DesBenchParams) -> DesBenchResult:
     des = params.des_params()
     profile_text = None
@@ -153,9 +163,11 @@ def run_bench(params: DesBenchParams) -> DesBenchResult:
     else:
         result = run_des(des)
     cpu_s = time.process_time() - cpu
-    bare_events, bare_wall, bare_cpu = bare_loop(
-        result.events, des.chargers + des.drivers, des.duration_s, params.seed
-    )
+    peak_rss_mb = peak_rss_bytes() / 2**20  # before the bare loop, which holds far less
+    with collector_for_a_fleet():  # as the DES run had it: the baseline gains from it too
+        bare_events, bare_wall, bare_cpu = bare_loop(
+            result.events, des.chargers + des.drivers, des.duration_s, params.seed
+        )
     return DesBenchResult(
         chargers=des.chargers,
         drivers=des.drivers,
@@ -174,6 +186,7 @@ def run_bench(params: DesBenchParams) -> DesBenchResult:
         bare_events=bare_events,
         bare_wall_s=bare_wall,
         bare_cpu_s=bare_cpu,
+        peak_rss_mb=peak_rss_mb,
         profile=profile_text,
     )
 
@@ -203,7 +216,8 @@ def render(r: DesBenchResult, console: Console) -> None:
     console.print(
         f"setup {r.setup_s:.1f} s + simulation {r.run_s:.1f} s (wall); {r.sessions:,} sessions; "
         f"heartbeat {r.heartbeat_s} s when idle, MeterValues every {r.meter_interval_s} s; "
-        f"invariants {'[green]hold[/]' if r.invariants_ok else '[red]FAIL[/]'}"
+        f"invariants {'[green]hold[/]' if r.invariants_ok else '[red]FAIL[/]'}; "
+        f"peak RSS {r.peak_rss_mb:,.0f} MB"
     )
     console.print(f"DES / bare loop per event: {r.ratio:.1f}x on wall time, {r.cpu_ratio:.1f}x on CPU time")
     if r.chargers >= 10_000 and r.simulated_s >= 24 * 3600:

@@ -29,6 +29,7 @@ from chargeshare.ocpp.connection import Connection
 from chargeshare.ocpp.frames import LocalProtocolError
 from chargeshare.ocpp.scripts import Order, drive
 from chargeshare.services.events import Event
+from chargeshare.services.owed_commands import due_at_connect
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class DesCentral:
             grid=app.grid,
             reports=app.reports,
             metering=None,
+            dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart),
         )
         for kind in self.policy.events:
             app.bus.subscribe(kind, self._on_event)

@@ -13,9 +13,15 @@ class SimClock:
             raise ValueError("clock epoch must be timezone-aware")
         self.env = env
         self.epoch = epoch.astimezone(UTC)
+        # The last instant asked for: a frame's handling asks the same virtual instant many times.
+        self._at_s: float = 0.0
+        self._at = self.epoch
 
     def now(self) -> datetime:
-        return self.epoch + timedelta(seconds=self.env.now)
+        at_s = self.env.now
+        if at_s != self._at_s:
+            self._at_s, self._at = at_s, self.epoch + timedelta(seconds=at_s)
+        return self._at
 
     def real_seconds(self, simulated: float) -> float:
         """Nothing to wait for: virtual time jumps to the next event."""

@@ -137,6 +137,8 @@ def test_bench_des_smoke_reports_both_loops(tmp_path: Path) -> None:
     # The baseline processes the same number of events, give or take each process's start and end.
     assert abs(figures["bare_events"] - figures["events"]) <= 2 * (figures["chargers"] + figures["drivers"])
     assert figures["ratio"] > 0 and figures["cpu_ratio"] > 0 and "bare SimPy loop" in result.output
+    # The interpreter alone holds more than 10 MB: a figure in kB read as bytes would be far under.
+    assert figures["peak_rss_mb"] > 10 and "peak RSS" in result.output
 
 
 def test_bare_loop_processes_the_events_asked_for() -> None:

@@ -4,6 +4,7 @@ models as the live charger, agreement in shape with the live engine, and clear r
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from pathlib import Path
 from typing import cast
@@ -57,6 +58,17 @@ def test_a_small_run_keeps_every_invariant_and_bills_each_session_once(small: De
     assert sum(s["no_charger_because"].values()) == s["driver_outcomes"].get("no_charger", 0)
     assert set(s["sessions_by_protocol"]) == {"ocpp16", "ocpp201", "ocpp21"}
     assert result.frames > 0 and result.events > 0
+
+
+def test_a_run_leaves_the_cycle_collector_as_it_found_it() -> None:
+    # The collector runs at a slower pace during a run, and at the caller's own afterwards.
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(500, 5, 5)
+        run_des(dataclasses.replace(SMALL, chargers=2, drivers=2, duration_s=600))
+        assert gc.get_threshold() == (500, 5, 5)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_the_invariants_are_the_stores_own(small: DesResult) -> None:

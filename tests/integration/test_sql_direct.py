@@ -5,16 +5,22 @@ counts, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.dialects import sqlite
 
+from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql import statements
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.bootstrap import App, Config
 from chargeshare.domain.availability import WeeklyWindow
+from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, SmartTariff
+from chargeshare.domain.fleet import WEEKDAYS, BlockRule, ContractPolicy
+from chargeshare.domain.smart_charge_points import SmartSettings
+from chargeshare.domain.tokens import TokenStatus, TokenType
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests.conftest import add_charger, build_for_tests, sql_store
@@ -55,6 +61,36 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         # Weekly hours (set after the bookings, which any window would have had to cover).
         tx.chargers.set_availability(charger, [WeeklyWindow(0, 0, 600)])
         tx.chargers.set_access_notes(charger, "gate 1234")
+        # A site limit, a decided allocation, a token, a walk-in price, the host's pricing, smart
+        # settings, an override and a fleet's occurrence: what a DES day reads on its hot paths.
+        feeder = tx.grid.add_feeder("F1", 100_000)
+        site = tx.grid.add_site(host, "site", 20_000, 0, feeder.feeder_id)
+        tx.grid.place(charger, site.site_id)
+        tx.grid.save_allocations({connector: 3_000}, clock.now())
+        tx.tokens.add(
+            driver_id=driver,
+            value="CARD1",
+            type_=TokenType.ISO14443,
+            status=TokenStatus.ACCEPTED,
+            expires_at=None,
+            group_id=None,
+            master_pass=False,
+            created_at=clock.now(),
+        )
+        tx.tokens.set_walk_in(charger, 40)
+        tariff = SmartTariff(30, 10)
+        tx.pricing.save(host, HostPricing(PricingMode.DYNAMIC, 20, 60, tariff), clock.now())
+        if not tx.pricing.quotes([booking]):
+            tx.pricing.add_quote(booking, Price(30, PricingMode.FLAT), clock.now())
+        tx.smart.save(charger, SmartSettings(), clock.now())
+        tx.smart.add_override(booking, clock.now())
+        fleet_id = tx.fleet.add_account("Vans Ltd", driver, clock.now())
+        rule = BlockRule(WEEKDAYS, time(20), time(6), date(2026, 3, 2), date(2026, 3, 31))
+        contract = tx.fleet.add_contract(fleet_id, rule, ContractPolicy(), [connector], clock.now())
+        tx.fleet.add_occurrence(booking, contract, fleet_id)
+    # A booking left unquoted, for the quote's insert (every booking is quoted when made).
+    with sql_store(app).engine.begin() as conn:
+        conn.execute(delete(t.booking_quotes).where(t.booking_quotes.c.booking_id == gone_booking))
     values = {
         "cp_id": "CP1",
         "seen_at": clock.now(),
@@ -109,6 +145,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "acct": "platform:fees",
         "an_entry": an_entry,
         "later_booking": later_booking,
+        "gone_booking": gone_booking,
         "request_key": "req-later",
         "new_request_key": "req-new",
         "fingerprint": "f" * 64,
@@ -128,6 +165,9 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "expected_status": "online",
         "status_read": "done",
         "token": 10**6,
+        "token_value": "CARD1",
+        "row_mode": "flat",
+        "row_quoted_at": clock.now(),
         "until": clock.now() + timedelta(hours=1),
         "version": "2.0.1",
         "row_host_id": host,
@@ -218,6 +258,7 @@ FRESH: dict[str, dict[str, Any]] = {
     "bookings.set_reservation_if": {"booking_pk": "later_booking"},
     "outbox.finish": {"item_pk": "claimed_item"},
     "sessions.held_by_another": {"booking_pk": "later_booking"},
+    "pricing.add_quote": {"row_booking_id": "gone_booking"},
 }
 
 

@@ -4,6 +4,7 @@ still due, found per charger so they can be sent again when it connects (to any 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from chargeshare.domain.errors import NotFound
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import EnergyLimitReached, ReservationDue
+from chargeshare.services.owed_commands import due_at_connect
 from tests.conftest import add_charger
 
 
@@ -129,3 +131,36 @@ def test_a_reservation_accepted_for_a_booking_expired_meanwhile_is_cancelled_at_
     assert (due.booking_id, due.status, due.reservation) == (booking, "expired", "accepted")
     app.bookings.reservation_cancelled(booking)
     assert app.bookings.cancellations_unanswered("CP1") == []
+
+
+def test_what_a_charger_is_owed_at_connect_is_read_at_once_as_each_service_says(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    soon = BookRequest(driver, charger, 1, 60, 5_000, starts_at=clock.now() + timedelta(minutes=5))
+    app.bookings.cancel(app.bookings.book(soon).booking_id, driver_id=driver)  # its reservation "sent"
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 5_000))
+    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    app.charging.meter("CP1", tx_id, 6_000)  # a stop owed
+    units = 0
+    reading = app.store.reading
+
+    def counted() -> Any:
+        nonlocal units
+        units += 1
+        return reading()
+
+    app.store.reading = counted  # type: ignore[method-assign]
+    dues = due_at_connect(app.store, app.bookings, app.charging, app.smart, "CP1")
+    assert units == 1
+    app.store.reading = reading  # type: ignore[method-assign]
+    separately = (
+        app.bookings.reservations_unanswered("CP1"),
+        app.bookings.cancellations_unanswered("CP1"),
+        app.charging.stops_due("CP1"),
+        app.smart.overrides_due("CP1"),
+    )
+    assert dues == separately and dues[1] and dues[2]  # a cancel and a stop owed
+    with pytest.raises(NotFound):
+        due_at_connect(app.store, app.bookings, app.charging, app.smart, "NOPE")

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.fleet import (
     BlockRule,
@@ -30,6 +31,10 @@ _o, _i, _l = t.fleet_occurrences.c, t.fleet_invoices.c, t.fleet_invoice_lines.c
 _r = t.fleet_requests.c
 _ACCOUNTS = select(_a.id, _a.name, _a.driver_id)
 _OCCURRENCES = select(_o.booking_id, _o.contract_id, _o.fleet_id)
+# Asked of every booking's settlement (is it a fleet's?).
+OCCURRENCE = DirectStatement(_OCCURRENCES.where(_o.booking_id == bindparam("booking_pk")))
+
+STATEMENTS = {"fleet.occurrence": OCCURRENCE}
 _INVOICES = select(_i.id, _i.fleet_id, _i.month, _i.total, _i.issued_at, _i.paid, _i.paid_at)
 
 
@@ -142,8 +147,8 @@ class SqlFleets:
         self.conn.execute(insert(t.fleet_occurrences).values(row))
 
     def occurrence(self, booking_id: int) -> Occurrence | None:
-        r = self.conn.execute(_OCCURRENCES.where(_o.booking_id == booking_id)).first()
-        return None if r is None else Occurrence(r.booking_id, r.contract_id, r.fleet_id)
+        r = OCCURRENCE.first(self.conn, {"booking_pk": booking_id})
+        return None if r is None else Occurrence(r[0], r[1], r[2])
 
     def occurrences(
         self, *, fleet_id: int | None = None, contract_id: int | None = None

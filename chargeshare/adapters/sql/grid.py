@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
 
@@ -24,6 +25,12 @@ _d = t.grid_deliveries.c
 
 # pg_advisory_xact_lock key ("CSGL") taken by whoever decides connectors' grid limits.
 DECIDING_LOCK_KEY = 0x4353474C
+
+# Read on every rebalance (each session's start and end, and each sweep).
+MEMBERS = DirectStatement(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
+ALLOCATIONS = DirectStatement(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
+
+STATEMENTS = {"grid.members": MEMBERS, "grid.allocations": ALLOCATIONS}
 
 
 def _site(r: Any) -> Site:
@@ -96,8 +103,7 @@ class SqlGrid:
         self.conn.execute(q.on_conflict_do_update(index_elements=[_m.charger_id], set_={"site_id": site_id}))
 
     def members(self) -> dict[int, int]:
-        rows = self.conn.execute(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
-        return {int(r.charger_id): int(r.site_id) for r in rows}
+        return {int(charger_id): int(site_id) for charger_id, site_id in MEMBERS.rows(self.conn, {})}
 
     # ---- flexibility events ------------------------------------------------------------------------
     def add_flex_event(
@@ -139,8 +145,7 @@ class SqlGrid:
             self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DECIDING_LOCK_KEY})
 
     def allocations(self) -> dict[int, int]:
-        rows = self.conn.execute(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
-        return {int(r.connector_id): int(r.limit_w) for r in rows}
+        return {int(connector_id): int(limit_w) for connector_id, limit_w in ALLOCATIONS.rows(self.conn, {})}
 
     def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
         # One statement per connector, so two processes deciding at once do not collide on a new

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.rows import insert_of
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, SmartTariff
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.services.records import BookingQuote
 
 _p = t.host_pricing.c
 _q = t.booking_quotes.c
+
+# Run for every booking: its host's settings read, its quote written.
+SETTINGS = DirectStatement(select(t.host_pricing).where(_p.host_id == bindparam("row_host_id")))
+BOOKING_EXISTS = DirectStatement(select(t.bookings.c.id).where(t.bookings.c.id == bindparam("booking_pk")))
+QUOTED = DirectStatement(select(_q.booking_id).where(_q.booking_id == bindparam("booking_pk")))
+ADD_QUOTE = DirectStatement(insert_of(t.booking_quotes, "booking_id", "price_per_kwh", "mode", "quoted_at"))
+
+STATEMENTS = {
+    "pricing.settings": SETTINGS,
+    "pricing.booking_exists": BOOKING_EXISTS,
+    "pricing.quoted": QUOTED,
+    "pricing.add_quote": ADD_QUOTE,
+}
 
 
 def _quote(r: Any) -> BookingQuote:
@@ -28,9 +44,10 @@ class SqlPricing:
         self.conn, self.dialect = conn, dialect
 
     def settings(self, host_id: int) -> HostPricing | None:
-        r = self.conn.execute(select(t.host_pricing).where(_p.host_id == host_id)).first()
-        if r is None:
+        found = SETTINGS.first_mapping(self.conn, {"row_host_id": host_id})
+        if found is None:
             return None
+        r = SimpleNamespace(**found)
         tariff = SmartTariff(int(r.own_day_per_kwh), int(r.own_night_per_kwh))
         return HostPricing(PricingMode(r.mode), int(r.floor_per_kwh), int(r.ceiling_per_kwh), tariff)
 
@@ -52,16 +69,17 @@ class SqlPricing:
         self.conn.execute(q.on_conflict_do_update(index_elements=[_p.host_id], set_=values))
 
     def add_quote(self, booking_id: int, quote: Price, at: datetime) -> None:
-        b = t.bookings.c
-        if self.conn.execute(select(b.id).where(b.id == booking_id)).first() is None:
+        if BOOKING_EXISTS.first(self.conn, {"booking_pk": booking_id}) is None:
             raise NotFound(f"no booking {booking_id}")
-        if self.conn.execute(select(_q.booking_id).where(_q.booking_id == booking_id)).first() is not None:
+        if QUOTED.first(self.conn, {"booking_pk": booking_id}) is not None:
             raise InvalidRequest(f"booking {booking_id} was quoted already")
-        self.conn.execute(
-            insert(t.booking_quotes).values(
-                booking_id=booking_id, price_per_kwh=quote.per_kwh, mode=quote.mode.value, quoted_at=at
-            )
-        )
+        row = {
+            "row_booking_id": booking_id,
+            "row_price_per_kwh": quote.per_kwh,
+            "row_mode": quote.mode.value,
+            "row_quoted_at": at,
+        }
+        ADD_QUOTE.write(self.conn, row)
 
     def quotes(self, booking_ids: Sequence[int] | None = None) -> dict[int, BookingQuote]:
         q = select(t.booking_quotes).order_by(_q.booking_id)

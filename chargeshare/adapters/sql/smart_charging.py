@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
 
 _s = t.charger_smart_settings.c
 _o = t.booking_overrides.c
+
+# Read at every boot (the settings) and every start (whether its booking overrides the delay).
+SETTINGS = DirectStatement(select(t.charger_smart_settings).where(_s.charger_id == bindparam("charger_pk")))
+OVERRIDDEN = DirectStatement(select(_o.booking_id).where(in_ids(_o.booking_id, "booking_ids")))
+
+STATEMENTS = {"smart.settings": SETTINGS, "smart.overridden": OVERRIDDEN}
 
 
 def _settings(r: Any) -> SmartSettings:
@@ -32,8 +41,8 @@ class SqlSmartCharging:
         self.conn, self.dialect = conn, dialect
 
     def settings(self, charger_id: int) -> SmartSettings | None:
-        r = self.conn.execute(select(t.charger_smart_settings).where(_s.charger_id == charger_id)).first()
-        return None if r is None else _settings(r)
+        r = SETTINGS.first_mapping(self.conn, {"charger_pk": charger_id})
+        return None if r is None else _settings(SimpleNamespace(**r))
 
     def save(self, charger_id: int, settings: SmartSettings, at: datetime) -> None:
         c = t.chargers.c
@@ -65,5 +74,4 @@ class SqlSmartCharging:
     def overridden(self, booking_ids: Sequence[int]) -> set[int]:
         if not booking_ids:
             return set()
-        q = select(_o.booking_id).where(_o.booking_id.in_(list(booking_ids)))
-        return {int(r[0]) for r in self.conn.execute(q)}
+        return {int(r[0]) for r in OVERRIDDEN.rows(self.conn, {"booking_ids": list(booking_ids)})}

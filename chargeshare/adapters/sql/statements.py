@@ -3,7 +3,21 @@ tests/integration/test_sql_direct.py checks against `Connection.execute` on both
 
 from __future__ import annotations
 
-from chargeshare.adapters.sql import accounts, bookings, chargers, ledger, notices, outbox, rows, sessions
+from chargeshare.adapters.sql import (
+    accounts,
+    bookings,
+    chargers,
+    fleet,
+    grid,
+    ledger,
+    notices,
+    outbox,
+    pricing,
+    rows,
+    sessions,
+    smart_charging,
+    tokens,
+)
 from chargeshare.adapters.sql.direct import DirectStatement
 
 ALL: dict[str, DirectStatement] = {
@@ -15,6 +29,11 @@ ALL: dict[str, DirectStatement] = {
     **ledger.STATEMENTS,
     **outbox.STATEMENTS,
     **notices.STATEMENTS,
+    **grid.STATEMENTS,
+    **tokens.STATEMENTS,
+    **pricing.STATEMENTS,
+    **smart_charging.STATEMENTS,
+    **fleet.STATEMENTS,
 }
 # Statements for one dialect only, checked on it alone.
 SQLITE_ONLY: dict[str, DirectStatement] = {

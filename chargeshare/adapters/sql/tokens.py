@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.folded import Folded, writing_names
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 
 _t = t.id_tokens.c
 _w = t.walk_in_chargers.c
+
+# Read on every Authorize and start (a tag is looked up as a token first).
+BY_VALUE = DirectStatement(select(t.id_tokens).where(Folded(_t.value) == bindparam("token_value")))
+WALK_IN_PRICE = DirectStatement(select(_w.price_per_kwh).where(_w.charger_id == bindparam("charger_pk")))
+
+STATEMENTS = {"tokens.by_value": BY_VALUE, "tokens.walk_in_price": WALK_IN_PRICE}
 
 
 def _token(r: Any) -> IdToken:
@@ -85,8 +93,8 @@ class SqlIdTokens:
         return _token(r)
 
     def by_value(self, value: str) -> IdToken | None:
-        r = self.conn.execute(select(t.id_tokens).where(Folded(_t.value) == token_key(value))).first()
-        return None if r is None else _token(r)
+        r = BY_VALUE.first_mapping(self.conn, {"token_value": token_key(value)})
+        return None if r is None else _token(SimpleNamespace(**r))
 
     def set_status(self, token_id: int, status: TokenStatus) -> None:
         done = self.conn.execute(update(t.id_tokens).where(_t.id == token_id).values(status=status.value))
@@ -110,5 +118,5 @@ class SqlIdTokens:
             )
 
     def walk_in_price(self, charger_id: int) -> int | None:
-        r = self.conn.execute(select(_w.price_per_kwh).where(_w.charger_id == charger_id)).first()
+        r = WALK_IN_PRICE.first(self.conn, {"charger_pk": charger_id})
         return None if r is None else int(r[0])
