@@ -25,7 +25,7 @@ from chargeshare.services.clock import SystemClock
 from tests.e2e.conftest import Served, as_serve_runs, serving
 from tests.e2e.ocpp_clients import LibraryCp21, Script, _running, boot21, now
 from tests.e2e.transactions import assert_invariants, book, sessions
-from tests.waiting import eventually
+from tests.waiting import eventually, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -132,6 +132,7 @@ async def test_a_21_v2g_session_is_allowed_to_discharge_and_credited_its_export_
             await cp.call(
                 event("Ended", 1, "EVCommunicationLost", readings(700, 13_333, 55, "Transaction.End"))
             )
+    await settled(app)  # the capture runs behind the stop's answer
     view = app.v2g.export(Principal(0, Role.DRIVER, driver_id=booking.driver_id), booking.booking_id)
     assert (view.record.exported_wh, view.record.credit, view.record.lowest_soc_pct) == (3_333, 99, 55)
     (session,) = sessions(app)
