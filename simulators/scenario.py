@@ -19,7 +19,7 @@ from jsonschema import Draft7Validator
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.v2g import MAX_EXPORT_PRICE, MIN_SOC_FLOOR
 from chargeshare.failpoints import POINTS as FAILPOINTS
-from chargeshare.ocpp import V16, OcppVersion
+from chargeshare.ocpp import V16, V21, OcppVersion
 from chargeshare.services.rules import MarketplaceRules
 from simulators.backend_nodes import MAX_PROCESSES
 from simulators.dialect import PROTOCOLS
@@ -531,7 +531,7 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
         if sound_fleet and isinstance(fleet, dict):
             if v2g.get("guests", V2gShape().guests) > fleet["chargers"]:
                 found.add(("v2g", "guests"), f"more guests than the fleet's {fleet['chargers']} chargers")
-            if [str(p) for p in fleet.get("protocols", ["1.6"])] != ["2.1"]:
+            if [str(p) for p in fleet.get("protocols", [V16])] != [V21]:
                 found.add(("v2g",), 'V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]')
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None

@@ -43,6 +43,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.records import (
     AccountRecord,
     BookingQuote,
@@ -77,7 +78,7 @@ class _Charger:
     location: Point
     price_per_kwh: int
     status: ChargerStatus
-    ocpp_version: str | None = None
+    ocpp_version: OcppVersion | None = None
     last_seen_at: datetime | None = None
     password_hash: str | None = None
     boot_policy: BootPolicy = BootPolicy.ACCEPTED
@@ -489,7 +490,7 @@ class MemoryChargers(_Repository):
         charge_point_id: str,
         status: ChargerStatus,
         at: datetime,
-        ocpp_version: str | None = None,
+        ocpp_version: OcppVersion | None = None,
         *,
         expected: ChargerStatus | None = None,
     ) -> bool:

@@ -29,6 +29,7 @@ from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.records import (
     AccountRecord,
     BookingQuote,
@@ -137,7 +138,7 @@ class Chargers(Protocol):
         charge_point_id: str,
         status: ChargerStatus,
         at: datetime,
-        ocpp_version: str | None = None,
+        ocpp_version: OcppVersion | None = None,
         *,
         expected: ChargerStatus | None = None,
     ) -> bool:

@@ -11,6 +11,7 @@ from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp import OcppVersion
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ChargerView:
     location: Point
     price_per_kwh: int
     status: ChargerStatus
-    ocpp_version: str | None
+    ocpp_version: OcppVersion | None
     last_seen_at: datetime | None
     connectors: tuple[ConnectorView, ...]
     distance_m: float | None = None  # set by radius searches

@@ -28,6 +28,7 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V201, OcppVersion
 from chargeshare.services.ports import UnitOfWork
 from tests.conftest import T0
 from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
@@ -153,7 +154,7 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
     with app.store.transaction() as tx:
         a_charger(tx, "CP1")
         a_charger(tx, "CP2")
-        tx.chargers.set_status("CP1", ChargerStatus.ONLINE, T0, ocpp_version="2.0.1")
+        tx.chargers.set_status("CP1", ChargerStatus.ONLINE, T0, ocpp_version=V201)
         tx.chargers.set_status("CP2", ChargerStatus.ONLINE, T0)
         tx.chargers.touch("CP2", T0 + HOUR)
         assert tx.chargers.touch_many({"CP1": T0 + HOUR, "GHOST": T0}) == ["GHOST"]
@@ -162,7 +163,8 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
         with pytest.raises(NotFound):
             tx.chargers.set_status("GHOST", ChargerStatus.ONLINE, T0)
         cp1 = tx.chargers.get("CP1")
-        assert (cp1.status, cp1.ocpp_version, cp1.last_seen_at) == (ChargerStatus.ONLINE, "2.0.1", T0 + HOUR)
+        assert (cp1.status, cp1.ocpp_version, cp1.last_seen_at) == (ChargerStatus.ONLINE, V201, T0 + HOUR)
+        assert type(cp1.ocpp_version) is OcppVersion  # read back as the enum, not a bare string
         assert tx.chargers.get("CP2").ocpp_version is None
         tx.chargers.set_status("CP2", ChargerStatus.OFFLINE, T0)
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + HOUR)] == []  # seen just then

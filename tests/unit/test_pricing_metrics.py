@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.geo import Point
 from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp import V16
 from chargeshare.services.records import BookingQuote, ChargerView, ConnectorView, SessionRecord
 from simulators.pricing_metrics import pricing_summary
 
@@ -20,7 +21,7 @@ CHARGERS = [
         Point(51.4, -2.6),
         30,
         ChargerStatus.ONLINE,
-        "1.6",
+        V16,
         None,
         (ConnectorView(i, 1, ConnectorType.TYPE2, 7_400, ConnectorStatus.AVAILABLE),),
     )

@@ -26,6 +26,7 @@ from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.search import SearchQuery
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.records import ChargerView, StoredCredentials
 
 _c, _k, _a = t.chargers.c, t.connectors.c, t.availability.c
@@ -251,7 +252,7 @@ class SqlChargers:
         charge_point_id: str,
         status: ChargerStatus,
         at: datetime,
-        ocpp_version: str | None = None,
+        ocpp_version: OcppVersion | None = None,
         *,
         expected: ChargerStatus | None = None,
     ) -> bool:

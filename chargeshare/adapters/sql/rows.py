@@ -16,6 +16,7 @@ from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatu
 from chargeshare.domain.geo import Point
 from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp import OcppVersion
 from chargeshare.services.records import (
     BookingRecord,
     ChargerView,
@@ -92,7 +93,7 @@ def hydrate(conn: Connection, rows: Sequence[Any], *, with_distance: bool) -> li
             location=Point(r[4], r[5]),
             price_per_kwh=r[6],
             status=CHARGER_STATUSES[r[7]],
-            ocpp_version=r[8],
+            ocpp_version=None if r[8] is None else OcppVersion(r[8]),
             last_seen_at=r[9],
             connectors=tuple(by_charger[r[0]]),
             distance_m=float(r[11]) if with_distance else None,
