@@ -1,9 +1,11 @@
-"""The grid limit scenarios (DES): `feeder-limit` and `dno-flex-event`, each green as shipped and
-red on a build with one duty taken away (mutation tests): a backend that never decides the shares,
-one deaf to flexibility events, and a charger that ignores the profiles it is sent."""
+"""The grid limit scenarios: `feeder-limit` and `dno-flex-event`, each green as shipped and red on a
+build with one duty taken away (mutation tests): a backend that never decides the shares, one deaf to
+flexibility events, and a charger that ignores the profiles it is sent. In the DES as shipped, and
+live: the backend behind real WebSockets sends the limits to the live virtual chargers."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from chargeshare.domain.grid_limits import allocate
 from chargeshare.services.grid import GridService
+from simulators.charger import VirtualCharger
 from simulators.des.charger import DesCharger
 from simulators.scenario import Scenario, load
 from simulators.scenario_runner import ScenarioResult, run_scenario
@@ -30,6 +33,16 @@ def test_the_grid_scenarios_ship_with_their_feeders_and_flexibility_event() -> N
     assert (grid.feeders, grid.feeder_limit_w, grid.house_load_w) == (2, 20_000, 1_000)
     (event,) = grid.flex_events
     assert (event.feeder, event.at_s, event.duration_s, event.limit_w) == (1, 2_400, 1_800, 9_000)
+
+
+def live(name: str, *, minutes: int | None = None) -> Scenario:
+    """The scenario under the live engine at 600x (about 15 real seconds for 150 minutes); a
+    mutant's run may be shorter, since the cars all arrive in its first minutes."""
+    s = scenario(name)
+    duration_s = s.params.duration_s if minutes is None else minutes * 60
+    return dataclasses.replace(
+        s, engine="live", params=dataclasses.replace(s.params, speed=600.0, duration_s=duration_s)
+    )
 
 
 def red_on_the_grid(result: ScenarioResult) -> bool:
@@ -80,3 +93,40 @@ async def test_a_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
 
     monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
     assert red_on_the_grid(await run_scenario(scenario("dno-flex-event")))
+
+
+@pytest.mark.slow  # 150 simulated minutes live: about 15 real seconds
+async def test_feeder_limit_holds_live_over_real_websockets() -> None:
+    result = await run_scenario(live("feeder-limit"))
+    assert result.ok, result.failures
+    assert result.report.params["engine"] == "live"
+    measured = result.report.summary["grid"]
+    assert measured["sites"] == 12 and measured["overloads"] == 0
+    assert measured["feeder_peak_w"] >= 15_000  # the feeders were used, up to their limits
+    assert set(result.report.grid_feeders) == {"F1", "F2"}
+
+
+@pytest.mark.slow  # an hour simulated live: a few real seconds
+async def test_a_live_charger_ignoring_its_profiles_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(VirtualCharger, "_shared_limit_w", lambda self, c, at: c.max_power_w)
+    assert red_on_the_grid(await run_scenario(live("feeder-limit", minutes=60)))
+
+
+@pytest.mark.slow  # an hour simulated live: a few real seconds
+async def test_a_live_backend_that_never_shares_a_feeder_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(GridService, "rebalance", lambda self: [])
+    assert red_on_the_grid(await run_scenario(live("feeder-limit", minutes=60)))
+
+
+@pytest.mark.slow  # 150 simulated minutes live: about 15 real seconds
+async def test_dno_flex_event_pauses_live_cars_for_its_window_only() -> None:
+    result = await run_scenario(live("dno-flex-event"))
+    assert result.ok, result.failures
+    assert result.report.summary["grid"]["paused_samples"] > 0
+    f1 = result.report.grid_feeders["F1"]
+    during = [load for minute, load in zip(f1["minute"], f1["load_w"], strict=True) if 41 <= minute < 70]
+    assert during and max(during) <= 9_000
