@@ -119,6 +119,16 @@ def problems(params: LiveParams, *, trace: bool = False) -> list[str]:
     return out
 
 
+def des_only(params: LiveParams) -> list[str]:
+    """What only the DES engine plays (a scenario meant for it, asked to run live)."""
+    out = []
+    if params.fleet_hub is not None:
+        out.append("a fleet_hub runs in the DES engine only (engine: des)")
+    if params.v2g is not None:
+        out.append("V2G guests run in the DES engine only (engine: des)")
+    return out
+
+
 Progress = Callable[[float, dict[str, Any]], None]
 
 
@@ -129,11 +139,7 @@ async def run_live(
     after the wind-down, with "final"); `trace` records every frame and API call as JSONL."""
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
-    wrong = problems(params, trace=trace is not None)
-    if params.fleet_hub is not None:
-        wrong.append("a fleet_hub runs in the DES engine only (engine: des)")
-    if params.v2g is not None:
-        wrong.append("V2G guests run in the DES engine only (engine: des)")
+    wrong = problems(params, trace=trace is not None) + des_only(params)
     if wrong:
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)

@@ -6,19 +6,23 @@ live: the backend behind real WebSockets sends the limits to the live virtual ch
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chargeshare.cli.app import app
 from chargeshare.domain.grid_limits import allocate
 from chargeshare.services.grid import GridService
 from simulators.charger import VirtualCharger
 from simulators.des.charger import DesCharger
 from simulators.scenario import Scenario, load
 from simulators.scenario_runner import ScenarioResult, run_scenario
+from tests.cli_runner import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
 
 
 def scenario(name: str) -> Scenario:
@@ -130,3 +134,45 @@ async def test_dno_flex_event_pauses_live_cars_for_its_window_only() -> None:
     f1 = result.report.grid_feeders["F1"]
     during = [load for minute, load in zip(f1["minute"], f1["load_w"], strict=True) if 41 <= minute < 70]
     assert during and max(during) <= 9_000
+
+
+TINY_GRID = """\
+name: tiny-grid
+engine: des
+seed: 3
+duration_minutes: 30
+speed: 600
+city: bristol
+fleet: {chargers: 4, radius_m: 2000, powers_w: [7400]}
+grid: {feeders: 1, feeder_limit_w: 9000, house_load_w: 1000}
+drivers:
+  count: 4
+  arrival_window: 0.1
+  travel_minutes: {min: 1, max: 2}
+  cancel_rate: 0
+  no_show_rate: 0
+  radius_m: 2000
+expect:
+  invariants: all
+  metrics:
+    grid.overloads: {equals: 0}
+"""
+
+
+@pytest.mark.slow  # half an hour simulated live: a few real seconds
+def test_scenario_run_engine_live_runs_a_des_grid_file_live(tmp_path: Path) -> None:
+    path, out = tmp_path / "tiny-grid.yaml", tmp_path / "out.json"
+    path.write_text(TINY_GRID)
+    result = runner.invoke(app, ["scenario", "run", str(path), "--engine", "live", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(out.read_text())["scenarios"]
+    assert run["report"]["params"]["engine"] == "live"
+    grid = run["report"]["summary"]["grid"]
+    assert (grid["sites"], grid["feeders"], grid["overloads"]) == (4, 1, 0) and grid["samples"] > 0
+
+
+def test_scenario_run_engine_live_refuses_what_only_the_des_plays() -> None:
+    result = runner.invoke(
+        app, ["scenario", "run", str(ROOT / "scenarios" / "fleet-hub-week.yaml"), "--engine", "live"]
+    )
+    assert result.exit_code == 2 and "fleet_hub runs in the DES engine only" in result.output
