@@ -32,6 +32,7 @@ def scenario(name: str) -> Scenario:
 def test_the_grid_scenarios_ship_with_their_feeders_and_flexibility_event() -> None:
     feeder_limit, flex = scenario("feeder-limit"), scenario("dno-flex-event")
     assert feeder_limit.engine == flex.engine == "des"
+    assert feeder_limit.params.speed == flex.params.speed == 600  # live: about 16 real seconds
     grid = flex.params.fleet.grid
     assert feeder_limit.params.fleet.grid is not None and grid is not None
     assert (grid.feeders, grid.feeder_limit_w, grid.house_load_w) == (2, 20_000, 1_000)
@@ -40,13 +41,11 @@ def test_the_grid_scenarios_ship_with_their_feeders_and_flexibility_event() -> N
 
 
 def live(name: str, *, minutes: int | None = None) -> Scenario:
-    """The scenario under the live engine at 600x (about 15 real seconds for 150 minutes); a
-    mutant's run may be shorter, since the cars all arrive in its first minutes."""
+    """The scenario under the live engine at its file's speed; a mutant's run may be shorter, since
+    the cars all arrive in its first minutes."""
     s = scenario(name)
     duration_s = s.params.duration_s if minutes is None else minutes * 60
-    return dataclasses.replace(
-        s, engine="live", params=dataclasses.replace(s.params, speed=600.0, duration_s=duration_s)
-    )
+    return dataclasses.replace(s, engine="live", params=dataclasses.replace(s.params, duration_s=duration_s))
 
 
 def red_on_the_grid(result: ScenarioResult) -> bool:
