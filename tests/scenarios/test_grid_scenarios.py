@@ -135,6 +135,18 @@ async def test_dno_flex_event_pauses_live_cars_for_its_window_only() -> None:
     assert during and max(during) <= 9_000
 
 
+@pytest.mark.slow  # 75 minutes simulated live, past the event's end: about 8 real seconds
+async def test_a_live_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def without_events(*args: Any, **kwargs: Any) -> Any:
+        sites, feeders, charging, _events, at = args
+        return allocate(sites, feeders, charging, [], at, **kwargs)
+
+    monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
+    assert red_on_the_grid(await run_scenario(live("dno-flex-event", minutes=75)))
+
+
 TINY_GRID = """\
 name: tiny-grid
 engine: des
