@@ -275,6 +275,10 @@ def _run(
         if s.engine == Engine.LIVE:
             wrong += des_only(params)
         else:
+            if params.processes:
+                wrong.append("the DES engine runs the backend in its own process")
+            if trace_dir is not None:
+                wrong.append("--trace-dir records a live run: a DES scenario cannot be traced")
             try:
                 check_supported(DesParams.from_live(params))
             except NotSupportedInDes as exc:

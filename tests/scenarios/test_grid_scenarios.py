@@ -187,3 +187,9 @@ def test_scenario_run_engine_live_refuses_what_only_the_des_plays() -> None:
         app, ["scenario", "run", str(ROOT / "scenarios" / "fleet-hub-week.yaml"), "--engine", "live"]
     )
     assert result.exit_code == 2 and "fleet_hub runs in the DES engine only" in result.output
+
+
+def test_scenario_run_engine_des_refuses_backend_processes() -> None:
+    path = ROOT / "scenarios" / "cluster" / "cluster-happy-path.yaml"
+    result = runner.invoke(app, ["scenario", "run", str(path), "--engine", "des"])
+    assert result.exit_code == 2 and "the DES engine runs the backend in its own process" in result.output
