@@ -286,6 +286,14 @@ class ChargerCore:
         gate = self.gates.get(c.no)
         return p.vehicle.power_w(self.limit_w(c) if gate is None else gate.applied_w)
 
+    def drawing(self) -> list[tuple[int, int, bool]]:
+        """Each connector's number, the power it draws now, and whether a car plugged in there is
+        held at 0 W (the grid meter's view: simulators/grid_metrics.py)."""
+        return [
+            (c.no, self.power_w(c), c.plugged is not None and c.state is ConnectorState.SUSPENDED_EVSE)
+            for c in self.connectors.values()
+        ]
+
     def limit_w(self, c: VirtualConnector) -> int:
         return self._shared_limit_w(c, self.clock.now())
 

@@ -1,4 +1,5 @@
-"""A run's site and feeder loads, measured from the virtual chargers (DES): every site's house load
+"""A run's grid and its site and feeder loads, measured from the virtual chargers (live and DES):
+the sites, feeders and flexibility events a scenario's `grid` section lays out, then every site's house load
 and its connectors' power, every feeder's sum of its sites, sampled against the limit in force
 (flexibility events included). The `grid_within_limits` invariant and the run summary's `grid`
 measures are judged from these samples; the feeder plot draws them."""
@@ -6,13 +7,22 @@ measures are judged from these samples; the feeder plot draws them."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.grid_limits import LoadSample, Scope, effective_limit_w, overloads, site_loads_w
+from chargeshare.domain.grid_limits import (
+    Feeder,
+    LoadSample,
+    Scope,
+    effective_limit_w,
+    overloads,
+    site_loads_w,
+)
 from chargeshare.services.invariants import InvariantResult, grid_within_limits
+from chargeshare.services.records import ChargerView
+from simulators.fleet import GridShape
 
 SAMPLE_EVERY_S = 60
 NAMES = (
@@ -26,6 +36,35 @@ NAMES = (
     "feeder_headroom_min_w",  # the least any feeder was below its limit (negative: above it)
     "paused_samples",  # connector samples with a car plugged in and held at 0 W
 )
+
+
+def lay_out_grid(app: App, grid: GridShape, views: Sequence[ChargerView]) -> list[Feeder]:
+    """Charger i on its host's own site, on feeder i % feeders + 1; the feeders, in order."""
+    feeders = [app.grid.add_feeder(f"F{n + 1}", grid.feeder_limit_w) for n in range(grid.feeders)]
+    for i, view in enumerate(views):
+        site = app.grid.add_site(
+            view.host_id,
+            f"site of {view.charge_point_id}",
+            grid.site_limit_w,
+            house_load_w=grid.house_load_w,
+            feeder_id=feeders[i % len(feeders)].feeder_id,
+        )
+        app.grid.place(view.charger_id, site.site_id)
+    return feeders
+
+
+def announce_flex_events(app: App, grid: GridShape, feeders: Sequence[Feeder], start: datetime) -> None:
+    """The DNO's flexibility events, timed from the window's `start`, announced before they begin."""
+    for e in grid.flex_events:
+        begins = start + timedelta(seconds=e.at_s)
+        app.grid.add_flex_event(
+            Scope.FEEDER,
+            feeders[e.feeder - 1].feeder_id,
+            e.limit_w,
+            begins,
+            begins + timedelta(seconds=e.duration_s),
+        )
+
 
 PowerOf = Callable[[], Iterable[tuple[int, int, bool]]]  # (connector id, W drawn, held at 0 W)
 

@@ -35,6 +35,7 @@ from simulators.driver import RECEIPT_CHECK_EVERY_S, RECEIPT_CHECKS, DriverStats
 from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
 from simulators.fleet_hub import HubShape
+from simulators.grid_metrics import GridMeter, announce_flex_events, lay_out_grid
 from simulators.http_retry import RetryWhileAway
 from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
@@ -118,6 +119,16 @@ def problems(params: LiveParams, *, trace: bool = False) -> list[str]:
     return out
 
 
+def des_only(params: LiveParams) -> list[str]:
+    """What only the DES engine plays (a scenario meant for it, asked to run live)."""
+    out = []
+    if params.fleet_hub is not None:
+        out.append("a fleet_hub runs in the DES engine only (engine: des)")
+    if params.v2g is not None:
+        out.append("V2G guests run in the DES engine only (engine: des)")
+    return out
+
+
 Progress = Callable[[float, dict[str, Any]], None]
 
 
@@ -128,11 +139,7 @@ async def run_live(
     after the wind-down, with "final"); `trace` records every frame and API call as JSONL."""
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
-    wrong = problems(params, trace=trace is not None)
-    if params.fleet_hub is not None:
-        wrong.append("a fleet_hub runs in the DES engine only (engine: des)")
-    if params.v2g is not None:
-        wrong.append("V2G guests run in the DES engine only (engine: des)")
+    wrong = problems(params, trace=trace is not None) + des_only(params)
     if wrong:
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)
@@ -384,6 +391,9 @@ async def _run(
     for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
         app.smart.set_demand_side_response(view.charger_id, True)
     price_hosts(app.pricing.set_settings, specs, params.fleet)
+    grid = params.fleet.grid
+    # Before the chargers connect: each is sent its limits as it boots.
+    feeders = [] if grid is None else lay_out_grid(app, grid, views)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats(bookings_answered=set())
     logins = dict(zip(host_ids, host_logins.items(), strict=True))
@@ -407,6 +417,12 @@ async def _run(
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
+            meter = None
+            if grid is not None:
+                # The window begins past the fleet's setup: the events are timed from there.
+                window_start = window_end - timedelta(seconds=params.duration_s)
+                announce_flex_events(app, grid, feeders, window_start)
+                meter = stats.grid = _grid_meter(app, fleet, window_start)
             if recorder is not None:
                 # Where the run's window and its fault timeline begin, past the fleet's setup: a
                 # replay's plots mark the window's end and the faults from here.
@@ -431,6 +447,7 @@ async def _run(
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
             ]
             watcher = asyncio.create_task(_report_progress(app, world, params, tasks, progress))
+            sampler = asyncio.create_task(_sample_grid(clock, meter))
             faults = asyncio.create_task(run_faults(app, world, params.faults))
             # Drivers finish by the window's end, and so does the fault timeline; allow a margin for
             # the last stops to settle (plus however long the clock stood still for a busy machine).
@@ -453,12 +470,12 @@ async def _run(
             for t in done:
                 if t.exception() is not None:
                     stats.errors.append(f"driver task failed: {t.exception()!r}")
-            for helper in (watcher, faults):
+            for helper in (watcher, faults, sampler):
                 if helper.done() and not helper.cancelled() and helper.exception() is not None:
                     stats.errors.append(f"{helper.get_coro()!r} failed: {helper.exception()!r}")
                 helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(watcher, faults)
+                await asyncio.gather(watcher, faults, sampler)
         # Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released.
         # What happens from here (chargers leaving, say) is the wind-down's, not the run's.
         wind_down_from = min(window_end, clock.now())
@@ -510,6 +527,39 @@ async def _run(
         )
         progress(params.duration_s, {**info, "sample": final, "final": True})
     return stats
+
+
+# How often (simulated seconds) a live run samples its sites' and feeders' loads: well within one
+# meter interval, since a live clock's samples drift past their marks and the stretch is measured.
+GRID_SAMPLE_EVERY_S = 15
+
+
+def _grid_meter(app: App, fleet: dict[str, VirtualCharger], window_start: datetime) -> GridMeter:
+    """The grid's loads, read from the virtual chargers' connectors as they draw."""
+    with app.store.reading() as tx:
+        by_connector = {
+            (c.charge_point_id, k.connector_no): k.connector_id
+            for c in tx.chargers.all()
+            for k in c.connectors
+        }
+    interval = min((c.meter_interval_s for c in fleet.values()), default=60)
+
+    def drawing() -> list[tuple[int, int, bool]]:
+        return [
+            (by_connector[(cp_id, no)], watts, held)
+            for cp_id, charger in fleet.items()
+            for no, watts, held in charger.drawing()
+        ]
+
+    return GridMeter(app, drawing, interval, window_start)
+
+
+async def _sample_grid(clock: ScaledClock, meter: GridMeter | None) -> None:
+    if meter is None:
+        return
+    while True:
+        meter.sample(clock.now())
+        await sleep_sim(clock, GRID_SAMPLE_EVERY_S)
 
 
 async def _report_progress(

@@ -585,8 +585,6 @@ def _grid_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
     grid = d.get("grid")
     if not isinstance(grid, dict) or not _clean(broken, ("grid",)):
         return
-    if d.get("engine", "live") != "des":
-        found.add(("grid",), "site and feeder limits run in the DES engine only (engine: des)")
     feeders = grid.get("feeders", 1)
     for i, e in enumerate(grid.get("flex_events", [])):
         if e["feeder"] > feeders:

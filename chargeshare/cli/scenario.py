@@ -30,6 +30,7 @@ from chargeshare.cli.options import (
     write_rows,
 )
 from chargeshare.cli.simulate import PROCESSES, REDIS_URL, note_ignored_services
+from chargeshare.cli.simulate_des import Engine
 
 if TYPE_CHECKING:
     from simulators.live import Progress
@@ -211,10 +212,20 @@ def run(
     ] = None,
     processes: Annotated[int | None, PROCESSES] = None,
     redis_url: Annotated[str | None, REDIS_URL] = None,
+    engine: Annotated[
+        Engine | None,
+        typer.Option(
+            help="Run every scenario under this engine: live (real WebSockets and HTTP on the file's "
+            "scaled clock) or des (SimPy virtual time).",
+            show_default="each file's engine",
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios; exit 1 if any invariant or expectation fails, 2 if a file is invalid."""
     configure_logging(logging.ERROR)
     scenarios = _load_all(paths)
+    if engine is not None:
+        scenarios = [replace(s, engine=engine.value) for s in scenarios]
     with human_output(console, json_out) as out:
         _run(
             out,
@@ -246,7 +257,10 @@ def _run(
     processes: int | None,
     redis_url: str | None,
 ) -> None:
-    from simulators.live import problems
+    from simulators.des import DesParams
+    from simulators.des.central import NotSupportedInDes
+    from simulators.des.engine import check_supported
+    from simulators.live import des_only, problems
     from simulators.scenario_runner import junit_xml, report_json, run_scenario
     from simulators.timeline import Timeline
 
@@ -258,6 +272,17 @@ def _run(
             database_url="postgresql://" if backend is Backend.POSTGRES else s.params.database_url,
         )
         wrong = problems(params, trace=trace_dir is not None)
+        if s.engine == Engine.LIVE:
+            wrong += des_only(params)
+        else:
+            if params.processes:
+                wrong.append("the DES engine runs the backend in its own process")
+            if trace_dir is not None:
+                wrong.append("--trace-dir records a live run: a DES scenario cannot be traced")
+            try:
+                check_supported(DesParams.from_live(params))
+            except NotSupportedInDes as exc:
+                wrong.append(str(exc))
         if wrong:
             err.print(f"[red]error:[/] {s.name}: {escape('; '.join(wrong))}")
             raise typer.Exit(2)

@@ -345,14 +345,6 @@ class DesCharger(ChargerCore):
     def _status(self, c: VirtualConnector) -> None:
         self._send(self.status_message(c))
 
-    def drawing(self) -> list[tuple[int, int, bool]]:
-        """Each connector's number, the power it draws now, and whether a car plugged in there is
-        held at 0 W (the grid meter's view: simulators/grid_metrics.py)."""
-        return [
-            (c.no, self.power_w(c), c.plugged is not None and c.state is ConnectorState.SUSPENDED_EVSE)
-            for c in self.connectors.values()
-        ]
-
     # ---- what a driver does at the charger -------------------------------------------------------
     def plug_in(self, connector_no: int, id_tag: str, vehicle: Vehicle, target_wh: int) -> simpy.Event:
         """Plug in and present a card: Authorize, then start a transaction if accepted. Returns the

@@ -13,7 +13,7 @@ import dataclasses
 import gc
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,10 +22,8 @@ from typing import Any
 import simpy
 
 from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
-from chargeshare.domain.grid_limits import Scope
 from chargeshare.entrypoints.serving import MIDDLE_THRESHOLD, OLD_THRESHOLD, YOUNG_THRESHOLD
 from chargeshare.services.events import ChargerOffline, SessionClosedWithoutStop
-from chargeshare.services.records import ChargerView
 from chargeshare.services.rules import MarketplaceRules
 from simulators.des.central import SUPPORTED_VERSIONS, DesCentral, NotSupportedInDes
 from simulators.des.charger import DesCharger, Process
@@ -41,14 +39,13 @@ from simulators.fleet import (
     CITIES,
     DriverBehaviour,
     FleetShape,
-    GridShape,
     make_chargers,
     make_drivers,
     price_hosts,
 )
 from simulators.fleet_hub import HubShape
 from simulators.grid_metrics import SAMPLE_EVERY_S as GRID_SAMPLE_EVERY_S
-from simulators.grid_metrics import GridMeter
+from simulators.grid_metrics import GridMeter, announce_flex_events, lay_out_grid
 from simulators.live import DEFAULT_START, LiveParams, sessions_by_protocol
 from simulators.report import RunReport, summarise
 from simulators.timeline import Sample, take_sample
@@ -225,7 +222,8 @@ def _populate(
         app.smart.set_demand_side_response(view.charger_id, True)
     price_hosts(app.pricing.set_settings, specs, params.fleet)
     if params.fleet.grid is not None:
-        _lay_out_grid(app, params.fleet.grid, views, params.start)
+        feeders = lay_out_grid(app, params.fleet.grid, views)
+        announce_flex_events(app, params.fleet.grid, feeders, params.start)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     driver_ids = [d.driver_id for d in app.marketplace.add_drivers([(p.name, p.id_tag) for p in plans])]
     chargers = {
@@ -251,30 +249,6 @@ def _populate(
         world.stats.v2g_registers = {}
         world.v2g_chargers = [v.charger_id for v in views]
     return world, list(zip(plans, driver_ids, strict=True)), fleet_id
-
-
-def _lay_out_grid(app: App, grid: GridShape, views: Sequence[ChargerView], start: datetime) -> None:
-    """Charger i on its host's own site, on feeder i % feeders + 1; the DNO's flexibility events
-    announced before the run begins."""
-    feeders = [app.grid.add_feeder(f"F{n + 1}", grid.feeder_limit_w) for n in range(grid.feeders)]
-    for i, view in enumerate(views):
-        site = app.grid.add_site(
-            view.host_id,
-            f"site of {view.charge_point_id}",
-            grid.site_limit_w,
-            house_load_w=grid.house_load_w,
-            feeder_id=feeders[i % len(feeders)].feeder_id,
-        )
-        app.grid.place(view.charger_id, site.site_id)
-    for e in grid.flex_events:
-        begins = start + timedelta(seconds=e.at_s)
-        app.grid.add_flex_event(
-            Scope.FEEDER,
-            feeders[e.feeder - 1].feeder_id,
-            e.limit_w,
-            begins,
-            begins + timedelta(seconds=e.duration_s),
-        )
 
 
 def _grid_meter(world: DesWorld, params: DesParams) -> GridMeter:

@@ -1,21 +1,28 @@
-"""The grid limit scenarios (DES): `feeder-limit` and `dno-flex-event`, each green as shipped and
-red on a build with one duty taken away (mutation tests): a backend that never decides the shares,
-one deaf to flexibility events, and a charger that ignores the profiles it is sent."""
+"""The grid limit scenarios: `feeder-limit` and `dno-flex-event`, each green as shipped and red on a
+build with one duty taken away (mutation tests): a backend that never decides the shares, one deaf to
+flexibility events, and a charger that ignores the profiles it is sent. In the DES as shipped, and
+live: the backend behind real WebSockets sends the limits to the live virtual chargers."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chargeshare.cli.app import app
 from chargeshare.domain.grid_limits import allocate
 from chargeshare.services.grid import GridService
+from simulators.charger import VirtualCharger
 from simulators.des.charger import DesCharger
 from simulators.scenario import Scenario, load
 from simulators.scenario_runner import ScenarioResult, run_scenario
+from tests.cli_runner import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
 
 
 def scenario(name: str) -> Scenario:
@@ -25,11 +32,20 @@ def scenario(name: str) -> Scenario:
 def test_the_grid_scenarios_ship_with_their_feeders_and_flexibility_event() -> None:
     feeder_limit, flex = scenario("feeder-limit"), scenario("dno-flex-event")
     assert feeder_limit.engine == flex.engine == "des"
+    assert feeder_limit.params.speed == flex.params.speed == 600  # live: about 16 real seconds
     grid = flex.params.fleet.grid
     assert feeder_limit.params.fleet.grid is not None and grid is not None
     assert (grid.feeders, grid.feeder_limit_w, grid.house_load_w) == (2, 20_000, 1_000)
     (event,) = grid.flex_events
     assert (event.feeder, event.at_s, event.duration_s, event.limit_w) == (1, 2_400, 1_800, 9_000)
+
+
+def live(name: str, *, minutes: int | None = None) -> Scenario:
+    """The scenario under the live engine at its file's speed; a mutant's run may be shorter, since
+    the cars all arrive in its first minutes."""
+    s = scenario(name)
+    duration_s = s.params.duration_s if minutes is None else minutes * 60
+    return dataclasses.replace(s, engine="live", params=dataclasses.replace(s.params, duration_s=duration_s))
 
 
 def red_on_the_grid(result: ScenarioResult) -> bool:
@@ -80,3 +96,100 @@ async def test_a_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
 
     monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
     assert red_on_the_grid(await run_scenario(scenario("dno-flex-event")))
+
+
+@pytest.mark.slow  # 150 simulated minutes live: about 15 real seconds
+async def test_feeder_limit_holds_live_over_real_websockets() -> None:
+    result = await run_scenario(live("feeder-limit"))
+    assert result.ok, result.failures
+    assert result.report.params["engine"] == "live"
+    measured = result.report.summary["grid"]
+    assert measured["sites"] == 12 and measured["overloads"] == 0
+    assert measured["feeder_peak_w"] >= 15_000  # the feeders were used, up to their limits
+    assert set(result.report.grid_feeders) == {"F1", "F2"}
+
+
+@pytest.mark.slow  # an hour simulated live: a few real seconds
+async def test_a_live_charger_ignoring_its_profiles_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(VirtualCharger, "_shared_limit_w", lambda self, c, at: c.max_power_w)
+    assert red_on_the_grid(await run_scenario(live("feeder-limit", minutes=60)))
+
+
+@pytest.mark.slow  # an hour simulated live: a few real seconds
+async def test_a_live_backend_that_never_shares_a_feeder_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(GridService, "rebalance", lambda self: [])
+    assert red_on_the_grid(await run_scenario(live("feeder-limit", minutes=60)))
+
+
+@pytest.mark.slow  # 150 simulated minutes live: about 15 real seconds
+async def test_dno_flex_event_pauses_live_cars_for_its_window_only() -> None:
+    result = await run_scenario(live("dno-flex-event"))
+    assert result.ok, result.failures
+    assert result.report.summary["grid"]["paused_samples"] > 0
+    f1 = result.report.grid_feeders["F1"]
+    during = [load for minute, load in zip(f1["minute"], f1["load_w"], strict=True) if 41 <= minute < 70]
+    assert during and max(during) <= 9_000
+
+
+@pytest.mark.slow  # 75 minutes simulated live, past the event's end: about 8 real seconds
+async def test_a_live_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def without_events(*args: Any, **kwargs: Any) -> Any:
+        sites, feeders, charging, _events, at = args
+        return allocate(sites, feeders, charging, [], at, **kwargs)
+
+    monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
+    assert red_on_the_grid(await run_scenario(live("dno-flex-event", minutes=75)))
+
+
+TINY_GRID = """\
+name: tiny-grid
+engine: des
+seed: 3
+duration_minutes: 30
+speed: 600
+city: bristol
+fleet: {chargers: 4, radius_m: 2000, powers_w: [7400]}
+grid: {feeders: 1, feeder_limit_w: 9000, house_load_w: 1000}
+drivers:
+  count: 4
+  arrival_window: 0.1
+  travel_minutes: {min: 1, max: 2}
+  cancel_rate: 0
+  no_show_rate: 0
+  radius_m: 2000
+expect:
+  invariants: all
+  metrics:
+    grid.overloads: {equals: 0}
+"""
+
+
+@pytest.mark.slow  # half an hour simulated live: a few real seconds
+def test_scenario_run_engine_live_runs_a_des_grid_file_live(tmp_path: Path) -> None:
+    path, out = tmp_path / "tiny-grid.yaml", tmp_path / "out.json"
+    path.write_text(TINY_GRID)
+    result = runner.invoke(app, ["scenario", "run", str(path), "--engine", "live", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(out.read_text())["scenarios"]
+    assert run["report"]["params"]["engine"] == "live"
+    grid = run["report"]["summary"]["grid"]
+    assert (grid["sites"], grid["feeders"], grid["overloads"]) == (4, 1, 0) and grid["samples"] > 0
+
+
+def test_scenario_run_engine_live_refuses_what_only_the_des_plays() -> None:
+    result = runner.invoke(
+        app, ["scenario", "run", str(ROOT / "scenarios" / "fleet-hub-week.yaml"), "--engine", "live"]
+    )
+    assert result.exit_code == 2 and "fleet_hub runs in the DES engine only" in result.output
+
+
+def test_scenario_run_engine_des_refuses_backend_processes() -> None:
+    path = ROOT / "scenarios" / "cluster" / "cluster-happy-path.yaml"
+    result = runner.invoke(app, ["scenario", "run", str(path), "--engine", "des"])
+    assert result.exit_code == 2 and "the DES engine runs the backend in its own process" in result.output

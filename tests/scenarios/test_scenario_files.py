@@ -165,10 +165,6 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
             ":6: faults.0.action: the DES engine cannot model fault(s) drop_frames",
         ),
         (
-            "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\ngrid: {feeder_limit_w: 9000}\n",
-            ":4: grid: site and feeder limits run in the DES engine only (engine: des)",
-        ),
-        (
             "name: x\nengine: des\nfleet: {chargers: 1}\ndrivers: {count: 1}\ngrid:\n"
             "  feeder_limit_w: 9000\n  flex_events:\n"
             "    - {feeder: 2, at_minute: 1, minutes: 5, limit_w: 0}\n",
