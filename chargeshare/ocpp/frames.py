@@ -299,6 +299,8 @@ def check_payload(
     """Validate against the official schema; raise RemoteProtocolError with the matching code.
     `storable`: the payload is known to hold nothing a store cannot take (see `Call`)."""
     try:
+        if type(payload) is dict and not payload and _empty_is_valid(kind, action, version):
+            return  # the same verdict as checking it again: an empty object holds nothing else to check
         fast = compiled_check(kind, action, version)
     except (OSError, ValueError):
         raise RemoteProtocolError("NotImplemented", f"unknown action {action!r}", unique_id) from None
@@ -315,6 +317,13 @@ def check_payload(
     unstorable = None if storable else _unstorable(payload)
     if unstorable is not None:
         raise RemoteProtocolError("PropertyConstraintViolation", f"{action}: {unstorable}", unique_id)
+
+
+@functools.cache
+def _empty_is_valid(kind: int, action: str, version: OcppVersion) -> bool:
+    """Whether the schema accepts `{}`, the whole payload of most replies and of a Heartbeat: decided
+    once per schema. An unknown action raises as `compiled_check` does, and is not remembered."""
+    return schema_accepts(kind, action, version, {})
 
 
 # One encoder for every frame: `json.dumps` with any option builds a new encoder on each call.

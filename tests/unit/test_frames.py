@@ -521,3 +521,24 @@ def test_numbers_json_does_not_have_are_a_format_violation(token: str, as_bytes:
 def test_a_frame_that_is_not_json_is_answered_under_its_id_when_that_can_be_read() -> None:
     assert reply(conn(), '[2, "x1", "Heartbeat", {,}]')[:3] == [4, "x1", "FormationViolation"]
     assert reply(conn(), "not json")[:3] == [4, "-1", "FormationViolation"]
+
+
+def test_an_empty_payload_gets_the_schemas_verdict_every_time() -> None:
+    """`{}` is decided once per schema: a schema that requires fields still refuses it, every time,
+    and an unknown action is still named, however often it is asked."""
+    from chargeshare.ocpp.frames import CALL, CALLRESULT, _empty_is_valid, check_payload
+
+    for _ in range(2):
+        check_payload("Heartbeat", {}, V16, CALL, "h")
+        check_payload("MeterValues", {}, V16, CALLRESULT, "m")
+        with pytest.raises(RemoteProtocolError) as refused:
+            check_payload("StatusNotification", {}, V16, CALL, "s")
+        assert refused.value.code == "OccurrenceConstraintViolation"
+        with pytest.raises(RemoteProtocolError) as unknown:
+            check_payload("Teleport", {}, V16, CALL, "t")
+        assert unknown.value.code == "NotImplemented"
+    assert reply(conn(), '[2, "u", "Teleport", {}]')[2] == "NotImplemented"
+    before = _empty_is_valid.cache_info().currsize
+    with pytest.raises(RemoteProtocolError):
+        check_payload("Teleport2", {}, V16, CALL, "t")
+    assert _empty_is_valid.cache_info().currsize == before  # a charger's made-up actions are not kept
