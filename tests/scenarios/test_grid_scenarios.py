@@ -86,16 +86,20 @@ async def test_dno_flex_event_pauses_cars_for_its_window_only() -> None:
     assert during and max(during) <= 9_000
 
 
-@pytest.mark.slow  # a few seconds of DES
-async def test_a_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def without_events(*args: Any, **kwargs: Any) -> Any:
-        sites, feeders, charging, _events, at = args
-        return allocate(sites, feeders, charging, [], at, **kwargs)
+def allocate_without_events(*args: Any, **kwargs: Any) -> Any:
+    """The grid's allocation as if no flexibility event had been announced."""
+    sites, feeders, charging, _events, at = args
+    return allocate(sites, feeders, charging, [], at, **kwargs)
 
-    monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
-    assert red_on_the_grid(await run_scenario(scenario("dno-flex-event")))
+
+@pytest.mark.slow  # a few seconds of DES; live plays 75 minutes, past the event's end
+@pytest.mark.parametrize("engine", ["des", "live"])
+async def test_a_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
+    monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    monkeypatch.setattr("chargeshare.services.grid.allocate", allocate_without_events)
+    played = scenario("dno-flex-event") if engine == "des" else live("dno-flex-event", minutes=75)
+    assert red_on_the_grid(await run_scenario(played))
 
 
 @pytest.mark.slow  # 150 simulated minutes live: about 15 real seconds
@@ -133,18 +137,6 @@ async def test_dno_flex_event_pauses_live_cars_for_its_window_only() -> None:
     f1 = result.report.grid_feeders["F1"]
     during = [load for minute, load in zip(f1["minute"], f1["load_w"], strict=True) if 41 <= minute < 70]
     assert during and max(during) <= 9_000
-
-
-@pytest.mark.slow  # 75 minutes simulated live, past the event's end: about 8 real seconds
-async def test_a_live_backend_deaf_to_flexibility_events_turns_dno_flex_event_red(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def without_events(*args: Any, **kwargs: Any) -> Any:
-        sites, feeders, charging, _events, at = args
-        return allocate(sites, feeders, charging, [], at, **kwargs)
-
-    monkeypatch.setattr("chargeshare.services.grid.allocate", without_events)
-    assert red_on_the_grid(await run_scenario(live("dno-flex-event", minutes=75)))
 
 
 TINY_GRID = """\
