@@ -147,8 +147,10 @@ class GridService:
         clearing)."""
         with self.store.reading() as tx:
             charger = tx.chargers.get(charge_point_id)
-            decided = tx.grid.allocations()
+            # The number first: a decision committing between the two reads then pairs newer limits
+            # with an older number, which stays owed and is sent again, never old limits with its own.
             delivery = tx.grid.delivery(charger.charger_id)
+            decided = tx.grid.allocations()
         limits = tuple(
             (c.connector_no, decided[c.connector_id]) for c in charger.connectors if c.connector_id in decided
         )

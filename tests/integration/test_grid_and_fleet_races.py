@@ -1,6 +1,7 @@
 """Grid and fleet writes made by several processes at once on PostgreSQL (issue 19's adversarial
-review): an older grid decision never overwrites a newer one, two placements of one charger are one
-upsert, and two copies of a fleet payment under one Idempotency-Key pay once."""
+review): an older grid decision never overwrites a newer one, limits read while a decision commits
+are never acknowledged as that decision's, two placements of one charger are one upsert, and two
+copies of a fleet payment under one Idempotency-Key pay once."""
 
 from __future__ import annotations
 
@@ -65,6 +66,38 @@ def test_a_decision_read_before_a_change_does_not_overwrite_the_one_after_it(
     assert not older.is_alive() and not newer.is_alive() and failures == []
     with pg_app.store.reading() as tx:
         assert tx.grid.allocations() == {}, "the older decision overwrote the newer"
+
+
+def test_limits_read_while_a_decision_commits_are_not_acknowledged_as_that_decision(
+    pg_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = pg_app.marketplace.add_host("h")
+    site = pg_app.grid.add_site(host, "home", 13_800)
+    charger = add_charger(pg_app, "CP1", online=False)
+    pg_app.grid.place(charger, site.site_id)
+    with pg_app.store.reading() as tx:
+        (connector_id,) = tx.grid.allocations()
+    real = SqlGrid.allocations
+    raced: list[bool] = []
+
+    def allocations_then_a_decision(self: SqlGrid) -> dict[int, int]:
+        got = real(self)
+        if not raced:  # another process's decision commits between this process's reads
+            raced.append(True)
+            with pg_app.store.transaction() as tx:
+                tx.grid.deciding()
+                tx.grid.save_allocations({connector_id: 3_000}, pg_app.clock.now())
+                tx.grid.owe([charger], pg_app.clock.now())
+        return got
+
+    monkeypatch.setattr(SqlGrid, "allocations", allocations_then_a_decision)
+    due = pg_app.grid.limits_due("CP1")
+    monkeypatch.setattr(SqlGrid, "allocations", real)
+    assert raced and due is not None
+    assert dict(due.limits_w)[1] != 3_000  # the limits read were those before the newer decision
+    pg_app.grid.limits_delivered("CP1", due.decision)  # the charger took what it was sent
+    with pg_app.store.reading() as tx:  # so the newer decision is still owed, to be sent again
+        assert tx.grid.owed(pg_app.clock.now()) == [charger]
 
 
 def test_two_placements_of_one_charger_at_once_are_an_upsert_not_a_500(pg_app: App) -> None:
