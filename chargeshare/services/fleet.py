@@ -8,6 +8,7 @@ fleet's account instead of a card (`settlement`); a month's charges become one i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -194,7 +195,9 @@ class FleetService:
             raise InvalidField("first_day", "a block must start in the future")
         for start, end in periods:
             check_period(start, end)
-        fingerprint = repr((rule, tuple(dict.fromkeys(connectors)), policy, energy))[:500]
+        # A digest of the whole request: a key reused with any field changed, however long, is refused.
+        asked = repr((rule, tuple(dict.fromkeys(connectors)), policy, energy))
+        fingerprint = hashlib.sha256(asked.encode()).hexdigest()
         with self.store.transaction() as tx:
             fleet = tx.fleet.account(fleet_id)
             if request_key is not None and not tx.fleet.claim_request(

@@ -248,3 +248,14 @@ def test_a_block_sent_again_under_its_idempotency_key_books_nothing_more(app: Ap
     assert len(app.fleet.occurrences(fleet.fleet_id)) == len(first.bookings) == 10
     with pytest.raises(IdempotencyKeyReused):
         app.fleet.book_block(fleet.fleet_id, WEEK, connectors[:1], POLICY, request_key="block-1")
+
+
+def test_a_long_block_request_reused_with_another_policy_is_refused(app: App) -> None:
+    """The whole request is compared, however many connectors it names: a changed policy after
+    eight connectors still makes the key's reuse a different request."""
+    fleet = app.fleet.create_account("Vans Ltd", "VANS")
+    connectors = [ConnectorRef(add_charger(app, f"CP{i}", price=30), 1) for i in range(8)]
+    app.fleet.book_block(fleet.fleet_id, WEEK, connectors, POLICY, request_key="block-1")
+    other = ContractPolicy(timedelta(hours=1), 99_999)
+    with pytest.raises(IdempotencyKeyReused):
+        app.fleet.book_block(fleet.fleet_id, WEEK, connectors, other, request_key="block-1")
