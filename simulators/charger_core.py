@@ -27,7 +27,7 @@ from chargeshare.ocpp.smart_charging import END_USER_OVERRIDE_PROFILE_ID
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators.charger_certificates import ChargerCertificates
-from simulators.dialect import FIRMWARE, Dialect, Message
+from simulators.dialect import FIRMWARE, Dialect, Message, QueuedMessage
 from simulators.evse import (
     BootReason,
     Plugged,
@@ -113,8 +113,7 @@ class ChargerCore:
         self.silent = False  # say nothing, keep the socket: only a watchdog can notice
         self.duplicate_sends = False  # send every transaction frame twice (a flaky network)
         self.clock_skew_s = 0.0
-        self.queue: list[Message] = []
-        self._replay_answers: dict[int, Callable[[Outcome], None]] = {}  # by id() of a queued entry
+        self.queue: list[QueuedMessage] = []
         self.messages_given_up = 0  # transaction messages unanswered or failed after every attempt
         self.wire = WireFaults(f"{seed}:{cp_id}:wire")
         self.transactions_started = 0
@@ -201,14 +200,11 @@ class ChargerCore:
     def enqueue(self, message: Message, then: Callable[[Outcome], None] | None = None) -> None:
         """Hold a transaction message for replay, marked as sent late where the version can say so;
         `then` takes the answer its replay gets."""
-        entry = (message[0], self.dialect.mark_offline(*message))
-        self.queue.append(entry)
-        if then is not None:
-            self._replay_answers[id(entry)] = then
+        self.queue.append(QueuedMessage(message[0], self.dialect.mark_offline(*message), then))
 
     def replay_head(self) -> Message | None:
         """The next queued message to replay, oldest first; None when nothing waits or we cannot send."""
-        return self.queue[0] if self.queue and self.reachable else None
+        return self.queue[0].message if self.queue and self.reachable else None
 
     def send_again(self, action: str, outcome: Outcome, attempt: int) -> bool:
         """Whether a message that got `outcome` on its `attempt`-th sending goes again: a transaction
@@ -228,7 +224,7 @@ class ChargerCore:
             return False
         if outcome.error == "InternalError":
             self.messages_given_up += 1
-        then = self._replay_answers.pop(id(self.queue.pop(0)), None)
+        then = self.queue.pop(0).then
         if then is not None:
             then(outcome)
         return True
@@ -523,7 +519,6 @@ class ChargerCore:
                     c.state = step(c.state, Trigger.STOP)
         if lose_queue:
             self.queue.clear()
-            self._replay_answers.clear()
 
     def end_for_reset(self, kind: ResetKind) -> list[tuple[VirtualConnector, Transaction, StopReason]]:
         """A commanded reset: every transaction ends now, with the reset's reason (for the driver to tell)."""

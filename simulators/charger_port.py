@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from chargeshare.ocpp import OcppVersion
 from chargeshare.services.clock import Clock
 from simulators.charger_certificates import ChargerCertificates
-from simulators.dialect import Message
+from simulators.dialect import Message, QueuedMessage
 from simulators.evse import Requested, ResetKind, Transaction, Unlock, VirtualConnector
 from simulators.local_auth import LocalAuth
 from simulators.settings import SetResult, Setting, Settings
@@ -31,7 +31,7 @@ class ChargerPort(Protocol):
     station: StationState
     certificates: ChargerCertificates
     firmware_version: str
-    queue: list[Message]  # transaction messages held for replay, oldest first
+    queue: list[QueuedMessage]  # transaction messages held for replay, oldest first
     boot_accepted: bool
 
     @property

@@ -3,6 +3,8 @@ and turn the CSMS's commands into the firmware's version-neutral operations. One
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chargeshare.ocpp import V16, V21, V201, VERSIONS, OcppVersion
@@ -13,6 +15,19 @@ if TYPE_CHECKING:
     from simulators.charger_port import ChargerPort
 
 Message = tuple[str, dict[str, Any]]  # (action, payload)
+
+
+@dataclass(eq=False)
+class QueuedMessage:
+    """A transaction message held for replay, with what takes the answer its replay gets."""
+
+    action: str
+    payload: dict[str, Any]
+    then: Callable[[Outcome], None] | None = None
+
+    @property
+    def message(self) -> Message:
+        return self.action, self.payload
 
 
 FIRMWARE = "chargeshare-sim"  # the version a virtual charger boots with until it is updated

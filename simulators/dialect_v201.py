@@ -382,9 +382,10 @@ class V201:
         def get_transaction_status(p: dict[str, Any]) -> dict[str, Any]:
             named = p.get("transactionId")
             queued = [
-                m
-                for a, m in cp.queue
-                if a == "TransactionEvent" and named in (None, m["transactionInfo"]["transactionId"])
+                q
+                for q in cp.queue
+                if q.action == "TransactionEvent"
+                and named in (None, q.payload["transactionInfo"]["transactionId"])
             ]
             answer: dict[str, Any] = {"messagesInQueue": bool(queued)}
             if named is not None:

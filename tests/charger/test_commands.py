@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from chargeshare.ocpp.timestamps import format_ts
+from simulators.dialect import QueuedMessage
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from tests.charger.conftest import Rig
@@ -332,7 +333,7 @@ async def test_offline_transaction_messages_are_queued_marked_and_replayed_in_or
     rig.charger.connected = False  # now lose it for real, mid-session
     await rig.charger._meter_tick()
     await rig.charger.unplug(1)
-    queued = list(rig.charger.queue)
+    queued = [q.message for q in rig.charger.queue]
     assert [a for a, _ in queued][-1] == v(rig, "StopTransaction", "TransactionEvent")
     if rig.version != "1.6":
         assert all(p["offline"] is True for _, p in queued)
@@ -351,7 +352,7 @@ async def test_a_replayed_message_the_csms_failed_to_process_is_sent_again_in_or
     rig.charger.connected = False  # lose the link mid-session: a reading and the stop wait
     await rig.charger._meter_tick()
     await rig.charger.unplug(1)
-    queued = list(rig.charger.queue)
+    queued = [q.message for q in rig.charger.queue]
     rig.csms.fail_next[queued[0][0]] = 1  # the first replayed message fails on the CSMS's side
     before = len(tx_messages(rig))
     rig.charger.connected = True
@@ -512,7 +513,7 @@ async def test_get_transaction_status_reports_the_queue_and_the_transaction(rig:
     # An event held back (as through an outage) counts for its transaction, and for "any".
     c = rig.charger.connectors[1]
     assert c.transaction is not None
-    rig.charger.queue.append(rig.charger.meter_message(c, c.transaction))
+    rig.charger.queue.append(QueuedMessage(*rig.charger.meter_message(c, c.transaction)))
     answer = await status_of(rig, "GetTransactionStatus", {}, {"transactionId": tx_id})
     assert answer == {"messagesInQueue": True, "ongoingIndicator": True}
     assert await status_of(rig, "GetTransactionStatus", {}, {}) == {"messagesInQueue": True}

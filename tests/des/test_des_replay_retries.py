@@ -67,7 +67,7 @@ def _offline_stop(env: simpy.Environment, app: App, version: OcppVersion) -> tup
     env.process(des.disconnect_for(1_200))
     env.run(until=1_200)
     des.unplug(1)
-    assert [a for a, _ in des.queue][-1] in ("StopTransaction", "TransactionEvent")
+    assert [q.action for q in des.queue][-1] in ("StopTransaction", "TransactionEvent")
     return des, session.session_id
 
 

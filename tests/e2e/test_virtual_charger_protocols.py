@@ -175,7 +175,7 @@ async def test_a_2x_charger_offline_mid_session_replays_its_events_and_is_billed
             lambda: clock.now() - offline_at >= timedelta(minutes=1), "a minute charging offline"
         )
         await vc.unplug(1)  # the car leaves while the charger is offline, having drawn energy
-        assert vc.queue and all(p.get("offline") is True for _, p in vc.queue)
+        assert vc.queue and all(q.payload.get("offline") is True for q in vc.queue)
         await vc.come_back()
         await eventually(lambda: not vc.queue, "the queue replayed")
         await billed_once(backend, booking_id)

@@ -185,7 +185,7 @@ def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
     core = Recorded(V201)
     core.connected = False
     core.enqueue(("TransactionEvent", {"eventType": "Updated"}))
-    assert core.queue[0][1]["offline"] is True
+    assert core.queue[0].payload["offline"] is True
 
 
 # ---- power cuts and resets ----------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_a_power_cut_queues_each_transactions_stop_with_reason_reboot() -> None:
     core.running(2, 42)
     core.connected = False
     core.power_cut(lose_queue=False)
-    assert [(a, p["transactionId"], p["reason"]) for a, p in core.queue] == [
+    assert [(q.action, q.payload["transactionId"], q.payload["reason"]) for q in core.queue] == [
         ("StopTransaction", 41, "Reboot"),
         ("StopTransaction", 42, "Reboot"),
     ]
