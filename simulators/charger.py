@@ -108,6 +108,7 @@ class VirtualCharger(ChargerCore):
         self._followups: list[Coroutine[Any, Any, None]] | None = None
         self._last_meter_at = clock.now()
         self._replaying = False
+        self._tx_turn = asyncio.Lock()  # held by the transaction message being sent, every attempt
         self._finished: dict[int, asyncio.Event] = {}  # per connector: its current car is done
         self.online = asyncio.Event()
         self._boot_answered = asyncio.Event()  # a boot was answered (a triggered one, while Pending)
@@ -246,10 +247,13 @@ class VirtualCharger(ChargerCore):
             return
         self._replaying = True
         try:
-            while (head := self.replay_head()) is not None:
-                outcome = await self._call(*head, queue_if_offline=False)
-                if not self.replayed(outcome):
-                    break
+            while True:
+                # A turn per message: one submitted meanwhile takes the next turn and, finding the
+                # queue still waiting, joins its end.
+                async with self._tx_turn:
+                    head = self.replay_head()
+                    if head is None or not self.replayed(await self._attempts(*head)):
+                        break
         finally:
             self._replaying = False
 
@@ -402,26 +406,40 @@ class VirtualCharger(ChargerCore):
     ) -> Outcome:
         """Send a call and wait for its answer; the core's `route` says what is queued or dropped.
         `if_queued` takes the answer of its replay, if it is queued."""
-        transactional = action in self.dialect.transaction_actions
-        route = self.route(action, queue_if_offline=queue_if_offline)
-        if route is Route.QUEUE:
-            self.enqueue((action, payload), if_queued)
-            if self.reachable:
-                self._start(self._replay())  # a replay cut short earlier: take it up again
-            return Outcome("", action, error="Queued")
-        if route is Route.DROP:
-            return Outcome("", action, error="Offline")
+        if action not in self.dialect.transaction_actions:
+            if self.route(action) is Route.DROP:
+                return Outcome("", action, error="Offline")
+            return await self._call_once(action, payload, on_answer)
+        # One transaction message at a time, in the order submitted, each with all its attempts
+        # before the next: routed only once its turn comes, so it joins a queue that formed meanwhile.
+        async with self._tx_turn:
+            route = self.route(action, queue_if_offline=queue_if_offline)
+            if route is Route.QUEUE:
+                self.enqueue((action, payload), if_queued)
+                if self.reachable:
+                    self._start(self._replay())  # a replay cut short earlier: take it up again
+                return Outcome("", action, error="Queued")
+            if route is Route.DROP:
+                return Outcome("", action, error="Offline")
+            outcome = await self._attempts(action, payload, on_answer)
+            if queue_if_offline:
+                if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
+                    self.enqueue((action, payload), if_queued)
+                    return Outcome(outcome.unique_id, action, error="Queued")
+                if outcome.error in RETRIED_ERRORS:
+                    self.messages_given_up += 1
+            return outcome
+
+    async def _attempts(
+        self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None
+    ) -> Outcome:
+        """Send a transaction message until it is answered or its attempts run out (`send_again`);
+        the caller holds `_tx_turn`."""
         attempt = 1
         outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         while self.send_again(action, outcome, attempt):
             attempt += 1
             outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
-        if transactional and queue_if_offline:
-            if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
-                self.enqueue((action, payload), if_queued)
-                return Outcome(outcome.unique_id, action, error="Queued")
-            if outcome.error in RETRIED_ERRORS:
-                self.messages_given_up += 1
         return outcome
 
     def _final_answer(

@@ -1,0 +1,81 @@
+"""Transaction messages reach the CSMS in the order the charger's tasks submit them: one the CSMS
+fails to process is sent again before anything submitted after it, whichever task submitted that.
+The clock is moved by hand, so no periodic task sends anything the test did not ask for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
+from simulators.charger import VirtualCharger
+from simulators.power import Vehicle
+from tests.charger.fake_csms import FakeCsms, fake_csms
+from tests.clocks import HandClock
+from tests.conftest import T0
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Rig:
+    csms: FakeCsms
+    charger: VirtualCharger
+    clock: HandClock
+
+    def v(self, v16: Any, v2x: Any) -> Any:
+        return v16 if self.csms.version == V16 else v2x
+
+    def tx_frames_in(self) -> list[tuple[str, dict[str, Any]]]:
+        """Transaction messages as they arrived at the CSMS, retries included."""
+        actions = self.charger.dialect.transaction_actions
+        return [(f[2], f[3]) for d, f in self.csms.frames if d == "in" and f[0] == 2 and f[2] in actions]
+
+
+@pytest.fixture(params=[V16, V201, V21], ids=["ocpp16", "ocpp201", "ocpp21"])
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    version = OcppVersion(request.param)
+    async with fake_csms(version) as csms:
+        clock = HandClock(T0)
+        vc = VirtualCharger("VC1", csms.url, clock, [7_400], protocol=version, call_timeout_s=5)
+        await vc.start()
+        try:
+            yield Rig(csms, vc, clock)
+        finally:
+            await vc.stop()
+        assert csms.errors_we_sent() == [], "every frame the charger sent must pass its schema"
+
+
+def kind(rig: Rig, message: tuple[str, dict[str, Any]]) -> str:
+    action, payload = message
+    return action if action != "TransactionEvent" else str(payload["eventType"])
+
+
+async def test_a_stop_submitted_while_a_reading_is_retried_goes_after_the_retry(rig: Rig) -> None:
+    car = Vehicle(battery_wh=60_000, soc_wh=20_000, max_power_w=7_400)
+    plugged = await rig.charger.plug_in(1, "TAG-1", car, 20_000)
+    assert plugged.transaction is not None
+    rig.clock.advance(60)
+    meter_action = rig.v("MeterValues", "TransactionEvent")
+    # The next reading is held at the CSMS, then answered InternalError once the stop is submitted.
+    rig.csms.hold[meter_action] = answer = asyncio.Event()
+    rig.csms.fail_next[meter_action] = 1
+    before = len(rig.tx_frames_in())
+    reading = asyncio.create_task(rig.charger._meter_tick())
+    await eventually(lambda: rig.csms.held == [meter_action], "the reading on the wire")
+    stop = asyncio.create_task(rig.charger.unplug(1))
+    # The stop is submitted (its transaction ended locally, in the same step as the send is asked).
+    await eventually(lambda: rig.charger.connectors[1].transaction is None, "the stop submitted")
+    answer.set()
+    await asyncio.wait_for(asyncio.gather(reading, stop), 10)
+
+    sent = [kind(rig, m) for m in rig.tx_frames_in()[before:]]
+    assert sent == rig.v(
+        ["MeterValues", "MeterValues", "StopTransaction"], ["Updated", "Updated", "Ended"]
+    ), "the reading the CSMS failed to process is sent again before the stop"
+    assert rig.charger.messages_given_up == 0
