@@ -49,6 +49,7 @@ from simulators.settings import (
     METER_INTERVAL,
     SMART_NAMES,
     TRANSACTION_ATTEMPTS,
+    TRANSACTION_RETRY_INTERVAL,
     SetResult,
     Setting,
     Settings,
@@ -202,6 +203,12 @@ class ChargerCore:
         `then` takes the answer its replay gets."""
         self.queue.append(QueuedMessage(message[0], self.dialect.mark_offline(*message), then))
 
+    def retry_first(self, message: Message, sendings: int, then: Callable[[Outcome], None] | None) -> None:
+        """Hold a transaction message the CSMS failed to process, after `sendings`, until its retry
+        interval has passed: first in the queue, so whatever is submitted meanwhile waits behind it.
+        For a driver that cannot wait where it sent (the DES); `then` takes its answer."""
+        self.queue.insert(0, QueuedMessage(*message, then, sendings))
+
     def replay_head(self) -> Message | None:
         """The next queued message to replay, oldest first; None when nothing waits or we cannot send."""
         return self.queue[0].message if self.queue and self.reachable else None
@@ -216,11 +223,22 @@ class ChargerCore:
             and attempt < self.settings.number(TRANSACTION_ATTEMPTS)
         )
 
+    def retry_after_s(self, action: str, outcome: Outcome, attempt: int) -> float | None:
+        """Seconds to wait before sending again a message that got `outcome` on its `attempt`-th
+        sending, or None when it does not go again (`send_again`): TransactionMessageRetryInterval
+        (2.x MessageAttemptInterval) times the sendings so far, as OCPP asks. The driver waits in its
+        own time, holding back every transaction message behind this one."""
+        if not self.send_again(action, outcome, attempt):
+            return None
+        return float(self.settings.number(TRANSACTION_RETRY_INTERVAL) * attempt)
+
     def replayed(self, outcome: Outcome) -> bool:
         """The head got `outcome` (after its attempts): True when it is done with (answered, even
         refused, or failed on every attempt); an unanswered head stays first in line for the next
         replay."""
         if outcome.error in ("Offline", "Timeout"):
+            if self.queue:
+                self.queue[0].sendings = 0  # the next replay starts its attempts afresh
             return False
         if outcome.error == "InternalError":
             self.messages_given_up += 1

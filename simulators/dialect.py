@@ -24,6 +24,7 @@ class QueuedMessage:
     action: str
     payload: dict[str, Any]
     then: Callable[[Outcome], None] | None = None
+    sendings: int = 0  # times sent so far that the CSMS failed to process or left unanswered
 
     @property
     def message(self) -> Message:

@@ -47,6 +47,7 @@ HEARTBEAT_INTERVAL = "heartbeat_interval_s"
 METER_INTERVAL = "meter_interval_s"
 CONNECTION_TIMEOUT = "connection_timeout_s"
 TRANSACTION_ATTEMPTS = "transaction_attempts"
+TRANSACTION_RETRY_INTERVAL = "transaction_retry_interval_s"
 AUTHORIZE_REMOTE_START = "authorize_remote_start"
 STOP_ON_INVALID_ID = "stop_on_invalid_id"
 
@@ -82,6 +83,16 @@ DEFINITIONS: tuple[Setting, ...] = (
         "MessageAttempts",
         "3",
         valid=_whole(1, 10),
+    ),
+    # The wait before sending a failed transaction message again, times the sendings so far; 3
+    # attempts 60 s apart is the example OCPP 1.6 gives (60 s, then 120 s, then given up).
+    Setting(
+        TRANSACTION_RETRY_INTERVAL,
+        "TransactionMessageRetryInterval",
+        "OCPPCommCtrlr",
+        "MessageAttemptInterval",
+        "60",
+        valid=_whole(0, 3_600),
     ),
     Setting(
         AUTHORIZE_REMOTE_START,

@@ -15,6 +15,7 @@ from simulators.dialect import Message, dialect_for
 from simulators.evse import PlugRefused, Requested, ResetKind, StopReason, Transaction, VirtualConnector
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
+from simulators.settings import BY_COMPONENT_VARIABLE, BY_KEY, SetResult
 from simulators.smart_charging import Profile
 from tests.conftest import T0
 
@@ -179,6 +180,34 @@ def test_an_unanswered_replay_keeps_its_place_at_the_head() -> None:
     assert core.replay_head() == ("MeterValues", {"n": 1})
     core.silent = True
     assert core.replay_head() is None  # silent: nothing is sent, not even the replay
+
+
+def test_a_failed_transaction_message_waits_the_retry_interval_times_its_sendings_so_far() -> None:
+    core = Recorded()
+    failed = Outcome("u", "StopTransaction", error="InternalError")
+    # OCPP 1.6's own example: 3 attempts, 60 s interval: wait 60 s, then 120 s, then give up.
+    assert [core.retry_after_s("StopTransaction", failed, n) for n in (1, 2, 3)] == [60.0, 120.0, None]
+    unanswered = Outcome("u", "MeterValues", error="Timeout")
+    assert core.retry_after_s("MeterValues", unanswered, 1) == 60.0
+    assert core.retry_after_s("StopTransaction", Outcome("u", "StopTransaction", payload={}), 1) is None
+    assert core.retry_after_s("StatusNotification", Outcome("u", "x", error="InternalError"), 1) is None
+    core.change_setting(BY_KEY["TransactionMessageRetryInterval"], "15")
+    core.change_setting(BY_KEY["TransactionMessageAttempts"], "4")
+    assert [core.retry_after_s("StopTransaction", failed, n) for n in (1, 2, 3, 4)] == [
+        15.0,
+        30.0,
+        45.0,
+        None,
+    ]
+
+
+def test_2_x_names_the_retry_interval_message_attempt_interval() -> None:
+    core = Recorded(V201)
+    interval = BY_COMPONENT_VARIABLE[("OCPPCommCtrlr", "MessageAttemptInterval")]
+    assert core.change_setting(interval, "0") is SetResult.ACCEPTED
+    failed = Outcome("u", "TransactionEvent", error="InternalError")
+    assert core.retry_after_s("TransactionEvent", failed, 1) == 0.0  # sent again at once
+    assert core.change_setting(interval, "-1") is SetResult.REJECTED
 
 
 def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
