@@ -433,14 +433,20 @@ class VirtualCharger(ChargerCore):
     async def _attempts(
         self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None
     ) -> Outcome:
-        """Send a transaction message until it is answered or its attempts run out (`send_again`);
-        the caller holds `_tx_turn`."""
+        """Send a transaction message until it is answered or its attempts run out, waiting the
+        retry interval before each new attempt (`retry_after_s`); the caller holds `_tx_turn`."""
         attempt = 1
         outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
-        while self.send_again(action, outcome, attempt):
+        while (wait_s := self.retry_after_s(action, outcome, attempt)) is not None:
+            await self.wait_to_resend(wait_s)
             attempt += 1
             outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         return outcome
+
+    async def wait_to_resend(self, simulated_s: float) -> None:
+        """The wait before a transaction message goes again, on the simulated clock."""
+        if simulated_s > 0:
+            await sleep_sim(self.clock, simulated_s)
 
     def _final_answer(
         self, action: str, attempt: int, on_answer: Callable[[Outcome], None] | None

@@ -15,6 +15,7 @@ from chargeshare.ocpp.timestamps import format_ts
 from simulators.dialect import QueuedMessage
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
+from simulators.settings import TRANSACTION_RETRY_INTERVAL
 from tests.charger.conftest import Rig
 from tests.waiting import eventually
 
@@ -354,6 +355,7 @@ async def test_a_replayed_message_the_csms_failed_to_process_is_sent_again_in_or
     await rig.charger.unplug(1)
     queued = [q.message for q in rig.charger.queue]
     rig.csms.fail_next[queued[0][0]] = 1  # the first replayed message fails on the CSMS's side
+    rig.charger.settings.values[TRANSACTION_RETRY_INTERVAL] = "0"  # and goes again at once
     before = len(tx_messages(rig))
     rig.charger.connected = True
     await rig.charger._resume()
@@ -419,6 +421,7 @@ async def test_a_start_queued_behind_a_replay_is_ended_once_the_csms_has_opened_
 
 async def test_a_start_the_csms_failed_to_process_once_runs_on_its_second_attempt(rig: Rig) -> None:
     rig.csms.fail_next[v(rig, "StartTransaction", "TransactionEvent")] = 1
+    rig.charger.settings.values[TRANSACTION_RETRY_INTERVAL] = "0"
     plugged = await rig.charger.plug_in(1, "TAG-1", car(), 20_000)
     c = rig.charger.connectors[1]
     assert plugged.transaction is not None and c.state is ConnectorState.CHARGING

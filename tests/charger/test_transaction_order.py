@@ -5,7 +5,7 @@ The clock is moved by hand, so no periodic task sends anything the test did not 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +22,25 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 
+class HandPaced(VirtualCharger):
+    """Notes each wait before a transaction message goes again, and moves the hand clock past it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waits: list[float] = []
+        self.on_wait: Callable[[], None] = lambda: None
+
+    async def wait_to_resend(self, simulated_s: float) -> None:
+        self.waits.append(simulated_s)
+        self.on_wait()
+        assert isinstance(self.clock, HandClock)
+        self.clock.advance(simulated_s)
+
+
 @dataclass
 class Rig:
     csms: FakeCsms
-    charger: VirtualCharger
+    charger: HandPaced
     clock: HandClock
 
     def v(self, v16: Any, v2x: Any) -> Any:
@@ -42,7 +57,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     version = OcppVersion(request.param)
     async with fake_csms(version) as csms:
         clock = HandClock(T0)
-        vc = VirtualCharger("VC1", csms.url, clock, [7_400], protocol=version, call_timeout_s=5)
+        vc = HandPaced("VC1", csms.url, clock, [7_400], protocol=version, call_timeout_s=5)
         await vc.start()
         try:
             yield Rig(csms, vc, clock)
@@ -51,14 +66,16 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         assert csms.errors_we_sent() == [], "every frame the charger sent must pass its schema"
 
 
+CAR = Vehicle(battery_wh=60_000, soc_wh=20_000, max_power_w=7_400)
+
+
 def kind(rig: Rig, message: tuple[str, dict[str, Any]]) -> str:
     action, payload = message
     return action if action != "TransactionEvent" else str(payload["eventType"])
 
 
 async def test_a_stop_submitted_while_a_reading_is_retried_goes_after_the_retry(rig: Rig) -> None:
-    car = Vehicle(battery_wh=60_000, soc_wh=20_000, max_power_w=7_400)
-    plugged = await rig.charger.plug_in(1, "TAG-1", car, 20_000)
+    plugged = await rig.charger.plug_in(1, "TAG-1", CAR, 20_000)
     assert plugged.transaction is not None
     rig.clock.advance(60)
     meter_action = rig.v("MeterValues", "TransactionEvent")
@@ -78,4 +95,22 @@ async def test_a_stop_submitted_while_a_reading_is_retried_goes_after_the_retry(
     assert sent == rig.v(
         ["MeterValues", "MeterValues", "StopTransaction"], ["Updated", "Updated", "Ended"]
     ), "the reading the CSMS failed to process is sent again before the stop"
+    assert rig.charger.messages_given_up == 0
+
+
+async def test_a_reading_the_csms_fails_to_process_goes_again_after_the_interval_times_its_sendings(
+    rig: Rig,
+) -> None:
+    await rig.charger.plug_in(1, "TAG-1", CAR, 20_000)
+    rig.clock.advance(60)
+    meter_action = rig.v("MeterValues", "TransactionEvent")
+    rig.csms.fail_next[meter_action] = 2  # fails twice, then is kept: the third of 3 attempts
+    before = len(rig.tx_frames_in())
+    sent_by_then: list[int] = []
+    rig.charger.on_wait = lambda: sent_by_then.append(len(rig.tx_frames_in()) - before)
+    await rig.charger._meter_tick()
+
+    # TransactionMessageRetryInterval (60 s by default) times the sendings so far, before each.
+    assert rig.charger.waits == [60.0, 120.0]
+    assert sent_by_then == [1, 2] and len(rig.tx_frames_in()) - before == 3
     assert rig.charger.messages_given_up == 0

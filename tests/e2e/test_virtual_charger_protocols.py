@@ -36,6 +36,7 @@ from simulators.charger import VirtualCharger
 from simulators.evse import Transaction, VirtualConnector
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
+from simulators.settings import TRANSACTION_RETRY_INTERVAL
 from tests.conftest import T0, add_charger
 from tests.waiting import eventually, settled
 
@@ -197,6 +198,7 @@ async def test_a_replayed_stop_the_backend_failed_to_process_is_sent_again_and_b
         return stop(*args, **kwargs)
 
     async with charger(backend, "VRETRY", clock, protocol) as vc:
+        vc.settings.values[TRANSACTION_RETRY_INTERVAL] = "0"  # sent again at once: the test is of billing
         booking_id = await backend.book(vc, "TAG-R")
         await vc.plug_in(1, "TAG-R", car(), 20_000)
         await vc.go_offline()
