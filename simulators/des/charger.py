@@ -104,6 +104,7 @@ class DesCharger(ChargerCore):
         self.reconnects = 0
         self.resets = 0
         self.last_sent_at = 0.0
+        self._retry_pending = False  # the queue's head waits out its retry interval
         self._tx_ids = (f"{cp_id}-tx{n}" for n in itertools.count(1))  # deterministic, unique per run
         self._done: dict[int, simpy.Event] = {}  # per connector: the car stopped taking energy
         self._generation: dict[int, int] = {}  # per connector: the charging process that is current
@@ -126,21 +127,54 @@ class DesCharger(ChargerCore):
             return None
         return self.conn.receive(text).reply
 
-    def _call(self, action: str, payload: dict[str, Any], *, queue_if_offline: bool = True) -> Outcome:
+    def _call(
+        self, action: str, payload: dict[str, Any], *, if_queued: Callable[[Outcome], None] | None = None
+    ) -> Outcome:
         """Send now and take the answer in the same instant; the core's `route` says what is queued
-        or dropped while out of touch."""
-        route = self.route(action, queue_if_offline=queue_if_offline)
+        or dropped while out of touch. A transaction message the CSMS failed to process goes again
+        once its retry interval has passed in virtual time, first in the queue (`retry_first`), so
+        everything submitted meanwhile waits behind it; `if_queued` takes its answer then."""
+        route = self.route(action)
         if route is Route.QUEUE:
-            self.enqueue((action, payload))
+            self.enqueue((action, payload), if_queued)
             return Outcome("", action, error="Queued")
         if route is Route.DROP:
             return Outcome("", action, error="Offline")
         attempt = 1
         outcome = self._call_once(action, payload)
-        while self.send_again(action, outcome, attempt):
+        while (wait_s := self.retry_after_s(action, outcome, attempt)) is not None:
+            if wait_s > 0:
+                self.retry_first((action, payload), attempt, if_queued)
+                self._retry_in(wait_s)
+                return Outcome(outcome.unique_id, action, error="Queued")
             attempt += 1
             outcome = self._call_once(action, payload)
         return outcome
+
+    def _replay(self) -> None:
+        """Send the queue in order; stop at the first that gets no answer (it stays first in line),
+        or that waits out its retry interval."""
+        if self._retry_pending:
+            return  # the head goes when its interval has passed
+        while (head := self.replay_head()) is not None:
+            outcome = self._call_once(*head)
+            self.queue[0].sendings += 1
+            wait_s = self.retry_after_s(head[0], outcome, self.queue[0].sendings)
+            if wait_s is None:
+                if not self.replayed(outcome):
+                    return
+            elif wait_s > 0:
+                self._retry_in(wait_s)
+                return
+
+    def _retry_in(self, wait_s: float) -> None:
+        self._retry_pending = True
+        self.env.process(self._retry_after(wait_s))
+
+    def _retry_after(self, wait_s: float) -> Process:
+        yield self.env.timeout(wait_s)
+        self._retry_pending = False
+        self._replay()  # out of touch by then: the next resume replays
 
     def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
         transactional = action in self.dialect.transaction_actions
@@ -161,7 +195,9 @@ class DesCharger(ChargerCore):
     def send_call(self, action: str, payload: dict[str, Any]) -> Outcome:
         """One call exactly as given, never queued, answered like any other: for a charger made to
         misbehave, such as one naming another charger's transaction."""
-        return self._call(action, payload, queue_if_offline=False)
+        if not self.reachable:
+            return Outcome("", action, error="Offline")
+        return self._call_once(action, payload)
 
     def _send(self, message: Message) -> None:
         self._call(*message)
@@ -183,9 +219,7 @@ class DesCharger(ChargerCore):
 
     def _resume(self) -> None:
         """Replay what was queued (so the CSMS sees the real meter stops), then report every connector."""
-        while (head := self.replay_head()) is not None:
-            if not self.replayed(self._call(*head, queue_if_offline=False)):
-                break
+        self._replay()
         for c in self.connectors.values():
             self._status(c)
 
@@ -371,7 +405,10 @@ class DesCharger(ChargerCore):
         """Announce a transaction on a plugged connector; True when the CSMS accepted it."""
         assert c.plugged is not None
         tx = self.new_transaction(c, id_tag, remote_start_id=remote_start_id)
-        outcome = self._call(*self.dialect.started(c, tx, self._ts(), c.plugged.reservation_id))
+        outcome = self._call(
+            *self.dialect.started(c, tx, self._ts(), c.plugged.reservation_id),
+            if_queued=self.start_queued(c, tx),
+        )
         accepted = self.take_start(c, tx, outcome)
         if accepted is None:  # the car left meanwhile: end what the CSMS may have opened
             stop = self.abandoned_start(c, tx, outcome)

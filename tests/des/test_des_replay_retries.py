@@ -1,6 +1,7 @@
-"""A charger back from offline replays its queued transaction messages against the real backend (on
-SQLite): one the CSMS fails to process (InternalError) is sent again, in order, within
-TransactionMessageAttempts, and the session closes and bills once."""
+"""A charger's transaction messages against the real backend (on SQLite): one the CSMS fails to
+process (InternalError) is sent again, in order, within TransactionMessageAttempts, each time after
+TransactionMessageRetryInterval times its sendings so far in virtual time, whether it was replayed
+from the offline queue or sent as it happened; the session closes and bills once."""
 
 from __future__ import annotations
 
@@ -38,12 +39,15 @@ def app(env: simpy.Environment) -> Iterator[App]:
         built.close()
 
 
-def _failing_first(fn: Callable[..., Any], times: int) -> tuple[Callable[..., Any], list[int]]:
-    """`fn`, except that its first `times` calls fail as a database that stayed locked does."""
-    calls: list[int] = []
+def _failing_first(
+    env: simpy.Environment, fn: Callable[..., Any], times: int
+) -> tuple[Callable[..., Any], list[float]]:
+    """`fn`, except that its first `times` calls fail as a database that stayed locked does; the
+    virtual time of each call."""
+    calls: list[float] = []
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
+        calls.append(env.now)
         if len(calls) <= times:
             raise DatabaseBusy("the database is busy: a lock was not granted in time", 1.0)
         return fn(*args, **kwargs)
@@ -76,11 +80,11 @@ def test_a_replayed_stop_the_csms_failed_to_process_is_sent_again_and_bills_once
     env: simpy.Environment, app: App, version: OcppVersion
 ) -> None:
     des, session_id = _offline_stop(env, app, version)
-    stop, calls = _failing_first(app.charging.stop, times=1)
+    stop, calls = _failing_first(env, app.charging.stop, times=1)
     app.charging.stop = stop  # type: ignore[method-assign]
     env.run(until=2_400)  # back online at 1800: the queue is replayed
 
-    assert len(calls) == 2, "the stop is sent again after the InternalError"
+    assert calls == [1_800, 1_860], "the stop is sent again, the retry interval (60 s) after"
     assert des.queue == [] and des.messages_given_up == 0
     with app.store.reading() as tx:
         session = tx.sessions.get(session_id)
@@ -96,11 +100,50 @@ def test_a_stop_failing_every_attempt_is_given_up_after_the_configured_attempts(
 ) -> None:
     des, session_id = _offline_stop(env, app, V16)
     des.settings.values[TRANSACTION_ATTEMPTS] = "4"
-    stop, calls = _failing_first(app.charging.stop, times=10)
+    stop, calls = _failing_first(env, app.charging.stop, times=10)
     app.charging.stop = stop  # type: ignore[method-assign]
     env.run(until=2_400)
 
-    assert len(calls) == 4 and des.messages_given_up == 1 and des.queue == []
+    # 60 s, then 120 s, then 180 s: the interval times the sendings so far.
+    assert calls == [1_800, 1_860, 1_980, 2_160]
+    assert des.messages_given_up == 1 and des.queue == []
     with app.store.reading() as tx:
         session = tx.sessions.get(session_id)
         assert session is not None and session.status is SessionStatus.CHARGING
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_a_reading_the_csms_failed_to_process_goes_again_after_the_interval_before_the_stop(
+    env: simpy.Environment, app: App, version: OcppVersion
+) -> None:
+    central = DesCentral(env, app)
+    charger_id = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    app.bookings.book(BookRequest(driver, charger_id, 1, 120, 30_000))
+    des = DesCharger(env, central, "CP1", [7_400], epoch=T0, meter_interval_s=300, protocol=version)
+    des.connect()
+    des.plug_in(1, "TAG", Vehicle(battery_wh=60_000, soc_wh=10_000, max_power_w=7_400), 20_000)
+    env.run(until=400)
+    seen: list[tuple[str, float]] = []
+    meter, _ = _failing_first(env, app.charging.meter, times=1)
+    stop = app.charging.stop
+
+    def metered(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("meter", env.now))
+        return meter(*args, **kwargs)
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("stop", env.now))
+        return stop(*args, **kwargs)
+
+    app.charging.meter = metered  # type: ignore[method-assign]
+    app.charging.stop = stopped  # type: ignore[method-assign]
+    env.run(until=630)  # the reading at 600 failed: it goes again at 660
+    des.unplug(1)  # the stop waits behind it
+    env.run(until=700)
+
+    assert seen == [("meter", 600), ("meter", 660), ("stop", 660)]
+    assert des.queue == [] and des.messages_given_up == 0
+    with app.store.reading() as tx:
+        session = tx.sessions.all()[0]
+        assert session.status is SessionStatus.STOPPED and (session.billed_wh or 0) > 0
