@@ -147,3 +147,28 @@ def test_a_reading_the_csms_failed_to_process_goes_again_after_the_interval_befo
     with app.store.reading() as tx:
         session = tx.sessions.all()[0]
         assert session.status is SessionStatus.STOPPED and (session.billed_wh or 0) > 0
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+def test_a_start_waiting_out_its_retry_interval_is_refused_and_ended_once_the_csms_opens_it(
+    env: simpy.Environment, app: App, version: OcppVersion
+) -> None:
+    central = DesCentral(env, app)
+    charger_id = add_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    app.bookings.book(BookRequest(driver, charger_id, 1, 120, 30_000))
+    des = DesCharger(env, central, "CP1", [7_400], epoch=T0, meter_interval_s=300, protocol=version)
+    des.connect()
+    start, calls = _failing_first(env, app.charging.start, times=1)
+    app.charging.start = start  # type: ignore[method-assign]
+    des.plug_in(1, "TAG", Vehicle(battery_wh=60_000, soc_wh=10_000, max_power_w=7_400), 20_000)
+    assert not des.transaction_running(1)  # no answer in time: the car is told no
+    env.run(until=120)
+
+    assert calls == [0, 60]
+    assert des.queue == [] and des.messages_given_up == 0
+    with app.store.reading() as tx:
+        assert [s.status for s in tx.sessions.all()] == [SessionStatus.STOPPED]
+    app.settlement.process_due()
+    failed = [r.name for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok]
+    assert failed == []
