@@ -271,8 +271,19 @@ class VirtualCharger(ChargerCore):
         self.connected = False
         self.online.clear()
         ws, self._ws = self._ws, None  # dropped on purpose: its reader must not reconnect
+        self._fail_waiting()
         if ws is not None:
             await ws.close()
+
+    def _fail_waiting(self) -> None:
+        """Calls waiting for an answer on a lost link will get none: offline now, so a transaction
+        message is queued for the replay instead of holding the turn until its timeout."""
+        waiting, self._waiting = self._waiting, {}
+        self._on_answer.clear()
+        self.conn.tick(asyncio.get_running_loop().time() + self.conn.call_timeout_s)
+        for uid, fut in waiting.items():
+            if not fut.done():
+                fut.set_result(Outcome(uid, "", error="Offline"))
 
     async def _reconnect(self, reason: BootReason) -> None:
         """One reconnection at a time: whoever asks while one is under way waits for it."""
@@ -341,17 +352,11 @@ class VirtualCharger(ChargerCore):
                 await self._take(text)
         # Whoever sent last may have seen the link fail first (and set `connected` false).
         if self._ws is ws and not self._closing:
-            # The CSMS's end went away (its process died or restarted): firmware reconnects. Calls
-            # waiting for an answer will get none: offline now (a transaction message is queued).
+            # The CSMS's end went away (its process died or restarted): firmware reconnects.
             log.info("%s: the link was closed by the other end; reconnecting", self.cp_id)
             self.connected = False
             self.online.clear()
-            waiting, self._waiting = self._waiting, {}
-            self._on_answer.clear()
-            self.conn.tick(asyncio.get_running_loop().time() + self.conn.call_timeout_s)
-            for uid, fut in waiting.items():
-                if not fut.done():
-                    fut.set_result(Outcome(uid, "", error="Offline"))
+            self._fail_waiting()
             self._start(self._reconnect(BootReason.POWER_UP))
 
     async def _take(self, text: str) -> None:

@@ -114,3 +114,29 @@ async def test_a_reading_the_csms_fails_to_process_goes_again_after_the_interval
     assert rig.charger.waits == [60.0, 120.0]
     assert sent_by_then == [1, 2] and len(rig.tx_frames_in()) - before == 3
     assert rig.charger.messages_given_up == 0
+
+
+async def test_a_reading_in_flight_when_the_link_is_dropped_is_queued_at_once_and_replayed() -> None:
+    # The call timeout is far longer than the test's bound: the reading must not wait it out.
+    async with fake_csms(V201) as csms:
+        clock = HandClock(T0)
+        vc = HandPaced("VC1", csms.url, clock, [7_400], protocol=V201, call_timeout_s=3_600)
+        await vc.start()
+        try:
+            await vc.plug_in(1, "TAG-1", CAR, 20_000)
+            clock.advance(60)
+            csms.hold["TransactionEvent"] = asyncio.Event()  # never answered on this link
+            reading = asyncio.create_task(vc._meter_tick())
+            await eventually(lambda: csms.held == ["TransactionEvent"], "the reading on the wire")
+            await vc.go_offline()
+            await eventually(reading.done, "the reading given up as offline")
+            assert [e.action for e in vc.queue] == ["TransactionEvent"], "kept for the replay"
+
+            del csms.hold["TransactionEvent"]
+            before = len(csms.sent_by_charger("TransactionEvent"))
+            await vc.come_back()
+            await eventually(lambda: not vc.queue, "the queue replayed")
+            assert len(csms.sent_by_charger("TransactionEvent")) == before + 1
+        finally:
+            await vc.stop()
+        assert csms.errors_we_sent() == []
