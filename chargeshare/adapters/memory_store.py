@@ -93,6 +93,7 @@ class _Connector:
     max_power_w: int
     status: ConnectorStatus
     fence_token: int = 0
+    available_at: datetime | None = None  # when last reported Available
 
 
 @dataclass(frozen=True)
@@ -565,6 +566,15 @@ class MemoryChargers(_Repository):
 
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         return {i: self.t.connectors[i].status for i in connector_ids if i in self.t.connectors}
+
+    def mark_available(self, connector_id: int, at: datetime) -> None:
+        k = self.t.connectors.get(connector_id)
+        if k is not None:
+            self.t.connectors[connector_id] = dataclasses.replace(k, available_at=at)
+
+    def available_at(self, connector_id: int) -> datetime | None:
+        k = self.t.connectors.get(connector_id)
+        return None if k is None else k.available_at
 
     def update(self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None) -> None:
         changes: dict[str, Any] = {}

@@ -179,6 +179,14 @@ class Chargers(Protocol):
         """The status of each of these connectors, in one query (ids that do not exist are left out)."""
         ...
 
+    def mark_available(self, connector_id: int, at: datetime) -> None:
+        """Note when the connector was last reported Available (the latest report's time stands)."""
+        ...
+
+    def available_at(self, connector_id: int) -> datetime | None:
+        """When the connector was last reported Available (None: never, or no such connector)."""
+        ...
+
     def update(
         self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None
     ) -> None: ...

@@ -220,6 +220,17 @@ def test_connector_statuses(app: App) -> None:
         assert tx.chargers.connector_statuses([]) == {}
 
 
+def test_a_connector_keeps_the_time_it_was_last_reported_available(app: App) -> None:
+    at = T0
+    with app.store.transaction() as tx:
+        _, (c1, c2) = a_charger(tx, "CP1", 1, 2)
+        assert tx.chargers.available_at(c1) is None
+        tx.chargers.mark_available(c1, at)
+        tx.chargers.mark_available(c1, at - timedelta(hours=1))  # the latest report stands, as sent
+        assert (tx.chargers.available_at(c1), tx.chargers.available_at(c2)) == (at - timedelta(hours=1), None)
+        assert tx.chargers.available_at(999_999) is None
+
+
 def test_what_hosts_edit(app: App) -> None:
     with app.store.transaction() as tx:
         charger, _ = a_charger(tx, "CP1")

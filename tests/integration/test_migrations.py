@@ -300,3 +300,15 @@ def test_upgrading_from_0021_owes_grid_limits_keeps_fleet_requests_and_checks_si
         with engine.begin() as conn, pytest.raises(IntegrityError):
             conn.exec_driver_sql("INSERT INTO grid_feeders (name, limit_w) VALUES ('F', 1379)")
     migrate.check_current(engine)
+
+
+def test_0024_gives_connectors_the_time_they_were_last_reported_available(url: str, engine: Engine) -> None:
+    """0024 (on 0022): `connectors.available_at`; going back drops it and keeps the connectors."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0022")
+        conn.commit()
+        assert "available_at" not in {c["name"] for c in inspect(conn).get_columns("connectors")}
+    assert migrate.upgrade(engine) == "upgraded from 0022"
+    assert "available_at" in {c["name"] for c in inspect(engine).get_columns("connectors")}
+    migrate.check_current(engine)

@@ -57,6 +57,10 @@ _SET_CONNECTORS_STATUS = (
 SET_CONNECTORS_STATUS = DirectStatement(_SET_CONNECTORS_STATUS)
 SET_CONNECTOR_STATUS = DirectStatement(_SET_CONNECTORS_STATUS.where(_k.connector_no == bindparam("no")))
 STATUS_OF_CONNECTORS = DirectStatement(select(_k.id, _k.status).where(in_ids(_k.id, "ids")))
+MARK_AVAILABLE = DirectStatement(
+    update(t.connectors).where(_k.id == bindparam("connector_pk")).values(available_at=bindparam("at"))
+)
+AVAILABLE_AT = DirectStatement(select(_k.available_at).where(_k.id == bindparam("connector_pk")))
 SILENT = DirectStatement(
     select(*CHARGER_COLUMNS)
     .where(_c.status == ChargerStatus.ONLINE.value, _c.last_seen_at < bindparam("before"))
@@ -129,6 +133,8 @@ STATEMENTS = {
     "chargers.set_connectors_status": SET_CONNECTORS_STATUS,
     "chargers.set_connector_status": SET_CONNECTOR_STATUS,
     "chargers.status_of_connectors": STATUS_OF_CONNECTORS,
+    "chargers.mark_available": MARK_AVAILABLE,
+    "chargers.available_at": AVAILABLE_AT,
     "chargers.silent": SILENT,
     "chargers.set_status": SET_STATUS,
     "chargers.set_status_if": SET_STATUS_IF,
@@ -364,6 +370,13 @@ class SqlChargers:
             return {}
         rows = STATUS_OF_CONNECTORS.rows(self.conn, {"ids": connector_ids})
         return {r[0]: CONNECTOR_STATUSES[r[1]] for r in rows}
+
+    def mark_available(self, connector_id: int, at: datetime) -> None:
+        MARK_AVAILABLE.write(self.conn, {"connector_pk": connector_id, "at": at})
+
+    def available_at(self, connector_id: int) -> datetime | None:
+        found = AVAILABLE_AT.first(self.conn, {"connector_pk": connector_id})
+        return None if found is None else found[0]
 
     def update(self, charger_id: int, *, title: str | None = None, price_per_kwh: int | None = None) -> None:
         values: dict[str, Any] = {}

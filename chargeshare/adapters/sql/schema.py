@@ -147,6 +147,9 @@ connectors = Table(
     Column("type", String(16), nullable=False),
     Column("max_power_w", Integer, nullable=False),
     Column("status", String(16), nullable=False),
+    # When the charger last reported it Available (its own time for the report, else when it came):
+    # a start older than that, arriving while the connector is still reported free, is over.
+    Column("available_at", UTCDateTime()),
     # Highest lock fencing token that has written a booking for this connector.
     Column("fence_token", BigInteger, nullable=False, default=0),
     UniqueConstraint("charger_id", "connector_no"),
