@@ -63,7 +63,8 @@ def handlers(
         return heartbeat_reply(charging, cp_id)
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
-        touch(charging.status, p["connectorId"], ConnectorStatus(p["status"]))
+        at = parse_ts(p["timestamp"]) if "timestamp" in p else None  # optional in 1.6
+        touch(charging.status, p["connectorId"], ConnectorStatus(p["status"]), at)
         return {}
 
     def authorize(p: dict[str, Any]) -> dict[str, Any]:

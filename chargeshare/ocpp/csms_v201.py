@@ -112,7 +112,8 @@ def handlers(
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(NotFound):
-            charging.status(cp_id, p["evseId"], CONNECTOR_STATUS[p["connectorStatus"]])
+            reported = CONNECTOR_STATUS[p["connectorStatus"]]
+            charging.status(cp_id, p["evseId"], reported, parse_ts(p["timestamp"]))
         return {}
 
     def verdict(id_tag: str) -> str:
@@ -246,7 +247,7 @@ def handlers(
                     new_status = ConnectorStatus.FAULTED  # a cleared problem waits for the next status
             if new_status is not None:
                 with contextlib.suppress(NotFound):
-                    charging.status(cp_id, evse["id"], new_status)
+                    charging.status(cp_id, evse["id"], new_status, parse_ts(event["timestamp"]))
             else:
                 log.info(
                     "%s event: %s.%s = %r (%s)",

@@ -39,7 +39,7 @@ from chargeshare.services.events import (
     TransactionEventsMissing,
 )
 from chargeshare.services.ports import LastSeen, Store, UnitOfWork
-from chargeshare.services.records import BookingRecord, ChargerView, SessionRecord
+from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService
 from chargeshare.services.v2g import credit_export, record_export
@@ -238,8 +238,12 @@ class ChargingService:
             )
         self.bus.publish(ChargerOffline(now, cp_id))
 
-    def status(self, cp_id: str, connector_no: int, status: ConnectorStatus) -> None:
-        """A StatusNotification; from an OFFLINE charger it is the sign it is back."""
+    def status(
+        self, cp_id: str, connector_no: int, status: ConnectorStatus, reported_at: datetime | None = None
+    ) -> None:
+        """A StatusNotification; from an OFFLINE charger it is the sign it is back. `reported_at`: the
+        charger's own time for the report, if it gave one (else now): a connector reported Available
+        keeps the latest report's time, which `start` compares with its start's own timestamp."""
         now = self.clock.now()
         with self.store.transaction() as tx:
             charger_status, connector_id, was = tx.chargers.connector_state(cp_id, connector_no)
@@ -250,9 +254,14 @@ class ChargingService:
                 self.last_seen.written(cp_id, now)
             self._seen(tx, cp_id, now)
             # Chargers repeat their status (every boot, after every reconnect, some on a timer): a
-            # repeat writes nothing, here or on the session below, unless the write would change it.
+            # repeat writes nothing, here or on the session below, unless the write would change it
+            # (an Available's time does).
             if was is not status:
                 tx.chargers.set_connector_status(cp_id, connector_no, status)
+            if status is ConnectorStatus.AVAILABLE and connector_id is not None:
+                # Stamped on a repeat too: the report that comes back after an outage is the one a
+                # start replayed behind it is older than.
+                tx.chargers.mark_available(connector_id, now if reported_at is None else reported_at)
             open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
             if open_ is not None and status is ConnectorStatus.AVAILABLE:
                 # Free with its transaction open: the stop is on its way (or was lost); see
@@ -454,8 +463,24 @@ class ChargingService:
                 tx.sessions.link_charger_transaction(
                     session_id, charger.charger_id, charger_tx_id, meter_start_pending=not meter_start_known
                 )
+            if self._over_already(tx, connector, timestamp):
+                tx.sessions.mark_freed(session_id, now)
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
+
+    @staticmethod
+    def _over_already(tx: UnitOfWork, connector: ConnectorView, timestamp: datetime) -> bool:
+        """Whether a start arriving now belongs to a session already over: the connector's latest
+        report is Available, and later than the start (both in the charger's own time, when the
+        report gave one). A charger back from offline may report its connectors before replaying its
+        queue, so a session that ended while it was away starts after the free report, its stop
+        behind it or lost. It is freed from now, so that stop gets the whole grace. A later report
+        of the connector in use (Charging, Occupied) may be this session's: it stays open, and the
+        next Available frees it. A start later than the free report is a new session."""
+        if connector.status is not ConnectorStatus.AVAILABLE:
+            return False
+        reported_free = tx.chargers.available_at(connector.connector_id)
+        return reported_free is not None and timestamp < reported_free
 
     def _replayed(self, at: datetime, now: datetime) -> bool:
         """A start older than `past_start_tolerance_s`: the charger made it offline and tells us now."""

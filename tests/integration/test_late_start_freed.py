@@ -1,0 +1,192 @@
+"""A start that arrives after its connector was reported free: a charger back from offline may report
+its connector Available before it replays the start it made while away. A start older than that
+report belongs to a session already over, whose stop is on its way or lost: it is opened freed, so
+the lost-stop sweep closes it if the stop never comes. A start after the report is a new session.
+Through the OCPP 1.6 and 2.0.1 handlers, on the fake, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from chargeshare.adapters.payments_sim import SimulatedGateway
+from chargeshare.bootstrap import App, Config
+from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.session import SessionStatus
+from chargeshare.ocpp import V16, V201, OcppVersion, csms_v16, csms_v201
+from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
+from chargeshare.services.records import SessionRecord
+from tests.conftest import SQLITE_MEMORY, add_charger, build_for_tests
+from tests.services.offline_events import offline_event
+
+PRICE = 40  # pence per kWh
+TAG = "TAG1"
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
+    url = {"memory": "memory://", "sqlite": SQLITE_MEMORY}.get(request.param)
+    if url is None:
+        url = request.getfixturevalue("postgres_url")
+    app = build_for_tests(Config(database_url=url, locks_enabled=False), clock=clock)
+    yield app
+    app.close()
+
+
+class Charger:
+    """CP1's frames as the backend's handlers for its OCPP version receive them."""
+
+    def __init__(self, app: App, version: OcppVersion) -> None:
+        self.app, self.version = app, version
+        app.charging.boot("CP1", version)
+        module = csms_v16 if version == V16 else csms_v201
+        self.table = module.handlers(app.charging, "CP1", app.reports)
+        self.seq = 0
+
+    def status(self, free: bool, at: datetime | None) -> None:
+        """A StatusNotification for connector (EVSE) 1; a 1.6 one may leave its timestamp out."""
+        if self.version == V16:
+            p: dict[str, object] = {"connectorId": 1, "errorCode": "NoError"}
+            p["status"] = "Available" if free else "Charging"
+            if at is not None:
+                p["timestamp"] = format_ts(at)
+        else:
+            assert at is not None
+            p = {"evseId": 1, "connectorId": 1, "timestamp": format_ts(at)}
+            p["connectorStatus"] = "Available" if free else "Occupied"
+        assert self.table["StatusNotification"](p) == {}
+
+    def start(self, at: datetime, wh: int) -> int:
+        """A start stamped `at` (replayed from the offline queue when that is past); its session."""
+        if self.version == V16:
+            p = {"connectorId": 1, "idTag": TAG, "meterStart": wh, "timestamp": format_ts(at)}
+            answer = self.table["StartTransaction"](p)
+            assert answer["idTagInfo"] == {"status": "Accepted"}, answer
+            return int(answer["transactionId"])
+        token = {"idToken": TAG, "type": "Central"}
+        answer = offline_event(self.table, "Started", self.seq, at, wh, idToken=token)
+        assert answer == {"idTokenInfo": {"status": "Accepted"}}, answer
+        session = self.app.charging.session_for_charger_tx("CP1", "offline-1")
+        assert session is not None
+        return session.session_id
+
+    def reading(self, session_id: int, at: datetime, wh: int) -> None:
+        if self.version == V16:
+            mv = [{"timestamp": format_ts(at), "sampledValue": [{"value": str(wh)}]}]
+            self.table["MeterValues"]({"connectorId": 1, "transactionId": session_id, "meterValue": mv})
+        else:
+            self.seq += 1
+            offline_event(self.table, "Updated", self.seq, at, wh)
+
+
+@pytest.fixture(params=[V16, V201], ids=["ocpp1.6", "ocpp2.0.1"])
+def charger(request: pytest.FixtureRequest, any_app: App, clock: ManualClock) -> Charger:
+    """CP1 at 40p/kWh, booked by TAG1's driver for two hours from now; a minute passes."""
+    charger_id = add_charger(any_app, price=PRICE)
+    driver = any_app.marketplace.add_driver("D", TAG).driver_id
+    any_app.bookings.book(BookRequest(driver, charger_id, 1, 120, 20_000))
+    clock.advance(60)
+    return Charger(any_app, request.param)
+
+
+def session(app: App, session_id: int) -> SessionRecord:
+    with app.store.reading() as tx:
+        s = tx.sessions.get(session_id)
+    assert s is not None
+    return s
+
+
+def failing(app: App) -> set[str]:
+    results = check_store(app.store, app.config.rules, now=app.clock.now(), final=False)
+    with app.store.reading() as tx:
+        entries = tx.ledger.entries()
+    g = app.gateway
+    assert isinstance(g, SimulatedGateway)
+    results += provider_agrees_with_ledger(entries, g.total_captured, g.open_authorisations())
+    return {r.name for r in results if not r.ok}
+
+
+def grace(app: App) -> int:
+    return app.config.rules.lost_stop_grace_s
+
+
+def test_a_start_older_than_the_free_report_is_closed_once_its_stop_is_overdue(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """Offline, the car charged and left; back, the charger reports the connector Available, then
+    replays the start and a reading, and the stop never comes (lost with its queue). The session
+    closes a grace after the replay, billed exactly on the reading it has, and the ledger balances."""
+    began = clock.now()
+    clock.advance(40 * 60)  # offline meanwhile
+    charger.status(free=True, at=clock.now())
+    clock.advance(5)
+    tx_id = charger.start(began, 1_000)
+    charger.reading(tx_id, began + 20 * MINUTE, 3_500)
+    clock.advance(grace(any_app) - 1)
+    assert any_app.charging.close_lost_stops() == []
+    clock.advance(2)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    closed = session(any_app, tx_id)
+    assert (closed.status, closed.billed_wh, closed.cost) == (SessionStatus.STOPPED, 2_500, 100)
+    with any_app.store.reading() as tx:
+        assert tx.bookings.get(closed.booking_id).status is BookingStatus.COMPLETED
+    gateway = any_app.gateway
+    assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 100
+    assert failing(any_app) == set()
+
+
+def test_a_start_after_the_free_report_is_a_new_session_and_stays_open(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    charger.status(free=True, at=clock.now())
+    clock.advance(30)
+    tx_id = charger.start(clock.now(), 1_000)
+    charger.reading(tx_id, clock.now(), 1_500)
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_a_start_older_than_a_free_report_overtaken_by_an_occupied_one_is_not_freed(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """Available, then Charging (Occupied) again before the old start arrives: the latest report
+    says the connector is in use, so nothing tells that session is over."""
+    began = clock.now()
+    clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    clock.advance(60)
+    charger.status(free=False, at=clock.now())
+    clock.advance(5)
+    tx_id = charger.start(began, 1_000)
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+    charger.status(free=True, at=clock.now())  # free once more, with the session known: freed
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    assert failing(any_app) == set()
+
+
+def test_a_repeated_free_report_after_the_start_frees_it(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """Available before the car came (the charger then went offline), the car charged and left,
+    and the charger repeats Available on reconnecting (a 1.6 charger without a timestamp: when it
+    arrived): the repeat is the report the start is older than."""
+    charger.status(free=True, at=clock.now())
+    clock.advance(60)
+    began = clock.now()
+    clock.advance(30 * 60)
+    charger.status(free=True, at=None if charger.version == V16 else clock.now())
+    tx_id = charger.start(began, 1_000)
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    assert session(any_app, tx_id).billed_wh == 0
+    assert failing(any_app) == set()
