@@ -84,6 +84,14 @@ class Charger:
             self.seq += 1
             offline_event(self.table, "Updated", self.seq, at, wh)
 
+    def stop(self, session_id: int, at: datetime, wh: int) -> None:
+        if self.version == V16:
+            p = {"transactionId": session_id, "meterStop": wh, "timestamp": format_ts(at)}
+            self.table["StopTransaction"](p)
+        else:
+            self.seq += 1
+            offline_event(self.table, "Ended", self.seq, at, wh)
+
 
 @pytest.fixture(params=[V16, V201], ids=["ocpp1.6", "ocpp2.0.1"])
 def charger(request: pytest.FixtureRequest, any_app: App, clock: ManualClock) -> Charger:
@@ -189,4 +197,22 @@ def test_a_repeated_free_report_after_the_start_frees_it(
     clock.advance(grace(any_app) + 1)
     assert any_app.charging.close_lost_stops() == [tx_id]
     assert session(any_app, tx_id).billed_wh == 0
+    assert failing(any_app) == set()
+
+
+def test_a_replayed_start_freed_on_arrival_is_billed_on_its_own_stop_when_it_comes(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """The usual replay: the start, sent twice (its answer lost), then its stop. Freed on arrival
+    changes nothing of that: one session, billed on the stop's reading; the sweep finds nothing."""
+    began = clock.now()
+    clock.advance(40 * 60)
+    charger.status(free=True, at=clock.now())
+    tx_id = charger.start(began, 1_000)
+    assert charger.start(began, 1_000) == tx_id
+    charger.stop(tx_id, began + 30 * MINUTE, 6_000)
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == []
+    stopped = session(any_app, tx_id)
+    assert (stopped.status, stopped.billed_wh, stopped.cost) == (SessionStatus.STOPPED, 5_000, 200)
     assert failing(any_app) == set()
