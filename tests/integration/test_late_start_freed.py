@@ -161,6 +161,22 @@ def test_a_start_after_the_free_report_is_a_new_session_and_stays_open(
     assert session(any_app, tx_id).status is SessionStatus.CHARGING
 
 
+def test_the_report_s_own_time_decides_not_when_it_arrived(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """A free report stamped before the start, arriving after it was made: the start came after
+    the connector went free on the charger's own clock, so it is a new session."""
+    reported = clock.now()
+    clock.advance(60)
+    began = clock.now()
+    clock.advance(60)
+    charger.status(free=True, at=reported)
+    tx_id = charger.start(began, 1_000)
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
 def test_a_start_older_than_a_free_report_overtaken_by_an_occupied_one_is_not_freed(
     any_app: App, clock: ManualClock, charger: Charger
 ) -> None:
@@ -215,4 +231,31 @@ def test_a_replayed_start_freed_on_arrival_is_billed_on_its_own_stop_when_it_com
     assert any_app.charging.close_lost_stops() == []
     stopped = session(any_app, tx_id)
     assert (stopped.status, stopped.billed_wh, stopped.cost) == (SessionStatus.STOPPED, 5_000, 200)
+    assert failing(any_app) == set()
+
+
+def test_a_2_0_1_availability_event_is_a_free_report_too(any_app: App, clock: ManualClock) -> None:
+    """NotifyEvent's AvailabilityState sets the connector's status as a StatusNotification does,
+    stamped with the event's own timestamp."""
+    charger_id = add_charger(any_app, price=PRICE)
+    driver = any_app.marketplace.add_driver("D", TAG).driver_id
+    any_app.bookings.book(BookRequest(driver, charger_id, 1, 120, 20_000))
+    clock.advance(60)
+    charger = Charger(any_app, V201)
+    began = clock.now()
+    clock.advance(40 * 60)
+    event = {
+        "eventId": 1,
+        "timestamp": format_ts(clock.now()),
+        "trigger": "Delta",
+        "actualValue": "Available",
+        "eventNotificationType": "HardWiredNotification",
+        "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+        "variable": {"name": "AvailabilityState"},
+    }
+    notify = {"generatedAt": format_ts(clock.now()), "seqNo": 0, "eventData": [event]}
+    assert charger.table["NotifyEvent"](notify) == {}
+    tx_id = charger.start(began, 1_000)
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
     assert failing(any_app) == set()
