@@ -102,6 +102,16 @@ EPSILON = timedelta(microseconds=1)
 
 # A car in these states has stopped drawing power while still plugged in.
 IDLE_STATES = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING})
+# A report that a car is at the connector: only these say a connector reported free is in use again.
+IN_USE_STATES = frozenset(
+    {
+        ConnectorStatus.PREPARING,
+        ConnectorStatus.CHARGING,
+        ConnectorStatus.SUSPENDED_EV,
+        ConnectorStatus.SUSPENDED_EVSE,
+        ConnectorStatus.FINISHING,
+    }
+)
 
 # The kind of security event kept when a charger names a transaction that runs on another charger.
 FOREIGN_TRANSACTION = "ForeignTransaction"
@@ -269,7 +279,8 @@ class ChargingService:
                 if open_.freed_at is None:
                     tx.sessions.mark_freed(open_.session_id, now)
             elif open_ is not None:
-                if open_.freed_at is not None:
+                # Reserved for the next booking, made unavailable or faulted: still no car, still freed.
+                if open_.freed_at is not None and status in IN_USE_STATES:
                     tx.sessions.mark_freed(open_.session_id, None)
                 if status in IDLE_STATES and open_.idle_since is None:
                     tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
@@ -476,8 +487,9 @@ class ChargingService:
         queue, so a session that ended while it was away starts after the free report, its stop
         behind it or lost. It is freed from now, so that stop gets the whole grace. A later report
         of the connector in use (Charging, Occupied) may be this session's: it stays open, and the
-        next Available frees it. A start later than the free report is a new session."""
-        if connector.status is not ConnectorStatus.AVAILABLE:
+        next Available frees it; a later Reserved, Unavailable or Faulted brought no car. A start
+        later than the free report is a new session."""
+        if connector.status in IN_USE_STATES:
             return False
         reported_free = tx.chargers.available_at(connector.connector_id)
         return reported_free is not None and timestamp < reported_free

@@ -14,6 +14,7 @@ import pytest
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config
 from chargeshare.domain.booking import BookingStatus
+from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.session import SessionStatus
 from chargeshare.ocpp import V16, V201, OcppVersion, csms_v16, csms_v201
 from chargeshare.ocpp.timestamps import format_ts
@@ -193,6 +194,23 @@ def test_a_start_older_than_a_free_report_overtaken_by_an_occupied_one_is_not_fr
     assert any_app.charging.close_lost_stops() == []
     assert session(any_app, tx_id).status is SessionStatus.CHARGING
     charger.status(free=True, at=clock.now())  # free once more, with the session known: freed
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    assert failing(any_app) == set()
+
+
+def test_a_start_older_than_a_free_report_followed_by_reserved_is_still_freed(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """Available, then Reserved for the next booking: no car came back, so the old start's session
+    is over and its lost stop is swept."""
+    began = clock.now()
+    clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    clock.advance(60)
+    any_app.charging.status("CP1", 1, ConnectorStatus.RESERVED)
+    clock.advance(5)
+    tx_id = charger.start(began, 1_000)
     clock.advance(grace(any_app) + 1)
     assert any_app.charging.close_lost_stops() == [tx_id]
     assert failing(any_app) == set()

@@ -261,6 +261,23 @@ def test_a_connector_reported_free_closes_its_session_only_after_the_grace(
     assert failing(app) == set()
 
 
+@pytest.mark.parametrize(
+    "after", [ConnectorStatus.RESERVED, ConnectorStatus.UNAVAILABLE, ConnectorStatus.FAULTED]
+)
+def test_a_free_connector_reported_reserved_or_out_of_service_keeps_its_session_freed(
+    app: App, clock: ManualClock, after: ConnectorStatus
+) -> None:
+    """Only a report of the connector in use says a car is back; reserved for the next booking,
+    made unavailable or faulted after it was free, the lost stop is still swept."""
+    tx_id = charging_session(app, clock)
+    app.charging.meter("CP1", tx_id, 1_300)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    app.charging.status("CP1", 1, after)
+    clock.advance(app.config.rules.lost_stop_grace_s)
+    assert app.charging.close_lost_stops() == [tx_id]
+    assert failing(app) == set()
+
+
 def test_a_stop_queued_behind_the_sessions_own_readings_is_waited_for_while_they_arrive(
     app: App, clock: ManualClock
 ) -> None:
