@@ -1406,7 +1406,8 @@ class MemoryPricing(_Repository):
         return found
 
     def use_held(self, quote_id: int, booking_id: int) -> bool:
-        quote = self.held(quote_id)
+        self.held(quote_id)
+        quote = self.t.held_quotes[quote_id]  # as kept: only its booking changes, as in SQL
         if booking_id not in self.t.bookings:
             raise NotFound(f"no booking {booking_id}")
         if quote.booking_id is not None:

@@ -60,10 +60,11 @@ class HeldQuote:
             raise QuoteMismatch(f"quote {self.quote_id} is for {self.minutes} minutes, not {minutes}")
 
     def fits(self, driver_id: int, charger_id: int, starts_at: datetime, ends_at: datetime) -> bool:
-        """Does the booking made with it (as stored) keep to the quote's driver, charger and window?"""
+        """Does the booking made with it (as stored) keep to the quote's driver, charger and window?
+        Its end may come sooner than the quote's: a stopped session frees the rest of its period."""
         if (driver_id, charger_id) != (self.driver_id, self.charger_id):
             return False
-        if ends_at - starts_at != self.ends_at - self.starts_at:
+        if ends_at - starts_at > self.ends_at - self.starts_at:
             return False
         if self.immediate:
             return self.quoted_at <= starts_at < self.expires_at

@@ -16,6 +16,7 @@ from chargeshare.domain.errors import LedgerError
 from chargeshare.domain.fleet import IssuedInvoice, Occurrence
 from chargeshare.domain.fleet_ledger import receivable_fleet
 from chargeshare.domain.grid_limits import LoadSample, Scope, overloads
+from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import CHARGED_KINDS, PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
@@ -51,6 +52,7 @@ class Snapshot:
     fleet_invoices: Sequence[IssuedInvoice] = ()
     export_terms: Sequence[ExportTerms] = ()
     export_records: Sequence[ExportRecord] = ()
+    held_quotes: Mapping[int, HeldQuote] = field(default_factory=dict)  # used ones, by booking id
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
@@ -67,6 +69,7 @@ class Snapshot:
             tx.fleet.invoices(),
             tx.v2g.all_terms(),
             tx.v2g.records(),
+            tx.pricing.held_used_by(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -139,16 +142,30 @@ def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
 
 
 def capture_matches_quote(s: Snapshot) -> InvariantResult:
-    """Per quoted booking: its price is the quote, and its session is billed and captured at it."""
+    """Per quoted booking: its price is the quote, and its session is billed and captured at it. A
+    booking made with a quote held for its driver was quoted that quote's price, and keeps to the
+    quote's driver, charger and window."""
     ledger = s.by_booking()
     sessions = {x.booking_id: x for x in s.sessions if x.status is SessionStatus.STOPPED}
     failures = []
     checked = 0
     for b in s.bookings:
         quote = s.quotes.get(b.booking_id)
+        held = s.held_quotes.get(b.booking_id)
         if quote is None:
+            if held is not None:
+                checked += 1
+                failures.append(f"booking {b.booking_id}: made with quote {held.quote_id}, but not quoted")
             continue
         checked += 1
+        if held is not None and (
+            quote.per_kwh != held.per_kwh or not held.fits(b.driver_id, b.charger_id, b.starts_at, b.ends_at)
+        ):
+            failures.append(
+                f"booking {b.booking_id}: quoted {quote.per_kwh}p/kWh from {b.starts_at.isoformat()}, made "
+                f"with quote {held.quote_id} held at {held.per_kwh}p/kWh from {held.starts_at.isoformat()}"
+            )
+            continue
         if b.price_per_kwh != quote.per_kwh:
             failures.append(
                 f"booking {b.booking_id}: priced {b.price_per_kwh}p/kWh, quoted {quote.per_kwh}p/kWh"
@@ -167,7 +184,7 @@ def capture_matches_quote(s: Snapshot) -> InvariantResult:
             )
     return _result(
         "capture_matches_quote",
-        "a booking is billed and captured at the price it was quoted when made",
+        "a booking is billed and captured at the price it was quoted when made (its held quote's, if any)",
         checked,
         failures,
     )

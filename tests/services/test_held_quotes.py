@@ -19,6 +19,7 @@ from chargeshare.ocpp import V16
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests.conftest import T0
+from tests.pricing_mutants import penny_above_held
 from tests.services.test_pricing_service import DYNAMIC, CalmGrid, failing, host_of
 
 START = T0 + timedelta(hours=3)  # 12:00: alone and free, 40p less 15% is 34p
@@ -165,3 +166,20 @@ def test_a_copy_that_misses_the_first_as_it_starts_answers_with_it(
     monkeypatch.setattr(service, "_made_by", unseen_at_first)
     assert app.bookings.book(req, request_key="k1").booking_id == first.booking_id
     assert len(calls) == 2 and booked_count(app) == 1
+
+
+def test_a_booking_priced_otherwise_than_its_held_quote_is_caught(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mutant: a booking named its quote but was priced a penny above it. Its price, quote and
+    capture agree with each other, so only the held quote tells."""
+    charger = twin_charger(app)
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    _, held = app.pricing.hold(driver, charger, None, 60)
+    penny_above_held(monkeypatch)
+    app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000, quote_id=held.quote_id))
+    clock.advance(60)
+    tx_id = app.charging.start("CP1", 1, "TAG", 1_000, clock.now()).transaction_id
+    app.charging.stop("CP1", tx_id, 11_000, clock.now())
+    app.settlement.reconcile()
+    assert failing(app) == {"capture_matches_quote"}

@@ -67,4 +67,5 @@ def test_a_booking_fits_its_quote_when_its_driver_charger_and_window_are_the_quo
     later = T0 + timedelta(minutes=4)
     assert NOW.fits(1, 3, later, later + timedelta(minutes=60))  # "now", any time it was held
     assert not NOW.fits(1, 3, T0 + timedelta(minutes=10), T0 + timedelta(minutes=70))
-    assert not NOW.fits(1, 3, later, later + timedelta(minutes=30))
+    assert NOW.fits(1, 3, later, later + timedelta(minutes=30))  # its session stopped early
+    assert not NOW.fits(1, 3, later, later + timedelta(minutes=61))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -125,7 +126,7 @@ class SqlPricing:
             "expires_at": quote.expires_at,
         }
         quote_id = int(self.conn.execute(insert(t.held_quotes).values(row).returning(_h.id)).scalar_one())
-        return self.held(quote_id)
+        return replace(quote, quote_id=quote_id, booking_id=None)
 
     def held(self, quote_id: int) -> HeldQuote:
         r = self.conn.execute(select(t.held_quotes).where(_h.id == quote_id)).first()
