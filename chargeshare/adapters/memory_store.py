@@ -288,6 +288,9 @@ class MemoryAccounts(_Repository):
     def lock_host(self, host_id: int) -> None:
         """Units of work on this store are serialized already."""
 
+    def lock_driver(self, driver_id: int) -> None:
+        """Units of work on this store are serialized already."""
+
     def add(
         self,
         *,

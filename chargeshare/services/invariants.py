@@ -17,7 +17,14 @@ from chargeshare.domain.fleet import IssuedInvoice, Occurrence
 from chargeshare.domain.fleet_ledger import receivable_fleet
 from chargeshare.domain.grid_limits import LoadSample, Scope, overloads
 from chargeshare.domain.held_quotes import HeldQuote
-from chargeshare.domain.ledger import CHARGED_KINDS, PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
+from chargeshare.domain.ledger import (
+    CHARGED_KINDS,
+    PLATFORM_REVENUE,
+    VAT_PAYABLE,
+    EntryKind,
+    JournalEntry,
+    export_credit_driver,
+)
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
@@ -567,6 +574,31 @@ def export_credit_matches_export(s: Snapshot) -> InvariantResult:
     )
 
 
+def export_payouts_within_credits(s: Snapshot) -> InvariantResult:
+    """Per driver: what was paid out of their export credit account never exceeds what it was
+    credited, and nothing else moves money in or out of it."""
+    credited: dict[str, int] = defaultdict(int)
+    paid: dict[str, int] = defaultdict(int)
+    failures = []
+    for e in s.entries:
+        for p in e.postings:
+            if export_credit_driver(p.account) is None:
+                continue
+            if e.kind is EntryKind.EXPORT_CREDIT:
+                credited[p.account] -= p.amount
+            elif e.kind is EntryKind.EXPORT_PAYOUT:
+                paid[p.account] += p.amount
+            else:
+                failures.append(f"{p.account}: moved by {e.kind} entry {e.entry_id}")
+    failures += [f"{a}: paid {paid[a]}p of {credited[a]}p credited" for a in paid if paid[a] > credited[a]]
+    return _result(
+        "export_payouts_within_credits",
+        "drivers' V2G export payouts never exceed their export credits",
+        len(credited),
+        failures,
+    )
+
+
 def export_above_soc_floor(s: Snapshot) -> InvariantResult:
     """No car reported a state of charge below its driver's floor while it was exporting."""
     floors = {t.booking_id: t.soc_floor_pct for t in s.export_terms}
@@ -628,6 +660,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     fleet_bookings_overlap_nothing,
     fleet_bookings_on_account,
     export_credit_matches_export,
+    export_payouts_within_credits,
     export_above_soc_floor,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (

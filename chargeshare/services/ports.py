@@ -62,6 +62,10 @@ class Accounts(Protocol):
         """Hold the host's row until this unit of work ends: one payout of a host at a time."""
         ...
 
+    def lock_driver(self, driver_id: int) -> None:
+        """Hold the driver's row until this unit of work ends: one export payout at a time."""
+        ...
+
     def add(
         self,
         *,

@@ -382,6 +382,7 @@ class SkippedPayout(BaseModel):
 class PayoutRunOut(BaseModel):
     paid: dict[str, int] = Field(description="host id -> pence paid")
     skipped: list[SkippedPayout]
+    export_credits_paid: dict[str, int] = Field(description="driver id -> pence of V2G export credit paid")
 
 
 class HostOut(BaseModel):
