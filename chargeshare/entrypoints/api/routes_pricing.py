@@ -16,6 +16,7 @@ from chargeshare.entrypoints.api.schemas import (
     HeldQuoteOut,
     HostPricingIn,
     HostPricingOut,
+    Problem,
     QuoteOut,
 )
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
@@ -76,7 +77,11 @@ def router(app: App) -> APIRouter:
         app.pricing.set_settings(who.host_id, settings)
         return pricing_out(who.host_id, settings)
 
-    @r.post("/chargers/{charger_id}/quotes", status_code=201)
+    @r.post(
+        "/chargers/{charger_id}/quotes",
+        status_code=201,
+        responses={429: {"model": Problem, "description": "too many quotes held: see Retry-After"}},
+    )
     def hold(charger_id: IdPath, body: HeldQuoteIn, who: Driver) -> HeldQuoteOut:
         """A quote held for you until `expires_at`: a booking naming its `quote_id`, of this charger
         and window, is made at exactly its price, even if the price has moved since. It is used
