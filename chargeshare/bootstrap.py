@@ -157,6 +157,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
         ("CHARGESHARE_PAST_START_TOLERANCE_S", "past_start_tolerance_s"),
         ("CHARGESHARE_LOST_STOP_GRACE_S", "lost_stop_grace_s"),
         ("CHARGESHARE_COMMAND_RESEND_AFTER_S", "command_resend_after_s"),
+        ("CHARGESHARE_QUOTE_HOLD_S", "quote_hold_s"),
     ):
         value = env.get(name)
         if value:
@@ -429,7 +430,9 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
             if not shared_redis
             else RedisSlotClaims(redis_client, namespace_for(config.database_url), **windows)
         )
-    pricing = PricingService(store, SimulatedGridSignals(config.grid_seed), clock)
+    pricing = PricingService(
+        store, SimulatedGridSignals(config.grid_seed), clock, timedelta(seconds=rules.quote_hold_s)
+    )
     bookings = BookingService(store, locks, settlement, bus, clock, rules, pricing, claims)
     last_seen = WriteBehindLastSeen(store, every=timedelta(seconds=rules.heartbeat_interval_s / 4))
     charging = ChargingService(

@@ -185,8 +185,15 @@ class Search(Effect[list[Candidate]]):
 
 
 @dataclass(frozen=True)
-class Quote(Effect[int]):
-    """The price per kWh a booking of the candidate for this window would be charged (pence)."""
+class Quoted:
+    per_kwh: int  # pence
+    quote_id: int | None = None  # held for the driver: a booking naming it is made at its price
+
+
+@dataclass(frozen=True)
+class Quote(Effect[Quoted]):
+    """The price per kWh a booking of the candidate for this window would be charged, held for the
+    driver where the engine books exactly the window quoted (the DES)."""
 
     candidate: Candidate
     starts_at: datetime
@@ -201,6 +208,7 @@ class Book(Effect[BookAnswer]):
     starts_at: datetime
     override_smart_charging: bool
     max_price_per_kwh: int | None = None  # the most the driver accepts: its limit
+    quote_id: int | None = None  # the quote held for the driver, which the booking is made at
 
 
 @dataclass(frozen=True)
@@ -304,10 +312,14 @@ def _book_nearby(plan: DriverPlan, timeline: Timeline, stats: DriverStats) -> Sc
     for c in found:
         # Asked only by drivers with a limit: a run without limits takes the steps it always did.
         limit = plan.max_price_per_kwh
-        if limit is not None and (yield from ask(Quote(c, starts_at, minutes))) > limit:
-            priced_out += 1
-            continue
-        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides, limit))
+        quote_id = None
+        if limit is not None:
+            quoted = yield from ask(Quote(c, starts_at, minutes))
+            if quoted.per_kwh > limit:
+                priced_out += 1
+                continue
+            quote_id = quoted.quote_id
+        answer = yield from ask(Book(c, minutes, plan.want_wh, starts_at, plan.overrides, limit, quote_id))
         if answer is TOO_DEAR:
             priced_out += 1
             continue

@@ -172,7 +172,9 @@ class DriverApp:
                     params={"starts_at": format_ts(starts_at), "minutes": minutes},
                 )
                 resp.raise_for_status()
-                return int(resp.json()["price_per_kwh"])
+                # Not held: the app may move its start later as it books (BOOKING_LEAD), and a quote
+                # is held for one window. It sends its limit with the booking instead.
+                return script.Quoted(int(resp.json()["price_per_kwh"]))
             case script.Book():
                 return await self.book(effect)
             case script.Cancel(booking_id):

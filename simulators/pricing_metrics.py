@@ -16,6 +16,7 @@ from chargeshare.services.records import BookingQuote, ChargerView, SessionRecor
 NAMES = (
     "quoted_bookings",  # bookings made with a quote: every booking the run made
     "dynamic_quotes",  # of them, quoted by a host pricing dynamically
+    "held_quote_bookings",  # of them, made with a quote held for the driver (it named the quote)
     "quote_min_per_kwh",
     "quote_max_per_kwh",
     "quote_mean_per_kwh",  # rounded down; pence
@@ -28,8 +29,10 @@ def pricing_summary(
     sessions: Sequence[SessionRecord],
     chargers: Sequence[ChargerView],
     window: tuple[datetime, int] | None,
+    held_used: int = 0,
 ) -> dict[str, int]:
-    """`window`: the run's start and length in seconds; None (a replay): utilisation is not known, 0."""
+    """`window`: the run's start and length in seconds; None (a replay): utilisation is not known, 0.
+    `held_used`: how many bookings were made with a held quote."""
     prices = [q.per_kwh for q in quotes.values()]
     charging_s = connector_s = 0
     if window is not None:
@@ -44,6 +47,7 @@ def pricing_summary(
     return {
         "quoted_bookings": len(prices),
         "dynamic_quotes": sum(1 for q in quotes.values() if q.mode == PricingMode.DYNAMIC.value),
+        "held_quote_bookings": held_used,
         "quote_min_per_kwh": min(prices, default=0),
         "quote_max_per_kwh": max(prices, default=0),
         "quote_mean_per_kwh": sum(prices) // len(prices) if prices else 0,

@@ -122,6 +122,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         notes = tx.notifications.all()
         chargers = tx.chargers.all()
         quotes = tx.pricing.quotes() if snapshot is None else snapshot.quotes
+        held_used = len(tx.pricing.held_used_by() if snapshot is None else snapshot.held_quotes)
         security_events = len(tx.security.all())
     captured = sum(e.amount for e in entries if e.kind is EntryKind.CAPTURE)
     splits = [p for e in entries if e.kind is EntryKind.SPLIT for p in e.postings]
@@ -157,7 +158,7 @@ def summarise(app: App, params: dict[str, Any], stats: DriverStats, *, wall_s: f
         "dead_letters": sum(1 for p in payments if p.status == "dead"),
         "payments_retried": sum(1 for p in payments if p.attempts > 1),
         "smart_charging": smart_charging_summary(app, stats.smart_gates),
-        "pricing": pricing_summary(quotes, sessions, chargers, _window(params)),
+        "pricing": pricing_summary(quotes, sessions, chargers, _window(params), held_used),
         "fleet_hub": hub_summary(app, stats.fleet_hub),
         "grid": empty_grid_summary() if stats.grid is None else stats.grid.summary(),
         "v2g": v2g_summary(app),

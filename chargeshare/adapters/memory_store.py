@@ -36,6 +36,7 @@ from chargeshare.domain.fleet import (
 )
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
@@ -152,6 +153,7 @@ class _Tables:
     overrides: dict[int, datetime] = field(default_factory=dict)  # booking id -> when overridden
     host_pricing: dict[int, HostPricing] = field(default_factory=dict)  # by host id
     quotes: dict[int, BookingQuote] = field(default_factory=dict)  # by booking id
+    held_quotes: dict[int, HeldQuote] = field(default_factory=dict)  # by quote id
     files: dict[str, tuple[ChargerFile, bytes | None]] = field(default_factory=dict)  # by token
     fleet_accounts: dict[int, FleetAccount] = field(default_factory=dict)
     fleet_contracts: dict[int, FleetContract] = field(default_factory=dict)
@@ -285,6 +287,9 @@ class MemoryAccounts(_Repository):
         return {h for h, status in self.t.kyc.items() if status == "verified"}
 
     def lock_host(self, host_id: int) -> None:
+        """Units of work on this store are serialized already."""
+
+    def lock_driver(self, driver_id: int) -> None:
         """Units of work on this store are serialized already."""
 
     def add(
@@ -1397,6 +1402,38 @@ class MemoryPricing(_Repository):
     def quotes(self, booking_ids: Sequence[int] | None = None) -> dict[int, BookingQuote]:
         wanted = self.t.quotes.keys() if booking_ids is None else set(booking_ids)
         return {b: self.t.quotes[b] for b in sorted(wanted) if b in self.t.quotes}
+
+    def hold(self, quote: HeldQuote) -> HeldQuote:
+        if quote.driver_id not in self.t.drivers:
+            raise NotFound(f"no driver {quote.driver_id}")
+        if quote.charger_id not in self.t.chargers:
+            raise NotFound(f"no charger {quote.charger_id}")
+        held = dataclasses.replace(quote, quote_id=self.store.next_id("held_quotes"), booking_id=None)
+        self.t.held_quotes[held.quote_id] = held
+        return held
+
+    def held(self, quote_id: int) -> HeldQuote:
+        found = self.t.held_quotes.get(quote_id)
+        if found is None:
+            raise NotFound(f"no quote {quote_id}")
+        return found
+
+    def use_held(self, quote_id: int, booking_id: int) -> bool:
+        self.held(quote_id)
+        quote = self.t.held_quotes[quote_id]  # as kept: only its booking changes, as in SQL
+        if booking_id not in self.t.bookings:
+            raise NotFound(f"no booking {booking_id}")
+        if quote.booking_id is not None:
+            return False
+        if any(q.booking_id == booking_id for q in self.t.held_quotes.values()):
+            raise InvalidRequest(f"booking {booking_id} used a quote already")  # SQL: the unique column
+        self.t.held_quotes[quote_id] = dataclasses.replace(quote, booking_id=booking_id)
+        return True
+
+    def held_used_by(self, booking_ids: Sequence[int] | None = None) -> dict[int, HeldQuote]:
+        used = {q.booking_id: q for q in self.t.held_quotes.values() if q.booking_id is not None}
+        wanted = used.keys() if booking_ids is None else set(booking_ids)
+        return {b: used[b] for b in sorted(wanted) if b in used}
 
 
 # ---- site and feeder limits -----------------------------------------------------------------------

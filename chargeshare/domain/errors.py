@@ -39,6 +39,24 @@ class PriceAboveLimit(DomainError):
     code = "price_above_limit"
 
 
+class QuoteExpired(DomainError):
+    """The held quote has expired: ask for a new one."""
+
+    code = "quote_expired"
+
+
+class QuoteUsed(BookingConflict):
+    """The held quote was used by a booking already (a quote is used once)."""
+
+    code = "quote_used"
+
+
+class QuoteMismatch(DomainError):
+    """The booking asks for another charger or window than the held quote was given for."""
+
+    code = "quote_mismatch"
+
+
 class ConcurrentChange(DomainError):
     """Someone else changed it between our reading it and writing it: look again."""
 

@@ -19,7 +19,7 @@ from chargeshare.domain.money import FeeSplit, Pence
 PLATFORM_CLEARING = "platform:clearing"
 PLATFORM_REVENUE = "platform:revenue"
 VAT_PAYABLE = "platform:vat_payable"
-PLATFORM_BANK = "platform:bank"  # host payouts leave through here
+PLATFORM_BANK = "platform:bank"  # host payouts and drivers' export credits leave through here
 PROCESSOR_FEES = "platform:processor_fees"  # what card processing costs the platform (an expense)
 PROCESSOR_PAYABLE = "processor:withheld"  # the processor keeps its fee out of what it settles to us
 GRID_EXPORT_BUYER = "grid:export_buyer"  # who buys a guest's exported energy (V2G): owes the platform
@@ -62,6 +62,7 @@ class EntryKind(StrEnum):
     INVOICE = "invoice"  # a month's charges on account billed: unbilled -> receivable
     INVOICE_PAID = "invoice_paid"  # a fleet paid an invoice
     EXPORT_CREDIT = "export_credit"  # a guest's V2G export: owed to the driver by the grid buyer
+    EXPORT_PAYOUT = "export_payout"  # pays a driver's export credit balance out
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
@@ -83,7 +84,7 @@ class JournalEntry:
     kind: EntryKind
     postings: tuple[Posting, ...]
     created_at: datetime
-    booking_id: int | None  # None only for payouts, which span bookings
+    booking_id: int | None  # None only for payouts (hosts' and export credits'), which span bookings
     pending_id: str | None = None  # for CAPTURE, VOID and EXPIRE: the HOLD they resolve
 
     def __post_init__(self) -> None:
@@ -212,6 +213,20 @@ def export_credit_entry(
         raise LedgerError("an export credit must be for a positive amount")
     postings = (Posting(GRID_EXPORT_BUYER, amount), Posting(driver_export_credit(driver_id), -amount))
     return JournalEntry(entry_id, EntryKind.EXPORT_CREDIT, postings, at, booking_id)
+
+
+def export_payout(entry_id: str, driver_id: int, amount: Pence, at: datetime) -> JournalEntry:
+    """A driver's export credits paid out, as a host's payable is: the platform pays now and is owed
+    by the grid buyer (its settlement with the buyer is not modelled)."""
+    if amount <= 0:
+        raise LedgerError("an export payout must be for a positive amount")
+    postings = (Posting(driver_export_credit(driver_id), amount), Posting(PLATFORM_BANK, -amount))
+    return JournalEntry(entry_id, EntryKind.EXPORT_PAYOUT, postings, at, None)
+
+
+def export_credit_driver(account: str) -> int | None:
+    """The driver whose export credit account this is, or None for any other account."""
+    return account_owner(account, "driver", "export_credit")
 
 
 def posted_balances(entries: Iterable[JournalEntry]) -> dict[str, Pence]:

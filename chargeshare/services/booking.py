@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from chargeshare.domain.availability import covers
 from chargeshare.domain.booking import BookingEvent, BookingStatus, Party, check_period, next_status
 from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
+from chargeshare.domain.dynamic_pricing import Price
 from chargeshare.domain.errors import (
     BookingConflict,
     ChargerUnavailable,
@@ -19,6 +20,7 @@ from chargeshare.domain.errors import (
     InvalidRequest,
     NotFound,
     PriceAboveLimit,
+    QuoteUsed,
     RequestInProgress,
 )
 from chargeshare.domain.instants import RANGE, in_range
@@ -69,6 +71,8 @@ class BookRequest:
     override_smart_charging: bool = False
     # The most the driver accepts per kWh (pence, what it was quoted): a dearer price is refused.
     max_price_per_kwh: int | None = None
+    # A quote held for the driver (`PricingService.hold`): the booking is made at its price, or refused.
+    quote_id: int | None = None
 
     def fingerprint(self) -> str:
         """What the request asks for, so a key sent again with another request is told apart."""
@@ -84,6 +88,8 @@ class BookRequest:
             asked.append("override_smart_charging")
         if self.max_price_per_kwh is not None:
             asked.append(f"max_price_per_kwh={self.max_price_per_kwh}")
+        if self.quote_id is not None:
+            asked.append(f"quote_id={self.quote_id}")
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
@@ -214,7 +220,12 @@ class BookingService:
             tx.accounts.driver(req.driver_id)
             charger = tx.chargers.by_id(req.charger_id)
             calendar = tx.chargers.availability([req.charger_id]).get(req.charger_id, [])
-            quote = self.pricing.quote_in(tx, charger, starts_at, ends_at).price
+            if req.quote_id is None:
+                quote, quoted_at = self.pricing.quote_in(tx, charger, starts_at, ends_at).price, now
+            else:  # the price the driver was shown, if the quote is theirs, for this, and still good
+                held = tx.pricing.held(req.quote_id)
+                held.check_use(req.driver_id, req.charger_id, req.starts_at, req.minutes, now)
+                quote, quoted_at = Price(held.per_kwh, held.mode), held.quoted_at
         connector = next((c for c in charger.connectors if c.connector_no == req.connector_no), None)
         if connector is None:
             raise NotFound(f"charger {req.charger_id} has no connector {req.connector_no}")
@@ -254,7 +265,10 @@ class BookingService:
                 # Another request under this key got in first (a copy racing us, or a different
                 # request): undone with this unit of work, and answered from what that one made.
                 raise BookingConflict("a request under this Idempotency-Key is already being made")
-            tx.pricing.add_quote(booking_id, quote, now)
+            if req.quote_id is not None and not tx.pricing.use_held(req.quote_id, booking_id):
+                # Used since we read it: by a copy of this request (answered as that one was), or not.
+                raise QuoteUsed(f"quote {req.quote_id} was used by a booking already; ask for a new quote")
+            tx.pricing.add_quote(booking_id, quote, quoted_at)
             if req.override_smart_charging:
                 tx.smart.add_override(booking_id, now)
             claim = self.settlement.record_placement(tx, booking_id, hold_amount)

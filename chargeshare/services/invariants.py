@@ -16,7 +16,15 @@ from chargeshare.domain.errors import LedgerError
 from chargeshare.domain.fleet import IssuedInvoice, Occurrence
 from chargeshare.domain.fleet_ledger import receivable_fleet
 from chargeshare.domain.grid_limits import LoadSample, Scope, overloads
-from chargeshare.domain.ledger import CHARGED_KINDS, PLATFORM_REVENUE, VAT_PAYABLE, EntryKind, JournalEntry
+from chargeshare.domain.held_quotes import HeldQuote
+from chargeshare.domain.ledger import (
+    CHARGED_KINDS,
+    PLATFORM_REVENUE,
+    VAT_PAYABLE,
+    EntryKind,
+    JournalEntry,
+    export_credit_driver,
+)
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
@@ -51,6 +59,7 @@ class Snapshot:
     fleet_invoices: Sequence[IssuedInvoice] = ()
     export_terms: Sequence[ExportTerms] = ()
     export_records: Sequence[ExportRecord] = ()
+    held_quotes: Mapping[int, HeldQuote] = field(default_factory=dict)  # used ones, by booking id
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
@@ -67,6 +76,7 @@ class Snapshot:
             tx.fleet.invoices(),
             tx.v2g.all_terms(),
             tx.v2g.records(),
+            tx.pricing.held_used_by(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -139,16 +149,30 @@ def captured_equals_metered_cost(s: Snapshot) -> InvariantResult:
 
 
 def capture_matches_quote(s: Snapshot) -> InvariantResult:
-    """Per quoted booking: its price is the quote, and its session is billed and captured at it."""
+    """Per quoted booking: its price is the quote, and its session is billed and captured at it. A
+    booking made with a quote held for its driver was quoted that quote's price, and keeps to the
+    quote's driver, charger and window."""
     ledger = s.by_booking()
     sessions = {x.booking_id: x for x in s.sessions if x.status is SessionStatus.STOPPED}
     failures = []
     checked = 0
     for b in s.bookings:
         quote = s.quotes.get(b.booking_id)
+        held = s.held_quotes.get(b.booking_id)
         if quote is None:
+            if held is not None:
+                checked += 1
+                failures.append(f"booking {b.booking_id}: made with quote {held.quote_id}, but not quoted")
             continue
         checked += 1
+        if held is not None and (
+            quote.per_kwh != held.per_kwh or not held.fits(b.driver_id, b.charger_id, b.starts_at, b.ends_at)
+        ):
+            failures.append(
+                f"booking {b.booking_id}: quoted {quote.per_kwh}p/kWh from {b.starts_at.isoformat()}, made "
+                f"with quote {held.quote_id} held at {held.per_kwh}p/kWh from {held.starts_at.isoformat()}"
+            )
+            continue
         if b.price_per_kwh != quote.per_kwh:
             failures.append(
                 f"booking {b.booking_id}: priced {b.price_per_kwh}p/kWh, quoted {quote.per_kwh}p/kWh"
@@ -167,7 +191,7 @@ def capture_matches_quote(s: Snapshot) -> InvariantResult:
             )
     return _result(
         "capture_matches_quote",
-        "a booking is billed and captured at the price it was quoted when made",
+        "a booking is billed and captured at the price it was quoted when made (its held quote's, if any)",
         checked,
         failures,
     )
@@ -550,6 +574,31 @@ def export_credit_matches_export(s: Snapshot) -> InvariantResult:
     )
 
 
+def export_payouts_within_credits(s: Snapshot) -> InvariantResult:
+    """Per driver: what was paid out of their export credit account never exceeds what it was
+    credited, and nothing else moves money in or out of it."""
+    credited: dict[str, int] = defaultdict(int)
+    paid: dict[str, int] = defaultdict(int)
+    failures = []
+    for e in s.entries:
+        for p in e.postings:
+            if export_credit_driver(p.account) is None:
+                continue
+            if e.kind is EntryKind.EXPORT_CREDIT:
+                credited[p.account] -= p.amount
+            elif e.kind is EntryKind.EXPORT_PAYOUT:
+                paid[p.account] += p.amount
+            else:
+                failures.append(f"{p.account}: moved by {e.kind} entry {e.entry_id}")
+    failures += [f"{a}: paid {paid[a]}p of {credited[a]}p credited" for a in paid if paid[a] > credited[a]]
+    return _result(
+        "export_payouts_within_credits",
+        "drivers' V2G export payouts never exceed their export credits",
+        len(credited),
+        failures,
+    )
+
+
 def export_above_soc_floor(s: Snapshot) -> InvariantResult:
     """No car reported a state of charge below its driver's floor while it was exporting."""
     floors = {t.booking_id: t.soc_floor_pct for t in s.export_terms}
@@ -611,6 +660,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     fleet_bookings_overlap_nothing,
     fleet_bookings_on_account,
     export_credit_matches_export,
+    export_payouts_within_credits,
     export_above_soc_floor,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (

@@ -23,6 +23,7 @@ from chargeshare.domain.fleet import (
     SeenRequest,
 )
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
@@ -59,6 +60,10 @@ class Accounts(Protocol):
     def verified_hosts(self) -> set[int]: ...
     def lock_host(self, host_id: int) -> None:
         """Hold the host's row until this unit of work ends: one payout of a host at a time."""
+        ...
+
+    def lock_driver(self, driver_id: int) -> None:
+        """Hold the driver's row until this unit of work ends: one export payout at a time."""
         ...
 
     def add(
@@ -684,6 +689,24 @@ class Pricing(Protocol):
 
     def quotes(self, booking_ids: Sequence[int] | None = None) -> dict[int, BookingQuote]:
         """The quotes of `booking_ids` that have one (every quote when None), by booking id."""
+        ...
+
+    def hold(self, quote: HeldQuote) -> HeldQuote:
+        """Keep a quote issued to a driver (its `quote_id` and `booking_id` are ignored); returns it
+        with its id. NotFound for an unknown driver or charger."""
+        ...
+
+    def held(self, quote_id: int) -> HeldQuote:
+        """The held quote; NotFound if there is none."""
+        ...
+
+    def use_held(self, quote_id: int, booking_id: int) -> bool:
+        """Mark the quote used by the booking, if no booking has used it: one conditional write, so
+        of two units of work using one quote at once exactly one gets True."""
+        ...
+
+    def held_used_by(self, booking_ids: Sequence[int] | None = None) -> dict[int, HeldQuote]:
+        """The held quotes `booking_ids` were made with (every used one when None), by booking id."""
         ...
 
 

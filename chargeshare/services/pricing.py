@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PriceInputs, PricingMode, price
 from chargeshare.domain.errors import InvalidRequest
+from chargeshare.domain.held_quotes import DEFAULT_HOLD, HeldQuote
 from chargeshare.domain.search import MAX_LIMIT, SearchQuery
 from chargeshare.services.clock import Clock
 from chargeshare.services.ports import GridSignals, Store, UnitOfWork
@@ -32,8 +33,11 @@ class Quote:
 
 
 class PricingService:
-    def __init__(self, store: Store, signals: GridSignals, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, signals: GridSignals, clock: Clock, hold_for: timedelta = DEFAULT_HOLD
+    ) -> None:
         self.store, self.signals, self.clock = store, signals, clock
+        self.hold_for = hold_for  # how long a quote issued to a driver is held for them
 
     def settings(self, host_id: int) -> HostPricing | None:
         with self.store.reading() as tx:
@@ -46,14 +50,43 @@ class PricingService:
 
     def quote(self, charger_id: int, starts_at: datetime | None, minutes: int) -> Quote:
         """What booking the charger from `starts_at` (None: now) for `minutes` would cost per kWh now."""
+        start, end = self._window(starts_at, minutes)
+        with self.store.reading() as tx:
+            return self.quote_in(tx, tx.chargers.by_id(charger_id), start, end)
+
+    def hold(
+        self, driver_id: int, charger_id: int, starts_at: datetime | None, minutes: int
+    ) -> tuple[Quote, HeldQuote]:
+        """The quote, held for the driver until `hold_for` from now: a booking naming it, of this
+        charger and window, is made at its price whatever the price has become meanwhile."""
+        start, end = self._window(starts_at, minutes)
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            tx.accounts.driver(driver_id)
+            quote = self.quote_in(tx, tx.chargers.by_id(charger_id), start, end)
+            held = tx.pricing.hold(
+                HeldQuote(
+                    0,
+                    driver_id,
+                    charger_id,
+                    start,
+                    end,
+                    starts_at is None,
+                    quote.price.per_kwh,
+                    quote.price.mode,
+                    now,
+                    now + self.hold_for,
+                )
+            )
+        return quote, held
+
+    def _window(self, starts_at: datetime | None, minutes: int) -> tuple[datetime, datetime]:
         if minutes <= 0:
             raise InvalidRequest("minutes must be positive")
         if starts_at is not None and starts_at.utcoffset() is None:
             raise InvalidRequest("starts_at must say its time zone")  # a guess would be an hour out
         start = starts_at or self.clock.now()
-        end = start + timedelta(minutes=minutes)
-        with self.store.reading() as tx:
-            return self.quote_in(tx, tx.chargers.by_id(charger_id), start, end)
+        return start, start + timedelta(minutes=minutes)
 
     def quote_in(self, tx: UnitOfWork, charger: ChargerView, starts_at: datetime, ends_at: datetime) -> Quote:
         """The quote as read in `tx`: a booking takes it in the unit of work that makes it."""

@@ -29,6 +29,8 @@ class ApiLimits:
     # drivers up from one address.
     signup_per_address: Limit | None = field(default_factory=lambda: Limit(burst=10, per_minute=10))
     booking_per_account: Limit = field(default_factory=lambda: Limit(burst=20, per_minute=20))
+    # Each held quote is a row kept for the driver: as many as a driver comparing chargers asks for.
+    held_quote_per_account: Limit = field(default_factory=lambda: Limit(burst=60, per_minute=60))
 
 
 class Buckets(Protocol):

@@ -558,6 +558,37 @@ class SettlementService:
             tx.ledger.add([ledger.payout(f"payout:{host_id}:{done + 1}", host_id, balance, now)])
         return balance
 
+    def pay_out_export_credits(self) -> dict[int, int]:
+        """Pay every driver their V2G export credit balance (driver id -> pence paid), each under a
+        lock on its row, from the balance read under that lock: racing runs pay a driver once."""
+        with self.store.reading() as tx:
+            owed = sorted(
+                driver
+                for account, balance in ledger.posted_balances(tx.ledger.entries()).items()
+                if (driver := ledger.export_credit_driver(account)) is not None and balance < 0
+            )
+        paid = {}
+        for driver_id in owed:
+            amount = self._pay_out_export(driver_id)
+            if amount:
+                paid[driver_id] = amount
+        return paid
+
+    def _pay_out_export(self, driver_id: int) -> int:
+        now = self.clock.now()
+        account = ledger.driver_export_credit(driver_id)
+        with self.store.transaction() as tx:
+            tx.accounts.lock_driver(driver_id)
+            entries = tx.ledger.entries(account=account)
+            balance = -ledger.posted_balances(entries).get(account, 0)
+            if balance <= 0:
+                return 0
+            done = sum(1 for e in entries if e.kind is EntryKind.EXPORT_PAYOUT)
+            tx.ledger.add(
+                [ledger.export_payout(f"export-payout:{driver_id}:{done + 1}", driver_id, balance, now)]
+            )
+        return balance
+
 
 @dataclass
 class PayoutRun:

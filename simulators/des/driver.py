@@ -82,7 +82,9 @@ def _take(world: DesWorld, driver_id: int, effect: script.Effect[object]) -> obj
             )
             return [script.Candidate(c.charger_id, c.charge_point_id) for c in app.marketplace.search(query)]
         case script.Quote(candidate, starts_at, minutes):
-            return app.pricing.quote(candidate.charger_id, starts_at, minutes).price.per_kwh
+            # Held: the booking that follows names it, and is made at this price.
+            _, held = app.pricing.hold(driver_id, candidate.charger_id, starts_at, minutes)
+            return script.Quoted(held.per_kwh, held.quote_id)
         case script.Book():
             return _book(app, driver_id, effect)
         case script.Cancel(booking_id):
@@ -117,6 +119,7 @@ def _book(app: App, driver_id: int, b: script.Book) -> script.BookAnswer:
         starts_at=b.starts_at,
         override_smart_charging=b.override_smart_charging,
         max_price_per_kwh=b.max_price_per_kwh,
+        quote_id=b.quote_id,
     )
     try:
         booking = app.bookings.book(req)

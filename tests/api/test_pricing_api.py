@@ -3,6 +3,7 @@ bad bounds a 400 that keeps nothing, and a quote within the bounds."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.api.world import client, world
@@ -69,3 +70,49 @@ async def test_a_booking_above_the_price_the_driver_accepts_is_a_409_saying_so()
             )
             assert made.status_code == 201, made.text
             assert made.json()["price_per_kwh"] == quoted["price_per_kwh"]
+
+
+async def test_a_driver_books_at_the_quote_held_for_them_after_the_price_rose() -> None:
+    with world() as w:
+        charger, driver = w.mine.charger_id, w.mine.driver.headers
+        async with client(w.app) as http:
+            await http.put("/host/pricing", json=DYNAMIC, headers=w.mine.host.headers)
+            slot: dict[str, str | int] = {"starts_at": "2026-03-05T10:00:00Z", "minutes": 60}
+            anonymous = await http.post(f"/chargers/{charger}/quotes", json=slot)
+            assert anonymous.status_code == 401, anonymous.text
+            held = await http.post(f"/chargers/{charger}/quotes", json=slot, headers=driver)
+            assert held.status_code == 201, held.text
+            quote = held.json()
+            assert quote["charge_now"] is False and quote["mode"] == "dynamic"
+            assert datetime.fromisoformat(quote["expires_at"]) == w.clock.now() + timedelta(minutes=10)
+            # The host's floor rises past the quote: the price a booking is made at now is higher.
+            await http.put(
+                "/host/pricing",
+                json={**DYNAMIC, "floor_per_kwh": 30, "ceiling_per_kwh": 40},
+                headers=w.mine.host.headers,
+            )
+            now = (await http.get(f"/chargers/{charger}/quote", params=slot)).json()
+            assert now["price_per_kwh"] > quote["price_per_kwh"]
+            body = {"charger_id": charger, "max_energy_wh": 5_000, **slot, "quote_id": quote["quote_id"]}
+            theirs = await http.post("/bookings", json=body, headers=w.theirs.driver.headers)
+            assert theirs.status_code == 404, theirs.text  # someone else's quote: as if there were none
+            other = await http.post("/bookings", json={**body, "minutes": 90}, headers=driver)
+            assert other.status_code == 422 and other.json()["error"] == "quote_mismatch", other.text
+            key = {"Idempotency-Key": "attempt-1"}
+            made = await http.post("/bookings", json=body, headers={**driver, **key})
+            assert made.status_code == 201, made.text
+            assert made.json()["price_per_kwh"] == quote["price_per_kwh"]
+            again = await http.post("/bookings", json=body, headers={**driver, **key})
+            assert again.status_code == 201 and again.json()["id"] == made.json()["id"], again.text
+            used = await http.post(
+                "/bookings",
+                json={**body, "connector_no": 2},
+                headers={**driver, "Idempotency-Key": "attempt-2"},
+            )
+            assert used.status_code == 409 and used.json()["error"] == "quote_used", used.text
+            late = (await http.post(f"/chargers/{charger}/quotes", json=slot, headers=driver)).json()
+            w.clock.advance(10 * 60)
+            expired = await http.post(
+                "/bookings", json={**body, "connector_no": 2, "quote_id": late["quote_id"]}, headers=driver
+            )
+            assert expired.status_code == 409 and expired.json()["error"] == "quote_expired", expired.text

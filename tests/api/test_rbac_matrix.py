@@ -504,6 +504,15 @@ ROWS = [
         lambda _w, s, _r: (f"/chargers/{s.charger_id}/quote?minutes=90", None),
     ),
     Row(
+        "POST",
+        "/chargers/{charger_id}/quotes",
+        "driver",
+        201,
+        # Any driver may have any listed charger's price held for them, as anyone may be quoted it.
+        lambda _w, s, _r: (f"/chargers/{s.charger_id}/quotes", {"minutes": 90}),
+        per_tenant=False,
+    ),
+    Row(
         "GET",
         "/admin/chargers/{charger_id}/smart-charging",
         "admin",

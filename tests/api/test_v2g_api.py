@@ -5,6 +5,7 @@ another driver's booking is a 404."""
 from __future__ import annotations
 
 from tests.api.world import client, world
+from tests.services.test_export_payouts import exported
 
 
 async def test_a_driver_sets_export_terms_and_both_parties_read_the_export() -> None:
@@ -33,3 +34,13 @@ async def test_a_driver_sets_export_terms_and_both_parties_read_the_export() -> 
                 headers=w.mine.driver.headers,
             )
             assert theirs.status_code == 404
+
+
+async def test_the_payout_run_pays_drivers_their_export_credits() -> None:
+    with world() as w:
+        dee = exported(w.app, w.clock)
+        async with client(w.app) as http:
+            run = (await http.post("/admin/payouts", headers=w.admin.headers)).json()
+            assert run["export_credits_paid"] == {str(dee): 83}, run
+            again = (await http.post("/admin/payouts", headers=w.admin.headers)).json()
+            assert again["export_credits_paid"] == {}

@@ -3,6 +3,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, SmartTariff
 from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.services.records import BookingQuote
 from tests.conftest import T0
 from tests.contract.test_repositories import a_booking, a_charger
@@ -78,3 +80,67 @@ def test_a_failed_unit_of_work_keeps_no_settings_and_no_quote(app: App) -> None:
     with app.store.reading() as tx:
         assert tx.pricing.settings(host) is None
         assert tx.pricing.quotes() == {}
+
+
+def a_held_quote(driver: int, charger: int, per_kwh: int = 41) -> HeldQuote:
+    starts = T0 + timedelta(hours=2)
+    return HeldQuote(
+        0,
+        driver,
+        charger,
+        starts,
+        starts + timedelta(hours=1),
+        False,
+        per_kwh,
+        PricingMode.DYNAMIC,
+        T0,
+        T0 + timedelta(minutes=10),
+    )
+
+
+def test_a_held_quote_is_kept_as_given_and_read_by_id(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx, "CP-H")
+        driver = tx.accounts.add_driver("Dee", "DEE-TAG")
+        held = tx.pricing.hold(a_held_quote(driver, charger))
+        now = tx.pricing.hold(replace(a_held_quote(driver, charger, 12), immediate=True))
+    assert held.quote_id > 0 and now.quote_id not in (0, held.quote_id)
+    with app.store.reading() as tx:
+        assert tx.pricing.held(held.quote_id) == replace(
+            a_held_quote(driver, charger), quote_id=held.quote_id
+        )
+        assert tx.pricing.held(now.quote_id).immediate and tx.pricing.held(now.quote_id).per_kwh == 12
+        assert tx.pricing.held_used_by() == {}
+    with pytest.raises(NotFound), app.store.reading() as tx:
+        tx.pricing.held(9_999)
+    for unknown in (replace(held, driver_id=9_999), replace(held, charger_id=9_999)):
+        with pytest.raises(NotFound), app.store.transaction() as tx:
+            tx.pricing.hold(unknown)
+
+
+def test_a_held_quote_is_used_by_one_booking_at_most(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, (one, two) = a_charger(tx, "CP-H", 1, 2)
+        driver = tx.accounts.add_driver("Dee", "DEE-TAG")
+        held = tx.pricing.hold(a_held_quote(driver, charger))
+        first = a_booking(tx, one, driver, start_h=2)
+        second = a_booking(tx, two, driver, start_h=2)
+        assert tx.pricing.use_held(held.quote_id, first)
+        assert not tx.pricing.use_held(held.quote_id, second)
+    with app.store.reading() as tx:
+        assert tx.pricing.held(held.quote_id).booking_id == first
+        assert tx.pricing.held_used_by([first, second]) == {first: replace(held, booking_id=first)}
+        assert tx.pricing.held_used_by() == {first: replace(held, booking_id=first)}
+        assert tx.pricing.held_used_by([]) == {}
+
+
+def test_a_use_rolled_back_leaves_the_quote_unused(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, (one,) = a_charger(tx, "CP-H")
+        driver = tx.accounts.add_driver("Dee", "DEE-TAG")
+        held = tx.pricing.hold(a_held_quote(driver, charger))
+    with pytest.raises(RuntimeError), app.store.transaction() as tx:
+        assert tx.pricing.use_held(held.quote_id, a_booking(tx, one, driver, start_h=2))
+        raise RuntimeError("the booking failed after the quote was used")
+    with app.store.reading() as tx:
+        assert tx.pricing.held(held.quote_id).booking_id is None

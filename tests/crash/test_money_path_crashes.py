@@ -233,6 +233,39 @@ async def test_a_booking_confirmed_but_unanswered_is_found_again_by_its_idempote
     assert failing(world.app, final=False) == []
 
 
+async def test_a_booking_with_a_held_quote_sent_again_after_a_crash_is_not_told_quote_used(
+    crash: Crash,
+) -> None:
+    world, server = await crash.start("booking-confirmed"), crash.server
+    body = booking_body(world, tomorrow())
+    async with client(server, world.driver) as http:
+        held = await http.post(
+            f"/chargers/{world.charger_id}/quotes",
+            json={"starts_at": body["starts_at"], "minutes": body["minutes"]},
+        )
+        assert held.status_code == 201, held.text
+        body["quote_id"] = held.json()["quote_id"]
+        with pytest.raises(httpx.TransportError):
+            await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+    await server.died_at("booking-confirmed")
+    (first,) = bookings(world.app)
+    assert first.status is BookingStatus.CONFIRMED  # made at the quote, which it used; never answered
+
+    await server.restart()
+    async with client(server, world.driver) as http:
+        again = await http.post("/bookings", json=body, headers=IDEMPOTENCY_KEY)
+        assert again.status_code == 201, again.text
+        assert (again.json()["id"], again.json()["price_per_kwh"]) == (
+            first.booking_id,
+            held.json()["price_per_kwh"],
+        )
+        # Another attempt under another key is a new request: the quote is spent.
+        other = await http.post("/bookings", json=body, headers={"Idempotency-Key": "app-attempt-2"})
+        assert other.status_code == 409 and other.json()["error"] == "quote_used", other.text
+    assert [b.booking_id for b in bookings(world.app)] == [first.booking_id]
+    assert failing(world.app, final=False) == []
+
+
 async def test_a_booking_sent_again_while_its_hold_is_unplaced_waits_then_answers_as_recovery_decided(
     crash: Crash,
 ) -> None:

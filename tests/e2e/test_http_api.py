@@ -95,3 +95,26 @@ async def test_concurrent_http_bookings_have_one_winner(served: Served) -> None:
         )
     codes = sorted(r.status_code for r in replies)
     assert codes == [201] + [409] * 39
+
+
+async def test_a_charge_now_quote_held_over_http_prices_the_booking(served: Served) -> None:
+    charger = add_charger(served.app, price=30)
+    a = accounts.driver(served.app, "A", "A1")
+    async with httpx.AsyncClient(base_url=served.http) as http:
+        held = await http.post(f"/chargers/{charger}/quotes", json={"minutes": 60}, headers=a.headers)
+        assert held.status_code == 201 and held.json()["charge_now"] is True, held.text
+        with served.app.store.reading() as tx:
+            host = tx.chargers.by_id(charger).host_id
+        served.app.hosting.update_charger(charger, host, price_per_kwh=80)  # the price moves on
+        body = {
+            "charger_id": charger,
+            "minutes": 60,
+            "max_energy_wh": 10_000,
+            "quote_id": held.json()["quote_id"],
+        }
+        booked = await http.post("/bookings", json=body, headers=a.headers)
+        assert booked.status_code == 201 and booked.json()["price_per_kwh"] == 30, booked.text
+        cancelled = await http.post(f"/bookings/{booked.json()['id']}/cancel", headers=a.headers)
+        assert cancelled.status_code == 200
+        again = await http.post("/bookings", json=body, headers=a.headers)
+        assert again.status_code == 409 and again.json()["error"] == "quote_used", again.text

@@ -302,13 +302,36 @@ def test_upgrading_from_0021_owes_grid_limits_keeps_fleet_requests_and_checks_si
     migrate.check_current(engine)
 
 
-def test_0024_gives_connectors_the_time_they_were_last_reported_available(url: str, engine: Engine) -> None:
-    """0024 (on 0022): `connectors.available_at`; going back drops it and keeps the connectors."""
+def test_0023_adds_held_quotes_used_once_and_going_back_drops_them(url: str, engine: Engine) -> None:
+    """0023: quotes held for drivers, a booking's at most once (its booking_id unique); back to 0022
+    drops the table alone, and upgrading brings it back."""
     migrate.upgrade(engine)
     with engine.connect() as conn:
         command.downgrade(migrate.alembic_config(conn), "0022")
         conn.commit()
-        assert "available_at" not in {c["name"] for c in inspect(conn).get_columns("connectors")}
+        left = set(inspect(conn).get_table_names())
+        assert "held_quotes" not in left and {"fleet_requests", "booking_quotes"} <= left
+        conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (1, 'Dee', 'DEE')")
+        conn.commit()
     assert migrate.upgrade(engine) == "upgraded from 0022"
+    assert "held_quotes" in shape(engine)
+    with engine.connect() as conn:
+        insp = inspect(conn)
+        unique: list[list[str | None]] = [
+            list(u["column_names"]) for u in insp.get_unique_constraints("held_quotes")
+        ]
+        unique += [list(i["column_names"]) for i in insp.get_indexes("held_quotes") if i["unique"]]
+        assert ["booking_id"] in unique
+    migrate.check_current(engine)
+
+
+def test_0024_gives_connectors_the_time_they_were_last_reported_available(url: str, engine: Engine) -> None:
+    """0024 (on 0023): `connectors.available_at`; going back drops it and keeps the connectors."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0023")
+        conn.commit()
+        assert "available_at" not in {c["name"] for c in inspect(conn).get_columns("connectors")}
+    assert migrate.upgrade(engine) == "upgraded from 0023"
     assert "available_at" in {c["name"] for c in inspect(engine).get_columns("connectors")}
     migrate.check_current(engine)

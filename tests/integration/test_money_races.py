@@ -25,6 +25,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.settlement import SettlementService
 from tests.conftest import REDIS_URL, T0, add_charger
+from tests.services.test_export_payouts import exported
 
 pytestmark = pytest.mark.postgres
 
@@ -257,4 +258,16 @@ def test_copies_of_one_booking_request_racing_book_and_hold_once(pg_booking: App
         assert len(tx.bookings.all()) == 10
     gateway = pg.gateway
     assert isinstance(gateway, SimulatedGateway) and len(gateway.holds) == 10
+    assert_invariants(pg)
+
+
+def test_export_payouts_asked_for_at_once_pay_each_driver_once(pg: App) -> None:
+    clock = pg.clock
+    assert isinstance(clock, ManualClock)
+    exported(pg, clock)
+    runs = at_once(*[pg.settlement.pay_out_export_credits for _ in range(8)])
+    assert not [r for r in runs if isinstance(r, Exception)], runs
+    paid = [pence for r in runs for pence in r.values()]
+    assert paid == [83], paid
+    assert pg.settlement.pay_out_export_credits() == {}
     assert_invariants(pg)

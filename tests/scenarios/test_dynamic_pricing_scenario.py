@@ -1,6 +1,7 @@
-"""The dynamic pricing day (`dynamic-pricing-day`, DES): green as shipped, with every booking billed
-at its quote and some drivers priced out; red on a build that writes bookings a penny above the
-price they were quoted (captures follow the booking, so only the quote tells)."""
+"""The dynamic pricing day (`dynamic-pricing-day`, DES): green as shipped, with every booking made
+with the quote held for its driver, billed at it, and some drivers priced out; red on a build that
+writes bookings a penny above the price they were quoted, and on one that quotes them a penny above
+the quote held for them (captures follow the booking, so only the quote tells)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from simulators.scenario import load
 from simulators.scenario_runner import run_scenario
-from tests.pricing_mutants import penny_above
+from tests.pricing_mutants import penny_above, penny_above_held
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = ROOT / "scenarios" / "dynamic-pricing-day.yaml"
@@ -30,11 +31,23 @@ async def test_the_day_bills_every_booking_at_its_quote() -> None:
     assert pricing["quoted_bookings"] == pricing["dynamic_quotes"] == result.report.summary["bookings"]
     checked = {i.name: i for i in result.report.invariants}["capture_matches_quote"]
     assert checked.ok and checked.checked == pricing["quoted_bookings"]
+    assert pricing["held_quote_bookings"] == pricing["quoted_bookings"]
 
 
 @pytest.mark.slow
 async def test_bookings_priced_above_their_quote_turn_the_day_red(monkeypatch: pytest.MonkeyPatch) -> None:
     penny_above(monkeypatch)
+    result = await run_scenario(load(DAY))
+    assert not result.ok
+    failed = {i.name for i in result.report.invariants if not i.ok}
+    assert failed == {"capture_matches_quote"}, result.failures
+
+
+@pytest.mark.slow
+async def test_bookings_priced_above_their_held_quote_turn_the_day_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    penny_above_held(monkeypatch)
     result = await run_scenario(load(DAY))
     assert not result.ok
     failed = {i.name for i in result.report.invariants if not i.ok}

@@ -168,7 +168,7 @@ def test_a_driver_with_a_limit_books_only_what_is_quoted_within_it() -> None:
             case script.Search():
                 return [dear, cheap]
             case script.Quote(candidate):
-                return 60 if candidate == dear else 30
+                return script.Quoted(60 if candidate == dear else 30)
             case script.Book():
                 return booked_here(engine)
             case script.PlugIn():
@@ -183,13 +183,31 @@ def test_a_driver_with_a_limit_books_only_what_is_quoted_within_it() -> None:
     assert [e.candidate for e in asked if isinstance(e, script.Book)] == [cheap]
 
 
+def test_a_driver_books_with_the_quote_held_for_it() -> None:
+    engine = FakeEngine(lambda e: None)
+
+    def answer(e: script.Effect[object]) -> object:
+        match e:
+            case script.Search():
+                return [HERE]
+            case script.Quote():
+                return script.Quoted(30, quote_id=7)
+            case script.Book():
+                return script.TAKEN
+        return None
+
+    engine.answer = answer
+    _, asked = engine.run(replace(PLAN, max_price_per_kwh=40), DriverStats())
+    assert {(b.max_price_per_kwh, b.quote_id) for b in asked if isinstance(b, script.Book)} == {(40, 7)}
+
+
 def test_a_driver_quoted_above_its_limit_everywhere_is_priced_out() -> None:
     def answer(e: script.Effect[object]) -> object:
         match e:
             case script.Search():
                 return [HERE]
             case script.Quote():
-                return 60
+                return script.Quoted(60)
         return None
 
     stats = DriverStats()
@@ -219,7 +237,7 @@ def test_a_price_risen_since_the_quote_moves_the_driver_on_with_its_limit_named(
             case script.Search():
                 return [dearer_now, cheap]
             case script.Quote():
-                return 30
+                return script.Quoted(30)
             case script.Book(candidate):
                 booked.append(e)
                 return script.TOO_DEAR if candidate == dearer_now else booked_here(engine)

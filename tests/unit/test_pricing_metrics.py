@@ -46,10 +46,11 @@ def test_quotes_and_utilisation_within_the_window() -> None:
     # Two connectors over 4 h: 8 connector-hours. One session from before the window to 1 h in, one
     # from 3 h to past the end, one still open: 2 h charging in the window.
     sessions = [session(-1, 1), session(3, 5), session(2, None)]
-    summary = pricing_summary(quotes, sessions, CHARGERS, (T, 4 * 3600))
+    summary = pricing_summary(quotes, sessions, CHARGERS, (T, 4 * 3600), held_used=2)
     assert summary == {
         "quoted_bookings": 3,
         "dynamic_quotes": 2,
+        "held_quote_bookings": 2,
         "quote_min_per_kwh": 20,
         "quote_max_per_kwh": 41,
         "quote_mean_per_kwh": 30,

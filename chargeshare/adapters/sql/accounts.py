@@ -95,6 +95,10 @@ class SqlAccounts:
         if self.dialect == "postgresql":
             self.conn.execute(select(t.hosts.c.id).where(t.hosts.c.id == host_id).with_for_update())
 
+    def lock_driver(self, driver_id: int) -> None:
+        if self.dialect == "postgresql":  # SQLite's write transactions are serialized already
+            self.conn.execute(select(t.drivers.c.id).where(t.drivers.c.id == driver_id).with_for_update())
+
     def add(
         self,
         *,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -16,10 +17,12 @@ from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.rows import insert_of
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, SmartTariff
 from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.services.records import BookingQuote
 
 _p = t.host_pricing.c
 _q = t.booking_quotes.c
+_h = t.held_quotes.c
 
 # Run for every booking: its host's settings read, its quote written.
 SETTINGS = DirectStatement(select(t.host_pricing).where(_p.host_id == bindparam("row_host_id")))
@@ -37,6 +40,22 @@ STATEMENTS = {
 
 def _quote(r: Any) -> BookingQuote:
     return BookingQuote(int(r.booking_id), int(r.price_per_kwh), str(r.mode), r.quoted_at)
+
+
+def _held(r: Any) -> HeldQuote:
+    return HeldQuote(
+        int(r.id),
+        int(r.driver_id),
+        int(r.charger_id),
+        r.starts_at,
+        r.ends_at,
+        bool(r.immediate),
+        int(r.price_per_kwh),
+        PricingMode(r.mode),
+        r.quoted_at,
+        r.expires_at,
+        None if r.booking_id is None else int(r.booking_id),
+    )
 
 
 class SqlPricing:
@@ -88,3 +107,50 @@ class SqlPricing:
                 return {}
             q = q.where(_q.booking_id.in_(list(booking_ids)))
         return {int(r.booking_id): _quote(r) for r in self.conn.execute(q)}
+
+    def hold(self, quote: HeldQuote) -> HeldQuote:
+        d, c = t.drivers.c, t.chargers.c
+        if self.conn.execute(select(d.id).where(d.id == quote.driver_id)).first() is None:
+            raise NotFound(f"no driver {quote.driver_id}")
+        if self.conn.execute(select(c.id).where(c.id == quote.charger_id)).first() is None:
+            raise NotFound(f"no charger {quote.charger_id}")
+        row = {
+            "driver_id": quote.driver_id,
+            "charger_id": quote.charger_id,
+            "starts_at": quote.starts_at,
+            "ends_at": quote.ends_at,
+            "immediate": quote.immediate,
+            "price_per_kwh": quote.per_kwh,
+            "mode": quote.mode.value,
+            "quoted_at": quote.quoted_at,
+            "expires_at": quote.expires_at,
+        }
+        quote_id = int(self.conn.execute(insert(t.held_quotes).values(row).returning(_h.id)).scalar_one())
+        return replace(quote, quote_id=quote_id, booking_id=None)
+
+    def held(self, quote_id: int) -> HeldQuote:
+        r = self.conn.execute(select(t.held_quotes).where(_h.id == quote_id)).first()
+        if r is None:
+            raise NotFound(f"no quote {quote_id}")
+        return _held(r)
+
+    def use_held(self, quote_id: int, booking_id: int) -> bool:
+        self.held(quote_id)
+        if BOOKING_EXISTS.first(self.conn, {"booking_pk": booking_id}) is None:
+            raise NotFound(f"no booking {booking_id}")
+        # A compare-and-set: a racing unit of work waits on the row (PostgreSQL) or the database
+        # (SQLite), then finds it used and changes nothing.
+        used = self.conn.execute(
+            update(t.held_quotes)
+            .where(_h.id == quote_id, _h.booking_id.is_(None))
+            .values(booking_id=booking_id)
+        )
+        return used.rowcount == 1
+
+    def held_used_by(self, booking_ids: Sequence[int] | None = None) -> dict[int, HeldQuote]:
+        q = select(t.held_quotes).where(_h.booking_id.is_not(None)).order_by(_h.booking_id)
+        if booking_ids is not None:
+            if not booking_ids:
+                return {}
+            q = q.where(_h.booking_id.in_(list(booking_ids)))
+        return {int(r.booking_id): _held(r) for r in self.conn.execute(q)}

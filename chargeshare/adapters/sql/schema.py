@@ -559,6 +559,27 @@ booking_quotes = Table(
     CheckConstraint("price_per_kwh >= 0", name="ck_booking_quotes_price"),
 )
 
+# Quotes held for the drivers they were shown to (chargeshare/domain/held_quotes.py): a booking may
+# name one, and is then made at its price. `booking_id` is set once, by a conditional update, and is
+# unique: a quote is used by one booking at most, and a booking uses one quote at most.
+held_quotes = Table(
+    "held_quotes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("driver_id", ForeignKey("drivers.id"), nullable=False),
+    Column("charger_id", ForeignKey("chargers.id"), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("immediate", Boolean, nullable=False),
+    Column("price_per_kwh", Integer, nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("quoted_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("booking_id", ForeignKey("bookings.id"), unique=True),
+    CheckConstraint("price_per_kwh >= 0", name="ck_held_quotes_price"),
+    CheckConstraint("starts_at < ends_at AND quoted_at < expires_at", name="ck_held_quotes_times"),
+)
+
 
 # V2G export (chargeshare/domain/v2g.py): the terms a driver sets for a booking, and its export as
 # metered from the export register, with the credit once the session stopped.

@@ -65,6 +65,8 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.InvalidTransition: 409,
     errors.ConcurrentChange: 409,
     errors.PriceAboveLimit: 409,
+    errors.QuoteExpired: 409,
+    errors.QuoteMismatch: 422,
     errors.PaymentDeclined: 402,
     errors.PaymentUnavailable: 503,
     errors.Busy: 503,

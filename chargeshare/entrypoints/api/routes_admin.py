@@ -91,11 +91,14 @@ def router(app: App) -> APIRouter:
 
     @r.post("/payouts")
     def payouts(_who: Admin) -> PayoutRunOut:
-        """Pay verified hosts their balances; hosts whose KYC is not verified are listed as skipped."""
+        """Pay verified hosts their balances (hosts whose KYC is not verified are listed as skipped),
+        and drivers their V2G export credits."""
         run = app.settlement.pay_out_hosts()
+        exports = app.settlement.pay_out_export_credits()
         return PayoutRunOut(
             paid={str(h): pence for h, pence in run.paid.items()},
             skipped=[SkippedPayout(host_id=h, amount=p, reason=why) for h, (p, why) in run.skipped.items()],
+            export_credits_paid={str(d): pence for d, pence in exports.items()},
         )
 
     @r.put("/hosts/{host_id}/kyc")

@@ -29,8 +29,14 @@ def router(app: App) -> APIRouter:
         "",
         status_code=201,
         responses={
-            409: {"description": "connector already booked, or this request is still being made"},
-            422: {"description": "the Idempotency-Key was used for a different request"},
+            409: {
+                "description": "connector already booked, this request still being made, the price "
+                "above your limit, or the named quote expired or used"
+            },
+            422: {
+                "description": "the Idempotency-Key was used for a different request, or the named "
+                "quote is for another charger or window"
+            },
         },
     )
     def book(body: BookingIn, who: Driver, idempotency_key: RequestKey = None) -> BookingOut:
@@ -52,6 +58,7 @@ def router(app: App) -> APIRouter:
                 starts_at=body.starts_at,
                 override_smart_charging=body.override_smart_charging,
                 max_price_per_kwh=body.max_price_per_kwh,
+                quote_id=body.quote_id,
             ),
             request_key=idempotency_key,
         )

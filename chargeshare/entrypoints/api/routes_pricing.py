@@ -9,9 +9,18 @@ from fastapi import APIRouter, Query
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import HostPricing, PricingMode, SmartTariff
-from chargeshare.entrypoints.api.deps import Host, IdPath
-from chargeshare.entrypoints.api.schemas import AwareInstant, HostPricingIn, HostPricingOut, QuoteOut
+from chargeshare.entrypoints.api.deps import Driver, Host, IdPath
+from chargeshare.entrypoints.api.schemas import (
+    AwareInstant,
+    HeldQuoteIn,
+    HeldQuoteOut,
+    HostPricingIn,
+    HostPricingOut,
+    Problem,
+    QuoteOut,
+)
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.services.pricing import Quote
 from chargeshare.services.rules import MarketplaceRules
 
 # A window as long as the longest booking (with the default rules).
@@ -29,6 +38,19 @@ def pricing_out(host_id: int, s: HostPricing | None) -> HostPricingOut:
         ceiling_per_kwh=s.ceiling_per_kwh,
         own_day_per_kwh=s.own_tariff.day_per_kwh,
         own_night_per_kwh=s.own_tariff.night_per_kwh,
+    )
+
+
+def quote_out(q: Quote) -> QuoteOut:
+    return QuoteOut(
+        charger_id=q.charger_id,
+        starts_at=q.starts_at,
+        ends_at=q.ends_at,
+        price_per_kwh=q.price.per_kwh,
+        mode=q.price.mode.value,
+        adjustments_bps=dict(q.price.adjustments),
+        bounded_by=q.price.bounded_by,
+        utilisation_permille=q.utilisation_permille,
     )
 
 
@@ -55,6 +77,27 @@ def router(app: App) -> APIRouter:
         app.pricing.set_settings(who.host_id, settings)
         return pricing_out(who.host_id, settings)
 
+    @r.post(
+        "/chargers/{charger_id}/quotes",
+        status_code=201,
+        responses={429: {"model": Problem, "description": "too many quotes held: see Retry-After"}},
+    )
+    def hold(charger_id: IdPath, body: HeldQuoteIn, who: Driver) -> HeldQuoteOut:
+        """A quote held for you until `expires_at`: a booking naming its `quote_id`, of this charger
+        and window, is made at exactly its price, even if the price has moved since. It is used
+        by one booking at most. Limited per account (429)."""
+        assert who.driver_id is not None
+        app.limiter.check("held_quote", f"driver:{who.driver_id}", app.config.limits.held_quote_per_account)
+        q, held = app.pricing.hold(who.driver_id, charger_id, body.starts_at, body.minutes)
+        return HeldQuoteOut(
+            **quote_out(q).model_dump(),
+            quote_id=held.quote_id,
+            driver_id=held.driver_id,
+            charge_now=held.immediate,
+            quoted_at=held.quoted_at,
+            expires_at=held.expires_at,
+        )
+
     @r.get("/chargers/{charger_id}/quote")
     def quote(
         charger_id: IdPath,
@@ -63,16 +106,6 @@ def router(app: App) -> APIRouter:
     ) -> QuoteOut:
         """The price per kWh a booking of this charger from `starts_at` (default now) for `minutes`
         would be charged if made now: fixed once booked."""
-        q = app.pricing.quote(charger_id, starts_at, minutes)
-        return QuoteOut(
-            charger_id=q.charger_id,
-            starts_at=q.starts_at,
-            ends_at=q.ends_at,
-            price_per_kwh=q.price.per_kwh,
-            mode=q.price.mode.value,
-            adjustments_bps=dict(q.price.adjustments),
-            bounded_by=q.price.bounded_by,
-            utilisation_permille=q.utilisation_permille,
-        )
+        return quote_out(app.pricing.quote(charger_id, starts_at, minutes))
 
     return r

@@ -198,6 +198,13 @@ class BookingIn(BaseModel):
         le=1_000_000,
         description="pence: the most you accept (the quote you were shown); a dearer price is a 409",
     )
+    quote_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="a quote held for you (POST /chargers/{id}/quotes): booked at its price, for its "
+        "charger and window, or refused (409 quote_expired or quote_used, 422 quote_mismatch)",
+    )
 
 
 class ReceiptOut(BaseModel):
@@ -375,6 +382,7 @@ class SkippedPayout(BaseModel):
 class PayoutRunOut(BaseModel):
     paid: dict[str, int] = Field(description="host id -> pence paid")
     skipped: list[SkippedPayout]
+    export_credits_paid: dict[str, int] = Field(description="driver id -> pence of V2G export credit paid")
 
 
 class HostOut(BaseModel):
@@ -570,6 +578,21 @@ class QuoteOut(BaseModel):
     adjustments_bps: dict[str, int] = Field(description="each signal's move of the listed price")
     bounded_by: str | None = Field(description="floor, ceiling or own_tariff when a bound set the price")
     utilisation_permille: int = Field(description="of the chargers nearby, booked over the window")
+
+
+class HeldQuoteIn(BaseModel):
+    starts_at: AwareInstant | None = Field(default=None, description="omit to charge now; with a time zone")
+    minutes: int = Field(ge=1, le=24 * 60)
+
+
+class HeldQuoteOut(QuoteOut):
+    quote_id: int = Field(description="name it as a booking's quote_id to book at this price")
+    driver_id: int
+    charge_now: bool = Field(
+        description="quoted to charge now: held for a booking made now (no starts_at), not from starts_at"
+    )
+    quoted_at: datetime
+    expires_at: datetime = Field(description="a booking naming the quote after this is a 409 quote_expired")
 
 
 # ---- site and feeder limits ------------------------------------------------------------------------

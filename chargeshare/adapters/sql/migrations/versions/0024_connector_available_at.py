@@ -2,7 +2,7 @@
 that report is known to be over (and its stop awaited, or taken as lost).
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from chargeshare.adapters.sql.schema import UTCDateTime
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
