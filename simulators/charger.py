@@ -35,7 +35,7 @@ from chargeshare.ocpp.connection import Connection, Outcome
 from chargeshare.ocpp.frames import Call, encode, read_json
 from chargeshare.services.clock import Clock
 from simulators.charger_core import RETRIED_ERRORS, ChargerCore, Route, gated_state
-from simulators.dialect import Message, dialect_for
+from simulators.dialect import Message, QueuedMessage, dialect_for
 from simulators.evse import (
     BootReason,
     Plugged,
@@ -64,6 +64,7 @@ RECONNECT_BASE_S = 5.0  # simulated seconds, doubled each attempt, with jitter
 RECONNECT_CAP_S = 120.0
 REBOOT_S = 30.0  # simulated seconds a reboot takes
 RESET_S = 10.0  # simulated seconds a commanded reset takes
+LOST = "Lost"  # a transaction message lost with the power while it waited to go again
 
 
 class VirtualCharger(ChargerCore):
@@ -251,8 +252,11 @@ class VirtualCharger(ChargerCore):
                 # A turn per message: one submitted meanwhile takes the next turn and, finding the
                 # queue still waiting, joins its end.
                 async with self._tx_turn:
-                    head = self.replay_head()
-                    if head is None or not self.replayed(await self._attempts(*head)):
+                    if self.replay_head() is None:
+                        break
+                    head = self.queue[0]
+                    outcome = await self._attempts(head.action, head.payload, queued=head)
+                    if outcome.error == LOST or not self.replayed(outcome):
                         break
         finally:
             self._replaying = False
@@ -429,21 +433,34 @@ class VirtualCharger(ChargerCore):
             outcome = await self._attempts(action, payload, on_answer)
             if queue_if_offline:
                 if outcome.error == "Offline":  # the link went while we sent: keep it for the replay
-                    self.enqueue((action, payload), if_queued)
+                    # First: the queue was empty when it was sent, so what is there came after it.
+                    self.enqueue((action, payload), if_queued, first=True)
                     return Outcome(outcome.unique_id, action, error="Queued")
                 if outcome.error in RETRIED_ERRORS:
                     self.messages_given_up += 1
             return outcome
 
     async def _attempts(
-        self, action: str, payload: dict[str, Any], on_answer: Callable[[Outcome], None] | None = None
+        self,
+        action: str,
+        payload: dict[str, Any],
+        on_answer: Callable[[Outcome], None] | None = None,
+        *,
+        queued: QueuedMessage | None = None,
     ) -> Outcome:
         """Send a transaction message until it is answered or its attempts run out, waiting the
-        retry interval before each new attempt (`retry_after_s`); the caller holds `_tx_turn`."""
+        retry interval before each new attempt (`retry_after_s`); the caller holds `_tx_turn`. While
+        it waits it is first in the queue (`queued`: it is the queue's head already), as the DES
+        holds it, so a power cut meanwhile loses it with the queue (LOST) or queues its stops behind."""
         attempt = 1
         outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         while (wait_s := self.retry_after_s(action, outcome, attempt)) is not None:
+            held = queued if queued is not None else self.retry_first((action, payload), attempt, None)
             await self.wait_to_resend(wait_s)
+            if not self.queue or self.queue[0] is not held:
+                return Outcome(outcome.unique_id, action, error=LOST)
+            if queued is None:
+                self.queue.pop(0)
             attempt += 1
             outcome = await self._call_once(action, payload, self._final_answer(action, attempt, on_answer))
         return outcome

@@ -198,16 +198,23 @@ class ChargerCore:
             return Route.QUEUE
         return Route.SEND if self.reachable else Route.DROP
 
-    def enqueue(self, message: Message, then: Callable[[Outcome], None] | None = None) -> None:
+    def enqueue(
+        self, message: Message, then: Callable[[Outcome], None] | None = None, *, first: bool = False
+    ) -> None:
         """Hold a transaction message for replay, marked as sent late where the version can say so;
-        `then` takes the answer its replay gets."""
-        self.queue.append(QueuedMessage(message[0], self.dialect.mark_offline(*message), then))
+        `then` takes the answer its replay gets. `first`: ahead of what was queued while it was sent."""
+        entry = QueuedMessage(message[0], self.dialect.mark_offline(*message), then)
+        self.queue.insert(0 if first else len(self.queue), entry)
 
-    def retry_first(self, message: Message, sendings: int, then: Callable[[Outcome], None] | None) -> None:
+    def retry_first(
+        self, message: Message, sendings: int, then: Callable[[Outcome], None] | None
+    ) -> QueuedMessage:
         """Hold a transaction message the CSMS failed to process, after `sendings`, until its retry
-        interval has passed: first in the queue, so whatever is submitted meanwhile waits behind it.
-        For a driver that cannot wait where it sent (the DES); `then` takes its answer."""
-        self.queue.insert(0, QueuedMessage(*message, then, sendings))
+        interval has passed: first in the queue, so whatever is submitted meanwhile waits behind it
+        and a power cut meanwhile loses it with the queue. `then` takes its answer."""
+        entry = QueuedMessage(*message, then, sendings)
+        self.queue.insert(0, entry)
+        return entry
 
     def replay_head(self) -> Message | None:
         """The next queued message to replay, oldest first; None when nothing waits or we cannot send."""

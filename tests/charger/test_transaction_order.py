@@ -140,3 +140,54 @@ async def test_a_reading_in_flight_when_the_link_is_dropped_is_queued_at_once_an
         finally:
             await vc.stop()
         assert csms.errors_we_sent() == []
+
+
+class GatedRetry(HandPaced):
+    """Holds each wait before a transaction message goes again until the test opens the gate."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def wait_to_resend(self, simulated_s: float) -> None:
+        self.waiting.set()
+        await self.gate.wait()
+        await super().wait_to_resend(simulated_s)
+
+
+@pytest.mark.parametrize("version", [V16, V201], ids=["ocpp16", "ocpp201"])
+@pytest.mark.parametrize("lose_queue", [True, False], ids=["queue-lost", "queue-kept"])
+async def test_a_power_cut_while_a_reading_waits_for_its_retry_treats_it_as_queued(
+    version: str, lose_queue: bool
+) -> None:
+    # The reading waiting out its interval is in the charger's memory like the queue: lost with it,
+    # or kept ahead of the stops the power cut queues behind it.
+    async with fake_csms(OcppVersion(version)) as csms:
+        clock = HandClock(T0)
+        vc = GatedRetry("VC1", csms.url, clock, [7_400], protocol=OcppVersion(version), call_timeout_s=5)
+        await vc.start()
+        try:
+            await vc.plug_in(1, "TAG-1", CAR, 20_000)
+            clock.advance(60)
+            meter_action = "MeterValues" if version == V16 else "TransactionEvent"
+            csms.fail_next[meter_action] = 1
+            c = vc.connectors[1]
+            assert c.transaction is not None
+            reading = asyncio.create_task(vc.send_message(vc.meter_message(c, c.transaction)))
+            await asyncio.wait_for(vc.waiting.wait(), 10)
+            # A reboot's steps, with the retry's interval ending while the charger is down.
+            await vc._drop_link()
+            vc.power_cut(lose_queue=lose_queue)
+            vc.gate.set()
+            await asyncio.wait_for(reading, 10)
+            queued = [kind_of(e.action, e.payload) for e in vc.queue]
+            stop = "StopTransaction" if version == V16 else "Ended"
+            reading_kind = "MeterValues" if version == V16 else "Updated"
+            assert queued == ([] if lose_queue else [reading_kind, stop])
+        finally:
+            await vc.stop()
+
+
+def kind_of(action: str, payload: dict[str, Any]) -> str:
+    return action if action != "TransactionEvent" else str(payload["eventType"])
