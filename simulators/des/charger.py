@@ -28,7 +28,7 @@ from chargeshare.ocpp.connection import Connection, Handler, Outcome
 from simulators.charger_core import ChargerCore, Route, gated_state
 from simulators.des.central import DesCentral
 from simulators.des.clock import SimClock
-from simulators.dialect import Message, dialect_for
+from simulators.dialect import Message, QueuedMessage, dialect_for
 from simulators.evse import (
     BootReason,
     Plugged,
@@ -104,7 +104,7 @@ class DesCharger(ChargerCore):
         self.reconnects = 0
         self.resets = 0
         self.last_sent_at = 0.0
-        self._retry_pending = False  # the queue's head waits out its retry interval
+        self._retrying: QueuedMessage | None = None  # the queue's head waiting out its retry interval
         self._tx_ids = (f"{cp_id}-tx{n}" for n in itertools.count(1))  # deterministic, unique per run
         self._done: dict[int, simpy.Event] = {}  # per connector: the car stopped taking energy
         self._generation: dict[int, int] = {}  # per connector: the charging process that is current
@@ -144,8 +144,7 @@ class DesCharger(ChargerCore):
         outcome = self._call_once(action, payload)
         while (wait_s := self.retry_after_s(action, outcome, attempt)) is not None:
             if wait_s > 0:
-                self.retry_first((action, payload), attempt, if_queued)
-                self._retry_in(wait_s)
+                self._retry_in(self.retry_first((action, payload), attempt, if_queued), wait_s)
                 return Outcome(outcome.unique_id, action, error="Queued")
             attempt += 1
             outcome = self._call_once(action, payload)
@@ -154,7 +153,7 @@ class DesCharger(ChargerCore):
     def _replay(self) -> None:
         """Send the queue in order; stop at the first that gets no answer (it stays first in line),
         or that waits out its retry interval."""
-        if self._retry_pending:
+        if self._retrying is not None and self.queue and self.queue[0] is self._retrying:
             return  # the head goes when its interval has passed
         while (head := self.replay_head()) is not None:
             outcome = self._call_once(*head)
@@ -164,17 +163,19 @@ class DesCharger(ChargerCore):
                 if not self.replayed(outcome):
                     return
             elif wait_s > 0:
-                self._retry_in(wait_s)
+                self._retry_in(self.queue[0], wait_s)
                 return
 
-    def _retry_in(self, wait_s: float) -> None:
-        self._retry_pending = True
-        self.env.process(self._retry_after(wait_s))
+    def _retry_in(self, entry: QueuedMessage, wait_s: float) -> None:
+        self._retrying = entry
+        self.env.process(self._retry_after(entry, wait_s))
 
-    def _retry_after(self, wait_s: float) -> Process:
+    def _retry_after(self, entry: QueuedMessage, wait_s: float) -> Process:
         yield self.env.timeout(wait_s)
-        self._retry_pending = False
-        self._replay()  # out of touch by then: the next resume replays
+        # Lost with the queue meanwhile (a power cut), a later message's wait is its own.
+        if self._retrying is entry:
+            self._retrying = None
+            self._replay()  # out of touch by then: the next resume replays
 
     def _call_once(self, action: str, payload: dict[str, Any]) -> Outcome:
         transactional = action in self.dialect.transaction_actions

@@ -12,8 +12,11 @@ import pytest
 import simpy
 
 from chargeshare.bootstrap import App, Config
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import DatabaseBusy
+from chargeshare.domain.geo import Point
 from chargeshare.domain.session import SessionStatus
+from chargeshare.domain.tariff import Tariff
 from chargeshare.ocpp import V16, V201, OcppVersion
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.invariants import check_store
@@ -172,3 +175,35 @@ def test_a_start_waiting_out_its_retry_interval_is_refused_and_ended_once_the_cs
     app.settlement.process_due()
     failed = [r.name for r in check_store(app.store, app.config.rules, now=app.clock.now()) if not r.ok]
     assert failed == []
+
+
+def test_a_retry_lost_with_the_queue_does_not_send_a_later_message_before_its_interval(
+    env: simpy.Environment, app: App
+) -> None:
+    # The reading failed at 600 waits for 660; a power cut losing the queue at 610 loses it. A start
+    # failing at 645, after the reboot, goes again its own interval later, not when the lost one would.
+    central = DesCentral(env, app)
+    host = app.marketplace.add_host("host")
+    two = tuple(ConnectorSpec(n, ConnectorType.TYPE2, 7_400) for n in (1, 2))
+    charger_id = app.marketplace.add_charger(
+        ChargerSpec("CP1", host, Point(51.45, -2.59), Tariff(30), two)
+    ).charger_id
+    des = DesCharger(env, central, "CP1", [7_400, 7_400], epoch=T0, meter_interval_s=300, protocol=V16)
+    des.connect()
+    for n, tag in ((1, "TAG"), (2, "TAG2")):
+        driver = app.marketplace.add_driver(tag, tag).driver_id
+        app.bookings.book(BookRequest(driver, charger_id, n, 120, 30_000))
+    des.plug_in(1, "TAG", Vehicle(battery_wh=60_000, soc_wh=10_000, max_power_w=7_400), 20_000)
+    env.run(until=400)
+    app.charging.meter, meter_calls = _failing_first(env, app.charging.meter, times=1)  # type: ignore[method-assign]
+    env.run(until=610)
+    assert meter_calls == [600]
+    env.process(des.reboot(lose_queue=True))
+    env.run(until=645)
+    assert des.connected and des.queue == []
+    app.charging.start, start_calls = _failing_first(env, app.charging.start, times=1)  # type: ignore[method-assign]
+    des.plug_in(2, "TAG2", Vehicle(battery_wh=60_000, soc_wh=10_000, max_power_w=7_400), 20_000)
+    env.run(until=800)
+
+    assert start_calls == [645, 705]
+    assert meter_calls == [600], "the lost reading is not sent again"
