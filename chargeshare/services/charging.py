@@ -296,11 +296,9 @@ class ChargingService:
         grace = timedelta(seconds=self.rules.lost_stop_grace_s) if grace is None else grace
         if now - self.started_at < grace:
             return []
+        cutoff = now - grace + EPSILON
         with self.store.reading() as tx:
-            lost = [
-                (s, tx.sessions.charger_of(s.session_id))
-                for s in tx.sessions.freed_before(now - grace + EPSILON)
-            ]
+            lost = [(s, tx.sessions.charger_of(s.session_id)) for s in tx.sessions.freed_before(cutoff)]
         closed = []
         for session, cp_id in lost:
             if cp_id is None:
@@ -311,9 +309,15 @@ class ChargingService:
                 cp_id,
             )
             if not self._stop(
-                cp_id, session.session_id, session.meter_last_wh, now, lost=True, stop_read=False
+                cp_id,
+                session.session_id,
+                session.meter_last_wh,
+                now,
+                lost=True,
+                stop_read=False,
+                freed_before=cutoff,
             )[1]:
-                continue  # its stop came after all, and closed it first
+                continue  # its stop came after all and closed it first, or it is in use again
             self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
             closed.append(session.session_id)
         return closed
@@ -752,8 +756,10 @@ class ChargingService:
         lost: bool,
         start_read: bool | None = None,
         stop_read: bool = True,
+        freed_before: datetime | None = None,
     ) -> tuple[AuthStatus, bool]:
-        """`stop`, also saying whether this call is the one that stopped (and billed) the session."""
+        """`stop`, also saying whether this call is the one that stopped (and billed) the session.
+        `lost`: closed by the sweep, only if still freed before `freed_before`, on its last reading."""
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
@@ -762,6 +768,14 @@ class ChargingService:
                 return AuthStatus.INVALID, False
             if session.status is SessionStatus.STOPPED:
                 return AuthStatus.ACCEPTED, False
+            if lost:
+                # The sweep read it in a transaction of its own: an in-use report since keeps it
+                # open, and a reading since is the last one.
+                if session.freed_at is None or (
+                    freed_before is not None and session.freed_at >= freed_before
+                ):
+                    return AuthStatus.ACCEPTED, False
+                meter_stop = max(meter_stop, session.meter_last_wh)
             booking = tx.bookings.get(session.booking_id)
             try:
                 energy = billed_energy(session.meter_start_wh, meter_stop)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -276,4 +277,52 @@ def test_a_2_0_1_availability_event_is_a_free_report_too(any_app: App, clock: Ma
     tx_id = charger.start(began, 1_000)
     clock.advance(grace(any_app) + 1)
     assert any_app.charging.close_lost_stops() == [tx_id]
+    assert failing(any_app) == set()
+
+
+def test_the_sweep_leaves_a_session_reported_in_use_after_it_read_the_freed_ones(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """The sweep reads the overdue freed sessions, then closes each in a transaction of its own: a
+    report of the connector in use (or a reading) committed in between is this session's, so it is
+    not closed, and what the sweep closes is billed on the last reading at the close."""
+    began = clock.now()
+    clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    tx_id = charger.start(began, 1_000)  # freed on arrival
+    clock.advance(grace(any_app) + 1)
+    close = any_app.charging._stop
+
+    def in_use_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        charger.status(free=False, at=clock.now())
+        return close(*args, **kwargs)
+
+    any_app.charging._stop = in_use_meanwhile  # type: ignore[method-assign]
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_a_reading_between_the_sweep_s_read_and_its_close_gives_the_stop_a_new_grace(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """A reading restarts a freed session's grace (its stop is queued behind it): one committed
+    after the sweep read the overdue sessions keeps it open, and the next sweep bills that reading."""
+    began = clock.now()
+    clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    tx_id = charger.start(began, 1_000)
+    charger.reading(tx_id, began + 5 * MINUTE, 2_000)
+    clock.advance(grace(any_app) + 1)
+    close = any_app.charging._stop
+
+    def read_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        charger.reading(tx_id, began + 10 * MINUTE, 3_500)
+        return close(*args, **kwargs)
+
+    any_app.charging._stop = read_meanwhile  # type: ignore[method-assign]
+    assert any_app.charging.close_lost_stops() == []
+    any_app.charging._stop = close  # type: ignore[method-assign]
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    assert session(any_app, tx_id).billed_wh == 2_500
     assert failing(any_app) == set()
