@@ -39,6 +39,7 @@ from simulators.grid_metrics import GridMeter, announce_flex_events, lay_out_gri
 from simulators.http_retry import RetryWhileAway
 from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
+from simulators.live_v2g import run_guests
 from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample
@@ -72,7 +73,7 @@ class LiveParams:
     processes: int = 0
     redis_url: str | None = None  # what the processes share (needed by more than one)
     fleet_hub: HubShape | None = None  # a business account's night blocks: the DES engine plays them
-    v2g: V2gShape | None = None  # V2G guests on the first chargers (OCPP 2.1): the DES engine plays them
+    v2g: V2gShape | None = None  # V2G guests on the first chargers (OCPP 2.1)
 
 
 # Faults that kill backend processes, and faults that reach into the backend's own memory.
@@ -124,8 +125,6 @@ def des_only(params: LiveParams) -> list[str]:
     out = []
     if params.fleet_hub is not None:
         out.append("a fleet_hub runs in the DES engine only (engine: des)")
-    if params.v2g is not None:
-        out.append("V2G guests run in the DES engine only (engine: des)")
     return out
 
 
@@ -176,6 +175,7 @@ async def _run_live(
     # Likewise what waits on real work in flight (a provider call, a stop on its way, a worker's
     # claim): a few real seconds of it, however fast the clock runs.
     in_flight = round(5 * params.speed)
+    guests = 0 if params.v2g is None else params.v2g.guests
     defaults = MarketplaceRules()
     rules = replace(
         defaults,
@@ -191,7 +191,7 @@ async def _run_live(
         redis_url=params.redis_url if served_by is not None else None,
         locks_enabled=params.locks,
         password_hash="fast",
-        hash_queue=params.drivers + max(1, params.chargers),  # every driver and host
+        hash_queue=params.drivers + guests + max(1, params.chargers),  # every driver, guest and host
         limits=replace(ApiLimits(), signup_per_address=None),
         rules=rules,
         allow_unknown_chargers=params.allow_unknown_chargers,
@@ -364,6 +364,7 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
             {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
             for f in p.faults
         ],
+        **({} if p.v2g is None else {"v2g": p.v2g.as_dict()}),
     }
 
 
@@ -449,24 +450,33 @@ async def _run(
             watcher = asyncio.create_task(_report_progress(app, world, params, tasks, progress))
             sampler = asyncio.create_task(_sample_grid(clock, meter))
             faults = asyncio.create_task(run_faults(app, world, params.faults))
+            guests = None
+            if params.v2g is not None:
+                stats.v2g_registers = {}
+                window_start = window_end - timedelta(seconds=params.duration_s)
+                on = [(v.charger_id, v.charge_point_id) for v in views]
+                guests = asyncio.create_task(run_guests(world, params.v2g, on, window_start))
             # Drivers finish by the window's end, and so does the fault timeline; allow a margin for
             # the last stops to settle (plus however long the clock stood still for a busy machine).
             budget = clock.real_seconds(params.duration_s) + OVERRUN_MARGIN_S
             loop, began, held = asyncio.get_running_loop(), asyncio.get_running_loop().time(), clock.held_s
-            pending: set[asyncio.Task[Any]] = {*tasks, faults}
+            pending: set[asyncio.Task[Any]] = {*tasks, faults, *([] if guests is None else [guests])}
             while pending and loop.time() - began < budget + clock.held_s - held:
                 _, pending = await asyncio.wait(pending, timeout=1)
             done = {t for t in tasks if t.done()}
             if pending:
                 # Cut short (a process restarting when time ran out, say): what it never did must
                 # not pass for a run that did everything.
-                drivers_left = len(pending - {faults})
+                drivers_left = len(pending - {faults, guests})
                 stats.errors.append(
                     f"the run overran its time: {drivers_left} driver(s)"
+                    f"{' and the V2G guests' if guests in pending else ''}"
                     f"{' and the fault timeline' if faults in pending else ''} cut short"
                 )
             for t in pending - {faults}:
                 t.cancel()
+            if guests is not None and guests.done() and not guests.cancelled() and guests.exception():
+                stats.errors.append(f"V2G guests failed: {guests.exception()!r}")
             for t in done:
                 if t.exception() is not None:
                     stats.errors.append(f"driver task failed: {t.exception()!r}")

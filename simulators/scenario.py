@@ -525,14 +525,11 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
         _hub_mistakes(found, d, hub, fleet if sound_fleet else None)
     _grid_mistakes(found, d, broken)
     v2g = d.get("v2g")
-    if isinstance(v2g, dict) and _clean(broken, ("v2g",)):
-        if d.get("engine") != "des":
-            found.add(("v2g",), "V2G guests run in the DES engine only: add engine: des")
-        if sound_fleet and isinstance(fleet, dict):
-            if v2g.get("guests", V2gShape().guests) > fleet["chargers"]:
-                found.add(("v2g", "guests"), f"more guests than the fleet's {fleet['chargers']} chargers")
-            if [str(p) for p in fleet.get("protocols", [V16])] != [V21]:
-                found.add(("v2g",), 'V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]')
+    if isinstance(v2g, dict) and _clean(broken, ("v2g",)) and sound_fleet and isinstance(fleet, dict):
+        if v2g.get("guests", V2gShape().guests) > fleet["chargers"]:
+            found.add(("v2g", "guests"), f"more guests than the fleet's {fleet['chargers']} chargers")
+        if [str(p) for p in fleet.get("protocols", [V16])] != [V21]:
+            found.add(("v2g",), 'V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]')
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
