@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from chargeshare.bootstrap import App
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators import driver as script
@@ -124,6 +125,16 @@ class World:
 
     def seconds_left(self) -> float:
         return (self.window_end - self.clock.now()).total_seconds()
+
+
+async def admin_session(app: App, world: World) -> ApiSession:
+    """The operator's app, signed in (admins are made on the command line, never through the API)."""
+    if world.admin is None:
+        email, password = "ops@operators.example", secrets.token_urlsafe(12)
+        await asyncio.to_thread(app.auth.add_admin, email, password)
+        world.admin = ApiSession(world.http, world.clock, email, password)
+    await world.admin.fresh()
+    return world.admin
 
 
 def seconds_left(world: World) -> float:
