@@ -539,8 +539,6 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
 
 
 def _hub_mistakes(found: _Found, d: dict[str, Any], hub: dict[str, Any], fleet: Any) -> None:
-    if d.get("engine") != "des":
-        found.add(("fleet_hub",), "a fleet hub runs in the DES engine only: add engine: des")
     for key in ("start", "end"):
         if key in hub and _clock_time(hub[key]) is None:
             found.add(("fleet_hub", key), "not a time of day like 20:00")
