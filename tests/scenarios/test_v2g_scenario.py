@@ -7,19 +7,23 @@ transfer and sends the discharging profile to the live virtual chargers over rea
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chargeshare.cli.app import app
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
 from chargeshare.services.v2g import V2gService
 from simulators.power import Vehicle
 from simulators.scenario import Scenario, load
 from simulators.scenario_runner import ScenarioResult, run_scenario
+from tests.cli_runner import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
 
 
 def scenario() -> Scenario:
@@ -125,3 +129,33 @@ async def test_a_backend_that_never_asks_for_discharge_turns_v2g_peak_export_red
     monkeypatch.setattr(V2gService, "_on_session_started", silent)
     result = await run_scenario(played(engine))
     assert not result.ok and any("v2g.exported_wh" in f for f in result.failures), result.failures
+
+
+TINY_V2G = """\
+name: tiny-v2g
+engine: des
+seed: 3
+start: "2026-03-02T15:45:00Z"
+duration_minutes: 150
+speed: 1200
+city: bristol
+fleet: {chargers: 1, radius_m: 2000, powers_w: [7400], protocols: ["2.1"]}
+drivers: {count: 0}
+v2g: {guests: 1, hours: 2, arrival_soc_pct: 50, want_wh: 5000}
+expect:
+  invariants: all
+  metrics:
+    v2g.sessions: {equals: 1}
+"""
+
+
+@pytest.mark.slow  # 150 simulated minutes live: a few real seconds
+def test_scenario_run_engine_live_runs_a_des_v2g_file_live(tmp_path: Path) -> None:
+    path, out = tmp_path / "tiny-v2g.yaml", tmp_path / "out.json"
+    path.write_text(TINY_V2G)
+    result = runner.invoke(app, ["scenario", "run", str(path), "--engine", "live", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(out.read_text())["scenarios"]
+    assert run["report"]["params"]["engine"] == "live"
+    v2g = run["report"]["summary"]["v2g"]
+    assert v2g["exported_wh"] > 0 and v2g["credits_pence"] == v2g["exported_wh"] * 25 // 1000
