@@ -121,7 +121,7 @@ SCHEMA: dict[str, Any] = {
                 "max_price_per_kwh": _range,
             },
         },
-        # Site and feeder limits (DES only): each charger on its own site, the sites dealt out over
+        # Site and feeder limits: each charger on its own site, the sites dealt out over
         # the feeders in turn; flexibility events lower a feeder's limit for a window.
         "grid": {
             "type": "object",
@@ -171,7 +171,7 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        # A business account's recurring night blocks on the fleet's first chargers (DES only).
+        # A business account's recurring night blocks on the fleet's first chargers.
         "fleet_hub": {
             "type": "object",
             "additionalProperties": False,
@@ -192,7 +192,7 @@ SCHEMA: dict[str, Any] = {
                 "pay_percent": {"type": "integer", "minimum": 0, "maximum": 100},
             },
         },
-        # V2G guests with bidirectional cars on the fleet's first (OCPP 2.1) chargers (DES only).
+        # V2G guests with bidirectional cars on the fleet's first (OCPP 2.1) chargers.
         "v2g": {
             "type": "object",
             "additionalProperties": False,
