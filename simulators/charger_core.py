@@ -300,9 +300,11 @@ class ChargerCore:
 
     # ---- power and limits ------------------------------------------------------------------------
     def power_w(self, c: VirtualConnector) -> int:
-        """What the car draws now: its own curve, under the connector's rating and charging limit."""
+        """What the car draws now: its own curve, under the connector's rating and charging limit.
+        Nothing once its transaction has ended, though the car is still plugged in while the stop
+        is on its way: the register must stand at the reading the stop told."""
         p = c.plugged
-        if p is None or c.state is not ConnectorState.CHARGING:
+        if p is None or p.transaction is None or c.state is not ConnectorState.CHARGING:
             return 0
         gate = self.gates.get(c.no)
         return p.vehicle.power_w(self.limit_w(c) if gate is None else gate.applied_w)

@@ -39,6 +39,8 @@ from simulators.grid_metrics import GridMeter, announce_flex_events, lay_out_gri
 from simulators.http_retry import RetryWhileAway
 from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
+from simulators.live_fleet_hub import HubCharger, book_hub, run_hub, settle_hub
+from simulators.live_v2g import run_guests
 from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise
 from simulators.timeline import take_sample
@@ -71,8 +73,8 @@ class LiveParams:
     # behind HAProxy), as a crash or a cluster needs. A backend crash fault asks for one by itself.
     processes: int = 0
     redis_url: str | None = None  # what the processes share (needed by more than one)
-    fleet_hub: HubShape | None = None  # a business account's night blocks: the DES engine plays them
-    v2g: V2gShape | None = None  # V2G guests on the first chargers (OCPP 2.1): the DES engine plays them
+    fleet_hub: HubShape | None = None  # a business account's night blocks on the first chargers
+    v2g: V2gShape | None = None  # V2G guests on the first chargers (OCPP 2.1)
 
 
 # Faults that kill backend processes, and faults that reach into the backend's own memory.
@@ -119,16 +121,6 @@ def problems(params: LiveParams, *, trace: bool = False) -> list[str]:
     return out
 
 
-def des_only(params: LiveParams) -> list[str]:
-    """What only the DES engine plays (a scenario meant for it, asked to run live)."""
-    out = []
-    if params.fleet_hub is not None:
-        out.append("a fleet_hub runs in the DES engine only (engine: des)")
-    if params.v2g is not None:
-        out.append("V2G guests run in the DES engine only (engine: des)")
-    return out
-
-
 Progress = Callable[[float, dict[str, Any]], None]
 
 
@@ -139,7 +131,7 @@ async def run_live(
     after the wind-down, with "final"); `trace` records every frame and API call as JSONL."""
     if params.city not in CITIES:
         raise ValueError(f"unknown city {params.city!r}; choose one of {', '.join(CITIES)}")
-    wrong = problems(params, trace=trace is not None) + des_only(params)
+    wrong = problems(params, trace=trace is not None)
     if wrong:
         raise ValueError("; ".join(wrong))
     processes = backend_processes(params)
@@ -176,6 +168,7 @@ async def _run_live(
     # Likewise what waits on real work in flight (a provider call, a stop on its way, a worker's
     # claim): a few real seconds of it, however fast the clock runs.
     in_flight = round(5 * params.speed)
+    guests = 0 if params.v2g is None else params.v2g.guests
     defaults = MarketplaceRules()
     rules = replace(
         defaults,
@@ -191,7 +184,7 @@ async def _run_live(
         redis_url=params.redis_url if served_by is not None else None,
         locks_enabled=params.locks,
         password_hash="fast",
-        hash_queue=params.drivers + max(1, params.chargers),  # every driver and host
+        hash_queue=params.drivers + guests + max(1, params.chargers),  # every driver, guest and host
         limits=replace(ApiLimits(), signup_per_address=None),
         rules=rules,
         allow_unknown_chargers=params.allow_unknown_chargers,
@@ -364,6 +357,8 @@ def params_dict(p: LiveParams) -> dict[str, Any]:
             {"at_s": f.at_s, "action": f.action, "count": f.count, "duration_s": f.duration_s}
             for f in p.faults
         ],
+        **({} if p.fleet_hub is None else {"fleet_hub": p.fleet_hub.as_dict()}),
+        **({} if p.v2g is None else {"v2g": p.v2g.as_dict()}),
     }
 
 
@@ -417,10 +412,10 @@ async def _run(
             sessions = [await sign_up_driver(http, clock, plan) for plan in plans]
             driver_ids = [driver_id for driver_id, _ in sessions]
             window_end = clock.now() + timedelta(seconds=params.duration_s)
+            window_start = window_end - timedelta(seconds=params.duration_s)
             meter = None
             if grid is not None:
                 # The window begins past the fleet's setup: the events are timed from there.
-                window_start = window_end - timedelta(seconds=params.duration_s)
                 announce_flex_events(app, grid, feeders, window_start)
                 meter = stats.grid = _grid_meter(app, fleet, window_start)
             if recorder is not None:
@@ -443,30 +438,51 @@ async def _run(
                 ),
                 backend=backend.processes,
             )
+            hub = None
+            if params.fleet_hub is not None:
+                # Before the drivers set out: they are refused where a block holds the connector.
+                on = [HubCharger(v.charger_id, v.charge_point_id, v.host_id) for v in views]
+                hub = await book_hub(app, world, params.fleet_hub, on, window_start, params.duration_s)
             tasks = [
                 asyncio.create_task(run_driver(p, d, world)) for p, d in zip(plans, driver_ids, strict=True)
             ]
             watcher = asyncio.create_task(_report_progress(app, world, params, tasks, progress))
             sampler = asyncio.create_task(_sample_grid(clock, meter))
             faults = asyncio.create_task(run_faults(app, world, params.faults))
+            others: dict[asyncio.Task[None], str] = {}  # V2G guests and a hub's vans, by what they are
+            if params.v2g is not None:
+                stats.v2g_registers = {}
+                on_v2g = [(v.charger_id, v.charge_point_id) for v in views]
+                guests = run_guests(world, params.v2g, on_v2g, window_start)
+                others[asyncio.create_task(guests)] = "V2G guests"
+            if params.fleet_hub is not None and hub is not None:
+                vans = run_hub(world, params.fleet_hub, hub, params.seed)
+                others[asyncio.create_task(vans)] = "hub's vans"
             # Drivers finish by the window's end, and so does the fault timeline; allow a margin for
             # the last stops to settle (plus however long the clock stood still for a busy machine).
             budget = clock.real_seconds(params.duration_s) + OVERRUN_MARGIN_S
             loop, began, held = asyncio.get_running_loop(), asyncio.get_running_loop().time(), clock.held_s
-            pending: set[asyncio.Task[Any]] = {*tasks, faults}
+            pending: set[asyncio.Task[Any]] = {*tasks, faults, *others}
             while pending and loop.time() - began < budget + clock.held_s - held:
                 _, pending = await asyncio.wait(pending, timeout=1)
             done = {t for t in tasks if t.done()}
             if pending:
                 # Cut short (a process restarting when time ran out, say): what it never did must
                 # not pass for a run that did everything.
-                drivers_left = len(pending - {faults})
+                drivers_left = len(pending & set(tasks))
                 stats.errors.append(
                     f"the run overran its time: {drivers_left} driver(s)"
-                    f"{' and the fault timeline' if faults in pending else ''} cut short"
+                    + "".join(f" and the {what}" for t, what in others.items() if t in pending)
+                    + f"{' and the fault timeline' if faults in pending else ''} cut short"
                 )
             for t in pending - {faults}:
                 t.cancel()
+            for t, what in others.items():
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    stats.errors.append(f"{what} failed: {t.exception()!r}")
+            if params.fleet_hub is not None and hub is not None:
+                # Every month over is invoiced and paid while the apps still reach the backend.
+                await settle_hub(app, world, params.fleet_hub, hub, window_start)
             for t in done:
                 if t.exception() is not None:
                     stats.errors.append(f"driver task failed: {t.exception()!r}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from chargeshare.bootstrap import App
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import Clock
 from simulators import driver as script
@@ -88,13 +89,18 @@ class ApiSession:
 
 async def sign_up_driver(http: httpx.AsyncClient, clock: Clock, plan: DriverPlan) -> tuple[int, ApiSession]:
     """Register the plan's driver (with its tag, which the charger is given) and log in."""
-    session = ApiSession(http, clock, f"{plan.id_tag.lower()}@drivers.example", secrets.token_urlsafe(12))
+    return await sign_up(http, clock, plan.name, plan.id_tag)
+
+
+async def sign_up(http: httpx.AsyncClient, clock: Clock, name: str, id_tag: str) -> tuple[int, ApiSession]:
+    """Register a driver with its tag and log in: the driver's id and its app's session."""
+    session = ApiSession(http, clock, f"{id_tag.lower()}@drivers.example", secrets.token_urlsafe(12))
     r = await http.post(
         "/auth/register/driver",
-        json={"email": session.email, "password": session.password, "name": plan.name, "id_tag": plan.id_tag},
+        json={"email": session.email, "password": session.password, "name": name, "id_tag": id_tag},
     )
     if r.status_code != 201:
-        raise ApiRefused(f"sign-up of {plan.name} answered {r.status_code}: {r.text[:200]}")
+        raise ApiRefused(f"sign-up of {name} answered {r.status_code}: {r.text[:200]}")
     await session.login()
     return int(r.json()["driver_id"]), session
 
@@ -119,6 +125,16 @@ class World:
 
     def seconds_left(self) -> float:
         return (self.window_end - self.clock.now()).total_seconds()
+
+
+async def admin_session(app: App, world: World) -> ApiSession:
+    """The operator's app, signed in (admins are made on the command line, never through the API)."""
+    if world.admin is None:
+        email, password = "ops@operators.example", secrets.token_urlsafe(12)
+        await asyncio.to_thread(app.auth.add_admin, email, password)
+        world.admin = ApiSession(world.http, world.clock, email, password)
+    await world.admin.fresh()
+    return world.admin
 
 
 def seconds_left(world: World) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -39,7 +38,7 @@ from simulators.faults import (
     running_transaction,
     spoofer,
 )
-from simulators.live_driver import ApiSession, World, seconds_left
+from simulators.live_driver import World, admin_session, seconds_left
 from simulators.pacing import sleep_sim
 from simulators.spoofing import spoof_applied, spoof_messages
 from simulators.wire_faults import ALL_COMMANDS
@@ -281,22 +280,12 @@ def _quiet(app: App) -> bool:
         return not charging and not tx.outbox.all(PENDING)
 
 
-async def _admin(app: App, world: World) -> ApiSession:
-    """The operator's app, signed in (admins are made on the command line, never through the API)."""
-    if world.admin is None:
-        email, password = "ops@operators.example", secrets.token_urlsafe(12)
-        await asyncio.to_thread(app.auth.add_admin, email, password)
-        world.admin = ApiSession(world.http, world.clock, email, password)
-    await world.admin.fresh()
-    return world.admin
-
-
 async def racing_payouts(app: App, world: World, fault: Fault, fired: FaultRecord) -> int:
     """Every host's KYC is verified; once no session is charging and no payment step waits, the
     operator asks for host payouts `count` times at once. Each host must be paid what it is owed,
     by exactly one of the requests."""
     outcomes = world.stats.outcomes_of_faults
-    admin = await _admin(app, world)
+    admin = await admin_session(app, world)
     for host_id in sorted(world.hosts):
         r = await admin.request("PUT", f"/admin/hosts/{host_id}/kyc", json={"status": "verified"})
         if r.status_code != 200:

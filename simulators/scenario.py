@@ -121,7 +121,7 @@ SCHEMA: dict[str, Any] = {
                 "max_price_per_kwh": _range,
             },
         },
-        # Site and feeder limits (DES only): each charger on its own site, the sites dealt out over
+        # Site and feeder limits: each charger on its own site, the sites dealt out over
         # the feeders in turn; flexibility events lower a feeder's limit for a window.
         "grid": {
             "type": "object",
@@ -171,7 +171,7 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        # A business account's recurring night blocks on the fleet's first chargers (DES only).
+        # A business account's recurring night blocks on the fleet's first chargers.
         "fleet_hub": {
             "type": "object",
             "additionalProperties": False,
@@ -192,7 +192,7 @@ SCHEMA: dict[str, Any] = {
                 "pay_percent": {"type": "integer", "minimum": 0, "maximum": 100},
             },
         },
-        # V2G guests with bidirectional cars on the fleet's first (OCPP 2.1) chargers (DES only).
+        # V2G guests with bidirectional cars on the fleet's first (OCPP 2.1) chargers.
         "v2g": {
             "type": "object",
             "additionalProperties": False,
@@ -525,14 +525,11 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
         _hub_mistakes(found, d, hub, fleet if sound_fleet else None)
     _grid_mistakes(found, d, broken)
     v2g = d.get("v2g")
-    if isinstance(v2g, dict) and _clean(broken, ("v2g",)):
-        if d.get("engine") != "des":
-            found.add(("v2g",), "V2G guests run in the DES engine only: add engine: des")
-        if sound_fleet and isinstance(fleet, dict):
-            if v2g.get("guests", V2gShape().guests) > fleet["chargers"]:
-                found.add(("v2g", "guests"), f"more guests than the fleet's {fleet['chargers']} chargers")
-            if [str(p) for p in fleet.get("protocols", [V16])] != [V21]:
-                found.add(("v2g",), 'V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]')
+    if isinstance(v2g, dict) and _clean(broken, ("v2g",)) and sound_fleet and isinstance(fleet, dict):
+        if v2g.get("guests", V2gShape().guests) > fleet["chargers"]:
+            found.add(("v2g", "guests"), f"more guests than the fleet's {fleet['chargers']} chargers")
+        if [str(p) for p in fleet.get("protocols", [V16])] != [V21]:
+            found.add(("v2g",), 'V2G guests need OCPP 2.1 chargers: fleet.protocols: ["2.1"]')
     expect = d.get("expect")
     metrics = expect.get("metrics") if isinstance(expect, dict) else None
     for metric in metrics if isinstance(metrics, dict) else {}:
@@ -542,8 +539,6 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
 
 
 def _hub_mistakes(found: _Found, d: dict[str, Any], hub: dict[str, Any], fleet: Any) -> None:
-    if d.get("engine") != "des":
-        found.add(("fleet_hub",), "a fleet hub runs in the DES engine only: add engine: des")
     for key in ("start", "end"):
         if key in hub and _clock_time(hub[key]) is None:
             found.add(("fleet_hub", key), "not a time of day like 20:00")

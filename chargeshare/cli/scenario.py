@@ -260,7 +260,7 @@ def _run(
     from simulators.des import DesParams
     from simulators.des.central import NotSupportedInDes
     from simulators.des.engine import check_supported
-    from simulators.live import des_only, problems
+    from simulators.live import problems
     from simulators.scenario_runner import junit_xml, report_json, run_scenario
     from simulators.timeline import Timeline
 
@@ -272,9 +272,7 @@ def _run(
             database_url="postgresql://" if backend is Backend.POSTGRES else s.params.database_url,
         )
         wrong = problems(params, trace=trace_dir is not None)
-        if s.engine == Engine.LIVE:
-            wrong += des_only(params)
-        else:
+        if s.engine == Engine.DES:
             if params.processes:
                 wrong.append("the DES engine runs the backend in its own process")
             if trace_dir is not None:

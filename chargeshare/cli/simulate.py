@@ -235,9 +235,9 @@ def _simulate(
     if redis_url is not None:
         params = replace(params, redis_url=redis_url)
     if engine is Engine.LIVE:
-        from simulators.live import des_only, problems
+        from simulators.live import problems
 
-        wrong = problems(params, trace=trace is not None) + des_only(params)
+        wrong = problems(params, trace=trace is not None)
         if wrong:
             console.print(f"[red]error:[/] {escape('; '.join(wrong))}")
             raise typer.Exit(2)

@@ -523,3 +523,32 @@ async def test_get_transaction_status_reports_the_queue_and_the_transaction(rig:
     assert (await status_of(rig, "GetTransactionStatus", {}, {"transactionId": "other"}))[
         "messagesInQueue"
     ] is False
+
+
+def stop_reading(rig: Rig) -> int:
+    """The import register the charger told its stop with."""
+    if rig.version == "1.6":
+        (stop,) = rig.csms.sent_by_charger("StopTransaction")
+        return int(stop["meterStop"])
+    (ended,) = [p for _, p in tx_messages(rig) if p["eventType"] == "Ended"]
+    readings = [
+        sv["value"]
+        for mv in ended["meterValue"]
+        for sv in mv["sampledValue"]
+        if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register"
+    ]
+    return int(readings[-1])
+
+
+async def test_the_register_stands_still_while_the_stop_is_on_its_way(rig: Rig) -> None:
+    await charging(rig)
+    c = rig.charger.connectors[1]
+    rig.csms.hold[v(rig, "StopTransaction", "TransactionEvent")] = answer_stop = asyncio.Event()
+    unplugging = asyncio.create_task(rig.charger.unplug(1))
+    await eventually(lambda: c.transaction is None and c.plugged is not None, "the stop on its way")
+    later = rig.clock.now() + timedelta(minutes=5)
+    await eventually(lambda: rig.clock.now() >= later, "five simulated minutes")
+    rig.charger.advance_energy()  # a meter tick while the CSMS has not answered the stop
+    answer_stop.set()
+    await unplugging
+    assert c.meter.register_wh == stop_reading(rig)  # nothing drawn once the transaction ended

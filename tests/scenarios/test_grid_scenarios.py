@@ -174,13 +174,6 @@ def test_scenario_run_engine_live_runs_a_des_grid_file_live(tmp_path: Path) -> N
     assert (grid["sites"], grid["feeders"], grid["overloads"]) == (4, 1, 0) and grid["samples"] > 0
 
 
-def test_scenario_run_engine_live_refuses_what_only_the_des_plays() -> None:
-    result = runner.invoke(
-        app, ["scenario", "run", str(ROOT / "scenarios" / "fleet-hub-week.yaml"), "--engine", "live"]
-    )
-    assert result.exit_code == 2 and "fleet_hub runs in the DES engine only" in result.output
-
-
 def test_scenario_run_engine_des_refuses_backend_processes() -> None:
     path = ROOT / "scenarios" / "cluster" / "cluster-happy-path.yaml"
     result = runner.invoke(app, ["scenario", "run", str(path), "--engine", "des"])

@@ -78,7 +78,7 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         ),
         (
             "name: x\nfleet: {chargers: 1, protocols: ['2.1']}\ndrivers: {count: 0}\nv2g: {guests: 2}\n",
-            ":4: v2g: V2G guests run in the DES engine only: add engine: des",
+            ":4: v2g.guests: more guests than the fleet's 1 chargers",
         ),
         (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\n"
