@@ -98,8 +98,12 @@ STOPS_OWED = DirectStatement(
     )
     .order_by(_s.id)
 )
+# Every housekeeping sweep's lost-stop lookup, over the open sessions alone (ix_sessions_open). With
+# an ORDER BY id, SQLite's planner prefers walking the whole table in id order over the partial
+# index and a sort, a cost that grows with every session ever held; without it, and with a term on
+# the index's column (always true: connector_id is NOT NULL), it reads the index. Sorted by id here.
 FREED_BEFORE = DirectStatement(
-    select(t.sessions).where(_OPEN, _s.freed_at < bindparam("cutoff")).order_by(_s.id)
+    select(t.sessions).where(_OPEN, _s.connector_id.is_not(None), _s.freed_at < bindparam("cutoff"))
 )
 # Compare-and-set: only a charging session stops, so of two stops racing, one bills it.
 STOP = DirectStatement(
@@ -326,7 +330,8 @@ class SqlSessions:
         return [(r[0], r[1]) for r in STOPS_OWED.rows(self.conn, {})]
 
     def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
-        return [session_record(r) for r in FREED_BEFORE.mappings(self.conn, {"cutoff": cutoff})]
+        rows = FREED_BEFORE.mappings(self.conn, {"cutoff": cutoff})
+        return [session_record(r) for r in sorted(rows, key=lambda r: int(r["id"]))]
 
     def stop(
         self,
