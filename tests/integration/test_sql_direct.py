@@ -21,6 +21,7 @@ from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, 
 from chargeshare.domain.fleet import WEEKDAYS, BlockRule, ContractPolicy
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import TokenStatus, TokenType
+from chargeshare.domain.v2g import ExportTerms
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests.conftest import add_charger, build_for_tests, sql_store
@@ -88,6 +89,9 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         rule = BlockRule(WEEKDAYS, time(20), time(6), date(2026, 3, 2), date(2026, 3, 31))
         contract = tx.fleet.add_contract(fleet_id, rule, ContractPolicy(), [connector], clock.now())
         tx.fleet.add_occurrence(booking, contract, fleet_id)
+        # Export terms on the booking, and limits decided for the charger and not yet delivered.
+        tx.v2g.set_terms(ExportTerms(booking, 20, 30, clock.now()))
+        tx.grid.owe([charger], clock.now())
     # A booking left unquoted, for the quote's insert (every booking is quoted when made).
     with sql_store(app).engine.begin() as conn:
         conn.execute(delete(t.booking_quotes).where(t.booking_quotes.c.booking_id == gone_booking))

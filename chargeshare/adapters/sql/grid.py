@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -29,8 +29,20 @@ DECIDING_LOCK_KEY = 0x4353474C
 # Read on every rebalance (each session's start and end, and each sweep).
 MEMBERS = DirectStatement(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
 ALLOCATIONS = DirectStatement(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
+# Read at every boot (whether the charger is owed its limits) and every sweep (who is owed them).
+DELIVERY = DirectStatement(select(_d.decision, _d.delivered).where(_d.charger_id == bindparam("charger_pk")))
+OWED = DirectStatement(
+    select(_d.charger_id)
+    .where(_d.delivered < _d.decision, _d.decided_at <= bindparam("before"))
+    .order_by(_d.charger_id)
+)
 
-STATEMENTS = {"grid.members": MEMBERS, "grid.allocations": ALLOCATIONS}
+STATEMENTS = {
+    "grid.members": MEMBERS,
+    "grid.allocations": ALLOCATIONS,
+    "grid.delivery": DELIVERY,
+    "grid.owed": OWED,
+}
 
 
 def _site(r: Any) -> Site:
@@ -175,8 +187,8 @@ class SqlGrid:
         return {int(r.charger_id): int(r.decision) for r in rows}
 
     def delivery(self, charger_id: int) -> tuple[int, int] | None:
-        row = self.conn.execute(select(_d.decision, _d.delivered).where(_d.charger_id == charger_id)).first()
-        return None if row is None else (int(row.decision), int(row.delivered))
+        row = DELIVERY.first(self.conn, {"charger_pk": charger_id})
+        return None if row is None else (int(row[0]), int(row[1]))
 
     def delivered(self, charger_id: int, decision: int) -> None:
         # Never backwards: an older decision acknowledged late leaves a newer one acknowledged.
@@ -187,9 +199,4 @@ class SqlGrid:
         )
 
     def owed(self, decided_before: datetime) -> list[int]:
-        q = (
-            select(_d.charger_id)
-            .where(_d.delivered < _d.decision, _d.decided_at <= decided_before)
-            .order_by(_d.charger_id)
-        )
-        return [int(r.charger_id) for r in self.conn.execute(q)]
+        return [int(r[0]) for r in OWED.rows(self.conn, {"before": decided_before})]

@@ -24,12 +24,15 @@ def _register_at_least(param: str) -> Any:
     return case((_s.meter_last_wh < bindparam(param), bindparam(param)), else_=_s.meter_last_wh)
 
 
+# Open sessions, on the partial index ix_sessions_open: its predicate in the SQL text itself, so
+# the planner can match it. A bound value in its place would match too, but SQLite then prepares
+# the statement again at every execution (the plan depends on that value).
+_OPEN = _s.status == literal_column(f"'{SessionStatus.CHARGING.value}'")
+
 BY_ID = DirectStatement(select(t.sessions).where(_s.id == bindparam("session_pk")))
 ALL = DirectStatement(select(t.sessions).order_by(_s.id))
 OPEN_ON = DirectStatement(
-    select(t.sessions)
-    .where(_s.connector_id == bindparam("connector_pk"), _s.status == SessionStatus.CHARGING.value)
-    .order_by(_s.id.desc())
+    select(t.sessions).where(_s.connector_id == bindparam("connector_pk"), _OPEN).order_by(_s.id.desc())
 )
 # A reading applied to a charging session and what the meter path needs back, in one statement;
 # the booking's energy limit comes along in a scalar subquery rather than a second round trip.
@@ -72,9 +75,6 @@ MARK_FREED_ONCE = DirectStatement(  # the first report's instant stands
     .where(_s.id == bindparam("session_pk"))
     .values(freed_at=func.coalesce(_s.freed_at, bindparam("since", type_=_s.freed_at.type)))
 )
-# Open sessions, on the partial index ix_sessions_open: its predicate in the SQL text itself, so
-# the planner can match it.
-_OPEN = _s.status == literal_column(f"'{SessionStatus.CHARGING.value}'")
 # A session of another booking on the connector at some instant of [start, end).
 HELD_BY_ANOTHER = DirectStatement(
     select(_s.id)
@@ -98,8 +98,12 @@ STOPS_OWED = DirectStatement(
     )
     .order_by(_s.id)
 )
+# Every housekeeping sweep's lost-stop lookup, over the open sessions alone (ix_sessions_open). With
+# an ORDER BY id, SQLite's planner prefers walking the whole table in id order over the partial
+# index and a sort, a cost that grows with every session ever held; without it, and with a term on
+# the index's column (always true: connector_id is NOT NULL), it reads the index. Sorted by id here.
 FREED_BEFORE = DirectStatement(
-    select(t.sessions).where(_OPEN, _s.freed_at < bindparam("cutoff")).order_by(_s.id)
+    select(t.sessions).where(_OPEN, _s.connector_id.is_not(None), _s.freed_at < bindparam("cutoff"))
 )
 # Compare-and-set: only a charging session stops, so of two stops racing, one bills it.
 STOP = DirectStatement(
@@ -326,7 +330,8 @@ class SqlSessions:
         return [(r[0], r[1]) for r in STOPS_OWED.rows(self.conn, {})]
 
     def freed_before(self, cutoff: datetime) -> Sequence[SessionRecord]:
-        return [session_record(r) for r in FREED_BEFORE.mappings(self.conn, {"cutoff": cutoff})]
+        rows = FREED_BEFORE.mappings(self.conn, {"cutoff": cutoff})
+        return [session_record(r) for r in sorted(rows, key=lambda r: int(r["id"]))]
 
     def stop(
         self,

@@ -17,6 +17,7 @@ from chargeshare.adapters.sql import (
     sessions,
     smart_charging,
     tokens,
+    v2g,
 )
 from chargeshare.adapters.sql.direct import DirectStatement
 
@@ -34,6 +35,7 @@ ALL: dict[str, DirectStatement] = {
     **pricing.STATEMENTS,
     **smart_charging.STATEMENTS,
     **fleet.STATEMENTS,
+    **v2g.STATEMENTS,
 }
 # Statements for one dialect only, checked on it alone.
 SQLITE_ONLY: dict[str, DirectStatement] = {

@@ -6,16 +6,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
 
 _t = t.v2g_terms.c
 _x = t.v2g_exports.c
+
+# Read at every session's start and stop, V2G or not (whether its booking carries export terms).
+TERMS = DirectStatement(select(t.v2g_terms).where(_t.booking_id == bindparam("booking_pk")))
+
+STATEMENTS = {"v2g.terms": TERMS}
 
 
 def _int(v: Any) -> int | None:
@@ -66,8 +72,8 @@ class SqlV2g:
         )
 
     def terms(self, booking_id: int) -> ExportTerms | None:
-        r = self.conn.execute(select(t.v2g_terms).where(_t.booking_id == booking_id)).first()
-        return None if r is None else _terms(r)
+        r = TERMS.first(self.conn, {"booking_pk": booking_id})
+        return None if r is None else ExportTerms(int(r[0]), int(r[1]), int(r[2]), r[3])
 
     def all_terms(self) -> Sequence[ExportTerms]:
         return [_terms(r) for r in self.conn.execute(select(t.v2g_terms).order_by(_t.booking_id))]
