@@ -147,11 +147,15 @@ class LightCharger:
             raise ValueError(f"no pre-built frame for {action}")
         return Frame(action, uid, f'[2,"{uid}","{action}",{payload}]', register)
 
-    async def call(self, f: Frame, phase: PhaseResult) -> dict[str, Any] | None:
-        """Send one call and wait (bounded) for its answer; records the round trip in `phase`."""
+    async def call(self, f: Frame, phase: PhaseResult, due_ns: int | None = None) -> dict[str, Any] | None:
+        """Send one call and wait (bounded) for its answer; records the latency in `phase`: from
+        `due_ns` (`perf_counter_ns`), when the call was due to be sent, if it was sent later, so a
+        late send counts against the figure rather than hiding it; otherwise from the send."""
         phase.sent += 1
         phase.by_action[f.action] += 1
         started = time.perf_counter_ns()
+        if due_ns is not None:
+            started = min(started, due_ns)
         try:
             await self.ws.send(f.text)
             async with asyncio.timeout(REPLY_TIMEOUT_S):
@@ -285,41 +289,34 @@ async def throughput(chargers: Sequence[LightCharger], messages: int, limit_s: f
 
 async def paced(chargers: Sequence[LightCharger], seconds: float, interval_s: float) -> PhaseResult:
     """Each charger sends one MeterValues every `interval_s`, staggered evenly, for `seconds`."""
-    phase = PhaseResult()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.5
-    end = t0 + seconds
-    n = len(chargers)
-
-    async def one(i: int, c: LightCharger) -> None:
-        due = t0 + interval_s * i / n
-        while due < end and not c.broken:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            await c.call(c.frame("MeterValues", _now_iso()), phase)
-            due += interval_s
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i, c) for i, c in enumerate(chargers)))
-    phase.wall_s = time.perf_counter() - started
-    return phase
+    return await _scheduled(chargers, seconds, interval_s, ("MeterValues",), lead_s=0.5)
 
 
 async def steady(chargers: Sequence[LightCharger], seconds: float, interval_s: float) -> PhaseResult:
     """Each charger sends one frame every `interval_s` (STEADY_MIX in turn), staggered evenly, for
     `seconds`."""
+    return await _scheduled(chargers, seconds, interval_s, STEADY_MIX, lead_s=0.1)
+
+
+async def _scheduled(
+    chargers: Sequence[LightCharger], seconds: float, interval_s: float, mix: Sequence[str], lead_s: float
+) -> PhaseResult:
+    """Charger i's k-th frame is due at a fixed instant (t0 + (i/n + k) * interval), whatever happened
+    before it, and its latency runs from that instant: a reading sent late because this process
+    lagged (or its previous call was slow) is measured from when it was due, not from its send."""
     phase = PhaseResult()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.1
-    end = t0 + seconds
+    t0_ns = time.perf_counter_ns() + round(lead_s * 1e9)
+    end_ns = t0_ns + round(seconds * 1e9)
+    interval_ns = round(interval_s * 1e9)
     n = len(chargers)
 
     async def one(i: int, c: LightCharger) -> None:
-        due = t0 + interval_s * i / n
+        due_ns = t0_ns + interval_ns * i // n
         k = i
-        while due < end and not c.broken:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            await c.call(c.frame(STEADY_MIX[k % len(STEADY_MIX)], _now_iso()), phase)
-            due += interval_s
+        while due_ns < end_ns and not c.broken:
+            await asyncio.sleep(max(0, due_ns - time.perf_counter_ns()) / 1e9)
+            await c.call(c.frame(mix[k % len(mix)], _now_iso()), phase, due_ns)
+            due_ns += interval_ns
             k += 1
 
     started = time.perf_counter()
