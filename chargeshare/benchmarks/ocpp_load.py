@@ -14,7 +14,7 @@ import json
 import resource
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -362,6 +362,50 @@ async def close_all(chargers: Sequence[LightCharger]) -> None:
             await asyncio.gather(*(one(c) for c in chargers))
 
 
+class SelfWatch:
+    """How long this process itself stood still while it timed the server: its garbage collections
+    (from `gc.callbacks`) and its event loop's lateness in waking a task every LAG_STEP_S. A reading
+    due while this process stood still is sent late, and counted from when it was due: these say how
+    much of a tail is the load generator's."""
+
+    LAG_STEP_S = 0.01
+
+    def __init__(self) -> None:
+        self.gc_pauses_ns: list[int] = []
+        self.max_lag_s = 0.0
+        self._gc_started = 0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter_ns()
+        else:
+            self.gc_pauses_ns.append(time.perf_counter_ns() - self._gc_started)
+
+    async def _watch_loop(self) -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(self.LAG_STEP_S)
+            self.max_lag_s = max(self.max_lag_s, time.perf_counter() - asked - self.LAG_STEP_S)
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        gc.callbacks.append(self._on_gc)
+        task = asyncio.create_task(self._watch_loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            gc.callbacks.remove(self._on_gc)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "gc_collections": len(self.gc_pauses_ns),
+            "gc_pause_max_ms": round(max(self.gc_pauses_ns, default=0) / 1e6, 3),
+            "gc_pause_total_ms": round(sum(self.gc_pauses_ns) / 1e6, 3),
+            "loop_lag_max_ms": round(self.max_lag_s * 1e3, 3),
+        }
+
+
 async def run_load(
     url: str, plans: Sequence[ChargerPlan], params: LoadParams, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -415,12 +459,15 @@ async def run_load(
 async def _phase(
     report: dict[str, Any], name: str, say: Callable[[str], None], run: Awaitable[PhaseResult]
 ) -> None:
-    result = await run
-    report[name] = result.summary()
-    s = report[name]
+    watch = SelfWatch()
+    async with watch.watching():
+        result = await run
+    report[name] = s = {**result.summary(), "load_generator": watch.figures()}
+    own = s["load_generator"]
     say(
         f"{name}: {s['answered']:,} answered, {s['round_trips_per_s']:,.0f}/s, "
-        f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
+        f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; load generator: loop late by at most "
+        f"{own['loop_lag_max_ms']:.1f} ms, longest collection {own['gc_pause_max_ms']:.1f} ms"
     )
 
 

@@ -359,5 +359,7 @@ async def test_the_load_generator_freezes_its_links_out_of_the_collector_before_
     finally:
         gc.set_threshold(*threshold)  # what it froze stays frozen: this process keeps it anyway
     assert report["throughput"]["answered"] == 6
+    own = report["throughput"]["load_generator"]
+    assert own.keys() == {"gc_collections", "gc_pause_max_ms", "gc_pause_total_ms", "loop_lag_max_ms"}
     assert frozen > frozen_before and tuned[0] == YOUNG_THRESHOLD
     assert report["gc_frozen_objects"] > frozen_before
