@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -23,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from chargeshare.benchmarks.stats import Latency
+from chargeshare.entrypoints.serving import tune_gc_for_serving
 
 SUBPROTOCOL = "ocpp1.6"
 CONNECT_CONCURRENCY = 50  # handshakes in flight at once: well inside both servers' listen backlogs
@@ -147,11 +149,15 @@ class LightCharger:
             raise ValueError(f"no pre-built frame for {action}")
         return Frame(action, uid, f'[2,"{uid}","{action}",{payload}]', register)
 
-    async def call(self, f: Frame, phase: PhaseResult) -> dict[str, Any] | None:
-        """Send one call and wait (bounded) for its answer; records the round trip in `phase`."""
+    async def call(self, f: Frame, phase: PhaseResult, due_ns: int | None = None) -> dict[str, Any] | None:
+        """Send one call and wait (bounded) for its answer; records the latency in `phase`: from
+        `due_ns` (`perf_counter_ns`), when the call was due to be sent, if it was sent later, so a
+        late send counts against the figure rather than hiding it; otherwise from the send."""
         phase.sent += 1
         phase.by_action[f.action] += 1
         started = time.perf_counter_ns()
+        if due_ns is not None:
+            started = min(started, due_ns)
         try:
             await self.ws.send(f.text)
             async with asyncio.timeout(REPLY_TIMEOUT_S):
@@ -285,41 +291,34 @@ async def throughput(chargers: Sequence[LightCharger], messages: int, limit_s: f
 
 async def paced(chargers: Sequence[LightCharger], seconds: float, interval_s: float) -> PhaseResult:
     """Each charger sends one MeterValues every `interval_s`, staggered evenly, for `seconds`."""
-    phase = PhaseResult()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.5
-    end = t0 + seconds
-    n = len(chargers)
-
-    async def one(i: int, c: LightCharger) -> None:
-        due = t0 + interval_s * i / n
-        while due < end and not c.broken:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            await c.call(c.frame("MeterValues", _now_iso()), phase)
-            due += interval_s
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i, c) for i, c in enumerate(chargers)))
-    phase.wall_s = time.perf_counter() - started
-    return phase
+    return await _scheduled(chargers, seconds, interval_s, ("MeterValues",), lead_s=0.5)
 
 
 async def steady(chargers: Sequence[LightCharger], seconds: float, interval_s: float) -> PhaseResult:
     """Each charger sends one frame every `interval_s` (STEADY_MIX in turn), staggered evenly, for
     `seconds`."""
+    return await _scheduled(chargers, seconds, interval_s, STEADY_MIX, lead_s=0.1)
+
+
+async def _scheduled(
+    chargers: Sequence[LightCharger], seconds: float, interval_s: float, mix: Sequence[str], lead_s: float
+) -> PhaseResult:
+    """Charger i's k-th frame is due at a fixed instant (t0 + (i/n + k) * interval), whatever happened
+    before it, and its latency runs from that instant: a reading sent late because this process
+    lagged (or its previous call was slow) is measured from when it was due, not from its send."""
     phase = PhaseResult()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.1
-    end = t0 + seconds
+    t0_ns = time.perf_counter_ns() + round(lead_s * 1e9)
+    end_ns = t0_ns + round(seconds * 1e9)
+    interval_ns = round(interval_s * 1e9)
     n = len(chargers)
 
     async def one(i: int, c: LightCharger) -> None:
-        due = t0 + interval_s * i / n
+        due_ns = t0_ns + interval_ns * i // n
         k = i
-        while due < end and not c.broken:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            await c.call(c.frame(STEADY_MIX[k % len(STEADY_MIX)], _now_iso()), phase)
-            due += interval_s
+        while due_ns < end_ns and not c.broken:
+            await asyncio.sleep(max(0, due_ns - time.perf_counter_ns()) / 1e9)
+            await c.call(c.frame(mix[k % len(mix)], _now_iso()), phase, due_ns)
+            due_ns += interval_ns
             k += 1
 
     started = time.perf_counter()
@@ -363,6 +362,50 @@ async def close_all(chargers: Sequence[LightCharger]) -> None:
             await asyncio.gather(*(one(c) for c in chargers))
 
 
+class SelfWatch:
+    """How long this process itself stood still while it timed the server: its garbage collections
+    (from `gc.callbacks`) and its event loop's lateness in waking a task every LAG_STEP_S. A reading
+    due while this process stood still is sent late, and counted from when it was due: these say how
+    much of a tail is the load generator's."""
+
+    LAG_STEP_S = 0.01
+
+    def __init__(self) -> None:
+        self.gc_pauses_ns: list[int] = []
+        self.max_lag_s = 0.0
+        self._gc_started = 0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter_ns()
+        else:
+            self.gc_pauses_ns.append(time.perf_counter_ns() - self._gc_started)
+
+    async def _watch_loop(self) -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(self.LAG_STEP_S)
+            self.max_lag_s = max(self.max_lag_s, time.perf_counter() - asked - self.LAG_STEP_S)
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        gc.callbacks.append(self._on_gc)
+        task = asyncio.create_task(self._watch_loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            gc.callbacks.remove(self._on_gc)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "gc_collections": len(self.gc_pauses_ns),
+            "gc_pause_max_ms": round(max(self.gc_pauses_ns, default=0) / 1e6, 3),
+            "gc_pause_total_ms": round(sum(self.gc_pauses_ns) / 1e6, 3),
+            "loop_lag_max_ms": round(self.max_lag_s * 1e3, 3),
+        }
+
+
 async def run_load(
     url: str, plans: Sequence[ChargerPlan], params: LoadParams, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -382,6 +425,10 @@ async def run_load(
         setup_phase = await setup(chargers)
         report["setup"] = setup_phase.summary()
         say(f"set up ({setup_phase.answered:,} calls answered) in {setup_phase.wall_s:.1f} s")
+        # The links now live to the end: as in the server, keep the collector from rescanning them,
+        # so its pauses here do not land in the figures as the server's latency.
+        tune_gc_for_serving()
+        report["gc_frozen_objects"] = gc.get_freeze_count()
         await _phase(
             report, "throughput", say, throughput(chargers, params.messages, params.throughput_limit_s)
         )
@@ -412,12 +459,15 @@ async def run_load(
 async def _phase(
     report: dict[str, Any], name: str, say: Callable[[str], None], run: Awaitable[PhaseResult]
 ) -> None:
-    result = await run
-    report[name] = result.summary()
-    s = report[name]
+    watch = SelfWatch()
+    async with watch.watching():
+        result = await run
+    report[name] = s = {**result.summary(), "load_generator": watch.figures()}
+    own = s["load_generator"]
     say(
         f"{name}: {s['answered']:,} answered, {s['round_trips_per_s']:,.0f}/s, "
-        f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
+        f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; load generator: loop late by at most "
+        f"{own['loop_lag_max_ms']:.1f} ms, longest collection {own['gc_pause_max_ms']:.1f} ms"
     )
 
 

@@ -3,12 +3,16 @@ hold every charger's last reading, and that the load's frames are valid OCPP (no
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import resource
+import time
 from pathlib import Path
 
 import pytest
 
+from chargeshare.benchmarks import ocpp_load
 from chargeshare.benchmarks.ocpp import (
     BenchUnfit,
     SizeResult,
@@ -18,9 +22,10 @@ from chargeshare.benchmarks.ocpp import (
     paced_readings,
 )
 from chargeshare.benchmarks.ocpp_cluster import sample_indexes
-from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger
+from chargeshare.benchmarks.ocpp_load import MIX, ChargerPlan, LightCharger, LoadParams, PhaseResult, paced
 from chargeshare.benchmarks.ocpp_servers import _register_wh
 from chargeshare.cli.app import app
+from chargeshare.entrypoints.serving import YOUNG_THRESHOLD
 from chargeshare.ocpp import V16
 from chargeshare.ocpp.frames import CALL, Call, check_payload, parse
 from tests.cli_runner import CliRunner
@@ -298,3 +303,63 @@ def test_the_command_sample_is_spread_over_the_fleet() -> None:
     picked = sample_indexes(1000, 200)
     assert len(picked) == 200 and picked[:3] == [0, 5, 10]
     assert sum(i % 2 for i in picked) == 100  # with 2 processes, half the sample on each
+
+
+class _AnsweringLink:
+    """A charger's link whose central system answers every call at once."""
+
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[str] = asyncio.Queue()
+
+    async def send(self, text: str) -> None:
+        started = {"transactionId": 1, "idTagInfo": {"status": "Accepted"}}  # a StartTransaction's answer
+        self.replies.put_nowait(json.dumps([3, json.loads(text)[1], started]))
+
+    async def recv(self) -> str:
+        return await self.replies.get()
+
+
+async def test_a_paced_reading_sent_late_counts_from_when_it_was_due() -> None:
+    # The load generator's own loop is held past the reading's due time (as a long garbage collection
+    # in it would): the server answers at once, yet the reading was late, and the figure must say so.
+    charger = LightCharger(ChargerPlan("CP1", "TAG1"), ws=_AnsweringLink())  # type: ignore[arg-type]
+    charger.transaction_id = 1
+    phase = asyncio.create_task(paced([charger], seconds=1.0, interval_s=10.0))
+    await asyncio.sleep(0)  # the phase has fixed its schedule: the reading is due 0.5 s from now
+    time.sleep(0.8)  # the loop stands still past that
+    result = await phase
+    assert result.answered == 1
+    (latency_ns,) = result.latencies_ns
+    assert latency_ns >= 300_000_000
+
+
+async def test_a_call_sent_on_time_counts_from_its_send() -> None:
+    charger = LightCharger(ChargerPlan("CP1", "TAG1"), ws=_AnsweringLink())  # type: ignore[arg-type]
+    phase = PhaseResult()
+    due_ns = time.perf_counter_ns() + 60 * 10**9  # sent well before it was due
+    await charger.call(charger.frame("Heartbeat", "2026-01-01T00:00:00Z"), phase, due_ns)
+    (latency_ns,) = phase.latencies_ns
+    assert 0 < latency_ns < 60 * 10**9
+
+
+async def test_the_load_generator_freezes_its_links_out_of_the_collector_before_timing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Thousands of links' objects, rescanned by full collections in the load generator, would stall
+    # it and show up as the server's latency.
+    async def answering_links(url: str, plans: list[ChargerPlan]) -> tuple[list[LightCharger], list[str]]:
+        return [LightCharger(p, _AnsweringLink()) for p in plans], []  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ocpp_load, "connect_all", answering_links)
+    threshold, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    plans = [ChargerPlan(f"CP{i}", f"TAG{i}") for i in range(3)]
+    try:
+        report = await ocpp_load.run_load("ws://unused", plans, LoadParams(6, 10.0, 0.0, 1.0), lambda _: None)
+        frozen, tuned = gc.get_freeze_count(), gc.get_threshold()
+    finally:
+        gc.set_threshold(*threshold)  # what it froze stays frozen: this process keeps it anyway
+    assert report["throughput"]["answered"] == 6
+    own = report["throughput"]["load_generator"]
+    assert own.keys() == {"gc_collections", "gc_pause_max_ms", "gc_pause_total_ms", "loop_lag_max_ms"}
+    assert frozen > frozen_before and tuned[0] == YOUNG_THRESHOLD
+    assert report["gc_frozen_objects"] > frozen_before

@@ -13,6 +13,7 @@ import pytest
 
 from chargeshare.adapters.last_seen import WriteBehindLastSeen
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.housekeeping import sweep_once
 from chargeshare.services.ports import Store
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -151,3 +152,15 @@ def test_closing_writes_what_is_pending_and_a_failure_does_not_raise() -> None:
 def test_the_app_owns_the_one_the_charging_service_stamps_through(app: App) -> None:
     assert app.charging.last_seen is app.last_seen
     assert app.last_seen.every == timedelta(seconds=app.config.rules.heartbeat_interval_s / 4)
+
+
+async def test_a_sweep_writes_a_fleets_stamps_in_small_units_of_work() -> None:
+    # Each unit of work holds the event loop, and with it every charger's acknowledgement.
+    fleet = [f"CP{i}" for i in range(120)]
+    last_seen, store = write_behind(*fleet, known=tuple(fleet))
+    for cp_id in fleet:
+        last_seen.record(cp_id, at(60))
+    app = SimpleNamespace(last_seen=last_seen, housekeeping=SimpleNamespace(sweep=lambda payments: None))
+    await sweep_once(cast(App, app))
+    assert sum(map(len, store.chargers.batches)) == 120
+    assert max(map(len, store.chargers.batches)) <= 50

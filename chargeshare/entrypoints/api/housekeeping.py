@@ -12,9 +12,9 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY_SIMULATED_S = 30
 MIN_HOUSEKEEPING_REAL_S = 0.05
-# Last-seen stamps written per unit of work before the loop serves frames again: a fleet's worth at
-# once (thousands of row updates) would hold every charger's acknowledgement for tens of milliseconds.
-STAMPS_PER_FLUSH = 500
+# Last-seen stamps written per unit of work before the loop serves frames again: each unit holds
+# every charger's acknowledgement while it runs, so it is kept small enough not to show in their tail.
+STAMPS_PER_FLUSH = 50
 
 
 async def housekeeping(app: App) -> None:
