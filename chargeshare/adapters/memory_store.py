@@ -168,6 +168,7 @@ class _Tables:
     site_of: dict[int, int] = field(default_factory=dict)  # charger id -> site id
     flex_events: dict[int, FlexEvent] = field(default_factory=dict)
     allocations: dict[int, int] = field(default_factory=dict)  # connector id -> W
+    planned: dict[int, tuple[datetime, int]] = field(default_factory=dict)  # connector id -> later step
     v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
     # charger id -> (decision, delivered, decided at)
@@ -550,6 +551,7 @@ class MemoryChargers(_Repository):
         self.t.deliveries.pop(c.charger_id, None)
         for i in ids:
             self.t.allocations.pop(i, None)
+            self.t.planned.pop(i, None)
         del self.t.chargers[c.charger_id]
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -652,6 +654,7 @@ class MemoryChargers(_Repository):
         if sum(1 for c in self.t.connectors.values() if c.charger_id == charger_id) <= 1:
             raise InvalidRequest("a charger needs at least one connector")
         self.t.allocations.pop(k.connector_id, None)
+        self.t.planned.pop(k.connector_id, None)
         del self.t.connectors[k.connector_id]
 
 
@@ -1503,12 +1506,24 @@ class MemoryGrid(_Repository):
     def allocations(self) -> dict[int, int]:
         return dict(sorted(self.t.allocations.items()))
 
-    def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
+    def planned(self) -> dict[int, tuple[datetime, int]]:
+        return dict(sorted(self.t.planned.items()))
+
+    def save_allocations(
+        self,
+        limits_w: Mapping[int, int | None],
+        at: datetime,
+        planned: Mapping[int, tuple[datetime, int]] | None = None,
+    ) -> None:
+        steps = planned or {}
         for connector_id, limit_w in limits_w.items():
+            self.t.planned.pop(connector_id, None)
             if limit_w is None:
                 self.t.allocations.pop(connector_id, None)
-            else:
-                self.t.allocations[connector_id] = limit_w
+                continue
+            self.t.allocations[connector_id] = limit_w
+            if connector_id in steps:
+                self.t.planned[connector_id] = steps[connector_id]
 
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
         for charger_id in charger_ids:

@@ -118,6 +118,12 @@ def effective_limit_w(
     return min([base_w, *lowered])
 
 
+def next_edge(events: Iterable[FlexEvent], after: datetime, until: datetime) -> datetime | None:
+    """The first moment in (after, until] at which a flexibility event begins or ends."""
+    edges = [t for e in events for t in (e.starts_at, e.ends_at) if after < t <= until]
+    return min(edges, default=None)
+
+
 def capacities_w(
     sites: Sequence[Site], feeders: Sequence[Feeder], events: Sequence[FlexEvent], at: datetime
 ) -> dict[tuple[Scope, int], int]:

@@ -397,7 +397,7 @@ class CommandPolicy:
                 del self._grid_sending[cp_id]
 
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
-        for command in ocpp_grid.limit_commands(due.limits_w, due.at):
+        for command in ocpp_grid.limit_commands(due.limits_w, due.at, due.steps):
             if not (yield from self._logged(due.charge_point_id, command)):
                 return  # the rest stays owed: sent again on connecting or by the sweep
         if not due.decision:

@@ -8,11 +8,14 @@ A charger whose connectors have limits gets, in 1.6 and 2.0.1 alike:
 - a TxDefaultProfile on each connector with that connector's limit: how the charger splits it.
 
 Both are Absolute, start when decided, have no end, are in W, and have stable ids (so each new
-decision replaces the last) at stack level 1. A charger taken off its site has both cleared.
+decision replaces the last) at stack level 1. A limit already known to change later (a flexibility
+event beginning or ending) is a second period starting then, so the charger changes on time however
+late the next decision reaches it. A charger taken off its site has both cleared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from chargeshare.ocpp import commands as cmd
@@ -26,37 +29,73 @@ def tx_default_profile_id(connector_no: int) -> int:
     return TX_DEFAULT_PROFILE_ID + connector_no
 
 
-def _profile(profile_id: int, purpose: cmd.ProfilePurpose, limit_w: int, at: datetime) -> cmd.ChargingProfile:
+def _profile(
+    profile_id: int, purpose: cmd.ProfilePurpose, periods: Sequence[tuple[int, int]], at: datetime
+) -> cmd.ChargingProfile:
     return cmd.ChargingProfile(
         profile_id=profile_id,
         stack_level=GRID_STACK_LEVEL,
         purpose=purpose,
         kind=cmd.ProfileKind.ABSOLUTE,
         rate_unit=cmd.RateUnit.WATTS,
-        periods=(cmd.SchedulePeriod(0, limit_w),),
+        periods=tuple(cmd.SchedulePeriod(offset, w) for offset, w in periods),
         starts_at=at,
     )
 
 
+def _offset_s(at: datetime, then: datetime) -> int:
+    # Whole seconds, rounded down: a lowered limit is in force by the moment it is due.
+    return max(0, int((then - at).total_seconds()))
+
+
+def connector_periods(
+    limits_w: tuple[tuple[int, int], ...], steps: Sequence[tuple[int, datetime, int]], at: datetime
+) -> dict[int, list[tuple[int, int]]]:
+    """Each connector's (offset s from `at`, W) periods: its limit now, then each later step."""
+    periods = {no: [(0, w)] for no, w in limits_w}
+    for no, then, w in sorted(steps, key=lambda s: (s[0], s[1])):
+        if no not in periods:
+            continue
+        offset = _offset_s(at, then)
+        if offset == periods[no][-1][0]:
+            periods[no][-1] = (offset, w)
+        else:
+            periods[no].append((offset, w))
+    return periods
+
+
+def _summed(periods: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """The charger-wide maximum over time: at every connector's edge, the sum of the limits then."""
+    edges = sorted({offset for ps in periods.values() for offset, _ in ps})
+
+    def at(ps: list[tuple[int, int]], edge: int) -> int:
+        return next(w for offset, w in reversed(ps) if offset <= edge)
+
+    return [(edge, sum(at(ps, edge) for ps in periods.values())) for edge in edges]
+
+
 def limit_commands(
-    limits_w: tuple[tuple[int, int], ...], at: datetime
+    limits_w: tuple[tuple[int, int], ...],
+    at: datetime,
+    steps: Sequence[tuple[int, datetime, int]] = (),
 ) -> tuple[cmd.SetChargingProfile | cmd.ClearChargingProfile, ...]:
-    """What puts (connector number, W) limits decided at `at` on a charger: the charger-wide maximum
-    first, then each connector's share; no limits: clear both."""
+    """What puts (connector number, W) limits decided at `at` on a charger, with any later
+    (connector number, when, W) `steps`: the charger-wide maximum first, then each connector's
+    share; no limits: clear both."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=GRID_STACK_LEVEL),
         )
-    total = sum(w for _, w in limits_w)
+    periods = connector_periods(limits_w, steps, at)
     return (
         cmd.SetChargingProfile(
-            0, _profile(CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, total, at)
+            0, _profile(CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at)
         ),
         *(
             cmd.SetChargingProfile(
-                no, _profile(tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, w, at)
+                no, _profile(tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, periods[no], at)
             )
-            for no, w in sorted(limits_w)
+            for no in sorted(periods)
         ),
     )

@@ -83,12 +83,15 @@ class OverrideDue(Event):
 class GridLimitsDue(Event):
     """A charger's connectors have new limits under its site's and feeder's supply limits
     (chargeshare/services/grid.py): (connector number, W) for each; empty when the charger is on no
-    limited site any more and the limits it holds are to be cleared. `decision`: the charger's
-    decision number, acknowledged once every command is done (0: none recorded)."""
+    limited site any more and the limits it holds are to be cleared. `steps`: (connector number,
+    when, W) for a limit already known to change at a later moment (a flexibility event beginning
+    or ending), put on the charger ahead so it changes on time. `decision`: the charger's decision
+    number, acknowledged once every command is done (0: none recorded)."""
 
     charge_point_id: str
     limits_w: tuple[tuple[int, int], ...]
     decision: int = 0
+    steps: tuple[tuple[int, datetime, int], ...] = ()
 
 
 @dataclass(frozen=True)

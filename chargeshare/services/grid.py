@@ -8,6 +8,11 @@ the start is heard and the shares are decided again. The limits decided are kept
 and a charger whose limits changed is told (`GridLimitsDue`; chargeshare/ocpp/grid_limits.py says it
 in OCPP); a charger that connects is told its limits again (`limits_due`).
 
+A flexibility event beginning or ending within `LOOK_AHEAD` is decided ahead: each connector's limit
+carries the step it takes then (the shares at that moment, for the cars charging now), which its
+charger holds as a later period of its profiles, so the limit changes on time however late the
+sweep or the commands run. At the edge itself the sweep decides again and the step becomes the limit.
+
 Each charger's decisions are numbered and owed until it acknowledges one (`limits_delivered`): a
 charger offline, a refused command or a process dying after the commit leaves them owed, and the
 housekeeping sweep tells the charger again (`resend_owed`). Decisions take turns (`deciding`), so
@@ -29,6 +34,7 @@ from chargeshare.domain.grid_limits import (
     Scope,
     Site,
     allocate,
+    next_edge,
 )
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
@@ -43,6 +49,11 @@ from chargeshare.services.ports import Store, UnitOfWork
 # How long a decision may be on its way before the sweep sends it again: long enough for a
 # charger to answer the commands it is being sent, short against a meter interval.
 RESEND_OWED_AFTER = timedelta(seconds=30)
+# How far ahead a flexibility event's edge is put on the chargers: many sweeps, so a busy charger
+# or server still has it in hand well before the edge.
+LOOK_AHEAD = timedelta(minutes=5)
+
+Step = tuple[datetime, int]
 
 
 @dataclass(frozen=True)
@@ -62,9 +73,10 @@ class GridService:
         *,
         min_w: int = MIN_CHARGING_W,
         resend_after: timedelta = RESEND_OWED_AFTER,
+        look_ahead: timedelta = LOOK_AHEAD,
     ) -> None:
         self.store, self.bus, self.clock, self.min_w = store, bus, clock, min_w
-        self.resend_after = resend_after
+        self.resend_after, self.look_ahead = resend_after, look_ahead
         for event in (SessionStarted, SessionStopped, SessionClosedWithoutStop):
             bus.subscribe(event, self._on_session_changed)
 
@@ -150,14 +162,24 @@ class GridService:
             # The number first: a decision committing between the two reads then pairs newer limits
             # with an older number, which stays owed and is sent again, never old limits with its own.
             delivery = tx.grid.delivery(charger.charger_id)
-            decided = tx.grid.allocations()
+            decided, planned = tx.grid.allocations(), tx.grid.planned()
+        now = self.clock.now()
         limits = tuple(
             (c.connector_no, decided[c.connector_id]) for c in charger.connectors if c.connector_id in decided
         )
+        steps = tuple(
+            (c.connector_no, *planned[c.connector_id])
+            for c in charger.connectors
+            if c.connector_id in decided and c.connector_id in planned
+        )
+        # A step whose moment has passed is in force now (the sweep decides it again shortly).
+        in_force = {no: w for no, then, w in steps if then <= now}
+        limits = tuple((no, in_force.get(no, w)) for no, w in limits)
+        steps = tuple(s for s in steps if s[1] > now)
         decision, delivered = delivery or (0, 0)
         if not limits and delivered >= decision:
             return None
-        return GridLimitsDue(self.clock.now(), charge_point_id, limits, decision)
+        return GridLimitsDue(now, charge_point_id, limits, decision, steps)
 
     def limits_delivered(self, charge_point_id: str, decision: int) -> None:
         """The charger acknowledged every command of `decision`: no longer owed (unless a newer one is)."""
@@ -185,19 +207,21 @@ class GridService:
             tx.grid.deciding()  # first: every read below sees the decisions committed before ours
             now = self.clock.now()
             members = tx.grid.members()
-            decided = tx.grid.allocations()
+            decided, planned = tx.grid.allocations(), tx.grid.planned()
             if not members and not decided:
                 return []
-            wanted, where = self._decide(tx, members, now)
+            wanted, steps, where = self._decide(tx, members, now)
             for connector_id in decided.keys() - wanted.keys():
                 if connector_id not in where:
                     where[connector_id] = self._connector_of(tx, connector_id)
             changed: dict[int, int | None] = {
-                c: wanted.get(c) for c in wanted.keys() | decided.keys() if wanted.get(c) != decided.get(c)
+                c: wanted.get(c)
+                for c in wanted.keys() | decided.keys()
+                if wanted.get(c) != decided.get(c) or steps.get(c) != planned.get(c)
             }
             if not changed:
                 return []
-            tx.grid.save_allocations(changed, now)
+            tx.grid.save_allocations(changed, now, {c: steps[c] for c in changed if c in steps})
             # Owed in the same commit: a crash before the chargers are told leaves them owed.
             decisions = tx.grid.owe(sorted({where[c].charger_id for c in changed}), now)
         chargers = sorted({(where[c].charge_point_id, where[c].charger_id) for c in changed})
@@ -213,6 +237,13 @@ class GridService:
                     )
                 ),
                 decisions[charger_id],
+                tuple(
+                    sorted(
+                        (k.connector_no, *steps[c])
+                        for c, k in where.items()
+                        if k.charge_point_id == cp_id and c in wanted and c in steps
+                    )
+                ),
             )
             for cp_id, charger_id in chargers
         ]
@@ -222,7 +253,9 @@ class GridService:
 
     def _decide(
         self, tx: UnitOfWork, members: dict[int, int], now: datetime
-    ) -> tuple[dict[int, int], dict[int, _Connector]]:
+    ) -> tuple[dict[int, int], dict[int, Step], dict[int, _Connector]]:
+        """Each connector's limit now, the step it takes at the next flexibility event edge within
+        `look_ahead` (where that differs), and where each connector is."""
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
         events = tx.grid.flex_events(now)
         where: dict[int, _Connector] = {}
@@ -239,8 +272,13 @@ class GridService:
                     idle[c.connector_id] = min(self.min_w, c.max_power_w)
                 else:
                     charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
-        shares = allocate(sites, feeders, charging, events, now, min_w=self.min_w)
-        return {**idle, **shares.limits_w}, where
+        wanted = {**idle, **allocate(sites, feeders, charging, events, now, min_w=self.min_w).limits_w}
+        edge = next_edge(events, now, now + self.look_ahead)
+        if edge is None:
+            return wanted, {}, where
+        then = {**idle, **allocate(sites, feeders, charging, events, edge, min_w=self.min_w).limits_w}
+        steps = {c: (edge, then[c]) for c, w in wanted.items() if then.get(c, w) != w}
+        return wanted, steps, where
 
     @staticmethod
     def _connector_of(tx: UnitOfWork, connector_id: int) -> _Connector:

@@ -833,8 +833,18 @@ class Grid(Protocol):
         """Each connector's limit in W as last decided, by connector id."""
         ...
 
-    def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
-        """Replace these connectors' limits (None: the connector has none any more)."""
+    def planned(self) -> dict[int, tuple[datetime, int]]:
+        """The later step each connector's decided limit carries: (when, W), by connector id."""
+        ...
+
+    def save_allocations(
+        self,
+        limits_w: Mapping[int, int | None],
+        at: datetime,
+        planned: Mapping[int, tuple[datetime, int]] | None = None,
+    ) -> None:
+        """Replace these connectors' limits (None: the connector has none any more), each with its
+        later step in `planned` or none."""
         ...
 
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:

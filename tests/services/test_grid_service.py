@@ -14,6 +14,7 @@ from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import GridLimitsDue
+from chargeshare.services.grid import LOOK_AHEAD
 from tests.conftest import add_charger
 
 
@@ -112,6 +113,44 @@ def test_a_flexibility_event_lowers_the_shares_for_its_window_as_the_sweep_finds
     clock.advance(3_600)
     app.housekeeping.sweep()
     assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 6_000),), 4)
+
+
+def test_an_event_edge_within_the_look_ahead_is_put_on_the_chargers_before_it(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """Told ahead, a charger changes on time even when the sweep at the edge runs late or the
+    commands then are slow: what it holds already says what to do from the edge on."""
+    a_feeder_of_three(app)
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    feeder = app.grid.feeders()[0].feeder_id
+    begins = clock.now() + LOOK_AHEAD + timedelta(minutes=2)
+    app.grid.add_flex_event(Scope.FEEDER, feeder, 2_500, begins, begins + timedelta(minutes=3))
+    took_all(app, ["CP1", "CP2", "CP3"])
+    heard.clear()
+    assert app.housekeeping.sweep().counts["grid_limits_due"] == 0  # beyond the look-ahead yet
+    clock.advance(150)
+    app.housekeeping.sweep()
+    assert {e.charge_point_id: (e.limits_w, e.steps) for e in heard} == {
+        "CP1": (((1, 6_000),), ((1, begins, 2_500),)),
+        "CP2": (((1, 6_000),), ((1, begins, 0),)),
+    }
+    assert app.grid.limits_due("CP2").steps == ((1, begins, 0),)  # type: ignore[union-attr]
+    # Past the edge with no sweep yet: a charger connecting now is told the step as its limit.
+    clock.advance(int((begins - clock.now()).total_seconds()))
+    due = app.grid.limits_due("CP2")
+    assert due is not None and (due.limits_w, due.steps) == (((1, 0),), ())
+    # The sweep at the edge: the step is the limit, and the event's end is the next step.
+    took_all(app, ["CP1", "CP2", "CP3"])
+    heard.clear()
+    app.housekeeping.sweep()
+    ends = begins + timedelta(minutes=3)
+    assert {e.charge_point_id: (e.limits_w, e.steps) for e in heard} == {
+        "CP1": (((1, 2_500),), ((1, ends, 6_000),)),
+        "CP2": (((1, 0),), ((1, ends, 6_000),)),
+    }
+    heard.clear()
+    assert app.housekeeping.sweep().counts["grid_limits_due"] == 0  # nothing new: nothing sent
 
 
 def test_a_house_load_and_a_charger_leaving_its_site_are_followed(

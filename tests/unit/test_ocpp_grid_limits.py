@@ -3,6 +3,8 @@ share a TxDefaultProfile, all with stable ids so a new decision replaces the las
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from chargeshare.ocpp import V16
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import (
@@ -11,6 +13,8 @@ from chargeshare.ocpp.grid_limits import (
     limit_commands,
     tx_default_profile_id,
 )
+from simulators.dialect_v16 import profile_from
+from simulators.smart_charging import ProfileBook, TxContext
 from tests.conftest import T0
 
 
@@ -33,3 +37,38 @@ def test_no_limits_clear_both_purposes_at_the_grid_stack_level() -> None:
         cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
         cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=GRID_STACK_LEVEL),
     )
+
+
+def test_a_later_step_is_a_second_period_and_the_charger_changes_on_time_without_more_commands() -> None:
+    """A flexibility event's edge, decided ahead: each connector's profile holds it as a second
+    period, the charger-wide maximum sums the connectors at every edge, and a virtual charger that
+    hears nothing more is at the lowered limit from the edge on."""
+    edge = T0 + timedelta(seconds=150, milliseconds=700)
+    commands = limit_commands(((1, 4_000), (2, 3_000)), T0, [(1, edge, 1_380), (2, edge, 0)])
+    said = {c.connector_no: c.profile.periods for c in commands}  # type: ignore[union-attr]
+    assert said == {
+        0: (cmd.SchedulePeriod(0, 7_000), cmd.SchedulePeriod(150, 1_380)),
+        1: (cmd.SchedulePeriod(0, 4_000), cmd.SchedulePeriod(150, 1_380)),
+        2: (cmd.SchedulePeriod(0, 3_000), cmd.SchedulePeriod(150, 0)),
+    }
+    book = ProfileBook()
+    for c in commands:
+        body = c.payload(V16, lambda _tx: None)
+        book.install(profile_from(body["csChargingProfiles"], body["connectorId"], T0), None)
+    connectors: dict[int, tuple[TxContext | None, int, int]] = {1: (None, 7_400, 1), 2: (None, 7_400, 1)}
+    assert book.shared_limits_w(edge - timedelta(seconds=1), connectors, {1, 2}) == {1: 4_000, 2: 3_000}
+    assert book.shared_limits_w(edge, connectors, {1, 2}) == {1: 1_380, 2: 0}
+
+
+def test_a_step_only_for_some_connectors_keeps_the_others_and_sums_them() -> None:
+    edge = T0 + timedelta(minutes=2)
+    commands = limit_commands(((1, 4_000), (2, 3_000)), T0, [(2, edge, 1_380), (9, edge, 5)])
+    said = {c.connector_no: c.profile.periods for c in commands}  # type: ignore[union-attr]
+    assert said[0] == (cmd.SchedulePeriod(0, 7_000), cmd.SchedulePeriod(120, 5_380))
+    assert said[1] == (cmd.SchedulePeriod(0, 4_000),)  # a step for a connector not decided is ignored
+
+
+def test_a_step_already_due_replaces_the_limit_rather_than_making_a_period_at_0() -> None:
+    commands = limit_commands(((1, 4_000),), T0, [(1, T0 + timedelta(milliseconds=300), 2_000)])
+    said = {c.connector_no: c.profile.periods for c in commands}  # type: ignore[union-attr]
+    assert said == {0: (cmd.SchedulePeriod(0, 2_000),), 1: (cmd.SchedulePeriod(0, 2_000),)}

@@ -159,15 +159,27 @@ class SqlGrid:
     def allocations(self) -> dict[int, int]:
         return {int(connector_id): int(limit_w) for connector_id, limit_w in ALLOCATIONS.rows(self.conn, {})}
 
-    def save_allocations(self, limits_w: Mapping[int, int | None], at: datetime) -> None:
+    def planned(self) -> dict[int, tuple[datetime, int]]:
+        q = select(_a.connector_id, _a.then_at, _a.then_w).where(_a.then_at.is_not(None))
+        rows = self.conn.execute(q.order_by(_a.connector_id))
+        return {int(r.connector_id): (r.then_at, int(r.then_w)) for r in rows}
+
+    def save_allocations(
+        self,
+        limits_w: Mapping[int, int | None],
+        at: datetime,
+        planned: Mapping[int, tuple[datetime, int]] | None = None,
+    ) -> None:
         # One statement per connector, so two processes deciding at once do not collide on a new
         # row: the later decision stands.
         make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        steps = planned or {}
         for connector_id, limit_w in sorted(limits_w.items()):
             if limit_w is None:
                 self.conn.execute(delete(t.grid_allocations).where(_a.connector_id == connector_id))
                 continue
-            values = {"limit_w": limit_w, "decided_at": at}
+            then_at, then_w = steps.get(connector_id, (None, None))
+            values = {"limit_w": limit_w, "decided_at": at, "then_at": then_at, "then_w": then_w}
             q = make(t.grid_allocations).values(connector_id=connector_id, **values)
             self.conn.execute(q.on_conflict_do_update(index_elements=[_a.connector_id], set_=values))
 

@@ -510,6 +510,9 @@ grid_allocations = Table(
     Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
     Column("limit_w", Integer, nullable=False),
     Column("decided_at", UTCDateTime(), nullable=False),
+    # A limit already known to change later (a flexibility event's edge): to then_w at then_at.
+    Column("then_at", UTCDateTime()),
+    Column("then_w", Integer),
 )
 
 # Each charger's grid limits as a numbered decision, and the latest it acknowledged: while

@@ -1,0 +1,41 @@
+"""A connector's decided limit with the step it takes later (a flexibility event's edge), stored on
+SQLite and PostgreSQL as on the in-memory store: read back, replaced by a decision without one, and
+gone with the limit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App
+from tests.conftest import T0, add_charger
+
+
+def connector_of(app: App, cp_id: str) -> int:
+    charger = add_charger(app, cp_id, online=False)
+    with app.store.reading() as tx:
+        return tx.chargers.by_id(charger).connectors[0].connector_id
+
+
+def keeps_steps(app: App) -> None:
+    a, b = connector_of(app, "CP1"), connector_of(app, "CP2")
+    edge = T0 + timedelta(minutes=3, microseconds=250)
+    with app.store.transaction() as tx:
+        tx.grid.save_allocations({a: 4_000, b: 3_000}, T0, {a: (edge, 1_380)})
+    with app.store.reading() as tx:
+        assert tx.grid.allocations() == {a: 4_000, b: 3_000}
+        assert tx.grid.planned() == {a: (edge, 1_380)}
+    with app.store.transaction() as tx:
+        tx.grid.save_allocations({a: 1_380, b: None}, edge, {})
+    with app.store.reading() as tx:
+        assert tx.grid.allocations() == {a: 1_380} and tx.grid.planned() == {}
+
+
+def test_steps_are_kept_on_sqlite(app: App) -> None:
+    keeps_steps(app)
+
+
+@pytest.mark.postgres
+def test_steps_are_kept_on_postgresql(pg_app: App) -> None:
+    keeps_steps(pg_app)
