@@ -2,6 +2,8 @@
 its connector Available before it replays the start it made while away. A start older than that
 report belongs to a session already over, whose stop is on its way or lost: it is opened freed, so
 the lost-stop sweep closes it if the stop never comes. A start after the report is a new session.
+A connector keeps the status of its latest report, by the report's own time: one that arrives late
+frees nothing and takes nothing back.
 Through the OCPP 1.6 and 2.0.1 handlers, on the fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -326,3 +328,73 @@ def test_a_reading_between_the_sweep_s_read_and_its_close_gives_the_stop_a_new_g
     assert any_app.charging.close_lost_stops() == [tx_id]
     assert session(any_app, tx_id).billed_wh == 2_500
     assert failing(any_app) == set()
+
+
+def shown(app: App) -> ConnectorStatus:
+    """Connector 1's status as drivers see it."""
+    with app.store.reading() as tx:
+        return tx.chargers.get("CP1").connectors[0].status
+
+
+def test_a_late_in_use_report_does_not_take_back_a_newer_free_one(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """Charging, then Available (the session freed, its stop awaited); then a Charging report made
+    between the two arrives (two in flight, or a queue replayed): it is older than the Available,
+    so the connector stays free and the lost stop is still swept."""
+    began = clock.now()
+    tx_id = charger.start(began, 1_000)
+    charger.status(free=False, at=began)
+    charger.reading(tx_id, began + 10 * MINUTE, 2_000)
+    clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    charger.status(free=False, at=began + 15 * MINUTE)
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    assert session(any_app, tx_id).billed_wh == 1_000
+    assert failing(any_app) == set()
+
+
+def test_a_late_free_report_does_not_free_a_newer_session(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """An Available made before the car came arrives after the session started and was reported
+    Charging: the session is not freed, the connector is still shown in use, and a start older
+    than that Available is not taken for over."""
+    freed = clock.now()
+    clock.advance(60)
+    tx_id = charger.start(clock.now(), 1_000)
+    charger.status(free=False, at=clock.now())
+    clock.advance(60)
+    charger.status(free=True, at=freed)
+    assert shown(any_app) is ConnectorStatus.CHARGING
+    assert session(any_app, tx_id).freed_at is None
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_an_untimestamped_1_6_report_is_placed_when_it_came(any_app: App, clock: ManualClock) -> None:
+    """A 1.6 report without a timestamp stands as of its arrival: one stamped before it arrived is
+    late; one stamped after it is not."""
+    add_charger(any_app, price=PRICE)
+    charger = Charger(any_app, V16)
+    arrived = clock.now()
+    charger.status(free=False, at=None)
+    charger.status(free=True, at=arrived - timedelta(seconds=1))
+    assert shown(any_app) is ConnectorStatus.CHARGING
+    clock.advance(1)
+    charger.status(free=True, at=clock.now())
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
+
+
+def test_a_stamp_ahead_of_our_clock_counts_as_when_it_came(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """A charger whose clock ran an hour fast, then set right: its old report does not hold the
+    connector's status against the right-timed reports that follow it."""
+    charger.status(free=False, at=clock.now() + timedelta(hours=1))
+    clock.advance(60)
+    charger.status(free=True, at=clock.now())
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
