@@ -597,6 +597,36 @@ class ChargingService:
             connectors = tx.chargers.get(cp_id).connectors
         return connectors[0].connector_no if len(connectors) == 1 else None
 
+    def departed(self, cp_id: str, session_id: int, reported_at: datetime) -> None:
+        """A 2.0.1 TransactionEvent saying the session's EV has left (triggerReason EVDeparted,
+        stamped `reported_at`): it counts as a report of the connector free, as an Available does:
+        the session is freed (its stop awaited, else closed as lost) and a start older than it is
+        over, unless a later report of the connector stands. The status itself is left as the
+        charger reports it: its EVSE holds the open transaction, so no new driver can start yet."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            session = tx.sessions.get(session_id)
+            if session is None or session.status is not SessionStatus.CHARGING:
+                return
+            connectors = tx.chargers.get(cp_id).connectors
+            connector = next((k for k in connectors if k.connector_id == session.connector_id), None)
+            if connector is None:
+                return
+            # Its place among the connector's reports is the report's own time, as `status` places it.
+            if not tx.chargers.set_connector_status(
+                cp_id, connector.connector_no, connector.status, min(reported_at, now)
+            ):
+                log.info(
+                    "%s: EV departed from connector %d at %s, before its latest report; not applied",
+                    cp_id,
+                    connector.connector_no,
+                    reported_at.isoformat(),
+                )
+                return
+            tx.chargers.mark_available(connector.connector_id, reported_at)
+            if session.freed_at is None:
+                tx.sessions.mark_freed(session_id, now)
+
     def charging_state(self, session_id: int, *, idle: bool) -> None:
         """The car stopped drawing power (the idle fee clock starts, once) or draws again."""
         with self.store.transaction() as tx:

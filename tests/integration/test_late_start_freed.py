@@ -3,7 +3,7 @@ its connector Available before it replays the start it made while away. A start 
 report belongs to a session already over, whose stop is on its way or lost: it is opened freed, so
 the lost-stop sweep closes it if the stop never comes. A start after the report is a new session.
 A connector keeps the status of its latest report, by the report's own time: one that arrives late
-frees nothing and takes nothing back.
+frees nothing and takes nothing back. A 2.0.1 event saying the EV departed is a free report too.
 Through the OCPP 1.6 and 2.0.1 handlers, on the fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -398,3 +398,89 @@ def test_a_stamp_ahead_of_our_clock_counts_as_when_it_came(
     clock.advance(60)
     charger.status(free=True, at=clock.now())
     assert shown(any_app) is ConnectorStatus.AVAILABLE
+
+
+def departed(charger: Charger, at: datetime, wh: int, reason: str = "EVDeparted", **more: Any) -> None:
+    """A 2.0.1 Updated event of the open transaction, stamped `at`, for `reason`."""
+    charger.seq += 1
+    offline_event(charger.table, "Updated", charger.seq, at, wh, triggerReason=reason, offline=False, **more)
+
+
+@pytest.fixture
+def charger201(any_app: App, clock: ManualClock) -> Charger:
+    """A 2.0.1 CP1 at 40p/kWh, booked by TAG1's driver for two hours from now; a minute passes."""
+    charger_id = add_charger(any_app, price=PRICE)
+    driver = any_app.marketplace.add_driver("D", TAG).driver_id
+    any_app.bookings.book(BookRequest(driver, charger_id, 1, 120, 20_000))
+    clock.advance(60)
+    return Charger(any_app, V201)
+
+
+def test_an_ev_departed_event_frees_the_session_as_an_available_report_does(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """The car left the bay (triggerReason EVDeparted) and the transaction's end never comes: the
+    session is closed a grace later, billed on its last reading. The connector's status stays the
+    charger's own (its EVSE still holds the transaction)."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    charger201.status(free=False, at=began)
+    clock.advance(30 * 60)
+    departed(
+        charger201,
+        clock.now(),
+        4_000,
+        transactionInfo={"transactionId": "offline-1", "chargingState": "Idle"},
+    )
+    assert shown(any_app) is ConnectorStatus.CHARGING
+    clock.advance(grace(any_app) - 1)
+    assert any_app.charging.close_lost_stops() == []
+    clock.advance(2)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    closed = session(any_app, tx_id)
+    assert (closed.status, closed.billed_wh, closed.cost) == (SessionStatus.STOPPED, 3_000, 120)
+    assert failing(any_app) == set()
+
+
+def test_a_cable_out_at_the_car_alone_does_not_free_the_session(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """EVCommunicationLost with chargingState Idle: with StopTxOnEVSideDisconnect false the
+    transaction is suspended, its cable locked, and the same car may plug back in (E10)."""
+    tx_id = charger201.start(clock.now(), 1_000)
+    clock.advance(60)
+    idle = {"transactionId": "offline-1", "chargingState": "Idle"}
+    departed(charger201, clock.now(), 1_500, reason="EVCommunicationLost", transactionInfo=idle)
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_an_in_use_report_older_than_the_departure_keeps_it_freed_a_newer_one_does_not(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """Occupied made before the car left, arriving after: late, the session stays freed. Occupied
+    made after: the car may be back, so the session stays open until the next free report."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    clock.advance(10 * 60)
+    departed(charger201, clock.now(), 2_000)
+    charger201.status(free=False, at=began + 5 * MINUTE)
+    assert session(any_app, tx_id).freed_at is not None
+    clock.advance(60)
+    charger201.status(free=False, at=clock.now())
+    assert session(any_app, tx_id).freed_at is None
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+
+
+def test_a_departure_older_than_the_connector_s_latest_report_is_not_applied(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """As an Available made before the latest report: the later report stands."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    clock.advance(10 * 60)
+    charger201.status(free=False, at=clock.now())
+    departed(charger201, began + 5 * MINUTE, 2_000)
+    assert session(any_app, tx_id).freed_at is None
