@@ -95,6 +95,7 @@ class _Connector:
     status: ConnectorStatus
     fence_token: int = 0
     available_at: datetime | None = None  # when last reported Available
+    status_at: datetime | None = None  # the time of the report `status` came from
 
 
 @dataclass(frozen=True)
@@ -563,13 +564,20 @@ class MemoryChargers(_Repository):
             and c.last_seen_at < seen_before
         ]
 
-    def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
+    def set_connector_status(
+        self, charge_point_id: str, connector_no: int, status: ConnectorStatus, at: datetime
+    ) -> bool:
         found = next((c for c in self.t.chargers.values() if c.charge_point_id == charge_point_id), None)
         if found is None:
-            return  # as an UPDATE that matches no row
+            return False  # as an UPDATE that matches no row
+        took = False
         for k in list(self.t.connectors.values()):
-            if k.charger_id == found.charger_id and connector_no in (0, k.connector_no):
-                self.t.connectors[k.connector_id] = dataclasses.replace(k, status=status)
+            if k.charger_id != found.charger_id or connector_no not in (0, k.connector_no):
+                continue
+            if k.status_at is None or k.status_at <= at:  # a later report's status stands
+                self.t.connectors[k.connector_id] = dataclasses.replace(k, status=status, status_at=at)
+                took = True
+        return took
 
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         return {i: self.t.connectors[i].status for i in connector_ids if i in self.t.connectors}

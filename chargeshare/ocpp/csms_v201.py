@@ -49,6 +49,12 @@ CONNECTOR_STATUS = {
     "Faulted": ConnectorStatus.FAULTED,
 }
 
+# triggerReason saying the car has left the bay (a parking bay detector): its connector is free
+# whatever the transaction's stop point. EVCommunicationLost and chargingState Idle (the cable out at
+# the car) are not: with StopTxOnEVSideDisconnect false the transaction is suspended, the cable
+# stays locked, and the same car may plug back in and charge on (use case E10); when true, the
+# charger ends the transaction itself.
+EV_DEPARTED = "EVDeparted"
 # transactionInfo.chargingState: the car stopped drawing power (the idle fee clock) or draws again.
 IDLE_CHARGING_STATES = frozenset({"SuspendedEV"})
 ACTIVE_CHARGING_STATES = frozenset({"Charging"})
@@ -207,6 +213,8 @@ def handlers(
             state = info.get("chargingState")
             if state in IDLE_CHARGING_STATES or state in ACTIVE_CHARGING_STATES:
                 charging.charging_state(session.session_id, idle=state in IDLE_CHARGING_STATES)
+            if p["triggerReason"] == EV_DEPARTED:  # after its reading: the stop is queued behind it
+                charging.departed(cp_id, session.session_id, timestamp)
         if fresh:  # applied: recorded only now, so a failure above leaves it to be sent again
             charging.event_is_new(cp_id, session.session_id, p["seqNo"])
         return reply

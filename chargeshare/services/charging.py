@@ -252,41 +252,60 @@ class ChargingService:
         self, cp_id: str, connector_no: int, status: ConnectorStatus, reported_at: datetime | None = None
     ) -> None:
         """A StatusNotification; from an OFFLINE charger it is the sign it is back. `reported_at`: the
-        charger's own time for the report, if it gave one (else now): a connector reported Available
-        keeps the latest report's time, which `start` compares with its start's own timestamp."""
+        charger's own time for the report, if it gave one (else now). A connector keeps the status
+        of its latest report: one older than that (replayed from a queue, or overtaken in flight) is
+        logged and changes nothing but the charger's last seen. A connector reported Available keeps
+        the report's time, which `start` compares with its start's own timestamp."""
         now = self.clock.now()
+        # Untimestamped (1.6 makes it optional), a report is placed when it came: the charger gave
+        # no time, 1.6 sends the current status rather than queued history, and a guess would invent
+        # an order. A stamp ahead of our clock counts as now, so a charger whose clock ran fast and
+        # was set right is not held to its old reports.
+        at = now if reported_at is None else min(reported_at, now)
         with self.store.transaction() as tx:
-            charger_status, connector_id, was = tx.chargers.connector_state(cp_id, connector_no)
+            charger_status, connector_id, _ = tx.chargers.connector_state(cp_id, connector_no)
             back = charger_status is ChargerStatus.OFFLINE and tx.chargers.set_status(
                 cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
             )
             if back:
                 self.last_seen.written(cp_id, now)
             self._seen(tx, cp_id, now)
-            # Chargers repeat their status (every boot, after every reconnect, some on a timer): a
-            # repeat writes nothing, here or on the session below, unless the write would change it
-            # (an Available's time does).
-            if was is not status:
-                tx.chargers.set_connector_status(cp_id, connector_no, status)
+            # Written on a repeat too: its time is what a report overtaken by it is older than.
+            if not tx.chargers.set_connector_status(cp_id, connector_no, status, at):
+                if connector_id is not None or connector_no == 0:
+                    log.info(
+                        "%s: %s on connector %d reported at %s is older than its status; not applied",
+                        cp_id,
+                        status.value,
+                        connector_no,
+                        at.isoformat(),
+                    )
+                connector_id = None  # late, or no such connector: nothing below applies
             if status is ConnectorStatus.AVAILABLE and connector_id is not None:
                 # Stamped on a repeat too: the report that comes back after an outage is the one a
                 # start replayed behind it is older than.
                 tx.chargers.mark_available(connector_id, now if reported_at is None else reported_at)
             open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
-            if open_ is not None and status is ConnectorStatus.AVAILABLE:
-                # Free with its transaction open: the stop is on its way (or was lost); see
-                # `close_lost_stops`. The reading it carries is the one to bill.
-                if open_.freed_at is None:
-                    tx.sessions.mark_freed(open_.session_id, now)
-            elif open_ is not None:
-                # Reserved for the next booking, made unavailable or faulted: still no car, still freed.
-                if open_.freed_at is not None and status in IN_USE_STATES:
-                    tx.sessions.mark_freed(open_.session_id, None)
-                if status in IDLE_STATES and open_.idle_since is None:
-                    tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
-                elif status is ConnectorStatus.CHARGING and open_.idle_since is not None:
-                    tx.sessions.mark_idle(open_.session_id, None)
+            if open_ is not None:
+                self._reported(tx, open_, status, now)
         self._announce_back(back, cp_id, now)
+
+    @staticmethod
+    def _reported(tx: UnitOfWork, open_: SessionRecord, status: ConnectorStatus, now: datetime) -> None:
+        """What a connector's latest status says of the session open on it."""
+        if status is ConnectorStatus.AVAILABLE:
+            # Free with its transaction open: the stop is on its way (or was lost); see
+            # `close_lost_stops`. The reading it carries is the one to bill.
+            if open_.freed_at is None:
+                tx.sessions.mark_freed(open_.session_id, now)
+            return
+        # Reserved for the next booking, made unavailable or faulted: still no car, still freed.
+        if open_.freed_at is not None and status in IN_USE_STATES:
+            tx.sessions.mark_freed(open_.session_id, None)
+        if status in IDLE_STATES and open_.idle_since is None:
+            tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
+        elif status is ConnectorStatus.CHARGING and open_.idle_since is not None:
+            tx.sessions.mark_idle(open_.session_id, None)
 
     def close_lost_stops(self, grace: timedelta | None = None) -> list[int]:
         """Sessions whose connector was reported free more than `grace` ago (the rules' lost-stop grace
@@ -577,6 +596,36 @@ class ChargingService:
         with self.store.reading() as tx:
             connectors = tx.chargers.get(cp_id).connectors
         return connectors[0].connector_no if len(connectors) == 1 else None
+
+    def departed(self, cp_id: str, session_id: int, reported_at: datetime) -> None:
+        """A 2.0.1 TransactionEvent saying the session's EV has left (triggerReason EVDeparted,
+        stamped `reported_at`): it counts as a report of the connector free, as an Available does:
+        the session is freed (its stop awaited, else closed as lost) and a start older than it is
+        over, unless a later report of the connector stands. The status itself is left as the
+        charger reports it: its EVSE holds the open transaction, so no new driver can start yet."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            session = tx.sessions.get(session_id)
+            if session is None or session.status is not SessionStatus.CHARGING:
+                return
+            connectors = tx.chargers.get(cp_id).connectors
+            connector = next((k for k in connectors if k.connector_id == session.connector_id), None)
+            if connector is None:
+                return
+            # Its place among the connector's reports is the report's own time, as `status` places it.
+            if not tx.chargers.set_connector_status(
+                cp_id, connector.connector_no, connector.status, min(reported_at, now)
+            ):
+                log.info(
+                    "%s: EV departed from connector %d at %s, before its latest report; not applied",
+                    cp_id,
+                    connector.connector_no,
+                    reported_at.isoformat(),
+                )
+                return
+            tx.chargers.mark_available(connector.connector_id, reported_at)
+            if session.freed_at is None:
+                tx.sessions.mark_freed(session_id, now)
 
     def charging_state(self, session_id: int, *, idle: bool) -> None:
         """The car stopped drawing power (the idle fee clock starts, once) or draws again."""

@@ -178,8 +178,13 @@ class Chargers(Protocol):
         ...
 
     def set_connector_status(
-        self, charge_point_id: str, connector_no: int, status: ConnectorStatus
-    ) -> None: ...
+        self, charge_point_id: str, connector_no: int, status: ConnectorStatus, at: datetime
+    ) -> bool:
+        """Set connector `connector_no`'s status (0: every connector of the charger) as reported at
+        `at`, unless the connector has a status from a later report: a connector keeps the status
+        of its latest report. True if any connector took it."""
+        ...
+
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         """The status of each of these connectors, in one query (ids that do not exist are left out)."""
         ...

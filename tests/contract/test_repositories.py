@@ -209,15 +209,46 @@ def test_boot_policy_and_who_is_in_service(app: App) -> None:
 def test_connector_statuses(app: App) -> None:
     with app.store.transaction() as tx:
         _, (c1, c2) = a_charger(tx, "CP1", 1, 2)
-        tx.chargers.set_connector_status("CP1", 0, ConnectorStatus.AVAILABLE)  # 0: the whole charger
+        assert tx.chargers.set_connector_status("CP1", 0, ConnectorStatus.AVAILABLE, T0)  # 0: all of it
         assert tx.chargers.connector_statuses([c1, c2, 999_999]) == {
             c1: ConnectorStatus.AVAILABLE,
             c2: ConnectorStatus.AVAILABLE,
         }
-        tx.chargers.set_connector_status("CP1", 2, ConnectorStatus.CHARGING)
-        tx.chargers.set_connector_status("GHOST", 1, ConnectorStatus.CHARGING)  # nobody: nothing
+        assert tx.chargers.set_connector_status("CP1", 2, ConnectorStatus.CHARGING, T0)
+        # Nobody, or no such connector: nothing.
+        assert not tx.chargers.set_connector_status("GHOST", 1, ConnectorStatus.CHARGING, T0)
+        assert not tx.chargers.set_connector_status("CP1", 7, ConnectorStatus.CHARGING, T0)
         assert tx.chargers.connector_statuses([c2]) == {c2: ConnectorStatus.CHARGING}
         assert tx.chargers.connector_statuses([]) == {}
+
+
+def test_a_connector_keeps_the_status_of_its_latest_report(app: App) -> None:
+    """A report older than the one a connector's status came from changes nothing; one as old (a
+    repeat, or two in the same second) or newer does. For the whole charger, each connector
+    compares with its own."""
+    with app.store.transaction() as tx:
+        _, (c1, c2) = a_charger(tx, "CP1", 1, 2)
+        assert tx.chargers.set_connector_status(
+            "CP1", 1, ConnectorStatus.AVAILABLE, T0 + timedelta(minutes=5)
+        )
+        assert not tx.chargers.set_connector_status("CP1", 1, ConnectorStatus.CHARGING, T0)
+        assert tx.chargers.connector_statuses([c1]) == {c1: ConnectorStatus.AVAILABLE}
+        assert tx.chargers.set_connector_status("CP1", 1, ConnectorStatus.FAULTED, T0 + timedelta(minutes=5))
+        assert tx.chargers.set_connector_status("CP1", 2, ConnectorStatus.CHARGING, T0)
+        # The whole charger, between the two: connector 2 takes it, connector 1 keeps its later one.
+        assert tx.chargers.set_connector_status(
+            "CP1", 0, ConnectorStatus.UNAVAILABLE, T0 + timedelta(minutes=1)
+        )
+        assert tx.chargers.connector_statuses([c1, c2]) == {
+            c1: ConnectorStatus.FAULTED,
+            c2: ConnectorStatus.UNAVAILABLE,
+        }
+        assert not tx.chargers.set_connector_status("CP1", 0, ConnectorStatus.AVAILABLE, T0)
+    with app.store.reading() as tx:  # as committed
+        assert tx.chargers.connector_statuses([c1, c2]) == {
+            c1: ConnectorStatus.FAULTED,
+            c2: ConnectorStatus.UNAVAILABLE,
+        }
 
 
 def test_a_connector_keeps_the_time_it_was_last_reported_available(app: App) -> None:

@@ -2,6 +2,8 @@
 its connector Available before it replays the start it made while away. A start older than that
 report belongs to a session already over, whose stop is on its way or lost: it is opened freed, so
 the lost-stop sweep closes it if the stop never comes. A start after the report is a new session.
+A connector keeps the status of its latest report, by the report's own time: one that arrives late
+frees nothing and takes nothing back. A 2.0.1 event saying the EV departed is a free report too.
 Through the OCPP 1.6 and 2.0.1 handlers, on the fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -326,3 +328,159 @@ def test_a_reading_between_the_sweep_s_read_and_its_close_gives_the_stop_a_new_g
     assert any_app.charging.close_lost_stops() == [tx_id]
     assert session(any_app, tx_id).billed_wh == 2_500
     assert failing(any_app) == set()
+
+
+def shown(app: App) -> ConnectorStatus:
+    """Connector 1's status as drivers see it."""
+    with app.store.reading() as tx:
+        return tx.chargers.get("CP1").connectors[0].status
+
+
+def test_a_late_in_use_report_does_not_take_back_a_newer_free_one(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """Charging, then Available (the session freed, its stop awaited); then a Charging report made
+    between the two arrives (two in flight, or a queue replayed): it is older than the Available,
+    so the connector stays free and the lost stop is still swept."""
+    began = clock.now()
+    tx_id = charger.start(began, 1_000)
+    charger.status(free=False, at=began)
+    charger.reading(tx_id, began + 10 * MINUTE, 2_000)
+    clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    charger.status(free=False, at=began + 15 * MINUTE)
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
+    clock.advance(grace(any_app) + 1)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    assert session(any_app, tx_id).billed_wh == 1_000
+    assert failing(any_app) == set()
+
+
+def test_a_late_free_report_does_not_free_a_newer_session(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """An Available made before the car came arrives after the session started and was reported
+    Charging: the session is not freed, the connector is still shown in use, and a start older
+    than that Available is not taken for over."""
+    freed = clock.now()
+    clock.advance(60)
+    tx_id = charger.start(clock.now(), 1_000)
+    charger.status(free=False, at=clock.now())
+    clock.advance(60)
+    charger.status(free=True, at=freed)
+    assert shown(any_app) is ConnectorStatus.CHARGING
+    assert session(any_app, tx_id).freed_at is None
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_an_untimestamped_1_6_report_is_placed_when_it_came(any_app: App, clock: ManualClock) -> None:
+    """A 1.6 report without a timestamp stands as of its arrival: one stamped before it arrived is
+    late; one stamped after it is not."""
+    add_charger(any_app, price=PRICE)
+    charger = Charger(any_app, V16)
+    arrived = clock.now()
+    charger.status(free=False, at=None)
+    charger.status(free=True, at=arrived - timedelta(seconds=1))
+    assert shown(any_app) is ConnectorStatus.CHARGING
+    clock.advance(1)
+    charger.status(free=True, at=clock.now())
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
+
+
+def test_a_stamp_ahead_of_our_clock_counts_as_when_it_came(
+    any_app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """A charger whose clock ran an hour fast, then set right: its old report does not hold the
+    connector's status against the right-timed reports that follow it."""
+    charger.status(free=False, at=clock.now() + timedelta(hours=1))
+    clock.advance(60)
+    charger.status(free=True, at=clock.now())
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
+
+
+def departed(charger: Charger, at: datetime, wh: int, reason: str = "EVDeparted", **more: Any) -> None:
+    """A 2.0.1 Updated event of the open transaction, stamped `at`, for `reason`."""
+    charger.seq += 1
+    offline_event(charger.table, "Updated", charger.seq, at, wh, triggerReason=reason, offline=False, **more)
+
+
+@pytest.fixture
+def charger201(any_app: App, clock: ManualClock) -> Charger:
+    """A 2.0.1 CP1 at 40p/kWh, booked by TAG1's driver for two hours from now; a minute passes."""
+    charger_id = add_charger(any_app, price=PRICE)
+    driver = any_app.marketplace.add_driver("D", TAG).driver_id
+    any_app.bookings.book(BookRequest(driver, charger_id, 1, 120, 20_000))
+    clock.advance(60)
+    return Charger(any_app, V201)
+
+
+def test_an_ev_departed_event_frees_the_session_as_an_available_report_does(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """The car left the bay (triggerReason EVDeparted) and the transaction's end never comes: the
+    session is closed a grace later, billed on its last reading. The connector's status stays the
+    charger's own (its EVSE still holds the transaction)."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    charger201.status(free=False, at=began)
+    clock.advance(30 * 60)
+    departed(
+        charger201,
+        clock.now(),
+        4_000,
+        transactionInfo={"transactionId": "offline-1", "chargingState": "Idle"},
+    )
+    assert shown(any_app) is ConnectorStatus.CHARGING
+    clock.advance(grace(any_app) - 1)
+    assert any_app.charging.close_lost_stops() == []
+    clock.advance(2)
+    assert any_app.charging.close_lost_stops() == [tx_id]
+    closed = session(any_app, tx_id)
+    assert (closed.status, closed.billed_wh, closed.cost) == (SessionStatus.STOPPED, 3_000, 120)
+    assert failing(any_app) == set()
+
+
+def test_a_cable_out_at_the_car_alone_does_not_free_the_session(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """EVCommunicationLost with chargingState Idle: with StopTxOnEVSideDisconnect false the
+    transaction is suspended, its cable locked, and the same car may plug back in (E10)."""
+    tx_id = charger201.start(clock.now(), 1_000)
+    clock.advance(60)
+    idle = {"transactionId": "offline-1", "chargingState": "Idle"}
+    departed(charger201, clock.now(), 1_500, reason="EVCommunicationLost", transactionInfo=idle)
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+    assert session(any_app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_an_in_use_report_older_than_the_departure_keeps_it_freed_a_newer_one_does_not(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """Occupied made before the car left, arriving after: late, the session stays freed. Occupied
+    made after: the car may be back, so the session stays open until the next free report."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    clock.advance(10 * 60)
+    departed(charger201, clock.now(), 2_000)
+    charger201.status(free=False, at=began + 5 * MINUTE)
+    assert session(any_app, tx_id).freed_at is not None
+    clock.advance(60)
+    charger201.status(free=False, at=clock.now())
+    assert session(any_app, tx_id).freed_at is None
+    clock.advance(2 * grace(any_app))
+    assert any_app.charging.close_lost_stops() == []
+
+
+def test_a_departure_older_than_the_connector_s_latest_report_is_not_applied(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """As an Available made before the latest report: the later report stands."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    clock.advance(10 * 60)
+    charger201.status(free=False, at=clock.now())
+    departed(charger201, began + 5 * MINUTE, 2_000)
+    assert session(any_app, tx_id).freed_at is None

@@ -335,3 +335,18 @@ def test_0024_gives_connectors_the_time_they_were_last_reported_available(url: s
     assert migrate.upgrade(engine) == "upgraded from 0023"
     assert "available_at" in {c["name"] for c in inspect(engine).get_columns("connectors")}
     migrate.check_current(engine)
+
+
+def test_0025_gives_connectors_the_time_of_the_report_their_status_came_from(
+    url: str, engine: Engine
+) -> None:
+    """0025 (on 0024): `connectors.status_at`; going back drops it and keeps the connectors."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0024")
+        conn.commit()
+        columns = {c["name"] for c in inspect(conn).get_columns("connectors")}
+        assert "status_at" not in columns and "available_at" in columns
+    assert migrate.upgrade(engine) == "upgraded from 0024"
+    assert "status_at" in {c["name"] for c in inspect(engine).get_columns("connectors")}
+    migrate.check_current(engine)

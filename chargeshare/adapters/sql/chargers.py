@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql import search as map_search
@@ -49,10 +49,15 @@ STATUS_AND_CONNECTOR = DirectStatement(
     )
     .where(_c.charge_point_id == bindparam("cp_id"))
 )
+# A report sets a connector's status unless the connector has one from a later report: compared in
+# the UPDATE itself, so of two reports written at once the later one stands whichever commits last.
 _SET_CONNECTORS_STATUS = (
     update(t.connectors)
-    .values(status=bindparam("new_status"))
-    .where(_k.charger_id == CHARGER_ID_OF.scalar_subquery())
+    .values(status=bindparam("new_status"), status_at=bindparam("at"))
+    .where(
+        _k.charger_id == CHARGER_ID_OF.scalar_subquery(),
+        or_(_k.status_at.is_(None), _k.status_at <= bindparam("at")),
+    )
 )
 SET_CONNECTORS_STATUS = DirectStatement(_SET_CONNECTORS_STATUS)
 SET_CONNECTOR_STATUS = DirectStatement(_SET_CONNECTORS_STATUS.where(_k.connector_no == bindparam("no")))
@@ -360,10 +365,13 @@ class SqlChargers:
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
         return hydrate(self.conn, SILENT.rows(self.conn, {"before": seen_before}), with_distance=False)
 
-    def set_connector_status(self, charge_point_id: str, connector_no: int, status: ConnectorStatus) -> None:
-        params = {"cp_id": charge_point_id, "new_status": status.value, "no": connector_no}
+    def set_connector_status(
+        self, charge_point_id: str, connector_no: int, status: ConnectorStatus, at: datetime
+    ) -> bool:
+        params = {"cp_id": charge_point_id, "new_status": status.value, "no": connector_no, "at": at}
         # OCPP connectorId 0 means the whole charger
-        (SET_CONNECTORS_STATUS if connector_no == 0 else SET_CONNECTOR_STATUS).write(self.conn, params)
+        statement = SET_CONNECTORS_STATUS if connector_no == 0 else SET_CONNECTOR_STATUS
+        return statement.write(self.conn, params) > 0
 
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         if not connector_ids:

@@ -150,6 +150,9 @@ connectors = Table(
     # When the charger last reported it Available (its own time for the report, else when it came):
     # a start older than that, arriving while the connector is still reported free, is over.
     Column("available_at", UTCDateTime()),
+    # The time of the report its status came from (the charger's own, at most when it came; else
+    # when it came): a report older than that is late and leaves the status as it is.
+    Column("status_at", UTCDateTime()),
     # Highest lock fencing token that has written a booking for this connector.
     Column("fence_token", BigInteger, nullable=False, default=0),
     UniqueConstraint("charger_id", "connector_no"),
