@@ -158,6 +158,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
         ("CHARGESHARE_LOST_STOP_GRACE_S", "lost_stop_grace_s"),
         ("CHARGESHARE_COMMAND_RESEND_AFTER_S", "command_resend_after_s"),
         ("CHARGESHARE_QUOTE_HOLD_S", "quote_hold_s"),
+        ("CHARGESHARE_QUOTE_RETENTION_S", "quote_retention_s"),
     ):
         value = env.get(name)
         if value:
@@ -431,7 +432,11 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
             else RedisSlotClaims(redis_client, namespace_for(config.database_url), **windows)
         )
     pricing = PricingService(
-        store, SimulatedGridSignals(config.grid_seed), clock, timedelta(seconds=rules.quote_hold_s)
+        store,
+        SimulatedGridSignals(config.grid_seed),
+        clock,
+        timedelta(seconds=rules.quote_hold_s),
+        timedelta(seconds=rules.quote_retention_s),
     )
     bookings = BookingService(store, locks, settlement, bus, clock, rules, pricing, claims)
     last_seen = WriteBehindLastSeen(store, every=timedelta(seconds=rules.heartbeat_interval_s / 4))
@@ -461,7 +466,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         ),
         limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
-        housekeeping=Housekeeping(bookings, charging, settlement, grid),
+        housekeeping=Housekeeping(bookings, charging, settlement, grid, pricing),
         reports=ChargerReportsService(store, clock, bookings, ca=ca, bus=bus),
         files=ChargerFilesService(store, clock),
         tokens=TokenService(store, clock),

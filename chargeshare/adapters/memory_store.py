@@ -133,6 +133,7 @@ class _Tables:
     kyc: dict[int, str] = field(default_factory=dict)
     seller_details: dict[int, SellerDetails] = field(default_factory=dict)
     drivers: dict[int, DriverRecord] = field(default_factory=dict)
+    driver_kyc: dict[int, str] = field(default_factory=dict)  # the checks of drivers' payout details
     accounts: dict[int, AccountRecord] = field(default_factory=dict)
     chargers: dict[int, _Charger] = field(default_factory=dict)
     connectors: dict[int, _Connector] = field(default_factory=dict)
@@ -287,6 +288,17 @@ class MemoryAccounts(_Repository):
 
     def verified_hosts(self) -> set[int]:
         return {h for h, status in self.t.kyc.items() if status == "verified"}
+
+    def set_driver_kyc(self, driver_id: int, status: str, at: datetime) -> None:
+        self.driver(driver_id)
+        self.t.driver_kyc[driver_id] = status
+
+    def driver_kyc(self, driver_id: int) -> str:
+        self.driver(driver_id)
+        return self.t.driver_kyc.get(driver_id, "pending")
+
+    def verified_drivers(self) -> set[int]:
+        return {d for d, status in self.t.driver_kyc.items() if status == "verified"}
 
     def lock_host(self, host_id: int) -> None:
         """Units of work on this store are serialized already."""
@@ -1445,6 +1457,21 @@ class MemoryPricing(_Repository):
         used = {q.booking_id: q for q in self.t.held_quotes.values() if q.booking_id is not None}
         wanted = used.keys() if booking_ids is None else set(booking_ids)
         return {b: used[b] for b in sorted(wanted) if b in used}
+
+    def held_ids(self) -> list[int]:
+        return sorted(self.t.held_quotes)
+
+    def delete_expired_held(self, expired_before: datetime, limit: int) -> int:
+        if limit < 1:
+            raise InvalidRequest("a batch deletes at least one quote")
+        gone = [
+            q.quote_id
+            for q in sorted(self.t.held_quotes.values(), key=lambda q: q.quote_id)
+            if q.booking_id is None and q.expires_at < expired_before
+        ][:limit]
+        for quote_id in gone:
+            del self.t.held_quotes[quote_id]
+        return len(gone)
 
 
 # ---- site and feeder limits -----------------------------------------------------------------------

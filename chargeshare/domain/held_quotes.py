@@ -3,7 +3,8 @@
 A quote issued to a driver is bound to that driver, one charger and one window, and lasts until it
 expires. A booking naming it is made at exactly its price, whatever the dynamic price has become, or
 refused: a quote is used by one booking at most. A "charge now" quote holds its price for a booking
-made now, any time before it expires, of the same length.
+made now, any time before it expires, of the same length. One no booking used is kept for a while
+after it expires (`DEFAULT_RETENTION`), then deleted: a booking naming it then finds no such quote.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from chargeshare.domain.errors import NotFound, QuoteExpired, QuoteMismatch, Quo
 from chargeshare.domain.money import Pence
 
 DEFAULT_HOLD = timedelta(minutes=10)
+# Kept this long after expiry, a booking naming it is told it expired rather than that it never was.
+DEFAULT_RETENTION = timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from chargeshare.services.booking import BookingService
 from chargeshare.services.charging import ChargingService
 from chargeshare.services.grid import GridService
+from chargeshare.services.pricing import PricingService
 from chargeshare.services.settlement import SettlementService
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,16 @@ class Housekeeping:
         charging: ChargingService,
         settlement: SettlementService,
         grid: GridService | None = None,
+        pricing: PricingService | None = None,
     ) -> None:
         self.bookings, self.charging, self.settlement, self.grid = bookings, charging, settlement, grid
+        self.pricing = pricing
 
     def sweep(self, *, payments: bool = True) -> SweepRun:
         """Reservations coming due, no-shows expiring, lost stops closed, payment steps due (unless a
         background worker has them: `payments=False`), the heartbeat watchdog, and connectors'
-        grid limits decided again (a flexibility event that began or ended) and those owed told again."""
+        grid limits decided again (a flexibility event that began or ended) and those owed told again,
+        and held quotes no booking used deleted once past their retention."""
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("reservations_due", self.bookings.reservations_due),
             ("no_shows_expired", self.bookings.expire_no_shows),
@@ -54,6 +58,8 @@ class Housekeeping:
         if self.grid is not None:
             steps.append(("grid_limits_due", self.grid.rebalance))
             steps.append(("grid_limits_owed", self.grid.resend_owed))
+        if self.pricing is not None:
+            steps.append(("held_quotes_deleted", self.pricing.delete_expired_quotes))
         return self._run(steps)
 
     def wind_down(self) -> SweepRun:

@@ -58,6 +58,18 @@ class Accounts(Protocol):
     def host(self, host_id: int) -> HostRecord: ...
     def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None: ...
     def verified_hosts(self) -> set[int]: ...
+    def set_driver_kyc(self, driver_id: int, status: str, at: datetime) -> None:
+        """Record the operator's check of the driver's payout details (NotFound for no driver)."""
+        ...
+
+    def driver_kyc(self, driver_id: int) -> str:
+        """pending (never checked), verified or rejected; NotFound for no driver."""
+        ...
+
+    def verified_drivers(self) -> set[int]:
+        """Drivers whose payout details are verified: only they are paid export credits."""
+        ...
+
     def lock_host(self, host_id: int) -> None:
         """Hold the host's row until this unit of work ends: one payout of a host at a time."""
         ...
@@ -712,6 +724,16 @@ class Pricing(Protocol):
 
     def held_used_by(self, booking_ids: Sequence[int] | None = None) -> dict[int, HeldQuote]:
         """The held quotes `booking_ids` were made with (every used one when None), by booking id."""
+        ...
+
+    def held_ids(self) -> list[int]:
+        """The ids of every held quote kept, in order."""
+        ...
+
+    def delete_expired_held(self, expired_before: datetime, limit: int) -> int:
+        """Delete at most `limit` (at least 1) held quotes that no booking used and that expired
+        before `expired_before`; how many. A quote another unit of work holds is passed over, not
+        waited for, so sweeps in several processes at once share the work."""
         ...
 
 

@@ -4,6 +4,10 @@ A quote reads the host's settings, the charger's listed price, how booked the ch
 over the window and the grid's signals at its start, and applies the pure rule
 (`domain.dynamic_pricing`). A booking takes its quote in the unit of work that makes it, and its
 session is billed at it.
+
+A quote held for a driver and never used is deleted by the housekeeping sweep once it expired longer
+ago than the retention; one a booking was made with is kept with the booking, as its quoted price is,
+so `capture_matches_quote` can hold the booking to it for as long as the booking is kept.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from datetime import datetime, timedelta
 
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PriceInputs, PricingMode, price
 from chargeshare.domain.errors import InvalidRequest
-from chargeshare.domain.held_quotes import DEFAULT_HOLD, HeldQuote
+from chargeshare.domain.held_quotes import DEFAULT_HOLD, DEFAULT_RETENTION, HeldQuote
 from chargeshare.domain.search import MAX_LIMIT, SearchQuery
 from chargeshare.services.clock import Clock
 from chargeshare.services.ports import GridSignals, Store, UnitOfWork
@@ -21,6 +25,10 @@ from chargeshare.services.records import ChargerView
 
 # The chargers a driver would weigh against this one: those within a short drive.
 LOCAL_RADIUS_M = 3_000
+# Expired quotes deleted per unit of work, and units of work per sweep: each batch holds its rows'
+# locks briefly, and a backlog is worked off over several sweeps rather than in one long one.
+DELETE_BATCH = 500
+DELETE_BATCHES = 20
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,16 @@ class Quote:
 
 class PricingService:
     def __init__(
-        self, store: Store, signals: GridSignals, clock: Clock, hold_for: timedelta = DEFAULT_HOLD
+        self,
+        store: Store,
+        signals: GridSignals,
+        clock: Clock,
+        hold_for: timedelta = DEFAULT_HOLD,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self.store, self.signals, self.clock = store, signals, clock
         self.hold_for = hold_for  # how long a quote issued to a driver is held for them
+        self.retention = retention  # how long an unused quote is kept once it expired
 
     def settings(self, host_id: int) -> HostPricing | None:
         with self.store.reading() as tx:
@@ -79,6 +93,19 @@ class PricingService:
                 )
             )
         return quote, held
+
+    def delete_expired_quotes(self, batch: int = DELETE_BATCH, batches: int = DELETE_BATCHES) -> int:
+        """Delete the quotes no booking used that expired longer ago than the retention, `batch` to
+        a unit of work, until a batch comes up short or `batches` ran; how many were deleted."""
+        cut_off = self.clock.now() - self.retention
+        deleted = 0
+        for _ in range(batches):
+            with self.store.transaction() as tx:
+                done = tx.pricing.delete_expired_held(cut_off, batch)
+            deleted += done
+            if done < batch:
+                break
+        return deleted
 
     def _window(self, starts_at: datetime | None, minutes: int) -> tuple[datetime, datetime]:
         if minutes <= 0:

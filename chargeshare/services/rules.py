@@ -20,6 +20,8 @@ class MarketplaceRules:
     min_booking_minutes: int = 15
     # A quote issued to a driver is held this long: a booking naming it is made at its price.
     quote_hold_s: int = 600
+    # A quote no booking used is deleted by the housekeeping sweep once it expired this long ago.
+    quote_retention_s: int = 86_400
     # A start this far in the past is still "now": the app's clock and the request's travel time.
     # Simulations at N x real time multiply request latency by N, so they widen it. A charger's
     # transaction start older than this is one replayed from its offline queue (see walk-ins).

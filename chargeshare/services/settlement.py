@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from chargeshare.domain import ledger
+from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.booking import BookingEvent, BookingStatus, is_walk_in, next_status
 from chargeshare.domain.errors import (
     ConcurrentChange,
@@ -61,6 +62,7 @@ TOPUP = "topup"  # the part of a cost beyond its hold (a fast charger overshooti
 FRESH_CHARGES = (CHARGE, TOPUP)  # steps that authorise and capture anew, with no booking hold
 RECONCILE_ROUNDS = 10
 DUE_BATCH = 100
+EXPORT_WITHHELD = "payout details not verified (KYC): the credit stays owed"
 
 
 @dataclass
@@ -558,21 +560,42 @@ class SettlementService:
             tx.ledger.add([ledger.payout(f"payout:{host_id}:{done + 1}", host_id, balance, now)])
         return balance
 
-    def pay_out_export_credits(self) -> dict[int, int]:
-        """Pay every driver their V2G export credit balance (driver id -> pence paid), each under a
-        lock on its row, from the balance read under that lock: racing runs pay a driver once."""
+    def pay_out_export_credits(self) -> PayoutRun:
+        """Pay every driver whose payout details are verified (KYC) their V2G export credit balance,
+        each under a lock on its row, from the balance read under that lock: racing runs pay a
+        driver once. Others are skipped, with why: their credit stays owed."""
+        run = PayoutRun()
         with self.store.reading() as tx:
-            owed = sorted(
-                driver
+            verified = tx.accounts.verified_drivers()
+            owed = {
+                driver: -balance
                 for account, balance in ledger.posted_balances(tx.ledger.entries()).items()
                 if (driver := ledger.export_credit_driver(account)) is not None and balance < 0
-            )
-        paid = {}
-        for driver_id in owed:
+            }
+        for driver_id in sorted(owed):
+            if driver_id not in verified:
+                run.skipped[driver_id] = (owed[driver_id], EXPORT_WITHHELD)
+                log.info(
+                    "export payout of %s pence to driver %s withheld: KYC not verified",
+                    owed[driver_id],
+                    driver_id,
+                )
+                continue
             amount = self._pay_out_export(driver_id)
             if amount:
-                paid[driver_id] = amount
-        return paid
+                run.paid[driver_id] = amount
+        return run
+
+    def driver_kyc(self, driver_id: int) -> KycStatus:
+        with self.store.reading() as tx:
+            return KycStatus(tx.accounts.driver_kyc(driver_id))
+
+    def set_driver_kyc(self, driver_id: int, status: KycStatus) -> KycStatus:
+        """Record the operator's check of the driver's payout details: only verified drivers are
+        paid their export credits."""
+        with self.store.transaction() as tx:
+            tx.accounts.set_driver_kyc(driver_id, status.value, self.clock.now())
+            return KycStatus(tx.accounts.driver_kyc(driver_id))
 
     def _pay_out_export(self, driver_id: int) -> int:
         now = self.clock.now()
@@ -592,5 +615,7 @@ class SettlementService:
 
 @dataclass
 class PayoutRun:
-    paid: dict[int, int] = field(default_factory=dict)  # host id -> pence paid
-    skipped: dict[int, tuple[int, str]] = field(default_factory=dict)  # host id -> (pence owed, why)
+    """One payout run's outcome, for hosts or for drivers' export credits, by their id."""
+
+    paid: dict[int, int] = field(default_factory=dict)  # id -> pence paid
+    skipped: dict[int, tuple[int, str]] = field(default_factory=dict)  # id -> (pence owed, why)

@@ -116,3 +116,29 @@ async def test_a_driver_books_at_the_quote_held_for_them_after_the_price_rose() 
                 "/bookings", json={**body, "connector_no": 2, "quote_id": late["quote_id"]}, headers=driver
             )
             assert expired.status_code == 409 and expired.json()["error"] == "quote_expired", expired.text
+
+
+async def test_a_booking_naming_a_quote_the_sweep_deleted_is_a_404() -> None:
+    """The sweep deletes a quote no booking used once it expired longer ago than the retention: a
+    booking naming it is answered as for a quote that never was. The quote a booking was made with
+    stays, and a copy of that booking's request still answers with the booking."""
+    with world() as w:
+        charger, driver = w.mine.charger_id, w.mine.driver.headers
+        async with client(w.app) as http:
+            slot: dict[str, str | int] = {"starts_at": "2026-03-05T10:00:00Z", "minutes": 60}
+            used = (await http.post(f"/chargers/{charger}/quotes", json=slot, headers=driver)).json()
+            later: dict[str, str | int] = {"starts_at": "2026-03-06T10:00:00Z", "minutes": 60}
+            unused = (await http.post(f"/chargers/{charger}/quotes", json=later, headers=driver)).json()
+            body = {"charger_id": charger, "max_energy_wh": 5_000, **slot, "quote_id": used["quote_id"]}
+            key = {"Idempotency-Key": "with-quote"}
+            made = await http.post("/bookings", json=body, headers={**driver, **key})
+            assert made.status_code == 201, made.text
+            w.app.pricing.retention = timedelta(0)  # so the sign-in tokens outlive the wait
+            w.clock.advance(10 * 60 + 1)
+            assert w.app.housekeeping.sweep().counts["held_quotes_deleted"] == 1
+            gone = await http.post(
+                "/bookings", json={**body, **later, "quote_id": unused["quote_id"]}, headers=driver
+            )
+            assert gone.status_code == 404 and gone.json()["error"] == "not_found", gone.text
+            again = await http.post("/bookings", json=body, headers={**driver, **key})
+            assert again.status_code == 201 and again.json()["id"] == made.json()["id"], again.text

@@ -1,6 +1,7 @@
 """V2G export terms through the API: the booking's driver sets them and reads them back with the
 export, the host sees the same, a floor that would strand the driver is a 4xx keeping nothing, and
-another driver's booking is a 404."""
+another driver's booking is a 404; the payout run pays a driver their export credit only once the
+operator verified their payout details, and says whom it withheld and why."""
 
 from __future__ import annotations
 
@@ -44,3 +45,33 @@ async def test_the_payout_run_pays_drivers_their_export_credits() -> None:
             assert run["export_credits_paid"] == {str(dee): 83}, run
             again = (await http.post("/admin/payouts", headers=w.admin.headers)).json()
             assert again["export_credits_paid"] == {}
+
+
+async def test_export_credits_are_withheld_until_the_operator_verifies_the_driver() -> None:
+    with world() as w:
+        dee = exported(w.app, w.clock, verified=False)
+        async with client(w.app) as http:
+            run = (await http.post("/admin/payouts", headers=w.admin.headers)).json()
+            assert run["export_credits_paid"] == {}, run
+            assert run["export_credits_withheld"] == [
+                {
+                    "driver_id": dee,
+                    "amount": 83,
+                    "reason": "payout details not verified (KYC): the credit stays owed",
+                }
+            ], run
+            url = f"/admin/drivers/{dee}/kyc"
+            refused = await http.put(url, json={"status": "verified"}, headers=w.mine.driver.headers)
+            assert refused.status_code == 403, refused.text
+            bad = await http.put(url, json={"status": "fine"}, headers=w.admin.headers)
+            assert bad.status_code == 422, bad.text
+            missing = await http.put(
+                "/admin/drivers/999999/kyc", json={"status": "verified"}, headers=w.admin.headers
+            )
+            assert missing.status_code == 404, missing.text
+            ok = await http.put(url, json={"status": "verified"}, headers=w.admin.headers)
+            assert ok.status_code == 200 and ok.json() == {"driver_id": dee, "kyc_status": "verified"}, (
+                ok.text
+            )
+            paid = (await http.post("/admin/payouts", headers=w.admin.headers)).json()
+            assert paid["export_credits_paid"] == {str(dee): 83} and paid["export_credits_withheld"] == []

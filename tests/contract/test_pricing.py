@@ -144,3 +144,34 @@ def test_a_use_rolled_back_leaves_the_quote_unused(app: App) -> None:
         raise RuntimeError("the booking failed after the quote was used")
     with app.store.reading() as tx:
         assert tx.pricing.held(held.quote_id).booking_id is None
+
+
+def test_expired_quotes_no_booking_used_are_deleted_a_batch_at_a_time(app: App) -> None:
+    """`delete_expired_held` deletes at most `limit` quotes that expired before the cut-off and no
+    booking used, and says how many; the others stay as they were."""
+    with app.store.transaction() as tx:
+        charger, (one,) = a_charger(tx, "CP-H")
+        driver = tx.accounts.add_driver("Dee", "DEE-TAG")
+        old = [tx.pricing.hold(a_held_quote(driver, charger)).quote_id for _ in range(5)]
+        used = tx.pricing.hold(a_held_quote(driver, charger)).quote_id
+        assert tx.pricing.use_held(used, a_booking(tx, one, driver, start_h=2))
+        later = replace(a_held_quote(driver, charger), expires_at=T0 + timedelta(minutes=11))
+        fresh = tx.pricing.hold(later).quote_id
+    expired = T0 + timedelta(minutes=10)  # when `old` and `used` expired
+    with app.store.transaction() as tx:
+        assert tx.pricing.delete_expired_held(expired, limit=10) == 0  # expired at, not before: kept
+        assert tx.pricing.held_ids() == sorted([*old, used, fresh])
+    cut = expired + timedelta(seconds=1)
+    with app.store.transaction() as tx:
+        assert tx.pricing.delete_expired_held(cut, limit=2) == 2
+    with app.store.transaction() as tx:
+        assert tx.pricing.delete_expired_held(cut, limit=10) == 3
+        assert tx.pricing.delete_expired_held(cut, limit=10) == 0
+    with app.store.reading() as tx:
+        assert tx.pricing.held_ids() == sorted([used, fresh])
+        assert tx.pricing.held(used).booking_id is not None
+        for gone in old:
+            with pytest.raises(NotFound):
+                tx.pricing.held(gone)
+    with pytest.raises(InvalidRequest), app.store.transaction() as tx:
+        tx.pricing.delete_expired_held(cut, limit=0)

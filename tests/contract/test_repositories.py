@@ -1138,3 +1138,23 @@ def test_reads_for_a_list_of_ids_find_each_one_once(app: App) -> None:
         }
         assert journal[started] == list(tx.ledger.entries(started))  # the same entries, in the same order
         assert tx.ledger.entries_of([]) == {}
+
+
+def test_drivers_payout_checks(app: App) -> None:
+    """A driver's payout details are unchecked (pending) until the operator records an outcome; only
+    verified drivers are paid their export credits."""
+    with app.store.transaction() as tx:
+        dee = tx.accounts.add_driver("Dee", "DEE")
+        eve = tx.accounts.add_driver("Eve", "EVE")
+        assert tx.accounts.driver_kyc(dee) == "pending" and tx.accounts.verified_drivers() == set()
+        tx.accounts.set_driver_kyc(dee, "verified", T0)
+        tx.accounts.set_driver_kyc(eve, "rejected", T0)
+    with app.store.transaction() as tx:
+        assert tx.accounts.verified_drivers() == {dee}
+        assert (tx.accounts.driver_kyc(dee), tx.accounts.driver_kyc(eve)) == ("verified", "rejected")
+        tx.accounts.set_driver_kyc(dee, "pending", T0)
+        assert tx.accounts.verified_drivers() == set()
+        with pytest.raises(NotFound):
+            tx.accounts.set_driver_kyc(999_999, "verified", T0)
+        with pytest.raises(NotFound):
+            tx.accounts.driver_kyc(999_999)

@@ -1,13 +1,16 @@
 """Held quotes on real databases: on SQLite and PostgreSQL a booking naming its quote is made at the
 quote's price after the price moved, and the quote is spent; on PostgreSQL two bookings racing for
 one quote (on two connectors, so no other guard stands between them) make one booking, and two
-copies of one request under one Idempotency-Key answer with the same booking."""
+copies of one request under one Idempotency-Key answer with the same booking; sweeps deleting
+expired quotes in several processes at once delete each once, and pass over (without waiting for)
+a quote a booking is using as they run."""
 
 from __future__ import annotations
 
 import threading
 import traceback
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +22,8 @@ from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.records import BookingRecord
+from tests.contract.test_pricing import a_held_quote
+from tests.contract.test_repositories import a_booking, a_charger
 from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_lock_or_done
 from tests.integration.test_grid_and_fleet_races import in_thread
 from tests.services.test_held_quotes import DEARER, START, twin_charger
@@ -114,3 +119,71 @@ def test_two_copies_of_a_request_with_a_quote_answer_with_one_booking(
     assert {a.booking_id for a in answers} == {made.booking_id} and made.price_per_kwh == 34
     with pg_app.store.reading() as tx:
         assert len(tx.bookings.all()) == 1
+
+
+def expired_quotes(app: App, clock: ManualClock, count: int) -> tuple[int, int, list[int]]:
+    """`count` quotes no booking used, expired longer ago than the retention once this returns."""
+    with app.store.transaction() as tx:
+        charger, (connector,) = a_charger(tx, "CP-X")
+        driver = tx.accounts.add_driver("Dee", "DEE-X")
+        ids = [tx.pricing.hold(a_held_quote(driver, charger)).quote_id for _ in range(count)]
+    clock.advance(int((timedelta(minutes=10) + app.pricing.retention).total_seconds()) + 1)
+    return connector, driver, ids
+
+
+def test_the_sweep_deletes_expired_unused_quotes_on_a_real_database(sql_app: App, clock: ManualClock) -> None:
+    expired_quotes(sql_app, clock, 5)
+    assert sql_app.pricing.delete_expired_quotes(batch=2) == 5
+    with sql_app.store.reading() as tx:
+        assert tx.pricing.held_ids() == []
+    assert failing(sql_app) == set()
+
+
+@pytest.mark.postgres
+def test_sweeps_at_once_delete_each_expired_quote_once(pg_app: App, clock: ManualClock) -> None:
+    expired_quotes(pg_app, clock, 60)
+    start = threading.Barrier(4)
+    counts: list[int] = []
+    failures: list[BaseException] = []
+
+    def sweep() -> None:
+        start.wait(WAIT_S)
+        counts.append(pg_app.pricing.delete_expired_quotes(batch=7))
+
+    threads = [in_thread(sweep, failures) for _ in range(4)]
+    for th in threads:
+        th.join(WAIT_S)
+    assert not failures and not any(th.is_alive() for th in threads), failures
+    assert sum(counts) == 60, counts
+    with pg_app.store.reading() as tx:
+        assert tx.pricing.held_ids() == []
+
+
+@pytest.mark.postgres
+def test_a_sweep_passes_over_a_quote_being_used_without_waiting(pg_app: App, clock: ManualClock) -> None:
+    """A booking marks an expired quote used (the repository does not check expiry: the service
+    did, before it expired) and has not committed: the sweep deletes the others, passing over it
+    rather than waiting on its row, and the booking keeps its quote."""
+    connector, driver, (busy, other) = expired_quotes(pg_app, clock, 2)
+    inside, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def use() -> None:
+        with pg_app.store.transaction() as tx:
+            assert tx.pricing.use_held(busy, a_booking(tx, connector, driver, start_h=2))
+            inside.set()
+            assert release.wait(WAIT_S)
+
+    booking = in_thread(use, failures)
+    assert inside.wait(WAIT_S), failures
+    deleted: list[int] = []
+    sweep = in_thread(lambda: deleted.append(pg_app.pricing.delete_expired_quotes()), failures)
+    sweep.join(WAIT_S)
+    still_waiting = sweep.is_alive()
+    release.set()
+    booking.join(WAIT_S)
+    sweep.join(WAIT_S)
+    assert not still_waiting and not failures and deleted == [1], (deleted, failures)
+    with pg_app.store.reading() as tx:
+        assert tx.pricing.held_ids() == [busy] and tx.pricing.held(busy).booking_id is not None
+        assert other not in tx.pricing.held_ids()

@@ -350,3 +350,26 @@ def test_0025_gives_connectors_the_time_of_the_report_their_status_came_from(
     assert migrate.upgrade(engine) == "upgraded from 0024"
     assert "status_at" in {c["name"] for c in inspect(engine).get_columns("connectors")}
     migrate.check_current(engine)
+
+
+def test_0026_adds_drivers_payout_checks_and_the_expired_quotes_index(url: str, engine: Engine) -> None:
+    """0026 (on 0025): `driver_kyc`, and the index the sweep finds expired unused quotes by; going
+    back drops both and keeps the drivers and quotes."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0025")
+        conn.commit()
+        insp = inspect(conn)
+        assert "driver_kyc" not in insp.get_table_names() and "held_quotes" in insp.get_table_names()
+        assert "ix_held_quotes_unused_expiry" not in {i["name"] for i in insp.get_indexes("held_quotes")}
+        conn.exec_driver_sql("INSERT INTO drivers (id, name, id_tag) VALUES (1, 'Dee', 'DEE')")
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0025"
+    insp = inspect(engine)
+    assert "driver_kyc" in insp.get_table_names()
+    assert "ix_held_quotes_unused_expiry" in {i["name"] for i in insp.get_indexes("held_quotes")}
+    with engine.begin() as conn, pytest.raises(IntegrityError):
+        conn.exec_driver_sql(
+            "INSERT INTO driver_kyc (driver_id, status, updated_at) VALUES (1, 'fine', '2026-03-02')"
+        )
+    migrate.check_current(engine)

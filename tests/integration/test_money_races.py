@@ -267,7 +267,7 @@ def test_export_payouts_asked_for_at_once_pay_each_driver_once(pg: App) -> None:
     exported(pg, clock)
     runs = at_once(*[pg.settlement.pay_out_export_credits for _ in range(8)])
     assert not [r for r in runs if isinstance(r, Exception)], runs
-    paid = [pence for r in runs for pence in r.values()]
+    paid = [pence for r in runs for pence in r.paid.values()]
     assert paid == [83], paid
-    assert pg.settlement.pay_out_export_credits() == {}
+    assert pg.settlement.pay_out_export_credits().paid == {}
     assert_invariants(pg)

@@ -1,5 +1,6 @@
-"""Drivers' V2G export credits paid out, as hosts' payables are: the balance under a lock on the
-driver's row, once; and the invariant that no driver is paid more than they were credited."""
+"""Drivers' V2G export credits paid out, as hosts' payables are: only to a driver whose payout
+details are verified (KYC), the balance under a lock on the driver's row, once; and the invariant
+that no driver is paid more than they were credited."""
 
 from __future__ import annotations
 
@@ -7,20 +8,27 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain import ledger
+from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.errors import LedgerError
 from chargeshare.domain.ledger import PLATFORM_BANK, EntryKind, driver_export_credit
 from chargeshare.ocpp import V21
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.settlement import PayoutRun
 from tests.conftest import T0, add_charger
 from tests.services.test_v2g_service import driver, failing
 
 
-def exported(app: App, clock: ManualClock, cp_id: str = "V2G1", tag: str = "DEE") -> int:
-    """A V2G session that exported 3,333 Wh at 25p per kWh: its driver is credited 83p."""
+def exported(
+    app: App, clock: ManualClock, cp_id: str = "V2G1", tag: str = "DEE", *, verified: bool = True
+) -> int:
+    """A V2G session that exported 3,333 Wh at 25p per kWh: its driver is credited 83p (and their
+    payout details verified, unless `verified` is False)."""
     charger = add_charger(app, cp_id, price=40)
     app.charging.boot(cp_id, V21)
     dee = app.marketplace.add_driver(tag, tag).driver_id
+    if verified:
+        app.settlement.set_driver_kyc(dee, KycStatus.VERIFIED)
     booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
     app.v2g.set_terms(driver(dee), booking, 25, 40)
     clock.advance(60)
@@ -43,11 +51,33 @@ def test_an_export_payout_moves_the_credit_to_the_bank_and_only_a_positive_one()
 
 def test_a_drivers_export_credit_is_paid_out_once(app: App, clock: ManualClock) -> None:
     dee = exported(app, clock)
-    assert app.settlement.pay_out_export_credits() == {dee: 83}
-    assert app.settlement.pay_out_export_credits() == {}  # nothing left to pay
+    assert app.settlement.pay_out_export_credits().paid == {dee: 83}
+    assert app.settlement.pay_out_export_credits() == PayoutRun()  # nothing left to pay
     with app.store.reading() as tx:
         balances = ledger.posted_balances(tx.ledger.entries())
     assert balances[driver_export_credit(dee)] == 0
+    assert failing(app) == []
+
+
+@pytest.mark.parametrize("status", [None, KycStatus.PENDING, KycStatus.REJECTED])
+def test_a_driver_whose_payout_details_are_not_verified_is_not_paid(
+    app: App, clock: ManualClock, status: KycStatus | None
+) -> None:
+    dee = exported(app, clock, verified=False)
+    if status is not None:
+        app.settlement.set_driver_kyc(dee, status)
+    with app.store.reading() as tx:
+        before = tx.ledger.entries()
+    run = app.settlement.pay_out_export_credits()
+    assert run.paid == {}
+    assert run.skipped == {dee: (83, "payout details not verified (KYC): the credit stays owed")}
+    with app.store.reading() as tx:
+        assert tx.ledger.entries() == before  # the credit stays owed, nothing moved
+    assert failing(app) == []
+    app.settlement.set_driver_kyc(dee, KycStatus.VERIFIED)
+    assert app.settlement.pay_out_export_credits() == PayoutRun(paid={dee: 83})
+    app.settlement.set_driver_kyc(dee, KycStatus.REJECTED)  # verified once is not verified for ever
+    assert app.settlement.pay_out_export_credits() == PayoutRun()
     assert failing(app) == []
 
 

@@ -90,6 +90,25 @@ class SqlAccounts:
         k = t.host_kyc.c
         return {int(r[0]) for r in self.conn.execute(select(k.host_id).where(k.status == "verified"))}
 
+    def set_driver_kyc(self, driver_id: int, status: str, at: datetime) -> None:
+        self.driver(driver_id)
+        k = t.driver_kyc.c
+        changed = self.conn.execute(
+            update(t.driver_kyc).where(k.driver_id == driver_id).values(status=status, updated_at=at)
+        ).rowcount
+        if not changed:
+            self.conn.execute(insert(t.driver_kyc).values(driver_id=driver_id, status=status, updated_at=at))
+
+    def driver_kyc(self, driver_id: int) -> str:
+        self.driver(driver_id)
+        k = t.driver_kyc.c
+        found = self.conn.execute(select(k.status).where(k.driver_id == driver_id)).first()
+        return "pending" if found is None else str(found[0])
+
+    def verified_drivers(self) -> set[int]:
+        k = t.driver_kyc.c
+        return {int(r[0]) for r in self.conn.execute(select(k.driver_id).where(k.status == "verified"))}
+
     def lock_host(self, host_id: int) -> None:
         # SQLite's write transactions are serialized already (BEGIN IMMEDIATE).
         if self.dialect == "postgresql":

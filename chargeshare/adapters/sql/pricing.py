@@ -8,7 +8,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -154,3 +154,22 @@ class SqlPricing:
                 return {}
             q = q.where(_h.booking_id.in_(list(booking_ids)))
         return {int(r.booking_id): _held(r) for r in self.conn.execute(q)}
+
+    def held_ids(self) -> list[int]:
+        return [int(r[0]) for r in self.conn.execute(select(_h.id).order_by(_h.id))]
+
+    def delete_expired_held(self, expired_before: datetime, limit: int) -> int:
+        if limit < 1:
+            raise InvalidRequest("a batch deletes at least one quote")
+        stale = (_h.booking_id.is_(None), _h.expires_at < expired_before)
+        batch = select(_h.id).where(*stale).order_by(_h.id).limit(limit)
+        if self.dialect != "postgresql":  # writers are serialized: nothing to pass over
+            gone = delete(t.held_quotes).where(_h.id.in_(batch.scalar_subquery()))
+            return int(self.conn.execute(gone).rowcount)
+        # Rows a booking or another sweep holds are passed over, not waited for. Materialized: as a
+        # subquery the planner may run it again per row, each run skipping the rows just deleted,
+        # so a batch would grow past `limit`. Checked again on the row as deleted, in case it was
+        # used meanwhile.
+        claimed = batch.with_for_update(skip_locked=True).cte("batch").prefix_with("MATERIALIZED")
+        gone = delete(t.held_quotes).where(_h.id == claimed.c.id, *stale)
+        return int(self.conn.execute(gone).rowcount)

@@ -38,6 +38,8 @@ from chargeshare.domain.grid_limits import MIN_CHARGING_W
 
 # The rows the command re-send reads each round (partial indexes: few among all ever made).
 OWED_RESERVATION = "reservation IN ('sent', 'accepted')"
+# A held quote the sweep may delete once expired: no booking used it.
+UNUSED_QUOTE = "booking_id IS NULL"
 OPEN_SESSION = "status = 'charging'"
 
 
@@ -337,6 +339,16 @@ host_kyc = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# The operator's check of a driver's payout details, before V2G export credits are paid to them.
+driver_kyc = Table(
+    "driver_kyc",
+    metadata,
+    Column("driver_id", ForeignKey("drivers.id"), primary_key=True),  # no row: pending
+    Column("status", String(16), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('pending', 'verified', 'rejected')", name="ck_driver_kyc_status"),
+)
+
 # What a host gave at onboarding for HMRC's digital platform reporting (domain/seller_details.py),
 # checked and normalised before it is written. Optional text is '' rather than NULL; no bank: NULLs.
 host_seller_details = Table(
@@ -584,6 +596,13 @@ held_quotes = Table(
     Column("booking_id", ForeignKey("bookings.id"), unique=True),
     CheckConstraint("price_per_kwh >= 0", name="ck_held_quotes_price"),
     CheckConstraint("starts_at < ends_at AND quoted_at < expires_at", name="ck_held_quotes_times"),
+    # The housekeeping sweep's search for quotes to delete: those no booking used, by expiry.
+    Index(
+        "ix_held_quotes_unused_expiry",
+        "expires_at",
+        sqlite_where=text(UNUSED_QUOTE),
+        postgresql_where=text(UNUSED_QUOTE),
+    ),
 )
 
 

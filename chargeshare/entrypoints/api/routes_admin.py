@@ -12,6 +12,7 @@ from chargeshare.domain.accounts import KycStatus
 from chargeshare.entrypoints.api.deps import Admin, IdPath
 from chargeshare.entrypoints.api.schemas import (
     AdminChargerOut,
+    DriverKycOut,
     HostOut,
     KycIn,
     OutboxRunOut,
@@ -19,6 +20,7 @@ from chargeshare.entrypoints.api.schemas import (
     PayoutRunOut,
     SecurityEventOut,
     SkippedPayout,
+    WithheldExportPayout,
 )
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
@@ -92,13 +94,17 @@ def router(app: App) -> APIRouter:
     @r.post("/payouts")
     def payouts(_who: Admin) -> PayoutRunOut:
         """Pay verified hosts their balances (hosts whose KYC is not verified are listed as skipped),
-        and drivers their V2G export credits."""
+        and verified drivers their V2G export credits (others listed as withheld, still owed)."""
         run = app.settlement.pay_out_hosts()
         exports = app.settlement.pay_out_export_credits()
         return PayoutRunOut(
             paid={str(h): pence for h, pence in run.paid.items()},
             skipped=[SkippedPayout(host_id=h, amount=p, reason=why) for h, (p, why) in run.skipped.items()],
-            export_credits_paid={str(d): pence for d, pence in exports.items()},
+            export_credits_paid={str(d): pence for d, pence in exports.paid.items()},
+            export_credits_withheld=[
+                WithheldExportPayout(driver_id=d, amount=p, reason=why)
+                for d, (p, why) in exports.skipped.items()
+            ],
         )
 
     @r.put("/hosts/{host_id}/kyc")
@@ -106,5 +112,12 @@ def router(app: App) -> APIRouter:
         """Record the outcome of a host's identity checks; only verified hosts are paid out."""
         host = app.hosting.set_kyc(host_id, KycStatus(body.status))
         return HostOut(host_id=host.host_id, name=host.name, kyc_status=host.kyc_status)
+
+    @r.put("/drivers/{driver_id}/kyc")
+    def set_driver_kyc(driver_id: IdPath, body: KycIn, _who: Admin) -> DriverKycOut:
+        """Record the outcome of the checks on a driver's payout details; only verified drivers are
+        paid their V2G export credits."""
+        status = app.settlement.set_driver_kyc(driver_id, KycStatus(body.status))
+        return DriverKycOut(driver_id=driver_id, kyc_status=status.value)
 
     return r

@@ -379,10 +379,24 @@ class SkippedPayout(BaseModel):
     reason: str
 
 
+class WithheldExportPayout(BaseModel):
+    driver_id: int
+    amount: int = Field(description="pence of V2G export credit owed and not paid")
+    reason: str
+
+
 class PayoutRunOut(BaseModel):
     paid: dict[str, int] = Field(description="host id -> pence paid")
     skipped: list[SkippedPayout]
     export_credits_paid: dict[str, int] = Field(description="driver id -> pence of V2G export credit paid")
+    export_credits_withheld: list[WithheldExportPayout] = Field(
+        description="drivers owed export credit and not paid: their payout details are not verified"
+    )
+
+
+class DriverKycOut(BaseModel):
+    driver_id: int
+    kyc_status: str = Field(description="pending, verified or rejected: only verified drivers are paid")
 
 
 class HostOut(BaseModel):

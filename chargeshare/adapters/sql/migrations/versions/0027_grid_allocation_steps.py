@@ -2,7 +2,7 @@
 flexibility event beginning or ending), so its charger is told ahead and changes on time.
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 from chargeshare.adapters.sql.schema import UTCDateTime
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
