@@ -425,6 +425,14 @@ ROWS = [
         lambda _w, s, _r: (f"/admin/hosts/{s.host.hid}/kyc", {"status": "verified"}),
         per_tenant=False,  # the operator acts on any host: there is no "own" for an admin
     ),
+    Row(
+        "PUT",
+        "/admin/drivers/{driver_id}/kyc",
+        "admin",
+        200,
+        lambda _w, s, _r: (f"/admin/drivers/{s.driver.did}/kyc", {"status": "verified"}),
+        per_tenant=False,  # the operator acts on any driver: there is no "own" for an admin
+    ),
     Row("GET", "/admin/tokens", "admin", 200, fixed("/admin/tokens"), per_tenant=False),
     Row(
         "POST",
