@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chargeshare.adapters.sql import schema as t
@@ -79,12 +79,7 @@ class SqlAccounts:
 
     def set_host_kyc(self, host_id: int, status: str, at: datetime) -> None:
         self.host(host_id)
-        k = t.host_kyc.c
-        changed = self.conn.execute(
-            update(t.host_kyc).where(k.host_id == host_id).values(status=status, updated_at=at)
-        ).rowcount
-        if not changed:
-            self.conn.execute(insert(t.host_kyc).values(host_id=host_id, status=status, updated_at=at))
+        self._set_kyc(t.host_kyc, "host_id", host_id, status, at)
 
     def verified_hosts(self) -> set[int]:
         k = t.host_kyc.c
@@ -92,12 +87,15 @@ class SqlAccounts:
 
     def set_driver_kyc(self, driver_id: int, status: str, at: datetime) -> None:
         self.driver(driver_id)
-        k = t.driver_kyc.c
+        self._set_kyc(t.driver_kyc, "driver_id", driver_id, status, at)
+
+    def _set_kyc(self, table: Table, key: str, key_id: int, status: str, at: datetime) -> None:
+        """A host's or a driver's KYC outcome: the row updated, or made on the first check."""
         changed = self.conn.execute(
-            update(t.driver_kyc).where(k.driver_id == driver_id).values(status=status, updated_at=at)
+            update(table).where(table.c[key] == key_id).values(status=status, updated_at=at)
         ).rowcount
         if not changed:
-            self.conn.execute(insert(t.driver_kyc).values(driver_id=driver_id, status=status, updated_at=at))
+            self.conn.execute(insert(table).values({key: key_id, "status": status, "updated_at": at}))
 
     def driver_kyc(self, driver_id: int) -> str:
         self.driver(driver_id)
