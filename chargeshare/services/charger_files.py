@@ -23,10 +23,13 @@ MAX_NAME = 255
 ALREADY = "this location has its upload already; ask the charger again"
 
 
+def new_token() -> str:
+    """256 random bits in hex: a URL-safe token that a command line never mistakes for an option."""
+    return secrets.token_hex(32)
+
+
 class ChargerFilesService:
-    def __init__(
-        self, store: Store, clock: Clock, token: Callable[[], str] = lambda: secrets.token_urlsafe(32)
-    ) -> None:
+    def __init__(self, store: Store, clock: Clock, token: Callable[[], str] = new_token) -> None:
         self.store, self.clock, self.token = store, clock, token
 
     def publish_firmware(self, name: str, content: bytes) -> ChargerFile:

@@ -34,3 +34,12 @@ def test_sizes_names_and_slots(app: App, monkeypatch: pytest.MonkeyPatch) -> Non
     assert app.files.firmware_image(image.token)[1] == b"12345678"
     with pytest.raises(NotFound):
         app.files.firmware_image(slot.token)
+
+
+def test_default_tokens_never_look_like_a_command_line_option() -> None:
+    # A token with a leading "-" made `chargeshare files get <token>` parse it as an option.
+    from chargeshare.services.charger_files import new_token
+
+    tokens = [new_token() for _ in range(2000)]
+    assert all(len(t) == 64 and set(t) <= set("0123456789abcdef") for t in tokens)
+    assert len(set(tokens)) == len(tokens)
