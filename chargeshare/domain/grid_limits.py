@@ -97,8 +97,19 @@ class Charging:
 
 
 @dataclass(frozen=True)
+class Idle:
+    """A connector with no car charging on it, under a site: a car may start there before the
+    backend hears of it, so its limit is what that car may draw meanwhile."""
+
+    connector_id: int
+    site_id: int
+    rating_w: int
+
+
+@dataclass(frozen=True)
 class Allocation:
-    """Each charging connector's limit in W (0: paused), and which were paused for want of power."""
+    """Each connector's limit in W (0: paused, or idle with no room for a car's minimum), and which
+    charging connectors were paused for want of power."""
 
     limits_w: Mapping[int, int]
     paused: frozenset[int]
@@ -154,10 +165,15 @@ def allocate(
     events: Sequence[FlexEvent],
     at: datetime,
     *,
+    idle: Sequence[Idle] = (),
     min_w: int = MIN_CHARGING_W,
 ) -> Allocation:
-    """Every charging connector's limit at `at`. A connector on a site not listed is not limited
-    (its rating); sites and feeders are as listed."""
+    """Every connector's limit at `at`. A connector on a site not listed is not limited (its
+    rating, or the minimum when idle); sites and feeders are as listed.
+
+    The cars charging share what each site and feeder leaves; an idle connector is given a car's
+    minimum only from what is left after them, so a car starting unheard never takes a site or
+    feeder past its limit (on a full one it waits at 0 until its start is decided)."""
     by_site = {s.site_id: s for s in sites}
     caps = capacities_w(sites, feeders, events, at)
     under = {c.connector_id: _constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
@@ -177,7 +193,18 @@ def allocate(
         running.remove(latest)
         paused.add(latest.connector_id)
     limits = fair_shares(caps, {c.connector_id: (c.rating_w, under.get(c.connector_id, [])) for c in running})
-    return Allocation({**limits, **dict.fromkeys(paused, 0)}, frozenset(paused))
+    left = dict(caps)
+    for connector_id, w in limits.items():
+        for k in under.get(connector_id, []):
+            left[k] -= w
+    spare: dict[int, int] = {}
+    for i in sorted(idle, key=lambda i: i.connector_id):  # lower ids first: the same answer every time
+        want = min(min_w, i.rating_w)
+        keys = _constraints(by_site[i.site_id]) if i.site_id in by_site else []
+        spare[i.connector_id] = want if all(left[k] >= want for k in keys) else 0
+        for k in keys:
+            left[k] -= spare[i.connector_id]
+    return Allocation({**spare, **limits, **dict.fromkeys(paused, 0)}, frozenset(paused))
 
 
 def fair_shares(

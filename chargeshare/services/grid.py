@@ -3,10 +3,12 @@ events, hosts' sites and the chargers on them, and each connector's limit, decid
 session starts or stops, a site changes, or a flexibility event begins or ends (a housekeeping step).
 
 A connector with a car charging gets its fair share (chargeshare/domain/grid_limits.py); one
-without gets the minimum charging power, so a car that starts there draws no more than that before
-the start is heard and the shares are decided again. The limits decided are kept (grid_allocations),
-and a charger whose limits changed is told (`GridLimitsDue`; chargeshare/ocpp/grid_limits.py says it
-in OCPP); a charger that connects is told its limits again (`limits_due`).
+without gets the minimum charging power where the site and feeder have that much left after the
+cars charging, and 0 where they do not, so a car that starts there before its start is heard and
+the shares are decided again never takes them past their limits. The limits decided are kept
+(grid_allocations), and a charger whose limits changed is told (`GridLimitsDue`;
+chargeshare/ocpp/grid_limits.py says it in OCPP); a charger that connects is told its limits again
+(`limits_due`).
 
 A flexibility event beginning or ending within `LOOK_AHEAD` is decided ahead: each connector's limit
 carries the step it takes then (the shares at that moment, for the cars charging now), which its
@@ -31,6 +33,7 @@ from chargeshare.domain.grid_limits import (
     Charging,
     Feeder,
     FlexEvent,
+    Idle,
     Scope,
     Site,
     allocate,
@@ -259,7 +262,7 @@ class GridService:
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
         events = tx.grid.flex_events(now)
         where: dict[int, _Connector] = {}
-        idle: dict[int, int] = {}
+        idle: list[Idle] = []
         charging: list[Charging] = []
         for charger_id, site_id in members.items():
             charger = tx.chargers.by_id(charger_id)
@@ -269,14 +272,14 @@ class GridService:
                 )
                 session = tx.sessions.open_on(c.connector_id)
                 if session is None:
-                    idle[c.connector_id] = min(self.min_w, c.max_power_w)
+                    idle.append(Idle(c.connector_id, site_id, c.max_power_w))
                 else:
                     charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
-        wanted = {**idle, **allocate(sites, feeders, charging, events, now, min_w=self.min_w).limits_w}
+        wanted = dict(allocate(sites, feeders, charging, events, now, idle=idle, min_w=self.min_w).limits_w)
         edge = next_edge(events, now, now + self.look_ahead)
         if edge is None:
             return wanted, {}, where
-        then = {**idle, **allocate(sites, feeders, charging, events, edge, min_w=self.min_w).limits_w}
+        then = allocate(sites, feeders, charging, events, edge, idle=idle, min_w=self.min_w).limits_w
         steps = {c: (edge, then[c]) for c, w in wanted.items() if then.get(c, w) != w}
         return wanted, steps, where
 

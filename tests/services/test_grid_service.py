@@ -77,6 +77,19 @@ def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
     )
 
 
+def test_an_idle_connector_under_a_full_feeder_waits_at_zero_until_its_start_is_decided(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    a_feeder_of_three(app)
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)  # 6,000 W each: the feeder's 12,000 W is taken
+    latest = {e.charge_point_id: e.limits_w for e in heard}
+    assert latest["CP3"] == ((1, 0),)
+    assert sum(w for limits in latest.values() for _, w in limits) <= 12_000
+    start(app, "CP3", 3, clock)
+    assert {e.charge_point_id: e.limits_w for e in heard}["CP3"] == ((1, 4_000),)
+
+
 def test_a_stop_gives_its_share_back_and_an_unchanged_limit_is_not_sent_again(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
@@ -85,9 +98,11 @@ def test_a_stop_gives_its_share_back_and_an_unchanged_limit_is_not_sent_again(
     start(app, "CP2", 2, clock)
     heard.clear()
     app.charging.stop("CP1", first, 1_000, clock.now())
+    # CP3's idle connector had no room while two cars shared the feeder; now it has.
     assert [(e.charge_point_id, e.limits_w) for e in heard] == [
         ("CP1", ((1, MIN_CHARGING_W),)),
         ("CP2", ((1, 7_400),)),
+        ("CP3", ((1, MIN_CHARGING_W),)),
     ]
     heard.clear()
     assert app.grid.rebalance() == [] and heard == []

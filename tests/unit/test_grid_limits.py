@@ -15,6 +15,7 @@ from chargeshare.domain.grid_limits import (
     Charging,
     Feeder,
     FlexEvent,
+    Idle,
     LoadSample,
     Scope,
     Site,
@@ -169,3 +170,36 @@ def test_a_paused_car_started_after_every_car_charging_on_its_site(
         for c in cars:
             if c.site_id == p.site_id and c.connector_id not in got.paused and c.rating_w > 0:
                 assert (c.started_at, c.connector_id) < (p.started_at, p.connector_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(grids(), st.lists(st.sampled_from([0, 1_000, 3_680, 7_400, 22_000]), max_size=6))
+def test_cars_starting_unheard_on_every_idle_connector_never_pass_a_limit(
+    grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]], ratings: list[int]
+) -> None:
+    sites, feeders, cars, events = grid
+    idle = [Idle(100 + n, sites[n % len(sites)].site_id, r) for n, r in enumerate(ratings)]
+    got = allocate(sites, feeders, cars, events, T0, idle=idle)
+    assert set(got.limits_w) == {c.connector_id for c in cars} | {i.connector_id for i in idle}
+    assert not got.paused & {i.connector_id for i in idle}
+    site_of = {**{c.connector_id: c.site_id for c in cars}, **{i.connector_id: i.site_id for i in idle}}
+    loads = site_loads_w(sites, got.limits_w, site_of)
+    caps = capacities_w(sites, feeders, events, T0)
+    houses = site_loads_w(sites, {}, {})
+    for key, load in loads.items():
+        assert load - houses[key] <= caps[key], key
+    for i in idle:
+        assert got.limits_w[i.connector_id] in (0, min(MIN_CHARGING_W, i.rating_w))
+    # Idle connectors take only what the cars leave: the cars' shares are as without them.
+    assert {c: w for c, w in got.limits_w.items() if c < 100} == allocate(
+        sites, feeders, cars, events, T0
+    ).limits_w
+
+
+def test_an_idle_connector_gets_the_minimum_only_where_the_cars_leave_room_for_it() -> None:
+    feeder = Feeder(1, "F1", limit_w=12_000)
+    sites = [Site(i, i, f"s{i}", 13_800, feeder_id=1) for i in (1, 2, 3)]
+    one_car = allocate(sites, [feeder], [charging(1, 1)], [], T0, idle=[Idle(2, 2, 7_400), Idle(3, 3, 7_400)])
+    assert one_car.limits_w == {1: 7_400, 2: MIN_CHARGING_W, 3: MIN_CHARGING_W}
+    two_cars = allocate(sites, [feeder], [charging(1, 1), charging(2, 2)], [], T0, idle=[Idle(3, 3, 7_400)])
+    assert two_cars.limits_w == {1: 6_000, 2: 6_000, 3: 0}
