@@ -11,7 +11,7 @@ recently started are paused (0 W) until there is. Power in W, time aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -151,6 +151,11 @@ def capacities_w(
     return caps
 
 
+def constraints(site: Site) -> list[tuple[Scope, int]]:
+    """The limits a connector on `site` sits under: its site's, and its feeder's if it has one."""
+    return _constraints(site)
+
+
 def _constraints(site: Site) -> list[tuple[Scope, int]]:
     under = [(Scope.SITE, site.site_id)]
     if site.feeder_id is not None:
@@ -205,6 +210,30 @@ def allocate(
         for k in keys:
             left[k] -= spare[i.connector_id]
     return Allocation({**spare, **limits, **dict.fromkeys(paused, 0)}, frozenset(paused))
+
+
+def lower_before_raise(
+    before: Mapping[int, int],
+    wanted: Mapping[int, int],
+    under: Mapping[int, Sequence[_K]],
+    charger_of: Mapping[int, int],
+    settling: Collection[int],
+) -> dict[int, int]:
+    """The limits to send now, given those sent `before`. Each charger takes its own commands in
+    order, but chargers take theirs in no set order: so a raise waits at its old limit while another
+    charger under the same site or feeder is being lowered (or limited for the first time), or is
+    still taking a decision (`settling`, connectors), and goes out when decided again after that
+    charger acknowledged. The sum then never passes a limit while commands are on their way."""
+    lowering: dict[_K, set[int]] = {}
+    for c, w in wanted.items():
+        if c in settling or c not in before or w < before[c]:
+            for k in under.get(c, ()):
+                lowering.setdefault(k, set()).add(charger_of[c])
+
+    def held(c: int) -> bool:
+        return any(lowering.get(k, set()) - {charger_of[c]} for k in under.get(c, ()))
+
+    return {c: before[c] if c in before and w > before[c] and held(c) else w for c, w in wanted.items()}
 
 
 def fair_shares(

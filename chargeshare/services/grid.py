@@ -37,6 +37,8 @@ from chargeshare.domain.grid_limits import (
     Scope,
     Site,
     allocate,
+    constraints,
+    lower_before_raise,
     next_edge,
 )
 from chargeshare.services.clock import Clock
@@ -57,6 +59,7 @@ RESEND_OWED_AFTER = timedelta(seconds=30)
 LOOK_AHEAD = timedelta(minutes=5)
 
 Step = tuple[datetime, int]
+_Key = tuple[Scope, int]
 
 
 @dataclass(frozen=True)
@@ -185,9 +188,11 @@ class GridService:
         return GridLimitsDue(now, charge_point_id, limits, decision, steps)
 
     def limits_delivered(self, charge_point_id: str, decision: int) -> None:
-        """The charger acknowledged every command of `decision`: no longer owed (unless a newer one is)."""
+        """The charger acknowledged every command of `decision`: no longer owed (unless a newer one
+        is). Then decided again: a raise held while this charger's limits were lowered goes out."""
         with self.store.transaction() as tx:
             tx.grid.delivered(tx.chargers.get(charge_point_id).charger_id, decision)
+        self.rebalance()
 
     def resend_owed(self) -> list[GridLimitsDue]:
         """Tell again each charger whose latest decision has gone unacknowledged for `resend_after`
@@ -213,7 +218,12 @@ class GridService:
             decided, planned = tx.grid.allocations(), tx.grid.planned()
             if not members and not decided:
                 return []
-            wanted, steps, where = self._decide(tx, members, now)
+            wanted, steps, where, under = self._decide(tx, members, now)
+            # Chargers still taking a recent decision: what they draw may be either limit.
+            recent = set(tx.grid.owed(now)) - set(tx.grid.owed(now - self.resend_after))
+            settling = {c for c, k in where.items() if k.charger_id in recent}
+            charger_of = {c: k.charger_id for c, k in where.items()}
+            wanted = lower_before_raise(decided, wanted, under, charger_of, settling)
             for connector_id in decided.keys() - wanted.keys():
                 if connector_id not in where:
                     where[connector_id] = self._connector_of(tx, connector_id)
@@ -256,10 +266,12 @@ class GridService:
 
     def _decide(
         self, tx: UnitOfWork, members: dict[int, int], now: datetime
-    ) -> tuple[dict[int, int], dict[int, Step], dict[int, _Connector]]:
+    ) -> tuple[dict[int, int], dict[int, Step], dict[int, _Connector], dict[int, list[_Key]]]:
         """Each connector's limit now, the step it takes at the next flexibility event edge within
-        `look_ahead` (where that differs), and where each connector is."""
+        `look_ahead` (where that differs), where each connector is, and the limits it sits under."""
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
+        by_site = {s.site_id: s for s in sites}
+        under: dict[int, list[_Key]] = {}
         events = tx.grid.flex_events(now)
         where: dict[int, _Connector] = {}
         idle: list[Idle] = []
@@ -270,6 +282,7 @@ class GridService:
                 where[c.connector_id] = _Connector(
                     c.connector_id, c.connector_no, charger.charge_point_id, charger_id
                 )
+                under[c.connector_id] = constraints(by_site[site_id]) if site_id in by_site else []
                 session = tx.sessions.open_on(c.connector_id)
                 if session is None:
                     idle.append(Idle(c.connector_id, site_id, c.max_power_w))
@@ -278,10 +291,10 @@ class GridService:
         wanted = dict(allocate(sites, feeders, charging, events, now, idle=idle, min_w=self.min_w).limits_w)
         edge = next_edge(events, now, now + self.look_ahead)
         if edge is None:
-            return wanted, {}, where
+            return wanted, {}, where, under
         then = allocate(sites, feeders, charging, events, edge, idle=idle, min_w=self.min_w).limits_w
         steps = {c: (edge, then[c]) for c, w in wanted.items() if then.get(c, w) != w}
-        return wanted, steps, where
+        return wanted, steps, where, under
 
     @staticmethod
     def _connector_of(tx: UnitOfWork, connector_id: int) -> _Connector:

@@ -34,6 +34,12 @@ def heard(app: App) -> list[GridLimitsDue]:
     return found
 
 
+@pytest.fixture
+def online(app: App, heard: list[GridLimitsDue]) -> None:
+    """Every charger takes its limits at once and acknowledges them, as one online would."""
+    app.bus.subscribe(GridLimitsDue, lambda e: app.grid.limits_delivered(e.charge_point_id, e.decision))
+
+
 def took_all(app: App, cp_ids: list[str]) -> None:
     """Each charger acknowledged its latest limits, as one online would."""
     for cp_id in cp_ids:
@@ -55,6 +61,7 @@ def a_feeder_of_three(app: App, limit_w: int = 12_000) -> list[int]:
     return chargers
 
 
+@pytest.mark.usefixtures("online")
 def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
@@ -77,6 +84,7 @@ def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
     )
 
 
+@pytest.mark.usefixtures("online")
 def test_an_idle_connector_under_a_full_feeder_waits_at_zero_until_its_start_is_decided(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
@@ -90,6 +98,43 @@ def test_an_idle_connector_under_a_full_feeder_waits_at_zero_until_its_start_is_
     assert {e.charge_point_id: e.limits_w for e in heard}["CP3"] == ((1, 4_000),)
 
 
+def test_a_raise_waits_until_the_lowering_under_its_feeder_is_acknowledged(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """Chargers take their commands in no set order: were CP2 raised to its share while CP1 was
+    still at its whole rating, the feeder would be over its limit until CP1 heard."""
+    a_feeder_of_three(app)
+    took_all(app, ["CP1", "CP2", "CP3"])
+    start(app, "CP1", 1, clock)
+    took_all(app, ["CP1"])
+    heard.clear()
+    start(app, "CP2", 2, clock)
+    assert {e.charge_point_id: e.limits_w for e in heard} == {"CP1": ((1, 6_000),), "CP3": ((1, 0),)}
+    heard.clear()
+    app.grid.limits_delivered("CP1", app.grid.limits_due("CP1").decision)  # type: ignore[union-attr]
+    assert heard == []  # CP3's lowering is still on its way
+    app.grid.limits_delivered("CP3", app.grid.limits_due("CP3").decision)  # type: ignore[union-attr]
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP2", ((1, 6_000),))]
+
+
+def test_a_lowering_never_acknowledged_holds_a_raise_only_until_it_is_sent_again(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    a_feeder_of_three(app)
+    took_all(app, ["CP1", "CP2", "CP3"])
+    start(app, "CP1", 1, clock)
+    took_all(app, ["CP1"])
+    start(app, "CP2", 2, clock)  # CP1 and CP3 lowered, and offline: they never answer
+    heard.clear()
+    clock.advance(29)
+    app.housekeeping.sweep()
+    assert "CP2" not in {e.charge_point_id for e in heard}
+    clock.advance(1)
+    app.housekeeping.sweep()
+    assert ("CP2", ((1, 6_000),)) in [(e.charge_point_id, e.limits_w) for e in heard]
+
+
+@pytest.mark.usefixtures("online")
 def test_a_stop_gives_its_share_back_and_an_unchanged_limit_is_not_sent_again(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
@@ -130,6 +175,7 @@ def test_a_flexibility_event_lowers_the_shares_for_its_window_as_the_sweep_finds
     assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 6_000),), 4)
 
 
+@pytest.mark.usefixtures("online")
 def test_an_event_edge_within_the_look_ahead_is_put_on_the_chargers_before_it(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
@@ -156,7 +202,6 @@ def test_an_event_edge_within_the_look_ahead_is_put_on_the_chargers_before_it(
     due = app.grid.limits_due("CP2")
     assert due is not None and (due.limits_w, due.steps) == (((1, 0),), ())
     # The sweep at the edge: the step is the limit, and the event's end is the next step.
-    took_all(app, ["CP1", "CP2", "CP3"])
     heard.clear()
     app.housekeeping.sweep()
     ends = begins + timedelta(minutes=3)

@@ -21,6 +21,7 @@ from chargeshare.domain.grid_limits import (
     Site,
     allocate,
     capacities_w,
+    lower_before_raise,
     overloads,
     site_loads_w,
 )
@@ -203,3 +204,50 @@ def test_an_idle_connector_gets_the_minimum_only_where_the_cars_leave_room_for_i
     assert one_car.limits_w == {1: 7_400, 2: MIN_CHARGING_W, 3: MIN_CHARGING_W}
     two_cars = allocate(sites, [feeder], [charging(1, 1), charging(2, 2)], [], T0, idle=[Idle(3, 3, 7_400)])
     assert two_cars.limits_w == {1: 6_000, 2: 6_000, 3: 0}
+
+
+@st.composite
+def two_decisions(draw: st.DrawFn) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """Limits sent before and wanted now for connectors on a few chargers under one feeder."""
+    charger_of = {c: draw(st.integers(1, 4)) for c in range(draw(st.integers(1, 8)))}
+    watts = st.sampled_from([0, 1_380, 2_500, 4_000, 6_000, 7_400])
+    before = {c: draw(watts) for c in charger_of}
+    wanted = {c: draw(watts) for c in charger_of}
+    return before, wanted, charger_of
+
+
+@settings(max_examples=500, deadline=None)
+@given(two_decisions())
+def test_chargers_taking_a_decision_in_any_order_never_pass_what_either_decision_fits(
+    decisions: tuple[dict[int, int], dict[int, int], dict[int, int]],
+) -> None:
+    before, wanted, charger_of = decisions
+    cap = max(sum(before.values()), sum(wanted.values()))  # both decisions fit the feeder
+    under = {key: [(Scope.FEEDER, 1)] for key in charger_of}
+    sent = lower_before_raise(before, wanted, under, charger_of, ())
+    chargers = sorted(set(charger_of.values()))
+    # A charger takes its whole decision (its charger-wide maximum comes first); the others may
+    # or may not have taken theirs yet.
+    for mask in range(1 << len(chargers)):
+        took = {ch for i, ch in enumerate(chargers) if mask >> i & 1}
+        assert sum(sent[c] if charger_of[c] in took else before[c] for c in charger_of) <= cap
+    for c in charger_of:
+        assert min(before[c], wanted[c]) <= sent[c] <= max(before[c], wanted[c])
+    # Once what was sent is acknowledged, deciding again sends the rest: two rounds at most.
+    assert lower_before_raise(sent, wanted, under, charger_of, ()) == wanted
+
+
+def test_a_raise_waits_for_another_chargers_lowering_but_not_for_its_own() -> None:
+    under = {key: [(Scope.FEEDER, 1)] for key in (1, 2, 3)}
+    charger_of = {1: 10, 2: 10, 3: 20}
+    before = {1: 6_000, 2: 0, 3: 0}
+    # Charger 10 moves power between its own connectors: its charger-wide maximum orders it.
+    assert lower_before_raise(before, {1: 3_000, 2: 3_000, 3: 0}, under, charger_of, ()) == {
+        1: 3_000,
+        2: 3_000,
+        3: 0,
+    }
+    # Charger 20's raise waits for charger 10's lowering, and for a decision still on its way.
+    assert lower_before_raise(before, {1: 3_000, 2: 0, 3: 3_000}, under, charger_of, ())[3] == 0
+    assert lower_before_raise(before, {1: 6_000, 2: 0, 3: 3_000}, under, charger_of, {1})[3] == 0
+    assert lower_before_raise(before, {1: 6_000, 2: 0, 3: 3_000}, under, charger_of, ())[3] == 3_000
