@@ -1,5 +1,5 @@
-"""The V2G repository's contract (export terms and export records per booking), on the in-memory
-fake, SQLite and PostgreSQL."""
+"""The V2G repository's contract (export terms and export records per booking, the grid buyer's
+settled months), on the in-memory fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
 from tests.conftest import T0
 from tests.contract.test_repositories import a_booking, a_charger
@@ -48,3 +49,20 @@ def test_an_unknown_booking_gets_no_terms_and_a_failed_unit_keeps_nothing(app: A
         raise RuntimeError("boom")
     with app.store.reading() as tx:
         assert tx.v2g.all_terms() == [] and tx.v2g.records() == []
+
+
+def test_a_month_is_settled_once_listed_by_month_and_a_failed_unit_keeps_nothing(app: App) -> None:
+    def settled(month: str, amount: int) -> GridSettlement:
+        return GridSettlement(month, amount, 2, f"grid-settlement:{month}", T0, None)
+
+    with app.store.transaction() as tx:
+        assert tx.v2g.add_settlement(settled("2026-02", 166))
+        assert tx.v2g.add_settlement(settled("2026-01", 40))
+        assert not tx.v2g.add_settlement(settled("2026-02", 7))  # the month's key: the first stands
+    with pytest.raises(RuntimeError), app.store.transaction() as tx:
+        tx.v2g.add_settlement(settled("2026-03", 5))
+        raise RuntimeError("boom")
+    with app.store.reading() as tx:
+        assert tx.v2g.settlement("2026-02") == settled("2026-02", 166)
+        assert tx.v2g.settlement("2026-03") is None
+        assert tx.v2g.settlements() == [settled("2026-01", 40), settled("2026-02", 166)]

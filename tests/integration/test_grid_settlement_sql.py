@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from chargeshare.adapters.sql.v2g import SqlV2g
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.errors import InvalidField
-from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, posted_balances
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.grid_settlement import RecordedPayment
@@ -59,14 +57,6 @@ def test_a_month_is_stated_and_settled_once_on_the_sql_store(sql_app: App, clock
     with sql_app.store.reading() as tx:
         assert posted_balances(tx.ledger.entries())[GRID_EXPORT_BUYER] == 83
     assert failing(sql_app) == []
-
-
-def test_the_database_keeps_one_settlement_per_month(sql_app: App) -> None:
-    at = datetime(2026, 4, 1, tzinfo=UTC)
-    with sql_app.store.transaction() as tx:
-        assert tx.v2g.add_settlement(GridSettlement("2026-03", 5, 1, "grid-settlement:2026-03", at, None))
-        assert not tx.v2g.add_settlement(GridSettlement("2026-03", 7, 1, "grid-settlement:2026-03", at, None))
-    assert [g.amount for g in sql_app.grid_settlement.settlements()] == [5]
 
 
 @pytest.mark.postgres
