@@ -44,6 +44,10 @@ def statement_row(s: GridStatement) -> dict[str, Any]:
         "ends_at": s.ends_at.isoformat(),
         "over": s.over,
         "total": s.total,
+        "opening": s.balance.opening,
+        "received": s.balance.received,
+        "closing": s.balance.closing,
+        "reconciles": s.reconciles,
         "lines": [
             {
                 "entry_id": x.entry_id,
@@ -86,6 +90,12 @@ def statement(month: Month, database_url: DatabaseUrl = None, json_out: JsonOut 
     if s.settlement is not None:
         state = _paid(s.settlement)
     console.print(f"grid buyer for {s.month}: {len(s.lines)} export(s), {format_gbp(s.total)}; {state}")
+    b = s.balance
+    console.print(
+        f"owed {format_gbp(b.opening)} at the start + {format_gbp(s.total)} credited "
+        f"- {format_gbp(b.received)} received = {format_gbp(b.closing)} at the end"
+        + ("" if s.reconciles else " [red]does not reconcile[/]")
+    )
 
 
 @app.command("pay")

@@ -67,6 +67,16 @@ class GridSettlement:
 
 
 @dataclass(frozen=True)
+class BuyerBalance:
+    """`grid:export_buyer` over a period, from the ledger: owed at its start, the payments received
+    in it, owed at its end (what is owed is a debit, so positive)."""
+
+    opening: Pence
+    received: Pence
+    closing: Pence
+
+
+@dataclass(frozen=True)
 class GridStatement:
     month: str
     starts_at: datetime
@@ -74,13 +84,20 @@ class GridStatement:
     lines: tuple[StatementLine, ...]
     settlement: GridSettlement | None
     over: bool  # the month has ended: no credit can be written in it, so it may be paid
+    balance: BuyerBalance
 
     @property
     def total(self) -> Pence:
         return sum(x.amount for x in self.lines)
 
+    @property
+    def reconciles(self) -> bool:
+        """Owed at the end = owed at the start + the month's credits - payments received in it."""
+        b = self.balance
+        return b.closing == b.opening + self.total - b.received
 
-def in_month(entries: Iterable[JournalEntry], month: str) -> list[JournalEntry]:
+
+def export_credits_in(entries: Iterable[JournalEntry], month: str) -> list[JournalEntry]:
     """The export credits written in the month, oldest first."""
     start, end = month_start(month), month_end(month)
     found = (e for e in entries if e.kind is EntryKind.EXPORT_CREDIT and start <= e.created_at < end)
@@ -90,6 +107,17 @@ def in_month(entries: Iterable[JournalEntry], month: str) -> list[JournalEntry]:
 def buyer_movement(entries: Iterable[JournalEntry]) -> Pence:
     """How far the entries move `grid:export_buyer` (a debit is what it comes to owe)."""
     return sum(p.amount for e in entries for p in e.postings if p.account == GRID_EXPORT_BUYER)
+
+
+def buyer_balance(entries: Iterable[JournalEntry], start: datetime, end: datetime) -> BuyerBalance:
+    """`grid:export_buyer`'s balance at `start` and at `end`, and the settlements received between."""
+    entries = list(entries)
+    received = -buyer_movement(
+        e for e in entries if e.kind is EntryKind.GRID_SETTLEMENT and start <= e.created_at < end
+    )
+    opening = buyer_movement(e for e in entries if e.created_at < start)
+    closing = buyer_movement(e for e in entries if e.created_at < end)
+    return BuyerBalance(opening, received, closing)
 
 
 def check_payment(month: str, owed: Pence, amount: Pence) -> None:

@@ -1,10 +1,11 @@
 """The grid buyer's monthly statement for guests' V2G export, and an operator recording its payment.
 
 A statement is read from the ledger: the `EXPORT_CREDIT` entries written in a UK calendar month,
-each with the export and price it was credited for. Its total is the month's movement of
-`grid:export_buyer` from those entries. A payment settles a statement whole, once the month is
-over (no credit can be written in it after); the month's row in `grid_settlements` is claimed
-first, so recording it again, or at once from another process, writes nothing more.
+each with the export and price it was credited for, and `grid:export_buyer`'s balance at the
+month's start and end with the payments received in it, which the credits reconcile. A payment
+settles a statement whole, once the month is over (no credit can be written in it after); the
+month's row in `grid_settlements` is claimed first, so recording it again, or at once from
+another process, writes nothing more.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from chargeshare.domain.grid_settlement import (
     GridSettlement,
     GridStatement,
     StatementLine,
+    buyer_balance,
     check_payment,
-    in_month,
+    export_credits_in,
     month_start,
     settlement_entry,
     settlement_entry_id,
@@ -39,14 +41,16 @@ class RecordedPayment:
 def read_statement(tx: UnitOfWork, month: str, now: datetime) -> GridStatement:
     """The month's export credits from the ledger, each with its metered export and price."""
     start, end = month_start(month), month_end(month)
+    buyer = tx.ledger.entries(account=GRID_EXPORT_BUYER)
     lines = []
-    for e in in_month(tx.ledger.entries(account=GRID_EXPORT_BUYER), month):
+    for e in export_credits_in(buyer, month):
         assert e.booking_id is not None, "an export credit is a booking's"
         record, terms = tx.v2g.record(e.booking_id), tx.v2g.terms(e.booking_id)
         exported = 0 if record is None or record.exported_wh is None else record.exported_wh
         price = 0 if terms is None else terms.price_per_kwh
         lines.append(StatementLine(e.entry_id, e.booking_id, e.created_at, exported, price, e.amount))
-    return GridStatement(month, start, end, tuple(lines), tx.v2g.settlement(month), now >= end)
+    balance = buyer_balance(buyer, start, end)
+    return GridStatement(month, start, end, tuple(lines), tx.v2g.settlement(month), now >= end, balance)
 
 
 class GridSettlementService:

@@ -16,7 +16,12 @@ from chargeshare.domain.errors import LedgerError
 from chargeshare.domain.fleet import IssuedInvoice, Occurrence
 from chargeshare.domain.fleet_ledger import receivable_fleet
 from chargeshare.domain.grid_limits import LoadSample, Scope, overloads
-from chargeshare.domain.grid_settlement import GridSettlement, buyer_movement, in_month, settled_month
+from chargeshare.domain.grid_settlement import (
+    GridSettlement,
+    buyer_movement,
+    export_credits_in,
+    settled_month,
+)
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import (
     CHARGED_KINDS,
@@ -616,7 +621,7 @@ def grid_buyer_owes_unsettled_exports(s: Snapshot) -> InvariantResult:
     paid = {e.entry_id: e for e in s.entries if e.kind is EntryKind.GRID_SETTLEMENT}
     settled = {g.entry_id: g for g in s.grid_settlements}
     for g in s.grid_settlements:
-        statement = buyer_movement(in_month(s.entries, g.month))
+        statement = buyer_movement(export_credits_in(s.entries, g.month))
         entry = paid.get(g.entry_id)
         if entry is None or settled_month(g.entry_id) != g.month or -buyer_movement([entry]) != g.amount:
             failures.append(f"{g.month}: settled for {g.amount}p without its ledger entry {g.entry_id}")

@@ -47,6 +47,14 @@ async def test_an_operator_reads_the_statement_and_records_its_payment_once() ->
             assert listed.json() == [settlement]
             closed = (await http.get("/admin/grid-buyer/statements/2026-03", headers=admin)).json()
             assert closed["over"] is True and closed["settlement"] == settlement
+            assert (closed["opening"], closed["received"], closed["closing"], closed["reconciles"]) == (
+                0,
+                0,
+                83,
+                True,
+            )
+            april = (await http.get("/admin/grid-buyer/statements/2026-04", headers=admin)).json()
+            assert (april["opening"], april["total"], april["received"], april["closing"]) == (83, 0, 83, 0)
             driver = _caller(w.app, w.mine.driver.account_id).headers
             assert (await http.post(PAY, json={"amount": 83}, headers=driver)).status_code == 403
             bad = await http.get("/admin/grid-buyer/statements/2026-3", headers=admin)

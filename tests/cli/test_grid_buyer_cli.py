@@ -32,10 +32,12 @@ def test_statement_pay_twice_and_settlements(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["grid-buyer", "statement", month, *db], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert f"grid buyer for {month}: 1 export(s), £0.83; unpaid" in shown.output
+    assert "owed £0.00 at the start + £0.83 credited - £0.00 received = £0.83 at the end" in shown.output
     listed = runner.invoke(app, ["grid-buyer", "statement", month, "--json", "-", *db])
     assert listed.exit_code == 0, listed.output
     statement = json.loads(listed.stdout)
     assert (statement["total"], statement["over"], statement["settlement"]) == (83, True, None)
+    assert (statement["opening"], statement["closing"], statement["reconciles"]) == (0, 83, True)
     assert [(x["exported_wh"], x["price_per_kwh"], x["amount"]) for x in statement["lines"]] == [
         (3_333, 25, 83)
     ]

@@ -45,6 +45,7 @@ def test_a_month_is_stated_and_settled_once_on_the_sql_store(sql_app: App, clock
     march = sql_app.grid_settlement.statement("2026-03")
     assert (march.total, len(march.lines), march.over) == (166, 2, True)
     assert [(x.exported_wh, x.price_per_kwh) for x in march.lines] == [(3_333, 25)] * 2
+    assert march.reconciles and march.balance.closing == 166
     with pytest.raises(InvalidField, match="a payment of 165p does not settle it"):
         sql_app.grid_settlement.record_payment("2026-03", 165)
     first = sql_app.grid_settlement.record_payment("2026-03", 166, recorded_by=None)
@@ -54,6 +55,13 @@ def test_a_month_is_stated_and_settled_once_on_the_sql_store(sql_app: App, clock
     assert sql_app.grid_settlement.settlements() == [first.settlement]
     assert sql_app.grid_settlement.statement("2026-03").settlement == first.settlement
     assert settlements_in_ledger(sql_app) == [166]
+    april = sql_app.grid_settlement.statement("2026-04")
+    assert (april.balance.opening, april.total, april.balance.received, april.balance.closing) == (
+        166,
+        83,
+        166,
+        83,
+    )
     with sql_app.store.reading() as tx:
         assert posted_balances(tx.ledger.entries())[GRID_EXPORT_BUYER] == 83
     assert failing(sql_app) == []

@@ -11,7 +11,12 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain import ledger
 from chargeshare.domain.errors import InvalidField
-from chargeshare.domain.grid_settlement import GridSettlement, buyer_movement, in_month, settlement_entry
+from chargeshare.domain.grid_settlement import (
+    GridSettlement,
+    buyer_movement,
+    export_credits_in,
+    settlement_entry,
+)
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, PLATFORM_BANK, EntryKind
 from chargeshare.services.clock import ManualClock
 from tests.services.test_export_payouts import exported
@@ -49,7 +54,7 @@ def test_a_months_statement_lists_its_export_credits_and_reconciles_to_the_ledge
         entries = tx.ledger.entries()
         bookings = {tx.bookings.get(x.booking_id).driver_id for x in march.lines}
     assert bookings == {dee, eve}
-    assert buyer_movement(in_month(entries, "2026-03")) == march.total  # the month's movement
+    assert buyer_movement(export_credits_in(entries, "2026-03")) == march.total  # the month's movement
     april = app.grid_settlement.statement("2026-04")
     assert april.total == 83 and not april.over
 
@@ -74,7 +79,22 @@ def test_a_payment_of_the_total_moves_the_receivable_to_cash_once(app: App, cloc
     (entry,) = settlement_entries(app)
     assert {p.account: p.amount for p in entry.postings} == {PLATFORM_BANK: 166, GRID_EXPORT_BUYER: -166}
     assert balances(app)[GRID_EXPORT_BUYER] == 83  # April's credit, still owed
-    assert app.grid_settlement.statement("2026-03").settlement == done.settlement
+    march = app.grid_settlement.statement("2026-03")
+    assert march.settlement == done.settlement
+    assert (march.balance.opening, march.total, march.balance.received, march.balance.closing) == (
+        0,
+        166,
+        0,
+        166,
+    )
+    april = app.grid_settlement.statement("2026-04")  # March's payment is received in April
+    assert (april.balance.opening, april.total, april.balance.received, april.balance.closing) == (
+        166,
+        83,
+        166,
+        83,
+    )
+    assert march.reconciles and april.reconciles
     assert app.grid_settlement.settlements() == [done.settlement]
     assert failing(app) == []
 

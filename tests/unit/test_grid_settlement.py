@@ -1,5 +1,6 @@
 """The grid buyer's statements: UK months (across the clock changes), every export credit on exactly
-one month's statement, the settlement entry, and a payment recorded twice being one entry."""
+one month's statement, the settlement entry, a payment recorded twice being one entry, and each
+statement reconciling the buyer's balance in the ledger."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from chargeshare.domain.fleet import month_of
 from chargeshare.domain.grid_settlement import (
     buyer_movement,
     check_payment,
-    in_month,
+    export_credits_in,
     month_start,
     settled_month,
     settlement_entry,
@@ -38,7 +39,9 @@ def test_a_month_starts_at_uk_midnight_in_summer_and_winter() -> None:
     assert month_start("2026-03") == datetime(2026, 3, 1, 0, 0, tzinfo=UTC)  # GMT
     assert month_start("2026-04") == datetime(2026, 3, 31, 23, 0, tzinfo=UTC)  # BST
     late_march = export_credit_entry("e1", 1, 1, 10, datetime(2026, 3, 31, 23, 30, tzinfo=UTC))
-    assert in_month([late_march], "2026-03") == [] and in_month([late_march], "2026-04") == [late_march]
+    assert export_credits_in([late_march], "2026-03") == [] and export_credits_in(
+        [late_march], "2026-04"
+    ) == [late_march]
 
 
 def test_the_settlement_entry_moves_the_buyers_debt_to_the_bank() -> None:
@@ -76,11 +79,11 @@ def test_every_export_credit_is_on_exactly_one_months_statement_and_the_totals_a
         for n, (s, amount) in enumerate(made)
     ]
     months = [f"{y}-{m:02d}" for y in (2025, 2026, 2027) for m in range(1, 13)]  # the span and more
-    listed = [e.entry_id for m in months for e in in_month(entries, m)]
+    listed = [e.entry_id for m in months for e in export_credits_in(entries, m)]
     assert sorted(listed) == sorted(e.entry_id for e in entries)  # each once, none lost
     for m in months:
         inside = [a for (s, a) in made if month_of(START + timedelta(seconds=s)) == m]
-        assert buyer_movement(in_month(entries, m)) == sum(inside)
+        assert buyer_movement(export_credits_in(entries, m)) == sum(inside)
 
 
 @settings(max_examples=30)
@@ -106,3 +109,5 @@ def test_recording_a_months_payment_any_number_of_times_writes_one_entry(
         entries = tx.ledger.entries()
     assert [e.amount for e in entries if e.kind is EntryKind.GRID_SETTLEMENT] == [owed]
     assert posted_balances(entries)[GRID_EXPORT_BUYER] == sum(a for _, a in made) - owed
+    for m in (month, month_of(clock.now())):  # the month paid, and the month it was paid in
+        assert service.statement(m).reconciles

@@ -31,6 +31,10 @@ class GridStatementOut(BaseModel):
     ends_at: datetime
     over: bool = Field(description="the month has ended: its statement is final and may be paid")
     total: int = Field(description="pence the grid buyer owes for the month's export")
+    opening: int = Field(description="pence the grid buyer owed at the month's start, by the ledger")
+    received: int = Field(description="pence it paid in the month (settlements of earlier months)")
+    closing: int = Field(description="pence it owed at the month's end (so far, while not over)")
+    reconciles: bool = Field(description="closing = opening + total - received")
     lines: list[StatementLineOut]
     settlement: GridSettlementOut | None
 

@@ -37,6 +37,10 @@ def statement_out(s: GridStatement) -> GridStatementOut:
         ends_at=s.ends_at,
         over=s.over,
         total=s.total,
+        opening=s.balance.opening,
+        received=s.balance.received,
+        closing=s.balance.closing,
+        reconciles=s.reconciles,
         lines=[
             StatementLineOut(
                 entry_id=x.entry_id,
