@@ -1607,6 +1607,12 @@ class MemoryV2g(_Repository):
     def records(self) -> Sequence[ExportRecord]:
         return [self.t.v2g_exports[b] for b in sorted(self.t.v2g_exports)]
 
+    def terms_of(self, booking_ids: Sequence[int]) -> dict[int, ExportTerms]:
+        return {b: self.t.v2g_terms[b] for b in booking_ids if b in self.t.v2g_terms}
+
+    def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
+        return {b: self.t.v2g_exports[b] for b in booking_ids if b in self.t.v2g_exports}
+
     def add_settlement(self, settlement: GridSettlement) -> bool:
         if settlement.month in self.t.grid_settlements:
             return False

@@ -42,12 +42,15 @@ def read_statement(tx: UnitOfWork, month: str, now: datetime) -> GridStatement:
     """The month's export credits from the ledger, each with its metered export and price."""
     start, end = month_start(month), month_end(month)
     buyer = tx.ledger.entries(account=GRID_EXPORT_BUYER)
+    credits = export_credits_in(buyer, month)
+    bookings = sorted({e.booking_id for e in credits if e.booking_id is not None})
+    records, terms = tx.v2g.records_of(bookings), tx.v2g.terms_of(bookings)
     lines = []
-    for e in export_credits_in(buyer, month):
+    for e in credits:
         assert e.booking_id is not None, "an export credit is a booking's"
-        record, terms = tx.v2g.record(e.booking_id), tx.v2g.terms(e.booking_id)
+        record, priced = records.get(e.booking_id), terms.get(e.booking_id)
         exported = 0 if record is None or record.exported_wh is None else record.exported_wh
-        price = 0 if terms is None else terms.price_per_kwh
+        price = 0 if priced is None else priced.price_per_kwh
         lines.append(StatementLine(e.entry_id, e.booking_id, e.created_at, exported, price, e.amount))
     balance = buyer_balance(buyer, start, end)
     return GridStatement(month, start, end, tuple(lines), tx.v2g.settlement(month), now >= end, balance)

@@ -915,6 +915,14 @@ class V2g(Protocol):
         """Every export record, by booking id."""
         ...
 
+    def terms_of(self, booking_ids: Sequence[int]) -> dict[int, ExportTerms]:
+        """Each booking's terms by booking id; bookings without any are left out."""
+        ...
+
+    def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
+        """Each booking's export record by booking id; bookings without one are left out."""
+        ...
+
     def add_settlement(self, settlement: GridSettlement) -> bool:
         """Record the grid buyer's payment of a month's statement; False (nothing written) if that
         month is settled already, by the database's key on the month, so one process wins a race."""

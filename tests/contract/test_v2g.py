@@ -66,3 +66,19 @@ def test_a_month_is_settled_once_listed_by_month_and_a_failed_unit_keeps_nothing
         assert tx.v2g.settlement("2026-02") == settled("2026-02", 166)
         assert tx.v2g.settlement("2026-03") is None
         assert tx.v2g.settlements() == [settled("2026-01", 40), settled("2026-02", 166)]
+
+
+def test_terms_and_records_are_read_for_a_list_of_bookings(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-V2G-IDS")
+        driver = tx.accounts.add_driver("Ida", "IDA-TAG")
+        booking = a_booking(tx, connector, driver)
+        bare = a_booking(tx, connector, driver, start_h=2)
+        tx.v2g.set_terms(ExportTerms(booking, 25, 40, T0))
+        tx.v2g.save_record(ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 75), T0)
+    with app.store.reading() as tx:
+        assert tx.v2g.terms_of([booking, bare, booking]) == {booking: ExportTerms(booking, 25, 40, T0)}
+        assert tx.v2g.records_of([bare, booking]) == {
+            booking: ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 75)
+        }
+        assert tx.v2g.terms_of([]) == {} and tx.v2g.records_of([]) == {}

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
@@ -22,6 +23,9 @@ _g = t.grid_settlements.c
 
 # Read at every session's start and stop, V2G or not (whether its booking carries export terms).
 TERMS = DirectStatement(select(t.v2g_terms).where(_t.booking_id == bindparam("booking_pk")))
+
+TERMS_OF = select(t.v2g_terms).where(in_ids(_t.booking_id, "booking_ids"))
+RECORDS_OF = select(t.v2g_exports).where(in_ids(_x.booking_id, "booking_ids"))
 
 STATEMENTS = {"v2g.terms": TERMS}
 
@@ -107,6 +111,18 @@ class SqlV2g:
 
     def records(self) -> Sequence[ExportRecord]:
         return [_record(r) for r in self.conn.execute(select(t.v2g_exports).order_by(_x.booking_id))]
+
+    def terms_of(self, booking_ids: Sequence[int]) -> dict[int, ExportTerms]:
+        if not booking_ids:
+            return {}
+        found = (_terms(r) for r in self.conn.execute(TERMS_OF, {"booking_ids": booking_ids}))
+        return {x.booking_id: x for x in found}
+
+    def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
+        if not booking_ids:
+            return {}
+        found = (_record(r) for r in self.conn.execute(RECORDS_OF, {"booking_ids": booking_ids}))
+        return {x.booking_id: x for x in found}
 
     def add_settlement(self, settlement: GridSettlement) -> bool:
         # ON CONFLICT DO NOTHING: a second recording waits on the month's row, then finds it taken.
