@@ -41,6 +41,7 @@ from chargeshare.services.clock import Clock, SystemClock
 from chargeshare.services.events import InProcessBus, MessageBus
 from chargeshare.services.fleet import FleetService
 from chargeshare.services.grid import GridService
+from chargeshare.services.grid_settlement import GridSettlementService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
@@ -318,6 +319,7 @@ class App:
     last_seen: LastSeen
     fleet: FleetService
     v2g: V2gService
+    grid_settlement: GridSettlementService
     redis: RedisClient | None = None  # the shared Redis, or the in-process stand-in for one
     ca: CertificateAuthority | None = None  # OCPP security profile 3, when configured
     # When OCPP acknowledgements may go out: see chargeshare.adapters.durability.
@@ -478,6 +480,7 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         last_seen=last_seen,
         fleet=FleetService(store, bus, clock, rules),
         v2g=V2gService(store, bus, clock),
+        grid_settlement=GridSettlementService(store, clock),
         redis=redis_client,
         ca=ca,
         durability=durability_for(store),

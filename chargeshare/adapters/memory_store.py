@@ -36,6 +36,7 @@ from chargeshare.domain.fleet import (
 )
 from chargeshare.domain.geo import Point, distance_m
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
@@ -173,6 +174,7 @@ class _Tables:
     planned: dict[int, tuple[datetime, int]] = field(default_factory=dict)  # connector id -> later step
     v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
+    grid_settlements: dict[str, GridSettlement] = field(default_factory=dict)  # by month
     # charger id -> (decision, delivered, decided at)
     deliveries: dict[int, tuple[int, int, datetime]] = field(default_factory=dict)
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
@@ -1604,6 +1606,24 @@ class MemoryV2g(_Repository):
 
     def records(self) -> Sequence[ExportRecord]:
         return [self.t.v2g_exports[b] for b in sorted(self.t.v2g_exports)]
+
+    def terms_of(self, booking_ids: Sequence[int]) -> dict[int, ExportTerms]:
+        return {b: self.t.v2g_terms[b] for b in booking_ids if b in self.t.v2g_terms}
+
+    def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
+        return {b: self.t.v2g_exports[b] for b in booking_ids if b in self.t.v2g_exports}
+
+    def add_settlement(self, settlement: GridSettlement) -> bool:
+        if settlement.month in self.t.grid_settlements:
+            return False
+        self.t.grid_settlements[settlement.month] = settlement
+        return True
+
+    def settlement(self, month: str) -> GridSettlement | None:
+        return self.t.grid_settlements.get(month)
+
+    def settlements(self) -> Sequence[GridSettlement]:
+        return [self.t.grid_settlements[m] for m in sorted(self.t.grid_settlements)]
 
 
 class MemoryChargerFiles(_Repository):

@@ -29,6 +29,7 @@ from chargeshare.cli import (
     files,
     fleet,
     grid,
+    grid_buyer,
     options,
     payments,
     replay,
@@ -155,6 +156,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(db.app, name="db")
 app.add_typer(dpi.app, name="dpi")
 app.add_typer(grid.app, name="grid")
+app.add_typer(grid_buyer.app, name="grid-buyer")
 
 
 def _print_version(value: bool) -> None:

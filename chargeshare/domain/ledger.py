@@ -63,6 +63,7 @@ class EntryKind(StrEnum):
     INVOICE_PAID = "invoice_paid"  # a fleet paid an invoice
     EXPORT_CREDIT = "export_credit"  # a guest's V2G export: owed to the driver by the grid buyer
     EXPORT_PAYOUT = "export_payout"  # pays a driver's export credit balance out
+    GRID_SETTLEMENT = "grid_settlement"  # the grid buyer paid a month's export statement
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
@@ -84,7 +85,7 @@ class JournalEntry:
     kind: EntryKind
     postings: tuple[Posting, ...]
     created_at: datetime
-    booking_id: int | None  # None only for payouts (hosts' and export credits'), which span bookings
+    booking_id: int | None  # None only for payouts and grid settlements, which span bookings
     pending_id: str | None = None  # for CAPTURE, VOID and EXPIRE: the HOLD they resolve
 
     def __post_init__(self) -> None:
@@ -217,7 +218,7 @@ def export_credit_entry(
 
 def export_payout(entry_id: str, driver_id: int, amount: Pence, at: datetime) -> JournalEntry:
     """A driver's export credits paid out, as a host's payable is: the platform pays now and is owed
-    by the grid buyer (its settlement with the buyer is not modelled)."""
+    by the grid buyer until it settles the month's statement (`domain/grid_settlement.py`)."""
     if amount <= 0:
         raise LedgerError("an export payout must be for a positive amount")
     postings = (Posting(driver_export_credit(driver_id), amount), Posting(PLATFORM_BANK, -amount))

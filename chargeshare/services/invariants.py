@@ -13,12 +13,18 @@ from datetime import datetime, timedelta
 
 from chargeshare.domain.booking import FINAL_STATES, LIVE_STATES, BookingStatus, overlaps
 from chargeshare.domain.errors import LedgerError
-from chargeshare.domain.fleet import IssuedInvoice, Occurrence
+from chargeshare.domain.fleet import IssuedInvoice, Occurrence, month_of
 from chargeshare.domain.fleet_ledger import receivable_fleet
 from chargeshare.domain.grid_limits import LoadSample, Scope, overloads
+from chargeshare.domain.grid_settlement import (
+    GridSettlement,
+    buyer_movement,
+    settled_month,
+)
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import (
     CHARGED_KINDS,
+    GRID_EXPORT_BUYER,
     PLATFORM_REVENUE,
     VAT_PAYABLE,
     EntryKind,
@@ -60,6 +66,7 @@ class Snapshot:
     export_terms: Sequence[ExportTerms] = ()
     export_records: Sequence[ExportRecord] = ()
     held_quotes: Mapping[int, HeldQuote] = field(default_factory=dict)  # used ones, by booking id
+    grid_settlements: Sequence[GridSettlement] = ()
 
     @classmethod
     def read(cls, tx: UnitOfWork, rules: MarketplaceRules, now: datetime | None = None) -> Snapshot:
@@ -77,6 +84,7 @@ class Snapshot:
             tx.v2g.all_terms(),
             tx.v2g.records(),
             tx.pricing.held_used_by(),
+            tx.v2g.settlements(),
         )
 
     def by_booking(self) -> dict[int, list[JournalEntry]]:
@@ -599,6 +607,39 @@ def export_payouts_within_credits(s: Snapshot) -> InvariantResult:
     )
 
 
+def grid_buyer_owes_unsettled_exports(s: Snapshot) -> InvariantResult:
+    """The grid buyer's account moves only by export credits and settlements; each settled month's
+    payment is its statement (the credits written in that month) and one ledger entry named by the
+    month; so what the buyer owes is every credit of a month not settled yet."""
+    failures = [
+        f"{GRID_EXPORT_BUYER}: moved by {e.kind} entry {e.entry_id}"
+        for e in s.entries
+        if e.kind not in (EntryKind.EXPORT_CREDIT, EntryKind.GRID_SETTLEMENT)
+        and any(p.account == GRID_EXPORT_BUYER for p in e.postings)
+    ]
+    paid = {e.entry_id: e for e in s.entries if e.kind is EntryKind.GRID_SETTLEMENT}
+    settled = {g.entry_id: g for g in s.grid_settlements}
+    credited: dict[str, int] = defaultdict(int)  # by UK month, as a statement groups them
+    for e in s.entries:
+        if e.kind is EntryKind.EXPORT_CREDIT:
+            credited[month_of(e.created_at)] += buyer_movement([e])
+    for g in s.grid_settlements:
+        entry = paid.get(g.entry_id)
+        if entry is None or settled_month(g.entry_id) != g.month or -buyer_movement([entry]) != g.amount:
+            failures.append(f"{g.month}: settled for {g.amount}p; ledger entry {g.entry_id} missing or other")
+        if credited[g.month] != g.amount:
+            failures.append(
+                f"{g.month}: settled for {g.amount}p, its export credits come to {credited[g.month]}p"
+            )
+    failures += [f"settlement entry {eid} names no settled month" for eid in paid if eid not in settled]
+    return _result(
+        "grid_buyer_owes_unsettled_exports",
+        "grid buyer's settlements = its months' export credits, each paid once in the ledger",
+        len(s.grid_settlements),
+        failures,
+    )
+
+
 def export_above_soc_floor(s: Snapshot) -> InvariantResult:
     """No car reported a state of charge below its driver's floor while it was exporting."""
     floors = {t.booking_id: t.soc_floor_pct for t in s.export_terms}
@@ -661,6 +702,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     fleet_bookings_on_account,
     export_credit_matches_export,
     export_payouts_within_credits,
+    grid_buyer_owes_unsettled_exports,
     export_above_soc_floor,
 )
 FINAL_CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (

@@ -23,6 +23,7 @@ from chargeshare.domain.fleet import (
     SeenRequest,
 )
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
 from chargeshare.domain.search import SearchQuery
@@ -912,6 +913,25 @@ class V2g(Protocol):
 
     def records(self) -> Sequence[ExportRecord]:
         """Every export record, by booking id."""
+        ...
+
+    def terms_of(self, booking_ids: Sequence[int]) -> dict[int, ExportTerms]:
+        """Each booking's terms by booking id; bookings without any are left out."""
+        ...
+
+    def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
+        """Each booking's export record by booking id; bookings without one are left out."""
+        ...
+
+    def add_settlement(self, settlement: GridSettlement) -> bool:
+        """Record the grid buyer's payment of a month's statement; False (nothing written) if that
+        month is settled already, by the database's key on the month, so one process wins a race."""
+        ...
+
+    def settlement(self, month: str) -> GridSettlement | None: ...
+
+    def settlements(self) -> Sequence[GridSettlement]:
+        """Every settled month, oldest first."""
         ...
 
 

@@ -19,6 +19,7 @@ from chargeshare.adapters.sql import schema as sql_schema
 from chargeshare.bootstrap import App
 from chargeshare.domain.fleet import BlockRule
 from chargeshare.domain.fleet_ledger import charge_on_account
+from chargeshare.domain.ledger import export_credit_entry
 from chargeshare.domain.money import split_fee
 from chargeshare.entrypoints.api import create_api
 from chargeshare.services.fleet import ConnectorRef
@@ -105,6 +106,19 @@ def _invoiced(w: World) -> str:
     with w.app.store.transaction() as tx:
         tx.ledger.add(list(entries))
     w.app.fleet.invoice(fleet_id, "2026-02")
+    return "2026-02"
+
+
+def _export_owed(w: World) -> str:
+    """A month the grid buyer owes for: an export credit of 120p on the side's settled booking, dated
+    in February (the world's clock is in March, so the month is over)."""
+    if not w.app.grid_settlement.statement("2026-02").lines:
+        booking = w.mine.done_booking
+        credit = export_credit_entry(
+            "export-feb", booking, w.mine.driver.did, 120, w.clock.now() - timedelta(days=10)
+        )
+        with w.app.store.transaction() as tx:
+            tx.ledger.add([credit])
     return "2026-02"
 
 
@@ -623,6 +637,31 @@ ROWS = [
         "admin",
         200,
         lambda w, _s, _r: (f"/fleets/{_fleet(w)}/statement", None),
+        per_tenant=False,
+    ),
+    # The grid buyer's settlement: the operator's alone, with no tenant in the path.
+    Row(
+        "GET",
+        "/admin/grid-buyer/statements/{month}",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/admin/grid-buyer/statements/{_export_owed(w)}", None),
+        per_tenant=False,
+    ),
+    Row(
+        "POST",
+        "/admin/grid-buyer/statements/{month}/payment",
+        "admin",
+        200,
+        lambda w, _s, _r: (f"/admin/grid-buyer/statements/{_export_owed(w)}/payment", {"amount": 120}),
+        per_tenant=False,
+    ),
+    Row(
+        "GET",
+        "/admin/grid-buyer/settlements",
+        "admin",
+        200,
+        fixed("/admin/grid-buyer/settlements"),
         per_tenant=False,
     ),
     Row("GET", "/host/sites", "host", 200, fixed("/host/sites"), per_tenant=False),

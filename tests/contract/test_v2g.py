@@ -1,5 +1,5 @@
-"""The V2G repository's contract (export terms and export records per booking), on the in-memory
-fake, SQLite and PostgreSQL."""
+"""The V2G repository's contract (export terms and export records per booking, the grid buyer's
+settled months), on the in-memory fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
 from tests.conftest import T0
 from tests.contract.test_repositories import a_booking, a_charger
@@ -48,3 +49,36 @@ def test_an_unknown_booking_gets_no_terms_and_a_failed_unit_keeps_nothing(app: A
         raise RuntimeError("boom")
     with app.store.reading() as tx:
         assert tx.v2g.all_terms() == [] and tx.v2g.records() == []
+
+
+def test_a_month_is_settled_once_listed_by_month_and_a_failed_unit_keeps_nothing(app: App) -> None:
+    def settled(month: str, amount: int) -> GridSettlement:
+        return GridSettlement(month, amount, 2, f"grid-settlement:{month}", T0, None)
+
+    with app.store.transaction() as tx:
+        assert tx.v2g.add_settlement(settled("2026-02", 166))
+        assert tx.v2g.add_settlement(settled("2026-01", 40))
+        assert not tx.v2g.add_settlement(settled("2026-02", 7))  # the month's key: the first stands
+    with pytest.raises(RuntimeError), app.store.transaction() as tx:
+        tx.v2g.add_settlement(settled("2026-03", 5))
+        raise RuntimeError("boom")
+    with app.store.reading() as tx:
+        assert tx.v2g.settlement("2026-02") == settled("2026-02", 166)
+        assert tx.v2g.settlement("2026-03") is None
+        assert tx.v2g.settlements() == [settled("2026-01", 40), settled("2026-02", 166)]
+
+
+def test_terms_and_records_are_read_for_a_list_of_bookings(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-V2G-IDS")
+        driver = tx.accounts.add_driver("Ida", "IDA-TAG")
+        booking = a_booking(tx, connector, driver)
+        bare = a_booking(tx, connector, driver, start_h=2)
+        tx.v2g.set_terms(ExportTerms(booking, 25, 40, T0))
+        tx.v2g.save_record(ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 75), T0)
+    with app.store.reading() as tx:
+        assert tx.v2g.terms_of([booking, bare, booking]) == {booking: ExportTerms(booking, 25, 40, T0)}
+        assert tx.v2g.records_of([bare, booking]) == {
+            booking: ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 75)
+        }
+        assert tx.v2g.terms_of([]) == {} and tx.v2g.records_of([]) == {}

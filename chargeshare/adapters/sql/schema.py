@@ -632,6 +632,21 @@ v2g_exports = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# The grid buyer's payment of a month's export statement (chargeshare/domain/grid_settlement.py).
+# The month is the key: two operators recording one payment at once write one row, one ledger entry.
+grid_settlements = Table(
+    "grid_settlements",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("exports", Integer, nullable=False),
+    # No foreign key: the row is claimed before its ledger entry is written, in the same transaction.
+    Column("entry_id", String(64), nullable=False, unique=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("recorded_by", ForeignKey("accounts.id")),
+    CheckConstraint("amount > 0", name="ck_grid_settlements_amount"),
+)
+
 
 # Fleet-share hubs: business accounts booking recurring blocks on hosts' chargers, paid on account.
 # A fleet charges as a driver of its own (its vehicles' card tag), so its blocks are ordinary rows of

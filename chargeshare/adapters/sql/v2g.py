@@ -12,14 +12,20 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
 
 _t = t.v2g_terms.c
 _x = t.v2g_exports.c
+_g = t.grid_settlements.c
 
 # Read at every session's start and stop, V2G or not (whether its booking carries export terms).
 TERMS = DirectStatement(select(t.v2g_terms).where(_t.booking_id == bindparam("booking_pk")))
+
+TERMS_OF = select(t.v2g_terms).where(in_ids(_t.booking_id, "booking_ids"))
+RECORDS_OF = select(t.v2g_exports).where(in_ids(_x.booking_id, "booking_ids"))
 
 STATEMENTS = {"v2g.terms": TERMS}
 
@@ -42,6 +48,11 @@ def _record(r: Any) -> ExportRecord:
         _int(r.exported_wh),
         _int(r.credit),
     )
+
+
+def _settlement(r: Any) -> GridSettlement:
+    recorded_by = _int(r.recorded_by)
+    return GridSettlement(r.month, int(r.amount), int(r.exports), r.entry_id, r.recorded_at, recorded_by)
 
 
 class SqlV2g:
@@ -100,3 +111,35 @@ class SqlV2g:
 
     def records(self) -> Sequence[ExportRecord]:
         return [_record(r) for r in self.conn.execute(select(t.v2g_exports).order_by(_x.booking_id))]
+
+    def terms_of(self, booking_ids: Sequence[int]) -> dict[int, ExportTerms]:
+        if not booking_ids:
+            return {}
+        found = (_terms(r) for r in self.conn.execute(TERMS_OF, {"booking_ids": booking_ids}))
+        return {x.booking_id: x for x in found}
+
+    def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
+        if not booking_ids:
+            return {}
+        found = (_record(r) for r in self.conn.execute(RECORDS_OF, {"booking_ids": booking_ids}))
+        return {x.booking_id: x for x in found}
+
+    def add_settlement(self, settlement: GridSettlement) -> bool:
+        # ON CONFLICT DO NOTHING: a second recording waits on the month's row, then finds it taken.
+        make = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        q = make(t.grid_settlements).values(
+            month=settlement.month,
+            amount=settlement.amount,
+            exports=settlement.exports,
+            entry_id=settlement.entry_id,
+            recorded_at=settlement.recorded_at,
+            recorded_by=settlement.recorded_by,
+        )
+        return self.conn.execute(q.on_conflict_do_nothing().returning(_g.month)).first() is not None
+
+    def settlement(self, month: str) -> GridSettlement | None:
+        r = self.conn.execute(select(t.grid_settlements).where(_g.month == month)).first()
+        return None if r is None else _settlement(r)
+
+    def settlements(self) -> Sequence[GridSettlement]:
+        return [_settlement(r) for r in self.conn.execute(select(t.grid_settlements).order_by(_g.month))]

@@ -38,6 +38,7 @@ from chargeshare.entrypoints.api import (
     routes_files,
     routes_fleets,
     routes_grid,
+    routes_grid_buyer,
     routes_health,
     routes_host_chargers,
     routes_host_money,
@@ -221,6 +222,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_fleets.router(app), responses=signed_in)
     api.include_router(routes_grid.router(app), responses=signed_in)
     api.include_router(routes_v2g.router(app), responses=signed_in)
+    api.include_router(routes_grid_buyer.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 
     @api.websocket("/ocpp/{charge_point_id}")

@@ -1,0 +1,104 @@
+"""The grid buyer's settlement on the SQL store (SQLite and PostgreSQL): the statement read from the
+ledger, the payment recorded once, and two operators recording it at once on PostgreSQL writing
+one ledger entry, by the key on the month rather than any lock in a process."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chargeshare.adapters.sql.v2g import SqlV2g
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.errors import InvalidField
+from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, posted_balances
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.grid_settlement import RecordedPayment
+from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_lock_or_done
+from tests.integration.test_grid_and_fleet_races import in_thread
+from tests.services.test_export_payouts import exported
+from tests.services.test_grid_settlement import to_april
+from tests.services.test_v2g_service import failing
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
+    url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    yield a
+    a.close()
+
+
+def settlements_in_ledger(app: App) -> list[int]:
+    with app.store.reading() as tx:
+        return [e.amount for e in tx.ledger.entries() if e.kind is EntryKind.GRID_SETTLEMENT]
+
+
+def test_a_month_is_stated_and_settled_once_on_the_sql_store(sql_app: App, clock: ManualClock) -> None:
+    exported(sql_app, clock, "V2G1", "DEE")
+    exported(sql_app, clock, "V2G2", "EVE")
+    to_april(clock)
+    exported(sql_app, clock, "V2G3", "FAY")
+    march = sql_app.grid_settlement.statement("2026-03")
+    assert (march.total, len(march.lines), march.over) == (166, 2, True)
+    assert [(x.exported_wh, x.price_per_kwh) for x in march.lines] == [(3_333, 25)] * 2
+    assert march.reconciles and march.balance.closing == 166
+    with pytest.raises(InvalidField, match="a payment of 165p does not settle it"):
+        sql_app.grid_settlement.record_payment("2026-03", 165)
+    first = sql_app.grid_settlement.record_payment("2026-03", 166, recorded_by=None)
+    again = sql_app.grid_settlement.record_payment("2026-03", 166)
+    assert first.recorded_now and not again.recorded_now and again.settlement == first.settlement
+    assert first.settlement.recorded_at == clock.now() and first.settlement.recorded_at.tzinfo is not None
+    assert sql_app.grid_settlement.settlements() == [first.settlement]
+    assert sql_app.grid_settlement.statement("2026-03").settlement == first.settlement
+    assert settlements_in_ledger(sql_app) == [166]
+    april = sql_app.grid_settlement.statement("2026-04")
+    assert (april.balance.opening, april.total, april.balance.received, april.balance.closing) == (
+        166,
+        83,
+        166,
+        83,
+    )
+    with sql_app.store.reading() as tx:
+        assert posted_balances(tx.ledger.entries())[GRID_EXPORT_BUYER] == 83
+    assert failing(sql_app) == []
+
+
+@pytest.mark.postgres
+def test_two_operators_recording_one_payment_at_once_write_one_entry(
+    pg_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exported(pg_app, clock, "V2G1", "DEE")
+    to_april(clock)
+    inside, release = threading.Event(), threading.Event()
+    real = SqlV2g.add_settlement
+
+    def claim_and_hold(self: SqlV2g, *args: Any, **kwargs: Any) -> bool:
+        claimed = real(self, *args, **kwargs)
+        if not inside.is_set():  # the first operator stalls with the month claimed, uncommitted
+            inside.set()
+            assert release.wait(WAIT_S), "never released"
+        return claimed
+
+    monkeypatch.setattr(SqlV2g, "add_settlement", claim_and_hold)
+    answers: list[RecordedPayment] = []
+    failures: list[BaseException] = []
+
+    def pay(operator: int | None) -> None:
+        answers.append(pg_app.grid_settlement.record_payment("2026-03", 83, recorded_by=operator))
+
+    first = in_thread(lambda: pay(None), failures)
+    assert inside.wait(WAIT_S), [traceback.format_exception(f) for f in failures]
+    second = in_thread(lambda: pay(None), failures)
+    waiting_on_a_lock_or_done(pg_app, second)  # it read no settlement, and waits on the month's row
+    release.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert failures == [] and len(answers) == 2
+    assert sorted(a.recorded_now for a in answers) == [False, True]
+    assert answers[0].settlement == answers[1].settlement
+    assert settlements_in_ledger(pg_app) == [83]
+    assert failing(pg_app) == []
