@@ -193,7 +193,8 @@ class TraceRecorder:
         the same accounts and the hosts' logins work there too."""
         with self.app.store.reading() as tx:
             chargers = list(tx.chargers.all())
-        for host_id in sorted({c.host_id for c in chargers}):
+            site_hosts = {s.host_id for s in tx.grid.sites()}
+        for host_id in sorted({c.host_id for c in chargers} | site_hosts):
             login = host_logins.get(host_id)
             account: dict[str, Any] = {} if login is None else {"email": login[0], "password": login[1]}
             self._record("host", id=host_id, name=f"Host {host_id}", **account)
