@@ -389,7 +389,7 @@ class Replayer:
             if self.grid is None:
                 assert self.curves is not None
                 self._grid_at = at
-                self.grid = GridMeter(self.app, self._grid_power, self.curves.meter_interval_s, at)
+                self.grid = GridMeter(self.app, self._grid_power, self.curves.tolerance_s, at)
                 self._learn_connectors()
             self._grid_at = at
             self.grid.sample(at)

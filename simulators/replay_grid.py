@@ -4,7 +4,8 @@ recorded backend sent, from its own.
 A replay has no virtual chargers to read power from, so a connector's load is the energy its charger
 metered over each interval between two readings of a transaction, over that interval's length (an
 average: what a charger obeying its limits drew stays under them), less the one Wh a whole-Wh
-register may overstate it by. A connector with a car held at
+register may overstate it by. Since an average spreads a change within an interval over all of it,
+the tolerance is two meter intervals, not a live run's one. A connector with a car held at
 0 W is one its charger said was SuspendedEVSE. These loads, measured against the sites, feeders and
 flexibility events the trace records, are what `grid_within_limits` is judged on.
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from collections import Counter, defaultdict
+import math
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,14 +160,14 @@ class LoadCurves:
             self.held[tx.connector].append((at, False))
 
     def _build(self, transactions: Iterable[_Transaction]) -> None:
-        gaps: Counter[int] = Counter()
+        gaps: list[float] = []
         for tx in transactions:
             readings = sorted(set(tx.readings))
             for (a, wa), (b, wb) in itertools.pairwise(readings):
                 seconds = (b - a).total_seconds()
                 if seconds <= 0:
                     continue
-                gaps[round(seconds)] += 1
+                gaps.append(seconds)
                 # A register reads whole Wh (rounded down): an interval is credited with the least
                 # its two readings allow, one Wh under their difference. Going back is its own check.
                 watts = max(0, (wb - wa - 1) * 3_600_000 // round(seconds * 1000))
@@ -176,8 +178,17 @@ class LoadCurves:
         for changes in self.held.values():
             changes.sort(key=lambda x: x[0])
         if gaps:
-            # The charger's meter interval (the invariant's tolerance): its most common spacing.
-            self.meter_interval_s = max(1, gaps.most_common(1)[0][0])
+            # The chargers' meter interval as they kept it: most of their readings are this close
+            # (a loaded live run's drift past their marks, and its offline bursts, included).
+            gaps.sort()
+            self.meter_interval_s = max(1, math.ceil(gaps[(len(gaps) - 1) * 9 // 10]))
+
+    @property
+    def tolerance_s(self) -> int:
+        """How long a site or feeder may read above its limit: two meter intervals. An interval's
+        average spreads a change within it over the whole interval, so a rise the limits allowed
+        later reads as up to one interval early, on top of the interval a live run allows."""
+        return 2 * self.meter_interval_s
 
     def power_w(self, connector: Connector, at: datetime) -> int:
         """What the connector drew at `at` (0 outside its transactions)."""

@@ -1,6 +1,7 @@
 """Replays of recorded live runs that set up more than hosts and chargers: a grid run (feeders,
 sites, a flexibility event) replays with `grid_within_limits` judged from the chargers' readings,
-and a mutated trace (a feeder limit lowered, the event dropped) is caught; a fleet hub's run
+and a mutated trace (a feeder limit lowered, the event dropped) is caught, as is a charger that
+ignored its profiles, from its own frames; a fleet hub's run
 replays with its operator, so the fleet's account, blocks and cancellations follow as recorded.
 Each trace is also replayed as version 1 (no setup records), as an older one would be."""
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from chargeshare.cli.app import app as cli
+from simulators.charger import VirtualCharger
 from tests.cli_runner import CliRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -92,12 +94,12 @@ class Recorded:
     summary: dict[str, Any]
 
 
-def record(tmp: Path, name: str, text: str) -> Recorded:
+def record(tmp: Path, name: str, text: str, *, expect_exit: int = 0) -> Recorded:
     scenario, out = tmp / f"{name}.yaml", tmp / f"{name}.json"
     scenario.write_text(text)
     args = ["scenario", "run", str(scenario), "--trace-dir", str(tmp / "traces"), "--json", str(out)]
     result = runner.invoke(cli, args)
-    assert result.exit_code == 0, result.stdout
+    assert result.exit_code == expect_exit, result.stdout
     (run,) = json.loads(out.read_text())["scenarios"]
     return Recorded(tmp / "traces" / f"{name}.jsonl", run["report"]["summary"])
 
@@ -165,6 +167,18 @@ def test_a_flexibility_event_dropped_from_the_trace_diverges(grid_run: Recorded,
     assert invariant(body, "grid_within_limits")["ok"]
     assert body["divergence_count"] >= 1
     assert all("the recorded backend limited it to 0 W" in d for d in body["divergences"])
+
+
+def test_a_charger_ignoring_its_profiles_is_caught_from_its_own_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(VirtualCharger, "_shared_limit_w", lambda self, c, at: c.max_power_w)
+    deaf = record(tmp_path, "small-flex", GRID, expect_exit=1)
+    monkeypatch.undo()
+    body = replay(tmp_path, lines_of(deaf.trace), 1)
+    assert [r["name"] for r in body["invariants"] if not r["ok"]] == ["grid_within_limits"]
+    # The backend decided and sent the same limits: the chargers drew past them.
+    assert body["divergence_count"] == 0, body["divergences"]
 
 
 def test_the_grid_run_as_a_version_1_trace_replays_without_the_grid_check(
