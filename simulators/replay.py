@@ -50,7 +50,7 @@ from simulators.grid_metrics import GridMeter
 from simulators.live import DEFAULT_START, GRID_SAMPLE_EVERY_S
 from simulators.replay_grid import DecidedLimits, LoadCurves, recorded_limits
 from simulators.report import RunReport, summarise
-from simulators.trace import SETUP_KINDS, Record, Trace
+from simulators.trace import SETUP_KINDS, Record, Trace, changes_grid
 
 HOUSEKEEPING_EVERY_S = 30  # as the served API's housekeeping loop
 MAX_ROUNDS_PER_GAP = 240  # a long silence in a vendor trace: the rounds in between change nothing
@@ -58,9 +58,16 @@ VENDOR_PRICE_PER_KWH = 45
 VENDOR_POWER_W = 7_400
 MAX_DETAILS = 5
 MAX_IN_FLIGHT = 500  # how far ahead to look for the calls that overlapped a refused one
-ID_PATH = re.compile(r"^/(bookings|chargers|drivers|hosts|fleets)/(\d+)")
+ID_PATH = re.compile(r"^(/(?:host/)?)(bookings|chargers|drivers|hosts|fleets|sites)/(\d+)")
 CREATED_ID = ("drivers", "bookings", "fleets")  # resources whose POST answers their new `id`
-ID_FIELDS = {"driver_id": "drivers", "charger_id": "chargers", "host_id": "hosts", "booking_id": "bookings"}
+ID_FIELDS = {
+    "driver_id": "drivers",
+    "charger_id": "chargers",
+    "host_id": "hosts",
+    "booking_id": "bookings",
+    "feeder_id": "feeders",
+    "site_id": "sites",
+}
 
 Sampler = Callable[[App], None]
 # Accounts a replay signs up are throw-away: the cheap password hash, where the backend has accounts.
@@ -262,8 +269,7 @@ class Replayer:
         self._next_grid_sample: datetime | None = None
         if trace.has_grid:
             self.curves = LoadCurves.scan(trace, lambda r: self.pairs.answer_to.get(r.line))
-            first = next(r.t for r in trace.records if r.kind in ("feeder", "site"))
-            self._next_grid_sample = trace.window_start or first
+            self._next_grid_sample = trace.window_start or trace.grid_from
             self.app.bus.subscribe(GridLimitsDue, self.decided)
 
     # ---- driving ---------------------------------------------------------------------------------
@@ -415,7 +421,7 @@ class Replayer:
         if self.trace.records_setup:
             return []
         notes = []
-        if recorded_limits(self.trace):
+        if recorded_limits(self.trace) and not self.trace.has_grid:
             notes.append(
                 f"a version {self.trace.version} trace records no sites, feeders or flexibility events: "
                 "its backend sent grid limits, but grid_within_limits is not checked"
@@ -692,13 +698,15 @@ class Replayer:
 
     async def _http(self, r: Record, http: httpx.AsyncClient, *, retry: bool = False) -> None:
         d = r.data
-        path = ID_PATH.sub(lambda m: f"/{m[1]}/{self._map(m[1], int(m[2]))}", d["path"])
+        path = ID_PATH.sub(lambda m: f"{m[1]}{m[2]}/{self._map(m[2], int(m[3]))}", d["path"])
         body = d.get("body")
         if isinstance(body, dict):
             body = {
                 k: self._map(ID_FIELDS[k], v) if k in ID_FIELDS and isinstance(v, int) else v
                 for k, v in body.items()
             }
+            if isinstance(body.get("target_id"), int) and body.get("scope") in ("site", "feeder"):
+                body["target_id"] = self._map(f"{body['scope']}s", body["target_id"])
         headers = {}
         auth = d.get("auth")
         if isinstance(auth, str):
@@ -735,6 +743,9 @@ class Replayer:
         if d["method"] == "POST" and isinstance(recorded, dict):
             with contextlib.suppress(ValueError):
                 self._learn(d["path"], recorded, response.json())
+        if self.grid is not None and changes_grid(r):
+            self.grid.refresh(self.app)
+            self._learn_connectors()
 
     def _learn(self, path: str, recorded: dict[str, Any], new: Any) -> None:
         """Pair the ids and tokens the recorded answer handed out with the ones handed out now."""

@@ -8,6 +8,7 @@ the line and field of the first problems. The format is documented in docs/repla
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -103,7 +104,27 @@ class Trace:
 
     @property
     def has_grid(self) -> bool:
-        return any(r.kind in ("feeder", "site") for r in self.records)
+        """Whether the run had sites or feeders, set up outside the API or through it."""
+        return self.grid_from is not None
+
+    @property
+    def grid_from(self) -> datetime | None:
+        """When the run's grid was first set up or changed."""
+        return next((r.t for r in self.records if changes_grid(r)), None)
+
+
+# What a grid is set up and changed with through the API: it is measured against what they made.
+GRID_PATHS = re.compile(r"^/(admin/(feeders|sites|flex-events)|host/sites|host/chargers/\d+/site)(\?|/|$)")
+
+
+def changes_grid(r: Record) -> bool:
+    """A setup record of the grid, or an API call that made or changed some of it."""
+    if r.kind in ("feeder", "site", "flex_event"):
+        return True
+    d = r.data
+    return (
+        r.kind == "http" and d["method"] != "GET" and d["status"] < 400 and bool(GRID_PATHS.match(d["path"]))
+    )
 
 
 # ---- recording -----------------------------------------------------------------------------------

@@ -222,6 +222,50 @@ def test_a_limit_the_recorded_setup_cannot_explain_is_a_divergence(tmp_path: Pat
     assert report.divergences[0].startswith("CP1 connector 1: the recorded backend limited it to 2500 W")
 
 
+def call(
+    t: float, method: str, path: str, body: Any, status: int, response: Any, token: str = ""
+) -> dict[str, Any]:
+    record = {"t": at(t), "kind": "http", "method": method, "path": path, "body": body}
+    record |= {"status": status, "response": response, **({"auth": f"Bearer {token}"} if token else {})}
+    return record
+
+
+def grid_through_the_api(feeder_w: int) -> list[dict[str, Any]]:
+    """The same run, its grid made by the operator's and the host's apps over the API (recorded ids
+    40 and 50, which the replay maps to its own)."""
+    header, charger, *frames = [x for x in grid_run() if x["kind"] not in ("feeder", "site", "host")]
+    login = {"email": "ops@operators.example", "password": PASSWORD}
+    host = {"email": "h@hosts.example", "password": PASSWORD}
+    site = {"host_id": 1, "name": "home", "limit_w": 13_800, "house_load_w": 1_000, "feeder_id": 40}
+    driver = {"email": "d@drivers.example", "password": PASSWORD, "name": "Dee", "id_tag": "TAG1"}
+    booking = {"charger_id": 1, "connector_no": 1, "minutes": 60, "max_energy_wh": 10_000}
+    return [
+        header,
+        {"t": at(0), "kind": "host", "id": 1, "name": "Hana", **host},
+        charger,
+        {"t": at(0), "kind": "operator", **login},
+        call(0, "POST", "/auth/login", login, 200, {"access_token": "op"}),
+        call(0, "POST", "/auth/login", host, 200, {"access_token": "host"}),
+        call(0, "POST", "/admin/feeders", {"name": "F1", "limit_w": feeder_w}, 201, {"feeder_id": 40}, "op"),
+        call(0, "POST", "/admin/sites", site, 201, {"site_id": 50}, "op"),
+        call(0, "PUT", "/host/chargers/1/site", {"site_id": 50}, 204, None, "host"),
+        *frames[:2],  # the charger boots: it can be booked
+        call(30, "POST", "/auth/register/driver", driver, 201, {"access_token": "dee", "driver_id": 7}),
+        call(60, "POST", "/bookings", booking, 201, {"id": 9}, "dee"),
+        *frames[2:],
+    ]
+
+
+@pytest.mark.parametrize(("feeder_w", "holds"), [(6_000, True), (4_000, False)])
+def test_a_grid_made_through_the_api_is_judged_too(tmp_path: Path, feeder_w: int, holds: bool) -> None:
+    report = run(write(tmp_path / "api-grid.jsonl", grid_through_the_api(feeder_w)))
+    assert report.run.errors == []
+    assert grid_check(report).ok is holds
+    grid = report.run.summary["grid"]
+    assert (grid["feeders"], grid["sites"]) == (1, 1) and grid["samples"] > 0
+    assert (report.divergence_count == 0) is holds, report.divergences
+
+
 # ---- older traces and conflicts -----------------------------------------------------------------
 
 
