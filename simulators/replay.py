@@ -46,9 +46,8 @@ from chargeshare.services.invariants import InvariantResult
 from chargeshare.services.rate_limits import ApiLimits
 from simulators.driver import DriverStats
 from simulators.fleet import CITIES
-from simulators.grid_metrics import GridMeter
 from simulators.live import DEFAULT_START, GRID_SAMPLE_EVERY_S
-from simulators.replay_grid import DecidedLimits, LoadCurves, recorded_limits
+from simulators.replay_grid import DecidedLimits, LoadCurves, ReplayGridMeter, recorded_limits
 from simulators.report import RunReport, summarise
 from simulators.trace import SETUP_KINDS, Record, Trace, changes_grid
 
@@ -262,7 +261,7 @@ class Replayer:
         # The grid: loads from the chargers' readings, sampled as a live run samples them, from
         # where the recorded window began (else where the grid was laid out) to where it ended.
         self.curves: LoadCurves | None = None
-        self.grid: GridMeter | None = None
+        self.grid: ReplayGridMeter | None = None
         self.decided = DecidedLimits()
         self._grid_at = self.start
         self._connector_at: dict[int, tuple[str, int]] = {}
@@ -395,7 +394,7 @@ class Replayer:
             if self.grid is None:
                 assert self.curves is not None
                 self._grid_at = at
-                self.grid = GridMeter(self.app, self._grid_power, self.curves.tolerance_s, at)
+                self.grid = ReplayGridMeter(self.app, self._grid_power, self.curves.tolerance_s, at)
                 self._learn_connectors()
             self._grid_at = at
             self.grid.sample(at)

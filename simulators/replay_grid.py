@@ -22,7 +22,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ from chargeshare.ocpp import V16, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected
 from chargeshare.ocpp.grid_limits import TX_DEFAULT_PROFILE_ID
 from chargeshare.services.events import GridLimitsDue
+from chargeshare.services.invariants import InvariantResult
+from simulators.grid_metrics import GridMeter
 from simulators.trace import Record, Trace
 
 DEFAULT_METER_INTERVAL_S = 60
@@ -208,6 +210,17 @@ class LoadCurves:
             return False
         i = bisect.bisect_right([t for t, _ in changes], at) - 1
         return i >= 0 and changes[i][1]
+
+
+class ReplayGridMeter(GridMeter):
+    """The grid meter on loads read from the frames, judged with a replay's tolerance."""
+
+    def invariant(self) -> InvariantResult:
+        return replace(
+            super().invariant(),
+            description="no site or feeder above its limit, as its chargers' readings show, for "
+            "longer than two meter intervals",
+        )
 
 
 def recorded_limits(trace: Trace) -> dict[Connector, set[int]]:
