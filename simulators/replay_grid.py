@@ -9,9 +9,10 @@ the tolerance is two meter intervals, not a live run's one. A connector with a c
 0 W is one its charger said was SuspendedEVSE. These loads, measured against the sites, feeders and
 flexibility events the trace records, are what `grid_within_limits` is judged on.
 
-The limits the recorded backend sent (the TxDefaultProfile of each connector, every period) are
-compared with the ones the replay's backend decides from the same setup: a limit sent there that
-is never decided here means the recorded setup is not the one the recorded backend ran with.
+The limits the recorded backend sent (the TxDefaultProfile of each connector, every period, from
+when) are compared with the ones the replay's backend decides from the same setup: a limit sent
+there that was not in force here within a minute of it means the recorded setup is not the one the
+recorded backend ran with.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from chargeshare.ocpp import V16, csms_v16, csms_v201
@@ -223,9 +224,17 @@ class ReplayGridMeter(GridMeter):
         )
 
 
-def recorded_limits(trace: Trace) -> dict[Connector, set[int]]:
-    """Every limit the recorded backend sent each connector (each period of its TxDefaultProfile)."""
-    sent: dict[Connector, set[int]] = defaultdict(set)
+# How far apart a limit sent there and the same limit decided here may be: a housekeeping sweep's
+# phase (30 s) differs between a run and its replay, and a command takes its round trip.
+MATCH_WITHIN = timedelta(seconds=60)
+
+Timeline = list[tuple[datetime, int]]  # (from when, W), in order
+
+
+def recorded_limits(trace: Trace) -> dict[Connector, Timeline]:
+    """Every limit the recorded backend sent each connector, from when (each period of its
+    TxDefaultProfile, from the schedule's start, else when it was sent)."""
+    sent: dict[Connector, Timeline] = defaultdict(list)
     for r in trace.records:
         if r.kind != "ocpp" or r.data["dir"] != "out":
             continue
@@ -244,36 +253,48 @@ def recorded_limits(trace: Trace) -> dict[Connector, set[int]]:
         schedule = schedules[0] if isinstance(schedules, list) and schedules else schedules
         if not isinstance(no, int) or not isinstance(schedule, dict):
             continue
+        base = _at(schedule.get("startSchedule"), r)
         for period in schedule.get("chargingSchedulePeriod", []):
             limit = period.get("limit") if isinstance(period, dict) else None
-            if isinstance(limit, int | float):
-                sent[(r.data["cp"], no)].add(round(limit))
-    return dict(sent)
+            offset = period.get("startPeriod", 0) if isinstance(period, dict) else 0
+            if isinstance(limit, int | float) and isinstance(offset, int):
+                sent[(r.data["cp"], no)].append((base + timedelta(seconds=offset), round(limit)))
+    return {c: sorted(xs) for c, xs in sent.items()}
 
 
 class DecidedLimits:
-    """Every limit the replay's backend decided for each connector, steps included."""
+    """Every limit the replay's backend decided for each connector, from when (steps included)."""
 
     def __init__(self) -> None:
-        self.decided: dict[Connector, set[int]] = defaultdict(set)
+        self.decided: dict[Connector, Timeline] = defaultdict(list)
 
     def __call__(self, event: GridLimitsDue) -> None:
         for no, watts in event.limits_w:
-            self.decided[(event.charge_point_id, no)].add(watts)
-        for no, _, watts in event.steps:
-            self.decided[(event.charge_point_id, no)].add(watts)
+            self.decided[(event.charge_point_id, no)].append((event.at, watts))
+        for no, then, watts in event.steps:
+            self.decided[(event.charge_point_id, no)].append((then, watts))
 
-    def unlike(self, recorded: dict[Connector, set[int]]) -> list[str]:
-        """The recorded limits this replay never decided, one line per connector."""
+    def held(self, connector: Connector, start: datetime, end: datetime) -> set[int]:
+        """The limits decided here for the connector in force at some moment of [start, end]."""
+        timeline = sorted(self.decided.get(connector, []))
+        before = [w for t, w in timeline if t <= start]
+        return {*before[-1:], *(w for t, w in timeline if start < t <= end)}
+
+    def unlike(self, recorded: dict[Connector, Timeline]) -> list[str]:
+        """The recorded limits this replay did not decide near when they were sent, per connector."""
         out = []
         for (cp, no), sent in sorted(recorded.items()):
-            missing = sorted(sent - self.decided.get((cp, no), set()))
+            missing = [
+                (t, w) for t, w in sent if w not in self.held((cp, no), t - MATCH_WITHIN, t + MATCH_WITHIN)
+            ]
             if missing:
-                decided = sorted(self.decided.get((cp, no), set()))
+                t, w = missing[0]
+                here = sorted(self.held((cp, no), t - MATCH_WITHIN, t + MATCH_WITHIN))
+                decided = ", ".join(f"{x} W" for x in here) or "none"
+                more = f" ({len(missing) - 1} more such limits)" if len(missing) > 1 else ""
                 out.append(
-                    f"{cp} connector {no}: the recorded backend limited it to "
-                    f"{', '.join(f'{w} W' for w in missing)}, which this replay never decided "
-                    f"(decided: {', '.join(f'{w} W' for w in decided) or 'none'}); "
+                    f"{cp} connector {no}: the recorded backend limited it to {w} W from "
+                    f"{t.isoformat()}, where this replay decided {decided}{more}; "
                     "the recorded grid setup is not the one it ran with"
                 )
         return out
