@@ -234,9 +234,9 @@ class TraceRecorder:
                     for x in c.connectors
                 ],
             )
-        self.snapshot_grid()
+        self._snapshot_grid()
 
-    def snapshot_grid(self) -> None:
+    def _snapshot_grid(self) -> None:
         """The feeders, sites (with the chargers on them) and flexibility events as they stand: a
         run lays its grid out through the services, before the API is served."""
         with self.app.store.reading() as tx:
