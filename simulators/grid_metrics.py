@@ -14,6 +14,7 @@ from typing import Any
 from chargeshare.bootstrap import App
 from chargeshare.domain.grid_limits import (
     Feeder,
+    FlexEvent,
     LoadSample,
     Scope,
     effective_limit_w,
@@ -53,17 +54,23 @@ def lay_out_grid(app: App, grid: GridShape, views: Sequence[ChargerView]) -> lis
     return feeders
 
 
-def announce_flex_events(app: App, grid: GridShape, feeders: Sequence[Feeder], start: datetime) -> None:
+def announce_flex_events(
+    app: App, grid: GridShape, feeders: Sequence[Feeder], start: datetime
+) -> list[FlexEvent]:
     """The DNO's flexibility events, timed from the window's `start`, announced before they begin."""
+    announced = []
     for e in grid.flex_events:
         begins = start + timedelta(seconds=e.at_s)
-        app.grid.add_flex_event(
-            Scope.FEEDER,
-            feeders[e.feeder - 1].feeder_id,
-            e.limit_w,
-            begins,
-            begins + timedelta(seconds=e.duration_s),
+        announced.append(
+            app.grid.add_flex_event(
+                Scope.FEEDER,
+                feeders[e.feeder - 1].feeder_id,
+                e.limit_w,
+                begins,
+                begins + timedelta(seconds=e.duration_s),
+            )
         )
+    return announced
 
 
 PowerOf = Callable[[], Iterable[tuple[int, int, bool]]]  # (connector id, W drawn, held at 0 W)
@@ -73,6 +80,14 @@ class GridMeter:
     """Samples taken as the run goes (`sample`), judged at its end."""
 
     def __init__(self, app: App, power_of: PowerOf, meter_interval_s: int, start: datetime) -> None:
+        self.refresh(app)
+        self.power_of, self.start = power_of, start
+        self.meter_interval = timedelta(seconds=meter_interval_s)
+        self.samples: dict[tuple[Scope, int], list[LoadSample]] = defaultdict(list)
+        self.paused = 0
+
+    def refresh(self, app: App) -> None:
+        """Read the grid again: a replay re-creates it record by record as the run went."""
         with app.store.reading() as tx:
             self.sites, self.feeders = list(tx.grid.sites()), list(tx.grid.feeders())
             self.events = list(tx.grid.flex_events())
@@ -83,10 +98,6 @@ class GridMeter:
                 if charger.charger_id in members
                 for c in charger.connectors
             }
-        self.power_of, self.start = power_of, start
-        self.meter_interval = timedelta(seconds=meter_interval_s)
-        self.samples: dict[tuple[Scope, int], list[LoadSample]] = defaultdict(list)
-        self.paused = 0
 
     def sample(self, at: datetime) -> None:
         power: dict[int, int] = {}

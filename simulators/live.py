@@ -416,7 +416,9 @@ async def _run(
             meter = None
             if grid is not None:
                 # The window begins past the fleet's setup: the events are timed from there.
-                announce_flex_events(app, grid, feeders, window_start)
+                for event in announce_flex_events(app, grid, feeders, window_start):
+                    if recorder is not None:  # made through the services: no API call shows it
+                        recorder.flex_event(event)
                 meter = stats.grid = _grid_meter(app, fleet, window_start)
             if recorder is not None:
                 # Where the run's window and its fault timeline begin, past the fleet's setup: a
@@ -437,6 +439,7 @@ async def _run(
                     app.config.rules.lost_stop_grace_s + RECEIPT_CHECKS * RECEIPT_CHECK_EVERY_S
                 ),
                 backend=backend.processes,
+                on_operator=None if recorder is None else recorder.operator,
             )
             hub = None
             if params.fleet_hub is not None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,6 +120,8 @@ class World:
     receipt_patience_s: float = script.RECEIPT_CHECKS * script.RECEIPT_CHECK_EVERY_S
     admin: ApiSession | None = None  # the operator's app, once a fault needs it
     backend: BackendProcesses | None = None  # the backend's processes, when it runs as such
+    # Told of each operator account made (email, password): a trace records it for its replay.
+    on_operator: Callable[[str, str], None] | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -132,6 +135,8 @@ async def admin_session(app: App, world: World) -> ApiSession:
     if world.admin is None:
         email, password = "ops@operators.example", secrets.token_urlsafe(12)
         await asyncio.to_thread(app.auth.add_admin, email, password)
+        if world.on_operator is not None:
+            world.on_operator(email, password)
         world.admin = ApiSession(world.http, world.clock, email, password)
     await world.admin.fresh()
     return world.admin

@@ -6,6 +6,13 @@ are applied where the backend acts on them (ReserveNow). API calls are re-issued
 app in-process. Identifiers the backend hands out (transaction, driver, booking, charger ids) are
 mapped from the recorded answers to the new ones. A trace with no API calls is a vendor's: its
 chargers, drivers and bookings are created as its frames need them.
+
+What a run set up outside the API (its hosts and chargers; from version 2 its feeders, sites,
+flexibility events and operator accounts) is re-created from the trace's setup records. With a
+grid, the loads its chargers' own readings show are measured against it (`grid_within_limits`,
+simulators/replay_grid.py), and the limits the recorded backend sent are compared with the ones
+decided here. A setup record the fresh backend refuses fails the replay: what the recorded run was
+held to cannot be re-created, so it cannot be checked.
 """
 
 from __future__ import annotations
@@ -27,19 +34,22 @@ from chargeshare.bootstrap import MEMORY_DATABASE_URL, App, Config, build
 from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import DomainError, NotFound
 from chargeshare.domain.geo import Point
+from chargeshare.domain.grid_limits import Scope
 from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.ocpp import V16, OcppVersion, csms, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected, Connection
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import GridLimitsDue
 from chargeshare.services.invariants import InvariantResult
 from chargeshare.services.rate_limits import ApiLimits
 from simulators.driver import DriverStats
 from simulators.fleet import CITIES
-from simulators.live import DEFAULT_START
+from simulators.live import DEFAULT_START, GRID_SAMPLE_EVERY_S
+from simulators.replay_grid import DecidedLimits, LoadCurves, ReplayGridMeter, recorded_limits
 from simulators.report import RunReport, summarise
-from simulators.trace import Record, Trace
+from simulators.trace import SETUP_KINDS, Record, Trace, changes_grid
 
 HOUSEKEEPING_EVERY_S = 30  # as the served API's housekeeping loop
 MAX_ROUNDS_PER_GAP = 240  # a long silence in a vendor trace: the rounds in between change nothing
@@ -47,8 +57,16 @@ VENDOR_PRICE_PER_KWH = 45
 VENDOR_POWER_W = 7_400
 MAX_DETAILS = 5
 MAX_IN_FLIGHT = 500  # how far ahead to look for the calls that overlapped a refused one
-ID_PATH = re.compile(r"^/(bookings|chargers|drivers|hosts)/(\d+)")
-ID_FIELDS = {"driver_id": "drivers", "charger_id": "chargers", "host_id": "hosts", "booking_id": "bookings"}
+ID_PATH = re.compile(r"^(/(?:host/)?)(bookings|chargers|drivers|hosts|fleets|sites)/(\d+)")
+CREATED_ID = ("drivers", "bookings", "fleets")  # resources whose POST answers their new `id`
+ID_FIELDS = {
+    "driver_id": "drivers",
+    "charger_id": "chargers",
+    "host_id": "hosts",
+    "booking_id": "bookings",
+    "feeder_id": "feeders",
+    "site_id": "sites",
+}
 
 Sampler = Callable[[App], None]
 # Accounts a replay signs up are throw-away: the cheap password hash, where the backend has accounts.
@@ -65,6 +83,7 @@ class ReplayReport:
     fed: dict[str, int]
     divergences: list[str] = field(default_factory=list)
     divergence_count: int = 0
+    notes: list[str] = field(default_factory=list)  # what this trace cannot have checked, and why
 
     @property
     def ok(self) -> bool:
@@ -80,6 +99,7 @@ class ReplayReport:
             "charger_checks": [asdict(r) for r in self.charger_checks],
             "divergences": self.divergences,
             "divergence_count": self.divergence_count,
+            "notes": self.notes,
             "errors": self.run.errors,
         }
         return json.dumps(body, indent=2, sort_keys=True)
@@ -238,6 +258,18 @@ class Replayer:
         self._next_round = self.start + timedelta(seconds=HOUSEKEEPING_EVERY_S)
         self._next_sample = self.start
         self._connectors_needed = self._vendor_connectors()
+        # The grid: loads from the chargers' readings, sampled as a live run samples them, from
+        # where the recorded window began (else where the grid was laid out) to where it ended.
+        self.curves: LoadCurves | None = None
+        self.grid: ReplayGridMeter | None = None
+        self.decided = DecidedLimits()
+        self._grid_at = self.start
+        self._connector_at: dict[int, tuple[str, int]] = {}
+        self._next_grid_sample: datetime | None = None
+        if trace.has_grid:
+            self.curves = LoadCurves.scan(trace, lambda r: self.pairs.answer_to.get(r.line))
+            self._next_grid_sample = trace.window_start or trace.grid_from
+            self.app.bus.subscribe(GridLimitsDue, self.decided)
 
     # ---- driving ---------------------------------------------------------------------------------
     async def run(self) -> ReplayReport:
@@ -267,10 +299,13 @@ class Replayer:
                 self.app.settlement.reconcile()
             if self.sampler is not None:
                 self.sampler(self.app)
+            if self.curves is not None:
+                for text in self.decided.unlike(recorded_limits(self.trace)):
+                    self._diverge(text)
             run = summarise(
                 self.app,
                 {"engine": "replay"},
-                DriverStats(errors=self.errors, wind_down_from=self.trace.window_end),
+                DriverStats(errors=self.errors, wind_down_from=self.trace.window_end, grid=self.grid),
                 wall_s=time.monotonic() - wall,
             )
             return ReplayReport(
@@ -280,6 +315,7 @@ class Replayer:
                 dict(sorted(self.fed.items())),
                 self.divergences[:50],
                 self.divergence_count,
+                self._notes(),
             )
         finally:
             self.app.close()
@@ -335,6 +371,7 @@ class Replayer:
         self._set_clock(t)
 
     def _set_clock(self, t: datetime) -> None:
+        self._sample_grid(t)
         if self.sampler is not None:
             while self._next_sample <= t:
                 delta = (self._next_sample - self.clock.now()).total_seconds()
@@ -346,6 +383,58 @@ class Replayer:
         if delta > 0:
             self.clock.advance(delta)
 
+    def _sample_grid(self, until: datetime) -> None:
+        """Every grid sample due by `until`: the loads are the frames', the limits the store's."""
+        end = self.trace.window_end
+        while self._next_grid_sample is not None and self._next_grid_sample <= until:
+            at = self._next_grid_sample
+            if end is not None and at > end:
+                self._next_grid_sample = None
+                return
+            if self.grid is None:
+                assert self.curves is not None
+                self._grid_at = at
+                self.grid = ReplayGridMeter(self.app, self._grid_power, self.curves.tolerance_s, at)
+                self._learn_connectors()
+            self._grid_at = at
+            self.grid.sample(at)
+            self._next_grid_sample = at + timedelta(seconds=GRID_SAMPLE_EVERY_S)
+
+    def _grid_power(self) -> list[tuple[int, int, bool]]:
+        assert self.curves is not None
+        at = self._grid_at
+        return [
+            (connector_id, self.curves.power_w(where, at), self.curves.held_at(where, at))
+            for connector_id, where in self._connector_at.items()
+        ]
+
+    def _learn_connectors(self) -> None:
+        with self.app.store.reading() as tx:
+            chargers = tx.chargers.all()
+        self._connector_at = {
+            k.connector_id: (c.charge_point_id, k.connector_no) for c in chargers for k in c.connectors
+        }
+
+    def _notes(self) -> list[str]:
+        """What an older trace cannot have checked."""
+        if self.trace.records_setup:
+            return []
+        notes = []
+        if recorded_limits(self.trace) and not self.trace.has_grid:
+            notes.append(
+                f"a version {self.trace.version} trace records no sites, feeders or flexibility events: "
+                "its backend sent grid limits, but grid_within_limits is not checked"
+            )
+        if any(
+            r.kind == "http" and (r.data["path"].startswith("/admin") or r.data["path"].startswith("/fleets"))
+            for r in self.trace.records
+        ):
+            notes.append(
+                f"a version {self.trace.version} trace records no operator accounts: the operator's calls "
+                "are refused here, and what followed from them is checked without it"
+            )
+        return notes
+
     def _housekeeping(self) -> None:
         for step, why in self.app.housekeeping.sweep().failed.items():
             self.errors.append(f"housekeeping {step} at {self.clock.now().isoformat()} failed: {why}")
@@ -356,6 +445,8 @@ class Replayer:
             self._add_host(r.data)
         elif r.kind == "charger":
             self._add_charger(r.data)
+        elif r.kind in SETUP_KINDS:
+            self._setup(r)
         elif r.kind == "op":
             self._op(r)
         elif r.kind == "http":
@@ -390,6 +481,66 @@ class Replayer:
         )
         view = self.app.marketplace.add_charger(spec)
         self.ids["chargers"][d["id"]] = view.charger_id
+
+    def _setup(self, r: Record) -> None:
+        """A feeder, site, flexibility event or operator account the run made outside the API. One
+        the fresh backend refuses, or that names what the trace never made, is an error."""
+        d = r.data
+        try:
+            if r.kind == "operator":
+                self._add_operator(r, d)
+            elif r.kind == "feeder":
+                feeder = self.app.grid.add_feeder(d["name"], d["limit_w"])
+                self.ids["feeders"][d["id"]] = feeder.feeder_id
+            elif r.kind == "site":
+                self._add_site(r, d)
+            else:
+                self._add_flex_event(r, d)
+        except DomainError as exc:
+            self.errors.append(f"line {r.line}: the recorded {r.kind} is refused here: {exc}")
+        if self.grid is not None:
+            self.grid.refresh(self.app)
+            self._learn_connectors()
+
+    def _add_operator(self, r: Record, d: dict[str, Any]) -> None:
+        with self.app.store.reading() as tx:
+            taken = tx.accounts.by_email(d["email"]) is not None
+        if taken:
+            self.errors.append(f"line {r.line}: operator {d['email']} has an account here already")
+            return
+        self.app.auth.add_admin(d["email"], d["password"])
+
+    def _add_site(self, r: Record, d: dict[str, Any]) -> None:
+        host = self.ids["hosts"].get(d["host"])
+        feeder = None if d.get("feeder") is None else self.ids["feeders"].get(d["feeder"])
+        if host is None or (d.get("feeder") is not None and feeder is None):
+            missing = f"host {d['host']}" if host is None else f"feeder {d['feeder']}"
+            self.errors.append(f"line {r.line}: site {d['id']} is on {missing}, which the trace never made")
+            return
+        site = self.app.grid.add_site(
+            host, d["name"], d["limit_w"], house_load_w=d["house_load_w"], feeder_id=feeder
+        )
+        self.ids["sites"][d["id"]] = site.site_id
+        for recorded in d.get("chargers", []):
+            charger = self.ids["chargers"].get(recorded)
+            if charger is None:
+                self.errors.append(
+                    f"line {r.line}: site {d['id']} holds charger {recorded}, never registered in the trace"
+                )
+                continue
+            self.app.grid.place(charger, site.site_id)
+
+    def _add_flex_event(self, r: Record, d: dict[str, Any]) -> None:
+        scope = Scope(d["scope"])
+        target = self.ids["sites" if scope is Scope.SITE else "feeders"].get(d["target"])
+        if target is None:
+            self.errors.append(
+                f"line {r.line}: flexibility event {d['id']} is on {scope.value} {d['target']}, "
+                "which the trace never made"
+            )
+            return
+        starts, ends = datetime.fromisoformat(d["starts_at"]), datetime.fromisoformat(d["ends_at"])
+        self.app.grid.add_flex_event(scope, target, d["limit_w"], starts, ends)
 
     def _vendor_connectors(self) -> dict[str, int]:
         """Chargers the trace talks for but never registers, with the highest connector each uses."""
@@ -546,13 +697,15 @@ class Replayer:
 
     async def _http(self, r: Record, http: httpx.AsyncClient, *, retry: bool = False) -> None:
         d = r.data
-        path = ID_PATH.sub(lambda m: f"/{m[1]}/{self._map(m[1], int(m[2]))}", d["path"])
+        path = ID_PATH.sub(lambda m: f"{m[1]}{m[2]}/{self._map(m[2], int(m[3]))}", d["path"])
         body = d.get("body")
         if isinstance(body, dict):
             body = {
                 k: self._map(ID_FIELDS[k], v) if k in ID_FIELDS and isinstance(v, int) else v
                 for k, v in body.items()
             }
+            if isinstance(body.get("target_id"), int) and body.get("scope") in ("site", "feeder"):
+                body["target_id"] = self._map(f"{body['scope']}s", body["target_id"])
         headers = {}
         auth = d.get("auth")
         if isinstance(auth, str):
@@ -589,20 +742,36 @@ class Replayer:
         if d["method"] == "POST" and isinstance(recorded, dict):
             with contextlib.suppress(ValueError):
                 self._learn(d["path"], recorded, response.json())
+        if self.grid is not None and changes_grid(r):
+            self.grid.refresh(self.app)
+            self._learn_connectors()
 
     def _learn(self, path: str, recorded: dict[str, Any], new: Any) -> None:
         """Pair the ids and tokens the recorded answer handed out with the ones handed out now."""
         if not isinstance(new, dict):
             return
-        resource = path.strip("/").split("/")[0].split("?")[0]
-        keys = {**ID_FIELDS, **({"id": resource} if resource in ("drivers", "bookings") else {})}
+        parts = path.split("?")[0].strip("/").split("/")
+        resource = parts[0]
+        created = len(parts) == 1 and resource in CREATED_ID  # POST /fleets, not POST /fleets/1/blocks
+        keys = {**ID_FIELDS, **({"id": resource} if created or resource in ("drivers", "bookings") else {})}
+        self._pair_ids(recorded, new, keys)
+        old_token, new_token = recorded.get("access_token"), new.get("access_token")
+        if isinstance(old_token, str) and isinstance(new_token, str):
+            self.tokens[old_token] = new_token
+
+    def _pair_ids(self, recorded: dict[str, Any], new: dict[str, Any], keys: dict[str, str]) -> None:
+        """Ids side by side, and in lists of objects answered in the same order (a fleet's block
+        answers each occurrence's booking)."""
         for key, kind in keys.items():
             old_id, new_id = recorded.get(key), new.get(key)
             if isinstance(old_id, int) and isinstance(new_id, int):
                 self.ids[kind].setdefault(old_id, new_id)
-        old_token, new_token = recorded.get("access_token"), new.get("access_token")
-        if isinstance(old_token, str) and isinstance(new_token, str):
-            self.tokens[old_token] = new_token
+        for key, old in recorded.items():
+            mine = new.get(key)
+            if isinstance(old, list) and isinstance(mine, list) and len(old) == len(mine):
+                for a, b in zip(old, mine, strict=True):
+                    if isinstance(a, dict) and isinstance(b, dict):
+                        self._pair_ids(a, b, ID_FIELDS)
 
     def _map(self, resource: str, recorded: int) -> int:
         return self.ids[resource].get(recorded, recorded)

@@ -8,6 +8,7 @@ the line and field of the first problems. The format is documented in docs/repla
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -19,18 +20,23 @@ from typing import IO, Any
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.booking import CancellationPolicy
+from chargeshare.domain.grid_limits import FlexEvent
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry, Direction
 from chargeshare.ocpp import V16, VERSIONS
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.rules import MarketplaceRules
 
 FORMAT = "chargeshare-trace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 is version 2 without the grid's and the operators' setup records: it is read as it was.
+READ_VERSIONS = (1, 2)
 PROTOCOLS = VERSIONS
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Backend-side events that no frame or API call shows, but that change what later calls see.
 OPS = ("charger_offline", "payments_down", "payments_up", "expire_no_shows", "reconcile", "window")
-KINDS = ("host", "charger", "ocpp", "http", "op")
+KINDS = ("host", "charger", "ocpp", "http", "op", "feeder", "site", "flex_event", "operator")
+SETUP_KINDS = ("feeder", "site", "flex_event", "operator")  # version 2 on
+SCOPES = ("site", "feeder")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,6 +92,39 @@ class Trace:
 
     def _window(self) -> Record | None:
         return next((r for r in self.records if r.kind == "op" and r.data["op"] == "window"), None)
+
+    @property
+    def version(self) -> int:
+        return int(self.header["version"])
+
+    @property
+    def records_setup(self) -> bool:
+        """Whether its recorder wrote the grid and the operators made outside the API (version 2)."""
+        return self.version >= 2
+
+    @property
+    def has_grid(self) -> bool:
+        """Whether the run had sites or feeders, set up outside the API or through it."""
+        return self.grid_from is not None
+
+    @property
+    def grid_from(self) -> datetime | None:
+        """When the run's grid was first set up or changed."""
+        return next((r.t for r in self.records if changes_grid(r)), None)
+
+
+# What a grid is set up and changed with through the API: it is measured against what they made.
+GRID_PATHS = re.compile(r"^/(admin/(feeders|sites|flex-events)|host/sites|host/chargers/\d+/site)(\?|/|$)")
+
+
+def changes_grid(r: Record) -> bool:
+    """A setup record of the grid, or an API call that made or changed some of it."""
+    if r.kind in ("feeder", "site", "flex_event"):
+        return True
+    d = r.data
+    return (
+        r.kind == "http" and d["method"] != "GET" and d["status"] < 400 and bool(GRID_PATHS.match(d["path"]))
+    )
 
 
 # ---- recording -----------------------------------------------------------------------------------
@@ -175,7 +214,8 @@ class TraceRecorder:
         the same accounts and the hosts' logins work there too."""
         with self.app.store.reading() as tx:
             chargers = list(tx.chargers.all())
-        for host_id in sorted({c.host_id for c in chargers}):
+            site_hosts = {s.host_id for s in tx.grid.sites()}
+        for host_id in sorted({c.host_id for c in chargers} | site_hosts):
             login = host_logins.get(host_id)
             account: dict[str, Any] = {} if login is None else {"email": login[0], "password": login[1]}
             self._record("host", id=host_id, name=f"Host {host_id}", **account)
@@ -194,6 +234,47 @@ class TraceRecorder:
                     for x in c.connectors
                 ],
             )
+        self._snapshot_grid()
+
+    def _snapshot_grid(self) -> None:
+        """The feeders, sites (with the chargers on them) and flexibility events as they stand: a
+        run lays its grid out through the services, before the API is served."""
+        with self.app.store.reading() as tx:
+            feeders, sites = list(tx.grid.feeders()), list(tx.grid.sites())
+            members, events = tx.grid.members(), list(tx.grid.flex_events())
+        for f in sorted(feeders, key=lambda f: f.feeder_id):
+            self._record("feeder", id=f.feeder_id, name=f.name, limit_w=f.limit_w)
+        for s in sorted(sites, key=lambda s: s.site_id):
+            self._record(
+                "site",
+                id=s.site_id,
+                host=s.host_id,
+                name=s.name,
+                limit_w=s.limit_w,
+                house_load_w=s.house_load_w,
+                feeder=s.feeder_id,
+                chargers=sorted(c for c, site in members.items() if site == s.site_id),
+            )
+        for e in sorted(events, key=lambda e: e.event_id):
+            self.flex_event(e)
+
+    def flex_event(self, e: FlexEvent) -> None:
+        """A flexibility event the run announced through the services (one made through the API is
+        in its `http` record already)."""
+        self._record(
+            "flex_event",
+            id=e.event_id,
+            scope=e.scope.value,
+            target=e.target_id,
+            limit_w=e.limit_w,
+            starts_at=e.starts_at.isoformat(),
+            ends_at=e.ends_at.isoformat(),
+        )
+
+    def operator(self, email: str, password: str) -> None:
+        """An operator account the run made as the command line does (never through the API), with
+        its throw-away credentials, so its app's login and calls work in a replay too."""
+        self._record("operator", email=email, password=password)
 
     def attach(self, registry: ChargerRegistry) -> None:
         self._registry = registry
@@ -341,8 +422,9 @@ def _check_header(obj: dict[str, Any]) -> str | None:
         return 'field \'kind\': the first line must be the header ({"kind": "header", ...})'
     if obj.get("format") != FORMAT:
         return f"field 'format': expected {FORMAT!r}, got {obj.get('format')!r}"
-    if obj.get("version") != FORMAT_VERSION:
-        return f"field 'version': this replay reads version {FORMAT_VERSION}, got {obj.get('version')!r}"
+    if obj.get("version") not in READ_VERSIONS or isinstance(obj.get("version"), bool):
+        versions = " or ".join(str(v) for v in READ_VERSIONS)
+        return f"field 'version': this replay reads version {versions}, got {obj.get('version')!r}"
     if "start" in obj and _time(obj["start"]) is None:
         return "field 'start': not an ISO 8601 time with a UTC offset"
     if "rules" in obj and not isinstance(obj["rules"], dict):
@@ -403,6 +485,8 @@ def _record(line: int, obj: dict[str, Any]) -> Record:
             _need(obj, "password", str, "the host account's password")
     elif kind == "charger":
         _check_charger(obj)
+    elif kind in SETUP_KINDS:
+        _check_setup(str(kind), obj)
     else:
         op = obj.get("op")
         if op not in OPS:
@@ -414,6 +498,41 @@ def _record(line: int, obj: dict[str, Any]) -> Record:
         if op == "window":
             _need(obj, "duration_s", int, "seconds")
     return Record(line, t, str(kind), obj)
+
+
+def _check_setup(kind: str, obj: dict[str, Any]) -> None:
+    """The shapes only: whether the backend accepts the values (a limit below the minimum, say) is
+    the replay's to find out and report."""
+    if kind == "operator":
+        _need(obj, "email", str, "the operator account's email")
+        _need(obj, "password", str, "the operator account's password")
+        return
+    _need(obj, "id", int, f"the recorded {kind} id")
+    if _need(obj, "limit_w", int, "a limit in W") < 0:
+        raise TraceError("field 'limit_w': cannot be negative")
+    if kind == "feeder":
+        _need(obj, "name", str, "the feeder's name")
+    elif kind == "site":
+        _need(obj, "host", int, "the recorded host id")
+        _need(obj, "name", str, "the site's name")
+        if _need(obj, "house_load_w", int, "the house load in W") < 0:
+            raise TraceError("field 'house_load_w': cannot be negative")
+        if obj.get("feeder") is not None:
+            _need(obj, "feeder", int, "the recorded feeder id or null")
+        chargers = obj.get("chargers", [])
+        if not isinstance(chargers, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in chargers
+        ):
+            raise TraceError(f"field 'chargers': a list of recorded charger ids, got {chargers!r}"[:300])
+    else:
+        if obj.get("scope") not in SCOPES:
+            raise TraceError(f"field 'scope': site or feeder, got {obj.get('scope')!r}")
+        _need(obj, "target", int, "the recorded site or feeder id")
+        starts, ends = _time(obj.get("starts_at")), _time(obj.get("ends_at"))
+        if starts is None or ends is None:
+            raise TraceError("field 'starts_at'/'ends_at': ISO 8601 times with a UTC offset")
+        if ends <= starts:
+            raise TraceError("field 'ends_at': must be after 'starts_at'")
 
 
 def _check_charger(obj: dict[str, Any]) -> None:

@@ -119,7 +119,8 @@ def _replay(
         if html is not None:
             from simulators.html_report import RunPage, run_html
 
-            notes = [f"differs: {d}" for d in result.divergences[:10]]
+            notes = [f"not checked: {n}" for n in result.notes]
+            notes += [f"differs: {d}" for d in result.divergences[:10]]
             if result.divergence_count > 10:
                 notes.append(f"... and {result.divergence_count - 10} more answers unlike the recording")
             page = RunPage(
@@ -162,6 +163,8 @@ def print_replay(console: Console, result: ReplayReport) -> None:
     note.print(count_table("Bookings by status", "status", "bookings", s["bookings_by_status"]))
     checks = [*result.run.invariants, *result.charger_checks]
     (console if not result.ok else note).print(check_table("Invariants and charger checks", "check", checks))
+    for n in result.notes:
+        console.print(f"[yellow]not checked:[/] {escape(n)}", highlight=False)
     for d in result.divergences[:10]:
         note.print(f"[yellow]differs:[/] {escape(d)}", highlight=False)
     if result.divergence_count > 10:
