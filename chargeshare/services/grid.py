@@ -54,6 +54,10 @@ from chargeshare.services.ports import Store, UnitOfWork
 # How long a decision may be on its way before the sweep sends it again: long enough for a
 # charger to answer the commands it is being sent, short against a meter interval.
 RESEND_OWED_AFTER = timedelta(seconds=30)
+# How long a decision not yet acknowledged holds other chargers' raises under its site or feeder:
+# well past a busy charger's answer, so a raise never overtakes a lowering still on its way; a
+# charger silent longer is taken as gone, so it does not hold its neighbours' shares for ever.
+HOLD_RAISES_FOR = timedelta(minutes=5)
 # How far ahead a flexibility event's edge is put on the chargers: many sweeps, so a busy charger
 # or server still has it in hand well before the edge.
 LOOK_AHEAD = timedelta(minutes=5)
@@ -80,9 +84,11 @@ class GridService:
         min_w: int = MIN_CHARGING_W,
         resend_after: timedelta = RESEND_OWED_AFTER,
         look_ahead: timedelta = LOOK_AHEAD,
+        hold_raises_for: timedelta = HOLD_RAISES_FOR,
     ) -> None:
         self.store, self.bus, self.clock, self.min_w = store, bus, clock, min_w
         self.resend_after, self.look_ahead = resend_after, look_ahead
+        self.hold_raises_for = hold_raises_for
         for event in (SessionStarted, SessionStopped, SessionClosedWithoutStop):
             bus.subscribe(event, self._on_session_changed)
 
@@ -220,7 +226,7 @@ class GridService:
                 return []
             wanted, steps, where, under = self._decide(tx, members, now)
             # Chargers still taking a recent decision: what they draw may be either limit.
-            recent = set(tx.grid.owed(now)) - set(tx.grid.owed(now - self.resend_after))
+            recent = set(tx.grid.owed(now)) - set(tx.grid.owed(now - self.hold_raises_for))
             settling = {c for c, k in where.items() if k.charger_id in recent}
             charger_of = {c: k.charger_id for c, k in where.items()}
             wanted = lower_before_raise(decided, wanted, under, charger_of, settling)
