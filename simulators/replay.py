@@ -39,6 +39,7 @@ from chargeshare.domain.tariff import Tariff
 from chargeshare.entrypoints.api import create_api
 from chargeshare.ocpp import V16, OcppVersion, csms, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected, Connection
+from chargeshare.ocpp.grid_limits import tx_default_profile_id
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import GridLimitsDue
@@ -687,6 +688,14 @@ class Replayer:
         if call is None or frame[0] != 3:
             return
         sent = _decode(call.data["frame"])
+        if sent is not None and len(sent) == 4 and sent[2] == "SetChargingProfile":
+            if (
+                isinstance(frame[2], dict)
+                and frame[2].get("status") == "Accepted"
+                and isinstance(sent[3], dict)
+            ):
+                self._limits_taken(call.data["cp"], sent[3])
+            return
         if sent is None or len(sent) != 4 or sent[2] != "ReserveNow" or not isinstance(frame[2], dict):
             return
         booking = sent[3].get("reservationId", sent[3].get("id"))
@@ -694,6 +703,21 @@ class Replayer:
             new = self.ids["bookings"].get(booking, booking)
             with contextlib.suppress(NotFound):
                 self.app.bookings.reservation_answered(new, str(frame[2].get("status")))
+
+    def _limits_taken(self, cp: str, payload: dict[str, Any]) -> None:
+        """The recorded charger took a connector's grid share. Its backend counted a decision
+        delivered once the last connector's share was taken, and a raise held behind another
+        charger's lowering went out then: this backend's latest decision is delivered here too."""
+        profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+        no = payload.get("connectorId", payload.get("evseId"))
+        if not isinstance(no, int) or profile.get(
+            "chargingProfileId", profile.get("id")
+        ) != tx_default_profile_id(no):
+            return
+        with contextlib.suppress(NotFound):
+            due = self.app.grid.limits_due(cp)
+            if due is not None and due.decision and no == max((n for n, _ in due.limits_w), default=None):
+                self.app.grid.limits_delivered(cp, due.decision)
 
     async def _http(self, r: Record, http: httpx.AsyncClient, *, retry: bool = False) -> None:
         d = r.data
