@@ -582,7 +582,9 @@ class SettlementService:
                 )
                 continue
             amount = self._pay_out_export(driver_id)
-            if amount:
+            if amount is None:  # rejected since the run began
+                run.skipped[driver_id] = (owed[driver_id], EXPORT_WITHHELD)
+            elif amount:
                 run.paid[driver_id] = amount
         return run
 
@@ -594,14 +596,20 @@ class SettlementService:
         """Record the operator's check of the driver's payout details: only verified drivers are
         paid their export credits."""
         with self.store.transaction() as tx:
+            # Waits for a payout of the driver in progress: once this returns, none is made unverified.
+            tx.accounts.lock_driver(driver_id)
             tx.accounts.set_driver_kyc(driver_id, status.value, self.clock.now())
             return KycStatus(tx.accounts.driver_kyc(driver_id))
 
-    def _pay_out_export(self, driver_id: int) -> int:
+    def _pay_out_export(self, driver_id: int) -> int | None:
+        """Pay the driver's credit balance (pence, 0: none owed); None if their payout details are
+        no longer verified. Both read under the lock on the driver's row, which a KYC change takes."""
         now = self.clock.now()
         account = ledger.driver_export_credit(driver_id)
         with self.store.transaction() as tx:
             tx.accounts.lock_driver(driver_id)
+            if tx.accounts.driver_kyc(driver_id) != KycStatus.VERIFIED.value:
+                return None
             entries = tx.ledger.entries(account=account)
             balance = -ledger.posted_balances(entries).get(account, 0)
             if balance <= 0:
