@@ -512,7 +512,11 @@ class ChargingService:
         of the connector in use (Charging, Occupied) may be this session's: it stays open, and the
         next Available frees it; a later Reserved, Unavailable or Faulted brought no car. A start
         later than the free report is a new session."""
-        if connector.status in IN_USE_STATES:
+        # Read again, not taken from `connector`: the booking or walk-in written before this locked
+        # the connector's row, so a report committed since the charger was read is seen here, and
+        # one still to commit waits and then finds this session open.
+        status = tx.chargers.connector_statuses([connector.connector_id]).get(connector.connector_id)
+        if status in IN_USE_STATES:
             return False
         reported_free = tx.chargers.available_at(connector.connector_id)
         return reported_free is not None and timestamp < reported_free
