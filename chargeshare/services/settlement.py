@@ -63,6 +63,7 @@ FRESH_CHARGES = (CHARGE, TOPUP)  # steps that authorise and capture anew, with n
 RECONCILE_ROUNDS = 10
 DUE_BATCH = 100
 EXPORT_WITHHELD = "payout details not verified (KYC): the credit stays owed"
+HOST_WITHHELD = "KYC not verified: payouts wait for verification"
 
 
 @dataclass
@@ -537,21 +538,27 @@ class SettlementService:
             }
         for host_id in sorted(owed):
             if host_id not in verified:
-                run.skipped[host_id] = (owed[host_id], "KYC not verified: payouts wait for verification")
+                run.skipped[host_id] = (owed[host_id], HOST_WITHHELD)
                 log.info("payout of %s pence to host %s skipped: KYC not verified", owed[host_id], host_id)
                 continue
             paid = self._pay_out(host_id)
-            if paid:
+            if paid is None:  # sent back to pending or rejected since the run began
+                run.skipped[host_id] = (owed[host_id], HOST_WITHHELD)
+            elif paid:
                 run.paid[host_id] = paid
         if run.paid:
             failpoint("payout-committed")
         return run
 
-    def _pay_out(self, host_id: int) -> int:
+    def _pay_out(self, host_id: int) -> int | None:
+        """Pay the host's payable balance (pence, 0: none owed); None if their KYC is no longer
+        verified. Both read under the lock on the host's row, which a KYC change takes."""
         now = self.clock.now()
         account = ledger.host_payable(host_id)
         with self.store.transaction() as tx:
             tx.accounts.lock_host(host_id)
+            if tx.accounts.host(host_id).kyc_status != KycStatus.VERIFIED.value:
+                return None
             entries = tx.ledger.entries(account=account)
             balance = -ledger.posted_balances(entries).get(account, 0)
             if balance <= 0:
