@@ -596,10 +596,17 @@ class MemoryChargers(_Repository):
     def connector_statuses(self, connector_ids: Sequence[int]) -> dict[int, ConnectorStatus]:
         return {i: self.t.connectors[i].status for i in connector_ids if i in self.t.connectors}
 
-    def mark_available(self, connector_id: int, at: datetime) -> None:
+    def mark_available(
+        self, connector_id: int, at: datetime, *, unless_reported_after: datetime | None = None
+    ) -> bool:
         k = self.t.connectors.get(connector_id)
-        if k is not None:
-            self.t.connectors[connector_id] = dataclasses.replace(k, available_at=at)
+        if k is None:
+            return False
+        placed, latest = unless_reported_after, k.status_at
+        if placed is not None and latest is not None and latest > placed:
+            return False  # a later report's status stands
+        self.t.connectors[connector_id] = dataclasses.replace(k, available_at=at)
+        return True
 
     def available_at(self, connector_id: int) -> datetime | None:
         k = self.t.connectors.get(connector_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Mapping
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from chargeshare.domain.errors import Busy, NotFound
@@ -397,15 +398,30 @@ class CommandPolicy:
                 del self._grid_sending[cp_id]
 
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
-        for command in ocpp_grid.limit_commands(due.limits_w, due.at, due.steps):
-            if not (yield from self._logged(due.charge_point_id, command)):
-                return  # the rest stays owed: sent again on connecting or by the sweep
+        refused = yield from self._grid_profiles(due, due.steps)
+        if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
+            # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
+            # PeriodsPerSchedule) refuses it: its limits alone, the edge left to the decision at it.
+            refused = yield from self._grid_profiles(due, ())
+        if refused is not None:
+            return  # the rest stays owed: sent again on connecting or by the sweep
         if not due.decision:
             return
         try:
             yield Effect(self.grid.limits_delivered, (due.charge_point_id, due.decision))
         except Exception:
             log.exception("recording that %s took its limits failed (sent again)", due.charge_point_id)
+
+    def _grid_profiles(
+        self, due: GridLimitsDue, steps: tuple[tuple[int, datetime, int], ...]
+    ) -> Generator[Send, Any, cmd.Failure | None]:
+        """Send the decision's profiles, with `steps`, in turn; the first failure stops them."""
+        for command in ocpp_grid.limit_commands(due.limits_w, due.at, steps):
+            result: cmd.CommandResult[Any] = yield Send(command)
+            if not isinstance(result, cmd.Done):
+                log.warning("%s to %s: %s", type(command).__name__, due.charge_point_id, result)
+                return result
+        return None
 
     # ---- V2G (chargeshare/ocpp/v2g.py) ------------------------------------------------------------
     def _export_due(self, event: ExportDue) -> list[Order]:

@@ -15,8 +15,9 @@ late the next decision reaches it. A charger taken off its site has both cleared
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chargeshare.ocpp import commands as cmd
 
@@ -43,9 +44,13 @@ def _profile(
     )
 
 
-def _offset_s(at: datetime, then: datetime) -> int:
-    # Whole seconds, rounded down: a lowered limit is in force by the moment it is due.
-    return max(0, int((then - at).total_seconds()))
+def _offset_s(at: datetime, then: datetime, *, rises: bool) -> int:
+    """Whole seconds from the profile's start as the charger reads it (`at` to the millisecond):
+    rounded down for a lowered limit, in force by the moment it is due; up for a raised one, not
+    in force before it (a flexibility event's limit holds to its end)."""
+    sent = at.replace(microsecond=at.microsecond // 1000 * 1000)
+    seconds = (then - sent) / timedelta(seconds=1)
+    return max(0, math.ceil(seconds) if rises else math.floor(seconds))
 
 
 def connector_periods(
@@ -56,7 +61,7 @@ def connector_periods(
     for no, then, w in sorted(steps, key=lambda s: (s[0], s[1])):
         if no not in periods:
             continue
-        offset = _offset_s(at, then)
+        offset = _offset_s(at, then, rises=w > periods[no][-1][1])
         if offset == periods[no][-1][0]:
             periods[no][-1] = (offset, w)
         else:

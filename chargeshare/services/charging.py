@@ -287,21 +287,32 @@ class ChargingService:
                 tx.chargers.mark_available(connector_id, now if reported_at is None else reported_at)
             open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
             if open_ is not None:
-                self._reported(tx, open_, status, now)
+                assert connector_id is not None
+                self._reported(tx, open_, connector_id, status, at, now)
         self._announce_back(back, cp_id, now)
 
     @staticmethod
-    def _reported(tx: UnitOfWork, open_: SessionRecord, status: ConnectorStatus, now: datetime) -> None:
-        """What a connector's latest status says of the session open on it."""
+    def _reported(
+        tx: UnitOfWork,
+        open_: SessionRecord,
+        connector_id: int,
+        status: ConnectorStatus,
+        at: datetime,
+        now: datetime,
+    ) -> None:
+        """What a connector's latest status, reported at `at`, says of the session open on it."""
         if status is ConnectorStatus.AVAILABLE:
             # Free with its transaction open: the stop is on its way (or was lost); see
             # `close_lost_stops`. The reading it carries is the one to bill.
             if open_.freed_at is None:
                 tx.sessions.mark_freed(open_.session_id, now)
             return
-        # Reserved for the next booking, made unavailable or faulted: still no car, still freed.
+        # Reserved for the next booking, made unavailable or faulted: still no car, still freed. In
+        # use, made before the connector was last free (the car's departure): not the car back.
         if open_.freed_at is not None and status in IN_USE_STATES:
-            tx.sessions.mark_freed(open_.session_id, None)
+            free_at = tx.chargers.available_at(connector_id)
+            if free_at is None or at >= min(free_at, now):
+                tx.sessions.mark_freed(open_.session_id, None)
         if status in IDLE_STATES and open_.idle_since is None:
             tx.sessions.mark_idle(open_.session_id, now)  # the idle fee clock starts (once)
         elif status is ConnectorStatus.CHARGING and open_.idle_since is not None:
@@ -512,7 +523,11 @@ class ChargingService:
         of the connector in use (Charging, Occupied) may be this session's: it stays open, and the
         next Available frees it; a later Reserved, Unavailable or Faulted brought no car. A start
         later than the free report is a new session."""
-        if connector.status in IN_USE_STATES:
+        # Read again, not taken from `connector`: the booking or walk-in written before this locked
+        # the connector's row, so a report committed since the charger was read is seen here, and
+        # one still to commit waits and then finds this session open.
+        status = tx.chargers.connector_statuses([connector.connector_id]).get(connector.connector_id)
+        if status in IN_USE_STATES:
             return False
         reported_free = tx.chargers.available_at(connector.connector_id)
         return reported_free is not None and timestamp < reported_free
@@ -612,9 +627,11 @@ class ChargingService:
             connector = next((k for k in connectors if k.connector_id == session.connector_id), None)
             if connector is None:
                 return
-            # Its place among the connector's reports is the report's own time, as `status` places it.
-            if not tx.chargers.set_connector_status(
-                cp_id, connector.connector_no, connector.status, min(reported_at, now)
+            # Placed by its own time, as `status` places a report, but not a status report itself: a
+            # status report made before it and arriving after is still the connector's status (an
+            # in-use one then frees nothing back: see `_reported`).
+            if not tx.chargers.mark_available(
+                connector.connector_id, reported_at, unless_reported_after=min(reported_at, now)
             ):
                 log.info(
                     "%s: EV departed from connector %d at %s, before its latest report; not applied",
@@ -623,7 +640,6 @@ class ChargingService:
                     reported_at.isoformat(),
                 )
                 return
-            tx.chargers.mark_available(connector.connector_id, reported_at)
             if session.freed_at is None:
                 tx.sessions.mark_freed(session_id, now)
 

@@ -197,6 +197,8 @@ class HostingService:
 
     def set_kyc(self, host_id: int, status: KycStatus) -> HostRecord:
         with self.store.transaction() as tx:
+            # Waits for a payout of the host in progress: once this returns, none is made unverified.
+            tx.accounts.lock_host(host_id)
             tx.accounts.set_host_kyc(host_id, status.value, self.clock.now())
             return tx.accounts.host(host_id)
 

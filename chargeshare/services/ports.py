@@ -202,8 +202,12 @@ class Chargers(Protocol):
         """The status of each of these connectors, in one query (ids that do not exist are left out)."""
         ...
 
-    def mark_available(self, connector_id: int, at: datetime) -> None:
-        """Note when the connector was last reported Available (the latest report's time stands)."""
+    def mark_available(
+        self, connector_id: int, at: datetime, *, unless_reported_after: datetime | None = None
+    ) -> bool:
+        """Note when the connector was last reported free, at `at` (the latest report's time
+        stands); with `unless_reported_after`, not if the connector has a status from a report
+        later than that (a free report that is not a status report). True if noted."""
         ...
 
     def available_at(self, connector_id: int) -> datetime | None:

@@ -63,6 +63,7 @@ FRESH_CHARGES = (CHARGE, TOPUP)  # steps that authorise and capture anew, with n
 RECONCILE_ROUNDS = 10
 DUE_BATCH = 100
 EXPORT_WITHHELD = "payout details not verified (KYC): the credit stays owed"
+HOST_WITHHELD = "KYC not verified: payouts wait for verification"
 
 
 @dataclass
@@ -537,21 +538,27 @@ class SettlementService:
             }
         for host_id in sorted(owed):
             if host_id not in verified:
-                run.skipped[host_id] = (owed[host_id], "KYC not verified: payouts wait for verification")
+                run.skipped[host_id] = (owed[host_id], HOST_WITHHELD)
                 log.info("payout of %s pence to host %s skipped: KYC not verified", owed[host_id], host_id)
                 continue
             paid = self._pay_out(host_id)
-            if paid:
+            if paid is None:  # sent back to pending or rejected since the run began
+                run.skipped[host_id] = (owed[host_id], HOST_WITHHELD)
+            elif paid:
                 run.paid[host_id] = paid
         if run.paid:
             failpoint("payout-committed")
         return run
 
-    def _pay_out(self, host_id: int) -> int:
+    def _pay_out(self, host_id: int) -> int | None:
+        """Pay the host's payable balance (pence, 0: none owed); None if their KYC is no longer
+        verified. Both read under the lock on the host's row, which a KYC change takes."""
         now = self.clock.now()
         account = ledger.host_payable(host_id)
         with self.store.transaction() as tx:
             tx.accounts.lock_host(host_id)
+            if tx.accounts.host(host_id).kyc_status != KycStatus.VERIFIED.value:
+                return None
             entries = tx.ledger.entries(account=account)
             balance = -ledger.posted_balances(entries).get(account, 0)
             if balance <= 0:
@@ -582,7 +589,9 @@ class SettlementService:
                 )
                 continue
             amount = self._pay_out_export(driver_id)
-            if amount:
+            if amount is None:  # rejected since the run began
+                run.skipped[driver_id] = (owed[driver_id], EXPORT_WITHHELD)
+            elif amount:
                 run.paid[driver_id] = amount
         return run
 
@@ -594,14 +603,20 @@ class SettlementService:
         """Record the operator's check of the driver's payout details: only verified drivers are
         paid their export credits."""
         with self.store.transaction() as tx:
+            # Waits for a payout of the driver in progress: once this returns, none is made unverified.
+            tx.accounts.lock_driver(driver_id)
             tx.accounts.set_driver_kyc(driver_id, status.value, self.clock.now())
             return KycStatus(tx.accounts.driver_kyc(driver_id))
 
-    def _pay_out_export(self, driver_id: int) -> int:
+    def _pay_out_export(self, driver_id: int) -> int | None:
+        """Pay the driver's credit balance (pence, 0: none owed); None if their payout details are
+        no longer verified. Both read under the lock on the driver's row, which a KYC change takes."""
         now = self.clock.now()
         account = ledger.driver_export_credit(driver_id)
         with self.store.transaction() as tx:
             tx.accounts.lock_driver(driver_id)
+            if tx.accounts.driver_kyc(driver_id) != KycStatus.VERIFIED.value:
+                return None
             entries = tx.ledger.entries(account=account)
             balance = -ledger.posted_balances(entries).get(account, 0)
             if balance <= 0:

@@ -262,6 +262,27 @@ def test_a_connector_keeps_the_time_it_was_last_reported_available(app: App) -> 
         assert tx.chargers.available_at(999_999) is None
 
 
+def test_a_free_report_that_is_no_status_report_gives_way_to_a_later_status(app: App) -> None:
+    """A 2.0.1 departure: noted free unless the connector's status came from a later report, and
+    the status and its time left as they are either way."""
+    with app.store.transaction() as tx:
+        _, (c1, c2) = a_charger(tx, "CP1", 1, 2)
+        late = T0 + timedelta(minutes=5)
+        assert tx.chargers.mark_available(c2, T0, unless_reported_after=T0)  # no report yet
+        assert tx.chargers.set_connector_status("CP1", 1, ConnectorStatus.CHARGING, late)
+        assert not tx.chargers.mark_available(c1, T0, unless_reported_after=T0)
+        assert tx.chargers.available_at(c1) is None
+        assert tx.chargers.mark_available(c1, late, unless_reported_after=late)
+        assert tx.chargers.available_at(c1) == late
+        # The status stays the report's, and so does its place: a report as old still stands.
+        assert tx.chargers.set_connector_status("CP1", 1, ConnectorStatus.FAULTED, late)
+        assert tx.chargers.connector_statuses([c1, c2]) == {
+            c1: ConnectorStatus.FAULTED,
+            c2: ConnectorStatus.UNAVAILABLE,
+        }
+        assert not tx.chargers.mark_available(999_999, T0, unless_reported_after=T0)
+
+
 def test_what_hosts_edit(app: App) -> None:
     with app.store.transaction() as tx:
         charger, _ = a_charger(tx, "CP1")

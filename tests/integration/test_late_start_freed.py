@@ -484,3 +484,23 @@ def test_a_departure_older_than_the_connector_s_latest_report_is_not_applied(
     charger201.status(free=False, at=clock.now())
     departed(charger201, began + 5 * MINUTE, 2_000)
     assert session(any_app, tx_id).freed_at is None
+
+
+def test_a_status_report_made_before_the_departure_arriving_after_it_is_still_the_status(
+    any_app: App, clock: ManualClock, charger201: Charger
+) -> None:
+    """A departure is not a status report: a charger back from offline replays its queued events,
+    the departure among them, then reports the connector Available as of when the cable came out,
+    a few seconds before the bay sensor saw the car leave. That is the connector's latest status:
+    shown, so the next booking's reservation goes out; the session stays freed."""
+    began = clock.now()
+    tx_id = charger201.start(began, 1_000)
+    charger201.status(free=False, at=began)
+    clock.advance(30 * 60)
+    unplugged = clock.now()
+    left = unplugged + timedelta(seconds=5)
+    clock.advance(60)  # offline meanwhile; back now
+    departed(charger201, left, 4_000)
+    charger201.status(free=True, at=unplugged)
+    assert shown(any_app) is ConnectorStatus.AVAILABLE
+    assert session(any_app, tx_id).freed_at is not None

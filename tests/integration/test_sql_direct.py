@@ -107,6 +107,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "connector_pk": connector,
         "driver_pk": driver,
         "at": clock.now(),
+        "placed_at": clock.now(),
         "session_pk": session,
         "reading": 2_500,
         "since": clock.now() - timedelta(minutes=5),

@@ -99,3 +99,25 @@ def test_a_payout_beyond_the_credit_or_another_movement_of_it_is_caught(app: App
             ]
         )
     assert failing(app) == ["export_payouts_within_credits"]
+
+
+def test_a_driver_whose_kyc_is_revoked_during_a_run_is_not_paid(app: App, clock: ManualClock) -> None:
+    """The run reads who is verified once, then pays each driver in turn: an operator rejecting a
+    driver's payout details meanwhile must stop that driver's payout, not be overtaken by it."""
+    first = exported(app, clock, "V2G1", "DEE")
+    second = exported(app, clock, "V2G2", "DUE")
+    settlement = app.settlement
+    pay_one = settlement._pay_out_export
+
+    def revoking_the_second_first(driver_id: int) -> int | None:
+        if driver_id == first:
+            settlement.set_driver_kyc(second, KycStatus.REJECTED)
+        return pay_one(driver_id)
+
+    settlement._pay_out_export = revoking_the_second_first  # type: ignore[method-assign]
+    run = settlement.pay_out_export_credits()
+    assert run.paid == {first: 83}
+    assert run.skipped == {second: (83, "payout details not verified (KYC): the credit stays owed")}
+    with app.store.reading() as tx:
+        assert ledger.posted_balances(tx.ledger.entries())[driver_export_credit(second)] == -83
+    assert failing(app) == []

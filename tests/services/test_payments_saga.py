@@ -224,3 +224,35 @@ def test_a_car_left_plugged_in_after_charging_pays_the_idle_fee(app: App, clock:
     assert session is not None and (session.idle_fee, session.cost) == (150, 280 + 150)
     assert gateway(app).total_captured == 430  # beyond the hold: the rest is a top-up
     assert failing(app) == set()
+
+
+def test_a_host_whose_kyc_is_revoked_during_a_payout_run_is_not_paid(app: App, clock: ManualClock) -> None:
+    """The run reads who is verified once, then pays each host in turn: a host sent back to
+    pending meanwhile (new bank details, or the operator's rejection) must not be paid."""
+    hosts = []
+    for n in (1, 2):
+        charger = add_charger(app, f"CP{n}", price=50)
+        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+        booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 30_000)).booking_id
+        clock.advance(60)
+        tx = app.charging.start(f"CP{n}", 1, f"TAG{n}", 0, clock.now()).transaction_id
+        app.charging.stop(f"CP{n}", tx, 20_000, clock.now())
+        with app.store.reading() as t:
+            hosts.append(t.bookings.get(booking).host_id)
+        app.hosting.set_kyc(hosts[-1], KycStatus.VERIFIED)
+    first, second = hosts
+    settlement = app.settlement
+    pay_one = settlement._pay_out
+
+    def revoking_the_second_first(host_id: int) -> int | None:
+        if host_id == first:
+            app.hosting.set_kyc(second, KycStatus.REJECTED)
+        return pay_one(host_id)
+
+    settlement._pay_out = revoking_the_second_first  # type: ignore[method-assign]
+    run = settlement.pay_out_hosts()
+    assert run.paid == {first: 850}
+    assert run.skipped[second][0] == 850
+    with app.store.reading() as t:
+        assert posted_balances(t.ledger.entries())[f"host:{second}:payable"] == -850
+    assert failing(app) == set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -445,6 +445,38 @@ def test_a_decision_is_acknowledged_only_once_every_command_is_done() -> None:
     answers: Iterator[cmd.CommandResult[Any]] = iter([DONE, cmd.Rejected(cmd.Status.REJECTED, None), DONE])
     refused.decide_and_run(replace(LIMITS, decision=4), lambda _c: next(answers))
     assert refused.backend.recorded("limits_delivered") == []  # still owed: sent again
+
+
+def test_a_charger_refusing_a_profile_of_two_periods_still_gets_its_limits_now() -> None:
+    """A charger holds at most `ChargingScheduleMaxPeriods` periods a profile (1.6; 2.0.1
+    PeriodsPerSchedule), which may be 1: it refuses a profile carrying a flexibility event's edge.
+    It is sent its limits as one period each, then, the edge left to the decision at it, and the
+    decision is done; a charger refusing those too leaves it owed."""
+    edge = AT + timedelta(minutes=3)
+    due = replace(LIMITS, decision=4, steps=((1, edge, 1_380),))
+
+    def one_period_only(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, cmd.SetChargingProfile) and len(command.profile.periods) > 1:
+            return cmd.Rejected(cmd.Status.REJECTED, None)
+        return DONE
+
+    w = world()
+    w.decide_and_run(due, one_period_only)
+    assert w.commands() == [
+        ocpp_grid.limit_commands(due.limits_w, AT, due.steps)[0],
+        *ocpp_grid.limit_commands(due.limits_w, AT),
+    ]
+    assert w.backend.recorded("limits_delivered") == [("CP1", 4)]
+    refusing = world()
+    refusing.decide_and_run(due, lambda _c: cmd.Rejected(cmd.Status.REJECTED, None))
+    assert refusing.commands() == [
+        ocpp_grid.limit_commands(due.limits_w, AT, due.steps)[0],
+        ocpp_grid.limit_commands(due.limits_w, AT)[0],
+    ]
+    assert refusing.backend.recorded("limits_delivered") == []
+    gone = world()  # not a refusal of the profile: nothing to send it without its steps
+    gone.decide_and_run(due, lambda _c: cmd.NotConnected("gone"))
+    assert gone.commands() == [ocpp_grid.limit_commands(due.limits_w, AT, due.steps)[0]]
 
 
 def test_a_later_decision_is_never_overtaken_by_an_earlier_one_in_flight() -> None:

@@ -72,3 +72,26 @@ def test_a_step_already_due_replaces_the_limit_rather_than_making_a_period_at_0(
     commands = limit_commands(((1, 4_000),), T0, [(1, T0 + timedelta(milliseconds=300), 2_000)])
     said = {c.connector_no: c.profile.periods for c in commands}  # type: ignore[union-attr]
     assert said == {0: (cmd.SchedulePeriod(0, 2_000),), 1: (cmd.SchedulePeriod(0, 2_000),)}
+
+
+def installed(commands: tuple[cmd.SetChargingProfile | cmd.ClearChargingProfile, ...]) -> ProfileBook:
+    """What a virtual 1.6 charger holds once it took these commands, as it parsed them."""
+    book = ProfileBook()
+    for c in commands:
+        body = c.payload(V16, lambda _tx: None)
+        book.install(profile_from(body["csChargingProfiles"], body["connectorId"], T0), None)
+    return book
+
+
+def test_a_step_is_never_taken_up_before_its_moment_when_it_raises_the_limit() -> None:
+    """An event's end decided ahead: the charger may raise its limit at the end, not before (a
+    lowering may come early, a rise must not). Decided at a moment with microseconds, which the
+    profile's start loses below the millisecond."""
+    at = T0 + timedelta(microseconds=400_400)
+    end = T0 + timedelta(seconds=150, milliseconds=700)
+    book = installed(limit_commands(((1, 1_380), (2, 3_000)), at, [(1, end, 4_000), (2, end, 2_000)]))
+    connectors: dict[int, tuple[TxContext | None, int, int]] = {1: (None, 7_400, 1), 2: (None, 7_400, 1)}
+    before = end - timedelta(milliseconds=1)
+    assert book.shared_limits_w(before, connectors, {1, 2})[1] == 1_380  # not raised yet
+    assert book.shared_limits_w(before, connectors, {1, 2})[2] == 2_000  # lowered by then
+    assert book.shared_limits_w(end + timedelta(seconds=1), connectors, {1, 2}) == {1: 4_000, 2: 2_000}

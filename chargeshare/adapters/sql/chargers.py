@@ -62,8 +62,14 @@ _SET_CONNECTORS_STATUS = (
 SET_CONNECTORS_STATUS = DirectStatement(_SET_CONNECTORS_STATUS)
 SET_CONNECTOR_STATUS = DirectStatement(_SET_CONNECTORS_STATUS.where(_k.connector_no == bindparam("no")))
 STATUS_OF_CONNECTORS = DirectStatement(select(_k.id, _k.status).where(in_ids(_k.id, "ids")))
-MARK_AVAILABLE = DirectStatement(
+_MARK_AVAILABLE = (
     update(t.connectors).where(_k.id == bindparam("connector_pk")).values(available_at=bindparam("at"))
+)
+MARK_AVAILABLE = DirectStatement(_MARK_AVAILABLE)
+# A free report that is not a status report (a 2.0.1 departure): noted unless a later status report
+# stands, compared in the UPDATE itself, as a status report is.
+MARK_AVAILABLE_IF = DirectStatement(
+    _MARK_AVAILABLE.where(or_(_k.status_at.is_(None), _k.status_at <= bindparam("placed_at")))
 )
 AVAILABLE_AT = DirectStatement(select(_k.available_at).where(_k.id == bindparam("connector_pk")))
 SILENT = DirectStatement(
@@ -139,6 +145,7 @@ STATEMENTS = {
     "chargers.set_connector_status": SET_CONNECTOR_STATUS,
     "chargers.status_of_connectors": STATUS_OF_CONNECTORS,
     "chargers.mark_available": MARK_AVAILABLE,
+    "chargers.mark_available_if": MARK_AVAILABLE_IF,
     "chargers.available_at": AVAILABLE_AT,
     "chargers.silent": SILENT,
     "chargers.set_status": SET_STATUS,
@@ -379,8 +386,13 @@ class SqlChargers:
         rows = STATUS_OF_CONNECTORS.rows(self.conn, {"ids": connector_ids})
         return {r[0]: CONNECTOR_STATUSES[r[1]] for r in rows}
 
-    def mark_available(self, connector_id: int, at: datetime) -> None:
-        MARK_AVAILABLE.write(self.conn, {"connector_pk": connector_id, "at": at})
+    def mark_available(
+        self, connector_id: int, at: datetime, *, unless_reported_after: datetime | None = None
+    ) -> bool:
+        params = {"connector_pk": connector_id, "at": at}
+        if unless_reported_after is None:
+            return MARK_AVAILABLE.write(self.conn, params) > 0
+        return MARK_AVAILABLE_IF.write(self.conn, {**params, "placed_at": unless_reported_after}) > 0
 
     def available_at(self, connector_id: int) -> datetime | None:
         found = AVAILABLE_AT.first(self.conn, {"connector_pk": connector_id})
