@@ -1105,6 +1105,34 @@ class MemorySessions(_Repository):
     def unmetered(self) -> Sequence[SessionRecord]:
         return [s for _, s in sorted(self.t.sessions.items()) if s.unmetered]
 
+    def rebill(
+        self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
+    ) -> bool:
+        s = self.t.sessions.get(session_id)
+        if s is None or s.status is not SessionStatus.STOPPED or s.meter_stop_wh != billed_stop_wh:
+            return False
+        self.t.sessions[session_id] = dataclasses.replace(
+            s,
+            meter_stop_wh=meter_stop_wh,
+            meter_last_wh=max(s.meter_last_wh, meter_stop_wh),
+            billed_wh=billed_wh,
+            cost=cost,
+        )
+        return True
+
+    def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:
+        s = self.t.sessions.get(session_id)
+        if (
+            s is None
+            or s.status is not SessionStatus.STOPPED
+            or s.meter_stop_wh is None
+            or register_wh <= s.meter_stop_wh
+            or (s.late_stop_wh is not None and register_wh <= s.late_stop_wh)
+        ):
+            return False
+        self.t.sessions[session_id] = dataclasses.replace(s, late_stop_wh=register_wh, late_stop_at=at)
+        return True
+
 
 # ---- the journal, the outbox, notices ----------------------------------------------------------------
 class MemoryLedger(_Repository):
@@ -1159,6 +1187,13 @@ class MemoryPaymentsOutbox(_Repository):
         self.t.outbox[item_id] = OutboxItem(
             item_id, booking_id, step, amount, key, "pending", 0, due, None, now, None, claimed_by, lease
         )
+        return True
+
+    def reprice_unworked(self, key: str, amount: int) -> bool:
+        item = self.get(key)
+        if item is None or item.status != "pending" or item.attempts or item.claimed_by is not None:
+            return False
+        self.t.outbox[item.item_id] = dataclasses.replace(item, amount=amount)
         return True
 
     @staticmethod

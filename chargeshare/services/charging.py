@@ -17,7 +17,7 @@ from chargeshare.domain.booking import (
     walk_in_period,
 )
 from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
-from chargeshare.domain.errors import BookingConflict, DomainError, NotFound
+from chargeshare.domain.errors import BookingConflict, Busy, DomainError, NotFound
 from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
 from chargeshare.domain.tokens import Basis, IdToken, Situation, TokenStatus, decide
@@ -41,7 +41,7 @@ from chargeshare.services.events import (
 from chargeshare.services.ports import LastSeen, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
-from chargeshare.services.settlement import SettlementService
+from chargeshare.services.settlement import SettlementService, capture_key
 from chargeshare.services.v2g import credit_export, record_export
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,22 @@ FOREIGN_TRANSACTION = "ForeignTransaction"
 # Hosts' notification kinds this service writes.
 CHARGER_OFFLINE = "charger_offline"
 STOP_LOST = "stop_lost"
+STOP_LATE = "stop_late"
+
+
+@dataclass(frozen=True)
+class LateStop:
+    """A stop that came after its session was closed: billed in full (`rebilled`: its capture was
+    still queued), or its energy above the billed reading left unbilled and reported."""
+
+    cp_id: str
+    session_id: int
+    booking_id: int
+    register_wh: int
+    unbilled_wh: int
+    unbilled_p: int
+    rebilled: bool = False
+
 
 # The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
 REFUSED_TRANSACTION_ID = 0
@@ -351,6 +367,71 @@ class ChargingService:
             self.bus.publish(SessionClosedWithoutStop(now, session.session_id, cp_id))
             closed.append(session.session_id)
         return closed
+
+    def _late_stop(
+        self, tx: UnitOfWork, cp_id: str, session: SessionRecord, register_wh: int, now: datetime
+    ) -> list[LateStop]:
+        """A stop whose reading is above the one its stopped session was billed on: it came after
+        the session was closed without it (the lost-stop sweep). Billed on it in full while the
+        capture is still queued and untried; else its reading is kept against the session and the
+        difference reported as unbilled, once per reading (both compare-and-sets in the database,
+        so a repeat, or the same stop in two processes, does it once)."""
+        billed_stop = session.meter_stop_wh
+        if billed_stop is None or register_wh <= billed_stop or session.billed_wh is None:
+            return []
+        booking = tx.bookings.get(session.booking_id)
+        tariff = Tariff(booking.price_per_kwh)
+        energy = billed_energy(session.meter_start_wh, register_wh)
+        cost = tariff.cost(energy) + session.idle_fee
+        capture = tx.outbox.get(capture_key(booking.booking_id))
+        untried = capture is not None and capture.status == "pending" and not capture.attempts
+        if (
+            untried
+            and capture is not None
+            and capture.claimed_by is None
+            and tx.sessions.rebill(
+                session.session_id,
+                billed_stop_wh=billed_stop,
+                meter_stop_wh=register_wh,
+                billed_wh=energy,
+                cost=cost,
+            )
+        ):
+            if not self.settlement.reprice_capture(tx, booking.booking_id, cost):
+                # A worker claimed the capture since we looked: the charger's retry records it.
+                raise Busy(f"the capture of session {session.session_id} is being worked", 1.0)
+            return [LateStop(cp_id, session.session_id, booking.booking_id, register_wh, 0, 0, rebilled=True)]
+        if not tx.sessions.record_late_stop(session.session_id, register_wh, now):
+            return []  # this reading (or a higher one) was recorded already
+        unbilled_wh = register_wh - billed_stop
+        unbilled_p = tariff.cost(energy) - tariff.cost(session.billed_wh)
+        tx.notifications.add(
+            booking.host_id,
+            STOP_LATE,
+            f"Session {session.session_id}: its stop came after it was closed",
+            f"Charger {cp_id} sent the stop of session {session.session_id} at "
+            f"{now:%Y-%m-%d %H:%M} UTC, after it had been closed and billed {session.billed_wh} Wh; "
+            f"the {unbilled_wh} Wh delivered since its last reading ({unbilled_p}p) were not billed.",
+            now,
+        )
+        return [LateStop(cp_id, session.session_id, booking.booking_id, register_wh, unbilled_wh, unbilled_p)]
+
+    def _report_late(self, late: LateStop) -> None:
+        if late.rebilled:
+            log.info(
+                "session %s: its stop came after it was closed, before its capture; billed %s Wh",
+                late.session_id,
+                late.register_wh,
+            )
+            self.settlement.queued(late.booking_id)
+            return
+        log.warning(
+            "session %s on %s: its stop came after it was closed and captured; %s Wh (%sp) unbilled",
+            late.session_id,
+            late.cp_id,
+            late.unbilled_wh,
+            late.unbilled_p,
+        )
 
     def _presented(self, tx: UnitOfWork, id_tag: str, now: datetime) -> _Presented:
         """A token row of this value decides; else a driver's booking id tag is Accepted."""
@@ -824,7 +905,37 @@ class ChargingService:
         freed_before: datetime | None = None,
     ) -> tuple[AuthStatus, bool]:
         """`stop`, also saying whether this call is the one that stopped (and billed) the session.
-        `lost`: closed by the sweep, only if still freed before `freed_before`, on its last reading."""
+        `lost`: closed by the sweep, only if still freed before `freed_before`, on its last reading.
+        A measured stop for a session stopped already is a late stop (`_late_stop`)."""
+        late: list[LateStop] = []
+        result = self._stop_once(
+            cp_id,
+            transaction_id,
+            meter_stop,
+            timestamp,
+            lost=lost,
+            start_read=start_read,
+            stop_read=stop_read and not lost,
+            freed_before=freed_before,
+            late=late,
+        )
+        for found in late:  # committed: said once, whichever process or retry recorded it
+            self._report_late(found)
+        return result
+
+    def _stop_once(
+        self,
+        cp_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: datetime,
+        *,
+        lost: bool,
+        start_read: bool | None,
+        stop_read: bool,
+        freed_before: datetime | None,
+        late: list[LateStop],
+    ) -> tuple[AuthStatus, bool]:
         self._alive(cp_id)
         now = self.clock.now()
         with self.store.transaction() as tx:
@@ -832,6 +943,8 @@ class ChargingService:
             if session is None or self._foreign(tx, cp_id, transaction_id, "StopTransaction"):
                 return AuthStatus.INVALID, False
             if session.status is SessionStatus.STOPPED:
+                if stop_read:
+                    late.extend(self._late_stop(tx, cp_id, session, meter_stop, now))
                 return AuthStatus.ACCEPTED, False
             if lost:
                 # The sweep read it in a transaction of its own: an in-use report since keeps it
@@ -867,6 +980,10 @@ class ChargingService:
                 idle_fee=idle_fee,
                 unmetered=flagged,
             ):
+                # Another process closed it meanwhile (the lost-stop sweep): this stop came late.
+                closed = tx.sessions.get(transaction_id) if stop_read and not lost else None
+                if closed is not None and closed.status is SessionStatus.STOPPED:
+                    late.extend(self._late_stop(tx, cp_id, closed, meter_stop, now))
                 return AuthStatus.ACCEPTED, False
             if lost:
                 tx.notifications.add(

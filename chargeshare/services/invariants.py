@@ -341,6 +341,31 @@ def billed_energy_matches_meter(s: Snapshot) -> InvariantResult:
     )
 
 
+def late_stops_unbilled_once(s: Snapshot) -> InvariantResult:
+    """A stop kept as late (it came after its session was closed and captured) is above the reading
+    billed: the energy it reports unbilled was never billed too. The description totals it."""
+    late = [x for x in s.sessions if x.late_stop_wh is not None]
+    prices = {b.booking_id: b.price_per_kwh for b in s.bookings}
+    failures, unbilled_wh, unbilled_p = [], 0, 0
+    for x in late:
+        assert x.late_stop_wh is not None
+        if x.meter_stop_wh is None or x.billed_wh is None or x.late_stop_wh <= x.meter_stop_wh:
+            failures.append(
+                f"session {x.session_id}: late stop {x.late_stop_wh} Wh, billed to {x.meter_stop_wh} Wh"
+            )
+            continue
+        tariff = Tariff(prices.get(x.booking_id, 0))
+        unbilled_wh += x.late_stop_wh - x.meter_stop_wh
+        unbilled_p += tariff.cost(x.late_stop_wh - x.meter_start_wh) - tariff.cost(x.billed_wh)
+    return _result(
+        "late_stops_unbilled_once",
+        f"a stop that came after its session was closed and captured is above the reading billed "
+        f"({len(late)} such, {unbilled_wh} Wh, {unbilled_p}p unbilled)",
+        len(late),
+        failures,
+    )
+
+
 def no_open_sessions(s: Snapshot) -> InvariantResult:
     open_ = [x for x in s.sessions if x.status is not SessionStatus.STOPPED]
     active = [b for b in s.bookings if b.status in (BookingStatus.ACTIVE, BookingStatus.REQUESTED)]
@@ -694,6 +719,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     processor_fees_recorded,
     payouts_within_earnings,
     billed_energy_matches_meter,
+    late_stops_unbilled_once,
     no_stale_placement,
     one_settlement_per_stopped_session,
     one_close_per_unused_booking,

@@ -451,6 +451,18 @@ class Sessions(Protocol):
         """Stopped sessions billed without a measurement, by id (for operators)."""
         ...
 
+    def rebill(
+        self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
+    ) -> bool:
+        """Bill a stopped session on a later stop reading (compare-and-set on the stop reading it
+        was billed on, `billed_stop_wh`): False, changing nothing, if it is not that any more."""
+        ...
+
+    def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:
+        """Keep the reading of a stop that came after the session was stopped, if it is above both
+        its billed stop reading and any late reading kept: False, changing nothing, otherwise."""
+        ...
+
 
 class Ledger(Protocol):
     def add(self, entries: Sequence[JournalEntry]) -> None:
@@ -518,6 +530,11 @@ class PaymentsOutbox(Protocol):
         """Record how a step `worker` holds went and let it go; False if the claim was lost (its
         lease ran out and another worker took it), in which case nothing is written. `declined`:
         the card declined this attempt's authorisation (counted in `declines`)."""
+        ...
+
+    def reprice_unworked(self, key: str, amount: int) -> bool:
+        """Change the amount of a pending step no worker has ever claimed (so no gateway call was
+        made under its key): False, changing nothing, for one claimed, tried or finished."""
         ...
 
     def get(self, key: str) -> OutboxItem | None: ...

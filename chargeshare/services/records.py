@@ -85,6 +85,9 @@ class SessionRecord:
     idle_fee: int = 0
     freed_at: datetime | None = None  # its connector was reported free before its stop arrived
     unmetered: bool = False  # billed without a measurement (see domain.session.unmetered)
+    # A stop that came after the session was closed as lost: its reading (above the billed one).
+    late_stop_wh: int | None = None
+    late_stop_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,11 @@ def _key(booking_id: int, step: str) -> str:
     return f"booking:{booking_id}:{step}"
 
 
+def capture_key(booking_id: int) -> str:
+    """The idempotency key of a stopped session's capture step."""
+    return _key(booking_id, CAPTURE)
+
+
 def _authorisation_key(item: OutboxItem) -> str:
     """The key of a step's fresh authorisation (a walk-in's capture, a charge after a lapsed hold, a
     top-up). An exact repeat of an attempt (a retry after a failed capture, a worker taking over a
@@ -222,6 +227,11 @@ class SettlementService:
     def queue_capture(self, tx: UnitOfWork, booking_id: int, cost: int) -> None:
         """The stopped session's exact cost, captured and split. Asking twice queues it once."""
         tx.outbox.enqueue(booking_id, CAPTURE, cost, _key(booking_id, CAPTURE), self.clock.now())
+
+    def reprice_capture(self, tx: UnitOfWork, booking_id: int, cost: int) -> bool:
+        """Make a queued capture the session's corrected cost, only while no worker has ever
+        claimed it (no gateway call went out under its key). False, changing nothing, otherwise."""
+        return tx.outbox.reprice_unworked(capture_key(booking_id), cost)
 
     def queue_close(self, tx: UnitOfWork, booking_id: int, fee: int) -> None:
         """A booking that ended without charging: capture its fee (no-show, late cancel), or release."""

@@ -96,9 +96,21 @@ UPDATE = DirectStatement(
         lease_until=None,
     )
 )
+# Only a step no worker ever claimed: once one has, a gateway call may have gone out under its key.
+REPRICE_UNWORKED = DirectStatement(
+    update(t.payment_outbox)
+    .where(
+        _o.idempotency_key == bindparam("key"),
+        _o.status == "pending",
+        _o.attempts == 0,
+        _o.claimed_by.is_(None),
+    )
+    .values(amount=bindparam("new_amount"))
+)
 
 STATEMENTS = {
     "outbox.by_key": BY_KEY,
+    "outbox.reprice_unworked": REPRICE_UNWORKED,
     "outbox.enqueue": ENQUEUE,
     "outbox.due": DUE,
     "outbox.pending_of": PENDING_OF,
@@ -177,6 +189,9 @@ class SqlPaymentsOutbox:
             "more_declines": int(declined),
         }
         return FINISH.write(self.conn, params) == 1
+
+    def reprice_unworked(self, key: str, amount: int) -> bool:
+        return REPRICE_UNWORKED.write(self.conn, {"key": key, "new_amount": amount}) == 1
 
     def get(self, key: str) -> OutboxItem | None:
         r = BY_KEY.first_mapping(self.conn, {"key": key})

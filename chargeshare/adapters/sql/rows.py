@@ -169,6 +169,8 @@ def session_record(r: Mapping[Any, Any]) -> SessionRecord:
         idle_fee=r["idle_fee"],
         freed_at=r["freed_at"],
         unmetered=bool(r["unmetered"]),
+        late_stop_wh=r["late_stop_wh"],
+        late_stop_at=r["late_stop_at"],
     )
 
 

@@ -234,6 +234,10 @@ sessions = Table(
     Column("freed_at", UTCDateTime()),
     # Billed without a measurement: the start register was never read, or nothing was read after it.
     Column("unmetered", Boolean, nullable=False, default=False, server_default=false()),
+    # The reading of a stop that came after the session was closed as lost and billed: the energy
+    # above its billed stop reading was delivered and not billed (see ChargingService._late_stop).
+    Column("late_stop_wh", BigInteger),
+    Column("late_stop_at", UTCDateTime()),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
     # Open sessions: the stops owed and the lost-stop sweep read only these.

@@ -120,6 +120,32 @@ STOP = DirectStatement(
         unmetered=bindparam("unmetered_flag"),
     )
 )
+# Compare-and-set on the stop reading it was billed on: of two late stops racing, one rebills it.
+REBILL = DirectStatement(
+    update(t.sessions)
+    .where(
+        _s.id == bindparam("session_pk"),
+        _s.status == SessionStatus.STOPPED.value,
+        _s.meter_stop_wh == bindparam("billed_stop"),
+    )
+    .values(
+        meter_stop_wh=bindparam("stop_wh"),
+        meter_last_wh=_register_at_least("stop_wh"),
+        billed_wh=bindparam("billed"),
+        cost=bindparam("cost_p"),
+    )
+)
+# Kept once per reading: a repeat (or a lower one) changes nothing, so it is reported once.
+RECORD_LATE_STOP = DirectStatement(
+    update(t.sessions)
+    .where(
+        _s.id == bindparam("session_pk"),
+        _s.status == SessionStatus.STOPPED.value,
+        _s.meter_stop_wh < bindparam("late_wh"),
+        or_(_s.late_stop_wh.is_(None), _s.late_stop_wh < bindparam("late_wh")),
+    )
+    .values(late_stop_wh=bindparam("late_wh"), late_stop_at=bindparam("late_at"))
+)
 FOR_BOOKING = DirectStatement(select(t.sessions).where(_s.booking_id == bindparam("booking_pk")))
 FOR_BOOKINGS = DirectStatement(select(t.sessions).where(in_ids(_s.booking_id, "booking_ids")))
 CHARGE_POINTS_OF = DirectStatement(
@@ -161,6 +187,8 @@ STATEMENTS = {
     "sessions.mark_idle": MARK_IDLE,
     "sessions.mark_idle_once": MARK_IDLE_ONCE,
     "sessions.stop": STOP,
+    "sessions.rebill": REBILL,
+    "sessions.record_late_stop": RECORD_LATE_STOP,
     "sessions.mark_freed": MARK_FREED,
     "sessions.mark_freed_once": MARK_FREED_ONCE,
     "sessions.freed_before": FREED_BEFORE,
@@ -354,6 +382,22 @@ class SqlSessions:
             "unmetered_flag": unmetered,
         }
         return STOP.write(self.conn, params) == 1
+
+    def rebill(
+        self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
+    ) -> bool:
+        params = {
+            "session_pk": session_id,
+            "billed_stop": billed_stop_wh,
+            "stop_wh": meter_stop_wh,
+            "billed": billed_wh,
+            "cost_p": cost,
+        }
+        return REBILL.write(self.conn, params) == 1
+
+    def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:
+        params = {"session_pk": session_id, "late_wh": register_wh, "late_at": at}
+        return RECORD_LATE_STOP.write(self.conn, params) == 1
 
     def unmetered(self) -> Sequence[SessionRecord]:
         q = select(t.sessions).where(_s.unmetered.is_(True)).order_by(_s.id)
