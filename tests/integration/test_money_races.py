@@ -221,6 +221,8 @@ def test_a_stop_racing_the_lost_stop_close_bills_the_session_once(pg: App, pause
         (capture,) = [i for i in tx.outbox.all() if i.booking_id == booking and i.step == "capture"]
     assert record is not None and (record.billed_wh, record.cost) == (2_000, 80)  # its last reading
     assert capture.amount == record.cost
+    # The stop came late, after the close's capture: its reading is kept, its 1,000 Wh unbilled.
+    assert record.late_stop_wh == 3_000
     pg.settlement.process_due()
     assert_invariants(pg)
 
