@@ -400,6 +400,15 @@ class ChargingService:
             if not self.settlement.reprice_capture(tx, booking.booking_id, cost):
                 # A worker claimed the capture since we looked: the charger's retry records it.
                 raise Busy(f"the capture of session {session.session_id} is being worked", 1.0)
+            tx.notifications.add(  # the host was told it was billed on its last reading
+                booking.host_id,
+                STOP_LATE,
+                f"Session {session.session_id}: its stop came after it was closed",
+                f"Charger {cp_id} sent the stop of session {session.session_id} at "
+                f"{now:%Y-%m-%d %H:%M} UTC, after it had been closed on {session.billed_wh} Wh and "
+                f"before its payment was taken: it is billed in full, {energy} Wh.",
+                now,
+            )
             return [LateStop(cp_id, session.session_id, booking.booking_id, register_wh, 0, 0, rebilled=True)]
         if not tx.sessions.record_late_stop(session.session_id, register_wh, now):
             return []  # this reading (or a higher one) was recorded already
@@ -915,7 +924,7 @@ class ChargingService:
             timestamp,
             lost=lost,
             start_read=start_read,
-            stop_read=stop_read and not lost,
+            stop_read=stop_read,
             freed_before=freed_before,
             late=late,
         )
@@ -943,7 +952,7 @@ class ChargingService:
             if session is None or self._foreign(tx, cp_id, transaction_id, "StopTransaction"):
                 return AuthStatus.INVALID, False
             if session.status is SessionStatus.STOPPED:
-                if stop_read:
+                if stop_read and not lost:
                     late.extend(self._late_stop(tx, cp_id, session, meter_stop, now))
                 return AuthStatus.ACCEPTED, False
             if lost:

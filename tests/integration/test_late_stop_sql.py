@@ -49,7 +49,7 @@ def test_a_late_stop_sent_again_is_kept_or_billed_once(
         assert captured(sql_app) == 12 and len(late_notices(sql_app)) == 1
     else:
         assert (s.billed_wh, s.cost, s.late_stop_wh) == (1_000, 40, None)
-        assert captured(sql_app) == 40 and late_notices(sql_app) == []
+        assert captured(sql_app) == 40 and len(late_notices(sql_app)) == 1
     assert failing(sql_app) == set()
 
 
@@ -102,7 +102,7 @@ def test_one_late_stop_in_two_processes_at_once_is_kept_or_billed_once(
             assert captured(first) == 12 and len(late_notices(first)) == 1
         else:
             assert (s.billed_wh, s.late_stop_wh) == (1_000, None)
-            assert captured(first) == 40 and late_notices(first) == []
+            assert captured(first) == 40 and len(late_notices(first)) == 1
         assert failing(first) == set()
     finally:
         second.close()
