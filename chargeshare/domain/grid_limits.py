@@ -129,10 +129,9 @@ def effective_limit_w(
     return min([base_w, *lowered])
 
 
-def next_edge(events: Iterable[FlexEvent], after: datetime, until: datetime) -> datetime | None:
-    """The first moment in (after, until] at which a flexibility event begins or ends."""
-    edges = [t for e in events for t in (e.starts_at, e.ends_at) if after < t <= until]
-    return min(edges, default=None)
+def edges_within(events: Iterable[FlexEvent], after: datetime, until: datetime) -> list[datetime]:
+    """Every moment in (after, until] at which a flexibility event begins or ends, in order."""
+    return sorted({t for e in events for t in (e.starts_at, e.ends_at) if after < t <= until})
 
 
 def capacities_w(

@@ -38,8 +38,8 @@ from chargeshare.domain.grid_limits import (
     Site,
     allocate,
     constraints,
+    edges_within,
     lower_before_raise,
-    next_edge,
 )
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
@@ -273,8 +273,8 @@ class GridService:
     def _decide(
         self, tx: UnitOfWork, members: dict[int, int], now: datetime
     ) -> tuple[dict[int, int], dict[int, Step], dict[int, _Connector], dict[int, list[_Key]]]:
-        """Each connector's limit now, the step it takes at the next flexibility event edge within
-        `look_ahead` (where that differs), where each connector is, and the limits it sits under."""
+        """Each connector's limit now, the step it takes at the first flexibility event edge within
+        `look_ahead` where its limit changes, where each connector is, and the limits it sits under."""
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
         by_site = {s.site_id: s for s in sites}
         under: dict[int, list[_Key]] = {}
@@ -295,11 +295,13 @@ class GridService:
                 else:
                     charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
         wanted = dict(allocate(sites, feeders, charging, events, now, idle=idle, min_w=self.min_w).limits_w)
-        edge = next_edge(events, now, now + self.look_ahead)
-        if edge is None:
-            return wanted, {}, where, under
-        then = allocate(sites, feeders, charging, events, edge, idle=idle, min_w=self.min_w).limits_w
-        steps = {c: (edge, then[c]) for c, w in wanted.items() if then.get(c, w) != w}
+        # Each connector's first change: an edge elsewhere (another site's event) must not hide it.
+        steps: dict[int, Step] = {}
+        for edge in edges_within(events, now, now + self.look_ahead):
+            then = allocate(sites, feeders, charging, events, edge, idle=idle, min_w=self.min_w).limits_w
+            for connector_id, w in wanted.items():
+                if connector_id not in steps and then.get(connector_id, w) != w:
+                    steps[connector_id] = (edge, then[connector_id])
         return wanted, steps, where, under
 
     @staticmethod

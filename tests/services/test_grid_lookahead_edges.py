@@ -68,11 +68,6 @@ def test_two_edges_within_the_look_ahead_are_both_on_the_chargers(app: App, cloc
         assert sum(held.values()) <= feeder_w, (moment, held)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the look-ahead takes the first edge of any event, wherever it is: an event on another "
-    "site that starts first hides this feeder's edge, and no step is sent for it",
-)
 def test_an_edge_elsewhere_does_not_hide_the_next_edge_of_this_feeder(app: App, clock: ManualClock) -> None:
     a_feeder_of_three(app)
     start(app, "CP1", 1, clock)
