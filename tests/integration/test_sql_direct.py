@@ -95,7 +95,18 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     # A booking left unquoted, for the quote's insert (every booking is quoted when made).
     with sql_store(app).engine.begin() as conn:
         conn.execute(delete(t.booking_quotes).where(t.booking_quotes.c.booking_id == gone_booking))
+    # A session on another charger, stopped at 2,000 Wh: what a late stop rebills or is kept on.
+    other = add_charger(app, "CP9")
+    other_driver = app.marketplace.add_driver("D9", "TAG9").driver_id
+    app.bookings.book(BookRequest(other_driver, other, 1, 60, 10_000))
+    stopped = app.charging.start("CP9", 1, "TAG9", 1_000, clock.now()).transaction_id
+    app.charging.stop("CP9", stopped, 2_000, clock.now())
     values = {
+        "stopped_session": stopped,
+        "billed_stop": 2_000,
+        "late_wh": 2_500,
+        "late_at": clock.now(),
+        "new_amount": 150,
         "cp_id": "CP1",
         "seen_at": clock.now(),
         "charger_pk": charger,
@@ -264,6 +275,8 @@ FRESH: dict[str, dict[str, Any]] = {
     "outbox.finish": {"item_pk": "claimed_item"},
     "sessions.held_by_another": {"booking_pk": "later_booking"},
     "pricing.add_quote": {"row_booking_id": "gone_booking"},
+    "sessions.rebill": {"session_pk": "stopped_session"},
+    "sessions.record_late_stop": {"session_pk": "stopped_session"},
 }
 
 
