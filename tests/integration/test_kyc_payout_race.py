@@ -4,9 +4,8 @@ them may still commit. The rejection waits on their row, which the payout holds.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,37 +17,15 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.settlement import PayoutRun
 from tests.conftest import add_charger
+from tests.integration.pausing import PausesAfter
 from tests.services.test_export_payouts import exported
 
 pytestmark = pytest.mark.postgres
 
 
-class PausesAfterReadingTheCredit:
-    """The store, but one thread's unit of work stops right after it reads the ledger (the driver's
-    row locked and their payout details checked by then), until told to go on."""
-
-    def __init__(self, inner: Any, thread: Callable[[], bool]) -> None:
-        self.inner, self.paused_thread = inner, thread
-        self.read, self.go = threading.Event(), threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self.inner.transaction() as tx:
-            if self.paused_thread():
-                repository = tx.ledger
-                entries = repository.entries
-
-                def read_then_wait(*args: Any, **kwargs: Any) -> Any:
-                    found = entries(*args, **kwargs)
-                    self.read.set()
-                    assert self.go.wait(30), "never told to go on"
-                    return found
-
-                repository.entries = read_then_wait
-            yield tx
+def pauses_after_reading_the_credit(inner: Any, thread: Callable[[], bool]) -> PausesAfter:
+    """The store, paused in the chosen thread right after `ledger.entries`."""
+    return PausesAfter(inner, thread, "ledger", "entries")
 
 
 WAITING_ON_A_LOCK = (
@@ -72,7 +49,7 @@ def rejected_during_a_payout(
     """Run `pay` in a thread paused once it has read the ledger under its payee's lock, `reject`
     meanwhile; whether the rejection returned while the payout was still to commit, and the run."""
     payer: list[threading.Thread] = []
-    store = PausesAfterReadingTheCredit(app.store, lambda: threading.current_thread() in payer)
+    store = pauses_after_reading_the_credit(app.store, lambda: threading.current_thread() in payer)
     app.settlement.store = store
     runs: list[PayoutRun] = []
     payout = threading.Thread(target=lambda: runs.append(pay()))

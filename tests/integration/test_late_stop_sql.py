@@ -4,9 +4,7 @@ or two processes apply it at once. The service's rules are in tests/services/tes
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,6 +12,7 @@ from chargeshare.bootstrap import App, Config, build
 from chargeshare.ocpp import csms_v16
 from chargeshare.services.clock import ManualClock
 from tests.conftest import SQLITE_MEMORY, T0, build_for_tests
+from tests.integration.test_money_races import at_once
 from tests.services.test_late_stop import (
     captured,
     closed_as_lost,
@@ -51,25 +50,6 @@ def test_a_late_stop_sent_again_is_kept_or_billed_once(
         assert (s.billed_wh, s.cost, s.late_stop_wh) == (1_000, 40, None)
         assert captured(sql_app) == 40 and len(late_notices(sql_app)) == 1
     assert failing(sql_app) == set()
-
-
-def at_once(*calls: Callable[[], Any]) -> list[Any]:
-    start = threading.Barrier(len(calls))
-    out: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Callable[[], Any]) -> None:
-        start.wait()
-        try:
-            out[i] = call()
-        except Exception as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=60)
-    return out
 
 
 @pytest.mark.postgres

@@ -5,9 +5,8 @@ the first still applies its start. One after the other, either way round, the se
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,37 +17,14 @@ from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests.conftest import add_charger
+from tests.integration.pausing import PausesAfter
 
 pytestmark = pytest.mark.postgres
 
 
-class PausesAfterFindingTheBooking:
-    """The store, but one thread's unit of work stops right after it looks up the booking a start
-    is for (the charger and its connectors read by then), until told to go on."""
-
-    def __init__(self, inner: Any, thread: Callable[[], bool]) -> None:
-        self.inner, self.paused_thread = inner, thread
-        self.read, self.go = threading.Event(), threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self.inner.transaction() as tx:
-            if self.paused_thread() and not self.read.is_set():
-                bookings = tx.bookings
-                for_start = bookings.for_start
-
-                def find_then_wait(*args: Any, **kwargs: Any) -> Any:
-                    found = for_start(*args, **kwargs)
-                    if not self.read.is_set():
-                        self.read.set()
-                        assert self.go.wait(30), "never told to go on"
-                    return found
-
-                bookings.for_start = find_then_wait
-            yield tx
+def pauses_after_finding_the_booking(inner: Any, thread: Callable[[], bool]) -> PausesAfter:
+    """The store, paused in the chosen thread right after `bookings.for_start`."""
+    return PausesAfter(inner, thread, "bookings", "for_start")
 
 
 def test_a_replayed_start_racing_a_newer_free_report_is_freed(pg_app: App, clock: ManualClock) -> None:
@@ -60,7 +36,7 @@ def test_a_replayed_start_racing_a_newer_free_report_is_freed(pg_app: App, clock
     pg_app.charging.status("CP1", 1, ConnectorStatus.CHARGING, began)
     clock.advance(20 * 60)  # the charger away meanwhile; the car charged and left
     starter: list[threading.Thread] = []
-    store = PausesAfterFindingTheBooking(pg_app.store, lambda: threading.current_thread() in starter)
+    store = pauses_after_finding_the_booking(pg_app.store, lambda: threading.current_thread() in starter)
     pg_app.charging.store = store
     started: list[int] = []
     start = threading.Thread(
