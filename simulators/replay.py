@@ -48,7 +48,7 @@ from chargeshare.services.rate_limits import ApiLimits
 from simulators.driver import DriverStats
 from simulators.fleet import CITIES
 from simulators.live import DEFAULT_START, GRID_SAMPLE_EVERY_S
-from simulators.replay_grid import DecidedLimits, LoadCurves, ReplayGridMeter, recorded_limits
+from simulators.replay_grid import DecidedLimits, LoadCurves, ReplayGridMeter, decode_frame, recorded_limits
 from simulators.report import RunReport, summarise
 from simulators.trace import SETUP_KINDS, Record, Trace, changes_grid
 
@@ -120,7 +120,7 @@ class _Pairs:
         for r in trace.records:
             if r.kind != "ocpp":
                 continue
-            frame = _decode(r.data["frame"])
+            frame = decode_frame(r.data["frame"])
             if frame is None or len(frame) < 2:
                 continue
             uid = str(frame[1])
@@ -134,14 +134,6 @@ class _Pairs:
                     pairs.answer_to[call.line] = r
                     pairs.call_of[r.line] = call
         return pairs
-
-
-def _decode(text: str) -> list[Any] | None:
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        return None
-    return frame if isinstance(frame, list) else None
 
 
 class _ChargerChecks:
@@ -550,7 +542,7 @@ class Replayer:
         for r in self.trace.records:
             if r.kind != "ocpp" or r.data["cp"] in registered:
                 continue
-            frame = _decode(r.data["frame"])
+            frame = decode_frame(r.data["frame"])
             highest = 1
             if frame is not None and len(frame) == 4 and isinstance(frame[3], dict):
                 payload = frame[3]
@@ -636,7 +628,7 @@ class Replayer:
     def _ocpp_in(self, r: Record) -> None:
         cp, version, text = r.data["cp"], r.data["version"], r.data["frame"]
         self._ensure_charger(cp)
-        frame = _decode(text)
+        frame = decode_frame(text)
         if frame is not None and len(frame) >= 3 and frame[0] in (3, 4):
             self._answer_to_us(r, frame)
             return
@@ -658,12 +650,12 @@ class Replayer:
         reply = self._connection(cp, version).receive(text).reply
         recorded = self.pairs.answer_to.get(r.line)
         if recorded is None and action == "StartTransaction" and reply is not None:
-            new = _decode(reply)
+            new = decode_frame(reply)
             if new is not None and new[0] == 3 and new[2].get("transactionId"):
                 self.unmapped[cp].append(new[2]["transactionId"])
         if reply is None or recorded is None:
             return
-        self._compare(r, action, _decode(reply), _decode(recorded.data["frame"]))
+        self._compare(r, action, decode_frame(reply), decode_frame(recorded.data["frame"]))
 
     def _compare(self, r: Record, action: Any, ours: list[Any] | None, theirs: list[Any] | None) -> None:
         if ours is None or theirs is None:
@@ -687,7 +679,7 @@ class Replayer:
         call = self.pairs.call_of.get(r.line)
         if call is None or frame[0] != 3:
             return
-        sent = _decode(call.data["frame"])
+        sent = decode_frame(call.data["frame"])
         if sent is not None and len(sent) == 4 and sent[2] == "SetChargingProfile":
             if (
                 isinstance(frame[2], dict)

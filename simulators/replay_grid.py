@@ -74,7 +74,7 @@ class LoadCurves:
         for r in trace.records:
             if r.kind != "ocpp" or r.data["dir"] != "in":
                 continue
-            frame = _decode(r.data["frame"])
+            frame = decode_frame(r.data["frame"])
             if frame is None or len(frame) != 4 or frame[0] != 2 or not isinstance(frame[3], dict):
                 continue
             action, payload, cp = frame[2], frame[3], r.data["cp"]
@@ -102,7 +102,7 @@ class LoadCurves:
             tx = _Transaction((cp, int(payload.get("connectorId", 1))))
             tx.readings.append((_at(payload.get("timestamp"), r), int(payload["meterStart"])))
             answer = answer_of(r)
-            reply = None if answer is None else _decode(answer.data["frame"])
+            reply = None if answer is None else decode_frame(answer.data["frame"])
             answered = reply is not None and reply[0] == 3 and isinstance(reply[2], dict)
             tx_id = reply[2].get("transactionId") if answered and reply is not None else None
             if tx_id:
@@ -238,7 +238,7 @@ def recorded_limits(trace: Trace) -> dict[Connector, Timeline]:
     for r in trace.records:
         if r.kind != "ocpp" or r.data["dir"] != "out":
             continue
-        frame = _decode(r.data["frame"])
+        frame = decode_frame(r.data["frame"])
         if frame is None or len(frame) != 4 or frame[0] != 2 or frame[2] != "SetChargingProfile":
             continue
         payload = frame[3]
@@ -300,7 +300,8 @@ class DecidedLimits:
         return out
 
 
-def _decode(text: str) -> list[Any] | None:
+def decode_frame(text: str) -> list[Any] | None:
+    """A recorded OCPP-J frame as its JSON array, or None when it is not one."""
     try:
         frame = json.loads(text)
     except ValueError:

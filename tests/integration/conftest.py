@@ -25,3 +25,12 @@ def pg_app(postgres_url: str, clock: ManualClock) -> Iterator[App]:
     a = build(Config(database_url=postgres_url, locks_enabled=False, password_hash="fast"), clock=clock)
     yield a
     a.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sql_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
+    """The app on each SQL store in turn: SQLite in memory, then a fresh PostgreSQL database."""
+    url = SQLITE_MEMORY if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    app = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
+    yield app
+    app.close()

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from chargeshare.adapters.sql.v2g import SqlV2g
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidField
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, posted_balances
 from chargeshare.services.clock import ManualClock
@@ -22,14 +21,6 @@ from tests.integration.test_grid_and_fleet_races import in_thread
 from tests.services.test_export_payouts import exported
 from tests.services.test_grid_settlement import to_april
 from tests.services.test_v2g_service import failing
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def settlements_in_ledger(app: App) -> list[int]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from chargeshare.adapters.sql.pricing import SqlPricing
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.errors import QuoteUsed, RequestInProgress
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.services.booking import BookRequest
@@ -28,14 +27,6 @@ from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_loc
 from tests.integration.test_grid_and_fleet_races import in_thread
 from tests.services.test_held_quotes import DEARER, START, twin_charger
 from tests.services.test_pricing_service import failing, host_of
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    a = build(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield a
-    a.close()
 
 
 def held_for(app: App) -> tuple[int, int, HeldQuote]:

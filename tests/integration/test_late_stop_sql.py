@@ -4,14 +4,12 @@ or two processes apply it at once. The service's rules are in tests/services/tes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.ocpp import csms_v16
 from chargeshare.services.clock import ManualClock
-from tests.conftest import SQLITE_MEMORY, T0, build_for_tests
+from tests.conftest import T0
 from tests.integration.test_money_races import at_once
 from tests.services.test_late_stop import (
     captured,
@@ -21,14 +19,6 @@ from tests.services.test_late_stop import (
     session,
     stop16,
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql_app(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[App]:
-    url = SQLITE_MEMORY if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build_for_tests(Config(database_url=url, locks_enabled=False, password_hash="fast"), clock=clock)
-    yield app
-    app.close()
 
 
 @pytest.mark.parametrize("capture_tried", [True, False])
