@@ -145,7 +145,12 @@ class ChargerRegistry:
             smart=app.smart,
             grid=app.grid,
             reports=app.reports,
-            metering=MeteringPolicy(rules.meter_sample_interval_s, rules.meter_quarter_interval_s)
+            metering=MeteringPolicy(
+                rules.meter_sample_interval_s,
+                rules.meter_quarter_interval_s,
+                # Retries over well before the lost-stop sweep would close the session without them.
+                retry_within_s=rules.lost_stop_grace_s * 2 // 3,
+            )
             if rules.configure_metering
             else None,
             dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart),

@@ -51,7 +51,7 @@ def _said(result: cmd.CommandResult[Any]) -> str:
 
 
 def configure(version: OcppVersion, policy: metering.MeteringPolicy) -> Generator[Send, Any, MeteringSetup]:
-    read = yield Send(cmd.GetSettings(metering.keys(version)))
+    read = yield Send(cmd.GetSettings(metering.keys(version, policy)))
     if not isinstance(read, cmd.Done):
         return MeteringSetup(read)
     changes = []

@@ -72,7 +72,14 @@ async def test_a_16_charger_is_made_to_meter_after_its_boot_is_answered(central:
         assert (await boot16(cp)).status == "Accepted"
         await eventually(lambda: len(script.asked("ChangeConfiguration")) == 2, "the metering settings")
     assert script.asked("GetConfiguration") == [
-        {"key": ["MeterValueSampleInterval", "MeterValuesSampledData"]}
+        {
+            "key": [
+                "MeterValueSampleInterval",
+                "MeterValuesSampledData",
+                "TransactionMessageAttempts",
+                "TransactionMessageRetryInterval",
+            ]
+        }
     ]
     assert script.config16 == {
         "MeterValueSampleInterval": "60",
@@ -121,6 +128,31 @@ async def test_a_charger_that_already_meters_or_is_unregistered_is_left_alone(ce
     assert stranger.received == [] and central.sent_to("STRANGER")[0][0] == 3
 
 
+async def test_a_charger_retrying_for_longer_than_the_lost_stop_grace_retries_sooner(
+    central: Central,
+) -> None:
+    """Five sendings 60 s apart wait 600 s in all, past the 300 s after which a session whose
+    connector is free is closed on its last reading: the interval is shortened so every retry of
+    a stop the backend failed to process comes within two thirds of it."""
+    add_charger(central.app, "RETRY16", online=False)
+    script = Script(
+        config16={
+            "MeterValueSampleInterval": "60",
+            "MeterValuesSampledData": ENERGY,
+            "TransactionMessageAttempts": "5",
+            "TransactionMessageRetryInterval": "60",
+        },
+        readonly16=set(),
+    )
+    async with library_cp16(central.ws, "RETRY16", script) as cp:
+        assert (await boot16(cp)).status == "Accepted"
+        await eventually(lambda: len(script.asked("ChangeConfiguration")) == 1, "the retry interval")
+    assert central.app.config.rules.lost_stop_grace_s == 300
+    assert script.config16["TransactionMessageAttempts"] == "5"  # never cut: a stop given up is lost
+    assert script.config16["TransactionMessageRetryInterval"] == "20"  # 20 x (1 + 2 + 3 + 4) = 200 s
+    assert central.kept("RETRY16", "MeteringSetup") == ["set TransactionMessageRetryInterval=20: Accepted"]
+
+
 async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Central) -> None:
     add_charger(central.app, "M201", online=False)
     script = Script(
@@ -144,6 +176,8 @@ async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Cen
         (SAMPLED, "TxEndedMeasurands"),
         (ALIGNED, "Interval"),
         (ALIGNED, "Measurands"),
+        ("OCPPCommCtrlr", "MessageAttempts"),
+        ("OCPPCommCtrlr", "MessageAttemptInterval"),
     ]
     assert script.variables == {
         (SAMPLED, "TxUpdatedInterval"): "60",

@@ -7,7 +7,7 @@ import pytest
 from chargeshare.domain.session import unmetered
 from chargeshare.ocpp import V16, V21, V201
 from chargeshare.ocpp.commands import ChangeSetting, SettingKey, SettingValue, Status
-from chargeshare.ocpp.metering import ENERGY, Kind, MeteringPolicy, keys, plan, wanted_value
+from chargeshare.ocpp.metering import ENERGY, Kind, MeteringPolicy, keys, plan, retry_interval, wanted_value
 
 POLICY = MeteringPolicy(sample_interval_s=60, quarter_interval_s=900)
 
@@ -88,3 +88,57 @@ def test_when_a_session_counts_as_unmetered(
     start_read: bool, stop_read: bool, register_moved: bool, flagged: bool
 ) -> None:
     assert unmetered(start_read=start_read, stop_read=stop_read, register_moved=register_moved) is flagged
+
+
+@pytest.mark.parametrize(
+    ("attempts", "interval", "wanted"),
+    [
+        ("3", "60", None),  # waits 60 + 120 s: within 200 s
+        ("4", "60", "33"),  # waits 60 + 120 + 180 s: 360 s; 33 x 6 = 198 s
+        ("10", "60", "4"),  # 45 intervals of waiting
+        ("10", "1", None),
+        ("1", "600", None),  # never sent again
+        ("4", "0", None),  # sent again at once
+        ("many", "60", None),  # nothing usable: left as it is
+        ("4", None, None),
+    ],
+)
+def test_retries_of_a_failed_transaction_message_are_fitted_within_the_bound(
+    attempts: str, interval: str | None, wanted: str | None
+) -> None:
+    assert retry_interval(attempts, interval, 200) == wanted
+    if wanted is not None:
+        waits = int(attempts) * (int(attempts) - 1) // 2
+        assert int(wanted) * waits <= 200
+
+
+def test_the_retries_are_read_and_fitted_only_when_the_policy_bounds_them() -> None:
+    bounded = MeteringPolicy(60, 900, retry_within_s=200)
+    assert keys(V16, bounded) == (
+        SettingKey("MeterValueSampleInterval"),
+        SettingKey("MeterValuesSampledData"),
+        SettingKey("TransactionMessageAttempts"),
+        SettingKey("TransactionMessageRetryInterval"),
+    )
+    answered = [
+        SettingValue(SettingKey("MeterValueSampleInterval"), Status.ACCEPTED, "60", readonly=False),
+        SettingValue(SettingKey("MeterValuesSampledData"), Status.ACCEPTED, ENERGY, readonly=False),
+        SettingValue(SettingKey("TransactionMessageAttempts"), Status.ACCEPTED, "5", readonly=True),
+        SettingValue(SettingKey("TransactionMessageRetryInterval"), Status.ACCEPTED, "60", readonly=False),
+    ]
+    # The attempts are never cut (a stop given up is lost): the interval is shortened to fit.
+    assert plan(V16, answered, bounded) == [
+        ChangeSetting(SettingKey("TransactionMessageRetryInterval"), "20")
+    ]
+    assert plan(V16, answered, POLICY) == []
+    comm = "OCPPCommCtrlr"
+    answered_201 = [
+        SettingValue(SettingKey("MessageAttempts", comm), Status.ACCEPTED, "4"),
+        SettingValue(SettingKey("MessageAttemptInterval", comm), Status.ACCEPTED, "120"),
+    ]
+    assert SettingKey("MessageAttemptInterval", comm) in keys(V201, bounded)
+    assert plan(V201, answered_201, bounded) == [
+        ChangeSetting(SettingKey("MessageAttemptInterval", comm), "33")
+    ]
+    unknown = [SettingValue(SettingKey("MessageAttempts", comm), Status.UNKNOWN_VARIABLE), answered_201[1]]
+    assert plan(V201, unknown, bounded) == []
