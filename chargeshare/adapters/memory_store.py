@@ -171,7 +171,8 @@ class _Tables:
     site_of: dict[int, int] = field(default_factory=dict)  # charger id -> site id
     flex_events: dict[int, FlexEvent] = field(default_factory=dict)
     allocations: dict[int, int] = field(default_factory=dict)  # connector id -> W
-    planned: dict[int, tuple[datetime, int]] = field(default_factory=dict)  # connector id -> later step
+    # connector id -> its later steps, in time order
+    planned: dict[int, tuple[tuple[datetime, int], ...]] = field(default_factory=dict)
     v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
     grid_settlements: dict[str, GridSettlement] = field(default_factory=dict)  # by month
@@ -1585,14 +1586,14 @@ class MemoryGrid(_Repository):
     def allocations(self) -> dict[int, int]:
         return dict(sorted(self.t.allocations.items()))
 
-    def planned(self) -> dict[int, tuple[datetime, int]]:
+    def planned(self) -> dict[int, tuple[tuple[datetime, int], ...]]:
         return dict(sorted(self.t.planned.items()))
 
     def save_allocations(
         self,
         limits_w: Mapping[int, int | None],
         at: datetime,
-        planned: Mapping[int, tuple[datetime, int]] | None = None,
+        planned: Mapping[int, Sequence[tuple[datetime, int]]] | None = None,
     ) -> None:
         steps = planned or {}
         for connector_id, limit_w in limits_w.items():
@@ -1601,8 +1602,8 @@ class MemoryGrid(_Repository):
                 self.t.allocations.pop(connector_id, None)
                 continue
             self.t.allocations[connector_id] = limit_w
-            if connector_id in steps:
-                self.t.planned[connector_id] = steps[connector_id]
+            if steps.get(connector_id):
+                self.t.planned[connector_id] = tuple(sorted(steps[connector_id]))
 
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
         for charger_id in charger_ids:

@@ -61,7 +61,8 @@ def connector_periods(
     for no, then, w in sorted(steps, key=lambda s: (s[0], s[1])):
         if no not in periods:
             continue
-        offset = _offset_s(at, then, rises=w > periods[no][-1][1])
+        # Never before the previous period: two edges within a second share its start.
+        offset = max(periods[no][-1][0], _offset_s(at, then, rises=w > periods[no][-1][1]))
         if offset == periods[no][-1][0]:
             periods[no][-1] = (offset, w)
         else:

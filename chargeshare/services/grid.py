@@ -180,12 +180,13 @@ class GridService:
             (c.connector_no, decided[c.connector_id]) for c in charger.connectors if c.connector_id in decided
         )
         steps = tuple(
-            (c.connector_no, *planned[c.connector_id])
+            (c.connector_no, then, w)
             for c in charger.connectors
-            if c.connector_id in decided and c.connector_id in planned
+            if c.connector_id in decided
+            for then, w in planned.get(c.connector_id, ())
         )
-        # A step whose moment has passed is in force now (the sweep decides it again shortly).
-        in_force = {no: w for no, then, w in steps if then <= now}
+        # The last step whose moment has passed is in force now (the sweep decides it again shortly).
+        in_force = {no: w for no, then, w in sorted(steps, key=lambda s: s[1]) if then <= now}
         limits = tuple((no, in_force.get(no, w)) for no, w in limits)
         steps = tuple(s for s in steps if s[1] > now)
         decision, delivered = delivery or (0, 0)
@@ -236,7 +237,7 @@ class GridService:
             changed: dict[int, int | None] = {
                 c: wanted.get(c)
                 for c in wanted.keys() | decided.keys()
-                if wanted.get(c) != decided.get(c) or steps.get(c) != planned.get(c)
+                if wanted.get(c) != decided.get(c) or steps.get(c, ()) != planned.get(c, ())
             }
             if not changed:
                 return []
@@ -258,9 +259,10 @@ class GridService:
                 decisions[charger_id],
                 tuple(
                     sorted(
-                        (k.connector_no, *steps[c])
+                        (k.connector_no, then, w)
                         for c, k in where.items()
-                        if k.charge_point_id == cp_id and c in wanted and c in steps
+                        if k.charge_point_id == cp_id and c in wanted
+                        for then, w in steps.get(c, ())
                     )
                 ),
             )
@@ -272,8 +274,8 @@ class GridService:
 
     def _decide(
         self, tx: UnitOfWork, members: dict[int, int], now: datetime
-    ) -> tuple[dict[int, int], dict[int, Step], dict[int, _Connector], dict[int, list[_Key]]]:
-        """Each connector's limit now, the step it takes at the first flexibility event edge within
+    ) -> tuple[dict[int, int], dict[int, tuple[Step, ...]], dict[int, _Connector], dict[int, list[_Key]]]:
+        """Each connector's limit now, the steps it takes at the flexibility event edges within
         `look_ahead` where its limit changes, where each connector is, and the limits it sits under."""
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
         by_site = {s.site_id: s for s in sites}
@@ -295,13 +297,15 @@ class GridService:
                 else:
                     charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
         wanted = dict(allocate(sites, feeders, charging, events, now, idle=idle, min_w=self.min_w).limits_w)
-        # Each connector's first change: an edge elsewhere (another site's event) must not hide it.
-        steps: dict[int, Step] = {}
+        # Each connector's changes at the edges ahead (an edge where its limit stays adds nothing).
+        steps: dict[int, tuple[Step, ...]] = {}
+        last = dict(wanted)
         for edge in edges_within(events, now, now + self.look_ahead):
             then = allocate(sites, feeders, charging, events, edge, idle=idle, min_w=self.min_w).limits_w
-            for connector_id, w in wanted.items():
-                if connector_id not in steps and then.get(connector_id, w) != w:
-                    steps[connector_id] = (edge, then[connector_id])
+            for connector_id, w in last.items():
+                if then.get(connector_id, w) != w:
+                    steps[connector_id] = (*steps.get(connector_id, ()), (edge, then[connector_id]))
+                    last[connector_id] = then[connector_id]
         return wanted, steps, where, under
 
     @staticmethod

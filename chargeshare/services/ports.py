@@ -882,18 +882,19 @@ class Grid(Protocol):
         """Each connector's limit in W as last decided, by connector id."""
         ...
 
-    def planned(self) -> dict[int, tuple[datetime, int]]:
-        """The later step each connector's decided limit carries: (when, W), by connector id."""
+    def planned(self) -> dict[int, tuple[tuple[datetime, int], ...]]:
+        """The later steps each connector's decided limit carries, in time order: ((when, W), ...),
+        by connector id (a connector with none is absent)."""
         ...
 
     def save_allocations(
         self,
         limits_w: Mapping[int, int | None],
         at: datetime,
-        planned: Mapping[int, tuple[datetime, int]] | None = None,
+        planned: Mapping[int, Sequence[tuple[datetime, int]]] | None = None,
     ) -> None:
         """Replace these connectors' limits (None: the connector has none any more), each with its
-        later step in `planned` or none."""
+        later steps in `planned` or none."""
         ...
 
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:

@@ -48,6 +48,13 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     with app.store.transaction() as tx:
         tx.bookings.set_reservation(gone_booking, "accepted")
     app.bookings.cancel(gone_booking, driver_id=driver)
+    # A session on another charger, stopped at 2,000 Wh: what a late stop rebills or is kept on
+    # (before the grid below: a stop decides the limits again).
+    other = add_charger(app, "CP9")
+    other_driver = app.marketplace.add_driver("D9", "TAG9").driver_id
+    app.bookings.book(BookRequest(other_driver, other, 1, 60, 10_000))
+    stopped = app.charging.start("CP9", 1, "TAG9", 1_000, clock.now()).transaction_id
+    app.charging.stop("CP9", stopped, 2_000, clock.now())
     with app.store.transaction() as tx:
         connector = tx.chargers.get("CP1").connectors[0].connector_id
         tx.outbox.enqueue(booking, "capture", 100, "test-capture", clock.now())
@@ -67,7 +74,9 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         feeder = tx.grid.add_feeder("F1", 100_000)
         site = tx.grid.add_site(host, "site", 20_000, 0, feeder.feeder_id)
         tx.grid.place(charger, site.site_id)
-        tx.grid.save_allocations({connector: 3_000}, clock.now())
+        tx.grid.save_allocations(
+            {connector: 3_000}, clock.now(), {connector: [(clock.now() + timedelta(minutes=3), 1_380)]}
+        )
         tx.tokens.add(
             driver_id=driver,
             value="CARD1",
@@ -95,12 +104,6 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
     # A booking left unquoted, for the quote's insert (every booking is quoted when made).
     with sql_store(app).engine.begin() as conn:
         conn.execute(delete(t.booking_quotes).where(t.booking_quotes.c.booking_id == gone_booking))
-    # A session on another charger, stopped at 2,000 Wh: what a late stop rebills or is kept on.
-    other = add_charger(app, "CP9")
-    other_driver = app.marketplace.add_driver("D9", "TAG9").driver_id
-    app.bookings.book(BookRequest(other_driver, other, 1, 60, 10_000))
-    stopped = app.charging.start("CP9", 1, "TAG9", 1_000, clock.now()).transaction_id
-    app.charging.stop("CP9", stopped, 2_000, clock.now())
     values = {
         "stopped_session": stopped,
         "billed_stop": 2_000,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
-
 from chargeshare.bootstrap import App
 from chargeshare.domain.grid_limits import Scope
 from chargeshare.ocpp import V16
@@ -46,11 +44,6 @@ def told(app: App) -> dict[str, GridLimitsDue]:
     return {cp_id: due for cp_id, due in last.items() if due is not None}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a decision carries one step, the first edge in the look-ahead: a second edge (another "
-    "event starting) is not on the chargers until a sweep after the first edge decides again",
-)
 def test_two_edges_within_the_look_ahead_are_both_on_the_chargers(app: App, clock: ManualClock) -> None:
     a_feeder_of_three(app)
     start(app, "CP1", 1, clock)

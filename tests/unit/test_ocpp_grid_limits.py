@@ -95,3 +95,20 @@ def test_a_step_is_never_taken_up_before_its_moment_when_it_raises_the_limit() -
     assert book.shared_limits_w(before, connectors, {1, 2})[1] == 1_380  # not raised yet
     assert book.shared_limits_w(before, connectors, {1, 2})[2] == 2_000  # lowered by then
     assert book.shared_limits_w(end + timedelta(seconds=1), connectors, {1, 2}) == {1: 4_000, 2: 2_000}
+
+
+def test_two_steps_are_two_more_periods_and_never_go_back_in_time() -> None:
+    at = T0 + timedelta(milliseconds=250)
+    steps = [(1, at + timedelta(seconds=60), 2_000), (1, at + timedelta(seconds=120), 5_000)]
+    (_, share) = limit_commands(((1, 7_000),), at, steps)
+    assert share.profile.periods == (  # type: ignore[union-attr]
+        cmd.SchedulePeriod(0, 7_000),
+        cmd.SchedulePeriod(60, 2_000),
+        cmd.SchedulePeriod(120, 5_000),
+    )
+    # A raise rounds up and a cut down: within one second the cut takes the raise's place, so the
+    # schedule's offsets still rise (a period before its predecessor is refused by the schema).
+    close = [(1, at + timedelta(seconds=10.5), 9_000), (1, at + timedelta(seconds=10.9), 1_000)]
+    (_, share) = limit_commands(((1, 7_000),), at, close)
+    offsets = [p.start_s for p in share.profile.periods]  # type: ignore[union-attr]
+    assert offsets == sorted(set(offsets)) and share.profile.periods[-1].limit == 1_000  # type: ignore[union-attr]

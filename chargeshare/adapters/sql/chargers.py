@@ -361,9 +361,8 @@ class SqlChargers:
         )
         self.conn.execute(t.grid_deliveries.delete().where(t.grid_deliveries.c.charger_id == view.charger_id))
         connectors = select(_k.id).where(_k.charger_id == view.charger_id).scalar_subquery()
-        self.conn.execute(
-            t.grid_allocations.delete().where(t.grid_allocations.c.connector_id.in_(connectors))
-        )
+        for table in (t.grid_allocation_steps, t.grid_allocations):
+            self.conn.execute(table.delete().where(table.c.connector_id.in_(connectors)))
         self.conn.execute(t.connectors.delete().where(_k.charger_id == view.charger_id))
         if self.dialect == "sqlite":
             self.conn.execute(t.charger_rtree.delete().where(t.charger_rtree.c.id == view.charger_id))
@@ -488,6 +487,7 @@ class SqlChargers:
         count = self.conn.execute(select(func.count()).where(_k.charger_id == charger_id)).scalar_one()
         if count <= 1:
             raise InvalidRequest("a charger needs at least one connector")
-        self.conn.execute(t.grid_allocations.delete().where(t.grid_allocations.c.connector_id == r[0]))
+        for table in (t.grid_allocation_steps, t.grid_allocations):
+            self.conn.execute(table.delete().where(table.c.connector_id == r[0]))
         self.conn.execute(t.connectors.delete().where(_k.id == r[0]))
         self._offer_changed(charger_id)

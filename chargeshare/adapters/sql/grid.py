@@ -21,6 +21,7 @@ _s = t.grid_sites.c
 _m = t.grid_site_chargers.c
 _e = t.grid_flex_events.c
 _a = t.grid_allocations.c
+_p = t.grid_allocation_steps.c
 _d = t.grid_deliveries.c
 
 # pg_advisory_xact_lock key ("CSGL") taken by whoever decides connectors' grid limits.
@@ -29,6 +30,7 @@ DECIDING_LOCK_KEY = 0x4353474C
 # Read on every rebalance (each session's start and end, and each sweep).
 MEMBERS = DirectStatement(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
 ALLOCATIONS = DirectStatement(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
+PLANNED = DirectStatement(select(_p.connector_id, _p.at, _p.limit_w).order_by(_p.connector_id, _p.at))
 # Read at every boot (whether the charger is owed its limits) and every sweep (who is owed them).
 DELIVERY = DirectStatement(select(_d.decision, _d.delivered).where(_d.charger_id == bindparam("charger_pk")))
 OWED = DirectStatement(
@@ -40,6 +42,7 @@ OWED = DirectStatement(
 STATEMENTS = {
     "grid.members": MEMBERS,
     "grid.allocations": ALLOCATIONS,
+    "grid.planned": PLANNED,
     "grid.delivery": DELIVERY,
     "grid.owed": OWED,
 }
@@ -159,29 +162,34 @@ class SqlGrid:
     def allocations(self) -> dict[int, int]:
         return {int(connector_id): int(limit_w) for connector_id, limit_w in ALLOCATIONS.rows(self.conn, {})}
 
-    def planned(self) -> dict[int, tuple[datetime, int]]:
-        q = select(_a.connector_id, _a.then_at, _a.then_w).where(_a.then_at.is_not(None))
-        rows = self.conn.execute(q.order_by(_a.connector_id))
-        return {int(r.connector_id): (r.then_at, int(r.then_w)) for r in rows}
+    def planned(self) -> dict[int, tuple[tuple[datetime, int], ...]]:
+        found: dict[int, list[tuple[datetime, int]]] = {}
+        for connector_id, then, limit_w in PLANNED.rows(self.conn, {}):
+            found.setdefault(int(connector_id), []).append((then, int(limit_w)))
+        return {c: tuple(steps) for c, steps in found.items()}
 
     def save_allocations(
         self,
         limits_w: Mapping[int, int | None],
         at: datetime,
-        planned: Mapping[int, tuple[datetime, int]] | None = None,
+        planned: Mapping[int, Sequence[tuple[datetime, int]]] | None = None,
     ) -> None:
         # One statement per connector, so two processes deciding at once do not collide on a new
         # row: the later decision stands.
         make = pg_insert if self.dialect == "postgresql" else sqlite_insert
         steps = planned or {}
         for connector_id, limit_w in sorted(limits_w.items()):
+            self.conn.execute(delete(t.grid_allocation_steps).where(_p.connector_id == connector_id))
             if limit_w is None:
                 self.conn.execute(delete(t.grid_allocations).where(_a.connector_id == connector_id))
                 continue
-            then_at, then_w = steps.get(connector_id, (None, None))
-            values = {"limit_w": limit_w, "decided_at": at, "then_at": then_at, "then_w": then_w}
+            values = {"limit_w": limit_w, "decided_at": at}
             q = make(t.grid_allocations).values(connector_id=connector_id, **values)
             self.conn.execute(q.on_conflict_do_update(index_elements=[_a.connector_id], set_=values))
+            for then, then_w in sorted(steps.get(connector_id, ())):
+                self.conn.execute(
+                    insert(t.grid_allocation_steps).values(connector_id=connector_id, at=then, limit_w=then_w)
+                )
 
     # ---- which chargers are owed their limits ------------------------------------------------------
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:

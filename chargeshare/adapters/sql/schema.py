@@ -529,9 +529,16 @@ grid_allocations = Table(
     Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
     Column("limit_w", Integer, nullable=False),
     Column("decided_at", UTCDateTime(), nullable=False),
-    # A limit already known to change later (a flexibility event's edge): to then_w at then_at.
-    Column("then_at", UTCDateTime()),
-    Column("then_w", Integer),
+)
+
+# The steps a connector's decided limit is already known to take later (flexibility events'
+# edges within the look-ahead): to limit_w at `at`, each in turn.
+grid_allocation_steps = Table(
+    "grid_allocation_steps",
+    metadata,
+    Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
+    Column("at", UTCDateTime(), primary_key=True),
+    Column("limit_w", Integer, nullable=False),
 )
 
 # Each charger's grid limits as a numbered decision, and the latest it acknowledged: while
