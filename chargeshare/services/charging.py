@@ -379,6 +379,8 @@ class ChargingService:
         billed_stop = session.meter_stop_wh
         if billed_stop is None or register_wh <= billed_stop or session.billed_wh is None:
             return []
+        if tx.sessions.awaits_first_reading(session.session_id):
+            return []  # its meter start is a placeholder: no reading measures its energy from it
         booking = tx.bookings.get(session.booking_id)
         tariff = Tariff(booking.price_per_kwh)
         energy = billed_energy(session.meter_start_wh, register_wh)

@@ -192,3 +192,30 @@ def test_a_late_2_0_1_ended_is_handled_as_a_late_1_6_stop(app: App, clock: Manua
     assert len(late_notices(app)) == 1
     assert captured(app) == 12
     assert failing(app) == set()
+
+
+def test_a_late_ended_of_a_session_whose_start_was_never_read_bills_nothing(
+    app: App, clock: ManualClock
+) -> None:
+    """Started without a reading and closed as lost on none: its meter start is only a placeholder,
+    so a late Ended's absolute register is no measure of the energy the session delivered."""
+    app.settlement.on_queued = lambda booking_id: None  # the capture still queued: a rebill could happen
+    booked(app, clock)
+    app.charging.boot("CP1", V201)
+    table = csms_v201.handlers(app.charging, "CP1", app.reports)
+    started = {"idToken": {"idToken": "TAG", "type": "Central"}, "meterValue": []}
+    assert transaction_event(table, "Started", 0, clock, 0, **started) == {
+        "idTokenInfo": {"status": "Accepted"}
+    }
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(app.config.rules.lost_stop_grace_s)
+    found = app.charging.session_for_charger_tx("CP1", "tx-201")
+    assert found is not None and app.charging.close_lost_stops() == [found.session_id]
+    clock.advance(400)
+    assert transaction_event(table, "Ended", 1, clock, 5_000_000) == {}  # the register since new
+    s = session(app, found.session_id)
+    assert (s.billed_wh, s.cost, s.unmetered, s.late_stop_wh) == (0, 0, True, None)
+    assert late_notices(app) == []
+    app.settlement.process_due()
+    assert captured(app) == 0
+    assert failing(app) == set()
