@@ -379,6 +379,8 @@ class ChargingService:
         billed_stop = session.meter_stop_wh
         if billed_stop is None or register_wh <= billed_stop or session.billed_wh is None:
             return []
+        if session.freed_at is None:
+            return []  # never reported free, so not closed by the sweep: stopped by its charger
         if tx.sessions.awaits_first_reading(session.session_id):
             return []  # its meter start is a placeholder: no reading measures its energy from it
         booking = tx.bookings.get(session.booking_id)

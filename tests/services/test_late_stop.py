@@ -219,3 +219,28 @@ def test_a_late_ended_of_a_session_whose_start_was_never_read_bills_nothing(
     app.settlement.process_due()
     assert captured(app) == 0
     assert failing(app) == set()
+
+
+def test_a_second_stop_of_a_session_stopped_normally_changes_nothing(app: App, clock: ManualClock) -> None:
+    """Only the sweep's close leaves energy behind: a session its charger stopped was billed on that
+    stop's reading. A second, higher stop (a charger bug, a replay) is answered and ignored, whether
+    its capture has run or not: never rebilled, nor reported unbilled."""
+    app.settlement.on_queued = lambda booking_id: None  # a payments worker works the captures later
+    booked(app, clock)
+    table = csms_v16.handlers(app.charging, "CP1", app.reports)
+    started = table["StartTransaction"](
+        {"connectorId": 1, "idTag": "TAG", "meterStart": 1_000, "timestamp": format_ts(clock.now())}
+    )
+    tx_id = int(started["transactionId"])
+    clock.advance(600)
+    assert stop16(table, tx_id, 1_300, clock) == {"idTagInfo": {"status": "Accepted"}}
+    clock.advance(60)
+    assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+    s = session(app, tx_id)
+    assert (s.meter_stop_wh, s.billed_wh, s.cost, s.late_stop_wh) == (1_300, 300, 12, None)
+    app.settlement.process_due()
+    assert captured(app) == 12
+    assert stop16(table, tx_id, 2_500, clock) == {"idTagInfo": {"status": "Accepted"}}
+    assert session(app, tx_id).late_stop_wh is None
+    assert late_notices(app) == []
+    assert failing(app) == set()
