@@ -1192,7 +1192,13 @@ class MemoryPaymentsOutbox(_Repository):
 
     def reprice_unworked(self, key: str, amount: int) -> bool:
         item = self.get(key)
-        if item is None or item.status != "pending" or item.attempts or item.claimed_by is not None:
+        if (
+            item is None
+            or item.status != "pending"
+            or item.attempts
+            or item.claimed_by is not None
+            or item.last_error is not None
+        ):
             return False
         self.t.outbox[item.item_id] = dataclasses.replace(item, amount=amount)
         return True

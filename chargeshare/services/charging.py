@@ -388,7 +388,13 @@ class ChargingService:
         energy = billed_energy(session.meter_start_wh, register_wh)
         cost = tariff.cost(energy) + session.idle_fee
         capture = tx.outbox.get(capture_key(booking.booking_id))
-        untried = capture is not None and capture.status == "pending" and not capture.attempts
+        # As `reprice_capture` decides: else a Busy answer would repeat at every sending.
+        untried = (
+            capture is not None
+            and capture.status == "pending"
+            and not capture.attempts
+            and capture.last_error is None
+        )
         if (
             untried
             and capture is not None

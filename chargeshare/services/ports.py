@@ -534,7 +534,8 @@ class PaymentsOutbox(Protocol):
 
     def reprice_unworked(self, key: str, amount: int) -> bool:
         """Change the amount of a pending step no worker has ever claimed (so no gateway call was
-        made under its key): False, changing nothing, for one claimed, tried or finished."""
+        made under its key): False, changing nothing, for one claimed, tried (a last error kept) or
+        finished."""
         ...
 
     def get(self, key: str) -> OutboxItem | None: ...

@@ -64,6 +64,7 @@ RECONCILE_ROUNDS = 10
 DUE_BATCH = 100
 EXPORT_WITHHELD = "payout details not verified (KYC): the credit stays owed"
 HOST_WITHHELD = "KYC not verified: payouts wait for verification"
+LAPSED = "claim lapsed: taken back by reconcile"
 
 
 @dataclass
@@ -230,7 +231,9 @@ class SettlementService:
 
     def reprice_capture(self, tx: UnitOfWork, booking_id: int, cost: int) -> bool:
         """Make a queued capture the session's corrected cost, only while no worker has ever
-        claimed it (no gateway call went out under its key). False, changing nothing, otherwise."""
+        claimed it (no gateway call went out under its key: no attempt, no claim and no error, which
+        a dead letter or a lapsed claim that reconcile revives keeps). False, changing nothing,
+        otherwise."""
         return tx.outbox.reprice_unworked(capture_key(booking_id), cost)
 
     def queue_close(self, tx: UnitOfWork, booking_id: int, fee: int) -> None:
@@ -277,6 +280,8 @@ class SettlementService:
             for item in [*tx.outbox.all(DEAD), *tx.outbox.all(PENDING)]:
                 if item.claimed_by is None or (item.lease_until is not None and item.lease_until <= now):
                     attempts = 0 if item.status == DEAD else item.attempts
+                    # A lapsed claim may have reached the provider: its trace stays (reprice_capture).
+                    lapsed = item.claimed_by is not None and item.last_error is None
                     # Only as read: a worker elsewhere may have finished or claimed it since.
                     tx.outbox.update(
                         item.item_id,
@@ -285,7 +290,7 @@ class SettlementService:
                         status=PENDING,
                         attempts=attempts,
                         next_attempt_at=now,
-                        last_error=item.last_error,
+                        last_error=LAPSED if lapsed else item.last_error,
                     )
         total = OutboxRun()
         for _ in range(RECONCILE_ROUNDS):

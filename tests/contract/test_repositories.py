@@ -1052,6 +1052,37 @@ def test_payment_steps_are_claimed_by_one_worker_at_a_time(app: App) -> None:
         assert dead is not None and (dead.status, dead.claimed_by, dead.lease_until) == ("dead", None, None)
 
 
+def test_a_payment_step_is_repriced_only_while_no_worker_ever_had_it(app: App) -> None:
+    """A claim, an attempt or an error kept (a dead letter or a lapsed claim that reconcile put
+    back, attempts reset and claim cleared) each mean a gateway call may have gone out under the
+    step's key: its amount stays."""
+    lease = T0 + timedelta(minutes=5)
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        driver = tx.accounts.add_driver("D", "T")
+        bookings = [a_booking(tx, c1, driver, start_h) for start_h in (0, 2, 4)]
+        for booking in bookings:
+            tx.outbox.enqueue(booking, "capture", 120, f"k{booking}", T0)
+        k1, k2, k3 = (f"k{b}" for b in bookings)
+        assert tx.outbox.reprice_unworked(k1, 150)
+        assert len(tx.outbox.claim_of(bookings[1], T0, "w1", lease)) == 1
+        assert not tx.outbox.reprice_unworked(k2, 150)  # claimed
+        (lapsed,) = tx.outbox.claim_of(bookings[2], T0, "w1", lease)
+        assert tx.outbox.update(
+            lapsed.item_id,
+            expected="pending",
+            now=lease,
+            status="pending",
+            attempts=0,
+            next_attempt_at=lease,
+            last_error="claim lapsed",
+        )
+        assert not tx.outbox.reprice_unworked(k3, 150)  # unclaimed, untried, but an error kept
+        assert not tx.outbox.reprice_unworked("k-none", 150)
+        amounts = [i.amount for k in (k1, k2, k3) if (i := tx.outbox.get(k)) is not None]
+    assert amounts == [150, 120, 120]
+
+
 def test_a_booking_changes_status_only_from_the_status_read(app: App) -> None:
     with app.store.transaction() as tx:
         _, (c1,) = a_charger(tx)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ConnectorStatus
@@ -18,6 +20,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.ocpp import V201, csms_v16, csms_v201
 from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.timestamps import format_ts
+from chargeshare.services import settlement
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import STOP_LATE
 from chargeshare.services.clock import ManualClock
@@ -243,4 +246,42 @@ def test_a_second_stop_of_a_session_stopped_normally_changes_nothing(app: App, c
     assert stop16(table, tx_id, 2_500, clock) == {"idTagInfo": {"status": "Accepted"}}
     assert session(app, tx_id).late_stop_wh is None
     assert late_notices(app) == []
+    assert failing(app) == set()
+
+
+class Died(Exception):
+    """The payments worker's process died at a failpoint."""
+
+
+def test_a_late_stop_after_reconcile_took_back_a_worked_capture_is_not_billed(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker captured at the provider and died before its ledger write; its lease lapsed and the
+    operator's reconcile took the step back, unclaimed and with no attempt counted. The provider has
+    the capture under the step's key: a late stop then must not reprice it, or the worker's retry
+    would write the new amount to the ledger while the provider keeps the old one."""
+
+    def die_after_capture(name: str) -> None:
+        if name == "capture-called":
+            raise Died(name)
+
+    with monkeypatch.context() as m:
+        m.setattr(settlement, "failpoint", die_after_capture)
+        table, tx_id = closed_as_lost(app, clock)  # its capture worked at once, up to the crash
+    booking_id = session(app, tx_id).booking_id
+    clock.advance(app.config.rules.payment_lease_s + 1)
+    process_due = app.settlement.process_due
+
+    def late_stop_first(limit: int = settlement.DUE_BATCH) -> settlement.OutboxRun:
+        with app.store.reading() as tx:
+            item = tx.outbox.get(capture_key(booking_id))
+        if item is not None and item.claimed_by is None and item.status == "pending":
+            assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+        return process_due(limit)
+
+    monkeypatch.setattr(app.settlement, "process_due", late_stop_first)
+    app.settlement.reconcile()
+    s = session(app, tx_id)
+    assert (s.billed_wh, s.cost, s.late_stop_wh) == (300, 12, 2_000)
+    assert captured(app) == 12
     assert failing(app) == set()

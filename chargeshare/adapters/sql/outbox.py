@@ -97,6 +97,7 @@ UPDATE = DirectStatement(
     )
 )
 # Only a step no worker ever claimed: once one has, a gateway call may have gone out under its key.
+# A claim taken back by reconcile (attempts reset, claim cleared) leaves its last_error behind.
 REPRICE_UNWORKED = DirectStatement(
     update(t.payment_outbox)
     .where(
@@ -104,6 +105,7 @@ REPRICE_UNWORKED = DirectStatement(
         _o.status == "pending",
         _o.attempts == 0,
         _o.claimed_by.is_(None),
+        _o.last_error.is_(None),
     )
     .values(amount=bindparam("new_amount"))
 )
