@@ -1662,6 +1662,9 @@ class MemoryV2g(_Repository):
     def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
         return {b: self.t.v2g_exports[b] for b in booking_ids if b in self.t.v2g_exports}
 
+    def settling(self, *, exclusive: bool) -> None:
+        """Units of work take turns already (the store's lock)."""
+
     def add_settlement(self, settlement: GridSettlement) -> bool:
         if settlement.month in self.t.grid_settlements:
             return False

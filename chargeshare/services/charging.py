@@ -1027,7 +1027,7 @@ class ChargingService:
             # The capture commits with the stop (transactional outbox): neither without the other.
             self.settlement.queue_capture(tx, booking.booking_id, cost)
             # So does a V2G export's credit, from the export register (never netted with import).
-            credit_export(tx, booking, now)
+            credit_export(tx, booking, self.clock)
         failpoint("stop-committed")
         if flagged:
             log.warning(

@@ -80,6 +80,7 @@ class GridSettlementService:
                 "month", f"{month} is not over yet (it is {month_of(now)}): its statement may grow"
             )
         with self.store.transaction() as tx:
+            tx.v2g.settling(exclusive=True)  # every credit dated in the month is written by now
             settled = tx.v2g.settlement(month)
             if settled is None:
                 owed = read_statement(tx, month, now)

@@ -946,6 +946,13 @@ class V2g(Protocol):
         """Each booking's export record by booking id; bookings without one are left out."""
         ...
 
+    def settling(self, *, exclusive: bool) -> None:
+        """Take a turn on the grid buyer's statements until the transaction ends: shared by each
+        export credit, exclusive for recording a payment, so a payment reads every credit that took
+        its turn before it, and a credit after it is dated after it. A store whose write
+        transactions take turns already does nothing."""
+        ...
+
     def add_settlement(self, settlement: GridSettlement) -> bool:
         """Record the grid buyer's payment of a month's statement; False (nothing written) if that
         month is settled already, by the database's key on the month, so one process wins a race."""

@@ -54,11 +54,15 @@ def record_export(
         tx.v2g.save_record(after, at)
 
 
-def credit_export(tx: UnitOfWork, booking: BookingRecord, at: datetime) -> ExportRecord | None:
-    """At the session's stop, in its unit of work: the export settled and, if any, credited."""
+def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> ExportRecord | None:
+    """At the session's stop, in its unit of work: the export settled and, if any, credited. Dated
+    once its turn on the grid buyer's statements is taken: a payment recorded before is for a
+    month already over then, so the credit is on a later statement, never on a paid one."""
     terms = tx.v2g.terms(booking.booking_id)
     if terms is None:
         return None
+    tx.v2g.settling(exclusive=False)
+    at = clock.now()
     record = tx.v2g.record(booking.booking_id) or ExportRecord(booking.booking_id)
     if record.settled:
         return record

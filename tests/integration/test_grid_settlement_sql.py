@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,13 +15,16 @@ from chargeshare.adapters.sql.v2g import SqlV2g
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidField
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, posted_balances
+from chargeshare.ocpp import V21
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.grid_settlement import RecordedPayment
+from tests.conftest import add_charger
 from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_lock_or_done
 from tests.integration.test_grid_and_fleet_races import in_thread
 from tests.services.test_export_payouts import exported
-from tests.services.test_grid_settlement import to_april
-from tests.services.test_v2g_service import failing
+from tests.services.test_grid_settlement import APRIL_BEGINS, to_april
+from tests.services.test_v2g_service import driver, failing
 
 
 def settlements_in_ledger(app: App) -> list[int]:
@@ -92,4 +96,47 @@ def test_two_operators_recording_one_payment_at_once_write_one_entry(
     assert sorted(a.recorded_now for a in answers) == [False, True]
     assert answers[0].settlement == answers[1].settlement
     assert settlements_in_ledger(pg_app) == [83]
+    assert failing(pg_app) == []
+
+
+@pytest.mark.postgres
+def test_a_payment_waits_for_a_credit_dated_in_its_month_and_still_being_written(
+    pg_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop dated its export credit a second before April and is still writing it when the
+    operator records March's payment: the payment waits for it, and its statement includes it."""
+    exported(pg_app, clock, "V2G1", "DEE")  # March: 83p
+    charger = add_charger(pg_app, "V2G2", price=40)
+    pg_app.charging.boot("V2G2", V21)
+    eve = pg_app.marketplace.add_driver("EVE", "EVE").driver_id
+    clock.advance((APRIL_BEGINS - timedelta(hours=2) - clock.now()).total_seconds())
+    booking = pg_app.bookings.book(BookRequest(eve, charger, 1, 60, 10_000)).booking_id
+    pg_app.v2g.set_terms(driver(eve), booking, 25, 40)
+    clock.advance(60)
+    session = pg_app.charging.start("V2G2", 1, "EVE", 1_000, clock.now()).transaction_id
+    pg_app.charging.meter_export("V2G2", session, 50_000, 80)
+    pg_app.charging.meter_export("V2G2", session, 53_333, 62)
+    clock.advance((APRIL_BEGINS - clock.now()).total_seconds() - 1)  # 23:59:59 BST, 31 March
+    inside, release = threading.Event(), threading.Event()
+    real = SqlV2g.save_record
+
+    def dated_and_held(self: SqlV2g, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
+        inside.set()  # the credit is dated; its unit of work stalls before committing
+        assert release.wait(WAIT_S), "never released"
+
+    monkeypatch.setattr(SqlV2g, "save_record", dated_and_held)
+    failures: list[BaseException] = []
+    stop = in_thread(lambda: pg_app.charging.stop("V2G2", session, 1_500, clock.now()), failures)
+    assert inside.wait(WAIT_S), [traceback.format_exception(f) for f in failures]
+    monkeypatch.setattr(SqlV2g, "save_record", real)
+    clock.advance(2)  # April
+    paid: list[RecordedPayment] = []
+    payment = in_thread(lambda: paid.append(pg_app.grid_settlement.record_payment("2026-03", 166)), failures)
+    waiting_on_a_lock_or_done(pg_app, payment)
+    release.set()
+    stop.join(WAIT_S)
+    payment.join(WAIT_S)
+    assert failures == [] and [p.settlement.exports for p in paid] == [2]
+    assert settlements_in_ledger(pg_app) == [166]
     assert failing(pg_app) == []

@@ -4,7 +4,9 @@ over), and the invariant that holds settled months to their credits."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,11 +20,16 @@ from chargeshare.domain.grid_settlement import (
     settlement_entry,
 )
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, PLATFORM_BANK, EntryKind
+from chargeshare.ocpp import V21
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.ports import Store, UnitOfWork
+from tests.conftest import add_charger
 from tests.services.test_export_payouts import exported
-from tests.services.test_v2g_service import failing
+from tests.services.test_v2g_service import driver, failing
 
 APRIL = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+APRIL_BEGINS = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)  # midnight BST
 
 
 def to_april(clock: ManualClock) -> None:
@@ -133,3 +140,48 @@ def test_the_invariant_flags_a_settlement_entry_without_its_month_or_the_other_w
     with app.store.transaction() as tx:  # and an entry for a month never recorded
         tx.ledger.add([settlement_entry("2026-03", 83, APRIL), settlement_entry("2026-02", 5, APRIL)])
     assert failing(app) == ["grid_buyer_owes_unsettled_exports"]
+
+
+class PaidMeanwhile:
+    """The store, whose next unit of work begins only after midnight, once the operator has
+    recorded March's payment: as a stop that read the clock before midnight and waited for a lock."""
+
+    def __init__(self, app: App, clock: ManualClock, amount: int) -> None:
+        self.store: Store = app.store
+        self.app, self.clock, self.amount = app, clock, amount
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        self.clock.advance((APRIL_BEGINS - self.clock.now()).total_seconds() + 1)
+        self.app.grid_settlement.record_payment("2026-03", self.amount)
+        self.app.charging.store = self.store
+        with self.store.transaction() as tx:
+            yield tx
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_an_export_stopped_across_a_settled_months_end_is_on_the_next_statement(
+    app: App, clock: ManualClock
+) -> None:
+    """A credit is dated inside its stop's unit of work, after any payment recorded before it:
+    never into a month whose statement was paid meanwhile."""
+    exported(app, clock, "V2G1", "DEE")  # March's statement: 83p
+    charger = add_charger(app, "V2G2", price=40)
+    app.charging.boot("V2G2", V21)
+    eve = app.marketplace.add_driver("EVE", "EVE").driver_id
+    clock.advance((APRIL_BEGINS - timedelta(hours=2) - clock.now()).total_seconds())
+    booking = app.bookings.book(BookRequest(eve, charger, 1, 60, 10_000)).booking_id
+    app.v2g.set_terms(driver(eve), booking, 25, 40)
+    clock.advance(60)
+    session = app.charging.start("V2G2", 1, "EVE", 1_000, clock.now()).transaction_id
+    app.charging.meter_export("V2G2", session, 50_000, 80)
+    app.charging.meter_export("V2G2", session, 53_333, 62)
+    clock.advance((APRIL_BEGINS - clock.now()).total_seconds() - 1)  # 23:59:59 BST, 31 March
+    app.charging.store = PaidMeanwhile(app, clock, 83)  # type: ignore[assignment]
+    app.charging.stop("V2G2", session, 1_500, clock.now())
+    march, april = app.grid_settlement.statement("2026-03"), app.grid_settlement.statement("2026-04")
+    assert [x.entry_id for x in march.lines] == ["export-1"] and march.total == 83
+    assert [x.entry_id for x in april.lines] == [f"export-{booking}"] and april.total == 83
+    assert failing(app) == []

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -53,6 +53,10 @@ def _record(r: Any) -> ExportRecord:
 def _settlement(r: Any) -> GridSettlement:
     recorded_by = _int(r.recorded_by)
     return GridSettlement(r.month, int(r.amount), int(r.exports), r.entry_id, r.recorded_at, recorded_by)
+
+
+# pg_advisory_xact_lock key ("CSGB") of the grid buyer's statements: see `settling`.
+SETTLING_LOCK_KEY = 0x43534742
 
 
 class SqlV2g:
@@ -123,6 +127,13 @@ class SqlV2g:
             return {}
         found = (_record(r) for r in self.conn.execute(RECORDS_OF, {"booking_ids": booking_ids}))
         return {x.booking_id: x for x in found}
+
+    def settling(self, *, exclusive: bool) -> None:
+        # PostgreSQL: under read committed a payment's statement would miss a credit still being
+        # written. SQLite's write transactions take turns already.
+        if self.dialect == "postgresql":
+            lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            self.conn.execute(text(f"SELECT {lock}(:key)"), {"key": SETTLING_LOCK_KEY})
 
     def add_settlement(self, settlement: GridSettlement) -> bool:
         # ON CONFLICT DO NOTHING: a second recording waits on the month's row, then finds it taken.
