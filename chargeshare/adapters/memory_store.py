@@ -1118,6 +1118,7 @@ class MemorySessions(_Repository):
             meter_last_wh=max(s.meter_last_wh, meter_stop_wh),
             billed_wh=billed_wh,
             cost=cost,
+            unmetered=False,
         )
         return True
 

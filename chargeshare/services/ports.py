@@ -455,7 +455,8 @@ class Sessions(Protocol):
         self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
     ) -> bool:
         """Bill a stopped session on a later stop reading (compare-and-set on the stop reading it
-        was billed on, `billed_stop_wh`): False, changing nothing, if it is not that any more."""
+        was billed on, `billed_stop_wh`), measured now (not unmetered): False, changing nothing, if
+        it is not that any more."""
         ...
 
     def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:

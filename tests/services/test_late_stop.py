@@ -285,3 +285,30 @@ def test_a_late_stop_after_reconcile_took_back_a_worked_capture_is_not_billed(
     assert (s.billed_wh, s.cost, s.late_stop_wh) == (300, 12, 2_000)
     assert captured(app) == 12
     assert failing(app) == set()
+
+
+def test_a_late_stop_that_bills_a_session_closed_unmeasured_clears_its_unmetered_flag(
+    app: App, clock: ManualClock
+) -> None:
+    """Closed on its start reading alone (nothing read after it): billed 0 Wh and flagged unmetered.
+    Its late stop, before the capture, is the measurement: billed on it, the flag goes."""
+    app.settlement.on_queued = lambda booking_id: None
+    booked(app, clock)
+    table = csms_v16.handlers(app.charging, "CP1", app.reports)
+    started = table["StartTransaction"](
+        {"connectorId": 1, "idTag": "TAG", "meterStart": 1_000, "timestamp": format_ts(clock.now())}
+    )
+    tx_id = int(started["transactionId"])
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE)
+    clock.advance(app.config.rules.lost_stop_grace_s)
+    assert app.charging.close_lost_stops() == [tx_id]
+    assert (session(app, tx_id).billed_wh, session(app, tx_id).unmetered) == (0, True)
+    clock.advance(400)
+    assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+    s = session(app, tx_id)
+    assert (s.billed_wh, s.cost, s.unmetered) == (1_000, 40, False)
+    with app.store.reading() as tx:
+        assert tx.sessions.unmetered() == []
+    app.settlement.process_due()
+    assert captured(app) == 40
+    assert failing(app) == set()

@@ -133,6 +133,7 @@ REBILL = DirectStatement(
         meter_last_wh=_register_at_least("stop_wh"),
         billed_wh=bindparam("billed"),
         cost=bindparam("cost_p"),
+        unmetered=False,  # the late stop's reading measures it (its start was read)
     )
 )
 # Kept once per reading: a repeat (or a lower one) changes nothing, so it is reported once.
