@@ -4,11 +4,18 @@ or two processes apply it at once. The service's rules are in tests/services/tes
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+from typing import Any
+
 import pytest
 
+from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.errors import Busy
 from chargeshare.ocpp import csms_v16
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.records import OutboxItem
 from tests.conftest import T0
 from tests.integration.test_money_races import at_once
 from tests.services.test_late_stop import (
@@ -77,3 +84,45 @@ def test_one_late_stop_in_two_processes_at_once_is_kept_or_billed_once(
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_claiming_the_capture_while_a_late_stop_rebills_it_rolls_the_rebill_back(
+    pg_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The late stop read the capture unclaimed and rebilled the session; a worker claims the
+    capture before the reprice. The reprice's compare-and-set finds it claimed: the stop is
+    answered busy and nothing of it stays, so the worker captures the amount it claimed, which the
+    ledger records. The charger's next sending keeps the reading as unbilled."""
+    pg = pg_app
+    pg.settlement.on_queued = lambda booking_id: None  # a payments worker captures later
+    table, tx_id = closed_as_lost(pg, clock)
+    booking_id = session(pg, tx_id).booking_id
+    lease = clock.now() + timedelta(seconds=pg.config.rules.payment_lease_s)
+    real = SqlSessions.rebill
+    claimed: list[OutboxItem] = []
+
+    def worker_claims() -> None:
+        with pg.store.transaction() as tx:
+            claimed.extend(tx.outbox.claim_of(booking_id, clock.now(), "worker-1", lease))
+
+    def rebill_then_claim(self: SqlSessions, *args: Any, **kwargs: Any) -> bool:
+        rebilled = real(self, *args, **kwargs)
+        worker = threading.Thread(target=worker_claims)  # another process's worker: it commits
+        worker.start()
+        worker.join(30)
+        return rebilled
+
+    monkeypatch.setattr(SqlSessions, "rebill", rebill_then_claim)
+    clock.advance(400)
+    with pytest.raises(Busy):
+        stop16(table, tx_id, 2_000, clock)
+    assert [i.amount for i in claimed] == [12]
+    s = session(pg, tx_id)
+    assert (s.meter_stop_wh, s.billed_wh, s.cost, s.late_stop_wh) == (1_300, 300, 12, None)
+    assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+    assert session(pg, tx_id).late_stop_wh == 2_000
+    clock.advance(pg.config.rules.payment_lease_s + 1)  # worker-1 died: another takes its claim over
+    pg.settlement.process_due()
+    assert captured(pg) == 12
+    assert failing(pg) == set()
