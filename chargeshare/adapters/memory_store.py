@@ -1086,6 +1086,7 @@ class MemorySessions(_Repository):
         cost: int,
         idle_fee: int = 0,
         unmetered: bool = False,
+        closed_lost: bool = False,
     ) -> bool:
         s = self.t.sessions.get(session_id)
         if s is None or s.status is not SessionStatus.CHARGING:
@@ -1100,6 +1101,7 @@ class MemorySessions(_Repository):
             cost=cost,
             idle_fee=idle_fee,
             unmetered=unmetered,
+            closed_lost=closed_lost,
         )
         return True
 

@@ -379,8 +379,8 @@ class ChargingService:
         billed_stop = session.meter_stop_wh
         if billed_stop is None or register_wh <= billed_stop or session.billed_wh is None:
             return []
-        if session.freed_at is None:
-            return []  # never reported free, so not closed by the sweep: stopped by its charger
+        if not session.closed_lost:
+            return []  # stopped by its charger, on that stop's reading: nothing was left behind
         if tx.sessions.awaits_first_reading(session.session_id):
             return []  # its meter start is a placeholder: no reading measures its energy from it
         booking = tx.bookings.get(session.booking_id)
@@ -998,6 +998,7 @@ class ChargingService:
                 cost=cost,
                 idle_fee=idle_fee,
                 unmetered=flagged,
+                closed_lost=lost,
             ):
                 # Another process closed it meanwhile (the lost-stop sweep): this stop came late.
                 closed = tx.sessions.get(transaction_id) if stop_read and not lost else None

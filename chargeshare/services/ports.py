@@ -442,9 +442,11 @@ class Sessions(Protocol):
         cost: int,
         idle_fee: int = 0,
         unmetered: bool = False,
+        closed_lost: bool = False,
     ) -> bool:
         """Stop a charging session with its bill (compare-and-set on its status): False, changing
-        nothing, when it is not charging any more (or does not exist)."""
+        nothing, when it is not charging any more (or does not exist). `closed_lost`: closed by the
+        lost-stop sweep, not by its charger's stop (only such a session takes a late stop)."""
         ...
 
     def unmetered(self) -> Sequence[SessionRecord]:

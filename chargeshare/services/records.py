@@ -88,6 +88,7 @@ class SessionRecord:
     # A stop that came after the session was closed as lost: its reading (above the billed one).
     late_stop_wh: int | None = None
     late_stop_at: datetime | None = None
+    closed_lost: bool = False  # closed by the lost-stop sweep, not by its charger's stop
 
 
 @dataclass(frozen=True)

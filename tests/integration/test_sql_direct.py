@@ -136,6 +136,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "cost_p": 120,
         "idle_fee_p": 0,
         "unmetered_flag": True,
+        "lost_flag": False,
         "new_ends_at": None,
         "new_ref": "pi_test",
         "new_fee": None,

@@ -249,6 +249,31 @@ def test_a_second_stop_of_a_session_stopped_normally_changes_nothing(app: App, c
     assert failing(app) == set()
 
 
+def test_a_second_stop_after_a_free_report_and_a_normal_stop_changes_nothing(
+    app: App, clock: ManualClock
+) -> None:
+    """2.0.1 firmware reports the connector Available before its Ended: the session was freed, yet
+    stopped by its charger, not the sweep. A second, higher stop still bills nothing more."""
+    app.settlement.on_queued = lambda booking_id: None
+    booked(app, clock)
+    table = csms_v16.handlers(app.charging, "CP1", app.reports)
+    started = table["StartTransaction"](
+        {"connectorId": 1, "idTag": "TAG", "meterStart": 1_000, "timestamp": format_ts(clock.now())}
+    )
+    tx_id = int(started["transactionId"])
+    clock.advance(600)
+    app.charging.status("CP1", 1, ConnectorStatus.AVAILABLE, clock.now())
+    assert stop16(table, tx_id, 1_300, clock) == {"idTagInfo": {"status": "Accepted"}}
+    clock.advance(60)
+    assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+    s = session(app, tx_id)
+    assert (s.meter_stop_wh, s.billed_wh, s.cost, s.late_stop_wh) == (1_300, 300, 12, None)
+    assert not s.closed_lost
+    app.settlement.process_due()
+    assert captured(app) == 12 and late_notices(app) == []
+    assert failing(app) == set()
+
+
 class Died(Exception):
     """The payments worker's process died at a failpoint."""
 

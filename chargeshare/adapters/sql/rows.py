@@ -171,6 +171,7 @@ def session_record(r: Mapping[Any, Any]) -> SessionRecord:
         unmetered=bool(r["unmetered"]),
         late_stop_wh=r["late_stop_wh"],
         late_stop_at=r["late_stop_at"],
+        closed_lost=bool(r["closed_lost"]),
     )
 
 

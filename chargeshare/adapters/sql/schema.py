@@ -238,6 +238,9 @@ sessions = Table(
     # above its billed stop reading was delivered and not billed (see ChargingService._late_stop).
     Column("late_stop_wh", BigInteger),
     Column("late_stop_at", UTCDateTime()),
+    # Closed by the lost-stop sweep on its last reading, not by its charger's stop: only such a
+    # session takes a late stop's reading.
+    Column("closed_lost", Boolean, nullable=False, default=False, server_default=false()),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
     # Open sessions: the stops owed and the lost-stop sweep read only these.

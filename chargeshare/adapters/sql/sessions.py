@@ -118,6 +118,7 @@ STOP = DirectStatement(
         cost=bindparam("cost_p"),
         idle_fee=bindparam("idle_fee_p"),
         unmetered=bindparam("unmetered_flag"),
+        closed_lost=bindparam("lost_flag"),
     )
 )
 # Compare-and-set on the stop reading it was billed on: of two late stops racing, one rebills it.
@@ -175,6 +176,7 @@ INSERT = DirectStatement(
         status=SessionStatus.CHARGING.value,
         idle_fee=0,
         unmetered=False,
+        closed_lost=False,
     )
     .returning(_s.id)
 )
@@ -372,6 +374,7 @@ class SqlSessions:
         cost: int,
         idle_fee: int = 0,
         unmetered: bool = False,
+        closed_lost: bool = False,
     ) -> bool:
         params = {
             "session_pk": session_id,
@@ -381,6 +384,7 @@ class SqlSessions:
             "cost_p": cost,
             "idle_fee_p": idle_fee,
             "unmetered_flag": unmetered,
+            "lost_flag": closed_lost,
         }
         return STOP.write(self.conn, params) == 1
 
