@@ -152,10 +152,6 @@ def capacities_w(
 
 def constraints(site: Site) -> list[tuple[Scope, int]]:
     """The limits a connector on `site` sits under: its site's, and its feeder's if it has one."""
-    return _constraints(site)
-
-
-def _constraints(site: Site) -> list[tuple[Scope, int]]:
     under = [(Scope.SITE, site.site_id)]
     if site.feeder_id is not None:
         under.append((Scope.FEEDER, site.feeder_id))
@@ -180,7 +176,7 @@ def allocate(
     feeder past its limit (on a full one it waits at 0 until its start is decided)."""
     by_site = {s.site_id: s for s in sites}
     caps = capacities_w(sites, feeders, events, at)
-    under = {c.connector_id: _constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
+    under = {c.connector_id: constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
     floor = {c.connector_id: min(min_w, c.rating_w) for c in charging}
     # Pause the latest started (ties: the higher connector id) until every car can have its minimum.
     running = sorted(charging, key=lambda c: (c.started_at, c.connector_id))
@@ -204,7 +200,7 @@ def allocate(
     spare: dict[int, int] = {}
     for i in sorted(idle, key=lambda i: i.connector_id):  # lower ids first: the same answer every time
         want = min(min_w, i.rating_w)
-        keys = _constraints(by_site[i.site_id]) if i.site_id in by_site else []
+        keys = constraints(by_site[i.site_id]) if i.site_id in by_site else []
         spare[i.connector_id] = want if all(left[k] >= want for k in keys) else 0
         for k in keys:
             left[k] -= spare[i.connector_id]
@@ -320,6 +316,6 @@ def site_loads_w(
     loads: dict[tuple[Scope, int], int] = {}
     for s in sites:
         chargers = sum(w for c, w in power_w.items() if site_of.get(c) == s.site_id)
-        for k in _constraints(s):
+        for k in constraints(s):
             loads[k] = loads.get(k, 0) + s.house_load_w + chargers
     return loads

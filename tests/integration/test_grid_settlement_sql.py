@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import traceback
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,16 +14,13 @@ from chargeshare.adapters.sql.v2g import SqlV2g
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidField
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, posted_balances
-from chargeshare.ocpp import V21
-from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.grid_settlement import RecordedPayment
-from tests.conftest import add_charger
 from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_lock_or_done
 from tests.integration.test_grid_and_fleet_races import in_thread
 from tests.services.test_export_payouts import exported
-from tests.services.test_grid_settlement import APRIL_BEGINS, to_april
-from tests.services.test_v2g_service import driver, failing
+from tests.services.test_grid_settlement import exporting_at_marchs_end, to_april
+from tests.services.test_v2g_service import failing
 
 
 def settlements_in_ledger(app: App) -> list[int]:
@@ -105,18 +101,7 @@ def test_a_payment_waits_for_a_credit_dated_in_its_month_and_still_being_written
 ) -> None:
     """A stop dated its export credit a second before April and is still writing it when the
     operator records March's payment: the payment waits for it, and its statement includes it."""
-    exported(pg_app, clock, "V2G1", "DEE")  # March: 83p
-    charger = add_charger(pg_app, "V2G2", price=40)
-    pg_app.charging.boot("V2G2", V21)
-    eve = pg_app.marketplace.add_driver("EVE", "EVE").driver_id
-    clock.advance((APRIL_BEGINS - timedelta(hours=2) - clock.now()).total_seconds())
-    booking = pg_app.bookings.book(BookRequest(eve, charger, 1, 60, 10_000)).booking_id
-    pg_app.v2g.set_terms(driver(eve), booking, 25, 40)
-    clock.advance(60)
-    session = pg_app.charging.start("V2G2", 1, "EVE", 1_000, clock.now()).transaction_id
-    pg_app.charging.meter_export("V2G2", session, 50_000, 80)
-    pg_app.charging.meter_export("V2G2", session, 53_333, 62)
-    clock.advance((APRIL_BEGINS - clock.now()).total_seconds() - 1)  # 23:59:59 BST, 31 March
+    _, session = exporting_at_marchs_end(pg_app, clock)
     inside, release = threading.Event(), threading.Event()
     real = SqlV2g.save_record
 

@@ -23,10 +23,10 @@ from chargeshare.ocpp import V16, V201, OcppVersion, csms_v16, csms_v201
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
 from chargeshare.services.records import SessionRecord
 from tests.conftest import SQLITE_MEMORY, add_charger, build_for_tests
 from tests.services.offline_events import offline_event
+from tests.services.test_money_path import failing
 
 PRICE = 40  # pence per kWh
 TAG = "TAG1"
@@ -112,16 +112,6 @@ def session(app: App, session_id: int) -> SessionRecord:
         s = tx.sessions.get(session_id)
     assert s is not None
     return s
-
-
-def failing(app: App) -> set[str]:
-    results = check_store(app.store, app.config.rules, now=app.clock.now(), final=False)
-    with app.store.reading() as tx:
-        entries = tx.ledger.entries()
-    g = app.gateway
-    assert isinstance(g, SimulatedGateway)
-    results += provider_agrees_with_ledger(entries, g.total_captured, g.open_authorisations())
-    return {r.name for r in results if not r.ok}
 
 
 def grace(app: App) -> int:

@@ -21,11 +21,11 @@ from tests.integration.test_money_races import at_once
 from tests.services.test_late_stop import (
     captured,
     closed_as_lost,
-    failing,
     late_notices,
     session,
     stop16,
 )
+from tests.services.test_money_path import failing
 
 
 @pytest.mark.parametrize("capture_tried", [True, False])

@@ -162,12 +162,10 @@ class PaidMeanwhile:
         return getattr(self.store, name)
 
 
-def test_an_export_stopped_across_a_settled_months_end_is_on_the_next_statement(
-    app: App, clock: ManualClock
-) -> None:
-    """A credit is dated inside its stop's unit of work, after any payment recorded before it:
-    never into a month whose statement was paid meanwhile."""
-    exported(app, clock, "V2G1", "DEE")  # March's statement: 83p
+def exporting_at_marchs_end(app: App, clock: ManualClock) -> tuple[int, int]:
+    """March's statement holds one 83p credit (V2G1); EVE's session on V2G2 has exported 83p more
+    and is still open at 23:59:59 BST on 31 March, the clock's time now: (booking, session)."""
+    exported(app, clock, "V2G1", "DEE")
     charger = add_charger(app, "V2G2", price=40)
     app.charging.boot("V2G2", V21)
     eve = app.marketplace.add_driver("EVE", "EVE").driver_id
@@ -178,7 +176,16 @@ def test_an_export_stopped_across_a_settled_months_end_is_on_the_next_statement(
     session = app.charging.start("V2G2", 1, "EVE", 1_000, clock.now()).transaction_id
     app.charging.meter_export("V2G2", session, 50_000, 80)
     app.charging.meter_export("V2G2", session, 53_333, 62)
-    clock.advance((APRIL_BEGINS - clock.now()).total_seconds() - 1)  # 23:59:59 BST, 31 March
+    clock.advance((APRIL_BEGINS - clock.now()).total_seconds() - 1)
+    return booking, session
+
+
+def test_an_export_stopped_across_a_settled_months_end_is_on_the_next_statement(
+    app: App, clock: ManualClock
+) -> None:
+    """A credit is dated inside its stop's unit of work, after any payment recorded before it:
+    never into a month whose statement was paid meanwhile."""
+    booking, session = exporting_at_marchs_end(app, clock)
     app.charging.store = PaidMeanwhile(app, clock, 83)  # type: ignore[assignment]
     app.charging.stop("V2G2", session, 1_500, clock.now())
     march, april = app.grid_settlement.statement("2026-03"), app.grid_settlement.statement("2026-04")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.ledger import EntryKind
@@ -24,22 +23,13 @@ from chargeshare.services import settlement
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import STOP_LATE
 from chargeshare.services.clock import ManualClock
-from chargeshare.services.invariants import check_store, provider_agrees_with_ledger
+from chargeshare.services.invariants import check_store
 from chargeshare.services.records import SessionRecord
 from chargeshare.services.settlement import capture_key
 from tests.conftest import add_charger
+from tests.services.test_money_path import failing
 
 PRICE = 40  # pence per kWh: the 300 Wh billed cost 12p, the 1,000 Wh delivered 40p
-
-
-def failing(app: App) -> set[str]:
-    results = check_store(app.store, app.config.rules, now=app.clock.now(), final=False)
-    with app.store.reading() as tx:
-        entries = tx.ledger.entries()
-    g = app.gateway
-    assert isinstance(g, SimulatedGateway)
-    results += provider_agrees_with_ledger(entries, g.total_captured, g.open_authorisations())
-    return {r.name for r in results if not r.ok}
 
 
 def invariant(app: App, name: str) -> str:
