@@ -35,7 +35,7 @@ from chargeshare.domain.fleet import (
     SeenRequest,
 )
 from chargeshare.domain.geo import Point, distance_m
-from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Plan, Scope, Site
 from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
@@ -1595,8 +1595,8 @@ class MemoryGrid(_Repository):
     def allocations(self) -> dict[int, int]:
         return dict(sorted(self.t.allocations.items()))
 
-    def planned(self) -> dict[int, tuple[tuple[datetime, int], ...]]:
-        return dict(sorted(self.t.planned.items()))
+    def plans(self) -> dict[int, Plan]:
+        return {c: Plan(w, self.t.planned.get(c, ())) for c, w in sorted(self.t.allocations.items())}
 
     def save_allocations(
         self,

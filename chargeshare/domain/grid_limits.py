@@ -207,28 +207,70 @@ def allocate(
     return Allocation({**spare, **limits, **dict.fromkeys(paused, 0)}, frozenset(paused))
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A connector's limit from now on: `limit_w` now, then each later step (when, W) in time order,
+    as its charger holds it in the periods of its profiles."""
+
+    limit_w: int
+    steps: tuple[tuple[datetime, int], ...] = ()
+
+    def at(self, when: datetime) -> int:
+        """The limit in force at `when` (a step applies from its moment on)."""
+        return next((w for then, w in reversed(self.steps) if then <= when), self.limit_w)
+
+    def from_(self, now: datetime) -> Plan:
+        """The same plan with the steps whose moment has passed taken as its limit now."""
+        return Plan(self.at(now), tuple(s for s in self.steps if s[0] > now))
+
+    def _both(self, other: Plan) -> list[tuple[int, int]]:
+        """(self's, other's) limit now and at every step of either."""
+        moments = sorted({then for then, _ in (*self.steps, *other.steps)})
+        return [(self.limit_w, other.limit_w), *((self.at(t), other.at(t)) for t in moments)]
+
+    def passes(self, other: Plan) -> bool:
+        """Somewhere above `other` (from now on)."""
+        return any(mine > theirs for mine, theirs in self._both(other))
+
+    def capped_by(self, other: Plan) -> Plan:
+        """Never above `other` at any moment: the lower of the two throughout."""
+        moments = sorted({then for then, _ in (*self.steps, *other.steps)})
+        steps: list[tuple[datetime, int]] = []
+        last = min(self.limit_w, other.limit_w)
+        for t in moments:
+            w = min(self.at(t), other.at(t))
+            if w != last:
+                steps.append((t, w))
+                last = w
+        return Plan(min(self.limit_w, other.limit_w), tuple(steps))
+
+
 def lower_before_raise(
-    before: Mapping[int, int],
-    wanted: Mapping[int, int],
+    before: Mapping[int, Plan],
+    wanted: Mapping[int, Plan],
     under: Mapping[int, Sequence[_K]],
     charger_of: Mapping[int, int],
     settling: Collection[int],
-) -> dict[int, int]:
-    """The limits to send now, given those sent `before`. Each charger takes its own commands in
-    order, but chargers take theirs in no set order: so a raise waits at its old limit while another
-    charger under the same site or feeder is being lowered (or limited for the first time), or is
-    still taking a decision (`settling`, connectors), and goes out when decided again after that
-    charger acknowledged. The sum then never passes a limit while commands are on their way."""
+) -> dict[int, Plan]:
+    """The plans to send now, given those sent `before` (both from now on). Each charger takes its
+    own commands in order, but chargers take theirs in no set order: so a plan that is anywhere above
+    the one before is held to the lower of the two while another charger under the same site or
+    feeder is being lowered anywhere (or limited for the first time), or is still taking a decision
+    (`settling`, connectors), and goes out whole when decided again after that charger acknowledged.
+    At every moment the sum then stays within what one of the two decisions fits."""
     lowering: dict[_K, set[int]] = {}
-    for c, w in wanted.items():
-        if c in settling or c not in before or w < before[c]:
+    for c, plan in wanted.items():
+        if c in settling or c not in before or before[c].passes(plan):
             for k in under.get(c, ()):
                 lowering.setdefault(k, set()).add(charger_of[c])
 
     def held(c: int) -> bool:
         return any(lowering.get(k, set()) - {charger_of[c]} for k in under.get(c, ()))
 
-    return {c: before[c] if c in before and w > before[c] and held(c) else w for c, w in wanted.items()}
+    return {
+        c: plan.capped_by(before[c]) if c in before and plan.passes(before[c]) and held(c) else plan
+        for c, plan in wanted.items()
+    }
 
 
 def fair_shares(

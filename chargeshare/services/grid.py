@@ -34,6 +34,7 @@ from chargeshare.domain.grid_limits import (
     Feeder,
     FlexEvent,
     Idle,
+    Plan,
     Scope,
     Site,
     allocate,
@@ -174,24 +175,18 @@ class GridService:
             # The number first: a decision committing between the two reads then pairs newer limits
             # with an older number, which stays owed and is sent again, never old limits with its own.
             delivery = tx.grid.delivery(charger.charger_id)
-            decided, planned = tx.grid.allocations(), tx.grid.planned()
+            plans = tx.grid.plans()
         now = self.clock.now()
-        limits = tuple(
-            (c.connector_no, decided[c.connector_id]) for c in charger.connectors if c.connector_id in decided
-        )
-        steps = tuple(
-            (c.connector_no, then, w)
+        # A step whose moment has passed is in force now (the sweep decides it again shortly).
+        mine = {
+            c.connector_no: plans[c.connector_id].from_(now)
             for c in charger.connectors
-            if c.connector_id in decided
-            for then, w in planned.get(c.connector_id, ())
-        )
-        # The last step whose moment has passed is in force now (the sweep decides it again shortly).
-        in_force = {no: w for no, then, w in sorted(steps, key=lambda s: s[1]) if then <= now}
-        limits = tuple((no, in_force.get(no, w)) for no, w in limits)
-        steps = tuple(s for s in steps if s[1] > now)
+            if c.connector_id in plans
+        }
         decision, delivered = delivery or (0, 0)
-        if not limits and delivered >= decision:
+        if not mine and delivered >= decision:
             return None
+        limits, steps = _told(mine)
         return GridLimitsDue(now, charge_point_id, limits, decision, steps)
 
     def limits_delivered(self, charge_point_id: str, decision: int) -> None:
@@ -222,61 +217,51 @@ class GridService:
             tx.grid.deciding()  # first: every read below sees the decisions committed before ours
             now = self.clock.now()
             members = tx.grid.members()
-            decided, planned = tx.grid.allocations(), tx.grid.planned()
-            if not members and not decided:
+            plans = tx.grid.plans()
+            if not members and not plans:
                 return []
-            wanted, steps, where, under = self._decide(tx, members, now)
+            wanted, where, under = self._decide(tx, members, now)
             # Chargers still taking a recent decision: what they draw may be either limit.
             recent = set(tx.grid.owed(now)) - set(tx.grid.owed(now - self.hold_raises_for))
             settling = {c for c, k in where.items() if k.charger_id in recent}
             charger_of = {c: k.charger_id for c, k in where.items()}
-            wanted = lower_before_raise(decided, wanted, under, charger_of, settling)
-            for connector_id in decided.keys() - wanted.keys():
+            # Against the limits in force now: a step already passed is what the charger holds.
+            in_force = {c: p.from_(now) for c, p in plans.items()}
+            sent = lower_before_raise(in_force, wanted, under, charger_of, settling)
+            for connector_id in plans.keys() - sent.keys():
                 if connector_id not in where:
                     where[connector_id] = self._connector_of(tx, connector_id)
-            changed: dict[int, int | None] = {
-                c: wanted.get(c)
-                for c in wanted.keys() | decided.keys()
-                if wanted.get(c) != decided.get(c) or steps.get(c, ()) != planned.get(c, ())
-            }
+            changed = {c: sent.get(c) for c in sent.keys() | plans.keys() if sent.get(c) != plans.get(c)}
             if not changed:
                 return []
-            tx.grid.save_allocations(changed, now, {c: steps[c] for c in changed if c in steps})
+            tx.grid.save_allocations(
+                {c: None if p is None else p.limit_w for c, p in changed.items()},
+                now,
+                {c: p.steps for c, p in changed.items() if p is not None and p.steps},
+            )
             # Owed in the same commit: a crash before the chargers are told leaves them owed.
             decisions = tx.grid.owe(sorted({where[c].charger_id for c in changed}), now)
         chargers = sorted({(where[c].charge_point_id, where[c].charger_id) for c in changed})
-        due = [
-            GridLimitsDue(
-                now,
-                cp_id,
-                tuple(
-                    sorted(
-                        (k.connector_no, wanted[c])
-                        for c, k in where.items()
-                        if k.charge_point_id == cp_id and c in wanted
-                    )
-                ),
-                decisions[charger_id],
-                tuple(
-                    sorted(
-                        (k.connector_no, then, w)
-                        for c, k in where.items()
-                        if k.charge_point_id == cp_id and c in wanted
-                        for then, w in steps.get(c, ())
-                    )
-                ),
+        due: list[GridLimitsDue] = []
+        for cp_id, charger_id in chargers:
+            limits, steps = _told(
+                {
+                    k.connector_no: sent[c]
+                    for c, k in where.items()
+                    if k.charge_point_id == cp_id and c in sent
+                }
             )
-            for cp_id, charger_id in chargers
-        ]
+            due.append(GridLimitsDue(now, cp_id, limits, decisions[charger_id], steps))
         for event in due:
             self.bus.publish(event)
         return due
 
     def _decide(
         self, tx: UnitOfWork, members: dict[int, int], now: datetime
-    ) -> tuple[dict[int, int], dict[int, tuple[Step, ...]], dict[int, _Connector], dict[int, list[_Key]]]:
-        """Each connector's limit now, the steps it takes at the flexibility event edges within
-        `look_ahead` where its limit changes, where each connector is, and the limits it sits under."""
+    ) -> tuple[dict[int, Plan], dict[int, _Connector], dict[int, list[_Key]]]:
+        """Each connector's plan: its limit now and the steps it takes at the flexibility event
+        edges within `look_ahead` where its limit changes; where each connector is, and the limits
+        it sits under."""
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
         by_site = {s.site_id: s for s in sites}
         under: dict[int, list[_Key]] = {}
@@ -306,7 +291,8 @@ class GridService:
                 if then.get(connector_id, w) != w:
                     steps[connector_id] = (*steps.get(connector_id, ()), (edge, then[connector_id]))
                     last[connector_id] = then[connector_id]
-        return wanted, steps, where, under
+        plans = {c: Plan(w, steps.get(c, ())) for c, w in wanted.items()}
+        return plans, where, under
 
     @staticmethod
     def _connector_of(tx: UnitOfWork, connector_id: int) -> _Connector:
@@ -324,3 +310,12 @@ class GridService:
         if not found:
             raise NotFound(f"no site {site_id}")  # another host's: as if it did not exist
         return found[0]
+
+
+def _told(
+    plans: dict[int, Plan],
+) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, datetime, int], ...]]:
+    """A charger's plans, by connector number, as its GridLimitsDue carries them."""
+    limits = tuple(sorted((no, p.limit_w) for no, p in plans.items()))
+    steps = tuple(sorted((no, then, w) for no, p in plans.items() for then, w in p.steps))
+    return limits, steps

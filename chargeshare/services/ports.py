@@ -22,7 +22,7 @@ from chargeshare.domain.fleet import (
     Occurrence,
     SeenRequest,
 )
-from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Plan, Scope, Site
 from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
@@ -886,9 +886,9 @@ class Grid(Protocol):
         """Each connector's limit in W as last decided, by connector id."""
         ...
 
-    def planned(self) -> dict[int, tuple[tuple[datetime, int], ...]]:
-        """The later steps each connector's decided limit carries, in time order: ((when, W), ...),
-        by connector id (a connector with none is absent)."""
+    def plans(self) -> dict[int, Plan]:
+        """Each connector's decided limit with the later steps it carries, in time order, by
+        connector id: read at once, so a limit is never paired with another decision's steps."""
         ...
 
     def save_allocations(

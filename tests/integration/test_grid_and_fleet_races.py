@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from chargeshare.adapters.sql.fleet import SqlFleets
 from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.bootstrap import App
 from chargeshare.domain.fleet import IssuedInvoice
+from chargeshare.domain.grid_limits import Plan
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.services.grid import GridService
 from tests.conftest import T0, add_charger, sql_store
@@ -77,24 +79,28 @@ def test_limits_read_while_a_decision_commits_are_not_acknowledged_as_that_decis
     pg_app.grid.place(charger, site.site_id)
     with pg_app.store.reading() as tx:
         (connector_id,) = tx.grid.allocations()
-    real = SqlGrid.allocations
+    real = SqlGrid.plans
     raced: list[bool] = []
+    later = pg_app.clock.now() + timedelta(minutes=3)
 
-    def allocations_then_a_decision(self: SqlGrid) -> dict[int, int]:
+    def limits_then_a_decision(self: SqlGrid) -> dict[int, Plan]:
         got = real(self)
         if not raced:  # another process's decision commits between this process's reads
             raced.append(True)
             with pg_app.store.transaction() as tx:
                 tx.grid.deciding()
-                tx.grid.save_allocations({connector_id: 3_000}, pg_app.clock.now())
+                tx.grid.save_allocations(
+                    {connector_id: 3_000}, pg_app.clock.now(), {connector_id: [(later, 1_380)]}
+                )
                 tx.grid.owe([charger], pg_app.clock.now())
         return got
 
-    monkeypatch.setattr(SqlGrid, "allocations", allocations_then_a_decision)
+    monkeypatch.setattr(SqlGrid, "plans", limits_then_a_decision)
     due = pg_app.grid.limits_due("CP1")
-    monkeypatch.setattr(SqlGrid, "allocations", real)
+    monkeypatch.setattr(SqlGrid, "plans", real)
     assert raced and due is not None
     assert dict(due.limits_w)[1] != 3_000  # the limits read were those before the newer decision
+    assert due.steps == ()  # and so were its steps: never one decision's limit with another's steps
     pg_app.grid.limits_delivered("CP1", due.decision)  # the charger took what it was sent
     with pg_app.store.reading() as tx:  # so the newer decision is still owed, to be sent again
         assert tx.grid.owed(pg_app.clock.now()) == [charger]

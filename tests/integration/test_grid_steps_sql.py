@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.grid_limits import Plan
 from chargeshare.services.clock import ManualClock
 from tests.conftest import T0, add_charger
 
@@ -28,20 +29,23 @@ def keeps_steps(app: App) -> None:
         )
     with app.store.reading() as tx:
         assert tx.grid.allocations() == {a: 4_000, b: 3_000}
-        assert tx.grid.planned() == {a: ((edge, 1_380), (later, 5_000)), b: ((later, 2_000),)}
+        assert tx.grid.plans() == {
+            a: Plan(4_000, ((edge, 1_380), (later, 5_000))),
+            b: Plan(3_000, ((later, 2_000),)),
+        }
     with app.store.transaction() as tx:
         tx.grid.save_allocations({a: 1_380}, edge, {a: [(later, 5_000)]})
     with app.store.reading() as tx:
-        assert tx.grid.planned() == {a: ((later, 5_000),), b: ((later, 2_000),)}
+        assert tx.grid.plans() == {a: Plan(1_380, ((later, 5_000),)), b: Plan(3_000, ((later, 2_000),))}
     with app.store.transaction() as tx:
         tx.grid.save_allocations({a: 1_380, b: None}, edge, {})
     with app.store.reading() as tx:
-        assert tx.grid.allocations() == {a: 1_380} and tx.grid.planned() == {}
+        assert tx.grid.plans() == {a: Plan(1_380)}
     with app.store.transaction() as tx:
         tx.grid.save_allocations({a: 1_380}, edge, {a: [(later, 5_000)]})
         tx.chargers.remove("CP1")
     with app.store.reading() as tx:
-        assert tx.grid.allocations() == {} and tx.grid.planned() == {}
+        assert tx.grid.allocations() == {} and tx.grid.plans() == {}
 
 
 def test_steps_are_kept_on_sqlite(app: App) -> None:

@@ -78,3 +78,52 @@ def test_an_edge_elsewhere_does_not_hide_the_next_edge_of_this_feeder(app: App, 
     settled(app)
     held = {cp_id: held_w(due, cut + timedelta(seconds=1)) for cp_id, due in told(app).items()}
     assert sum(held.values()) <= 4_000, held
+
+
+def within_in_any_order(
+    old: dict[str, GridLimitsDue], new: dict[str, GridLimitsDue], limit_at: dict[datetime, int]
+) -> None:
+    """Whichever chargers have taken their newest commands and whichever still hold the old ones,
+    the feeder stays within its limit at each moment."""
+    cp_ids = sorted(old)
+    for moment, limit_w in limit_at.items():
+        for mask in range(1 << len(cp_ids)):
+            took = [cp_id for i, cp_id in enumerate(cp_ids) if mask >> i & 1]
+            held = {cp_id: held_w((new if cp_id in took else old)[cp_id], moment) for cp_id in cp_ids}
+            assert sum(held.values()) <= limit_w, (moment, took, held)
+
+
+def test_a_raising_step_waits_like_a_raise_for_another_chargers_lowering(
+    app: App, clock: ManualClock
+) -> None:
+    """CP1 charges alone through a coming event; CP2's car starts before it. CP2's steps (down at
+    the event's start, up at its end) must not go above what it held while CP1 is being lowered."""
+    a_feeder_of_three(app)
+    start(app, "CP1", 1, clock)
+    settled(app)
+    feeder = app.grid.feeders()[0].feeder_id
+    now = clock.now()
+    begins, ends = now + timedelta(minutes=1), now + timedelta(minutes=4)
+    app.grid.add_flex_event(Scope.FEEDER, feeder, 4_000, begins, ends)
+    settled(app)
+    old = told(app)
+    start(app, "CP2", 2, clock)  # nobody has acknowledged it yet
+    second = timedelta(seconds=1)
+    limit_at = {now + second: 12_000, begins + second: 4_000, ends + second: 12_000}
+    within_in_any_order(old, told(app), limit_at)
+
+
+def test_a_hold_counts_a_step_already_passed_as_the_limit_held(app: App, clock: ManualClock) -> None:
+    """After an event's start and before the sweep decides again, a car starting elsewhere raises
+    only what the chargers hold now (the step), not their limits from before the edge."""
+    a_feeder_of_three(app)
+    start(app, "CP1", 1, clock)
+    settled(app)
+    feeder = app.grid.feeders()[0].feeder_id
+    begins = clock.now() + timedelta(minutes=1)
+    app.grid.add_flex_event(Scope.FEEDER, feeder, 4_000, begins, begins + timedelta(hours=1))
+    settled(app)
+    old = told(app)
+    clock.advance(90)  # past the edge, no sweep since
+    start(app, "CP2", 2, clock)
+    within_in_any_order(old, told(app), {clock.now() + timedelta(seconds=1): 4_000})

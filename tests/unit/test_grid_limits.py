@@ -17,6 +17,7 @@ from chargeshare.domain.grid_limits import (
     FlexEvent,
     Idle,
     LoadSample,
+    Plan,
     Scope,
     Site,
     allocate,
@@ -207,32 +208,43 @@ def test_an_idle_connector_gets_the_minimum_only_where_the_cars_leave_room_for_i
 
 
 @st.composite
-def two_decisions(draw: st.DrawFn) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
-    """Limits sent before and wanted now for connectors on a few chargers under one feeder."""
+def two_decisions(draw: st.DrawFn) -> tuple[dict[int, Plan], dict[int, Plan], dict[int, int]]:
+    """Plans sent before and wanted now for connectors on a few chargers under one feeder: a limit
+    now and up to two later steps, at a few shared moments (a flexibility event's edges)."""
     charger_of = {c: draw(st.integers(1, 4)) for c in range(draw(st.integers(1, 8)))}
     watts = st.sampled_from([0, 1_380, 2_500, 4_000, 6_000, 7_400])
-    before = {c: draw(watts) for c in charger_of}
-    wanted = {c: draw(watts) for c in charger_of}
+    moments = [T0 + n * MINUTE for n in (1, 2, 3)]
+
+    def plan() -> Plan:
+        at = sorted(draw(st.sets(st.sampled_from(moments), max_size=2)))
+        return Plan(draw(watts), tuple((t, draw(watts)) for t in at))
+
+    before = {c: plan() for c in charger_of}
+    wanted = {c: plan() for c in charger_of}
     return before, wanted, charger_of
 
 
 @settings(max_examples=500, deadline=None)
 @given(two_decisions())
 def test_chargers_taking_a_decision_in_any_order_never_pass_what_either_decision_fits(
-    decisions: tuple[dict[int, int], dict[int, int], dict[int, int]],
+    decisions: tuple[dict[int, Plan], dict[int, Plan], dict[int, int]],
 ) -> None:
     before, wanted, charger_of = decisions
-    cap = max(sum(before.values()), sum(wanted.values()))  # both decisions fit the feeder
     under = {key: [(Scope.FEEDER, 1)] for key in charger_of}
     sent = lower_before_raise(before, wanted, under, charger_of, ())
     chargers = sorted(set(charger_of.values()))
-    # A charger takes its whole decision (its charger-wide maximum comes first); the others may
-    # or may not have taken theirs yet.
-    for mask in range(1 << len(chargers)):
-        took = {ch for i, ch in enumerate(chargers) if mask >> i & 1}
-        assert sum(sent[c] if charger_of[c] in took else before[c] for c in charger_of) <= cap
-    for c in charger_of:
-        assert min(before[c], wanted[c]) <= sent[c] <= max(before[c], wanted[c])
+    for at in [T0 + n * MINUTE for n in range(5)]:
+        # Both decisions fit the feeder at every moment.
+        cap = max(sum(p.at(at) for p in before.values()), sum(p.at(at) for p in wanted.values()))
+        # A charger takes its whole decision (its charger-wide maximum comes first); the others may
+        # or may not have taken theirs yet.
+        for mask in range(1 << len(chargers)):
+            took = {ch for i, ch in enumerate(chargers) if mask >> i & 1}
+            drawn = [(sent if charger_of[c] in took else before)[c].at(at) for c in charger_of]
+            assert sum(drawn) <= cap, (at, took)
+        for c in charger_of:
+            low, high = sorted((before[c].at(at), wanted[c].at(at)))
+            assert low <= sent[c].at(at) <= high
     # Once what was sent is acknowledged, deciding again sends the rest: two rounds at most.
     assert lower_before_raise(sent, wanted, under, charger_of, ()) == wanted
 
@@ -240,14 +252,39 @@ def test_chargers_taking_a_decision_in_any_order_never_pass_what_either_decision
 def test_a_raise_waits_for_another_chargers_lowering_but_not_for_its_own() -> None:
     under = {key: [(Scope.FEEDER, 1)] for key in (1, 2, 3)}
     charger_of = {1: 10, 2: 10, 3: 20}
-    before = {1: 6_000, 2: 0, 3: 0}
+    before = {1: Plan(6_000), 2: Plan(0), 3: Plan(0)}
+
+    def sent(wanted: dict[int, int], settling: set[int] | None = None) -> dict[int, int]:
+        plans = {c: Plan(w) for c, w in wanted.items()}
+        return {
+            c: p.limit_w
+            for c, p in lower_before_raise(before, plans, under, charger_of, settling or ()).items()
+        }
+
     # Charger 10 moves power between its own connectors: its charger-wide maximum orders it.
-    assert lower_before_raise(before, {1: 3_000, 2: 3_000, 3: 0}, under, charger_of, ()) == {
-        1: 3_000,
-        2: 3_000,
-        3: 0,
-    }
+    assert sent({1: 3_000, 2: 3_000, 3: 0}) == {1: 3_000, 2: 3_000, 3: 0}
     # Charger 20's raise waits for charger 10's lowering, and for a decision still on its way.
-    assert lower_before_raise(before, {1: 3_000, 2: 0, 3: 3_000}, under, charger_of, ())[3] == 0
-    assert lower_before_raise(before, {1: 6_000, 2: 0, 3: 3_000}, under, charger_of, {1})[3] == 0
-    assert lower_before_raise(before, {1: 6_000, 2: 0, 3: 3_000}, under, charger_of, ())[3] == 3_000
+    assert sent({1: 3_000, 2: 0, 3: 3_000})[3] == 0
+    assert sent({1: 6_000, 2: 0, 3: 3_000}, {1})[3] == 0
+    assert sent({1: 6_000, 2: 0, 3: 3_000})[3] == 3_000
+
+
+def test_a_raising_step_waits_for_another_chargers_lowering_step() -> None:
+    """At a flexibility event's end charger 20 steps up; charger 10's new plan steps down then.
+    Until charger 10 has its plan, charger 20's step is held at what it had."""
+    under = {key: [(Scope.FEEDER, 1)] for key in (1, 2)}
+    charger_of = {1: 10, 2: 20}
+    end = T0 + 3 * MINUTE
+    before = {1: Plan(2_000, ((end, 6_000),)), 2: Plan(2_000)}
+    wanted = {1: Plan(2_000, ((end, 3_000),)), 2: Plan(2_000, ((end, 3_000),))}
+    sent = lower_before_raise(before, wanted, under, charger_of, ())
+    assert sent == {1: wanted[1], 2: Plan(2_000)}
+    assert lower_before_raise(sent, wanted, under, charger_of, ()) == wanted
+
+
+def test_a_plan_takes_its_passed_steps_as_its_limit_now() -> None:
+    plan = Plan(6_000, ((T0 + MINUTE, 2_000), (T0 + 3 * MINUTE, 7_000)))
+    assert plan.from_(T0) == plan
+    assert plan.from_(T0 + MINUTE) == Plan(2_000, ((T0 + 3 * MINUTE, 7_000),))
+    assert plan.from_(T0 + 5 * MINUTE) == Plan(7_000)
+    assert plan.capped_by(Plan(4_000)) == Plan(4_000, ((T0 + MINUTE, 2_000), (T0 + 3 * MINUTE, 4_000)))

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.domain.errors import NotFound
-from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
+from chargeshare.domain.grid_limits import Feeder, FlexEvent, Plan, Scope, Site
 
 _f = t.grid_feeders.c
 _s = t.grid_sites.c
@@ -30,7 +30,12 @@ DECIDING_LOCK_KEY = 0x4353474C
 # Read on every rebalance (each session's start and end, and each sweep).
 MEMBERS = DirectStatement(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
 ALLOCATIONS = DirectStatement(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
-PLANNED = DirectStatement(select(_p.connector_id, _p.at, _p.limit_w).order_by(_p.connector_id, _p.at))
+# One statement: each limit with its own steps, never one decision's limit with another's steps.
+PLANS = DirectStatement(
+    select(_a.connector_id, _a.limit_w, _p.at, _p.limit_w.label("then_w"))
+    .select_from(t.grid_allocations.outerjoin(t.grid_allocation_steps, _p.connector_id == _a.connector_id))
+    .order_by(_a.connector_id, _p.at)
+)
 # Read at every boot (whether the charger is owed its limits) and every sweep (who is owed them).
 DELIVERY = DirectStatement(select(_d.decision, _d.delivered).where(_d.charger_id == bindparam("charger_pk")))
 OWED = DirectStatement(
@@ -42,7 +47,7 @@ OWED = DirectStatement(
 STATEMENTS = {
     "grid.members": MEMBERS,
     "grid.allocations": ALLOCATIONS,
-    "grid.planned": PLANNED,
+    "grid.plans": PLANS,
     "grid.delivery": DELIVERY,
     "grid.owed": OWED,
 }
@@ -162,11 +167,14 @@ class SqlGrid:
     def allocations(self) -> dict[int, int]:
         return {int(connector_id): int(limit_w) for connector_id, limit_w in ALLOCATIONS.rows(self.conn, {})}
 
-    def planned(self) -> dict[int, tuple[tuple[datetime, int], ...]]:
-        found: dict[int, list[tuple[datetime, int]]] = {}
-        for connector_id, then, limit_w in PLANNED.rows(self.conn, {}):
-            found.setdefault(int(connector_id), []).append((then, int(limit_w)))
-        return {c: tuple(steps) for c, steps in found.items()}
+    def plans(self) -> dict[int, Plan]:
+        limits: dict[int, int] = {}
+        steps: dict[int, list[tuple[datetime, int]]] = {}
+        for connector_id, limit_w, then, then_w in PLANS.rows(self.conn, {}):
+            limits[int(connector_id)] = int(limit_w)
+            if then is not None:
+                steps.setdefault(int(connector_id), []).append((then, int(then_w)))
+        return {c: Plan(w, tuple(steps.get(c, ()))) for c, w in limits.items()}
 
     def save_allocations(
         self,
