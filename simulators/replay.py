@@ -706,10 +706,14 @@ class Replayer:
             "chargingProfileId", profile.get("id")
         ) != tx_default_profile_id(no):
             return
-        with contextlib.suppress(NotFound):
+        try:
             due = self.app.grid.limits_due(cp)
             if due is not None and due.decision and no == max((n for n, _ in due.limits_w), default=None):
                 self.app.grid.limits_delivered(cp, due.decision)
+        except NotFound:
+            return
+        except DomainError as exc:  # busy: the decision stays owed here, unlike in the recorded run
+            self._diverge(f"{cp}: the limits it took could not be counted delivered: {exc}")
 
     async def _http(self, r: Record, http: httpx.AsyncClient, *, retry: bool = False) -> None:
         d = r.data

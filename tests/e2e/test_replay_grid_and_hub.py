@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from chargeshare.cli.app import app as cli
+from chargeshare.domain.errors import DatabaseBusy
+from chargeshare.services.grid import GridService
 from simulators.charger import VirtualCharger
 from tests.cli_runner import CliRunner
 
@@ -210,3 +212,14 @@ def test_the_hub_run_as_a_version_1_trace_diverges_from_the_operators_first_call
     assert len(body["notes"]) == 1 and "no operator accounts" in body["notes"][0]
     assert any("POST /fleets answered 401, recorded 201" in d for d in body["divergences"])
     assert body["summary"]["fleet_hub"]["occurrences"] == 0
+
+
+def test_a_busy_store_counting_limits_delivered_is_a_divergence_not_a_crash(
+    grid_run: Recorded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def busy(_self: GridService, _cp_id: str, _decision: int) -> None:
+        raise DatabaseBusy("the database is busy: a lock was not granted in time", 0.1)
+
+    monkeypatch.setattr(GridService, "limits_delivered", busy)
+    body = replay(tmp_path, lines_of(grid_run.trace), 0)
+    assert any("could not be counted delivered" in d for d in body["divergences"]), body["divergences"]
