@@ -176,8 +176,9 @@ class _Tables:
     v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
     grid_settlements: dict[str, GridSettlement] = field(default_factory=dict)  # by month
-    # charger id -> (decision, delivered, decided at)
-    deliveries: dict[int, tuple[int, int, datetime]] = field(default_factory=dict)
+    held_w: dict[int, int] = field(default_factory=dict)  # connector id -> the most it may hold
+    # charger id -> (decision, delivered, decided at, owed since)
+    deliveries: dict[int, tuple[int, int, datetime, datetime | None]] = field(default_factory=dict)
     last_ids: dict[str, int] = field(default_factory=dict)  # per table, as a database's sequences
 
     def snapshot(self) -> _Tables:
@@ -568,6 +569,7 @@ class MemoryChargers(_Repository):
         for i in ids:
             self.t.allocations.pop(i, None)
             self.t.planned.pop(i, None)
+            self.t.held_w.pop(i, None)
         del self.t.chargers[c.charger_id]
 
     def silent(self, seen_before: datetime) -> Sequence[ChargerView]:
@@ -685,6 +687,7 @@ class MemoryChargers(_Repository):
             raise InvalidRequest("a charger needs at least one connector")
         self.t.allocations.pop(k.connector_id, None)
         self.t.planned.pop(k.connector_id, None)
+        self.t.held_w.pop(k.connector_id, None)
         del self.t.connectors[k.connector_id]
 
 
@@ -1609,29 +1612,55 @@ class MemoryGrid(_Repository):
             self.t.planned.pop(connector_id, None)
             if limit_w is None:
                 self.t.allocations.pop(connector_id, None)
+                self.t.held_w.pop(connector_id, None)
                 continue
+            if connector_id in self.t.held_w:
+                most = max([limit_w, *(w for _, w in steps.get(connector_id, ()))])
+                self.t.held_w[connector_id] = max(self.t.held_w[connector_id], most)
             self.t.allocations[connector_id] = limit_w
             if steps.get(connector_id):
                 self.t.planned[connector_id] = tuple(sorted(steps[connector_id]))
 
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
         for charger_id in charger_ids:
-            decision, delivered, _ = self.t.deliveries.get(charger_id, (0, 0, at))
-            self.t.deliveries[charger_id] = (decision + 1, delivered, at)
+            decision, delivered, _, since = self.t.deliveries.get(charger_id, (0, 0, at, None))
+            self.t.deliveries[charger_id] = (
+                decision + 1,
+                delivered,
+                at,
+                at if delivered >= decision else since,
+            )
         return {c: self.t.deliveries[c][0] for c in charger_ids}
 
     def delivery(self, charger_id: int) -> tuple[int, int] | None:
         found = self.t.deliveries.get(charger_id)
         return None if found is None else found[:2]
 
-    def delivered(self, charger_id: int, decision: int) -> None:
+    def delivered(self, charger_id: int, decision: int, at: datetime) -> None:
         found = self.t.deliveries.get(charger_id)
-        if found is not None and found[0] >= decision:
-            self.t.deliveries[charger_id] = (found[0], max(found[1], decision), found[2])
+        if found is None or found[0] < decision:
+            return
+        latest, done, decided_at, since = found
+        since = None if decision == latest else at if done < decision else since
+        self.t.deliveries[charger_id] = (latest, max(done, decision), decided_at, since)
+        if decision == latest:
+            for c in (c for c in self.t.connectors.values() if c.charger_id == charger_id):
+                if c.connector_id in self.t.allocations:
+                    steps = self.t.planned.get(c.connector_id, ())
+                    self.t.held_w[c.connector_id] = max(
+                        [self.t.allocations[c.connector_id], *(w for _, w in steps)]
+                    )
 
     def owed(self, decided_before: datetime) -> list[int]:
         rows = self.t.deliveries.items()
-        return sorted(c for c, (decision, done, at) in rows if done < decision and at <= decided_before)
+        return sorted(c for c, (decision, done, at, _) in rows if done < decision and at <= decided_before)
+
+    def owing(self) -> dict[int, datetime]:
+        rows = sorted(self.t.deliveries.items())
+        return {c: since for c, (decision, done, _, since) in rows if done < decision and since is not None}
+
+    def held(self) -> dict[int, int]:
+        return dict(sorted(self.t.held_w.items()))
 
 
 class MemoryV2g(_Repository):

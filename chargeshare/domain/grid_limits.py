@@ -107,6 +107,16 @@ class Idle:
 
 
 @dataclass(frozen=True)
+class Unheard:
+    """A connector whose charger has not been heard from for long: it is not decided for, and it
+    is counted as drawing `w` (the most its charger may still hold) under its site and feeder."""
+
+    connector_id: int
+    site_id: int
+    w: int
+
+
+@dataclass(frozen=True)
 class Allocation:
     """Each connector's limit in W (0: paused, or idle with no room for a car's minimum), and which
     charging connectors were paused for want of power."""
@@ -166,16 +176,21 @@ def allocate(
     at: datetime,
     *,
     idle: Sequence[Idle] = (),
+    unheard: Sequence[Unheard] = (),
     min_w: int = MIN_CHARGING_W,
 ) -> Allocation:
     """Every connector's limit at `at`. A connector on a site not listed is not limited (its
     rating, or the minimum when idle); sites and feeders are as listed.
 
-    The cars charging share what each site and feeder leaves; an idle connector is given a car's
-    minimum only from what is left after them, so a car starting unheard never takes a site or
-    feeder past its limit (on a full one it waits at 0 until its start is decided)."""
+    The cars charging share what each site and feeder leaves after the `unheard` (left out of the
+    answer); an idle connector is given a car's minimum only from what is left after them, so a car
+    starting unheard never takes a site or feeder past its limit (on a full one it waits at 0 until
+    its start is decided)."""
     by_site = {s.site_id: s for s in sites}
     caps = capacities_w(sites, feeders, events, at)
+    for u in unheard:
+        for k in constraints(by_site[u.site_id]) if u.site_id in by_site else []:
+            caps[k] = max(0, caps[k] - u.w)
     under = {c.connector_id: constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
     floor = {c.connector_id: min(min_w, c.rating_w) for c in charging}
     # Pause the latest started (ties: the higher connector id) until every car can have its minimum.
@@ -251,15 +266,21 @@ def lower_before_raise(
     under: Mapping[int, Sequence[_K]],
     charger_of: Mapping[int, int],
     settling: Collection[int],
+    *,
+    counted: Collection[int] = (),
 ) -> dict[int, Plan]:
     """The plans to send now, given those sent `before` (both from now on). Each charger takes its
     own commands in order, but chargers take theirs in no set order: so a plan that is anywhere above
     the one before is held to the lower of the two while another charger under the same site or
     feeder is being lowered anywhere (or limited for the first time), or is still taking a decision
     (`settling`, connectors), and goes out whole when decided again after that charger acknowledged.
-    At every moment the sum then stays within what one of the two decisions fits."""
+    At every moment the sum then stays within what one of the two decisions fits. A connector
+    `counted` at the most it may hold (its charger unheard) holds no raise: the others' plans
+    already leave that to it."""
     lowering: dict[_K, set[int]] = {}
     for c, plan in wanted.items():
+        if c in counted:
+            continue
         if c in settling or c not in before or before[c].passes(plan):
             for k in under.get(c, ()):
                 lowering.setdefault(k, set()).add(charger_of[c])

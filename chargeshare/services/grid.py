@@ -23,7 +23,7 @@ a later decision always reads what an earlier one wrote.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +37,7 @@ from chargeshare.domain.grid_limits import (
     Plan,
     Scope,
     Site,
+    Unheard,
     allocate,
     constraints,
     edges_within,
@@ -193,7 +194,7 @@ class GridService:
         """The charger acknowledged every command of `decision`: no longer owed (unless a newer one
         is). Then decided again: a raise held while this charger's limits were lowered goes out."""
         with self.store.transaction() as tx:
-            tx.grid.delivered(tx.chargers.get(charge_point_id).charger_id, decision)
+            tx.grid.delivered(tx.chargers.get(charge_point_id).charger_id, decision, self.clock.now())
         self.rebalance()
 
     def resend_owed(self) -> list[GridLimitsDue]:
@@ -220,14 +221,17 @@ class GridService:
             plans = tx.grid.plans()
             if not members and not plans:
                 return []
-            wanted, where, under = self._decide(tx, members, now)
-            # Chargers still taking a recent decision: what they draw may be either limit.
-            recent = set(tx.grid.owed(now)) - set(tx.grid.owed(now - self.hold_raises_for))
-            settling = {c for c, k in where.items() if k.charger_id in recent}
-            charger_of = {c: k.charger_id for c, k in where.items()}
             # Against the limits in force now: a step already passed is what the charger holds.
             in_force = {c: p.from_(now) for c, p in plans.items()}
-            sent = lower_before_raise(in_force, wanted, under, charger_of, settling)
+            # A charger owing a decision: still taking it (what it draws may be either limit), or,
+            # unheard for longer than the hold, counted at the most it may hold.
+            owing = tx.grid.owing()
+            unheard = {c for c, since in owing.items() if since <= now - self.hold_raises_for}
+            recent = owing.keys() - unheard
+            wanted, where, under, counted = self._decide(tx, members, now, unheard)
+            settling = {c for c, k in where.items() if k.charger_id in recent}
+            charger_of = {c: k.charger_id for c, k in where.items()}
+            sent = lower_before_raise(in_force, wanted, under, charger_of, settling, counted=counted)
             for connector_id in plans.keys() - sent.keys():
                 if connector_id not in where:
                     where[connector_id] = self._connector_of(tx, connector_id)
@@ -257,11 +261,14 @@ class GridService:
         return due
 
     def _decide(
-        self, tx: UnitOfWork, members: dict[int, int], now: datetime
-    ) -> tuple[dict[int, Plan], dict[int, _Connector], dict[int, list[_Key]]]:
+        self, tx: UnitOfWork, members: dict[int, int], now: datetime, unheard_chargers: Collection[int] = ()
+    ) -> tuple[dict[int, Plan], dict[int, _Connector], dict[int, list[_Key]], set[int]]:
         """Each connector's plan: its limit now and the steps it takes at the flexibility event
-        edges within `look_ahead` where its limit changes; where each connector is, and the limits
-        it sits under."""
+        edges within `look_ahead` where its limit changes; where each connector is, the limits it
+        sits under, and the connectors of the unheard chargers.
+
+        An unheard charger's connectors are counted at the most they may hold: the others share
+        what that leaves. Each is told what it would be given if heard, never above that most."""
         sites, feeders = tx.grid.sites(), tx.grid.feeders()
         by_site = {s.site_id: s for s in sites}
         under: dict[int, list[_Key]] = {}
@@ -269,6 +276,8 @@ class GridService:
         where: dict[int, _Connector] = {}
         idle: list[Idle] = []
         charging: list[Charging] = []
+        unheard: list[Unheard] = []
+        held = tx.grid.held() if unheard_chargers else {}
         for charger_id, site_id in members.items():
             charger = tx.chargers.by_id(charger_id)
             for c in charger.connectors:
@@ -276,23 +285,56 @@ class GridService:
                     c.connector_id, c.connector_no, charger.charge_point_id, charger_id
                 )
                 under[c.connector_id] = constraints(by_site[site_id]) if site_id in by_site else []
+                if charger_id in unheard_chargers:
+                    # Never acknowledged anything: it may hold no limit at all, so its rating.
+                    unheard.append(Unheard(c.connector_id, site_id, held.get(c.connector_id, c.max_power_w)))
                 session = tx.sessions.open_on(c.connector_id)
                 if session is None:
                     idle.append(Idle(c.connector_id, site_id, c.max_power_w))
                 else:
                     charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
-        wanted = dict(allocate(sites, feeders, charging, events, now, idle=idle, min_w=self.min_w).limits_w)
+        plans = self._plans(sites, feeders, charging, idle, events, now)
+        if unheard:
+            apart = {u.connector_id for u in unheard}
+            heard = self._plans(
+                sites,
+                feeders,
+                [c for c in charging if c.connector_id not in apart],
+                [i for i in idle if i.connector_id not in apart],
+                events,
+                now,
+                unheard,
+            )
+            plans = {**heard, **{u.connector_id: plans[u.connector_id].capped_by(Plan(u.w)) for u in unheard}}
+        return plans, where, under, {u.connector_id for u in unheard}
+
+    def _plans(
+        self,
+        sites: Sequence[Site],
+        feeders: Sequence[Feeder],
+        charging: Sequence[Charging],
+        idle: Sequence[Idle],
+        events: Sequence[FlexEvent],
+        now: datetime,
+        unheard: Sequence[Unheard] = (),
+    ) -> dict[int, Plan]:
+        def limits_at(at: datetime) -> dict[int, int]:
+            found = allocate(
+                sites, feeders, charging, events, at, idle=idle, unheard=unheard, min_w=self.min_w
+            )
+            return dict(found.limits_w)
+
+        wanted = limits_at(now)
         # Each connector's changes at the edges ahead (an edge where its limit stays adds nothing).
         steps: dict[int, tuple[Step, ...]] = {}
         last = dict(wanted)
         for edge in edges_within(events, now, now + self.look_ahead):
-            then = allocate(sites, feeders, charging, events, edge, idle=idle, min_w=self.min_w).limits_w
+            then = limits_at(edge)
             for connector_id, w in last.items():
                 if then.get(connector_id, w) != w:
                     steps[connector_id] = (*steps.get(connector_id, ()), (edge, then[connector_id]))
                     last[connector_id] = then[connector_id]
-        plans = {c: Plan(w, steps.get(c, ())) for c, w in wanted.items()}
-        return plans, where, under
+        return {c: Plan(w, steps.get(c, ())) for c, w in wanted.items()}
 
     @staticmethod
     def _connector_of(tx: UnitOfWork, connector_id: int) -> _Connector:

@@ -909,8 +909,20 @@ class Grid(Protocol):
         """(latest decision, latest acknowledged) for the charger; None: never decided for."""
         ...
 
-    def delivered(self, charger_id: int, decision: int) -> None:
-        """The charger acknowledged `decision` (an older one than already acknowledged: no change)."""
+    def delivered(self, charger_id: int, decision: int, at: datetime) -> None:
+        """The charger acknowledged `decision` at `at` (an older one than already acknowledged: no
+        change). An older one than the latest: it owes the rest since `at`. The latest: it owes
+        none, and each of its connectors now holds at most its plan's highest limit (`held`)."""
+        ...
+
+    def owing(self) -> dict[int, datetime]:
+        """Each charger owing a decision: since when (its first decision unacknowledged, or its
+        latest acknowledgement of an older one)."""
+        ...
+
+    def held(self) -> dict[int, int]:
+        """The most each connector may hold in W: the highest limit of every plan decided since its
+        charger last acknowledged all it was sent (connectors whose charger never has are absent)."""
         ...
 
     def owed(self, decided_before: datetime) -> list[int]:

@@ -121,12 +121,52 @@ def test_decisions_are_numbered_owed_until_acknowledged_and_go_with_their_charge
         assert tx.grid.owe([charger], T0 + HOUR) == {charger: 2}
         assert tx.grid.owed(T0) == [other]  # the charger's latest decision is newer than that
         assert tx.grid.owed(T0 + HOUR) == [charger, other]
-        tx.grid.delivered(charger, 2)
-        tx.grid.delivered(charger, 1)  # late: never backwards
-        tx.grid.delivered(other, 5)  # never ahead of the decision
+        tx.grid.delivered(charger, 2, T0 + HOUR)
+        tx.grid.delivered(charger, 1, T0 + HOUR)  # late: never backwards
+        tx.grid.delivered(other, 5, T0 + HOUR)  # never ahead of the decision
     with app.store.transaction() as tx:
         assert tx.grid.delivery(charger) == (2, 2) and tx.grid.delivery(other) == (1, 0)
         assert tx.grid.owed(T0 + HOUR) == [other]
         tx.chargers.remove("CP-OTHER")
     with app.store.reading() as tx:
         assert tx.grid.owed(T0 + HOUR) == [] and tx.grid.delivery(other) is None
+
+
+def test_a_charger_owes_since_its_first_unacknowledged_decision_or_its_last_word(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, _ = a_charger(tx, "CP-SINCE", 1)
+        tx.grid.owe([charger], T0)
+        tx.grid.owe([charger], T0 + HOUR)  # a newer decision: still owed since the first
+    with app.store.transaction() as tx:
+        assert tx.grid.owing() == {charger: T0}
+        tx.grid.delivered(charger, 1, T0 + 2 * HOUR)  # an older one: heard from, owes the rest
+    with app.store.transaction() as tx:
+        assert tx.grid.owing() == {charger: T0 + 2 * HOUR}
+        tx.grid.delivered(charger, 2, T0 + 3 * HOUR)
+    with app.store.transaction() as tx:
+        assert tx.grid.owing() == {}
+        tx.grid.owe([charger], T0 + 4 * HOUR)
+    with app.store.reading() as tx:
+        assert tx.grid.owing() == {charger: T0 + 4 * HOUR}
+
+
+def test_what_a_connector_may_hold_grows_until_all_is_acknowledged(app: App) -> None:
+    with app.store.transaction() as tx:
+        charger, (one, two) = a_charger(tx, "CP-HELD", 1, 2)
+        tx.grid.save_allocations({one: 3_000, two: 1_380}, T0, {one: [(T0 + HOUR, 5_000)]})
+        decision = tx.grid.owe([charger], T0)[charger]
+    with app.store.transaction() as tx:
+        assert tx.grid.held() == {}  # never acknowledged: may hold anything
+        tx.grid.delivered(charger, decision, T0)
+    with app.store.transaction() as tx:
+        assert tx.grid.held() == {one: 5_000, two: 1_380}  # the plan's highest limit, its step's
+        tx.grid.save_allocations({one: 2_000, two: 6_000}, T0 + HOUR)
+        decision = tx.grid.owe([charger], T0 + HOUR)[charger]
+    with app.store.transaction() as tx:
+        assert tx.grid.held() == {one: 5_000, two: 6_000}  # either plan's, until acknowledged
+        tx.grid.delivered(charger, decision, T0 + HOUR)
+    with app.store.transaction() as tx:
+        assert tx.grid.held() == {one: 2_000, two: 6_000}
+        tx.grid.save_allocations({two: None}, T0 + 2 * HOUR)
+    with app.store.reading() as tx:
+        assert tx.grid.held() == {one: 2_000}

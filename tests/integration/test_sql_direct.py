@@ -100,6 +100,8 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         tx.fleet.add_occurrence(booking, contract, fleet_id)
         # Export terms on the booking, and limits decided for the charger and not yet delivered.
         tx.v2g.set_terms(ExportTerms(booking, 20, 30, clock.now()))
+        # (acknowledged once, so what its connector may hold is known, and owed again)
+        tx.grid.delivered(charger, tx.grid.owe([charger], clock.now())[charger], clock.now())
         tx.grid.owe([charger], clock.now())
     # A booking left unquoted, for the quote's insert (every booking is quoted when made).
     with sql_store(app).engine.begin() as conn:

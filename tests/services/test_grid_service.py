@@ -135,7 +135,56 @@ def test_a_lowering_never_acknowledged_holds_a_raise_for_a_bounded_time(
     assert {e.charge_point_id for e in heard} == {"CP1", "CP3"}
     clock.advance(1)
     app.housekeeping.sweep()
-    assert ("CP2", ((1, 6_000),)) in [(e.charge_point_id, e.limits_w) for e in heard]
+    # Unheard since, they are counted at the most they may hold: CP1 its car's 7,400 W, CP3 its
+    # idle connector's 1,380 W. CP2 takes the rest.
+    assert ("CP2", ((1, 12_000 - 7_400 - MIN_CHARGING_W),)) in [
+        (e.charge_point_id, e.limits_w) for e in heard
+    ]
+
+
+def test_a_charger_refusing_its_limits_holds_a_raise_from_its_first_refusal_not_its_latest(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """CP1 is online but never takes a profile: a newer decision for it must not restart the hold
+    on its neighbours' raises, or they could be held for as long as decisions keep coming."""
+    a_feeder_of_three(app)
+    took_all(app, ["CP1", "CP2", "CP3"])
+    start(app, "CP1", 1, clock)
+    took_all(app, ["CP1"])  # the last thing CP1 takes: its car's whole 7,400 W
+    refused_from = clock.now()
+    start(app, "CP2", 2, clock)  # CP1 lowered; CP2's raise held for it
+    took_all(app, ["CP2", "CP3"])
+    clock.advance(4 * 60)
+    start(app, "CP3", 3, clock)  # a newer decision for CP1, which it refuses too
+    took_all(app, ["CP2", "CP3"])
+    heard.clear()
+    clock.advance(int((refused_from + HOLD_RAISES_FOR - clock.now()).total_seconds()))
+    app.housekeeping.sweep()
+    latest = {e.charge_point_id: dict(e.limits_w)[1] for e in heard}
+    # CP2 and CP3 share what CP1, counted at the 7,400 W it may still draw, leaves.
+    assert latest["CP2"] == latest["CP3"] == (12_000 - 7_400) // 2
+
+
+def test_a_charger_unheard_past_the_hold_keeps_its_share_counted(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """CP1 goes silent holding 7,400 W. Once the hold is over, its neighbours' raises go out, but
+    never into the power it may still draw: the feeder stays within its limit."""
+    a_feeder_of_three(app)
+    took_all(app, ["CP1", "CP2", "CP3"])
+    start(app, "CP1", 1, clock)
+    took_all(app, ["CP1"])
+    start(app, "CP2", 2, clock)
+    start(app, "CP3", 3, clock)
+    for _ in range(3):
+        took_all(app, ["CP2", "CP3"])
+    clock.advance(int(HOLD_RAISES_FOR.total_seconds()))
+    for _ in range(3):
+        app.housekeeping.sweep()
+        took_all(app, ["CP2", "CP3"])
+    drawn = {cp_id: app.grid.limits_due(cp_id) for cp_id in ("CP2", "CP3")}
+    assert all(due is not None and due.limits_w[0][1] > 0 for due in drawn.values())
+    assert 7_400 + sum(due.limits_w[0][1] for due in drawn.values() if due is not None) <= 12_000
 
 
 @pytest.mark.usefixtures("online")

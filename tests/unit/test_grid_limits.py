@@ -20,6 +20,7 @@ from chargeshare.domain.grid_limits import (
     Plan,
     Scope,
     Site,
+    Unheard,
     allocate,
     capacities_w,
     lower_before_raise,
@@ -205,6 +206,35 @@ def test_an_idle_connector_gets_the_minimum_only_where_the_cars_leave_room_for_i
     assert one_car.limits_w == {1: 7_400, 2: MIN_CHARGING_W, 3: MIN_CHARGING_W}
     two_cars = allocate(sites, [feeder], [charging(1, 1), charging(2, 2)], [], T0, idle=[Idle(3, 3, 7_400)])
     assert two_cars.limits_w == {1: 6_000, 2: 6_000, 3: 0}
+
+
+@settings(max_examples=300, deadline=None)
+@given(grids(), st.lists(st.sampled_from([0, 1_380, 7_400, 22_000]), max_size=4))
+def test_unheard_connectors_are_left_what_they_may_hold_where_it_fits(
+    grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]], held: list[int]
+) -> None:
+    sites, feeders, cars, events = grid
+    unheard = [Unheard(200 + n, sites[n % len(sites)].site_id, w) for n, w in enumerate(held)]
+    got = allocate(sites, feeders, cars, events, T0, unheard=unheard)
+    assert set(got.limits_w) == {c.connector_id for c in cars}  # the unheard are not decided
+    site_of = {**{c.connector_id: c.site_id for c in cars}, **{u.connector_id: u.site_id for u in unheard}}
+    drawn = {**got.limits_w, **{u.connector_id: u.w for u in unheard}}
+    alone = site_loads_w(sites, {u.connector_id: u.w for u in unheard}, site_of)
+    loads = site_loads_w(sites, drawn, site_of)
+    caps = capacities_w(sites, feeders, events, T0)
+    houses = site_loads_w(sites, {}, {})
+    for key, load in loads.items():
+        if alone[key] - houses[key] <= caps[key]:  # what the unheard may hold fits: so does the rest
+            assert load - houses[key] <= caps[key], key
+        else:  # it does not: nobody else under that limit charges
+            assert all(
+                got.limits_w[c] == 0 for c, w in got.limits_w.items() if key in under_of(sites, site_of[c])
+            )
+
+
+def under_of(sites: list[Site], site_id: int) -> list[tuple[Scope, int]]:
+    site = next(s for s in sites if s.site_id == site_id)
+    return [(Scope.SITE, site_id), *([(Scope.FEEDER, site.feeder_id)] if site.feeder_id is not None else [])]
 
 
 @st.composite

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, null, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,6 +38,13 @@ PLANS = DirectStatement(
 )
 # Read at every boot (whether the charger is owed its limits) and every sweep (who is owed them).
 DELIVERY = DirectStatement(select(_d.decision, _d.delivered).where(_d.charger_id == bindparam("charger_pk")))
+# Read on every rebalance: who owes a decision, since when; what an unheard one may hold.
+OWING = DirectStatement(
+    select(_d.charger_id, _d.owed_since).where(_d.delivered < _d.decision).order_by(_d.charger_id)
+)
+HELD = DirectStatement(
+    select(_a.connector_id, _a.held_w).where(_a.held_w.is_not(None)).order_by(_a.connector_id)
+)
 OWED = DirectStatement(
     select(_d.charger_id)
     .where(_d.delivered < _d.decision, _d.decided_at <= bindparam("before"))
@@ -50,6 +57,8 @@ STATEMENTS = {
     "grid.plans": PLANS,
     "grid.delivery": DELIVERY,
     "grid.owed": OWED,
+    "grid.owing": OWING,
+    "grid.held": HELD,
 }
 
 
@@ -192,8 +201,14 @@ class SqlGrid:
                 self.conn.execute(delete(t.grid_allocations).where(_a.connector_id == connector_id))
                 continue
             values = {"limit_w": limit_w, "decided_at": at}
+            # The most it may hold grows by this plan until its charger acknowledges all it was sent
+            # (unknown, NULL, while it never has).
+            most = max([limit_w, *(w for _, w in steps.get(connector_id, ()))])
+            held = case((_a.held_w.is_(None), null()), (_a.held_w > most, _a.held_w), else_=most)
             q = make(t.grid_allocations).values(connector_id=connector_id, **values)
-            self.conn.execute(q.on_conflict_do_update(index_elements=[_a.connector_id], set_=values))
+            self.conn.execute(
+                q.on_conflict_do_update(index_elements=[_a.connector_id], set_={**values, "held_w": held})
+            )
             for then, then_w in sorted(steps.get(connector_id, ())):
                 self.conn.execute(
                     insert(t.grid_allocation_steps).values(connector_id=connector_id, at=then, limit_w=then_w)
@@ -203,10 +218,15 @@ class SqlGrid:
     def owe(self, charger_ids: Sequence[int], at: datetime) -> dict[int, int]:
         make = pg_insert if self.dialect == "postgresql" else sqlite_insert
         for charger_id in sorted(charger_ids):
-            q = make(t.grid_deliveries).values(charger_id=charger_id, decision=1, delivered=0, decided_at=at)
+            q = make(t.grid_deliveries).values(
+                charger_id=charger_id, decision=1, delivered=0, decided_at=at, owed_since=at
+            )
+            # Owed since now unless it owed one already (every SET reads the row as it was).
+            since = case((_d.delivered >= _d.decision, at), else_=_d.owed_since)
             self.conn.execute(
                 q.on_conflict_do_update(
-                    index_elements=[_d.charger_id], set_={"decision": _d.decision + 1, "decided_at": at}
+                    index_elements=[_d.charger_id],
+                    set_={"decision": _d.decision + 1, "decided_at": at, "owed_since": since},
                 )
             )
         rows = self.conn.execute(
@@ -218,13 +238,39 @@ class SqlGrid:
         row = DELIVERY.first(self.conn, {"charger_pk": charger_id})
         return None if row is None else (int(row[0]), int(row[1]))
 
-    def delivered(self, charger_id: int, decision: int) -> None:
-        # Never backwards: an older decision acknowledged late leaves a newer one acknowledged.
+    def delivered(self, charger_id: int, decision: int, at: datetime) -> None:
+        # Never backwards: an older decision acknowledged late leaves a newer one acknowledged. A
+        # charger acknowledging an older one is heard from: it owes the rest since now.
         self.conn.execute(
             update(t.grid_deliveries)
             .where(_d.charger_id == charger_id, _d.decision >= decision)
-            .values(delivered=case((_d.delivered < decision, decision), else_=_d.delivered))
+            .values(
+                delivered=case((_d.delivered < decision, decision), else_=_d.delivered),
+                owed_since=case(
+                    (_d.decision == decision, null()), (_d.delivered < decision, at), else_=_d.owed_since
+                ),
+            )
         )
+        latest = self.conn.execute(select(_d.decision).where(_d.charger_id == charger_id)).scalar()
+        if latest != decision:
+            return
+        # All it was sent is acknowledged: it holds its plans now and nothing older.
+        mine = select(t.connectors.c.id).where(t.connectors.c.charger_id == charger_id)
+        top_step = select(func.max(_p.limit_w)).where(_p.connector_id == _a.connector_id).scalar_subquery()
+        self.conn.execute(
+            update(t.grid_allocations).where(_a.connector_id.in_(mine)).values(held_w=_a.limit_w)
+        )
+        self.conn.execute(
+            update(t.grid_allocations)
+            .where(_a.connector_id.in_(mine), top_step > _a.held_w)
+            .values(held_w=top_step)
+        )
+
+    def owing(self) -> dict[int, datetime]:
+        return {int(charger_id): since for charger_id, since in OWING.rows(self.conn, {})}
+
+    def held(self) -> dict[int, int]:
+        return {int(connector_id): int(w) for connector_id, w in HELD.rows(self.conn, {})}
 
     def owed(self, decided_before: datetime) -> list[int]:
         return [int(r[0]) for r in OWED.rows(self.conn, {"before": decided_before})]

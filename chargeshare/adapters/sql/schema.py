@@ -532,6 +532,9 @@ grid_allocations = Table(
     Column("connector_id", ForeignKey("connectors.id"), primary_key=True),
     Column("limit_w", Integer, nullable=False),
     Column("decided_at", UTCDateTime(), nullable=False),
+    # The most the connector may hold since its charger last acknowledged all it was sent (its
+    # limits and steps then, and every limit decided since); NULL: never acknowledged.
+    Column("held_w", Integer),
 )
 
 # The steps a connector's decided limit is already known to take later (flexibility events'
@@ -553,6 +556,9 @@ grid_deliveries = Table(
     Column("decision", Integer, nullable=False),
     Column("delivered", Integer, nullable=False),
     Column("decided_at", UTCDateTime(), nullable=False),
+    # Since when the charger has owed a decision (its first one unacknowledged, or its last
+    # acknowledgement of an older one); NULL while it owes none.
+    Column("owed_since", UTCDateTime()),
     CheckConstraint("delivered <= decision", name="ck_grid_deliveries_order"),
 )
 
