@@ -1111,8 +1111,24 @@ class MemorySessions(_Repository):
     def unmetered(self) -> Sequence[SessionRecord]:
         return [s for _, s in sorted(self.t.sessions.items()) if s.unmetered]
 
+    def late_stops(self, after: int, limit: int) -> Sequence[SessionRecord]:
+        late = [
+            s
+            for i, s in sorted(self.t.sessions.items())
+            if i > after and (s.late_stop_at is not None or s.late_rebilled_at is not None)
+        ]
+        return late[:limit]
+
     def rebill(
-        self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
+        self,
+        session_id: int,
+        *,
+        billed_stop_wh: int,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        at: datetime,
+        export_wh: int | None = None,
     ) -> bool:
         s = self.t.sessions.get(session_id)
         if s is None or s.status is not SessionStatus.STOPPED or s.meter_stop_wh != billed_stop_wh:
@@ -1124,10 +1140,14 @@ class MemorySessions(_Repository):
             billed_wh=billed_wh,
             cost=cost,
             unmetered=False,
+            late_rebilled_at=at,
+            late_export_wh=export_wh,
         )
         return True
 
-    def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:
+    def record_late_stop(
+        self, session_id: int, register_wh: int, at: datetime, export_wh: int | None = None
+    ) -> bool:
         s = self.t.sessions.get(session_id)
         if (
             s is None
@@ -1137,7 +1157,9 @@ class MemorySessions(_Repository):
             or (s.late_stop_wh is not None and register_wh <= s.late_stop_wh)
         ):
             return False
-        self.t.sessions[session_id] = dataclasses.replace(s, late_stop_wh=register_wh, late_stop_at=at)
+        self.t.sessions[session_id] = dataclasses.replace(
+            s, late_stop_wh=register_wh, late_stop_at=at, late_export_wh=export_wh
+        )
         return True
 
 
@@ -1684,6 +1706,13 @@ class MemoryV2g(_Repository):
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         self._booking_exists(record.booking_id)
         self.t.v2g_exports[record.booking_id] = record
+
+    def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
+        before = self.t.v2g_exports.get(record.booking_id)
+        if before is None or not before.settled or before.last_wh != last_wh:
+            return False
+        self.t.v2g_exports[record.booking_id] = record
+        return True
 
     def records(self) -> Sequence[ExportRecord]:
         return [self.t.v2g_exports[b] for b in sorted(self.t.v2g_exports)]

@@ -111,3 +111,15 @@ def settle_export(record: ExportRecord, terms: ExportTerms) -> ExportRecord:
         return record
     wh = record.metered_wh
     return replace(record, exported_wh=wh, credit=export_credit(wh, terms.price_per_kwh))
+
+
+def settle_late_export(record: ExportRecord, register_wh: Wh, terms: ExportTerms) -> ExportRecord:
+    """A settled record taken up to a later reading of the export register (a stop that came after
+    the session was closed on an earlier one): its export and credit as if settled on it. A reading
+    not above the last changes nothing, nor does an unsettled record (its stop settles it)."""
+    if not record.settled or record.start_wh is None or record.last_wh is None:
+        return record
+    if register_wh <= record.last_wh:
+        return record
+    wh = register_wh - record.start_wh
+    return replace(record, last_wh=register_wh, exported_wh=wh, credit=export_credit(wh, terms.price_per_kwh))

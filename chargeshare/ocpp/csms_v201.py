@@ -206,6 +206,7 @@ def handlers(
                 timestamp,
                 start_read=start_read,
                 stop_read=bool(readings),
+                export_wh=max(exports, default=None),  # a late stop's, credited after the close
             )
         elif fresh:
             if readings:

@@ -42,7 +42,7 @@ from chargeshare.services.ports import LastSeen, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService, capture_key
-from chargeshare.services.v2g import credit_export, record_export
+from chargeshare.services.v2g import credit_export, credit_late_export, late_export, record_export
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,9 @@ STOP_LATE = "stop_late"
 @dataclass(frozen=True)
 class LateStop:
     """A stop that came after its session was closed: billed in full (`rebilled`: its capture was
-    still queued), or its energy above the billed reading left unbilled and reported."""
+    still queued), or its energy above the billed reading left unbilled and reported. `export_wh`
+    and `export_p`: a V2G session's export after the credited reading, credited with a rebill or
+    else left uncredited."""
 
     cp_id: str
     session_id: int
@@ -133,6 +135,8 @@ class LateStop:
     unbilled_wh: int
     unbilled_p: int
     rebilled: bool = False
+    export_wh: int = 0
+    export_p: int = 0
 
 
 # The transactionId we answer with when we refuse a start: the charger is told the tag is invalid.
@@ -369,13 +373,21 @@ class ChargingService:
         return closed
 
     def _late_stop(
-        self, tx: UnitOfWork, cp_id: str, session: SessionRecord, register_wh: int, now: datetime
+        self,
+        tx: UnitOfWork,
+        cp_id: str,
+        session: SessionRecord,
+        register_wh: int,
+        now: datetime,
+        export_wh: int | None = None,
     ) -> list[LateStop]:
         """A stop whose reading is above the one its stopped session was billed on: it came after
         the session was closed without it (the lost-stop sweep). Billed on it in full while the
         capture is still queued and untried; else its reading is kept against the session and the
         difference reported as unbilled, once per reading (both compare-and-sets in the database,
-        so a repeat, or the same stop in two processes, does it once)."""
+        so a repeat, or the same stop in two processes, does it once). Its export register reading
+        (`export_wh`, V2G) above the one credited at the close goes with it: credited with the
+        rebill, or kept with the reading and reported uncredited."""
         billed_stop = session.meter_stop_wh
         if billed_stop is None or register_wh <= billed_stop or session.billed_wh is None:
             return []
@@ -387,6 +399,8 @@ class ChargingService:
         tariff = Tariff(booking.price_per_kwh)
         energy = billed_energy(session.meter_start_wh, register_wh)
         cost = tariff.cost(energy) + session.idle_fee
+        exported = late_export(tx, booking.booking_id, export_wh)
+        export_register = None if exported is None else export_wh
         capture = tx.outbox.get(capture_key(booking.booking_id))
         # As `reprice_capture` decides: else a Busy answer would repeat at every sending.
         untried = (
@@ -405,35 +419,76 @@ class ChargingService:
                 meter_stop_wh=register_wh,
                 billed_wh=energy,
                 cost=cost,
+                at=now,
+                export_wh=export_register,
             )
         ):
             if not self.settlement.reprice_capture(tx, booking.booking_id, cost):
                 # A worker claimed the capture since we looked: the charger's retry records it.
                 raise Busy(f"the capture of session {session.session_id} is being worked", 1.0)
+            credited_wh, credited_p = (0, 0)
+            if export_register is not None:
+                credited_wh, credited_p = credit_late_export(tx, booking, export_register, self.clock)
+            credited = (
+                f" The {credited_wh} Wh exported after its last reading are credited to the driver "
+                f"({credited_p}p)."
+                if credited_wh
+                else ""
+            )
             tx.notifications.add(  # the host was told it was billed on its last reading
                 booking.host_id,
                 STOP_LATE,
                 f"Session {session.session_id}: its stop came after it was closed",
                 f"Charger {cp_id} sent the stop of session {session.session_id} at "
                 f"{now:%Y-%m-%d %H:%M} UTC, after it had been closed on {session.billed_wh} Wh and "
-                f"before its payment was taken: it is billed in full, {energy} Wh.",
+                f"before its payment was taken: it is billed in full, {energy} Wh.{credited}",
                 now,
             )
-            return [LateStop(cp_id, session.session_id, booking.booking_id, register_wh, 0, 0, rebilled=True)]
-        if not tx.sessions.record_late_stop(session.session_id, register_wh, now):
+            return [
+                LateStop(
+                    cp_id,
+                    session.session_id,
+                    booking.booking_id,
+                    register_wh,
+                    0,
+                    0,
+                    rebilled=True,
+                    export_wh=credited_wh,
+                    export_p=credited_p,
+                )
+            ]
+        if not tx.sessions.record_late_stop(session.session_id, register_wh, now, export_register):
             return []  # this reading (or a higher one) was recorded already
         unbilled_wh = register_wh - billed_stop
         unbilled_p = tariff.cost(energy) - tariff.cost(session.billed_wh)
+        export_wh_left, export_p_left = (0, 0) if exported is None else exported
+        uncredited = (
+            f" The {export_wh_left} Wh exported since ({export_p_left}p) were not credited to the driver."
+            if export_wh_left
+            else ""
+        )
         tx.notifications.add(
             booking.host_id,
             STOP_LATE,
             f"Session {session.session_id}: its stop came after it was closed",
             f"Charger {cp_id} sent the stop of session {session.session_id} at "
             f"{now:%Y-%m-%d %H:%M} UTC, after it had been closed and billed {session.billed_wh} Wh; "
-            f"the {unbilled_wh} Wh delivered since its last reading ({unbilled_p}p) were not billed.",
+            f"the {unbilled_wh} Wh delivered since its last reading ({unbilled_p}p) were not billed."
+            f"{uncredited}",
             now,
         )
-        return [LateStop(cp_id, session.session_id, booking.booking_id, register_wh, unbilled_wh, unbilled_p)]
+        return [
+            LateStop(
+                cp_id,
+                session.session_id,
+                booking.booking_id,
+                register_wh,
+                unbilled_wh,
+                unbilled_p,
+                export_wh=export_wh_left,
+                export_p=export_p_left,
+            )
+        ]
 
     def _report_late(self, late: LateStop) -> None:
         if late.rebilled:
@@ -445,11 +500,14 @@ class ChargingService:
             self.settlement.queued(late.booking_id)
             return
         log.warning(
-            "session %s on %s: its stop came after it was closed and captured; %s Wh (%sp) unbilled",
+            "session %s on %s: its stop came after it was closed and captured; %s Wh (%sp) unbilled, "
+            "%s Wh exported (%sp) uncredited",
             late.session_id,
             late.cp_id,
             late.unbilled_wh,
             late.unbilled_p,
+            late.export_wh,
+            late.export_p,
         )
 
     def _presented(self, tx: UnitOfWork, id_tag: str, now: datetime) -> _Presented:
@@ -893,13 +951,16 @@ class ChargingService:
         lost: bool = False,
         start_read: bool | None = None,
         stop_read: bool = True,
+        export_wh: int | None = None,
     ) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
         so does a stop naming another charger's transaction (Invalid, and a security event). `lost`:
         we close it ourselves, the charger's stop never came; the host is told in the same unit.
         `stop_read`: the stop carried an energy reading (`meter_stop` is one). `start_read`: the
         start register had been read before the stop (None: as the store knows it). A session
-        billed without both is flagged unmetered, on its receipt and for the operator."""
+        billed without both is flagged unmetered, on its receipt and for the operator.
+        `export_wh`: the stop's reading of the export register (V2G), which only a late stop needs
+        (a session's own readings are recorded before its stop, `meter_export`)."""
         stopped = self._stop(
             cp_id,
             transaction_id,
@@ -908,6 +969,7 @@ class ChargingService:
             lost=lost,
             start_read=start_read,
             stop_read=stop_read,
+            export_wh=export_wh,
         )
         return stopped[0]
 
@@ -922,6 +984,7 @@ class ChargingService:
         start_read: bool | None = None,
         stop_read: bool = True,
         freed_before: datetime | None = None,
+        export_wh: int | None = None,
     ) -> tuple[AuthStatus, bool]:
         """`stop`, also saying whether this call is the one that stopped (and billed) the session.
         `lost`: closed by the sweep, only if still freed before `freed_before`, on its last reading.
@@ -937,6 +1000,7 @@ class ChargingService:
             stop_read=stop_read,
             freed_before=freed_before,
             late=late,
+            export_wh=export_wh,
         )
         for found in late:  # committed: said once, whichever process or retry recorded it
             self._report_late(found)
@@ -954,6 +1018,7 @@ class ChargingService:
         stop_read: bool,
         freed_before: datetime | None,
         late: list[LateStop],
+        export_wh: int | None = None,
     ) -> tuple[AuthStatus, bool]:
         self._alive(cp_id)
         now = self.clock.now()
@@ -963,7 +1028,7 @@ class ChargingService:
                 return AuthStatus.INVALID, False
             if session.status is SessionStatus.STOPPED:
                 if stop_read and not lost:
-                    late.extend(self._late_stop(tx, cp_id, session, meter_stop, now))
+                    late.extend(self._late_stop(tx, cp_id, session, meter_stop, now, export_wh))
                 return AuthStatus.ACCEPTED, False
             if lost:
                 # The sweep read it in a transaction of its own: an in-use report since keeps it
@@ -1003,7 +1068,7 @@ class ChargingService:
                 # Another process closed it meanwhile (the lost-stop sweep): this stop came late.
                 closed = tx.sessions.get(transaction_id) if stop_read and not lost else None
                 if closed is not None and closed.status is SessionStatus.STOPPED:
-                    late.extend(self._late_stop(tx, cp_id, closed, meter_stop, now))
+                    late.extend(self._late_stop(tx, cp_id, closed, meter_stop, now, export_wh))
                 return AuthStatus.ACCEPTED, False
             if lost:
                 tx.notifications.add(

@@ -30,6 +30,7 @@ from chargeshare.domain.grid_settlement import (
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER
 from chargeshare.services.clock import Clock
 from chargeshare.services.ports import Store, UnitOfWork
+from chargeshare.services.v2g import late_export_span
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,22 @@ def read_statement(tx: UnitOfWork, month: str, now: datetime) -> GridStatement:
     credits = export_credits_in(buyer, month)
     bookings = sorted({e.booking_id for e in credits if e.booking_id is not None})
     records, terms = tx.v2g.records_of(bookings), tx.v2g.terms_of(bookings)
+    # The register reading each booking's close credited up to, where a late stop credited more.
+    late_from: dict[int, int] = {}
+    for e in buyer:
+        span = late_export_span(e.entry_id)
+        if span is not None and e.booking_id is not None:
+            late_from[e.booking_id] = min(span[0], late_from.get(e.booking_id, span[0]))
     lines = []
     for e in credits:
         assert e.booking_id is not None, "an export credit is a booking's"
         record, priced = records.get(e.booking_id), terms.get(e.booking_id)
         exported = 0 if record is None or record.exported_wh is None else record.exported_wh
+        span = late_export_span(e.entry_id)
+        if span is not None:  # a late stop's credit: the export after the close
+            exported = span[1] - span[0]
+        elif record is not None and record.start_wh is not None and e.booking_id in late_from:
+            exported = late_from[e.booking_id] - record.start_wh  # the close's, before any late credit
         price = 0 if priced is None else priced.price_per_kwh
         lines.append(StatementLine(e.entry_id, e.booking_id, e.created_at, exported, price, e.amount))
     balance = buyer_balance(buyer, start, end)

@@ -343,10 +343,16 @@ def billed_energy_matches_meter(s: Snapshot) -> InvariantResult:
 
 def late_stops_unbilled_once(s: Snapshot) -> InvariantResult:
     """A stop kept as late (it came after its session was closed and captured) is above the reading
-    billed: the energy it reports unbilled was never billed too. The description totals it."""
+    billed: the energy it reports unbilled was never billed too; its export reading kept is above
+    the one credited, so the export it reports uncredited was never credited either. A late stop
+    that billed its session in full had its export reading credited. The description totals what
+    was left unbilled and uncredited."""
     late = [x for x in s.sessions if x.late_stop_wh is not None]
+    rebilled = [x for x in s.sessions if x.late_stop_wh is None and x.late_rebilled_at is not None]
     prices = {b.booking_id: b.price_per_kwh for b in s.bookings}
-    failures, unbilled_wh, unbilled_p = [], 0, 0
+    export_prices = {t.booking_id: t.price_per_kwh for t in s.export_terms}
+    records = {r.booking_id: r for r in s.export_records}
+    failures, unbilled_wh, unbilled_p, uncredited_wh, uncredited_p = [], 0, 0, 0, 0
     for x in late:
         assert x.late_stop_wh is not None
         if x.meter_stop_wh is None or x.billed_wh is None or x.late_stop_wh <= x.meter_stop_wh:
@@ -357,11 +363,38 @@ def late_stops_unbilled_once(s: Snapshot) -> InvariantResult:
         tariff = Tariff(prices.get(x.booking_id, 0))
         unbilled_wh += x.late_stop_wh - x.meter_stop_wh
         unbilled_p += tariff.cost(x.late_stop_wh - x.meter_start_wh) - tariff.cost(x.billed_wh)
+        if x.late_export_wh is None:
+            continue
+        record = records.get(x.booking_id)
+        if (
+            record is None
+            or record.credit is None
+            or record.start_wh is None
+            or record.last_wh is None
+            or x.late_export_wh <= record.last_wh
+        ):
+            credited_to = None if record is None else record.last_wh
+            failures.append(
+                f"session {x.session_id}: late export {x.late_export_wh} Wh, credited to {credited_to} Wh"
+            )
+            continue
+        price = export_prices.get(x.booking_id, 0)
+        uncredited_wh += x.late_export_wh - record.last_wh
+        uncredited_p += export_credit(x.late_export_wh - record.start_wh, price) - record.credit
+    for x in rebilled:
+        record = None if x.late_export_wh is None else records.get(x.booking_id)
+        if x.late_export_wh is not None and (record is None or (record.last_wh or 0) < x.late_export_wh):
+            credited_to = None if record is None else record.last_wh
+            failures.append(
+                f"session {x.session_id}: billed in full, late export {x.late_export_wh} Wh credited "
+                f"to {credited_to} Wh"
+            )
+    exports = f"; {uncredited_wh} Wh, {uncredited_p}p export uncredited" if uncredited_wh else ""
     return _result(
         "late_stops_unbilled_once",
         f"a stop that came after its session was closed and captured is above the reading billed "
-        f"({len(late)} such, {unbilled_wh} Wh, {unbilled_p}p unbilled)",
-        len(late),
+        f"({len(late)} such, {unbilled_wh} Wh, {unbilled_p}p unbilled{exports})",
+        len(late) + len(rebilled),
         failures,
     )
 

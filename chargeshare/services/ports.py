@@ -454,16 +454,33 @@ class Sessions(Protocol):
         ...
 
     def rebill(
-        self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
+        self,
+        session_id: int,
+        *,
+        billed_stop_wh: int,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        at: datetime,
+        export_wh: int | None = None,
     ) -> bool:
         """Bill a stopped session on a later stop reading (compare-and-set on the stop reading it
-        was billed on, `billed_stop_wh`), measured now (not unmetered): False, changing nothing, if
-        it is not that any more."""
+        was billed on, `billed_stop_wh`), measured now (not unmetered), noting when (`at`) and the
+        late stop's export reading credited with it: False, changing nothing, if it is not that
+        any more."""
         ...
 
-    def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:
+    def record_late_stop(
+        self, session_id: int, register_wh: int, at: datetime, export_wh: int | None = None
+    ) -> bool:
         """Keep the reading of a stop that came after the session was stopped, if it is above both
-        its billed stop reading and any late reading kept: False, changing nothing, otherwise."""
+        its billed stop reading and any late reading kept, with its export reading left uncredited
+        (None: none above the credited one): False, changing nothing, otherwise."""
+        ...
+
+    def late_stops(self, after: int, limit: int) -> Sequence[SessionRecord]:
+        """Sessions a late stop billed in full or left a reading on, by id, from the first above
+        `after`, at most `limit` (for operators)."""
         ...
 
 
@@ -947,6 +964,11 @@ class V2g(Protocol):
 
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         """Write a booking's export record over the last; NotFound for an unknown booking."""
+        ...
+
+    def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
+        """Write a settled record over one settled on the register reading `last_wh`
+        (compare-and-set): False, changing nothing, if it is not that any more."""
         ...
 
     def records(self) -> Sequence[ExportRecord]:

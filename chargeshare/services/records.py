@@ -89,6 +89,10 @@ class SessionRecord:
     late_stop_wh: int | None = None
     late_stop_at: datetime | None = None
     closed_lost: bool = False  # closed by the lost-stop sweep, not by its charger's stop
+    late_rebilled_at: datetime | None = None  # a late stop billed it in full (its capture untried)
+    # A late stop's export register reading above the one credited: credited if it was rebilled,
+    # else kept with `late_stop_wh` (export not credited).
+    late_export_wh: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ from chargeshare.domain.accounts import Principal, Role
 from chargeshare.domain.errors import InvalidTransition, NotFound
 from chargeshare.domain.ledger import export_credit_entry
 from chargeshare.domain.smart_charge_points import peak_periods
-from chargeshare.domain.v2g import ExportRecord, ExportTerms, read_export, settle_export
+from chargeshare.domain.v2g import (
+    ExportRecord,
+    ExportTerms,
+    read_export,
+    settle_export,
+    settle_late_export,
+)
 from chargeshare.ocpp import V21
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
@@ -32,6 +38,21 @@ ENDED = frozenset({"completed", "cancelled", "expired", "failed"})
 
 def export_entry_id(booking_id: int) -> str:
     return f"export-{booking_id}"
+
+
+def late_export_entry_id(booking_id: int, from_wh: int, to_wh: int) -> str:
+    """A late stop's credit for the export register from `from_wh` (the reading credited before) to
+    `to_wh`: one id per span, so the same reading credits once."""
+    return f"export-{booking_id}:{from_wh}-{to_wh}"
+
+
+def late_export_span(entry_id: str) -> tuple[int, int] | None:
+    """The register span a late stop's credit names (`late_export_entry_id`); None for another id."""
+    _, sep, span = entry_id.partition(":")
+    first, dash, last = span.partition("-")
+    if not (entry_id.startswith("export-") and sep and dash and first.isdigit() and last.isdigit()):
+        return None
+    return int(first), int(last)
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,50 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
         )
         tx.ledger.add([entry])
     return settled
+
+
+def credit_late_export(
+    tx: UnitOfWork, booking: BookingRecord, register_wh: int, clock: Clock
+) -> tuple[int, int]:
+    """A late stop's export reading, credited with its session's rebill in its unit of work: the
+    record settled at the close is taken up to it (compare-and-set on the reading credited then)
+    and the difference in credit posted, dated as `credit_export` dates one. Returns the Wh taken
+    up and the pence added: (0, 0) when nothing is above the credited reading, or another stop
+    took it first."""
+    terms = tx.v2g.terms(booking.booking_id)
+    if terms is None:
+        return 0, 0
+    tx.v2g.settling(exclusive=False)
+    at = clock.now()
+    record = tx.v2g.record(booking.booking_id)
+    if record is None or record.last_wh is None or record.credit is None:
+        return 0, 0
+    later = settle_late_export(record, register_wh, terms)
+    if later == record or not tx.v2g.resettle_record(later, at, last_wh=record.last_wh):
+        return 0, 0
+    assert later.credit is not None
+    added = later.credit - record.credit
+    if added:
+        entry_id = late_export_entry_id(booking.booking_id, record.last_wh, register_wh)
+        tx.ledger.add([export_credit_entry(entry_id, booking.booking_id, booking.driver_id, added, at)])
+    return register_wh - record.last_wh, added
+
+
+def late_export(tx: UnitOfWork, booking_id: int, register_wh: int | None) -> tuple[int, int] | None:
+    """A late stop's export reading against the record its session's close settled: the Wh above
+    the reading credited and their credit at the driver's price; None when it is not above it (or
+    the booking exports nothing)."""
+    if register_wh is None:
+        return None
+    terms = tx.v2g.terms(booking_id)
+    record = None if terms is None else tx.v2g.record(booking_id)
+    if terms is None or record is None or record.credit is None or record.last_wh is None:
+        return None
+    later = settle_late_export(record, register_wh, terms)
+    if later == record:
+        return None
+    assert later.credit is not None
+    return register_wh - record.last_wh, later.credit - record.credit
 
 
 Windows = Callable[[datetime, datetime], list[tuple[datetime, datetime]]]

@@ -1210,3 +1210,43 @@ def test_drivers_payout_checks(app: App) -> None:
             tx.accounts.set_driver_kyc(999_999, "verified", T0)
         with pytest.raises(NotFound):
             tx.accounts.driver_kyc(999_999)
+
+
+def test_a_late_stop_rebills_or_is_kept_once_and_operators_page_through_them(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (c1, c2, c3) = a_charger(tx, "CP-LATE", 1, 2, 3)
+        driver = tx.accounts.add_driver("D", "T")
+        sessions = []
+        for i, connector in enumerate((c1, c2, c3)):
+            booking = a_booking(tx, connector, driver, start_h=i)
+            s = tx.sessions.add(
+                booking_id=booking, connector_id=connector, id_tag="T", started_at=T0, meter_start_wh=1_000
+            )
+            assert tx.sessions.stop(
+                s, stopped_at=T0, meter_stop_wh=1_300, billed_wh=300, cost=9, closed_lost=True
+            )
+            sessions.append(s)
+        rebilled, kept, plain = sessions
+        assert tx.sessions.late_stops(0, 10) == []
+        for done in (True, False):  # on the reading it was billed on, once
+            assert done == tx.sessions.rebill(
+                rebilled,
+                billed_stop_wh=1_300,
+                meter_stop_wh=2_000,
+                billed_wh=1_000,
+                cost=30,
+                at=T0 + HOUR,
+                export_wh=55_000,
+            )
+        assert tx.sessions.record_late_stop(kept, 2_000, T0 + 2 * HOUR, 55_000)
+        assert not tx.sessions.record_late_stop(kept, 2_000, T0 + 3 * HOUR, 56_000)  # not above
+        got = {s.session_id: s for s in tx.sessions.late_stops(0, 10)}
+        assert sorted(got) == [rebilled, kept]
+        assert (got[rebilled].meter_stop_wh, got[rebilled].late_rebilled_at) == (2_000, T0 + HOUR)
+        assert (got[rebilled].late_stop_wh, got[rebilled].late_export_wh) == (None, 55_000)
+        assert (got[kept].late_stop_wh, got[kept].late_stop_at) == (2_000, T0 + 2 * HOUR)
+        assert (got[kept].late_export_wh, got[kept].late_rebilled_at) == (55_000, None)
+        assert [s.session_id for s in tx.sessions.late_stops(0, 1)] == [rebilled]
+        assert [s.session_id for s in tx.sessions.late_stops(rebilled, 1)] == [kept]
+        assert tx.sessions.late_stops(kept, 10) == []
+        assert plain not in got

@@ -82,3 +82,19 @@ def test_terms_and_records_are_read_for_a_list_of_bookings(app: App) -> None:
             booking: ExportRecord(booking, 1_000, 4_000, 55, 55, 3_000, 75)
         }
         assert tx.v2g.terms_of([]) == {} and tx.v2g.records_of([]) == {}
+
+
+def test_a_settled_record_is_taken_up_once_from_the_reading_it_was_settled_on(app: App) -> None:
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-V2G-LATE")
+        booking = a_booking(tx, connector, tx.accounts.add_driver("Lee", "LEE-TAG"))
+        tx.v2g.save_record(ExportRecord(booking, 50_000, 52_000, 60, 60), T0)
+        unsettled = ExportRecord(booking, 50_000, 55_000, 60, 60, 5_000, 125)
+        assert not tx.v2g.resettle_record(unsettled, T0, last_wh=52_000)  # never settled: its stop settles it
+        tx.v2g.save_record(ExportRecord(booking, 50_000, 52_000, 60, 60, 2_000, 50), T0)
+        later = ExportRecord(booking, 50_000, 55_000, 60, 60, 5_000, 125)
+        assert tx.v2g.resettle_record(later, T0 + timedelta(minutes=5), last_wh=52_000)
+        assert not tx.v2g.resettle_record(later, T0 + timedelta(minutes=6), last_wh=52_000)  # taken up
+        assert not tx.v2g.resettle_record(ExportRecord(9_999, 0, 1, None, None, 1, 0), T0, last_wh=0)
+    with app.store.reading() as tx:
+        assert tx.v2g.record(booking) == later

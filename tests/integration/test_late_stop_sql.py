@@ -1,10 +1,13 @@
 """A stop that arrives after the lost-stop sweep closed its session, on SQLite and PostgreSQL: kept
-once against the session (or billed in full while its capture is untried), whether it is sent again
-or two processes apply it at once. The service's rules are in tests/services/test_late_stop.py."""
+once against the session (or billed in full while its capture is untried), with a V2G session's
+export after the close credited once with the rebill or kept uncredited, whether it is sent again
+or two processes apply it at once. The service's rules are in tests/services/test_late_stop.py
+and tests/services/test_late_stop_export.py."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +16,13 @@ import pytest
 from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.errors import Busy
-from chargeshare.ocpp import csms_v16
+from chargeshare.domain.ledger import EntryKind
+from chargeshare.ocpp import V21, csms_v16, csms_v201
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.records import OutboxItem
 from tests.conftest import T0
+from tests.integration.pausing import PausesAfter
+from tests.integration.test_kyc_payout_race import waiting_on_a_lock
 from tests.integration.test_money_races import at_once
 from tests.services.test_late_stop import (
     captured,
@@ -25,6 +31,8 @@ from tests.services.test_late_stop import (
     session,
     stop16,
 )
+from tests.services.test_late_stop_export import event as v2g_event
+from tests.services.test_late_stop_export import v2g_closed_as_lost
 from tests.services.test_money_path import failing
 
 
@@ -126,3 +134,121 @@ def test_a_worker_claiming_the_capture_while_a_late_stop_rebills_it_rolls_the_re
     pg.settlement.process_due()
     assert captured(pg) == 12
     assert failing(pg) == set()
+
+
+def export_credited(app: App, booking_id: int) -> list[int]:
+    with app.store.reading() as tx:
+        entries = tx.ledger.entries(booking_id=booking_id)
+    return [e.amount for e in entries if e.kind is EntryKind.EXPORT_CREDIT]
+
+
+@pytest.mark.parametrize("capture_tried", [True, False])
+def test_a_late_v2g_stop_sent_again_credits_its_export_once_or_keeps_it(
+    sql_app: App, clock: ManualClock, capture_tried: bool
+) -> None:
+    if not capture_tried:
+        sql_app.settlement.on_queued = lambda booking_id: None
+    table, tx_id, booking = v2g_closed_as_lost(sql_app, clock)
+    clock.advance(400)
+    for _ in range(2):
+        assert v2g_event(table, "Ended", 2, clock, 2_000, 55_000) == {}
+    sql_app.settlement.process_due()
+    s = session(sql_app, tx_id)
+    with sql_app.store.reading() as tx:
+        record = tx.v2g.record(booking)
+    assert record is not None
+    if capture_tried:
+        assert (s.late_stop_wh, s.late_export_wh, s.late_rebilled_at) == (2_000, 55_000, None)
+        assert (record.last_wh, record.credit) == (52_000, 50) and export_credited(sql_app, booking) == [50]
+    else:
+        assert (s.late_stop_wh, s.late_export_wh, s.late_rebilled_at) == (None, 55_000, clock.now())
+        assert (record.last_wh, record.credit) == (55_000, 125)
+        assert export_credited(sql_app, booking) == [50, 75]
+    assert len(late_notices(sql_app)) == 1
+    assert failing(sql_app) == set()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("capture_tried", [True, False])
+def test_one_late_v2g_stop_in_two_processes_at_once_credits_its_export_once(
+    postgres_url: str, capture_tried: bool
+) -> None:
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    clock = ManualClock(T0)
+    first = build(config, clock=clock)
+    second = build(config, clock=clock)
+    try:
+        for app in (first, second):
+            if not capture_tried:
+                app.settlement.on_queued = lambda booking_id: None
+        table, _tx_id, booking = v2g_closed_as_lost(first, clock)
+        clock.advance(400)
+        other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
+        for _ in range(5):
+            answers = at_once(
+                lambda: v2g_event(table, "Ended", 2, clock, 2_000, 55_000),
+                lambda: v2g_event(other, "Ended", 2, clock, 2_000, 55_000),
+            )
+            assert answers == [{}, {}], answers
+        first.settlement.process_due()
+        assert export_credited(first, booking) == ([50] if capture_tried else [50, 75])
+        assert len(late_notices(first)) == 1
+        assert failing(first) == set()
+    finally:
+        second.close()
+        first.close()
+
+
+@pytest.mark.postgres
+def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_credits_once(
+    postgres_url: str,
+) -> None:
+    """The first process has rebilled the session and not yet credited the export; the same stop
+    reaches a second process, which waits on the session's row, then finds it rebilled: one credit."""
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    clock = ManualClock(T0)
+    first = build(config, clock=clock)
+    second = build(config, clock=clock)
+    try:
+        for app in (first, second):
+            app.settlement.on_queued = lambda booking_id: None
+        table, tx_id, booking = v2g_closed_as_lost(first, clock)
+        clock.advance(400)
+        held: list[threading.Thread] = []
+        store = PausesAfter(
+            first.charging.store, lambda: threading.current_thread() in held, "sessions", "rebill"
+        )
+        first.charging.store = store
+        answers: list[Any] = []
+        one = threading.Thread(
+            target=lambda: answers.append(v2g_event(table, "Ended", 2, clock, 2_000, 55_000))
+        )
+        held.append(one)
+        one.start()
+        assert store.read.wait(30), "the first process never rebilled"
+        other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
+        two = threading.Thread(
+            target=lambda: answers.append(v2g_event(other, "Ended", 2, clock, 2_000, 55_000))
+        )
+        two.start()
+        blocked = waiting_on_a_lock(postgres_url)
+        for _ in range(3_000):
+            if blocked() or not two.is_alive():
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the second process neither finished nor waited on a lock")
+        assert two.is_alive(), "the second process went through while the first held its rebill"
+        store.go.set()
+        one.join(30)
+        two.join(30)
+        assert answers == [{}, {}]
+        first.charging.store = store.inner
+        first.settlement.process_due()
+        assert export_credited(first, booking) == [50, 75]
+        assert session(first, tx_id).late_stop_wh is None  # the second found nothing left to keep
+        assert len(late_notices(first)) == 1
+        assert failing(first) == set()
+    finally:
+        second.close()
+        first.close()

@@ -111,6 +111,8 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         "billed_stop": 2_000,
         "late_wh": 2_500,
         "late_at": clock.now(),
+        "rebilled_at": clock.now(),
+        "export_wh": 3_000,
         "new_amount": 150,
         "cp_id": "CP1",
         "seen_at": clock.now(),

@@ -7,7 +7,14 @@ import pytest
 
 from chargeshare.domain.errors import InvalidRequest, LedgerError
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER, EntryKind, driver_export_credit, export_credit_entry
-from chargeshare.domain.v2g import ExportRecord, ExportTerms, export_credit, read_export, settle_export
+from chargeshare.domain.v2g import (
+    ExportRecord,
+    ExportTerms,
+    export_credit,
+    read_export,
+    settle_export,
+    settle_late_export,
+)
 from tests.conftest import T0
 
 
@@ -48,3 +55,15 @@ def test_the_export_credit_entry_balances_the_grid_buyer_against_the_driver() ->
     assert {p.account: p.amount for p in e.postings} == {GRID_EXPORT_BUYER: 50, driver_export_credit(3): -50}
     with pytest.raises(LedgerError):
         export_credit_entry("export-7", 7, 3, 0, T0)
+
+
+def test_a_late_reading_takes_a_settled_record_up_as_if_settled_on_it() -> None:
+    terms = ExportTerms(1, 25, 40, T0)
+    settled = settle_export(ExportRecord(1, 50_000, 52_000), terms)
+    assert (settled.exported_wh, settled.credit) == (2_000, 50)
+    later = settle_late_export(settled, 55_000, terms)
+    assert (later.last_wh, later.exported_wh, later.credit) == (55_000, 5_000, 125)
+    assert settle_late_export(settled, 52_000, terms) == settled  # not above: nothing more
+    assert settle_late_export(settled, 51_000, terms) == settled
+    unsettled = ExportRecord(1, 50_000, 52_000)
+    assert settle_late_export(unsettled, 55_000, terms) == unsettled  # its stop settles it

@@ -172,6 +172,8 @@ def session_record(r: Mapping[Any, Any]) -> SessionRecord:
         late_stop_wh=r["late_stop_wh"],
         late_stop_at=r["late_stop_at"],
         closed_lost=bool(r["closed_lost"]),
+        late_rebilled_at=r["late_rebilled_at"],
+        late_export_wh=r["late_export_wh"],
     )
 
 

@@ -241,6 +241,11 @@ sessions = Table(
     # Closed by the lost-stop sweep on its last reading, not by its charger's stop: only such a
     # session takes a late stop's reading.
     Column("closed_lost", Boolean, nullable=False, default=False, server_default=false()),
+    # A late stop billed the session in full (its capture untried): when. And the export register's
+    # reading a late stop carried, when above the one credited: credited with a rebill, else kept
+    # with `late_stop_wh` as export not credited.
+    Column("late_rebilled_at", UTCDateTime()),
+    Column("late_export_wh", BigInteger),
     # A retried StartTransaction carries the same key and must map to the same transaction.
     UniqueConstraint("connector_id", "id_tag", "meter_start_wh", "started_at", name="uq_session_start_key"),
     # Open sessions: the stops owed and the lost-stop sweep read only these.

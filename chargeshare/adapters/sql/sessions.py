@@ -135,6 +135,8 @@ REBILL = DirectStatement(
         billed_wh=bindparam("billed"),
         cost=bindparam("cost_p"),
         unmetered=False,  # the late stop's reading measures it (its start was read)
+        late_rebilled_at=bindparam("rebilled_at"),
+        late_export_wh=bindparam("export_wh"),
     )
 )
 # Kept once per reading: a repeat (or a lower one) changes nothing, so it is reported once.
@@ -146,7 +148,11 @@ RECORD_LATE_STOP = DirectStatement(
         _s.meter_stop_wh < bindparam("late_wh"),
         or_(_s.late_stop_wh.is_(None), _s.late_stop_wh < bindparam("late_wh")),
     )
-    .values(late_stop_wh=bindparam("late_wh"), late_stop_at=bindparam("late_at"))
+    .values(
+        late_stop_wh=bindparam("late_wh"),
+        late_stop_at=bindparam("late_at"),
+        late_export_wh=bindparam("export_wh"),
+    )
 )
 FOR_BOOKING = DirectStatement(select(t.sessions).where(_s.booking_id == bindparam("booking_pk")))
 FOR_BOOKINGS = DirectStatement(select(t.sessions).where(in_ids(_s.booking_id, "booking_ids")))
@@ -389,7 +395,15 @@ class SqlSessions:
         return STOP.write(self.conn, params) == 1
 
     def rebill(
-        self, session_id: int, *, billed_stop_wh: int, meter_stop_wh: int, billed_wh: int, cost: int
+        self,
+        session_id: int,
+        *,
+        billed_stop_wh: int,
+        meter_stop_wh: int,
+        billed_wh: int,
+        cost: int,
+        at: datetime,
+        export_wh: int | None = None,
     ) -> bool:
         params = {
             "session_pk": session_id,
@@ -397,13 +411,29 @@ class SqlSessions:
             "stop_wh": meter_stop_wh,
             "billed": billed_wh,
             "cost_p": cost,
+            "rebilled_at": at,
+            "export_wh": export_wh,
         }
         return REBILL.write(self.conn, params) == 1
 
-    def record_late_stop(self, session_id: int, register_wh: int, at: datetime) -> bool:
-        params = {"session_pk": session_id, "late_wh": register_wh, "late_at": at}
+    def record_late_stop(
+        self, session_id: int, register_wh: int, at: datetime, export_wh: int | None = None
+    ) -> bool:
+        params = {"session_pk": session_id, "late_wh": register_wh, "late_at": at, "export_wh": export_wh}
         return RECORD_LATE_STOP.write(self.conn, params) == 1
 
     def unmetered(self) -> Sequence[SessionRecord]:
         q = select(t.sessions).where(_s.unmetered.is_(True)).order_by(_s.id)
+        return [session_record(r) for r in self.conn.execute(q).mappings()]
+
+    def late_stops(self, after: int, limit: int) -> Sequence[SessionRecord]:
+        q = (
+            select(t.sessions)
+            .where(
+                _s.id > after,
+                or_(_s.late_stop_at.is_not(None), _s.late_rebilled_at.is_not(None)),
+            )
+            .order_by(_s.id)
+            .limit(limit)
+        )
         return [session_record(r) for r in self.conn.execute(q).mappings()]

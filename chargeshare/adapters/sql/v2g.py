@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -112,6 +112,23 @@ class SqlV2g:
                 "updated_at": at,
             },
         )
+
+    def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
+        q = (
+            update(t.v2g_exports)
+            .where(
+                _x.booking_id == record.booking_id,
+                _x.credit.is_not(None),
+                _x.last_wh == last_wh,
+            )
+            .values(
+                last_wh=record.last_wh,
+                exported_wh=record.exported_wh,
+                credit=record.credit,
+                updated_at=at,
+            )
+        )
+        return self.conn.execute(q).rowcount == 1
 
     def records(self) -> Sequence[ExportRecord]:
         return [_record(r) for r in self.conn.execute(select(t.v2g_exports).order_by(_x.booking_id))]
