@@ -361,6 +361,65 @@ def unmetered(
     console.print(table if flagged else "no unmetered sessions")
 
 
+@app.command("late-stops")
+def late_stops(
+    after: Annotated[
+        int, typer.Option(help="List sessions after this session id (the page before's last).", min=0)
+    ] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many sessions.", min=1, max=500)] = 100,
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
+) -> None:
+    """Sessions whose stop came after the lost-stop sweep closed them: billed in full on it
+    (rebilled), or its energy, and a V2G session's export, after the last reading left unbilled."""
+    with open_app(database_url) as a:
+        found = a.queries.admin.late_stops(after, limit)
+    if json_out is not None:
+        rows = [
+            {
+                "session_id": v.session_id,
+                "booking_id": v.booking_id,
+                "charge_point_id": v.charge_point_id,
+                "outcome": "rebilled" if v.rebilled else "unbilled",
+                "late_stop_wh": v.late_stop_wh,
+                "billed_wh": v.billed_wh,
+                "unbilled_wh": v.unbilled_wh,
+                "late_export_wh": v.late_export_wh,
+                "uncredited_export_wh": v.uncredited_export_wh,
+                "at": v.at.isoformat(),
+            }
+            for v in found
+        ]
+        write_rows(json_out, rows)
+        return
+    table = Table(
+        "session",
+        "booking",
+        "charger",
+        "outcome",
+        "late Wh",
+        "billed Wh",
+        "unbilled Wh",
+        "late export Wh",
+        "uncredited export Wh",
+        "at",
+    )
+    for v in found:
+        table.add_row(
+            str(v.session_id),
+            str(v.booking_id),
+            v.charge_point_id or "-",
+            "rebilled" if v.rebilled else "unbilled",
+            str(v.late_stop_wh),
+            str(v.billed_wh),
+            str(v.unbilled_wh),
+            "-" if v.late_export_wh is None else str(v.late_export_wh),
+            str(v.uncredited_export_wh),
+            f"{v.at:%Y-%m-%d %H:%M:%S}",
+        )
+    console.print(table if found else "no late stops")
+
+
 @app.command()
 def command(
     charge_point_id: Annotated[str, typer.Argument(help="The charger's id, as it connects.")],

@@ -431,6 +431,7 @@ ROWS = [
     Row(
         "GET", "/admin/unmetered-sessions", "admin", 200, fixed("/admin/unmetered-sessions"), per_tenant=False
     ),
+    Row("GET", "/admin/late-stops", "admin", 200, fixed("/admin/late-stops?limit=10"), per_tenant=False),
     Row(
         "PUT",
         "/admin/hosts/{host_id}/kyc",

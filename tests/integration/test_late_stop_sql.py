@@ -33,6 +33,7 @@ from tests.services.test_late_stop import (
 )
 from tests.services.test_late_stop_export import event as v2g_event
 from tests.services.test_late_stop_export import v2g_closed_as_lost
+from tests.services.test_late_stop_views import two_late_stops
 from tests.services.test_money_path import failing
 
 
@@ -252,3 +253,14 @@ def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_
     finally:
         second.close()
         first.close()
+
+
+def test_operators_list_the_late_stops_from_the_database(sql_app: App, clock: ManualClock) -> None:
+    rebilled, kept = two_late_stops(sql_app, clock)
+    listed = sql_app.queries.admin.late_stops()
+    assert [(v.session_id, v.rebilled, v.unbilled_wh, v.uncredited_export_wh) for v in listed] == [
+        (rebilled, True, 0, 0),
+        (kept, False, 700, 3_000),
+    ]
+    assert [v.session_id for v in sql_app.queries.admin.late_stops(after=rebilled, limit=1)] == [kept]
+    assert failing(sql_app) == set()

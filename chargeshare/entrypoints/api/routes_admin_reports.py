@@ -1,5 +1,5 @@
-"""Operator endpoints (admin role) on what chargers report about themselves, and on sessions billed
-without a meter measurement."""
+"""Operator endpoints (admin role) on what chargers report about themselves, on sessions billed
+without a meter measurement, and on sessions that took a stop after they were closed as lost."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from chargeshare.bootstrap import App
-from chargeshare.entrypoints.api.deps import Admin, IdPath
+from chargeshare.entrypoints.api.deps import MAX_ID, Admin, IdPath
 from chargeshare.entrypoints.api.schemas import (
     ChargerReportOut,
     ChargingLimitOut,
     DeviceVariableOut,
     EvChargingNeedsOut,
+    LateStopOut,
     LatestStatusOut,
     ReportedStateOut,
     UnmeteredSessionOut,
 )
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.services.queries.admin_views import LATE_STOPS_MAX
 
 
 def router(app: App) -> APIRouter:
@@ -95,6 +97,33 @@ def router(app: App) -> APIRouter:
                 billed_wh=u.session.billed_wh,
             )
             for u in app.queries.admin.unmetered_sessions()
+        ]
+
+    @r.get("/late-stops")
+    def late_stops(
+        _who: Admin,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_ID, description="the last session id of the page before")
+        ] = 0,
+        limit: Annotated[int, Query(ge=1, le=LATE_STOPS_MAX)] = 100,
+    ) -> list[LateStopOut]:
+        """Sessions whose stop came after the lost-stop sweep closed them, by session id: billed in
+        full on it, or its energy (and a V2G session's export) after the last reading left
+        unbilled. A page of `limit`; the next starts `after` the last session id."""
+        return [
+            LateStopOut(
+                session_id=v.session_id,
+                booking_id=v.booking_id,
+                charge_point_id=v.charge_point_id,
+                outcome="rebilled" if v.rebilled else "unbilled",
+                late_stop_wh=v.late_stop_wh,
+                billed_wh=v.billed_wh,
+                unbilled_wh=v.unbilled_wh,
+                late_export_wh=v.late_export_wh,
+                uncredited_export_wh=v.uncredited_export_wh,
+                at=v.at,
+            )
+            for v in app.queries.admin.late_stops(after, limit)
         ]
 
     return r

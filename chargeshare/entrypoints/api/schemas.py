@@ -497,6 +497,24 @@ class UnmeteredSessionOut(BaseModel):
     billed_wh: int | None
 
 
+class LateStopOut(BaseModel):
+    session_id: int
+    booking_id: int
+    charge_point_id: str | None
+    outcome: Literal["rebilled", "unbilled"] = Field(
+        description="rebilled: its capture was untried, so it is billed on the late reading in full; "
+        "unbilled: the reading is kept and the energy above the billed reading left unbilled"
+    )
+    late_stop_wh: int = Field(description="the late stop's import register reading")
+    billed_wh: int = Field(description="the session's billed energy")
+    unbilled_wh: int = Field(description="delivered after the billed reading, not billed (0 if rebilled)")
+    late_export_wh: int | None = Field(
+        description="a V2G session's export register reading in the late stop, above the one credited"
+    )
+    uncredited_export_wh: int = Field(description="exported after the credited reading, not credited")
+    at: datetime = Field(description="when the late stop was applied")
+
+
 # ---- id tokens and walk-in -------------------------------------------------------------------------
 class IdTokenIn(BaseModel):
     driver_id: int = Field(ge=1, le=2**31 - 1)  # ids are 32-bit in the database
