@@ -493,9 +493,12 @@ class ChargingService:
     def _report_late(self, late: LateStop) -> None:
         if late.rebilled:
             log.info(
-                "session %s: its stop came after it was closed, before its capture; billed %s Wh",
+                "session %s: its stop came after it was closed, before its capture; billed to %s Wh, "
+                "%s Wh exported since credited (%sp)",
                 late.session_id,
                 late.register_wh,
+                late.export_wh,
+                late.export_p,
             )
             self.settlement.queued(late.booking_id)
             return
