@@ -156,6 +156,7 @@ def _rule_settings(env: Mapping[str, str]) -> dict[str, Any]:
         ("CHARGESHARE_METER_SAMPLE_INTERVAL_S", "meter_sample_interval_s"),
         # A simulation's fast clock stretches what waits on real work in flight (see simulators.live).
         ("CHARGESHARE_PAST_START_TOLERANCE_S", "past_start_tolerance_s"),
+        ("CHARGESHARE_REPLAY_WINDOW_S", "replay_window_s"),
         ("CHARGESHARE_LOST_STOP_GRACE_S", "lost_stop_grace_s"),
         ("CHARGESHARE_COMMAND_RESEND_AFTER_S", "command_resend_after_s"),
         ("CHARGESHARE_QUOTE_HOLD_S", "quote_hold_s"),

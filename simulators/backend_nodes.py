@@ -101,6 +101,7 @@ def node_env(config: Config, clock_file: Path, slot: int) -> dict[str, str]:
             "CHARGESHARE_PAYMENT_LEASE_S": str(rules.payment_lease_s),
             "CHARGESHARE_HOLD_PLACEMENT_TIMEOUT_S": str(rules.hold_placement_timeout_s),
             "CHARGESHARE_PAST_START_TOLERANCE_S": str(rules.past_start_tolerance_s),
+            "CHARGESHARE_REPLAY_WINDOW_S": str(rules.replay_window_s),
             "CHARGESHARE_LOST_STOP_GRACE_S": str(rules.lost_stop_grace_s),
             "CHARGESHARE_COMMAND_RESEND_AFTER_S": str(rules.command_resend_after_s),
             SIM_CLOCK_ENV: f"{clock_file}#{slot}",

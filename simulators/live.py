@@ -173,6 +173,8 @@ async def _run_live(
     rules = replace(
         defaults,
         past_start_tolerance_s=max(60, in_flight),
+        # A charger's queue replayed as it connects takes real seconds too.
+        replay_window_s=max(defaults.replay_window_s, in_flight),
         hold_placement_timeout_s=max(defaults.hold_placement_timeout_s, 6 * in_flight),
         payment_lease_s=max(defaults.payment_lease_s, 6 * in_flight),
         # A stop follows its connector's Available within moments, or a replay, of real time.

@@ -12,6 +12,7 @@ from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers16
 from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
+from chargeshare.ocpp.report_clock import ReportClock
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import AuthStatus, ChargingService
@@ -48,7 +49,10 @@ def handlers(
     *,
     credentials: str | None = None,
 ) -> dict[str, Handler]:
-    """Actions for one connected charger. An unregistered charger may talk but changes nothing."""
+    """Actions for one connected charger. An unregistered charger may talk but changes nothing.
+    Its timestamps are placed on our clock by what this connection learns of its own
+    (`ReportClock`); a start keeps its own stamp too, which names it when it is sent again."""
+    clock = ReportClock.opened(charging.rules, charging.clock.now())
 
     def touch(fn: Any, *args: Any) -> None:
         try:
@@ -57,13 +61,16 @@ def handlers(
             log.debug("charger %s is not registered; %s not stored", cp_id, fn.__name__)
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
+        clock.booted(charging.clock.now())
         return boot_reply(charging, cp_id, V16)
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
         return heartbeat_reply(charging, cp_id)
 
     def status(p: dict[str, Any]) -> dict[str, Any]:
-        at = parse_ts(p["timestamp"]) if "timestamp" in p else None  # optional in 1.6
+        at = None  # optional in 1.6
+        if "timestamp" in p:
+            at = clock.status(parse_ts(p["timestamp"]), charging.clock.now())
         touch(charging.status, p["connectorId"], ConnectorStatus(p["status"]), at)
         return {}
 
@@ -87,7 +94,9 @@ def handlers(
     def start(p: dict[str, Any]) -> dict[str, Any]:
         register(p["meterStart"])
         try:
-            r = charging.start(cp_id, p["connectorId"], p["idTag"], p["meterStart"], parse_ts(p["timestamp"]))
+            stamp = parse_ts(p["timestamp"])
+            placed = clock.transaction(stamp, charging.clock.now())
+            r = charging.start(cp_id, p["connectorId"], p["idTag"], p["meterStart"], stamp, placed_at=placed)
         except NotFound:
             return {"transactionId": 0, "idTagInfo": {"status": "Invalid"}}
         return {"transactionId": r.transaction_id, "idTagInfo": {"status": r.status.value}}
@@ -102,8 +111,10 @@ def handlers(
     def stop(p: dict[str, Any]) -> dict[str, Any]:
         meter_stop = register(p["meterStop"])
         # meterStart and meterStop are required in 1.6: a 1.6 session is always measured.
+        stamp = parse_ts(p["timestamp"])
+        placed = clock.transaction(stamp, charging.clock.now())
         verdict = charging.stop(
-            cp_id, p["transactionId"], meter_stop, parse_ts(p["timestamp"]), start_read=True
+            cp_id, p["transactionId"], meter_stop, stamp, start_read=True, placed_at=placed
         )
         return {"idTagInfo": {"status": verdict.value}}
 

@@ -29,6 +29,7 @@ from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
 from chargeshare.ocpp.csms_v16 import ENERGY_REGISTER, MAX_REGISTER_WH
 from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
+from chargeshare.ocpp.report_clock import ReportClock
 from chargeshare.ocpp.timestamps import format_ts, parse_ts
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import AuthStatus, ChargingService
@@ -108,9 +109,13 @@ def handlers(
     credentials: str | None = None,
 ) -> dict[str, Handler]:
     """Actions for one connected charger speaking `version` (2.0.1 or 2.1). An unregistered charger
-    may talk but changes nothing."""
+    may talk but changes nothing. Its timestamps are placed on our clock by what this connection
+    learns of its own (`ReportClock`); a start keeps its own stamp too, which names it when it is
+    sent again."""
+    clock = ReportClock.opened(charging.rules, charging.clock.now())
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
+        clock.booted(charging.clock.now())
         return boot_reply(charging, cp_id, version)
 
     def heartbeat(p: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +124,8 @@ def handlers(
     def status(p: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(NotFound):
             reported = CONNECTOR_STATUS[p["connectorStatus"]]
-            charging.status(cp_id, p["evseId"], reported, parse_ts(p["timestamp"]))
+            at = clock.status(parse_ts(p["timestamp"]), charging.clock.now())
+            charging.status(cp_id, p["evseId"], reported, at)
         return {}
 
     def verdict(id_tag: str) -> str:
@@ -149,6 +155,7 @@ def handlers(
         info = p["transactionInfo"]
         charger_tx = info["transactionId"]
         timestamp = parse_ts(p["timestamp"])
+        placed = clock.transaction(timestamp, charging.clock.now())  # a queued event teaches nothing
         readings = energy_readings_wh(p.get("meterValue", []))
         exports = energy_readings_wh(p.get("meterValue", []), EXPORT_REGISTER)
         socs = soc_readings_pct(p.get("meterValue", []))
@@ -175,6 +182,7 @@ def handlers(
                 id_tag,
                 min(readings, default=0),
                 timestamp,
+                placed_at=placed,
                 charger_tx_id=charger_tx,
                 meter_start_known=bool(readings),  # else the first reading to come is the start
             )
@@ -207,6 +215,7 @@ def handlers(
                 start_read=start_read,
                 stop_read=bool(readings),
                 export_wh=max(exports, default=None),  # a late stop's, credited after the close
+                placed_at=placed,
             )
         elif fresh:
             if readings:
@@ -215,7 +224,7 @@ def handlers(
             if state in IDLE_CHARGING_STATES or state in ACTIVE_CHARGING_STATES:
                 charging.charging_state(session.session_id, idle=state in IDLE_CHARGING_STATES)
             if p["triggerReason"] == EV_DEPARTED:  # after its reading: the stop is queued behind it
-                charging.departed(cp_id, session.session_id, timestamp)
+                charging.departed(cp_id, session.session_id, placed)
         if fresh:  # applied: recorded only now, so a failure above leaves it to be sent again
             charging.event_is_new(cp_id, session.session_id, p["seqNo"])
         return reply
@@ -255,8 +264,9 @@ def handlers(
                 elif variable["name"] == "Problem" and value.lower() == "true":
                     new_status = ConnectorStatus.FAULTED  # a cleared problem waits for the next status
             if new_status is not None:
+                at = clock.status(parse_ts(event["timestamp"]), charging.clock.now())
                 with contextlib.suppress(NotFound):
-                    charging.status(cp_id, evse["id"], new_status, parse_ts(event["timestamp"]))
+                    charging.status(cp_id, evse["id"], new_status, at)
             else:
                 log.info(
                     "%s event: %s.%s = %r (%s)",

@@ -272,10 +272,11 @@ class ChargingService:
         self, cp_id: str, connector_no: int, status: ConnectorStatus, reported_at: datetime | None = None
     ) -> None:
         """A StatusNotification; from an OFFLINE charger it is the sign it is back. `reported_at`: the
-        charger's own time for the report, if it gave one (else now). A connector keeps the status
-        of its latest report: one older than that (replayed from a queue, or overtaken in flight) is
-        logged and changes nothing but the charger's last seen. A connector reported Available keeps
-        the report's time, which `start` compares with its start's own timestamp."""
+        charger's own time for the report, if it gave one (else now), placed on our clock by its
+        connection (`ocpp.report_clock`: a clock gone back is allowed for). A connector keeps the
+        status of its latest report: one older than that (replayed from a queue, or overtaken in
+        flight) is logged and changes nothing but the charger's last seen. A connector reported
+        Available keeps the report's time, which `start` compares with its start's, placed alike."""
         now = self.clock.now()
         # Untimestamped (1.6 makes it optional), a report is placed when it came: the charger gave
         # no time, 1.6 sends the current status rather than queued history, and a guess would invent
@@ -566,6 +567,7 @@ class ChargingService:
         *,
         charger_tx_id: str | None = None,
         meter_start_known: bool = True,
+        placed_at: datetime | None = None,
     ) -> StartResult:
         """Open a session for the driver's booking on this connector. `charger_tx_id` is the charger's
         own transaction id (OCPP 2.0.1): stored with the session in the same unit of work, and the key
@@ -577,10 +579,14 @@ class ChargingService:
         already. So the driver's booking is the one that had begun then (else one begun by now), and
         a walk-in's booking begins then (see `_walk_in`). A replayed start within the driver's
         booking that the no-show sweep expired meanwhile (its charger away past its end) is still
-        the driver's: billed on that booking's terms under a booking of its own (`_lapsed`)."""
+        the driver's: billed on that booking's terms under a booking of its own (`_lapsed`).
+
+        `placed_at`: that instant on our clock, where the charger's clock is known to be off
+        (`ocpp.report_clock`); `timestamp` stays the start's own, which a start sent again repeats."""
         self._alive(cp_id)
         now = self.clock.now()
-        at = min(timestamp, now)
+        placed = timestamp if placed_at is None else placed_at
+        at = min(placed, now)
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
             if charger_tx_id is not None:
@@ -669,7 +675,7 @@ class ChargingService:
                 tx.sessions.link_charger_transaction(
                     session_id, charger.charger_id, charger_tx_id, meter_start_pending=not meter_start_known
                 )
-            if self._over_already(tx, connector, timestamp):
+            if self._over_already(tx, connector, placed):
                 tx.sessions.mark_freed(session_id, now)
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)
@@ -955,6 +961,7 @@ class ChargingService:
         start_read: bool | None = None,
         stop_read: bool = True,
         export_wh: int | None = None,
+        placed_at: datetime | None = None,
     ) -> AuthStatus:
         """Stop is durable before we answer; settlement follows. A repeated stop changes nothing, and
         so does a stop naming another charger's transaction (Invalid, and a security event). `lost`:
@@ -963,7 +970,9 @@ class ChargingService:
         start register had been read before the stop (None: as the store knows it). A session
         billed without both is flagged unmetered, on its receipt and for the operator.
         `export_wh`: the stop's reading of the export register (V2G), which only a late stop needs
-        (a session's own readings are recorded before its stop, `meter_export`)."""
+        (a session's own readings are recorded before its stop, `meter_export`). `placed_at`: the
+        stop's instant on our clock, where the charger's clock is known to be off
+        (`ocpp.report_clock`): its booking ends then; the session keeps the charger's own stamps."""
         stopped = self._stop(
             cp_id,
             transaction_id,
@@ -973,6 +982,7 @@ class ChargingService:
             start_read=start_read,
             stop_read=stop_read,
             export_wh=export_wh,
+            placed_at=placed_at,
         )
         return stopped[0]
 
@@ -988,6 +998,7 @@ class ChargingService:
         stop_read: bool = True,
         freed_before: datetime | None = None,
         export_wh: int | None = None,
+        placed_at: datetime | None = None,
     ) -> tuple[AuthStatus, bool]:
         """`stop`, also saying whether this call is the one that stopped (and billed) the session.
         `lost`: closed by the sweep, only if still freed before `freed_before`, on its last reading.
@@ -1004,6 +1015,7 @@ class ChargingService:
             freed_before=freed_before,
             late=late,
             export_wh=export_wh,
+            placed_at=placed_at,
         )
         for found in late:  # committed: said once, whichever process or retry recorded it
             self._report_late(found)
@@ -1022,6 +1034,7 @@ class ChargingService:
         freed_before: datetime | None,
         late: list[LateStop],
         export_wh: int | None = None,
+        placed_at: datetime | None = None,
     ) -> tuple[AuthStatus, bool]:
         self._alive(cp_id)
         now = self.clock.now()
@@ -1083,11 +1096,12 @@ class ChargingService:
                     f"{energy} Wh, its last reading.",
                     now,
                 )
-            # The connector is free again from the stop (its own instant, replayed from an offline
-            # queue or not; now at the latest): shorten the booking so others can book the rest. A
+            # The connector is free again from the stop (its own instant on our clock, replayed from
+            # an offline queue or not; now at the latest): shorten the booking so others can book the rest. A
             # stop within the instant of the booking's start (a walk-in plugged in and out at once)
             # leaves it the least period, never its whole time.
-            ends_at = min(booking.ends_at, max(min(timestamp, now), booking.starts_at + LEAST_PERIOD))
+            placed = timestamp if placed_at is None else placed_at
+            ends_at = min(booking.ends_at, max(min(placed, now), booking.starts_at + LEAST_PERIOD))
             tx.bookings.update(
                 booking.booking_id,
                 next_status(BookingStatus(booking.status), BookingEvent.SESSION_STOPPED),

@@ -26,6 +26,9 @@ class MarketplaceRules:
     # Simulations at N x real time multiply request latency by N, so they widen it. A charger's
     # transaction start older than this is one replayed from its offline queue (see walk-ins).
     past_start_tolerance_s: int = 60
+    # A charger replays its offline queue as it connects: a report lagging behind its predecessor on
+    # a connection up longer than this is no replay, but a clock gone back (ocpp/report_clock.py).
+    replay_window_s: int = 300
     max_booking_minutes: int = 24 * 60
     max_energy_wh: int = 150_000
     lock_ttl_ms: int = 5_000

@@ -49,9 +49,13 @@ class Charger:
     def __init__(self, app: App, version: OcppVersion) -> None:
         self.app, self.version = app, version
         app.charging.boot("CP1", version)
-        module = csms_v16 if version == V16 else csms_v201
-        self.table = module.handlers(app.charging, "CP1", app.reports)
+        self.reconnect()
         self.seq = 0
+
+    def reconnect(self) -> None:
+        """A new link (without booting again): what comes on it is placed by what it learns."""
+        module = csms_v16 if self.version == V16 else csms_v201
+        self.table = module.handlers(self.app.charging, "CP1", self.app.reports)
 
     def status(self, free: bool, at: datetime | None) -> None:
         """A StatusNotification for connector (EVSE) 1; a 1.6 one may leave its timestamp out."""
@@ -329,14 +333,17 @@ def shown(app: App) -> ConnectorStatus:
 def test_a_late_in_use_report_does_not_take_back_a_newer_free_one(
     any_app: App, clock: ManualClock, charger: Charger
 ) -> None:
-    """Charging, then Available (the session freed, its stop awaited); then a Charging report made
-    between the two arrives (two in flight, or a queue replayed): it is older than the Available,
-    so the connector stays free and the lost stop is still swept."""
+    """Charging, then Available (the session freed, its stop awaited); the charger connects again,
+    reports the connector as it is, and a Charging report made between the two arrives replayed
+    behind it: it is older than the Available, so the connector stays free and the lost stop is
+    still swept."""
     began = clock.now()
     tx_id = charger.start(began, 1_000)
     charger.status(free=False, at=began)
     charger.reading(tx_id, began + 10 * MINUTE, 2_000)
     clock.advance(20 * 60)
+    charger.status(free=True, at=clock.now())
+    charger.reconnect()
     charger.status(free=True, at=clock.now())
     charger.status(free=False, at=began + 15 * MINUTE)
     assert shown(any_app) is ConnectorStatus.AVAILABLE
@@ -455,7 +462,7 @@ def test_an_in_use_report_older_than_the_departure_keeps_it_freed_a_newer_one_do
     tx_id = charger201.start(began, 1_000)
     clock.advance(10 * 60)
     departed(charger201, clock.now(), 2_000)
-    charger201.status(free=False, at=began + 5 * MINUTE)
+    charger201.status(free=False, at=clock.now() - timedelta(seconds=50))
     assert session(any_app, tx_id).freed_at is not None
     clock.advance(60)
     charger201.status(free=False, at=clock.now())
