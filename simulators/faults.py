@@ -27,7 +27,8 @@ class Fault:
     count: int = 1
     duration_s: int = 0  # for faults that last (outages, disconnections, silences)
     lose_queue: bool = False  # reboot: the queued transaction messages die with the power
-    skew_s: float = 0.0  # clock_skew: how far the chargers' clocks are off
+    skew_s: float = 0.0  # clock_skew: how far the chargers' clocks are off; clock_jump: how far
+    # their clocks move from where they are (below 0: back, as a reset real-time clock)
     percent: float = 0.0  # drop_frames: share of each victim's outgoing frames lost, 0..100
     delay_s: float = 0.0  # delay_responses: how late each victim handles and answers a command
     commands: tuple[str, ...] = ()  # reject_commands: the actions refused; empty means all of them
@@ -73,6 +74,7 @@ CATALOGUE: dict[str, Kind] = {
     "silence": Kind(Scope.CHARGERS, Lasts.ALWAYS),
     "duplicate_frames": Kind(Scope.CHARGERS),
     "clock_skew": Kind(Scope.CHARGERS),
+    "clock_jump": Kind(Scope.CHARGERS),
     "drop_frames": Kind(Scope.CHARGERS, Lasts.OPTIONALLY, _NO_WIRE),
     "delay_responses": Kind(Scope.CHARGERS, Lasts.OPTIONALLY, _NO_WIRE),
     "reject_commands": Kind(Scope.CHARGERS, Lasts.OPTIONALLY, _NO_WIRE),

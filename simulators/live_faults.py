@@ -114,6 +114,12 @@ async def _clock_skew(vc: VirtualCharger, fault: Fault) -> None:
     vc.clock_skew_s = fault.skew_s
 
 
+async def _clock_jump(vc: VirtualCharger, fault: Fault) -> None:
+    """The charger's clock moves `skew_s` from where it is (back, below 0): what it reports next is
+    stamped before what it reported last."""
+    vc.clock_skew_s += fault.skew_s
+
+
 async def _malformed_frames(vc: VirtualCharger, fault: Fault) -> None:
     """`frames` frames that break OCPP; the CSMS answers CALLERROR and carries on."""
     await vc.send_malformed(fault.frames)
@@ -403,6 +409,7 @@ CHARGER_ACTIONS: dict[str, ChargerAction] = {
     "silence": _silence,
     "duplicate_frames": _duplicate_frames,
     "clock_skew": _clock_skew,
+    "clock_jump": _clock_jump,
     "drop_frames": _for_a_while(_drop),
     "delay_responses": _for_a_while(_delay),
     "reject_commands": _for_a_while(_reject),

@@ -374,6 +374,7 @@ CHARGER_FAULTS = frozenset(
         "reboot",
         "duplicate_frames",
         "clock_skew",
+        "clock_jump",
         "drop_frames",
         "delay_responses",
         "reject_commands",
@@ -607,6 +608,8 @@ def _fault_mistakes(
         found.add(("faults", i), f"{action} needs minutes (how long it lasts)")
     if action == "clock_skew" and "seconds" not in f:
         found.add(("faults", i), "clock_skew needs seconds (how far the clocks are off)")
+    if action == "clock_jump" and f.get("seconds", 0) == 0:
+        found.add(("faults", i), "clock_jump needs seconds (how far the clocks move; below 0 is back)")
     if action == "delay_responses" and f.get("seconds", 0) <= 0:
         found.add(("faults", i), "delay_responses needs seconds (how late the answers come), above 0")
     if action == "drop_frames" and "percent" not in f:
@@ -703,7 +706,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
                 count=f.get("count", 1),
                 duration_s=math.floor(f.get("minutes", 0) * 60),
                 lose_queue=bool(f.get("lose_queue", False)),
-                skew_s=float(f.get("seconds", 0)) if f["action"] == "clock_skew" else 0.0,
+                skew_s=float(f.get("seconds", 0)) if f["action"] in ("clock_skew", "clock_jump") else 0.0,
                 delay_s=float(f.get("seconds", 0)) if f["action"] == "delay_responses" else 0.0,
                 percent=float(f.get("percent", 0)),
                 commands=tuple(f.get("commands", ())),

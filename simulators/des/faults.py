@@ -55,12 +55,17 @@ def _clock_skew(c: DesCharger, fault: Fault) -> None:
     c.clock_skew_s = fault.skew_s
 
 
+def _clock_jump(c: DesCharger, fault: Fault) -> None:
+    c.clock_skew_s += fault.skew_s
+
+
 CHARGER_ACTIONS: dict[str, ChargerAction] = {
     "disconnect": lambda c, f: c.disconnect_for(f.duration_s),
     "reboot": lambda c, f: c.reboot(lose_queue=f.lose_queue),
     "silence": lambda c, f: c.silence_for(f.duration_s),
     "duplicate_frames": _duplicate_frames,
     "clock_skew": _clock_skew,
+    "clock_jump": _clock_jump,
 }
 
 

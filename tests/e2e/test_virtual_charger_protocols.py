@@ -32,8 +32,10 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ScaledClock
 from chargeshare.services.invariants import check_store
 from chargeshare.services.records import ChargerReport, SessionRecord
+from simulators import live_faults
 from simulators.charger import VirtualCharger
 from simulators.evse import Transaction, VirtualConnector
+from simulators.faults import Fault
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
 from simulators.settings import TRANSACTION_RETRY_INTERVAL
@@ -400,3 +402,30 @@ async def test_the_virtual_2x_charger_says_when_a_reservation_lapses(
         f[3] for _, d, f in backend.frames if d == "in" and f[0] == 2 and f[2] == "ReservationStatusUpdate"
     ]
     assert updates == [{"reservationId": booking_id, "reservationUpdateStatus": "Expired"}]
+
+
+@pytest.mark.parametrize("protocol", [V16, V201])
+async def test_a_charger_whose_clock_jumps_back_mid_session_is_shown_free_when_the_car_leaves(
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
+) -> None:
+    """The scenario fault `clock_jump` sets the charger's clock an hour back mid-session, its link up
+    past the replay window: the car leaves, and the connector is shown free (its reports after the
+    jump are stamped before those it made before it), the booking completed and billed once."""
+    window = timedelta(seconds=backend.app.config.rules.replay_window_s)
+    async with charger(backend, "VJUMP", clock, protocol) as vc:
+        connected = clock.now()
+        booking_id = await backend.book(vc, "TAG-J")
+        await vc.plug_in(1, "TAG-J", car(), 20_000)
+        await eventually(lambda: backend.connector_status("VJUMP") is ConnectorStatus.CHARGING, "Charging")
+        await eventually(
+            lambda: clock.now() - connected > window + timedelta(minutes=1), "the link settled", tries=1_000
+        )
+        await live_faults.CHARGER_ACTIONS["clock_jump"](vc, Fault(0, "clock_jump", skew_s=-3_600))
+        await vc.unplug(1)
+        await eventually(
+            lambda: backend.connector_status("VJUMP") is ConnectorStatus.AVAILABLE, "the connector shown free"
+        )
+        session = await billed_once(backend, booking_id)
+        with backend.app.store.transaction() as tx:
+            ends_at = tx.bookings.get(booking_id).ends_at
+        assert session.stopped_at is not None and ends_at > clock.now() - timedelta(minutes=10)

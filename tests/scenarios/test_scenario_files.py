@@ -83,7 +83,7 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         (
             "name: x\nfleet: {chargers: 1}\ndrivers: {count: 1}\n"
             "faults:\n  - {at_minute: 1, action: meteor}\n",
-            ":5: faults.0.action: unknown fault 'meteor' (one of backend_crash, clock_skew,",
+            ":5: faults.0.action: unknown fault 'meteor' (one of backend_crash, clock_jump,",
         ),
         (
             "name: x\nduration_minutes: 10\nfleet: {chargers: 1}\ndrivers: {count: 1}\nfaults:\n"
@@ -341,6 +341,17 @@ def test_the_new_faults_load_as_written(tmp_path: Path) -> None:
     assert (slow.latency_s, slow.duration_s, slow.delay_s) == (45.0, 600, 0.0)
     assert (spoof.spoofer, spoof.count, spoof.protocol) == ("unregistered", 2, V16)
     assert (cancels.count, cancels.spoofer, payouts.count) == (3, "fleet", 6)
+
+
+def test_a_clock_jump_loads_as_written_and_needs_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "jump.yaml"
+    head = "name: jump\nfleet: {chargers: 2}\ndrivers: {count: 1}\nfaults:\n"
+    path.write_text(head + "  - {at_minute: 30, action: clock_jump, count: 2, seconds: -3600}\n")
+    (jump,) = load(path).params.faults
+    assert (jump.action, jump.count, jump.skew_s, jump.delay_s) == ("clock_jump", 2, -3600.0, 0.0)
+    path.write_text(head + "  - {at_minute: 30, action: clock_jump}\n")
+    with pytest.raises(ScenarioError, match=r":5: faults.0: clock_jump needs seconds"):
+        load(path)
 
 
 @pytest.mark.slow
