@@ -929,7 +929,8 @@ class Grid(Protocol):
     def delivered(self, charger_id: int, decision: int, at: datetime) -> None:
         """The charger acknowledged `decision` at `at` (an older one than already acknowledged: no
         change). An older one than the latest: it owes the rest since `at`. The latest: it owes
-        none, and each of its connectors now holds at most its plan's highest limit (`held`)."""
+        none, and each of its connectors now holds at most its plan's highest limit (`held`). Takes
+        the deciding turn first (`deciding`): it writes what a decision writes, in the other order."""
         ...
 
     def owing(self) -> dict[int, datetime]:

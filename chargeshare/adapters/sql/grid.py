@@ -239,6 +239,8 @@ class SqlGrid:
         return None if row is None else (int(row[0]), int(row[1]))
 
     def delivered(self, charger_id: int, decision: int, at: datetime) -> None:
+        # A decision's turn first: it writes limits then deliveries, this deliveries then held_w.
+        self.deciding()
         # Never backwards: an older decision acknowledged late leaves a newer one acknowledged. A
         # charger acknowledging an older one is heard from: it owes the rest since now.
         self.conn.execute(
