@@ -1679,7 +1679,7 @@ class MemoryGrid(_Repository):
 
     def owing(self) -> dict[int, datetime]:
         rows = sorted(self.t.deliveries.items())
-        return {c: since for c, (decision, done, _, since) in rows if done < decision and since is not None}
+        return {c: since or at for c, (decision, done, at, since) in rows if done < decision}
 
     def held(self) -> dict[int, int]:
         return dict(sorted(self.t.held_w.items()))

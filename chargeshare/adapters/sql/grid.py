@@ -40,7 +40,9 @@ PLANS = DirectStatement(
 DELIVERY = DirectStatement(select(_d.decision, _d.delivered).where(_d.charger_id == bindparam("charger_pk")))
 # Read on every rebalance: who owes a decision, since when; what an unheard one may hold.
 OWING = DirectStatement(
-    select(_d.charger_id, _d.owed_since).where(_d.delivered < _d.decision).order_by(_d.charger_id)
+    select(_d.charger_id, func.coalesce(_d.owed_since, _d.decided_at))
+    .where(_d.delivered < _d.decision)
+    .order_by(_d.charger_id)
 )
 HELD = DirectStatement(
     select(_a.connector_id, _a.held_w).where(_a.held_w.is_not(None)).order_by(_a.connector_id)
