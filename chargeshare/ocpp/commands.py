@@ -668,10 +668,26 @@ class GetCompositeSchedule(Command[CompositeSchedule | None]):
 
 @dataclass(frozen=True)
 class SettingKey:
-    """A setting: 1.6 knows only `name` (a configuration key); 2.0.1 needs its `component` too."""
+    """A setting: 1.6 knows only `name` (a configuration key); 2.0.1 needs its `component` too, and
+    the variable's `instance` where the device model names one (e.g. MessageAttempts[TransactionEvent])."""
 
     name: str
     component: str = ""
+    instance: str = ""
+
+    def __str__(self) -> str:
+        named = f"{self.component}.{self.name}" if self.component else self.name
+        return f"{named}[{self.instance}]" if self.instance else named
+
+    def variable(self) -> dict[str, str]:
+        """The 2.0.1 VariableType naming it."""
+        return {"name": self.name, "instance": self.instance} if self.instance else {"name": self.name}
+
+    @classmethod
+    def answered(cls, result: dict[str, Any]) -> SettingKey:
+        """The key a 2.0.1 Get/SetVariableResult names."""
+        variable = result["variable"]
+        return cls(variable["name"], result["component"]["name"], variable.get("instance", ""))
 
 
 @dataclass(frozen=True)
@@ -712,7 +728,7 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
             raise CannotSay("OCPP 2.0.1 reads named variables only (a full read is GetBaseReport)")
         return {
             "getVariableData": [
-                {"component": {"name": k.component}, "variable": {"name": k.name}} for k in self.keys
+                {"component": {"name": k.component}, "variable": k.variable()} for k in self.keys
             ]
         }
 
@@ -732,11 +748,7 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
             ]
             return tuple(found + unknown)
         return tuple(
-            SettingValue(
-                SettingKey(r["variable"]["name"], r["component"]["name"]),
-                Status(r["attributeStatus"]),
-                r.get("attributeValue"),
-            )
+            SettingValue(SettingKey.answered(r), Status(r["attributeStatus"]), r.get("attributeValue"))
             for r in answer["getVariableResult"]
         )
 
@@ -792,7 +804,7 @@ class GetReport(_NoDetails):
         p: dict[str, Any] = {"requestId": self.request_id}
         if self.variables:
             p["componentVariable"] = [
-                {"component": {"name": k.component}, **({"variable": {"name": k.name}} if k.name else {})}
+                {"component": {"name": k.component}, **({"variable": k.variable()} if k.name else {})}
                 for k in self.variables
             ]
         if self.criteria:
@@ -818,7 +830,7 @@ class ChangeSetting(_NoDetails):
                 {
                     "attributeValue": self.value,
                     "component": {"name": self.key.component},
-                    "variable": {"name": self.key.name},
+                    "variable": self.key.variable(),
                 }
             ]
         }
@@ -867,7 +879,7 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
                 {
                     "attributeValue": value,
                     "component": {"name": key.component},
-                    "variable": {"name": key.name},
+                    "variable": key.variable(),
                 }
                 for key, value in self.values
             ]
@@ -883,9 +895,7 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
             ((key, value),) = self.values
             return (SettingValue(key, Status(answer["status"]), value),)
         return tuple(
-            SettingValue(
-                SettingKey(r["variable"]["name"], r["component"]["name"]), Status(r["attributeStatus"])
-            )
+            SettingValue(SettingKey.answered(r), Status(r["attributeStatus"]))
             for r in answer["setVariableResult"]
         )
 

@@ -40,7 +40,7 @@ def _2x_only(version: OcppVersion, what: str) -> None:
 def _component_variable(key: SettingKey) -> dict[str, Any]:
     if not key.component:
         raise CannotSay("a 2.0.1 device-model item names its component")
-    return {"component": {"name": key.component}, **({"variable": {"name": key.name}} if key.name else {})}
+    return {"component": {"name": key.component}, **({"variable": key.variable()} if key.name else {})}
 
 
 # ---- charging profiles held ------------------------------------------------------------------------
@@ -344,9 +344,7 @@ class SetVariableMonitoring(Command[tuple[MonitorResult, ...]]):
 
     def details(self, version: OcppVersion, answer: dict[str, Any]) -> tuple[MonitorResult, ...]:
         return tuple(
-            MonitorResult(
-                SettingKey(r["variable"]["name"], r["component"]["name"]), Status(r["status"]), r.get("id")
-            )
+            MonitorResult(SettingKey.answered(r), Status(r["status"]), r.get("id"))
             for r in answer["setMonitoringResult"]
         )
 
