@@ -32,7 +32,7 @@ from chargeshare.entrypoints.tls_scope import client_certificate
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, OcppVersion, csms
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
-from chargeshare.ocpp.connection import CallRejected, Connection, Handler, Outcome
+from chargeshare.ocpp.connection import CALL_TIMEOUT_S, CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolError, check_payload
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.ocpp.scripts import Effect, Order, Send
@@ -120,7 +120,7 @@ NOT_SENT_INVALID = "NotSentInvalid"
 
 class ChargerRegistry:
     def __init__(
-        self, app: App, *, call_timeout_s: float = 30.0, router: CommandRouter | None = None
+        self, app: App, *, call_timeout_s: float = CALL_TIMEOUT_S, router: CommandRouter | None = None
     ) -> None:
         self.app = app
         self.call_timeout_s = call_timeout_s

@@ -319,7 +319,8 @@ class CommandPolicy:
         setup = yield from metering_setup.configure(version, policy)
         if setup.needed_nothing:
             return
-        log.info("%s metering: %s", cp_id, setup.summary())
+        # Retries left outside the lost-stop bound may lose a stop: warned of, charger and figures.
+        log.log(logging.WARNING if setup.notes else logging.INFO, "%s metering: %s", cp_id, setup.summary())
         try:
             yield Effect(self.reports.record, (cp_id, "MeteringSetup", setup.summary(), setup.body()))
         except Exception:

@@ -12,7 +12,7 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from chargeshare.domain.errors import Busy, DomainError
 from chargeshare.ocpp import OcppVersion
@@ -31,6 +31,9 @@ from chargeshare.ocpp.frames import (
 )
 
 log = logging.getLogger(__name__)
+
+# How long a call waits for its answer unless told otherwise.
+CALL_TIMEOUT_S: Final = 30
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -77,7 +80,7 @@ class Connection:
         handlers: Mapping[str, Handler],
         *,
         id_prefix: str = "",
-        call_timeout_s: float = 30.0,
+        call_timeout_s: float = CALL_TIMEOUT_S,
         check_own: bool = True,
     ) -> None:
         self.version = version

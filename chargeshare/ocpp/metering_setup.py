@@ -15,33 +15,35 @@ from chargeshare.ocpp.scripts import Send
 
 @dataclass(frozen=True)
 class MeteringSetup:
-    """How it went: the read's failure (None if it was answered) and each change with its result."""
+    """How it went: the read's failure (None if it was answered), each change with its result, and
+    what needs the operator's eye (`notes`: retries left outside the lost-stop bound)."""
 
     read_failure: cmd.Failure | None
     changes: tuple[tuple[cmd.ChangeSetting, cmd.CommandResult[None]], ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def needed_nothing(self) -> bool:
-        return self.read_failure is None and not self.changes
+        return self.read_failure is None and not self.changes and not self.notes
 
     def body(self) -> dict[str, object]:
         """What it read and set, for the charger's reports."""
-        return {
+        body: dict[str, object] = {
             "readFailure": None if self.read_failure is None else _said(self.read_failure),
             "changes": [
-                {"setting": _name(c.key), "value": c.value, "result": _said(result)}
+                {"setting": str(c.key), "value": c.value, "result": _said(result)}
                 for c, result in self.changes
             ],
         }
+        if self.notes:
+            body["notes"] = list(self.notes)
+        return body
 
     def summary(self) -> str:
         if self.read_failure is not None:
             return f"could not read the sampling settings: {_said(self.read_failure)}"
-        return "; ".join(f"set {_name(c.key)}={c.value}: {_said(result)}" for c, result in self.changes)
-
-
-def _name(key: cmd.SettingKey) -> str:
-    return f"{key.component}.{key.name}" if key.component else key.name
+        said = [f"set {c.key}={c.value}: {_said(result)}" for c, result in self.changes]
+        return "; ".join(said + list(self.notes))
 
 
 def _said(result: cmd.CommandResult[Any]) -> str:
@@ -54,7 +56,13 @@ def configure(version: OcppVersion, policy: metering.MeteringPolicy) -> Generato
     read = yield Send(cmd.GetSettings(metering.keys(version, policy)))
     if not isinstance(read, cmd.Done):
         return MeteringSetup(read)
+    retries = metering.retry_plan(version, read.details, policy)
+    notes = [] if retries.note is None else [retries.note]
     changes = []
     for change in metering.plan(version, read.details, policy):
-        changes.append((change, (yield Send(change))))
-    return MeteringSetup(None, tuple(changes))
+        result = yield Send(change)
+        changes.append((change, result))
+        if change == retries.change and not isinstance(result, cmd.Done):
+            # A read-only interval (Rejected, NotSupported...): tried once per boot, and said.
+            notes.append(f"retries not fitted, {change.key}={change.value} {_said(result)}, {retries.as_is}")
+    return MeteringSetup(None, tuple(changes), tuple(notes))

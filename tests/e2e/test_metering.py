@@ -131,7 +131,8 @@ async def test_a_charger_that_already_meters_or_is_unregistered_is_left_alone(ce
 async def test_a_charger_retrying_for_longer_than_the_lost_stop_grace_retries_sooner(
     central: Central,
 ) -> None:
-    """Five sendings 60 s apart wait 600 s in all, past the 300 s after which a session whose
+    """Five attempts 60 s apart wait up to 900 s in all (read as retries after the first, each
+    sending first waiting 30 s for its answer), past the 300 s after which a session whose
     connector is free is closed on its last reading: the interval is shortened so every retry of
     a stop the backend failed to process comes within two thirds of it."""
     add_charger(central.app, "RETRY16", online=False)
@@ -149,8 +150,9 @@ async def test_a_charger_retrying_for_longer_than_the_lost_stop_grace_retries_so
         await eventually(lambda: len(script.asked("ChangeConfiguration")) == 1, "the retry interval")
     assert central.app.config.rules.lost_stop_grace_s == 300
     assert script.config16["TransactionMessageAttempts"] == "5"  # never cut: a stop given up is lost
-    assert script.config16["TransactionMessageRetryInterval"] == "20"  # 20 x (1 + 2 + 3 + 4) = 200 s
-    assert central.kept("RETRY16", "MeteringSetup") == ["set TransactionMessageRetryInterval=20: Accepted"]
+    # 5 x 30 s time-outs + 3 x (1 + 2 + 3 + 4 + 5) s = 195 s
+    assert script.config16["TransactionMessageRetryInterval"] == "3"
+    assert central.kept("RETRY16", "MeteringSetup") == ["set TransactionMessageRetryInterval=3: Accepted"]
 
 
 async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Central) -> None:
@@ -178,6 +180,15 @@ async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Cen
         (ALIGNED, "Measurands"),
         ("OCPPCommCtrlr", "MessageAttempts"),
         ("OCPPCommCtrlr", "MessageAttemptInterval"),
+        ("OCPPCommCtrlr", "MessageAttempts"),
+        ("OCPPCommCtrlr", "MessageAttemptInterval"),
+    ]
+    # The retries as OCPP 2.0.1 names them (instance TransactionEvent), then without the instance.
+    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-4:] == [
+        "TransactionEvent",
+        "TransactionEvent",
+        None,
+        None,
     ]
     assert script.variables == {
         (SAMPLED, "TxUpdatedInterval"): "60",

@@ -32,6 +32,8 @@ async def charger(central: Central, request: pytest.FixtureRequest) -> AsyncIter
     charger = VirtualCharger(CP, central.ws, SystemClock(), [7_400, 7_400], protocol=request.param)
     await charger.start()
     try:
+        # The backend's own settings after the boot (its retries fitted) are in before the test reads.
+        await eventually(lambda: bool(kept(central, "MeteringSetup")), "the metering set up")
         yield charger
     finally:
         await charger.stop()

@@ -377,7 +377,16 @@ async def test_the_virtual_charger_takes_the_metering_the_backend_asks_for(
     finally:
         await vc.stop()
     (setup,) = kept()
-    assert setup.summary.count(": Accepted") == 2 and "Rejected" not in setup.summary
+    assert setup.summary.count(": Accepted") == 3 and "Rejected" not in setup.summary
+    # Its retries (3 attempts, 60 s apart) fitted within 200 s, response time-outs counted: 3 x 30 +
+    # 18 x (1 + 2 + 3) = 198 s; a 2.x charger's named with their instance.
+    assert vc.settings.get(TRANSACTION_RETRY_INTERVAL) == "18"
+    retry_interval = (
+        "TransactionMessageRetryInterval"
+        if protocol == V16
+        else ("OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]")
+    )
+    assert f"set {retry_interval}=18: Accepted" in setup.summary
 
 
 @pytest.mark.parametrize("protocol", [V201, V21])

@@ -3,6 +3,7 @@ for each answer, the stops-sent memory, and what a charger is owed when it conne
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, V201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
@@ -345,6 +346,81 @@ def test_a_boot_reads_the_metering_settings_first_when_asked_to() -> None:
     assert isinstance(w.commands()[0], cmd.GetSettings)
     assert [args[1] for args in w.backend.recorded("record")] == ["MeteringSetup"]
     assert w.backend.recorded("settings_due") == [("CP1",)]
+
+
+def retries(
+    attempts_key: cmd.SettingKey, attempts: str, interval_key: cmd.SettingKey, interval: str
+) -> Answer:
+    """A charger answering the read with these retry settings, and each change with `DONE`."""
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        values = {attempts_key: attempts, interval_key: interval}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(
+                cmd.SettingValue(k, cmd.Status.ACCEPTED, values[k], readonly=False)
+                if k in values
+                else cmd.SettingValue(k, cmd.Status.UNKNOWN_VARIABLE)
+                for k in command.keys
+            ),
+        )
+
+    return answer
+
+
+def test_retries_that_cannot_be_fitted_are_warned_of_naming_the_charger_and_figures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = world(metering=True)
+    w.policy.metering = MeteringPolicy(60, 900, retry_within_s=200)
+    attempts, interval = (
+        cmd.SettingKey("TransactionMessageAttempts"),
+        cmd.SettingKey("TransactionMessageRetryInterval"),
+    )
+    with caplog.at_level(logging.INFO, logger="chargeshare.ocpp.command_policy"):
+        w.decide_and_run(ChargerBooted(AT, "CP1", V16), retries(attempts, "10", interval, "60"))
+    # Cut to 1 s, the attempts left as they are (a stop given up is lost).
+    assert [c for c in w.commands() if isinstance(c, cmd.ChangeSetting)] == [cmd.ChangeSetting(interval, "1")]
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "CP1 metering: set TransactionMessageRetryInterval=1: Accepted; retries cannot be fitted within "
+        "200 s: TransactionMessageRetryInterval=1, TransactionMessageAttempts=10, 30 s response "
+        "time-out: the last retry may be sent 355 s after the first sending"
+    )
+    ((_, _, summary),) = w.backend.recorded("record")
+    assert summary == warning.getMessage().removeprefix("CP1 metering: ")
+
+
+def test_a_201_charger_is_fitted_by_instance_and_a_refused_interval_is_sent_once_and_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = world(metering=True)
+    w.policy.metering = MeteringPolicy(60, 900, retry_within_s=200)
+    comm, tx = "OCPPCommCtrlr", "TransactionEvent"
+    attempts, interval = (
+        cmd.SettingKey("MessageAttempts", comm, tx),
+        cmd.SettingKey("MessageAttemptInterval", comm, tx),
+    )
+    answer = retries(attempts, "4", interval, "120")
+
+    def read_only(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, cmd.ChangeSetting):
+            return cmd.Rejected(cmd.Status.REJECTED)
+        return answer(command)
+
+    with caplog.at_level(logging.INFO, logger="chargeshare.ocpp.command_policy"):
+        w.decide_and_run(ChargerBooted(AT, "CP1", V201), read_only)
+    assert [c for c in w.commands() if isinstance(c, cmd.ChangeSetting)] == [cmd.ChangeSetting(interval, "8")]
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "CP1 metering: set OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]=8: Rejected; retries "
+        "not fitted, OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]=8 Rejected, not within 200 s: "
+        "OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]=120, "
+        "OCPPCommCtrlr.MessageAttempts[TransactionEvent]=4, 30 s response time-out: the last retry may be "
+        "sent 1320 s after the first sending"
+    )
 
 
 def test_an_unregistered_chargers_boot_sends_no_settings() -> None:
