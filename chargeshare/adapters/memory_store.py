@@ -1146,13 +1146,19 @@ class MemorySessions(_Repository):
         return True
 
     def record_late_stop(
-        self, session_id: int, register_wh: int, at: datetime, export_wh: int | None = None
+        self,
+        session_id: int,
+        register_wh: int,
+        at: datetime,
+        export_wh: int | None = None,
+        *,
+        billed_stop_wh: int,
     ) -> bool:
         s = self.t.sessions.get(session_id)
         if (
             s is None
             or s.status is not SessionStatus.STOPPED
-            or s.meter_stop_wh is None
+            or s.meter_stop_wh != billed_stop_wh
             or register_wh <= s.meter_stop_wh
             or (s.late_stop_wh is not None and register_wh <= s.late_stop_wh)
         ):

@@ -458,8 +458,16 @@ class ChargingService:
                     export_p=credited_p,
                 )
             ]
-        if not tx.sessions.record_late_stop(session.session_id, register_wh, now, export_register):
-            return []  # this reading (or a higher one) was recorded already
+        if not tx.sessions.record_late_stop(
+            session.session_id, register_wh, now, export_register, billed_stop_wh=billed_stop
+        ):
+            # This reading (or a higher one) was kept already; or another process's late stop
+            # rebilled the session since it was read (both compare-and-sets failed on the reading
+            # billed): decided again on the session as that process left it, never on the stale one.
+            fresh = tx.sessions.get(session.session_id)
+            if fresh is not None and fresh.meter_stop_wh != billed_stop:
+                return self._late_stop(tx, cp_id, fresh, register_wh, now, export_wh)
+            return []
         unbilled_wh = register_wh - billed_stop
         unbilled_p = tariff.cost(energy) - tariff.cost(session.billed_wh)
         export_wh_left, export_p_left = (0, 0) if exported is None else exported

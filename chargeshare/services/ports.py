@@ -471,11 +471,18 @@ class Sessions(Protocol):
         ...
 
     def record_late_stop(
-        self, session_id: int, register_wh: int, at: datetime, export_wh: int | None = None
+        self,
+        session_id: int,
+        register_wh: int,
+        at: datetime,
+        export_wh: int | None = None,
+        *,
+        billed_stop_wh: int,
     ) -> bool:
         """Keep the reading of a stop that came after the session was stopped, if it is above both
         its billed stop reading and any late reading kept, with its export reading left uncredited
-        (None: none above the credited one): False, changing nothing, otherwise."""
+        (None: none above the credited one): False, changing nothing, otherwise, or when the session
+        is no longer billed on `billed_stop_wh` (the reading the caller decided against)."""
         ...
 
     def late_stops(self, after: int, limit: int) -> Sequence[SessionRecord]:

@@ -1238,8 +1238,13 @@ def test_a_late_stop_rebills_or_is_kept_once_and_operators_page_through_them(app
                 at=T0 + HOUR,
                 export_wh=55_000,
             )
-        assert tx.sessions.record_late_stop(kept, 2_000, T0 + 2 * HOUR, 55_000)
-        assert not tx.sessions.record_late_stop(kept, 2_000, T0 + 3 * HOUR, 56_000)  # not above
+        assert not tx.sessions.record_late_stop(  # on a reading it is no longer billed on
+            kept, 2_000, T0 + 2 * HOUR, 55_000, billed_stop_wh=1_000
+        )
+        assert tx.sessions.record_late_stop(kept, 2_000, T0 + 2 * HOUR, 55_000, billed_stop_wh=1_300)
+        assert not tx.sessions.record_late_stop(  # not above
+            kept, 2_000, T0 + 3 * HOUR, 56_000, billed_stop_wh=1_300
+        )
         got = {s.session_id: s for s in tx.sessions.late_stops(0, 10)}
         assert sorted(got) == [rebilled, kept]
         assert (got[rebilled].meter_stop_wh, got[rebilled].late_rebilled_at) == (2_000, T0 + HOUR)

@@ -255,6 +255,69 @@ def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_
         first.close()
 
 
+@pytest.mark.postgres
+def test_a_higher_late_stop_waiting_on_another_process_rebill_bills_on_it_not_on_stale_rows(
+    postgres_url: str,
+) -> None:
+    """The first process has rebilled the session on one late stop; a second late stop with a
+    higher import reading and an export reading between the credited and the first's waits on the
+    session's row. Once the first commits, its rebill no longer matches the reading it read: it
+    decides again on the session as it is (billed to 2,000 Wh, export credited to 55,000 Wh, the
+    capture still untried) and bills it in full on its own reading, rather than keeping its reading
+    as unbilled against the reading the first process replaced."""
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    clock = ManualClock(T0)
+    first = build(config, clock=clock)
+    second = build(config, clock=clock)
+    try:
+        for app in (first, second):
+            app.settlement.on_queued = lambda booking_id: None
+        table, tx_id, booking = v2g_closed_as_lost(first, clock)
+        clock.advance(400)
+        held: list[threading.Thread] = []
+        store = PausesAfter(
+            first.charging.store, lambda: threading.current_thread() in held, "sessions", "rebill"
+        )
+        first.charging.store = store
+        answers: list[Any] = []
+        one = threading.Thread(
+            target=lambda: answers.append(v2g_event(table, "Ended", 2, clock, 2_000, 55_000))
+        )
+        held.append(one)
+        one.start()
+        assert store.read.wait(30), "the first process never rebilled"
+        other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
+        two = threading.Thread(
+            target=lambda: answers.append(v2g_event(other, "Ended", 3, clock, 2_500, 54_000))
+        )
+        two.start()
+        blocked = waiting_on_a_lock(postgres_url)
+        for _ in range(3_000):
+            if blocked() or not two.is_alive():
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the second process neither finished nor waited on a lock")
+        assert two.is_alive(), "the second process went through while the first held its rebill"
+        store.go.set()
+        one.join(30)
+        two.join(30)
+        assert answers == [{}, {}]
+        first.charging.store = store.inner
+        first.settlement.process_due()
+        s = session(first, tx_id)
+        assert (s.meter_stop_wh, s.billed_wh, s.late_stop_wh) == (2_500, 1_500, None)
+        with first.store.reading() as tx:
+            record = tx.v2g.record(booking)
+        assert record is not None and (record.last_wh, record.credit) == (55_000, 125)
+        assert export_credited(first, booking) == [50, 75]
+        assert len(late_notices(first)) == 2
+        assert failing(first) == set()
+    finally:
+        second.close()
+        first.close()
+
+
 def test_operators_list_the_late_stops_from_the_database(sql_app: App, clock: ManualClock) -> None:
     rebilled, kept = two_late_stops(sql_app, clock)
     listed = sql_app.queries.admin.late_stops()

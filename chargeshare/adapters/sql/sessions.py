@@ -139,12 +139,14 @@ REBILL = DirectStatement(
         late_export_wh=bindparam("export_wh"),
     )
 )
-# Kept once per reading: a repeat (or a lower one) changes nothing, so it is reported once.
+# Kept once per reading: a repeat (or a lower one) changes nothing, so it is reported once. On the
+# reading the caller found billed only: a rebill since (another process's late stop) is decided anew.
 RECORD_LATE_STOP = DirectStatement(
     update(t.sessions)
     .where(
         _s.id == bindparam("session_pk"),
         _s.status == SessionStatus.STOPPED.value,
+        _s.meter_stop_wh == bindparam("billed_stop"),
         _s.meter_stop_wh < bindparam("late_wh"),
         or_(_s.late_stop_wh.is_(None), _s.late_stop_wh < bindparam("late_wh")),
     )
@@ -417,9 +419,21 @@ class SqlSessions:
         return REBILL.write(self.conn, params) == 1
 
     def record_late_stop(
-        self, session_id: int, register_wh: int, at: datetime, export_wh: int | None = None
+        self,
+        session_id: int,
+        register_wh: int,
+        at: datetime,
+        export_wh: int | None = None,
+        *,
+        billed_stop_wh: int,
     ) -> bool:
-        params = {"session_pk": session_id, "late_wh": register_wh, "late_at": at, "export_wh": export_wh}
+        params = {
+            "session_pk": session_id,
+            "billed_stop": billed_stop_wh,
+            "late_wh": register_wh,
+            "late_at": at,
+            "export_wh": export_wh,
+        }
         return RECORD_LATE_STOP.write(self.conn, params) == 1
 
     def unmetered(self) -> Sequence[SessionRecord]:
