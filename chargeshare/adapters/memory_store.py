@@ -1711,7 +1711,9 @@ class MemoryV2g(_Repository):
 
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         self._booking_exists(record.booking_id)
-        self.t.v2g_exports[record.booking_id] = record
+        before = self.t.v2g_exports.get(record.booking_id)
+        if before is None or not before.settled:
+            self.t.v2g_exports[record.booking_id] = record
 
     def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
         before = self.t.v2g_exports.get(record.booking_id)

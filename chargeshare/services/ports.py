@@ -971,7 +971,9 @@ class V2g(Protocol):
     def record(self, booking_id: int) -> ExportRecord | None: ...
 
     def save_record(self, record: ExportRecord, at: datetime) -> None:
-        """Write a booking's export record over the last; NotFound for an unknown booking."""
+        """Write a booking's export record over the last, unless that one is settled (it changes
+        then only by `resettle_record`: a write read before it was settled is late); NotFound for an
+        unknown booking."""
         ...
 
     def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:

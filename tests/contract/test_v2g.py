@@ -93,6 +93,9 @@ def test_a_settled_record_is_taken_up_once_from_the_reading_it_was_settled_on(ap
         assert not tx.v2g.resettle_record(unsettled, T0, last_wh=52_000)  # never settled: its stop settles it
         tx.v2g.save_record(ExportRecord(booking, 50_000, 52_000, 60, 60, 2_000, 50), T0)
         later = ExportRecord(booking, 50_000, 55_000, 60, 60, 5_000, 125)
+        settled = ExportRecord(booking, 50_000, 52_000, 60, 60, 2_000, 50)
+        tx.v2g.save_record(ExportRecord(booking, 50_000, 55_000, 60, 60), T0)  # read before it settled
+        assert tx.v2g.record(booking) == settled  # a settled record stands
         assert tx.v2g.resettle_record(later, T0 + timedelta(minutes=5), last_wh=52_000)
         assert not tx.v2g.resettle_record(later, T0 + timedelta(minutes=6), last_wh=52_000)  # taken up
         assert not tx.v2g.resettle_record(ExportRecord(9_999, 0, 1, None, None, 1, 0), T0, last_wh=0)

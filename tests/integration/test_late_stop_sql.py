@@ -15,12 +15,15 @@ import pytest
 
 from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.bootstrap import App, Config, build
+from chargeshare.domain.accounts import Principal, Role
+from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import Busy
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.ocpp import V21, csms_v16, csms_v201
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.records import OutboxItem
-from tests.conftest import T0
+from tests.conftest import T0, add_charger
 from tests.integration.pausing import PausesAfter
 from tests.integration.test_kyc_payout_race import waiting_on_a_lock
 from tests.integration.test_money_races import at_once
@@ -31,8 +34,8 @@ from tests.services.test_late_stop import (
     session,
     stop16,
 )
+from tests.services.test_late_stop_export import EXPORT_PRICE, PRICE, v2g_closed_as_lost
 from tests.services.test_late_stop_export import event as v2g_event
-from tests.services.test_late_stop_export import v2g_closed_as_lost
 from tests.services.test_late_stop_views import two_late_stops
 from tests.services.test_money_path import failing
 
@@ -312,6 +315,64 @@ def test_a_higher_late_stop_waiting_on_another_process_rebill_bills_on_it_not_on
         assert record is not None and (record.last_wh, record.credit) == (55_000, 125)
         assert export_credited(first, booking) == [50, 75]
         assert len(late_notices(first)) == 2
+        assert failing(first) == set()
+    finally:
+        second.close()
+        first.close()
+
+
+@pytest.mark.postgres
+def test_an_export_reading_racing_the_lost_close_leaves_the_settled_record_standing(
+    postgres_url: str,
+) -> None:
+    """A V2G reading read the session open and the export record unsettled; the sweep then closes
+    the session and credits the export on the reading before it. The reading, written after, is of
+    a stopped session: it must not put the settled record back to unsettled (its credit forgotten
+    while the ledger holds it), so the late stop that follows credits the rest once."""
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    clock = ManualClock(T0)
+    first = build(config, clock=clock)
+    second = build(config, clock=clock)
+    try:
+        for app in (first, second):
+            app.settlement.on_queued = lambda booking_id: None
+        charger = add_charger(first, "V2G1", price=PRICE)
+        first.charging.boot("V2G1", V21)
+        dee = first.marketplace.add_driver("Dee", "DEE").driver_id
+        booking = first.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
+        driver = Principal(account_id=0, role=Role.DRIVER, driver_id=dee)
+        first.v2g.set_terms(driver, booking, EXPORT_PRICE, 40)
+        clock.advance(60)
+        table = csms_v201.handlers(first.charging, "V2G1", first.reports, V21)
+        tag = {"idToken": "DEE", "type": "Central"}
+        v2g_event(table, "Started", 0, clock, 1_000, 50_000, idToken=tag)
+        v2g_event(table, "Updated", 1, clock, 1_300, 52_000)
+        first.charging.status("V2G1", 1, ConnectorStatus.AVAILABLE)
+        clock.advance(first.config.rules.lost_stop_grace_s)
+        found = first.charging.session_for_charger_tx("V2G1", "tx-v2g")
+        assert found is not None
+        held: list[threading.Thread] = []
+        store = PausesAfter(
+            second.charging.store, lambda: threading.current_thread() in held, "v2g", "record"
+        )
+        second.charging.store = store
+        reading = threading.Thread(
+            target=lambda: second.charging.meter_export("V2G1", found.session_id, 55_000, None)
+        )
+        held.append(reading)
+        reading.start()
+        assert store.read.wait(30), "the reading never read the record"
+        assert first.charging.close_lost_stops() == [found.session_id]
+        store.go.set()
+        reading.join(30)
+        second.charging.store = store.inner
+        with first.store.reading() as tx:
+            record = tx.v2g.record(booking)
+        assert record is not None and (record.last_wh, record.credit) == (52_000, 50)
+        clock.advance(400)
+        assert v2g_event(table, "Ended", 2, clock, 2_000, 55_000) == {}
+        first.settlement.process_due()
+        assert export_credited(first, booking) == [50, 75]
         assert failing(first) == set()
     finally:
         second.close()

@@ -102,5 +102,7 @@ def test_the_invariants_see_a_car_below_its_floor_and_a_wrong_credit(app: App, c
     with app.store.transaction() as tx:
         record = tx.v2g.record(booking)
         assert record is not None and record.credit == 100
-        tx.v2g.save_record(record.__class__(**{**record.__dict__, "credit": 101}), clock.now())
+        assert record.last_wh is not None  # a settled record is written over only by a resettle
+        wrong = record.__class__(**{**record.__dict__, "credit": 101})
+        assert tx.v2g.resettle_record(wrong, clock.now(), last_wh=record.last_wh)
     assert set(failing(app)) == {"export_above_soc_floor", "export_credit_matches_export"}

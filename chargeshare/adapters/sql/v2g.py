@@ -63,11 +63,13 @@ class SqlV2g:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    def _upsert(self, table: Any, values: dict[str, Any]) -> None:
+    def _upsert(self, table: Any, values: dict[str, Any], where: Any = None) -> None:
         make = pg_insert if self.dialect == "postgresql" else sqlite_insert
         q = make(table).values(**values)
         rest = {k: v for k, v in values.items() if k != "booking_id"}
-        self.conn.execute(q.on_conflict_do_update(index_elements=[table.c.booking_id], set_=rest))
+        self.conn.execute(
+            q.on_conflict_do_update(index_elements=[table.c.booking_id], set_=rest, where=where)
+        )
 
     def _booking_exists(self, booking_id: int) -> None:
         b = t.bookings.c
@@ -111,6 +113,8 @@ class SqlV2g:
                 "credit": record.credit,
                 "updated_at": at,
             },
+            # A settled record stands: a reading read before another process settled it is late.
+            where=_x.credit.is_(None),
         )
 
     def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
