@@ -96,7 +96,15 @@ def handlers(
         try:
             stamp = parse_ts(p["timestamp"])
             placed = clock.transaction(stamp, charging.clock.now())
-            r = charging.start(cp_id, p["connectorId"], p["idTag"], p["meterStart"], stamp, placed_at=placed)
+            r = charging.start(
+                cp_id,
+                p["connectorId"],
+                p["idTag"],
+                p["meterStart"],
+                stamp,
+                placed_at=placed,
+                clock_known=clock.known,
+            )
         except NotFound:
             return {"transactionId": 0, "idTagInfo": {"status": "Invalid"}}
         return {"transactionId": r.transaction_id, "idTagInfo": {"status": r.status.value}}

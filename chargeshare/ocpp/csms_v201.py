@@ -183,6 +183,7 @@ def handlers(
                 min(readings, default=0),
                 timestamp,
                 placed_at=placed,
+                clock_known=clock.known,
                 charger_tx_id=charger_tx,
                 meter_start_known=bool(readings),  # else the first reading to come is the start
             )

@@ -28,7 +28,10 @@ replay them as they connect, so:
   on an old link after the charger connected again is at its own time, and late).
 
 Transaction messages are placed with the same `behind` but never teach it: they are the ones a
-charger queues. Each connection learns afresh: nothing of it outlives its link.
+charger queues. Each connection learns afresh: nothing of it outlives its link. So a start sent on a
+link before any status report on it (a queue replayed first as the charger connects again) is not
+ordered against the connector's free report, which an earlier link placed: it is taken as a new
+session (see `ChargingService.start`, `clock_known`).
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ class ReportClock:
         ):
             self.behind = lag  # the clock went back
         return self.transaction(stamp, now)
+
+    @property
+    def known(self) -> bool:
+        """Whether a status report since the link opened (or the charger booted) said where the
+        charger's clock is: before one, a stamp is placed as if the clock were right, which orders
+        it against nothing placed on an earlier link (whose clock may have been found behind)."""
+        return not self.fresh
 
     def transaction(self, stamp: datetime, now: datetime) -> datetime:
         """A transaction message's stamp (which teaches nothing) on our clock: made then, at `now`

@@ -576,6 +576,7 @@ class ChargingService:
         charger_tx_id: str | None = None,
         meter_start_known: bool = True,
         placed_at: datetime | None = None,
+        clock_known: bool = True,
     ) -> StartResult:
         """Open a session for the driver's booking on this connector. `charger_tx_id` is the charger's
         own transaction id (OCPP 2.0.1): stored with the session in the same unit of work, and the key
@@ -590,7 +591,10 @@ class ChargingService:
         the driver's: billed on that booking's terms under a booking of its own (`_lapsed`).
 
         `placed_at`: that instant on our clock, where the charger's clock is known to be off
-        (`ocpp.report_clock`); `timestamp` stays the start's own, which a start sent again repeats."""
+        (`ocpp.report_clock`); `timestamp` stays the start's own, which a start sent again repeats.
+        `clock_known=False`: its link has not yet said where the charger's clock is (no status report
+        on it), so the start is not compared with the connector's free report, placed by an earlier
+        link: it is a new session, which the next free report frees (see `_over_already`)."""
         self._alive(cp_id)
         now = self.clock.now()
         placed = timestamp if placed_at is None else placed_at
@@ -683,7 +687,7 @@ class ChargingService:
                 tx.sessions.link_charger_transaction(
                     session_id, charger.charger_id, charger_tx_id, meter_start_pending=not meter_start_known
                 )
-            if self._over_already(tx, connector, placed):
+            if clock_known and self._over_already(tx, connector, placed):
                 tx.sessions.mark_freed(session_id, now)
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
         return StartResult(session_id, AuthStatus.ACCEPTED)

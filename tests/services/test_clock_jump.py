@@ -212,3 +212,22 @@ def test_a_report_replayed_as_the_charger_reconnects_is_still_late(
     charger.status(ConnectorStatus.CHARGING, at=clock.now() - 10 * MINUTE)
     assert shown(app) is ConnectorStatus.AVAILABLE
     assert session(app, tx_id).freed_at is not None
+
+
+def test_a_start_replayed_first_on_a_link_opened_again_is_not_taken_for_over(
+    app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """The charger boots with its clock an hour behind and reports the connector free; its link
+    drops, a car plugs in and starts meanwhile, and the start queued offline is the first thing sent
+    when it connects again without booting (no status on the new link yet). The start is after the
+    free report: the session stays open and is not closed as one whose stop was lost."""
+    charger.skew = -HOUR
+    charger.connect()
+    charger.status(ConnectorStatus.AVAILABLE)
+    clock.advance(5 * 60)
+    charger.connect(boot=False)
+    tx_id = charger.start(1_000)
+    assert session(app, tx_id).freed_at is None
+    clock.advance(2 * grace(app))
+    assert app.charging.close_lost_stops() == []
+    assert session(app, tx_id).status is SessionStatus.CHARGING
