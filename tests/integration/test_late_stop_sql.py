@@ -6,8 +6,10 @@ and tests/services/test_late_stop_export.py."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -203,12 +205,14 @@ def test_one_late_v2g_stop_in_two_processes_at_once_credits_its_export_once(
         first.close()
 
 
-@pytest.mark.postgres
-def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_credits_once(
-    postgres_url: str,
-) -> None:
-    """The first process has rebilled the session and not yet credited the export; the same stop
-    reaches a second process, which waits on the session's row, then finds it rebilled: one credit."""
+@contextlib.contextmanager
+def a_late_v2g_stop_held_at_its_rebill_and_another(
+    postgres_url: str, seq_no: int, import_wh: int, export_wh: int
+) -> Iterator[tuple[App, int, int]]:
+    """Two processes: the first rebills a V2G session closed as lost on a late stop (2,000 Wh,
+    55,000 Wh exported) and is held there; a second late stop (`seq_no`, its readings) reaches the
+    second process, which must wait on the session's row. Both are then let go; yields the first
+    process, the transaction id and the booking once both are answered."""
     config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
     clock = ManualClock(T0)
     first = build(config, clock=clock)
@@ -232,7 +236,7 @@ def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_
         assert store.read.wait(30), "the first process never rebilled"
         other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
         two = threading.Thread(
-            target=lambda: answers.append(v2g_event(other, "Ended", 2, clock, 2_000, 55_000))
+            target=lambda: answers.append(v2g_event(other, "Ended", seq_no, clock, import_wh, export_wh))
         )
         two.start()
         blocked = waiting_on_a_lock(postgres_url)
@@ -249,13 +253,27 @@ def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_
         assert answers == [{}, {}]
         first.charging.store = store.inner
         first.settlement.process_due()
+        yield first, tx_id, booking
+    finally:
+        second.close()
+        first.close()
+
+
+@pytest.mark.postgres
+def test_a_late_v2g_stop_held_after_its_rebill_while_another_process_applies_it_credits_once(
+    postgres_url: str,
+) -> None:
+    """The first process has rebilled the session and not yet credited the export; the same stop
+    reaches a second process, which waits on the session's row, then finds it rebilled: one credit."""
+    with a_late_v2g_stop_held_at_its_rebill_and_another(postgres_url, 2, 2_000, 55_000) as (
+        first,
+        tx_id,
+        booking,
+    ):
         assert export_credited(first, booking) == [50, 75]
         assert session(first, tx_id).late_stop_wh is None  # the second found nothing left to keep
         assert len(late_notices(first)) == 1
         assert failing(first) == set()
-    finally:
-        second.close()
-        first.close()
 
 
 @pytest.mark.postgres
@@ -268,46 +286,11 @@ def test_a_higher_late_stop_waiting_on_another_process_rebill_bills_on_it_not_on
     decides again on the session as it is (billed to 2,000 Wh, export credited to 55,000 Wh, the
     capture still untried) and bills it in full on its own reading, rather than keeping its reading
     as unbilled against the reading the first process replaced."""
-    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
-    clock = ManualClock(T0)
-    first = build(config, clock=clock)
-    second = build(config, clock=clock)
-    try:
-        for app in (first, second):
-            app.settlement.on_queued = lambda booking_id: None
-        table, tx_id, booking = v2g_closed_as_lost(first, clock)
-        clock.advance(400)
-        held: list[threading.Thread] = []
-        store = PausesAfter(
-            first.charging.store, lambda: threading.current_thread() in held, "sessions", "rebill"
-        )
-        first.charging.store = store
-        answers: list[Any] = []
-        one = threading.Thread(
-            target=lambda: answers.append(v2g_event(table, "Ended", 2, clock, 2_000, 55_000))
-        )
-        held.append(one)
-        one.start()
-        assert store.read.wait(30), "the first process never rebilled"
-        other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
-        two = threading.Thread(
-            target=lambda: answers.append(v2g_event(other, "Ended", 3, clock, 2_500, 54_000))
-        )
-        two.start()
-        blocked = waiting_on_a_lock(postgres_url)
-        for _ in range(3_000):
-            if blocked() or not two.is_alive():
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail("the second process neither finished nor waited on a lock")
-        assert two.is_alive(), "the second process went through while the first held its rebill"
-        store.go.set()
-        one.join(30)
-        two.join(30)
-        assert answers == [{}, {}]
-        first.charging.store = store.inner
-        first.settlement.process_due()
+    with a_late_v2g_stop_held_at_its_rebill_and_another(postgres_url, 3, 2_500, 54_000) as (
+        first,
+        tx_id,
+        booking,
+    ):
         s = session(first, tx_id)
         assert (s.meter_stop_wh, s.billed_wh, s.late_stop_wh) == (2_500, 1_500, None)
         with first.store.reading() as tx:
@@ -316,9 +299,6 @@ def test_a_higher_late_stop_waiting_on_another_process_rebill_bills_on_it_not_on
         assert export_credited(first, booking) == [50, 75]
         assert len(late_notices(first)) == 2
         assert failing(first) == set()
-    finally:
-        second.close()
-        first.close()
 
 
 @pytest.mark.postgres
