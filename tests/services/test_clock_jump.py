@@ -21,8 +21,8 @@ from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from chargeshare.services.records import SessionRecord
 from tests.conftest import add_charger
+from tests.integration.test_late_start_freed import grace, session
 from tests.services.test_money_path import failing
 
 PRICE = 40
@@ -119,17 +119,6 @@ def charger(request: pytest.FixtureRequest, app: App, clock: ManualClock) -> Cha
 def shown(app: App) -> ConnectorStatus:
     with app.store.reading() as tx:
         return tx.chargers.get("CP1").connectors[0].status
-
-
-def session(app: App, session_id: int) -> SessionRecord:
-    with app.store.reading() as tx:
-        s = tx.sessions.get(session_id)
-    assert s is not None
-    return s
-
-
-def grace(app: App) -> int:
-    return app.config.rules.lost_stop_grace_s
 
 
 def test_a_connector_freed_after_the_clock_went_back_mid_session_is_shown_free(
