@@ -229,6 +229,16 @@ class GridService:
             unheard = {c for c, since in owing.items() if since <= now - self.hold_raises_for}
             recent = owing.keys() - unheard
             wanted, where, under, counted = self._decide(tx, members, now, unheard)
+            # An unheard connector is raised (never above what it may hold) only where no other
+            # charger's unheard one shares a limit: the heard were shared out against what each
+            # unheard one may hold, but each unheard one's plan is decided as if the others were
+            # heard, so raising it could meet another's older, higher plan.
+            wanted = {
+                c: p.capped_by(in_force[c])
+                if c in in_force and _beside_unheard(c, counted, where, under)
+                else p
+                for c, p in wanted.items()
+            }
             settling = {c for c, k in where.items() if k.charger_id in recent}
             charger_of = {c: k.charger_id for c, k in where.items()}
             sent = lower_before_raise(in_force, wanted, under, charger_of, settling, counted=counted)
@@ -352,6 +362,15 @@ class GridService:
         if not found:
             raise NotFound(f"no site {site_id}")  # another host's: as if it did not exist
         return found[0]
+
+
+def _beside_unheard(
+    c: int, counted: Collection[int], where: dict[int, _Connector], under: dict[int, list[_Key]]
+) -> bool:
+    """Whether `c`, unheard, shares a site or feeder with another charger's unheard connector."""
+    return c in counted and any(
+        where[o].charger_id != where[c].charger_id and set(under[o]) & set(under[c]) for o in counted
+    )
 
 
 def _told(

@@ -225,6 +225,9 @@ def test_a_flexibility_event_lowers_the_shares_for_its_window_as_the_sweep_finds
     assert {e.charge_point_id: e.limits_w for e in heard} == {"CP1": ((1, 2_500),), "CP2": ((1, 0),)}
     clock.advance(3_600)
     app.housekeeping.sweep()
+    # Both unheard since: CP2 is raised once it is heard, not while CP1 may hold anything older.
+    assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 0),), 3)
+    took_all(app, ["CP2"])
     assert app.grid.limits_due("CP2") == GridLimitsDue(clock.now(), "CP2", ((1, 6_000),), 4)
 
 

@@ -40,7 +40,7 @@ from chargeshare.domain.grid_limits import (
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import GridLimitsDue, InProcessBus
-from chargeshare.services.grid import LOOK_AHEAD, GridService
+from chargeshare.services.grid import HOLD_RAISES_FOR, LOOK_AHEAD, GridService
 from chargeshare.services.ports import Store
 from tests.conftest import T0, build_for_tests
 
@@ -115,6 +115,7 @@ def _plans(due: GridLimitsDue, connectors: dict[int, tuple[int, int]]) -> dict[i
 
 class GridModel(RuleBasedStateMachine):
     url = "memory://"
+    hold_raises_for = HOLD_RAISES_FOR
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,7 +126,7 @@ class GridModel(RuleBasedStateMachine):
         self.open: dict[int, datetime] = {}
         self.bus = InProcessBus()
         store = cast(Store, _Store(self.app.store, _Sessions(self.open)))
-        self.grid = GridService(store, self.bus, self.clock)
+        self.grid = GridService(store, self.bus, self.clock, hold_raises_for=self.hold_raises_for)
         self.bus.subscribe(GridLimitsDue, self._heard)
         self.events: list[tuple[FlexEvent, int]] = []  # with when each was announced (`seq`)
         self.seq = 0
@@ -346,3 +347,41 @@ GridModel.TestCase.settings = settings(
     max_examples=100, stateful_step_count=40, deadline=None, suppress_health_check=list(HealthCheck)
 )
 test_grid_model = GridModel.TestCase
+
+
+class _ShortHold(GridModel):
+    hold_raises_for = timedelta(seconds=40)
+
+
+def test_an_unheard_charger_is_never_raised_past_what_another_unheard_one_leaves() -> None:
+    """A and B share a site; both fall silent. A was raised while B was counted at what B held
+    then; B's connectors' most grew since (one lowered, one raised). Deciding for B as if heard,
+    capped only by its own most per connector, raised B while A may still hold its raise."""
+    m = _ShortHold()
+    try:
+
+        def toggle(connector_id: int) -> None:
+            if connector_id in m.open:
+                del m.open[connector_id]
+            else:
+                m.open[connector_id] = m.clock.now()
+            m.grid.rebalance()
+            m.within_every_limit()
+
+        toggle(1)  # A starts: B's idle connectors lowered to 0, A's raise held
+        m.advance_and_sweep(40)  # B unheard: A raised against what B holds
+        m.within_every_limit()
+        toggle(3)
+        toggle(3)
+        toggle(4)
+        m.take_next("B", True)
+        m.advance_and_sweep(40)
+        m.advance_and_sweep(40)
+        toggle(3)  # B's second connector charges
+        b = m.chargers["B"]
+        m._ack(b, b.acks.pop(0))  # B acknowledges an older decision: heard again, briefly
+        m.within_every_limit()
+        m.advance_and_sweep(40)  # A and B both unheard
+        toggle(2)
+    finally:
+        m.app.close()
