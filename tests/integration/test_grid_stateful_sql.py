@@ -3,10 +3,13 @@ limits, deliveries and `held_w` as the in-memory one under the same interleaving
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.conftest import SQLITE_MEMORY
 from tests.services.test_grid_stateful import GridModel
+
+pytestmark = pytest.mark.slow  # the in-memory model runs in the fast subset
 
 
 class SqlGridModel(GridModel):
