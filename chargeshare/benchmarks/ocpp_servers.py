@@ -112,6 +112,7 @@ async def _serve_ours(database_url: str, pipe: Connection, capture_delay_s: floa
     from chargeshare.bootstrap import Config, build
     from chargeshare.entrypoints.api import create_api
     from chargeshare.entrypoints.serving import tune_gc_for_serving
+    from chargeshare.entrypoints.spread_pings import SpreadPingsProtocol
     from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
     app = build(Config(database_url=database_url), create_schema=False)
@@ -127,7 +128,7 @@ async def _serve_ours(database_url: str, pipe: Connection, capture_delay_s: floa
         host="127.0.0.1",
         port=0,
         log_level="warning",
-        ws="websockets-sansio",
+        ws=SpreadPingsProtocol,
         ws_max_size=MAX_FRAME_BYTES,
     )
     server = uvicorn.Server(config)

@@ -97,7 +97,7 @@ def serve(
         from chargeshare.entrypoints.api import create_api
         from chargeshare.entrypoints.draining import DrainingServer
         from chargeshare.entrypoints.serving import tune_gc_for_serving
-        from chargeshare.entrypoints.tls_scope import TlsScopeProtocol
+        from chargeshare.entrypoints.spread_pings import SpreadPingsProtocol
         from chargeshare.ocpp.frames import MAX_FRAME_BYTES
 
         log_format_module.configure(log_level, log_format)
@@ -127,7 +127,7 @@ def serve(
                     log_level=log_level,
                     # JSON: uvicorn's loggers pass through the root logger's JSON handler.
                     log_config=None if log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-                    ws=TlsScopeProtocol,  # the sans-I/O protocol, with the ASGI TLS extension
+                    ws=SpreadPingsProtocol,  # the sans-I/O protocol: the ASGI TLS extension, spread pings
                     ws_max_size=MAX_FRAME_BYTES,
                     ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
                     ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),

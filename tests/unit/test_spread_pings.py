@@ -1,0 +1,96 @@
+"""Keepalive pings of many links spread apart instead of going out together for ever (driven on a
+simulated event loop: each link pings, its charger answers at once, the next ping is scheduled)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from chargeshare.entrypoints.spread_pings import GAP_FACTORS, SpreadPingsProtocol
+
+INTERVAL_S = 20.0
+LINKS = 2_000
+
+
+class _Loop:
+    """call_later on simulated time; `run_until` fires the callbacks in order."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._n = 0
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
+        self._n += 1
+        heapq.heappush(self._due, (self.now + delay, self._n, callback))
+        return None
+
+    def run_until(self, end: float) -> None:
+        while self._due and self._due[0][0] <= end:
+            self.now, _, callback = heapq.heappop(self._due)
+            callback()
+
+
+def _links(cls: type[WebSocketsSansIOProtocol], loop: _Loop, pings: list[float]) -> None:
+    """LINKS links of `cls`, connected in the same instant, whose pings are answered at once."""
+    for n in range(LINKS):
+        link = object.__new__(cls)
+        link.ping_interval, link.last_ping_rtt, link.loop = INTERVAL_S, 0.0, loop  # type: ignore[assignment]
+        if isinstance(link, SpreadPingsProtocol):
+            link.rng = random.Random(n)
+
+        def ping(link: WebSocketsSansIOProtocol = link) -> None:
+            pings.append(loop.now)
+            link.schedule_ping()  # the pong came back at once: uvicorn schedules the next ping
+
+        link.send_keepalive_ping = ping  # type: ignore[method-assign]
+        link.start_keepalive()
+
+
+def _busiest_second(pings: list[float], after: float) -> int:
+    return max(Counter(int(t) for t in pings if t >= after).values())
+
+
+def test_links_connected_together_do_not_keep_pinging_together() -> None:
+    loop, pings = _Loop(), list[float]()
+    _links(SpreadPingsProtocol, loop, pings)
+    loop.run_until(10 * INTERVAL_S)
+    # Evenly spread, a second holds LINKS / INTERVAL_S = 100 pings on average.
+    assert _busiest_second(pings, after=3 * INTERVAL_S) < 3 * LINKS / INTERVAL_S
+
+
+def test_unspread_pings_stay_bunched() -> None:
+    # What the spread is against: uvicorn's own schedule keeps a burst of links pinging in one second.
+    loop, pings = _Loop(), list[float]()
+    _links(WebSocketsSansIOProtocol, loop, pings)
+    loop.run_until(10 * INTERVAL_S)
+    assert _busiest_second(pings, after=3 * INTERVAL_S) == LINKS
+
+
+def test_gaps_stay_within_the_factors_of_the_interval() -> None:
+    loop, pings = _Loop(), list[float]()
+    link = object.__new__(SpreadPingsProtocol)
+    link.ping_interval, link.last_ping_rtt, link.loop = INTERVAL_S, 0.0, loop  # type: ignore[assignment]
+    link.rng = random.Random(1)
+
+    def ping() -> None:
+        pings.append(loop.now)
+        link.schedule_ping()
+
+    link.send_keepalive_ping = ping  # type: ignore[method-assign]
+    link.start_keepalive()
+    loop.run_until(200 * INTERVAL_S)
+    assert 0 <= pings[0] <= INTERVAL_S
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert min(gaps) >= GAP_FACTORS[0] * INTERVAL_S
+    assert max(gaps) <= GAP_FACTORS[1] * INTERVAL_S
+    assert abs(sum(gaps) / len(gaps) - INTERVAL_S) < 0.05 * INTERVAL_S
