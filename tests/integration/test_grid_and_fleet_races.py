@@ -1,7 +1,8 @@
 """Grid and fleet writes made by several processes at once on PostgreSQL (issue 19's adversarial
 review): an older grid decision never overwrites a newer one, limits read while a decision commits
-are never acknowledged as that decision's, two placements of one charger are one upsert, and two
-copies of a fleet payment under one Idempotency-Key pay once."""
+are never acknowledged as that decision's, removing a connector or a charger waits for a decision in
+progress, two placements of one charger are one upsert, and two copies of a fleet payment under one
+Idempotency-Key pay once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from chargeshare.adapters.sql.fleet import SqlFleets
 from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.bootstrap import App
+from chargeshare.domain.charger import ConnectorType
 from chargeshare.domain.fleet import IssuedInvoice
 from chargeshare.domain.grid_limits import Plan
 from chargeshare.domain.ledger import EntryKind
@@ -68,6 +70,47 @@ def test_a_decision_read_before_a_change_does_not_overwrite_the_one_after_it(
     assert not older.is_alive() and not newer.is_alive() and failures == []
     with pg_app.store.reading() as tx:
         assert tx.grid.allocations() == {}, "the older decision overwrote the newer"
+
+
+@pytest.mark.parametrize("removed", ["connector", "charger"])
+def test_a_removal_waits_for_a_decision_in_progress(
+    pg_app: App, monkeypatch: pytest.MonkeyPatch, removed: str
+) -> None:
+    host = pg_app.marketplace.add_host("h")
+    site = pg_app.grid.add_site(host, "home", 13_800)
+    charger = add_charger(pg_app, "CP1", online=False)
+    with pg_app.store.reading() as tx:
+        owner = tx.chargers.by_id(charger).host_id
+    pg_app.hosting.add_connector(owner, charger, 2, ConnectorType.TYPE2, 7_400)
+    pg_app.grid.place(charger, site.site_id, decide=False)
+    decided, release = threading.Event(), threading.Event()
+    real = GridService._decide
+
+    def decide_and_hold(self: GridService, *args: Any) -> Any:
+        got = real(self, *args)
+        if not decided.is_set():  # the decision has read both connectors, then stalls
+            decided.set()
+            assert release.wait(WAIT_S), "never released"
+        return got
+
+    monkeypatch.setattr(GridService, "_decide", decide_and_hold)
+    failures: list[BaseException] = []
+    decision = in_thread(pg_app.grid.rebalance, failures)
+    assert decided.wait(WAIT_S)
+    if removed == "connector":
+        removal = in_thread(lambda: pg_app.hosting.remove_connector(owner, charger, 2), failures)
+    else:
+        removal = in_thread(lambda: pg_app.hosting.remove_charger(owner, charger), failures)
+    waiting_on_a_lock_or_done(pg_app, removal)
+    release.set()
+    decision.join(WAIT_S)
+    removal.join(WAIT_S)
+    # Without the turn, the decision wrote limits for a connector deleted meanwhile (a foreign key).
+    assert not decision.is_alive() and not removal.is_alive()
+    assert failures == [], "".join(traceback.format_exception(failures[0]))
+    with pg_app.store.reading() as tx:
+        left = {c.connector_id for ch in tx.chargers.all() for c in ch.connectors}
+        assert set(tx.grid.allocations()) <= left
 
 
 def test_limits_read_while_a_decision_commits_are_not_acknowledged_as_that_decision(

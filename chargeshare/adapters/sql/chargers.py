@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, t
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql import search as map_search
 from chargeshare.adapters.sql.direct import DirectStatement
+from chargeshare.adapters.sql.grid import take_deciding_turn
 from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.adapters.sql.rows import (
     CHARGER_COLUMNS,
@@ -344,6 +345,7 @@ class SqlChargers:
         return self.conn.execute(booked).first() is not None
 
     def remove(self, charge_point_id: str) -> None:
+        take_deciding_turn(self.conn, self.dialect)  # before its limits and deliveries go
         view = self.get(charge_point_id)
         if self.has_bookings(view.charger_id):
             raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
@@ -475,6 +477,7 @@ class SqlChargers:
 
     def remove_connector(self, charger_id: int, connector_no: int) -> None:
         """Delete a connector that has never been booked (bookings keep their history)."""
+        take_deciding_turn(self.conn, self.dialect)  # before its limits go
         r = self.conn.execute(
             select(_k.id).where(_k.charger_id == charger_id, _k.connector_no == connector_no)
         ).first()

@@ -27,6 +27,15 @@ _d = t.grid_deliveries.c
 # pg_advisory_xact_lock key ("CSGL") taken by whoever decides connectors' grid limits.
 DECIDING_LOCK_KEY = 0x4353474C
 
+
+def take_deciding_turn(conn: Connection, dialect: str) -> None:
+    """The deciding turn on PostgreSQL, until the transaction ends (SQLite's write transactions take
+    turns already). Removing a connector or a charger takes it too, so a decision that read one
+    never writes its limits after it is gone."""
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DECIDING_LOCK_KEY})
+
+
 # Read on every rebalance (each session's start and end, and each sweep).
 MEMBERS = DirectStatement(select(_m.charger_id, _m.site_id).order_by(_m.charger_id))
 ALLOCATIONS = DirectStatement(select(_a.connector_id, _a.limit_w).order_by(_a.connector_id))
@@ -172,8 +181,7 @@ class SqlGrid:
         """PostgreSQL: take the turn to decide, until the transaction ends. Under read committed,
         what is read after it includes every decision committed before, so an older decision can
         no longer be written over a newer one. SQLite's write transactions take turns already."""
-        if self.dialect == "postgresql":
-            self.conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DECIDING_LOCK_KEY})
+        take_deciding_turn(self.conn, self.dialect)
 
     def allocations(self) -> dict[int, int]:
         return {int(connector_id): int(limit_w) for connector_id, limit_w in ALLOCATIONS.rows(self.conn, {})}
