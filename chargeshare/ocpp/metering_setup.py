@@ -21,6 +21,7 @@ class MeteringSetup:
     read_failure: cmd.Failure | None
     changes: tuple[tuple[cmd.ChangeSetting, cmd.CommandResult[None]], ...] = ()
     notes: tuple[str, ...] = ()
+    read: tuple[cmd.SettingValue, ...] = ()  # what the charger answered, the `also` keys included
 
     @property
     def needed_nothing(self) -> bool:
@@ -52,8 +53,11 @@ def _said(result: cmd.CommandResult[Any]) -> str:
     return type(result).__name__
 
 
-def configure(version: OcppVersion, policy: metering.MeteringPolicy) -> Generator[Send, Any, MeteringSetup]:
-    read = yield Send(cmd.GetSettings(metering.keys(version, policy)))
+def configure(
+    version: OcppVersion, policy: metering.MeteringPolicy, also: tuple[cmd.SettingKey, ...] = ()
+) -> Generator[Send, Any, MeteringSetup]:
+    """`also`: other settings read in the same request, for the caller (`MeteringSetup.read`)."""
+    read = yield Send(cmd.GetSettings(metering.keys(version, policy) + also))
     if not isinstance(read, cmd.Done):
         return MeteringSetup(read)
     retries = metering.retry_plan(version, read.details, policy)
@@ -65,4 +69,4 @@ def configure(version: OcppVersion, policy: metering.MeteringPolicy) -> Generato
         if change == retries.change and not isinstance(result, cmd.Done):
             # A read-only interval (Rejected, NotSupported...): tried once per boot, and said.
             notes.append(f"retries not fitted, {change.key}={change.value} {_said(result)}, {retries.as_is}")
-    return MeteringSetup(None, tuple(changes), tuple(notes))
+    return MeteringSetup(None, tuple(changes), tuple(notes), tuple(read.details))

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # SecurityLog `source` of what a charger reported itself.
 FROM_CHARGER = "charger"
+# The units a charger takes charging schedules in, as read from its settings (chargeshare/ocpp/rate_units.py).
+RATE_UNITS = "RateUnits"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,34 @@ class ChargerReportsService:
             tx.reports.add(
                 charger_id, action, summary, body, received_at=self.clock.now(), reported_at=reported_at
             )
+        return True
+
+    def rate_units(self, cp_id: str) -> frozenset[str] | None:
+        """The units ("A", "W") the charger last said it takes charging schedules in (empty: it did
+        not say); None when it was never asked, or is not registered. Kept in the store, so every
+        process sending it commands reads the same."""
+        with self.store.reading() as tx:
+            try:
+                charger_id = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                return None
+            said = tx.reports.of(charger_id, (RATE_UNITS,))
+        return None if not said else frozenset(said[-1].body.get("units", ()))
+
+    def rate_units_learned(self, cp_id: str, units: frozenset[str]) -> bool:
+        """Keep what the charger said, if it differs from what was kept (a report only on a change,
+        not at every boot). True when it changed."""
+        with self.store.transaction() as tx:
+            try:
+                charger_id = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                return False
+            said = tx.reports.of(charger_id, (RATE_UNITS,))
+            if said and frozenset(said[-1].body.get("units", ())) == units:
+                return False
+            summary = "takes schedules in " + (" and ".join(sorted(units)) or "units it does not say")
+            body = {"units": sorted(units)}
+            tx.reports.add(charger_id, RATE_UNITS, summary, body, received_at=self.clock.now())
         return True
 
     def security_event(self, cp_id: str, kind: str, detail: str, at: datetime) -> bool:

@@ -171,3 +171,17 @@ def test_a_lost_stop_is_flagged_only_if_nothing_was_read_after_its_start(
         assert [s.session_id for s in tx.sessions.unmetered()] == [quiet]
         billed = tx.sessions.get(read)
     assert billed is not None and billed.billed_wh == 800 and not billed.unmetered
+
+
+def test_the_units_a_charger_takes_are_kept_once_per_change_for_every_process(app: App) -> None:
+    add_charger(app, "CP1")
+    assert app.reports.rate_units("CP1") is None  # never asked
+    assert app.reports.rate_units_learned("CP1", frozenset({"A"}))
+    assert not app.reports.rate_units_learned("CP1", frozenset({"A"}))  # the next boot says the same
+    assert app.reports.rate_units("CP1") == frozenset({"A"})
+    assert app.reports.rate_units_learned("CP1", frozenset())  # new firmware that does not say
+    assert app.reports.rate_units("CP1") == frozenset()
+    said = [r.summary for r in app.reports.reports("CP1", ("RateUnits",))]
+    assert said == ["takes schedules in A", "takes schedules in units it does not say"]
+    assert app.reports.rate_units("NOPE") is None
+    assert not app.reports.rate_units_learned("NOPE", frozenset({"A"}))
