@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.ocpp import OcppVersion, metering_setup
+from chargeshare.ocpp import OcppVersion, metering_setup, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
@@ -91,6 +91,8 @@ class Grid(Protocol):
 
 class Reports(Protocol):
     def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool: ...
+    def rate_units(self, cp_id: str) -> frozenset[str] | None: ...
+    def rate_units_learned(self, cp_id: str, units: frozenset[str]) -> bool: ...
 
 
 def maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
@@ -316,7 +318,10 @@ class CommandPolicy:
     def _configure_metering(self, cp_id: str, version: OcppVersion, policy: MeteringPolicy) -> Script:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
-        setup = yield from metering_setup.configure(version, policy)
+        # The units it takes schedules in ride on the same read: kept for its site and feeder limits.
+        setup = yield from metering_setup.configure(version, policy, (rate_units.key(version),))
+        if setup.read_failure is None:
+            yield from self._rate_units_learned(cp_id, rate_units.from_read(version, setup.read))
         if setup.needed_nothing:
             return
         # Retries left outside the lost-stop bound may lose a stop: warned of, charger and figures.
@@ -398,12 +403,37 @@ class CommandPolicy:
             if self._grid_sending.get(cp_id) is token:
                 del self._grid_sending[cp_id]
 
+    def _grid_unit(self, cp_id: str) -> Generator[Step, Any, cmd.RateUnit]:
+        """A in place of W for a charger that takes A only. What it said at boot is kept in the store;
+        one never asked (its first limits, or an engine that reads no settings at boot) is asked here,
+        before any profile. Unknown keeps W."""
+        try:
+            units = yield Effect(self.reports.rate_units, (cp_id,))
+        except (NotFound, Busy) as exc:
+            log.warning("could not read the units %r takes (sent in W): %s", cp_id, exc)
+            return cmd.RateUnit.WATTS
+        if units is None:
+            units = yield from rate_units.learn()
+            if units is None:
+                return cmd.RateUnit.WATTS  # no answer: asked again with its next limits
+            yield from self._rate_units_learned(cp_id, units)
+        return cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS
+
+    def _rate_units_learned(self, cp_id: str, units: frozenset[cmd.RateUnit]) -> Generator[Step, Any, None]:
+        try:
+            yield Effect(self.reports.rate_units_learned, (cp_id, frozenset(units)))
+        except Exception:
+            log.exception("keeping the units %s takes schedules in failed (asked again)", cp_id)
+
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
-        refused = yield from self._grid_profiles(due, due.steps)
+        unit = cmd.RateUnit.WATTS
+        if due.limits_w:  # clearing names no unit
+            unit = yield from self._grid_unit(due.charge_point_id)
+        refused = yield from self._grid_profiles(due, due.steps, unit)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
             # PeriodsPerSchedule) refuses it: its limits alone, the edge left to the decision at it.
-            refused = yield from self._grid_profiles(due, ())
+            refused = yield from self._grid_profiles(due, (), unit)
         if refused is not None:
             return  # the rest stays owed: sent again on connecting or by the sweep
         if not due.decision:
@@ -414,10 +444,10 @@ class CommandPolicy:
             log.exception("recording that %s took its limits failed (sent again)", due.charge_point_id)
 
     def _grid_profiles(
-        self, due: GridLimitsDue, steps: tuple[tuple[int, datetime, int], ...]
+        self, due: GridLimitsDue, steps: tuple[tuple[int, datetime, int], ...], unit: cmd.RateUnit
     ) -> Generator[Send, Any, cmd.Failure | None]:
-        """Send the decision's profiles, with `steps`, in turn; the first failure stops them."""
-        for command in ocpp_grid.limit_commands(due.limits_w, due.at, steps):
+        """Send the decision's profiles, with `steps`, in `unit`, in turn; the first failure stops them."""
+        for command in ocpp_grid.limit_commands(due.limits_w, due.at, steps, unit):
             result: cmd.CommandResult[Any] = yield Send(command)
             if not isinstance(result, cmd.Done):
                 log.warning("%s to %s: %s", type(command).__name__, due.charge_point_id, result)

@@ -7,8 +7,10 @@ A charger whose connectors have limits gets, in 1.6 and 2.0.1 alike:
   transaction's profile, the driver's override TxProfile included;
 - a TxDefaultProfile on each connector with that connector's limit: how the charger splits it.
 
-Both are Absolute, start when decided, have no end, are in W, and have stable ids (so each new
-decision replaces the last) at stack level 1. A limit already known to change later (a flexibility
+Both are Absolute, start when decided, have no end, and have stable ids (so each new decision
+replaces the last) at stack level 1. They are in W, or in A for a charger that takes A only
+(chargeshare/ocpp/rate_units.py): per phase on one phase, floored, so the charger never draws more
+than the W decided. A limit already known to change later (a flexibility
 event beginning or ending) is a second period starting then, so the charger changes on time however
 late the next decision reaches it. A charger taken off its site has both cleared.
 """
@@ -24,22 +26,45 @@ from chargeshare.ocpp import commands as cmd
 GRID_STACK_LEVEL = 1  # above 0, where a charger's own defaults and the driver's override sit
 CHARGER_MAX_PROFILE_ID = 190_000  # the charger's whole limit (issue 19's number, spelt out)
 TX_DEFAULT_PROFILE_ID = 190_000  # plus the connector's number: each connector's share
+VOLTS = 230  # UK nominal: a limit in A per phase is this many W per A
+MIN_AMPS = 6  # IEC 61851: no car charges on less
+# The backend does not know a charger's wiring: a limit in A says one phase (numberPhases), so it
+# caps the draw at A x 230 V whatever the charger could use (and 6 A is the 1,380 W minimum).
+AMPS_PHASES = 1
+
+
+def amps_within(w: int, phases: int = AMPS_PHASES) -> int:
+    """The most whole amps per phase that draw at most `w` on `phases` phases: floored, never
+    rounded up. Under 6 A it is 0: a car cannot charge on less, so a charger told less would
+    pause or take 6 A, over the limit; 0 pauses it on purpose."""
+    amps = w // (VOLTS * phases)
+    return amps if amps >= MIN_AMPS else 0
 
 
 def tx_default_profile_id(connector_no: int) -> int:
     return TX_DEFAULT_PROFILE_ID + connector_no
 
 
+def _period(offset: int, w: int, unit: cmd.RateUnit) -> cmd.SchedulePeriod:
+    if unit is cmd.RateUnit.AMPS:
+        return cmd.SchedulePeriod(offset, amps_within(w), phases=AMPS_PHASES)
+    return cmd.SchedulePeriod(offset, w)
+
+
 def _profile(
-    profile_id: int, purpose: cmd.ProfilePurpose, periods: Sequence[tuple[int, int]], at: datetime
+    profile_id: int,
+    purpose: cmd.ProfilePurpose,
+    periods: Sequence[tuple[int, int]],
+    at: datetime,
+    unit: cmd.RateUnit,
 ) -> cmd.ChargingProfile:
     return cmd.ChargingProfile(
         profile_id=profile_id,
         stack_level=GRID_STACK_LEVEL,
         purpose=purpose,
         kind=cmd.ProfileKind.ABSOLUTE,
-        rate_unit=cmd.RateUnit.WATTS,
-        periods=tuple(cmd.SchedulePeriod(offset, w) for offset, w in periods),
+        rate_unit=unit,
+        periods=tuple(_period(offset, w, unit) for offset, w in periods),
         starts_at=at,
     )
 
@@ -84,10 +109,11 @@ def limit_commands(
     limits_w: tuple[tuple[int, int], ...],
     at: datetime,
     steps: Sequence[tuple[int, datetime, int]] = (),
+    unit: cmd.RateUnit = cmd.RateUnit.WATTS,
 ) -> tuple[cmd.SetChargingProfile | cmd.ClearChargingProfile, ...]:
     """What puts (connector number, W) limits decided at `at` on a charger, with any later
     (connector number, when, W) `steps`: the charger-wide maximum first, then each connector's
-    share; no limits: clear both."""
+    share, in `unit`; no limits: clear both."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
@@ -96,11 +122,12 @@ def limit_commands(
     periods = connector_periods(limits_w, steps, at)
     return (
         cmd.SetChargingProfile(
-            0, _profile(CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at)
+            0, _profile(CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at, unit)
         ),
         *(
             cmd.SetChargingProfile(
-                no, _profile(tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, periods[no], at)
+                no,
+                _profile(tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, periods[no], at, unit),
             )
             for no in sorted(periods)
         ),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.ocpp import V16, V201
+from chargeshare.ocpp import V16, V201, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
@@ -70,6 +70,8 @@ class FakeBackend:
     settings: SmartSettings | None = None
     limits: GridLimitsDue | None = None
     answered_ends_booking: bool = False
+    # The units each charger said it takes schedules in (absent: never asked; default: it did not say).
+    units: dict[str, frozenset[str]] = field(default_factory=lambda: {"CP1": frozenset()})
     fails: dict[str, Exception] = field(default_factory=dict)  # method name -> what it raises
 
     def _call(self, name: str, *args: Any) -> None:
@@ -115,6 +117,16 @@ class FakeBackend:
     def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool:
         self._call("record", cp_id, action, summary)
         return True
+
+    def rate_units(self, cp_id: str) -> frozenset[str] | None:
+        self._call("rate_units", cp_id)
+        return self.units.get(cp_id)
+
+    def rate_units_learned(self, cp_id: str, units: frozenset[str]) -> bool:
+        self._call("rate_units_learned", cp_id, units)
+        changed = self.units.get(cp_id) != units
+        self.units[cp_id] = units
+        return changed
 
     def recorded(self, name: str) -> list[tuple[Any, ...]]:
         return [args for called, args in self.calls if called == name]
@@ -561,8 +573,10 @@ def test_a_later_decision_is_never_overtaken_by_an_earlier_one_in_flight() -> No
     later = GridLimitsDue(AT, "CP1", ((1, 5_000), (2, 2_000)), 2)
     (first,) = w.policy.decide(earlier)
     sent: list[cmd.Command[Any]] = []
-    step = first.script.send(None)  # the earlier decision's first command is on its way
-    assert isinstance(step, Send)
+    step = first.script.send(None)
+    while isinstance(step, Effect):  # the units it takes, read from the store
+        step = first.script.send(step.fn(*step.args))
+    assert isinstance(step, Send)  # the earlier decision's first command is on its way
     sent.append(step.command)
     w.backend.limits = later  # what the database now holds
     w.run(w.policy.decide(later))  # the later decision, decided while it is in flight
@@ -720,3 +734,76 @@ def test_the_stops_sent_memory_follows_its_rules(steps: list[Op]) -> None:
             remembered = {s: c for s, c in remembered.items() if c != cp_id}
             remembered.update({s: c for s, c in open_on.items() if c == cp_id})
         assert w.policy.stops_sent == remembered
+
+
+# ---- site and feeder limits to a charger that takes A only -----------------------------------------
+AMPS_ONLY = frozenset({cmd.RateUnit.AMPS})
+
+
+def refusing_watts(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+    """An A-only charger: a profile in W is Rejected, as real ones answer it."""
+    if isinstance(command, cmd.SetChargingProfile) and command.profile.rate_unit is not cmd.RateUnit.AMPS:
+        return cmd.Rejected(cmd.Status.REJECTED, None)
+    if isinstance(command, rate_units.GetRateUnits):
+        return cmd.Done(cmd.Status.ACCEPTED, AMPS_ONLY)
+    return DONE
+
+
+def test_a_charger_that_takes_amps_only_gets_its_limits_in_amps_and_acknowledges_them() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.decide_and_run(replace(LIMITS, decision=3), refusing_watts)
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT, unit=cmd.RateUnit.AMPS))
+    assert w.backend.recorded("limits_delivered") == [("CP1", 3)]
+
+
+def test_a_charger_never_asked_is_asked_its_units_before_its_first_profile() -> None:
+    w = world()
+    del w.backend.units["CP1"]
+    w.decide_and_run(replace(LIMITS, decision=3), refusing_watts)
+    assert w.commands()[0] == rate_units.GetRateUnits()
+    assert w.commands()[1:] == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT, unit=cmd.RateUnit.AMPS))
+    assert w.backend.recorded("rate_units_learned") == [("CP1", AMPS_ONLY)]
+    assert w.backend.recorded("limits_delivered") == [("CP1", 3)]
+    w.sent.clear()
+    w.decide_and_run(replace(LIMITS, decision=4), refusing_watts)  # known now: not asked again
+    assert not any(isinstance(c, rate_units.GetRateUnits) for c in w.commands())
+
+
+@pytest.mark.parametrize(
+    "said",
+    [frozenset(), frozenset({cmd.RateUnit.AMPS, cmd.RateUnit.WATTS}), frozenset({cmd.RateUnit.WATTS})],
+    ids=["unknown", "both", "W"],
+)
+def test_a_charger_that_takes_watts_or_does_not_say_keeps_watts(said: frozenset[str]) -> None:
+    w = world()
+    w.backend.units["CP1"] = said
+    w.decide_and_run(LIMITS)
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT))
+
+
+def test_a_charger_that_does_not_answer_the_read_gets_watts_and_is_asked_again_next_time() -> None:
+    w = world()
+    del w.backend.units["CP1"]
+    w.decide_and_run(LIMITS, lambda c: cmd.Timeout(30) if isinstance(c, rate_units.GetRateUnits) else DONE)
+    assert w.commands()[1:] == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT))
+    assert w.backend.recorded("rate_units_learned") == []
+
+
+def test_the_units_ride_on_the_boots_metering_read_and_are_kept() -> None:
+    w = world(metering=True)
+    del w.backend.units["CP1"]
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V201): "A"}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
+    (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
+    assert rate_units.key(V201) in read.keys
+    assert w.backend.recorded("rate_units_learned") == [("CP1", AMPS_ONLY)]

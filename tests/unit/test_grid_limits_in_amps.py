@@ -1,0 +1,93 @@
+"""Grid limits to a charger that takes A only: per phase on the phases named, floored so the charger
+never draws more than the W decided; 0 stays 0, and less than 6 A (no car charges on it) is 0."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargeshare.domain.grid_limits import MIN_CHARGING_W
+from chargeshare.ocpp import V16, V201
+from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.grid_limits import AMPS_PHASES, MIN_AMPS, VOLTS, amps_within, limit_commands
+from chargeshare.ocpp.rate_units import amps_only, from_read, key, parse
+from simulators.dialect_v16 import profile_from
+from simulators.smart_charging import ProfileBook, to_watts
+from tests.conftest import T0
+
+AMPS = cmd.RateUnit.AMPS
+
+
+@given(st.integers(min_value=0, max_value=200_000), st.sampled_from([1, 2, 3]))
+def test_a_limit_in_amps_never_lets_the_charger_draw_more_than_the_watts(w: int, phases: int) -> None:
+    amps = amps_within(w, phases)
+    assert amps * VOLTS * phases <= w
+    assert amps == 0 or amps >= MIN_AMPS  # never a current no car can take
+    if amps:  # and the most that fits: one more amp would pass the limit
+        assert (amps + 1) * VOLTS * phases > w
+
+
+def test_the_minimum_is_6_a_on_one_phase_and_0_stays_0() -> None:
+    assert amps_within(0) == 0
+    assert amps_within(MIN_CHARGING_W) == MIN_AMPS  # 1,380 W is 6 A at 230 V exactly
+    assert amps_within(MIN_CHARGING_W - 1) == 0  # 5 A would be less than any car takes: paused
+    assert amps_within(7_000) == 30  # 30.4 A floored
+    # On three phases the 1,380 W minimum would be 2 A each: not a current a car takes, so 0.
+    assert amps_within(MIN_CHARGING_W, 3) == 0
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=22_000), min_size=1, max_size=3),
+    st.lists(st.integers(min_value=0, max_value=22_000), max_size=3),
+)
+def test_every_profile_in_amps_read_back_as_a_charger_does_stays_within_its_watts(
+    shares: list[int], later: list[int]
+) -> None:
+    limits_w = tuple((no, w) for no, w in enumerate(shares, start=1))
+    steps = [(1 + i % len(shares), T0 + timedelta(minutes=1 + i), w) for i, w in enumerate(later)]
+    in_w = limit_commands(limits_w, T0, steps)
+    in_a = limit_commands(limits_w, T0, steps, unit=AMPS)
+    assert len(in_w) == len(in_a)
+    for w_command, a_command in zip(in_w, in_a, strict=True):
+        assert isinstance(w_command, cmd.SetChargingProfile) and isinstance(a_command, cmd.SetChargingProfile)
+        assert a_command.profile.rate_unit is AMPS
+        assert [p.start_s for p in a_command.profile.periods] == [
+            p.start_s for p in w_command.profile.periods
+        ]
+        for a, w in zip(a_command.profile.periods, w_command.profile.periods, strict=True):
+            assert a.phases == AMPS_PHASES  # said: a charger assumes 3 phases when it is not
+            assert a.limit is not None and w.limit is not None
+            # As a charger converts it (the virtual one's rule): A x 230 V x the phases named.
+            assert to_watts(a.limit, "A", a.phases or 3) <= w.limit
+
+
+def test_a_virtual_charger_takes_the_amps_profile_as_no_more_than_the_watts() -> None:
+    (_maximum, share) = limit_commands(((1, 7_000),), T0, unit=AMPS)
+    assert isinstance(share, cmd.SetChargingProfile)
+    body = share.payload(V16, lambda _tx: None)["csChargingProfiles"]
+    assert body["chargingSchedule"]["chargingRateUnit"] == "A"
+    assert body["chargingSchedule"]["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 30, "numberPhases": 1}
+    ]
+    book = ProfileBook()
+    book.install(profile_from(body, 1, T0), None)
+    # An 11 kW connector would draw on 3 phases: the profile's numberPhases holds it to one.
+    assert book.limit_w(1, T0, None, 11_000, 3) == 30 * 230 <= 7_000
+
+
+def test_declared_units_in_either_versions_words() -> None:
+    assert parse("Current") == {AMPS}
+    assert parse("A") == {AMPS}
+    assert parse("Current,Power") == parse("A, W") == parse("A;W") == {AMPS, cmd.RateUnit.WATTS}
+    assert parse("") == parse("Amperes?") == frozenset()
+    assert amps_only(parse("Current")) and amps_only(parse("A"))
+    assert not amps_only(parse("Current,Power")) and not amps_only(parse("W"))
+    assert not amps_only(frozenset())  # unknown keeps W
+    said = (
+        cmd.SettingValue(cmd.SettingKey("TxUpdatedInterval", "SampledDataCtrlr"), cmd.Status.ACCEPTED, "60"),
+        cmd.SettingValue(key(V201), cmd.Status.ACCEPTED, "A"),
+    )
+    assert from_read(V201, said) == {AMPS}
+    assert from_read(V16, (cmd.SettingValue(key(V16), cmd.Status.UNKNOWN_VARIABLE),)) == frozenset()
