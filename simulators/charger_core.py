@@ -100,6 +100,7 @@ class ChargerCore:
         self.gates: dict[int, SmartGate] = {}  # per connector, while its transaction runs
         self.smart_gates: list[SmartGate] = []  # every transaction's, for the run's measures
         self.profiles = ProfileBook()
+        self.rate_units = frozenset({"A", "W"})  # the units it takes schedules in (`take_amps_only`)
         self.local_auth = LocalAuth()
         self.station = StationState()  # 2.x display, monitors, network profiles
         self.certificates = ChargerCertificates(cp_id)
@@ -505,7 +506,7 @@ class ChargerCore:
 
     def start_profile(self, c: VirtualConnector, profile: Profile | None) -> None:
         """A remote start's charging profile, installed once its transaction runs."""
-        if profile is None or c.transaction is None:
+        if profile is None or c.transaction is None or profile.unit not in self.rate_units:
             return
         try:
             self.advance_energy()
@@ -708,8 +709,21 @@ class ChargerCore:
             self._stop_now(c, StopReason.UNLOCK)
         return Unlock.UNLOCKED
 
+    def take_amps_only(self) -> None:
+        """Take charging schedules in A only, and say so, as many real chargers do: a profile in W
+        is refused (Rejected), one in A obeyed at 230 V on its numberPhases (else the connector's)."""
+        self.rate_units = frozenset({"A"})
+        self.settings.values["rate_units"] = "Current" if self.dialect.version == V16 else "A"
+
+    @property
+    def schedule_unit(self) -> str:
+        """The unit a composite schedule is given in when none is asked for."""
+        return "W" if "W" in self.rate_units else "A"
+
     def set_profile(self, profile: Profile) -> bool:
         if profile.connector_no != 0 and profile.connector_no not in self.connectors:
+            return False
+        if profile.unit not in self.rate_units:
             return False
         c = self.connectors.get(profile.connector_no)
         self.advance_energy()  # energy so far at the old limit; the new one applies from now

@@ -263,7 +263,7 @@ class V16:
             periods = cp.composite_schedule(p["connectorId"], p["duration"])
             if periods is None:
                 return {"status": "Rejected"}
-            unit = p.get("chargingRateUnit", "W")
+            unit = p.get("chargingRateUnit", cp.schedule_unit)
             phases = cp.phases(p["connectorId"])
             now = format_ts(cp.clock.now())
             return {

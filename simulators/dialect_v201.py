@@ -472,7 +472,7 @@ class V201:
             periods = cp.composite_schedule(p["evseId"], p["duration"])
             if periods is None:
                 return {"status": "Rejected"}
-            unit = p.get("chargingRateUnit", "W")
+            unit = p.get("chargingRateUnit", cp.schedule_unit)
             phases = cp.phases(p["evseId"])
             return {
                 "status": "Accepted",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chargeshare.ocpp import V16
+from chargeshare.ocpp import V16, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import limit_commands
 from simulators.firmware import ConnectorState
@@ -64,3 +64,23 @@ async def test_a_connector_held_at_0_w_is_suspended_by_the_charger_and_charges_a
     for command in limit_commands(((1, 3_000), (2, 5_000)), rig.clock.now()):
         assert (await send(rig, command))["status"] == "Accepted"
     assert (c1.state, rig.charger.power_w(c1)) == (ConnectorState.CHARGING, 3_000)
+
+
+async def test_a_charger_taking_amps_only_refuses_watts_and_obeys_amps_on_the_phases_named(rig: Rig) -> None:
+    rig.charger.take_amps_only()
+    declared = await send(rig, cmd.GetSettings((rate_units.key(rig.version),)))
+    said = cmd.GetSettings((rate_units.key(rig.version),)).details(rig.version, declared)
+    assert rate_units.from_read(rig.version, said) == {cmd.RateUnit.AMPS}
+    await both_charging(rig)
+    c1, c2 = rig.charger.connectors[1], rig.charger.connectors[2]  # 7.4 kW on 1 phase, 22 kW on 3
+    for command in limit_commands(((1, 3_000), (2, 4_500)), rig.clock.now()):
+        assert (await send(rig, command))["status"] == "Rejected"
+    assert (rig.charger.power_w(c1), rig.charger.power_w(c2)) == (7_400, 22_000)
+    for command in limit_commands(((1, 3_000), (2, 4_500)), rig.clock.now(), unit=cmd.RateUnit.AMPS):
+        assert (await send(rig, command))["status"] == "Accepted"
+    # 13 A and 19 A, each on the one phase the profile names: under the 3,000 W and 4,500 W decided.
+    assert (rig.charger.power_w(c1), rig.charger.power_w(c2)) == (13 * 230, 19 * 230)
+    composite = await send(rig, cmd.GetCompositeSchedule(1, 600))  # no unit asked: its own, A
+    schedule = composite["chargingSchedule" if rig.version == V16 else "schedule"]
+    assert schedule["chargingRateUnit"] == "A"
+    assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 13}]

@@ -29,6 +29,18 @@ HOUR = 3_600
 
 @pytest.fixture(params=[V16, V201], ids=["ocpp16", "ocpp201"])
 def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, App, list[DesCharger]]]:
+    yield from feeder_of_two(OcppVersion(request.param))
+
+
+@pytest.fixture(params=[V16, V201], ids=["ocpp16", "ocpp201"])
+def amps_world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, App, list[DesCharger]]]:
+    yield from feeder_of_two(OcppVersion(request.param), amps_only=True)
+
+
+def feeder_of_two(
+    version: OcppVersion, *, amps_only: bool = False
+) -> Iterator[tuple[simpy.Environment, App, list[DesCharger]]]:
+    """Two single-connector 7.4 kW chargers, each on its own site, under one 8 kW feeder."""
     env = simpy.Environment()
     app = build(Config(database_url="sqlite://", locks_enabled=False), clock=SimClock(env, NOON))
     central = DesCentral(env, app)
@@ -54,8 +66,10 @@ def world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environment, A
             [7_400],
             epoch=NOON,
             meter_interval_s=900,
-            protocol=OcppVersion(request.param),
+            protocol=version,
         )
+        if amps_only:
+            charger.take_amps_only()
         charger.connect()
         chargers.append(charger)
     try:
@@ -93,3 +107,24 @@ def test_two_cars_share_the_feeder_and_a_flexibility_event_pauses_the_later(
     assert [c.connectors[1].state for c in (cp1, cp2)] == [ConnectorState.CHARGING] * 2
     env.run(until=3 * HOUR + 1)
     assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [10_000, 8_000]
+
+
+def test_chargers_taking_amps_only_are_sent_amps_and_draw_no_more_than_their_watts(
+    amps_world: tuple[simpy.Environment, App, list[DesCharger]],
+) -> None:
+    """They refuse profiles in W: a backend sending W would leave both at their 7.4 kW rating."""
+    env, app, (cp1, cp2) = amps_world
+    for n, charger in ((1, cp1), (2, cp2)):
+        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+        app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
+        charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 7_400), 40_000)
+    app.grid.add_flex_event(Scope.FEEDER, 1, 2_000, NOON + timedelta(hours=1), NOON + timedelta(hours=2))
+    env.run(until=HOUR)
+    sweep(env, app)
+    # 4,000 W each is 17 A (17.4 floored): 3,910 W.
+    assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [3_910, 3_910]
+    assert [app.reports.rate_units(c.cp_id) for c in (cp1, cp2)] == [frozenset({"A"})] * 2
+    env.run(until=2 * HOUR)
+    sweep(env, app)
+    # The event's 2,000 W is 8 A (8.7 floored) for the earlier car, the later paused.
+    assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [3_910 + 1_840, 3_910]

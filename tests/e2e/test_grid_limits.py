@@ -80,3 +80,44 @@ async def test_the_charger_hears_its_limits_on_connecting_and_a_share_when_a_car
         assert [p.limit for p in composite.details.periods] == [7_000]
     finally:
         await charger.stop()
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_charger_taking_amps_only_is_sent_amps_and_its_car_stays_under_the_site(
+    served: OnASite, version: OcppVersion
+) -> None:
+    """It refuses any profile in W, as real A-only chargers do: a backend that sent W would never
+    get its limits taken, and the car would draw its full rating past the site's limit."""
+    ann = driver(served.app, "Ann", "TAG-ANN")
+    charger = VirtualCharger("GL1", served.ws, served.app.clock, [7_400, 7_400], protocol=version)
+    charger.take_amps_only()
+    await charger.start()
+    try:
+        c1, c2 = charger.connectors[1], charger.connectors[2]
+        # The 1,380 W minimum is 6 A on one phase: exactly, so the idle connectors keep it.
+        await eventually(
+            lambda: (charger.limit_w(c1), charger.limit_w(c2)) == (MIN_CHARGING_W, MIN_CHARGING_W),
+            "the idle connectors' limits in A on connecting",
+        )
+        assert served.app.reports.rate_units("GL1") == frozenset({"A"})
+        async with httpx.AsyncClient(base_url=served.http) as http:
+            booked = await http.post(
+                "/bookings",
+                json={
+                    "charger_id": served.charger_id,
+                    "connector_no": 1,
+                    "minutes": 60,
+                    "max_energy_wh": 10_000,
+                },
+                headers=ann.headers,
+            )
+            assert booked.status_code == 201, booked.text
+        await charger.plug_in(1, "TAG-ANN", Vehicle(60_000, 20_000, 7_400), 10_000)
+        # The 7,000 W the house leaves is 30 A (30.4 floored): 6,900 W, never above.
+        await eventually(lambda: charger.limit_w(c1) == 30 * 230, "the started car's share in A")
+        assert charger.power_w(c1) + 3_000 <= 10_000
+        composite = await served.registry.get_composite_schedule("GL1", 1, 600, cmd.RateUnit.AMPS)
+        assert isinstance(composite, cmd.Done) and composite.details is not None
+        assert [p.limit for p in composite.details.periods] == [30]
+    finally:
+        await charger.stop()
