@@ -40,6 +40,7 @@ class FleetShape:
     # and default charging hours, as pre-configured (simulators/smart_gate.py).
     smart_charge_points: bool = False
     dsr_chargers: int = 0  # the first this many chargers provide DSR throughout (the operator's flag)
+    amps_only_chargers: int = 0  # the first this many take charging schedules in A only
     # How hosts price: "flat" (each charger's listed price) or "dynamic" (`dynamic_settings`).
     pricing: str = PricingMode.FLAT.value
     grid: GridShape | None = None  # None: no site or feeder limits

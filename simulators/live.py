@@ -408,6 +408,8 @@ async def _run(
             )
             for i, s in enumerate(specs)
         }
+        for charger in list(fleet.values())[: params.fleet.amps_only_chargers]:
+            charger.take_amps_only()
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
         transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S, clock=clock)
         async with httpx.AsyncClient(base_url=backend.http_url, timeout=30, transport=transport) as http:

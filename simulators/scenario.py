@@ -101,6 +101,8 @@ SCHEMA: dict[str, Any] = {
                 # Relevant charge points under the UK's Smart Charge Points Regulations 2021.
                 "smart_charge_points": {"type": "boolean"},
                 "dsr_chargers": {"type": "integer", "minimum": 0},
+                # The first N chargers take charging schedules in A only, as many real ones do.
+                "amps_only_chargers": {"type": "integer", "minimum": 0},
                 # How hosts price: each charger's listed price, or dynamic yield pricing within bounds.
                 "pricing": {"enum": ["flat", "dynamic"]},
             },
@@ -519,6 +521,16 @@ def _rule_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
             found.add(
                 ("fleet", "dsr_chargers"), "only smart charge points (fleet.smart_charge_points) provide DSR"
             )
+    amps = fleet.get("amps_only_chargers") if isinstance(fleet, dict) else None
+    if (
+        sound_fleet
+        and isinstance(fleet, dict)
+        and amps is not None
+        and _clean(broken, ("fleet", "amps_only_chargers"))
+        and amps > fleet["chargers"]
+    ):
+        said = f"{amps} chargers asked for, but the fleet has {fleet['chargers']}"
+        found.add(("fleet", "amps_only_chargers"), said)
     if d.get("engine") == "des":
         _des_mistakes(found, d, broken)
     hub = d.get("fleet_hub")
@@ -683,6 +695,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             price_max=price["max"],
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),
             dsr_chargers=int(fleet.get("dsr_chargers", 0)),
+            amps_only_chargers=int(fleet.get("amps_only_chargers", 0)),
             pricing=str(fleet.get("pricing", "flat")),
             grid=_grid_of(d["grid"]) if "grid" in d else None,
         ),

@@ -240,6 +240,8 @@ def _populate(
         )
         for i, s in enumerate(specs)
     }
+    for charger in list(chargers.values())[: params.fleet.amps_only_chargers]:
+        charger.take_amps_only()
     world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()))
     fleet_id = None
     if params.fleet_hub is not None:

@@ -77,6 +77,30 @@ async def test_a_charger_ignoring_its_profiles_turns_feeder_limit_red(
     assert red_on_the_grid(await run_scenario(scenario("feeder-limit")))
 
 
+def amps_only(s: Scenario) -> Scenario:
+    """The scenario with every charger taking charging schedules in A only (`fleet.amps_only_chargers`)."""
+    fleet = dataclasses.replace(s.params.fleet, amps_only_chargers=12)
+    return dataclasses.replace(s, params=dataclasses.replace(s.params, fleet=fleet))
+
+
+@pytest.mark.slow  # a few seconds of DES; live plays an hour
+@pytest.mark.parametrize("engine", ["des", "live"])
+async def test_feeder_limit_holds_with_chargers_taking_amps_only(engine: str) -> None:
+    played = amps_only(scenario("feeder-limit") if engine == "des" else live("feeder-limit", minutes=60))
+    result = await run_scenario(played)
+    assert result.ok, result.failures
+    assert result.report.summary["grid"]["overloads"] == 0
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_a_backend_sending_watts_to_chargers_taking_amps_only_turns_feeder_limit_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They refuse every profile in W, so nothing holds their cars under the feeder's limit."""
+    monkeypatch.setattr("chargeshare.ocpp.command_policy.rate_units.amps_only", lambda _units: False)
+    assert red_on_the_grid(await run_scenario(amps_only(scenario("feeder-limit"))))
+
+
 @pytest.mark.slow  # a few seconds of DES
 async def test_dno_flex_event_pauses_cars_for_its_window_only() -> None:
     result = await run_scenario(scenario("dno-flex-event"))

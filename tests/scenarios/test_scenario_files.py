@@ -69,7 +69,8 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
         ("name: x\nfleet: {chargers: 1}\ndrivers:\n  count: -1\n", ":4: drivers.count: -1 is less than"),
         (
             "name: x\nfleet:\n  chargers: 1\n  colour: red\ndrivers: {count: 1}\n",
-            ":4: fleet.colour: unknown key 'colour' (one of allow_unknown_chargers, chargers,",
+            ":4: fleet.colour: unknown key 'colour' (one of allow_unknown_chargers, amps_only_chargers, "
+            "chargers,",
         ),
         ("name: x\nfleet: {chargers: 1}\n", ":1: (top): 'drivers' is a required property"),
         (
@@ -154,6 +155,10 @@ async def test_a_doubled_capture_turns_the_happy_path_red(monkeypatch: pytest.Mo
             "name: x\nfleet: {chargers: 2, smart_charge_points: true, dsr_chargers: 3}\n"
             "drivers: {count: 1}\n",
             ":2: fleet.dsr_chargers: 3 chargers asked for, but the fleet has 2",
+        ),
+        (
+            "name: x\nfleet: {chargers: 2, amps_only_chargers: 3}\ndrivers: {count: 1}\n",
+            ":2: fleet.amps_only_chargers: 3 chargers asked for, but the fleet has 2",
         ),
         (
             "name: x\nfleet: {chargers: 2, dsr_chargers: 1}\ndrivers: {count: 1}\n",
