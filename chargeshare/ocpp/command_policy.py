@@ -318,10 +318,12 @@ class CommandPolicy:
     def _configure_metering(self, cp_id: str, version: OcppVersion, policy: MeteringPolicy) -> Script:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
-        # The units it takes schedules in ride on the same read: kept for its site and feeder limits.
+        # The units it takes schedules in ride on the same read. Only A-only is kept from a boot: it
+        # alone changes what is sent, so most chargers boot without a write (the first limits ask).
         setup = yield from metering_setup.configure(version, policy, (rate_units.key(version),))
-        if setup.read_failure is None:
-            yield from self._rate_units_learned(cp_id, rate_units.from_read(version, setup.read))
+        units = rate_units.from_read(version, setup.read)
+        if setup.read_failure is None and rate_units.amps_only(units):
+            yield from self._rate_units_learned(cp_id, units)
         if setup.needed_nothing:
             return
         # Retries left outside the lost-stop bound may lose a stop: warned of, charger and figures.
@@ -434,6 +436,12 @@ class CommandPolicy:
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
             # PeriodsPerSchedule) refuses it: its limits alone, the edge left to the decision at it.
             refused = yield from self._grid_profiles(due, (), unit)
+        if unit is cmd.RateUnit.AMPS and isinstance(refused, cmd.Rejected):
+            # Kept as taking A only, yet it refuses A: new firmware may take W now. Asked again, so
+            # the decision, still owed, goes out in what it says.
+            units = yield from rate_units.learn()
+            if units is not None:
+                yield from self._rate_units_learned(due.charge_point_id, units)
         if refused is not None:
             return  # the rest stays owed: sent again on connecting or by the sweep
         if not due.decision:

@@ -78,6 +78,7 @@ async def test_a_16_charger_is_made_to_meter_after_its_boot_is_answered(central:
                 "MeterValuesSampledData",
                 "TransactionMessageAttempts",
                 "TransactionMessageRetryInterval",
+                "ChargingScheduleAllowedChargingRateUnit",  # for its grid limits: W or A
             ]
         }
     ]
@@ -182,9 +183,10 @@ async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Cen
         ("OCPPCommCtrlr", "MessageAttemptInterval"),
         ("OCPPCommCtrlr", "MessageAttempts"),
         ("OCPPCommCtrlr", "MessageAttemptInterval"),
+        ("SmartChargingCtrlr", "RateUnit"),  # for its grid limits: W or A
     ]
     # The retries as OCPP 2.0.1 names them (instance TransactionEvent), then without the instance.
-    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-4:] == [
+    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-5:-1] == [
         "TransactionEvent",
         "TransactionEvent",
         None,

@@ -790,14 +790,18 @@ def test_a_charger_that_does_not_answer_the_read_gets_watts_and_is_asked_again_n
     assert w.backend.recorded("rate_units_learned") == []
 
 
-def test_the_units_ride_on_the_boots_metering_read_and_are_kept() -> None:
+@pytest.mark.parametrize(("declared", "kept"), [("A", [("CP1", AMPS_ONLY)]), ("A,W", []), ("", [])])
+def test_the_units_ride_on_the_boots_metering_read_and_amps_only_is_kept(
+    declared: str, kept: list[tuple[str, frozenset[str]]]
+) -> None:
+    """A charger taking W as well is left to be asked with its first limits: no write at every boot."""
     w = world(metering=True)
     del w.backend.units["CP1"]
 
     def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
         if not isinstance(command, cmd.GetSettings):
             return DONE
-        said = {rate_units.key(V201): "A"}
+        said = {rate_units.key(V201): declared}
         return cmd.Done(
             cmd.Status.ACCEPTED,
             tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
@@ -806,4 +810,26 @@ def test_the_units_ride_on_the_boots_metering_read_and_are_kept() -> None:
     w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
     (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
     assert rate_units.key(V201) in read.keys
-    assert w.backend.recorded("rate_units_learned") == [("CP1", AMPS_ONLY)]
+    assert w.backend.recorded("rate_units_learned") == kept
+
+
+def test_a_charger_kept_as_amps_only_that_refuses_amps_is_asked_again() -> None:
+    """New firmware taking W only: what it says now is kept, and the owed decision follows it."""
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+
+    def watts_only(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, rate_units.GetRateUnits):
+            return cmd.Done(cmd.Status.ACCEPTED, frozenset({cmd.RateUnit.WATTS}))
+        if isinstance(command, cmd.SetChargingProfile) and command.profile.rate_unit is cmd.RateUnit.AMPS:
+            return cmd.Rejected(cmd.Status.REJECTED, None)
+        return DONE
+
+    w.decide_and_run(replace(LIMITS, decision=3), watts_only)
+    assert w.commands()[-1] == rate_units.GetRateUnits()
+    assert w.backend.recorded("rate_units_learned") == [("CP1", frozenset({cmd.RateUnit.WATTS}))]
+    assert w.backend.recorded("limits_delivered") == []
+    w.sent.clear()
+    w.decide_and_run(replace(LIMITS, decision=3), watts_only)  # sent again: in W now
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT))
+    assert w.backend.recorded("limits_delivered") == [("CP1", 3)]
