@@ -29,7 +29,7 @@ from typing import Any
 
 from chargeshare.ocpp import V16, csms_v16, csms_v201
 from chargeshare.ocpp.connection import CallRejected
-from chargeshare.ocpp.grid_limits import TX_DEFAULT_PROFILE_ID
+from chargeshare.ocpp.grid_limits import TX_DEFAULT_PROFILE_ID, amps_within
 from chargeshare.services.events import GridLimitsDue
 from chargeshare.services.invariants import InvariantResult
 from simulators.grid_metrics import GridMeter
@@ -229,12 +229,15 @@ class ReplayGridMeter(GridMeter):
 MATCH_WITHIN = timedelta(seconds=60)
 
 Timeline = list[tuple[datetime, int]]  # (from when, W), in order
+# (from when, the limit, its phases if in A, else 0 for W), in order: a charger taking A only is
+# sent A on the phases named (chargeshare/ocpp/grid_limits.py).
+Sent = list[tuple[datetime, int, int]]
 
 
-def recorded_limits(trace: Trace) -> dict[Connector, Timeline]:
+def recorded_limits(trace: Trace) -> dict[Connector, Sent]:
     """Every limit the recorded backend sent each connector, from when (each period of its
     TxDefaultProfile, from the schedule's start, else when it was sent)."""
-    sent: dict[Connector, Timeline] = defaultdict(list)
+    sent: dict[Connector, Sent] = defaultdict(list)
     for r in trace.records:
         if r.kind != "ocpp" or r.data["dir"] != "out":
             continue
@@ -254,11 +257,13 @@ def recorded_limits(trace: Trace) -> dict[Connector, Timeline]:
         if not isinstance(no, int) or not isinstance(schedule, dict):
             continue
         base = _at(schedule.get("startSchedule"), r)
+        in_amps = schedule.get("chargingRateUnit") == "A"
         for period in schedule.get("chargingSchedulePeriod", []):
             limit = period.get("limit") if isinstance(period, dict) else None
             offset = period.get("startPeriod", 0) if isinstance(period, dict) else 0
-            if isinstance(limit, int | float) and isinstance(offset, int):
-                sent[(r.data["cp"], no)].append((base + timedelta(seconds=offset), round(limit)))
+            phases = (period.get("numberPhases") or 3) if in_amps and isinstance(period, dict) else 0
+            if isinstance(limit, int | float) and isinstance(offset, int) and isinstance(phases, int):
+                sent[(r.data["cp"], no)].append((base + timedelta(seconds=offset), round(limit), phases))
     return {c: sorted(xs) for c, xs in sent.items()}
 
 
@@ -274,26 +279,31 @@ class DecidedLimits:
         for no, then, watts in event.steps:
             self.decided[(event.charge_point_id, no)].append((then, watts))
 
-    def held(self, connector: Connector, start: datetime, end: datetime) -> set[int]:
-        """The limits decided here for the connector in force at some moment of [start, end]."""
+    def held(self, connector: Connector, start: datetime, end: datetime, phases: int = 0) -> set[int]:
+        """The limits decided here for the connector in force at some moment of [start, end]: in W,
+        or (`phases`) as the A sent on that many phases for them."""
         timeline = sorted(self.decided.get(connector, []))
         before = [w for t, w in timeline if t <= start]
-        return {*before[-1:], *(w for t, w in timeline if start < t <= end)}
+        watts = {*before[-1:], *(w for t, w in timeline if start < t <= end)}
+        return watts if not phases else {amps_within(w, phases) for w in watts}
 
-    def unlike(self, recorded: dict[Connector, Timeline]) -> list[str]:
+    def unlike(self, recorded: dict[Connector, Sent]) -> list[str]:
         """The recorded limits this replay did not decide near when they were sent, per connector."""
         out = []
         for (cp, no), sent in sorted(recorded.items()):
             missing = [
-                (t, w) for t, w in sent if w not in self.held((cp, no), t - MATCH_WITHIN, t + MATCH_WITHIN)
+                (t, limit, phases)
+                for t, limit, phases in sent
+                if limit not in self.held((cp, no), t - MATCH_WITHIN, t + MATCH_WITHIN, phases)
             ]
             if missing:
-                t, w = missing[0]
-                here = sorted(self.held((cp, no), t - MATCH_WITHIN, t + MATCH_WITHIN))
-                decided = ", ".join(f"{x} W" for x in here) or "none"
+                t, limit, phases = missing[0]
+                unit = "A" if phases else "W"
+                here = sorted(self.held((cp, no), t - MATCH_WITHIN, t + MATCH_WITHIN, phases))
+                decided = ", ".join(f"{x} {unit}" for x in here) or "none"
                 more = f" ({len(missing) - 1} more such limits)" if len(missing) > 1 else ""
                 out.append(
-                    f"{cp} connector {no}: the recorded backend limited it to {w} W from "
+                    f"{cp} connector {no}: the recorded backend limited it to {limit} {unit} from "
                     f"{t.isoformat()}, where this replay decided {decided}{more}; "
                     "the recorded grid setup is not the one it ran with"
                 )

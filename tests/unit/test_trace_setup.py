@@ -115,7 +115,7 @@ def ocpp(t: float, direction: str, frame: list[Any], cp: str = "CP1", version: s
 
 
 def grid_run(
-    *, feeder_w: int = 6_000, sent_w: int = 5_000, version: int = FORMAT_VERSION
+    *, feeder_w: int = 6_000, sent_w: int = 5_000, version: int = FORMAT_VERSION, sent_a: int | None = None
 ) -> list[dict[str, Any]]:
     """One 7.4 kW charger on a site of its own under feeder F1, its car drawing 4,200 W for ten
     minutes (70 Wh a minute), and the limit the recorded backend sent it."""
@@ -140,6 +140,11 @@ def grid_run(
             "chargingSchedule": {
                 "chargingRateUnit": "W",
                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": sent_w}],
+            }
+            if sent_a is None
+            else {  # to a charger taking A only
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": sent_a, "numberPhases": 1}],
             },
         },
     }
@@ -220,6 +225,15 @@ def test_a_limit_the_recorded_setup_cannot_explain_is_a_divergence(tmp_path: Pat
     assert report.ok and grid_check(report).ok
     assert report.divergence_count == 1
     assert report.divergences[0].startswith("CP1 connector 1: the recorded backend limited it to 2500 W")
+
+
+def test_a_limit_sent_in_amps_is_compared_as_the_amps_decided_for_its_watts(tmp_path: Path) -> None:
+    # 5,000 W is 21 A on one phase: what the recorded backend sent a charger taking A only.
+    report = run(write(tmp_path / "amps.jsonl", grid_run(sent_a=21)))
+    assert report.ok and report.divergence_count == 0, report.divergences
+    other = run(write(tmp_path / "other.jsonl", grid_run(sent_a=10)))
+    assert other.divergences[0].startswith("CP1 connector 1: the recorded backend limited it to 10 A")
+    assert "where this replay decided 6 A, 21 A;" in other.divergences[0]  # idle, then charging
 
 
 def call(
