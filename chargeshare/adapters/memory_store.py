@@ -1133,6 +1133,8 @@ class MemorySessions(_Repository):
         s = self.t.sessions.get(session_id)
         if s is None or s.status is not SessionStatus.STOPPED or s.meter_stop_wh != billed_stop_wh:
             return False
+        if not (meter_stop_wh > s.meter_stop_wh or _higher_late_export(s, export_wh)):
+            return False  # nothing new: a repeat
         self.t.sessions[session_id] = dataclasses.replace(
             s,
             meter_stop_wh=meter_stop_wh,
@@ -1141,7 +1143,7 @@ class MemorySessions(_Repository):
             cost=cost,
             unmetered=False,
             late_rebilled_at=at,
-            late_export_wh=export_wh,
+            late_export_wh=_highest_late_export(s, export_wh),
         )
         return True
 
@@ -1155,18 +1157,28 @@ class MemorySessions(_Repository):
         billed_stop_wh: int,
     ) -> bool:
         s = self.t.sessions.get(session_id)
-        if (
-            s is None
-            or s.status is not SessionStatus.STOPPED
-            or s.meter_stop_wh != billed_stop_wh
-            or register_wh <= s.meter_stop_wh
-            or (s.late_stop_wh is not None and register_wh <= s.late_stop_wh)
-        ):
+        if s is None or s.status is not SessionStatus.STOPPED or s.meter_stop_wh != billed_stop_wh:
             return False
+        kept = s.meter_stop_wh if s.late_stop_wh is None else s.late_stop_wh
+        if not (register_wh > kept or _higher_late_export(s, export_wh)):
+            return False  # nothing new: a repeat, or a lower reading
         self.t.sessions[session_id] = dataclasses.replace(
-            s, late_stop_wh=register_wh, late_stop_at=at, late_export_wh=export_wh
+            s,
+            late_stop_wh=register_wh if register_wh > kept else s.late_stop_wh,
+            late_stop_at=at,
+            late_export_wh=_highest_late_export(s, export_wh),
         )
         return True
+
+
+def _higher_late_export(s: SessionRecord, export_wh: int | None) -> bool:
+    """A late stop's export reading above any a late stop of the session brought."""
+    return export_wh is not None and (s.late_export_wh is None or export_wh > s.late_export_wh)
+
+
+def _highest_late_export(s: SessionRecord, export_wh: int | None) -> int | None:
+    """Never lowered: a later stop without an export reading loses none."""
+    return export_wh if _higher_late_export(s, export_wh) else s.late_export_wh
 
 
 # ---- the journal, the outbox, notices ----------------------------------------------------------------

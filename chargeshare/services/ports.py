@@ -466,8 +466,9 @@ class Sessions(Protocol):
     ) -> bool:
         """Bill a stopped session on a later stop reading (compare-and-set on the stop reading it
         was billed on, `billed_stop_wh`), measured now (not unmetered), noting when (`at`) and the
-        late stop's export reading credited with it: False, changing nothing, if it is not that
-        any more."""
+        late stop's export reading taken with it (kept if higher than any taken before): False,
+        changing nothing, if it is not billed on `billed_stop_wh` any more, or the stop brings
+        nothing new (its reading not above the billed one, its export none above any taken)."""
         ...
 
     def record_late_stop(
@@ -479,10 +480,12 @@ class Sessions(Protocol):
         *,
         billed_stop_wh: int,
     ) -> bool:
-        """Keep the reading of a stop that came after the session was stopped, if it is above both
-        its billed stop reading and any late reading kept, with its export reading left uncredited
-        (None: none above the credited one): False, changing nothing, otherwise, or when the session
-        is no longer billed on `billed_stop_wh` (the reading the caller decided against)."""
+        """Keep a stop that came after the session was stopped if it brings something new: its
+        reading above both the billed one and any kept (then kept), or its export reading (None:
+        none above the credited one) above any taken (then kept, left uncredited). Each keeps its
+        highest, so a later stop without an export reading loses none. False, changing nothing,
+        otherwise, or when the session is no longer billed on `billed_stop_wh` (the reading the
+        caller decided against)."""
         ...
 
     def late_stops(self, after: int, limit: int) -> Sequence[SessionRecord]:

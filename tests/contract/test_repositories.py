@@ -1243,7 +1243,7 @@ def test_a_late_stop_rebills_or_is_kept_once_and_operators_page_through_them(app
         )
         assert tx.sessions.record_late_stop(kept, 2_000, T0 + 2 * HOUR, 55_000, billed_stop_wh=1_300)
         assert not tx.sessions.record_late_stop(  # not above
-            kept, 2_000, T0 + 3 * HOUR, 56_000, billed_stop_wh=1_300
+            kept, 2_000, T0 + 3 * HOUR, 55_000, billed_stop_wh=1_300
         )
         got = {s.session_id: s for s in tx.sessions.late_stops(0, 10)}
         assert sorted(got) == [rebilled, kept]
@@ -1255,3 +1255,53 @@ def test_a_late_stop_rebills_or_is_kept_once_and_operators_page_through_them(app
         assert [s.session_id for s in tx.sessions.late_stops(rebilled, 1)] == [kept]
         assert tx.sessions.late_stops(kept, 10) == []
         assert plain not in got
+
+
+def test_late_stops_keep_their_highest_readings_and_take_an_export_only_one_once(app: App) -> None:
+    """A late stop must bring something new, a higher import reading or a higher export reading
+    (an export-only stop of a V2G car), and each column keeps its highest: a stop without an export
+    reading, or with a lower one, loses none."""
+    with app.store.transaction() as tx:
+        _, (c1, c2) = a_charger(tx, "CP-LATE2", 1, 2)
+        driver = tx.accounts.add_driver("D", "T")
+        sessions = []
+        for i, connector in enumerate((c1, c2)):
+            booking = a_booking(tx, connector, driver, start_h=i)
+            s = tx.sessions.add(
+                booking_id=booking, connector_id=connector, id_tag="T", started_at=T0, meter_start_wh=1_000
+            )
+            assert tx.sessions.stop(
+                s, stopped_at=T0, meter_stop_wh=1_300, billed_wh=300, cost=9, closed_lost=True
+            )
+            sessions.append(s)
+        rebilled, kept = sessions
+
+        def rebill(stop_wh: int, export_wh: int | None, billed_stop_wh: int = 1_300) -> bool:
+            return tx.sessions.rebill(
+                rebilled,
+                billed_stop_wh=billed_stop_wh,
+                meter_stop_wh=stop_wh,
+                billed_wh=stop_wh - 1_000,
+                cost=9,
+                at=T0 + HOUR,
+                export_wh=export_wh,
+            )
+
+        assert rebill(1_300, 55_000) and not rebill(1_300, 55_000)  # export only, once
+        assert not rebill(1_300, None) and not rebill(1_300, 54_000)  # nothing new
+        assert rebill(2_000, None, billed_stop_wh=1_300)  # a higher import, no export reading
+        got = tx.sessions.get(rebilled)
+        assert got is not None and (got.meter_stop_wh, got.late_export_wh) == (2_000, 55_000)
+
+        def keep(register_wh: int, export_wh: int | None, at: int) -> bool:
+            return tx.sessions.record_late_stop(
+                kept, register_wh, T0 + at * HOUR, export_wh, billed_stop_wh=1_300
+            )
+
+        assert keep(1_300, 55_000, 1) and not keep(1_300, 55_000, 2)  # export only, once
+        assert keep(2_000, None, 3)  # a higher import, no export reading: the export stays
+        assert not keep(1_900, 54_000, 4)  # lower both
+        assert keep(1_900, 56_000, 5)  # a higher export, a lower import: the import stays
+        got = tx.sessions.get(kept)
+        assert got is not None
+        assert (got.late_stop_wh, got.late_export_wh, got.late_stop_at) == (2_000, 56_000, T0 + 5 * HOUR)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, or_, select, update
+from sqlalchemy import Connection, Integer, bindparam, case, func, insert, literal_column, or_, select, update
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
@@ -22,6 +22,17 @@ def _register_at_least(param: str) -> Any:
     """The session's last register reading, raised to the bound value if that is higher: a register
     only grows, so an old or replayed reading never moves it back."""
     return case((_s.meter_last_wh < bindparam(param), bindparam(param)), else_=_s.meter_last_wh)
+
+
+def _higher_late_export() -> Any:
+    """The late stop brings an export reading above any a late stop of the session brought."""
+    return func.coalesce(_s.late_export_wh, -1) < bindparam("export_wh", type_=Integer)
+
+
+def _highest_late_export() -> Any:
+    """The session's late export reading, raised to the bound one if higher (never lowered, so a
+    later stop without an export reading loses none)."""
+    return case((_higher_late_export(), bindparam("export_wh", type_=Integer)), else_=_s.late_export_wh)
 
 
 # Open sessions, on the partial index ix_sessions_open: its predicate in the SQL text itself, so
@@ -121,39 +132,47 @@ STOP = DirectStatement(
         closed_lost=bindparam("lost_flag"),
     )
 )
-# Compare-and-set on the stop reading it was billed on: of two late stops racing, one rebills it.
+# A late stop bills its session in full on its reading (compare-and-set on the reading billed, so of
+# two late stops racing one rebills it). It must bring something new, an import reading above the
+# billed one or an export reading above any taken, so a repeat (an export-only one too) acts once.
 REBILL = DirectStatement(
     update(t.sessions)
     .where(
         _s.id == bindparam("session_pk"),
         _s.status == SessionStatus.STOPPED.value,
         _s.meter_stop_wh == bindparam("billed_stop"),
+        or_(_s.meter_stop_wh < bindparam("stop_wh", type_=Integer), _higher_late_export()),
     )
     .values(
-        meter_stop_wh=bindparam("stop_wh"),
+        meter_stop_wh=bindparam("stop_wh", type_=Integer),
         meter_last_wh=_register_at_least("stop_wh"),
         billed_wh=bindparam("billed"),
         cost=bindparam("cost_p"),
         unmetered=False,  # the late stop's reading measures it (its start was read)
         late_rebilled_at=bindparam("rebilled_at"),
-        late_export_wh=bindparam("export_wh"),
+        late_export_wh=_highest_late_export(),
     )
 )
-# Kept once per reading: a repeat (or a lower one) changes nothing, so it is reported once. On the
-# reading the caller found billed only: a rebill since (another process's late stop) is decided anew.
+# Kept once per reading: one above both the billed reading and any kept, or an export reading above
+# any taken; a repeat (or a lower one) changes nothing, so it is reported once. Each column keeps its
+# highest. On the reading the caller found billed only: a rebill since (another process's late
+# stop) is decided anew.
+_KEPT = func.coalesce(_s.late_stop_wh, _s.meter_stop_wh)
 RECORD_LATE_STOP = DirectStatement(
     update(t.sessions)
     .where(
         _s.id == bindparam("session_pk"),
         _s.status == SessionStatus.STOPPED.value,
         _s.meter_stop_wh == bindparam("billed_stop"),
-        _s.meter_stop_wh < bindparam("late_wh"),
-        or_(_s.late_stop_wh.is_(None), _s.late_stop_wh < bindparam("late_wh")),
+        or_(bindparam("late_wh", type_=Integer) > _KEPT, _higher_late_export()),
     )
     .values(
-        late_stop_wh=bindparam("late_wh"),
+        late_stop_wh=case(
+            (bindparam("late_wh", type_=Integer) > _KEPT, bindparam("late_wh", type_=Integer)),
+            else_=_s.late_stop_wh,
+        ),
         late_stop_at=bindparam("late_at"),
-        late_export_wh=bindparam("export_wh"),
+        late_export_wh=_highest_late_export(),
     )
 )
 FOR_BOOKING = DirectStatement(select(t.sessions).where(_s.booking_id == bindparam("booking_pk")))
