@@ -38,6 +38,7 @@ from chargeshare.domain.v2g import ExportRecord, ExportTerms, export_credit
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import BookingQuote, BookingRecord, OutboxItem, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
+from chargeshare.services.v2g import late_export_span
 
 MAX_DETAILS = 5
 
@@ -342,19 +343,23 @@ def billed_energy_matches_meter(s: Snapshot) -> InvariantResult:
 
 
 def late_stops_unbilled_once(s: Snapshot) -> InvariantResult:
-    """A stop kept as late (it came after its session was closed and captured) is above the reading
-    billed: the energy it reports unbilled was never billed too; its export reading kept is above
-    the one credited, so the export it reports uncredited was never credited either. A late stop
-    that billed its session in full had its export reading credited. The description totals what
-    was left unbilled and uncredited."""
-    late = [x for x in s.sessions if x.late_stop_wh is not None]
-    rebilled = [x for x in s.sessions if x.late_stop_wh is None and x.late_rebilled_at is not None]
+    """A late stop kept (it came after its session was closed and captured) keeps an import reading
+    above the one billed, so the energy it reports unbilled was never billed too, or an export
+    reading. A session's late export reading (the highest any late stop brought) above the reading
+    credited is uncredited: kept with a late stop, or, with a rebill alone, worth less than a penny
+    yet (credited with a later reading). The description totals what was left unbilled and
+    uncredited."""
+    kept = [x for x in s.sessions if x.late_stop_at is not None]
+    rebilled = [x for x in s.sessions if x.late_stop_at is None and x.late_rebilled_at is not None]
     prices = {b.booking_id: b.price_per_kwh for b in s.bookings}
     export_prices = {t.booking_id: t.price_per_kwh for t in s.export_terms}
     records = {r.booking_id: r for r in s.export_records}
     failures, unbilled_wh, unbilled_p, uncredited_wh, uncredited_p = [], 0, 0, 0, 0
-    for x in late:
-        assert x.late_stop_wh is not None
+    for x in kept:
+        if x.late_stop_wh is None:
+            if x.late_export_wh is None:
+                failures.append(f"session {x.session_id}: a late stop kept with no reading")
+            continue
         if x.meter_stop_wh is None or x.billed_wh is None or x.late_stop_wh <= x.meter_stop_wh:
             failures.append(
                 f"session {x.session_id}: late stop {x.late_stop_wh} Wh, billed to {x.meter_stop_wh} Wh"
@@ -363,38 +368,31 @@ def late_stops_unbilled_once(s: Snapshot) -> InvariantResult:
         tariff = Tariff(prices.get(x.booking_id, 0))
         unbilled_wh += x.late_stop_wh - x.meter_stop_wh
         unbilled_p += tariff.cost(x.late_stop_wh - x.meter_start_wh) - tariff.cost(x.billed_wh)
+    for x in kept + rebilled:
         if x.late_export_wh is None:
             continue
         record = records.get(x.booking_id)
-        if (
-            record is None
-            or record.credit is None
-            or record.start_wh is None
-            or record.last_wh is None
-            or x.late_export_wh <= record.last_wh
-        ):
-            credited_to = None if record is None else record.last_wh
-            failures.append(
-                f"session {x.session_id}: late export {x.late_export_wh} Wh, credited to {credited_to} Wh"
-            )
+        if record is None or record.credit is None or record.start_wh is None or record.last_wh is None:
+            failures.append(f"session {x.session_id}: late export {x.late_export_wh} Wh, nothing credited")
             continue
-        price = export_prices.get(x.booking_id, 0)
-        uncredited_wh += x.late_export_wh - record.last_wh
-        uncredited_p += export_credit(x.late_export_wh - record.start_wh, price) - record.credit
-    for x in rebilled:
-        record = None if x.late_export_wh is None else records.get(x.booking_id)
-        if x.late_export_wh is not None and (record is None or (record.last_wh or 0) < x.late_export_wh):
-            credited_to = None if record is None else record.last_wh
+        if x.late_export_wh <= record.last_wh:
+            continue  # credited with a rebill
+        left_p = export_credit(x.late_export_wh - record.start_wh, export_prices.get(x.booking_id, 0))
+        left_p -= record.credit
+        if x.late_stop_at is None and left_p:
             failures.append(
                 f"session {x.session_id}: billed in full, late export {x.late_export_wh} Wh credited "
-                f"to {credited_to} Wh"
+                f"to {record.last_wh} Wh ({left_p}p left)"
             )
+            continue
+        uncredited_wh += x.late_export_wh - record.last_wh
+        uncredited_p += left_p
     exports = f"; {uncredited_wh} Wh, {uncredited_p}p export uncredited" if uncredited_wh else ""
     return _result(
         "late_stops_unbilled_once",
         f"a stop that came after its session was closed and captured is above the reading billed "
-        f"({len(late)} such, {unbilled_wh} Wh, {unbilled_p}p unbilled{exports})",
-        len(late) + len(rebilled),
+        f"({len(kept)} such, {unbilled_wh} Wh, {unbilled_p}p unbilled{exports})",
+        len(kept) + len(rebilled),
         failures,
     )
 
@@ -609,12 +607,20 @@ def fleet_bookings_on_account(s: Snapshot) -> InvariantResult:
 
 def export_credit_matches_export(s: Snapshot) -> InvariantResult:
     """Per V2G booking: the credit is the export register's Wh x the export price (rounded down to
-    the penny), and the ledger credited the driver exactly that (no credit without terms)."""
+    the penny), and the ledger credited the driver exactly that (no credit without terms). Late
+    stops' credits name register spans that follow each other up to the record's reading, each paid
+    what it adds: the grid statement's Wh for a booking are the record's, for its credit."""
     terms = {t.booking_id: t for t in s.export_terms}
     credited: dict[int, int] = defaultdict(int)
     for e in s.entries:
         if e.kind is EntryKind.EXPORT_CREDIT and e.booking_id is not None:
             credited[e.booking_id] += e.amount
+    spans: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for e in s.entries:
+        if e.kind is EntryKind.EXPORT_CREDIT and e.booking_id is not None:
+            span = late_export_span(e.entry_id)
+            if span is not None:
+                spans[e.booking_id].append((*span, e.amount))
     failures = [
         f"booking {b}: export credited {c}p without export terms"
         for b, c in credited.items()
@@ -632,12 +638,33 @@ def export_credit_matches_export(s: Snapshot) -> InvariantResult:
                 f"booking {r.booking_id}: exported {r.exported_wh} Wh (register {r.metered_wh} Wh), "
                 f"credit {r.credit}p, ledger {credited.get(r.booking_id, 0)}p, due {due}p"
             )
+        elif r.booking_id in spans and t is not None:
+            failures += _late_lines_disagree(r, sorted(spans[r.booking_id]), t.price_per_kwh)
     return _result(
         "export_credit_matches_export",
         "V2G credit = exported Wh x export price (rounded down), as the ledger credits it",
         checked,
         failures,
     )
+
+
+def _late_lines_disagree(r: ExportRecord, spans: list[tuple[int, int, int]], price: int) -> list[str]:
+    """The grid statement's lines for a booking's late credits (each gives its span's Wh): the spans
+    follow each other up to the record's reading, and each is paid what its Wh add to the credit,
+    at least a penny, so the statement's Wh add up to the record's for the same pence."""
+    assert r.start_wh is not None
+    failures, reading = [], spans[0][0]
+    for first, last, amount in spans:
+        adds = export_credit(last - r.start_wh, price) - export_credit(first - r.start_wh, price)
+        if first != reading or amount != adds or amount <= 0:
+            failures.append(
+                f"booking {r.booking_id}: late credit {first}-{last} Wh of {amount}p "
+                f"(after {reading} Wh, adds {adds}p)"
+            )
+        reading = last
+    if reading != r.last_wh:
+        failures.append(f"booking {r.booking_id}: late credits end at {reading} Wh, record at {r.last_wh} Wh")
+    return failures
 
 
 def export_payouts_within_credits(s: Snapshot) -> InvariantResult:
