@@ -370,8 +370,9 @@ def late_stops(
     database_url: DatabaseUrl = None,
     json_out: Annotated[Path | None, json_list_option()] = None,
 ) -> None:
-    """Sessions whose stop came after the lost-stop sweep closed them: billed in full on it
-    (rebilled), or its energy, and a V2G session's export, after the last reading left unbilled."""
+    """Sessions whose stop came after the lost-stop sweep closed them, one row per session with
+    where all its late stops left it: billed in full on one (rebilled, and when), or its energy,
+    and a V2G session's export, after the last reading left unbilled, with the pence."""
     with open_app(database_url) as a:
         found = a.queries.admin.late_stops(after, limit)
     if json_out is not None:
@@ -383,9 +384,13 @@ def late_stops(
                 "outcome": "rebilled" if v.rebilled else "unbilled",
                 "late_stop_wh": v.late_stop_wh,
                 "billed_wh": v.billed_wh,
+                "cost": v.cost,
                 "unbilled_wh": v.unbilled_wh,
+                "unbilled_p": v.unbilled_p,
                 "late_export_wh": v.late_export_wh,
                 "uncredited_export_wh": v.uncredited_export_wh,
+                "uncredited_export_p": v.uncredited_export_p,
+                "rebilled_at": None if v.rebilled_at is None else v.rebilled_at.isoformat(),
                 "at": v.at.isoformat(),
             }
             for v in found
@@ -400,9 +405,13 @@ def late_stops(
         "late Wh",
         "billed Wh",
         "unbilled Wh",
+        "unbilled p",
         "late export Wh",
         "uncredited export Wh",
-        "at",
+        "uncredited export p",
+        "rebilled at",
+        "last at",
+        title="late stops: one row per session, where its late stops left it",
     )
     for v in found:
         table.add_row(
@@ -413,8 +422,11 @@ def late_stops(
             str(v.late_stop_wh),
             str(v.billed_wh),
             str(v.unbilled_wh),
+            str(v.unbilled_p),
             "-" if v.late_export_wh is None else str(v.late_export_wh),
             str(v.uncredited_export_wh),
+            str(v.uncredited_export_p),
+            "-" if v.rebilled_at is None else f"{v.rebilled_at:%Y-%m-%d %H:%M:%S}",
             f"{v.at:%Y-%m-%d %H:%M:%S}",
         )
     console.print(table if found else "no late stops")

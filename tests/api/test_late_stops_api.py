@@ -21,13 +21,22 @@ async def test_an_operator_pages_through_the_late_stops() -> None:
                 "outcome": "rebilled",
                 "late_stop_wh": 2_000,
                 "billed_wh": 1_000,
+                "cost": 40,
                 "unbilled_wh": 0,
+                "unbilled_p": 0,
                 "late_export_wh": None,
                 "uncredited_export_wh": 0,
+                "uncredited_export_p": 0,
+                "rebilled_at": first["at"],
                 "at": first["at"],
             }
             assert (second["session_id"], second["outcome"], second["unbilled_wh"]) == (kept, "unbilled", 700)
             assert (second["late_export_wh"], second["uncredited_export_wh"]) == (55_000, 3_000)
+            assert (second["unbilled_p"], second["uncredited_export_p"], second["rebilled_at"]) == (
+                28,
+                75,
+                None,
+            )
             assert second["at"].startswith("2026-03-02T")
             one = await http.get("/admin/late-stops?limit=1", headers=w.admin.headers)
             assert [x["session_id"] for x in one.json()] == [rebilled]

@@ -32,11 +32,26 @@ def test_the_late_stops_are_listed_for_the_operator(tmp_path: Path) -> None:
     assert table.exit_code == 0, table.output
     row = next(x for x in table.output.splitlines() if "V2G1" in x)
     cells = [c.strip() for c in row.split("│")[1:-1]]
-    assert cells[:9] == [str(kept), cells[1], "V2G1", "unbilled", "2000", "300", "700", "55000", "3000"]
+    assert cells[:12] == [
+        str(kept),
+        cells[1],
+        "V2G1",
+        "unbilled",
+        "2000",
+        "300",
+        "700",
+        "28",
+        "55000",
+        "3000",
+        "75",
+        "-",
+    ]
+    assert "one row per session" in table.output
     as_json = runner.invoke(cli, ["chargers", "late-stops", "--limit", "1", "--json", "-", *db])
     assert as_json.exit_code == 0, as_json.output
     (only,) = json.loads(as_json.stdout)
     assert (only["session_id"], only["outcome"], only["billed_wh"]) == (rebilled, "rebilled", 1_000)
+    assert (only["cost"], only["unbilled_p"], only["rebilled_at"]) == (40, 0, only["at"])
     after = runner.invoke(cli, ["chargers", "late-stops", "--after", str(rebilled), "--json", "-", *db])
     assert [x["session_id"] for x in json.loads(after.stdout)] == [kept]
     bad = runner.invoke(cli, ["chargers", "late-stops", "--limit", "0", *db])

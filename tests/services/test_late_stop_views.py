@@ -48,7 +48,34 @@ def test_operators_list_late_stops_rebilled_or_left_unbilled_a_page_at_a_time(
         700,
     )
     assert (second.late_export_wh, second.uncredited_export_wh) == (55_000, 3_000)
+    assert (first.cost, first.unbilled_p, first.rebilled_at) == (40, 0, first.at)
+    assert (second.cost, second.unbilled_p, second.uncredited_export_p, second.rebilled_at) == (
+        12,
+        28,
+        75,
+        None,
+    )
     assert app.queries.admin.late_stops(limit=1) == [first]
     assert app.queries.admin.late_stops(after=rebilled, limit=1) == [second]
     assert app.queries.admin.late_stops(after=kept) == []
+    assert failing(app) == set()
+
+
+def test_a_session_rebilled_then_kept_shows_both_with_its_pence(app: App, clock: ManualClock) -> None:
+    """One row per session, where all its late stops left it: billed in full on the first (its
+    capture untried), then a higher reading kept after the capture; the pence at its price."""
+    worker = app.settlement.on_queued
+    app.settlement.on_queued = lambda booking_id: None
+    table, tx_id = closed_as_lost(app, clock)
+    clock.advance(400)
+    rebilled_at = clock.now()
+    assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+    app.settlement.on_queued = worker
+    app.settlement.process_due()
+    clock.advance(60)
+    assert stop16(table, tx_id, 2_500, clock) == {"idTagInfo": {"status": "Accepted"}}
+    (view,) = app.queries.admin.late_stops()
+    assert (view.rebilled, view.rebilled_at, view.at) == (False, rebilled_at, clock.now())
+    assert (view.late_stop_wh, view.billed_wh, view.cost) == (2_500, 1_000, 40)
+    assert (view.unbilled_wh, view.unbilled_p) == (500, 20)
     assert failing(app) == set()

@@ -107,9 +107,10 @@ def router(app: App) -> APIRouter:
         ] = 0,
         limit: Annotated[int, Query(ge=1, le=LATE_STOPS_MAX)] = 100,
     ) -> list[LateStopOut]:
-        """Sessions whose stop came after the lost-stop sweep closed them, by session id: billed in
-        full on it, or its energy (and a V2G session's export) after the last reading left
-        unbilled. A page of `limit`; the next starts `after` the last session id."""
+        """Sessions whose stop came after the lost-stop sweep closed them, by session id, one row
+        per session with where all its late stops left it: billed in full on one, or its energy
+        (and a V2G session's export) after the last reading left unbilled, with the pence. A page
+        of `limit`; the next starts `after` the last session id."""
         return [
             LateStopOut(
                 session_id=v.session_id,
@@ -118,9 +119,13 @@ def router(app: App) -> APIRouter:
                 outcome="rebilled" if v.rebilled else "unbilled",
                 late_stop_wh=v.late_stop_wh,
                 billed_wh=v.billed_wh,
+                cost=v.cost,
                 unbilled_wh=v.unbilled_wh,
+                unbilled_p=v.unbilled_p,
                 late_export_wh=v.late_export_wh,
                 uncredited_export_wh=v.uncredited_export_wh,
+                uncredited_export_p=v.uncredited_export_p,
+                rebilled_at=v.rebilled_at,
                 at=v.at,
             )
             for v in app.queries.admin.late_stops(after, limit)

@@ -498,21 +498,33 @@ class UnmeteredSessionOut(BaseModel):
 
 
 class LateStopOut(BaseModel):
+    """One row per session that took late stops: where they all left it, not each stop."""
+
     session_id: int
     booking_id: int
     charge_point_id: str | None
     outcome: Literal["rebilled", "unbilled"] = Field(
-        description="rebilled: its capture was untried, so it is billed on the late reading in full; "
-        "unbilled: the reading is kept and the energy above the billed reading left unbilled"
+        description="rebilled: a late stop came while its capture was untried, so it is billed on "
+        "that reading in full; unbilled: a late stop came after, and its reading is kept with the "
+        "energy above the billed reading left unbilled (a rebill before it shows in rebilled_at)"
     )
-    late_stop_wh: int = Field(description="the late stop's import register reading")
+    late_stop_wh: int = Field(
+        description="the highest import register reading kept (rebilled: the one billed)"
+    )
     billed_wh: int = Field(description="the session's billed energy")
+    cost: int = Field(description="the session's billed pence, idle fee included")
     unbilled_wh: int = Field(description="delivered after the billed reading, not billed (0 if rebilled)")
+    unbilled_p: int = Field(description="what the unbilled Wh cost at the session's price")
     late_export_wh: int | None = Field(
-        description="a V2G session's export register reading in the late stop, above the one credited"
+        description="a V2G session's highest export register reading a late stop brought"
     )
-    uncredited_export_wh: int = Field(description="exported after the credited reading, not credited")
-    at: datetime = Field(description="when the late stop was applied")
+    uncredited_export_wh: int = Field(
+        description="exported after the credited reading, not credited: kept, or worth less than "
+        "a penny yet (credited with a later reading)"
+    )
+    uncredited_export_p: int = Field(description="what the uncredited export is worth at the driver's price")
+    rebilled_at: datetime | None = Field(description="when a late stop last billed it in full")
+    at: datetime = Field(description="when its last late stop was applied")
 
 
 # ---- id tokens and walk-in -------------------------------------------------------------------------

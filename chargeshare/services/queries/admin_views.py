@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from chargeshare.domain.tariff import Tariff
+from chargeshare.domain.v2g import ExportRecord, ExportTerms, export_credit
 from chargeshare.services.ports import Store
 from chargeshare.services.records import ChargerView, OutboxItem, SecurityEvent, SessionRecord
 
@@ -25,10 +27,14 @@ class UnmeteredSession:
 
 @dataclass(frozen=True)
 class LateStopView:
-    """A session that took a stop after the sweep closed it: billed in full on it (`rebilled`), or
-    its reading kept and the energy above the billed reading left unbilled. `late_export_wh`: the
-    stop's export register reading (V2G), credited with a rebill, else the Wh above the reading
-    credited are `uncredited_export_wh`. `at`: when the late stop was applied."""
+    """A session that took late stops (stops after the sweep closed it), one row per session: where
+    they all left it, not each stop. `rebilled_at`: when one last billed it in full on its reading
+    (its capture untried). `rebilled`: no stop was kept since, so it stands billed in full; else
+    `late_stop_wh` is the highest reading kept and the energy above the billed reading is left
+    unbilled (`unbilled_wh`, `unbilled_p` at the session's price). `late_export_wh`: the highest
+    export register reading a late stop brought (V2G); what it holds above the reading credited is
+    left uncredited (`uncredited_export_wh`, `uncredited_export_p` at the driver's export price):
+    kept, or with a rebill alone worth less than a penny yet. `at`: when the last was applied."""
 
     session_id: int
     booking_id: int
@@ -40,6 +46,10 @@ class LateStopView:
     late_export_wh: int | None
     uncredited_export_wh: int
     at: datetime
+    rebilled_at: datetime | None = None
+    cost: int = 0  # pence billed, idle fee included
+    unbilled_p: int = 0
+    uncredited_export_p: int = 0
 
 
 LATE_STOPS_MAX = 500  # a page of late stops at most
@@ -81,29 +91,35 @@ class AdminViews:
             sessions = tx.sessions.late_stops(after, limit)
             ids = [s.session_id for s in sessions]
             cp_ids = tx.sessions.charge_points_of(ids) if ids else {}
-            records = tx.v2g.records_of(sorted({s.booking_id for s in sessions})) if ids else {}
+            bookings = sorted({s.booking_id for s in sessions})
+            records = tx.v2g.records_of(bookings) if ids else {}
+            terms = tx.v2g.terms_of(bookings) if ids else {}
+            # A page is at most LATE_STOPS_MAX bookings, each read by its key.
+            prices = {b: tx.bookings.get(b).price_per_kwh for b in bookings}
         views = []
         for s in sessions:
             billed_stop, billed = s.meter_stop_wh or s.meter_start_wh, s.billed_wh or 0
-            rebilled = s.late_stop_wh is None
-            at = s.late_rebilled_at if rebilled else s.late_stop_at
-            assert at is not None, "a late stop is listed once applied"
-            record = records.get(s.booking_id)
-            uncredited = 0
-            if not rebilled and s.late_export_wh is not None and record is not None:
-                uncredited = max(0, s.late_export_wh - (record.last_wh or s.late_export_wh))
+            kept = s.late_stop_wh or billed_stop
+            times = [x for x in (s.late_rebilled_at, s.late_stop_at) if x is not None]
+            assert times, "a late stop is listed once applied"
+            tariff = Tariff(prices.get(s.booking_id, 0))
+            uncredited_wh, uncredited_p = _uncredited(s, records.get(s.booking_id), terms)
             views.append(
                 LateStopView(
                     session_id=s.session_id,
                     booking_id=s.booking_id,
                     charge_point_id=cp_ids.get(s.session_id),
-                    rebilled=rebilled,
-                    late_stop_wh=billed_stop if s.late_stop_wh is None else s.late_stop_wh,
+                    rebilled=s.late_stop_at is None,
+                    late_stop_wh=kept,
                     billed_wh=billed,
-                    unbilled_wh=0 if s.late_stop_wh is None else s.late_stop_wh - billed_stop,
+                    unbilled_wh=kept - billed_stop,
                     late_export_wh=s.late_export_wh,
-                    uncredited_export_wh=uncredited,
-                    at=at,
+                    uncredited_export_wh=uncredited_wh,
+                    at=max(times),
+                    rebilled_at=s.late_rebilled_at,
+                    cost=s.cost or 0,
+                    unbilled_p=tariff.cost(kept - s.meter_start_wh) - tariff.cost(billed),
+                    uncredited_export_p=uncredited_p,
                 )
             )
         return views
@@ -116,3 +132,16 @@ class AdminViews:
         """Read something small; whatever keeps the database from answering is raised."""
         with self.store.reading() as tx:
             tx.outbox.count_by_status()
+
+
+def _uncredited(
+    s: SessionRecord, record: ExportRecord | None, terms: dict[int, ExportTerms]
+) -> tuple[int, int]:
+    """A session's late export above the reading credited, in Wh and pence at its export price."""
+    if s.late_export_wh is None or record is None or record.last_wh is None or record.start_wh is None:
+        return 0, 0
+    wh = max(0, s.late_export_wh - record.last_wh)
+    if not wh:
+        return 0, 0
+    price = terms[s.booking_id].price_per_kwh if s.booking_id in terms else 0
+    return wh, export_credit(wh + record.metered_wh, price) - (record.credit or 0)
