@@ -42,7 +42,13 @@ from chargeshare.services.ports import LastSeen, Store, UnitOfWork
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView, SessionRecord
 from chargeshare.services.rules import MarketplaceRules
 from chargeshare.services.settlement import SettlementService, capture_key
-from chargeshare.services.v2g import credit_export, credit_late_export, late_export, record_export
+from chargeshare.services.v2g import (
+    LateCredit,
+    credit_export,
+    credit_late_export,
+    late_export,
+    record_export,
+)
 
 log = logging.getLogger(__name__)
 
@@ -382,26 +388,28 @@ class ChargingService:
         now: datetime,
         export_wh: int | None = None,
     ) -> list[LateStop]:
-        """A stop whose reading is above the one its stopped session was billed on: it came after
-        the session was closed without it (the lost-stop sweep). Billed on it in full while the
-        capture is still queued and untried; else its reading is kept against the session and the
-        difference reported as unbilled, once per reading (both compare-and-sets in the database,
-        so a repeat, or the same stop in two processes, does it once). Its export register reading
-        (`export_wh`, V2G) above the one credited at the close goes with it: credited with the
-        rebill, or kept with the reading and reported uncredited."""
+        """A stop whose reading is above the one its stopped session was billed on, or whose
+        export register reading (`export_wh`, V2G) is above the one credited: it came after the
+        session was closed without it (the lost-stop sweep). Billed on it in full, its export
+        credited, while the capture is still queued and untried; else its readings are kept against
+        the session and the difference reported as unbilled and uncredited, once per reading (both
+        compare-and-sets in the database, so a repeat, or the same stop in two processes, does it
+        once)."""
         billed_stop = session.meter_stop_wh
-        if billed_stop is None or register_wh <= billed_stop or session.billed_wh is None:
+        if billed_stop is None or register_wh < billed_stop or session.billed_wh is None:
             return []
         if not session.closed_lost:
             return []  # stopped by its charger, on that stop's reading: nothing was left behind
         if tx.sessions.awaits_first_reading(session.session_id):
             return []  # its meter start is a placeholder: no reading measures its energy from it
         booking = tx.bookings.get(session.booking_id)
+        exported = late_export(tx, booking.booking_id, export_wh)
+        export_register = None if exported is None else export_wh
+        if register_wh == billed_stop and export_register is None:
+            return []  # nothing imported or exported after the readings the close took
         tariff = Tariff(booking.price_per_kwh)
         energy = billed_energy(session.meter_start_wh, register_wh)
         cost = tariff.cost(energy) + session.idle_fee
-        exported = late_export(tx, booking.booking_id, export_wh)
-        export_register = None if exported is None else export_wh
         capture = tx.outbox.get(capture_key(booking.booking_id))
         # As `reprice_capture` decides: else a Busy answer would repeat at every sending.
         untried = (
@@ -427,14 +435,13 @@ class ChargingService:
             if not self.settlement.reprice_capture(tx, booking.booking_id, cost):
                 # A worker claimed the capture since we looked: the charger's retry records it.
                 raise Busy(f"the capture of session {session.session_id} is being worked", 1.0)
-            credited_wh, credited_p = (0, 0)
+            credited = LateCredit()
             if export_register is not None:
-                credited_wh, credited_p = credit_late_export(tx, booking, export_register, self.clock)
-            credited = (
-                f" The {credited_wh} Wh exported after its last reading are credited to the driver "
-                f"({credited_p}p)."
-                if credited_wh
-                else ""
+                credited = credit_late_export(tx, booking, export_register, self.clock)
+            billed = (
+                f"it is billed in full, {energy} Wh."
+                if register_wh > billed_stop
+                else f"nothing more was delivered, so its bill of {energy} Wh stands."
             )
             tx.notifications.add(  # the host was told it was billed on its last reading
                 booking.host_id,
@@ -442,7 +449,8 @@ class ChargingService:
                 f"Session {session.session_id}: its stop came after it was closed",
                 f"Charger {cp_id} sent the stop of session {session.session_id} at "
                 f"{now:%Y-%m-%d %H:%M} UTC, after it had been closed on {session.billed_wh} Wh and "
-                f"before its payment was taken: it is billed in full, {energy} Wh.{credited}",
+                f"before its payment was taken: {billed}"
+                f"{_credited(credited)}",
                 now,
             )
             return [
@@ -454,8 +462,8 @@ class ChargingService:
                     0,
                     0,
                     rebilled=True,
-                    export_wh=credited_wh,
-                    export_p=credited_p,
+                    export_wh=credited.wh,
+                    export_p=credited.pence,
                 )
             ]
         if not tx.sessions.record_late_stop(
@@ -471,6 +479,11 @@ class ChargingService:
         unbilled_wh = register_wh - billed_stop
         unbilled_p = tariff.cost(energy) - tariff.cost(session.billed_wh)
         export_wh_left, export_p_left = (0, 0) if exported is None else exported
+        unbilled = (
+            f"the {unbilled_wh} Wh delivered since its last reading ({unbilled_p}p) were not billed."
+            if unbilled_wh
+            else "nothing was delivered since its last reading."
+        )
         uncredited = (
             f" The {export_wh_left} Wh exported since ({export_p_left}p) were not credited to the driver."
             if export_wh_left
@@ -482,8 +495,7 @@ class ChargingService:
             f"Session {session.session_id}: its stop came after it was closed",
             f"Charger {cp_id} sent the stop of session {session.session_id} at "
             f"{now:%Y-%m-%d %H:%M} UTC, after it had been closed and billed {session.billed_wh} Wh; "
-            f"the {unbilled_wh} Wh delivered since its last reading ({unbilled_p}p) were not billed."
-            f"{uncredited}",
+            f"{unbilled}{uncredited}",
             now,
         )
         return [
@@ -1136,3 +1148,18 @@ class ChargingService:
         self.bus.publish(SessionStopped(now, transaction_id, booking.booking_id, energy, cost))
         self.settlement.queued(booking.booking_id)
         return AuthStatus.ACCEPTED, True
+
+
+def _credited(credited: LateCredit) -> str:
+    """What a rebilled late stop's notice says of the export after the close."""
+    if credited.wh:
+        return (
+            f" The {credited.wh} Wh exported after its last reading are credited to the driver "
+            f"({credited.pence}p)."
+        )
+    if credited.below_a_penny_wh:
+        return (
+            f" The {credited.below_a_penny_wh} Wh exported after its last reading are worth less "
+            "than a penny: they are credited when a later reading makes them worth one."
+        )
+    return ""

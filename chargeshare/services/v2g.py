@@ -97,31 +97,41 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
     return settled
 
 
-def credit_late_export(
-    tx: UnitOfWork, booking: BookingRecord, register_wh: int, clock: Clock
-) -> tuple[int, int]:
+@dataclass(frozen=True)
+class LateCredit:
+    """What a late stop's export reading credited: Wh and pence, and the Wh above the credited
+    reading left for a later reading because they are worth less than a penny yet."""
+
+    wh: int = 0
+    pence: int = 0
+    below_a_penny_wh: int = 0
+
+
+def credit_late_export(tx: UnitOfWork, booking: BookingRecord, register_wh: int, clock: Clock) -> LateCredit:
     """A late stop's export reading, credited with its session's rebill in its unit of work: the
     record settled at the close is taken up to it (compare-and-set on the reading credited then)
     and the difference in credit posted, dated as `credit_export` dates one. Returns the Wh taken
-    up and the pence added: (0, 0) when nothing is above the credited reading, or another stop
-    took it first."""
+    up and the pence added: none when nothing is above the credited reading or another stop took
+    it first. Export worth less than a penny so far is not taken up: the record stays on what was
+    paid for, so every Wh it credits has its ledger line, and a later reading takes the rest."""
     terms = tx.v2g.terms(booking.booking_id)
     if terms is None:
-        return 0, 0
+        return LateCredit()
     tx.v2g.settling(exclusive=False)
     at = clock.now()
     record = tx.v2g.record(booking.booking_id)
     if record is None or record.last_wh is None or record.credit is None:
-        return 0, 0
+        return LateCredit()
     later = settle_late_export(record, register_wh, terms)
-    if later == record or not tx.v2g.resettle_record(later, at, last_wh=record.last_wh):
-        return 0, 0
     assert later.credit is not None
     added = later.credit - record.credit
-    if added:
-        entry_id = late_export_entry_id(booking.booking_id, record.last_wh, register_wh)
-        tx.ledger.add([export_credit_entry(entry_id, booking.booking_id, booking.driver_id, added, at)])
-    return register_wh - record.last_wh, added
+    if not added:
+        return LateCredit(below_a_penny_wh=max(0, register_wh - record.last_wh))
+    if not tx.v2g.resettle_record(later, at, last_wh=record.last_wh):
+        return LateCredit()
+    entry_id = late_export_entry_id(booking.booking_id, record.last_wh, register_wh)
+    tx.ledger.add([export_credit_entry(entry_id, booking.booking_id, booking.driver_id, added, at)])
+    return LateCredit(register_wh - record.last_wh, added)
 
 
 def late_export(tx: UnitOfWork, booking_id: int, register_wh: int | None) -> tuple[int, int] | None:

@@ -28,9 +28,18 @@ EXPORT = "Energy.Active.Export.Register"
 
 
 def event(
-    table: dict[str, Handler], kind: str, seq: int, clock: ManualClock, wh: int, export_wh: int, **more: Any
+    table: dict[str, Handler],
+    kind: str,
+    seq: int,
+    clock: ManualClock,
+    wh: int,
+    export_wh: int | None,
+    **more: Any,
 ) -> dict[str, Any]:
-    values = [{"value": wh}, {"value": export_wh, "measurand": EXPORT}]
+    """A TransactionEvent with its import reading and (unless None) its export reading."""
+    values: list[dict[str, Any]] = [{"value": wh}]
+    if export_wh is not None:
+        values.append({"value": export_wh, "measurand": EXPORT})
     return table["TransactionEvent"](
         {
             "eventType": kind,
@@ -157,3 +166,96 @@ def test_the_grid_statement_lists_the_late_credit_with_its_own_export(app: App, 
         (booking, 2_000, 50),
         (booking, 3_000, 75),
     ]
+
+
+def statement_lines(app: App, clock: ManualClock) -> list[tuple[str, int, int]]:
+    with app.store.reading() as tx:
+        lines = read_statement(tx, f"{clock.now():%Y-%m}", clock.now()).lines
+    return [(x.entry_id, x.exported_wh, x.amount) for x in lines]
+
+
+def test_an_export_only_late_stop_before_the_capture_credits_its_export_once(
+    app: App, clock: ManualClock
+) -> None:
+    """The car only exported after the last readings: its import register still at the billed
+    1,300 Wh, its export register 3,000 Wh higher. The export is credited as a rebill credits it;
+    the bill stands."""
+    app.settlement.on_queued = lambda booking_id: None
+    table, tx_id, booking = v2g_closed_as_lost(app, clock)
+    clock.advance(400)
+    for seq in (2, 2, 3):  # sent again, and a repeat under a later number
+        assert event(table, "Ended", seq, clock, 1_300, 55_000) == {}
+    assert export_credits(app, booking) == [50, 75]
+    s = session(app, tx_id)
+    assert (s.billed_wh, s.cost, s.late_stop_wh, s.late_stop_at) == (300, 12, None, None)
+    assert (s.late_rebilled_at, s.late_export_wh) == (clock.now(), 55_000)
+    (notice,) = late_notices(app)
+    assert "its bill of 300 Wh stands" in notice and "3000 Wh exported" in notice and "(75p)" in notice
+    app.settlement.process_due()
+    assert captured(app) == 12
+    assert failing(app) == set()
+
+
+def test_an_export_only_late_stop_after_the_capture_is_kept_and_reported_uncredited(
+    app: App, clock: ManualClock
+) -> None:
+    table, tx_id, booking = v2g_closed_as_lost(app, clock)
+    clock.advance(400)
+    for _ in range(2):
+        assert event(table, "Ended", 2, clock, 1_300, 55_000) == {}
+    s = session(app, tx_id)
+    assert (s.late_stop_wh, s.late_stop_at, s.late_export_wh) == (None, clock.now(), 55_000)
+    assert export_credits(app, booking) == [50]
+    (notice,) = late_notices(app)
+    assert "nothing was delivered since" in notice and "3000 Wh exported since (75p)" in notice
+    description = invariant(app, "late_stops_unbilled_once")
+    assert "1 such, 0 Wh, 0p unbilled; 3000 Wh, 75p export uncredited" in description
+    (listed,) = app.queries.admin.late_stops()
+    assert (listed.rebilled, listed.unbilled_wh, listed.uncredited_export_wh, listed.uncredited_export_p) == (
+        False,
+        0,
+        3_000,
+        75,
+    )
+    assert failing(app) == set()
+
+
+def test_a_late_export_worth_less_than_a_penny_waits_for_a_reading_worth_one(
+    app: App, clock: ManualClock
+) -> None:
+    """30 Wh at 25p/kWh are 0.75p: no credit, so the record stays on the 2,000 Wh paid for and the
+    statement's line keeps them; 100 Wh (2p more on the whole) are credited with a later reading."""
+    app.settlement.on_queued = lambda booking_id: None
+    table, tx_id, booking = v2g_closed_as_lost(app, clock)
+    clock.advance(400)
+    assert event(table, "Ended", 2, clock, 2_000, 52_030) == {}
+    assert export_credits(app, booking) == [50]
+    view = app.v2g.export(Principal(account_id=0, role=Role.ADMIN), booking)
+    assert (view.record.last_wh, view.record.exported_wh, view.record.credit) == (52_000, 2_000, 50)
+    assert statement_lines(app, clock) == [(f"export-{booking}", 2_000, 50)]
+    assert session(app, tx_id).late_export_wh == 52_030
+    assert "30 Wh exported after its last reading are worth less than a penny" in late_notices(app)[0]
+    assert "30 Wh, 0p export uncredited" in invariant(app, "late_stops_unbilled_once")
+    clock.advance(60)
+    assert event(table, "Ended", 3, clock, 2_000, 52_100) == {}
+    assert statement_lines(app, clock) == [
+        (f"export-{booking}", 2_000, 50),
+        (f"export-{booking}:52000-52100", 100, 2),
+    ]
+    app.settlement.process_due()
+    assert failing(app) == set()
+
+
+def test_a_second_kept_late_stop_without_an_export_reading_keeps_the_export(
+    app: App, clock: ManualClock
+) -> None:
+    table, tx_id, _booking = v2g_closed_as_lost(app, clock)
+    clock.advance(400)
+    assert event(table, "Ended", 2, clock, 2_000, 55_000) == {}
+    clock.advance(60)
+    assert event(table, "Ended", 3, clock, 2_500, None) == {}
+    s = session(app, tx_id)
+    assert (s.late_stop_wh, s.late_stop_at, s.late_export_wh) == (2_500, clock.now(), 55_000)
+    description = invariant(app, "late_stops_unbilled_once")
+    assert "1 such, 1200 Wh, 48p unbilled; 3000 Wh, 75p export uncredited" in description
+    assert failing(app) == set()
