@@ -368,3 +368,89 @@ def test_operators_list_the_late_stops_from_the_database(sql_app: App, clock: Ma
     ]
     assert [v.session_id for v in sql_app.queries.admin.late_stops(after=rebilled, limit=1)] == [kept]
     assert failing(sql_app) == set()
+
+
+@pytest.mark.parametrize("capture_tried", [True, False])
+def test_an_export_only_late_stop_sent_again_credits_or_keeps_its_export_once(
+    sql_app: App, clock: ManualClock, capture_tried: bool
+) -> None:
+    """The import register at the billed 1,300 Wh, the export 3,000 Wh above the credited reading."""
+    if not capture_tried:
+        sql_app.settlement.on_queued = lambda booking_id: None
+    table, tx_id, booking = v2g_closed_as_lost(sql_app, clock)
+    clock.advance(400)
+    for seq in (2, 2, 3):
+        assert v2g_event(table, "Ended", seq, clock, 1_300, 55_000) == {}
+    sql_app.settlement.process_due()
+    s = session(sql_app, tx_id)
+    assert (s.billed_wh, s.late_stop_wh, s.late_export_wh) == (300, None, 55_000)
+    if capture_tried:
+        assert (s.late_stop_at, s.late_rebilled_at) == (clock.now(), None)
+        assert export_credited(sql_app, booking) == [50]
+    else:
+        assert (s.late_stop_at, s.late_rebilled_at) == (None, clock.now())
+        assert export_credited(sql_app, booking) == [50, 75]
+    assert captured(sql_app) == 12 and len(late_notices(sql_app)) == 1
+    assert failing(sql_app) == set()
+
+
+def test_a_second_kept_late_stop_without_an_export_reading_keeps_the_export_in_the_database(
+    sql_app: App, clock: ManualClock
+) -> None:
+    table, tx_id, _booking = v2g_closed_as_lost(sql_app, clock)
+    clock.advance(400)
+    assert v2g_event(table, "Ended", 2, clock, 2_000, 55_000) == {}
+    assert v2g_event(table, "Ended", 3, clock, 2_500, None) == {}
+    s = session(sql_app, tx_id)
+    assert (s.late_stop_wh, s.late_export_wh) == (2_500, 55_000)
+    (listed,) = sql_app.queries.admin.late_stops()
+    assert (listed.unbilled_wh, listed.unbilled_p, listed.uncredited_export_wh) == (1_200, 48, 3_000)
+    assert failing(sql_app) == set()
+
+
+def test_a_late_export_under_a_penny_waits_in_the_database(sql_app: App, clock: ManualClock) -> None:
+    sql_app.settlement.on_queued = lambda booking_id: None
+    table, tx_id, booking = v2g_closed_as_lost(sql_app, clock)
+    clock.advance(400)
+    assert v2g_event(table, "Ended", 2, clock, 2_000, 52_030) == {}
+    with sql_app.store.reading() as tx:
+        record = tx.v2g.record(booking)
+    assert record is not None and (record.last_wh, record.credit) == (52_000, 50)
+    assert session(sql_app, tx_id).late_export_wh == 52_030
+    assert v2g_event(table, "Ended", 3, clock, 2_000, 52_100) == {}
+    assert export_credited(sql_app, booking) == [50, 2]
+    sql_app.settlement.process_due()
+    assert failing(sql_app) == set()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("capture_tried", [True, False])
+def test_one_export_only_late_stop_in_two_processes_at_once_is_taken_once(
+    postgres_url: str, capture_tried: bool
+) -> None:
+    """No import reading moves, so only the export reading's compare-and-set on the session keeps
+    the second process from crediting (or keeping and reporting) it again."""
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    clock = ManualClock(T0)
+    first = build(config, clock=clock)
+    second = build(config, clock=clock)
+    try:
+        for app in (first, second):
+            if not capture_tried:
+                app.settlement.on_queued = lambda booking_id: None
+        table, _tx_id, booking = v2g_closed_as_lost(first, clock)
+        clock.advance(400)
+        other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
+        for _ in range(5):
+            answers = at_once(
+                lambda: v2g_event(table, "Ended", 2, clock, 1_300, 55_000),
+                lambda: v2g_event(other, "Ended", 2, clock, 1_300, 55_000),
+            )
+            assert answers == [{}, {}], answers
+        first.settlement.process_due()
+        assert export_credited(first, booking) == ([50] if capture_tried else [50, 75])
+        assert len(late_notices(first)) == 1
+        assert failing(first) == set()
+    finally:
+        second.close()
+        first.close()
