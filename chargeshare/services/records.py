@@ -85,13 +85,14 @@ class SessionRecord:
     idle_fee: int = 0
     freed_at: datetime | None = None  # its connector was reported free before its stop arrived
     unmetered: bool = False  # billed without a measurement (see domain.session.unmetered)
-    # A stop that came after the session was closed as lost: its reading (above the billed one).
+    # Stops that came after the session was closed as lost and its capture tried: the highest
+    # import reading kept (above the billed one; None if only export came), and when the last was.
     late_stop_wh: int | None = None
     late_stop_at: datetime | None = None
     closed_lost: bool = False  # closed by the lost-stop sweep, not by its charger's stop
     late_rebilled_at: datetime | None = None  # a late stop billed it in full (its capture untried)
-    # A late stop's export register reading above the one credited: credited if it was rebilled,
-    # else kept with `late_stop_wh` (export not credited).
+    # The highest export register reading a late stop brought: up to the export record's reading it
+    # was credited (with a rebill), above it left uncredited (kept, or worth less than a penny yet).
     late_export_wh: int | None = None
 
 
