@@ -207,12 +207,12 @@ def test_one_late_v2g_stop_in_two_processes_at_once_credits_its_export_once(
 
 @contextlib.contextmanager
 def a_late_v2g_stop_held_at_its_rebill_and_another(
-    postgres_url: str, seq_no: int, import_wh: int, export_wh: int
+    postgres_url: str, seq_no: int, import_wh: int, export_wh: int, first_import_wh: int = 2_000
 ) -> Iterator[tuple[App, int, int]]:
-    """Two processes: the first rebills a V2G session closed as lost on a late stop (2,000 Wh,
-    55,000 Wh exported) and is held there; a second late stop (`seq_no`, its readings) reaches the
-    second process, which must wait on the session's row. Both are then let go; yields the first
-    process, the transaction id and the booking once both are answered."""
+    """Two processes: the first rebills a V2G session closed as lost on a late stop
+    (`first_import_wh`, 55,000 Wh exported) and is held there; a second late stop (`seq_no`, its
+    readings) reaches the second process, which must wait on the session's row. Both are then let
+    go; yields the first process, the transaction id and the booking once both are answered."""
     config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
     clock = ManualClock(T0)
     first = build(config, clock=clock)
@@ -229,7 +229,7 @@ def a_late_v2g_stop_held_at_its_rebill_and_another(
         first.charging.store = store
         answers: list[Any] = []
         one = threading.Thread(
-            target=lambda: answers.append(v2g_event(table, "Ended", 2, clock, 2_000, 55_000))
+            target=lambda: answers.append(v2g_event(table, "Ended", 2, clock, first_import_wh, 55_000))
         )
         held.append(one)
         one.start()
@@ -412,7 +412,9 @@ def test_a_late_export_under_a_penny_waits_in_the_database(sql_app: App, clock: 
     sql_app.settlement.on_queued = lambda booking_id: None
     table, tx_id, booking = v2g_closed_as_lost(sql_app, clock)
     clock.advance(400)
-    assert v2g_event(table, "Ended", 2, clock, 2_000, 52_030) == {}
+    for _ in range(2):  # sent again: the record has not moved, the session's reading has
+        assert v2g_event(table, "Ended", 2, clock, 2_000, 52_030) == {}
+    assert len(late_notices(sql_app)) == 1
     with sql_app.store.reading() as tx:
         record = tx.v2g.record(booking)
     assert record is not None and (record.last_wh, record.credit) == (52_000, 50)
@@ -454,3 +456,22 @@ def test_one_export_only_late_stop_in_two_processes_at_once_is_taken_once(
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.postgres
+def test_an_export_only_late_stop_held_after_its_rebill_while_another_process_applies_it_credits_once(
+    postgres_url: str,
+) -> None:
+    """No import reading moves, so the session's billed reading cannot tell the second process the
+    stop was taken: it reads the export record still on the close's reading, waits on the session's
+    row, and then finds its highest late export reading taken. One credit, one notice."""
+    with a_late_v2g_stop_held_at_its_rebill_and_another(postgres_url, 2, 1_300, 55_000, 1_300) as (
+        first,
+        tx_id,
+        booking,
+    ):
+        assert export_credited(first, booking) == [50, 75]
+        s = session(first, tx_id)
+        assert (s.billed_wh, s.late_stop_wh, s.late_stop_at, s.late_export_wh) == (300, None, None, 55_000)
+        assert len(late_notices(first)) == 1
+        assert failing(first) == set()

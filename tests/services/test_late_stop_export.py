@@ -228,13 +228,15 @@ def test_a_late_export_worth_less_than_a_penny_waits_for_a_reading_worth_one(
     app.settlement.on_queued = lambda booking_id: None
     table, tx_id, booking = v2g_closed_as_lost(app, clock)
     clock.advance(400)
-    assert event(table, "Ended", 2, clock, 2_000, 52_030) == {}
+    for _ in range(2):  # sent again: the record has not moved, the session's reading has
+        assert event(table, "Ended", 2, clock, 2_000, 52_030) == {}
     assert export_credits(app, booking) == [50]
     view = app.v2g.export(Principal(account_id=0, role=Role.ADMIN), booking)
     assert (view.record.last_wh, view.record.exported_wh, view.record.credit) == (52_000, 2_000, 50)
     assert statement_lines(app, clock) == [(f"export-{booking}", 2_000, 50)]
     assert session(app, tx_id).late_export_wh == 52_030
-    assert "30 Wh exported after its last reading are worth less than a penny" in late_notices(app)[0]
+    (notice,) = late_notices(app)
+    assert "30 Wh exported after its last reading are worth less than a penny" in notice
     assert "30 Wh, 0p export uncredited" in invariant(app, "late_stops_unbilled_once")
     clock.advance(60)
     assert event(table, "Ended", 3, clock, 2_000, 52_100) == {}
