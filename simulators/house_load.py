@@ -6,10 +6,10 @@ few minutes) at any hour, likelier at the peaks, and an oven (2-2.5 kW for half 
 started in the early evening. Power in W, time aware UTC.
 
 Every quarter of an hour is drawn from its own generator, seeded by (seed, house, quarter), so the
-load at any instant is computed without state and is the same in every run and engine. A quarter
-hour starts at the same instant in UTC and in UK time (the offset is whole hours), so the daily
-shape follows the UK clock across the clock changes. The load only changes at `next_change`: a
-site meter reports at those instants.
+load at any instant is computed without state and is the same in every run and engine. Each house's
+quarters begin at its own second past the quarter hour (a street's houses do not all change at
+once); a quarter's shape is that of the UK clock's hour where it begins, so it follows the clock
+changes. The load only changes at `next_change`: a site meter reports at those instants.
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ class HouseProfile:
 
     @property
     def base_w(self) -> int:
-        return random.Random(f"house-base:{self.seed}:{self.house}").randint(BASE_MIN_W, BASE_MAX_W)
+        return _base_w(self.seed, self.house)
 
     def load_w(self, at: datetime) -> int:
         """What the house draws at `at`."""
-        q, into = _quarter_of(at)
+        q, into = _quarter_of(at, _phase_s(self.seed, self.house))
         kettle = oven = 0
         for back in range(_LOOK_BACK + 1):
             quarter = _quarter(self.seed, self.house, q - back)
@@ -97,7 +97,8 @@ class HouseProfile:
     def next_change(self, after: datetime) -> datetime:
         """The first instant after `after` at which the load may change: a whole second, the next
         quarter hour at the latest."""
-        q, into = _quarter_of(after)
+        phase = _phase_s(self.seed, self.house)
+        q, into = _quarter_of(after, phase)
         ahead = _QUARTER_S - into
         for back in range(_LOOK_BACK + 1):
             quarter = _quarter(self.seed, self.house, q - back)
@@ -105,23 +106,35 @@ class HouseProfile:
                 for edge in () if spike is None else (spike.starts_s, spike.ends_s):
                     if edge - back * _QUARTER_S - into > 0:
                         ahead = min(ahead, edge - back * _QUARTER_S - into)
-        return _EPOCH + timedelta(seconds=q * _QUARTER_S + into + ahead)
+        return _EPOCH + timedelta(seconds=phase + q * _QUARTER_S + into + ahead)
 
 
 def _on(spike: Spike, at_s: int) -> bool:
     return spike.starts_s <= at_s < spike.ends_s
 
 
-def _quarter_of(at: datetime) -> tuple[int, int]:
-    """The quarter hour `at` falls in (counted from an epoch) and whole seconds into it."""
-    seconds = (at - _EPOCH) // timedelta(seconds=1)
+def _quarter_of(at: datetime, phase_s: int) -> tuple[int, int]:
+    """The house's quarter `at` falls in (counted from an epoch, each begun `phase_s` past the
+    quarter hour) and whole seconds into it."""
+    seconds = (at - _EPOCH) // timedelta(seconds=1) - phase_s
     return seconds // _QUARTER_S, seconds % _QUARTER_S
+
+
+@lru_cache(maxsize=4_096)
+def _base_w(seed: int, house: int) -> int:
+    return random.Random(f"house-base:{seed}:{house}").randint(BASE_MIN_W, BASE_MAX_W)
+
+
+@lru_cache(maxsize=4_096)
+def _phase_s(seed: int, house: int) -> int:
+    return random.Random(f"house-phase:{seed}:{house}").randrange(_QUARTER_S)
 
 
 @lru_cache(maxsize=65_536)
 def _quarter(seed: int, house: int, q: int) -> Quarter:
     rng = random.Random(f"house:{seed}:{house}:{q}")
-    hour = (_EPOCH + q * QUARTER).astimezone(UK).hour
+    begins = _EPOCH + timedelta(seconds=_phase_s(seed, house)) + q * QUARTER
+    hour = begins.astimezone(UK).hour
     shape = round(SHAPE_W[hour] * (1 + SHAPE_SPREAD * (2 * rng.random() - 1)))
     kettle = None
     if rng.random() < KETTLE_CHANCE[hour]:
