@@ -68,6 +68,8 @@ class GridShape:
     feeder_limit_w: int = 100_000
     site_limit_w: int = 13_800  # a 60 A main fuse at 230 V
     house_load_w: int = 0
+    # Each house following a seeded UK domestic day (simulators/house_load.py) instead of a constant.
+    house_profile: bool = False
     flex_events: tuple[FlexShape, ...] = ()
 
 

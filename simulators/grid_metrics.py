@@ -6,8 +6,10 @@ measures are judged from these samples; the feeder plot draws them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ from chargeshare.domain.grid_limits import (
 from chargeshare.services.invariants import InvariantResult, grid_within_limits
 from chargeshare.services.records import ChargerView
 from simulators.fleet import GridShape
+from simulators.house_load import HouseProfile
 
 SAMPLE_EVERY_S = 60
 NAMES = (
@@ -39,19 +42,37 @@ NAMES = (
 )
 
 
-def lay_out_grid(app: App, grid: GridShape, views: Sequence[ChargerView]) -> list[Feeder]:
-    """Charger i on its host's own site, on feeder i % feeders + 1; the feeders, in order."""
+@dataclass(frozen=True)
+class GridLayout:
+    feeders: list[Feeder]
+    # Each site's simulated house, by site id (none: every house draws the constant `house_load_w`).
+    houses: dict[int, HouseProfile]
+    host_of: dict[int, int]  # each site's host, by site id: its meter reports as the host's app
+
+    def meters(self) -> list[tuple[int, HouseProfile, int]]:
+        """Each simulated house's site, the house, and the host whose app its meter reports through."""
+        return [(site, house, self.host_of[site]) for site, house in self.houses.items()]
+
+
+def lay_out_grid(app: App, grid: GridShape, views: Sequence[ChargerView], seed: int = 0) -> GridLayout:
+    """Charger i on its host's own site, on feeder i % feeders + 1, with house i of the run's
+    `seed` when its houses follow the profile (starting from what it draws now)."""
     feeders = [app.grid.add_feeder(f"F{n + 1}", grid.feeder_limit_w) for n in range(grid.feeders)]
+    houses, host_of = {}, {}
     for i, view in enumerate(views):
+        house = HouseProfile(seed, i) if grid.house_profile else None
         site = app.grid.add_site(
             view.host_id,
             f"site of {view.charge_point_id}",
             grid.site_limit_w,
-            house_load_w=grid.house_load_w,
+            house_load_w=grid.house_load_w if house is None else house.load_w(app.clock.now()),
             feeder_id=feeders[i % len(feeders)].feeder_id,
         )
         app.grid.place(view.charger_id, site.site_id)
-    return feeders
+        host_of[site.site_id] = view.host_id
+        if house is not None:
+            houses[site.site_id] = house
+    return GridLayout(feeders, houses, host_of)
 
 
 def announce_flex_events(
@@ -77,11 +98,20 @@ PowerOf = Callable[[], Iterable[tuple[int, int, bool]]]  # (connector id, W draw
 
 
 class GridMeter:
-    """Samples taken as the run goes (`sample`), judged at its end."""
+    """Samples taken as the run goes (`sample`), judged at its end. A site with a simulated house
+    (`houses`) is measured with what its house draws at the sample, not what the backend was told."""
 
-    def __init__(self, app: App, power_of: PowerOf, meter_interval_s: int, start: datetime) -> None:
+    def __init__(
+        self,
+        app: App,
+        power_of: PowerOf,
+        meter_interval_s: int,
+        start: datetime,
+        houses: Mapping[int, HouseProfile] | None = None,
+    ) -> None:
         self.refresh(app)
         self.power_of, self.start = power_of, start
+        self.houses = dict(houses or {})
         self.meter_interval = timedelta(seconds=meter_interval_s)
         self.samples: dict[tuple[Scope, int], list[LoadSample]] = defaultdict(list)
         self.paused = 0
@@ -105,8 +135,14 @@ class GridMeter:
             if connector_id in self.site_of:
                 power[connector_id] = watts
                 self.paused += held
-        loads = site_loads_w(self.sites, power, self.site_of)
-        for s in self.sites:
+        sites = [
+            dataclasses.replace(s, house_load_w=self.houses[s.site_id].load_w(at))
+            if s.site_id in self.houses
+            else s
+            for s in self.sites
+        ]
+        loads = site_loads_w(sites, power, self.site_of)
+        for s in sites:
             key = (Scope.SITE, s.site_id)
             limit = effective_limit_w(s.limit_w, Scope.SITE, s.site_id, self.events, at)
             self.samples[key].append(LoadSample(at, loads.get(key, s.house_load_w), limit))

@@ -36,10 +36,12 @@ from simulators.faults import Fault
 from simulators.fleet import CITIES, DriverBehaviour, FleetShape, make_chargers, make_drivers, price_hosts
 from simulators.fleet_hub import HubShape
 from simulators.grid_metrics import GridMeter, announce_flex_events, lay_out_grid
+from simulators.house_load import HouseProfile
 from simulators.http_retry import RetryWhileAway
 from simulators.live_driver import ApiSession, World, run_driver, sign_up_driver
 from simulators.live_faults import backend_outcomes, provider_outcomes, run_faults, wire_outcomes
 from simulators.live_fleet_hub import HubCharger, book_hub, run_hub, settle_hub
+from simulators.live_house_meter import run_house_meter
 from simulators.live_v2g import run_guests
 from simulators.pacing import sleep_sim
 from simulators.report import RunReport, summarise
@@ -390,7 +392,7 @@ async def _run(
     price_hosts(app.pricing.set_settings, specs, params.fleet)
     grid = params.fleet.grid
     # Before the chargers connect: each is sent its limits as it boots.
-    feeders = [] if grid is None else lay_out_grid(app, grid, views)
+    layout = None if grid is None else lay_out_grid(app, grid, views, params.seed)
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     stats = DriverStats(bookings_answered=set())
     logins = dict(zip(host_ids, host_logins.items(), strict=True))
@@ -420,10 +422,11 @@ async def _run(
             meter = None
             if grid is not None:
                 # The window begins past the fleet's setup: the events are timed from there.
-                for event in announce_flex_events(app, grid, feeders, window_start):
+                assert layout is not None, "laid out with the grid"
+                for event in announce_flex_events(app, grid, layout.feeders, window_start):
                     if recorder is not None:  # made through the services: no API call shows it
                         recorder.flex_event(event)
-                meter = stats.grid = _grid_meter(app, fleet, window_start)
+                meter = stats.grid = _grid_meter(app, fleet, window_start, layout.houses)
             if recorder is not None:
                 # Where the run's window and its fault timeline begin, past the fleet's setup: a
                 # replay's plots mark the window's end and the faults from here.
@@ -455,6 +458,10 @@ async def _run(
             ]
             watcher = asyncio.create_task(_report_progress(app, world, params, tasks, progress))
             sampler = asyncio.create_task(_sample_grid(clock, meter))
+            house_meters = [
+                asyncio.create_task(run_house_meter(world.hosts[host], site, house, stats.errors))
+                for site, house, host in ([] if layout is None else layout.meters())
+            ]
             faults = asyncio.create_task(run_faults(app, world, params.faults))
             others: dict[asyncio.Task[None], str] = {}  # V2G guests and a hub's vans, by what they are
             if params.v2g is not None:
@@ -493,12 +500,12 @@ async def _run(
             for t in done:
                 if t.exception() is not None:
                     stats.errors.append(f"driver task failed: {t.exception()!r}")
-            for helper in (watcher, faults, sampler):
+            for helper in (watcher, faults, sampler, *house_meters):
                 if helper.done() and not helper.cancelled() and helper.exception() is not None:
                     stats.errors.append(f"{helper.get_coro()!r} failed: {helper.exception()!r}")
                 helper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(watcher, faults, sampler)
+                await asyncio.gather(watcher, faults, sampler, *house_meters)
         # Faults healed, anything still plugged in unplugged, queues flushed; unused bookings released.
         # What happens from here (chargers leaving, say) is the wind-down's, not the run's.
         wind_down_from = min(window_end, clock.now())
@@ -557,7 +564,9 @@ async def _run(
 GRID_SAMPLE_EVERY_S = 15
 
 
-def _grid_meter(app: App, fleet: dict[str, VirtualCharger], window_start: datetime) -> GridMeter:
+def _grid_meter(
+    app: App, fleet: dict[str, VirtualCharger], window_start: datetime, houses: dict[int, HouseProfile]
+) -> GridMeter:
     """The grid's loads, read from the virtual chargers' connectors as they draw."""
     with app.store.reading() as tx:
         by_connector = {
@@ -574,7 +583,7 @@ def _grid_meter(app: App, fleet: dict[str, VirtualCharger], window_start: dateti
             for no, watts, held in charger.drawing()
         ]
 
-    return GridMeter(app, drawing, interval, window_start)
+    return GridMeter(app, drawing, interval, window_start, houses)
 
 
 async def _sample_grid(clock: ScaledClock, meter: GridMeter | None) -> None:

@@ -134,6 +134,9 @@ SCHEMA: dict[str, Any] = {
                 "feeder_limit_w": {"type": "integer", "minimum": 1},
                 "site_limit_w": {"type": "integer", "minimum": 1},
                 "house_load_w": {"type": "integer", "minimum": 0},
+                # "profile": each house follows a seeded UK domestic day (simulators/house_load.py),
+                # reported to the backend by its site meter as it changes.
+                "house_load": {"enum": ["constant", "profile"]},
                 "flex_events": {
                     "type": "array",
                     "items": {
@@ -597,6 +600,8 @@ def _grid_mistakes(found: _Found, d: dict[str, Any], broken: set[tuple[Any, ...]
     for i, e in enumerate(grid.get("flex_events", [])):
         if e["feeder"] > feeders:
             found.add(("grid", "flex_events", i, "feeder"), f"feeder {e['feeder']} of {feeders}")
+    if grid.get("house_load") == "profile" and "house_load_w" in grid:
+        found.add(("grid", "house_load_w"), "a constant house load beside `house_load: profile`")
 
 
 def _rates(drivers: dict[str, Any]) -> float:
@@ -770,6 +775,7 @@ def _grid_of(g: dict[str, Any]) -> GridShape:
         feeder_limit_w=int(g["feeder_limit_w"]),
         site_limit_w=int(g.get("site_limit_w", GridShape().site_limit_w)),
         house_load_w=int(g.get("house_load_w", 0)),
+        house_profile=g.get("house_load") == "profile",
         flex_events=tuple(
             FlexShape(
                 feeder=int(e["feeder"]),

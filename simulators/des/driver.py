@@ -25,6 +25,7 @@ from simulators.des.charger import DesCharger, Process
 from simulators.driver import DriverStats
 from simulators.evse import PlugRefused
 from simulators.fleet import DriverPlan
+from simulators.house_load import HouseProfile
 
 
 @dataclass
@@ -37,6 +38,7 @@ class DesWorld:
     # How long (simulated) a driver keeps looking for a receipt after unplugging.
     receipt_patience_s: float = script.RECEIPT_CHECKS * script.RECEIPT_CHECK_EVERY_S
     v2g_chargers: list[int] = field(default_factory=list)  # where V2G guests book (simulators/des/v2g.py)
+    houses: dict[int, HouseProfile] = field(default_factory=dict)  # each site's simulated house, by id
 
     def now(self) -> datetime:
         return self.app.clock.now()

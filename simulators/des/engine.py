@@ -32,6 +32,7 @@ from simulators.des.driver import DesWorld, run_driver
 from simulators.des.faults import check_supported as check_faults
 from simulators.des.faults import run_faults
 from simulators.des.fleet_hub import book_hub, close_hub, run_hub
+from simulators.des.house_meter import run_house_meter
 from simulators.des.v2g import run_guests
 from simulators.driver import DriverStats
 from simulators.faults import Fault
@@ -221,9 +222,11 @@ def _populate(
     for view in views[: params.fleet.dsr_chargers]:  # before they boot: they hear it then
         app.smart.set_demand_side_response(view.charger_id, True)
     price_hosts(app.pricing.set_settings, specs, params.fleet)
+    houses = {}
     if params.fleet.grid is not None:
-        feeders = lay_out_grid(app, params.fleet.grid, views)
-        announce_flex_events(app, params.fleet.grid, feeders, params.start)
+        layout = lay_out_grid(app, params.fleet.grid, views, params.seed)
+        announce_flex_events(app, params.fleet.grid, layout.feeders, params.start)
+        houses = layout.houses
     plans = make_drivers(rng, params.drivers, centre, params.duration_s, params.behaviour)
     driver_ids = [d.driver_id for d in app.marketplace.add_drivers([(p.name, p.id_tag) for p in plans])]
     chargers = {
@@ -242,7 +245,9 @@ def _populate(
     }
     for charger in list(chargers.values())[: params.fleet.amps_only_chargers]:
         charger.take_amps_only()
-    world = DesWorld(env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()))
+    world = DesWorld(
+        env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()), houses=houses
+    )
     fleet_id = None
     if params.fleet_hub is not None:
         ids = [v.charger_id for v in views]
@@ -268,7 +273,7 @@ def _grid_meter(world: DesWorld, params: DesParams) -> GridMeter:
             for no, watts, held in charger.drawing()
         ]
 
-    return GridMeter(world.app, drawing, params.meter_interval_s, params.start)
+    return GridMeter(world.app, drawing, params.meter_interval_s, params.start, world.houses)
 
 
 def _sample_grid(world: DesWorld, meter: GridMeter) -> Process:
@@ -337,6 +342,8 @@ def _simulate(
     if params.fleet.grid is not None:
         stats.grid = _grid_meter(world, params)
         env.process(_sample_grid(world, stats.grid))
+        for site_id, house in world.houses.items():
+            env.process(run_house_meter(world, site_id, house))
     if progress is not None:
         env.process(_report_progress(world, progress, max(60.0, params.duration_s / 100), params.start))
     drivers = [env.process(run_driver(plan, driver_id, world)) for plan, driver_id in plans]
