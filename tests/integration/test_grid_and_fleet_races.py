@@ -1,8 +1,8 @@
 """Grid and fleet writes made by several processes at once on PostgreSQL (issue 19's adversarial
-review): an older grid decision never overwrites a newer one, limits read while a decision commits
-are never acknowledged as that decision's, removing a connector or a charger waits for a decision in
-progress, two placements of one charger are one upsert, and two copies of a fleet payment under one
-Idempotency-Key pay once."""
+review): an older grid decision never overwrites a newer one (a house load's jump included), limits
+read while a decision commits are never acknowledged as that decision's, removing a connector or a
+charger waits for a decision in progress, two placements of one charger are one upsert, and two
+copies of a fleet payment under one Idempotency-Key pay once."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from chargeshare.domain.charger import ConnectorType
 from chargeshare.domain.fleet import IssuedInvoice
 from chargeshare.domain.grid_limits import Plan
 from chargeshare.domain.ledger import EntryKind
+from chargeshare.services.clock import ManualClock
 from chargeshare.services.grid import GridService
 from tests.conftest import T0, add_charger, sql_store
 from tests.integration.test_grid_allocation_race import WAIT_S, waiting_on_a_lock_or_done
+from tests.services.test_grid_service import start
 
 pytestmark = pytest.mark.postgres
 
@@ -111,6 +113,38 @@ def test_a_removal_waits_for_a_decision_in_progress(
     with pg_app.store.reading() as tx:
         left = {c.connector_id for ch in tx.chargers.all() for c in ch.connectors}
         assert set(tx.grid.allocations()) <= left
+
+
+def test_a_house_load_jump_while_a_start_decides_is_decided_after_it(
+    pg_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = pg_app.marketplace.add_host("h")
+    site = pg_app.grid.add_site(host, "home", 13_800, house_load_w=1_000)
+    charger = add_charger(pg_app, "CP1", power_w=7_400)
+    pg_app.grid.place(charger, site.site_id)
+    decided, release = threading.Event(), threading.Event()
+    real = GridService._decide
+
+    def decide_and_hold(self: GridService, *args: Any) -> Any:
+        got = real(self, *args)
+        if not decided.is_set():  # the start's decision reads the house at 1 kW, then stalls
+            decided.set()
+            assert release.wait(WAIT_S), "never released"
+        return got
+
+    monkeypatch.setattr(GridService, "_decide", decide_and_hold)
+    failures: list[BaseException] = []
+    starting = in_thread(lambda: start(pg_app, "CP1", 1, clock), failures)
+    assert decided.wait(WAIT_S), [traceback.format_exception(f) for f in failures]
+    # The site meter's kettle: written at once, its decision waiting for the start's turn to end.
+    jump = in_thread(lambda: pg_app.grid.set_house_load(site.site_id, 9_000), failures)
+    waiting_on_a_lock_or_done(pg_app, jump)
+    release.set()
+    starting.join(WAIT_S)
+    jump.join(WAIT_S)
+    assert not starting.is_alive() and not jump.is_alive() and failures == []
+    with pg_app.store.reading() as tx:
+        assert list(tx.grid.allocations().values()) == [13_800 - 9_000], "decided on the old house"
 
 
 def test_limits_read_while_a_decision_commits_are_not_acknowledged_as_that_decision(
