@@ -318,12 +318,10 @@ class CommandPolicy:
     def _configure_metering(self, cp_id: str, version: OcppVersion, policy: MeteringPolicy) -> Script:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
-        # The units it takes schedules in ride on the same read. Only A-only is kept from a boot: it
-        # alone changes what is sent, so most chargers boot without a write (the first limits ask).
+        # The units it takes schedules in ride on the same read (kept only when they change what is sent).
         setup = yield from metering_setup.configure(version, policy, (rate_units.key(version),))
-        units = rate_units.from_read(version, setup.read)
-        if setup.read_failure is None and rate_units.amps_only(units):
-            yield from self._rate_units_learned(cp_id, units)
+        if setup.read_failure is None:
+            yield from self._boot_units(cp_id, rate_units.from_read(version, setup.read))
         if setup.needed_nothing:
             return
         # Retries left outside the lost-stop bound may lose a stop: warned of, charger and figures.
@@ -405,21 +403,39 @@ class CommandPolicy:
             if self._grid_sending.get(cp_id) is token:
                 del self._grid_sending[cp_id]
 
-    def _grid_unit(self, cp_id: str) -> Generator[Step, Any, cmd.RateUnit]:
+    def _boot_units(self, cp_id: str, units: frozenset[cmd.RateUnit]) -> Generator[Step, Any, None]:
+        """A-only is kept from a boot; so is taking W, only over a kept A-only (new firmware that
+        takes W as well still takes A, so it never refuses it). Most chargers boot without a write."""
+        if rate_units.amps_only(units):
+            yield from self._rate_units_learned(cp_id, units)
+            return
+        if cmd.RateUnit.WATTS not in units:
+            return  # it did not say: nothing kept is contradicted
+        try:
+            kept = yield Effect(self.reports.rate_units, (cp_id,))
+        except (NotFound, Busy) as exc:
+            log.warning("could not read the units %r was kept as taking (read at its boot): %s", cp_id, exc)
+            return
+        if kept is not None and rate_units.amps_only(kept):
+            yield from self._rate_units_learned(cp_id, units)
+
+    def _grid_unit(self, cp_id: str) -> Generator[Step, Any, tuple[cmd.RateUnit, bool]]:
         """A in place of W for a charger that takes A only. What it said at boot is kept in the store;
         one never asked (its first limits, or an engine that reads no settings at boot) is asked here,
-        before any profile. Unknown keeps W."""
+        before any profile. Unknown keeps W. Also whether the unit came from units kept before this
+        round, which may be out of date when the charger refuses it."""
         try:
             units = yield Effect(self.reports.rate_units, (cp_id,))
         except (NotFound, Busy) as exc:
             log.warning("could not read the units %r takes (sent in W): %s", cp_id, exc)
-            return cmd.RateUnit.WATTS
+            return cmd.RateUnit.WATTS, False
+        kept = units is not None and bool(units)
         if units is None:
             units = yield from rate_units.learn()
             if units is None:
-                return cmd.RateUnit.WATTS  # no answer: asked again with its next limits
+                return cmd.RateUnit.WATTS, False  # no answer: asked again with its next limits
             yield from self._rate_units_learned(cp_id, units)
-        return cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS
+        return (cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS), kept
 
     def _rate_units_learned(self, cp_id: str, units: frozenset[cmd.RateUnit]) -> Generator[Step, Any, None]:
         try:
@@ -428,17 +444,17 @@ class CommandPolicy:
             log.exception("keeping the units %s takes schedules in failed (asked again)", cp_id)
 
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
-        unit = cmd.RateUnit.WATTS
+        unit, kept = cmd.RateUnit.WATTS, False
         if due.limits_w:  # clearing names no unit
-            unit = yield from self._grid_unit(due.charge_point_id)
+            unit, kept = yield from self._grid_unit(due.charge_point_id)
         refused = yield from self._grid_profiles(due, due.steps, unit)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
             # PeriodsPerSchedule) refuses it: its limits alone, the edge left to the decision at it.
             refused = yield from self._grid_profiles(due, (), unit)
-        if unit is cmd.RateUnit.AMPS and isinstance(refused, cmd.Rejected):
-            # Kept as taking A only, yet it refuses A: new firmware may take W now. Asked again, so
-            # the decision, still owed, goes out in what it says.
+        if kept and isinstance(refused, cmd.Rejected | cmd.CallError):
+            # What was kept may be out of date (new firmware, a stale report written last by another
+            # process): asked again, so the decision, still owed, goes out in what it says.
             units = yield from rate_units.learn()
             if units is not None:
                 yield from self._rate_units_learned(due.charge_point_id, units)

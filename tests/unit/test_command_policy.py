@@ -833,3 +833,93 @@ def test_a_charger_kept_as_amps_only_that_refuses_amps_is_asked_again() -> None:
     w.decide_and_run(replace(LIMITS, decision=3), watts_only)  # sent again: in W now
     assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT))
     assert w.backend.recorded("limits_delivered") == [("CP1", 3)]
+
+
+@pytest.mark.parametrize("declared", ["A,W", "W"])
+def test_a_boot_saying_it_takes_watts_now_replaces_amps_only_kept(declared: str) -> None:
+    """New firmware that takes W as well still takes A, so A would never be refused: the boot's
+    read is what tells, and the limits go in W again (no longer on one phase, floored)."""
+    w = world(metering=True)
+    w.backend.units["CP1"] = AMPS_ONLY
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V201): declared}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
+    assert w.backend.recorded("rate_units_learned") == [("CP1", rate_units.parse(declared))]
+    w.sent.clear()
+    w.decide_and_run(LIMITS)
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT))
+
+
+@pytest.mark.parametrize("declared", ["", "A,W"])
+def test_a_boot_keeps_no_units_when_nothing_kept_was_amps_only(declared: str) -> None:
+    """Most chargers boot without a write: only a kept A-only is replaced by a boot taking W."""
+    w = world(metering=True)
+    w.backend.units["CP1"] = frozenset({cmd.RateUnit.AMPS, cmd.RateUnit.WATTS})
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V201): declared}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
+    assert w.backend.recorded("rate_units_learned") == []
+
+
+@pytest.mark.parametrize(
+    "refusal", [cmd.Rejected(cmd.Status.REJECTED, None), cmd.CallError("PropertyConstraintViolation")]
+)
+def test_a_charger_refusing_watts_it_was_kept_as_taking_is_asked_again(refusal: cmd.Failure) -> None:
+    """What was kept can be out of date (a stale report written last by another process, or a
+    write at boot that failed): an A-only charger refusing W is asked, and the owed decision
+    follows what it says."""
+    w = world()
+    w.backend.units["CP1"] = frozenset({cmd.RateUnit.AMPS, cmd.RateUnit.WATTS})
+
+    def amps_only(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, cmd.SetChargingProfile) and command.profile.rate_unit is not cmd.RateUnit.AMPS:
+            return refusal
+        if isinstance(command, rate_units.GetRateUnits):
+            return cmd.Done(cmd.Status.ACCEPTED, AMPS_ONLY)
+        return DONE
+
+    w.decide_and_run(replace(LIMITS, decision=3), amps_only)
+    assert w.commands()[-1] == rate_units.GetRateUnits()
+    assert w.backend.recorded("rate_units_learned") == [("CP1", AMPS_ONLY)]
+    assert w.backend.recorded("limits_delivered") == []
+    w.sent.clear()
+    w.decide_and_run(replace(LIMITS, decision=3), amps_only)  # sent again: in A now
+    assert w.commands() == list(ocpp_grid.limit_commands(LIMITS.limits_w, AT, unit=cmd.RateUnit.AMPS))
+    assert w.backend.recorded("limits_delivered") == [("CP1", 3)]
+
+
+def test_a_charger_kept_as_amps_only_refusing_amps_with_a_call_error_is_asked_again() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+
+    def watts_only(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, rate_units.GetRateUnits):
+            return cmd.Done(cmd.Status.ACCEPTED, frozenset({cmd.RateUnit.WATTS}))
+        if isinstance(command, cmd.SetChargingProfile) and command.profile.rate_unit is cmd.RateUnit.AMPS:
+            return cmd.CallError("PropertyConstraintViolation")
+        return DONE
+
+    w.decide_and_run(replace(LIMITS, decision=3), watts_only)
+    assert w.backend.recorded("rate_units_learned") == [("CP1", frozenset({cmd.RateUnit.WATTS}))]
+
+
+def test_a_charger_that_does_not_say_its_units_is_not_asked_again_on_each_refusal() -> None:
+    w = world()  # kept: it answered without saying
+    w.decide_and_run(LIMITS, lambda c: cmd.Rejected(cmd.Status.REJECTED, None))
+    assert not any(isinstance(c, rate_units.GetRateUnits) for c in w.commands())
