@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
 
 from chargeshare.entrypoints.spread_pings import GAP_FACTORS, SpreadPingsProtocol
 
@@ -94,3 +96,96 @@ def test_gaps_stay_within_the_factors_of_the_interval() -> None:
     assert min(gaps) >= GAP_FACTORS[0] * INTERVAL_S
     assert max(gaps) <= GAP_FACTORS[1] * INTERVAL_S
     assert abs(sum(gaps) / len(gaps) - INTERVAL_S) < 0.05 * INTERVAL_S
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _TimedLoop(_Loop):
+    """`_Loop` whose timers can be cancelled, as uvicorn's keepalive cancels them."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
+        handle = _Handle()
+        super().call_later(delay, lambda: None if handle.cancelled else callback())
+        return handle
+
+    def run_until_true(self, done: Callable[[], bool], end: float) -> None:
+        """Fire the callbacks in order until `done` (or `end`)."""
+        while not done() and self._due and self._due[0][0] <= end:
+            self.now, _, callback = heapq.heappop(self._due)
+            callback()
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.pings: list[bytes] = []
+        self.failed: tuple[int, str] | None = None
+
+    def send_ping(self, data: bytes) -> None:
+        self.pings.append(data)
+
+    def fail(self, code: int, reason: str) -> None:
+        self.failed = (code, reason)
+
+    def data_to_send(self) -> list[bytes]:
+        return []
+
+
+class _Transport:
+    closed = False
+
+    def write(self, _data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _real_link(loop: _TimedLoop, timeout_s: float) -> tuple[SpreadPingsProtocol, _Conn, _Transport]:
+    """A link running uvicorn's own ping, pong and timeout code, only its schedule spread."""
+    link = object.__new__(SpreadPingsProtocol)
+    conn, transport = _Conn(), _Transport()
+    link.loop, link.conn, link.transport = loop, conn, transport  # type: ignore[assignment]
+    link.ping_interval, link.ping_timeout, link.last_ping_rtt = INTERVAL_S, timeout_s, 0.0
+    link.ping_timer = link.pong_timer = link.pending_ping_payload = None
+    link.close_sent, link.client, link.rng = False, None, random.Random(3)
+    link.logger = logging.getLogger("uvicorn.error")
+    return link, conn, transport
+
+
+def test_an_unanswered_ping_still_closes_the_link_after_the_pong_timeout() -> None:
+    loop = _TimedLoop()
+    link, conn, transport = _real_link(loop, timeout_s=5.0)
+    link.start_keepalive()
+    loop.run_until_true(lambda: bool(conn.pings), INTERVAL_S)  # the first ping, within the interval
+    assert len(conn.pings) == 1 and conn.failed is None
+    loop.run_until(link.ping_sent_at + 4.9)
+    assert conn.failed is None
+    loop.run_until(link.ping_sent_at + 5.0)
+    assert conn.failed == (1011, "keepalive ping timeout") and transport.closed
+    loop.run_until(100 * INTERVAL_S)
+    assert len(conn.pings) == 1  # no ping chained after the timeout
+
+
+def test_answered_pings_chain_and_stop_when_the_link_closes() -> None:
+    loop = _TimedLoop()
+    link, conn, _ = _real_link(loop, timeout_s=5.0)
+    link.start_keepalive()
+    for n in range(1, 6):
+        before = loop.now
+        loop.run_until_true(lambda n=n: len(conn.pings) == n, loop.now + GAP_FACTORS[1] * INTERVAL_S)  # type: ignore[misc]
+        assert len(conn.pings) == n and (n == 1 or loop.now - before >= GAP_FACTORS[0] * INTERVAL_S)
+        assert link.pending_ping_payload is not None
+        link.handle_pong(Frame(Opcode.PONG, link.pending_ping_payload))  # answered at once
+    assert len(conn.pings) == 5 and conn.failed is None
+    link.stop_keepalive()  # what connection_lost and shutdown call
+    loop.run_until(loop.now + 100 * INTERVAL_S)
+    assert len(conn.pings) == 5 and conn.failed is None
