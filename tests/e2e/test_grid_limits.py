@@ -32,10 +32,12 @@ class OnASite(Served):
     registry: ChargerRegistry
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[OnASite]:
-    """GL1, two 7.4 kW connectors, on a 10 kW site whose house draws 3 kW."""
-    app = build(Config(database_url="sqlite://", password_hash="fast"), clock=HandClock(T0))
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[OnASite]:
+    """GL1, two 7.4 kW connectors, on a 10 kW site whose house draws 3 kW; on SQLite, then on
+    PostgreSQL (each round reads the charger's units from the store)."""
+    url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    app = build(Config(database_url=url, password_hash="fast"), clock=HandClock(T0))
     owner = host(app, "Gwen")
     charger_id = list_home_charger(app, "GL1", owner.hid)
     site = app.grid.add_site(owner.hid, "home", 10_000, house_load_w=3_000)
