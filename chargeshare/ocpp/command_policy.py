@@ -413,8 +413,8 @@ class CommandPolicy:
             return  # it did not say: nothing kept is contradicted
         try:
             kept = yield Effect(self.reports.rate_units, (cp_id,))
-        except (NotFound, Busy) as exc:
-            log.warning("could not read the units %r was kept as taking (read at its boot): %s", cp_id, exc)
+        except Exception:  # the rest of its boot's setup still goes out
+            log.exception("reading the units %s was kept as taking failed (read at its next boot)", cp_id)
             return
         if kept is not None and rate_units.amps_only(kept):
             yield from self._rate_units_learned(cp_id, units)

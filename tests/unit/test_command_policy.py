@@ -923,3 +923,24 @@ def test_a_charger_that_does_not_say_its_units_is_not_asked_again_on_each_refusa
     w = world()  # kept: it answered without saying
     w.decide_and_run(LIMITS, lambda c: cmd.Rejected(cmd.Status.REJECTED, None))
     assert not any(isinstance(c, rate_units.GetRateUnits) for c in w.commands())
+
+
+def test_a_boot_whose_kept_units_cannot_be_read_still_gets_its_smart_settings() -> None:
+    w = world(metering=True)
+    w.backend.settings = SETTINGS
+    w.backend.fails["rate_units"] = RuntimeError("the store went away")
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V16): "Current,Power"}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V16), answer)
+    assert w.backend.recorded("rate_units") == [("CP1",)]
+    assert w.commands()[-len(ocpp_smart.settings_commands(SETTINGS)) :] == list(
+        ocpp_smart.settings_commands(SETTINGS)
+    )
