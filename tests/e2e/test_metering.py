@@ -71,6 +71,8 @@ async def test_a_16_charger_is_made_to_meter_after_its_boot_is_answered(central:
     async with library_cp16(central.ws, "M16", script) as cp:
         assert (await boot16(cp)).status == "Accepted"
         await eventually(lambda: len(script.asked("ChangeConfiguration")) == 2, "the metering settings")
+        # Kept once the last answer is back: closing the link before then would fail that change.
+        await eventually(lambda: bool(central.kept("M16", "MeteringSetup")), "the setup kept")
     assert script.asked("GetConfiguration") == [
         {
             "key": [
@@ -149,6 +151,7 @@ async def test_a_charger_retrying_for_longer_than_the_lost_stop_grace_retries_so
     async with library_cp16(central.ws, "RETRY16", script) as cp:
         assert (await boot16(cp)).status == "Accepted"
         await eventually(lambda: len(script.asked("ChangeConfiguration")) == 1, "the retry interval")
+        await eventually(lambda: bool(central.kept("RETRY16", "MeteringSetup")), "the setup kept")
     assert central.app.config.rules.lost_stop_grace_s == 300
     assert script.config16["TransactionMessageAttempts"] == "5"  # never cut: a stop given up is lost
     # 5 x 30 s time-outs + 3 x (1 + 2 + 3 + 4 + 5) s = 195 s
