@@ -237,3 +237,30 @@ def test_two_copies_of_a_fleet_payment_at_once_pay_once_and_answer_alike(
     assert answers[0].outstanding == 4_000
     with pg_app.store.reading() as tx:
         assert len([e for e in tx.ledger.entries() if e.kind is EntryKind.INVOICE_PAID]) == 1
+
+
+def test_a_report_inserted_while_a_charger_is_removed_is_removed_with_it(pg_app: App) -> None:
+    charger = add_charger(pg_app, "CP1", online=False)
+    with pg_app.store.reading() as tx:
+        owner = tx.chargers.by_id(charger).host_id
+    inserted, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def report_and_hold() -> None:  # another process's report of the charger, not yet committed
+        with pg_app.store.transaction() as tx:
+            tx.reports.add(charger, "StatusNotification", "Available", {}, received_at=T0)
+            inserted.set()
+            assert release.wait(WAIT_S), "never released"
+
+    reporting = in_thread(report_and_hold, failures)
+    assert inserted.wait(WAIT_S)
+    removal = in_thread(lambda: pg_app.hosting.remove_charger(owner, charger), failures)
+    waiting_on_a_lock_or_done(pg_app, removal)
+    release.set()
+    reporting.join(WAIT_S)
+    removal.join(WAIT_S)
+    # Without the lock, the removal deleted the reports it saw and then failed on the new one.
+    assert not reporting.is_alive() and not removal.is_alive()
+    assert failures == [], "".join(traceback.format_exception(failures[0]))
+    with pg_app.store.reading() as tx:
+        assert [c.charger_id for c in tx.chargers.all()] == []

@@ -347,6 +347,7 @@ class SqlChargers:
     def remove(self, charge_point_id: str) -> None:
         take_deciding_turn(self.conn, self.dialect)  # before its limits and deliveries go
         view = self.get(charge_point_id)
+        self._hold_for_removal(view.charger_id)
         if self.has_bookings(view.charger_id):
             raise InvalidRequest(f"charger {charge_point_id!r} has bookings; it cannot be removed")
         self.conn.execute(t.availability.delete().where(_a.charger_id == view.charger_id))
@@ -475,12 +476,21 @@ class SqlChargers:
             self.conn.execute(update(t.connectors).where(where).values(**values))
             self._offer_changed(charger_id)
 
+    def _hold_for_removal(self, charger_id: int) -> None:
+        """PostgreSQL: lock the charger and its connectors before their rows are deleted. A report,
+        placement or booking inserted meanwhile (each takes a key-share lock on the row it names)
+        then commits first and is seen and deleted or refused below, or waits and finds it gone,
+        instead of failing this removal on a foreign key."""
+        if self.dialect == "postgresql":
+            self.conn.execute(select(t.chargers.c.id).where(t.chargers.c.id == charger_id).with_for_update())
+            self.conn.execute(select(_k.id).where(_k.charger_id == charger_id).with_for_update())
+
     def remove_connector(self, charger_id: int, connector_no: int) -> None:
         """Delete a connector that has never been booked (bookings keep their history)."""
         take_deciding_turn(self.conn, self.dialect)  # before its limits go
-        r = self.conn.execute(
-            select(_k.id).where(_k.charger_id == charger_id, _k.connector_no == connector_no)
-        ).first()
+        mine = select(_k.id).where(_k.charger_id == charger_id, _k.connector_no == connector_no)
+        # Locked as in `_hold_for_removal` (SQLite renders no FOR UPDATE).
+        r = self.conn.execute(mine.with_for_update()).first()
         if r is None:
             raise NotFound(f"charger {charger_id} has no connector {connector_no}")
         if self.conn.execute(
