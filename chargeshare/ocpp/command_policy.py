@@ -31,6 +31,7 @@ from chargeshare.services.events import (
     BookingEnded,
     CertificateIssued,
     ChargerBooted,
+    ConnectorStatusWanted,
     EnergyLimitReached,
     Event,
     ExportDue,
@@ -148,6 +149,7 @@ class CommandPolicy:
             OverrideDue: self._override_due,
             CertificateIssued: self._certificate_issued,
             TransactionEventsMissing: self._events_missing,
+            ConnectorStatusWanted: self._status_wanted,
             GridLimitsDue: self._grid_limits_due,
             ExportDue: self._export_due,
         }
@@ -543,6 +545,13 @@ class CommandPolicy:
             )
         except Exception:
             log.exception("could not record %s's transaction status", cp_id)
+
+    # ---- a connector's status, asked for ------------------------------------------------------------
+    def _status_wanted(self, event: ConnectorStatusWanted) -> list[Order]:
+        """Behind the start's answer: the triggered report follows it on the link, so the start is
+        stored before the status that may free it."""
+        command = cmd.TriggerMessage("StatusNotification", event.connector_no)
+        return self._after_reply_or_now(event.charge_point_id, self._logged, command)
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _after_reply_or_now(

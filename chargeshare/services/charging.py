@@ -29,6 +29,7 @@ from chargeshare.services.events import (
     ChargerBooted,
     ChargerOffline,
     ChargerOnline,
+    ConnectorStatusWanted,
     EnergyLimitReached,
     MessageBus,
     MeterReading,
@@ -606,7 +607,8 @@ class ChargingService:
         (`ocpp.report_clock`); `timestamp` stays the start's own, which a start sent again repeats.
         `clock_known=False`: its link has not yet said where the charger's clock is (no status report
         on it), so the start is not compared with the connector's free report, placed by an earlier
-        link: it is a new session, which the next free report frees (see `_over_already`)."""
+        link: it is a new session, which the next free report frees (see `_over_already`), and the
+        charger is asked for that report at once (`ConnectorStatusWanted`)."""
         self._alive(cp_id)
         now = self.clock.now()
         placed = timestamp if placed_at is None else placed_at
@@ -702,6 +704,10 @@ class ChargingService:
             if clock_known and self._over_already(tx, connector, placed):
                 tx.sessions.mark_freed(session_id, now)
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
+        if not clock_known:
+            # Without a status on its link the start cannot be placed against the free report: the
+            # connector's status now says whether its car is still there.
+            self.bus.publish(ConnectorStatusWanted(now, cp_id, connector_no))
         return StartResult(session_id, AuthStatus.ACCEPTED)
 
     @staticmethod

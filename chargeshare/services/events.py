@@ -50,6 +50,17 @@ class TransactionEventsMissing(Event):
 
 
 @dataclass(frozen=True)
+class ConnectorStatusWanted(Event):
+    """A start came on a link that has not yet said where the charger's clock is, so it could not be
+    ordered against the connector's free report: the charger is asked for the connector's status
+    (TriggerMessage StatusNotification), whose answer is its state now (a session that ended while
+    the charger was away, its stop lost, is freed by an Available)."""
+
+    charge_point_id: str
+    connector_no: int
+
+
+@dataclass(frozen=True)
 class CertificateIssued(Event):
     """Our CA signed a charger's SignCertificate request: the chain goes to it (CertificateSigned).
     Not kept: a charger that never receives it asks again (its CertSigningWaitMinimum and

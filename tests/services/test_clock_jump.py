@@ -21,6 +21,7 @@ from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import ConnectorStatusWanted
 from tests.conftest import add_charger
 from tests.integration.test_late_start_freed import grace, session
 from tests.services.test_money_path import failing
@@ -220,3 +221,35 @@ def test_a_start_replayed_first_on_a_link_opened_again_is_not_taken_for_over(
     clock.advance(2 * grace(app))
     assert app.charging.close_lost_stops() == []
     assert session(app, tx_id).status is SessionStatus.CHARGING
+
+
+def test_a_start_replayed_first_on_a_link_opened_again_asks_the_connector_s_status(
+    app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """The charger, its clock an hour behind, reported the connector free; its link drops, and a car
+    charges and leaves meanwhile, its stop lost. Connected again without booting, it replays the
+    start first: the start cannot be placed against the free report, so the connector's status is
+    asked for, and the charger's answer (free) frees the session, closed once its stop is overdue."""
+    wanted: list[ConnectorStatusWanted] = []
+    app.bus.subscribe(ConnectorStatusWanted, wanted.append)
+    charger.skew = -HOUR
+    charger.connect()
+    charger.status(ConnectorStatus.AVAILABLE)
+    clock.advance(5 * 60)
+    charger.connect(boot=False)
+    tx_id = charger.start(1_000)
+    assert [(w.charge_point_id, w.connector_no) for w in wanted] == [("CP1", 1)]
+    charger.status(ConnectorStatus.AVAILABLE)  # the triggered report
+    assert session(app, tx_id).freed_at == clock.now()
+    clock.advance(2 * grace(app))
+    assert app.charging.close_lost_stops() == [tx_id]
+
+
+def test_a_start_on_a_link_whose_clock_is_known_asks_nothing(
+    app: App, clock: ManualClock, charger: Charger
+) -> None:
+    wanted: list[ConnectorStatusWanted] = []
+    app.bus.subscribe(ConnectorStatusWanted, wanted.append)
+    charger.status(ConnectorStatus.PREPARING)
+    charger.start(1_000)
+    assert wanted == []

@@ -28,6 +28,7 @@ from chargeshare.services.events import (
     CertificateIssued,
     ChargerBooted,
     ChargerOnline,
+    ConnectorStatusWanted,
     EnergyLimitReached,
     Event,
     ExportDue,
@@ -213,6 +214,7 @@ def test_the_policy_decides_on_every_event_that_asks_something_of_a_charger() ->
         OverrideDue,
         CertificateIssued,
         TransactionEventsMissing,
+        ConnectorStatusWanted,
         GridLimitsDue,
         ExportDue,
     }
@@ -230,6 +232,7 @@ def test_the_policy_decides_on_every_event_that_asks_something_of_a_charger() ->
         CertificateIssued(AT, "CP1", "CHAIN", None),
         ChargerBooted(AT, "CP1", V16),
         gap(),
+        ConnectorStatusWanted(AT, "CP1", 2),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -483,6 +486,21 @@ def test_missing_events_on_a_link_held_elsewhere_are_left_to_that_process() -> N
     assert w.policy.decide(gap()) == []
     w.links.here.add("CP1")
     assert len(w.policy.decide(gap())) == 1  # not remembered as asked
+
+
+# ---- a connector's status, asked for -----------------------------------------------------------------
+def test_a_connector_s_status_is_triggered_behind_the_answer_being_made() -> None:
+    w = world()
+    (order,) = w.decide_and_run(ConnectorStatusWanted(AT, "CP1", 2))
+    assert order.after_reply
+    assert w.commands() == [cmd.TriggerMessage("StatusNotification", 2)]
+
+
+def test_a_connector_s_status_on_a_link_held_elsewhere_is_asked_through_it_at_once() -> None:
+    w = world(here=set(), elsewhere={"CP1"})
+    (order,) = w.decide_and_run(ConnectorStatusWanted(AT, "CP1", 2))
+    assert not order.after_reply
+    assert w.commands() == [cmd.TriggerMessage("StatusNotification", 2)]
 
 
 # ---- site and feeder limits --------------------------------------------------------------------------
