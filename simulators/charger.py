@@ -122,6 +122,9 @@ class VirtualCharger(ChargerCore):
         self._malformed_ids: set[str] = set()
         self._closing = False
         self._reconnecting: asyncio.Task[None] | None = None
+        # Off: back in touch, the connectors are not reported (OCPP asks it only at boot, and some
+        # chargers do not), so the CSMS hears of them when they change or when it asks.
+        self.reports_on_resume = True
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -175,8 +178,9 @@ class VirtualCharger(ChargerCore):
         """Back in touch: replay what was queued first (so the CSMS sees the real meter stops), then
         report every connector (which is what brings an offline charger back on the map)."""
         await self._replay()
-        for c in self.connectors.values():
-            await self.report_status(c)
+        if self.reports_on_resume:
+            for c in self.connectors.values():
+                await self.report_status(c)
         self.online.set()
 
     # ---- faults --------------------------------------------------------------------------------

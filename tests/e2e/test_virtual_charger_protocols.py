@@ -438,3 +438,37 @@ async def test_a_charger_whose_clock_jumps_back_mid_session_is_shown_free_when_t
         with backend.app.store.transaction() as tx:
             ends_at = tx.bookings.get(booking_id).ends_at
         assert session.stopped_at is not None and ends_at > clock.now() - timedelta(minutes=10)
+
+
+def _ended(action: str, payload: dict[str, Any]) -> bool:
+    return action == "TransactionEvent" and payload["eventType"] == "Ended"
+
+
+@pytest.mark.parametrize("protocol", [V201, V21])
+async def test_a_session_whose_end_was_lost_offline_is_freed_when_the_charger_is_back(
+    backend: Backend, clock: ScaledClock, protocol: OcppVersion
+) -> None:
+    """A car plugs in and the link drops; offline, the charger's clock jumps an hour back, the card
+    is presented (its transaction announced and, unanswered, ended: both queued), and the car leaves;
+    the end is lost from the queue. Back, the charger boots, replays the start first and reports no
+    connector of its own accord: the start cannot be placed against the free report (no status on
+    the link yet), so the backend asks the connector's status, and the answer (free) frees the
+    session. (A 1.6 virtual charger sends its stop as its replayed start is answered: nothing to
+    lose; tests/services/test_clock_jump.py covers 1.6 through its handlers.)"""
+    async with charger(backend, "VLOST", clock, protocol) as vc:
+        await backend.book(vc, "TAG-L")
+        await vc.plug_car(1, car(), 20_000, id_tag="TAG-L")
+        await vc.go_offline()
+        await live_faults.CHARGER_ACTIONS["clock_jump"](vc, Fault(0, "clock_jump", skew_s=-3_600))
+        await vc.start_transaction(vc.connectors[1], "TAG-L")
+        await vc.unplug(1)
+        assert [_ended(q.action, q.payload) for q in vc.queue] == [False, True]
+        del vc.queue[1]  # lost with the power
+        vc.reports_on_resume = False
+        await vc.come_back()
+        await eventually(lambda: not vc.queue, "the queue replayed")
+        await eventually(
+            lambda: [s.freed_at is not None for s in backend.sessions()] == [True], "the session freed"
+        )
+    triggers = [f[3] for _, d, f in backend.frames if d == "out" and f[0] == 2 and f[2] == "TriggerMessage"]
+    assert [t["requestedMessage"] for t in triggers] == ["StatusNotification"]
