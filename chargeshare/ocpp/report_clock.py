@@ -31,7 +31,8 @@ Transaction messages are placed with the same `behind` but never teach it: they 
 charger queues. Each connection learns afresh: nothing of it outlives its link. So a start sent on a
 link before any status report on it (a queue replayed first as the charger connects again) is not
 ordered against the connector's free report, which an earlier link placed: it is taken as a new
-session (see `ChargingService.start`, `clock_known`).
+session, and the connector's status is asked for, whose answer says both where the clock is and
+whether the car is still there (see `ChargingService.start`, `clock_known`).
 """
 
 from __future__ import annotations
