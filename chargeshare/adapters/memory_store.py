@@ -1597,12 +1597,15 @@ class MemoryGrid(_Repository):
     def sites(self, host_id: int | None = None) -> Sequence[Site]:
         return [s for _, s in sorted(self.t.sites.items()) if host_id in (None, s.host_id)]
 
-    def set_house_load(self, site_id: int, house_load_w: int) -> Site:
+    def set_house_load(self, site_id: int, house_load_w: int, measured_at: datetime) -> tuple[Site, bool]:
         if site_id not in self.t.sites:
             raise NotFound(f"no site {site_id}")
-        s = dataclasses.replace(self.t.sites[site_id], house_load_w=house_load_w)
+        s = self.t.sites[site_id]
+        if s.house_load_at is not None and measured_at < s.house_load_at:
+            return s, False  # an older reading than the one in force, as the SQL store's compare and set
+        s = dataclasses.replace(s, house_load_w=house_load_w, house_load_at=measured_at)
         self.t.sites[site_id] = s
-        return s
+        return s, True
 
     def place(self, charger_id: int, site_id: int | None) -> None:
         if charger_id not in self.t.chargers:

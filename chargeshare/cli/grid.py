@@ -93,8 +93,12 @@ def house_load(
 ) -> None:
     """Set what a site's house draws."""
     with open_app(database_url) as a:
-        a.grid.set_house_load(site_id, watts, decide=False)
-    console.print(f"site {site_id}: house load {watts} W")
+        outcome = a.grid.set_house_load(site_id, watts, decide=False)
+    if outcome.applied:
+        console.print(f"site {site_id}: house load {watts} W")
+    else:
+        at = outcome.site.house_load_at
+        console.print(f"site {site_id}: a reading measured at {at} stands ({outcome.site.house_load_w} W)")
 
 
 @app.command("flex-event")

@@ -45,7 +45,9 @@ class Feeder:
 
 @dataclass(frozen=True)
 class Site:
-    """A host's premises: its supply limit, the house's own load, and the feeder it hangs off."""
+    """A host's premises: its supply limit, the house's own load, and the feeder it hangs off.
+    `house_load_at`: when the reading in force was measured (None: none yet), so an older reading
+    arriving late cannot replace it."""
 
     site_id: int
     host_id: int
@@ -53,6 +55,7 @@ class Site:
     limit_w: int
     house_load_w: int = 0
     feeder_id: int | None = None
+    house_load_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _enough_for_one_car("a site's limit", self.limit_w)

@@ -27,7 +27,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.grid_limits import (
     MIN_CHARGING_W,
     Charging,
@@ -63,9 +63,22 @@ HOLD_RAISES_FOR = timedelta(minutes=5)
 # How far ahead a flexibility event's edge is put on the chargers: many sweeps, so a busy charger
 # or server still has it in hand well before the edge.
 LOOK_AHEAD = timedelta(minutes=5)
+# How far past the server's now a meter's reading may be stamped: clocks kept by NTP agree within a
+# second or so. A stamp further ahead is a wrong clock, and taken it would stand until that moment,
+# every honest reading before then ignored as older.
+MEASURED_AHEAD_TOLERANCE = timedelta(seconds=5)
 
 Step = tuple[datetime, int]
 _Key = tuple[Scope, int]
+
+
+@dataclass(frozen=True)
+class HouseLoadOutcome:
+    """The site after a meter's reading: `applied` False when the reading was older than the one in
+    force, which stands (the site shows it)."""
+
+    site: Site
+    applied: bool
 
 
 @dataclass(frozen=True)
@@ -106,16 +119,34 @@ class GridService:
             return tx.grid.add_site(host_id, name, limit_w, house_load_w, feeder_id)
 
     def set_house_load(
-        self, site_id: int, house_load_w: int, *, host_id: int | None = None, decide: bool = True
-    ) -> Site:
-        """A site's house load changed (a simulated house, or a meter's reading): the shares follow
-        (`decide=False`: at the next housekeeping sweep, in whichever process runs it)."""
+        self,
+        site_id: int,
+        house_load_w: int,
+        *,
+        measured_at: datetime | None = None,
+        host_id: int | None = None,
+        decide: bool = True,
+    ) -> HouseLoadOutcome:
+        """A site meter's reading, measured at `measured_at` (aware; None: now): the shares follow
+        (`decide=False`: at the next housekeeping sweep, in whichever process runs it). A reading
+        older than the one in force changes nothing; one stamped more than
+        `MEASURED_AHEAD_TOLERANCE` ahead of now is InvalidRequest."""
+        now = self.clock.now()
+        if measured_at is None:
+            measured_at = now
+        elif measured_at.tzinfo is None:
+            raise InvalidRequest("a reading's measured_at needs its time zone")
+        elif measured_at > now + MEASURED_AHEAD_TOLERANCE:
+            raise InvalidRequest(
+                f"a reading measured at {measured_at.isoformat()} is ahead of the server's clock "
+                f"({now.isoformat()}) by more than {MEASURED_AHEAD_TOLERANCE.total_seconds():g} s"
+            )
         with self.store.transaction() as tx:
             self._site(tx, site_id, host_id)
-            site = tx.grid.set_house_load(site_id, house_load_w)
-        if decide:
+            site, applied = tx.grid.set_house_load(site_id, house_load_w, measured_at)
+        if decide and applied:
             self.rebalance()
-        return site
+        return HouseLoadOutcome(site, applied)
 
     def place(
         self, charger_id: int, site_id: int | None, *, host_id: int | None = None, decide: bool = True

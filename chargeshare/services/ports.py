@@ -882,8 +882,10 @@ class Grid(Protocol):
         """Every site (or one host's), by id."""
         ...
 
-    def set_house_load(self, site_id: int, house_load_w: int) -> Site:
-        """NotFound for an unknown site."""
+    def set_house_load(self, site_id: int, house_load_w: int, measured_at: datetime) -> tuple[Site, bool]:
+        """A meter's reading, measured at `measured_at`: written unless the one in force was measured
+        later (one compare and set, so two writers at once keep the newer). The site as it stands
+        after, and whether this reading is the one in force. NotFound for an unknown site."""
         ...
 
     def place(self, charger_id: int, site_id: int | None) -> None:

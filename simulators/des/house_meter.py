@@ -15,7 +15,7 @@ def run_house_meter(world: DesWorld, site_id: int, house: HouseProfile) -> Proce
         watts = house.load_w(now)
         if watts != told:
             try:
-                world.app.grid.set_house_load(site_id, watts)
+                world.app.grid.set_house_load(site_id, watts, measured_at=now)
                 told = watts
             except Exception as e:  # a backend bug is the run's finding, not the meter's end
                 world.stats.errors.append(f"house meter of site {site_id}: {e!r}")

@@ -3,11 +3,13 @@ flexibility events; what they answer, what they refuse, and the limits each chan
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from chargeshare.domain.grid_limits import MIN_CHARGING_W
 from chargeshare.services.events import GridLimitsDue
 from tests.api.world import client, world
+
+_BST = timezone(timedelta(hours=1))
 
 
 async def test_a_host_adds_a_site_puts_a_charger_on_it_and_the_charger_is_told() -> None:
@@ -47,6 +49,72 @@ async def test_a_host_adds_a_site_puts_a_charger_on_it_and_the_charger_is_told()
             assert foreign.status_code == 404
             nothing = await http.post("/host/sites", json={"name": "x", "limit_w": 0}, headers=host)
             assert nothing.status_code in (400, 422) and "0 W" in nothing.text
+
+
+async def test_a_house_load_reading_carries_when_it_was_measured_and_an_older_one_is_ignored() -> None:
+    with world() as w:
+        heard: list[GridLimitsDue] = []
+        w.app.bus.subscribe(GridLimitsDue, heard.append)
+        host = w.mine.host.headers
+        async with client(w.app) as http:
+            site = (
+                await http.post("/host/sites", json={"name": "home", "limit_w": 13_800}, headers=host)
+            ).json()
+            path = f"/host/sites/{site['site_id']}/house-load"
+            await http.put(
+                f"/host/chargers/{w.mine.charger_id}/site", json={"site_id": site["site_id"]}, headers=host
+            )
+            now = w.clock.now()
+            # Without a time, the server's now.
+            plain = await http.put(path, json={"house_load_w": 1_000}, headers=host)
+            assert plain.status_code == 200, plain.text
+            assert plain.json()["applied"] and plain.json()["house_load_at"] == now.isoformat().replace(
+                "+00:00", "Z"
+            )
+            w.clock.advance(60)
+            kettle_on, kettle_off = (
+                w.clock.now() - timedelta(seconds=30),
+                w.clock.now() - timedelta(seconds=10),
+            )
+            # Measured in another zone: the same instant.
+            newer = await http.put(
+                path,
+                json={"house_load_w": 1_000, "measured_at": kettle_off.astimezone(_BST).isoformat()},
+                headers=host,
+            )
+            assert newer.json()["applied"]
+            decided = len(heard)
+            # The kettle's reading, older, arrives last: 200 with what is in force, and nothing decided.
+            older = await http.put(
+                path, json={"house_load_w": 4_000, "measured_at": kettle_on.isoformat()}, headers=host
+            )
+            assert older.status_code == 200, older.text
+            body = older.json()
+            assert (body["applied"], body["house_load_w"]) == (False, 1_000)
+            assert body["house_load_at"] == kettle_off.isoformat().replace("+00:00", "Z")
+            assert len(heard) == decided
+            # A few seconds ahead is a clock's drift, taken; far ahead is refused and changes nothing.
+            ahead = await http.put(
+                path,
+                json={
+                    "house_load_w": 2_000,
+                    "measured_at": (w.clock.now() + timedelta(seconds=3)).isoformat(),
+                },
+                headers=host,
+            )
+            assert ahead.json()["applied"]
+            wrong = await http.put(
+                path,
+                json={"house_load_w": 7_000, "measured_at": (w.clock.now() + timedelta(hours=1)).isoformat()},
+                headers=host,
+            )
+            assert wrong.status_code == 400 and "ahead" in wrong.text
+            naive = await http.put(
+                path, json={"house_load_w": 7_000, "measured_at": "2026-01-01T12:00:00"}, headers=host
+            )
+            assert naive.status_code == 422
+            (listed,) = (await http.get("/host/sites", headers=host)).json()
+            assert listed["house_load_w"] == 2_000
 
 
 async def test_the_operator_adds_feeders_sites_and_flexibility_events() -> None:

@@ -31,9 +31,31 @@ def test_feeders_and_sites_are_kept_as_given(app: App) -> None:
         ]
         assert tx.grid.sites(host_id=other) == [alone]
     with app.store.transaction() as tx:
-        assert tx.grid.set_house_load(site.site_id, 4_500).house_load_w == 4_500
+        assert tx.grid.set_house_load(site.site_id, 4_500, T0)[0].house_load_w == 4_500
     with app.store.reading() as tx:
         assert tx.grid.sites(host_id=host)[0].house_load_w == 4_500
+        assert tx.grid.sites(host_id=host)[0].house_load_at == T0
+
+
+def test_a_house_load_reading_older_than_the_one_in_force_changes_nothing(app: App) -> None:
+    with app.store.transaction() as tx:
+        site = tx.grid.add_site(tx.accounts.add_host("Ada"), "home", 13_800, 0, None)
+        assert site.house_load_at is None  # no reading yet: the first one is taken whenever measured
+    kettle_on, kettle_off = T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)
+    with app.store.transaction() as tx:
+        assert tx.grid.set_house_load(site.site_id, 500, kettle_off)[1]
+    with app.store.transaction() as tx:
+        # The kettle's reading, measured before it went off, arrives last: ignored, the newer stands.
+        kept, applied = tx.grid.set_house_load(site.site_id, 3_500, kettle_on)
+        assert not applied and (kept.house_load_w, kept.house_load_at) == (500, kettle_off)
+    with app.store.transaction() as tx:
+        # A reading measured at the same instant as the one in force replaces it (a meter's retry).
+        assert tx.grid.set_house_load(site.site_id, 600, kettle_off)[1]
+        later, applied = tx.grid.set_house_load(site.site_id, 2_500, kettle_off + HOUR)
+        assert applied and (later.house_load_w, later.house_load_at) == (2_500, kettle_off + HOUR)
+    with app.store.reading() as tx:
+        (s,) = tx.grid.sites()
+        assert (s.house_load_w, s.house_load_at) == (2_500, kettle_off + HOUR)
 
 
 def test_a_site_of_an_unknown_host_or_feeder_or_with_no_limit_is_refused(app: App) -> None:
@@ -48,7 +70,7 @@ def test_a_site_of_an_unknown_host_or_feeder_or_with_no_limit_is_refused(app: Ap
     with pytest.raises(InvalidRequest), app.store.transaction() as tx:
         tx.grid.add_feeder("F", -1)
     with pytest.raises(NotFound), app.store.transaction() as tx:
-        tx.grid.set_house_load(9_999, 1)
+        tx.grid.set_house_load(9_999, 1, T0)
     with app.store.reading() as tx:
         assert tx.grid.sites() == [] and tx.grid.feeders() == []
 

@@ -264,3 +264,28 @@ def test_a_report_inserted_while_a_charger_is_removed_is_removed_with_it(pg_app:
     assert failures == [], "".join(traceback.format_exception(failures[0]))
     with pg_app.store.reading() as tx:
         assert [c.charger_id for c in tx.chargers.all()] == []
+
+
+def test_an_older_house_load_reading_committed_after_a_newer_one_changes_nothing(pg_app: App) -> None:
+    site = pg_app.grid.add_site(pg_app.marketplace.add_host("h"), "home", 13_800)
+    oven_on, kettle_and_oven = T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)
+    failures: list[BaseException] = []
+    older: list[tuple[int, bool]] = []
+
+    def older_reading() -> None:
+        with pg_app.store.transaction() as tx:
+            kept, applied = tx.grid.set_house_load(site.site_id, 2_000, oven_on)
+            older.append((kept.house_load_w, applied))
+
+    # One meter through two processes: the newer reading (kettle and oven) is written first and
+    # holds the row; the older one (the oven alone) writes while it does, and commits after it.
+    with pg_app.store.transaction() as tx:
+        assert tx.grid.set_house_load(site.site_id, 5_000, kettle_and_oven)[1]
+        racing = in_thread(older_reading, failures)
+        waiting_on_a_lock_or_done(pg_app, racing)
+    racing.join(WAIT_S)
+    assert not racing.is_alive() and failures == []
+    assert older == [(5_000, False)], "the older reading was written over the newer one"
+    with pg_app.store.reading() as tx:
+        (s,) = tx.grid.sites()
+        assert (s.house_load_w, s.house_load_at) == (5_000, kettle_and_oven)

@@ -4,13 +4,13 @@ as shipped, in the DES and live, and red on a backend that ignores the house-loa
 
 from __future__ import annotations
 
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from chargeshare.domain.grid_limits import Site
-from chargeshare.services.grid import GridService
+from chargeshare.services.grid import GridService, HouseLoadOutcome
 from simulators.scenario import ScenarioError, load
 from simulators.scenario_runner import run_scenario
 from tests.scenarios.test_grid_scenarios import ROOT, live, red_on_the_grid, scenario
@@ -34,10 +34,16 @@ def test_a_constant_house_load_beside_the_profile_is_refused(tmp_path: Path) -> 
 
 
 def ignoring_house_loads(
-    self: GridService, site_id: int, house_load_w: int, *, host_id: int | None = None, decide: bool = True
-) -> Site:
+    self: GridService,
+    site_id: int,
+    house_load_w: int,
+    *,
+    measured_at: datetime | None = None,
+    host_id: int | None = None,
+    decide: bool = True,
+) -> HouseLoadOutcome:
     """A backend that answers a site meter but keeps the house load it had."""
-    return next(s for s in self.sites() if s.site_id == site_id)
+    return HouseLoadOutcome(next(s for s in self.sites() if s.site_id == site_id), applied=True)
 
 
 @pytest.mark.slow  # a few seconds of DES

@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, null, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, null, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.domain.errors import NotFound
-from chargeshare.domain.grid_limits import Feeder, FlexEvent, Plan, Scope, Site
+from chargeshare.domain.grid_limits import MIN_CHARGING_W, Feeder, FlexEvent, Plan, Scope, Site
 
 _f = t.grid_feeders.c
 _s = t.grid_sites.c
@@ -75,7 +75,9 @@ STATEMENTS = {
 
 def _site(r: Any) -> Site:
     feeder = None if r.feeder_id is None else int(r.feeder_id)
-    return Site(int(r.id), int(r.host_id), r.name, int(r.limit_w), int(r.house_load_w), feeder)
+    return Site(
+        int(r.id), int(r.host_id), r.name, int(r.limit_w), int(r.house_load_w), feeder, r.house_load_at
+    )
 
 
 def _event(r: Any) -> FlexEvent:
@@ -122,12 +124,23 @@ class SqlGrid:
             q = q.where(_s.host_id == host_id)
         return [_site(r) for r in self.conn.execute(q)]
 
-    def set_house_load(self, site_id: int, house_load_w: int) -> Site:
-        self._exists(t.grid_sites, site_id, "site")
-        (site,) = [s for s in self.sites() if s.site_id == site_id]
-        changed = Site(site.site_id, site.host_id, site.name, site.limit_w, house_load_w, site.feeder_id)
-        self.conn.execute(update(t.grid_sites).where(_s.id == site_id).values(house_load_w=house_load_w))
-        return changed
+    def set_house_load(self, site_id: int, house_load_w: int, measured_at: datetime) -> tuple[Site, bool]:
+        Site(0, 0, "", MIN_CHARGING_W, house_load_w)  # checks the load before anything is written
+        # Compare and set in one statement: on PostgreSQL a writer waiting on the row re-reads the
+        # time in force once the other commits, so an older reading never lands over a newer one.
+        q = (
+            update(t.grid_sites)
+            .where(_s.id == site_id, or_(_s.house_load_at.is_(None), _s.house_load_at <= measured_at))
+            .values(house_load_w=house_load_w, house_load_at=measured_at)
+            .returning(*t.grid_sites.c)
+        )
+        row = self.conn.execute(q).first()
+        if row is not None:
+            return _site(row), True
+        row = self.conn.execute(select(t.grid_sites).where(_s.id == site_id)).first()
+        if row is None:
+            raise NotFound(f"no site {site_id}")
+        return _site(row), False
 
     # ---- which charger is on which site ------------------------------------------------------------
     def place(self, charger_id: int, site_id: int | None) -> None:

@@ -504,6 +504,8 @@ grid_sites = Table(
     Column("limit_w", Integer, nullable=False),
     Column("house_load_w", Integer, nullable=False),
     Column("feeder_id", ForeignKey("grid_feeders.id")),
+    # When the reading in force was measured (NULL: none yet): an older one is not written over it.
+    Column("house_load_at", UTCDateTime()),
     CheckConstraint(f"limit_w >= {MIN_CHARGING_W}", name="ck_grid_sites_limit"),
     CheckConstraint("house_load_w >= 0", name="ck_grid_sites_house_load"),
     Index("ix_grid_sites_host", "host_id"),

@@ -20,6 +20,7 @@ from chargeshare.entrypoints.api.schemas import (
     FlexEventOut,
     HostSiteIn,
     HouseLoadIn,
+    HouseLoadOut,
     SiteIn,
     SiteOut,
 )
@@ -57,6 +58,7 @@ def router(app: App) -> APIRouter:
                 name=s.name,
                 limit_w=s.limit_w,
                 house_load_w=s.house_load_w,
+                house_load_at=s.house_load_at,
                 feeder_id=s.feeder_id,
                 charger_ids=sorted(c for c, site in members.items() if site == s.site_id),
             )
@@ -78,10 +80,18 @@ def router(app: App) -> APIRouter:
         return sites_out([site])[0]
 
     @r.put("/host/sites/{site_id}/house-load")
-    def host_house_load(site_id: IdPath, body: HouseLoadIn, who: Host) -> SiteOut:
-        """What the house draws now: the chargers share what it leaves."""
+    def host_house_load(site_id: IdPath, body: HouseLoadIn, who: Host) -> HouseLoadOut:
+        """What the house draws, as the site meter measured it: the chargers share what it leaves.
+        A reading older than the one in force is ignored, answered with the one in force and
+        `applied` false (a meter need not retry it); one stamped ahead of the server's clock by
+        more than a few seconds is a 400."""
         assert who.host_id is not None, "a host token always names its host"
-        return sites_out([app.grid.set_house_load(site_id, body.house_load_w, host_id=who.host_id)])[0]
+        measured_at = None if body.measured_at is None else _utc(body.measured_at)
+        outcome = app.grid.set_house_load(
+            site_id, body.house_load_w, measured_at=measured_at, host_id=who.host_id
+        )
+        (site,) = sites_out([outcome.site])
+        return HouseLoadOut(**site.model_dump(), applied=outcome.applied)
 
     @r.put("/host/chargers/{charger_id}/site", status_code=204)
     def host_place(charger_id: IdPath, body: ChargerSiteIn, who: Host) -> None:

@@ -667,6 +667,10 @@ class SiteIn(HostSiteIn):
 
 class HouseLoadIn(BaseModel):
     house_load_w: Watts
+    measured_at: AwareInstant | None = Field(
+        default=None,
+        description="when the meter measured it, with a time zone; omitted: when the server is told",
+    )
 
 
 class ChargerSiteIn(BaseModel):
@@ -679,8 +683,15 @@ class SiteOut(BaseModel):
     name: str
     limit_w: int
     house_load_w: int
+    house_load_at: datetime | None = Field(description="when the house load in force was measured")
     feeder_id: int | None
     charger_ids: list[int]
+
+
+class HouseLoadOut(SiteOut):
+    applied: bool = Field(
+        description="false: the reading was older than the one in force, which stands (shown here)"
+    )
 
 
 class FlexEventIn(BaseModel):
