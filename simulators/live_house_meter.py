@@ -1,6 +1,7 @@
 """A simulated house's site meter, live: it reports the house's load through the host's app
 (`PUT /host/sites/{id}/house-load`) each time it changes; the backend decides the shares before it
-answers, so the next report waits for the last one's decision."""
+answers, so the next report waits for the last one's decision. Each reading carries when it was
+measured, so one arriving after a newer one (through another server process) changes nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ async def run_house_meter(host: ApiSession, site_id: int, house: HouseProfile, e
         now = host.clock.now()
         watts = house.load_w(now)
         if watts != told:
-            r = await host.request("PUT", f"/host/sites/{site_id}/house-load", json={"house_load_w": watts})
+            reading = {"house_load_w": watts, "measured_at": now.isoformat()}
+            r = await host.request("PUT", f"/host/sites/{site_id}/house-load", json=reading)
             if r.status_code == 200:
                 told = watts
             else:
