@@ -1,6 +1,7 @@
 """Grid and fleet writes made by several processes at once on PostgreSQL (issue 19's adversarial
 review): an older grid decision never overwrites a newer one (a house load's jump included), limits
-read while a decision commits are never acknowledged as that decision's, removing a connector or a
+read while a decision commits are never acknowledged as that decision's, an older house-load
+reading committed after a newer one changes nothing, removing a connector or a
 charger waits for a decision in progress, two placements of one charger are one upsert, and two
 copies of a fleet payment under one Idempotency-Key pay once."""
 
