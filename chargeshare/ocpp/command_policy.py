@@ -200,7 +200,7 @@ class CommandPolicy:
         orders += [o for c in cancellations for o in self._booking_ended(c)]
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         orders += [o for s in stops for o in self._energy_limit(s)]
-        orders += [Order(cp_id, self._logged(cp_id, _override(o))) for o in overrides]
+        orders += [Order(cp_id, self._send_override(o)) for o in overrides]
         try:
             limits = yield Effect(self.grid.limits_due, (cp_id,))
         except (NotFound, Busy) as exc:
@@ -360,7 +360,21 @@ class CommandPolicy:
     def _override_due(self, event: OverrideDue) -> list[Order]:
         # Published while its start frame is handled: the charger learns of the transaction only
         # from our answer, so the override follows it.
-        return self._after_reply_or_now(event.charge_point_id, self._logged, _override(event))
+        cp_id = event.charge_point_id
+        if self.links.linked_here(cp_id):
+            return [Order(cp_id, self._send_override(event), after_reply=True)]
+        if self.links.reachable(cp_id):
+            return [Order(cp_id, self._send_override(event))]
+        return []
+
+    def _send_override(self, event: OverrideDue) -> Script:
+        """The override TxProfile, in A to a charger taking A only; refused, it is owed on connecting."""
+        yield from self._in_units(
+            event.charge_point_id,
+            lambda unit: ocpp_smart.override_command(
+                event.connector_no, event.session_id, event.rating_w, unit
+            ),
+        )
 
     # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py) ---------------------------------
     def _grid_limits_due(self, event: GridLimitsDue) -> list[Order]:
@@ -421,11 +435,12 @@ class CommandPolicy:
         if kept is not None and rate_units.amps_only(kept):
             yield from self._rate_units_learned(cp_id, units)
 
-    def _grid_unit(self, cp_id: str) -> Generator[Step, Any, tuple[cmd.RateUnit, bool]]:
-        """A in place of W for a charger that takes A only. What it said at boot is kept in the store;
-        one never asked (its first limits, or an engine that reads no settings at boot) is asked here,
-        before any profile. Unknown keeps W. Also whether the unit came from units kept before this
-        round, which may be out of date when the charger refuses it."""
+    def _unit_for(self, cp_id: str) -> Generator[Step, Any, tuple[cmd.RateUnit, bool]]:
+        """The unit a profile goes to `cp_id` in: A in place of W for a charger that takes A only.
+        What it said at boot is kept in the store; one never asked (its first profile, or an engine
+        that reads no settings at boot) is asked here, before any profile. Unknown keeps W.
+        Also whether the unit came from units kept before this send, which may be out of date when
+        the charger refuses it."""
         try:
             units = yield Effect(self.reports.rate_units, (cp_id,))
         except (NotFound, Busy) as exc:
@@ -439,6 +454,32 @@ class CommandPolicy:
             yield from self._rate_units_learned(cp_id, units)
         return (cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS), kept
 
+    def _units_again(self, cp_id: str) -> Generator[Step, Any, cmd.RateUnit | None]:
+        """After a refusal of the unit taken from kept units: those may be out of date (new firmware,
+        a stale report written last by another process), so the charger is asked again and what it
+        says kept. The unit it takes now, or None if it did not answer."""
+        units = yield from rate_units.learn()
+        if units is None:
+            return None
+        yield from self._rate_units_learned(cp_id, units)
+        return cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS
+
+    def _in_units(
+        self, cp_id: str, command: Callable[[cmd.RateUnit], cmd.SetChargingProfile]
+    ) -> Generator[Step, Any, bool]:
+        """Send a profile in the unit the charger takes (`_unit_for`). Refused in a unit taken from
+        kept units, they are asked again (`_units_again`), and if that names another unit it goes
+        once more in it: a profile sent once, unlike a grid decision, is not owed to a sweep."""
+        unit, kept = yield from self._unit_for(cp_id)
+        result: cmd.CommandResult[Any] = yield Send(command(unit))
+        if kept and isinstance(result, cmd.Rejected | cmd.CallError):
+            now = yield from self._units_again(cp_id)
+            if now is not None and now is not unit:
+                result = yield Send(command(now))
+        if not isinstance(result, cmd.Done):
+            log.warning("SetChargingProfile to %s: %s", cp_id, result)
+        return isinstance(result, cmd.Done)
+
     def _rate_units_learned(self, cp_id: str, units: frozenset[cmd.RateUnit]) -> Generator[Step, Any, None]:
         try:
             yield Effect(self.reports.rate_units_learned, (cp_id, frozenset(units)))
@@ -448,18 +489,14 @@ class CommandPolicy:
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
         unit, kept = cmd.RateUnit.WATTS, False
         if due.limits_w:  # clearing names no unit
-            unit, kept = yield from self._grid_unit(due.charge_point_id)
+            unit, kept = yield from self._unit_for(due.charge_point_id)
         refused = yield from self._grid_profiles(due, due.steps, unit)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
             # PeriodsPerSchedule) refuses it: its limits alone, the edge left to the decision at it.
             refused = yield from self._grid_profiles(due, (), unit)
         if kept and isinstance(refused, cmd.Rejected | cmd.CallError):
-            # What was kept may be out of date (new firmware, a stale report written last by another
-            # process): asked again, so the decision, still owed, goes out in what it says.
-            units = yield from rate_units.learn()
-            if units is not None:
-                yield from self._rate_units_learned(due.charge_point_id, units)
+            yield from self._units_again(due.charge_point_id)  # the decision, still owed, follows them
         if refused is not None:
             return  # the rest stays owed: sent again on connecting or by the sweep
         if not due.decision:
@@ -494,11 +531,17 @@ class CommandPolicy:
         """The transfer allowed, then the discharging profile; a refusal of the first sends no profile."""
         if not event.windows:
             return
-        allow, profile = ocpp_v2g.export_commands(
-            event.connector_no, event.session_id, event.rating_w, event.windows, event.at
-        )
-        if (yield from self._logged(cp_id, allow)):
-            yield from self._logged(cp_id, profile)
+        if (
+            yield from self._logged(
+                cp_id, cmd.AllowEnergyTransfer(event.session_id, ocpp_v2g.ALLOWED_TRANSFER)
+            )
+        ):
+            yield from self._in_units(
+                cp_id,
+                lambda unit: ocpp_v2g.export_profile(
+                    event.connector_no, event.session_id, event.rating_w, event.windows, event.at, unit
+                ),
+            )
 
     # ---- certificates ------------------------------------------------------------------------------
     def _certificate_issued(self, event: CertificateIssued) -> list[Order]:
@@ -571,7 +614,3 @@ class CommandPolicy:
         if not isinstance(result, cmd.Done):
             log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
         return isinstance(result, cmd.Done)
-
-
-def _override(event: OverrideDue) -> cmd.SetChargingProfile:
-    return ocpp_smart.override_command(event.connector_no, event.session_id, event.rating_w)

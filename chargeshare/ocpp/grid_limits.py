@@ -45,7 +45,8 @@ def tx_default_profile_id(connector_no: int) -> int:
     return TX_DEFAULT_PROFILE_ID + connector_no
 
 
-def _period(offset: int, w: int, unit: cmd.RateUnit) -> cmd.SchedulePeriod:
+def period(offset: int, w: int, unit: cmd.RateUnit) -> cmd.SchedulePeriod:
+    """A period limited to `w` in `unit`: in A, `amps_within(w)` on the one phase it names."""
     if unit is cmd.RateUnit.AMPS:
         return cmd.SchedulePeriod(offset, amps_within(w), phases=AMPS_PHASES)
     return cmd.SchedulePeriod(offset, w)
@@ -64,7 +65,7 @@ def _profile(
         purpose=purpose,
         kind=cmd.ProfileKind.ABSOLUTE,
         rate_unit=unit,
-        periods=tuple(_period(offset, w, unit) for offset, w in periods),
+        periods=tuple(period(offset, w, unit) for offset, w in periods),
         starts_at=at,
     )
 

@@ -10,6 +10,7 @@ this, so the names are ours, documented as a vendor documents its keys (docs/arc
   transaction of its own, which lives and dies with it and overrides the TxDefaultProfile. Its
   `chargingProfileId` says it is the override; its one period is the connector's rating, so it lifts
   nothing the ChargePointMaxProfile / ChargingStationMaxProfile caps (where site limits belong).
+  To a charger taking A only it goes in A, as site limits do (chargeshare/ocpp/grid_limits.py).
   OCPP 2.1 has words of its own for both (`randomizedDelay` in a charging schedule, and the
   PriorityCharging purpose); 1.6 and 2.0.1 have none.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import grid_limits as ocpp_grid
 
 COMPONENT = "UKSmartChargingCtrlr"
 RANDOMISED_DELAY_MAX = "RandomisedDelayMaxSeconds"
@@ -47,20 +49,26 @@ def settings_commands(s: SmartSettings) -> tuple[cmd.ChangeSetting, ...]:
 
 
 def override_command(
-    connector_no: int, transaction: cmd.TransactionRef, rating_w: int
+    connector_no: int,
+    transaction: cmd.TransactionRef,
+    rating_w: int,
+    unit: cmd.RateUnit = cmd.RateUnit.WATTS,
 ) -> cmd.SetChargingProfile:
-    """The driver's override for a running transaction, as the TxProfile it rides on."""
-    return cmd.SetChargingProfile(connector_no, override_profile(rating_w, transaction))
+    """The driver's override for a running transaction, as the TxProfile it rides on, in `unit`."""
+    return cmd.SetChargingProfile(connector_no, override_profile(rating_w, transaction, unit))
 
 
-def override_profile(rating_w: int, transaction: cmd.TransactionRef | None = None) -> cmd.ChargingProfile:
-    """The override TxProfile: also what a remote start carries as its charging profile."""
+def override_profile(
+    rating_w: int, transaction: cmd.TransactionRef | None = None, unit: cmd.RateUnit = cmd.RateUnit.WATTS
+) -> cmd.ChargingProfile:
+    """The override TxProfile: also what a remote start carries as its charging profile. In A it is
+    the rating floored on one phase (`grid_limits.amps_within`), never more than the rating's W."""
     return cmd.ChargingProfile(
         profile_id=END_USER_OVERRIDE_PROFILE_ID,
         stack_level=OVERRIDE_STACK_LEVEL,
         purpose=cmd.ProfilePurpose.TX,
         kind=cmd.ProfileKind.RELATIVE,
-        rate_unit=cmd.RateUnit.WATTS,
-        periods=(cmd.SchedulePeriod(0, rating_w),),
+        rate_unit=unit,
+        periods=(ocpp_grid.period(0, rating_w, unit),),
         transaction=transaction,
     )

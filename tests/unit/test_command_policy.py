@@ -20,6 +20,7 @@ from chargeshare.ocpp import V16, V201, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import smart_charging as ocpp_smart
+from chargeshare.ocpp import v2g as ocpp_v2g
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
 from chargeshare.ocpp.metering import MeteringPolicy
 from chargeshare.ocpp.scripts import Effect, Order, Send, drive
@@ -962,3 +963,107 @@ def test_a_boot_whose_kept_units_cannot_be_read_still_gets_its_smart_settings() 
     assert w.commands()[-len(ocpp_smart.settings_commands(SETTINGS)) :] == list(
         ocpp_smart.settings_commands(SETTINGS)
     )
+
+
+# ---- the driver's override and the V2G profile to a charger that takes A only ------------------------
+EXPORT = ExportDue(AT, "CP1", 1, 5, 7_400, ((600, 1_200),))
+
+
+def profiles(w: World) -> list[cmd.ChargingProfile]:
+    return [c.profile for c in w.commands() if isinstance(c, cmd.SetChargingProfile)]
+
+
+def test_an_override_to_a_charger_kept_as_amps_only_goes_in_amps_and_is_taken() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.decide_and_run(override(), refusing_watts)
+    assert w.commands() == [ocpp_smart.override_command(1, 5, 7_400, cmd.RateUnit.AMPS)]
+    (period,) = profiles(w)[0].periods
+    assert (period.limit, period.phases) == (32, 1)  # 7,400 W floored on one phase: 7,360 W
+
+
+def test_an_override_to_a_charger_never_asked_asks_its_units_first() -> None:
+    w = world()
+    del w.backend.units["CP1"]
+    w.decide_and_run(override(), refusing_watts)
+    assert w.commands() == [
+        rate_units.GetRateUnits(),
+        ocpp_smart.override_command(1, 5, 7_400, cmd.RateUnit.AMPS),
+    ]
+    assert w.backend.recorded("rate_units_learned") == [("CP1", AMPS_ONLY)]
+
+
+def test_an_override_owed_on_connecting_goes_in_amps() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.backend.overrides = [override()]
+    w.run(w.policy.connected("CP1"), refusing_watts)
+    assert profiles(w) == [ocpp_smart.override_profile(7_400, 5, cmd.RateUnit.AMPS)]
+
+
+@pytest.mark.parametrize("refusal", [cmd.Rejected(cmd.Status.REJECTED, None), cmd.CallError("NotSupported")])
+def test_an_override_refused_in_watts_kept_asks_the_units_again_and_goes_once_in_amps(
+    refusal: cmd.Failure,
+) -> None:
+    """A stale report kept it as taking W: the refusal asks again, and the override follows at once
+    (nothing else would send it before the charger reconnects)."""
+    w = world()
+    w.backend.units["CP1"] = frozenset({cmd.RateUnit.WATTS})
+
+    def amps_only(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, cmd.SetChargingProfile) and command.profile.rate_unit is not cmd.RateUnit.AMPS:
+            return refusal
+        return refusing_watts(command)
+
+    w.decide_and_run(override(), amps_only)
+    assert w.commands() == [
+        ocpp_smart.override_command(1, 5, 7_400),
+        rate_units.GetRateUnits(),
+        ocpp_smart.override_command(1, 5, 7_400, cmd.RateUnit.AMPS),
+    ]
+    assert w.backend.recorded("rate_units_learned") == [("CP1", AMPS_ONLY)]
+
+
+def test_an_override_refused_in_the_unit_it_still_takes_is_not_sent_again() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.decide_and_run(
+        override(),
+        lambda c: (
+            refusing_watts(c)
+            if not isinstance(c, cmd.SetChargingProfile)
+            else cmd.Rejected(cmd.Status.REJECTED, None)
+        ),
+    )
+    assert [type(c) for c in w.commands()] == [cmd.SetChargingProfile, rate_units.GetRateUnits]
+
+
+def test_a_v2g_profile_to_a_charger_kept_as_amps_only_goes_in_amps() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.decide_and_run(EXPORT, refusing_watts)
+    allow, profile = w.commands()
+    assert isinstance(allow, cmd.AllowEnergyTransfer)
+    assert profile == ocpp_v2g.export_profile(1, 5, 7_400, ((600, 1_200),), AT, cmd.RateUnit.AMPS)
+    (charging, discharging, after) = profiles(w)[0].periods
+    assert (charging.limit, charging.phases) == (after.limit, after.phases) == (32, 1)
+    assert (discharging.limit, discharging.setpoint, discharging.discharge_limit) == (0, -32, -32)
+    assert discharging.phases == 1
+
+
+def test_a_v2g_profile_refused_in_watts_kept_asks_the_units_again_and_goes_in_amps() -> None:
+    w = world()
+    w.backend.units["CP1"] = frozenset({cmd.RateUnit.WATTS})
+    w.decide_and_run(EXPORT, refusing_watts)
+    assert w.commands()[1:] == [
+        ocpp_v2g.export_profile(1, 5, 7_400, ((600, 1_200),), AT),
+        rate_units.GetRateUnits(),
+        ocpp_v2g.export_profile(1, 5, 7_400, ((600, 1_200),), AT, cmd.RateUnit.AMPS),
+    ]
+
+
+def test_a_v2g_profile_to_a_charger_taking_watts_stays_in_watts() -> None:
+    w = world()
+    w.backend.units["CP1"] = frozenset({cmd.RateUnit.AMPS, cmd.RateUnit.WATTS})
+    w.decide_and_run(EXPORT)
+    assert w.commands() == list(ocpp_v2g.export_commands(1, 5, 7_400, ((600, 1_200),), AT))

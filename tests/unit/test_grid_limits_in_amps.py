@@ -13,6 +13,8 @@ from chargeshare.ocpp import V16, V201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import AMPS_PHASES, MIN_AMPS, VOLTS, amps_within, limit_commands
 from chargeshare.ocpp.rate_units import amps_only, from_read, key, parse
+from chargeshare.ocpp.smart_charging import override_profile
+from chargeshare.ocpp.v2g import export_profile
 from simulators.dialect_v16 import profile_from
 from simulators.smart_charging import ProfileBook, to_watts
 from tests.conftest import T0
@@ -91,3 +93,26 @@ def test_declared_units_in_either_versions_words() -> None:
     )
     assert from_read(V201, said) == {AMPS}
     assert from_read(V16, (cmd.SettingValue(key(V16), cmd.Status.UNKNOWN_VARIABLE),)) == frozenset()
+
+
+@given(
+    st.integers(min_value=0, max_value=50_000),
+    st.lists(st.tuples(st.integers(0, 3_600), st.integers(1, 3_600)), max_size=3),
+)
+def test_the_override_and_the_v2g_profile_in_amps_never_pass_the_rating_either_way(
+    rating_w: int, windows: list[tuple[int, int]]
+) -> None:
+    """Charging, setpoint and discharge limit alike: A x 230 V on the one phase named is at most the
+    rating, a discharge written negative, and under 6 A it is 0."""
+    override = override_profile(rating_w, 5, AMPS)
+    exported = export_profile(1, 5, rating_w, tuple((a, a + d) for a, d in windows), T0, AMPS).profile
+    for profile in (override, exported):
+        assert profile.rate_unit is AMPS
+        for p in profile.periods:
+            assert p.phases == AMPS_PHASES
+            for figure, sign in ((p.limit, 1), (p.setpoint, -1), (p.discharge_limit, -1)):
+                if figure is not None:
+                    assert figure * sign >= 0
+                    assert to_watts(abs(figure), "A", AMPS_PHASES) <= rating_w
+                    assert abs(figure) == 0 or abs(figure) >= MIN_AMPS
+    assert override.periods[0].limit == amps_within(rating_w)
