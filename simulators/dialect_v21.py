@@ -69,7 +69,11 @@ class V21(V201):
             found = next(
                 ((c, tx) for c, tx in cp.transactions() if tx.local_id == profile.get("transactionId")), None
             )
-            windows = None if found is None else discharge_windows(profile, found[0].max_power_w, now)
+            windows = (
+                None
+                if found is None
+                else discharge_windows(profile, found[0].max_power_w, now, found[0].phases)
+            )
             if windows is None:
                 if any(
                     period.get("operationMode") in DISCHARGE_MODES

@@ -17,6 +17,7 @@ from typing import Any
 
 from chargeshare.ocpp.timestamps import parse_ts
 from simulators.power import EnergyMeter, Vehicle
+from simulators.smart_charging import to_watts
 
 BIDIRECTIONAL = frozenset({"AC_BPT", "AC_BPT_DER", "DC_BPT", "DC_ACDP_BPT"})
 DISCHARGE_MODES = frozenset({"CentralSetpoint", "ExternalSetpoint"})
@@ -60,19 +61,23 @@ def discharge(v2x: V2x, meter: EnergyMeter, now: datetime) -> int:
 
 
 def discharge_windows(
-    profile: dict[str, Any], rating_w: int, now: datetime
+    profile: dict[str, Any], rating_w: int, now: datetime, phases: int = 3
 ) -> list[tuple[datetime, datetime, int]] | None:
     """The discharge windows a 2.1 TxProfile asks for (None if it asks none): each `CentralSetpoint`
-    period with a negative setpoint, at the lesser of the setpoint, discharge limit and rating."""
+    period with a negative setpoint, at the lesser of the setpoint, discharge limit and rating. In A,
+    each is A x 230 V on the period's numberPhases, else the connector's `phases`."""
     windows: list[tuple[datetime, datetime, int]] = []
     for schedule in profile["chargingSchedule"]:
+        unit = schedule.get("chargingRateUnit", "W")
         begin = parse_ts(schedule["startSchedule"]) if "startSchedule" in schedule else now
         periods: Sequence[dict[str, Any]] = schedule["chargingSchedulePeriod"]
         end = begin + timedelta(seconds=schedule["duration"]) if "duration" in schedule else begin + FAR
         for i, period in enumerate(periods):
             if period.get("operationMode") not in DISCHARGE_MODES or period.get("setpoint", 0) >= 0:
                 continue
-            power = min(-period["setpoint"], -period.get("dischargeLimit", period["setpoint"]), rating_w)
+            on = period.get("numberPhases") or phases
+            asked = min(-period["setpoint"], -period.get("dischargeLimit", period["setpoint"]))
+            power = min(to_watts(asked, unit, on), rating_w)
             a = begin + timedelta(seconds=period["startPeriod"])
             b = begin + timedelta(seconds=periods[i + 1]["startPeriod"]) if i + 1 < len(periods) else end
             windows.append((a, min(b, end), int(power)))

@@ -70,7 +70,7 @@ def export_commands(
 
 def export_profile(
     connector_no: int,
-    session_id: int,
+    session_id: cmd.TransactionRef,
     rating_w: int,
     windows: tuple[tuple[int, int], ...],
     at: datetime,
