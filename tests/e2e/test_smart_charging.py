@@ -48,10 +48,14 @@ async def served() -> AsyncIterator[Evening]:
 
 
 @contextlib.asynccontextmanager
-async def connected(served: Evening, version: OcppVersion) -> AsyncIterator[VirtualCharger]:
+async def connected(
+    served: Evening, version: OcppVersion, *, amps_only: bool = False
+) -> AsyncIterator[VirtualCharger]:
     charger = VirtualCharger(
         "SC1", served.ws, served.app.clock, [7_400, 7_400], protocol=version, seed=4, smart_charge_point=True
     )
+    if amps_only:
+        charger.take_amps_only()
     await charger.start()
     try:
         yield charger
@@ -88,12 +92,14 @@ async def test_the_hosts_settings_reach_the_charger_at_boot_and_on_change(
         await eventually(lambda: charger.settings.smart() == wanted, "the host's change at the charger")
 
 
+@pytest.mark.parametrize("amps_only", [False, True], ids=["W", "A only"])
 @pytest.mark.parametrize("version", [V16, V201])
 async def test_a_driver_who_booked_the_override_charges_in_peak_hours_at_once(
-    served: Evening, version: OcppVersion
+    served: Evening, version: OcppVersion, amps_only: bool
 ) -> None:
+    """A charger taking A only refuses a profile in W: it is sent the override in A."""
     dee, eve = driver(served.app, "Dee", "TAG-DEE"), driver(served.app, "Eve", "TAG-EVE")
-    async with connected(served, version) as charger:
+    async with connected(served, version, amps_only=amps_only) as charger:
         async with httpx.AsyncClient(base_url=served.http) as http:
             booked = await http.post(
                 "/bookings",
