@@ -93,13 +93,20 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         yield s
 
 
+@pytest.mark.parametrize(
+    ("declared", "unit", "figure", "phases"),
+    [("A,W", "W", 7_400, None), ("A", "A", 32, 1)],
+    ids=["W", "A only"],
+)
 async def test_a_21_v2g_session_is_allowed_to_discharge_and_credited_its_export_register(
-    served: Served,
+    served: Served, declared: str, unit: str, figure: int, phases: int | None
 ) -> None:
+    """A charger declaring A only is sent its discharge in A: 7,400 W is 32 A on one phase."""
     app = served.app
     booking = book(app, "V21", "TAGV", price=40)
     app.v2g.set_terms(Principal(0, Role.DRIVER, driver_id=booking.driver_id), booking.booking_id, 30, 40)
     script = Script()
+    script.variables[("SmartChargingCtrlr", "RateUnit")] = declared
     async with connect(f"{served.ws}/V21", subprotocols=["ocpp2.1"]) as ws:  # type: ignore[list-item]
         cp = BidirectionalCp21("V21", ws)
         cp.script = script
@@ -123,9 +130,12 @@ async def test_a_21_v2g_session_is_allowed_to_discharge_and_credited_its_export_
             assert (
                 profile["charging_profile_purpose"] == "TxProfile" and profile["transaction_id"] == "TX-V2G"
             )
-            (period,) = profile["charging_schedule"][0]["charging_schedule_period"][:1]
+            (schedule,) = profile["charging_schedule"]
+            assert schedule["charging_rate_unit"] == unit
+            (period,) = schedule["charging_schedule_period"][:1]
             assert period["operation_mode"] == "CentralSetpoint"
-            assert period["setpoint"] == period["discharge_limit"] == -7_400 and period["limit"] == 0
+            assert period["setpoint"] == period["discharge_limit"] == -figure and period["limit"] == 0
+            assert period.get("number_phases") == phases
             await cp.call(
                 call21.MeterValues(evse_id=1, meter_value=readings(500, 12_500, 61, "Sample.Periodic"))
             )
