@@ -19,6 +19,7 @@ from chargeshare.bootstrap import App, Config
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.dynamic_pricing import HostPricing, Price, PricingMode, SmartTariff
 from chargeshare.domain.fleet import WEEKDAYS, BlockRule, ContractPolicy
+from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import TokenStatus, TokenType
 from chargeshare.domain.v2g import ExportTerms
@@ -98,6 +99,21 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
         rule = BlockRule(WEEKDAYS, time(20), time(6), date(2026, 3, 2), date(2026, 3, 31))
         contract = tx.fleet.add_contract(fleet_id, rule, ContractPolicy(), [connector], clock.now())
         tx.fleet.add_occurrence(booking, contract, fleet_id)
+        # A quote held for the driver that no booking used, expired: what the sweep deletes.
+        tx.pricing.hold(
+            HeldQuote(
+                0,
+                driver,
+                charger,
+                clock.now(),
+                clock.now() + timedelta(hours=1),
+                False,
+                30,
+                PricingMode.FLAT,
+                clock.now(),
+                clock.now() + timedelta(minutes=10),
+            )
+        )
         # Export terms on the booking, and limits decided for the charger and not yet delivered.
         tx.v2g.set_terms(ExportTerms(booking, 20, 30, clock.now()))
         # (acknowledged once, so what its connector may hold is known, and owed again)

@@ -37,6 +37,17 @@ STATEMENTS = {
     "pricing.add_quote": ADD_QUOTE,
 }
 
+# Run by every housekeeping sweep, mostly finding nothing: built per call, it cost SQLAlchemy's
+# statement compilation each time, many times SQLite's own work. Writers are serialized on SQLite,
+# so a batch has nothing to pass over (PostgreSQL's form skips locked rows: `delete_expired_held`).
+_STALE = (_h.booking_id.is_(None), _h.expires_at < bindparam("cutoff"))
+DELETE_EXPIRED_HELD = DirectStatement(
+    delete(t.held_quotes).where(
+        _h.id.in_(select(_h.id).where(*_STALE).order_by(_h.id).limit(bindparam("most")).scalar_subquery())
+    )
+)
+SQLITE_ONLY = {"pricing.delete_expired_held": DELETE_EXPIRED_HELD}
+
 
 def _quote(r: Any) -> BookingQuote:
     return BookingQuote(int(r.booking_id), int(r.price_per_kwh), str(r.mode), r.quoted_at)
@@ -161,11 +172,10 @@ class SqlPricing:
     def delete_expired_held(self, expired_before: datetime, limit: int) -> int:
         if limit < 1:
             raise InvalidRequest("a batch deletes at least one quote")
+        if self.dialect != "postgresql":
+            return DELETE_EXPIRED_HELD.write(self.conn, {"cutoff": expired_before, "most": limit})
         stale = (_h.booking_id.is_(None), _h.expires_at < expired_before)
         batch = select(_h.id).where(*stale).order_by(_h.id).limit(limit)
-        if self.dialect != "postgresql":  # writers are serialized: nothing to pass over
-            gone = delete(t.held_quotes).where(_h.id.in_(batch.scalar_subquery()))
-            return int(self.conn.execute(gone).rowcount)
         # Rows a booking or another sweep holds are passed over, not waited for. Materialized: as a
         # subquery the planner may run it again per row, each run skipping the rows just deleted,
         # so a batch would grow past `limit`. Checked again on the row as deleted, in case it was

@@ -42,5 +42,6 @@ SQLITE_ONLY: dict[str, DirectStatement] = {
     **chargers.SQLITE_ONLY,
     **ledger.SQLITE_ONLY,
     **bookings.SQLITE_ONLY,
+    **pricing.SQLITE_ONLY,
 }
 POSTGRES_ONLY: dict[str, DirectStatement] = {**ledger.POSTGRES_ONLY, **bookings.POSTGRES_ONLY}
