@@ -198,6 +198,12 @@ def handlers(
                 if token_key(id_tag) == token_key(session.id_tag)
                 else verdict(id_tag)
             }
+            # A start sent again, first on its link: the status request behind its first answer
+            # may have died with the process that made it (`ChargingService.start`).
+            if p["eventType"] == "Started" and not clock.known:
+                connector_no = connector_of(p)
+                if connector_no is not None:
+                    charging.ask_connector_status(cp_id, connector_no)
         ended = p["eventType"] == "Ended"
         # Asked before this event's own readings can become the start: a session whose first reading
         # comes with its end was never measured.

@@ -609,6 +609,43 @@ class ChargingService:
         on it), so the start is not compared with the connector's free report, placed by an earlier
         link: it is a new session, which the next free report frees (see `_over_already`), and the
         charger is asked for that report at once (`ConnectorStatusWanted`)."""
+        result = self._start(
+            cp_id,
+            connector_no,
+            id_tag,
+            meter_start,
+            timestamp,
+            charger_tx_id=charger_tx_id,
+            meter_start_known=meter_start_known,
+            placed_at=placed_at,
+            clock_known=clock_known,
+        )
+        if not clock_known and result.status is AuthStatus.ACCEPTED:
+            # Without a status on its link the start cannot be placed against the free report: the
+            # connector's status now says whether its car is still there. A start sent again asks
+            # too: the request behind its first answer may have died with the process.
+            self.ask_connector_status(cp_id, connector_no)
+        return result
+
+    def ask_connector_status(self, cp_id: str, connector_no: int) -> None:
+        """Ask the charger for a connector's status (`ConnectorStatusWanted`), after a start on a
+        link that has not placed the charger's clock."""
+        self.bus.publish(ConnectorStatusWanted(self.clock.now(), cp_id, connector_no))
+
+    def _start(
+        self,
+        cp_id: str,
+        connector_no: int,
+        id_tag: str,
+        meter_start: int,
+        timestamp: datetime,
+        *,
+        charger_tx_id: str | None = None,
+        meter_start_known: bool = True,
+        placed_at: datetime | None = None,
+        clock_known: bool = True,
+    ) -> StartResult:
+        """`start`'s decision in its unit of work."""
         self._alive(cp_id)
         now = self.clock.now()
         placed = timestamp if placed_at is None else placed_at
@@ -704,10 +741,6 @@ class ChargingService:
             if clock_known and self._over_already(tx, connector, placed):
                 tx.sessions.mark_freed(session_id, now)
         self.bus.publish(SessionStarted(now, session_id, booking.booking_id))
-        if not clock_known:
-            # Without a status on its link the start cannot be placed against the free report: the
-            # connector's status now says whether its car is still there.
-            self.bus.publish(ConnectorStatusWanted(now, cp_id, connector_no))
         return StartResult(session_id, AuthStatus.ACCEPTED)
 
     @staticmethod

@@ -253,3 +253,30 @@ def test_a_start_on_a_link_whose_clock_is_known_asks_nothing(
     charger.status(ConnectorStatus.PREPARING)
     charger.start(1_000)
     assert wanted == []
+
+
+def test_a_start_sent_again_first_on_a_link_opened_again_asks_the_connector_s_status(
+    app: App, clock: ManualClock, charger: Charger
+) -> None:
+    """The server stores a start on an unplaced link and dies before its answer, and before the
+    status request that follows it; the charger connects again and sends the start again, first.
+    The repeat is answered as before and the connector's status is asked for on the new link, so a
+    session whose car left meanwhile is freed by the answer as the first start's would have been."""
+    wanted: list[ConnectorStatusWanted] = []
+    app.bus.subscribe(ConnectorStatusWanted, wanted.append)
+    charger.skew = -HOUR
+    charger.connect()
+    charger.status(ConnectorStatus.AVAILABLE)
+    clock.advance(5 * 60)
+    charger.connect(boot=False)
+    seq = charger.seq
+    tx_id = charger.start(1_000)
+    wanted.clear()  # the process died with it: no request reached the charger
+    charger.connect(boot=False)
+    charger.seq = seq  # the same message again
+    assert charger.start(1_000) == tx_id
+    assert [(w.charge_point_id, w.connector_no) for w in wanted] == [("CP1", 1)]
+    charger.status(ConnectorStatus.AVAILABLE)  # the triggered report
+    assert session(app, tx_id).freed_at == clock.now()
+    clock.advance(2 * grace(app))
+    assert app.charging.close_lost_stops() == [tx_id]
