@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from chargeshare.adapters.sql import migrate
+from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.adapters.sql.store import make_engine
 
 
@@ -373,3 +375,33 @@ def test_0026_adds_drivers_payout_checks_and_the_expired_quotes_index(url: str, 
             "INSERT INTO driver_kyc (driver_id, status, updated_at) VALUES (1, 'fine', '2026-03-02')"
         )
     migrate.check_current(engine)
+
+
+def test_0034_keeps_the_sites_house_loads_with_no_time_so_the_next_reading_replaces_them(
+    url: str, engine: Engine
+) -> None:
+    """0034 (on 0033): `grid_sites.house_load_at`. A site's load kept before it has no time, so the
+    next reading, however old its stamp, is taken; going back drops the column and keeps the sites."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0033")
+        conn.commit()
+        assert "house_load_at" not in {c["name"] for c in inspect(conn).get_columns("grid_sites")}
+        conn.exec_driver_sql("INSERT INTO hosts (id, name) VALUES (1, 'Ada')")
+        conn.exec_driver_sql(
+            "INSERT INTO grid_sites (id, host_id, name, limit_w, house_load_w) "
+            "VALUES (1, 1, 'home', 13800, 900)"
+        )
+        conn.commit()
+    assert migrate.upgrade(engine) == "upgraded from 0033"
+    migrate.check_current(engine)
+    with engine.begin() as conn:
+        (site,) = SqlGrid(conn, engine.dialect.name).sites()
+        assert (site.house_load_w, site.house_load_at) == (900, None)
+        long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+        taken, applied = SqlGrid(conn, engine.dialect.name).set_house_load(1, 1_200, long_ago)
+        assert applied and (taken.house_load_w, taken.house_load_at) == (1_200, long_ago)
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0033")
+        conn.commit()
+        assert conn.execute(text("SELECT house_load_w FROM grid_sites WHERE id = 1")).scalar() == 1_200
