@@ -35,7 +35,7 @@ from chargeshare.domain.fleet import (
     SeenRequest,
 )
 from chargeshare.domain.geo import Point, distance_m
-from chargeshare.domain.grid_limits import Feeder, FlexEvent, Plan, Scope, Site
+from chargeshare.domain.grid_limits import MIN_CHARGING_W, Feeder, FlexEvent, Plan, Scope, Site
 from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import JournalEntry
@@ -1598,6 +1598,7 @@ class MemoryGrid(_Repository):
         return [s for _, s in sorted(self.t.sites.items()) if host_id in (None, s.host_id)]
 
     def set_house_load(self, site_id: int, house_load_w: int, measured_at: datetime) -> tuple[Site, bool]:
+        Site(0, 0, "", MIN_CHARGING_W, house_load_w)  # checks the load first, as the SQL store does
         if site_id not in self.t.sites:
             raise NotFound(f"no site {site_id}")
         s = self.t.sites[site_id]

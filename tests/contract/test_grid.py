@@ -192,3 +192,16 @@ def test_what_a_connector_may_hold_grows_until_all_is_acknowledged(app: App) -> 
         tx.grid.save_allocations({two: None}, T0 + 2 * HOUR)
     with app.store.reading() as tx:
         assert tx.grid.held() == {one: 2_000}
+
+
+def test_a_negative_house_load_is_refused_even_in_an_older_reading(app: App) -> None:
+    """Bad input is refused before the reading's time is compared: an older reading that is also
+    negative is an error on every store, never quietly answered as not applied."""
+    with app.store.transaction() as tx:
+        site = tx.grid.add_site(tx.accounts.add_host("Ada"), "home", 13_800, 0, None)
+        assert tx.grid.set_house_load(site.site_id, 500, T0 + HOUR)[1]
+    with app.store.transaction() as tx, pytest.raises(InvalidRequest):
+        tx.grid.set_house_load(site.site_id, -1, T0)
+    with app.store.reading() as tx:
+        (s,) = tx.grid.sites()
+        assert (s.house_load_w, s.house_load_at) == (500, T0 + HOUR)
