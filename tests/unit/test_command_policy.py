@@ -497,6 +497,20 @@ def test_a_connector_s_status_is_triggered_behind_the_answer_being_made() -> Non
     assert w.commands() == [cmd.TriggerMessage("StatusNotification", 2)]
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [cmd.Rejected(cmd.Status.NOT_IMPLEMENTED), cmd.CallError("NotImplemented"), cmd.Timeout(30.0)],
+)
+def test_a_charger_that_will_not_report_its_status_is_asked_once(answer: cmd.CommandResult[Any]) -> None:
+    """A 1.6 charger without TriggerMessage (NotImplemented, as an answer or a CALLERROR), or one
+    that says nothing: the request is not repeated and nothing is recorded, so the session stays
+    open until the connector is next reported free, as it would without the request."""
+    w = world()
+    w.decide_and_run(ConnectorStatusWanted(AT, "CP1", 2), lambda _c: answer)
+    assert w.commands() == [cmd.TriggerMessage("StatusNotification", 2)]
+    assert w.backend.calls == []
+
+
 def test_a_connector_s_status_on_a_link_held_elsewhere_is_asked_through_it_at_once() -> None:
     w = world(here=set(), elsewhere={"CP1"})
     (order,) = w.decide_and_run(ConnectorStatusWanted(AT, "CP1", 2))
