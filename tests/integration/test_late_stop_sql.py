@@ -475,3 +475,44 @@ def test_an_export_only_late_stop_held_after_its_rebill_while_another_process_ap
         assert (s.billed_wh, s.late_stop_wh, s.late_stop_at, s.late_export_wh) == (300, None, None, 55_000)
         assert len(late_notices(first)) == 1
         assert failing(first) == set()
+
+
+@pytest.mark.postgres
+def test_a_late_export_under_a_penny_in_two_processes_at_once_waits_once_then_credits_once(
+    postgres_url: str,
+) -> None:
+    """The sub-penny reading moves only the session's late export reading, never the record: that
+    compare-and-set alone keeps the second process from a second notice; the reading worth a
+    penny that follows, sent to both at once, credits the whole span from the record once."""
+    config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
+    clock = ManualClock(T0)
+    first = build(config, clock=clock)
+    second = build(config, clock=clock)
+    try:
+        for app in (first, second):
+            app.settlement.on_queued = lambda booking_id: None
+        table, tx_id, booking = v2g_closed_as_lost(first, clock)
+        clock.advance(400)
+        other = csms_v201.handlers(second.charging, "V2G1", second.reports, V21)
+        for _ in range(3):
+            answers = at_once(
+                lambda: v2g_event(table, "Ended", 2, clock, 2_000, 52_030),
+                lambda: v2g_event(other, "Ended", 2, clock, 2_000, 52_030),
+            )
+            assert answers == [{}, {}], answers
+        assert export_credited(first, booking) == [50]
+        assert session(first, tx_id).late_export_wh == 52_030
+        assert len(late_notices(first)) == 1
+        for _ in range(3):
+            answers = at_once(
+                lambda: v2g_event(table, "Ended", 3, clock, 2_000, 52_100),
+                lambda: v2g_event(other, "Ended", 3, clock, 2_000, 52_100),
+            )
+            assert answers == [{}, {}], answers
+        assert export_credited(first, booking) == [50, 2]
+        assert len(late_notices(first)) == 2
+        first.settlement.process_due()
+        assert failing(first) == set()
+    finally:
+        second.close()
+        first.close()
