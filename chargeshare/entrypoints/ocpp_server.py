@@ -153,7 +153,7 @@ class ChargerRegistry:
             )
             if rules.configure_metering
             else None,
-            dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart),
+            dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart, app.v2g),
         )
         for kind in self.policy.events:
             app.bus.subscribe(kind, self._on_event)

@@ -85,6 +85,10 @@ class Smart(Protocol):
     def overrides_due(self, charge_point_id: str) -> list[OverrideDue]: ...
 
 
+class Exports(Protocol):
+    def exports_due(self, charge_point_id: str) -> list[ExportDue]: ...
+
+
 class Grid(Protocol):
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None: ...
     def limits_delivered(self, charge_point_id: str, decision: int) -> None: ...
@@ -112,12 +116,14 @@ class CommandPolicy:
         grid: Grid,
         reports: Reports,
         metering: MeteringPolicy | None,
+        exports: Exports | None = None,
         dues: Callable[[str], Dues] | None = None,
     ) -> None:
         """`metering`: the sampling asked of every charger after its accepted boot (None: left as is).
         `dues`: what a charger is owed when it connects, read at once (`owed_commands.due_at_connect`);
-        None asks the four services one by one."""
+        None asks the services one by one (`exports`: the V2G exports due; None, no V2G)."""
         self.dues = dues
+        self.exports = exports
         self.links = links
         self.bookings = bookings
         self.charging = charging
@@ -183,14 +189,14 @@ class CommandPolicy:
 
     def owed(self, cp_id: str) -> Order:
         """What was decided for this charger and never acknowledged (reservations still "sent",
-        cancelled ones it may still hold, stops still due, overrides for its running sessions), and
-        its site and feeder limits as last decided, asked again. The database, not any process's
-        memory, says what."""
+        cancelled ones it may still hold, stops still due, overrides and V2G exports for its running
+        sessions), and its site and feeder limits as last decided, asked again. The database, not
+        any process's memory, says what."""
         return Order(cp_id, self._owed(cp_id))
 
     def _owed(self, cp_id: str) -> Script:
         try:
-            reservations, cancellations, stops, overrides = yield Effect(self._due, (cp_id,))
+            reservations, cancellations, stops, overrides, exports = yield Effect(self._due, (cp_id,))
         except NotFound:
             return  # an unregistered charger: nothing is ever decided for it
         except Busy as exc:
@@ -201,6 +207,7 @@ class CommandPolicy:
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         orders += [o for s in stops for o in self._energy_limit(s)]
         orders += [Order(cp_id, self._send_override(o)) for o in overrides]
+        orders += [Order(cp_id, self._allow_export(cp_id, e)) for e in exports]
         try:
             limits = yield Effect(self.grid.limits_due, (cp_id,))
         except (NotFound, Busy) as exc:
@@ -220,6 +227,7 @@ class CommandPolicy:
             self.bookings.cancellations_unanswered(cp_id),
             self.charging.stops_due(cp_id),
             self.smart.overrides_due(cp_id),
+            [] if self.exports is None else self.exports.exports_due(cp_id),
         )
 
     # ---- stops -----------------------------------------------------------------------------------

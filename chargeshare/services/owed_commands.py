@@ -15,12 +15,25 @@ from chargeshare.services.ports import Store
 if TYPE_CHECKING:
     from chargeshare.services.booking import BookingService
     from chargeshare.services.charging import ChargingService
-    from chargeshare.services.events import BookingEnded, EnergyLimitReached, OverrideDue, ReservationDue
+    from chargeshare.services.events import (
+        BookingEnded,
+        EnergyLimitReached,
+        ExportDue,
+        OverrideDue,
+        ReservationDue,
+    )
     from chargeshare.services.smart_charging import SmartChargingService
+    from chargeshare.services.v2g import V2gService
 
 # What a charger is owed when its link opens: reservations it never answered, cancelled bookings'
-# reservations it may still hold, stops due, and overrides for its running sessions.
-Dues = tuple[list["ReservationDue"], list["BookingEnded"], list["EnergyLimitReached"], list["OverrideDue"]]
+# reservations it may still hold, stops due, and overrides and V2G exports for its running sessions.
+Dues = tuple[
+    list["ReservationDue"],
+    list["BookingEnded"],
+    list["EnergyLimitReached"],
+    list["OverrideDue"],
+    list["ExportDue"],
+]
 
 
 @dataclass(frozen=True)
@@ -45,10 +58,11 @@ def due_at_connect(
     bookings: BookingService,
     charging: ChargingService,
     smart: SmartChargingService,
+    v2g: V2gService,
     cp_id: str,
 ) -> Dues:
-    """Everything a charger is owed when it connects, in one read of one snapshot (four reads, each
-    finding the charger again, were most of a connect's cost). NotFound for an unregistered one."""
+    """Everything a charger is owed when it connects, in one read of one snapshot (a read per kind,
+    each finding the charger again, was most of a connect's cost). NotFound for an unregistered one."""
     with store.reading() as tx:
         charger = tx.chargers.get(cp_id)
         return (
@@ -56,6 +70,7 @@ def due_at_connect(
             bookings.cancellations_unanswered_in(tx, charger),
             charging.stops_due_in(tx, charger),
             smart.overrides_due_in(tx, charger),
+            v2g.exports_due_in(tx, charger),
         )
 
 

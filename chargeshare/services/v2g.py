@@ -30,7 +30,7 @@ from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
-from chargeshare.services.records import BookingRecord
+from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView
 
 V2G_VERSION = V21  # bidirectional transfer is OCPP 2.1's
 ENDED = frozenset({"completed", "cancelled", "expired", "failed"})
@@ -199,19 +199,45 @@ class V2gService:
         if charger is None or session is None or charger.ocpp_version != V2G_VERSION:
             return
         connector = next(c for c in charger.connectors if c.connector_id == session.connector_id)
-        start, end = max(event.at, booking.starts_at), booking.ends_at
+        self.bus.publish(self._export_due(charger, connector, event.session_id, booking, event.at))
+
+    def exports_due(self, charge_point_id: str) -> list[ExportDue]:
+        """The export permissions and profiles a 2.1 charger holds for its running V2G sessions: sent
+        again when it connects, since it may have lost the link before the profile, refused it, or
+        rebooted. NotFound for an unregistered charger."""
+        with self.store.reading() as tx:
+            return self.exports_due_in(tx, tx.chargers.get(charge_point_id))
+
+    def exports_due_in(self, tx: UnitOfWork, charger: ChargerView) -> list[ExportDue]:
+        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`), with
+        the windows still ahead from now."""
+        if charger.ocpp_version != V2G_VERSION:
+            return []
+        now = self.clock.now()
+        due = []
+        for connector in charger.connectors:
+            session = tx.sessions.open_on(connector.connector_id)
+            if session is None or tx.v2g.terms(session.booking_id) is None:
+                continue
+            booking = tx.bookings.get(session.booking_id)
+            due.append(self._export_due(charger, connector, session.session_id, booking, now))
+        return due
+
+    def _export_due(
+        self,
+        charger: ChargerView,
+        connector: ConnectorView,
+        session_id: int,
+        booking: BookingRecord,
+        at: datetime,
+    ) -> ExportDue:
+        """Discharge in the windows that overlap the booking from `at` on, as seconds after `at`."""
+        start, end = max(at, booking.starts_at), booking.ends_at
         windows = tuple(
-            (int((max(a, start) - event.at).total_seconds()), int((min(b, end) - event.at).total_seconds()))
+            (int((max(a, start) - at).total_seconds()), int((min(b, end) - at).total_seconds()))
             for a, b in self.windows(start, end)
             if min(b, end) > max(a, start)
         )
-        self.bus.publish(
-            ExportDue(
-                event.at,
-                charger.charge_point_id,
-                connector.connector_no,
-                event.session_id,
-                connector.max_power_w,
-                windows,
-            )
+        return ExportDue(
+            at, charger.charge_point_id, connector.connector_no, session_id, connector.max_power_w, windows
         )

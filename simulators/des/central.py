@@ -64,7 +64,7 @@ class DesCentral:
             grid=app.grid,
             reports=app.reports,
             metering=None,
-            dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart),
+            dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart, app.v2g),
         )
         for kind in self.policy.events:
             app.bus.subscribe(kind, self._on_event)

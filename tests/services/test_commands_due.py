@@ -152,7 +152,7 @@ def test_what_a_charger_is_owed_at_connect_is_read_at_once_as_each_service_says(
         return reading()
 
     app.store.reading = counted  # type: ignore[method-assign]
-    dues = due_at_connect(app.store, app.bookings, app.charging, app.smart, "CP1")
+    dues = due_at_connect(app.store, app.bookings, app.charging, app.smart, app.v2g, "CP1")
     assert units == 1
     app.store.reading = reading  # type: ignore[method-assign]
     separately = (
@@ -160,7 +160,8 @@ def test_what_a_charger_is_owed_at_connect_is_read_at_once_as_each_service_says(
         app.bookings.cancellations_unanswered("CP1"),
         app.charging.stops_due("CP1"),
         app.smart.overrides_due("CP1"),
+        app.v2g.exports_due("CP1"),
     )
     assert dues == separately and dues[1] and dues[2]  # a cancel and a stop owed
     with pytest.raises(NotFound):
-        due_at_connect(app.store, app.bookings, app.charging, app.smart, "NOPE")
+        due_at_connect(app.store, app.bookings, app.charging, app.smart, app.v2g, "NOPE")

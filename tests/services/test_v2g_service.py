@@ -15,6 +15,7 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ExportDue
 from chargeshare.services.invariants import check_store
+from chargeshare.services.owed_commands import due_at_connect
 from tests.conftest import add_charger
 
 
@@ -106,3 +107,36 @@ def test_the_invariants_see_a_car_below_its_floor_and_a_wrong_credit(app: App, c
         wrong = record.__class__(**{**record.__dict__, "credit": 101})
         assert tx.v2g.resettle_record(wrong, clock.now(), last_wh=record.last_wh)
     assert set(failing(app)) == {"export_above_soc_floor", "export_credit_matches_export"}
+
+
+def test_a_running_v2g_session_owes_its_charger_the_export_until_it_ends(
+    app: App, clock: ManualClock
+) -> None:
+    """Owed from the database, so a charger that lost its link (or its process) before the profile
+    is sent it on connecting anywhere, with the windows still ahead; nothing once the session ends."""
+    charger = add_charger(app, "V2G3", price=40)
+    app.charging.boot("V2G3", V21)
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
+    assert app.v2g.exports_due("V2G3") == []
+    app.v2g.set_terms(driver(dee), booking, 25, 40)
+    clock.advance(60)
+    session = app.charging.start("V2G3", 1, "DEE", 1_000, clock.now()).transaction_id
+    clock.advance(600)
+    assert app.v2g.exports_due("V2G3") == [ExportDue(clock.now(), "V2G3", 1, session, 7_400, ((0, 2_940),))]
+    assert due_at_connect(app.store, app.bookings, app.charging, app.smart, app.v2g, "V2G3")[4] == (
+        app.v2g.exports_due("V2G3")
+    )
+    app.charging.stop("V2G3", session, 1_500, clock.now())
+    assert app.v2g.exports_due("V2G3") == []
+
+
+def test_a_charger_not_on_2_1_is_owed_no_export(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app, "OLD2", price=40)
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
+    app.v2g.set_terms(driver(dee), booking, 25, 40)
+    app.charging.start("OLD2", 1, "DEE", 0, clock.now())
+    assert app.v2g.exports_due("OLD2") == []
+    with pytest.raises(NotFound):
+        app.v2g.exports_due("NOPE")

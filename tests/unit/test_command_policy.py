@@ -69,6 +69,7 @@ class FakeBackend:
     cancellations: list[BookingEnded] = field(default_factory=list)
     stops: list[EnergyLimitReached] = field(default_factory=list)
     overrides: list[OverrideDue] = field(default_factory=list)
+    exports: list[ExportDue] = field(default_factory=list)
     settings: SmartSettings | None = None
     limits: GridLimitsDue | None = None
     answered_ends_booking: bool = False
@@ -108,6 +109,9 @@ class FakeBackend:
 
     def overrides_due(self, charge_point_id: str) -> list[OverrideDue]:
         return self.overrides
+
+    def exports_due(self, charge_point_id: str) -> list[ExportDue]:
+        return self.exports
 
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
         self._call("limits_due", charge_point_id)
@@ -182,6 +186,7 @@ def world(
         grid=backend,
         reports=backend,
         metering=MeteringPolicy(60, 900) if metering else None,
+        exports=backend,
     )
     return World(links, backend, policy)
 
@@ -1081,3 +1086,33 @@ def test_a_v2g_profile_to_a_charger_taking_watts_stays_in_watts() -> None:
     w.backend.units["CP1"] = frozenset({cmd.RateUnit.AMPS, cmd.RateUnit.WATTS})
     w.decide_and_run(EXPORT)
     assert w.commands() == list(ocpp_v2g.export_commands(1, 5, 7_400, ((600, 1_200),), AT))
+
+
+# ---- V2G export owed on connecting -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "lost",
+    [cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER), cmd.Rejected(cmd.Status.REJECTED, None)],
+    ids=["link-dropped", "refused"],
+)
+def test_a_v2g_profile_lost_with_the_link_or_refused_is_sent_on_reconnecting(
+    lost: cmd.CommandResult[Any],
+) -> None:
+    w = world()
+    w.decide_and_run(
+        EXPORT, lambda c: lost if isinstance(c, cmd.SetChargingProfile) else DONE
+    )  # permission taken, profile never taken
+    w.policy.disconnected("CP1")
+    w.sent.clear()
+    w.backend.exports = [EXPORT]  # its session still runs
+    w.run(w.policy.connected("CP1"))
+    assert w.commands() == list(ocpp_v2g.export_commands(1, 5, 7_400, ((600, 1_200),), AT))
+
+
+def test_a_v2g_permission_refused_on_reconnecting_sends_no_profile_then_either() -> None:
+    w = world()
+    w.backend.exports = [EXPORT]
+    w.run(
+        w.policy.connected("CP1"),
+        lambda c: cmd.Rejected(cmd.Status.REJECTED, None) if isinstance(c, cmd.AllowEnergyTransfer) else DONE,
+    )
+    assert [type(c) for c in w.commands()] == [cmd.AllowEnergyTransfer]
