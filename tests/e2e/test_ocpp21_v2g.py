@@ -153,3 +153,50 @@ async def test_a_21_v2g_session_is_allowed_to_discharge_and_credited_its_export_
         ]
     assert credits == [99]  # 3,333 Wh x 30p per kWh = 99.99p, rounded down
     assert_invariants(app)
+
+
+async def test_a_21_charger_that_refused_the_discharging_profile_is_sent_it_on_reconnecting(
+    served: Served,
+) -> None:
+    """The export is owed while the session runs: the permission and profile go again when the
+    charger's link opens again, and it discharges as promised."""
+    app = served.app
+    booking = book(app, "V21", "TAGV", price=40)
+    app.v2g.set_terms(Principal(0, Role.DRIVER, driver_id=booking.driver_id), booking.booking_id, 30, 40)
+    script = Script(status={"SetChargingProfile": "Rejected"})
+    async with connect(f"{served.ws}/V21", subprotocols=["ocpp2.1"]) as ws:  # type: ignore[list-item]
+        cp = BidirectionalCp21("V21", ws)
+        cp.script = script
+        async with _running(cp):
+            assert (await boot21(cp)).status == "Accepted"
+            started = await cp.call(
+                event(
+                    "Started",
+                    0,
+                    "Authorized",
+                    readings(500, 10_000, 80, "Transaction.Begin"),
+                    evse={"id": 1, "connector_id": 1},
+                    id_token={"id_token": "TAGV", "type": "ISO14443"},
+                )
+            )
+            assert started.id_token_info["status"] == "Accepted"
+            await eventually(lambda: bool(script.asked("SetChargingProfile")), "the refused profile")
+    again = Script()
+    async with connect(f"{served.ws}/V21", subprotocols=["ocpp2.1"]) as ws:  # type: ignore[list-item]
+        cp = BidirectionalCp21("V21", ws)
+        cp.script = again
+        async with _running(cp):
+            await eventually(lambda: bool(again.asked("SetChargingProfile")), "the profile sent again")
+            (allowed,) = again.asked("NotifyAllowedEnergyTransfer")
+            assert allowed["transaction_id"] == "TX-V2G"
+            (profile,) = [p["charging_profile"] for p in again.asked("SetChargingProfile")]
+            assert profile["transaction_id"] == "TX-V2G"
+            (period,) = profile["charging_schedule"][0]["charging_schedule_period"][:1]
+            assert period["setpoint"] == period["discharge_limit"] == -7_400
+            await cp.call(
+                event("Ended", 1, "EVCommunicationLost", readings(700, 13_333, 55, "Transaction.End"))
+            )
+    await settled(app)
+    view = app.v2g.export(Principal(0, Role.DRIVER, driver_id=booking.driver_id), booking.booking_id)
+    assert (view.record.exported_wh, view.record.credit) == (3_333, 99)
+    assert_invariants(app)
