@@ -174,6 +174,7 @@ class _Tables:
     # connector id -> its later steps, in time order
     planned: dict[int, tuple[tuple[datetime, int], ...]] = field(default_factory=dict)
     v2g_terms: dict[int, ExportTerms] = field(default_factory=dict)  # by booking id
+    v2g_taken: dict[int, int] = field(default_factory=dict)  # booking id -> session that took its export
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
     grid_settlements: dict[str, GridSettlement] = field(default_factory=dict)  # by month
     held_w: dict[int, int] = field(default_factory=dict)  # connector id -> the most it may hold
@@ -1711,6 +1712,20 @@ class MemoryV2g(_Repository):
     def _booking_exists(self, booking_id: int) -> None:
         if booking_id not in self.t.bookings:
             raise NotFound(f"no booking {booking_id}")
+
+    def export_taken(self, booking_id: int, session_id: int) -> None:
+        if booking_id in self.t.v2g_terms:
+            self.t.v2g_taken[booking_id] = session_id
+
+    def exports_owed(self) -> Sequence[tuple[int, str]]:
+        owed = []
+        for session_id, s in sorted(self.t.sessions.items()):
+            if s.status is not SessionStatus.CHARGING or s.booking_id not in self.t.v2g_terms:
+                continue
+            charger = self.t.chargers[self.t.connectors[s.connector_id].charger_id]
+            if charger.ocpp_version == OcppVersion.V21 and self.t.v2g_taken.get(s.booking_id) != session_id:
+                owed.append((session_id, charger.charge_point_id))
+        return owed
 
     def set_terms(self, terms: ExportTerms) -> None:
         self._booking_exists(terms.booking_id)

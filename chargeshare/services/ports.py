@@ -998,6 +998,15 @@ class V2g(Protocol):
         """Each booking's export record by booking id; bookings without one are left out."""
         ...
 
+    def export_taken(self, booking_id: int, session_id: int) -> None:
+        """The charger of the booking's session `session_id` took its export permission and profile."""
+        ...
+
+    def exports_owed(self) -> Sequence[tuple[int, str]]:
+        """(session id, charge point id) of every open session on a booking with terms, at an OCPP
+        2.1 charger, whose charger has not taken its export permission and profile: by session id."""
+        ...
+
     def settling(self, *, exclusive: bool) -> None:
         """Take a turn on the grid buyer's statements until the transaction ends: shared by each
         export credit, exclusive for recording a payment, so a payment reads every credit that took

@@ -28,7 +28,8 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
-from chargeshare.ocpp import V201, OcppVersion
+from chargeshare.domain.v2g import ExportTerms
+from chargeshare.ocpp import V21, V201, OcppVersion
 from chargeshare.services.ports import UnitOfWork
 from tests.conftest import T0
 from tests.integration.helpers import random_fleet, random_query, search_matches_oracle
@@ -536,6 +537,41 @@ def test_the_stops_a_charger_is_owed(app: App) -> None:
             stopped, stopped_at=T0, meter_stop_wh=20_000, billed_wh=19_500, cost=1, idle_fee=0
         )
         assert list(tx.sessions.stops_owed()) == [(at_limit, "CP2")]
+
+
+def test_the_v2g_exports_a_charger_is_owed_until_it_takes_them(app: App) -> None:
+    """Open sessions on bookings with export terms at a 2.1 charger, until the session's charger
+    took the export; a later session of the same booking is owed afresh, a stopped one never."""
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx, "CP1")
+        _, (c2,) = a_charger(tx, "CP2")
+        tx.chargers.set_status("CP1", ChargerStatus.ONLINE, T0, ocpp_version=V21)
+        tx.chargers.set_status("CP2", ChargerStatus.ONLINE, T0, ocpp_version=V201)
+        driver = tx.accounts.add_driver("D", "T")
+        sessions, bookings = [], []
+        for i, connector in enumerate((c1, c1, c2, c1)):
+            booking = a_booking(tx, connector, driver, start_h=2 * i)
+            bookings.append(booking)
+            if i != 1:  # the second has no terms
+                tx.v2g.set_terms(ExportTerms(booking, 20, 30, T0))
+            sessions.append(
+                tx.sessions.add(
+                    booking_id=booking,
+                    connector_id=connector,
+                    id_tag="T",
+                    started_at=T0 + timedelta(hours=2 * i),
+                    meter_start_wh=500,
+                )
+            )
+        owed, _no_terms, _on_201, stopped = sessions
+        assert tx.sessions.stop(stopped, stopped_at=T0, meter_stop_wh=600, billed_wh=100, cost=1, idle_fee=0)
+        assert list(tx.v2g.exports_owed()) == [(owed, "CP1")]
+        tx.v2g.export_taken(bookings[0], owed)
+        assert list(tx.v2g.exports_owed()) == []
+        tx.v2g.set_terms(ExportTerms(bookings[0], 25, 30, T0))  # changed terms keep what was taken
+        assert list(tx.v2g.exports_owed()) == []
+        tx.v2g.export_taken(bookings[0], owed + 1_000)  # another session of it took one
+        assert list(tx.v2g.exports_owed()) == [(owed, "CP1")]
 
 
 def test_the_periods_live_bookings_hold_on_a_connector(app: App) -> None:

@@ -642,6 +642,9 @@ v2g_terms = Table(
     Column("price_per_kwh", Integer, nullable=False),
     Column("soc_floor_pct", Integer, nullable=False),
     Column("set_at", UTCDateTime(), nullable=False),
+    # The session whose charger took the export permission and profile: any other open session of
+    # the booking is still owed them (services/owed_commands).
+    Column("export_taken_session", Integer),
     CheckConstraint("price_per_kwh BETWEEN 0 AND 1000", name="ck_v2g_terms_price"),
     CheckConstraint("soc_floor_pct BETWEEN 10 AND 100", name="ck_v2g_terms_floor"),
 )

@@ -15,7 +15,9 @@ from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_settlement import GridSettlement
+from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from chargeshare.ocpp import V21
 
 _t = t.v2g_terms.c
 _x = t.v2g_exports.c
@@ -26,6 +28,21 @@ TERMS = DirectStatement(select(t.v2g_terms).where(_t.booking_id == bindparam("bo
 
 TERMS_OF = select(t.v2g_terms).where(in_ids(_t.booking_id, "booking_ids"))
 RECORDS_OF = select(t.v2g_exports).where(in_ids(_x.booking_id, "booking_ids"))
+
+_s, _k = t.sessions.c, t.connectors.c
+# Open sessions (ix_sessions_open) whose 2.1 charger has not taken their export.
+EXPORTS_OWED = (
+    select(_s.id, t.chargers.c.charge_point_id)
+    .select_from(t.sessions.join(t.v2g_terms, _t.booking_id == _s.booking_id))
+    .join(t.connectors, _k.id == _s.connector_id)
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(
+        _s.status == SessionStatus.CHARGING.value,
+        t.chargers.c.ocpp_version == V21.value,
+        (_t.export_taken_session.is_(None)) | (_t.export_taken_session != _s.id),
+    )
+    .order_by(_s.id)
+)
 
 STATEMENTS = {"v2g.terms": TERMS}
 
@@ -148,6 +165,14 @@ class SqlV2g:
             return {}
         found = (_record(r) for r in self.conn.execute(RECORDS_OF, {"booking_ids": booking_ids}))
         return {x.booking_id: x for x in found}
+
+    def export_taken(self, booking_id: int, session_id: int) -> None:
+        self.conn.execute(
+            update(t.v2g_terms).where(_t.booking_id == booking_id).values(export_taken_session=session_id)
+        )
+
+    def exports_owed(self) -> Sequence[tuple[int, str]]:
+        return [(int(r[0]), str(r[1])) for r in self.conn.execute(EXPORTS_OWED)]
 
     def settling(self, *, exclusive: bool) -> None:
         # PostgreSQL: under read committed a payment's statement would miss a credit still being
