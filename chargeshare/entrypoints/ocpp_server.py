@@ -153,6 +153,7 @@ class ChargerRegistry:
             )
             if rules.configure_metering
             else None,
+            exports=app.v2g,
             dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart, app.v2g),
         )
         for kind in self.policy.events:

@@ -87,6 +87,7 @@ class Smart(Protocol):
 
 class Exports(Protocol):
     def exports_due(self, charge_point_id: str) -> list[ExportDue]: ...
+    def export_taken(self, session_id: int) -> None: ...
 
 
 class Grid(Protocol):
@@ -477,7 +478,7 @@ class CommandPolicy:
     ) -> Generator[Step, Any, bool]:
         """Send a profile in the unit the charger takes (`_unit_for`). Refused in a unit taken from
         kept units, they are asked again (`_units_again`), and if that names another unit it goes
-        once more in it: a profile sent once, unlike a grid decision, is not owed to a sweep."""
+        once more in it at once rather than at the next sweep (an override is owed to none)."""
         unit, kept = yield from self._unit_for(cp_id)
         result: cmd.CommandResult[Any] = yield Send(command(unit))
         if kept and isinstance(result, cmd.Rejected | cmd.CallError):
@@ -536,20 +537,26 @@ class CommandPolicy:
         return []
 
     def _allow_export(self, cp_id: str, event: ExportDue) -> Script:
-        """The transfer allowed, then the discharging profile; a refusal of the first sends no profile."""
-        if not event.windows:
-            return
-        if (
-            yield from self._logged(
-                cp_id, cmd.AllowEnergyTransfer(event.session_id, ocpp_v2g.ALLOWED_TRANSFER)
-            )
-        ):
-            yield from self._in_units(
+        """The transfer allowed, then the discharging profile; a refusal of the first sends no profile.
+        Once both are taken (or no window is left to send) the export is no longer owed to the sweep."""
+        if event.windows:
+            allow = cmd.AllowEnergyTransfer(event.session_id, ocpp_v2g.ALLOWED_TRANSFER)
+            if not (yield from self._logged(cp_id, allow)):
+                return  # still owed: sent again on connecting or by the sweep
+            taken = yield from self._in_units(
                 cp_id,
                 lambda unit: ocpp_v2g.export_profile(
                     event.connector_no, event.session_id, event.rating_w, event.windows, event.at, unit
                 ),
             )
+            if not taken:
+                return
+        if self.exports is None:
+            return
+        try:
+            yield Effect(self.exports.export_taken, (event.session_id,))
+        except Exception:
+            log.exception("recording that %s took its export failed (sent again)", cp_id)
 
     # ---- certificates ------------------------------------------------------------------------------
     def _certificate_issued(self, event: CertificateIssued) -> list[Order]:

@@ -39,7 +39,8 @@ Dues = tuple[
 @dataclass(frozen=True)
 class Owed:
     charge_point_id: str
-    kind: str  # "reservation" (ReserveNow or CancelReservation, by booking) or "stop" (by session)
+    # "reservation" (ReserveNow or CancelReservation, by booking), "stop" or "export" (V2G, by session)
+    kind: str
     ref: int
 
 
@@ -47,9 +48,11 @@ def commands_owed(store: Store) -> frozenset[Owed]:
     with store.reading() as tx:
         reservations = tx.bookings.reservations_owed()
         stops = tx.sessions.stops_owed()
+        exports = tx.v2g.exports_owed()
     return frozenset(
         [Owed(cp_id, "reservation", booking) for booking, cp_id in reservations]
         + [Owed(cp_id, "stop", session) for session, cp_id in stops]
+        + [Owed(cp_id, "export", session) for session, cp_id in exports]
     )
 
 

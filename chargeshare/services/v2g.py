@@ -223,6 +223,14 @@ class V2gService:
             due.append(self._export_due(charger, connector, session.session_id, booking, now))
         return due
 
+    def export_taken(self, session_id: int) -> None:
+        """The session's charger took its export permission and profile: no longer owed to the
+        sweep (still sent on connecting, in case the charger lost it)."""
+        with self.store.transaction() as tx:
+            session = tx.sessions.get(session_id)
+            if session is not None:
+                tx.v2g.export_taken(session.booking_id, session_id)
+
     def _export_due(
         self,
         charger: ChargerView,

@@ -64,6 +64,7 @@ class DesCentral:
             grid=app.grid,
             reports=app.reports,
             metering=None,
+            exports=app.v2g,
             dues=partial(due_at_connect, app.store, app.bookings, app.charging, app.smart, app.v2g),
         )
         for kind in self.policy.events:

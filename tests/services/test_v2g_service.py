@@ -15,7 +15,7 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ExportDue
 from chargeshare.services.invariants import check_store
-from chargeshare.services.owed_commands import due_at_connect
+from chargeshare.services.owed_commands import Owed, commands_owed, due_at_connect
 from tests.conftest import add_charger
 
 
@@ -140,3 +140,17 @@ def test_a_charger_not_on_2_1_is_owed_no_export(app: App, clock: ManualClock) ->
     assert app.v2g.exports_due("OLD2") == []
     with pytest.raises(NotFound):
         app.v2g.exports_due("NOPE")
+
+
+def test_the_sweep_finds_a_v2g_export_owed_until_its_charger_takes_it(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app, "V2G4", price=40)
+    app.charging.boot("V2G4", V21)
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
+    app.v2g.set_terms(driver(dee), booking, 25, 40)
+    session = app.charging.start("V2G4", 1, "DEE", 1_000, clock.now()).transaction_id
+    exports = {o for o in commands_owed(app.store) if o.kind == "export"}
+    assert exports == {Owed("V2G4", "export", session)}
+    app.v2g.export_taken(session)
+    assert not {o for o in commands_owed(app.store) if o.kind == "export"}
+    assert len(app.v2g.exports_due("V2G4")) == 1  # still sent on connecting: it may have lost it

@@ -113,6 +113,9 @@ class FakeBackend:
     def exports_due(self, charge_point_id: str) -> list[ExportDue]:
         return self.exports
 
+    def export_taken(self, session_id: int) -> None:
+        self._call("export_taken", session_id)
+
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
         self._call("limits_due", charge_point_id)
         return self.limits
@@ -1116,3 +1119,27 @@ def test_a_v2g_permission_refused_on_reconnecting_sends_no_profile_then_either()
         lambda c: cmd.Rejected(cmd.Status.REJECTED, None) if isinstance(c, cmd.AllowEnergyTransfer) else DONE,
     )
     assert [type(c) for c in w.commands()] == [cmd.AllowEnergyTransfer]
+
+
+@pytest.mark.parametrize(
+    ("refuse", "taken"),
+    [(None, [(5,)]), (cmd.AllowEnergyTransfer, []), (cmd.SetChargingProfile, [])],
+    ids=["both-taken", "permission-refused", "profile-refused"],
+)
+def test_a_v2g_export_is_recorded_taken_only_once_the_charger_took_both(
+    refuse: type[cmd.Command[Any]] | None, taken: list[tuple[int]]
+) -> None:
+    """Until then the sweep finds it owed and sends it again."""
+    w = world()
+    w.decide_and_run(
+        EXPORT,
+        lambda c: cmd.Rejected(cmd.Status.REJECTED, None) if refuse and isinstance(c, refuse) else DONE,
+    )
+    assert w.backend.recorded("export_taken") == taken
+
+
+def test_a_v2g_export_with_no_window_left_sends_nothing_and_is_no_longer_owed() -> None:
+    w = world()
+    w.decide_and_run(replace(EXPORT, windows=()))
+    assert w.commands() == []
+    assert w.backend.recorded("export_taken") == [(5,)]
