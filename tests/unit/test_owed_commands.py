@@ -11,9 +11,12 @@ from typing import Any, cast
 import pytest
 
 from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import Principal, Role
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.entrypoints.ocpp_server import ChargerLink, ChargerRegistry
+from chargeshare.ocpp import V21
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import v2g as ocpp_v2g
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.owed_commands import Owed, OwedSince
@@ -118,3 +121,41 @@ async def drained(registry: ChargerRegistry) -> None:
     """Wait for the commands the registry spawned (each a task of its own)."""
     while registry._tasks:
         await asyncio.gather(*list(registry._tasks))
+
+
+async def test_a_v2g_export_never_sent_is_sent_by_the_sweep_until_the_charger_takes_it(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session started while no process here held the charger (its deciding process died):
+    the database alone says the export is owed, and the link's holder sends it."""
+    charger = add_charger(app)
+    app.charging.boot("CP1", V21)
+    app.v2g.windows = lambda start, end: [(start, end)]
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    app.v2g.set_terms(Principal(0, Role.DRIVER, driver_id=driver), booking, 25, 40)
+    clock.advance(60)
+    session = app.charging.start("CP1", 1, "TAG", 0, clock.now()).transaction_id
+    registry = ChargerRegistry(app)
+    sent: list[Any] = []
+    answers = iter([cmd.Rejected(cmd.Status.REJECTED, None)])  # the first permission is refused
+
+    async def send(cp_id: str, command: Any, **_kw: Any) -> Any:
+        sent.append(command)
+        if isinstance(command, cmd.AllowEnergyTransfer):
+            return next(answers, cmd.Done(cmd.Status.ACCEPTED, None))
+        return cmd.Done(cmd.Status.ACCEPTED, None)
+
+    monkeypatch.setattr(registry, "send", send)
+    registry._loop = asyncio.get_running_loop()
+    linked(registry, "CP1")
+    assert await registry.resend_owed() == []
+    for _ in range(2):  # refused, then taken
+        clock.advance(app.config.rules.command_resend_after_s)
+        assert await registry.resend_owed() == ["CP1"]
+        await drained(registry)
+    exports = [c for c in sent if isinstance(c, cmd.AllowEnergyTransfer | cmd.SetChargingProfile)]
+    assert [type(c) for c in exports] == [cmd.AllowEnergyTransfer] * 2 + [cmd.SetChargingProfile]
+    assert exports[0] == exports[1] == cmd.AllowEnergyTransfer(session, ocpp_v2g.ALLOWED_TRANSFER)
+    clock.advance(app.config.rules.command_resend_after_s)
+    assert await registry.resend_owed() == []  # taken: owed no more
