@@ -64,11 +64,14 @@ class EntryKind(StrEnum):
     EXPORT_CREDIT = "export_credit"  # a guest's V2G export: owed to the driver by the grid buyer
     EXPORT_PAYOUT = "export_payout"  # pays a driver's export credit balance out
     GRID_SETTLEMENT = "grid_settlement"  # the grid buyer paid a month's export statement
+    HOME_EXPORT_CREDIT = "home_export_credit"  # a guest's V2G export sold to the host's home
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})
 # Entries that move money (holds and voids only reserve it).
 POSTED_KINDS = frozenset(EntryKind) - {EntryKind.HOLD, EntryKind.VOID, EntryKind.EXPIRE}
+# What credits a guest for a booking's export: sold to the grid buyer, or to the host's home.
+EXPORT_CREDIT_KINDS = frozenset({EntryKind.EXPORT_CREDIT, EntryKind.HOME_EXPORT_CREDIT})
 # What a booking's customer was charged: a card capture, or a fleet's charge on account.
 CHARGED_KINDS = frozenset({EntryKind.CAPTURE, EntryKind.ON_ACCOUNT})
 
@@ -214,6 +217,28 @@ def export_credit_entry(
         raise LedgerError("an export credit must be for a positive amount")
     postings = (Posting(GRID_EXPORT_BUYER, amount), Posting(driver_export_credit(driver_id), -amount))
     return JournalEntry(entry_id, EntryKind.EXPORT_CREDIT, postings, at, booking_id)
+
+
+def home_export_credit_entry(
+    entry_id: str, booking_id: int, driver_id: int, host_id: int, amount: Pence, at: datetime
+) -> JournalEntry:
+    """A booking's V2G export sold to the host's home: the driver is credited and the host charged
+    against its payable in the one entry, so it shows in the host's earnings as a deduction and a
+    payout pays only what is left (a host owing more than it earned is paid nothing until later
+    earnings cover the debit balance)."""
+    if amount <= 0:
+        raise LedgerError("an export credit must be for a positive amount")
+    postings = (Posting(host_payable(host_id), amount), Posting(driver_export_credit(driver_id), -amount))
+    return JournalEntry(entry_id, EntryKind.HOME_EXPORT_CREDIT, postings, at, booking_id)
+
+
+def export_buyer_account(entry: JournalEntry) -> str | None:
+    """The account an export credit charges (the one it debits): `grid:export_buyer` or a host's
+    payable; None for an entry that is not an export credit."""
+    if entry.kind not in EXPORT_CREDIT_KINDS:
+        return None
+    debits = {p.account for p in entry.postings if p.amount > 0}
+    return debits.pop() if len(debits) == 1 else None
 
 
 def export_payout(entry_id: str, driver_id: int, amount: Pence, at: datetime) -> JournalEntry:

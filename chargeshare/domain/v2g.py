@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 
 from chargeshare.domain.errors import InvalidRequest
 from chargeshare.domain.money import Pence, Wh
 
 MAX_EXPORT_PRICE = 1_000  # pence per kWh: a ceiling against typos, ten times any UK export tariff
 MIN_SOC_FLOOR = 10  # percent: a floor below this would leave a driver stranded
+
+
+class ExportBuyer(StrEnum):
+    """Who buys a guest's export: the grid buyer, or the home of the host whose charger it is
+    (the host's own setting). One buyer per session: the ledger charges its whole export to it."""
+
+    GRID = "grid"
+    HOME = "home"
 
 
 def export_credit(exported_wh: Wh, price_per_kwh: Pence) -> Pence:

@@ -24,12 +24,15 @@ from chargeshare.domain.grid_settlement import (
 from chargeshare.domain.held_quotes import HeldQuote
 from chargeshare.domain.ledger import (
     CHARGED_KINDS,
+    EXPORT_CREDIT_KINDS,
     GRID_EXPORT_BUYER,
     PLATFORM_REVENUE,
     VAT_PAYABLE,
     EntryKind,
     JournalEntry,
+    export_buyer_account,
     export_credit_driver,
+    host_payable,
 )
 from chargeshare.domain.money import split_fee
 from chargeshare.domain.session import SessionStatus
@@ -286,19 +289,20 @@ def processor_fees_recorded(s: Snapshot) -> InvariantResult:
 
 
 def payouts_within_earnings(s: Snapshot) -> InvariantResult:
+    """A host's payouts never exceed its shares less what its home bought of its guests' export."""
     earned: dict[str, int] = defaultdict(int)
     paid: dict[str, int] = defaultdict(int)
     for e in s.entries:
         for p in e.postings:
             if p.account.startswith("host:"):
-                if e.kind is EntryKind.SPLIT:
+                if e.kind in (EntryKind.SPLIT, EntryKind.HOME_EXPORT_CREDIT):
                     earned[p.account] -= p.amount
                 elif e.kind is EntryKind.PAYOUT:
                     paid[p.account] += p.amount
     failures = [f"{a}: paid {paid[a]}p of {earned[a]}p earned" for a in paid if paid[a] > earned[a]]
     return _result(
         "payouts_within_earnings",
-        "host payouts never exceed their shares of settled sessions",
+        "host payouts never exceed their shares of settled sessions less their homes' export bought",
         len(earned),
         failures,
     )
@@ -613,11 +617,11 @@ def export_credit_matches_export(s: Snapshot) -> InvariantResult:
     terms = {t.booking_id: t for t in s.export_terms}
     credited: dict[int, int] = defaultdict(int)
     for e in s.entries:
-        if e.kind is EntryKind.EXPORT_CREDIT and e.booking_id is not None:
+        if e.kind in EXPORT_CREDIT_KINDS and e.booking_id is not None:
             credited[e.booking_id] += e.amount
     spans: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for e in s.entries:
-        if e.kind is EntryKind.EXPORT_CREDIT and e.booking_id is not None:
+        if e.kind in EXPORT_CREDIT_KINDS and e.booking_id is not None:
             span = late_export_span(e.entry_id)
             if span is not None:
                 spans[e.booking_id].append((*span, e.amount))
@@ -667,6 +671,36 @@ def _late_lines_disagree(r: ExportRecord, spans: list[tuple[int, int, int]], pri
     return failures
 
 
+def export_charged_to_one_buyer(s: Snapshot) -> InvariantResult:
+    """Per V2G booking: every export credit charges one buyer, the same for the whole booking: a
+    grid credit the grid buyer, a home credit the payable of the host whose booking it is."""
+    hosts = {b.booking_id: b.host_id for b in s.bookings}
+    buyers: dict[int, set[str]] = defaultdict(set)
+    failures = []
+    for e in s.entries:
+        if e.kind not in EXPORT_CREDIT_KINDS or e.booking_id is None:
+            continue
+        account = export_buyer_account(e)
+        host = hosts.get(e.booking_id)
+        due = GRID_EXPORT_BUYER if e.kind is EntryKind.EXPORT_CREDIT else None
+        if e.kind is EntryKind.HOME_EXPORT_CREDIT and host is not None:
+            due = host_payable(host)
+        if account is None or account != due:
+            failures.append(f"{e.kind} entry {e.entry_id}: charges {account}, not {due}")
+        buyers[e.booking_id].add(str(account))
+    failures += [
+        f"booking {b}: export charged to {', '.join(sorted(accounts))}"
+        for b, accounts in sorted(buyers.items())
+        if len(accounts) > 1
+    ]
+    return _result(
+        "export_charged_to_one_buyer",
+        "each V2G booking's export is charged to one buyer: the grid buyer or its host's home",
+        len(buyers),
+        failures,
+    )
+
+
 def export_payouts_within_credits(s: Snapshot) -> InvariantResult:
     """Per driver: what was paid out of their export credit account never exceeds what it was
     credited, and nothing else moves money in or out of it."""
@@ -677,7 +711,7 @@ def export_payouts_within_credits(s: Snapshot) -> InvariantResult:
         for p in e.postings:
             if export_credit_driver(p.account) is None:
                 continue
-            if e.kind is EntryKind.EXPORT_CREDIT:
+            if e.kind in EXPORT_CREDIT_KINDS:
                 credited[p.account] -= p.amount
             elif e.kind is EntryKind.EXPORT_PAYOUT:
                 paid[p.account] += p.amount
@@ -787,6 +821,7 @@ CHECKS: tuple[Callable[[Snapshot], InvariantResult], ...] = (
     fleet_bookings_overlap_nothing,
     fleet_bookings_on_account,
     export_credit_matches_export,
+    export_charged_to_one_buyer,
     export_payouts_within_credits,
     grid_buyer_owes_unsettled_exports,
     export_above_soc_floor,
