@@ -44,7 +44,7 @@ from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType, token_key
-from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from chargeshare.domain.v2g import ExportBuyer, ExportRecord, ExportTerms
 from chargeshare.ocpp import OcppVersion
 from chargeshare.services.records import (
     AccountRecord,
@@ -177,6 +177,7 @@ class _Tables:
     v2g_taken: dict[int, int] = field(default_factory=dict)  # booking id -> session that took its export
     v2g_exports: dict[int, ExportRecord] = field(default_factory=dict)  # by booking id
     grid_settlements: dict[str, GridSettlement] = field(default_factory=dict)  # by month
+    host_export_buyers: dict[int, ExportBuyer] = field(default_factory=dict)  # by host id
     held_w: dict[int, int] = field(default_factory=dict)  # connector id -> the most it may hold
     # charger id -> (decision, delivered, decided at, owed since)
     deliveries: dict[int, tuple[int, int, datetime, datetime | None]] = field(default_factory=dict)
@@ -1743,8 +1744,11 @@ class MemoryV2g(_Repository):
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         self._booking_exists(record.booking_id)
         before = self.t.v2g_exports.get(record.booking_id)
-        if before is None or not before.settled:
+        if before is None:
             self.t.v2g_exports[record.booking_id] = record
+        elif not before.settled:
+            # The buyer stays the one the record was first kept with.
+            self.t.v2g_exports[record.booking_id] = dataclasses.replace(record, buyer=before.buyer)
 
     def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
         before = self.t.v2g_exports.get(record.booking_id)
@@ -1761,6 +1765,14 @@ class MemoryV2g(_Repository):
 
     def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
         return {b: self.t.v2g_exports[b] for b in booking_ids if b in self.t.v2g_exports}
+
+    def host_buyer(self, host_id: int) -> ExportBuyer:
+        return self.t.host_export_buyers.get(host_id, ExportBuyer.GRID)
+
+    def set_host_buyer(self, host_id: int, buyer: ExportBuyer, at: datetime) -> None:
+        if host_id not in self.t.hosts:
+            raise NotFound(f"no host {host_id}")
+        self.t.host_export_buyers[host_id] = buyer
 
     def settling(self, *, exclusive: bool) -> None:
         """Units of work take turns already (the store's lock)."""

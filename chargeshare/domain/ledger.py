@@ -64,7 +64,7 @@ class EntryKind(StrEnum):
     EXPORT_CREDIT = "export_credit"  # a guest's V2G export: owed to the driver by the grid buyer
     EXPORT_PAYOUT = "export_payout"  # pays a driver's export credit balance out
     GRID_SETTLEMENT = "grid_settlement"  # the grid buyer paid a month's export statement
-    HOME_EXPORT_CREDIT = "home_export_credit"  # a guest's V2G export sold to the host's home
+    HOME_EXPORT_CREDIT = "export_to_home"  # a guest's V2G export sold to the host's home: the host owes it
 
 
 RESOLUTIONS = frozenset({EntryKind.CAPTURE, EntryKind.VOID, EntryKind.EXPIRE})

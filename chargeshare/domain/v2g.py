@@ -62,7 +62,8 @@ class ExportTerms:
 @dataclass(frozen=True)
 class ExportRecord:
     """A booking's export as metered: registers in Wh, `lowest_soc_pct` while exporting (None if it
-    never exported), `exported_wh` and `credit` once the session stopped and was credited."""
+    never exported), `exported_wh` and `credit` once the session stopped and was credited, and who
+    buys it all (`buyer`)."""
 
     booking_id: int
     start_wh: Wh | None = None
@@ -71,6 +72,7 @@ class ExportRecord:
     lowest_soc_pct: int | None = None
     exported_wh: Wh | None = None
     credit: Pence | None = None
+    buyer: ExportBuyer = ExportBuyer.GRID  # fixed when the record is first kept: the export's start
 
     @property
     def metered_wh(self) -> Wh:

@@ -30,7 +30,7 @@ from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.seller_details import SellerDetails
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.domain.tokens import IdToken, TokenStatus, TokenType
-from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from chargeshare.domain.v2g import ExportBuyer, ExportRecord, ExportTerms
 from chargeshare.ocpp import OcppVersion
 from chargeshare.services.records import (
     AccountRecord,
@@ -1005,6 +1005,14 @@ class V2g(Protocol):
     def exports_owed(self) -> Sequence[tuple[int, str]]:
         """(session id, charge point id) of every open session on a booking with terms, at an OCPP
         2.1 charger, whose charger has not taken its export permission and profile: by session id."""
+        ...
+
+    def host_buyer(self, host_id: int) -> ExportBuyer:
+        """Who buys the export of the host's chargers' guests from now on (no choice: the grid)."""
+        ...
+
+    def set_host_buyer(self, host_id: int, buyer: ExportBuyer, at: datetime) -> None:
+        """Record the host's choice; NotFound for an unknown host."""
         ...
 
     def settling(self, *, exclusive: bool) -> None:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chargeshare.domain.accounts import Principal, Role
-from chargeshare.domain.errors import InvalidTransition, NotFound
-from chargeshare.domain.ledger import export_credit_entry
+from chargeshare.domain.errors import Forbidden, InvalidRequest, InvalidTransition, NotFound
+from chargeshare.domain.ledger import JournalEntry, export_credit_entry, home_export_credit_entry
 from chargeshare.domain.smart_charge_points import peak_periods
 from chargeshare.domain.v2g import (
+    ExportBuyer,
     ExportRecord,
     ExportTerms,
     read_export,
@@ -62,14 +63,35 @@ class ExportView:
     record: ExportRecord
 
 
+def _new_record(tx: UnitOfWork, booking_id: int) -> ExportRecord:
+    """A booking's first export record, with its buyer: the host's choice now, fixed from here on
+    (the store keeps the buyer a record was first written with), so a host changing its mind
+    mid-session never splits a session's export between two buyers."""
+    host_id = tx.bookings.get(booking_id).host_id
+    return ExportRecord(booking_id, buyer=tx.v2g.host_buyer(host_id))
+
+
+def export_entry(
+    entry_id: str, record: ExportRecord, booking: BookingRecord, amount: int, at: datetime
+) -> JournalEntry:
+    """The ledger entry crediting the driver `amount` of the booking's export, charged to the
+    record's buyer: the grid buyer, or the host's payable when its home buys it."""
+    if record.buyer is ExportBuyer.HOME:
+        return home_export_credit_entry(
+            entry_id, booking.booking_id, booking.driver_id, booking.host_id, amount, at
+        )
+    return export_credit_entry(entry_id, booking.booking_id, booking.driver_id, amount, at)
+
+
 def record_export(
     tx: UnitOfWork, booking_id: int, register_wh: int | None, soc_pct: int | None, at: datetime
 ) -> None:
     """A reading of the export register (and the car's state of charge) for a booking's session;
-    kept only for a booking with export terms (a plain car's readings need no record)."""
+    kept only for a booking with export terms (a plain car's readings need no record). The first
+    reading kept fixes the buyer (`_new_record`)."""
     if tx.v2g.terms(booking_id) is None:
         return
-    before = tx.v2g.record(booking_id) or ExportRecord(booking_id)
+    before = tx.v2g.record(booking_id) or _new_record(tx, booking_id)
     after = read_export(before, register_wh, soc_pct)
     if after != before:
         tx.v2g.save_record(after, at)
@@ -84,16 +106,15 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
         return None
     tx.v2g.settling(exclusive=False)
     at = clock.now()
-    record = tx.v2g.record(booking.booking_id) or ExportRecord(booking.booking_id)
+    record = tx.v2g.record(booking.booking_id) or _new_record(tx, booking.booking_id)
     if record.settled:
         return record
     settled = settle_export(record, terms)
     tx.v2g.save_record(settled, at)
     if settled.credit:
-        entry = export_credit_entry(
-            export_entry_id(booking.booking_id), booking.booking_id, booking.driver_id, settled.credit, at
+        tx.ledger.add(
+            [export_entry(export_entry_id(booking.booking_id), settled, booking, settled.credit, at)]
         )
-        tx.ledger.add([entry])
     return settled
 
 
@@ -130,7 +151,7 @@ def credit_late_export(tx: UnitOfWork, booking: BookingRecord, register_wh: int,
     if not tx.v2g.resettle_record(later, at, last_wh=record.last_wh):
         return LateCredit()
     entry_id = late_export_entry_id(booking.booking_id, record.last_wh, register_wh)
-    tx.ledger.add([export_credit_entry(entry_id, booking.booking_id, booking.driver_id, added, at)])
+    tx.ledger.add([export_entry(entry_id, record, booking, added, at)])
     return LateCredit(register_wh - record.last_wh, added)
 
 
@@ -187,6 +208,33 @@ class V2gService:
             terms = tx.v2g.terms(booking_id)
             record = tx.v2g.record(booking_id) or ExportRecord(booking_id)
         return ExportView(booking_id, terms, record)
+
+    def buyer(self, who: Principal) -> ExportBuyer:
+        """Who buys the export of the calling host's chargers' guests (default the grid buyer)."""
+        host_id = self._host_of(who)
+        with self.store.reading() as tx:
+            return tx.v2g.host_buyer(host_id)
+
+    def set_buyer(self, who: Principal, buyer: str) -> ExportBuyer:
+        """The calling host chooses who buys its guests' export from the next export that starts:
+        one already started keeps the buyer its record was first kept with."""
+        return self.set_buyer_for(self._host_of(who), buyer)
+
+    def set_buyer_for(self, host_id: int, buyer: str) -> ExportBuyer:
+        """The same for a named host (an operator, from the shell); NotFound for an unknown host."""
+        try:
+            chosen = ExportBuyer(buyer)
+        except ValueError:
+            raise InvalidRequest(f"an export buyer is grid or home, got {buyer!r}") from None
+        with self.store.transaction() as tx:
+            tx.v2g.set_host_buyer(host_id, chosen, self.clock.now())
+        return chosen
+
+    @staticmethod
+    def _host_of(who: Principal) -> int:
+        if who.role is not Role.HOST or who.host_id is None:
+            raise Forbidden("only a host chooses who buys its guests' export")
+        return who.host_id
 
     def _on_session_started(self, event: SessionStarted) -> None:
         with self.store.reading() as tx:

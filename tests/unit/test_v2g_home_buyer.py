@@ -129,3 +129,7 @@ def test_a_host_is_never_paid_out_what_its_home_bought() -> None:
     # Only what is left of its earnings may be paid: 100 - 50.
     assert payouts_within_earnings(snap([earned, bought, payout("payout:5:1", HOST, 50, T0)])).ok
     assert not payouts_within_earnings(snap([earned, bought, payout("payout:5:1", HOST, 100, T0)])).ok
+
+
+def test_every_entry_kind_fits_the_ledgers_kind_column() -> None:
+    assert max(len(k.value) for k in EntryKind) <= 16  # journal_entries.kind is VARCHAR(16)

@@ -660,6 +660,19 @@ v2g_exports = Table(
     Column("exported_wh", BigInteger),
     Column("credit", Integer),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Fixed when the record is first written (the export's start): updates never touch it.
+    Column("buyer", String(8), nullable=False, server_default="grid"),
+    CheckConstraint("buyer IN ('grid', 'home')", name="ck_v2g_exports_buyer"),
+)
+
+# A host's choice of who buys its chargers' guests' export; no row: the grid buyer.
+host_export_buyers = Table(
+    "host_export_buyers",
+    metadata,
+    Column("host_id", ForeignKey("hosts.id"), primary_key=True),
+    Column("buyer", String(8), nullable=False),
+    Column("set_at", UTCDateTime(), nullable=False),
+    CheckConstraint("buyer IN ('grid', 'home')", name="ck_host_export_buyers_buyer"),
 )
 
 # The grid buyer's payment of a month's export statement (chargeshare/domain/grid_settlement.py).

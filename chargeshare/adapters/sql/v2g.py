@@ -16,12 +16,13 @@ from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.session import SessionStatus
-from chargeshare.domain.v2g import ExportRecord, ExportTerms
+from chargeshare.domain.v2g import ExportBuyer, ExportRecord, ExportTerms
 from chargeshare.ocpp import V21
 
 _t = t.v2g_terms.c
 _x = t.v2g_exports.c
 _g = t.grid_settlements.c
+_h = t.host_export_buyers.c
 
 # Read at every session's start and stop, V2G or not (whether its booking carries export terms).
 TERMS = DirectStatement(select(t.v2g_terms).where(_t.booking_id == bindparam("booking_pk")))
@@ -64,6 +65,7 @@ def _record(r: Any) -> ExportRecord:
         _int(r.lowest_soc_pct),
         _int(r.exported_wh),
         _int(r.credit),
+        ExportBuyer(r.buyer),
     )
 
 
@@ -80,13 +82,20 @@ class SqlV2g:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn, self.dialect = conn, dialect
 
-    def _upsert(self, table: Any, values: dict[str, Any], where: Any = None) -> None:
+    def _upsert(
+        self,
+        table: Any,
+        values: dict[str, Any],
+        where: Any = None,
+        *,
+        key: str = "booking_id",
+        fixed: str = "",
+    ) -> None:
+        """Insert, or update all but the key and the `fixed` column (kept as first written)."""
         make = pg_insert if self.dialect == "postgresql" else sqlite_insert
         q = make(table).values(**values)
-        rest = {k: v for k, v in values.items() if k != "booking_id"}
-        self.conn.execute(
-            q.on_conflict_do_update(index_elements=[table.c.booking_id], set_=rest, where=where)
-        )
+        rest = {k: v for k, v in values.items() if k not in (key, fixed)}
+        self.conn.execute(q.on_conflict_do_update(index_elements=[table.c[key]], set_=rest, where=where))
 
     def _booking_exists(self, booking_id: int) -> None:
         b = t.bookings.c
@@ -129,9 +138,12 @@ class SqlV2g:
                 "exported_wh": record.exported_wh,
                 "credit": record.credit,
                 "updated_at": at,
+                "buyer": str(record.buyer),
             },
             # A settled record stands: a reading read before another process settled it is late.
             where=_x.credit.is_(None),
+            # The buyer is the one the record was first written with, whatever a later write says.
+            fixed="buyer",
         )
 
     def resettle_record(self, record: ExportRecord, at: datetime, *, last_wh: int) -> bool:
@@ -173,6 +185,17 @@ class SqlV2g:
 
     def exports_owed(self) -> Sequence[tuple[int, str]]:
         return [(int(r[0]), str(r[1])) for r in self.conn.execute(EXPORTS_OWED)]
+
+    def host_buyer(self, host_id: int) -> ExportBuyer:
+        r = self.conn.execute(select(_h.buyer).where(_h.host_id == host_id)).first()
+        return ExportBuyer.GRID if r is None else ExportBuyer(r[0])
+
+    def set_host_buyer(self, host_id: int, buyer: ExportBuyer, at: datetime) -> None:
+        h = t.hosts.c
+        if self.conn.execute(select(h.id).where(h.id == host_id)).first() is None:
+            raise NotFound(f"no host {host_id}")
+        values = {"host_id": host_id, "buyer": str(buyer), "set_at": at}
+        self._upsert(t.host_export_buyers, values, key="host_id")
 
     def settling(self, *, exclusive: bool) -> None:
         # PostgreSQL: under read committed a payment's statement would miss a credit still being
