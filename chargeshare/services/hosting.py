@@ -44,10 +44,12 @@ class Earnings:
     earned: int
     paid_out: int
     activities: int
+    home_export_bought: int = 0  # guests' V2G export the host's home bought: charged to its payable
 
     @property
     def balance(self) -> int:
-        return self.earned - self.paid_out
+        """What the payable account owes the host; below 0 the host owes (its home bought more)."""
+        return self.earned - self.home_export_bought - self.paid_out
 
 
 class HostingService:
@@ -158,6 +160,7 @@ class HostingService:
             earned=sum(e.host_share for e in earned),
             paid_out=sum(p.amount for p in payouts),
             activities=len({e.booking_id for e in earned if e.consideration > 0}),
+            home_export_bought=sum(e.amount for e in entries if e.kind is EntryKind.HOME_EXPORT_CREDIT),
         )
 
     def payouts(self, host_id: int) -> list[Payout]:

@@ -75,3 +75,22 @@ async def test_export_credits_are_withheld_until_the_operator_verifies_the_drive
             )
             paid = (await http.post("/admin/payouts", headers=w.admin.headers)).json()
             assert paid["export_credits_paid"] == {str(dee): 83} and paid["export_credits_withheld"] == []
+
+
+async def test_a_host_chooses_who_buys_its_guests_export() -> None:
+    with world() as w:
+        async with client(w.app) as http:
+            url, host = "/host/export-buyer", w.mine.host.headers
+            assert (await http.get(url, headers=host)).json() == {"buyer": "grid"}  # the default
+            refused = await http.put(url, json={"buyer": "neighbour"}, headers=host)
+            assert refused.status_code == 422, refused.text
+            assert (
+                await http.put(url, json={"buyer": "home"}, headers=w.mine.driver.headers)
+            ).status_code == 403
+            put = await http.put(url, json={"buyer": "home"}, headers=host)
+            assert put.status_code == 200 and put.json() == {"buyer": "home"}
+            assert (await http.get(url, headers=host)).json() == {"buyer": "home"}
+            assert (await http.get(url, headers=w.theirs.host.headers)).json() == {"buyer": "grid"}
+            earnings = (await http.get("/host/earnings", headers=host)).json()
+            assert earnings["home_export_bought"] == 0
+            assert earnings["balance"] == earnings["earned"] - earnings["paid_out"]

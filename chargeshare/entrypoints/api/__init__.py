@@ -222,6 +222,7 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
     api.include_router(routes_fleets.router(app), responses=signed_in)
     api.include_router(routes_grid.router(app), responses=signed_in)
     api.include_router(routes_v2g.router(app), responses=signed_in)
+    api.include_router(routes_v2g.host_router(app), responses=signed_in)
     api.include_router(routes_grid_buyer.router(app), responses=signed_in)
     api.include_router(routes_events.router(app, hub))
 

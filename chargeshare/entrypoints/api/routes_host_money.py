@@ -27,6 +27,7 @@ def router(app: App) -> APIRouter:
             gross_consideration=e.gross_consideration,
             fees_withheld=e.fees_withheld,
             earned=e.earned,
+            home_export_bought=e.home_export_bought,
             paid_out=e.paid_out,
             balance=e.balance,
             activities=e.activities,

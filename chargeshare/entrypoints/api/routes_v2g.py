@@ -6,8 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chargeshare.bootstrap import App
-from chargeshare.entrypoints.api.deps import Driver, DriverOrHost, IdPath
-from chargeshare.entrypoints.api.schemas import ExportOut, ExportTermsIn, ExportTermsOut
+from chargeshare.entrypoints.api.deps import Driver, DriverOrHost, Host, IdPath
+from chargeshare.entrypoints.api.schemas import (
+    ExportBuyerIn,
+    ExportBuyerOut,
+    ExportOut,
+    ExportTermsIn,
+    ExportTermsOut,
+)
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.v2g import ExportView
 
@@ -27,6 +33,7 @@ def export_out(v: ExportView) -> ExportOut:
         soc_pct=r.soc_pct,
         lowest_soc_pct=r.lowest_soc_pct,
         settled=r.settled,
+        buyer=str(r.buyer),
     )
 
 
@@ -44,5 +51,23 @@ def router(app: App) -> APIRouter:
     def export(booking_id: IdPath, who: DriverOrHost) -> ExportOut:
         """The booking's export terms, energy exported and the credit once the session stopped."""
         return export_out(app.v2g.export(who, booking_id))
+
+    return r
+
+
+def host_router(app: App) -> APIRouter:
+    """The calling host's choice of who buys its chargers' guests' export (no host id to change)."""
+    r = APIRouter(prefix="/host", tags=["v2g"], route_class=StrictJsonRoute)
+
+    @r.get("/export-buyer")
+    def buyer(who: Host) -> ExportBuyerOut:
+        """Who buys your guests' export: the grid buyer (the default) or your home."""
+        return ExportBuyerOut(buyer=str(app.v2g.buyer(who)))
+
+    @r.put("/export-buyer")
+    def set_buyer(body: ExportBuyerIn, who: Host) -> ExportBuyerOut:
+        """Choose who buys your guests' export. Home: each credit is charged to your earnings. It
+        applies to exports that start from now on; one already started keeps its buyer."""
+        return ExportBuyerOut(buyer=str(app.v2g.set_buyer(who, body.buyer)))
 
     return r

@@ -276,8 +276,11 @@ class EarningsOut(BaseModel):
     gross_consideration: int = Field(description="pence drivers paid for this host's charging")
     fees_withheld: int = Field(description="the platform's fees, VAT included")
     earned: int = Field(description="the host's share")
+    home_export_bought: int = Field(
+        description="pence of guests' V2G export bought by the host's home, deducted from its earnings"
+    )
     paid_out: int
-    balance: int = Field(description="earned but not yet paid out")
+    balance: int = Field(description="earned less the home's export bought, not paid out yet (below 0: owed)")
     activities: int
 
 
@@ -728,6 +731,16 @@ class ExportTermsOut(BaseModel):
     set_at: datetime
 
 
+class ExportBuyerIn(BaseModel):
+    """A host's choice of who buys its chargers' guests' V2G export."""
+
+    buyer: Literal["grid", "home"] = Field(description="who buys your guests' V2G export from now on")
+
+
+class ExportBuyerOut(BaseModel):
+    buyer: str = Field(description="grid (the grid buyer) or home (your home, charged to your earnings)")
+
+
 class ExportOut(BaseModel):
     """A booking's V2G export as metered from the export register, and its credit once stopped."""
 
@@ -738,3 +751,4 @@ class ExportOut(BaseModel):
     soc_pct: int | None = Field(description="the latest state of charge reported")
     lowest_soc_pct: int | None = Field(description="the lowest state of charge reported while exporting")
     settled: bool
+    buyer: str = Field(description="who buys this booking's export: grid or home, fixed when it started")
