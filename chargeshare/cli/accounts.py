@@ -18,6 +18,7 @@ from chargeshare.domain.accounts import KycStatus
 from chargeshare.domain.availability import UK
 from chargeshare.domain.dynamic_pricing import MAX_PRICE_PER_KWH, HostPricing, PricingMode, SmartTariff
 from chargeshare.domain.seller_details import SellerKind, seller_details
+from chargeshare.domain.v2g import ExportBuyer
 
 if TYPE_CHECKING:
     from chargeshare.domain.seller_details import SellerDetails
@@ -53,6 +54,23 @@ def kyc(
     with open_app(database_url) as a:
         host = a.hosting.set_kyc(host_id, status)
     console.print(f"host {host.host_id} ({host.name}): KYC {host.kyc_status}")
+
+
+@app.command("export-buyer")
+def export_buyer(
+    host_id: Annotated[int, typer.Argument(help="The host's id.")],
+    buyer: Annotated[
+        ExportBuyer | None,
+        typer.Argument(help="Who buys the host's guests' V2G export from now on; none: show it."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show or set who buys a host's guests' V2G export: the grid buyer (the default) or the host's
+    home, charged to its earnings. An export already started keeps its buyer."""
+    with open_app(database_url) as a:
+        chosen = a.v2g.buyer_of(host_id) if buyer is None else a.v2g.set_buyer_for(host_id, buyer)
+    by = "the grid buyer" if chosen is ExportBuyer.GRID else "the host's home"
+    console.print(f"host {host_id}: guests' V2G export bought by {by}")
 
 
 @app.command("list")

@@ -211,7 +211,10 @@ class V2gService:
 
     def buyer(self, who: Principal) -> ExportBuyer:
         """Who buys the export of the calling host's chargers' guests (default the grid buyer)."""
-        host_id = self._host_of(who)
+        return self.buyer_of(self._host_of(who))
+
+    def buyer_of(self, host_id: int) -> ExportBuyer:
+        """The same for a named host (an operator, from the shell)."""
         with self.store.reading() as tx:
             return tx.v2g.host_buyer(host_id)
 

@@ -96,3 +96,22 @@ def test_pricing_shows_sets_and_refuses_half_given_bounds(tmp_path: Path) -> Non
         ],
     )
     assert wrong.exit_code != 0 and "floor" in wrong.output
+
+
+def test_export_buyer_shows_and_sets_a_hosts_choice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cs.db'}"
+    backend = build(Config(database_url=url, password_hash="fast"))
+    try:
+        host = backend.auth.register_host("hannah@hosts.example", "a long password 1", "Hannah").host
+    finally:
+        backend.close()
+    db = ["--database-url", url]
+    shown = runner.invoke(app, ["accounts", "export-buyer", str(host), *db])
+    assert shown.exit_code == 0 and "bought by the grid buyer" in shown.output, shown.output
+    made = runner.invoke(app, ["accounts", "export-buyer", str(host), "home", *db])
+    assert made.exit_code == 0 and "bought by the host's home" in made.output, made.output
+    assert "the host's home" in runner.invoke(app, ["accounts", "export-buyer", str(host), *db]).output
+    unknown = runner.invoke(app, ["accounts", "export-buyer", "999", "home", *db])
+    assert unknown.exit_code != 0 and "no host 999" in unknown.output, unknown.output
+    bad = runner.invoke(app, ["accounts", "export-buyer", str(host), "neighbour", *db])
+    assert bad.exit_code == 2

@@ -128,6 +128,8 @@ def test_a_host_whose_earnings_do_not_cover_its_homes_purchase_is_paid_nothing_u
     app.v2g.set_buyer(as_host(site.host_id), "home")
     site.session(500)  # 500 Wh at 40p: 17p to the host, 83p charged to it
     assert site.balances()[host_payable(site.host_id)] == -17 + 83  # the host owes 66p
+    earnings = app.hosting.earnings(site.host_id)
+    assert (earnings.earned, earnings.home_export_bought, earnings.balance) == (17, 83, -66)
     assert app.settlement.pay_out_hosts().paid == {}
     assert failing(app) == []
     app.v2g.set_buyer(as_host(site.host_id), "grid")
