@@ -7,7 +7,9 @@ as the report reads it.
 - fees: per quarter, what the drivers of the host's bookings paid (their CAPTURE entries), less what
   reached the host, equals the fees reported;
 - payouts: what the host was owed at the year's start, plus the consideration reported, less the
-  payouts made in the year, equals what they are owed at its end, and never less than nothing.
+  payouts made in the year and what its home bought of its guests' V2G export (not consideration:
+  a purchase by the host, charged to its account), equals what they are owed at its end; and
+  payouts never took more than was credited (a home's purchases alone may leave the host owing).
 
 An empty list means the report reconciles.
 """
@@ -52,6 +54,8 @@ class _Books:
     owed_before: Pence = 0  # the payable balance at the year's start (a liability: credits)
     owed_after: Pence = 0  # ... at its end
     paid_out: Pence = 0  # PAYOUT entries in the year
+    bought: Pence = 0  # HOME_EXPORT_CREDIT entries in the year: the host's home bought export
+    bought_to_end: Pence = 0  # ... up to the year's end
 
 
 def _books(year: int, entries: list[JournalEntry]) -> dict[int, _Books]:
@@ -78,6 +82,10 @@ def _books(year: int, entries: list[JournalEntry]) -> dict[int, _Books]:
                 b.credited[quarter] -= p.amount
             if in_year == year and e.kind is EntryKind.PAYOUT and p.amount > 0:
                 b.paid_out += p.amount
+            if e.kind is EntryKind.HOME_EXPORT_CREDIT and e.created_at < end:
+                b.bought_to_end += p.amount
+                if in_year == year:
+                    b.bought += p.amount
     for e in entries:
         host = host_of_booking.get(e.booking_id) if e.booking_id is not None else None
         in_year, quarter = year_and_quarter(e.created_at)
@@ -114,7 +122,7 @@ def reconcile(report: PlatformReport, entries: Iterable[JournalEntry]) -> list[D
                     )
                 )
         total = sum(q.net_paid for q in quarters.values())
-        expected_after = b.owed_before + total - b.paid_out
+        expected_after = b.owed_before + total - b.paid_out - b.bought
         if expected_after != b.owed_after:
             found.append(
                 Discrepancy(
@@ -124,10 +132,11 @@ def reconcile(report: PlatformReport, entries: Iterable[JournalEntry]) -> list[D
                     expected_after,
                     b.owed_after,
                     f"owed at the start {format_gbp(b.owed_before)} + consideration - payouts "
-                    f"{format_gbp(b.paid_out)} against what is owed at the end",
+                    f"{format_gbp(b.paid_out)} - home export bought {format_gbp(b.bought)} against "
+                    "what is owed at the end",
                 )
             )
-        if b.owed_after < 0:
+        if b.owed_after + b.bought_to_end < 0:
             found.append(
                 Discrepancy(host, "payouts", None, 0, b.owed_after, "paid out more than was credited")
             )

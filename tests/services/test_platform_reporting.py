@@ -11,7 +11,7 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import KycStatus, Principal, Role
-from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting, host_payable
+from chargeshare.domain.ledger import EXPORT_CREDIT_KINDS, EntryKind, JournalEntry, Posting, host_payable
 from chargeshare.domain.platform_reporting import RelevantActivity, ReportingRules
 from chargeshare.domain.seller_details import SellerDetails, seller_details
 from chargeshare.ocpp import V21
@@ -193,14 +193,17 @@ def test_a_ledger_credited_outside_settlement_fails_the_check(app: App, clock: M
     }
 
 
+@pytest.mark.parametrize("buyer", ["grid", "home"])
 def test_export_credits_leave_the_hosts_reports_reconciled_to_the_ledger(
-    app: App, clock: ManualClock
+    app: App, clock: ManualClock, buyer: str
 ) -> None:
-    """A V2G guest's export credit is owed by the grid buyer to the driver: the host's
-    consideration, fees and payouts are what they were, and still agree with the journal."""
+    """A V2G guest's export credit is owed by the grid buyer to the driver, or charged to the host
+    when its home buys it: the host's consideration and fees are what they were, and its payouts
+    (less what its home bought) still agree with the journal."""
     year = Year(app, clock)
     busy = year.chargers["BUSY"]
     app.charging.boot("BUSY", V21)
+    app.v2g.set_buyer_for(busy.host_id, buyer)
     for month in (4, 5, 6):
         goto(clock, datetime(2026, month, 3, 17, 20, tzinfo=UTC))
         booking = app.bookings.book(BookRequest(year.driver, busy.charger_id, 1, 60, 50_000)).booking_id
@@ -214,7 +217,7 @@ def test_export_credits_leave_the_hosts_reports_reconciled_to_the_ledger(
         app.charging.stop("BUSY", started, busy.register_wh, clock.now())
     year.pay_out(datetime(2026, 7, 1, 9, tzinfo=UTC))
     with app.store.reading() as tx:
-        credits = [e.amount for e in tx.ledger.entries() if e.kind is EntryKind.EXPORT_CREDIT]
+        credits = [e.amount for e in tx.ledger.entries() if e.kind in EXPORT_CREDIT_KINDS]
     assert credits == [86, 86, 86]  # 4,321 Wh x 20p per kWh = 86.42p, rounded down
     checked = app.platform_reporting.report(2026)
     assert checked.discrepancies == ()
