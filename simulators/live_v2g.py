@@ -44,7 +44,10 @@ async def run_guests(
     world: World, shape: V2gShape, chargers: list[tuple[int, str]], window_start: datetime
 ) -> None:
     """Each guest books one of the first `guests` chargers (charger id, charge point id) with export
-    terms, then comes to charge."""
+    terms, then comes to charge. Homes buying the export are played in the DES only."""
+    if shape.buyer != "grid":
+        world.stats.errors.append(f"V2G guests: buyer {shape.buyer} is played in the DES engine only")
+        return
     apps = [
         (await sign_up(world.http, world.clock, f"V2G guest {i + 1}", guest_tag(i)))[1]
         for i in range(min(shape.guests, len(chargers)))

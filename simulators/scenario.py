@@ -210,6 +210,7 @@ SCHEMA: dict[str, Any] = {
                 "battery_wh": {"type": "integer", "minimum": 1_000, "maximum": 200_000},
                 "arrival_soc_pct": {"type": "integer", "minimum": 0, "maximum": 100},
                 "want_wh": {"type": "integer", "minimum": 1, "maximum": 150_000},
+                "buyer": {"enum": ["grid", "home"]},
             },
         },
         "expect": {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.ledger import EntryKind
+from chargeshare.domain.ledger import EXPORT_CREDIT_KINDS, EntryKind
 
 SUMMARY_NAMES = (
     "guests",
@@ -20,6 +20,7 @@ SUMMARY_NAMES = (
     "imported_wh",
     "exported_wh",
     "credits_pence",
+    "home_credits_pence",
     "lowest_soc_pct",
     "soc_floor_pct",
 )
@@ -35,6 +36,7 @@ class V2gShape:
     battery_wh: int = 60_000
     arrival_soc_pct: int = 80
     want_wh: int = 12_000  # what each car wants imported over the booking
+    buyer: str = "grid"  # who buys the export: the grid buyer, or (home) each charger's host's home
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,12 +48,14 @@ class V2gShape:
             "battery_wh": self.battery_wh,
             "arrival_soc_pct": self.arrival_soc_pct,
             "want_wh": self.want_wh,
+            "buyer": self.buyer,
         }
 
 
 def v2g_summary(app: App) -> dict[str, int]:
     """Bookings with export terms: their sessions, import billed, export credited, and the lowest
-    state of charge any car reported while exporting (with the highest floor set, to compare)."""
+    state of charge any car reported while exporting (with the highest floor set, to compare); the
+    credits to either buyer, and of them those the hosts' homes bought."""
     out = dict.fromkeys(SUMMARY_NAMES, 0)
     with app.store.reading() as tx:
         terms = tx.v2g.all_terms()
@@ -63,7 +67,8 @@ def v2g_summary(app: App) -> dict[str, int]:
     out["sessions"] = len(sessions)
     out["imported_wh"] = sum(s.billed_wh or 0 for s in sessions.values())
     out["exported_wh"] = sum(r.exported_wh or 0 for r in records)
-    out["credits_pence"] = sum(e.amount for e in entries if e.kind is EntryKind.EXPORT_CREDIT)
+    out["credits_pence"] = sum(e.amount for e in entries if e.kind in EXPORT_CREDIT_KINDS)
+    out["home_credits_pence"] = sum(e.amount for e in entries if e.kind is EntryKind.HOME_EXPORT_CREDIT)
     lowest = [r.lowest_soc_pct for r in records if r.lowest_soc_pct is not None]
     out["lowest_soc_pct"] = min(lowest, default=0)
     out["soc_floor_pct"] = max((t.soc_floor_pct for t in terms), default=0)

@@ -32,6 +32,11 @@ def run_guests(world: DesWorld, shape: V2gShape, charger_ids: list[int], start: 
     """Each guest books one of the first `guests` chargers with export terms, then comes to charge."""
     env = world.env
     yield env.timeout(BOOK_AFTER_S)
+    if shape.buyer == "home":  # each guest's host buys its export, as the host would choose
+        with world.app.store.reading() as tx:
+            hosts = {tx.chargers.by_id(c).host_id for c in charger_ids[: shape.guests]}
+        for host_id in sorted(hosts):
+            world.app.v2g.set_buyer_for(host_id, shape.buyer)
     bookings = [_book(world, shape, i, c, start) for i, c in enumerate(charger_ids[: shape.guests])]
     guests = [env.process(_guest(world, shape, i, b)) for i, b in enumerate(bookings) if b is not None]
     yield env.all_of(guests)

@@ -69,6 +69,22 @@ async def test_v2g_peak_export_credits_the_export_register_above_every_floor() -
     assert v2g["credits_pence"] <= v2g["exported_wh"] * 25 // 1000
 
 
+@pytest.mark.slow  # a few seconds of DES
+async def test_v2g_peak_export_sold_to_the_hosts_homes_charges_each_host() -> None:
+    s = scenario()
+    assert s.params.v2g is not None and s.params.v2g.buyer == "grid"
+    homes = dataclasses.replace(
+        s, params=dataclasses.replace(s.params, v2g=dataclasses.replace(s.params.v2g, buyer="home"))
+    )
+    result = await run_scenario(homes)
+    assert result.ok, result.failures
+    v2g = result.report.summary["v2g"]
+    assert v2g["sessions"] == 4 and v2g["home_credits_pence"] == v2g["credits_pence"] > 0
+    checked = {r.name: r for r in result.report.invariants}
+    assert checked["export_charged_to_one_buyer"].ok and checked["export_credit_matches_export"].ok
+    assert result.report.params["v2g"]["buyer"] == "home"
+
+
 @pytest.mark.slow  # 450 simulated minutes live: about 23 real seconds
 async def test_v2g_peak_export_holds_live_over_real_websockets() -> None:
     result = await run_scenario(played("live"))
