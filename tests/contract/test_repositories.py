@@ -28,7 +28,7 @@ from chargeshare.domain.ledger import EntryKind, JournalEntry, Posting
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.tariff import Tariff
-from chargeshare.domain.v2g import ExportTerms
+from chargeshare.domain.v2g import ExportBuyer, ExportRecord, ExportTerms
 from chargeshare.ocpp import V21, V201, OcppVersion
 from chargeshare.services.ports import UnitOfWork
 from tests.conftest import T0
@@ -537,6 +537,26 @@ def test_the_stops_a_charger_is_owed(app: App) -> None:
             stopped, stopped_at=T0, meter_stop_wh=20_000, billed_wh=19_500, cost=1, idle_fee=0
         )
         assert list(tx.sessions.stops_owed()) == [(at_limit, "CP2")]
+
+
+def test_a_hosts_export_buyer_and_the_buyer_a_record_was_first_written_with(app: App) -> None:
+    """No choice is the grid; a choice replaces the last; an unknown host is NotFound. A record
+    keeps its first buyer through every later write, so the export has one buyer."""
+    with app.store.transaction() as tx:
+        charger, (c1,) = a_charger(tx, "CP1")
+        host = tx.chargers.by_id(charger).host_id
+        booking = a_booking(tx, c1, tx.accounts.add_driver("D", "T"))
+        assert tx.v2g.host_buyer(host) is ExportBuyer.GRID
+        tx.v2g.set_host_buyer(host, ExportBuyer.HOME, T0)
+        assert tx.v2g.host_buyer(host) is ExportBuyer.HOME
+        with pytest.raises(NotFound):
+            tx.v2g.set_host_buyer(host + 1_000, ExportBuyer.HOME, T0)
+        tx.v2g.save_record(ExportRecord(booking, 100, 100, buyer=ExportBuyer.HOME), T0)
+        tx.v2g.save_record(ExportRecord(booking, 100, 250, buyer=ExportBuyer.GRID), T0)
+        tx.v2g.set_host_buyer(host, ExportBuyer.GRID, T0)
+    with app.store.reading() as tx:
+        assert tx.v2g.record(booking) == ExportRecord(booking, 100, 250, buyer=ExportBuyer.HOME)
+        assert tx.v2g.host_buyer(host) is ExportBuyer.GRID
 
 
 def test_the_v2g_exports_a_charger_is_owed_until_it_takes_them(app: App) -> None:
