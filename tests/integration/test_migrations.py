@@ -17,6 +17,10 @@ from sqlalchemy.exc import DataError, IntegrityError
 from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.adapters.sql.store import make_engine
+from chargeshare.bootstrap import Config, build
+from chargeshare.services.clock import ManualClock
+from tests.conftest import T0
+from tests.services.test_v2g_home_buyer import Site
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -405,3 +409,29 @@ def test_0034_keeps_the_sites_house_loads_with_no_time_so_the_next_reading_repla
         command.downgrade(migrate.alembic_config(conn), "0033")
         conn.commit()
         assert conn.execute(text("SELECT house_load_w FROM grid_sites WHERE id = 1")).scalar() == 1_200
+
+
+def test_0036_sells_the_exports_kept_before_it_to_the_grid(url: str, engine: Engine) -> None:
+    """0036 (on 0035): `v2g_exports.buyer` and `host_export_buyers`. An export record kept before it
+    was sold to the grid buyer, and says so; going back drops both and keeps the records."""
+    clock = ManualClock(T0)
+    app = build(Config(database_url=url, password_hash="fast"), clock=clock)
+    try:
+        booking, _ = Site(app, clock).session(500)
+    finally:
+        app.close()
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0035")
+        conn.commit()
+        assert "buyer" not in {c["name"] for c in inspect(conn).get_columns("v2g_exports")}
+        assert "host_export_buyers" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT count(*) FROM v2g_exports")).scalar() == 1
+    assert migrate.upgrade(engine) == "upgraded from 0035"
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT booking_id, buyer FROM v2g_exports")).one()
+        assert tuple(row) == (booking, "grid")
+        with pytest.raises(IntegrityError):
+            conn.exec_driver_sql(
+                "INSERT INTO host_export_buyers (host_id, buyer, set_at) "
+                "VALUES (1, 'pool', '2026-03-02 09:00:00+00')"
+            )
