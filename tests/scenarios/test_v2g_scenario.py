@@ -142,7 +142,12 @@ async def test_a_backend_that_never_asks_for_discharge_turns_v2g_peak_export_red
     def silent(self: V2gService, event: Any) -> None:
         return None
 
+    def nothing_owed(self: V2gService, *args: Any) -> list[Any]:
+        return []
+
+    # Neither at the start nor later: the export is also owed on connecting and to the sweep.
     monkeypatch.setattr(V2gService, "_on_session_started", silent)
+    monkeypatch.setattr(V2gService, "exports_due_in", nothing_owed)
     result = await run_scenario(played(engine))
     assert not result.ok and any("v2g.exported_wh" in f for f in result.failures), result.failures
 
