@@ -242,7 +242,9 @@ async def connect_all(url: str, plans: Sequence[ChargerPlan]) -> tuple[list[Ligh
 
 
 async def setup(chargers: Sequence[LightCharger]) -> PhaseResult:
-    """Boot, start a transaction, report Charging: what a charger says before it sends readings."""
+    """Boot, report the car plugged in, start a transaction, report Charging: what a charger says
+    before it sends readings. The status before the start places the link's clock, as a real
+    charger's does; without it the server asks for the connector's status after the start."""
     phase = PhaseResult()
     stamp = _now_iso()
 
@@ -251,8 +253,10 @@ async def setup(chargers: Sequence[LightCharger]) -> PhaseResult:
     async def one(c: LightCharger) -> None:
         boot = '{"chargePointVendor":"ChargeShare","chargePointModel":"bench"}'
         start = f'{{"connectorId":1,"idTag":"{c.plan.id_tag}","meterStart":0,"timestamp":"{stamp}"}}'
+        plugged = f'{{"connectorId":1,"errorCode":"NoError","status":"Preparing","timestamp":"{stamp}"}}'
         async with gate:
             await c.call(c.custom("BootNotification", boot), phase)
+            await c.call(c.custom("StatusNotification", plugged), phase)
             result = await c.call(c.custom("StartTransaction", start), phase)
             if result is not None and result.get("idTagInfo", {}).get("status") == "Accepted":
                 c.transaction_id = int(result["transactionId"])

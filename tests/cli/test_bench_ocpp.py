@@ -67,7 +67,7 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
         assert load["connected"] == 20 and load["transactions"] == 20 and r["stored_ok"] == 20
         assert r["all_answered"] is True
         setup, thr, paced = load["setup"], load["throughput"], load["paced"]
-        assert setup["answered"] == setup["sent"] == 60
+        assert setup["answered"] == setup["sent"] == 80
         assert thr["answered"] == thr["sent"] == 100 and thr["call_errors"] == thr["failures"] == 0
         # The same mix for both servers: 8 MeterValues : 1 Heartbeat : 1 StatusNotification.
         assert thr["by_action"] == {"Heartbeat": 10, "MeterValues": 80, "StatusNotification": 10}
@@ -268,7 +268,7 @@ def test_bench_ocpp_processes_answers_every_call_and_command(
         load = r["load"]
         assert r["all_answered"] is True and r["stored_ok"] == 20 and len(r["serve_cpu_s"]) == n
         assert load["connected"] == load["transactions"] == 20
-        assert load["setup"]["answered"] == load["setup"]["sent"] == 60
+        assert load["setup"]["answered"] == load["setup"]["sent"] == 80
         thr = load["throughput"]
         assert thr["answered"] == thr["sent"] == 100 and thr["call_errors"] == thr["failures"] == 0
         # Charger i on process i % n: the frames split evenly, each process answering its own.
