@@ -461,7 +461,7 @@ class CommandPolicy:
             if units is None:
                 return cmd.RateUnit.WATTS, False  # no answer: asked again with its next limits
             yield from self._rate_units_learned(cp_id, units)
-        return (cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS), kept
+        return rate_units.unit_for(units), kept
 
     def _units_again(self, cp_id: str) -> Generator[Step, Any, cmd.RateUnit | None]:
         """After a refusal of the unit taken from kept units: those may be out of date (new firmware,
@@ -471,7 +471,7 @@ class CommandPolicy:
         if units is None:
             return None
         yield from self._rate_units_learned(cp_id, units)
-        return cmd.RateUnit.AMPS if rate_units.amps_only(units) else cmd.RateUnit.WATTS
+        return rate_units.unit_for(units)
 
     def _in_units(
         self, cp_id: str, command: Callable[[cmd.RateUnit], cmd.SetChargingProfile]

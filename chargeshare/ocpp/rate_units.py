@@ -56,6 +56,11 @@ def amps_only(units: Iterable[str]) -> bool:
     return cmd.RateUnit.AMPS in said and cmd.RateUnit.WATTS not in said
 
 
+def unit_for(units: Iterable[str]) -> cmd.RateUnit:
+    """The unit a profile goes in to a charger that said `units`: A only if it takes A only."""
+    return cmd.RateUnit.AMPS if amps_only(units) else cmd.RateUnit.WATTS
+
+
 @dataclass(frozen=True)
 class GetRateUnits(cmd.Command[frozenset[cmd.RateUnit]]):
     """GetConfiguration (1.6) or GetVariables (2.0.1) of the one setting; its details: the units."""
