@@ -56,14 +56,14 @@ class BBox:
         edge meets a meridian at a tangent: `asin(sin d / cos lat)` from the centre, d the angular
         radius. A circle reaching a pole spans every longitude."""
         d = radius_m / EARTH_RADIUS_M
-        dlat = math.degrees(d)
+        # Rounding may put a point on the circle a hair outside; a nanodegree (0.1 mm) holds it.
+        dlat = math.degrees(d) + 1e-9
         south, north = centre.lat - dlat, centre.lat + dlat
         coslat = math.cos(math.radians(centre.lat))
         ratio = math.sin(d) / coslat if coslat > 0 else math.inf
         if south <= -90 or north >= 90 or ratio >= 1 or d >= math.pi / 2:
             west, east = -180.0, 180.0
         else:
-            # Rounding may put a point on the tangent a hair outside; a nanodegree (0.1 mm) holds it.
             dlon = math.degrees(math.asin(ratio)) + 1e-9
             west, east = centre.lon - dlon, centre.lon + dlon
         return cls(max(-180.0, west), max(-90.0, south), min(180.0, east), min(90.0, north))
