@@ -177,15 +177,17 @@ class FollowedClock:
             self._file.close()
             raise ClockFileError(f"{path} is not a simulation clock file") from exc
         self._words = _Words(self._map)
-        self._slot = _slot_index(slot)
         self._monotonic = monotonic
-        if self._words.seq[0] == 0:  # never published (a publisher's first write makes it 2)
-            self.close()
-            raise ClockFileError(f"{path} is not a simulation clock file")
-        _, _, start, factor = self._read()
-        if factor <= 0:
-            self.close()
-            raise ClockFileError(f"{path} is not a simulation clock file")
+        try:
+            self._slot = _slot_index(slot)
+            if self._words.seq[0] == 0:  # never published (a publisher's first write makes it 2)
+                raise ClockFileError(f"{path} is not a simulation clock file")
+            _, _, start, factor = self._read()
+            if factor <= 0:
+                raise ClockFileError(f"{path} is not a simulation clock file")
+        except BaseException:
+            self.close()  # a refused clock leaves no file or mapping open behind it
+            raise
         self.start = datetime.fromtimestamp(start, UTC)
         self.factor = factor
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
@@ -21,6 +22,26 @@ from chargeshare.services.clock import SystemClock
 from tests.fake_monotonic import FakeMonotonic
 
 START = datetime(2026, 6, 1, 8, tzinfo=UTC)
+
+# A clock refused at opening must not leave its file open: a backend retrying would leak one a try.
+pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
+
+
+@pytest.fixture(autouse=True)
+def _close_every_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each clock a test opens is closed after it: no file or mapping outlives its test."""
+    opened: list[PublishedClock | FollowedClock] = []
+    for cls in (PublishedClock, FollowedClock):
+
+        def tracking(self: Any, *args: Any, __init: Any = cls.__init__, **kwargs: Any) -> None:
+            __init(self, *args, **kwargs)
+            opened.append(self)
+
+        monkeypatch.setattr(cls, "__init__", tracking)
+    yield
+    for clock in opened:
+        with suppress(ValueError, BufferError):  # closed by the test itself
+            clock.close()
 
 
 def sim_s(clock: PublishedClock | FollowedClock) -> float:
