@@ -4,14 +4,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
 from chargeshare.entrypoints.tls_scope import TlsScopeProtocol
 from chargeshare.ocpp.frames import MAX_FRAME_BYTES
+
+# Seconds a stopping server gives requests under way before it cancels them.
+GRACEFUL_SHUTDOWN_S = 5
+
+
+class _SignalFreeServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the process it runs in owns Ctrl-C. uvicorn's own would
+    take the signal for a graceful shutdown and hand it on only once every connection had closed."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class LoopbackServer:
@@ -30,13 +44,14 @@ class LoopbackServer:
             # Load tests keep pooled connections busy for long stretches on a loaded machine; a short
             # keep-alive lets the server close one just as the client reuses it (a spurious ReadError).
             timeout_keep_alive=60,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         if ssl_context is not None:
             # TLS (OCPP security profile 2: wss + Basic auth). uvicorn builds its context from files;
             # loading the config first and swapping the context in lets tests use one made in memory.
             config.load()
             config.ssl = ssl_context
-        self.server = uvicorn.Server(config)
+        self.server = _SignalFreeServer(config)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LoopbackServer:
