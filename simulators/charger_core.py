@@ -48,6 +48,7 @@ from simulators.settings import (
     HEARTBEAT_INTERVAL,
     METER_INTERVAL,
     SMART_NAMES,
+    SUPPLY_PHASES,
     TRANSACTION_ATTEMPTS,
     TRANSACTION_RETRY_INTERVAL,
     SetResult,
@@ -101,6 +102,7 @@ class ChargerCore:
         self.smart_gates: list[SmartGate] = []  # every transaction's, for the run's measures
         self.profiles = ProfileBook()
         self.rate_units = frozenset({"A", "W"})  # the units it takes schedules in (`take_amps_only`)
+        self._declare_phases()
         self.local_auth = LocalAuth()
         self.station = StationState()  # 2.x display, monitors, network profiles
         self.certificates = ChargerCertificates(cp_id)
@@ -708,6 +710,25 @@ class ChargerCore:
                 return Unlock.ONGOING_TRANSACTION
             self._stop_now(c, StopReason.UNLOCK)
         return Unlock.UNLOCKED
+
+    def wire_phases(self, phases: int) -> None:
+        """Wire every connector to `phases` (1 or 3) whatever its rating, and say so: a limit in A
+        is then drawn on those phases (`simulators/smart_charging.py`, `drawn_w`)."""
+        self.advance_energy()  # energy so far as wired before
+        for c in self.connectors.values():
+            c.wired_phases = phases
+        self._declare_phases()
+
+    def _declare_phases(self) -> None:
+        """1.6 `ConnectorPhaseRotation`, a rotation per connector (NotApplicable: one phase); 2.0.1
+        `ChargingStation.SupplyPhases`, the most phases any of its connectors has."""
+        if self.dialect.version == V16:
+            said = ",".join(
+                f"{c.no}.{'RST' if c.phases == 3 else 'NotApplicable'}" for c in self.connectors.values()
+            )
+        else:
+            said = str(max((c.phases for c in self.connectors.values()), default=1))
+        self.settings.values[SUPPLY_PHASES] = said
 
     def take_amps_only(self) -> None:
         """Take charging schedules in A only, and say so, as many real chargers do: a profile in W

@@ -105,10 +105,13 @@ class VirtualConnector:
     plugged: Plugged | None = None
     reservation: Reservation | None = None
     inoperative_scheduled: bool = False  # ChangeAvailability Inoperative while in use: applied when free
+    wired_phases: int | None = None  # the phases it is wired to (`ChargerCore.wire_phases`); None: by rating
 
     @property
     def phases(self) -> int:
-        """Home chargers up to 7.4 kW are single-phase; above, three-phase."""
+        """As wired; otherwise home chargers up to 7.4 kW are single-phase, above it three-phase."""
+        if self.wired_phases is not None:
+            return self.wired_phases
         return 1 if self.max_power_w <= 7_400 else 3
 
     @property

@@ -50,6 +50,7 @@ TRANSACTION_ATTEMPTS = "transaction_attempts"
 TRANSACTION_RETRY_INTERVAL = "transaction_retry_interval_s"
 AUTHORIZE_REMOTE_START = "authorize_remote_start"
 STOP_ON_INVALID_ID = "stop_on_invalid_id"
+SUPPLY_PHASES = "supply_phases"
 
 DEFINITIONS: tuple[Setting, ...] = (
     Setting(
@@ -141,6 +142,11 @@ DEFINITIONS: tuple[Setting, ...] = (
         "RateUnit",
         "Current,Power",
         readonly=True,
+    ),
+    # The phases its connectors are wired to, in each version's words: 1.6 a rotation per connector
+    # ("1.RST", "1.NotApplicable"), 2.0.1 the station's number of AC phases (`ChargerCore`).
+    Setting(
+        SUPPLY_PHASES, "ConnectorPhaseRotation", "ChargingStation", "SupplyPhases", "Unknown", readonly=True
     ),
     Setting(
         "feature_profiles",

@@ -5,7 +5,9 @@ Rules kept from both versions: per purpose, the applicable profile with the high
 a transaction profile overrides the default one only while a transaction runs; the charger-wide
 maximum caps whatever the transaction profiles allow, and is the whole charger's: the connectors
 drawing power share it (`shared_limits_w`); a limit in amps is converted to watts at 230 V per
-phase. The connector's own rating caps everything.
+phase, on the phases the period names that the connector is wired to (a three-phase connector told
+one phase switches to one; a one-phase connector told three still has one), each at most the
+current its rating allows per phase (`drawn_w`). The connector's own rating caps everything.
 """
 
 from __future__ import annotations
@@ -72,6 +74,16 @@ class ProfileRefused(Exception):
 
 def to_watts(limit: float, unit: str, phases: int) -> int:
     return int(limit) if unit == "W" else int(limit * VOLTS * phases)
+
+
+def drawn_w(limit: float, unit: str, named: int | None, wired: int, rating_w: int) -> int:
+    """What a connector wired to `wired` phases, rated `rating_w`, draws under a limit: in A, on
+    the phases named (`named`, none: all it has) that it has, each phase at most its rated current."""
+    if unit == "W":
+        return int(limit)
+    on = min(named or wired, wired)
+    per_phase = min(limit, rating_w / (VOLTS * wired))
+    return int(per_phase * VOLTS * on)
 
 
 def from_watts(watts: int, unit: str, phases: int) -> int:
@@ -153,7 +165,7 @@ class ProfileBook:
             if p is not None:
                 period = _period_at(p, at, tx)
                 if period is not None:
-                    limit = min(limit, to_watts(period.limit, p.unit, period.phases or phases))
+                    limit = min(limit, drawn_w(period.limit, p.unit, period.phases, phases, rating_w))
         return limit
 
     def charger_max_w(self, at: datetime, phases: int) -> int | None:
@@ -162,7 +174,7 @@ class ProfileBook:
         period = None if p is None else _period_at(p, at, None)
         if p is None or period is None:
             return None
-        return to_watts(period.limit, p.unit, period.phases or phases)
+        return to_watts(period.limit, p.unit, min(period.phases or phases, phases))
 
     def shared_limits_w(
         self,

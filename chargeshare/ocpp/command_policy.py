@@ -23,6 +23,7 @@ from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import OcppVersion, metering_setup, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
+from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp import v2g as ocpp_v2g
 from chargeshare.ocpp.metering import MeteringPolicy
@@ -99,6 +100,8 @@ class Reports(Protocol):
     def record(self, cp_id: str, action: str, summary: str, body: Mapping[str, Any]) -> bool: ...
     def rate_units(self, cp_id: str) -> frozenset[str] | None: ...
     def rate_units_learned(self, cp_id: str, units: frozenset[str]) -> bool: ...
+    def phases(self, cp_id: str) -> dict[int, int] | None: ...
+    def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool: ...
 
 
 def maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
@@ -329,10 +332,16 @@ class CommandPolicy:
     def _configure_metering(self, cp_id: str, version: OcppVersion, policy: MeteringPolicy) -> Script:
         """Bring the charger's sampling up to the rules, so billing has readings; what had to change,
         or could not, is kept among its reports for the operator."""
-        # The units it takes schedules in ride on the same read (kept only when they change what is sent).
-        setup = yield from metering_setup.configure(version, policy, (rate_units.key(version),))
+        # The units it takes schedules in, and its phases, ride on the same read (kept only when they
+        # change what is sent).
+        also = (rate_units.key(version), ocpp_phases.key(version))
+        setup = yield from metering_setup.configure(version, policy, also)
         if setup.read_failure is None:
-            yield from self._boot_units(cp_id, rate_units.from_read(version, setup.read))
+            units = rate_units.from_read(version, setup.read)
+            yield from self._boot_units(cp_id, units)
+            said = ocpp_phases.from_read(version, setup.read)
+            if rate_units.amps_only(units) and said:  # phases matter only to limits in A
+                yield from self._phases_learned(cp_id, said)
         if setup.needed_nothing:
             return
         # Retries left outside the lost-stop bound may lose a stop: warned of, charger and figures.
@@ -380,8 +389,12 @@ class CommandPolicy:
         """The override TxProfile, in A to a charger taking A only; refused, it is owed on connecting."""
         yield from self._in_units(
             event.charge_point_id,
-            lambda unit: ocpp_smart.override_command(
-                event.connector_no, event.session_id, event.rating_w, unit
+            lambda unit, phases: ocpp_smart.override_command(
+                event.connector_no,
+                event.session_id,
+                event.rating_w,
+                unit,
+                ocpp_phases.of_connector(phases, event.connector_no),
             ),
         )
 
@@ -474,17 +487,20 @@ class CommandPolicy:
         return rate_units.unit_for(units)
 
     def _in_units(
-        self, cp_id: str, command: Callable[[cmd.RateUnit], cmd.SetChargingProfile]
+        self, cp_id: str, command: Callable[[cmd.RateUnit, Mapping[int, int]], cmd.SetChargingProfile]
     ) -> Generator[Step, Any, bool]:
-        """Send a profile in the unit the charger takes (`_unit_for`). Refused in a unit taken from
-        kept units, they are asked again (`_units_again`), and if that names another unit it goes
-        once more in it at once rather than at the next sweep (an override is owed to none)."""
+        """Send a profile in the unit the charger takes (`_unit_for`; in A, with the phases it is
+        wired to). Refused in a unit taken from kept units, they are asked again (`_units_again`),
+        and if that names another unit it goes once more in it at once rather than at the next
+        sweep (an override is owed to none)."""
         unit, kept = yield from self._unit_for(cp_id)
-        result: cmd.CommandResult[Any] = yield Send(command(unit))
+        phases = (yield from self._phases_for(cp_id)) if unit is cmd.RateUnit.AMPS else {}
+        result: cmd.CommandResult[Any] = yield Send(command(unit, phases))
         if kept and isinstance(result, cmd.Rejected | cmd.CallError):
             now = yield from self._units_again(cp_id)
             if now is not None and now is not unit:
-                result = yield Send(command(now))
+                phases = (yield from self._phases_for(cp_id)) if now is cmd.RateUnit.AMPS else {}
+                result = yield Send(command(now, phases))
         if not isinstance(result, cmd.Done):
             log.warning("SetChargingProfile to %s: %s", cp_id, result)
         return isinstance(result, cmd.Done)
@@ -495,15 +511,40 @@ class CommandPolicy:
         except Exception:
             log.exception("keeping the units %s takes schedules in failed (asked again)", cp_id)
 
+    def _phases_for(self, cp_id: str) -> Generator[Step, Any, dict[int, int]]:
+        """The phases a charger's connectors are wired to, for limits in A: kept in the store, or
+        asked here when never asked (as the units are). Unknown is empty: one phase each."""
+        try:
+            kept = yield Effect(self.reports.phases, (cp_id,))
+        except (NotFound, Busy) as exc:
+            log.warning("could not read the phases %r is wired to (held to one): %s", cp_id, exc)
+            return {}
+        if kept is not None:
+            return dict(kept)
+        said = yield from ocpp_phases.learn()
+        if said is None:
+            return {}  # no answer: asked again with its next limits
+        yield from self._phases_learned(cp_id, said)
+        return said
+
+    def _phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> Generator[Step, Any, None]:
+        try:
+            yield Effect(self.reports.phases_learned, (cp_id, dict(phases)))
+        except Exception:
+            log.exception("keeping the phases %s is wired to failed (asked again)", cp_id)
+
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
         unit, kept = cmd.RateUnit.WATTS, False
+        phases: dict[int, int] = {}
         if due.limits_w:  # clearing names no unit
             unit, kept = yield from self._unit_for(due.charge_point_id)
-        refused = yield from self._grid_profiles(due, due.steps, unit)
+            if unit is cmd.RateUnit.AMPS:
+                phases = yield from self._phases_for(due.charge_point_id)
+        refused = yield from self._grid_profiles(due, due.steps, unit, phases)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
             # PeriodsPerSchedule) refuses it: its limits alone, the edge left to the decision at it.
-            refused = yield from self._grid_profiles(due, (), unit)
+            refused = yield from self._grid_profiles(due, (), unit, phases)
         if kept and isinstance(refused, cmd.Rejected | cmd.CallError):
             yield from self._units_again(due.charge_point_id)  # the decision, still owed, follows them
         if refused is not None:
@@ -516,10 +557,15 @@ class CommandPolicy:
             log.exception("recording that %s took its limits failed (sent again)", due.charge_point_id)
 
     def _grid_profiles(
-        self, due: GridLimitsDue, steps: tuple[tuple[int, datetime, int], ...], unit: cmd.RateUnit
+        self,
+        due: GridLimitsDue,
+        steps: tuple[tuple[int, datetime, int], ...],
+        unit: cmd.RateUnit,
+        phases: Mapping[int, int],
     ) -> Generator[Send, Any, cmd.Failure | None]:
-        """Send the decision's profiles, with `steps`, in `unit`, in turn; the first failure stops them."""
-        for command in ocpp_grid.limit_commands(due.limits_w, due.at, steps, unit):
+        """Send the decision's profiles, with `steps`, in `unit` (in A on `phases`), in turn; the
+        first failure stops them."""
+        for command in ocpp_grid.limit_commands(due.limits_w, due.at, steps, unit, phases):
             result: cmd.CommandResult[Any] = yield Send(command)
             if not isinstance(result, cmd.Done):
                 log.warning("%s to %s: %s", type(command).__name__, due.charge_point_id, result)
@@ -545,7 +591,7 @@ class CommandPolicy:
                 return  # still owed: sent again on connecting or by the sweep
             taken = yield from self._in_units(
                 cp_id,
-                lambda unit: ocpp_v2g.export_profile(
+                lambda unit, _phases: ocpp_v2g.export_profile(
                     event.connector_no, event.session_id, event.rating_w, event.windows, event.at, unit
                 ),
             )

@@ -9,8 +9,9 @@ A charger whose connectors have limits gets, in 1.6 and 2.0.1 alike:
 
 Both are Absolute, start when decided, have no end, and have stable ids (so each new decision
 replaces the last) at stack level 1. They are in W, or in A for a charger that takes A only
-(chargeshare/ocpp/rate_units.py): per phase on one phase, floored, so the charger never draws more
-than the W decided. A limit already known to change later (a flexibility
+(chargeshare/ocpp/rate_units.py): per phase on the phases its connector is wired to
+(chargeshare/ocpp/phases.py; one when unknown), floored, so the charger never draws more than the W
+decided. A limit already known to change later (a flexibility
 event beginning or ending) is a second period starting then, so the charger changes on time however
 late the next decision reaches it. A charger taken off its site has both cleared.
 """
@@ -18,18 +19,20 @@ late the next decision reaches it. A charger taken off its site has both cleared
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp import phases as ocpp_phases
 
 GRID_STACK_LEVEL = 1  # above 0, where a charger's own defaults and the driver's override sit
 CHARGER_MAX_PROFILE_ID = 190_000  # the charger's whole limit (issue 19's number, spelt out)
 TX_DEFAULT_PROFILE_ID = 190_000  # plus the connector's number: each connector's share
 VOLTS = 230  # UK nominal: a limit in A per phase is this many W per A
 MIN_AMPS = 6  # IEC 61851: no car charges on less
-# The backend does not know a charger's wiring: a limit in A says one phase (numberPhases), so it
-# caps the draw at A x 230 V whatever the charger could use (and 6 A is the 1,380 W minimum).
+# A limit in A always says its phases (numberPhases): a charger told none assumes 3. One phase is
+# what a charger of unknown wiring is held to (A x 230 V whatever it could use; 6 A is 1,380 W).
 AMPS_PHASES = 1
 
 
@@ -41,14 +44,25 @@ def amps_within(w: int, phases: int = AMPS_PHASES) -> int:
     return amps if amps >= MIN_AMPS else 0
 
 
+def phases_for(w: int, wired: int) -> int:
+    """The phases a limit of `w` goes on, for a connector wired to `wired`: all of them while `w`
+    gives each the 6 A minimum; under it one phase, where `w` may still be 6 A or more (an
+    allocation's 1,380 W minimum is one phase's), rather than 0 on all."""
+    if wired > AMPS_PHASES and amps_within(w, wired) == 0:
+        return AMPS_PHASES
+    return max(AMPS_PHASES, wired)
+
+
 def tx_default_profile_id(connector_no: int) -> int:
     return TX_DEFAULT_PROFILE_ID + connector_no
 
 
-def period(offset: int, w: int, unit: cmd.RateUnit) -> cmd.SchedulePeriod:
-    """A period limited to `w` in `unit`: in A, `amps_within(w)` on the one phase it names."""
+def period(offset: int, w: int, unit: cmd.RateUnit, wired: int = AMPS_PHASES) -> cmd.SchedulePeriod:
+    """A period limited to `w` in `unit`: in A, `amps_within(w, n)` on the n phases it names
+    (`phases_for` a connector wired to `wired`)."""
     if unit is cmd.RateUnit.AMPS:
-        return cmd.SchedulePeriod(offset, amps_within(w), phases=AMPS_PHASES)
+        n = phases_for(w, wired)
+        return cmd.SchedulePeriod(offset, amps_within(w, n), phases=n)
     return cmd.SchedulePeriod(offset, w)
 
 
@@ -58,6 +72,7 @@ def _profile(
     periods: Sequence[tuple[int, int]],
     at: datetime,
     unit: cmd.RateUnit,
+    wired: int,
 ) -> cmd.ChargingProfile:
     return cmd.ChargingProfile(
         profile_id=profile_id,
@@ -65,7 +80,7 @@ def _profile(
         purpose=purpose,
         kind=cmd.ProfileKind.ABSOLUTE,
         rate_unit=unit,
-        periods=tuple(period(offset, w, unit) for offset, w in periods),
+        periods=tuple(period(offset, w, unit, wired) for offset, w in periods),
         starts_at=at,
     )
 
@@ -111,24 +126,35 @@ def limit_commands(
     at: datetime,
     steps: Sequence[tuple[int, datetime, int]] = (),
     unit: cmd.RateUnit = cmd.RateUnit.WATTS,
+    phases: Mapping[int, int] = MappingProxyType({}),
 ) -> tuple[cmd.SetChargingProfile | cmd.ClearChargingProfile, ...]:
     """What puts (connector number, W) limits decided at `at` on a charger, with any later
     (connector number, when, W) `steps`: the charger-wide maximum first, then each connector's
-    share, in `unit`; no limits: clear both."""
+    share, in `unit`; no limits: clear both. In A, each connector's on the `phases` it is wired to
+    (chargeshare/ocpp/phases.py: connector number, 0 for the whole charger; unknown is one), the
+    maximum on the most of its connectors': a cap on each phase, so the charger's total over those
+    phases is within the sum, and no connector is told to use fewer phases than it is wired to."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=GRID_STACK_LEVEL),
         )
     periods = connector_periods(limits_w, steps, at)
+    wired = {no: ocpp_phases.of_connector(phases, no) for no in periods}
+    most = max(wired.values())
     return (
         cmd.SetChargingProfile(
-            0, _profile(CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at, unit)
+            0,
+            _profile(
+                CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at, unit, most
+            ),
         ),
         *(
             cmd.SetChargingProfile(
                 no,
-                _profile(tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, periods[no], at, unit),
+                _profile(
+                    tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, periods[no], at, unit, wired[no]
+                ),
             )
             for no in sorted(periods)
         ),

@@ -53,22 +53,28 @@ def override_command(
     transaction: cmd.TransactionRef,
     rating_w: int,
     unit: cmd.RateUnit = cmd.RateUnit.WATTS,
+    wired: int = ocpp_grid.AMPS_PHASES,
 ) -> cmd.SetChargingProfile:
-    """The driver's override for a running transaction, as the TxProfile it rides on, in `unit`."""
-    return cmd.SetChargingProfile(connector_no, override_profile(rating_w, transaction, unit))
+    """The driver's override for a running transaction, as the TxProfile it rides on, in `unit`
+    (in A on the `wired` phases of its connector)."""
+    return cmd.SetChargingProfile(connector_no, override_profile(rating_w, transaction, unit, wired))
 
 
 def override_profile(
-    rating_w: int, transaction: cmd.TransactionRef | None = None, unit: cmd.RateUnit = cmd.RateUnit.WATTS
+    rating_w: int,
+    transaction: cmd.TransactionRef | None = None,
+    unit: cmd.RateUnit = cmd.RateUnit.WATTS,
+    wired: int = ocpp_grid.AMPS_PHASES,
 ) -> cmd.ChargingProfile:
     """The override TxProfile: also what a remote start carries as its charging profile. In A it is
-    the rating floored on one phase (`grid_limits.amps_within`), never more than the rating's W."""
+    the rating floored on the connector's phases (`grid_limits.period`; one when unknown), never
+    more than the rating's W."""
     return cmd.ChargingProfile(
         profile_id=END_USER_OVERRIDE_PROFILE_ID,
         stack_level=OVERRIDE_STACK_LEVEL,
         purpose=cmd.ProfilePurpose.TX,
         kind=cmd.ProfileKind.RELATIVE,
         rate_unit=unit,
-        periods=(ocpp_grid.period(0, rating_w, unit),),
+        periods=(ocpp_grid.period(0, rating_w, unit, wired),),
         transaction=transaction,
     )

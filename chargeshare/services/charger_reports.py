@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 FROM_CHARGER = "charger"
 # The units a charger takes charging schedules in, as read from its settings (chargeshare/ocpp/rate_units.py).
 RATE_UNITS = "RateUnits"
+# The phases its connectors are wired to, as read from its settings (chargeshare/ocpp/phases.py).
+PHASES = "Phases"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class SignAnswer:
     accepted: bool
     reason: str
     code: str = ""  # a refusal's reasonCode (2.0.1 statusInfo, at most 20 characters)
+
+
+def _phases(body: Mapping[str, Any]) -> dict[int, int]:
+    return {int(no): int(n) for no, n in body.get("phases", {}).items()}
 
 
 class ChargerReportsService:
@@ -123,6 +129,39 @@ class ChargerReportsService:
             summary = "takes schedules in " + (" and ".join(sorted(units)) or "units it does not say")
             body = {"units": sorted(units)}
             tx.reports.add(charger_id, RATE_UNITS, summary, body, received_at=self.clock.now())
+        return True
+
+    def phases(self, cp_id: str) -> dict[int, int] | None:
+        """The phases the charger last said its connectors are wired to ({connector: phases}, 0 for
+        the whole charger; empty: it did not say); None when it was never asked, or is not
+        registered. Kept in the store, as the units are."""
+        with self.store.reading() as tx:
+            try:
+                charger_id = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                return None
+            said = tx.reports.of(charger_id, (PHASES,))
+        return None if not said else _phases(said[-1].body)
+
+    def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool:
+        """Keep what the charger said, if it differs from what was kept. True when it changed."""
+        with self.store.transaction() as tx:
+            try:
+                charger_id = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                return False
+            said = tx.reports.of(charger_id, (PHASES,))
+            if said and _phases(said[-1].body) == dict(phases):
+                return False
+            summary = (
+                ", ".join(
+                    f"{'charger' if no == 0 else f'connector {no}'}: {n} phase{'s' if n > 1 else ''}"
+                    for no, n in sorted(phases.items())
+                )
+                or "phases not said"
+            )
+            body = {"phases": {str(no): n for no, n in sorted(phases.items())}}
+            tx.reports.add(charger_id, PHASES, summary, body, received_at=self.clock.now())
         return True
 
     def security_event(self, cp_id: str, kind: str, detail: str, at: datetime) -> bool:

@@ -30,8 +30,12 @@ async def test_an_amps_only_charger_obeys_the_override_in_amps_and_refuses_it_in
     c2 = rig.charger.connectors[2]  # 22 kW on three phases
     assert (await send(rig, override_command(2, ref, 22_000)))["status"] == "Rejected"
     assert (await send(rig, override_command(2, ref, 22_000, AMPS)))["status"] == "Accepted"
-    # 95 A on the one phase named (21,850 W), not 95 A on each of the connector's three.
-    assert rig.charger.power_w(c2) == 95 * VOLTS <= 22_000
+    # 95 A on the one phase named: the connector switches to one, at the most a phase of it carries
+    # (22 kW / 690 V is 31.9 A), 7,333 W; not 95 A on each of its three.
+    assert rig.charger.power_w(c2) == 22_000 * VOLTS // (3 * VOLTS) <= 22_000
+    # Told its three phases (as the backend does once it knows them), 31 A each: 21,390 W.
+    assert (await send(rig, override_command(2, ref, 22_000, AMPS, wired=3)))["status"] == "Accepted"
+    assert rig.charger.power_w(c2) == 31 * VOLTS * 3 <= 22_000
     assert (await send(rig, override_command(2, ref, 5_000, AMPS)))["status"] == "Accepted"
     assert rig.charger.power_w(c2) == 21 * VOLTS <= 5_000
 

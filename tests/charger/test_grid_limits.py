@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chargeshare.ocpp import V16, rate_units
+from chargeshare.ocpp import V16, phases, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import limit_commands
 from simulators.firmware import ConnectorState
@@ -84,3 +84,43 @@ async def test_a_charger_taking_amps_only_refuses_watts_and_obeys_amps_on_the_ph
     schedule = composite["chargingSchedule" if rig.version == V16 else "schedule"]
     assert schedule["chargingRateUnit"] == "A"
     assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 13}]
+
+
+async def declared_phases(rig: Rig) -> dict[int, int]:
+    read = cmd.GetSettings((phases.key(rig.version),))
+    return phases.from_read(rig.version, read.details(rig.version, await send(rig, read)))
+
+
+async def test_a_charger_says_its_phases_and_draws_a_limit_in_amps_on_all_it_is_wired_to(rig: Rig) -> None:
+    rig.charger.take_amps_only()
+    wired = await declared_phases(rig)
+    # 1.6 per connector (1.NotApplicable, 2.RST); 2.0.1 the station's most, three.
+    assert wired == ({1: 1, 2: 3} if rig.version == V16 else {0: 3})
+    await both_charging(rig)
+    c2 = rig.charger.connectors[2]  # 22 kW on 3 phases
+    limits = ((1, 3_000), (2, 11_000))
+    for command in limit_commands(limits, rig.clock.now(), unit=cmd.RateUnit.AMPS, phases=wired):
+        assert (await send(rig, command))["status"] == "Accepted"
+    # 15 A on each of its three phases: 10,350 W of the 11,000 W decided.
+    assert rig.charger.power_w(c2) == 15 * 230 * 3
+    # Held to one phase (what a charger not known to be three-phase is sent), 47 A is more than a
+    # phase of it carries: it draws its 31.9 A on the one, 7,333 W of the 11,000 W.
+    for command in limit_commands(limits, rig.clock.now(), unit=cmd.RateUnit.AMPS):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert rig.charger.power_w(c2) == 22_000 // 3
+
+
+async def test_a_charger_wired_to_one_phase_says_so_and_draws_on_the_one(rig: Rig) -> None:
+    rig.charger.take_amps_only()
+    rig.charger.wire_phases(1)
+    assert await declared_phases(rig) == ({1: 1, 2: 1} if rig.version == V16 else {0: 1})
+    await both_charging(rig)
+    c2 = rig.charger.connectors[2]
+    # Told three phases by a backend that guessed, a one-phase connector still has one: 10 A x 230 V
+    # at most, and the charger's 14 A maximum (10,000 W on three) on its one phase caps the two.
+    limits = ((1, 3_000), (2, 7_000))
+    for command in limit_commands(limits, rig.clock.now(), unit=cmd.RateUnit.AMPS, phases={2: 3}):
+        assert (await send(rig, command))["status"] == "Accepted"
+    c1 = rig.charger.connectors[1]
+    assert rig.charger.power_w(c2) <= 10 * 230
+    assert rig.charger.power_w(c1) + rig.charger.power_w(c2) == 14 * 230 < 3_000 + 7_000

@@ -185,3 +185,17 @@ def test_the_units_a_charger_takes_are_kept_once_per_change_for_every_process(ap
     assert said == ["takes schedules in A", "takes schedules in units it does not say"]
     assert app.reports.rate_units("NOPE") is None
     assert not app.reports.rate_units_learned("NOPE", frozenset({"A"}))
+
+
+def test_the_phases_a_charger_is_wired_to_are_kept_once_per_change_for_every_process(app: App) -> None:
+    add_charger(app, "CP1")
+    assert app.reports.phases("CP1") is None  # never asked
+    assert app.reports.phases_learned("CP1", {1: 1, 2: 3})
+    assert not app.reports.phases_learned("CP1", {1: 1, 2: 3})  # the next boot says the same
+    assert app.reports.phases("CP1") == {1: 1, 2: 3}
+    assert app.reports.phases_learned("CP1", {})  # it no longer says
+    assert app.reports.phases("CP1") == {}
+    said = [r.summary for r in app.reports.reports("CP1", ("Phases",))]
+    assert said == ["connector 1: 1 phase, connector 2: 3 phases", "phases not said"]
+    assert app.reports.phases("NOPE") is None
+    assert not app.reports.phases_learned("NOPE", {0: 3})

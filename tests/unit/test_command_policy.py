@@ -19,6 +19,7 @@ from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import V16, V201, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
+from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp import smart_charging as ocpp_smart
 from chargeshare.ocpp import v2g as ocpp_v2g
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
@@ -75,6 +76,8 @@ class FakeBackend:
     answered_ends_booking: bool = False
     # The units each charger said it takes schedules in (absent: never asked; default: it did not say).
     units: dict[str, frozenset[str]] = field(default_factory=lambda: {"CP1": frozenset()})
+    # The phases each charger said its connectors are wired to (absent: never asked; {}: not said).
+    wiring: dict[str, dict[int, int]] = field(default_factory=lambda: {"CP1": {}})
     fails: dict[str, Exception] = field(default_factory=dict)  # method name -> what it raises
 
     def _call(self, name: str, *args: Any) -> None:
@@ -135,6 +138,16 @@ class FakeBackend:
         self._call("rate_units_learned", cp_id, units)
         changed = self.units.get(cp_id) != units
         self.units[cp_id] = units
+        return changed
+
+    def phases(self, cp_id: str) -> dict[int, int] | None:
+        self._call("phases", cp_id)
+        return self.wiring.get(cp_id)
+
+    def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool:
+        self._call("phases_learned", cp_id, dict(phases))
+        changed = self.wiring.get(cp_id) != phases
+        self.wiring[cp_id] = dict(phases)
         return changed
 
     def recorded(self, name: str) -> list[tuple[Any, ...]]:
@@ -1143,3 +1156,82 @@ def test_a_v2g_export_with_no_window_left_sends_nothing_and_is_no_longer_owed() 
     w.decide_and_run(replace(EXPORT, windows=()))
     assert w.commands() == []
     assert w.backend.recorded("export_taken") == [(5,)]
+
+
+# ---- limits in A on the phases a charger is wired to ----------------------------------------------
+THREE_PHASE = GridLimitsDue(AT, "CP1", ((1, 11_000),), decision=5)
+
+
+def amps_only_wired(phases: str) -> Answer:
+    """An A-only 2.0.1 charger whose `ChargingStation.SupplyPhases` is `phases`."""
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if isinstance(command, ocpp_phases.GetPhases):
+            return cmd.Done(cmd.Status.ACCEPTED, ocpp_phases.parse(V201, phases))
+        return refusing_watts(command)
+
+    return answer
+
+
+def shares(w: World) -> list[cmd.SchedulePeriod]:
+    return [
+        p
+        for c in w.commands()
+        if isinstance(c, cmd.SetChargingProfile) and c.connector_no != 0
+        for p in c.profile.periods
+    ]
+
+
+def test_a_three_phase_charger_taking_amps_is_asked_its_phases_and_limited_on_all_three() -> None:
+    """11 kW of room on three phases is 15 A each (10,350 W), not 47 A held to one phase."""
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    del w.backend.wiring["CP1"]
+    w.decide_and_run(THREE_PHASE, amps_only_wired("3"))
+    assert ocpp_phases.GetPhases() in w.commands()
+    assert w.backend.recorded("phases_learned") == [("CP1", {0: 3})]
+    assert [(p.limit, p.phases) for p in shares(w)] == [(15, 3)]
+    assert w.backend.recorded("limits_delivered") == [("CP1", 5)]
+    w.sent.clear()
+    w.decide_and_run(replace(THREE_PHASE, decision=6), amps_only_wired("3"))  # kept: not asked again
+    assert ocpp_phases.GetPhases() not in w.commands()
+    assert [(p.limit, p.phases) for p in shares(w)] == [(15, 3)]
+
+
+def test_a_charger_that_does_not_say_its_phases_is_held_to_one() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    del w.backend.wiring["CP1"]
+    w.decide_and_run(THREE_PHASE, amps_only_wired("0"))  # 0: DC, or not said
+    assert w.backend.recorded("phases_learned") == [("CP1", {})]
+    assert [(p.limit, p.phases) for p in shares(w)] == [(47, 1)]
+
+
+def test_a_charger_taking_watts_is_never_asked_its_phases() -> None:
+    w = world()
+    del w.backend.wiring["CP1"]
+    w.decide_and_run(THREE_PHASE)
+    assert not any(isinstance(c, ocpp_phases.GetPhases) for c in w.commands())
+    assert w.backend.recorded("phases") == []
+
+
+@pytest.mark.parametrize(("units", "kept"), [("A", [("CP1", {0: 3})]), ("A,W", [])])
+def test_the_phases_ride_on_the_boots_read_and_are_kept_for_a_charger_taking_amps_only(
+    units: str, kept: list[tuple[str, dict[int, int]]]
+) -> None:
+    w = world(metering=True)
+    del w.backend.units["CP1"]
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V201): units, ocpp_phases.key(V201): "3"}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
+    (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
+    assert ocpp_phases.key(V201) in read.keys
+    assert w.backend.recorded("phases_learned") == kept

@@ -16,7 +16,7 @@ from chargeshare.ocpp.rate_units import amps_only, from_read, key, parse
 from chargeshare.ocpp.smart_charging import override_profile
 from chargeshare.ocpp.v2g import export_profile
 from simulators.dialect_v16 import profile_from
-from simulators.smart_charging import ProfileBook, to_watts
+from simulators.smart_charging import ProfileBook, drawn_w, to_watts
 from tests.conftest import T0
 
 AMPS = cmd.RateUnit.AMPS
@@ -75,8 +75,58 @@ def test_a_virtual_charger_takes_the_amps_profile_as_no_more_than_the_watts() ->
     ]
     book = ProfileBook()
     book.install(profile_from(body, 1, T0), None)
-    # An 11 kW connector would draw on 3 phases: the profile's numberPhases holds it to one.
-    assert book.limit_w(1, T0, None, 11_000, 3) == 30 * 230 <= 7_000
+    # An 11 kW connector wired to 3 phases is held to one by the profile's numberPhases, and on it
+    # to the 16 A (15.9) a phase of it carries: a third of its rating, whatever the room.
+    assert book.limit_w(1, T0, None, 11_000, 3) == 11_000 // 3 < 30 * 230 <= 7_000
+    # Sent on the three phases it is wired to, it draws 10 A on each: 6,900 W.
+    (_maximum, share) = limit_commands(((1, 7_000),), T0, unit=AMPS, phases={0: 3})
+    assert isinstance(share, cmd.SetChargingProfile)
+    body = share.payload(V16, lambda _tx: None)["csChargingProfiles"]
+    assert body["chargingSchedule"]["chargingSchedulePeriod"] == [
+        {"startPeriod": 0, "limit": 10, "numberPhases": 3}
+    ]
+    book = ProfileBook()
+    book.install(profile_from(body, 1, T0), None)
+    assert book.limit_w(1, T0, None, 11_000, 3) == 10 * 230 * 3 <= 7_000
+
+
+@given(st.integers(min_value=0, max_value=200_000), st.sampled_from([1, 2, 3]))
+def test_a_limit_goes_on_the_phases_wired_while_each_gets_6_a_else_on_one(w: int, wired: int) -> None:
+    """A x 230 V x phases within the W, the largest A that fits on the phases named; all the wired
+    phases while each takes the 6 A minimum, one below it (where 6 A or more may still fit)."""
+    (p,) = limit_commands(((1, w),), T0, unit=AMPS, phases={1: wired})[1].profile.periods  # type: ignore[union-attr]
+    assert p.limit is not None and p.phases is not None
+    assert p.limit * VOLTS * p.phases <= w
+    assert p.limit == amps_within(w, p.phases)
+    assert p.phases == (wired if amps_within(w, wired) else AMPS_PHASES)
+    if p.limit:  # the most that fits: one more amp on each phase named would pass the limit
+        assert (p.limit + 1) * VOLTS * p.phases > w
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=22_000), st.sampled_from([1, 3])), min_size=1, max_size=3
+    ),
+    st.lists(st.integers(min_value=0, max_value=22_000), max_size=3),
+    st.sampled_from([1, 3]),
+)
+def test_every_connector_wired_as_said_draws_within_its_watts(
+    shares: list[tuple[int, int]], later: list[int], whole: int
+) -> None:
+    """Read back as a connector wired to its phases draws (the virtual charger's rule: the phases
+    named that it has, each at most its rated current), every period and the maximum stay within."""
+    limits_w = tuple((no, w) for no, (w, _) in enumerate(shares, start=1))
+    wiring = {0: whole} | {no: ph for no, (_, ph) in enumerate(shares, start=1) if no % 2}
+    steps = [(1 + i % len(shares), T0 + timedelta(minutes=1 + i), w) for i, w in enumerate(later)]
+    in_w = limit_commands(limits_w, T0, steps)
+    in_a = limit_commands(limits_w, T0, steps, unit=AMPS, phases=wiring)
+    for w_command, a_command in zip(in_w, in_a, strict=True):
+        assert isinstance(w_command, cmd.SetChargingProfile) and isinstance(a_command, cmd.SetChargingProfile)
+        no = a_command.connector_no
+        wired = 3 if no == 0 else wiring.get(no, whole)
+        for a, w in zip(a_command.profile.periods, w_command.profile.periods, strict=True):
+            assert a.limit is not None and w.limit is not None and a.phases is not None
+            assert drawn_w(a.limit, "A", a.phases, wired, 22_000) <= w.limit
 
 
 def test_declared_units_in_either_versions_words() -> None:
