@@ -711,24 +711,28 @@ class ChargerCore:
             self._stop_now(c, StopReason.UNLOCK)
         return Unlock.UNLOCKED
 
-    def wire_phases(self, phases: int) -> None:
-        """Wire every connector to `phases` (1 or 3) whatever its rating, and say so: a limit in A
-        is then drawn on those phases (`simulators/smart_charging.py`, `drawn_w`)."""
+    def wire_phases(self, phases: int | None, *, said: bool = True) -> None:
+        """Wire every connector to `phases` (1 or 3) whatever its rating (None: as rated), and say
+        so unless not `said` (then 1.6 Unknown, 2.0.1 0): a limit in A is drawn on the phases
+        named that it has (`simulators/smart_charging.py`, `drawn_w`)."""
         self.advance_energy()  # energy so far as wired before
         for c in self.connectors.values():
             c.wired_phases = phases
-        self._declare_phases()
+        self._declare_phases(said=said)
 
-    def _declare_phases(self) -> None:
+    def _declare_phases(self, *, said: bool = True) -> None:
         """1.6 `ConnectorPhaseRotation`, a rotation per connector (NotApplicable: one phase); 2.0.1
         `ChargingStation.SupplyPhases`, the most phases any of its connectors has."""
+        if not said:
+            self.settings.values[SUPPLY_PHASES] = "Unknown" if self.dialect.version == V16 else "0"
+            return
         if self.dialect.version == V16:
-            said = ",".join(
+            declared = ",".join(
                 f"{c.no}.{'RST' if c.phases == 3 else 'NotApplicable'}" for c in self.connectors.values()
             )
         else:
-            said = str(max((c.phases for c in self.connectors.values()), default=1))
-        self.settings.values[SUPPLY_PHASES] = said
+            declared = str(max((c.phases for c in self.connectors.values()), default=1))
+        self.settings.values[SUPPLY_PHASES] = declared
 
     def take_amps_only(self) -> None:
         """Take charging schedules in A only, and say so, as many real chargers do: a profile in W

@@ -41,6 +41,10 @@ class FleetShape:
     smart_charge_points: bool = False
     dsr_chargers: int = 0  # the first this many chargers provide DSR throughout (the operator's flag)
     amps_only_chargers: int = 0  # the first this many take charging schedules in A only
+    # Every charger wired to this many phases (1 or 3) whatever its rating; None: by rating
+    # (simulators/evse.py). `phases_said`: whether they declare it, as real ones may not.
+    phases: int | None = None
+    phases_said: bool = True
     # How hosts price: "flat" (each charger's listed price) or "dynamic" (`dynamic_settings`).
     pricing: str = PricingMode.FLAT.value
     grid: GridShape | None = None  # None: no site or feeder limits

@@ -103,6 +103,10 @@ SCHEMA: dict[str, Any] = {
                 "dsr_chargers": {"type": "integer", "minimum": 0},
                 # The first N chargers take charging schedules in A only, as many real ones do.
                 "amps_only_chargers": {"type": "integer", "minimum": 0},
+                # Every charger wired to 1 or 3 phases whatever its rating (unset: above 7.4 kW, 3),
+                # and whether they say so (1.6 ConnectorPhaseRotation, 2.0.1 SupplyPhases).
+                "phases": {"enum": [1, 3]},
+                "phases_said": {"type": "boolean"},
                 # How hosts price: each charger's listed price, or dynamic yield pricing within bounds.
                 "pricing": {"enum": ["flat", "dynamic"]},
             },
@@ -702,6 +706,8 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             smart_charge_points=bool(fleet.get("smart_charge_points", False)),
             dsr_chargers=int(fleet.get("dsr_chargers", 0)),
             amps_only_chargers=int(fleet.get("amps_only_chargers", 0)),
+            phases=int(fleet["phases"]) if "phases" in fleet else None,
+            phases_said=bool(fleet.get("phases_said", True)),
             pricing=str(fleet.get("pricing", "flat")),
             grid=_grid_of(d["grid"]) if "grid" in d else None,
         ),

@@ -245,6 +245,8 @@ def _populate(
     }
     for charger in list(chargers.values())[: params.fleet.amps_only_chargers]:
         charger.take_amps_only()
+    for charger in chargers.values():
+        charger.wire_phases(params.fleet.phases, said=params.fleet.phases_said)
     world = DesWorld(
         env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()), houses=houses
     )

@@ -14,6 +14,7 @@ import pytest
 
 from chargeshare.cli.app import app
 from chargeshare.domain.grid_limits import allocate
+from chargeshare.ocpp import grid_limits
 from chargeshare.services.grid import GridService
 from simulators.charger import VirtualCharger
 from simulators.des.charger import DesCharger
@@ -99,6 +100,43 @@ async def test_a_backend_sending_watts_to_chargers_taking_amps_only_turns_feeder
     """They refuse every profile in W, so nothing holds their cars under the feeder's limit."""
     monkeypatch.setattr("chargeshare.ocpp.command_policy.rate_units.amps_only", lambda _units: False)
     assert red_on_the_grid(await run_scenario(amps_only(scenario("feeder-limit"))))
+
+
+def phases_unsaid(s: Scenario) -> Scenario:
+    """The scenario with the chargers not saying their phases (`fleet.phases_said: false`)."""
+    fleet = dataclasses.replace(s.params.fleet, phases_said=False)
+    return dataclasses.replace(s, params=dataclasses.replace(s.params, fleet=fleet))
+
+
+@pytest.mark.slow  # a few seconds of DES, twice
+async def test_three_phase_chargers_taking_amps_charge_on_three_phases_within_the_feeders() -> None:
+    """Sent their limits on the three phases they say, the cars take about half as much again as
+    held to one phase, where each draws what one phase of an 11 kW charger carries (16 A)."""
+    three = await run_scenario(scenario("feeder-limit-three-phase"))
+    assert three.ok, three.failures
+    assert three.report.summary["grid"]["overloads"] == 0
+    one = await run_scenario(phases_unsaid(scenario("feeder-limit-three-phase")))
+    assert one.report.summary["grid"]["overloads"] == 0  # safe, only slower
+    assert [f for f in one.failures if "energy_wh" in f] and not red_on_the_grid(one)
+    assert three.report.summary["energy_wh"] >= 1.4 * one.report.summary["energy_wh"]
+
+
+@pytest.mark.slow  # a few seconds of DES
+async def test_a_backend_naming_three_phases_for_one_phases_amps_turns_it_red(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The amps worked out for one phase but three named: each charger may draw three times its share."""
+    within = grid_limits.amps_within
+    monkeypatch.setattr(grid_limits, "amps_within", lambda w, phases=1: within(w, 1))
+    assert red_on_the_grid(await run_scenario(scenario("feeder-limit-three-phase")))
+
+
+@pytest.mark.slow  # an hour played live
+async def test_three_phase_chargers_taking_amps_hold_the_feeders_live() -> None:
+    result = await run_scenario(live("feeder-limit-three-phase", minutes=60))
+    assert not red_on_the_grid(result), result.failures
+    assert result.report.summary["grid"]["overloads"] == 0
+    assert result.report.summary["grid"]["feeder_peak_w"] > 20_000  # three phases' worth was drawn
 
 
 @pytest.mark.slow  # a few seconds of DES
