@@ -123,3 +123,44 @@ async def test_a_charger_taking_amps_only_is_sent_amps_and_its_car_stays_under_t
         assert [p.limit for p in composite.details.periods] == [30]
     finally:
         await charger.stop()
+
+
+@pytest.mark.parametrize("version", [V16, V201])
+async def test_a_three_phase_charger_taking_amps_only_is_sent_amps_on_its_three_phases(
+    served: OnASite, version: OcppVersion
+) -> None:
+    """Two 11 kW connectors wired to three phases, which it says: the 7,000 W the house leaves is
+    10 A on each of the three (6,900 W). Held to one phase it would draw only the 16 A a phase of
+    it carries (3,666 W), a little over half."""
+    ann = driver(served.app, "Ann", "TAG-ANN")
+    charger = VirtualCharger("GL1", served.ws, served.app.clock, [11_000, 11_000], protocol=version)
+    charger.take_amps_only()
+    await charger.start()
+    try:
+        c1, c2 = charger.connectors[1], charger.connectors[2]
+        # The 1,380 W minimum is 2 A on three phases, which no car takes: 6 A on one instead.
+        await eventually(
+            lambda: (charger.limit_w(c1), charger.limit_w(c2)) == (MIN_CHARGING_W, MIN_CHARGING_W),
+            "the idle connectors' limits in A on connecting",
+        )
+        assert served.app.reports.phases("GL1") == ({1: 3, 2: 3} if version == V16 else {0: 3})
+        async with httpx.AsyncClient(base_url=served.http) as http:
+            booked = await http.post(
+                "/bookings",
+                json={
+                    "charger_id": served.charger_id,
+                    "connector_no": 1,
+                    "minutes": 60,
+                    "max_energy_wh": 10_000,
+                },
+                headers=ann.headers,
+            )
+            assert booked.status_code == 201, booked.text
+        await charger.plug_in(1, "TAG-ANN", Vehicle(60_000, 20_000, 11_000), 10_000)
+        await eventually(lambda: charger.limit_w(c1) == 10 * 230 * 3, "the started car's share on 3 phases")
+        assert charger.power_w(c1) == 6_900 and charger.power_w(c1) + 3_000 <= 10_000
+        composite = await served.registry.get_composite_schedule("GL1", 1, 600, cmd.RateUnit.AMPS)
+        assert isinstance(composite, cmd.Done) and composite.details is not None
+        assert [p.limit for p in composite.details.periods] == [10]
+    finally:
+        await charger.stop()
