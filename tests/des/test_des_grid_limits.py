@@ -4,7 +4,7 @@ is left, and its end gives both their shares back; the meters show exactly that 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,13 +38,19 @@ def amps_world(request: pytest.FixtureRequest) -> Iterator[tuple[simpy.Environme
 
 
 def feeder_of_two(
-    version: OcppVersion, *, amps_only: bool = False
-) -> Iterator[tuple[simpy.Environment, App, list[DesCharger]]]:
-    """Two single-connector 7.4 kW chargers, each on its own site, under one 8 kW feeder."""
+    version: OcppVersion,
+    *,
+    amps_only: bool = False,
+    rating_w: int = 7_400,
+    feeder_w: int = 8_000,
+    phases_said: bool = True,
+) -> Generator[tuple[simpy.Environment, App, list[DesCharger]], None, None]:
+    """Two single-connector chargers (7.4 kW: one phase; above: three), each on its own site,
+    under one feeder (8 kW)."""
     env = simpy.Environment()
     app = build(Config(database_url="sqlite://", locks_enabled=False), clock=SimClock(env, NOON))
     central = DesCentral(env, app)
-    feeder = app.grid.add_feeder("F1", 8_000)
+    feeder = app.grid.add_feeder("F1", feeder_w)
     chargers = []
     for n in (1, 2):
         host = app.marketplace.add_host(f"h{n}")
@@ -54,7 +60,7 @@ def feeder_of_two(
                 host,
                 Point(51.45, -2.59),
                 Tariff(30),
-                (ConnectorSpec(1, ConnectorType.TYPE2, 7_400),),
+                (ConnectorSpec(1, ConnectorType.TYPE2, rating_w),),
             )
         )
         site = app.grid.add_site(host, f"s{n}", 13_800, feeder_id=feeder.feeder_id)
@@ -63,13 +69,14 @@ def feeder_of_two(
             env,
             central,
             f"CP{n}",
-            [7_400],
+            [rating_w],
             epoch=NOON,
             meter_interval_s=900,
             protocol=version,
         )
         if amps_only:
             charger.take_amps_only()
+        charger.wire_phases(None, said=phases_said)
         charger.connect()
         chargers.append(charger)
     try:
@@ -128,3 +135,29 @@ def test_chargers_taking_amps_only_are_sent_amps_and_draw_no_more_than_their_wat
     sweep(env, app)
     # The event's 2,000 W is 8 A (8.7 floored) for the earlier car, the later paused.
     assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [3_910 + 1_840, 3_910]
+
+
+@pytest.mark.parametrize("version", [V16, V201], ids=["ocpp16", "ocpp201"])
+@pytest.mark.parametrize(
+    ("said", "each_wh"), [(True, 11 * 230 * 3), (False, 11_000 // 3)], ids=["said", "unsaid"]
+)
+def test_three_phase_chargers_taking_amps_only_draw_their_share_on_the_phases_they_say(
+    version: OcppVersion, said: bool, each_wh: int
+) -> None:
+    """Two 11 kW chargers under 16 kW: 8,000 W each is 11 A on each of three phases (7,590 W).
+    One that does not say its phases is sent 34 A on one, and draws the 16 A a phase of it
+    carries: 3,666 W. Neither passes the feeder."""
+    world = feeder_of_two(version, amps_only=True, rating_w=11_000, feeder_w=16_000, phases_said=said)
+    env, app, (cp1, cp2) = next(world)
+    try:
+        for n, charger in ((1, cp1), (2, cp2)):
+            driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+            app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
+            charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 11_000), 40_000)
+        env.run(until=HOUR + 1)  # the meters taken at the hour
+        assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [each_wh] * 2
+        assert sum(c.power_w(c.connectors[1]) for c in (cp1, cp2)) == 2 * each_wh <= 16_000
+        kept = {1: 3} if version == V16 else {0: 3}
+        assert [app.reports.phases(c.cp_id) for c in (cp1, cp2)] == [kept if said else {}] * 2
+    finally:
+        world.close()
