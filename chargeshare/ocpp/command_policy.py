@@ -487,20 +487,28 @@ class CommandPolicy:
         return rate_units.unit_for(units)
 
     def _in_units(
-        self, cp_id: str, command: Callable[[cmd.RateUnit, Mapping[int, int]], cmd.SetChargingProfile]
+        self,
+        cp_id: str,
+        command: Callable[[cmd.RateUnit, Mapping[int, int]], cmd.SetChargingProfile],
+        *,
+        on_phases: bool = True,
     ) -> Generator[Step, Any, bool]:
         """Send a profile in the unit the charger takes (`_unit_for`; in A, with the phases it is
-        wired to). Refused in a unit taken from kept units, they are asked again (`_units_again`),
-        and if that names another unit it goes once more in it at once rather than at the next
-        sweep (an override is owed to none)."""
+        wired to when the profile goes `on_phases`). Refused in a unit taken from kept units, they
+        are asked again (`_units_again`), and if that names another unit it goes once more in it at
+        once rather than at the next sweep (an override is owed to none)."""
+
+        def wiring(unit: cmd.RateUnit) -> Generator[Step, Any, dict[int, int]]:
+            if on_phases and unit is cmd.RateUnit.AMPS:
+                return (yield from self._phases_for(cp_id))
+            return {}
+
         unit, kept = yield from self._unit_for(cp_id)
-        phases = (yield from self._phases_for(cp_id)) if unit is cmd.RateUnit.AMPS else {}
-        result: cmd.CommandResult[Any] = yield Send(command(unit, phases))
+        result: cmd.CommandResult[Any] = yield Send(command(unit, (yield from wiring(unit))))
         if kept and isinstance(result, cmd.Rejected | cmd.CallError):
             now = yield from self._units_again(cp_id)
             if now is not None and now is not unit:
-                phases = (yield from self._phases_for(cp_id)) if now is cmd.RateUnit.AMPS else {}
-                result = yield Send(command(now, phases))
+                result = yield Send(command(now, (yield from wiring(now))))
         if not isinstance(result, cmd.Done):
             log.warning("SetChargingProfile to %s: %s", cp_id, result)
         return isinstance(result, cmd.Done)
@@ -594,6 +602,7 @@ class CommandPolicy:
                 lambda unit, _phases: ocpp_v2g.export_profile(
                     event.connector_no, event.session_id, event.rating_w, event.windows, event.at, unit
                 ),
+                on_phases=False,  # a discharge goes on one phase (chargeshare/ocpp/v2g.py)
             )
             if not taken:
                 return

@@ -1235,3 +1235,21 @@ def test_the_phases_ride_on_the_boots_read_and_are_kept_for_a_charger_taking_amp
     (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
     assert ocpp_phases.key(V201) in read.keys
     assert w.backend.recorded("phases_learned") == kept
+
+
+def test_an_override_to_a_three_phase_charger_taking_amps_goes_on_its_three_phases() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.backend.wiring["CP1"] = {0: 3}
+    w.decide_and_run(OverrideDue(AT, "CP1", 1, 7, 22_000), refusing_watts)
+    (profile,) = [c for c in w.commands() if isinstance(c, cmd.SetChargingProfile)]
+    assert [(p.limit, p.phases) for p in profile.profile.periods] == [(31, 3)]  # 21,390 W of 22,000
+
+
+def test_a_v2g_profile_in_amps_never_asks_the_phases() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    del w.backend.wiring["CP1"]
+    w.decide_and_run(ExportDue(AT, "CP1", 1, 7, 7_400, ((0, 3_600),)), refusing_watts)
+    assert not any(isinstance(c, ocpp_phases.GetPhases) for c in w.commands())
+    assert w.backend.recorded("phases") == []
