@@ -83,6 +83,16 @@ def export_entry(
     return export_credit_entry(entry_id, booking.booking_id, booking.driver_id, amount, at)
 
 
+def _post_export(
+    tx: UnitOfWork, entry_id: str, record: ExportRecord, booking: BookingRecord, amount: int, at: datetime
+) -> None:
+    """Post `export_entry`. A home's purchase debits the host's payable: it takes the host's row
+    first, as a payout does, so a payout reads the balance after it rather than paying it out."""
+    if record.buyer is ExportBuyer.HOME:
+        tx.accounts.lock_host(booking.host_id)
+    tx.ledger.add([export_entry(entry_id, record, booking, amount, at)])
+
+
 def record_export(
     tx: UnitOfWork, booking_id: int, register_wh: int | None, soc_pct: int | None, at: datetime
 ) -> None:
@@ -112,9 +122,7 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
     settled = settle_export(record, terms)
     tx.v2g.save_record(settled, at)
     if settled.credit:
-        tx.ledger.add(
-            [export_entry(export_entry_id(booking.booking_id), settled, booking, settled.credit, at)]
-        )
+        _post_export(tx, export_entry_id(booking.booking_id), settled, booking, settled.credit, at)
     return settled
 
 
@@ -151,7 +159,7 @@ def credit_late_export(tx: UnitOfWork, booking: BookingRecord, register_wh: int,
     if not tx.v2g.resettle_record(later, at, last_wh=record.last_wh):
         return LateCredit()
     entry_id = late_export_entry_id(booking.booking_id, record.last_wh, register_wh)
-    tx.ledger.add([export_entry(entry_id, record, booking, added, at)])
+    _post_export(tx, entry_id, record, booking, added, at)
     return LateCredit(register_wh - record.last_wh, added)
 
 

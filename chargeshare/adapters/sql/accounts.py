@@ -108,9 +108,12 @@ class SqlAccounts:
         return {int(r[0]) for r in self.conn.execute(select(k.driver_id).where(k.status == "verified"))}
 
     def lock_host(self, host_id: int) -> None:
-        # SQLite's write transactions are serialized already (BEGIN IMMEDIATE).
+        # SQLite's write transactions are serialized already (BEGIN IMMEDIATE). FOR NO KEY UPDATE:
+        # a stop that already inserted a row naming the host (a notification: key share) and then
+        # takes this for its home's export purchase cannot deadlock with another such stop.
         if self.dialect == "postgresql":
-            self.conn.execute(select(t.hosts.c.id).where(t.hosts.c.id == host_id).with_for_update())
+            hosts = t.hosts.c
+            self.conn.execute(select(hosts.id).where(hosts.id == host_id).with_for_update(key_share=True))
 
     def lock_driver(self, driver_id: int) -> None:
         if self.dialect == "postgresql":  # SQLite's write transactions are serialized already
