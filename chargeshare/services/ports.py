@@ -1004,7 +1004,8 @@ class V2g(Protocol):
 
     def exports_owed(self) -> Sequence[tuple[int, str]]:
         """(session id, charge point id) of every open session on a booking with terms, at an OCPP
-        2.1 charger, whose charger has not taken its export permission and profile: by session id."""
+        2.1 charger, whose charger has not taken its export permission and profile, and which is
+        the newest open session on its connector (the one `open_on` finds): by session id."""
         ...
 
     def host_buyer(self, host_id: int) -> ExportBuyer:

@@ -561,15 +561,16 @@ def test_a_hosts_export_buyer_and_the_buyer_a_record_was_first_written_with(app:
 
 def test_the_v2g_exports_a_charger_is_owed_until_it_takes_them(app: App) -> None:
     """Open sessions on bookings with export terms at a 2.1 charger, until the session's charger
-    took the export; a later session of the same booking is owed afresh, a stopped one never."""
+    took the export; a later session of the same booking is owed afresh, a stopped one never, nor
+    one left open behind a newer open session on its connector."""
     with app.store.transaction() as tx:
-        _, (c1,) = a_charger(tx, "CP1")
+        _, (c1, c3) = a_charger(tx, "CP1", 1, 2)
         _, (c2,) = a_charger(tx, "CP2")
         tx.chargers.set_status("CP1", ChargerStatus.ONLINE, T0, ocpp_version=V21)
         tx.chargers.set_status("CP2", ChargerStatus.ONLINE, T0, ocpp_version=V201)
         driver = tx.accounts.add_driver("D", "T")
         sessions, bookings = [], []
-        for i, connector in enumerate((c1, c1, c2, c1)):
+        for i, connector in enumerate((c1, c3, c2, c1)):
             booking = a_booking(tx, connector, driver, start_h=2 * i)
             bookings.append(booking)
             if i != 1:  # the second has no terms
@@ -592,6 +593,9 @@ def test_the_v2g_exports_a_charger_is_owed_until_it_takes_them(app: App) -> None
         assert list(tx.v2g.exports_owed()) == []
         tx.v2g.export_taken(bookings[0], owed + 1_000)  # another session of it took one
         assert list(tx.v2g.exports_owed()) == [(owed, "CP1")]
+        later = a_booking(tx, c1, driver, start_h=8)
+        tx.sessions.add(booking_id=later, connector_id=c1, id_tag="T", started_at=T0, meter_start_wh=900)
+        assert list(tx.v2g.exports_owed()) == []  # left open behind a newer one: never sent again
 
 
 def test_the_periods_live_bookings_hold_on_a_connector(app: App) -> None:

@@ -154,3 +154,23 @@ def test_the_sweep_finds_a_v2g_export_owed_until_its_charger_takes_it(app: App, 
     app.v2g.export_taken(session)
     assert not {o for o in commands_owed(app.store) if o.kind == "export"}
     assert len(app.v2g.exports_due("V2G4")) == 1  # still sent on connecting: it may have lost it
+
+
+def test_a_session_left_open_behind_a_newer_one_on_its_connector_is_owed_no_export(
+    app: App, clock: ManualClock
+) -> None:
+    """A charger that started a new transaction on a connector without stopping the V2G one (its
+    stop lost, the session not closed yet) is sent the export of the newest only: the sweep must
+    not find owed what no resend would send, or it asks the charger again every round for ever."""
+    charger = add_charger(app, "V2G5", price=40)
+    app.charging.boot("V2G5", V21)
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    eve = app.marketplace.add_driver("Eve", "EVE").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 30, 10_000)).booking_id
+    app.v2g.set_terms(driver(dee), booking, 25, 40)
+    app.charging.start("V2G5", 1, "DEE", 1_000, clock.now())
+    clock.advance(40 * 60)
+    app.bookings.book(BookRequest(eve, charger, 1, 30, 10_000))
+    app.charging.start("V2G5", 1, "EVE", 2_000, clock.now())  # no terms: nothing to send it
+    assert app.v2g.exports_due("V2G5") == []
+    assert not {o for o in commands_owed(app.store) if o.kind == "export"}

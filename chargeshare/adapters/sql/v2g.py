@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, exists, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,7 +31,10 @@ TERMS_OF = select(t.v2g_terms).where(in_ids(_t.booking_id, "booking_ids"))
 RECORDS_OF = select(t.v2g_exports).where(in_ids(_x.booking_id, "booking_ids"))
 
 _s, _k = t.sessions.c, t.connectors.c
-# Open sessions (ix_sessions_open) whose 2.1 charger has not taken their export.
+_later = t.sessions.alias("later")
+# Open sessions (ix_sessions_open) whose 2.1 charger has not taken their export; each the newest
+# open one on its connector, as the resend finds them (`sessions.open_on`): an older one left open
+# is never sent its export, so listing it would have the sweep ask again every round.
 EXPORTS_OWED = (
     select(_s.id, t.chargers.c.charge_point_id)
     .select_from(t.sessions.join(t.v2g_terms, _t.booking_id == _s.booking_id))
@@ -41,6 +44,11 @@ EXPORTS_OWED = (
         _s.status == SessionStatus.CHARGING.value,
         t.chargers.c.ocpp_version == V21.value,
         (_t.export_taken_session.is_(None)) | (_t.export_taken_session != _s.id),
+        ~exists().where(
+            _later.c.connector_id == _s.connector_id,
+            _later.c.status == SessionStatus.CHARGING.value,
+            _later.c.id > _s.id,
+        ),
     )
     .order_by(_s.id)
 )
