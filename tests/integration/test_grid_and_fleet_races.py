@@ -18,7 +18,8 @@ import pytest
 from chargeshare.adapters.sql.fleet import SqlFleets
 from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.bootstrap import App
-from chargeshare.domain.charger import ConnectorType
+from chargeshare.domain.charger import ConnectorStatus, ConnectorType
+from chargeshare.domain.errors import InvalidRequest
 from chargeshare.domain.fleet import IssuedInvoice
 from chargeshare.domain.grid_limits import Plan
 from chargeshare.domain.ledger import EntryKind
@@ -265,6 +266,96 @@ def test_a_report_inserted_while_a_charger_is_removed_is_removed_with_it(pg_app:
     assert failures == [], "".join(traceback.format_exception(failures[0]))
     with pg_app.store.reading() as tx:
         assert [c.charger_id for c in tx.chargers.all()] == []
+
+
+@pytest.mark.parametrize("change", ["remove", "update", "remove charger"])
+def test_a_connector_changed_while_a_report_of_it_stamps_its_charger_is_not_a_deadlock(
+    pg_app: App, change: str
+) -> None:
+    """A status report stamps its charger's row (last seen), then writes its connector's status; a
+    host removing or changing that connector ends by writing the charger's offer. Each must take
+    the charger's row first, or the two hold one row each and wait on the other's (so must a
+    removal of the whole charger)."""
+    charger = add_charger(pg_app, "CP1", online=False)
+    with pg_app.store.reading() as tx:
+        owner = tx.chargers.by_id(charger).host_id
+    pg_app.hosting.add_connector(owner, charger, 2, ConnectorType.TYPE2, 7_400)
+    stamped, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def report_and_hold() -> None:  # ChargingService.status, written through, held between its writes
+        with pg_app.store.transaction() as tx:
+            tx.chargers.touch("CP1", T0)
+            stamped.set()
+            assert release.wait(WAIT_S), "never released"
+            tx.chargers.set_connector_status("CP1", 2, ConnectorStatus.AVAILABLE, T0)
+
+    reporting = in_thread(report_and_hold, failures)
+    assert stamped.wait(WAIT_S)
+    if change == "remove":
+        changing = in_thread(lambda: pg_app.hosting.remove_connector(owner, charger, 2), failures)
+    elif change == "remove charger":
+        changing = in_thread(lambda: pg_app.hosting.remove_charger(owner, charger), failures)
+    else:
+        changing = in_thread(
+            lambda: pg_app.hosting.update_connector(owner, charger, 2, max_power_w=3_700), failures
+        )
+    waiting_on_a_lock_or_done(pg_app, changing)
+    release.set()
+    reporting.join(WAIT_S)
+    changing.join(WAIT_S)
+    assert not reporting.is_alive() and not changing.is_alive()
+    assert failures == [], "".join(traceback.format_exception(failures[0]))
+
+
+def test_a_charger_removed_while_a_walk_in_starts_on_it_is_refused_not_a_deadlock(pg_app: App) -> None:
+    """A start (a walk-in's booking) locks its connector's row, then names the charger in its
+    transaction's row (a key share). A removal locking the charger for update before the
+    connectors would wait on the start while the start waited on it: the removal must let it
+    commit, then see its booking and refuse."""
+    charger = add_charger(pg_app, "CP1", online=False)
+    with pg_app.store.reading() as tx:
+        owner = tx.chargers.by_id(charger).host_id
+        (connector,) = tx.chargers.by_id(charger).connectors
+    driver = pg_app.marketplace.add_driver("D", "TAG1").driver_id
+    booked, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def start_and_hold() -> None:  # ChargingService.start of a walk-in, held between its writes
+        with pg_app.store.transaction() as tx:
+            booking = tx.bookings.add(
+                driver_id=driver,
+                connector_id=connector.connector_id,
+                starts_at=T0,
+                ends_at=T0 + timedelta(hours=1),
+                max_energy_wh=10_000,
+                price_per_kwh=30,
+                hold_amount=300,
+                created_at=T0,
+                fencing_token=None,
+            )
+            booked.set()
+            assert release.wait(WAIT_S), "never released"
+            session = tx.sessions.add(
+                booking_id=booking,
+                connector_id=connector.connector_id,
+                id_tag="TAG1",
+                started_at=T0,
+                meter_start_wh=0,
+            )
+            tx.sessions.link_charger_transaction(session, charger, "tx-1")
+
+    starting = in_thread(start_and_hold, failures)
+    assert booked.wait(WAIT_S)
+    removal = in_thread(lambda: pg_app.hosting.remove_charger(owner, charger), failures)
+    waiting_on_a_lock_or_done(pg_app, removal)
+    release.set()
+    starting.join(WAIT_S)
+    removal.join(WAIT_S)
+    assert not starting.is_alive() and not removal.is_alive()
+    assert [type(f) for f in failures] == [InvalidRequest], failures  # refused: it has a booking now
+    with pg_app.store.reading() as tx:
+        assert [c.charger_id for c in tx.chargers.all()] == [charger]
 
 
 def test_an_older_house_load_reading_committed_after_a_newer_one_changes_nothing(pg_app: App) -> None:

@@ -470,6 +470,7 @@ class SqlChargers:
         if max_power_w is not None:
             values["max_power_w"] = max_power_w
         where = (_k.charger_id == charger_id) & (_k.connector_no == connector_no)
+        self._hold_charger(charger_id)
         if not self.conn.execute(select(_k.id).where(where)).first():
             raise NotFound(f"charger {charger_id} has no connector {connector_no}")
         if values:
@@ -480,14 +481,28 @@ class SqlChargers:
         """PostgreSQL: lock the charger and its connectors before their rows are deleted. A report,
         placement or booking inserted meanwhile (each takes a key-share lock on the row it names)
         then commits first and is seen and deleted or refused below, or waits and finds it gone,
-        instead of failing this removal on a foreign key."""
+        instead of failing this removal on a foreign key. In the order other writers take them: the
+        charger's row without its key first (a status report stamps the charger, then writes its
+        connector), then the connectors (a start locks its connector, then names the charger in a
+        key share, which that first lock lets through), and only then the charger for update."""
         if self.dialect == "postgresql":
-            self.conn.execute(select(t.chargers.c.id).where(t.chargers.c.id == charger_id).with_for_update())
+            self._hold_charger(charger_id)
             self.conn.execute(select(_k.id).where(_k.charger_id == charger_id).with_for_update())
+            self.conn.execute(select(_c.id).where(_c.id == charger_id).with_for_update())
+
+    def _hold_charger(self, charger_id: int) -> None:
+        """PostgreSQL: take the charger's row before one of its connectors' rows, as a status report
+        does (its last seen, then the connector). A connector's change ends by writing the charger's
+        offer: taking the connector first, it would wait on the report while the report waited on it.
+        No key: rows naming the charger may still be inserted meanwhile."""
+        if self.dialect == "postgresql":
+            mine = select(_c.id).where(_c.id == charger_id)
+            self.conn.execute(mine.with_for_update(key_share=True))
 
     def remove_connector(self, charger_id: int, connector_no: int) -> None:
         """Delete a connector that has never been booked (bookings keep their history)."""
         take_deciding_turn(self.conn, self.dialect)  # before its limits go
+        self._hold_charger(charger_id)
         mine = select(_k.id).where(_k.charger_id == charger_id, _k.connector_no == connector_no)
         # Locked as in `_hold_for_removal` (SQLite renders no FOR UPDATE).
         r = self.conn.execute(mine.with_for_update()).first()
