@@ -289,21 +289,25 @@ def processor_fees_recorded(s: Snapshot) -> InvariantResult:
 
 
 def payouts_within_earnings(s: Snapshot) -> InvariantResult:
-    """A host's payouts never exceed its shares less what its home bought of its guests' export."""
-    earned: dict[str, int] = defaultdict(int)
-    paid: dict[str, int] = defaultdict(int)
-    for e in s.entries:
+    """A host's payout never exceeds what it was owed when it was made: its shares less what its
+    home bought of its guests' export, less what was paid before, in time order (a payout after
+    the instant's other entries). A purchase after a payout may leave the host owing (its payable
+    in debit) without that payout having paid too much."""
+    owed: dict[str, int] = defaultdict(int)
+    failures = []
+    for e in sorted(s.entries, key=lambda e: (e.created_at, e.kind is EntryKind.PAYOUT, e.entry_id)):
         for p in e.postings:
-            if p.account.startswith("host:"):
-                if e.kind in (EntryKind.SPLIT, EntryKind.HOME_EXPORT_CREDIT):
-                    earned[p.account] -= p.amount
-                elif e.kind is EntryKind.PAYOUT:
-                    paid[p.account] += p.amount
-    failures = [f"{a}: paid {paid[a]}p of {earned[a]}p earned" for a in paid if paid[a] > earned[a]]
+            if not p.account.startswith("host:"):
+                continue
+            if e.kind is EntryKind.PAYOUT and p.amount > owed[p.account]:
+                failures.append(f"{p.account}: {e.entry_id} paid {p.amount}p of {owed[p.account]}p owed")
+            if e.kind in (EntryKind.SPLIT, EntryKind.HOME_EXPORT_CREDIT, EntryKind.PAYOUT):
+                owed[p.account] -= p.amount
     return _result(
         "payouts_within_earnings",
-        "host payouts never exceed their shares of settled sessions less their homes' export bought",
-        len(earned),
+        "each host payout is within its shares of settled sessions less its home's export bought "
+        "and its payouts before",
+        len(owed),
         failures,
     )
 

@@ -145,3 +145,21 @@ def test_only_a_host_chooses_and_only_grid_or_home(app: App, clock: ManualClock)
     with pytest.raises(InvalidRequest):
         app.v2g.set_buyer(as_host(site.host_id), "neighbour")
     assert app.v2g.buyer(as_host(site.host_id)) is ExportBuyer.GRID
+
+
+def test_a_home_purchase_after_a_payout_leaves_the_host_owing_and_breaks_no_invariant(
+    app: App, clock: ManualClock
+) -> None:
+    """A host paid all it had earned, whose home then buys a guest's export, owes the platform: the
+    payout paid what was owed when it was made, so no invariant may call it an overpayment."""
+    site = Site(app, clock)
+    app.hosting.set_kyc(site.host_id, KycStatus.VERIFIED)
+    site.session(20_000)  # sold to the grid: 680p earned
+    app.settlement.process_due()
+    assert app.settlement.pay_out_hosts().paid == {site.host_id: 680}
+    app.v2g.set_buyer(as_host(site.host_id), "home")
+    site.session(0)  # the home buys 83p of export; nothing imported
+    app.settlement.process_due()
+    assert site.balances()[host_payable(site.host_id)] == 83  # the host owes it
+    assert app.settlement.pay_out_hosts().paid == {}
+    assert failing(app) == []
