@@ -661,7 +661,7 @@ class ChargerRegistry:
         holder sends, so a cluster sends it once. Returns the chargers asked."""
         if self._loop is None or not self.links:
             return []
-        owed = await asyncio.to_thread(commands_owed, self.app.store)
+        owed = await asyncio.to_thread(commands_owed, self.app.store, self.app.clock.now())
         here = frozenset(o for o in owed if o.charge_point_id in self.links)
         chargers = sorted({o.charge_point_id for o in self._owed.overdue(here, self.app.clock.now())})
         for cp_id in chargers:
