@@ -438,7 +438,6 @@ def test_0036_sells_the_exports_kept_before_it_to_the_grid(url: str, engine: Eng
             )
 
 
-
 def test_0038_keeps_overrides_owed_once_more_and_refusals_checked(url: str, engine: Engine) -> None:
     """0038 (on 0036): `booking_overrides.taken_session` and `command_refusals`. An override kept
     before it is owed to the session still running on it; going back drops both, keeping the
