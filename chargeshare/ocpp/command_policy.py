@@ -195,14 +195,15 @@ class CommandPolicy:
         self._grid_again.discard(cp_id)
         self._grid_latest.pop(cp_id, None)
 
-    def owed(self, cp_id: str) -> Order:
+    def owed(self, cp_id: str, *, only: frozenset[tuple[str, int]] | None = None) -> Order:
         """What was decided for this charger and never acknowledged (reservations still "sent",
         cancelled ones it may still hold, stops still due, overrides and V2G exports for its running
-        sessions), and its site and feeder limits as last decided, asked again. The database, not
-        any process's memory, says what."""
-        return Order(cp_id, self._owed(cp_id))
+        sessions but those it refused too often), and its site and feeder limits as last decided,
+        asked again. The database, not any process's memory, says what. `only` (the sweep's):
+        the overrides and exports, as (kind, session), whose back-off lets them be asked now."""
+        return Order(cp_id, self._owed(cp_id, only))
 
-    def _owed(self, cp_id: str) -> Script:
+    def _owed(self, cp_id: str, only: frozenset[tuple[str, int]] | None = None) -> Script:
         try:
             reservations, cancellations, stops, overrides, exports = yield Effect(self._due, (cp_id,))
         except NotFound:
@@ -214,6 +215,9 @@ class CommandPolicy:
         orders += [o for c in cancellations for o in self._booking_ended(c)]
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         orders += [o for s in stops for o in self._energy_limit(s)]
+        if only is not None:
+            overrides = [o for o in overrides if ("override", o.session_id) in only]
+            exports = [e for e in exports if ("export", e.session_id) in only]
         orders += [Order(cp_id, self._send_override(cp_id, o)) for o in overrides]
         orders += [Order(cp_id, self._allow_export(cp_id, e)) for e in exports]
         try:
@@ -380,10 +384,13 @@ class CommandPolicy:
         return [Order(cp_id, self._send_smart_settings(cp_id, event.settings))]
 
     def _override_due(self, event: OverrideDue) -> list[Order]:
-        # Published while its start frame is handled (the charger learns of the transaction only
-        # from our answer, so the override follows it), or when the driver overrides a running
-        # session: then at once, here or through the process holding the link.
-        return self._after_reply_or_now(event.charge_point_id, self._send_override, event)
+        # Published while its start frame is handled, the charger learns of the transaction only
+        # from our answer, so the override follows it. The driver overriding a running session:
+        # at once, here or through the process holding the link.
+        cp_id = event.charge_point_id
+        if event.at_start:
+            return self._after_reply_or_now(cp_id, self._send_override, event)
+        return [Order(cp_id, self._send_override(cp_id, event))] if self.links.reachable(cp_id) else []
 
     def _send_override(self, cp_id: str, event: OverrideDue) -> Script:
         """The override TxProfile, in A to a charger taking A only, while its session runs. Taken,

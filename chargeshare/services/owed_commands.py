@@ -76,10 +76,11 @@ def askable(refusals: Refusals | None, now: datetime) -> bool:
     return refusals is None or refusals.due(now)
 
 
-def askable_sessions(tx: UnitOfWork, kind: OwedKind, session_ids: list[int], now: datetime) -> set[int]:
-    """Those of `session_ids` whose charger may be asked for `kind` at `now`."""
+def not_given_up(tx: UnitOfWork, kind: OwedKind, session_ids: list[int]) -> set[int]:
+    """Those of `session_ids` whose charger is still asked for `kind` on connecting: a new link is a
+    fresh chance (it may have rebooted, or been set up again), unless it refused too often."""
     refused = tx.refusals.of(kind, session_ids)
-    return {s for s in session_ids if askable(refused.get(s), now)}
+    return {s for s in session_ids if (r := refused.get(s)) is None or not r.given_up}
 
 
 @dataclass(frozen=True)

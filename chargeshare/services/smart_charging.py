@@ -22,7 +22,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import MessageBus, OverrideDue, SessionStarted, SmartSettingsChanged
-from chargeshare.services.owed_commands import askable_sessions, record_refusal
+from chargeshare.services.owed_commands import not_given_up, record_refusal
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import ChargerView
@@ -68,14 +68,14 @@ class SmartChargingService:
             return self.overrides_due_in(tx, tx.chargers.get(charge_point_id))
 
     def overrides_due_in(self, tx: UnitOfWork, charger: ChargerView) -> list[OverrideDue]:
-        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`)."""
+        """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`); none
+        the charger refused too often."""
         now = self.clock.now()
         running = [(c, tx.sessions.open_on(c.connector_id)) for c in charger.connectors]
         open_ = [(c, s) for c, s in running if s is not None]
         overridden = tx.smart.overridden([s.booking_id for _, s in open_])
-        # One the charger refused waits out its back-off, connecting or not.
-        askable = askable_sessions(
-            tx, OwedKind.OVERRIDE, [s.session_id for _, s in open_ if s.booking_id in overridden], now
+        askable = not_given_up(
+            tx, OwedKind.OVERRIDE, [s.session_id for _, s in open_ if s.booking_id in overridden]
         )
         return [
             OverrideDue(now, charger.charge_point_id, c.connector_no, s.session_id, c.max_power_w)
@@ -166,7 +166,7 @@ class SmartChargingService:
             running = session is not None and session.booking_id == booking_id
         if running:
             assert session is not None
-            self._publish_override(session.session_id, now)
+            self._publish_override(session.session_id, now, at_start=False)
         return running
 
     def _on_session_started(self, event: SessionStarted) -> None:
@@ -175,7 +175,7 @@ class SmartChargingService:
                 return
         self._publish_override(event.session_id, event.at)
 
-    def _publish_override(self, session_id: int, at: datetime) -> None:
+    def _publish_override(self, session_id: int, at: datetime, *, at_start: bool = True) -> None:
         with self.store.reading() as tx:
             cp_id = tx.sessions.charger_of(session_id)
             session = tx.sessions.get(session_id)
@@ -183,4 +183,6 @@ class SmartChargingService:
         if charger is None or session is None:
             return
         c = next(c for c in charger.connectors if c.connector_id == session.connector_id)
-        self.bus.publish(OverrideDue(at, charger.charge_point_id, c.connector_no, session_id, c.max_power_w))
+        self.bus.publish(
+            OverrideDue(at, charger.charge_point_id, c.connector_no, session_id, c.max_power_w, at_start)
+        )

@@ -30,7 +30,7 @@ from chargeshare.domain.v2g import (
 from chargeshare.ocpp import V21
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
-from chargeshare.services.owed_commands import askable_sessions, record_refusal
+from chargeshare.services.owed_commands import not_given_up, record_refusal
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView
@@ -279,7 +279,7 @@ class V2gService:
 
     def exports_due_in(self, tx: UnitOfWork, charger: ChargerView) -> list[ExportDue]:
         """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`), with
-        the windows still ahead from now."""
+        the windows still ahead from now; none the charger refused too often."""
         if charger.ocpp_version != V2G_VERSION:
             return []
         now = self.clock.now()
@@ -288,8 +288,7 @@ class V2gService:
             session = tx.sessions.open_on(connector.connector_id)
             if session is not None and tx.v2g.terms(session.booking_id) is not None:
                 running.append((connector, session))
-        # One the charger refused waits out its back-off, connecting or not.
-        askable = askable_sessions(tx, OwedKind.EXPORT, [s.session_id for _, s in running], now)
+        askable = not_given_up(tx, OwedKind.EXPORT, [s.session_id for _, s in running])
         return [
             self._export_due(charger, c, s.session_id, tx.bookings.get(s.booking_id), now)
             for c, s in running

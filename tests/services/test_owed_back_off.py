@@ -54,15 +54,15 @@ def test_a_refused_export_waits_out_each_doubling_delay_then_is_dropped(app: App
     for n in range(1, BACKOFF.limit):
         refused = app.v2g.export_refused(session)
         assert refused == Refusals(n, clock.now(), clock.now() + timedelta(seconds=BACKOFF.delay_s(n)))
-        # Neither the sweep nor a reconnect asks before its turn.
-        assert owed(app, clock, "export") == set() and app.v2g.exports_due("V2G1") == []
+        # The sweep does not ask before its turn; a new link is a fresh chance.
+        assert owed(app, clock, "export") == set() and len(app.v2g.exports_due("V2G1")) == 1
         assert owed_rows(app.store, clock.now()) == [
             OwedRow("V2G1", "export", session, "waiting", n, refused.retry_at)
         ]
         clock.advance(BACKOFF.delay_s(n) - 1)
         assert owed(app, clock, "export") == set()
         clock.advance(1)
-        assert owed(app, clock, "export") == export and len(app.v2g.exports_due("V2G1")) == 1
+        assert owed(app, clock, "export") == export
     given_up = app.v2g.export_refused(session)
     assert given_up == Refusals(BACKOFF.limit, clock.now(), None)
     clock.advance(30 * 86_400)
@@ -102,11 +102,11 @@ def test_a_driver_overriding_a_running_session_has_its_charger_told_and_owed_it(
     assert due == [] and owed(app, clock, "override") == set()
     clock.advance(120)
     assert app.smart.override(driver(dee), booking) is True
-    assert due == [OverrideDue(clock.now(), "CP1", 1, session, 7_400)]
+    assert due == [OverrideDue(clock.now(), "CP1", 1, session, 7_400, at_start=False)]
     assert owed(app, clock, "override") == {Owed("CP1", "override", session)}
     assert app.smart.overrides_due("CP1") == [OverrideDue(clock.now(), "CP1", 1, session, 7_400)]
     app.smart.override_refused(session)
-    assert owed(app, clock, "override") == set() and app.smart.overrides_due("CP1") == []
+    assert owed(app, clock, "override") == set() and len(app.smart.overrides_due("CP1")) == 1
     clock.advance(BACKOFF.first_s)
     assert owed(app, clock, "override") == {Owed("CP1", "override", session)}
     app.smart.override_taken(session)
@@ -145,3 +145,19 @@ def test_only_the_bookings_driver_may_override_it(app: App, clock: ManualClock) 
         app.smart.override(driver(dee), 9_999)
     with app.store.reading() as tx:
         assert tx.smart.overridden([booking]) == set()
+
+
+def test_an_override_refused_too_often_is_no_longer_sent_even_on_connecting(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app, "CP1")
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000, override_smart_charging=True))
+    session = app.charging.start("CP1", 1, "DEE", 1_000, clock.now()).transaction_id
+    for _ in range(BACKOFF.limit):
+        assert len(app.smart.overrides_due("CP1")) == 1
+        app.smart.override_refused(session)
+    assert app.smart.overrides_due("CP1") == [] and owed(app, clock, "override") == set()
+    assert owed_rows(app.store, clock.now()) == [
+        OwedRow("CP1", "override", session, "refused", BACKOFF.limit, None)
+    ]

@@ -1337,3 +1337,23 @@ def test_an_override_owed_on_connecting_is_recorded_taken() -> None:
 def test_an_override_to_a_charger_reachable_nowhere_is_left_owed() -> None:
     w = world(here=set())
     assert w.decide_and_run(override()) == []
+
+
+@pytest.mark.parametrize("here", [{"CP1"}, set()], ids=["linked here", "elsewhere"])
+def test_a_driver_overriding_a_running_session_is_told_at_once_not_behind_a_reply(here: set[str]) -> None:
+    """No frame of the charger's is being answered: waiting for a reply would wait for its next frame."""
+    w = world(here=here, elsewhere={"CP1"})
+    (order,) = w.decide_and_run(replace(override(), at_start=False))
+    assert order.after_reply is False
+    assert w.commands() == [ocpp_smart.override_command(1, 5, 7_400)]
+
+
+def test_the_sweep_asks_only_for_the_overrides_and_exports_its_back_off_allows() -> None:
+    w = world()
+    w.backend.overrides = [override(5), override(6)]
+    w.backend.exports = [EXPORT, replace(EXPORT, session_id=7)]
+    w.run([w.policy.owed("CP1", only=frozenset({("override", 6), ("export", 5)}))])
+    assert w.commands() == [
+        ocpp_smart.override_command(1, 6, 7_400),
+        *ocpp_v2g.export_commands(1, 5, 7_400, ((600, 1_200),), AT),
+    ]
