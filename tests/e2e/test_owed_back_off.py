@@ -19,8 +19,11 @@ from chargeshare.bootstrap import App, build
 from chargeshare.domain.accounts import Principal, Role
 from chargeshare.domain.command_backoff import OwedKind, Refusals
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.ocpp.scripts import Order
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.owed_commands import owed_rows
 from tests.clocks import HandClock
+from tests.conftest import add_charger
 from tests.e2e.conftest import as_serve_runs, serving
 from tests.e2e.ocpp_clients import Script, _running, boot21
 from tests.e2e.test_ocpp21_v2g import BidirectionalCp21, event, readings, whole
@@ -184,3 +187,50 @@ async def test_a_driver_overriding_a_running_session_has_the_charger_told_at_onc
             # Overriding is over with the session; nothing is owed or sent after it.
             assert await sweep_at(swept, t0 + timedelta(seconds=3_600)) == []
             assert len(script.asked("SetChargingProfile")) == 2
+
+
+async def test_a_sweep_for_one_due_command_does_not_send_another_still_waiting(swept: Swept) -> None:
+    """The export's turn comes while the same session's override waits its own: the sweep asks the
+    charger for the export alone, so its other dues never bypass a back-off."""
+    app = swept.app
+    charger = add_charger(app, "V21", price=40)
+    dee = app.marketplace.add_driver("Dee", "TAGB").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000, override_smart_charging=True))
+    app.v2g.set_terms(Principal(0, Role.DRIVER, driver_id=dee), booking.booking_id, 30, 40)
+    script = Script(status={"SetChargingProfile": "Rejected", "NotifyAllowedEnergyTransfer": "Rejected"})
+    owed_calls: list[frozenset[tuple[str, int]] | None] = []
+    owed = swept.registry.policy.owed
+
+    def spied(cp_id: str, *, only: frozenset[tuple[str, int]] | None = None) -> Order:
+        owed_calls.append(only)
+        return owed(cp_id, only=only)
+
+    swept.registry.policy.owed = spied  # type: ignore[method-assign]
+    async with connect(f"{swept.ws}/V21", subprotocols=["ocpp2.1"]) as ws:  # type: ignore[list-item]
+        cp = BidirectionalCp21("V21", ws)
+        cp.script = script
+        async with _running(cp):
+            assert (await boot21(cp)).status == "Accepted"
+            await cp.call(
+                event(
+                    "Started",
+                    0,
+                    "Authorized",
+                    readings(500, 10_000, 80, "Transaction.Begin"),
+                    evse={"id": 1, "connector_id": 1},
+                    id_token={"id_token": "TAGB", "type": "ISO14443"},
+                )
+            )
+            session = session_of(app, booking.booking_id)
+            export = await refused(app, OwedKind.EXPORT, session, 1)
+            override = await refused(app, OwedKind.OVERRIDE, session, 1)
+            t0 = export.last_at
+            with app.store.transaction() as tx:  # the override waits an hour (as after more refusals)
+                tx.refusals.save(
+                    session, OwedKind.OVERRIDE, replace(override, retry_at=t0 + timedelta(hours=1))
+                )
+            owed_calls.clear()
+            assert await sweep_at(swept, t0 + timedelta(seconds=60)) == []
+            assert await sweep_at(swept, t0 + timedelta(seconds=120)) == ["V21"]
+            assert owed_calls == [frozenset({("export", session)})]
+            await refused(app, OwedKind.EXPORT, session, 2)
