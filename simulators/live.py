@@ -277,7 +277,7 @@ async def _reservations_cancelled(app: App, fleet: dict[str, VirtualCharger], pa
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience_s
     while loop.time() < deadline:
-        owed = await asyncio.to_thread(commands_owed, app.store)
+        owed = await asyncio.to_thread(commands_owed, app.store, app.clock.now())
         linked = sorted(
             {o.charge_point_id for o in owed if o.kind == "reservation" and _linked(fleet, o.charge_point_id)}
         )

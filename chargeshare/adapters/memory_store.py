@@ -22,6 +22,7 @@ from typing import Any
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.command_backoff import OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import HostPricing, Price
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
 from chargeshare.domain.fleet import (
@@ -154,6 +155,8 @@ class _Tables:
     walk_in: dict[int, int] = field(default_factory=dict)  # charger id -> price per kWh
     smart_settings: dict[int, SmartSettings] = field(default_factory=dict)  # by charger id
     overrides: dict[int, datetime] = field(default_factory=dict)  # booking id -> when overridden
+    override_taken: dict[int, int] = field(default_factory=dict)  # booking id -> session that took it
+    refusals: dict[tuple[int, OwedKind], Refusals] = field(default_factory=dict)  # by (session, kind)
     host_pricing: dict[int, HostPricing] = field(default_factory=dict)  # by host id
     quotes: dict[int, BookingQuote] = field(default_factory=dict)  # by booking id
     held_quotes: dict[int, HeldQuote] = field(default_factory=dict)  # by quote id
@@ -251,6 +254,7 @@ class MemoryUnitOfWork:
         self.pricing = MemoryPricing(store)
         self.grid = MemoryGrid(store)
         self.v2g = MemoryV2g(store)
+        self.refusals = MemoryCommandRefusals(store)
         self.files = MemoryChargerFiles(store)
         self.fleet = MemoryFleets(store)
 
@@ -1502,6 +1506,34 @@ class MemorySmartCharging(_Repository):
 
     def overridden(self, booking_ids: Sequence[int]) -> set[int]:
         return {b for b in booking_ids if b in self.t.overrides}
+
+    def override_taken(self, booking_id: int, session_id: int) -> None:
+        if booking_id in self.t.overrides:
+            self.t.override_taken[booking_id] = session_id
+
+    def overrides_owed(self) -> Sequence[tuple[int, str]]:
+        owed = []
+        for session_id, s in sorted(self.t.sessions.items()):
+            if s.status is not SessionStatus.CHARGING or s.booking_id not in self.t.overrides:
+                continue
+            if self.t.override_taken.get(s.booking_id) != session_id:
+                charger = self.t.chargers[self.t.connectors[s.connector_id].charger_id]
+                owed.append((session_id, charger.charge_point_id))
+        return owed
+
+
+class MemoryCommandRefusals(_Repository):
+    def of(self, kind: OwedKind, session_ids: Sequence[int]) -> dict[int, Refusals]:
+        found = ((s, self.t.refusals.get((s, kind))) for s in session_ids)
+        return {s: r for s, r in found if r is not None}
+
+    def save(self, session_id: int, kind: OwedKind, refusals: Refusals) -> None:
+        if session_id not in self.t.sessions:
+            raise NotFound(f"no session {session_id}")
+        self.t.refusals[(session_id, kind)] = refusals
+
+    def clear(self, session_id: int, kind: OwedKind) -> None:
+        self.t.refusals.pop((session_id, kind), None)
 
 
 # ---- pricing --------------------------------------------------------------------------------------

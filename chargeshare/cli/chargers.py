@@ -492,3 +492,36 @@ async def _send(a: App, cp_id: str, command: Command[Any], timeout_s: float) -> 
     finally:
         await registry.stop()
         await router.close()
+
+
+@app.command("owed")
+def owed(
+    database_url: DatabaseUrl = None,
+    json_out: Annotated[Path | None, json_list_option()] = None,
+) -> None:
+    """V2G exports and drivers' overrides owed to running sessions' chargers until they take them,
+    with each charger's refusals: owed (asked at the next sweep), waiting (refused, asked again
+    from "retry at") or refused (too often: no longer asked for the session)."""
+    from chargeshare.services.owed_commands import owed_rows
+
+    with open_app(database_url) as a:
+        found = owed_rows(a.store, a.clock.now())
+    if json_out is not None:
+        rows = [
+            {
+                "charge_point_id": o.charge_point_id,
+                "kind": o.kind,
+                "session_id": o.session_id,
+                "state": o.state,
+                "refusals": o.refusals,
+                "retry_at": None if o.retry_at is None else o.retry_at.isoformat(),
+            }
+            for o in found
+        ]
+        write_rows(json_out, rows)
+        return
+    table = Table("charger", "kind", "session", "state", "refusals", "retry at", title="commands owed")
+    for o in found:
+        retry = "-" if o.retry_at is None else f"{o.retry_at:%Y-%m-%d %H:%M:%S}"
+        table.add_row(o.charge_point_id, o.kind, str(o.session_id), o.state, str(o.refusals), retry)
+    console.print(table if found else "no commands owed")

@@ -661,12 +661,14 @@ class ChargerRegistry:
         holder sends, so a cluster sends it once. Returns the chargers asked."""
         if self._loop is None or not self.links:
             return []
-        owed = await asyncio.to_thread(commands_owed, self.app.store)
+        owed = await asyncio.to_thread(commands_owed, self.app.store, self.app.clock.now())
         here = frozenset(o for o in owed if o.charge_point_id in self.links)
         chargers = sorted({o.charge_point_id for o in self._owed.overdue(here, self.app.clock.now())})
         for cp_id in chargers:
             log.info("%s is still owed what was decided for it; asking again", cp_id)
-            self._spawn(self.run(self.policy.owed(cp_id)))
+            # Its overrides and exports only as their back-off allows (`commands_owed` says which).
+            only = frozenset((o.kind, o.ref) for o in here if o.charge_point_id == cp_id)
+            self._spawn(self.run(self.policy.owed(cp_id, only=only)))
         return chargers
 
     def _soon(self, coro: Any) -> None:

@@ -48,7 +48,7 @@ from chargeshare.services.owed_commands import Dues
 
 log = logging.getLogger(__name__)
 
-C = TypeVar("C", bound=cmd.Command[Any])
+T = TypeVar("T")
 
 # The link closed after the call was sent: the charger may have acted on it.
 DISCONNECTED_BEFORE_ANSWER = "disconnected before answering"
@@ -84,11 +84,15 @@ class Stops(Protocol):
 class Smart(Protocol):
     def settings_due(self, charge_point_id: str) -> SmartSettings | None: ...
     def overrides_due(self, charge_point_id: str) -> list[OverrideDue]: ...
+    def session_running(self, session_id: int) -> bool: ...
+    def override_taken(self, session_id: int) -> None: ...
+    def override_refused(self, session_id: int) -> object: ...
 
 
 class Exports(Protocol):
     def exports_due(self, charge_point_id: str) -> list[ExportDue]: ...
     def export_taken(self, session_id: int) -> None: ...
+    def export_refused(self, session_id: int) -> object: ...
 
 
 class Grid(Protocol):
@@ -191,14 +195,15 @@ class CommandPolicy:
         self._grid_again.discard(cp_id)
         self._grid_latest.pop(cp_id, None)
 
-    def owed(self, cp_id: str) -> Order:
+    def owed(self, cp_id: str, *, only: frozenset[tuple[str, int]] | None = None) -> Order:
         """What was decided for this charger and never acknowledged (reservations still "sent",
         cancelled ones it may still hold, stops still due, overrides and V2G exports for its running
-        sessions), and its site and feeder limits as last decided, asked again. The database, not
-        any process's memory, says what."""
-        return Order(cp_id, self._owed(cp_id))
+        sessions but those it refused too often), and its site and feeder limits as last decided,
+        asked again. The database, not any process's memory, says what. `only` (the sweep's):
+        the overrides and exports, as (kind, session), whose back-off lets them be asked now."""
+        return Order(cp_id, self._owed(cp_id, only))
 
-    def _owed(self, cp_id: str) -> Script:
+    def _owed(self, cp_id: str, only: frozenset[tuple[str, int]] | None = None) -> Script:
         try:
             reservations, cancellations, stops, overrides, exports = yield Effect(self._due, (cp_id,))
         except NotFound:
@@ -210,7 +215,10 @@ class CommandPolicy:
         orders += [o for c in cancellations for o in self._booking_ended(c)]
         self._forget_stops_sent(cp_id)  # sent on a link before this one: asked again
         orders += [o for s in stops for o in self._energy_limit(s)]
-        orders += [Order(cp_id, self._send_override(o)) for o in overrides]
+        if only is not None:
+            overrides = [o for o in overrides if ("override", o.session_id) in only]
+            exports = [e for e in exports if ("export", e.session_id) in only]
+        orders += [Order(cp_id, self._send_override(cp_id, o)) for o in overrides]
         orders += [Order(cp_id, self._allow_export(cp_id, e)) for e in exports]
         try:
             limits = yield Effect(self.grid.limits_due, (cp_id,))
@@ -376,19 +384,28 @@ class CommandPolicy:
         return [Order(cp_id, self._send_smart_settings(cp_id, event.settings))]
 
     def _override_due(self, event: OverrideDue) -> list[Order]:
-        # Published while its start frame is handled: the charger learns of the transaction only
-        # from our answer, so the override follows it.
+        # Published while its start frame is handled, the charger learns of the transaction only
+        # from our answer, so the override follows it. The driver overriding a running session:
+        # at once, here or through the process holding the link.
         cp_id = event.charge_point_id
-        if self.links.linked_here(cp_id):
-            return [Order(cp_id, self._send_override(event), after_reply=True)]
-        if self.links.reachable(cp_id):
-            return [Order(cp_id, self._send_override(event))]
-        return []
+        if event.at_start:
+            return self._after_reply_or_now(cp_id, self._send_override, event)
+        return [Order(cp_id, self._send_override(cp_id, event))] if self.links.reachable(cp_id) else []
 
-    def _send_override(self, event: OverrideDue) -> Script:
-        """The override TxProfile, in A to a charger taking A only; refused, it is owed on connecting."""
-        yield from self._in_units(
-            event.charge_point_id,
+    def _send_override(self, cp_id: str, event: OverrideDue) -> Script:
+        """The override TxProfile, in A to a charger taking A only, while its session runs. Taken,
+        it is owed no more; refused, it is asked again on the back-off (on connecting, or by the
+        sweep); unanswered, it stays owed as it was."""
+        try:
+            if not (yield Effect(self.smart.session_running, (event.session_id,))):
+                return  # ended meanwhile: an override is never sent after its session
+        except (NotFound, Busy) as exc:
+            log.warning(
+                "could not read whether session %s runs (override owed still): %s", event.session_id, exc
+            )
+            return
+        result = yield from self._in_units(
+            cp_id,
             lambda unit, phases: ocpp_smart.override_command(
                 event.connector_no,
                 event.session_id,
@@ -397,6 +414,7 @@ class CommandPolicy:
                 ocpp_phases.of_connector(phases, event.connector_no),
             ),
         )
+        yield from self._outcome(cp_id, result, self.smart.override_taken, self.smart.override_refused, event)
 
     # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py) ---------------------------------
     def _grid_limits_due(self, event: GridLimitsDue) -> list[Order]:
@@ -492,7 +510,7 @@ class CommandPolicy:
         command: Callable[[cmd.RateUnit, Mapping[int, int]], cmd.SetChargingProfile],
         *,
         on_phases: bool = True,
-    ) -> Generator[Step, Any, bool]:
+    ) -> Generator[Step, Any, cmd.CommandResult[Any]]:
         """Send a profile in the unit the charger takes (`_unit_for`; in A, with the phases it is
         wired to when the profile goes `on_phases`). Refused in a unit taken from kept units, they
         are asked again (`_units_again`), and if that names another unit it goes once more in it at
@@ -511,7 +529,7 @@ class CommandPolicy:
                 result = yield Send(command(now, (yield from wiring(now))))
         if not isinstance(result, cmd.Done):
             log.warning("SetChargingProfile to %s: %s", cp_id, result)
-        return isinstance(result, cmd.Done)
+        return result
 
     def _rate_units_learned(self, cp_id: str, units: frozenset[cmd.RateUnit]) -> Generator[Step, Any, None]:
         try:
@@ -583,35 +601,49 @@ class CommandPolicy:
     # ---- V2G (chargeshare/ocpp/v2g.py) ------------------------------------------------------------
     def _export_due(self, event: ExportDue) -> list[Order]:
         # Published while the start is handled: the session is the charger's once our answer is out.
-        cp_id = event.charge_point_id
-        if self.links.linked_here(cp_id):
-            return [Order(cp_id, self._allow_export(cp_id, event), after_reply=True)]
-        if self.links.reachable(cp_id):
-            return [Order(cp_id, self._allow_export(cp_id, event))]
-        return []
+        return self._after_reply_or_now(event.charge_point_id, self._allow_export, event)
 
     def _allow_export(self, cp_id: str, event: ExportDue) -> Script:
         """The transfer allowed, then the discharging profile; a refusal of the first sends no profile.
-        Once both are taken (or no window is left to send) the export is no longer owed to the sweep."""
+        Once both are taken (or no window is left to send) the export is no longer owed to the sweep;
+        refused, it is asked again on the back-off; unanswered, it stays owed as it was."""
+        result: cmd.CommandResult[Any] | None = None  # no window left: nothing to take
         if event.windows:
             allow = cmd.AllowEnergyTransfer(event.session_id, ocpp_v2g.ALLOWED_TRANSFER)
-            if not (yield from self._logged(cp_id, allow)):
-                return  # still owed: sent again on connecting or by the sweep
-            taken = yield from self._in_units(
-                cp_id,
-                lambda unit, _phases: ocpp_v2g.export_profile(
-                    event.connector_no, event.session_id, event.rating_w, event.windows, event.at, unit
-                ),
-                on_phases=False,  # a discharge goes on one phase (chargeshare/ocpp/v2g.py)
+            result = yield from self._sent(cp_id, allow)
+            if isinstance(result, cmd.Done):
+                result = yield from self._in_units(
+                    cp_id,
+                    lambda unit, _phases: ocpp_v2g.export_profile(
+                        event.connector_no, event.session_id, event.rating_w, event.windows, event.at, unit
+                    ),
+                    on_phases=False,  # a discharge goes on one phase (chargeshare/ocpp/v2g.py)
+                )
+        if self.exports is not None:
+            yield from self._outcome(
+                cp_id, result, self.exports.export_taken, self.exports.export_refused, event
             )
-            if not taken:
-                return
-        if self.exports is None:
+
+    def _outcome(
+        self,
+        cp_id: str,
+        result: cmd.CommandResult[Any] | None,
+        taken: Callable[[int], object],
+        refused: Callable[[int], object],
+        event: OverrideDue | ExportDue,
+    ) -> Generator[Step, Any, None]:
+        """Record a command owed to a session as taken (owed no more) or refused (its back-off moves
+        on); a command that went unanswered changes neither. None: there was nothing to send."""
+        if result is None or isinstance(result, cmd.Done):
+            record, what = taken, "took"
+        elif isinstance(result, cmd.Rejected | cmd.CallError):
+            record, what = refused, "refused"
+        else:
             return
         try:
-            yield Effect(self.exports.export_taken, (event.session_id,))
+            yield Effect(record, (event.session_id,))
         except Exception:
-            log.exception("recording that %s took its export failed (sent again)", cp_id)
+            log.exception("recording that %s %s %s failed (asked again)", cp_id, what, type(event).__name__)
 
     # ---- certificates ------------------------------------------------------------------------------
     def _certificate_issued(self, event: CertificateIssued) -> list[Order]:
@@ -668,19 +700,24 @@ class CommandPolicy:
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _after_reply_or_now(
-        self, cp_id: str, script: Callable[[str, C], Generator[Step, Any, object]], command: C
+        self, cp_id: str, script: Callable[[str, T], Generator[Step, Any, object]], what: T
     ) -> list[Order]:
-        """Behind the answer being made on the charger's link here; failing that, at once if it is
-        reachable through another process."""
+        """`script` for `what` (a command, or the event it is made from), behind the answer being
+        made on the charger's link here; failing that, at once if it is reachable through another
+        process; unreachable, nothing (what is owed goes on connecting)."""
         if self.links.linked_here(cp_id):
-            return [Order(cp_id, script(cp_id, command), after_reply=True)]
+            return [Order(cp_id, script(cp_id, what), after_reply=True)]
         if self.links.reachable(cp_id):
-            return [Order(cp_id, script(cp_id, command))]
+            return [Order(cp_id, script(cp_id, what))]
         return []
+
+    def _sent(self, cp_id: str, command: cmd.Command[Any]) -> Generator[Send, Any, cmd.CommandResult[Any]]:
+        """Send one command; anything but Done is logged. Returns its result."""
+        result: cmd.CommandResult[Any] = yield Send(command)
+        if not isinstance(result, cmd.Done):
+            log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
+        return result
 
     def _logged(self, cp_id: str, command: cmd.Command[Any]) -> Generator[Send, Any, bool]:
         """Send one command; anything but Done is logged. Returns whether it was done."""
-        result = yield Send(command)
-        if not isinstance(result, cmd.Done):
-            log.warning("%s to %s: %s", type(command).__name__, cp_id, result)
-        return isinstance(result, cmd.Done)
+        return isinstance((yield from self._sent(cp_id, command)), cmd.Done)

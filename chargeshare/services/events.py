@@ -82,12 +82,16 @@ class SmartSettingsChanged(Event):
 @dataclass(frozen=True)
 class OverrideDue(Event):
     """A session started on a booking whose driver overrode the randomised delay and the default
-    charging hours: the charger is told, for that transaction (chargeshare/ocpp/smart_charging.py)."""
+    charging hours, or its driver overrode it while it runs: the charger is told, for that
+    transaction (chargeshare/ocpp/smart_charging.py)."""
 
     charge_point_id: str
     connector_no: int
     session_id: int
     rating_w: int
+    # Published while the start's frame is handled: told behind its answer. Otherwise (the driver
+    # overrode a running session) told at once.
+    at_start: bool = True
 
 
 @dataclass(frozen=True)

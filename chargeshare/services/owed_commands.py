@@ -2,6 +2,11 @@
 
 The process that decided a command may die before the command reaches the process holding the
 charger's link; the database still shows it undone, so the link's holder can send it again.
+
+A V2G export or a driver's override that the charger refuses stays owed, but is asked again only
+on the back-off the refusals recorded for its session set (domain/command_backoff.py), and no more
+once it gives up: the records live in the database, so every process and a restarted one keep the
+same schedule, and the charger's accepting clears them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from chargeshare.services.ports import Store
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
+from chargeshare.services.ports import Store, UnitOfWork
 
 if TYPE_CHECKING:
     from chargeshare.services.booking import BookingService
@@ -39,21 +45,84 @@ Dues = tuple[
 @dataclass(frozen=True)
 class Owed:
     charge_point_id: str
-    # "reservation" (ReserveNow or CancelReservation, by booking), "stop" or "export" (V2G, by session)
+    # "reservation" (ReserveNow or CancelReservation, by booking), "stop", "export" (V2G) or
+    # "override" (the driver's), by session
     kind: str
     ref: int
 
 
-def commands_owed(store: Store) -> frozenset[Owed]:
+def commands_owed(store: Store, now: datetime) -> frozenset[Owed]:
+    """What the sweep may ask for at `now`: an export or override waiting out its back-off, or
+    given up, is left out."""
     with store.reading() as tx:
         reservations = tx.bookings.reservations_owed()
         stops = tx.sessions.stops_owed()
-        exports = tx.v2g.exports_owed()
+        by_kind = {OwedKind.EXPORT: tx.v2g.exports_owed(), OwedKind.OVERRIDE: tx.smart.overrides_owed()}
+        refused = {k: tx.refusals.of(k, [s for s, _ in owed]) for k, owed in by_kind.items()}
     return frozenset(
         [Owed(cp_id, "reservation", booking) for booking, cp_id in reservations]
         + [Owed(cp_id, "stop", session) for session, cp_id in stops]
-        + [Owed(cp_id, "export", session) for session, cp_id in exports]
+        + [
+            Owed(cp_id, str(kind), session)
+            for kind, owed in by_kind.items()
+            for session, cp_id in owed
+            if askable(refused[kind].get(session), now)
+        ]
     )
+
+
+def askable(refusals: Refusals | None, now: datetime) -> bool:
+    """Whether a session's charger may be asked for a command it refused `refusals` (None: never)."""
+    return refusals is None or refusals.due(now)
+
+
+def not_given_up(tx: UnitOfWork, kind: OwedKind, session_ids: list[int]) -> set[int]:
+    """Those of `session_ids` whose charger is still asked for `kind` on connecting: a new link is a
+    fresh chance (it may have rebooted, or been set up again), unless it refused too often."""
+    refused = tx.refusals.of(kind, session_ids)
+    return {s for s in session_ids if (r := refused.get(s)) is None or not r.given_up}
+
+
+@dataclass(frozen=True)
+class OwedRow:
+    """One export or override owed, as operators see it: "owed" (asked at the next sweep),
+    "waiting" (refused, asked again from `retry_at`) or "refused" (given up for the session)."""
+
+    charge_point_id: str
+    kind: str
+    session_id: int
+    state: str
+    refusals: int
+    retry_at: datetime | None
+
+
+def owed_rows(store: Store, now: datetime) -> list[OwedRow]:
+    """Every export and override owed to a charger, with its refusals, by charger, kind and session."""
+    rows = []
+    with store.reading() as tx:
+        by_kind = {OwedKind.EXPORT: tx.v2g.exports_owed(), OwedKind.OVERRIDE: tx.smart.overrides_owed()}
+        for kind, owed in by_kind.items():
+            refused = tx.refusals.of(kind, [s for s, _ in owed])
+            for session, cp_id in owed:
+                r = refused.get(session)
+                if r is None:
+                    rows.append(OwedRow(cp_id, str(kind), session, "owed", 0, None))
+                    continue
+                state = "owed" if r.due(now) else "refused" if r.given_up else "waiting"
+                rows.append(OwedRow(cp_id, str(kind), session, state, r.count, r.retry_at))
+    return sorted(rows, key=lambda r: (r.charge_point_id, r.kind, r.session_id))
+
+
+def record_refusal(
+    store: Store, backoff: Backoff, kind: OwedKind, session_id: int, now: datetime
+) -> Refusals | None:
+    """A session's charger refused `kind` at `now`: its back-off moves on (None: no such session)."""
+    with store.transaction() as tx:
+        if tx.sessions.get(session_id) is None:
+            return None
+        after = backoff.refused(tx.refusals.of(kind, [session_id]).get(session_id), now)
+        tx.refusals.save(session_id, kind, after)
+    return after
 
 
 def due_at_connect(

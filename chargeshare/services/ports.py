@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
+from chargeshare.domain.command_backoff import OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, Price
 from chargeshare.domain.fleet import (
     BlockRule,
@@ -739,6 +740,32 @@ class SmartCharging(Protocol):
         """Those of `booking_ids` whose driver overrode them."""
         ...
 
+    def override_taken(self, booking_id: int, session_id: int) -> None:
+        """The charger of the booking's session `session_id` took its override profile."""
+        ...
+
+    def overrides_owed(self) -> Sequence[tuple[int, str]]:
+        """(session id, charge point id) of every open session on an overridden booking whose
+        charger has not taken its override profile: by session id."""
+        ...
+
+
+class CommandRefusals(Protocol):
+    """How often each session's charger refused a command owed to it, and when it is asked again
+    (chargeshare/domain/command_backoff.py): one record per session and kind."""
+
+    def of(self, kind: OwedKind, session_ids: Sequence[int]) -> dict[int, Refusals]:
+        """The records of those of `session_ids` with one for `kind`, by session id."""
+        ...
+
+    def save(self, session_id: int, kind: OwedKind, refusals: Refusals) -> None:
+        """Write the session's record for `kind` over any before; NotFound for an unknown session."""
+        ...
+
+    def clear(self, session_id: int, kind: OwedKind) -> None:
+        """The charger accepted: forget the session's record for `kind` (none: nothing changes)."""
+        ...
+
 
 class Pricing(Protocol):
     """Hosts' pricing settings (flat or dynamic within their bounds) and the price each booking was
@@ -1066,6 +1093,8 @@ class UnitOfWork(Protocol):
     def grid(self) -> Grid: ...
     @property
     def v2g(self) -> V2g: ...
+    @property
+    def refusals(self) -> CommandRefusals: ...
     @property
     def files(self) -> ChargerFiles: ...
     @property

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from chargeshare.domain.booking import CancellationPolicy
+from chargeshare.domain.command_backoff import Backoff
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ class MarketplaceRules:
     # a cancelled one the charger may hold, a stop due) is sent again by the process holding the
     # charger's link: the process that decided it may have died before it reached the link.
     command_resend_after_s: int = 60
+    # A charger refusing a V2G export or a driver's override is asked again after this, doubling
+    # with each refusal up to the cap; after the limit's refusals it is no longer asked for the session.
+    command_backoff_first_s: int = 60
+    command_backoff_cap_s: int = 3_600
+    command_refusal_limit: int = 8
     # A booking's hold placement not finished by then is taken as abandoned (its request died):
     # recovery fails the booking and voids whatever the provider authorised.
     hold_placement_timeout_s: int = 120
@@ -90,6 +96,10 @@ class MarketplaceRules:
     # before, so what it may owe is bounded; the energy limit stops it as a booking's does.
     walk_in_minutes: int = 240
     walk_in_max_energy_wh: int = 50_000
+
+    @property
+    def command_backoff(self) -> Backoff:
+        return Backoff(self.command_backoff_first_s, self.command_backoff_cap_s, self.command_refusal_limit)
 
     def processor_fee(self, captured: int) -> int:
         """Rounded up to the penny, as processors do; nothing is charged on nothing captured."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chargeshare.domain.accounts import Principal, Role
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.errors import Forbidden, InvalidRequest, InvalidTransition, NotFound
 from chargeshare.domain.ledger import JournalEntry, export_credit_entry, home_export_credit_entry
 from chargeshare.domain.smart_charge_points import peak_periods
@@ -29,6 +30,7 @@ from chargeshare.domain.v2g import (
 from chargeshare.ocpp import V21
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
+from chargeshare.services.owed_commands import not_given_up, record_refusal
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView
@@ -61,6 +63,9 @@ class ExportView:
     booking_id: int
     terms: ExportTerms | None
     record: ExportRecord
+    # How often the session's charger refused its export permission or profile, and when it is
+    # asked again (given up: no retry); None while it has refused nothing since it last accepted.
+    refusals: Refusals | None = None
 
 
 def _new_record(tx: UnitOfWork, booking_id: int) -> ExportRecord:
@@ -184,10 +189,19 @@ Windows = Callable[[datetime, datetime], list[tuple[datetime, datetime]]]
 
 
 class V2gService:
-    def __init__(self, store: Store, bus: MessageBus, clock: Clock, windows: Windows = peak_periods) -> None:
-        """`windows`: when a grid buyer takes export, as (from, to) overlapping a span (peak hours)."""
+    def __init__(
+        self,
+        store: Store,
+        bus: MessageBus,
+        clock: Clock,
+        windows: Windows = peak_periods,
+        backoff: Backoff | None = None,
+    ) -> None:
+        """`windows`: when a grid buyer takes export, as (from, to) overlapping a span (peak hours).
+        `backoff`: how a charger refusing its export is asked again."""
         self.store, self.bus, self.clock = store, bus, clock
         self.windows = windows
+        self.backoff = backoff or Backoff()
         bus.subscribe(SessionStarted, self._on_session_started)
 
     def set_terms(
@@ -215,7 +229,11 @@ class V2gService:
                 raise NotFound(f"no booking {booking_id}")
             terms = tx.v2g.terms(booking_id)
             record = tx.v2g.record(booking_id) or ExportRecord(booking_id)
-        return ExportView(booking_id, terms, record)
+            session = tx.sessions.for_booking(booking_id)
+            refused = None
+            if session is not None:
+                refused = tx.refusals.of(OwedKind.EXPORT, [session.session_id]).get(session.session_id)
+        return ExportView(booking_id, terms, record, refused)
 
     def buyer(self, who: Principal) -> ExportBuyer:
         """Who buys the export of the calling host's chargers' guests (default the grid buyer)."""
@@ -269,26 +287,35 @@ class V2gService:
 
     def exports_due_in(self, tx: UnitOfWork, charger: ChargerView) -> list[ExportDue]:
         """The same, read in the caller's unit of work (see `owed_commands.due_at_connect`), with
-        the windows still ahead from now."""
+        the windows still ahead from now; none the charger refused too often."""
         if charger.ocpp_version != V2G_VERSION:
             return []
         now = self.clock.now()
-        due = []
+        running = []
         for connector in charger.connectors:
             session = tx.sessions.open_on(connector.connector_id)
-            if session is None or tx.v2g.terms(session.booking_id) is None:
-                continue
-            booking = tx.bookings.get(session.booking_id)
-            due.append(self._export_due(charger, connector, session.session_id, booking, now))
-        return due
+            if session is not None and tx.v2g.terms(session.booking_id) is not None:
+                running.append((connector, session))
+        askable = not_given_up(tx, OwedKind.EXPORT, [s.session_id for _, s in running])
+        return [
+            self._export_due(charger, c, s.session_id, tx.bookings.get(s.booking_id), now)
+            for c, s in running
+            if s.session_id in askable
+        ]
 
     def export_taken(self, session_id: int) -> None:
         """The session's charger took its export permission and profile: no longer owed to the
-        sweep (still sent on connecting, in case the charger lost it)."""
+        sweep (still sent on connecting, in case the charger lost it), and its refusals forgotten."""
         with self.store.transaction() as tx:
             session = tx.sessions.get(session_id)
             if session is not None:
                 tx.v2g.export_taken(session.booking_id, session_id)
+                tx.refusals.clear(session_id, OwedKind.EXPORT)
+
+    def export_refused(self, session_id: int) -> Refusals | None:
+        """The session's charger refused its export permission or profile: asked again on the
+        back-off, or never again for the session once it gives up."""
+        return record_refusal(self.store, self.backoff, OwedKind.EXPORT, session_id, self.clock.now())
 
     def _export_due(
         self,

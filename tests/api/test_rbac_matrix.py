@@ -305,6 +305,13 @@ ROWS = [
         lambda _w, s, r: (f"/bookings/{s.live_booking if r == 'driver' else s.live_booking_2}/cancel", None),
     ),
     Row(
+        "POST",
+        "/bookings/{booking_id}/override",
+        "driver",
+        200,
+        lambda _w, s, _r: (f"/bookings/{s.live_booking}/override", None),
+    ),
+    Row(
         "GET",
         "/bookings/{booking_id}/receipt",
         "party",
@@ -441,6 +448,7 @@ ROWS = [
         "GET", "/admin/unmetered-sessions", "admin", 200, fixed("/admin/unmetered-sessions"), per_tenant=False
     ),
     Row("GET", "/admin/late-stops", "admin", 200, fixed("/admin/late-stops?limit=10"), per_tenant=False),
+    Row("GET", "/admin/commands-owed", "admin", 200, fixed("/admin/commands-owed"), per_tenant=False),
     Row(
         "PUT",
         "/admin/hosts/{host_id}/kyc",

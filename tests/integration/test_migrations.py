@@ -17,9 +17,10 @@ from sqlalchemy.exc import DataError, IntegrityError
 from chargeshare.adapters.sql import migrate
 from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.adapters.sql.store import make_engine
-from chargeshare.bootstrap import Config, build
+from chargeshare.bootstrap import App, Config, build
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from tests.conftest import T0
+from tests.conftest import T0, add_charger
 from tests.services.test_v2g_home_buyer import Site
 
 
@@ -435,3 +436,45 @@ def test_0036_sells_the_exports_kept_before_it_to_the_grid(url: str, engine: Eng
                 "INSERT INTO host_export_buyers (host_id, buyer, set_at) "
                 "VALUES (1, 'pool', '2026-03-02 09:00:00+00')"
             )
+
+
+def test_0038_keeps_overrides_owed_once_more_and_refusals_checked(url: str, engine: Engine) -> None:
+    """0038 (on 0036): `booking_overrides.taken_session` and `command_refusals`. An override kept
+    before it is owed to the session still running on it; going back drops both, keeping the
+    override."""
+    clock = ManualClock(T0)
+    app = build(Config(database_url=url, password_hash="fast"), clock=clock)
+    try:
+        charger = add_charger(app, "CP1")
+        dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+        booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000, override_smart_charging=True))
+        session = app.charging.start("CP1", 1, "DEE", 0, clock.now()).transaction_id
+        app.smart.override_taken(session)
+        app.smart.override_refused(session)
+    finally:
+        app.close()
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0036")
+        conn.commit()
+        assert "taken_session" not in {c["name"] for c in inspect(conn).get_columns("booking_overrides")}
+        assert "command_refusals" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT count(*) FROM booking_overrides")).scalar() == 1
+    assert migrate.upgrade(engine) == "upgraded from 0036"
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT booking_id, taken_session FROM booking_overrides")).one()
+        assert tuple(row) == (booking.booking_id, None)
+        with pytest.raises(IntegrityError):
+            conn.exec_driver_sql(
+                "INSERT INTO command_refusals (session_id, kind, count, last_at) "
+                f"VALUES ({session}, 'stop', 1, '2026-03-02 09:00:00+00')"
+            )
+    app = build(Config(database_url=url, password_hash="fast"), clock=clock)
+    try:
+        assert [s for s, _ in commands_owed_overrides(app)] == [session]
+    finally:
+        app.close()
+
+
+def commands_owed_overrides(app: App) -> list[tuple[int, str]]:
+    with app.store.reading() as tx:
+        return list(tx.smart.overrides_owed())

@@ -149,10 +149,10 @@ def test_the_sweep_finds_a_v2g_export_owed_until_its_charger_takes_it(app: App, 
     booking = app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000)).booking_id
     app.v2g.set_terms(driver(dee), booking, 25, 40)
     session = app.charging.start("V2G4", 1, "DEE", 1_000, clock.now()).transaction_id
-    exports = {o for o in commands_owed(app.store) if o.kind == "export"}
+    exports = {o for o in commands_owed(app.store, clock.now()) if o.kind == "export"}
     assert exports == {Owed("V2G4", "export", session)}
     app.v2g.export_taken(session)
-    assert not {o for o in commands_owed(app.store) if o.kind == "export"}
+    assert not {o for o in commands_owed(app.store, clock.now()) if o.kind == "export"}
     assert len(app.v2g.exports_due("V2G4")) == 1  # still sent on connecting: it may have lost it
 
 

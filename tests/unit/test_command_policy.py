@@ -74,6 +74,7 @@ class FakeBackend:
     settings: SmartSettings | None = None
     limits: GridLimitsDue | None = None
     answered_ends_booking: bool = False
+    ended: set[int] = field(default_factory=set)  # sessions no longer running
     # The units each charger said it takes schedules in (absent: never asked; default: it did not say).
     units: dict[str, frozenset[str]] = field(default_factory=lambda: {"CP1": frozenset()})
     # The phases each charger said its connectors are wired to (absent: never asked; {}: not said).
@@ -118,6 +119,19 @@ class FakeBackend:
 
     def export_taken(self, session_id: int) -> None:
         self._call("export_taken", session_id)
+
+    def export_refused(self, session_id: int) -> None:
+        self._call("export_refused", session_id)
+
+    def session_running(self, session_id: int) -> bool:
+        self._call("session_running", session_id)
+        return session_id not in self.ended
+
+    def override_taken(self, session_id: int) -> None:
+        self._call("override_taken", session_id)
+
+    def override_refused(self, session_id: int) -> None:
+        self._call("override_refused", session_id)
 
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
         self._call("limits_due", charge_point_id)
@@ -1253,3 +1267,93 @@ def test_a_v2g_profile_in_amps_never_asks_the_phases() -> None:
     w.decide_and_run(ExportDue(AT, "CP1", 1, 7, 7_400, ((0, 3_600),)), refusing_watts)
     assert not any(isinstance(c, ocpp_phases.GetPhases) for c in w.commands())
     assert w.backend.recorded("phases") == []
+
+
+# ---- what a charger took or refused of the commands owed to a session -----------------------------
+REFUSED = cmd.Rejected(cmd.Status.REJECTED, None)
+UNANSWERED: list[cmd.CommandResult[Any]] = [
+    cmd.Timeout(30.0),
+    cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER),
+    cmd.NotConnected(),
+]
+
+
+@pytest.mark.parametrize(
+    ("refuse", "answer", "taken", "refused"),
+    [
+        (None, DONE, [(5,)], []),
+        (cmd.AllowEnergyTransfer, REFUSED, [], [(5,)]),
+        (cmd.SetChargingProfile, REFUSED, [], [(5,)]),
+        (cmd.AllowEnergyTransfer, cmd.CallError("NotSupported"), [], [(5,)]),
+        *((cmd.AllowEnergyTransfer, u, [], []) for u in UNANSWERED),
+        *((cmd.SetChargingProfile, u, [], []) for u in UNANSWERED),
+    ],
+)
+def test_a_v2g_export_refused_moves_its_back_off_on_and_one_unanswered_changes_nothing(
+    refuse: type[cmd.Command[Any]] | None,
+    answer: cmd.CommandResult[Any],
+    taken: list[tuple[int]],
+    refused: list[tuple[int]],
+) -> None:
+    w = world()
+    w.decide_and_run(EXPORT, lambda c: answer if refuse and isinstance(c, refuse) else DONE)
+    assert w.backend.recorded("export_taken") == taken
+    assert w.backend.recorded("export_refused") == refused
+
+
+@pytest.mark.parametrize(
+    ("answer", "taken", "refused"),
+    [
+        (DONE, [(5,)], []),
+        (REFUSED, [], [(5,)]),
+        (cmd.CallError("NotSupported"), [], [(5,)]),
+        *((u, [], []) for u in UNANSWERED),
+    ],
+)
+def test_an_override_taken_is_owed_no_more_refused_moves_its_back_off_on(
+    answer: cmd.CommandResult[Any], taken: list[tuple[int]], refused: list[tuple[int]]
+) -> None:
+    w = world()
+    w.decide_and_run(override(), lambda _c: answer)
+    assert w.backend.recorded("override_taken") == taken
+    assert w.backend.recorded("override_refused") == refused
+
+
+def test_an_override_whose_session_ended_meanwhile_is_never_sent() -> None:
+    w = world(here=set(), elsewhere={"CP1"})
+    w.backend.ended.add(5)
+    w.decide_and_run(override())
+    assert w.commands() == []
+    assert w.backend.recorded("override_taken") == w.backend.recorded("override_refused") == []
+
+
+def test_an_override_owed_on_connecting_is_recorded_taken() -> None:
+    w = world()
+    w.backend.overrides = [override(5)]
+    w.run(w.policy.connected("CP1"))
+    assert w.backend.recorded("override_taken") == [(5,)]
+
+
+def test_an_override_to_a_charger_reachable_nowhere_is_left_owed() -> None:
+    w = world(here=set())
+    assert w.decide_and_run(override()) == []
+
+
+@pytest.mark.parametrize("here", [{"CP1"}, set()], ids=["linked here", "elsewhere"])
+def test_a_driver_overriding_a_running_session_is_told_at_once_not_behind_a_reply(here: set[str]) -> None:
+    """No frame of the charger's is being answered: waiting for a reply would wait for its next frame."""
+    w = world(here=here, elsewhere={"CP1"})
+    (order,) = w.decide_and_run(replace(override(), at_start=False))
+    assert order.after_reply is False
+    assert w.commands() == [ocpp_smart.override_command(1, 5, 7_400)]
+
+
+def test_the_sweep_asks_only_for_the_overrides_and_exports_its_back_off_allows() -> None:
+    w = world()
+    w.backend.overrides = [override(5), override(6)]
+    w.backend.exports = [EXPORT, replace(EXPORT, session_id=7)]
+    w.run([w.policy.owed("CP1", only=frozenset({("override", 6), ("export", 5)}))])
+    assert w.commands() == [
+        ocpp_smart.override_command(1, 6, 7_400),
+        *ocpp_v2g.export_commands(1, 5, 7_400, ((600, 1_200),), AT),
+    ]

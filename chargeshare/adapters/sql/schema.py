@@ -576,6 +576,23 @@ booking_overrides = Table(
     metadata,
     Column("booking_id", ForeignKey("bookings.id"), primary_key=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The session whose charger took the override profile: any other open session of the booking is
+    # still owed it (services/owed_commands).
+    Column("taken_session", Integer),
+)
+
+# How often a session's charger refused a command owed to it (a V2G export, a driver's override)
+# and when it is asked again; no `retry_at`: given up for the session (domain/command_backoff.py).
+command_refusals = Table(
+    "command_refusals",
+    metadata,
+    Column("session_id", ForeignKey("sessions.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+    Column("retry_at", UTCDateTime()),
+    CheckConstraint("kind IN ('export', 'override')", name="ck_command_refusals_kind"),
+    CheckConstraint("count >= 1", name="ck_command_refusals_count"),
 )
 
 # A host's pricing: flat (each charger's listed price) or dynamic within the host's bounds, and the

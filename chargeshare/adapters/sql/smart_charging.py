@@ -7,7 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -15,6 +15,7 @@ from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 
 _s = t.charger_smart_settings.c
@@ -23,6 +24,20 @@ _o = t.booking_overrides.c
 # Read at every boot (the settings) and every start (whether its booking overrides the delay).
 SETTINGS = DirectStatement(select(t.charger_smart_settings).where(_s.charger_id == bindparam("charger_pk")))
 OVERRIDDEN = DirectStatement(select(_o.booking_id).where(in_ids(_o.booking_id, "booking_ids")))
+
+_x, _k = t.sessions.c, t.connectors.c
+# Open sessions (ix_sessions_open) on overridden bookings whose charger has not taken the override.
+OVERRIDES_OWED = (
+    select(_x.id, t.chargers.c.charge_point_id)
+    .select_from(t.sessions.join(t.booking_overrides, _o.booking_id == _x.booking_id))
+    .join(t.connectors, _k.id == _x.connector_id)
+    .join(t.chargers, t.chargers.c.id == _k.charger_id)
+    .where(
+        _x.status == SessionStatus.CHARGING.value,
+        (_o.taken_session.is_(None)) | (_o.taken_session != _x.id),
+    )
+    .order_by(_x.id)
+)
 
 STATEMENTS = {"smart.settings": SETTINGS, "smart.overridden": OVERRIDDEN}
 
@@ -75,3 +90,11 @@ class SqlSmartCharging:
         if not booking_ids:
             return set()
         return {int(r[0]) for r in OVERRIDDEN.rows(self.conn, {"booking_ids": list(booking_ids)})}
+
+    def override_taken(self, booking_id: int, session_id: int) -> None:
+        self.conn.execute(
+            update(t.booking_overrides).where(_o.booking_id == booking_id).values(taken_session=session_id)
+        )
+
+    def overrides_owed(self) -> Sequence[tuple[int, str]]:
+        return [(int(r[0]), str(r[1])) for r in self.conn.execute(OVERRIDES_OWED)]

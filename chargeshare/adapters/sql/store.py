@@ -22,6 +22,7 @@ from chargeshare.adapters.sql.bookings import SqlBookings
 from chargeshare.adapters.sql.charger_files import SqlChargerFiles
 from chargeshare.adapters.sql.charger_reports import SqlChargerReports
 from chargeshare.adapters.sql.chargers import SqlChargers
+from chargeshare.adapters.sql.command_refusals import SqlCommandRefusals
 from chargeshare.adapters.sql.fleet import SqlFleets
 from chargeshare.adapters.sql.grid import SqlGrid
 from chargeshare.adapters.sql.ledger import SqlLedger
@@ -409,6 +410,7 @@ class SqlUnitOfWork:
         self._pricing: SqlPricing | None = None
         self._grid: SqlGrid | None = None
         self._v2g: SqlV2g | None = None
+        self._refusals: SqlCommandRefusals | None = None
         self._files: SqlChargerFiles | None = None
         self._fleet: SqlFleets | None = None
 
@@ -495,6 +497,12 @@ class SqlUnitOfWork:
         if self._v2g is None:
             self._v2g = SqlV2g(self.conn, self.dialect)
         return self._v2g
+
+    @property
+    def refusals(self) -> SqlCommandRefusals:
+        if self._refusals is None:
+            self._refusals = SqlCommandRefusals(self.conn, self.dialect)
+        return self._refusals
 
     @property
     def files(self) -> SqlChargerFiles:

@@ -17,10 +17,12 @@ from chargeshare.entrypoints.api.schemas import (
     EvChargingNeedsOut,
     LateStopOut,
     LatestStatusOut,
+    OwedCommandOut,
     ReportedStateOut,
     UnmeteredSessionOut,
 )
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
+from chargeshare.services.owed_commands import owed_rows
 from chargeshare.services.queries.admin_views import LATE_STOPS_MAX
 
 
@@ -83,6 +85,12 @@ def router(app: App) -> APIRouter:
                 for n in state.ev_charging_needs
             ],
         )
+
+    @r.get("/commands-owed")
+    def commands_owed(_who: Admin) -> list[OwedCommandOut]:
+        """V2G exports and drivers' overrides owed to running sessions' chargers until they take
+        them: each with its charger's refusals and when it is asked again (refused: given up)."""
+        return [OwedCommandOut(**asdict(o)) for o in owed_rows(app.store, app.clock.now())]
 
     @r.get("/unmetered-sessions")
     def unmetered_sessions(_who: Admin) -> list[UnmeteredSessionOut]:

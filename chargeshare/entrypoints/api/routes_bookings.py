@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Role
 from chargeshare.entrypoints.api.deps import Driver, DriverOrHost, IdPath
-from chargeshare.entrypoints.api.schemas import BookingIn, BookingOut, ReceiptOut
+from chargeshare.entrypoints.api.schemas import BookingIn, BookingOut, OverrideOut, ReceiptOut
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.entrypoints.api.views import booking_out, receipt_out
 from chargeshare.services.booking import BookRequest
@@ -83,6 +83,14 @@ def router(app: App) -> APIRouter:
         else:
             cancelled = app.bookings.cancel(booking_id, host_id=who.host_id)
         return booking_out(views.of_record(who, cancelled))
+
+    @r.post("/{booking_id}/override", responses={409: {"description": "the booking has ended"}})
+    def override(booking_id: IdPath, who: Driver) -> OverrideOut:
+        """Charge now: override the charger's randomised delay and default charging hours for this
+        booking (your right under the UK's Smart Charge Points Regulations 2021). A session already
+        running has its charger told at once, and asked again until it takes the override."""
+        told = app.smart.override(who, booking_id)
+        return OverrideOut(booking_id=booking_id, charger_told_now=told)
 
     @r.get("/{booking_id}/receipt")
     def receipt(booking_id: IdPath, who: DriverOrHost) -> ReceiptOut:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chargeshare.bootstrap import App
+from chargeshare.domain.command_backoff import Refusals
 from chargeshare.entrypoints.api.deps import Driver, DriverOrHost, Host, IdPath
 from chargeshare.entrypoints.api.schemas import (
     ExportBuyerIn,
@@ -13,6 +14,7 @@ from chargeshare.entrypoints.api.schemas import (
     ExportOut,
     ExportTermsIn,
     ExportTermsOut,
+    RefusalsOut,
 )
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.v2g import ExportView
@@ -34,7 +36,14 @@ def export_out(v: ExportView) -> ExportOut:
         lowest_soc_pct=r.lowest_soc_pct,
         settled=r.settled,
         buyer=str(r.buyer),
+        charger_refusals=refusals_out(v.refusals),
     )
+
+
+def refusals_out(r: Refusals | None) -> RefusalsOut | None:
+    if r is None:
+        return None
+    return RefusalsOut(count=r.count, last_at=r.last_at, retry_at=r.retry_at, given_up=r.given_up)
 
 
 def router(app: App) -> APIRouter:

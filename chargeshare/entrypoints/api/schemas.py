@@ -741,6 +741,35 @@ class ExportBuyerOut(BaseModel):
     buyer: str = Field(description="grid (the grid buyer) or home (your home, charged to your earnings)")
 
 
+class RefusalsOut(BaseModel):
+    """How often a session's charger refused a command owed to it, and when it is asked again."""
+
+    count: int = Field(description="refusals since it last accepted")
+    last_at: Instant
+    retry_at: Instant | None = Field(description="asked again from then; None: given up for the session")
+    given_up: bool = Field(description="refused too often: no longer asked for this session")
+
+
+class OwedCommandOut(BaseModel):
+    """A V2G export or driver's override owed to a session's charger until it takes it."""
+
+    charge_point_id: str
+    kind: str = Field(description="export or override")
+    session_id: int
+    state: str = Field(
+        description="owed (asked at the next sweep), waiting (refused, asked from retry_at) or refused"
+    )
+    refusals: int
+    retry_at: Instant | None
+
+
+class OverrideOut(BaseModel):
+    booking_id: int
+    charger_told_now: bool = Field(
+        description="its session runs, so its charger is told now; otherwise when the session starts"
+    )
+
+
 class ExportOut(BaseModel):
     """A booking's V2G export as metered from the export register, and its credit once stopped."""
 
@@ -752,3 +781,8 @@ class ExportOut(BaseModel):
     lowest_soc_pct: int | None = Field(description="the lowest state of charge reported while exporting")
     settled: bool
     buyer: str = Field(description="who buys this booking's export: grid or home, fixed when it started")
+    charger_refusals: RefusalsOut | None = Field(
+        default=None,
+        description="the session's charger refused its export permission or profile; asked again on a "
+        "back-off; None while it has refused nothing since it last accepted",
+    )

@@ -1,0 +1,163 @@
+"""Commands owed to a session's charger until it takes them (a V2G export, a driver's override),
+asked again on a back-off when the charger refuses, through the services on the in-memory store:
+the sweep's list (`commands_owed`), what a charger is sent on connecting, what operators see, and
+the driver overriding a session that already runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.accounts import Principal, Role
+from chargeshare.domain.command_backoff import Backoff, Refusals
+from chargeshare.domain.errors import InvalidTransition, NotFound
+from chargeshare.ocpp import V21
+from chargeshare.services.booking import BookRequest
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.events import OverrideDue
+from chargeshare.services.owed_commands import Owed, OwedRow, commands_owed, owed_rows
+from tests.conftest import add_charger
+
+# The rules' default: 60 s doubling to 3600 s, given up at the 8th refusal.
+BACKOFF = Backoff()
+
+
+def driver(driver_id: int) -> Principal:
+    return Principal(account_id=0, role=Role.DRIVER, driver_id=driver_id)
+
+
+def v2g_session(app: App, clock: ManualClock, cp_id: str = "V2G1") -> tuple[int, int, int]:
+    """(driver, booking, session) of a running V2G session on a 2.1 charger."""
+    charger = add_charger(app, cp_id, price=40)
+    app.charging.boot(cp_id, V21)
+    dee = app.marketplace.add_driver("Dee", f"{cp_id}-TAG").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000)).booking_id
+    app.v2g.set_terms(driver(dee), booking, 25, 40)
+    session = app.charging.start(cp_id, 1, f"{cp_id}-TAG", 1_000, clock.now()).transaction_id
+    return dee, booking, session
+
+
+def owed(app: App, clock: ManualClock, kind: str) -> set[Owed]:
+    return {o for o in commands_owed(app.store, clock.now()) if o.kind == kind}
+
+
+def test_the_rules_give_the_services_their_back_off(app: App) -> None:
+    assert app.v2g.backoff == app.smart.backoff == BACKOFF == app.config.rules.command_backoff
+
+
+def test_a_refused_export_waits_out_each_doubling_delay_then_is_dropped(app: App, clock: ManualClock) -> None:
+    _, _, session = v2g_session(app, clock)
+    export = {Owed("V2G1", "export", session)}
+    assert owed(app, clock, "export") == export
+    for n in range(1, BACKOFF.limit):
+        refused = app.v2g.export_refused(session)
+        assert refused == Refusals(n, clock.now(), clock.now() + timedelta(seconds=BACKOFF.delay_s(n)))
+        # The sweep does not ask before its turn; a new link is a fresh chance.
+        assert owed(app, clock, "export") == set() and len(app.v2g.exports_due("V2G1")) == 1
+        assert owed_rows(app.store, clock.now()) == [
+            OwedRow("V2G1", "export", session, "waiting", n, refused.retry_at)
+        ]
+        clock.advance(BACKOFF.delay_s(n) - 1)
+        assert owed(app, clock, "export") == set()
+        clock.advance(1)
+        assert owed(app, clock, "export") == export
+    given_up = app.v2g.export_refused(session)
+    assert given_up == Refusals(BACKOFF.limit, clock.now(), None)
+    clock.advance(30 * 86_400)
+    assert owed(app, clock, "export") == set() and app.v2g.exports_due("V2G1") == []
+    assert owed_rows(app.store, clock.now()) == [
+        OwedRow("V2G1", "export", session, "refused", BACKOFF.limit, None)
+    ]
+
+
+def test_an_accepted_export_clears_its_refusals(app: App, clock: ManualClock) -> None:
+    dee, booking, session = v2g_session(app, clock)
+    app.v2g.export_refused(session)
+    app.v2g.export_refused(session)
+    view = app.v2g.export(driver(dee), booking)
+    assert view.refusals is not None and view.refusals.count == 2
+    clock.advance(BACKOFF.delay_s(2))
+    app.v2g.export_taken(session)
+    assert app.v2g.export(driver(dee), booking).refusals is None
+    assert owed(app, clock, "export") == set() and owed_rows(app.store, clock.now()) == []
+    assert len(app.v2g.exports_due("V2G1")) == 1  # sent on connecting still: it may have lost it
+
+
+def test_a_refusal_for_an_unknown_session_records_nothing(app: App) -> None:
+    assert app.v2g.export_refused(9_999) is None
+    assert app.smart.override_refused(9_999) is None
+
+
+def test_a_driver_overriding_a_running_session_has_its_charger_told_and_owed_it(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app, "CP1")
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000)).booking_id
+    due: list[OverrideDue] = []
+    app.bus.subscribe(OverrideDue, due.append)
+    session = app.charging.start("CP1", 1, "DEE", 1_000, clock.now()).transaction_id
+    assert due == [] and owed(app, clock, "override") == set()
+    clock.advance(120)
+    assert app.smart.override(driver(dee), booking) is True
+    assert due == [OverrideDue(clock.now(), "CP1", 1, session, 7_400, at_start=False)]
+    assert owed(app, clock, "override") == {Owed("CP1", "override", session)}
+    assert app.smart.overrides_due("CP1") == [OverrideDue(clock.now(), "CP1", 1, session, 7_400)]
+    app.smart.override_refused(session)
+    assert owed(app, clock, "override") == set() and len(app.smart.overrides_due("CP1")) == 1
+    clock.advance(BACKOFF.first_s)
+    assert owed(app, clock, "override") == {Owed("CP1", "override", session)}
+    app.smart.override_taken(session)
+    assert owed(app, clock, "override") == set() and owed_rows(app.store, clock.now()) == []
+    assert app.smart.session_running(session)
+    app.charging.stop("CP1", session, 2_000, clock.now())
+    assert not app.smart.session_running(session)
+
+
+def test_an_override_is_owed_only_while_its_session_runs(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app, "CP1")
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000)).booking_id
+    due: list[OverrideDue] = []
+    app.bus.subscribe(OverrideDue, due.append)
+    assert app.smart.override(driver(dee), booking) is False  # before the session: sent at its start
+    assert due == []
+    session = app.charging.start("CP1", 1, "DEE", 1_000, clock.now()).transaction_id
+    assert [d.session_id for d in due] == [session]
+    assert owed(app, clock, "override") == {Owed("CP1", "override", session)}
+    app.charging.stop("CP1", session, 2_000, clock.now())
+    assert owed(app, clock, "override") == set() and app.smart.overrides_due("CP1") == []
+    with pytest.raises(InvalidTransition):
+        app.smart.override(driver(dee), booking)
+
+
+def test_only_the_bookings_driver_may_override_it(app: App, clock: ManualClock) -> None:
+    charger = add_charger(app, "CP1")
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    other = app.marketplace.add_driver("Oz", "OZ").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000)).booking_id
+    for who in (driver(other), Principal(account_id=0, role=Role.HOST, host_id=1)):
+        with pytest.raises(NotFound):
+            app.smart.override(who, booking)
+    with pytest.raises(NotFound):
+        app.smart.override(driver(dee), 9_999)
+    with app.store.reading() as tx:
+        assert tx.smart.overridden([booking]) == set()
+
+
+def test_an_override_refused_too_often_is_no_longer_sent_even_on_connecting(
+    app: App, clock: ManualClock
+) -> None:
+    charger = add_charger(app, "CP1")
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000, override_smart_charging=True))
+    session = app.charging.start("CP1", 1, "DEE", 1_000, clock.now()).transaction_id
+    for _ in range(BACKOFF.limit):
+        assert len(app.smart.overrides_due("CP1")) == 1
+        app.smart.override_refused(session)
+    assert app.smart.overrides_due("CP1") == [] and owed(app, clock, "override") == set()
+    assert owed_rows(app.store, clock.now()) == [
+        OwedRow("CP1", "override", session, "refused", BACKOFF.limit, None)
+    ]
