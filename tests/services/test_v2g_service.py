@@ -173,4 +173,4 @@ def test_a_session_left_open_behind_a_newer_one_on_its_connector_is_owed_no_expo
     app.bookings.book(BookRequest(eve, charger, 1, 30, 10_000))
     app.charging.start("V2G5", 1, "EVE", 2_000, clock.now())  # no terms: nothing to send it
     assert app.v2g.exports_due("V2G5") == []
-    assert not {o for o in commands_owed(app.store) if o.kind == "export"}
+    assert not {o for o in commands_owed(app.store, clock.now()) if o.kind == "export"}
