@@ -957,6 +957,12 @@ class MemorySessions(_Repository):
         ]
         return max(charging, key=lambda s: s.session_id, default=None)
 
+    def on_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None, SessionRecord | None]:
+        status, connector_id = MemoryChargers(self.store).status_and_connector(charge_point_id, connector_no)
+        return status, connector_id, None if connector_id is None else self.open_on(connector_id)
+
     def charger_of(self, session_id: int) -> str | None:
         s = self.t.sessions.get(session_id)
         if s is None:

@@ -291,7 +291,9 @@ class ChargingService:
         # was set right is not held to its old reports.
         at = now if reported_at is None else min(reported_at, now)
         with self.store.transaction() as tx:
-            charger_status, connector_id, _ = tx.chargers.connector_state(cp_id, connector_no)
+            # The open session comes with the connector: writing the connector's status below
+            # changes no session.
+            charger_status, connector_id, open_ = tx.sessions.on_connector(cp_id, connector_no)
             back = charger_status is ChargerStatus.OFFLINE and tx.chargers.set_status(
                 cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
             )
@@ -313,9 +315,7 @@ class ChargingService:
                 # Stamped on a repeat too: the report that comes back after an outage is the one a
                 # start replayed behind it is older than.
                 tx.chargers.mark_available(connector_id, now if reported_at is None else reported_at)
-            open_ = None if connector_id is None else tx.sessions.open_on(connector_id)
-            if open_ is not None:
-                assert connector_id is not None
+            if open_ is not None and connector_id is not None:
                 self._reported(tx, open_, connector_id, status, at, now)
         self._announce_back(back, cp_id, now)
 

@@ -364,6 +364,14 @@ class Sessions(Protocol):
         """The newest session still charging on this connector."""
         ...
 
+    def on_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None, SessionRecord | None]:
+        """In one read: the charger's status, its connector `connector_no`'s id (None: no such
+        connector) and the newest session charging on that connector (`open_on`). Raises NotFound
+        for an unknown charger."""
+        ...
+
     def charger_of(self, session_id: int) -> str | None:
         """The charge point id of the charger the session runs on (None: no such session)."""
         ...

@@ -638,6 +638,14 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         assert tx.sessions.by_start_key(c1, "T", 1_001, T0) is None
         assert tx.sessions.for_booking(booking) == got
         assert tx.sessions.open_on(c1) == got
+        # A status report's read: the charger's status, the connector and its open session at once.
+        status = tx.chargers.status_and_connector("CP1", 1)[0]
+        assert tx.sessions.on_connector("CP1", 1) == (status, c1, got)
+        assert tx.sessions.on_connector("CP2", 1)[2] is None  # its connector has no session
+        assert tx.sessions.on_connector("CP1", 0) == (status, None, None)
+        assert tx.sessions.on_connector("CP1", 7) == (status, None, None)
+        with pytest.raises(NotFound):
+            tx.sessions.on_connector("NOPE", 1)
         assert tx.sessions.charger_of(session) == "CP1"
         assert tx.sessions.charger_of(999_999) is None
         advance = tx.sessions.advance_meter(session, 3_000, "CP1", T0)
@@ -698,6 +706,7 @@ def test_a_session_from_start_to_stop(app: App) -> None:
         assert tx.sessions.advance_meter(session, 9_000, "CP1", T0) is None  # finished: nothing moves
         assert tx.sessions.freed_before(T0 + 9 * HOUR) == []  # a stopped session is not lost
         assert tx.sessions.open_on(c1) is None
+        assert tx.sessions.on_connector("CP1", 1) == (status, c1, None)  # stopped: none open
         assert [s.session_id for s in tx.sessions.all()] == [session]
 
 

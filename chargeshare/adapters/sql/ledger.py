@@ -96,9 +96,14 @@ class SqlLedger:
             )
             if not written:
                 continue
-            for i, p in enumerate(e.postings):
-                params = {"entry_key": e.entry_id, "n": i, "acct": p.account, "amount_p": p.amount}
-                INSERT_POSTING.write(self.conn, params)
+            # One driver call for the entry's postings: a capture's entries carry three or four.
+            INSERT_POSTING.write_many(
+                self.conn,
+                [
+                    {"entry_key": e.entry_id, "n": i, "acct": p.account, "amount_p": p.amount}
+                    for i, p in enumerate(e.postings)
+                ],
+            )
 
     def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
         if booking_id is not None and account is None:  # one booking's (settlement, every step)

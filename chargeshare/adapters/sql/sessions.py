@@ -6,16 +6,31 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, case, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
-from chargeshare.adapters.sql.rows import CHARGER_ID_OF, session_record
+from chargeshare.adapters.sql.rows import CHARGER_ID_OF, CHARGER_STATUSES, session_record
+from chargeshare.domain.charger import ChargerStatus
+from chargeshare.domain.errors import NotFound
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.records import MeterAdvance, SessionRecord
 
 _s, _k, _b, _ct = t.sessions.c, t.connectors.c, t.bookings.c, t.charger_transactions.c
+_c = t.chargers.c
 
 
 def _register_at_least(param: str) -> Any:
@@ -44,6 +59,20 @@ BY_ID = DirectStatement(select(t.sessions).where(_s.id == bindparam("session_pk"
 ALL = DirectStatement(select(t.sessions).order_by(_s.id))
 OPEN_ON = DirectStatement(
     select(t.sessions).where(_s.connector_id == bindparam("connector_pk"), _OPEN).order_by(_s.id.desc())
+)
+# What a status report needs in one read: the charger's status, the connector's id and the newest
+# session charging on it (a StatusNotification is a frequent frame).
+_SESSION_KEYS = tuple(c.name for c in t.sessions.c)
+ON_CONNECTOR = DirectStatement(
+    select(_c.status, _k.id, *t.sessions.c)
+    .select_from(
+        t.chargers.outerjoin(
+            t.connectors, and_(_k.charger_id == _c.id, _k.connector_no == bindparam("no"))
+        ).outerjoin(t.sessions, and_(_s.connector_id == _k.id, _OPEN))
+    )
+    .where(_c.charge_point_id == bindparam("cp_id"))
+    .order_by(_s.id.desc())
+    .limit(1)
 )
 # A reading applied to a charging session and what the meter path needs back, in one statement;
 # the booking's energy limit comes along in a scalar subquery rather than a second round trip.
@@ -212,6 +241,7 @@ STATEMENTS = {
     "sessions.by_id": BY_ID,
     "sessions.all": ALL,
     "sessions.open_on": OPEN_ON,
+    "sessions.on_connector": ON_CONNECTOR,
     "sessions.advance_meter": ADVANCE_METER,
     "sessions.charger_of": CHARGER_OF,
     "sessions.mark_idle": MARK_IDLE,
@@ -282,6 +312,18 @@ class SqlSessions:
     def open_on(self, connector_id: int) -> SessionRecord | None:
         r = OPEN_ON.first_mapping(self.conn, {"connector_pk": connector_id})
         return None if r is None else session_record(r)
+
+    def on_connector(
+        self, charge_point_id: str, connector_no: int
+    ) -> tuple[ChargerStatus, int | None, SessionRecord | None]:
+        found = ON_CONNECTOR.first(self.conn, {"cp_id": charge_point_id, "no": connector_no})
+        if found is None:
+            raise NotFound(f"no charger {charge_point_id!r}")
+        status, connector_id, *session = found
+        if session[0] is None:
+            return CHARGER_STATUSES[status], connector_id, None
+        open_ = session_record(dict(zip(_SESSION_KEYS, session, strict=True)))
+        return CHARGER_STATUSES[status], connector_id, open_
 
     def charger_of(self, session_id: int) -> str | None:
         row = CHARGER_OF.first(self.conn, {"session_pk": session_id})

@@ -391,28 +391,31 @@ def _raise_busy(exc: BaseException) -> None:
 
 class SqlUnitOfWork:
     """The `UnitOfWork` port over one SQLAlchemy connection in one database transaction. Each
-    repository is made when first asked for: a charger's frame touches one or two of them."""
+    repository is made when first asked for: a charger's frame touches one or two of them. Unmade
+    ones are the class's None, so opening a unit (a DES run opens hundreds of thousands) sets only
+    two attributes."""
+
+    _accounts: SqlAccounts | None = None
+    _chargers: SqlChargers | None = None
+    _bookings: SqlBookings | None = None
+    _sessions: SqlSessions | None = None
+    _ledger: SqlLedger | None = None
+    _outbox: SqlPaymentsOutbox | None = None
+    _notifications: SqlNotifications | None = None
+    _security: SqlSecurityLog | None = None
+    _reports: SqlChargerReports | None = None
+    _tokens: SqlIdTokens | None = None
+    _smart: SqlSmartCharging | None = None
+    _pricing: SqlPricing | None = None
+    _grid: SqlGrid | None = None
+    _v2g: SqlV2g | None = None
+    _refusals: SqlCommandRefusals | None = None
+    _files: SqlChargerFiles | None = None
+    _fleet: SqlFleets | None = None
 
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
-        self._accounts: SqlAccounts | None = None
-        self._chargers: SqlChargers | None = None
-        self._bookings: SqlBookings | None = None
-        self._sessions: SqlSessions | None = None
-        self._ledger: SqlLedger | None = None
-        self._outbox: SqlPaymentsOutbox | None = None
-        self._notifications: SqlNotifications | None = None
-        self._security: SqlSecurityLog | None = None
-        self._reports: SqlChargerReports | None = None
-        self._tokens: SqlIdTokens | None = None
-        self._smart: SqlSmartCharging | None = None
-        self._pricing: SqlPricing | None = None
-        self._grid: SqlGrid | None = None
-        self._v2g: SqlV2g | None = None
-        self._refusals: SqlCommandRefusals | None = None
-        self._files: SqlChargerFiles | None = None
-        self._fleet: SqlFleets | None = None
 
     @property
     def accounts(self) -> SqlAccounts:
