@@ -331,6 +331,9 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode(frame: Frame) -> str:
+    if isinstance(frame, CallResult) and not frame.payload:
+        # Most answers (MeterValues, StatusNotification): only the id needs the encoder.
+        return f"[{CALLRESULT},{_ENCODER.encode(frame.unique_id)},{{}}]"
     if isinstance(frame, Call):
         body: list[Any] = [CALL, frame.unique_id, frame.action, frame.payload]
     elif isinstance(frame, CallResult):

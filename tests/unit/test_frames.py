@@ -53,6 +53,13 @@ def test_round_trip() -> None:
         assert parse(encode(f)) == f
 
 
+@given(st.text(min_size=1, max_size=36))
+def test_an_empty_result_is_encoded_as_any_other_frame(unique_id: str) -> None:
+    text = encode(CallResult(unique_id, {}))
+    assert text == json.dumps([3, unique_id, {}], separators=(",", ":"))
+    assert parse(text) == CallResult(unique_id, {})
+
+
 def reply(c: Connection, text: str | bytes) -> list[Any]:
     r = c.receive(text)
     assert r.reply is not None
