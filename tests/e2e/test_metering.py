@@ -81,6 +81,7 @@ async def test_a_16_charger_is_made_to_meter_after_its_boot_is_answered(central:
                 "TransactionMessageAttempts",
                 "TransactionMessageRetryInterval",
                 "ChargingScheduleAllowedChargingRateUnit",  # for its grid limits: W or A
+                "ConnectorPhaseRotation",  # and, in A, on how many phases
             ]
         }
     ]
@@ -187,9 +188,10 @@ async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Cen
         ("OCPPCommCtrlr", "MessageAttempts"),
         ("OCPPCommCtrlr", "MessageAttemptInterval"),
         ("SmartChargingCtrlr", "RateUnit"),  # for its grid limits: W or A
+        ("ChargingStation", "SupplyPhases"),  # and, in A, on how many phases
     ]
     # The retries as OCPP 2.0.1 names them (instance TransactionEvent), then without the instance.
-    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-5:-1] == [
+    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-6:-2] == [
         "TransactionEvent",
         "TransactionEvent",
         None,
