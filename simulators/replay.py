@@ -48,7 +48,16 @@ from chargeshare.services.rate_limits import ApiLimits
 from simulators.driver import DriverStats
 from simulators.fleet import CITIES
 from simulators.live import DEFAULT_START, GRID_SAMPLE_EVERY_S
-from simulators.replay_grid import DecidedLimits, LoadCurves, ReplayGridMeter, decode_frame, recorded_limits
+from simulators.replay_grid import (
+    MATCH_WITHIN,
+    DecidedLimits,
+    LoadCurves,
+    ReplayGridMeter,
+    as_sent,
+    decode_frame,
+    recorded_limits,
+    tx_default_periods,
+)
 from simulators.report import RunReport, summarise
 from simulators.trace import SETUP_KINDS, Record, Trace, changes_grid
 
@@ -104,6 +113,16 @@ class ReplayReport:
             "errors": self.run.errors,
         }
         return json.dumps(body, indent=2, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class _Take:
+    """A recorded charger's take of a connector's grid share: when, and the limit it took now."""
+
+    at: datetime
+    connector_no: int
+    limit: int
+    phases: int  # 0: in W
 
 
 @dataclass
@@ -263,6 +282,10 @@ class Replayer:
             self.curves = LoadCurves.scan(trace, lambda r: self.pairs.answer_to.get(r.line))
             self._next_grid_sample = trace.window_start or trace.grid_from
             self.app.bus.subscribe(GridLimitsDue, self.decided)
+        # A recorded charger's take of its limits that found nothing owed here (cp -> when): the
+        # recorded backend decided before this replay did (its sweep ran at another phase), so this
+        # replay's decision, when it follows, is the one the take acknowledged.
+        self._early_takes: dict[str, _Take] = {}
 
     # ---- driving ---------------------------------------------------------------------------------
     async def run(self) -> ReplayReport:
@@ -431,8 +454,15 @@ class Replayer:
     def _housekeeping(self) -> None:
         for step, why in self.app.housekeeping.sweep().failed.items():
             self.errors.append(f"housekeeping {step} at {self.clock.now().isoformat()} failed: {why}")
+        self._deliver_early_takes()
 
     async def _apply(self, r: Record, http: httpx.AsyncClient) -> None:
+        try:
+            await self._feed(r, http)
+        finally:
+            self._deliver_early_takes()
+
+    async def _feed(self, r: Record, http: httpx.AsyncClient) -> None:
         self.fed[r.kind] += 1
         if r.kind == "host":
             self._add_host(r.data)
@@ -700,20 +730,61 @@ class Replayer:
         """The recorded charger took a connector's grid share. Its backend counted a decision
         delivered once the last connector's share was taken, and a raise held behind another
         charger's lowering went out then: this backend's latest decision is delivered here too."""
+        share = tx_default_periods(payload)
         profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
-        no = payload.get("connectorId", payload.get("evseId"))
-        if not isinstance(no, int) or profile.get(
-            "chargingProfileId", profile.get("id")
-        ) != tx_default_profile_id(no):
+        if (
+            share is None
+            or not share[2]
+            or profile.get("chargingProfileId", profile.get("id")) != (tx_default_profile_id(share[0]))
+        ):
             return
+        no, _, ((_, limit, phases), *_) = share
         try:
             due = self.app.grid.limits_due(cp)
-            if due is not None and due.decision and no == max((n for n, _ in due.limits_w), default=None):
+            last = (
+                due is not None
+                and bool(due.decision)
+                and no == max((n for n, _ in due.limits_w), default=None)
+            )
+            if due is None or not due.decision or (last and not self._owed_here(cp)):
+                self._early_takes[cp] = _Take(self.clock.now(), no, limit, phases)
+            if due is not None and last:
                 self.app.grid.limits_delivered(cp, due.decision)
         except NotFound:
             return
         except DomainError as exc:  # busy: the decision stays owed here, unlike in the recorded run
             self._diverge(f"{cp}: the limits it took could not be counted delivered: {exc}")
+
+    def _owed_here(self, cp: str) -> bool:
+        """Whether this replay's latest decision for the charger is still unacknowledged."""
+        with self.app.store.reading() as tx:
+            delivery = tx.grid.delivery(tx.chargers.get(cp).charger_id)
+        decision, delivered = delivery or (0, 0)
+        return decision > delivered
+
+    def _deliver_early_takes(self) -> None:
+        """A decision this replay made within `MATCH_WITHIN` after its charger's recorded take of
+        the same limit, which found nothing owed here, is counted delivered by that take, once."""
+        now = self.clock.now()
+        for cp, take in list(self._early_takes.items()):
+            if now - take.at > MATCH_WITHIN:
+                del self._early_takes[cp]
+                continue
+            try:
+                if not self._owed_here(cp):
+                    continue
+                due = self.app.grid.limits_due(cp)
+                del self._early_takes[cp]
+                if due is None or not due.decision:
+                    continue
+                decided = dict(due.limits_w).get(take.connector_no)
+                if decided is not None and as_sent(decided, take.phases) == take.limit:
+                    self.app.grid.limits_delivered(cp, due.decision)
+            except NotFound:
+                self._early_takes.pop(cp, None)
+            except DomainError as exc:
+                self._early_takes.pop(cp, None)
+                self._diverge(f"{cp}: the limits it took could not be counted delivered: {exc}")
 
     async def _http(self, r: Record, http: httpx.AsyncClient, *, retry: bool = False) -> None:
         d = r.data

@@ -244,27 +244,44 @@ def recorded_limits(trace: Trace) -> dict[Connector, Sent]:
         frame = decode_frame(r.data["frame"])
         if frame is None or len(frame) != 4 or frame[0] != 2 or frame[2] != "SetChargingProfile":
             continue
-        payload = frame[3]
-        if not isinstance(payload, dict):
+        grid_share = tx_default_periods(frame[3])
+        if grid_share is None:
             continue
-        profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
-        profile_id = profile.get("chargingProfileId", profile.get("id"))
-        if not isinstance(profile_id, int) or not 0 < profile_id - TX_DEFAULT_PROFILE_ID <= MAX_CONNECTORS:
-            continue
-        no = payload.get("connectorId", payload.get("evseId"))
-        schedules = profile.get("chargingSchedule")
-        schedule = schedules[0] if isinstance(schedules, list) and schedules else schedules
-        if not isinstance(no, int) or not isinstance(schedule, dict):
-            continue
-        base = _at(schedule.get("startSchedule"), r)
-        in_amps = schedule.get("chargingRateUnit") == "A"
-        for period in schedule.get("chargingSchedulePeriod", []):
-            limit = period.get("limit") if isinstance(period, dict) else None
-            offset = period.get("startPeriod", 0) if isinstance(period, dict) else 0
-            phases = (period.get("numberPhases") or 3) if in_amps and isinstance(period, dict) else 0
-            if isinstance(limit, int | float) and isinstance(offset, int) and isinstance(phases, int):
-                sent[(r.data["cp"], no)].append((base + timedelta(seconds=offset), round(limit), phases))
+        no, start, periods = grid_share
+        base = _at(start, r)
+        for offset, limit, phases in periods:
+            sent[(r.data["cp"], no)].append((base + timedelta(seconds=offset), limit, phases))
     return {c: sorted(xs) for c, xs in sent.items()}
+
+
+def tx_default_periods(payload: Any) -> tuple[int, Any, list[tuple[int, int, int]]] | None:
+    """A SetChargingProfile's grid share, if it is one: its connector, its schedule's start as sent,
+    and each period's (offset s, limit, phases if in A else 0)."""
+    if not isinstance(payload, dict):
+        return None
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    profile_id = profile.get("chargingProfileId", profile.get("id"))
+    if not isinstance(profile_id, int) or not 0 < profile_id - TX_DEFAULT_PROFILE_ID <= MAX_CONNECTORS:
+        return None
+    no = payload.get("connectorId", payload.get("evseId"))
+    schedules = profile.get("chargingSchedule")
+    schedule = schedules[0] if isinstance(schedules, list) and schedules else schedules
+    if not isinstance(no, int) or not isinstance(schedule, dict):
+        return None
+    in_amps = schedule.get("chargingRateUnit") == "A"
+    periods = []
+    for period in schedule.get("chargingSchedulePeriod", []):
+        limit = period.get("limit") if isinstance(period, dict) else None
+        offset = period.get("startPeriod", 0) if isinstance(period, dict) else 0
+        phases = (period.get("numberPhases") or 3) if in_amps and isinstance(period, dict) else 0
+        if isinstance(limit, int | float) and isinstance(offset, int) and isinstance(phases, int):
+            periods.append((offset, round(limit), phases))
+    return no, schedule.get("startSchedule"), periods
+
+
+def as_sent(watts: int, phases: int) -> int:
+    """A limit decided in W as it is sent: in W, or (`phases`) as the A on that many phases."""
+    return watts if not phases else amps_within(watts, phases)
 
 
 class DecidedLimits:
@@ -285,7 +302,7 @@ class DecidedLimits:
         timeline = sorted(self.decided.get(connector, []))
         before = [w for t, w in timeline if t <= start]
         watts = {*before[-1:], *(w for t, w in timeline if start < t <= end)}
-        return watts if not phases else {amps_within(w, phases) for w in watts}
+        return watts if not phases else {as_sent(w, phases) for w in watts}
 
     def unlike(self, recorded: dict[Connector, Sent]) -> list[str]:
         """The recorded limits this replay did not decide near when they were sent, per connector."""
