@@ -22,7 +22,7 @@ from typing import Any
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
-from chargeshare.domain.command_backoff import OwedKind, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import HostPricing, Price
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
 from chargeshare.domain.fleet import (
@@ -1537,6 +1537,12 @@ class MemoryCommandRefusals(_Repository):
         if session_id not in self.t.sessions:
             raise NotFound(f"no session {session_id}")
         self.t.refusals[(session_id, kind)] = refusals
+
+    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        # Units of work take turns here, so the count read is the count to add to.
+        after = backoff.refused(self.of(kind, [session_id]).get(session_id), at)
+        self.save(session_id, kind, after)
+        return after
 
     def clear(self, session_id: int, kind: OwedKind) -> None:
         self.t.refusals.pop((session_id, kind), None)

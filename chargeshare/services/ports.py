@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
-from chargeshare.domain.command_backoff import OwedKind, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, Price
 from chargeshare.domain.fleet import (
     BlockRule,
@@ -768,6 +768,12 @@ class CommandRefusals(Protocol):
 
     def save(self, session_id: int, kind: OwedKind, refusals: Refusals) -> None:
         """Write the session's record for `kind` over any before; NotFound for an unknown session."""
+        ...
+
+    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        """One more refusal of `kind` at `at`, counted by the store itself so that two recorded at
+        once by two processes both count; the record now, its retry time on `backoff` for the count
+        the store holds. NotFound for an unknown session."""
         ...
 
     def clear(self, session_id: int, kind: OwedKind) -> None:
