@@ -1791,6 +1791,9 @@ class MemoryV2g(_Repository):
     def record(self, booking_id: int) -> ExportRecord | None:
         return self.t.v2g_exports.get(booking_id)
 
+    def lock_export(self, booking_id: int) -> None:
+        """Units of work take turns already (the store's lock)."""
+
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         self._booking_exists(record.booking_id)
         before = self.t.v2g_exports.get(record.booking_id)

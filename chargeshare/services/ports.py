@@ -1016,6 +1016,12 @@ class V2g(Protocol):
 
     def record(self, booking_id: int) -> ExportRecord | None: ...
 
+    def lock_export(self, booking_id: int) -> None:
+        """Hold the booking's export until this unit of work ends (its terms' row): writers of one
+        booking's export record take turns, each reading the record the one before it committed.
+        A store whose write transactions take turns already does nothing."""
+        ...
+
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         """Write a booking's export record over the last, unless that one is settled (it changes
         then only by `resettle_record`: a write read before it was settled is late); NotFound for an
