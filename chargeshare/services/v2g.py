@@ -123,6 +123,8 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
     if terms is None:
         return None
     tx.v2g.settling(exclusive=False)
+    # A reading committing meanwhile is in the credit, not written back over by the settled record.
+    tx.v2g.lock_export(booking.booking_id)
     at = clock.now()
     record = tx.v2g.record(booking.booking_id) or _new_record(tx, booking.booking_id)
     if record.settled:
