@@ -22,7 +22,7 @@ from typing import Any
 from chargeshare.domain.availability import WeeklyWindow, covers
 from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
-from chargeshare.domain.command_backoff import OwedKind, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import HostPricing, Price
 from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
 from chargeshare.domain.fleet import (
@@ -1538,6 +1538,12 @@ class MemoryCommandRefusals(_Repository):
             raise NotFound(f"no session {session_id}")
         self.t.refusals[(session_id, kind)] = refusals
 
+    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        # Units of work take turns here, so the count read is the count to add to.
+        after = backoff.refused(self.of(kind, [session_id]).get(session_id), at)
+        self.save(session_id, kind, after)
+        return after
+
     def clear(self, session_id: int, kind: OwedKind) -> None:
         self.t.refusals.pop((session_id, kind), None)
 
@@ -1784,6 +1790,9 @@ class MemoryV2g(_Repository):
 
     def record(self, booking_id: int) -> ExportRecord | None:
         return self.t.v2g_exports.get(booking_id)
+
+    def lock_export(self, booking_id: int) -> None:
+        """Units of work take turns already (the store's lock)."""
 
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         self._booking_exists(record.booking_id)

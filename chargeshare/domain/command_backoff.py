@@ -63,7 +63,10 @@ class Backoff:
 
     def refused(self, before: Refusals | None, now: datetime) -> Refusals:
         """The state after one more refusal at `now`."""
-        count = 1 if before is None else before.count + 1
+        return self.after(1 if before is None else before.count + 1, now)
+
+    def after(self, count: int, now: datetime) -> Refusals:
+        """The state after the `count`-th refusal (count >= 1), the last at `now`."""
         if count >= self.limit:
             return Refusals(count, now, None)
         return Refusals(count, now, now + timedelta(seconds=self.delay_s(count)))

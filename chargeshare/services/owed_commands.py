@@ -120,9 +120,7 @@ def record_refusal(
     with store.transaction() as tx:
         if tx.sessions.get(session_id) is None:
             return None
-        after = backoff.refused(tx.refusals.of(kind, [session_id]).get(session_id), now)
-        tx.refusals.save(session_id, kind, after)
-    return after
+        return tx.refusals.refused(session_id, kind, now, backoff)
 
 
 def due_at_connect(

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from chargeshare.domain.availability import WeeklyWindow
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
-from chargeshare.domain.command_backoff import OwedKind, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, Price
 from chargeshare.domain.fleet import (
     BlockRule,
@@ -770,6 +770,12 @@ class CommandRefusals(Protocol):
         """Write the session's record for `kind` over any before; NotFound for an unknown session."""
         ...
 
+    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        """One more refusal of `kind` at `at`, counted by the store itself so that two recorded at
+        once by two processes both count; the record now, its retry time on `backoff` for the count
+        the store holds. NotFound for an unknown session."""
+        ...
+
     def clear(self, session_id: int, kind: OwedKind) -> None:
         """The charger accepted: forget the session's record for `kind` (none: nothing changes)."""
         ...
@@ -1009,6 +1015,12 @@ class V2g(Protocol):
         ...
 
     def record(self, booking_id: int) -> ExportRecord | None: ...
+
+    def lock_export(self, booking_id: int) -> None:
+        """Hold the booking's export until this unit of work ends (its terms' row): writers of one
+        booking's export record take turns, each reading the record the one before it committed.
+        A store whose write transactions take turns already does nothing."""
+        ...
 
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         """Write a booking's export record over the last, unless that one is settled (it changes

@@ -103,9 +103,12 @@ def record_export(
 ) -> None:
     """A reading of the export register (and the car's state of charge) for a booking's session;
     kept only for a booking with export terms (a plain car's readings need no record). The first
-    reading kept fixes the buyer (`_new_record`)."""
+    reading kept fixes the buyer (`_new_record`). The booking's export is held before the record is
+    read: two readings at once on two processes take turns, so the first to commit is the start and
+    the other applies on top of it, never moving the start nor taking the register back."""
     if tx.v2g.terms(booking_id) is None:
         return
+    tx.v2g.lock_export(booking_id)
     before = tx.v2g.record(booking_id) or _new_record(tx, booking_id)
     after = read_export(before, register_wh, soc_pct)
     if after != before:
@@ -120,6 +123,8 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
     if terms is None:
         return None
     tx.v2g.settling(exclusive=False)
+    # A reading committing meanwhile is in the credit, not written back over by the settled record.
+    tx.v2g.lock_export(booking.booking_id)
     at = clock.now()
     record = tx.v2g.record(booking.booking_id) or _new_record(tx, booking.booking_id)
     if record.settled:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from chargeshare.bootstrap import App
-from chargeshare.domain.command_backoff import OwedKind, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.errors import NotFound
 from chargeshare.services.ports import UnitOfWork
 from tests.conftest import T0
@@ -90,3 +90,28 @@ def test_the_overrides_a_charger_is_owed_until_it_takes_them(app: App) -> None:
         tx.smart.override_taken(bookings[1], sessions[1])  # not overridden: nothing to take
         assert list(tx.smart.overrides_owed()) == [(owed, "CP1"), (elsewhere, "CP2")]
         assert tx.smart.overridden([bookings[1]]) == set()
+
+
+def test_a_refusal_counts_up_in_the_store_on_its_back_off_until_given_up(app: App) -> None:
+    backoff = Backoff(60, 3600, 3)
+    later = T0 + timedelta(minutes=5)
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-REF-N")
+        session = _session(tx, connector, a_booking(tx, connector, tx.accounts.add_driver("N", "N")))
+        assert tx.refusals.refused(session, OwedKind.EXPORT, T0, backoff) == Refusals(
+            1, T0, T0 + timedelta(seconds=60)
+        )
+    with app.store.transaction() as tx:
+        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff) == Refusals(
+            2, later, later + timedelta(seconds=120)
+        )
+        assert tx.refusals.refused(session, OwedKind.OVERRIDE, later, backoff).count == 1
+    with app.store.transaction() as tx:
+        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff) == Refusals(3, later, None)
+    with app.store.reading() as tx:
+        assert tx.refusals.of(OwedKind.EXPORT, [session]) == {session: Refusals(3, later, None)}
+        assert tx.refusals.of(OwedKind.OVERRIDE, [session]) == {
+            session: Refusals(1, later, later + timedelta(seconds=60))
+        }
+    with pytest.raises(NotFound), app.store.transaction() as tx:
+        tx.refusals.refused(9_999, OwedKind.EXPORT, T0, backoff)

@@ -101,3 +101,23 @@ def test_a_settled_record_is_taken_up_once_from_the_reading_it_was_settled_on(ap
         assert not tx.v2g.resettle_record(ExportRecord(9_999, 0, 1, None, None, 1, 0), T0, last_wh=0)
     with app.store.reading() as tx:
         assert tx.v2g.record(booking) == later
+
+
+def test_holding_a_bookings_export_changes_nothing_of_it(app: App) -> None:
+    """`lock_export` only makes writers take turns (tests/integration/test_v2g_export_start_race.py):
+    on a booking with terms or without, the unit goes on and reads and writes as before."""
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-V2G-LOCK")
+        driver = tx.accounts.add_driver("Lee", "LEE-TAG")
+        booking = a_booking(tx, connector, driver)
+        plain = a_booking(tx, connector, driver, start_h=2)
+        tx.v2g.set_terms(ExportTerms(booking, 25, 40, T0))
+    with app.store.transaction() as tx:
+        tx.v2g.lock_export(booking)
+        tx.v2g.lock_export(plain)
+        tx.v2g.lock_export(booking)  # twice in one unit
+        tx.v2g.save_record(ExportRecord(booking, 1_000, 1_200, 80), T0)
+    with app.store.reading() as tx:
+        assert tx.v2g.terms(booking) == ExportTerms(booking, 25, 40, T0)
+        assert tx.v2g.record(booking) == ExportRecord(booking, 1_000, 1_200, 80)
+        assert tx.v2g.record(plain) is None

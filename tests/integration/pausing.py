@@ -37,3 +37,23 @@ class PausesAfter:
 
                 setattr(repository, self.method, call_then_wait)
             yield tx
+
+
+class PausesBeforeCommit:
+    """The store, but the first unit of work of a thread `thread()` says is the paused one, its
+    work done, commits only once `go` is set (its row locks held meanwhile); `reached` is set then."""
+
+    def __init__(self, inner: Any, thread: Callable[[], bool]) -> None:
+        self.inner, self.paused_thread = inner, thread
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.inner.transaction() as tx:
+            yield tx
+            if self.paused_thread() and not self.reached.is_set():
+                self.reached.set()
+                assert self.go.wait(30), "never told to go on"

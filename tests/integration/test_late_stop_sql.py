@@ -305,10 +305,12 @@ def test_a_higher_late_stop_waiting_on_another_process_rebill_bills_on_it_not_on
 def test_an_export_reading_racing_the_lost_close_leaves_the_settled_record_standing(
     postgres_url: str,
 ) -> None:
-    """A V2G reading read the session open and the export record unsettled; the sweep then closes
-    the session and credits the export on the reading before it. The reading, written after, is of
-    a stopped session: it must not put the settled record back to unsettled (its credit forgotten
-    while the ledger holds it), so the late stop that follows credits the rest once."""
+    """A V2G reading read the session open and the booking's terms; the sweep then closes the
+    session and credits the export on the reading before it. The reading, going on after, is of a
+    stopped session: it must not put the settled record back to unsettled (its credit forgotten
+    while the ledger holds it), so the late stop that follows credits the rest once. (It reads the
+    record only once it holds the booking's export, which the close takes too: the record cannot be
+    settled between its read and its write.)"""
     config = Config(database_url=postgres_url, locks_enabled=False, password_hash="fast")
     clock = ManualClock(T0)
     first = build(config, clock=clock)
@@ -332,16 +334,14 @@ def test_an_export_reading_racing_the_lost_close_leaves_the_settled_record_stand
         found = first.charging.session_for_charger_tx("V2G1", "tx-v2g")
         assert found is not None
         held: list[threading.Thread] = []
-        store = PausesAfter(
-            second.charging.store, lambda: threading.current_thread() in held, "v2g", "record"
-        )
+        store = PausesAfter(second.charging.store, lambda: threading.current_thread() in held, "v2g", "terms")
         second.charging.store = store
         reading = threading.Thread(
             target=lambda: second.charging.meter_export("V2G1", found.session_id, 55_000, None)
         )
         held.append(reading)
         reading.start()
-        assert store.read.wait(30), "the reading never read the record"
+        assert store.read.wait(30), "the reading never read the terms"
         assert first.charging.close_lost_stops() == [found.session_id]
         store.go.set()
         reading.join(30)

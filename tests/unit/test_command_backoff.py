@@ -57,3 +57,11 @@ def test_a_back_off_that_cannot_work_is_refused() -> None:
             Backoff(first, cap, limit)
     with pytest.raises(InvalidRequest):
         Backoff().delay_s(0)
+
+
+@given(backoffs, st.integers(1, 60))
+def test_the_state_after_a_count_is_the_state_after_as_many_refusals(b: Backoff, n: int) -> None:
+    state: Refusals | None = None
+    for _ in range(n):
+        state = b.refused(state, T0)
+    assert b.after(n, T0) == state

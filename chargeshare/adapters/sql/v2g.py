@@ -133,6 +133,14 @@ class SqlV2g:
         r = self.conn.execute(select(t.v2g_exports).where(_x.booking_id == booking_id)).first()
         return None if r is None else _record(r)
 
+    def lock_export(self, booking_id: int) -> None:
+        # The terms' row: there before any record is, where a first reading has no record row to
+        # lock. SQLite's write transactions take turns already (BEGIN IMMEDIATE).
+        if self.dialect == "postgresql":
+            self.conn.execute(
+                select(_t.booking_id).where(_t.booking_id == booking_id).with_for_update(key_share=True)
+            )
+
     def save_record(self, record: ExportRecord, at: datetime) -> None:
         self._booking_exists(record.booking_id)
         self._upsert(

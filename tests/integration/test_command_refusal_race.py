@@ -1,0 +1,78 @@
+"""Two processes recording a refusal of one session's command at once, on PostgreSQL (READ
+COMMITTED, real threads): both refusals count, and the retry time is the one for that count."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import pytest
+
+from chargeshare.bootstrap import App
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
+from chargeshare.services.clock import ManualClock
+from chargeshare.services.owed_commands import record_refusal
+from tests.integration.pausing import PausesBeforeCommit
+from tests.integration.test_kyc_payout_race import waiting_on_a_lock
+from tests.services.test_owed_back_off import v2g_session
+
+pytestmark = pytest.mark.postgres
+
+T = TypeVar("T")
+
+
+def second_while_first_uncommitted(
+    store: PausesBeforeCommit, postgres_url: str, first: Callable[[], T], second: Callable[[], T]
+) -> tuple[T, T]:
+    """Run `first` in a thread `store` holds before its commit, then `second` in another until it
+    waits on a lock (or is done); then let the first commit. What each returned."""
+    held: list[threading.Thread] = []
+    store.paused_thread = lambda: threading.current_thread() in held
+    results: dict[str, T] = {}
+    one = threading.Thread(target=lambda: results.setdefault("first", first()))
+    held.append(one)
+    one.start()
+    assert store.reached.wait(30), "the first never got to its commit"
+    done = threading.Event()
+
+    def running_second() -> None:
+        results["second"] = second()
+        done.set()
+
+    two = threading.Thread(target=running_second)
+    two.start()
+    blocked = waiting_on_a_lock(postgres_url)
+    for _ in range(3_000):
+        if done.wait(0.01) or blocked():
+            break
+    else:
+        pytest.fail("the second neither finished nor waited on a lock")
+    store.go.set()
+    one.join(30)
+    two.join(30)
+    assert not one.is_alive() and not two.is_alive()
+    return results["first"], results["second"]
+
+
+@pytest.mark.parametrize("refused_before", [0, 3])
+def test_two_refusals_recorded_at_once_both_count(
+    pg_app: App, clock: ManualClock, postgres_url: str, refused_before: int
+) -> None:
+    _, _, session = v2g_session(pg_app, clock)
+    backoff = Backoff()
+    for _ in range(refused_before):
+        record_refusal(pg_app.store, backoff, OwedKind.EXPORT, session, clock.now())
+    now = clock.now()
+    store = PausesBeforeCommit(pg_app.store, lambda: False)
+
+    def refusing() -> Refusals | None:
+        return record_refusal(store, backoff, OwedKind.EXPORT, session, now)
+
+    first, second = second_while_first_uncommitted(store, postgres_url, refusing, refusing)
+    count = refused_before + 2
+    expected = Refusals(count, now, now + timedelta(seconds=backoff.delay_s(count)))
+    assert (first, second) == (backoff.after(count - 1, now), expected)
+    with pg_app.store.reading() as tx:
+        assert tx.refusals.of(OwedKind.EXPORT, [session]) == {session: expected}
