@@ -1519,8 +1519,14 @@ class MemorySmartCharging(_Repository):
 
     def overrides_owed(self) -> Sequence[tuple[int, str]]:
         owed = []
+        newest: dict[int, int] = {}  # connector id -> its newest open session, as `open_on` finds
+        for session_id, s in self.t.sessions.items():
+            if s.status is SessionStatus.CHARGING:
+                newest[s.connector_id] = max(session_id, newest.get(s.connector_id, session_id))
         for session_id, s in sorted(self.t.sessions.items()):
             if s.status is not SessionStatus.CHARGING or s.booking_id not in self.t.overrides:
+                continue
+            if newest[s.connector_id] != session_id:
                 continue
             if self.t.override_taken.get(s.booking_id) != session_id:
                 charger = self.t.chargers[self.t.connectors[s.connector_id].charger_id]

@@ -754,7 +754,8 @@ class SmartCharging(Protocol):
 
     def overrides_owed(self) -> Sequence[tuple[int, str]]:
         """(session id, charge point id) of every open session on an overridden booking whose
-        charger has not taken its override profile: by session id."""
+        charger has not taken its override profile, and which is the newest open session on its
+        connector (the one `open_on` finds): by session id."""
         ...
 
 

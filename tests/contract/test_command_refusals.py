@@ -67,13 +67,14 @@ def test_an_unknown_session_keeps_no_refusal_and_a_failed_unit_keeps_nothing(app
 
 def test_the_overrides_a_charger_is_owed_until_it_takes_them(app: App) -> None:
     """Open sessions on overridden bookings, until the session's charger took the override; a later
-    session of the same booking is owed afresh, a stopped one never, any OCPP version."""
+    session of the same booking is owed afresh, a stopped one never, nor one left open behind a
+    newer open session on its connector; any OCPP version."""
     with app.store.transaction() as tx:
-        _, (c1,) = a_charger(tx, "CP1")
+        _, (c1, c3) = a_charger(tx, "CP1", 1, 2)
         _, (c2,) = a_charger(tx, "CP2")
         driver = tx.accounts.add_driver("D", "T")
         sessions, bookings = [], []
-        for i, connector in enumerate((c1, c1, c2, c1)):
+        for i, connector in enumerate((c1, c3, c2, c1)):
             booking = a_booking(tx, connector, driver, start_h=2 * i)
             bookings.append(booking)
             if i != 1:  # the second is not overridden
@@ -90,6 +91,9 @@ def test_the_overrides_a_charger_is_owed_until_it_takes_them(app: App) -> None:
         tx.smart.override_taken(bookings[1], sessions[1])  # not overridden: nothing to take
         assert list(tx.smart.overrides_owed()) == [(owed, "CP1"), (elsewhere, "CP2")]
         assert tx.smart.overridden([bookings[1]]) == set()
+        later = a_booking(tx, c1, driver, start_h=8)
+        _session(tx, c1, later, hours=8)  # not overridden, and newer on the same connector
+        assert list(tx.smart.overrides_owed()) == [(elsewhere, "CP2")]  # never sent again: not owed
 
 
 def test_a_refusal_counts_up_in_the_store_on_its_back_off_until_given_up(app: App) -> None:

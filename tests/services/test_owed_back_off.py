@@ -161,3 +161,23 @@ def test_an_override_refused_too_often_is_no_longer_sent_even_on_connecting(
     assert owed_rows(app.store, clock.now()) == [
         OwedRow("CP1", "override", session, "refused", BACKOFF.limit, None)
     ]
+
+
+def test_a_session_left_open_behind_a_newer_one_on_its_connector_is_owed_no_override(
+    app: App, clock: ManualClock
+) -> None:
+    """A charger that started a new transaction on a connector without stopping the overridden one
+    (its stop lost, the session not closed yet) is resent the override of the newest only: the
+    sweep must not find owed what no resend would send, or it asks the charger again for all it is
+    owed every round, and operators see the override owed for ever."""
+    charger = add_charger(app, "CP1")
+    dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+    eve = app.marketplace.add_driver("Eve", "EVE").driver_id
+    app.bookings.book(BookRequest(dee, charger, 1, 30, 10_000, override_smart_charging=True))
+    app.charging.start("CP1", 1, "DEE", 1_000, clock.now())
+    clock.advance(40 * 60)
+    app.bookings.book(BookRequest(eve, charger, 1, 30, 10_000))
+    app.charging.start("CP1", 1, "EVE", 2_000, clock.now())  # not overridden: nothing to send it
+    assert app.smart.overrides_due("CP1") == []
+    assert owed(app, clock, "override") == set()
+    assert owed_rows(app.store, clock.now()) == []

@@ -7,7 +7,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -26,7 +26,10 @@ SETTINGS = DirectStatement(select(t.charger_smart_settings).where(_s.charger_id 
 OVERRIDDEN = DirectStatement(select(_o.booking_id).where(in_ids(_o.booking_id, "booking_ids")))
 
 _x, _k = t.sessions.c, t.connectors.c
-# Open sessions (ix_sessions_open) on overridden bookings whose charger has not taken the override.
+_later = t.sessions.alias("later")
+# Open sessions (ix_sessions_open) on overridden bookings whose charger has not taken the override;
+# each the newest open one on its connector, as a resend finds them (`sessions.open_on`): an older
+# one left open is never sent its override, so listing it would have the sweep ask every round.
 OVERRIDES_OWED = (
     select(_x.id, t.chargers.c.charge_point_id)
     .select_from(t.sessions.join(t.booking_overrides, _o.booking_id == _x.booking_id))
@@ -35,6 +38,11 @@ OVERRIDES_OWED = (
     .where(
         _x.status == SessionStatus.CHARGING.value,
         (_o.taken_session.is_(None)) | (_o.taken_session != _x.id),
+        ~exists().where(
+            _later.c.connector_id == _x.connector_id,
+            _later.c.status == SessionStatus.CHARGING.value,
+            _later.c.id > _x.id,
+        ),
     )
     .order_by(_x.id)
 )
