@@ -41,11 +41,19 @@ def _rotation_phases(word: str) -> int | None:
     return None  # Unknown, or a word the spec does not have
 
 
+def _number(word: str) -> int | None:
+    """A whole number in ASCII digits, as OCPP's strings write it (None: anything else). Not
+    `str.isdigit`, which passes a superscript two that `int` then refuses."""
+    said = word.strip()
+    return int(said) if said.isascii() and said.isdigit() else None
+
+
 def parse(version: OcppVersion, declared: str) -> dict[int, int]:
-    """The phases in a declared value (empty: nothing known)."""
+    """The phases in a declared value (empty: nothing known). Garbage is left out, never raised:
+    the value is the charger's word."""
     if family(version) == V201:
-        said = declared.strip()
-        return {WHOLE_CHARGER: int(said)} if said.isdigit() and 1 <= int(said) <= MAX_PHASES else {}
+        n = _number(declared)
+        return {WHOLE_CHARGER: n} if n is not None and 1 <= n <= MAX_PHASES else {}
     out: dict[int, int] = {}
     for entry in declared.split(","):
         no, dot, word = entry.strip().partition(".")
@@ -54,10 +62,10 @@ def parse(version: OcppVersion, declared: str) -> dict[int, int]:
             if phases is not None:
                 out[WHOLE_CHARGER] = phases
             continue
-        phases = _rotation_phases(word.strip())
+        phases, connector = _rotation_phases(word.strip()), _number(no)
         # Index 0 is the grid connection's rotation at the main meter, not a connector's wiring.
-        if no.strip().isdigit() and int(no) > 0 and phases is not None:
-            out[int(no)] = phases
+        if connector is not None and connector > 0 and phases is not None:
+            out[connector] = phases
     return out
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.ocpp import V16, V201, rate_units
+from chargeshare.ocpp import V16, V201, OcppVersion, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import phases as ocpp_phases
@@ -1249,6 +1249,31 @@ def test_the_phases_ride_on_the_boots_read_and_are_kept_for_a_charger_taking_amp
     (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
     assert ocpp_phases.key(V201) in read.keys
     assert w.backend.recorded("phases_learned") == kept
+
+
+@pytest.mark.parametrize(("version", "declared"), [(V201, "\u00b2"), (V16, "\u00b2.RST, 1.RST")])
+def test_a_boot_whose_phases_are_garbage_is_still_set_up(version: OcppVersion, declared: str) -> None:
+    """A superscript two is a digit to str.isdigit but not to int(): the setting read at boot is
+    the charger's word, and garbage in it must not end the boot's setup (the owner's settings
+    under the regulations, and the metering report) with an exception."""
+    w = world(metering=True)
+    w.backend.settings = SETTINGS
+    del w.backend.units["CP1"]
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(version): "A", ocpp_phases.key(version): declared}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", version), answer)
+    assert w.backend.recorded("phases_learned") == ([] if version == V201 else [("CP1", {1: 3})])
+    assert w.commands()[-len(ocpp_smart.settings_commands(SETTINGS)) :] == list(
+        ocpp_smart.settings_commands(SETTINGS)
+    )
 
 
 def test_an_override_to_a_three_phase_charger_taking_amps_goes_on_its_three_phases() -> None:
