@@ -189,6 +189,15 @@ class _Tables:
     def snapshot(self) -> _Tables:
         return _Tables(**{f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
+    def newest_open_sessions(self) -> list[tuple[int, SessionRecord]]:
+        """Each connector's newest open session, in id order: the one a resend finds (`open_on`);
+        an older one left open is never sent what it is owed."""
+        newest: dict[int, int] = {}
+        for session_id, s in self.sessions.items():
+            if s.status is SessionStatus.CHARGING:
+                newest[s.connector_id] = max(session_id, newest.get(s.connector_id, session_id))
+        return sorted((i, self.sessions[i]) for i in newest.values())
+
 
 class MemoryStore:
     dialect = "memory"
@@ -1519,14 +1528,8 @@ class MemorySmartCharging(_Repository):
 
     def overrides_owed(self) -> Sequence[tuple[int, str]]:
         owed = []
-        newest: dict[int, int] = {}  # connector id -> its newest open session, as `open_on` finds
-        for session_id, s in self.t.sessions.items():
-            if s.status is SessionStatus.CHARGING:
-                newest[s.connector_id] = max(session_id, newest.get(s.connector_id, session_id))
-        for session_id, s in sorted(self.t.sessions.items()):
-            if s.status is not SessionStatus.CHARGING or s.booking_id not in self.t.overrides:
-                continue
-            if newest[s.connector_id] != session_id:
+        for session_id, s in self.t.newest_open_sessions():
+            if s.booking_id not in self.t.overrides:
                 continue
             if self.t.override_taken.get(s.booking_id) != session_id:
                 charger = self.t.chargers[self.t.connectors[s.connector_id].charger_id]
@@ -1770,14 +1773,8 @@ class MemoryV2g(_Repository):
 
     def exports_owed(self) -> Sequence[tuple[int, str]]:
         owed = []
-        newest: dict[int, int] = {}  # connector id -> its newest open session, as `open_on` finds
-        for session_id, s in self.t.sessions.items():
-            if s.status is SessionStatus.CHARGING:
-                newest[s.connector_id] = max(session_id, newest.get(s.connector_id, session_id))
-        for session_id, s in sorted(self.t.sessions.items()):
-            if s.status is not SessionStatus.CHARGING or s.booking_id not in self.t.v2g_terms:
-                continue
-            if newest[s.connector_id] != session_id:
+        for session_id, s in self.t.newest_open_sessions():
+            if s.booking_id not in self.t.v2g_terms:
                 continue
             charger = self.t.chargers[self.t.connectors[s.connector_id].charger_id]
             if charger.ocpp_version == OcppVersion.V21 and self.t.v2g_taken.get(s.booking_id) != session_id:

@@ -7,13 +7,14 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
+from chargeshare.adapters.sql.open_sessions import newest_open_on_its_connector
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
@@ -26,7 +27,6 @@ SETTINGS = DirectStatement(select(t.charger_smart_settings).where(_s.charger_id 
 OVERRIDDEN = DirectStatement(select(_o.booking_id).where(in_ids(_o.booking_id, "booking_ids")))
 
 _x, _k = t.sessions.c, t.connectors.c
-_later = t.sessions.alias("later")
 # Open sessions (ix_sessions_open) on overridden bookings whose charger has not taken the override;
 # each the newest open one on its connector, as a resend finds them (`sessions.open_on`): an older
 # one left open is never sent its override, so listing it would have the sweep ask every round.
@@ -38,11 +38,7 @@ OVERRIDES_OWED = (
     .where(
         _x.status == SessionStatus.CHARGING.value,
         (_o.taken_session.is_(None)) | (_o.taken_session != _x.id),
-        ~exists().where(
-            _later.c.connector_id == _x.connector_id,
-            _later.c.status == SessionStatus.CHARGING.value,
-            _later.c.id > _x.id,
-        ),
+        newest_open_on_its_connector(_x),
     )
     .order_by(_x.id)
 )

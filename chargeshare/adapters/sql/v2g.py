@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
+from chargeshare.adapters.sql.open_sessions import newest_open_on_its_connector
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_settlement import GridSettlement
 from chargeshare.domain.session import SessionStatus
@@ -31,7 +32,6 @@ TERMS_OF = select(t.v2g_terms).where(in_ids(_t.booking_id, "booking_ids"))
 RECORDS_OF = select(t.v2g_exports).where(in_ids(_x.booking_id, "booking_ids"))
 
 _s, _k = t.sessions.c, t.connectors.c
-_later = t.sessions.alias("later")
 # Open sessions (ix_sessions_open) whose 2.1 charger has not taken their export; each the newest
 # open one on its connector, as the resend finds them (`sessions.open_on`): an older one left open
 # is never sent its export, so listing it would have the sweep ask again every round.
@@ -44,11 +44,7 @@ EXPORTS_OWED = (
         _s.status == SessionStatus.CHARGING.value,
         t.chargers.c.ocpp_version == V21.value,
         (_t.export_taken_session.is_(None)) | (_t.export_taken_session != _s.id),
-        ~exists().where(
-            _later.c.connector_id == _s.connector_id,
-            _later.c.status == SessionStatus.CHARGING.value,
-            _later.c.id > _s.id,
-        ),
+        newest_open_on_its_connector(_s),
     )
     .order_by(_s.id)
 )
