@@ -42,6 +42,11 @@ Dues = tuple[
 ]
 
 
+# The hosts' notification kind written when a charger has refused a command too often.
+COMMAND_REFUSED = "command_refused"
+GIVEN_UP_WHAT = {OwedKind.EXPORT: "V2G export", OwedKind.OVERRIDE: "driver's charging override"}
+
+
 @dataclass(frozen=True)
 class Owed:
     charge_point_id: str
@@ -116,11 +121,27 @@ def owed_rows(store: Store, now: datetime) -> list[OwedRow]:
 def record_refusal(
     store: Store, backoff: Backoff, kind: OwedKind, session_id: int, now: datetime
 ) -> Refusals | None:
-    """A session's charger refused `kind` at `now`: its back-off moves on (None: no such session)."""
+    """A session's charger refused `kind` at `now`: its back-off moves on (None: no such session).
+    The refusal that gives up tells the charger's host, once: the count rises in the database, so
+    only one transaction sees it reach the limit."""
     with store.transaction() as tx:
-        if tx.sessions.get(session_id) is None:
+        session = tx.sessions.get(session_id)
+        if session is None:
             return None
-        return tx.refusals.refused(session_id, kind, now, backoff)
+        refusals = tx.refusals.refused(session_id, kind, now, backoff)
+        if refusals.given_up and refusals.count == backoff.limit:
+            booking = tx.bookings.get(session.booking_id)
+            cp_id = tx.chargers.by_id(booking.charger_id).charge_point_id
+            tx.notifications.add(
+                booking.host_id,
+                COMMAND_REFUSED,
+                f"Charger {cp_id} refused the {GIVEN_UP_WHAT[kind]} of session {session_id}",
+                f"Charger {cp_id} refused the {GIVEN_UP_WHAT[kind]} of booking {booking.booking_id} "
+                f"{refusals.count} times, the last at {now:%Y-%m-%d %H:%M} UTC; it is no longer asked "
+                "for this session. Check the charger's smart-charging and V2G settings.",
+                now,
+            )
+        return refusals
 
 
 def due_at_connect(

@@ -17,7 +17,7 @@ from chargeshare.ocpp import V21
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import OverrideDue
-from chargeshare.services.owed_commands import Owed, OwedRow, commands_owed, owed_rows
+from chargeshare.services.owed_commands import COMMAND_REFUSED, Owed, OwedRow, commands_owed, owed_rows
 from tests.conftest import add_charger
 
 # The rules' default: 60 s doubling to 3600 s, given up at the 8th refusal.
@@ -181,3 +181,28 @@ def test_a_session_left_open_behind_a_newer_one_on_its_connector_is_owed_no_over
     assert app.smart.overrides_due("CP1") == []
     assert owed(app, clock, "override") == set()
     assert owed_rows(app.store, clock.now()) == []
+
+
+def refusal_notices(app: App) -> list[dict[str, object]]:
+    with app.store.reading() as tx:
+        return [n for n in tx.notifications.all() if n["kind"] == COMMAND_REFUSED]
+
+
+@pytest.mark.parametrize("kind", ["export", "override"])
+def test_the_host_is_told_once_when_its_charger_has_refused_too_often(
+    app: App, clock: ManualClock, kind: str
+) -> None:
+    _, booking, session = v2g_session(app, clock)
+    refuse = app.v2g.export_refused if kind == "export" else app.smart.override_refused
+    for _ in range(BACKOFF.limit - 1):
+        refuse(session)
+    assert refusal_notices(app) == []  # still asked: nothing to tell
+    refuse(session)
+    (notice,) = refusal_notices(app)
+    with app.store.reading() as tx:
+        assert notice["host_id"] == tx.bookings.get(booking).host_id
+    what = "V2G export" if kind == "export" else "driver's charging override"
+    assert notice["subject"] == f"Charger V2G1 refused the {what} of session {session}"
+    assert f"of booking {booking} {BACKOFF.limit} times" in str(notice["body"])
+    refuse(session)  # a late refusal of an earlier ask, after it was given up
+    assert len(refusal_notices(app)) == 1
