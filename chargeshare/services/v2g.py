@@ -119,12 +119,16 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
     """At the session's stop, in its unit of work: the export settled and, if any, credited. Dated
     once its turn on the grid buyer's statements is taken: a payment recorded before is for a
     month already over then, so the credit is on a later statement, never on a paid one."""
+    if tx.v2g.terms(booking.booking_id) is None:
+        return None
+    tx.v2g.settling(exclusive=False)
+    # A reading committing meanwhile is in the credit, not written back over by the settled record;
+    # a change of terms committing meanwhile is the price (read again under the lock, which
+    # `set_terms` takes too), never one replaced once the record is settled on the old.
+    tx.v2g.lock_export(booking.booking_id)
     terms = tx.v2g.terms(booking.booking_id)
     if terms is None:
         return None
-    tx.v2g.settling(exclusive=False)
-    # A reading committing meanwhile is in the credit, not written back over by the settled record.
-    tx.v2g.lock_export(booking.booking_id)
     at = clock.now()
     record = tx.v2g.record(booking.booking_id) or _new_record(tx, booking.booking_id)
     if record.settled:
@@ -216,6 +220,9 @@ class V2gService:
         driver's booking is NotFound; terms change nothing on a session already running."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            # Held before the record is read, as the stop holds it to settle: a stop settling
+            # meanwhile is committed first and the change refused, or waits and credits at it.
+            tx.v2g.lock_export(booking_id)
             booking = tx.bookings.get(booking_id)
             if who.role is not Role.DRIVER or not can_see(who, booking):
                 raise NotFound(f"no booking {booking_id}")

@@ -17,6 +17,7 @@ class PausesAfter:
         self.inner, self.paused_thread = inner, thread
         self.repository, self.method = repository, method
         self.read, self.go = threading.Event(), threading.Event()
+        self.reached = self.read  # as `PausesBeforeCommit` names it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -14,7 +14,7 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.owed_commands import record_refusal
-from tests.integration.pausing import PausesBeforeCommit
+from tests.integration.pausing import PausesAfter, PausesBeforeCommit
 from tests.integration.test_kyc_payout_race import waiting_on_a_lock
 from tests.services.test_owed_back_off import v2g_session
 
@@ -24,10 +24,13 @@ T = TypeVar("T")
 
 
 def second_while_first_uncommitted(
-    store: PausesBeforeCommit, postgres_url: str, first: Callable[[], T], second: Callable[[], T]
+    store: PausesBeforeCommit | PausesAfter,
+    postgres_url: str,
+    first: Callable[[], T],
+    second: Callable[[], T],
 ) -> tuple[T, T]:
-    """Run `first` in a thread `store` holds before its commit, then `second` in another until it
-    waits on a lock (or is done); then let the first commit. What each returned."""
+    """Run `first` in a thread `store` holds (before its commit, or after a call), then `second`
+    in another until it waits on a lock (or is done); then let the first go on. What each returned."""
     held: list[threading.Thread] = []
     store.paused_thread = lambda: threading.current_thread() in held
     results: dict[str, T] = {}
