@@ -88,14 +88,13 @@ def export_entry(
     return export_credit_entry(entry_id, booking.booking_id, booking.driver_id, amount, at)
 
 
-def _post_export(
-    tx: UnitOfWork, entry_id: str, record: ExportRecord, booking: BookingRecord, amount: int, at: datetime
-) -> None:
-    """Post `export_entry`. A home's purchase debits the host's payable: it takes the host's row
-    first, as a payout does, so a payout reads the balance after it rather than paying it out."""
+def _buyer_taken(tx: UnitOfWork, record: ExportRecord, booking: BookingRecord, clock: Clock) -> datetime:
+    """When a credit of the record is dated: now, once its buyer is held. A home's purchase debits
+    the host's payable: it takes the host's row first, as a payout does, so a payout reads the
+    balance after it rather than paying it out; and a payout that committed first is dated first."""
     if record.buyer is ExportBuyer.HOME:
         tx.accounts.lock_host(booking.host_id)
-    tx.ledger.add([export_entry(entry_id, record, booking, amount, at)])
+    return clock.now()
 
 
 def record_export(
@@ -118,7 +117,8 @@ def record_export(
 def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> ExportRecord | None:
     """At the session's stop, in its unit of work: the export settled and, if any, credited. Dated
     once its turn on the grid buyer's statements is taken: a payment recorded before is for a
-    month already over then, so the credit is on a later statement, never on a paid one."""
+    month already over then, so the credit is on a later statement, never on a paid one (and a
+    home's purchase once it holds the host's row: `_buyer_taken`)."""
     if tx.v2g.terms(booking.booking_id) is None:
         return None
     tx.v2g.settling(exclusive=False)
@@ -129,14 +129,15 @@ def credit_export(tx: UnitOfWork, booking: BookingRecord, clock: Clock) -> Expor
     terms = tx.v2g.terms(booking.booking_id)
     if terms is None:
         return None
-    at = clock.now()
     record = tx.v2g.record(booking.booking_id) or _new_record(tx, booking.booking_id)
     if record.settled:
         return record
     settled = settle_export(record, terms)
+    at = _buyer_taken(tx, settled, booking, clock) if settled.credit else clock.now()
     tx.v2g.save_record(settled, at)
     if settled.credit:
-        _post_export(tx, export_entry_id(booking.booking_id), settled, booking, settled.credit, at)
+        entry = export_entry(export_entry_id(booking.booking_id), settled, booking, settled.credit, at)
+        tx.ledger.add([entry])
     return settled
 
 
@@ -161,7 +162,6 @@ def credit_late_export(tx: UnitOfWork, booking: BookingRecord, register_wh: int,
     if terms is None:
         return LateCredit()
     tx.v2g.settling(exclusive=False)
-    at = clock.now()
     record = tx.v2g.record(booking.booking_id)
     if record is None or record.last_wh is None or record.credit is None:
         return LateCredit()
@@ -170,10 +170,11 @@ def credit_late_export(tx: UnitOfWork, booking: BookingRecord, register_wh: int,
     added = later.credit - record.credit
     if not added:
         return LateCredit(below_a_penny_wh=max(0, register_wh - record.last_wh))
+    at = _buyer_taken(tx, record, booking, clock)
     if not tx.v2g.resettle_record(later, at, last_wh=record.last_wh):
         return LateCredit()
     entry_id = late_export_entry_id(booking.booking_id, record.last_wh, register_wh)
-    _post_export(tx, entry_id, record, booking, added, at)
+    tx.ledger.add([export_entry(entry_id, record, booking, added, at)])
     return LateCredit(register_wh - record.last_wh, added)
 
 
