@@ -139,7 +139,29 @@ def make_engine(
         connect_args=connect_args,
     )
     ping_when_idle(engine)
+    if postgres:
+        readings_see_one_snapshot(engine)
     return engine
+
+
+def readings_see_one_snapshot(engine: Engine) -> None:
+    """A reading (`SqlStore.reading`) is REPEATABLE READ on PostgreSQL: one snapshot for all its
+    statements, as on SQLite, so a check reading many tables while traffic flows sees no commit by
+    halves; units of work stay READ COMMITTED. Set on the driver before its implicit BEGIN, which
+    then names the level: no statement of its own."""
+    import psycopg  # only a PostgreSQL store loads the driver
+    from psycopg import IsolationLevel
+    from psycopg.pq import TransactionStatus
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        raw = conn.connection.driver_connection
+        if not isinstance(raw, psycopg.Connection) or raw.info.transaction_status != TransactionStatus.IDLE:
+            return  # begun already: its level is set
+        reading = bool(conn.get_execution_options().get(READ_ONLY))
+        level = IsolationLevel.REPEATABLE_READ if reading else None
+        if raw.isolation_level != level:
+            raw.isolation_level = level
 
 
 # A pooled connection unused for this long is pinged before it is handed out.
