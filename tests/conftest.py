@@ -56,15 +56,17 @@ def _sqlite_template() -> SqlStore:
     return template
 
 
-def build_for_tests(config: Config, *, clock: Clock | None = None) -> App:
+def build_for_tests(config: Config, *, clock: Clock | None = None, like: SqlStore | None = None) -> App:
     """`build(config)`, except that SQLite in memory gets its schema copied page by page from a
-    session's template: creating it costs more than most tests using it. File databases (and
-    tests/integration/test_migrations.py) still create theirs."""
+    session's template (or its schema and rows from `like`, another in-memory store): creating it
+    costs more than most tests using it. File databases (and tests/integration/test_migrations.py)
+    still create theirs."""
     if config.database_url != SQLITE_MEMORY:
+        assert like is None, "only SQLite in memory is copied"
         return build(config, clock=clock)
     app = build(config, clock=clock, create_schema=False)
     target = sql_store(app).engine.raw_connection()  # the store's one connection (a StaticPool)
-    source = _sqlite_template().engine.raw_connection()
+    source = (like or _sqlite_template()).engine.raw_connection()
     try:
         source.driver_connection.backup(target.driver_connection)  # type: ignore[union-attr]
     finally:
