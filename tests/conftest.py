@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from hypothesis import settings
 
 from chargeshare.adapters.sql import SqlStore
 from chargeshare.bootstrap import App, Config, build
@@ -29,6 +30,16 @@ REDIS_URL = os.environ.get("CHARGESHARE_TEST_REDIS_URL", "redis://127.0.0.1:6379
 REQUIRE_SERVICES = os.environ.get("CHARGESHARE_REQUIRE_SERVICES") == "1"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SQLITE_MEMORY = "sqlite://"
+# The quick loop's hypothesis profile: a fifth of the default's examples. The full run (no -m) keeps the
+# default, so every property still gets its whole count there.
+QUICK_HYPOTHESIS = "quick"
+settings.register_profile(QUICK_HYPOTHESIS, max_examples=20)
+
+
+def examples(count: int) -> int:
+    """A test's own example count, scaled as the loaded profile scales hypothesis's default (100)."""
+    loaded: int = settings().max_examples
+    return max(1, count * loaded // 100)
 
 
 def sql_store(app: App) -> SqlStore:
@@ -45,15 +56,17 @@ def _sqlite_template() -> SqlStore:
     return template
 
 
-def build_for_tests(config: Config, *, clock: Clock | None = None) -> App:
+def build_for_tests(config: Config, *, clock: Clock | None = None, like: SqlStore | None = None) -> App:
     """`build(config)`, except that SQLite in memory gets its schema copied page by page from a
-    session's template: creating it costs more than most tests using it. File databases (and
-    tests/integration/test_migrations.py) still create theirs."""
+    session's template (or its schema and rows from `like`, another in-memory store): creating it
+    costs more than most tests using it. File databases (and tests/integration/test_migrations.py)
+    still create theirs."""
     if config.database_url != SQLITE_MEMORY:
+        assert like is None, "only SQLite in memory is copied"
         return build(config, clock=clock)
     app = build(config, clock=clock, create_schema=False)
     target = sql_store(app).engine.raw_connection()  # the store's one connection (a StaticPool)
-    source = _sqlite_template().engine.raw_connection()
+    source = (like or _sqlite_template()).engine.raw_connection()
     try:
         source.driver_connection.backup(target.driver_connection)  # type: ignore[union-attr]
     finally:
@@ -156,11 +169,21 @@ SLOW_DIRS = (*E2E_DIRS, Path(__file__).parent / "crash")
 QUICK_LOOP = "not slow"
 
 
+def quick_loop(config: pytest.Config) -> bool:
+    return " ".join(str(config.getoption("markexpr") or "").split()) == QUICK_LOOP
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The quick loop runs fewer hypothesis examples, unless a profile was named on the command line.
+    Test modules are imported after this, so `examples` in their decorators sees the loaded profile."""
+    if quick_loop(config) and not config.getoption("hypothesis_profile", None):
+        settings.load_profile(QUICK_HYPOTHESIS)
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """The quick loop does not import the folders it would deselect whole: their modules (websockets,
     the ocpp library's three versions, process harnesses) cost seconds of its minute to collect."""
-    quick = " ".join(str(config.getoption("markexpr") or "").split()) == QUICK_LOOP
-    if quick and any(collection_path == folder for folder in SLOW_DIRS):
+    if quick_loop(config) and any(collection_path == folder for folder in SLOW_DIRS):
         return True
     return None
 

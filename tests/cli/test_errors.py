@@ -63,6 +63,7 @@ def test_what_is_not_recognised_keeps_its_traceback() -> None:
     assert interrupted is not None and interrupted.code == errors.INTERRUPTED
 
 
+@pytest.mark.slow  # another process
 def test_serve_with_redis_unreachable_is_one_line_and_exit_3() -> None:
     env = {"CHARGESHARE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
     result = cli("serve", "--port", "0", "--database-url", "sqlite://", env=env)
@@ -71,6 +72,7 @@ def test_serve_with_redis_unreachable_is_one_line_and_exit_3() -> None:
     assert "backend on" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # another process
 def test_serve_on_a_port_in_use_does_not_claim_to_have_started() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

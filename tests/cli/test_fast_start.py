@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chargeshare import __version__
 
 # What made `--help` take seconds: none of it may be imported before a command runs.
@@ -75,6 +77,7 @@ def probe(tmp_path: Path) -> dict[str, object]:
     return loaded
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_help_version_and_every_command_help_load_nothing_heavy(tmp_path: Path) -> None:
     found = probe(tmp_path)
     assert found["heavy"] == [], f"imported by --help/--version: {found['heavy']}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import SQLITE_MEMORY
+from tests.conftest import SQLITE_MEMORY, examples
 from tests.services.test_grid_stateful import GridModel
 
 pytestmark = pytest.mark.slow  # the in-memory model runs in the fast subset
@@ -17,6 +17,6 @@ class SqlGridModel(GridModel):
 
 
 SqlGridModel.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=30, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=examples(25), stateful_step_count=30, deadline=None, suppress_health_check=list(HealthCheck)
 )
 test_sql_grid_model = SqlGridModel.TestCase

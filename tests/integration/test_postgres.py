@@ -16,7 +16,7 @@ from chargeshare.adapters.pg_admin import temporary_database
 from chargeshare.adapters.sql import schema as t
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.invariants import check_store
-from tests.conftest import POSTGRES_URL, REDIS_URL, T0, add_charger, service_missing, sql_store
+from tests.conftest import POSTGRES_URL, REDIS_URL, T0, add_charger, examples, service_missing, sql_store
 from tests.integration.helpers import (
     Fleet,
     assert_one_hold,
@@ -119,7 +119,9 @@ def pg_fleet() -> Iterator[tuple[App, Fleet]]:
         db.__exit__(None, None, None)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=examples(150), suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
 @given(st.integers(0, 2**32))
 def test_search_matches_brute_force(pg_fleet: tuple[App, Fleet], seed: int) -> None:
     app, fleet = pg_fleet

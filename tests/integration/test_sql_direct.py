@@ -25,15 +25,38 @@ from chargeshare.domain.tokens import TokenStatus, TokenType
 from chargeshare.domain.v2g import ExportTerms
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
-from tests.conftest import add_charger, build_for_tests, sql_store
+from tests.conftest import T0, add_charger, build_for_tests, sql_store
 
 DIRECT = statements.ALL
 
 
+@pytest.fixture(scope="module")
+def sqlite_world() -> Iterator[tuple[App, dict[str, Any]]]:
+    """The SQLite world, built once: each test gets a copy of its database (`world`)."""
+    clock = ManualClock(T0)
+    app = build_for_tests(Config(database_url="sqlite://", locks_enabled=False), clock=clock)
+    values = populate(app, clock)
+    yield app, values
+    app.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[App, dict[str, Any]]]:
-    url = "sqlite://" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    app = build_for_tests(Config(database_url=url, locks_enabled=False), clock=clock)
+    if request.param == "sqlite":
+        built, values = request.getfixturevalue("sqlite_world")
+        config = Config(database_url="sqlite://", locks_enabled=False)
+        app = build_for_tests(config, clock=ManualClock(built.clock.now()), like=sql_store(built))
+    else:
+        app = build_for_tests(
+            Config(database_url=request.getfixturevalue("postgres_url"), locks_enabled=False), clock=clock
+        )
+        values = populate(app, clock)
+    yield app, values
+    app.close()
+
+
+def populate(app: App, clock: ManualClock) -> dict[str, Any]:
+    """Rows for every direct statement to find or touch, and the values its parameters take."""
     charger = add_charger(app)
     driver = app.marketplace.add_driver("D", "TAG1").driver_id
     booking = app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
@@ -254,8 +277,7 @@ def world(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[tuple[
             for name in ("type2_w", "best_w_a", "neg_price", "ccs_w", "chademo_w", "best_w")
         },
     }
-    yield app, values
-    app.close()
+    return values
 
 
 def both_ways(app: App, direct: DirectStatement, values: dict[str, Any]) -> tuple[Any, Any]:

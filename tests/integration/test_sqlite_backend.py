@@ -21,7 +21,7 @@ from chargeshare.domain.geo import EARTH_RADIUS_M, BBox, Point, distance_m
 from chargeshare.domain.search import SearchQuery
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.invariants import check_store
-from tests.conftest import T0
+from tests.conftest import T0, examples
 from tests.integration.helpers import (
     BOUNDARY_TOLERANCE_M,
     Fleet,
@@ -60,7 +60,9 @@ def fleet_app() -> Iterator[tuple[App, Fleet]]:
     app.close()
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=examples(150), suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
 @given(st.integers(0, 2**32))
 @pytest.mark.slow
 def test_search_matches_brute_force(fleet_app: tuple[App, Fleet], seed: int) -> None:
@@ -75,7 +77,9 @@ def empty_app() -> Iterator[App]:
     app.close()
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=examples(60), suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
 @given(
     st.floats(-75.0, 75.0),
     st.floats(-170.0, 170.0),
@@ -116,7 +120,9 @@ def test_points_on_the_box_edge_are_inside(fleet_app: tuple[App, Fleet]) -> None
     assert [c.charger_id for c in app.marketplace.search(exact)] == [cid]
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@settings(
+    max_examples=examples(150), suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
 @given(st.integers(0, 2**32))
 @pytest.mark.slow
 def test_growing_circles_give_exactly_the_whole_area_answer(fleet_app: tuple[App, Fleet], seed: int) -> None:

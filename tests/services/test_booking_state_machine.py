@@ -52,7 +52,7 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.charging import REFUSED_TRANSACTION_ID, AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
-from tests.conftest import T0, add_charger
+from tests.conftest import T0, add_charger, examples
 
 B = BookingStatus
 # Independent of the domain's own constant on purpose: the states that hold a connector's time.
@@ -61,7 +61,7 @@ N_DRIVERS = 3
 UNKNOWN_TAG = "NO-SUCH-TAG"
 
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=examples(60),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

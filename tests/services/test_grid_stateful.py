@@ -42,7 +42,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import GridLimitsDue, InProcessBus
 from chargeshare.services.grid import HOLD_RAISES_FOR, LOOK_AHEAD, GridService
 from chargeshare.services.ports import Store
-from tests.conftest import T0, build_for_tests
+from tests.conftest import T0, build_for_tests, examples
 
 # The clock never jumps further than this between sweeps (the sweep runs every 30 s in service).
 MAX_ADVANCE = timedelta(seconds=150)
@@ -344,7 +344,7 @@ class GridModel(RuleBasedStateMachine):
 
 
 GridModel.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=40, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=examples(100), stateful_step_count=40, deadline=None, suppress_health_check=list(HealthCheck)
 )
 test_grid_model = GridModel.TestCase
 

@@ -91,6 +91,7 @@ def _issue_many(directory: str, prefix: str, n: int) -> None:
         ca.issue(f"{prefix}-{i}")
 
 
+@pytest.mark.slow  # two more processes
 def test_two_processes_issuing_at_once_lose_no_entry_of_the_index(ca: CertificateAuthority) -> None:
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_issue_many, args=(str(ca.directory), p, 40)) for p in ("A", "B")]

@@ -27,6 +27,7 @@ from chargeshare.ocpp.frames import (
     compiled_check,
     schema_accepts,
 )
+from tests.conftest import examples
 
 Json = Any
 
@@ -110,7 +111,7 @@ def near(node: Json, root: Json, depth: int = 0) -> st.SearchStrategy[Json]:
 
 
 @pytest.mark.parametrize(("version", "kind", "action"), CASES, ids=[f"{v}-{k}-{a}" for v, k, a in CASES])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 @pytest.mark.slow
 def test_compiled_check_gives_jsonschemas_verdict(

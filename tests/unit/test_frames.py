@@ -19,6 +19,7 @@ from chargeshare.ocpp.frames import (
     encode,
     parse,
 )
+from tests.conftest import examples
 
 
 def boot_handler(p: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +273,7 @@ def test_arbitrary_frames_at_the_real_handlers_never_raise_and_refused_ones_chan
     connection = Connection(version, module.handlers(app.charging, "FZ1", app.reports))
     seen = {"refused": 0, "accepted": 0}
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_frames(version))
     def throw(text: str) -> None:
         before = _snapshot(app)

@@ -27,7 +27,7 @@ from chargeshare.domain.grid_limits import (
     overloads,
     site_loads_w,
 )
-from tests.conftest import T0
+from tests.conftest import T0, examples
 
 MINUTE = timedelta(minutes=1)
 
@@ -139,7 +139,7 @@ def grids(draw: st.DrawFn) -> tuple[list[Site], list[Feeder], list[Charging], li
     return sites, feeders, cars, events
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(grids())
 def test_no_allocation_passes_a_limit_or_falls_below_the_minimum_unless_paused(
     grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]],
@@ -162,7 +162,7 @@ def test_no_allocation_passes_a_limit_or_falls_below_the_minimum_unless_paused(
             assert limit >= min(MIN_CHARGING_W, c.rating_w)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(grids())
 def test_a_paused_car_started_after_every_car_charging_on_its_site(
     grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]],
@@ -175,7 +175,7 @@ def test_a_paused_car_started_after_every_car_charging_on_its_site(
                 assert (c.started_at, c.connector_id) < (p.started_at, p.connector_id)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(grids(), st.lists(st.sampled_from([0, 1_000, 3_680, 7_400, 22_000]), max_size=6))
 def test_cars_starting_unheard_on_every_idle_connector_never_pass_a_limit(
     grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]], ratings: list[int]
@@ -208,7 +208,7 @@ def test_an_idle_connector_gets_the_minimum_only_where_the_cars_leave_room_for_i
     assert two_cars.limits_w == {1: 6_000, 2: 6_000, 3: 0}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(grids(), st.lists(st.sampled_from([0, 1_380, 7_400, 22_000]), max_size=4))
 def test_unheard_connectors_are_left_what_they_may_hold_where_it_fits(
     grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]], held: list[int]
@@ -254,7 +254,7 @@ def two_decisions(draw: st.DrawFn) -> tuple[dict[int, Plan], dict[int, Plan], di
     return before, wanted, charger_of
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(two_decisions())
 def test_chargers_taking_a_decision_in_any_order_never_pass_what_either_decision_fits(
     decisions: tuple[dict[int, Plan], dict[int, Plan], dict[int, int]],

@@ -30,6 +30,7 @@ from chargeshare.domain.ledger import (
 )
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.grid_settlement import GridSettlementService
+from tests.conftest import examples
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN_S = 2 * 366 * 86_400  # two years: four clock changes
@@ -86,7 +87,7 @@ def test_every_export_credit_is_on_exactly_one_months_statement_and_the_totals_a
         assert buyer_movement(export_credits_in(entries, m)) == sum(inside)
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(exports.filter(bool), st.integers(2, 4))
 def test_recording_a_months_payment_any_number_of_times_writes_one_entry(
     made: list[tuple[int, int]], times: int

@@ -17,12 +17,12 @@ from chargeshare.domain.errors import RateLimited
 from chargeshare.domain.rate_limit import Bucket, Limit, take
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.rate_limits import RateLimiter
-from tests.conftest import T0
+from tests.conftest import T0, examples
 
 NS = "chargeshare:test"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     burst=st.integers(1, 20),
     per_minute=st.integers(1, 600),

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from chargeshare.adapters.redis_slot_claims import MemorySlotClaims, RedisSlotClaims
 from chargeshare.services.ports import SlotClaim, SlotClaims
+from tests.conftest import examples
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PENDING_MS, PLACING_MS, HELD_MS = 30_000, 120_000, 60_000
@@ -105,7 +106,7 @@ def test_a_claim_ends_with_its_period(claims: SlotClaims) -> None:
     assert claim(claims, -10, 40, now=30) is not None  # over: only the future part could clash
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 2), st.integers(0, 20), st.integers(1, 10), st.booleans()),

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from chargeshare.domain.smart_charge_points import SmartSettings, Suppressed, in_peak
 from simulators.smart_gate import Change, Segment, SmartGate
+from tests.conftest import examples
 
 RATING = 7_400
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # GMT: peak 08:00-11:00 and 16:00-22:00 UTC
@@ -155,7 +156,7 @@ def test_energy_in_peak_is_accounted_apart() -> None:
     assert g.peak_wh == 7_400
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)),
     st.integers(min_value=0, max_value=1_800),

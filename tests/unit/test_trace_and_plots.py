@@ -19,6 +19,7 @@ from chargeshare.services.rules import MarketplaceRules
 from simulators.plots import build_figure, write_plot
 from simulators.timeline import Sample, Timeline
 from simulators.trace import FORMAT, FORMAT_VERSION, TraceError, read_trace
+from tests.conftest import examples
 
 HEADER = {"kind": "header", "format": FORMAT, "version": FORMAT_VERSION}
 FRAME = {
@@ -201,7 +202,9 @@ record_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(lines=st.lists(record_like | json_values, max_size=4))
 @pytest.mark.slow
 def test_any_line_is_read_or_refused_with_its_line_number(tmp_path: Path, lines: list[object]) -> None:
