@@ -56,10 +56,9 @@ class PausesAfterPosting:
             yield tx
 
 
-def test_a_payout_racing_a_home_purchase_never_pays_what_the_home_spent(
-    pg_app: App, clock: ManualClock, postgres_url: str
-) -> None:
-    app = pg_app
+def a_home_buying_83p_of_export(app: App, clock: ManualClock) -> tuple[Site, int]:
+    """A verified host with 680p earned from an earlier sale to the grid, whose home buys the export
+    of a running session: 83p of it metered so far. The site and the session."""
     site = Site(app, clock)
     app.hosting.set_kyc(site.host_id, KycStatus.VERIFIED)
     site.session(20_000)  # sold to the grid: 680p earned once its capture settles
@@ -71,6 +70,14 @@ def test_a_payout_racing_a_home_purchase_never_pays_what_the_home_spent(
     session = app.charging.start("V2G1", 1, "DEE", 1_000, clock.now()).transaction_id
     app.charging.meter_export("V2G1", session, 50_000, 80)  # 83p of export, bought by the home
     app.charging.meter_export("V2G1", session, 53_333, 62)
+    return site, session
+
+
+def test_a_payout_racing_a_home_purchase_never_pays_what_the_home_spent(
+    pg_app: App, clock: ManualClock, postgres_url: str
+) -> None:
+    app = pg_app
+    site, session = a_home_buying_83p_of_export(app, clock)
 
     stopper: list[threading.Thread] = []
     store = PausesAfterPosting(
@@ -113,17 +120,7 @@ def test_a_home_purchase_committed_after_a_payout_is_dated_after_it(pg_app: App,
     balance and commits: the purchase comes after that payout, so it is dated after it too (dated
     before, the ledger's time order has the payout paying what the home had already spent)."""
     app = pg_app
-    site = Site(app, clock)
-    app.hosting.set_kyc(site.host_id, KycStatus.VERIFIED)
-    site.session(20_000)  # sold to the grid: 680p earned once its capture settles
-    app.settlement.process_due()
-    app.v2g.set_buyer(as_host(site.host_id), "home")
-    booking = app.bookings.book(BookRequest(site.dee, site.charger, 1, 60, 30_000)).booking_id
-    app.v2g.set_terms(as_driver(site.dee), booking, 25, 40)
-    clock.advance(60)
-    session = app.charging.start("V2G1", 1, "DEE", 1_000, clock.now()).transaction_id
-    app.charging.meter_export("V2G1", session, 50_000, 80)  # 83p of export, bought by the home
-    app.charging.meter_export("V2G1", session, 53_333, 62)
+    site, session = a_home_buying_83p_of_export(app, clock)
 
     stopper: list[threading.Thread] = []
     store = PausesAfter(app.store, lambda: threading.current_thread() in stopper, "v2g", "record")
