@@ -568,10 +568,10 @@ class SettlementService:
     def _pay_out(self, host_id: int) -> int | None:
         """Pay the host's payable balance (pence, 0: none owed); None if their KYC is no longer
         verified. Both read under the lock on the host's row, which a KYC change takes."""
-        now = self.clock.now()
         account = ledger.host_payable(host_id)
         with self.store.transaction() as tx:
             tx.accounts.lock_host(host_id)
+            now = self.clock.now()  # dated once it holds the row: after what it waited for
             if tx.accounts.host(host_id).kyc_status != KycStatus.VERIFIED.value:
                 return None
             entries = tx.ledger.entries(account=account)
@@ -626,10 +626,10 @@ class SettlementService:
     def _pay_out_export(self, driver_id: int) -> int | None:
         """Pay the driver's credit balance (pence, 0: none owed); None if their payout details are
         no longer verified. Both read under the lock on the driver's row, which a KYC change takes."""
-        now = self.clock.now()
         account = ledger.driver_export_credit(driver_id)
         with self.store.transaction() as tx:
             tx.accounts.lock_driver(driver_id)
+            now = self.clock.now()  # dated once it holds the row: after what it waited for
             if tx.accounts.driver_kyc(driver_id) != KycStatus.VERIFIED.value:
                 return None
             entries = tx.ledger.entries(account=account)
