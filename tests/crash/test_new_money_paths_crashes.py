@@ -158,6 +158,8 @@ async def v2g_session_crashed(crash: Crash, failpoint: str) -> None:
     committed = failpoint == "stop-committed"
     assert session.status is (SessionStatus.STOPPED if committed else SessionStatus.CHARGING)
     assert kinds_of(world, booking_id) == (["export_credit", "hold"] if committed else ["hold"])
+    if not committed:  # (a stop's capture waits in the outbox: captured_equals_metered_cost waits too)
+        assert failing(world.app, final=False) == []
 
     await server.restart()
     async with library_cp21(server.ocpp, World.CP_ID, Script(), open_timeout=ANSWER_WITHIN_S) as cp:
@@ -292,6 +294,7 @@ async def fleet_month_crashed(crash: Crash, failpoint: str) -> None:
             await http.post(issue)
     await server.died_at(failpoint)
     assert kinds(world, EntryKind.INVOICE) == [f"f{fleet_id}:{month}:invoice"]  # issued; never answered
+    assert failing(world.app, final=False) == []
 
     server.start("fleet-payment-recorded")
     await server.healthy()
@@ -359,6 +362,7 @@ async def grid_month_crashed(crash: Crash, failpoint: str) -> None:
             await http.post(pay, json={"amount": credit})
     await server.died_at(failpoint)
     assert kinds(world, EntryKind.GRID_SETTLEMENT) == [settlement_entry_id(month)]  # recorded; unanswered
+    assert failing(world.app, final=False) == []
 
     await server.restart()
     async with client(server, world.admin) as http:
@@ -387,6 +391,7 @@ async def fleet_cancel_crashed(crash: Crash, failpoint: str) -> None:
     await server.died_at(failpoint)
     assert steps_of(world, booking_id) == [("release", "pending")]
     assert kinds_of(world, booking_id) == ["fleet_penalty"]
+    assert failing(world.app, final=False) == []
 
     await server.restart()
     async with client(server, world.host) as http:
