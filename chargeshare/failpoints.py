@@ -22,9 +22,13 @@ POINTS = frozenset(
         "booking-confirmed",  # the booking is confirmed with its hold in the ledger; the driver not answered
         "cancel-committed",  # a cancellation and its release are committed; its charger not yet told
         "stop-committed",  # the session's stop and its capture step are committed; the charger not answered
+        "stop-export-metered",  # a 2.1 stop's export reading is recorded; the stop (and its credit) not yet
         "capture-called",  # the provider captured; the ledger not yet written
         "release-called",  # the provider released a hold; the ledger not yet written
         "payout-committed",  # a payout is in the ledger; the operator not answered
+        "invoice-issued",  # a fleet's monthly invoice and its ledger entry are committed; not answered
+        "fleet-payment-recorded",  # a fleet's payment of an invoice is in the ledger; not answered
+        "grid-payment-recorded",  # the grid buyer's payment of a month is in the ledger; not answered
     }
 )
 

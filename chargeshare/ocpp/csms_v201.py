@@ -23,6 +23,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.tokens import token_key
+from chargeshare.failpoints import failpoint
 from chargeshare.ocpp import V201, OcppVersion
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
@@ -211,6 +212,8 @@ def handlers(
         fresh = charging.event_is_fresh(session.session_id, p["seqNo"], min(readings, default=None))
         if exports or socs:  # before a stop, which credits the export as read
             charging.meter_export(cp_id, session.session_id, max(exports, default=None), _last(socs))
+            if ended:
+                failpoint("stop-export-metered")
         if ended:
             # Always applied: a stop is idempotent, and a lost stop would leave the booking open.
             meter_stop = max(max(readings, default=0), session.meter_last_wh)

@@ -47,6 +47,7 @@ from chargeshare.domain.fleet_ledger import (
 )
 from chargeshare.domain.ledger import EntryKind
 from chargeshare.domain.tariff import Tariff
+from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import BookingConfirmed, MessageBus
 from chargeshare.services.ports import Store, UnitOfWork
@@ -310,12 +311,14 @@ class FleetService:
         now = self.clock.now()
         if now < month_end(month):
             raise InvalidField("month", f"{month} is not over yet")
+        made = False
         with self.store.transaction() as tx:
             tx.fleet.account(fleet_id)
             issued = tx.fleet.invoice(fleet_id, month)
             if issued is None:
                 drafted: Invoice = invoice_for(fleet_id, month, self._unbilled_lines(tx, fleet_id))
                 invoice_id = tx.fleet.add_invoice(fleet_id, month, drafted.lines, drafted.total, now)
+                made = invoice_id is not None
                 if invoice_id is not None:
                     entry = invoice_entry(
                         f"f{fleet_id}:{month}:invoice", fleet_id=fleet_id, total=drafted.total, at=now
@@ -325,7 +328,10 @@ class FleetService:
                 issued = tx.fleet.invoice(fleet_id, month)
             if issued is None:  # refused: another process issued it, or billed a line, meanwhile
                 raise InvalidRequest(f"the invoice for {month} changed meanwhile; ask again")
-            return IssuedWithLines(issued, tuple(tx.fleet.lines_of(issued.invoice_id)))
+            answer = IssuedWithLines(issued, tuple(tx.fleet.lines_of(issued.invoice_id)))
+        if made:
+            failpoint("invoice-issued")
+        return answer
 
     def invoices(self, fleet_id: int) -> Sequence[IssuedInvoice]:
         with self.store.reading() as tx:
@@ -373,7 +379,8 @@ class FleetService:
             assert found is not None
             if request_key is not None:
                 tx.fleet.answer_request(fleet_id, PAYMENT, request_key, found.invoice_id, found.paid)
-            return found
+        failpoint("fleet-payment-recorded")
+        return found
 
     def statement(self, fleet_id: int) -> FleetStatement:
         with self.store.reading() as tx:

@@ -28,6 +28,7 @@ from chargeshare.domain.grid_settlement import (
     settlement_entry_id,
 )
 from chargeshare.domain.ledger import GRID_EXPORT_BUYER
+from chargeshare.failpoints import failpoint
 from chargeshare.services.clock import Clock
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.v2g import late_export_span
@@ -91,6 +92,12 @@ class GridSettlementService:
             raise InvalidField(
                 "month", f"{month} is not over yet (it is {month_of(now)}): its statement may grow"
             )
+        done = self._record(month, amount, now, recorded_by)
+        if done.recorded_now:
+            failpoint("grid-payment-recorded")
+        return done
+
+    def _record(self, month: str, amount: int, now: datetime, recorded_by: int | None) -> RecordedPayment:
         with self.store.transaction() as tx:
             tx.v2g.settling(exclusive=True)  # every credit dated in the month is written by now
             settled = tx.v2g.settlement(month)
