@@ -26,8 +26,9 @@ def test_a_hit_that_is_not_a_whole_number_from_one_is_refused(text: str) -> None
         armed(text)
 
 
-def run(armed_as: str, hits: int) -> subprocess.CompletedProcess[str]:
-    """A process hitting `capture-called` `hits` times, saying so before each."""
+def run(armed_as: str, hits: int, *, file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A process hitting `capture-called` `hits` times, saying so before each; armed by the
+    variable, or by `file` holding `armed_as`."""
     code = (
         "from chargeshare.failpoints import failpoint\n"
         f"for n in range(1, {hits} + 1):\n"
@@ -35,7 +36,12 @@ def run(armed_as: str, hits: int) -> subprocess.CompletedProcess[str]:
         "    failpoint('capture-called')\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGESHARE_")}
-    env.update(PYTHONPATH=str(ROOT), CHARGESHARE_FAILPOINT=armed_as)
+    env["PYTHONPATH"] = str(ROOT)
+    if file is None:
+        env["CHARGESHARE_FAILPOINT"] = armed_as
+    else:
+        file.write_text(armed_as)
+        env["CHARGESHARE_FAILPOINT_FILE"] = str(file)
     return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -47,6 +53,11 @@ def test_a_process_passes_the_earlier_hits_and_dies_at_the_nth() -> None:
     assert "failpoint capture-called@3: exiting" in died.stderr
     lived = run("capture-called@6", 5)  # never reached
     assert (lived.returncode, lived.stdout.split()) == (0, ["1", "2", "3", "4", "5"])
+
+
+def test_a_file_arms_a_later_hit_as_the_variable_does(tmp_path: Path) -> None:
+    died = run("release-called, capture-called@2", 5, file=tmp_path / "failpoints")
+    assert (died.returncode, died.stdout.split()) == (EXIT_CODE, ["1", "2"])
 
 
 def test_a_malformed_or_unknown_failpoint_stops_the_process_at_once() -> None:
