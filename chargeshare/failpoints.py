@@ -3,14 +3,19 @@
 Inert unless switched on: `CHARGESHARE_FAILPOINT=stop-committed` (several: comma-separated), read
 once when this module is imported, so only a process started with it set can die at one; or
 `CHARGESHARE_FAILPOINT_FILE=PATH`, a file read at each failpoint, so that a simulation can arm one in
-a running process (the file holding the names, as the variable does). The exit skips every cleanup
-(`os._exit`), as a kill -9 or a power cut would.
+a running process (the file holding the names, as the variable does). A name fires at the first hit;
+`name@N` fires at the process's Nth hit of it instead (`capture-called@2`: a session's top-up capture,
+or the second of two captures), each earlier hit counted and passed. The file counts only the hits
+made while it arms the name. The exit skips every cleanup (`os._exit`), as a kill -9 or a power cut
+would.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections import Counter
 
 EXIT_CODE = 86
 
@@ -25,7 +30,7 @@ POINTS = frozenset(
         "stop-export-metered",  # a 2.1 stop's export reading is recorded; the stop (and its credit) not yet
         "capture-called",  # the provider captured; the ledger not yet written
         "release-called",  # the provider released a hold; the ledger not yet written
-        "payout-committed",  # a payout is in the ledger; the operator not answered
+        "payout-committed",  # a payout (one payee's) is in the ledger; the operator not answered
         "invoice-issued",  # a fleet's monthly invoice and its ledger entry are committed; not answered
         "fleet-payment-recorded",  # a fleet's payment of an invoice is in the ledger; not answered
         "grid-payment-recorded",  # the grid buyer's payment of a month is in the ledger; not answered
@@ -33,27 +38,61 @@ POINTS = frozenset(
 )
 
 
-def names(text: str) -> frozenset[str]:
-    return frozenset(p.strip() for p in text.split(",") if p.strip())
+def armed(text: str) -> dict[str, int]:
+    """`a, b@3` -> {"a": 1, "b": 3}: each name and the hit it fires at. ValueError if malformed."""
+    hits: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, at, nth = part.partition("@")
+        name = name.strip()
+        if at and not (nth.strip().isdigit() and int(nth) >= 1):
+            raise ValueError(f"failpoint {part!r}: the hit after '@' must be a whole number from 1")
+        hits[name] = int(nth) if at else 1
+    return hits
 
 
-ARMED = names(os.environ.get("CHARGESHARE_FAILPOINT", ""))
-if ARMED - POINTS:
-    raise SystemExit(f"CHARGESHARE_FAILPOINT names unknown failpoints: {', '.join(sorted(ARMED - POINTS))}")
+def _from_env(text: str) -> dict[str, int]:
+    try:
+        hits = armed(text)
+    except ValueError as exc:
+        raise SystemExit(f"CHARGESHARE_FAILPOINT: {exc}") from None
+    if unknown := set(hits) - POINTS:
+        raise SystemExit(f"CHARGESHARE_FAILPOINT names unknown failpoints: {', '.join(sorted(unknown))}")
+    return hits
+
+
+ARMED = _from_env(os.environ.get("CHARGESHARE_FAILPOINT", ""))
 ARMED_FILE = os.environ.get("CHARGESHARE_FAILPOINT_FILE") or None
+_hits: Counter[str] = Counter()
+_counting = threading.Lock()  # the payments worker's threads may reach one failpoint together
 
 
-def _armed_in_file(path: str) -> frozenset[str]:
+def _armed_in_file(path: str) -> dict[str, int]:
     try:
         with open(path) as f:
-            return names(f.read())
-    except OSError:
-        return frozenset()
+            return armed(f.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def failpoint(name: str) -> None:
-    """Exit at once if `name` is armed; nothing otherwise."""
-    if name in ARMED or (ARMED_FILE is not None and name in _armed_in_file(ARMED_FILE)):
-        sys.stderr.write(f"failpoint {name}: exiting\n")
+    """Exit at once if `name` is armed and this is the hit it is armed at; nothing otherwise."""
+    if name in ARMED or ARMED_FILE is not None:  # the whole cost when none is armed
+        _hit(name)
+
+
+def _hit(name: str) -> None:
+    nth = ARMED.get(name)
+    if nth is None and ARMED_FILE is not None:
+        nth = _armed_in_file(ARMED_FILE).get(name)
+    if nth is None:
+        return
+    with _counting:
+        _hits[name] += 1
+        if _hits[name] != nth:
+            return
+        spelled = name if nth == 1 else f"{name}@{nth}"  # as it was armed
+        sys.stderr.write(f"failpoint {spelled}: exiting\n")
         sys.stderr.flush()
         os._exit(EXIT_CODE)

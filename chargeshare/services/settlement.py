@@ -561,8 +561,7 @@ class SettlementService:
                 run.skipped[host_id] = (owed[host_id], HOST_WITHHELD)
             elif paid:
                 run.paid[host_id] = paid
-        if run.paid:
-            failpoint("payout-committed")
+                failpoint("payout-committed")  # each host's own: `@N` dies between two of a run's payouts
         return run
 
     def _pay_out(self, host_id: int) -> int | None:
