@@ -22,7 +22,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import MessageBus, OverrideDue, SessionStarted, SmartSettingsChanged
-from chargeshare.services.owed_commands import not_given_up, record_refusal
+from chargeshare.services.owed_commands import not_given_up, record_refusal, record_unanswered
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import ChargerView
@@ -102,6 +102,11 @@ class SmartChargingService:
         """The session's charger refused its override: asked again on the back-off, or never again
         for the session once it gives up."""
         return record_refusal(self.store, self.backoff, OwedKind.OVERRIDE, session_id, self.clock.now())
+
+    def override_unanswered(self, session_id: int) -> Refusals | None:
+        """A send of the session's override went unanswered: asked again on the back-off, for as
+        long as it is owed."""
+        return record_unanswered(self.store, self.backoff, OwedKind.OVERRIDE, session_id, self.clock.now())
 
     # ---- the owner's and the operator's choices ---------------------------------------------------
     def set_owner_choices(

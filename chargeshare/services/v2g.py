@@ -30,7 +30,7 @@ from chargeshare.domain.v2g import (
 from chargeshare.ocpp import V21
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
-from chargeshare.services.owed_commands import not_given_up, record_refusal
+from chargeshare.services.owed_commands import not_given_up, record_refusal, record_unanswered
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView
@@ -329,6 +329,11 @@ class V2gService:
         """The session's charger refused its export permission or profile: asked again on the
         back-off, or never again for the session once it gives up."""
         return record_refusal(self.store, self.backoff, OwedKind.EXPORT, session_id, self.clock.now())
+
+    def export_unanswered(self, session_id: int) -> Refusals | None:
+        """A send of the session's export went unanswered: asked again on the back-off, for as
+        long as it is owed."""
+        return record_unanswered(self.store, self.backoff, OwedKind.EXPORT, session_id, self.clock.now())
 
     def _export_due(
         self,
