@@ -786,6 +786,9 @@ class MemoryBookings(_Repository):
     def get(self, booking_id: int) -> BookingRecord:
         return self._record(self._row(booking_id))
 
+    def lock(self, booking_id: int) -> None:
+        pass  # units of work take turns here
+
     def remember_request(
         self, driver_id: int, key: str, fingerprint: str, booking_id: int, at: datetime
     ) -> bool:

@@ -221,8 +221,10 @@ class V2gService:
         driver's booking is NotFound; terms change nothing on a session already running."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            # Held before the record is read, as the stop holds it to settle: a stop settling
-            # meanwhile is committed first and the change refused, or waits and credits at it.
+            # The booking's row, which the stop changes before it settles, then the terms: a stop
+            # meanwhile commits first and the change is refused (ended), or waits and credits at
+            # it; a first change has no terms row to hold, so the booking's is what orders it.
+            tx.bookings.lock(booking_id)
             tx.v2g.lock_export(booking_id)
             booking = tx.bookings.get(booking_id)
             if who.role is not Role.DRIVER or not can_see(who, booking):
