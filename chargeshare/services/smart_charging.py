@@ -161,6 +161,10 @@ class SmartChargingService:
         running (so the charger was told now)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            # The booking's row, which a start changes before it adds its session: a start
+            # meanwhile commits first and its session is found running here, or waits for this
+            # and its own send (`_on_session_started`) finds the override. Never neither.
+            tx.bookings.lock(booking_id)
             booking = tx.bookings.get(booking_id)
             if who.role is not Role.DRIVER or not can_see(who, booking):
                 raise NotFound(f"no booking {booking_id}")
