@@ -45,6 +45,7 @@ from chargeshare.services.grid_settlement import GridSettlementService
 from chargeshare.services.hosting import HostingService
 from chargeshare.services.housekeeping import Housekeeping
 from chargeshare.services.marketplace import MarketplaceService
+from chargeshare.services.owed_commands import prune_failures
 from chargeshare.services.passwords import DEFAULT_QUEUE, BoundedPasswords, default_workers, password_hasher
 from chargeshare.services.platform_reporting import PlatformReportingService
 from chargeshare.services.ports import (
@@ -471,7 +472,9 @@ def build(config: Config | None = None, *, clock: Clock | None = None, create_sc
         ),
         limiter=RateLimiter(clock, buckets),
         hosting=HostingService(store, marketplace, clock),
-        housekeeping=Housekeeping(bookings, charging, settlement, grid, pricing),
+        housekeeping=Housekeeping(
+            bookings, charging, settlement, grid, pricing, forget_failures=lambda: prune_failures(store)
+        ),
         reports=ChargerReportsService(store, clock, bookings, ca=ca, bus=bus),
         files=ChargerFilesService(store, clock),
         tokens=TokenService(store, clock),

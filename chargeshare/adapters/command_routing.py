@@ -234,7 +234,8 @@ class CommandRouter:
     def _replied(self, m: dict[str, Any]) -> None:
         reply = self._pending.pop(str(m["id"]), None)
         if reply is not None and not reply.done():  # else the caller gave up waiting
-            reply.set_result(Outcome(m["uid"], m["action"], m.get("payload"), m.get("error")))
+            malformed = bool(m.get("malformed", False))
+            reply.set_result(Outcome(m["uid"], m["action"], m.get("payload"), m.get("error"), malformed))
 
     async def _answer(
         self,
@@ -251,6 +252,7 @@ class CommandRouter:
             "action": outcome.action,
             "payload": outcome.payload,
             "error": outcome.error,
+            "malformed": outcome.malformed,
         }
         try:
             await self.client.publish(self.channel(requester), json.dumps(reply))

@@ -786,6 +786,9 @@ class MemoryBookings(_Repository):
     def get(self, booking_id: int) -> BookingRecord:
         return self._record(self._row(booking_id))
 
+    def lock(self, booking_id: int) -> None:
+        pass  # units of work take turns here
+
     def remember_request(
         self, driver_id: int, key: str, fingerprint: str, booking_id: int, at: datetime
     ) -> bool:
@@ -1522,6 +1525,9 @@ class MemorySmartCharging(_Repository):
     def overridden(self, booking_ids: Sequence[int]) -> set[int]:
         return {b for b in booking_ids if b in self.t.overrides}
 
+    def hold_override_owed(self, booking_id: int, session_id: int) -> bool:
+        return booking_id in self.t.overrides and self.t.override_taken.get(booking_id) != session_id
+
     def override_taken(self, booking_id: int, session_id: int) -> None:
         if booking_id in self.t.overrides:
             self.t.override_taken[booking_id] = session_id
@@ -1542,19 +1548,35 @@ class MemoryCommandRefusals(_Repository):
         found = ((s, self.t.refusals.get((s, kind))) for s in session_ids)
         return {s: r for s, r in found if r is not None}
 
-    def save(self, session_id: int, kind: OwedKind, refusals: Refusals) -> None:
+    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        return self._next(session_id, kind, backoff.refused(self._before(session_id, kind), at))
+
+    def unanswered(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        return self._next(session_id, kind, backoff.went_unanswered(self._before(session_id, kind), at))
+
+    def _before(self, session_id: int, kind: OwedKind) -> Refusals | None:
+        # Units of work take turns here, so the record read is the one to add to.
         if session_id not in self.t.sessions:
             raise NotFound(f"no session {session_id}")
-        self.t.refusals[(session_id, kind)] = refusals
+        return self.t.refusals.get((session_id, kind))
 
-    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
-        # Units of work take turns here, so the count read is the count to add to.
-        after = backoff.refused(self.of(kind, [session_id]).get(session_id), at)
-        self.save(session_id, kind, after)
+    def _next(self, session_id: int, kind: OwedKind, after: Refusals) -> Refusals:
+        self.t.refusals[(session_id, kind)] = after
         return after
 
     def clear(self, session_id: int, kind: OwedKind) -> None:
         self.t.refusals.pop((session_id, kind), None)
+
+    def prune(self, limit: int) -> int:
+        taken = {OwedKind.OVERRIDE: self.t.override_taken, OwedKind.EXPORT: self.t.v2g_taken}
+        gone = []
+        for session_id, kind in sorted(self.t.refusals):
+            s = self.t.sessions[session_id]
+            if s.status is not SessionStatus.CHARGING or taken[kind].get(s.booking_id) == session_id:
+                gone.append((session_id, kind))
+        for key in gone[:limit]:
+            del self.t.refusals[key]
+        return len(gone[:limit])
 
 
 # ---- pricing --------------------------------------------------------------------------------------
@@ -1766,6 +1788,9 @@ class MemoryV2g(_Repository):
     def _booking_exists(self, booking_id: int) -> None:
         if booking_id not in self.t.bookings:
             raise NotFound(f"no booking {booking_id}")
+
+    def hold_export_owed(self, booking_id: int, session_id: int) -> bool:
+        return booking_id in self.t.v2g_terms and self.t.v2g_taken.get(booking_id) != session_id
 
     def export_taken(self, booking_id: int, session_id: int) -> None:
         if booking_id in self.t.v2g_terms:

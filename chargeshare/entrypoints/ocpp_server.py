@@ -486,6 +486,8 @@ class ChargerRegistry:
             return cmd.NotConnected("the process holding its link could not be reached")
         if outcome.error == NOT_SENT_INVALID:
             return cmd.Invalid(f"not sent: {command.action(version)} breaks OCPP {version}'s schema")
+        if outcome.malformed and outcome.error is not None:
+            return cmd.Malformed(outcome.error)
         if outcome.error is not None or outcome.payload is None:
             return cmd.CallError(outcome.error or "GenericError")
         try:
@@ -493,7 +495,7 @@ class ChargerRegistry:
         # Valid by schema, yet not what we asked for, or holding a time we cannot read.
         except (KeyError, ValueError, TypeError, CallRejected):
             log.warning("%s answered %s with %r", cp_id, command.action(version), outcome.payload)
-            return cmd.CallError("FormatViolation")
+            return cmd.Malformed("FormatViolation")
 
     async def remote_start(
         self, cp_id: str, id_tag: str, connector_no: int | None = None, *, timeout_s: float | None = None

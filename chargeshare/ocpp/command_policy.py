@@ -87,12 +87,14 @@ class Smart(Protocol):
     def session_running(self, session_id: int) -> bool: ...
     def override_taken(self, session_id: int) -> None: ...
     def override_refused(self, session_id: int) -> object: ...
+    def override_unanswered(self, session_id: int) -> object: ...
 
 
 class Exports(Protocol):
     def exports_due(self, charge_point_id: str) -> list[ExportDue]: ...
     def export_taken(self, session_id: int) -> None: ...
     def export_refused(self, session_id: int) -> object: ...
+    def export_unanswered(self, session_id: int) -> object: ...
 
 
 class Grid(Protocol):
@@ -394,8 +396,8 @@ class CommandPolicy:
 
     def _send_override(self, cp_id: str, event: OverrideDue) -> Script:
         """The override TxProfile, in A to a charger taking A only, while its session runs. Taken,
-        it is owed no more; refused, it is asked again on the back-off (on connecting, or by the
-        sweep); unanswered, it stays owed as it was."""
+        it is owed no more; refused or unanswered, it is asked again on the back-off (on
+        connecting, or by the sweep): see `_outcome`."""
         try:
             if not (yield Effect(self.smart.session_running, (event.session_id,))):
                 return  # ended meanwhile: an override is never sent after its session
@@ -414,7 +416,12 @@ class CommandPolicy:
                 ocpp_phases.of_connector(phases, event.connector_no),
             ),
         )
-        yield from self._outcome(cp_id, result, self.smart.override_taken, self.smart.override_refused, event)
+        yield from self._outcome(
+            cp_id,
+            result,
+            (self.smart.override_taken, self.smart.override_refused, self.smart.override_unanswered),
+            event,
+        )
 
     # ---- site and feeder limits (chargeshare/ocpp/grid_limits.py) ---------------------------------
     def _grid_limits_due(self, event: GridLimitsDue) -> list[Order]:
@@ -606,7 +613,7 @@ class CommandPolicy:
     def _allow_export(self, cp_id: str, event: ExportDue) -> Script:
         """The transfer allowed, then the discharging profile; a refusal of the first sends no profile.
         Once both are taken (or no window is left to send) the export is no longer owed to the sweep;
-        refused, it is asked again on the back-off; unanswered, it stays owed as it was."""
+        refused or unanswered, it is asked again on the back-off (`_outcome`)."""
         result: cmd.CommandResult[Any] | None = None  # no window left: nothing to take
         if event.windows:
             allow = cmd.AllowEnergyTransfer(event.session_id, ocpp_v2g.ALLOWED_TRANSFER)
@@ -621,21 +628,28 @@ class CommandPolicy:
                 )
         if self.exports is not None:
             yield from self._outcome(
-                cp_id, result, self.exports.export_taken, self.exports.export_refused, event
+                cp_id,
+                result,
+                (self.exports.export_taken, self.exports.export_refused, self.exports.export_unanswered),
+                event,
             )
 
     def _outcome(
         self,
         cp_id: str,
         result: cmd.CommandResult[Any] | None,
-        taken: Callable[[int], object],
-        refused: Callable[[int], object],
+        records: tuple[Callable[[int], object], Callable[[int], object], Callable[[int], object]],
         event: OverrideDue | ExportDue,
     ) -> Generator[Step, Any, None]:
-        """Record a command owed to a session as taken (owed no more) or refused (its back-off moves
-        on); a command that went unanswered changes neither. None: there was nothing to send."""
+        """Record a command owed to a session as taken (owed no more), refused (its back-off moves
+        on, to giving up), or unanswered by a charger on the link (no reply in time, or a reply
+        that is no answer: its back-off moves on, never giving up). One that never reached a
+        charger changes nothing: it goes again when the charger connects. None: nothing to send."""
+        taken, refused, unanswered = records
         if result is None or isinstance(result, cmd.Done):
             record, what = taken, "took"
+        elif isinstance(result, cmd.Timeout | cmd.Malformed):
+            record, what = unanswered, "left unanswered"
         elif isinstance(result, cmd.Rejected | cmd.CallError):
             record, what = refused, "refused"
         else:

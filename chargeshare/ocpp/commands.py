@@ -11,7 +11,9 @@ exactly one of:
 - `Rejected(status, reason)`: the charger answered but declined (Rejected, Occupied, Unknown, ...);
 - `NotConnected(reason)`: no link to that charger, or it dropped before answering;
 - `Timeout(after_s)`: no answer in time;
-- `CallError(code)`: a CALLERROR, or an answer that broke the schema (code FormatViolation etc.);
+- `CallError(code)`: a CALLERROR; `Malformed(code)`, one of them, when the charger sent a
+  CALLRESULT that broke the schema or said what we cannot read (code FormatViolation etc.): no
+  answer to what was asked, where a CALLERROR is the charger's own word;
 - `NotApplicable(reason)`: the request cannot be said in this charger's version (e.g. a 2.0.1
   stop for a transaction the charger never reported to us); `Invalid(reason)`, one of them, when
   what it says would break that version's schema (checked before sending: it never goes out).
@@ -106,6 +108,12 @@ class Timeout:
 @dataclass(frozen=True)
 class CallError:
     code: str
+
+
+@dataclass(frozen=True)
+class Malformed(CallError):
+    """The charger's CALLRESULT broke the schema, or named a status or value we cannot read: a
+    CallError wherever one is handled as such, yet no answer to the request."""
 
 
 @dataclass(frozen=True)

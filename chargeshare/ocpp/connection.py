@@ -54,6 +54,8 @@ class Outcome:
     action: str
     payload: dict[str, Any] | None = None
     error: str | None = None  # CALLERROR code, or "Timeout"
+    # The error is ours: the charger's CALLRESULT broke the schema (it sent no CALLERROR).
+    malformed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -117,7 +119,8 @@ class Connection:
                 storable=frame.storable,
             )
         except RemoteProtocolError as exc:
-            return Received(outcomes=[Outcome(frame.unique_id, pending.action, error=exc.code)])
+            outcome = Outcome(frame.unique_id, pending.action, error=exc.code, malformed=True)
+            return Received(outcomes=[outcome])
         return Received(outcomes=[Outcome(frame.unique_id, pending.action, payload=frame.payload)])
 
     def _handle(self, call: Call) -> str:

@@ -38,15 +38,20 @@ class Housekeeping:
         settlement: SettlementService,
         grid: GridService | None = None,
         pricing: PricingService | None = None,
+        forget_failures: Callable[[], int] | None = None,
     ) -> None:
+        """`forget_failures`: forgets a batch of the records of commands chargers refused or left
+        unanswered that nothing is owed for any more (`owed_commands.prune_failures`)."""
         self.bookings, self.charging, self.settlement, self.grid = bookings, charging, settlement, grid
         self.pricing = pricing
+        self.forget_failures = forget_failures
 
     def sweep(self, *, payments: bool = True) -> SweepRun:
         """Reservations coming due, no-shows expiring, lost stops closed, payment steps due (unless a
         background worker has them: `payments=False`), the heartbeat watchdog, and connectors'
         grid limits decided again (a flexibility event that began or ended) and those owed told again,
-        and held quotes no booking used deleted once past their retention."""
+        held quotes no booking used deleted once past their retention, and records of commands refused
+        or unanswered that nothing is owed for any more forgotten."""
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("reservations_due", self.bookings.reservations_due),
             ("no_shows_expired", self.bookings.expire_no_shows),
@@ -60,6 +65,8 @@ class Housekeeping:
             steps.append(("grid_limits_owed", self.grid.resend_owed))
         if self.pricing is not None:
             steps.append(("held_quotes_deleted", self.pricing.delete_expired_quotes))
+        if self.forget_failures is not None:
+            steps.append(("command_failures_forgotten", self.forget_failures))
         return self._run(steps)
 
     def wind_down(self) -> SweepRun:

@@ -3,10 +3,12 @@
 The process that decided a command may die before the command reaches the process holding the
 charger's link; the database still shows it undone, so the link's holder can send it again.
 
-A V2G export or a driver's override that the charger refuses stays owed, but is asked again only
-on the back-off the refusals recorded for its session set (domain/command_backoff.py), and no more
-once it gives up: the records live in the database, so every process and a restarted one keep the
-same schedule, and the charger's accepting clears them.
+A V2G export or a driver's override that the charger refuses, or leaves unanswered, stays owed,
+but is asked again only on the back-off the failures recorded for its session set
+(domain/command_backoff.py), and no more once it gives up (refusals only): the records live in the
+database, so every process and a restarted one keep the same schedule, and the charger's accepting
+clears them. A failure reported for a command no longer owed (taken meanwhile) is not recorded; the
+sweep forgets, a batch at a time, records left for sessions that stopped (`prune_failures`).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def not_given_up(tx: UnitOfWork, kind: OwedKind, session_ids: list[int]) -> set[
 @dataclass(frozen=True)
 class OwedRow:
     """One export or override owed, as operators see it: "owed" (asked at the next sweep),
-    "waiting" (refused, asked again from `retry_at`) or "refused" (given up for the session)."""
+    "waiting" (refused or unanswered, asked again from `retry_at`) or "refused" (given up for the
+    session)."""
 
     charge_point_id: str
     kind: str
@@ -118,15 +121,37 @@ def owed_rows(store: Store, now: datetime) -> list[OwedRow]:
     return sorted(rows, key=lambda r: (r.charge_point_id, r.kind, r.session_id))
 
 
+def _still_owed(tx: UnitOfWork, kind: OwedKind, booking_id: int, session_id: int) -> bool:
+    """Whether `kind` is owed to the session, its record held as the charger's taking it holds it:
+    a failure and a taking committing at once take turns, so the taking's clearing of the records
+    never misses a failure, and a failure arriving after the taking counts for nothing."""
+    if kind is OwedKind.EXPORT:
+        return tx.v2g.hold_export_owed(booking_id, session_id)
+    return tx.smart.hold_override_owed(booking_id, session_id)
+
+
+def record_unanswered(
+    store: Store, backoff: Backoff, kind: OwedKind, session_id: int, now: datetime
+) -> Refusals | None:
+    """A send of `kind` to a session's charger went unanswered at `now` (no reply in time, or one
+    that is no answer): its back-off moves on, without ever giving up (None: no such session, or
+    nothing owed to it)."""
+    with store.transaction() as tx:
+        session = tx.sessions.get(session_id)
+        if session is None or not _still_owed(tx, kind, session.booking_id, session_id):
+            return None
+        return tx.refusals.unanswered(session_id, kind, now, backoff)
+
+
 def record_refusal(
     store: Store, backoff: Backoff, kind: OwedKind, session_id: int, now: datetime
 ) -> Refusals | None:
-    """A session's charger refused `kind` at `now`: its back-off moves on (None: no such session).
-    The refusal that gives up tells the charger's host, once: the count rises in the database, so
-    only one transaction sees it reach the limit."""
+    """A session's charger refused `kind` at `now`: its back-off moves on (None: no such session, or
+    nothing owed to it). The refusal that gives up tells the charger's host, once: the count rises
+    in the database, so only one transaction sees it reach the limit."""
     with store.transaction() as tx:
         session = tx.sessions.get(session_id)
-        if session is None:
+        if session is None or not _still_owed(tx, kind, session.booking_id, session_id):
             return None
         refusals = tx.refusals.refused(session_id, kind, now, backoff)
         if refusals.given_up and refusals.count == backoff.limit:
@@ -142,6 +167,17 @@ def record_refusal(
                 now,
             )
         return refusals
+
+
+# Records the sweep forgets at most at once: a bounded statement, the rest at the next sweep.
+PRUNE_BATCH = 500
+
+
+def prune_failures(store: Store, limit: int = PRUNE_BATCH) -> int:
+    """Forget records of failures nothing is owed for any more (their session stopped, or its
+    charger took the command): how many."""
+    with store.transaction() as tx:
+        return tx.refusals.prune(limit)
 
 
 def due_at_connect(

@@ -268,6 +268,11 @@ class Bookings(Protocol):
         ...
 
     def get(self, booking_id: int) -> BookingRecord: ...
+    def lock(self, booking_id: int) -> None:
+        """Hold the booking's row until commit, as a change of its status holds it: a read of it
+        after this sees any change that committed before (none for an unknown booking)."""
+        ...
+
     def count_by_status(self) -> dict[str, int]:
         """How many bookings are in each status (for metrics)."""
         ...
@@ -748,6 +753,11 @@ class SmartCharging(Protocol):
         """Those of `booking_ids` whose driver overrode them."""
         ...
 
+    def hold_override_owed(self, booking_id: int, session_id: int) -> bool:
+        """Whether the booking's override is owed to its session `session_id` (there, and not taken
+        by it); the override's record is held until commit, as `override_taken` holds it."""
+        ...
+
     def override_taken(self, booking_id: int, session_id: int) -> None:
         """The charger of the booking's session `session_id` took its override profile."""
         ...
@@ -767,18 +777,24 @@ class CommandRefusals(Protocol):
         """The records of those of `session_ids` with one for `kind`, by session id."""
         ...
 
-    def save(self, session_id: int, kind: OwedKind, refusals: Refusals) -> None:
-        """Write the session's record for `kind` over any before; NotFound for an unknown session."""
-        ...
-
     def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
         """One more refusal of `kind` at `at`, counted by the store itself so that two recorded at
         once by two processes both count; the record now, its retry time on `backoff` for the count
         the store holds. NotFound for an unknown session."""
         ...
 
+    def unanswered(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+        """One more send of `kind` unanswered at `at`, counted as `refused` counts; the record now,
+        its retry time on `backoff` (one given up stays so). NotFound for an unknown session."""
+        ...
+
     def clear(self, session_id: int, kind: OwedKind) -> None:
         """The charger accepted: forget the session's record for `kind` (none: nothing changes)."""
+        ...
+
+    def prune(self, limit: int) -> int:
+        """Forget at most `limit` records nothing is owed for any more (their session stopped, or
+        its charger took the command); how many were forgotten."""
         ...
 
 
@@ -1044,6 +1060,12 @@ class V2g(Protocol):
 
     def records_of(self, booking_ids: Sequence[int]) -> dict[int, ExportRecord]:
         """Each booking's export record by booking id; bookings without one are left out."""
+        ...
+
+    def hold_export_owed(self, booking_id: int, session_id: int) -> bool:
+        """Whether the booking's export is owed to its session `session_id` (it has terms, and that
+        session's charger has not taken them); the terms are held until commit, as `export_taken`
+        holds them."""
         ...
 
     def export_taken(self, booking_id: int, session_id: int) -> None:

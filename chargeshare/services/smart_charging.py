@@ -22,7 +22,7 @@ from chargeshare.domain.session import SessionStatus
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import MessageBus, OverrideDue, SessionStarted, SmartSettingsChanged
-from chargeshare.services.owed_commands import not_given_up, record_refusal
+from chargeshare.services.owed_commands import not_given_up, record_refusal, record_unanswered
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import ChargerView
@@ -103,6 +103,11 @@ class SmartChargingService:
         for the session once it gives up."""
         return record_refusal(self.store, self.backoff, OwedKind.OVERRIDE, session_id, self.clock.now())
 
+    def override_unanswered(self, session_id: int) -> Refusals | None:
+        """A send of the session's override went unanswered: asked again on the back-off, for as
+        long as it is owed."""
+        return record_unanswered(self.store, self.backoff, OwedKind.OVERRIDE, session_id, self.clock.now())
+
     # ---- the owner's and the operator's choices ---------------------------------------------------
     def set_owner_choices(
         self,
@@ -156,6 +161,10 @@ class SmartChargingService:
         running (so the charger was told now)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            # The booking's row, which a start changes before it adds its session: a start
+            # meanwhile commits first and its session is found running here, or waits for this
+            # and its own send (`_on_session_started`) finds the override. Never neither.
+            tx.bookings.lock(booking_id)
             booking = tx.bookings.get(booking_id)
             if who.role is not Role.DRIVER or not can_see(who, booking):
                 raise NotFound(f"no booking {booking_id}")

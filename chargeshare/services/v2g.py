@@ -30,7 +30,7 @@ from chargeshare.domain.v2g import (
 from chargeshare.ocpp import V21
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import ExportDue, MessageBus, SessionStarted
-from chargeshare.services.owed_commands import not_given_up, record_refusal
+from chargeshare.services.owed_commands import not_given_up, record_refusal, record_unanswered
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.queries.tenancy import can_see
 from chargeshare.services.records import BookingRecord, ChargerView, ConnectorView
@@ -221,8 +221,10 @@ class V2gService:
         driver's booking is NotFound; terms change nothing on a session already running."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            # Held before the record is read, as the stop holds it to settle: a stop settling
-            # meanwhile is committed first and the change refused, or waits and credits at it.
+            # The booking's row, which the stop changes before it settles, then the terms: a stop
+            # meanwhile commits first and the change is refused (ended), or waits and credits at
+            # it; a first change has no terms row to hold, so the booking's is what orders it.
+            tx.bookings.lock(booking_id)
             tx.v2g.lock_export(booking_id)
             booking = tx.bookings.get(booking_id)
             if who.role is not Role.DRIVER or not can_see(who, booking):
@@ -329,6 +331,11 @@ class V2gService:
         """The session's charger refused its export permission or profile: asked again on the
         back-off, or never again for the session once it gives up."""
         return record_refusal(self.store, self.backoff, OwedKind.EXPORT, session_id, self.clock.now())
+
+    def export_unanswered(self, session_id: int) -> Refusals | None:
+        """A send of the session's export went unanswered: asked again on the back-off, for as
+        long as it is owed."""
+        return record_unanswered(self.store, self.backoff, OwedKind.EXPORT, session_id, self.clock.now())
 
     def _export_due(
         self,

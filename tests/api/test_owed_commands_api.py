@@ -56,6 +56,10 @@ async def test_the_export_view_shows_its_chargers_refusals_until_it_accepts() ->
         session = w.app.charging.start(cp_id, 1, "TAGA", 5_000, w.clock.now()).transaction_id
         async with client(w.app) as http:
             url = f"/bookings/{booking}/export"
+            terms = {"price_per_kwh": 25, "soc_floor_pct": 40}
+            assert (
+                await http.put(f"/bookings/{booking}/export-terms", json=terms, headers=a.driver.headers)
+            ).status_code == 200
             assert (await http.get(url, headers=a.driver.headers)).json()["charger_refusals"] is None
             for _ in range(Backoff().limit):
                 w.app.v2g.export_refused(session)

@@ -25,22 +25,24 @@ def _session(tx: UnitOfWork, connector: int, booking: int, hours: int = 0) -> in
     )
 
 
-def test_refusals_are_kept_per_session_and_kind_replaced_whole_and_cleared(app: App) -> None:
+def test_refusals_are_kept_per_session_and_kind_and_cleared(app: App) -> None:
+    backoff = Backoff(60, 3600, 3)
     later = T0 + timedelta(minutes=2)
     with app.store.transaction() as tx:
         _, (connector,) = a_charger(tx, "CP-REF")
         driver = tx.accounts.add_driver("D", "T")
         one = _session(tx, connector, a_booking(tx, connector, driver))
         two = _session(tx, connector, a_booking(tx, connector, driver, start_h=2), hours=2)
-        tx.refusals.save(one, OwedKind.EXPORT, Refusals(1, T0, T0 + timedelta(minutes=1)))
-        tx.refusals.save(one, OwedKind.OVERRIDE, Refusals(3, T0, None))
+        tx.refusals.refused(one, OwedKind.EXPORT, T0, backoff)
+        for _ in range(3):
+            tx.refusals.refused(one, OwedKind.OVERRIDE, T0, backoff)
     with app.store.transaction() as tx:
-        tx.refusals.save(one, OwedKind.EXPORT, Refusals(2, later, later + timedelta(minutes=2)))
-        tx.refusals.save(two, OwedKind.EXPORT, Refusals(8, later, None))
+        tx.refusals.refused(one, OwedKind.EXPORT, later, backoff)
+        tx.refusals.unanswered(two, OwedKind.EXPORT, later, backoff)
     with app.store.reading() as tx:
         assert tx.refusals.of(OwedKind.EXPORT, [one, two, 9_999]) == {
             one: Refusals(2, later, later + timedelta(minutes=2)),
-            two: Refusals(8, later, None),
+            two: Refusals(0, later, later + timedelta(minutes=1), unanswered=1),
         }
         assert tx.refusals.of(OwedKind.OVERRIDE, [one, two]) == {one: Refusals(3, T0, None)}
         assert tx.refusals.of(OwedKind.EXPORT, []) == {}
@@ -48,21 +50,73 @@ def test_refusals_are_kept_per_session_and_kind_replaced_whole_and_cleared(app: 
         tx.refusals.clear(one, OwedKind.EXPORT)
         tx.refusals.clear(one, OwedKind.EXPORT)  # twice changes nothing
     with app.store.reading() as tx:
-        assert tx.refusals.of(OwedKind.EXPORT, [one, two]) == {two: Refusals(8, later, None)}
+        assert tx.refusals.of(OwedKind.EXPORT, [one, two]) == {
+            two: Refusals(0, later, later + timedelta(minutes=1), unanswered=1)
+        }
         assert tx.refusals.of(OwedKind.OVERRIDE, [one]) == {one: Refusals(3, T0, None)}
 
 
 def test_an_unknown_session_keeps_no_refusal_and_a_failed_unit_keeps_nothing(app: App) -> None:
+    backoff = Backoff()
     with pytest.raises(NotFound), app.store.transaction() as tx:
-        tx.refusals.save(9_999, OwedKind.EXPORT, Refusals(1, T0, T0))
+        tx.refusals.unanswered(9_999, OwedKind.EXPORT, T0, backoff)
     with app.store.transaction() as tx:
         _, (connector,) = a_charger(tx, "CP-REF-RB")
         session = _session(tx, connector, a_booking(tx, connector, tx.accounts.add_driver("R", "R")))
-    with pytest.raises(RuntimeError), app.store.transaction() as tx:
-        tx.refusals.save(session, OwedKind.OVERRIDE, Refusals(1, T0, T0))
-        raise RuntimeError("boom")
+    for record in ("refused", "unanswered"):
+        with pytest.raises(RuntimeError), app.store.transaction() as tx:
+            getattr(tx.refusals, record)(session, OwedKind.OVERRIDE, T0, backoff)
+            raise RuntimeError("boom")
     with app.store.reading() as tx:
         assert tx.refusals.of(OwedKind.OVERRIDE, [session]) == {}
+
+
+def test_unanswered_sends_back_off_with_refusals_and_never_give_up(app: App) -> None:
+    """Each failure, refused or unanswered, doubles the wait; only refusals count to the limit,
+    and one unanswered after giving up leaves it given up."""
+    backoff = Backoff(60, 3600, 2)
+    at = [T0 + timedelta(minutes=m) for m in range(6)]
+    with app.store.transaction() as tx:
+        _, (connector,) = a_charger(tx, "CP-UNANS")
+        session = _session(tx, connector, a_booking(tx, connector, tx.accounts.add_driver("U", "U")))
+    steps = [
+        ("unanswered", Refusals(0, at[0], at[0] + timedelta(seconds=60), 1)),
+        ("unanswered", Refusals(0, at[1], at[1] + timedelta(seconds=120), 2)),
+        ("refused", Refusals(1, at[2], at[2] + timedelta(seconds=240), 2)),
+        ("unanswered", Refusals(1, at[3], at[3] + timedelta(seconds=480), 3)),
+        ("refused", Refusals(2, at[4], None, 3)),
+        ("unanswered", Refusals(2, at[4], None, 4)),
+    ]
+    for n, (what, expected) in enumerate(steps):
+        with app.store.transaction() as tx:
+            assert getattr(tx.refusals, what)(session, OwedKind.EXPORT, at[n], backoff) == expected
+        with app.store.reading() as tx:
+            assert tx.refusals.of(OwedKind.EXPORT, [session]) == {session: expected}
+
+
+def test_records_nothing_is_owed_for_are_pruned_a_batch_at_a_time(app: App) -> None:
+    """A stopped session's records go, and one whose command its charger took; a running
+    session's record of a command still owed stays, given up or not."""
+    backoff = Backoff(60, 3600, 1)
+    with app.store.transaction() as tx:
+        _, (c1, c2, c3) = a_charger(tx, "CP-PRUNE", 1, 2, 3)
+        driver = tx.accounts.add_driver("P", "P")
+        bookings = [a_booking(tx, c, driver) for c in (c1, c2, c3)]
+        stopped, took, running = (_session(tx, c, b) for c, b in zip((c1, c2, c3), bookings, strict=True))
+        for session in (stopped, took, running):
+            tx.refusals.refused(session, OwedKind.OVERRIDE, T0, backoff)
+            tx.refusals.unanswered(session, OwedKind.EXPORT, T0, backoff)
+            tx.smart.add_override(bookings[[stopped, took, running].index(session)], T0)
+        assert tx.sessions.stop(stopped, stopped_at=T0, meter_stop_wh=600, billed_wh=100, cost=1, idle_fee=0)
+        tx.smart.override_taken(bookings[1], took)
+    with app.store.transaction() as tx:
+        assert tx.refusals.prune(2) == 2
+    with app.store.transaction() as tx:
+        assert tx.refusals.prune(2) == 1
+        assert tx.refusals.prune(2) == 0
+    with app.store.reading() as tx:
+        assert set(tx.refusals.of(OwedKind.OVERRIDE, [stopped, took, running])) == {running}
+        assert set(tx.refusals.of(OwedKind.EXPORT, [stopped, took, running])) == {took, running}
 
 
 def test_the_overrides_a_charger_is_owed_until_it_takes_them(app: App) -> None:

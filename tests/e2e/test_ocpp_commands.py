@@ -4,6 +4,8 @@ including refusals, a timeout, a CALLERROR and a charger that is not connected."
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.tokens import ListEntry, TokenStatus, UpdateType
@@ -218,7 +221,7 @@ async def test_an_answer_whose_time_cannot_be_read_is_a_typed_failure(
     async with charge_point(version, central, "ODD", Script(schedule_start=start)) as cp:
         await boot(version, cp)
         schedule = await central.registry.get_composite_schedule("ODD", 1, 600)
-        assert schedule == cmd.CallError("FormatViolation")
+        assert schedule == cmd.Malformed("FormatViolation")  # an answer, yet none we can read
         assert await central.registry.reset("ODD") == cmd.Done(cmd.Status.ACCEPTED, None)  # the link lives
 
 
@@ -371,3 +374,27 @@ async def test_the_2x_only_fields_reach_an_independent_201_charger(central: Cent
     assert script.asked("ChangeAvailability")[0]["evse"] == {"id": 1, "connector_id": 1}
     assert script.asked("UnlockConnector") == [{"evse_id": 1, "connector_id": 2}]
     assert script.asked("TriggerMessage") == [{"requested_message": "LogStatusNotification"}]
+
+
+@pytest.mark.parametrize(
+    ("reply", "result"),
+    [
+        ('[3,"{uid}",{{"status":"Bogus"}}]', cmd.Malformed("PropertyConstraintViolation")),  # not in the enum
+        ('[4,"{uid}","FormatViolation","yours was bad",{{}}]', cmd.CallError("FormatViolation")),
+        ('[4,"{uid}","NotSupported","",{{}}]', cmd.CallError("NotSupported")),
+    ],
+)
+async def test_a_callresult_breaking_the_schema_is_malformed_and_a_callerror_is_the_chargers_word(
+    central: Central, reply: str, result: cmd.CallError
+) -> None:
+    """A charger's CALLERROR is its answer (it may be a refusal); a CALLRESULT that breaks the
+    schema answers nothing, and the result says which (commands owed count one, not the other)."""
+    async with connect(f"{central.ws}/RAW", subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+        await ws.send(json.dumps([2, "b1", "BootNotification", boot]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))[:2] == [3, "b1"]
+        sent = asyncio.create_task(central.registry.send("RAW", cmd.ClearCache()))
+        call = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert call[2] == "ClearCache"
+        await ws.send(reply.format(uid=call[1]))
+        assert await asyncio.wait_for(sent, 10) == result

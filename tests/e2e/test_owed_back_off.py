@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 
 from chargeshare.bootstrap import App, build
 from chargeshare.domain.accounts import Principal, Role
-from chargeshare.domain.command_backoff import OwedKind, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp.scripts import Order
 from chargeshare.services.booking import BookRequest
@@ -223,12 +223,10 @@ async def test_a_sweep_for_one_due_command_does_not_send_another_still_waiting(s
             )
             session = session_of(app, booking.booking_id)
             export = await refused(app, OwedKind.EXPORT, session, 1)
-            override = await refused(app, OwedKind.OVERRIDE, session, 1)
+            await refused(app, OwedKind.OVERRIDE, session, 1)
             t0 = export.last_at
             with app.store.transaction() as tx:  # the override waits an hour (as after more refusals)
-                tx.refusals.save(
-                    session, OwedKind.OVERRIDE, replace(override, retry_at=t0 + timedelta(hours=1))
-                )
+                tx.refusals.refused(session, OwedKind.OVERRIDE, t0, Backoff(3_600, 3_600, 8))
             owed_calls.clear()
             assert await sweep_at(swept, t0 + timedelta(seconds=60)) == []
             assert await sweep_at(swept, t0 + timedelta(seconds=120)) == ["V21"]

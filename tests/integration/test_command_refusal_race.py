@@ -1,5 +1,6 @@
 """Two processes recording a refusal of one session's command at once, on PostgreSQL (READ
-COMMITTED, real threads): both refusals count, and the retry time is the one for that count."""
+COMMITTED, real threads): both refusals count, and the retry time is the one for that count; and a
+refusal committing while the charger's taking of the command clears the records."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.owed_commands import record_refusal
+from chargeshare.services.smart_charging import SmartChargingService
+from chargeshare.services.v2g import V2gService
 from tests.integration.pausing import PausesAfter, PausesBeforeCommit
 from tests.integration.test_kyc_payout_race import waiting_on_a_lock
-from tests.services.test_owed_back_off import v2g_session
+from tests.services.test_owed_back_off import driver, v2g_session
 
 pytestmark = pytest.mark.postgres
 
@@ -79,3 +82,38 @@ def test_two_refusals_recorded_at_once_both_count(
     assert (first, second) == (backoff.after(count - 1, now), expected)
     with pg_app.store.reading() as tx:
         assert tx.refusals.of(OwedKind.EXPORT, [session]) == {session: expected}
+
+
+@pytest.mark.parametrize("kind", list(OwedKind))
+@pytest.mark.parametrize("taken_first", [False, True], ids=["refusal-first", "taking-first"])
+def test_a_refusal_and_the_chargers_taking_at_once_leave_no_refusal(
+    pg_app: App, clock: ManualClock, postgres_url: str, kind: OwedKind, taken_first: bool
+) -> None:
+    """A refusal of an earlier send committing while the charger's taking of a later one clears
+    the records: they take turns on the command's row, so either the clear sees the refusal and
+    removes it, or the refusal sees the command taken and records nothing. Never a refusal left
+    to delay the session's next command."""
+    dee, booking, session = v2g_session(pg_app, clock)
+    pg_app.smart.override(driver(dee), booking)
+    backoff = Backoff()
+    store = PausesBeforeCommit(pg_app.store, lambda: False)
+    service = SmartChargingService(store, pg_app.bus, clock) if kind is OwedKind.OVERRIDE else None
+    v2g = V2gService(store, pg_app.bus, clock) if kind is OwedKind.EXPORT else None
+
+    def refusing() -> object:
+        return record_refusal(store, backoff, kind, session, clock.now())
+
+    def taking() -> object:
+        if v2g is not None:
+            v2g.export_taken(session)
+        else:
+            assert service is not None
+            service.override_taken(session)
+        return "taken"
+
+    first, second = (taking, refusing) if taken_first else (refusing, taking)
+    results = second_while_first_uncommitted(store, postgres_url, first, second)
+    if taken_first:
+        assert results[1] is None  # seen taken: nothing recorded
+    with pg_app.store.reading() as tx:
+        assert tx.refusals.of(kind, [session]) == {}

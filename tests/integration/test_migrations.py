@@ -478,3 +478,41 @@ def test_0038_keeps_overrides_owed_once_more_and_refusals_checked(url: str, engi
 def commands_owed_overrides(app: App) -> list[tuple[int, str]]:
     with app.store.reading() as tx:
         return list(tx.smart.overrides_owed())
+
+
+def test_0039_counts_unanswered_sends_apart_and_going_back_keeps_the_refusals(
+    url: str, engine: Engine
+) -> None:
+    """0039 (on 0038): `command_refusals.unanswered`. A refusal kept before it has none; a record of
+    unanswered sends only is allowed after it, and going back drops those, keeping the refusals."""
+    clock = ManualClock(T0)
+    app = build(Config(database_url=url, password_hash="fast"), clock=clock)
+    try:
+        charger = add_charger(app, "CP1")
+        dee = app.marketplace.add_driver("Dee", "DEE").driver_id
+        app.bookings.book(BookRequest(dee, charger, 1, 60, 10_000, override_smart_charging=True))
+        session = app.charging.start("CP1", 1, "DEE", 0, clock.now()).transaction_id
+        app.smart.override_refused(session)
+    finally:
+        app.close()
+    with engine.connect() as conn:
+        command.downgrade(migrate.alembic_config(conn), "0038")
+        conn.commit()
+        assert "unanswered" not in {c["name"] for c in inspect(conn).get_columns("command_refusals")}
+    assert migrate.upgrade(engine) == "upgraded from 0038"
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT kind, count, unanswered FROM command_refusals")).one()
+        assert tuple(row) == ("override", 1, 0)
+        conn.exec_driver_sql(
+            "INSERT INTO command_refusals (session_id, kind, count, unanswered, last_at) "
+            f"VALUES ({session}, 'export', 0, 2, '2026-03-02 09:00:00+00')"
+        )
+        conn.commit()
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            conn.exec_driver_sql("UPDATE command_refusals SET unanswered = 0 WHERE kind = 'export'")
+        conn.rollback()
+        command.downgrade(migrate.alembic_config(conn), "0038")
+        conn.commit()
+        assert [tuple(r) for r in conn.execute(text("SELECT kind, count FROM command_refusals"))] == [
+            ("override", 1)
+        ]

@@ -1,6 +1,7 @@
-"""A driver changing a V2G booking's export terms while its session's stop settles the export, on
-PostgreSQL (READ COMMITTED, real threads): whichever goes first, the export is credited at the
-terms that stand, and terms never change under a settled export."""
+"""A driver setting or changing a V2G booking's export terms while its session's stop settles the
+export, on PostgreSQL (READ COMMITTED, real threads): whichever goes first, the export is credited
+at the terms that stand, terms never change under a settled export, and a booking's first terms
+are never left on a finished booking whose export was not settled."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidTransition
 from chargeshare.domain.v2g import ExportTerms, export_credit
+from chargeshare.ocpp import V21
+from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
-from tests.integration.pausing import PausesAfter
+from tests.conftest import add_charger
+from tests.integration.pausing import PausesAfter, PausesBeforeCommit
 from tests.integration.test_command_refusal_race import second_while_first_uncommitted
 from tests.services.test_owed_back_off import driver, v2g_session
 
@@ -72,11 +76,12 @@ def test_terms_read_open_then_changed_while_the_stop_settles_go_first(
     assert "export_credit_matches_export" not in failing(pg_app)
 
 
-def test_a_stop_that_read_the_terms_before_a_change_settles_at_the_change(
+def test_a_change_while_the_stop_settles_waits_for_it_and_is_refused(
     pg_app: App, clock: ManualClock, postgres_url: str
 ) -> None:
-    """The stop has read the terms but not yet taken the export; a change commits meanwhile: the
-    stop credits at the terms standing when it settles, not at those it read before."""
+    """The stop has ended the booking and read the terms but not yet taken the export; a change
+    meanwhile waits on the booking's row the stop holds, then finds the booking ended: the stop
+    credits at the terms it settles with, and they stand."""
     dee, booking, session = exported_session(pg_app, clock)
     store = PausesAfter(pg_app.store, lambda: False, "v2g", "terms")
     pg_app.charging.store = store
@@ -87,8 +92,8 @@ def test_a_stop_that_read_the_terms_before_a_change_settles_at_the_change(
         changing_terms(pg_app, dee, booking),
     )
     pg_app.charging.store = store.inner
-    assert changed != "fixed"
-    assert credited_at(pg_app, booking) == (NEW_PRICE, export_credit(1_000, NEW_PRICE))
+    assert changed == "fixed"
+    assert credited_at(pg_app, booking) == (PRICE, export_credit(1_000, PRICE))
     assert "export_credit_matches_export" not in failing(pg_app)
 
 
@@ -97,3 +102,41 @@ def test_a_change_after_the_stop_settled_is_refused(pg_app: App, clock: ManualCl
     pg_app.charging.stop("V2G1", session, 1_000, clock.now())
     assert changing_terms(pg_app, dee, booking)() == "fixed"
     assert credited_at(pg_app, booking) == (PRICE, export_credit(1_000, PRICE))
+
+
+def plain_session(app: App, clock: ManualClock) -> tuple[int, int, int]:
+    """(driver, booking, session) of a session at a 2.1 charger on a booking with no terms yet."""
+    charger = add_charger(app, "V2G1", price=40)
+    app.charging.boot("V2G1", V21)
+    dee = app.marketplace.add_driver("Dee", "V2G1-TAG").driver_id
+    booking = app.bookings.book(BookRequest(dee, charger, 1, 600, 100_000)).booking_id
+    session = app.charging.start("V2G1", 1, "V2G1-TAG", 1_000, clock.now()).transaction_id
+    return dee, booking, session
+
+
+@pytest.mark.parametrize("stop_first", [True, False], ids=["stop-first", "terms-first"])
+def test_first_terms_and_a_stop_at_once_never_leave_terms_uncredited(
+    pg_app: App, clock: ManualClock, postgres_url: str, stop_first: bool
+) -> None:
+    """A booking's first terms have no row to hold: set_terms and the stop take turns on the
+    booking's row, so either the stop commits first and the terms are refused (the booking ended),
+    or the terms commit first and the stop settles the export at them. Never terms on a finished
+    booking whose export was never settled."""
+    dee, booking, session = plain_session(pg_app, clock)
+    store = PausesBeforeCommit(pg_app.store, lambda: False)
+    (pg_app.charging if stop_first else pg_app.v2g).store = store
+
+    def stopping() -> object:
+        return pg_app.charging.stop("V2G1", session, 2_000, clock.now())
+
+    setting = changing_terms(pg_app, dee, booking)
+    first, second = (stopping, setting) if stop_first else (setting, stopping)
+    results = second_while_first_uncommitted(store, postgres_url, first, second)
+    pg_app.charging.store = pg_app.v2g.store = store.inner
+    with pg_app.store.reading() as tx:
+        terms, record = tx.v2g.terms(booking), tx.v2g.record(booking)
+    if stop_first:
+        assert results[1] == "fixed" and terms is None and record is None
+    else:
+        assert terms is not None and terms.price_per_kwh == NEW_PRICE
+        assert record is not None and record.settled

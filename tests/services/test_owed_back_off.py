@@ -11,7 +11,7 @@ import pytest
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.accounts import Principal, Role
-from chargeshare.domain.command_backoff import Backoff, Refusals
+from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.errors import InvalidTransition, NotFound
 from chargeshare.ocpp import V21
 from chargeshare.services.booking import BookRequest
@@ -192,7 +192,8 @@ def refusal_notices(app: App) -> list[dict[str, object]]:
 def test_the_host_is_told_once_when_its_charger_has_refused_too_often(
     app: App, clock: ManualClock, kind: str
 ) -> None:
-    _, booking, session = v2g_session(app, clock)
+    dee, booking, session = v2g_session(app, clock)
+    app.smart.override(driver(dee), booking)
     refuse = app.v2g.export_refused if kind == "export" else app.smart.override_refused
     for _ in range(BACKOFF.limit - 1):
         refuse(session)
@@ -206,3 +207,68 @@ def test_the_host_is_told_once_when_its_charger_has_refused_too_often(
     assert f"of booking {booking} {BACKOFF.limit} times" in str(notice["body"])
     refuse(session)  # a late refusal of an earlier ask, after it was given up
     assert len(refusal_notices(app)) == 1
+
+
+@pytest.mark.parametrize("kind", ["export", "override"])
+def test_a_charger_that_never_answers_is_asked_on_the_back_off_and_never_given_up(
+    app: App, clock: ManualClock, kind: str
+) -> None:
+    """Each unanswered send waits a doubled delay, up to the cap, for as long as the command is
+    owed; it never gives up nor tells the host (no answer is no refusal), and a refusal after
+    them waits on from where they left the back-off."""
+    dee, booking, session = v2g_session(app, clock)
+    app.smart.override(driver(dee), booking)
+    service = app.v2g if kind == "export" else app.smart
+    unanswered = getattr(service, f"{kind}_unanswered")
+    asked = {Owed("V2G1", kind, session)}
+    n = 0
+    while BACKOFF.delay_s(n + 1) < BACKOFF.cap_s or n < BACKOFF.limit + 2:
+        n += 1
+        assert unanswered(session) == Refusals(
+            0, clock.now(), clock.now() + timedelta(seconds=BACKOFF.delay_s(n)), unanswered=n
+        )
+        assert owed(app, clock, kind) == set()
+        (row,) = (r for r in owed_rows(app.store, clock.now()) if r.kind == kind)
+        assert (row.state, row.refusals) == ("waiting", 0)
+        clock.advance(BACKOFF.delay_s(n) - 1)
+        assert owed(app, clock, kind) == set()
+        clock.advance(1)
+        assert owed(app, clock, kind) == asked
+    assert BACKOFF.delay_s(n) == BACKOFF.cap_s and refusal_notices(app) == []
+    refused = (app.v2g.export_refused if kind == "export" else app.smart.override_refused)(session)
+    assert refused == Refusals(1, clock.now(), clock.now() + timedelta(seconds=BACKOFF.cap_s), unanswered=n)
+    getattr(service, f"{kind}_taken")(session)
+    assert [r for r in owed_rows(app.store, clock.now()) if r.kind == kind] == []
+
+
+@pytest.mark.parametrize("kind", ["export", "override"])
+def test_a_failure_of_a_command_no_longer_owed_is_not_recorded(
+    app: App, clock: ManualClock, kind: str
+) -> None:
+    """Taken by the session's charger (an answer to a later send came first), a refusal or an
+    unanswered send of an earlier one counts for nothing: the next command owed starts afresh."""
+    dee, booking, session = v2g_session(app, clock)
+    app.smart.override(driver(dee), booking)
+    service = app.v2g if kind == "export" else app.smart
+    getattr(service, f"{kind}_taken")(session)
+    assert getattr(service, f"{kind}_refused")(session) is None
+    assert getattr(service, f"{kind}_unanswered")(session) is None
+    with app.store.reading() as tx:
+        assert tx.refusals.of(OwedKind(kind), [session]) == {}
+
+
+def test_the_sweep_forgets_the_failures_of_a_session_that_stopped(app: App, clock: ManualClock) -> None:
+    dee, booking, session = v2g_session(app, clock)
+    app.smart.override(driver(dee), booking)
+    app.v2g.export_refused(session)
+    app.smart.override_refused(session)
+    app.housekeeping.sweep(payments=False)
+    with app.store.reading() as tx:  # still owed: kept
+        assert tx.refusals.of(OwedKind.EXPORT, [session]) and tx.refusals.of(OwedKind.OVERRIDE, [session])
+    app.charging.stop("V2G1", session, 2_000, clock.now())
+    run = app.housekeeping.sweep(payments=False)
+    with app.store.reading() as tx:
+        assert (
+            tx.refusals.of(OwedKind.EXPORT, [session]) == tx.refusals.of(OwedKind.OVERRIDE, [session]) == {}
+        )
+    assert run.counts["command_failures_forgotten"] == 2

@@ -123,6 +123,9 @@ class FakeBackend:
     def export_refused(self, session_id: int) -> None:
         self._call("export_refused", session_id)
 
+    def export_unanswered(self, session_id: int) -> None:
+        self._call("export_unanswered", session_id)
+
     def session_running(self, session_id: int) -> bool:
         self._call("session_running", session_id)
         return session_id not in self.ended
@@ -132,6 +135,9 @@ class FakeBackend:
 
     def override_refused(self, session_id: int) -> None:
         self._call("override_refused", session_id)
+
+    def override_unanswered(self, session_id: int) -> None:
+        self._call("override_unanswered", session_id)
 
     def limits_due(self, charge_point_id: str) -> GridLimitsDue | None:
         self._call("limits_due", charge_point_id)
@@ -1296,52 +1302,65 @@ def test_a_v2g_profile_in_amps_never_asks_the_phases() -> None:
 
 # ---- what a charger took or refused of the commands owed to a session -----------------------------
 REFUSED = cmd.Rejected(cmd.Status.REJECTED, None)
+# The charger is on the link but gave no answer: no reply in time, or a reply that is none.
 UNANSWERED: list[cmd.CommandResult[Any]] = [
     cmd.Timeout(30.0),
-    cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER),
-    cmd.NotConnected(),
+    cmd.Malformed("FormatViolation"),
+    cmd.Malformed("PropertyConstraintViolation"),
 ]
+# It never reached a charger, or the link dropped: sent again when the charger connects.
+UNSENT: list[cmd.CommandResult[Any]] = [cmd.NotConnected(DISCONNECTED_BEFORE_ANSWER), cmd.NotConnected()]
 
 
 @pytest.mark.parametrize(
-    ("refuse", "answer", "taken", "refused"),
+    ("refuse", "answer", "taken", "refused", "unanswered"),
     [
-        (None, DONE, [(5,)], []),
-        (cmd.AllowEnergyTransfer, REFUSED, [], [(5,)]),
-        (cmd.SetChargingProfile, REFUSED, [], [(5,)]),
-        (cmd.AllowEnergyTransfer, cmd.CallError("NotSupported"), [], [(5,)]),
-        *((cmd.AllowEnergyTransfer, u, [], []) for u in UNANSWERED),
-        *((cmd.SetChargingProfile, u, [], []) for u in UNANSWERED),
+        (None, DONE, [(5,)], [], []),
+        (cmd.AllowEnergyTransfer, REFUSED, [], [(5,)], []),
+        (cmd.SetChargingProfile, REFUSED, [], [(5,)], []),
+        (cmd.AllowEnergyTransfer, cmd.CallError("NotSupported"), [], [(5,)], []),
+        (cmd.AllowEnergyTransfer, cmd.CallError("FormatViolation"), [], [(5,)], []),
+        *((cmd.AllowEnergyTransfer, u, [], [], [(5,)]) for u in UNANSWERED),
+        *((cmd.SetChargingProfile, u, [], [], [(5,)]) for u in UNANSWERED),
+        *((cmd.AllowEnergyTransfer, u, [], [], []) for u in UNSENT),
+        *((cmd.SetChargingProfile, u, [], [], []) for u in UNSENT),
     ],
 )
-def test_a_v2g_export_refused_moves_its_back_off_on_and_one_unanswered_changes_nothing(
+def test_a_v2g_export_refused_or_unanswered_moves_its_back_off_on_and_one_unsent_changes_nothing(
     refuse: type[cmd.Command[Any]] | None,
     answer: cmd.CommandResult[Any],
     taken: list[tuple[int]],
     refused: list[tuple[int]],
+    unanswered: list[tuple[int]],
 ) -> None:
     w = world()
     w.decide_and_run(EXPORT, lambda c: answer if refuse and isinstance(c, refuse) else DONE)
     assert w.backend.recorded("export_taken") == taken
     assert w.backend.recorded("export_refused") == refused
+    assert w.backend.recorded("export_unanswered") == unanswered
 
 
 @pytest.mark.parametrize(
-    ("answer", "taken", "refused"),
+    ("answer", "taken", "refused", "unanswered"),
     [
-        (DONE, [(5,)], []),
-        (REFUSED, [], [(5,)]),
-        (cmd.CallError("NotSupported"), [], [(5,)]),
-        *((u, [], []) for u in UNANSWERED),
+        (DONE, [(5,)], [], []),
+        (REFUSED, [], [(5,)], []),
+        (cmd.CallError("NotSupported"), [], [(5,)], []),
+        *((u, [], [], [(5,)]) for u in UNANSWERED),
+        *((u, [], [], []) for u in UNSENT),
     ],
 )
-def test_an_override_taken_is_owed_no_more_refused_moves_its_back_off_on(
-    answer: cmd.CommandResult[Any], taken: list[tuple[int]], refused: list[tuple[int]]
+def test_an_override_taken_is_owed_no_more_refused_or_unanswered_moves_its_back_off_on(
+    answer: cmd.CommandResult[Any],
+    taken: list[tuple[int]],
+    refused: list[tuple[int]],
+    unanswered: list[tuple[int]],
 ) -> None:
     w = world()
     w.decide_and_run(override(), lambda _c: answer)
     assert w.backend.recorded("override_taken") == taken
     assert w.backend.recorded("override_refused") == refused
+    assert w.backend.recorded("override_unanswered") == unanswered
 
 
 def test_an_override_whose_session_ended_meanwhile_is_never_sent() -> None:

@@ -239,6 +239,11 @@ class SqlBookings:
         if self.dialect == "postgresql":
             self.conn.execute(select(_k.id).where(_k.id == connector_id).with_for_update())
 
+    def lock(self, booking_id: int) -> None:
+        # FOR NO KEY UPDATE, as an UPDATE of the row takes; SQLite's write transactions take turns.
+        if self.dialect == "postgresql":
+            self.conn.execute(select(_b.id).where(_b.id == booking_id).with_for_update(key_share=True))
+
     def get(self, booking_id: int) -> BookingRecord:
         r = BY_ID.first_mapping(self.conn, {"booking_pk": booking_id})
         if r is None:

@@ -581,8 +581,12 @@ booking_overrides = Table(
     Column("taken_session", Integer),
 )
 
-# How often a session's charger refused a command owed to it (a V2G export, a driver's override)
-# and when it is asked again; no `retry_at`: given up for the session (domain/command_backoff.py).
+# A record holds at least one refusal or unanswered send.
+UNANSWERED_CHECK = "count >= 0 AND unanswered >= 0 AND count + unanswered >= 1"
+
+# How often a session's charger refused a command owed to it (a V2G export, a driver's override),
+# how many of its sends went unanswered, and when it is asked again; no `retry_at`: given up for
+# the session (domain/command_backoff.py).
 command_refusals = Table(
     "command_refusals",
     metadata,
@@ -591,8 +595,9 @@ command_refusals = Table(
     Column("count", Integer, nullable=False),
     Column("last_at", UTCDateTime(), nullable=False),
     Column("retry_at", UTCDateTime()),
+    Column("unanswered", Integer, nullable=False, server_default="0"),
     CheckConstraint("kind IN ('export', 'override')", name="ck_command_refusals_kind"),
-    CheckConstraint("count >= 1", name="ck_command_refusals_count"),
+    CheckConstraint(UNANSWERED_CHECK, name="ck_command_refusals_count"),
 )
 
 # A host's pricing: flat (each charger's listed price) or dynamic within the host's bounds, and the

@@ -95,6 +95,14 @@ class SqlSmartCharging:
             return set()
         return {int(r[0]) for r in OVERRIDDEN.rows(self.conn, {"booking_ids": list(booking_ids)})}
 
+    def hold_override_owed(self, booking_id: int, session_id: int) -> bool:
+        # The row `override_taken` updates, held (SQLite: the write transaction is ours already).
+        q = select(_o.taken_session).where(_o.booking_id == booking_id)
+        if self.dialect == "postgresql":
+            q = q.with_for_update(key_share=True)
+        row = self.conn.execute(q).first()
+        return row is not None and row.taken_session != session_id
+
     def override_taken(self, booking_id: int, session_id: int) -> None:
         self.conn.execute(
             update(t.booking_overrides).where(_o.booking_id == booking_id).values(taken_session=session_id)

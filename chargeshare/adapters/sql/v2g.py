@@ -190,6 +190,14 @@ class SqlV2g:
         found = (_record(r) for r in self.conn.execute(RECORDS_OF, {"booking_ids": booking_ids}))
         return {x.booking_id: x for x in found}
 
+    def hold_export_owed(self, booking_id: int, session_id: int) -> bool:
+        # The row `export_taken` updates, held (SQLite: the write transaction is ours already).
+        q = select(_t.export_taken_session).where(_t.booking_id == booking_id)
+        if self.dialect == "postgresql":
+            q = q.with_for_update(key_share=True)
+        row = self.conn.execute(q).first()
+        return row is not None and row.export_taken_session != session_id
+
     def export_taken(self, booking_id: int, session_id: int) -> None:
         self.conn.execute(
             update(t.v2g_terms).where(_t.booking_id == booking_id).values(export_taken_session=session_id)
