@@ -75,7 +75,8 @@ def ocpp_endpoint(registry: CertificationRegistry) -> FastAPI:
     from chargeshare.entrypoints.api.routes_files import charger_router
 
     api = FastAPI(title="ChargeShare certification")
-    api.include_router(charger_router(registry.app))
+    api.state.app = registry.app  # where the files routes find the store
+    api.include_router(charger_router)
 
     @api.exception_handler(DomainError)
     async def refused(_request: Request, exc: DomainError) -> JSONResponse:

@@ -11,11 +11,13 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from chargeshare import __version__
@@ -49,6 +51,7 @@ from chargeshare.entrypoints.api import (
     routes_tokens,
     routes_v2g,
 )
+from chargeshare.entrypoints.api.deps import RegistryDep
 from chargeshare.entrypoints.api.fleet_schemas import block_conflict_out
 from chargeshare.entrypoints.api.housekeeping import housekeeping
 from chargeshare.entrypoints.api.schemas import Problem
@@ -97,7 +100,7 @@ class _Api(FastAPI):
     Through the middleware stack and router, every connection kept some 20 coroutine frames and their
     closures alive (about 200 objects for the garbage collector to scan, per charger), and each frame
     to or from the charger was passed through all of them. Anything the plain pattern does not cover
-    (a root path, say) still takes the route declared in `create_api`, which does the same."""
+    (a root path, say) still takes the route declared in `_routes`, which does the same."""
 
     ocpp_registry: ChargerRegistry
 
@@ -109,6 +112,66 @@ class _Api(FastAPI):
                 await self.ocpp_registry.serve(WebSocket(scope, receive, send), match.group(1))
                 return
         await super().__call__(scope, receive, send)
+
+
+async def _ocpp(ws: WebSocket, charge_point_id: str, registry: RegistryDep) -> None:
+    await registry.serve(ws, charge_point_id)
+
+
+@cache
+def _routes() -> tuple[BaseRoute, ...]:
+    """Every route of the API, built once per process: building a route (its dependencies, its
+    models' validators) costs far more than an app, and each app (a test's, say) shares them. The
+    routes hold nothing of one app: a route reaches its app's `App`, registry, metrics and hub
+    through the request (`deps`)."""
+    shared = APIRouter()
+    signed_in = {**COMMON, **SIGNED_IN}
+    limited: dict[int | str, dict[str, Any]] = {
+        429: {**_problem, "description": "too many requests: see Retry-After"}
+    }
+    shared.include_router(routes_health.router)
+    shared.include_router(
+        routes_auth.router,
+        responses={
+            **signed_in,
+            **limited,
+            503: {**_problem, "description": "too many passwords being checked at once: see Retry-After"},
+        },
+    )
+    shared.include_router(routes_chargers.router, responses=COMMON)
+    shared.include_router(routes_host_chargers.router, responses=signed_in)
+    shared.include_router(
+        routes_bookings.router,
+        responses={
+            **signed_in,
+            **limited,
+            402: {**_problem, "description": "card declined"},
+            409: {**_problem, "description": "booked already, or not allowed in its state"},
+            503: {**_problem, "description": "the payment provider is unavailable; nothing was booked"},
+        },
+    )
+    shared.include_router(routes_sessions.router, responses=signed_in)
+    shared.include_router(routes_host_money.router, responses=signed_in)
+    shared.include_router(routes_host_seller_details.router, responses=signed_in)
+    shared.include_router(routes_admin.router, responses=signed_in)
+    shared.include_router(routes_admin_commands.router, responses=signed_in)
+    shared.include_router(routes_admin_reports.router, responses=signed_in)
+    shared.include_router(
+        routes_files.router,
+        responses={**signed_in, 409: {**_problem, "description": "that location has its upload already"}},
+    )
+    shared.include_router(routes_tokens.router, responses=signed_in)
+    shared.include_router(routes_smart_charging.router, responses=signed_in)
+    shared.include_router(routes_pricing.router, responses=signed_in)
+    shared.include_router(routes_fleets.router, responses=signed_in)
+    shared.include_router(routes_grid.router, responses=signed_in)
+    shared.include_router(routes_v2g.router, responses=signed_in)
+    shared.include_router(routes_v2g.host_router, responses=signed_in)
+    shared.include_router(routes_grid_buyer.router, responses=signed_in)
+    shared.include_router(routes_events.router)
+
+    shared.add_api_websocket_route("/ocpp/{charge_point_id}", _ocpp)
+    return tuple(shared.routes)
 
 
 def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
@@ -153,11 +216,12 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
                 with contextlib.suppress(ValueError):
                     app.store.unit_observers.remove(metrics.unit_of_work_seconds.observe)
 
-    api = _Api(title="ChargeShare", version=__version__, lifespan=lifespan)
+    api = _Api(title="ChargeShare", version=__version__, lifespan=lifespan, routes=list(_routes()))
     api.ocpp_registry = registry
     api.state.app = app
     api.state.registry = registry
     api.state.hub = hub
+    api.state.metrics = metrics
     api.state.payments = payments
 
     @api.exception_handler(errors.DomainError)
@@ -180,54 +244,5 @@ def create_api(app: App, registry: ChargerRegistry | None = None) -> FastAPI:
         return JSONResponse(
             {"error": code, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
-
-    signed_in = {**COMMON, **SIGNED_IN}
-    limited: dict[int | str, dict[str, Any]] = {
-        429: {**_problem, "description": "too many requests: see Retry-After"}
-    }
-    api.include_router(routes_health.router(app, registry, metrics))
-    api.include_router(
-        routes_auth.router(app),
-        responses={
-            **signed_in,
-            **limited,
-            503: {**_problem, "description": "too many passwords being checked at once: see Retry-After"},
-        },
-    )
-    api.include_router(routes_chargers.router(app), responses=COMMON)
-    api.include_router(routes_host_chargers.router(app, registry), responses=signed_in)
-    api.include_router(
-        routes_bookings.router(app),
-        responses={
-            **signed_in,
-            **limited,
-            402: {**_problem, "description": "card declined"},
-            409: {**_problem, "description": "booked already, or not allowed in its state"},
-            503: {**_problem, "description": "the payment provider is unavailable; nothing was booked"},
-        },
-    )
-    api.include_router(routes_sessions.router(app), responses=signed_in)
-    api.include_router(routes_host_money.router(app), responses=signed_in)
-    api.include_router(routes_host_seller_details.router(app), responses=signed_in)
-    api.include_router(routes_admin.router(app), responses=signed_in)
-    api.include_router(routes_admin_commands.router(app, registry), responses=signed_in)
-    api.include_router(routes_admin_reports.router(app), responses=signed_in)
-    api.include_router(
-        routes_files.router(app, registry),
-        responses={**signed_in, 409: {**_problem, "description": "that location has its upload already"}},
-    )
-    api.include_router(routes_tokens.router(app), responses=signed_in)
-    api.include_router(routes_smart_charging.router(app), responses=signed_in)
-    api.include_router(routes_pricing.router(app), responses=signed_in)
-    api.include_router(routes_fleets.router(app), responses=signed_in)
-    api.include_router(routes_grid.router(app), responses=signed_in)
-    api.include_router(routes_v2g.router(app), responses=signed_in)
-    api.include_router(routes_v2g.host_router(app), responses=signed_in)
-    api.include_router(routes_grid_buyer.router(app), responses=signed_in)
-    api.include_router(routes_events.router(app, hub))
-
-    @api.websocket("/ocpp/{charge_point_id}")
-    async def ocpp(ws: WebSocket, charge_point_id: str) -> None:
-        await registry.serve(ws, charge_point_id)
 
     return api

@@ -13,55 +13,52 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from chargeshare.adapters.event_fanout import EventHub
-from chargeshare.bootstrap import App
 from chargeshare.domain.errors import Unauthorized
+from chargeshare.entrypoints.api.deps import AppDep, HubDep
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
 CLOSE_UNAUTHORIZED = 4401  # 4000-4999: application codes; 401 as in HTTP
 
 
-def router(app: App, hub: EventHub) -> APIRouter:
-    r = APIRouter(tags=["live push"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["live push"], route_class=StrictJsonRoute)
 
-    @r.websocket("/ws/events")
-    async def events(ws: WebSocket, token: str = "") -> None:
-        await ws.accept()
+
+@router.websocket("/ws/events")
+async def events(app: AppDep, hub: HubDep, ws: WebSocket, token: str = "") -> None:
+    await ws.accept()
+    try:
+        principal = app.auth.verify(token)
+    except Unauthorized as exc:
+        await _refuse(ws, str(exc))
+        return
+    with hub.listen(principal) as listener:
+        await ws.send_json(
+            {
+                "type": "hello",
+                "role": principal.role.value,
+                "account_id": principal.account_id,
+                "driver_id": principal.driver_id,
+                "host_id": principal.host_id,
+            }
+        )
+        closed = asyncio.create_task(_until_closed(ws))
         try:
-            principal = app.auth.verify(token)
-        except Unauthorized as exc:
-            await _refuse(ws, str(exc))
-            return
-        with hub.listen(principal) as listener:
-            await ws.send_json(
-                {
-                    "type": "hello",
-                    "role": principal.role.value,
-                    "account_id": principal.account_id,
-                    "driver_id": principal.driver_id,
-                    "host_id": principal.host_id,
-                }
-            )
-            closed = asyncio.create_task(_until_closed(ws))
-            try:
-                while not closed.done():
-                    getter = asyncio.create_task(listener.queue.get())
-                    done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    if getter not in done:
-                        getter.cancel()
-                        break
-                    try:
-                        app.auth.verify(token)  # a token that lapsed while connected ends the stream
-                    except Unauthorized as exc:
-                        await _refuse(ws, str(exc))
-                        break
-                    await ws.send_json(getter.result())
-            finally:
-                closed.cancel()
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                    await closed
-
-    return r
+            while not closed.done():
+                getter = asyncio.create_task(listener.queue.get())
+                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                try:
+                    app.auth.verify(token)  # a token that lapsed while connected ends the stream
+                except Unauthorized as exc:
+                    await _refuse(ws, str(exc))
+                    break
+                await ws.send_json(getter.result())
+        finally:
+            closed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await closed
 
 
 async def _until_closed(ws: WebSocket) -> None:

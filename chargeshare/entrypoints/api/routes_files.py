@@ -15,10 +15,9 @@ from pydantic import BaseModel, Field
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest
-from chargeshare.entrypoints.api.deps import Admin, IdPath
+from chargeshare.entrypoints.api.deps import Admin, AppDep, IdPath, RegistryDep
 from chargeshare.entrypoints.api.routes_admin_commands import MAX_WAIT_S, CommandResultOut
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
-from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import file_commands as files
 from chargeshare.ocpp.command_names import result_json
 from chargeshare.services.charger_files import MAX_FILE_BYTES
@@ -126,87 +125,94 @@ def _disposition(name: str) -> str:
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def charger_router(app: App) -> APIRouter:
-    """What chargers reach: a firmware image to download, a location to upload a log to."""
-    r = APIRouter(tags=["files"], route_class=StrictJsonRoute)
-
-    @r.get("/files/{token}", responses=OCTETS, response_class=Response)
-    def download(token: Token) -> Response:
-        """A published firmware image, for the charger told its URL."""
-        f, content = app.files.firmware_image(token)
-        headers = {"Content-Disposition": _disposition(f.name), "ETag": f'"{f.sha256}"'}
-        return Response(content, media_type="application/octet-stream", headers=headers)
-
-    async def upload(token: Token, request: Request) -> FileOut:
-        # Off the event loop (it serves every charger): the lookup, the digest, the write.
-        await asyncio.to_thread(app.files.awaiting_upload, token)  # before reading a byte of it
-        content = await _body(request)
-        received = await asyncio.to_thread(app.files.receive, token, content)
-        return _out(received, _base(app, request))
-
-    for method in ("PUT", "POST"):  # chargers use either
-        r.add_api_route(
-            "/files/{token}",
-            upload,
-            methods=[method],
-            status_code=201,
-            summary=f"{method} a charger's log into the location it was given",
-            openapi_extra=UPLOAD_BODY,
-        )
-    return r
+# What chargers reach: a firmware image to download, a location to upload a log to.
+charger_router = APIRouter(tags=["files"], route_class=StrictJsonRoute)
 
 
-def router(app: App, registry: ChargerRegistry) -> APIRouter:
-    r = APIRouter(tags=["files"], route_class=StrictJsonRoute)
-    r.include_router(charger_router(app))
+@charger_router.get("/files/{token}", responses=OCTETS, response_class=Response)
+def download(app: AppDep, token: Token) -> Response:
+    """A published firmware image, for the charger told its URL."""
+    f, content = app.files.firmware_image(token)
+    headers = {"Content-Disposition": _disposition(f.name), "ETag": f'"{f.sha256}"'}
+    return Response(content, media_type="application/octet-stream", headers=headers)
 
-    @r.post("/admin/firmware", status_code=201, openapi_extra=UPLOAD_BODY, tags=["admin"])
-    async def publish(
-        request: Request, _who: Admin, name: Annotated[str, Query(min_length=1, max_length=255)]
-    ) -> FileOut:
-        """Publish a firmware image (the body), to be named in UpdateFirmware by its token."""
-        content = await _body(request)
-        published = await asyncio.to_thread(app.files.publish_firmware, name, content)
-        return _out(published, _base(app, request))
 
-    @r.get("/admin/firmware", tags=["admin"])
-    def firmware(request: Request, _who: Admin) -> list[FileOut]:
-        return [_out(f, _base(app, request)) for f in app.files.firmware()]
+async def upload(app: AppDep, token: Token, request: Request) -> FileOut:
+    # Off the event loop (it serves every charger): the lookup, the digest, the write.
+    await asyncio.to_thread(app.files.awaiting_upload, token)  # before reading a byte of it
+    content = await _body(request)
+    received = await asyncio.to_thread(app.files.receive, token, content)
+    return _out(received, _base(app, request))
 
-    cp_id_of = app.queries.chargers.charge_point_id
 
-    @r.post("/admin/chargers/{charger_id}/logs", tags=["admin"])
-    async def ask_for_log(charger_id: IdPath, body: LogIn, request: Request, _who: Admin) -> SentOut:
-        """Make an upload location and ask the charger for its log there (GetLog; 1.6 GetDiagnostics)."""
-        cp_id = cp_id_of(charger_id)
-        slot = _out(app.files.log_slot(cp_id), _base(app, request))
-        command = files.GetLog(slot.url, body.request_id, body.log_type)
-        result = await registry.send(cp_id, command, timeout_s=body.timeout_s)
-        return SentOut(command=CommandResultOut(**result_json(result)), file=slot)
+for method in ("PUT", "POST"):  # chargers use either
+    charger_router.add_api_route(
+        "/files/{token}",
+        upload,
+        methods=[method],
+        status_code=201,
+        summary=f"{method} a charger's log into the location it was given",
+        openapi_extra=UPLOAD_BODY,
+    )
 
-    @r.get("/admin/chargers/{charger_id}/logs", tags=["admin"])
-    def logs(charger_id: IdPath, request: Request, _who: Admin) -> list[FileOut]:
-        """The charger's log locations, oldest first, and what arrived in each."""
-        return [_out(f, _base(app, request)) for f in app.files.logs(cp_id_of(charger_id))]
+router = APIRouter(tags=["files"], route_class=StrictJsonRoute)
+router.include_router(charger_router)
 
-    @r.get("/admin/files/{token}", responses=OCTETS, response_class=Response, tags=["admin"])
-    def uploaded(token: Token, _who: Admin) -> Response:
-        """What a charger uploaded (or a published image)."""
-        f, content = app.files.uploaded(token)
-        headers = {"Content-Disposition": _disposition(f.name)}
-        return Response(content, media_type="application/octet-stream", headers=headers)
 
-    @r.post("/admin/chargers/{charger_id}/firmware", tags=["admin"])
-    async def update_firmware(charger_id: IdPath, body: FirmwareIn, request: Request, _who: Admin) -> SentOut:
-        """Ask the charger to download a published image and install it (UpdateFirmware)."""
-        cp_id = cp_id_of(charger_id)
-        image, _ = app.files.firmware_image(body.token)
-        out = _out(image, _base(app, request))
-        retrieve_at = body.retrieve_at or app.clock.now()
-        if retrieve_at.tzinfo is None:
-            raise InvalidRequest("retrieve_at must say its time zone")
-        command = files.UpdateFirmware(out.url, retrieve_at, body.request_id)
-        result = await registry.send(cp_id, command, timeout_s=body.timeout_s)
-        return SentOut(command=CommandResultOut(**result_json(result)), file=out)
+@router.post("/admin/firmware", status_code=201, openapi_extra=UPLOAD_BODY, tags=["admin"])
+async def publish(
+    app: AppDep, request: Request, _who: Admin, name: Annotated[str, Query(min_length=1, max_length=255)]
+) -> FileOut:
+    """Publish a firmware image (the body), to be named in UpdateFirmware by its token."""
+    content = await _body(request)
+    published = await asyncio.to_thread(app.files.publish_firmware, name, content)
+    return _out(published, _base(app, request))
 
-    return r
+
+@router.get("/admin/firmware", tags=["admin"])
+def firmware(app: AppDep, request: Request, _who: Admin) -> list[FileOut]:
+    return [_out(f, _base(app, request)) for f in app.files.firmware()]
+
+
+@router.post("/admin/chargers/{charger_id}/logs", tags=["admin"])
+async def ask_for_log(
+    app: AppDep, registry: RegistryDep, charger_id: IdPath, body: LogIn, request: Request, _who: Admin
+) -> SentOut:
+    """Make an upload location and ask the charger for its log there (GetLog; 1.6 GetDiagnostics)."""
+    cp_id = app.queries.chargers.charge_point_id(charger_id)
+    slot = _out(app.files.log_slot(cp_id), _base(app, request))
+    command = files.GetLog(slot.url, body.request_id, body.log_type)
+    result = await registry.send(cp_id, command, timeout_s=body.timeout_s)
+    return SentOut(command=CommandResultOut(**result_json(result)), file=slot)
+
+
+@router.get("/admin/chargers/{charger_id}/logs", tags=["admin"])
+def logs(app: AppDep, charger_id: IdPath, request: Request, _who: Admin) -> list[FileOut]:
+    """The charger's log locations, oldest first, and what arrived in each."""
+    return [
+        _out(f, _base(app, request)) for f in app.files.logs(app.queries.chargers.charge_point_id(charger_id))
+    ]
+
+
+@router.get("/admin/files/{token}", responses=OCTETS, response_class=Response, tags=["admin"])
+def uploaded(app: AppDep, token: Token, _who: Admin) -> Response:
+    """What a charger uploaded (or a published image)."""
+    f, content = app.files.uploaded(token)
+    headers = {"Content-Disposition": _disposition(f.name)}
+    return Response(content, media_type="application/octet-stream", headers=headers)
+
+
+@router.post("/admin/chargers/{charger_id}/firmware", tags=["admin"])
+async def update_firmware(
+    app: AppDep, registry: RegistryDep, charger_id: IdPath, body: FirmwareIn, request: Request, _who: Admin
+) -> SentOut:
+    """Ask the charger to download a published image and install it (UpdateFirmware)."""
+    cp_id = app.queries.chargers.charge_point_id(charger_id)
+    image, _ = app.files.firmware_image(body.token)
+    out = _out(image, _base(app, request))
+    retrieve_at = body.retrieve_at or app.clock.now()
+    if retrieve_at.tzinfo is None:
+        raise InvalidRequest("retrieve_at must say its time zone")
+    command = files.UpdateFirmware(out.url, retrieve_at, body.request_id)
+    result = await registry.send(cp_id, command, timeout_s=body.timeout_s)
+    return SentOut(command=CommandResultOut(**result_json(result)), file=out)

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from chargeshare.bootstrap import App
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
-from chargeshare.entrypoints.api.deps import Admin, Host, IdPath
+from chargeshare.entrypoints.api.deps import Admin, AppDep, Host, IdPath
 from chargeshare.entrypoints.api.schemas import (
     ChargerSiteIn,
     FeederIn,
@@ -46,93 +46,101 @@ def event_out(e: FlexEvent) -> FlexEventOut:
     )
 
 
-def router(app: App) -> APIRouter:
-    r = APIRouter(tags=["grid limits"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["grid limits"], route_class=StrictJsonRoute)
 
-    def sites_out(sites: list[Site]) -> list[SiteOut]:
-        members = app.grid.members()
-        return [
-            SiteOut(
-                site_id=s.site_id,
-                host_id=s.host_id,
-                name=s.name,
-                limit_w=s.limit_w,
-                house_load_w=s.house_load_w,
-                house_load_at=s.house_load_at,
-                feeder_id=s.feeder_id,
-                charger_ids=sorted(c for c, site in members.items() if site == s.site_id),
-            )
-            for s in sites
-        ]
 
-    # ---- a host's own -----------------------------------------------------------------------------
-    @r.get("/host/sites")
-    def host_sites(who: Host) -> list[SiteOut]:
-        """Your sites, each with its limit, its house load and the chargers on it."""
-        assert who.host_id is not None, "a host token always names its host"
-        return sites_out(list(app.grid.sites(who.host_id)))
-
-    @r.post("/host/sites", status_code=201)
-    def host_add_site(body: HostSiteIn, who: Host) -> SiteOut:
-        """A site of yours: its supply limit, shared with the house."""
-        assert who.host_id is not None, "a host token always names its host"
-        site = app.grid.add_site(who.host_id, body.name, body.limit_w, house_load_w=body.house_load_w)
-        return sites_out([site])[0]
-
-    @r.put("/host/sites/{site_id}/house-load")
-    def host_house_load(site_id: IdPath, body: HouseLoadIn, who: Host) -> HouseLoadOut:
-        """What the house draws, as the site meter measured it: the chargers share what it leaves.
-        A reading older than the one in force is ignored, answered with the one in force and
-        `applied` false (a meter need not retry it); one stamped ahead of the server's clock by
-        more than a few seconds is a 400."""
-        assert who.host_id is not None, "a host token always names its host"
-        measured_at = None if body.measured_at is None else _utc(body.measured_at)
-        outcome = app.grid.set_house_load(
-            site_id, body.house_load_w, measured_at=measured_at, host_id=who.host_id
+def sites_out(app: App, sites: list[Site]) -> list[SiteOut]:
+    members = app.grid.members()
+    return [
+        SiteOut(
+            site_id=s.site_id,
+            host_id=s.host_id,
+            name=s.name,
+            limit_w=s.limit_w,
+            house_load_w=s.house_load_w,
+            house_load_at=s.house_load_at,
+            feeder_id=s.feeder_id,
+            charger_ids=sorted(c for c, site in members.items() if site == s.site_id),
         )
-        (site,) = sites_out([outcome.site])
-        return HouseLoadOut(**site.model_dump(), applied=outcome.applied)
+        for s in sites
+    ]
 
-    @r.put("/host/chargers/{charger_id}/site", status_code=204)
-    def host_place(charger_id: IdPath, body: ChargerSiteIn, who: Host) -> None:
-        """Put your charger on one of your sites (null: on none)."""
-        assert who.host_id is not None, "a host token always names its host"
-        app.grid.place(charger_id, body.site_id, host_id=who.host_id)
 
-    # ---- the operator's ---------------------------------------------------------------------------
-    @r.get("/admin/feeders")
-    def admin_feeders(_who: Admin) -> list[FeederOut]:
-        return [feeder_out(f) for f in app.grid.feeders()]
+# ---- a host's own -----------------------------------------------------------------------------
+@router.get("/host/sites")
+def host_sites(app: AppDep, who: Host) -> list[SiteOut]:
+    """Your sites, each with its limit, its house load and the chargers on it."""
+    assert who.host_id is not None, "a host token always names its host"
+    return sites_out(app, list(app.grid.sites(who.host_id)))
 
-    @r.post("/admin/feeders", status_code=201)
-    def admin_add_feeder(body: FeederIn, _who: Admin) -> FeederOut:
-        """A feeder and the limit the distribution network operator sets for it."""
-        return feeder_out(app.grid.add_feeder(body.name, body.limit_w))
 
-    @r.get("/admin/sites")
-    def admin_sites(_who: Admin) -> list[SiteOut]:
-        return sites_out(list(app.grid.sites()))
+@router.post("/host/sites", status_code=201)
+def host_add_site(app: AppDep, body: HostSiteIn, who: Host) -> SiteOut:
+    """A site of yours: its supply limit, shared with the house."""
+    assert who.host_id is not None, "a host token always names its host"
+    site = app.grid.add_site(who.host_id, body.name, body.limit_w, house_load_w=body.house_load_w)
+    return sites_out(app, [site])[0]
 
-    @r.post("/admin/sites", status_code=201)
-    def admin_add_site(body: SiteIn, _who: Admin) -> SiteOut:
-        """A host's site, on a feeder (or on none)."""
-        site = app.grid.add_site(
-            body.host_id, body.name, body.limit_w, house_load_w=body.house_load_w, feeder_id=body.feeder_id
-        )
-        return sites_out([site])[0]
 
-    @r.get("/admin/flex-events")
-    def admin_flex_events(_who: Admin, current: bool = False) -> list[FlexEventOut]:
-        """Flexibility events (`current`: only those not over yet)."""
-        return [event_out(e) for e in app.grid.flex_events(current_only=current)]
+@router.put("/host/sites/{site_id}/house-load")
+def host_house_load(app: AppDep, site_id: IdPath, body: HouseLoadIn, who: Host) -> HouseLoadOut:
+    """What the house draws, as the site meter measured it: the chargers share what it leaves.
+    A reading older than the one in force is ignored, answered with the one in force and
+    `applied` false (a meter need not retry it); one stamped ahead of the server's clock by
+    more than a few seconds is a 400."""
+    assert who.host_id is not None, "a host token always names its host"
+    measured_at = None if body.measured_at is None else _utc(body.measured_at)
+    outcome = app.grid.set_house_load(
+        site_id, body.house_load_w, measured_at=measured_at, host_id=who.host_id
+    )
+    (site,) = sites_out(app, [outcome.site])
+    return HouseLoadOut(**site.model_dump(), applied=outcome.applied)
 
-    @r.post("/admin/flex-events", status_code=201)
-    def admin_add_flex_event(body: FlexEventIn, _who: Admin) -> FlexEventOut:
-        """A DNO's flexibility event: a site's or feeder's limit lowered over the window. One already
-        running takes effect at once; the housekeeping sweep follows its start and end."""
-        event = app.grid.add_flex_event(
-            Scope(body.scope), body.target_id, body.limit_w, _utc(body.starts_at), _utc(body.ends_at)
-        )
-        return event_out(event)
 
-    return r
+@router.put("/host/chargers/{charger_id}/site", status_code=204)
+def host_place(app: AppDep, charger_id: IdPath, body: ChargerSiteIn, who: Host) -> None:
+    """Put your charger on one of your sites (null: on none)."""
+    assert who.host_id is not None, "a host token always names its host"
+    app.grid.place(charger_id, body.site_id, host_id=who.host_id)
+
+
+# ---- the operator's ---------------------------------------------------------------------------
+@router.get("/admin/feeders")
+def admin_feeders(app: AppDep, _who: Admin) -> list[FeederOut]:
+    return [feeder_out(f) for f in app.grid.feeders()]
+
+
+@router.post("/admin/feeders", status_code=201)
+def admin_add_feeder(app: AppDep, body: FeederIn, _who: Admin) -> FeederOut:
+    """A feeder and the limit the distribution network operator sets for it."""
+    return feeder_out(app.grid.add_feeder(body.name, body.limit_w))
+
+
+@router.get("/admin/sites")
+def admin_sites(app: AppDep, _who: Admin) -> list[SiteOut]:
+    return sites_out(app, list(app.grid.sites()))
+
+
+@router.post("/admin/sites", status_code=201)
+def admin_add_site(app: AppDep, body: SiteIn, _who: Admin) -> SiteOut:
+    """A host's site, on a feeder (or on none)."""
+    site = app.grid.add_site(
+        body.host_id, body.name, body.limit_w, house_load_w=body.house_load_w, feeder_id=body.feeder_id
+    )
+    return sites_out(app, [site])[0]
+
+
+@router.get("/admin/flex-events")
+def admin_flex_events(app: AppDep, _who: Admin, current: bool = False) -> list[FlexEventOut]:
+    """Flexibility events (`current`: only those not over yet)."""
+    return [event_out(e) for e in app.grid.flex_events(current_only=current)]
+
+
+@router.post("/admin/flex-events", status_code=201)
+def admin_add_flex_event(app: AppDep, body: FlexEventIn, _who: Admin) -> FlexEventOut:
+    """A DNO's flexibility event: a site's or feeder's limit lowered over the window. One already
+    running takes effect at once; the housekeeping sweep follows its start and end."""
+    event = app.grid.add_flex_event(
+        Scope(body.scope), body.target_id, body.limit_w, _utc(body.starts_at), _utc(body.ends_at)
+    )
+    return event_out(event)

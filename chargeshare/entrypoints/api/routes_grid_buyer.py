@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chargeshare.bootstrap import App
 from chargeshare.domain.grid_settlement import GridSettlement, GridStatement
-from chargeshare.entrypoints.api.deps import Admin
+from chargeshare.entrypoints.api.deps import Admin, AppDep
 from chargeshare.entrypoints.api.grid_buyer_schemas import (
     GridPaymentIn,
     GridPaymentOut,
@@ -56,25 +55,25 @@ def statement_out(s: GridStatement) -> GridStatementOut:
     )
 
 
-def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/admin/grid-buyer", tags=["v2g"], route_class=StrictJsonRoute)
+router = APIRouter(prefix="/admin/grid-buyer", tags=["v2g"], route_class=StrictJsonRoute)
 
-    @r.get("/statements/{month}")
-    def statement(_who: Admin, month: str = MonthPath) -> GridStatementOut:
-        """What the grid buyer owes for a UK calendar month's V2G export: each export credit written
-        in it, the total, and its settlement once paid."""
-        return statement_out(app.grid_settlement.statement(month))
 
-    @r.post("/statements/{month}/payment", responses={400: {"description": "not over, or not its total"}})
-    def pay(body: GridPaymentIn, who: Admin, month: str = MonthPath) -> GridPaymentOut:
-        """Record the grid buyer's payment of a month that is over: exactly the statement's total.
-        Recorded again (at once or later), it answers with the first and writes nothing."""
-        done = app.grid_settlement.record_payment(month, body.amount, recorded_by=who.account_id)
-        return GridPaymentOut(recorded_now=done.recorded_now, settlement=settlement_out(done.settlement))
+@router.get("/statements/{month}")
+def statement(app: AppDep, _who: Admin, month: str = MonthPath) -> GridStatementOut:
+    """What the grid buyer owes for a UK calendar month's V2G export: each export credit written
+    in it, the total, and its settlement once paid."""
+    return statement_out(app.grid_settlement.statement(month))
 
-    @r.get("/settlements")
-    def settlements(_who: Admin) -> list[GridSettlementOut]:
-        """Every month the grid buyer has paid, oldest first."""
-        return [settlement_out(g) for g in app.grid_settlement.settlements()]
 
-    return r
+@router.post("/statements/{month}/payment", responses={400: {"description": "not over, or not its total"}})
+def pay(app: AppDep, body: GridPaymentIn, who: Admin, month: str = MonthPath) -> GridPaymentOut:
+    """Record the grid buyer's payment of a month that is over: exactly the statement's total.
+    Recorded again (at once or later), it answers with the first and writes nothing."""
+    done = app.grid_settlement.record_payment(month, body.amount, recorded_by=who.account_id)
+    return GridPaymentOut(recorded_now=done.recorded_now, settlement=settlement_out(done.settlement))
+
+
+@router.get("/settlements")
+def settlements(app: AppDep, _who: Admin) -> list[GridSettlementOut]:
+    """Every month the grid buyer has paid, oldest first."""
+    return [settlement_out(g) for g in app.grid_settlement.settlements()]

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 
 from chargeshare import __version__
 from chargeshare.bootstrap import App
+from chargeshare.entrypoints.api.deps import AppDep, MetricsDep, RegistryDep
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
-from chargeshare.entrypoints.metrics import CONTENT_TYPE, Metrics
-from chargeshare.entrypoints.ocpp_server import ChargerRegistry
+from chargeshare.entrypoints.metrics import CONTENT_TYPE
 
 
 class HealthOut(BaseModel):
@@ -45,34 +45,35 @@ def readiness(app: App) -> dict[str, str]:
     return checks
 
 
-def router(app: App, registry: ChargerRegistry, metrics: Metrics) -> APIRouter:
-    r = APIRouter(tags=["health"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
-    # On the event loop, not in the request threads: it touches nothing but memory, and answers even
-    # while every request thread waits on a slow payment provider or database.
-    @r.get("/health")
-    async def health() -> HealthOut:
-        return HealthOut(
-            status="ok",
-            version=__version__,
-            database=app.store.dialect,
-            chargers_connected=len(registry.links),
-        )
 
-    @r.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """Liveness: answered by the event loop itself, touching nothing else."""
-        return {"status": "ok"}
+# On the event loop, not in the request threads: it touches nothing but memory, and answers even
+# while every request thread waits on a slow payment provider or database.
+@router.get("/health")
+async def health(app: AppDep, registry: RegistryDep) -> HealthOut:
+    return HealthOut(
+        status="ok",
+        version=__version__,
+        database=app.store.dialect,
+        chargers_connected=len(registry.links),
+    )
 
-    @r.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
-    def readyz() -> Any:
-        checks = readiness(app)
-        ready = all(v == "ok" for v in checks.values())
-        body = ReadyOut(status="ready" if ready else "not ready", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
-    @r.get("/metrics", response_class=Response)
-    def prometheus() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: answered by the event loop itself, touching nothing else."""
+    return {"status": "ok"}
 
-    return r
+
+@router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+def readyz(app: AppDep) -> Any:
+    checks = readiness(app)
+    ready = all(v == "ok" for v in checks.values())
+    body = ReadyOut(status="ready" if ready else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", response_class=Response)
+def prometheus(metrics: MetricsDep) -> Response:
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chargeshare.bootstrap import App
 from chargeshare.domain.availability import UK
 from chargeshare.domain.seller_details import SellerDetails, seller_details
-from chargeshare.entrypoints.api.deps import Host
+from chargeshare.entrypoints.api.deps import AppDep, Host
 from chargeshare.entrypoints.api.schemas import SellerDetailsIn, SellerDetailsOut
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 
@@ -39,26 +38,25 @@ def details_out(host_id: int, kyc_status: str, d: SellerDetails) -> SellerDetail
     )
 
 
-def router(app: App) -> APIRouter:
-    r = APIRouter(prefix="/host", tags=["host seller details"], route_class=StrictJsonRoute)
+router = APIRouter(prefix="/host", tags=["host seller details"], route_class=StrictJsonRoute)
 
-    @r.get("/seller-details")
-    def get_details(who: Host) -> SellerDetailsOut | None:
-        """The details on file (null before the host has given any)."""
-        assert who.host_id is not None
-        details = app.hosting.seller_details(who.host_id)
-        if details is None:
-            return None
-        return details_out(who.host_id, app.hosting.host(who.host_id).kyc_status, details)
 
-    @r.put("/seller-details")
-    def put_details(body: SellerDetailsIn, who: Host) -> SellerDetailsOut:
-        """Give or replace the details; answered as kept (normalised: NINO in capitals, the postcode
-        spaced, the sort code with dashes). A field that is wrong is a 400 naming it."""
-        assert who.host_id is not None
-        today = app.clock.now().astimezone(UK).date()
-        details = seller_details(**body.model_dump(), today=today)
-        host = app.hosting.set_seller_details(who.host_id, details)
-        return details_out(who.host_id, host.kyc_status, details)
+@router.get("/seller-details")
+def get_details(app: AppDep, who: Host) -> SellerDetailsOut | None:
+    """The details on file (null before the host has given any)."""
+    assert who.host_id is not None
+    details = app.hosting.seller_details(who.host_id)
+    if details is None:
+        return None
+    return details_out(who.host_id, app.hosting.host(who.host_id).kyc_status, details)
 
-    return r
+
+@router.put("/seller-details")
+def put_details(app: AppDep, body: SellerDetailsIn, who: Host) -> SellerDetailsOut:
+    """Give or replace the details; answered as kept (normalised: NINO in capitals, the postcode
+    spaced, the sort code with dashes). A field that is wrong is a 400 naming it."""
+    assert who.host_id is not None
+    today = app.clock.now().astimezone(UK).date()
+    details = seller_details(**body.model_dump(), today=today)
+    host = app.hosting.set_seller_details(who.host_id, details)
+    return details_out(who.host_id, host.kyc_status, details)

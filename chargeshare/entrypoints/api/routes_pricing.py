@@ -7,9 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chargeshare.bootstrap import App
 from chargeshare.domain.dynamic_pricing import HostPricing, PricingMode, SmartTariff
-from chargeshare.entrypoints.api.deps import Driver, Host, IdPath
+from chargeshare.entrypoints.api.deps import AppDep, Driver, Host, IdPath
 from chargeshare.entrypoints.api.schemas import (
     AwareInstant,
     HeldQuoteIn,
@@ -54,58 +53,60 @@ def quote_out(q: Quote) -> QuoteOut:
     )
 
 
-def router(app: App) -> APIRouter:
-    r = APIRouter(tags=["pricing"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["pricing"], route_class=StrictJsonRoute)
 
-    @r.get("/host/pricing")
-    def host_view(who: Host) -> HostPricingOut:
-        """Your pricing: flat (each charger's listed price) until you choose dynamic."""
-        assert who.host_id is not None, "a host token always names its host"
-        return pricing_out(who.host_id, app.pricing.settings(who.host_id))
 
-    @r.put("/host/pricing")
-    def host_set(body: HostPricingIn, who: Host) -> HostPricingOut:
-        """Choose flat or dynamic pricing, its floor and ceiling, and your own tariff (dynamic
-        prices never go below it plus a margin). Bookings already made keep their price."""
-        assert who.host_id is not None, "a host token always names its host"
-        settings = HostPricing(
-            PricingMode(body.mode),
-            body.floor_per_kwh,
-            body.ceiling_per_kwh,
-            SmartTariff(body.own_day_per_kwh, body.own_night_per_kwh),
-        )
-        app.pricing.set_settings(who.host_id, settings)
-        return pricing_out(who.host_id, settings)
+@router.get("/host/pricing")
+def host_view(app: AppDep, who: Host) -> HostPricingOut:
+    """Your pricing: flat (each charger's listed price) until you choose dynamic."""
+    assert who.host_id is not None, "a host token always names its host"
+    return pricing_out(who.host_id, app.pricing.settings(who.host_id))
 
-    @r.post(
-        "/chargers/{charger_id}/quotes",
-        status_code=201,
-        responses={429: {"model": Problem, "description": "too many quotes held: see Retry-After"}},
+
+@router.put("/host/pricing")
+def host_set(app: AppDep, body: HostPricingIn, who: Host) -> HostPricingOut:
+    """Choose flat or dynamic pricing, its floor and ceiling, and your own tariff (dynamic
+    prices never go below it plus a margin). Bookings already made keep their price."""
+    assert who.host_id is not None, "a host token always names its host"
+    settings = HostPricing(
+        PricingMode(body.mode),
+        body.floor_per_kwh,
+        body.ceiling_per_kwh,
+        SmartTariff(body.own_day_per_kwh, body.own_night_per_kwh),
     )
-    def hold(charger_id: IdPath, body: HeldQuoteIn, who: Driver) -> HeldQuoteOut:
-        """A quote held for you until `expires_at`: a booking naming its `quote_id`, of this charger
-        and window, is made at exactly its price, even if the price has moved since. It is used
-        by one booking at most. Limited per account (429)."""
-        assert who.driver_id is not None
-        app.limiter.check("held_quote", f"driver:{who.driver_id}", app.config.limits.held_quote_per_account)
-        q, held = app.pricing.hold(who.driver_id, charger_id, body.starts_at, body.minutes)
-        return HeldQuoteOut(
-            **quote_out(q).model_dump(),
-            quote_id=held.quote_id,
-            driver_id=held.driver_id,
-            charge_now=held.immediate,
-            quoted_at=held.quoted_at,
-            expires_at=held.expires_at,
-        )
+    app.pricing.set_settings(who.host_id, settings)
+    return pricing_out(who.host_id, settings)
 
-    @r.get("/chargers/{charger_id}/quote")
-    def quote(
-        charger_id: IdPath,
-        starts_at: AwareInstant | None = None,
-        minutes: Minutes = 60,
-    ) -> QuoteOut:
-        """The price per kWh a booking of this charger from `starts_at` (default now) for `minutes`
-        would be charged if made now: fixed once booked."""
-        return quote_out(app.pricing.quote(charger_id, starts_at, minutes))
 
-    return r
+@router.post(
+    "/chargers/{charger_id}/quotes",
+    status_code=201,
+    responses={429: {"model": Problem, "description": "too many quotes held: see Retry-After"}},
+)
+def hold(app: AppDep, charger_id: IdPath, body: HeldQuoteIn, who: Driver) -> HeldQuoteOut:
+    """A quote held for you until `expires_at`: a booking naming its `quote_id`, of this charger
+    and window, is made at exactly its price, even if the price has moved since. It is used
+    by one booking at most. Limited per account (429)."""
+    assert who.driver_id is not None
+    app.limiter.check("held_quote", f"driver:{who.driver_id}", app.config.limits.held_quote_per_account)
+    q, held = app.pricing.hold(who.driver_id, charger_id, body.starts_at, body.minutes)
+    return HeldQuoteOut(
+        **quote_out(q).model_dump(),
+        quote_id=held.quote_id,
+        driver_id=held.driver_id,
+        charge_now=held.immediate,
+        quoted_at=held.quoted_at,
+        expires_at=held.expires_at,
+    )
+
+
+@router.get("/chargers/{charger_id}/quote")
+def quote(
+    app: AppDep,
+    charger_id: IdPath,
+    starts_at: AwareInstant | None = None,
+    minutes: Minutes = 60,
+) -> QuoteOut:
+    """The price per kWh a booking of this charger from `starts_at` (default now) for `minutes`
+    would be charged if made now: fixed once booked."""
+    return quote_out(app.pricing.quote(charger_id, starts_at, minutes))

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chargeshare.bootstrap import App
-from chargeshare.entrypoints.api.deps import Admin, Host, IdPath
+from chargeshare.entrypoints.api.deps import Admin, AppDep, Host, IdPath
 from chargeshare.entrypoints.api.schemas import DemandSideResponseIn, SmartChargingIn, SmartChargingOut
 from chargeshare.entrypoints.api.strict_json import StrictJsonRoute
 from chargeshare.services.smart_charging import SmartChargingView
@@ -26,39 +25,40 @@ def smart_out(v: SmartChargingView) -> SmartChargingOut:
     )
 
 
-def router(app: App) -> APIRouter:
-    r = APIRouter(tags=["smart charging"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["smart charging"], route_class=StrictJsonRoute)
 
-    @r.get("/host/chargers/{charger_id}/smart-charging")
-    def host_view(charger_id: IdPath, who: Host) -> SmartChargingOut:
-        """Your charger's randomised delay and default charging hours, and whether it provides DSR."""
-        assert who.host_id is not None, "a host token always names its host"
-        return smart_out(app.smart.view(charger_id, host_id=who.host_id))
 
-    @r.put("/host/chargers/{charger_id}/smart-charging")
-    def host_set(charger_id: IdPath, body: SmartChargingIn, who: Host) -> SmartChargingOut:
-        """Accept, change or remove the defaults: the randomised delay's maximum (0 to 1,800 s),
-        your override of it, and the default charging hours (off-peak only)."""
-        assert who.host_id is not None, "a host token always names its host"
-        return smart_out(
-            app.smart.set_owner_choices(
-                charger_id,
-                host_id=who.host_id,
-                randomised_delay_max_s=body.randomised_delay_max_s,
-                randomised_delay_override=body.randomised_delay_override,
-                default_charging_hours=body.default_charging_hours,
-            )
+@router.get("/host/chargers/{charger_id}/smart-charging")
+def host_view(app: AppDep, charger_id: IdPath, who: Host) -> SmartChargingOut:
+    """Your charger's randomised delay and default charging hours, and whether it provides DSR."""
+    assert who.host_id is not None, "a host token always names its host"
+    return smart_out(app.smart.view(charger_id, host_id=who.host_id))
+
+
+@router.put("/host/chargers/{charger_id}/smart-charging")
+def host_set(app: AppDep, charger_id: IdPath, body: SmartChargingIn, who: Host) -> SmartChargingOut:
+    """Accept, change or remove the defaults: the randomised delay's maximum (0 to 1,800 s),
+    your override of it, and the default charging hours (off-peak only)."""
+    assert who.host_id is not None, "a host token always names its host"
+    return smart_out(
+        app.smart.set_owner_choices(
+            charger_id,
+            host_id=who.host_id,
+            randomised_delay_max_s=body.randomised_delay_max_s,
+            randomised_delay_override=body.randomised_delay_override,
+            default_charging_hours=body.default_charging_hours,
         )
+    )
 
-    @r.get("/admin/chargers/{charger_id}/smart-charging")
-    def admin_view(charger_id: IdPath, _who: Admin) -> SmartChargingOut:
-        """Any charger's smart charging settings."""
-        return smart_out(app.smart.view(charger_id))
 
-    @r.put("/admin/chargers/{charger_id}/demand-side-response")
-    def admin_dsr(charger_id: IdPath, body: DemandSideResponseIn, _who: Admin) -> SmartChargingOut:
-        """Say whether the charger is providing response DSR services now: while it is, the
-        randomised delay does not operate."""
-        return smart_out(app.smart.set_demand_side_response(charger_id, body.active))
+@router.get("/admin/chargers/{charger_id}/smart-charging")
+def admin_view(app: AppDep, charger_id: IdPath, _who: Admin) -> SmartChargingOut:
+    """Any charger's smart charging settings."""
+    return smart_out(app.smart.view(charger_id))
 
-    return r
+
+@router.put("/admin/chargers/{charger_id}/demand-side-response")
+def admin_dsr(app: AppDep, charger_id: IdPath, body: DemandSideResponseIn, _who: Admin) -> SmartChargingOut:
+    """Say whether the charger is providing response DSR services now: while it is, the
+    randomised delay does not operate."""
+    return smart_out(app.smart.set_demand_side_response(charger_id, body.active))
