@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-from collections import Counter
+from itertools import count
 
 EXIT_CODE = 86
 
@@ -64,8 +63,9 @@ def _from_env(text: str) -> dict[str, int]:
 
 ARMED = _from_env(os.environ.get("CHARGESHARE_FAILPOINT", ""))
 ARMED_FILE = os.environ.get("CHARGESHARE_FAILPOINT_FILE") or None
-_hits: Counter[str] = Counter()
-_counting = threading.Lock()  # the payments worker's threads may reach one failpoint together
+# The payments worker's threads may reach one failpoint together: `setdefault` and `next` on a
+# count are each atomic, so no two hits share a number (and the charger core stays thread-free).
+_hits: dict[str, count[int]] = {}
 
 
 def _armed_in_file(path: str) -> dict[str, int]:
@@ -88,11 +88,9 @@ def _hit(name: str) -> None:
         nth = _armed_in_file(ARMED_FILE).get(name)
     if nth is None:
         return
-    with _counting:
-        _hits[name] += 1
-        if _hits[name] != nth:
-            return
-        spelled = name if nth == 1 else f"{name}@{nth}"  # as it was armed
-        sys.stderr.write(f"failpoint {spelled}: exiting\n")
-        sys.stderr.flush()
-        os._exit(EXIT_CODE)
+    if next(_hits.setdefault(name, count(1))) != nth:
+        return
+    spelled = name if nth == 1 else f"{name}@{nth}"  # as it was armed
+    sys.stderr.write(f"failpoint {spelled}: exiting\n")
+    sys.stderr.flush()
+    os._exit(EXIT_CODE)
