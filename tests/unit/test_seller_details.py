@@ -39,6 +39,14 @@ ORACLE = re.compile(r"(?!BG|GB|KN|NK|NT|TN|ZZ|CR|FY|MW|NC)[A-CEGHJ-PR-TW-Z][A-CE
 
 letters = st.sampled_from(string.ascii_uppercase)
 nine = st.tuples(letters, letters, st.text("0123456789", min_size=6, max_size=6), letters).map("".join)
+# Built from the allowed letters, so the oracle's filter rejects only the few unused prefixes: a
+# filter over `nine` kept under a tenth and tripped hypothesis's filter_too_much check.
+likely_valid = st.tuples(
+    st.sampled_from("ABCEGHJKLMNOPRSTWXYZ"),
+    st.sampled_from("ABCEGHJKLMNPRSTWXYZ"),
+    st.text("0123456789", min_size=6, max_size=6),
+    st.sampled_from("ABCD"),
+).map("".join)
 
 
 @given(nine)
@@ -46,7 +54,7 @@ def test_a_nino_is_accepted_exactly_when_hmrcs_rules_allow_it(text: str) -> None
     assert (nino_problem(text) is None) == bool(ORACLE.fullmatch(text))
 
 
-@given(nine.filter(lambda s: ORACLE.fullmatch(s) is not None), st.booleans())
+@given(likely_valid.filter(lambda s: ORACLE.fullmatch(s) is not None), st.booleans())
 def test_a_valid_nino_reads_the_same_however_it_is_spaced_or_cased(nino: str, lower: bool) -> None:
     typed = f" {nino[:2]} {nino[2:4]} {nino[4:6]} {nino[6:8]} {nino[8]} "
     assert normalise_nino(typed.lower() if lower else typed) == nino
