@@ -282,10 +282,10 @@ class Replayer:
             self.curves = LoadCurves.scan(trace, lambda r: self.pairs.answer_to.get(r.line))
             self._next_grid_sample = trace.window_start or trace.grid_from
             self.app.bus.subscribe(GridLimitsDue, self.decided)
-        # A recorded charger's take of its limits that found nothing owed here (cp -> when): the
-        # recorded backend decided before this replay did (its sweep ran at another phase), so this
-        # replay's decision, when it follows, is the one the take acknowledged.
-        self._early_takes: dict[str, _Take] = {}
+        # A recorded charger's takes of its limits that found nothing owed here (cp -> connector ->
+        # take): the recorded backend decided before this replay did (its sweep ran at another
+        # phase), so this replay's decision, when it follows, is the one the takes acknowledged.
+        self._early_takes: dict[str, dict[int, _Take]] = {}
 
     # ---- driving ---------------------------------------------------------------------------------
     async def run(self) -> ReplayReport:
@@ -746,8 +746,9 @@ class Replayer:
                 and bool(due.decision)
                 and no == max((n for n, _ in due.limits_w), default=None)
             )
-            if due is None or not due.decision or (last and not self._owed_here(cp)):
-                self._early_takes[cp] = _Take(self.clock.now(), no, limit, phases)
+            if due is None or not due.decision or not self._owed_here(cp):
+                # Each connector's take kept: a decision is the one taken only if all agree.
+                self._early_takes.setdefault(cp, {})[no] = _Take(self.clock.now(), no, limit, phases)
             if due is not None and last:
                 self.app.grid.limits_delivered(cp, due.decision)
         except NotFound:
@@ -763,11 +764,14 @@ class Replayer:
         return decision > delivered
 
     def _deliver_early_takes(self) -> None:
-        """A decision this replay made within `MATCH_WITHIN` after its charger's recorded take of
-        the same limit, which found nothing owed here, is counted delivered by that take, once."""
+        """A decision this replay made within `MATCH_WITHIN` after its charger's recorded takes of
+        the same limits on every connector it decides, which found nothing owed here, is counted
+        delivered by those takes, once."""
         now = self.clock.now()
-        for cp, take in list(self._early_takes.items()):
-            if now - take.at > MATCH_WITHIN:
+        for cp, takes in list(self._early_takes.items()):
+            for no in [no for no, take in takes.items() if now - take.at > MATCH_WITHIN]:
+                del takes[no]
+            if not takes:
                 del self._early_takes[cp]
                 continue
             try:
@@ -775,10 +779,12 @@ class Replayer:
                     continue
                 due = self.app.grid.limits_due(cp)
                 del self._early_takes[cp]
-                if due is None or not due.decision:
+                if due is None or not due.decision or not due.limits_w:
                     continue
-                decided = dict(due.limits_w).get(take.connector_no)
-                if decided is not None and as_sent(decided, take.phases) == take.limit:
+                if all(
+                    no in takes and as_sent(watts, takes[no].phases) == takes[no].limit
+                    for no, watts in due.limits_w
+                ):
                     self.app.grid.limits_delivered(cp, due.decision)
             except NotFound:
                 self._early_takes.pop(cp, None)

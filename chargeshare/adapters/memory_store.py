@@ -1548,8 +1548,12 @@ class MemoryCommandRefusals(_Repository):
         found = ((s, self.t.refusals.get((s, kind))) for s in session_ids)
         return {s: r for s, r in found if r is not None}
 
-    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
-        return self._next(session_id, kind, backoff.refused(self._before(session_id, kind), at))
+    def refused(
+        self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff
+    ) -> tuple[Refusals, bool]:
+        before = self._before(session_id, kind)
+        after = self._next(session_id, kind, backoff.refused(before, at))
+        return after, after.given_up and (before is None or not before.given_up)
 
     def unanswered(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
         return self._next(session_id, kind, backoff.went_unanswered(self._before(session_id, kind), at))

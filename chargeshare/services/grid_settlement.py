@@ -100,6 +100,7 @@ class GridSettlementService:
     def _record(self, month: str, amount: int, now: datetime, recorded_by: int | None) -> RecordedPayment:
         with self.store.transaction() as tx:
             tx.v2g.settling(exclusive=True)  # every credit dated in the month is written by now
+            now = self.clock.now()  # dated once it has its turn: after the credits it waited for
             settled = tx.v2g.settlement(month)
             if settled is None:
                 owed = read_statement(tx, month, now)

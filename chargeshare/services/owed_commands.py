@@ -148,13 +148,14 @@ def record_refusal(
 ) -> Refusals | None:
     """A session's charger refused `kind` at `now`: its back-off moves on (None: no such session, or
     nothing owed to it). The refusal that gives up tells the charger's host, once: the count rises
-    in the database, so only one transaction sees it reach the limit."""
+    in the database, so only one transaction sees the record go from asked to given up (past a
+    limit lowered since, too)."""
     with store.transaction() as tx:
         session = tx.sessions.get(session_id)
         if session is None or not _still_owed(tx, kind, session.booking_id, session_id):
             return None
-        refusals = tx.refusals.refused(session_id, kind, now, backoff)
-        if refusals.given_up and refusals.count == backoff.limit:
+        refusals, gave_up = tx.refusals.refused(session_id, kind, now, backoff)
+        if gave_up:
             booking = tx.bookings.get(session.booking_id)
             cp_id = tx.chargers.by_id(booking.charger_id).charge_point_id
             tx.notifications.add(

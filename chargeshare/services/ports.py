@@ -777,10 +777,13 @@ class CommandRefusals(Protocol):
         """The records of those of `session_ids` with one for `kind`, by session id."""
         ...
 
-    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+    def refused(
+        self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff
+    ) -> tuple[Refusals, bool]:
         """One more refusal of `kind` at `at`, counted by the store itself so that two recorded at
         once by two processes both count; the record now, its retry time on `backoff` for the count
-        the store holds. NotFound for an unknown session."""
+        the store holds, and whether this refusal gave it up (the record before was still asked,
+        whatever limit it was counted on). NotFound for an unknown session."""
         ...
 
     def unanswered(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:

@@ -89,7 +89,11 @@ def test_unanswered_sends_back_off_with_refusals_and_never_give_up(app: App) -> 
     ]
     for n, (what, expected) in enumerate(steps):
         with app.store.transaction() as tx:
-            assert getattr(tx.refusals, what)(session, OwedKind.EXPORT, at[n], backoff) == expected
+            got = getattr(tx.refusals, what)(session, OwedKind.EXPORT, at[n], backoff)
+            if what == "refused":  # with whether it gave up: here, the limit's refusal
+                got, gave_up = got
+                assert gave_up is expected.given_up
+            assert got == expected
         with app.store.reading() as tx:
             assert tx.refusals.of(OwedKind.EXPORT, [session]) == {session: expected}
 
@@ -156,20 +160,31 @@ def test_a_refusal_counts_up_in_the_store_on_its_back_off_until_given_up(app: Ap
     with app.store.transaction() as tx:
         _, (connector,) = a_charger(tx, "CP-REF-N")
         session = _session(tx, connector, a_booking(tx, connector, tx.accounts.add_driver("N", "N")))
-        assert tx.refusals.refused(session, OwedKind.EXPORT, T0, backoff) == Refusals(
-            1, T0, T0 + timedelta(seconds=60)
+        assert tx.refusals.refused(session, OwedKind.EXPORT, T0, backoff) == (
+            Refusals(1, T0, T0 + timedelta(seconds=60)),
+            False,
         )
     with app.store.transaction() as tx:
-        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff) == Refusals(
-            2, later, later + timedelta(seconds=120)
+        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff) == (
+            Refusals(2, later, later + timedelta(seconds=120)),
+            False,
         )
-        assert tx.refusals.refused(session, OwedKind.OVERRIDE, later, backoff).count == 1
+        assert tx.refusals.refused(session, OwedKind.OVERRIDE, later, backoff)[0].count == 1
     with app.store.transaction() as tx:
-        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff) == Refusals(3, later, None)
+        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff) == (
+            Refusals(3, later, None),
+            True,  # the refusal that gave it up
+        )
     with app.store.reading() as tx:
         assert tx.refusals.of(OwedKind.EXPORT, [session]) == {session: Refusals(3, later, None)}
         assert tx.refusals.of(OwedKind.OVERRIDE, [session]) == {
             session: Refusals(1, later, later + timedelta(seconds=60))
         }
+    with app.store.transaction() as tx:  # given up already, and past a limit lowered since
+        assert tx.refusals.refused(session, OwedKind.EXPORT, later, backoff)[1] is False
+        assert tx.refusals.refused(session, OwedKind.OVERRIDE, later, Backoff(60, 3600, 1)) == (
+            Refusals(2, later, None),
+            True,
+        )
     with pytest.raises(NotFound), app.store.transaction() as tx:
         tx.refusals.refused(9_999, OwedKind.EXPORT, T0, backoff)

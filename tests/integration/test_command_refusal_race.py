@@ -19,7 +19,7 @@ from chargeshare.services.smart_charging import SmartChargingService
 from chargeshare.services.v2g import V2gService
 from tests.integration.pausing import PausesAfter, PausesBeforeCommit
 from tests.integration.test_kyc_payout_race import waiting_on_a_lock
-from tests.services.test_owed_back_off import driver, v2g_session
+from tests.services.test_owed_back_off import driver, refusal_notices, v2g_session
 
 pytestmark = pytest.mark.postgres
 
@@ -117,3 +117,23 @@ def test_a_refusal_and_the_chargers_taking_at_once_leave_no_refusal(
         assert results[1] is None  # seen taken: nothing recorded
     with pg_app.store.reading() as tx:
         assert tx.refusals.of(kind, [session]) == {}
+
+
+@pytest.mark.parametrize("limit", [8, 4])
+def test_two_refusals_at_once_past_the_limit_tell_the_host_once(
+    pg_app: App, clock: ManualClock, postgres_url: str, limit: int
+) -> None:
+    # The first gives the session up (at the limit, or past one lowered since the count began);
+    # the second waits on its row and finds it given up already.
+    _, _, session = v2g_session(pg_app, clock)
+    for _ in range(5 if limit < 8 else 7):
+        record_refusal(pg_app.store, Backoff(), OwedKind.EXPORT, session, clock.now())
+    backoff = Backoff(limit=limit)
+    store = PausesBeforeCommit(pg_app.store, lambda: False)
+
+    def refusing() -> Refusals | None:
+        return record_refusal(store, backoff, OwedKind.EXPORT, session, clock.now())
+
+    first, second = second_while_first_uncommitted(store, postgres_url, refusing, refusing)
+    assert first is not None and second is not None and first.given_up and second.given_up
+    assert len(refusal_notices(pg_app)) == 1

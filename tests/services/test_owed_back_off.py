@@ -272,3 +272,17 @@ def test_the_sweep_forgets_the_failures_of_a_session_that_stopped(app: App, cloc
             tx.refusals.of(OwedKind.EXPORT, [session]) == tx.refusals.of(OwedKind.OVERRIDE, [session]) == {}
         )
     assert run.counts["command_failures_forgotten"] == 2
+
+
+def test_the_host_is_told_when_a_lowered_limit_gives_up_past_it(app: App, clock: ManualClock) -> None:
+    # A process restarted with a lower limit finds the count past it already: the refusal that
+    # gives the session up is the one that tells the host, though the count is not the limit.
+    _, _, session = v2g_session(app, clock)
+    for _ in range(5):
+        app.v2g.export_refused(session)
+    app.v2g.backoff = Backoff(BACKOFF.first_s, BACKOFF.cap_s, 4)
+    refused = app.v2g.export_refused(session)
+    assert refused is not None and refused.given_up and refused.count == 6
+    assert len(refusal_notices(app)) == 1
+    app.v2g.export_refused(session)
+    assert len(refusal_notices(app)) == 1

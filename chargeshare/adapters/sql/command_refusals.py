@@ -60,7 +60,9 @@ class SqlCommandRefusals:
         if self.conn.execute(select(s.id).where(s.id == session_id)).first() is None:
             raise NotFound(f"no session {session_id}")
 
-    def refused(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
+    def refused(
+        self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff
+    ) -> tuple[Refusals, bool]:
         # The count moves on in the row itself: a second process's insert waits on the first's row
         # and then adds to what it committed, where a count read before it would lose one.
         first = backoff.after(1, at)
@@ -68,11 +70,14 @@ class SqlCommandRefusals:
         q = q.on_conflict_do_update(
             index_elements=[_r.session_id, _r.kind], set_={"count": _r.count + 1, "last_at": at}
         )
-        count, unanswered = self.conn.execute(q.returning(_r.count, _r.unanswered)).one()
+        # The update leaves retry_at alone: returned, it is the record's before this refusal.
+        count, unanswered, retry_before = self.conn.execute(
+            q.returning(_r.count, _r.unanswered, _r.retry_at)
+        ).one()
         after = backoff.after(int(count), at, int(unanswered))
         if after != first:  # the row stays locked (or the SQLite write transaction ours) until commit
             self._set_retry(session_id, kind, after)
-        return after
+        return after, after.given_up and (int(count) == 1 or retry_before is not None)
 
     def unanswered(self, session_id: int, kind: OwedKind, at: datetime, backoff: Backoff) -> Refusals:
         # As `refused`: the row's own count moves on, and what it held decides the retry.
