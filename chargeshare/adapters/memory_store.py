@@ -852,9 +852,18 @@ class MemoryBookings(_Repository):
         connector = self.t.connectors.get(connector_id)
         return 0 if connector is None else connector.fence_token
 
-    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+    def set_reservation(
+        self,
+        booking_id: int,
+        state: str,
+        *,
+        expected: str | None = None,
+        status: BookingStatus | None = None,
+    ) -> bool:
         b = self.t.bookings.get(booking_id)
         if b is None or (expected is not None and b.reservation != expected):
+            return False
+        if status is not None and b.status is not status:
             return False
         self.t.bookings[booking_id] = dataclasses.replace(b, reservation=state)
         return True

@@ -308,8 +308,16 @@ class Bookings(Protocol):
         """The highest lock fencing token that has written a booking for this connector (0: none)."""
         ...
 
-    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
-        """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
+    def set_reservation(
+        self,
+        booking_id: int,
+        state: str,
+        *,
+        expected: str | None = None,
+        status: BookingStatus | None = None,
+    ) -> bool:
+        """Set the reservation state; with `expected`, only if it is still that (compare-and-set),
+        and with `status` too, only while the booking is in that status, judged by the same write."""
         ...
 
     def mark_connector_held(self, booking_id: int) -> None:

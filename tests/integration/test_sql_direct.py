@@ -318,6 +318,7 @@ FRESH: dict[str, dict[str, Any]] = {
     "sessions.insert": {"booking_pk": "later_booking", "start_wh": 1_500},
     "chargers.status_of_connectors": {"ids": "connector_ids"},
     "bookings.set_reservation_if": {"booking_pk": "later_booking"},
+    "bookings.set_reservation_while": {"booking_pk": "later_booking"},
     "outbox.finish": {"item_pk": "claimed_item"},
     "sessions.held_by_another": {"booking_pk": "later_booking"},
     "pricing.add_quote": {"row_booking_id": "gone_booking"},
