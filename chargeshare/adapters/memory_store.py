@@ -1370,6 +1370,7 @@ class MemoryPaymentsOutbox(_Repository):
         item_id: int,
         *,
         expected: str,
+        expected_attempts: int,
         now: datetime,
         status: str,
         attempts: int,
@@ -1378,7 +1379,7 @@ class MemoryPaymentsOutbox(_Repository):
         done_at: datetime | None = None,
     ) -> bool:
         item = self.t.outbox.get(item_id)
-        if item is None or item.status != expected:
+        if item is None or item.status != expected or item.attempts != expected_attempts:
             return False
         if item.lease_until is not None and item.lease_until > now:
             return False

@@ -610,6 +610,7 @@ class PaymentsOutbox(Protocol):
         item_id: int,
         *,
         expected: str,
+        expected_attempts: int,
         now: datetime,
         status: str,
         attempts: int,
@@ -617,8 +618,9 @@ class PaymentsOutbox(Protocol):
         last_error: str | None,
         done_at: datetime | None = None,
     ) -> bool:
-        """Set a step's state (an operator's reconcile), only if it is still `expected` and no
-        worker's lease holds it at `now` (compare-and-set); any lapsed claim is let go."""
+        """Set a step's state (an operator's reconcile), only if it is still `expected` with
+        `expected_attempts` and no worker's lease holds it at `now` (compare-and-set: a worker's
+        attempt since the read counts one more); any lapsed claim is let go."""
         ...
 
 

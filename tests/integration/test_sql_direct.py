@@ -227,6 +227,7 @@ def populate(app: App, clock: ManualClock) -> dict[str, Any]:
         "expected_state": "none",
         "expected_status": "online",
         "status_read": "done",
+        "attempts_read": 1,  # item 1: the stop's capture, worked once
         "token": 10**6,
         "token_value": "CARD1",
         "row_mode": "flat",
