@@ -852,9 +852,18 @@ class MemoryBookings(_Repository):
         connector = self.t.connectors.get(connector_id)
         return 0 if connector is None else connector.fence_token
 
-    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+    def set_reservation(
+        self,
+        booking_id: int,
+        state: str,
+        *,
+        expected: str | None = None,
+        status: BookingStatus | None = None,
+    ) -> bool:
         b = self.t.bookings.get(booking_id)
         if b is None or (expected is not None and b.reservation != expected):
+            return False
+        if status is not None and b.status is not status:
             return False
         self.t.bookings[booking_id] = dataclasses.replace(b, reservation=state)
         return True
@@ -1361,6 +1370,7 @@ class MemoryPaymentsOutbox(_Repository):
         item_id: int,
         *,
         expected: str,
+        expected_attempts: int,
         now: datetime,
         status: str,
         attempts: int,
@@ -1369,7 +1379,7 @@ class MemoryPaymentsOutbox(_Repository):
         done_at: datetime | None = None,
     ) -> bool:
         item = self.t.outbox.get(item_id)
-        if item is None or item.status != expected:
+        if item is None or item.status != expected or item.attempts != expected_attempts:
             return False
         if item.lease_until is not None and item.lease_until > now:
             return False

@@ -304,18 +304,25 @@ class BookingService:
         return now + timedelta(minutes=self.rules.reserve_lead_minutes)
 
     # ---- reservations (OCPP ReserveNow) ---------------------------------------------------------
-    def _request_reservation(self, booking: BookingRecord) -> None:
+    def _request_reservation(self, booking: BookingRecord) -> bool:
+        """Ask the charger to reserve the booking's connector; False if another process has asked,
+        or the booking has ended, since `booking` was read."""
         with self.store.transaction() as tx:
-            # Claimed atomically: the booking call and the housekeeping sweep may both get here.
+            # Claimed atomically: the booking call and the housekeeping sweep may both get here, and
+            # a cancel or expiry committed since the read must send no ReserveNow (nothing cancels it).
             if booking.reservation not in (RESERVATION_NONE, RESERVATION_OCCUPIED):
-                return
+                return False
             if not tx.bookings.set_reservation(
-                booking.booking_id, RESERVATION_SENT, expected=booking.reservation
+                booking.booking_id,
+                RESERVATION_SENT,
+                expected=booking.reservation,
+                status=BookingStatus.CONFIRMED,
             ):
-                return
+                return False
             charger = tx.chargers.by_id(booking.charger_id)
             driver = tx.accounts.driver(booking.driver_id)
         self.bus.publish(self._reservation_due(booking, charger, driver.id_tag))
+        return True
 
     def _reservation_due(self, booking: BookingRecord, charger: ChargerView, id_tag: str) -> ReservationDue:
         connector_no = next(
@@ -371,7 +378,8 @@ class BookingService:
     def reservations_due(self) -> list[int]:
         """Confirmed bookings starting within the lead time, with no reservation yet, on a free connector
         (an occupied one means the earlier driver has not left yet: try again next sweep). A started
-        booking whose connector is not free is marked held, which excuses a no-show its fee."""
+        booking whose connector is not free is marked held, which excuses a no-show its fee. Returns
+        the bookings this call asked for (not those another process asked for, or that ended, meanwhile)."""
         now = self.clock.now()
         starts_by = self._soon_by(now)
         with self.store.transaction() as tx:
@@ -395,9 +403,7 @@ class BookingService:
                 ):
                     tx.bookings.mark_connector_held(b.booking_id)
         due = [b for b in soon if statuses.get(b.connector_id) is ConnectorStatus.AVAILABLE]
-        for b in due:
-            self._request_reservation(b)
-        return [b.booking_id for b in due]
+        return [b.booking_id for b in due if self._request_reservation(b)]
 
     def reservation_unanswered(self, booking_id: int) -> bool:
         """A ReserveNow that reached no charger (a CALLERROR, or no process to carry it): a confirmed

@@ -308,8 +308,16 @@ class Bookings(Protocol):
         """The highest lock fencing token that has written a booking for this connector (0: none)."""
         ...
 
-    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
-        """Set the reservation state; with `expected`, only if it is still that (compare-and-set)."""
+    def set_reservation(
+        self,
+        booking_id: int,
+        state: str,
+        *,
+        expected: str | None = None,
+        status: BookingStatus | None = None,
+    ) -> bool:
+        """Set the reservation state; with `expected`, only if it is still that (compare-and-set),
+        and with `status` too, only while the booking is in that status, judged by the same write."""
         ...
 
     def mark_connector_held(self, booking_id: int) -> None:
@@ -602,6 +610,7 @@ class PaymentsOutbox(Protocol):
         item_id: int,
         *,
         expected: str,
+        expected_attempts: int,
         now: datetime,
         status: str,
         attempts: int,
@@ -609,8 +618,9 @@ class PaymentsOutbox(Protocol):
         last_error: str | None,
         done_at: datetime | None = None,
     ) -> bool:
-        """Set a step's state (an operator's reconcile), only if it is still `expected` and no
-        worker's lease holds it at `now` (compare-and-set); any lapsed claim is let go."""
+        """Set a step's state (an operator's reconcile), only if it is still `expected` with
+        `expected_attempts` and no worker's lease holds it at `now` (compare-and-set: a worker's
+        attempt since the read counts one more); any lapsed claim is let go."""
         ...
 
 

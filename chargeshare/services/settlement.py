@@ -286,6 +286,7 @@ class SettlementService:
                     tx.outbox.update(
                         item.item_id,
                         expected=item.status,
+                        expected_attempts=item.attempts,
                         now=now,
                         status=PENDING,
                         attempts=attempts,
@@ -309,6 +310,7 @@ class SettlementService:
                         tx.outbox.update(
                             item.item_id,
                             expected=PENDING,
+                            expected_attempts=item.attempts,
                             now=self.clock.now(),
                             status=PENDING,
                             attempts=item.attempts,

@@ -838,10 +838,11 @@ def test_the_payments_outbox(app: App) -> None:
         assert [i.idempotency_key for i in tx.outbox.due(T0 + HOUR, 1)] == ["k2"]
         assert [i.idempotency_key for i in tx.outbox.pending_of(b1)] == ["k1", "k3"]
 
-        def finished(expected: str, error: str | None) -> bool:
+        def finished(expected: str, error: str | None, tried: int = 0) -> bool:
             return tx.outbox.update(
                 k1.item_id,
                 expected=expected,
+                expected_attempts=tried,
                 now=T0,
                 status="done",
                 attempts=1,
@@ -852,7 +853,8 @@ def test_the_payments_outbox(app: App) -> None:
 
         assert finished("pending", None)
         assert not finished("pending", "y")  # only from the state read: a finished step is left alone
-        assert finished("done", "x" * 600)
+        assert not finished("done", "z", tried=0)  # nor one tried since it was read
+        assert finished("done", "x" * 600, tried=1)
         done = tx.outbox.get("k1")
         assert done is not None and (done.status, done.done_at, len(done.last_error or "")) == (
             "done",
@@ -1108,6 +1110,7 @@ def test_payment_steps_are_claimed_by_one_worker_at_a_time(app: App) -> None:
             return tx.outbox.update(
                 k3.item_id,
                 expected="pending",
+                expected_attempts=k3.attempts,
                 now=now,
                 status="dead",
                 attempts=6,
@@ -1140,6 +1143,7 @@ def test_a_payment_step_is_repriced_only_while_no_worker_ever_had_it(app: App) -
         assert tx.outbox.update(
             lapsed.item_id,
             expected="pending",
+            expected_attempts=0,
             now=lease,
             status="pending",
             attempts=0,

@@ -62,6 +62,7 @@ def _fill(app: App) -> None:
                 assert tx.outbox.update(
                     item.item_id,
                     expected="pending",
+                    expected_attempts=0,
                     now=T,
                     status=status,
                     attempts=1,

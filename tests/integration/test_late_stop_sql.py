@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from chargeshare.adapters.sql.outbox import SqlPaymentsOutbox
 from chargeshare.adapters.sql.sessions import SqlSessions
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.accounts import Principal, Role
@@ -24,6 +25,7 @@ from chargeshare.domain.ledger import EntryKind
 from chargeshare.ocpp import V21, csms_v16, csms_v201
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.ports import ProviderUnavailable
 from chargeshare.services.records import OutboxItem
 from tests.conftest import T0, add_charger
 from tests.integration.pausing import PausesAfter
@@ -516,3 +518,55 @@ def test_a_late_export_under_a_penny_in_two_processes_at_once_waits_once_then_cr
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.postgres
+def test_a_reconcile_that_read_the_capture_untried_never_makes_it_look_untried_again(
+    pg_app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's reconcile reads the capture pending and untried; a worker in another process
+    then tries it (the provider captures, its answer is lost). The reconcile's write must not put
+    back the untried state it read, or a late stop would reprice the capture, and the retry under
+    the same key would record in the ledger an amount the provider never captured."""
+    pg = pg_app
+    pg.settlement.on_queued = lambda booking_id: None  # a payments worker captures later
+    table, tx_id = closed_as_lost(pg, clock)
+    clock.advance(400)
+    real_all, real_capture, real_due = SqlPaymentsOutbox.all, pg.gateway.capture, pg.settlement.process_due
+    reconciling = threading.current_thread()
+
+    def captured_unheard(*, reference: str, amount: int, idempotency_key: str) -> None:
+        real_capture(reference=reference, amount=amount, idempotency_key=idempotency_key)
+        raise ProviderUnavailable("the provider's answer was lost")
+
+    def worker_tries() -> None:  # another process's worker: it commits before the reconcile writes
+        monkeypatch.setattr(pg.gateway, "capture", captured_unheard)
+        try:
+            assert real_due().retried == 1
+        finally:
+            monkeypatch.setattr(pg.gateway, "capture", real_capture)
+
+    def read_then_worked(self: SqlPaymentsOutbox, status: str | None = None) -> Any:
+        items = real_all(self, status)
+        if status == "pending" and threading.current_thread() is reconciling:
+            monkeypatch.setattr(SqlPaymentsOutbox, "all", real_all)
+            worker = threading.Thread(target=worker_tries)
+            worker.start()
+            worker.join(30)
+            assert not worker.is_alive()
+        return items
+
+    def late_stop_then_due(limit: int = 100) -> Any:
+        # The charger's late stop comes as the reconcile is about to work the backlog.
+        monkeypatch.setattr(pg.settlement, "process_due", real_due)
+        assert stop16(table, tx_id, 2_000, clock) == {"idTagInfo": {"status": "Accepted"}}
+        return real_due(limit)
+
+    monkeypatch.setattr(SqlPaymentsOutbox, "all", read_then_worked)
+    monkeypatch.setattr(pg.settlement, "process_due", late_stop_then_due)
+    pg.settlement.reconcile()
+    clock.advance(2 * pg.config.rules.payment_backoff_cap_s)  # the worker's retry falls due
+    pg.settlement.process_due()
+    assert captured(pg) == 12  # what the provider captured
+    assert session(pg, tx_id).billed_wh == 300  # the late reading kept as unbilled, not rebilled
+    assert failing(pg) == set()

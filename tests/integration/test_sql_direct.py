@@ -227,6 +227,7 @@ def populate(app: App, clock: ManualClock) -> dict[str, Any]:
         "expected_state": "none",
         "expected_status": "online",
         "status_read": "done",
+        "attempts_read": 1,  # item 1: the stop's capture, worked once
         "token": 10**6,
         "token_value": "CARD1",
         "row_mode": "flat",
@@ -318,6 +319,7 @@ FRESH: dict[str, dict[str, Any]] = {
     "sessions.insert": {"booking_pk": "later_booking", "start_wh": 1_500},
     "chargers.status_of_connectors": {"ids": "connector_ids"},
     "bookings.set_reservation_if": {"booking_pk": "later_booking"},
+    "bookings.set_reservation_while": {"booking_pk": "later_booking"},
     "outbox.finish": {"item_pk": "claimed_item"},
     "sessions.held_by_another": {"booking_pk": "later_booking"},
     "pricing.add_quote": {"row_booking_id": "gone_booking"},

@@ -93,6 +93,13 @@ _SET_RESERVATION = (
 )
 SET_RESERVATION = DirectStatement(_SET_RESERVATION)
 SET_RESERVATION_IF = DirectStatement(_SET_RESERVATION.where(_b.reservation == bindparam("expected_state")))
+# The booking's status is judged by the update itself: a status change committed while it waited on
+# the row (a cancel) is seen, as a status read beforehand would not be.
+SET_RESERVATION_WHILE = DirectStatement(
+    _SET_RESERVATION.where(
+        _b.reservation == bindparam("expected_state"), _b.status == bindparam("for_status")
+    )
+)
 MARK_CONNECTOR_HELD = DirectStatement(
     update(t.bookings).where(_b.id == bindparam("booking_pk")).values(connector_held=True)
 )
@@ -166,6 +173,7 @@ STATEMENTS = {
     "bookings.raise_fence": RAISE_FENCE,
     "bookings.set_reservation": SET_RESERVATION,
     "bookings.set_reservation_if": SET_RESERVATION_IF,
+    "bookings.set_reservation_while": SET_RESERVATION_WHILE,
     "bookings.mark_connector_held": MARK_CONNECTOR_HELD,
     "bookings.clash": clash_statement(LIVE_STATES),
     "bookings.request_seen": REQUEST_SEEN,
@@ -321,11 +329,21 @@ class SqlBookings:
         found = FENCE_OF.first(self.conn, {"connector_pk": connector_id})
         return 0 if found is None else int(found[0])
 
-    def set_reservation(self, booking_id: int, state: str, *, expected: str | None = None) -> bool:
+    def set_reservation(
+        self,
+        booking_id: int,
+        state: str,
+        *,
+        expected: str | None = None,
+        status: BookingStatus | None = None,
+    ) -> bool:
         if expected is None:
+            assert status is None, "a status is checked only with the reservation expected"
             return bool(SET_RESERVATION.write(self.conn, {"booking_pk": booking_id, "state": state}))
         params = {"booking_pk": booking_id, "state": state, "expected_state": expected}
-        return bool(SET_RESERVATION_IF.write(self.conn, params))
+        if status is None:
+            return bool(SET_RESERVATION_IF.write(self.conn, params))
+        return bool(SET_RESERVATION_WHILE.write(self.conn, {**params, "for_status": status.value}))
 
     def mark_connector_held(self, booking_id: int) -> None:
         MARK_CONNECTOR_HELD.write(self.conn, {"booking_pk": booking_id})

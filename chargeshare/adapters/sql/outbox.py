@@ -81,11 +81,17 @@ PENDING_OF = DirectStatement(
     .where(_o.booking_id == bindparam("booking_pk"), _o.status == "pending")
     .order_by(_o.id)
 )
-# A compare-and-set: the step is changed only if it is still in the state read and no worker holds
-# it, so an operator's reconcile never revives a step a worker finished, nor takes one it is working.
+# A compare-and-set: the step is changed only if it is still in the state read, with the attempts
+# read, and no worker holds it, so an operator's reconcile never revives a step a worker finished,
+# takes one it is working, nor puts back the untried state of one a worker tried since the read.
 UPDATE = DirectStatement(
     update(t.payment_outbox)
-    .where(_o.id == bindparam("item_pk"), _o.status == bindparam("status_read"), _UNHELD)
+    .where(
+        _o.id == bindparam("item_pk"),
+        _o.status == bindparam("status_read"),
+        _o.attempts == bindparam("attempts_read", type_=Integer),
+        _UNHELD,
+    )
     .values(
         status=bindparam("new_status"),
         attempts=bindparam("tries"),
@@ -236,6 +242,7 @@ class SqlPaymentsOutbox:
         item_id: int,
         *,
         expected: str,
+        expected_attempts: int,
         now: datetime,
         status: str,
         attempts: int,
@@ -246,6 +253,7 @@ class SqlPaymentsOutbox:
         params = {
             "item_pk": item_id,
             "status_read": expected,
+            "attempts_read": expected_attempts,
             "now": now,
             "new_status": status,
             "tries": attempts,
