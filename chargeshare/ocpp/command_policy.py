@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.ocpp import OcppVersion, metering_setup, rate_units
+from chargeshare.ocpp import V201, OcppVersion, family, metering_setup, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import phases as ocpp_phases
@@ -108,6 +108,7 @@ class Reports(Protocol):
     def rate_units_learned(self, cp_id: str, units: frozenset[str]) -> bool: ...
     def phases(self, cp_id: str) -> dict[int, int] | None: ...
     def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool: ...
+    def connector_numbers(self, cp_id: str) -> tuple[int, ...]: ...
 
 
 def maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
@@ -344,7 +345,8 @@ class CommandPolicy:
         or could not, is kept among its reports for the operator."""
         # The units it takes schedules in, and its phases, ride on the same read (kept only when they
         # change what is sent).
-        also = (rate_units.key(version), ocpp_phases.key(version))
+        evses = (yield from self._evses(cp_id)) if family(version) == V201 else ()
+        also = (rate_units.key(version), *ocpp_phases.keys(version, evses))
         setup = yield from metering_setup.configure(version, policy, also)
         if setup.read_failure is None:
             units = rate_units.from_read(version, setup.read)
@@ -554,11 +556,20 @@ class CommandPolicy:
             return {}
         if kept is not None:
             return dict(kept)
-        said = yield from ocpp_phases.learn()
+        said = yield from ocpp_phases.learn((yield from self._evses(cp_id)))
         if said is None:
             return {}  # no answer: asked again with its next limits
         yield from self._phases_learned(cp_id, said)
         return said
+
+    def _evses(self, cp_id: str) -> Generator[Step, Any, tuple[int, ...]]:
+        """The charger's connector numbers, which on 2.0.1 are its EVSE ids (none: not known)."""
+        try:
+            found: tuple[int, ...] = yield Effect(self.reports.connector_numbers, (cp_id,))
+        except Exception:
+            log.exception("could not read %s's connectors (its EVSEs' phases not asked)", cp_id)
+            return ()
+        return found
 
     def _phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> Generator[Step, Any, None]:
         try:

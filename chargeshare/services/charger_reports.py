@@ -143,6 +143,16 @@ class ChargerReportsService:
             said = tx.reports.of(charger_id, (PHASES,))
         return None if not said else _phases(said[-1].body)
 
+    def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
+        """The charger's connectors' numbers (on 2.0.1 its EVSE ids), in order; none when not
+        registered."""
+        with self.store.reading() as tx:
+            try:
+                connectors = tx.chargers.get(cp_id).connectors
+            except NotFound:
+                return ()
+        return tuple(sorted(c.connector_no for c in connectors))
+
     def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool:
         """Keep what the charger said, if it differs from what was kept. True when it changed."""
         with self.store.transaction() as tx:

@@ -110,6 +110,17 @@ async def test_a_charger_says_its_phases_and_draws_a_limit_in_amps_on_all_it_is_
     assert rig.charger.power_w(c2) == 22_000 // 3
 
 
+async def test_a_201_charger_says_each_evses_own_phases(rig: Rig) -> None:
+    rig.charger.wire_phases({1: 1, 2: 3})
+    read = phases.GetPhases((1, 2))
+    said = read.details(rig.version, await send(rig, read))
+    # 1.6 per connector in its one key; 2.0.1 the station's most, and each EVSE's own.
+    assert said == ({1: 1, 2: 3} if rig.version == V16 else {0: 3, 1: 1, 2: 3})
+    assert [phases.of_connector(said, no) for no in (1, 2)] == [1, 3]
+    rig.charger.wire_phases(3, said=False)  # it no longer says, for the EVSEs either
+    assert read.details(rig.version, await send(rig, read)) == {}
+
+
 async def test_a_charger_wired_to_one_phase_says_so_and_draws_on_the_one(rig: Rig) -> None:
     rig.charger.take_amps_only()
     rig.charger.wire_phases(1)

@@ -79,6 +79,7 @@ class FakeBackend:
     units: dict[str, frozenset[str]] = field(default_factory=lambda: {"CP1": frozenset()})
     # The phases each charger said its connectors are wired to (absent: never asked; {}: not said).
     wiring: dict[str, dict[int, int]] = field(default_factory=lambda: {"CP1": {}})
+    connectors: dict[str, tuple[int, ...]] = field(default_factory=dict)
     fails: dict[str, Exception] = field(default_factory=dict)  # method name -> what it raises
 
     def _call(self, name: str, *args: Any) -> None:
@@ -169,6 +170,10 @@ class FakeBackend:
         changed = self.wiring.get(cp_id) != phases
         self.wiring[cp_id] = dict(phases)
         return changed
+
+    def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
+        self._call("connector_numbers", cp_id)
+        return self.connectors.get(cp_id, ())
 
     def recorded(self, name: str) -> list[tuple[Any, ...]]:
         return [args for called, args in self.calls if called == name]
@@ -1255,6 +1260,38 @@ def test_the_phases_ride_on_the_boots_read_and_are_kept_for_a_charger_taking_amp
     (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
     assert ocpp_phases.key(V201) in read.keys
     assert w.backend.recorded("phases_learned") == kept
+
+
+def test_a_201_boot_reads_each_evses_own_phases_beside_the_stations() -> None:
+    """An EVSE's `EVSE.SupplyPhases` overrides the station's for its connector (evseId = number)."""
+    w = world(metering=True)
+    del w.backend.units["CP1"]
+    w.backend.connectors["CP1"] = (1, 2)
+    evse = {n: cmd.SettingKey("SupplyPhases", "EVSE", evse=n) for n in (1, 2)}
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V201): "A", ocpp_phases.key(V201): "3", evse[2]: "1"}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
+    (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
+    assert read.keys[-3:] == (ocpp_phases.key(V201), evse[1], evse[2])
+    # EVSE 1 answered 60: more phases than there are, so it says nothing and the station's stands.
+    assert w.backend.recorded("phases_learned") == [("CP1", {0: 3, 2: 1})]
+
+
+def test_phases_asked_when_limits_are_due_name_the_evses_too() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.backend.connectors["CP1"] = (1,)
+    del w.backend.wiring["CP1"]
+    w.decide_and_run(THREE_PHASE, amps_only_wired("3"))
+    assert ocpp_phases.GetPhases((1,)) in w.commands()
 
 
 @pytest.mark.parametrize(("version", "declared"), [(V201, "\u00b2"), (V16, "\u00b2.RST, 1.RST")])
