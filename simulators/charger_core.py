@@ -48,6 +48,7 @@ from simulators.settings import (
     EVSE_SUPPLY_PHASES,
     HEARTBEAT_INTERVAL,
     METER_INTERVAL,
+    PHASE_SWITCHING,
     SMART_NAMES,
     SUPPLY_PHASES,
     TRANSACTION_ATTEMPTS,
@@ -720,6 +721,14 @@ class ChargerCore:
         for c in self.connectors.values():
             c.wired_phases = phases.get(c.no) if isinstance(phases, Mapping) else phases
         self._declare_phases(said=said)
+
+    def switch_phases(self, supported: bool) -> None:
+        """Whether it switches a three-phase connector to one phase when a profile's period names
+        one, and says so (1.6 `ConnectorSwitch3to1PhaseSupported`, 2.0.1 `Phases3to1`): one that
+        cannot draws nothing when told fewer phases than it has, or under 6 A on each in W."""
+        self.advance_energy()  # energy so far as it switched before
+        self.settings.values[PHASE_SWITCHING] = "true" if supported else "false"
+        self.profiles.switches_3to1 = supported
 
     def _declare_phases(self, *, said: bool = True) -> None:
         """1.6 `ConnectorPhaseRotation`, a rotation per connector (NotApplicable: one phase); 2.0.1

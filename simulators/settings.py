@@ -51,6 +51,7 @@ TRANSACTION_RETRY_INTERVAL = "transaction_retry_interval_s"
 AUTHORIZE_REMOTE_START = "authorize_remote_start"
 STOP_ON_INVALID_ID = "stop_on_invalid_id"
 SUPPLY_PHASES = "supply_phases"
+PHASE_SWITCHING = "phase_switching"
 EVSE_SUPPLY_PHASES = "SupplyPhases"  # the 2.0.1 `EVSE` component's variable (`Settings.evse_values`)
 
 DEFINITIONS: tuple[Setting, ...] = (
@@ -149,6 +150,17 @@ DEFINITIONS: tuple[Setting, ...] = (
     # (`Settings.evse_values`, `ChargerCore`).
     Setting(
         SUPPLY_PHASES, "ConnectorPhaseRotation", "ChargingStation", "SupplyPhases", "Unknown", readonly=True
+    ),
+    # Whether it switches a three-phase connector to one phase during a transaction when a
+    # profile's period names one (`ChargerCore.switch_phases`).
+    Setting(
+        PHASE_SWITCHING,
+        "ConnectorSwitch3to1PhaseSupported",
+        "SmartChargingCtrlr",
+        "Phases3to1",
+        "true",
+        readonly=True,
+        valid=_boolean,
     ),
     Setting(
         "feature_profiles",

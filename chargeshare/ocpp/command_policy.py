@@ -352,7 +352,7 @@ class CommandPolicy:
             units = rate_units.from_read(version, setup.read)
             yield from self._boot_units(cp_id, units)
             said = ocpp_phases.from_read(version, setup.read)
-            if rate_units.amps_only(units) and said:  # phases matter only to limits in A
+            if said.said():  # the allocation's minimum depends on them, in W as in A
                 yield from self._phases_learned(cp_id, said)
         if setup.needed_nothing:
             return
@@ -547,15 +547,16 @@ class CommandPolicy:
             log.exception("keeping the units %s takes schedules in failed (asked again)", cp_id)
 
     def _phases_for(self, cp_id: str) -> Generator[Step, Any, dict[int, int]]:
-        """The phases a charger's connectors are wired to, for limits in A: kept in the store, or
-        asked here when never asked (as the units are). Unknown is empty: one phase each."""
+        """The phases a charger's connectors are wired to, and its switch to one phase
+        (`ocpp_phases.Wiring`), for its limits: kept in the store, or asked here when never asked
+        (as the units are). Unknown is empty: one phase each, no switch."""
         try:
-            kept = yield Effect(self.reports.phases, (cp_id,))
+            kept: dict[int, int] | None = yield Effect(self.reports.phases, (cp_id,))
         except (NotFound, Busy) as exc:
             log.warning("could not read the phases %r is wired to (held to one): %s", cp_id, exc)
             return {}
         if kept is not None:
-            return dict(kept)
+            return kept
         said = yield from ocpp_phases.learn((yield from self._evses(cp_id)))
         if said is None:
             return {}  # no answer: asked again with its next limits
@@ -573,7 +574,7 @@ class CommandPolicy:
 
     def _phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> Generator[Step, Any, None]:
         try:
-            yield Effect(self.reports.phases_learned, (cp_id, dict(phases)))
+            yield Effect(self.reports.phases_learned, (cp_id, phases))
         except Exception:
             log.exception("keeping the phases %s is wired to failed (asked again)", cp_id)
 
@@ -582,8 +583,8 @@ class CommandPolicy:
         phases: dict[int, int] = {}
         if due.limits_w:  # clearing names no unit
             unit, kept = yield from self._unit_for(due.charge_point_id)
-            if unit is cmd.RateUnit.AMPS:
-                phases = yield from self._phases_for(due.charge_point_id)
+            # In A the phases carry the limit; in W too, a switch to one phase is said.
+            phases = yield from self._phases_for(due.charge_point_id)
         refused = yield from self._grid_profiles(due, due.steps, unit, phases)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,
