@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -45,8 +45,10 @@ from simulators.firmware import IN_TRANSACTION, ConnectorState, Trigger, step
 from simulators.local_auth import LocalAuth
 from simulators.power import Vehicle
 from simulators.settings import (
+    EVSE_SUPPLY_PHASES,
     HEARTBEAT_INTERVAL,
     METER_INTERVAL,
+    PHASE_SWITCHING,
     SMART_NAMES,
     SUPPLY_PHASES,
     TRANSACTION_ATTEMPTS,
@@ -711,18 +713,29 @@ class ChargerCore:
             self._stop_now(c, StopReason.UNLOCK)
         return Unlock.UNLOCKED
 
-    def wire_phases(self, phases: int | None, *, said: bool = True) -> None:
-        """Wire every connector to `phases` (1 or 3) whatever its rating (None: as rated), and say
-        so unless not `said` (then 1.6 Unknown, 2.0.1 0): a limit in A is drawn on the phases
-        named that it has (`simulators/smart_charging.py`, `drawn_w`)."""
+    def wire_phases(self, phases: int | Mapping[int, int] | None, *, said: bool = True) -> None:
+        """Wire every connector to `phases` (1 or 3; by connector number, or None: as rated)
+        whatever its rating, and say so unless not `said` (then 1.6 Unknown, 2.0.1 0): a limit in A
+        is drawn on the phases named that it has (`simulators/smart_charging.py`, `drawn_w`)."""
         self.advance_energy()  # energy so far as wired before
         for c in self.connectors.values():
-            c.wired_phases = phases
+            c.wired_phases = phases.get(c.no) if isinstance(phases, Mapping) else phases
         self._declare_phases(said=said)
+
+    def switch_phases(self, supported: bool) -> None:
+        """Whether it switches a three-phase connector to one phase when a profile's period names
+        one, and says so (1.6 `ConnectorSwitch3to1PhaseSupported`, 2.0.1 `Phases3to1`): one that
+        cannot draws nothing when told fewer phases than it has, or under 6 A on each in W."""
+        self.advance_energy()  # energy so far as it switched before
+        self.settings.values[PHASE_SWITCHING] = "true" if supported else "false"
+        self.profiles.switches_3to1 = supported
 
     def _declare_phases(self, *, said: bool = True) -> None:
         """1.6 `ConnectorPhaseRotation`, a rotation per connector (NotApplicable: one phase); 2.0.1
-        `ChargingStation.SupplyPhases`, the most phases any of its connectors has."""
+        `ChargingStation.SupplyPhases`, the most phases any of its connectors has, and each EVSE's
+        own `EVSE.SupplyPhases` (an EVSE is a connector here)."""
+        for c in self.connectors.values():
+            self.settings.evse_values.pop((c.no, EVSE_SUPPLY_PHASES), None)
         if not said:
             self.settings.values[SUPPLY_PHASES] = "Unknown" if self.dialect.version == V16 else "0"
             return
@@ -732,6 +745,8 @@ class ChargerCore:
             )
         else:
             declared = str(max((c.phases for c in self.connectors.values()), default=1))
+            for c in self.connectors.values():
+                self.settings.evse_values[(c.no, EVSE_SUPPLY_PHASES)] = str(c.phases)
         self.settings.values[SUPPLY_PHASES] = declared
 
     def take_amps_only(self) -> None:

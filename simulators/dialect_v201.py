@@ -505,17 +505,32 @@ class V201:
                     "OccurrenceConstraintViolation", f"{action} takes at most {most} items (ItemsPerMessage)"
                 )
 
+        def evse_value(d: dict[str, Any]) -> tuple[str | None, str | None]:
+            """(error attributeStatus or None, the value) of an `EVSE` component's variable."""
+            evse = d["component"].get("evse")
+            ids = {n for n, _ in cp.settings.evse_values}
+            if d.get("attributeType", "Actual") != "Actual":
+                return "NotSupportedAttributeType", None
+            if evse is None or evse["id"] not in ids:
+                return "UnknownComponent", None
+            value = cp.settings.evse_values.get((evse["id"], d["variable"]["name"]))
+            return (None, value) if value is not None else ("UnknownVariable", None)
+
         def get_variables(p: dict[str, Any]) -> dict[str, Any]:
             at_most_per_message(p["getVariableData"], "GetVariables")
             results = []
             for d in p["getVariableData"]:
-                error, setting = lookup(d)
                 result: dict[str, Any] = {"component": d["component"], "variable": d["variable"]}
+                if d["component"]["name"] == "EVSE":
+                    error, value = evse_value(d)
+                else:
+                    error, setting = lookup(d)
+                    value = None if setting is None else cp.settings.get(setting.name)
                 if error is not None:
                     result["attributeStatus"] = error
                 else:
                     result["attributeStatus"] = "Accepted"
-                    result["attributeValue"] = cp.settings.get(setting.name)
+                    result["attributeValue"] = value
                 results.append(result)
             return {"getVariableResult": results}
 

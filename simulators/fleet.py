@@ -45,6 +45,9 @@ class FleetShape:
     # (simulators/evse.py). `phases_said`: whether they declare it, as real ones may not.
     phases: int | None = None
     phases_said: bool = True
+    # Whether they switch a three-phase connector to one phase during a transaction, and say so
+    # (`ChargerCore.switch_phases`).
+    phase_switching: bool = True
     # How hosts price: "flat" (each charger's listed price) or "dynamic" (`dynamic_settings`).
     pricing: str = PricingMode.FLAT.value
     grid: GridShape | None = None  # None: no site or feeder limits

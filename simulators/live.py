@@ -414,6 +414,7 @@ async def _run(
             charger.take_amps_only()
         for charger in fleet.values():
             charger.wire_phases(params.fleet.phases, said=params.fleet.phases_said)
+            charger.switch_phases(params.fleet.phase_switching)
         await asyncio.wait_for(asyncio.gather(*(c.start() for c in fleet.values())), timeout=30)
         transport = None if backend.processes is None else RetryWhileAway(START_WITHIN_S, clock=clock)
         async with httpx.AsyncClient(base_url=backend.http_url, timeout=30, transport=transport) as http:

@@ -107,6 +107,8 @@ SCHEMA: dict[str, Any] = {
                 # and whether they say so (1.6 ConnectorPhaseRotation, 2.0.1 SupplyPhases).
                 "phases": {"enum": [1, 3]},
                 "phases_said": {"type": "boolean"},
+                # Whether they switch a three-phase connector to one phase (and say so).
+                "phase_switching": {"type": "boolean"},
                 # How hosts price: each charger's listed price, or dynamic yield pricing within bounds.
                 "pricing": {"enum": ["flat", "dynamic"]},
             },
@@ -708,6 +710,7 @@ def _build(path: Path, d: dict[str, Any]) -> Scenario:
             amps_only_chargers=int(fleet.get("amps_only_chargers", 0)),
             phases=int(fleet["phases"]) if "phases" in fleet else None,
             phases_said=bool(fleet.get("phases_said", True)),
+            phase_switching=bool(fleet.get("phase_switching", True)),
             pricing=str(fleet.get("pricing", "flat")),
             grid=_grid_of(d["grid"]) if "grid" in d else None,
         ),

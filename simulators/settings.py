@@ -51,6 +51,8 @@ TRANSACTION_RETRY_INTERVAL = "transaction_retry_interval_s"
 AUTHORIZE_REMOTE_START = "authorize_remote_start"
 STOP_ON_INVALID_ID = "stop_on_invalid_id"
 SUPPLY_PHASES = "supply_phases"
+PHASE_SWITCHING = "phase_switching"
+EVSE_SUPPLY_PHASES = "SupplyPhases"  # the 2.0.1 `EVSE` component's variable (`Settings.evse_values`)
 
 DEFINITIONS: tuple[Setting, ...] = (
     Setting(
@@ -144,9 +146,21 @@ DEFINITIONS: tuple[Setting, ...] = (
         readonly=True,
     ),
     # The phases its connectors are wired to, in each version's words: 1.6 a rotation per connector
-    # ("1.RST", "1.NotApplicable"), 2.0.1 the station's number of AC phases (`ChargerCore`).
+    # ("1.RST", "1.NotApplicable"), 2.0.1 the station's number of AC phases and each EVSE's own
+    # (`Settings.evse_values`, `ChargerCore`).
     Setting(
         SUPPLY_PHASES, "ConnectorPhaseRotation", "ChargingStation", "SupplyPhases", "Unknown", readonly=True
+    ),
+    # Whether it switches a three-phase connector to one phase during a transaction when a
+    # profile's period names one (`ChargerCore.switch_phases`).
+    Setting(
+        PHASE_SWITCHING,
+        "ConnectorSwitch3to1PhaseSupported",
+        "SmartChargingCtrlr",
+        "Phases3to1",
+        "true",
+        readonly=True,
+        valid=_boolean,
     ),
     Setting(
         "feature_profiles",
@@ -224,6 +238,8 @@ class Settings:
         self.definitions = ALL_DEFINITIONS if smart_charge_point else DEFINITIONS
         self.values = {s.name: s.default for s in self.definitions}
         self.values["connectors"] = str(connectors)
+        # 2.0.1 variables of one EVSE's own `EVSE` component ({(evse id, variable): value}), read-only.
+        self.evse_values: dict[tuple[int, str], str] = {}
 
     def has(self, setting: Setting | None) -> Setting | None:
         """The setting if this charger has it (None otherwise: an unknown key)."""

@@ -6,8 +6,11 @@ a transaction profile overrides the default one only while a transaction runs; t
 maximum caps whatever the transaction profiles allow, and is the whole charger's: the connectors
 drawing power share it (`shared_limits_w`); a limit in amps is converted to watts at 230 V per
 phase, on the phases the period names that the connector is wired to (a three-phase connector told
-one phase switches to one; a one-phase connector told three still has one), each at most the
-current its rating allows per phase (`drawn_w`). The connector's own rating caps everything.
+one phase switches to one, if its charger can: `ProfileBook.switches_3to1`; one that cannot draws
+nothing, as no draw obeys; a one-phase connector told three still has one), each at most the
+current its rating allows per phase (`drawn_w`). A multi-phase connector that cannot switch
+draws nothing under a limit in W below 6 A on each of its phases either: a car takes no less.
+The connector's own rating caps everything.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from enum import StrEnum
 from chargeshare.domain.grid_limits import fair_shares
 
 VOLTS = 230
+MIN_AMPS = 6  # IEC 61851: no car charges on less
 MAX_STACK_LEVEL = 8
 RECURRENCE_S = {"Daily": 86_400, "Weekly": 7 * 86_400}
 
@@ -76,12 +80,20 @@ def to_watts(limit: float, unit: str, phases: int) -> int:
     return int(limit) if unit == "W" else int(limit * VOLTS * phases)
 
 
-def drawn_w(limit: float, unit: str, named: int | None, wired: int, rating_w: int) -> int:
+def drawn_w(
+    limit: float, unit: str, named: int | None, wired: int, rating_w: int, switches: bool = True
+) -> int:
     """What a connector wired to `wired` phases, rated `rating_w`, draws under a limit: in A, on
-    the phases named (`named`, none: all it has) that it has, each phase at most its rated current."""
-    if unit == "W":
-        return int(limit)
+    the phases named (`named`, none: all it has) that it has, each phase at most its rated current.
+    Told fewer phases than it has, it switches to them if it `switches`, else draws nothing; in W
+    one that cannot switch draws nothing under 6 A on each of its phases."""
     on = min(named or wired, wired)
+    if not switches and on < wired:
+        return 0
+    if unit == "W":
+        if not switches and wired > 1 and limit < MIN_AMPS * VOLTS * wired:
+            return 0
+        return int(limit) if on == wired else int(min(limit, rating_w * on / wired))
     per_phase = min(limit, rating_w / (VOLTS * wired))
     return int(per_phase * VOLTS * on)
 
@@ -96,6 +108,9 @@ class ProfileBook:
     """The profiles a charger holds."""
 
     profiles: list[Profile] = field(default_factory=list)
+    # Whether it switches a three-phase connector to one phase when a period names one (1.6
+    # ConnectorSwitch3to1PhaseSupported, 2.0.1 SmartChargingCtrlr.Phases3to1).
+    switches_3to1: bool = True
 
     def install(self, p: Profile, tx: TxContext | None) -> None:
         if p.stack_level > MAX_STACK_LEVEL or p.stack_level < 0:
@@ -165,7 +180,8 @@ class ProfileBook:
             if p is not None:
                 period = _period_at(p, at, tx)
                 if period is not None:
-                    limit = min(limit, drawn_w(period.limit, p.unit, period.phases, phases, rating_w))
+                    drawn = drawn_w(period.limit, p.unit, period.phases, phases, rating_w, self.switches_3to1)
+                    limit = min(limit, drawn)
         return limit
 
     def charger_max_w(self, at: datetime, phases: int) -> int | None:
@@ -174,6 +190,8 @@ class ProfileBook:
         period = None if p is None else _period_at(p, at, None)
         if p is None or period is None:
             return None
+        if not self.switches_3to1 and (period.phases or phases) < phases:
+            return 0  # told to use fewer phases than it has, and cannot: nothing obeys but pausing
         return to_watts(period.limit, p.unit, min(period.phases or phases, phases))
 
     def shared_limits_w(

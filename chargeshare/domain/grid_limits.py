@@ -6,7 +6,9 @@ sets. A flexibility event (a DNO's demand-side-response signal) lowers a site's 
 for a window. The connectors charging under a limit share what is left of it max-min fairly (each
 gets the same, except those whose rating is lower, whose spare goes to the others), none below the
 minimum charging power; when there is not enough for every car to get that minimum, the most
-recently started are paused (0 W) until there is. Power in W, time aware UTC.
+recently started are paused (0 W) until there is. The minimum is 6 A on each phase a connector
+draws on: 1,380 W on one phase, 4,140 W for a three-phase connector whose charger cannot switch
+to one phase (`min_charging_w`). Power in W, time aware UTC.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ MIN_CHARGING_W = 6 * VOLTS  # 6 A on one phase: IEC 61851's lowest current a car
 
 
 _K = TypeVar("_K")
+
+
+def min_charging_w(phases: int, switches_3to1: bool, per_phase_w: int = MIN_CHARGING_W) -> int:
+    """The least a connector wired to `phases` may be given and still charge: 6 A (`per_phase_w`)
+    on each of its phases, or on one if its charger switches three phases to one during a
+    transaction. Below it a car cannot charge, so a limit there could only be obeyed by pausing."""
+    return per_phase_w * (1 if switches_3to1 else max(1, phases))
 
 
 class Scope(StrEnum):
@@ -97,6 +106,7 @@ class Charging:
     site_id: int
     rating_w: int
     started_at: datetime
+    min_w: int | None = None  # its own minimum (`min_charging_w`); None: the allocation's
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class Idle:
     connector_id: int
     site_id: int
     rating_w: int
+    min_w: int | None = None  # its own minimum (`min_charging_w`); None: the allocation's
 
 
 @dataclass(frozen=True)
@@ -195,7 +206,7 @@ def allocate(
         for k in constraints(by_site[u.site_id]) if u.site_id in by_site else []:
             caps[k] = max(0, caps[k] - u.w)
     under = {c.connector_id: constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
-    floor = {c.connector_id: min(min_w, c.rating_w) for c in charging}
+    floor = {c.connector_id: min(min_w if c.min_w is None else c.min_w, c.rating_w) for c in charging}
     # Pause the latest started (ties: the higher connector id) until every car can have its minimum.
     running = sorted(charging, key=lambda c: (c.started_at, c.connector_id))
     paused: set[int] = set()
@@ -210,14 +221,18 @@ def allocate(
         latest = next(c for c in reversed(running) if short.intersection(under.get(c.connector_id, [])))
         running.remove(latest)
         paused.add(latest.connector_id)
-    limits = fair_shares(caps, {c.connector_id: (c.rating_w, under.get(c.connector_id, [])) for c in running})
+    limits = fair_shares(
+        caps,
+        {c.connector_id: (c.rating_w, under.get(c.connector_id, [])) for c in running},
+        {c.connector_id: floor[c.connector_id] for c in running},
+    )
     left = dict(caps)
     for connector_id, w in limits.items():
         for k in under.get(connector_id, []):
             left[k] -= w
     spare: dict[int, int] = {}
     for i in sorted(idle, key=lambda i: i.connector_id):  # lower ids first: the same answer every time
-        want = min(min_w, i.rating_w)
+        want = min(min_w if i.min_w is None else i.min_w, i.rating_w)
         keys = constraints(by_site[i.site_id]) if i.site_id in by_site else []
         spare[i.connector_id] = want if all(left[k] >= want for k in keys) else 0
         for k in keys:
@@ -298,31 +313,49 @@ def lower_before_raise(
 
 
 def fair_shares(
-    capacities: Mapping[_K, int], demands: Mapping[int, tuple[int, Sequence[_K]]]
+    capacities: Mapping[_K, int],
+    demands: Mapping[int, tuple[int, Sequence[_K]]],
+    floors: Mapping[int, int] | None = None,
 ) -> dict[int, int]:
     """Max-min fair shares (progressive filling) in whole watts: each item's (rating, the
-    constraints it sits under), each constraint's capacity. Every item rises together until it
-    reaches its rating or one of its constraints is full; floors keep each sum within its capacity."""
+    constraints it sits under), each constraint's capacity, and each item's floor (none: 0; at most
+    its rating, and the floors under each constraint within its capacity). A common level rises;
+    every item takes the level, or its floor while the level is below it, until it reaches its
+    rating or one of its constraints is full; floors keep each sum within its capacity."""
+    low = floors or {}
     share: dict[int, int] = {}
     rising = set(demands)
     while rising:
         used: dict[_K, int] = {}
-        count: dict[_K, int] = {}
+        members: dict[_K, list[int]] = {}
         for item, (_, keys) in demands.items():
             for k in keys:
                 if item in rising:
-                    count[k] = count.get(k, 0) + 1
+                    members.setdefault(k, []).append(low.get(item, 0))
                 else:
                     used[k] = used.get(k, 0) + share[item]
-        levels = {k: (capacities[k] - used.get(k, 0)) // n for k, n in count.items()}
+        levels = {k: _level(capacities[k] - used.get(k, 0), fl) for k, fl in members.items()}
         lowest_rating = min(demands[i][0] for i in rising)
         bottleneck = min([lowest_rating, *levels.values()])
         full = {k for k, level in levels.items() if level == bottleneck}
         done = {i for i in rising if demands[i][0] <= bottleneck or full.intersection(demands[i][1])}
         for i in done:
-            share[i] = max(0, min(bottleneck, demands[i][0]))
+            share[i] = max(0, min(max(bottleneck, low.get(i, 0)), demands[i][0]))
         rising -= done
     return share
+
+
+def _level(room: int, floors: Sequence[int]) -> int:
+    """The highest whole level L at which items taking max(L, their floor) fit in `room`: the
+    items whose floor is above L take their floor, the rest share what those leave."""
+    pinned = sorted(floors, reverse=True)
+    left, n = room, len(pinned)
+    level = left // n
+    while n > 1 and pinned[len(floors) - n] > level:
+        left -= pinned[len(floors) - n]
+        n -= 1
+        level = left // n
+    return level
 
 
 # ---- the invariant: measured load against the limit ---------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.domain.smart_charge_points import SmartSettings
-from chargeshare.ocpp import OcppVersion, metering_setup, rate_units
+from chargeshare.ocpp import V201, OcppVersion, family, metering_setup, rate_units
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
 from chargeshare.ocpp import phases as ocpp_phases
@@ -108,6 +108,7 @@ class Reports(Protocol):
     def rate_units_learned(self, cp_id: str, units: frozenset[str]) -> bool: ...
     def phases(self, cp_id: str) -> dict[int, int] | None: ...
     def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool: ...
+    def connector_numbers(self, cp_id: str) -> tuple[int, ...]: ...
 
 
 def maybe_delivered(result: cmd.CommandResult[Any]) -> bool:
@@ -344,13 +345,14 @@ class CommandPolicy:
         or could not, is kept among its reports for the operator."""
         # The units it takes schedules in, and its phases, ride on the same read (kept only when they
         # change what is sent).
-        also = (rate_units.key(version), ocpp_phases.key(version))
+        evses = (yield from self._evses(cp_id)) if family(version) == V201 else ()
+        also = (rate_units.key(version), *ocpp_phases.keys(version, evses))
         setup = yield from metering_setup.configure(version, policy, also)
         if setup.read_failure is None:
             units = rate_units.from_read(version, setup.read)
             yield from self._boot_units(cp_id, units)
             said = ocpp_phases.from_read(version, setup.read)
-            if rate_units.amps_only(units) and said:  # phases matter only to limits in A
+            if said.said():  # the allocation's minimum depends on them, in W as in A
                 yield from self._phases_learned(cp_id, said)
         if setup.needed_nothing:
             return
@@ -545,24 +547,34 @@ class CommandPolicy:
             log.exception("keeping the units %s takes schedules in failed (asked again)", cp_id)
 
     def _phases_for(self, cp_id: str) -> Generator[Step, Any, dict[int, int]]:
-        """The phases a charger's connectors are wired to, for limits in A: kept in the store, or
-        asked here when never asked (as the units are). Unknown is empty: one phase each."""
+        """The phases a charger's connectors are wired to, and its switch to one phase
+        (`ocpp_phases.Wiring`), for its limits: kept in the store, or asked here when never asked
+        (as the units are). Unknown is empty: one phase each, no switch."""
         try:
-            kept = yield Effect(self.reports.phases, (cp_id,))
+            kept: dict[int, int] | None = yield Effect(self.reports.phases, (cp_id,))
         except (NotFound, Busy) as exc:
             log.warning("could not read the phases %r is wired to (held to one): %s", cp_id, exc)
             return {}
         if kept is not None:
-            return dict(kept)
-        said = yield from ocpp_phases.learn()
+            return kept
+        said = yield from ocpp_phases.learn((yield from self._evses(cp_id)))
         if said is None:
             return {}  # no answer: asked again with its next limits
         yield from self._phases_learned(cp_id, said)
         return said
 
+    def _evses(self, cp_id: str) -> Generator[Step, Any, tuple[int, ...]]:
+        """The charger's connector numbers, which on 2.0.1 are its EVSE ids (none: not known)."""
+        try:
+            found: tuple[int, ...] = yield Effect(self.reports.connector_numbers, (cp_id,))
+        except Exception:
+            log.exception("could not read %s's connectors (its EVSEs' phases not asked)", cp_id)
+            return ()
+        return found
+
     def _phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> Generator[Step, Any, None]:
         try:
-            yield Effect(self.reports.phases_learned, (cp_id, dict(phases)))
+            yield Effect(self.reports.phases_learned, (cp_id, phases))
         except Exception:
             log.exception("keeping the phases %s is wired to failed (asked again)", cp_id)
 
@@ -571,8 +583,8 @@ class CommandPolicy:
         phases: dict[int, int] = {}
         if due.limits_w:  # clearing names no unit
             unit, kept = yield from self._unit_for(due.charge_point_id)
-            if unit is cmd.RateUnit.AMPS:
-                phases = yield from self._phases_for(due.charge_point_id)
+            # In A the phases carry the limit; in W too, a switch to one phase is said.
+            phases = yield from self._phases_for(due.charge_point_id)
         refused = yield from self._grid_profiles(due, due.steps, unit, phases)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,

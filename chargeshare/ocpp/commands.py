@@ -682,20 +682,34 @@ class SettingKey:
     name: str
     component: str = ""
     instance: str = ""
+    evse: int | None = None  # 2.0.1: the EVSE the component belongs to (e.g. EVSE 2's SupplyPhases)
 
     def __str__(self) -> str:
-        named = f"{self.component}.{self.name}" if self.component else self.name
+        where = self.component if self.evse is None else f"{self.component}({self.evse})"
+        named = f"{where}.{self.name}" if self.component else self.name
         return f"{named}[{self.instance}]" if self.instance else named
 
     def variable(self) -> dict[str, str]:
         """The 2.0.1 VariableType naming it."""
         return {"name": self.name, "instance": self.instance} if self.instance else {"name": self.name}
 
+    def component_type(self) -> dict[str, Any]:
+        """The 2.0.1 ComponentType naming it."""
+        if self.evse is None:
+            return {"name": self.component}
+        return {"name": self.component, "evse": {"id": self.evse}}
+
     @classmethod
     def answered(cls, result: dict[str, Any]) -> SettingKey:
         """The key a 2.0.1 Get/SetVariableResult names."""
-        variable = result["variable"]
-        return cls(variable["name"], result["component"]["name"], variable.get("instance", ""))
+        variable, component = result["variable"], result["component"]
+        evse = component.get("evse")
+        return cls(
+            variable["name"],
+            component["name"],
+            variable.get("instance", ""),
+            None if evse is None else int(evse["id"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -736,7 +750,7 @@ class GetSettings(Command[tuple[SettingValue, ...]]):
             raise CannotSay("OCPP 2.0.1 reads named variables only (a full read is GetBaseReport)")
         return {
             "getVariableData": [
-                {"component": {"name": k.component}, "variable": k.variable()} for k in self.keys
+                {"component": k.component_type(), "variable": k.variable()} for k in self.keys
             ]
         }
 
@@ -812,7 +826,7 @@ class GetReport(_NoDetails):
         p: dict[str, Any] = {"requestId": self.request_id}
         if self.variables:
             p["componentVariable"] = [
-                {"component": {"name": k.component}, **({"variable": k.variable()} if k.name else {})}
+                {"component": k.component_type(), **({"variable": k.variable()} if k.name else {})}
                 for k in self.variables
             ]
         if self.criteria:
@@ -837,7 +851,7 @@ class ChangeSetting(_NoDetails):
             "setVariableData": [
                 {
                     "attributeValue": self.value,
-                    "component": {"name": self.key.component},
+                    "component": self.key.component_type(),
                     "variable": self.key.variable(),
                 }
             ]
@@ -886,7 +900,7 @@ class ChangeSettings(Command[tuple[SettingValue, ...]]):
             "setVariableData": [
                 {
                     "attributeValue": value,
-                    "component": {"name": key.component},
+                    "component": key.component_type(),
                     "variable": key.variable(),
                 }
                 for key, value in self.values

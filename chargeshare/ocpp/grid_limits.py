@@ -11,9 +11,13 @@ Both are Absolute, start when decided, have no end, and have stable ids (so each
 replaces the last) at stack level 1. They are in W, or in A for a charger that takes A only
 (chargeshare/ocpp/rate_units.py): per phase on the phases its connector is wired to
 (chargeshare/ocpp/phases.py; one when unknown), floored, so the charger never draws more than the W
-decided. A limit already known to change later (a flexibility
-event beginning or ending) is a second period starting then, so the charger changes on time however
-late the next decision reaches it. A charger taken off its site has both cleared.
+decided. A limit under 6 A on each phase of a multi-phase connector goes on one phase
+(`numberPhases` 1, in W as in A) only for a charger that says it switches three phases to one;
+any other stays on its phases, 0 A (paused) in A, as it could obey no other way (the allocation
+gives such a connector 6 A on each phase or nothing: chargeshare/services/grid.py). A limit
+already known to change later (a flexibility event beginning or ending) is a second period
+starting then, so the charger changes on time however late the next decision reaches it. A
+charger taken off its site has both cleared.
 """
 
 from __future__ import annotations
@@ -44,11 +48,12 @@ def amps_within(w: int, phases: int = AMPS_PHASES) -> int:
     return amps if amps >= MIN_AMPS else 0
 
 
-def phases_for(w: int, wired: int) -> int:
+def phases_for(w: int, wired: int, switches: bool = False) -> int:
     """The phases a limit of `w` goes on, for a connector wired to `wired`: all of them while `w`
-    gives each the 6 A minimum; under it one phase, where `w` may still be 6 A or more (an
-    allocation's 1,380 W minimum is one phase's), rather than 0 on all."""
-    if wired > AMPS_PHASES and amps_within(w, wired) == 0:
+    gives each the 6 A minimum; under it, for a charger that `switches` three phases to one, one
+    phase, where `w` may still be 6 A or more, rather than 0 on all. One that cannot switch stays
+    on all: told one phase, it could only pause or draw on all, over the limit."""
+    if switches and wired > AMPS_PHASES and amps_within(w, wired) == 0:
         return AMPS_PHASES
     return max(AMPS_PHASES, wired)
 
@@ -57,13 +62,16 @@ def tx_default_profile_id(connector_no: int) -> int:
     return TX_DEFAULT_PROFILE_ID + connector_no
 
 
-def period(offset: int, w: int, unit: cmd.RateUnit, wired: int = AMPS_PHASES) -> cmd.SchedulePeriod:
+def period(
+    offset: int, w: int, unit: cmd.RateUnit, wired: int = AMPS_PHASES, switches: bool = False
+) -> cmd.SchedulePeriod:
     """A period limited to `w` in `unit`: in A, `amps_within(w, n)` on the n phases it names
-    (`phases_for` a connector wired to `wired`)."""
+    (`phases_for` a connector wired to `wired`); in W, the phases named only where a charger that
+    `switches` is to switch to one."""
+    n = phases_for(w, wired, switches)
     if unit is cmd.RateUnit.AMPS:
-        n = phases_for(w, wired)
         return cmd.SchedulePeriod(offset, amps_within(w, n), phases=n)
-    return cmd.SchedulePeriod(offset, w)
+    return cmd.SchedulePeriod(offset, w, phases=n if w > 0 and n < wired else None)
 
 
 def _profile(
@@ -73,6 +81,7 @@ def _profile(
     at: datetime,
     unit: cmd.RateUnit,
     wired: int,
+    switches: bool,
 ) -> cmd.ChargingProfile:
     return cmd.ChargingProfile(
         profile_id=profile_id,
@@ -80,7 +89,7 @@ def _profile(
         purpose=purpose,
         kind=cmd.ProfileKind.ABSOLUTE,
         rate_unit=unit,
-        periods=tuple(period(offset, w, unit, wired) for offset, w in periods),
+        periods=tuple(period(offset, w, unit, wired, switches) for offset, w in periods),
         starts_at=at,
     )
 
@@ -133,7 +142,8 @@ def limit_commands(
     share, in `unit`; no limits: clear both. In A, each connector's on the `phases` it is wired to
     (chargeshare/ocpp/phases.py: connector number, 0 for the whole charger; unknown is one), the
     maximum on the most of its connectors': a cap on each phase, so the charger's total over those
-    phases is within the sum, and no connector is told to use fewer phases than it is wired to."""
+    phases is within the sum, and no connector is told to use fewer phases than it is wired to
+    unless the charger switches three phases to one (`phases_for`)."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
@@ -142,18 +152,23 @@ def limit_commands(
     periods = connector_periods(limits_w, steps, at)
     wired = {no: ocpp_phases.of_connector(phases, no) for no in periods}
     most = max(wired.values())
+    switches = ocpp_phases.switches(phases)
+    charger_max = _profile(
+        CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at, unit, most, switches
+    )
     return (
-        cmd.SetChargingProfile(
-            0,
-            _profile(
-                CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at, unit, most
-            ),
-        ),
+        cmd.SetChargingProfile(0, charger_max),
         *(
             cmd.SetChargingProfile(
                 no,
                 _profile(
-                    tx_default_profile_id(no), cmd.ProfilePurpose.TX_DEFAULT, periods[no], at, unit, wired[no]
+                    tx_default_profile_id(no),
+                    cmd.ProfilePurpose.TX_DEFAULT,
+                    periods[no],
+                    at,
+                    unit,
+                    wired[no],
+                    switches,
                 ),
             )
             for no in sorted(periods)

@@ -4,16 +4,24 @@ on all of them (chargeshare/ocpp/grid_limits.py) rather than held to one phase's
 1.6: `ConnectorPhaseRotation`, a list such as "0.RST, 1.RST, 2.NotApplicable": a rotation (any
 order of R, S, T) is three phases, `NotApplicable` one phase (or DC), `Unknown` says nothing; index
 0 is the grid connection to the main meter, not a connector. 2.0.1: `ChargingStation.SupplyPhases`,
-the number of AC phases the whole station has (0 for DC: nothing said).
+the number of AC phases the whole station has (0 for DC: nothing said), and the `EVSE` component's
+`SupplyPhases` for one EVSE, which overrides the station's for it (an EVSE is our connector: its
+`evseId` is the connector number, chargeshare/ocpp/csms_v201.py). Only the EVSEs named are asked.
 
-Kept as {connector number: phases}, 0 for the whole charger. Pure but for `learn`, a command script
-reading the one setting in whichever version the charger speaks.
+Whether a charger switches a three-phase connector to one phase during a transaction (1.6
+`ConnectorSwitch3to1PhaseSupported`, 2.0.1 `SmartChargingCtrlr.Phases3to1`, both "if defined and
+true") is read with them: one that does not cannot take a limit below 6 A on each of its phases,
+so it is never sent one (chargeshare/ocpp/grid_limits.py), and its allocation's minimum is 6 A on
+each (chargeshare/services/grid.py).
+
+Kept as a `Wiring`: {connector number: phases}, 0 for the whole charger, and the switch. Pure but
+for `learn`, a command script reading the settings in whichever version the charger speaks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from chargeshare.ocpp import V16, V201, OcppVersion, family
@@ -22,15 +30,59 @@ from chargeshare.ocpp.scripts import Send
 
 WHOLE_CHARGER = 0
 MAX_PHASES = 3
+MAX_ITEMS = 1_000  # more EVSEs than any charger has
 KEYS: dict[OcppVersion, cmd.SettingKey] = {
     V16: cmd.SettingKey("ConnectorPhaseRotation"),
     V201: cmd.SettingKey("SupplyPhases", "ChargingStation"),
 }
+SWITCH_KEYS: dict[OcppVersion, cmd.SettingKey] = {
+    V16: cmd.SettingKey("ConnectorSwitch3to1PhaseSupported"),
+    V201: cmd.SettingKey("Phases3to1", "SmartChargingCtrlr"),
+}
 _ROTATIONS = frozenset({"RST", "RTS", "SRT", "STR", "TRS", "TSR"})
+
+
+class Wiring(dict[int, int]):
+    """{connector number: phases} (0: the whole charger; empty: not said), and whether the charger
+    switches a three-phase connector to one phase during a transaction (not said: it does not).
+    Equal to a plain dict of the same phases; to another `Wiring` only with the same switch."""
+
+    def __init__(self, phases: Mapping[int, int] | None = None, *, switches_3to1: bool = False) -> None:
+        super().__init__(phases or {})
+        self.switches_3to1 = switches_3to1
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Wiring) and other.switches_3to1 != self.switches_3to1:
+            return False
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Wiring({dict.__repr__(self)}, switches_3to1={self.switches_3to1})"
+
+    def said(self) -> bool:
+        """Anything said: phases, or that it switches."""
+        return bool(self) or self.switches_3to1
+
+
+EVSE_COMPONENT = "EVSE"
 
 
 def key(version: OcppVersion) -> cmd.SettingKey:
     return KEYS[family(version)]
+
+
+def keys(version: OcppVersion, evses: Iterable[int] = ()) -> tuple[cmd.SettingKey, ...]:
+    """The settings to read: the charger's, and on 2.0.1 each of `evses`' own."""
+    if family(version) != V201:
+        return (key(version), SWITCH_KEYS[V16])
+    station = key(version)
+    own = (cmd.SettingKey(station.name, EVSE_COMPONENT, evse=n) for n in sorted(set(evses)) if n > 0)
+    return (station, SWITCH_KEYS[V201], *own)
 
 
 def _rotation_phases(word: str) -> int | None:
@@ -69,13 +121,27 @@ def parse(version: OcppVersion, declared: str) -> dict[int, int]:
     return out
 
 
-def from_read(version: OcppVersion, read: Sequence[cmd.SettingValue]) -> dict[int, int]:
-    """The phases from a settings read that named the key (empty: the charger did not say)."""
-    wanted = key(version)
+def from_read(version: OcppVersion, read: Sequence[cmd.SettingValue]) -> Wiring:
+    """The wiring from a settings read that named the keys (empty: the charger did not say); on
+    2.0.1 an EVSE's own value stands for it beside the station's."""
+    wanted, switch = key(version), SWITCH_KEYS[family(version)]
+    out = Wiring()
     for value in read:
-        if value.key == wanted and value.status is cmd.Status.ACCEPTED and value.value is not None:
-            return parse(version, value.value)
-    return {}
+        if value.status is not cmd.Status.ACCEPTED or value.value is None:
+            continue
+        if value.key == wanted:
+            out.update(parse(version, value.value))
+        elif value.key == switch:
+            out.switches_3to1 = value.value.strip().lower() == "true"
+        elif family(version) == V201 and _evse_key(value.key):
+            said = parse(version, value.value).get(WHOLE_CHARGER)
+            if said is not None and value.key.evse is not None:
+                out[value.key.evse] = said
+    return out
+
+
+def _evse_key(k: cmd.SettingKey) -> bool:
+    return k.component == EVSE_COMPONENT and k.name == KEYS[V201].name and k.evse is not None and k.evse > 0
 
 
 def of_connector(known: Mapping[int, int], connector_no: int) -> int:
@@ -85,26 +151,58 @@ def of_connector(known: Mapping[int, int], connector_no: int) -> int:
 
 
 @dataclass(frozen=True)
-class GetPhases(cmd.Command[dict[int, int]]):
-    """GetConfiguration (1.6) or GetVariables (2.0.1) of the one setting; its details: the phases."""
+class GetPhases(cmd.Command[Wiring]):
+    """GetConfiguration (1.6) or GetVariables (2.0.1) of the settings (on 2.0.1 `evses`' own too);
+    its details: the phases."""
 
+    evses: tuple[int, ...] = ()
+    # Sent in parts when the charger takes fewer items a request (cmd.InParts): `per_message` the
+    # most a part names, `only` one part's keys.
+    per_message: int | None = None
+    only: tuple[cmd.SettingKey, ...] | None = None
     actions: ClassVar[dict[str, str]] = cmd.GetSettings.actions
 
-    def payload(self, version: OcppVersion, charger_tx: cmd.ChargerTxLookup) -> dict[str, Any]:
-        return cmd.GetSettings((key(version),)).payload(version, charger_tx)
+    def _keys(self, version: OcppVersion) -> tuple[cmd.SettingKey, ...]:
+        return keys(version, self.evses) if self.only is None else self.only
 
-    def result(self, version: OcppVersion, answer: dict[str, Any]) -> cmd.Done[dict[int, int]]:
+    def parts(self, version: OcppVersion) -> list[GetPhases]:
+        whole = cmd.GetSettings(self._keys(version), self.per_message)
+        return [GetPhases(self.evses, only=part.keys) for part in whole.parts(version)]
+
+    def items(self) -> int:
+        if self.only is not None:
+            return len(self.only)
+        return min(2 + len(self.evses), self.per_message or MAX_ITEMS)
+
+    def at_most(self, per_message: int) -> GetPhases:
+        return replace(self, per_message=per_message)
+
+    def joined(self, done: list[cmd.Done[Wiring]]) -> cmd.Done[Wiring]:
+        # Each part's phases are its own keys': an EVSE's and the station's never share a number.
+        phases = {no: n for d in done for no, n in d.details.items()}
+        switches = any(d.details.switches_3to1 for d in done)
+        return cmd.Done(cmd.Status.ACCEPTED, Wiring(phases, switches_3to1=switches))
+
+    def payload(self, version: OcppVersion, charger_tx: cmd.ChargerTxLookup) -> dict[str, Any]:
+        return cmd.GetSettings(self._keys(version)).payload(version, charger_tx)
+
+    def result(self, version: OcppVersion, answer: dict[str, Any]) -> cmd.Done[Wiring]:
         return cmd.Done(cmd.Status.ACCEPTED, self.details(version, answer))
 
-    def details(self, version: OcppVersion, answer: dict[str, Any]) -> dict[int, int]:
+    def details(self, version: OcppVersion, answer: dict[str, Any]) -> Wiring:
         return from_read(version, cmd.GetSettings().details(version, answer))
 
 
-def learn() -> Generator[Send, Any, dict[int, int] | None]:
-    """Read the charger's declared phases: None when the read failed (asked again another time),
-    empty when it answered without saying."""
-    read = yield Send(GetPhases())
+def learn(evses: Iterable[int] = ()) -> Generator[Send, Any, Wiring | None]:
+    """Read the charger's declared wiring (on 2.0.1 `evses`' own too): None when the read failed
+    (asked again another time), empty when it answered without saying."""
+    read = yield Send(GetPhases(tuple(sorted(set(evses)))))
     if not isinstance(read, cmd.Done):
         return None
-    phases: dict[int, int] = read.details
-    return phases
+    said: Wiring = read.details
+    return said
+
+
+def switches(known: Mapping[int, int]) -> bool:
+    """Whether the charger said it switches three phases to one (a plain mapping says nothing)."""
+    return isinstance(known, Wiring) and known.switches_3to1

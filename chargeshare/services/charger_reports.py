@@ -11,6 +11,8 @@ from typing import Any
 
 from chargeshare.domain import charger_reports as fold
 from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.ocpp import phases as ocpp_phases
+from chargeshare.ocpp.phases import Wiring
 from chargeshare.services.booking import BookingService
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import CertificateIssued, MessageBus
@@ -64,8 +66,10 @@ class SignAnswer:
     code: str = ""  # a refusal's reasonCode (2.0.1 statusInfo, at most 20 characters)
 
 
-def _phases(body: Mapping[str, Any]) -> dict[int, int]:
-    return {int(no): int(n) for no, n in body.get("phases", {}).items()}
+def wiring(body: Mapping[str, Any]) -> Wiring:
+    """A kept `Phases` report's wiring (one kept before the switch was read: no switch)."""
+    phases = {int(no): int(n) for no, n in body.get("phases", {}).items()}
+    return Wiring(phases, switches_3to1=bool(body.get("switches_3to1", False)))
 
 
 class ChargerReportsService:
@@ -131,17 +135,27 @@ class ChargerReportsService:
             tx.reports.add(charger_id, RATE_UNITS, summary, body, received_at=self.clock.now())
         return True
 
-    def phases(self, cp_id: str) -> dict[int, int] | None:
+    def phases(self, cp_id: str) -> Wiring | None:
         """The phases the charger last said its connectors are wired to ({connector: phases}, 0 for
-        the whole charger; empty: it did not say); None when it was never asked, or is not
-        registered. Kept in the store, as the units are."""
+        the whole charger; empty: it did not say), and whether it switches three phases to one;
+        None when it was never asked, or is not registered. Kept in the store, as the units are."""
         with self.store.reading() as tx:
             try:
                 charger_id = tx.chargers.get(cp_id).charger_id
             except NotFound:
                 return None
             said = tx.reports.of(charger_id, (PHASES,))
-        return None if not said else _phases(said[-1].body)
+        return None if not said else wiring(said[-1].body)
+
+    def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
+        """The charger's connectors' numbers (on 2.0.1 its EVSE ids), in order; none when not
+        registered."""
+        with self.store.reading() as tx:
+            try:
+                connectors = tx.chargers.get(cp_id).connectors
+            except NotFound:
+                return ()
+        return tuple(sorted(c.connector_no for c in connectors))
 
     def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool:
         """Keep what the charger said, if it differs from what was kept. True when it changed."""
@@ -150,8 +164,9 @@ class ChargerReportsService:
                 charger_id = tx.chargers.get(cp_id).charger_id
             except NotFound:
                 return False
+            switches = ocpp_phases.switches(phases)
             said = tx.reports.of(charger_id, (PHASES,))
-            if said and _phases(said[-1].body) == dict(phases):
+            if said and wiring(said[-1].body) == Wiring(phases, switches_3to1=switches):
                 return False
             summary = (
                 ", ".join(
@@ -159,8 +174,10 @@ class ChargerReportsService:
                     for no, n in sorted(phases.items())
                 )
                 or "phases not said"
-            )
-            body = {"phases": {str(no): n for no, n in sorted(phases.items())}}
+            ) + ("; switches 3 to 1 phase" if switches else "")
+            body: dict[str, Any] = {"phases": {str(no): n for no, n in sorted(phases.items())}}
+            if switches:
+                body["switches_3to1"] = True
             tx.reports.add(charger_id, PHASES, summary, body, received_at=self.clock.now())
         return True
 

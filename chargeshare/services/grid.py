@@ -42,7 +42,11 @@ from chargeshare.domain.grid_limits import (
     constraints,
     edges_within,
     lower_before_raise,
+    min_charging_w,
 )
+from chargeshare.ocpp import phases as ocpp_phases
+from chargeshare.ocpp.phases import Wiring
+from chargeshare.services.charger_reports import PHASES, wiring
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     GridLimitsDue,
@@ -321,7 +325,11 @@ class GridService:
         held = tx.grid.held() if unheard_chargers else {}
         for charger_id, site_id in members.items():
             charger = tx.chargers.by_id(charger_id)
+            wired = self._wiring(tx, charger_id)
             for c in charger.connectors:
+                least = min_charging_w(
+                    ocpp_phases.of_connector(wired, c.connector_no), wired.switches_3to1, self.min_w
+                )
                 where[c.connector_id] = _Connector(
                     c.connector_id, c.connector_no, charger.charge_point_id, charger_id
                 )
@@ -331,9 +339,11 @@ class GridService:
                     unheard.append(Unheard(c.connector_id, site_id, held.get(c.connector_id, c.max_power_w)))
                 session = tx.sessions.open_on(c.connector_id)
                 if session is None:
-                    idle.append(Idle(c.connector_id, site_id, c.max_power_w))
+                    idle.append(Idle(c.connector_id, site_id, c.max_power_w, least))
                 else:
-                    charging.append(Charging(c.connector_id, site_id, c.max_power_w, session.started_at))
+                    charging.append(
+                        Charging(c.connector_id, site_id, c.max_power_w, session.started_at, least)
+                    )
         plans = self._plans(sites, feeders, charging, idle, events, now)
         if unheard:
             apart = {u.connector_id for u in unheard}
@@ -348,6 +358,12 @@ class GridService:
             )
             plans = {**heard, **{u.connector_id: plans[u.connector_id].capped_by(Plan(u.w)) for u in unheard}}
         return plans, where, under, {u.connector_id for u in unheard}
+
+    @staticmethod
+    def _wiring(tx: UnitOfWork, charger_id: int) -> Wiring:
+        """The phases its charger last said, and its switch to one phase (unsaid: one phase)."""
+        said = tx.reports.of(charger_id, (PHASES,))
+        return wiring(said[-1].body) if said else Wiring()
 
     def _plans(
         self,

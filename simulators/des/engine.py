@@ -247,6 +247,7 @@ def _populate(
         charger.take_amps_only()
     for charger in chargers.values():
         charger.wire_phases(params.fleet.phases, said=params.fleet.phases_said)
+        charger.switch_phases(params.fleet.phase_switching)
     world = DesWorld(
         env, app, chargers, float(params.duration_s), DriverStats(bookings_answered=set()), houses=houses
     )

@@ -110,6 +110,17 @@ async def test_a_charger_says_its_phases_and_draws_a_limit_in_amps_on_all_it_is_
     assert rig.charger.power_w(c2) == 22_000 // 3
 
 
+async def test_a_201_charger_says_each_evses_own_phases(rig: Rig) -> None:
+    rig.charger.wire_phases({1: 1, 2: 3})
+    read = phases.GetPhases((1, 2))
+    said = read.details(rig.version, await send(rig, read))
+    # 1.6 per connector in its one key; 2.0.1 the station's most, and each EVSE's own.
+    assert said == ({1: 1, 2: 3} if rig.version == V16 else {0: 3, 1: 1, 2: 3})
+    assert [phases.of_connector(said, no) for no in (1, 2)] == [1, 3]
+    rig.charger.wire_phases(3, said=False)  # it no longer says, for the EVSEs either
+    assert read.details(rig.version, await send(rig, read)) == {}
+
+
 async def test_a_charger_wired_to_one_phase_says_so_and_draws_on_the_one(rig: Rig) -> None:
     rig.charger.take_amps_only()
     rig.charger.wire_phases(1)
@@ -124,3 +135,28 @@ async def test_a_charger_wired_to_one_phase_says_so_and_draws_on_the_one(rig: Ri
     c1 = rig.charger.connectors[1]
     assert rig.charger.power_w(c2) <= 10 * 230
     assert rig.charger.power_w(c1) + rig.charger.power_w(c2) == 14 * 230 < 3_000 + 7_000
+
+
+@pytest.mark.parametrize("switches", [True, False])
+async def test_a_charger_says_whether_it_switches_to_one_phase_and_obeys_only_what_it_can(
+    rig: Rig, switches: bool
+) -> None:
+    """3,000 W for a three-phase connector is under 6 A on each phase: a charger that switches is
+    sent it on one phase and draws 13 A there; one that cannot is sent 0 A on its three and pauses,
+    and told one phase anyway (by a backend that ignored what it said) it pauses too."""
+    rig.charger.take_amps_only()
+    rig.charger.switch_phases(switches)
+    read = phases.GetPhases((1, 2))
+    wired = read.details(rig.version, await send(rig, read))
+    assert phases.switches(wired) is switches
+    await both_charging(rig)
+    c2 = rig.charger.connectors[2]  # 22 kW on 3 phases
+    limits = ((1, 3_000), (2, 3_000))
+    for command in limit_commands(limits, rig.clock.now(), unit=cmd.RateUnit.AMPS, phases=wired):
+        assert (await send(rig, command))["status"] == "Accepted"
+    assert rig.charger.power_w(c2) == (13 * 230 if switches else 0)
+    if not switches:
+        told_one = phases.Wiring(wired, switches_3to1=True)
+        for command in limit_commands(limits, rig.clock.now(), unit=cmd.RateUnit.AMPS, phases=told_one):
+            assert (await send(rig, command))["status"] == "Accepted"
+        assert (c2.state, rig.charger.power_w(c2)) == (ConnectorState.SUSPENDED_EVSE, 0)

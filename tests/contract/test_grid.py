@@ -10,7 +10,9 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
-from tests.conftest import T0
+from chargeshare.ocpp.phases import Wiring
+from chargeshare.services.booking import BookRequest
+from tests.conftest import T0, add_charger
 from tests.contract.test_repositories import a_charger
 
 HOUR = timedelta(hours=1)
@@ -205,3 +207,36 @@ def test_a_negative_house_load_is_refused_even_in_an_older_reading(app: App) -> 
     with app.store.reading() as tx:
         (s,) = tx.grid.sites()
         assert (s.house_load_w, s.house_load_at) == (500, T0 + HOUR)
+
+
+def test_a_chargers_kept_phases_and_switch_set_its_connectors_minimum(app: App) -> None:
+    """The `Phases` report keeps the switch to one phase beside the phases in every store, and the
+    allocation reads both: 6,000 W for an 11 kW three-phase connector and a 7.4 kW one-phase one
+    is 4,140 W and 1,860 W when the first cannot switch, 3,000 W each when it can."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+        app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    app.reports.phases_learned("CP2", Wiring({0: 1}))
+    for switches, shares in ((False, (4_140, 1_860)), (True, (3_000, 3_000))):
+        assert app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=switches))
+        assert app.reports.phases("CP1") == Wiring({0: 3}, switches_3to1=switches)
+        assert not app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=switches))
+        if not switches:
+            for n in (1, 2):
+                app.charging.start(f"CP{n}", 1, f"TAG{n}", 0, app.clock.now())
+        for _ in range(3):  # each charger takes its limits, and raises held meanwhile follow
+            app.grid.rebalance()
+            for cp in ("CP1", "CP2"):
+                due = app.grid.limits_due(cp)
+                if due is not None:
+                    app.grid.limits_delivered(cp, due.decision)
+        assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+            ((1, shares[0]),),
+            ((1, shares[1]),),
+        ]

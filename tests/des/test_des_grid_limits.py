@@ -44,6 +44,7 @@ def feeder_of_two(
     rating_w: int = 7_400,
     feeder_w: int = 8_000,
     phases_said: bool = True,
+    switching: bool = True,
 ) -> Generator[tuple[simpy.Environment, App, list[DesCharger]], None, None]:
     """Two single-connector chargers (7.4 kW: one phase; above: three), each on its own site,
     under one feeder (8 kW)."""
@@ -77,6 +78,7 @@ def feeder_of_two(
         if amps_only:
             charger.take_amps_only()
         charger.wire_phases(None, said=phases_said)
+        charger.switch_phases(switching)
         charger.connect()
         chargers.append(charger)
     try:
@@ -157,7 +159,36 @@ def test_three_phase_chargers_taking_amps_only_draw_their_share_on_the_phases_th
         env.run(until=HOUR + 1)  # the meters taken at the hour
         assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [each_wh] * 2
         assert sum(c.power_w(c.connectors[1]) for c in (cp1, cp2)) == 2 * each_wh <= 16_000
-        kept = {1: 3} if version == V16 else {0: 3}
+        kept = {1: 3} if version == V16 else {0: 3, 1: 3}  # 2.0.1: the station's and its EVSE's
         assert [app.reports.phases(c.cp_id) for c in (cp1, cp2)] == [kept if said else {}] * 2
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize("version", [V16, V201], ids=["ocpp16", "ocpp201"])
+@pytest.mark.parametrize("amps_only", [False, True], ids=["watts", "amps"])
+@pytest.mark.parametrize(
+    ("switching", "each_wh"), [(True, (3_450, 3_450)), (False, (6_900, 0))], ids=["switching", "fixed"]
+)
+def test_three_phase_chargers_that_cannot_switch_to_one_phase_get_6_a_on_each_or_wait(
+    version: OcppVersion, amps_only: bool, switching: bool, each_wh: tuple[int, int]
+) -> None:
+    """Two 11 kW three-phase chargers under 7,000 W: 3,500 W each is under 6 A on each phase.
+    Chargers that switch to one phase are told so and draw 15 A on one (3,450 W each; in W the
+    3,500 W whole); ones that cannot are never told less than 6 A on each of three (4,140 W) or 0:
+    two minimums do not fit, so the second car waits and the first takes the feeder (10 A on each
+    phase, 6,900 W; in W 7,000 W). The feeder holds."""
+    world = feeder_of_two(version, amps_only=amps_only, rating_w=11_000, feeder_w=7_000, switching=switching)
+    env, app, (cp1, cp2) = next(world)
+    try:
+        for n, charger in ((1, cp1), (2, cp2)):
+            driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+            app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
+            charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 11_000), 40_000)
+        env.run(until=HOUR + 1)  # the meters taken at the hour
+        expected = each_wh if amps_only else (3_500, 3_500) if switching else (7_000, 0)
+        assert tuple(c.connectors[1].meter.register_wh for c in (cp1, cp2)) == expected
+        assert sum(c.power_w(c.connectors[1]) for c in (cp1, cp2)) == sum(expected) <= 7_000
+        assert [app.reports.phases(c.cp_id).switches_3to1 for c in (cp1, cp2)] == [switching] * 2  # type: ignore[union-attr]
     finally:
         world.close()

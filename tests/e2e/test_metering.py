@@ -189,9 +189,11 @@ async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Cen
         ("OCPPCommCtrlr", "MessageAttemptInterval"),
         ("SmartChargingCtrlr", "RateUnit"),  # for its grid limits: W or A
         ("ChargingStation", "SupplyPhases"),  # and, in A, on how many phases
+        ("EVSE", "SupplyPhases"),  # its one EVSE's own, which overrides the station's
     ]
+    assert read["get_variable_data"][-1]["component"]["evse"] == {"id": 1}
     # The retries as OCPP 2.0.1 names them (instance TransactionEvent), then without the instance.
-    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-6:-2] == [
+    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-7:-3] == [
         "TransactionEvent",
         "TransactionEvent",
         None,

@@ -15,6 +15,7 @@ import pytest
 from chargeshare.cli.app import app
 from chargeshare.domain.grid_limits import allocate
 from chargeshare.ocpp import grid_limits
+from chargeshare.services import grid as grid_service_module
 from chargeshare.services.grid import GridService
 from simulators.charger import VirtualCharger
 from simulators.des.charger import DesCharger
@@ -119,6 +120,38 @@ async def test_three_phase_chargers_taking_amps_charge_on_three_phases_within_th
     assert one.report.summary["grid"]["overloads"] == 0  # safe, only slower
     assert [f for f in one.failures if "energy_wh" in f] and not red_on_the_grid(one)
     assert three.report.summary["energy_wh"] >= 1.4 * one.report.summary["energy_wh"]
+
+
+def crowded_and_fixed(s: Scenario) -> Scenario:
+    """Four three-phase cars on each feeder cut to 12 kW (2,000 W each beside the houses, under 6 A
+    on each phase), on chargers that cannot switch to one phase (`fleet.phase_switching: false`)."""
+    assert s.params.fleet.grid is not None
+    grid = dataclasses.replace(s.params.fleet.grid, feeder_limit_w=12_000)
+    fleet = dataclasses.replace(s.params.fleet, phase_switching=False, grid=grid)
+    return dataclasses.replace(s, params=dataclasses.replace(s.params, fleet=fleet))
+
+
+@pytest.mark.slow  # a few seconds of DES, twice
+async def test_chargers_that_cannot_switch_to_one_phase_charge_in_turn_within_the_feeders(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given 6 A on each phase or nothing, the cars charge in turn and every one is served, within
+    the feeders. An allocation that gives them one phase's 1,380 W minimum (their charger cannot
+    switch, so it is sent 0 A on its three phases) leaves every car waiting."""
+    crowded = crowded_and_fixed(scenario("feeder-limit-three-phase"))
+    turns = await run_scenario(crowded)
+    assert turns.report.summary["grid"]["overloads"] == 0 and not red_on_the_grid(turns)
+    assert turns.report.summary["driver_outcomes"]["charged"] == 8
+    assert all(i.ok for i in turns.report.invariants), turns.failures
+    # Its energy_wh expectation (72 kWh, for 25 kW feeders) is the only thing red.
+    assert [f for f in turns.failures if not f.startswith("expectation: energy_wh")] == []
+
+    def one_phase_minimum(phases: int, switches: bool, per_phase_w: int) -> int:
+        return per_phase_w
+
+    monkeypatch.setattr(grid_service_module, "min_charging_w", one_phase_minimum)
+    one_phase = await run_scenario(crowded)
+    assert one_phase.report.summary["energy_wh"] < turns.report.summary["energy_wh"] / 4
 
 
 @pytest.mark.slow  # a few seconds of DES

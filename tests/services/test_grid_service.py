@@ -11,6 +11,7 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
+from chargeshare.ocpp.phases import Wiring
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import GridLimitsDue
@@ -340,3 +341,56 @@ def test_a_charger_taken_off_its_site_while_offline_is_owed_the_clearing(
     assert app.grid.limits_due("CP1") is not None
     app.grid.limits_delivered("CP1", 2)
     assert app.grid.limits_due("CP1") is None
+
+
+@pytest.mark.usefixtures("online")
+@pytest.mark.parametrize(("switches", "shares"), [(False, (4_140, 1_860)), (True, (3_000, 3_000))])
+def test_a_three_phase_connector_that_cannot_switch_is_given_6_a_on_each_phase_or_nothing(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue], switches: bool, shares: tuple[int, int]
+) -> None:
+    """6,000 W of feeder for an 11 kW three-phase charger and a 7.4 kW one-phase one. Shared
+    equally, 3,000 W is under 6 A on each of three phases: a charger that cannot switch to one
+    phase could only pause under it. So it gets its minimum, 4,140 W, and the other the rest; one
+    that says it switches shares equally on one phase."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    assert app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=switches))
+    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, shares[0]),),
+        ((1, shares[1]),),
+    ]
+
+
+@pytest.mark.usefixtures("online")
+def test_a_start_is_paused_rather_than_squeeze_a_three_phase_connector_below_its_minimum(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """5,000 W: 4,140 W for the three-phase car started first leaves 860 W, under a one-phase car's
+    1,380 W: the later start waits at 0 W, and the feeder is never passed."""
+    feeder = app.grid.add_feeder("F1", 5_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        app.reports.phases_learned(f"CP{n}", Wiring({0: 3 if n == 1 else 1}))  # as its boot said
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    # Idle, each is given its own minimum where the feeder has room for it (lower ids first).
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 4_140),),
+        ((1, 0),),  # 860 W left: under a car's minimum
+    ]
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 5_000),),
+        ((1, 0),),
+    ]

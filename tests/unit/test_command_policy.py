@@ -79,6 +79,7 @@ class FakeBackend:
     units: dict[str, frozenset[str]] = field(default_factory=lambda: {"CP1": frozenset()})
     # The phases each charger said its connectors are wired to (absent: never asked; {}: not said).
     wiring: dict[str, dict[int, int]] = field(default_factory=lambda: {"CP1": {}})
+    connectors: dict[str, tuple[int, ...]] = field(default_factory=dict)
     fails: dict[str, Exception] = field(default_factory=dict)  # method name -> what it raises
 
     def _call(self, name: str, *args: Any) -> None:
@@ -165,10 +166,14 @@ class FakeBackend:
         return self.wiring.get(cp_id)
 
     def phases_learned(self, cp_id: str, phases: Mapping[int, int]) -> bool:
-        self._call("phases_learned", cp_id, dict(phases))
+        self._call("phases_learned", cp_id, phases)
         changed = self.wiring.get(cp_id) != phases
-        self.wiring[cp_id] = dict(phases)
+        self.wiring[cp_id] = ocpp_phases.Wiring(phases, switches_3to1=ocpp_phases.switches(phases))
         return changed
+
+    def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
+        self._call("connector_numbers", cp_id)
+        return self.connectors.get(cp_id, ())
 
     def recorded(self, name: str) -> list[tuple[Any, ...]]:
         return [args for called, args in self.calls if called == name]
@@ -1227,16 +1232,29 @@ def test_a_charger_that_does_not_say_its_phases_is_held_to_one() -> None:
     assert [(p.limit, p.phases) for p in shares(w)] == [(47, 1)]
 
 
-def test_a_charger_taking_watts_is_never_asked_its_phases() -> None:
+@pytest.mark.parametrize(("switches", "phases"), [(True, 1), (False, None)])
+def test_a_charger_taking_watts_is_asked_its_phases_and_told_to_switch_only_if_it_can(
+    switches: bool, phases: int | None
+) -> None:
+    """In W a three-phase connector's 2,000 W (under 6 A on each phase) goes on one phase
+    (numberPhases 1) for a charger that switches three phases to one; any other is told nothing
+    of phases (it is never given that little: `min_charging_w`)."""
     w = world()
     del w.backend.wiring["CP1"]
-    w.decide_and_run(THREE_PHASE)
-    assert not any(isinstance(c, ocpp_phases.GetPhases) for c in w.commands())
-    assert w.backend.recorded("phases") == []
+    wiring = ocpp_phases.Wiring({0: 3}, switches_3to1=switches)
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        return cmd.Done(cmd.Status.ACCEPTED, wiring) if isinstance(command, ocpp_phases.GetPhases) else DONE
+
+    w.decide_and_run(replace(THREE_PHASE, limits_w=((1, 2_000),)), answer)
+    assert ocpp_phases.GetPhases() in w.commands()
+    (learned,) = w.backend.recorded("phases_learned")
+    assert learned == ("CP1", {0: 3}) and ocpp_phases.switches(learned[1]) is switches
+    assert [(p.limit, p.phases) for p in shares(w)] == [(2_000, phases)]
 
 
-@pytest.mark.parametrize(("units", "kept"), [("A", [("CP1", {0: 3})]), ("A,W", [])])
-def test_the_phases_ride_on_the_boots_read_and_are_kept_for_a_charger_taking_amps_only(
+@pytest.mark.parametrize(("units", "kept"), [("A", [("CP1", {0: 3})]), ("A,W", [("CP1", {0: 3})])])
+def test_the_phases_ride_on_the_boots_read_and_are_kept_in_either_unit(
     units: str, kept: list[tuple[str, dict[int, int]]]
 ) -> None:
     w = world(metering=True)
@@ -1255,6 +1273,38 @@ def test_the_phases_ride_on_the_boots_read_and_are_kept_for_a_charger_taking_amp
     (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
     assert ocpp_phases.key(V201) in read.keys
     assert w.backend.recorded("phases_learned") == kept
+
+
+def test_a_201_boot_reads_each_evses_own_phases_beside_the_stations() -> None:
+    """An EVSE's `EVSE.SupplyPhases` overrides the station's for its connector (evseId = number)."""
+    w = world(metering=True)
+    del w.backend.units["CP1"]
+    w.backend.connectors["CP1"] = (1, 2)
+    evse = {n: cmd.SettingKey("SupplyPhases", "EVSE", evse=n) for n in (1, 2)}
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        if not isinstance(command, cmd.GetSettings):
+            return DONE
+        said = {rate_units.key(V201): "A", ocpp_phases.key(V201): "3", evse[2]: "1"}
+        return cmd.Done(
+            cmd.Status.ACCEPTED,
+            tuple(cmd.SettingValue(k, cmd.Status.ACCEPTED, said.get(k, "60")) for k in command.keys),
+        )
+
+    w.decide_and_run(ChargerBooted(AT, "CP1", V201), answer)
+    (read,) = [c for c in w.commands() if isinstance(c, cmd.GetSettings)]
+    assert read.keys[-4:] == (ocpp_phases.key(V201), ocpp_phases.SWITCH_KEYS[V201], evse[1], evse[2])
+    # EVSE 1 answered 60: more phases than there are, so it says nothing and the station's stands.
+    assert w.backend.recorded("phases_learned") == [("CP1", {0: 3, 2: 1})]
+
+
+def test_phases_asked_when_limits_are_due_name_the_evses_too() -> None:
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    w.backend.connectors["CP1"] = (1,)
+    del w.backend.wiring["CP1"]
+    w.decide_and_run(THREE_PHASE, amps_only_wired("3"))
+    assert ocpp_phases.GetPhases((1,)) in w.commands()
 
 
 @pytest.mark.parametrize(("version", "declared"), [(V201, "\u00b2"), (V16, "\u00b2.RST, 1.RST")])

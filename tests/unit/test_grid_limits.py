@@ -23,7 +23,9 @@ from chargeshare.domain.grid_limits import (
     Unheard,
     allocate,
     capacities_w,
+    fair_shares,
     lower_before_raise,
+    min_charging_w,
     overloads,
     site_loads_w,
 )
@@ -34,6 +36,52 @@ MINUTE = timedelta(minutes=1)
 
 def charging(connector: int, site: int, minutes_in: int = 0, rating: int = 7_400) -> Charging:
     return Charging(connector, site, rating, T0 + minutes_in * MINUTE)
+
+
+def least(c: Charging | Idle) -> int:
+    return MIN_CHARGING_W if c.min_w is None else c.min_w
+
+
+def test_a_connectors_minimum_is_6_a_on_each_phase_unless_it_switches_to_one() -> None:
+    assert min_charging_w(1, False) == min_charging_w(3, True) == MIN_CHARGING_W == 1_380
+    assert min_charging_w(3, False) == 4_140
+    assert min_charging_w(0, False) == MIN_CHARGING_W  # unknown: one phase's
+
+
+def test_fair_shares_lift_a_connector_to_its_own_floor_and_share_the_rest_evenly() -> None:
+    """6,000 W for a three-phase car that cannot switch (4,140 W at least) and two one-phase ones:
+    equal shares (2,000 W) would leave the first unable to charge; it takes its floor and the
+    others share what it leaves. Under a roomier cap everyone is above their floor and equal."""
+    demands = {1: (11_000, ["s"]), 2: (7_400, ["s"]), 3: (7_400, ["s"])}
+    floors = {1: 4_140, 2: 1_380, 3: 1_380}
+    assert fair_shares({"s": 6_000}, {1: demands[1], 2: demands[2]}, floors) == {1: 4_140, 2: 1_860}
+    assert fair_shares({"s": 7_000}, demands, floors) == {1: 4_140, 2: 1_430, 3: 1_430}
+    assert fair_shares({"s": 15_000}, demands, floors) == {1: 5_000, 2: 5_000, 3: 5_000}
+    assert fair_shares({"s": 15_000}, demands) == fair_shares({"s": 15_000}, demands, floors)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1_000, 7_400, 11_000, 22_000]), st.sampled_from([0, 1_380, 4_140])),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(0, 40_000),
+)
+def test_fair_shares_with_floors_fit_and_give_each_its_floor_when_the_floors_fit(
+    items: list[tuple[int, int]], cap: int
+) -> None:
+    demands = {n: (rating, ["s"]) for n, (rating, _) in enumerate(items)}
+    floors = {n: min(floor, rating) for n, (rating, floor) in enumerate(items)}
+    got = fair_shares({"s": cap}, demands, floors)
+    if sum(floors.values()) <= cap:
+        assert sum(got.values()) <= cap
+        assert all(floors[n] <= got[n] <= demands[n][0] for n in got)
+        # Max-min fair above the floors: one below another's share is at its rating or its floor
+        # is not what holds it (every share above a floor is the same level).
+        above = {got[n] for n in got if got[n] > floors[n] and got[n] < demands[n][0]}
+        assert len(above) <= 1
 
 
 def test_a_house_on_a_60_amp_fuse_leaves_the_rest_to_its_one_car() -> None:
@@ -122,6 +170,8 @@ def grids(draw: st.DrawFn) -> tuple[list[Site], list[Feeder], list[Charging], li
             draw(st.sampled_from([s.site_id for s in sites])),
             draw(st.sampled_from([0, 1_000, 3_680, 7_400, 11_000, 22_000])),
             T0 + draw(st.integers(0, 120)) * MINUTE,
+            # The allocation's minimum, or a three-phase connector's that cannot switch to one.
+            draw(st.sampled_from([None, MIN_CHARGING_W, 3 * MIN_CHARGING_W])),
         )
         for c in range(draw(st.integers(0, 9)))
     ]
@@ -159,7 +209,7 @@ def test_no_allocation_passes_a_limit_or_falls_below_the_minimum_unless_paused(
         if c.connector_id in got.paused:
             assert limit == 0
         else:
-            assert limit >= min(MIN_CHARGING_W, c.rating_w)
+            assert limit >= min(least(c), c.rating_w)
 
 
 @settings(max_examples=examples(200), deadline=None)
@@ -181,7 +231,10 @@ def test_cars_starting_unheard_on_every_idle_connector_never_pass_a_limit(
     grid: tuple[list[Site], list[Feeder], list[Charging], list[FlexEvent]], ratings: list[int]
 ) -> None:
     sites, feeders, cars, events = grid
-    idle = [Idle(100 + n, sites[n % len(sites)].site_id, r) for n, r in enumerate(ratings)]
+    idle = [
+        Idle(100 + n, sites[n % len(sites)].site_id, r, None if n % 2 else 3 * MIN_CHARGING_W)
+        for n, r in enumerate(ratings)
+    ]
     got = allocate(sites, feeders, cars, events, T0, idle=idle)
     assert set(got.limits_w) == {c.connector_id for c in cars} | {i.connector_id for i in idle}
     assert not got.paused & {i.connector_id for i in idle}
@@ -192,7 +245,7 @@ def test_cars_starting_unheard_on_every_idle_connector_never_pass_a_limit(
     for key, load in loads.items():
         assert load - houses[key] <= caps[key], key
     for i in idle:
-        assert got.limits_w[i.connector_id] in (0, min(MIN_CHARGING_W, i.rating_w))
+        assert got.limits_w[i.connector_id] in (0, min(least(i), i.rating_w))
     # Idle connectors take only what the cars leave: the cars' shares are as without them.
     assert {c: w for c, w in got.limits_w.items() if c < 100} == allocate(
         sites, feeders, cars, events, T0

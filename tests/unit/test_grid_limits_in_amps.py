@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from chargeshare.domain.grid_limits import MIN_CHARGING_W
 from chargeshare.ocpp import V16, V201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import AMPS_PHASES, MIN_AMPS, VOLTS, amps_within, limit_commands
+from chargeshare.ocpp.phases import Wiring
 from chargeshare.ocpp.rate_units import amps_only, from_read, key, parse
 from chargeshare.ocpp.smart_charging import override_profile
 from chargeshare.ocpp.v2g import export_profile
@@ -90,17 +92,25 @@ def test_a_virtual_charger_takes_the_amps_profile_as_no_more_than_the_watts() ->
     assert book.limit_w(1, T0, None, 11_000, 3) == 10 * 230 * 3 <= 7_000
 
 
-@given(st.integers(min_value=0, max_value=200_000), st.sampled_from([1, 2, 3]))
-def test_a_limit_goes_on_the_phases_wired_while_each_gets_6_a_else_on_one(w: int, wired: int) -> None:
+@given(st.integers(min_value=0, max_value=200_000), st.sampled_from([1, 2, 3]), st.booleans())
+def test_a_limit_goes_on_the_phases_wired_while_each_gets_6_a_else_on_one_if_it_switches(
+    w: int, wired: int, switches: bool
+) -> None:
     """A x 230 V x phases within the W, the largest A that fits on the phases named; all the wired
-    phases while each takes the 6 A minimum, one below it (where 6 A or more may still fit)."""
-    (p,) = limit_commands(((1, w),), T0, unit=AMPS, phases={1: wired})[1].profile.periods  # type: ignore[union-attr]
+    phases while each takes the 6 A minimum; below it one phase (where 6 A or more may still fit)
+    only for a charger that switches three phases to one, else 0 A on all it has: told one phase,
+    it could only pause or draw on all of them."""
+    wiring = Wiring({1: wired}, switches_3to1=switches)
+    (p,) = limit_commands(((1, w),), T0, unit=AMPS, phases=wiring)[1].profile.periods  # type: ignore[union-attr]
     assert p.limit is not None and p.phases is not None
     assert p.limit * VOLTS * p.phases <= w
     assert p.limit == amps_within(w, p.phases)
-    assert p.phases == (wired if amps_within(w, wired) else AMPS_PHASES)
+    assert p.phases == (wired if amps_within(w, wired) or not switches else AMPS_PHASES)
     if p.limit:  # the most that fits: one more amp on each phase named would pass the limit
         assert (p.limit + 1) * VOLTS * p.phases > w
+    # In W the switch is said the same way; no other limit in W names phases.
+    (q,) = limit_commands(((1, w),), T0, phases=wiring)[1].profile.periods  # type: ignore[union-attr]
+    assert (q.limit, q.phases) == (w, AMPS_PHASES if w > 0 and p.phases < wired else None)
 
 
 @given(
@@ -109,14 +119,18 @@ def test_a_limit_goes_on_the_phases_wired_while_each_gets_6_a_else_on_one(w: int
     ),
     st.lists(st.integers(min_value=0, max_value=22_000), max_size=3),
     st.sampled_from([1, 3]),
+    st.booleans(),
 )
 def test_every_connector_wired_as_said_draws_within_its_watts(
-    shares: list[tuple[int, int]], later: list[int], whole: int
+    shares: list[tuple[int, int]], later: list[int], whole: int, switches: bool
 ) -> None:
     """Read back as a connector wired to its phases draws (the virtual charger's rule: the phases
-    named that it has, each at most its rated current), every period and the maximum stay within."""
+    named that it has, each at most its rated current; fewer than it has only if it switches),
+    every period and the maximum stay within."""
     limits_w = tuple((no, w) for no, (w, _) in enumerate(shares, start=1))
-    wiring = {0: whole} | {no: ph for no, (_, ph) in enumerate(shares, start=1) if no % 2}
+    wiring = Wiring(
+        {0: whole} | {no: ph for no, (_, ph) in enumerate(shares, start=1) if no % 2}, switches_3to1=switches
+    )
     steps = [(1 + i % len(shares), T0 + timedelta(minutes=1 + i), w) for i, w in enumerate(later)]
     in_w = limit_commands(limits_w, T0, steps)
     in_a = limit_commands(limits_w, T0, steps, unit=AMPS, phases=wiring)
@@ -126,7 +140,8 @@ def test_every_connector_wired_as_said_draws_within_its_watts(
         wired = 3 if no == 0 else wiring.get(no, whole)
         for a, w in zip(a_command.profile.periods, w_command.profile.periods, strict=True):
             assert a.limit is not None and w.limit is not None and a.phases is not None
-            assert drawn_w(a.limit, "A", a.phases, wired, 22_000) <= w.limit
+            assert drawn_w(a.limit, "A", a.phases, wired, 22_000, switches) <= w.limit
+            assert drawn_w(w.limit, "W", w.phases, wired, 22_000, switches) <= w.limit
 
 
 def test_declared_units_in_either_versions_words() -> None:
@@ -166,3 +181,22 @@ def test_the_override_and_the_v2g_profile_in_amps_never_pass_the_rating_either_w
                     assert to_watts(abs(figure), "A", AMPS_PHASES) <= rating_w
                     assert abs(figure) == 0 or abs(figure) >= MIN_AMPS
     assert override.periods[0].limit == amps_within(rating_w)
+
+
+@pytest.mark.parametrize(
+    ("limit", "unit", "named", "switches", "drawn"),
+    [
+        (6, "A", 1, True, 6 * 230),  # switches to the one phase named
+        (6, "A", 1, False, 0),  # cannot: told one phase, no draw on three obeys
+        (6, "A", None, False, 6 * 230 * 3),
+        (2_000, "W", None, True, 2_000),
+        (2_000, "W", 1, True, 2_000),
+        (2_000, "W", None, False, 0),  # under 6 A on each of three phases: no car takes it
+        (4_140, "W", None, False, 4_140),
+        (9_000, "W", 1, True, 22_000 // 3),  # on one phase, at most a phase's rated current
+    ],
+)
+def test_a_three_phase_connector_obeys_a_switch_to_one_phase_only_if_it_can(
+    limit: int, unit: str, named: int | None, switches: bool, drawn: int
+) -> None:
+    assert drawn_w(limit, unit, named, 3, 22_000, switches) == drawn
