@@ -143,7 +143,10 @@ async def test_a_three_phase_charger_taking_amps_only_is_sent_amps_on_its_three_
             lambda: (charger.limit_w(c1), charger.limit_w(c2)) == (MIN_CHARGING_W, MIN_CHARGING_W),
             "the idle connectors' limits in A on connecting",
         )
-        assert served.app.reports.phases("GL1") == ({1: 3, 2: 3} if version == V16 else {0: 3})
+        # 2.0.1 says it for the station and for each EVSE.
+        wiring = served.app.reports.phases("GL1")
+        assert wiring == ({1: 3, 2: 3} if version == V16 else {0: 3, 1: 3, 2: 3})
+        assert wiring.switches_3to1
         async with httpx.AsyncClient(base_url=served.http) as http:
             booked = await http.post(
                 "/bookings",

@@ -82,6 +82,7 @@ async def test_a_16_charger_is_made_to_meter_after_its_boot_is_answered(central:
                 "TransactionMessageRetryInterval",
                 "ChargingScheduleAllowedChargingRateUnit",  # for its grid limits: W or A
                 "ConnectorPhaseRotation",  # and, in A, on how many phases
+                "ConnectorSwitch3to1PhaseSupported",  # and whether it can draw on one of three
             ]
         }
     ]
@@ -189,11 +190,12 @@ async def test_a_201_charger_with_default_settings_is_made_to_meter(central: Cen
         ("OCPPCommCtrlr", "MessageAttemptInterval"),
         ("SmartChargingCtrlr", "RateUnit"),  # for its grid limits: W or A
         ("ChargingStation", "SupplyPhases"),  # and, in A, on how many phases
+        ("SmartChargingCtrlr", "Phases3to1"),  # and whether it can draw on one of three
         ("EVSE", "SupplyPhases"),  # its one EVSE's own, which overrides the station's
     ]
     assert read["get_variable_data"][-1]["component"]["evse"] == {"id": 1}
     # The retries as OCPP 2.0.1 names them (instance TransactionEvent), then without the instance.
-    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-7:-3] == [
+    assert [d["variable"].get("instance") for d in read["get_variable_data"]][-8:-4] == [
         "TransactionEvent",
         "TransactionEvent",
         None,
