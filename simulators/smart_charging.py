@@ -190,8 +190,8 @@ class ProfileBook:
         period = None if p is None else _period_at(p, at, None)
         if p is None or period is None:
             return None
-        if not self.switches_3to1 and (period.phases or phases) < phases:
-            return 0  # told to use fewer phases than it has, and cannot: nothing obeys but pausing
+        # Told fewer phases than a connector has, one that cannot switch pauses that connector
+        # (`limit_w`); the others share this.
         return to_watts(period.limit, p.unit, min(period.phases or phases, phases))
 
     def shared_limits_w(

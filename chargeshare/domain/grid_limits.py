@@ -6,7 +6,8 @@ sets. A flexibility event (a DNO's demand-side-response signal) lowers a site's 
 for a window. The connectors charging under a limit share what is left of it max-min fairly (each
 gets the same, except those whose rating is lower, whose spare goes to the others), none below the
 minimum charging power; when there is not enough for every car to get that minimum, the most
-recently started are paused (0 W) until there is. The minimum is 6 A on each phase a connector
+recently started are paused (0 W) until there is, and then any of them whose own minimum fits
+after all charges again. The minimum is 6 A on each phase a connector
 draws on: 1,380 W on one phase, 4,140 W for a three-phase connector whose charger cannot switch
 to one phase (`min_charging_w`). Power in W, time aware UTC.
 """
@@ -221,6 +222,17 @@ def allocate(
         latest = next(c for c in reversed(running) if short.intersection(under.get(c.connector_id, [])))
         running.remove(latest)
         paused.add(latest.connector_id)
+    # Minimums differ, so a car paused before a larger one was may fit once that one is paused:
+    # the earliest started of them charge again where their minimum fits beside those running.
+    for c in sorted(charging, key=lambda c: (c.started_at, c.connector_id)):
+        if c.connector_id not in paused:
+            continue
+        keys = under.get(c.connector_id, [])
+        if all(need.get(k, 0) + floor[c.connector_id] <= caps[k] for k in keys):
+            for k in keys:
+                need[k] = need.get(k, 0) + floor[c.connector_id]
+            paused.discard(c.connector_id)
+            running.append(c)
     limits = fair_shares(
         caps,
         {c.connector_id: (c.rating_w, under.get(c.connector_id, [])) for c in running},

@@ -120,14 +120,26 @@ def connector_periods(
     return periods
 
 
-def _summed(periods: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int]]:
-    """The charger-wide maximum over time: at every connector's edge, the sum of the limits then."""
+def _summed(
+    periods: dict[int, list[tuple[int, int]]], wired: Mapping[int, int]
+) -> list[tuple[int, int, int]]:
+    """The charger-wide maximum over time: at every connector's edge, the sum of the limits then,
+    and the most phases a connector given more than 0 then is wired to (none: one). Not all the
+    charger has: on a charger that cannot switch, a sum under 6 A on each of those would be 0 A,
+    pausing a one-phase connector beside a paused three-phase one."""
     edges = sorted({offset for ps in periods.values() for offset, _ in ps})
 
     def at(ps: list[tuple[int, int]], edge: int) -> int:
         return next(w for offset, w in reversed(ps) if offset <= edge)
 
-    return [(edge, sum(at(ps, edge) for ps in periods.values())) for edge in edges]
+    return [
+        (
+            edge,
+            sum(at(ps, edge) for ps in periods.values()),
+            max((wired[no] for no, ps in periods.items() if at(ps, edge) > 0), default=AMPS_PHASES),
+        )
+        for edge in edges
+    ]
 
 
 def limit_commands(
@@ -141,9 +153,10 @@ def limit_commands(
     (connector number, when, W) `steps`: the charger-wide maximum first, then each connector's
     share, in `unit`; no limits: clear both. In A, each connector's on the `phases` it is wired to
     (chargeshare/ocpp/phases.py: connector number, 0 for the whole charger; unknown is one), the
-    maximum on the most of its connectors': a cap on each phase, so the charger's total over those
-    phases is within the sum, and no connector is told to use fewer phases than it is wired to
-    unless the charger switches three phases to one (`phases_for`)."""
+    maximum in each period on the most of those of the connectors given more than 0 then: a cap on
+    each phase, so the charger's total over those phases is within the sum, and no connector given
+    something is told to use fewer phases than it is wired to unless the charger switches three
+    phases to one (`phases_for`)."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
@@ -151,10 +164,15 @@ def limit_commands(
         )
     periods = connector_periods(limits_w, steps, at)
     wired = {no: ocpp_phases.of_connector(phases, no) for no in periods}
-    most = max(wired.values())
     switches = ocpp_phases.switches(phases)
-    charger_max = _profile(
-        CHARGER_MAX_PROFILE_ID, cmd.ProfilePurpose.CHARGER_MAX, _summed(periods), at, unit, most, switches
+    charger_max = cmd.ChargingProfile(
+        profile_id=CHARGER_MAX_PROFILE_ID,
+        stack_level=GRID_STACK_LEVEL,
+        purpose=cmd.ProfilePurpose.CHARGER_MAX,
+        kind=cmd.ProfileKind.ABSOLUTE,
+        rate_unit=unit,
+        periods=tuple(period(offset, w, unit, most, switches) for offset, w, most in _summed(periods, wired)),
+        starts_at=at,
     )
     return (
         cmd.SetChargingProfile(0, charger_max),

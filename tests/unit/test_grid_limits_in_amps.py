@@ -18,7 +18,7 @@ from chargeshare.ocpp.rate_units import amps_only, from_read, key, parse
 from chargeshare.ocpp.smart_charging import override_profile
 from chargeshare.ocpp.v2g import export_profile
 from simulators.dialect_v16 import profile_from
-from simulators.smart_charging import ProfileBook, drawn_w, to_watts
+from simulators.smart_charging import ProfileBook, TxContext, drawn_w, to_watts
 from tests.conftest import T0
 
 AMPS = cmd.RateUnit.AMPS
@@ -200,3 +200,30 @@ def test_a_three_phase_connector_obeys_a_switch_to_one_phase_only_if_it_can(
     limit: int, unit: str, named: int | None, switches: bool, drawn: int
 ) -> None:
     assert drawn_w(limit, unit, named, 3, 22_000, switches) == drawn
+
+
+@given(
+    st.sampled_from([0, 4_140, 5_000, 11_000]),
+    st.sampled_from([0, 1_380, 2_000, 3_680]),
+    st.sampled_from([None, 0, 4_140]),
+    st.booleans(),
+)
+def test_a_one_phase_connector_beside_a_paused_three_phase_one_charges(
+    three: int, one: int, later: int | None, switches: bool
+) -> None:
+    """A charger with a three-phase connector and a one-phase one: each given its minimum or more
+    (4,140 W on three phases unless the charger switches, 1,380 W on one) draws, in A as in W,
+    under the charger-wide maximum too, and the whole within the sum: the maximum goes on the
+    phases of the connectors given something then, not on all the charger has."""
+    wiring = Wiring({1: 3, 2: 1}, switches_3to1=switches)
+    connectors: dict[int, tuple[TxContext | None, int, int]] = {1: (None, 22_000, 3), 2: (None, 7_400, 1)}
+    steps = [] if later is None else [(1, T0 + timedelta(minutes=1), later)]
+    for unit in (AMPS, cmd.RateUnit.WATTS):
+        book = ProfileBook(switches_3to1=switches)
+        for command in limit_commands(((1, three), (2, one)), T0, steps, unit=unit, phases=wiring):
+            assert isinstance(command, cmd.SetChargingProfile)
+            body = command.payload(V16, lambda _tx: None)["csChargingProfiles"]
+            book.install(profile_from(body, command.connector_no, T0), None)
+        got = book.shared_limits_w(T0, connectors, {1, 2})
+        assert sum(got.values()) <= three + one
+        assert (got[1] > 0, got[2] > 0) == (three > 0, one > 0), (unit, got)
