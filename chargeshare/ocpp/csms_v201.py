@@ -159,7 +159,10 @@ def handlers(
         if "evse" in p:
             return int(p["evse"]["id"])
         if not only:
-            only.append(charging.only_connector(cp_id))
+            try:
+                only.append(charging.only_connector(cp_id))
+            except NotFound:
+                only.append(None)  # unregistered: nothing is kept for it
         return only[0]
 
     def transaction_event(p: dict[str, Any]) -> dict[str, Any]:

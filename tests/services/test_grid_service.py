@@ -4,6 +4,8 @@ leaves its site; each change announced per charger, and owed again to a charger 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import timedelta
 
 import pytest
@@ -470,9 +472,24 @@ def test_what_is_seen_only_rises_and_is_kept_only_for_a_registered_connector(app
     assert app.reports.phases("CP1") == {1: 3}
 
 
+def three_phase_event(meter_value: object) -> dict[str, object]:
+    """A 2.0.1 TransactionEvent Updated naming no EVSE, for a transaction not ours."""
+    return {
+        "eventType": "Updated",
+        "timestamp": "2026-12-07T12:00:00Z",
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": 3,
+        "transactionInfo": {"transactionId": "not-ours"},
+        "meterValue": meter_value,
+    }
+
+
 @pytest.mark.parametrize("action", ["MeterValues", "TransactionEvent"])
-def test_a_201_charger_is_seen_drawing_on_its_evses_phases(app: App, action: str) -> None:
-    """2.0.1 numbers with a multiplier; a TransactionEvent naming no EVSE is its one connector's."""
+def test_a_201_charger_is_seen_drawing_on_its_evses_phases(
+    app: App, action: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2.0.1 numbers with a multiplier; a TransactionEvent naming no EVSE is its one connector's.
+    An unregistered charger's are kept nowhere, and quietly."""
     add_charger(app, "CP1")
     values = [
         {
@@ -488,15 +505,15 @@ def test_a_201_charger_is_seen_drawing_on_its_evses_phases(app: App, action: str
     if action == "MeterValues":
         table[action]({"evseId": 1, "meterValue": meter_value})
     else:
-        table[action](
-            {
-                "eventType": "Updated",
-                "timestamp": "2026-12-07T12:00:00Z",
-                "triggerReason": "MeterValuePeriodic",
-                "seqNo": 3,
-                "transactionInfo": {"transactionId": "not-ours"},
-                "meterValue": meter_value,
-            }
-        )
+        table[action](three_phase_event(meter_value))
     assert app.reports.phases_learned("CP1", Wiring())
     assert app.reports.phases("CP1") == {1: 3}
+    with caplog.at_level(logging.WARNING, logger="chargeshare.ocpp.phases"):
+        stranger = csms_v201.handlers(app.charging, "NOPE", app.reports)
+        with contextlib.suppress(NotFound):
+            if action == "MeterValues":
+                stranger[action]({"evseId": 1, "meterValue": meter_value})
+            else:
+                stranger[action](three_phase_event(meter_value))
+    assert not caplog.records
+    assert app.reports.phases("NOPE") is None
