@@ -549,7 +549,8 @@ class CommandPolicy:
     def _phases_for(self, cp_id: str) -> Generator[Step, Any, dict[int, int]]:
         """The phases a charger's connectors are wired to, and its switch to one phase
         (`ocpp_phases.Wiring`), for its limits: kept in the store, or asked here when never asked
-        (as the units are). Unknown is empty: one phase each, no switch."""
+        (as the units are), with those seen drawing where it says nothing. Unknown is empty: one phase
+        each, no switch."""
         try:
             kept: dict[int, int] | None = yield Effect(self.reports.phases, (cp_id,))
         except (NotFound, Busy) as exc:
@@ -561,6 +562,13 @@ class CommandPolicy:
         if said is None:
             return {}  # no answer: asked again with its next limits
         yield from self._phases_learned(cp_id, said)
+        if ocpp_phases.WHOLE_CHARGER not in said:
+            # Where it said nothing, what a connector was seen drawing on stands, as in its allocation.
+            try:
+                kept = yield Effect(self.reports.phases, (cp_id,))
+            except (NotFound, Busy) as exc:
+                log.warning("could not read the phases %r was seen drawing on: %s", cp_id, exc)
+            return kept or said
         return said
 
     def _evses(self, cp_id: str) -> Generator[Step, Any, tuple[int, ...]]:

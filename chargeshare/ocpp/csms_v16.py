@@ -8,6 +8,7 @@ from typing import Any
 from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import V16
+from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers16
@@ -53,6 +54,7 @@ def handlers(
     Its timestamps are placed on our clock by what this connection learns of its own
     (`ReportClock`); a start keeps its own stamp too, which names it when it is sent again."""
     clock = ReportClock.opened(charging.rules, charging.clock.now())
+    seen = ocpp_phases.Seen(lambda no, n: reports.phases_seen(cp_id, no, n))
 
     def touch(fn: Any, *args: Any) -> None:
         try:
@@ -114,6 +116,7 @@ def handlers(
         tx = p.get("transactionId")
         if tx is not None and register is not None:
             touch(charging.meter, tx, register)
+        seen.frame(p["meterValue"], lambda: int(p["connectorId"]))  # 0, the main meter: no connector
         return {}
 
     def stop(p: dict[str, Any]) -> dict[str, Any]:

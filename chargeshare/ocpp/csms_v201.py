@@ -25,6 +25,7 @@ from chargeshare.domain.errors import NotFound
 from chargeshare.domain.tokens import token_key
 from chargeshare.failpoints import failpoint
 from chargeshare.ocpp import V201, OcppVersion
+from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.boot_gate import gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
@@ -114,6 +115,8 @@ def handlers(
     learns of its own (`ReportClock`); a start keeps its own stamp too, which names it when it is
     sent again."""
     clock = ReportClock.opened(charging.rules, charging.clock.now())
+    seen = ocpp_phases.Seen(lambda no, n: reports.phases_seen(cp_id, no, n))
+    only: list[int | None] = []  # the charger's one connector, read once, for events naming no EVSE
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
         clock.booted(charging.clock.now())
@@ -152,6 +155,16 @@ def handlers(
         evse = p.get("evse")
         return int(evse["id"]) if evse is not None else charging.only_connector(cp_id)
 
+    def seen_on(p: dict[str, Any]) -> int | None:
+        if "evse" in p:
+            return int(p["evse"]["id"])
+        if not only:
+            try:
+                only.append(charging.only_connector(cp_id))
+            except NotFound:
+                only.append(None)  # unregistered: nothing is kept for it
+        return only[0]
+
     def transaction_event(p: dict[str, Any]) -> dict[str, Any]:
         info = p["transactionInfo"]
         charger_tx = info["transactionId"]
@@ -160,6 +173,7 @@ def handlers(
         readings = energy_readings_wh(p.get("meterValue", []))
         exports = energy_readings_wh(p.get("meterValue", []), EXPORT_REGISTER)
         socs = soc_readings_pct(p.get("meterValue", []))
+        seen.frame(p.get("meterValue", []), lambda: seen_on(p))
         id_tag = p["idToken"]["idToken"] if "idToken" in p else None
         try:
             session = charging.session_for_charger_tx(cp_id, charger_tx)
@@ -243,6 +257,7 @@ def handlers(
         readings = energy_readings_wh(p["meterValue"])
         exports = energy_readings_wh(p["meterValue"], EXPORT_REGISTER)
         socs = soc_readings_pct(p["meterValue"])
+        seen.frame(p["meterValue"], lambda: int(p["evseId"]))  # 0, the main meter: no connector
         if p["evseId"] == 0 or not (readings or exports or socs):
             return {}  # the station's main meter, or no energy register: nothing to bill
         with contextlib.suppress(NotFound):

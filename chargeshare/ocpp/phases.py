@@ -16,17 +16,25 @@ each (chargeshare/services/grid.py).
 
 Kept as a `Wiring`: {connector number: phases}, 0 for the whole charger, and the switch. Pure but
 for `learn`, a command script reading the settings in whichever version the charger speaks.
+
+A charger that never declares them may still show them: `drawing` counts the phases a connector's
+per-phase `Current.Import` readings show drawing, and `with_seen` lets the most ever seen stand for
+a connector where nothing was declared (a declared value always wins).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping, Sequence
+import logging
+import math
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from chargeshare.ocpp import V16, V201, OcppVersion, family
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.scripts import Send
+
+log = logging.getLogger(__name__)
 
 WHOLE_CHARGER = 0
 MAX_PHASES = 3
@@ -40,6 +48,13 @@ SWITCH_KEYS: dict[OcppVersion, cmd.SettingKey] = {
     V201: cmd.SettingKey("Phases3to1", "SmartChargingCtrlr"),
 }
 _ROTATIONS = frozenset({"RST", "RTS", "SRT", "STR", "TRS", "TSR"})
+CURRENT_IMPORT = "Current.Import"
+# A line current, spelt as the phase enum of 1.6 and 2.0.1 has it (L1-N: measured against neutral);
+# N and the line-to-line pairs name no line a car draws on.
+_LINES = {"L1": 1, "L1-N": 1, "L2": 2, "L2-N": 2, "L3": 3, "L3-N": 3}
+# Above the milliamps an idle phase shows (an on-board charger's filters, the meter's floor), well
+# below the 6 A a phase charges at: a phase above it is drawing.
+DRAWING_A = 1.0
 
 
 class Wiring(dict[int, int]):
@@ -142,6 +157,92 @@ def from_read(version: OcppVersion, read: Sequence[cmd.SettingValue]) -> Wiring:
 
 def _evse_key(k: cmd.SettingKey) -> bool:
     return k.component == EVSE_COMPONENT and k.name == KEYS[V201].name and k.evse is not None and k.evse > 0
+
+
+def _amps(sv: Mapping[str, Any]) -> float | None:
+    """A current reading in A: 1.6 a string with `unit` (A when absent), 2.0.1 a number with
+    `unitOfMeasure` (A and a power-of-ten multiplier). None for anything else."""
+    unit = sv.get("unitOfMeasure")
+    multiplier: Any = 0
+    if isinstance(unit, Mapping):
+        multiplier = unit.get("multiplier", 0)
+        unit = unit.get("unit", "A")
+    else:
+        unit = sv.get("unit", "A")
+    value = sv.get("value")
+    if (
+        unit != "A"
+        or isinstance(value, bool)
+        or not isinstance(multiplier, int)
+        or isinstance(multiplier, bool)
+    ):
+        return None
+    if not -3 <= multiplier <= 3:
+        return None  # no current a connector carries is written so
+    try:
+        amps = float(value) * 10.0**multiplier if isinstance(value, int | float | str) else None
+    except (ValueError, OverflowError):
+        return None
+    return amps if amps is not None and math.isfinite(amps) else None
+
+
+def drawing(meter_value: Any) -> int:
+    """How many phases a MeterValues or TransactionEvent `meterValue` list shows drawing: the lines
+    (L1, L2, L3) any of its per-phase `Current.Import` readings puts above `DRAWING_A` (0: none, or
+    no per-phase current). Garbage is left out, never raised: the readings are the charger's word."""
+    if not isinstance(meter_value, list):
+        return 0
+    lines: set[int] = set()
+    for mv in meter_value:
+        sampled = mv.get("sampledValue") if isinstance(mv, Mapping) else None
+        for sv in sampled if isinstance(sampled, list) else ():
+            if not isinstance(sv, Mapping) or sv.get("measurand") != CURRENT_IMPORT:
+                continue
+            phase = sv.get("phase")
+            line = _LINES.get(phase) if isinstance(phase, str) else None
+            if line is None or line in lines:
+                continue
+            amps = _amps(sv)
+            if amps is not None and amps > DRAWING_A:
+                lines.add(line)
+    return len(lines)
+
+
+class Seen:
+    """One link's view of what its charger was seen drawing on: `frame` hands `keep` (connector,
+    phases) only when a frame's per-phase current shows more phases on a connector than this link
+    has kept, so the frames of a charger sending none, or the same again, touch no store."""
+
+    def __init__(self, keep: Callable[[int, int], object]) -> None:
+        self.keep = keep
+        self.kept: dict[int, int] = {}
+
+    def frame(self, meter_value: Any, connector_no: Callable[[], int | None]) -> None:
+        phases = drawing(meter_value)
+        if phases <= 1:
+            return  # one phase is what the unknown is held to anyway
+        try:
+            no = connector_no()
+            if no is None or no <= 0 or phases <= self.kept.get(no, 1):
+                return
+            self.keep(no, phases)
+        except Exception:  # learning, not billing: the frame is answered, and the next one tries again
+            log.warning("keeping the phases a connector was seen drawing on failed", exc_info=True)
+            return
+        self.kept[no] = phases
+
+
+def with_seen(declared: Wiring, seen: Mapping[int, int]) -> Wiring:
+    """The declared wiring, and for each connector it says nothing of (neither its own phases nor the
+    whole charger's) the most phases it was seen drawing on, when more than one."""
+    if WHOLE_CHARGER in declared:
+        return declared
+    out = Wiring(
+        {no: n for no, n in seen.items() if no != WHOLE_CHARGER and no not in declared and n > 1},
+        switches_3to1=declared.switches_3to1,
+    )
+    out.update(declared)
+    return out
 
 
 def of_connector(known: Mapping[int, int], connector_no: int) -> int:

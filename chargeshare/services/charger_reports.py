@@ -27,6 +27,9 @@ FROM_CHARGER = "charger"
 RATE_UNITS = "RateUnits"
 # The phases its connectors are wired to, as read from its settings (chargeshare/ocpp/phases.py).
 PHASES = "Phases"
+# The most phases each connector was seen drawing on (chargeshare/ocpp/phases.py, `drawing`): apart
+# from what the charger says, so a boot that says nothing never wipes it, and it only ever rises.
+PHASES_SEEN = "PhasesSeen"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,20 @@ def wiring(body: Mapping[str, Any]) -> Wiring:
     """A kept `Phases` report's wiring (one kept before the switch was read: no switch)."""
     phases = {int(no): int(n) for no, n in body.get("phases", {}).items()}
     return Wiring(phases, switches_3to1=bool(body.get("switches_3to1", False)))
+
+
+def seen_phases(body: Mapping[str, Any]) -> dict[int, int]:
+    """A kept `PhasesSeen` report's {connector number: most phases seen drawing}."""
+    return {int(no): int(n) for no, n in body.get("phases", {}).items()}
+
+
+def known_wiring(reports: Sequence[ChargerReport]) -> tuple[Wiring, bool]:
+    """The wiring from a charger's `Phases` and `PhasesSeen` reports: the last declared, with what
+    was seen where nothing was declared; and whether it was ever asked (a `Phases` report)."""
+    declared = [r for r in reports if r.action == PHASES]
+    seen = [r for r in reports if r.action == PHASES_SEEN]
+    said = wiring(declared[-1].body) if declared else Wiring()
+    return (ocpp_phases.with_seen(said, seen_phases(seen[-1].body)) if seen else said), bool(declared)
 
 
 class ChargerReportsService:
@@ -137,15 +154,38 @@ class ChargerReportsService:
 
     def phases(self, cp_id: str) -> Wiring | None:
         """The phases the charger last said its connectors are wired to ({connector: phases}, 0 for
-        the whole charger; empty: it did not say), and whether it switches three phases to one;
-        None when it was never asked, or is not registered. Kept in the store, as the units are."""
+        the whole charger; empty: it did not say), with those seen drawing where it said nothing
+        (`phases_seen`), and whether it switches three phases to one; None when it was never asked,
+        or is not registered. Kept in the store, as the units are."""
         with self.store.reading() as tx:
             try:
                 charger_id = tx.chargers.get(cp_id).charger_id
             except NotFound:
                 return None
-            said = tx.reports.of(charger_id, (PHASES,))
-        return None if not said else wiring(said[-1].body)
+            known, asked = known_wiring(tx.reports.of(charger_id, (PHASES, PHASES_SEEN)))
+        return known if asked else None
+
+    def phases_seen(self, cp_id: str, connector_no: int, phases: int) -> bool:
+        """A connector seen drawing on `phases` (its per-phase current): kept when more than the
+        most seen on it before (one phase is what the unknown is held to anyway). True when kept."""
+        if connector_no <= 0 or not 1 < phases <= ocpp_phases.MAX_PHASES:
+            return False
+        with self.store.transaction() as tx:
+            try:
+                charger_id = tx.chargers.get(cp_id).charger_id
+            except NotFound:
+                return False
+            kept = tx.reports.of(charger_id, (PHASES_SEEN,))
+            seen = seen_phases(kept[-1].body) if kept else {}
+            if seen.get(connector_no, 1) >= phases:
+                return False
+            seen[connector_no] = phases
+            summary = ", ".join(
+                f"connector {no}: seen drawing on {n} phases" for no, n in sorted(seen.items())
+            )
+            body = {"phases": {str(no): n for no, n in sorted(seen.items())}}
+            tx.reports.add(charger_id, PHASES_SEEN, summary, body, received_at=self.clock.now())
+        return True
 
     def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
         """The charger's connectors' numbers (on 2.0.1 its EVSE ids), in order; none when not

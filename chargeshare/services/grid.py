@@ -46,7 +46,7 @@ from chargeshare.domain.grid_limits import (
 )
 from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.phases import Wiring
-from chargeshare.services.charger_reports import PHASES, wiring
+from chargeshare.services.charger_reports import PHASES, PHASES_SEEN, known_wiring
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import (
     GridLimitsDue,
@@ -361,9 +361,9 @@ class GridService:
 
     @staticmethod
     def _wiring(tx: UnitOfWork, charger_id: int) -> Wiring:
-        """The phases its charger last said, and its switch to one phase (unsaid: one phase)."""
-        said = tx.reports.of(charger_id, (PHASES,))
-        return wiring(said[-1].body) if said else Wiring()
+        """The phases its charger last said, with those seen drawing where it said nothing, and its
+        switch to one phase (unknown: one phase)."""
+        return known_wiring(tx.reports.of(charger_id, (PHASES, PHASES_SEEN)))[0]
 
     def _plans(
         self,

@@ -240,3 +240,39 @@ def test_a_chargers_kept_phases_and_switch_set_its_connectors_minimum(app: App) 
             ((1, shares[0]),),
             ((1, shares[1]),),
         ]
+
+
+def test_phases_seen_are_kept_apart_from_those_said_and_read_with_them(app: App) -> None:
+    """`PhasesSeen` rises only, survives an empty boot read, and yields to a declared value, in
+    every store; the allocation reads it where nothing was declared (never asked included)."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+        app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+        app.charging.start(f"CP{n}", 1, f"TAG{n}", 0, app.clock.now())
+    app.reports.phases_learned("CP2", Wiring({0: 1}))
+
+    def shares() -> list[int]:
+        for _ in range(3):  # each charger takes its limits, and raises held meanwhile follow
+            app.grid.rebalance()
+            for cp in ("CP1", "CP2"):
+                due = app.grid.limits_due(cp)
+                if due is not None:
+                    app.grid.limits_delivered(cp, due.decision)
+        return [app.grid.limits_due(cp).limits_w[0][1] for cp in ("CP1", "CP2")]  # type: ignore[union-attr]
+
+    assert shares() == [3_000, 3_000]
+    assert app.reports.phases_seen("CP1", 1, 3)  # never asked: the allocation uses it already
+    assert not app.reports.phases_seen("CP1", 1, 2)
+    assert app.reports.phases("CP1") is None
+    assert shares() == [4_140, 1_860]
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases("CP1") == {1: 3}
+    assert app.reports.phases_learned("CP1", Wiring({0: 1}))
+    assert app.reports.phases("CP1") == {0: 1}
+    assert shares() == [3_000, 3_000]

@@ -4,6 +4,8 @@ leaves its site; each change announced per charger, and owed again to a charger 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,9 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
+from chargeshare.ocpp import csms_v16, csms_v201
+from chargeshare.ocpp.commands import RateUnit, SetChargingProfile
+from chargeshare.ocpp.grid_limits import limit_commands
 from chargeshare.ocpp.phases import Wiring
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
@@ -394,3 +399,121 @@ def test_a_start_is_paused_rather_than_squeeze_a_three_phase_connector_below_its
         ((1, 5_000),),
         ((1, 0),),
     ]
+
+
+def three_phase_frame(connector_no: int) -> dict[str, object]:
+    """A 1.6 MeterValues carrying 16 A on each of three phases."""
+    values = [
+        {"value": "16.0", "measurand": "Current.Import", "phase": line, "unit": "A"}
+        for line in ("L1", "L2", "L3")
+    ]
+    return {
+        "connectorId": connector_no,
+        "meterValue": [{"timestamp": "2026-12-07T12:00:00Z", "sampledValue": values}],
+    }
+
+
+@pytest.mark.usefixtures("online")
+def test_a_connector_seen_drawing_on_three_phases_is_given_their_minimum_unless_declared_otherwise(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """As `test_a_three_phase_connector_that_cannot_switch_...`, but CP1's boot says nothing of its
+    phases: held to one, it shares equally, until its per-phase current shows three phases drawing.
+    Then its minimum, 4,140 W, and its profile in A on three phases; a later empty boot read leaves
+    that standing, and a declared one phase wins over it."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    assert app.reports.phases_learned("CP1", Wiring())  # asked; said nothing
+    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+
+    def shares() -> list[tuple[tuple[int, int], ...]]:
+        app.grid.rebalance()
+        return [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")]  # type: ignore[union-attr]
+
+    assert shares() == [((1, 3_000),), ((1, 3_000),)]
+    table = csms_v16.handlers(app.charging, "CP1", app.reports)
+    table["MeterValues"](three_phase_frame(1))
+    assert app.reports.phases("CP1") == {1: 3}
+    assert shares() == [((1, 4_140),), ((1, 1_860),)]
+    due = app.grid.limits_due("CP1")
+    assert due is not None
+    commands = limit_commands(
+        due.limits_w, clock.now(), unit=RateUnit.AMPS, phases=app.reports.phases("CP1") or {}
+    )
+    tx_default = [c for c in commands if isinstance(c, SetChargingProfile) and c.connector_no == 1]
+    assert [(p.limit, p.phases) for c in tx_default for p in c.profile.periods] == [(6, 3)]
+
+    assert not app.reports.phases_learned("CP1", Wiring())  # the next boot says nothing again
+    assert shares() == [((1, 4_140),), ((1, 1_860),)]
+    assert app.reports.phases_learned("CP1", Wiring({1: 1}))  # declared: it wins
+    assert app.reports.phases("CP1") == {1: 1}
+    assert shares() == [((1, 3_000),), ((1, 3_000),)]
+
+
+def test_what_is_seen_only_rises_and_is_kept_only_for_a_registered_connector(app: App) -> None:
+    add_charger(app, "CP1")
+    assert app.reports.phases("CP1") is None  # never asked
+    assert app.reports.phases_seen("CP1", 1, 2)
+    assert app.reports.phases("CP1") is None  # seen, yet still asked: what it says may win
+    assert not app.reports.phases_seen("CP1", 1, 1)  # a one-phase car on it later
+    assert not app.reports.phases_seen("CP1", 1, 2)
+    assert app.reports.phases_seen("CP1", 1, 3)
+    assert not app.reports.phases_seen("CP1", 0, 3)  # the main meter
+    assert not app.reports.phases_seen("CP1", 1, 4)
+    assert not app.reports.phases_seen("NOPE", 1, 3)
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases("CP1") == {1: 3}
+
+
+def three_phase_event(meter_value: object) -> dict[str, object]:
+    """A 2.0.1 TransactionEvent Updated naming no EVSE, for a transaction not ours."""
+    return {
+        "eventType": "Updated",
+        "timestamp": "2026-12-07T12:00:00Z",
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": 3,
+        "transactionInfo": {"transactionId": "not-ours"},
+        "meterValue": meter_value,
+    }
+
+
+@pytest.mark.parametrize("action", ["MeterValues", "TransactionEvent"])
+def test_a_201_charger_is_seen_drawing_on_its_evses_phases(
+    app: App, action: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2.0.1 numbers with a multiplier; a TransactionEvent naming no EVSE is its one connector's.
+    An unregistered charger's are kept nowhere, and quietly."""
+    add_charger(app, "CP1")
+    values = [
+        {
+            "value": 160,
+            "measurand": "Current.Import",
+            "phase": line,
+            "unitOfMeasure": {"unit": "A", "multiplier": -1},
+        }
+        for line in ("L1", "L2", "L3")
+    ]
+    meter_value = [{"timestamp": "2026-12-07T12:00:00Z", "sampledValue": values}]
+    table = csms_v201.handlers(app.charging, "CP1", app.reports)
+    if action == "MeterValues":
+        table[action]({"evseId": 1, "meterValue": meter_value})
+    else:
+        table[action](three_phase_event(meter_value))
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases("CP1") == {1: 3}
+    with caplog.at_level(logging.WARNING, logger="chargeshare.ocpp.phases"):
+        stranger = csms_v201.handlers(app.charging, "NOPE", app.reports)
+        with contextlib.suppress(NotFound):
+            if action == "MeterValues":
+                stranger[action]({"evseId": 1, "meterValue": meter_value})
+            else:
+                stranger[action](three_phase_event(meter_value))
+    assert not caplog.records
+    assert app.reports.phases("NOPE") is None

@@ -1451,3 +1451,22 @@ def test_the_sweep_asks_only_for_the_overrides_and_exports_its_back_off_allows()
         ocpp_smart.override_command(1, 6, 7_400),
         *ocpp_v2g.export_commands(1, 5, 7_400, ((600, 1_200),), AT),
     ]
+
+
+def test_a_charger_that_does_not_say_its_phases_is_limited_on_those_its_connector_was_seen_on() -> None:
+    """Asked first with its limits and saying nothing, the phases its connector was seen drawing on
+    (kept beside what it says, `ChargerReportsService.phases_seen`) stand: read again once kept."""
+    w = world()
+    w.backend.units["CP1"] = AMPS_ONLY
+    del w.backend.wiring["CP1"]
+    learned = w.backend.phases_learned
+
+    def with_seen(cp_id: str, phases: Mapping[int, int]) -> bool:
+        changed = learned(cp_id, phases)
+        w.backend.wiring[cp_id] = ocpp_phases.with_seen(ocpp_phases.Wiring(phases), {1: 3})
+        return changed
+
+    w.backend.phases_learned = with_seen  # type: ignore[method-assign]
+    w.decide_and_run(THREE_PHASE, amps_only_wired("0"))
+    assert w.backend.recorded("phases") == [("CP1",), ("CP1",)]
+    assert [(p.limit, p.phases) for p in shares(w)] == [(15, 3)]
