@@ -266,3 +266,58 @@ def test_a_worker_stalled_past_its_lease_loses_the_step_to_another_process(nodes
     assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 80
     failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
     assert not failing, failing
+
+
+class SlowProvider:
+    """A provider whose every capture takes `per_call_s` of the shared clock; `meanwhile` runs once,
+    after the `after`-th capture, as if another process acted while this one was busy."""
+
+    def __init__(
+        self, inner: Any, clock: ManualClock, per_call_s: int, after: int, meanwhile: Callable[[], None]
+    ):
+        self.inner, self.clock, self.per_call_s = inner, clock, per_call_s
+        self.after, self.meanwhile = after, meanwhile
+        self.captures: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def capture(self, **kw: Any) -> None:
+        self.clock.advance(self.per_call_s)
+        self.inner.capture(**kw)
+        self.captures.append(kw["idempotency_key"])
+        if len(self.captures) == self.after:
+            self.meanwhile()
+
+
+def test_a_slow_batch_never_starts_a_step_another_worker_took_over(nodes: tuple[App, App]) -> None:
+    """A's sweep works three due captures against a provider that takes 60% of a lease per call.
+    While A is on its second, the lease a batch claim would have given the third has lapsed and B's
+    worker claims what is due: no capture may be asked of the provider by both."""
+    a, b = nodes
+    for app in (a, b):
+        app.settlement.on_queued = lambda _booking: None
+    clock = a.clock
+    assert isinstance(clock, ManualClock)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    for n in range(3):
+        cp_id = f"CP{n}"
+        charger = add_charger(a, cp_id, price=40)
+        a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+        session = a.charging.start(cp_id, 1, "TAG", 0, clock.now()).transaction_id
+        a.charging.stop(cp_id, session, 2_000, clock.now())
+    lease_s = a.config.rules.payment_lease_s
+    b_provider = SlowProvider(b.gateway, clock, 0, 0, lambda: None)
+    b.settlement.gateway = b_provider
+    b_runs: list[int] = []
+    a_provider = SlowProvider(
+        a.gateway, clock, lease_s * 6 // 10, 2, lambda: b_runs.append(b.settlement.process_due().done)
+    )
+    a.settlement.gateway = a_provider
+    a_run = a.settlement.process_due()
+    assert not set(a_provider.captures) & set(b_provider.captures), (a_provider.captures, b_provider.captures)
+    assert (a_run.done, a_run.lost, b_runs) == (2, 0, [1])
+    with a.store.reading() as tx:
+        assert [i.status for i in tx.outbox.all() if i.step == "capture"] == ["done"] * 3
+    failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
+    assert not failing, failing
