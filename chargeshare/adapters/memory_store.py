@@ -532,11 +532,15 @@ class MemoryChargers(_Repository):
         ocpp_version: OcppVersion | None = None,
         *,
         expected: ChargerStatus | None = None,
+        seen_before: datetime | None = None,
     ) -> bool:
         if expected is not None:
             found = next((c for c in self.t.chargers.values() if c.charge_point_id == charge_point_id), None)
             if found is None or found.status is not expected:
                 return False
+            if seen_before is not None and (found.last_seen_at is None or found.last_seen_at >= seen_before):
+                return False
+        assert expected is not None or seen_before is None, "silence is compared with an expected status"
         c = self._by_cp(charge_point_id)
         changes: dict[str, Any] = {"status": status, "last_seen_at": at}
         if ocpp_version is not None:

@@ -244,27 +244,33 @@ class ChargingService:
 
     def watchdog(self) -> list[str]:
         """Chargers silent for `offline_after_intervals` heartbeat intervals go OFFLINE (and out of
-        search); their hosts are told. Returns the ids marked."""
+        search); their hosts are told. Returns the ids marked: a charger heard again after the list
+        was read (its stamp committed by another process) is left online, and its host told nothing."""
         self.last_seen.flush()  # the stamps it judges by, all of them
         now = self.clock.now()
         silence = timedelta(seconds=self.rules.heartbeat_interval_s * self.rules.offline_after_intervals)
+        cut_off = now - silence
         with self.store.transaction() as tx:
-            silent = [c.charge_point_id for c in tx.chargers.silent(now - silence)]
-        for cp_id in silent:
-            self._gone_offline(cp_id, f"nothing heard for {int(silence.total_seconds() // 60)} minutes")
-        return silent
+            silent = [c.charge_point_id for c in tx.chargers.silent(cut_off)]
+        why = f"nothing heard for {int(silence.total_seconds() // 60)} minutes"
+        return [cp_id for cp_id in silent if self._gone_offline(cp_id, why, seen_before=cut_off)]
 
-    def _gone_offline(self, cp_id: str, why: str) -> None:
+    def _gone_offline(self, cp_id: str, why: str, *, seen_before: datetime | None = None) -> bool:
+        """Mark the charger offline and tell its host; with `seen_before` (the watchdog), only if it
+        has still not been heard since then. True if this call marked it."""
         now = self.clock.now()
         self.last_seen.drop(cp_id)  # going offline writes its own last seen; back, it is stamped at once
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
             if charger.status is not ChargerStatus.ONLINE:  # offline already, or never in service
-                return
-            # Another process (its watchdog, or a link closing there) may mark it at the same time:
-            # only the one that flips the status tells the host.
-            if not tx.chargers.set_status(cp_id, ChargerStatus.OFFLINE, now, expected=charger.status):
-                return
+                return False
+            # Another process (its watchdog, or a link closing there) may mark it at the same time,
+            # or stamp it as heard: only the one that flips the status, checked in the write itself,
+            # tells the host.
+            if not tx.chargers.set_status(
+                cp_id, ChargerStatus.OFFLINE, now, expected=charger.status, seen_before=seen_before
+            ):
+                return False
             tx.notifications.add(
                 charger.host_id,
                 CHARGER_OFFLINE,
@@ -274,6 +280,7 @@ class ChargingService:
                 now,
             )
         self.bus.publish(ChargerOffline(now, cp_id))
+        return True
 
     def status(
         self, cp_id: str, connector_no: int, status: ConnectorStatus, reported_at: datetime | None = None

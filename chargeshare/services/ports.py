@@ -160,9 +160,11 @@ class Chargers(Protocol):
         ocpp_version: OcppVersion | None = None,
         *,
         expected: ChargerStatus | None = None,
+        seen_before: datetime | None = None,
     ) -> bool:
         """Raises NotFound for an unregistered charger. With `expected`, a compare-and-set: False
-        (nothing changed) unless the charger's status was `expected`."""
+        (nothing changed) unless the charger's status was `expected` (and, with `seen_before`, its
+        last seen is before that: a charger heard since is left as it is)."""
         ...
 
     def touch(self, charge_point_id: str, at: datetime) -> None:

@@ -267,11 +267,19 @@ class SettlementService:
         return self._work(items, OutboxRun())
 
     def process_due(self, limit: int = DUE_BATCH) -> OutboxRun:
-        """Claim and work the steps that are due, including placements whose request died."""
-        now = self.clock.now()
-        with self.store.transaction() as tx:
-            items = tx.outbox.claim_due(now, limit, self._claim(), self._lease(now))
-        return self._work(items, OutboxRun())
+        """Claim and work up to `limit` steps that are due, including placements whose request died.
+        Each is claimed just before it is worked, on a lease of its own: claimed in a batch, a step
+        queued behind slow ones could see its lease lapse while it waits here, be taken by another
+        worker, and still be started here."""
+        run = OutboxRun()
+        for _ in range(limit):
+            now = self.clock.now()
+            with self.store.transaction() as tx:
+                items = tx.outbox.claim_due(now, 1, self._claim(), self._lease(now))
+            if not items:
+                break
+            self._work(items, run)
+        return run
 
     def reconcile(self) -> OutboxRun:
         """Give dead letters a fresh set of attempts and work the backlog off now (bounded rounds)."""

@@ -170,6 +170,13 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
         tx.chargers.set_status("CP2", ChargerStatus.OFFLINE, T0)
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + HOUR)] == []  # seen just then
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + 2 * HOUR)] == ["CP1"]  # CP2 is offline
+        # The watchdog's compare-and-set: not for a charger heard since its cut-off.
+        on, off, later = ChargerStatus.ONLINE, ChargerStatus.OFFLINE, T0 + 2 * HOUR
+        assert not tx.chargers.set_status("CP1", off, later, expected=on, seen_before=T0 + HOUR)
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+        assert tx.chargers.set_status("CP1", off, later, expected=on, seen_before=later)
+        assert tx.chargers.get("CP1").status is ChargerStatus.OFFLINE
+        tx.chargers.set_status("CP1", ChargerStatus.ONLINE, T0 + HOUR)
         before = tx.chargers.credentials("CP1")
         assert (before.charger_id, before.password_hash) == (cp1.charger_id, None)
         tx.chargers.set_password("CP1", "pbkdf2$...")

@@ -6,11 +6,14 @@ steps had run one after the other."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
@@ -20,7 +23,8 @@ from chargeshare.services.charging import CHARGER_OFFLINE
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.invariants import check_store
-from tests.conftest import T0, add_charger
+from tests.conftest import T0, add_charger, sql_store
+from tests.integration.pausing import PausesBeforeCommit
 
 pytestmark = pytest.mark.postgres
 
@@ -88,6 +92,67 @@ def test_two_processes_marking_a_charger_offline_at_once_tell_its_host_once(node
         assert tx.chargers.get("CP1").status is ChargerStatus.OFFLINE
     assert offline_notices(a) == 1
     assert len(offline_events) == 1
+
+
+SILENCE_S = 3 * 300 + 1  # past the default watchdog cut-off (3 heartbeat intervals)
+
+
+def advance(app: App, seconds: int) -> None:
+    assert isinstance(app.clock, ManualClock)
+    app.clock.advance(seconds)
+
+
+def test_a_charger_heard_after_the_watchdog_read_it_silent_stays_online(nodes: tuple[App, App]) -> None:
+    """A's watchdog reads CP1 as silent; before it writes CP1 offline, CP1's heartbeat reaches B
+    (which has not seen it, so stamps it at once) and commits. CP1 must stay online, its host untold."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    advance(a, SILENCE_S)
+    a.charging.store = RunsBetween(a.store, "chargers", "silent", lambda: b.charging.heartbeat("CP1"))
+    assert a.charging.watchdog() == []
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+    assert offline_notices(a) == 0
+
+
+def locks_waited_on(app: App) -> int:
+    with sql_store(app).engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
+
+
+def test_the_watchdog_waiting_on_a_heartbeat_rechecks_it_after_the_wait(nodes: tuple[App, App]) -> None:
+    """CP1's heartbeat on B has stamped it but not committed when A's watchdog, which read it silent,
+    writes it offline: A's write waits on the row, and once the stamp commits it must find CP1 heard."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    advance(a, SILENCE_S)
+    paused = PausesBeforeCommit(b.store, lambda: threading.current_thread().name == "heartbeat")
+    b.charging.store = paused
+    heartbeat = threading.Thread(target=b.charging.heartbeat, args=("CP1",), name="heartbeat")
+    heartbeat.start()
+    assert paused.reached.wait(30)
+    marked: list[str] = []
+    watchdog = threading.Thread(target=lambda: marked.extend(a.charging.watchdog()))
+    watchdog.start()
+    deadline = time.monotonic() + 30
+    while not locks_waited_on(a):  # A's UPDATE waits on the row B's stamp holds
+        assert watchdog.is_alive() and time.monotonic() < deadline, "the watchdog never waited on the row"
+        time.sleep(0.01)
+    paused.go.set()
+    heartbeat.join(30)
+    watchdog.join(30)
+    assert not watchdog.is_alive() and not heartbeat.is_alive()
+    assert marked == []
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+    assert offline_notices(a) == 0
 
 
 def reservation(app: App, booking_id: int) -> str:
@@ -199,5 +264,60 @@ def test_a_worker_stalled_past_its_lease_loses_the_step_to_another_process(nodes
     assert len(captures) == 1
     gateway = b.gateway
     assert isinstance(gateway, SimulatedGateway) and gateway.total_captured == 80
+    failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
+    assert not failing, failing
+
+
+class SlowProvider:
+    """A provider whose every capture takes `per_call_s` of the shared clock; `meanwhile` runs once,
+    after the `after`-th capture, as if another process acted while this one was busy."""
+
+    def __init__(
+        self, inner: Any, clock: ManualClock, per_call_s: int, after: int, meanwhile: Callable[[], None]
+    ):
+        self.inner, self.clock, self.per_call_s = inner, clock, per_call_s
+        self.after, self.meanwhile = after, meanwhile
+        self.captures: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def capture(self, **kw: Any) -> None:
+        self.clock.advance(self.per_call_s)
+        self.inner.capture(**kw)
+        self.captures.append(kw["idempotency_key"])
+        if len(self.captures) == self.after:
+            self.meanwhile()
+
+
+def test_a_slow_batch_never_starts_a_step_another_worker_took_over(nodes: tuple[App, App]) -> None:
+    """A's sweep works three due captures against a provider that takes 60% of a lease per call.
+    While A is on its second, the lease a batch claim would have given the third has lapsed and B's
+    worker claims what is due: no capture may be asked of the provider by both."""
+    a, b = nodes
+    for app in (a, b):
+        app.settlement.on_queued = lambda _booking: None
+    clock = a.clock
+    assert isinstance(clock, ManualClock)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    for n in range(3):
+        cp_id = f"CP{n}"
+        charger = add_charger(a, cp_id, price=40)
+        a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+        session = a.charging.start(cp_id, 1, "TAG", 0, clock.now()).transaction_id
+        a.charging.stop(cp_id, session, 2_000, clock.now())
+    lease_s = a.config.rules.payment_lease_s
+    b_provider = SlowProvider(b.gateway, clock, 0, 0, lambda: None)
+    b.settlement.gateway = b_provider
+    b_runs: list[int] = []
+    a_provider = SlowProvider(
+        a.gateway, clock, lease_s * 6 // 10, 2, lambda: b_runs.append(b.settlement.process_due().done)
+    )
+    a.settlement.gateway = a_provider
+    a_run = a.settlement.process_due()
+    assert not set(a_provider.captures) & set(b_provider.captures), (a_provider.captures, b_provider.captures)
+    assert (a_run.done, a_run.lost, b_runs) == (2, 0, [1])
+    with a.store.reading() as tx:
+        assert [i.status for i in tx.outbox.all() if i.step == "capture"] == ["done"] * 3
     failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
     assert not failing, failing

@@ -85,7 +85,11 @@ _SET_STATUS = (
 )
 SET_STATUS = DirectStatement(_SET_STATUS)
 # A compare-and-set: of two processes changing a charger's status at once, only one changes it.
-SET_STATUS_IF = DirectStatement(_SET_STATUS.where(_c.status == bindparam("expected_status")))
+_SET_STATUS_IF = _SET_STATUS.where(_c.status == bindparam("expected_status"))
+SET_STATUS_IF = DirectStatement(_SET_STATUS_IF)
+# The watchdog's: also only if still not heard since its cut-off, compared in the UPDATE itself, so a
+# stamp committed after the silent list was read (or one this UPDATE waited on) keeps the charger.
+SET_STATUS_IF_SILENT = DirectStatement(_SET_STATUS_IF.where(_c.last_seen_at < bindparam("before")))
 SET_STATUS_AND_VERSION = DirectStatement(_SET_STATUS.values(ocpp_version=bindparam("version")))
 ADD = DirectStatement(
     insert_of(
@@ -151,6 +155,7 @@ STATEMENTS = {
     "chargers.silent": SILENT,
     "chargers.set_status": SET_STATUS,
     "chargers.set_status_if": SET_STATUS_IF,
+    "chargers.set_status_if_silent": SET_STATUS_IF_SILENT,
     "chargers.set_status_and_version": SET_STATUS_AND_VERSION,
     "chargers.add": ADD,
     "chargers.boot_policy": BOOT_POLICY,
@@ -274,6 +279,7 @@ class SqlChargers:
         ocpp_version: OcppVersion | None = None,
         *,
         expected: ChargerStatus | None = None,
+        seen_before: datetime | None = None,
     ) -> bool:
         params = {
             "cp_id": charge_point_id,
@@ -283,7 +289,11 @@ class SqlChargers:
         }
         if expected is not None:
             assert ocpp_version is None, "a boot sets its version unconditionally"
-            return SET_STATUS_IF.write(self.conn, {**params, "expected_status": expected.value}) == 1
+            params["expected_status"] = expected.value
+            if seen_before is not None:
+                return SET_STATUS_IF_SILENT.write(self.conn, {**params, "before": seen_before}) == 1
+            return SET_STATUS_IF.write(self.conn, params) == 1
+        assert seen_before is None, "a charger's silence is compared with its expected status"
         q = SET_STATUS if ocpp_version is None else SET_STATUS_AND_VERSION
         if q.write(self.conn, params) == 0:
             raise NotFound(f"no charger {charge_point_id!r}")
