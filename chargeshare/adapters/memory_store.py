@@ -1245,7 +1245,8 @@ class MemoryLedger(_Repository):
             if (booking_id is None or e.booking_id == booking_id)
             and (account is None or any(p.account == account for p in e.postings))
         ]
-        return sorted(found, key=lambda e: (e.created_at, e.entry_id))
+        # By time, then as written (a dict keeps insertion order, and a rollback's copy keeps it).
+        return sorted(found, key=lambda e: e.created_at)
 
     def posting_sums(self) -> dict[str, int]:
         return {e.entry_id: sum(p.amount for p in e.postings) for e in self.t.entries.values() if e.postings}

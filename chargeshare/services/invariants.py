@@ -59,7 +59,7 @@ class InvariantResult:
 class Snapshot:
     bookings: Sequence[BookingRecord]
     sessions: Sequence[SessionRecord]
-    entries: Sequence[JournalEntry]
+    entries: Sequence[JournalEntry]  # by time, then as written (as every store's ledger returns them)
     posting_sums: dict[str, int]
     rules: MarketplaceRules
     now: datetime | None = None  # when given, open holds must not have outlived their lifetime
@@ -290,12 +290,13 @@ def processor_fees_recorded(s: Snapshot) -> InvariantResult:
 
 def payouts_within_earnings(s: Snapshot) -> InvariantResult:
     """A host's payout never exceeds what it was owed when it was made: its shares less what its
-    home bought of its guests' export, less what was paid before, in time order (a payout after
-    the instant's other entries). A purchase after a payout may leave the host owing (its payable
-    in debit) without that payout having paid too much."""
+    home bought of its guests' export, less what was paid before, in time order and at one instant
+    in the order written (a payout and a purchase lock their host's row before reading the clock,
+    so that is the order they happened). A purchase after a payout may leave the host owing (its
+    payable in debit) without that payout having paid too much."""
     owed: dict[str, int] = defaultdict(int)
     failures = []
-    for e in sorted(s.entries, key=lambda e: (e.created_at, e.kind is EntryKind.PAYOUT, e.entry_id)):
+    for e in sorted(s.entries, key=lambda e: e.created_at):  # stable: the order written at one instant
         for p in e.postings:
             if not p.account.startswith("host:"):
                 continue

@@ -524,11 +524,13 @@ class Ledger(Protocol):
         same ids). A second resolution of one hold is refused."""
         ...
 
-    def entries(
-        self, booking_id: int | None = None, account: str | None = None
-    ) -> Sequence[JournalEntry]: ...
+    def entries(self, booking_id: int | None = None, account: str | None = None) -> Sequence[JournalEntry]:
+        """Entries (of a booking, touching an account), by time, then in the order written."""
+        ...
+
     def entries_of(self, booking_ids: Sequence[int]) -> dict[int, list[JournalEntry]]:
-        """Each booking's entries, oldest first, by booking id; bookings without any are left out."""
+        """Each booking's entries, as `entries` orders them, by booking id; bookings without any are
+        left out."""
         ...
 
     def posting_sums(self) -> dict[str, int]:

@@ -801,11 +801,12 @@ def test_the_journal(app: App) -> None:
         )
         tx.ledger.add([payout, entry("v", b1, 0, kind=EntryKind.VOID, pending="a", at_h=2)])
     with app.store.reading() as tx:
-        assert [e.entry_id for e in tx.ledger.entries()] == ["c", "p", "a", "b", "v"]  # by time, then id
-        assert [e.entry_id for e in tx.ledger.entries(b1)] == ["a", "b", "v"]
+        # By time, then as written.
+        assert [e.entry_id for e in tx.ledger.entries()] == ["c", "p", "b", "a", "v"]
+        assert [e.entry_id for e in tx.ledger.entries(b1)] == ["b", "a", "v"]
         assert [e.entry_id for e in tx.ledger.entries(account="bank")] == ["p"]
-        assert [e.entry_id for e in tx.ledger.entries(b1, account="platform:holds")] == ["a", "b", "v"]
-        a = tx.ledger.entries(b1)[0]
+        assert [e.entry_id for e in tx.ledger.entries(b1, account="platform:holds")] == ["b", "a", "v"]
+        a = tx.ledger.entries(b1)[1]
         assert (a.kind, a.postings, a.booking_id, a.pending_id) == (
             EntryKind.HOLD,
             (Posting("driver:1:card", -200), Posting("platform:holds", 200)),
@@ -821,6 +822,32 @@ def test_the_journal(app: App) -> None:
         assert len(tx.ledger.entries(b1)[0].postings) == 2
     with pytest.raises(Exception), app.store.transaction() as tx:  # noqa: B017 - a hold is resolved once
         tx.ledger.add([entry("v2", b1, 0, kind=EntryKind.VOID, pending="a")])
+
+
+def test_entries_written_at_one_instant_come_back_in_the_order_written(app: App) -> None:
+    """A payout and a home's purchase lock their host's row before reading the clock, so at one
+    instant the order written is the order they happened: every read keeps it (ids sort otherwise)."""
+    host = "host:1:payable"
+    with app.store.transaction() as tx:
+        _, (c1,) = a_charger(tx)
+        b1 = a_booking(tx, c1, tx.accounts.add_driver("D", "T"))
+        paid = JournalEntry("z-payout", EntryKind.PAYOUT, (Posting(host, 50), Posting("bank", -50)), T0, None)
+        tx.ledger.add([entry("y", b1, 10), paid])
+    with app.store.transaction() as tx:  # a later transaction at the same instant
+        bought = JournalEntry(
+            "a-bought",
+            EntryKind.HOME_EXPORT_CREDIT,
+            (Posting(host, 20), Posting("driver:1:credit", -20)),
+            T0,
+            b1,
+        )
+        tx.ledger.add([bought, entry("b", b1, 30)])
+    with app.store.reading() as tx:
+        assert [e.entry_id for e in tx.ledger.entries()] == ["y", "z-payout", "a-bought", "b"]
+        assert [e.entry_id for e in tx.ledger.entries(account=host)] == ["z-payout", "a-bought"]
+        assert [e.entry_id for e in tx.ledger.entries(b1)] == ["y", "a-bought", "b"]
+        assert [e.entry_id for e in tx.ledger.entries(b1, account=host)] == ["a-bought"]
+        assert [e.entry_id for e in tx.ledger.entries_of([b1])[b1]] == ["y", "a-bought", "b"]
 
 
 def test_the_payments_outbox(app: App) -> None:
@@ -1265,7 +1292,7 @@ def test_reads_for_a_list_of_ids_find_each_one_once(app: App) -> None:
         assert tx.sessions.charge_points_of([]) == {}
         journal = tx.ledger.entries_of([started, other, bare])
         assert {b: [e.entry_id for e in es] for b, es in journal.items()} == {
-            started: ["a", "b"],
+            started: ["b", "a"],
             other: ["c"],
         }
         assert journal[started] == list(tx.ledger.entries(started))  # the same entries, in the same order

@@ -163,3 +163,29 @@ def test_a_home_purchase_after_a_payout_leaves_the_host_owing_and_breaks_no_inva
     assert site.balances()[host_payable(site.host_id)] == 83  # the host owes it
     assert app.settlement.pay_out_hosts().paid == {}
     assert failing(app) == []
+
+
+def test_a_home_purchase_at_the_instant_of_a_payout_before_it_breaks_no_invariant(
+    app: App, clock: ManualClock
+) -> None:
+    """On a manual clock a payout and the home's purchase that follows it share an instant: the
+    check must take them in the order written, not the purchase first."""
+    site = Site(app, clock)
+    app.hosting.set_kyc(site.host_id, KycStatus.VERIFIED)
+    site.session(20_000)  # sold to the grid: 680p earned
+    app.settlement.process_due()
+    app.v2g.set_buyer(as_host(site.host_id), "home")
+    booking = app.bookings.book(BookRequest(site.dee, site.charger, 1, 60, 30_000)).booking_id
+    app.v2g.set_terms(as_driver(site.dee), booking, 25, 40)
+    clock.advance(60)
+    session = app.charging.start("V2G1", 1, "DEE", 1_000, clock.now()).transaction_id
+    app.charging.meter_export("V2G1", session, 50_000, 80)
+    assert app.settlement.pay_out_hosts().paid == {site.host_id: 680}
+    app.charging.meter_export("V2G1", session, 53_333, 62)
+    app.charging.stop("V2G1", session, 1_000, clock.now())  # the home buys 83p of export
+    app.settlement.process_due()
+    with app.store.reading() as tx:
+        at = {e.kind: e.created_at for e in tx.ledger.entries(account=host_payable(site.host_id))}
+    assert at[EntryKind.PAYOUT] == at[EntryKind.HOME_EXPORT_CREDIT]
+    assert site.balances()[host_payable(site.host_id)] == 83  # the host owes it
+    assert failing(app) == []

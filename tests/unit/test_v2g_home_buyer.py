@@ -133,3 +133,25 @@ def test_a_host_is_never_paid_out_what_its_home_bought() -> None:
 
 def test_every_entry_kind_fits_the_ledgers_kind_column() -> None:
     assert max(len(k.value) for k in EntryKind) <= 16  # journal_entries.kind is VARCHAR(16)
+
+
+def test_a_payout_written_before_a_home_purchase_at_its_instant_paid_what_was_owed() -> None:
+    """Both lock the host's row before reading the clock, so at one instant the order written is
+    the order they happened: the payout paid the 680p owed, the purchase then left the host owing."""
+    postings = (Posting(PLATFORM_CLEARING, 680), Posting(host_payable(HOST), -680))
+    earned = JournalEntry("split-1", EntryKind.SPLIT, postings, T0 - timedelta(hours=1), 1)
+    paid = payout("payout:5:1", HOST, 680, T0)
+    bought = home_export_credit_entry("export-7", 7, DRIVER, HOST, 83, T0)
+    assert payouts_within_earnings(snap([earned, paid, bought])).failures == ()
+    # Written the other way round, the payout was made against 597p owed.
+    result = payouts_within_earnings(snap([earned, bought, paid]))
+    assert result.failures == (f"{host_payable(HOST)}: payout:5:1 paid 680p of 597p owed",)
+
+
+def test_payouts_are_checked_in_time_order_whatever_order_the_entries_come_in() -> None:
+    postings = (Posting(PLATFORM_CLEARING, 100), Posting(host_payable(HOST), -100))
+    earned = JournalEntry("split-1", EntryKind.SPLIT, postings, T0, 1)
+    late = payout("payout:5:1", HOST, 100, T0 + timedelta(hours=1))
+    early = payout("payout:5:0", HOST, 100, T0 - timedelta(hours=1))
+    assert payouts_within_earnings(snap([late, earned])).ok
+    assert not payouts_within_earnings(snap([earned, early])).ok

@@ -17,6 +17,7 @@ from chargeshare.domain.ledger import JournalEntry
 
 _le, _lp = t.ledger_entries.c, t.ledger_postings.c
 ENTRY_COLUMNS = (_le.id, _le.kind, _le.booking_id, _le.pending_id, _le.created_at)  # as `journal` reads
+POSTING_COLUMNS = (_lp.entry_id, _lp.id, _lp.account, _lp.amount)  # the id: the order written
 
 _ENTRY_VALUES: dict[str, Any] = {
     "id": bindparam("entry_key"),
@@ -47,7 +48,7 @@ ENTRIES_OF_BOOKING = DirectStatement(
     select(*ENTRY_COLUMNS).where(_le.booking_id == bindparam("booking_pk")).order_by(_le.created_at, _le.id)
 )
 POSTINGS_OF_BOOKING = DirectStatement(
-    select(_lp.entry_id, _lp.account, _lp.amount)
+    select(*POSTING_COLUMNS)
     .join(t.ledger_entries, _le.id == _lp.entry_id)
     .where(_le.booking_id == bindparam("booking_pk"))
     .order_by(_lp.entry_id, _lp.seq)
@@ -56,13 +57,13 @@ ENTRIES_OF_BOOKINGS = DirectStatement(
     select(*ENTRY_COLUMNS).where(in_ids(_le.booking_id, "booking_ids")).order_by(_le.created_at, _le.id)
 )
 POSTINGS_OF_BOOKINGS = DirectStatement(
-    select(_lp.entry_id, _lp.account, _lp.amount)
+    select(*POSTING_COLUMNS)
     .join(t.ledger_entries, _le.id == _lp.entry_id)
     .where(in_ids(_le.booking_id, "booking_ids"))
     .order_by(_lp.entry_id, _lp.seq)
 )
 ENTRIES = DirectStatement(select(*ENTRY_COLUMNS).order_by(_le.created_at, _le.id))
-POSTINGS = DirectStatement(select(_lp.entry_id, _lp.account, _lp.amount).order_by(_lp.entry_id, _lp.seq))
+POSTINGS = DirectStatement(select(*POSTING_COLUMNS).order_by(_lp.entry_id, _lp.seq))
 
 STATEMENTS = {
     "ledger.insert_posting": INSERT_POSTING,
@@ -114,7 +115,7 @@ class SqlLedger:
         if booking_id is None and account is None:  # the whole journal (reports, invariants)
             return journal(ENTRIES.rows(self.conn, {}), POSTINGS.rows(self.conn, {}))
         q = select(*ENTRY_COLUMNS)
-        pq = select(_lp.entry_id, _lp.account, _lp.amount).join(t.ledger_entries, _le.id == _lp.entry_id)
+        pq = select(*POSTING_COLUMNS).join(t.ledger_entries, _le.id == _lp.entry_id)
         if booking_id is not None:
             q = q.where(_le.booking_id == booking_id)
             pq = pq.where(_le.booking_id == booking_id)

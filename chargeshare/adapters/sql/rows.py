@@ -179,17 +179,24 @@ def session_record(r: Mapping[Any, Any]) -> SessionRecord:
 
 def journal(entries: Iterable[Sequence[Any]], postings: Iterable[Sequence[Any]]) -> list[JournalEntry]:
     """Journal entries from entry rows (id, kind, booking_id, pending_id, created_at) and
-    (entry_id, account, amount) posting rows. Read by position: a run's report and invariants read
+    (entry_id, id, account, amount) posting rows, by time, then in the order written: an entry's
+    first posting's id, assigned at insert. Read by position: a run's report and invariants read
     the whole journal."""
     by_entry: dict[str, list[Posting]] = defaultdict(list)
-    for entry_id, account, amount in postings:
+    written: dict[str, int] = {}
+    for entry_id, posting_id, account, amount in postings:
         by_entry[entry_id].append(Posting(account, amount))
-    return [
+        written[entry_id] = min(posting_id, written.get(entry_id, posting_id))
+    out = [
         JournalEntry(
             entry_id, ENTRY_KINDS[kind], tuple(by_entry[entry_id]), created_at, booking_id, pending_id
         )
         for entry_id, kind, booking_id, pending_id, created_at in entries
     ]
+    # Sorted here rather than by the database: ordering by a join on the postings risks a plan that
+    # scans them all for one booking's few entries.
+    out.sort(key=lambda e: (e.created_at, written.get(e.entry_id, 0)))
+    return out
 
 
 def outbox_item(r: Mapping[Any, Any]) -> OutboxItem:
