@@ -14,7 +14,8 @@ replaces the last) at stack level 1. They are in W, or in A for a charger that t
 decided. A limit under 6 A on each phase of a multi-phase connector goes on one phase
 (`numberPhases` 1, in W as in A) only for a charger that says it switches three phases to one;
 any other stays on its phases, 0 A (paused) in A, as it could obey no other way (the allocation
-gives such a connector 6 A on each phase or nothing: chargeshare/services/grid.py). A limit
+gives such a connector 6 A on each phase or nothing: chargeshare/services/grid.py). A connector is
+wired to no more phases than its rating carries 6 A on (`GridLimitsDue.phases_at_most`). A limit
 already known to change later (a flexibility event beginning or ending) is a second period
 starting then, so the charger changes on time however late the next decision reaches it. A
 charger taken off its site has both cleared.
@@ -148,6 +149,7 @@ def limit_commands(
     steps: Sequence[tuple[int, datetime, int]] = (),
     unit: cmd.RateUnit = cmd.RateUnit.WATTS,
     phases: Mapping[int, int] = MappingProxyType({}),
+    at_most: Mapping[int, int] = MappingProxyType({}),
 ) -> tuple[cmd.SetChargingProfile | cmd.ClearChargingProfile, ...]:
     """What puts (connector number, W) limits decided at `at` on a charger, with any later
     (connector number, when, W) `steps`: the charger-wide maximum first, then each connector's
@@ -156,15 +158,19 @@ def limit_commands(
     maximum in each period on the most of those of the connectors given more than 0 then: a cap on
     each phase, so the charger's total over those phases is within the sum, and no connector given
     something is told to use fewer phases than it is wired to unless the charger switches three
-    phases to one (`phases_for`)."""
+    phases to one (`phases_for`). A connector is taken as wired to no more phases than `at_most`
+    says its rating carries 6 A on (connector number: phases)."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=GRID_STACK_LEVEL),
         )
-    periods = connector_periods(limits_w, steps, at)
-    wired = {no: ocpp_phases.of_connector(phases, no) for no in periods}
+    wired = {
+        no: min(ocpp_phases.of_connector(phases, no), at_most.get(no, ocpp_phases.MAX_PHASES))
+        for no, _ in limits_w
+    }
     switches = ocpp_phases.switches(phases)
+    periods = connector_periods(limits_w, steps, at)
     charger_max = cmd.ChargingProfile(
         profile_id=CHARGER_MAX_PROFILE_ID,
         stack_level=GRID_STACK_LEVEL,
