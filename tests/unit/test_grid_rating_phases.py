@@ -1,5 +1,5 @@
-"""A connector's rating caps the phases it can charge on (6 A on each): allocation, the profile in
-A or W, and the virtual charger agree."""
+"""A connector's rating caps the phases it can charge on (6 A on each), and a limit it could not
+obey is sent as 0: allocation, the profile in A or W, and the virtual charger agree."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import limit_commands
 from chargeshare.ocpp.phases import Wiring
 from simulators.dialect_v16 import profile_from
-from simulators.smart_charging import ProfileBook
+from simulators.smart_charging import ProfileBook, drawn_w
 from tests.conftest import T0
 
 AMPS, WATTS = cmd.RateUnit.AMPS, cmd.RateUnit.WATTS
@@ -67,3 +67,46 @@ def test_a_3_68_kw_evse_under_a_three_phase_station_that_cannot_switch_charges(u
     it draws what it is given (8 A on each of two in A), not 0 A for ever nor a W it cannot obey."""
     drawn = _drawn(unit, 3_680, 3, 3_680, False, phases_within(3, 3_680))
     assert drawn == 3_680
+
+
+@given(
+    st.integers(0, 25_000),
+    st.sampled_from([1, 2, 3]),
+    st.sampled_from([1, 2, 3]),
+    st.booleans(),
+)
+def test_a_limit_sent_is_obeyable_never_above_the_decision_and_the_same_in_a_and_w(
+    w: int, wired: int, at_most: int, switches: bool
+) -> None:
+    """In W as in A, the connector's limit is 0 or at least its minimum on the phases it is sent
+    on, never above the W decided, and charges in one unit exactly when it does in the other."""
+    wiring = Wiring({1: wired}, switches_3to1=switches)
+    sent = {}
+    for unit in (AMPS, WATTS):
+        (_, tx_default) = limit_commands(((1, w),), T0, unit=unit, phases=wiring, at_most={1: at_most})
+        assert isinstance(tx_default, cmd.SetChargingProfile)
+        (p,) = tx_default.profile.periods
+        assert p.limit is not None
+        sent[unit] = p
+    on = min(wired, at_most)
+    in_w = sent[WATTS]
+    assert in_w.limit is not None and 0 <= in_w.limit <= w
+    assert in_w.limit == 0 or in_w.limit >= min_charging_w(on, switches)
+    assert (in_w.limit > 0) == (sent[AMPS].limit > 0)  # type: ignore[operator]
+    # The virtual charger wired as said draws under it what it was sent, within its rating.
+    rating = 22_000 if at_most == 3 else at_most * MIN_CHARGING_W
+    drew = drawn_w(in_w.limit, "W", in_w.phases, wired, rating, switches)
+    assert (drew > 0) == (in_w.limit > 0)
+
+
+def test_a_stale_limit_under_6_a_on_each_of_three_phases_is_sent_as_0_w() -> None:
+    """Decided as one phase (wiring not yet known), sent once three are known to a charger that
+    cannot switch: 2,000 W is sent 0 W, as in A it is 0 A, rather than a limit it cannot obey."""
+    three = Wiring({0: 3})
+    (_, tx_default) = limit_commands(((1, 2_000),), T0, phases=three)
+    assert isinstance(tx_default, cmd.SetChargingProfile)
+    assert [p.limit for p in tx_default.profile.periods] == [0]
+    # A charger that switches takes it on one phase.
+    (_, switched) = limit_commands(((1, 2_000),), T0, phases=Wiring({0: 3}, switches_3to1=True))
+    assert isinstance(switched, cmd.SetChargingProfile)
+    assert [(p.limit, p.phases) for p in switched.profile.periods] == [(2_000, 1)]
