@@ -19,6 +19,7 @@ from chargeshare.ocpp import V16
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import limit_commands
 from chargeshare.ocpp.phases import Wiring
+from chargeshare.ocpp.smart_charging import override_profile
 from simulators.dialect_v16 import profile_from
 from simulators.smart_charging import ProfileBook, drawn_w
 from tests.conftest import T0
@@ -110,3 +111,12 @@ def test_a_stale_limit_under_6_a_on_each_of_three_phases_is_sent_as_0_w() -> Non
     (_, switched) = limit_commands(((1, 2_000),), T0, phases=Wiring({0: 3}, switches_3to1=True))
     assert isinstance(switched, cmd.SetChargingProfile)
     assert [(p.limit, p.phases) for p in switched.profile.periods] == [(2_000, 1)]
+
+
+def test_the_drivers_override_in_a_for_a_3_68_kw_evse_declared_three_phase_is_not_0_a() -> None:
+    """The override is the rating in A on the connector's phases: 3,680 W on three is 5 A each,
+    under 6 A, so 0 A; on the two its rating carries 6 A on it is 8 A each, all of it drawn."""
+    (p,) = override_profile(3_680, 5, AMPS, 3).periods
+    assert (p.limit, p.phases) == (8, 2)
+    assert p.limit is not None
+    assert drawn_w(p.limit, "A", p.phases, 3, 3_680, False) == 3_680
