@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chargeshare.domain.grid_limits import fair_shares
+from chargeshare.domain.grid_limits import fair_shares, phases_within
 
 VOLTS = 230
 MIN_AMPS = 6  # IEC 61851: no car charges on less
@@ -86,7 +86,9 @@ def drawn_w(
     """What a connector wired to `wired` phases, rated `rating_w`, draws under a limit: in A, on
     the phases named (`named`, none: all it has) that it has, each phase at most its rated current.
     Told fewer phases than it has, it switches to them if it `switches`, else draws nothing; in W
-    one that cannot switch draws nothing under 6 A on each of its phases."""
+    one that cannot switch draws nothing under 6 A on each of its phases. Its rating caps the
+    phases it draws on at those it carries 6 A on (`phases_within`), whatever it declares."""
+    wired = phases_within(wired, rating_w)
     on = min(named or wired, wired)
     if not switches and on < wired:
         return 0

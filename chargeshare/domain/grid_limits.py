@@ -9,7 +9,8 @@ minimum charging power; when there is not enough for every car to get that minim
 recently started are paused (0 W) until there is, and then any of them whose own minimum fits
 after all charges again. The minimum is 6 A on each phase a connector
 draws on: 1,380 W on one phase, 4,140 W for a three-phase connector whose charger cannot switch
-to one phase (`min_charging_w`). Power in W, time aware UTC.
+to one phase (`min_charging_w`); a connector rated under 6 A on each phase it declares draws on as
+many as its rating carries 6 A on (`phases_within`). Power in W, time aware UTC.
 """
 
 from __future__ import annotations
@@ -29,10 +30,22 @@ MIN_CHARGING_W = 6 * VOLTS  # 6 A on one phase: IEC 61851's lowest current a car
 _K = TypeVar("_K")
 
 
-def min_charging_w(phases: int, switches_3to1: bool, per_phase_w: int = MIN_CHARGING_W) -> int:
+def phases_within(phases: int, rating_w: int, per_phase_w: int = MIN_CHARGING_W) -> int:
+    """The phases a connector declared wired to `phases` can charge on: no more than its rating
+    carries 6 A (`per_phase_w`) on each of, and at least one. A rating under 6 A on every declared
+    phase could never charge on all of them, so it is taken as drawing on fewer."""
+    return max(1, min(phases, rating_w // per_phase_w))
+
+
+def min_charging_w(
+    phases: int, switches_3to1: bool, per_phase_w: int = MIN_CHARGING_W, rating_w: int | None = None
+) -> int:
     """The least a connector wired to `phases` may be given and still charge: 6 A (`per_phase_w`)
-    on each of its phases, or on one if its charger switches three phases to one during a
-    transaction. Below it a car cannot charge, so a limit there could only be obeyed by pausing."""
+    on each of its phases (`phases_within` its `rating_w`, if given), or on one if its charger
+    switches three phases to one during a transaction. Below it a car cannot charge, so a limit
+    there could only be obeyed by pausing."""
+    if rating_w is not None:
+        phases = phases_within(phases, rating_w, per_phase_w)
     return per_phase_w * (1 if switches_3to1 else max(1, phases))
 
 

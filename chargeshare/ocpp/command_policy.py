@@ -618,7 +618,9 @@ class CommandPolicy:
     ) -> Generator[Send, Any, cmd.Failure | None]:
         """Send the decision's profiles, with `steps`, in `unit` (in A on `phases`), in turn; the
         first failure stops them."""
-        for command in ocpp_grid.limit_commands(due.limits_w, due.at, steps, unit, phases):
+        for command in ocpp_grid.limit_commands(
+            due.limits_w, due.at, steps, unit, phases, dict(due.phases_at_most)
+        ):
             result: cmd.CommandResult[Any] = yield Send(command)
             if not isinstance(result, cmd.Done):
                 log.warning("%s to %s: %s", type(command).__name__, due.charge_point_id, result)

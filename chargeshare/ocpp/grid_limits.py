@@ -13,8 +13,11 @@ replaces the last) at stack level 1. They are in W, or in A for a charger that t
 (chargeshare/ocpp/phases.py; one when unknown), floored, so the charger never draws more than the W
 decided. A limit under 6 A on each phase of a multi-phase connector goes on one phase
 (`numberPhases` 1, in W as in A) only for a charger that says it switches three phases to one;
-any other stays on its phases, 0 A (paused) in A, as it could obey no other way (the allocation
-gives such a connector 6 A on each phase or nothing: chargeshare/services/grid.py). A limit
+any other stays on its phases, and is sent 0 (paused) in A and in W alike, as it could obey no
+other way (`obeyable_w`; the allocation gives such a connector 6 A on each phase or nothing:
+chargeshare/services/grid.py, but a decision taken before the wiring was known, or a raise held at
+an earlier limit, can be below it). A connector is wired to no more phases than its rating carries
+6 A on (`GridLimitsDue.phases_at_most`). A limit
 already known to change later (a flexibility event beginning or ending) is a second period
 starting then, so the charger changes on time however late the next decision reaches it. A
 charger taken off its site has both cleared.
@@ -27,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+from chargeshare.domain.grid_limits import min_charging_w
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import phases as ocpp_phases
 
@@ -56,6 +60,14 @@ def phases_for(w: int, wired: int, switches: bool = False) -> int:
     if switches and wired > AMPS_PHASES and amps_within(w, wired) == 0:
         return AMPS_PHASES
     return max(AMPS_PHASES, wired)
+
+
+def obeyable_w(w: int, wired: int, switches: bool = False) -> int:
+    """`w` if a connector wired to `wired` can charge on it, else 0: a car takes no less than 6 A
+    on each phase it draws on (one, for a charger that `switches` three phases to one; all, for
+    one that cannot), drawing that or nothing, so a limit between 0 and it is sent as 0, paused
+    on purpose (as in A), never above the decision."""
+    return w if w >= min_charging_w(wired, switches, MIN_AMPS * VOLTS) else 0
 
 
 def tx_default_profile_id(connector_no: int) -> int:
@@ -148,6 +160,7 @@ def limit_commands(
     steps: Sequence[tuple[int, datetime, int]] = (),
     unit: cmd.RateUnit = cmd.RateUnit.WATTS,
     phases: Mapping[int, int] = MappingProxyType({}),
+    at_most: Mapping[int, int] = MappingProxyType({}),
 ) -> tuple[cmd.SetChargingProfile | cmd.ClearChargingProfile, ...]:
     """What puts (connector number, W) limits decided at `at` on a charger, with any later
     (connector number, when, W) `steps`: the charger-wide maximum first, then each connector's
@@ -156,15 +169,23 @@ def limit_commands(
     maximum in each period on the most of those of the connectors given more than 0 then: a cap on
     each phase, so the charger's total over those phases is within the sum, and no connector given
     something is told to use fewer phases than it is wired to unless the charger switches three
-    phases to one (`phases_for`)."""
+    phases to one (`phases_for`). A connector is taken as wired to no more phases than `at_most`
+    says its rating carries 6 A on (connector number: phases), and a limit it could not obey is
+    sent as 0 (`obeyable_w`), in W as in A, before the charger's sum is taken."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=GRID_STACK_LEVEL),
         )
-    periods = connector_periods(limits_w, steps, at)
-    wired = {no: ocpp_phases.of_connector(phases, no) for no in periods}
+    wired = {
+        no: min(ocpp_phases.of_connector(phases, no), at_most.get(no, ocpp_phases.MAX_PHASES))
+        for no, _ in limits_w
+    }
     switches = ocpp_phases.switches(phases)
+    periods = {
+        no: [(offset, obeyable_w(w, wired[no], switches)) for offset, w in ps]
+        for no, ps in connector_periods(limits_w, steps, at).items()
+    }
     charger_max = cmd.ChargingProfile(
         profile_id=CHARGER_MAX_PROFILE_ID,
         stack_level=GRID_STACK_LEVEL,

@@ -17,6 +17,7 @@ this, so the names are ours, documented as a vendor documents its keys (docs/arc
 
 from __future__ import annotations
 
+from chargeshare.domain.grid_limits import phases_within
 from chargeshare.domain.smart_charge_points import SmartSettings
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import grid_limits as ocpp_grid
@@ -67,8 +68,9 @@ def override_profile(
     wired: int = ocpp_grid.AMPS_PHASES,
 ) -> cmd.ChargingProfile:
     """The override TxProfile: also what a remote start carries as its charging profile. In A it is
-    the rating floored on the connector's phases (`grid_limits.period`; one when unknown), never
-    more than the rating's W."""
+    the rating floored on the connector's phases (`grid_limits.period`; one when unknown, and no
+    more than the rating carries 6 A on: `phases_within`), never more than the rating's W."""
+    wired = phases_within(wired, rating_w)
     return cmd.ChargingProfile(
         profile_id=END_USER_OVERRIDE_PROFILE_ID,
         stack_level=OVERRIDE_STACK_LEVEL,

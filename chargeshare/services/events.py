@@ -101,12 +101,15 @@ class GridLimitsDue(Event):
     limited site any more and the limits it holds are to be cleared. `steps`: (connector number,
     when, W) for a limit already known to change at a later moment (a flexibility event beginning
     or ending), put on the charger ahead so it changes on time. `decision`: the charger's decision
-    number, acknowledged once every command is done (0: none recorded)."""
+    number, acknowledged once every command is done (0: none recorded). `phases_at_most`:
+    (connector number, phases) for a connector whose rating carries 6 A on fewer than three phases
+    (chargeshare.domain.grid_limits.phases_within), so it is never told to draw on more."""
 
     charge_point_id: str
     limits_w: tuple[tuple[int, int], ...]
     decision: int = 0
     steps: tuple[tuple[int, datetime, int], ...] = ()
+    phases_at_most: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

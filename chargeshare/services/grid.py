@@ -43,6 +43,7 @@ from chargeshare.domain.grid_limits import (
     edges_within,
     lower_before_raise,
     min_charging_w,
+    phases_within,
 )
 from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.phases import Wiring
@@ -56,6 +57,7 @@ from chargeshare.services.events import (
     SessionStopped,
 )
 from chargeshare.services.ports import Store, UnitOfWork
+from chargeshare.services.records import ChargerView
 
 # How long a decision may be on its way before the sweep sends it again: long enough for a
 # charger to answer the commands it is being sent, short against a meter interval.
@@ -223,7 +225,7 @@ class GridService:
         if not mine and delivered >= decision:
             return None
         limits, steps = _told(mine)
-        return GridLimitsDue(now, charge_point_id, limits, decision, steps)
+        return GridLimitsDue(now, charge_point_id, limits, decision, steps, self._phase_caps(charger))
 
     def limits_delivered(self, charge_point_id: str, decision: int) -> None:
         """The charger acknowledged every command of `decision`: no longer owed (unless a newer one
@@ -290,6 +292,7 @@ class GridService:
             )
             # Owed in the same commit: a crash before the chargers are told leaves them owed.
             decisions = tx.grid.owe(sorted({where[c].charger_id for c in changed}), now)
+            caps = {i: self._phase_caps(tx.chargers.by_id(i)) for i in decisions}
         chargers = sorted({(where[c].charge_point_id, where[c].charger_id) for c in changed})
         due: list[GridLimitsDue] = []
         for cp_id, charger_id in chargers:
@@ -300,7 +303,7 @@ class GridService:
                     if k.charge_point_id == cp_id and c in sent
                 }
             )
-            due.append(GridLimitsDue(now, cp_id, limits, decisions[charger_id], steps))
+            due.append(GridLimitsDue(now, cp_id, limits, decisions[charger_id], steps, caps[charger_id]))
         for event in due:
             self.bus.publish(event)
         return due
@@ -328,7 +331,10 @@ class GridService:
             wired = self._wiring(tx, charger_id)
             for c in charger.connectors:
                 least = min_charging_w(
-                    ocpp_phases.of_connector(wired, c.connector_no), wired.switches_3to1, self.min_w
+                    ocpp_phases.of_connector(wired, c.connector_no),
+                    wired.switches_3to1,
+                    self.min_w,
+                    c.max_power_w,
                 )
                 where[c.connector_id] = _Connector(
                     c.connector_id, c.connector_no, charger.charge_point_id, charger_id
@@ -358,6 +364,13 @@ class GridService:
             )
             plans = {**heard, **{u.connector_id: plans[u.connector_id].capped_by(Plan(u.w)) for u in unheard}}
         return plans, where, under, {u.connector_id for u in unheard}
+
+    def _phase_caps(self, charger: ChargerView) -> tuple[tuple[int, int], ...]:
+        """Its connectors whose rating carries the minimum on fewer than every phase, and on how
+        many it does: whatever wiring it declares, it is told no more (`phases_within`)."""
+        most = ocpp_phases.MAX_PHASES
+        caps = ((c.connector_no, phases_within(most, c.max_power_w, self.min_w)) for c in charger.connectors)
+        return tuple(sorted((no, n) for no, n in caps if n < most))
 
     @staticmethod
     def _wiring(tx: UnitOfWork, charger_id: int) -> Wiring:

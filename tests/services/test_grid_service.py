@@ -13,7 +13,8 @@ import pytest
 from chargeshare.bootstrap import App
 from chargeshare.domain.errors import NotFound
 from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
-from chargeshare.ocpp import csms_v16, csms_v201
+from chargeshare.ocpp import V16, csms_v16, csms_v201
+from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.commands import RateUnit, SetChargingProfile
 from chargeshare.ocpp.grid_limits import limit_commands
 from chargeshare.ocpp.phases import Wiring
@@ -21,6 +22,8 @@ from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import GridLimitsDue
 from chargeshare.services.grid import HOLD_RAISES_FOR, LOOK_AHEAD
+from simulators.dialect_v16 import profile_from
+from simulators.smart_charging import ProfileBook
 from tests.conftest import add_charger
 
 
@@ -372,6 +375,36 @@ def test_a_three_phase_connector_that_cannot_switch_is_given_6_a_on_each_phase_o
         ((1, shares[0]),),
         ((1, shares[1]),),
     ]
+
+
+@pytest.mark.usefixtures("online")
+@pytest.mark.parametrize("unit", [cmd.RateUnit.AMPS, cmd.RateUnit.WATTS])
+def test_a_3_68_kw_evse_under_a_station_of_three_phases_that_cannot_switch_charges(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue], unit: cmd.RateUnit
+) -> None:
+    """The station says three phases, its 3.68 kW EVSE nothing of its own. Its rating carries 6 A
+    on two phases, not three: on a 3,000 W feeder it is given the 3,000 W (not paused for want of
+    4,140 W), told it is wired to two, and the virtual charger draws it in A as in W."""
+    feeder = app.grid.add_feeder("F1", 3_000)
+    charger = add_charger(app, "CP1", power_w=3_680)
+    site = app.grid.add_site(app.marketplace.add_host("h1"), "s1", 13_800, feeder_id=feeder.feeder_id)
+    app.grid.place(charger, site.site_id)
+    wiring = Wiring({0: 3})
+    assert app.reports.phases_learned("CP1", wiring)
+    start(app, "CP1", 1, clock)
+    due = app.grid.limits_due("CP1")
+    assert due is not None
+    assert due.limits_w == ((1, 3_000),)
+    assert due.phases_at_most == ((1, 2),)
+    book = ProfileBook(switches_3to1=False)
+    for command in limit_commands(
+        due.limits_w, due.at, unit=unit, phases=wiring, at_most=dict(due.phases_at_most)
+    ):
+        assert isinstance(command, cmd.SetChargingProfile)
+        body = command.payload(V16, lambda _tx: None)["csChargingProfiles"]
+        book.install(profile_from(body, command.connector_no, due.at), None)
+    drawn = book.shared_limits_w(due.at, {1: (None, 3_680, 3)}, {1})[1]
+    assert 2 * MIN_CHARGING_W <= drawn <= 3_000
 
 
 @pytest.mark.usefixtures("online")

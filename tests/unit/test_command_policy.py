@@ -1232,13 +1232,13 @@ def test_a_charger_that_does_not_say_its_phases_is_held_to_one() -> None:
     assert [(p.limit, p.phases) for p in shares(w)] == [(47, 1)]
 
 
-@pytest.mark.parametrize(("switches", "phases"), [(True, 1), (False, None)])
+@pytest.mark.parametrize(("switches", "sent"), [(True, (2_000, 1)), (False, (0, None))])
 def test_a_charger_taking_watts_is_asked_its_phases_and_told_to_switch_only_if_it_can(
-    switches: bool, phases: int | None
+    switches: bool, sent: tuple[int, int | None]
 ) -> None:
-    """In W a three-phase connector's 2,000 W (under 6 A on each phase) goes on one phase
-    (numberPhases 1) for a charger that switches three phases to one; any other is told nothing
-    of phases (it is never given that little: `min_charging_w`)."""
+    """In W a three-phase connector's 2,000 W (under 6 A on each phase, decided before its phases
+    were known) goes on one phase (numberPhases 1) for a charger that switches three phases to
+    one; any other could not obey it, so it is sent 0 W, as in A 0 A (`obeyable_w`)."""
     w = world()
     del w.backend.wiring["CP1"]
     wiring = ocpp_phases.Wiring({0: 3}, switches_3to1=switches)
@@ -1250,7 +1250,7 @@ def test_a_charger_taking_watts_is_asked_its_phases_and_told_to_switch_only_if_i
     assert ocpp_phases.GetPhases() in w.commands()
     (learned,) = w.backend.recorded("phases_learned")
     assert learned == ("CP1", {0: 3}) and ocpp_phases.switches(learned[1]) is switches
-    assert [(p.limit, p.phases) for p in shares(w)] == [(2_000, phases)]
+    assert [(p.limit, p.phases) for p in shares(w)] == [sent]
 
 
 @pytest.mark.parametrize(("units", "kept"), [("A", [("CP1", {0: 3})]), ("A,W", [("CP1", {0: 3})])])

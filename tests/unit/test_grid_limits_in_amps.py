@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from chargeshare.domain.grid_limits import MIN_CHARGING_W
 from chargeshare.ocpp import V16, V201
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp.grid_limits import AMPS_PHASES, MIN_AMPS, VOLTS, amps_within, limit_commands
+from chargeshare.ocpp.grid_limits import (
+    AMPS_PHASES,
+    MIN_AMPS,
+    VOLTS,
+    amps_within,
+    limit_commands,
+    obeyable_w,
+)
 from chargeshare.ocpp.phases import Wiring
 from chargeshare.ocpp.rate_units import amps_only, from_read, key, parse
 from chargeshare.ocpp.smart_charging import override_profile
@@ -108,9 +115,11 @@ def test_a_limit_goes_on_the_phases_wired_while_each_gets_6_a_else_on_one_if_it_
     assert p.phases == (wired if amps_within(w, wired) or not switches else AMPS_PHASES)
     if p.limit:  # the most that fits: one more amp on each phase named would pass the limit
         assert (p.limit + 1) * VOLTS * p.phases > w
-    # In W the switch is said the same way; no other limit in W names phases.
+    # In W the switch is said the same way; no other limit in W names phases. A limit the
+    # connector could not obey is 0 W, as it is 0 A.
     (q,) = limit_commands(((1, w),), T0, phases=wiring)[1].profile.periods  # type: ignore[union-attr]
-    assert (q.limit, q.phases) == (w, AMPS_PHASES if w > 0 and p.phases < wired else None)
+    assert q.limit == obeyable_w(w, wired, switches) and (q.limit > 0) == (p.limit > 0)
+    assert q.phases == (AMPS_PHASES if q.limit > 0 and p.phases < wired else None)
 
 
 @given(

@@ -108,7 +108,7 @@ def test_two_steps_are_two_more_periods_and_never_go_back_in_time() -> None:
     )
     # A raise rounds up and a cut down: within one second the cut takes the raise's place, so the
     # schedule's offsets still rise (a period before its predecessor is refused by the schema).
-    close = [(1, at + timedelta(seconds=10.5), 9_000), (1, at + timedelta(seconds=10.9), 1_000)]
+    close = [(1, at + timedelta(seconds=10.5), 9_000), (1, at + timedelta(seconds=10.9), 1_500)]
     (_, share) = limit_commands(((1, 7_000),), at, close)
     offsets = [p.start_s for p in share.profile.periods]  # type: ignore[union-attr]
-    assert offsets == sorted(set(offsets)) and share.profile.periods[-1].limit == 1_000  # type: ignore[union-attr]
+    assert offsets == sorted(set(offsets)) and share.profile.periods[-1].limit == 1_500  # type: ignore[union-attr]
