@@ -57,10 +57,11 @@ class WriteBehindLastSeen:
         written all the same."""
         self._stamps.pop(cp_id, None)
 
-    def drop(self, cp_id: str) -> None:
-        """The charger goes offline, which writes its own last seen: nothing of it is kept."""
-        self._stamps.pop(cp_id, None)
+    def drop(self, cp_id: str) -> datetime | None:
+        """The charger goes offline, which writes its own last seen: nothing of it is kept. Returns
+        its stamp here, if any (one not yet written included), for a caller to judge it by."""
         self._unwritten.pop(cp_id, None)
+        return self._stamps.pop(cp_id, None)
 
     def pending(self) -> int:
         return len(self._unwritten)

@@ -259,7 +259,15 @@ class ChargingService:
         """Mark the charger offline and tell its host; with `seen_before` (the watchdog), only if it
         has still not been heard since then. True if this call marked it."""
         now = self.clock.now()
-        self.last_seen.drop(cp_id)  # going offline writes its own last seen; back, it is stamped at once
+        # Going offline writes its own last seen; back, it is stamped at once.
+        heard = self.last_seen.drop(cp_id)
+        if seen_before is not None and heard is not None and heard >= seen_before:
+            # Heard by this process after the silent list was read, its stamp not yet written
+            # (the check in the write below sees only written stamps): it stays online.
+            with self.store.transaction() as tx:
+                tx.chargers.touch_many({cp_id: heard})  # removed meanwhile: nothing to write
+            self.last_seen.written(cp_id, heard)
+            return False
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)
             if charger.status is not ChargerStatus.ONLINE:  # offline already, or never in service

@@ -92,12 +92,12 @@ class GridSettlementService:
             raise InvalidField(
                 "month", f"{month} is not over yet (it is {month_of(now)}): its statement may grow"
             )
-        done = self._record(month, amount, now, recorded_by)
+        done = self._record(month, amount, recorded_by)
         if done.recorded_now:
             failpoint("grid-payment-recorded")
         return done
 
-    def _record(self, month: str, amount: int, now: datetime, recorded_by: int | None) -> RecordedPayment:
+    def _record(self, month: str, amount: int, recorded_by: int | None) -> RecordedPayment:
         with self.store.transaction() as tx:
             tx.v2g.settling(exclusive=True)  # every credit dated in the month is written by now
             now = self.clock.now()  # dated once it has its turn: after the credits it waited for

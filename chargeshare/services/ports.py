@@ -1197,8 +1197,8 @@ class LastSeen(Protocol):
         """Its next frame is written at once."""
         ...
 
-    def drop(self, cp_id: str) -> None:
-        """It went offline: nothing of it is kept."""
+    def drop(self, cp_id: str) -> datetime | None:
+        """It went offline: nothing of it is kept. Its stamp here, if any (written or not)."""
         ...
 
     def flush(self, most: int | None = None) -> int: ...

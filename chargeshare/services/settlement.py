@@ -268,9 +268,8 @@ class SettlementService:
 
     def process_due(self, limit: int = DUE_BATCH) -> OutboxRun:
         """Claim and work up to `limit` steps that are due, including placements whose request died.
-        Each is claimed just before it is worked, on a lease of its own: claimed in a batch, a step
-        queued behind slow ones could see its lease lapse while it waits here, be taken by another
-        worker, and still be started here."""
+        Each is claimed just before it is worked, on a lease of its own, so no step waits here
+        behind slow ones while its lease lapses and another worker takes it."""
         run = OutboxRun()
         for _ in range(limit):
             now = self.clock.now()

@@ -49,3 +49,28 @@ def test_any_frame_from_a_charger_marked_offline_brings_it_back(app: App, clock:
     app.charging.authorize("CP1", "no such tag")
     with app.store.reading() as tx:
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+
+
+def test_a_charger_heard_here_after_the_silent_list_was_read_stays_online(
+    app: App, clock: ManualClock
+) -> None:
+    """A frame stamped in this process's memory after the watchdog wrote the stamps out, before it
+    judged the charger: the stamp not yet written is the evidence, and is written instead."""
+    add_charger(app, "LATE")
+    app.charging.heartbeat("LATE")
+    rules = app.config.rules
+    clock.advance(rules.heartbeat_interval_s * rules.offline_after_intervals + 1)
+    flush = app.last_seen.flush
+
+    def flush_then_hear_it(most: int | None = None) -> int:
+        written = flush(most)
+        assert app.last_seen.record("LATE", clock.now())  # known here: renewed in memory only
+        return written
+
+    app.last_seen.flush = flush_then_hear_it  # type: ignore[method-assign]
+    assert app.charging.watchdog() == []
+    with app.store.reading() as tx:
+        charger = tx.chargers.get("LATE")
+        assert charger.status is ChargerStatus.ONLINE
+        assert charger.last_seen_at == clock.now()
+        assert tx.notifications.all() == []

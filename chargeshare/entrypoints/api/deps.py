@@ -27,8 +27,8 @@ ConnectorNo = Annotated[int, Path(ge=1, le=99)]
 bearer = HTTPBearer(auto_error=False, description="an access token from POST /auth/login")
 
 
-# Coroutines, so they run on the event loop: a sync dependency would take a request thread, and the
-# routes that answer while every such thread is busy (/health) would wait for one.
+# Coroutines, so they run on the event loop: a sync dependency takes a request thread, and a route
+# with none (/health) answers while every such thread is busy.
 async def the_app(conn: HTTPConnection) -> App:
     app: App = conn.app.state.app
     return app
