@@ -161,13 +161,13 @@ class SmartChargingService:
         running (so the charger was told now)."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            if who.role is not Role.DRIVER or not can_see(who, tx.bookings.get(booking_id)):
+                raise NotFound(f"no booking {booking_id}")  # before any lock: nobody else's row held
             # The booking's row, which a start changes before it adds its session: a start
             # meanwhile commits first and its session is found running here, or waits for this
             # and its own send (`_on_session_started`) finds the override. Never neither.
             tx.bookings.lock(booking_id)
             booking = tx.bookings.get(booking_id)
-            if who.role is not Role.DRIVER or not can_see(who, booking):
-                raise NotFound(f"no booking {booking_id}")
             if str(booking.status) in _ENDED:
                 raise InvalidTransition(f"booking {booking_id} has ended: nothing left to override")
             tx.smart.add_override(booking_id, now)

@@ -221,14 +221,14 @@ class V2gService:
         driver's booking is NotFound; terms change nothing on a session already running."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            if who.role is not Role.DRIVER or not can_see(who, tx.bookings.get(booking_id)):
+                raise NotFound(f"no booking {booking_id}")  # before any lock: nobody else's row held
             # The booking's row, which the stop changes before it settles, then the terms: a stop
             # meanwhile commits first and the change is refused (ended), or waits and credits at
             # it; a first change has no terms row to hold, so the booking's is what orders it.
             tx.bookings.lock(booking_id)
             tx.v2g.lock_export(booking_id)
             booking = tx.bookings.get(booking_id)
-            if who.role is not Role.DRIVER or not can_see(who, booking):
-                raise NotFound(f"no booking {booking_id}")
             record = tx.v2g.record(booking_id)
             if str(booking.status) in ENDED or (record is not None and record.settled):
                 raise InvalidTransition(f"booking {booking_id} has ended: its export terms are fixed")
