@@ -11,9 +11,12 @@ from datetime import timedelta
 import pytest
 
 from chargeshare.bootstrap import App
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.geo import Point
 from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
-from chargeshare.ocpp import V16, csms_v16, csms_v201
+from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16, V201, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.commands import RateUnit, SetChargingProfile
 from chargeshare.ocpp.grid_limits import limit_commands
@@ -550,3 +553,31 @@ def test_a_201_charger_is_seen_drawing_on_its_evses_phases(
                 stranger[action](three_phase_event(meter_value))
     assert not caplog.records
     assert app.reports.phases("NOPE") is None
+
+
+def test_a_multi_evse_station_is_seen_drawing_on_the_evse_of_the_transaction(
+    app: App, clock: ManualClock
+) -> None:
+    """2.0.1 names the EVSE only in a transaction's first event: a periodic Updated one naming none
+    is the EVSE of the session its transaction id opened. An event of a transaction not (yet) ours
+    keeps nothing, and leaves the next one to find its EVSE."""
+    host = app.marketplace.add_host("host of CP1")
+    connectors = tuple(ConnectorSpec(n, ConnectorType.TYPE2, 11_000) for n in (1, 2))
+    view = app.marketplace.add_charger(ChargerSpec("CP1", host, Point(51.45, -2.59), Tariff(30), connectors))
+    app.charging.boot("CP1", V201)
+    values = [
+        {"value": 16, "measurand": "Current.Import", "phase": line, "unitOfMeasure": {"unit": "A"}}
+        for line in ("L1", "L2", "L3")
+    ]
+    meter_value = [{"timestamp": "2026-12-07T12:00:00Z", "sampledValue": values}]
+    table = csms_v201.handlers(app.charging, "CP1", app.reports)
+    updated = {**three_phase_event(meter_value), "transactionInfo": {"transactionId": "T2"}}
+    table["TransactionEvent"](updated)  # before its session is ours: nowhere to keep it
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases("CP1") == {}
+    driver = app.marketplace.add_driver("D2", "TAG2").driver_id
+    app.bookings.book(BookRequest(driver, view.charger_id, 2, 60, 10_000))
+    app.charging.start("CP1", 2, "TAG2", 0, clock.now(), charger_tx_id="T2")
+    table["TransactionEvent"]({**updated, "seqNo": 4})
+    assert app.reports.phases("CP1") == {2: 3}
+
