@@ -581,3 +581,56 @@ def test_a_multi_evse_station_is_seen_drawing_on_the_evse_of_the_transaction(
     table["TransactionEvent"]({**updated, "seqNo": 4})
     assert app.reports.phases("CP1") == {2: 3}
 
+
+@pytest.mark.usefixtures("online")
+def test_a_connector_seen_on_more_phases_after_its_limits_were_taken_is_decided_for_again(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """Seen drawing on three phases after acknowledging its limits, CP1 is decided for at once: its
+    minimum, 4,140 W, and CP2 lowered to what is left, with no start, stop or sweep between."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 3_000),),
+        ((1, 3_000),),
+    ]
+    heard.clear()
+    csms_v16.handlers(app.charging, "CP1", app.reports)["MeterValues"](three_phase_frame(1))
+    told = {(e.charge_point_id, e.limits_w) for e in heard}
+    assert ("CP1", ((1, 4_140),)) in told
+    assert ("CP2", ((1, 1_860),)) in told
+
+
+@pytest.mark.usefixtures("online")
+@pytest.mark.parametrize("how", ["seen", "declared"])
+def test_a_charger_whose_phases_rise_is_told_again_even_where_its_watts_stay(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue], how: str
+) -> None:
+    """Room for its whole 11 kW either way: its limit in W is unchanged, but its profile in A was
+    on one phase, so it is told again under a new decision; a fall or no change tells nothing."""
+    charger = add_charger(app, "CP1", power_w=11_000)
+    site = app.grid.add_site(app.marketplace.add_host("h1"), "s1", 40_000)
+    app.grid.place(charger, site.site_id)
+    assert app.reports.phases_learned("CP1", Wiring())
+    start(app, "CP1", 1, clock)
+    before = app.grid.limits_due("CP1")
+    assert before is not None
+    heard.clear()
+    if how == "seen":
+        csms_v16.handlers(app.charging, "CP1", app.reports)["MeterValues"](three_phase_frame(1))
+    else:
+        assert app.reports.phases_learned("CP1", Wiring({0: 3}))
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP1", before.limits_w)]
+    assert heard[0].decision > before.decision
+    heard.clear()
+    assert app.reports.phases_learned("CP1", Wiring({0: 1}))  # fewer: what it holds stays within
+    assert heard == []
