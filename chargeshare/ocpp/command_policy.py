@@ -155,6 +155,9 @@ class CommandPolicy:
         self._grid_sending: dict[str, object] = {}
         self._grid_again: set[str] = set()
         self._grid_latest: dict[str, int] = {}
+        # Chargers taking W whose phases are being asked apart from their limits (by a token, as the
+        # rounds are), so limits never wait on that read and one read is in flight at a time.
+        self._phases_asking: dict[str, object] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[Order]]] = {
             EnergyLimitReached: self._energy_limit,
             ReservationDue: self._reservation_due,
@@ -197,6 +200,7 @@ class CommandPolicy:
         self._grid_sending.pop(cp_id, None)
         self._grid_again.discard(cp_id)
         self._grid_latest.pop(cp_id, None)
+        self._phases_asking.pop(cp_id, None)
 
     def owed(self, cp_id: str, *, only: frozenset[tuple[str, int]] | None = None) -> Order:
         """What was decided for this charger and never acknowledged (reservations still "sent",
@@ -586,13 +590,47 @@ class CommandPolicy:
         except Exception:
             log.exception("keeping the phases %s is wired to failed (asked again)", cp_id)
 
+    def _phases_kept(self, cp_id: str) -> Generator[Step, Any, tuple[dict[int, int], bool]]:
+        """The phases kept for a charger, never asking it (empty: unknown); and whether it was never
+        asked."""
+        try:
+            kept: dict[int, int] | None = yield Effect(self.reports.phases, (cp_id,))
+        except (NotFound, Busy) as exc:
+            log.warning("could not read the phases %r is wired to (held to one): %s", cp_id, exc)
+            return {}, False
+        return ({}, True) if kept is None else (kept, False)
+
+    def _ask_phases(self, cp_id: str, token: object) -> Script:
+        """Ask a charger its phases and keep them, apart from its limits; a rise in what is kept has
+        the grid decide again (`ChargerReportsService.phases_learned`)."""
+        try:
+            yield from self._phases_for(cp_id)
+        finally:
+            if self._phases_asking.get(cp_id) is token:
+                del self._phases_asking[cp_id]
+
     def _grid_commands(self, due: GridLimitsDue) -> Generator[Step, Any, None]:
+        cp_id = due.charge_point_id
         unit, kept = cmd.RateUnit.WATTS, False
         phases: dict[int, int] = {}
+        unasked = False
         if due.limits_w:  # clearing names no unit
-            unit, kept = yield from self._unit_for(due.charge_point_id)
-            # In A the phases carry the limit; in W too, a switch to one phase is said.
-            phases = yield from self._phases_for(due.charge_point_id)
+            unit, kept = yield from self._unit_for(cp_id)
+            if unit is cmd.RateUnit.AMPS:
+                phases = yield from self._phases_for(cp_id)  # in A the phases carry the limit
+            else:
+                # In W they only say a switch to one phase: the limits, safety lowerings included,
+                # go on what is kept, and a charger never asked is asked once they are out.
+                phases, unasked = yield from self._phases_kept(cp_id)
+        yield from self._grid_send(due, unit, kept, phases)
+        if unasked and cp_id not in self._phases_asking:
+            token = self._phases_asking[cp_id] = object()
+            yield Issue((Order(cp_id, self._ask_phases(cp_id, token)),))
+
+    def _grid_send(
+        self, due: GridLimitsDue, unit: cmd.RateUnit, kept: bool, phases: Mapping[int, int]
+    ) -> Generator[Step, Any, None]:
+        """Send the decision's profiles in `unit` on `phases`, and acknowledge it once all are done."""
         refused = yield from self._grid_profiles(due, due.steps, unit, phases)
         if due.steps and isinstance(refused, cmd.Rejected | cmd.CallError):
             # A charger holding fewer periods a profile than a step needs (ChargingScheduleMaxPeriods,

@@ -116,7 +116,9 @@ def handlers(
     sent again."""
     clock = ReportClock.opened(charging.rules, charging.clock.now())
     seen = ocpp_phases.Seen(lambda no, n: reports.phases_seen(cp_id, no, n))
-    only: list[int | None] = []  # the charger's one connector, read once, for events naming no EVSE
+    # The connector of each transaction whose events name no EVSE, once found (its first event names
+    # it; the periodic ones need not).
+    tx_connector: dict[str, int] = {}
 
     def boot(p: dict[str, Any]) -> dict[str, Any]:
         clock.booted(charging.clock.now())
@@ -156,14 +158,19 @@ def handlers(
         return int(evse["id"]) if evse is not None else charging.only_connector(cp_id)
 
     def seen_on(p: dict[str, Any]) -> int | None:
+        charger_tx = str(p["transactionInfo"]["transactionId"])
         if "evse" in p:
-            return int(p["evse"]["id"])
-        if not only:
+            tx_connector[charger_tx] = int(p["evse"]["id"])
+            return tx_connector[charger_tx]
+        if charger_tx not in tx_connector:
             try:
-                only.append(charging.only_connector(cp_id))
+                found = charging.connector_of_charger_tx(cp_id, charger_tx)
             except NotFound:
-                only.append(None)  # unregistered: nothing is kept for it
-        return only[0]
+                return None  # unregistered: nothing is kept for it
+            if found is None:
+                return None  # no session yet: a later event may name it
+            tx_connector[charger_tx] = found
+        return tx_connector[charger_tx]
 
     def transaction_event(p: dict[str, Any]) -> dict[str, Any]:
         info = p["transactionInfo"]
@@ -174,6 +181,8 @@ def handlers(
         exports = energy_readings_wh(p.get("meterValue", []), EXPORT_REGISTER)
         socs = soc_readings_pct(p.get("meterValue", []))
         seen.frame(p.get("meterValue", []), lambda: seen_on(p))
+        if p["eventType"] == "Ended":
+            tx_connector.pop(str(charger_tx), None)
         id_tag = p["idToken"]["idToken"] if "idToken" in p else None
         try:
             session = charging.session_for_charger_tx(cp_id, charger_tx)

@@ -160,15 +160,15 @@ def _evse_key(k: cmd.SettingKey) -> bool:
 
 
 def _amps(sv: Mapping[str, Any]) -> float | None:
-    """A current reading in A: 1.6 a string with `unit` (A when absent), 2.0.1 a number with
-    `unitOfMeasure` (A and a power-of-ten multiplier). None for anything else."""
+    """A current reading in A: 1.6 a string with `unit` A, 2.0.1 a number with `unitOfMeasure` (A and
+    a power-of-ten multiplier). None for anything else: a unit left out is Wh in both specs."""
     unit = sv.get("unitOfMeasure")
     multiplier: Any = 0
     if isinstance(unit, Mapping):
         multiplier = unit.get("multiplier", 0)
-        unit = unit.get("unit", "A")
+        unit = unit.get("unit")
     else:
-        unit = sv.get("unit", "A")
+        unit = sv.get("unit")
     value = sv.get("value")
     if (
         unit != "A"

@@ -15,7 +15,7 @@ from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.phases import Wiring
 from chargeshare.services.booking import BookingService
 from chargeshare.services.clock import Clock
-from chargeshare.services.events import CertificateIssued, MessageBus
+from chargeshare.services.events import CertificateIssued, MessageBus, WiringRose
 from chargeshare.services.ports import CertificateAuthority, Store
 from chargeshare.services.records import ChargerReport
 
@@ -78,6 +78,13 @@ def wiring(body: Mapping[str, Any]) -> Wiring:
 def seen_phases(body: Mapping[str, Any]) -> dict[int, int]:
     """A kept `PhasesSeen` report's {connector number: most phases seen drawing}."""
     return {int(no): int(n) for no, n in body.get("phases", {}).items()}
+
+
+def rose(before: Mapping[int, int], after: Mapping[int, int], connector_nos: Sequence[int]) -> bool:
+    """Whether any of the connectors has more phases in `after` than in `before`."""
+    return any(
+        ocpp_phases.of_connector(after, no) > ocpp_phases.of_connector(before, no) for no in connector_nos
+    )
 
 
 def known_wiring(reports: Sequence[ChargerReport]) -> tuple[Wiring, bool]:
@@ -175,7 +182,9 @@ class ChargerReportsService:
                 charger_id = tx.chargers.get(cp_id).charger_id
             except NotFound:
                 return False
-            kept = tx.reports.of(charger_id, (PHASES_SEEN,))
+            charger = tx.chargers.get(cp_id)
+            reports = tx.reports.of(charger_id, (PHASES, PHASES_SEEN))
+            kept = [r for r in reports if r.action == PHASES_SEEN]
             seen = seen_phases(kept[-1].body) if kept else {}
             if seen.get(connector_no, 1) >= phases:
                 return False
@@ -185,7 +194,20 @@ class ChargerReportsService:
             )
             body = {"phases": {str(no): n for no, n in sorted(seen.items())}}
             tx.reports.add(charger_id, PHASES_SEEN, summary, body, received_at=self.clock.now())
+            before = known_wiring(reports)[0]
+            declared = [r for r in reports if r.action == PHASES]
+            after = ocpp_phases.with_seen(wiring(declared[-1].body) if declared else Wiring(), seen)
+            numbers = [c.connector_no for c in charger.connectors]
+        self._wiring_changed(cp_id, before, after, numbers)
         return True
+
+    def _wiring_changed(
+        self, cp_id: str, before: Wiring, after: Wiring, connector_nos: Sequence[int]
+    ) -> None:
+        """A connector given more phases by what is kept now has a higher minimum and other limits in
+        A than its charger holds: the grid is asked to decide again."""
+        if self.bus is not None and rose(before, after, connector_nos):
+            self.bus.publish(WiringRose(self.clock.now(), cp_id))
 
     def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
         """The charger's connectors' numbers (on 2.0.1 its EVSE ids), in order; none when not
@@ -205,7 +227,8 @@ class ChargerReportsService:
             except NotFound:
                 return False
             switches = ocpp_phases.switches(phases)
-            said = tx.reports.of(charger_id, (PHASES,))
+            reports = tx.reports.of(charger_id, (PHASES, PHASES_SEEN))
+            said = [r for r in reports if r.action == PHASES]
             if said and wiring(said[-1].body) == Wiring(phases, switches_3to1=switches):
                 return False
             summary = (
@@ -219,6 +242,11 @@ class ChargerReportsService:
             if switches:
                 body["switches_3to1"] = True
             tx.reports.add(charger_id, PHASES, summary, body, received_at=self.clock.now())
+            before = known_wiring(reports)[0]
+            seen = [r for r in reports if r.action == PHASES_SEEN]
+            after = ocpp_phases.with_seen(wiring(body), seen_phases(seen[-1].body) if seen else {})
+            numbers = [c.connector_no for c in tx.chargers.get(cp_id).connectors]
+        self._wiring_changed(cp_id, before, after, numbers)
         return True
 
     def security_event(self, cp_id: str, kind: str, detail: str, at: datetime) -> bool:

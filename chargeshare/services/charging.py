@@ -857,6 +857,20 @@ class ChargingService:
             connectors = tx.chargers.get(cp_id).connectors
         return connectors[0].connector_no if len(connectors) == 1 else None
 
+    def connector_of_charger_tx(self, cp_id: str, charger_tx_id: str) -> int | None:
+        """The connector number an event naming no EVSE is about: the charger's one connector, else
+        the connector of the session its (OCPP 2.0.1) transaction id maps to (None: neither)."""
+        with self.store.reading() as tx:
+            charger = tx.chargers.get(cp_id)
+            if len(charger.connectors) == 1:
+                return charger.connectors[0].connector_no
+            session = tx.sessions.by_charger_transaction(charger.charger_id, charger_tx_id)
+        if session is None:
+            return None
+        return next(
+            (c.connector_no for c in charger.connectors if c.connector_id == session.connector_id), None
+        )
+
     def departed(self, cp_id: str, session_id: int, reported_at: datetime) -> None:
         """A 2.0.1 TransactionEvent saying the session's EV has left (triggerReason EVDeparted,
         stamped `reported_at`): it counts as a report of the connector free, as an Available does:

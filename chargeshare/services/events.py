@@ -113,6 +113,15 @@ class GridLimitsDue(Event):
 
 
 @dataclass(frozen=True)
+class WiringRose(Event):
+    """A charger's kept wiring (chargeshare/services/charger_reports.py: declared, or seen drawing)
+    now gives a connector more phases than before: its minimum and its limits in A change, so the
+    grid decides again and tells it (chargeshare/services/grid.py)."""
+
+    charge_point_id: str
+
+
+@dataclass(frozen=True)
 class ExportDue(Event):
     """A V2G session started on an OCPP 2.1 charger (chargeshare/services/v2g.py): it is told the
     bidirectional transfer is allowed, and given the TxProfile that discharges in the windows."""

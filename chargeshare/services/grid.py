@@ -1,6 +1,7 @@
 """Site and feeder supply limits on the backend's side: the operator's feeders and flexibility
 events, hosts' sites and the chargers on them, and each connector's limit, decided again whenever a
-session starts or stops, a site changes, or a flexibility event begins or ends (a housekeeping step).
+session starts or stops, a site changes, a connector's kept phases rise (`WiringRose`), or a
+flexibility event begins or ends (a housekeeping step).
 
 A connector with a car charging gets its fair share (chargeshare/domain/grid_limits.py); one
 without gets the minimum charging power where the site and feeder have that much left after the
@@ -55,6 +56,7 @@ from chargeshare.services.events import (
     SessionClosedWithoutStop,
     SessionStarted,
     SessionStopped,
+    WiringRose,
 )
 from chargeshare.services.ports import Store, UnitOfWork
 from chargeshare.services.records import ChargerView
@@ -112,6 +114,7 @@ class GridService:
         self.hold_raises_for = hold_raises_for
         for event in (SessionStarted, SessionStopped, SessionClosedWithoutStop):
             bus.subscribe(event, self._on_session_changed)
+        bus.subscribe(WiringRose, self._on_wiring_rose)
 
     # ---- the operator's and the hosts' choices ----------------------------------------------------
     def add_feeder(self, name: str, limit_w: int) -> Feeder:
@@ -248,6 +251,24 @@ class GridService:
     # ---- deciding ---------------------------------------------------------------------------------
     def _on_session_changed(self, _event: object) -> None:
         self.rebalance()
+
+    def _on_wiring_rose(self, event: WiringRose) -> None:
+        """A connector of the charger has more phases now: decided again, and the charger told even
+        where its limits in W stay as they were, since its profiles in A and its minimum depend on
+        its phases. Under a new decision number, so a round in flight sends it after its own."""
+        cp_id = event.charge_point_id
+        if any(due.charge_point_id == cp_id for due in self.rebalance()):
+            return
+        with self.store.transaction() as tx:
+            tx.grid.deciding()
+            charger = tx.chargers.get(cp_id)
+            plans = tx.grid.plans()
+            if not any(c.connector_id in plans for c in charger.connectors):
+                return  # on no limited site: nothing it holds depends on its phases
+            tx.grid.owe([charger.charger_id], self.clock.now())
+        due = self.limits_due(cp_id)
+        if due is not None:
+            self.bus.publish(due)
 
     def rebalance(self) -> list[GridLimitsDue]:
         """Decide every connector's limit now, keep those that changed, and tell their chargers."""

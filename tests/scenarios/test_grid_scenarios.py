@@ -146,7 +146,7 @@ async def test_chargers_that_cannot_switch_to_one_phase_charge_in_turn_within_th
     # Its energy_wh expectation (72 kWh, for 25 kW feeders) is the only thing red.
     assert [f for f in turns.failures if not f.startswith("expectation: energy_wh")] == []
 
-    def one_phase_minimum(phases: int, switches: bool, per_phase_w: int) -> int:
+    def one_phase_minimum(phases: int, switches: bool, per_phase_w: int, rating_w: int | None = None) -> int:
         return per_phase_w
 
     monkeypatch.setattr(grid_service_module, "min_charging_w", one_phase_minimum)

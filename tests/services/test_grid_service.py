@@ -11,9 +11,12 @@ from datetime import timedelta
 import pytest
 
 from chargeshare.bootstrap import App
+from chargeshare.domain.charger import ChargerSpec, ConnectorSpec, ConnectorType
 from chargeshare.domain.errors import NotFound
+from chargeshare.domain.geo import Point
 from chargeshare.domain.grid_limits import MIN_CHARGING_W, Scope
-from chargeshare.ocpp import V16, csms_v16, csms_v201
+from chargeshare.domain.tariff import Tariff
+from chargeshare.ocpp import V16, V201, csms_v16, csms_v201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.commands import RateUnit, SetChargingProfile
 from chargeshare.ocpp.grid_limits import limit_commands
@@ -550,3 +553,84 @@ def test_a_201_charger_is_seen_drawing_on_its_evses_phases(
                 stranger[action](three_phase_event(meter_value))
     assert not caplog.records
     assert app.reports.phases("NOPE") is None
+
+
+def test_a_multi_evse_station_is_seen_drawing_on_the_evse_of_the_transaction(
+    app: App, clock: ManualClock
+) -> None:
+    """2.0.1 names the EVSE only in a transaction's first event: a periodic Updated one naming none
+    is the EVSE of the session its transaction id opened. An event of a transaction not (yet) ours
+    keeps nothing, and leaves the next one to find its EVSE."""
+    host = app.marketplace.add_host("host of CP1")
+    connectors = tuple(ConnectorSpec(n, ConnectorType.TYPE2, 11_000) for n in (1, 2))
+    view = app.marketplace.add_charger(ChargerSpec("CP1", host, Point(51.45, -2.59), Tariff(30), connectors))
+    app.charging.boot("CP1", V201)
+    values = [
+        {"value": 16, "measurand": "Current.Import", "phase": line, "unitOfMeasure": {"unit": "A"}}
+        for line in ("L1", "L2", "L3")
+    ]
+    meter_value = [{"timestamp": "2026-12-07T12:00:00Z", "sampledValue": values}]
+    table = csms_v201.handlers(app.charging, "CP1", app.reports)
+    updated = {**three_phase_event(meter_value), "transactionInfo": {"transactionId": "T2"}}
+    table["TransactionEvent"](updated)  # before its session is ours: nowhere to keep it
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases("CP1") == {}
+    driver = app.marketplace.add_driver("D2", "TAG2").driver_id
+    app.bookings.book(BookRequest(driver, view.charger_id, 2, 60, 10_000))
+    app.charging.start("CP1", 2, "TAG2", 0, clock.now(), charger_tx_id="T2")
+    table["TransactionEvent"]({**updated, "seqNo": 4})
+    assert app.reports.phases("CP1") == {2: 3}
+
+
+@pytest.mark.usefixtures("online")
+def test_a_connector_seen_on_more_phases_after_its_limits_were_taken_is_decided_for_again(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """Seen drawing on three phases after acknowledging its limits, CP1 is decided for at once: its
+    minimum, 4,140 W, and CP2 lowered to what is left, with no start, stop or sweep between."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    assert app.reports.phases_learned("CP1", Wiring())
+    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 3_000),),
+        ((1, 3_000),),
+    ]
+    heard.clear()
+    csms_v16.handlers(app.charging, "CP1", app.reports)["MeterValues"](three_phase_frame(1))
+    told = {(e.charge_point_id, e.limits_w) for e in heard}
+    assert ("CP1", ((1, 4_140),)) in told
+    assert ("CP2", ((1, 1_860),)) in told
+
+
+@pytest.mark.usefixtures("online")
+@pytest.mark.parametrize("how", ["seen", "declared"])
+def test_a_charger_whose_phases_rise_is_told_again_even_where_its_watts_stay(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue], how: str
+) -> None:
+    """Room for its whole 11 kW either way: its limit in W is unchanged, but its profile in A was
+    on one phase, so it is told again under a new decision; a fall or no change tells nothing."""
+    charger = add_charger(app, "CP1", power_w=11_000)
+    site = app.grid.add_site(app.marketplace.add_host("h1"), "s1", 40_000)
+    app.grid.place(charger, site.site_id)
+    assert app.reports.phases_learned("CP1", Wiring())
+    start(app, "CP1", 1, clock)
+    before = app.grid.limits_due("CP1")
+    assert before is not None
+    heard.clear()
+    if how == "seen":
+        csms_v16.handlers(app.charging, "CP1", app.reports)["MeterValues"](three_phase_frame(1))
+    else:
+        assert app.reports.phases_learned("CP1", Wiring({0: 3}))
+    assert [(e.charge_point_id, e.limits_w) for e in heard] == [("CP1", before.limits_w)]
+    assert heard[0].decision > before.decision
+    heard.clear()
+    assert app.reports.phases_learned("CP1", Wiring({0: 1}))  # fewer: what it holds stays within
+    assert heard == []

@@ -1246,11 +1246,46 @@ def test_a_charger_taking_watts_is_asked_its_phases_and_told_to_switch_only_if_i
     def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
         return cmd.Done(cmd.Status.ACCEPTED, wiring) if isinstance(command, ocpp_phases.GetPhases) else DONE
 
-    w.decide_and_run(replace(THREE_PHASE, limits_w=((1, 2_000),)), answer)
+    two_kw = replace(THREE_PHASE, limits_w=((1, 2_000),))
+    w.decide_and_run(two_kw, answer)  # sent first on what is kept (nothing), then asked
     assert ocpp_phases.GetPhases() in w.commands()
     (learned,) = w.backend.recorded("phases_learned")
     assert learned == ("CP1", {0: 3}) and ocpp_phases.switches(learned[1]) is switches
+    w.sent.clear()
+    w.decide_and_run(replace(two_kw, decision=6), answer)  # the decision its rise asks for
+    assert ocpp_phases.GetPhases() not in w.commands()
     assert [(p.limit, p.phases) for p in shares(w)] == [sent]
+
+
+@pytest.mark.parametrize("failure", [cmd.CallError("InternalError"), cmd.Timeout(30)])
+def test_in_watts_limits_never_wait_on_a_phases_read_and_it_is_asked_after(failure: cmd.Failure) -> None:
+    """A charger taking W whose phases read fails (nothing kept) is sent its limits first, each
+    time, and asked its phases only once they are out, one read at a time."""
+    w = world()
+    del w.backend.wiring["CP1"]
+
+    def answer(command: cmd.Command[Any]) -> cmd.CommandResult[Any]:
+        return failure if isinstance(command, ocpp_phases.GetPhases) else DONE
+
+    for decision in (5, 6):
+        w.sent.clear()
+        w.decide_and_run(replace(THREE_PHASE, decision=decision), answer)
+        kinds = [type(c) for c in w.commands()]
+        assert kinds.index(ocpp_phases.GetPhases) > max(
+            i for i, k in enumerate(kinds) if k is cmd.SetChargingProfile
+        )
+        assert ("CP1", decision) in w.backend.recorded("limits_delivered")
+    assert w.backend.recorded("phases_learned") == []
+    # A read in flight is not asked again by the next round.
+    orders = w.policy.decide(replace(THREE_PHASE, decision=7))
+    asked: list[Order] = []
+    for order in orders:
+        drive(order.script, lambda c: DONE, lambda e: e.fn(*e.args), asked.append)
+    assert len(asked) == 1
+    more: list[Order] = []
+    for order in w.policy.decide(replace(THREE_PHASE, decision=8)):
+        drive(order.script, lambda c: DONE, lambda e: e.fn(*e.args), more.append)
+    assert more == []
 
 
 @pytest.mark.parametrize(("units", "kept"), [("A", [("CP1", {0: 3})]), ("A,W", [("CP1", {0: 3})])])

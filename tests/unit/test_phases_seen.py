@@ -59,6 +59,32 @@ def test_the_lines_drawing_above_the_threshold_are_counted(meter_value: Any, pha
     assert drawing(meter_value) == phases
 
 
+def _unitless(value: Any, unit: dict[str, Any] | None) -> list[dict[str, Any]]:
+    values = [
+        {
+            "value": value,
+            "measurand": CURRENT_IMPORT,
+            "phase": line,
+            **({} if unit is None else {"unitOfMeasure": unit}),
+        }
+        for line in ("L1", "L2", "L3")
+    ]
+    return [{"timestamp": "2026-12-07T12:00:00Z", "sampledValue": values}]
+
+
+@pytest.mark.parametrize(
+    "meter_value",
+    [
+        _unitless("16", None),  # 1.6 with no `unit`
+        _unitless(16, None),  # 2.0.1 with no `unitOfMeasure`
+        _unitless(16, {"multiplier": 0}),  # 2.0.1 `unitOfMeasure` with no `unit`
+    ],
+)
+def test_a_reading_with_no_unit_is_wh_not_a_current(meter_value: Any) -> None:
+    # Both specs default a sampled value's unit to Wh: a unitless figure is no current.
+    assert drawing(meter_value) == 0
+
+
 readings = st.fixed_dictionaries(
     {},
     optional={
