@@ -521,7 +521,8 @@ class V201:
             results = []
             for d in p["getVariableData"]:
                 result: dict[str, Any] = {"component": d["component"], "variable": d["variable"]}
-                if d["component"]["name"] == "EVSE":
+                # An EVSE named by its id is that EVSE's own variable; without one, a station setting.
+                if d["component"]["name"] == "EVSE" and d["component"].get("evse") is not None:
                     error, value = evse_value(d)
                 else:
                     error, setting = lookup(d)

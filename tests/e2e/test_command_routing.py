@@ -225,7 +225,7 @@ async def test_an_operator_command_answers_its_typed_result(two_nodes: list[Node
         r = await http.post(url, json={"action": "UnlockConnector", "payload": {"connector_no": 1}})
         assert (r.json()["result"], r.json()["code"]) == ("call_error", "GenericError")
         r = await http.post(url, json={"action": "GetSettings", "payload": {"keys": [{"name": "X"}]}})
-        unknown = {"name": "X", "component": "", "instance": ""}
+        unknown = {"name": "X", "component": "", "instance": "", "evse": None}
         assert r.json()["details"] == [
             {"key": unknown, "status": "UnknownVariable", "value": None, "readonly": None}
         ]
