@@ -9,8 +9,8 @@ minimum charging power; when there is not enough for every car to get that minim
 recently started are paused (0 W) until there is, and then any of them whose own minimum fits
 after all charges again. The minimum is 6 A on each phase a connector
 draws on: 1,380 W on one phase, 4,140 W for a three-phase connector whose charger cannot switch
-to one phase (`min_charging_w`); a connector rated under 6 A on each phase it declares draws on as
-many as its rating carries 6 A on (`phases_within`). Power in W, time aware UTC.
+to one phase (`min_charging_w`); a connector rated under 6 A on each phase it declares draws on
+one (`phases_within`: a UK supply has one phase or three). Power in W, time aware UTC.
 """
 
 from __future__ import annotations
@@ -24,17 +24,30 @@ from typing import TypeVar
 from chargeshare.domain.errors import InvalidRequest
 
 VOLTS = 230
-MIN_CHARGING_W = 6 * VOLTS  # 6 A on one phase: IEC 61851's lowest current a car must accept
+MIN_AMPS = 6  # IEC 61851's lowest current a car must accept, on each phase it draws on
+MIN_CHARGING_W = MIN_AMPS * VOLTS  # 6 A on one phase
 
 
 _K = TypeVar("_K")
 
 
+def phases_carried(rating_w: int, per_phase_w: int = MIN_CHARGING_W) -> int:
+    """How many phases a rating carries 6 A (`per_phase_w`) on each of (0: not even one)."""
+    return rating_w // per_phase_w
+
+
+def phases_on(phases: int, carried: int) -> int:
+    """The phases a connector declared wired to `phases` charges on, its rating carrying 6 A on
+    `carried` phases: all it declares if it carries 6 A on each of them, else one. A UK supply is
+    one- or three-phase, so a three-phase connector rated under 4,140 W is a one-phase EVSE (a
+    16 A one under a station that says three), never a two-phase one."""
+    return phases if 1 <= phases <= carried else 1
+
+
 def phases_within(phases: int, rating_w: int, per_phase_w: int = MIN_CHARGING_W) -> int:
-    """The phases a connector declared wired to `phases` can charge on: no more than its rating
-    carries 6 A (`per_phase_w`) on each of, and at least one. A rating under 6 A on every declared
-    phase could never charge on all of them, so it is taken as drawing on fewer."""
-    return max(1, min(phases, rating_w // per_phase_w))
+    """`phases_on` for a connector rated `rating_w`: its declared phases if the rating carries 6 A
+    (`per_phase_w`) on each of them, else one."""
+    return phases_on(phases, phases_carried(rating_w, per_phase_w))
 
 
 def min_charging_w(
