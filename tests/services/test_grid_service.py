@@ -413,6 +413,30 @@ def test_a_3_68_kw_evse_under_a_station_of_three_phases_that_cannot_switch_charg
 
 
 @pytest.mark.usefixtures("online")
+def test_a_connector_rated_under_one_phases_minimum_holds_nothing_under_a_feeder(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """A 1,000 W connector (the least rating a host may give) is sent 0 under any limit, as a car
+    takes no less than 1,380 W: it is given 0, so a car started after it on a 2,000 W feeder
+    charges on all of it rather than waiting behind 1,000 W held for a connector that never draws."""
+    feeder = app.grid.add_feeder("F1", 2_000)
+    for n, rating in ((1, 1_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        app.reports.phases_learned(f"CP{n}", Wiring({0: 1}))
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    start(app, "CP1", 1, clock)
+    clock.advance(60)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 0),),
+        ((1, 2_000),),
+    ]
+
+
+@pytest.mark.usefixtures("online")
 def test_a_start_is_paused_rather_than_squeeze_a_three_phase_connector_below_its_minimum(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
