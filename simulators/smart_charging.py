@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from chargeshare.domain.grid_limits import fair_shares, phases_within
+from chargeshare.domain.grid_limits import MIN_AMPS, VOLTS, fair_shares, phases_within
 
-VOLTS = 230
-MIN_AMPS = 6  # IEC 61851: no car charges on less
 MAX_STACK_LEVEL = 8
 RECURRENCE_S = {"Daily": 86_400, "Weekly": 7 * 86_400}
 
@@ -86,18 +84,19 @@ def drawn_w(
     """What a connector wired to `wired` phases, rated `rating_w`, draws under a limit: in A, on
     the phases named (`named`, none: all it has) that it has, each phase at most its rated current.
     Told fewer phases than it has, it switches to them if it `switches`, else draws nothing; in W
-    one that cannot switch draws nothing under 6 A on each of its phases. Its rating caps the
-    phases it draws on at those it carries 6 A on (`phases_within`), whatever it declares."""
+    one that cannot switch draws nothing under 6 A on each of its phases. It draws on the phases it
+    declares only if its rating carries 6 A on each of them, else on one (`phases_within`), as the
+    backend takes it."""
     wired = phases_within(wired, rating_w)
     on = min(named or wired, wired)
     if not switches and on < wired:
         return 0
+    rated = rating_w * on // wired  # its rated current on each of the `on` phases, in whole W
     if unit == "W":
         if not switches and wired > 1 and limit < MIN_AMPS * VOLTS * wired:
             return 0
-        return int(limit) if on == wired else int(min(limit, rating_w * on / wired))
-    per_phase = min(limit, rating_w / (VOLTS * wired))
-    return int(per_phase * VOLTS * on)
+        return int(limit) if on == wired else min(int(limit), rated)
+    return min(int(limit * VOLTS * on), rated)
 
 
 def from_watts(watts: int, unit: str, phases: int) -> int:

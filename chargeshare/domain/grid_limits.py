@@ -9,8 +9,9 @@ minimum charging power; when there is not enough for every car to get that minim
 recently started are paused (0 W) until there is, and then any of them whose own minimum fits
 after all charges again. The minimum is 6 A on each phase a connector
 draws on: 1,380 W on one phase, 4,140 W for a three-phase connector whose charger cannot switch
-to one phase (`min_charging_w`); a connector rated under 6 A on each phase it declares draws on as
-many as its rating carries 6 A on (`phases_within`). Power in W, time aware UTC.
+to one phase (`min_charging_w`); a connector rated under 6 A on each phase it declares draws on
+one (`phases_within`: a UK supply has one phase or three), and one rated under 6 A on one phase
+cannot charge under a limit, so it is given 0. Power in W, time aware UTC.
 """
 
 from __future__ import annotations
@@ -24,17 +25,30 @@ from typing import TypeVar
 from chargeshare.domain.errors import InvalidRequest
 
 VOLTS = 230
-MIN_CHARGING_W = 6 * VOLTS  # 6 A on one phase: IEC 61851's lowest current a car must accept
+MIN_AMPS = 6  # IEC 61851's lowest current a car must accept, on each phase it draws on
+MIN_CHARGING_W = MIN_AMPS * VOLTS  # 6 A on one phase
 
 
 _K = TypeVar("_K")
 
 
+def phases_carried(rating_w: int, per_phase_w: int = MIN_CHARGING_W) -> int:
+    """How many phases a rating carries 6 A (`per_phase_w`) on each of (0: not even one)."""
+    return rating_w // per_phase_w
+
+
+def phases_on(phases: int, carried: int) -> int:
+    """The phases a connector declared wired to `phases` charges on, its rating carrying 6 A on
+    `carried` phases: all it declares if it carries 6 A on each of them, else one. A UK supply is
+    one- or three-phase, so a three-phase connector rated under 4,140 W is a one-phase EVSE (a
+    16 A one under a station that says three), never a two-phase one."""
+    return phases if 1 <= phases <= carried else 1
+
+
 def phases_within(phases: int, rating_w: int, per_phase_w: int = MIN_CHARGING_W) -> int:
-    """The phases a connector declared wired to `phases` can charge on: no more than its rating
-    carries 6 A (`per_phase_w`) on each of, and at least one. A rating under 6 A on every declared
-    phase could never charge on all of them, so it is taken as drawing on fewer."""
-    return max(1, min(phases, rating_w // per_phase_w))
+    """`phases_on` for a connector rated `rating_w`: its declared phases if the rating carries 6 A
+    (`per_phase_w`) on each of them, else one."""
+    return phases_on(phases, phases_carried(rating_w, per_phase_w))
 
 
 def min_charging_w(
@@ -43,7 +57,8 @@ def min_charging_w(
     """The least a connector wired to `phases` may be given and still charge: 6 A (`per_phase_w`)
     on each of its phases (`phases_within` its `rating_w`, if given), or on one if its charger
     switches three phases to one during a transaction. Below it a car cannot charge, so a limit
-    there could only be obeyed by pausing."""
+    there could only be obeyed by pausing; a connector rated under it cannot charge under a limit
+    at all (`allocate` gives it 0)."""
     if rating_w is not None:
         phases = phases_within(phases, rating_w, per_phase_w)
     return per_phase_w * (1 if switches_3to1 else max(1, phases))
@@ -146,8 +161,9 @@ class Unheard:
 
 @dataclass(frozen=True)
 class Allocation:
-    """Each connector's limit in W (0: paused, or idle with no room for a car's minimum), and which
-    charging connectors were paused for want of power."""
+    """Each connector's limit in W (0: paused, idle with no room for a car's minimum, or rated under
+    its own minimum, so no car could charge on it under a limit), and which charging connectors
+    were paused for want of power."""
 
     limits_w: Mapping[int, int]
     paused: frozenset[int]
@@ -208,7 +224,9 @@ def allocate(
     min_w: int = MIN_CHARGING_W,
 ) -> Allocation:
     """Every connector's limit at `at`. A connector on a site not listed is not limited (its
-    rating, or the minimum when idle); sites and feeders are as listed.
+    rating, or the minimum when idle); sites and feeders are as listed. A connector rated under its
+    minimum (`Charging.min_w`, else `min_w`) is given 0 and holds no capacity: no limit within its
+    rating lets a car charge on it.
 
     The cars charging share what each site and feeder leaves after the `unheard` (left out of the
     answer); an idle connector is given a car's minimum only from what is left after them, so a car
@@ -220,9 +238,14 @@ def allocate(
         for k in constraints(by_site[u.site_id]) if u.site_id in by_site else []:
             caps[k] = max(0, caps[k] - u.w)
     under = {c.connector_id: constraints(by_site[c.site_id]) for c in charging if c.site_id in by_site}
-    floor = {c.connector_id: min(min_w if c.min_w is None else c.min_w, c.rating_w) for c in charging}
+    floor = {c.connector_id: min_w if c.min_w is None else c.min_w for c in charging}
+    # Rated under its own minimum, a connector could charge on no limit it is sent (it goes out
+    # as 0): it is given 0 and holds nothing, rather than a share no car could draw.
+    unable = {c.connector_id for c in charging if floor[c.connector_id] > c.rating_w}
     # Pause the latest started (ties: the higher connector id) until every car can have its minimum.
-    running = sorted(charging, key=lambda c: (c.started_at, c.connector_id))
+    running = sorted(
+        (c for c in charging if c.connector_id not in unable), key=lambda c: (c.started_at, c.connector_id)
+    )
     paused: set[int] = set()
     while True:
         need: dict[tuple[Scope, int], int] = {}
@@ -257,12 +280,13 @@ def allocate(
             left[k] -= w
     spare: dict[int, int] = {}
     for i in sorted(idle, key=lambda i: i.connector_id):  # lower ids first: the same answer every time
-        want = min(min_w if i.min_w is None else i.min_w, i.rating_w)
+        want = min_w if i.min_w is None else i.min_w
         keys = constraints(by_site[i.site_id]) if i.site_id in by_site else []
-        spare[i.connector_id] = want if all(left[k] >= want for k in keys) else 0
+        fits = want <= i.rating_w and all(left[k] >= want for k in keys)
+        spare[i.connector_id] = want if fits else 0
         for k in keys:
             left[k] -= spare[i.connector_id]
-    return Allocation({**spare, **limits, **dict.fromkeys(paused, 0)}, frozenset(paused))
+    return Allocation({**spare, **limits, **dict.fromkeys(paused | unable, 0)}, frozenset(paused))
 
 
 @dataclass(frozen=True)

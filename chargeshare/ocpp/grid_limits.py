@@ -16,8 +16,8 @@ decided. A limit under 6 A on each phase of a multi-phase connector goes on one 
 any other stays on its phases, and is sent 0 (paused) in A and in W alike, as it could obey no
 other way (`obeyable_w`; the allocation gives such a connector 6 A on each phase or nothing:
 chargeshare/services/grid.py, but a decision taken before the wiring was known, or a raise held at
-an earlier limit, can be below it). A connector is wired to no more phases than its rating carries
-6 A on (`GridLimitsDue.phases_at_most`). A limit
+an earlier limit, can be below it). A connector is taken as wired to the phases it declares only
+where its rating carries 6 A on each of them, else to one (`GridLimitsDue.phases_at_most`). A limit
 already known to change later (a flexibility event beginning or ending) is a second period
 starting then, so the charger changes on time however late the next decision reaches it. A
 charger taken off its site has both cleared.
@@ -30,15 +30,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from chargeshare.domain.grid_limits import min_charging_w
+from chargeshare.domain.grid_limits import MIN_AMPS, VOLTS, min_charging_w, phases_on
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp import phases as ocpp_phases
 
 GRID_STACK_LEVEL = 1  # above 0, where a charger's own defaults and the driver's override sit
 CHARGER_MAX_PROFILE_ID = 190_000  # the charger's whole limit (issue 19's number, spelt out)
 TX_DEFAULT_PROFILE_ID = 190_000  # plus the connector's number: each connector's share
-VOLTS = 230  # UK nominal: a limit in A per phase is this many W per A
-MIN_AMPS = 6  # IEC 61851: no car charges on less
 # A limit in A always says its phases (numberPhases): a charger told none assumes 3. One phase is
 # what a charger of unknown wiring is held to (A x 230 V whatever it could use; 6 A is 1,380 W).
 AMPS_PHASES = 1
@@ -169,16 +167,17 @@ def limit_commands(
     maximum in each period on the most of those of the connectors given more than 0 then: a cap on
     each phase, so the charger's total over those phases is within the sum, and no connector given
     something is told to use fewer phases than it is wired to unless the charger switches three
-    phases to one (`phases_for`). A connector is taken as wired to no more phases than `at_most`
-    says its rating carries 6 A on (connector number: phases), and a limit it could not obey is
-    sent as 0 (`obeyable_w`), in W as in A, before the charger's sum is taken."""
+    phases to one (`phases_for`). A connector is taken as wired to the phases it declares if
+    `at_most` says its rating carries 6 A on each of them (connector number: phases), else to one
+    (`phases_on`), and a limit it could not obey is sent as 0 (`obeyable_w`), in W as in A, before
+    the charger's sum is taken."""
     if not limits_w:
         return (
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.CHARGER_MAX, stack_level=GRID_STACK_LEVEL),
             cmd.ClearChargingProfile(purpose=cmd.ProfilePurpose.TX_DEFAULT, stack_level=GRID_STACK_LEVEL),
         )
     wired = {
-        no: min(ocpp_phases.of_connector(phases, no), at_most.get(no, ocpp_phases.MAX_PHASES))
+        no: phases_on(ocpp_phases.of_connector(phases, no), at_most.get(no, ocpp_phases.MAX_PHASES))
         for no, _ in limits_w
     }
     switches = ocpp_phases.switches(phases)

@@ -68,8 +68,8 @@ def override_profile(
     wired: int = ocpp_grid.AMPS_PHASES,
 ) -> cmd.ChargingProfile:
     """The override TxProfile: also what a remote start carries as its charging profile. In A it is
-    the rating floored on the connector's phases (`grid_limits.period`; one when unknown, and no
-    more than the rating carries 6 A on: `phases_within`), never more than the rating's W."""
+    the rating floored on the connector's phases (`grid_limits.period`; one when unknown, or when
+    the rating does not carry 6 A on each of them: `phases_within`), never more than the rating's W."""
     wired = phases_within(wired, rating_w)
     return cmd.ChargingProfile(
         profile_id=END_USER_OVERRIDE_PROFILE_ID,

@@ -103,7 +103,7 @@ class GridLimitsDue(Event):
     or ending), put on the charger ahead so it changes on time. `decision`: the charger's decision
     number, acknowledged once every command is done (0: none recorded). `phases_at_most`:
     (connector number, phases) for a connector whose rating carries 6 A on fewer than three phases
-    (chargeshare.domain.grid_limits.phases_within), so it is never told to draw on more."""
+    (chargeshare.domain.grid_limits.phases_carried): declared on more, it is told one (`phases_on`)."""
 
     charge_point_id: str
     limits_w: tuple[tuple[int, int], ...]

@@ -44,7 +44,7 @@ from chargeshare.domain.grid_limits import (
     edges_within,
     lower_before_raise,
     min_charging_w,
-    phases_within,
+    phases_carried,
 )
 from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.phases import Wiring
@@ -388,9 +388,9 @@ class GridService:
 
     def _phase_caps(self, charger: ChargerView) -> tuple[tuple[int, int], ...]:
         """Its connectors whose rating carries the minimum on fewer than every phase, and on how
-        many it does: whatever wiring it declares, it is told no more (`phases_within`)."""
+        many it does: declared on more, it is told one (`phases_on`), as its minimum was taken."""
         most = ocpp_phases.MAX_PHASES
-        caps = ((c.connector_no, phases_within(most, c.max_power_w, self.min_w)) for c in charger.connectors)
+        caps = ((c.connector_no, phases_carried(c.max_power_w, self.min_w)) for c in charger.connectors)
         return tuple(sorted((no, n) for no, n in caps if n < most))
 
     @staticmethod

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from chargeshare.domain.grid_limits import VOLTS
 from chargeshare.ocpp import V16, V21
 from chargeshare.ocpp import commands as cmd
-from chargeshare.ocpp.grid_limits import VOLTS
 from chargeshare.ocpp.smart_charging import override_command
 from chargeshare.ocpp.v2g import ALLOWED_TRANSFER, export_profile
 from simulators.power import Vehicle

@@ -382,13 +382,15 @@ def test_a_three_phase_connector_that_cannot_switch_is_given_6_a_on_each_phase_o
 
 @pytest.mark.usefixtures("online")
 @pytest.mark.parametrize("unit", [cmd.RateUnit.AMPS, cmd.RateUnit.WATTS])
-def test_a_3_68_kw_evse_under_a_station_of_three_phases_that_cannot_switch_charges(
-    app: App, clock: ManualClock, heard: list[GridLimitsDue], unit: cmd.RateUnit
+@pytest.mark.parametrize("feeder_w", [3_000, 2_000])
+def test_a_3_68_kw_evse_under_a_station_of_three_phases_that_cannot_switch_charges_on_one(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue], unit: cmd.RateUnit, feeder_w: int
 ) -> None:
     """The station says three phases, its 3.68 kW EVSE nothing of its own. Its rating carries 6 A
-    on two phases, not three: on a 3,000 W feeder it is given the 3,000 W (not paused for want of
-    4,140 W), told it is wired to two, and the virtual charger draws it in A as in W."""
-    feeder = app.grid.add_feeder("F1", 3_000)
+    on two phases, not three, and no UK supply is two-phase: it is a one-phase EVSE, whose minimum
+    is 1,380 W. A 2,000 W feeder gives it 2,000 W (not paused for want of two phases' 2,760 W),
+    sent on one phase, all of which the EVSE on its one phase draws (in A to the whole amp)."""
+    feeder = app.grid.add_feeder("F1", feeder_w)
     charger = add_charger(app, "CP1", power_w=3_680)
     site = app.grid.add_site(app.marketplace.add_host("h1"), "s1", 13_800, feeder_id=feeder.feeder_id)
     app.grid.place(charger, site.site_id)
@@ -397,17 +399,44 @@ def test_a_3_68_kw_evse_under_a_station_of_three_phases_that_cannot_switch_charg
     start(app, "CP1", 1, clock)
     due = app.grid.limits_due("CP1")
     assert due is not None
-    assert due.limits_w == ((1, 3_000),)
+    assert due.limits_w == ((1, feeder_w),)
     assert due.phases_at_most == ((1, 2),)
-    book = ProfileBook(switches_3to1=False)
-    for command in limit_commands(
+    commands = limit_commands(
         due.limits_w, due.at, unit=unit, phases=wiring, at_most=dict(due.phases_at_most)
-    ):
-        assert isinstance(command, cmd.SetChargingProfile)
-        body = command.payload(V16, lambda _tx: None)["csChargingProfiles"]
-        book.install(profile_from(body, command.connector_no, due.at), None)
-    drawn = book.shared_limits_w(due.at, {1: (None, 3_680, 3)}, {1})[1]
-    assert 2 * MIN_CHARGING_W <= drawn <= 3_000
+    )
+    for wired in (1, 3):  # a one-phase EVSE, and the virtual charger taking it as declared
+        book = ProfileBook(switches_3to1=False)
+        for command in commands:
+            assert isinstance(command, cmd.SetChargingProfile)
+            assert all(p.phases in (None, 1) for p in command.profile.periods)
+            body = command.payload(V16, lambda _tx: None)["csChargingProfiles"]
+            book.install(profile_from(body, command.connector_no, due.at), None)
+        drawn = book.shared_limits_w(due.at, {1: (None, 3_680, wired)}, {1})[1]
+        assert drawn == (feeder_w // 230 * 230 if unit is cmd.RateUnit.AMPS else feeder_w)
+
+
+@pytest.mark.usefixtures("online")
+def test_a_connector_rated_under_one_phases_minimum_holds_nothing_under_a_feeder(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """A 1,000 W connector (the least rating a host may give) is sent 0 under any limit, as a car
+    takes no less than 1,380 W: it is given 0, so a car started after it on a 2,000 W feeder
+    charges on all of it rather than waiting behind 1,000 W held for a connector that never draws."""
+    feeder = app.grid.add_feeder("F1", 2_000)
+    for n, rating in ((1, 1_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        app.reports.phases_learned(f"CP{n}", Wiring({0: 1}))
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+    start(app, "CP1", 1, clock)
+    clock.advance(60)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 0),),
+        ((1, 2_000),),
+    ]
 
 
 @pytest.mark.usefixtures("online")

@@ -9,13 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargeshare.domain.grid_limits import MIN_CHARGING_W
+from chargeshare.domain.grid_limits import MIN_AMPS, MIN_CHARGING_W, VOLTS
 from chargeshare.ocpp import V16, V201
 from chargeshare.ocpp import commands as cmd
 from chargeshare.ocpp.grid_limits import (
     AMPS_PHASES,
-    MIN_AMPS,
-    VOLTS,
     amps_within,
     limit_commands,
     obeyable_w,
