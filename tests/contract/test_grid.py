@@ -11,9 +11,9 @@ from chargeshare.bootstrap import App
 from chargeshare.domain.errors import InvalidRequest, NotFound
 from chargeshare.domain.grid_limits import Feeder, FlexEvent, Scope, Site
 from chargeshare.ocpp.phases import Wiring
-from chargeshare.services.booking import BookRequest
-from tests.conftest import T0, add_charger
+from tests.conftest import T0
 from tests.contract.test_repositories import a_charger
+from tests.services.test_grid_service import eleven_and_seven_kw_on_a_feeder
 
 HOUR = timedelta(hours=1)
 
@@ -213,15 +213,7 @@ def test_a_chargers_kept_phases_and_switch_set_its_connectors_minimum(app: App) 
     """The `Phases` report keeps the switch to one phase beside the phases in every store, and the
     allocation reads both: 6,000 W for an 11 kW three-phase connector and a 7.4 kW one-phase one
     is 4,140 W and 1,860 W when the first cannot switch, 3,000 W each when it can."""
-    feeder = app.grid.add_feeder("F1", 6_000)
-    for n, rating in ((1, 11_000), (2, 7_400)):
-        charger = add_charger(app, f"CP{n}", power_w=rating)
-        site = app.grid.add_site(
-            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
-        )
-        app.grid.place(charger, site.site_id)
-        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
-        app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    eleven_and_seven_kw_on_a_feeder(app, booked=True)
     app.reports.phases_learned("CP2", Wiring({0: 1}))
     for switches, shares in ((False, (4_140, 1_860)), (True, (3_000, 3_000))):
         assert app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=switches))
@@ -245,15 +237,8 @@ def test_a_chargers_kept_phases_and_switch_set_its_connectors_minimum(app: App) 
 def test_phases_seen_are_kept_apart_from_those_said_and_read_with_them(app: App) -> None:
     """`PhasesSeen` rises only, survives an empty boot read, and yields to a declared value, in
     every store; the allocation reads it where nothing was declared (never asked included)."""
-    feeder = app.grid.add_feeder("F1", 6_000)
-    for n, rating in ((1, 11_000), (2, 7_400)):
-        charger = add_charger(app, f"CP{n}", power_w=rating)
-        site = app.grid.add_site(
-            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
-        )
-        app.grid.place(charger, site.site_id)
-        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
-        app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    eleven_and_seven_kw_on_a_feeder(app, booked=True)
+    for n in (1, 2):
         app.charging.start(f"CP{n}", 1, f"TAG{n}", 0, app.clock.now())
     app.reports.phases_learned("CP2", Wiring({0: 1}))
 

@@ -73,6 +73,21 @@ def a_feeder_of_three(app: App, limit_w: int = 12_000) -> list[int]:
     return chargers
 
 
+def eleven_and_seven_kw_on_a_feeder(app: App, *, booked: bool = False) -> None:
+    """CP1 (11 kW) and CP2 (7.4 kW), each on a 13,800 W site of its own under one 6,000 W feeder;
+    with `booked`, each with a driver's booking (D1, D2 with TAG1, TAG2) on connector 1."""
+    feeder = app.grid.add_feeder("F1", 6_000)
+    for n, rating in ((1, 11_000), (2, 7_400)):
+        charger = add_charger(app, f"CP{n}", power_w=rating)
+        site = app.grid.add_site(
+            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
+        )
+        app.grid.place(charger, site.site_id)
+        if booked:
+            driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+            app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+
+
 @pytest.mark.usefixtures("online")
 def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
@@ -363,13 +378,7 @@ def test_a_three_phase_connector_that_cannot_switch_is_given_6_a_on_each_phase_o
     equally, 3,000 W is under 6 A on each of three phases: a charger that cannot switch to one
     phase could only pause under it. So it gets its minimum, 4,140 W, and the other the rest; one
     that says it switches shares equally on one phase."""
-    feeder = app.grid.add_feeder("F1", 6_000)
-    for n, rating in ((1, 11_000), (2, 7_400)):
-        charger = add_charger(app, f"CP{n}", power_w=rating)
-        site = app.grid.add_site(
-            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
-        )
-        app.grid.place(charger, site.site_id)
+    eleven_and_seven_kw_on_a_feeder(app)
     assert app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=switches))
     assert app.reports.phases_learned("CP2", Wiring({0: 1}))
     start(app, "CP1", 1, clock)
@@ -486,13 +495,7 @@ def test_a_connector_seen_drawing_on_three_phases_is_given_their_minimum_unless_
     phases: held to one, it shares equally, until its per-phase current shows three phases drawing.
     Then its minimum, 4,140 W, and its profile in A on three phases; a later empty boot read leaves
     that standing, and a declared one phase wins over it."""
-    feeder = app.grid.add_feeder("F1", 6_000)
-    for n, rating in ((1, 11_000), (2, 7_400)):
-        charger = add_charger(app, f"CP{n}", power_w=rating)
-        site = app.grid.add_site(
-            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
-        )
-        app.grid.place(charger, site.site_id)
+    eleven_and_seven_kw_on_a_feeder(app)
     assert app.reports.phases_learned("CP1", Wiring())  # asked; said nothing
     assert app.reports.phases_learned("CP2", Wiring({0: 1}))
     start(app, "CP1", 1, clock)
@@ -617,13 +620,7 @@ def test_a_connector_seen_on_more_phases_after_its_limits_were_taken_is_decided_
 ) -> None:
     """Seen drawing on three phases after acknowledging its limits, CP1 is decided for at once: its
     minimum, 4,140 W, and CP2 lowered to what is left, with no start, stop or sweep between."""
-    feeder = app.grid.add_feeder("F1", 6_000)
-    for n, rating in ((1, 11_000), (2, 7_400)):
-        charger = add_charger(app, f"CP{n}", power_w=rating)
-        site = app.grid.add_site(
-            app.marketplace.add_host(f"h{n}"), f"s{n}", 13_800, feeder_id=feeder.feeder_id
-        )
-        app.grid.place(charger, site.site_id)
+    eleven_and_seven_kw_on_a_feeder(app)
     assert app.reports.phases_learned("CP1", Wiring())
     assert app.reports.phases_learned("CP2", Wiring({0: 1}))
     start(app, "CP1", 1, clock)
