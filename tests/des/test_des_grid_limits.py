@@ -87,6 +87,15 @@ def feeder_of_two(
         app.close()
 
 
+def both_plugged_in(app: App, cp1: DesCharger, cp2: DesCharger, *, car_w: int) -> None:
+    """A driver each (D1, D2 with TAG1, TAG2) books connector 1 of charger 1 and 2 for 4 hours and
+    plugs in a car taking `car_w`."""
+    for n, charger in ((1, cp1), (2, cp2)):
+        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
+        app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
+        charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, car_w), 40_000)
+
+
 def sweep(env: simpy.Environment, app: App) -> None:
     """The housekeeping sweep now, and the commands it decides, sent one virtual instant later."""
     app.housekeeping.sweep()
@@ -97,10 +106,7 @@ def test_two_cars_share_the_feeder_and_a_flexibility_event_pauses_the_later(
     world: tuple[simpy.Environment, App, list[DesCharger]],
 ) -> None:
     env, app, (cp1, cp2) = world
-    for n, charger in ((1, cp1), (2, cp2)):
-        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
-        app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
-        charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 7_400), 40_000)
+    both_plugged_in(app, cp1, cp2, car_w=7_400)
     app.grid.add_flex_event(Scope.FEEDER, 1, 2_000, NOON + timedelta(hours=1), NOON + timedelta(hours=2))
     # Each sweep runs on the hour; a new limit makes the charger take its meters up to that moment.
     env.run(until=HOUR)
@@ -123,10 +129,7 @@ def test_chargers_taking_amps_only_are_sent_amps_and_draw_no_more_than_their_wat
 ) -> None:
     """They refuse profiles in W: a backend sending W would leave both at their 7.4 kW rating."""
     env, app, (cp1, cp2) = amps_world
-    for n, charger in ((1, cp1), (2, cp2)):
-        driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
-        app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
-        charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 7_400), 40_000)
+    both_plugged_in(app, cp1, cp2, car_w=7_400)
     app.grid.add_flex_event(Scope.FEEDER, 1, 2_000, NOON + timedelta(hours=1), NOON + timedelta(hours=2))
     env.run(until=HOUR)
     sweep(env, app)
@@ -152,10 +155,7 @@ def test_three_phase_chargers_taking_amps_only_draw_their_share_on_the_phases_th
     world = feeder_of_two(version, amps_only=True, rating_w=11_000, feeder_w=16_000, phases_said=said)
     env, app, (cp1, cp2) = next(world)
     try:
-        for n, charger in ((1, cp1), (2, cp2)):
-            driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
-            app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
-            charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 11_000), 40_000)
+        both_plugged_in(app, cp1, cp2, car_w=11_000)
         env.run(until=HOUR + 1)  # the meters taken at the hour
         assert [c.connectors[1].meter.register_wh for c in (cp1, cp2)] == [each_wh] * 2
         assert sum(c.power_w(c.connectors[1]) for c in (cp1, cp2)) == 2 * each_wh <= 16_000
@@ -181,10 +181,7 @@ def test_three_phase_chargers_that_cannot_switch_to_one_phase_get_6_a_on_each_or
     world = feeder_of_two(version, amps_only=amps_only, rating_w=11_000, feeder_w=7_000, switching=switching)
     env, app, (cp1, cp2) = next(world)
     try:
-        for n, charger in ((1, cp1), (2, cp2)):
-            driver = app.marketplace.add_driver(f"D{n}", f"TAG{n}").driver_id
-            app.bookings.book(BookRequest(driver, n, 1, 240, 40_000))
-            charger.plug_in(1, f"TAG{n}", Vehicle(80_000, 10_000, 11_000), 40_000)
+        both_plugged_in(app, cp1, cp2, car_w=11_000)
         env.run(until=HOUR + 1)  # the meters taken at the hour
         expected = each_wh if amps_only else (3_500, 3_500) if switching else (7_000, 0)
         assert tuple(c.connectors[1].meter.register_wh for c in (cp1, cp2)) == expected
