@@ -150,24 +150,30 @@ def _routes() -> tuple[BaseRoute, ...]:
             503: {**_problem, "description": "the payment provider is unavailable; nothing was booked"},
         },
     )
-    shared.include_router(routes_sessions.router, responses=signed_in)
-    shared.include_router(routes_host_money.router, responses=signed_in)
-    shared.include_router(routes_host_seller_details.router, responses=signed_in)
-    shared.include_router(routes_admin.router, responses=signed_in)
-    shared.include_router(routes_admin_commands.router, responses=signed_in)
-    shared.include_router(routes_admin_reports.router, responses=signed_in)
+    for router in (
+        routes_sessions.router,
+        routes_host_money.router,
+        routes_host_seller_details.router,
+        routes_admin.router,
+        routes_admin_commands.router,
+        routes_admin_reports.router,
+    ):
+        shared.include_router(router, responses=signed_in)
     shared.include_router(
         routes_files.router,
         responses={**signed_in, 409: {**_problem, "description": "that location has its upload already"}},
     )
-    shared.include_router(routes_tokens.router, responses=signed_in)
-    shared.include_router(routes_smart_charging.router, responses=signed_in)
-    shared.include_router(routes_pricing.router, responses=signed_in)
-    shared.include_router(routes_fleets.router, responses=signed_in)
-    shared.include_router(routes_grid.router, responses=signed_in)
-    shared.include_router(routes_v2g.router, responses=signed_in)
-    shared.include_router(routes_v2g.host_router, responses=signed_in)
-    shared.include_router(routes_grid_buyer.router, responses=signed_in)
+    for router in (
+        routes_tokens.router,
+        routes_smart_charging.router,
+        routes_pricing.router,
+        routes_fleets.router,
+        routes_grid.router,
+        routes_v2g.router,
+        routes_v2g.host_router,
+        routes_grid_buyer.router,
+    ):
+        shared.include_router(router, responses=signed_in)
     shared.include_router(routes_events.router)
 
     shared.add_api_websocket_route("/ocpp/{charge_point_id}", _ocpp)
