@@ -55,20 +55,23 @@ class GroupFlusher:
         self._sync = sync
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = False
-        self._next: asyncio.Future[None] | None = None  # released by the next run to start
+        self._next: list[asyncio.Future[None]] | None = None  # released by the next run to start
         self.runs = 0  # how many times `sync` has started (for tests and benchmarks)
 
     async def flushed(self) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests, a restarted server): nothing carries over
             self._loop, self._in_flight, self._next = loop, False, None
+        # A future per caller, so one caller giving up cancels only its own wait, never the run
+        # others are waiting on (cheaper than shielding one shared future per caller).
+        waiting: asyncio.Future[None] = loop.create_future()
         if self._next is None:
-            self._next = loop.create_future()
-        waiting = self._next
+            self._next = [waiting]
+        else:
+            self._next.append(waiting)
         if not self._in_flight:
             self._start(loop)
-        # Shielded: one caller giving up must not cancel the run others are waiting on.
-        await asyncio.shield(waiting)
+        await waiting
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._in_flight = True
@@ -83,11 +86,13 @@ class GroupFlusher:
         try:
             await loop.run_in_executor(_FSYNC_THREAD, self._sync)
         except Exception as exc:  # nobody in this batch may be acknowledged
-            if not batch.done():
-                batch.set_exception(exc)
+            for waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc)
         else:
-            if not batch.done():
-                batch.set_result(None)
+            for waiting in batch:
+                if not waiting.done():
+                    waiting.set_result(None)
         finally:
             if loop is self._loop:
                 self._in_flight = False
