@@ -130,12 +130,28 @@ def paced_readings(paced_s: float, interval_s: float) -> int:
     return math.floor(paced_s / interval_s) + 1
 
 
+# The throughput phase's default length, in frames per charger. A closed loop needs some rounds to
+# reach its steady state: with only a few, every charger's frames arrive in lock-step waves, and the
+# phase times the first and last waves more than the server's pace.
+FRAMES_PER_CHARGER = 20
+
+
+def frames_for(messages: int | None, chargers: int) -> int:
+    """The throughput phase's frames for a fleet: `messages` if given, else FRAMES_PER_CHARGER each."""
+    return messages if messages is not None else FRAMES_PER_CHARGER * chargers
+
+
 def check_messages(
-    sizes: tuple[int, ...], messages: int, paced_s: float = MAX_PACED_S, interval_s: float = PACE_INTERVAL_S
+    sizes: tuple[int, ...],
+    messages: int | None,
+    paced_s: float = MAX_PACED_S,
+    interval_s: float = PACE_INTERVAL_S,
 ) -> None:
     """BenchUnfit if the smallest fleet would read so much energy that a booking's limit is reached
     (ours would then send RemoteStopTransaction, and the two servers would no longer do the same work)."""
     most = BOOKING_MAX_WH // METER_STEP_WH - paced_readings(paced_s, interval_s) - MAX_SLOW_READINGS
+    if messages is None:
+        return  # FRAMES_PER_CHARGER each, far below the limit
     per_charger = -(-messages // min(sizes))
     if per_charger > most:
         raise BenchUnfit(
@@ -147,7 +163,7 @@ def check_messages(
 @dataclass(frozen=True)
 class OcppParams:
     sizes: tuple[int, ...]
-    messages: int
+    messages: int | None  # throughput frames over all chargers; None: FRAMES_PER_CHARGER each
     paced_seconds: float
     backend: str
     postgres_url: str
@@ -159,7 +175,7 @@ class OcppParams:
     def load(self, target: str, chargers: int) -> LoadParams:
         slow = self.slow_provider_s if target == "ours" and chargers >= 2 else 0.0
         return LoadParams(
-            self.messages,
+            frames_for(self.messages, chargers),
             self.throughput_limit_s,
             self.paced_seconds,
             self.pace_interval_s,
@@ -523,6 +539,7 @@ def run_ocpp(p: OcppParams, console: Console) -> OcppReport:
     shown = {
         "chargers": list(p.sizes),
         "messages": p.messages,
+        "frames_per_charger": FRAMES_PER_CHARGER if p.messages is None else None,
         "throughput_limit_s": p.throughput_limit_s,
         "paced_seconds": p.paced_seconds,
         "pace_interval_s": p.pace_interval_s,
@@ -556,12 +573,18 @@ def _yes(flag: bool | None) -> str:
     return "-" if flag is None else ("[green]yes[/]" if flag else "[red]no[/]")
 
 
+def frames_shown(params: dict[str, Any]) -> str:
+    if params.get("messages") is None:
+        return f"{params.get('frames_per_charger', FRAMES_PER_CHARGER)} frames per charger"
+    return f"{params['messages']:,} frames"
+
+
 def render(report: OcppReport, console: Console) -> None:
     p = report.params
     table = Table(
         title=f"OCPP 1.6J round trips, ours ({p['backend']}, persistence on) vs the ocpp library on its "
         f"defaults (baseline) and at its best settings (tuned: validation on the loop), in memory; "
-        f"throughput: {p['messages']:,} frames 8 MeterValues : 1 Heartbeat : 1 "
+        f"throughput: {frames_shown(p)} 8 MeterValues : 1 Heartbeat : 1 "
         f"StatusNotification; paced: 1 MeterValues per {p['pace_interval_s']:g} s per charger for "
         f"{p['paced_seconds']:g} s"
     )

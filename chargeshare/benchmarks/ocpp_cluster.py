@@ -89,7 +89,7 @@ class ServeFailed(RuntimeError):
 class ClusterParams:
     sizes: tuple[int, ...]
     processes: tuple[int, ...]
-    messages: int
+    messages: int | None  # throughput frames over all chargers; None: FRAMES_PER_CHARGER each
     postgres_url: str
     redis_url: str = DEFAULT_REDIS_URL
     throughput_limit_s: float = 120.0
@@ -505,7 +505,7 @@ def _load_timeout(p: ClusterParams, chargers: int) -> float:
 def run_processes(
     p: ClusterParams, url: str, plans: list[ChargerPlan], count: int, logs: Path, say: Callable[[str], None]
 ) -> ProcessesRun:
-    from chargeshare.benchmarks.ocpp import _process_context, _receive, stored_readings
+    from chargeshare.benchmarks.ocpp import _process_context, _receive, frames_for, stored_readings
 
     token = admin_token(url)
     flush_redis(p.redis_url)
@@ -516,7 +516,7 @@ def run_processes(
             tuple(n.ws for n in nodes),
             tuple(n.http for n in nodes),
             token,
-            p.messages,
+            frames_for(p.messages, len(plans)),
             p.throughput_limit_s,
             p.command_sample,
         )
@@ -537,13 +537,14 @@ def run_processes(
 
 
 def run_cluster(p: ClusterParams, console: Console) -> ClusterReport:
-    from chargeshare.benchmarks.ocpp import ensure_file_limit, machine_info, prepare_fleet
+    from chargeshare.benchmarks.ocpp import FRAMES_PER_CHARGER, ensure_file_limit, machine_info, prepare_fleet
 
     ensure_file_limit(max(p.sizes))
     shown = {
         "chargers": list(p.sizes),
         "processes": list(p.processes),
         "messages": p.messages,
+        "frames_per_charger": FRAMES_PER_CHARGER if p.messages is None else None,
         "throughput_limit_s": p.throughput_limit_s,
         "command_sample": p.command_sample,
         "backend": "postgres",
@@ -574,10 +575,12 @@ def _yes(flag: bool | None) -> str:
 
 
 def render_cluster(report: ClusterReport, console: Console) -> None:
+    from chargeshare.benchmarks.ocpp import frames_shown
+
     p = report.params
     table = Table(
         title=f"OCPP 1.6J round trips over N serve processes (PostgreSQL, persistence on, Redis routing); "
-        f"throughput: {p['messages']:,} frames 8 MeterValues : 1 Heartbeat : 1 StatusNotification; commands: "
+        f"throughput: {frames_shown(p)} 8 MeterValues : 1 Heartbeat : 1 StatusNotification; commands: "
         f"TriggerMessage through the operator API for up to {p['command_sample']} chargers, one at a time, ms"
     )
     for col in (

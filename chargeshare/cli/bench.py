@@ -184,6 +184,12 @@ def _counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _frames(messages: int | None) -> str:
+    from chargeshare.benchmarks.ocpp import FRAMES_PER_CHARGER
+
+    return f"{FRAMES_PER_CHARGER} frames per charger" if messages is None else f"{messages:,} frames"
+
+
 def _ocpp_processes(
     console: Console,
     sizes: tuple[int, ...],
@@ -191,7 +197,7 @@ def _ocpp_processes(
     backend: OcppBackend | None,
     postgres_url: str,
     redis_url: str,
-    messages: int,
+    messages: int | None,
     throughput_limit: float,
     json_out: Path | None,
 ) -> None:
@@ -218,7 +224,7 @@ def _ocpp_processes(
     params = ocpp_cluster.ClusterParams(sizes, counts, messages, postgres_url, redis_url, throughput_limit)
     chatter(console).print(
         f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers over "
-        f"{', '.join(map(str, counts))} serve process(es), {messages:,} frames, on postgres"
+        f"{', '.join(map(str, counts))} serve process(es), {_frames(messages)}, on postgres"
     )
     report = ocpp_cluster.run_cluster(params, chatter(console))
     ocpp_cluster.render_cluster(report, console)
@@ -234,8 +240,14 @@ def ocpp(
         str, typer.Option(help="Connected chargers per run, comma-separated (e.g. 1000,5000).")
     ] = "1000,5000",
     messages: Annotated[
-        int, typer.Option(help="Frames in the throughput phase, over all chargers.", min=1, max=1_000_000)
-    ] = 20_000,
+        int | None,
+        typer.Option(
+            help="Frames in the throughput phase, over all chargers.",
+            min=1,
+            max=1_000_000,
+            show_default="20 per charger of each size",
+        ),
+    ] = None,
     paced: Annotated[
         float,
         duration_option(
@@ -348,7 +360,7 @@ def ocpp(
         servers=targets,
     )
     chatter(console).print(
-        f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {messages:,} frames, "
+        f"bench ocpp: {', '.join(f'{n:,}' for n in sizes)} chargers, {_frames(messages)}, "
         f"paced {paced:g} s at 1 reading per {paced_interval:g} s, slow provider {slow_provider:g} s, "
         f"servers {', '.join(targets)}; ours on {backend.value}"
     )

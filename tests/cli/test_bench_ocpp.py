@@ -19,6 +19,7 @@ from chargeshare.benchmarks.ocpp import (
     TargetRun,
     check_messages,
     ensure_file_limit,
+    frames_for,
     paced_readings,
 )
 from chargeshare.benchmarks.ocpp_cluster import sample_indexes
@@ -96,7 +97,7 @@ def test_bench_ocpp_smoke_both_servers_answer_everything(tmp_path: Path) -> None
 @pytest.mark.slow  # other processes
 def test_bench_ocpp_runs_the_servers_asked_for_at_the_pace_asked_for(tmp_path: Path) -> None:
     out = tmp_path / "ocpp.json"
-    args = ["--chargers", "10", "--messages", "20", "--paced", "2s", "--paced-interval", "1s"]
+    args = ["--chargers", "10", "--paced", "2s", "--paced-interval", "1s"]  # frames: the default
     result = runner.invoke(
         app, ["bench", "ocpp", *args, "--slow-provider", "0", "--servers", "tuned,ours", "--json", str(out)]
     )
@@ -104,11 +105,13 @@ def test_bench_ocpp_runs_the_servers_asked_for_at_the_pace_asked_for(tmp_path: P
     report = json.loads(out.read_text())
     assert report["ok"] is True and report["params"]["servers"] == ["ours", "tuned"]
     assert report["params"]["pace_interval_s"] == 1.0
+    assert report["params"]["messages"] is None and report["params"]["frames_per_charger"] == 20
     (size,) = report["sizes"]
     runs = {r["target"]: r for r in size["runs"]}
     assert set(runs) == {"ours", "tuned"} and size["throughput_ratio"] is None
     assert size["tuned_ratio"] > 0
     for r in runs.values():  # 2 s of a 1 s pace: two readings per charger
+        assert r["load"]["throughput"]["answered"] == 200  # 20 frames for each of the 10
         paced = r["load"]["paced"]
         assert paced["answered"] == paced["sent"] == 20
 
@@ -363,3 +366,9 @@ async def test_the_load_generator_freezes_its_links_out_of_the_collector_before_
     assert own.keys() == {"gc_collections", "gc_pause_max_ms", "gc_pause_total_ms", "loop_lag_max_ms"}
     assert frozen > frozen_before and tuned[0] == YOUNG_THRESHOLD
     assert report["gc_frozen_objects"] > frozen_before
+
+
+def test_the_throughput_phase_defaults_to_the_same_frames_per_charger_at_every_size() -> None:
+    assert frames_for(None, 1_000) == 20_000 and frames_for(None, 5_000) == 100_000
+    assert frames_for(300, 5_000) == 300  # as asked
+    check_messages((19_900,), None)  # 20 each is far below a booking's energy limit
