@@ -228,16 +228,16 @@ class ChargingService:
         brought it back online (the caller announces it once `tx` has committed)."""
         if self.last_seen.record(cp_id, now):
             return False
+        # Stamped first, then the status read: the stamp holds the row, so a watchdog's offline
+        # write it waited on is seen below, not left standing under a stamp kept in memory.
+        tx.chargers.touch(cp_id, now)
         status, _ = tx.chargers.status_and_connector(cp_id, 0)
         # Back only from offline, as read: a charger taken out of service meanwhile stays out.
-        if status is ChargerStatus.OFFLINE and tx.chargers.set_status(
+        back = status is ChargerStatus.OFFLINE and tx.chargers.set_status(
             cp_id, ChargerStatus.ONLINE, now, expected=ChargerStatus.OFFLINE
-        ):
-            self.last_seen.written(cp_id, now)
-            return True
-        tx.chargers.touch(cp_id, now)
+        )
         self.last_seen.written(cp_id, now)
-        return False
+        return back
 
     def disconnected(self, cp_id: str) -> None:
         self._gone_offline(cp_id, "its connection closed")
@@ -314,7 +314,7 @@ class ChargingService:
             )
             if back:
                 self.last_seen.written(cp_id, now)
-            self._seen(tx, cp_id, now)
+            back = self._seen(tx, cp_id, now) or back
             # Written on a repeat too: its time is what a report overtaken by it is older than.
             if not tx.chargers.set_connector_status(cp_id, connector_no, status, at):
                 if connector_id is not None or connector_no == 0:

@@ -24,7 +24,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.invariants import check_store
 from tests.conftest import T0, add_charger, sql_store
-from tests.integration.pausing import PausesBeforeCommit
+from tests.integration.pausing import PausesAfter, PausesBeforeCommit
 
 pytestmark = pytest.mark.postgres
 
@@ -153,6 +153,40 @@ def test_the_watchdog_waiting_on_a_heartbeat_rechecks_it_after_the_wait(nodes: t
     with a.store.reading() as tx:
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
     assert offline_notices(a) == 0
+
+
+def test_a_heartbeat_waiting_on_the_watchdogs_write_brings_the_charger_back(nodes: tuple[App, App]) -> None:
+    """A's watchdog has written CP1 offline but not committed when CP1, reconnected to B after a
+    silence, sends its first heartbeat there (B has no stamp of it, so writes one at once): B read
+    CP1 online and its stamp waits on the row. Once A commits, B's stamp must find CP1 offline and
+    bring it back, or B's later frames (stamped in memory) leave a talking charger offline."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    advance(a, SILENCE_S)
+
+    def in_watchdog() -> bool:
+        return threading.current_thread().name == "watchdog"
+
+    paused = PausesAfter(a.store, in_watchdog, "chargers", "set_status")
+    a.charging.store = paused
+    marked: list[str] = []
+    watchdog = threading.Thread(target=lambda: marked.extend(a.charging.watchdog()), name="watchdog")
+    watchdog.start()
+    assert paused.reached.wait(30)
+    heartbeat = threading.Thread(target=b.charging.heartbeat, args=("CP1",), name="heartbeat")
+    heartbeat.start()
+    deadline = time.monotonic() + 30
+    while not locks_waited_on(a):  # B's stamp waits on the row A's watchdog holds
+        assert heartbeat.is_alive() and time.monotonic() < deadline, "the heartbeat never waited on the row"
+        time.sleep(0.01)
+    paused.go.set()
+    watchdog.join(30)
+    heartbeat.join(30)
+    assert not watchdog.is_alive() and not heartbeat.is_alive()
+    assert marked == ["CP1"]
+    b.charging.heartbeat("CP1")
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
 
 
 def reservation(app: App, booking_id: int) -> str:
