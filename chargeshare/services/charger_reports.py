@@ -205,8 +205,10 @@ class ChargerReportsService:
         self, cp_id: str, before: Wiring, after: Wiring, connector_nos: Sequence[int]
     ) -> None:
         """A connector given more phases by what is kept now has a higher minimum and other limits in
-        A than its charger holds: the grid is asked to decide again."""
-        if self.bus is not None and rose(before, after, connector_nos):
+        A than its charger holds, as has one whose charger no longer switches three phases to one
+        (and one that now switches may charge on less): the grid is asked to decide again."""
+        switch_changed = before.switches_3to1 != after.switches_3to1
+        if self.bus is not None and (switch_changed or rose(before, after, connector_nos)):
             self.bus.publish(WiringRose(self.clock.now(), cp_id))
 
     def connector_numbers(self, cp_id: str) -> tuple[int, ...]:

@@ -115,8 +115,8 @@ class GridLimitsDue(Event):
 @dataclass(frozen=True)
 class WiringRose(Event):
     """A charger's kept wiring (chargeshare/services/charger_reports.py: declared, or seen drawing)
-    now gives a connector more phases than before: its minimum and its limits in A change, so the
-    grid decides again and tells it (chargeshare/services/grid.py)."""
+    now gives a connector more phases than before, or its switch to one phase changed: its minimum
+    and its limits in A change, so the grid decides again and tells it (chargeshare/services/grid.py)."""
 
     charge_point_id: str
 

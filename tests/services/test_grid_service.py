@@ -475,6 +475,30 @@ def test_a_start_is_paused_rather_than_squeeze_a_three_phase_connector_below_its
     ]
 
 
+@pytest.mark.usefixtures("online")
+def test_a_charger_that_stops_switching_to_one_phase_is_decided_for_again(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """CP1 said it switches three phases to one, so it shares the 6,000 W feeder equally at 3,000 W.
+    A later read says it does not: 3,000 W is under 6 A on each of its phases, sent as 0 (paused),
+    so it must be decided for again (its minimum, 4,140 W, and CP2 the rest), not left paused
+    beside the capacity held for it."""
+    eleven_and_seven_kw_on_a_feeder(app)
+    assert app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=True))
+    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 3_000),),
+        ((1, 3_000),),
+    ]
+    heard.clear()
+    assert app.reports.phases_learned("CP1", Wiring({0: 3}))
+    told = {(e.charge_point_id, e.limits_w) for e in heard}
+    assert ("CP1", ((1, 4_140),)) in told
+    assert ("CP2", ((1, 1_860),)) in told
+
+
 def three_phase_frame(connector_no: int) -> dict[str, object]:
     """A 1.6 MeterValues carrying 16 A on each of three phases."""
     values = [
