@@ -263,10 +263,12 @@ class ChargingService:
         heard = self.last_seen.drop(cp_id)
         if seen_before is not None and heard is not None and heard >= seen_before:
             # Heard by this process after the silent list was read, its stamp not yet written
-            # (the check in the write below sees only written stamps): it stays online.
-            with self.store.transaction() as tx:
-                tx.chargers.touch_many({cp_id: heard})  # removed meanwhile: nothing to write
-            self.last_seen.written(cp_id, heard)
+            # (the check in the write below sees only written stamps): it stays online, or comes
+            # back if another process marked it offline meanwhile by its older written stamp.
+            back = False
+            with contextlib.suppress(NotFound), self.store.transaction() as tx:
+                back = self._seen(tx, cp_id, heard)  # removed meanwhile: nothing to write
+            self._announce_back(back, cp_id, heard)
             return False
         with self.store.transaction() as tx:
             charger = tx.chargers.get(cp_id)

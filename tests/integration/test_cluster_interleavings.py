@@ -115,6 +115,29 @@ def test_a_charger_heard_after_the_watchdog_read_it_silent_stays_online(nodes: t
     assert offline_notices(a) == 0
 
 
+def test_a_charger_heard_here_but_marked_offline_elsewhere_meanwhile_comes_back(
+    nodes: tuple[App, App],
+) -> None:
+    """A's watchdog reads CP1 silent; CP1's heartbeat then reaches A (which holds its link, so it is
+    stamped in memory), and B's watchdog marks CP1 offline by its older written stamp. A, judging
+    CP1 by the stamp it heard, keeps it: it must bring it back online, not write the stamp on an
+    offline charger and remember it, so its later frames (stamped in memory) leave it offline."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    a.charging.heartbeat("CP1")  # known to A's memory
+    advance(a, SILENCE_S)
+
+    def heard_here_marked_there() -> None:
+        a.charging.heartbeat("CP1")
+        assert b.charging.watchdog() == ["CP1"]
+
+    a.charging.store = RunsBetween(a.store, "chargers", "silent", heard_here_marked_there)
+    assert a.charging.watchdog() == []
+    a.charging.heartbeat("CP1")
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+
+
 def locks_waited_on(app: App) -> int:
     with sql_store(app).engine.connect() as conn:
         return int(
