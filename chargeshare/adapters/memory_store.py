@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -818,6 +818,10 @@ class MemoryBookings(_Repository):
         if driver_id is not None:
             return [r for r in records if r.driver_id == driver_id]
         return [r for r in records if r.host_id == host_id]
+
+    def on_charger(self, charger_id: int, statuses: Collection[BookingStatus]) -> Sequence[BookingRecord]:
+        records = (self._record(b) for _, b in sorted(self.t.bookings.items(), reverse=True))
+        return [r for r in records if r.charger_id == charger_id and r.status in statuses]
 
     def starting_by(
         self, status: BookingStatus, starts_by: datetime, *, reservation: str | None = None

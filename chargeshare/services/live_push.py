@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.tariff import Tariff
 from chargeshare.services.events import (
     BookingConfirmed,
@@ -31,6 +32,9 @@ from chargeshare.services.receipts import receipt_for
 from chargeshare.services.rules import MarketplaceRules
 
 log = logging.getLogger(__name__)
+
+# Drivers whose booking on a charger is in these states hear of its going online or offline.
+_HEARING = frozenset({BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
 
 MAX_TRACKED_SESSIONS = 100_000
 
@@ -215,12 +219,7 @@ class LivePush:
     def _charger_push(self, kind: str, at: datetime, charge_point_id: str) -> None:
         with self.store.reading() as tx:
             c = tx.chargers.get(charge_point_id)
-            # Drivers whose booking on it has not finished hear of it too.
-            drivers = frozenset(
-                b.driver_id
-                for b in tx.bookings.of(host_id=c.host_id)
-                if b.charger_id == c.charger_id and b.status.value in ("confirmed", "active")
-            )
+            drivers = frozenset(b.driver_id for b in tx.bookings.on_charger(c.charger_id, _HEARING))
         self.sink(
             Push(
                 kind,

@@ -204,11 +204,7 @@ def change_boot_policy(tx: UnitOfWork, charger: ChargerView, policy: BootPolicy)
     fee): those are cancelled first. Put back in service, a charger seen before is marked offline,
     so its next frame brings it online even if it never boots again."""
     if policy is not BootPolicy.ACCEPTED:
-        live = [
-            b.booking_id
-            for b in tx.bookings.of(host_id=charger.host_id)
-            if b.charger_id == charger.charger_id and b.status in _UNFINISHED
-        ]
+        live = [b.booking_id for b in tx.bookings.on_charger(charger.charger_id, _UNFINISHED)]
         if live:
             raise BookingConflict(
                 f"charger {charger.charge_point_id} has {len(live)} unfinished booking(s) "

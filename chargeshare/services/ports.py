@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,6 +282,11 @@ class Bookings(Protocol):
     def all(self, status: BookingStatus | None = None) -> Sequence[BookingRecord]: ...
     def of(self, *, driver_id: int | None = None, host_id: int | None = None) -> Sequence[BookingRecord]:
         """One party's bookings: a driver's own, or those on a host's chargers (newest first)."""
+        ...
+
+    def on_charger(self, charger_id: int, statuses: Collection[BookingStatus]) -> Sequence[BookingRecord]:
+        """The bookings on one charger's connectors in one of `statuses` (newest first): what a
+        change to that charger concerns, without reading its host's whole history."""
         ...
 
     def starting_by(

@@ -418,6 +418,11 @@ def test_booking_reads_and_updates(app: App) -> None:
         assert [b.booking_id for b in tx.bookings.of(host_id=host)] == [b2, b1]
         with pytest.raises(ValueError):
             tx.bookings.of()
+        cp1, cp2 = tx.chargers.get("CP1").charger_id, tx.chargers.get("CP2").charger_id
+        requested = {BookingStatus.REQUESTED}
+        assert [b.booking_id for b in tx.bookings.on_charger(cp1, requested)] == [b2, b1]  # newest first
+        assert [b.booking_id for b in tx.bookings.on_charger(cp2, requested)] == [b3]
+        assert tx.bookings.on_charger(cp1, {BookingStatus.ACTIVE}) == []
         got = tx.bookings.get(b1)
         assert (got.driver_id, got.connector_id, got.host_id, got.hold_amount) == (d1, c1, host, 300)
         assert (got.fee, got.cancelled_by, got.reservation, got.payment_ref) == (0, None, "none", None)

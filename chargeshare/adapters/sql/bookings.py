@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -289,6 +289,12 @@ class SqlBookings:
             raise ValueError("give a driver or a host")
         q = BOOKING_COLUMNS.where(
             _b.driver_id == driver_id if driver_id is not None else t.chargers.c.host_id == host_id
+        )
+        return [booking_record(r) for r in self.conn.execute(q.order_by(_b.id.desc())).mappings()]
+
+    def on_charger(self, charger_id: int, statuses: Collection[BookingStatus]) -> Sequence[BookingRecord]:
+        q = BOOKING_COLUMNS.where(
+            t.connectors.c.charger_id == charger_id, _b.status.in_([s.value for s in statuses])
         )
         return [booking_record(r) for r in self.conn.execute(q.order_by(_b.id.desc())).mappings()]
 
