@@ -9,7 +9,7 @@ from datetime import date, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.dialects import sqlite
 
 from chargeshare.adapters.sql import schema as t
@@ -145,6 +145,12 @@ def populate(app: App, clock: ManualClock) -> dict[str, Any]:
     # A booking left unquoted, for the quote's insert (every booking is quoted when made).
     with sql_store(app).engine.begin() as conn:
         conn.execute(delete(t.booking_quotes).where(t.booking_quotes.c.booking_id == gone_booking))
+        # A refusal recorded on the stopped session: nothing is owed for it any more (the prune).
+        conn.execute(
+            insert(t.command_refusals).values(
+                session_id=stopped, kind="override", count=1, last_at=clock.now(), unanswered=0
+            )
+        )
     values = {
         "stopped_session": stopped,
         "billed_stop": 2_000,

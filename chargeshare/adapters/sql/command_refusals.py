@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chargeshare.adapters.sql import schema as t
+from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.errors import NotFound
@@ -38,6 +39,11 @@ PRUNABLE = (
     )
     .order_by(_r.session_id, _r.kind)
 )
+# Built once and run on the driver: every sweep runs it, and it nearly always finds nothing.
+PRUNE = DirectStatement(
+    delete(t.command_refusals).where(tuple_(_r.session_id, _r.kind).in_(PRUNABLE.limit(bindparam("most"))))
+)
+SQLITE_ONLY = {"command_refusals.prune": PRUNE}
 
 
 def _refusals(r: Any) -> Refusals:
@@ -110,10 +116,9 @@ class SqlCommandRefusals:
         self.conn.execute(delete(t.command_refusals).where(_r.session_id == session_id, _r.kind == str(kind)))
 
     def prune(self, limit: int) -> int:
-        batch = PRUNABLE.limit(limit)
         if self.dialect != "postgresql":  # the write transaction is ours alone
-            q = delete(t.command_refusals).where(tuple_(_r.session_id, _r.kind).in_(batch))
-            return int(self.conn.execute(q).rowcount)
+            return PRUNE.write(self.conn, {"most": limit})
+        batch = PRUNABLE.limit(limit)
         # Claimed, not waited for: a row a failure is being recorded on is left to the next sweep,
         # and two sweeps at once delete disjoint rows. Materialized, as a subquery run again per
         # row would skip the rows just deleted and grow the batch past `limit`.

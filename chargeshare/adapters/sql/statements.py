@@ -7,6 +7,7 @@ from chargeshare.adapters.sql import (
     accounts,
     bookings,
     chargers,
+    command_refusals,
     fleet,
     grid,
     ledger,
@@ -40,6 +41,7 @@ ALL: dict[str, DirectStatement] = {
 # Statements for one dialect only, checked on it alone.
 SQLITE_ONLY: dict[str, DirectStatement] = {
     **chargers.SQLITE_ONLY,
+    **command_refusals.SQLITE_ONLY,
     **ledger.SQLITE_ONLY,
     **bookings.SQLITE_ONLY,
     **pricing.SQLITE_ONLY,
