@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from chargeshare.adapters.sql.schema import UTCDateTime, utc_to_sqlite_text
+from chargeshare.adapters.sql import schema
+from chargeshare.adapters.sql.schema import UTCDateTime, sqlite_text_to_utc, utc_to_sqlite_text
 
 DIALECT = sqlite.dialect()
 # As SQLAlchemy runs them for a statement on SQLite: the decorator's step, then the dialect's.
@@ -45,3 +46,36 @@ def test_none_and_naive_values() -> None:
     assert utc_to_sqlite_text(None) is None
     with pytest.raises(ValueError, match="naive"):
         utc_to_sqlite_text(datetime(2026, 3, 2, 9, 1))
+
+
+@given(aware)
+def test_the_one_step_read_is_sqlalchemys(value: datetime) -> None:
+    stored = utc_to_sqlite_text(value)
+    assert stored is not None
+    back = sqlite_text_to_utc(stored)
+    assert back == SA_RESULT(stored) and back.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "stored", ["2026-03-02 09:01:00", "2026-03-02 09:01:00.000250", "2026-03-02T09:01:00+01:00", "2026-03-02"]
+)
+def test_the_one_step_read_of_other_stored_forms(stored: str) -> None:
+    # What SQLite's own functions or a hand-written row may hold, not only what the store binds.
+    back = sqlite_text_to_utc(stored)
+    assert back == SA_RESULT(stored) and back.tzinfo is UTC
+
+
+def test_instants_converted_before_are_not_taken_for_others() -> None:
+    first = datetime(2026, 3, 2, 9, 1, tzinfo=UTC)
+    second = first + timedelta(microseconds=1)
+    elsewhere = datetime(2026, 3, 2, 10, 1, tzinfo=timezone(timedelta(hours=1)))  # the same instant
+    assert utc_to_sqlite_text(first) == utc_to_sqlite_text(first) == "2026-03-02 09:01:00.000000"
+    assert utc_to_sqlite_text(second) == "2026-03-02 09:01:00.000001"
+    assert utc_to_sqlite_text(None) is None
+    assert utc_to_sqlite_text(elsewhere) == "2026-03-02 09:01:00.000000"
+    assert utc_to_sqlite_text(first) == "2026-03-02 09:01:00.000000"
+    with pytest.raises(ValueError, match="naive"):
+        utc_to_sqlite_text(datetime(2026, 3, 2, 9, 1))  # even with its aware twin converted
+    many = [first + timedelta(seconds=s) for s in range(1_000)]
+    assert [utc_to_sqlite_text(v) for v in many] == [SA_BIND(v) for v in many]
+    assert len(schema._texts) <= schema._TEXTS_HELD

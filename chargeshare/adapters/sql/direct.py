@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-from chargeshare.adapters.sql.schema import UTCDateTime, utc_to_sqlite_text
+from chargeshare.adapters.sql.schema import UTCDateTime, sqlite_text_to_utc, utc_to_sqlite_text
 
 Processor = Callable[[Any], Any]
 
@@ -64,6 +64,7 @@ class Compiled:
             for name in names
         )
         self._dialect = dialect
+        self._sqlite = sqlite
         self._types = [c.type for c in compiled._result_columns or ()]
         self.keys = tuple(c.keyname for c in compiled._result_columns or ())
         # Some result processors depend on the driver's column type codes (PostgreSQL numerics),
@@ -73,7 +74,10 @@ class Compiled:
     def results(self, description: Sequence[Sequence[Any]]) -> tuple[Processor | None, ...]:
         if self._results is None:
             found = [
-                type_._cached_result_processor(self._dialect, column[1])
+                # the same value in one step (tests/unit/test_sqlite_datetimes.py); None stays None
+                sqlite_text_to_utc
+                if self._sqlite and isinstance(type_, UTCDateTime)
+                else type_._cached_result_processor(self._dialect, column[1])
                 for type_, column in zip(self._types, description, strict=True)
             ]
             self._results = tuple(found) if any(found) else ()

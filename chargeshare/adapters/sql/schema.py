@@ -64,17 +64,37 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Instants converted lately and their text: a unit of work binds the clock's few instants many
+# times. Keyed by the instant (aware datetimes hash and compare as UTC, and the text is the UTC
+# instant's); a naive value equals no key. Emptied when full: a bound, not a policy.
+_texts: dict[datetime, str] = {}
+_TEXTS_HELD = 256
+
+
 def utc_to_sqlite_text(value: datetime | None) -> str | None:
     """`UTCDateTime`'s bind conversion on SQLite in one step: the same text SQLAlchemy's chain
     (`process_bind_param`, then SQLite's DATETIME storage format) gives, without the chain's
     per-call overhead: the store's direct statements bind several per frame."""
     if value is None:
         return None
+    text = _texts.get(value)
+    if text is not None:
+        return text
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the store")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    if len(_texts) >= _TEXTS_HELD:
+        _texts.clear()
+    _texts[value] = text
+    return text
+
+
+def sqlite_text_to_utc(value: str) -> datetime:
+    """`UTCDateTime`'s result conversion on SQLite in one step, as SQLAlchemy's chain gives it
+    (SQLite's DATETIME parse, then `process_result_value`), for a value that is not NULL."""
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 metadata = MetaData()
