@@ -79,3 +79,14 @@ def test_instants_converted_before_are_not_taken_for_others() -> None:
     many = [first + timedelta(seconds=s) for s in range(1_000)]
     assert [utc_to_sqlite_text(v) for v in many] == [SA_BIND(v) for v in many]
     assert len(schema._texts) <= schema._TEXTS_HELD
+
+
+def test_texts_read_before_give_their_own_instants() -> None:
+    stored = [
+        utc_to_sqlite_text(datetime(2026, 3, 2, tzinfo=UTC) + timedelta(seconds=s)) for s in range(1_000)
+    ]
+    for _ in range(2):  # read once, then again (from what was kept, as far as it reaches)
+        assert [sqlite_text_to_utc(v) for v in stored if v] == [SA_RESULT(v) for v in stored]
+    assert sqlite_text_to_utc("2026-03-02T10:00:00+01:00") == datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert sqlite_text_to_utc("2026-03-02 10:00:00") == datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert len(schema._instants) <= schema._TEXTS_HELD

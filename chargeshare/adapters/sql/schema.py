@@ -90,11 +90,23 @@ def utc_to_sqlite_text(value: datetime | None) -> str | None:
     return text
 
 
+# Texts read lately and their instants: the rows a DES reads again (a session's start, a booking's
+# window) hold the same few. Datetimes are immutable, so one may be handed out many times.
+_instants: dict[str, datetime] = {}
+
+
 def sqlite_text_to_utc(value: str) -> datetime:
     """`UTCDateTime`'s result conversion on SQLite in one step, as SQLAlchemy's chain gives it
     (SQLite's DATETIME parse, then `process_result_value`), for a value that is not NULL."""
+    instant = _instants.get(value)
+    if instant is not None:
+        return instant
     parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    instant = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if len(_instants) >= _TEXTS_HELD:
+        _instants.clear()
+    _instants[value] = instant
+    return instant
 
 
 metadata = MetaData()
