@@ -18,5 +18,19 @@ def parse_ts(value: str) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+# Instants formatted lately and their text: a simulated fleet stamps the same few instants many
+# times. Keyed by the instant (aware datetimes hash and compare as UTC, and the text is the UTC
+# instant's); emptied when full, a bound rather than a policy.
+_texts: dict[datetime, str] = {}
+_TEXTS_HELD = 256
+
+
 def format_ts(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text = _texts.get(ts) if ts.tzinfo is not None else None  # a naive one: local time, as given
+    if text is None:
+        text = ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if ts.tzinfo is not None:
+            if len(_texts) >= _TEXTS_HELD:
+                _texts.clear()
+            _texts[ts] = text
+    return text
