@@ -41,6 +41,8 @@ OWED_RESERVATION = "reservation IN ('sent', 'accepted')"
 # A held quote the sweep may delete once expired: no booking used it.
 UNUSED_QUOTE = "booking_id IS NULL"
 OPEN_SESSION = "status = 'charging'"
+# Open sessions whose connector was reported free: what the lost-stop sweep looks for each round.
+FREED_OPEN_SESSION = "status = 'charging' AND freed_at IS NOT NULL"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -286,6 +288,13 @@ sessions = Table(
         "connector_id",
         sqlite_where=text(OPEN_SESSION),
         postgresql_where=text(OPEN_SESSION),
+    ),
+    # The lost-stop sweep's lookup, in as many rows as it may find rather than every open session.
+    Index(
+        "ix_sessions_freed",
+        "freed_at",
+        sqlite_where=text(FREED_OPEN_SESSION),
+        postgresql_where=text(FREED_OPEN_SESSION),
     ),
 )
 

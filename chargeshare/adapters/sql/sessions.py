@@ -138,10 +138,10 @@ STOPS_OWED = DirectStatement(
     )
     .order_by(_s.id)
 )
-# Every housekeeping sweep's lost-stop lookup, over the open sessions alone (ix_sessions_open). With
-# an ORDER BY id, SQLite's planner prefers walking the whole table in id order over the partial
-# index and a sort, a cost that grows with every session ever held; without it, and with a term on
-# the index's column (always true: connector_id is NOT NULL), it reads the index. Sorted by id here.
+# Every housekeeping sweep's lost-stop lookup, over the open sessions reported free alone
+# (ix_sessions_freed: `freed_at < ?` implies its `freed_at IS NOT NULL`). With an ORDER BY id,
+# SQLite's planner prefers walking the whole table in id order over a partial index and a sort, a
+# cost that grows with every session ever held; so it has none, and is sorted by id here.
 FREED_BEFORE = DirectStatement(
     select(t.sessions).where(_OPEN, _s.connector_id.is_not(None), _s.freed_at < bindparam("cutoff"))
 )
