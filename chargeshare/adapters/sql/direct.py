@@ -63,15 +63,17 @@ class Compiled:
             else (name, processors.get(name), False, None)
             for name in names
         )
+        self.parameters = _parameters_of(self._plan, positional=bool(self.positional))
         self._dialect = dialect
         self._sqlite = sqlite
         self._types = [c.type for c in compiled._result_columns or ()]
         self.keys = tuple(c.keyname for c in compiled._result_columns or ())
         # Some result processors depend on the driver's column type codes (PostgreSQL numerics),
         # so they are chosen from the first cursor's description, as SQLAlchemy does.
-        self._results: tuple[Processor | None, ...] | None = None
+        self._results: Results | None = None
 
-    def results(self, description: Sequence[Sequence[Any]]) -> tuple[Processor | None, ...]:
+    def results(self, description: Sequence[Sequence[Any]]) -> Results:
+        """The columns to convert, by position, and how (most of a row's columns need nothing)."""
         if self._results is None:
             found = [
                 # the same value in one step (tests/unit/test_sqlite_datetimes.py); None stays None
@@ -80,24 +82,45 @@ class Compiled:
                 else type_._cached_result_processor(self._dialect, column[1])
                 for type_, column in zip(self._types, description, strict=True)
             ]
-            self._results = tuple(found) if any(found) else ()
+            self._results = tuple((i, fn) for i, fn in enumerate(found) if fn is not None)
         return self._results
 
-    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        if self.positional:
-            return [
-                constant if fixed else (values[name] if fn is None else fn(values[name]))
-                for name, fn, fixed, constant in self._plan
-            ]
-        return {
-            name: constant if fixed else (values[name] if fn is None else fn(values[name]))
-            for name, fn, fixed, constant in self._plan
-        }
-
-    def row(self, raw: Sequence[Any], results: tuple[Processor | None, ...]) -> tuple[Any, ...]:
+    def row(self, raw: Sequence[Any], results: Results) -> tuple[Any, ...]:
         if not results:
             return tuple(raw)
-        return tuple([v if fn is None or v is None else fn(v) for fn, v in zip(results, raw, strict=True)])
+        out = list(raw)
+        for i, fn in results:
+            value = out[i]
+            if value is not None:
+                out[i] = fn(value)
+        return tuple(out)
+
+
+Results = tuple[tuple[int, Processor], ...]
+
+
+def _parameters_of(
+    plan: tuple[tuple[str, Processor | None, bool, Any], ...], *, positional: bool
+) -> Callable[[Mapping[str, Any]], Sequence[Any] | dict[str, Any]]:
+    """A statement's parameters from a caller's values, as one expression written for its plan
+    (each a constant, a value as given, or a value converted), built once as dataclasses builds
+    its methods: a call then walks no plan and tests no flags."""
+    scope: dict[str, Any] = {}
+    items = []
+    for i, (name, fn, fixed, constant) in enumerate(plan):
+        if fixed:
+            scope[f"c{i}"] = constant
+            item = f"c{i}"
+        elif fn is None:
+            item = f"values[{name!r}]"
+        else:
+            scope[f"f{i}"] = fn
+            item = f"f{i}(values[{name!r}])"
+        items.append(item if positional else f"{name!r}: {item}")
+    body = f"[{', '.join(items)}]" if positional else f"{{{', '.join(items)}}}"
+    # Parameter names go in as repr()s and converters as names in `scope`: no caller's text is run.
+    exec(f"def parameters(values):\n    return {body}\n", scope)
+    return cast(Callable[[Mapping[str, Any]], Sequence[Any] | dict[str, Any]], scope["parameters"])
 
 
 class DirectStatement:
