@@ -129,11 +129,16 @@ class DirectStatement:
     def __init__(self, stmt: Executable) -> None:
         self.stmt = stmt
         self._by_dialect: dict[str, Compiled] = {}
+        self._last: tuple[Dialect, Compiled] | None = None
 
     def compiled(self, dialect: Dialect) -> Compiled:
+        last = self._last  # a store has one dialect: the one met last, without a lookup by name
+        if last is not None and last[0] is dialect:
+            return last[1]
         done = self._by_dialect.get(dialect.name)
         if done is None:
             done = self._by_dialect[dialect.name] = Compiled(self.stmt, dialect)
+        self._last = (dialect, done)
         return done
 
     def _cursor(self, conn: Connection, values: Mapping[str, Any]) -> tuple[Compiled, Any]:
@@ -171,13 +176,23 @@ class DirectStatement:
             cursor.close()
 
     def first_mapping(self, conn: Connection, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        row = self.first(conn, values)
-        return None if row is None else dict(zip(self.compiled(conn.dialect).keys, row, strict=True))
+        c, cursor = self._cursor(conn, values)
+        try:
+            raw = cursor.fetchone()
+            if raw is None:
+                return None
+            return dict(zip(c.keys, c.row(raw, c.results(cursor.description)), strict=True))
+        finally:
+            cursor.close()
 
     def mappings(self, conn: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Every row, keyed by column name (as `Connection.execute(...).mappings()`)."""
-        keys = self.compiled(conn.dialect).keys
-        return [dict(zip(keys, row, strict=True)) for row in self.rows(conn, values)]
+        c, cursor = self._cursor(conn, values)
+        try:
+            results, keys = c.results(cursor.description), c.keys
+            return [dict(zip(keys, c.row(r, results), strict=True)) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def write_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run an INSERT/UPDATE/DELETE once per row of values, in one driver call; the rows touched
