@@ -83,8 +83,12 @@ class GroupFlusher:
         batch, self._next = self._next, None
         assert batch is not None
         self.runs += 1
+        closing = False
         try:
             await loop.run_in_executor(_FSYNC_THREAD, self._sync)
+        except asyncio.CancelledError:  # only a loop shutting down cancels this task
+            closing = True
+            raise
         except Exception as exc:  # nobody in this batch may be acknowledged
             for waiting in batch:
                 if not waiting.done():
@@ -96,7 +100,7 @@ class GroupFlusher:
         finally:
             if loop is self._loop:
                 self._in_flight = False
-                if self._next is not None:
+                if self._next is not None and not closing:  # a run started now could never end
                     self._start(loop)
 
 

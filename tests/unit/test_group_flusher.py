@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from chargeshare.adapters.durability import GroupFlusher
+from chargeshare.adapters.durability import _FSYNC_THREAD, GroupFlusher
 
 
 class GatedSync:
@@ -103,3 +103,23 @@ async def test_a_cancelled_waiter_does_not_cancel_the_flush_others_wait_on() -> 
     sync.finish[0].set()
     await asyncio.wait_for(stayer, 10)
     assert quitter.cancelled() and sync.calls == 1
+
+
+def test_a_loop_shutting_down_mid_flush_starts_no_other_flush() -> None:
+    """Only a loop shutting down cancels a run (asyncio.run cancels every task): a run started then
+    could never hand back its result, and would flush after the loop, and perhaps the store, closed."""
+    sync = GatedSync(runs=2)
+    sync.finish[1].set()  # a second flush, if one starts, ends at once
+    flusher = GroupFlusher(sync)
+
+    async def serve_then_stop() -> list[asyncio.Task[None]]:
+        waiting = [asyncio.create_task(flusher.flushed())]
+        await sync.wait_started(0)
+        waiting.append(asyncio.create_task(flusher.flushed()))  # for the next flush as the loop stops
+        await asyncio.sleep(0)
+        return waiting
+
+    asyncio.run(serve_then_stop())
+    sync.finish[0].set()
+    _FSYNC_THREAD.submit(lambda: None).result(timeout=10)  # one thread: whatever was queued has run
+    assert sync.calls == 1
