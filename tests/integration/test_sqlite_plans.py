@@ -1,6 +1,7 @@
 """The DES day's and the sweep's hot session lookups read SQLite's partial indexes of open sessions,
 whatever the table holds: their cost follows the open sessions (the sweep's, those of them reported
-free), not every session ever held."""
+free), not every session ever held. A charger's bookings are read through its connectors, not every
+booking in the states asked for."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
 from chargeshare.adapters.sql import sessions
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.schema import OPEN_SESSION
 from chargeshare.bootstrap import App, Config
+from chargeshare.domain.booking import BookingStatus
 from chargeshare.services.clock import ManualClock
 from tests.conftest import build_for_tests, sql_store
+from tests.contract.test_repositories import a_charger
 
 OPEN_INDEX = "ix_sessions_open"
 FREED_INDEX = "ix_sessions_freed"
@@ -48,3 +52,27 @@ def test_open_session_lookup_names_the_index_predicate_itself() -> None:
     sql = sessions.OPEN_ON.compiled(sqlite.dialect()).sql
     assert f"sessions.{OPEN_SESSION}" in sql
     assert sessions.OPEN_ON.compiled(sqlite.dialect()).order == ("connector_pk",)
+
+
+def test_a_chargers_bookings_are_read_through_its_connectors(app: App) -> None:
+    # Without statistics (SQLite keeps none here), the status index looks as good as the connector
+    # one, and a connect or disconnect would read every confirmed or active booking of the fleet.
+    store = sql_store(app)
+    with store.transaction() as tx:
+        charger_id, _ = a_charger(tx)
+    ran: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        ran.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", keep)
+    try:
+        with store.transaction() as tx:
+            tx.bookings.on_charger(charger_id, {BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
+    finally:
+        event.remove(store.engine, "before_cursor_execute", keep)
+    ((sql, parameters),) = [(s, p) for s, p in ran if "FROM bookings" in s]
+    with store.transaction() as tx:
+        raw: Any = tx.conn.connection.dbapi_connection
+        steps = [str(r[3]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}", parameters).fetchall()]
+    assert any("ix_bookings_connector_period" in step for step in steps), steps
