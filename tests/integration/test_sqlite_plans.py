@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 
-from chargeshare.adapters.sql import sessions
+from chargeshare.adapters.sql import sessions, statements
 from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.schema import OPEN_SESSION
 from chargeshare.bootstrap import App, Config
@@ -75,4 +75,11 @@ def test_a_chargers_bookings_are_read_through_its_connectors(app: App) -> None:
     with store.transaction() as tx:
         raw: Any = tx.conn.connection.dbapi_connection
         steps = [str(r[3]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}", parameters).fetchall()]
+    assert any("ix_bookings_connector_period" in step for step in steps), steps
+
+
+def test_reservations_owed_at_connect_are_read_through_the_chargers_connectors(app: App) -> None:
+    # Asked for cancelled and expired ones too, at every connect: by status, the fleet's history.
+    params = {"charger_pk": 1, "booking_status": "cancelled", "reservation_state": "sent"}
+    steps = plan(app, statements.ALL["bookings.reservations_on"], params)
     assert any("ix_bookings_connector_period" in step for step in steps), steps
