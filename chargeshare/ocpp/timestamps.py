@@ -19,8 +19,8 @@ def parse_ts(value: str) -> datetime:
 
 
 # Instants formatted lately and their text: a simulated fleet stamps the same few instants many
-# times. Keyed by the instant (aware datetimes hash and compare as UTC, and the text is the UTC
-# instant's); emptied when full, a bound rather than a policy.
+# times. Keyed by the UTC instant: values of one zone compare by wall time, fold ignored, so two
+# instants an hour apart in a fold would share a key. Emptied when full, a bound not a policy.
 _texts: dict[datetime, str] = {}
 _TEXTS_HELD = 256
 
@@ -28,9 +28,10 @@ _TEXTS_HELD = 256
 def format_ts(ts: datetime) -> str:
     text = _texts.get(ts) if ts.tzinfo is not None else None  # a naive one: local time, as given
     if text is None:
-        text = ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        utc = ts.astimezone(UTC)
+        text = utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if ts.tzinfo is not None:
             if len(_texts) >= _TEXTS_HELD:
                 _texts.clear()
-            _texts[ts] = text
+            _texts[utc] = text
     return text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -90,3 +91,13 @@ def test_texts_read_before_give_their_own_instants() -> None:
     assert sqlite_text_to_utc("2026-03-02T10:00:00+01:00") == datetime(2026, 3, 2, 9, tzinfo=UTC)
     assert sqlite_text_to_utc("2026-03-02 10:00:00") == datetime(2026, 3, 2, 10, tzinfo=UTC)
     assert len(schema._instants) <= schema._TEXTS_HELD
+
+
+@pytest.mark.parametrize("wall", [datetime(2026, 10, 25, 1, 30), datetime(2026, 3, 29, 1, 30)])
+def test_wall_times_told_apart_by_fold_alone_are_other_instants(wall: datetime) -> None:
+    # In a zone's fold (or gap) two values differ by their fold alone, hash alike and compare equal
+    # (same tzinfo: wall times compared), yet are an hour apart.
+    first, second = (wall.replace(tzinfo=ZoneInfo("Europe/London"), fold=f) for f in (0, 1))
+    assert utc_to_sqlite_text(first) == SA_BIND(first)
+    assert utc_to_sqlite_text(second) == SA_BIND(second) != SA_BIND(first)
+    assert utc_to_sqlite_text(first) == SA_BIND(first)

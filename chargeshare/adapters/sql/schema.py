@@ -67,8 +67,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # Instants converted lately and their text: a unit of work binds the clock's few instants many
-# times. Keyed by the instant (aware datetimes hash and compare as UTC, and the text is the UTC
-# instant's); a naive value equals no key. Emptied when full: a bound, not a policy.
+# times. Keyed by the UTC instant: values of one zone compare by wall time, fold ignored, so two
+# instants an hour apart in a fold would share a key; a naive value equals no key. Emptied when
+# full: a bound, not a policy.
 _texts: dict[datetime, str] = {}
 _TEXTS_HELD = 256
 
@@ -88,7 +89,7 @@ def utc_to_sqlite_text(value: datetime | None) -> str | None:
     text = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
     if len(_texts) >= _TEXTS_HELD:
         _texts.clear()
-    _texts[value] = text
+    _texts[utc] = text
     return text
 
 
