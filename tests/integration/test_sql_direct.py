@@ -9,7 +9,7 @@ from datetime import date, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert
+from sqlalchemy import String, bindparam, create_engine, delete, insert, select
 from sqlalchemy.dialects import sqlite
 
 from chargeshare.adapters.sql import schema as t
@@ -369,3 +369,17 @@ def test_dialect_statement_matches_sqlalchemy(world: tuple[App, dict[str, Any]],
         pytest.skip(f"{name} has no {app.store.dialect} form")
     via_sqlalchemy, via_driver = both_ways(app, statement, values)
     assert via_driver == via_sqlalchemy == 1
+
+
+@pytest.mark.parametrize("url", ["sqlite://", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_parameters_whose_names_the_sql_escapes(request: pytest.FixtureRequest, url: str) -> None:
+    # psycopg's SQL cannot hold `a b` or `x%y` as written: SQLAlchemy renders them escaped.
+    names = ["from", "a b", "x%y", "p.q", "w[1]", "a(b)", "q'\"", "values"]
+    stmt = select(*[bindparam(n, type_=String).label(f"c{i}") for i, n in enumerate(names)])
+    values = {n: f"value of {n}" for n in names}
+    engine = create_engine(request.getfixturevalue("postgres_url") if url == "postgres" else url)
+    try:
+        with engine.connect() as conn:
+            assert DirectStatement(stmt).first(conn, values) == tuple(conn.execute(stmt, values).one())
+    finally:
+        engine.dispose()

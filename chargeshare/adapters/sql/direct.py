@@ -63,7 +63,9 @@ class Compiled:
             else (name, processors.get(name), False, None)
             for name in names
         )
-        self.parameters = _parameters_of(self._plan, positional=bool(self.positional))
+        # A name the SQL could not hold as written (`a b`, `x%y` for psycopg) appears there escaped.
+        escaped = dict(compiled.escaped_bind_names or {})
+        self.parameters = _parameters_of(self._plan, positional=bool(self.positional), keys=escaped)
         self._dialect = dialect
         self._sqlite = sqlite
         self._types = [c.type for c in compiled._result_columns or ()]
@@ -100,7 +102,10 @@ Results = tuple[tuple[int, Processor], ...]
 
 
 def _parameters_of(
-    plan: tuple[tuple[str, Processor | None, bool, Any], ...], *, positional: bool
+    plan: tuple[tuple[str, Processor | None, bool, Any], ...],
+    *,
+    positional: bool,
+    keys: Mapping[str, str] | None = None,
 ) -> Callable[[Mapping[str, Any]], Sequence[Any] | dict[str, Any]]:
     """A statement's parameters from a caller's values, as one expression written for its plan
     (each a constant, a value as given, or a value converted), built once as dataclasses builds
@@ -116,7 +121,7 @@ def _parameters_of(
         else:
             scope[f"f{i}"] = fn
             item = f"f{i}(values[{name!r}])"
-        items.append(item if positional else f"{name!r}: {item}")
+        items.append(item if positional else f"{(keys or {}).get(name, name)!r}: {item}")
     body = f"[{', '.join(items)}]" if positional else f"{{{', '.join(items)}}}"
     # Parameter names go in as repr()s and converters as names in `scope`: no caller's text is run.
     exec(f"def parameters(values):\n    return {body}\n", scope)
