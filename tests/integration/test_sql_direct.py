@@ -383,3 +383,12 @@ def test_parameters_whose_names_the_sql_escapes(request: pytest.FixtureRequest, 
             assert DirectStatement(stmt).first(conn, values) == tuple(conn.execute(stmt, values).one())
     finally:
         engine.dispose()
+
+
+def test_parameters_rendered_per_call_are_refused_when_compiled() -> None:
+    # Their SQL holds a placeholder (`__[POSTCOMPILE_x]`) only `Connection.execute` fills.
+    literal = select(t.hosts.c.id).where(t.hosts.c.id == bindparam("x", literal_execute=True))
+    expanding = select(t.hosts.c.id).where(t.hosts.c.id.in_(bindparam("ids", expanding=True)))
+    for stmt in (literal, expanding):
+        with pytest.raises(ValueError, match="per call"):
+            DirectStatement(stmt).compiled(sqlite.dialect())

@@ -7,7 +7,8 @@ compiled here once per dialect, and then only its parameters are converted (SQLA
 processors: the same values reach the database as through `execute`) and its rows converted back
 (the same result processors), on the DBAPI connection of the transaction's own `Connection`.
 
-Only statements without "expanding" IN parameters qualify; anything else keeps `Connection.execute`.
+Only statements without parameters rendered per call ("expanding" IN, literal_execute) qualify;
+anything else keeps `Connection.execute`.
 tests/integration/test_sql_direct.py runs every statement given to `DirectStatement` both ways on
 SQLite and PostgreSQL and compares the results.
 """
@@ -38,6 +39,8 @@ class Compiled:
         compiled = cast(SQLCompiler, cast(ClauseElement, stmt).compile(dialect=dialect))
         if any(bp.expanding for bp in compiled.binds.values()):
             raise ValueError("expanding IN parameters are rendered per call: use Connection.execute")
+        if compiled.literal_execute_params:  # the SQL holds a placeholder SQLAlchemy fills per call
+            raise ValueError("literal_execute parameters are rendered per call: use Connection.execute")
         self.sql = compiled.string
         self.positional = compiled.positional
         self.order = tuple(compiled.positiontup or ())
