@@ -150,6 +150,15 @@ def locks_waited_on(app: App) -> int:
         )
 
 
+def until_a_lock_is_waited_on(app: App, waiter: threading.Thread, what: str) -> None:
+    """Returns once a transaction on the database waits on a row lock; fails if `waiter`, the
+    thread expected to wait, ends first or none waits within 30 s."""
+    deadline = time.monotonic() + 30
+    while not locks_waited_on(app):
+        assert waiter.is_alive() and time.monotonic() < deadline, f"{what} never waited on the row"
+        time.sleep(0.01)
+
+
 def test_the_watchdog_waiting_on_a_heartbeat_rechecks_it_after_the_wait(nodes: tuple[App, App]) -> None:
     """CP1's heartbeat on B has stamped it but not committed when A's watchdog, which read it silent,
     writes it offline: A's write waits on the row, and once the stamp commits it must find CP1 heard."""
@@ -164,10 +173,7 @@ def test_the_watchdog_waiting_on_a_heartbeat_rechecks_it_after_the_wait(nodes: t
     marked: list[str] = []
     watchdog = threading.Thread(target=lambda: marked.extend(a.charging.watchdog()))
     watchdog.start()
-    deadline = time.monotonic() + 30
-    while not locks_waited_on(a):  # A's UPDATE waits on the row B's stamp holds
-        assert watchdog.is_alive() and time.monotonic() < deadline, "the watchdog never waited on the row"
-        time.sleep(0.01)
+    until_a_lock_is_waited_on(a, watchdog, "the watchdog")  # A's UPDATE, on the row B's stamp holds
     paused.go.set()
     heartbeat.join(30)
     watchdog.join(30)
@@ -198,10 +204,7 @@ def test_a_heartbeat_waiting_on_the_watchdogs_write_brings_the_charger_back(node
     assert paused.reached.wait(30)
     heartbeat = threading.Thread(target=b.charging.heartbeat, args=("CP1",), name="heartbeat")
     heartbeat.start()
-    deadline = time.monotonic() + 30
-    while not locks_waited_on(a):  # B's stamp waits on the row A's watchdog holds
-        assert heartbeat.is_alive() and time.monotonic() < deadline, "the heartbeat never waited on the row"
-        time.sleep(0.01)
+    until_a_lock_is_waited_on(a, heartbeat, "the heartbeat")  # B's stamp, on the row A's watchdog holds
     paused.go.set()
     watchdog.join(30)
     heartbeat.join(30)

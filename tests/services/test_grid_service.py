@@ -88,6 +88,20 @@ def eleven_and_seven_kw_on_a_feeder(app: App, *, booked: bool = False) -> None:
             app.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
 
 
+def both_charging_at_3_000_w(app: App, clock: ManualClock, cp1_wiring: Wiring) -> None:
+    """The feeder above with CP1 wired as `cp1_wiring` and CP2 on one phase, both charging: each
+    is decided half of the 6,000 W feeder."""
+    eleven_and_seven_kw_on_a_feeder(app)
+    assert app.reports.phases_learned("CP1", cp1_wiring)
+    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
+    start(app, "CP1", 1, clock)
+    start(app, "CP2", 2, clock)
+    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
+        ((1, 3_000),),
+        ((1, 3_000),),
+    ]
+
+
 @pytest.mark.usefixtures("online")
 def test_idle_connectors_on_a_site_get_the_minimum_and_starts_share_the_feeder(
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
@@ -483,15 +497,7 @@ def test_a_charger_that_stops_switching_to_one_phase_is_decided_for_again(
     A later read says it does not: 3,000 W is under 6 A on each of its phases, sent as 0 (paused),
     so it must be decided for again (its minimum, 4,140 W, and CP2 the rest), not left paused
     beside the capacity held for it."""
-    eleven_and_seven_kw_on_a_feeder(app)
-    assert app.reports.phases_learned("CP1", Wiring({0: 3}, switches_3to1=True))
-    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
-    start(app, "CP1", 1, clock)
-    start(app, "CP2", 2, clock)
-    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
-        ((1, 3_000),),
-        ((1, 3_000),),
-    ]
+    both_charging_at_3_000_w(app, clock, Wiring({0: 3}, switches_3to1=True))
     heard.clear()
     assert app.reports.phases_learned("CP1", Wiring({0: 3}))
     told = {(e.charge_point_id, e.limits_w) for e in heard}
@@ -644,15 +650,7 @@ def test_a_connector_seen_on_more_phases_after_its_limits_were_taken_is_decided_
 ) -> None:
     """Seen drawing on three phases after acknowledging its limits, CP1 is decided for at once: its
     minimum, 4,140 W, and CP2 lowered to what is left, with no start, stop or sweep between."""
-    eleven_and_seven_kw_on_a_feeder(app)
-    assert app.reports.phases_learned("CP1", Wiring())
-    assert app.reports.phases_learned("CP2", Wiring({0: 1}))
-    start(app, "CP1", 1, clock)
-    start(app, "CP2", 2, clock)
-    assert [app.grid.limits_due(cp).limits_w for cp in ("CP1", "CP2")] == [  # type: ignore[union-attr]
-        ((1, 3_000),),
-        ((1, 3_000),),
-    ]
+    both_charging_at_3_000_w(app, clock, Wiring())
     heard.clear()
     csms_v16.handlers(app.charging, "CP1", app.reports)["MeterValues"](three_phase_frame(1))
     told = {(e.charge_point_id, e.limits_w) for e in heard}
