@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 
 from chargeshare.cli.errors import ENVIRONMENT, Problem
-from chargeshare.cli.options import chatter, duration_option, json_option, to_stdout, write_output
+from chargeshare.cli.options import (
+    chatter,
+    configure_logging,
+    duration_option,
+    json_option,
+    to_stdout,
+    write_output,
+)
 
 # Defaults of chargeshare.benchmarks, repeated so that --help loads no benchmark (a test keeps them equal).
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -402,8 +409,12 @@ def des(
 
     Exits 1 if the run's invariants fail, 2 on bad arguments; the figures themselves never fail it.
     """
+    import logging
+
     from simulators.des import bench as des_bench
 
+    # As `simulate`: the services' warnings (a charger refusing a command) stay out of the figures.
+    configure_logging(logging.ERROR)
     console = _console(json_out)
     hours = duration / 3600
     params = des_bench.DesBenchParams(

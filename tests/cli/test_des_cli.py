@@ -144,3 +144,29 @@ def test_bench_des_smoke_reports_both_loops(tmp_path: Path) -> None:
 def test_bare_loop_processes_the_events_asked_for() -> None:
     events, wall_s, cpu_s = bare_loop(10_000, 50, 3600.0, seed=1)
     assert abs(events - 10_000) <= 100 and wall_s >= 0 and cpu_s >= 0
+
+
+def test_bench_des_keeps_the_services_warnings_out_of_its_report(tmp_path: Path) -> None:
+    """A warning logged during the run (a charger refusing a command, as some do in a large fleet)
+    is not printed as a bare line among the figures, as `simulate` keeps it out too (-v shows it)."""
+    script = (
+        "import logging\n"
+        "from simulators.des import bench\n"
+        "run = bench.run_bench\n"
+        "def noisy(params):\n"
+        "    logging.getLogger('chargeshare.ocpp.command_policy').warning('StopCharging to CS9: Rejected')\n"
+        "    return run(params)\n"
+        "bench.run_bench = noisy\n"
+        "from chargeshare.cli.app import main\n"
+        "main()\n"
+    )
+    args = ["bench", "des", "--chargers", "3", "--duration", "1h", "--radius-km", "5"]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args, "--json", str(tmp_path / "des.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "StopCharging to CS9" not in done.stdout + done.stderr
+    assert "bare SimPy loop" in done.stdout
