@@ -58,14 +58,16 @@ _STARTING_BY = BOOKING_COLUMNS.where(
 ).order_by(_b.id)
 STARTING_BY = DirectStatement(_STARTING_BY)
 UNRESERVED_STARTING_BY = DirectStatement(_STARTING_BY.where(_b.reservation == bindparam("reservation_state")))
-# A charger's bookings in one status and reservation state: looked up when it connects, through its
-# connectors (indexed by charger) and their bookings (indexed by connector). `status || ''` keeps
-# SQLite's planner, which has no statistics, off the status index: by status, it would read every
-# cancelled booking the fleet ever had (PostgreSQL goes through the connectors either way).
+# A booking's status where one charger's bookings are read through its connectors (indexed by
+# charger) and their bookings (indexed by connector): `status || ''` keeps SQLite's planner, which
+# has no statistics, off the status index, by which it would read every booking in that status the
+# fleet ever had (PostgreSQL goes through the connectors either way).
+_status_off_index = _b.status.concat(literal_column("''"))
+# A charger's bookings in one status and reservation state: looked up when it connects.
 RESERVATIONS_ON = DirectStatement(
     BOOKING_COLUMNS.where(
         _k.charger_id == bindparam("charger_pk"),
-        _b.status.concat(literal_column("''")) == bindparam("booking_status"),
+        _status_off_index == bindparam("booking_status"),
         _b.reservation == bindparam("reservation_state"),
     ).order_by(_b.id)
 )
@@ -295,13 +297,8 @@ class SqlBookings:
         return [booking_record(r) for r in self.conn.execute(q.order_by(_b.id.desc())).mappings()]
 
     def on_charger(self, charger_id: int, statuses: Collection[BookingStatus]) -> Sequence[BookingRecord]:
-        status: Any = _b.status
-        if self.dialect == "sqlite":
-            # `status || ''` keeps SQLite's planner, which has no statistics, off the status index: it
-            # would read every booking in these states, fleet-wide, rather than this charger's.
-            status = _b.status.concat(literal_column("''"))
         q = BOOKING_COLUMNS.where(
-            t.connectors.c.charger_id == charger_id, status.in_([s.value for s in statuses])
+            _k.charger_id == charger_id, _status_off_index.in_([s.value for s in statuses])
         )
         return [booking_record(r) for r in self.conn.execute(q.order_by(_b.id.desc())).mappings()]
 
