@@ -552,13 +552,18 @@ class MemoryChargers(_Repository):
         self._replace(self._by_cp(charge_point_id), last_seen_at=at)
 
     def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
-        gone = []
+        left = []
         for cp_id, at in stamps.items():
             try:
-                self.touch(cp_id, at)
+                c = self._by_cp(cp_id)
             except NotFound:
-                gone.append(cp_id)
-        return gone
+                left.append(cp_id)
+                continue
+            if c.status is ChargerStatus.OFFLINE:
+                left.append(cp_id)
+            else:
+                self._replace(c, last_seen_at=at)
+        return left
 
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None:
         self._replace(self._by_cp(charge_point_id), password_hash=password_hash)

@@ -172,7 +172,8 @@ class Chargers(Protocol):
         ...
 
     def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
-        """Set each charger's last seen; the ids that are not registered (nothing written for them)."""
+        """Set each charger's last seen, unless it is marked offline: the ids left unwritten, those
+        not registered and those offline (whose next frame must bring them back, not a stamp)."""
         ...
 
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None: ...

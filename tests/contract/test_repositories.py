@@ -168,6 +168,9 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
         assert type(cp1.ocpp_version) is OcppVersion  # read back as the enum, not a bare string
         assert tx.chargers.get("CP2").ocpp_version is None
         tx.chargers.set_status("CP2", ChargerStatus.OFFLINE, T0)
+        # A stamp written behind leaves an offline charger to the frame that brings it back.
+        assert tx.chargers.touch_many({"CP1": T0 + HOUR, "CP2": T0 + HOUR}) == ["CP2"]
+        assert tx.chargers.get("CP2").last_seen_at == T0
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + HOUR)] == []  # seen just then
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + 2 * HOUR)] == ["CP1"]  # CP2 is offline
         # The watchdog's compare-and-set: not for a charger heard since its cut-off.

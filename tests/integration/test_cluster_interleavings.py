@@ -138,6 +138,26 @@ def test_a_charger_heard_here_but_marked_offline_elsewhere_meanwhile_comes_back(
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
 
 
+def test_a_stamp_written_behind_on_a_charger_marked_offline_elsewhere_brings_it_back(
+    nodes: tuple[App, App],
+) -> None:
+    """A holds CP1's link and keeps its stamps in memory, written behind; B's watchdog, reading only
+    the older written stamp, marks CP1 offline, and B's notice to A is lost (it is best effort).
+    A's flush must not stamp the offline charger as if nothing happened: its next frame on A must
+    bring it back online, or a charger that keeps talking stays offline, out of search."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    a.charging.heartbeat("CP1")  # known to A's memory
+    advance(a, SILENCE_S)
+    assert b.charging.watchdog() == ["CP1"]
+    advance(a, 1)
+    a.charging.heartbeat("CP1")  # A has not heard of the mark: stamped in memory
+    a.last_seen.flush()
+    a.charging.heartbeat("CP1")
+    with a.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+
+
 def locks_waited_on(app: App) -> int:
     with sql_store(app).engine.connect() as conn:
         return int(

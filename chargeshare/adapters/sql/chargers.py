@@ -42,6 +42,13 @@ TOUCH = DirectStatement(
     .where(_c.charge_point_id == bindparam("cp_id"))
     .values(last_seen_at=bindparam("seen_at"))
 )
+# Stamps written behind: a charger marked offline meanwhile (by another process) is left to its
+# next frame, which brings it back online and announces it.
+TOUCH_UNLESS_OFFLINE = DirectStatement(
+    update(t.chargers)
+    .where(_c.charge_point_id == bindparam("cp_id"), _c.status != ChargerStatus.OFFLINE.value)
+    .values(last_seen_at=bindparam("seen_at"))
+)
 # A StatusNotification's lookup: the charger's status and the id of the connector it names, if any.
 STATUS_AND_CONNECTOR = DirectStatement(
     select(_c.status, _k.id, _k.status)
@@ -145,6 +152,7 @@ STATEMENTS = {
     "chargers.by_id": BY_ID,
     "chargers.all": ALL,
     "chargers.touch": TOUCH,
+    "chargers.touch_unless_offline": TOUCH_UNLESS_OFFLINE,
     "chargers.status_and_connector": STATUS_AND_CONNECTOR,
     "chargers.set_connectors_status": SET_CONNECTORS_STATUS,
     "chargers.set_connector_status": SET_CONNECTOR_STATUS,
@@ -314,18 +322,18 @@ class SqlChargers:
             raise NotFound(f"no charger {charger_id}")
 
     def touch(self, charge_point_id: str, at: datetime) -> None:
-        if not self._touched(charge_point_id, at):
+        if not TOUCH.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}):
             raise NotFound(f"no charger {charge_point_id!r}")
 
     def _touched(self, charge_point_id: str, at: datetime) -> bool:
-        return TOUCH.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) > 0
+        return TOUCH_UNLESS_OFFLINE.write(self.conn, {"cp_id": charge_point_id, "seen_at": at}) > 0
 
     def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
         rows = [{"cp_id": cp_id, "seen_at": at} for cp_id, at in stamps.items()]
-        if TOUCH.write_many(self.conn, rows) == len(rows):
+        if TOUCH_UNLESS_OFFLINE.write_many(self.conn, rows) == len(rows):
             return []
-        # Some id matched no row (or the driver cannot count): find which, one by one. Rewriting a
-        # stamp just written changes nothing.
+        # Some id matched no row, or an offline one (or the driver cannot count): find which, one
+        # by one. Rewriting a stamp just written changes nothing.
         return [cp_id for cp_id, at in stamps.items() if not self._touched(cp_id, at)]
 
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None:
