@@ -506,12 +506,17 @@ class V201:
                 )
 
         def evse_value(d: dict[str, Any]) -> tuple[str | None, str | None]:
-            """(error attributeStatus or None, the value) of an `EVSE` component's variable."""
-            evse = d["component"].get("evse")
-            ids = {n for n, _ in cp.settings.evse_values}
+            """(error attributeStatus or None, the value) of a component at an EVSE. Only the EVSE's
+            own `EVSE` component is there (an EVSE is a connector here, with connector 1); the
+            controllers are the station's, at no EVSE."""
+            evse = d["component"]["evse"]
             if d.get("attributeType", "Actual") != "Actual":
                 return "NotSupportedAttributeType", None
-            if evse is None or evse["id"] not in ids:
+            if (
+                d["component"]["name"] != "EVSE"
+                or evse["id"] not in cp.connectors
+                or evse.get("connectorId", CONNECTOR_ID) != CONNECTOR_ID
+            ):
                 return "UnknownComponent", None
             value = cp.settings.evse_values.get((evse["id"], d["variable"]["name"]))
             return (None, value) if value is not None else ("UnknownVariable", None)
@@ -521,8 +526,8 @@ class V201:
             results = []
             for d in p["getVariableData"]:
                 result: dict[str, Any] = {"component": d["component"], "variable": d["variable"]}
-                # An EVSE named by its id is that EVSE's own variable; without one, a station setting.
-                if d["component"]["name"] == "EVSE" and d["component"].get("evse") is not None:
+                # A component named with an EVSE is the one at that EVSE; without one, the station's.
+                if d["component"].get("evse") is not None:
                     error, value = evse_value(d)
                 else:
                     error, setting = lookup(d)
@@ -539,8 +544,12 @@ class V201:
             at_most_per_message(p["setVariableData"], "SetVariables")
             results = []
             for d in p["setVariableData"]:
-                error, setting = lookup(d)
-                verdict = error or SET_RESULT[cp.change_setting(setting, d["attributeValue"])]
+                if d["component"].get("evse") is not None:
+                    # An EVSE's own variables say how it is built: read-only.
+                    verdict = evse_value(d)[0] or "Rejected"
+                else:
+                    error, setting = lookup(d)
+                    verdict = error or SET_RESULT[cp.change_setting(setting, d["attributeValue"])]
                 results.append(
                     {"attributeStatus": verdict, "component": d["component"], "variable": d["variable"]}
                 )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chargeshare.ocpp import V16, V201, OcppVersion
+from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp.connection import Outcome
 from chargeshare.services.clock import ManualClock
 from simulators.charger_core import ChargerCore, Route
@@ -15,7 +15,13 @@ from simulators.dialect import Message, dialect_for
 from simulators.evse import PlugRefused, Requested, ResetKind, StopReason, Transaction, VirtualConnector
 from simulators.firmware import ConnectorState
 from simulators.power import Vehicle
-from simulators.settings import BY_COMPONENT_VARIABLE, BY_KEY, SetResult
+from simulators.settings import (
+    BY_COMPONENT_VARIABLE,
+    BY_KEY,
+    EVSE_SUPPLY_PHASES,
+    HEARTBEAT_INTERVAL,
+    SetResult,
+)
 from simulators.smart_charging import Profile
 from tests.conftest import T0
 
@@ -208,6 +214,71 @@ def test_2_x_names_the_retry_interval_message_attempt_interval() -> None:
     failed = Outcome("u", "TransactionEvent", error="InternalError")
     assert core.retry_after_s("TransactionEvent", failed, 1) == 0.0  # sent again at once
     assert core.change_setting(interval, "-1") is SetResult.REJECTED
+
+
+def variables(core: Recorded, action: str, data: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """(attributeStatus, attributeValue) of each item of a Get/SetVariables, as the charger answers."""
+    word = "getVariable" if action == "GetVariables" else "setVariable"
+    answer = core.csms_handlers()[action]({f"{word}Data": data})
+    return [(r["attributeStatus"], r.get("attributeValue")) for r in answer[f"{word}Result"]]
+
+
+def at(evse: dict[str, int], component: str, variable: str, value: str | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"component": {"name": component, "evse": evse}, "variable": {"name": variable}}
+    return d if value is None else {**d, "attributeValue": value}
+
+
+@pytest.mark.parametrize("protocol", [V201, V21])
+def test_a_2_x_component_named_with_an_evse_is_the_one_at_that_evse(protocol: OcppVersion) -> None:
+    """Only the EVSE's own `EVSE` component is at an EVSE here, its variables read-only; the
+    controllers are the station's, at no EVSE, and an EVSE or connector it lacks is unknown."""
+    core = Recorded(protocol)
+    core.wire_phases({1: 1, 2: 3})
+    assert variables(
+        core,
+        "GetVariables",
+        [
+            at({"id": 1}, "EVSE", "SupplyPhases"),
+            at({"id": 2, "connectorId": 1}, "EVSE", "SupplyPhases"),
+            at({"id": 2, "connectorId": 2}, "EVSE", "SupplyPhases"),
+            at({"id": 9}, "EVSE", "SupplyPhases"),
+        ],
+    ) == [("Accepted", "1"), ("Accepted", "3"), ("UnknownComponent", None), ("UnknownComponent", None)]
+    assert variables(
+        core,
+        "GetVariables",
+        [
+            at({"id": 1}, "OCPPCommCtrlr", "HeartbeatInterval"),
+            at({"id": 1}, "EVSE", "Nope"),
+            at({"id": 0}, "EVSE", "SupplyPhases"),
+        ],
+    ) == [("UnknownComponent", None), ("UnknownVariable", None), ("UnknownComponent", None)]
+    assert variables(
+        core,
+        "SetVariables",
+        [
+            at({"id": 1}, "OCPPCommCtrlr", "HeartbeatInterval", "30"),
+            at({"id": 1}, "EVSE", "SupplyPhases", "3"),
+            at({"id": 9}, "EVSE", "Count", "8"),
+            at({"id": 2}, "EVSE", "Nope", "1"),
+        ],
+    ) == [
+        ("UnknownComponent", None),
+        ("Rejected", None),
+        ("UnknownComponent", None),
+        ("UnknownVariable", None),
+    ]
+    # Nothing changed, at the station or at the EVSE; without an EVSE it is the station's as before.
+    assert core.settings.get(HEARTBEAT_INTERVAL) == "300"
+    assert core.settings.evse_values[(1, EVSE_SUPPLY_PHASES)] == "1"
+    heartbeat = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+    assert variables(core, "SetVariables", [{**heartbeat, "attributeValue": "30"}]) == [("Accepted", None)]
+    assert variables(core, "GetVariables", [heartbeat]) == [("Accepted", "30")]
+    # An EVSE it has, whose phases it does not say, has the component without the variable.
+    core.wire_phases(3, said=False)
+    assert variables(core, "GetVariables", [at({"id": 1}, "EVSE", "SupplyPhases")]) == [
+        ("UnknownVariable", None)
+    ]
 
 
 def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
