@@ -5,7 +5,7 @@ booking in the states asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from chargeshare.adapters.sql.schema import OPEN_SESSION
 from chargeshare.bootstrap import App, Config
 from chargeshare.domain.booking import BookingStatus
 from chargeshare.services.clock import ManualClock
+from chargeshare.services.ports import UnitOfWork
 from tests.conftest import build_for_tests, sql_store
 from tests.contract.test_repositories import a_charger
 
@@ -54,12 +55,9 @@ def test_open_session_lookup_names_the_index_predicate_itself() -> None:
     assert sessions.OPEN_ON.compiled(sqlite.dialect()).order == ("connector_pk",)
 
 
-def test_a_chargers_bookings_are_read_through_its_connectors(app: App) -> None:
-    # Without statistics (SQLite keeps none here), the status index looks as good as the connector
-    # one, and a connect or disconnect would read every confirmed or active booking of the fleet.
+def plan_of_bookings_read(app: App, read: Callable[[UnitOfWork], object]) -> list[str]:
+    """The plan of the one bookings statement `read` runs, as SQLite would run it."""
     store = sql_store(app)
-    with store.transaction() as tx:
-        charger_id, _ = a_charger(tx)
     ran: list[tuple[str, Any]] = []
 
     def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -68,13 +66,22 @@ def test_a_chargers_bookings_are_read_through_its_connectors(app: App) -> None:
     event.listen(store.engine, "before_cursor_execute", keep)
     try:
         with store.transaction() as tx:
-            tx.bookings.on_charger(charger_id, {BookingStatus.CONFIRMED, BookingStatus.ACTIVE})
+            read(tx)
     finally:
         event.remove(store.engine, "before_cursor_execute", keep)
     ((sql, parameters),) = [(s, p) for s, p in ran if "FROM bookings" in s]
     with store.transaction() as tx:
         raw: Any = tx.conn.connection.dbapi_connection
-        steps = [str(r[3]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}", parameters).fetchall()]
+        return [str(r[3]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}", parameters).fetchall()]
+
+
+def test_a_chargers_bookings_are_read_through_its_connectors(app: App) -> None:
+    # Without statistics (SQLite keeps none here), the status index looks as good as the connector
+    # one, and a connect or disconnect would read every confirmed or active booking of the fleet.
+    with sql_store(app).transaction() as tx:
+        charger_id, _ = a_charger(tx)
+    live = {BookingStatus.CONFIRMED, BookingStatus.ACTIVE}
+    steps = plan_of_bookings_read(app, lambda tx: tx.bookings.on_charger(charger_id, live))
     assert any("ix_bookings_connector_period" in step for step in steps), steps
 
 
