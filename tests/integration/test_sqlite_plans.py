@@ -1,7 +1,7 @@
 """The DES day's and the sweep's hot session lookups read SQLite's partial indexes of open sessions,
 whatever the table holds: their cost follows the open sessions (the sweep's, those of them reported
 free), not every session ever held. A charger's bookings are read through its connectors, not every
-booking in the states asked for."""
+booking in the states asked for; a host's from the host's chargers, a driver's from the driver's."""
 
 from __future__ import annotations
 
@@ -83,6 +83,21 @@ def test_a_chargers_bookings_are_read_through_its_connectors(app: App) -> None:
     live = {BookingStatus.CONFIRMED, BookingStatus.ACTIVE}
     steps = plan_of_bookings_read(app, lambda tx: tx.bookings.on_charger(charger_id, live))
     assert any("ix_bookings_connector_period" in step for step in steps), steps
+
+
+def test_a_hosts_bookings_are_read_from_the_hosts_chargers(app: App) -> None:
+    # Else SQLite walks every booking in id order (to spare the sort) and joins each to its charger
+    # to find the host's: a host's listing would cost the whole fleet's history.
+    steps = plan_of_bookings_read(app, lambda tx: tx.bookings.of(host_id=1))
+    assert steps[0].startswith("SEARCH chargers USING COVERING INDEX ix_chargers_host_id"), steps
+    assert any("bookings USING INDEX ix_bookings_connector_period" in step for step in steps), steps
+    assert not any(step.startswith("SCAN") for step in steps), steps
+
+
+def test_a_drivers_bookings_are_read_from_the_drivers_index(app: App) -> None:
+    steps = plan_of_bookings_read(app, lambda tx: tx.bookings.of(driver_id=1))
+    assert steps[0].startswith("SEARCH bookings USING INDEX ix_bookings_driver_id"), steps
+    assert not any(step.startswith("SCAN") for step in steps), steps
 
 
 def test_reservations_owed_at_connect_are_read_through_the_chargers_connectors(app: App) -> None:

@@ -20,7 +20,7 @@ from chargeshare.adapters.sql import schema as t
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema before migrations existed
-HEAD = "0040"
+HEAD = "0041"
 # pg_advisory_lock key for schema changes ("CSSC"): one process at a time.
 ADVISORY_KEY = 0x43535343
 

@@ -136,7 +136,8 @@ chargers = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("charge_point_id", String(64), nullable=False, unique=True),
-    Column("host_id", ForeignKey("hosts.id"), nullable=False),
+    # Indexed so a host's chargers, and their bookings, are read from the host (migration 0041).
+    Column("host_id", ForeignKey("hosts.id"), nullable=False, index=True),
     Column("title", String(200), nullable=False, default=""),
     Column("lat", Float, nullable=False),
     Column("lon", Float, nullable=False),
@@ -209,7 +210,8 @@ bookings = Table(
     "bookings",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("driver_id", ForeignKey("drivers.id"), nullable=False),
+    # Indexed so a driver's bookings are read without every booking (migration 0041).
+    Column("driver_id", ForeignKey("drivers.id"), nullable=False, index=True),
     Column("connector_id", ForeignKey("connectors.id"), nullable=False),
     Column("starts_at", UTCDateTime(), nullable=False),
     Column("ends_at", UTCDateTime(), nullable=False),
