@@ -3,14 +3,20 @@ backend answers its BootNotification and its Heartbeat (with the time only, noth
 refuses with SecurityError what would begin charging (Authorize, a transaction's start). Everything
 else passes: reports an operator provisioning it may trigger, and the frames that finish what was
 already under way (a stop, its readings, a connector freed) must be heard whatever the charger's
-standing. The services refuse a start on a charger out of service as well, whatever a gate knows."""
+standing. The services refuse a start on a charger out of service as well, whatever a gate knows.
+
+Once in service, every frame it sends is a sign of life, as a Heartbeat is (`ChargingService.heartbeat`:
+in memory for a charger stamped here already): OCPP's heartbeat interval is one of silence, so a
+charger busy with other frames may send none, and one marked offline comes back with whatever it
+says next."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from chargeshare.domain.charger import BootPolicy
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.timestamps import format_ts
@@ -64,9 +70,18 @@ def gated(
     def guard(action: str, inner: Handler) -> Handler:
         def handle(p: dict[str, Any]) -> dict[str, Any]:
             begins = action in BEGINS or (action == TRANSACTION_EVENT and p.get("eventType") == "Started")
-            if begins and not gate.admits():
+            admitted = gate.admits()
+            if begins and not admitted:
                 raise gate.refuse(action)
-            return inner(p)
+            answer = inner(p)
+            if admitted:
+                # Any frame is a sign of life: a charger busy talking may send no Heartbeat at all
+                # (its interval is one of silence). After the handler, so a refused frame changes
+                # nothing; in memory for a charger stamped here already. A stamp the database cannot
+                # take now does not undo the answer: the next frame is written instead.
+                with contextlib.suppress(NotFound, Busy):
+                    charging.heartbeat(cp_id)
+            return answer
 
         return handle
 
@@ -83,9 +98,6 @@ def gated(
             return {"currentTime": format_ts(charging.clock.now())}  # nothing stored, not brought online
         return handlers[HEARTBEAT](p)
 
-    out: dict[str, Handler] = {}
-    for action, inner in handlers.items():
-        gated_here = action in BEGINS or action == TRANSACTION_EVENT
-        out[action] = guard(action, inner) if gated_here else inner
+    out = {action: guard(action, inner) for action, inner in handlers.items()}
     out[BOOT], out[HEARTBEAT] = boot, heartbeat
     return out

@@ -3,13 +3,20 @@ frame, a Heartbeat included, brings them back."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+import pytest
+
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
 from chargeshare.domain.geo import BBox
 from chargeshare.domain.search import SearchQuery
+from chargeshare.ocpp import V16, V201, OcppVersion, csms_v16, csms_v201
+from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline, ChargerOnline
-from tests.conftest import add_charger
+from tests.conftest import T0, add_charger
 
 
 def test_silent_charger_goes_offline_and_comes_back(app: App, clock: ManualClock) -> None:
@@ -74,3 +81,64 @@ def test_a_charger_heard_here_after_the_silent_list_was_read_stays_online(
         assert charger.status is ChargerStatus.ONLINE
         assert charger.last_seen_at == clock.now()
         assert tx.notifications.all() == []
+
+
+def aligned_reading(at: datetime) -> dict[str, Any]:
+    """A 1.6 clock-aligned reading of the main meter: connector 0, no transaction."""
+    register = {"value": "1000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return {"connectorId": 0, "meterValue": [{"timestamp": format_ts(at), "sampledValue": [register]}]}
+
+
+def test_a_charger_talking_without_heartbeats_stays_online(app: App, clock: ManualClock) -> None:
+    """A heartbeat interval is one of inactivity: a charger sending other frames may send no
+    Heartbeat at all (1.6 HeartbeatInterval, 2.0.1 OCPPCommCtrlr.HeartbeatInterval). Here only its
+    main meter's readings come, each interval: they are its signs of life."""
+    add_charger(app, "CP1")
+    v16 = csms_v16.handlers(app.charging, "CP1", app.reports)
+    rules = app.config.rules
+    for _ in range(2 * rules.offline_after_intervals):
+        clock.advance(rules.heartbeat_interval_s)
+        v16["MeterValues"](aligned_reading(clock.now()))
+        assert app.charging.watchdog() == []
+    with app.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+
+
+def frames(at: datetime) -> list[tuple[OcppVersion, str, dict[str, Any]]]:
+    problem = {
+        "eventId": 1,
+        "timestamp": format_ts(at),
+        "trigger": "Alerting",
+        "actualValue": "true",
+        "component": {"name": "ChargingStation"},
+        "variable": {"name": "Problem"},
+        "eventNotificationType": "HardWiredNotification",
+    }
+    main_meter = {"timestamp": format_ts(at), "sampledValue": [{"value": 1000.0}]}
+    return [
+        (V16, "MeterValues", aligned_reading(at)),
+        (V16, "DataTransfer", {"vendorId": "acme"}),
+        (V201, "MeterValues", {"evseId": 0, "meterValue": [main_meter]}),
+        (V201, "NotifyEvent", {"generatedAt": format_ts(at), "seqNo": 0, "eventData": [problem]}),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(frames(T0))))
+def test_a_frame_of_any_kind_brings_back_a_charger_marked_offline(
+    app: App, clock: ManualClock, index: int
+) -> None:
+    """Marked offline elsewhere and forgotten here: whatever it says next is the sign it is back."""
+    add_charger(app, "CP1")
+    seen: list[object] = []
+    app.bus.subscribe(ChargerOnline, seen.append)
+    version, action, payload = frames(clock.now())[index]
+    table = (csms_v16 if version == V16 else csms_v201).handlers(app.charging, "CP1", app.reports)
+    with app.store.transaction() as tx:
+        tx.chargers.set_status("CP1", ChargerStatus.OFFLINE, clock.now())  # as another process would
+    app.last_seen.forget("CP1")
+    clock.advance(1)
+    table[action](payload)
+    with app.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+        assert tx.chargers.get("CP1").last_seen_at == clock.now()
+    assert len(seen) == 1  # announced once
