@@ -12,16 +12,18 @@ says next."""
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from typing import Any
 
 from chargeshare.domain.charger import BootPolicy
-from chargeshare.domain.errors import Busy, NotFound
+from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp.boot_info import device_of
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.timestamps import format_ts
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
+
+log = logging.getLogger(__name__)
 
 BOOT = "BootNotification"
 HEARTBEAT = "Heartbeat"
@@ -78,9 +80,13 @@ def gated(
                 # Any frame is a sign of life: a charger busy talking may send no Heartbeat at all
                 # (its interval is one of silence). After the handler, so a refused frame changes
                 # nothing; in memory for a charger stamped here already. A stamp the database cannot
-                # take now does not undo the answer: the next frame is written instead.
-                with contextlib.suppress(NotFound, Busy):
+                # take now does not undo the answer, whose work has committed: a later frame stamps.
+                try:
                     charging.heartbeat(cp_id)
+                except NotFound:
+                    pass
+                except Exception:
+                    log.warning("%s: could not stamp its %s as a sign of life", cp_id, action, exc_info=True)
             return answer
 
         return handle

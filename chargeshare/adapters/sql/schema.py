@@ -872,7 +872,7 @@ sim_gateway_settings = Table(
 
 # The housekeeping sweep's lookups (every 30 s): bookings by status and start, chargers by status and
 # last sign of life, so each sweep reads what is due rather than every row. Plain DDL valid on both
-# dialects, run on every start, so databases made before these indexes gain them.
+# dialects, run when a database is created.
 HOUSEKEEPING_INDEX_DDL = [
     "CREATE INDEX IF NOT EXISTS ix_bookings_status_start ON bookings (status, starts_at)",
     "CREATE INDEX IF NOT EXISTS ix_chargers_status_seen ON chargers (status, last_seen_at)",
