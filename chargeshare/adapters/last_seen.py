@@ -68,8 +68,9 @@ class WriteBehindLastSeen:
 
     def flush(self, most: int | None = None) -> int:
         """Write the stamps not yet written (the `most` oldest, if given), in one unit of work; how
-        many. A charger removed meanwhile is forgotten, and so is one another process marked offline:
-        its next frame is written at once, which brings it back online. If the write fails, they
+        many. A charger removed meanwhile is forgotten, and so is one another process marked offline
+        (its next frame is written at once, which brings it back online) or stamped later (its link
+        is elsewhere now: the older stamp from here is not written over it). If the write fails, they
         wait for the next (and the failure is raised)."""
         if most is None or most >= len(self._unwritten):
             batch, self._unwritten = self._unwritten, {}

@@ -559,7 +559,7 @@ class MemoryChargers(_Repository):
             except NotFound:
                 left.append(cp_id)
                 continue
-            if c.status is ChargerStatus.OFFLINE:
+            if c.status is ChargerStatus.OFFLINE or (c.last_seen_at is not None and c.last_seen_at > at):
                 left.append(cp_id)
             else:
                 self._replace(c, last_seen_at=at)

@@ -171,6 +171,10 @@ def test_charger_status_last_seen_and_password(app: App) -> None:
         # A stamp written behind leaves an offline charger to the frame that brings it back.
         assert tx.chargers.touch_many({"CP1": T0 + HOUR, "CP2": T0 + HOUR}) == ["CP2"]
         assert tx.chargers.get("CP2").last_seen_at == T0
+        # A stamp never goes back: an older one flushed late (by a link since replaced) is left out.
+        assert tx.chargers.touch_many({"CP1": T0 + HOUR / 2}) == ["CP1"]
+        assert tx.chargers.get("CP1").last_seen_at == T0 + HOUR
+        assert tx.chargers.touch_many({"CP1": T0 + HOUR}) == []  # the same stamp again is written
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + HOUR)] == []  # seen just then
         assert [v.charge_point_id for v in tx.chargers.silent(T0 + 2 * HOUR)] == ["CP1"]  # CP2 is offline
         # The watchdog's compare-and-set: not for a charger heard since its cut-off.

@@ -158,6 +158,32 @@ def test_a_stamp_written_behind_on_a_charger_marked_offline_elsewhere_brings_it_
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
 
 
+def test_a_stamp_flushed_late_by_a_replaced_link_does_not_set_last_seen_back(
+    nodes: tuple[App, App],
+) -> None:
+    """CP1's link on A is replaced by one on B. A still holds CP1's last stamp in memory, written
+    behind, and flushes it after B wrote the newer one at once: the stored stamp must not go back,
+    or a watchdog judges CP1 silent by A's older stamp and marks a charger heard lately offline."""
+    a, b = nodes
+    add_charger(a, "CP1")
+    a.charging.heartbeat("CP1")  # known to A's memory, written at once
+    advance(a, int(a.last_seen.every.total_seconds()))
+    a.charging.heartbeat("CP1")  # renewed in A's memory, not yet written
+    heard_on_a = a.clock.now()
+    advance(a, 120)
+    b.charging.heartbeat("CP1")  # the new link: B has not seen CP1, so writes its stamp at once
+    heard_on_b = b.clock.now()
+    a.last_seen.flush()
+    with b.store.reading() as tx:
+        assert tx.chargers.get("CP1").last_seen_at == heard_on_b
+    advance(a, SILENCE_S - 60)  # silent by A's stamp, not by B's
+    assert heard_on_a < a.clock.now() - timedelta(seconds=SILENCE_S - 1) < heard_on_b
+    assert a.charging.watchdog() == []
+    with b.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
+    assert offline_notices(a) == 0
+
+
 def locks_waited_on(app: App) -> int:
     with sql_store(app).engine.connect() as conn:
         return int(

@@ -43,10 +43,15 @@ TOUCH = DirectStatement(
     .values(last_seen_at=bindparam("seen_at"))
 )
 # Stamps written behind: a charger marked offline meanwhile (by another process) is left to its
-# next frame, which brings it back online and announces it.
+# next frame, which brings it back online and announces it. A stamp never goes back: a process whose
+# link was replaced may flush an older stamp after the new link's process wrote a newer one.
 TOUCH_UNLESS_OFFLINE = DirectStatement(
     update(t.chargers)
-    .where(_c.charge_point_id == bindparam("cp_id"), _c.status != ChargerStatus.OFFLINE.value)
+    .where(
+        _c.charge_point_id == bindparam("cp_id"),
+        _c.status != ChargerStatus.OFFLINE.value,
+        or_(_c.last_seen_at.is_(None), _c.last_seen_at <= bindparam("seen_at")),
+    )
     .values(last_seen_at=bindparam("seen_at"))
 )
 # A StatusNotification's lookup: the charger's status and the id of the connector it names, if any.
@@ -332,8 +337,8 @@ class SqlChargers:
         rows = [{"cp_id": cp_id, "seen_at": at} for cp_id, at in stamps.items()]
         if TOUCH_UNLESS_OFFLINE.write_many(self.conn, rows) == len(rows):
             return []
-        # Some id matched no row, or an offline one (or the driver cannot count): find which, one
-        # by one. Rewriting a stamp just written changes nothing.
+        # Some id matched no row, an offline one or one heard later elsewhere (or the driver cannot
+        # count): find which, one by one. Rewriting a stamp just written changes nothing.
         return [cp_id for cp_id, at in stamps.items() if not self._touched(cp_id, at)]
 
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None:
