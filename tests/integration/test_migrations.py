@@ -516,3 +516,58 @@ def test_0039_counts_unanswered_sends_apart_and_going_back_keeps_the_refusals(
         assert [tuple(r) for r in conn.execute(text("SELECT kind, count FROM command_refusals"))] == [
             ("override", 1)
         ]
+
+
+def lock_waits(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.mark.postgres
+def test_0041_builds_its_indexes_without_holding_the_writers(postgres_url: str) -> None:
+    """0041 (on 0040): the bookings listings' indexes. On PostgreSQL, while it waits for a
+    transaction writing `chargers` to end, a new writer must still get in (a plain CREATE INDEX
+    queues a SHARE lock that every later writer waits behind); both indexes end valid."""
+    engine = make_engine(postgres_url)
+    try:
+        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
+        try:
+            add_charger(app, "CP1")
+        finally:
+            app.close()
+        with engine.connect() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0040")
+            conn.commit()
+        with engine.connect() as writing:
+            writing.exec_driver_sql("UPDATE chargers SET title = 'held' WHERE charge_point_id = 'CP1'")
+            outcome: list[str] = []
+            migrating = threading.Thread(target=lambda: outcome.append(migrate.upgrade(engine)))
+            migrating.start()
+            deadline = datetime.now(UTC).timestamp() + 30
+            while not lock_waits(engine):
+                assert migrating.is_alive(), f"the migration ended without waiting: {outcome}"
+                assert datetime.now(UTC).timestamp() < deadline, "the migration never waited on the writer"
+            with engine.connect() as later:
+                # Refused at once if a lock request ahead of it (the migration's) conflicts.
+                later.exec_driver_sql("LOCK TABLE chargers IN ROW EXCLUSIVE MODE NOWAIT")
+                later.rollback()
+            writing.commit()
+            migrating.join(60)
+        assert outcome == ["upgraded from 0040"]
+        with engine.connect() as conn:
+            valid = conn.execute(
+                text(
+                    "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "WHERE c.relname IN ('ix_chargers_host_id', 'ix_bookings_driver_id') ORDER BY c.relname"
+                )
+            ).all()
+        assert [tuple(r) for r in valid] == [("ix_bookings_driver_id", True), ("ix_chargers_host_id", True)]
+    finally:
+        engine.dispose()

@@ -1,5 +1,9 @@
 """Indexes for the bookings listings: chargers by host, bookings by driver.
 
+On PostgreSQL they are built CONCURRENTLY, outside the migration's transaction: a plain CREATE INDEX
+holds every writer of `bookings` and `chargers` for as long as it reads the table. A build cut short
+leaves an invalid index behind, so each is dropped first if there: running it again finishes it.
+
 Revision ID: 0041
 Revises: 0040
 """
@@ -13,12 +17,20 @@ down_revision = "0040"
 branch_labels = None
 depends_on = None
 
+INDEXES = (("ix_chargers_host_id", "chargers", "host_id"), ("ix_bookings_driver_id", "bookings", "driver_id"))
+
 
 def upgrade() -> None:
-    op.create_index("ix_chargers_host_id", "chargers", ["host_id"])
-    op.create_index("ix_bookings_driver_id", "bookings", ["driver_id"])
+    if op.get_bind().dialect.name != "postgresql":
+        for name, table, column in INDEXES:
+            op.create_index(name, table, [column])
+        return
+    with op.get_context().autocommit_block():
+        for name, table, column in INDEXES:
+            op.drop_index(name, table, postgresql_concurrently=True, if_exists=True)
+            op.create_index(name, table, [column], postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_bookings_driver_id", "bookings")
-    op.drop_index("ix_chargers_host_id", "chargers")
+    for name, table, _column in reversed(INDEXES):
+        op.drop_index(name, table)
