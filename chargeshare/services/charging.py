@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -205,7 +206,7 @@ class ChargingService:
         now = self.clock.now()
         if self.last_seen.record(cp_id, now):  # known here: no unit of work at all
             return now
-        with self.store.transaction() as tx:
+        with self._stamping(cp_id) as tx:
             back = self._seen(tx, cp_id, now)
         self._announce_back(back, cp_id, now)
         return now
@@ -221,6 +222,18 @@ class ChargingService:
             self.bus.publish(ChargerOnline(now, cp_id))
 
     # ---- last seen (adapters/last_seen.py) ------------------------------------------------------
+    @contextlib.contextmanager
+    def _stamping(self, cp_id: str) -> Iterator[UnitOfWork]:
+        """A unit of work that may stamp the charger (`_seen`). `_seen` tells memory the stamp is
+        written before the unit commits; one that does not commit leaves the charger unknown here,
+        so its next frame writes its stamp, and brings it back online, again."""
+        try:
+            with self.store.transaction() as tx:
+                yield tx
+        except BaseException:
+            self.last_seen.forget(cp_id)
+            raise
+
     def _seen(self, tx: UnitOfWork, cp_id: str, now: datetime) -> bool:
         """Stamp last seen: in memory for a charger known here, otherwise written at once in `tx`,
         which raises NotFound if it is not registered (so it is never remembered as stamped, and
@@ -266,7 +279,7 @@ class ChargingService:
             # (the check in the write below sees only written stamps): it stays online, or comes
             # back if another process marked it offline meanwhile by its older written stamp.
             back = False
-            with contextlib.suppress(NotFound), self.store.transaction() as tx:
+            with contextlib.suppress(NotFound), self._stamping(cp_id) as tx:
                 back = self._seen(tx, cp_id, heard)  # removed meanwhile: nothing to write
             self._announce_back(back, cp_id, heard)
             return False
@@ -307,7 +320,7 @@ class ChargingService:
         # an order. A stamp ahead of our clock counts as now, so a charger whose clock ran fast and
         # was set right is not held to its old reports.
         at = now if reported_at is None else min(reported_at, now)
-        with self.store.transaction() as tx:
+        with self._stamping(cp_id) as tx:
             # The open session comes with the connector: writing the connector's status below
             # changes no session.
             charger_status, connector_id, open_ = tx.sessions.on_connector(cp_id, connector_no)
@@ -957,7 +970,7 @@ class ChargingService:
         changes nothing and is kept as a security event. Raises NotFound for an unregistered charger."""
         now = self.clock.now()
         try:
-            with self.store.transaction() as tx:
+            with self._stamping(cp_id) as tx:
                 back = self._seen(tx, cp_id, now)
                 advance = tx.sessions.advance_meter(transaction_id, register_wh, cp_id, now)
         except NotFound:

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from chargeshare.adapters.memory_store import MemorySessions
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import ChargerStatus, ConnectorStatus
+from chargeshare.domain.errors import DatabaseBusy
 from chargeshare.domain.geo import BBox
 from chargeshare.domain.search import SearchQuery
 from chargeshare.ocpp import V16, V201, OcppVersion, csms_v16, csms_v201
@@ -142,3 +144,34 @@ def test_a_frame_of_any_kind_brings_back_a_charger_marked_offline(
         assert tx.chargers.get("CP1").status is ChargerStatus.ONLINE
         assert tx.chargers.get("CP1").last_seen_at == clock.now()
     assert len(seen) == 1  # announced once
+
+
+def test_a_frame_whose_unit_of_work_fails_leaves_no_stamp_in_memory(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading from a charger marked offline brings it back in the reading's unit of work; the
+    database fails that unit (a lock timeout, say), so it rolls back and the charger stays offline.
+    It must not be remembered as stamped here: its next frame, a heartbeat, must write its stamp and
+    bring it back, not be taken as known and only renewed in memory."""
+    add_charger(app, "CP1")
+    with app.store.transaction() as tx:
+        tx.chargers.set_status("CP1", ChargerStatus.OFFLINE, clock.now())  # as another process would
+    back: list[ChargerOnline] = []
+    app.bus.subscribe(ChargerOnline, back.append)
+    clock.advance(60)
+
+    def busy(*_args: object, **_kwargs: object) -> None:
+        raise DatabaseBusy("lock timeout", 1)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MemorySessions, "advance_meter", busy)
+        with pytest.raises(DatabaseBusy):
+            app.charging.meter("CP1", 1, 1_000)
+    with app.store.reading() as tx:
+        assert tx.chargers.get("CP1").status is ChargerStatus.OFFLINE  # rolled back with the reading
+    clock.advance(1)
+    app.charging.heartbeat("CP1")
+    with app.store.reading() as tx:
+        found = tx.chargers.get("CP1")
+    assert (found.status, found.last_seen_at) == (ChargerStatus.ONLINE, clock.now())
+    assert len(back) == 1
