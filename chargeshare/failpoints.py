@@ -18,7 +18,7 @@ from itertools import count
 
 EXIT_CODE = 86
 
-# Each a boundary of the money path where a crash must lose nothing.
+# Each a boundary where a crash must lose nothing: the money path's, and a report's implied decision.
 POINTS = frozenset(
     {
         "booking-committed",  # the booking and its hold placement are recorded; the provider not yet asked
@@ -33,6 +33,7 @@ POINTS = frozenset(
         "invoice-issued",  # a fleet's monthly invoice and its ledger entry are committed; not answered
         "fleet-payment-recorded",  # a fleet's payment of an invoice is in the ledger; not answered
         "grid-payment-recorded",  # the grid buyer's payment of a month is in the ledger; not answered
+        "wiring-committed",  # a charger's report raising its wiring is kept; the grid not yet asked to decide
     }
 )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from chargeshare.domain import charger_reports as fold
 from chargeshare.domain.errors import InvalidRequest, NotFound
+from chargeshare.failpoints import failpoint
 from chargeshare.ocpp import phases as ocpp_phases
 from chargeshare.ocpp.phases import Wiring
 from chargeshare.services.booking import BookingService
@@ -208,8 +209,10 @@ class ChargerReportsService:
         A than its charger holds, as has one whose charger no longer switches three phases to one
         (and one that now switches may charge on less): the grid is asked to decide again."""
         switch_changed = before.switches_3to1 != after.switches_3to1
-        if self.bus is not None and (switch_changed or rose(before, after, connector_nos)):
-            self.bus.publish(WiringRose(self.clock.now(), cp_id))
+        if switch_changed or rose(before, after, connector_nos):
+            failpoint("wiring-committed")
+            if self.bus is not None:
+                self.bus.publish(WiringRose(self.clock.now(), cp_id))
 
     def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
         """The charger's connectors' numbers (on 2.0.1 its EVSE ids), in order; none when not
