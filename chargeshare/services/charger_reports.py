@@ -17,8 +17,8 @@ from chargeshare.ocpp.phases import Wiring
 from chargeshare.services.booking import BookingService
 from chargeshare.services.clock import Clock
 from chargeshare.services.events import CertificateIssued, MessageBus, WiringRose
-from chargeshare.services.ports import CertificateAuthority, Store
-from chargeshare.services.records import ChargerReport
+from chargeshare.services.ports import CertificateAuthority, Store, UnitOfWork
+from chargeshare.services.records import ChargerReport, ChargerView
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +180,10 @@ class ChargerReportsService:
             return False
         with self.store.transaction() as tx:
             try:
-                charger_id = tx.chargers.get(cp_id).charger_id
+                charger = tx.chargers.get(cp_id)
             except NotFound:
                 return False
-            charger = tx.chargers.get(cp_id)
-            reports = tx.reports.of(charger_id, (PHASES, PHASES_SEEN))
+            reports = tx.reports.of(charger.charger_id, (PHASES, PHASES_SEEN))
             kept = [r for r in reports if r.action == PHASES_SEEN]
             seen = seen_phases(kept[-1].body) if kept else {}
             if seen.get(connector_no, 1) >= phases:
@@ -194,25 +193,36 @@ class ChargerReportsService:
                 f"connector {no}: seen drawing on {n} phases" for no, n in sorted(seen.items())
             )
             body = {"phases": {str(no): n for no, n in sorted(seen.items())}}
-            tx.reports.add(charger_id, PHASES_SEEN, summary, body, received_at=self.clock.now())
-            before = known_wiring(reports)[0]
             declared = [r for r in reports if r.action == PHASES]
             after = ocpp_phases.with_seen(wiring(declared[-1].body) if declared else Wiring(), seen)
-            numbers = [c.connector_no for c in charger.connectors]
-        self._wiring_changed(cp_id, before, after, numbers)
+            redecide = self._owe_decision(tx, charger, known_wiring(reports)[0], after)
+            tx.reports.add(charger.charger_id, PHASES_SEEN, summary, body, received_at=self.clock.now())
+        if redecide:
+            self._wiring_rose(cp_id)
         return True
 
-    def _wiring_changed(
-        self, cp_id: str, before: Wiring, after: Wiring, connector_nos: Sequence[int]
-    ) -> None:
-        """A connector given more phases by what is kept now has a higher minimum and other limits in
-        A than its charger holds, as has one whose charger no longer switches three phases to one
-        (and one that now switches may charge on less): the grid is asked to decide again."""
+    def _owe_decision(self, tx: UnitOfWork, charger: ChargerView, before: Wiring, after: Wiring) -> bool:
+        """Whether the wiring kept rises from `before` to `after`: a connector given more phases has a
+        higher minimum and other limits in A than its charger holds, as has one whose charger no
+        longer switches three phases to one (and one that now switches may charge on less). If so,
+        and the charger is on a limited site, it owes a decision from this unit of work's commit on,
+        so a crash before the grid decides again leaves it for the sweep to tell (`resend_owed`).
+        Called before the unit of work writes anything: it takes the deciding turn first, as a
+        decision and a charger's removal do, so none of them waits on what another holds."""
         switch_changed = before.switches_3to1 != after.switches_3to1
-        if switch_changed or rose(before, after, connector_nos):
-            failpoint("wiring-committed")
-            if self.bus is not None:
-                self.bus.publish(WiringRose(self.clock.now(), cp_id))
+        if not (switch_changed or rose(before, after, [c.connector_no for c in charger.connectors])):
+            return False
+        tx.grid.deciding()
+        plans = tx.grid.plans()
+        if any(c.connector_id in plans for c in charger.connectors):
+            tx.grid.owe([charger.charger_id], self.clock.now())
+        return True
+
+    def _wiring_rose(self, cp_id: str) -> None:
+        """The commit kept a wiring that rose: the grid is asked to decide again at once."""
+        failpoint("wiring-committed")
+        if self.bus is not None:
+            self.bus.publish(WiringRose(self.clock.now(), cp_id))
 
     def connector_numbers(self, cp_id: str) -> tuple[int, ...]:
         """The charger's connectors' numbers (on 2.0.1 its EVSE ids), in order; none when not
@@ -228,11 +238,11 @@ class ChargerReportsService:
         """Keep what the charger said, if it differs from what was kept. True when it changed."""
         with self.store.transaction() as tx:
             try:
-                charger_id = tx.chargers.get(cp_id).charger_id
+                charger = tx.chargers.get(cp_id)
             except NotFound:
                 return False
             switches = ocpp_phases.switches(phases)
-            reports = tx.reports.of(charger_id, (PHASES, PHASES_SEEN))
+            reports = tx.reports.of(charger.charger_id, (PHASES, PHASES_SEEN))
             said = [r for r in reports if r.action == PHASES]
             if said and wiring(said[-1].body) == Wiring(phases, switches_3to1=switches):
                 return False
@@ -246,12 +256,12 @@ class ChargerReportsService:
             body: dict[str, Any] = {"phases": {str(no): n for no, n in sorted(phases.items())}}
             if switches:
                 body["switches_3to1"] = True
-            tx.reports.add(charger_id, PHASES, summary, body, received_at=self.clock.now())
-            before = known_wiring(reports)[0]
             seen = [r for r in reports if r.action == PHASES_SEEN]
             after = ocpp_phases.with_seen(wiring(body), seen_phases(seen[-1].body) if seen else {})
-            numbers = [c.connector_no for c in tx.chargers.get(cp_id).connectors]
-        self._wiring_changed(cp_id, before, after, numbers)
+            redecide = self._owe_decision(tx, charger, known_wiring(reports)[0], after)
+            tx.reports.add(charger.charger_id, PHASES, summary, body, received_at=self.clock.now())
+        if redecide:
+            self._wiring_rose(cp_id)
         return True
 
     def security_event(self, cp_id: str, kind: str, detail: str, at: datetime) -> bool:

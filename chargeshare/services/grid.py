@@ -255,17 +255,17 @@ class GridService:
     def _on_wiring_rose(self, event: WiringRose) -> None:
         """A connector of the charger has more phases now: decided again, and the charger told even
         where its limits in W stay as they were, since its profiles in A and its minimum depend on
-        its phases. Under a new decision number, so a round in flight sends it after its own."""
+        its phases. The report's own commit owed it a new decision (where it is on a limited site:
+        `ChargerReportsService`), so a crash before this leaves it to the sweep (`resend_owed`), and
+        a round in flight sends it after its own. Told here only if still owed, and not by this
+        decision already."""
         cp_id = event.charge_point_id
         if any(due.charge_point_id == cp_id for due in self.rebalance()):
             return
-        with self.store.transaction() as tx:
-            tx.grid.deciding()
-            charger = tx.chargers.get(cp_id)
-            plans = tx.grid.plans()
-            if not any(c.connector_id in plans for c in charger.connectors):
-                return  # on no limited site: nothing it holds depends on its phases
-            tx.grid.owe([charger.charger_id], self.clock.now())
+        with self.store.reading() as tx:
+            delivery = tx.grid.delivery(tx.chargers.get(cp_id).charger_id)
+        if delivery is None or delivery[1] >= delivery[0]:
+            return  # on no limited site, or its decision taken already
         due = self.limits_due(cp_id)
         if due is not None:
             self.bus.publish(due)

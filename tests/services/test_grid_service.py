@@ -649,13 +649,15 @@ def test_a_connector_seen_on_more_phases_after_its_limits_were_taken_is_decided_
     app: App, clock: ManualClock, heard: list[GridLimitsDue]
 ) -> None:
     """Seen drawing on three phases after acknowledging its limits, CP1 is decided for at once: its
-    minimum, 4,140 W, and CP2 lowered to what is left, with no start, stop or sweep between."""
+    minimum, 4,140 W, and CP2 lowered to what is left, with no start, stop or sweep between: CP1
+    told once, its raise following CP2's acknowledgement."""
     both_charging_at_3_000_w(app, clock, Wiring())
     heard.clear()
     csms_v16.handlers(app.charging, "CP1", app.reports)["MeterValues"](three_phase_frame(1))
     told = {(e.charge_point_id, e.limits_w) for e in heard}
     assert ("CP1", ((1, 4_140),)) in told
     assert ("CP2", ((1, 1_860),)) in told
+    assert [e.charge_point_id for e in heard].count("CP1") == 1
 
 
 @pytest.mark.usefixtures("online")
@@ -682,3 +684,33 @@ def test_a_charger_whose_phases_rise_is_told_again_even_where_its_watts_stay(
     heard.clear()
     assert app.reports.phases_learned("CP1", Wiring({0: 1}))  # fewer: what it holds stays within
     assert heard == []
+
+
+def test_a_charger_whose_phases_rise_is_told_its_new_decision_once(
+    app: App, clock: ManualClock, heard: list[GridLimitsDue]
+) -> None:
+    """The report's commit owes the charger its new decision; the grid tells it that one at once,
+    and the sweep again only once it has gone unacknowledged past `resend_after`. A charger on no
+    limited site owes and is told nothing."""
+    charger = add_charger(app, "CP1", power_w=11_000)
+    site = app.grid.add_site(app.marketplace.add_host("h1"), "s1", 40_000)
+    app.grid.place(charger, site.site_id)
+    add_charger(app, "CP2", power_w=11_000)
+    for cp in ("CP1", "CP2"):
+        assert app.reports.phases_learned(cp, Wiring())
+    start(app, "CP1", 1, clock)
+    took_all(app, ["CP1"])
+    heard.clear()
+    assert app.reports.phases_learned("CP1", Wiring({0: 3}))
+    assert app.reports.phases_learned("CP2", Wiring({0: 3}))
+    with app.store.reading() as tx:
+        decision, delivered = tx.grid.delivery(charger) or (0, 0)
+    assert decision > delivered
+    assert [(e.charge_point_id, e.decision) for e in heard] == [("CP1", decision)]
+    assert app.grid.limits_due("CP2") is None
+    heard.clear()
+    app.housekeeping.sweep(payments=False)
+    assert heard == []  # on its way: not sent again yet
+    clock.advance(app.grid.resend_after.total_seconds())
+    app.housekeeping.sweep(payments=False)
+    assert [(e.charge_point_id, e.decision) for e in heard] == [("CP1", decision)]
