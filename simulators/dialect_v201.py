@@ -24,9 +24,10 @@ from simulators.evse import (
     Unlock,
     VirtualConnector,
 )
+from simulators.evse_model_v201 import CONNECTOR_ID, CONNECTOR_STATUS, at_evse, evse_variables, names
 from simulators.firmware import ConnectorState
 from simulators.local_auth import LocalEntry
-from simulators.settings import BY_COMPONENT_VARIABLE, SetResult, Setting
+from simulators.settings import BY_COMPONENT_VARIABLE, SetResult
 from simulators.smart_charging import Kind, Period, Profile, Purpose, from_watts
 
 if TYPE_CHECKING:
@@ -34,22 +35,10 @@ if TYPE_CHECKING:
 
 ENERGY = "Energy.Active.Import.Register"
 TOKEN_TYPE = "ISO14443"  # RFID cards
-CONNECTOR_ID = 1  # every EVSE has one connector
 BOOT_REASONS = {
     BootReason.POWER_UP: "PowerUp",
     BootReason.REMOTE_RESET: "RemoteReset",
     BootReason.TRIGGERED: "Triggered",
-}
-# 2.0.1 folds the connector's states onto fewer words: a car plugged in is Occupied.
-CONNECTOR_STATUS = {
-    ConnectorState.AVAILABLE: "Available",
-    ConnectorState.RESERVED: "Reserved",
-    ConnectorState.PREPARING: "Occupied",
-    ConnectorState.CHARGING: "Occupied",
-    ConnectorState.SUSPENDED_EV: "Occupied",
-    ConnectorState.SUSPENDED_EVSE: "Occupied",
-    ConnectorState.FINISHING: "Occupied",
-    ConnectorState.UNAVAILABLE: "Unavailable",
 }
 CHARGING_STATE = {
     ConnectorState.CHARGING: "Charging",
@@ -306,21 +295,38 @@ class V201:
             tx = next((t for _, t in cp.transactions() if t.local_id == p["transactionId"]), None)
             return status(cp.remote_stop(tx))
 
-        def report(request_id: int, chosen: list[Setting]) -> None:
-            data = [
-                {
-                    "component": {"name": s.component},
-                    "variable": {"name": s.variable},
-                    "variableAttribute": [
-                        {
-                            "type": "Actual",
-                            "value": cp.settings.get(s.name),
-                            "mutability": "ReadOnly" if s.readonly else "ReadWrite",
-                        }
-                    ],
-                }
-                for s in chosen
+        def inventory() -> list[tuple[dict[str, Any], bool]]:
+            """Every variable it can report, as its ReportDataType, and whether it is read-only: the
+            station's settings, then each EVSE's own component."""
+            found: list[tuple[dict[str, Any], bool]] = [
+                (
+                    {
+                        "component": {"name": s.component},
+                        "variable": {"name": s.variable},
+                        "variableAttribute": [
+                            {
+                                "type": "Actual",
+                                "value": cp.settings.get(s.name),
+                                "mutability": "ReadOnly" if s.readonly else "ReadWrite",
+                            }
+                        ],
+                    },
+                    s.readonly,
+                )
+                for s in cp.settings.definitions
             ]
+            for c in cp.connectors.values():
+                for name, v in evse_variables(cp, c).items():
+                    data = {
+                        "component": {"name": "EVSE", "evse": {"id": c.no}},
+                        "variable": {"name": name},
+                        "variableAttribute": [{"type": "Actual", "value": v.value, "mutability": "ReadOnly"}],
+                        "variableCharacteristics": v.characteristics,
+                    }
+                    found.append((data, True))
+            return found
+
+        def report(request_id: int, data: list[dict[str, Any]]) -> None:
             body = {"requestId": request_id, "generatedAt": cp.timestamp(), "seqNo": 0, "tbc": False}
             cp.follow_up(("NotifyReport", {**body, "reportData": data}))
 
@@ -328,24 +334,17 @@ class V201:
             if p["reportBase"] == "SummaryInventory":
                 return {"status": "NotSupported"}
             full = p["reportBase"] == "FullInventory"
-            report(p["requestId"], [s for s in cp.settings.definitions if full or not s.readonly])
+            report(p["requestId"], [d for d, readonly in inventory() if full or not readonly])
             return {"status": "Accepted"}
 
         def get_report(p: dict[str, Any]) -> dict[str, Any]:
             wanted = p.get("componentVariable", [])
             criteria = set(p.get("componentCriteria", []))
             chosen = [
-                s
-                for s in cp.settings.definitions
-                if (
-                    not wanted
-                    or any(
-                        w["component"]["name"] == s.component
-                        and w.get("variable", {}).get("name", s.variable) == s.variable
-                        for w in wanted
-                    )
-                )
-                # Every setting here is active, available and enabled, and none has a problem.
+                d
+                for d, _ in inventory()
+                if (not wanted or any(names(w, d["component"], d["variable"]["name"]) for w in wanted))
+                # Every component here is active, available and enabled, and none has a problem.
                 and (not criteria or bool(criteria - {"Problem"}))
             ]
             if not chosen:
@@ -506,20 +505,11 @@ class V201:
                 )
 
         def evse_value(d: dict[str, Any]) -> tuple[str | None, str | None]:
-            """(error attributeStatus or None, the value) of a component at an EVSE. Only the EVSE's
-            own `EVSE` component is there (an EVSE is a connector here, with connector 1); the
-            controllers are the station's, at no EVSE."""
-            evse = d["component"]["evse"]
+            """(error attributeStatus or None, the value) of a component at an EVSE."""
             if d.get("attributeType", "Actual") != "Actual":
                 return "NotSupportedAttributeType", None
-            if (
-                d["component"]["name"] != "EVSE"
-                or evse["id"] not in cp.connectors
-                or evse.get("connectorId", CONNECTOR_ID) != CONNECTOR_ID
-            ):
-                return "UnknownComponent", None
-            value = cp.settings.evse_values.get((evse["id"], d["variable"]["name"]))
-            return (None, value) if value is not None else ("UnknownVariable", None)
+            error, found = at_evse(cp, d["component"], d["variable"]["name"])
+            return error, None if found is None else found.value
 
         def get_variables(p: dict[str, Any]) -> dict[str, Any]:
             at_most_per_message(p["getVariableData"], "GetVariables")

@@ -11,6 +11,7 @@ import pytest
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
+from simulators.evse_model_v201 import evse_variables
 from tests.conftest import add_charger
 from tests.e2e.test_ocpp_commands import Central, central  # noqa: F401
 from tests.waiting import eventually
@@ -39,7 +40,8 @@ async def test_reports_of_the_device_model_reach_the_operator(
 ) -> None:
     r = central.registry
     assert await r.send("VC-REP", cmd.GetBaseReport(5)) == cmd.Done(cmd.Status.ACCEPTED, None)
-    everything = len(charger.settings.definitions)
+    evses = sum(len(evse_variables(charger, c)) for c in charger.connectors.values())
+    everything = len(charger.settings.definitions) + evses  # and each EVSE's own component
     await eventually(
         lambda: summaries(central) == [f"request 5 part 0: {everything} variables"], "NotifyReport 5"
     )

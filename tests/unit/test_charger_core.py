@@ -9,6 +9,7 @@ import pytest
 
 from chargeshare.ocpp import V16, V21, V201, OcppVersion
 from chargeshare.ocpp.connection import Outcome
+from chargeshare.ocpp.frames import CALL, CALLRESULT, check_payload
 from chargeshare.services.clock import ManualClock
 from simulators.charger_core import ChargerCore, Route
 from simulators.dialect import Message, dialect_for
@@ -279,6 +280,106 @@ def test_a_2_x_component_named_with_an_evse_is_the_one_at_that_evse(protocol: Oc
     assert variables(core, "GetVariables", [at({"id": 1}, "EVSE", "SupplyPhases")]) == [
         ("UnknownVariable", None)
     ]
+
+
+def answered(core: Recorded, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The charger's answer to a command, and whatever it sent after it, checked against the schemas."""
+    core.sent.clear()
+    check_payload(action, payload, core.dialect.version, CALL, "c")
+    answer = core.csms_handlers()[action](payload)
+    check_payload(action, answer, core.dialect.version, CALLRESULT, "c")
+    for sent, body in core.sent:
+        check_payload(sent, body, core.dialect.version, CALL, "s")
+    return answer
+
+
+def reported(core: Recorded, action: str, payload: dict[str, Any]) -> list[tuple[str, int | None, str]]:
+    """(component, its EVSE id, variable) of each item of the NotifyReport that follows a report."""
+    assert answered(core, action, {"requestId": 1, **payload}) == {"status": "Accepted"}
+    [(sent, body)] = core.sent
+    assert sent == "NotifyReport"
+    return [
+        (d["component"]["name"], d["component"].get("evse", {}).get("id"), d["variable"]["name"])
+        for d in body["reportData"]
+    ]
+
+
+def evse_report(core: Recorded, evse_id: int) -> dict[str, dict[str, Any]]:
+    """Each variable a full report gives for the EVSE's own `EVSE` component."""
+    assert answered(core, "GetBaseReport", {"requestId": 1, "reportBase": "FullInventory"})
+    return {
+        d["variable"]["name"]: d
+        for d in core.sent[0][1]["reportData"]
+        if d["component"] == {"name": "EVSE", "evse": {"id": evse_id}}
+    }
+
+
+EVSE_VARIABLES = ["AvailabilityState", "Available", "Power", "SupplyPhases"]
+
+
+@pytest.mark.parametrize("protocol", [V201, V21])
+def test_a_2_x_full_report_gives_each_evse_its_own_component_as_get_variables_reads_it(
+    protocol: OcppVersion,
+) -> None:
+    core = Recorded(protocol)
+    core.wire_phases({1: 1, 2: 3})
+    core.connectors[2].state = ConnectorState.UNAVAILABLE
+    for evse_id, state, phases in [(1, "Available", "1"), (2, "Unavailable", "3")]:
+        found = evse_report(core, evse_id)
+        assert sorted(found) == EVSE_VARIABLES
+        power = found["Power"]
+        assert power["variableCharacteristics"]["maxLimit"] == 7_400
+        assert power["variableCharacteristics"]["unit"] == "W"
+        values = {v: d["variableAttribute"][0]["value"] for v, d in found.items()}
+        assert values == {
+            "AvailabilityState": state,
+            "Available": "true",
+            "Power": "0",
+            "SupplyPhases": phases,
+        }
+        assert {d["variableAttribute"][0]["mutability"] for d in found.values()} == {"ReadOnly"}
+        # What the report says is what GetVariables answers for the same component and variable.
+        asked = [at({"id": evse_id}, "EVSE", v) for v in EVSE_VARIABLES]
+        assert variables(core, "GetVariables", asked) == [("Accepted", values[v]) for v in EVSE_VARIABLES]
+    # Read-only, so not configuration; an EVSE whose phases it does not say reports none.
+    configuration = reported(core, "GetBaseReport", {"reportBase": "ConfigurationInventory"})
+    assert not [r for r in configuration if r[1] is not None]
+    core.wire_phases(3, said=False)
+    assert sorted(evse_report(core, 1)) == ["AvailabilityState", "Available", "Power"]
+
+
+@pytest.mark.parametrize("protocol", [V201, V21])
+def test_a_2_x_custom_report_selects_the_components_at_an_evse(protocol: OcppVersion) -> None:
+    core = Recorded(protocol)
+    core.wire_phases({1: 1, 2: 3})
+
+    def asked(*wanted: dict[str, Any]) -> dict[str, Any]:
+        return {"componentVariable": list(wanted)}
+
+    one = asked({"component": {"name": "EVSE", "evse": {"id": 1}}})
+    assert reported(core, "GetReport", one) == [("EVSE", 1, v) for v in EVSE_VARIABLES]
+    power = asked(
+        {"component": {"name": "EVSE", "evse": {"id": 2, "connectorId": 1}}, "variable": {"name": "Power"}}
+    )
+    assert reported(core, "GetReport", power) == [("EVSE", 2, "Power")]
+    # Without an EVSE it is the component wherever it is: the station's and each EVSE's.
+    everywhere = reported(core, "GetReport", asked({"component": {"name": "EVSE"}}))
+    assert everywhere == [("EVSE", None, "Count")] + [("EVSE", n, v) for n in (1, 2) for v in EVSE_VARIABLES]
+    # Every EVSE component is available and none has a problem, as the station's components.
+    available = reported(core, "GetReport", {"componentCriteria": ["Available"]})
+    assert [r for r in available if r[1] is not None] == [
+        ("EVSE", n, v) for n in (1, 2) for v in EVSE_VARIABLES
+    ]
+    # What is not there at an EVSE is nothing to report.
+    for nothing in [
+        asked({"component": {"name": "EVSE", "evse": {"id": 9}}}),
+        asked({"component": {"name": "EVSE", "evse": {"id": 1, "connectorId": 2}}}),
+        asked({"component": {"name": "OCPPCommCtrlr", "evse": {"id": 1}}}),
+        asked({"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Count"}}),
+        {"componentCriteria": ["Problem"]},
+    ]:
+        assert answered(core, "GetReport", {"requestId": 2, **nothing}) == {"status": "EmptyResultSet"}
+        assert core.sent == []
 
 
 def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
