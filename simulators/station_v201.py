@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from chargeshare.ocpp import V21
 from chargeshare.ocpp.connection import Handler
 from chargeshare.ocpp.timestamps import format_ts
+from simulators.evse_model_v201 import at_evse, names
 from simulators.settings import BY_COMPONENT_VARIABLE
 from simulators.smart_charging import Profile, Purpose
 
@@ -160,18 +161,23 @@ def handlers(cp: ChargerPort) -> dict[str, Handler]:
         cp.station.network_profiles[p["configurationSlot"]] = data
         return status("Accepted")
 
+    def unknown(m: dict[str, Any]) -> str | None:
+        """UnknownComponent or UnknownVariable, as SetVariables finds them, or None: it is there."""
+        if m["component"].get("evse") is not None:
+            return at_evse(cp, m["component"], m["variable"]["name"])[0]
+        if m["component"]["name"] not in {s.component for s in cp.settings.definitions}:
+            return "UnknownComponent"
+        if (m["component"]["name"], m["variable"]["name"]) not in BY_COMPONENT_VARIABLE:
+            return "UnknownVariable"
+        return None
+
     def set_variable_monitoring(p: dict[str, Any]) -> dict[str, Any]:
         results = []
         for m in p["setMonitoringData"]:
-            key = (m["component"]["name"], m["variable"]["name"])
-            word = "Accepted"
-            if m["component"]["name"] not in {s.component for s in cp.settings.definitions}:
-                word = "UnknownComponent"
-            elif key not in BY_COMPONENT_VARIABLE:
-                word = "UnknownVariable"
-            elif m["type"] not in MONITOR_KINDS:
+            word = unknown(m) or "Accepted"
+            if word == "Accepted" and m["type"] not in MONITOR_KINDS:
                 word = "UnsupportedMonitorType"
-            elif "id" in m and m["id"] not in cp.station.monitors:
+            elif word == "Accepted" and "id" in m and m["id"] not in cp.station.monitors:
                 word = "Rejected"  # replacing a monitor that is not there
             result: dict[str, Any] = {
                 "status": word,
@@ -216,14 +222,7 @@ def handlers(cp: ChargerPort) -> dict[str, Handler]:
             m
             for _, m in sorted(cp.station.monitors.items())
             if m["type"] in kinds
-            and (
-                not wanted
-                or any(
-                    w["component"]["name"] == m["component"]["name"]
-                    and w.get("variable", m["variable"])["name"] == m["variable"]["name"]
-                    for w in wanted
-                )
-            )
+            and (not wanted or any(names(w, m["component"], m["variable"]["name"]) for w in wanted))
         ]
         if not chosen:
             return status("EmptyResultSet")

@@ -382,6 +382,63 @@ def test_a_2_x_custom_report_selects_the_components_at_an_evse(protocol: OcppVer
         assert core.sent == []
 
 
+def monitor(component: dict[str, Any], variable: str) -> dict[str, Any]:
+    return {
+        "value": 10,
+        "type": "Delta",
+        "severity": 5,
+        "component": component,
+        "variable": {"name": variable},
+    }
+
+
+@pytest.mark.parametrize("protocol", [V201, V21])
+def test_a_2_x_monitor_at_an_evse_is_on_that_evses_own_component(protocol: OcppVersion) -> None:
+    """As SetVariables answers: only the EVSE's own `EVSE` component is at an EVSE."""
+    core = Recorded(protocol)
+    core.wire_phases({1: 1, 2: 3})
+    station = {"name": "OCPPCommCtrlr"}
+    data = [
+        monitor({**station, "evse": {"id": 1}}, "HeartbeatInterval"),
+        monitor({"name": "EVSE", "evse": {"id": 1}}, "Power"),
+        monitor({"name": "EVSE", "evse": {"id": 9}}, "Power"),
+        monitor({"name": "EVSE", "evse": {"id": 2, "connectorId": 2}}, "Power"),
+        monitor({"name": "EVSE", "evse": {"id": 2}}, "HeartbeatInterval"),
+        monitor({"name": "EVSE", "evse": {"id": 2, "connectorId": 1}}, "AvailabilityState"),
+        monitor(station, "HeartbeatInterval"),
+    ]
+    answer = answered(core, "SetVariableMonitoring", {"setMonitoringData": data})
+    assert [(r["status"], r.get("id")) for r in answer["setMonitoringResult"]] == [
+        ("UnknownComponent", None),
+        ("Accepted", 1),
+        ("UnknownComponent", None),
+        ("UnknownComponent", None),
+        ("UnknownVariable", None),
+        ("Accepted", 2),
+        ("Accepted", 3),
+    ]
+
+    def monitored(*wanted: dict[str, Any]) -> list[int]:
+        answer = answered(core, "GetMonitoringReport", {"requestId": 4, "componentVariable": list(wanted)})
+        if answer == {"status": "EmptyResultSet"}:
+            return []
+        return [m["variableMonitoring"][0]["id"] for m in core.sent[0][1]["monitor"]]
+
+    def evse(evse: dict[str, int], variable: str | None = None) -> dict[str, Any]:
+        said: dict[str, Any] = {"component": {"name": "EVSE", "evse": evse}}
+        return said if variable is None else {**said, "variable": {"name": variable}}
+
+    assert monitored(evse({"id": 1}, "Power")) == [1]
+    assert monitored(evse({"id": 2})) == [2]
+    assert monitored(evse({"id": 2, "connectorId": 1}, "AvailabilityState")) == [2]
+    assert monitored({"component": {"name": "EVSE"}}) == [1, 2]
+    assert monitored({"component": station}) == [3]
+    assert (
+        monitored(evse({"id": 9}), evse({"id": 2}, "Power"), {"component": {**station, "evse": {"id": 1}}})
+        == []
+    )
+
+
 def test_2_0_1_marks_queued_transaction_events_as_sent_offline() -> None:
     core = Recorded(V201)
     core.connected = False
