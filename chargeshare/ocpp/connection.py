@@ -84,9 +84,13 @@ class Connection:
         id_prefix: str = "",
         call_timeout_s: float = CALL_TIMEOUT_S,
         check_own: bool = True,
+        answered: Callable[[], None] | None = None,
     ) -> None:
         self.version = version
         self.handlers = handlers
+        # Told when the peer answers one of our calls (a result or an error): a frame that reaches no
+        # handler, yet says the peer is there (the CSMS counts it as a sign of life).
+        self.answered = answered
         self.call_timeout_s = call_timeout_s
         # Check what we send (our calls, our handlers' replies) against the schema too. Everything
         # received is always checked; a link whose two ends are both ours (the DES) turns this off,
@@ -107,6 +111,8 @@ class Connection:
         if pending is None:
             log.info("ignoring a response to unknown call %s", frame.unique_id)
             return Received()
+        if self.answered is not None:
+            self.answered()
         if isinstance(frame, CallError):
             return Received(outcomes=[Outcome(frame.unique_id, pending.action, error=frame.code)])
         try:
