@@ -31,6 +31,7 @@ from chargeshare.domain.errors import Busy, NotFound
 from chargeshare.entrypoints.tls_scope import client_certificate
 from chargeshare.ocpp import SUPPORTED_SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, OcppVersion, csms
 from chargeshare.ocpp import commands as cmd
+from chargeshare.ocpp.boot_gate import GatedHandlers
 from chargeshare.ocpp.command_policy import DISCONNECTED_BEFORE_ANSWER, CommandPolicy
 from chargeshare.ocpp.connection import CALL_TIMEOUT_S, CallRejected, Connection, Handler, Outcome
 from chargeshare.ocpp.frames import CALL, LocalProtocolError, RemoteProtocolError, check_payload
@@ -254,11 +255,15 @@ class ChargerRegistry:
             # It may be closing already (evicted, its charger's close not yet heard).
             with contextlib.suppress(*SEND_FAILURES):
                 await previous.websocket.close(code=1000, reason="replaced by a new connection")
+        handlers = self._handlers(cp_id, version, credentials)
+        # Its answers to our calls are signs of life as its own frames are, judged by its link's boot
+        # gate (a certification bench's table has none).
+        answered = handlers.sign_of_life if isinstance(handlers, GatedHandlers) else None
         link = ChargerLink(
             cp_id,
             version,
             ws,
-            Connection(version, self._handlers(cp_id, version, credentials), id_prefix="cs-"),
+            Connection(version, handlers, id_prefix="cs-", answered=answered),
             arrived_epoch=arrived_epoch,
         )
         self.links[cp_id] = link

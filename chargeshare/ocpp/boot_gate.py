@@ -8,11 +8,13 @@ standing. The services refuse a start on a charger out of service as well, whate
 Once in service, every frame it sends is a sign of life, as a Heartbeat is (`ChargingService.heartbeat`:
 in memory for a charger stamped here already): OCPP's heartbeat interval is one of silence, so a
 charger busy with other frames may send none, and one marked offline comes back with whatever it
-says next."""
+says next. That includes its answers to our calls (CALLRESULT or CALLERROR), which reach no handler:
+the connection hands them to `GatedHandlers.sign_of_life`, judged by the same gate."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from chargeshare.domain.charger import BootPolicy
@@ -50,6 +52,16 @@ class BootGate:
                 self.in_service = True
         return self.in_service
 
+    def stamp(self, what: str) -> None:
+        """`what` the admitted charger said is a sign of life. A stamp the database cannot take now
+        is logged, not raised: the frame's own work stands, and a later frame stamps."""
+        try:
+            self.charging.heartbeat(self.cp_id)
+        except NotFound:
+            pass
+        except Exception:
+            log.warning("%s: could not stamp its %s as a sign of life", self.cp_id, what, exc_info=True)
+
     def refuse(self, action: str) -> CallRejected:
         return CallRejected(
             "SecurityError", f"{action} refused: charger {self.cp_id} is not accepted by the backend"
@@ -62,9 +74,28 @@ def _boot_summary(p: dict[str, Any]) -> str:
     return f"{d.get('vendor')} {d.get('model')}, serial {serial}, firmware {firmware}"
 
 
+class GatedHandlers(dict[str, Handler]):
+    """One connection's handlers behind its boot gate, which also judges what reaches no handler."""
+
+    def __init__(self, gate: BootGate, table: Mapping[str, Handler]) -> None:
+        super().__init__(table)
+        self.gate = gate
+
+    def sign_of_life(self) -> None:
+        """The charger answered one of our calls: a sign of life if it is in service, as a frame of
+        its own is. Never raises: the answer stands whatever becomes of the stamp."""
+        try:
+            admitted = self.gate.admits()
+        except Exception:
+            log.warning("%s: could not tell if its answer is a sign of life", self.gate.cp_id, exc_info=True)
+            return
+        if admitted:
+            self.gate.stamp("answer to our call")
+
+
 def gated(
     charging: ChargingService, cp_id: str, reports: ChargerReportsService, handlers: dict[str, Handler]
-) -> dict[str, Handler]:
+) -> GatedHandlers:
     """`handlers` behind one connection's boot gate."""
     gate = BootGate(charging, cp_id)
     kept: list[bool] = []  # this link's Pending boot is among the charger's reports
@@ -79,14 +110,8 @@ def gated(
             if admitted:
                 # Any frame is a sign of life: a charger busy talking may send no Heartbeat at all
                 # (its interval is one of silence). After the handler, so a refused frame changes
-                # nothing; in memory for a charger stamped here already. A stamp the database cannot
-                # take now does not undo the answer, whose work has committed: a later frame stamps.
-                try:
-                    charging.heartbeat(cp_id)
-                except NotFound:
-                    pass
-                except Exception:
-                    log.warning("%s: could not stamp its %s as a sign of life", cp_id, action, exc_info=True)
+                # nothing.
+                gate.stamp(action)
             return answer
 
         return handle
@@ -104,6 +129,6 @@ def gated(
             return {"currentTime": format_ts(charging.clock.now())}  # nothing stored, not brought online
         return handlers[HEARTBEAT](p)
 
-    out = {action: guard(action, inner) for action, inner in handlers.items()}
+    out = GatedHandlers(gate, {action: guard(action, inner) for action, inner in handlers.items()})
     out[BOOT], out[HEARTBEAT] = boot, heartbeat
     return out

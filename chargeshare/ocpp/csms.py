@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chargeshare.ocpp import V16, VERSIONS, OcppVersion, csms_v16, csms_v201, family
-from chargeshare.ocpp.connection import Handler
+from chargeshare.ocpp.boot_gate import GatedHandlers
 from chargeshare.services.charger_reports import ChargerReportsService
 from chargeshare.services.charging import ChargingService
 
@@ -15,8 +15,9 @@ def handlers(
     reports: ChargerReportsService,
     *,
     credentials: str | None = None,
-) -> dict[str, Handler]:
-    """What a charger of `version` may send us. 2.1 takes 2.0.1's handlers, told its own version.
+) -> GatedHandlers:
+    """What a charger of `version` may send us, behind its link's boot gate (whose `sign_of_life` hears
+    its answers to our calls). 2.1 takes 2.0.1's handlers, told its own version.
     `credentials`: the fingerprint its link was opened with (what it asks for is refused once
     they change; see `ChargerReportsService.sign_certificate`)."""
     if version not in VERSIONS:

@@ -9,7 +9,7 @@ from chargeshare.domain.charger import ConnectorStatus
 from chargeshare.domain.errors import NotFound
 from chargeshare.ocpp import V16
 from chargeshare.ocpp import phases as ocpp_phases
-from chargeshare.ocpp.boot_gate import gated
+from chargeshare.ocpp.boot_gate import GatedHandlers, gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers16
 from chargeshare.ocpp.provisioning import boot_reply, heartbeat_reply
@@ -49,7 +49,7 @@ def handlers(
     reports: ChargerReportsService,
     *,
     credentials: str | None = None,
-) -> dict[str, Handler]:
+) -> GatedHandlers:
     """Actions for one connected charger. An unregistered charger may talk but changes nothing.
     Its timestamps are placed on our clock by what this connection learns of its own
     (`ReportClock`); a start keeps its own stamp too, which names it when it is sent again."""

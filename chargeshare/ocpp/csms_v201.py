@@ -26,7 +26,7 @@ from chargeshare.domain.tokens import token_key
 from chargeshare.failpoints import failpoint
 from chargeshare.ocpp import V201, OcppVersion
 from chargeshare.ocpp import phases as ocpp_phases
-from chargeshare.ocpp.boot_gate import gated
+from chargeshare.ocpp.boot_gate import GatedHandlers, gated
 from chargeshare.ocpp.connection import CallRejected, Handler
 from chargeshare.ocpp.csms_reports import handlers201
 from chargeshare.ocpp.csms_v16 import ENERGY_REGISTER, MAX_REGISTER_WH
@@ -109,7 +109,7 @@ def handlers(
     version: OcppVersion = V201,
     *,
     credentials: str | None = None,
-) -> dict[str, Handler]:
+) -> GatedHandlers:
     """Actions for one connected charger speaking `version` (2.0.1 or 2.1). An unregistered charger
     may talk but changes nothing. Its timestamps are placed on our clock by what this connection
     learns of its own (`ReportClock`); a start keeps its own stamp too, which names it when it is
