@@ -75,7 +75,9 @@ class DesCentral:
         if version not in SUPPORTED_VERSIONS:
             raise NotSupportedInDes(f"the DES engine speaks OCPP {SUPPORTED_VERSIONS}, not {version}")
         handlers = csms.handlers(version, self.app.charging, charger.cp_id, self.app.reports)
-        conn = Connection(version, handlers, id_prefix="cs-", check_own=False)  # the charger checks
+        # The charger checks what we send. Its answers to our calls (in `send`) are signs of life, as
+        # on the server.
+        conn = Connection(version, handlers, id_prefix="cs-", check_own=False, answered=handlers.sign_of_life)
         self.links[charger.cp_id] = (conn, charger)
         for order in self.policy.connected(charger.cp_id):
             self._execute(order)
