@@ -134,8 +134,9 @@ class BookingService:
                 return earlier
         try:
             return self._book(req, request_key)
-        except BookingConflict:
-            # A copy of this request may have got in first (it raced us, or our answer was lost).
+        except (BookingConflict, PriceAboveLimit):
+            # A copy of this request may have got in first (it raced us, or our answer was lost):
+            # its booking takes the slot, and fills the area, which may raise the price quoted here.
             earlier = None if request_key is None else self._made_by(req, request_key)
             if earlier is None:
                 raise

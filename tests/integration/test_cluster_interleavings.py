@@ -25,6 +25,7 @@ from chargeshare.services.events import ChargerOffline
 from chargeshare.services.invariants import check_store
 from tests.conftest import T0, add_charger, sql_store
 from tests.integration.pausing import PausesAfter, PausesBeforeCommit
+from tests.services.test_pricing_service import DYNAMIC, CalmGrid
 
 pytestmark = pytest.mark.postgres
 
@@ -43,13 +44,21 @@ def nodes(postgres_url: str) -> Iterator[tuple[App, App]]:
 
 class RunsBetween:
     """The store, but its next unit of work runs `between` right after its `nth` read from
-    `repository` (`method`), before anything else: another process's step commits in between."""
+    `repository` (`method`), before anything else: another process's step commits in between.
+    With `reading`, the unit of work watched is a read-only one (`store.reading()`)."""
 
     def __init__(
-        self, inner: Any, repository: str, method: str, between: Callable[[], object], *, nth: int = 1
+        self,
+        inner: Any,
+        repository: str,
+        method: str,
+        between: Callable[[], object],
+        *,
+        nth: int = 1,
+        reading: bool = False,
     ) -> None:
         self.inner, self.repository, self.method, self.between = inner, repository, method, between
-        self.ran, self.reads, self.nth = False, 0, nth
+        self.ran, self.reads, self.nth, self.in_reading = False, 0, nth, reading
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -57,20 +66,28 @@ class RunsBetween:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
         with self.inner.transaction() as tx:
-            if not self.ran:
-                repository = getattr(tx, self.repository)
-                read = getattr(repository, self.method)
+            yield tx if self.in_reading else self._watch(tx)
 
-                def read_then_interleave(*args: Any, **kwargs: Any) -> Any:
-                    found = read(*args, **kwargs)
-                    self.reads += 1
-                    if not self.ran and self.reads == self.nth:
-                        self.ran = True
-                        self.between()
-                    return found
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.inner.reading() as tx:
+            yield self._watch(tx) if self.in_reading else tx
 
-                setattr(repository, self.method, read_then_interleave)
-            yield tx
+    def _watch(self, tx: Any) -> Any:
+        if not self.ran:
+            repository = getattr(tx, self.repository)
+            read = getattr(repository, self.method)
+
+            def read_then_interleave(*args: Any, **kwargs: Any) -> Any:
+                found = read(*args, **kwargs)
+                self.reads += 1
+                if not self.ran and self.reads == self.nth:
+                    self.ran = True
+                    self.between()
+                return found
+
+            setattr(repository, self.method, read_then_interleave)
+        return tx
 
 
 def offline_notices(app: App) -> int:
@@ -426,4 +443,40 @@ def test_a_slow_batch_never_starts_a_step_another_worker_took_over(nodes: tuple[
     with a.store.reading() as tx:
         assert [i.status for i in tx.outbox.all() if i.step == "capture"] == ["done"] * 3
     failing = [r for r in check_store(a.store, a.config.rules, now=clock.now(), final=False) if not r.ok]
+    assert not failing, failing
+
+
+def test_a_copy_that_misses_the_first_on_another_process_answers_with_its_booking(
+    nodes: tuple[App, App],
+) -> None:
+    """A driver's app sends its booking again under its Idempotency-Key, with the price it accepts,
+    and the copy reaches B just as A commits the first: B finds nothing under the key, then A's
+    booking, which filled the area and so raised B's quote above that price. The copy must answer
+    with A's booking (one booking, one hold), not tell the driver nothing was booked."""
+    a, b = nodes
+    for app in (a, b):
+        app.pricing.signals = CalmGrid()
+    charger = add_charger(a, price=40)
+    with a.store.reading() as tx:
+        host = tx.chargers.by_id(charger).host_id
+    a.pricing.set_settings(host, DYNAMIC)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    quoted = b.pricing.quote(charger, None, 60).price.per_kwh
+    req = BookRequest(driver, charger, 1, 60, 10_000, max_price_per_kwh=quoted)
+    firsts: list[int] = []
+    b.bookings.store = RunsBetween(
+        b.store,
+        "bookings",
+        "request_seen",
+        lambda: firsts.append(a.bookings.book(req, request_key="k1").booking_id),
+        reading=True,
+    )
+    copy = b.bookings.book(req, request_key="k1")
+    assert b.pricing.quote(charger, None, 60).price.per_kwh > quoted  # the first's booking filled the area
+    assert [copy.booking_id] == firsts
+    with b.store.reading() as tx:
+        assert len(tx.bookings.all()) == 1
+    gateway = a.gateway  # its books are in the database: both processes' provider
+    assert isinstance(gateway, SimulatedGateway) and len(gateway.holds) == 1
+    failing = [r for r in check_store(a.store, a.config.rules, now=a.clock.now(), final=False) if not r.ok]
     assert not failing, failing

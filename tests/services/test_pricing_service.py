@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from chargeshare.bootstrap import App
+from chargeshare.domain.booking import BookingStatus
 from chargeshare.domain.dynamic_pricing import GridReading, HostPricing, PricingMode, SmartTariff
 from chargeshare.domain.errors import InvalidRequest, NotFound, PriceAboveLimit
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.invariants import check_store
+from chargeshare.services.records import BookingRecord
 from tests.conftest import T0, add_charger
 from tests.pricing_mutants import penny_above
 
@@ -115,6 +117,36 @@ def test_a_booking_dearer_than_the_driver_accepts_is_refused_and_keeps_nothing(
         assert tx.bookings.all() == [] and tx.pricing.quotes() == {} and tx.ledger.entries() == []
     made = app.bookings.book(BookRequest(driver, dynamic_charger, 1, 60, 10_000, max_price_per_kwh=quoted))
     assert made.price_per_kwh == quoted
+
+
+def test_a_copy_that_misses_the_first_as_it_starts_answers_with_it_not_the_price_it_raised(
+    app: App, dynamic_charger: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of a booking request, under its Idempotency-Key and with the driver's price limit,
+    finds nothing under its key as it starts; the first then commits. The first's booking fills
+    the area, so the copy is quoted dearer than the limit: it must answer with the first's
+    booking, as a copy a moment later would, not tell the driver nothing was booked."""
+    driver = app.marketplace.add_driver("D", "TAG").driver_id
+    quoted = app.pricing.quote(dynamic_charger, None, 60).price.per_kwh
+    req = BookRequest(driver, dynamic_charger, 1, 60, 10_000, max_price_per_kwh=quoted)
+    real = app.bookings._made_by
+    made: list[BookingRecord] = []
+    looked: list[str] = []
+
+    def first_commits_after_the_copy_looked(r: BookRequest, key: str) -> BookingRecord | None:
+        earlier = real(r, key)
+        if not looked:  # the copy has looked: the first request now runs to its answer
+            looked.append(key)
+            made.append(app.bookings.book(r, request_key=key))
+        return earlier
+
+    monkeypatch.setattr(app.bookings, "_made_by", first_commits_after_the_copy_looked)
+    copy = app.bookings.book(req, request_key="k1")
+    assert app.pricing.quote(dynamic_charger, None, 60).price.per_kwh > quoted  # the area filled
+    assert copy.booking_id == made[0].booking_id and copy.status is BookingStatus.CONFIRMED
+    with app.store.reading() as tx:
+        assert len(tx.bookings.all()) == 1
+    assert failing(app) == set()
 
 
 def test_a_quote_for_a_time_without_its_zone_is_refused_not_guessed(app: App) -> None:
