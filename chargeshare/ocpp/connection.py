@@ -88,8 +88,8 @@ class Connection:
     ) -> None:
         self.version = version
         self.handlers = handlers
-        # Told when the peer answers one of our calls (a result or an error): a frame that reaches no
-        # handler, yet says the peer is there (the CSMS counts it as a sign of life).
+        # Told when the peer answers one of our calls (a result or an error, late ones included): a
+        # frame that reaches no handler, yet says the peer is there (the CSMS counts it as alive).
         self.answered = answered
         self.call_timeout_s = call_timeout_s
         # Check what we send (our calls, our handlers' replies) against the schema too. Everything
@@ -107,12 +107,12 @@ class Connection:
             return Received(reply=self._error(exc.unique_id, exc.code, exc.description))
         if isinstance(frame, Call):
             return Received(reply=self._handle(frame), action=frame.action)
+        if self.answered is not None:
+            self.answered()  # a late answer too: the peer is there, whatever became of the call
         pending = self._pending.pop(frame.unique_id, None)
         if pending is None:
             log.info("ignoring a response to unknown call %s", frame.unique_id)
             return Received()
-        if self.answered is not None:
-            self.answered()
         if isinstance(frame, CallError):
             return Received(outcomes=[Outcome(frame.unique_id, pending.action, error=frame.code)])
         try:

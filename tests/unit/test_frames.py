@@ -120,6 +120,22 @@ def test_outbound_call_result_and_timeout() -> None:
     assert c.pending_calls == 0
 
 
+def test_every_answer_from_the_peer_is_heard_a_late_one_included() -> None:
+    """The `answered` hook hears each CALLRESULT or CALLERROR: the CSMS counts it as a sign of life.
+    One arriving after its call timed out (or was given up) is ignored as an answer, but the peer
+    that sent it is there all the same."""
+    heard: list[None] = []
+    c = Connection(V16, {}, answered=lambda: heard.append(None))
+    uid, _ = c.call("RemoteStopTransaction", {"transactionId": 3}, now=0.0)
+    assert c.receive(json.dumps([3, uid, {"status": "Accepted"}])).outcomes[0].ok
+    uid2, _ = c.call("RemoteStopTransaction", {"transactionId": 4}, now=0.0)
+    assert c.receive(json.dumps([4, uid2, "InternalError", "", {}])).outcomes[0].error == "InternalError"
+    late, _ = c.call("RemoteStopTransaction", {"transactionId": 5}, now=0.0)
+    assert [o.unique_id for o in c.tick(31.0)] == [late]
+    assert c.receive(json.dumps([3, late, {"status": "Accepted"}])).outcomes == []
+    assert len(heard) == 3
+
+
 @given(
     st.one_of(
         st.text(max_size=300),
