@@ -97,6 +97,8 @@ _POSTGIS_TYPES = ('type "geometry" does not exist', 'type "geography" does not e
 
 
 def _database(exc: BaseException) -> Problem | None:
+    if _is(exc, "chargeshare.adapters.sql.migrate", "SchemaLocked"):
+        return Problem(f"cannot use the database: {exc}", ENVIRONMENT)
     if not _is(exc, "sqlalchemy.exc", "DBAPIError"):
         return None
     # The driver's own message, without SQLAlchemy's echo of the statement and its parameters.

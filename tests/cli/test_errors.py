@@ -63,6 +63,16 @@ def test_what_is_not_recognised_keeps_its_traceback() -> None:
     assert interrupted is not None and interrupted.code == errors.INTERRUPTED
 
 
+def test_a_schema_lock_held_too_long_is_one_line_about_the_database() -> None:
+    from chargeshare.adapters.sql.migrate import SchemaLocked
+
+    problem = errors.describe(SchemaLocked("another process has held the schema lock for over 60 s"))
+    assert problem is not None and problem.code == errors.ENVIRONMENT
+    assert (
+        problem.message == "cannot use the database: another process has held the schema lock for over 60 s"
+    )
+
+
 @pytest.mark.slow  # another process
 def test_serve_with_redis_unreachable_is_one_line_and_exit_3() -> None:
     env = {"CHARGESHARE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}

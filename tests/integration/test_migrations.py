@@ -571,3 +571,45 @@ def test_0041_builds_its_indexes_without_holding_the_writers(postgres_url: str) 
         assert [tuple(r) for r in valid] == [("ix_bookings_driver_id", True), ("ix_chargers_host_id", True)]
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_0041_runs_while_another_process_waits_for_the_schema_lock(postgres_url: str) -> None:
+    """Two processes start on a database at 0040: one migrates, the other waits for the schema
+    lock. A process blocked in `pg_advisory_lock` would hold a snapshot, which the migration's
+    CREATE INDEX CONCURRENTLY waits to see end: a deadlock. The waiter must hold none."""
+    engine = make_engine(postgres_url)
+    waiter_engine = make_engine(postgres_url)
+    try:
+        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
+        app.close()
+        with engine.connect() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0040")
+            conn.commit()
+        tried = threading.Event()
+
+        @event.listens_for(waiter_engine, "after_cursor_execute")
+        def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "advisory_lock" in statement:
+                tried.set()
+
+        with engine.connect() as migrating:
+            migrating.execute(text("SELECT pg_advisory_lock(:key)"), {"key": migrate.ADVISORY_KEY})
+            migrating.commit()
+            outcome: list[str] = []
+            waiter = threading.Thread(target=lambda: outcome.append(migrate.upgrade(waiter_engine)))
+            waiter.start()
+            deadline = datetime.now(UTC).timestamp() + 30
+            # Until the waiter has tried the lock: it either waits on it or has been refused once.
+            while not (tried.is_set() or lock_waits(engine)):
+                assert waiter.is_alive(), f"the waiter ended without the lock: {outcome}"
+                assert datetime.now(UTC).timestamp() < deadline, "the waiter never tried the lock"
+            command.upgrade(migrate.alembic_config(migrating), "head")
+            migrating.commit()
+            migrating.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": migrate.ADVISORY_KEY})
+            migrating.commit()
+            waiter.join(60)
+        assert outcome == ["current"]
+    finally:
+        waiter_engine.dispose()
+        engine.dispose()

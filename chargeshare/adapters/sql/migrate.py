@@ -8,6 +8,7 @@ at once take turns: the first does the work, the others find the database curren
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from alembic import command
@@ -46,6 +47,10 @@ def current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+class SchemaLocked(Exception):
+    """Another process kept the schema lock for longer than this one would wait."""
+
+
 def upgrade(engine: Engine, *, lock_timeout_s: int = 60) -> str:
     """Bring the database to HEAD; says what was done: "created", "upgraded from X" or "current".
 
@@ -57,8 +62,7 @@ def upgrade(engine: Engine, *, lock_timeout_s: int = 60) -> str:
         if postgres:
             conn.exec_driver_sql(f"SET lock_timeout = '{int(lock_timeout_s)}s'")
             conn.exec_driver_sql("SET statement_timeout = 0")
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
-            conn.commit()
+            _take_schema_lock(conn, lock_timeout_s)
         try:
             return _upgrade(conn)
         finally:
@@ -68,6 +72,23 @@ def upgrade(engine: Engine, *, lock_timeout_s: int = 60) -> str:
                 conn.exec_driver_sql("RESET lock_timeout")
                 conn.exec_driver_sql("RESET statement_timeout")
                 conn.commit()
+
+
+def _take_schema_lock(conn: Connection, timeout_s: float) -> None:
+    """The advisory lock, tried again and again rather than waited on: a process blocked in
+    `pg_advisory_lock` holds a snapshot, which the holder's `CREATE INDEX CONCURRENTLY` waits to see
+    end, so the two would deadlock. Between tries this process holds no snapshot."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.01
+    while True:
+        taken = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}).scalar_one()
+        conn.commit()
+        if taken:
+            return
+        if time.monotonic() >= deadline:
+            raise SchemaLocked(f"another process has held the schema lock for over {timeout_s:g} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 def _upgrade(conn: Connection) -> str:
