@@ -613,3 +613,28 @@ def test_0041_runs_while_another_process_waits_for_the_schema_lock(postgres_url:
     finally:
         waiter_engine.dispose()
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_0041_is_not_failed_by_a_long_reading_of_another_table(postgres_url: str) -> None:
+    """A reading that holds a snapshot (a store `reading()` is REPEATABLE READ; pg_dump is one)
+    and touches neither table must not make 0041 fail: a plain CREATE INDEX does not wait for it,
+    but CREATE INDEX CONCURRENTLY waits for every older snapshot, and under the migration's
+    lock_timeout gives up, leaving the server unable to start while the reading lasts."""
+    engine = make_engine(postgres_url)
+    try:
+        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
+        app.close()
+        with engine.connect() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0040")
+            conn.commit()
+        with engine.connect() as reading:
+            reading.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            reading.exec_driver_sql("SELECT count(*) FROM alembic_version").all()
+            try:
+                outcome = migrate.upgrade(engine, lock_timeout_s=2)
+            finally:
+                reading.rollback()
+        assert outcome == "upgraded from 0040"
+    finally:
+        engine.dispose()
