@@ -615,12 +615,25 @@ def test_0041_runs_while_another_process_waits_for_the_schema_lock(postgres_url:
         engine.dispose()
 
 
+def waited_s(engine: Engine, statement: str) -> float | None:
+    """How long, by the server's clock, a statement starting with `statement` has been waiting on a
+    lock; None when none is."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT extract(epoch FROM clock_timestamp() - query_start)::float FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE :q"
+            ),
+            {"q": statement + "%"},
+        ).scalar()
+
+
 @pytest.mark.postgres
-def test_0041_is_not_failed_by_a_long_reading_of_another_table(postgres_url: str) -> None:
-    """A reading that holds a snapshot (a store `reading()` is REPEATABLE READ; pg_dump is one)
-    and touches neither table must not make 0041 fail: a plain CREATE INDEX does not wait for it,
-    but CREATE INDEX CONCURRENTLY waits for every older snapshot, and under the migration's
-    lock_timeout gives up, leaving the server unable to start while the reading lasts."""
+def test_0041_waits_for_a_long_reading_of_another_table_rather_than_failing(postgres_url: str) -> None:
+    """A reading that holds a snapshot (a store `reading()` is REPEATABLE READ; pg_dump is one) and
+    touches neither table: CREATE INDEX CONCURRENTLY waits for every older snapshot. Under the
+    migration's lock timeout it would give up, and the server could not start while the reading
+    lasts; it must wait past that timeout (by the server's clock) and finish once the reading ends."""
     engine = make_engine(postgres_url)
     try:
         app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
@@ -628,13 +641,59 @@ def test_0041_is_not_failed_by_a_long_reading_of_another_table(postgres_url: str
         with engine.connect() as conn:
             command.downgrade(migrate.alembic_config(conn), "0040")
             conn.commit()
+        outcome: list[str] = []
         with engine.connect() as reading:
             reading.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
             reading.exec_driver_sql("SELECT count(*) FROM alembic_version").all()
+            migrating = threading.Thread(
+                target=lambda: outcome.append(migrate.upgrade(engine, lock_timeout_s=1))
+            )
+            migrating.start()
             try:
-                outcome = migrate.upgrade(engine, lock_timeout_s=2)
+                deadline = datetime.now(UTC).timestamp() + 60
+                while (waited_s(engine, "CREATE INDEX CONCURRENTLY") or 0.0) < 3.0:
+                    assert migrating.is_alive(), f"the migration gave up: {outcome}"
+                    assert datetime.now(UTC).timestamp() < deadline, "the migration never waited"
             finally:
                 reading.rollback()
-        assert outcome == "upgraded from 0040"
+            migrating.join(60)
+        assert outcome == ["upgraded from 0040"]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_0041_rebuilds_an_index_a_build_cut_short_left_invalid_and_keeps_a_valid_one(
+    postgres_url: str,
+) -> None:
+    """Run again after a concurrent build was cut short, 0041 finds an invalid index under one name
+    (dropped and built again) and a valid one under the other (kept as it is)."""
+    engine = make_engine(postgres_url)
+    names = "('ix_chargers_host_id', 'ix_bookings_driver_id')"
+    try:
+        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
+        app.close()
+        with engine.connect() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0040")
+            conn.exec_driver_sql("CREATE INDEX ix_chargers_host_id ON chargers (host_id)")
+            conn.exec_driver_sql("CREATE INDEX ix_bookings_driver_id ON bookings (driver_id)")
+            conn.exec_driver_sql(  # as a build cut short leaves it
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_bookings_driver_id'::regclass"
+            )
+            conn.commit()
+            before: dict[str, int] = dict(
+                conn.execute(text(f"SELECT relname, oid FROM pg_class WHERE relname IN {names}")).all()
+            )
+        assert migrate.upgrade(engine) == "upgraded from 0040"
+        with engine.connect() as conn:
+            after: dict[str, int] = dict(
+                conn.execute(text(f"SELECT relname, oid FROM pg_class WHERE relname IN {names}")).all()
+            )
+            valid = conn.execute(
+                text(f"SELECT bool_and(indisvalid) FROM pg_index WHERE indexrelid::regclass::text IN {names}")
+            ).scalar()
+        assert after["ix_chargers_host_id"] == before["ix_chargers_host_id"]
+        assert after["ix_bookings_driver_id"] != before["ix_bookings_driver_id"]
+        assert valid is True
     finally:
         engine.dispose()
