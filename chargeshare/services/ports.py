@@ -173,8 +173,9 @@ class Chargers(Protocol):
 
     def touch_many(self, stamps: Mapping[str, datetime]) -> list[str]:
         """Set each charger's last seen, unless it is marked offline or was stamped later (a stamp
-        never goes back): the ids left unwritten, those not registered, those offline (whose next
-        frame must bring them back, not a stamp) and those heard later, through another link."""
+        written behind never sets it back): the ids left unwritten, those not registered, those
+        offline (whose next frame must bring them back, not a stamp) and those heard later, through
+        another link."""
         ...
 
     def set_password(self, charge_point_id: str, password_hash: str | None) -> None: ...

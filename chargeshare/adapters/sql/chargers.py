@@ -43,8 +43,9 @@ TOUCH = DirectStatement(
     .values(last_seen_at=bindparam("seen_at"))
 )
 # Stamps written behind: a charger marked offline meanwhile (by another process) is left to its
-# next frame, which brings it back online and announces it. A stamp never goes back: a process whose
-# link was replaced may flush an older stamp after the new link's process wrote a newer one.
+# next frame, which brings it back online and announces it. A stamp written behind never sets it
+# back: a process whose link was replaced may flush an older stamp after the new link's process
+# wrote a newer one.
 TOUCH_UNLESS_OFFLINE = DirectStatement(
     update(t.chargers)
     .where(
