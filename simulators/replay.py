@@ -2,10 +2,11 @@
 
 Charger-originated OCPP calls go through a real `Connection` with the real CSMS handler tables; the
 CSMS's own calls are not re-sent (no charger is connected), but the charger's recorded answers to them
-are applied where the backend acts on them (ReserveNow). API calls are re-issued against the same ASGI
-app in-process. Identifiers the backend hands out (transaction, driver, booking, charger ids) are
-mapped from the recorded answers to the new ones. A trace with no API calls is a vendor's: its
-chargers, drivers and bookings are created as its frames need them.
+are signs of life, as on the server, and applied where the backend acts on them (ReserveNow). API
+calls are re-issued against the same ASGI app in-process. Identifiers the backend hands out
+(transaction, driver, booking, charger ids) are mapped from the recorded answers to the new ones. A
+trace with no API calls is a vendor's: its chargers, drivers and bookings are created as its frames
+need them.
 
 What a run set up outside the API (its hosts and chargers; from version 2 its feeders, sites,
 flexibility events and operator accounts) is re-created from the trace's setup records. With a
@@ -652,7 +653,9 @@ class Replayer:
         conn = self.connections.get((cp, version))
         if conn is None:
             handlers = csms.handlers(version, self.app.charging, cp, self.app.reports)
-            conn = self.connections[(cp, version)] = Connection(version, handlers, id_prefix="cs-")
+            # Its answers to the backend's calls are signs of life through its gate, as on the server.
+            conn = Connection(version, handlers, id_prefix="cs-", answered=handlers.sign_of_life)
+            self.connections[(cp, version)] = conn
         return conn
 
     def _ocpp_in(self, r: Record) -> None:
@@ -660,6 +663,10 @@ class Replayer:
         self._ensure_charger(cp)
         frame = decode_frame(text)
         if frame is not None and len(frame) >= 3 and frame[0] in (3, 4):
+            # Our calls are not re-sent, so the answer skips the connection: its hook is told here.
+            answered = self._connection(cp, version).answered
+            if answered is not None:
+                answered()
             self._answer_to_us(r, frame)
             return
         action = frame[2] if frame is not None and len(frame) == 4 and frame[0] == 2 else None
