@@ -712,7 +712,8 @@ class Replayer:
             self._diverge(f"line {r.line}: {action} answered {verdict[0]}, recorded {verdict[1]}")
 
     def _answer_to_us(self, r: Record, frame: list[Any]) -> None:
-        """The charger answering a CSMS call: the backend only acts on ReserveNow's answer."""
+        """The charger answering a CSMS call: the backend acts on ReserveNow's answer and on a
+        SetChargingProfile accepted (a grid share taken)."""
         call = self.pairs.call_of.get(r.line)
         if call is None or frame[0] != 3:
             return
