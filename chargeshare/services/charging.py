@@ -694,8 +694,24 @@ class ChargingService:
             again = tx.sessions.by_start_key(connector.connector_id, id_tag, meter_start, timestamp)
             if again is not None:  # a retried StartTransaction: same answer, nothing new
                 return StartResult(again.session_id, AuthStatus.ACCEPTED)
+            connector_id = connector.connector_id
+
+            def refused(status: AuthStatus) -> StartResult:
+                # The same start sent again on another link (the charger reconnected to another
+                # process) may have committed since it was looked for, and be what refuses this one
+                # (it took the booking up): its answer is this one's, as a retry's. Looked for again
+                # now, each statement reading what has committed.
+                same = None
+                if charger_tx_id is not None:
+                    same = tx.sessions.by_charger_transaction(charger.charger_id, charger_tx_id)
+                if same is None:
+                    same = tx.sessions.by_start_key(connector_id, id_tag, meter_start, timestamp)
+                if same is not None:
+                    return StartResult(same.session_id, AuthStatus.ACCEPTED)
+                return StartResult(REFUSED_TRANSACTION_ID, status)
+
             if charger.boot_policy is not BootPolicy.ACCEPTED:  # out of service: nobody starts here
-                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                return refused(AuthStatus.BLOCKED)
             booking = tx.bookings.for_start(connector.connector_id, driver_id, at)
             booked = booking is not None and booking.starts_at <= at
             lapsed = None
@@ -716,7 +732,7 @@ class ChargingService:
                 )
             )
             if not verdict.accepted:
-                return StartResult(REFUSED_TRANSACTION_ID, AuthStatus(verdict.status.value))
+                return refused(AuthStatus(verdict.status.value))
             if verdict.basis is Basis.BOOKING and lapsed is None:
                 assert booking is not None
                 active = next_status(booking.status, BookingEvent.SESSION_STARTED)
@@ -729,9 +745,9 @@ class ChargingService:
                     # A replayed start within it is the driver's still, as if it had come after.
                     lapsed = self._lapsed(tx, connector.connector_id, driver_id, at)
                     if lapsed is None:
-                        return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                        return refused(AuthStatus.BLOCKED)
                 else:
-                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)  # cancelled meanwhile
+                    return refused(AuthStatus.BLOCKED)  # cancelled meanwhile
             if verdict.basis is Basis.BOOKING and lapsed is not None:
                 # The charge belongs to the driver's booking, expired while the charger was away:
                 # that booking's end stands (its hold released or its fee taken), and the energy is
@@ -747,14 +763,14 @@ class ChargingService:
                     max_energy_wh=lapsed.max_energy_wh,
                 )
                 if late is None:
-                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                    return refused(AuthStatus.BLOCKED)
                 booking = late
             elif verdict.basis is not Basis.BOOKING:
                 assert walk_in_price is not None
                 walk_in = self._walk_in(tx, connector.connector_id, driver_id, walk_in_price, at, now)
                 if walk_in is None:
                     # Someone's booking falls within the walk-in's time: the connector is not free.
-                    return StartResult(REFUSED_TRANSACTION_ID, AuthStatus.BLOCKED)
+                    return refused(AuthStatus.BLOCKED)
                 booking = walk_in
             assert booking is not None
             session_id = tx.sessions.add(

@@ -19,7 +19,7 @@ from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
 from chargeshare.domain.charger import ChargerStatus
 from chargeshare.services.booking import BookRequest
-from chargeshare.services.charging import CHARGER_OFFLINE
+from chargeshare.services.charging import CHARGER_OFFLINE, AuthStatus
 from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.invariants import check_store
@@ -478,5 +478,37 @@ def test_a_copy_that_misses_the_first_on_another_process_answers_with_its_bookin
         assert len(tx.bookings.all()) == 1
     gateway = a.gateway  # its books are in the database: both processes' provider
     assert isinstance(gateway, SimulatedGateway) and len(gateway.holds) == 1
+    failing = [r for r in check_store(a.store, a.config.rules, now=a.clock.now(), final=False) if not r.ok]
+    assert not failing, failing
+
+
+@pytest.mark.parametrize("charger_tx", [None, "tx-1"], ids=["1.6", "2.0.1"])
+def test_a_start_sent_again_on_another_process_as_the_first_commits_gets_its_answer(
+    nodes: tuple[App, App], charger_tx: str | None
+) -> None:
+    """The charger's start reached A, its link dropped before the answer, and it sent the start again
+    on its new link to B. B looks for the start and finds nothing; A then commits it, taking the
+    driver's booking up. B must answer with A's session (one session, billed once), not refuse the
+    start because the booking it would have taken up is taken: the charger would end the charge."""
+    a, b = nodes
+    charger = add_charger(a, "CP1", price=40)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    booking = a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000)).booking_id
+    at = a.clock.now()
+    firsts: list[int] = []
+
+    def a_commits_the_start() -> None:
+        first = a.charging.start("CP1", 1, "TAG", 100, at, charger_tx_id=charger_tx)
+        assert first.status is AuthStatus.ACCEPTED
+        firsts.append(first.transaction_id)
+
+    b.charging.store = RunsBetween(b.store, "sessions", "by_start_key", a_commits_the_start)
+    again = b.charging.start("CP1", 1, "TAG", 100, at, charger_tx_id=charger_tx)
+    assert (again.status, [again.transaction_id]) == (AuthStatus.ACCEPTED, firsts)
+    advance(a, 1_800)
+    b.charging.stop("CP1", again.transaction_id, 2_100, a.clock.now())
+    with a.store.reading() as tx:
+        (session,) = tx.sessions.all()
+    assert (session.booking_id, session.billed_wh, session.cost) == (booking, 2_000, 80)
     failing = [r for r in check_store(a.store, a.config.rules, now=a.clock.now(), final=False) if not r.ok]
     assert not failing, failing
