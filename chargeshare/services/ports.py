@@ -593,7 +593,7 @@ class PaymentsOutbox(Protocol):
     ) -> bool:
         """Record how a step `worker` holds went and let it go; False if the claim was lost (its
         lease ran out and another worker took it), in which case nothing is written. `declined`:
-        the card declined this attempt's authorisation (counted in `declines`)."""
+        the card declined this attempt's authorisation, or it lapsed (counted in `declines`)."""
         ...
 
     def reprice_unworked(self, key: str, amount: int) -> bool:

@@ -124,8 +124,8 @@ class OutboxItem:
     claimed_by: str | None = None  # the worker that alone may finish it, until the lease runs out
     lease_until: datetime | None = None
     reference: str | None = None  # the provider's authorisation this step made, if any
-    # Authorisations the card declined for this step (one it charges afresh): each is the provider's
-    # answer to one request, so the next attempt asks under a new key rather than replay it.
+    # Authorisations the card declined for this step (one it charges afresh), or that lapsed before
+    # its capture: each is the provider's answer to one request, so the next attempt asks anew.
     declines: int = 0
 
 

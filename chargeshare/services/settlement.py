@@ -83,6 +83,15 @@ class ChargeDeclined(LedgerError):
     """The card declined a step's fresh authorisation: retried (under a new key) like any failure."""
 
 
+class ChargeLapsed(LedgerError):
+    """A step's fresh authorisation lapsed before its capture: the lapse is recorded with the retry,
+    which authorises afresh under a new key (counted as a decline is)."""
+
+    def __init__(self, message: str, expire: JournalEntry) -> None:
+        super().__init__(message)
+        self.expire = expire
+
+
 @dataclass(frozen=True)
 class Placement:
     """How asking the provider for a booking's hold went."""
@@ -110,8 +119,18 @@ def _authorisation_key(item: OutboxItem) -> str:
     top-up). An exact repeat of an attempt (a retry after a failed capture, a worker taking over a
     lapsed lease) asks under the same key, so the provider answers with the authorisation it made;
     each decline recorded makes the next attempt a new request, so it is decided afresh rather than
-    replayed (a provider keeps a declined request's answer under its key, as it keeps an approval)."""
-    base = f"{item.idempotency_key}:hold"
+    replayed (a provider keeps a declined request's answer under its key, as it keeps an approval).
+    A lapse is counted as a decline: the lapsed authorisation's key would replay it, lapsed."""
+    return _nth(f"{item.idempotency_key}:hold", item)
+
+
+def _capture_key(item: OutboxItem) -> str:
+    """The key of a step's capture: each fresh authorisation is captured under its own key (a lapsed
+    one was refused under the previous key, and a provider keeps that answer)."""
+    return _nth(_key(item.booking_id, f"{item.step}-capture"), item)
+
+
+def _nth(base: str, item: OutboxItem) -> str:
     return base if item.declines == 0 else f"{base}:{item.declines + 1}"
 
 
@@ -360,9 +379,11 @@ class SettlementService:
                 attempts=attempts,
                 next_attempt_at=self.clock.now() + timedelta(seconds=backoff + jitter),
                 last_error=f"{type(exc).__name__}: {exc}",
-                declined=isinstance(exc, ChargeDeclined),
+                declined=isinstance(exc, (ChargeDeclined, ChargeLapsed)),
             ):
                 return "lost"
+            if isinstance(exc, ChargeLapsed):
+                tx.ledger.add([exc.expire])
         log.warning("payment step %s failed (attempt %s): %s", item.idempotency_key, attempts, exc)
         return status
 
@@ -405,12 +426,13 @@ class SettlementService:
         now = self.clock.now()
         reference = booking.payment_ref
         walk_in = is_walk_in(booking.hold_amount)
+        fresh = item.step in FRESH_CHARGES or (walk_in and item.step == CAPTURE)
         if walk_in and item.step == CAPTURE and item.amount == 0:
             with self.store.transaction() as tx:  # nothing owed: nothing to ask the card for
                 self._done(tx, item, [], note="walk-in: nothing to charge")
             self._settled(item, now)
             return
-        if item.step in FRESH_CHARGES or (walk_in and item.step == CAPTURE):
+        if fresh:
             # A walk-in had no hold: its cost is authorised and captured now, as a lapsed hold's is.
             hold, reference = self._charge_afresh(item, booking.driver_id, entries)
         if hold is None or reference is None:
@@ -444,9 +466,13 @@ class SettlementService:
             self.gateway.capture(
                 reference=reference,
                 amount=amount,
-                idempotency_key=_key(item.booking_id, f"{item.step}-capture"),
+                idempotency_key=_capture_key(item),
             )
-        except HoldExpired:
+        except HoldExpired as exc:
+            if fresh:  # the step's own authorisation: this step charges the card afresh again
+                expire_id = f"{hold.entry_id}:expire"
+                expire = ledger.void_hold(hold, entries, void_id=expire_id, at=now, kind=EntryKind.EXPIRE)
+                raise ChargeLapsed(f"the fresh authorisation lapsed before capture: {exc}", expire) from exc
             self._hold_lapsed(item, hold, entries)
             return
         failpoint("capture-called")
@@ -537,9 +563,12 @@ class SettlementService:
         )
         if not result.approved:
             raise ChargeDeclined(f"card declined when charging afresh: {result.reason}; collect manually")
-        hold_id = f"b{item.booking_id}:{item.step}-hold"
-        hold = next((e for e in entries if e.entry_id == hold_id), None)
+        # The step's authorisation in the ledger: the one not ended yet (a lapsed one was ended).
+        base = f"b{item.booking_id}:{item.step}-hold"
+        mine = [e for e in entries if e.kind is EntryKind.HOLD and f"{e.entry_id}:".startswith(f"{base}:")]
+        hold = ledger.open_hold([*mine, *(e for e in entries if e.pending_id is not None)])
         if hold is None:
+            hold_id = base if not mine else f"{base}:{len(mine) + 1}"
             hold = ledger.place_hold(hold_id, item.booking_id, driver_id, item.amount, self.clock.now())
             with self.store.transaction() as tx:
                 tx.ledger.add([hold])

@@ -256,3 +256,46 @@ def test_a_host_whose_kyc_is_revoked_during_a_payout_run_is_not_paid(app: App, c
     with app.store.reading() as t:
         assert posted_balances(t.ledger.entries())[f"host:{second}:payable"] == -850
     assert failing(app) == set()
+
+
+class DownAfterAuthorising:
+    """The real gateway, but the provider goes down right after the authorisation under `key`."""
+
+    def __init__(self, inner: SimulatedGateway, key: str) -> None:
+        self.inner, self.key = inner, key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def authorize(self, **kw: Any) -> Any:
+        result = self.inner.authorize(**kw)
+        if kw["idempotency_key"] == self.key:
+            self.inner.down = True
+        return result
+
+
+def test_a_fresh_charge_whose_own_authorisation_lapses_is_charged_afresh_again(
+    app: App, clock: ManualClock
+) -> None:
+    """The booking's hold lapsed, so the card is charged afresh; that new authorisation lapses too
+    before its capture (another long outage): the card is charged afresh once more, not let off."""
+    booking_id, tx = booked_and_charging(app, clock)
+    gateway(app).down = True
+    app.charging.stop("CP1", tx, 8_000, clock.now())
+    clock.advance(8 * 24 * 3600)  # the booking's hold lapses during the outage
+    gateway(app).down = False
+    real = gateway(app)
+    app.settlement.gateway = DownAfterAuthorising(real, f"booking:{booking_id}:charge:hold")
+    app.settlement.reconcile()  # the fresh authorisation is made, then the provider goes down
+    assert [(s, st) for s, st, _ in outbox(app)][1:] == [("capture", "done"), ("charge", "dead")]
+    clock.advance(8 * 24 * 3600)  # ... for a week: the fresh authorisation lapses as well
+    real.down = False
+    app.settlement.gateway = real
+    app.settlement.reconcile()
+    assert [(s, st) for s, st, _ in outbox(app)][1:] == [("capture", "done"), ("charge", "done")]
+    assert real.total_captured == 280
+    assert [h.state for h in real.holds.values()] == ["expired", "expired", "captured"]
+    with app.store.transaction() as t:
+        kinds = [e.kind for e in t.ledger.entries(booking_id)]
+    assert kinds.count(EntryKind.EXPIRE) == 2 and kinds.count(EntryKind.CAPTURE) == 1
+    assert failing(app) == set()
