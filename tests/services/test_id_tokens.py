@@ -405,3 +405,44 @@ def test_a_token_or_tag_presented_in_another_case_is_the_same(
         app.tokens.add(bob, "ann-tag")  # another driver's tag
     with pytest.raises(InvalidRequest):
         app.marketplace.add_driver("Eve", "card-1")  # someone's card
+
+
+def test_a_walk_in_captured_under_the_key_before_lapses_counted_is_not_captured_again(
+    app: App, clock: ManualClock, world: tuple[int, int]
+) -> None:
+    """A step stored before capture keys counted declines: its card declined once, the next
+    authorisation was captured at the provider under the step's one capture key, and the process
+    died before committing. Its retry must find that capture, not ask anew under a new key (the
+    provider refuses a second capture of the authorisation, so the step dies, the driver charged
+    and the ledger's hold open)."""
+    charger, driver = world
+    app.tokens.set_walk_in(charger, 45)
+    recorder = KeyRecorder(app)
+    sim = recorder.gateway
+    sim.decline_customers.add(f"driver:{driver}")
+    tx_id = app.charging.start("CP1", 1, "CARD-1", 0, clock.now()).transaction_id
+    clock.advance(3_600)
+    app.charging.stop("CP1", tx_id, 10_000, clock.now())  # 450p; this attempt is declined
+    sim.decline_customers.clear()
+    with app.store.reading() as tx:
+        (item,) = tx.outbox.all()
+    assert (item.status, item.declines) == ("pending", 1)
+    capture = sim.capture
+    legacy = f"booking:{item.booking_id}:capture-capture"  # the key every attempt used before
+
+    def done_then_died(*, reference: str, amount: int, idempotency_key: str) -> None:
+        sim.capture = capture  # type: ignore[method-assign]
+        capture(reference=reference, amount=amount, idempotency_key=legacy)
+        raise ProviderUnavailable("the process died before its commit")
+
+    sim.capture = done_then_died  # type: ignore[method-assign]
+    clock.advance(app.config.rules.payment_backoff_cap_s * 2)
+    app.settlement.process_due()
+    assert [(h.amount, h.state) for h in sim.holds.values()] == [(450, "captured")]
+    clock.advance(app.config.rules.payment_backoff_cap_s * 2)
+    app.settlement.reconcile()
+    with app.store.reading() as tx:
+        (item,) = tx.outbox.all()
+        captured = sum(e.amount for e in tx.ledger.entries() if e.kind is EntryKind.CAPTURE)
+    assert (item.status, captured) == ("done", 450), item.last_error
+    assert failing(app) == set()
