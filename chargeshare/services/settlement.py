@@ -124,10 +124,23 @@ def _authorisation_key(item: OutboxItem) -> str:
     return _nth(f"{item.idempotency_key}:hold", item)
 
 
-def _capture_key(item: OutboxItem) -> str:
-    """The key of a step's capture: each fresh authorisation is captured under its own key (a lapsed
-    one was refused under the previous key, and a provider keeps that answer)."""
-    return _nth(_key(item.booking_id, f"{item.step}-capture"), item)
+def _capture_key(item: OutboxItem, entries: Sequence[JournalEntry]) -> str:
+    """The key of a step's capture: after each lapse of its own fresh authorisation, the next one is
+    captured under a key of its own (the lapsed one was refused under the previous key, and a
+    provider keeps that answer). Lapses are counted from the ledger's expiries of the step's holds,
+    not from declines, which never reach a capture: a step whose card declined once keeps the key
+    it may already have captured under."""
+    base = _key(item.booking_id, f"{item.step}-capture")
+    holds = {e.entry_id for e in _step_holds(item, entries)}
+    lapses = sum(1 for e in entries if e.kind is EntryKind.EXPIRE and e.pending_id in holds)
+    return base if lapses == 0 else f"{base}:{lapses + 1}"
+
+
+def _step_holds(item: OutboxItem, entries: Sequence[JournalEntry]) -> list[JournalEntry]:
+    """The holds a step placed for its own fresh authorisations: `b<booking>:<step>-hold`, then
+    `...-hold:2` and on after each lapse."""
+    base = f"b{item.booking_id}:{item.step}-hold"
+    return [e for e in entries if e.kind is EntryKind.HOLD and f"{e.entry_id}:".startswith(f"{base}:")]
 
 
 def _nth(base: str, item: OutboxItem) -> str:
@@ -466,7 +479,7 @@ class SettlementService:
             self.gateway.capture(
                 reference=reference,
                 amount=amount,
-                idempotency_key=_capture_key(item),
+                idempotency_key=_capture_key(item, entries),
             )
         except HoldExpired as exc:
             if fresh:  # the step's own authorisation: this step charges the card afresh again
@@ -564,10 +577,10 @@ class SettlementService:
         if not result.approved:
             raise ChargeDeclined(f"card declined when charging afresh: {result.reason}; collect manually")
         # The step's authorisation in the ledger: the one not ended yet (a lapsed one was ended).
-        base = f"b{item.booking_id}:{item.step}-hold"
-        mine = [e for e in entries if e.kind is EntryKind.HOLD and f"{e.entry_id}:".startswith(f"{base}:")]
+        mine = _step_holds(item, entries)
         hold = ledger.open_hold([*mine, *(e for e in entries if e.pending_id is not None)])
         if hold is None:
+            base = f"b{item.booking_id}:{item.step}-hold"
             hold_id = base if not mine else f"{base}:{len(mine) + 1}"
             hold = ledger.place_hold(hold_id, item.booking_id, driver_id, item.amount, self.clock.now())
             with self.store.transaction() as tx:
