@@ -512,3 +512,29 @@ def test_a_start_sent_again_on_another_process_as_the_first_commits_gets_its_ans
     assert (session.booking_id, session.billed_wh, session.cost) == (booking, 2_000, 80)
     failing = [r for r in check_store(a.store, a.config.rules, now=a.clock.now(), final=False) if not r.ok]
     assert not failing, failing
+
+
+def test_a_replayed_start_sent_again_on_another_process_where_walk_ins_charge_gets_its_answer(
+    nodes: tuple[App, App],
+) -> None:
+    """As above, but the start is one the charger made offline (replayed) on a charger that takes
+    walk-ins: B, missing A's session, is not refused but places the start as a replayed walk-in after
+    the booking A took up. Its copy of the session then trips the start-key constraint: the start
+    must be answered with A's session, not fail."""
+    a, b = nodes
+    charger = add_charger(a, "CP1", price=40)
+    a.tokens.set_walk_in(charger, 45)
+    driver = a.marketplace.add_driver("D", "TAG").driver_id
+    a.bookings.book(BookRequest(driver, charger, 1, 60, 10_000))
+    at = a.clock.now() + timedelta(seconds=10)
+    advance(a, 600)  # the charger tells us of it late: a replayed start
+    firsts: list[int] = []
+
+    def a_commits_the_start() -> None:
+        first = a.charging.start("CP1", 1, "TAG", 100, at)
+        assert first.status is AuthStatus.ACCEPTED
+        firsts.append(first.transaction_id)
+
+    b.charging.store = RunsBetween(b.store, "sessions", "by_start_key", a_commits_the_start)
+    again = b.charging.start("CP1", 1, "TAG", 100, at)
+    assert (again.status, [again.transaction_id]) == (AuthStatus.ACCEPTED, firsts)
