@@ -24,7 +24,7 @@ from chargeshare.domain.booking import LIVE_STATES, BookingStatus
 from chargeshare.domain.charger import BootPolicy, ChargerSpec, ChargerStatus, ConnectorStatus, ConnectorType
 from chargeshare.domain.command_backoff import Backoff, OwedKind, Refusals
 from chargeshare.domain.dynamic_pricing import HostPricing, Price
-from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken
+from chargeshare.domain.errors import BookingConflict, InvalidRequest, NotFound, StaleFencingToken, StartTaken
 from chargeshare.domain.fleet import (
     BlockRule,
     ContractPolicy,
@@ -939,7 +939,7 @@ class MemorySessions(_Repository):
         if any(s.booking_id == booking_id for s in self.t.sessions.values()):
             raise DuplicateKey(f"a session for booking {booking_id}")
         if self.by_start_key(connector_id, id_tag, meter_start_wh, started_at) is not None:
-            raise DuplicateKey("a session with this start key")
+            raise StartTaken(f"a session with this start key on connector {connector_id}")
         session_id = self.store.next_id("sessions")
         self.t.sessions[session_id] = SessionRecord(
             session_id=session_id,

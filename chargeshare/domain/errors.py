@@ -63,6 +63,11 @@ class ConcurrentChange(DomainError):
     code = "concurrent_change"
 
 
+class StartTaken(ConcurrentChange):
+    """A session with this start (connector, tag, meter start, time) was committed by another unit of
+    work after this one looked for it: the same start, sent again on another link."""
+
+
 class RequestInProgress(ConcurrentChange):
     """A request sent again under its Idempotency-Key while the first is still being worked on."""
 

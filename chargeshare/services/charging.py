@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 from chargeshare.domain.booking import (
     LEAST_PERIOD,
@@ -18,7 +19,7 @@ from chargeshare.domain.booking import (
     walk_in_period,
 )
 from chargeshare.domain.charger import BootPolicy, ChargerStatus, ConnectorStatus
-from chargeshare.domain.errors import BookingConflict, Busy, DomainError, NotFound
+from chargeshare.domain.errors import BookingConflict, Busy, DomainError, NotFound, StartTaken
 from chargeshare.domain.session import SessionStatus, billed_energy, unmetered
 from chargeshare.domain.tariff import Tariff
 from chargeshare.domain.tokens import Basis, IdToken, Situation, TokenStatus, decide
@@ -639,7 +640,8 @@ class ChargingService:
         on it), so the start is not compared with the connector's free report, placed by an earlier
         link: it is a new session, which the next free report frees (see `_over_already`), and the
         charger is asked for that report at once (`ConnectorStatusWanted`)."""
-        result = self._start(
+        start = partial(
+            self._start,
             cp_id,
             connector_no,
             id_tag,
@@ -650,6 +652,13 @@ class ChargingService:
             placed_at=placed_at,
             clock_known=clock_known,
         )
+        try:
+            result = start()
+        except StartTaken:
+            # The same start, sent again on another link, committed after this one looked for it,
+            # and this one was not refused (a replayed walk-in, say): rolled back, it is decided
+            # again, and finds that start as a retry does.
+            result = start()
         if not clock_known and result.status is AuthStatus.ACCEPTED:
             # Without a status on its link the start cannot be placed against the free report: the
             # connector's status now says whether its car is still there. A start sent again asks

@@ -25,7 +25,7 @@ from chargeshare.adapters.sql.direct import DirectStatement
 from chargeshare.adapters.sql.id_lists import in_ids
 from chargeshare.adapters.sql.rows import CHARGER_ID_OF, CHARGER_STATUSES, session_record
 from chargeshare.domain.charger import ChargerStatus
-from chargeshare.domain.errors import NotFound
+from chargeshare.domain.errors import NotFound, StartTaken
 from chargeshare.domain.session import SessionStatus
 from chargeshare.services.records import MeterAdvance, SessionRecord
 
@@ -220,6 +220,7 @@ BY_START_KEY = DirectStatement(
         _s.started_at == bindparam("start_at"),
     )
 )
+START_KEY = "uq_session_start_key"  # what PostgreSQL names when the same start is added twice
 INSERT = DirectStatement(
     insert(t.sessions)
     .values(
@@ -276,7 +277,14 @@ class SqlSessions:
             "start_at": started_at,
             "start_wh": meter_start_wh,
         }
-        row = INSERT.first(self.conn, params)
+        try:
+            row = INSERT.first(self.conn, params)
+        except Exception as exc:
+            # Another unit of work committed the same start since this one looked for it (the
+            # charger sent it again on another link, to another process).
+            if getattr(getattr(exc, "diag", None), "constraint_name", None) == START_KEY:
+                raise StartTaken(f"a session with this start key on connector {connector_id}") from exc
+            raise
         assert row is not None  # INSERT ... RETURNING always gives the row
         return int(row[0])
 
