@@ -57,6 +57,25 @@ async def served() -> AsyncIterator[Served]:
         yield s
 
 
+@dataclass
+class Central(OnLoopback):
+    """A served app with its charger registry, for tests that send the backend's commands."""
+
+    app: App
+    registry: ChargerRegistry
+    port: int
+
+
+@pytest.fixture
+async def central() -> AsyncIterator[Central]:
+    """As `serve` runs, unregistered chargers allowed, commands timing out after 5 s."""
+    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
+    registry = ChargerRegistry(app, call_timeout_s=5)
+    async with LoopbackServer(create_api(app, registry)) as server:
+        yield Central(app, registry, server.port)
+    app.close()
+
+
 def list_home_charger(app: App, cp_id: str, host_id: int) -> int:
     """A host's charger in Bristol with two 7.4 kW Type 2 connectors at 30p/kWh; its id."""
     connectors = (ConnectorSpec(1, ConnectorType.TYPE2, 7_400), ConnectorSpec(2, ConnectorType.TYPE2, 7_400))

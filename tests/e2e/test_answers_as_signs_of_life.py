@@ -4,45 +4,20 @@ Only a charger in service is stamped by them, over real loopback WebSockets."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.charger import BootPolicy, ChargerStatus
-from chargeshare.entrypoints.api import create_api
-from chargeshare.entrypoints.loopback import LoopbackServer
-from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
-from chargeshare.services.clock import SystemClock
 from chargeshare.services.events import ChargerOnline
 from tests.conftest import add_charger
+from tests.e2e.conftest import Central
 from tests.e2e.ocpp_clients import Script, library_cp16
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Central:
-    app: App
-    registry: ChargerRegistry
-    port: int
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
-
-
-@pytest.fixture
-async def central() -> AsyncIterator[Central]:
-    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
-    registry = ChargerRegistry(app, call_timeout_s=5)
-    async with LoopbackServer(create_api(app, registry)) as server:
-        yield Central(app, registry, server.port)
-    app.close()
 
 
 def seen_as(app: App, cp_id: str) -> tuple[ChargerStatus, datetime | None]:

@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
-from chargeshare.bootstrap import App, Config, build
+from chargeshare.bootstrap import App
 from chargeshare.domain.tokens import ListEntry, TokenStatus, UpdateType
-from chargeshare.entrypoints.api import create_api
-from chargeshare.entrypoints.loopback import LoopbackServer
-from chargeshare.entrypoints.ocpp_server import ChargerRegistry
 from chargeshare.ocpp import commands as cmd
 from chargeshare.services.booking import BookRequest
-from chargeshare.services.clock import SystemClock
 from tests.conftest import add_charger
+from tests.e2e.conftest import Central
 from tests.e2e.ocpp_clients import (
     Script,
     boot16,
@@ -39,26 +35,6 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_S = 0.3  # for the one command a charger leaves unanswered
-
-
-@dataclass
-class Central:
-    app: App
-    registry: ChargerRegistry
-    port: int
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
-
-
-@pytest.fixture
-async def central() -> AsyncIterator[Central]:
-    app = build(Config(database_url="sqlite://", allow_unknown_chargers=True), clock=SystemClock())
-    registry = ChargerRegistry(app, call_timeout_s=5)
-    async with LoopbackServer(create_api(app, registry)) as server:
-        yield Central(app, registry, server.port)
-    app.close()
 
 
 Connect = Callable[..., AbstractAsyncContextManager[Any]]

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sqlalchemy import Engine, text
+
 
 class PausesAfter:
     """The store, but the first `repository.method(...)` call of a unit of work run by a thread
@@ -58,3 +60,16 @@ class PausesBeforeCommit:
             if self.paused_thread() and not self.reached.is_set():
                 self.reached.set()
                 assert self.go.wait(30), "never told to go on"
+
+
+def lock_waits(engine: Engine) -> int:
+    """How many sessions of this PostgreSQL database wait on a lock now."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )

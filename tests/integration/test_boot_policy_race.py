@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from chargeshare.adapters.sql import chargers as sql_chargers
 from chargeshare.bootstrap import App
 from chargeshare.domain.charger import BootPolicy, ChargerStatus
 from chargeshare.ocpp import V16
 from tests.conftest import add_charger, sql_store
+from tests.integration.pausing import lock_waits
 
 pytestmark = pytest.mark.postgres
 
@@ -26,14 +26,7 @@ def rejection_waiting_or_done(app: App, rejecting: threading.Thread) -> None:
     deadline = time.monotonic() + WAIT_S
     probe = sql_store(app).engine
     while rejecting.is_alive():
-        with probe.connect() as conn:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        if waiting:
+        if lock_waits(probe):
             return
         assert time.monotonic() < deadline, "the rejection neither finished nor waited on a lock"
         time.sleep(0.01)

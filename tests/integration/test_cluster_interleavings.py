@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from chargeshare.adapters.payments_sim import SimulatedGateway
 from chargeshare.bootstrap import App, Config, build
@@ -24,7 +23,7 @@ from chargeshare.services.clock import ManualClock
 from chargeshare.services.events import ChargerOffline
 from chargeshare.services.invariants import check_store
 from tests.conftest import T0, add_charger, sql_store
-from tests.integration.pausing import PausesAfter, PausesBeforeCommit
+from tests.integration.pausing import PausesAfter, PausesBeforeCommit, lock_waits
 from tests.services.test_pricing_service import DYNAMIC, CalmGrid
 
 pytestmark = pytest.mark.postgres
@@ -202,15 +201,7 @@ def test_a_stamp_flushed_late_by_a_replaced_link_does_not_set_last_seen_back(
 
 
 def locks_waited_on(app: App) -> int:
-    with sql_store(app).engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        )
+    return lock_waits(sql_store(app).engine)
 
 
 def until_a_lock_is_waited_on(app: App, waiter: threading.Thread, what: str) -> None:

@@ -21,6 +21,7 @@ from chargeshare.bootstrap import App, Config, build
 from chargeshare.services.booking import BookRequest
 from chargeshare.services.clock import ManualClock
 from tests.conftest import T0, add_charger
+from tests.integration.pausing import lock_waits
 from tests.services.test_v2g_home_buyer import Site
 
 
@@ -518,16 +519,12 @@ def test_0039_counts_unanswered_sends_apart_and_going_back_keeps_the_refusals(
         ]
 
 
-def lock_waits(engine: Engine) -> int:
+def at_0040(url: str, engine: Engine) -> None:
+    """A database made at the head, then taken back to 0040 (before the listings' indexes)."""
+    build(Config(database_url=url, password_hash="fast"), clock=ManualClock(T0)).close()
     with engine.connect() as conn:
-        return int(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        )
+        command.downgrade(migrate.alembic_config(conn), "0040")
+        conn.commit()
 
 
 @pytest.mark.postgres
@@ -581,11 +578,7 @@ def test_0041_runs_while_another_process_waits_for_the_schema_lock(postgres_url:
     engine = make_engine(postgres_url)
     waiter_engine = make_engine(postgres_url)
     try:
-        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
-        app.close()
-        with engine.connect() as conn:
-            command.downgrade(migrate.alembic_config(conn), "0040")
-            conn.commit()
+        at_0040(postgres_url, engine)
         tried = threading.Event()
 
         @event.listens_for(waiter_engine, "after_cursor_execute")
@@ -636,11 +629,7 @@ def test_0041_waits_for_a_long_reading_of_another_table_rather_than_failing(post
     lasts; it must wait past that timeout (by the server's clock) and finish once the reading ends."""
     engine = make_engine(postgres_url)
     try:
-        app = build(Config(database_url=postgres_url, password_hash="fast"), clock=ManualClock(T0))
-        app.close()
-        with engine.connect() as conn:
-            command.downgrade(migrate.alembic_config(conn), "0040")
-            conn.commit()
+        at_0040(postgres_url, engine)
         outcome: list[str] = []
         with engine.connect() as reading:
             reading.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
