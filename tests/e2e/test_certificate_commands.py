@@ -17,8 +17,9 @@ from chargeshare.ocpp.certificate_ids import certificate_hash
 from chargeshare.ocpp.command_names import parse_command, result_json
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
+from tests.e2e.conftest import Central
 from tests.e2e.ocpp_clients import Script
-from tests.e2e.test_ocpp_commands import Central, boot, central, charge_point, version  # noqa: F401
+from tests.e2e.test_ocpp_commands import boot, charge_point, version  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,7 @@ def ca_pem(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def virtual(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:  # noqa: F811
+async def virtual(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:
     charger = VirtualCharger("VC-CERT", central.ws, SystemClock(), [7_400], protocol=request.param)
     await charger.start()
     try:
@@ -49,7 +50,7 @@ def _snake(h: cmd.CertificateHash) -> dict[str, str]:
 
 
 async def test_certificate_commands_reach_a_library_charger(
-    central: Central,  # noqa: F811
+    central: Central,
     version: str,  # noqa: F811
     ca_pem: str,
 ) -> None:
@@ -77,7 +78,7 @@ async def test_certificate_commands_reach_a_library_charger(
 
 @pytest.mark.parametrize("virtual", ["1.6", "2.0.1"], indirect=True)
 async def test_an_operator_installs_lists_and_deletes_our_root_on_the_virtual_charger(
-    central: Central,  # noqa: F811
+    central: Central,
     virtual: VirtualCharger,
     ca_pem: str,
 ) -> None:

@@ -2,7 +2,6 @@
 out over the charger's WebSocket, the virtual charger downloads from (or uploads to) the backend's
 own HTTP location, and its status notifications reach the operator's view of it."""
 
-# ruff: noqa: F811  (the `central` fixture is imported from the commands tests, and named again)
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +17,7 @@ from chargeshare.ocpp import file_commands as files
 from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
 from tests.conftest import add_charger
-from tests.e2e.test_ocpp_commands import Central, central  # noqa: F401
+from tests.e2e.conftest import Central
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e

@@ -13,14 +13,14 @@ from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
 from simulators.evse_model_v201 import evse_variables
 from tests.conftest import add_charger
-from tests.e2e.test_ocpp_commands import Central, central  # noqa: F401
+from tests.e2e.conftest import Central
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=["2.0.1", "2.1"])
-async def charger(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:  # noqa: F811
+async def charger(central: Central, request: pytest.FixtureRequest) -> AsyncIterator[VirtualCharger]:
     add_charger(central.app, "VC-REP", online=False)  # registered: what it reports is kept
     charger = VirtualCharger("VC-REP", central.ws, SystemClock(), [7_400], protocol=request.param)
     await charger.start()
@@ -35,7 +35,7 @@ def summaries(c: Central) -> list[str]:
 
 
 async def test_reports_of_the_device_model_reach_the_operator(
-    central: Central,  # noqa: F811
+    central: Central,
     charger: VirtualCharger,
 ) -> None:
     r = central.registry

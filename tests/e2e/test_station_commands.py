@@ -2,7 +2,6 @@
 virtual charger: each is answered as the charger's state says, and the reports they ask for reach
 the backend and are kept among the charger's reports for operators."""
 
-# ruff: noqa: F811  (the `central` fixture is imported from the commands tests, and named again)
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from chargeshare.services.clock import SystemClock
 from simulators.charger import VirtualCharger
 from simulators.settings import HEARTBEAT_INTERVAL
 from tests.conftest import add_charger
-from tests.e2e.test_ocpp_commands import Central, central  # noqa: F401
+from tests.e2e.conftest import Central
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
